@@ -1,0 +1,48 @@
+# The two commands: `make demo` runs the whole mesh locally, `make test` runs every check.
+# Both create or refresh .venv and fetch Kafka's jars (once) from Maven Central.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help install kafka lint format test test-fast demo bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@echo ">> creating/refreshing $(VENV) with $(PYTHON)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --progress-bar off -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install mesh-stream with its dev extras
+
+kafka: install  ## fetch Apache Kafka's jars from Maven Central into the cache (once)
+	$(BIN)/mesh broker fetch
+
+lint: install  ## ruff check, ruff format --check, mypy
+	$(BIN)/ruff check mesh_stream tests benchmarks domains
+	$(BIN)/ruff format --check mesh_stream tests benchmarks domains
+	$(BIN)/mypy mesh_stream
+
+format: install  ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix mesh_stream tests benchmarks domains
+	$(BIN)/ruff format mesh_stream tests benchmarks domains
+
+test: kafka lint  ## everything CI runs: lint, type check, unit and integration tests
+	$(BIN)/pytest
+
+test-fast: install  ## unit tests only (no broker)
+	$(BIN)/pytest -m "not integration"
+
+demo: kafka  ## install, then run the whole mesh locally (`mesh up`)
+	$(BIN)/mesh up
+
+bench: kafka  ## benchmarks against a real broker, as ratios to raw confluent-kafka
+	$(BIN)/mesh bench
+
+clean:  ## remove the virtualenv and caches (not the Kafka jar cache)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,434 @@
+"""A real Apache Kafka cluster (KRaft, combined broker + controller nodes) on this machine.
+
+``LocalCluster`` formats each node's log directory, starts one JVM per node in the
+background, and waits until the cluster answers a metadata request that lists every
+node. What it started is written to ``<data_dir>/cluster.json`` so that another process
+(``mesh broker status``/``stop``, a later ``start``) knows about it.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from mesh_stream.broker.distribution import (
+    KafkaDistribution,
+    Progress,
+    _silent,
+    require_tool,
+    resource_path,
+)
+from mesh_stream.errors import (
+    BrokerAlreadyRunningError,
+    BrokerError,
+    BrokerStartTimeoutError,
+    ConfigurationError,
+    PortInUseError,
+)
+
+STATE_FILE = "cluster.json"
+HOST = "127.0.0.1"
+
+
+@dataclass
+class NodeState:
+    node_id: int
+    port: int
+    controller_port: int
+    pid: int | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.port}"
+
+
+@dataclass
+class ClusterState:
+    cluster_id: str
+    kafka_version: str
+    nodes: list[NodeState] = field(default_factory=list)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(node.address for node in self.nodes)
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    node_id: int
+    address: str
+    pid: int | None
+    running: bool
+    log_file: Path
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    """What ``mesh broker status`` reports."""
+
+    running: bool
+    bootstrap_servers: str | None
+    nodes: tuple[NodeStatus, ...]
+    data_dir: Path
+
+    @property
+    def pids(self) -> list[int]:
+        return [node.pid for node in self.nodes if node.pid is not None and node.running]
+
+
+def new_cluster_id() -> str:
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` runs (reaping it first if it is our own exited child)."""
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists():
+        try:
+            return b"kafka.Kafka" in cmdline.read_bytes()
+        except OSError:
+            return False
+    return True
+
+
+def log_tail(path: Path, lines: int = 25) -> str:
+    try:
+        content = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return f"(no log at {path})"
+    return "\n".join(content[-lines:])
+
+
+class LocalCluster:
+    """Start, stop and inspect a Kafka cluster whose state lives in ``data_dir``."""
+
+    def __init__(
+        self,
+        distribution: KafkaDistribution,
+        data_dir: Path,
+        *,
+        heap: str = "512m",
+        progress: Progress = _silent,
+    ) -> None:
+        self.distribution = distribution
+        self.data_dir = data_dir
+        self.heap = heap
+        self.progress = progress
+
+    # -- state -------------------------------------------------------------------------
+    @property
+    def state_file(self) -> Path:
+        return self.data_dir / STATE_FILE
+
+    def node_dir(self, node_id: int) -> Path:
+        return self.data_dir / f"node-{node_id}"
+
+    def log_file(self, node_id: int) -> Path:
+        return self.node_dir(node_id) / "server.log"
+
+    def _load_state(self) -> ClusterState | None:
+        if not self.state_file.exists():
+            return None
+        try:
+            raw = json.loads(self.state_file.read_text())
+            return ClusterState(
+                cluster_id=raw["cluster_id"],
+                kafka_version=raw["kafka_version"],
+                nodes=[NodeState(**node) for node in raw["nodes"]],
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigurationError(
+                f"{self.state_file} is damaged ({exc}); remove {self.data_dir} or start with "
+                f"--fresh to begin a new cluster"
+            ) from exc
+
+    def _save_state(self, state: ClusterState) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(state), indent=2))
+        tmp.replace(self.state_file)
+
+    # -- queries -----------------------------------------------------------------------
+    def status(self) -> ClusterStatus:
+        state = self._load_state()
+        if state is None:
+            return ClusterStatus(False, None, (), self.data_dir)
+        nodes = tuple(
+            NodeStatus(
+                node_id=node.node_id,
+                address=node.address,
+                pid=node.pid,
+                running=node.pid is not None and process_alive(node.pid),
+                log_file=self.log_file(node.node_id),
+            )
+            for node in state.nodes
+        )
+        running = bool(nodes) and all(node.running for node in nodes)
+        return ClusterStatus(running, state.bootstrap_servers, nodes, self.data_dir)
+
+    # -- start -------------------------------------------------------------------------
+    def start(
+        self,
+        *,
+        brokers: int = 1,
+        port: int = 9092,
+        timeout: float = 90.0,
+        fresh: bool = False,
+    ) -> ClusterState:
+        """Start a cluster of ``brokers`` nodes; return its state once it answers.
+
+        ``port`` is the first node's client port (the others take the next ones);
+        0 picks free ports. Existing data is reused unless ``fresh``.
+        """
+        if brokers < 1:
+            raise ConfigurationError(f"--brokers must be at least 1, got {brokers}")
+        current = self.status()
+        if any(node.running for node in current.nodes):
+            pids = ", ".join(str(node.pid) for node in current.nodes if node.running)
+            raise BrokerAlreadyRunningError(
+                f"a broker already runs from {self.data_dir} at {current.bootstrap_servers} "
+                f"(pid {pids}); use it, or stop it first with `mesh broker stop`"
+            )
+        java = require_tool("java", "run Apache Kafka")
+        self.distribution.fetch(self.progress)
+
+        previous = None if fresh else self._load_state()
+        if fresh and self.data_dir.exists():
+            shutil.rmtree(self.data_dir)
+        if previous is not None and len(previous.nodes) != brokers:
+            raise ConfigurationError(
+                f"{self.data_dir} holds a {len(previous.nodes)}-node cluster, not {brokers}; "
+                f"start it with --brokers {len(previous.nodes)}, use --fresh to erase it, "
+                f"or pick another MESH_DATA_DIR"
+            )
+        state = self._plan(previous, brokers, port)
+        self._check_ports(state)
+        for node in state.nodes:
+            self._configure(state, node, format_storage=previous is None, java=java)
+
+        self.progress(
+            f"Starting Kafka {state.kafka_version} (KRaft, {brokers} node"
+            f"{'s' if brokers > 1 else ''}) at {state.bootstrap_servers} ..."
+        )
+        for node in state.nodes:
+            node.pid = self._launch(node, java)
+        self._save_state(state)
+        try:
+            self._wait_ready(state, timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return state
+
+    def _plan(self, previous: ClusterState | None, brokers: int, port: int) -> ClusterState:
+        if previous is not None:
+            for node in previous.nodes:
+                node.pid = None
+            return previous
+        used: set[int] = set()
+
+        def pick(wanted: int) -> int:
+            chosen = wanted if wanted else free_port()
+            while chosen in used:
+                chosen = free_port()
+            used.add(chosen)
+            return chosen
+
+        nodes = []
+        for index in range(brokers):
+            client = pick(port + index if port else 0)
+            nodes.append(NodeState(node_id=index + 1, port=client, controller_port=pick(0)))
+        return ClusterState(
+            cluster_id=new_cluster_id(), kafka_version=self.distribution.version, nodes=nodes
+        )
+
+    def _check_ports(self, state: ClusterState) -> None:
+        for node in state.nodes:
+            for kind, number in (("client", node.port), ("controller", node.controller_port)):
+                if not port_is_free(number):
+                    raise PortInUseError(
+                        f"port {number} ({kind} listener of node {node.node_id}) is taken by "
+                        f"another process; free it, or pick another port with --port / "
+                        f"MESH_BROKER_PORT (0 picks free ports; with existing data use --fresh)"
+                    )
+
+    def _properties(self, state: ClusterState, node: NodeState) -> str:
+        count = len(state.nodes)
+        min_isr = 2 if count >= 3 else 1
+        voters = ",".join(f"{n.node_id}@{HOST}:{n.controller_port}" for n in state.nodes)
+        settings = {
+            "process.roles": "broker,controller",
+            "node.id": node.node_id,
+            "controller.quorum.voters": voters,
+            "listeners": f"PLAINTEXT://{HOST}:{node.port},CONTROLLER://{HOST}:{node.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{HOST}:{node.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": self.node_dir(node.node_id) / "data",
+            "num.partitions": 1,
+            "default.replication.factor": count,
+            "min.insync.replicas": min_isr,
+            "offsets.topic.replication.factor": count,
+            "transaction.state.log.replication.factor": count,
+            "transaction.state.log.min.isr": min_isr,
+            "share.coordinator.state.topic.replication.factor": count,
+            "share.coordinator.state.topic.min.isr": min_isr,
+            "group.initial.rebalance.delay.ms": 0,
+            "auto.create.topics.enable": "true",
+            "log.retention.hours": 168,
+        }
+        lines = [f"# Written by mesh-stream for node {node.node_id} of cluster {state.cluster_id}"]
+        lines += [f"{key}={value}" for key, value in settings.items()]
+        return "\n".join(lines) + "\n"
+
+    def _configure(
+        self, state: ClusterState, node: NodeState, *, format_storage: bool, java: str
+    ) -> None:
+        directory = self.node_dir(node.node_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        properties = directory / "server.properties"
+        properties.write_text(self._properties(state, node))
+        if not format_storage:
+            return
+        result = subprocess.run(
+            [
+                java,
+                "-cp",
+                self.distribution.classpath,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                state.cluster_id,
+                "-c",
+                str(properties),
+                "--ignore-formatted",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise BrokerError(
+                f"formatting {directory / 'data'} for node {node.node_id} failed:\n"
+                f"{(result.stdout + result.stderr).strip()[-2000:]}"
+            )
+
+    def _launch(self, node: NodeState, java: str) -> int:
+        directory = self.node_dir(node.node_id)
+        log = self.log_file(node.node_id)
+        command = [
+            java,
+            f"-Xmx{self.heap}",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={resource_path('log4j2.yaml')}",
+            "-cp",
+            self.distribution.classpath,
+            "kafka.Kafka",
+            str(directory / "server.properties"),
+        ]
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=directory,
+                start_new_session=True,
+            )
+        return process.pid
+
+    def _wait_ready(self, state: ClusterState, timeout: float) -> None:
+        from confluent_kafka.admin import AdminClient
+
+        # log_level 0 keeps librdkafka's connection-refused chatter out of the terminal.
+        admin = AdminClient({"bootstrap.servers": state.bootstrap_servers, "log_level": 0})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for node in state.nodes:
+                if node.pid is not None and not process_alive(node.pid):
+                    raise BrokerError(
+                        f"Kafka node {node.node_id} exited during start-up. Last lines of "
+                        f"{self.log_file(node.node_id)}:\n{log_tail(self.log_file(node.node_id))}"
+                    )
+            try:
+                metadata = admin.list_topics(timeout=2)
+            except Exception:
+                time.sleep(0.5)
+                continue
+            if len(metadata.brokers) == len(state.nodes) and metadata.controller_id >= 0:
+                self.progress(f"Kafka is up at {state.bootstrap_servers}")
+                return
+            time.sleep(0.5)
+        logs = "\n".join(
+            f"--- {self.log_file(n.node_id)} ---\n{log_tail(self.log_file(n.node_id))}"
+            for n in state.nodes
+        )
+        raise BrokerStartTimeoutError(
+            f"Kafka did not answer at {state.bootstrap_servers} within {timeout:.0f}s "
+            f"(raise it with --timeout or MESH_BROKER_START_TIMEOUT). Last log lines:\n{logs}"
+        )
+
+    # -- stop --------------------------------------------------------------------------
+    def stop(self, timeout: float = 30.0) -> list[int]:
+        """Stop every node: SIGTERM, wait up to ``timeout``, then SIGKILL. Returns pids."""
+        state = self._load_state()
+        if state is None:
+            return []
+        pids = [n.pid for n in state.nodes if n.pid is not None and process_alive(n.pid)]
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(process_alive(pid) for pid in pids):
+            time.sleep(0.2)
+        for pid in pids:
+            if process_alive(pid):
+                self.progress(f"node pid {pid} did not stop within {timeout:.0f}s; killing it")
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(process_alive(pid) for pid in pids):
+            time.sleep(0.1)
+        for node in state.nodes:
+            node.pid = None
+        self._save_state(state)
+        return pids

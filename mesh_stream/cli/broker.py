@@ -1,0 +1,161 @@
+"""`mesh broker ...`: run a real Apache Kafka (KRaft) on this machine without Docker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from mesh_stream.broker import local_cluster
+from mesh_stream.settings import MeshSettings
+
+
+def _progress(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _with_overrides(settings: MeshSettings, **overrides: object) -> MeshSettings:
+    given = {key: value for key, value in overrides.items() if value is not None}
+    return settings.model_copy(update=given)
+
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="State folder; the broker lives in DATA_DIR/broker. [env: MESH_DATA_DIR; "
+    "default ~/.local/share/mesh-stream]",
+)
+
+
+@click.group()
+def broker() -> None:
+    """Run Apache Kafka locally from its published jars (no Docker needed).
+
+    The jars of org.apache.kafka:kafka_2.13 are fetched once with Maven into
+    MESH_CACHE_DIR (default ~/.cache/mesh-stream); the broker runs in KRaft mode
+    (combined broker + controller) in the background and keeps its data in
+    MESH_DATA_DIR/broker.
+    """
+
+
+@broker.command()
+@click.option(
+    "--brokers", type=click.IntRange(1, 9), default=1, show_default=True, help="Number of nodes."
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    help="Client port of node 1 (node N takes PORT+N-1); 0 picks free ports. "
+    "[env: MESH_BROKER_PORT; default 9092]",
+)
+@data_dir_option
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    help="Seconds to wait for the cluster to answer. [env: MESH_BROKER_START_TIMEOUT; default 90]",
+)
+@click.option("--fresh", is_flag=True, help="Erase existing broker data and start a new cluster.")
+@click.pass_obj
+def start(
+    settings: MeshSettings,
+    brokers: int,
+    port: int | None,
+    data_dir: Path | None,
+    timeout: float | None,
+    fresh: bool,
+) -> None:
+    """Start Kafka in the background and wait until it answers.
+
+    Prints the bootstrap address and the log files. With --brokers 3 the nodes form one
+    KRaft quorum and new topics get replication factor 3 (min.insync.replicas 2).
+    Refuses to start a second broker from the same data directory.
+    """
+    settings = _with_overrides(
+        settings, broker_port=port, data_dir=data_dir, broker_start_timeout=timeout
+    )
+    cluster = local_cluster(settings, progress=_progress)
+    state = cluster.start(
+        brokers=brokers,
+        port=settings.broker_port,
+        timeout=settings.broker_start_timeout,
+        fresh=fresh,
+    )
+    click.echo(f"bootstrap servers: {state.bootstrap_servers}")
+    for node in state.nodes:
+        click.echo(f"node {node.node_id}: pid {node.pid}, log {cluster.log_file(node.node_id)}")
+    if state.bootstrap_servers != settings.resolved_bootstrap_servers():
+        click.echo(f"export MESH_BOOTSTRAP_SERVERS={state.bootstrap_servers}")
+
+
+@broker.command()
+@data_dir_option
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=30,
+    show_default=True,
+    help="Seconds to wait after SIGTERM before SIGKILL.",
+)
+@click.pass_obj
+def stop(settings: MeshSettings, data_dir: Path | None, timeout: float) -> None:
+    """Stop the local broker cleanly (SIGTERM, wait, then SIGKILL). Data is kept."""
+    settings = _with_overrides(settings, data_dir=data_dir)
+    cluster = local_cluster(settings, progress=_progress)
+    stopped = cluster.stop(timeout=timeout)
+    if stopped:
+        click.echo(f"stopped Kafka (pid {', '.join(map(str, stopped))})")
+    else:
+        click.echo(f"no broker running from {cluster.data_dir}")
+
+
+@broker.command()
+@data_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_obj
+def status(settings: MeshSettings, data_dir: Path | None, as_json: bool) -> None:
+    """Say whether the local broker runs, with its pids and address.
+
+    Exit status 0 when every node runs, 3 when it is stopped or partly down.
+    """
+    settings = _with_overrides(settings, data_dir=data_dir)
+    report = local_cluster(settings).status()
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "running": report.running,
+                    "bootstrap_servers": report.bootstrap_servers,
+                    "data_dir": str(report.data_dir),
+                    "nodes": [
+                        {
+                            "node_id": n.node_id,
+                            "address": n.address,
+                            "pid": n.pid,
+                            "running": n.running,
+                            "log_file": str(n.log_file),
+                        }
+                        for n in report.nodes
+                    ],
+                }
+            )
+        )
+    elif not report.nodes:
+        click.echo(f"not running (no broker was ever started from {report.data_dir})")
+    else:
+        word = "running" if report.running else "not running"
+        click.echo(f"{word}: {report.bootstrap_servers} (data {report.data_dir})")
+        for n in report.nodes:
+            state = f"pid {n.pid}" if n.running else "stopped"
+            click.echo(f"  node {n.node_id} {n.address}: {state}; log {n.log_file}")
+    if not report.running:
+        raise click.exceptions.Exit(3)
+
+
+@broker.command()
+@click.option("--force", is_flag=True, help="Fetch again even when the jars are cached.")
+@click.pass_obj
+def fetch(settings: MeshSettings, force: bool) -> None:
+    """Download Kafka's jars from Maven Central into the cache (start does this too)."""
+    cluster = local_cluster(settings, progress=_progress)
+    cluster.distribution.fetch(_progress, force=force)

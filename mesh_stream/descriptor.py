@@ -1,0 +1,245 @@
+"""Data product descriptors: what a product is, who owns it, and how to address it.
+
+A descriptor is YAML in ``domains/<domain>/products/<product>.yaml``, validated by the
+pydantic model :class:`DataProduct`. Names follow DESIGN.md: product ``<domain>.<product>``,
+topic ``<domain>.<product>.v<major>``, value subject ``<topic>-value``.
+
+Loading errors name the file, the line and the field path, e.g.
+``domains/orders/products/order-placed.yaml:7: slos.freshness_seconds: Input should be
+greater than 0``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mesh_stream.errors import DescriptorError
+
+NAME_PART = r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*"
+PRODUCT_NAME = re.compile(rf"^(?P<domain>{NAME_PART})\.(?P<product>{NAME_PART})$")
+TOPIC_NAME = re.compile(rf"^(?P<name>{NAME_PART}\.{NAME_PART})\.v(?P<major>[1-9][0-9]*)$")
+
+
+class ProductKind(StrEnum):
+    SOURCE_ALIGNED = "source-aligned"
+    AGGREGATE = "aggregate"
+    CONSUMER_ALIGNED = "consumer-aligned"
+
+
+class Classification(StrEnum):
+    """Ordered from least to most sensitive; see :meth:`rank`."""
+
+    PUBLIC = "public"
+    INTERNAL = "internal"
+    CONFIDENTIAL = "confidential"
+    PII = "pii"
+
+    @property
+    def rank(self) -> int:
+        return list(Classification).index(self)
+
+
+class Compatibility(StrEnum):
+    NONE = "NONE"
+    BACKWARD = "BACKWARD"
+    BACKWARD_TRANSITIVE = "BACKWARD_TRANSITIVE"
+    FORWARD = "FORWARD"
+    FORWARD_TRANSITIVE = "FORWARD_TRANSITIVE"
+    FULL = "FULL"
+    FULL_TRANSITIVE = "FULL_TRANSITIVE"
+
+
+class CleanupPolicy(StrEnum):
+    DELETE = "delete"
+    COMPACT = "compact"
+    COMPACT_DELETE = "compact,delete"
+
+
+class Owner(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    team: str = Field(min_length=1, description="Owning team within the domain.")
+    contact: str = Field(min_length=1, description="Where to reach the team (email, channel).")
+
+
+class Slos(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    freshness_seconds: float = Field(
+        gt=0, description="Max delay from event time to availability on the topic."
+    )
+    availability: float = Field(gt=0, le=100, description="Availability target in percent.")
+
+
+class Retention(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ms: int = Field(default=7 * 24 * 3600 * 1000, ge=-1, description="retention.ms; -1 = forever")
+    cleanup_policy: CleanupPolicy = CleanupPolicy.DELETE
+
+
+class DataProduct(BaseModel):
+    """One data product: a versioned Avro-typed Kafka topic with an owner and a contract."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+    name: str = Field(description="`<domain>.<product>`, lowercase, `-` inside words.")
+    domain: str
+    kind: ProductKind
+    description: str = Field(min_length=1)
+    owner: Owner
+    version: int = Field(default=1, ge=1, description="Major version; part of the topic name.")
+    schema_file: str = Field(
+        alias="schema", description="Path of the `.avsc`, relative to the repository root."
+    )
+    key_field: str | None = Field(
+        default=None, description="Record field whose value is the Kafka key."
+    )
+    partitions: int = Field(default=3, ge=1)
+    retention: Retention = Field(default_factory=Retention)
+    slos: Slos
+    classification: Classification
+    tags: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = Field(
+        default=(), description="Products this one is built from (its lineage)."
+    )
+    compatibility: Compatibility = Compatibility.BACKWARD
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not PRODUCT_NAME.match(value):
+            raise ValueError(
+                f"{value!r} is not `<domain>.<product>` (lowercase letters and digits, "
+                f"`-` inside words), e.g. `orders.order-placed`"
+            )
+        return value
+
+    @field_validator("inputs")
+    @classmethod
+    def _check_inputs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if not PRODUCT_NAME.match(item):
+                raise ValueError(f"input {item!r} is not a product name `<domain>.<product>`")
+        return value
+
+    @model_validator(mode="after")
+    def _domain_matches_name(self) -> DataProduct:
+        if self.name.split(".", 1)[0] != self.domain:
+            raise ValueError(
+                f"name {self.name!r} must start with its domain {self.domain!r} "
+                f"(a product belongs to exactly one domain)"
+            )
+        return self
+
+    @property
+    def topic(self) -> str:
+        return f"{self.name}.v{self.version}"
+
+    @property
+    def value_subject(self) -> str:
+        return f"{self.topic}-value"
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"{self.topic}.dlq"
+
+    def to_document(self) -> dict[str, Any]:
+        """The descriptor as plain JSON-able data, with the YAML field names."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def topic_for(product_name: str, version: int = 1) -> str:
+    return f"{product_name}.v{version}"
+
+
+# -- loading -------------------------------------------------------------------------------
+
+
+def _line_of(node: yaml.Node | None, loc: Iterable[int | str]) -> int | None:
+    """1-based line of the YAML node at pydantic location ``loc`` (nearest parent found)."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            child = next(
+                (v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part),
+                None,
+            )
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            child = node.value[part] if part < len(node.value) else None
+        else:
+            child = None
+        if child is None:
+            break
+        node = child
+        line = node.start_mark.line + 1
+    return line
+
+
+def parse_descriptor(text: str, source: str = "<string>") -> DataProduct:
+    """Validate descriptor YAML; errors name ``source:line: field.path: problem``."""
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        raise DescriptorError(f"{where}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise DescriptorError(f"{source}: a descriptor must be a YAML mapping of fields")
+    try:
+        return DataProduct.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = [part for part in error["loc"] if isinstance(part, (int, str))]
+            path = ".".join(str(part) for part in loc) or "(descriptor)"
+            line = _line_of(node, loc)
+            where = f"{source}:{line}" if line else source
+            problems.append(f"{where}: {path}: {error['msg']}")
+        raise DescriptorError("\n".join(problems)) from exc
+
+
+def load_descriptor(path: Path) -> DataProduct:
+    """Read and validate one descriptor file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DescriptorError(f"{path}: cannot read descriptor: {exc.strerror}") from exc
+    return parse_descriptor(text, str(path))
+
+
+def descriptor_files(domains_dir: Path) -> list[Path]:
+    """Every descriptor under ``domains/<domain>/products/``, sorted."""
+    return sorted(domains_dir.glob("*/products/*.yaml")) + sorted(
+        domains_dir.glob("*/products/*.yml")
+    )
+
+
+def load_descriptors(domains_dir: Path) -> list[DataProduct]:
+    """Load every descriptor below ``domains_dir``; all errors are reported together."""
+    products: list[DataProduct] = []
+    errors: list[str] = []
+    for path in descriptor_files(domains_dir):
+        try:
+            product = load_descriptor(path)
+        except DescriptorError as exc:
+            errors.append(str(exc))
+            continue
+        if path.parent.parent.name != product.domain:
+            errors.append(
+                f"{path}: domain: {product.domain!r} lives in the folder of domain "
+                f"{path.parent.parent.name!r}; move it to domains/{product.domain}/products/"
+            )
+            continue
+        products.append(product)
+    if errors:
+        raise DescriptorError("\n".join(errors))
+    return products

@@ -1,0 +1,70 @@
+"""Typed settings, read once at the edge (CLI, service start) and passed down as values.
+
+Precedence: command-line flags, then ``MESH_*`` environment variables, then defaults that
+work on a fresh machine (a local broker on 9092, a local registry on 8081). Library code
+never reads the environment itself; it takes a :class:`MeshSettings` or plain values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_KAFKA_VERSION = "4.1.1"
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "mesh-stream"
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "mesh-stream"
+
+
+class MeshSettings(BaseSettings):
+    """Every knob of the platform, each settable as ``MESH_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="MESH_", extra="ignore")
+
+    bootstrap_servers: str | None = Field(
+        default=None,
+        description="Kafka bootstrap servers; unset means the local broker (`mesh broker start`).",
+    )
+    registry_url: str = Field(
+        default="http://127.0.0.1:8081", description="Base URL of the mesh registry."
+    )
+    registry_principal: str | None = Field(
+        default=None, description="Principal (a domain name or `admin`) for registry writes."
+    )
+    registry_token: SecretStr | None = Field(
+        default=None, description="Token of `registry_principal` for registry writes."
+    )
+    registry_credentials_file: Path | None = Field(
+        default=None,
+        description="YAML or JSON file mapping principal -> token, read by `mesh registry serve`.",
+    )
+    kafka_version: str = Field(
+        default=DEFAULT_KAFKA_VERSION,
+        description="Apache Kafka version the local launcher fetches from Maven Central.",
+    )
+    cache_dir: Path = Field(
+        default_factory=_default_cache_dir,
+        description="Where fetched Kafka jars are kept (one folder per version).",
+    )
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Where the local broker, registry and processors keep their state.",
+    )
+    broker_port: int = Field(
+        default=9092, ge=0, le=65535, description="First listener port of the local broker."
+    )
+    broker_heap: str = Field(default="512m", description="JVM -Xmx of each local broker node.")
+    broker_start_timeout: float = Field(
+        default=90.0, gt=0, description="Seconds to wait for the local broker to answer."
+    )
+
+    def resolved_bootstrap_servers(self) -> str:
+        """The bootstrap servers to use: the configured ones, else the local broker's port."""
+        return self.bootstrap_servers or f"127.0.0.1:{self.broker_port}"

@@ -1,0 +1,61 @@
+"""Session fixtures shared by every test package.
+
+``kafka`` yields the bootstrap address of a real Kafka broker, found in this order:
+``MESH_BOOTSTRAP_SERVERS`` when set; a testcontainers ``apache/kafka`` container when a
+Docker engine answers; else the project's own launcher (Kafka's jars from Maven Central,
+KRaft, a throw-away data dir and free ports). Teardown stops only what it started.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from mesh_stream.broker import local_cluster
+from mesh_stream.settings import MeshSettings
+
+
+@dataclass(frozen=True)
+class KafkaAddress:
+    """Where the test broker listens, and who started it."""
+
+    bootstrap_servers: str
+    origin: str  # "env", "testcontainers" or "local"
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        client.ping()
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaAddress]:
+    configured = os.environ.get("MESH_BOOTSTRAP_SERVERS")
+    if configured:
+        yield KafkaAddress(configured, "env")
+        return
+    settings = MeshSettings()
+    if _docker_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        image = f"apache/kafka:{settings.kafka_version}"
+        with KafkaContainer(image).with_kraft() as container:
+            yield KafkaAddress(container.get_bootstrap_server(), "testcontainers")
+        return
+    data_dir = tmp_path_factory.mktemp("mesh-data")
+    settings = settings.model_copy(update={"data_dir": data_dir})
+    cluster = local_cluster(settings, progress=print)
+    state = cluster.start(brokers=1, port=0, timeout=settings.broker_start_timeout)
+    try:
+        yield KafkaAddress(state.bootstrap_servers, "local")
+    finally:
+        cluster.stop()
