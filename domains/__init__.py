@@ -1,0 +1,1 @@
+"""The sample mesh: one package per domain (descriptors, simulators, processors)."""

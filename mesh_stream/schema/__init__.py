@@ -1,0 +1,1 @@
+"""Avro contracts: parsing, canonical form, compatibility, Confluent wire framing, codecs."""
