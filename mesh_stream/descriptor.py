@@ -111,6 +111,12 @@ class DataProduct(BaseModel):
         default=(), description="Products this one is built from (its lineage)."
     )
     compatibility: Compatibility = Compatibility.BACKWARD
+    field_lineage: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="Field-level lineage declared by a processor: output field -> the input "
+        "fields it is computed from, each `<product>:<field>` (e.g. "
+        "`customers.customer-profile:region`).",
+    )
 
     @field_validator("name")
     @classmethod
@@ -128,6 +134,18 @@ class DataProduct(BaseModel):
         for item in value:
             if not PRODUCT_NAME.match(item):
                 raise ValueError(f"input {item!r} is not a product name `<domain>.<product>`")
+        return value
+
+    @field_validator("field_lineage")
+    @classmethod
+    def _check_field_lineage(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for output, sources in value.items():
+            for source in sources:
+                product, _, field = source.partition(":")
+                if not PRODUCT_NAME.match(product) or not field:
+                    raise ValueError(
+                        f"field_lineage.{output}: {source!r} is not `<product>:<field>`"
+                    )
         return value
 
     @model_validator(mode="after")
