@@ -1,0 +1,1 @@
+"""Consumer-aligned domain `analytics`: faust processors that build products from others."""

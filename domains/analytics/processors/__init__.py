@@ -1,0 +1,1 @@
+"""One faust app per analytics product, each runnable as its own worker."""

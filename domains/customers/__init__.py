@@ -1,0 +1,1 @@
+"""Domain `customers`: the compacted PII profile product and engagement events."""

@@ -1,0 +1,1 @@
+"""Domain `orders`: the order service's products (order placed, order status changed)."""

@@ -1,0 +1,1 @@
+"""Domain `payments`: payment attempts authorized, captured and failed, keyed by order."""

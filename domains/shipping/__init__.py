@@ -1,0 +1,1 @@
+"""Domain `shipping`: shipments dispatched and delivered, keyed by order."""
