@@ -1,0 +1,86 @@
+"""`mesh lint [PATH]`: run every governance policy over a repository's domains and schemas."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from mesh_stream.governance.config import GLOBAL_POLICIES_FILE, load_governance
+from mesh_stream.governance.model import Severity, Violation
+from mesh_stream.governance.repository import lint_repository
+
+_COLOURS = {Severity.ERROR: "red", Severity.WARNING: "yellow"}
+
+
+def _show(violation: Violation) -> None:
+    head = click.style(violation.severity.value, fg=_COLOURS.get(violation.severity), bold=True)
+    field = f" {violation.field}" if violation.field else ""
+    click.echo(f"{violation.location}: {head} [{violation.policy}]{field}")
+    click.echo(f"    {violation.message}")
+    click.echo(f"    why: {violation.why}")
+    click.echo(f"    fix: {violation.fix}")
+
+
+def _list_policies(root: Path, policies_file: Path | None) -> None:
+    config = load_governance(root, policies_file)
+    click.echo(f"policies from {config.source or 'built-in defaults'}:")
+    for name, rule in config.global_rules.items():
+        overridable = "overridable" if rule.overridable else "fixed"
+        severity = rule.severity.value if rule.policy.configurable else "error"
+        params = rule.params.model_dump()
+        click.echo(f"  {name:30} {severity:8} {overridable:12} {rule.policy.summary}")
+        if params:
+            click.echo(f"  {'':30} params: {json.dumps(params)}")
+
+
+@click.command()
+@click.argument(
+    "path",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=".",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON report instead of text.")
+@click.option(
+    "--policies",
+    "policies_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help=f"Global policy set to apply. [default: PATH/{GLOBAL_POLICIES_FILE}, else the "
+    "built-in defaults]",
+)
+@click.option(
+    "--list-policies",
+    is_flag=True,
+    help="List the policies in force (severity, overridable, what each demands, parameters) "
+    "and exit.",
+)
+@click.pass_context
+def lint(
+    ctx: click.Context, path: Path, as_json: bool, policies_file: Path | None, list_policies: bool
+) -> None:
+    """Check every data product descriptor under PATH/domains and its Avro schema under
+    PATH/schemas against the mesh's governance policies.
+
+    PATH is the repository root (default: the current directory). The global policies come
+    from PATH/mesh-policies.yaml; each domain may override, in
+    PATH/domains/<domain>/policies.yaml, what the global set marks overridable. Every
+    violation is printed with file:line, field, policy, why the policy exists and how to fix
+    it. Exit status 1 when there is an error-level violation, else 0.
+    """
+    if list_policies:
+        _list_policies(path, policies_file)
+        return
+    report = lint_repository(path, policies_file)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        for violation in report.violations:
+            _show(violation)
+        summary = (
+            f"{report.errors} error(s), {report.warnings} warning(s) in {report.products} "
+            f"product(s) under {path} (policies: {report.policies_source or 'built-in defaults'})"
+        )
+        click.secho(summary, fg="red" if report.errors else "green", err=True)
+    if report.errors:
+        ctx.exit(1)

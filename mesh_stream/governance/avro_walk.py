@@ -1,0 +1,110 @@
+"""Read-only walks over a parsed Avro schema (the JSON document, as dicts and lists).
+
+Policies need to visit every record and field, including records nested in unions, arrays
+and maps, and to know which fields are marked ``"pii": true``. Field paths are dotted from
+the root record (``customer.email``); arrays and maps are transparent in paths. Named types
+referenced by name are not followed again: they were visited where they were defined.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mesh_stream.governance.model import Loc
+
+
+@dataclass(frozen=True)
+class RecordSpot:
+    """A record definition: its full path from the root (empty for the root) and location."""
+
+    name: str
+    path: str
+    loc: Loc
+    record: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class FieldSpot:
+    """A field of some record, with its dotted path from the root record."""
+
+    path: str
+    loc: Loc
+    field: Mapping[str, Any]
+
+    @property
+    def is_pii(self) -> bool:
+        return self.field.get("pii") is True
+
+
+def root_name(schema: Mapping[str, Any]) -> str:
+    """The root record's name (``?`` when the schema is not a named record)."""
+    name = schema.get("name")
+    return name if isinstance(name, str) else "?"
+
+
+def _walk_type(type_: Any, loc: Loc, path: str) -> Iterator[RecordSpot | FieldSpot]:
+    if isinstance(type_, list):
+        for index, member in enumerate(type_):
+            yield from _walk_type(member, (*loc, index), path)
+    elif isinstance(type_, Mapping):
+        kind = type_.get("type")
+        if kind in ("record", "error"):
+            yield from _walk_record(type_, loc, path)
+        elif kind == "array":
+            yield from _walk_type(type_.get("items"), (*loc, "items"), path)
+        elif kind == "map":
+            yield from _walk_type(type_.get("values"), (*loc, "values"), path)
+
+
+def _walk_record(
+    record: Mapping[str, Any], loc: Loc, path: str
+) -> Iterator[RecordSpot | FieldSpot]:
+    yield RecordSpot(str(record.get("name", "?")), path, loc, record)
+    fields = record.get("fields")
+    if not isinstance(fields, list):
+        return
+    for index, field in enumerate(fields):
+        if not isinstance(field, Mapping):
+            continue
+        field_path = f"{path}.{field.get('name')}" if path else str(field.get("name"))
+        field_loc: Loc = (*loc, "fields", index)
+        yield FieldSpot(field_path, field_loc, field)
+        yield from _walk_type(field.get("type"), (*field_loc, "type"), field_path)
+
+
+def walk(schema: Mapping[str, Any]) -> Iterator[RecordSpot | FieldSpot]:
+    """Every record and field of the schema, parents before children, in document order."""
+    yield from _walk_type(schema, (), "")
+
+
+def fields(schema: Mapping[str, Any]) -> list[FieldSpot]:
+    return [spot for spot in walk(schema) if isinstance(spot, FieldSpot)]
+
+
+def records(schema: Mapping[str, Any]) -> list[RecordSpot]:
+    return [spot for spot in walk(schema) if isinstance(spot, RecordSpot)]
+
+
+def top_level_fields(schema: Mapping[str, Any]) -> list[str]:
+    """Names of the root record's own fields."""
+    return [spot.path for spot in fields(schema) if "." not in spot.path]
+
+
+def pii_paths(schema: Mapping[str, Any]) -> list[str]:
+    """Dotted paths of the fields marked ``"pii": true``."""
+    return [spot.path for spot in fields(schema) if spot.is_pii]
+
+
+def has_field(schema: Mapping[str, Any], path: str) -> bool:
+    return any(spot.path == path for spot in fields(schema))
+
+
+def pii_within(schema: Mapping[str, Any], path: str) -> list[str]:
+    """The PII-marked paths that flow with field ``path``: itself, an ancestor or a child."""
+    return [
+        marked
+        for marked in pii_paths(schema)
+        if marked == path or path.startswith(f"{marked}.") or marked.startswith(f"{path}.")
+    ]

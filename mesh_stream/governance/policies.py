@@ -1,0 +1,576 @@
+"""The built-in policies: one small, documented check per rule of the mesh.
+
+Each policy has a name (used in `mesh-policies.yaml`, in domain overrides and in every
+violation), a built-in severity and overridability (the global config file may change
+both), a *why* and a *how to fix* shown with each violation, an optional pydantic model of
+its parameters, and a check that yields :class:`Finding` objects for one product.
+
+Three more names are reserved for problems of the governance inputs themselves and cannot
+be configured: ``descriptor-valid`` (a descriptor does not load), ``schema-valid`` (its
+Avro schema is missing or broken) and ``policy-override`` (a domain's `policies.yaml` is
+wrong or overrides a rule it may not).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mesh_stream.descriptor import Classification, CleanupPolicy, Compatibility, DataProduct
+from mesh_stream.governance import avro_walk
+from mesh_stream.governance.catalog import Catalog
+from mesh_stream.governance.model import Finding, Severity
+
+KAFKA_MAX_TOPIC_LENGTH = 249
+"""Kafka refuses longer topic names; the dead-letter topic adds ``.dlq`` to the product's."""
+
+
+@dataclass(frozen=True)
+class Review:
+    """Everything a check may look at for one product."""
+
+    product: DataProduct
+    schema: Mapping[str, Any] | None
+    """The parsed Avro schema; None when it could not be read (``schema-valid`` says why)."""
+    catalog: Catalog
+    descriptor_file: PurePosixPath | None = None
+    """Repository-relative path of the descriptor; None when it came through the registry."""
+
+
+class NoParams(BaseModel):
+    """Parameters of a policy that takes none."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Check = Callable[[Review, Any], Iterable[Finding]]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A named rule of the mesh (see the module docstring)."""
+
+    name: str
+    why: str
+    fix: str
+    check: Check
+    params: type[BaseModel] = NoParams
+    severity: Severity = Severity.ERROR
+    overridable: bool = False
+    configurable: bool = True
+    description: str | None = None
+    """What the policy demands; default: the first line of the check's docstring."""
+
+    @property
+    def summary(self) -> str:
+        """One line saying what the policy demands."""
+        return self.description or (self.check.__doc__ or self.name).strip().splitlines()[0]
+
+
+BUILTIN_POLICIES: dict[str, Policy] = {}
+
+
+def _policy(
+    name: str,
+    *,
+    why: str,
+    fix: str,
+    params: type[BaseModel] = NoParams,
+    configurable: bool = True,
+) -> Callable[[Check], Check]:
+    def register(check: Check) -> Check:
+        BUILTIN_POLICIES[name] = Policy(
+            name, why, fix, check, params=params, configurable=configurable
+        )
+        return check
+
+    return register
+
+
+def _no_findings(_review: Review, _params: NoParams) -> Iterator[Finding]:
+    """Reported by the loaders, not by a check over a loaded product."""
+    return iter(())
+
+
+# -- reserved: problems of the inputs themselves ---------------------------------------------
+
+BUILTIN_POLICIES["descriptor-valid"] = Policy(
+    "descriptor-valid",
+    description="Every descriptor file loads (valid YAML, every field valid).",
+    why="A descriptor that does not load cannot be discovered, addressed or checked.",
+    fix="Correct the YAML at the line shown; the fields are documented in "
+    "mesh_stream/descriptor.py (DataProduct).",
+    check=_no_findings,
+    configurable=False,
+)
+BUILTIN_POLICIES["schema-valid"] = Policy(
+    "schema-valid",
+    description="Every descriptor points at a readable, valid Avro record schema.",
+    why="The Avro schema is the product's contract; without a readable one no record can be "
+    "checked on write and no consumer can decode the topic.",
+    fix="Point the descriptor's `schema` at an existing `.avsc` (repo-relative path) holding a "
+    "valid Avro record schema.",
+    check=_no_findings,
+    configurable=False,
+)
+BUILTIN_POLICIES["policy-override"] = Policy(
+    "policy-override",
+    description="A domain overrides only overridable policies, with valid values and a reason.",
+    why="Domains may only change what the global set (mesh-policies.yaml) marks as "
+    "overridable; everything else holds for every domain alike.",
+    fix="Remove the override from the domain's policies.yaml, or ask the governance group to "
+    "mark the policy `overridable: true` in mesh-policies.yaml.",
+    check=_no_findings,
+    configurable=False,
+)
+
+
+# -- naming ----------------------------------------------------------------------------------
+
+
+@_policy(
+    "naming",
+    why="Products, topics and subjects are found by name: `<domain>.<product>`, topic "
+    "`<domain>.<product>.v<major>`, subject `<topic>-value`, descriptor file "
+    "`domains/<domain>/products/<product>.yaml`, schema under `schemas/<domain>/`.",
+    fix="Rename the file or change `name`/`schema` so they agree with the convention shown.",
+)
+def check_naming(review: Review, _params: NoParams) -> Iterator[Finding]:
+    """Descriptor file, schema file and topic names follow the mesh's naming convention."""
+    product = review.product
+    domain, _, local_name = product.name.partition(".")
+    path = review.descriptor_file
+    if path is not None:
+        expected = PurePosixPath("domains", domain, "products", f"{local_name}{path.suffix}")
+        if path.parts[-4:] != expected.parts:
+            yield Finding(
+                f"product {product.name!r} is described in {path}, but its descriptor must be "
+                f"{expected}",
+                "name",
+                ("name",),
+            )
+    schema_path = PurePosixPath(product.schema_file)
+    if schema_path.parts[:2] != ("schemas", domain) or schema_path.suffix != ".avsc":
+        yield Finding(
+            f"schema {product.schema_file!r} must be an `.avsc` file under schemas/{domain}/ "
+            f"(the contracts of domain {domain!r})",
+            "schema",
+            ("schema",),
+        )
+    if len(product.dlq_topic) > KAFKA_MAX_TOPIC_LENGTH:
+        yield Finding(
+            f"topic {product.dlq_topic!r} is {len(product.dlq_topic)} characters; Kafka allows "
+            f"at most {KAFKA_MAX_TOPIC_LENGTH}",
+            "name",
+            ("name",),
+        )
+
+
+# -- documentation and ownership ------------------------------------------------------------
+
+
+@_policy(
+    "documentation",
+    why="A product must be self-describing: consumers learn what each field means from the "
+    "schema's `doc`, and the registry's search indexes it.",
+    fix='Add a non-empty `"doc"` to the record or field in the `.avsc` shown.',
+)
+def check_documentation(review: Review, _params: NoParams) -> Iterator[Finding]:
+    """Every record and every field of the schema has a non-empty `doc`."""
+    if review.schema is None:
+        return
+    root = avro_walk.root_name(review.schema)
+    for spot in avro_walk.walk(review.schema):
+        doc = spot.record.get("doc") if isinstance(spot, avro_walk.RecordSpot) else None
+        if isinstance(spot, avro_walk.RecordSpot):
+            where = f"{root}.{spot.path}" if spot.path else root
+            if not (isinstance(doc, str) and doc.strip()):
+                yield Finding(
+                    f"record {spot.name!r} (at {where}) has no doc", where, spot.loc, True
+                )
+        else:
+            doc = spot.field.get("doc")
+            if not (isinstance(doc, str) and doc.strip()):
+                where = f"{root}.{spot.path}"
+                yield Finding(f"field {where} has no doc", where, spot.loc, True)
+
+
+CONTACT = re.compile(r"^(?:[^@\s]+@[^@\s]+\.[^@\s.]+|#[a-z0-9][a-z0-9._-]*|https?://\S+)$")
+
+
+@_policy(
+    "ownership",
+    why="Domain ownership: every product has a team accountable for it and a way to reach "
+    "that team when the product breaks.",
+    fix="Set `owner.team` and `owner.contact` (an e-mail address, a #chat-channel or an "
+    "https:// URL) in the descriptor.",
+)
+def check_ownership(review: Review, _params: NoParams) -> Iterator[Finding]:
+    """The owner team is named and its contact is an e-mail, #channel or URL."""
+    owner = review.product.owner
+    if not owner.team.strip():
+        yield Finding("owner.team is blank", "owner.team", ("owner", "team"))
+    if not CONTACT.match(owner.contact.strip()):
+        yield Finding(
+            f"owner.contact {owner.contact!r} is not an e-mail address, #channel or http(s) URL",
+            "owner.contact",
+            ("owner", "contact"),
+        )
+
+
+# -- SLOs and classification -----------------------------------------------------------------
+
+
+class SloBounds(BaseModel):
+    """Least each product must promise."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_availability: float = Field(default=99.0, gt=0, le=100)
+    max_freshness_seconds: float = Field(default=3600.0, gt=0)
+
+
+@_policy(
+    "slos-declared",
+    why="Consumers build on a product only when they know how fresh and available it is; a "
+    "product promising less than the platform minimum is not a product.",
+    fix="Declare `slos.freshness_seconds` and `slos.availability` in the descriptor, within "
+    "the bounds shown (set in mesh-policies.yaml, domain policies.yaml if overridable).",
+    params=SloBounds,
+)
+def check_slos(review: Review, params: SloBounds) -> Iterator[Finding]:
+    """SLOs are declared and at least as strong as the platform minimums."""
+    slos = review.product.slos
+    if slos.availability < params.min_availability:
+        yield Finding(
+            f"slos.availability {slos.availability:g}% is below the minimum "
+            f"{params.min_availability:g}%",
+            "slos.availability",
+            ("slos", "availability"),
+        )
+    if slos.freshness_seconds > params.max_freshness_seconds:
+        yield Finding(
+            f"slos.freshness_seconds {slos.freshness_seconds:g} is above the maximum "
+            f"{params.max_freshness_seconds:g}",
+            "slos.freshness_seconds",
+            ("slos", "freshness_seconds"),
+        )
+
+
+@_policy(
+    "classification-declared",
+    why="Access rules and PII checks depend on how sensitive a product is; an unclassified "
+    "product cannot be governed.",
+    fix="Set `classification` to one of public, internal, confidential, pii.",
+)
+def check_classification(_review: Review, _params: NoParams) -> Iterator[Finding]:
+    """The descriptor declares its classification (the loader reports a missing one)."""
+    return iter(())
+
+
+# -- PII ------------------------------------------------------------------------------------
+
+
+@_policy(
+    "pii-classification",
+    why="Personal data may only live in products classified `pii`, whose access is "
+    "restricted accordingly.",
+    fix='Classify the product `pii`, or remove/mask the field and drop its `"pii": true`.',
+)
+def check_pii_classification(review: Review, _params: NoParams) -> Iterator[Finding]:
+    """Fields marked `"pii": true` appear only in products classified `pii`."""
+    if review.schema is None or review.product.classification is Classification.PII:
+        return
+    root = avro_walk.root_name(review.schema)
+    for spot in avro_walk.fields(review.schema):
+        if spot.is_pii:
+            yield Finding(
+                f"field {root}.{spot.path} is marked PII but product {review.product.name!r} "
+                f"is classified {review.product.classification.value!r}",
+                f"{root}.{spot.path}",
+                spot.loc,
+                True,
+            )
+
+
+def _pii_of_input(catalog: Catalog, name: str) -> list[str] | None:
+    """PII paths of input ``name`` (``["*"]`` for a `pii` product without marks), None if
+    the input carries no PII or is unknown."""
+    upstream = catalog.product(name)
+    if upstream is None:
+        return None
+    schema = catalog.schema(name)
+    marked = avro_walk.pii_paths(schema) if schema is not None else []
+    if marked:
+        return marked
+    return ["*"] if upstream.classification is Classification.PII else None
+
+
+@_policy(
+    "pii-lineage",
+    why="Masking PII in one product is worthless if a downstream product copies it out again: "
+    "no PII may flow into a product classified below `pii`.",
+    fix="Declare `field_lineage` for every output field so governance can check field by "
+    "field, drop or mask the PII fields in the processor, or classify the product `pii`.",
+)
+def check_pii_lineage(review: Review, _params: NoParams) -> Iterator[Finding]:
+    """No PII reaches a non-`pii` product through lineage (field level when declared)."""
+    product = review.product
+    if product.classification is Classification.PII:
+        return
+    carriers = {
+        name: pii
+        for name in product.inputs
+        if (pii := _pii_of_input(review.catalog, name)) is not None
+    }
+    if not product.field_lineage:
+        for index, name in enumerate(product.inputs):
+            if name in carriers:
+                yield Finding(
+                    f"input {name!r} carries PII ({', '.join(carriers[name])}) and "
+                    f"{product.name!r} is classified {product.classification.value!r} without "
+                    f"field_lineage showing the PII is dropped",
+                    f"inputs[{index}]",
+                    ("inputs", index),
+                )
+        return
+    for output, sources in product.field_lineage.items():
+        for index, source in enumerate(sources):
+            upstream, _, field = source.partition(":")
+            upstream_schema = review.catalog.schema(upstream)
+            if upstream_schema is None or upstream not in carriers:
+                continue
+            pii = avro_walk.pii_within(upstream_schema, field)
+            if pii:
+                yield Finding(
+                    f"output field {output!r} is computed from {source!r}, which is PII "
+                    f"({', '.join(pii)}), but {product.name!r} is classified "
+                    f"{product.classification.value!r}",
+                    f"field_lineage.{output}[{index}]",
+                    ("field_lineage", output, index),
+                )
+    if carriers and review.schema is not None:
+        uncovered = [
+            name
+            for name in avro_walk.top_level_fields(review.schema)
+            if name not in product.field_lineage
+        ]
+        if uncovered:
+            yield Finding(
+                f"inputs {', '.join(sorted(carriers))} carry PII but field_lineage does not "
+                f"say where output fields {', '.join(uncovered)} come from",
+                "field_lineage",
+                ("field_lineage",),
+            )
+
+
+@_policy(
+    "field-lineage-resolves",
+    why="Field-level lineage is only evidence when every mapping points at real fields of "
+    "declared inputs.",
+    fix="Make each `field_lineage` entry map an existing output field to "
+    "`<input product>:<field>` where the product is listed in `inputs` and has that field.",
+)
+def check_field_lineage(review: Review, _params: NoParams) -> Iterator[Finding]:
+    """Every `field_lineage` entry names an output field and existing input fields."""
+    product = review.product
+    for output, sources in product.field_lineage.items():
+        loc = ("field_lineage", output)
+        if review.schema is not None and not avro_walk.has_field(review.schema, output):
+            yield Finding(
+                f"field_lineage names output field {output!r}, which the schema of "
+                f"{product.name!r} does not have",
+                f"field_lineage.{output}",
+                loc,
+            )
+        for index, source in enumerate(sources):
+            upstream, _, field = source.partition(":")
+            if upstream not in product.inputs:
+                yield Finding(
+                    f"field_lineage.{output} reads {source!r} but {upstream!r} is not in inputs",
+                    f"field_lineage.{output}[{index}]",
+                    (*loc, index),
+                )
+                continue
+            upstream_schema = review.catalog.schema(upstream)
+            if upstream_schema is not None and not avro_walk.has_field(upstream_schema, field):
+                yield Finding(
+                    f"field_lineage.{output} reads {source!r} but {upstream!r} has no field "
+                    f"{field!r}",
+                    f"field_lineage.{output}[{index}]",
+                    (*loc, index),
+                )
+
+
+# -- lineage and evolution --------------------------------------------------------------------
+
+
+@_policy(
+    "inputs-exist",
+    why="An aggregate or consumer-aligned product is built from other products; lineage that "
+    "points nowhere cannot be traced or trusted.",
+    fix="List in `inputs` the existing products (`<domain>.<product>`) this one is computed "
+    "from; register or add the missing ones first.",
+)
+def check_inputs_exist(review: Review, _params: NoParams) -> Iterator[Finding]:
+    """Aggregate and consumer-aligned products name inputs, and every input exists."""
+    product = review.product
+    derived = product.kind.value != "source-aligned"
+    if derived and not product.inputs:
+        yield Finding(
+            f"{product.kind.value} product {product.name!r} declares no inputs",
+            "inputs",
+            ("inputs",),
+        )
+    for index, name in enumerate(product.inputs):
+        if name == product.name:
+            yield Finding(
+                f"{product.name!r} lists itself as an input", f"inputs[{index}]", ("inputs", index)
+            )
+        elif review.catalog.product(name) is None:
+            yield Finding(
+                f"input {name!r} is not a product of the mesh",
+                f"inputs[{index}]",
+                ("inputs", index),
+            )
+
+
+@_policy(
+    "compatibility-with-consumers",
+    why="With compatibility NONE any schema change may break the products built on this one.",
+    fix="Set `compatibility` to BACKWARD (or stricter) while other products consume this one.",
+)
+def check_compatibility(review: Review, _params: NoParams) -> Iterator[Finding]:
+    """A product that other products consume does not use compatibility NONE."""
+    product = review.product
+    if product.compatibility is not Compatibility.NONE:
+        return
+    consumers = review.catalog.downstream(product.name)
+    if consumers:
+        yield Finding(
+            f"compatibility is NONE but {', '.join(consumers)} consume {product.name!r}",
+            "compatibility",
+            ("compatibility",),
+        )
+
+
+# -- keys and topic configuration -----------------------------------------------------------
+
+
+@_policy(
+    "key-field",
+    why="The key decides partitioning (ordering per key) and what compaction keeps; a key "
+    "field the records do not have makes every key null.",
+    fix="Set `key_field` to a top-level field of the schema (required when cleanup_policy "
+    "includes compact).",
+)
+def check_key_field(review: Review, _params: NoParams) -> Iterator[Finding]:
+    """The key field is a top-level field of the schema; compacted products have one."""
+    product = review.product
+    if product.key_field is None:
+        if product.retention.cleanup_policy is not CleanupPolicy.DELETE:
+            yield Finding(
+                f"cleanup_policy {product.retention.cleanup_policy.value!r} compacts by key "
+                f"but no key_field is set",
+                "key_field",
+                ("retention", "cleanup_policy"),
+            )
+        return
+    if review.schema is None:
+        return
+    names = avro_walk.top_level_fields(review.schema)
+    if product.key_field not in names:
+        yield Finding(
+            f"key_field {product.key_field!r} is not a top-level field of the schema "
+            f"(fields: {', '.join(names)})",
+            "key_field",
+            ("key_field",),
+        )
+
+
+class PartitionBounds(BaseModel):
+    """Partition counts the platform supports."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min: int = Field(default=1, ge=1)
+    max: int = Field(default=48, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PartitionBounds:
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+@_policy(
+    "partition-bounds",
+    why="Partitions cost broker memory and file handles and cannot be reduced later; the "
+    "platform supports a bounded range.",
+    fix="Set `partitions` within the bounds shown (mesh-policies.yaml `partition-bounds`).",
+    params=PartitionBounds,
+)
+def check_partitions(review: Review, params: PartitionBounds) -> Iterator[Finding]:
+    """`partitions` lies within the platform's bounds."""
+    partitions = review.product.partitions
+    if not params.min <= partitions <= params.max:
+        yield Finding(
+            f"partitions {partitions} is outside the platform bounds {params.min}..{params.max}",
+            "partitions",
+            ("partitions",),
+        )
+
+
+DAY_MS = 24 * 3600 * 1000
+
+
+class RetentionBounds(BaseModel):
+    """Retention the platform accepts for topics that delete old segments."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_ms: int = Field(default=3600 * 1000, ge=0)
+    max_ms: int | None = Field(default=90 * DAY_MS, ge=1, description="None = no upper bound.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RetentionBounds:
+        if self.max_ms is not None and self.min_ms > self.max_ms:
+            raise ValueError(f"min_ms {self.min_ms} is above max_ms {self.max_ms}")
+        return self
+
+
+@_policy(
+    "retention-bounds",
+    why="Retention decides both what consumers can replay and what the platform must store.",
+    fix="Set `retention.ms` within the bounds shown, or use cleanup_policy `compact` for "
+    "state that must be kept forever.",
+    params=RetentionBounds,
+)
+def check_retention(review: Review, params: RetentionBounds) -> Iterator[Finding]:
+    """`retention.ms` of deleting topics lies within the platform's bounds."""
+    retention = review.product.retention
+    if retention.cleanup_policy is CleanupPolicy.COMPACT:
+        return  # compaction keeps the latest value per key; retention.ms does not apply
+    upper = "unbounded" if params.max_ms is None else f"{params.max_ms}"
+    if retention.ms == -1:
+        if params.max_ms is not None:
+            yield Finding(
+                f"retention.ms -1 keeps data forever; the platform allows "
+                f"{params.min_ms}..{upper} ms for cleanup_policy "
+                f"{retention.cleanup_policy.value!r}",
+                "retention.ms",
+                ("retention", "ms"),
+            )
+        return
+    if retention.ms < params.min_ms or (params.max_ms is not None and retention.ms > params.max_ms):
+        yield Finding(
+            f"retention.ms {retention.ms} is outside the platform bounds "
+            f"{params.min_ms}..{upper} ms",
+            "retention.ms",
+            ("retention", "ms"),
+        )

@@ -1,0 +1,64 @@
+"""Plug the policy engine into the registry's descriptor validators.
+
+The registry calls each validator with the descriptor, the parsed latest schema of its
+value subject and a read-only :class:`~mesh_stream.registry.problems.CatalogView`; it
+refuses the descriptor (HTTP 422) when an error-level problem comes back. File-based checks
+(descriptor file name) do not apply there; everything else is the same as `mesh lint`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mesh_stream.descriptor import DataProduct
+from mesh_stream.governance.config import GovernanceConfig
+from mesh_stream.governance.engine import check_product
+from mesh_stream.governance.model import Severity
+from mesh_stream.governance.policies import Review
+from mesh_stream.registry.problems import CatalogView, DescriptorProblem, DescriptorValidator
+
+
+class RegistryCatalog:
+    """The registry's catalog view seen through the governance :class:`Catalog` protocol."""
+
+    def __init__(self, view: CatalogView) -> None:
+        self._view = view
+
+    def product(self, name: str) -> DataProduct | None:
+        return self._view.get_product(name)
+
+    def schema(self, name: str) -> Mapping[str, Any] | None:
+        product = self._view.get_product(name)
+        return None if product is None else self._view.latest_schema(product.value_subject)
+
+    def downstream(self, name: str) -> list[str]:
+        return sorted(
+            other
+            for other in self._view.product_names()
+            if other != name
+            and (product := self._view.get_product(other)) is not None
+            and name in product.inputs
+        )
+
+
+def registry_validator(config: GovernanceConfig | None = None) -> DescriptorValidator:
+    """A registry validator enforcing ``config`` (default: the built-in policy set), with
+    the overrides of the descriptor's domain applied."""
+    governance = config if config is not None else GovernanceConfig()
+
+    def validate(
+        product: DataProduct, schema: Mapping[str, Any], view: CatalogView
+    ) -> list[DescriptorProblem]:
+        review = Review(product, schema, RegistryCatalog(view))
+        return [
+            DescriptorProblem(
+                policy=v.policy,
+                severity="error" if v.severity is Severity.ERROR else "warning",
+                message=f"{v.message} (fix: {v.fix})",
+                field=v.field,
+            )
+            for v in check_product(review, governance.rules_for(product.domain))
+        ]
+
+    return validate

@@ -1,0 +1,248 @@
+"""Lint a repository: every descriptor under ``domains/`` with its schema under ``schemas/``.
+
+Nothing here raises on bad input files: a descriptor that does not load, a schema that is
+missing or broken and an illegal domain override all become violations with file:line, so
+one run shows every problem. Only an unreadable global ``mesh-policies.yaml`` stops the run
+(:class:`ConfigurationError`), because without it no rule is known.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import fastavro
+import yaml
+from pydantic import ValidationError
+
+from mesh_stream.descriptor import DataProduct, descriptor_files
+from mesh_stream.errors import ConfigurationError
+from mesh_stream.governance import locate
+from mesh_stream.governance.catalog import StaticCatalog
+from mesh_stream.governance.config import GovernanceConfig, load_governance
+from mesh_stream.governance.engine import Locator, check_product
+from mesh_stream.governance.model import Finding, Loc, Severity, Violation
+from mesh_stream.governance.policies import BUILTIN_POLICIES, Review
+
+LOAD_ERROR_POLICY = {
+    "owner": "ownership",
+    "slos": "slos-declared",
+    "classification": "classification-declared",
+}
+"""Descriptor fields whose absence or invalid value is the business of a named policy."""
+
+
+@dataclass(frozen=True)
+class LintReport:
+    """The outcome of linting one repository."""
+
+    root: Path
+    products: int
+    violations: tuple[Violation, ...]
+    policies_source: str | None = None
+
+    @property
+    def errors(self) -> int:
+        return sum(v.severity is Severity.ERROR for v in self.violations)
+
+    @property
+    def warnings(self) -> int:
+        return sum(v.severity is Severity.WARNING for v in self.violations)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "root": str(self.root),
+            "policies": self.policies_source or "built-in defaults",
+            "products": self.products,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "violations": [v.to_dict() for v in self.violations],
+        }
+
+
+def _reserved(name: str, message: str, file: str, line: int | None, **extra: Any) -> Violation:
+    policy = BUILTIN_POLICIES[name]
+    return Violation(
+        policy=name,
+        severity=Severity.ERROR,
+        message=message,
+        why=policy.why,
+        fix=policy.fix,
+        file=file,
+        line=line,
+        **extra,
+    )
+
+
+@dataclass
+class _Document:
+    """A file as read for linting: display path, its node tree for line lookup."""
+
+    display: str
+    node: yaml.Node | None = None
+
+    def line(self, loc: Loc) -> int | None:
+        return locate.line_of(self.node, loc)
+
+
+@dataclass
+class _Loaded:
+    product: DataProduct
+    descriptor: _Document
+    schema: Mapping[str, Any] | None = None
+    schema_document: _Document | None = None
+    problems: list[Violation] = field(default_factory=list)
+
+
+def _load_descriptor(path: Path, display: str) -> tuple[_Loaded | None, list[Violation]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [
+            _reserved("descriptor-valid", f"cannot read descriptor: {exc}", display, None)
+        ]
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = str(getattr(exc, "problem", None) or exc)
+        return None, [_reserved("descriptor-valid", f"not valid YAML: {problem}", display, line)]
+    document = _Document(display, locate.compose(text))
+    if not isinstance(data, dict):
+        message = "a descriptor must be a YAML mapping of fields (name, domain, kind, ...)"
+        return None, [_reserved("descriptor-valid", message, display, 1)]
+    try:
+        product = DataProduct.model_validate(data)
+    except ValidationError as exc:
+        violations = []
+        for error in exc.errors():
+            loc = tuple(part for part in error["loc"] if isinstance(part, (int, str)))
+            path_text = ".".join(map(str, loc)) or "(descriptor)"
+            name = LOAD_ERROR_POLICY.get(str(loc[0]), "descriptor-valid") if loc else None
+            violations.append(
+                _reserved(
+                    name or "descriptor-valid",
+                    f"{path_text}: {error['msg']}",
+                    display,
+                    document.line(loc),
+                    field=path_text,
+                    product=data.get("name") if isinstance(data.get("name"), str) else None,
+                )
+            )
+        return None, violations
+    return _Loaded(product, document), []
+
+
+def _load_schema(root: Path, loaded: _Loaded) -> None:
+    """Read, parse and validate the product's Avro schema; problems go on ``loaded``."""
+    product = loaded.product
+    where = loaded.descriptor
+    path = (root / product.schema_file).resolve()
+    if not path.is_relative_to(root.resolve()):
+        loaded.problems.append(
+            _reserved(
+                "schema-valid",
+                f"schema {product.schema_file!r} lies outside the repository",
+                where.display,
+                where.line(("schema",)),
+                field="schema",
+                product=product.name,
+            )
+        )
+        return
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        loaded.problems.append(
+            _reserved(
+                "schema-valid",
+                f"cannot read schema {product.schema_file!r}: {reason}",
+                where.display,
+                where.line(("schema",)),
+                field="schema",
+                product=product.name,
+            )
+        )
+        return
+    display = PurePosixPath(product.schema_file).as_posix()
+    try:
+        schema = json.loads(text)
+    except json.JSONDecodeError as exc:
+        loaded.problems.append(
+            _reserved(
+                "schema-valid",
+                f"not valid JSON: {exc.msg}",
+                display,
+                exc.lineno,
+                product=product.name,
+            )
+        )
+        return
+    if not (isinstance(schema, dict) and schema.get("type") == "record"):
+        loaded.problems.append(
+            _reserved(
+                "schema-valid",
+                "the schema of a product must be an Avro record",
+                display,
+                1,
+                product=product.name,
+            )
+        )
+        return
+    try:
+        fastavro.parse_schema(schema)
+    except Exception as exc:  # fastavro raises several unrelated types for bad schemas
+        loaded.problems.append(
+            _reserved(
+                "schema-valid", f"not a valid Avro schema: {exc}", display, 1, product=product.name
+            )
+        )
+        return
+    loaded.schema = schema
+    loaded.schema_document = _Document(display, locate.compose(text))
+
+
+def _locator(loaded: _Loaded) -> Locator:
+    def locate_finding(finding: Finding) -> tuple[str | None, int | None]:
+        document = loaded.schema_document if finding.in_schema else loaded.descriptor
+        if document is None:
+            return loaded.descriptor.display, None
+        return document.display, document.line(finding.loc)
+
+    return locate_finding
+
+
+def lint_repository(root: Path, policies_file: Path | None = None) -> LintReport:
+    """Run every policy over the descriptors below ``root/domains`` and their schemas."""
+    if not (root / "domains").is_dir():
+        raise ConfigurationError(
+            f"{root}: no domains/ folder here; pass the repository root that holds domains/ "
+            f"and schemas/ (mesh lint PATH)"
+        )
+    config: GovernanceConfig = load_governance(root, policies_file)
+    violations: list[Violation] = list(config.problems)
+    loaded: list[_Loaded] = []
+    for path in descriptor_files(root / "domains"):
+        display = path.relative_to(root).as_posix()
+        item, problems = _load_descriptor(path, display)
+        violations.extend(problems)
+        if item is not None:
+            _load_schema(root, item)
+            violations.extend(item.problems)
+            loaded.append(item)
+    catalog = StaticCatalog(
+        [item.product for item in loaded],
+        {item.product.name: item.schema for item in loaded if item.schema is not None},
+    )
+    for item in loaded:
+        review = Review(item.product, item.schema, catalog, PurePosixPath(item.descriptor.display))
+        violations.extend(
+            check_product(review, config.rules_for(item.product.domain), _locator(item))
+        )
+    violations.sort(key=lambda v: (v.file or "", v.line or 0, v.policy, v.message))
+    return LintReport(root, len(loaded), tuple(violations), config.source)
