@@ -12,6 +12,7 @@ import click
 from pydantic import ValidationError
 
 from mesh_stream.cli.broker import broker
+from mesh_stream.cli.lint import lint
 from mesh_stream.errors import MeshError
 from mesh_stream.settings import MeshSettings
 
@@ -34,6 +35,7 @@ def cli(ctx: click.Context) -> None:
 
 
 cli.add_command(broker)
+cli.add_command(lint)
 
 
 def main() -> None:
