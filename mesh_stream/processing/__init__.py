@@ -1,0 +1,8 @@
+"""Helpers for faust processors that build data products from other data products.
+
+* :mod:`~mesh_stream.processing.codec` — Confluent-framed Avro for faust's raw topics;
+* :mod:`~mesh_stream.processing.registration` — create product topics, register schemas;
+* :mod:`~mesh_stream.processing.windows` — tumbling event-time windows with a grace period;
+* :mod:`~mesh_stream.processing.dedup` — count every event once despite duplicates and replays;
+* :mod:`~mesh_stream.processing.app` — the faust app, re-key and aggregate agents, keyed outputs.
+"""

@@ -1,0 +1,234 @@
+"""The frame every analytics processor shares: a faust app, re-keying, and keyed outputs.
+
+A processor is two faust agents in one worker:
+
+1. **re-key**: reads the input products (Confluent-framed Avro written by the SDK), keeps the
+   fields it needs and forwards them, keyed by what the aggregate is grouped by, to an internal
+   topic. Faust's own producer partitions that topic, so every key's events reach one
+   partition and therefore one table partition, whatever partitioner the publishers used.
+2. **aggregate**: reads the internal topic, updates a RocksDB table (changelogged to Kafka)
+   through :mod:`mesh_stream.processing.dedup` so each event counts once, and publishes the
+   key's new value to the output product, framed with the output's registered schema id.
+
+Outputs are keyed upserts: the latest record per key is the aggregate's current value, so a
+record repeated after a crash is harmless. Faust flushes the producer (outputs and changelogs)
+before it commits input offsets, so nothing is lost: this is at-least-once processing with
+idempotent, keyed outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from mesh_stream.descriptor import DataProduct, load_descriptors
+from mesh_stream.errors import DeserializationError
+from mesh_stream.processing.codec import FramedAvroDecoder, FramedAvroEncoder
+from mesh_stream.processing.registration import (
+    ensure_topics,
+    fetch_schema,
+    find_product,
+    register_value_schema,
+    registry_client,
+)
+from mesh_stream.settings import MeshSettings
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+PROCESSING_GUARANTEE = "at_least_once"
+
+Route = Callable[[str, dict[str, Any], int], "tuple[str, dict[str, Any]] | None"]
+"""(input topic, decoded record, arrival ms) -> (key, fields to forward), or None to drop it."""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What the re-key agent forwards: where an input record came from, and its fields."""
+
+    topic: str
+    partition: int
+    offset: int
+    arrival_ms: int
+    fields: dict[str, Any]
+
+    @classmethod
+    def from_wire(cls, value: Mapping[str, Any]) -> Envelope:
+        return cls(
+            topic=value["topic"],
+            partition=value["partition"],
+            offset=value["offset"],
+            arrival_ms=value["arrival_ms"],
+            fields=value["fields"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "arrival_ms": self.arrival_ms,
+            "fields": self.fields,
+        }
+
+
+@dataclass(frozen=True)
+class ProcessorSpec:
+    """Everything a processor worker needs, resolved before faust starts."""
+
+    output: DataProduct
+    inputs: tuple[DataProduct, ...]
+    output_schema_id: int
+    settings: MeshSettings
+    repo_root: Path
+
+    @property
+    def app_id(self) -> str:
+        """Faust app id; also the consumer group and the prefix of internal topics."""
+        return f"mesh-{self.output.name}"
+
+
+def prepare(
+    settings: MeshSettings, output_name: str, *, repo_root: Path = REPO_ROOT
+) -> ProcessorSpec:
+    """Load descriptors, create input/output topics, register the output schema."""
+    products = load_descriptors(repo_root / "domains")
+    output = find_product(products, output_name)
+    inputs = tuple(find_product(products, name) for name in output.inputs)
+    ensure_topics(settings.resolved_bootstrap_servers(), (*inputs, output))
+    schema_id = register_value_schema(registry_client(settings), output, repo_root)
+    return ProcessorSpec(output, inputs, schema_id, settings, repo_root)
+
+
+def processor_app(spec: ProcessorSpec) -> faust.App:
+    """A faust app with RocksDB state under ``MESH_DATA_DIR/processors/<app id>``."""
+    servers = spec.settings.resolved_bootstrap_servers().split(",")
+    datadir = Path(spec.settings.data_dir) / "processors" / spec.app_id
+    datadir.mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        spec.app_id,
+        broker=[f"kafka://{server.strip()}" for server in servers],
+        store="rocksdb://",
+        datadir=str(datadir),
+        processing_guarantee=PROCESSING_GUARANTEE,
+        topic_partitions=spec.output.partitions,
+        topic_replication_factor=1,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        web_enabled=False,
+        table_standby_replicas=0,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+
+def internal_topic(app: faust.App, spec: ProcessorSpec, name: str) -> faust.TopicT:
+    """An internal JSON topic of this processor, created by faust at worker start."""
+    return app.topic(
+        f"{spec.app_id}-{name}",
+        internal=True,
+        partitions=spec.output.partitions,
+        key_serializer="raw",
+        value_serializer="json",
+    )
+
+
+def raw_topic(app: faust.App, *names: str) -> faust.TopicT:
+    return app.topic(*names, key_serializer="raw", value_serializer="raw")
+
+
+def add_rekey_agent(
+    app: faust.App,
+    spec: ProcessorSpec,
+    target: faust.TopicT,
+    route: Route,
+    decoder: FramedAvroDecoder,
+) -> None:
+    """Forward every input record through ``route`` to ``target``; undecodable ones to DLQ."""
+    sources = raw_topic(app, *(product.topic for product in spec.inputs))
+    dead_letters = {product.topic: raw_topic(app, product.dlq_topic) for product in spec.inputs}
+
+    async def rekey(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for event in stream.events():
+            message = event.message
+            where = f"{message.topic}[{message.partition}]@{message.offset}"
+            try:
+                record = decoder.decode(event.value, where=where)
+            except DeserializationError as exc:
+                log.error("%s; sent to %s", exc, dead_letters[message.topic].get_topic_name())
+                await dead_letters[message.topic].send(
+                    key=message.key,
+                    value=event.value,
+                    headers={
+                        "mesh.error": str(exc).encode(),
+                        "mesh.source": where.encode(),
+                        "mesh.processor": spec.app_id.encode(),
+                    },
+                )
+                yield None
+                continue
+            arrival_ms = round(message.timestamp * 1000)
+            routed = route(message.topic, record, arrival_ms)
+            if routed is not None:
+                key, fields = routed
+                envelope = Envelope(
+                    message.topic, message.partition, message.offset, arrival_ms, fields
+                )
+                await target.send(key=key.encode(), value=envelope.to_wire())
+            yield None
+
+    app.agent(sources, name=f"{spec.app_id}-rekey")(rekey)
+
+
+Update = Callable[[str, Envelope], Awaitable[None]]
+
+
+def add_aggregate_agent(
+    app: faust.App, spec: ProcessorSpec, source: faust.TopicT, update: Update
+) -> None:
+    """Feed every forwarded envelope, with its internal position, to ``update``."""
+
+    async def aggregate(stream: faust.StreamT[Any]) -> AsyncIterator[None]:
+        async for event in stream.events():
+            message = event.message
+            envelope = Envelope.from_wire(event.value)
+            # The position that dedup and replay guards use is the internal topic's.
+            positioned = Envelope(
+                envelope.topic,
+                message.partition,
+                message.offset,
+                envelope.arrival_ms,
+                envelope.fields,
+            )
+            await update(message.key.decode(), positioned)
+            yield None
+
+    app.agent(source, name=f"{spec.app_id}-aggregate")(aggregate)
+
+
+class KeyedOutput:
+    """Publishes the current value of one key to the output product (a keyed upsert)."""
+
+    def __init__(self, app: faust.App, spec: ProcessorSpec) -> None:
+        self.topic = raw_topic(app, spec.output.topic)
+        self.encoder = FramedAvroEncoder(
+            (spec.repo_root / spec.output.schema_file).read_text(encoding="utf-8"),
+            spec.output_schema_id,
+            where=spec.output.name,
+        )
+
+    async def publish(self, key: str, record: Mapping[str, Any]) -> None:
+        await self.topic.send(key=key.encode(), value=self.encoder.encode(record))
+
+
+def schema_decoder(spec: ProcessorSpec) -> FramedAvroDecoder:
+    """Decoder of the input products, fetching writer schemas by id from the registry."""
+    client = registry_client(spec.settings)
+    return FramedAvroDecoder(lambda schema_id: fetch_schema(client, schema_id))
