@@ -1,0 +1,509 @@
+"""The live terminal view of `mesh up`: what flows where, who lags, what broke.
+
+Two halves, kept apart so each can be tested alone:
+
+* :class:`MeshMonitor` asks Kafka (never the children) for the numbers: per product the
+  end offsets of its topic (records so far, and the rate from the change between two
+  samples), the end offsets of its dead-letter topic ``<topic>.dlq``, the latest record of
+  every aggregate and consumer-aligned product (decoded from the Confluent wire format with
+  the writer schema from the registry), and each consumer group's lag (committed offsets
+  against end offsets). It returns an immutable :class:`MeshSnapshot`.
+* :func:`render` turns a snapshot, the supervised children and their recent events into a
+  rich renderable; :class:`LiveView` redraws it in place in the terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from mesh_stream.descriptor import DataProduct, ProductKind
+from mesh_stream.supervisor import ChildState, ChildStatus, SupervisorEvent
+
+#: Decodes one Confluent-framed record value into a mapping.
+Decoder = Callable[[bytes], Mapping[str, Any]]
+
+_ERROR_LINE = re.compile(rb"\b(ERROR|CRITICAL)\b|^Traceback \(most recent call last\)")
+
+
+@dataclass(frozen=True)
+class ProductStats:
+    """One product's numbers at one moment."""
+
+    name: str
+    kind: str
+    topic: str
+    records: int | None  # sum of end offsets; None while the topic does not exist
+    rate: float | None  # records/s since the previous sample
+    dead_letters: int  # records in <topic>.dlq
+    latest: Mapping[str, Any] | None = None  # latest value of an aggregate
+    latest_error: str | None = None
+
+
+@dataclass(frozen=True)
+class GroupLag:
+    """A consumer group (a processor) and how far behind the end offsets it is."""
+
+    group: str
+    lag: int
+    topics: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MeshSnapshot:
+    taken_at: float
+    products: tuple[ProductStats, ...]
+    groups: tuple[GroupLag, ...] = ()
+    problems: tuple[str, ...] = ()  # what the monitor itself could not find out
+
+    def product(self, name: str) -> ProductStats:
+        return next(p for p in self.products if p.name == name)
+
+
+def registry_decoder(get_schema: Callable[[int], str]) -> Decoder:
+    """A decoder for Confluent-framed Avro, fetching each writer schema once by its id."""
+    import fastavro
+
+    from mesh_stream.schema.wire import unframe
+
+    parsed: dict[int, Any] = {}
+
+    def decode(data: bytes) -> Mapping[str, Any]:
+        schema_id, body = unframe(data)
+        schema = parsed.get(schema_id)
+        if schema is None:
+            schema = fastavro.parse_schema(json.loads(get_schema(schema_id)))
+            parsed[schema_id] = schema
+        value = fastavro.schemaless_reader(io.BytesIO(body), schema, None)
+        if not isinstance(value, Mapping):
+            return {"value": value}
+        return value
+
+    return decode
+
+
+def _latest_offset() -> Any:
+    """confluent-kafka's "latest offset" spec (its admin module does not type it)."""
+    from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
+
+    return OffsetSpec.latest()  # type: ignore[no-untyped-call]
+
+
+def _is_derived(product: DataProduct) -> bool:
+    return product.kind in (ProductKind.AGGREGATE, ProductKind.CONSUMER_ALIGNED)
+
+
+class MeshMonitor:
+    """Samples the mesh's topics and consumer groups on a Kafka cluster (see module doc)."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        products: Sequence[DataProduct],
+        *,
+        decoder: Decoder | None = None,
+        timeout: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        from confluent_kafka import Consumer
+        from confluent_kafka.admin import AdminClient
+
+        self.products = list(products)
+        self.decoder = decoder
+        self.timeout = timeout
+        self._clock = clock
+        common: dict[str, str | int | float | bool] = {
+            "bootstrap.servers": bootstrap_servers,
+            "log_level": 0,
+        }
+        self._admin = AdminClient(common)
+        self._consumer = Consumer(
+            {
+                **common,
+                "group.id": "mesh-up-live-view",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "auto.offset.reset": "earliest",
+            }
+        )
+        self._previous: dict[str, tuple[float, int]] = {}
+        self._latest: dict[str, tuple[int, Mapping[str, Any] | None, str | None]] = {}
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def __enter__(self) -> MeshMonitor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- sampling --------------------------------------------------------------------------
+    def sample(self) -> MeshSnapshot:
+        """One look at the cluster. Problems are reported in the snapshot, never raised."""
+        problems: list[str] = []
+        now = self._clock()
+        try:
+            metadata = self._admin.list_topics(timeout=self.timeout)
+        except Exception as exc:
+            return MeshSnapshot(now, self._unknown(), (), (f"Kafka does not answer: {exc}",))
+        partitions = {name: len(t.partitions) for name, t in metadata.topics.items()}
+        wanted = [p.topic for p in self.products] + [p.dlq_topic for p in self.products]
+        ends = self._end_offsets({t: partitions[t] for t in wanted if t in partitions}, problems)
+        stats = []
+        for product in self.products:
+            records = self._total(ends, product.topic)
+            rate = self._rate(product.topic, now, records)
+            latest, latest_error = None, None
+            if _is_derived(product) and records:
+                latest, latest_error = self._latest_value(product, ends, problems)
+            stats.append(
+                ProductStats(
+                    name=product.name,
+                    kind=product.kind.value,
+                    topic=product.topic,
+                    records=records,
+                    rate=rate,
+                    dead_letters=self._total(ends, product.dlq_topic) or 0,
+                    latest=latest,
+                    latest_error=latest_error,
+                )
+            )
+        groups = self._group_lags(partitions, problems)
+        return MeshSnapshot(now, tuple(stats), groups, tuple(problems))
+
+    def _unknown(self) -> tuple[ProductStats, ...]:
+        return tuple(
+            ProductStats(p.name, p.kind.value, p.topic, None, None, 0) for p in self.products
+        )
+
+    @staticmethod
+    def _total(ends: Mapping[tuple[str, int], int], topic: str) -> int | None:
+        values = [offset for (name, _), offset in ends.items() if name == topic]
+        return sum(values) if values else None
+
+    def _rate(self, topic: str, now: float, records: int | None) -> float | None:
+        if records is None:
+            return None
+        previous = self._previous.get(topic)
+        self._previous[topic] = (now, records)
+        if previous is None or now <= previous[0]:
+            return None
+        return max(records - previous[1], 0) / (now - previous[0])
+
+    def _end_offsets(
+        self, topics: Mapping[str, int], problems: list[str]
+    ) -> dict[tuple[str, int], int]:
+        from confluent_kafka import TopicPartition
+
+        if not topics:
+            return {}
+        request = {
+            TopicPartition(topic, partition): _latest_offset()
+            for topic, count in topics.items()
+            for partition in range(count)
+        }
+        ends: dict[tuple[str, int], int] = {}
+        futures = self._admin.list_offsets(request, request_timeout=self.timeout)
+        for tp, future in futures.items():
+            try:
+                ends[(tp.topic, tp.partition)] = int(future.result().offset)
+            except Exception as exc:
+                problems.append(f"end offset of {tp.topic}[{tp.partition}] unknown: {exc}")
+        return ends
+
+    def _group_lags(
+        self, partitions: Mapping[str, int], problems: list[str]
+    ) -> tuple[GroupLag, ...]:
+        from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+        try:
+            listed = self._admin.list_consumer_groups(request_timeout=self.timeout).result()
+        except Exception as exc:
+            problems.append(f"consumer groups unknown: {exc}")
+            return ()
+        product_topics = {p.topic for p in self.products}
+        lags = []
+        for group in sorted(g.group_id for g in listed.valid):
+            try:
+                future = self._admin.list_consumer_group_offsets(
+                    [ConsumerGroupTopicPartitions(group)], request_timeout=self.timeout
+                )[group]
+                committed = [tp for tp in future.result().topic_partitions if tp.offset >= 0]
+            except Exception as exc:
+                problems.append(f"offsets of consumer group {group} unknown: {exc}")
+                continue
+            topics = tuple(sorted({tp.topic for tp in committed}))
+            if not product_topics.intersection(topics):
+                continue  # not a mesh processor (or nothing committed yet)
+            request = {
+                TopicPartition(tp.topic, tp.partition): _latest_offset()
+                for tp in committed
+                if tp.topic in partitions
+            }
+            ends: dict[tuple[str, int], int] = {}
+            for tp, end_future in self._admin.list_offsets(
+                request, request_timeout=self.timeout
+            ).items():
+                with contextlib.suppress(Exception):
+                    ends[(tp.topic, tp.partition)] = int(end_future.result().offset)
+            lag = sum(
+                max(ends[(tp.topic, tp.partition)] - tp.offset, 0)
+                for tp in committed
+                if (tp.topic, tp.partition) in ends
+            )
+            lags.append(GroupLag(group, lag, topics))
+        return tuple(lags)
+
+    def _latest_value(
+        self,
+        product: DataProduct,
+        ends: Mapping[tuple[str, int], int],
+        problems: list[str],
+    ) -> tuple[Mapping[str, Any] | None, str | None]:
+        """Decode the newest record of ``product`` (re-read only when its topic grew)."""
+        from confluent_kafka import KafkaError, TopicPartition
+
+        total = self._total(ends, product.topic) or 0
+        cached = self._latest.get(product.topic)
+        if cached is not None and cached[0] == total:
+            return cached[1], cached[2]
+        # A few records back from the end, because transaction markers take offsets too.
+        assignment = [
+            TopicPartition(topic, partition, max(end - 5, 0))
+            for (topic, partition), end in ends.items()
+            if topic == product.topic and end > 0
+        ]
+        self._consumer.assign(assignment)
+        pending = {tp.partition for tp in assignment}
+        newest: Any = None
+        deadline = time.monotonic() + self.timeout
+        try:
+            while pending and time.monotonic() < deadline:
+                message = self._consumer.poll(0.5)
+                if message is None:
+                    continue
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        pending.discard(message.partition())
+                    continue
+                if newest is None or message.timestamp()[1] >= newest.timestamp()[1]:
+                    newest = message
+        finally:
+            self._consumer.unassign()
+        value: Mapping[str, Any] | None = None
+        problem: str | None = None
+        if newest is not None and self.decoder is not None:
+            try:
+                value = self.decoder(newest.value())
+            except Exception as exc:
+                problem = (
+                    f"cannot decode {newest.topic()}[{newest.partition()}]@{newest.offset()}: {exc}"
+                )
+                problems.append(problem)
+        elif newest is not None:
+            problem = "no decoder (registry unknown)"
+        self._latest[product.topic] = (total, value, problem)
+        return value, problem
+
+
+class LogErrorCounter:
+    """Counts ERROR / CRITICAL / Traceback lines appended to each child's log since start."""
+
+    def __init__(self) -> None:
+        self._offsets: dict[Path, int] = {}
+        self._counts: dict[Path, int] = {}
+
+    def count(self, log_file: Path) -> int:
+        offset = self._offsets.get(log_file)
+        try:
+            size = log_file.stat().st_size
+        except OSError:
+            return self._counts.get(log_file, 0)
+        if offset is None or size < offset:
+            offset = 0
+        if size > offset:
+            with log_file.open("rb") as handle:
+                handle.seek(offset)
+                chunk = handle.read(size - offset)
+            # Only whole lines; the rest is read next time.
+            end = chunk.rfind(b"\n") + 1
+            found = sum(1 for line in chunk[:end].splitlines() if _ERROR_LINE.search(line))
+            self._counts[log_file] = self._counts.get(log_file, 0) + found
+            offset += end
+        self._offsets[log_file] = offset
+        return self._counts.get(log_file, 0)
+
+
+# -- rendering -----------------------------------------------------------------------------
+
+
+def format_value(value: Any) -> str:
+    """A compact, human-readable rendering of a decoded field value."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return value.strftime("%H:%M:%S")
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}={format_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
+    return str(value)
+
+
+def format_record(record: Mapping[str, Any], width: int = 90) -> str:
+    text = " ".join(f"{key}={format_value(value)}" for key, value in record.items())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _rate_text(rate: float | None) -> str:
+    return "…" if rate is None else f"{rate:.1f}"
+
+
+@dataclass(frozen=True)
+class ViewContext:
+    """What the view shows besides the snapshot: where things are and for how long."""
+
+    bootstrap_servers: str
+    registry_url: str | None
+    log_dir: Path
+    started_at: float
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def render(
+    context: ViewContext,
+    snapshot: MeshSnapshot | None,
+    children: Iterable[ChildStatus],
+    events: Iterable[SupervisorEvent],
+    *,
+    log_errors: Mapping[str, int] | None = None,
+    now: float | None = None,
+    max_events: int = 8,
+) -> RenderableType:
+    """The whole screen: header, products, processors' lag, children, recent events."""
+    now = time.monotonic() if now is None else now
+    up_for = int(now - context.started_at)
+    header = Text.assemble(
+        ("mesh up", "bold"),
+        f"  up {up_for // 60}m{up_for % 60:02d}s  Kafka {context.bootstrap_servers}  ",
+        f"registry {context.registry_url or '(none)'}  logs {context.log_dir}  ",
+        ("Ctrl-C stops everything", "dim"),
+    )
+    parts: list[RenderableType] = [header]
+    parts.extend(Text(note, style="yellow") for note in context.notes)
+
+    products = Table(title="Products", expand=True, title_justify="left")
+    for column in ("product", "kind", "topic"):
+        products.add_column(column, no_wrap=True)
+    products.add_column("records", justify="right")
+    products.add_column("msg/s", justify="right")
+    products.add_column("DLQ", justify="right")
+    products.add_column("latest value", overflow="ellipsis", no_wrap=True)
+    for stats in snapshot.products if snapshot else ():
+        latest = ""
+        if stats.latest is not None:
+            latest = format_record(stats.latest)
+        elif stats.latest_error:
+            latest = f"[red]{stats.latest_error}[/]"
+        dlq = f"[red]{stats.dead_letters}[/]" if stats.dead_letters else "0"
+        products.add_row(
+            stats.name,
+            stats.kind,
+            stats.topic,
+            "no topic" if stats.records is None else str(stats.records),
+            _rate_text(stats.rate),
+            dlq,
+            latest,
+        )
+    parts.append(products)
+
+    if snapshot and snapshot.groups:
+        lag = Table(title="Processor lag (consumer groups)", expand=True, title_justify="left")
+        lag.add_column("group", no_wrap=True)
+        lag.add_column("lag", justify="right")
+        lag.add_column("topics")
+        for group in snapshot.groups:
+            lag.add_row(group.group, str(group.lag), ", ".join(group.topics))
+        parts.append(lag)
+
+    counts = log_errors or {}
+    table = Table(title="Processes", expand=True, title_justify="left")
+    for column in ("name", "kind", "state", "pid", "restarts", "errors in log", "log"):
+        table.add_column(column, no_wrap=column != "log")
+    for child in children:
+        style = {ChildState.RUNNING: "green", ChildState.RESTARTING: "red"}.get(child.state, "")
+        errors = counts.get(child.name, 0)
+        table.add_row(
+            child.name,
+            child.kind,
+            f"[{style}]{child.state.value}[/]" if style else child.state.value,
+            str(child.pid or "-"),
+            str(child.restarts),
+            f"[red]{errors}[/]" if errors else "0",
+            str(child.log_file),
+        )
+    parts.append(table)
+
+    recent = list(events)[-max_events:]
+    problems = list(snapshot.problems) if snapshot else []
+    if recent or problems:
+        lines = Text()
+        for problem in problems[-max_events:]:
+            lines.append(f"monitor: {problem}\n", style="red")
+        for event in recent:
+            lines.append(event.line() + "\n", style="red" if event.is_problem else "")
+        parts.append(Text("Recent events", style="bold italic"))
+        parts.append(lines)
+    return Group(*parts)
+
+
+def render_text(renderable: RenderableType, width: int = 160) -> str:
+    """``renderable`` as plain text (for --no-view summaries and tests)."""
+    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
+    console.print(renderable)
+    return console.export_text()
+
+
+class LiveView:
+    """Redraws the screen in place; leaves the last frame visible when it stops."""
+
+    def __init__(self, console: Console | None = None, refresh_per_second: float = 2) -> None:
+        self._live = Live(
+            console=console,
+            refresh_per_second=refresh_per_second,
+            auto_refresh=False,
+            screen=False,
+            transient=False,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+
+    def __enter__(self) -> LiveView:
+        self._live.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._live.stop()
+
+    def update(self, renderable: RenderableType) -> None:
+        self._live.update(renderable, refresh=True)

@@ -1,0 +1,173 @@
+"""Rendering of the live view and the log error counter (no broker needed)."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import fastavro
+import pytest
+
+from mesh_stream.errors import DeserializationError
+from mesh_stream.liveview import (
+    GroupLag,
+    LogErrorCounter,
+    MeshSnapshot,
+    ProductStats,
+    ViewContext,
+    format_record,
+    registry_decoder,
+    render,
+    render_text,
+)
+from mesh_stream.schema.wire import frame
+from mesh_stream.supervisor import ChildState, ChildStatus, EventKind, SupervisorEvent
+
+
+def snapshot() -> MeshSnapshot:
+    return MeshSnapshot(
+        taken_at=100.0,
+        products=(
+            ProductStats(
+                "orders.order-placed", "source-aligned", "orders.order-placed.v1", 1200, 12.5, 0
+            ),
+            ProductStats(
+                "payments.payment-failed",
+                "source-aligned",
+                "payments.payment-failed.v1",
+                None,
+                None,
+                0,
+            ),
+            ProductStats(
+                "analytics.revenue-by-region",
+                "aggregate",
+                "analytics.revenue-by-region.v1",
+                40,
+                0.5,
+                7,
+                latest={"region": "north", "gross_revenue": Decimal("1234.50"), "order_count": 9},
+            ),
+        ),
+        groups=(GroupLag("revenue-processor", 17, ("orders.order-placed.v1",)),),
+        problems=("end offset of x[0] unknown: timeout",),
+    )
+
+
+def children(tmp_path: Path) -> list[ChildStatus]:
+    return [
+        ChildStatus(
+            "registry", "registry", ChildState.RUNNING, 101, 0, None, tmp_path / "registry.log"
+        ),
+        ChildStatus(
+            "revenue", "processor", ChildState.RESTARTING, None, 2, 1, tmp_path / "revenue.log"
+        ),
+    ]
+
+
+def test_render_shows_products_lag_children_and_events(tmp_path: Path) -> None:
+    context = ViewContext(
+        "127.0.0.1:9092",
+        "http://127.0.0.1:8081",
+        tmp_path,
+        started_at=0.0,
+        notes=("skipping processors: not written yet",),
+    )
+    event = SupervisorEvent(
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        "revenue",
+        EventKind.EXITED,
+        "exited with status 1 after 0.4s; restart #2 in 2.0s",
+        exit_status=1,
+        restart_in=2.0,
+    )
+    text = render_text(
+        render(
+            context, snapshot(), children(tmp_path), [event], log_errors={"revenue": 3}, now=125.0
+        ),
+        width=220,
+    )
+    assert "up 2m05s" in text
+    assert "Kafka 127.0.0.1:9092" in text
+    assert "skipping processors: not written yet" in text
+    rows = {line.split("│")[1].strip(): line for line in text.splitlines() if "│" in line}
+    placed = [c.strip() for c in rows["orders.order-placed"].split("│")]
+    assert placed[1:7] == [
+        "orders.order-placed",
+        "source-aligned",
+        "orders.order-placed.v1",
+        "1200",
+        "12.5",
+        "0",
+    ]
+    assert "no topic" in rows["payments.payment-failed"]
+    revenue = [c.strip() for c in rows["analytics.revenue-by-region"].split("│")]
+    assert revenue[4:7] == ["40", "0.5", "7"]
+    assert revenue[7] == "region=north gross_revenue=1234.50 order_count=9"
+    assert [c.strip() for c in rows["revenue-processor"].split("│")][1:4] == [
+        "revenue-processor",
+        "17",
+        "orders.order-placed.v1",
+    ]
+    proc = [c.strip() for c in rows["revenue"].split("│")]
+    assert proc[1:7] == ["revenue", "processor", "restarting", "-", "2", "3"]
+    assert "2026-01-02 03:04:05 revenue: exited with status 1" in text
+    assert "monitor: end offset of x[0] unknown: timeout" in text
+
+
+def test_render_before_the_first_sample(tmp_path: Path) -> None:
+    context = ViewContext("k:1", None, tmp_path, started_at=10.0)
+    text = render_text(render(context, None, [], [], now=12.0))
+    assert "registry (none)" in text
+    assert "Recent events" not in text
+
+
+def test_format_record_truncates_long_values() -> None:
+    record = {"id": "x" * 200}
+    assert len(format_record(record, width=50)) == 50
+    assert format_record(record, width=50).endswith("…")
+    when = datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC)
+    assert format_record({"at": when, "n": 1.234}) == "at=07:08:09 n=1.23"
+
+
+def test_log_error_counter_counts_only_new_complete_lines(tmp_path: Path) -> None:
+    log = tmp_path / "child.log"
+    counter = LogErrorCounter()
+    assert counter.count(log) == 0
+    log.write_text("INFO fine\nERROR broke\nTraceback (most recent call last):\n  x\nERR")
+    assert counter.count(log) == 2  # the unfinished last line is not read yet
+    with log.open("a") as handle:
+        handle.write("OR later\nCRITICAL down, ERROR too\nNo ERRORS here\n")
+    assert counter.count(log) == 4  # one per line: "ERROR later" and the CRITICAL one
+
+
+def test_registry_decoder_reads_confluent_framed_avro_once_per_schema() -> None:
+    schema = {
+        "type": "record",
+        "name": "T",
+        "fields": [
+            {"name": "n", "type": "long"},
+            {
+                "name": "amount",
+                "type": {"type": "bytes", "logicalType": "decimal", "precision": 8, "scale": 2},
+            },
+        ],
+    }
+    calls: list[int] = []
+
+    def get_schema(schema_id: int) -> str:
+        calls.append(schema_id)
+        return json.dumps(schema)
+
+    decode = registry_decoder(get_schema)
+    records = [{"n": n, "amount": Decimal(n) / 4} for n in range(3)]
+    for record in records:
+        out = io.BytesIO()
+        fastavro.schemaless_writer(out, fastavro.parse_schema(schema), record)
+        assert decode(frame(77, out.getvalue())) == record
+    assert calls == [77]
+    with pytest.raises(DeserializationError, match="magic byte"):
+        decode(b"\x01\x00\x00\x00\x4d\x02")
