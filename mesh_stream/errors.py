@@ -21,7 +21,18 @@ original kept as ``__cause__``::
     │   ├── IncompatibleSchemaError  409
     │   ├── InvalidSchemaError       42201
     │   ├── ProductNotFoundError     40404 (mesh extension)
-    │   └── AuthError                401 / 403
+    │   ├── AuthError                401 / 403
+    │   │   ├── AuthenticationError  401 (no or unknown credential)
+    │   │   └── PermissionDeniedError 403 (not the owner)
+    │   ├── InvalidVersionError 42202, InvalidCompatibilityLevelError 42203
+    │   ├── SubjectSoftDeletedError 40404, SubjectNotSoftDeletedError 40405,
+    │   │   VersionSoftDeletedError 40406, VersionNotSoftDeletedError 40407,
+    │   │   SubjectConfigNotFoundError 40408
+    │   ├── InvalidRequestError      400 / 422 (InvalidSubjectNameError, RequestTooLargeError)
+    │   ├── InvalidProductError      422 4221x (ProductSubjectMissingError,
+    │   │                            UnknownInputProductError, ProductRejectedError)
+    │   ├── ProductInUseError        409 40910
+    │   └── RegistryFencedError      503 (a newer instance owns the writer role)
     ├── SchemaError                 an Avro contract cannot be parsed or used
     ├── DescriptorError             a product descriptor file is invalid (file and field named)
     ├── SerializationError          a record does not fit its schema (field path named)
@@ -108,6 +119,89 @@ class ProductNotFoundError(RegistryError):
 
 class AuthError(RegistryError):
     """The credential is missing or wrong (401) or does not own the resource (403)."""
+
+
+class AuthenticationError(AuthError):
+    """No credential, or an unknown one, on a request that needs one (HTTP 401)."""
+
+
+class PermissionDeniedError(AuthError):
+    """The credential is valid but does not own the subject or product (HTTP 403)."""
+
+
+class InvalidVersionError(RegistryError):
+    """A version is not a positive integer, ``latest`` or -1 (Confluent 42202)."""
+
+
+class InvalidCompatibilityLevelError(RegistryError):
+    """Not one of the seven compatibility levels (Confluent 42203)."""
+
+
+class SubjectSoftDeletedError(RegistryError):
+    """The subject is already soft-deleted (Confluent 40404 on subject routes)."""
+
+
+class SubjectNotSoftDeletedError(RegistryError):
+    """A permanent delete needs a soft delete first (Confluent 40405)."""
+
+
+class VersionSoftDeletedError(RegistryError):
+    """The version is already soft-deleted (Confluent 40406)."""
+
+
+class VersionNotSoftDeletedError(RegistryError):
+    """A permanent version delete needs a soft delete first (Confluent 40407)."""
+
+
+class SubjectConfigNotFoundError(RegistryError):
+    """The subject has no compatibility level of its own (Confluent 40408)."""
+
+
+class InvalidRequestError(RegistryError):
+    """The request body or a name in the path is malformed (HTTP 400 / 422)."""
+
+
+class InvalidSubjectNameError(InvalidRequestError):
+    """A subject name is empty, too long, has control characters or path separators."""
+
+
+class RequestTooLargeError(InvalidRequestError):
+    """The request body is larger than the registry accepts (HTTP 413)."""
+
+
+class InvalidProductError(RegistryError):
+    """A product descriptor sent to the registry is invalid or inconsistent (422, 4221x)."""
+
+
+class ProductSubjectMissingError(InvalidProductError):
+    """The product's value subject has no registered schema yet (42212)."""
+
+
+class UnknownInputProductError(InvalidProductError):
+    """One of the product's inputs is not a registered product (42213)."""
+
+
+class ProductRejectedError(InvalidProductError):
+    """Governance validators refused the descriptor (42211); details on ``violations``."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        violations: list[dict[str, object]] | None = None,
+        status: int = 422,
+        error_code: int | None = 42211,
+    ):
+        super().__init__(message, status=status, error_code=error_code)
+        self.violations = violations or []
+
+
+class ProductInUseError(RegistryError):
+    """A product cannot be deleted while other products are built from it (409, 40910)."""
+
+
+class RegistryFencedError(RegistryError):
+    """A newer registry instance took over the writer role; this one only serves reads."""
 
 
 class SchemaError(MeshError):

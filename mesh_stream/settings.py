@@ -45,6 +45,24 @@ class MeshSettings(BaseSettings):
         default=None,
         description="YAML or JSON file mapping principal -> token, read by `mesh registry serve`.",
     )
+    registry_credentials: SecretStr | None = Field(
+        default=None,
+        description="Registry credentials as `principal:token,...` (instead of the file).",
+    )
+    registry_topic: str = Field(
+        default="_mesh_registry", description="Compacted Kafka topic holding the registry state."
+    )
+    registry_writer_id: str = Field(
+        default="mesh-registry-writer",
+        description="transactional.id of the registry writer; a new instance fences the old.",
+    )
+    registry_read_requires_auth: bool = Field(
+        default=False, description="Require a credential for registry reads too."
+    )
+    registry_open_writes: bool = Field(
+        default=False,
+        description="Serve the registry without credentials, everyone admin (local dev only).",
+    )
     kafka_version: str = Field(
         default=DEFAULT_KAFKA_VERSION,
         description="Apache Kafka version the local launcher fetches from Maven Central.",

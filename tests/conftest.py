@@ -59,3 +59,46 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaAddress]:
         yield KafkaAddress(state.bootstrap_servers, "local")
     finally:
         cluster.stop()
+
+
+SAMPLE_DOMAINS = ("orders", "payments", "shipping", "customers", "analytics")
+
+
+@dataclass(frozen=True)
+class RegistryAddress:
+    """Where the test registry listens, and the tokens it accepts (principal -> token)."""
+
+    url: str
+    admin_token: str
+    tokens: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def registry(kafka: KafkaAddress) -> Iterator[RegistryAddress]:
+    """The real registry service (Kafka store on the test broker, own topic) on a free port.
+
+    Credentials: ``admin:admin-secret`` and ``<domain>:<domain>-secret`` for each sample domain.
+    """
+    import uuid
+
+    from pydantic import SecretStr
+
+    from mesh_stream.registry.service.server import RegistryServer, build_registry
+
+    tokens = {"admin": "admin-secret", **{d: f"{d}-secret" for d in SAMPLE_DOMAINS}}
+    session = uuid.uuid4().hex[:8]
+    settings = MeshSettings(
+        bootstrap_servers=kafka.bootstrap_servers,
+        registry_credentials=SecretStr(",".join(f"{p}:{t}" for p, t in tokens.items())),
+        registry_credentials_file=None,
+        registry_topic=f"_mesh_registry-test-{session}",
+        registry_writer_id=f"mesh-registry-test-{session}",
+    )
+    app, store = build_registry(settings)
+    server = RegistryServer(app)
+    try:
+        url = server.start()
+        yield RegistryAddress(url, tokens["admin"], tokens)
+    finally:
+        server.stop()
+        store.close()

@@ -1,0 +1,285 @@
+"""The registry client used by producers, consumers, processors and the CLI.
+
+It caches everything that cannot change once the registry said it: schemas by id, subject
+versions, and the id of each (subject, schema) pair; and it remembers each subject's latest
+version. So a producer or consumer that has seen its schemas keeps working while the registry
+is down. HTTP errors are translated into :mod:`mesh_stream.errors` in :meth:`_request` only
+(the one boundary), using the table in :mod:`mesh_stream.registry.error_codes`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from mesh_stream.descriptor import DataProduct
+from mesh_stream.errors import RegistryError, RegistryUnavailableError
+from mesh_stream.registry.error_codes import error_for
+from mesh_stream.schema.avro import normalize
+from mesh_stream.settings import MeshSettings
+
+CONFLUENT_JSON = "application/vnd.schemaregistry.v1+json"
+
+
+@dataclass(frozen=True)
+class RegisteredSchema:
+    """A schema as registered under a subject."""
+
+    subject: str
+    version: int
+    schema_id: int
+    schema: str
+
+
+def _path(name: str) -> str:
+    """One URL path segment; `/`, `..` and unicode are percent-encoded, never interpreted."""
+    return quote(name, safe="")
+
+
+class RegistryClient:
+    """Talks to the mesh registry (or any Confluent-compatible one for the schema calls)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        principal: str | None = None,
+        token: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.url = url.rstrip("/")
+        auth = (principal, token) if principal is not None and token is not None else None
+        headers = {"Accept": f"{CONFLUENT_JSON}, application/json"}
+        if token is not None and principal is None:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(base_url=self.url, auth=auth, timeout=timeout, headers=headers)
+        self.http_calls = 0
+        self._lock = threading.Lock()
+        self._schema_by_id: dict[int, str] = {}
+        self._by_version: dict[tuple[str, int], RegisteredSchema] = {}
+        self._by_schema: dict[tuple[str, str], RegisteredSchema] = {}
+        self._id_by_schema: dict[tuple[str, str], int] = {}
+        self._latest: dict[str, RegisteredSchema] = {}
+
+    @classmethod
+    def from_settings(cls, settings: MeshSettings) -> RegistryClient:
+        token = settings.registry_token.get_secret_value() if settings.registry_token else None
+        return cls(settings.registry_url, principal=settings.registry_principal, token=token)
+
+    # -- the one HTTP boundary ------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        with self._lock:
+            self.http_calls += 1
+        try:
+            response = self._http.request(
+                method,
+                path,
+                content=None if body is None else json.dumps(body).encode(),
+                headers={"Content-Type": CONFLUENT_JSON} if body is not None else None,
+                params={k: v for k, v in (params or {}).items() if v is not None},
+            )
+        except httpx.TransportError as exc:
+            raise RegistryUnavailableError(
+                f"registry at {self.url} is unreachable ({type(exc).__name__}: {exc}) and "
+                f"{method} {path} was not cached; start it (`mesh registry serve`) or fix "
+                f"MESH_REGISTRY_URL",
+                status=503,
+                error_code=50302,
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise RegistryError(f"{method} {self.url}{path} failed: {exc}") from exc
+        if response.status_code >= 400:
+            try:
+                payload = response.json()
+            except ValueError:
+                payload = {}
+            if not isinstance(payload, dict):
+                payload = {}
+            message = str(payload.get("message") or response.text[:500] or response.reason_phrase)
+            code = payload.get("error_code")
+            error = error_for(
+                response.status_code,
+                code if isinstance(code, int) else None,
+                f"{method} {path}: {message}",
+            )
+            if "violations" in payload and hasattr(error, "violations"):
+                error.violations = payload["violations"]
+            raise error
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    # -- schemas --------------------------------------------------------------------------
+
+    @staticmethod
+    def _text(schema: str | Mapping[str, Any]) -> str:
+        return normalize(schema)
+
+    def _remember(self, registered: RegisteredSchema) -> RegisteredSchema:
+        self._schema_by_id[registered.schema_id] = registered.schema
+        self._by_version[(registered.subject, registered.version)] = registered
+        key = (registered.subject, self._text(registered.schema))
+        self._by_schema[key] = registered
+        self._id_by_schema[key] = registered.schema_id
+        latest = self._latest.get(registered.subject)
+        if latest is None or latest.version <= registered.version:
+            self._latest[registered.subject] = registered
+        return registered
+
+    @staticmethod
+    def _registered(payload: Mapping[str, Any], subject: str) -> RegisteredSchema:
+        return RegisteredSchema(
+            subject=str(payload.get("subject", subject)),
+            version=int(payload["version"]),
+            schema_id=int(payload["id"]),
+            schema=str(payload["schema"]),
+        )
+
+    def register_schema(self, subject: str, schema: str | Mapping[str, Any]) -> int:
+        """Register ``schema`` under ``subject`` and return its id (idempotent, cached)."""
+        text = self._text(schema)
+        cached = self._id_by_schema.get((subject, text))
+        if cached is not None:
+            return cached
+        answer = self._request(
+            "POST", f"/subjects/{_path(subject)}/versions", body={"schema": text}
+        )
+        schema_id = int(answer["id"])
+        if "version" in answer:
+            self._remember(RegisteredSchema(subject, int(answer["version"]), schema_id, text))
+        else:
+            self._id_by_schema[(subject, text)] = schema_id
+            self._schema_by_id[schema_id] = text
+        return schema_id
+
+    def get_schema(self, schema_id: int) -> str:
+        """The schema text with this id; cached forever (ids never change meaning)."""
+        cached = self._schema_by_id.get(schema_id)
+        if cached is not None:
+            return cached
+        answer = self._request("GET", f"/schemas/ids/{int(schema_id)}")
+        text = str(answer["schema"])
+        self._schema_by_id[schema_id] = text
+        return text
+
+    def get_latest(self, subject: str) -> RegisteredSchema:
+        """The newest version; the last one seen when the registry is unreachable."""
+        try:
+            answer = self._request("GET", f"/subjects/{_path(subject)}/versions/latest")
+        except RegistryUnavailableError:
+            cached = self._latest.get(subject)
+            if cached is None:
+                raise
+            return cached
+        return self._remember(self._registered(answer, subject))
+
+    def get_version(self, subject: str, version: int) -> RegisteredSchema:
+        """One version of a subject (cached: a version's schema never changes)."""
+        cached = self._by_version.get((subject, version))
+        if cached is not None:
+            return cached
+        answer = self._request("GET", f"/subjects/{_path(subject)}/versions/{int(version)}")
+        return self._remember(self._registered(answer, subject))
+
+    def lookup(self, subject: str, schema: str | Mapping[str, Any]) -> RegisteredSchema:
+        """The version and id ``schema`` has under ``subject`` (SchemaNotFoundError if none)."""
+        text = self._text(schema)
+        cached = self._by_schema.get((subject, text))
+        if cached is not None:
+            return cached
+        answer = self._request("POST", f"/subjects/{_path(subject)}", body={"schema": text})
+        return self._remember(self._registered(answer, subject))
+
+    def set_compatibility(self, level: str, subject: str | None = None) -> None:
+        """Set the global level, or one subject's level."""
+        path = "/config" if subject is None else f"/config/{_path(subject)}"
+        self._request("PUT", path, body={"compatibility": level})
+
+    def get_compatibility(self, subject: str | None = None) -> str:
+        """The level in force: the subject's own, else the global one."""
+        if subject is None:
+            return str(self._request("GET", "/config")["compatibilityLevel"])
+        answer = self._request(
+            "GET", f"/config/{_path(subject)}", params={"defaultToGlobal": "true"}
+        )
+        return str(answer["compatibilityLevel"])
+
+    def subjects(self) -> list[str]:
+        return [str(s) for s in self._request("GET", "/subjects")]
+
+    # -- products -------------------------------------------------------------------------
+
+    def put_product(self, product: DataProduct | Mapping[str, Any]) -> dict[str, Any]:
+        """Create or update a product from its descriptor; returns what the registry stored."""
+        document = product.to_document() if isinstance(product, DataProduct) else dict(product)
+        name = str(document.get("name", ""))
+        answer: dict[str, Any] = self._request("PUT", f"/products/{_path(name)}", body=document)
+        return answer
+
+    def get_product(self, name: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._request("GET", f"/products/{_path(name)}")
+        return answer
+
+    def list_products(
+        self,
+        *,
+        domain: str | None = None,
+        tag: str | None = None,
+        classification: str | None = None,
+        kind: str | None = None,
+        query: str | None = None,
+    ) -> list[dict[str, Any]]:
+        params = {
+            "domain": domain,
+            "tag": tag,
+            "classification": classification,
+            "kind": kind,
+            "q": query,
+        }
+        answer: list[dict[str, Any]] = self._request("GET", "/products", params=params)
+        return answer
+
+    def lineage(self, name: str, direction: str = "both") -> dict[str, Any]:
+        answer: dict[str, Any] = self._request(
+            "GET", f"/products/{_path(name)}/lineage", params={"direction": direction}
+        )
+        return answer
+
+    def product_schemas(self, name: str) -> list[dict[str, Any]]:
+        """The product's value schema history, oldest first."""
+        answer: list[dict[str, Any]] = self._request("GET", f"/products/{_path(name)}/schemas")
+        return answer
+
+    def delete_product(self, name: str) -> None:
+        self._request("DELETE", f"/products/{_path(name)}")
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,144 @@
+"""Who may do what: credentials (principal -> token) and the ownership rule.
+
+``admin`` may do everything. Any other principal is a domain and may write only subjects
+named ``<domain>.…`` and products of its own domain. Credentials come from a YAML/JSON file
+mapping principal to token, or from ``MESH_REGISTRY_CREDENTIALS`` as ``principal:token,...``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+from pydantic import SecretStr
+
+from mesh_stream.errors import AuthenticationError, ConfigurationError, PermissionDeniedError
+
+ADMIN = "admin"
+
+
+class Credentials:
+    """Tokens per principal; compares in constant time."""
+
+    def __init__(self, tokens: Mapping[str, str | SecretStr]) -> None:
+        self._tokens = {
+            principal: token.get_secret_value() if isinstance(token, SecretStr) else token
+            for principal, token in tokens.items()
+        }
+
+    def __bool__(self) -> bool:
+        return bool(self._tokens)
+
+    @property
+    def principals(self) -> list[str]:
+        return sorted(self._tokens)
+
+    @classmethod
+    def parse(cls, text: str, source: str = "MESH_REGISTRY_CREDENTIALS") -> Credentials:
+        """``principal:token,principal:token`` (whitespace around items ignored)."""
+        tokens: dict[str, str] = {}
+        for position, item in enumerate(text.split(","), start=1):
+            if not item.strip():
+                continue
+            principal, sep, token = item.strip().partition(":")
+            if not sep or not principal or not token:
+                raise ConfigurationError(
+                    f"{source}: item {position} is not `principal:token` (e.g. "
+                    f"`admin:s3cret,orders:t0ken`)"
+                )
+            tokens[principal] = token
+        return cls(tokens)
+
+    @classmethod
+    def load(cls, path: Path) -> Credentials:
+        """A YAML or JSON mapping of principal to token."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigurationError(
+                f"{path}: cannot read registry credentials ({exc.strerror}); fix "
+                f"MESH_REGISTRY_CREDENTIALS_FILE or --credentials"
+            ) from exc
+        try:
+            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise ConfigurationError(f"{path}: registry credentials are not valid: {exc}") from exc
+        if not isinstance(data, dict) or not all(
+            isinstance(k, str) and isinstance(v, (str, int)) for k, v in data.items()
+        ):
+            raise ConfigurationError(
+                f"{path}: registry credentials must map each principal to its token, e.g. "
+                f"`admin: s3cret`"
+            )
+        return cls({k: str(v) for k, v in data.items()})
+
+    def principal_for(self, authorization: str | None) -> str | None:
+        """The principal an ``Authorization`` header proves, None when absent."""
+        if not authorization:
+            return None
+        scheme, _, value = authorization.strip().partition(" ")
+        value = value.strip()
+        if scheme.lower() == "basic":
+            try:
+                user, sep, token = base64.b64decode(value, validate=True).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                raise AuthenticationError("Basic credentials are not base64 `user:token`") from None
+            expected = self._tokens.get(user)
+            if (
+                sep
+                and expected is not None
+                and hmac.compare_digest(expected.encode(), token.encode())
+            ):
+                return user
+            raise AuthenticationError("unknown principal or wrong token")
+        if scheme.lower() == "bearer":
+            for principal, expected in self._tokens.items():
+                if hmac.compare_digest(expected.encode(), value.encode()):
+                    return principal
+            raise AuthenticationError("unknown bearer token")
+        raise AuthenticationError(
+            f"unsupported Authorization scheme {scheme[:20]!r}; use Basic or Bearer"
+        )
+
+
+def require_principal(principal: str | None, action: str) -> str:
+    if principal is None:
+        raise AuthenticationError(
+            f"{action} needs a credential: HTTP Basic (user = principal, password = token) "
+            f"or `Authorization: Bearer <token>`"
+        )
+    return principal
+
+
+def domain_of(name: str) -> str:
+    return name.split(".", 1)[0]
+
+
+def authorize_subject(principal: str | None, subject: str | None, action: str) -> str:
+    """Admin writes anything; a domain writes subjects ``<domain>.…`` (None = global config)."""
+    who = require_principal(principal, action)
+    if who == ADMIN:
+        return who
+    if subject is None:
+        raise PermissionDeniedError(f"principal '{who}' may not {action}: only admin may")
+    if not subject.startswith(f"{who}."):
+        raise PermissionDeniedError(
+            f"principal '{who}' may not {action} subject '{subject}': a domain writes only "
+            f"subjects named '{who}.…'"
+        )
+    return who
+
+
+def authorize_product(principal: str | None, product_name: str, action: str) -> str:
+    who = require_principal(principal, action)
+    if who != ADMIN and domain_of(product_name) != who:
+        raise PermissionDeniedError(
+            f"principal '{who}' may not {action} product '{product_name}': it belongs to "
+            f"domain '{domain_of(product_name)}'"
+        )
+    return who

@@ -1,0 +1,73 @@
+"""What every router needs from a request: the cores, and who is calling (FastAPI glue)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from mesh_stream.registry.service.auth import ADMIN, Credentials
+from mesh_stream.registry.service.products import ProductCatalog
+from mesh_stream.registry.service.schemas import SchemaRegistry
+
+CONFLUENT_JSON = "application/vnd.schemaregistry.v1+json"
+
+
+class RegistryJSONResponse(JSONResponse):
+    """Every answer carries Confluent's content type (JSON, so any client reads it)."""
+
+    media_type = CONFLUENT_JSON
+
+
+@dataclass
+class Services:
+    schemas: SchemaRegistry
+    products: ProductCatalog
+    credentials: Credentials | None
+    read_requires_auth: bool
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+ServicesDep = Annotated[Services, Depends(services)]
+
+
+def caller(request: Request) -> str | None:
+    """The authenticated principal; everyone is admin when no credentials are configured."""
+    found: Services = request.app.state.services
+    if found.credentials is None:
+        return ADMIN
+    from mesh_stream.registry.service.auth import require_principal
+
+    principal = found.credentials.principal_for(request.headers.get("authorization"))
+    if found.read_requires_auth and request.method in ("GET", "HEAD"):
+        require_principal(principal, "reading the registry")
+    return principal
+
+
+CallerDep = Annotated[str | None, Depends(caller)]
+
+
+class SchemaBody(BaseModel):
+    """Confluent's register / lookup / compatibility request body."""
+
+    model_config = ConfigDict(extra="allow")
+
+    schema_: str = Field(alias="schema", description="The Avro schema as JSON text.")
+    schemaType: str | None = Field(default=None, description="Only AVRO is supported.")  # noqa: N815
+    references: list[Any] = Field(default_factory=list, description="Not supported; keep empty.")
+
+
+class ConfigBody(BaseModel):
+    """``{"compatibility": level}`` (Confluent also accepts ``compatibilityLevel``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    compatibility: str | None = None
+    compatibilityLevel: str | None = None  # noqa: N815 - Confluent's field name

@@ -1,0 +1,253 @@
+"""The product face's domain core: descriptors, search, lineage and schema history.
+
+A descriptor is accepted only when its value subject has a live schema and every input is
+a registered product; then the governance validators (the hook of
+:mod:`mesh_stream.registry.problems`) may still refuse it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from mesh_stream.descriptor import DataProduct
+from mesh_stream.errors import (
+    InvalidProductError,
+    ProductInUseError,
+    ProductNotFoundError,
+    ProductRejectedError,
+    ProductSubjectMissingError,
+    UnknownInputProductError,
+)
+from mesh_stream.registry.problems import DescriptorProblem, DescriptorValidator
+from mesh_stream.registry.service.schemas import SchemaRegistry
+from mesh_stream.registry.service.state import Record
+from mesh_stream.schema.avro import field_docs
+
+Direction = Literal["upstream", "downstream", "both"]
+
+
+def validate_descriptor(document: Any) -> DataProduct:
+    """Parse a descriptor document; errors name each field path (error_code 42210)."""
+    if not isinstance(document, Mapping):
+        raise InvalidProductError("a product descriptor must be a JSON object of fields")
+    try:
+        return DataProduct.model_validate(dict(document))
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in err['loc']) or '(descriptor)'}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise InvalidProductError("invalid descriptor: " + "; ".join(problems)) from exc
+
+
+class ProductCatalog:
+    """Product descriptors over the same store and lock as the :class:`SchemaRegistry`."""
+
+    def __init__(
+        self, schemas: SchemaRegistry, validators: Sequence[DescriptorValidator] = ()
+    ) -> None:
+        self.schemas = schemas
+        self.validators = tuple(validators)
+
+    @property
+    def _products(self) -> dict[str, dict[str, Any]]:
+        return self.schemas.state.products
+
+    # -- CatalogView (read-only, handed to validators) ------------------------------------
+
+    def product_names(self) -> list[str]:
+        return sorted(self._products)
+
+    def get_product(self, name: str) -> DataProduct | None:
+        entry = self._products.get(name)
+        return None if entry is None else DataProduct.model_validate(entry["descriptor"])
+
+    def latest_schema(self, subject: str) -> Mapping[str, Any] | None:
+        latest = self.schemas.latest_schema_json(subject)
+        return latest if isinstance(latest, Mapping) else None
+
+    # -- reads --------------------------------------------------------------------------
+
+    def describe(self, name: str) -> dict[str, Any]:
+        """The descriptor document plus what the registry knows about it under ``registry``."""
+        entry = self._products.get(name)
+        if entry is None:
+            raise ProductNotFoundError(f"Product '{name}' not found.")
+        product = DataProduct.model_validate(entry["descriptor"])
+        live = self.schemas._live(product.value_subject)
+        latest = live[-1] if live else None
+        document = product.to_document()
+        document["registry"] = {
+            "topic": product.topic,
+            "value_subject": product.value_subject,
+            "schema_id": latest.schema_id if latest else None,
+            "schema_version": latest.version if latest else None,
+            "downstream": self._direct_downstream(name),
+            "updated_by": entry.get("updated_by"),
+            "updated_at": entry.get("updated_at"),
+        }
+        return document
+
+    def _direct_downstream(self, name: str) -> list[str]:
+        return sorted(
+            other
+            for other, entry in self._products.items()
+            if name in entry["descriptor"].get("inputs", [])
+        )
+
+    def _search_text(self, product: DataProduct) -> str:
+        parts = [product.name, product.description, *product.tags]
+        latest = self.schemas.latest_schema_json(product.value_subject)
+        for path, doc in field_docs(latest):
+            parts.append(path)
+            if doc:
+                parts.append(doc)
+        return "\n".join(parts).casefold()
+
+    def search(
+        self,
+        *,
+        domain: str | None = None,
+        tag: str | None = None,
+        classification: str | None = None,
+        kind: str | None = None,
+        query: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Products matching every given filter; ``query`` is free text over names,
+        descriptions, tags, field names and field docs (case-insensitive)."""
+        found = []
+        for name in self.product_names():
+            product = DataProduct.model_validate(self._products[name]["descriptor"])
+            if domain is not None and product.domain != domain:
+                continue
+            if tag is not None and tag not in product.tags:
+                continue
+            if classification is not None and product.classification.value != classification:
+                continue
+            if kind is not None and product.kind.value != kind:
+                continue
+            if query and not all(
+                word in self._search_text(product) for word in query.casefold().split()
+            ):
+                continue
+            found.append(self.describe(name))
+        return found
+
+    def lineage(self, name: str, direction: Direction = "both") -> dict[str, Any]:
+        """Products upstream (inputs, recursively) and downstream (built from this one)."""
+        if name not in self._products:
+            raise ProductNotFoundError(f"Product '{name}' not found.")
+        edges: set[tuple[str, str]] = set()
+
+        def walk(step: str) -> list[str]:
+            seen: list[str] = []
+            queue = deque([name])
+            while queue:
+                current = queue.popleft()
+                if step == "up":
+                    entry = self._products.get(current)
+                    nexts = list(entry["descriptor"].get("inputs", [])) if entry else []
+                    edges.update((n, current) for n in nexts)
+                else:
+                    nexts = self._direct_downstream(current)
+                    edges.update((current, n) for n in nexts)
+                for item in nexts:
+                    if item not in seen and item != name:
+                        seen.append(item)
+                        queue.append(item)
+            return seen
+
+        upstream = walk("up") if direction in ("upstream", "both") else []
+        downstream = walk("down") if direction in ("downstream", "both") else []
+        return {
+            "product": name,
+            "direction": direction,
+            "upstream": upstream,
+            "downstream": downstream,
+            "edges": [{"from": a, "to": b} for a, b in sorted(edges)],
+        }
+
+    def schema_history(self, name: str) -> list[dict[str, Any]]:
+        """Every live version of the product's value subject, oldest first."""
+        product = self.get_product(name)
+        if product is None:
+            raise ProductNotFoundError(f"Product '{name}' not found.")
+        return [
+            self.schemas._version_obj(v).to_dict()
+            for v in self.schemas._live(product.value_subject)
+        ]
+
+    # -- writes -------------------------------------------------------------------------
+
+    def put(self, document: Any, *, principal: str, path_name: str | None = None) -> dict[str, Any]:
+        """Create or replace a descriptor; returns it as :meth:`describe` does, plus warnings."""
+        product = validate_descriptor(document)
+        if path_name is not None and path_name != product.name:
+            raise InvalidProductError(
+                f"the URL names product '{path_name}' but the descriptor's name is "
+                f"'{product.name}'",
+                status=422,
+                error_code=42214,
+            )
+        with self.schemas.write_lock:
+            latest = self.latest_schema(product.value_subject)
+            if latest is None:
+                raise ProductSubjectMissingError(
+                    f"product '{product.name}': its value subject '{product.value_subject}' has "
+                    f"no registered schema; register {product.schema_file} under that subject "
+                    f"first (POST /subjects/{product.value_subject}/versions)"
+                )
+            missing = [i for i in product.inputs if i not in self._products]
+            if missing:
+                raise UnknownInputProductError(
+                    f"product '{product.name}': inputs {', '.join(missing)} are not registered "
+                    f"products; register them first"
+                )
+            if product.name in product.inputs:
+                raise InvalidProductError(
+                    f"product '{product.name}' lists itself in inputs",
+                    status=422,
+                    error_code=42210,
+                )
+            problems: list[DescriptorProblem] = []
+            for validator in self.validators:
+                problems.extend(validator(product, latest, self))
+            errors = [p for p in problems if p.severity == "error"]
+            if errors:
+                raise ProductRejectedError(
+                    f"product '{product.name}' violates governance policies: "
+                    + "; ".join(f"{p.policy}: {p.message}" for p in errors),
+                    violations=[p.to_dict() for p in problems],
+                )
+            self.schemas.store.append(
+                [
+                    Record(
+                        ("product", product.name),
+                        {
+                            "descriptor": product.to_document(),
+                            "updated_by": principal,
+                            "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                        },
+                    )
+                ]
+            )
+        result = self.describe(product.name)
+        result["registry"]["warnings"] = [p.to_dict() for p in problems]
+        return result
+
+    def delete(self, name: str) -> None:
+        with self.schemas.write_lock:
+            if name not in self._products:
+                raise ProductNotFoundError(f"Product '{name}' not found.")
+            dependents = self._direct_downstream(name)
+            if dependents:
+                raise ProductInUseError(
+                    f"product '{name}' cannot be deleted: {', '.join(dependents)} "
+                    f"list it in their inputs; delete or change those first"
+                )
+            self.schemas.store.append([Record(("product", name), None)])

@@ -1,0 +1,51 @@
+"""``/compatibility``: would this schema be accepted? (no write happens)"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from mesh_stream.registry.service.context import CallerDep, SchemaBody, ServicesDep
+
+router = APIRouter(prefix="/compatibility", tags=["compatibility"])
+
+
+def _answer(problems: list[str], verbose: bool) -> dict[str, Any]:
+    answer: dict[str, Any] = {"is_compatible": not problems}
+    if verbose or problems:
+        answer["messages"] = problems
+    return answer
+
+
+@router.post(
+    "/subjects/{subject:path}/versions/{version}",
+    summary="Test a schema against one version (the subject's level, non-transitively)",
+)
+def against_version(
+    subject: str,
+    version: str,
+    body: SchemaBody,
+    services: ServicesDep,
+    _: CallerDep,
+    verbose: bool = False,
+    normalize: bool = False,  # noqa: ARG001 - accepted like Confluent, schemas are always normalised
+) -> dict[str, Any]:
+    problems = services.schemas.check_compatibility(subject, body.schema_, body.schemaType, version)
+    return _answer(problems, verbose)
+
+
+@router.post(
+    "/subjects/{subject:path}/versions",
+    summary="Test a schema against the versions the subject's level covers",
+)
+def against_level(
+    subject: str,
+    body: SchemaBody,
+    services: ServicesDep,
+    _: CallerDep,
+    verbose: bool = False,
+    normalize: bool = False,  # noqa: ARG001 - accepted like Confluent, schemas are always normalised
+) -> dict[str, Any]:
+    problems = services.schemas.check_compatibility(subject, body.schema_, body.schemaType)
+    return _answer(problems, verbose)

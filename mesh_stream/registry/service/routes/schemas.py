@@ -1,0 +1,47 @@
+"""``/schemas``: schemas by their global id (what deserializers call)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from mesh_stream.registry.service.context import CallerDep, ServicesDep
+
+router = APIRouter(prefix="/schemas", tags=["schemas"])
+
+
+@router.get("/types", summary="Schema types this registry stores")
+def schema_types(_: CallerDep) -> list[str]:
+    return ["AVRO"]
+
+
+@router.get("/ids/{schema_id}", summary="The schema with this id")
+def get_schema(
+    schema_id: int,
+    services: ServicesDep,
+    _: CallerDep,
+    subject: str | None = None,  # noqa: ARG001 - Confluent clients send it; ids are global
+) -> dict[str, Any]:
+    return {"schema": services.schemas.get_schema(schema_id)}
+
+
+@router.get("/ids/{schema_id}/schema", summary="The raw schema with this id")
+def get_raw_schema(schema_id: int, services: ServicesDep, _: CallerDep) -> Any:
+    import json
+
+    return json.loads(services.schemas.get_schema(schema_id))
+
+
+@router.get("/ids/{schema_id}/subjects", summary="Subjects using this schema id")
+def subjects_of(schema_id: int, services: ServicesDep, _: CallerDep) -> list[str]:
+    services.schemas.get_schema(schema_id)
+    return sorted({s for s, _v in services.schemas.subject_versions_of(schema_id)})
+
+
+@router.get("/ids/{schema_id}/versions", summary="Subject versions using this schema id")
+def versions_of(schema_id: int, services: ServicesDep, _: CallerDep) -> list[dict[str, Any]]:
+    services.schemas.get_schema(schema_id)
+    return [
+        {"subject": s, "version": v} for s, v in services.schemas.subject_versions_of(schema_id)
+    ]

@@ -1,0 +1,99 @@
+"""``/subjects``: register, list, look up and delete subject versions (Confluent API)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from mesh_stream.registry.service.auth import authorize_subject
+from mesh_stream.registry.service.context import CallerDep, SchemaBody, ServicesDep
+
+router = APIRouter(prefix="/subjects", tags=["subjects"])
+
+
+@router.get("", summary="List subjects (with live versions; deleted=true adds soft-deleted)")
+def list_subjects(services: ServicesDep, _: CallerDep, deleted: bool = False) -> list[str]:
+    return services.schemas.subjects(deleted=deleted)
+
+
+@router.post(
+    "/{subject:path}/versions",
+    summary="Register a schema under a subject (idempotent: the same schema keeps its id)",
+)
+def register(
+    subject: str,
+    body: SchemaBody,
+    services: ServicesDep,
+    principal: CallerDep,
+    normalize: bool = False,  # noqa: ARG001 - accepted like Confluent, schemas are always normalised
+) -> dict[str, Any]:
+    authorize_subject(principal, subject, "register schemas under")
+    registered = services.schemas.register(subject, body.schema_, body.schemaType, body.references)
+    return {"id": registered.schema_id, "version": registered.version, "subject": subject}
+
+
+@router.get("/{subject:path}/versions/{version}/schema", summary="Raw schema of a version")
+def get_version_schema(
+    subject: str, version: str, services: ServicesDep, _: CallerDep, deleted: bool = False
+) -> Any:
+    import json
+
+    return json.loads(services.schemas.get_version(subject, version, deleted=deleted).schema)
+
+
+@router.get(
+    "/{subject:path}/versions/{version}",
+    summary="A version of a subject (a number, `latest` or -1)",
+)
+def get_version(
+    subject: str, version: str, services: ServicesDep, _: CallerDep, deleted: bool = False
+) -> dict[str, Any]:
+    return services.schemas.get_version(subject, version, deleted=deleted).to_dict()
+
+
+@router.get("/{subject:path}/versions", summary="Version numbers of a subject")
+def list_versions(
+    subject: str, services: ServicesDep, _: CallerDep, deleted: bool = False
+) -> list[int]:
+    return services.schemas.versions(subject, deleted=deleted)
+
+
+@router.delete(
+    "/{subject:path}/versions/{version}",
+    summary="Soft-delete a version; permanent=true hard-deletes a soft-deleted one",
+)
+def delete_version(
+    subject: str,
+    version: str,
+    services: ServicesDep,
+    principal: CallerDep,
+    permanent: bool = False,
+) -> int:
+    authorize_subject(principal, subject, "delete versions of")
+    return services.schemas.delete_version(subject, version, permanent=permanent)
+
+
+@router.post("/{subject:path}", summary="Look up a schema under a subject: its id and version")
+def lookup(
+    subject: str,
+    body: SchemaBody,
+    services: ServicesDep,
+    _: CallerDep,
+    deleted: bool = False,
+    normalize: bool = False,  # noqa: ARG001 - accepted like Confluent, schemas are always normalised
+) -> dict[str, Any]:
+    return services.schemas.lookup(
+        subject, body.schema_, body.schemaType, deleted=deleted
+    ).to_dict()
+
+
+@router.delete(
+    "/{subject:path}",
+    summary="Soft-delete a subject; permanent=true hard-deletes a soft-deleted one",
+)
+def delete_subject(
+    subject: str, services: ServicesDep, principal: CallerDep, permanent: bool = False
+) -> list[int]:
+    authorize_subject(principal, subject, "delete")
+    return services.schemas.delete_subject(subject, permanent=permanent)

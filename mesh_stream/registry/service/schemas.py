@@ -1,0 +1,381 @@
+"""The schema face's domain core: subjects, versions, ids and compatibility, with no HTTP.
+
+It follows Confluent Schema Registry's rules: the same schema text (after normalisation)
+always has the same id, in any subject; registering a schema a subject already has returns
+the existing version; soft deletes hide versions, permanent deletes need a soft delete first;
+compatibility is checked against live (not soft-deleted) versions only.
+"""
+
+from __future__ import annotations
+
+import threading
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mesh_stream.descriptor import Compatibility
+from mesh_stream.errors import (
+    IncompatibleSchemaError,
+    InvalidCompatibilityLevelError,
+    InvalidSchemaError,
+    InvalidSubjectNameError,
+    InvalidVersionError,
+    SchemaError,
+    SchemaNotFoundError,
+    SubjectConfigNotFoundError,
+    SubjectNotFoundError,
+    SubjectNotSoftDeletedError,
+    SubjectSoftDeletedError,
+    VersionNotFoundError,
+    VersionNotSoftDeletedError,
+    VersionSoftDeletedError,
+)
+from mesh_stream.registry.service.state import Record, RegistryState, SubjectVersion
+from mesh_stream.registry.service.store import RegistryStore
+from mesh_stream.schema.avro import AvroSchema, compatibility_problems, normalize, parse_schema
+
+DEFAULT_COMPATIBILITY = Compatibility.BACKWARD
+MAX_SUBJECT_LENGTH = 255
+MAX_VERSION = 2**31 - 1
+
+
+def check_subject_name(subject: str) -> str:
+    """Refuse names that could not be a topic-derived subject or could escape a path."""
+    if not subject or len(subject) > MAX_SUBJECT_LENGTH:
+        raise InvalidSubjectNameError(
+            f"subject name must be 1 to {MAX_SUBJECT_LENGTH} characters, got {len(subject)}"
+        )
+    bad = [c for c in subject if unicodedata.category(c).startswith(("C", "Z")) and c != " "]
+    if bad or subject != subject.strip():
+        raise InvalidSubjectNameError(
+            f"subject name {subject!r} contains control, separator or surrounding blank characters"
+        )
+    if "/" in subject or "\\" in subject or subject in (".", "..") or ".." in subject.split("."):
+        raise InvalidSubjectNameError(
+            f"subject name {subject!r} contains a path separator or a `..` segment"
+        )
+    return subject
+
+
+def parse_version(version: str | int) -> int | None:
+    """A version number, or None for ``latest`` / -1; anything else is Confluent 42202."""
+    text = str(version).strip()
+    if text in ("latest", "-1"):
+        return None
+    if text.isascii() and text.isdigit() and len(text) <= 10:
+        number = int(text)
+        if 1 <= number <= MAX_VERSION:
+            return number
+    raise InvalidVersionError(
+        f"The specified version {str(version)[:40]!r} is not a valid version id. Allowed values "
+        f'are between [1, {MAX_VERSION}] and the string "latest"'
+    )
+
+
+def parse_level(level: object) -> Compatibility:
+    try:
+        return Compatibility(str(level).upper())
+    except ValueError:
+        allowed = ", ".join(c.value for c in Compatibility)
+        raise InvalidCompatibilityLevelError(
+            f"Invalid compatibility level {str(level)[:40]!r}; use one of {allowed}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class SchemaVersion:
+    """A subject version with its schema text, as the API returns it."""
+
+    subject: str
+    version: int
+    schema_id: int
+    schema: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "version": self.version,
+            "id": self.schema_id,
+            "schema": self.schema,
+        }
+
+
+class SchemaRegistry:
+    """Subjects, versions, schema ids and compatibility config over a :class:`RegistryStore`."""
+
+    def __init__(self, store: RegistryStore, state: RegistryState | None = None) -> None:
+        self.store = store
+        self.state = state or RegistryState()
+        self.write_lock = threading.RLock()
+        self._parsed: dict[int, AvroSchema] = {}
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def parsed(self, schema_id: int) -> AvroSchema:
+        if schema_id not in self._parsed:
+            self._parsed[schema_id] = parse_schema(self.state.schemas[schema_id])
+        return self._parsed[schema_id]
+
+    def _all_versions(self, subject: str) -> dict[int, SubjectVersion]:
+        return self.state.versions.get(subject, {})
+
+    def _live(self, subject: str) -> list[SubjectVersion]:
+        versions = self._all_versions(subject).values()
+        return sorted((v for v in versions if not v.deleted), key=lambda v: v.version)
+
+    def _version_obj(self, record: SubjectVersion) -> SchemaVersion:
+        return SchemaVersion(
+            record.subject, record.version, record.schema_id, self.state.schemas[record.schema_id]
+        )
+
+    @staticmethod
+    def _normalized(schema: str | Mapping[str, Any], schema_type: str | None) -> AvroSchema:
+        if schema_type not in (None, "AVRO"):
+            raise InvalidSchemaError(
+                f"schemaType {str(schema_type)[:40]!r} is not supported; this registry "
+                f"stores AVRO schemas only"
+            )
+        try:
+            return parse_schema(schema)
+        except SchemaError as exc:
+            raise InvalidSchemaError(f"Invalid schema: {exc}") from exc
+
+    # -- reads -------------------------------------------------------------------------
+
+    def subjects(self, *, deleted: bool = False) -> list[str]:
+        return sorted(
+            s
+            for s, versions in self.state.versions.items()
+            if versions and (deleted or any(not v.deleted for v in versions.values()))
+        )
+
+    def versions(self, subject: str, *, deleted: bool = False) -> list[int]:
+        check_subject_name(subject)
+        found = sorted(
+            v.version for v in self._all_versions(subject).values() if deleted or not v.deleted
+        )
+        if not found:
+            raise SubjectNotFoundError(f"Subject '{subject}' not found.")
+        return found
+
+    def get_version(
+        self, subject: str, version: str | int, *, deleted: bool = False
+    ) -> SchemaVersion:
+        check_subject_name(subject)
+        number = parse_version(version)
+        all_versions = self._all_versions(subject)
+        if not all_versions or (not deleted and not self._live(subject)):
+            raise SubjectNotFoundError(f"Subject '{subject}' not found.")
+        if number is None:
+            live = self._live(subject)
+            return self._version_obj(live[-1])
+        record = all_versions.get(number)
+        if record is None or (record.deleted and not deleted):
+            raise VersionNotFoundError(f"Version {number} not found for subject '{subject}'.")
+        return self._version_obj(record)
+
+    def get_schema(self, schema_id: int) -> str:
+        """Schema text by id, while some subject version (soft-deleted too) still uses it."""
+        if schema_id not in self.state.schemas or not self.subject_versions_of(schema_id):
+            raise SchemaNotFoundError(f"Schema {schema_id} not found")
+        return self.state.schemas[schema_id]
+
+    def subject_versions_of(self, schema_id: int) -> list[tuple[str, int]]:
+        return sorted(
+            (v.subject, v.version)
+            for versions in self.state.versions.values()
+            for v in versions.values()
+            if v.schema_id == schema_id
+        )
+
+    def lookup(
+        self,
+        subject: str,
+        schema: str | Mapping[str, Any],
+        schema_type: str | None = None,
+        *,
+        deleted: bool = False,
+    ) -> SchemaVersion:
+        check_subject_name(subject)
+        if not self._all_versions(subject):
+            raise SubjectNotFoundError(f"Subject '{subject}' not found.")
+        text = normalize(self._normalized(schema, schema_type))
+        schema_id = self.state.ids_by_schema.get(text)
+        matches = [
+            v
+            for v in sorted(self._all_versions(subject).values(), key=lambda v: v.version)
+            if v.schema_id == schema_id and (deleted or not v.deleted)
+        ]
+        if not matches:
+            raise SchemaNotFoundError(f"Schema not found under subject '{subject}'")
+        return self._version_obj(matches[0])
+
+    def latest_schema_json(self, subject: str) -> Any | None:
+        live = self._live(subject)
+        return self.parsed(live[-1].schema_id).to_json() if live else None
+
+    # -- config ------------------------------------------------------------------------
+
+    def effective_level(self, subject: str | None) -> Compatibility:
+        if subject is not None and subject in self.state.configs:
+            return self.state.configs[subject]
+        return self.state.configs.get(None, DEFAULT_COMPATIBILITY)
+
+    def get_config(self, subject: str | None, *, default_to_global: bool = False) -> Compatibility:
+        if subject is None:
+            return self.effective_level(None)
+        check_subject_name(subject)
+        if subject in self.state.configs:
+            return self.state.configs[subject]
+        if default_to_global:
+            return self.effective_level(None)
+        raise SubjectConfigNotFoundError(
+            f"Subject '{subject}' does not have subject-level compatibility configured"
+        )
+
+    def set_config(self, subject: str | None, level: object) -> Compatibility:
+        compatibility = parse_level(level)
+        if subject is not None:
+            check_subject_name(subject)
+        with self.write_lock:
+            self.store.append([Record(("config", subject), {"compatibility": compatibility.value})])
+        return compatibility
+
+    def delete_config(self, subject: str | None) -> Compatibility:
+        previous = self.get_config(subject)
+        with self.write_lock:
+            self.store.append([Record(("config", subject), None)])
+        return previous
+
+    # -- compatibility -------------------------------------------------------------------
+
+    def check_compatibility(
+        self,
+        subject: str,
+        schema: str | Mapping[str, Any],
+        schema_type: str | None = None,
+        version: str | int | None = None,
+    ) -> list[str]:
+        """Problems of ``schema`` against one version (``version``) or per the subject's level."""
+        check_subject_name(subject)
+        candidate = self._normalized(schema, schema_type)
+        level = self.effective_level(subject)
+        if version is None:
+            against = [(v.version, self.parsed(v.schema_id)) for v in self._live(subject)]
+        else:
+            target = self.get_version(subject, version)
+            against = [(target.version, self.parsed(target.schema_id))]
+            level = Compatibility(level.value.removesuffix("_TRANSITIVE"))
+        return compatibility_problems(candidate, against, level)
+
+    # -- writes ------------------------------------------------------------------------
+
+    def register(
+        self,
+        subject: str,
+        schema: str | Mapping[str, Any],
+        schema_type: str | None = None,
+        references: Sequence[Any] = (),
+    ) -> SchemaVersion:
+        """Register ``schema`` under ``subject``; the same schema again returns the same id."""
+        check_subject_name(subject)
+        if references:
+            raise InvalidSchemaError("Schema references are not supported by this registry")
+        parsed = self._normalized(schema, schema_type)
+        text = normalize(parsed)
+        with self.write_lock:
+            existing_id = self.state.ids_by_schema.get(text)
+            live = self._live(subject)
+            for record in live:
+                if record.schema_id == existing_id:
+                    return self._version_obj(record)
+            problems = compatibility_problems(
+                parsed,
+                [(v.version, self.parsed(v.schema_id)) for v in live],
+                self.effective_level(subject),
+            )
+            if problems:
+                raise IncompatibleSchemaError(
+                    f"Schema being registered is incompatible with an earlier schema for "
+                    f'subject "{subject}" (compatibility {self.effective_level(subject).value}): '
+                    + "; ".join(problems)
+                )
+            records: list[Record] = []
+            schema_id = existing_id
+            if schema_id is None:
+                schema_id = self.state.max_id + 1
+                records.append(Record(("schema", schema_id), {"schema": text}))
+            version = max(self._all_versions(subject), default=0) + 1
+            records.append(
+                Record(("version", subject, version), {"id": schema_id, "deleted": False})
+            )
+            self.store.append(records)
+            return self._version_obj(self.state.versions[subject][version])
+
+    def delete_subject(self, subject: str, *, permanent: bool = False) -> list[int]:
+        check_subject_name(subject)
+        with self.write_lock:
+            versions = self._all_versions(subject)
+            if not versions:
+                raise SubjectNotFoundError(f"Subject '{subject}' not found.")
+            live = [v for v in versions.values() if not v.deleted]
+            if permanent:
+                if live:
+                    raise SubjectNotSoftDeletedError(
+                        f"Subject '{subject}' was not deleted first before being permanently "
+                        f"deleted"
+                    )
+                numbers = sorted(versions)
+                records = [Record(("version", subject, n), None) for n in numbers]
+                if subject in self.state.configs:
+                    records.append(Record(("config", subject), None))
+                self.store.append(records)
+                return numbers
+            if not live:
+                raise SubjectSoftDeletedError(f"Subject '{subject}' was soft deleted.")
+            numbers = sorted(v.version for v in live)
+            self.store.append(
+                [
+                    Record(("version", subject, v.version), {"id": v.schema_id, "deleted": True})
+                    for v in live
+                ]
+            )
+            return numbers
+
+    def delete_version(self, subject: str, version: str | int, *, permanent: bool = False) -> int:
+        check_subject_name(subject)
+        number = parse_version(version)
+        with self.write_lock:
+            versions = self._all_versions(subject)
+            if not versions:
+                raise SubjectNotFoundError(f"Subject '{subject}' not found.")
+            if number is None:
+                live = self._live(subject)
+                if not live:
+                    raise SubjectNotFoundError(f"Subject '{subject}' not found.")
+                number = live[-1].version
+            record = versions.get(number)
+            if record is None:
+                raise VersionNotFoundError(f"Version {number} not found for subject '{subject}'.")
+            if permanent:
+                if not record.deleted:
+                    raise VersionNotSoftDeletedError(
+                        f"Subject '{subject}' Version {number} was not deleted first before "
+                        f"being permanently deleted"
+                    )
+                self.store.append([Record(("version", subject, number), None)])
+            else:
+                if record.deleted:
+                    raise VersionSoftDeletedError(
+                        f"Subject '{subject}' Version {number} was soft deleted. Set "
+                        f"permanent=true to delete permanently"
+                    )
+                self.store.append(
+                    [
+                        Record(
+                            ("version", subject, number), {"id": record.schema_id, "deleted": True}
+                        )
+                    ]
+                )
+            return number

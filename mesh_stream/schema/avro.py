@@ -1,0 +1,154 @@
+"""Avro contracts: parse, normalise, fingerprint, and check compatibility between versions.
+
+Parsing and the reader/writer compatibility rules come from the ``avro`` package (Apache
+Avro's own Python implementation); nothing here re-types Avro's rules. This module adds:
+
+* :func:`normalize` — the form the registry stores. Whitespace and JSON key order vanish, docs,
+  defaults and custom properties stay, so re-registering a re-formatted schema is idempotent.
+* :func:`canonical_form` / :func:`fingerprint` — Avro's *Parsing Canonical Form* and its
+  CRC-64-AVRO or SHA-256 fingerprint (docs and defaults dropped: identical wire shape).
+* :func:`compatibility_problems` — the seven Confluent compatibility levels expressed as
+  reader/writer checks over the registered versions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import avro.schema
+from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
+
+from mesh_stream.descriptor import Compatibility
+from mesh_stream.errors import SchemaError
+
+AvroSchema = avro.schema.Schema
+
+__all__ = [
+    "AvroSchema",
+    "canonical_form",
+    "compatibility_problems",
+    "field_docs",
+    "fingerprint",
+    "normalize",
+    "parse_schema",
+]
+
+
+def parse_schema(schema: str | Mapping[str, Any] | Sequence[Any]) -> AvroSchema:
+    """Parse Avro schema JSON text (or already-decoded JSON) into an ``avro`` schema object.
+
+    Every failure becomes :class:`SchemaError` whose message says what is wrong, because the
+    ``avro`` package raises a mix of its own and builtin exceptions on odd input.
+    """
+    text = schema if isinstance(schema, str) else json.dumps(schema)
+    try:
+        return avro.schema.parse(text)
+    except RecursionError as exc:
+        raise SchemaError("invalid Avro schema: nested too deeply") from exc
+    except Exception as exc:
+        raise SchemaError(f"invalid Avro schema: {exc}") from exc
+
+
+def normalize(schema: str | Mapping[str, Any] | AvroSchema) -> str:
+    """Compact JSON of the parsed schema: stable under whitespace and key-order changes."""
+    parsed = schema if isinstance(schema, avro.schema.Schema) else parse_schema(schema)
+    return json.dumps(parsed.to_json(), separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical_form(schema: str | Mapping[str, Any] | AvroSchema) -> str:
+    """Avro's Parsing Canonical Form (the wire shape only: no docs, defaults or aliases)."""
+    parsed = schema if isinstance(schema, avro.schema.Schema) else parse_schema(schema)
+    return str(parsed.canonical_form)
+
+
+def fingerprint(
+    schema: str | Mapping[str, Any] | AvroSchema, algorithm: str = "CRC-64-AVRO"
+) -> str:
+    """Hex fingerprint of the Parsing Canonical Form (``CRC-64-AVRO`` or e.g. ``sha256``)."""
+    parsed = schema if isinstance(schema, avro.schema.Schema) else parse_schema(schema)
+    try:
+        digest: bytes = parsed.fingerprint(algorithm)
+    except Exception as exc:
+        raise SchemaError(f"unknown fingerprint algorithm {algorithm!r}") from exc
+    return digest.hex()
+
+
+def _reader_problems(reader: AvroSchema, writer: AvroSchema, label: str) -> list[str]:
+    """Why ``reader`` cannot read data written with ``writer`` (empty when it can)."""
+    checker = ReaderWriterCompatibilityChecker()  # type: ignore[no-untyped-call]
+    result = checker.get_compatibility(reader, writer)
+    if result.compatibility is SchemaCompatibilityType.compatible:
+        return []
+    locations = ", ".join(sorted(result.locations))
+    kinds = ", ".join(sorted({kind.name for kind in result.incompatibilities}))
+    messages = "; ".join(sorted(result.messages))
+    return [f"{label}: {kinds} at {locations}: {messages}"]
+
+
+def compatibility_problems(
+    candidate: AvroSchema,
+    registered: Sequence[tuple[int, AvroSchema]],
+    level: Compatibility | str,
+) -> list[str]:
+    """Reasons why ``candidate`` breaks ``level`` against ``registered`` (oldest first).
+
+    ``registered`` holds ``(version, schema)`` pairs of the live versions of a subject. The
+    non-transitive levels look at the newest version only, the ``_TRANSITIVE`` ones at all.
+    BACKWARD: the new schema reads old data; FORWARD: old schemas read new data; FULL: both.
+    """
+    level = Compatibility(level)
+    if level is Compatibility.NONE or not registered:
+        return []
+    transitive = level.value.endswith("_TRANSITIVE")
+    previous = registered if transitive else registered[-1:]
+    backward = level in (
+        Compatibility.BACKWARD,
+        Compatibility.BACKWARD_TRANSITIVE,
+        Compatibility.FULL,
+        Compatibility.FULL_TRANSITIVE,
+    )
+    forward = level in (
+        Compatibility.FORWARD,
+        Compatibility.FORWARD_TRANSITIVE,
+        Compatibility.FULL,
+        Compatibility.FULL_TRANSITIVE,
+    )
+    problems: list[str] = []
+    for version, old in previous:
+        if backward:
+            problems += _reader_problems(
+                candidate, old, f"new schema cannot read data written with version {version}"
+            )
+        if forward:
+            problems += _reader_problems(
+                old, candidate, f"version {version} cannot read data written with the new schema"
+            )
+    return problems
+
+
+def _walk_fields(node: Any, prefix: str) -> Iterator[tuple[str, str | None]]:
+    if isinstance(node, dict):
+        if node.get("type") == "record" and isinstance(node.get("fields"), list):
+            for field in node["fields"]:
+                if not isinstance(field, dict) or "name" not in field:
+                    continue
+                path = f"{prefix}{field['name']}"
+                doc = field.get("doc")
+                yield path, doc if isinstance(doc, str) else None
+                yield from _walk_fields(field.get("type"), f"{path}.")
+        elif node.get("type") == "array":
+            yield from _walk_fields(node.get("items"), prefix)
+        elif node.get("type") == "map":
+            yield from _walk_fields(node.get("values"), prefix)
+        elif isinstance(node.get("type"), (dict, list)):
+            yield from _walk_fields(node["type"], prefix)
+    elif isinstance(node, list):
+        for branch in node:
+            yield from _walk_fields(branch, prefix)
+
+
+def field_docs(schema_json: Any) -> list[tuple[str, str | None]]:
+    """Every field of a parsed schema document as ``(dotted.path, doc)``, nested ones too."""
+    return list(_walk_fields(schema_json, ""))
