@@ -290,10 +290,31 @@ class Supervisor:
 
     # -- start -----------------------------------------------------------------------------
     def start(self) -> list[SupervisorEvent]:
-        """Start every child (in the order given). Returns the events it produced."""
+        """Start every child not started yet (in the order given). Returns the events."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._stopping = False
-        return [event for child in self._children.values() for event in self._spawn(child)]
+        return [
+            event
+            for child in self._children.values()
+            if child.process is None and child.next_start is None and not child.stopped
+            for event in self._spawn(child)
+        ]
+
+    def add(self, spec: ChildSpec) -> list[SupervisorEvent]:
+        """Supervise one more child and start it now (`mesh up` starts in stages)."""
+        if spec.name in self._children:
+            raise ConfigurationError(f"two supervised children are named {spec.name!r}")
+        if not spec.argv:
+            raise ConfigurationError(f"child {spec.name!r} has an empty command")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        child = _Child(spec, self.log_dir / f"{spec.name}.log")
+        self._children[spec.name] = child
+        return self._spawn(child)
+
+    def running(self, name: str) -> bool:
+        """True while child ``name`` runs (it may still die before the next :meth:`poll`)."""
+        process = self._children[name].process
+        return process is not None and process.poll() is None
 
     def _spawn(self, child: _Child) -> list[SupervisorEvent]:
         spec = child.spec
@@ -428,7 +449,7 @@ class Supervisor:
                     self._emit(
                         child.spec.name,
                         EventKind.KILLED,
-                        f"did not stop within {grace:.0f}s of SIGTERM; sent SIGKILL",
+                        f"did not stop within {grace:g}s of SIGTERM; sent SIGKILL",
                     )
                 )
                 _signal_group(process.pid, signal.SIGKILL)

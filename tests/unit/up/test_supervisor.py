@@ -216,7 +216,7 @@ def test_child_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: Path)
     events = sup.stop(timeout=0.5)
     killed = [e for e in events if e.kind is EventKind.KILLED]
     assert [e.child for e in killed] == ["stubborn"]
-    assert "did not stop within 0s of SIGTERM; sent SIGKILL" in killed[0].message
+    assert "did not stop within 0.5s of SIGTERM; sent SIGKILL" in killed[0].message
     assert not process_running(pid)
     stopped = [e for e in events if e.kind is EventKind.STOPPED]
     assert stopped[0].exit_status == -signal.SIGKILL
@@ -335,6 +335,21 @@ def test_unstartable_command_is_reported_and_retried(tmp_path: Path) -> None:
     assert [e.kind for e in again] == [EventKind.FAILED_TO_START]
     assert again[0].restart_in == Backoff(initial=2.0).delay(2)
     sup.stop(timeout=1)
+
+
+def test_children_added_later_are_started_and_stopped(tmp_path: Path) -> None:
+    sleep = python("import time; time.sleep(60)")
+    sup = Supervisor([ChildSpec("first", "registry", sleep)], tmp_path)
+    sup.start()
+    events = sup.add(ChildSpec("second", "processor", sleep))
+    assert [(e.child, e.kind) for e in events] == [("second", EventKind.STARTED)]
+    assert sup.start() == []  # nothing is started twice
+    assert sup.running("first")
+    assert sup.running("second")
+    pids = [s.pid for s in sup.status()]
+    stopped = [e.child for e in sup.stop(timeout=5) if e.kind is EventKind.STOPPED]
+    assert stopped == ["second", "first"]  # processors before the registry
+    assert not any(pid is not None and process_running(pid) for pid in pids)
 
 
 def test_duplicate_names_are_refused(tmp_path: Path) -> None:
