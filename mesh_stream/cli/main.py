@@ -13,6 +13,8 @@ from pydantic import ValidationError
 
 from mesh_stream.cli.broker import broker
 from mesh_stream.cli.lint import lint
+from mesh_stream.cli.products import products
+from mesh_stream.cli.registry import registry
 from mesh_stream.errors import MeshError
 from mesh_stream.settings import MeshSettings
 
@@ -36,6 +38,8 @@ def cli(ctx: click.Context) -> None:
 
 cli.add_command(broker)
 cli.add_command(lint)
+cli.add_command(products)
+cli.add_command(registry)
 
 
 def main() -> None:

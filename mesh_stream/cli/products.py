@@ -1,0 +1,145 @@
+"""`mesh products list|show|lineage`: discover data products in the registry."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.tree import Tree
+
+from mesh_stream.registry.client import RegistryClient
+from mesh_stream.settings import MeshSettings
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+url_option = click.option(
+    "--registry-url", help="Registry base URL. [env: MESH_REGISTRY_URL; default 127.0.0.1:8081]"
+)
+
+
+def _client(settings: MeshSettings, url: str | None) -> RegistryClient:
+    if url:
+        settings = settings.model_copy(update={"registry_url": url})
+    return RegistryClient.from_settings(settings)
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+@click.group()
+def products() -> None:
+    """Find data products: list and search them, show one, follow its lineage."""
+
+
+@products.command("list")
+@click.option("--domain", help="Only products of this domain.")
+@click.option("--tag", help="Only products with this tag.")
+@click.option(
+    "--classification", help="Only this classification (public|internal|confidential|pii)."
+)
+@click.option("--kind", help="Only this kind (source-aligned|aggregate|consumer-aligned).")
+@click.option(
+    "--query", "-q", help="Free text over names, descriptions, tags, field names and field docs."
+)
+@json_option
+@url_option
+@click.pass_obj
+def list_products(
+    settings: MeshSettings,
+    domain: str | None,
+    tag: str | None,
+    classification: str | None,
+    kind: str | None,
+    query: str | None,
+    as_json: bool,
+    registry_url: str | None,
+) -> None:
+    """List registered products (every filter given must match)."""
+    with _client(settings, registry_url) as client:
+        found = client.list_products(
+            domain=domain, tag=tag, classification=classification, kind=kind, query=query
+        )
+    if as_json:
+        _print_json(found)
+        return
+    table = Table("name", "kind", "classification", "topic", "schema", "description")
+    for product in found:
+        facts = product.get("registry", {})
+        table.add_row(
+            product["name"],
+            product["kind"],
+            product["classification"],
+            facts.get("topic", ""),
+            f"v{facts.get('schema_version')} (id {facts.get('schema_id')})",
+            product["description"],
+        )
+    Console().print(table)
+    click.echo(f"{len(found)} product(s)", err=True)
+
+
+@products.command()
+@click.argument("name")
+@json_option
+@url_option
+@click.pass_obj
+def show(settings: MeshSettings, name: str, as_json: bool, registry_url: str | None) -> None:
+    """Show one product's descriptor, topic, schema version and consumers."""
+    with _client(settings, registry_url) as client:
+        product = client.get_product(name)
+    if as_json:
+        _print_json(product)
+        return
+    facts = product.pop("registry", {})
+    table = Table("field", "value", show_header=False)
+    for key, value in {**product, **facts}.items():
+        shown = value if isinstance(value, str) else json.dumps(value)
+        table.add_row(key, shown)
+    Console().print(table)
+
+
+@products.command()
+@click.argument("name")
+@click.option(
+    "--direction",
+    type=click.Choice(["upstream", "downstream", "both"]),
+    default="both",
+    show_default=True,
+    help="Inputs (recursively), products built from it, or both.",
+)
+@json_option
+@url_option
+@click.pass_obj
+def lineage(
+    settings: MeshSettings, name: str, direction: str, as_json: bool, registry_url: str | None
+) -> None:
+    """Show what a product is built from and what is built from it."""
+    with _client(settings, registry_url) as client:
+        graph = client.lineage(name, direction)
+    if as_json:
+        _print_json(graph)
+        return
+    edges = [(e["from"], e["to"]) for e in graph["edges"]]
+    root = Tree(f"[bold]{name}[/bold]")
+    if direction in ("upstream", "both"):
+        _grow(root.add("upstream (built from)"), name, edges, upstream=True, seen=set())
+    if direction in ("downstream", "both"):
+        _grow(root.add("downstream (feeds)"), name, edges, upstream=False, seen=set())
+    Console().print(root)
+
+
+def _grow(
+    node: Tree, name: str, edges: list[tuple[str, str]], *, upstream: bool, seen: set[str]
+) -> None:
+    nexts = (
+        sorted(a for a, b in edges if b == name)
+        if upstream
+        else sorted(b for a, b in edges if a == name)
+    )
+    for item in nexts:
+        child = node.add(item)
+        if item not in seen:
+            seen.add(item)
+            _grow(child, item, edges, upstream=upstream, seen=seen)

@@ -1,0 +1,108 @@
+"""`mesh registry serve`: the schema registry + product catalog over HTTP, state in Kafka."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from mesh_stream.registry.service.server import RegistryServer, build_registry
+from mesh_stream.settings import MeshSettings
+
+
+@click.group()
+def registry() -> None:
+    """The registry: Confluent-compatible schemas and the data product catalog."""
+
+
+@registry.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8081,
+    show_default=True,
+    help="HTTP port; 0 picks a free one (the URL is printed).",
+)
+@click.option(
+    "--bootstrap-servers",
+    help="Kafka holding the registry topic. [env: MESH_BOOTSTRAP_SERVERS; default local broker]",
+)
+@click.option(
+    "--credentials",
+    "credentials_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="YAML/JSON file mapping principal -> token. [env: MESH_REGISTRY_CREDENTIALS_FILE, "
+    "or MESH_REGISTRY_CREDENTIALS='admin:tok,orders:tok']",
+)
+@click.option(
+    "--topic",
+    help="Compacted topic with the registry state. [env: MESH_REGISTRY_TOPIC; "
+    "default _mesh_registry]",
+)
+@click.option(
+    "--writer-id",
+    help="transactional.id of the writer; a new instance with the same id fences the old one. "
+    "[env: MESH_REGISTRY_WRITER_ID; default mesh-registry-writer]",
+)
+@click.option(
+    "--read-requires-auth",
+    is_flag=True,
+    default=None,
+    help="Require a credential for reads too. [env: MESH_REGISTRY_READ_REQUIRES_AUTH]",
+)
+@click.option(
+    "--open-writes",
+    is_flag=True,
+    default=None,
+    help="No credentials at all: everyone is admin. Local sandboxes only. "
+    "[env: MESH_REGISTRY_OPEN_WRITES]",
+)
+@click.pass_obj
+def serve(
+    settings: MeshSettings,
+    host: str,
+    port: int,
+    bootstrap_servers: str | None,
+    credentials_file: Path | None,
+    topic: str | None,
+    writer_id: str | None,
+    read_requires_auth: bool | None,
+    open_writes: bool | None,
+) -> None:
+    """Serve the registry until Ctrl-C (or SIGTERM).
+
+    On start it creates the compacted topic if missing, fences any older writer with the
+    same --writer-id, and replays the topic; OpenAPI is at /openapi.json.
+    """
+    overrides = {
+        "bootstrap_servers": bootstrap_servers,
+        "registry_credentials_file": credentials_file,
+        "registry_topic": topic,
+        "registry_writer_id": writer_id,
+        "registry_read_requires_auth": read_requires_auth,
+        "registry_open_writes": open_writes,
+    }
+    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    app, store = build_registry(settings)
+    server = RegistryServer(app, host=host, port=port)
+    stopped = threading.Event()
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        stopped.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        url = server.start()
+        click.echo(f"registry listening on {url} (topic {settings.registry_topic})", err=True)
+        while not stopped.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        store.close()
+        click.echo("registry stopped", err=True)
