@@ -41,8 +41,8 @@ LAST_NAMES = ("Jansen", "Kowalski", "Li", "Moreau", "Nakamura", "Okafor", "Peete
 DOMAINS = ("orders", "payments", "shipping", "customers")
 
 #: Average number of events one order brings into the story (measured over long runs of the
-#: generator, see tests/unit/domains/test_story.py); used to turn an event rate into an order
-#: rate.
+#: generator; tests/unit/domains/test_story.py checks the resulting rate); turns an event rate
+#: into an order rate.
 EVENTS_PER_ORDER = 11.0
 
 # How often the awkward cases happen.

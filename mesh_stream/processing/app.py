@@ -30,11 +30,10 @@ from mesh_stream.descriptor import DataProduct, load_descriptors
 from mesh_stream.errors import DeserializationError
 from mesh_stream.processing.codec import FramedAvroDecoder, FramedAvroEncoder
 from mesh_stream.processing.registration import (
+    SchemaRegistry,
     ensure_topics,
-    fetch_schema,
     find_product,
     register_value_schema,
-    registry_client,
 )
 from mesh_stream.settings import MeshSettings
 
@@ -102,7 +101,11 @@ def prepare(
     output = find_product(products, output_name)
     inputs = tuple(find_product(products, name) for name in output.inputs)
     ensure_topics(settings.resolved_bootstrap_servers(), (*inputs, output))
-    schema_id = register_value_schema(registry_client(settings), output, repo_root)
+    registry = SchemaRegistry(settings)
+    try:
+        schema_id = register_value_schema(registry, output, repo_root)
+    finally:
+        registry.close()
     return ProcessorSpec(output, inputs, schema_id, settings, repo_root)
 
 
@@ -230,5 +233,4 @@ class KeyedOutput:
 
 def schema_decoder(spec: ProcessorSpec) -> FramedAvroDecoder:
     """Decoder of the input products, fetching writer schemas by id from the registry."""
-    client = registry_client(spec.settings)
-    return FramedAvroDecoder(lambda schema_id: fetch_schema(client, schema_id))
+    return FramedAvroDecoder(SchemaRegistry(spec.settings).schema)

@@ -82,7 +82,8 @@ class FramedAvroEncoder:
         try:
             validate(record, self.schema, raise_errors=True)
         except fastavro.validation.ValidationError as invalid:
-            return f"{where}record does not fit schema id {self.schema_id}: {invalid}"
+            problems = "; ".join(str(error) for error in invalid.errors)
+            return f"{where}record does not fit schema id {self.schema_id}: {problems}"
         return f"{where}record does not fit schema id {self.schema_id}: {exc}"
 
 

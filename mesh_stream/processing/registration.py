@@ -3,19 +3,19 @@
 Faust ignores source topics that do not exist when a worker starts, and it would create an
 output topic with its own defaults; so every product topic a processor reads or writes is
 created here first, with the partitions, retention and cleanup policy of its descriptor. The
-value schema is registered under the product's subject (``<topic>-value``) in the
-Confluent-compatible registry, which gives the schema id for the wire framing.
+value schema is registered under the product's subject (``<topic>-value``) through the
+registry's Confluent-compatible API, which gives the schema id for the wire framing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
+import httpx
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import (
@@ -75,13 +75,58 @@ def ensure_topics(
     return created
 
 
-def registry_client(settings: MeshSettings) -> SchemaRegistryClient:
-    """A Confluent registry client for ``settings.registry_url`` with the configured credential."""
-    conf: dict[str, str] = {"url": settings.registry_url}
-    if settings.registry_principal and settings.registry_token is not None:
-        token = settings.registry_token.get_secret_value()
-        conf["basic.auth.user.info"] = f"{settings.registry_principal}:{token}"
-    return SchemaRegistryClient(conf)
+class SchemaRegistry:
+    """The two calls a processor makes to the Confluent-compatible registry API.
+
+    Register the output schema under its subject (idempotent: the same schema gets the same
+    id) and fetch writer schemas by id. Errors carry the HTTP status and Confluent
+    ``error_code`` and say which setting points at the registry.
+    """
+
+    def __init__(self, settings: MeshSettings, *, timeout: float = 10.0) -> None:
+        auth: tuple[str, str] | None = None
+        if settings.registry_principal and settings.registry_token is not None:
+            auth = (settings.registry_principal, settings.registry_token.get_secret_value())
+        self.url = settings.registry_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, auth=auth, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise RegistryUnavailableError(
+                f"cannot reach the registry at {self.url} to {what}: {exc}; start it with "
+                "`mesh registry serve` or set MESH_REGISTRY_URL",
+                status=503,
+            ) from exc
+        body = response.json() if response.content else {}
+        if response.status_code >= 400:
+            message = body.get("message", response.text) if isinstance(body, dict) else body
+            code = body.get("error_code") if isinstance(body, dict) else None
+            raise RegistryError(
+                f"registry at {self.url} refused to {what}: {message}",
+                status=response.status_code,
+                error_code=code,
+            )
+        return body
+
+    def register(self, subject: str, schema: str) -> int:
+        """Register ``schema`` (Avro text) under ``subject``; returns its schema id."""
+        body = self._call(
+            "POST",
+            f"/subjects/{subject}/versions",
+            f"register a schema under subject {subject}",
+            json={"schema": schema, "schemaType": "AVRO"},
+        )
+        return int(body["id"])
+
+    def schema(self, schema_id: int) -> str:
+        """Avro text of ``schema_id``, for decoding records written with it."""
+        body = self._call("GET", f"/schemas/ids/{schema_id}", f"fetch schema id {schema_id}")
+        return str(body["schema"])
 
 
 def schema_text(product: DataProduct, repo_root: Path) -> str:
@@ -96,45 +141,9 @@ def schema_text(product: DataProduct, repo_root: Path) -> str:
         ) from exc
 
 
-def register_value_schema(
-    client: SchemaRegistryClient, product: DataProduct, repo_root: Path
-) -> int:
+def register_value_schema(registry: SchemaRegistry, product: DataProduct, repo_root: Path) -> int:
     """Register the product's value schema under ``<topic>-value``; returns its schema id."""
-    text = schema_text(product, repo_root)
-    try:
-        return int(client.register_schema(product.value_subject, Schema(text, "AVRO")))
-    except SchemaRegistryError as exc:
-        error = RegistryError if exc.http_status_code != -1 else RegistryUnavailableError
-        raise error(
-            f"registry refused schema of {product.name} for subject {product.value_subject}: "
-            f"{exc.error_message}",
-            status=max(exc.http_status_code, 0) or 503,
-            error_code=exc.error_code,
-        ) from exc
-    except Exception as exc:  # transport errors of the client (requests/httpx)
-        raise RegistryUnavailableError(
-            f"cannot reach the registry to register {product.value_subject}: {exc}; start it "
-            "with `mesh registry serve` or set MESH_REGISTRY_URL",
-            status=503,
-        ) from exc
-
-
-def fetch_schema(client: SchemaRegistryClient, schema_id: int) -> str:
-    """Schema text of ``schema_id`` (for decoding); errors name the id and the registry."""
-    try:
-        return str(client.get_schema(schema_id).schema_str)
-    except SchemaRegistryError as exc:
-        raise RegistryError(
-            f"registry has no schema id {schema_id}: {exc.error_message}",
-            status=max(exc.http_status_code, 0) or 503,
-            error_code=exc.error_code,
-        ) from exc
-    except Exception as exc:
-        raise RegistryUnavailableError(
-            f"cannot reach the registry to fetch schema id {schema_id}: {exc}; "
-            "check MESH_REGISTRY_URL",
-            status=503,
-        ) from exc
+    return registry.register(product.value_subject, schema_text(product, repo_root))
 
 
 def find_product(products: Iterable[DataProduct], name: str) -> DataProduct:
