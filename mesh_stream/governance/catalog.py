@@ -17,8 +17,12 @@ from mesh_stream.descriptor import DataProduct
 class Catalog(Protocol):
     """Read-only view of the mesh's products."""
 
+    def known(self, name: str) -> bool:
+        """Whether the mesh has a product ``name`` (even one whose descriptor does not load)."""
+        ...
+
     def product(self, name: str) -> DataProduct | None:
-        """The product named ``name``, or None when the mesh has no such product."""
+        """The product named ``name``, or None when unknown or not loadable."""
         ...
 
     def schema(self, name: str) -> Mapping[str, Any] | None:
@@ -31,15 +35,24 @@ class Catalog(Protocol):
 
 
 class StaticCatalog:
-    """A catalog over a fixed set of products and schemas (the repository, or a test)."""
+    """A catalog over a fixed set of products and schemas (the repository, or a test).
+
+    ``unloadable`` names products whose descriptor exists but does not load: they are
+    reported once (``descriptor-valid``), not again as missing inputs of their consumers.
+    """
 
     def __init__(
         self,
         products: Iterable[DataProduct],
         schemas: Mapping[str, Mapping[str, Any]] | None = None,
+        unloadable: Iterable[str] = (),
     ) -> None:
         self._products = {product.name: product for product in products}
         self._schemas = dict(schemas or {})
+        self._unloadable = frozenset(unloadable)
+
+    def known(self, name: str) -> bool:
+        return name in self._products or name in self._unloadable
 
     def product(self, name: str) -> DataProduct | None:
         return self._products.get(name)

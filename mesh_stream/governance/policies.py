@@ -432,7 +432,7 @@ def check_inputs_exist(review: Review, _params: NoParams) -> Iterator[Finding]:
             yield Finding(
                 f"{product.name!r} lists itself as an input", f"inputs[{index}]", ("inputs", index)
             )
-        elif review.catalog.product(name) is None:
+        elif not review.catalog.known(name):
             yield Finding(
                 f"input {name!r} is not a product of the mesh",
                 f"inputs[{index}]",
@@ -453,7 +453,7 @@ def check_compatibility(review: Review, _params: NoParams) -> Iterator[Finding]:
     consumers = review.catalog.downstream(product.name)
     if consumers:
         yield Finding(
-            f"compatibility is NONE but {', '.join(consumers)} consume {product.name!r}",
+            f"compatibility is NONE but {product.name!r} is consumed by {', '.join(consumers)}",
             "compatibility",
             ("compatibility",),
         )

@@ -25,6 +25,9 @@ class RegistryCatalog:
     def __init__(self, view: CatalogView) -> None:
         self._view = view
 
+    def known(self, name: str) -> bool:
+        return self._view.get_product(name) is not None
+
     def product(self, name: str) -> DataProduct | None:
         return self._view.get_product(name)
 

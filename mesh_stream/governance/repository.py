@@ -227,17 +227,22 @@ def lint_repository(root: Path, policies_file: Path | None = None) -> LintReport
     config: GovernanceConfig = load_governance(root, policies_file)
     violations: list[Violation] = list(config.problems)
     loaded: list[_Loaded] = []
+    unloadable: list[str] = []
     for path in descriptor_files(root / "domains"):
         display = path.relative_to(root).as_posix()
         item, problems = _load_descriptor(path, display)
         violations.extend(problems)
-        if item is not None:
+        if item is None:
+            unloadable.append(f"{path.parent.parent.name}.{path.stem}")
+            unloadable.extend(v.product for v in problems if v.product)
+        else:
             _load_schema(root, item)
             violations.extend(item.problems)
             loaded.append(item)
     catalog = StaticCatalog(
         [item.product for item in loaded],
         {item.product.name: item.schema for item in loaded if item.schema is not None},
+        unloadable,
     )
     for item in loaded:
         review = Review(item.product, item.schema, catalog, PurePosixPath(item.descriptor.display))
