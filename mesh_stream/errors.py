@@ -38,10 +38,16 @@ original kept as ``__cause__``::
     ├── SerializationError          a record does not fit its schema (field path named)
     │   └── DeserializationError    bytes on the wire cannot be decoded
     ├── DeliveryError               Kafka did not acknowledge records (they are named)
+    ├── ConsumerError               a fatal Kafka consumer error
     └── PolicyViolationError        governance policies refused a product
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from confluent_kafka.serialization import SerializationError as _KafkaSerializationError
 
 
 class MeshError(Exception):
@@ -212,8 +218,12 @@ class DescriptorError(MeshError):
     """A data product descriptor is invalid; the message names the file and field."""
 
 
-class SerializationError(MeshError):
-    """A record does not fit its schema; the message names the field path."""
+class SerializationError(MeshError, _KafkaSerializationError):
+    """A record does not fit its schema; the message names the field path.
+
+    Also a ``confluent_kafka.serialization.SerializationError``, so code written for
+    confluent-kafka's serializers catches ours too.
+    """
 
 
 class DeserializationError(SerializationError):
@@ -222,6 +232,14 @@ class DeserializationError(SerializationError):
 
 class DeliveryError(MeshError):
     """Kafka did not acknowledge some records; they are listed on ``failed``."""
+
+    def __init__(self, message: str, *, failed: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.failed = list(failed)
+
+
+class ConsumerError(MeshError):
+    """The Kafka consumer hit a fatal error (the message names topic and partition)."""
 
 
 class PolicyViolationError(MeshError):
