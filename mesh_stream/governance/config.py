@@ -25,12 +25,12 @@ violation and not applied.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from mesh_stream.errors import ConfigurationError
 from mesh_stream.governance import locate
@@ -59,10 +59,15 @@ def builtin_rules() -> dict[str, RuleSetting]:
     }
 
 
+def _off_from_yaml(value: Any) -> Any:
+    """YAML 1.1 reads a bare ``off`` as False; take it to mean severity ``off``."""
+    return Severity.OFF if value is False else value
+
+
 class _GlobalRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    severity: Severity
+    severity: Annotated[Severity, BeforeValidator(_off_from_yaml)]
     overridable: bool = False
     params: dict[str, Any] = Field(default_factory=dict)
 
@@ -77,7 +82,7 @@ class _Override(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(min_length=1, description="Why the domain needs its own setting.")
-    severity: Severity | None = None
+    severity: Annotated[Severity | None, BeforeValidator(_off_from_yaml)] = None
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -99,7 +104,11 @@ def _read_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
-        raise ConfigurationError(f"{where}: not valid YAML: {exc}") from exc
+        raise ConfigurationError(f"{where}: not valid YAML: {_yaml_problem(exc)}") from exc
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    return str(getattr(exc, "problem", None) or exc)
 
 
 def _validation_problems(exc: ValidationError, prefix: Loc = ()) -> list[_Problem]:
@@ -205,10 +214,15 @@ def parse_domain_overrides(
 ) -> DomainOverrides:
     """Apply a domain's overrides to the global rules; illegal ones become violations."""
     try:
-        data, node = _read_yaml(text, source)
-    except ConfigurationError as exc:
-        problem = _Problem((), str(exc).removeprefix(f"{source}: "))
-        return DomainOverrides(domain, source, {}, (_override_violation(source, None, problem),))
+        data, node = yaml.safe_load(text), locate.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        violation = _override_violation(
+            source, None, _Problem((), f"not valid YAML: {_yaml_problem(exc)}")
+        )
+        if mark is not None:
+            violation = replace(violation, line=mark.line + 1)
+        return DomainOverrides(domain, source, {}, (violation,))
     problems: list[_Problem] = []
     applied: dict[str, RuleSetting] = {}
     try:

@@ -1,0 +1,205 @@
+"""The global policy set and the domains' overrides (the federated part)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mesh_stream.errors import ConfigurationError
+from mesh_stream.governance import Severity, lint_repository, load_governance
+from mesh_stream.governance.config import (
+    builtin_rules,
+    parse_domain_overrides,
+    parse_global_policies,
+)
+from mesh_stream.governance.policies import BUILTIN_POLICIES, PartitionBounds, SloBounds
+from tests.unit.governance.conftest import line_containing
+
+GLOBAL = """\
+policies:
+  partition-bounds:
+    severity: warning
+    overridable: true
+    params:
+      max: 12
+  documentation:
+    severity: error
+"""
+
+
+def test_global_file_sets_severity_overridability_and_params() -> None:
+    rules = parse_global_policies(GLOBAL)
+    partitions = rules["partition-bounds"]
+    assert (partitions.severity, partitions.overridable) == (Severity.WARNING, True)
+    assert partitions.params == PartitionBounds(min=PartitionBounds().min, max=12)
+    assert rules["documentation"].overridable is False
+    # policies the file does not mention keep their built-in setting
+    assert rules["ownership"] == builtin_rules()["ownership"]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        (
+            "policies:\n  partition-bounds:\n    severity: error\n    params:\n      max: -3\n",
+            5,
+            "policies.partition-bounds.params.max: Input should be greater than or equal to 1",
+        ),
+        (
+            "policies:\n  partition-bounds:\n    severity: error\n    params: {min: 9, max: 3}\n",
+            4,
+            "policies.partition-bounds.params: Value error, min 9 is above max 3",
+        ),
+        (
+            "policies:\n  naming:\n    severity: fatal\n",
+            3,
+            "policies.naming.severity: Input should be 'error', 'warning' or 'off'",
+        ),
+        (
+            "policies:\n  spelling:\n    severity: error\n",
+            2,
+            "policies.spelling: no such policy; known: "
+            + ", ".join(n for n, p in BUILTIN_POLICIES.items() if p.configurable),
+        ),
+        (
+            "policies:\n  schema-valid:\n    severity: warning\n",
+            2,
+            "policies.schema-valid: reserved for load problems, always an error; remove it",
+        ),
+        ("rules: {}\n", 1, "policies: Field required"),
+    ],
+)
+def test_bad_global_file_names_file_line_and_field(text: str, line: int, message: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        parse_global_policies(text, "mesh-policies.yaml")
+    first = str(caught.value).splitlines()[0]
+    assert first == f"mesh-policies.yaml:{line}: {message}"
+    assert "mesh lint --list-policies" in str(caught.value)
+
+
+def test_global_file_that_is_not_yaml() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        parse_global_policies("policies:\n  naming: a: b\n", "mesh-policies.yaml")
+    assert str(caught.value) == (
+        "mesh-policies.yaml:2: not valid YAML: mapping values are not allowed here"
+    )
+
+
+def test_legal_override_changes_the_rule_for_that_domain_only() -> None:
+    rules = parse_global_policies(GLOBAL)
+    overrides = parse_domain_overrides(
+        "overrides:\n  partition-bounds:\n    reason: tiny topics\n    severity: error\n"
+        "    params: {max: 4}\n",
+        "shop",
+        rules,
+        "domains/shop/policies.yaml",
+    )
+    assert overrides.problems == ()
+    applied = overrides.rules["partition-bounds"]
+    assert applied.severity is Severity.ERROR
+    # unmentioned params are inherited from the global set
+    assert applied.params == PartitionBounds(min=PartitionBounds().min, max=4)
+
+
+@pytest.mark.parametrize(
+    ("text", "needle", "message"),
+    [
+        (
+            "overrides:\n  documentation:\n    reason: docs later\n    severity: off\n",
+            "documentation:",
+            "domain 'shop' overrides policy 'documentation', which the global set does not "
+            "mark overridable",
+        ),
+        (
+            "overrides:\n  partition-bounds:\n    params: {max: 4}\n",
+            "partition-bounds:",
+            "overrides.partition-bounds.reason: Field required",
+        ),
+        (
+            "overrides:\n  partition-bounds:\n    reason: x\n    params: {maximum: 4}\n",
+            "params:",
+            "overrides.partition-bounds.params.maximum: Extra inputs are not permitted",
+        ),
+        (
+            "overrides:\n  spelling:\n    reason: x\n",
+            "spelling:",
+            "overrides.spelling: no such policy",
+        ),
+        (
+            "overrides:\n  descriptor-valid:\n    reason: x\n",
+            "descriptor-valid:",
+            "overrides.descriptor-valid: no such policy",
+        ),
+    ],
+)
+def test_illegal_override_is_a_violation_and_not_applied(
+    text: str, needle: str, message: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "policies.yaml"
+    source.write_text(text)
+    overrides = parse_domain_overrides(text, "shop", parse_global_policies(GLOBAL), str(source))
+    assert overrides.rules == {}
+    assert [(v.policy, v.severity, v.file, v.line, v.message) for v in overrides.problems] == [
+        ("policy-override", Severity.ERROR, str(source), line_containing(source, needle), message)
+    ]
+
+
+def test_override_file_that_is_not_yaml() -> None:
+    overrides = parse_domain_overrides(
+        "overrides:\n  naming: a: b\n", "shop", builtin_rules(), "domains/shop/policies.yaml"
+    )
+    assert [(v.policy, v.file, v.line, v.message) for v in overrides.problems] == [
+        (
+            "policy-override",
+            "domains/shop/policies.yaml",
+            2,
+            "not valid YAML: mapping values are not allowed here",
+        )
+    ]
+
+
+def test_severity_off_silences_an_overridable_policy(
+    mesh_tree: Callable[[str], Path],
+) -> None:
+    root = mesh_tree("slos-declared")
+    assert [v.policy for v in lint_repository(root).violations] == ["slos-declared"]
+    (root / "mesh-policies.yaml").write_text(
+        "policies:\n  slos-declared:\n    severity: error\n    overridable: true\n"
+    )
+    (root / "domains/shop/policies.yaml").write_text(
+        "overrides:\n  slos-declared:\n    reason: best effort shop\n    severity: off\n"
+    )
+    assert lint_repository(root).violations == ()
+
+
+def test_legal_override_fixture(mesh_tree: Callable[[str], Path]) -> None:
+    """The insights domain relaxes an overridable rule: clean with, one violation without."""
+    root = mesh_tree("override-legal")
+    config = load_governance(root)
+    assert config.problems == []
+    insights = config.rules_for("insights")["slos-declared"].params
+    assert isinstance(insights, SloBounds)
+    assert config.rules_for("shop")["slos-declared"] == config.global_rules["slos-declared"]
+    assert lint_repository(root).violations == ()
+
+    (root / "domains/insights/policies.yaml").unlink()
+    file = "domains/insights/products/customer-summary.yaml"
+    freshness = float(
+        (root / file).read_text().split("freshness_seconds:")[1].splitlines()[0].strip()
+    )
+    limit = config.global_rules["slos-declared"].params
+    assert isinstance(limit, SloBounds)
+    assert freshness > limit.max_freshness_seconds
+    assert freshness <= insights.max_freshness_seconds
+    found = [(v.policy, v.file, v.line, v.message) for v in lint_repository(root).violations]
+    assert found == [
+        (
+            "slos-declared",
+            file,
+            line_containing(root / file, "freshness_seconds:"),
+            f"slos.freshness_seconds {freshness:g} is above the maximum "
+            f"{limit.max_freshness_seconds:g}",
+        )
+    ]
