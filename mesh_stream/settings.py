@@ -63,6 +63,16 @@ class MeshSettings(BaseSettings):
         default=False,
         description="Serve the registry without credentials, everyone admin (local dev only).",
     )
+    registry_governance: bool = Field(
+        default=True,
+        description="Refuse (HTTP 422) product descriptors that break an error-level "
+        "governance policy; turn off only in a sandbox.",
+    )
+    governance_root: Path | None = Field(
+        default=None,
+        description="Repository root whose mesh-policies.yaml and domains/<domain>/policies.yaml "
+        "the registry enforces; unset means the built-in policy defaults.",
+    )
     kafka_version: str = Field(
         default=DEFAULT_KAFKA_VERSION,
         description="Apache Kafka version the local launcher fetches from Maven Central.",

@@ -81,11 +81,11 @@ def _policy(
     why: str,
     fix: str,
     params: type[BaseModel] = NoParams,
-    configurable: bool = True,
+    overridable: bool = False,
 ) -> Callable[[Check], Check]:
     def register(check: Check) -> Check:
         BUILTIN_POLICIES[name] = Policy(
-            name, why, fix, check, params=params, configurable=configurable
+            name, why, fix, check, params=params, overridable=overridable
         )
         return check
 
@@ -189,10 +189,9 @@ def check_documentation(review: Review, _params: NoParams) -> Iterator[Finding]:
         doc = spot.record.get("doc") if isinstance(spot, avro_walk.RecordSpot) else None
         if isinstance(spot, avro_walk.RecordSpot):
             where = f"{root}.{spot.path}" if spot.path else root
+            at = f" (at {where})" if spot.path else ""
             if not (isinstance(doc, str) and doc.strip()):
-                yield Finding(
-                    f"record {spot.name!r} (at {where}) has no doc", where, spot.loc, True
-                )
+                yield Finding(f"record {spot.name!r}{at} has no doc", where, spot.loc, True)
         else:
             doc = spot.field.get("doc")
             if not (isinstance(doc, str) and doc.strip()):
@@ -242,6 +241,7 @@ class SloBounds(BaseModel):
     fix="Declare `slos.freshness_seconds` and `slos.availability` in the descriptor, within "
     "the bounds shown (set in mesh-policies.yaml, domain policies.yaml if overridable).",
     params=SloBounds,
+    overridable=True,
 )
 def check_slos(review: Review, params: SloBounds) -> Iterator[Finding]:
     """SLOs are declared and at least as strong as the platform minimums."""
@@ -550,6 +550,7 @@ class RetentionBounds(BaseModel):
     fix="Set `retention.ms` within the bounds shown, or use cleanup_policy `compact` for "
     "state that must be kept forever.",
     params=RetentionBounds,
+    overridable=True,
 )
 def check_retention(review: Review, params: RetentionBounds) -> Iterator[Finding]:
     """`retention.ms` of deleting topics lies within the platform's bounds."""

@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from mesh_stream.descriptor import DataProduct
-from mesh_stream.governance.config import GovernanceConfig
+from mesh_stream.governance.config import GovernanceConfig, load_governance
 from mesh_stream.governance.engine import check_product
 from mesh_stream.governance.model import Severity
 from mesh_stream.governance.policies import Review
 from mesh_stream.registry.problems import CatalogView, DescriptorProblem, DescriptorValidator
+from mesh_stream.settings import MeshSettings
 
 
 class RegistryCatalog:
@@ -65,3 +66,14 @@ def registry_validator(config: GovernanceConfig | None = None) -> DescriptorVali
         ]
 
     return validate
+
+
+def governance_validators(settings: MeshSettings) -> tuple[DescriptorValidator, ...]:
+    """The validators a registry built from ``settings`` runs: the policies of
+    ``settings.governance_root`` (built-in defaults when unset), or none when
+    ``settings.registry_governance`` is off."""
+    if not settings.registry_governance:
+        return ()
+    root = settings.governance_root
+    config = load_governance(root) if root is not None else GovernanceConfig()
+    return (registry_validator(config),)

@@ -10,6 +10,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from mesh_stream.errors import ConfigurationError
+from mesh_stream.governance.registry_hook import governance_validators
 from mesh_stream.registry.problems import DescriptorValidator
 from mesh_stream.registry.service.app import create_app
 from mesh_stream.registry.service.auth import Credentials
@@ -34,9 +35,15 @@ def credentials_from_settings(settings: MeshSettings) -> Credentials | None:
 
 
 def build_registry(
-    settings: MeshSettings, *, validators: Sequence[DescriptorValidator] = ()
+    settings: MeshSettings, *, validators: Sequence[DescriptorValidator] | None = None
 ) -> tuple[FastAPI, KafkaStore]:
-    """The app over a Kafka store on ``settings``' broker (replayed before this returns)."""
+    """The app over a Kafka store on ``settings``' broker (replayed before this returns).
+
+    ``validators=None`` means the governance policies (see ``MESH_REGISTRY_GOVERNANCE``,
+    ``MESH_GOVERNANCE_ROOT``).
+    """
+    if validators is None:
+        validators = governance_validators(settings)
     credentials = credentials_from_settings(settings)
     store = KafkaStore(
         settings.resolved_bootstrap_servers(),
