@@ -32,7 +32,8 @@ format: install  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix mesh_stream tests benchmarks domains
 	$(BIN)/ruff format mesh_stream tests benchmarks domains
 
-test: kafka lint  ## everything CI runs: lint, type check, unit and integration tests
+test: kafka lint  ## everything CI runs: lint, type check, governance policies, all tests
+	$(BIN)/mesh lint
 	$(BIN)/pytest
 
 test-fast: install  ## unit tests only (no broker)
