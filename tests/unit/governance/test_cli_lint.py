@@ -1,0 +1,106 @@
+"""`mesh lint`: text and JSON output, exit status, policy listing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from mesh_stream.cli.main import cli
+from mesh_stream.governance import BUILTIN_POLICIES, lint_repository
+
+MESH = str(Path(sys.executable).with_name("mesh"))
+
+
+def test_text_output_names_file_line_field_policy_why_and_fix(
+    mesh_tree: Callable[[str], Path],
+) -> None:
+    root = mesh_tree("partition-bounds")
+    (violation,) = lint_repository(root).violations
+    result = CliRunner().invoke(cli, ["lint", str(root)])
+    assert result.exit_code == 1
+    policy = BUILTIN_POLICIES[violation.policy]
+    assert result.stdout.splitlines() == [
+        f"{violation.file}:{violation.line}: error [{violation.policy}] {violation.field}",
+        f"    {violation.message}",
+        f"    why: {policy.why}",
+        f"    fix: {policy.fix}",
+    ]
+    assert "1 error(s), 0 warning(s) in 3 product(s)" in result.stderr
+
+
+def test_json_output(mesh_tree: Callable[[str], Path]) -> None:
+    root = mesh_tree("documentation")
+    report = lint_repository(root)
+    result = CliRunner().invoke(cli, ["lint", str(root), "--json"])
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {
+        "root": str(root),
+        "policies": "built-in defaults",
+        "products": 3,
+        "errors": 1,
+        "warnings": 0,
+        "violations": [v.to_dict() for v in report.violations],
+    }
+
+
+def test_clean_tree_exits_zero(mesh_tree: Callable[[str], Path]) -> None:
+    result = CliRunner().invoke(cli, ["lint", str(mesh_tree("good")), "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["violations"] == []
+
+
+def test_warnings_alone_exit_zero(mesh_tree: Callable[[str], Path]) -> None:
+    root = mesh_tree("partition-bounds")
+    (root / "mesh-policies.yaml").write_text(
+        "policies:\n  partition-bounds:\n    severity: warning\n"
+    )
+    result = CliRunner().invoke(cli, ["lint", str(root)])
+    assert result.exit_code == 0
+    assert "warning [partition-bounds] partitions" in result.stdout
+    assert "0 error(s), 1 warning(s)" in result.stderr
+
+
+def test_policies_option_and_listing(mesh_tree: Callable[[str], Path], tmp_path: Path) -> None:
+    root = mesh_tree("partition-bounds")
+    policies = tmp_path / "loose.yaml"
+    policies.write_text("policies:\n  partition-bounds:\n    severity: 'off'\n")
+    assert CliRunner().invoke(cli, ["lint", str(root), "--policies", str(policies)]).exit_code == 0
+
+    listing = CliRunner().invoke(cli, ["lint", str(root), "--list-policies"])
+    assert listing.exit_code == 0
+    names = [line.split()[0] for line in listing.stdout.splitlines()[1:] if line[2] != " "]
+    assert names == list(BUILTIN_POLICIES)
+
+
+def test_console_script_reports_a_path_without_domains(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [MESH, "lint", str(tmp_path)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"error: {tmp_path}: no domains/ folder here; pass the repository root that holds "
+        f"domains/ and schemas/ (mesh lint PATH)"
+    )
+
+
+def test_console_script_reports_a_broken_global_file(mesh_tree: Callable[[str], Path]) -> None:
+    root = mesh_tree("good")
+    (root / "mesh-policies.yaml").write_text("policies:\n  naming:\n    severity: loud\n")
+    done = subprocess.run([MESH, "lint", str(root)], capture_output=True, text=True, check=False)
+    assert done.returncode == 1
+    assert done.stderr.startswith(
+        f"error: {root / 'mesh-policies.yaml'}:3: policies.naming.severity: Input should be "
+        "'error', 'warning' or 'off'"
+    )
+
+
+def test_every_option_has_help() -> None:
+    result = CliRunner().invoke(cli, ["lint", "--help"])
+    assert result.exit_code == 0
+    for option in ("--json", "--policies", "--list-policies"):
+        assert option in result.stdout
