@@ -29,10 +29,17 @@ MESH = str(Path(sys.executable).with_name("mesh"))
 
 def _schema(n: int) -> dict[str, object]:
     """Version n adds optional field f<n>, so every version is BACKWARD compatible."""
-    fields = [{"name": "id", "type": "string"}] + [
-        {"name": f"f{i}", "type": ["null", "long"], "default": None} for i in range(2, n + 1)
+    fields = [{"name": "id", "type": "string", "doc": "Order id."}] + [
+        {"name": f"f{i}", "type": ["null", "long"], "default": None, "doc": f"Field {i}."}
+        for i in range(2, n + 1)
     ]
-    return {"type": "record", "name": "Order", "namespace": "orders", "fields": fields}
+    return {
+        "type": "record",
+        "name": "Order",
+        "namespace": "orders",
+        "doc": "An order item.",
+        "fields": fields,
+    }
 
 
 @contextmanager
@@ -121,8 +128,8 @@ def test_kill_and_restart_keeps_everything(kafka: KafkaAddress) -> None:
             "name": "orders.item-0",
             "domain": "orders",
             "kind": "source-aligned",
-            "description": "Items",
-            "owner": {"team": "t", "contact": "t@x"},
+            "description": "Items of every order placed, one record per item.",
+            "owner": {"team": "order-items", "contact": "items@example.com"},
             "schema": "schemas/orders/item.avsc",
             "slos": {"freshness_seconds": 5, "availability": 99.9},
             "classification": "internal",
