@@ -1,0 +1,167 @@
+"""`mesh publish PRODUCT --file records.jsonl`: publish JSON Lines records through the SDK."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from mesh_stream.errors import ConfigurationError, SerializationError
+from mesh_stream.producer import ProductPublisher, resolve_product
+from mesh_stream.schema.codec import coerce_json
+from mesh_stream.settings import MeshSettings
+
+SHOWN_ERRORS = 50
+
+
+def _override(settings: MeshSettings, **values: Any) -> MeshSettings:
+    given = {key: value for key, value in values.items() if value is not None}
+    return settings.model_copy(update=given)
+
+
+def registry_for(settings: MeshSettings) -> Any:
+    """The registry client the CLI commands use (URL and credentials from settings)."""
+    from mesh_stream.registry.client import RegistryClient
+
+    return RegistryClient.from_settings(settings)
+
+
+def _parse_lines(
+    stream: IO[str], name: str, publisher: ProductPublisher
+) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
+    """(line number, record) for each good line, and one error text per bad line."""
+    good: list[tuple[int, dict[str, Any]]] = []
+    errors: list[str] = []
+    parsed = publisher.encoder.parsed
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            document = json.loads(line)
+        except json.JSONDecodeError as exc:
+            errors.append(f"{name}:{number}: not valid JSON (column {exc.colno}): {exc.msg}")
+            continue
+        if not isinstance(document, dict):
+            errors.append(
+                f"{name}:{number}: a record must be a JSON object, got {type(document).__name__}"
+            )
+            continue
+        record = coerce_json(parsed, document)
+        try:
+            publisher.prepare(record)
+        except SerializationError as exc:
+            errors.append(f"{name}:{number}: {exc}")
+            continue
+        good.append((number, record))
+    return good, errors
+
+
+@click.command("publish")
+@click.argument("product")
+@click.option(
+    "--file",
+    "-f",
+    "records_file",
+    type=click.File("r", encoding="utf-8"),
+    help="JSON Lines file, one record (a JSON object) per line; `-` reads standard input. "
+    "Timestamps may be ISO-8601 strings, decimals strings or numbers.",
+)
+@click.option(
+    "--register-only",
+    is_flag=True,
+    help="Register the product's schema (subject <topic>-value) and create its topic, "
+    "then stop without publishing.",
+)
+@click.option(
+    "--schema",
+    "schema_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Avro schema to publish with. [default: the descriptor's `schema` file below --root]",
+)
+@click.option(
+    "--all-or-nothing",
+    is_flag=True,
+    help="Publish nothing when any line is bad (by default the good lines are published).",
+)
+@click.option(
+    "--root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Repository root holding domains/ (descriptors) and the schema files.",
+)
+@click.option(
+    "--bootstrap-servers",
+    help="Kafka bootstrap servers. [env: MESH_BOOTSTRAP_SERVERS; default: the local broker]",
+)
+@click.option(
+    "--registry-url",
+    help="Registry URL. [env: MESH_REGISTRY_URL; default http://127.0.0.1:8081]; writes use "
+    "MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN (the owning domain's credential).",
+)
+@click.pass_context
+def publish(
+    ctx: click.Context,
+    product: str,
+    records_file: IO[str] | None,
+    register_only: bool,
+    schema_file: Path | None,
+    all_or_nothing: bool,
+    root: Path,
+    bootstrap_servers: str | None,
+    registry_url: str | None,
+) -> None:
+    """Publish the records of a JSON Lines file to PRODUCT (e.g. orders.order-placed).
+
+    Every line is checked against the product's Avro schema first. Bad lines are reported
+    as FILE:LINE: field path, expected type and value; the good lines are published and
+    confirmed by Kafka (acks=all). The exit status is 1 when any line was rejected.
+    The product is found in ROOT/domains/<domain>/products/ or else in the registry.
+    """
+    settings: MeshSettings = ctx.obj
+    settings = _override(settings, bootstrap_servers=bootstrap_servers, registry_url=registry_url)
+    if records_file is None and not register_only:
+        raise click.UsageError("give the records with --file FILE (or `-` for stdin)")
+    registry = registry_for(settings)
+    descriptor = resolve_product(product, registry=registry, root=root)
+    schema = json.loads(schema_file.read_text(encoding="utf-8")) if schema_file else None
+    publisher = ProductPublisher(
+        descriptor,
+        bootstrap_servers=settings.resolved_bootstrap_servers(),
+        registry=registry,
+        schema=schema,
+        root=root,
+    )
+    with publisher:
+        if register_only:
+            click.echo(
+                f"registered schema id {publisher.schema_id} under {descriptor.value_subject}; "
+                f"topic {descriptor.topic} is ready"
+            )
+            return
+        assert records_file is not None
+        name = getattr(records_file, "name", "<stdin>")
+        good, errors = _parse_lines(records_file, name, publisher)
+        for line in errors[:SHOWN_ERRORS]:
+            click.echo(line, err=True)
+        if len(errors) > SHOWN_ERRORS:
+            click.echo(f"... and {len(errors) - SHOWN_ERRORS} more bad line(s)", err=True)
+        if errors and all_or_nothing:
+            click.echo(
+                f"published nothing: {len(errors)} bad line(s) and --all-or-nothing", err=True
+            )
+            ctx.exit(1)
+        for _number, record in good:
+            publisher.publish(record)
+        publisher.flush()
+    click.echo(
+        f"published {len(good)} record(s) to {descriptor.topic}"
+        + (f"; rejected {len(errors)} line(s)" if errors else ""),
+        err=True,
+    )
+    if errors:
+        ctx.exit(1)
+    if not good and not errors:
+        raise ConfigurationError(f"{name}: no records in the file")

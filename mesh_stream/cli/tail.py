@@ -1,0 +1,121 @@
+"""`mesh tail PRODUCT`: print a product's records, decoded, as they arrive."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import click
+
+from mesh_stream.cli.publish import registry_for
+from mesh_stream.consumer import ConsumedRecord, ProductConsumer
+from mesh_stream.errors import DeserializationError
+from mesh_stream.schema.codec import json_default
+from mesh_stream.settings import MeshSettings
+
+
+def _as_json(record: ConsumedRecord) -> str:
+    value = record.value.model_dump() if hasattr(record.value, "model_dump") else record.value
+    return json.dumps(value, default=json_default, ensure_ascii=False, sort_keys=False)
+
+
+def render(record: ConsumedRecord, as_json: bool) -> str:
+    """One output line: the value as JSON, or with its coordinates for humans."""
+    if as_json:
+        return _as_json(record)
+    key = record.key.decode("latin-1") if isinstance(record.key, bytes) else record.key
+    return (
+        f"{record.topic}[{record.partition}]@{record.offset} key={key} "
+        f"schema={record.schema_id} {_as_json(record)}"
+    )
+
+
+@click.command("tail")
+@click.argument("product")
+@click.option(
+    "--from-beginning", is_flag=True, help="Start at the oldest record (default: only new ones)."
+)
+@click.option("--max", "max_records", type=click.IntRange(min=1), help="Stop after N records.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    help="Stop after S seconds without a new record. [default: wait until Ctrl-C]",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object per line (the value only)."
+)
+@click.option(
+    "--group",
+    help="Consumer group id. [default: a new throw-away group; tail never commits offsets]",
+)
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Repository root whose domains/ folder is searched before the registry.",
+)
+@click.option(
+    "--bootstrap-servers",
+    help="Kafka bootstrap servers. [env: MESH_BOOTSTRAP_SERVERS; default: the local broker]",
+)
+@click.option(
+    "--registry-url", help="Registry URL. [env: MESH_REGISTRY_URL; default http://127.0.0.1:8081]"
+)
+@click.pass_obj
+def tail(
+    settings: MeshSettings,
+    product: str,
+    from_beginning: bool,
+    max_records: int | None,
+    timeout: float | None,
+    as_json: bool,
+    group: str | None,
+    root: Path,
+    bootstrap_servers: str | None,
+    registry_url: str | None,
+) -> None:
+    """Print the records of PRODUCT (e.g. orders.order-placed), decoded from Avro.
+
+    Each record is decoded with the schema it was written with. Records that cannot be
+    decoded are reported on stderr with their topic[partition]@offset and skipped (tail
+    never writes to dead-letter topics).
+    """
+    updates = {"bootstrap_servers": bootstrap_servers, "registry_url": registry_url}
+    settings = settings.model_copy(update={k: v for k, v in updates.items() if v is not None})
+    registry = registry_for(settings)
+    consumer = ProductConsumer(
+        [product],
+        group_id=group or f"mesh-tail-{uuid.uuid4().hex[:12]}",
+        bootstrap_servers=settings.resolved_bootstrap_servers(),
+        registry=registry,
+        from_beginning=from_beginning,
+        dead_letters=False,
+        root=root,
+    )
+    shown = 0
+    last_seen = time.monotonic()
+    try:
+        while max_records is None or shown < max_records:
+            if timeout is not None and time.monotonic() - last_seen >= timeout:
+                break
+            wait = 0.5 if timeout is None else max(0.05, min(0.5, timeout))
+            want = 500 if max_records is None else min(500, max_records - shown)
+            try:
+                records = consumer.consume(want, wait)
+            except DeserializationError as exc:
+                click.echo(f"skipped: {exc}", err=True)
+                last_seen = time.monotonic()
+                continue
+            if records:
+                last_seen = time.monotonic()
+            for record in records:
+                click.echo(render(record, as_json))
+            shown += len(records)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        consumer.close()
+        registry.close()

@@ -1,0 +1,655 @@
+"""Publish records of one data product: schema-checked, Confluent-framed Avro, nothing lost.
+
+A :class:`ProductPublisher` is what a domain team uses::
+
+    with open_publisher("orders.order-placed", settings=MeshSettings()) as publisher:
+        publisher.publish({"order_id": "...", ...})        # dicts: the fast path
+        publisher.publish(OrderPlaced(order_id="...", ...))  # or pydantic models
+
+On the wire: magic byte + schema id + Avro body, key from the descriptor's ``key_field``,
+``acks=all`` and idempotence always on. Every delivery report is checked; ``flush`` and
+``close`` raise :class:`DeliveryError` naming each record Kafka did not acknowledge, so
+nothing is dropped silently. The value schema is registered (subject ``<topic>-value``) and
+the topic created with the descriptor's partitions, retention and cleanup policy on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+from pydantic import BaseModel
+
+from mesh_stream.descriptor import PRODUCT_NAME, DataProduct, load_descriptor
+from mesh_stream.errors import (
+    ConfigurationError,
+    DeliveryError,
+    DescriptorError,
+    ProductNotFoundError,
+    RegistryUnavailableError,
+    SchemaError,
+    SerializationError,
+)
+from mesh_stream.schema.codec import RecordEncoder, as_document, load_schema_file
+from mesh_stream.schema.models import check_model
+
+if TYPE_CHECKING:
+    from mesh_stream.registry.client import RegistryClient
+    from mesh_stream.settings import MeshSettings
+
+__all__ = [
+    "AsyncProductPublisher",
+    "DeliveredRecord",
+    "ProductPublisher",
+    "PublishReport",
+    "RejectedRecord",
+    "UndeliveredRecord",
+    "ensure_topic",
+    "open_publisher",
+    "resolve_product",
+]
+
+#: Settings no caller may weaken: they are what makes "nothing lost" true.
+FIXED_PRODUCER_CONFIG: dict[str, Any] = {"acks": "all", "enable.idempotence": True}
+DEFAULT_PRODUCER_CONFIG: dict[str, Any] = {
+    "linger.ms": 5,
+    "compression.type": "lz4",
+    "log_level": 3,
+}
+POLL_EVERY = 256
+SHOWN_RECORDS = 10
+
+
+@dataclass(frozen=True)
+class UndeliveredRecord:
+    """A record Kafka did not acknowledge: its publish sequence number, key and the reason."""
+
+    index: int
+    topic: str
+    key: str | bytes | None
+    error: str
+
+    def describe(self) -> str:
+        return f"#{self.index} (key {self.key!r}): {self.error}"
+
+
+@dataclass(frozen=True)
+class RejectedRecord:
+    """A record of a batch that failed its schema, by its position in the batch."""
+
+    index: int
+    error: SerializationError
+
+    def describe(self) -> str:
+        return f"record {self.index}: {self.error}"
+
+
+@dataclass(frozen=True)
+class PublishReport:
+    """What ``publish_many`` did: how many records Kafka acknowledged, which were refused."""
+
+    published: int
+    rejected: tuple[RejectedRecord, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.rejected
+
+
+@dataclass(frozen=True)
+class DeliveredRecord:
+    """Where Kafka stored a record (what the asyncio API's ``publish`` resolves to)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+
+
+def _describe_failures(product: str, topic: str, failed: list[UndeliveredRecord]) -> str:
+    shown = "; ".join(item.describe() for item in failed[:SHOWN_RECORDS])
+    more = f"; and {len(failed) - SHOWN_RECORDS} more" if len(failed) > SHOWN_RECORDS else ""
+    return (
+        f"{len(failed)} record(s) of {product} were not delivered to topic {topic}: "
+        f"{shown}{more}. Check that the broker is reachable; records wait up to "
+        f"`message.timeout.ms` (publisher config) before they fail"
+    )
+
+
+def _model_record(record: BaseModel, checked: set[type[BaseModel]], schema: Any) -> dict[str, Any]:
+    kind = type(record)
+    if kind not in checked:
+        check_model(kind, schema)
+        checked.add(kind)
+    return record.model_dump()
+
+
+class ProductPublisher:
+    """Synchronous publisher for one product; a context manager that flushes on exit.
+
+    ``schema`` defaults to the descriptor's ``.avsc`` below ``root`` (when given and the
+    file exists), else the latest version registered for the product's value subject.
+    ``config`` adds librdkafka settings (for example ``message.timeout.ms``); ``acks`` and
+    ``enable.idempotence`` cannot be weakened. Not thread-safe: one publisher per thread.
+    """
+
+    def __init__(
+        self,
+        product: DataProduct,
+        *,
+        bootstrap_servers: str,
+        registry: RegistryClient,
+        schema: Mapping[str, Any] | str | None = None,
+        config: Mapping[str, Any] | None = None,
+        root: Path | None = None,
+        create_topic: bool = True,
+    ) -> None:
+        self.product = product
+        self.topic = product.topic
+        self.registry = registry
+        document = self._schema_document(product, registry, schema, root)
+        self.schema_id = registry.register_schema(product.value_subject, document)
+        self.encoder = RecordEncoder(document, self.schema_id)
+        self._key_field = product.key_field
+        if self._key_field is not None and not any(
+            item.get("name") == self._key_field for item in document.get("fields", [])
+        ):
+            raise ConfigurationError(
+                f"{product.name}: key_field {self._key_field!r} is not a field of its schema "
+                f"{self.encoder.name}; fix `key_field` in the product descriptor"
+            )
+        settings = self._producer_config(bootstrap_servers, config)
+        if create_topic:
+            ensure_topic(product, settings)
+        self._producer = Producer(settings)
+        self._produce = self._producer.produce
+        self._poll = self._producer.poll
+        self._sequence = 0
+        self._since_poll = 0
+        self._pending: dict[int, str | bytes | None] = {}
+        self._failed: list[UndeliveredRecord] = []
+        self._models_checked: set[type[BaseModel]] = set()
+        self._closed = False
+
+    # -- construction helpers ------------------------------------------------------------
+    @staticmethod
+    def _schema_document(
+        product: DataProduct,
+        registry: RegistryClient,
+        schema: Mapping[str, Any] | str | None,
+        root: Path | None,
+    ) -> dict[str, Any]:
+        if schema is not None:
+            return as_document(schema)
+        if root is not None:
+            path = root / product.schema_file
+            if path.exists():
+                return load_schema_file(path)
+        try:
+            latest = registry.get_latest(product.value_subject)
+        except RegistryUnavailableError:
+            raise
+        except Exception as exc:
+            where = f" under {root}" if root is not None else ""
+            raise SchemaError(
+                f"{product.name}: no schema to publish with: {product.schema_file} was not "
+                f"found{where} and subject {product.value_subject} has no version in the "
+                f"registry ({exc}); pass `schema=` or run from the repository root"
+            ) from exc
+        return as_document(latest.schema)
+
+    @staticmethod
+    def _producer_config(
+        bootstrap_servers: str, config: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        given = dict(config or {})
+        for key, value in FIXED_PRODUCER_CONFIG.items():
+            if key in given and str(given[key]).lower() not in (str(value).lower(), "-1"):
+                raise ConfigurationError(
+                    f"producer config {key}={given[key]!r} is not allowed: publishers always "
+                    f"use {key}={value} so that no acknowledged record can be lost"
+                )
+        return {
+            **DEFAULT_PRODUCER_CONFIG,
+            **given,
+            **FIXED_PRODUCER_CONFIG,
+            "bootstrap.servers": bootstrap_servers,
+        }
+
+    # -- publishing ------------------------------------------------------------------------
+    def _key_of(self, record: Mapping[str, Any]) -> str | bytes | None:
+        value = record.get(self._key_field) if self._key_field is not None else None
+        if value is None or isinstance(value, (str, bytes)):
+            return value
+        return str(value)
+
+    def prepare(
+        self, record: Mapping[str, Any] | BaseModel, key: str | bytes | None = None
+    ) -> tuple[bytes, str | bytes | None]:
+        """(framed value, key) for ``record``; raises :class:`SerializationError` if it is bad."""
+        if not isinstance(record, Mapping):
+            if not isinstance(record, BaseModel):
+                raise SerializationError(
+                    f"{self.product.name}: cannot publish a {type(record).__name__}; give a "
+                    f"dict or a pydantic model matching schema {self.encoder.name}"
+                )
+            record = _model_record(record, self._models_checked, self.encoder.document)
+        value = self.encoder.encode(record)
+        if key is None and self._key_field is not None:
+            key = self._key_of(record)
+        return value, key
+
+    def publish(
+        self,
+        record: Mapping[str, Any] | BaseModel,
+        *,
+        key: str | bytes | None = None,
+        timestamp_ms: int | None = None,
+        headers: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """Validate, encode and hand ``record`` to Kafka; ``flush`` confirms delivery.
+
+        A record that does not fit the schema raises :class:`SerializationError` (field
+        path, expected type, value received) and never reaches Kafka.
+        """
+        if self._closed:
+            raise ConfigurationError(f"the publisher of {self.product.name} is closed")
+        value, key = self.prepare(record, key)
+        sequence = self._sequence
+        self._sequence = sequence + 1
+        self._pending[sequence] = key
+        callback = partial(self._on_delivery, sequence)
+        if timestamp_ms is None and headers is None:
+            self._send(value, key, callback, sequence)
+        else:
+            self._send(value, key, callback, sequence, timestamp=timestamp_ms or 0, headers=headers)
+        self._since_poll += 1
+        if self._since_poll >= POLL_EVERY:
+            self._since_poll = 0
+            self._poll(0)
+
+    def _send(
+        self, value: bytes, key: Any, callback: Any, sequence: int = -1, **extra: Any
+    ) -> None:
+        while True:
+            try:
+                self._produce(self.topic, value, key, on_delivery=callback, **extra)
+                return
+            except BufferError:
+                self._poll(0.05)  # queue full: let deliveries drain, then retry
+            except KafkaException as exc:
+                self._pending.pop(sequence, None)
+                raise DeliveryError(
+                    f"Kafka refused a record of {self.product.name} for topic {self.topic}: "
+                    f"{exc.args[0] if exc.args else exc}"
+                ) from exc
+
+    def _on_delivery(self, sequence: int, error: KafkaError | None, _message: Message) -> None:
+        key = self._pending.pop(sequence, None)
+        if error is not None:
+            self._failed.append(UndeliveredRecord(sequence, self.topic, key, error.str()))
+
+    def publish_many(
+        self,
+        records: Iterable[Mapping[str, Any] | BaseModel],
+        *,
+        all_or_nothing: bool = False,
+        flush_timeout: float = 30.0,
+    ) -> PublishReport:
+        """Publish a batch and wait for Kafka to acknowledge it.
+
+        Records that fail their schema are reported with their index in the batch and the
+        others are published; with ``all_or_nothing`` a single bad record means none is
+        published (a :class:`SerializationError` lists them all). Records Kafka refuses
+        raise :class:`DeliveryError`.
+        """
+        rejected: list[RejectedRecord] = []
+        prepared: list[tuple[bytes, str | bytes | None]] = []
+        for index, record in enumerate(records):
+            try:
+                prepared.append(self.prepare(record))
+            except SerializationError as exc:
+                rejected.append(RejectedRecord(index, exc))
+        if rejected and all_or_nothing:
+            details = "; ".join(item.describe() for item in rejected[:SHOWN_RECORDS])
+            error = SerializationError(
+                f"{len(rejected)} of {len(prepared) + len(rejected)} records do not fit schema "
+                f"{self.encoder.name}, so none was published (all_or_nothing): {details}"
+            )
+            error.rejected = rejected  # type: ignore[attr-defined]
+            raise error
+        first = self._sequence
+        for value, key in prepared:
+            sequence = self._sequence
+            self._sequence = sequence + 1
+            self._pending[sequence] = key
+            self._send(value, key, partial(self._on_delivery, sequence), sequence)
+        self.flush(flush_timeout)
+        return PublishReport(published=self._sequence - first, rejected=tuple(rejected))
+
+    # -- delivery --------------------------------------------------------------------------
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until Kafka acknowledged every record published so far.
+
+        Raises :class:`DeliveryError` naming each record that failed or is still unacknowledged
+        after ``timeout`` seconds (``.failed`` lists them as :class:`UndeliveredRecord`).
+        """
+        remaining = self._producer.flush(timeout)
+        failed, self._failed = self._failed, []
+        if remaining:
+            failed += [
+                UndeliveredRecord(
+                    sequence,
+                    self.topic,
+                    key,
+                    f"not acknowledged within {timeout:g}s (still queued)",
+                )
+                for sequence, key in sorted(self._pending.items())
+            ]
+        if failed:
+            failed.sort(key=lambda item: item.index)
+            raise DeliveryError(
+                _describe_failures(self.product.name, self.topic, failed), failed=failed
+            )
+
+    @property
+    def in_flight(self) -> int:
+        """Records handed to Kafka and not yet acknowledged or failed."""
+        return len(self._pending)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Flush (raising :class:`DeliveryError` for anything undelivered), then release."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.flush(timeout)
+        finally:
+            if not self._pending:
+                with contextlib.suppress(Exception):
+                    self._producer.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncProductPublisher:
+    """asyncio publisher: ``await publish(record)`` resolves once Kafka stored the record.
+
+    A background thread serves librdkafka's delivery reports and hands each result to the
+    event loop, so awaiting never blocks the loop. Use ``async with``.
+    """
+
+    def __init__(
+        self,
+        product: DataProduct,
+        *,
+        bootstrap_servers: str,
+        registry: RegistryClient,
+        schema: Mapping[str, Any] | str | None = None,
+        config: Mapping[str, Any] | None = None,
+        root: Path | None = None,
+    ) -> None:
+        self._publisher = ProductPublisher(
+            product,
+            bootstrap_servers=bootstrap_servers,
+            registry=registry,
+            schema=schema,
+            config=config,
+            root=root,
+        )
+        self.product = product
+        self.topic = product.topic
+        self._stop = threading.Event()
+        self._poller = threading.Thread(
+            target=self._serve_reports, name=f"mesh-publisher-{product.name}", daemon=True
+        )
+        self._poller.start()
+
+    @property
+    def schema_id(self) -> int:
+        return self._publisher.schema_id
+
+    def _serve_reports(self) -> None:
+        poll = self._publisher._producer.poll
+        while not self._stop.is_set():
+            poll(0.05)
+
+    async def publish(
+        self,
+        record: Mapping[str, Any] | BaseModel,
+        *,
+        key: str | bytes | None = None,
+        timestamp_ms: int | None = None,
+        headers: Mapping[str, bytes] | None = None,
+    ) -> DeliveredRecord:
+        """Publish ``record`` and wait for Kafka's acknowledgement (or a DeliveryError)."""
+        value, key = self._publisher.prepare(record, key)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[DeliveredRecord] = loop.create_future()
+        name, topic = self.product.name, self.topic
+
+        def settle(error: KafkaError | None, message: Message) -> None:
+            if future.done():
+                return
+            if error is not None:
+                failed = UndeliveredRecord(-1, topic, key, error.str())
+                future.set_exception(
+                    DeliveryError(_describe_failures(name, topic, [failed]), failed=[failed])
+                )
+            else:
+                timestamp = message.timestamp()[1]
+                partition, offset = message.partition(), message.offset()
+                future.set_result(
+                    DeliveredRecord(
+                        topic, partition or 0, -1 if offset is None else offset, timestamp
+                    )
+                )
+
+        def report(error: KafkaError | None, message: Message) -> None:
+            loop.call_soon_threadsafe(settle, error, message)
+
+        extra: dict[str, Any] = {}
+        if timestamp_ms is not None:
+            extra["timestamp"] = timestamp_ms
+        if headers is not None:
+            extra["headers"] = dict(headers)
+        self._publisher._send(value, key, report, **extra)
+        return await future
+
+    async def publish_many(
+        self, records: Iterable[Mapping[str, Any] | BaseModel], *, all_or_nothing: bool = False
+    ) -> PublishReport:
+        """Like :meth:`ProductPublisher.publish_many`, without blocking the event loop."""
+        return await asyncio.to_thread(
+            self._publisher.publish_many, list(records), all_or_nothing=all_or_nothing
+        )
+
+    async def flush(self, timeout: float = 30.0) -> None:
+        await asyncio.to_thread(self._publisher.flush, timeout)
+
+    async def close(self, timeout: float = 30.0) -> None:
+        try:
+            await asyncio.to_thread(self._publisher.flush, timeout)
+        finally:
+            self._stop.set()
+            await asyncio.to_thread(self._poller.join)
+            self._publisher._closed = True
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+# -- topics ---------------------------------------------------------------------------------
+
+
+def ensure_topic(
+    product: DataProduct, client_config: Mapping[str, Any], *, topic: str | None = None
+) -> None:
+    """Create the product's topic (or ``topic``, e.g. its DLQ) as the descriptor says, if missing.
+
+    Partitions, ``retention.ms`` and ``cleanup.policy`` come from the descriptor; the
+    replication factor is the broker count, at most 3.
+    """
+    name = topic or product.topic
+    admin = AdminClient({"bootstrap.servers": client_config["bootstrap.servers"], "log_level": 0})
+    try:
+        metadata = admin.list_topics(timeout=15)
+    except KafkaException as exc:
+        raise DeliveryError(
+            f"cannot reach Kafka at {client_config['bootstrap.servers']} to create topic "
+            f"{name}: {exc}; start it with `mesh broker start` or set MESH_BOOTSTRAP_SERVERS"
+        ) from exc
+    if name in metadata.topics:
+        return
+    replicas = max(1, min(3, len(metadata.brokers)))
+    new = NewTopic(
+        name,
+        num_partitions=product.partitions,
+        replication_factor=replicas,
+        config={
+            "retention.ms": str(product.retention.ms),
+            "cleanup.policy": product.retention.cleanup_policy.value,
+            "min.insync.replicas": str(2 if replicas >= 3 else 1),
+        },
+    )
+    try:
+        admin.create_topics([new], operation_timeout=15)[name].result(30)
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args else None
+        if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+            return
+        raise ConfigurationError(f"cannot create topic {name} for {product.name}: {exc}") from exc
+    _wait_for_leaders(admin, name, product.partitions)
+
+
+def _wait_for_leaders(admin: AdminClient, topic: str, partitions: int, timeout: float = 15) -> None:
+    """Return once every partition of a new topic has a leader (so the first write lands)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(KafkaException):
+            found = admin.list_topics(topic, timeout=5).topics.get(topic)
+            if (
+                found is not None
+                and found.error is None
+                and len(found.partitions) >= partitions
+                and all(p.leader >= 0 for p in found.partitions.values())
+            ):
+                return
+        time.sleep(0.1)
+
+
+# -- resolving products -------------------------------------------------------------------
+
+
+def _from_registry_document(document: Mapping[str, Any]) -> DataProduct:
+    known = {info.alias or name for name, info in DataProduct.model_fields.items()}
+    return DataProduct.model_validate({k: v for k, v in document.items() if k in known})
+
+
+def _local_descriptor(name: str, folder: Path, short: str) -> DataProduct | None:
+    for suffix in (".yaml", ".yml"):
+        candidate = folder / f"{short}{suffix}"
+        if candidate.exists():
+            product = load_descriptor(candidate)
+            if product.name == name:
+                return product
+    for path in sorted(folder.glob("*.y*ml")) if folder.is_dir() else []:
+        with contextlib.suppress(DescriptorError):
+            product = load_descriptor(path)
+            if product.name == name:
+                return product
+    return None
+
+
+def resolve_product(
+    name: str | DataProduct,
+    *,
+    registry: RegistryClient | None = None,
+    root: Path | None = Path("."),
+) -> DataProduct:
+    """A product by name: from ``root/domains/<domain>/products/`` first, else the registry.
+
+    The local descriptor ``domains/<domain>/products/<product>.yaml`` wins (it is what the
+    owning domain ships); other files of the domain are searched next, then the registry.
+    ``root=None`` asks the registry only.
+    """
+    if isinstance(name, DataProduct):
+        return name
+    match = PRODUCT_NAME.match(name)
+    if match is None:
+        raise ConfigurationError(
+            f"{name!r} is not a product name `<domain>.<product>` (e.g. orders.order-placed)"
+        )
+    folder = (root or Path(".")) / "domains" / match["domain"] / "products"
+    if root is not None:
+        local = _local_descriptor(name, folder, match["product"])
+        if local is not None:
+            return local
+    if registry is not None:
+        try:
+            return _from_registry_document(registry.get_product(name))
+        except ProductNotFoundError:
+            pass
+    where = f"the registry at {registry.url}" if registry is not None else "no registry"
+    looked = f"no descriptor in {folder} and " if root is not None else ""
+    raise ProductNotFoundError(
+        f"product {name} not found: {looked}{where} does not know it; "
+        f"check the name with `mesh products list` or run from the repository root",
+        status=404,
+        error_code=40404,
+    )
+
+
+def open_publisher(
+    product: str | DataProduct,
+    *,
+    settings: MeshSettings,
+    registry: RegistryClient | None = None,
+    root: Path = Path("."),
+    config: Mapping[str, Any] | None = None,
+) -> ProductPublisher:
+    """A :class:`ProductPublisher` for ``product`` (a name or descriptor), set up from settings.
+
+    The registry client defaults to one built from ``settings`` (URL and credentials);
+    the schema comes from the descriptor's ``.avsc`` below ``root``.
+    """
+    if registry is None:
+        from mesh_stream.registry.client import RegistryClient
+
+        registry = RegistryClient.from_settings(settings)
+    descriptor = resolve_product(product, registry=registry, root=root)
+    return ProductPublisher(
+        descriptor,
+        bootstrap_servers=settings.resolved_bootstrap_servers(),
+        registry=registry,
+        config=config,
+        root=root,
+    )

@@ -1,0 +1,281 @@
+"""The SDK against a real broker and the real registry: publish, consume, evolve, commit."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource
+
+from mesh_stream.consumer import ConsumedRecord, ProductConsumer
+from mesh_stream.descriptor import DataProduct
+from mesh_stream.errors import ConfigurationError, SerializationError
+from mesh_stream.producer import AsyncProductPublisher, ProductPublisher
+from mesh_stream.registry.client import RegistryClient
+from mesh_stream.schema.models import model_from_schema
+from mesh_stream.schema.wire import unframe
+from tests.conftest import KafkaAddress, RegistryAddress
+from tests.fixtures.sdk.helpers import (
+    REPO_ROOT,
+    SCHEMA_V2,
+    decoded,
+    end_offsets,
+    load_schema,
+    make_order,
+    new_product,
+    read_raw,
+)
+
+
+@pytest.fixture
+def client(registry: RegistryAddress) -> Iterator[RegistryClient]:
+    with RegistryClient(registry.url, principal="orders", token=registry.tokens["orders"]) as c:
+        yield c
+
+
+def publisher_for(
+    product: DataProduct, kafka: KafkaAddress, client: RegistryClient
+) -> ProductPublisher:
+    return ProductPublisher(
+        product, bootstrap_servers=kafka.bootstrap_servers, registry=client, root=REPO_ROOT
+    )
+
+
+def consume_all(
+    consumer: ProductConsumer, count: int, timeout: float = 30.0
+) -> list[ConsumedRecord]:
+    records: list[ConsumedRecord] = []
+    idle = 0.0
+    while len(records) < count and idle < timeout:
+        batch = consumer.consume(count - len(records), 1.0)
+        idle = 0.0 if batch else idle + 1.0
+        records += batch
+    return records
+
+
+def consumer_for(
+    products: list[DataProduct], kafka: KafkaAddress, client: RegistryClient, **options: Any
+) -> ProductConsumer:
+    options.setdefault("group_id", f"sdk-test-{uuid.uuid4().hex[:8]}")
+    options.setdefault("from_beginning", True)
+    return ProductConsumer(
+        products, bootstrap_servers=kafka.bootstrap_servers, registry=client, **options
+    )
+
+
+def test_dicts_and_models_round_trip_with_keys_headers_and_timestamps(
+    kafka: KafkaAddress, client: RegistryClient
+) -> None:
+    product = new_product("rt")
+    model = model_from_schema(load_schema("order_v1.avsc"))
+    dicts = [make_order(i) for i in range(300)]
+    models = [model.model_validate(make_order(i)) for i in range(300, 400)]
+    with publisher_for(product, kafka, client) as publisher:
+        for record in dicts:
+            publisher.publish(record)
+        for typed in models:
+            publisher.publish(typed)
+        publisher.publish(
+            make_order(400), timestamp_ms=1_700_000_000_123, headers={"trace": b"t-1"}
+        )
+    expected = {make_order(i)["order_id"]: decoded(make_order(i)) for i in range(401)}
+
+    raw = read_raw(kafka.bootstrap_servers, product.topic, 401)
+    registered = client.lookup(product.value_subject, load_schema("order_v1.avsc"))
+    assert {unframe(m.value())[0] for m in raw} == {registered.schema_id}
+    assert sorted({m.partition() for m in raw}) == [0, 1, 2]
+
+    with consumer_for([product], kafka, client) as consumer:
+        records = consume_all(consumer, 401)
+    assert len(records) == 401
+    assert {r.key: r.value for r in records} == expected
+    assert all(r.schema_id == registered.schema_id for r in records)
+    assert all(r.product == product.name and r.topic == product.topic for r in records)
+    last = next(r for r in records if r.key == make_order(400)["order_id"])
+    assert last.timestamp_ms == 1_700_000_000_123
+    assert last.headers == {"trace": b"t-1"}
+    positions = {(r.partition, r.offset) for r in records}
+    assert len(positions) == 401  # every record once
+
+
+def test_topic_is_created_as_the_descriptor_says(
+    kafka: KafkaAddress, client: RegistryClient
+) -> None:
+    product = new_product("topic", partitions=2)
+    with publisher_for(product, kafka, client):
+        pass
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
+    topic = admin.list_topics(product.topic, timeout=10).topics[product.topic]
+    assert len(topic.partitions) == 2
+    resource = ConfigResource("topic", product.topic)
+    config = admin.describe_configs([resource])[resource].result(30)
+    assert config["retention.ms"].value == str(product.retention.ms)
+    assert config["cleanup.policy"].value == product.retention.cleanup_policy.value
+
+
+def test_bad_record_is_refused_before_kafka(kafka: KafkaAddress, client: RegistryClient) -> None:
+    product = new_product("bad")
+    with publisher_for(product, kafka, client) as publisher:
+        with pytest.raises(SerializationError) as caught:
+            publisher.publish({**make_order(1), "quantity": "many"})
+        assert "quantity: expected int, got str 'many'" in str(caught.value)
+    assert end_offsets(kafka.bootstrap_servers, product.topic, 3) == [0, 0, 0]
+
+
+def test_publish_many_reports_bad_records_by_index_and_publishes_the_rest(
+    kafka: KafkaAddress, client: RegistryClient
+) -> None:
+    product = new_product("many")
+    batch: list[dict[str, Any]] = [make_order(i) for i in range(20)]
+    bad = {
+        3: {"quantity": -(2**40)},
+        11: {"status": "LOST"},
+        17: {"lines": [{"sku": 1, "count": 1}]},
+    }
+    for index, change in bad.items():
+        batch[index] = {**batch[index], **change}
+    with publisher_for(product, kafka, client) as publisher:
+        with pytest.raises(SerializationError, match="3 of 20 records do not fit") as caught:
+            publisher.publish_many(batch, all_or_nothing=True)
+        assert [r.index for r in caught.value.rejected] == [3, 11, 17]  # type: ignore[attr-defined]
+        assert sum(end_offsets(kafka.bootstrap_servers, product.topic, 3)) == 0
+        report = publisher.publish_many(batch)
+    assert report.published == 17
+    assert [r.index for r in report.rejected] == [3, 11, 17]
+    assert "lines[0].sku: expected string, got int 1" in str(report.rejected[2].error)
+    assert sum(end_offsets(kafka.bootstrap_servers, product.topic, 3)) == 17
+    with consumer_for([product], kafka, client) as consumer:
+        records = consume_all(consumer, 17)
+    good = [decoded(batch[i]) for i in range(20) if i not in bad]
+    assert sorted(r.value["order_id"] for r in records) == sorted(g["order_id"] for g in good)
+
+
+def test_producer_settings_that_could_lose_records_are_refused(
+    kafka: KafkaAddress, client: RegistryClient
+) -> None:
+    with pytest.raises(ConfigurationError, match="acks='1' is not allowed"):
+        ProductPublisher(
+            new_product("acks"),
+            bootstrap_servers=kafka.bootstrap_servers,
+            registry=client,
+            root=REPO_ROOT,
+            config={"acks": "1"},
+        )
+
+
+def test_consumers_read_every_version_with_their_own_reader_schema(
+    kafka: KafkaAddress, client: RegistryClient
+) -> None:
+    product = new_product("evolve")
+    with publisher_for(product, kafka, client) as v1:
+        for i in range(10):
+            v1.publish(make_order(i))
+    v2_product = product.model_copy(update={"schema_file": SCHEMA_V2})
+    v2_records = []
+    with publisher_for(v2_product, kafka, client) as v2:
+        assert v2.schema_id != v1.schema_id
+        for i in range(10, 20):
+            record = {**make_order(i), "channel": f"ch-{i}"}
+            del record["note"]
+            v2_records.append(record)
+            v2.publish(record)
+
+    with consumer_for(
+        [product], kafka, client, reader_schemas={product.name: load_schema("order_v1.avsc")}
+    ) as old:
+        as_v1 = {r.key: r.value for r in consume_all(old, 20)}
+    with consumer_for(
+        [product], kafka, client, reader_schemas={product.name: load_schema("order_v2.avsc")}
+    ) as new:
+        as_v2 = {r.key: (r.schema_id, r.value) for r in consume_all(new, 20)}
+
+    for i in range(10):
+        key = make_order(i)["order_id"]
+        original = decoded(make_order(i))
+        assert as_v1[key] == original
+        without_note = {k: v for k, v in original.items() if k != "note"}
+        assert as_v2[key] == (v1.schema_id, {**without_note, "channel": "web"})
+    for record in v2_records:
+        value = decoded(record)
+        assert as_v1[record["order_id"]] == {
+            **{k: v for k, v in value.items() if k != "channel"},
+            "note": None,
+        }
+        assert as_v2[record["order_id"]] == (v2.schema_id, value)
+
+
+def test_uncommitted_records_are_read_again_by_the_group(
+    kafka: KafkaAddress, client: RegistryClient
+) -> None:
+    product = new_product("commit", partitions=1)
+    with publisher_for(product, kafka, client) as publisher:
+        for i in range(40):
+            publisher.publish(make_order(i))
+    group = f"sdk-commit-{uuid.uuid4().hex[:8]}"
+    first = consumer_for([product], kafka, client, group_id=group)
+    processed = consume_all(first, 15)
+    first.commit()
+    unprocessed = consume_all(first, 10)  # fetched but the process "dies" before commit
+    first.close()
+    assert len(processed) == 15
+    assert len(unprocessed) == 10
+
+    with consumer_for([product], kafka, client, group_id=group) as second:
+        rest = consume_all(second, 25)
+    assert [r.offset for r in rest] == list(range(15, 40))
+    assert [r.value for r in rest] == [decoded(make_order(i)) for i in range(15, 40)]
+
+
+def test_consumer_gives_models_when_asked(kafka: KafkaAddress, client: RegistryClient) -> None:
+    product = new_product("models")
+    model = model_from_schema(load_schema("order_v1.avsc"))
+    with publisher_for(product, kafka, client) as publisher:
+        publisher.publish_many([make_order(i) for i in range(5)])
+    with consumer_for([product], kafka, client, models={product.name: model}) as consumer:
+        records = consume_all(consumer, 5)
+    assert sorted((r.value for r in records), key=lambda v: v.order_id) == sorted(
+        (model.model_validate(make_order(i)) for i in range(5)), key=lambda v: v.order_id
+    )
+
+
+def test_async_publisher_resolves_with_where_kafka_stored_the_record(
+    kafka: KafkaAddress, client: RegistryClient
+) -> None:
+    product = new_product("async", partitions=1)
+
+    async def scenario() -> list[Any]:
+        async with AsyncProductPublisher(
+            product, bootstrap_servers=kafka.bootstrap_servers, registry=client, root=REPO_ROOT
+        ) as publisher:
+            return list(
+                await asyncio.gather(*(publisher.publish(make_order(i)) for i in range(30)))
+            )
+
+    delivered = asyncio.run(scenario())
+    assert sorted(d.offset for d in delivered) == list(range(30))
+    assert {d.topic for d in delivered} == {product.topic}
+    raw = read_raw(kafka.bootstrap_servers, product.topic, 30)
+    assert len(raw) == 30
+
+
+def test_no_registry_calls_per_record_after_warm_up(
+    kafka: KafkaAddress, client: RegistryClient
+) -> None:
+    product = new_product("calls")
+    with publisher_for(product, kafka, client) as publisher:
+        publisher.publish(make_order(0))
+        publisher.flush()
+        before = client.http_calls
+        for i in range(1, 2000):
+            publisher.publish(make_order(i))
+        publisher.flush()
+        assert client.http_calls == before
+    with consumer_for([product], kafka, client) as consumer:
+        consume_all(consumer, 1)
+        before = client.http_calls
+        rest = consume_all(consumer, 1999)
+        assert len(rest) == 1999
+        assert client.http_calls == before
