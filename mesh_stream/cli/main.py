@@ -15,9 +15,7 @@ from mesh_stream.cli.broker import broker
 from mesh_stream.cli.lint import lint
 from mesh_stream.cli.products import products
 from mesh_stream.cli.publish import publish
-from mesh_stream.cli.publish import publish
 from mesh_stream.cli.registry import registry
-from mesh_stream.cli.tail import tail
 from mesh_stream.cli.tail import tail
 from mesh_stream.cli.up import up
 from mesh_stream.errors import MeshError
@@ -45,8 +43,6 @@ cli.add_command(broker)
 cli.add_command(lint)
 cli.add_command(products)
 cli.add_command(registry)
-cli.add_command(publish)
-cli.add_command(tail)
 cli.add_command(publish)
 cli.add_command(tail)
 cli.add_command(up)
