@@ -35,11 +35,17 @@ def _list_policies(root: Path, policies_file: Path | None) -> None:
             click.echo(f"  {'':30} params: {json.dumps(params)}")
 
 
+def _repository_root(start: Path) -> Path:
+    """``start`` or its nearest ancestor holding ``domains/`` (else ``start`` itself)."""
+    for folder in (start, *start.parents):
+        if (folder / "domains").is_dir():
+            return folder
+    return start
+
+
 @click.command()
 @click.argument(
-    "path",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=".",
+    "path", type=click.Path(exists=True, file_okay=False, path_type=Path), required=False
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON report instead of text.")
 @click.option(
@@ -57,17 +63,23 @@ def _list_policies(root: Path, policies_file: Path | None) -> None:
 )
 @click.pass_context
 def lint(
-    ctx: click.Context, path: Path, as_json: bool, policies_file: Path | None, list_policies: bool
+    ctx: click.Context,
+    path: Path | None,
+    as_json: bool,
+    policies_file: Path | None,
+    list_policies: bool,
 ) -> None:
     """Check every data product descriptor under PATH/domains and its Avro schema under
     PATH/schemas against the mesh's governance policies.
 
-    PATH is the repository root (default: the current directory). The global policies come
+    PATH is the repository root (default: the current directory or its nearest parent
+    holding domains/). The global policies come
     from PATH/mesh-policies.yaml; each domain may override, in
     PATH/domains/<domain>/policies.yaml, what the global set marks overridable. Every
     violation is printed with file:line, field, policy, why the policy exists and how to fix
     it. Exit status 1 when there is an error-level violation, else 0.
     """
+    path = path if path is not None else _repository_root(Path.cwd())
     if list_policies:
         _list_policies(path, policies_file)
         return

@@ -298,9 +298,13 @@ def check_pii_classification(review: Review, _params: NoParams) -> Iterator[Find
             )
 
 
+UNMARKED_PII = "all fields: classified pii, no field marked"
+"""What a `pii` product without `"pii": true` marks carries: any field may be personal."""
+
+
 def _pii_of_input(catalog: Catalog, name: str) -> list[str] | None:
-    """PII paths of input ``name`` (``["*"]`` for a `pii` product without marks), None if
-    the input carries no PII or is unknown."""
+    """PII paths of input ``name`` (:data:`UNMARKED_PII` for a `pii` product without
+    marks), None if the input carries no PII or is unknown."""
     upstream = catalog.product(name)
     if upstream is None:
         return None
@@ -308,7 +312,7 @@ def _pii_of_input(catalog: Catalog, name: str) -> list[str] | None:
     marked = avro_walk.pii_paths(schema) if schema is not None else []
     if marked:
         return marked
-    return ["*"] if upstream.classification is Classification.PII else None
+    return [UNMARKED_PII] if upstream.classification is Classification.PII else None
 
 
 @_policy(
@@ -342,10 +346,15 @@ def check_pii_lineage(review: Review, _params: NoParams) -> Iterator[Finding]:
     for output, sources in product.field_lineage.items():
         for index, source in enumerate(sources):
             upstream, _, field = source.partition(":")
-            upstream_schema = review.catalog.schema(upstream)
-            if upstream_schema is None or upstream not in carriers:
+            if upstream not in carriers:
                 continue
-            pii = avro_walk.pii_within(upstream_schema, field)
+            upstream_schema = review.catalog.schema(upstream)
+            if carriers[upstream] == [UNMARKED_PII]:
+                pii = [UNMARKED_PII]
+            elif upstream_schema is None:
+                continue
+            else:
+                pii = avro_walk.pii_within(upstream_schema, field)
             if pii:
                 yield Finding(
                     f"output field {output!r} is computed from {source!r}, which is PII "
@@ -355,10 +364,9 @@ def check_pii_lineage(review: Review, _params: NoParams) -> Iterator[Finding]:
                     ("field_lineage", output, index),
                 )
     if carriers and review.schema is not None:
+        declared = {path.split(".", 1)[0] for path in product.field_lineage}
         uncovered = [
-            name
-            for name in avro_walk.top_level_fields(review.schema)
-            if name not in product.field_lineage
+            name for name in avro_walk.top_level_fields(review.schema) if name not in declared
         ]
         if uncovered:
             yield Finding(

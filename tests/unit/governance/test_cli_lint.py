@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from mesh_stream.cli.main import cli
@@ -104,3 +105,15 @@ def test_every_option_has_help() -> None:
     assert result.exit_code == 0
     for option in ("--json", "--policies", "--list-policies"):
         assert option in result.stdout
+
+
+def test_default_path_is_the_nearest_folder_holding_domains(
+    mesh_tree: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = mesh_tree("key-field")
+    monkeypatch.chdir(root / "schemas" / "shop")
+    result = CliRunner().invoke(cli, ["lint", "--json"])
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["root"] == str(root)
+    assert [v["policy"] for v in report["violations"]] == ["key-field"]

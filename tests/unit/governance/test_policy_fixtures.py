@@ -17,6 +17,7 @@ import yaml
 from mesh_stream.governance import Severity, lint_repository
 from mesh_stream.governance.policies import (
     BUILTIN_POLICIES,
+    UNMARKED_PII,
     PartitionBounds,
     RetentionBounds,
     SloBounds,
@@ -376,3 +377,31 @@ def test_bad_fixture_yields_exactly_its_violation(
 def test_every_policy_has_a_bad_fixture(mesh_tree: Callable[[str], Path]) -> None:
     covered = {expect(mesh_tree(case))[0] for case, expect in CASES.items()}
     assert covered == set(BUILTIN_POLICIES)
+
+
+def test_pii_product_without_field_marks_taints_every_field(
+    mesh_tree: Callable[[str], Path],
+) -> None:
+    """Without `"pii": true` marks nobody knows which fields of a `pii` product are
+    personal, so every field mapped from it counts as PII."""
+    root = mesh_tree("pii-lineage-unmarked")
+    lineage = _yaml(root, SUMMARY)["field_lineage"]
+    assert isinstance(lineage, dict)
+    expected = [
+        (
+            "pii-lineage",
+            SUMMARY,
+            line_containing(root / SUMMARY, f"{output}: "),
+            f"field_lineage.{output}[{index}]",
+            f"output field {output!r} is computed from {source!r}, which is PII "
+            f"({UNMARKED_PII}), but 'insights.customer-summary' is classified 'internal'",
+        )
+        for output, sources in lineage.items()
+        for index, source in enumerate(sources)
+        if source.startswith("people.customer:")
+    ]
+    assert len(expected) == 2
+    found = [
+        (v.policy, v.file, v.line, v.field, v.message) for v in lint_repository(root).violations
+    ]
+    assert found == expected
