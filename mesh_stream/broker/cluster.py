@@ -87,8 +87,15 @@ class ClusterStatus:
 
 
 def new_cluster_id() -> str:
-    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding.
+
+    Like Kafka's own ``Uuid.randomUuid``, ids starting with ``-`` are drawn again, since
+    command-line parsers would read them as options.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def free_port() -> int:
@@ -335,10 +342,8 @@ class LocalCluster:
                 self.distribution.classpath,
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                state.cluster_id,
-                "-c",
-                str(properties),
+                f"--cluster-id={state.cluster_id}",
+                f"--config={properties}",
                 "--ignore-formatted",
             ],
             capture_output=True,

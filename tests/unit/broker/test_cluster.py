@@ -1,0 +1,160 @@
+"""The launcher's decisions, checked without starting a JVM: ports, state, refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mesh_stream.broker.cluster import (
+    ClusterState,
+    LocalCluster,
+    NodeState,
+    new_cluster_id,
+    process_alive,
+)
+from mesh_stream.broker.distribution import KafkaDistribution, require_tool
+from mesh_stream.errors import (
+    BrokerAlreadyRunningError,
+    ConfigurationError,
+    KafkaFetchError,
+    PortInUseError,
+    ToolMissingError,
+)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> LocalCluster:
+    # A distribution that looks fetched, so start() gets past the fetch step without Maven.
+    distribution = KafkaDistribution("9.9.9", tmp_path / "cache")
+    distribution.libs_dir.mkdir(parents=True)
+    (distribution.libs_dir / "kafka_2.13-9.9.9.jar").write_bytes(b"")
+    return LocalCluster(distribution, tmp_path / "data")
+
+
+@pytest.fixture
+def fake_kafka_process() -> Iterator[subprocess.Popen[bytes]]:
+    """A process whose command line looks like a Kafka node's."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "kafka.Kafka", "server.properties"]
+    )
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_cluster_id_is_kafka_shaped() -> None:
+    ids = {new_cluster_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    assert all(len(i) == 22 and "=" not in i and not i.startswith("-") for i in ids)
+
+
+def test_status_of_a_never_started_cluster(cluster: LocalCluster) -> None:
+    report = cluster.status()
+    assert not report.running
+    assert report.nodes == ()
+    assert report.bootstrap_servers is None
+
+
+def test_second_start_is_refused_while_one_runs(
+    cluster: LocalCluster, fake_kafka_process: subprocess.Popen[bytes]
+) -> None:
+    state = ClusterState("abc", "9.9.9", [NodeState(1, 19999, 19998, pid=fake_kafka_process.pid)])
+    cluster._save_state(state)
+    assert cluster.status().running
+    with pytest.raises(BrokerAlreadyRunningError) as caught:
+        cluster.start()
+    assert "127.0.0.1:19999" in str(caught.value)
+    assert str(fake_kafka_process.pid) in str(caught.value)
+    assert "mesh broker stop" in str(caught.value)
+
+
+def test_stop_terminates_the_recorded_process(
+    cluster: LocalCluster, fake_kafka_process: subprocess.Popen[bytes]
+) -> None:
+    state = ClusterState("abc", "9.9.9", [NodeState(1, 19999, 19998, pid=fake_kafka_process.pid)])
+    cluster._save_state(state)
+    assert cluster.stop(timeout=5) == [fake_kafka_process.pid]
+    assert fake_kafka_process.wait(timeout=5) != 0
+    assert not cluster.status().running
+    assert json.loads(cluster.state_file.read_text())["nodes"][0]["pid"] is None
+
+
+def test_an_unrelated_process_with_a_reused_pid_is_not_taken_for_kafka() -> None:
+    # Our own pid runs, but its command line is not a Kafka node's.
+    assert not process_alive(os.getpid())
+
+
+def test_taken_port_is_named_with_the_fix(cluster: LocalCluster) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        taken = sock.getsockname()[1]
+        with pytest.raises(PortInUseError) as caught:
+            cluster.start(port=taken)
+    message = str(caught.value)
+    assert f"port {taken}" in message
+    assert "--port" in message
+    assert "MESH_BROKER_PORT" in message
+
+
+def test_node_count_must_match_existing_data(cluster: LocalCluster) -> None:
+    cluster._save_state(ClusterState("abc", "9.9.9", [NodeState(1, 19999, 19998)]))
+    with pytest.raises(ConfigurationError, match=r"holds a 1-node cluster, not 3.*--fresh"):
+        cluster.start(brokers=3)
+
+
+def test_damaged_state_file_is_reported_with_its_path(cluster: LocalCluster) -> None:
+    cluster.data_dir.mkdir(parents=True)
+    cluster.state_file.write_text("{not json")
+    with pytest.raises(ConfigurationError, match=r"cluster\.json is damaged"):
+        cluster.status()
+
+
+def test_three_node_properties_form_one_quorum(cluster: LocalCluster) -> None:
+    state = cluster._plan(None, brokers=3, port=0)
+    ports = [n.port for n in state.nodes] + [n.controller_port for n in state.nodes]
+    assert len(set(ports)) == 6
+    props = cluster._properties(state, state.nodes[1])
+    lines = dict(line.split("=", 1) for line in props.splitlines() if "=" in line)
+    assert lines["node.id"] == "2"
+    assert lines["process.roles"] == "broker,controller"
+    assert lines["controller.quorum.voters"] == ",".join(
+        f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in state.nodes
+    )
+    assert lines["default.replication.factor"] == "3"
+    assert lines["min.insync.replicas"] == "2"
+    assert lines["offsets.topic.replication.factor"] == "3"
+
+
+def test_requested_ports_are_consecutive(cluster: LocalCluster) -> None:
+    state = cluster._plan(None, brokers=3, port=29092)
+    assert [n.port for n in state.nodes] == [29092, 29093, 29094]
+    assert state.bootstrap_servers == "127.0.0.1:29092,127.0.0.1:29093,127.0.0.1:29094"
+
+
+def test_missing_tool_says_what_needs_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(ToolMissingError) as caught:
+        require_tool("mvn", "fetch Apache Kafka's jars from Maven Central")
+    assert "`mvn` is not on PATH" in str(caught.value)
+    assert "fetch Apache Kafka's jars" in str(caught.value)
+    assert "MESH_BOOTSTRAP_SERVERS" in str(caught.value)
+
+
+def test_failed_fetch_names_the_artifact_and_settings(tmp_path: Path) -> None:
+    distribution = KafkaDistribution("0.0.0-no-such-version", tmp_path / "cache")
+    with pytest.raises(KafkaFetchError) as caught:
+        distribution.fetch()
+    message = str(caught.value)
+    assert "org.apache.kafka:kafka_2.13:0.0.0-no-such-version" in message
+    assert "settings.xml" in message
+    assert "MESH_KAFKA_VERSION" in message
+    assert not distribution.is_fetched()
+    assert not (distribution.home / "libs.partial").exists()
