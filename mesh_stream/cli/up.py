@@ -197,6 +197,7 @@ class UpOptions:
     view: bool
     duration: float | None
     root: Path
+    register_only: bool = False
 
 
 @dataclass
@@ -294,12 +295,15 @@ class MeshUp:
         domains = sorted({p.domain for p in products})
         url, tokens = self._start_registry(domains)
         self._prepare_products(bootstrap, url, tokens, products, root)
+        self._bootstrap = bootstrap
+        self._registry_url = url
+        if self.options.register_only:
+            self._stop.set()
+            return
         self._start_runnables(root, tokens)
         self._run.monitor = MeshMonitor(
             bootstrap, products, decoder=self._decoder(url, tokens.get("admin"))
         )
-        self._bootstrap = bootstrap
-        self._registry_url = url
 
     # -- stage 1: Kafka --------------------------------------------------------------------
     def _erase_local_state(self) -> None:
@@ -630,6 +634,12 @@ def _writer_credential(tokens: Mapping[str, str]) -> tuple[str | None, str | Non
     help="Stop by itself after S seconds of running (tests, CI). Default: until Ctrl-C.",
 )
 @click.option(
+    "--register-only",
+    is_flag=True,
+    help="Create every product topic and register every schema and descriptor, then exit "
+    "(no simulators, processors or view; docker compose's setup step).",
+)
+@click.option(
     "--root",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     default=Path("."),
@@ -650,6 +660,7 @@ def up(
     fresh: bool,
     no_view: bool,
     duration: float | None,
+    register_only: bool,
     root: Path,
     data_dir: Path | None,
 ) -> None:
@@ -666,7 +677,13 @@ def up(
     if data_dir is not None:
         settings = settings.model_copy(update={"data_dir": data_dir})
     options = UpOptions(
-        rate=rate, seed=seed, fresh=fresh, view=not no_view, duration=duration, root=root
+        rate=rate,
+        seed=seed,
+        fresh=fresh,
+        view=not no_view,
+        duration=duration,
+        root=root,
+        register_only=register_only,
     )
     status = MeshUp(settings, options).run()
     if status:
