@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,6 @@ def _view(root: Path) -> DictCatalogView:
 
 
 def _json(path: Path) -> dict[str, Any]:
-    import json
-
     data = json.loads(path.read_text())
     assert isinstance(data, dict)
     return data
@@ -114,3 +113,23 @@ def test_default_registry_governance_settings(tmp_path: Path) -> None:
     view = _view(root)
     summary = view.products["insights.customer-summary"]
     assert validate(summary, view.schemas[summary.value_subject], view) == []
+
+
+def test_sample_products_pass_the_registry_as_it_stores_schemas() -> None:
+    """The registry hands validators its parsed schema (avro's ``to_json``), not the file;
+    the sample mesh must pass its default policy set that way too."""
+    import avro.schema
+
+    repo = FIXTURES.parents[3]
+    view = _view(repo)
+    view.schemas = {
+        subject: avro.schema.parse(json.dumps(schema)).to_json()
+        for subject, schema in view.schemas.items()
+    }
+    (validate,) = governance_validators(MeshSettings(governance_root=None))
+    problems = {
+        name: validate(product, view.schemas[product.value_subject], view)
+        for name, product in view.products.items()
+    }
+    assert problems == {name: [] for name in view.products}
+    assert len(problems) == len(list((repo / "domains").glob("*/products/*.yaml")))
