@@ -1,0 +1,189 @@
+"""`mesh up`'s own logic without a broker: lineage order, credentials, probes, refusals."""
+
+from __future__ import annotations
+
+import json
+import stat
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mesh_stream.cli.main import cli
+from mesh_stream.cli.up import (
+    domain_of,
+    probe_registry,
+    registry_credentials,
+    single_instance,
+    topological,
+)
+from mesh_stream.descriptor import DataProduct, load_descriptors
+from mesh_stream.errors import ConfigurationError
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def product(name: str, kind: str = "source-aligned", inputs: tuple[str, ...] = ()) -> DataProduct:
+    return DataProduct.model_validate(
+        {
+            "name": name,
+            "domain": name.split(".", maxsplit=1)[0],
+            "kind": kind,
+            "description": "d",
+            "owner": {"team": "t", "contact": "c"},
+            "schema": "schemas/x.avsc",
+            "slos": {"freshness_seconds": 1, "availability": 99},
+            "classification": "internal",
+            "inputs": list(inputs),
+        }
+    )
+
+
+def test_topological_puts_every_product_after_its_inputs() -> None:
+    products = [
+        product("z.top", "consumer-aligned", ("a.middle", "b.source")),
+        product("a.middle", "aggregate", ("b.source",)),
+        product("b.source"),
+        product("c.other"),
+    ]
+    ordered = [p.name for p in topological(products)]
+    assert sorted(ordered) == sorted(p.name for p in products)
+    for item in products:
+        for name in item.inputs:
+            assert ordered.index(name) < ordered.index(item.name)
+
+
+def test_topological_on_the_sample_mesh_registers_sources_first() -> None:
+    products = load_descriptors(ROOT / "domains")
+    ordered = topological(products)
+    kinds = [p.kind.value for p in ordered]
+    sources = kinds.count("source-aligned")
+    assert kinds[:sources] == ["source-aligned"] * sources
+    names = [p.name for p in ordered]
+    for item in ordered:
+        assert all(names.index(i) < names.index(item.name) for i in item.inputs if i in names)
+
+
+def test_topological_refuses_a_cycle() -> None:
+    products = [
+        product("a.one", "aggregate", ("b.two",)),
+        product("b.two", "aggregate", ("a.one",)),
+    ]
+    with pytest.raises(ConfigurationError, match="inputs form a cycle"):
+        topological(products)
+
+
+def test_domain_of_a_runnable() -> None:
+    assert domain_of(["python", "-m", "domains.orders.simulator", "--rate", "5"], {}) == "orders"
+    argv = ["python", "-m", "domains.analytics.processors.revenue", "worker"]
+    assert domain_of(argv, {}) == "analytics"
+    assert domain_of(["python", "x.py"], {"MESH_REGISTRY_PRINCIPAL": "payments"}) == "payments"
+    assert domain_of(["python", "x.py"], {}) is None
+
+
+def test_registry_credentials_are_created_once_private_and_extended(tmp_path: Path) -> None:
+    path = tmp_path / "registry" / "credentials.json"
+    first = registry_credentials(path, ["admin", "orders"])
+    assert sorted(first) == ["admin", "orders"]
+    assert len(set(first.values())) == 2
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    again = registry_credentials(path, ["admin", "orders", "payments"])
+    assert {k: again[k] for k in first} == first  # the same tokens a second time
+    assert json.loads(path.read_text()) == again
+
+
+def test_registry_credentials_name_a_damaged_file(tmp_path: Path) -> None:
+    path = tmp_path / "credentials.json"
+    path.write_text("{not json")
+    with pytest.raises(ConfigurationError, match=f"{path} is not valid JSON.*delete it"):
+        registry_credentials(path, ["admin"])
+
+
+@pytest.fixture
+def http_server() -> Iterator[tuple[str, dict[str, object]]]:
+    """A tiny HTTP server whose answer to GET /subjects the test chooses."""
+    answer: dict[str, object] = {"status": 200, "body": b"[]"}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(int(str(answer["status"])))
+            self.end_headers()
+            body = answer["body"]
+            assert isinstance(body, bytes)
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", answer
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_probe_registry(http_server: tuple[str, dict[str, object]]) -> None:
+    url, answer = http_server
+    assert probe_registry(url) is True
+    answer["status"] = 401
+    assert probe_registry(url) is True  # reads need a credential: still a registry
+    answer.update(status=200, body=b"<html>hello</html>")
+    with pytest.raises(ConfigurationError, match=f"not a mesh registry answers at {url}"):
+        probe_registry(url)
+    closed = url.rsplit(":", 1)[0] + ":1"
+    assert probe_registry(closed) is False
+
+
+def test_second_mesh_up_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
+    with single_instance(tmp_path), pytest.raises(ConfigurationError) as refused:  # noqa: SIM117
+        with single_instance(tmp_path):
+            pass
+    message = str(refused.value)
+    assert f"already runs from {tmp_path}" in message
+    assert "MESH_DATA_DIR" in message
+    with single_instance(tmp_path):  # released again
+        pass
+
+
+def test_fresh_is_refused_against_a_cluster_mesh_up_does_not_own(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["up", "--fresh", "--no-view", "--root", str(ROOT), "--data-dir", str(tmp_path)],
+        env={"MESH_BOOTSTRAP_SERVERS": "kafka.example:9092"},
+    )
+    assert result.exit_code != 0
+    assert isinstance(result.exception, ConfigurationError)
+    assert "MESH_BOOTSTRAP_SERVERS=kafka.example:9092" in str(result.exception)
+    assert "unset MESH_BOOTSTRAP_SERVERS" in str(result.exception)
+
+
+def test_a_root_without_domains_is_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["up", "--no-view", "--root", str(tmp_path), "--data-dir", str(tmp_path / "d")]
+    )
+    assert isinstance(result.exception, ConfigurationError)
+    assert f"no domains/ folder in {tmp_path.resolve()}" in str(result.exception)
+    assert "--root" in str(result.exception)
+
+
+def test_up_help_explains_every_option() -> None:
+    result = CliRunner().invoke(cli, ["up", "--help"])
+    assert result.exit_code == 0
+    for option in (
+        "--rate",
+        "--seed",
+        "--fresh",
+        "--no-view",
+        "--duration",
+        "--register-only",
+        "--root",
+        "--data-dir",
+    ):
+        assert option in result.output
+    assert "Ctrl-C" in result.output
