@@ -126,13 +126,18 @@ def process_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.exists():
-        try:
-            return b"kafka.Kafka" in cmdline.read_bytes()
-        except OSError:
-            return False
-    return True
+    proc = Path(f"/proc/{pid}")
+    if not proc.exists():
+        return True  # no procfs: trust the signal check
+    try:
+        cmdline = (proc / "cmdline").read_bytes()
+        state = (proc / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        return False
+    if state == "Z":
+        return False
+    # An empty command line is a process caught mid-exec; a different one is a reused pid.
+    return not cmdline or b"kafka.Kafka" in cmdline
 
 
 def log_tail(path: Path, lines: int = 25) -> str:
