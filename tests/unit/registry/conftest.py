@@ -1,0 +1,65 @@
+"""An in-process registry over the in-memory store, with the sample credentials."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any
+
+import pytest
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+from mesh_stream.registry.problems import DescriptorValidator
+from mesh_stream.registry.service import InMemoryStore, create_app
+from mesh_stream.registry.service.auth import Credentials
+
+TOKENS = {"admin": "admin-secret", "orders": "orders-secret", "payments": "payments-secret"}
+ADMIN = ("admin", TOKENS["admin"])
+ORDERS = ("orders", TOKENS["orders"])
+
+
+def make_client(
+    store: InMemoryStore | None = None, validators: tuple[DescriptorValidator, ...] = ()
+) -> TestClient:
+    app = create_app(
+        store or InMemoryStore(), credentials=Credentials(TOKENS), validators=validators
+    )
+    return TestClient(app, raise_server_exceptions=False)
+
+
+@pytest.fixture
+def store() -> InMemoryStore:
+    return InMemoryStore()
+
+
+@pytest.fixture
+def client(store: InMemoryStore) -> TestClient:
+    return make_client(store)
+
+
+def schema(*extra_fields: str, name: str = "Placed") -> str:
+    fields: list[dict[str, Any]] = [{"name": "order_id", "type": "string", "doc": "Order id."}]
+    fields += [
+        {"name": f, "type": ["null", "string"], "default": None, "doc": f"The {f}."}
+        for f in extra_fields
+    ]
+    return json.dumps({"type": "record", "name": name, "doc": "An order.", "fields": fields})
+
+
+def descriptor(name: str = "orders.order-placed", **changes: Any) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "name": name,
+        "domain": name.split(".", maxsplit=1)[0],
+        "kind": "source-aligned",
+        "description": "Orders as customers place them.",
+        "owner": {"team": "checkout", "contact": "checkout@example.com"},
+        "schema": "schemas/orders/order-placed.avsc",
+        "slos": {"freshness_seconds": 5, "availability": 99.9},
+        "classification": "internal",
+        "tags": ["orders"],
+    }
+    document.update(changes)
+    return document
