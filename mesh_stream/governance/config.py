@@ -101,13 +101,13 @@ class _Problem:
 def _read_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
     try:
         return yaml.safe_load(text), locate.compose(text)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
         raise ConfigurationError(f"{where}: not valid YAML: {_yaml_problem(exc)}") from exc
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
+def _yaml_problem(exc: Exception) -> str:
     return str(getattr(exc, "problem", None) or exc)
 
 
@@ -215,7 +215,7 @@ def parse_domain_overrides(
     """Apply a domain's overrides to the global rules; illegal ones become violations."""
     try:
         data, node = yaml.safe_load(text), locate.compose(text)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
         mark = getattr(exc, "problem_mark", None)
         violation = _override_violation(
             source, None, _Problem((), f"not valid YAML: {_yaml_problem(exc)}")

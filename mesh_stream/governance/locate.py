@@ -15,7 +15,7 @@ def compose(text: str) -> yaml.Node | None:
     """The document's node tree (with positions), or None when it does not parse."""
     try:
         return yaml.compose(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return None
 
 

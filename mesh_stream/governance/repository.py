@@ -106,7 +106,8 @@ def _load_descriptor(path: Path, display: str) -> tuple[_Loaded | None, list[Vio
         ]
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        # PyYAML raises ValueError for impossible dates, RecursionError for absurd nesting
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = str(getattr(exc, "problem", None) or exc)
@@ -172,6 +173,13 @@ def _load_schema(root: Path, loaded: _Loaded) -> None:
     display = PurePosixPath(product.schema_file).as_posix()
     try:
         schema = json.loads(text)
+    except RecursionError:
+        loaded.problems.append(
+            _reserved(
+                "schema-valid", "nested too deeply to read", display, None, product=product.name
+            )
+        )
+        return
     except json.JSONDecodeError as exc:
         loaded.problems.append(
             _reserved(

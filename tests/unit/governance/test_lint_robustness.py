@@ -1,0 +1,83 @@
+"""Whatever is in the files, `mesh lint` reports violations with a location; it never crashes."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mesh_stream.governance import Severity, lint_repository
+from tests.unit.governance.conftest import FIXTURES
+
+SHOP = "domains/shop/products/order-placed.yaml"
+SHOP_SCHEMA = "schemas/shop/order-placed.avsc"
+GOOD_SHOP: dict[str, Any] = yaml.safe_load((FIXTURES / "good" / SHOP).read_text())
+
+yaml_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+lint_settings = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+def _lint_with(files: dict[str, str]) -> list[Any]:
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder) / "mesh"
+        shutil.copytree(FIXTURES / "good", root)
+        for relative, text in files.items():
+            (root / relative).parent.mkdir(parents=True, exist_ok=True)
+            (root / relative).write_text(text, encoding="utf-8")
+        return list(lint_repository(root).violations)
+
+
+@lint_settings
+@given(st.text(max_size=200))
+def test_any_descriptor_text(text: str) -> None:
+    for violation in _lint_with({SHOP: text}):
+        assert violation.file is not None
+        if violation.file == SHOP:
+            assert violation.severity is Severity.ERROR
+
+
+@lint_settings
+@given(st.sampled_from(sorted(GOOD_SHOP)), yaml_values)
+def test_any_value_in_a_descriptor_field(key: str, value: Any) -> None:
+    document = {**GOOD_SHOP, key: value}
+    for violation in _lint_with({SHOP: yaml.safe_dump(document)}):
+        assert violation.file is not None
+        assert violation.line is not None or violation.policy == "schema-valid"
+
+
+@lint_settings
+@given(st.text(max_size=200) | yaml_values.map(lambda v: yaml.safe_dump(v, default_style='"')))
+def test_any_schema_text(text: str) -> None:
+    for violation in _lint_with({SHOP_SCHEMA: text}):
+        assert violation.file is not None
+
+
+@lint_settings
+@given(st.text(max_size=200) | yaml_values.map(lambda v: yaml.safe_dump({"overrides": v})))
+def test_any_domain_policies_text(text: str) -> None:
+    for violation in _lint_with({"domains/shop/policies.yaml": text}):
+        assert violation.file is not None
+
+
+def test_impossible_date_and_absurd_nesting_are_violations() -> None:
+    (date,) = _lint_with({SHOP: "name: 2001-02-30\n"})
+    assert (date.policy, date.file, date.message) == (
+        "descriptor-valid",
+        SHOP,
+        "not valid YAML: day is out of range for month",
+    )
+    (nested,) = _lint_with({SHOP: "[" * 5000})
+    assert (nested.policy, nested.file) == ("descriptor-valid", SHOP)
