@@ -1,0 +1,130 @@
+"""Descriptor loading: naming rules, derived addresses, and errors that point at file:line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mesh_stream.descriptor import (
+    Classification,
+    DataProduct,
+    load_descriptor,
+    load_descriptors,
+    parse_descriptor,
+)
+from mesh_stream.errors import DescriptorError
+
+VALID = """\
+name: orders.order-placed
+domain: orders
+kind: source-aligned
+description: Every order a customer places.
+owner:
+  team: orders-core
+  contact: orders-core@example.com
+version: 2
+schema: schemas/orders/order-placed.avsc
+key_field: order_id
+partitions: 6
+slos:
+  freshness_seconds: 5
+  availability: 99.9
+classification: internal
+tags: [orders, sales]
+"""
+
+
+def test_valid_descriptor_derives_topic_subject_and_dlq() -> None:
+    product = parse_descriptor(VALID)
+    assert product.topic == "orders.order-placed.v2"
+    assert product.value_subject == "orders.order-placed.v2-value"
+    assert product.dlq_topic == "orders.order-placed.v2.dlq"
+    assert product.schema_file == "schemas/orders/order-placed.avsc"
+    assert product.tags == ("orders", "sales")
+    assert product.to_document()["schema"] == "schemas/orders/order-placed.avsc"
+    assert DataProduct.model_validate(product.to_document()) == product
+
+
+def test_errors_name_file_line_and_field_path() -> None:
+    text = VALID.replace("freshness_seconds: 5", "freshness_seconds: -5").replace(
+        "classification: internal", "classification: secret"
+    )
+    with pytest.raises(DescriptorError) as caught:
+        parse_descriptor(text, "domains/orders/products/order-placed.yaml")
+    lines = str(caught.value).splitlines()
+    assert lines == [
+        "domains/orders/products/order-placed.yaml:13: slos.freshness_seconds: "
+        "Input should be greater than 0",
+        "domains/orders/products/order-placed.yaml:15: classification: "
+        "Input should be 'public', 'internal', 'confidential' or 'pii'",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("name: orders.order-placed", "name: Orders.OrderPlaced"), "is not `<domain>.<product>`"),
+        (("domain: orders", "domain: payments"), "must start with its domain 'payments'"),
+        (("tags: [orders, sales]", "inputs: [nodot]"), "input 'nodot' is not a product name"),
+        (("kind: source-aligned", "kind: derived"), "kind: Input should be 'source-aligned'"),
+        (("partitions: 6", "partitions: 0"), ":11: partitions: Input should be greater than"),
+        (("key_field: order_id", "colour: blue"), "colour: Extra inputs are not permitted"),
+    ],
+)
+def test_bad_fields_are_refused(change: tuple[str, str], expected: str) -> None:
+    with pytest.raises(DescriptorError, match=None) as caught:
+        parse_descriptor(VALID.replace(*change), "d.yaml")
+    assert expected in str(caught.value)
+
+
+def test_missing_field_is_named() -> None:
+    text = VALID.replace("owner:\n  team: orders-core\n  contact: orders-core@example.com\n", "")
+    with pytest.raises(DescriptorError) as caught:
+        parse_descriptor(text, "d.yaml")
+    assert "d.yaml:1: owner: Field required" in str(caught.value)
+
+
+def test_invalid_yaml_points_at_the_line() -> None:
+    with pytest.raises(DescriptorError) as caught:
+        parse_descriptor("name: a.b\nowner: [unclosed\n", "d.yaml")
+    assert str(caught.value).startswith("d.yaml:")
+    assert "not valid YAML" in str(caught.value)
+
+
+def test_field_lineage_must_name_product_and_field() -> None:
+    good = VALID + "field_lineage:\n  region: [customers.customer-profile:region]\n"
+    assert parse_descriptor(good).field_lineage == {
+        "region": ("customers.customer-profile:region",)
+    }
+    with pytest.raises(DescriptorError, match="is not `<product>:<field>`"):
+        parse_descriptor(VALID + "field_lineage:\n  region: [customers]\n")
+
+
+def test_classification_ranks_by_sensitivity() -> None:
+    ranks = [c.rank for c in (Classification.PUBLIC, Classification.INTERNAL, Classification.PII)]
+    assert ranks == sorted(ranks)
+    assert Classification.CONFIDENTIAL.rank < Classification.PII.rank
+
+
+def test_load_descriptors_reports_every_bad_file_and_misplaced_domain(tmp_path: Path) -> None:
+    good = tmp_path / "orders" / "products" / "order-placed.yaml"
+    misplaced = tmp_path / "payments" / "products" / "order-placed.yaml"
+    broken = tmp_path / "orders" / "products" / "broken.yaml"
+    for path, text in ((good, VALID), (misplaced, VALID), (broken, "name: [")):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    with pytest.raises(DescriptorError) as caught:
+        load_descriptors(tmp_path)
+    message = str(caught.value)
+    assert f"{broken}:" in message
+    assert f"{misplaced}: domain: 'orders' lives in the folder of domain 'payments'" in message
+    assert str(good) not in message
+    misplaced.unlink()
+    broken.unlink()
+    assert [p.name for p in load_descriptors(tmp_path)] == ["orders.order-placed"]
+
+
+def test_unreadable_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(DescriptorError, match=r"missing\.yaml: cannot read descriptor"):
+        load_descriptor(tmp_path / "missing.yaml")

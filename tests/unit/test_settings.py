@@ -1,0 +1,38 @@
+"""MeshSettings: defaults that work on a fresh machine, MESH_* variables, clear refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from mesh_stream.settings import MeshSettings
+
+
+def test_defaults_point_at_the_local_platform(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("MESH_BOOTSTRAP_SERVERS", "MESH_REGISTRY_URL", "MESH_BROKER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    settings = MeshSettings()
+    assert settings.resolved_bootstrap_servers() == "127.0.0.1:9092"
+    assert settings.registry_url == "http://127.0.0.1:8081"
+    assert settings.cache_dir == Path.home() / ".cache" / "mesh-stream"
+
+
+def test_environment_variables_override_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MESH_BOOTSTRAP_SERVERS", "kafka-1:9092,kafka-2:9092")
+    monkeypatch.setenv("MESH_BROKER_PORT", "19092")
+    monkeypatch.setenv("MESH_REGISTRY_TOKEN", "s3cret")
+    settings = MeshSettings()
+    assert settings.resolved_bootstrap_servers() == "kafka-1:9092,kafka-2:9092"
+    assert settings.broker_port == 19092
+    assert settings.registry_token is not None
+    assert settings.registry_token.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(settings)
+
+
+def test_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MESH_BROKER_PORT", "ninety")
+    with pytest.raises(ValidationError) as caught:
+        MeshSettings()
+    assert "broker_port" in str(caught.value)
