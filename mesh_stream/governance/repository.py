@@ -63,7 +63,10 @@ class LintReport:
         }
 
 
-def _reserved(name: str, message: str, file: str, line: int | None, **extra: Any) -> Violation:
+def _file_violation(
+    name: str, message: str, file: str, line: int | None, **extra: Any
+) -> Violation:
+    """A problem found while loading a file: always an error, since nothing can be checked."""
     policy = BUILTIN_POLICIES[name]
     return Violation(
         policy=name,
@@ -102,7 +105,7 @@ def _load_descriptor(path: Path, display: str) -> tuple[_Loaded | None, list[Vio
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return None, [
-            _reserved("descriptor-valid", f"cannot read descriptor: {exc}", display, None)
+            _file_violation("descriptor-valid", f"cannot read descriptor: {exc}", display, None)
         ]
     try:
         data = yaml.safe_load(text)
@@ -111,11 +114,13 @@ def _load_descriptor(path: Path, display: str) -> tuple[_Loaded | None, list[Vio
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = str(getattr(exc, "problem", None) or exc)
-        return None, [_reserved("descriptor-valid", f"not valid YAML: {problem}", display, line)]
+        return None, [
+            _file_violation("descriptor-valid", f"not valid YAML: {problem}", display, line)
+        ]
     document = _Document(display, locate.compose(text))
     if not isinstance(data, dict):
         message = "a descriptor must be a YAML mapping of fields (name, domain, kind, ...)"
-        return None, [_reserved("descriptor-valid", message, display, 1)]
+        return None, [_file_violation("descriptor-valid", message, display, 1)]
     try:
         product = DataProduct.model_validate(data)
     except ValidationError as exc:
@@ -125,7 +130,7 @@ def _load_descriptor(path: Path, display: str) -> tuple[_Loaded | None, list[Vio
             path_text = ".".join(map(str, loc)) or "(descriptor)"
             name = LOAD_ERROR_POLICY.get(str(loc[0]), "descriptor-valid") if loc else None
             violations.append(
-                _reserved(
+                _file_violation(
                     name or "descriptor-valid",
                     f"{path_text}: {error['msg']}",
                     display,
@@ -145,7 +150,7 @@ def _load_schema(root: Path, loaded: _Loaded) -> None:
     path = (root / product.schema_file).resolve()
     if not path.is_relative_to(root.resolve()):
         loaded.problems.append(
-            _reserved(
+            _file_violation(
                 "schema-valid",
                 f"schema {product.schema_file!r} lies outside the repository",
                 where.display,
@@ -160,7 +165,7 @@ def _load_schema(root: Path, loaded: _Loaded) -> None:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else str(exc)
         loaded.problems.append(
-            _reserved(
+            _file_violation(
                 "schema-valid",
                 f"cannot read schema {product.schema_file!r}: {reason}",
                 where.display,
@@ -175,14 +180,14 @@ def _load_schema(root: Path, loaded: _Loaded) -> None:
         schema = json.loads(text)
     except RecursionError:
         loaded.problems.append(
-            _reserved(
+            _file_violation(
                 "schema-valid", "nested too deeply to read", display, None, product=product.name
             )
         )
         return
     except json.JSONDecodeError as exc:
         loaded.problems.append(
-            _reserved(
+            _file_violation(
                 "schema-valid",
                 f"not valid JSON: {exc.msg}",
                 display,
@@ -193,7 +198,7 @@ def _load_schema(root: Path, loaded: _Loaded) -> None:
         return
     if not (isinstance(schema, dict) and schema.get("type") == "record"):
         loaded.problems.append(
-            _reserved(
+            _file_violation(
                 "schema-valid",
                 "the schema of a product must be an Avro record",
                 display,
@@ -206,7 +211,7 @@ def _load_schema(root: Path, loaded: _Loaded) -> None:
         fastavro.parse_schema(schema)
     except Exception as exc:  # fastavro raises several unrelated types for bad schemas
         loaded.problems.append(
-            _reserved(
+            _file_violation(
                 "schema-valid", f"not a valid Avro schema: {exc}", display, 1, product=product.name
             )
         )
