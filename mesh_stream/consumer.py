@@ -204,6 +204,10 @@ class ProductConsumer:
                 if source.model is not None:
                     value = _as_model(source.model, value)
             except DeserializationError as exc:
+                if not self.dead_letters and records:
+                    # Hand out what was decoded first; the pill raises on the next call.
+                    self._buffered.extendleft(reversed(messages[index:]))
+                    return records
                 self._poison(message, source, exc, messages[index + 1 :])
                 continue
             positions[(topic, partition)] = offset + 1
@@ -240,7 +244,7 @@ class ProductConsumer:
         where = f"{topic}[{partition}]@{offset}"
         if not self.dead_letters:
             self._positions[(topic, partition)] = offset + 1
-            self._buffered.extend(rest)
+            self._buffered.extendleft(reversed(rest))
             raised = DeserializationError(
                 f"{where}: {error} (consume with dead_letters=True to route such records to "
                 f"{source.product.dlq_topic} and keep going)"

@@ -1,0 +1,135 @@
+"""Poison pills: undecodable records go to `<topic>.dlq` with the error in headers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka import Message, Producer
+
+from mesh_stream.consumer import ConsumedRecord, ProductConsumer
+from mesh_stream.descriptor import DataProduct
+from mesh_stream.errors import DeserializationError
+from mesh_stream.producer import ProductPublisher
+from mesh_stream.registry.client import RegistryClient
+from mesh_stream.schema.wire import frame
+from tests.conftest import KafkaAddress, RegistryAddress
+from tests.fixtures.sdk.helpers import REPO_ROOT, decoded, make_order, new_product, read_raw
+
+
+@pytest.fixture
+def client(registry: RegistryAddress) -> Iterator[RegistryClient]:
+    with RegistryClient(registry.url, principal="orders", token=registry.tokens["orders"]) as c:
+        yield c
+
+
+def write_mixed(
+    product: DataProduct, kafka: KafkaAddress, client: RegistryClient
+) -> tuple[int, dict[int, tuple[bytes, str, str]]]:
+    """Good records 0-4, three poison pills, good records 5-9 into one partition.
+
+    Returns the schema id and {offset: (bytes, error text, error type)} of the pills.
+    """
+    with ProductPublisher(
+        product, bootstrap_servers=kafka.bootstrap_servers, registry=client, root=REPO_ROOT
+    ) as publisher:
+        publisher.publish_many([make_order(i) for i in range(5)])
+        schema_id = publisher.schema_id
+        pills = [
+            (
+                b"plain text, not Avro",
+                "unknown magic byte 112 (expected 0)",
+                "DeserializationError",
+            ),
+            (
+                frame(987_654, b"\x02"),
+                "schema id 987654 is not in the registry",
+                "SchemaNotFoundError",
+            ),
+            (
+                frame(schema_id, b"\x48"),
+                f"cannot decode the Avro body with writer schema id {schema_id}",
+                "EOFError",
+            ),
+        ]
+        raw = Producer({"bootstrap.servers": kafka.bootstrap_servers, "acks": "all"})
+        offsets: list[int] = []
+
+        def stored(err: object, message: Message) -> None:
+            assert err is None
+            offsets.append(message.offset() or 0)
+
+        for value, _, _ in pills:
+            raw.produce(product.topic, value, key=b"poison", on_delivery=stored)
+            raw.flush(30)
+        publisher.publish_many([make_order(i) for i in range(5, 10)])
+    return schema_id, dict(zip(offsets, pills, strict=True))
+
+
+def test_poison_pills_go_to_the_dead_letter_topic_and_consumption_goes_on(
+    kafka: KafkaAddress, client: RegistryClient
+) -> None:
+    product = new_product("dlq", partitions=1)
+    _, pills = write_mixed(product, kafka, client)
+    group = f"dlq-{uuid.uuid4().hex[:8]}"
+    with ProductConsumer(
+        [product],
+        group_id=group,
+        bootstrap_servers=kafka.bootstrap_servers,
+        registry=client,
+        from_beginning=True,
+    ) as consumer:
+        records: list[ConsumedRecord] = []
+        for _ in range(30):
+            records += consumer.consume(10 - len(records), 1.0)
+            if len(records) == 10:
+                break
+    assert [r.value for r in records] == [decoded(make_order(i)) for i in range(10)]
+    assert [r.offset for r in records] == [o for o in range(13) if o not in pills]
+
+    letters = read_raw(kafka.bootstrap_servers, product.dlq_topic, 3)
+    assert len(letters) == 3
+    for letter in letters:
+        headers = {k: (v or b"").decode() for k, v in letter.headers() or []}
+        offset = int(headers["mesh.dlq.source.offset"])
+        value, error_text, error_type = pills[offset]
+        assert letter.value() == value
+        assert letter.key() == b"poison"
+        assert headers["mesh.dlq.source.topic"] == product.topic
+        assert headers["mesh.dlq.source.partition"] == "0"
+        assert headers["mesh.dlq.consumer.group"] == group
+        assert error_text in headers["mesh.dlq.error"]
+        assert headers["mesh.dlq.error.type"] == error_type
+    sources = [int(dict(letter.headers() or [])["mesh.dlq.source.offset"]) for letter in letters]
+    assert sorted(sources) == sorted(pills)
+
+
+def test_without_dead_letters_the_error_names_the_record_and_the_rest_still_comes(
+    kafka: KafkaAddress, client: RegistryClient
+) -> None:
+    product = new_product("nodlq", partitions=1)
+    _, pills = write_mixed(product, kafka, client)
+    errors: list[str] = []
+    records: list[ConsumedRecord] = []
+    with ProductConsumer(
+        [product],
+        group_id=f"nodlq-{uuid.uuid4().hex[:8]}",
+        bootstrap_servers=kafka.bootstrap_servers,
+        registry=client,
+        from_beginning=True,
+        dead_letters=False,
+    ) as consumer:
+        for _ in range(40):
+            try:
+                records += consumer.consume(100, 0.5)
+            except DeserializationError as exc:
+                errors.append(str(exc))
+            if len(records) == 10:
+                break
+    assert [r.value for r in records] == [decoded(make_order(i)) for i in range(10)]
+    assert len(errors) == 3
+    for error, (offset, (_, text, _)) in zip(errors, sorted(pills.items()), strict=True):
+        assert error.startswith(f"{product.topic}[0]@{offset}: ")
+        assert text in error
+        assert f"dead_letters=True to route such records to {product.dlq_topic}" in error
