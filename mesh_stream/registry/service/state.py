@@ -60,7 +60,12 @@ class SubjectVersion:
 
 
 class RegistryState:
-    """In-memory view built only by :meth:`apply`, so replaying the log rebuilds it exactly."""
+    """In-memory view built only by :meth:`apply`, so replaying the log rebuilds it exactly.
+
+    ``apply`` runs on the store's tailing thread while request threads read. The containers
+    readers iterate (``versions`` and each subject's inner dict, ``products``) are replaced,
+    never mutated in place, so a reader iterates a consistent snapshot without a lock.
+    """
 
     def __init__(self) -> None:
         self.schemas: dict[int, str] = {}
@@ -84,14 +89,19 @@ class RegistryState:
                 self.ids_by_schema.setdefault(value["schema"], schema_id)
         elif kind == "version":
             subject, version = str(rest[0]), int(rest[1])
+            inner = dict(self.versions.get(subject, {}))
             if value is None:
-                self.versions.get(subject, {}).pop(version, None)
-                if subject in self.versions and not self.versions[subject]:
-                    del self.versions[subject]
+                inner.pop(version, None)
             else:
-                self.versions.setdefault(subject, {})[version] = SubjectVersion(
+                inner[version] = SubjectVersion(
                     subject, version, int(value["id"]), bool(value.get("deleted", False))
                 )
+            outer = dict(self.versions)
+            if inner:
+                outer[subject] = inner
+            else:
+                outer.pop(subject, None)
+            self.versions = outer
         elif kind == "config":
             subject_key = None if rest[0] is None else str(rest[0])
             if value is None:
@@ -99,10 +109,12 @@ class RegistryState:
             else:
                 self.configs[subject_key] = Compatibility(value["compatibility"])
         elif kind == "product":
+            products = dict(self.products)
             if value is None:
-                self.products.pop(str(rest[0]), None)
+                products.pop(str(rest[0]), None)
             else:
-                self.products[str(rest[0])] = value
+                products[str(rest[0])] = value
+            self.products = products
         with self.changed:
             self.applied += 1
             self.changed.notify_all()
