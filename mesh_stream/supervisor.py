@@ -288,6 +288,12 @@ class Supervisor:
             self._on_event(event)
         return event
 
+    def record(
+        self, child: str, kind: EventKind, message: str, *, restart_in: float | None = None
+    ) -> SupervisorEvent:
+        """Report an event about something supervised elsewhere (e.g. the local broker)."""
+        return self._emit(child, kind, message, restart_in=restart_in)
+
     # -- start -----------------------------------------------------------------------------
     def start(self) -> list[SupervisorEvent]:
         """Start every child not started yet (in the order given). Returns the events."""

@@ -27,17 +27,18 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 from urllib.parse import urlsplit
 
 import click
 import httpx
 
-from mesh_stream.broker import LocalCluster, local_cluster
+from mesh_stream.broker import ClusterState, ClusterStatus, LocalCluster, local_cluster
 from mesh_stream.descriptor import DataProduct, ProductKind, load_descriptors
 from mesh_stream.errors import (
     BrokerError,
     ConfigurationError,
+    MeshError,
     RegistryError,
     RegistryUnavailableError,
 )
@@ -53,8 +54,9 @@ from mesh_stream.liveview import (
     render_text,
 )
 from mesh_stream.settings import MeshSettings
-from mesh_stream.supervisor import Backoff, ChildSpec, Supervisor, SupervisorEvent
+from mesh_stream.supervisor import Backoff, ChildSpec, EventKind, Supervisor, SupervisorEvent
 
+RESTART_BACKOFF = Backoff(initial=1.0, factor=2.0, maximum=30.0, stable_after=60.0)
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "0.0.0.0")
 REGISTRY_READY_TIMEOUT = 90.0
 SAMPLE_INTERVAL = 2.0
@@ -189,6 +191,88 @@ def single_instance(data_dir: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+class _Cluster(Protocol):
+    """What :class:`BrokerWatch` needs of :class:`~mesh_stream.broker.LocalCluster`."""
+
+    def status(self) -> ClusterStatus: ...
+
+    def start(
+        self, *, brokers: int = 1, port: int = 9092, timeout: float = 90.0, fresh: bool = False
+    ) -> ClusterState: ...
+
+    def log_file(self, node_id: int) -> Path: ...
+
+
+class BrokerWatch:
+    """Notices when the local broker `mesh up` started has died, reports it, and starts it
+    again (same data, same ports) after the same exponential back-off as the children."""
+
+    def __init__(
+        self,
+        cluster: _Cluster,
+        supervisor: Supervisor,
+        *,
+        port: int,
+        timeout: float,
+        backoff: Backoff,
+        interval: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cluster = cluster
+        self.supervisor = supervisor
+        self.port = port
+        self.timeout = timeout
+        self.backoff = backoff
+        self.interval = interval
+        self._clock = clock
+        self.failures = 0
+        self.restarts = 0
+        self._started_at = clock()
+        self._next_check = self._started_at + interval
+        self._restart_at: float | None = None
+
+    def check(self) -> None:
+        """Call often; does real work only every ``interval`` or when a restart is due."""
+        now = self._clock()
+        if self._restart_at is not None:
+            if now >= self._restart_at:
+                self._restart_at = None
+                self._restart()
+            return
+        if now < self._next_check:
+            return
+        self._next_check = now + self.interval
+        if not self.cluster.status().running:
+            self._failed(now, "Kafka stopped running")
+
+    def _restart(self) -> None:
+        try:
+            state = self.cluster.start(brokers=1, port=self.port, timeout=self.timeout)
+        except MeshError as exc:
+            self._failed(self._clock(), f"Kafka did not come back: {exc}")
+            return
+        self._started_at = self._clock()
+        self._next_check = self._started_at + self.interval
+        self.supervisor.record(
+            "kafka",
+            EventKind.RESTARTED,
+            f"restarted (restart #{self.restarts}) at {state.bootstrap_servers}",
+        )
+
+    def _failed(self, now: float, what: str) -> None:
+        stable = now - self._started_at >= self.backoff.stable_after
+        self.failures = 1 if stable else self.failures + 1
+        delay = self.backoff.delay(self.failures)
+        self.restarts += 1
+        self._restart_at = now + delay
+        self.supervisor.record(
+            "kafka",
+            EventKind.EXITED,
+            f"{what}; restart #{self.restarts} in {delay:.1f}s (log: {self.cluster.log_file(1)})",
+            restart_in=delay,
+        )
+
+
 @dataclass
 class UpOptions:
     rate: float
@@ -288,7 +372,7 @@ class MeshUp:
             [],
             self.log_dir,
             env=self._child_env(bootstrap),
-            backoff=Backoff(initial=1.0, factor=2.0, maximum=30.0, stable_after=60.0),
+            backoff=RESTART_BACKOFF,
             on_event=self._on_event,
         )
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -542,6 +626,15 @@ class MeshUp:
                 context, snapshot, supervisor.status(), supervisor.events, log_errors=counts
             )
 
+        broker_watch = None
+        if self._run.cluster is not None:
+            broker_watch = BrokerWatch(
+                self._run.cluster,
+                supervisor,
+                port=self.settings.broker_port,
+                timeout=self.settings.broker_start_timeout,
+                backoff=RESTART_BACKOFF,
+            )
         view = LiveView() if self.options.view else None
         with view or contextlib.nullcontext():
             while not self._stop.is_set():
@@ -550,6 +643,8 @@ class MeshUp:
                     self.say(f"--duration {self.options.duration:g}s reached; stopping")
                     break
                 supervisor.poll()
+                if broker_watch is not None:
+                    broker_watch.check()
                 if now >= next_sample:
                     snapshot = monitor.sample()
                     next_sample = time.monotonic() + SAMPLE_INTERVAL

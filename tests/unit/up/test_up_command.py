@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from mesh_stream.broker import ClusterState, ClusterStatus
+from mesh_stream.broker.cluster import NodeState
 from mesh_stream.cli.main import cli
 from mesh_stream.cli.up import (
+    BrokerWatch,
     domain_of,
     probe_registry,
     registry_credentials,
@@ -21,7 +24,8 @@ from mesh_stream.cli.up import (
     topological,
 )
 from mesh_stream.descriptor import DataProduct, load_descriptors
-from mesh_stream.errors import ConfigurationError
+from mesh_stream.errors import BrokerError, ConfigurationError
+from mesh_stream.supervisor import Backoff, EventKind, Supervisor
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -187,3 +191,65 @@ def test_up_help_explains_every_option() -> None:
     ):
         assert option in result.output
     assert "Ctrl-C" in result.output
+
+
+class FakeCluster:
+    """Stands in for LocalCluster: the test decides whether it runs and whether start works."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.running = True
+        self.start_fails = False
+        self.starts: list[int] = []
+        self.tmp_path = tmp_path
+
+    def status(self) -> ClusterStatus:
+        return ClusterStatus(self.running, "127.0.0.1:1", (), self.tmp_path)
+
+    def start(
+        self, *, brokers: int = 1, port: int = 9092, timeout: float = 90.0, fresh: bool = False
+    ) -> ClusterState:
+        self.starts.append(port)
+        assert (brokers, fresh, timeout) == (1, False, 5)  # same cluster, same data
+        if self.start_fails:
+            raise BrokerError("port 1 is taken")
+        self.running = True
+        return ClusterState("id", "4.1.1", [NodeState(1, 1, 2, pid=99)])
+
+    def log_file(self, node_id: int) -> Path:
+        return self.tmp_path / f"node-{node_id}" / "server.log"
+
+
+def test_broker_watch_reports_and_restarts_a_dead_broker_with_backoff(tmp_path: Path) -> None:
+    clock = [0.0]
+    supervisor = Supervisor([], tmp_path / "logs")
+    supervisor.log_dir.mkdir(parents=True)
+    cluster = FakeCluster(tmp_path)
+    backoff = Backoff(initial=1.0, factor=3.0, maximum=60.0, stable_after=100.0)
+    watch = BrokerWatch(
+        cluster, supervisor, port=9092, timeout=5, backoff=backoff, interval=5.0,
+        clock=lambda: clock[0],
+    )  # fmt: skip
+    watch.check()
+    clock[0] = 5.0
+    watch.check()
+    assert list(supervisor.events) == []  # healthy: nothing to say
+    cluster.running = False
+    clock[0] = 10.0
+    watch.check()
+    died = supervisor.events[-1]
+    assert died.kind is EventKind.EXITED
+    assert died.restart_in == backoff.delay(1)
+    assert "Kafka stopped running; restart #1 in 1.0s" in died.message
+    assert str(tmp_path / "node-1" / "server.log") in died.message
+    cluster.start_fails = True
+    clock[0] += backoff.delay(1)
+    watch.check()  # the restart fails: reported, next try waits longer
+    failed = supervisor.events[-1]
+    assert "Kafka did not come back: port 1 is taken" in failed.message
+    assert failed.restart_in == backoff.delay(2)
+    cluster.start_fails = False
+    clock[0] += backoff.delay(2)
+    watch.check()
+    assert supervisor.events[-1].kind is EventKind.RESTARTED
+    assert "restarted (restart #2) at 127.0.0.1:1" in supervisor.events[-1].message
+    assert cluster.starts == [9092, 9092]
