@@ -1,1 +1,1 @@
-"""Benchmarks behind `mesh bench`: every figure is a ratio against raw confluent-kafka in the same run."""
+"""Benchmarks behind `mesh bench`; every figure is a ratio to raw confluent-kafka, same run."""
