@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 from rich.tree import Tree
 
 from mesh_stream.registry.client import RegistryClient
@@ -65,7 +65,9 @@ def list_products(
     if as_json:
         _print_json(found)
         return
-    table = Table("name", "kind", "classification", "topic", "schema", "description")
+    table = Table(
+        Column("name", no_wrap=True), "kind", "classification", "topic", "schema", "description"
+    )
     for product in found:
         facts = product.get("registry", {})
         table.add_row(
