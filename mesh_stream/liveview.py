@@ -413,18 +413,16 @@ def render(
     parts.extend(Text(note, style="yellow") for note in context.notes)
 
     products = Table(title="Products", expand=True, title_justify="left")
-    for column in ("product", "kind", "topic"):
-        products.add_column(column, no_wrap=True)
-    products.add_column("records", justify="right")
-    products.add_column("msg/s", justify="right")
-    products.add_column("DLQ", justify="right")
-    products.add_column("latest value", overflow="ellipsis", no_wrap=True)
+    products.add_column("product", no_wrap=True)
+    products.add_column("kind", no_wrap=True)
+    products.add_column("topic", no_wrap=True)
+    products.add_column("records", justify="right", no_wrap=True)
+    products.add_column("msg/s", justify="right", no_wrap=True)
+    products.add_column("DLQ", justify="right", no_wrap=True)
+    latest = Table(title="Latest value of each derived product", expand=True, title_justify="left")
+    latest.add_column("product", no_wrap=True)
+    latest.add_column("value", overflow="fold", ratio=1)
     for stats in snapshot.products if snapshot else ():
-        latest = ""
-        if stats.latest is not None:
-            latest = format_record(stats.latest)
-        elif stats.latest_error:
-            latest = f"[red]{stats.latest_error}[/]"
         dlq = f"[red]{stats.dead_letters}[/]" if stats.dead_letters else "0"
         products.add_row(
             stats.name,
@@ -433,9 +431,14 @@ def render(
             "no topic" if stats.records is None else str(stats.records),
             _rate_text(stats.rate),
             dlq,
-            latest,
         )
+        if stats.latest is not None:
+            latest.add_row(stats.name, format_record(stats.latest, width=400))
+        elif stats.latest_error:
+            latest.add_row(stats.name, Text(stats.latest_error, style="red"))
     parts.append(products)
+    if latest.row_count:
+        parts.append(latest)
 
     if snapshot and snapshot.groups:
         lag = Table(title="Processor lag (consumer groups)", expand=True, title_justify="left")
