@@ -105,10 +105,12 @@ class KafkaDistribution:
             for raw_line in proc.stdout:
                 line = raw_line.rstrip()
                 tail = [*tail[-30:], line]
-                if line.startswith("Downloaded from"):
+                if "Downloaded from" in line:
                     downloaded += 1
-                    if downloaded % 10 == 1:
-                        progress(f"  downloaded {downloaded} files so far: {line.split('/')[-1]}")
+                    if downloaded % 25 == 1:
+                        url = next((w for w in line.split() if w.startswith("http")), "")
+                        name = url.rsplit("/", 1)[-1]
+                        progress(f"  {downloaded} files downloaded so far (latest: {name})")
             returncode = proc.wait()
         if returncode != 0:
             shutil.rmtree(partial, ignore_errors=True)
