@@ -21,7 +21,7 @@ SCHEMA = {
 def _descriptor(name: str) -> dict[str, object]:
     return {
         "name": name,
-        "domain": name.split(".")[0],
+        "domain": name.split(".", maxsplit=1)[0],
         "kind": "source-aligned",
         "description": "Payments settled",
         "owner": {"team": "payments-core", "contact": "pay@example.com"},
