@@ -39,7 +39,7 @@ def _parse_lines(
         if not line.strip():
             continue
         try:
-            document = json.loads(line)
+            document = json.loads(line.rstrip("\r\n"))
         except json.JSONDecodeError as exc:
             errors.append(f"{name}:{number}: not valid JSON (column {exc.colno}): {exc.msg}")
             continue

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
 import json
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.fixtures.sdk.helpers import make_order
+
+__all__ = ["MemorySchemas", "load", "make_order"]
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sdk"
 
@@ -43,18 +44,3 @@ def order_v1() -> dict[str, Any]:
 @pytest.fixture
 def order_v2() -> dict[str, Any]:
     return load("order_v2.avsc")
-
-
-def make_order(index: int = 0) -> dict[str, Any]:
-    """A valid v1 record whose values depend on ``index``."""
-    return {
-        "order_id": str(uuid.UUID(int=index + 1)),
-        "customer_email": f"buyer{index}@example.com",
-        "placed_at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=index),
-        "status": ["PLACED", "PAID", "CANCELLED"][index % 3],
-        "total": decimal.Decimal(index * 7) / 4,
-        "quantity": index % 5 + 1,
-        "express": index % 2 == 0,
-        "lines": [{"sku": f"sku-{index}-{n}", "count": n + 1} for n in range(index % 3)],
-        "note": None if index % 4 else f"note {index}",
-    }

@@ -1,0 +1,155 @@
+"""`mesh publish` and `mesh tail` against the real broker and registry."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from mesh_stream.cli.main import cli
+from mesh_stream.descriptor import DataProduct
+from mesh_stream.registry.client import RegistryClient
+from mesh_stream.schema.codec import json_default
+from tests.conftest import KafkaAddress, RegistryAddress
+from tests.fixtures.sdk.helpers import FIXTURES, decoded, end_offsets, make_order, new_product
+
+
+@pytest.fixture
+def env(kafka: KafkaAddress, registry: RegistryAddress) -> dict[str, str]:
+    return {
+        "MESH_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "MESH_REGISTRY_URL": registry.url,
+        "MESH_REGISTRY_PRINCIPAL": "orders",
+        "MESH_REGISTRY_TOKEN": registry.tokens["orders"],
+    }
+
+
+def repo_with(product: DataProduct, root: Path) -> Path:
+    """A repository root holding the product's descriptor and its schema file."""
+    short = product.name.split(".", 1)[1]
+    folder = root / "domains" / "orders" / "products"
+    folder.mkdir(parents=True)
+    (folder / f"{short}.yaml").write_text(yaml.safe_dump(product.to_document()))
+    schema = root / product.schema_file
+    schema.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(FIXTURES / "order_v1.avsc", schema)
+    return root
+
+
+def as_json_line(record: dict[str, Any]) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(json.dumps(record, default=json_default))
+    return loaded
+
+
+def run(env: dict[str, str], *args: str) -> Any:
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def test_publish_reports_bad_lines_and_publishes_the_good_ones_then_tail_shows_them(
+    env: dict[str, str], kafka: KafkaAddress, tmp_path: Path
+) -> None:
+    product = new_product("cli")
+    root = repo_with(product, tmp_path / "repo")
+    good = [as_json_line(make_order(i)) for i in range(3)]
+    lines = [
+        json.dumps(good[0]),
+        "",
+        '{"order_id": ',
+        json.dumps(good[1]),
+        json.dumps({**good[1], "quantity": "x"}),
+        "[1, 2]",
+        json.dumps(good[2]),
+    ]
+    records = tmp_path / "records.jsonl"
+    records.write_text("\n".join(lines) + "\n")
+
+    result = run(env, "publish", product.name, "--file", str(records), "--root", str(root))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{records}:3: not valid JSON (column 14): Expecting value",
+        f"{records}:5: record does not fit schema sdktest.orders.OrderPlaced: "
+        "quantity: expected int, got str 'x'",
+        f"{records}:6: a record must be a JSON object, got list",
+        f"published 3 record(s) to {product.topic}; rejected 3 line(s)",
+    ]
+    assert sum(end_offsets(kafka.bootstrap_servers, product.topic, 3)) == 3
+
+    tail = run(
+        env, "tail", product.name, "--from-beginning", "--max", "3", "--timeout", "30",
+        "--json", "--root", str(root),
+    )  # fmt: skip
+    assert tail.exit_code == 0, tail.stderr
+    shown = [json.loads(line) for line in tail.stdout.splitlines()]
+    expected = [as_json_line(decoded(make_order(i))) for i in range(3)]
+    assert sorted(shown, key=lambda r: r["order_id"]) == expected
+
+    human = run(
+        env, "tail", product.name, "--from-beginning", "--max", "3", "--timeout", "30",
+        "--root", str(root),
+    )  # fmt: skip
+    for line in human.stdout.splitlines():
+        coordinates, rest = line.split(" key=", 1)
+        assert coordinates.startswith(f"{product.topic}[")
+        key = rest.split(" ", 1)[0]
+        assert key in {make_order(i)["order_id"] for i in range(3)}
+
+
+def test_all_or_nothing_publishes_nothing_when_a_line_is_bad(
+    env: dict[str, str], kafka: KafkaAddress, tmp_path: Path
+) -> None:
+    product = new_product("cli-aon")
+    root = repo_with(product, tmp_path / "repo")
+    records = tmp_path / "records.jsonl"
+    good = as_json_line(make_order(1))
+    records.write_text(json.dumps(good) + "\n" + json.dumps({**good, "status": "LOST"}) + "\n")
+    result = run(
+        env, "publish", product.name, "-f", str(records), "--root", str(root), "--all-or-nothing"
+    )
+    assert result.exit_code == 1
+    assert f"{records}:2: record does not fit schema" in result.stderr
+    assert "published nothing: 1 bad line(s) and --all-or-nothing" in result.stderr
+    assert sum(end_offsets(kafka.bootstrap_servers, product.topic, 3)) == 0
+
+
+def test_register_only_registers_the_schema_and_tail_finds_the_product_in_the_registry(
+    env: dict[str, str], registry: RegistryAddress, tmp_path: Path
+) -> None:
+    named = new_product("cli-reg")
+    # Governance wants a registered product's contract at schemas/<domain>/<product>.avsc.
+    short = named.name.split(".", 1)[1]
+    product = named.model_copy(update={"schema_file": f"schemas/orders/{short}.avsc"})
+    root = repo_with(product, tmp_path / "repo")
+    result = run(env, "publish", product.name, "--register-only", "--root", str(root))
+    assert result.exit_code == 0, result.stderr
+    with RegistryClient(registry.url, principal="orders", token=registry.tokens["orders"]) as c:
+        latest = c.get_latest(product.value_subject)
+        assert result.stdout.strip() == (
+            f"registered schema id {latest.schema_id} under {product.value_subject}; "
+            f"topic {product.topic} is ready"
+        )
+        c.put_product(product)
+        records = tmp_path / "one.jsonl"
+        records.write_text(json.dumps(as_json_line(make_order(4))) + "\n")
+        empty_root = tmp_path / "elsewhere"
+        empty_root.mkdir()
+        published = run(env, "publish", product.name, "-f", str(records), "--root", str(root))
+        assert published.exit_code == 0, published.stderr
+        tail = run(
+            env, "tail", product.name, "--from-beginning", "--max", "1", "--timeout", "30",
+            "--json", "--root", str(empty_root),
+        )  # fmt: skip
+    assert tail.exit_code == 0, tail.stderr
+    assert json.loads(tail.stdout) == as_json_line(decoded(make_order(4)))
+
+
+def test_unknown_product_names_where_it_looked(env: dict[str, str], tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["tail", "orders.no-such-thing", "--root", str(tmp_path)], env=env
+    )
+    assert result.exit_code == 1
+    assert "product orders.no-such-thing not found: no descriptor in" in str(result.exception)
