@@ -641,6 +641,7 @@ class MeshUp:
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
                     self.say(f"--duration {self.options.duration:g}s reached; stopping")
+                    self._stop.set()
                     break
                 supervisor.poll()
                 if broker_watch is not None:
