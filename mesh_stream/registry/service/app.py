@@ -20,7 +20,11 @@ from mesh_stream.errors import MeshError, ProductRejectedError
 from mesh_stream.registry.error_codes import status_and_code
 from mesh_stream.registry.problems import DescriptorValidator
 from mesh_stream.registry.service.auth import Credentials
-from mesh_stream.registry.service.context import RegistryJSONResponse, Services
+from mesh_stream.registry.service.context import (
+    ERROR_RESPONSES,
+    RegistryJSONResponse,
+    Services,
+)
 from mesh_stream.registry.service.products import ProductCatalog
 from mesh_stream.registry.service.routes import compatibility, config, products, schemas, subjects
 from mesh_stream.registry.service.schemas import SchemaRegistry
@@ -112,7 +116,7 @@ def create_app(
         read_requires_auth=read_requires_auth,
     )
     for module in (subjects, schemas, config, compatibility, products):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=ERROR_RESPONSES)
 
     @app.get("/", tags=["meta"], summary="Liveness: an empty object")
     def root() -> dict[str, str]:

@@ -54,6 +54,31 @@ def caller(request: Request) -> str | None:
 CallerDep = Annotated[str | None, Depends(caller)]
 
 
+class ErrorBody(BaseModel):
+    """Every error answer (Confluent's shape; ``violations`` only for 42211)."""
+
+    error_code: int = Field(description="Confluent code, or a mesh code (4221x, 40910, ...).")
+    message: str = Field(description="What is wrong, naming the subject, version or field.")
+    violations: list[dict[str, Any]] | None = Field(
+        default=None, description="Governance findings: policy, severity, message, field."
+    )
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in {
+        400: "Malformed JSON (40001)",
+        401: "No, unknown or wrong credential (40101)",
+        403: "The principal does not own the subject or product (40301)",
+        404: "Subject, version, schema or product not found (4040x)",
+        409: "Incompatible schema (409) or product still in use (40910)",
+        413: "Body over the size limit (41301)",
+        422: "Invalid schema, version, level, subject name, descriptor or body (422xx)",
+        503: "Fenced by a newer writer (50301) or Kafka unreachable (50302)",
+    }.items()
+}
+
+
 class SchemaBody(BaseModel):
     """Confluent's register / lookup / compatibility request body."""
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 
@@ -139,8 +140,6 @@ class KafkaStore:
 
     def _replay(self) -> None:
         assert self._consumer is not None
-        import time
-
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             message = self._consumer.poll(0.2)

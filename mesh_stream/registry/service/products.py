@@ -79,7 +79,7 @@ class ProductCatalog:
         if entry is None:
             raise ProductNotFoundError(f"Product '{name}' not found.")
         product = DataProduct.model_validate(entry["descriptor"])
-        live = self.schemas._live(product.value_subject)
+        live = self.schemas.live_versions(product.value_subject)
         latest = live[-1] if live else None
         document = product.to_document()
         document["registry"] = {
@@ -177,10 +177,7 @@ class ProductCatalog:
         product = self.get_product(name)
         if product is None:
             raise ProductNotFoundError(f"Product '{name}' not found.")
-        return [
-            self.schemas._version_obj(v).to_dict()
-            for v in self.schemas._live(product.value_subject)
-        ]
+        return [v.to_dict() for v in self.schemas.live_versions(product.value_subject)]
 
     # -- writes -------------------------------------------------------------------------
 

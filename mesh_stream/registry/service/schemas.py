@@ -143,6 +143,10 @@ class SchemaRegistry:
 
     # -- reads -------------------------------------------------------------------------
 
+    def live_versions(self, subject: str) -> list[SchemaVersion]:
+        """The subject's versions that are not soft-deleted, oldest first (empty if none)."""
+        return [self._version_obj(v) for v in self._live(subject)]
+
     def subjects(self, *, deleted: bool = False) -> list[str]:
         return sorted(
             s
