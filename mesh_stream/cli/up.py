@@ -291,6 +291,7 @@ class _Run:
     cluster: LocalCluster | None = None
     supervisor: Supervisor | None = None
     monitor: MeshMonitor | None = None
+    closers: list[Callable[[], None]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -565,6 +566,7 @@ class MeshUp:
         if client_class is None:
             return None
         client = client_class(url, principal="admin" if admin_token else None, token=admin_token)
+        self._run.closers.append(client.close)
         get_schema: Callable[[int], str] = client.get_schema
         return registry_decoder(get_schema)
 
@@ -663,6 +665,9 @@ class MeshUp:
             run.supervisor.stop()
         if run.monitor is not None:
             run.monitor.close()
+        for close in run.closers:
+            with contextlib.suppress(Exception):
+                close()
         if run.cluster is not None:
             self.say("stopping: Kafka ...")
             pids = run.cluster.stop()
