@@ -132,6 +132,16 @@ BUILTIN_POLICIES["policy-override"] = Policy(
 
 # -- naming ----------------------------------------------------------------------------------
 
+BUILTIN_POLICIES["schema-has-product"] = Policy(
+    "schema-has-product",
+    description="Every `.avsc` under schemas/ is the schema of some product (`mesh lint` only).",
+    why="A contract no descriptor points at is undiscoverable: nobody owns it, no topic uses "
+    "it, and it silently drifts from the products it was meant for.",
+    fix="Point a product descriptor's `schema` at the file, or delete the file.",
+    check=_no_findings,
+    severity=Severity.WARNING,
+)
+
 
 @_policy(
     "naming",

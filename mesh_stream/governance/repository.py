@@ -9,6 +9,7 @@ one run shows every problem. Only an unreadable global ``mesh-policies.yaml`` st
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -230,6 +231,49 @@ def _locator(loaded: _Loaded) -> Locator:
     return locate_finding
 
 
+def _schemas_without_product(
+    root: Path, config: GovernanceConfig, loaded: list[_Loaded], unloadable_files: list[Path]
+) -> list[Violation]:
+    """``schema-has-product``: `.avsc` files under schemas/ that no descriptor points at.
+
+    A descriptor that does not load may be the one pointing at a schema, so its ``schema:``
+    text counts as a reference too (no second report for the same mistake).
+    """
+    referenced = {(root / item.product.schema_file).resolve() for item in loaded}
+    for path in unloadable_files:
+        found = re.search(r"^schema:\s*['\"]?([^'\"\s#]+)", _text_or_empty(path), re.MULTILINE)
+        if found:
+            referenced.add((root / found.group(1)).resolve())
+    violations = []
+    for schema in sorted((root / "schemas").glob("**/*.avsc")):
+        if schema.resolve() in referenced:
+            continue
+        display = schema.relative_to(root).as_posix()
+        domain = schema.relative_to(root / "schemas").parts[0]
+        rule = config.rules_for(domain)["schema-has-product"]
+        if rule.severity is Severity.OFF:
+            continue
+        violations.append(
+            Violation(
+                policy=rule.policy.name,
+                severity=rule.severity,
+                message=f"no product descriptor under domains/ has `schema: {display}`",
+                why=rule.policy.why,
+                fix=rule.policy.fix,
+                file=display,
+                line=1,
+            )
+        )
+    return violations
+
+
+def _text_or_empty(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
 def lint_repository(root: Path, policies_file: Path | None = None) -> LintReport:
     """Run every policy over the descriptors below ``root/domains`` and their schemas."""
     if not (root / "domains").is_dir():
@@ -241,11 +285,13 @@ def lint_repository(root: Path, policies_file: Path | None = None) -> LintReport
     violations: list[Violation] = list(config.problems)
     loaded: list[_Loaded] = []
     unloadable: list[str] = []
+    unloadable_files: list[Path] = []
     for path in descriptor_files(root / "domains"):
         display = path.relative_to(root).as_posix()
         item, problems = _load_descriptor(path, display)
         violations.extend(problems)
         if item is None:
+            unloadable_files.append(path)
             unloadable.append(f"{path.parent.parent.name}.{path.stem}")
             unloadable.extend(v.product for v in problems if v.product)
         else:
@@ -262,5 +308,6 @@ def lint_repository(root: Path, policies_file: Path | None = None) -> LintReport
         violations.extend(
             check_product(review, config.rules_for(item.product.domain), _locator(item))
         )
+    violations.extend(_schemas_without_product(root, config, loaded, unloadable_files))
     violations.sort(key=lambda v: (v.file or "", v.line or 0, v.policy, v.message))
     return LintReport(root, len(loaded), tuple(violations), config.source)

@@ -73,11 +73,15 @@ def test_any_domain_policies_text(text: str) -> None:
 
 
 def test_impossible_date_and_absurd_nesting_are_violations() -> None:
-    (date,) = _lint_with({SHOP: "name: 2001-02-30\n"})
+    (date,) = _lint_with({SHOP: f"schema: {SHOP_SCHEMA}\nname: 2001-02-30\n"})
     assert (date.policy, date.file, date.message) == (
         "descriptor-valid",
         SHOP,
         "not valid YAML: day is out of range for month",
     )
-    (nested,) = _lint_with({SHOP: "[" * 5000})
-    assert (nested.policy, nested.file) == ("descriptor-valid", SHOP)
+    nested = _lint_with({SHOP: "[" * 5000})
+    assert [(v.policy, v.file) for v in nested] == [
+        ("descriptor-valid", SHOP),
+        # the unreadable descriptor no longer points at its schema
+        ("schema-has-product", SHOP_SCHEMA),
+    ]

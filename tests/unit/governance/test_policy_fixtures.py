@@ -62,14 +62,34 @@ def descriptor_field_type(root: Path) -> Expected:
 
 
 def schema_missing(root: Path) -> Expected:
-    schema = _yaml(root, SHOP)["schema"]
+    file = "domains/shop/products/refund-issued.yaml"
+    schema = _yaml(root, file)["schema"]
     assert not (root / str(schema)).exists()
     return (
         "schema-valid",
-        SHOP,
-        line_containing(root / SHOP, "schema:"),
+        file,
+        line_containing(root / file, "schema:"),
         "schema",
         f"cannot read schema {schema!r}: No such file or directory",
+    )
+
+
+def schema_has_product(root: Path) -> Expected:
+    referenced = {
+        _yaml(root, path.relative_to(root).as_posix())["schema"]
+        for path in (root / "domains").glob("*/products/*.yaml")
+    }
+    (orphan,) = [
+        path.relative_to(root).as_posix()
+        for path in (root / "schemas").glob("*/*.avsc")
+        if path.relative_to(root).as_posix() not in referenced
+    ]
+    return (
+        "schema-has-product",
+        orphan,
+        1,
+        None,
+        f"no product descriptor under domains/ has `schema: {orphan}`",
     )
 
 
@@ -330,6 +350,7 @@ CASES: dict[str, Callable[[Path], Expected]] = {
     "descriptor-field-type": descriptor_field_type,
     "schema-missing": schema_missing,
     "schema-broken-json": schema_broken_json,
+    "schema-has-product": schema_has_product,
     "naming": naming,
     "naming-schema-folder": naming_schema_folder,
     "documentation": documentation,
@@ -369,9 +390,11 @@ def test_bad_fixture_yields_exactly_its_violation(
     assert found == [CASES[case](root)]
     violation = report.violations[0]
     policy = BUILTIN_POLICIES[violation.policy]
-    assert violation.severity is Severity.ERROR
+    assert violation.severity is policy.severity
     assert (violation.why, violation.fix) == (policy.why, policy.fix)
-    assert report.errors == 1
+    assert (report.errors, report.warnings) == (
+        (1, 0) if policy.severity is Severity.ERROR else (0, 1)
+    )
 
 
 def test_every_policy_has_a_bad_fixture(mesh_tree: Callable[[str], Path]) -> None:
