@@ -202,7 +202,7 @@ class SchemaRegistry:
         deleted: bool = False,
     ) -> SchemaVersion:
         check_subject_name(subject)
-        if not self._all_versions(subject):
+        if not self._all_versions(subject) or (not deleted and not self._live(subject)):
             raise SubjectNotFoundError(f"Subject '{subject}' not found.")
         text = normalize(self._normalized(schema, schema_type))
         schema_id = self.state.ids_by_schema.get(text)

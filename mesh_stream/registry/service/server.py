@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
@@ -67,8 +68,14 @@ class RegistryServer:
         self._server = uvicorn.Server(
             uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
         )
-        self._thread = threading.Thread(target=self._server.run, name="registry-http", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="registry-http", daemon=True)
         self.port = port
+
+    def _run(self) -> None:
+        # uvicorn ends with sys.exit(1) when it cannot bind; keep that inside the thread,
+        # start() reports it.
+        with contextlib.suppress(SystemExit):
+            self._server.run()
 
     @property
     def url(self) -> str:
@@ -80,7 +87,8 @@ class RegistryServer:
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise ConfigurationError(
-                    f"the registry HTTP server did not start on {self.host}:{self.port}"
+                    f"the registry HTTP server did not start on {self.host}:{self.port}; "
+                    f"is the port taken? choose another with `mesh registry serve --port`"
                 )
             time.sleep(0.02)
         self.port = self._server.servers[0].sockets[0].getsockname()[1]

@@ -234,3 +234,12 @@ def test_openapi_is_served(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert "/subjects/{subject}/versions" in spec["paths"]
     assert "/products/{name}/lineage" in spec["paths"]
+
+
+def test_lookup_in_a_soft_deleted_subject(client: TestClient) -> None:
+    register(client, SUBJECT, schema())
+    client.delete(f"/subjects/{SUBJECT}", auth=ORDERS)
+    gone = client.post(f"/subjects/{SUBJECT}", json={"schema": schema()})
+    assert (gone.status_code, gone.json()["error_code"]) == (404, 40401)
+    found = client.post(f"/subjects/{SUBJECT}?deleted=true", json={"schema": schema()})
+    assert found.json()["version"] == 1
