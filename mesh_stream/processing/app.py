@@ -19,6 +19,7 @@ idempotent, keyed outputs.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,11 +31,12 @@ from mesh_stream.descriptor import DataProduct, load_descriptors
 from mesh_stream.errors import DeserializationError
 from mesh_stream.processing.codec import FramedAvroDecoder, FramedAvroEncoder
 from mesh_stream.processing.registration import (
-    SchemaRegistry,
+    ensure_internal_topic,
     ensure_topics,
     find_product,
-    register_value_schema,
+    register_product,
 )
+from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 
 log = logging.getLogger(__name__)
@@ -96,16 +98,13 @@ class ProcessorSpec:
 def prepare(
     settings: MeshSettings, output_name: str, *, repo_root: Path = REPO_ROOT
 ) -> ProcessorSpec:
-    """Load descriptors, create input/output topics, register the output schema."""
+    """Load descriptors, create input/output topics, register the output schema and product."""
     products = load_descriptors(repo_root / "domains")
     output = find_product(products, output_name)
     inputs = tuple(find_product(products, name) for name in output.inputs)
     ensure_topics(settings.resolved_bootstrap_servers(), (*inputs, output))
-    registry = SchemaRegistry(settings)
-    try:
-        schema_id = register_value_schema(registry, output, repo_root)
-    finally:
-        registry.close()
+    with RegistryClient.from_settings(settings) as registry:
+        schema_id = register_product(registry, output, repo_root)
     return ProcessorSpec(output, inputs, schema_id, settings, repo_root)
 
 
@@ -124,6 +123,9 @@ def processor_app(spec: ProcessorSpec) -> faust.App:
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
+        # A worker killed hard is noticed after this long, so its replacement starts soon.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
         producer_acks=-1,
         web_enabled=False,
         table_standby_replicas=0,
@@ -133,14 +135,27 @@ def processor_app(spec: ProcessorSpec) -> faust.App:
 
 
 def internal_topic(app: faust.App, spec: ProcessorSpec, name: str) -> faust.TopicT:
-    """An internal JSON topic of this processor, created by faust at worker start."""
+    """An internal JSON topic of this processor (created now, see ensure_internal_topic)."""
+    topic = f"{spec.app_id}-{name}"
+    ensure_internal_topic(spec.settings.resolved_bootstrap_servers(), topic, spec.output.partitions)
     return app.topic(
-        f"{spec.app_id}-{name}",
+        topic,
         internal=True,
         partitions=spec.output.partitions,
         key_serializer="raw",
         value_serializer="json",
     )
+
+
+def changelogged_table(app: faust.App, spec: ProcessorSpec, name: str) -> Any:
+    """A RocksDB table whose changelog topic (compacted) exists before faust starts."""
+    ensure_internal_topic(
+        spec.settings.resolved_bootstrap_servers(),
+        f"{spec.app_id}-{name}-changelog",
+        spec.output.partitions,
+        compacted=True,
+    )
+    return app.Table(name, partitions=spec.output.partitions)
 
 
 def raw_topic(app: faust.App, *names: str) -> faust.TopicT:
@@ -233,4 +248,18 @@ class KeyedOutput:
 
 def schema_decoder(spec: ProcessorSpec) -> FramedAvroDecoder:
     """Decoder of the input products, fetching writer schemas by id from the registry."""
-    return FramedAvroDecoder(SchemaRegistry(spec.settings).schema)
+    return FramedAvroDecoder(RegistryClient.from_settings(spec.settings).get_schema)
+
+
+def run_worker(app: faust.App, argv: list[str] | None = None) -> None:
+    """Run faust's command line (e.g. ``worker -l info``) for ``app``.
+
+    The ``worker`` command gets ``--without-web`` unless a web option is given: faust's web
+    server binds port 6066 by default, and several processors run side by side.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    web_options = ("--with-web", "--without-web", "--web-port")
+    if args[:1] == ["worker"] and not any(arg.startswith(web_options) for arg in args):
+        args.insert(1, "--without-web")
+    sys.argv = [sys.argv[0], *args]
+    app.main()

@@ -3,29 +3,23 @@
 Faust ignores source topics that do not exist when a worker starts, and it would create an
 output topic with its own defaults; so every product topic a processor reads or writes is
 created here first, with the partitions, retention and cleanup policy of its descriptor. The
-value schema is registered under the product's subject (``<topic>-value``) through the
-registry's Confluent-compatible API, which gives the schema id for the wire framing.
+value schema is registered under the product's subject (``<topic>-value``), which gives the
+schema id for the wire framing, and the descriptor is registered so the product, with its
+lineage, is discoverable.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
-import httpx
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from mesh_stream.descriptor import DataProduct
-from mesh_stream.errors import (
-    BrokerError,
-    ConfigurationError,
-    RegistryError,
-    RegistryUnavailableError,
-    SchemaError,
-)
-from mesh_stream.settings import MeshSettings
+from mesh_stream.errors import BrokerError, ConfigurationError, ProductNotFoundError, SchemaError
+from mesh_stream.registry.client import RegistryClient
 
 TOPIC_ALREADY_EXISTS = 36
 
@@ -75,58 +69,35 @@ def ensure_topics(
     return created
 
 
-class SchemaRegistry:
-    """The two calls a processor makes to the Confluent-compatible registry API.
+def ensure_internal_topic(
+    bootstrap_servers: str,
+    topic: str,
+    partitions: int,
+    *,
+    compacted: bool = False,
+    timeout: float = 30.0,
+) -> None:
+    """Create a processor's internal topic (re-key or changelog) before faust starts.
 
-    Register the output schema under its subject (idempotent: the same schema gets the same
-    id) and fetch writer schemas by id. Errors carry the HTTP status and Confluent
-    ``error_code`` and say which setting points at the registry.
+    Faust would create it itself, but its first partition assignment can run before the new
+    topic shows up in metadata, and then the worker never reads it.
     """
-
-    def __init__(self, settings: MeshSettings, *, timeout: float = 10.0) -> None:
-        auth: tuple[str, str] | None = None
-        if settings.registry_principal and settings.registry_token is not None:
-            auth = (settings.registry_principal, settings.registry_token.get_secret_value())
-        self.url = settings.registry_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, auth=auth, timeout=timeout)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def _call(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise RegistryUnavailableError(
-                f"cannot reach the registry at {self.url} to {what}: {exc}; start it with "
-                "`mesh registry serve` or set MESH_REGISTRY_URL",
-                status=503,
-            ) from exc
-        body = response.json() if response.content else {}
-        if response.status_code >= 400:
-            message = body.get("message", response.text) if isinstance(body, dict) else body
-            code = body.get("error_code") if isinstance(body, dict) else None
-            raise RegistryError(
-                f"registry at {self.url} refused to {what}: {message}",
-                status=response.status_code,
-                error_code=code,
-            )
-        return body
-
-    def register(self, subject: str, schema: str) -> int:
-        """Register ``schema`` (Avro text) under ``subject``; returns its schema id."""
-        body = self._call(
-            "POST",
-            f"/subjects/{subject}/versions",
-            f"register a schema under subject {subject}",
-            json={"schema": schema, "schemaType": "AVRO"},
-        )
-        return int(body["id"])
-
-    def schema(self, schema_id: int) -> str:
-        """Avro text of ``schema_id``, for decoding records written with it."""
-        body = self._call("GET", f"/schemas/ids/{schema_id}", f"fetch schema id {schema_id}")
-        return str(body["schema"])
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    config = {"cleanup.policy": "compact"} if compacted else {}
+    futures = admin.create_topics(
+        [NewTopic(topic, num_partitions=partitions, replication_factor=1, config=config)],
+        request_timeout=timeout,
+    )
+    try:
+        futures[topic].result(timeout)
+    except KafkaException as exc:
+        if not (exc.args and getattr(exc.args[0], "code", lambda: None)() == TOPIC_ALREADY_EXISTS):
+            raise BrokerError(f"cannot create internal topic {topic}: {exc}") from exc
+    deadline = time.monotonic() + timeout
+    while topic not in admin.list_topics(topic, timeout=timeout).topics:
+        if time.monotonic() > deadline:
+            raise BrokerError(f"internal topic {topic} does not show up in the broker metadata")
+        time.sleep(0.2)
 
 
 def schema_text(product: DataProduct, repo_root: Path) -> str:
@@ -141,9 +112,48 @@ def schema_text(product: DataProduct, repo_root: Path) -> str:
         ) from exc
 
 
-def register_value_schema(registry: SchemaRegistry, product: DataProduct, repo_root: Path) -> int:
-    """Register the product's value schema under ``<topic>-value``; returns its schema id."""
-    return registry.register(product.value_subject, schema_text(product, repo_root))
+def register_product(
+    registry: RegistryClient,
+    product: DataProduct,
+    repo_root: Path,
+    *,
+    wait_for_inputs: float = 120.0,
+    poll_interval: float = 1.0,
+) -> int:
+    """Register the value schema under ``<topic>-value`` and the descriptor; return the id.
+
+    The registry accepts a product only when its inputs (its lineage) are registered, which
+    the source domains do when their publishers start; so this waits up to
+    ``wait_for_inputs`` seconds for them, then names the ones still missing.
+    """
+    schema_id = registry.register_schema(product.value_subject, schema_text(product, repo_root))
+    deadline = time.monotonic() + wait_for_inputs
+    while True:
+        missing = [name for name in product.inputs if not _is_registered(registry, name)]
+        if not missing:
+            break
+        if time.monotonic() >= deadline:
+            raise ConfigurationError(
+                f"{product.name}: inputs {', '.join(missing)} are not registered in the "
+                f"registry at {registry.url} after {wait_for_inputs:.0f} s; start their "
+                "simulators (`python -m domains.<domain>.simulator`), which register them"
+            )
+        time.sleep(poll_interval)
+    registry.put_product(product)
+    return schema_id
+
+
+def register_source_product(registry: RegistryClient, product: DataProduct, repo_root: Path) -> int:
+    """Register a product without inputs: its value schema, then its descriptor."""
+    return register_product(registry, product, repo_root, wait_for_inputs=0)
+
+
+def _is_registered(registry: RegistryClient, name: str) -> bool:
+    try:
+        registry.get_product(name)
+    except ProductNotFoundError:
+        return False
+    return True
 
 
 def find_product(products: Iterable[DataProduct], name: str) -> DataProduct:

@@ -21,9 +21,11 @@ from mesh_stream.processing.app import (
     ProcessorSpec,
     add_aggregate_agent,
     add_rekey_agent,
+    changelogged_table,
     internal_topic,
     prepare,
     processor_app,
+    run_worker,
     schema_decoder,
 )
 from mesh_stream.processing.codec import cents_decimal, decimal_cents
@@ -100,18 +102,8 @@ def build(spec: ProcessorSpec) -> faust.App:
     """The faust app of this processor (two agents, two changelogged RocksDB tables)."""
     app = processor_app(spec)
     by_customer = internal_topic(app, spec, "by-customer")
-    customers = app.Table(
-        "customer-360-state",
-        partitions=spec.output.partitions,
-        key_serializer="json",
-        value_serializer="json",
-    )
-    seen = app.Table(
-        "customer-360-seen-events",
-        partitions=spec.output.partitions,
-        key_serializer="json",
-        value_serializer="json",
-    )
+    customers = changelogged_table(app, spec, "customer-360-state")
+    seen = changelogged_table(app, spec, "customer-360-seen-events")
     output = KeyedOutput(app, spec)
     add_rekey_agent(app, spec, by_customer, route, schema_decoder(spec))
 
@@ -133,7 +125,7 @@ def build(spec: ProcessorSpec) -> faust.App:
 
 def main() -> None:
     """Entry point: read MESH_* settings, prepare topics and schema, run faust's CLI."""
-    build(prepare(MeshSettings(), PRODUCT)).main()
+    run_worker(build(prepare(MeshSettings(), PRODUCT)))
 
 
 if __name__ == "__main__":

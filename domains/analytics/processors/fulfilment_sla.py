@@ -19,9 +19,11 @@ from mesh_stream.processing.app import (
     ProcessorSpec,
     add_aggregate_agent,
     add_rekey_agent,
+    changelogged_table,
     internal_topic,
     prepare,
     processor_app,
+    run_worker,
     schema_decoder,
 )
 from mesh_stream.settings import MeshSettings
@@ -94,12 +96,7 @@ def build(spec: ProcessorSpec) -> faust.App:
     """The faust app of this processor (two agents, one changelogged RocksDB table)."""
     app = processor_app(spec)
     by_order = internal_topic(app, spec, "by-order")
-    orders = app.Table(
-        "sla-orders",
-        partitions=spec.output.partitions,
-        key_serializer="json",
-        value_serializer="json",
-    )
+    orders = changelogged_table(app, spec, "sla-orders")
     output = KeyedOutput(app, spec)
     add_rekey_agent(app, spec, by_order, route, schema_decoder(spec))
 
@@ -114,7 +111,7 @@ def build(spec: ProcessorSpec) -> faust.App:
 
 def main() -> None:
     """Entry point: read MESH_* settings, prepare topics and schema, run faust's CLI."""
-    build(prepare(MeshSettings(), PRODUCT)).main()
+    run_worker(build(prepare(MeshSettings(), PRODUCT)))
 
 
 if __name__ == "__main__":

@@ -22,9 +22,11 @@ from mesh_stream.processing.app import (
     ProcessorSpec,
     add_aggregate_agent,
     add_rekey_agent,
+    changelogged_table,
     internal_topic,
     prepare,
     processor_app,
+    run_worker,
     schema_decoder,
 )
 from mesh_stream.processing.codec import cents_decimal, decimal_cents
@@ -86,18 +88,8 @@ def build(spec: ProcessorSpec) -> faust.App:
     """The faust app of this processor (two agents, two changelogged RocksDB tables)."""
     app = processor_app(spec)
     by_window = internal_topic(app, spec, "by-window")
-    windows = app.Table(
-        "revenue-windows",
-        partitions=spec.output.partitions,
-        key_serializer="json",
-        value_serializer="json",
-    )
-    seen = app.Table(
-        "revenue-seen-orders",
-        partitions=spec.output.partitions,
-        key_serializer="json",
-        value_serializer="json",
-    )
+    windows = changelogged_table(app, spec, "revenue-windows")
+    seen = changelogged_table(app, spec, "revenue-seen-orders")
     output = KeyedOutput(app, spec)
 
     add_rekey_agent(app, spec, by_window, route, schema_decoder(spec))
@@ -129,7 +121,7 @@ def build(spec: ProcessorSpec) -> faust.App:
 
 def main() -> None:
     """Entry point: read MESH_* settings, prepare topics and schema, run faust's CLI."""
-    build(prepare(MeshSettings(), PRODUCT)).main()
+    run_worker(build(prepare(MeshSettings(), PRODUCT)))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,582 @@
+"""The analytics processors against the real broker, registry and faust workers.
+
+A deterministic input set (late, too-late, duplicated and out-of-order events) is published
+through the SDK; every output product must equal a plain recomputation, written here without
+any processor code, from every record of the input topics (read back from Kafka, so records
+other tests published to the same products are accounted for too). Then every worker is
+killed with SIGKILL while it is busy and restarted (state comes back from RocksDB and the
+changelog), and finally stopped cleanly and started again, which must neither re-emit nor
+double-count anything.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from pydantic import SecretStr
+
+from mesh_stream.descriptor import DataProduct, load_descriptors
+from mesh_stream.processing.codec import FramedAvroDecoder
+from mesh_stream.processing.registration import ensure_topics, register_source_product
+from mesh_stream.producer import ProductPublisher
+from mesh_stream.registry.client import RegistryClient
+from mesh_stream.settings import MeshSettings
+from tests.conftest import KafkaAddress, RegistryAddress
+
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(420)]
+
+REPO = Path(__file__).resolve().parents[2]
+MINUTE = 60_000
+GRACE = 30_000  # the revenue processor's grace period, restated here on purpose
+SLA_TARGET = 60_000  # the fulfilment processor's SLA target, restated here on purpose
+REGIONS = ("eu-west", "us-east", "ap-south")
+PROCESSORS = {
+    "analytics.revenue-by-region": "domains.analytics.processors.revenue",
+    "analytics.order-fulfilment-sla": "domains.analytics.processors.fulfilment_sla",
+    "analytics.customer-360": "domains.analytics.processors.customer_360",
+}
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One input record as published: product, value and Kafka timestamp (arrival)."""
+
+    product: str
+    value: dict[str, Any]
+    arrival_ms: int
+
+
+@dataclass
+class Inputs:
+    """Input records as read back from Kafka."""
+
+    sent: list[Sent] = field(default_factory=list)
+
+    def of(self, product: str) -> list[Sent]:
+        return [s for s in self.sent if s.product == product]
+
+
+# -- the plain recomputation -------------------------------------------------------------
+
+
+def expected_revenue(inputs: Inputs) -> dict[str, dict[str, Any]]:
+    counted: dict[str, Sent] = {}
+    for sent in inputs.of("orders.order-placed"):
+        placed = sent.value["placed_at"]
+        window_end = placed - placed % MINUTE + MINUTE
+        if sent.arrival_ms < window_end + GRACE:
+            counted.setdefault(sent.value["event_id"], sent)
+    windows: dict[str, dict[str, Any]] = {}
+    for sent in counted.values():
+        value = sent.value
+        start = value["placed_at"] - value["placed_at"] % MINUTE
+        key = f"{value['region']}@{start}"
+        window = windows.setdefault(
+            key,
+            {
+                "window_id": key,
+                "region": value["region"],
+                "window_start": start,
+                "window_end": start + MINUTE,
+                "order_count": 0,
+                "gross_revenue": Decimal("0.00"),
+                "currency": "EUR",
+                "updated_at": value["placed_at"],
+            },
+        )
+        window["order_count"] += 1
+        window["gross_revenue"] += value["total_amount"]
+        window["updated_at"] = max(window["updated_at"], value["placed_at"])
+    for window in windows.values():
+        window["average_order_value"] = (window["gross_revenue"] / window["order_count"]).quantize(
+            Decimal("0.01"), rounding=ROUND_HALF_EVEN
+        )
+    return windows
+
+
+def expected_sla(inputs: Inputs) -> dict[str, dict[str, Any]]:
+    orders: dict[str, dict[str, Any]] = {}
+
+    def order(order_id: str) -> dict[str, Any]:
+        return orders.setdefault(order_id, {"failed": set()})
+
+    for sent in inputs.sent:
+        value = sent.value
+        if sent.product == "orders.order-placed":
+            order(value["order_id"]).update(placed_at=value["placed_at"], region=value["region"])
+        elif sent.product == "payments.payment-captured":
+            current = order(value["order_id"]).get("paid_at")
+            paid = value["captured_at"] if current is None else min(current, value["captured_at"])
+            order(value["order_id"])["paid_at"] = paid
+        elif sent.product == "payments.payment-failed":
+            order(value["order_id"])["failed"].add(value["payment_id"])
+        elif sent.product == "shipping.shipment-dispatched":
+            current = order(value["order_id"]).get("dispatched_at")
+            at = value["dispatched_at"]
+            order(value["order_id"])["dispatched_at"] = at if current is None else min(current, at)
+    result = {}
+    for order_id, o in orders.items():
+        placed, paid, dispatched = o.get("placed_at"), o.get("paid_at"), o.get("dispatched_at")
+        to_pay = paid - placed if placed is not None and paid is not None else None
+        to_ship = dispatched - placed if placed is not None and dispatched is not None else None
+        result[order_id] = {
+            "order_id": order_id,
+            "region": o.get("region"),
+            "placed_at": placed,
+            "paid_at": paid,
+            "dispatched_at": dispatched,
+            "failed_payment_attempts": len(o["failed"]),
+            "time_to_payment_ms": to_pay,
+            "time_to_dispatch_ms": to_ship,
+            "sla_target_ms": SLA_TARGET,
+            "sla_breached": to_ship is not None and to_ship > SLA_TARGET,
+        }
+    return result
+
+
+def expected_customers(inputs: Inputs) -> dict[str, dict[str, Any]]:
+    profiles: dict[str, dict[str, Any]] = {}
+    orders: dict[str, dict[str, dict[str, Any]]] = {}
+    engagements: dict[str, set[str]] = {}
+    for sent in inputs.sent:
+        value = sent.value
+        if sent.product == "customers.customer-profile":
+            old = profiles.get(value["customer_id"])
+            if old is None or value["updated_at"] >= old["updated_at"]:
+                profiles[value["customer_id"]] = value
+        elif sent.product == "orders.order-placed":
+            orders.setdefault(value["customer_id"], {})[value["event_id"]] = value
+        elif sent.product == "customers.engagement-event":
+            engagements.setdefault(value["customer_id"], set()).add(value["event_id"])
+    result = {}
+    for customer in {*profiles, *orders, *engagements}:
+        mine = list(orders.get(customer, {}).values())
+        profile = profiles.get(customer, {})
+        result[customer] = {
+            "customer_id": customer,
+            "region": profile.get("region"),
+            "segment": profile.get("segment"),
+            "lifetime_orders": len(mine),
+            "lifetime_spend": sum((o["total_amount"] for o in mine), Decimal("0.00")),
+            "last_order_at": max((o["placed_at"] for o in mine), default=None),
+            "engagement_count": len(engagements.get(customer, set())),
+            "currency": "EUR",
+        }
+    return result
+
+
+EXPECTED: dict[str, Callable[[Inputs], dict[str, dict[str, Any]]]] = {
+    "analytics.revenue-by-region": expected_revenue,
+    "analytics.order-fulfilment-sla": expected_sla,
+    "analytics.customer-360": expected_customers,
+}
+
+
+# -- the input set ----------------------------------------------------------------------
+
+
+class InputWriter:
+    """Builds seeded inputs and publishes them with the SDK, with explicit arrival times."""
+
+    def __init__(self, settings: MeshSettings, base_ms: int, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.base = base_ms
+        self._publishers: dict[str, ProductPublisher] = {}
+        self._settings = settings
+
+    def uuid(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def publisher(self, product: str) -> ProductPublisher:
+        if product not in self._publishers:
+            from mesh_stream.producer import open_publisher
+
+            self._publishers[product] = open_publisher(product, settings=self._settings, root=REPO)
+        return self._publishers[product]
+
+    def send(self, product: str, value: dict[str, Any], arrival_ms: int) -> None:
+        self.publisher(product).publish(value, timestamp_ms=arrival_ms)
+
+    def flush(self) -> None:
+        for publisher in self._publishers.values():
+            publisher.flush()
+
+    def close(self) -> None:
+        for publisher in self._publishers.values():
+            publisher.close()
+
+    def profile(self, customer: str, updated_at: int, segment: str, region: str) -> None:
+        value = {
+            "customer_id": customer,
+            "full_name": f"Name of {customer}",
+            "email": f"{customer}@example.com",
+            "phone": None,
+            "region": region,
+            "segment": segment,
+            "updated_at": updated_at,
+        }
+        self.send("customers.customer-profile", value, updated_at)
+
+    def order(self, customer: str, region: str, placed_at: int) -> dict[str, Any]:
+        price = Decimal(self.rng.randint(100, 50_000)) / 100
+        quantity = self.rng.randint(1, 3)
+        return {
+            "event_id": self.uuid(),
+            "order_id": self.uuid(),
+            "customer_id": customer,
+            "region": region,
+            "channel": "WEB",
+            "currency": "EUR",
+            "total_amount": price * quantity,
+            "items": [{"sku": "sku-0001", "quantity": quantity, "unit_price": price}],
+            "placed_at": placed_at,
+        }
+
+    def story(self, orders: int, start_ms: int) -> None:
+        """``orders`` orders with their payments, shipments and engagement, all awkward cases."""
+        events: list[tuple[int, str, dict[str, Any], int]] = []  # (publish rank, ...)
+        for n in range(orders):
+            customer = f"cust-{self.rng.randrange(12):03d}"
+            region = REGIONS[n % len(REGIONS)]
+            placed_at = start_ms + self.rng.randrange(4 * MINUTE)
+            order = self.order(customer, region, placed_at)
+            window_end = placed_at - placed_at % MINUTE + MINUTE
+            kind = n % 10
+            if kind == 0:  # late, but within the grace period
+                arrival = window_end + GRACE - self.rng.randint(1, 5_000)
+            elif kind == 1:  # too late: after the window closed
+                arrival = window_end + GRACE + self.rng.randint(0, 20_000)
+            else:
+                arrival = placed_at + self.rng.randint(0, 2_000)
+            events.append((arrival, "orders.order-placed", order, arrival))
+            if kind == 2:  # a retrying order service sends it twice
+                events.append((arrival + 700, "orders.order-placed", order, arrival + 700))
+            order_id = order["order_id"]
+            at = placed_at
+            for _ in range(n % 7 == 3):
+                at += self.rng.randint(500, 5_000)
+                failed = {
+                    "event_id": self.uuid(),
+                    "payment_id": self.uuid(),
+                    "order_id": order_id,
+                    "reason": "CARD_DECLINED",
+                    "currency": "EUR",
+                    "amount": order["total_amount"],
+                    "failed_at": at,
+                }
+                events.append((at, "payments.payment-failed", failed, at))
+                events.append((at + 300, "payments.payment-failed", failed, at + 300))
+            if n % 5 != 4:  # most orders get paid and dispatched
+                at += self.rng.randint(500, 10_000)
+                captured = {
+                    "event_id": self.uuid(),
+                    "payment_id": self.uuid(),
+                    "order_id": order_id,
+                    "currency": "EUR",
+                    "amount": order["total_amount"],
+                    "captured_at": at,
+                }
+                dispatched_at = at + self.rng.randint(5_000, 120_000)
+                dispatched = {
+                    "event_id": self.uuid(),
+                    "shipment_id": self.uuid(),
+                    "order_id": order_id,
+                    "carrier": "dhl",
+                    "warehouse": "ams-1",
+                    "dispatched_at": dispatched_at,
+                }
+                # out of order: the shipment record is published before the payment record
+                events.append((at + 200_000, "payments.payment-captured", captured, at))
+                events.append((at + 100_000, "shipping.shipment-dispatched", dispatched, at))
+            for _ in range(2):
+                engagement = {
+                    "event_id": self.uuid(),
+                    "customer_id": customer,
+                    "kind": "PAGE_VIEW",
+                    "session_id": self.uuid(),
+                    "occurred_at": placed_at - 1_000,
+                }
+                events.append((placed_at, "customers.engagement-event", engagement, placed_at))
+                if n % 4 == 0:
+                    events.append(
+                        (placed_at + 50, "customers.engagement-event", engagement, placed_at)
+                    )
+        events.sort(key=lambda e: e[0])
+        for _, product, value, arrival in events:
+            self.send(product, value, arrival)
+        self.flush()
+
+
+# -- reading outputs --------------------------------------------------------------------
+
+
+class OutputReader:
+    """Reads output products from the beginning and keeps the latest value per key."""
+
+    def __init__(self, bootstrap: str, registry: RegistryClient, products: list[DataProduct]):
+        self.products = {p.name: p for p in products}
+        self.decoder = FramedAvroDecoder(registry.get_schema)
+        self.latest: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in self.products}
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"it-processors-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+            }
+        )
+        self._topics = {p.topic: p.name for p in products}
+        self.consumer.assign(
+            [
+                TopicPartition(p.topic, partition, 0)
+                for p in products
+                for partition in range(p.partitions)
+            ]
+        )
+
+    def poll(self, seconds: float = 0.5) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for message in self.consumer.consume(num_messages=5000, timeout=0.2):
+                assert message.error() is None, message.error()
+                name = self._topics[message.topic()]
+                where = f"{message.topic()}[{message.partition()}]@{message.offset()}"
+                record = self.decoder.decode(message.value(), where=where)
+                key_field = self.products[name].key_field
+                assert key_field is not None
+                assert message.key().decode() == record[key_field]
+                self.latest[name][record[key_field]] = record
+
+    def wait_for(self, expected: dict[str, dict[str, dict[str, Any]]], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.poll()
+            if all(self.latest[name] == want for name, want in expected.items()):
+                return
+        for name, want in expected.items():
+            got = self.latest[name]
+            wrong = {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
+            extra = set(got) - set(want)
+            assert not wrong, f"{name}: {len(wrong)} keys differ, e.g. {next(iter(wrong.items()))}"
+            assert not extra, f"{name}: unexpected keys {sorted(extra)[:5]}"
+
+    def end_offsets(self) -> dict[tuple[str, int], int]:
+        ends = {}
+        for product in self.products.values():
+            for partition in range(product.partitions):
+                _low, high = self.consumer.get_watermark_offsets(
+                    TopicPartition(product.topic, partition), timeout=10
+                )
+                ends[(product.topic, partition)] = high
+        return ends
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def read_inputs(bootstrap: str, registry: RegistryClient, sources: list[DataProduct]) -> Inputs:
+    """Every record now in the input topics, decoded, with its Kafka timestamp."""
+    decoder = FramedAvroDecoder(registry.get_schema)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"it-inputs-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+        }
+    )
+    inputs = Inputs()
+    try:
+        for product in sources:
+            for partition in range(product.partitions):
+                tp = TopicPartition(product.topic, partition)
+                low, high = consumer.get_watermark_offsets(tp, timeout=10)
+                if high <= low:
+                    continue
+                consumer.assign([TopicPartition(product.topic, partition, low)])
+                offset = low
+                while offset < high:
+                    for message in consumer.consume(num_messages=5000, timeout=1.0):
+                        assert message.error() is None, message.error()
+                        where = f"{message.topic()}[{partition}]@{message.offset()}"
+                        value = decoder.decode(message.value(), where=where)
+                        inputs.sent.append(Sent(product.name, value, message.timestamp()[1]))
+                        offset = message.offset() + 1
+    finally:
+        consumer.close()
+    return inputs
+
+
+# -- processes --------------------------------------------------------------------------
+
+
+class Worker:
+    """One processor worker process; its log goes to a file that tells when it is ready."""
+
+    def __init__(self, module: str, env: dict[str, str], log_dir: Path) -> None:
+        self.module = module
+        self.env = env
+        self.log_path = log_dir / f"{module.rsplit('.', 1)[-1]}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = self.log_path.open("ab")
+        log.write(f"\n==== start {self.starts} ====\n".encode())
+        log.flush()
+        self._offset = self.log_path.stat().st_size
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", self.module, "worker", "-l", "info"],
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                pytest.fail(f"{self.module} exited {self.process.returncode}:\n{self.log_tail()}")
+            with self.log_path.open("rb") as log:
+                log.seek(self._offset)
+                if b"[^Worker]: Ready" in log.read():
+                    return
+            time.sleep(0.3)
+        pytest.fail(f"{self.module} not ready after {timeout} s:\n{self.log_tail()}")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(60)
+
+    def log_tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-12000:]
+
+
+@pytest.fixture(scope="module")
+def settings(
+    kafka: KafkaAddress, registry: RegistryAddress, tmp_path_factory: pytest.TempPathFactory
+) -> MeshSettings:
+    return MeshSettings(
+        bootstrap_servers=kafka.bootstrap_servers,
+        registry_url=registry.url,
+        registry_principal="admin",
+        registry_token=SecretStr(registry.admin_token),
+        data_dir=tmp_path_factory.mktemp("processors"),
+    )
+
+
+@pytest.fixture(scope="module")
+def workers(settings: MeshSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    token = settings.registry_token
+    assert token is not None
+    env = {
+        **os.environ,
+        "MESH_BOOTSTRAP_SERVERS": settings.resolved_bootstrap_servers(),
+        "MESH_REGISTRY_URL": settings.registry_url,
+        "MESH_REGISTRY_PRINCIPAL": "admin",
+        "MESH_REGISTRY_TOKEN": token.get_secret_value(),
+        "MESH_DATA_DIR": str(settings.data_dir),
+    }
+    log_dir = tmp_path_factory.mktemp("processor-logs")
+    started = {name: Worker(module, env, log_dir) for name, module in PROCESSORS.items()}
+    try:
+        yield started
+    finally:
+        for worker in started.values():
+            if worker.process is not None and worker.process.poll() is None:
+                worker.process.kill()
+                worker.process.wait(10)
+
+
+def test_outputs_are_exact_through_duplicates_lateness_kill_and_clean_restart(
+    settings: MeshSettings, workers: dict[str, Worker]
+) -> None:
+    products = load_descriptors(REPO / "domains")
+    by_name = {p.name: p for p in products}
+    sources = [p for p in products if p.domain != "analytics"]
+    outputs = [by_name[name] for name in PROCESSORS]
+    ensure_topics(settings.resolved_bootstrap_servers(), [*sources, *outputs])
+    registry = RegistryClient.from_settings(settings)
+    for source in sources:  # what the source domains' simulators do when they start
+        register_source_product(registry, source, REPO)
+
+    bootstrap = settings.resolved_bootstrap_servers()
+
+    def expected() -> dict[str, dict[str, dict[str, Any]]]:
+        inputs = read_inputs(bootstrap, registry, sources)
+        return {name: compute(inputs) for name, compute in EXPECTED.items()}
+
+    now = int(time.time() * 1000)
+    base = now - now % MINUTE - 20 * MINUTE  # recent: retention never deletes test input
+    writer = InputWriter(settings, base, seed=20260101)
+    reader = OutputReader(settings.resolved_bootstrap_servers(), registry, outputs)
+    try:
+        for worker in workers.values():
+            worker.start()
+        for worker in workers.values():
+            worker.wait_ready()
+
+        # 1. a first batch, every awkward case included: outputs equal the recomputation
+        writer.profile("cust-000", base, "NEW", "eu-west")
+        writer.profile("cust-001", base + 2, "VIP", "us-east")
+        writer.profile("cust-001", base + 1, "REGULAR", "us-east")  # older version arrives last
+        writer.story(orders=60, start_ms=base)
+        reader.wait_for(expected(), timeout=90)
+        registered = registry.get_product("analytics.customer-360")
+        assert registered["inputs"] == list(by_name["analytics.customer-360"].inputs)
+
+        # 2. kill -9 every worker while it is busy with a large batch, then restart them
+        writer.story(orders=1500, start_ms=base + 5 * MINUTE)
+        time.sleep(1.5)
+        reader.poll(1.0)
+        for worker in workers.values():
+            worker.kill()
+        partial = {name: len(reader.latest[name]) for name in EXPECTED}
+        want = expected()
+        assert any(partial[name] < len(want[name]) for name in EXPECTED), "killed too late"
+        for worker in workers.values():
+            worker.start()
+        for worker in workers.values():
+            worker.wait_ready()
+        reader.wait_for(want, timeout=150)
+
+        # 3. a clean stop and start re-emits nothing and counts nothing twice
+        for worker in workers.values():
+            assert worker.stop() == 0, worker.log_tail()
+        before = reader.end_offsets()
+        for worker in workers.values():
+            worker.start()
+        for worker in workers.values():
+            worker.wait_ready()
+        time.sleep(5)
+        assert reader.end_offsets() == before
+        writer.story(orders=40, start_ms=base + 10 * MINUTE)
+        reader.wait_for(expected(), timeout=90)
+        for worker in workers.values():
+            assert worker.stop() == 0, worker.log_tail()
+    finally:
+        writer.close()
+        reader.close()
+        registry.close()
