@@ -17,11 +17,11 @@ its source topic/partition/offset in headers, and consumption goes on.
 
 from __future__ import annotations
 
-import io
 import struct
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -54,7 +54,7 @@ DLQ_HEADERS = (
 _SCHEMA_ID = struct.Struct(">I")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ConsumedRecord:
     """One decoded record of a product, with where Kafka keeps it."""
 
@@ -76,6 +76,14 @@ class _Source:
     product: DataProduct
     decoder: RecordDecoder
     model: type[BaseModel] | None
+
+    name: str = ""
+    #: The decoder's parsed (writer, reader) pairs by schema id (read on the hot path).
+    schemas: dict[int, tuple[dict[str, Any], dict[str, Any] | None]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.name = self.product.name
+        self.schemas = self.decoder._schemas
 
 
 def _key_text(key: bytes | None) -> str | bytes | None:
@@ -168,19 +176,28 @@ class ProductConsumer:
         return self._decode(messages)
 
     def _decode(self, messages: list[Any]) -> list[ConsumedRecord]:
-        """Decode a batch; the hot loop (messages typed Any: every field is set on data)."""
+        """Decode a batch: the hot loop, so everything it needs is a local name.
+
+        Records are built without ``ConsumedRecord.__init__``: a frozen dataclass sets each
+        field through ``object.__setattr__`` (about 0.8 µs a record, 15% of a decode);
+        installing the finished ``__dict__`` in one step gives the same object for 0.3 µs.
+        """
         records: list[ConsumedRecord] = []
         append = records.append
         sources = self._sources
         positions = self._positions
         unpack = _SCHEMA_ID.unpack_from
-        for index, message in enumerate(messages):
+        reader = schemaless_reader
+        new_record = object.__new__
+        install = object.__setattr__
+        record_class = ConsumedRecord
+        index = -1
+        for message in messages:
+            index += 1
             if message.error() is not None:
                 self._on_error(message)
                 continue
             topic = message.topic()
-            partition = message.partition()
-            offset = message.offset()
             source = sources[topic]
             data = message.value()
             value: Any
@@ -188,14 +205,13 @@ class ProductConsumer:
                 if data is None or len(data) < HEADER_SIZE or data[0] != MAGIC_BYTE:
                     raise _frame_error(data)
                 schema_id = unpack(data, 1)[0]
-                decoder = source.decoder
-                found = decoder._schemas.get(schema_id)
+                found = source.schemas.get(schema_id)
                 if found is None:
-                    found = decoder.schemas_for(schema_id)
-                body = io.BytesIO(data)
+                    found = source.decoder.schemas_for(schema_id)
+                body = BytesIO(data)
                 body.seek(HEADER_SIZE)
                 try:
-                    value = schemaless_reader(body, found[0], found[1])
+                    value = reader(body, found[0], found[1])
                 except Exception as exc:
                     raise DeserializationError(
                         f"cannot decode the Avro body with writer schema id {schema_id} "
@@ -210,21 +226,33 @@ class ProductConsumer:
                     return records
                 self._poison(message, source, exc, messages[index + 1 :])
                 continue
+            partition = message.partition()
+            offset = message.offset()
             positions[(topic, partition)] = offset + 1
+            key = message.key()
+            if key is not None:
+                try:  # noqa: SIM105 - contextlib.suppress costs more per record
+                    key = key.decode()
+                except UnicodeDecodeError:
+                    pass  # not text: keep the bytes
             headers = message.headers()
-            append(
-                ConsumedRecord(
-                    source.product.name,
-                    topic,
-                    partition,
-                    offset,
-                    _key_text(message.key()),
-                    value,
-                    message.timestamp()[1],
-                    dict(headers) if headers else {},
-                    schema_id,
-                )
+            record = new_record(record_class)
+            install(
+                record,
+                "__dict__",
+                {
+                    "product": source.name,
+                    "topic": topic,
+                    "partition": partition,
+                    "offset": offset,
+                    "key": key,
+                    "value": value,
+                    "timestamp_ms": message.timestamp()[1],
+                    "headers": dict(headers) if headers else {},
+                    "schema_id": schema_id,
+                },
             )
+            append(record)
         return records
 
     def __iter__(self) -> Iterator[ConsumedRecord]:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import threading
 import time
-from collections.abc import Iterable, Mapping
+import typing
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Self
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
+from fastavro import schemaless_reader
 from pydantic import BaseModel
 
 from mesh_stream.descriptor import PRODUCT_NAME, DataProduct, load_descriptor
@@ -43,6 +45,7 @@ from mesh_stream.errors import (
 )
 from mesh_stream.schema.codec import RecordEncoder, as_document, load_schema_file
 from mesh_stream.schema.models import check_model
+from mesh_stream.schema.wire import HEADER_SIZE
 
 if TYPE_CHECKING:
     from mesh_stream.registry.client import RegistryClient
@@ -73,15 +76,16 @@ SHOWN_RECORDS = 10
 
 @dataclass(frozen=True)
 class UndeliveredRecord:
-    """A record Kafka did not acknowledge: its publish sequence number, key and the reason."""
+    """A record Kafka did not acknowledge: its key, the reason, and the record itself
+    (decoded back from what was sent, so it can be published again)."""
 
-    index: int
     topic: str
     key: str | bytes | None
     error: str
+    record: dict[str, Any] | None = None
 
     def describe(self) -> str:
-        return f"#{self.index} (key {self.key!r}): {self.error}"
+        return f"key {self.key!r}: {self.error}"
 
 
 @dataclass(frozen=True)
@@ -117,22 +121,47 @@ class DeliveredRecord:
     timestamp_ms: int
 
 
-def _describe_failures(product: str, topic: str, failed: list[UndeliveredRecord]) -> str:
+def _describe_failures(
+    product: str, topic: str, failed: list[UndeliveredRecord], queued: int = 0
+) -> str:
     shown = "; ".join(item.describe() for item in failed[:SHOWN_RECORDS])
     more = f"; and {len(failed) - SHOWN_RECORDS} more" if len(failed) > SHOWN_RECORDS else ""
+    still = f"; {queued} more still queued" if queued else ""
     return (
         f"{len(failed)} record(s) of {product} were not delivered to topic {topic}: "
-        f"{shown}{more}. Check that the broker is reachable; records wait up to "
+        f"{shown}{more}{still}. Check that the broker is reachable; records wait up to "
         f"`message.timeout.ms` (publisher config) before they fail"
     )
 
 
-def _model_record(record: BaseModel, checked: set[type[BaseModel]], schema: Any) -> dict[str, Any]:
-    kind = type(record)
-    if kind not in checked:
-        check_model(kind, schema)
-        checked.add(kind)
+def _model_converter(
+    model: type[BaseModel], schema: Mapping[str, Any]
+) -> Callable[[BaseModel], Mapping[str, Any]]:
+    """How to turn instances of ``model`` into encoder input, once the model is checked.
+
+    Flat models (no nested models) are read through their ``__dict__`` (pydantic keeps the
+    validated field values there): the encoder only reads, and this skips ``model_dump``'s
+    copy. Models with nested models are dumped.
+    """
+    check_model(model, schema)
+    if any(_mentions_model(info.annotation) for info in model.model_fields.values()):
+        return _dump
+    return _fields_of
+
+
+def _dump(record: BaseModel) -> Mapping[str, Any]:
     return record.model_dump()
+
+
+def _fields_of(record: BaseModel) -> Mapping[str, Any]:
+    fields: Mapping[str, Any] = record.__dict__
+    return fields
+
+
+def _mentions_model(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_mentions_model(arg) for arg in typing.get_args(annotation))
 
 
 class ProductPublisher:
@@ -175,11 +204,12 @@ class ProductPublisher:
         self._producer = Producer(settings)
         self._produce = self._producer.produce
         self._poll = self._producer.poll
-        self._sequence = 0
+        self._sent = 0
+        self._settled = 0
         self._since_poll = 0
-        self._pending: dict[int, str | bytes | None] = {}
         self._failed: list[UndeliveredRecord] = []
-        self._models_checked: set[type[BaseModel]] = set()
+        self._model_converters: dict[type[BaseModel], Callable[[BaseModel], Mapping[str, Any]]] = {}
+        self._encode = self.encoder.encode
         self._closed = False
 
     # -- construction helpers ------------------------------------------------------------
@@ -234,18 +264,28 @@ class ProductPublisher:
             return value
         return str(value)
 
+    def _as_record(self, record: Any) -> Mapping[str, Any]:
+        """A dict-like view of ``record``: Mappings as they are, pydantic models converted."""
+        if isinstance(record, Mapping):
+            return record
+        if isinstance(record, BaseModel):
+            convert = self._model_converters.get(type(record))
+            if convert is None:
+                convert = _model_converter(type(record), self.encoder.document)
+                self._model_converters[type(record)] = convert
+            return convert(record)
+        raise SerializationError(
+            f"{self.product.name}: cannot publish a {type(record).__name__}; give a dict or a "
+            f"pydantic model matching schema {self.encoder.name}"
+        )
+
     def prepare(
         self, record: Mapping[str, Any] | BaseModel, key: str | bytes | None = None
     ) -> tuple[bytes, str | bytes | None]:
         """(framed value, key) for ``record``; raises :class:`SerializationError` if it is bad."""
-        if not isinstance(record, Mapping):
-            if not isinstance(record, BaseModel):
-                raise SerializationError(
-                    f"{self.product.name}: cannot publish a {type(record).__name__}; give a "
-                    f"dict or a pydantic model matching schema {self.encoder.name}"
-                )
-            record = _model_record(record, self._models_checked, self.encoder.document)
-        value = self.encoder.encode(record)
+        if type(record) is not dict:
+            record = self._as_record(record)
+        value = self._encode(record)
         if key is None and self._key_field is not None:
             key = self._key_of(record)
         return value, key
@@ -261,27 +301,32 @@ class ProductPublisher:
         """Validate, encode and hand ``record`` to Kafka; ``flush`` confirms delivery.
 
         A record that does not fit the schema raises :class:`SerializationError` (field
-        path, expected type, value received) and never reaches Kafka.
+        path, expected type, value received) and never reaches Kafka. This is the hot
+        path: keep it free of lookups that could be done once in ``__init__``.
         """
         if self._closed:
             raise ConfigurationError(f"the publisher of {self.product.name} is closed")
-        value, key = self.prepare(record, key)
-        sequence = self._sequence
-        self._sequence = sequence + 1
-        self._pending[sequence] = key
-        callback = partial(self._on_delivery, sequence)
+        if type(record) is not dict:
+            record = self._as_record(record)
+        value = self._encode(record)
+        if key is None and self._key_field is not None:
+            key = record.get(self._key_field)
+            if key is not None and type(key) is not str and not isinstance(key, bytes):
+                key = str(key)
         if timestamp_ms is None and headers is None:
-            self._send(value, key, callback, sequence)
+            try:
+                self._produce(self.topic, value, key, on_delivery=self._on_delivery)
+            except (BufferError, KafkaException):
+                self._send(value, key, self._on_delivery)
         else:
-            self._send(value, key, callback, sequence, timestamp=timestamp_ms or 0, headers=headers)
+            self._send(value, key, self._on_delivery, timestamp=timestamp_ms or 0, headers=headers)
+        self._sent += 1
         self._since_poll += 1
         if self._since_poll >= POLL_EVERY:
             self._since_poll = 0
             self._poll(0)
 
-    def _send(
-        self, value: bytes, key: Any, callback: Any, sequence: int = -1, **extra: Any
-    ) -> None:
+    def _send(self, value: bytes, key: Any, callback: Any, **extra: Any) -> None:
         while True:
             try:
                 self._produce(self.topic, value, key, on_delivery=callback, **extra)
@@ -289,16 +334,31 @@ class ProductPublisher:
             except BufferError:
                 self._poll(0.05)  # queue full: let deliveries drain, then retry
             except KafkaException as exc:
-                self._pending.pop(sequence, None)
                 raise DeliveryError(
                     f"Kafka refused a record of {self.product.name} for topic {self.topic}: "
                     f"{exc.args[0] if exc.args else exc}"
                 ) from exc
 
-    def _on_delivery(self, sequence: int, error: KafkaError | None, _message: Message) -> None:
-        key = self._pending.pop(sequence, None)
+    def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        """The delivery report of every record: one shared callback, no per-record state."""
+        self._settled += 1
         if error is not None:
-            self._failed.append(UndeliveredRecord(sequence, self.topic, key, error.str()))
+            self._failed.append(self._undelivered(error, message))
+
+    def _undelivered(self, error: KafkaError, message: Message) -> UndeliveredRecord:
+        key: str | bytes | None = message.key()
+        if isinstance(key, bytes):
+            with contextlib.suppress(UnicodeDecodeError):
+                key = key.decode()
+        decoded: Any = None
+        data = message.value()
+        if data is not None:
+            with contextlib.suppress(Exception):
+                body = io.BytesIO(data)
+                body.seek(HEADER_SIZE)
+                decoded = schemaless_reader(body, self.encoder.parsed, None)
+        record = decoded if isinstance(decoded, dict) else None
+        return UndeliveredRecord(self.topic, key, error.str(), record)
 
     def publish_many(
         self,
@@ -329,44 +389,39 @@ class ProductPublisher:
             )
             error.rejected = rejected  # type: ignore[attr-defined]
             raise error
-        first = self._sequence
         for value, key in prepared:
-            sequence = self._sequence
-            self._sequence = sequence + 1
-            self._pending[sequence] = key
-            self._send(value, key, partial(self._on_delivery, sequence), sequence)
+            self._send(value, key, self._on_delivery)
+            self._sent += 1
         self.flush(flush_timeout)
-        return PublishReport(published=self._sequence - first, rejected=tuple(rejected))
+        return PublishReport(published=len(prepared), rejected=tuple(rejected))
 
     # -- delivery --------------------------------------------------------------------------
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until Kafka acknowledged every record published so far.
 
-        Raises :class:`DeliveryError` naming each record that failed or is still unacknowledged
-        after ``timeout`` seconds (``.failed`` lists them as :class:`UndeliveredRecord`).
+        Raises :class:`DeliveryError` naming (by key) each record Kafka refused or that
+        timed out (``.failed`` holds them as :class:`UndeliveredRecord`, with the record),
+        or saying how many are still queued after ``timeout`` seconds.
         """
-        remaining = self._producer.flush(timeout)
+        self._producer.flush(timeout)
+        queued = self.in_flight
         failed, self._failed = self._failed, []
-        if remaining:
-            failed += [
-                UndeliveredRecord(
-                    sequence,
-                    self.topic,
-                    key,
-                    f"not acknowledged within {timeout:g}s (still queued)",
-                )
-                for sequence, key in sorted(self._pending.items())
-            ]
         if failed:
-            failed.sort(key=lambda item: item.index)
             raise DeliveryError(
-                _describe_failures(self.product.name, self.topic, failed), failed=failed
+                _describe_failures(self.product.name, self.topic, failed, queued), failed=failed
+            )
+        if queued:
+            raise DeliveryError(
+                f"{queued} record(s) of {self.product.name} are not yet acknowledged by Kafka "
+                f"after {timeout:g}s (still queued for topic {self.topic}): the broker is slow "
+                f"or unreachable. librdkafka keeps retrying them until `message.timeout.ms` "
+                f"(publisher config), then reports each as failed; call flush() again to wait"
             )
 
     @property
     def in_flight(self) -> int:
         """Records handed to Kafka and not yet acknowledged or failed."""
-        return len(self._pending)
+        return self._sent - self._settled
 
     def close(self, timeout: float = 30.0) -> None:
         """Flush (raising :class:`DeliveryError` for anything undelivered), then release."""
@@ -376,7 +431,7 @@ class ProductPublisher:
         try:
             self.flush(timeout)
         finally:
-            if not self._pending:
+            if not self.in_flight:
                 with contextlib.suppress(Exception):
                     self._producer.close()
 
@@ -452,7 +507,7 @@ class AsyncProductPublisher:
             if future.done():
                 return
             if error is not None:
-                failed = UndeliveredRecord(-1, topic, key, error.str())
+                failed = UndeliveredRecord(topic, key, error.str())
                 future.set_exception(
                     DeliveryError(_describe_failures(name, topic, [failed]), failed=[failed])
                 )

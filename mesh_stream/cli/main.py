@@ -11,6 +11,7 @@ import sys
 import click
 from pydantic import ValidationError
 
+from mesh_stream.cli.bench import bench
 from mesh_stream.cli.broker import broker
 from mesh_stream.cli.lint import lint
 from mesh_stream.cli.products import products
@@ -45,6 +46,7 @@ cli.add_command(products)
 cli.add_command(registry)
 cli.add_command(publish)
 cli.add_command(tail)
+cli.add_command(bench)
 cli.add_command(up)
 
 

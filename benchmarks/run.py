@@ -1,0 +1,263 @@
+"""`mesh bench`: run every benchmark against one broker, then report ratios, JSON and a table.
+
+The SDK cases (a)-(i) run one after another, each in a fresh Python process (so each has its
+own peak RSS); the registry benchmark (``benchmarks.registry_bench``) and the processing
+benchmark (``benchmarks.processing_bench``) run too when those modules are present.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import inspect
+import json
+import os
+import platform
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from benchmarks.environment import BenchEnvironment, bench_environment
+from benchmarks.sdk_bench import LABELS, READ_CASES, WRITE_CASES, Config, bench_product, schema
+from mesh_stream.producer import ensure_topic
+from mesh_stream.settings import MeshSettings
+
+#: (name, numerator, denominator, target): the ratios issue 4 asks for.
+RATIOS = (
+    ("d/b", "d", "b", 0.85),
+    ("d/c", "d", "c", 1.5),
+    ("e/c", "e", "c", 1.0),
+    ("i/g", "i", "g", 0.85),
+    ("i/h", "i", "h", 1.5),
+    ("d/a", "d", "a", None),
+)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run_case(case: str, config: Config) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.sdk_bench", case, json.dumps(asdict(config))],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO_ROOT,
+        env=env,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark case {case} failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _ratios(cases: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for name, top, bottom, target in RATIOS:
+        if top not in cases or bottom not in cases:
+            continue
+        value = cases[top]["msgs_per_s"] / cases[bottom]["msgs_per_s"]
+        rows.append(
+            {
+                "ratio": name,
+                "value": round(value, 3),
+                "target": target,
+                "met": None if target is None else value >= target,
+            }
+        )
+    return rows
+
+
+def _optional_bench(
+    module_name: str, function_names: tuple[str, ...], arguments: dict[str, Any]
+) -> dict[str, Any]:
+    """Run another helper's benchmark if its module exists; pass the arguments it takes."""
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return {"status": "not available", "reason": f"{module_name} is not installed"}
+    function: Callable[..., Any] | None = next(
+        (getattr(module, name) for name in function_names if hasattr(module, name)), None
+    )
+    if function is None:
+        return {"status": "not available", "reason": f"{module_name} has no {function_names[0]}"}
+    accepted = inspect.signature(function).parameters
+    given = {key: value for key, value in arguments.items() if key in accepted}
+    missing = [
+        name
+        for name, parameter in accepted.items()
+        if parameter.default is inspect.Parameter.empty
+        and parameter.kind is not inspect.Parameter.VAR_KEYWORD
+        and name not in given
+    ]
+    if missing:
+        return {"status": "not available", "reason": f"needs arguments {missing}"}
+    try:
+        return {"status": "ok", "result": function(**given)}
+    except Exception as exc:  # report, do not lose the SDK numbers
+        return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+
+
+def run_benchmarks(
+    settings: MeshSettings,
+    *,
+    records: int = 100_000,
+    warmup: int = 5_000,
+    cases: str = "abcdefghi",
+    progress: Callable[[str], None] = print,
+    registry_seconds: float = 5.0,
+    repeats: int = 3,
+) -> dict[str, Any]:
+    """Run the benchmarks and return the whole report as JSON-able data."""
+    with bench_environment(settings, progress) as environment:
+        report = _run_sdk(environment, records, warmup, cases, progress, repeats)
+        progress("registry benchmark ...")
+        report["registry"] = _optional_bench(
+            "benchmarks.registry_bench",
+            ("run_registry_bench",),
+            {
+                "registry_url": environment.registry_url,
+                "seconds": registry_seconds,
+                "concurrency": 16,
+                "principal": environment.principal,
+                "token": environment.token,
+            },
+        )
+        progress("processing benchmark ...")
+        report["processing"] = _optional_bench(
+            "benchmarks.processing_bench",
+            ("run_processing_bench", "run"),
+            {
+                "bootstrap_servers": environment.bootstrap_servers,
+                "registry_url": environment.registry_url,
+                "principal": environment.principal,
+                "token": environment.token,
+                "records": records,
+                "settings": settings.model_copy(
+                    update={
+                        "bootstrap_servers": environment.bootstrap_servers,
+                        "registry_url": environment.registry_url,
+                    }
+                ),
+            },
+        )
+    return report
+
+
+def _run_sdk(
+    environment: BenchEnvironment,
+    records: int,
+    warmup: int,
+    cases: str,
+    progress: Callable[[str], None],
+    repeats: int,
+) -> dict[str, Any]:
+    run_id = uuid.uuid4().hex[:6]
+    client_config = {"bootstrap.servers": environment.bootstrap_servers}
+
+    def product_name(case: str) -> str:
+        return f"bench.run-{run_id}-{case}"
+
+    read_source = "d" if "d" in cases else next((c for c in cases if c in WRITE_CASES), "d")
+    if any(case in READ_CASES for case in cases) and read_source not in cases:
+        raise ValueError("read cases need a write case (d) in the same run to fill the topic")
+    runs: dict[str, list[dict[str, Any]]] = {case: [] for case in cases}
+    for attempt in range(1, repeats + 1):
+        for case in cases:
+            config = Config(
+                bootstrap_servers=environment.bootstrap_servers,
+                registry_url=environment.registry_url,
+                principal=environment.principal,
+                token=environment.token,
+                records=records,
+                warmup=warmup,
+                product=f"{product_name(case)}-{attempt}" if case in WRITE_CASES else "",
+                read_product=f"{product_name(read_source)}-1",
+            )
+            if case in WRITE_CASES:
+                ensure_topic(bench_product(config.product), client_config)
+            progress(f"[{attempt}/{repeats}] ({case}) {LABELS[case]} ...")
+            runs[case].append(_run_case(case, config))
+            progress(f"[{attempt}/{repeats}] ({case}) {runs[case][-1]['msgs_per_s']:,.0f} msgs/s")
+    # The best of the interleaved runs: the least disturbed by whatever else the machine did.
+    results = {case: max(found, key=lambda r: r["msgs_per_s"]) for case, found in runs.items()}
+    for case, result in results.items():
+        result["all_runs_msgs_per_s"] = [round(r["msgs_per_s"]) for r in runs[case]]
+    record_bytes = _record_size()
+    return {
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+        },
+        "broker": environment.broker_origin,
+        "registry_service": environment.registry_origin,
+        "records": records,
+        "warmup": warmup,
+        "repeats": repeats,
+        "record_bytes": record_bytes,
+        "schema_fields": len(schema()["fields"]),
+        "cases": results,
+        "ratios": _ratios(results),
+        "registry_calls_per_record_after_warmup": {
+            case: results[case]["registry_calls"] / results[case]["records"]
+            for case in ("d", "e", "i")
+            if case in results and results[case]["registry_calls"] is not None
+        },
+    }
+
+
+def _record_size() -> float:
+    """Mean framed size of the benchmark's records (header + Avro body)."""
+    from benchmarks.sdk_bench import make_record
+    from mesh_stream.schema.codec import RecordEncoder
+
+    encoder = RecordEncoder(schema(), 1)
+    sizes = [len(encoder.encode(make_record(i))) for i in range(1000)]
+    return round(sum(sizes) / len(sizes), 1)
+
+
+def render_table(report: dict[str, Any]) -> str:
+    """The report as plain text tables (what `mesh bench` prints without --json)."""
+    lines = [
+        f"mesh bench: {report['records']:,} records of ~{report['record_bytes']:.0f} bytes "
+        f"({report['schema_fields']} fields), acks=all + idempotence, after "
+        f"{report['warmup']:,} warm-up records; best of {report['repeats']} interleaved runs; "
+        f"broker {report['broker']}, registry {report['registry_service']}",
+        "",
+        f"{'case':<4} {'what':<58} {'msgs/s':>10} {'peak RSS':>9} {'registry calls':>15}",
+    ]
+    for case, result in report["cases"].items():
+        calls = "-" if result["registry_calls"] is None else str(result["registry_calls"])
+        lines.append(
+            f"({case})  {result['label']:<58} {result['msgs_per_s']:>10,.0f} "
+            f"{result['peak_rss_mb']:>7.0f}MB {calls:>15}"
+        )
+    lines += ["", f"{'ratio':<6} {'value':>6} {'target':>7}  verdict"]
+    for row in report["ratios"]:
+        target = "-" if row["target"] is None else f">={row['target']}"
+        verdict = "-" if row["met"] is None else ("met" if row["met"] else "MISSED")
+        lines.append(f"{row['ratio']:<6} {row['value']:>6.2f} {target:>7}  {verdict}")
+    for key in ("registry", "processing"):
+        part = report.get(key)
+        if part is None:
+            continue
+        if part.get("status") == "ok":
+            lines += ["", f"{key} benchmark:", json.dumps(part["result"], indent=2, default=str)]
+        else:
+            lines += ["", f"{key} benchmark: {part.get('status')} ({part.get('reason')})"]
+    return "\n".join(lines)
+
+
+def write_report(report: dict[str, Any], output: Path) -> tuple[Path, Path]:
+    """Write ``sdk-bench.json`` and ``sdk-bench.txt`` into ``output``."""
+    output.mkdir(parents=True, exist_ok=True)
+    json_path = output / "sdk-bench.json"
+    text_path = output / "sdk-bench.txt"
+    json_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    text_path.write_text(render_table(report) + "\n")
+    return json_path, text_path

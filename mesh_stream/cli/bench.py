@@ -1,0 +1,100 @@
+"""`mesh bench`: the SDK against raw confluent-kafka on one broker, as ratios.
+
+The code lives in ``benchmarks/`` (see ``benchmarks/run.py``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from mesh_stream.errors import ConfigurationError
+from mesh_stream.settings import MeshSettings
+
+
+@click.command("bench")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON on stdout.")
+@click.option(
+    "--records",
+    type=click.IntRange(min=1000),
+    default=100_000,
+    show_default=True,
+    help="Records per case in the timed part (after the warm-up).",
+)
+@click.option(
+    "--warmup",
+    type=click.IntRange(min=100),
+    default=5_000,
+    show_default=True,
+    help="Records per case before the clock starts (connections, schema, group join).",
+)
+@click.option(
+    "--repeats",
+    type=click.IntRange(min=1, max=10),
+    default=3,
+    show_default=True,
+    help="Interleaved runs of every case; the best run of each counts (noisy machines).",
+)
+@click.option(
+    "--cases",
+    default="abcdefghi",
+    show_default=True,
+    help="Which cases to run: a-e write, f-i read (reads need d). See benchmarks/sdk_bench.py.",
+)
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("bench-results"),
+    show_default=True,
+    help="Folder for sdk-bench.json and sdk-bench.txt.",
+)
+@click.pass_obj
+def bench(
+    settings: MeshSettings,
+    as_json: bool,
+    records: int,
+    warmup: int,
+    repeats: int,
+    cases: str,
+    output: Path,
+) -> None:
+    """Measure publishing and consuming: raw confluent-kafka, hand-written fastavro,
+    confluent-kafka's Avro serde and mesh-stream, with acks=all and idempotence.
+
+    Starts its own Kafka (free port, temporary data) and an in-process registry unless
+    MESH_BOOTSTRAP_SERVERS / MESH_REGISTRY_URL are set. Prints msgs/s, peak RSS, registry
+    HTTP calls during the timed part and the ratios with their targets, and writes them
+    to OUTPUT as JSON and text. The registry and processing benchmarks run too when present.
+    """
+    try:
+        from benchmarks.run import render_table, run_benchmarks, write_report
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"the benchmarks package is not importable ({exc}); run `mesh bench` from the "
+            f"repository root or install mesh-stream with `pip install -e .`"
+        ) from exc
+    unknown = sorted(set(cases) - set("abcdefghi"))
+    if unknown or not cases:
+        raise click.BadParameter(
+            f"unknown case(s) {unknown}; use letters a-i", param_hint="--cases"
+        )
+
+    def progress(message: str) -> None:
+        click.echo(message, err=True)
+
+    report = run_benchmarks(
+        settings,
+        records=records,
+        warmup=warmup,
+        cases=cases,
+        repeats=repeats,
+        progress=progress,
+    )
+    json_path, text_path = write_report(report, output)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+    else:
+        click.echo(render_table(report))
+    click.echo(f"wrote {json_path} and {text_path}", err=True)
