@@ -5,9 +5,10 @@ Two halves, kept apart so each can be tested alone:
 * :class:`MeshMonitor` asks Kafka (never the children) for the numbers: per product the
   end offsets of its topic (records so far, and the rate from the change between two
   samples), the end offsets of its dead-letter topic ``<topic>.dlq``, the latest record of
-  every aggregate and consumer-aligned product (decoded from the Confluent wire format with
-  the writer schema from the registry), and each consumer group's lag (committed offsets
-  against end offsets). It returns an immutable :class:`MeshSnapshot`.
+  every aggregate and consumer-aligned product (decoded by the SDK's
+  :class:`~mesh_stream.schema.codec.RecordDecoder` with the writer schema from the
+  registry), and each consumer group's lag (committed offsets against end offsets). It
+  returns an immutable :class:`MeshSnapshot`.
 * :func:`render` turns a snapshot, the supervised children and their recent events into a
   rich renderable; :class:`LiveView` redraws it in place in the terminal.
 """
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -32,6 +32,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mesh_stream.descriptor import DataProduct, ProductKind
+from mesh_stream.schema.codec import RecordDecoder, SchemaSource
 from mesh_stream.supervisor import ChildState, ChildStatus, SupervisorEvent
 
 #: Decodes one Confluent-framed record value into a mapping.
@@ -74,26 +75,9 @@ class MeshSnapshot:
         return next(p for p in self.products if p.name == name)
 
 
-def registry_decoder(get_schema: Callable[[int], str]) -> Decoder:
-    """A decoder for Confluent-framed Avro, fetching each writer schema once by its id."""
-    import fastavro
-
-    from mesh_stream.schema.wire import unframe
-
-    parsed: dict[int, Any] = {}
-
-    def decode(data: bytes) -> Mapping[str, Any]:
-        schema_id, body = unframe(data)
-        schema = parsed.get(schema_id)
-        if schema is None:
-            schema = fastavro.parse_schema(json.loads(get_schema(schema_id)))
-            parsed[schema_id] = schema
-        value = fastavro.schemaless_reader(io.BytesIO(body), schema, None)
-        if not isinstance(value, Mapping):
-            return {"value": value}
-        return value
-
-    return decode
+def registry_decoder(registry: SchemaSource) -> Decoder:
+    """Decodes Confluent-framed Avro with the SDK's codec, each writer schema fetched once."""
+    return RecordDecoder(registry).decode
 
 
 def _latest_offset() -> Any:

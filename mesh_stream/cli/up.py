@@ -567,8 +567,7 @@ class MeshUp:
             return None
         client = client_class(url, principal="admin" if admin_token else None, token=admin_token)
         self._run.closers.append(client.close)
-        get_schema: Callable[[int], str] = client.get_schema
-        return registry_decoder(get_schema)
+        return registry_decoder(client)
 
     # -- stage 4: simulators and processors ------------------------------------------------
     def _start_runnables(self, root: Path, tokens: Mapping[str, str]) -> None:

@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 from decimal import Decimal
+from types import SimpleNamespace
 
 import fastavro
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -132,7 +133,7 @@ def test_monitor_reports_counts_rate_dlq_lag_and_latest_value(kafka: KafkaAddres
     monitor = MeshMonitor(
         kafka.bootstrap_servers,
         [source, total, missing],
-        decoder=registry_decoder(schemas.__getitem__),
+        decoder=registry_decoder(SimpleNamespace(get_schema=schemas.__getitem__)),
         clock=clock,
     )
     with monitor:

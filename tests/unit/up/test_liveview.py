@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 
 import fastavro
 import pytest
@@ -155,7 +156,7 @@ def test_registry_decoder_reads_confluent_framed_avro_once_per_schema() -> None:
         calls.append(schema_id)
         return json.dumps(schema)
 
-    decode = registry_decoder(get_schema)
+    decode = registry_decoder(SimpleNamespace(get_schema=get_schema))
     records = [{"n": n, "amount": Decimal(n) / 4} for n in range(3)]
     for record in records:
         out = io.BytesIO()
