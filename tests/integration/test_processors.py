@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -330,6 +331,7 @@ class OutputReader:
         self.products = {p.name: p for p in products}
         self.decoder = FramedAvroDecoder(registry.get_schema)
         self.latest: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in self.products}
+        self.received: Counter[str] = Counter()
         self.consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
@@ -358,6 +360,7 @@ class OutputReader:
                 assert key_field is not None
                 assert message.key().decode() == record[key_field]
                 self.latest[name][record[key_field]] = record
+                self.received[name] += 1
 
     def wait_for(self, expected: dict[str, dict[str, dict[str, Any]]], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -397,22 +400,30 @@ def read_inputs(bootstrap: str, registry: RegistryClient, sources: list[DataProd
         }
     )
     inputs = Inputs()
+    names = {product.topic: product.name for product in sources}
+    ends: dict[tuple[str, int], int] = {}
+    starts = []
+    for product in sources:
+        for partition in range(product.partitions):
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(product.topic, partition), timeout=10
+            )
+            if high > low:
+                ends[(product.topic, partition)] = high
+                starts.append(TopicPartition(product.topic, partition, low))
+    consumer.assign(starts)
+    remaining = sum(ends.values()) - sum(tp.offset for tp in starts)
     try:
-        for product in sources:
-            for partition in range(product.partitions):
-                tp = TopicPartition(product.topic, partition)
-                low, high = consumer.get_watermark_offsets(tp, timeout=10)
-                if high <= low:
+        while remaining > 0:
+            for message in consumer.consume(num_messages=min(remaining, 5000), timeout=1.0):
+                assert message.error() is None, message.error()
+                topic, partition = message.topic(), message.partition()
+                if message.offset() >= ends[(topic, partition)]:
                     continue
-                consumer.assign([TopicPartition(product.topic, partition, low)])
-                offset = low
-                while offset < high:
-                    for message in consumer.consume(num_messages=5000, timeout=1.0):
-                        assert message.error() is None, message.error()
-                        where = f"{message.topic()}[{partition}]@{message.offset()}"
-                        value = decoder.decode(message.value(), where=where)
-                        inputs.sent.append(Sent(product.name, value, message.timestamp()[1]))
-                        offset = message.offset() + 1
+                where = f"{topic}[{partition}]@{message.offset()}"
+                value = decoder.decode(message.value(), where=where)
+                inputs.sent.append(Sent(names[topic], value, message.timestamp()[1]))
+                remaining -= 1
     finally:
         consumer.close()
     return inputs
@@ -465,9 +476,12 @@ class Worker:
         self.process.kill()
         self.process.wait(10)
 
-    def stop(self) -> int:
+    def terminate(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
+
+    def wait_stopped(self) -> int:
+        assert self.process is not None
         return self.process.wait(60)
 
     def log_tail(self) -> str:
@@ -548,14 +562,18 @@ def test_outputs_are_exact_through_duplicates_lateness_kill_and_clean_restart(
         assert registered["inputs"] == list(by_name["analytics.customer-360"].inputs)
 
         # 2. kill -9 every worker while it is busy with a large batch, then restart them
+        received = dict(reader.received)
         writer.story(orders=1500, start_ms=base + 5 * MINUTE)
-        time.sleep(1.5)
-        reader.poll(1.0)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(
+            reader.received[name] < received[name] + 50 for name in EXPECTED
+        ):
+            reader.poll(0.1)  # until every worker is visibly busy with the batch
         for worker in workers.values():
             worker.kill()
-        partial = {name: len(reader.latest[name]) for name in EXPECTED}
+        reader.poll(1.0)
         want = expected()
-        assert any(partial[name] < len(want[name]) for name in EXPECTED), "killed too late"
+        assert any(reader.latest[name] != want[name] for name in EXPECTED), "killed too late"
         for worker in workers.values():
             worker.start()
         for worker in workers.values():
@@ -564,7 +582,9 @@ def test_outputs_are_exact_through_duplicates_lateness_kill_and_clean_restart(
 
         # 3. a clean stop and start re-emits nothing and counts nothing twice
         for worker in workers.values():
-            assert worker.stop() == 0, worker.log_tail()
+            worker.terminate()
+        for worker in workers.values():
+            assert worker.wait_stopped() == 0, worker.log_tail()
         before = reader.end_offsets()
         for worker in workers.values():
             worker.start()
@@ -575,7 +595,9 @@ def test_outputs_are_exact_through_duplicates_lateness_kill_and_clean_restart(
         writer.story(orders=40, start_ms=base + 10 * MINUTE)
         reader.wait_for(expected(), timeout=90)
         for worker in workers.values():
-            assert worker.stop() == 0, worker.log_tail()
+            worker.terminate()
+        for worker in workers.values():
+            assert worker.wait_stopped() == 0, worker.log_tail()
     finally:
         writer.close()
         reader.close()
