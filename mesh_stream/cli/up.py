@@ -367,7 +367,7 @@ class MeshUp:
         if not products:
             raise ConfigurationError(f"no product descriptors under {domains_dir}/*/products/")
         if self.options.fresh:
-            self._erase_local_state()
+            self._refuse_fresh_on_a_foreign_cluster()
         bootstrap = self._start_broker()
         self._run.supervisor = Supervisor(
             [],
@@ -391,13 +391,15 @@ class MeshUp:
         )
 
     # -- stage 1: Kafka --------------------------------------------------------------------
-    def _erase_local_state(self) -> None:
+    def _refuse_fresh_on_a_foreign_cluster(self) -> None:
         if self.settings.bootstrap_servers:
             raise ConfigurationError(
                 f"--fresh erases the local broker's data, but MESH_BOOTSTRAP_SERVERS="
                 f"{self.settings.bootstrap_servers} points at another cluster that `mesh up` "
                 f"does not own; delete its topics yourself, or unset MESH_BOOTSTRAP_SERVERS"
             )
+
+    def _erase_folders(self) -> None:
         for name in FRESH_FOLDERS:
             folder = self.settings.data_dir / name
             if folder.exists():
@@ -423,6 +425,8 @@ class MeshUp:
                 f"(it keeps running after `mesh up` stops)"
             )
             return status.bootstrap_servers
+        if self.options.fresh:
+            self._erase_folders()  # the broker's own data goes with start(fresh=True)
         self._run.cluster = cluster
         state = cluster.start(
             brokers=1,
