@@ -81,3 +81,24 @@ def test_serving_without_credentials_is_refused_unless_open_writes() -> None:
     found = credentials_from_settings(from_env)
     assert found is not None
     assert found.principals == ["admin"]
+
+
+def test_reads_can_require_a_credential() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    from mesh_stream.registry.service import InMemoryStore, create_app
+
+    app = create_app(
+        InMemoryStore(), credentials=Credentials({"orders": "o"}), read_requires_auth=True
+    )
+    client = TestClient(app)
+    anonymous = client.get("/subjects")
+    assert anonymous.status_code == 401
+    assert anonymous.json()["error_code"] == 40101
+    assert "reading the registry needs a credential" in anonymous.json()["message"]
+    assert anonymous.headers["www-authenticate"].startswith("Basic")
+    assert client.get("/subjects", headers={"Authorization": "Bearer o"}).json() == []

@@ -146,3 +146,10 @@ def test_every_registry_error_class_is_in_the_table() -> None:
         if isinstance(obj, type) and issubclass(obj, RegistryError) and obj is not RegistryError
     }
     assert registry_errors - set(ERROR_TABLE) == set()
+
+
+def test_a_token_without_principal_is_sent_as_bearer(server: RegistryServer) -> None:
+    with RegistryClient(server.url, token=TOKENS["orders"]) as bearer:
+        assert bearer.register_schema(SUBJECT, schema()) == 1
+        with pytest.raises(PermissionDeniedError, match="principal 'orders'"):
+            bearer.register_schema("payments.paid.v1-value", schema())
