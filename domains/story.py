@@ -39,6 +39,7 @@ FIRST_NAMES = ("Ada", "Bram", "Chen", "Dana", "Emeka", "Femke", "Goran", "Hana",
 LAST_NAMES = ("Jansen", "Kowalski", "Li", "Moreau", "Nakamura", "Okafor", "Peeters", "Quinn")
 
 DOMAINS = ("orders", "payments", "shipping", "customers")
+CENT = Decimal("0.01")  # amounts carry exactly two places, as the contracts' decimals do
 
 #: Average number of events one order brings into the story (measured over long runs of the
 #: generator; tests/unit/domains/test_story.py checks the resulting rate); turns an event rate
@@ -70,7 +71,7 @@ class StoryEvent:
 
 def _money(rng: random.Random, low: int, high: int) -> Decimal:
     """A random amount between ``low`` and ``high`` euros, in cents precision."""
-    return Decimal(rng.randint(low * 100, high * 100)) / 100
+    return (Decimal(rng.randint(low * 100, high * 100)) / 100).quantize(CENT)
 
 
 class Story:

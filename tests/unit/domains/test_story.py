@@ -82,6 +82,7 @@ def test_events_correlate_across_domains(
             assert captured[value["order_id"]] <= value["dispatched_at"]  # only paid orders ship
     assert {order["customer_id"] for order in placed.values()} <= customers
     for order in placed.values():
+        assert order["total_amount"].as_tuple().exponent == -2  # exactly cents, as Avro writes
         assert order["total_amount"] == sum(
             line["unit_price"] * line["quantity"] for line in order["items"]
         )
