@@ -1,4 +1,9 @@
-"""What every router needs from a request: the cores, and who is calling (FastAPI glue)."""
+"""What every router needs from a request: the cores, and who is calling (FastAPI glue).
+
+Reads are ``async`` routes: they only look at the in-memory view, so they run on the event
+loop without a thread hop. Writes are plain ``def`` routes, because they block until Kafka
+has the record; FastAPI runs those in its thread pool.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ class Services:
     read_requires_auth: bool
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
     found: Services = request.app.state.services
     return found
 
@@ -38,7 +43,7 @@ def services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(services)]
 
 
-def caller(request: Request) -> str | None:
+async def caller(request: Request) -> str | None:
     """The authenticated principal; everyone is admin when no credentials are configured."""
     found: Services = request.app.state.services
     if found.credentials is None:

@@ -22,7 +22,7 @@ def _answer(problems: list[str], verbose: bool) -> dict[str, Any]:
     "/subjects/{subject:path}/versions/{version}",
     summary="Test a schema against one version (the subject's level, non-transitively)",
 )
-def against_version(
+async def against_version(
     subject: str,
     version: str,
     body: SchemaBody,
@@ -39,7 +39,7 @@ def against_version(
     "/subjects/{subject:path}/versions",
     summary="Test a schema against the versions the subject's level covers",
 )
-def against_level(
+async def against_level(
     subject: str,
     body: SchemaBody,
     services: ServicesDep,

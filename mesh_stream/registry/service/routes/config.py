@@ -19,7 +19,7 @@ def _level(body: ConfigBody) -> str:
 
 
 @router.get("", summary="The global compatibility level")
-def get_global(services: ServicesDep, _: CallerDep) -> dict[str, str]:
+async def get_global(services: ServicesDep, _: CallerDep) -> dict[str, str]:
     return {"compatibilityLevel": services.schemas.get_config(None).value}
 
 
@@ -30,7 +30,7 @@ def put_global(body: ConfigBody, services: ServicesDep, principal: CallerDep) ->
 
 
 @router.get("/{subject:path}", summary="A subject's own compatibility level")
-def get_subject(
+async def get_subject(
     subject: str,
     services: ServicesDep,
     _: CallerDep,

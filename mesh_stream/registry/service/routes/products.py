@@ -19,7 +19,7 @@ DescriptorBody = Body(
 
 
 @router.get("", summary="List and search products (all filters must match)")
-def list_products(
+async def list_products(
     services: ServicesDep,
     _: CallerDep,
     domain: str | None = None,
@@ -43,7 +43,7 @@ def post_product(
 
 
 @router.get("/{name}", summary="A product's descriptor and registry facts")
-def get_product(name: str, services: ServicesDep, _: CallerDep) -> dict[str, Any]:
+async def get_product(name: str, services: ServicesDep, _: CallerDep) -> dict[str, Any]:
     return services.products.describe(name)
 
 
@@ -66,7 +66,7 @@ def delete_product(name: str, services: ServicesDep, principal: CallerDep) -> Re
 
 
 @router.get("/{name}/lineage", summary="Products upstream and/or downstream, recursively")
-def lineage(
+async def lineage(
     name: str,
     services: ServicesDep,
     _: CallerDep,
@@ -76,5 +76,5 @@ def lineage(
 
 
 @router.get("/{name}/schemas", summary="The product's value schema history, oldest first")
-def schemas(name: str, services: ServicesDep, _: CallerDep) -> list[dict[str, Any]]:
+async def schemas(name: str, services: ServicesDep, _: CallerDep) -> list[dict[str, Any]]:
     return services.products.schema_history(name)

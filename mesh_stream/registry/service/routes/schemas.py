@@ -12,12 +12,12 @@ router = APIRouter(prefix="/schemas", tags=["schemas"])
 
 
 @router.get("/types", summary="Schema types this registry stores")
-def schema_types(_: CallerDep) -> list[str]:
+async def schema_types(_: CallerDep) -> list[str]:
     return ["AVRO"]
 
 
 @router.get("/ids/{schema_id}", summary="The schema with this id")
-def get_schema(
+async def get_schema(
     schema_id: int,
     services: ServicesDep,
     _: CallerDep,
@@ -27,20 +27,20 @@ def get_schema(
 
 
 @router.get("/ids/{schema_id}/schema", summary="The raw schema with this id")
-def get_raw_schema(schema_id: int, services: ServicesDep, _: CallerDep) -> Any:
+async def get_raw_schema(schema_id: int, services: ServicesDep, _: CallerDep) -> Any:
     import json
 
     return json.loads(services.schemas.get_schema(schema_id))
 
 
 @router.get("/ids/{schema_id}/subjects", summary="Subjects using this schema id")
-def subjects_of(schema_id: int, services: ServicesDep, _: CallerDep) -> list[str]:
+async def subjects_of(schema_id: int, services: ServicesDep, _: CallerDep) -> list[str]:
     services.schemas.get_schema(schema_id)
     return sorted({s for s, _v in services.schemas.subject_versions_of(schema_id)})
 
 
 @router.get("/ids/{schema_id}/versions", summary="Subject versions using this schema id")
-def versions_of(schema_id: int, services: ServicesDep, _: CallerDep) -> list[dict[str, Any]]:
+async def versions_of(schema_id: int, services: ServicesDep, _: CallerDep) -> list[dict[str, Any]]:
     services.schemas.get_schema(schema_id)
     return [
         {"subject": s, "version": v} for s, v in services.schemas.subject_versions_of(schema_id)

@@ -13,7 +13,7 @@ router = APIRouter(prefix="/subjects", tags=["subjects"])
 
 
 @router.get("", summary="List subjects (with live versions; deleted=true adds soft-deleted)")
-def list_subjects(services: ServicesDep, _: CallerDep, deleted: bool = False) -> list[str]:
+async def list_subjects(services: ServicesDep, _: CallerDep, deleted: bool = False) -> list[str]:
     return services.schemas.subjects(deleted=deleted)
 
 
@@ -34,7 +34,7 @@ def register(
 
 
 @router.get("/{subject:path}/versions/{version}/schema", summary="Raw schema of a version")
-def get_version_schema(
+async def get_version_schema(
     subject: str, version: str, services: ServicesDep, _: CallerDep, deleted: bool = False
 ) -> Any:
     import json
@@ -46,14 +46,14 @@ def get_version_schema(
     "/{subject:path}/versions/{version}",
     summary="A version of a subject (a number, `latest` or -1)",
 )
-def get_version(
+async def get_version(
     subject: str, version: str, services: ServicesDep, _: CallerDep, deleted: bool = False
 ) -> dict[str, Any]:
     return services.schemas.get_version(subject, version, deleted=deleted).to_dict()
 
 
 @router.get("/{subject:path}/versions", summary="Version numbers of a subject")
-def list_versions(
+async def list_versions(
     subject: str, services: ServicesDep, _: CallerDep, deleted: bool = False
 ) -> list[int]:
     return services.schemas.versions(subject, deleted=deleted)
@@ -75,7 +75,7 @@ def delete_version(
 
 
 @router.post("/{subject:path}", summary="Look up a schema under a subject: its id and version")
-def lookup(
+async def lookup(
     subject: str,
     body: SchemaBody,
     services: ServicesDep,
