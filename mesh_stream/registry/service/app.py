@@ -143,6 +143,8 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: Exception) -> RegistryJSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400:  # FastAPI could not parse the body (e.g. nested too deeply)
+            return _error(400, 40001, f"malformed JSON body: {exc.detail}")
         return _error(exc.status_code, exc.status_code, f"HTTP {exc.status_code} {exc.detail}")
 
     @app.exception_handler(Exception)

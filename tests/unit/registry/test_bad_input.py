@@ -147,6 +147,20 @@ def test_named_bad_inputs() -> None:
         auth=ADMIN,
     )
     assert (malformed.status_code, malformed.json()["error_code"]) == (400, 40001)
+    deep = post(
+        f"/subjects/{SUBJECT}/versions",
+        content=b"[" * 100_000 + b"]" * 100_000,
+        headers={"content-type": "application/json"},
+        auth=ADMIN,
+    )
+    assert (deep.status_code, deep.json()["error_code"]) == (400, 40001)
+    nested = post(f"/subjects/{SUBJECT}/versions", json={"schema": "[" * 5000 + "]" * 5000})
+    assert (nested.status_code, nested.json()["error_code"]) == (401, 40101)
+    nested = post(
+        f"/subjects/{SUBJECT}/versions", json={"schema": "[" * 5000 + "]" * 5000}, auth=ADMIN
+    )
+    assert (nested.status_code, nested.json()["error_code"]) == (422, 42201)
+    assert "nested too deeply" in nested.json()["message"]
     avro = post(f"/subjects/{SUBJECT}/versions", json={"schema": '{"type": "recrod"}'}, auth=ADMIN)
     assert (avro.status_code, avro.json()["error_code"]) == (422, 42201)
     assert "recrod" in avro.json()["message"]
