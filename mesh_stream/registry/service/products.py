@@ -199,15 +199,23 @@ class ProductCatalog:
                     f"no registered schema; register {product.schema_file} under that subject "
                     f"first (POST /subjects/{product.value_subject}/versions)"
                 )
+            if product.name in product.inputs:
+                raise InvalidProductError(
+                    f"product '{product.name}' lists itself in inputs",
+                    status=422,
+                    error_code=42210,
+                )
             missing = [i for i in product.inputs if i not in self._products]
             if missing:
                 raise UnknownInputProductError(
                     f"product '{product.name}': inputs {', '.join(missing)} are not registered "
                     f"products; register them first"
                 )
-            if product.name in product.inputs:
+            cycle = self._cycle_through(product)
+            if cycle:
                 raise InvalidProductError(
-                    f"product '{product.name}' lists itself in inputs",
+                    f"product '{product.name}': inputs would make a lineage cycle "
+                    f"{' -> '.join(cycle)}",
                     status=422,
                     error_code=42210,
                 )
@@ -236,6 +244,23 @@ class ProductCatalog:
         result = self.describe(product.name)
         result["registry"]["warnings"] = [p.to_dict() for p in problems]
         return result
+
+    def _cycle_through(self, product: DataProduct) -> list[str]:
+        """A path product -> input -> ... -> product through registered inputs, if any."""
+        paths = deque([[product.name, i] for i in product.inputs])
+        seen: set[str] = set()
+        while paths:
+            path = paths.popleft()
+            current = path[-1]
+            if current == product.name:
+                return path
+            if current in seen:
+                continue
+            seen.add(current)
+            entry = self._products.get(current)
+            for item in entry["descriptor"].get("inputs", []) if entry else []:
+                paths.append([*path, item])
+        return []
 
     def delete(self, name: str) -> None:
         with self.schemas.write_lock:

@@ -243,3 +243,20 @@ def test_lookup_in_a_soft_deleted_subject(client: TestClient) -> None:
     assert (gone.status_code, gone.json()["error_code"]) == (404, 40401)
     found = client.post(f"/subjects/{SUBJECT}?deleted=true", json={"schema": schema()})
     assert found.json()["version"] == 1
+
+
+def test_lineage_cycles_are_refused(client: TestClient) -> None:
+    _setup_products(client)
+    looped = descriptor(inputs=["orders.order-value"])
+    refused = client.put("/products/orders.order-placed", json=looped, auth=ORDERS).json()
+    assert refused["error_code"] == 42210
+    assert refused["message"] == (
+        "product 'orders.order-placed': inputs would make a lineage cycle "
+        "orders.order-placed -> orders.order-value -> orders.order-placed"
+    )
+    itself = client.put(
+        "/products/orders.order-placed",
+        json=descriptor(inputs=["orders.order-placed"]),
+        auth=ORDERS,
+    ).json()
+    assert itself["message"] == "product 'orders.order-placed' lists itself in inputs"
