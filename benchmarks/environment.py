@@ -34,6 +34,9 @@ class BenchEnvironment:
     token: str | None
     broker_origin: str  # "configured" or "local (started for this run)"
     registry_origin: str
+    #: A credential that may write any domain (the processing benchmark makes its own).
+    admin_principal: str | None = None
+    admin_token: str | None = None
 
 
 @contextlib.contextmanager
@@ -65,6 +68,8 @@ def bench_environment(
                 token,
                 broker_origin,
                 "configured",
+                settings.registry_principal,
+                token,
             )
             return
         from mesh_stream.registry.service.server import RegistryServer, build_registry
@@ -88,5 +93,12 @@ def bench_environment(
         stack.callback(server.stop)
         progress(f"in-process registry at {url}")
         yield BenchEnvironment(
-            bootstrap, url, BENCH_DOMAIN, BENCH_TOKEN, broker_origin, "in-process (this run)"
+            bootstrap,
+            url,
+            BENCH_DOMAIN,
+            BENCH_TOKEN,
+            broker_origin,
+            "in-process (this run)",
+            "admin",
+            f"bench-admin-{session}",
         )

@@ -60,10 +60,12 @@ def _ratios(cases: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         if top not in cases or bottom not in cases:
             continue
         value = cases[top]["msgs_per_s"] / cases[bottom]["msgs_per_s"]
+        by_cpu = cases[bottom]["cpu_us_per_record"] / cases[top]["cpu_us_per_record"]
         rows.append(
             {
                 "ratio": name,
                 "value": round(value, 3),
+                "by_cpu": round(by_cpu, 3),
                 "target": target,
                 "met": None if target is None else value >= target,
             }
@@ -133,8 +135,8 @@ def run_benchmarks(
             {
                 "bootstrap_servers": environment.bootstrap_servers,
                 "registry_url": environment.registry_url,
-                "principal": environment.principal,
-                "token": environment.token,
+                "principal": environment.admin_principal,
+                "token": environment.admin_token,
                 "records": records,
                 "settings": settings.model_copy(
                     update={
@@ -229,19 +231,22 @@ def render_table(report: dict[str, Any]) -> str:
         f"{report['warmup']:,} warm-up records; best of {report['repeats']} interleaved runs; "
         f"broker {report['broker']}, registry {report['registry_service']}",
         "",
-        f"{'case':<4} {'what':<58} {'msgs/s':>10} {'peak RSS':>9} {'registry calls':>15}",
+        f"{'case':<4} {'what':<58} {'msgs/s':>10} {'CPU us/rec':>10} {'peak RSS':>9} "
+        f"{'registry calls':>15}",
     ]
     for case, result in report["cases"].items():
         calls = "-" if result["registry_calls"] is None else str(result["registry_calls"])
         lines.append(
             f"({case})  {result['label']:<58} {result['msgs_per_s']:>10,.0f} "
-            f"{result['peak_rss_mb']:>7.0f}MB {calls:>15}"
+            f"{result['cpu_us_per_record']:>10.2f} {result['peak_rss_mb']:>7.0f}MB {calls:>15}"
         )
-    lines += ["", f"{'ratio':<6} {'value':>6} {'target':>7}  verdict"]
+    lines += ["", f"{'ratio':<6} {'msgs/s':>6} {'by CPU':>7} {'target':>7}  verdict (msgs/s)"]
     for row in report["ratios"]:
         target = "-" if row["target"] is None else f">={row['target']}"
         verdict = "-" if row["met"] is None else ("met" if row["met"] else "MISSED")
-        lines.append(f"{row['ratio']:<6} {row['value']:>6.2f} {target:>7}  {verdict}")
+        lines.append(
+            f"{row['ratio']:<6} {row['value']:>6.2f} {row['by_cpu']:>7.2f} {target:>7}  {verdict}"
+        )
     for key in ("registry", "processing"):
         part = report.get(key)
         if part is None:

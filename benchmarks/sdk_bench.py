@@ -126,6 +126,7 @@ class CaseResult:
     records: int
     seconds: float
     msgs_per_s: float
+    cpu_us_per_record: float  # CPU time of the whole process (all threads) per record
     peak_rss_mb: float
     registry_calls: int | None  # HTTP calls to the registry during the timed part
 
@@ -160,18 +161,18 @@ def _produce_loop(producer: Any, send: Callable[[int], None], start: int, count:
 
 def _timed_writes(
     producer: Any, send: Callable[[int], None], config: Config, counter: _Counter
-) -> float:
+) -> tuple[float, float]:
     _produce_loop(producer, send, 0, config.warmup)
     assert producer.flush(60) == 0
     records = [make_record(i) for i in range(2)]  # keep the allocator warm, not timed
     del records
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     _produce_loop(producer, send, config.warmup, config.records)
     remaining = producer.flush(120)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     if remaining or counter.errors:
         raise RuntimeError(f"{remaining} undelivered, {counter.errors} failed deliveries")
-    return elapsed
+    return elapsed, cpu
 
 
 def _registry(config: Config) -> RegistryClient:
@@ -263,7 +264,7 @@ def run_write(case: str, config: Config) -> CaseResult:
             before_timed.append(calls())
         send(index)
 
-    elapsed = _timed_writes(producer, send_and_mark, config, counter)
+    elapsed, cpu = _timed_writes(producer, send_and_mark, config, counter)
     if case in ("d", "e"):
         publisher.flush()  # raises DeliveryError on any failure the SDK saw
         publisher.close()
@@ -275,6 +276,7 @@ def run_write(case: str, config: Config) -> CaseResult:
         config.records,
         elapsed,
         config.records / elapsed,
+        cpu / config.records * 1e6,
         _peak_rss_mb(),
         used,
     )
@@ -368,17 +370,19 @@ def run_read(case: str, config: Config) -> CaseResult:
     while seen < config.warmup and time.monotonic() < deadline:
         seen += read_batch()
     before = calls()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     while seen < total and time.monotonic() < deadline:
         seen += read_batch()
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     after = calls()
     consumer.close()
     if seen < total:
         raise RuntimeError(f"read only {seen} of {total} records from {topic}")
     timed = seen - config.warmup
     used = None if after is None or before is None else after - before
-    return CaseResult(case, LABELS[case], timed, elapsed, timed / elapsed, _peak_rss_mb(), used)
+    return CaseResult(
+        case, LABELS[case], timed, elapsed, timed / elapsed, cpu / timed * 1e6, _peak_rss_mb(), used
+    )
 
 
 def run_case(case: str, config: Config) -> CaseResult:

@@ -105,6 +105,8 @@ class ProductConsumer:
     the Avro schema to decode into; ``models`` to a pydantic model for ``value``. With
     ``dead_letters=False`` a poison pill raises :class:`DeserializationError` instead
     (the consumer has moved past it; catching the error and continuing skips it).
+    Product names are looked up in ``root/domains/`` first, then in the registry
+    (``root=None``: the registry only).
     """
 
     def __init__(
@@ -119,7 +121,7 @@ class ProductConsumer:
         from_beginning: bool = False,
         dead_letters: bool = True,
         config: Mapping[str, Any] | None = None,
-        root: Path | None = None,
+        root: Path | None = Path("."),
     ) -> None:
         if not products:
             raise ValueError("give at least one product to consume")

@@ -1,0 +1,120 @@
+"""The benchmark report: ratios against their targets, the table, the files, optional parts."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from benchmarks.run import RATIOS, _optional_bench, _ratios, render_table, write_report
+from benchmarks.sdk_bench import LABELS, make_record, schema
+from mesh_stream.cli.main import cli
+from mesh_stream.schema.codec import RecordEncoder
+
+
+def case(name: str, msgs_per_s: float, cpu_us: float) -> dict[str, Any]:
+    return {
+        "case": name,
+        "label": LABELS[name],
+        "records": 1000,
+        "seconds": 1000 / msgs_per_s,
+        "msgs_per_s": msgs_per_s,
+        "cpu_us_per_record": cpu_us,
+        "peak_rss_mb": 100.0,
+        "registry_calls": 0 if name in "dei" else None,
+    }
+
+
+SPEEDS = {"a": 300.0, "b": 100.0, "c": 50.0, "d": 90.0, "e": 55.0, "f": 900.0, "g": 120.0,
+          "h": 40.0, "i": 100.0}  # fmt: skip
+CPU = {name: 1_000_000 / speed for name, speed in SPEEDS.items()}
+
+
+def report() -> dict[str, Any]:
+    cases = {name: case(name, speed, CPU[name]) for name, speed in SPEEDS.items()}
+    return {
+        "records": 1000,
+        "warmup": 100,
+        "repeats": 3,
+        "record_bytes": 196.0,
+        "schema_fields": 12,
+        "broker": "local",
+        "registry_service": "in-process",
+        "cases": cases,
+        "ratios": _ratios(cases),
+        "registry": {"status": "not available", "reason": "test"},
+    }
+
+
+def test_every_ratio_is_recomputed_from_the_cases_and_judged_by_its_target() -> None:
+    rows = {row["ratio"]: row for row in report()["ratios"]}
+    assert list(rows) == [name for name, *_ in RATIOS]
+    for name, top, bottom, target in RATIOS:
+        value = SPEEDS[top] / SPEEDS[bottom]
+        assert rows[name]["value"] == round(value, 3)
+        assert rows[name]["by_cpu"] == round(CPU[bottom] / CPU[top], 3)
+        assert rows[name]["met"] == (None if target is None else value >= target)
+
+
+def test_table_shows_each_case_and_verdict() -> None:
+    text = render_table(report())
+    for name, speed in SPEEDS.items():
+        assert f"({name})  {LABELS[name]}" in text
+        assert f"{speed:,.0f}" in text
+    lines = text.splitlines()
+    for name, top, bottom, target in RATIOS:
+        value = SPEEDS[top] / SPEEDS[bottom]
+        wanted = "-" if target is None else f">={target}"
+        verdict = "-" if target is None else ("met" if value >= target else "MISSED")
+        assert f"{name:<6} {value:>6.2f} {value:>7.2f} {wanted:>7}  {verdict}" in lines
+    assert "registry benchmark: not available (test)" in text
+
+
+def test_report_is_written_as_json_and_text(tmp_path: Path) -> None:
+    json_path, text_path = write_report(report(), tmp_path / "out")
+    assert json.loads(json_path.read_text())["cases"]["d"]["msgs_per_s"] == SPEEDS["d"]
+    assert text_path.read_text() == render_table(report()) + "\n"
+
+
+def test_missing_or_incomplete_optional_benchmarks_are_reported_not_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    missing = _optional_bench("benchmarks.no_such_bench", ("run",), {})
+    assert missing == {
+        "status": "not available",
+        "reason": "benchmarks.no_such_bench is not installed",
+    }
+    module = types.ModuleType("benchmarks.fake_bench")
+
+    def run(bootstrap_servers: str, records: int) -> dict[str, Any]:
+        return {"servers": bootstrap_servers, "records": records}
+
+    module.run = run  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "benchmarks.fake_bench", module)
+    given = {"bootstrap_servers": "k:1", "records": 5, "registry_url": "http://r"}
+    assert _optional_bench("benchmarks.fake_bench", ("run",), given) == {
+        "status": "ok",
+        "result": {"servers": "k:1", "records": 5},
+    }
+    assert _optional_bench("benchmarks.fake_bench", ("run",), {"records": 5}) == {
+        "status": "not available",
+        "reason": "needs arguments ['bootstrap_servers']",
+    }
+
+
+def test_benchmark_records_are_realistic() -> None:
+    encoder = RecordEncoder(schema(), 1)
+    sizes = [len(encoder.encode(make_record(i))) for i in range(1000)]
+    assert 8 <= len(schema()["fields"]) <= 12
+    assert 180 <= sum(sizes) / len(sizes) <= 220
+
+
+def test_unknown_case_letters_are_refused_before_anything_starts() -> None:
+    result = CliRunner().invoke(cli, ["bench", "--cases", "abz"])
+    assert result.exit_code == 2
+    assert "unknown case(s) ['z']; use letters a-i" in result.output
