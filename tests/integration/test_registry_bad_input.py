@@ -125,3 +125,26 @@ def test_log_replays_to_the_served_state(running: Running) -> None:
     finally:
         replica.stop()
         store.close()
+
+
+def test_a_registry_topic_that_is_not_compacted_is_refused(kafka: KafkaAddress) -> None:
+    from confluent_kafka.admin import AdminClient
+    from confluent_kafka.cimpl import NewTopic
+
+    from mesh_stream.errors import ConfigurationError
+
+    topic = f"_mesh_registry-delete-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
+    created = admin.create_topics([NewTopic(topic, 1, 1, config={"cleanup.policy": "delete"})])
+    created[topic].result(30)
+    config = MeshSettings(
+        bootstrap_servers=kafka.bootstrap_servers,
+        registry_credentials=SecretStr("admin:x"),
+        registry_credentials_file=None,
+        registry_topic=topic,
+        registry_writer_id=f"w-{topic}",
+    )
+    with pytest.raises(ConfigurationError) as refused:
+        build_registry(config, validators=())
+    assert f"registry topic {topic!r} has cleanup.policy=delete" in str(refused.value)
+    assert "MESH_REGISTRY_TOPIC" in str(refused.value)

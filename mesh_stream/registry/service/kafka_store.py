@@ -25,6 +25,7 @@ from collections.abc import Sequence
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.cimpl import NewTopic
 
 from mesh_stream.errors import (
@@ -80,6 +81,7 @@ class KafkaStore:
                 error_code=50302,
             ) from exc
         if self.topic in metadata.topics:
+            self._check_compacted(admin)
             return
         replicas = min(3, max(1, len(metadata.brokers)))
         futures = admin.create_topics(
@@ -99,6 +101,27 @@ class KafkaStore:
                 raise ConfigurationError(
                     f"cannot create registry topic {self.topic!r}: {exc}"
                 ) from exc
+
+    def _check_compacted(self, admin: AdminClient) -> None:
+        """An existing topic must be compacted, or old schemas would expire with retention."""
+        resource = ConfigResource("topic", self.topic)
+        try:
+            configs = admin.describe_configs([resource])[resource].result(timeout=self.timeout)
+        except KafkaException as exc:
+            raise RegistryUnavailableError(
+                f"cannot read the configuration of registry topic {self.topic!r}: {exc}",
+                status=503,
+                error_code=50302,
+            ) from exc
+        policy = configs["cleanup.policy"].value if "cleanup.policy" in configs else ""
+        if "compact" not in str(policy).split(","):
+            raise ConfigurationError(
+                f"registry topic {self.topic!r} has cleanup.policy={policy}, so Kafka would "
+                f"delete old registry records; set cleanup.policy=compact on it "
+                f"(kafka-configs.sh --alter --entity-type topics --entity-name {self.topic} "
+                f"--add-config cleanup.policy=compact) or choose another topic with "
+                f"--topic / MESH_REGISTRY_TOPIC"
+            )
 
     def open(self, apply: Apply) -> None:
         """Fence older writers, replay the topic to its end, then tail it in a thread."""
