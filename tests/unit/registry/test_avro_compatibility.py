@@ -39,6 +39,11 @@ SCHEMA8 = record(F1, F2_DEFAULT, F3_DEFAULT)
 INT_FIELD = record({"name": "n", "type": "int"})
 LONG_FIELD = record({"name": "n", "type": "long"})
 
+ENUM_AB = record({"name": "e", "type": {"type": "enum", "name": "E", "symbols": ["A", "B"]}})
+ENUM_ABC = record({"name": "e", "type": {"type": "enum", "name": "E", "symbols": ["A", "B", "C"]}})
+STRING_FIELD = record({"name": "n", "type": "string"})
+RENAMED = {**SCHEMA1, "name": "otherrecord"}
+
 B, BT = Compatibility.BACKWARD, Compatibility.BACKWARD_TRANSITIVE
 F, FT = Compatibility.FORWARD, Compatibility.FORWARD_TRANSITIVE
 FU, FUT = Compatibility.FULL, Compatibility.FULL_TRANSITIVE
@@ -73,6 +78,16 @@ MATRIX = [
     (N, [SCHEMA1], SCHEMA3, True),
     (N, [SCHEMA7], INT_FIELD, True),
     (B, [], SCHEMA3, True),  # nothing registered yet
+    (B, [ENUM_AB], ENUM_ABC, True),  # a new reader knows every old symbol
+    (F, [ENUM_AB], ENUM_ABC, False),  # an old reader meets an unknown symbol
+    (FU, [ENUM_ABC], ENUM_AB, False),
+    (B, [STRING_FIELD], INT_FIELD, False),  # type change
+    (F, [STRING_FIELD], INT_FIELD, False),
+    (B, [SCHEMA1], RENAMED, False),  # a record of another name
+    (B, [SCHEMA3], SCHEMA1, True),  # dropping a field: new readers ignore it
+    (FT, [SCHEMA1, SCHEMA2], SCHEMA8, True),  # only fields with defaults added
+    (BT, [SCHEMA1, SCHEMA2], SCHEMA8, True),
+    (N, [STRING_FIELD], RENAMED, True),
 ]
 
 
