@@ -1,0 +1,285 @@
+"""Processing benchmark: the revenue aggregation in one real faust worker.
+
+Two numbers, both against a real broker and registry:
+
+* **throughput**: ``records`` orders are published first, then one revenue worker starts and
+  the clock runs from its first output record until the outputs account for every order;
+  events/s = records / that time.
+* **latency** at a steady ``rate`` (1,000 events/s by default) for ``latency_seconds``: for
+  each order, the time from just before it is published to the moment a consumer of the output
+  product sees a window record that counts it. The bench input has one partition, so the
+  processor counts a window's orders in publish order and the n-th output of a window is the
+  one that includes the window's n-th order.
+
+The benchmark runs the processor's own code (:mod:`domains.analytics.processors.revenue`) on
+private copies of the products (domain ``bench<run id>``), so a running mesh is not disturbed.
+``python -m benchmarks.processing_bench`` is the worker side and is not meant to be run by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+from pydantic import SecretStr
+
+from mesh_stream.descriptor import DataProduct, load_descriptors
+from mesh_stream.processing.app import ProcessorSpec, run_worker
+from mesh_stream.processing.codec import FramedAvroDecoder
+from mesh_stream.processing.registration import ensure_topics, schema_text
+from mesh_stream.producer import ProductPublisher
+from mesh_stream.registry.client import RegistryClient
+from mesh_stream.settings import MeshSettings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REGIONS = ("eu-west", "eu-central", "us-east", "us-west", "ap-south")
+TARGET_EVENTS_PER_S = 10_000
+TARGET_P99_MS = 500.0
+
+
+def bench_products(run_id: str) -> tuple[DataProduct, DataProduct]:
+    """Private copies of orders.order-placed (1 partition) and analytics.revenue-by-region."""
+    products = {p.name: p for p in load_descriptors(REPO_ROOT / "domains")}
+    domain = f"bench{run_id}"
+    source = products["orders.order-placed"].model_copy(
+        update={"name": f"{domain}.order-placed", "domain": domain, "partitions": 1}
+    )
+    output = products["analytics.revenue-by-region"].model_copy(
+        update={"name": f"{domain}.revenue-by-region", "domain": domain, "inputs": (source.name,)}
+    )
+    return source, output
+
+
+def bench_spec(settings: MeshSettings, run_id: str) -> ProcessorSpec:
+    """The revenue processor's spec over the private products; registers the output schema."""
+    source, output = bench_products(run_id)
+    ensure_topics(settings.resolved_bootstrap_servers(), [source, output])
+    with RegistryClient.from_settings(settings) as registry:
+        schema_id = registry.register_schema(output.value_subject, schema_text(output, REPO_ROOT))
+    return ProcessorSpec(output, (source,), schema_id, settings, REPO_ROOT)
+
+
+def _order(rng_id: int, placed_at: int) -> dict[str, Any]:
+    price = Decimal(1_000 + rng_id % 9_000) / 100
+    return {
+        "event_id": str(uuid.uuid4()),
+        "order_id": str(uuid.uuid4()),
+        "customer_id": f"cust-{rng_id % 500:05d}",
+        "region": REGIONS[rng_id % len(REGIONS)],
+        "channel": "WEB",
+        "currency": "EUR",
+        "total_amount": price,
+        "items": [{"sku": "sku-0001", "quantity": 1, "unit_price": price}],
+        "placed_at": placed_at,
+    }
+
+
+class OutputWatcher:
+    """Reads the output product and remembers when each window's count was first seen."""
+
+    def __init__(self, bootstrap: str, registry: RegistryClient, output: DataProduct) -> None:
+        self.decoder = FramedAvroDecoder(registry.get_schema)
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"bench-watch-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 5,
+                "fetch.min.bytes": 1,
+            }
+        )
+        self.consumer.assign([TopicPartition(output.topic, p, 0) for p in range(output.partitions)])
+        self.counts: dict[str, int] = {}
+        self.seen_at: dict[tuple[str, int], float] = {}
+        self.first_output_at: float | None = None
+
+    def poll(self, timeout: float = 0.05) -> None:
+        for message in self.consumer.consume(num_messages=10_000, timeout=timeout):
+            if message.error() is not None:
+                continue
+            now = time.time()
+            if self.first_output_at is None:
+                self.first_output_at = now
+            record = self.decoder.decode(message.value(), where=message.topic())
+            key, count = record["window_id"], record["order_count"]
+            self.counts[key] = max(self.counts.get(key, 0), count)
+            self.seen_at.setdefault((key, count), now)
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def _worker_env(settings: MeshSettings, run_id: str, data_dir: Path) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "MESH_BOOTSTRAP_SERVERS": settings.resolved_bootstrap_servers(),
+        "MESH_REGISTRY_URL": settings.registry_url,
+        "MESH_DATA_DIR": str(data_dir),
+        "MESH_BENCH_RUN_ID": run_id,
+    }
+    if settings.registry_principal and settings.registry_token is not None:
+        env["MESH_REGISTRY_PRINCIPAL"] = settings.registry_principal
+        env["MESH_REGISTRY_TOKEN"] = settings.registry_token.get_secret_value()
+    return env
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def run_processing_bench(
+    bootstrap_servers: str,
+    registry_url: str,
+    *,
+    principal: str | None = "admin",
+    token: str | None = None,
+    records: int = 50_000,
+    rate: float = 1_000.0,
+    latency_seconds: float = 15.0,
+    timeout: float = 300.0,
+    settings: MeshSettings | None = None,
+) -> dict[str, Any]:
+    """Events/s of the revenue aggregation in one worker, and p50/p99 latency at ``rate``."""
+    base = settings or MeshSettings()
+    run_id = uuid.uuid4().hex[:8]
+    with tempfile.TemporaryDirectory(prefix="mesh-bench-processing-") as scratch:
+        settings = base.model_copy(
+            update={
+                "bootstrap_servers": bootstrap_servers,
+                "registry_url": registry_url,
+                "registry_principal": principal,
+                "registry_token": SecretStr(token) if token is not None else None,
+                "data_dir": Path(scratch),
+            }
+        )
+        spec = bench_spec(settings, run_id)
+        source = spec.inputs[0]
+        registry = RegistryClient.from_settings(settings)
+        publisher = ProductPublisher(
+            source,
+            bootstrap_servers=bootstrap_servers,
+            registry=registry,
+            root=REPO_ROOT,
+            config={"linger.ms": 1},
+        )
+        watcher = OutputWatcher(bootstrap_servers, registry, spec.output)
+        log_path = Path(scratch) / "worker.log"
+        worker: subprocess.Popen[bytes] | None = None
+        try:
+            # -- throughput: a backlog of ``records`` orders, then one worker drains it
+            now = int(time.time() * 1000)
+            for n in range(records):
+                publisher.publish(_order(n, now), timestamp_ms=now)
+            publisher.flush()
+            with log_path.open("wb") as log:
+                worker = subprocess.Popen(
+                    [sys.executable, "-m", "benchmarks.processing_bench", "worker", "-l", "warn"],
+                    cwd=REPO_ROOT,
+                    env=_worker_env(settings, run_id, Path(scratch)),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            started = time.time()
+            deadline = time.monotonic() + timeout
+            while watcher.total() < records:
+                if time.monotonic() > deadline or worker.poll() is not None:
+                    raise RuntimeError(
+                        f"revenue worker counted {watcher.total()} of {records} orders in "
+                        f"{timeout:.0f} s; log:\n{log_path.read_text()[-3000:]}"
+                    )
+                watcher.poll()
+            finished = time.time()
+            assert watcher.first_output_at is not None
+            drain_seconds = finished - watcher.first_output_at
+
+            # -- latency: a steady ``rate`` of orders, each timed until its count is visible
+            published_at: dict[str, list[float]] = defaultdict(list)
+            baseline = dict(watcher.counts)
+            count = int(rate * latency_seconds)
+            tick = 0.01  # publish a tick's share every 10 ms; read outputs in between
+            per_tick = rate * tick
+            started_at = time.time()
+            sent = 0
+            while sent < count:
+                due = min(count, int((time.time() - started_at) / tick * per_tick) + 1)
+                while sent < due:
+                    placed = int(time.time() * 1000)
+                    order = _order(records + sent, placed)
+                    key = f"{order['region']}@{placed - placed % 60_000}"
+                    published_at[key].append(time.time())
+                    publisher.publish(order, timestamp_ms=placed)
+                    sent += 1
+                publisher.flush()
+                watcher.poll(timeout=tick / 2)
+            publisher.flush()
+            expected_total = records + count
+            while watcher.total() < expected_total:
+                if time.monotonic() > deadline + latency_seconds:
+                    raise RuntimeError(
+                        f"latency phase: {watcher.total()} of {expected_total} orders counted"
+                    )
+                watcher.poll()
+            latencies = [
+                (watcher.seen_at[(key, baseline.get(key, 0) + i + 1)] - sent) * 1000
+                for key, times in published_at.items()
+                for i, sent in enumerate(times)
+            ]
+        finally:
+            if worker is not None and worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+                try:
+                    worker.wait(60)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+            publisher.close()
+            watcher.close()
+            registry.close()
+    events_per_s = records / drain_seconds
+    p50 = statistics.median(latencies)
+    p99 = _percentile(latencies, 0.99)
+    return {
+        "processor": "analytics.revenue-by-region (one faust worker)",
+        "processing_guarantee": "at_least_once + idempotent keyed outputs",
+        "records": records,
+        "events_per_s": round(events_per_s),
+        "drain_seconds": round(drain_seconds, 2),
+        "worker_start_to_done_seconds": round(finished - started, 2),
+        "latency_rate_per_s": rate,
+        "latency_events": len(latencies),
+        "latency_p50_ms": round(p50, 1),
+        "latency_p99_ms": round(p99, 1),
+        "latency_max_ms": round(max(latencies), 1),
+        "targets": {"events_per_s": TARGET_EVENTS_PER_S, "latency_p99_ms": TARGET_P99_MS},
+        "met": {
+            "events_per_s": events_per_s >= TARGET_EVENTS_PER_S,
+            "latency_p99_ms": p99 < TARGET_P99_MS,
+        },
+    }
+
+
+def _worker_main() -> None:
+    """Worker side: the revenue processor over this run's private products."""
+    from domains.analytics.processors.revenue import build
+
+    settings = MeshSettings()
+    run_id = os.environ["MESH_BENCH_RUN_ID"]
+    run_worker(build(bench_spec(settings, run_id)))
+
+
+if __name__ == "__main__":
+    _worker_main()
