@@ -145,3 +145,29 @@ def test_dockerfile_builds_the_project_on_python_311_slim() -> None:
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".venv" in ignored
     assert ".git" in ignored
+
+
+def test_compose_runs_exactly_the_runnables_mesh_up_supervises() -> None:
+    """The same simulators and processors in both worlds: `mesh up` and docker compose."""
+    from domains.runnables import runnables
+
+    def module(argv: list[str]) -> str:
+        return argv[argv.index("-m") + 1]
+
+    listed = runnables(5.0)
+    compose_modules = {
+        module(command_of(service)): name
+        for name, service in services().items()
+        if "-m" in command_of(service)
+    }
+    assert sorted(compose_modules) == sorted(module(list(r.argv)) for r in listed)
+    known = setting_names()
+    for runnable in listed:
+        service = services()[compose_modules[module(list(runnable.argv))]]
+        # Same kind of child, and the arguments after the module are the same kind of command
+        # (processors: faust's `worker`).
+        assert compose_modules[module(list(runnable.argv))].endswith(f"-{runnable.kind}")
+        argv = command_of(service)
+        if runnable.kind == "processor":
+            assert argv[3] == "worker"
+        assert all(v in known for v in runnable.env if v.startswith("MESH_"))
