@@ -1,0 +1,89 @@
+"""The consumer's decode loop on hand-made Kafka messages (no broker needed)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from confluent_kafka import Message
+
+from mesh_stream.consumer import ConsumedRecord, ProductConsumer
+from mesh_stream.errors import DeserializationError
+from mesh_stream.schema.codec import RecordEncoder
+from tests.fixtures.sdk.helpers import SCHEMA_V1, decoded, new_product
+from tests.unit.sdk.conftest import MemorySchemas, make_order
+
+
+@pytest.fixture
+def consumer(order_v1: dict[str, Any]) -> Iterator[tuple[ProductConsumer, str]]:
+    product = new_product("unit", schema=SCHEMA_V1)
+    consumer = ProductConsumer(
+        [product],
+        group_id="unit",
+        bootstrap_servers="127.0.0.1:9",  # never contacted: messages are handed in directly
+        registry=MemorySchemas({4: order_v1}),  # type: ignore[arg-type]
+        dead_letters=False,
+        config={"log_level": 0},
+        root=None,
+    )
+    yield consumer, product.topic
+    consumer.close()
+
+
+def message(topic: str, offset: int, value: bytes, key: bytes | None = None) -> Message:
+    return Message(
+        topic=topic, partition=0, offset=offset, key=key, value=value, timestamp=(1, 1000 + offset)
+    )
+
+
+def test_records_are_frozen_consumed_records_with_every_coordinate(
+    consumer: tuple[ProductConsumer, str], order_v1: dict[str, Any]
+) -> None:
+    reader, topic = consumer
+    encoder = RecordEncoder(order_v1, 4)
+    messages = [
+        message(topic, i, encoder.encode(make_order(i)), make_order(i)["order_id"].encode())
+        for i in range(3)
+    ]
+    records = reader._decode(messages)
+    assert records == [
+        ConsumedRecord(
+            reader.products[0].name,
+            topic,
+            0,
+            i,
+            make_order(i)["order_id"],
+            decoded(make_order(i)),
+            1000 + i,
+            {},
+            4,
+        )
+        for i in range(3)
+    ]
+    assert all(type(r) is ConsumedRecord for r in records)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        records[0].offset = 7  # type: ignore[misc]
+    assert reader._positions == {(topic, 0): 3}
+
+
+def test_a_poison_pill_without_dead_letters_comes_after_the_good_records_before_it(
+    consumer: tuple[ProductConsumer, str], order_v1: dict[str, Any]
+) -> None:
+    reader, topic = consumer
+    encoder = RecordEncoder(order_v1, 4)
+    good = [encoder.encode(make_order(i)) for i in range(5)]
+    messages = [message(topic, i, good[i]) for i in range(3)]
+    messages += [message(topic, 3, b"\x07oops")]
+    messages += [message(topic, 4 + i, good[3 + i]) for i in range(2)]
+
+    first = reader._decode(messages)
+    assert [r.offset for r in first] == [0, 1, 2]
+    with pytest.raises(DeserializationError) as caught:
+        reader.consume(100, 0.1)
+    assert str(caught.value).startswith(f"{topic}[0]@3: unknown magic byte 7 (expected 0)")
+    rest = reader.consume(100, 0.1)
+    assert [r.offset for r in rest] == [4, 5]
+    assert [r.value for r in rest] == [decoded(make_order(3)), decoded(make_order(4))]
+    assert reader._positions == {(topic, 0): 6}
