@@ -1,6 +1,7 @@
-"""`mesh up` end to end against the real broker: the registry, every simulator and processor
-start as supervised children, records flow on every product topic, and when it stops (here
-by --duration) no process it started is left behind."""
+"""`mesh up` end to end against an already running broker and registry (the session's): it
+uses them instead of starting its own, every simulator and processor runs as a supervised
+child, records flow on the product topics, and when it stops (here by --duration) no process
+it started is left behind. (`test_up_local.py` covers the broker and registry it starts.)"""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from domains.runnables import runnables
 from domains.story import Story
 from mesh_stream.descriptor import load_descriptors
 from mesh_stream.supervisor import process_running
-from tests.conftest import KafkaAddress
-from tests.integration.test_up_local import free_port, processes_with
+from tests.conftest import KafkaAddress, RegistryAddress
+from tests.integration.test_up_local import processes_with
 
 ROOT = Path(__file__).resolve().parents[2]
 RATE = 30.0
@@ -51,20 +52,19 @@ def end_offsets(bootstrap: str, topics: list[str]) -> dict[str, int]:
 
 
 def test_mesh_up_runs_every_product_and_leaves_no_process(
-    kafka: KafkaAddress, tmp_path: Path
+    kafka: KafkaAddress, registry: RegistryAddress, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / f"mesh-up-{uuid.uuid4().hex[:8]}"
     products = load_descriptors(ROOT / "domains")
     topics = [p.topic for p in products]
     before = end_offsets(kafka.bootstrap_servers, topics)
-    session = uuid.uuid4().hex[:8]
     env = {
         **os.environ,
         "MESH_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
         "MESH_DATA_DIR": str(data_dir),
-        "MESH_REGISTRY_URL": f"http://127.0.0.1:{free_port()}",
-        "MESH_REGISTRY_TOPIC": f"_mesh_registry-up-{session}",
-        "MESH_REGISTRY_WRITER_ID": f"mesh-registry-up-{session}",
+        "MESH_REGISTRY_URL": registry.url,
+        "MESH_REGISTRY_PRINCIPAL": "admin",
+        "MESH_REGISTRY_TOKEN": registry.admin_token,
     }
     command = [
         sys.executable, "-m", "mesh_stream.cli.main", "up", "--no-view",
@@ -82,18 +82,25 @@ def test_mesh_up_runs_every_product_and_leaves_no_process(
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
 
-    # Every runnable ran as a supervised child with its own log, next to the registry's.
+    # The running broker and registry were used, not replaced.
+    assert f"Kafka: using the cluster at MESH_BOOTSTRAP_SERVERS={kafka.bootstrap_servers}" in (
+        output
+    )
+    assert f"registry: using the one that answers at {registry.url}" in output
+    assert "stopping: Kafka" not in output
+
+    # Every runnable ran as a supervised child with its own log.
     expected = runnables(RATE, seed=SEED)
     logs = data_dir / "logs"
     for runnable in expected:
         assert (logs / f"{runnable.name}.log").exists(), output
-    assert (logs / "registry.log").exists()
+    assert not (logs / "registry.log").exists()
     supervisor_log = (logs / "supervisor.log").read_text()
     started = {
         name: int(pid)
         for name, pid in re.findall(r" (\S+): started \w+ \(pid (\d+)\)", supervisor_log)
     }
-    assert sorted(started) == sorted(["registry", *(r.name for r in expected)])
+    assert sorted(started) == sorted(r.name for r in expected)
     assert f"registry: {len(products)} of {len(products)} schemas and descriptors registered" in (
         output
     )
@@ -118,8 +125,9 @@ def test_mesh_up_runs_every_product_and_leaves_no_process(
 
     # The stop went processors, simulators, registry, and nothing is left running.
     stops = re.findall(r" (\S+): stopping \(SIGTERM\)", supervisor_log)
-    kinds = {r.name: r.kind for r in expected} | {"registry": "registry"}
-    order = ["processor", "simulator", "registry"]
+    assert sorted(stops) == sorted(started)
+    kinds = {r.name: r.kind for r in expected}
+    order = ["processor", "simulator"]
     assert [kinds[n] for n in stops] == sorted((kinds[n] for n in stops), key=order.index)
     restarted = [
         int(p) for p in re.findall(r"restarted \(restart #\d+, pid (\d+)\)", supervisor_log)
