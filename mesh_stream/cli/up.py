@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 import click
 import httpx
+from rich.console import Console
 
 from mesh_stream.broker import ClusterState, ClusterStatus, LocalCluster, local_cluster
 from mesh_stream.descriptor import DataProduct, ProductKind, load_descriptors
@@ -784,7 +785,8 @@ def up(
         rate=rate,
         seed=seed,
         fresh=fresh,
-        view=not no_view,
+        # Off a terminal (a pipe, CI, a file) a redrawn screen shows nothing useful: print lines.
+        view=not no_view and Console().is_terminal,
         duration=duration,
         root=root,
         register_only=register_only,
