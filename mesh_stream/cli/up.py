@@ -276,6 +276,8 @@ class BrokerWatch:
 
 @dataclass
 class UpOptions:
+    """The command-line choices of one `mesh up` (settings come separately)."""
+
     rate: float
     seed: int
     fresh: bool
@@ -713,7 +715,8 @@ def _writer_credential(tokens: Mapping[str, str]) -> tuple[str | None, str | Non
     type=click.FloatRange(min=0, min_open=True),
     default=5.0,
     show_default=True,
-    help="Events per second each domain simulator publishes.",
+    help="Events per second of the whole simulated story (all source domains together; "
+    "each simulator publishes its domain's share).",
 )
 @click.option(
     "--seed",
