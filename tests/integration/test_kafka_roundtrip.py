@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import defaultdict
 
@@ -18,7 +19,13 @@ def test_keyed_records_arrive_exactly_once_in_per_key_order(kafka: KafkaAddress)
     topic = f"it.roundtrip.{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
     admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(30)
-    partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
+    deadline = time.monotonic() + 30
+    while True:  # metadata reaches the broker's cache shortly after creation
+        partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
+        leaders = [p.leader for p in partitions.values()]
+        if (len(partitions) == 3 and min(leaders) >= 0) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert len(partitions) == 3
 
     producer = Producer(
