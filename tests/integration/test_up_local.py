@@ -1,6 +1,6 @@
 """`mesh up` with its own local broker: a first run creates the broker and the product topics,
-a second run reuses them, Ctrl-C (SIGINT) stops everything in order with no process and no
-broker left running, and --fresh starts over."""
+a second run reuses them and restarts a child that was killed, Ctrl-C (SIGINT) stops
+everything in order with no process and no broker left running, and --fresh starts over."""
 
 from __future__ import annotations
 
@@ -92,7 +92,18 @@ def test_second_run_reuses_the_data_ctrl_c_leaves_nothing_and_fresh_starts_over(
     try:
         assert children_started.wait(240), "".join(lines)
         assert cluster.status().running
-        time.sleep(1)
+        # A child that dies is reported and started again.
+        supervisor_log = data_dir / "logs" / "supervisor.log"
+        victim, pid = re.findall(
+            r" (\S+-simulator): started simulator \(pid (\d+)\)", supervisor_log.read_text()
+        )[0]
+        os.kill(int(pid), signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while f"{victim}: restarted (restart #1" not in supervisor_log.read_text():
+            assert time.monotonic() < deadline, supervisor_log.read_text()
+            time.sleep(0.2)
+        assert f"{victim}: killed by SIGKILL after" in supervisor_log.read_text()
+        assert not process_running(int(pid))
         second.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
         assert second.wait(120) == 0, "".join(lines)
     finally:
