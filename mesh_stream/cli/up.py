@@ -54,6 +54,7 @@ from mesh_stream.liveview import (
     render,
     render_text,
 )
+from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 from mesh_stream.supervisor import Backoff, ChildSpec, EventKind, Supervisor, SupervisorEvent
 
@@ -389,9 +390,7 @@ class MeshUp:
             self._stop.set()
             return
         self._start_runnables(root, tokens)
-        self._run.monitor = MeshMonitor(
-            bootstrap, products, decoder=self._decoder(url, tokens.get("admin"))
-        )
+        self._run.monitor = MeshMonitor(bootstrap, products, decoder=self._decoder(url, tokens))
 
     # -- stage 1: Kafka --------------------------------------------------------------------
     def _refuse_fresh_on_a_foreign_cluster(self) -> None:
@@ -465,12 +464,6 @@ class MeshUp:
                 f"MESH_REGISTRY_URL at http://127.0.0.1:<port> to let `mesh up` run one there",
                 status=503,
             )
-        if not _command_exists("registry", "serve"):
-            self.note(
-                "registry: skipped, `mesh registry serve` is not available yet (issue 3); "
-                "schemas and descriptors are not registered"
-            )
-            return url, {}
         tokens = registry_credentials(
             self.settings.data_dir / "registry" / "credentials.json", ["admin", *domains]
         )
@@ -532,13 +525,6 @@ class MeshUp:
 
         created = ensure_topics(bootstrap, products)
         self.say(f"topics: {len(products)} product topics ready ({len(created)} created now)")
-        client_class = _registry_client_class()
-        if client_class is None:
-            self.note(
-                "registration: skipped, the registry client (mesh_stream.registry.client, "
-                "issue 3) is not there yet"
-            )
-            return
         principal, token = _writer_credential(tokens)
         if token is None:
             self.note(
@@ -547,7 +533,7 @@ class MeshUp:
             )
             return
         failures: list[str] = []
-        with client_class(url, principal=principal, token=token) as client:
+        with RegistryClient(url, principal=principal, token=token) as client:
             for product in products:
                 schema_path = root / product.schema_file
                 try:
@@ -568,11 +554,9 @@ class MeshUp:
         for failure in failures:
             self.note(f"registration failed: {failure}")
 
-    def _decoder(self, url: str, admin_token: str | None) -> Decoder | None:
-        client_class = _registry_client_class()
-        if client_class is None:
-            return None
-        client = client_class(url, principal="admin" if admin_token else None, token=admin_token)
+    def _decoder(self, url: str, tokens: Mapping[str, str]) -> Decoder:
+        principal, token = _writer_credential(tokens)
+        client = RegistryClient(url, principal=principal, token=token)
         self._run.closers.append(client.close)
         return registry_decoder(client)
 
@@ -679,26 +663,6 @@ class MeshUp:
             pids = run.cluster.stop()
             self.say(f"stopped Kafka (pid {', '.join(map(str, pids))}); data kept for next time")
         self.say("mesh up: everything stopped")
-
-
-def _command_exists(*path: str) -> bool:
-    """True when `mesh <path...>` is a registered CLI command."""
-    from mesh_stream.cli.main import cli
-
-    command: click.Command | None = cli
-    for name in path:
-        if not isinstance(command, click.Group):
-            return False
-        command = command.commands.get(name)
-    return command is not None
-
-
-def _registry_client_class() -> Any:
-    try:
-        module = importlib.import_module("mesh_stream.registry.client")
-    except ModuleNotFoundError:
-        return None
-    return getattr(module, "RegistryClient", None)
 
 
 def _writer_credential(tokens: Mapping[str, str]) -> tuple[str | None, str | None]:
