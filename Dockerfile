@@ -11,10 +11,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# The project with its descriptors (domains/), contracts (schemas/) and policies: the
-# services resolve schema paths relative to this folder, exactly as on a laptop.
+# The project with its descriptors (domains/), contracts (schemas/) and policies. Installed
+# in editable mode on purpose: the platform finds domains/ and schemas/ next to its own code
+# (the repository root), exactly as in a checkout on a laptop.
 COPY . .
-RUN pip install . \
+RUN pip install -e . \
     && useradd --create-home --uid 10001 mesh \
     && mkdir -p /data \
     && chown mesh /data
