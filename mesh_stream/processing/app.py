@@ -102,7 +102,10 @@ def prepare(
     products = load_descriptors(repo_root / "domains")
     output = find_product(products, output_name)
     inputs = tuple(find_product(products, name) for name in output.inputs)
-    ensure_topics(settings.resolved_bootstrap_servers(), (*inputs, output))
+    bootstrap = settings.resolved_bootstrap_servers()
+    ensure_topics(bootstrap, (*inputs, output))
+    for product in inputs:  # where undecodable input records go
+        ensure_internal_topic(bootstrap, product.dlq_topic, product.partitions)
     with RegistryClient.from_settings(settings) as registry:
         schema_id = register_product(registry, output, repo_root)
     return ProcessorSpec(output, inputs, schema_id, settings, repo_root)

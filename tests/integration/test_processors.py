@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from pydantic import SecretStr
 
 from mesh_stream.descriptor import DataProduct, load_descriptors
+from mesh_stream.errors import DeserializationError
 from mesh_stream.processing.codec import FramedAvroDecoder
 from mesh_stream.processing.registration import ensure_topics, register_source_product
 from mesh_stream.producer import ProductPublisher
@@ -421,12 +422,52 @@ def read_inputs(bootstrap: str, registry: RegistryClient, sources: list[DataProd
                 if message.offset() >= ends[(topic, partition)]:
                     continue
                 where = f"{topic}[{partition}]@{message.offset()}"
-                value = decoder.decode(message.value(), where=where)
-                inputs.sent.append(Sent(names[topic], value, message.timestamp()[1]))
                 remaining -= 1
+                try:
+                    value = decoder.decode(message.value(), where=where)
+                except DeserializationError:
+                    continue  # a poison pill: not an input, the processors dead-letter it
+                inputs.sent.append(Sent(names[topic], value, message.timestamp()[1]))
     finally:
         consumer.close()
     return inputs
+
+
+def poison_pill(bootstrap: str, topic: str) -> tuple[int, int]:
+    """Write a value that is not Confluent-framed Avro; returns its (partition, offset)."""
+    producer = Producer({"bootstrap.servers": bootstrap})
+    delivered: list[tuple[int, int]] = []
+    producer.produce(
+        topic,
+        key=b"poison",
+        value=b"\x07not avro",
+        on_delivery=lambda _err, msg: delivered.append((msg.partition(), msg.offset())),
+    )
+    producer.flush(10)
+    return delivered[0]
+
+
+def assert_dead_lettered(bootstrap: str, product: DataProduct, where: tuple[int, int]) -> None:
+    """The revenue re-key agent sent the poison pill to the DLQ, saying what and where."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"it-dlq-{uuid.uuid4().hex[:6]}"}
+    )
+    consumer.assign([TopicPartition(product.dlq_topic, p, 0) for p in range(product.partitions)])
+    source = f"{product.topic}[{where[0]}]@{where[1]}"
+    try:
+        found = []
+        deadline = time.monotonic() + 30
+        while not found and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=100, timeout=1.0):
+                headers = dict(message.headers() or [])
+                if headers.get("mesh.source") == source.encode():
+                    found.append((message.value(), headers))
+    finally:
+        consumer.close()
+    assert found, f"no dead letter for {source} in {product.dlq_topic}"
+    value, headers = found[0]
+    assert value == b"\x07not avro"
+    assert headers["mesh.error"].decode().startswith(f"{source}: magic byte is 7")
 
 
 # -- processes --------------------------------------------------------------------------
@@ -557,7 +598,9 @@ def test_outputs_are_exact_through_duplicates_lateness_kill_and_clean_restart(
         writer.profile("cust-001", base + 2, "VIP", "us-east")
         writer.profile("cust-001", base + 1, "REGULAR", "us-east")  # older version arrives last
         writer.story(orders=60, start_ms=base)
+        poison = poison_pill(bootstrap, by_name["orders.order-placed"].topic)
         reader.wait_for(expected(), timeout=90)
+        assert_dead_lettered(bootstrap, by_name["orders.order-placed"], poison)
         registered = registry.get_product("analytics.customer-360")
         assert registered["inputs"] == list(by_name["analytics.customer-360"].inputs)
 
