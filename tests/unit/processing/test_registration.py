@@ -1,0 +1,73 @@
+"""Registering a processor's product: schema first, then waiting for its inputs, clearly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mesh_stream.descriptor import load_descriptors
+from mesh_stream.errors import ConfigurationError, ProductNotFoundError, SchemaError
+from mesh_stream.processing.registration import register_product, schema_text, topic_config
+
+REPO = Path(__file__).resolve().parents[3]
+PRODUCTS = {p.name: p for p in load_descriptors(REPO / "domains")}
+
+
+class StubRegistry:
+    """In-process stand-in for the registry client's product and schema calls."""
+
+    url = "http://registry.test"
+
+    def __init__(self, registered: set[str]) -> None:
+        self.registered = registered
+        self.schemas: dict[str, str] = {}
+        self.put: list[str] = []
+
+    def register_schema(self, subject: str, schema: str) -> int:
+        self.schemas[subject] = schema
+        return 41
+
+    def get_product(self, name: str) -> dict[str, Any]:
+        if name not in self.registered:
+            raise ProductNotFoundError(f"no product {name}", status=404, error_code=40404)
+        return {"name": name}
+
+    def put_product(self, product: Any) -> dict[str, Any]:
+        self.put.append(product.name)
+        return {}
+
+
+def test_a_processor_product_is_registered_once_its_inputs_are() -> None:
+    product = PRODUCTS["analytics.customer-360"]
+    registry = StubRegistry(set(product.inputs))
+    assert register_product(registry, product, REPO) == 41  # type: ignore[arg-type]
+    assert registry.put == ["analytics.customer-360"]
+    assert "analytics.customer-360.v1-value" in registry.schemas
+
+
+def test_missing_inputs_are_named_with_the_way_to_fix_it() -> None:
+    product = PRODUCTS["analytics.order-fulfilment-sla"]
+    registry = StubRegistry({"orders.order-placed"})
+    with pytest.raises(ConfigurationError) as caught:
+        register_product(registry, product, REPO, wait_for_inputs=0.2, poll_interval=0.05)  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert message.startswith("analytics.order-fulfilment-sla: inputs payments.payment-captured, ")
+    assert "shipping.shipment-dispatched are not registered in the registry at " in message
+    assert "python -m domains.<domain>.simulator" in message
+    assert registry.put == []
+
+
+def test_topic_config_carries_out_the_descriptor() -> None:
+    assert topic_config(PRODUCTS["customers.customer-profile"]) == {
+        "cleanup.policy": "compact",
+        "retention.ms": "-1",
+    }
+
+
+def test_unreadable_schema_names_the_descriptor_field(tmp_path: Path) -> None:
+    with pytest.raises(
+        SchemaError, match=r"orders.order-placed: schema: cannot read .*order-placed.avsc"
+    ):
+        schema_text(PRODUCTS["orders.order-placed"], tmp_path)
