@@ -112,10 +112,16 @@ def run_benchmarks(
     progress: Callable[[str], None] = print,
     registry_seconds: float = 5.0,
     repeats: int = 3,
+    others: bool = True,
 ) -> dict[str, Any]:
-    """Run the benchmarks and return the whole report as JSON-able data."""
+    """Run the benchmarks and return the whole report as JSON-able data.
+
+    ``others=False`` skips the registry and processing benchmarks (the SDK cases only).
+    """
     with bench_environment(settings, progress) as environment:
         report = _run_sdk(environment, records, warmup, cases, progress, repeats)
+        if not others:
+            return report
         progress("registry benchmark ...")
         report["registry"] = _optional_bench(
             "benchmarks.registry_bench",

@@ -44,6 +44,11 @@ from mesh_stream.settings import MeshSettings
     help="Which cases to run: a-e write, f-i read (reads need d). See benchmarks/sdk_bench.py.",
 )
 @click.option(
+    "--sdk-only",
+    is_flag=True,
+    help="Skip the registry and processing benchmarks (run the SDK cases only).",
+)
+@click.option(
     "--output",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("bench-results"),
@@ -58,6 +63,7 @@ def bench(
     warmup: int,
     repeats: int,
     cases: str,
+    sdk_only: bool,
     output: Path,
 ) -> None:
     """Measure publishing and consuming: raw confluent-kafka, hand-written fastavro,
@@ -91,6 +97,7 @@ def bench(
         cases=cases,
         repeats=repeats,
         progress=progress,
+        others=not sdk_only,
     )
     json_path, text_path = write_report(report, output)
     if as_json:

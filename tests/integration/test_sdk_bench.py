@@ -1,0 +1,45 @@
+"""`mesh bench` end to end on the test broker and registry (small, and no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from benchmarks.sdk_bench import LABELS
+from mesh_stream.cli.main import cli
+from tests.conftest import KafkaAddress, RegistryAddress
+
+
+def test_bench_runs_every_case_and_reports_ratios_rss_and_registry_calls(
+    kafka: KafkaAddress, registry: RegistryAddress, tmp_path: Path
+) -> None:
+    env = {
+        "MESH_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "MESH_REGISTRY_URL": registry.url,
+        "MESH_REGISTRY_PRINCIPAL": "admin",
+        "MESH_REGISTRY_TOKEN": registry.admin_token,
+    }
+    args = ["bench", "--records", "1000", "--warmup", "200", "--repeats", "1", "--sdk-only"]
+    result = CliRunner().invoke(
+        cli, [*args, "--json", "--output", str(tmp_path)], env=env, catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report == json.loads((tmp_path / "sdk-bench.json").read_text())
+    assert report["broker"] == "configured"
+    assert report["registry_service"] == "configured"
+    assert list(report["cases"]) == list("abcdefghi")
+    for case, found in report["cases"].items():
+        assert found["label"] == LABELS[case]
+        assert found["records"] == 1000
+        assert found["msgs_per_s"] == found["records"] / found["seconds"]
+        assert found["peak_rss_mb"] > 0
+    assert report["registry_calls_per_record_after_warmup"] == {"d": 0.0, "e": 0.0, "i": 0.0}
+    ratios = {row["ratio"]: row["value"] for row in report["ratios"]}
+    cases = report["cases"]
+    assert ratios["d/b"] == round(cases["d"]["msgs_per_s"] / cases["b"]["msgs_per_s"], 3)
+    assert ratios["i/h"] == round(cases["i"]["msgs_per_s"] / cases["h"]["msgs_per_s"], 3)
+    assert "registry" not in report
+    assert (tmp_path / "sdk-bench.txt").read_text().startswith("mesh bench: 1,000 records")
