@@ -23,11 +23,14 @@ def test_every_setting_is_in_the_configuration_table() -> None:
     rows = [line for line in tour().splitlines() if line.startswith("| `MESH_")]
     listed = {name for row in rows for name in re.findall(r"`(MESH_\w+)`", row.split("|")[1])}
     expected = {f"{prefix}{field}".upper() for field in MeshSettings.model_fields}
-    assert sorted(expected - listed) == []
-    assert sorted(listed - expected) == []
+    missing, stale = sorted(expected - listed), sorted(listed - expected)
+    assert missing == [], f"add {missing} to the Configuration table of README.md's Tour"
+    assert stale == [], f"{stale} in README.md's Tour are no MeshSettings fields any more"
 
 
 def test_every_command_is_in_the_cli_table() -> None:
     rows = [line for line in tour().splitlines() if line.startswith("| `mesh ")]
     listed = {name for row in rows for name in re.findall(r"^\| `mesh (\w+)", row)}
-    assert listed == set(cli.commands)
+    missing = sorted(set(cli.commands) - listed)
+    assert missing == [], f"add `mesh {missing}` to the CLI table of README.md's Tour"
+    assert sorted(listed - set(cli.commands)) == [], "README.md's Tour lists unknown commands"
