@@ -677,7 +677,7 @@ def _writer_credential(tokens: Mapping[str, str]) -> tuple[str | None, str | Non
 @click.option(
     "--rate",
     type=click.FloatRange(min=0, min_open=True),
-    default=5.0,
+    default=20.0,
     show_default=True,
     help="Events per second of the whole simulated story (all source domains together; "
     "each simulator publishes its domain's share).",
