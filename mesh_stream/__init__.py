@@ -1,34 +1,77 @@
 """mesh-stream: an event-streaming backbone for a data mesh.
 
 The public API is what ``__all__`` lists; everything else is internal and may change.
+A domain team needs little more than this::
+
+    from mesh_stream import MeshSettings, open_publisher
+
+    with open_publisher("orders.order-placed", settings=MeshSettings()) as publisher:
+        publisher.publish({"order_id": "...", ...})
 """
 
 from __future__ import annotations
 
+from mesh_stream.broker import LocalCluster, local_cluster
+from mesh_stream.consumer import ConsumedRecord, ProductConsumer
+from mesh_stream.descriptor import DataProduct, load_descriptor, load_descriptors
 from mesh_stream.errors import (
+    AuthError,
     BrokerError,
     ConfigurationError,
     DeliveryError,
     DescriptorError,
     DeserializationError,
+    IncompatibleSchemaError,
     MeshError,
-    PolicyViolationError,
+    ProductNotFoundError,
+    ProductRejectedError,
     RegistryError,
+    RegistryUnavailableError,
     SchemaError,
     SerializationError,
 )
+from mesh_stream.governance import LintReport, Violation, lint_repository
+from mesh_stream.producer import (
+    AsyncProductPublisher,
+    ProductPublisher,
+    PublishReport,
+    open_publisher,
+)
+from mesh_stream.registry import RegisteredSchema, RegistryClient
+from mesh_stream.schema.models import model_from_schema
 from mesh_stream.settings import MeshSettings
 
 __all__ = [
+    "AsyncProductPublisher",
+    "AuthError",
     "BrokerError",
     "ConfigurationError",
+    "ConsumedRecord",
+    "DataProduct",
     "DeliveryError",
     "DescriptorError",
     "DeserializationError",
+    "IncompatibleSchemaError",
+    "LintReport",
+    "LocalCluster",
     "MeshError",
     "MeshSettings",
-    "PolicyViolationError",
+    "ProductConsumer",
+    "ProductNotFoundError",
+    "ProductPublisher",
+    "ProductRejectedError",
+    "PublishReport",
+    "RegisteredSchema",
+    "RegistryClient",
     "RegistryError",
+    "RegistryUnavailableError",
     "SchemaError",
     "SerializationError",
+    "Violation",
+    "lint_repository",
+    "load_descriptor",
+    "load_descriptors",
+    "local_cluster",
+    "model_from_schema",
+    "open_publisher",
 ]

@@ -38,8 +38,10 @@ original kept as ``__cause__``::
     ├── SerializationError          a record does not fit its schema (field path named)
     │   └── DeserializationError    bytes on the wire cannot be decoded
     ├── DeliveryError               Kafka did not acknowledge records (they are named)
-    ├── ConsumerError               a fatal Kafka consumer error
-    └── PolicyViolationError        governance policies refused a product
+    └── ConsumerError               a fatal Kafka consumer error
+
+Governance refusals by the registry are ``ProductRejectedError`` (422, ``error_code`` 42211,
+the violations on ``.violations``); ``mesh lint`` reports violations rather than raising.
 """
 
 from __future__ import annotations
@@ -240,7 +242,3 @@ class DeliveryError(MeshError):
 
 class ConsumerError(MeshError):
     """The Kafka consumer hit a fatal error (the message names topic and partition)."""
-
-
-class PolicyViolationError(MeshError):
-    """Governance policies refused a product; the violations are on ``violations``."""

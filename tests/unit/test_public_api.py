@@ -1,0 +1,81 @@
+"""The public surface is deliberate: a change to it must be a change to this test too."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+
+import mesh_stream
+from mesh_stream import errors
+
+EXPECTED = {
+    "AsyncProductPublisher",
+    "AuthError",
+    "BrokerError",
+    "ConfigurationError",
+    "ConsumedRecord",
+    "DataProduct",
+    "DeliveryError",
+    "DescriptorError",
+    "DeserializationError",
+    "IncompatibleSchemaError",
+    "LintReport",
+    "LocalCluster",
+    "MeshError",
+    "MeshSettings",
+    "ProductConsumer",
+    "ProductNotFoundError",
+    "ProductPublisher",
+    "ProductRejectedError",
+    "PublishReport",
+    "RegisteredSchema",
+    "RegistryClient",
+    "RegistryError",
+    "RegistryUnavailableError",
+    "SchemaError",
+    "SerializationError",
+    "Violation",
+    "lint_repository",
+    "load_descriptor",
+    "load_descriptors",
+    "local_cluster",
+    "model_from_schema",
+    "open_publisher",
+}
+
+
+def test_all_is_exactly_the_public_api() -> None:
+    assert set(mesh_stream.__all__) == EXPECTED
+    assert len(mesh_stream.__all__) == len(EXPECTED)
+    for name in mesh_stream.__all__:
+        assert getattr(mesh_stream, name) is not None
+
+
+def test_every_error_derives_from_mesh_error() -> None:
+    classes = [
+        c for _, c in inspect.getmembers(errors, inspect.isclass) if c.__module__ == errors.__name__
+    ]
+    assert len(classes) > 10
+    assert all(issubclass(c, errors.MeshError) for c in classes)
+
+
+def test_every_error_class_appears_in_the_documented_tree() -> None:
+    doc = errors.__doc__ or ""
+    missing = [
+        c.__name__
+        for _, c in inspect.getmembers(errors, inspect.isclass)
+        if c.__module__ == errors.__name__ and c.__name__ not in doc
+    ]
+    assert missing == []
+
+
+def test_serde_errors_are_also_confluent_kafka_errors() -> None:
+    from confluent_kafka.serialization import SerializationError as KafkaSerializationError
+
+    assert issubclass(errors.SerializationError, KafkaSerializationError)
+    assert issubclass(errors.DeserializationError, KafkaSerializationError)
+
+
+def test_importing_the_api_does_not_start_faust_or_the_web_server() -> None:
+    assert "faust" not in sys.modules or "mesh_stream.processing" in sys.modules
+    assert "uvicorn" not in sys.modules or "mesh_stream.registry.service" in sys.modules
