@@ -9,7 +9,7 @@ from types import FrameType
 
 import click
 
-from mesh_stream.registry.service.server import RegistryServer, build_registry
+from mesh_stream.registry.service.server import RegistryServer, bind_listener, build_registry
 from mesh_stream.settings import MeshSettings
 
 
@@ -87,8 +87,14 @@ def serve(
         "registry_open_writes": open_writes,
     }
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    app, store = build_registry(settings)
-    server = RegistryServer(app, host=host, port=port)
+    # The port first: building the registry fences the writer of a registry that may run.
+    listener = bind_listener(host, port)
+    try:
+        app, store = build_registry(settings)
+    except BaseException:
+        listener.close()
+        raise
+    server = RegistryServer(app, host=host, listener=listener)
     stopped = threading.Event()
 
     def stop(_signum: int, _frame: FrameType | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -60,11 +61,53 @@ def build_registry(
     return app, store
 
 
-class RegistryServer:
-    """uvicorn in a background thread; ``port=0`` picks a free port (see :attr:`url`)."""
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``, bound *before* the registry joins Kafka.
 
-    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> None:
+    Binding first matters: building the registry fences any older writer with the same
+    ``transactional.id``, so a second ``mesh registry serve`` that only then found its port
+    taken would leave the running registry read-only and serve nothing itself.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigurationError(
+            f"cannot listen on {host}:{port}: unknown host ({exc.strerror}); "
+            f"fix `mesh registry serve --host`"
+        ) from exc
+    family, kind, proto, _canonical, address = infos[0]
+    listener = socket.socket(family, kind, proto)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+        listener.listen(128)
+    except OSError as exc:
+        listener.close()
+        raise ConfigurationError(
+            f"cannot listen on {host}:{port}: {exc.strerror}; is the port taken (another "
+            f"registry?) choose another with `mesh registry serve --port` (0 picks a free one)"
+        ) from exc
+    return listener
+
+
+class RegistryServer:
+    """uvicorn in a background thread; ``port=0`` picks a free port (see :attr:`url`).
+
+    Pass ``listener`` (from :func:`bind_listener`) to serve on a socket bound earlier.
+    """
+
+    def __init__(
+        self,
+        app: FastAPI,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        listener: socket.socket | None = None,
+    ) -> None:
         self.host = host
+        if listener is not None:
+            port = listener.getsockname()[1]
+        self._listener = listener
         self._server = uvicorn.Server(
             uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
         )
@@ -74,8 +117,9 @@ class RegistryServer:
     def _run(self) -> None:
         # uvicorn ends with sys.exit(1) when it cannot bind; keep that inside the thread,
         # start() reports it.
+        sockets = [self._listener] if self._listener is not None else None
         with contextlib.suppress(SystemExit):
-            self._server.run()
+            self._server.run(sockets=sockets)
 
     @property
     def url(self) -> str:
@@ -96,4 +140,7 @@ class RegistryServer:
 
     def stop(self) -> None:
         self._server.should_exit = True
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        if self._listener is not None:
+            self._listener.close()

@@ -1,0 +1,57 @@
+"""`mesh registry serve` next to a running registry: a taken port must not fence its writer."""
+
+from __future__ import annotations
+
+import uuid
+
+from click.testing import CliRunner
+from pydantic import SecretStr
+
+from mesh_stream.cli.main import cli
+from mesh_stream.registry.client import RegistryClient
+from mesh_stream.registry.service.server import RegistryServer, build_registry
+from mesh_stream.settings import MeshSettings
+from tests.conftest import KafkaAddress
+
+
+def _schema(field: str) -> dict[str, object]:
+    return {
+        "type": "record",
+        "name": "Probe",
+        "doc": "A probe record.",
+        "fields": [{"name": field, "type": "string", "doc": "A field.", "default": ""}],
+    }
+
+
+def test_serve_on_a_taken_port_leaves_the_running_registry_writable(kafka: KafkaAddress) -> None:
+    session = uuid.uuid4().hex[:8]
+    topic, writer = f"_mesh_registry-cli-{session}", f"mesh-registry-cli-{session}"
+    settings = MeshSettings(
+        bootstrap_servers=kafka.bootstrap_servers,
+        registry_credentials=SecretStr("admin:admin-secret"),
+        registry_credentials_file=None,
+        registry_topic=topic,
+        registry_writer_id=writer,
+    )
+    app, store = build_registry(settings, validators=())
+    running = RegistryServer(app)
+    try:
+        url = running.start()
+        second = CliRunner().invoke(
+            cli,
+            [
+                "registry", "serve", "--port", str(running.port), "--open-writes",
+                "--bootstrap-servers", kafka.bootstrap_servers,
+                "--topic", topic, "--writer-id", writer,
+            ],
+        )  # fmt: skip
+        assert second.exit_code != 0
+        with RegistryClient(url, principal="admin", token="admin-secret") as admin:
+            first_id = admin.register_schema("orders.probe-value", _schema("a"))
+            second_id = admin.register_schema("orders.probe-value", _schema("b"))
+        assert second_id == first_id + 1
+        assert f"cannot listen on 127.0.0.1:{running.port}" in str(second.exception)
+        assert "mesh registry serve --port" in str(second.exception)
+    finally:
+        running.stop()
+        store.close()
