@@ -12,7 +12,8 @@ original kept as ``__cause__``::
     │   ├── KafkaFetchError         Maven could not fetch Kafka's jars
     │   ├── BrokerAlreadyRunningError
     │   ├── PortInUseError
-    │   └── BrokerStartTimeoutError the broker did not answer in time (log tail attached)
+    │   ├── BrokerStartTimeoutError the broker did not answer in time (log tail attached)
+    │   └── BrokerUnreachableError  nothing answers at the configured bootstrap servers
     ├── RegistryError               carries HTTP status and Confluent ``error_code``
     │   ├── RegistryUnavailableError
     │   ├── SubjectNotFoundError     40401
@@ -82,6 +83,10 @@ class PortInUseError(BrokerError):
 
 class BrokerStartTimeoutError(BrokerError):
     """The broker did not answer a metadata request in time."""
+
+
+class BrokerUnreachableError(BrokerError):
+    """No Kafka broker answers at the bootstrap servers a command was given."""
 
 
 class RegistryError(MeshError):

@@ -29,13 +29,25 @@ def registry_for(settings: MeshSettings) -> Any:
 
 
 def _parse_lines(
-    stream: IO[str], name: str, publisher: ProductPublisher
+    stream: IO[bytes], name: str, publisher: ProductPublisher
 ) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
-    """(line number, record) for each good line, and one error text per bad line."""
+    """(line number, record) for each good line, and one error text per bad line.
+
+    Lines are decoded one by one, so a line that is not UTF-8 is reported like any other
+    bad line instead of ending the whole run.
+    """
     good: list[tuple[int, dict[str, Any]]] = []
     errors: list[str] = []
     parsed = publisher.encoder.parsed
-    for number, line in enumerate(stream, start=1):
+    for number, raw in enumerate(stream, start=1):
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            errors.append(
+                f"{name}:{number}: not UTF-8 text (byte {raw[exc.start]:#04x} at column "
+                f"{exc.start + 1}); JSON Lines files must be UTF-8"
+            )
+            continue
         if not line.strip():
             continue
         try:
@@ -58,13 +70,25 @@ def _parse_lines(
     return good, errors
 
 
+def _read_schema(path: Path) -> Any:
+    """The ``--schema`` file as JSON, or an error naming the file, line and column."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(f"{path}: --schema is not UTF-8 text ({exc.reason})") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(
+            f"{path}:{exc.lineno}: --schema is not valid JSON (column {exc.colno}): {exc.msg}"
+        ) from exc
+
+
 @click.command("publish")
 @click.argument("product")
 @click.option(
     "--file",
     "-f",
     "records_file",
-    type=click.File("r", encoding="utf-8"),
+    type=click.File("rb"),
     help="JSON Lines file, one record (a JSON object) per line; `-` reads standard input. "
     "Timestamps may be ISO-8601 strings, decimals strings or numbers.",
 )
@@ -105,7 +129,7 @@ def _parse_lines(
 def publish(
     ctx: click.Context,
     product: str,
-    records_file: IO[str] | None,
+    records_file: IO[bytes] | None,
     register_only: bool,
     schema_file: Path | None,
     all_or_nothing: bool,
@@ -126,7 +150,7 @@ def publish(
         raise click.UsageError("give the records with --file FILE (or `-` for stdin)")
     registry = registry_for(settings)
     descriptor = resolve_product(product, registry=registry, root=root)
-    schema = json.loads(schema_file.read_text(encoding="utf-8")) if schema_file else None
+    schema = _read_schema(schema_file) if schema_file else None
     publisher = ProductPublisher(
         descriptor,
         bootstrap_servers=settings.resolved_bootstrap_servers(),

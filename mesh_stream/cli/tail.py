@@ -9,9 +9,11 @@ from pathlib import Path
 
 import click
 
+from mesh_stream.broker.reachability import existing_topics
 from mesh_stream.cli.publish import registry_for
 from mesh_stream.consumer import ConsumedRecord, ProductConsumer
 from mesh_stream.errors import DeserializationError
+from mesh_stream.producer import resolve_product
 from mesh_stream.schema.codec import json_default
 from mesh_stream.settings import MeshSettings
 
@@ -86,10 +88,18 @@ def tail(
     updates = {"bootstrap_servers": bootstrap_servers, "registry_url": registry_url}
     settings = settings.model_copy(update={k: v for k, v in updates.items() if v is not None})
     registry = registry_for(settings)
+    descriptor = resolve_product(product, registry=registry, root=root)
+    bootstrap = settings.resolved_bootstrap_servers()
+    if descriptor.topic not in existing_topics(bootstrap):
+        click.echo(
+            f"topic {descriptor.topic} does not exist yet at {bootstrap}; waiting for its "
+            f"first record (publish with `mesh publish {descriptor.name} --file FILE`)",
+            err=True,
+        )
     consumer = ProductConsumer(
-        [product],
+        [descriptor],
         group_id=group or f"mesh-tail-{uuid.uuid4().hex[:12]}",
-        bootstrap_servers=settings.resolved_bootstrap_servers(),
+        bootstrap_servers=bootstrap,
         registry=registry,
         from_beginning=from_beginning,
         dead_letters=False,
