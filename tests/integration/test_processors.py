@@ -526,6 +526,8 @@ class Worker:
         return self.process.wait(60)
 
     def log_tail(self) -> str:
+        if not self.log_path.exists():
+            return "(never started)"
         return self.log_path.read_text(errors="replace")[-12000:]
 
 
