@@ -56,7 +56,15 @@ from mesh_stream.liveview import (
 )
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
-from mesh_stream.supervisor import Backoff, ChildSpec, EventKind, Supervisor, SupervisorEvent
+from mesh_stream.supervisor import (
+    Backoff,
+    ChildSpec,
+    ChildState,
+    ChildStatus,
+    EventKind,
+    Supervisor,
+    SupervisorEvent,
+)
 
 RESTART_BACKOFF = Backoff(initial=1.0, factor=2.0, maximum=30.0, stable_after=60.0)
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "0.0.0.0")
@@ -273,6 +281,21 @@ class BrokerWatch:
             f"{what}; restart #{self.restarts} in {delay:.1f}s (log: {self.cluster.log_file(1)})",
             restart_in=delay,
         )
+
+
+def broker_status(cluster: _Cluster, watch: BrokerWatch | None) -> ChildStatus:
+    """The local broker as a row of the live view's process table."""
+    status = cluster.status()
+    node = status.nodes[0] if status.nodes else None
+    return ChildStatus(
+        name="kafka",
+        kind="broker",
+        state=ChildState.RUNNING if status.running else ChildState.RESTARTING,
+        pid=node.pid if node is not None and node.running else None,
+        restarts=watch.restarts if watch is not None else 0,
+        last_exit=None,
+        log_file=cluster.log_file(1),
+    )
 
 
 @dataclass
@@ -612,13 +635,16 @@ class MeshUp:
         snapshot: MeshSnapshot | None = None
         next_sample = 0.0
 
-        def frame() -> Any:
-            counts = {s.name: errors.count(s.log_file) for s in supervisor.status()}
-            return render(
-                context, snapshot, supervisor.status(), supervisor.events, log_errors=counts
-            )
+        broker_watch: BrokerWatch | None = None
 
-        broker_watch = None
+        def frame() -> Any:
+            children = supervisor.status()
+            cluster = self._run.cluster
+            if cluster is not None:  # the broker `mesh up` started is one of its processes
+                children.insert(0, broker_status(cluster, broker_watch))
+            counts = {s.name: errors.count(s.log_file) for s in children}
+            return render(context, snapshot, children, supervisor.events, log_errors=counts)
+
         if self._run.cluster is not None:
             broker_watch = BrokerWatch(
                 self._run.cluster,

@@ -13,10 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 from mesh_stream.broker import ClusterState, ClusterStatus
-from mesh_stream.broker.cluster import NodeState
+from mesh_stream.broker.cluster import NodeState, NodeStatus
 from mesh_stream.cli.main import cli
 from mesh_stream.cli.up import (
     BrokerWatch,
+    broker_status,
     domain_of,
     probe_registry,
     registry_credentials,
@@ -25,7 +26,7 @@ from mesh_stream.cli.up import (
 )
 from mesh_stream.descriptor import DataProduct, load_descriptors
 from mesh_stream.errors import BrokerError, ConfigurationError
-from mesh_stream.supervisor import Backoff, EventKind, Supervisor
+from mesh_stream.supervisor import Backoff, ChildState, EventKind, Supervisor
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -253,3 +254,21 @@ def test_broker_watch_reports_and_restarts_a_dead_broker_with_backoff(tmp_path: 
     assert supervisor.events[-1].kind is EventKind.RESTARTED
     assert "restarted (restart #2) at 127.0.0.1:1" in supervisor.events[-1].message
     assert cluster.starts == [9092, 9092]
+
+
+def test_the_local_broker_is_a_row_of_the_process_table(tmp_path: Path) -> None:
+    log = tmp_path / "node-1" / "server.log"
+
+    class Cluster(FakeCluster):
+        def status(self) -> ClusterStatus:
+            node = NodeStatus(1, "127.0.0.1:1", 4242, self.running, log)
+            return ClusterStatus(self.running, "127.0.0.1:1", (node,), self.tmp_path)
+
+    cluster = Cluster(tmp_path)
+    row = broker_status(cluster, None)
+    assert (row.name, row.kind, row.state, row.pid, row.restarts, row.log_file) == (
+        "kafka", "broker", ChildState.RUNNING, 4242, 0, log
+    )  # fmt: skip
+    cluster.running = False
+    down = broker_status(cluster, None)
+    assert (down.state, down.pid) == (ChildState.RESTARTING, None)
