@@ -15,7 +15,8 @@ from mesh_stream.settings import MeshSettings
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 url_option = click.option(
-    "--registry-url", help="Registry base URL. [env: MESH_REGISTRY_URL; default 127.0.0.1:8081]"
+    "--registry-url",
+    help="Registry base URL. [env: MESH_REGISTRY_URL; default http://127.0.0.1:8081]",
 )
 
 

@@ -82,7 +82,7 @@ def _read_schema(path: Path) -> Any:
         ) from exc
 
 
-@click.command("publish")
+@click.command("publish", short_help="Publish a JSON Lines file of records to a product.")
 @click.argument("product")
 @click.option(
     "--file",

@@ -34,7 +34,7 @@ def render(record: ConsumedRecord, as_json: bool) -> str:
     )
 
 
-@click.command("tail")
+@click.command("tail", short_help="Print a product's records, decoded, as they arrive.")
 @click.argument("product")
 @click.option(
     "--from-beginning", is_flag=True, help="Start at the oldest record (default: only new ones)."

@@ -20,7 +20,7 @@ from urllib.parse import quote
 import httpx
 
 from mesh_stream.descriptor import DataProduct
-from mesh_stream.errors import RegistryError, RegistryUnavailableError
+from mesh_stream.errors import ConfigurationError, RegistryError, RegistryUnavailableError
 from mesh_stream.registry.error_codes import error_for
 from mesh_stream.schema.avro import normalize
 from mesh_stream.settings import MeshSettings
@@ -55,6 +55,17 @@ class RegistryClient:
         timeout: float = 10.0,
     ) -> None:
         self.url = url.rstrip("/")
+        if not self.url.startswith(("http://", "https://")):
+            raise ConfigurationError(
+                f"registry URL {url!r} must start with http:// or https:// (e.g. "
+                f"http://127.0.0.1:8081); fix MESH_REGISTRY_URL or --registry-url"
+            )
+        if principal is not None and token is None:
+            raise ConfigurationError(
+                f"registry principal {principal!r} is set but no token: set MESH_REGISTRY_TOKEN "
+                f"to its token too (or unset MESH_REGISTRY_PRINCIPAL to send no credential)"
+            )
+        self.principal = principal
         auth = (principal, token) if principal is not None and token is not None else None
         headers = {"Accept": f"{CONFLUENT_JSON}, application/json"}
         if token is not None and principal is None:
@@ -110,7 +121,11 @@ class RegistryClient:
                 payload = {}
             if not isinstance(payload, dict):
                 payload = {}
-            message = str(payload.get("message") or response.text[:500] or response.reason_phrase)
+            if not payload:
+                raise self._not_a_registry(method, path, response)
+            message = str(payload.get("message") or response.reason_phrase)
+            if response.status_code in (401, 403):
+                message += self._credential_hint(response.status_code)
             code = payload.get("error_code")
             error = error_for(
                 response.status_code,
@@ -122,7 +137,32 @@ class RegistryClient:
             raise error
         if response.status_code == 204 or not response.content:
             return None
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:
+            raise self._not_a_registry(method, path, response) from None
+
+    def _not_a_registry(self, method: str, path: str, response: httpx.Response) -> RegistryError:
+        """Something answered, but not with the registry's JSON: most likely a wrong URL."""
+        kind = response.headers.get("content-type", "no content type").split(";")[0]
+        return RegistryError(
+            f"{method} {path}: {self.url} answered HTTP {response.status_code} with {kind}, "
+            f"not a registry response; is MESH_REGISTRY_URL (or --registry-url) the URL of "
+            f"`mesh registry serve`?",
+            status=502,
+            error_code=50201,
+        )
+
+    def _credential_hint(self, status: int) -> str:
+        """What to change when the registry refused the credential (or its absence)."""
+        if status == 403:
+            return (
+                f"; send the owning domain's credential instead of {self.principal or 'this'}"
+                f" one (MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN)"
+            )
+        if self.principal is None and "Authorization" not in self._http.headers:
+            return "; set MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN (the owning domain's)"
+        return "; check MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN"
 
     # -- schemas --------------------------------------------------------------------------
 

@@ -121,7 +121,9 @@ def domain_of(name: str) -> str:
 
 def authorize_subject(principal: str | None, subject: str | None, action: str) -> str:
     """Admin writes anything; a domain writes subjects ``<domain>.…`` (None = global config)."""
-    who = require_principal(principal, action)
+    who = require_principal(
+        principal, action if subject is None else f"{action} subject '{subject}'"
+    )
     if who == ADMIN:
         return who
     if subject is None:
@@ -135,7 +137,7 @@ def authorize_subject(principal: str | None, subject: str | None, action: str) -
 
 
 def authorize_product(principal: str | None, product_name: str, action: str) -> str:
-    who = require_principal(principal, action)
+    who = require_principal(principal, f"{action} product '{product_name}'")
     if who != ADMIN and domain_of(product_name) != who:
         raise PermissionDeniedError(
             f"principal '{who}' may not {action} product '{product_name}': it belongs to "

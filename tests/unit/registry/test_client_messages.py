@@ -1,0 +1,125 @@
+"""What the registry client tells a user whose settings are wrong: the setting to fix."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from mesh_stream.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    PermissionDeniedError,
+    RegistryError,
+)
+from mesh_stream.registry.client import RegistryClient
+from mesh_stream.registry.service import InMemoryStore, create_app
+from mesh_stream.registry.service.auth import Credentials
+from mesh_stream.registry.service.server import RegistryServer
+from tests.unit.registry.conftest import TOKENS, schema
+
+SUBJECT = "orders.order-placed.v1-value"
+
+
+@pytest.fixture(scope="module")
+def url() -> Iterator[str]:
+    running = RegistryServer(create_app(InMemoryStore(), credentials=Credentials(TOKENS)))
+    yield running.start()
+    running.stop()
+
+
+def test_no_credential_names_both_settings(url: str) -> None:
+    with RegistryClient(url) as anonymous, pytest.raises(AuthenticationError) as raised:
+        anonymous.register_schema(SUBJECT, schema())
+    assert str(raised.value) == (
+        f"POST /subjects/{SUBJECT}/versions: register schemas under subject '{SUBJECT}' "
+        "needs a credential: HTTP Basic (user = principal, password = token) or `Authorization: "
+        "Bearer <token>`; set MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN (the owning "
+        "domain's) (HTTP 401, error_code 40101)"
+    )
+
+
+def test_wrong_token_says_which_settings_to_check(url: str) -> None:
+    with (
+        RegistryClient(url, principal="orders", token="wrong") as client,
+        pytest.raises(AuthenticationError) as raised,
+    ):
+        client.register_schema(SUBJECT, schema())
+    assert str(raised.value).endswith(
+        "; check MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN (HTTP 401, error_code 40101)"
+    )
+
+
+def test_another_domains_credential_is_told_to_use_the_owners(url: str) -> None:
+    token = TOKENS["payments"]
+    with (
+        RegistryClient(url, principal="payments", token=token) as client,
+        pytest.raises(PermissionDeniedError) as raised,
+    ):
+        client.register_schema(SUBJECT, schema())
+    assert str(raised.value).endswith(
+        "; send the owning domain's credential instead of payments one "
+        "(MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN) (HTTP 403, error_code 40301)"
+    )
+
+
+def test_principal_without_token_is_refused_up_front() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        RegistryClient("http://127.0.0.1:8081", principal="orders")
+    assert "registry principal 'orders' is set but no token: set MESH_REGISTRY_TOKEN" in str(
+        raised.value
+    )
+
+
+@pytest.mark.parametrize("given", ["127.0.0.1:8081", "localhost", "ftp://x"])
+def test_url_without_http_scheme_is_refused_naming_the_setting(given: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        RegistryClient(given)
+    assert str(raised.value) == (
+        f"registry URL {given!r} must start with http:// or https:// (e.g. "
+        "http://127.0.0.1:8081); fix MESH_REGISTRY_URL or --registry-url"
+    )
+
+
+class _NotARegistry(BaseHTTPRequestHandler):
+    """An HTTP server that is not the registry: HTML for every path."""
+
+    def do_GET(self) -> None:
+        status = 200 if self.path == "/subjects" else 404
+        body = b"<html><body>hello</body></html>"
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        """Keep test output quiet."""
+
+
+@pytest.fixture
+def other_server() -> Iterator[str]:
+    httpd = HTTPServer(("127.0.0.1", 0), _NotARegistry)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.mark.parametrize(
+    ("call", "path", "status"),
+    [("subjects", "/subjects", 200), ("list_products", "/products", 404)],
+)
+def test_a_url_that_is_not_the_registry_is_named(
+    other_server: str, call: str, path: str, status: int
+) -> None:
+    with RegistryClient(other_server) as client, pytest.raises(RegistryError) as raised:
+        getattr(client, call)()
+    assert str(raised.value) == (
+        f"GET {path}: {other_server} answered HTTP {status} with text/html, not a registry "
+        "response; is MESH_REGISTRY_URL (or --registry-url) the URL of `mesh registry serve`? "
+        "(HTTP 502, error_code 50201)"
+    )
