@@ -18,6 +18,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -242,8 +243,6 @@ class LocalCluster:
         self.distribution.fetch(self.progress)
 
         previous = None if fresh else self._load_state()
-        if fresh and self.data_dir.exists():
-            shutil.rmtree(self.data_dir)
         if previous is not None and len(previous.nodes) != brokers:
             raise ConfigurationError(
                 f"{self.data_dir} holds a {len(previous.nodes)}-node cluster, not {brokers}; "
@@ -252,8 +251,11 @@ class LocalCluster:
             )
         state = self._plan(previous, brokers, port)
         self._check_ports(state)
-        for node in state.nodes:
-            self._configure(state, node, format_storage=previous is None, java=java)
+        with self._data_dir_errors():
+            if fresh and self.data_dir.exists():
+                shutil.rmtree(self.data_dir)
+            for node in state.nodes:
+                self._configure(state, node, format_storage=previous is None, java=java)
 
         self.progress(
             f"Starting Kafka {state.kafka_version} (KRaft, {brokers} node"
@@ -268,6 +270,17 @@ class LocalCluster:
             self.stop()
             raise
         return state
+
+    @contextlib.contextmanager
+    def _data_dir_errors(self) -> Iterator[None]:
+        """Turn a data folder the launcher cannot write into an error naming the setting."""
+        try:
+            yield
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot prepare the broker's data folder {self.data_dir} ({exc.strerror}); "
+                f"pick a writable one with --data-dir or MESH_DATA_DIR"
+            ) from exc
 
     def _plan(self, previous: ClusterState | None, brokers: int, port: int) -> ClusterState:
         if previous is not None:

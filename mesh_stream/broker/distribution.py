@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from mesh_stream.errors import KafkaFetchError, ToolMissingError
+from mesh_stream.errors import ConfigurationError, KafkaFetchError, ToolMissingError
 
 Progress = Callable[[str], None]
 
@@ -81,7 +81,13 @@ class KafkaDistribution:
         require_tool("java", "run Apache Kafka")
         partial = self.home / "libs.partial"
         shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
+        try:
+            partial.mkdir(parents=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot create the Kafka jar cache {partial} ({exc.strerror}); "
+                f"point MESH_CACHE_DIR at a writable folder"
+            ) from exc
         command = [
             mvn,
             "-B",
