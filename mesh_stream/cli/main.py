@@ -37,7 +37,18 @@ def cli(ctx: click.Context) -> None:
     try:
         ctx.obj = MeshSettings()
     except ValidationError as exc:
-        raise click.UsageError(f"invalid MESH_* environment setting:\n{exc}") from exc
+        raise click.UsageError(_environment_problems(exc)) from exc
+
+
+def _environment_problems(exc: ValidationError) -> str:
+    """One line per bad ``MESH_*`` variable: its name, the value given and what is expected."""
+    lines = ["invalid MESH_* environment setting:"]
+    for problem in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in problem["loc"])
+        secret = any(word in field for word in ("token", "credentials"))
+        given = "<hidden>" if secret else repr(problem.get("input"))
+        lines.append(f"  MESH_{field.upper()}={given}: {problem['msg']}")
+    return "\n".join(lines)
 
 
 cli.add_command(broker)
