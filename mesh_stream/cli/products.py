@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
+import sys
 from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Column, Table
+from rich.table import Table
 from rich.tree import Tree
 
 from mesh_stream.registry.client import RegistryClient
@@ -28,6 +30,22 @@ def _client(settings: MeshSettings, url: str | None) -> RegistryClient:
 
 def _print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+LIST_HEADERS = ("name", "kind", "classification", "topic", "schema", "description")
+
+
+def _print_aligned(rows: list[tuple[str, ...]]) -> None:
+    """Columns padded to their widest value; only the description is cut to the terminal."""
+    table = [LIST_HEADERS, *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(LIST_HEADERS) - 1)]
+    room = shutil.get_terminal_size().columns
+    for number, row in enumerate(table):
+        line = "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=False))
+        line = f"{line}  {row[-1]}"
+        if len(line) > room:
+            line = line[: max(room - 1, 0)] + "…"
+        click.echo(click.style(line, bold=True) if number == 0 else line)
 
 
 @click.group()
@@ -66,20 +84,24 @@ def list_products(
     if as_json:
         _print_json(found)
         return
-    table = Table(
-        Column("name", no_wrap=True), "kind", "classification", "topic", "schema", "description"
-    )
-    for product in found:
-        facts = product.get("registry", {})
-        table.add_row(
+    rows: list[tuple[str, ...]] = [
+        (
             product["name"],
             product["kind"],
             product["classification"],
-            facts.get("topic", ""),
-            f"v{facts.get('schema_version')} (id {facts.get('schema_id')})",
-            product["description"],
+            product.get("registry", {}).get("topic", ""),
+            f"v{product.get('registry', {}).get('schema_version')} "
+            f"(id {product.get('registry', {}).get('schema_id')})",
+            " ".join(str(product["description"]).split()),
         )
-    Console().print(table)
+        for product in found
+    ]
+    if not sys.stdout.isatty():
+        # Piped or redirected: one tab-separated line per product, nothing wrapped or cut.
+        for row in rows:
+            click.echo("\t".join(row))
+    else:
+        _print_aligned(rows)
     click.echo(f"{len(found)} product(s)", err=True)
 
 
@@ -127,15 +149,20 @@ def lineage(
     edges = [(e["from"], e["to"]) for e in graph["edges"]]
     root = Tree(f"[bold]{name}[/bold]")
     if direction in ("upstream", "both"):
-        _grow(root.add("upstream (built from)"), name, edges, upstream=True, seen=set())
+        branch = root.add("upstream (built from)")
+        if not _grow(branch, name, edges, upstream=True, seen=set()):
+            branch.add("(none: a source product)")
     if direction in ("downstream", "both"):
-        _grow(root.add("downstream (feeds)"), name, edges, upstream=False, seen=set())
+        branch = root.add("downstream (feeds)")
+        if not _grow(branch, name, edges, upstream=False, seen=set()):
+            branch.add("(none yet)")
     Console().print(root)
 
 
 def _grow(
     node: Tree, name: str, edges: list[tuple[str, str]], *, upstream: bool, seen: set[str]
-) -> None:
+) -> bool:
+    """Add ``name``'s neighbours (recursively) under ``node``; False when it has none."""
     nexts = (
         sorted(a for a, b in edges if b == name)
         if upstream
@@ -146,3 +173,4 @@ def _grow(
         if item not in seen:
             seen.add(item)
             _grow(child, item, edges, upstream=upstream, seen=seen)
+    return bool(nexts)

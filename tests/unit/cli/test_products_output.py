@@ -1,0 +1,59 @@
+"""`mesh products list|lineage` text output: readable when piped, never silently empty."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from click.testing import CliRunner
+
+from mesh_stream.cli.main import cli
+from mesh_stream.registry.client import RegistryClient
+from mesh_stream.registry.service import InMemoryStore, create_app
+from mesh_stream.registry.service.server import RegistryServer
+from tests.unit.registry.conftest import descriptor, schema
+
+LONG = "Orders as customers place them,\n  on every channel; " + "more words " * 20
+
+
+@pytest.fixture(scope="module")
+def url() -> Iterator[str]:
+    running = RegistryServer(create_app(InMemoryStore()))
+    address = running.start()
+    with RegistryClient(address) as client:
+        client.register_schema("orders.order-placed.v1-value", schema())
+        client.put_product(descriptor(description=LONG))
+    yield address
+    running.stop()
+
+
+def test_list_piped_prints_one_whole_line_per_product(url: str) -> None:
+    result = CliRunner().invoke(cli, ["products", "list"], env={"MESH_REGISTRY_URL": url})
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "\t".join(
+            [
+                "orders.order-placed",
+                "source-aligned",
+                descriptor()["classification"],
+                "orders.order-placed.v1",
+                "v1 (id 1)",
+                " ".join(LONG.split()),
+            ]
+        )
+    ]
+    assert result.stderr == "1 product(s)\n"
+
+
+def test_lineage_of_a_lone_product_says_there_is_none(url: str) -> None:
+    result = CliRunner().invoke(
+        cli, ["products", "lineage", "orders.order-placed"], env={"MESH_REGISTRY_URL": url}
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "orders.order-placed",
+        "├── upstream (built from)",
+        "│   └── (none: a source product)",
+        "└── downstream (feeds)",
+        "    └── (none yet)",
+    ]
