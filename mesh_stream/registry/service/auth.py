@@ -66,8 +66,19 @@ class Credentials:
             ) from exc
         try:
             data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except (ValueError, yaml.YAMLError) as exc:
-            raise ConfigurationError(f"{path}: registry credentials are not valid: {exc}") from exc
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(
+                f"{path}:{exc.lineno}: registry credentials are not valid JSON (column "
+                f"{exc.colno}): {exc.msg}"
+            ) from exc
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigurationError(
+                f"{where}: registry credentials are not valid YAML: {problem}; the file maps "
+                f"each principal to its token, e.g. `admin: s3cret`"
+            ) from exc
         if not isinstance(data, dict) or not all(
             isinstance(k, str) and isinstance(v, (str, int)) for k, v in data.items()
         ):
