@@ -206,10 +206,10 @@ class ProductPublisher:
         self._poll = self._producer.poll
         self._sent = 0
         self._settled = 0
-        self._since_poll = 0
         self._failed: list[UndeliveredRecord] = []
         self._model_converters: dict[type[BaseModel], Callable[[BaseModel], Mapping[str, Any]]] = {}
         self._encode = self.encoder.encode
+        self._fast_encode = self.encoder.fast or self.encoder.encode_checked
         self._closed = False
 
     # -- construction helpers ------------------------------------------------------------
@@ -266,13 +266,14 @@ class ProductPublisher:
 
     def _as_record(self, record: Any) -> Mapping[str, Any]:
         """A dict-like view of ``record``: Mappings as they are, pydantic models converted."""
+        convert = self._model_converters.get(type(record))  # first: Mapping's check is slow
+        if convert is not None:
+            return convert(record)
         if isinstance(record, Mapping):
             return record
         if isinstance(record, BaseModel):
-            convert = self._model_converters.get(type(record))
-            if convert is None:
-                convert = _model_converter(type(record), self.encoder.document)
-                self._model_converters[type(record)] = convert
+            convert = _model_converter(type(record), self.encoder.document)
+            self._model_converters[type(record)] = convert
             return convert(record)
         raise SerializationError(
             f"{self.product.name}: cannot publish a {type(record).__name__}; give a dict or a "
@@ -306,9 +307,14 @@ class ProductPublisher:
         """
         if self._closed:
             raise ConfigurationError(f"the publisher of {self.product.name} is closed")
-        if type(record) is not dict:
+        if type(record) is dict:
+            try:  # a valid plain dict: the encoder compiled for the schema
+                value = self._fast_encode(record)
+            except Exception:  # defaults, bad records: the checked path decides
+                value = self._encode(record)
+        else:
             record = self._as_record(record)
-        value = self._encode(record)
+            value = self._encode(record)
         if key is None and self._key_field is not None:
             key = record.get(self._key_field)
             if key is not None and type(key) is not str and not isinstance(key, bytes):
@@ -320,11 +326,9 @@ class ProductPublisher:
                 self._send(value, key, self._on_delivery)
         else:
             self._send(value, key, self._on_delivery, timestamp=timestamp_ms or 0, headers=headers)
-        self._sent += 1
-        self._since_poll += 1
-        if self._since_poll >= POLL_EVERY:
-            self._since_poll = 0
-            self._poll(0)
+        self._sent = sent = self._sent + 1
+        if not sent % POLL_EVERY:
+            self._poll(0)  # serve delivery reports now and then (they also come on flush)
 
     def _send(self, value: bytes, key: Any, callback: Any, **extra: Any) -> None:
         while True:

@@ -20,6 +20,7 @@ import decimal
 import io
 import json
 import re
+import struct
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from io import BytesIO
@@ -27,7 +28,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import fastavro
-from fastavro import schemaless_reader, schemaless_writer
+from fastavro import schemaless_writer
+
+# fastavro's compiled read/write entry points (pinned version; tests/unit/sdk/test_fast_paths.py
+# checks they agree with schemaless_reader/-writer): calling them skips per-record set-up.
+from fastavro._read import LOGICAL_READERS  # type: ignore[attr-defined]
+from fastavro._read import _read_data as fastavro_read_data  # type: ignore[attr-defined]
+from fastavro._write import write_data as fastavro_write_data  # type: ignore[attr-defined]
 
 from mesh_stream.errors import (
     DeserializationError,
@@ -36,14 +43,17 @@ from mesh_stream.errors import (
     SchemaNotFoundError,
     SerializationError,
 )
-from mesh_stream.schema.wire import header, unframe
+from mesh_stream.schema.wire import HEADER_SIZE, header, unframe
 
 __all__ = [
+    "READ_OPTIONS",
+    "DecodePlan",
     "ParsedSchema",
     "RecordDecoder",
     "RecordEncoder",
     "SchemaSource",
     "coerce_json",
+    "fastavro_read_data",
     "json_default",
     "load_schema_file",
     "parse_schema",
@@ -53,6 +63,18 @@ __all__ = [
 
 ParsedSchema = dict[str, Any]
 SchemaLike = Mapping[str, Any] | str
+#: How to read records of one writer schema id: (writer, named types, reader or None, the
+#: compiled decoder for framed ``bytes`` or None). The first three are what fastavro's reader
+#: takes; the compiled decoder exists when no reader schema is set.
+DecodePlan = tuple[ParsedSchema, dict[str, Any], ParsedSchema | None, Callable[[bytes], Any] | None]
+#: fastavro's ``schemaless_reader`` defaults, built once instead of once per record.
+READ_OPTIONS: dict[str, Any] = {
+    "return_record_name": False,
+    "return_record_name_override": False,
+    "handle_unicode_errors": "strict",
+    "return_named_type": False,
+    "return_named_type_override": False,
+}
 
 INT_RANGE = (-(2**31), 2**31 - 1)
 UUID_TEXT = re.compile(
@@ -344,6 +366,11 @@ def _bool_guard(value: Any) -> bool:
     return type(value) is bool
 
 
+def _null_guard(value: Any) -> bool:
+    """fastavro writes nothing for ``null`` whatever the value: anything else would vanish."""
+    return value is None
+
+
 def _number_guard(value: Any) -> bool:
     kind = type(value)
     return kind is float or kind is int
@@ -363,6 +390,7 @@ def _timestamp_guard(value: Any) -> bool:
 
 
 _inline(_bool_guard, "(type(v) is bool)")
+_inline(_null_guard, "(v is None)")
 _inline(_number_guard, "(type(v) is float or type(v) is int)")
 _inline(_uuid_guard, "((type(v) is str and _uuid_text(v) is not None) or isinstance(v, _UUID))")
 _inline(
@@ -385,6 +413,7 @@ def _compile_guard(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) 
             "int": _range_guard(INT_RANGE),
             "long": _range_guard(LONG_RANGE),
             "boolean": _bool_guard,
+            "null": _null_guard,
             "float": _number_guard,
             "double": _number_guard,
         }.get(schema)
@@ -482,28 +511,251 @@ def _record_guard(
     return record_guard
 
 
+# -- encoder: the compiled fast path ----------------------------------------------------
+
+_ZIGZAG_TABLE_SIZE = 4096
+
+
+def _zigzag(value: int) -> bytes:
+    """Avro's zig-zag varint of a 64-bit ``value`` (what fastavro writes for int and long)."""
+    number = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while number > 0x7F:
+        out.append((number & 0x7F) | 0x80)
+        number >>= 7
+    out.append(number)
+    return bytes(out)
+
+
+#: zig-zag bytes of 0..4095: lengths, enum indexes and small numbers without a loop.
+_SMALL = tuple(_zigzag(number) for number in range(_ZIGZAG_TABLE_SIZE))
+_SIMPLE_TYPES = ("null", "boolean", "int", "long", "float", "double", "string", "bytes")
+_TIMESTAMPS = (
+    "timestamp-millis",
+    "timestamp-micros",
+    "local-timestamp-millis",
+    "local-timestamp-micros",
+)
+
+
+class _FallbackError(Exception):
+    """Raised inside a compiled encoder: let the checked path decide about this record."""
+
+
+class _EncoderSource:
+    """Builds the source of one compiled record encoder (see :func:`_compile_fast_encoder`)."""
+
+    def __init__(self, named: Mapping[str, Any]) -> None:
+        self.named = named
+        self.namespace: dict[str, Any] = {
+            "_F": _FallbackError,
+            "_S": _SMALL,
+            "_SN": _ZIGZAG_TABLE_SIZE,
+            "_zz": _zigzag,
+            "_pf": struct.Struct("<f").pack,
+            "_pd": struct.Struct("<d").pack,
+            "_uuid_text": UUID_TEXT.fullmatch,
+            "_datetime": dt.datetime,
+            "_UUID": uuid.UUID,
+            "_w": fastavro_write_data,
+            "_N": named,
+            "_O": {"strict": False, "strict_allow_default": True, "disable_tuple_notation": False},
+        }
+        self.lines: list[str] = []
+
+    def constant(self, value: Any) -> str:
+        name = f"_c{len(self.namespace)}"
+        self.namespace[name] = value
+        return name
+
+    def emit(self, indent: int, *lines: str) -> None:
+        self.lines += [" " * indent + line for line in lines]
+
+    def resolve(self, schema: Any) -> Any:
+        if isinstance(schema, str) and schema in self.named:
+            return self.named[schema]
+        return schema
+
+    def simple(self, schema: Any) -> bool:
+        """Whether :meth:`value` writes ``schema`` itself (no call into fastavro)."""
+        schema = self.resolve(schema)
+        if isinstance(schema, str):
+            return schema in _SIMPLE_TYPES
+        if isinstance(schema, dict):
+            if schema.get("logicalType") is not None:
+                return False
+            kind = schema.get("type")
+            return kind == "enum" or (isinstance(kind, str) and kind in _SIMPLE_TYPES)
+        return False
+
+    def value(self, schema: Any, indent: int) -> None:
+        """Code that checks ``v`` against ``schema`` and appends its Avro bytes to ``b``."""
+        schema = self.resolve(schema)
+        if isinstance(schema, dict) and schema.get("logicalType") is None:
+            kind = schema.get("type")
+            if kind == "enum":
+                table = {symbol: _SMALL[i] for i, symbol in enumerate(schema["symbols"])}
+                self.emit(indent, f"b += {self.constant(table)}[v]")
+                return
+            if isinstance(kind, str) and kind in _SIMPLE_TYPES:
+                schema = kind
+        if isinstance(schema, str) and schema in _SIMPLE_TYPES:
+            self.primitive(schema, indent)
+        elif isinstance(schema, list) and len(schema) == 2 and "null" in schema:
+            other = schema[1 - schema.index("null")]
+            if not self.simple(other):
+                self.delegate(schema, indent)
+                return
+            self.emit(
+                indent,
+                "if v is None:",
+                f"    b += {_SMALL[schema.index('null')]!r}",
+                "else:",
+                f"    b += {_SMALL[1 - schema.index('null')]!r}",
+            )
+            self.value(other, indent + 4)
+        elif isinstance(schema, dict) and schema.get("logicalType") in _TIMESTAMPS:
+            low, high = LONG_RANGE
+            self.emit(indent, f"if type(v) is int and {low} <= v <= {high}:")
+            self.varint(indent + 4)
+            self.emit(indent, "elif isinstance(v, _datetime):")
+            self.delegate(schema, indent + 4, guarded=True)
+            self.emit(indent, "else:", "    raise _F")
+        elif isinstance(schema, dict) and schema.get("logicalType") == "uuid":
+            self.emit(indent, "if type(v) is str and _uuid_text(v) is not None:")
+            self.text(indent + 4)
+            self.emit(indent, "elif isinstance(v, _UUID):", "    v = str(v)")  # as fastavro does
+            self.text(indent + 4)
+            self.emit(indent, "else:", "    raise _F")
+        else:
+            self.delegate(schema, indent)
+
+    def primitive(self, kind: str, indent: int) -> None:
+        if kind == "null":
+            self.emit(indent, "if v is not None:", "    raise _F")
+        elif kind == "boolean":
+            self.emit(
+                indent,
+                "if v is True:",
+                "    b += b'\\x01'",
+                "elif v is False:",
+                "    b += b'\\x00'",
+                "else:",
+                "    raise _F",
+            )
+        elif kind in ("int", "long"):
+            low, high = INT_RANGE if kind == "int" else LONG_RANGE
+            self.emit(indent, f"if type(v) is not int or not {low} <= v <= {high}:", "    raise _F")
+            self.varint(indent)
+        elif kind in ("float", "double"):
+            pack = "_pf" if kind == "float" else "_pd"
+            self.emit(
+                indent,
+                "if type(v) is not float and type(v) is not int:",
+                "    raise _F",
+                f"b += {pack}(v)",
+            )
+        elif kind == "string":
+            self.emit(indent, "if type(v) is not str:", "    raise _F")
+            self.text(indent)
+        else:  # bytes
+            self.emit(
+                indent,
+                "if type(v) is not bytes:",
+                "    raise _F",
+                "n = len(v)",
+                "b += _S[n] if n < _SN else _zz(n)",
+                "b += v",
+            )
+
+    def varint(self, indent: int) -> None:
+        self.emit(indent, "b += _S[v] if 0 <= v < _SN else _zz(v)")
+
+    def text(self, indent: int) -> None:
+        self.emit(
+            indent, "e = v.encode()", "n = len(e)", "b += _S[n] if n < _SN else _zz(n)", "b += e"
+        )
+
+    def delegate(self, schema: Any, indent: int, *, guarded: bool = False) -> None:
+        """Hand ``v`` to fastavro's own writer, after the guard for what it would mangle."""
+        if not guarded:
+            guard = _compile_guard(schema, self.named, frozenset())
+            if guard is not None:
+                self.emit(indent, f"if not {self.constant(guard)}(v):", "    raise _F")
+        self.emit(indent, f"_w(b, v, {self.constant(schema)}, _N, '', _O)")
+
+
+def _compile_fast_encoder(
+    parsed: ParsedSchema, named: Mapping[str, Any], frame: bytes
+) -> Callable[[Any], bytes] | None:
+    """A function specialised to one record schema: framed bytes for a valid plain dict.
+
+    Fields of simple types (primitives, enums, nullable primitives, uuid text, timestamps
+    given as numbers) are checked and written by generated straight-line code (about half
+    of what fastavro's generic writer costs); other fields go through fastavro's writer
+    after their guard. It raises on anything unusual (not a dict, a missing or extra
+    field, a value of the wrong type): the caller then takes the checked path, which
+    applies defaults or explains the error. So it only ever returns bytes identical to
+    what the checked path writes.
+    """
+    if not isinstance(parsed, dict) or parsed.get("type") != "record":
+        return None
+    source = _EncoderSource(named)
+    fields = parsed["fields"]
+    source.emit(0, "def fast_encode(r):")
+    source.emit(4, f"if type(r) is not dict or len(r) != {len(fields)}:", "    raise _F")
+    source.emit(4, f"b = bytearray({frame!r})")
+    for field in fields:
+        source.emit(4, f"v = r[{field['name']!r}]")
+        source.value(field["type"], 4)
+    source.emit(4, "return bytes(b)")
+    code = compile("\n".join(source.lines), f"<encoder of {schema_name(parsed)}>", "exec")
+    exec(code, source.namespace)
+    fast_encode: Callable[[Any], bytes] = source.namespace["fast_encode"]
+    return fast_encode
+
+
 # -- encoder ---------------------------------------------------------------------------
 
 
 class RecordEncoder:
     """Turns records of one schema into Confluent-framed Avro bytes.
 
-    The schema is parsed once and the 5-byte header built once; the guard compiled from the
-    schema rejects what fastavro would write wrongly. Safe to share between threads.
+    The schema is parsed once and the 5-byte header built once. A valid plain dict takes
+    the encoder compiled for the schema (:func:`_compile_fast_encoder`); anything else takes
+    the checked path: the guard compiled from the schema rejects what fastavro would write
+    wrongly, then fastavro writes (applying defaults). Safe to share between threads.
     """
 
-    __slots__ = ("_guard", "_header", "document", "name", "parsed", "schema_id")
+    __slots__ = ("_fast", "_guard", "_header", "document", "name", "parsed", "schema_id")
 
     def __init__(self, schema: SchemaLike, schema_id: int) -> None:
         self.document = as_document(schema)
         self.parsed = parse_schema(self.document)
         self.schema_id = schema_id
         self.name = schema_name(self.parsed)
-        self._guard = _compile_guard(self.parsed, _named(self.parsed), frozenset())
+        named = _named(self.parsed)
+        self._guard = _compile_guard(self.parsed, named, frozenset())
         self._header = header(schema_id)
+        self._fast = _compile_fast_encoder(self.parsed, named, self._header)
+
+    @property
+    def fast(self) -> Callable[[Any], bytes] | None:
+        """The compiled encoder: framed bytes, or any exception meaning "use :meth:`encode`"."""
+        return self._fast
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         """Framed bytes for ``record``; :class:`SerializationError` names every bad field."""
+        fast = self._fast
+        if fast is not None:
+            try:
+                return fast(record)
+            except Exception:  # the checked path below decides
+                pass
+        return self.encode_checked(record)
+
+    def encode_checked(self, record: Mapping[str, Any]) -> bytes:
+        """:meth:`encode` without the compiled encoder: guard, then fastavro's writer."""
         guard = self._guard
         if guard is not None and not guard(record):
             raise self.error(record)
@@ -531,6 +783,157 @@ class RecordEncoder:
         return error
 
 
+# -- decoder: the compiled fast path ---------------------------------------------------
+
+
+def _varint_tail(data: bytes, position: int, first: int) -> tuple[int, int]:
+    """The rest of a varint whose first byte ``first`` (>= 0x80) was read: (raw, next position).
+
+    Refuses (IndexError/_FallbackError) what fastavro would read differently: a varint
+    longer than 10 bytes or beyond 64 bits.
+    """
+    number = first & 0x7F
+    shift = 7
+    while True:
+        byte = data[position]
+        position += 1
+        number |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            if number >> 64:
+                raise _FallbackError
+            return number, position
+        shift += 7
+        if shift > 63:
+            raise _FallbackError
+
+
+class _DecoderSource:
+    """Builds the source of one compiled record decoder (see :func:`_compile_fast_decoder`)."""
+
+    def __init__(self, named: Mapping[str, Any]) -> None:
+        self.named = named
+        self.namespace: dict[str, Any] = {
+            "_F": _FallbackError,
+            "_tail": _varint_tail,
+            "_uf": struct.Struct("<f").unpack_from,
+            "_ud": struct.Struct("<d").unpack_from,
+            "_read": fastavro_read_data,
+            "_BytesIO": BytesIO,
+            "_N": {"writer": named, "reader": {}},
+            "_O": READ_OPTIONS,
+        }
+        self.lines: list[str] = []
+
+    def constant(self, value: Any) -> str:
+        name = f"_c{len(self.namespace)}"
+        self.namespace[name] = value
+        return name
+
+    def emit(self, indent: int, *lines: str) -> None:
+        self.lines += [" " * indent + line for line in lines]
+
+    def number(self, indent: int, target: str) -> None:
+        """Code that reads one zig-zag varint at ``p`` into ``target``."""
+        self.emit(
+            indent,
+            "n = d[p]",
+            "p += 1",
+            "if n >= 0x80:",
+            "    n, p = _tail(d, p, n)",
+            f"{target} = (n >> 1) ^ -(n & 1)",
+        )
+
+    def sized(self, indent: int, target: str, *, text: bool) -> None:
+        self.number(indent, "n")
+        self.emit(indent, "e = p + n", "if n < 0 or e > L:", "    raise _F")
+        self.emit(indent, f"{target} = d[p:e].decode()" if text else f"{target} = d[p:e]")
+        self.emit(indent, "p = e")
+
+    def value(self, schema: Any, indent: int, target: str) -> None:
+        """Code that reads a value of ``schema`` at ``p`` into ``target``, as fastavro would."""
+        if isinstance(schema, str) and schema in self.named:
+            schema = self.named[schema]
+        if isinstance(schema, dict):
+            kind = schema.get("type")
+            logical = schema.get("logicalType")
+            if logical is not None:
+                reader = LOGICAL_READERS.get(f"{kind}-{logical}")
+                if reader is None or kind not in _SIMPLE_TYPES:
+                    self.delegate(schema, indent, target)
+                    return
+                self.value(kind, indent, target)
+                self.emit(
+                    indent,
+                    f"{target} = {self.constant(reader)}({target}, {self.constant(schema)}, None)",
+                )
+                return
+            if kind == "enum":
+                symbols = tuple(schema["symbols"])
+                self.number(indent, "i")
+                self.emit(indent, f"if not 0 <= i < {len(symbols)}:", "    raise _F")
+                self.emit(indent, f"{target} = {self.constant(symbols)}[i]")
+                return
+            if isinstance(kind, str) and kind in _SIMPLE_TYPES:
+                schema = kind
+        if schema == "null":
+            self.emit(indent, f"{target} = None")
+        elif schema == "boolean":
+            self.emit(indent, f"{target} = d[p] != 0", "p += 1")
+        elif schema in ("int", "long"):
+            self.number(indent, target)
+        elif schema in ("float", "double"):
+            unpack, size = ("_uf", 4) if schema == "float" else ("_ud", 8)
+            self.emit(indent, f"{target} = {unpack}(d, p)[0]", f"p += {size}")
+        elif schema in ("string", "bytes"):
+            self.sized(indent, target, text=schema == "string")
+        elif isinstance(schema, list) and len(schema) == 2 and "null" in schema:
+            null = schema.index("null")
+            self.number(indent, "i")
+            self.emit(indent, f"if i == {null}:", f"    {target} = None", f"elif i == {1 - null}:")
+            self.value(schema[1 - null], indent + 4, target)
+            self.emit(indent, "else:", "    raise _F")
+        else:
+            self.delegate(schema, indent, target)
+
+    def delegate(self, schema: Any, indent: int, target: str) -> None:
+        """fastavro's own reader for this value, from where we are in the body."""
+        self.emit(
+            indent,
+            "f = _BytesIO(d)",
+            "f.seek(p)",
+            f"{target} = _read(f, {self.constant(schema)}, _N, None, _O)",
+            "p = f.tell()",
+        )
+
+
+def _compile_fast_decoder(
+    writer: ParsedSchema, named: Mapping[str, Any]
+) -> Callable[[bytes], Any] | None:
+    """A function specialised to one writer schema: the record in framed bytes.
+
+    Simple fields (primitives, enums, nullable ones, logical types over them) are read by
+    generated straight-line code, logical values converted by fastavro's own functions;
+    other fields by fastavro's reader from the current position. Anything unusual
+    (truncated body, an index out of range, a varint longer than fastavro reads, bad
+    UTF-8) raises, and the caller then reads with fastavro, which gives the real error:
+    so it only ever returns what fastavro returns. Without a reader schema only.
+    """
+    if not isinstance(writer, dict) or writer.get("type") != "record":
+        return None
+    source = _DecoderSource(named)
+    source.emit(0, "def fast_decode(d):", f"    p = {HEADER_SIZE}", "    L = len(d)")
+    names = []
+    for index, field in enumerate(writer["fields"]):
+        names.append((field["name"], f"v{index}"))
+        source.value(field["type"], 4, f"v{index}")
+    source.emit(4, "if p > L:", "    raise _F")
+    source.emit(4, "return {" + ", ".join(f"{name!r}: {var}" for name, var in names) + "}")
+    code = compile("\n".join(source.lines), f"<decoder of {schema_name(writer)}>", "exec")
+    exec(code, source.namespace)
+    fast_decode: Callable[[bytes], Any] = source.namespace["fast_decode"]
+    return fast_decode
+
+
 # -- decoder ---------------------------------------------------------------------------
 
 
@@ -552,6 +955,8 @@ class RecordDecoder:
         self._reader_form = _canonical(self.reader) if self.reader is not None else None
         # schema id -> (parsed writer schema, reader schema or None when identical)
         self._schemas: dict[int, tuple[ParsedSchema, ParsedSchema | None]] = {}
+        # schema id -> what fastavro's reader takes for it (read on the consumer's hot path)
+        self.plans: dict[int, DecodePlan] = {}
 
     def schemas_for(self, schema_id: int) -> tuple[ParsedSchema, ParsedSchema | None]:
         """(writer, reader-or-None) for ``schema_id``; a registry call only the first time."""
@@ -575,7 +980,24 @@ class RecordDecoder:
             _check_resolvable(writer, reader, schema_id)
         found = (writer, reader)
         self._schemas[schema_id] = found
+        named = {"writer": _named(writer), "reader": _named(reader) if reader is not None else {}}
+        fast = _compile_fast_decoder(writer, named["writer"]) if reader is None else None
+        self.plans[schema_id] = (writer, named, reader, fast)
         return found
+
+    def plan_for(self, schema_id: int) -> DecodePlan:
+        """How to read records of ``schema_id`` (see :data:`DecodePlan`); a registry call
+        the first time.
+
+        Reading through this skips what ``schemaless_reader`` redoes per record (re-walking
+        both parsed schemas, building its options), and the compiled decoder skips
+        fastavro's generic walk of the schema too.
+        """
+        plan = self.plans.get(schema_id)
+        if plan is None:
+            self.schemas_for(schema_id)
+            plan = self.plans[schema_id]
+        return plan
 
     def decode(self, data: bytes | bytearray | memoryview) -> dict[str, Any]:
         """The record in ``data`` as a dict (resolved to the reader schema if one is set)."""
@@ -584,9 +1006,14 @@ class RecordDecoder:
     def decode_with_id(self, data: bytes | bytearray | memoryview) -> tuple[int, dict[str, Any]]:
         """(writer schema id, record) for framed ``data``."""
         schema_id, body = unframe(data)
-        writer, reader = self.schemas_for(schema_id)
+        writer, named, reader, fast = self.plan_for(schema_id)
+        if fast is not None and type(data) is bytes:
+            try:
+                return schema_id, fast(data)
+            except Exception:  # fastavro below reads it or says what is wrong
+                pass
         try:
-            value = schemaless_reader(io.BytesIO(body), writer, reader)
+            value = fastavro_read_data(io.BytesIO(body), writer, named, reader, READ_OPTIONS)
         except Exception as exc:
             raise DeserializationError(
                 f"cannot decode {len(body)}-byte Avro body with writer schema id {schema_id} "
