@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
+from mesh_stream.descriptor import PRODUCT_NAME, Classification, ProductKind
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 
@@ -26,6 +27,19 @@ def _client(settings: MeshSettings, url: str | None) -> RegistryClient:
     if url:
         settings = settings.model_copy(update={"registry_url": url})
     return RegistryClient.from_settings(settings)
+
+
+def _product_name(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """Refuse what cannot be a product name before asking the registry about it."""
+    if not PRODUCT_NAME.match(value):
+        raise click.BadParameter(
+            f"{value!r} is not a product name `<domain>.<product>` (lowercase, e.g. "
+            f"orders.order-placed); `mesh products list` shows the registered ones"
+        )
+    return value
+
+
+name_argument = click.argument("name", callback=_product_name)
 
 
 def _print_json(data: Any) -> None:
@@ -57,9 +71,13 @@ def products() -> None:
 @click.option("--domain", help="Only products of this domain.")
 @click.option("--tag", help="Only products with this tag.")
 @click.option(
-    "--classification", help="Only this classification (public|internal|confidential|pii)."
+    "--classification",
+    type=click.Choice([c.value for c in Classification]),
+    help="Only products of this classification.",
 )
-@click.option("--kind", help="Only this kind (source-aligned|aggregate|consumer-aligned).")
+@click.option(
+    "--kind", type=click.Choice([k.value for k in ProductKind]), help="Only products of this kind."
+)
 @click.option(
     "--query", "-q", help="Free text over names, descriptions, tags, field names and field docs."
 )
@@ -106,7 +124,7 @@ def list_products(
 
 
 @products.command()
-@click.argument("name")
+@name_argument
 @json_option
 @url_option
 @click.pass_obj
@@ -126,7 +144,7 @@ def show(settings: MeshSettings, name: str, as_json: bool, registry_url: str | N
 
 
 @products.command()
-@click.argument("name")
+@name_argument
 @click.option(
     "--direction",
     type=click.Choice(["upstream", "downstream", "both"]),

@@ -57,3 +57,24 @@ def test_lineage_of_a_lone_product_says_there_is_none(url: str) -> None:
         "└── downstream (feeds)",
         "    └── (none yet)",
     ]
+
+
+@pytest.mark.parametrize("command", ["show", "lineage"])
+@pytest.mark.parametrize("name", ["", "a/b", "../etc", "Orders.Placed", "orders"])
+def test_a_name_that_cannot_be_a_product_is_refused_before_asking(
+    url: str, command: str, name: str
+) -> None:
+    result = CliRunner().invoke(cli, ["products", command, name], env={"MESH_REGISTRY_URL": url})
+    assert result.exit_code == 2
+    assert (
+        f"Invalid value for 'NAME': {name!r} is not a product name `<domain>.<product>`"
+        in result.stderr
+    )
+
+
+def test_an_unknown_kind_or_classification_is_a_usage_error(url: str) -> None:
+    result = CliRunner().invoke(
+        cli, ["products", "list", "--classification", "secret"], env={"MESH_REGISTRY_URL": url}
+    )
+    assert result.exit_code == 2
+    assert "'secret' is not one of 'public', 'internal', 'confidential', 'pii'" in result.stderr
