@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mesh_stream.descriptor import DataProduct
+from mesh_stream.errors import ConfigurationError
 from mesh_stream.governance.config import GovernanceConfig, load_governance
 from mesh_stream.governance.engine import check_product
 from mesh_stream.governance.model import Severity
@@ -75,5 +76,10 @@ def governance_validators(settings: MeshSettings) -> tuple[DescriptorValidator, 
     if not settings.registry_governance:
         return ()
     root = settings.governance_root
+    if root is not None and not root.is_dir():
+        raise ConfigurationError(
+            f"MESH_GOVERNANCE_ROOT={root} is not a folder; point it at the repository root "
+            f"holding mesh-policies.yaml and domains/, or unset it for the built-in policies"
+        )
     config = load_governance(root) if root is not None else GovernanceConfig()
     return (registry_validator(config),)
