@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -29,7 +30,7 @@ def registry_for(settings: MeshSettings) -> Any:
 
 
 def _parse_lines(
-    stream: IO[bytes], name: str, publisher: ProductPublisher
+    stream: Iterable[bytes], name: str, publisher: ProductPublisher
 ) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
     """(line number, record) for each good line, and one error text per bad line.
 
@@ -148,6 +149,16 @@ def publish(
     settings = _override(settings, bootstrap_servers=bootstrap_servers, registry_url=registry_url)
     if records_file is None and not register_only:
         raise click.UsageError("give the records with --file FILE (or `-` for stdin)")
+    lines: list[bytes] = []
+    name = "<stdin>"
+    if records_file is not None and not register_only:
+        # Read first: an empty file is refused before the schema is registered or the topic made.
+        name = getattr(records_file, "name", name)
+        lines = records_file.readlines()
+        if not any(line.strip() for line in lines):
+            raise ConfigurationError(
+                f"{name}: no records in the file (JSON Lines: one JSON object per line)"
+            )
     registry = registry_for(settings)
     descriptor = resolve_product(product, registry=registry, root=root)
     schema = _read_schema(schema_file) if schema_file else None
@@ -165,9 +176,7 @@ def publish(
                 f"topic {descriptor.topic} is ready"
             )
             return
-        assert records_file is not None
-        name = getattr(records_file, "name", "<stdin>")
-        good, errors = _parse_lines(records_file, name, publisher)
+        good, errors = _parse_lines(lines, name, publisher)
         for line in errors[:SHOWN_ERRORS]:
             click.echo(line, err=True)
         if len(errors) > SHOWN_ERRORS:
@@ -187,5 +196,3 @@ def publish(
     )
     if errors:
         ctx.exit(1)
-    if not good and not errors:
-        raise ConfigurationError(f"{name}: no records in the file")

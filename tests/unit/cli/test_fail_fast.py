@@ -1,4 +1,4 @@
-"""`mesh tail` with no broker answering: one clear error, exit 1, no silent empty output."""
+"""`mesh tail` and `mesh publish` fail fast and clearly: no broker answering, an empty file."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from mesh_stream.broker import reachability
 from mesh_stream.cli.main import cli
-from mesh_stream.errors import BrokerUnreachableError
+from mesh_stream.errors import BrokerUnreachableError, ConfigurationError
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -35,3 +35,21 @@ def test_tail_names_the_setting_when_no_broker_answers(monkeypatch: pytest.Monke
     assert "MESH_BOOTSTRAP_SERVERS" in message
     assert "`mesh broker start`" in message
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("content", ["", "\n  \n\n"])
+def test_publish_refuses_an_empty_file_before_touching_registry_or_kafka(
+    tmp_path: Path, content: str
+) -> None:
+    records = tmp_path / "records.jsonl"
+    records.write_text(content)
+    nobody = f"127.0.0.1:{_closed_port()}"
+    result = CliRunner().invoke(
+        cli,
+        ["publish", "orders.order-placed", "-f", str(records), "--root", str(REPO)],
+        env={"MESH_BOOTSTRAP_SERVERS": nobody, "MESH_REGISTRY_URL": f"http://{nobody}"},
+    )
+    assert isinstance(result.exception, ConfigurationError)
+    assert str(result.exception) == (
+        f"{records}: no records in the file (JSON Lines: one JSON object per line)"
+    )
