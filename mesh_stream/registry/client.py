@@ -125,7 +125,7 @@ class RegistryClient:
                 raise self._not_a_registry(method, path, response)
             message = str(payload.get("message") or response.reason_phrase)
             if response.status_code in (401, 403):
-                message += self._credential_hint(response.status_code)
+                message += self._credential_hint(response.status_code, method)
             code = payload.get("error_code")
             error = error_for(
                 response.status_code,
@@ -153,7 +153,7 @@ class RegistryClient:
             error_code=50201,
         )
 
-    def _credential_hint(self, status: int) -> str:
+    def _credential_hint(self, status: int, method: str) -> str:
         """What to change when the registry refused the credential (or its absence)."""
         if status == 403:
             return (
@@ -161,7 +161,8 @@ class RegistryClient:
                 f" one (MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN)"
             )
         if self.principal is None and "Authorization" not in self._http.headers:
-            return "; set MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN (the owning domain's)"
+            whose = "any principal's" if method == "GET" else "the owning domain's"
+            return f"; set MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN ({whose})"
         return "; check MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN"
 
     # -- schemas --------------------------------------------------------------------------

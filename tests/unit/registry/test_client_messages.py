@@ -41,6 +41,23 @@ def test_no_credential_names_both_settings(url: str) -> None:
     )
 
 
+def test_a_read_without_credential_asks_for_any_principals() -> None:
+    app = create_app(InMemoryStore(), credentials=Credentials(TOKENS), read_requires_auth=True)
+    running = RegistryServer(app)
+    try:
+        with (
+            RegistryClient(running.start()) as anonymous,
+            pytest.raises(AuthenticationError) as raised,
+        ):
+            anonymous.subjects()
+    finally:
+        running.stop()
+    assert str(raised.value).endswith(
+        "; set MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN (any principal's) "
+        "(HTTP 401, error_code 40101)"
+    )
+
+
 def test_wrong_token_says_which_settings_to_check(url: str) -> None:
     with (
         RegistryClient(url, principal="orders", token="wrong") as client,
