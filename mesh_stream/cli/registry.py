@@ -104,6 +104,8 @@ def serve(
     try:
         url = server.start()
         click.echo(f"registry listening on {url} (topic {settings.registry_topic})", err=True)
+        if url != settings.registry_url.rstrip("/"):
+            click.echo(f"export MESH_REGISTRY_URL={url}", err=True)
         while not stopped.wait(0.5):
             pass
     except KeyboardInterrupt:

@@ -1,8 +1,14 @@
-"""`mesh registry serve` next to a running registry: a taken port must not fence its writer."""
+"""`mesh registry serve` as a user runs it: the URL to export, SIGTERM, a taken port."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 
 from click.testing import CliRunner
 from pydantic import SecretStr
@@ -55,3 +61,41 @@ def test_serve_on_a_taken_port_leaves_the_running_registry_writable(kafka: Kafka
     finally:
         running.stop()
         store.close()
+
+
+def test_serve_prints_the_url_to_export_and_stops_cleanly_on_sigterm(
+    kafka: KafkaAddress,
+) -> None:
+    session = uuid.uuid4().hex[:8]
+    env = {
+        **os.environ,
+        "MESH_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "MESH_REGISTRY_URL": "http://127.0.0.1:8081",
+    }
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("mesh")), "registry", "serve", "--port", "0",
+            "--open-writes", "--topic", f"_mesh_registry-serve-{session}",
+            "--writer-id", f"mesh-registry-serve-{session}",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert process.stderr is not None
+    try:
+        lines: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any("export" in x for x in lines):
+            lines.append(process.stderr.readline())
+        listening = next(x for x in lines if x.startswith("registry listening on "))
+        url = listening.split()[3]
+        assert f"export MESH_REGISTRY_URL={url}\n" in lines
+        with RegistryClient(url) as client:
+            assert client.subjects() == []
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, rest = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert rest.splitlines()[-1] == "registry stopped"
