@@ -107,17 +107,22 @@ def build(spec: ProcessorSpec) -> faust.App:
     output = KeyedOutput(app, spec)
     add_rekey_agent(app, spec, by_customer, route, schema_decoder(spec))
 
-    async def update(customer_id: str, event: Envelope) -> None:
-        event_id = event.fields.get("event_id")
-        if event_id is not None and not first_delivery(
-            seen, event_id, event.partition, event.offset
-        ):
-            return
+    def update(customer_id: str, events: list[Envelope]) -> None:
         state: dict[str, Any] = dict(customers.get(customer_id) or {})
-        if apply_once(state, event.partition, event.offset):
-            apply(state, event.fields)
+        fresh = changed = False
+        for event in events:
+            position = (event.partition, event.offset, event.index)
+            event_id = event.fields.get("event_id")
+            if event_id is not None and not first_delivery(seen, event_id, *position):
+                continue
+            fresh = True
+            if apply_once(state, *position):
+                apply(state, event.fields)
+                changed = True
+        if changed:
             customers[customer_id] = state
-        await output.publish(customer_id, output_record(customer_id, state))
+        if fresh:  # a replay re-sends the current value in case the first send was lost
+            output.publish(customer_id, output_record(customer_id, state))
 
     add_aggregate_agent(app, spec, by_customer, update)
     return app

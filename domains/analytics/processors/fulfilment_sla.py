@@ -100,10 +100,12 @@ def build(spec: ProcessorSpec) -> faust.App:
     output = KeyedOutput(app, spec)
     add_rekey_agent(app, spec, by_order, route, schema_decoder(spec))
 
-    async def update(order_id: str, event: Envelope) -> None:
-        state = merge(orders.get(order_id) or {}, event.fields)
+    def update(order_id: str, events: list[Envelope]) -> None:
+        state = orders.get(order_id) or {}
+        for event in events:
+            state = merge(state, event.fields)
         orders[order_id] = state
-        await output.publish(order_id, output_record(order_id, state))
+        output.publish(order_id, output_record(order_id, state))
 
     add_aggregate_agent(app, spec, by_order, update)
     return app

@@ -66,6 +66,22 @@ def route(topic: str, record: dict[str, Any], arrival_ms: int) -> tuple[str, dic
     return window_id(record["region"], WINDOWS.start_of(placed_at)), fields
 
 
+def add_order(state: dict[str, Any], fields: dict[str, Any]) -> None:
+    """Count one order in its window's state (the caller guards against repeats)."""
+    if "order_count" not in state:
+        state.update(
+            region=fields["region"],
+            window_start=WINDOWS.start_of(fields["placed_at"]),
+            order_count=0,
+            gross_cents=0,
+            currency=fields["currency"],
+            updated_at=fields["placed_at"],
+        )
+    state["order_count"] += 1
+    state["gross_cents"] += fields["cents"]
+    state["updated_at"] = max(state["updated_at"], fields["placed_at"])
+
+
 def output_record(key: str, state: dict[str, Any]) -> dict[str, Any]:
     """The product record of one window's state."""
     count = state["order_count"]
@@ -94,26 +110,22 @@ def build(spec: ProcessorSpec) -> faust.App:
 
     add_rekey_agent(app, spec, by_window, route, schema_decoder(spec))
 
-    async def update(key: str, event: Envelope) -> None:
-        fields = event.fields
-        if not first_delivery(seen, fields["event_id"], event.partition, event.offset):
-            return
+    def update(key: str, events: list[Envelope]) -> None:
         state: dict[str, Any] = dict(windows.get(key) or {})
-        if apply_once(state, event.partition, event.offset):
-            if "order_count" not in state:
-                state.update(
-                    region=fields["region"],
-                    window_start=WINDOWS.start_of(fields["placed_at"]),
-                    order_count=0,
-                    gross_cents=0,
-                    currency=fields["currency"],
-                    updated_at=fields["placed_at"],
-                )
-            state["order_count"] += 1
-            state["gross_cents"] += fields["cents"]
-            state["updated_at"] = max(state["updated_at"], fields["placed_at"])
+        fresh = changed = False
+        for event in events:
+            fields = event.fields
+            position = (event.partition, event.offset, event.index)
+            if not first_delivery(seen, fields["event_id"], *position):
+                continue
+            fresh = True
+            if apply_once(state, *position):
+                add_order(state, fields)
+                changed = True
+        if changed:
             windows[key] = state
-        await output.publish(key, output_record(key, state))
+        if fresh:  # a replay re-sends the current value in case the first send was lost
+            output.publish(key, output_record(key, state))
 
     add_aggregate_agent(app, spec, by_window, update)
     return app
