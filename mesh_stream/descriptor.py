@@ -206,11 +206,14 @@ def parse_descriptor(text: str, source: str = "<string>") -> DataProduct:
     try:
         node = yaml.compose(text)
         data = yaml.safe_load(text)
-    except (yaml.YAMLError, ValueError) as exc:
-        # ValueError: a scalar YAML resolves but cannot build, e.g. the date 2026-02-30.
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        # ValueError: a scalar YAML resolves but cannot build, e.g. the date 2026-02-30;
+        # RecursionError: absurdly deep nesting.
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if isinstance(exc, RecursionError):
+            problem = "nested too deeply"
         raise DescriptorError(f"{where}: not valid YAML: {problem}") from exc
     if not isinstance(data, dict):
         raise DescriptorError(f"{source}: a descriptor must be a YAML mapping of fields")

@@ -274,6 +274,40 @@ def _text_or_empty(path: Path) -> str:
         return ""
 
 
+DOMAIN_POLICIES_FILE = "policies.yaml"
+
+
+def _misplaced_descriptors(root: Path) -> list[Violation]:
+    """Descriptor-looking YAML outside ``domains/<domain>/products/``: never read, so never
+    checked or registered. Without this, `mesh lint` passes on a product it did not see."""
+    domains = root / "domains"
+    read = set(descriptor_files(domains))
+    found = []
+    for path in sorted([*domains.rglob("*.yaml"), *domains.rglob("*.yml")]):
+        relative = path.relative_to(domains)
+        if path in read or relative.parts[1:] == (DOMAIN_POLICIES_FILE,) or not path.is_file():
+            continue
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError, RecursionError):
+            continue
+        if not (isinstance(data, dict) and "name" in data and "kind" in data):
+            continue
+        domain, _, short = str(data["name"]).partition(".")
+        expected = f"domains/{domain}/products/{short or path.stem}{path.suffix}"
+        found.append(
+            _file_violation(
+                "naming",
+                f"looks like a product descriptor ({data['name']}) but lies outside "
+                f"domains/<domain>/products/, so it is never linted or registered; move it to "
+                f"{expected}",
+                path.relative_to(root).as_posix(),
+                1,
+            )
+        )
+    return found
+
+
 def lint_repository(root: Path, policies_file: Path | None = None) -> LintReport:
     """Run every policy over the descriptors below ``root/domains`` and their schemas."""
     if not (root / "domains").is_dir():
@@ -309,5 +343,6 @@ def lint_repository(root: Path, policies_file: Path | None = None) -> LintReport
             check_product(review, config.rules_for(item.product.domain), _locator(item))
         )
     violations.extend(_schemas_without_product(root, config, loaded, unloadable_files))
+    violations.extend(_misplaced_descriptors(root))
     violations.sort(key=lambda v: (v.file or "", v.line or 0, v.policy, v.message))
     return LintReport(root, len(loaded), tuple(violations), config.source)

@@ -17,6 +17,7 @@ from mesh_stream.errors import DescriptorError
         ("a: !!python/object:os.system x\n", "f.yaml:1: not valid YAML: could not determine a "
          "constructor for the tag 'tag:yaml.org,2002:python/object:os.system'"),
         ("name: x\nwhen: 2026-02-30\n", "f.yaml: not valid YAML: day is out of range for month"),
+        ("a: " + "[" * 5000 + "]" * 5000 + "\n", "f.yaml: not valid YAML: nested too deeply"),
     ],
 )  # fmt: skip
 def test_yaml_errors_are_one_line_with_file_and_line(text: str, expected: str) -> None:
