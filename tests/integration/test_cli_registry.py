@@ -68,7 +68,7 @@ def test_serve_prints_the_url_to_export_and_stops_cleanly_on_sigterm(
 ) -> None:
     session = uuid.uuid4().hex[:8]
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("MESH_")},
         "MESH_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
         "MESH_REGISTRY_URL": "http://127.0.0.1:8081",
     }

@@ -22,6 +22,18 @@ from mesh_stream.settings import MeshSettings
 
 def credentials_from_settings(settings: MeshSettings) -> Credentials | None:
     """Credentials from the file or ``MESH_REGISTRY_CREDENTIALS``; None only in open mode."""
+    given = (
+        f"--credentials / MESH_REGISTRY_CREDENTIALS_FILE={settings.registry_credentials_file}"
+        if settings.registry_credentials_file is not None
+        else "MESH_REGISTRY_CREDENTIALS"
+        if settings.registry_credentials is not None
+        else None
+    )
+    if settings.registry_open_writes and given is not None:
+        raise ConfigurationError(
+            f"--open-writes (MESH_REGISTRY_OPEN_WRITES) lets everyone write, but credentials "
+            f"are given too ({given}); drop one of them"
+        )
     if settings.registry_credentials_file is not None:
         return Credentials.load(settings.registry_credentials_file)
     if settings.registry_credentials is not None:

@@ -1,0 +1,41 @@
+"""Open writes and credentials together are a contradiction the registry refuses to guess at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from mesh_stream.errors import ConfigurationError
+from mesh_stream.registry.service.server import credentials_from_settings
+from mesh_stream.settings import MeshSettings
+
+
+def test_open_writes_with_a_credentials_file_is_refused(tmp_path: Path) -> None:
+    creds = tmp_path / "creds.yaml"
+    creds.write_text("admin: s3cret\n")
+    settings = MeshSettings(registry_open_writes=True, registry_credentials_file=creds)
+    with pytest.raises(ConfigurationError) as raised:
+        credentials_from_settings(settings)
+    assert str(raised.value) == (
+        "--open-writes (MESH_REGISTRY_OPEN_WRITES) lets everyone write, but credentials are "
+        f"given too (--credentials / MESH_REGISTRY_CREDENTIALS_FILE={creds}); drop one of them"
+    )
+
+
+def test_open_writes_with_inline_credentials_is_refused() -> None:
+    settings = MeshSettings(
+        registry_open_writes=True,
+        registry_credentials=SecretStr("admin:s3cret"),
+        registry_credentials_file=None,
+    )
+    with pytest.raises(ConfigurationError, match=r"given too \(MESH_REGISTRY_CREDENTIALS\)"):
+        credentials_from_settings(settings)
+
+
+def test_open_writes_alone_means_no_credentials() -> None:
+    settings = MeshSettings(
+        registry_open_writes=True, registry_credentials=None, registry_credentials_file=None
+    )
+    assert credentials_from_settings(settings) is None
