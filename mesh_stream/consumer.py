@@ -184,6 +184,10 @@ class ConsumedRecord:
     def __delattr__(self, name: str) -> None:
         raise FrozenInstanceError(f"cannot delete field {name!r}: ConsumedRecord is immutable")
 
+    def __reduce__(self) -> tuple[type[ConsumedRecord], tuple[Any, ...]]:
+        """Pickle and copy by field values (the Kafka message itself does not pickle)."""
+        return (ConsumedRecord, self._fields())
+
     def __repr__(self) -> str:
         names = ("product", "topic", "partition", "offset", "key", "value", "timestamp_ms")
         shown = ", ".join(

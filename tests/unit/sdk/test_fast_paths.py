@@ -8,10 +8,12 @@ the compiled encoder does not take still gets the checked path's error or defaul
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import decimal
 import io
+import pickle
 import uuid
 from typing import Any
 
@@ -319,6 +321,16 @@ def test_a_key_that_is_not_text_stays_bytes_and_missing_parts_are_empty() -> Non
     assert record.headers == {}
     no_key = lazily_built(Message(topic="t", partition=0, offset=2, value=b""), None)
     assert no_key.key is None
+
+
+def test_consumed_records_pickle_and_copy_with_their_values() -> None:
+    message = Message(
+        topic="orders.x.v1", partition=1, offset=9, key=b"k", value=b"", headers=[("h", b"1")]
+    )
+    record = lazily_built(message, {"a": 1})
+    assert pickle.loads(pickle.dumps(record)) == record
+    assert copy.copy(record) == record
+    assert copy.deepcopy(record).headers == {"h": b"1"}
 
 
 def test_consumed_records_cannot_be_changed() -> None:
