@@ -42,7 +42,7 @@ def render(record: ConsumedRecord, as_json: bool) -> str:
 @click.option("--max", "max_records", type=click.IntRange(min=1), help="Stop after N records.")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(min=0, min_open=True),
     help="Stop after S seconds without a new record. [default: wait until Ctrl-C]",
 )
 @click.option(

@@ -53,3 +53,12 @@ def test_publish_refuses_an_empty_file_before_touching_registry_or_kafka(
     assert str(result.exception) == (
         f"{records}: no records in the file (JSON Lines: one JSON object per line)"
     )
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1"])
+def test_tail_refuses_a_timeout_that_would_end_before_the_first_poll(timeout: str) -> None:
+    result = CliRunner().invoke(cli, ["tail", "orders.order-placed", "--timeout", timeout])
+    assert result.exit_code == 2
+    assert f"Invalid value for '--timeout': {float(timeout)} is not in the range x>0." in (
+        result.stderr
+    )
