@@ -336,17 +336,25 @@ class MeshUp:
         self._run = _Run()
 
     # -- output ----------------------------------------------------------------------------
+    def _emit(self, message: str, colour: str | None = None) -> None:
+        """Print, unless the terminal or pipe is gone: losing output must never stop shutdown
+        (Ctrl-C on `mesh up | tee log` kills `tee` first)."""
+        try:
+            click.secho(message, file=self.out, fg=colour)
+        except (BrokenPipeError, OSError, ValueError):
+            self.out = open(os.devnull, "w")  # noqa: SIM115 - lives as long as this run
+
     def say(self, message: str) -> None:
-        click.echo(message, file=self.out)
+        self._emit(message)
 
     def note(self, message: str) -> None:
         """Something `mesh up` skips or cannot do: said now and kept on the live view."""
         self._run.notes.append(message)
-        click.secho(message, file=self.out, fg="yellow")
+        self._emit(message, "yellow")
 
     def _on_event(self, event: SupervisorEvent) -> None:
         if not self.options.view or self._starting or self._stop.is_set():
-            click.secho(event.line(), file=self.out, fg="red" if event.is_problem else None)
+            self._emit(event.line(), "red" if event.is_problem else None)
 
     # -- signals ---------------------------------------------------------------------------
     def _handle_signal(self, signum: int, _frame: FrameType | None) -> None:
