@@ -10,7 +10,7 @@ from mesh_stream.settings import MeshSettings
 
 
 class BrokenPipe(io.StringIO):
-    def write(self, text: str) -> int:
+    def write(self, _text: str) -> int:
         raise BrokenPipeError(32, "Broken pipe")
 
 
