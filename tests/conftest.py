@@ -45,11 +45,16 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaAddress]:
         return
     settings = MeshSettings()
     if _docker_answers():
-        from testcontainers.kafka import KafkaContainer
+        from testcontainers.core.waiting_utils import wait_for_logs
 
+        from mesh_stream.broker.cluster import free_port
+        from tests.kafka_container import official_kafka_container
+
+        port = free_port()
         image = f"apache/kafka:{settings.kafka_version}"
-        with KafkaContainer(image).with_kraft() as container:
-            yield KafkaAddress(container.get_bootstrap_server(), "testcontainers")
+        with official_kafka_container(image, port) as container:
+            wait_for_logs(container, "Kafka Server started", timeout=180)
+            yield KafkaAddress(f"127.0.0.1:{port}", "testcontainers")
         return
     data_dir = tmp_path_factory.mktemp("mesh-data")
     settings = settings.model_copy(update={"data_dir": data_dir})
