@@ -17,7 +17,7 @@ import struct
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import fastavro
@@ -87,19 +87,61 @@ class FramedAvroEncoder:
         return f"{where}record does not fit schema id {self.schema_id}: {exc}"
 
 
+#: Logical types whose underlying Avro value already is the plain value (epoch ms, text).
+READ_AS_UNDERLYING = frozenset({"timestamp-millis", "uuid"})
+#: Logical types that fastavro turns into datetimes, which :func:`plain` must convert.
+NEEDS_PLAIN = frozenset({"timestamp-micros", "local-timestamp-millis", "local-timestamp-micros"})
+
+
+def without_plain_logical_types(schema: Any) -> Any:
+    """The schema document with the READ_AS_UNDERLYING logical types removed.
+
+    Reading ``timestamp-millis`` as a datetime and turning it back into epoch ms cost more than
+    the rest of decoding (and the float round trip can be off by one ms); the long is exact.
+    """
+    if isinstance(schema, dict):
+        stripped = {key: without_plain_logical_types(value) for key, value in schema.items()}
+        if stripped.get("logicalType") in READ_AS_UNDERLYING:
+            del stripped["logicalType"]
+        return stripped
+    if isinstance(schema, list):
+        return [without_plain_logical_types(item) for item in schema]
+    return schema
+
+
+def _has_logical_type(schema: Any, names: frozenset[str]) -> bool:
+    if isinstance(schema, dict):
+        return schema.get("logicalType") in names or any(
+            _has_logical_type(value, names) for value in schema.values()
+        )
+    if isinstance(schema, list):
+        return any(_has_logical_type(item, names) for item in schema)
+    return False
+
+
 class FramedAvroDecoder:
     """Decodes framed records of any registered writer schema, fetched once per id."""
 
     def __init__(self, fetch_schema: SchemaFetcher) -> None:
         self._fetch = fetch_schema
-        self._schemas: dict[int, Any] = {}
+        self._schemas: dict[int, tuple[Any, bool]] = {}
+
+    def _reader(self, schema_id: int) -> tuple[Any, bool]:
+        """The parsed writer schema to read with, and whether results still need plain()."""
+        reader = self._schemas.get(schema_id)
+        if reader is None:
+            text = self._fetch(schema_id)
+            try:
+                document: Any = json.loads(text)
+            except ValueError:
+                document = text  # not JSON: parse_schema below names the problem
+            stripped = without_plain_logical_types(document)
+            reader = (parse_schema(stripped), _has_logical_type(stripped, NEEDS_PLAIN))
+            self._schemas[schema_id] = reader
+        return reader
 
     def writer_schema(self, schema_id: int) -> Any:
-        schema = self._schemas.get(schema_id)
-        if schema is None:
-            schema = parse_schema(self._fetch(schema_id))
-            self._schemas[schema_id] = schema
-        return schema
+        return self._reader(schema_id)[0]
 
     def decode(self, data: bytes | None, *, where: str = "<record>") -> dict[str, Any]:
         """Decode one framed value; ``where`` (``topic[partition]@offset``) names it in errors."""
@@ -113,15 +155,14 @@ class FramedAvroDecoder:
             raise DeserializationError(
                 f"{where}: magic byte is {magic}, expected {MAGIC}: not Confluent-framed Avro"
             )
-        schema = self.writer_schema(schema_id)
+        schema, needs_plain = self._reader(schema_id)
         try:
             record = fastavro.schemaless_reader(io.BytesIO(data[HEADER.size :]), schema, None)
         except (EOFError, ValueError, TypeError, IndexError, UnicodeDecodeError) as exc:
             raise DeserializationError(
                 f"{where}: Avro body does not match writer schema id {schema_id}: {exc!r}"
             ) from exc
-        result: dict[str, Any] = plain(record)
-        return result
+        return cast("dict[str, Any]", plain(record) if needs_plain else record)
 
 
 def decimal_cents(amount: Decimal) -> int:

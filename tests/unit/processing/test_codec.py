@@ -74,3 +74,32 @@ def test_money_converts_to_exact_cents_and_back() -> None:
     assert decimal_cents(Decimal("1234.56")) == 123456
     assert cents_decimal(123456) == Decimal("1234.56")
     assert json.dumps(decimal_cents(Decimal("0.10"))) == "10"
+
+
+LOGICAL_SCHEMA = json.dumps(
+    {
+        "type": "record",
+        "name": "Event",
+        "fields": [
+            {"name": "event_id", "type": {"type": "string", "logicalType": "uuid"}},
+            {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+            {
+                "name": "at_micros",
+                "type": ["null", {"type": "long", "logicalType": "timestamp-micros"}],
+            },
+        ],
+    }
+)
+
+
+@pytest.mark.parametrize("at_ms", [0, 1_795_276_560_123, 1_700_000_000_001, 253_402_300_799_999])
+def test_timestamps_decode_to_the_exact_epoch_ms_and_uuids_to_text(at_ms: int) -> None:
+    """timestamp-millis is read as its long, so no float round trip can shift it by a ms."""
+    event_id = "6f1c1c55-1d9a-4c2e-9a52-3f0d6f2d8b11"
+    encoded = FramedAvroEncoder(LOGICAL_SCHEMA, 3).encode(
+        {"event_id": event_id, "at": at_ms, "at_micros": at_ms * 1000}
+    )
+    decoded = FramedAvroDecoder(lambda _: LOGICAL_SCHEMA).decode(encoded)
+    # timestamp-micros still goes through a datetime, converted to epoch ms by plain()
+    assert decoded == {"event_id": event_id, "at": at_ms, "at_micros": at_ms}
+    assert type(decoded["event_id"]) is str
