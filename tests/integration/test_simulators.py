@@ -15,7 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from domains.story import DOMAINS, Story, domain_events
 from mesh_stream.descriptor import DataProduct, load_descriptors
@@ -35,6 +35,18 @@ def source_products() -> list[DataProduct]:
     return [p for p in load_descriptors(REPO / "domains") if p.domain in DOMAINS]
 
 
+def _high_watermark(consumer: Consumer, partition: TopicPartition) -> int:
+    """The partition's end offset; a topic created a moment ago may not have a leader yet."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return int(consumer.get_watermark_offsets(partition, timeout=10)[1])
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def end_offsets(bootstrap: str, products: list[DataProduct]) -> dict[tuple[str, int], int]:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "it-sim-offsets"})
     try:
@@ -42,9 +54,9 @@ def end_offsets(bootstrap: str, products: list[DataProduct]) -> dict[tuple[str, 
         for product in products:
             metadata = consumer.list_topics(product.topic, timeout=10).topics[product.topic]
             for partition in metadata.partitions:
-                ends[(product.topic, partition)] = consumer.get_watermark_offsets(
-                    TopicPartition(product.topic, partition), timeout=10
-                )[1]
+                ends[(product.topic, partition)] = _high_watermark(
+                    consumer, TopicPartition(product.topic, partition)
+                )
         return ends
     finally:
         consumer.close()
