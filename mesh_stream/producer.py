@@ -235,7 +235,8 @@ class ProductPublisher:
             raise SchemaError(
                 f"{product.name}: no schema to publish with: {product.schema_file} was not "
                 f"found{where} and subject {product.value_subject} has no version in the "
-                f"registry ({exc}); pass `schema=` or run from the repository root"
+                f"registry ({exc}); give the schema (`schema=` in Python, `--schema` on the "
+                f"command line) or run from the repository root"
             ) from exc
         return as_document(latest.schema)
 

@@ -39,6 +39,7 @@ from fastavro import schemaless_writer
 from fastavro._read import LOGICAL_READERS  # type: ignore[attr-defined]
 from fastavro._read import _read_data as fastavro_read_data  # type: ignore[attr-defined]
 from fastavro._write import write_data as fastavro_write_data  # type: ignore[attr-defined]
+from fastavro.schema import UnknownType
 
 from mesh_stream.errors import (
     DeserializationError,
@@ -133,8 +134,13 @@ def parse_schema(schema: SchemaLike, *, source: str = "schema") -> ParsedSchema:
     document = as_document(schema)
     try:
         parsed = fastavro.parse_schema(document)
+    except UnknownType as exc:
+        raise SchemaError(
+            f"{source}: invalid Avro schema: unknown type {exc.name!r} (neither a primitive "
+            f"type nor a named type defined earlier in the schema)"
+        ) from exc
     except Exception as exc:
-        raise SchemaError(f"{source}: invalid Avro schema: {exc}") from exc
+        raise SchemaError(f"{source}: invalid Avro schema: {type(exc).__name__}: {exc}") from exc
     if not isinstance(parsed, dict):
         raise SchemaError(f"{source}: a product schema must be an Avro record")
     return parsed

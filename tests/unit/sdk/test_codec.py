@@ -224,3 +224,13 @@ def test_json_values_become_avro_values_and_back(order_v1: dict[str, Any]) -> No
     assert as_json["total"] == str(record["total"])
     parsed = parse_schema(order_v1)
     assert coerce_json(parsed, as_json) == record
+
+
+def test_an_unknown_type_is_named_with_the_file() -> None:
+    bad = {"type": "record", "name": "X", "fields": [{"name": "a", "type": "strin"}]}
+    with pytest.raises(SchemaError) as caught:
+        parse_schema(bad, source="schemas/x/bad.avsc")
+    assert str(caught.value) == (
+        "schemas/x/bad.avsc: invalid Avro schema: unknown type 'strin' (neither a primitive "
+        "type nor a named type defined earlier in the schema)"
+    )
