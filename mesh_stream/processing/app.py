@@ -56,6 +56,8 @@ PROCESSING_GUARANTEE = "at_least_once"
 #: Events per batch of each agent, and the longest a batch waits to fill (it adds to latency).
 BATCH_MAX_EVENTS = 2_000
 BATCH_WITHIN_S = 0.02
+#: Most envelopes in one internal record, which keeps it well under Kafka's 1 MB message limit.
+ENVELOPES_PER_RECORD = 500
 
 Route = Callable[[str, dict[str, Any], int], "tuple[str, dict[str, Any]] | None"]
 """(input topic, decoded record, arrival ms) -> (key, fields to forward), or None to drop it."""
@@ -146,6 +148,9 @@ def processor_app(spec: ProcessorSpec) -> faust.App:
         producer_acks=-1,
         # Batch sends for a few ms: one produce request per record dominated the profile.
         producer_linger=0.005,
+        # Internal records carry a batch of one key's events; bigger produce batches, fewer
+        # requests (faust's default is 16 KiB).
+        producer_max_batch_size=256 * 1024,
         web_enabled=False,
         table_standby_replicas=0,
         key_serializer="raw",
@@ -216,7 +221,9 @@ def add_rekey_agent(
                     )
                     by_key.setdefault(key, []).append(envelope.to_wire())
             for key, envelopes in by_key.items():
-                target.send_soon(key=key.encode(), value=envelopes)
+                for start in range(0, len(envelopes), ENVELOPES_PER_RECORD):
+                    chunk = envelopes[start : start + ENVELOPES_PER_RECORD]
+                    target.send_soon(key=key.encode(), value=chunk)
             yield None
 
     app.agent(sources, name=f"{spec.app_id}-rekey")(rekey)
