@@ -30,7 +30,7 @@ from mesh_stream.processing.app import (
     schema_decoder,
 )
 from mesh_stream.processing.codec import cents_decimal, decimal_cents
-from mesh_stream.processing.dedup import apply_once, first_delivery
+from mesh_stream.processing.dedup import SeenEvents, apply_once
 from mesh_stream.processing.windows import TumblingWindows
 from mesh_stream.settings import MeshSettings
 
@@ -105,24 +105,25 @@ def build(spec: ProcessorSpec) -> faust.App:
     app = processor_app(spec)
     by_window = internal_topic(app, spec, "by-window")
     windows = changelogged_table(app, spec, "revenue-windows")
-    seen = changelogged_table(app, spec, "revenue-seen-orders")
+    seen = SeenEvents(changelogged_table(app, spec, "revenue-seen-orders"))
     output = KeyedOutput(app, spec)
 
     add_rekey_agent(app, spec, by_window, route, schema_decoder(spec))
 
     def update(key: str, events: list[Envelope]) -> None:
         state: dict[str, Any] = dict(windows.get(key) or {})
+        key_seen = seen.for_key(key, state)
         fresh = changed = False
         for event in events:
             fields = event.fields
             position = (event.partition, event.offset, event.index)
-            if not first_delivery(seen, fields["event_id"], *position):
+            if not key_seen.first_delivery(fields["event_id"], *position):
                 continue
             fresh = True
             if apply_once(state, *position):
                 add_order(state, fields)
                 changed = True
-        if changed:
+        if key_seen.store() or changed:  # seen entries first, then the state listing them
             windows[key] = state
         if fresh:  # a replay re-sends the current value in case the first send was lost
             output.publish(key, output_record(key, state))
