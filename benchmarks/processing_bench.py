@@ -14,7 +14,9 @@ Two numbers, both against a real broker and registry:
 
 The benchmark runs the processor's own code (:mod:`domains.analytics.processors.revenue`) on
 private copies of the products (domain ``bench<run id>``), so a running mesh is not disturbed.
-``python -m benchmarks.processing_bench`` is the worker side and is not meant to be run by hand.
+``python -m benchmarks.processing_bench report [--records N]`` runs this benchmark alone and
+prints its JSON report; without ``report`` the module is the worker side, started by the
+benchmark itself.
 """
 
 from __future__ import annotations
@@ -324,5 +326,39 @@ def _worker_main() -> None:
     run_worker(build(bench_spec(settings, run_id)))
 
 
+def _report_main(argv: list[str]) -> None:
+    """``python -m benchmarks.processing_bench report``: this benchmark alone, as JSON."""
+    import argparse
+    import json
+
+    from benchmarks.environment import bench_environment
+
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.processing_bench report",
+        description="Run only the processing benchmark against MESH_BOOTSTRAP_SERVERS / "
+        "MESH_REGISTRY_URL, or a throw-away local broker and registry when they are unset.",
+    )
+    parser.add_argument("--records", type=int, default=20_000, help="backlog orders to drain")
+    parser.add_argument("--rate", type=float, default=1_000.0, help="events/s of latency phase")
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of latency phase")
+    options = parser.parse_args(argv)
+    settings = MeshSettings()
+    with bench_environment(settings, progress=lambda line: print(line, file=sys.stderr)) as env:
+        report = run_processing_bench(
+            env.bootstrap_servers,
+            env.registry_url,
+            principal=env.admin_principal,
+            token=env.admin_token,
+            records=options.records,
+            rate=options.rate,
+            latency_seconds=options.seconds,
+            settings=settings,
+        )
+    print(json.dumps(report, indent=2))
+
+
 if __name__ == "__main__":
-    _worker_main()
+    if sys.argv[1:2] == ["report"]:
+        _report_main(sys.argv[2:])
+    else:
+        _worker_main()
