@@ -22,6 +22,7 @@ idempotent, keyed outputs.
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import weakref
@@ -52,6 +53,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 #: "exactly_once" was tried with faust-streaming 0.15.3 / aiokafka 0.14: after a kill -9 and
 #: restart the correctness test found lost updates, so at-least-once + dedup is used instead.
 PROCESSING_GUARANTEE = "at_least_once"
+
+#: Collector thresholds of a worker process: far fewer collections than Python's (700, 10, 10).
+GC_THRESHOLDS = (100_000, 50, 1_000)
 
 #: Events per batch of each agent, and the longest a batch waits to fill (it adds to latency).
 BATCH_MAX_EVENTS = 2_000
@@ -345,6 +349,10 @@ def run_worker(app: faust.App, argv: list[str] | None = None) -> None:
         logging.getLogger().setLevel(level)
 
     app.task(honour_log_level)
+    # Python's default collector thresholds (700 allocations) made the worker walk its
+    # long-lived objects (faust's internals, the dedup index) so often that, with a 50,000-order
+    # backlog, a fifth of its CPU per event went to the garbage collector.
+    gc.set_threshold(*GC_THRESHOLDS)
     sys.argv = [sys.argv[0], *args]
     app.main()
 
