@@ -647,12 +647,15 @@ def test_outputs_are_exact_through_duplicates_lateness_kill_and_clean_restart(
         registered = registry.get_product("analytics.customer-360")
         assert registered["inputs"] == list(by_name["analytics.customer-360"].inputs)
 
-        # 2. kill -9 every worker while it is busy with a large batch, then restart them
+        # 2. kill -9 every worker while it is busy with a large batch, then restart them.
+        # The workers aggregate in batches and emit one record per key and batch, so they are
+        # killed at their first new output record; the batch is large enough that they are
+        # still busy with it then.
         received = dict(reader.received)
-        writer.story(orders=1500, start_ms=base + 5 * MINUTE)
+        writer.story(orders=4000, start_ms=base + 5 * MINUTE)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and any(
-            reader.received[name] < received[name] + 50 for name in EXPECTED
+            reader.received[name] <= received[name] for name in EXPECTED
         ):
             reader.poll(0.1)  # until every worker is visibly busy with the batch
         for worker in workers.values():
