@@ -475,6 +475,8 @@ class MeshUp:
         env["MESH_BOOTSTRAP_SERVERS"] = bootstrap
         env["MESH_REGISTRY_URL"] = self.settings.registry_url
         env["MESH_DATA_DIR"] = str(self.settings.data_dir)
+        # The registry `mesh up` starts enforces this repository's policies, overrides included.
+        env.setdefault("MESH_GOVERNANCE_ROOT", str(self.options.root.resolve()))
         return env
 
     # -- stage 2: registry -----------------------------------------------------------------

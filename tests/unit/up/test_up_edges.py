@@ -1,9 +1,11 @@
-"""`mesh up | tee log` then Ctrl-C: the pipe dies first, and shutdown must still run to the end."""
+"""`mesh up` edge cases: a dead stdout must not stop the shutdown; what children inherit."""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
+
+import pytest
 
 from mesh_stream.cli.up import MeshUp, UpOptions
 from mesh_stream.settings import MeshSettings
@@ -22,3 +24,15 @@ def test_lost_output_does_not_interrupt_shutdown(tmp_path: Path) -> None:
     up._stop_all()  # nothing was started; every message it prints goes nowhere, quietly
     assert up._run.notes == ["still said, to nobody"]
     assert not isinstance(up.out, BrokenPipe)
+
+
+def test_children_enforce_this_repositorys_policies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MESH_GOVERNANCE_ROOT", raising=False)
+    options = UpOptions(rate=1, seed=1, fresh=False, view=False, duration=None, root=tmp_path)
+    env = MeshUp(MeshSettings(data_dir=tmp_path), options)._child_env("127.0.0.1:1")
+    assert env["MESH_GOVERNANCE_ROOT"] == str(tmp_path.resolve())
+    monkeypatch.setenv("MESH_GOVERNANCE_ROOT", "/elsewhere")
+    env = MeshUp(MeshSettings(data_dir=tmp_path), options)._child_env("127.0.0.1:1")
+    assert env["MESH_GOVERNANCE_ROOT"] == "/elsewhere"
