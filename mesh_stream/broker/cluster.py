@@ -239,6 +239,13 @@ class LocalCluster:
                 f"a broker already runs from {self.data_dir} at {current.bootstrap_servers} "
                 f"(pid {pids}); use it, or stop it first with `mesh broker stop`"
             )
+        strays = self.stray_pids()
+        if strays:
+            raise BrokerAlreadyRunningError(
+                f"Kafka nodes from {self.data_dir} still run (pid "
+                f"{', '.join(map(str, strays))}) though {self.state_file} does not record them; "
+                f"stop them with `mesh broker stop`"
+            )
         java = require_tool("java", "run Apache Kafka")
         self.distribution.fetch(self.progress)
 
@@ -431,12 +438,27 @@ class LocalCluster:
         )
 
     # -- stop --------------------------------------------------------------------------
+    def stray_pids(self) -> list[int]:
+        """Kafka nodes running from this data dir that the state file does not record
+        (a crash between launch and saving the state, or an interrupted stop)."""
+        marker = str(self.data_dir / "node-").encode()
+        found = []
+        for entry in Path("/proc").glob("[0-9]*"):
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"kafka.Kafka" in cmdline and marker in cmdline and process_alive(int(entry.name)):
+                found.append(int(entry.name))
+        return sorted(found)
+
     def stop(self, timeout: float = 30.0) -> list[int]:
         """Stop every node: SIGTERM, wait up to ``timeout``, then SIGKILL. Returns pids."""
         state = self._load_state()
         if state is None:
             return []
         pids = [n.pid for n in state.nodes if n.pid is not None and process_alive(n.pid)]
+        pids += [pid for pid in self.stray_pids() if pid not in pids]
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)

@@ -158,3 +158,25 @@ def test_failed_fetch_names_the_artifact_and_settings(tmp_path: Path) -> None:
     assert "MESH_KAFKA_VERSION" in message
     assert not distribution.is_fetched()
     assert not (distribution.home / "libs.partial").exists()
+
+
+def test_unrecorded_nodes_of_this_data_dir_are_found_refused_and_stopped(
+    cluster: LocalCluster,
+) -> None:
+    config = str(cluster.node_dir(1) / "server.properties")
+    stray = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "kafka.Kafka", config]
+    )
+    try:
+        cluster._save_state(ClusterState("abc", "9.9.9", [NodeState(1, 19999, 19998, pid=None)]))
+        assert cluster.stray_pids() == [stray.pid]
+        with pytest.raises(
+            BrokerAlreadyRunningError, match=r"does not record them.*mesh broker stop"
+        ):
+            cluster.start()
+        assert cluster.stop(timeout=5) == [stray.pid]
+        assert not Path(f"/proc/{stray.pid}").exists()
+        assert cluster.stray_pids() == []
+    finally:
+        stray.kill()
+        stray.wait()
