@@ -419,8 +419,9 @@ class LocalCluster:
                         f"Kafka node {node.node_id} exited during start-up. Last lines of "
                         f"{self.log_file(node.node_id)}:\n{log_tail(self.log_file(node.node_id))}"
                     )
+            remaining = deadline - time.monotonic()
             try:
-                metadata = admin.list_topics(timeout=2)
+                metadata = admin.list_topics(timeout=max(0.1, min(2.0, remaining)))
             except Exception:
                 time.sleep(0.5)
                 continue

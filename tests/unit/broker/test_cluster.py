@@ -16,12 +16,15 @@ from mesh_stream.broker.cluster import (
     ClusterState,
     LocalCluster,
     NodeState,
+    free_port,
     new_cluster_id,
     process_alive,
 )
 from mesh_stream.broker.distribution import KafkaDistribution, require_tool
 from mesh_stream.errors import (
     BrokerAlreadyRunningError,
+    BrokerError,
+    BrokerStartTimeoutError,
     ConfigurationError,
     KafkaFetchError,
     PortInUseError,
@@ -180,3 +183,28 @@ def test_unrecorded_nodes_of_this_data_dir_are_found_refused_and_stopped(
     finally:
         stray.kill()
         stray.wait()
+
+
+def test_a_node_that_never_answers_times_out_with_its_log_tail(
+    cluster: LocalCluster, fake_kafka_process: subprocess.Popen[bytes]
+) -> None:
+    # A live "node" whose port nobody serves: the wait must end at the deadline, with the log.
+    state = ClusterState("abc", "9.9.9", [NodeState(1, free_port(), 0, pid=fake_kafka_process.pid)])
+    cluster.node_dir(1).mkdir(parents=True)
+    cluster.log_file(1).write_text("line one\nKafka is still thinking\n")
+    with pytest.raises(BrokerStartTimeoutError) as caught:
+        cluster._wait_ready(state, timeout=1.5)
+    message = str(caught.value)
+    assert f"did not answer at {state.bootstrap_servers} within 2s" in message
+    assert "--timeout or MESH_BROKER_START_TIMEOUT" in message
+    assert f"--- {cluster.log_file(1)} ---\nline one\nKafka is still thinking" in message
+
+
+def test_a_node_that_exits_during_start_up_shows_its_log(cluster: LocalCluster) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass", "kafka.Kafka"])
+    dead.wait()
+    state = ClusterState("abc", "9.9.9", [NodeState(1, free_port(), 0, pid=dead.pid)])
+    cluster.node_dir(1).mkdir(parents=True)
+    cluster.log_file(1).write_text("ERROR Exiting Kafka due to fatal exception\n")
+    with pytest.raises(BrokerError, match=r"(?s)node 1 exited during start-up.*fatal exception"):
+        cluster._wait_ready(state, timeout=30)
