@@ -15,10 +15,14 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from mesh_stream.broker import local_cluster
 from mesh_stream.descriptor import load_descriptors
 from mesh_stream.settings import MeshSettings
 from mesh_stream.supervisor import process_running
+
+pytestmark = pytest.mark.chaos  # kills a child with SIGKILL and Ctrl-Cs the mesh
 
 ROOT = Path(__file__).resolve().parents[2]
 
