@@ -1,23 +1,23 @@
 """The frame every analytics processor shares: a faust app, re-keying, and keyed outputs.
 
-A processor is two faust agents in one worker:
+A processor is two stages in one faust worker:
 
-1. **re-key**: reads the input products (Confluent-framed Avro written by the SDK), keeps the
-   fields it needs and forwards them, keyed by what the aggregate is grouped by, to an internal
-   topic. Faust's own producer partitions that topic, so every key's events reach one
-   partition and therefore one table partition, whatever partitioner the publishers used.
-2. **aggregate**: reads the internal topic, updates a RocksDB table (changelogged to Kafka)
-   through :mod:`mesh_stream.processing.dedup` so each event counts once, and publishes the
-   key's new value to the output product, framed with the output's registered schema id.
-
-Both agents work in batches (``take_events``): faust's cost per event and per produce dominated
-the profile, so the re-key agent sends one internal record per key and batch, and the aggregate
-writes each key's state and output once per batch, however many of its events the batch holds.
+1. **re-key** (:mod:`mesh_stream.processing.rekey`): reads the input products
+   (Confluent-framed Avro written by the SDK) in batches, keeps the fields it needs and
+   forwards them, keyed by what the aggregate is grouped by, to an internal topic. Faust's own
+   producer partitions that topic, so every key's events reach one partition and therefore one
+   table partition, whatever partitioner the publishers used. Each key's events of a batch
+   travel as one internal record.
+2. **aggregate**: a faust agent that reads the internal topic in batches (``take_events``),
+   updates a RocksDB table (changelogged to Kafka) through :mod:`mesh_stream.processing.dedup`
+   so each event counts once, and publishes the key's new value to the output product, framed
+   with the output's registered schema id, once per key and batch.
 
 Outputs are keyed upserts: the latest record per key is the aggregate's current value, so a
-record repeated after a crash is harmless. Faust flushes the producer (outputs and changelogs)
-before it commits input offsets, so nothing is lost: this is at-least-once processing with
-idempotent, keyed outputs.
+record repeated after a crash is harmless. Each stage commits the offsets it read only after
+Kafka acknowledged what it wrote from them (faust flushes its producer, outputs and changelogs
+before it commits), so nothing is lost: this is at-least-once processing with idempotent,
+keyed outputs.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ import faust
 from faust.streams import _current_event
 
 from mesh_stream.descriptor import DataProduct, load_descriptors
-from mesh_stream.errors import DeserializationError
 from mesh_stream.processing.codec import FramedAvroDecoder, FramedAvroEncoder
 from mesh_stream.processing.registration import (
     ensure_internal_topic,
@@ -43,6 +42,7 @@ from mesh_stream.processing.registration import (
     find_product,
     register_product,
 )
+from mesh_stream.processing.rekey import Envelope, RekeyStage, Route
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 
@@ -57,46 +57,9 @@ PROCESSING_GUARANTEE = "at_least_once"
 #: Collector thresholds of a worker process: far fewer collections than Python's (700, 10, 10).
 GC_THRESHOLDS = (100_000, 50, 1_000)
 
-#: Events per batch of each agent, and the longest a batch waits to fill (it adds to latency).
+#: Events per batch of the aggregate agent, and the longest a batch waits to fill.
 BATCH_MAX_EVENTS = 2_000
 BATCH_WITHIN_S = 0.02
-#: Most envelopes in one internal record, which keeps it well under Kafka's 1 MB message limit.
-ENVELOPES_PER_RECORD = 500
-
-Route = Callable[[str, dict[str, Any], int], "tuple[str, dict[str, Any]] | None"]
-"""(input topic, decoded record, arrival ms) -> (key, fields to forward), or None to drop it."""
-
-
-@dataclass(frozen=True)
-class Envelope:
-    """What the re-key agent forwards: where an input record came from, and its fields."""
-
-    topic: str
-    partition: int
-    offset: int
-    arrival_ms: int
-    fields: dict[str, Any]
-    #: Place of the event in its internal record (which carries one key's events of a batch).
-    index: int = 0
-
-    @classmethod
-    def from_wire(cls, value: Mapping[str, Any]) -> Envelope:
-        return cls(
-            topic=value["topic"],
-            partition=value["partition"],
-            offset=value["offset"],
-            arrival_ms=value["arrival_ms"],
-            fields=value["fields"],
-        )
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "topic": self.topic,
-            "partition": self.partition,
-            "offset": self.offset,
-            "arrival_ms": self.arrival_ms,
-            "fields": self.fields,
-        }
 
 
 @dataclass(frozen=True)
@@ -190,47 +153,25 @@ def raw_topic(app: faust.App, *names: str) -> faust.TopicT:
     return app.topic(*names, key_serializer="raw", value_serializer="raw")
 
 
-def add_rekey_agent(
+def add_rekey_stage(
     app: faust.App,
     spec: ProcessorSpec,
     target: faust.TopicT,
     route: Route,
     decoder: FramedAvroDecoder,
-) -> None:
+) -> RekeyStage:
     """Forward every input record through ``route`` to ``target``; undecodable ones to DLQ.
 
-    Records are taken in batches; the events of one key in a batch travel as one internal
-    record (a JSON list of envelopes), so the internal topic costs one produce per key and
-    batch instead of one per event.
+    The stage (:class:`~mesh_stream.processing.rekey.RekeyStage`) starts with the app's other
+    services once the tables are recovered, and stops before the app's producer.
     """
-    sources = raw_topic(app, *(product.topic for product in spec.inputs))
-    dead_letters = {product.topic: raw_topic(app, product.dlq_topic) for product in spec.inputs}
+    stage = RekeyStage(app, spec, target, route, decoder)
 
-    async def rekey(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for events in _batches(stream):
-            by_key: dict[str, list[dict[str, Any]]] = {}
-            for event in events:
-                message = event.message
-                try:
-                    record = decoder.decode(event.value, where=_where(message))
-                except DeserializationError as exc:
-                    _dead_letter(dead_letters[message.topic], spec, message, event.value, exc)
-                    continue
-                arrival_ms = round(message.timestamp * 1000)
-                routed = route(message.topic, record, arrival_ms)
-                if routed is not None:
-                    key, fields = routed
-                    envelope = Envelope(
-                        message.topic, message.partition, message.offset, arrival_ms, fields
-                    )
-                    by_key.setdefault(key, []).append(envelope.to_wire())
-            for key, envelopes in by_key.items():
-                for start in range(0, len(envelopes), ENVELOPES_PER_RECORD):
-                    chunk = envelopes[start : start + ENVELOPES_PER_RECORD]
-                    target.send_soon(key=key.encode(), value=chunk)
-            yield None
+    async def start_rekey_stage() -> None:
+        await app.add_runtime_dependency(stage)
 
-    app.agent(sources, name=f"{spec.app_id}-rekey")(rekey)
+    app.task(start_rekey_stage)
+    return stage
 
 
 def _batches(stream: faust.StreamT[Any]) -> AsyncIterator[Sequence[faust.EventT[Any]]]:
@@ -238,26 +179,6 @@ def _batches(stream: faust.StreamT[Any]) -> AsyncIterator[Sequence[faust.EventT[
     # StreamT does not declare take_events; faust's Stream, the only implementation, does.
     concrete = cast("faust.Stream[Any]", stream)
     return concrete.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_S)
-
-
-def _where(message: Any) -> str:
-    return f"{message.topic}[{message.partition}]@{message.offset}"
-
-
-def _dead_letter(
-    topic: faust.TopicT, spec: ProcessorSpec, message: Any, value: bytes, exc: Exception
-) -> None:
-    where = _where(message)
-    log.error("%s; sent to %s", exc, topic.get_topic_name())
-    topic.send_soon(
-        key=message.key,
-        value=value,
-        headers={
-            "mesh.error": str(exc).encode(),
-            "mesh.source": where.encode(),
-            "mesh.processor": spec.app_id.encode(),
-        },
-    )
 
 
 Update = Callable[[str, list[Envelope]], None]

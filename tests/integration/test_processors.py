@@ -19,7 +19,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
@@ -33,6 +33,7 @@ from mesh_stream.descriptor import DataProduct, load_descriptors, topic_for
 from mesh_stream.errors import DeserializationError
 from mesh_stream.processing.codec import FramedAvroDecoder
 from mesh_stream.processing.registration import ensure_topics, register_source_product
+from mesh_stream.processing.rekey import sources_group
 from mesh_stream.producer import ProductPublisher
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
@@ -473,6 +474,9 @@ def assert_dead_lettered(bootstrap: str, product: DataProduct, where: tuple[int,
 def wait_idle(bootstrap: str, outputs: list[DataProduct], timeout: float) -> None:
     """Until every processor has committed the end of each topic it reads (inputs, internal).
 
+    The re-key stage commits the inputs in group ``<app id>-sources``, the aggregate agent its
+    internal topic in faust's group ``<app id>``.
+
     Exact outputs do not mean idle: after the kill the workers still work through replayed
     records that change nothing, and a stop before they are done would leave them for the
     restart.
@@ -482,33 +486,38 @@ def wait_idle(bootstrap: str, outputs: list[DataProduct], timeout: float) -> Non
         topics = admin_consumer.list_topics(timeout=10).topics
         deadline = time.monotonic() + timeout
         for output in outputs:
-            group = f"mesh-{output.name}"
+            app_id = f"mesh-{output.name}"
             inputs = {topic_for(name) for name in output.inputs}
-            read = [t for t in topics if t in inputs or t.startswith(f"{group}-by-")]
-            partitions = [
-                TopicPartition(topic, partition)
-                for topic in read
-                for partition in topics[topic].partitions
-            ]
-            probe = Consumer(
-                {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
-            )
-            try:
-                while True:
-                    committed = probe.committed(partitions, timeout=10)
-                    lagging = [
-                        (tp.topic, tp.partition)
-                        for tp in committed
-                        if max(tp.offset, 0) < probe.get_watermark_offsets(tp, timeout=10)[1]
-                    ]
-                    if not lagging:
-                        break
-                    assert time.monotonic() < deadline, f"{group} still lags on {lagging}"
-                    time.sleep(0.5)
-            finally:
-                probe.close()
+            internal = [t for t in topics if t.startswith(f"{app_id}-by-")]
+            for group, read in ((sources_group(app_id), inputs), (app_id, internal)):
+                wait_committed(bootstrap, group, read, topics, deadline)
     finally:
         admin_consumer.close()
+
+
+def wait_committed(
+    bootstrap: str, group: str, read: Iterable[str], topics: dict[str, Any], deadline: float
+) -> None:
+    """Until ``group`` has committed the end offset of every partition of ``read``."""
+    partitions = [
+        TopicPartition(topic, partition) for topic in read for partition in topics[topic].partitions
+    ]
+    config = {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+    probe = Consumer(config)
+    try:
+        while True:
+            committed = probe.committed(partitions, timeout=10)
+            lagging = [
+                (tp.topic, tp.partition)
+                for tp in committed
+                if max(tp.offset, 0) < probe.get_watermark_offsets(tp, timeout=10)[1]
+            ]
+            if not lagging:
+                return
+            assert time.monotonic() < deadline, f"{group} still lags on {lagging}"
+            time.sleep(0.5)
+    finally:
+        probe.close()
 
 
 # -- processes --------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from mesh_stream.processing.app import (
     KeyedOutput,
     ProcessorSpec,
     add_aggregate_agent,
-    add_rekey_agent,
+    add_rekey_stage,
     changelogged_table,
     internal_topic,
     prepare,
@@ -105,7 +105,7 @@ def build(spec: ProcessorSpec) -> faust.App:
     customers = changelogged_table(app, spec, "customer-360-state")
     seen = changelogged_table(app, spec, "customer-360-seen-events")
     output = KeyedOutput(app, spec)
-    add_rekey_agent(app, spec, by_customer, route, schema_decoder(spec))
+    add_rekey_stage(app, spec, by_customer, route, schema_decoder(spec))
 
     def update(customer_id: str, events: list[Envelope]) -> None:
         state: dict[str, Any] = dict(customers.get(customer_id) or {})

@@ -18,7 +18,7 @@ from mesh_stream.processing.app import (
     KeyedOutput,
     ProcessorSpec,
     add_aggregate_agent,
-    add_rekey_agent,
+    add_rekey_stage,
     changelogged_table,
     internal_topic,
     prepare,
@@ -98,7 +98,7 @@ def build(spec: ProcessorSpec) -> faust.App:
     by_order = internal_topic(app, spec, "by-order")
     orders = changelogged_table(app, spec, "sla-orders")
     output = KeyedOutput(app, spec)
-    add_rekey_agent(app, spec, by_order, route, schema_decoder(spec))
+    add_rekey_stage(app, spec, by_order, route, schema_decoder(spec))
 
     def update(order_id: str, events: list[Envelope]) -> None:
         state = orders.get(order_id) or {}

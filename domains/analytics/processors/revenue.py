@@ -21,7 +21,7 @@ from mesh_stream.processing.app import (
     KeyedOutput,
     ProcessorSpec,
     add_aggregate_agent,
-    add_rekey_agent,
+    add_rekey_stage,
     changelogged_table,
     internal_topic,
     prepare,
@@ -108,7 +108,7 @@ def build(spec: ProcessorSpec) -> faust.App:
     seen = SeenEvents(changelogged_table(app, spec, "revenue-seen-orders"))
     output = KeyedOutput(app, spec)
 
-    add_rekey_agent(app, spec, by_window, route, schema_decoder(spec))
+    add_rekey_stage(app, spec, by_window, route, schema_decoder(spec))
 
     def update(key: str, events: list[Envelope]) -> None:
         state: dict[str, Any] = dict(windows.get(key) or {})

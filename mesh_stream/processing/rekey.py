@@ -1,0 +1,270 @@
+"""The re-key stage of a processor: input products in, one internal record per key and batch out.
+
+Faust's streams cost about 40 µs of CPU per input record (an event object, a queue hop, two
+asyncio tasks and the acknowledgement machinery) before a processor did any work of its own,
+which kept one worker under 10,000 events/s. So the input products are not read through a
+faust stream: :class:`RekeyStage`, a service of the faust app, reads them with a confluent-kafka
+consumer in batches (librdkafka fetches and parses in C, in its own threads), decodes each
+record, asks the processor's ``route`` for its key, and sends each key's events of a batch as
+one record (a JSON list of envelopes) to the processor's internal topic through faust's
+producer, which partitions it the way faust's tables expect.
+
+Offsets of the input products are committed (consumer group ``<app id>-sources``) only after
+Kafka acknowledged every internal record made from them, so nothing is lost: a crash replays
+the records after the last commit, and the aggregate stage counts a replayed event once (see
+:mod:`mesh_stream.processing.dedup`). A clean stop finishes the batch in hand and commits it,
+so a restart replays nothing. A record that cannot be decoded goes, unchanged, to its
+product's dead-letter topic with the error and its position in headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import faust
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from mode import Service
+
+from mesh_stream.errors import DeserializationError
+
+if TYPE_CHECKING:
+    from mesh_stream.processing.app import ProcessorSpec
+    from mesh_stream.processing.codec import FramedAvroDecoder
+
+log = logging.getLogger(__name__)
+
+#: Most input records in one batch, and the longest a batch waits to fill (it adds to latency).
+BATCH_MAX_RECORDS = 2_000
+BATCH_WITHIN_S = 0.02
+#: Most envelopes in one internal record, which keeps it well under Kafka's 1 MB message limit.
+ENVELOPES_PER_RECORD = 500
+#: Batches forwarded but not yet acknowledged by Kafka; reading goes on while they are in flight.
+BATCHES_IN_FLIGHT = 4
+
+Route = Callable[[str, dict[str, Any], int], "tuple[str, dict[str, Any]] | None"]
+"""(input topic, decoded record, arrival ms) -> (key, fields to forward), or None to drop it."""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What the re-key stage forwards: where an input record came from, and its fields."""
+
+    topic: str
+    partition: int
+    offset: int
+    arrival_ms: int
+    fields: dict[str, Any]
+    #: Place of the event in its internal record (which carries one key's events of a batch).
+    index: int = 0
+
+    @classmethod
+    def from_wire(cls, value: Mapping[str, Any]) -> Envelope:
+        return cls(
+            topic=value["topic"],
+            partition=value["partition"],
+            offset=value["offset"],
+            arrival_ms=value["arrival_ms"],
+            fields=value["fields"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "arrival_ms": self.arrival_ms,
+            "fields": self.fields,
+        }
+
+
+def sources_group(app_id: str) -> str:
+    """Consumer group whose committed offsets say how far the re-key stage read the inputs."""
+    return f"{app_id}-sources"
+
+
+class RekeyStage(Service):
+    """Reads the input products in batches and forwards them, re-keyed, to ``target``."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        spec: ProcessorSpec,
+        target: faust.TopicT,
+        route: Route,
+        decoder: FramedAvroDecoder,
+        **kwargs: Any,
+    ) -> None:
+        self.app = app
+        self.spec = spec
+        self.target = target
+        self.route = route
+        self.decoder = decoder
+        self.dead_letters = {
+            product.topic: app.topic(
+                product.dlq_topic, key_serializer="raw", value_serializer="raw"
+            )
+            for product in spec.inputs
+        }
+        self.group_id = sources_group(spec.app_id)
+        self._consumer: Consumer | None = None
+        # Every consumer call runs on this one thread, so close never overlaps a fetch.
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="mesh-rekey")
+        self._in_flight: list[tuple[asyncio.Future[Any], list[TopicPartition]]] = []
+        self._finished = asyncio.Event()
+        super().__init__(**kwargs)
+
+    async def on_start(self) -> None:
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.spec.settings.resolved_bootstrap_servers(),
+                "group.id": self.group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                # A worker killed hard is noticed after this long, as on faust's own consumer.
+                "session.timeout.ms": 10_000,
+                "heartbeat.interval.ms": 2_000,
+                "on_commit": self._on_commit,
+                "error_cb": self._on_error,
+            }
+        )
+        consumer.subscribe([product.topic for product in self.spec.inputs])
+        self._consumer = consumer
+        self.add_future(self._run())
+
+    async def on_stop(self) -> None:
+        """Let the batch in hand finish and commit it, then leave the consumer group."""
+        if self._consumer is not None:
+            await self._finished.wait()
+            await self._call(self._consumer.close)
+            self._consumer = None
+        self._thread.shutdown(wait=True)
+
+    async def _run(self) -> None:
+        try:
+            while not self.should_stop:
+                messages = await self._call(self._consume, BATCH_MAX_RECORDS, BATCH_WITHIN_S)
+                if messages:
+                    self._in_flight.append(await self._forward(messages))
+                await self._commit_acknowledged(wait=len(self._in_flight) >= BATCHES_IN_FLIGHT)
+            await self._commit_acknowledged(wait=True, final=True)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            log.exception("re-key stage of %s failed", self.spec.app_id)
+            await self.crash(exc)
+        finally:
+            self._finished.set()
+
+    def _consume(self, count: int, timeout: float) -> list[Message]:
+        assert self._consumer is not None
+        return self._consumer.consume(count, timeout)
+
+    async def _call(self, function: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._thread, partial(function, *args)
+        )
+
+    async def _forward(
+        self, messages: list[Any]
+    ) -> tuple[asyncio.Future[Any], list[TopicPartition]]:
+        """Decode and route one batch; send it; returns (all sends acknowledged, offsets)."""
+        by_key: dict[str, list[dict[str, Any]]] = {}
+        next_offsets: dict[tuple[str, int], int] = {}
+        sends: list[Awaitable[Any]] = []
+        decode, route = self.decoder.decode, self.route
+        for message in messages:
+            if message.error() is not None:
+                self._on_message_error(message)
+                continue
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            next_offsets[(topic, partition)] = offset + 1
+            value = message.value()
+            try:
+                record = decode(value, where=f"{topic}[{partition}]@{offset}")
+            except DeserializationError as exc:
+                sends.append(await self._dead_letter(message, exc))
+                continue
+            arrival_ms = message.timestamp()[1]
+            routed = route(topic, record, arrival_ms)
+            if routed is not None:
+                key, fields = routed
+                wire = {
+                    "topic": topic,
+                    "partition": partition,
+                    "offset": offset,
+                    "arrival_ms": arrival_ms,
+                    "fields": fields,
+                }
+                by_key.setdefault(key, []).append(wire)
+        send = self.target.send
+        for key, envelopes in by_key.items():
+            encoded = key.encode()
+            for start in range(0, len(envelopes), ENVELOPES_PER_RECORD):
+                chunk = envelopes[start : start + ENVELOPES_PER_RECORD]
+                sends.append(await send(key=encoded, value=chunk, force=True))
+        offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
+        return asyncio.ensure_future(asyncio.gather(*sends)), offsets
+
+    async def _dead_letter(self, message: Message, exc: Exception) -> Awaitable[Any]:
+        where = f"{message.topic()}[{message.partition()}]@{message.offset()}"
+        dead_letters = self.dead_letters[message.topic() or ""]
+        log.error("%s; sent to %s", exc, dead_letters.get_topic_name())
+        return await dead_letters.send(
+            key=message.key(),
+            value=message.value(),
+            headers={
+                "mesh.error": str(exc).encode(),
+                "mesh.source": where.encode(),
+                "mesh.processor": self.spec.app_id.encode(),
+            },
+            force=True,
+        )
+
+    async def _commit_acknowledged(self, *, wait: bool, final: bool = False) -> None:
+        """Commit the offsets of the oldest batches whose records Kafka acknowledged.
+
+        With ``wait``, waits for the oldest batch first (all of them when ``final``). A send
+        that failed raises here, before its offsets could be committed.
+        """
+        ready: list[TopicPartition] = []
+        while self._in_flight:
+            acknowledged, offsets = self._in_flight[0]
+            if not acknowledged.done() and (wait or final):
+                await acknowledged
+                wait = False
+            if not acknowledged.done():
+                break
+            acknowledged.result()
+            ready.extend(offsets)
+            self._in_flight.pop(0)
+        if ready:
+            latest = {(tp.topic, tp.partition): tp for tp in ready}
+            assert self._consumer is not None
+            commit = partial(self._consumer.commit, offsets=list(latest.values()))
+            if not final:
+                await self._call(partial(commit, asynchronous=True))
+                return
+            try:
+                await self._call(partial(commit, asynchronous=False))
+            except KafkaException as exc:  # e.g. partitions revoked meanwhile: replayed later
+                log.warning("re-key stage of %s: last commit failed: %s", self.spec.app_id, exc)
+
+    def _on_message_error(self, message: Message) -> None:
+        error = message.error()
+        if error is not None and error.code() != KafkaError._PARTITION_EOF:
+            log.warning("re-key stage of %s: %s", self.spec.app_id, error)
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        if error is not None:  # replayed after a restart, where dedup counts them once
+            where = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions)
+            app_id = self.spec.app_id
+            log.warning("re-key stage of %s: commit of %s failed: %s", app_id, where, error)
+
+    def _on_error(self, error: KafkaError) -> None:
+        log.warning("re-key stage of %s: %s", self.spec.app_id, error)
