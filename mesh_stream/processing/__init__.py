@@ -2,7 +2,8 @@
 
 * :mod:`~mesh_stream.processing.codec` — Confluent-framed Avro for faust's raw topics;
 * :mod:`~mesh_stream.processing.registration` — create product topics, register schemas;
+* :mod:`~mesh_stream.processing.rekey` — read input products in batches, forward them re-keyed;
 * :mod:`~mesh_stream.processing.windows` — tumbling event-time windows with a grace period;
 * :mod:`~mesh_stream.processing.dedup` — count every event once despite duplicates and replays;
-* :mod:`~mesh_stream.processing.app` — the faust app, re-key and aggregate agents, keyed outputs.
+* :mod:`~mesh_stream.processing.app` — the faust app, the aggregate agent, keyed outputs.
 """

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -53,7 +53,12 @@ Route = Callable[[str, dict[str, Any], int], "tuple[str, dict[str, Any]] | None"
 
 @dataclass(frozen=True)
 class Envelope:
-    """What the re-key stage forwards: where an input record came from, and its fields."""
+    """One forwarded event as the aggregate stage sees it: where it came from, and its fields.
+
+    On the internal topic an event travels as ``{"topic", "partition", "offset", "arrival_ms",
+    "fields"}`` (JSON) inside its key's list; the aggregate adds the internal record's own
+    position (``partition``, ``offset``, ``index``), which dedup and replay guards use.
+    """
 
     topic: str
     partition: int
@@ -62,25 +67,6 @@ class Envelope:
     fields: dict[str, Any]
     #: Place of the event in its internal record (which carries one key's events of a batch).
     index: int = 0
-
-    @classmethod
-    def from_wire(cls, value: Mapping[str, Any]) -> Envelope:
-        return cls(
-            topic=value["topic"],
-            partition=value["partition"],
-            offset=value["offset"],
-            arrival_ms=value["arrival_ms"],
-            fields=value["fields"],
-        )
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "topic": self.topic,
-            "partition": self.partition,
-            "offset": self.offset,
-            "arrival_ms": self.arrival_ms,
-            "fields": self.fields,
-        }
 
 
 def sources_group(app_id: str) -> str:
@@ -155,8 +141,7 @@ class RekeyStage(Service):
             await self._commit_acknowledged(wait=True, final=True)
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:
-            log.exception("re-key stage of %s failed", self.spec.app_id)
+        except BaseException as exc:  # a bug or a failed send: stop the worker, commit nothing
             await self.crash(exc)
         finally:
             self._finished.set()

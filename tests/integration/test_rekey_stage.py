@@ -1,0 +1,157 @@
+"""The re-key stage loses nothing when a processor's own code fails mid-batch.
+
+A revenue worker whose route raises on one order must stop (exit status not 0, the error in
+its log) without committing the input offsets of that order's batch; a worker started again
+without the bug must then count every order exactly once, including those forwarded before
+the failure, and a clean stop must commit everything it read.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from pydantic import SecretStr
+
+from benchmarks.processing_bench import _order, bench_spec
+from mesh_stream.processing.codec import FramedAvroDecoder
+from mesh_stream.processing.rekey import sources_group
+from mesh_stream.producer import ProductPublisher
+from mesh_stream.registry.client import RegistryClient
+from mesh_stream.settings import MeshSettings
+from tests.conftest import KafkaAddress, RegistryAddress
+
+pytestmark = pytest.mark.timeout(300)
+
+REPO = Path(__file__).resolve().parents[2]
+ORDERS = 40
+FAILING = 25  # the order whose route raises
+WORKER_MODULE = "tests.integration.workers.failing_revenue"
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", WORKER_MODULE, "worker", "-l", "info"],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def committed_offset(bootstrap: str, group: str, topic: str) -> int:
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        [position] = probe.committed([TopicPartition(topic, 0)], timeout=10)
+        return position.offset  # negative when nothing was committed
+    finally:
+        probe.close()
+
+
+def read_windows(
+    bootstrap: str, registry: RegistryClient, topic: str, partitions: int, want: int
+) -> dict[str, dict[str, Any]]:
+    """Latest record per window, read until the windows count ``want`` orders (or 60 s)."""
+    decoder = FramedAvroDecoder(registry.get_schema)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"it-{uuid.uuid4().hex}"})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    latest: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            for message in consumer.consume(1000, timeout=0.5):
+                if message.error() is None:
+                    record = decoder.decode(message.value())
+                    latest[record["window_id"]] = record
+            if sum(r["order_count"] for r in latest.values()) >= want:
+                time.sleep(1)  # anything counted twice would arrive now
+                for message in consumer.consume(1000, timeout=0.5):
+                    record = decoder.decode(message.value())
+                    latest[record["window_id"]] = record
+                break
+    finally:
+        consumer.close()
+    return latest
+
+
+def test_a_failing_route_stops_the_worker_and_loses_no_order(
+    kafka: KafkaAddress, registry: RegistryAddress, tmp_path: Path
+) -> None:
+    run_id = uuid.uuid4().hex[:8]
+    settings = MeshSettings(
+        bootstrap_servers=kafka.bootstrap_servers,
+        registry_url=registry.url,
+        registry_principal="admin",
+        registry_token=SecretStr(registry.admin_token),
+        data_dir=tmp_path,
+    )
+    spec = bench_spec(settings, run_id)
+    source, output = spec.inputs[0], spec.output
+    client = RegistryClient.from_settings(settings)
+    placed = int(time.time() * 1000)
+    orders = [_order(n, placed) for n in range(ORDERS)]
+    with ProductPublisher(
+        source, bootstrap_servers=kafka.bootstrap_servers, registry=client, root=REPO
+    ) as publisher:
+        for order in orders:
+            publisher.publish(order, timestamp_ms=placed)
+        publisher.flush()
+
+    env = {
+        **os.environ,
+        "MESH_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "MESH_REGISTRY_URL": registry.url,
+        "MESH_REGISTRY_PRINCIPAL": "admin",
+        "MESH_REGISTRY_TOKEN": registry.admin_token,
+        "MESH_DATA_DIR": str(tmp_path),
+        "MESH_BENCH_RUN_ID": run_id,
+    }
+    log = tmp_path / "worker.log"
+    group = sources_group(spec.app_id)
+    try:
+        # 1. the bug: the worker stops, says why, and commits nothing of the failed batch
+        failing = start_worker({**env, "MESH_TEST_FAIL_ORDER": orders[FAILING]["order_id"]}, log)
+        try:
+            status = failing.wait(120)
+        finally:
+            if failing.poll() is None:
+                failing.kill()
+        text = log.read_text(errors="replace")
+        assert status != 0, text[-3000:]
+        assert f"route cannot handle order {orders[FAILING]['order_id']}" in text
+        assert committed_offset(kafka.bootstrap_servers, group, source.topic) <= FAILING
+
+        # 2. fixed: every order counted exactly once, none lost, none twice
+        fixed = start_worker(env, log)
+        try:
+            windows = read_windows(
+                kafka.bootstrap_servers, client, output.topic, output.partitions, ORDERS
+            )
+            expected_counts = Counter(order["region"] for order in orders)
+            expected_gross: dict[str, Decimal] = {}
+            for order in orders:
+                region = order["region"]
+                expected_gross[region] = expected_gross.get(region, Decimal(0)) + Decimal(
+                    order["total_amount"]
+                )
+            assert {w["region"]: w["order_count"] for w in windows.values()} == expected_counts
+            assert {w["region"]: w["gross_revenue"] for w in windows.values()} == expected_gross
+            fixed.terminate()
+            assert fixed.wait(60) == 0, log.read_text(errors="replace")[-3000:]
+        finally:
+            if fixed.poll() is None:
+                fixed.kill()
+        # 3. the clean stop committed every input record it read
+        assert committed_offset(kafka.bootstrap_servers, group, source.topic) == ORDERS
+    finally:
+        client.close()
