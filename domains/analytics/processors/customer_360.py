@@ -57,7 +57,7 @@ def route(topic: str, record: dict[str, Any], arrival_ms: int) -> tuple[str, dic
             "placed_at": record["placed_at"],
             "currency": record["currency"],
         }
-    else:  # pragma: no cover - faust only subscribes to the inputs above
+    else:  # pragma: no cover - the re-key stage reads only the inputs above
         raise ValueError(f"unexpected input topic {topic}")
     return record["customer_id"], fields
 
@@ -99,7 +99,7 @@ def output_record(customer_id: str, state: dict[str, Any]) -> dict[str, Any]:
 
 
 def build(spec: ProcessorSpec) -> faust.App:
-    """The faust app of this processor (two agents, two changelogged RocksDB tables)."""
+    """This processor's faust app: re-key stage, aggregate agent, two RocksDB tables."""
     app = processor_app(spec)
     by_customer = internal_topic(app, spec, "by-customer")
     customers = changelogged_table(app, spec, "customer-360-state")

@@ -49,7 +49,7 @@ def route(topic: str, record: dict[str, Any], arrival_ms: int) -> tuple[str, dic
         fields = {"failed_payment": record["payment_id"]}
     elif topic == DISPATCHED:
         fields = {"dispatched_at": record["dispatched_at"]}
-    else:  # pragma: no cover - faust only subscribes to the inputs above
+    else:  # pragma: no cover - the re-key stage reads only the inputs above
         raise ValueError(f"unexpected input topic {topic}")
     return record["order_id"], fields
 
@@ -93,7 +93,7 @@ def output_record(order_id: str, state: dict[str, Any]) -> dict[str, Any]:
 
 
 def build(spec: ProcessorSpec) -> faust.App:
-    """The faust app of this processor (two agents, one changelogged RocksDB table)."""
+    """This processor's faust app: re-key stage, aggregate agent, one RocksDB table."""
     app = processor_app(spec)
     by_order = internal_topic(app, spec, "by-order")
     orders = changelogged_table(app, spec, "sla-orders")

@@ -101,7 +101,7 @@ def output_record(key: str, state: dict[str, Any]) -> dict[str, Any]:
 
 
 def build(spec: ProcessorSpec) -> faust.App:
-    """The faust app of this processor (two agents, two changelogged RocksDB tables)."""
+    """This processor's faust app: re-key stage, aggregate agent, two RocksDB tables."""
     app = processor_app(spec)
     by_window = internal_topic(app, spec, "by-window")
     windows = changelogged_table(app, spec, "revenue-windows")
