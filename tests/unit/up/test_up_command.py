@@ -15,7 +15,10 @@ from click.testing import CliRunner
 from mesh_stream.broker import ClusterState, ClusterStatus
 from mesh_stream.broker.cluster import NodeState, NodeStatus
 from mesh_stream.cli.main import cli
-from mesh_stream.cli.up import (
+from mesh_stream.descriptor import DataProduct, load_descriptors
+from mesh_stream.errors import BrokerError, ConfigurationError
+from mesh_stream.supervisor import Backoff, ChildState, EventKind, Supervisor
+from mesh_stream.up import (
     BrokerWatch,
     broker_status,
     domain_of,
@@ -24,9 +27,6 @@ from mesh_stream.cli.up import (
     single_instance,
     topological,
 )
-from mesh_stream.descriptor import DataProduct, load_descriptors
-from mesh_stream.errors import BrokerError, ConfigurationError
-from mesh_stream.supervisor import Backoff, ChildState, EventKind, Supervisor
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mesh_stream.cli.up import MeshUp, UpOptions
 from mesh_stream.settings import MeshSettings
+from mesh_stream.up import MeshUp, UpOptions
 
 
 class BrokenPipe(io.StringIO):

@@ -1,0 +1,496 @@
+"""`mesh up`: the whole mesh in one command, in the foreground, until Ctrl-C.
+
+In order: Kafka (the local broker from MESH_DATA_DIR/broker, started unless
+MESH_BOOTSTRAP_SERVERS names a cluster or a local one already runs), the registry (a
+supervised `mesh registry serve` unless MESH_REGISTRY_URL already answers), every product
+topic, schema and descriptor from ``domains/`` (idempotent, sources before what is built
+from them), then every simulator and processor that ``domains/runnables.py`` lists, each a
+supervised child with its log in MESH_DATA_DIR/logs. Then the live view
+(:mod:`mesh_stream.liveview`) until Ctrl-C, SIGTERM or ``--duration``; stopping goes
+processors, simulators, registry, then the broker that `mesh up` itself started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+from urllib.parse import urlsplit
+
+import click
+
+from mesh_stream.broker import LocalCluster, local_cluster
+from mesh_stream.descriptor import DataProduct, load_descriptors
+from mesh_stream.errors import (
+    ConfigurationError,
+    RegistryError,
+    RegistryUnavailableError,
+)
+from mesh_stream.liveview import (
+    Decoder,
+    LiveView,
+    LogErrorCounter,
+    MeshMonitor,
+    MeshSnapshot,
+    ViewContext,
+    registry_decoder,
+    render,
+    render_text,
+)
+from mesh_stream.registry.client import RegistryClient
+from mesh_stream.settings import MeshSettings
+from mesh_stream.supervisor import (
+    Backoff,
+    ChildSpec,
+    Supervisor,
+    SupervisorEvent,
+)
+from mesh_stream.up.broker_watch import BrokerWatch, broker_status, probe_kafka
+from mesh_stream.up.plan import domain_of, topological
+from mesh_stream.up.registry_access import probe_registry, registry_credentials, writer_credential
+
+RESTART_BACKOFF = Backoff(initial=1.0, factor=2.0, maximum=30.0, stable_after=60.0)
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "0.0.0.0")
+REGISTRY_READY_TIMEOUT = 90.0
+SAMPLE_INTERVAL = 2.0
+#: What `--fresh` erases below MESH_DATA_DIR (besides the broker's own folder).
+FRESH_FOLDERS = ("processors", "logs")
+
+
+@contextlib.contextmanager
+def single_instance(data_dir: Path) -> Iterator[None]:
+    """Refuse a second `mesh up` on the same MESH_DATA_DIR (it would double every child)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock_path = data_dir / "mesh-up.lock"
+    with lock_path.open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            owner = lock.read().strip() or "?"
+            raise ConfigurationError(
+                f"another `mesh up` (pid {owner}) already runs from {data_dir}; stop it with "
+                f"Ctrl-C, or give this one its own MESH_DATA_DIR"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@dataclass
+class UpOptions:
+    """The command-line choices of one `mesh up` (settings come separately)."""
+
+    rate: float
+    seed: int
+    fresh: bool
+    view: bool
+    duration: float | None
+    root: Path
+    register_only: bool = False
+
+
+@dataclass
+class _Run:
+    """What this `mesh up` started, so it stops exactly that."""
+
+    cluster: LocalCluster | None = None
+    supervisor: Supervisor | None = None
+    monitor: MeshMonitor | None = None
+    closers: list[Callable[[], None]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+class MeshUp:
+    """One `mesh up` run: start in stages, watch, stop in order (see the module docstring)."""
+
+    def __init__(self, settings: MeshSettings, options: UpOptions, out: TextIO | None = None):
+        self.settings = settings
+        self.options = options
+        self.out = out or sys.stderr
+        self.log_dir = settings.data_dir / "logs"
+        self._stop = threading.Event()
+        self._starting = True
+        self._signals = 0
+        self._run = _Run()
+
+    # -- output ----------------------------------------------------------------------------
+    def _emit(self, message: str, colour: str | None = None) -> None:
+        """Print, unless the terminal or pipe is gone: losing output must never stop shutdown
+        (Ctrl-C on `mesh up | tee log` kills `tee` first)."""
+        try:
+            click.secho(message, file=self.out, fg=colour)
+        except (BrokenPipeError, OSError, ValueError):
+            self.out = open(os.devnull, "w")  # noqa: SIM115 - lives as long as this run
+
+    def say(self, message: str) -> None:
+        self._emit(message)
+
+    def note(self, message: str) -> None:
+        """Something `mesh up` skips or cannot do: said now and kept on the live view."""
+        self._run.notes.append(message)
+        self._emit(message, "yellow")
+
+    def _on_event(self, event: SupervisorEvent) -> None:
+        if not self.options.view or self._starting or self._stop.is_set():
+            self._emit(event.line(), "red" if event.is_problem else None)
+
+    # -- signals ---------------------------------------------------------------------------
+    def _handle_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self._signals += 1
+        self._stop.set()
+        if self._signals > 1 and self._run.supervisor is not None:
+            self.say("second signal: killing every child now")
+            self._run.supervisor.kill()
+            return
+        if self._starting:
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    # -- run -------------------------------------------------------------------------------
+    def run(self) -> int:
+        """Start everything, show the view, stop everything. Returns the exit status."""
+        previous = {
+            sig: signal.signal(sig, self._handle_signal) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            with single_instance(self.settings.data_dir):
+                try:
+                    self._start_all()
+                    self._starting = False
+                    if not self._stop.is_set():
+                        self._watch()
+                except KeyboardInterrupt:
+                    self.say("interrupted during start-up; stopping what was started")
+                finally:
+                    self._starting = False
+                    self._stop_all()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return 0
+
+    def _start_all(self) -> None:
+        root = self.options.root.resolve()
+        domains_dir = root / "domains"
+        if not domains_dir.is_dir():
+            raise ConfigurationError(
+                f"no domains/ folder in {root}; run `mesh up` from the repository root or "
+                f"pass --root"
+            )
+        products = topological(load_descriptors(domains_dir))
+        if not products:
+            raise ConfigurationError(f"no product descriptors under {domains_dir}/*/products/")
+        if self.options.fresh:
+            self._refuse_fresh_on_a_foreign_cluster()
+        bootstrap = self._start_broker()
+        self._run.supervisor = Supervisor(
+            [],
+            self.log_dir,
+            env=self._child_env(bootstrap),
+            backoff=RESTART_BACKOFF,
+            on_event=self._on_event,
+        )
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        domains = sorted({p.domain for p in products})
+        url, tokens = self._start_registry(domains)
+        self._prepare_products(bootstrap, url, tokens, products, root)
+        self._bootstrap = bootstrap
+        self._registry_url = url
+        if self.options.register_only:
+            self._stop.set()
+            return
+        self._start_runnables(root, tokens)
+        self._run.monitor = MeshMonitor(bootstrap, products, decoder=self._decoder(url, tokens))
+
+    # -- stage 1: Kafka --------------------------------------------------------------------
+    def _refuse_fresh_on_a_foreign_cluster(self) -> None:
+        if self.settings.bootstrap_servers:
+            raise ConfigurationError(
+                f"--fresh erases the local broker's data, but MESH_BOOTSTRAP_SERVERS="
+                f"{self.settings.bootstrap_servers} points at another cluster that `mesh up` "
+                f"does not own; delete its topics yourself, or unset MESH_BOOTSTRAP_SERVERS"
+            )
+
+    def _erase_folders(self) -> None:
+        for name in FRESH_FOLDERS:
+            folder = self.settings.data_dir / name
+            if folder.exists():
+                shutil.rmtree(folder)
+                self.say(f"--fresh: erased {folder}")
+
+    def _start_broker(self) -> str:
+        if self.settings.bootstrap_servers:
+            servers = self.settings.bootstrap_servers
+            self.say(f"Kafka: using the cluster at MESH_BOOTSTRAP_SERVERS={servers}")
+            probe_kafka(servers)
+            return servers
+        cluster = local_cluster(self.settings, progress=self.say)
+        status = cluster.status()
+        if status.running and status.bootstrap_servers:
+            if self.options.fresh:
+                raise ConfigurationError(
+                    f"--fresh cannot erase the broker that already runs from {cluster.data_dir} "
+                    f"(pid {', '.join(map(str, status.pids))}); stop it with `mesh broker stop`"
+                )
+            self.say(
+                f"Kafka: reusing the local broker already running at {status.bootstrap_servers} "
+                f"(it keeps running after `mesh up` stops)"
+            )
+            return status.bootstrap_servers
+        if self.options.fresh:
+            self._erase_folders()  # the broker's own data goes with start(fresh=True)
+        self._run.cluster = cluster
+        state = cluster.start(
+            brokers=1,
+            port=self.settings.broker_port,
+            timeout=self.settings.broker_start_timeout,
+            fresh=self.options.fresh,
+        )
+        self.say(f"Kafka: local broker at {state.bootstrap_servers}, data in {cluster.data_dir}")
+        return state.bootstrap_servers
+
+    def _child_env(self, bootstrap: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env["MESH_BOOTSTRAP_SERVERS"] = bootstrap
+        env["MESH_REGISTRY_URL"] = self.settings.registry_url
+        env["MESH_DATA_DIR"] = str(self.settings.data_dir)
+        # The registry `mesh up` starts enforces this repository's policies, overrides included.
+        env.setdefault("MESH_GOVERNANCE_ROOT", str(self.options.root.resolve()))
+        return env
+
+    # -- stage 2: registry -----------------------------------------------------------------
+    def _start_registry(self, domains: Sequence[str]) -> tuple[str, dict[str, str]]:
+        """The registry URL and the tokens to use (principal -> token)."""
+        url = self.settings.registry_url.rstrip("/")
+        if probe_registry(url):
+            self.say(f"registry: using the one that answers at {url}")
+            tokens: dict[str, str] = {}
+            if self.settings.registry_principal and self.settings.registry_token is not None:
+                token = self.settings.registry_token.get_secret_value()
+                tokens[self.settings.registry_principal] = token
+            return url, tokens
+        parts = urlsplit(url)
+        if parts.hostname not in LOCAL_HOSTS or parts.scheme != "http":
+            raise RegistryUnavailableError(
+                f"no registry answers at MESH_REGISTRY_URL={url}; start it, or point "
+                f"MESH_REGISTRY_URL at http://127.0.0.1:<port> to let `mesh up` run one there",
+                status=503,
+            )
+        tokens = registry_credentials(
+            self.settings.data_dir / "registry" / "credentials.json", ["admin", *domains]
+        )
+        assert self._run.supervisor is not None
+        host = parts.hostname or "127.0.0.1"
+        port = parts.port or 80
+        self._run.supervisor.add(
+            ChildSpec(
+                "registry",
+                "registry",
+                (
+                    sys.executable,
+                    "-m",
+                    "mesh_stream.cli.main",
+                    "registry",
+                    "serve",
+                    "--host",
+                    host,
+                    "--port",
+                    str(port),
+                ),
+                env={
+                    "MESH_REGISTRY_CREDENTIALS": ",".join(f"{p}:{t}" for p, t in tokens.items()),
+                },
+            )
+        )
+        self.say(f"registry: starting at {url} (log {self.log_dir / 'registry.log'})")
+        self._wait_for_registry(url)
+        return url, tokens
+
+    def _wait_for_registry(self, url: str) -> None:
+        supervisor = self._run.supervisor
+        assert supervisor is not None
+        deadline = time.monotonic() + REGISTRY_READY_TIMEOUT
+        while time.monotonic() < deadline:
+            supervisor.poll()
+            if supervisor.running("registry") and probe_registry(url, timeout=1.0):
+                self.say(f"registry: ready at {url}")
+                return
+            time.sleep(0.3)
+        log = supervisor.log_file("registry")
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+        raise RegistryUnavailableError(
+            f"the registry did not answer at {url} within {REGISTRY_READY_TIMEOUT:.0f}s. Last "
+            f"lines of {log}:\n{tail}",
+            status=503,
+        )
+
+    # -- stage 3: topics, schemas, descriptors ---------------------------------------------
+    def _prepare_products(
+        self,
+        bootstrap: str,
+        url: str,
+        tokens: Mapping[str, str],
+        products: Sequence[DataProduct],
+        root: Path,
+    ) -> None:
+        from mesh_stream.processing.registration import ensure_topics
+
+        created = ensure_topics(bootstrap, products)
+        self.say(f"topics: {len(products)} product topics ready ({len(created)} created now)")
+        principal, token = writer_credential(tokens)
+        if token is None:
+            self.note(
+                f"registration: skipped, no credential for the registry at {url}; set "
+                f"MESH_REGISTRY_PRINCIPAL=admin and MESH_REGISTRY_TOKEN"
+            )
+            return
+        failures: list[str] = []
+        with RegistryClient(url, principal=principal, token=token) as client:
+            for product in products:
+                schema_path = root / product.schema_file
+                try:
+                    schema = schema_path.read_text(encoding="utf-8")
+                except OSError as exc:
+                    failures.append(f"{product.name}: schema: cannot read {schema_path}: {exc}")
+                    continue
+                try:
+                    client.register_schema(product.value_subject, schema)
+                    client.set_compatibility(product.compatibility.value, product.value_subject)
+                    client.put_product(product)
+                except RegistryUnavailableError:
+                    raise
+                except RegistryError as exc:
+                    failures.append(f"{product.name}: {exc}")
+        done = len(products) - len(failures)
+        self.say(f"registry: {done} of {len(products)} schemas and descriptors registered")
+        for failure in failures:
+            self.note(f"registration failed: {failure}")
+
+    def _decoder(self, url: str, tokens: Mapping[str, str]) -> Decoder:
+        principal, token = writer_credential(tokens)
+        client = RegistryClient(url, principal=principal, token=token)
+        self._run.closers.append(client.close)
+        return registry_decoder(client)
+
+    # -- stage 4: simulators and processors ------------------------------------------------
+    def _start_runnables(self, root: Path, tokens: Mapping[str, str]) -> None:
+        if str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+        try:
+            module = importlib.import_module("domains.runnables")
+        except ModuleNotFoundError as exc:
+            if exc.name not in ("domains", "domains.runnables"):
+                raise
+            self.note(
+                "simulators and processors: skipped, domains/runnables.py does not exist yet "
+                "(issue 5)"
+            )
+            return
+        supervisor = self._run.supervisor
+        assert supervisor is not None
+        listed = module.runnables(self.options.rate, seed=self.options.seed)
+        for kind in ("simulator", "processor"):
+            for runnable in (r for r in listed if r.kind == kind):
+                env = dict(runnable.env)
+                domain = domain_of(runnable.argv, env)
+                if domain is not None and domain in tokens and "MESH_REGISTRY_TOKEN" not in env:
+                    env["MESH_REGISTRY_PRINCIPAL"] = domain
+                    env["MESH_REGISTRY_TOKEN"] = tokens[domain]
+                supervisor.add(
+                    ChildSpec(runnable.name, runnable.kind, tuple(runnable.argv), env, cwd=root)
+                )
+        kinds = [r.kind for r in listed]
+        self.say(
+            f"started {kinds.count('simulator')} simulators at {self.options.rate:g} events/s "
+            f"and {kinds.count('processor')} processors; logs in {self.log_dir}"
+        )
+
+    # -- watch -----------------------------------------------------------------------------
+    def _watch(self) -> None:
+        supervisor, monitor = self._run.supervisor, self._run.monitor
+        assert supervisor is not None
+        assert monitor is not None
+        context = ViewContext(
+            self._bootstrap,
+            self._registry_url,
+            self.log_dir,
+            started_at=time.monotonic(),
+            notes=tuple(self._run.notes),
+        )
+        errors = LogErrorCounter()
+        deadline = (
+            None if self.options.duration is None else time.monotonic() + (self.options.duration)
+        )
+        snapshot: MeshSnapshot | None = None
+        next_sample = 0.0
+
+        broker_watch: BrokerWatch | None = None
+
+        def frame() -> Any:
+            children = supervisor.status()
+            cluster = self._run.cluster
+            if cluster is not None:  # the broker `mesh up` started is one of its processes
+                children.insert(0, broker_status(cluster, broker_watch))
+            counts = {s.name: errors.count(s.log_file) for s in children}
+            return render(context, snapshot, children, supervisor.events, log_errors=counts)
+
+        if self._run.cluster is not None:
+            broker_watch = BrokerWatch(
+                self._run.cluster,
+                supervisor,
+                port=self.settings.broker_port,
+                timeout=self.settings.broker_start_timeout,
+                backoff=RESTART_BACKOFF,
+            )
+        view = LiveView() if self.options.view else None
+        with view or contextlib.nullcontext():
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    self.say(f"--duration {self.options.duration:g}s reached; stopping")
+                    self._stop.set()
+                    break
+                supervisor.poll()
+                if broker_watch is not None:
+                    broker_watch.check()
+                if now >= next_sample:
+                    snapshot = monitor.sample()
+                    next_sample = time.monotonic() + SAMPLE_INTERVAL
+                    if view is not None:
+                        view.update(frame())
+                self._stop.wait(0.25)
+        if view is None:
+            click.echo(render_text(frame()), file=self.out)
+
+    # -- stop ------------------------------------------------------------------------------
+    def _stop_all(self) -> None:
+        run = self._run
+        if run.supervisor is not None:
+            self.say("stopping: processors, simulators, registry ...")
+            run.supervisor.stop()
+        if run.monitor is not None:
+            run.monitor.close()
+        for close in run.closers:
+            with contextlib.suppress(Exception):
+                close()
+        if run.cluster is not None:
+            self.say("stopping: Kafka ...")
+            pids = run.cluster.stop()
+            self.say(f"stopped Kafka (pid {', '.join(map(str, pids))}); data kept for next time")
+        self.say("mesh up: everything stopped")
