@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,12 +42,21 @@ def cluster(tmp_path: Path) -> LocalCluster:
     return LocalCluster(distribution, tmp_path / "data")
 
 
+def wait_until_exec(pid: int, marker: str, timeout: float = 10.0) -> None:
+    """Until process ``pid`` runs its own command line: just after fork it still shows ours."""
+    deadline = time.monotonic() + timeout
+    while marker.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes():
+        assert time.monotonic() < deadline, f"process {pid} did not exec within {timeout} s"
+        time.sleep(0.01)
+
+
 @pytest.fixture
 def fake_kafka_process() -> Iterator[subprocess.Popen[bytes]]:
     """A process whose command line looks like a Kafka node's."""
     proc = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(60)", "kafka.Kafka", "server.properties"]
     )
+    wait_until_exec(proc.pid, "server.properties")
     yield proc
     proc.kill()
     proc.wait()
@@ -171,6 +181,7 @@ def test_unrecorded_nodes_of_this_data_dir_are_found_refused_and_stopped(
         [sys.executable, "-c", "import time; time.sleep(60)", "kafka.Kafka", config]
     )
     try:
+        wait_until_exec(stray.pid, config)
         cluster._save_state(ClusterState("abc", "9.9.9", [NodeState(1, 19999, 19998, pid=None)]))
         assert cluster.stray_pids() == [stray.pid]
         with pytest.raises(
