@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any, Self
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from pydantic import BaseModel, ValidationError
 
-from mesh_stream.descriptor import DataProduct
+from mesh_stream.descriptor import DataProduct, resolve_product
 from mesh_stream.errors import ConsumerError, DeliveryError, DeserializationError
-from mesh_stream.producer import FIXED_PRODUCER_CONFIG, ensure_topic, resolve_product
+from mesh_stream.producer import FIXED_PRODUCER_CONFIG, ensure_topic
 from mesh_stream.schema.codec import (
     READ_OPTIONS,
     DecodePlan,

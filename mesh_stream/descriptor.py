@@ -7,20 +7,27 @@ topic ``<domain>.<product>.v<major>``, value subject ``<topic>-value``.
 Loading errors name the file, the line and the field path, e.g.
 ``domains/orders/products/order-placed.yaml:7: slos.freshness_seconds: Input should be
 greater than 0``.
+
+:func:`resolve_product` finds a product by name: the owning domain's local descriptor first,
+else the registry's catalog (what `mesh publish`, `mesh tail` and the SDK use).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mesh_stream.errors import DescriptorError
+from mesh_stream.errors import ConfigurationError, DescriptorError, ProductNotFoundError
+
+if TYPE_CHECKING:
+    from mesh_stream.registry.client import RegistryClient
 
 NAME_PART = r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*"
 PRODUCT_NAME = re.compile(rf"^(?P<domain>{NAME_PART})\.(?P<product>{NAME_PART})$")
@@ -266,3 +273,65 @@ def load_descriptors(domains_dir: Path) -> list[DataProduct]:
     if errors:
         raise DescriptorError("\n".join(errors))
     return products
+
+
+# -- resolving products by name ---------------------------------------------------------
+
+
+def _from_registry_document(document: Mapping[str, Any]) -> DataProduct:
+    known = {info.alias or name for name, info in DataProduct.model_fields.items()}
+    return DataProduct.model_validate({k: v for k, v in document.items() if k in known})
+
+
+def _local_descriptor(name: str, folder: Path, short: str) -> DataProduct | None:
+    for suffix in (".yaml", ".yml"):
+        candidate = folder / f"{short}{suffix}"
+        if candidate.exists():
+            product = load_descriptor(candidate)
+            if product.name == name:
+                return product
+    for path in sorted(folder.glob("*.y*ml")) if folder.is_dir() else []:
+        with contextlib.suppress(DescriptorError):
+            product = load_descriptor(path)
+            if product.name == name:
+                return product
+    return None
+
+
+def resolve_product(
+    name: str | DataProduct,
+    *,
+    registry: RegistryClient | None = None,
+    root: Path | None = Path("."),
+) -> DataProduct:
+    """A product by name: from ``root/domains/<domain>/products/`` first, else the registry.
+
+    The local descriptor ``domains/<domain>/products/<product>.yaml`` wins (it is what the
+    owning domain ships); other files of the domain are searched next, then the registry.
+    ``root=None`` asks the registry only.
+    """
+    if isinstance(name, DataProduct):
+        return name
+    match = PRODUCT_NAME.match(name)
+    if match is None:
+        raise ConfigurationError(
+            f"{name!r} is not a product name `<domain>.<product>` (e.g. orders.order-placed)"
+        )
+    folder = (root or Path(".")) / "domains" / match["domain"] / "products"
+    if root is not None:
+        local = _local_descriptor(name, folder, match["product"])
+        if local is not None:
+            return local
+    if registry is not None:
+        try:
+            return _from_registry_document(registry.get_product(name))
+        except ProductNotFoundError:
+            pass
+    where = f"the registry at {registry.url}" if registry is not None else "no registry"
+    looked = f"no descriptor in {folder} and " if root is not None else ""
+    raise ProductNotFoundError(
+        f"product {name} not found: {looked}{where} does not know it; "
+        f"check the name with `mesh products list` or run from the repository root",
+        status=404,
+        error_code=40404,
+    )

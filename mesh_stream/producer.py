@@ -33,12 +33,10 @@ from confluent_kafka.cimpl import NewTopic
 from fastavro import schemaless_reader
 from pydantic import BaseModel
 
-from mesh_stream.descriptor import PRODUCT_NAME, DataProduct, load_descriptor
+from mesh_stream.descriptor import DataProduct, resolve_product
 from mesh_stream.errors import (
     ConfigurationError,
     DeliveryError,
-    DescriptorError,
-    ProductNotFoundError,
     RegistryUnavailableError,
     SchemaError,
     SerializationError,
@@ -60,7 +58,6 @@ __all__ = [
     "UndeliveredRecord",
     "ensure_topic",
     "open_publisher",
-    "resolve_product",
 ]
 
 #: Settings no caller may weaken: they are what makes "nothing lost" true.
@@ -624,68 +621,6 @@ def _wait_for_leaders(admin: AdminClient, topic: str, partitions: int, timeout: 
             ):
                 return
         time.sleep(0.1)
-
-
-# -- resolving products -------------------------------------------------------------------
-
-
-def _from_registry_document(document: Mapping[str, Any]) -> DataProduct:
-    known = {info.alias or name for name, info in DataProduct.model_fields.items()}
-    return DataProduct.model_validate({k: v for k, v in document.items() if k in known})
-
-
-def _local_descriptor(name: str, folder: Path, short: str) -> DataProduct | None:
-    for suffix in (".yaml", ".yml"):
-        candidate = folder / f"{short}{suffix}"
-        if candidate.exists():
-            product = load_descriptor(candidate)
-            if product.name == name:
-                return product
-    for path in sorted(folder.glob("*.y*ml")) if folder.is_dir() else []:
-        with contextlib.suppress(DescriptorError):
-            product = load_descriptor(path)
-            if product.name == name:
-                return product
-    return None
-
-
-def resolve_product(
-    name: str | DataProduct,
-    *,
-    registry: RegistryClient | None = None,
-    root: Path | None = Path("."),
-) -> DataProduct:
-    """A product by name: from ``root/domains/<domain>/products/`` first, else the registry.
-
-    The local descriptor ``domains/<domain>/products/<product>.yaml`` wins (it is what the
-    owning domain ships); other files of the domain are searched next, then the registry.
-    ``root=None`` asks the registry only.
-    """
-    if isinstance(name, DataProduct):
-        return name
-    match = PRODUCT_NAME.match(name)
-    if match is None:
-        raise ConfigurationError(
-            f"{name!r} is not a product name `<domain>.<product>` (e.g. orders.order-placed)"
-        )
-    folder = (root or Path(".")) / "domains" / match["domain"] / "products"
-    if root is not None:
-        local = _local_descriptor(name, folder, match["product"])
-        if local is not None:
-            return local
-    if registry is not None:
-        try:
-            return _from_registry_document(registry.get_product(name))
-        except ProductNotFoundError:
-            pass
-    where = f"the registry at {registry.url}" if registry is not None else "no registry"
-    looked = f"no descriptor in {folder} and " if root is not None else ""
-    raise ProductNotFoundError(
-        f"product {name} not found: {looked}{where} does not know it; "
-        f"check the name with `mesh products list` or run from the repository root",
-        status=404,
-        error_code=40404,
-    )
 
 
 def open_publisher(

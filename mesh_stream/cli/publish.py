@@ -9,8 +9,9 @@ from typing import IO, Any
 
 import click
 
+from mesh_stream.descriptor import resolve_product
 from mesh_stream.errors import ConfigurationError, SerializationError
-from mesh_stream.producer import ProductPublisher, resolve_product
+from mesh_stream.producer import ProductPublisher
 from mesh_stream.schema.codec import coerce_json
 from mesh_stream.settings import MeshSettings
 

@@ -12,8 +12,8 @@ import click
 from mesh_stream.broker.reachability import existing_topics
 from mesh_stream.cli.publish import registry_for
 from mesh_stream.consumer import ConsumedRecord, ProductConsumer
+from mesh_stream.descriptor import resolve_product
 from mesh_stream.errors import DeserializationError
-from mesh_stream.producer import resolve_product
 from mesh_stream.schema.codec import json_default
 from mesh_stream.settings import MeshSettings
 
