@@ -5,8 +5,9 @@ Run one worker with ``python -m domains.analytics.processors.customer_360 worker
 Only ``region`` and ``segment`` are taken from the ``pii`` product customers.customer-profile;
 name, email and phone are dropped in the re-key step and never reach state or output, which is
 why the output is classified ``internal`` (declared field by field in the descriptor's
-``field_lineage``). Orders and engagement events count once each, despite duplicates and
-replays (:mod:`mesh_stream.processing.dedup`).
+``field_lineage``). Orders and engagement events count once each, despite replays and
+duplicates that arrive within ``DEDUP_HORIZON_MS`` of the first copy
+(:mod:`mesh_stream.processing.dedup`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from mesh_stream.processing.app import (
     schema_decoder,
 )
 from mesh_stream.processing.codec import cents_decimal, decimal_cents
-from mesh_stream.processing.dedup import apply_once, first_delivery
+from mesh_stream.processing.dedup import SeenEvents, apply_once
 from mesh_stream.settings import MeshSettings
 
 PRODUCT = "analytics.customer-360"
@@ -38,6 +39,12 @@ DEFAULT_CURRENCY = "EUR"
 PROFILE = "customers.customer-profile.v1"
 ENGAGEMENT = "customers.engagement-event.v1"
 PLACED = "orders.order-placed.v1"
+
+#: Duplicates (same ``event_id``) are recognised when they arrive within this long of the first
+#: copy; a retrying service resends within seconds. Seen ids are kept per customer and minute of
+#: arrival and forgotten after the horizon, so the seen table does not grow for ever.
+DEDUP_HORIZON_MS = 60 * 60_000
+DEDUP_BUCKET_MS = 60_000
 
 #: The only profile fields that leave the customers domain through this processor.
 PROFILE_FIELDS = ("region", "segment", "updated_at")
@@ -103,23 +110,32 @@ def build(spec: ProcessorSpec) -> faust.App:
     app = processor_app(spec)
     by_customer = internal_topic(app, spec, "by-customer")
     customers = changelogged_table(app, spec, "customer-360-state")
-    seen = changelogged_table(app, spec, "customer-360-seen-events")
+    seen = SeenEvents(
+        changelogged_table(app, spec, "customer-360-recent-events"),
+        horizon_ms=DEDUP_HORIZON_MS,
+        bucket_ms=DEDUP_BUCKET_MS,
+    )
     output = KeyedOutput(app, spec)
     add_rekey_stage(app, spec, by_customer, route, schema_decoder(spec))
 
     def update(customer_id: str, events: list[Envelope]) -> None:
         state: dict[str, Any] = dict(customers.get(customer_id) or {})
+        key_seen = seen.for_key(customer_id, state)
         fresh = changed = False
         for event in events:
             position = (event.partition, event.offset, event.index)
             event_id = event.fields.get("event_id")
-            if event_id is not None and not first_delivery(seen, event_id, *position):
+            if event_id is not None and not key_seen.first_delivery(
+                event_id, *position, arrival_ms=event.arrival_ms
+            ):
                 continue
             fresh = True
             if apply_once(state, *position):
                 apply(state, event.fields)
                 changed = True
-        if changed:
+        newest_arrival = max(event.arrival_ms for event in events)
+        # seen entries first, then the state listing them
+        if key_seen.store(now_ms=newest_arrival) or changed:
             customers[customer_id] = state
         if fresh:  # a replay re-sends the current value in case the first send was lost
             output.publish(customer_id, output_record(customer_id, state))

@@ -10,17 +10,8 @@ from mesh_stream.processing.dedup import (
     SEEN_IN,
     SeenEvents,
     apply_once,
-    first_delivery,
     without_bookkeeping,
 )
-
-
-def test_a_retried_duplicate_is_recognised_but_a_replay_of_the_first_is_not() -> None:
-    seen: dict[str, str] = {}
-    assert first_delivery(seen, "e1", partition=0, offset=10)
-    assert not first_delivery(seen, "e1", partition=0, offset=12)  # the retry
-    assert first_delivery(seen, "e1", partition=0, offset=10)  # replay after a crash
-    assert seen == {"e1": "0:10"}
 
 
 def test_apply_once_refuses_offsets_already_applied_per_partition() -> None:
@@ -32,22 +23,6 @@ def test_apply_once_refuses_offsets_already_applied_per_partition() -> None:
     assert apply_once(state, 0, 6)
     assert state[APPLIED] == {"0": 6, "1": 2}
     assert without_bookkeeping({**state, "count": 3}) == {"count": 3}
-
-
-def test_replaying_a_whole_stream_after_any_crash_point_counts_each_event_once() -> None:
-    """Simulate: process, crash after record k (state kept), replay from the start."""
-    stream = [("a", 0), ("b", 1), ("a", 2), ("c", 3), ("b", 4)]  # (event id, offset)
-    expected = len({event_id for event_id, _ in stream})
-    for crash_after in range(len(stream)):
-        seen: dict[str, str] = {}
-        state: dict[str, Any] = {"count": 0}
-        for event_id, offset in stream[: crash_after + 1]:
-            if first_delivery(seen, event_id, 0, offset) and apply_once(state, 0, offset):
-                state["count"] += 1
-        for event_id, offset in stream:  # the committed offset was never advanced
-            if first_delivery(seen, event_id, 0, offset) and apply_once(state, 0, offset):
-                state["count"] += 1
-        assert state["count"] == expected, crash_after
 
 
 def _apply_batch(
@@ -114,3 +89,92 @@ def test_seen_events_count_each_event_once_whatever_the_crash_point() -> None:
             for batch in batches:
                 _apply_batch(replay, table, states, "w", batch)
             assert states["w"]["count"] == expected, (crash_after, before_state)
+
+
+# -- with a horizon: slots are minutes of arrival, forgotten after the horizon --------------
+
+MINUTE = 60_000
+T0 = 1_800_000_000_000 - 1_800_000_000_000 % MINUTE  # a minute boundary
+
+
+def _apply_timed_batch(
+    seen: SeenEvents,
+    states: dict[str, dict[str, Any]],
+    key: str,
+    batch: list[tuple[str, int, int, int]],
+    *,
+    crash_before_state: bool = False,
+) -> bool:
+    """One key's events of a batch, (event id, offset, index, arrival ms); True if counted."""
+    state = copy.deepcopy(states.get(key) or {"count": 0})
+    key_seen = seen.for_key(key, state)
+    counted = False
+    for event_id, offset, index, arrival in batch:
+        if key_seen.first_delivery(event_id, 0, offset, index, arrival_ms=arrival) and apply_once(
+            state, 0, offset, index
+        ):
+            state["count"] += 1
+            counted = True
+    key_seen.store(now_ms=max(arrival for *_, arrival in batch))
+    if not crash_before_state:
+        states[key] = state
+    return counted
+
+
+def test_with_a_horizon_duplicates_are_found_across_minutes_and_old_minutes_are_forgotten() -> None:
+    table: dict[str, Any] = {}
+    states: dict[str, dict[str, Any]] = {}
+    seen = SeenEvents(table, horizon_ms=10 * MINUTE, bucket_ms=MINUTE)
+    _apply_timed_batch(seen, states, "c", [("a", 0, 0, T0 + 1_000), ("b", 0, 1, T0 + 2_000)])
+    _apply_timed_batch(seen, states, "c", [("a", 1, 0, T0 + 30_000), ("x", 1, 1, T0 + 31_000)])
+    assert table == {f"c#{T0}": {"a": "0:0", "b": "0:0:1", "x": "0:1:1"}}  # one minute, merged
+    _apply_timed_batch(seen, states, "c", [("b", 2, 0, T0 + 2 * MINUTE)])  # a retry, later
+    assert states["c"]["count"] == 3
+    assert states["c"][SEEN_IN] == [str(T0)]
+
+    # 15 minutes on: the first minute ended more than the 10-minute horizon ago
+    _apply_timed_batch(seen, states, "c", [("d", 3, 0, T0 + 15 * MINUTE)])
+    assert table == {f"c#{T0 + 15 * MINUTE}": {"d": "0:3"}}
+    assert states["c"][SEEN_IN] == [str(T0 + 15 * MINUTE)]
+    assert states["c"]["count"] == 4
+    # so a copy of "a" arriving that late counts again, in memory and after a restart alike
+    restarted = SeenEvents(table, horizon_ms=10 * MINUTE, bucket_ms=MINUTE)
+    assert _apply_timed_batch(restarted, states, "c", [("a", 4, 0, T0 + 16 * MINUTE)])
+    assert _apply_timed_batch(seen, {}, "c", [("a", 4, 0, T0 + 16 * MINUTE)])
+
+
+def test_with_a_horizon_state_and_table_stay_bounded_for_a_key_that_lives_for_ever() -> None:
+    table: dict[str, Any] = {}
+    states: dict[str, dict[str, Any]] = {}
+    horizon = 30 * MINUTE
+    seen = SeenEvents(table, horizon_ms=horizon, bucket_ms=MINUTE)
+    most_slots = 0
+    for n in range(24 * 60 * 6):  # one event every 10 s for a day
+        _apply_timed_batch(seen, states, "c", [(f"e{n}", n, 0, T0 + n * 10_000)])
+        most_slots = max(most_slots, len(states["c"][SEEN_IN]), len(table))
+    assert states["c"]["count"] == 24 * 60 * 6
+    assert most_slots == horizon // MINUTE + 2  # the horizon, the current and the ending minute
+    assert sum(len(ids) for ids in table.values()) <= (horizon // MINUTE + 2) * 6
+
+
+def test_with_a_horizon_each_event_counts_once_whatever_the_crash_point() -> None:
+    """Batches spread over minutes; crash after batch k, before or after its state write."""
+    batches = [
+        [("a", 0, 0, T0 + 5_000), ("b", 0, 1, T0 + 6_000)],
+        [("a", 1, 0, T0 + MINUTE + 1), ("c", 1, 1, T0 + MINUTE + 2), ("c", 1, 2, T0 + MINUTE + 3)],
+        [("b", 2, 0, T0 + 3 * MINUTE), ("d", 2, 1, T0 + 3 * MINUTE + 1)],
+        [("e", 3, 0, T0 + 9 * MINUTE), ("d", 3, 1, T0 + 9 * MINUTE)],
+    ]
+    expected = len({event_id for batch in batches for event_id, *_ in batch})
+    for crash_after in range(len(batches)):
+        for before_state in (True, False):
+            table: dict[str, Any] = {}
+            states: dict[str, dict[str, Any]] = {}
+            first_run = SeenEvents(table, horizon_ms=5 * MINUTE, bucket_ms=MINUTE)
+            for n, batch in enumerate(batches[: crash_after + 1]):
+                crash_here = n == crash_after and before_state
+                _apply_timed_batch(first_run, states, "c", batch, crash_before_state=crash_here)
+            replay = SeenEvents(table, horizon_ms=5 * MINUTE, bucket_ms=MINUTE)
+            for batch in batches:
+                _apply_timed_batch(replay, states, "c", batch)
+            assert states["c"]["count"] == expected, (crash_after, before_state)
