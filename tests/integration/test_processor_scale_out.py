@@ -1,0 +1,323 @@
+"""Two workers of one processor share the work, and one survives losing the other.
+
+The revenue processor runs on private 3-partition copies of its products
+(:mod:`tests.integration.workers.scale_out_revenue`). A seeded backlog of orders (five regions,
+six 1-minute windows, some orders published twice) is waiting when worker A starts; while A is
+busy, worker B (its own RocksDB dir) joins, so both consumer groups (the re-key stage's
+``<app id>-sources`` and faust's ``<app id>``) rebalance in the middle of a steady stream of
+orders; once each group shows both workers owning partitions, A is killed with SIGKILL while
+the stream goes on, and more orders follow. B must take over A's partitions (input, internal
+topic and tables, restored from the changelogs) and the latest output record per window must
+equal a plain recomputation from the published orders, duplicates counted once. Kafka
+timestamps are the orders' ``placed_at``, so no order is late. B must then stop cleanly.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from pydantic import SecretStr
+
+from mesh_stream.descriptor import DataProduct
+from mesh_stream.processing.codec import FramedAvroDecoder
+from mesh_stream.processing.rekey import sources_group
+from mesh_stream.producer import ProductPublisher
+from mesh_stream.registry.client import RegistryClient
+from mesh_stream.settings import MeshSettings
+from tests.conftest import KafkaAddress, RegistryAddress
+from tests.integration.workers.scale_out_revenue import (
+    PARTITIONS,
+    RUN_ID_VARIABLE,
+    scale_out_spec,
+)
+
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
+
+REPO = Path(__file__).resolve().parents[2]
+WORKER_MODULE = "tests.integration.workers.scale_out_revenue"
+MINUTE = 60_000
+REGIONS = ("eu-west", "eu-central", "us-east", "us-west", "ap-south")
+WINDOWS = 6
+BACKLOG = 3_000
+AFTER_KILL = 2_000
+RATE_PER_S = 1_500  # orders/s of the steady stream while workers join and die
+DUPLICATE_EVERY = 10  # every 10th record re-publishes an order already published
+
+
+class Orders:
+    """A seeded order stream over REGIONS x WINDOWS; remembers everything it published."""
+
+    def __init__(self, publisher: ProductPublisher, base_ms: int, seed: int) -> None:
+        self.publisher = publisher
+        self.base = base_ms
+        self.rng = random.Random(seed)
+        self.published: list[dict[str, Any]] = []
+
+    def _uuid(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def _next(self) -> dict[str, Any]:
+        if self.published and len(self.published) % DUPLICATE_EVERY == DUPLICATE_EVERY - 1:
+            return self.rng.choice(self.published)  # a retrying service sends it again
+        price = Decimal(self.rng.randint(100, 50_000)) / 100
+        quantity = self.rng.randint(1, 3)
+        return {
+            "event_id": self._uuid(),
+            "order_id": self._uuid(),
+            "customer_id": f"cust-{self.rng.randrange(50):03d}",
+            "region": self.rng.choice(REGIONS),
+            "channel": "WEB",
+            "currency": "EUR",
+            "total_amount": price * quantity,
+            "items": [{"sku": "sku-0001", "quantity": quantity, "unit_price": price}],
+            "placed_at": self.base + self.rng.randrange(WINDOWS * MINUTE),
+        }
+
+    def publish(self, count: int) -> None:
+        """``count`` records, keyed by order_id, each with Kafka timestamp = its placed_at."""
+        for _ in range(count):
+            order = self._next()
+            self.publisher.publish(order, timestamp_ms=order["placed_at"])
+            self.published.append(order)
+        self.publisher.flush()
+
+    def stream_for(self, seconds: float) -> None:
+        until = time.monotonic() + seconds
+        self.stream_until(lambda: time.monotonic() >= until, seconds + 10, "streamed")
+
+    def stream_until(self, done: Callable[[], bool], timeout: float, what: str) -> None:
+        """Publish RATE_PER_S orders/s (in 50 ms ticks) until ``done()``; fail after timeout."""
+        started = time.monotonic()
+        sent = 0
+        while not done():
+            elapsed = time.monotonic() - started
+            assert elapsed < timeout, f"not {what} after {timeout:.0f} s"
+            due = int((elapsed + 0.05) * RATE_PER_S)
+            self.publish(due - sent)
+            sent = due
+            time.sleep(0.05)
+
+
+def expected_windows(published: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The revenue product recomputed from the orders: each event_id once, none late."""
+    orders = {order["event_id"]: order for order in published}
+    windows: dict[str, dict[str, Any]] = {}
+    for order in orders.values():
+        start = order["placed_at"] - order["placed_at"] % MINUTE
+        key = f"{order['region']}@{start}"
+        window = windows.setdefault(
+            key,
+            {
+                "window_id": key,
+                "region": order["region"],
+                "window_start": start,
+                "window_end": start + MINUTE,
+                "order_count": 0,
+                "gross_revenue": Decimal("0.00"),
+                "currency": "EUR",
+                "updated_at": order["placed_at"],
+            },
+        )
+        window["order_count"] += 1
+        window["gross_revenue"] += order["total_amount"]
+        window["updated_at"] = max(window["updated_at"], order["placed_at"])
+    for window in windows.values():
+        window["average_order_value"] = (window["gross_revenue"] / window["order_count"]).quantize(
+            Decimal("0.01"), rounding=ROUND_HALF_EVEN
+        )
+    return windows
+
+
+class OutputReader:
+    """The output product from the beginning; the latest record per window."""
+
+    def __init__(self, bootstrap: str, registry: RegistryClient, output: DataProduct) -> None:
+        self.decoder = FramedAvroDecoder(registry.get_schema)
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"it-scale-out-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+            }
+        )
+        self.consumer.assign([TopicPartition(output.topic, p, 0) for p in range(PARTITIONS)])
+        self.latest: dict[str, dict[str, Any]] = {}
+        self.received = 0
+
+    def poll(self, seconds: float = 0.2) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for message in self.consumer.consume(num_messages=5_000, timeout=0.1):
+                assert message.error() is None, message.error()
+                where = f"{message.topic()}[{message.partition()}]@{message.offset()}"
+                record = self.decoder.decode(message.value(), where=where)
+                assert (message.key() or b"").decode() == record["window_id"], where
+                self.latest[record["window_id"]] = record
+                self.received += 1
+
+    def wait_for(self, expected: dict[str, dict[str, Any]], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.latest != expected:
+            self.poll()
+        wrong = {
+            key: {"expected": want, "got": self.latest.get(key)}
+            for key, want in expected.items()
+            if self.latest.get(key) != want
+        }
+        extra = sorted(set(self.latest) - set(expected))
+        some = dict(sorted(wrong.items())[:5])
+        assert not wrong, f"{len(wrong)} of {len(expected)} windows differ, e.g. {some}"
+        assert not extra, f"windows that no order was placed in: {extra}"
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+class Worker:
+    """One revenue worker process with its own data dir; its log tells when it is ready."""
+
+    def __init__(self, name: str, env: dict[str, str], tmp_path: Path) -> None:
+        self.name = name
+        self.data_dir = tmp_path / f"worker-{name}"
+        self.env = {**env, "MESH_DATA_DIR": str(self.data_dir)}
+        self.log_path = tmp_path / f"worker-{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", WORKER_MODULE, "worker", "-l", "info"],
+                cwd=REPO,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def ready(self) -> bool:
+        """True once faust said Ready; fails the test if the worker exited."""
+        assert self.process is not None
+        if self.process.poll() is not None:
+            pytest.fail(f"worker {self.name} exited {self.process.returncode}:\n{self.tail()}")
+        return b"[^Worker]: Ready" in self.log_path.read_bytes()
+
+    def tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+
+def members_with_partitions(admin: AdminClient, group: str) -> int:
+    """How many members of ``group`` own at least one partition now."""
+    description = admin.describe_consumer_groups([group])[group].result(timeout=10)
+    return sum(1 for member in description.members if member.assignment.topic_partitions)
+
+
+@pytest.fixture
+def settings(kafka: KafkaAddress, registry: RegistryAddress, tmp_path: Path) -> MeshSettings:
+    return MeshSettings(
+        bootstrap_servers=kafka.bootstrap_servers,
+        registry_url=registry.url,
+        registry_principal="admin",
+        registry_token=SecretStr(registry.admin_token),
+        data_dir=tmp_path,
+    )
+
+
+@pytest.fixture
+def workers(settings: MeshSettings, tmp_path: Path) -> Iterator[tuple[Worker, Worker, str]]:
+    """Workers A and B of one run (not started); killed at the end if still running."""
+    run_id = uuid.uuid4().hex[:8]
+    token = settings.registry_token
+    assert token is not None
+    env = {
+        **os.environ,
+        "MESH_BOOTSTRAP_SERVERS": settings.resolved_bootstrap_servers(),
+        "MESH_REGISTRY_URL": settings.registry_url,
+        "MESH_REGISTRY_PRINCIPAL": "admin",
+        "MESH_REGISTRY_TOKEN": token.get_secret_value(),
+        RUN_ID_VARIABLE: run_id,
+    }
+    a, b = Worker("a", env, tmp_path), Worker("b", env, tmp_path)
+    try:
+        yield a, b, run_id
+    finally:
+        for worker in (a, b):
+            if worker.process is not None and worker.running():
+                worker.process.kill()
+                worker.process.wait(10)
+
+
+def test_two_workers_share_the_work_and_one_survives_the_other_s_kill(
+    settings: MeshSettings, workers: tuple[Worker, Worker, str]
+) -> None:
+    a, b, run_id = workers
+    bootstrap = settings.resolved_bootstrap_servers()
+    spec = scale_out_spec(settings, run_id)
+    source = spec.inputs[0]
+    registry = RegistryClient.from_settings(settings)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    groups = (sources_group(spec.app_id), spec.app_id)
+    now = int(time.time() * 1000)
+    base = now - now % MINUTE - 15 * MINUTE  # recent, so retention keeps every order
+    publisher = ProductPublisher(source, bootstrap_servers=bootstrap, registry=registry, root=REPO)
+    orders = Orders(publisher, base, seed=20261121)
+    reader = OutputReader(bootstrap, registry, spec.output)
+
+    def both_own_partitions() -> bool:
+        return b.ready() and all(members_with_partitions(admin, g) == 2 for g in groups)
+
+    try:
+        # 1. a backlog; worker A alone starts on it
+        orders.publish(BACKLOG)
+        a.start()
+        deadline = time.monotonic() + 60
+        while not (a.ready() and reader.received):
+            assert time.monotonic() < deadline, f"A not busy after 60 s:\n{a.tail()}"
+            reader.poll(0.2)
+
+        # 2. B joins while A is busy with a steady stream: both groups rebalance mid-stream
+        b.start()
+        orders.stream_until(both_own_partitions, 60, "both workers owning partitions")
+
+        # 3. A is killed in the middle of the stream, which goes on; then more orders
+        orders.stream_for(2.0)
+        assert a.process is not None
+        assert a.running(), a.tail()
+        a.process.kill()
+        a.process.wait(10)
+        orders.stream_for(2.0)
+        orders.publish(AFTER_KILL)
+
+        # 4. B alone brings every window to the exact value; then it stops cleanly
+        expected = expected_windows(orders.published)
+        assert len(expected) == len(REGIONS) * WINDOWS
+        distinct = len({order["event_id"] for order in orders.published})
+        assert distinct < len(orders.published) - AFTER_KILL // DUPLICATE_EVERY
+        reader.wait_for(expected, timeout=60)
+        assert b.running(), b.tail()
+        assert b.process is not None
+        b.process.send_signal(signal.SIGTERM)
+        assert b.process.wait(60) == 0, b.tail()
+    except AssertionError as failure:
+        raise AssertionError(
+            f"{failure}\n\n--- worker A ---\n{a.tail()}\n\n--- worker B ---\n{b.tail()}"
+        ) from failure
+    finally:
+        publisher.close()
+        reader.close()
+        registry.close()
