@@ -57,6 +57,11 @@ PROCESSING_GUARANTEE = "at_least_once"
 #: Collector thresholds of a worker process: far fewer collections than Python's (700, 10, 10).
 GC_THRESHOLDS = (100_000, 50, 1_000)
 
+#: Records faust's producer buffer holds before faust's consumer waits for it to drain. An
+#: aggregate batch queues an output and changelog records per key, thousands for per-order keys;
+#: faust's 100 stalled every such batch and logged "producer buffer full" each time.
+PRODUCER_BUFFER_MESSAGES = 10_000
+
 #: Events per batch of the aggregate agent, and the longest a batch waits to fill.
 BATCH_MAX_EVENTS = 2_000
 BATCH_WITHIN_S = 0.02
@@ -99,7 +104,7 @@ def processor_app(spec: ProcessorSpec) -> faust.App:
     servers = spec.settings.resolved_bootstrap_servers().split(",")
     datadir = Path(spec.settings.data_dir) / "processors" / spec.app_id
     datadir.mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    app = faust.App(
         spec.app_id,
         broker=[f"kafka://{server.strip()}" for server in servers],
         store="rocksdb://",
@@ -123,6 +128,12 @@ def processor_app(spec: ProcessorSpec) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
+
+    async def size_producer_buffer() -> None:
+        app.producer.buffer.max_messages = PRODUCER_BUFFER_MESSAGES
+
+    app.task(size_producer_buffer)
+    return app
 
 
 def internal_topic(app: faust.App, spec: ProcessorSpec, name: str) -> faust.TopicT:
