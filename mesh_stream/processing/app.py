@@ -22,6 +22,7 @@ keyed outputs.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import sys
@@ -33,6 +34,7 @@ from typing import Any, cast
 
 import faust
 from faust.streams import _current_event
+from mode import Service
 
 from mesh_stream.descriptor import DataProduct, load_descriptors
 from mesh_stream.processing.codec import FramedAvroDecoder, FramedAvroEncoder
@@ -136,6 +138,29 @@ def processor_app(spec: ProcessorSpec) -> faust.App:
     return app
 
 
+class StopOnSendError(faust.Sensor):
+    """Stops the worker when Kafka refuses a record it sent (output, changelog, internal).
+
+    Faust itself only logs such an error and goes on, committing the offsets of what it read,
+    so the update would be lost without anyone noticing; a stopped worker is visible, and it
+    is restarted (by `mesh up`'s supervisor) from its last commit. The worker is stopped by
+    crashing ``service`` (the re-key stage): a crash of the app itself leaves faust's worker
+    process waiting.
+    """
+
+    def __init__(self, app_id: str, service: Service) -> None:
+        super().__init__()
+        self.app_id = app_id
+        self.service = service
+        self._crashing: asyncio.Future[None] | None = None
+
+    def on_send_error(self, producer: Any, exc: BaseException, state: Any) -> None:
+        del producer, state
+        if self._crashing is None:
+            log.error("Kafka refused a record of %s: %r; stopping the worker", self.app_id, exc)
+            self._crashing = asyncio.ensure_future(self.service.crash(exc))
+
+
 def internal_topic(app: faust.App, spec: ProcessorSpec, name: str) -> faust.TopicT:
     """An internal JSON topic of this processor (created now, see ensure_internal_topic)."""
     topic = f"{spec.app_id}-{name}"
@@ -177,6 +202,7 @@ def add_rekey_stage(
     services once the tables are recovered, and stops before the app's producer.
     """
     stage = RekeyStage(app, spec, target, route, decoder)
+    app.sensors.add(StopOnSendError(spec.app_id, stage))
 
     async def start_rekey_stage() -> None:
         await app.add_runtime_dependency(stage)

@@ -24,6 +24,7 @@ is its own position), so crashes at any point converge to the exact values.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections import OrderedDict
 from collections.abc import MutableMapping
 from typing import Any
@@ -55,13 +56,22 @@ def apply_once(state: dict[str, Any], partition: int, offset: int, index: int = 
 
 def without_bookkeeping(state: dict[str, Any]) -> dict[str, Any]:
     """The state without the replay and seen marks, e.g. to build an output record from it."""
-    return {key: value for key, value in state.items() if key not in (APPLIED, SEEN_IN)}
+    return {key: value for key, value in state.items() if key not in BOOKKEEPING}
 
 
 SEEN_IN = "_seen_in"
 """State entry listing the slots whose first deliveries of this key are stored in the seen
 table under ``<key>#<slot>``: internal records (``partition:offset``), or arrival-time buckets
 (their start, epoch ms) when :class:`SeenEvents` has a horizon."""
+
+SEEN_WRITTEN = "_seen_written"
+"""State entry (with a horizon only): per bucket, the wall-clock ms of its last write. It ages
+buckets by processing time, and tells a worker whether its cached ids of a bucket are stale."""
+
+#: State entries that are bookkeeping, not the aggregate's value.
+BOOKKEEPING = frozenset({APPLIED, SEEN_IN, SEEN_WRITTEN})
+
+_NOT_LOADED = object()
 
 
 class SeenEvents:
@@ -73,21 +83,29 @@ class SeenEvents:
     with the ids first seen in it, lists the slots in the key's state, and looks ids up in
     memory (rebuilt from the table for keys not in the cache, e.g. after a restart).
 
-    Without a horizon a slot is an internal record: written once, never again, and the list
-    grows by one per batch that brings the key new events. That suits keys that stop receiving
-    events (revenue windows close). For keys that live for ever (customers), give a
-    ``horizon_ms``: a slot is then a ``bucket_ms`` slice of *arrival* time, and a key's slots
-    that ended more than ``horizon_ms`` before its newest event's arrival are deleted from the
-    table (a tombstone in the changelog) and from the state. Duplicates sent by a retrying
-    service arrive within seconds, so they are recognised; a copy arriving more than the
-    horizon after the first would be counted again. State and table stay bounded by the
-    horizon, whatever the key's lifetime.
+    Without a horizon a slot is an internal record: written once, and the list grows by one per
+    batch that brings the key new events. That suits keys that stop receiving events (revenue
+    windows close). For keys that live for ever (customers), give a ``horizon_ms``: a slot is
+    then a ``bucket_ms`` slice of *arrival* time, and a bucket is deleted from the table (a
+    tombstone in the changelog) and from the state once it is older than the horizon both by
+    arrival (it ended ``horizon_ms`` before the newest arrival of the key's batch) and by
+    processing time (nothing was written to it for ``horizon_ms`` of wall-clock time). The
+    second condition keeps buckets while a worker catches up on a backlog, whose arrival times
+    jump, and while records after a crash are replayed. Duplicates sent by a retrying service
+    arrive within seconds, so they are recognised; a copy arriving more than the horizon after
+    the first may count again. State and table stay bounded by the horizon.
+
+    A bucket may be written by another worker while the key's partition was assigned to it;
+    the state records each bucket's last write, so a worker whose cached ids of a bucket are
+    older reads it again.
 
     The seen entries are written before the state that lists them; after a crash in between,
     the replayed record finds its ids unknown and records them again at the same positions.
-    Expired slots are deleted before the state stops listing them; a crash in between leaves a
-    listed slot with no entry, read as empty. Replays themselves are refused by
-    :func:`apply_once`, so neither gap counts anything twice.
+    Entries of a replayed record are written again in any case (with the state): after a hard
+    kill the local store may hold writes whose changelog records were never sent, and the
+    rewrite sends them. Expired slots are deleted before the state stops listing them; a crash
+    in between leaves a listed slot with no entry, read as empty. Replays themselves are
+    refused by :func:`apply_once`, so neither gap counts anything twice.
     """
 
     def __init__(
@@ -105,24 +123,31 @@ class SeenEvents:
         self.horizon_ms = horizon_ms
         self.bucket_ms = bucket_ms
         self._ids: OrderedDict[str, dict[str, str]] = OrderedDict()
-        self._loaded: dict[str, set[str]] = {}
+        #: Per cached key: slot -> the write stamp its ids were loaded at (None: no stamps).
+        self._loaded: dict[str, dict[str, object]] = {}
 
     def for_key(self, key: str, state: dict[str, Any]) -> KeySeen:
         """The seen ids of ``key``, complete for every slot that ``state`` lists."""
         ids = self._ids.get(key)
         if ids is None:
             ids = self._ids[key] = {}
-            self._loaded[key] = set()
+            self._loaded[key] = {}
             if len(self._ids) > self.cached_keys:
                 evicted, _ = self._ids.popitem(last=False)
                 del self._loaded[evicted]
         else:
             self._ids.move_to_end(key)
         loaded = self._loaded[key]
-        for slot in state.get(SEEN_IN, ()):
-            if slot not in loaded:
+        listed = state.get(SEEN_IN, ())
+        if len(loaded) > len(listed) or not loaded.keys() <= set(listed):
+            ids.clear()  # slots were expired elsewhere: forget them, reload what is listed
+            loaded.clear()
+        written = state.get(SEEN_WRITTEN, {})
+        for slot in listed:
+            stamp = written.get(slot)
+            if loaded.get(slot, _NOT_LOADED) != stamp:
                 ids.update(self.table.get(f"{key}#{slot}") or {})
-                loaded.add(slot)
+                loaded[slot] = stamp
         return KeySeen(self, key, state, ids, loaded)
 
 
@@ -135,7 +160,7 @@ class KeySeen:
         key: str,
         state: dict[str, Any],
         ids: dict[str, str],
-        loaded: set[str],
+        loaded: dict[str, object],
     ) -> None:
         self._owner = owner
         self._key = key
@@ -154,46 +179,65 @@ class KeySeen:
         """
         here = position(partition, offset, index)
         first = self._ids.get(event_id)
-        if first is None:
-            self._ids[event_id] = here
-            bucket_ms = self._owner.bucket_ms
-            slot = (
-                f"{partition}:{offset}"
-                if self._owner.horizon_ms is None
-                else str(arrival_ms - arrival_ms % bucket_ms)
-            )
-            self._pending.setdefault(slot, {})[event_id] = here
-            return True
-        return first == here
+        if first is not None and first != here:
+            return False
+        # new, or a replay of the first delivery (written again, see SeenEvents)
+        self._ids[event_id] = here
+        if self._owner.horizon_ms is None:
+            slot = f"{partition}:{offset}"
+        else:
+            slot = str(arrival_ms - arrival_ms % self._owner.bucket_ms)
+        self._pending.setdefault(slot, {})[event_id] = here
+        return True
 
-    def store(self, now_ms: int | None = None) -> bool:
-        """Write the new seen entries, list them in the state, and, with a horizon and
-        ``now_ms`` (the newest arrival among the batch's events), expire old slots.
+    def store(self, now_ms: int | None = None, wall_ms: int | None = None) -> bool:
+        """Write the new (and replayed) seen entries and list them in the state; with a
+        horizon, expire old buckets. True if the state changed: store it then.
 
-        True if the state changed.
+        ``now_ms`` is the newest arrival among the batch's events (no expiry without it);
+        ``wall_ms`` is the processing time, the wall clock unless given (tests).
         """
-        table, listed = self._owner.table, self._state.setdefault(SEEN_IN, [])
+        owner = self._owner
+        table, listed = owner.table, self._state.setdefault(SEEN_IN, [])
+        horizon_ms = owner.horizon_ms
+        if wall_ms is None:
+            wall_ms = int(time.time() * 1000)
+        written: dict[str, int] = (
+            self._state.setdefault(SEEN_WRITTEN, {}) if horizon_ms is not None else {}
+        )
         changed = bool(self._pending)
         for slot, ids in self._pending.items():
             entry = f"{self._key}#{slot}"
-            if slot in listed:  # a bucket that earlier batches wrote to
+            if slot in listed:  # a bucket or record written before: keep what it has
                 table[entry] = {**(table.get(entry) or {}), **ids}
             else:
                 table[entry] = ids
                 listed.append(slot)
-            self._loaded.add(slot)
+            if horizon_ms is not None:
+                written[slot] = wall_ms
+            self._loaded[slot] = written.get(slot)
         self._pending = {}
-        horizon_ms = self._owner.horizon_ms
         if horizon_ms is not None and now_ms is not None:
-            changed = self._expire(now_ms - horizon_ms - self._owner.bucket_ms) or changed
-        if not listed:
-            del self._state[SEEN_IN]
+            expired = self._expire(
+                before_ms=now_ms - horizon_ms - owner.bucket_ms,
+                written_before_ms=wall_ms - horizon_ms,
+            )
+            changed = expired or changed
+        for entry_name, value in ((SEEN_IN, listed), (SEEN_WRITTEN, written)):
+            if not value:
+                self._state.pop(entry_name, None)
         return changed
 
-    def _expire(self, before_ms: int) -> bool:
-        """Forget the buckets that start before ``before_ms``; True if there were any."""
+    def _expire(self, *, before_ms: int, written_before_ms: int) -> bool:
+        """Forget buckets that start before ``before_ms`` and were last written before
+        ``written_before_ms``; True if there were any."""
         listed = self._state[SEEN_IN]
-        expired = [slot for slot in listed if int(slot) < before_ms]
+        written = self._state.get(SEEN_WRITTEN, {})
+        expired = [
+            slot
+            for slot in listed
+            if int(slot) < before_ms and written.get(slot, 0) < written_before_ms
+        ]
         for slot in expired:
             entry = f"{self._key}#{slot}"
             for event_id in self._owner.table.get(entry) or {}:
@@ -201,5 +245,6 @@ class KeySeen:
             with contextlib.suppress(KeyError):
                 del self._owner.table[entry]
             listed.remove(slot)
-            self._loaded.discard(slot)
+            written.pop(slot, None)
+            self._loaded.pop(slot, None)
         return bool(expired)

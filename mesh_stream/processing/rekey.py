@@ -12,9 +12,12 @@ producer, which partitions it the way faust's tables expect.
 Offsets of the input products are committed (consumer group ``<app id>-sources``) only after
 Kafka acknowledged every internal record made from them, so nothing is lost: a crash replays
 the records after the last commit, and the aggregate stage counts a replayed event once (see
-:mod:`mesh_stream.processing.dedup`). A clean stop finishes the batch in hand and commits it,
-so a restart replays nothing. A record that cannot be decoded goes, unchanged, to its
-product's dead-letter topic with the error and its position in headers.
+:mod:`mesh_stream.processing.dedup`). Only partitions still assigned are committed, so after a
+rebalance this worker never moves back the offsets of their new owner. A clean stop finishes
+the batches in hand and commits them (waiting at most ``STOP_TIMEOUT_S`` for Kafka), so a
+restart replays nothing. A record that cannot be decoded goes, unchanged, to its product's
+dead-letter topic with the error and its position in headers. Any other failure (a bug in
+``route``, a send Kafka refuses) crashes the stage, which stops the worker without committing.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ BATCH_WITHIN_S = 0.02
 ENVELOPES_PER_RECORD = 500
 #: Batches forwarded but not yet acknowledged by Kafka; reading goes on while they are in flight.
 BATCHES_IN_FLIGHT = 4
+#: Longest a stop waits for Kafka to acknowledge the batches in flight before leaving them.
+STOP_TIMEOUT_S = 30.0
 
 Route = Callable[[str, dict[str, Any], int], "tuple[str, dict[str, Any]] | None"]
 """(input topic, decoded record, arrival ms) -> (key, fields to forward), or None to drop it."""
@@ -124,9 +129,22 @@ class RekeyStage(Service):
         self.add_future(self._run())
 
     async def on_stop(self) -> None:
-        """Let the batch in hand finish and commit it, then leave the consumer group."""
+        """Let the batches in hand finish and commit them, then leave the consumer group.
+
+        Kafka may not acknowledge them (a broker gone): after STOP_TIMEOUT_S the stage leaves
+        without committing them, and the next start reads them again.
+        """
         if self._consumer is not None:
-            await self._finished.wait()
+            try:
+                await asyncio.wait_for(self._finished.wait(), STOP_TIMEOUT_S)
+            except TimeoutError:
+                log.warning(
+                    "re-key stage of %s: %d batches not acknowledged after %.0f s; they are "
+                    "not committed and will be read again",
+                    self.spec.app_id,
+                    len(self._in_flight),
+                    STOP_TIMEOUT_S,
+                )
             await self._call(self._consumer.close)
             self._consumer = None
         self._thread.shutdown(wait=True)
@@ -139,8 +157,10 @@ class RekeyStage(Service):
                     self._in_flight.append(await self._forward(messages))
                 await self._commit_acknowledged(wait=len(self._in_flight) >= BATCHES_IN_FLIGHT)
             await self._commit_acknowledged(wait=True, final=True)
-        except asyncio.CancelledError:
-            raise
+        except asyncio.CancelledError as exc:
+            if self.should_stop:
+                raise
+            await self.crash(exc)  # cancelled by something else: the worker must not go on
         except BaseException as exc:  # a bug or a failed send: stop the worker, commit nothing
             await self.crash(exc)
         finally:
@@ -229,9 +249,15 @@ class RekeyStage(Service):
             ready.extend(offsets)
             self._in_flight.pop(0)
         if ready:
-            latest = {(tp.topic, tp.partition): tp for tp in ready}
             assert self._consumer is not None
-            commit = partial(self._consumer.commit, offsets=list(latest.values()))
+            # A partition revoked meanwhile belongs to another worker now, whose own commits
+            # must not be moved back by this one's.
+            owned = {(tp.topic, tp.partition) for tp in await self._call(self._consumer.assignment)}
+            latest = {(tp.topic, tp.partition): tp for tp in ready}
+            offsets = [tp for where, tp in latest.items() if where in owned]
+            if not offsets:
+                return
+            commit = partial(self._consumer.commit, offsets=offsets)
             if not final:
                 await self._call(partial(commit, asynchronous=True))
                 return

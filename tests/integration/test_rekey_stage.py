@@ -1,9 +1,10 @@
-"""The re-key stage loses nothing when a processor's own code fails mid-batch.
+"""A processor worker stops, rather than going on without what failed.
 
 A revenue worker whose route raises on one order must stop (exit status not 0, the error in
 its log) without committing the input offsets of that order's batch; a worker started again
 without the bug must then count every order exactly once, including those forwarded before
-the failure, and a clean stop must commit everything it read.
+the failure, and a clean stop must commit everything it read. A worker whose output records
+Kafka refuses must stop too (faust alone would log a warning and go on).
 """
 
 from __future__ import annotations
@@ -14,15 +15,18 @@ import sys
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 from pydantic import SecretStr
 
 from benchmarks.processing_bench import _order, bench_spec
+from mesh_stream.processing.app import ProcessorSpec
 from mesh_stream.processing.codec import FramedAvroDecoder
 from mesh_stream.processing.rekey import sources_group
 from mesh_stream.producer import ProductPublisher
@@ -47,6 +51,17 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+
+def run_until_exit(env: dict[str, str], log: Path, timeout: float = 120) -> tuple[int, str]:
+    """Run a worker that is expected to stop by itself: its exit status and its log."""
+    worker = start_worker(env, log)
+    try:
+        status = worker.wait(timeout)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    return status, log.read_text(errors="replace")
 
 
 def committed_offset(bootstrap: str, group: str, topic: str) -> int:
@@ -84,9 +99,17 @@ def read_windows(
     return latest
 
 
-def test_a_failing_route_stops_the_worker_and_loses_no_order(
-    kafka: KafkaAddress, registry: RegistryAddress, tmp_path: Path
-) -> None:
+@dataclass(frozen=True)
+class BenchRun:
+    """Private copies of the revenue products, and the environment of a worker over them."""
+
+    spec: ProcessorSpec
+    settings: MeshSettings
+    env: dict[str, str]
+
+
+@pytest.fixture
+def run(kafka: KafkaAddress, registry: RegistryAddress, tmp_path: Path) -> BenchRun:
     run_id = uuid.uuid4().hex[:8]
     settings = MeshSettings(
         bootstrap_servers=kafka.bootstrap_servers,
@@ -95,18 +118,6 @@ def test_a_failing_route_stops_the_worker_and_loses_no_order(
         registry_token=SecretStr(registry.admin_token),
         data_dir=tmp_path,
     )
-    spec = bench_spec(settings, run_id)
-    source, output = spec.inputs[0], spec.output
-    client = RegistryClient.from_settings(settings)
-    placed = int(time.time() * 1000)
-    orders = [_order(n, placed) for n in range(ORDERS)]
-    with ProductPublisher(
-        source, bootstrap_servers=kafka.bootstrap_servers, registry=client, root=REPO
-    ) as publisher:
-        for order in orders:
-            publisher.publish(order, timestamp_ms=placed)
-        publisher.flush()
-
     env = {
         **os.environ,
         "MESH_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
@@ -116,17 +127,39 @@ def test_a_failing_route_stops_the_worker_and_loses_no_order(
         "MESH_DATA_DIR": str(tmp_path),
         "MESH_BENCH_RUN_ID": run_id,
     }
+    return BenchRun(bench_spec(settings, run_id), settings, env)
+
+
+def publish(run: BenchRun, orders: list[dict[str, Any]], placed: int) -> None:
+    with (
+        RegistryClient.from_settings(run.settings) as client,
+        ProductPublisher(
+            run.spec.inputs[0],
+            bootstrap_servers=run.settings.resolved_bootstrap_servers(),
+            registry=client,
+            root=REPO,
+        ) as publisher,
+    ):
+        for order in orders:
+            publisher.publish(order, timestamp_ms=placed)
+        publisher.flush()
+
+
+def test_a_failing_route_stops_the_worker_and_loses_no_order(
+    kafka: KafkaAddress, run: BenchRun, tmp_path: Path
+) -> None:
+    spec, env = run.spec, run.env
+    source, output = spec.inputs[0], spec.output
+    placed = int(time.time() * 1000)
+    orders = [_order(n, placed) for n in range(ORDERS)]
+    publish(run, orders, placed)
+    client = RegistryClient.from_settings(run.settings)
     log = tmp_path / "worker.log"
     group = sources_group(spec.app_id)
     try:
         # 1. the bug: the worker stops, says why, and commits nothing of the failed batch
-        failing = start_worker({**env, "MESH_TEST_FAIL_ORDER": orders[FAILING]["order_id"]}, log)
-        try:
-            status = failing.wait(120)
-        finally:
-            if failing.poll() is None:
-                failing.kill()
-        text = log.read_text(errors="replace")
+        failing = {**env, "MESH_TEST_FAIL_ORDER": orders[FAILING]["order_id"]}
+        status, text = run_until_exit(failing, log)
         assert status != 0, text[-3000:]
         assert f"route cannot handle order {orders[FAILING]['order_id']}" in text
         assert committed_offset(kafka.bootstrap_servers, group, source.topic) <= FAILING
@@ -155,3 +188,19 @@ def test_a_failing_route_stops_the_worker_and_loses_no_order(
         assert committed_offset(kafka.bootstrap_servers, group, source.topic) == ORDERS
     finally:
         client.close()
+
+
+def test_a_worker_whose_outputs_kafka_refuses_stops(
+    kafka: KafkaAddress, run: BenchRun, tmp_path: Path
+) -> None:
+    spec, env = run.spec, run.env
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
+    limit = ConfigEntry("max.message.bytes", "64", incremental_operation=AlterConfigOpType.SET)
+    too_small = ConfigResource("topic", spec.output.topic, incremental_configs=[limit])
+    admin.incremental_alter_configs([too_small])[too_small].result(30)  # outputs are larger
+    placed = int(time.time() * 1000)
+    publish(run, [_order(n, placed) for n in range(10)], placed)
+    status, text = run_until_exit(env, tmp_path / "worker.log")
+    assert status != 0, text[-3000:]
+    assert f"Kafka refused a record of {spec.app_id}" in text, text[-3000:]
+    assert "MessageSizeTooLarge" in text, text[-3000:]

@@ -104,8 +104,12 @@ def _apply_timed_batch(
     batch: list[tuple[str, int, int, int]],
     *,
     crash_before_state: bool = False,
+    wall_ms: int | None = None,
 ) -> bool:
-    """One key's events of a batch, (event id, offset, index, arrival ms); True if counted."""
+    """One key's events of a batch, (event id, offset, index, arrival ms); True if counted.
+
+    Processed at ``wall_ms``: by default as it arrives (the newest arrival of the batch).
+    """
     state = copy.deepcopy(states.get(key) or {"count": 0})
     key_seen = seen.for_key(key, state)
     counted = False
@@ -115,7 +119,8 @@ def _apply_timed_batch(
         ):
             state["count"] += 1
             counted = True
-    key_seen.store(now_ms=max(arrival for *_, arrival in batch))
+    newest = max(arrival for *_, arrival in batch)
+    key_seen.store(now_ms=newest, wall_ms=newest if wall_ms is None else wall_ms)
     if not crash_before_state:
         states[key] = state
     return counted
@@ -178,3 +183,65 @@ def test_with_a_horizon_each_event_counts_once_whatever_the_crash_point() -> Non
             for batch in batches:
                 _apply_timed_batch(replay, states, "c", batch)
             assert states["c"]["count"] == expected, (crash_after, before_state)
+
+
+def test_with_a_horizon_a_backlog_whose_arrivals_jump_keeps_its_buckets_while_it_is_read() -> None:
+    """Catching up, one batch may hold a key's events hours apart in arrival time."""
+    table: dict[str, Any] = {}
+    states: dict[str, dict[str, Any]] = {}
+    seen = SeenEvents(table, horizon_ms=10 * MINUTE, bucket_ms=MINUTE)
+    now = T0 + 5 * 60 * MINUTE  # read five hours after these events arrived
+    batch = [("old", 0, 0, T0 + 1_000), ("new", 0, 1, T0 + 2 * 60 * MINUTE)]
+    _apply_timed_batch(seen, states, "c", batch, wall_ms=now)
+    assert sorted(states["c"][SEEN_IN]) == [str(T0), str(T0 + 2 * 60 * MINUTE)]
+    # the retried copy of "old" (it arrived 3 s after the first) comes in the next batch
+    assert not _apply_timed_batch(seen, states, "c", [("old", 1, 0, T0 + 4_000)], wall_ms=now)
+    assert states["c"]["count"] == 2
+    # an hour of processing time later, the old bucket goes
+    _apply_timed_batch(
+        seen, states, "c", [("later", 2, 0, T0 + 2 * 60 * MINUTE)], wall_ms=now + 11 * MINUTE
+    )
+    assert str(T0) not in states["c"][SEEN_IN]
+    assert f"c#{T0}" not in table
+
+
+def test_with_a_horizon_a_worker_rereads_a_bucket_another_worker_wrote_to() -> None:
+    """Partition of key c: worker A, then B (adds to A's bucket), then A again."""
+    table: dict[str, Any] = {}
+    states: dict[str, dict[str, Any]] = {}
+    worker_a = SeenEvents(table, horizon_ms=10 * MINUTE, bucket_ms=MINUTE)
+    worker_b = SeenEvents(table, horizon_ms=10 * MINUTE, bucket_ms=MINUTE)
+    _apply_timed_batch(worker_a, states, "c", [("a", 0, 0, T0 + 1_000)])
+    _apply_timed_batch(worker_b, states, "c", [("b", 1, 0, T0 + 2_000)])  # same minute
+    assert not _apply_timed_batch(worker_a, states, "c", [("b", 2, 0, T0 + 3_000)])  # a copy
+    assert states["c"]["count"] == 2
+
+
+class _WriteLog(dict[str, Any]):
+    """A table that remembers every key written (what reaches the changelog)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.writes.append(key)
+        super().__setitem__(key, value)
+
+
+def test_a_replayed_record_writes_its_seen_entries_again_for_the_changelog() -> None:
+    """After a hard kill the local store may hold writes the changelog never got."""
+    for horizon in (None, 10 * MINUTE):
+        table = _WriteLog()
+        states: dict[str, dict[str, Any]] = {}
+        seen = SeenEvents(table, horizon_ms=horizon, bucket_ms=MINUTE)
+        batch = [("a", 0, 0, T0 + 1_000), ("b", 0, 1, T0 + 2_000)]
+        _apply_timed_batch(seen, states, "c", batch)
+        before = dict(table)
+        table.writes.clear()
+        state = copy.deepcopy(states["c"])
+        replay = SeenEvents(table, horizon_ms=horizon, bucket_ms=MINUTE).for_key("c", state)
+        assert all(replay.first_delivery(e, 0, o, i, arrival_ms=t) for e, o, i, t in batch)
+        assert replay.store(now_ms=T0 + 2_000, wall_ms=T0 + 2_000)  # so the state is stored
+        assert table.writes == list(before), horizon
+        assert dict(table) == before, horizon
