@@ -79,6 +79,19 @@ def sources_group(app_id: str) -> str:
     return f"{app_id}-sources"
 
 
+def offsets_to_commit(
+    acknowledged: list[TopicPartition], owned: list[TopicPartition]
+) -> list[TopicPartition]:
+    """The newest acknowledged offset of each partition this worker still owns.
+
+    ``acknowledged`` lists next offsets batch by batch, oldest first. A partition revoked
+    meanwhile belongs to another worker, whose own commits this one must not move back.
+    """
+    assigned = {(tp.topic, tp.partition) for tp in owned}
+    latest = {(tp.topic, tp.partition): tp for tp in acknowledged}
+    return [tp for where, tp in latest.items() if where in assigned]
+
+
 class RekeyStage(Service):
     """Reads the input products in batches and forwards them, re-keyed, to ``target``."""
 
@@ -250,11 +263,8 @@ class RekeyStage(Service):
             self._in_flight.pop(0)
         if ready:
             assert self._consumer is not None
-            # A partition revoked meanwhile belongs to another worker now, whose own commits
-            # must not be moved back by this one's.
-            owned = {(tp.topic, tp.partition) for tp in await self._call(self._consumer.assignment)}
-            latest = {(tp.topic, tp.partition): tp for tp in ready}
-            offsets = [tp for where, tp in latest.items() if where in owned]
+            owned = await self._call(self._consumer.assignment)
+            offsets = offsets_to_commit(ready, owned)
             if not offsets:
                 return
             commit = partial(self._consumer.commit, offsets=offsets)
