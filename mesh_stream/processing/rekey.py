@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -51,6 +53,8 @@ ENVELOPES_PER_RECORD = 500
 BATCHES_IN_FLIGHT = 4
 #: Longest a stop waits for Kafka to acknowledge the batches in flight before leaving them.
 STOP_TIMEOUT_S = 30.0
+#: Longest a crashed worker may take to stop before its process exits with status 1.
+CRASH_EXIT_S = 15.0
 
 Route = Callable[[str, dict[str, Any], int], "tuple[str, dict[str, Any]] | None"]
 """(input topic, decoded record, arrival ms) -> (key, fields to forward), or None to drop it."""
@@ -77,6 +81,19 @@ class Envelope:
 def sources_group(app_id: str) -> str:
     """Consumer group whose committed offsets say how far the re-key stage read the inputs."""
     return f"{app_id}-sources"
+
+
+def exit_if_still_running(seconds: float, why: str) -> None:
+    """Exit the process with status 1 in ``seconds`` unless it has exited by then."""
+
+    def exit_now() -> None:
+        log.critical("%s; not stopped after %.0f s, exiting", why, seconds)
+        logging.shutdown()
+        os._exit(1)
+
+    timer = threading.Timer(seconds, exit_now)
+    timer.daemon = True
+    timer.start()
 
 
 def offsets_to_commit(
@@ -140,6 +157,18 @@ class RekeyStage(Service):
         consumer.subscribe([product.topic for product in self.spec.inputs])
         self._consumer = consumer
         self.add_future(self._run())
+
+    async def crash(self, reason: BaseException) -> None:
+        """Stop the worker because of ``reason``; exit hard if faust cannot stop.
+
+        Faust's stop waits for its agents to acknowledge the events they hold, which an agent
+        interrupted by the crash may never do; after CRASH_EXIT_S the process exits with
+        status 1 instead. Nothing uncommitted is lost: like a kill -9, the next start reads
+        it again.
+        """
+        if not self.crashed:
+            exit_if_still_running(CRASH_EXIT_S, f"{self.spec.app_id} crashed: {reason!r}")
+        await super().crash(reason)
 
     async def on_stop(self) -> None:
         """Let the batches in hand finish and commit them, then leave the consumer group.

@@ -697,8 +697,6 @@ def test_outputs_are_exact_through_duplicates_lateness_kill_and_clean_restart(
             worker.terminate()
         for worker in workers.values():
             assert worker.wait_stopped() == 0, worker.log_tail()
-        for worker in workers.values():  # batches fit faust's producer buffer (no stalls)
-            assert b"producer buffer full" not in worker.log_path.read_bytes(), worker.module
     except AssertionError as failure:
         logs = "\n".join(f"--- {w.module} ---\n{w.log_tail()[-3000:]}" for w in workers.values())
         raise AssertionError(f"{failure}\n\nworker logs (tails):\n{logs}") from failure
