@@ -38,6 +38,7 @@ from mode import Service
 
 from mesh_stream.descriptor import DataProduct, load_descriptors
 from mesh_stream.processing.codec import FramedAvroDecoder, FramedAvroEncoder
+from mesh_stream.processing.dedup import KeySeen, apply_once
 from mesh_stream.processing.registration import (
     ensure_internal_topic,
     ensure_topics,
@@ -266,6 +267,34 @@ def add_aggregate_agent(
             yield None
 
     app.agent(source, name=f"{spec.app_id}-aggregate")(aggregate)
+
+
+def apply_each_once(
+    state: dict[str, Any],
+    seen: KeySeen,
+    events: list[Envelope],
+    apply: Callable[[dict[str, Any], dict[str, Any]], None],
+) -> tuple[bool, bool]:
+    """Apply to ``state`` each of one key's events that is neither a duplicate nor a replay.
+
+    Returns ``(fresh, changed)``: whether any event was a first delivery (a replay too, so
+    the caller re-sends its output in case the first send was lost) and whether ``state``
+    changed. Events without an ``event_id`` (idempotent by themselves) skip the duplicate
+    check. Store ``seen`` and then ``state`` afterwards (see :mod:`~mesh_stream.processing.dedup`).
+    """
+    fresh = changed = False
+    for event in events:
+        position = (event.partition, event.offset, event.index)
+        event_id = event.fields.get("event_id")
+        if event_id is not None and not seen.first_delivery(
+            event_id, *position, arrival_ms=event.arrival_ms
+        ):
+            continue
+        fresh = True
+        if apply_once(state, *position):
+            apply(state, event.fields)
+            changed = True
+    return fresh, changed
 
 
 class KeyedOutput:

@@ -22,6 +22,7 @@ from mesh_stream.processing.app import (
     ProcessorSpec,
     add_aggregate_agent,
     add_rekey_stage,
+    apply_each_once,
     changelogged_table,
     internal_topic,
     prepare,
@@ -30,7 +31,7 @@ from mesh_stream.processing.app import (
     schema_decoder,
 )
 from mesh_stream.processing.codec import cents_decimal, decimal_cents
-from mesh_stream.processing.dedup import SeenEvents, apply_once
+from mesh_stream.processing.dedup import SeenEvents
 from mesh_stream.settings import MeshSettings
 
 PRODUCT = "analytics.customer-360"
@@ -121,23 +122,12 @@ def build(spec: ProcessorSpec) -> faust.App:
     def update(customer_id: str, events: list[Envelope]) -> None:
         state: dict[str, Any] = dict(customers.get(customer_id) or {})
         key_seen = seen.for_key(customer_id, state)
-        fresh = changed = False
-        for event in events:
-            position = (event.partition, event.offset, event.index)
-            event_id = event.fields.get("event_id")
-            if event_id is not None and not key_seen.first_delivery(
-                event_id, *position, arrival_ms=event.arrival_ms
-            ):
-                continue
-            fresh = True
-            if apply_once(state, *position):
-                apply(state, event.fields)
-                changed = True
+        fresh, changed = apply_each_once(state, key_seen, events, apply)
         newest_arrival = max(event.arrival_ms for event in events)
         # seen entries first, then the state listing them
         if key_seen.store(now_ms=newest_arrival) or changed:
             customers[customer_id] = state
-        if fresh:  # a replay re-sends the current value in case the first send was lost
+        if fresh:
             output.publish(customer_id, output_record(customer_id, state))
 
     add_aggregate_agent(app, spec, by_customer, update)

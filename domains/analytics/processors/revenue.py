@@ -22,6 +22,7 @@ from mesh_stream.processing.app import (
     ProcessorSpec,
     add_aggregate_agent,
     add_rekey_stage,
+    apply_each_once,
     changelogged_table,
     internal_topic,
     prepare,
@@ -30,7 +31,7 @@ from mesh_stream.processing.app import (
     schema_decoder,
 )
 from mesh_stream.processing.codec import cents_decimal, decimal_cents
-from mesh_stream.processing.dedup import SeenEvents, apply_once
+from mesh_stream.processing.dedup import SeenEvents
 from mesh_stream.processing.windows import TumblingWindows
 from mesh_stream.settings import MeshSettings
 
@@ -113,19 +114,10 @@ def build(spec: ProcessorSpec) -> faust.App:
     def update(key: str, events: list[Envelope]) -> None:
         state: dict[str, Any] = dict(windows.get(key) or {})
         key_seen = seen.for_key(key, state)
-        fresh = changed = False
-        for event in events:
-            fields = event.fields
-            position = (event.partition, event.offset, event.index)
-            if not key_seen.first_delivery(fields["event_id"], *position):
-                continue
-            fresh = True
-            if apply_once(state, *position):
-                add_order(state, fields)
-                changed = True
+        fresh, changed = apply_each_once(state, key_seen, events, add_order)
         if key_seen.store() or changed:  # seen entries first, then the state listing them
             windows[key] = state
-        if fresh:  # a replay re-sends the current value in case the first send was lost
+        if fresh:
             output.publish(key, output_record(key, state))
 
     add_aggregate_agent(app, spec, by_window, update)
