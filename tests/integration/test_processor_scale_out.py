@@ -22,7 +22,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from mesh_stream.producer import ProductPublisher
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 from tests.conftest import KafkaAddress, RegistryAddress
+from tests.integration.recompute import revenue_windows
 from tests.integration.workers.scale_out_revenue import (
     PARTITIONS,
     RUN_ID_VARIABLE,
@@ -113,32 +114,7 @@ class Orders:
 
 def expected_windows(published: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The revenue product recomputed from the orders: each event_id once, none late."""
-    orders = {order["event_id"]: order for order in published}
-    windows: dict[str, dict[str, Any]] = {}
-    for order in orders.values():
-        start = order["placed_at"] - order["placed_at"] % MINUTE
-        key = f"{order['region']}@{start}"
-        window = windows.setdefault(
-            key,
-            {
-                "window_id": key,
-                "region": order["region"],
-                "window_start": start,
-                "window_end": start + MINUTE,
-                "order_count": 0,
-                "gross_revenue": Decimal("0.00"),
-                "currency": "EUR",
-                "updated_at": order["placed_at"],
-            },
-        )
-        window["order_count"] += 1
-        window["gross_revenue"] += order["total_amount"]
-        window["updated_at"] = max(window["updated_at"], order["placed_at"])
-    for window in windows.values():
-        window["average_order_value"] = (window["gross_revenue"] / window["order_count"]).quantize(
-            Decimal("0.01"), rounding=ROUND_HALF_EVEN
-        )
-    return windows
+    return revenue_windows({order["event_id"]: order for order in published}.values())
 
 
 class OutputReader:

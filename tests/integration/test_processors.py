@@ -21,7 +21,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from mesh_stream.producer import ProductPublisher
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 from tests.conftest import KafkaAddress, RegistryAddress
+from tests.integration.recompute import revenue_windows
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(420)]
 
@@ -82,32 +83,7 @@ def expected_revenue(inputs: Inputs) -> dict[str, dict[str, Any]]:
         window_end = placed - placed % MINUTE + MINUTE
         if sent.arrival_ms < window_end + GRACE:
             counted.setdefault(sent.value["event_id"], sent)
-    windows: dict[str, dict[str, Any]] = {}
-    for sent in counted.values():
-        value = sent.value
-        start = value["placed_at"] - value["placed_at"] % MINUTE
-        key = f"{value['region']}@{start}"
-        window = windows.setdefault(
-            key,
-            {
-                "window_id": key,
-                "region": value["region"],
-                "window_start": start,
-                "window_end": start + MINUTE,
-                "order_count": 0,
-                "gross_revenue": Decimal("0.00"),
-                "currency": "EUR",
-                "updated_at": value["placed_at"],
-            },
-        )
-        window["order_count"] += 1
-        window["gross_revenue"] += value["total_amount"]
-        window["updated_at"] = max(window["updated_at"], value["placed_at"])
-    for window in windows.values():
-        window["average_order_value"] = (window["gross_revenue"] / window["order_count"]).quantize(
-            Decimal("0.01"), rounding=ROUND_HALF_EVEN
-        )
-    return windows
+    return revenue_windows(sent.value for sent in counted.values())
 
 
 def expected_sla(inputs: Inputs) -> dict[str, dict[str, Any]]:
