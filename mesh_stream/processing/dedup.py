@@ -139,7 +139,7 @@ class SeenEvents:
             self._ids.move_to_end(key)
         loaded = self._loaded[key]
         listed = state.get(SEEN_IN, ())
-        if len(loaded) > len(listed) or not loaded.keys() <= set(listed):
+        if not loaded.keys() <= set(listed):
             ids.clear()  # slots were expired elsewhere: forget them, reload what is listed
             loaded.clear()
         written = state.get(SEEN_WRITTEN, {})
