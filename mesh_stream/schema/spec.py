@@ -1,0 +1,487 @@
+"""The Avro specification's rules that the ``avro`` and ``fastavro`` parsers leave unchecked.
+
+Both parsers accept schemas the specification forbids: field names such as ``1abc`` or
+``a-b``, ``"symbols": "A"``, an ``int`` default of ``"x"``, ``null`` or 2**40, a union default
+that does not match the union's *first* branch, ``"aliases": "x"``. A registry that stores
+such a schema hands every Avro implementation a contract some of them refuse, so
+:func:`check_schema` walks the JSON document once and refuses them, naming the field path
+(``orders.OrderPlaced.items[].sku: default "x" is not an int``).
+
+It also bounds what one schema may cost: bytes, fields, named types and nesting depth
+(:class:`SchemaLimits`), because the parsers and the compatibility checker are recursive and
+super-linear in the number of fields, and strings that cannot be encoded as UTF-8 (lone
+surrogates such as ``"\\ud800"``), which would fail later when the schema is stored or sent.
+
+Paths: a record's full name, then ``.field`` per field, ``[]`` into array items and ``{}``
+into map values (union branches add nothing: a field's record branch is still ``.field``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mesh_stream.errors import SchemaError
+
+__all__ = ["MAX_SCHEMA_BYTES", "MAX_SCHEMA_DEPTH", "MAX_SCHEMA_FIELDS", "MAX_SCHEMA_NAMED_TYPES"]
+__all__ += ["DEFAULT_LIMITS", "UNLIMITED", "SchemaLimits", "check_schema", "check_utf8"]
+
+#: 1 MiB of schema JSON: the largest real contracts are a few hundred KiB.
+MAX_SCHEMA_BYTES = 1024 * 1024
+#: Record fields over the whole schema. The ``avro`` parser is quadratic in a record's
+#: fields (it checks names against a list: 9,000 fields cost about a second of CPU), so the
+#: bound keeps one parse near a quarter of a second.
+MAX_SCHEMA_FIELDS = 5_000
+#: Records, enums and fixed types defined in one schema.
+MAX_SCHEMA_NAMED_TYPES = 1_000
+#: Types nested in types (record -> field -> array -> record ...); the parsers recurse per level.
+MAX_SCHEMA_DEPTH = 64
+
+PRIMITIVES = frozenset(("null", "boolean", "int", "long", "float", "double", "bytes", "string"))
+NAMED = frozenset(("record", "error", "enum", "fixed"))
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+ORDERS = frozenset(("ascending", "descending", "ignore"))
+INT_RANGE = (-(2**31), 2**31 - 1)
+LONG_RANGE = (-(2**63), 2**63 - 1)
+#: JSON nesting allowed inside a default or a custom property (values, not types).
+MAX_VALUE_DEPTH = 100
+
+
+@dataclass(frozen=True)
+class SchemaLimits:
+    """What one schema may cost; ``None`` switches a bound off (schemas stored earlier)."""
+
+    max_bytes: int | None = MAX_SCHEMA_BYTES
+    max_fields: int | None = MAX_SCHEMA_FIELDS
+    max_named_types: int | None = MAX_SCHEMA_NAMED_TYPES
+    max_depth: int | None = MAX_SCHEMA_DEPTH
+
+
+DEFAULT_LIMITS = SchemaLimits()
+UNLIMITED = SchemaLimits(None, None, None, None)
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """A value as JSON for a message, cut to ``limit`` characters."""
+    try:
+        text = json.dumps(value, ensure_ascii=True)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_utf8(document: Any, root: str = "(schema)") -> None:
+    """Refuse any string (key or value) that UTF-8 cannot encode, e.g. a lone surrogate.
+
+    Iterative, so a deeply nested document cannot exhaust the stack here.
+    """
+    stack: list[tuple[Any, str]] = [(document, root)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, str):
+            _utf8(node, where)
+        elif isinstance(node, Mapping):
+            for key, value in node.items():
+                if isinstance(key, str):
+                    _utf8(key, f"{where}: key")
+                stack.append((value, f"{where}.{key}" if isinstance(key, str) else where))
+        elif isinstance(node, (list, tuple)):
+            stack.extend((item, f"{where}[{index}]") for index, item in enumerate(node))
+
+
+def _utf8(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = ord(text[exc.start])
+        raise SchemaError(
+            f"{where}: the string {_show(text, 40)} holds U+{bad:04X} at character "
+            f"{exc.start + 1}, which UTF-8 cannot encode (a lone surrogate); use the "
+            f"character itself or a valid surrogate pair"
+        ) from None
+
+
+def _value_depth(value: Any) -> int:
+    """Nesting depth of a JSON value, stopping early once it exceeds the bound."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, Mapping):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in node)
+        if deepest > MAX_VALUE_DEPTH:
+            break
+    return deepest
+
+
+class _Checker:
+    """One walk over a schema document: names, types, defaults and the limits."""
+
+    def __init__(self, limits: SchemaLimits) -> None:
+        self.limits = limits
+        self.named: dict[str, Mapping[str, Any]] = {}
+        self.fields = 0
+
+    # -- names ------------------------------------------------------------------------
+
+    def _fullname(self, node: Mapping[str, Any], namespace: str, where: str) -> tuple[str, str]:
+        """(full name, namespace for nested definitions) of a named type, checked."""
+        name = node.get("name")
+        if not isinstance(name, str) or not name:
+            raise SchemaError(f"{where}: a {node.get('type')} needs a `name` (a string)")
+        own = node.get("namespace")
+        if own is not None and not isinstance(own, str):
+            raise SchemaError(f"{where}: namespace {_show(own)} is not a string")
+        if "." in name:
+            space, _, short = name.rpartition(".")
+        else:
+            space, short = (own if own is not None else namespace), name
+        self._check_name(short, where, "name")
+        if space:
+            for part in space.split("."):
+                if not NAME.match(part):
+                    raise SchemaError(
+                        f"{where}: namespace {_show(space)} is not dot-separated names "
+                        f"([A-Za-z_][A-Za-z0-9_]* each)"
+                    )
+        if short in PRIMITIVES:
+            raise SchemaError(f"{where}: {short!r} is a primitive type and cannot name a type")
+        full = f"{space}.{short}" if space else short
+        if full in self.named:
+            raise SchemaError(f"{where}: the name {full!r} is already defined in this schema")
+        return full, space
+
+    @staticmethod
+    def _check_name(name: object, where: str, what: str) -> None:
+        if not isinstance(name, str) or not NAME.match(name):
+            raise SchemaError(
+                f"{where}: {what} {_show(name)} is not a valid Avro name (a letter or `_`, "
+                f"then letters, digits or `_`)"
+            )
+
+    def _check_aliases(self, node: Mapping[str, Any], where: str, *, dotted: bool) -> None:
+        if "aliases" not in node:
+            return
+        aliases = node["aliases"]
+        if not isinstance(aliases, list):
+            raise SchemaError(f"{where}: aliases {_show(aliases)} must be a list of names")
+        for alias in aliases:
+            parts = alias.split(".") if dotted and isinstance(alias, str) else [alias]
+            for part in parts:
+                self._check_name(part, where, f"alias {_show(alias)}:")
+
+    @staticmethod
+    def _check_doc(node: Mapping[str, Any], where: str) -> None:
+        if "doc" in node and not isinstance(node["doc"], str):
+            raise SchemaError(f"{where}: doc {_show(node['doc'])} must be a string")
+
+    def resolve(self, name: str, namespace: str) -> Mapping[str, Any] | None:
+        if "." not in name and namespace:
+            found = self.named.get(f"{namespace}.{name}")
+            if found is not None:
+                return found
+        return self.named.get(name)
+
+    # -- types ------------------------------------------------------------------------
+
+    def schema(self, node: Any, where: str, namespace: str, depth: int) -> None:
+        """Check one type (primitive name, reference, union or complex type)."""
+        limit = self.limits.max_depth
+        if limit is not None and depth > limit:
+            raise SchemaError(
+                f"{where}: types nested more than {limit} levels deep (max_depth {limit})"
+            )
+        if isinstance(node, str):
+            if node not in PRIMITIVES and self.resolve(node, namespace) is None:
+                raise SchemaError(
+                    f"{where}: unknown type {_show(node)} (neither a primitive type nor a "
+                    f"named type defined earlier in the schema)"
+                )
+        elif isinstance(node, list):
+            self._union(node, where, namespace, depth)
+        elif isinstance(node, Mapping):
+            self._complex(node, where, namespace, depth)
+        else:
+            raise SchemaError(
+                f"{where}: {_show(node)} is not a schema (a type name, a JSON object or a "
+                f"union list)"
+            )
+
+    def _union(self, branches: list[Any], where: str, namespace: str, depth: int) -> None:
+        seen: set[str] = set()
+        for index, branch in enumerate(branches):
+            if isinstance(branch, list):
+                raise SchemaError(f"{where}: union branch {index + 1} is a union (not allowed)")
+            self.schema(branch, where, namespace, depth + 1)
+            key = self._branch_key(branch, namespace)
+            if key in seen:
+                raise SchemaError(
+                    f"{where}: union has two branches of type {key!r} (branch {index + 1})"
+                )
+            seen.add(key)
+
+    def _branch_key(self, branch: Any, namespace: str) -> str:
+        """What must be unique in a union: the type, or the full name of a named type."""
+        if isinstance(branch, str):
+            if branch in PRIMITIVES:
+                return branch
+            found = self.resolve(branch, namespace)
+            return str(found.get("__fullname", branch)) if found is not None else branch
+        kind = branch.get("type")
+        if kind in NAMED:
+            return self.named_fullname(branch, namespace)
+        if isinstance(kind, str) and kind not in PRIMITIVES and kind not in ("array", "map"):
+            return self._branch_key(kind, namespace)
+        return str(kind)
+
+    @staticmethod
+    def named_fullname(node: Mapping[str, Any], namespace: str) -> str:
+        name = str(node.get("name", ""))
+        if "." in name:
+            return name
+        space = node.get("namespace", namespace)
+        return f"{space}.{name}" if space else name
+
+    def _complex(self, node: Mapping[str, Any], where: str, namespace: str, depth: int) -> None:
+        kind = node.get("type")
+        if isinstance(kind, (list, Mapping)):
+            # {"type": {...}} or {"type": [...]}: a wrapped type.
+            self.schema(kind, where, namespace, depth + 1)
+            return
+        if not isinstance(kind, str):
+            raise SchemaError(f"{where}: `type` {_show(kind)} is not a type name")
+        self._check_doc(node, where)
+        if kind in PRIMITIVES:
+            return
+        if kind == "array":
+            if "items" not in node:
+                raise SchemaError(f"{where}: an array needs `items`")
+            self.schema(node["items"], f"{where}[]", namespace, depth + 1)
+        elif kind == "map":
+            if "values" not in node:
+                raise SchemaError(f"{where}: a map needs `values`")
+            self.schema(node["values"], f"{where}{{}}", namespace, depth + 1)
+        elif kind in NAMED:
+            self._named(node, kind, where, namespace, depth)
+        elif self.resolve(kind, namespace) is None:
+            raise SchemaError(
+                f"{where}: unknown type {_show(kind)} (neither a primitive type nor a named "
+                f"type defined earlier in the schema)"
+            )
+
+    def _named(
+        self, node: Mapping[str, Any], kind: str, where: str, namespace: str, depth: int
+    ) -> None:
+        full, space = self._fullname(node, namespace, where)
+        where = full if where == "(schema)" else where
+        limit = self.limits.max_named_types
+        if limit is not None and len(self.named) >= limit:
+            raise SchemaError(
+                f"{where}: more than {limit} named types (records, enums, fixed) in one schema "
+                f"(max_named_types {limit})"
+            )
+        self._check_aliases(node, where, dotted=True)
+        # Defined before its fields are walked: a record may refer to itself.
+        self.named[full] = {**node, "__fullname": full, "__namespace": space}
+        if kind == "enum":
+            self._enum(node, where)
+        elif kind == "fixed":
+            size = node.get("size")
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                raise SchemaError(
+                    f"{where}: fixed size {_show(size)} must be a non-negative integer"
+                )
+        else:
+            self._record(node, where, space, depth)
+
+    def _enum(self, node: Mapping[str, Any], where: str) -> None:
+        symbols = node.get("symbols")
+        if not isinstance(symbols, list):
+            raise SchemaError(f"{where}: enum symbols {_show(symbols)} must be a list of names")
+        seen: set[str] = set()
+        for symbol in symbols:
+            self._check_name(symbol, where, "enum symbol")
+            if symbol in seen:
+                raise SchemaError(f"{where}: enum symbol {symbol!r} appears twice")
+            seen.add(symbol)
+        if "default" in node and node["default"] not in seen:
+            raise SchemaError(
+                f"{where}: enum default {_show(node['default'])} is not one of its symbols"
+            )
+
+    def _record(self, node: Mapping[str, Any], where: str, namespace: str, depth: int) -> None:
+        fields = node.get("fields")
+        if not isinstance(fields, list):
+            raise SchemaError(f"{where}: a record needs `fields`, a list of field objects")
+        names: set[str] = set()
+        for index, field in enumerate(fields):
+            if not isinstance(field, Mapping):
+                raise SchemaError(f"{where}: field {index + 1} is not a JSON object")
+            name = field.get("name")
+            self._check_name(name, f"{where}: field {index + 1}", "name")
+            assert isinstance(name, str)
+            path = f"{where}.{name}"
+            if name in names:
+                raise SchemaError(f"{path}: the record has two fields named {name!r}")
+            names.add(name)
+            self.fields += 1
+            limit = self.limits.max_fields
+            if limit is not None and self.fields > limit:
+                raise SchemaError(
+                    f"{path}: more than {limit} fields in one schema (max_fields {limit})"
+                )
+            self._check_doc(field, path)
+            self._check_aliases(field, path, dotted=False)
+            if "order" in field and field["order"] not in ORDERS:
+                raise SchemaError(
+                    f"{path}: order {_show(field['order'])} is not ascending, descending or ignore"
+                )
+            if "type" not in field:
+                raise SchemaError(f"{path}: the field has no `type`")
+            self.schema(field["type"], path, namespace, depth + 1)
+            if "default" in field:
+                if _value_depth(field["default"]) > MAX_VALUE_DEPTH:
+                    raise SchemaError(f"{path}: default nested more than {MAX_VALUE_DEPTH} deep")
+                problem = self.default_problem(field["type"], field["default"], namespace, "")
+                if problem is not None:
+                    raise SchemaError(f"{path}: {problem}")
+
+    # -- defaults ---------------------------------------------------------------------
+
+    def default_problem(self, schema: Any, value: Any, namespace: str, at: str) -> str | None:
+        """Why ``value`` is not a valid default for ``schema`` (JSON encoding), or None."""
+        if isinstance(schema, list):
+            if not schema:
+                return "a union without branches cannot have a default"
+            problem = self.default_problem(schema[0], value, namespace, at)
+            if problem is None:
+                return None
+            first = self._type_label(schema[0], namespace)
+            return (
+                f"default{at} {_show(value)} does not match the union's first branch "
+                f"({first}); a union's default must be of its first type, so list that "
+                f"type first"
+            )
+        if isinstance(schema, str) and schema not in PRIMITIVES:
+            found = self.resolve(schema, namespace)
+            if found is None:
+                return None  # reported by the type walk
+            return self.default_problem(found, value, str(found["__namespace"]), at)
+        if isinstance(schema, Mapping):
+            kind = schema.get("type")
+            if isinstance(kind, (list, Mapping)):
+                return self.default_problem(kind, value, namespace, at)
+            if kind in NAMED:
+                space = str(schema.get("__namespace", namespace))
+                if "__fullname" not in schema:
+                    found = self.resolve(self.named_fullname(schema, namespace), "")
+                    schema, space = (found, str(found["__namespace"])) if found else (schema, space)
+                return self._named_default(schema, str(kind), value, space, at)
+            if kind == "array":
+                if not isinstance(value, list):
+                    return f"default{at} {_show(value)} is not an array"
+                for index, item in enumerate(value):
+                    problem = self.default_problem(
+                        schema.get("items"), item, namespace, f"{at}[{index}]"
+                    )
+                    if problem is not None:
+                        return problem
+                return None
+            if kind == "map":
+                if not isinstance(value, Mapping):
+                    return f"default{at} {_show(value)} is not a JSON object (map)"
+                for key, item in value.items():
+                    problem = self.default_problem(
+                        schema.get("values"), item, namespace, f"{at}[{_show(key)}]"
+                    )
+                    if problem is not None:
+                        return problem
+                return None
+            schema = kind
+        return self._primitive_default(str(schema), value, at)
+
+    @staticmethod
+    def _primitive_default(kind: str, value: Any, at: str) -> str | None:
+        ok: bool
+        if kind == "null":
+            ok, what = value is None, "null"
+        elif kind == "boolean":
+            ok, what = isinstance(value, bool), "a boolean"
+        elif kind in ("int", "long"):
+            low, high = INT_RANGE if kind == "int" else LONG_RANGE
+            ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+            bits = 32 if kind == "int" else 64
+            what = f"an {kind}" if kind == "int" else f"a {kind}"
+            what += f" ({bits}-bit integer, {low}..{high})"
+        elif kind in ("float", "double"):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if ok and isinstance(value, int):
+                ok = math.isfinite(float(value)) if abs(value) < 2**1024 else False
+            what = f"a {kind} (a JSON number)"
+        elif kind == "string":
+            ok, what = isinstance(value, str), "a string"
+        elif kind == "bytes":
+            ok = isinstance(value, str) and all(ord(c) < 256 for c in value)
+            what = "bytes (a string of code points U+0000..U+00FF)"
+        else:
+            return None  # an unknown type: reported by the type walk
+        if ok:
+            return None
+        return f"default{at} {_show(value)} is not {what}"
+
+    def _named_default(
+        self, schema: Mapping[str, Any], kind: str, value: Any, namespace: str, at: str
+    ) -> str | None:
+        if kind == "enum":
+            symbols = schema.get("symbols") or []
+            if isinstance(value, str) and value in symbols:
+                return None
+            return f"default{at} {_show(value)} is not one of the enum symbols {_show(symbols)}"
+        if kind == "fixed":
+            size = schema.get("size")
+            if isinstance(value, str) and len(value) == size and all(ord(c) < 256 for c in value):
+                return None
+            return (
+                f"default{at} {_show(value)} is not a fixed of {size} bytes (a string of "
+                f"{size} code points U+0000..U+00FF)"
+            )
+        if not isinstance(value, Mapping):
+            return f"default{at} {_show(value)} is not a JSON object (record)"
+        for field in schema.get("fields") or []:
+            name = field.get("name")
+            if name in value:
+                problem = self.default_problem(
+                    field.get("type"), value[name], namespace, f"{at}.{name}"
+                )
+                if problem is not None:
+                    return problem
+            elif "default" not in field:
+                return f"default{at} lacks field {name!r}, which has no default of its own"
+        return None
+
+    def _type_label(self, schema: Any, namespace: str) -> str:
+        if isinstance(schema, str):
+            return schema
+        if isinstance(schema, Mapping):
+            kind = schema.get("type")
+            if kind in NAMED:
+                return f"{kind} {self.named_fullname(schema, namespace)}"
+            return str(kind)
+        return "union"
+
+
+def check_schema(document: Any, limits: SchemaLimits = DEFAULT_LIMITS) -> None:
+    """Refuse ``document`` (decoded schema JSON) where it breaks the specification or a limit.
+
+    Raises :class:`SchemaError` whose message starts with the field path of the problem.
+    """
+    check_utf8(document)
+    _Checker(limits).schema(document, "(schema)", "", 1)
