@@ -12,13 +12,17 @@ Each product name is resolved to its topic through the registry (or a local desc
 Records are decoded with the writer schema named by their schema id, resolved to the reader
 schema the consumer chose (Avro evolution), and optionally validated into a pydantic model.
 A record that cannot be decoded (a poison pill) goes to ``<topic>.dlq`` with the error and
-its source topic/partition/offset in headers, and consumption goes on.
+its source topic/partition/offset/schema id in headers, and consumption goes on. The
+committed position never passes a record that was neither delivered nor dead-lettered
+(registry outages and a refused dead letter included; see :class:`ProductConsumer`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import struct
+import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import FrozenInstanceError, dataclass, field
@@ -27,11 +31,26 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from pydantic import BaseModel, ValidationError
 
 from mesh_stream.descriptor import DataProduct, resolve_product
-from mesh_stream.errors import ConsumerError, DeliveryError, DeserializationError
+from mesh_stream.errors import (
+    ConsumerError,
+    DeliveryError,
+    DeserializationError,
+    MeshError,
+    RegistryError,
+    RegistryUnavailableError,
+)
 from mesh_stream.producer import FIXED_PRODUCER_CONFIG, ensure_topic
 from mesh_stream.schema.codec import (
     READ_OPTIONS,
@@ -40,6 +59,7 @@ from mesh_stream.schema.codec import (
     SchemaLike,
     fastavro_read_data,
     schema_name,
+    trailing_bytes_error,
 )
 from mesh_stream.schema.wire import HEADER_SIZE, MAGIC_BYTE
 
@@ -57,6 +77,7 @@ DLQ_HEADERS = (
     "mesh.dlq.source.offset",
     "mesh.dlq.source.timestamp",
     "mesh.dlq.consumer.group",
+    "mesh.dlq.source.schema.id",  # only when the record was framed (it names an id)
 )
 _SCHEMA_ID = struct.Struct(">I")
 
@@ -243,6 +264,32 @@ class _Source:
         self.plans = self.decoder.plans
 
 
+class _Blocked(Exception):  # noqa: N818 - internal signal, never leaves the consumer
+    """A record's schema cannot be fetched now: its partition waits, re-read from it later."""
+
+    def __init__(self, error: MeshError | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass
+class _Outage:
+    """The registry has been failing since ``since``; ask again at ``retry_at``."""
+
+    since: float
+    retry_at: float = 0.0
+    delay: float = 0.0
+
+    def failed(self, now: float) -> None:
+        self.delay = min(_RETRY_MAX, self.delay * 2) if self.delay else _RETRY_FIRST
+        self.retry_at = now + self.delay
+
+
+#: Back-off between registry attempts while it is unavailable (seconds, doubling).
+_RETRY_FIRST = 0.1
+_RETRY_MAX = 2.0
+
+
 class ProductConsumer:
     """Consume one or more products as decoded records, in a consumer group.
 
@@ -255,6 +302,27 @@ class ProductConsumer:
     (the consumer has moved past it; catching the error and continuing skips it).
     Product names are looked up in ``root/domains/`` first, then in the registry
     (``root=None``: the registry only).
+
+    The committed position never passes a record that was neither returned nor
+    dead-lettered:
+
+    - A record whose schema id is new while the registry is unavailable waits, and so do
+      the records after it in its partition (they are read again from it later; records of
+      other partitions keep coming). ``consume()`` retries the registry with back-off
+      within its ``timeout``; once the outage is older than ``registry_wait_seconds`` it
+      raises :class:`RegistryUnavailableError` naming the record, and calling it again
+      keeps waiting.
+    - Undecodable records (bad framing, unknown, foreign or non-record schema id, a bad
+      body, bytes after the body, a value the model refuses) go to ``<topic>.dlq``.
+    - If Kafka refuses the dead letter, :class:`DeliveryError` names the record and the
+      DLQ topic, and the whole batch is read again (nothing of it is committed).
+
+    A topic that did not exist when the consumer subscribed (the broker said so) is read
+    from its first record by a group with no committed offset for it, whatever
+    ``from_beginning`` says: its records were all published after the consumer started,
+    and "only new records" must not skip the ones published before the consumer's first
+    metadata refresh saw the topic. If the broker cannot be asked at construction, topics
+    count as existing (``from_beginning`` alone decides).
     """
 
     def __init__(
@@ -268,24 +336,29 @@ class ProductConsumer:
         models: Mapping[str, type[BaseModel]] | None = None,
         from_beginning: bool = False,
         dead_letters: bool = True,
+        registry_wait_seconds: float = 300.0,
         config: Mapping[str, Any] | None = None,
         root: Path | None = Path("."),
     ) -> None:
         if not products:
             raise ValueError("give at least one product to consume")
+        if registry_wait_seconds < 0:
+            raise ValueError(f"registry_wait_seconds must be >= 0, got {registry_wait_seconds}")
         self.registry = registry
         self.group_id = group_id
         self.bootstrap_servers = bootstrap_servers
         self.dead_letters = dead_letters
+        self.registry_wait_seconds = registry_wait_seconds
         readers = dict(reader_schemas or {})
         chosen_models = dict(models or {})
         self._sources: dict[str, _Source] = {}
         for item in products:
             product = resolve_product(item, registry=registry, root=root)
+            decoder = RecordDecoder(
+                registry, readers.get(product.name), subject=product.value_subject
+            )
             self._sources[product.topic] = _Source(
-                product,
-                RecordDecoder(registry, readers.get(product.name)),
-                chosen_models.get(product.name),
+                product, decoder, chosen_models.get(product.name)
             )
         settings = {
             "group.id": group_id,
@@ -297,10 +370,15 @@ class ProductConsumer:
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
         }
+        self._cooperative = "cooperative" in str(settings.get("partition.assignment.strategy"))
         self._consumer = Consumer(settings)
-        self._consumer.subscribe(list(self._sources), on_revoke=self._on_revoke)
+        self._new_topics = set() if from_beginning else self._missing_topics()
+        self._consumer.subscribe(
+            list(self._sources), on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
         self._positions: dict[tuple[str, int], int] = {}
         self._buffered: deque[Any] = deque()
+        self._outage: _Outage | None = None
         self._dlq: Producer | None = None
         self._dlq_topics: set[str] = set()
         self._closed = False
@@ -316,16 +394,27 @@ class ProductConsumer:
         return records[0] if records else None
 
     def consume(self, max_records: int = 500, timeout: float = 1.0) -> list[ConsumedRecord]:
-        """Up to ``max_records`` decoded records, waiting at most ``timeout`` for the first."""
+        """Up to ``max_records`` decoded records, waiting at most ``timeout`` for the first.
+
+        While the registry is unavailable and a record needs a schema not seen yet, this
+        may return fewer records (or none) after waiting up to ``timeout``; see the class.
+        """
+        until = time.monotonic() + timeout
         messages: list[Any]
         if self._buffered:
             count = min(max_records, len(self._buffered))
             messages = [self._buffered.popleft() for _ in range(count)]
         else:
-            messages = self._consumer.consume(num_messages=max_records, timeout=timeout)
-        return self._decode(messages)
+            try:
+                messages = self._consumer.consume(num_messages=max_records, timeout=timeout)
+            except KafkaException as exc:
+                raise ConsumerError(
+                    f"cannot consume {', '.join(self._sources)} in group {self.group_id} "
+                    f"(uncommitted from {self._where_positions()}): {exc}"
+                ) from exc
+        return self._decode(messages, until)
 
-    def _decode(self, messages: list[Any]) -> list[ConsumedRecord]:
+    def _decode(self, messages: list[Any], until: float = 0.0) -> list[ConsumedRecord]:
         """Decode a batch with the cyclic garbage collector paused (then as it was before).
 
         A batch keeps every record it builds (a dict, a UUID, a ``ConsumedRecord``, ...)
@@ -333,22 +422,33 @@ class ProductConsumer:
         1000 records per batch they cost about as much as decoding (measured: 11.7 against
         6.9 µs a record). None of these objects forms a cycle; reference counting still
         frees everything at once.
+
+        Anything unexpected (a refused dead letter, an interrupt) forgets the batch: the
+        positions go back to where they were and its partitions are read again from it.
         """
         pause = gc.isenabled()
         if pause:
             gc.disable()
+        before = dict(self._positions)
         try:
-            return self._decode_batch(messages)
+            return self._decode_batch(messages, until)
+        except DeserializationError:
+            raise  # dead_letters=False: the consumer moved past the pill on purpose
+        except BaseException:
+            self._positions = before
+            self._seek_back(_first_offsets(messages))
+            raise
         finally:
             if pause:
                 gc.enable()
 
-    def _decode_batch(self, messages: list[Any]) -> list[ConsumedRecord]:
+    def _decode_batch(self, messages: list[Any], until: float) -> list[ConsumedRecord]:
         """The hot loop, so everything it needs is a local name.
 
         Records are built as :class:`_RecordBuilder` and re-classed to ``ConsumedRecord``
         (see there why); key, timestamp and headers are read from the message only when
-        asked for.
+        asked for. A partition whose record waits for the registry is skipped for the rest
+        of the batch and read again from that record (``blocked``).
         """
         records: list[ConsumedRecord] = []
         append = records.append
@@ -359,6 +459,8 @@ class ProductConsumer:
         options = READ_OPTIONS
         builder = _RecordBuilder
         record_class = ConsumedRecord
+        blocked: dict[tuple[str, int], int] = {}
+        waited: MeshError | None = None
         index = -1
         for message in messages:
             index += 1
@@ -366,6 +468,8 @@ class ProductConsumer:
                 self._on_error(message)
                 continue
             topic = message.topic()
+            if blocked and (topic, message.partition()) in blocked:
+                continue
             source = sources[topic]
             data = message.value()
             value: Any
@@ -375,7 +479,7 @@ class ProductConsumer:
                 schema_id = unpack(data, 1)[0]
                 plan = source.plans.get(schema_id)
                 if plan is None:
-                    plan = source.decoder.plan_for(schema_id)
+                    plan = self._plan(source, schema_id, message, bool(records or blocked), until)
                 fast = plan[3]  # the compiled decoder (None with a reader schema)
                 value = _UNREAD
                 if fast is not None:
@@ -393,14 +497,22 @@ class ProductConsumer:
                             f"cannot decode the Avro body with writer schema id {schema_id} "
                             f"({schema_name(plan[0])}): {type(exc).__name__}: {exc}"
                         ) from exc
+                    if body.tell() != len(data):
+                        raise trailing_bytes_error(len(data) - body.tell(), schema_id, plan[0])
                 if source.model is not None:
                     value = _as_model(source.model, value)
+            except _Blocked as wait:
+                blocked[(topic, message.partition())] = message.offset()
+                waited = waited or wait.error
+                continue
             except DeserializationError as exc:
-                if not self.dead_letters and records:
+                if not self.dead_letters:
                     # Hand out what was decoded first; the pill raises on the next call.
-                    self._buffered.extendleft(reversed(messages[index:]))
-                    return records
-                self._poison(message, source, exc, messages[index + 1 :])
+                    self._buffered.extendleft(reversed(messages[index + (not records) :]))
+                    self._seek_back(blocked)
+                    if records:
+                        return records
+                self._poison(message, source, exc)
                 continue
             partition = message.partition()
             offset = message.offset()
@@ -408,6 +520,10 @@ class ProductConsumer:
             record: Any = builder(source.name, topic, partition, offset, message, value, schema_id)
             record.__class__ = record_class
             append(record)
+        if blocked:
+            self._seek_back(blocked)
+            if waited is not None and not records:
+                raise waited
         return records
 
     def __iter__(self) -> Iterator[ConsumedRecord]:
@@ -415,19 +531,88 @@ class ProductConsumer:
         while not self._closed:
             yield from self.consume(500, 1.0)
 
+    # -- writer schemas while the registry is away -------------------------------------------
+    def _plan(
+        self, source: _Source, schema_id: int, message: Any, moved: bool, until: float
+    ) -> DecodePlan:
+        """The plan for a schema id this consumer meets for the first time (a registry call).
+
+        A poison pill raises :class:`DeserializationError`. If the registry cannot answer,
+        this retries with back-off until it does, the caller's ``until`` passes, or the
+        outage is older than ``registry_wait_seconds``; then, or at once when the batch has
+        already ``moved`` (records to hand out, or a partition already waiting), it raises
+        :class:`_Blocked`: the record's partition is read again from it.
+        """
+        while True:
+            outage = self._outage
+            if outage is not None:
+                pause = outage.retry_at - time.monotonic()
+                if pause > 0:
+                    if moved:
+                        raise _Blocked(None)
+                    left = until - time.monotonic()
+                    if pause > left:
+                        time.sleep(max(0.0, left))
+                        raise _Blocked(None)
+                    time.sleep(pause)
+            try:
+                plan = source.decoder.plan_for(schema_id)
+            except RegistryError as exc:
+                where = _where(message)
+                if not _transient(exc):
+                    raise _Blocked(
+                        ConsumerError(
+                            f"{where}: cannot fetch writer schema id {schema_id} from the "
+                            f"registry: {exc}; nothing from this record on was delivered or "
+                            f"committed"
+                        )
+                    ) from exc
+                now = time.monotonic()
+                if outage is None:
+                    outage = self._outage = _Outage(now)
+                outage.failed(now)
+                if moved:
+                    raise _Blocked(None) from exc
+                if now - outage.since >= self.registry_wait_seconds:
+                    self._outage = None  # calling consume() again waits anew
+                    raise _Blocked(
+                        RegistryUnavailableError(
+                            f"{where}: writer schema id {schema_id} is not cached and the "
+                            f"registry has failed for {now - outage.since:.1f}s, beyond "
+                            f"registry_wait_seconds={self.registry_wait_seconds:g} "
+                            f"({exc.message}); nothing from this record on was delivered or "
+                            f"committed: consume() again to keep waiting, or raise "
+                            f"registry_wait_seconds",
+                            status=exc.status,
+                            error_code=exc.error_code,
+                        )
+                    ) from exc
+                continue
+            self._outage = None
+            return plan
+
+    def _seek_back(self, first: Mapping[tuple[str, int], int]) -> None:
+        """Read each partition again from the given offset (dropping what is buffered)."""
+        if not first:
+            return
+        self._buffered = deque(m for m in self._buffered if (m.topic(), m.partition()) not in first)
+        for (topic, partition), offset in first.items():
+            # Not ours any more (KafkaException): the next owner starts at the committed
+            # offset, and no commit ever passed this record.
+            with contextlib.suppress(KafkaException):
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+
     # -- poison pills and errors ----------------------------------------------------------
     def _poison(
         self,
         message: Any,
         source: _Source,
         error: DeserializationError,
-        rest: Sequence[Any],
     ) -> None:
         topic, partition, offset = message.topic(), message.partition(), message.offset()
         where = f"{topic}[{partition}]@{offset}"
         if not self.dead_letters:
             self._positions[(topic, partition)] = offset + 1
-            self._buffered.extendleft(reversed(rest))
             raised = DeserializationError(
                 f"{where}: {error} (consume with dead_letters=True to route such records to "
                 f"{source.product.dlq_topic} and keep going)"
@@ -439,16 +624,27 @@ class ProductConsumer:
 
     def _send_dead_letter(self, message: Any, source: _Source, error: DeserializationError) -> None:
         dlq_topic = source.product.dlq_topic
+        where = _where(message)
         settings = {
             "bootstrap.servers": self.bootstrap_servers,
             "log_level": 3,
             **FIXED_PRODUCER_CONFIG,
         }
+        stop = (
+            f"consumption stopped before it: nothing from {where} on was committed and this "
+            f"batch will be read again"
+        )
         if dlq_topic not in self._dlq_topics:
-            ensure_topic(source.product, settings, topic=dlq_topic)
+            try:
+                ensure_topic(source.product, settings, topic=dlq_topic)
+            except MeshError as exc:
+                raise DeliveryError(
+                    f"cannot dead-letter the undecodable record {where}: {exc}; {stop}"
+                ) from exc
             self._dlq_topics.add(dlq_topic)
         if self._dlq is None:
             self._dlq = Producer(settings)
+        data = message.value()
         headers = list(message.headers() or [])
         headers += [
             ("mesh.dlq.error", str(error).encode()),
@@ -459,33 +655,45 @@ class ProductConsumer:
             ("mesh.dlq.source.timestamp", str(message.timestamp()[1]).encode()),
             ("mesh.dlq.consumer.group", self.group_id.encode()),
         ]
+        if data is not None and len(data) >= HEADER_SIZE and data[0] == MAGIC_BYTE:
+            schema_id = _SCHEMA_ID.unpack_from(data, 1)[0]
+            headers.append(("mesh.dlq.source.schema.id", str(schema_id).encode()))
         failures: list[str] = []
 
         def delivered(err: KafkaError | None, _msg: Message) -> None:
             if err is not None:
                 failures.append(err.str())
 
-        self._dlq.produce(
-            dlq_topic, message.value(), message.key(), headers=headers, on_delivery=delivered
-        )
-        remaining = self._dlq.flush(30)
+        try:
+            self._dlq.produce(
+                dlq_topic, data, message.key(), headers=headers, on_delivery=delivered
+            )
+            remaining = self._dlq.flush(30)
+        except (KafkaException, BufferError) as exc:
+            failures.append(str(exc))
+            remaining = 0
         if remaining or failures:
-            where = f"{message.topic()}[{message.partition()}]@{message.offset()}"
+            self._dlq = None  # a fresh producer for the next attempt
             raise DeliveryError(
-                f"could not write the undecodable record {where} to {dlq_topic}: "
-                f"{'; '.join(failures) or 'not acknowledged within 30s'}; it was not skipped "
-                f"and will be read again"
+                f"Kafka refused to dead-letter the undecodable record {where} to {dlq_topic}: "
+                f"{'; '.join(failures) or 'not acknowledged within 30s'}; {stop} (check that "
+                f"topic: its max.message.bytes, its ACLs for this consumer)"
             )
 
     def _on_error(self, message: Any) -> None:
         error = message.error()
         if error.fatal():
             raise ConsumerError(
-                f"fatal Kafka error while consuming {message.topic()}[{message.partition()}]: "
-                f"{error.str()}"
+                f"fatal Kafka error while consuming {_where(message)}: {error.str()} "
+                f"(uncommitted from {self._where_positions()})"
             )
         # Other errors (partition EOF, a topic not created yet, a broker restarting) are
         # transient: librdkafka retries them itself.
+
+    def _where_positions(self) -> str:
+        """The positions returned but not committed, as ``topic[partition]@offset`` (or "-")."""
+        found = ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(self._positions.items()))
+        return found or "the last committed offsets"
 
     # -- offsets ---------------------------------------------------------------------------
     def commit(self) -> None:
@@ -508,6 +716,37 @@ class ProductConsumer:
                 f"{exc}"
             ) from exc
         self._positions.clear()
+
+    def _missing_topics(self) -> set[str]:
+        """The subscribed topics the broker says do not exist yet (empty if it cannot say)."""
+        try:
+            metadata = self._consumer.list_topics(timeout=10)
+        except KafkaException:
+            return set()
+        return {topic for topic in self._sources if topic not in metadata.topics}
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Start partitions of topics created after subscribing at their first record when
+        the group has no committed offset for them (see the class docstring)."""
+        fresh = [tp for tp in partitions if tp.topic in self._new_topics]
+        if not fresh:
+            return
+        try:
+            committed = consumer.committed(
+                [TopicPartition(tp.topic, tp.partition) for tp in fresh], timeout=10
+            )
+            start = {(tp.topic, tp.partition) for tp in committed if tp.offset < 0}
+        except KafkaException:
+            start = {(tp.topic, tp.partition) for tp in fresh}  # re-read rather than skip
+        if not start:
+            return
+        for tp in partitions:
+            if (tp.topic, tp.partition) in start:
+                tp.offset = OFFSET_BEGINNING
+        if self._cooperative:
+            consumer.incremental_assign(partitions)
+        else:
+            consumer.assign(partitions)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Forget revoked partitions without committing: records returned but not yet
@@ -546,6 +785,24 @@ class ProductConsumer:
             self.close()
 
 
+def _where(message: Any) -> str:
+    return f"{message.topic()}[{message.partition()}]@{message.offset()}"
+
+
+def _first_offsets(messages: Sequence[Any]) -> dict[tuple[str, int], int]:
+    """Each partition's first offset in a batch (a partition's records come in order)."""
+    first: dict[tuple[str, int], int] = {}
+    for message in messages:
+        if message.error() is None:
+            first.setdefault((message.topic(), message.partition()), message.offset())
+    return first
+
+
+def _transient(error: RegistryError) -> bool:
+    """Whether waiting may help: unreachable, overloaded or failing (5xx, 429)."""
+    return isinstance(error, RegistryUnavailableError) or error.status >= 500 or error.status == 429
+
+
 def _frame_error(data: bytes | None) -> DeserializationError:
     if data is None:
         return DeserializationError("the record has no value (a tombstone), not an Avro record")
@@ -569,4 +826,8 @@ def _as_model(model: type[BaseModel], value: Any) -> BaseModel:
         )
         raise DeserializationError(
             f"the record does not fit model {model.__name__}: {problems}"
+        ) from exc
+    except Exception as exc:  # a validator of the model failed otherwise: still the record's
+        raise DeserializationError(
+            f"the record does not fit model {model.__name__}: {type(exc).__name__}: {exc}"
         ) from exc

@@ -218,6 +218,14 @@ class RegistryClient:
         self._schema_by_id[schema_id] = text
         return text
 
+    def get_schema_subjects(self, schema_id: int) -> list[str]:
+        """The subjects this schema id is registered under, soft-deleted versions included
+        (not cached: a subject may register the same schema later)."""
+        answer = self._request(
+            "GET", f"/schemas/ids/{int(schema_id)}/versions", params={"deleted": "true"}
+        )
+        return sorted({str(item["subject"]) for item in answer})
+
     def get_latest(self, subject: str) -> RegisteredSchema:
         """The newest version; the last one seen when the registry is unreachable."""
         try:

@@ -25,6 +25,7 @@ import io
 import json
 import re
 import struct
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from io import BytesIO
@@ -57,6 +58,7 @@ __all__ = [
     "RecordDecoder",
     "RecordEncoder",
     "SchemaSource",
+    "SubjectSchemaSource",
     "coerce_json",
     "fastavro_read_data",
     "json_default",
@@ -64,6 +66,7 @@ __all__ = [
     "parse_schema",
     "schema_name",
     "schema_problems",
+    "trailing_bytes_error",
 ]
 
 ParsedSchema = dict[str, Any]
@@ -94,6 +97,12 @@ class SchemaSource(Protocol):
     """Where a decoder finds writer schemas by id (``RegistryClient`` is one)."""
 
     def get_schema(self, schema_id: int) -> str: ...
+
+
+class SubjectSchemaSource(SchemaSource, Protocol):
+    """A schema source that also says under which subjects an id is registered."""
+
+    def get_schema_subjects(self, schema_id: int) -> list[str]: ...
 
 
 # -- loading and parsing ---------------------------------------------------------------
@@ -924,9 +933,10 @@ def _compile_fast_decoder(
     Simple fields (primitives, enums, nullable ones, logical types over them) are read by
     generated straight-line code, logical values converted by fastavro's own functions;
     other fields by fastavro's reader from the current position. Anything unusual
-    (truncated body, an index out of range, a varint longer than fastavro reads, bad
-    UTF-8) raises, and the caller then reads with fastavro, which gives the real error:
-    so it only ever returns what fastavro returns. Without a reader schema only.
+    (truncated body, bytes left after the body, an index out of range, a varint longer
+    than fastavro reads, bad UTF-8) raises, and the caller then reads with fastavro, which
+    gives the real error: so it only ever returns what fastavro returns.
+    Without a reader schema only.
     """
     if not isinstance(writer, dict) or writer.get("type") != "record":
         return None
@@ -936,7 +946,7 @@ def _compile_fast_decoder(
     for index, field in enumerate(writer["fields"]):
         names.append((field["name"], f"v{index}"))
         source.value(field["type"], 4, f"v{index}")
-    source.emit(4, "if p > L:", "    raise _F")
+    source.emit(4, "if p != L:", "    raise _F")  # short, or bytes after the body
     source.emit(4, "return {" + ", ".join(f"{name!r}: {var}" for name, var in names) + "}")
     code = compile("\n".join(source.lines), f"<decoder of {schema_name(writer)}>", "exec")
     exec(code, source.namespace)
@@ -953,10 +963,29 @@ class RecordDecoder:
     Each writer schema is fetched from ``registry`` once and kept parsed. With a
     ``reader_schema`` records are resolved to it (Avro schema evolution: added fields get
     their defaults, removed ones vanish); without one they come out as written.
+
+    Decoding is strict: bytes left after the Avro body, a schema id whose schema is not a
+    record, and (with ``subject``, the product's value subject) a *foreign* schema id, one
+    not registered under ``subject``, are :class:`DeserializationError`. The subject check
+    costs one registry call per new schema id, not per record. Refusals that cannot change
+    (not a record, a reader that cannot read the writer) are remembered for good; a
+    foreign id is asked again after ``recheck_seconds`` (the product may register the
+    same schema later, which gives it the same id), and the old answer stands while the
+    registry is unreachable. ``RegistryUnavailableError`` (and other registry errors)
+    propagate: they say nothing about the record, so the caller decides whether to wait.
     """
 
-    def __init__(self, registry: SchemaSource, reader_schema: SchemaLike | None = None) -> None:
+    def __init__(
+        self,
+        registry: SchemaSource,
+        reader_schema: SchemaLike | None = None,
+        *,
+        subject: str | None = None,
+        recheck_seconds: float = 60.0,
+    ) -> None:
         self.registry = registry
+        self.subject = subject
+        self.recheck_seconds = recheck_seconds
         self.reader: ParsedSchema | None = (
             parse_schema(reader_schema, source="reader schema")
             if reader_schema is not None
@@ -967,12 +996,26 @@ class RecordDecoder:
         self._schemas: dict[int, tuple[ParsedSchema, ParsedSchema | None]] = {}
         # schema id -> what fastavro's reader takes for it (read on the consumer's hot path)
         self.plans: dict[int, DecodePlan] = {}
+        # schema id -> (the refusal, monotonic time to ask again or None for never)
+        self._refused: dict[int, tuple[DeserializationError, float | None]] = {}
 
     def schemas_for(self, schema_id: int) -> tuple[ParsedSchema, ParsedSchema | None]:
         """(writer, reader-or-None) for ``schema_id``; a registry call only the first time."""
         found = self._schemas.get(schema_id)
         if found is not None:
             return found
+        refused = self._refused.get(schema_id)
+        if refused is not None and (refused[1] is None or time.monotonic() < refused[1]):
+            raise _again(refused[0])
+        try:
+            return self._resolve(schema_id)
+        except RegistryUnavailableError:
+            if refused is None:
+                raise
+            self._refused[schema_id] = (refused[0], time.monotonic() + self.recheck_seconds)
+            raise _again(refused[0])  # noqa: B904 - the refusal's own cause is kept
+
+    def _resolve(self, schema_id: int) -> tuple[ParsedSchema, ParsedSchema | None]:
         try:
             text = self.registry.get_schema(schema_id)
         except SchemaNotFoundError as exc:
@@ -980,20 +1023,56 @@ class RecordDecoder:
                 f"schema id {schema_id} is not in the registry ({exc}); the record was written "
                 f"against another registry or its schema was deleted"
             ) from exc
-        except RegistryUnavailableError:
-            raise
-        writer = parse_schema(text, source=f"writer schema id {schema_id}")
+        try:
+            writer = parse_schema(text, source=f"writer schema id {schema_id}")
+        except SchemaError as exc:
+            raise self._refuse(
+                schema_id,
+                f"schema id {schema_id} cannot decode a product record: {exc}",
+                exc,
+                forever=True,
+            ) from exc
+        if self.subject is not None:
+            self._check_subject(schema_id)
         reader = self.reader
         if reader is not None and _canonical(writer) == self._reader_form:
             reader = None  # identical: skip fastavro's per-record resolution
         if reader is not None:
-            _check_resolvable(writer, reader, schema_id)
+            try:
+                _check_resolvable(writer, reader, schema_id)
+            except DeserializationError as exc:
+                raise self._refuse(schema_id, str(exc), exc.__cause__, forever=True)  # noqa: B904
         found = (writer, reader)
         self._schemas[schema_id] = found
+        self._refused.pop(schema_id, None)
         named = {"writer": _named(writer), "reader": _named(reader) if reader is not None else {}}
         fast = _compile_fast_decoder(writer, named["writer"]) if reader is None else None
         self.plans[schema_id] = (writer, named, reader, fast)
         return found
+
+    def _check_subject(self, schema_id: int) -> None:
+        """Refuse a foreign schema id: one not registered under this product's subject."""
+        source: SubjectSchemaSource = self.registry  # type: ignore[assignment]
+        subjects = source.get_schema_subjects(schema_id)
+        if self.subject in subjects:
+            return
+        raise self._refuse(
+            schema_id,
+            f"foreign schema id {schema_id}: it is registered under "
+            f"{', '.join(sorted(subjects)) or 'no subject'}, not under {self.subject}; the "
+            f"record was written for another product",
+            None,
+            forever=False,
+        )
+
+    def _refuse(
+        self, schema_id: int, message: str, cause: BaseException | None, *, forever: bool
+    ) -> DeserializationError:
+        error = DeserializationError(message)
+        error.__cause__ = cause
+        until = None if forever else time.monotonic() + self.recheck_seconds
+        self._refused[schema_id] = (error, until)
+        return error
 
     def plan_for(self, schema_id: int) -> DecodePlan:
         """How to read records of ``schema_id`` (see :data:`DecodePlan`); a registry call
@@ -1022,18 +1101,37 @@ class RecordDecoder:
                 return schema_id, fast(data)
             except Exception:  # fastavro below reads it or says what is wrong
                 pass
+        buffer = io.BytesIO(body)
         try:
-            value = fastavro_read_data(io.BytesIO(body), writer, named, reader, READ_OPTIONS)
+            value = fastavro_read_data(buffer, writer, named, reader, READ_OPTIONS)
         except Exception as exc:
             raise DeserializationError(
                 f"cannot decode {len(body)}-byte Avro body with writer schema id {schema_id} "
                 f"({schema_name(writer)}): {type(exc).__name__}: {exc}"
             ) from exc
+        if buffer.tell() != len(body):
+            raise trailing_bytes_error(len(body) - buffer.tell(), schema_id, writer)
         if not isinstance(value, dict):
             raise DeserializationError(
                 f"schema id {schema_id} decodes to {type(value).__name__}, not a record"
             )
         return schema_id, value
+
+
+def trailing_bytes_error(extra: int, schema_id: int, writer: ParsedSchema) -> DeserializationError:
+    """The error for ``extra`` bytes left after a complete Avro body."""
+    return DeserializationError(
+        f"{extra} byte(s) left after the Avro body of writer schema id {schema_id} "
+        f"({schema_name(writer)}): the record was not written with this schema (or was "
+        f"damaged)"
+    )
+
+
+def _again(refusal: DeserializationError) -> DeserializationError:
+    """A fresh error with a remembered refusal's text and cause (its traceback stays small)."""
+    error = DeserializationError(str(refusal))
+    error.__cause__ = refusal.__cause__
+    return error
 
 
 def _canonical(parsed: ParsedSchema) -> str:

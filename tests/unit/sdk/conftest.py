@@ -23,9 +23,18 @@ def load(name: str) -> dict[str, Any]:
 class MemorySchemas:
     """A schema-id -> schema-text source that counts lookups (the registry's role)."""
 
-    def __init__(self, schemas: dict[int, dict[str, Any]]) -> None:
-        self.schemas = {key: json.dumps(value) for key, value in schemas.items()}
+    def __init__(
+        self,
+        schemas: dict[int, dict[str, Any] | str],
+        subjects: dict[int, list[str]] | None = None,
+    ) -> None:
+        self.schemas = {
+            key: value if isinstance(value, str) else json.dumps(value)
+            for key, value in schemas.items()
+        }
+        self.subjects = subjects or {}  # schema id -> subjects it is registered under
         self.calls = 0
+        self.subject_calls = 0
 
     def get_schema(self, schema_id: int) -> str:
         from mesh_stream.errors import SchemaNotFoundError
@@ -34,6 +43,10 @@ class MemorySchemas:
         if schema_id not in self.schemas:
             raise SchemaNotFoundError(f"schema {schema_id} not found", status=404, error_code=40403)
         return self.schemas[schema_id]
+
+    def get_schema_subjects(self, schema_id: int) -> list[str]:
+        self.subject_calls += 1
+        return self.subjects.get(schema_id, [])
 
 
 @pytest.fixture

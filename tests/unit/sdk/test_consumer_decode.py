@@ -23,8 +23,9 @@ def consumer(order_v1: dict[str, Any]) -> Iterator[tuple[ProductConsumer, str]]:
         [product],
         group_id="unit",
         bootstrap_servers="127.0.0.1:9",  # never contacted: messages are handed in directly
-        registry=MemorySchemas({4: order_v1}),  # type: ignore[arg-type]
+        registry=MemorySchemas({4: order_v1}, {4: [product.value_subject]}),  # type: ignore[arg-type]
         dead_letters=False,
+        from_beginning=True,  # no metadata request for new topics (nothing answers here)
         config={"log_level": 0},
         root=None,
     )
