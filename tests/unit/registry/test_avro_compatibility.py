@@ -145,7 +145,7 @@ def test_normal_form_keeps_docs_and_defaults_but_canonical_fingerprint_ignores_t
 
 
 def test_invalid_schema_says_why() -> None:
-    with pytest.raises(SchemaError, match='r.a: unknown type "nope"'):
+    with pytest.raises(SchemaError, match=r'r\.a: unknown type "nope"'):
         parse_schema({"type": "record", "name": "r", "fields": [{"name": "a", "type": "nope"}]})
     with pytest.raises(SchemaError, match="invalid Avro schema"):
         parse_schema("{not json")

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the case table reads best one case per line)
 """Avro schemas are validated as the specification says: names, symbols, aliases, fixed
 sizes, defaults against their types, a union's default against its first branch, strings
 UTF-8 can encode, and the cost limits. Every refusal names the field path; the registry
@@ -52,8 +53,17 @@ VALID: list[tuple[str, Any]] = [
     ("union string first", field(["string", "null"], default="x")),
     ("array default", field({"type": "array", "items": ITEM}, default=[{"sku": "a", "qty": 1}])),
     ("map default", field({"type": "map", "values": "long"}, default={"a": 2**40})),
-    ("record default via reference", rec({"name": "a", "type": ITEM}, {"name": "b", "type": "Item", "default": {"sku": "s", "qty": 2}})),
-    ("record default missing field with default", field(rec({"name": "a", "type": "int", "default": 1}, name="S"), default={})),
+    (
+        "record default via reference",
+        rec(
+            {"name": "a", "type": ITEM},
+            {"name": "b", "type": "Item", "default": {"sku": "s", "qty": 2}},
+        ),
+    ),
+    (
+        "record default missing field with default",
+        field(rec({"name": "a", "type": "int", "default": 1}, name="S"), default={}),
+    ),
     ("aliases", rec({"name": "a", "type": "int", "aliases": ["old_a"]}, aliases=["x.OldR"])),
     ("fixed size 0", field({"type": "fixed", "name": "Z", "size": 0})),
     ("recursive record", rec({"name": "next", "type": ["null", "R"], "default": None})),
@@ -222,9 +232,7 @@ def test_the_registry_core_refuses_each_with_42201_and_stores_nothing(
 HTTP_CASES = [case for case in INVALID if "surrogate" not in case[0]]
 
 
-@pytest.mark.parametrize(
-    ("case", "schema", "message"), HTTP_CASES, ids=[c for c, *_ in HTTP_CASES]
-)
+@pytest.mark.parametrize(("case", "schema", "message"), HTTP_CASES, ids=[c for c, *_ in HTTP_CASES])
 def test_the_registry_answers_each_with_422_42201_over_http(
     case: str, schema: Any, message: str
 ) -> None:
