@@ -41,7 +41,12 @@ MAX_VERSION = 2**31 - 1
 
 
 def check_subject_name(subject: str) -> str:
-    """Refuse names that could not be a topic-derived subject or could escape a path."""
+    """Refuse names that could not be a topic-derived subject or could escape a path.
+
+    Empty, over-long, control or separator characters (lone surrogates included), path
+    separators, `..` anywhere and empty dot segments. Bytes that are not UTF-8 never reach
+    here: the HTTP edge refuses such a URL before decoding it (edge.check_url).
+    """
     if not subject or len(subject) > MAX_SUBJECT_LENGTH:
         raise InvalidSubjectNameError(
             f"subject name must be 1 to {MAX_SUBJECT_LENGTH} characters, got {len(subject)}"
@@ -51,9 +56,17 @@ def check_subject_name(subject: str) -> str:
         raise InvalidSubjectNameError(
             f"subject name {subject!r} contains control, separator or surrounding blank characters"
         )
-    if "/" in subject or "\\" in subject or subject in (".", "..") or ".." in subject.split("."):
+    if "/" in subject or "\\" in subject:
+        raise InvalidSubjectNameError(f"subject name {subject!r} contains a path separator")
+    if ".." in subject:
         raise InvalidSubjectNameError(
-            f"subject name {subject!r} contains a path separator or a `..` segment"
+            f"subject name {subject!r} contains `..`; subjects are dot-separated names "
+            f"(e.g. orders.order-placed.v1-value)"
+        )
+    if "" in subject.split("."):
+        raise InvalidSubjectNameError(
+            f"subject name {subject!r} starts or ends with `.` (an empty segment); subjects "
+            f"are dot-separated names (e.g. orders.order-placed.v1-value)"
         )
     return subject
 
@@ -114,7 +127,8 @@ class SchemaRegistry:
 
     def parsed(self, schema_id: int) -> AvroSchema:
         if schema_id not in self._parsed:
-            self._parsed[schema_id] = parse_schema(self.state.schemas[schema_id])
+            # Stored earlier: read leniently, so a stricter release never strands a subject.
+            self._parsed[schema_id] = parse_schema(self.state.schemas[schema_id], strict=False)
         return self._parsed[schema_id]
 
     def _all_versions(self, subject: str) -> dict[int, SubjectVersion]:
