@@ -29,17 +29,23 @@ original kept as ``__cause__``::
     │   ├── SubjectSoftDeletedError 40404, SubjectNotSoftDeletedError 40405,
     │   │   VersionSoftDeletedError 40406, VersionNotSoftDeletedError 40407,
     │   │   SubjectConfigNotFoundError 40408
-    │   ├── InvalidRequestError      400 / 422 (InvalidSubjectNameError, RequestTooLargeError)
+    │   ├── InvalidRequestError      400 / 422 (InvalidSubjectNameError, RequestTooLargeError,
+    │   │                            UnencodableInputError 42216)
+    │   ├── TooManyRequestsError     429 42902 (TooManyAuthFailuresError 42901), retry_after
     │   ├── InvalidProductError      422 4221x (ProductSubjectMissingError,
     │   │                            UnknownInputProductError, ProductRejectedError)
     │   ├── ProductInUseError        409 40910
     │   └── RegistryFencedError      503 (a newer instance owns the writer role)
+    │       └── RegistryWriterConflictError 503 50303 (another writer id on the topic)
     ├── SchemaError                 an Avro contract cannot be parsed or used
     ├── DescriptorError             a product descriptor file is invalid (file and field named)
     ├── SerializationError          a record does not fit its schema (field path named)
     │   └── DeserializationError    bytes on the wire cannot be decoded
     ├── DeliveryError               Kafka did not acknowledge records (they are named)
-    └── ConsumerError               a fatal Kafka consumer error
+    ├── ConsumerError               a fatal Kafka consumer error
+    └── KafkaSecurityError          the cluster refused this connection's credentials
+        ├── KafkaAuthenticationError  wrong or missing SASL credentials, untrusted TLS
+        └── KafkaAuthorizationError   authenticated, but an ACL is missing
 
 Governance refusals by the registry are ``ProductRejectedError`` (422, ``error_code`` 42211,
 the violations on ``.violations``); ``mesh lint`` reports violations rather than raising.
@@ -182,6 +188,35 @@ class RequestTooLargeError(InvalidRequestError):
     """The request body is larger than the registry accepts (HTTP 413)."""
 
 
+class UnencodableInputError(InvalidRequestError):
+    """A body string the registry cannot store as UTF-8, e.g. a lone surrogate (422, 42216)."""
+
+
+class TooManyRequestsError(RegistryError):
+    """One client has too many CPU-heavy requests in flight (429, 42902; see ``retry_after``)."""
+
+    default_code = 42902
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: int = 1,
+        status: int = 429,
+        error_code: int | None = None,
+    ):
+        super().__init__(
+            message, status=status, error_code=error_code if error_code else self.default_code
+        )
+        self.retry_after = retry_after
+
+
+class TooManyAuthFailuresError(TooManyRequestsError):
+    """Too many failed authentications from one client address (429, 42901)."""
+
+    default_code = 42901
+
+
 class InvalidProductError(RegistryError):
     """A product descriptor sent to the registry is invalid or inconsistent (422, 4221x)."""
 
@@ -217,6 +252,10 @@ class RegistryFencedError(RegistryError):
     """A newer registry instance took over the writer role; this one only serves reads."""
 
 
+class RegistryWriterConflictError(RegistryFencedError):
+    """Another writer id writes the same registry topic; writes stop (503, 50303)."""
+
+
 class SchemaError(MeshError):
     """An Avro contract cannot be parsed or used."""
 
@@ -247,3 +286,15 @@ class DeliveryError(MeshError):
 
 class ConsumerError(MeshError):
     """The Kafka consumer hit a fatal error (the message names topic and partition)."""
+
+
+class KafkaSecurityError(MeshError):
+    """The Kafka cluster refused this connection; the message names the MESH_KAFKA_* setting."""
+
+
+class KafkaAuthenticationError(KafkaSecurityError):
+    """SASL authentication or the TLS handshake failed (wrong/missing credentials, unknown CA)."""
+
+
+class KafkaAuthorizationError(KafkaSecurityError):
+    """The principal authenticated but lacks an ACL (topic, group, transactional id, cluster)."""

@@ -32,6 +32,28 @@ class MeshSettings(BaseSettings):
         default=None,
         description="Kafka bootstrap servers; unset means the local broker (`mesh broker start`).",
     )
+    kafka_security_protocol: str = Field(
+        default="PLAINTEXT",
+        description="security.protocol of every Kafka client: PLAINTEXT, SSL, SASL_PLAINTEXT "
+        "or SASL_SSL.",
+    )
+    kafka_sasl_mechanism: str | None = Field(
+        default=None, description="SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512."
+    )
+    kafka_sasl_username: str | None = Field(default=None, description="SASL username.")
+    kafka_sasl_password: SecretStr | None = Field(default=None, description="SASL password.")
+    kafka_ssl_ca_location: Path | None = Field(
+        default=None, description="PEM file of the CA that signed the brokers' certificates."
+    )
+    kafka_ssl_certificate_location: Path | None = Field(
+        default=None, description="PEM client certificate (mTLS); needs the key too."
+    )
+    kafka_ssl_key_location: Path | None = Field(
+        default=None, description="PEM private key of the client certificate (mTLS)."
+    )
+    kafka_client_id: str | None = Field(
+        default=None, description="client.id the Kafka clients announce (broker logs, quotas)."
+    )
     registry_url: str = Field(
         default="http://127.0.0.1:8081", description="Base URL of the mesh registry."
     )
@@ -63,6 +85,42 @@ class MeshSettings(BaseSettings):
         default=False,
         description="Serve the registry without credentials, everyone admin (local dev only).",
     )
+    registry_max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest registry request body (HTTP 413 above)."
+    )
+    registry_max_schema_bytes: int = Field(
+        default=512 * 1024,
+        ge=64,
+        description="Largest schema text the registry parses (HTTP 422, 42201, above); the "
+        "Avro parser's own bounds apply too.",
+    )
+    registry_max_schema_fields: int = Field(
+        default=5000,
+        ge=1,
+        description="Most record fields (nested ones included) in one schema; parse and "
+        "compatibility cost grows with it.",
+    )
+    registry_max_schema_depth: int = Field(
+        default=128, ge=2, description="Deepest JSON nesting of one schema document."
+    )
+    registry_heavy_workers: int = Field(
+        default=2,
+        ge=1,
+        description="Threads that parse schemas and check compatibility, for all clients "
+        "together; the event loop keeps serving reads meanwhile.",
+    )
+    registry_heavy_per_client: int = Field(
+        default=2,
+        ge=1,
+        description="Schema-parsing requests one principal (or, unauthenticated, one client "
+        "address) may have in flight; more answer 429 with Retry-After.",
+    )
+    registry_auth_failures_per_minute: int = Field(
+        default=20,
+        ge=1,
+        description="Failed authentications one client address may make per minute; more "
+        "answer 429 with Retry-After.",
+    )
     registry_governance: bool = Field(
         default=True,
         description="Refuse (HTTP 422) product descriptors that break an error-level "
@@ -91,6 +149,12 @@ class MeshSettings(BaseSettings):
     broker_heap: str = Field(default="512m", description="JVM -Xmx of each local broker node.")
     broker_start_timeout: float = Field(
         default=90.0, gt=0, description="Seconds to wait for the local broker to answer."
+    )
+    consumer_registry_wait_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="How long a consumer (and `mesh tail`) waits for an unavailable registry "
+        "when a record needs a schema it has not seen, before it fails (nothing is skipped).",
     )
 
     def resolved_bootstrap_servers(self) -> str:

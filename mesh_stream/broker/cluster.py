@@ -4,6 +4,16 @@
 background, and waits until the cluster answers a metadata request that lists every
 node. What it started is written to ``<data_dir>/cluster.json`` so that another process
 (``mesh broker status``/``stop``, a later ``start``) knows about it.
+
+Security modes (``security=``): ``plaintext`` (the default, an open PLAINTEXT listener),
+``sasl`` (a SASL_PLAINTEXT client listener, SCRAM-SHA-512) and ``sasl_ssl`` (SASL_SSL with
+a CA the launcher makes). The secured modes run KRaft's ``StandardAuthorizer`` with
+``admin`` as the only super user and no access without an ACL. Brokers talk to each other
+through the client listener as ``admin`` (SCRAM); the controller listener stays on
+loopback without TLS but needs SASL PLAIN as ``admin``, so no listener lets an
+unauthenticated client in. SCRAM users are written into the metadata log when the
+storage is formatted (``kafka-storage format --add-scram``); users added to an existing
+cluster are created through the admin API. See :mod:`mesh_stream.broker.security`.
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,6 +39,19 @@ from mesh_stream.broker.distribution import (
     require_tool,
     resource_path,
 )
+from mesh_stream.broker.security import (
+    ADMIN,
+    MECHANISM,
+    PLAINTEXT,
+    SASL_SSL,
+    TLS_DIR,
+    BrokerCredentials,
+    check_mode,
+    ensure_credentials,
+    ensure_tls,
+    load_credentials,
+    write_private,
+)
 from mesh_stream.errors import (
     BrokerAlreadyRunningError,
     BrokerError,
@@ -36,6 +59,8 @@ from mesh_stream.errors import (
     ConfigurationError,
     PortInUseError,
 )
+from mesh_stream.kafka.clients import make_admin
+from mesh_stream.kafka.connection import KafkaConnection
 
 STATE_FILE = "cluster.json"
 HOST = "127.0.0.1"
@@ -58,6 +83,7 @@ class ClusterState:
     cluster_id: str
     kafka_version: str
     nodes: list[NodeState] = field(default_factory=list)
+    security: str = PLAINTEXT
 
     @property
     def bootstrap_servers(self) -> str:
@@ -81,6 +107,8 @@ class ClusterStatus:
     bootstrap_servers: str | None
     nodes: tuple[NodeStatus, ...]
     data_dir: Path
+    security: str = PLAINTEXT
+    credentials_file: Path | None = None  # passwords of the SCRAM users (never printed)
 
     @property
     def pids(self) -> list[int]:
@@ -185,8 +213,9 @@ class LocalCluster:
                 cluster_id=raw["cluster_id"],
                 kafka_version=raw["kafka_version"],
                 nodes=[NodeState(**node) for node in raw["nodes"]],
+                security=check_mode(raw.get("security", PLAINTEXT)),
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, ConfigurationError) as exc:
             raise ConfigurationError(
                 f"{self.state_file} is damaged ({exc}); remove {self.data_dir} or start with "
                 f"--fresh to begin a new cluster"
@@ -214,7 +243,34 @@ class LocalCluster:
             for node in state.nodes
         )
         running = bool(nodes) and all(node.running for node in nodes)
-        return ClusterStatus(running, state.bootstrap_servers, nodes, self.data_dir)
+        credentials = load_credentials(self.data_dir) if state.security != PLAINTEXT else None
+        return ClusterStatus(
+            running,
+            state.bootstrap_servers,
+            nodes,
+            self.data_dir,
+            security=state.security,
+            credentials_file=credentials.path if credentials else None,
+        )
+
+    def credentials(self) -> BrokerCredentials | None:
+        """The SCRAM users and CA of a secured cluster; None for a plaintext one."""
+        state = self._load_state()
+        if state is None or state.security == PLAINTEXT:
+            return None
+        return load_credentials(self.data_dir)
+
+    def connection(self, user: str = ADMIN) -> KafkaConnection:
+        """A client connection to this cluster as ``user`` (the admin by default)."""
+        state = self._load_state()
+        if state is None:
+            raise ConfigurationError(
+                f"no broker was ever started from {self.data_dir}; run `mesh broker start`"
+            )
+        credentials = self.credentials()
+        if credentials is None:
+            return KafkaConnection.create(state.bootstrap_servers)
+        return credentials.connection(state.bootstrap_servers, user)
 
     # -- start -------------------------------------------------------------------------
     def start(
@@ -224,14 +280,19 @@ class LocalCluster:
         port: int = 9092,
         timeout: float = 90.0,
         fresh: bool = False,
+        security: str = PLAINTEXT,
+        users: Sequence[str] = (),
     ) -> ClusterState:
         """Start a cluster of ``brokers`` nodes; return its state once it answers.
 
         ``port`` is the first node's client port (the others take the next ones);
-        0 picks free ports. Existing data is reused unless ``fresh``.
+        0 picks free ports. Existing data is reused unless ``fresh``. ``security`` is
+        ``plaintext``, ``sasl`` or ``sasl_ssl``; ``users`` are SCRAM users made besides
+        ``admin`` (one per domain) in the secured modes.
         """
         if brokers < 1:
             raise ConfigurationError(f"--brokers must be at least 1, got {brokers}")
+        check_mode(security)
         current = self.status()
         if any(node.running for node in current.nodes):
             pids = ", ".join(str(node.pid) for node in current.nodes if node.running)
@@ -256,13 +317,28 @@ class LocalCluster:
                 f"start it with --brokers {len(previous.nodes)}, use --fresh to erase it, "
                 f"or pick another MESH_DATA_DIR"
             )
+        if previous is not None and previous.security != security:
+            raise ConfigurationError(
+                f"{self.data_dir} holds a cluster started with --security {previous.security}, "
+                f"not {security}; start it with --security {previous.security}, use --fresh to "
+                f"erase it, or pick another MESH_DATA_DIR"
+            )
         state = self._plan(previous, brokers, port)
+        state.security = security
         self._check_ports(state)
+        credentials: BrokerCredentials | None = None
+        added: list[str] = []
         with self._data_dir_errors():
             if fresh and self.data_dir.exists():
                 shutil.rmtree(self.data_dir)
+            if security != PLAINTEXT:
+                credentials, added = ensure_credentials(self.data_dir, security, users)
+                if security == SASL_SSL:
+                    ensure_tls(self.data_dir / TLS_DIR)
             for node in state.nodes:
-                self._configure(state, node, format_storage=previous is None, java=java)
+                self._configure(
+                    state, node, format_storage=previous is None, java=java, credentials=credentials
+                )
 
         self.progress(
             f"Starting Kafka {state.kafka_version} (KRaft, {brokers} node"
@@ -271,12 +347,46 @@ class LocalCluster:
         for node in state.nodes:
             node.pid = self._launch(node, java)
         self._save_state(state)
+        connection = (
+            credentials.connection(state.bootstrap_servers)
+            if credentials
+            else KafkaConnection.create(state.bootstrap_servers)
+        )
         try:
-            self._wait_ready(state, timeout)
+            self._wait_ready(state, timeout, connection)
+            if credentials is not None and previous is not None and added:
+                self._add_users(connection, credentials, added)
         except BaseException:
             self.stop()
             raise
         return state
+
+    def _add_users(
+        self, connection: KafkaConnection, credentials: BrokerCredentials, names: list[str]
+    ) -> None:
+        """Create SCRAM users on a running cluster (users added after it was formatted)."""
+        from confluent_kafka.admin._scram import (
+            ScramCredentialInfo,
+            ScramMechanism,
+            UserScramCredentialAlteration,
+            UserScramCredentialUpsertion,
+        )
+
+        admin = make_admin(connection, {"log_level": 0})
+        upserts: list[UserScramCredentialAlteration] = [
+            UserScramCredentialUpsertion(
+                name,
+                ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192),
+                credentials.password(name).get_secret_value().encode(),
+            )
+            for name in names
+        ]
+        for name, future in admin.alter_user_scram_credentials(upserts).items():
+            try:
+                future.result(30)
+            except Exception as exc:
+                raise BrokerError(f"creating the SCRAM user {name!r} failed: {exc}") from exc
+        self.progress(f"added SCRAM users: {', '.join(names)}")
 
     @contextlib.contextmanager
     def _data_dir_errors(self) -> Iterator[None]:
@@ -321,7 +431,9 @@ class LocalCluster:
                         f"MESH_BROKER_PORT (0 picks free ports; with existing data use --fresh)"
                     )
 
-    def _properties(self, state: ClusterState, node: NodeState) -> str:
+    def _properties(
+        self, state: ClusterState, node: NodeState, credentials: BrokerCredentials | None = None
+    ) -> str:
         count = len(state.nodes)
         min_isr = 2 if count >= 3 else 1
         voters = ",".join(f"{n.node_id}@{HOST}:{n.controller_port}" for n in state.nodes)
@@ -347,34 +459,97 @@ class LocalCluster:
             "auto.create.topics.enable": "true",
             "log.retention.hours": 168,
         }
+        if credentials is not None:
+            settings.update(self._security_properties(node, credentials))
         lines = [f"# Written by mesh-stream for node {node.node_id} of cluster {state.cluster_id}"]
         lines += [f"{key}={value}" for key, value in settings.items()]
         return "\n".join(lines) + "\n"
 
+    def _security_properties(
+        self, node: NodeState, credentials: BrokerCredentials
+    ) -> dict[str, object]:
+        """Listener, SASL and authorizer settings of a secured node (see the module doc)."""
+        listener = "SASL_SSL" if credentials.security == SASL_SSL else "SASL_PLAINTEXT"
+        admin = credentials.password(ADMIN).get_secret_value()
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+        plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
+        settings: dict[str, object] = {
+            "listeners": f"{listener}://{HOST}:{node.port},CONTROLLER://{HOST}:{node.controller_port}",
+            "advertised.listeners": f"{listener}://{HOST}:{node.port}",
+            "inter.broker.listener.name": listener,
+            "listener.security.protocol.map": f"{listener}:{listener},CONTROLLER:SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms": MECHANISM.value,
+            "sasl.mechanism.inter.broker.protocol": MECHANISM.value,
+            f"listener.name.{listener.lower()}.{MECHANISM.value.lower()}.sasl.jaas.config": (
+                f'{scram} required username="{ADMIN}" password="{admin}";'
+            ),
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config": (
+                f'{plain} required username="{ADMIN}" password="{admin}" user_{ADMIN}="{admin}";'
+            ),
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": f"User:{ADMIN}",
+            "allow.everyone.if.no.acl.found": "false",
+        }
+        if credentials.security == SASL_SSL:
+            tls = self.data_dir / TLS_DIR
+            settings.update(
+                {
+                    "ssl.keystore.type": "PEM",
+                    "ssl.keystore.location": tls / "broker.pem",
+                    "ssl.truststore.type": "PEM",
+                    "ssl.truststore.location": tls / "ca.pem",
+                    "ssl.client.auth": "none",
+                }
+            )
+        return settings
+
     def _configure(
-        self, state: ClusterState, node: NodeState, *, format_storage: bool, java: str
+        self,
+        state: ClusterState,
+        node: NodeState,
+        *,
+        format_storage: bool,
+        java: str,
+        credentials: BrokerCredentials | None = None,
     ) -> None:
         directory = self.node_dir(node.node_id)
         directory.mkdir(parents=True, exist_ok=True)
         properties = directory / "server.properties"
-        properties.write_text(self._properties(state, node))
+        text = self._properties(state, node, credentials)
+        if credentials is None:
+            properties.write_text(text)
+        else:
+            write_private(properties, text)  # holds the admin password
         if not format_storage:
             return
-        result = subprocess.run(
-            [
-                java,
-                "-cp",
-                self.distribution.classpath,
-                "kafka.tools.StorageTool",
-                "format",
-                f"--cluster-id={state.cluster_id}",
-                f"--config={properties}",
-                "--ignore-formatted",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        arguments = [
+            "-cp",
+            self.distribution.classpath,
+            "kafka.tools.StorageTool",
+            "format",
+            f"--cluster-id={state.cluster_id}",
+            f"--config={properties}",
+            "--ignore-formatted",
+        ]
+        argfile = directory / "format.args"
+        if credentials is not None:
+            # Passwords go through a java @argfile (0600, removed after), never the command
+            # line, which other users of the machine can read in /proc.
+            for name, password in credentials.users.items():
+                arguments.append(
+                    f"--add-scram={MECHANISM.value}=[name={name},"
+                    f"password={password.get_secret_value()}]"
+                )
+            write_private(argfile, "\n".join(f'"{a}"' for a in arguments) + "\n")
+            command = [java, f"@{argfile}"]
+        else:
+            command = [java, *arguments]
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, check=False)
+        finally:
+            argfile.unlink(missing_ok=True)
         if result.returncode != 0:
             raise BrokerError(
                 f"formatting {directory / 'data'} for node {node.node_id} failed:\n"
@@ -406,11 +581,12 @@ class LocalCluster:
             )
         return process.pid
 
-    def _wait_ready(self, state: ClusterState, timeout: float) -> None:
-        from confluent_kafka.admin import AdminClient
-
+    def _wait_ready(
+        self, state: ClusterState, timeout: float, connection: KafkaConnection | None = None
+    ) -> None:
+        connection = connection or KafkaConnection.create(state.bootstrap_servers)
         # log_level 0 keeps librdkafka's connection-refused chatter out of the terminal.
-        admin = AdminClient({"bootstrap.servers": state.bootstrap_servers, "log_level": 0})
+        admin = make_admin(connection, {"log_level": 0})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for node in state.nodes:

@@ -1,0 +1,136 @@
+"""The one place that builds Kafka clients (confluent-kafka producers, consumers, admin).
+
+Every client gets its connection keys (servers, security protocol, SASL, TLS, client id)
+from a :class:`~mesh_stream.kafka.connection.KafkaConnection`, so a secured cluster works
+for every part of the mesh at once. ``config`` adds the client's own keys on top
+(``group.id``, ``acks``, callbacks, ...). A unit test fails when ``Producer(``,
+``Consumer(``, ``AdminClient(`` or ``NewTopic(`` is called anywhere else in
+``mesh_stream/`` than the files it lists.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._metadata import ClusterMetadata
+from confluent_kafka.cimpl import NewTopic
+
+from mesh_stream.errors import BrokerUnreachableError, KafkaAuthenticationError
+from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
+
+# Error codes after which waiting longer cannot help: the credentials or TLS are wrong.
+_FATAL_CONNECT_CODES = frozenset(
+    {
+        KafkaError._AUTHENTICATION,
+        KafkaError.SASL_AUTHENTICATION_FAILED,
+        KafkaError._SSL,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    }
+)
+
+
+_DOWN_CODES = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN})
+
+
+def make_producer(conn: KafkaConnection, config: Mapping[str, Any] | None = None) -> Producer:
+    """A confluent-kafka ``Producer`` on ``conn`` with ``config`` on top."""
+    return Producer(conn.librdkafka_config(config))
+
+
+def make_consumer(conn: KafkaConnection, config: Mapping[str, Any] | None = None) -> Consumer:
+    """A confluent-kafka ``Consumer`` on ``conn``; ``config`` must hold ``group.id``."""
+    return Consumer(conn.librdkafka_config(config))
+
+
+def make_admin(conn: KafkaConnection, config: Mapping[str, Any] | None = None) -> AdminClient:
+    """A confluent-kafka ``AdminClient`` on ``conn`` with ``config`` on top."""
+    return AdminClient(conn.librdkafka_config(config))
+
+
+def new_topic(
+    name: str,
+    *,
+    partitions: int,
+    replication_factor: int = -1,
+    config: Mapping[str, str] | None = None,
+) -> NewTopic:
+    """A topic to create; replication factor -1 lets the cluster apply its
+    ``default.replication.factor``."""
+    return NewTopic(
+        name,
+        num_partitions=partitions,
+        replication_factor=replication_factor,
+        config=dict(config or {}),
+    )
+
+
+def probe(conn: KafkaConnection, timeout: float = 10.0) -> ClusterMetadata:
+    """The cluster's metadata, or our error if it cannot be had within ``timeout`` s.
+
+    Fails early (not at the timeout) on an authentication or TLS error, with the
+    message of :func:`~mesh_stream.kafka.connection.explain_kafka_error`.
+    """
+    seen: list[KafkaError] = []
+    admin = make_admin(conn, {"error_cb": seen.append, "log_level": 0})
+    deadline = time.monotonic() + timeout
+    last: KafkaError | KafkaException | None = None
+    started = time.monotonic()
+    while True:
+        admin.poll(0)  # serves error_cb
+        fatal = next((e for e in seen if e.code() in _FATAL_CONNECT_CODES), None)
+        if fatal is not None:
+            raise explain_kafka_error(fatal, conn) from KafkaException(fatal)
+        down = next((e for e in seen if e.code() in _DOWN_CODES), None)
+        if down is not None and time.monotonic() - started >= 2.0 and _listens(conn):
+            raise _handshake_error(conn) from KafkaException(down)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            admin.poll(0)
+            break
+        try:
+            return admin.list_topics(timeout=max(0.1, min(1.0, remaining)))
+        except KafkaException as exc:
+            last = exc
+    cause = seen[-1] if seen else last
+    if cause is None:
+        raise BrokerUnreachableError(
+            f"no Kafka broker answered at {conn.bootstrap_servers} within {timeout:g} s; "
+            f"check MESH_BOOTSTRAP_SERVERS and MESH_KAFKA_SECURITY_PROTOCOL"
+        )
+    raise explain_kafka_error(cause, conn) from (
+        cause if isinstance(cause, KafkaException) else KafkaException(cause)
+    )
+
+
+def _listens(conn: KafkaConnection) -> bool:
+    """True when some bootstrap server accepts a TCP connection (Kafka aside)."""
+    for server in conn.bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=1.0):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+def _handshake_error(conn: KafkaConnection) -> KafkaAuthenticationError:
+    """A server listens but drops our Kafka requests: it wants other security settings."""
+    settings = "MESH_KAFKA_SECURITY_PROTOCOL"
+    if not conn.security_protocol.uses_sasl:
+        settings += (
+            ", MESH_KAFKA_SASL_MECHANISM, MESH_KAFKA_SASL_USERNAME / MESH_KAFKA_SASL_PASSWORD"
+        )
+    if not conn.security_protocol.uses_tls:
+        settings += " and MESH_KAFKA_SSL_CA_LOCATION"
+    return KafkaAuthenticationError(
+        f"{conn.bootstrap_servers} accepts connections but closes them on Kafka requests sent "
+        f"over {conn.security_protocol.value}: the listener needs credentials or TLS; "
+        f"check {settings}"
+    )

@@ -1,0 +1,509 @@
+"""One typed Kafka connection that renders the config of every client the mesh builds.
+
+A :class:`KafkaConnection` holds where the cluster is and how to authenticate to it
+(``security.protocol``, SASL mechanism and credentials, TLS files, client id). It is
+validated when built — a wrong mechanism name, a missing CA file or a password without a
+username is a one-line :class:`~mesh_stream.errors.ConfigurationError` naming the
+``MESH_KAFKA_*`` setting, before any connection is tried — and it renders:
+
+- :meth:`KafkaConnection.librdkafka_config` for confluent-kafka producers, consumers and
+  admin clients (build those with :mod:`mesh_stream.kafka.clients`, the one place that does);
+- :meth:`KafkaConnection.faust_broker_url` and :meth:`KafkaConnection.faust_broker_credentials`
+  for faust/aiokafka (faust is imported only when that method is called, so the SDK can
+  import this module without pulling in faust).
+
+The password is a :class:`~pydantic.SecretStr`: ``repr``/``str`` of the connection, of the
+rendered config and of every error show ``**********``; only the mapping handed to
+librdkafka (and faust's credentials object) carries the real value. Use
+:meth:`KafkaConnection.redacted` to log a config.
+
+:func:`explain_kafka_error` turns librdkafka's authentication, TLS and authorization
+failures into :class:`~mesh_stream.errors.KafkaSecurityError` subclasses that say which
+setting to check or which ACL is missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import SecretStr
+
+from mesh_stream.errors import (
+    BrokerUnreachableError,
+    ConfigurationError,
+    KafkaAuthenticationError,
+    KafkaAuthorizationError,
+    MeshError,
+)
+
+if TYPE_CHECKING:
+    from confluent_kafka import KafkaError, KafkaException
+    from faust.types.auth import CredentialsT
+
+    from mesh_stream.settings import MeshSettings
+
+MASK = "**********"
+
+# The setting (environment variable) behind each field, for error messages.
+SETTING = {
+    "bootstrap_servers": "MESH_BOOTSTRAP_SERVERS",
+    "security_protocol": "MESH_KAFKA_SECURITY_PROTOCOL",
+    "sasl_mechanism": "MESH_KAFKA_SASL_MECHANISM",
+    "sasl_username": "MESH_KAFKA_SASL_USERNAME",
+    "sasl_password": "MESH_KAFKA_SASL_PASSWORD",
+    "ssl_ca_location": "MESH_KAFKA_SSL_CA_LOCATION",
+    "ssl_certificate_location": "MESH_KAFKA_SSL_CERTIFICATE_LOCATION",
+    "ssl_key_location": "MESH_KAFKA_SSL_KEY_LOCATION",
+    "client_id": "MESH_KAFKA_CLIENT_ID",
+}
+
+# librdkafka keys whose values are secrets: masked in every repr of a rendered config.
+SECRET_KEYS = frozenset(
+    {
+        "sasl.password",
+        "ssl.key.password",
+        "ssl.keystore.password",
+        "ssl.key.pem",
+        "sasl.oauthbearer.client.secret",
+    }
+)
+
+
+class SecurityProtocol(enum.StrEnum):
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_PLAINTEXT = "SASL_PLAINTEXT"
+    SASL_SSL = "SASL_SSL"
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self in (SecurityProtocol.SASL_PLAINTEXT, SecurityProtocol.SASL_SSL)
+
+    @property
+    def uses_tls(self) -> bool:
+        return self in (SecurityProtocol.SSL, SecurityProtocol.SASL_SSL)
+
+
+class SaslMechanism(enum.StrEnum):
+    PLAIN = "PLAIN"
+    SCRAM_SHA_256 = "SCRAM-SHA-256"
+    SCRAM_SHA_512 = "SCRAM-SHA-512"
+
+
+def _choices(kind: type[enum.StrEnum]) -> str:
+    return ", ".join(member.value for member in kind)
+
+
+class KafkaConfig(dict[str, Any]):
+    """A librdkafka config mapping whose ``repr``/``str`` mask secret values.
+
+    confluent-kafka reads the real values (it iterates the mapping); a log line or a
+    traceback that prints the mapping shows ``**********`` instead.
+    """
+
+    def redacted(self) -> dict[str, Any]:
+        return {key: MASK if key in SECRET_KEYS else value for key, value in self.items()}
+
+    def __repr__(self) -> str:
+        return repr(self.redacted())
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class KafkaConnection:
+    """Where a Kafka cluster is and how to authenticate to it; validated when built.
+
+    Build it with :meth:`from_settings` (``MESH_BOOTSTRAP_SERVERS`` and ``MESH_KAFKA_*``) or
+    :meth:`create` (plain strings, e.g. from flags). Immutable: derive variants with
+    :meth:`replace`, which validates again.
+    """
+
+    bootstrap_servers: str
+    security_protocol: SecurityProtocol = SecurityProtocol.PLAINTEXT
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: Path | None = None
+    ssl_certificate_location: Path | None = None
+    ssl_key_location: Path | None = None
+    client_id: str | None = None
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    # -- construction ------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        bootstrap_servers: str,
+        *,
+        security_protocol: str | SecurityProtocol | None = None,
+        sasl_mechanism: str | SaslMechanism | None = None,
+        sasl_username: str | None = None,
+        sasl_password: str | SecretStr | None = None,
+        ssl_ca_location: str | Path | None = None,
+        ssl_certificate_location: str | Path | None = None,
+        ssl_key_location: str | Path | None = None,
+        client_id: str | None = None,
+    ) -> KafkaConnection:
+        """Build from loose values (strings, case-insensitive names); empty means unset."""
+        password = sasl_password
+        if isinstance(password, SecretStr):
+            password = password.get_secret_value()
+        return cls(
+            bootstrap_servers=(bootstrap_servers or "").strip(),
+            security_protocol=_parse_protocol(security_protocol),
+            sasl_mechanism=_parse_mechanism(sasl_mechanism),
+            sasl_username=sasl_username or None,
+            sasl_password=SecretStr(password) if password else None,
+            ssl_ca_location=_path(ssl_ca_location),
+            ssl_certificate_location=_path(ssl_certificate_location),
+            ssl_key_location=_path(ssl_key_location),
+            client_id=client_id or None,
+        )
+
+    @classmethod
+    def from_settings(
+        cls, settings: MeshSettings, *, default_client_id: str | None = None
+    ) -> KafkaConnection:
+        """The connection ``settings`` describe; ``default_client_id`` applies when
+        ``MESH_KAFKA_CLIENT_ID`` is unset (e.g. ``mesh-registry``)."""
+        return cls.create(
+            settings.resolved_bootstrap_servers(),
+            security_protocol=settings.kafka_security_protocol,
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_username=settings.kafka_sasl_username,
+            sasl_password=settings.kafka_sasl_password,
+            ssl_ca_location=settings.kafka_ssl_ca_location,
+            ssl_certificate_location=settings.kafka_ssl_certificate_location,
+            ssl_key_location=settings.kafka_ssl_key_location,
+            client_id=settings.kafka_client_id or default_client_id,
+        )
+
+    def replace(self, **changes: Any) -> KafkaConnection:
+        """A copy with ``changes`` applied (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    # -- descriptions ------------------------------------------------------------------
+    @property
+    def principal(self) -> str:
+        """The Kafka principal the broker will see, as ACLs name it."""
+        if self.security_protocol.uses_sasl:
+            return f"User:{self.sasl_username}"
+        if self.ssl_certificate_location is not None:
+            return f"the principal of the certificate {self.ssl_certificate_location}"
+        return "User:ANONYMOUS"
+
+    def describe(self) -> str:
+        """One line for messages: protocol, servers and identity, never the password."""
+        text = f"{self.security_protocol.value} to {self.bootstrap_servers}"
+        if self.security_protocol.uses_sasl:
+            text += f" as {self.sasl_username} ({self.sasl_mechanism})"
+        return text
+
+    # -- librdkafka --------------------------------------------------------------------
+    def librdkafka_config(self, extra: Mapping[str, Any] | None = None) -> KafkaConfig:
+        """The confluent-kafka/librdkafka config: connection keys, then ``extra`` on top."""
+        config = KafkaConfig({"bootstrap.servers": self.bootstrap_servers})
+        config["security.protocol"] = self.security_protocol.value.lower()
+        if self.sasl_mechanism is not None:
+            config["sasl.mechanism"] = self.sasl_mechanism.value
+        if self.sasl_username is not None:
+            config["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_ca_location is not None:
+            config["ssl.ca.location"] = str(self.ssl_ca_location)
+        if self.ssl_certificate_location is not None:
+            config["ssl.certificate.location"] = str(self.ssl_certificate_location)
+        if self.ssl_key_location is not None:
+            config["ssl.key.location"] = str(self.ssl_key_location)
+        if self.client_id is not None:
+            config["client.id"] = self.client_id
+        config.update(extra or {})
+        return config
+
+    def redacted(self) -> dict[str, Any]:
+        """The librdkafka config with secrets masked: safe to log or print."""
+        return self.librdkafka_config().redacted()
+
+    # -- faust / aiokafka ----------------------------------------------------------------
+    def faust_broker_url(self) -> str:
+        """faust's ``broker`` setting: ``kafka://host:port;kafka://host:port``."""
+        servers = [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
+        return ";".join(f"kafka://{server}" for server in servers)
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """A client TLS context (CA, client certificate) for aiokafka; None without TLS."""
+        if not self.security_protocol.uses_tls:
+            return None
+        try:
+            cafile = str(self.ssl_ca_location) if self.ssl_ca_location else None
+            context = ssl.create_default_context(cafile=cafile)
+        except ssl.SSLError as exc:
+            raise ConfigurationError(
+                f"{SETTING['ssl_ca_location']}: {self.ssl_ca_location} is not a usable PEM CA "
+                f"certificate ({exc.reason or exc})"
+            ) from exc
+        if self.ssl_certificate_location is not None and self.ssl_key_location is not None:
+            try:
+                context.load_cert_chain(self.ssl_certificate_location, self.ssl_key_location)
+            except ssl.SSLError as exc:
+                raise ConfigurationError(
+                    f"{SETTING['ssl_certificate_location']} / {SETTING['ssl_key_location']}: "
+                    f"{self.ssl_certificate_location} and {self.ssl_key_location} are not a "
+                    f"matching PEM certificate and unencrypted key ({exc.reason or exc})"
+                ) from exc
+        return context
+
+    def faust_broker_credentials(self) -> CredentialsT | None:
+        """faust's ``broker_credentials``: SASL or SSL credentials, None for PLAINTEXT.
+
+        Imports faust here, not at module import, so the SDK stays free of faust.
+        """
+        from faust.auth import SASLCredentials, SSLCredentials
+
+        context = self.ssl_context()
+        if self.security_protocol.uses_sasl:
+            assert self.sasl_mechanism is not None
+            assert self.sasl_password is not None
+            return SASLCredentials(
+                username=self.sasl_username,
+                password=self.sasl_password.get_secret_value(),
+                mechanism=self.sasl_mechanism.value,
+                ssl_context=context,
+            )
+        if context is not None:
+            return SSLCredentials(context)
+        return None
+
+
+# -- validation -------------------------------------------------------------------------
+def _path(value: str | Path | None) -> Path | None:
+    if value is None or str(value) == "":
+        return None
+    return Path(value).expanduser()
+
+
+def _parse_protocol(value: str | SecurityProtocol | None) -> SecurityProtocol:
+    if value is None or value == "":
+        return SecurityProtocol.PLAINTEXT
+    try:
+        return SecurityProtocol(str(value).strip().upper().replace("-", "_"))
+    except ValueError:
+        raise ConfigurationError(
+            f"{SETTING['security_protocol']}={value!r} is not a security protocol; "
+            f"use one of {_choices(SecurityProtocol)}"
+        ) from None
+
+
+def _parse_mechanism(value: str | SaslMechanism | None) -> SaslMechanism | None:
+    if value is None or value == "":
+        return None
+    try:
+        return SaslMechanism(str(value).strip().upper().replace("_", "-"))
+    except ValueError:
+        raise ConfigurationError(
+            f"{SETTING['sasl_mechanism']}={value!r} is not a supported SASL mechanism; "
+            f"use one of {_choices(SaslMechanism)}"
+        ) from None
+
+
+def _validate(conn: KafkaConnection) -> None:
+    if not isinstance(conn.security_protocol, SecurityProtocol):
+        object.__setattr__(conn, "security_protocol", _parse_protocol(conn.security_protocol))
+    if conn.sasl_mechanism is not None and not isinstance(conn.sasl_mechanism, SaslMechanism):
+        object.__setattr__(conn, "sasl_mechanism", _parse_mechanism(conn.sasl_mechanism))
+    servers = [s.strip() for s in conn.bootstrap_servers.split(",") if s.strip()]
+    if not servers or any(":" not in s for s in servers):
+        raise ConfigurationError(
+            f"{SETTING['bootstrap_servers']}={conn.bootstrap_servers!r} is not a list of "
+            f"host:port; set it to your cluster's bootstrap servers, e.g. broker1:9092,broker2:9092"
+        )
+    protocol = conn.security_protocol
+    _validate_sasl(conn, protocol)
+    _validate_tls(conn, protocol)
+
+
+def _validate_sasl(conn: KafkaConnection, protocol: SecurityProtocol) -> None:
+    given = [
+        SETTING[name]
+        for name in ("sasl_mechanism", "sasl_username", "sasl_password")
+        if getattr(conn, name) is not None
+    ]
+    if not protocol.uses_sasl:
+        if given:
+            raise ConfigurationError(
+                f"{' and '.join(given)} set, but {SETTING['security_protocol']} is "
+                f"{protocol.value}; set it to SASL_PLAINTEXT or SASL_SSL, or unset them"
+            )
+        return
+    if conn.sasl_password is not None and conn.sasl_username is None:
+        raise ConfigurationError(
+            f"{SETTING['sasl_password']} is set without {SETTING['sasl_username']}; "
+            f"set both or neither"
+        )
+    if conn.sasl_username is not None and conn.sasl_password is None:
+        raise ConfigurationError(
+            f"{SETTING['sasl_username']} is set without {SETTING['sasl_password']}; "
+            f"set both or neither"
+        )
+    if conn.sasl_username is None:
+        raise ConfigurationError(
+            f"{SETTING['security_protocol']} is {protocol.value}, which needs "
+            f"{SETTING['sasl_username']} and {SETTING['sasl_password']}; set them"
+        )
+    if conn.sasl_mechanism is None:
+        raise ConfigurationError(
+            f"{SETTING['security_protocol']} is {protocol.value}, which needs "
+            f"{SETTING['sasl_mechanism']}; use one of {_choices(SaslMechanism)}"
+        )
+
+
+def _validate_tls(conn: KafkaConnection, protocol: SecurityProtocol) -> None:
+    files = {
+        name: getattr(conn, name)
+        for name in ("ssl_ca_location", "ssl_certificate_location", "ssl_key_location")
+        if getattr(conn, name) is not None
+    }
+    if files and not protocol.uses_tls:
+        raise ConfigurationError(
+            f"{' and '.join(SETTING[name] for name in files)} set, but "
+            f"{SETTING['security_protocol']} is {protocol.value}; TLS files need SSL or "
+            f"SASL_SSL"
+        )
+    cert, key = conn.ssl_certificate_location, conn.ssl_key_location
+    if cert is not None and key is None:
+        raise ConfigurationError(
+            f"{SETTING['ssl_certificate_location']} is set without "
+            f"{SETTING['ssl_key_location']}; a client certificate needs its private key"
+        )
+    if key is not None and cert is None:
+        raise ConfigurationError(
+            f"{SETTING['ssl_key_location']} is set without "
+            f"{SETTING['ssl_certificate_location']}; a private key needs its certificate"
+        )
+    for name, path in files.items():
+        _check_pem_file(SETTING[name], path)
+
+
+def _check_pem_file(setting: str, path: Path) -> None:
+    if not path.exists():
+        raise ConfigurationError(f"{setting}: {path} does not exist; point it at a PEM file")
+    if not path.is_file():
+        raise ConfigurationError(f"{setting}: {path} is not a file; point it at a PEM file")
+    if not os.access(path, os.R_OK):
+        raise ConfigurationError(f"{setting}: {path} is not readable by this user")
+    try:
+        head = path.read_bytes()[:65536]
+    except OSError as exc:
+        raise ConfigurationError(f"{setting}: {path} cannot be read ({exc.strerror})") from exc
+    if b"-----BEGIN " not in head:
+        raise ConfigurationError(f"{setting}: {path} is not a PEM file (no -----BEGIN line)")
+
+
+# -- errors from librdkafka ---------------------------------------------------------------
+def explain_kafka_error(
+    error: KafkaError | KafkaException,
+    conn: KafkaConnection,
+    *,
+    topic: str | None = None,
+    group: str | None = None,
+    transactional_id: str | None = None,
+    operation: str | None = None,
+) -> MeshError:
+    """Our error for a librdkafka error: what failed, for whom, and what to check.
+
+    Authentication and TLS failures name the ``MESH_KAFKA_*`` settings; authorization
+    failures name the resource, the principal and the ACL operation (``operation``, e.g.
+    ``WRITE`` for a producer, ``READ`` for a consumer). Other errors become a
+    :class:`~mesh_stream.errors.MeshError` (or ``BrokerUnreachableError``) with the text.
+    The caller raises the result ``from`` the original.
+    """
+    from confluent_kafka import KafkaError, KafkaException
+
+    kafka_error = error
+    if isinstance(error, KafkaException):
+        first = error.args[0] if error.args else None
+        kafka_error = first if isinstance(first, KafkaError) else KafkaError(KafkaError._FAIL)
+    assert isinstance(kafka_error, KafkaError)
+    code = kafka_error.code()
+    text = kafka_error.str()
+    lowered = text.lower()
+    where = conn.bootstrap_servers
+    op = (operation or "access").upper()
+
+    if code == KafkaError._SSL or "ssl handshake" in lowered or "certificate verify" in lowered:
+        return _tls_error(conn, text)
+    if code in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED):
+        if conn.security_protocol.uses_sasl:
+            return KafkaAuthenticationError(
+                f"authentication to {where} failed as {conn.sasl_username} with "
+                f"{conn.sasl_mechanism}: check {SETTING['sasl_username']} / "
+                f"{SETTING['sasl_password']} (and {SETTING['sasl_mechanism']}); "
+                f"the broker said: {text}"
+            )
+        return KafkaAuthenticationError(
+            f"authentication to {where} failed over {conn.security_protocol.value}: check "
+            f"{SETTING['security_protocol']} and the SASL/TLS settings; the broker said: {text}"
+        )
+    if code in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN) and (
+        "security.protocol" in lowered or "sasl" in lowered or "authentication" in lowered
+    ):
+        return KafkaAuthenticationError(
+            f"{where} closed the connection during the handshake over "
+            f"{conn.security_protocol.value}: the listener probably needs SASL credentials or "
+            f"TLS; check {SETTING['security_protocol']}, {SETTING['sasl_mechanism']}, "
+            f"{SETTING['sasl_username']} / {SETTING['sasl_password']} ({text})"
+        )
+    authorization = {
+        KafkaError.TOPIC_AUTHORIZATION_FAILED: ("topic", topic),
+        KafkaError.GROUP_AUTHORIZATION_FAILED: ("group", group),
+        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED: ("transactional id", transactional_id),
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED: ("cluster", "kafka-cluster"),
+    }
+    if code in authorization:
+        kind, name = authorization[code]
+        resource = f"{kind} {name}" if name else f"the {kind}"
+        return KafkaAuthorizationError(
+            f"{conn.principal} may not {op} {resource} at {where}: no ACL allows it "
+            f"({KafkaError(code).name()}); grant ALLOW {op} on {resource} to "
+            f"{conn.principal}, or use the credentials of the owning domain "
+            f"({SETTING['sasl_username']})"
+        )
+    if code in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE):
+        return BrokerUnreachableError(
+            f"no Kafka broker answers at {where} ({text}); check "
+            f"{SETTING['bootstrap_servers']} and {SETTING['security_protocol']}"
+        )
+    return MeshError(f"Kafka error at {where} ({conn.describe()}): {text}")
+
+
+def _tls_error(conn: KafkaConnection, text: str) -> KafkaAuthenticationError:
+    where = conn.bootstrap_servers
+    lowered = text.lower()
+    if not conn.security_protocol.uses_tls:
+        return KafkaAuthenticationError(
+            f"{where} speaks TLS but {SETTING['security_protocol']} is "
+            f"{conn.security_protocol.value}; use SSL or SASL_SSL ({text})"
+        )
+    if "certificate verify failed" in lowered or "could not be verified" in lowered:
+        ca = conn.ssl_ca_location or "unset, so the system's CAs are used"
+        return KafkaAuthenticationError(
+            f"the TLS certificate of {where} could not be verified: set "
+            f"{SETTING['ssl_ca_location']} to the PEM file of the CA that signed it "
+            f"(now {ca}); {text}"
+        )
+    return KafkaAuthenticationError(
+        f"the TLS handshake with {where} failed: check {SETTING['ssl_ca_location']}, "
+        f"{SETTING['ssl_certificate_location']} and {SETTING['ssl_key_location']} "
+        f"({text})"
+    )
