@@ -26,7 +26,14 @@ from mesh_stream.registry.service.context import (
     Services,
 )
 from mesh_stream.registry.service.products import ProductCatalog
-from mesh_stream.registry.service.routes import compatibility, config, products, schemas, subjects
+from mesh_stream.registry.service.routes import (
+    compatibility,
+    config,
+    health,
+    products,
+    schemas,
+    subjects,
+)
 from mesh_stream.registry.service.schemas import SchemaRegistry
 from mesh_stream.registry.service.store import RegistryStore
 
@@ -95,14 +102,17 @@ def create_app(
     validators: Sequence[DescriptorValidator] = (),
     read_requires_auth: bool = False,
     max_body_bytes: int = MAX_BODY_BYTES,
+    wait_for_replay: bool = True,
 ) -> FastAPI:
     """Build the registry app over ``store`` (opened here: its log is replayed now).
 
     ``credentials=None`` means no authentication at all (every caller is admin); the CLI
     only allows that when asked explicitly. ``validators`` are the governance hook.
+    ``wait_for_replay=False`` returns at once; every route but ``/health`` answers 503
+    until the log is replayed.
     """
     schema_registry = SchemaRegistry(store)
-    store.open(schema_registry.state.apply)
+    store.open(schema_registry.state.apply, wait=wait_for_replay)
     app = FastAPI(
         title="mesh-stream registry",
         description="Confluent-compatible schema registry plus data product catalog.",
@@ -117,6 +127,7 @@ def create_app(
     )
     for module in (subjects, schemas, config, compatibility, products):
         app.include_router(module.router, responses=ERROR_RESPONSES)
+    app.include_router(health.router)
 
     @app.get("/", tags=["meta"], summary="Liveness: an empty object")
     def root() -> dict[str, str]:
@@ -154,4 +165,6 @@ def create_app(
 
     wrapped: FastAPI = app
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    if not wait_for_replay:
+        app.add_middleware(health.StartingGate, store=store)
     return wrapped

@@ -164,7 +164,7 @@ class SchemaRegistry:
     def subjects(self, *, deleted: bool = False) -> list[str]:
         return sorted(
             s
-            for s, versions in self.state.versions.items()
+            for s, versions in self.state.version_items()
             if versions and (deleted or any(not v.deleted for v in versions.values()))
         )
 
@@ -195,17 +195,14 @@ class SchemaRegistry:
 
     def get_schema(self, schema_id: int) -> str:
         """Schema text by id, while some subject version (soft-deleted too) still uses it."""
-        if schema_id not in self.state.schemas or not self.subject_versions_of(schema_id):
+        text = self.state.schemas.get(schema_id)
+        if text is None or not self.state.users.get(schema_id):
             raise SchemaNotFoundError(f"Schema {schema_id} not found")
-        return self.state.schemas[schema_id]
+        return text
 
     def subject_versions_of(self, schema_id: int) -> list[tuple[str, int]]:
-        return sorted(
-            (v.subject, v.version)
-            for versions in self.state.versions.values()
-            for v in versions.values()
-            if v.schema_id == schema_id
-        )
+        """The (subject, version) pairs using ``schema_id``, from the state's index: O(1)."""
+        return sorted(self.state.users.get(schema_id, ()))
 
     def lookup(
         self,

@@ -6,7 +6,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import uvicorn
 from fastapi import FastAPI
@@ -49,12 +49,18 @@ def credentials_from_settings(settings: MeshSettings) -> Credentials | None:
 
 
 def build_registry(
-    settings: MeshSettings, *, validators: Sequence[DescriptorValidator] | None = None
+    settings: MeshSettings,
+    *,
+    validators: Sequence[DescriptorValidator] | None = None,
+    wait_for_replay: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[FastAPI, KafkaStore]:
     """The app over a Kafka store on ``settings``' broker (replayed before this returns).
 
     ``validators=None`` means the governance policies (see ``MESH_REGISTRY_GOVERNANCE``,
-    ``MESH_GOVERNANCE_ROOT``).
+    ``MESH_GOVERNANCE_ROOT``). ``wait_for_replay=False`` returns once Kafka answered and
+    replays in the background (``/health/ready`` says how far; other routes answer 503).
+    ``progress`` receives the replay progress lines (default: the module's logger).
     """
     if validators is None:
         validators = governance_validators(settings)
@@ -63,12 +69,14 @@ def build_registry(
         settings.resolved_bootstrap_servers(),
         topic=settings.registry_topic,
         transactional_id=settings.registry_writer_id,
+        progress=progress,
     )
     app = create_app(
         store,
         credentials=credentials,
         validators=validators,
         read_requires_auth=settings.registry_read_requires_auth,
+        wait_for_replay=wait_for_replay,
     )
     return app, store
 

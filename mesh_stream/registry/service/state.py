@@ -6,18 +6,26 @@ its latest value), the value is JSON, and ``None`` is a tombstone (hard delete).
 * ``["schema", id]`` -> ``{"schema": text}``: schema ids, never deleted, so never reused;
 * ``["version", subject, version]`` -> ``{"id": id, "deleted": bool}``;
 * ``["config", subject | null]`` -> ``{"compatibility": level}`` (null subject = global);
-* ``["product", name]`` -> ``{"descriptor": {...}, "updated_by": principal, "updated_at": iso}``.
+* ``["product", name]`` -> ``{"descriptor": {...}, "updated_by": principal, "updated_at": iso}``;
+* ``["writer"]`` -> ``{"writer_id": id, "instance": uuid, ...}``: the latest writer claim
+  (see :mod:`.kafka_store`); the state only remembers it.
+
+Applying a record costs O(1) (replaying N records is linear): big maps are updated in
+place, only a subject's own small version map is copied.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 from mesh_stream.descriptor import Compatibility
-from mesh_stream.errors import ConfigurationError
+from mesh_stream.errors import (
+    ConfigurationError,
+    InvalidRequestError,
+    RegistryWriterConflictError,
+)
 
 Key = tuple[Any, ...]
 Value = dict[str, Any] | None
@@ -31,13 +39,24 @@ class Record:
     value: Value
 
     def encode(self) -> tuple[bytes, bytes | None]:
+        """Key and value as UTF-8 JSON; text that is not valid Unicode is a 422."""
         key = json.dumps(list(self.key), separators=(",", ":"), ensure_ascii=False)
         value = (
             None
             if self.value is None
             else json.dumps(self.value, separators=(",", ":"), ensure_ascii=False)
         )
-        return key.encode(), None if value is None else value.encode()
+        try:
+            return key.encode(), None if value is None else value.encode()
+        except UnicodeEncodeError as exc:
+            bad = exc.object[exc.start : exc.end]
+            raise InvalidRequestError(
+                f"the request holds text that cannot be stored as UTF-8: {bad!r} at character "
+                f"{exc.start} of the {self.key[0]} record {list(self.key[1:])} "
+                f"({exc.reason}); send valid Unicode (a lone surrogate such as \\ud800 is not)",
+                status=422,
+                error_code=42216,
+            ) from exc
 
     @classmethod
     def decode(cls, key: bytes, value: bytes | None, where: str) -> Record:
@@ -62,46 +81,52 @@ class SubjectVersion:
 class RegistryState:
     """In-memory view built only by :meth:`apply`, so replaying the log rebuilds it exactly.
 
-    ``apply`` runs on the store's tailing thread while request threads read. The containers
-    readers iterate (``versions`` and each subject's inner dict, ``products``) are replaced,
-    never mutated in place, so a reader iterates a consistent snapshot without a lock.
+    ``apply`` runs on the store's tailing thread while request threads read. Maps are only
+    read by key or copied whole in one C call (``list(d.items())``, atomic under the GIL) by
+    readers that iterate (:meth:`version_items`, :attr:`products`); the small containers
+    inside them (a subject's versions, an id's users) are replaced, never mutated, so a
+    reader holding one sees a consistent snapshot. Every update is O(1).
     """
 
     def __init__(self) -> None:
         self.schemas: dict[int, str] = {}
         self.ids_by_schema: dict[str, int] = {}
         self.versions: dict[str, dict[int, SubjectVersion]] = {}
+        #: schema id -> the (subject, version) pairs using it, for O(1) lookups by id
+        self.users: dict[int, frozenset[tuple[str, int]]] = {}
         self.configs: dict[str | None, Compatibility] = {}
-        self.products: dict[str, dict[str, Any]] = {}
+        self._products: dict[str, dict[str, Any]] = {}
+        self._products_view: dict[str, dict[str, Any]] | None = None
+        self.writer: dict[str, Any] | None = None
         self.max_id = 0
-        self.changed = threading.Condition()
         self.applied = 0
 
+    @property
+    def products(self) -> dict[str, dict[str, Any]]:
+        """A snapshot of the products (copied once after each change, then shared)."""
+        view = self._products_view
+        if view is None:
+            view = self._products_view = dict(self._products)
+        return view
+
+    def version_items(self) -> list[tuple[str, dict[int, SubjectVersion]]]:
+        """Every subject with its versions, as one consistent list."""
+        return list(self.versions.items())
+
     def apply(self, record: Record) -> None:
-        """Fold one record into the view (the only mutator)."""
+        """Fold one record into the view (the only mutator).
+
+        Raises :class:`RegistryWriterConflictError` when a schema id arrives with another
+        schema than the one it already names (two writers handed out the same id); the
+        first schema stays.
+        """
         kind, *rest = record.key
         value = record.value
+        self.applied += 1
         if kind == "schema":
-            schema_id = int(rest[0])
-            self.max_id = max(self.max_id, schema_id)
-            if value is not None:
-                self.schemas[schema_id] = value["schema"]
-                self.ids_by_schema.setdefault(value["schema"], schema_id)
+            self._apply_schema(int(rest[0]), value)
         elif kind == "version":
-            subject, version = str(rest[0]), int(rest[1])
-            inner = dict(self.versions.get(subject, {}))
-            if value is None:
-                inner.pop(version, None)
-            else:
-                inner[version] = SubjectVersion(
-                    subject, version, int(value["id"]), bool(value.get("deleted", False))
-                )
-            outer = dict(self.versions)
-            if inner:
-                outer[subject] = inner
-            else:
-                outer.pop(subject, None)
-            self.versions = outer
+            self._apply_version(str(rest[0]), int(rest[1]), value)
         elif kind == "config":
             subject_key = None if rest[0] is None else str(rest[0])
             if value is None:
@@ -109,12 +134,51 @@ class RegistryState:
             else:
                 self.configs[subject_key] = Compatibility(value["compatibility"])
         elif kind == "product":
-            products = dict(self.products)
             if value is None:
-                products.pop(str(rest[0]), None)
+                self._products.pop(str(rest[0]), None)
             else:
-                products[str(rest[0])] = value
-            self.products = products
-        with self.changed:
-            self.applied += 1
-            self.changed.notify_all()
+                self._products[str(rest[0])] = value
+            self._products_view = None
+        elif kind == "writer":
+            self.writer = value
+
+    def _apply_schema(self, schema_id: int, value: Value) -> None:
+        self.max_id = max(self.max_id, schema_id)
+        if value is None:
+            return
+        text = value["schema"]
+        known = self.schemas.get(schema_id)
+        if known is not None and known != text:
+            raise RegistryWriterConflictError(
+                f"schema id {schema_id} was written again with a different schema: two "
+                f"registry writers handed out the same id; every registry instance on one "
+                f"topic must use the same MESH_REGISTRY_WRITER_ID",
+                status=503,
+                error_code=50303,
+            )
+        self.schemas[schema_id] = text
+        self.ids_by_schema.setdefault(text, schema_id)
+
+    def _apply_version(self, subject: str, version: int, value: Value) -> None:
+        old_inner = self.versions.get(subject, {})
+        inner = dict(old_inner)
+        previous = inner.pop(version, None)
+        if previous is not None:
+            self._unuse(previous.schema_id, (subject, version))
+        if value is not None:
+            schema_id = int(value["id"])
+            inner[version] = SubjectVersion(
+                subject, version, schema_id, bool(value.get("deleted", False))
+            )
+            self.users[schema_id] = self.users.get(schema_id, frozenset()) | {(subject, version)}
+        if inner:
+            self.versions[subject] = inner
+        else:
+            self.versions.pop(subject, None)
+
+    def _unuse(self, schema_id: int, use: tuple[str, int]) -> None:
+        left = self.users.get(schema_id, frozenset()) - {use}
+        if left:
+            self.users[schema_id] = left
+        else:
+            self.users.pop(schema_id, None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from mesh_stream.registry.service.state import Record
 
@@ -19,8 +19,19 @@ Apply = Callable[[Record], None]
 class RegistryStore(Protocol):
     """A durable, ordered log of registry records."""
 
-    def open(self, apply: Apply) -> None:
-        """Replay every stored record through ``apply``, then keep applying new ones."""
+    def open(self, apply: Apply, *, wait: bool = True) -> None:
+        """Replay every stored record through ``apply``, then keep applying new ones.
+
+        ``wait=False`` may return before the replay ends (see :meth:`starting`).
+        """
+        ...
+
+    def starting(self) -> str | None:
+        """Why the store cannot serve yet (e.g. replay under way); None once it can."""
+        ...
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Whether reads and writes can be served now, with details (a reason if not)."""
         ...
 
     def append(self, records: Sequence[Record]) -> None:
@@ -40,14 +51,25 @@ class InMemoryStore:
         self._apply: Apply | None = None
         self._lock = threading.Lock()
 
-    def open(self, apply: Apply) -> None:
+    def open(self, apply: Apply, *, wait: bool = True) -> None:  # noqa: ARG002 - always waits
         self._apply = apply
         for record in self.records:
             apply(record)
 
+    def starting(self) -> str | None:
+        return None if self._apply is not None else "not opened"
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        reason = self.starting()
+        if reason is not None:
+            return False, {"reason": reason, "records": len(self.records)}
+        return True, {"records": len(self.records)}
+
     def append(self, records: Sequence[Record]) -> None:
         if self._apply is None:
             raise RuntimeError("InMemoryStore.append before open")
+        for record in records:
+            record.encode()  # refused as Kafka would refuse it (422), before anything is stored
         with self._lock:
             self.records.extend(records)
             for record in records:

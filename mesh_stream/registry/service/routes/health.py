@@ -1,0 +1,61 @@
+"""``/health``: liveness and readiness for load balancers and orchestrators (no credential).
+
+``GET /health`` answers 200 while the process runs. ``GET /health/ready`` answers 200 once
+the registry log is replayed, the writer is usable and Kafka answers; 503 with a ``reason``
+during start-up replay, while Kafka is unreachable or the writer is being recreated, and
+when another writer fenced this instance or conflicts with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from mesh_stream.registry.service.context import RegistryJSONResponse, ServicesDep
+from mesh_stream.registry.service.store import RegistryStore
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+@router.get("", summary="Liveness: 200 while the process runs")
+async def live() -> dict[str, str]:
+    return {"status": "alive"}
+
+
+@router.get(
+    "/ready",
+    summary="Readiness: 200 when replayed, writable and connected to Kafka; else 503",
+    responses={503: {"description": '{"status": "not ready", "reason": ...}'}},
+)
+def ready(services: ServicesDep) -> RegistryJSONResponse:
+    # A plain def: the Kafka probe blocks (up to 2 s), so it runs in the thread pool.
+    ok, details = services.schemas.store.readiness()
+    body: dict[str, Any] = {"status": "ready" if ok else "not ready", **details}
+    return RegistryJSONResponse(body, status_code=200 if ok else 503)
+
+
+class StartingGate:
+    """Answers 503 to everything but ``/health`` until the store has replayed its log."""
+
+    def __init__(self, app: ASGIApp, store: RegistryStore) -> None:
+        self.app = app
+        self.store = store
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not str(scope.get("path", "")).startswith("/health"):
+            reason = self.store.starting()
+            if reason is not None:
+                response = RegistryJSONResponse(
+                    {
+                        "error_code": 50302,
+                        "message": f"the registry is starting ({reason}); retry when GET "
+                        f"/health/ready answers 200",
+                    },
+                    status_code=503,
+                    headers={"Retry-After": "1"},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
