@@ -22,7 +22,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mesh_stream.errors import ConfigurationError, DescriptorError, ProductNotFoundError
 
@@ -72,53 +82,63 @@ class CleanupPolicy(StrEnum):
 class Owner(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    team: str = Field(min_length=1, description="Owning team within the domain.")
-    contact: str = Field(min_length=1, description="Where to reach the team (email, channel).")
+    team: StrictStr = Field(min_length=1, description="Owning team within the domain.")
+    contact: StrictStr = Field(
+        min_length=1, description="Where to reach the team (email, channel)."
+    )
 
 
 class Slos(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    freshness_seconds: float = Field(
+    freshness_seconds: StrictFloat = Field(
         gt=0, description="Max delay from event time to availability on the topic."
     )
-    availability: float = Field(gt=0, le=100, description="Availability target in percent.")
+    availability: StrictFloat = Field(gt=0, le=100, description="Availability target in percent.")
 
 
 class Retention(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    ms: int = Field(default=7 * 24 * 3600 * 1000, ge=-1, description="retention.ms; -1 = forever")
+    ms: StrictInt = Field(
+        default=7 * 24 * 3600 * 1000, ge=-1, description="retention.ms; -1 = forever"
+    )
     cleanup_policy: CleanupPolicy = CleanupPolicy.DELETE
 
 
 class DataProduct(BaseModel):
-    """One data product: a versioned Avro-typed Kafka topic with an owner and a contract."""
+    """One data product: a versioned Avro-typed Kafka topic with an owner and a contract.
+
+    Scalar fields are strict types: ``partitions: true``, ``version: "2"`` or ``1.0`` and
+    ``description: 3`` are errors, not silently converted (YAML ints are ints already).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
 
-    name: str = Field(description="`<domain>.<product>`, lowercase, `-` inside words.")
-    domain: str
+    name: StrictStr = Field(description="`<domain>.<product>`, lowercase, `-` inside words.")
+    domain: StrictStr
     kind: ProductKind
-    description: str = Field(min_length=1)
+    description: StrictStr = Field(min_length=1)
     owner: Owner
-    version: int = Field(default=1, ge=1, description="Major version; part of the topic name.")
-    schema_file: str = Field(
+    version: StrictInt = Field(
+        default=1, ge=1, description="Major version; part of the topic name."
+    )
+    schema_file: StrictStr = Field(
         alias="schema", description="Path of the `.avsc`, relative to the repository root."
     )
-    key_field: str | None = Field(
+    key_field: StrictStr | None = Field(
         default=None, description="Record field whose value is the Kafka key."
     )
-    partitions: int = Field(default=3, ge=1)
+    partitions: StrictInt = Field(default=3, ge=1)
     retention: Retention = Field(default_factory=Retention)
     slos: Slos
     classification: Classification
-    tags: tuple[str, ...] = ()
-    inputs: tuple[str, ...] = Field(
+    tags: tuple[StrictStr, ...] = ()
+    inputs: tuple[StrictStr, ...] = Field(
         default=(), description="Products this one is built from (its lineage)."
     )
     compatibility: Compatibility = Compatibility.BACKWARD
-    field_lineage: dict[str, tuple[str, ...]] = Field(
+    field_lineage: dict[StrictStr, tuple[StrictStr, ...]] = Field(
         default_factory=dict,
         description="Field-level lineage declared by a processor: output field -> the input "
         "fields it is computed from, each `<product>:<field>` (e.g. "

@@ -128,3 +128,36 @@ def test_load_descriptors_reports_every_bad_file_and_misplaced_domain(tmp_path: 
 def test_unreadable_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(DescriptorError, match=r"missing\.yaml: cannot read descriptor"):
         load_descriptor(tmp_path / "missing.yaml")
+
+
+INT, NUMBER, STRING = "a valid integer", "a valid number", "a valid string"
+
+
+@pytest.mark.parametrize(
+    ("change", "where", "kind"),
+    [
+        (("partitions: 6", "partitions: true"), "11: partitions", INT),
+        (("partitions: 6", "partitions: '6'"), "11: partitions", INT),
+        (("partitions: 6", "partitions: 6.0"), "11: partitions", INT),
+        (("version: 2", "version: yes"), "8: version", INT),
+        (("availability: 99.9", "availability: '99.9'"), "14: slos.availability", NUMBER),
+        (("availability: 99.9", "availability: true"), "14: slos.availability", NUMBER),
+        (("description: Every order", "description: 42 #"), "4: description", STRING),
+        (("team: orders-core", "team: 7"), "6: owner.team", STRING),
+        (("tags: [orders, sales]", "tags: [orders, 1]"), "16: tags.1", STRING),
+        (("key_field: order_id", "key_field: false"), "10: key_field", STRING),
+    ],
+)  # fmt: skip
+def test_scalar_fields_are_strict_types(change: tuple[str, str], where: str, kind: str) -> None:
+    with pytest.raises(DescriptorError) as caught:
+        parse_descriptor(VALID.replace(*change), "d.yaml")
+    assert str(caught.value) == f"d.yaml:{where}: Input should be {kind}"
+
+
+def test_yaml_numbers_stay_ergonomic() -> None:
+    text = VALID.replace("availability: 99.9", "availability: 99").replace(
+        "freshness_seconds: 5", "freshness_seconds: 2.5"
+    )
+    product = parse_descriptor(text + "retention:\n  ms: -1\n")
+    assert (product.slos.availability, product.slos.freshness_seconds) == (99.0, 2.5)
+    assert (product.partitions, product.version, product.retention.ms) == (6, 2, -1)

@@ -57,7 +57,7 @@ def descriptor_field_type(root: Path) -> Expected:
         SHOP,
         line_containing(root / SHOP, f"partitions: {value}"),
         "partitions",
-        "partitions: Input should be a valid integer, unable to parse string as an integer",
+        "partitions: Input should be a valid integer",
     )
 
 
