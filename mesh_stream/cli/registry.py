@@ -9,6 +9,8 @@ from types import FrameType
 
 import click
 
+from mesh_stream.registry.service.app import configure_edge
+from mesh_stream.registry.service.edge import EdgeLimits
 from mesh_stream.registry.service.server import RegistryServer, bind_listener, build_registry
 from mesh_stream.settings import MeshSettings
 
@@ -61,6 +63,47 @@ def registry() -> None:
     help="No credentials at all: everyone is admin. Local sandboxes only. "
     "[env: MESH_REGISTRY_OPEN_WRITES]",
 )
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(1024),
+    help="Largest request body; larger ones answer 413. [env: MESH_REGISTRY_MAX_BODY_BYTES; "
+    "default 1048576]",
+)
+@click.option(
+    "--max-schema-bytes",
+    type=click.IntRange(64),
+    help="Largest schema text; larger ones answer 422. [env: MESH_REGISTRY_MAX_SCHEMA_BYTES; "
+    "default 524288]",
+)
+@click.option(
+    "--max-schema-fields",
+    type=click.IntRange(1),
+    help="Most record fields in a schema (nested ones too). "
+    "[env: MESH_REGISTRY_MAX_SCHEMA_FIELDS; default 5000]",
+)
+@click.option(
+    "--max-schema-depth",
+    type=click.IntRange(2),
+    help="Deepest JSON nesting of a schema. [env: MESH_REGISTRY_MAX_SCHEMA_DEPTH; default 128]",
+)
+@click.option(
+    "--heavy-workers",
+    type=click.IntRange(1),
+    help="Threads for schema parsing and compatibility checks. "
+    "[env: MESH_REGISTRY_HEAVY_WORKERS; default 2]",
+)
+@click.option(
+    "--heavy-per-client",
+    type=click.IntRange(1),
+    help="Schema requests one principal (or client address) may have in flight; more answer "
+    "429. [env: MESH_REGISTRY_HEAVY_PER_CLIENT; default 2]",
+)
+@click.option(
+    "--auth-failures-per-minute",
+    type=click.IntRange(1),
+    help="Failed authentications per client address and minute; more answer 429. "
+    "[env: MESH_REGISTRY_AUTH_FAILURES_PER_MINUTE; default 20]",
+)
 @click.pass_obj
 def serve(
     settings: MeshSettings,
@@ -72,6 +115,13 @@ def serve(
     writer_id: str | None,
     read_requires_auth: bool | None,
     open_writes: bool | None,
+    max_body_bytes: int | None,
+    max_schema_bytes: int | None,
+    max_schema_fields: int | None,
+    max_schema_depth: int | None,
+    heavy_workers: int | None,
+    heavy_per_client: int | None,
+    auth_failures_per_minute: int | None,
 ) -> None:
     """Serve the registry until Ctrl-C (or SIGTERM).
 
@@ -85,6 +135,13 @@ def serve(
         "registry_writer_id": writer_id,
         "registry_read_requires_auth": read_requires_auth,
         "registry_open_writes": open_writes,
+        "registry_max_body_bytes": max_body_bytes,
+        "registry_max_schema_bytes": max_schema_bytes,
+        "registry_max_schema_fields": max_schema_fields,
+        "registry_max_schema_depth": max_schema_depth,
+        "registry_heavy_workers": heavy_workers,
+        "registry_heavy_per_client": heavy_per_client,
+        "registry_auth_failures_per_minute": auth_failures_per_minute,
     }
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     # The port first: building the registry fences the writer of a registry that may run.
@@ -94,6 +151,7 @@ def serve(
     except BaseException:
         listener.close()
         raise
+    configure_edge(app, EdgeLimits.from_settings(settings))
     server = RegistryServer(app, host=host, listener=listener)
     stopped = threading.Event()
 

@@ -3,6 +3,8 @@
 ``admin`` may do everything. Any other principal is a domain and may write only subjects
 named ``<domain>.…`` and products of its own domain. Credentials come from a YAML/JSON file
 mapping principal to token, or from ``MESH_REGISTRY_CREDENTIALS`` as ``principal:token,...``.
+An empty (or blank) token is refused when credentials are loaded, and an empty Bearer token
+or Basic password never authenticates: otherwise "no secret" would be a valid secret.
 """
 
 from __future__ import annotations
@@ -22,14 +24,28 @@ from mesh_stream.errors import AuthenticationError, ConfigurationError, Permissi
 ADMIN = "admin"
 
 
-class Credentials:
-    """Tokens per principal; compares in constant time."""
+def _empty_token(principal: str, source: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"{source}: principal '{principal}' has an empty token, which would let anyone act "
+        f"as '{principal}'; give it a token or remove it"
+    )
 
-    def __init__(self, tokens: Mapping[str, str | SecretStr]) -> None:
+
+class Credentials:
+    """Tokens per principal; compares in constant time. Blank tokens are refused."""
+
+    def __init__(
+        self, tokens: Mapping[str, str | SecretStr], source: str = "registry credentials"
+    ) -> None:
         self._tokens = {
             principal: token.get_secret_value() if isinstance(token, SecretStr) else token
             for principal, token in tokens.items()
         }
+        for principal, token in self._tokens.items():
+            if not principal.strip():
+                raise ConfigurationError(f"{source}: a principal name is empty")
+            if not token.strip():
+                raise _empty_token(principal, source)
 
     def __bool__(self) -> bool:
         return bool(self._tokens)
@@ -46,13 +62,15 @@ class Credentials:
             if not item.strip():
                 continue
             principal, sep, token = item.strip().partition(":")
-            if not sep or not principal or not token:
+            if sep and principal and not token.strip():
+                raise _empty_token(principal, f"{source}: item {position}")
+            if not sep or not principal:
                 raise ConfigurationError(
                     f"{source}: item {position} is not `principal:token` (e.g. "
                     f"`admin:s3cret,orders:t0ken`)"
                 )
             tokens[principal] = token
-        return cls(tokens)
+        return cls(tokens, source)
 
     @classmethod
     def load(cls, path: Path) -> Credentials:
@@ -79,26 +97,44 @@ class Credentials:
                 f"{where}: registry credentials are not valid YAML: {problem}; the file maps "
                 f"each principal to its token, e.g. `admin: s3cret`"
             ) from exc
-        if not isinstance(data, dict) or not all(
-            isinstance(k, str) and isinstance(v, (str, int)) for k, v in data.items()
-        ):
+        if not isinstance(data, dict):
             raise ConfigurationError(
                 f"{path}: registry credentials must map each principal to its token, e.g. "
                 f"`admin: s3cret`"
             )
-        return cls({k: str(v) for k, v in data.items()})
+        source = f"{path} (MESH_REGISTRY_CREDENTIALS_FILE)"
+        for principal, token in data.items():
+            if isinstance(principal, str) and (token is None or token == ""):
+                raise _empty_token(principal, source)
+            if (
+                not isinstance(principal, str)
+                or isinstance(token, bool)
+                or not isinstance(token, (str, int))
+            ):
+                raise ConfigurationError(
+                    f"{path}: registry credentials must map each principal to its token (a "
+                    f"string), e.g. `admin: s3cret`; the entry for {str(principal)[:40]!r} "
+                    f"is not one"
+                )
+        return cls({k: str(v) for k, v in data.items()}, source)
 
     def principal_for(self, authorization: str | None) -> str | None:
         """The principal an ``Authorization`` header proves, None when absent."""
-        if not authorization:
+        if authorization is None:
             return None
         scheme, _, value = authorization.strip().partition(" ")
         value = value.strip()
+        if not scheme:
+            raise AuthenticationError(
+                "empty Authorization header; send Basic or Bearer credentials, or no header"
+            )
         if scheme.lower() == "basic":
             try:
                 user, sep, token = base64.b64decode(value, validate=True).decode().partition(":")
             except (binascii.Error, UnicodeDecodeError):
                 raise AuthenticationError("Basic credentials are not base64 `user:token`") from None
+            if not token:
+                raise AuthenticationError("Basic credentials with an empty password never match")
             expected = self._tokens.get(user)
             if (
                 sep
@@ -108,9 +144,14 @@ class Credentials:
                 return user
             raise AuthenticationError("unknown principal or wrong token")
         if scheme.lower() == "bearer":
+            if not value:
+                raise AuthenticationError("an empty bearer token never matches")
+            found = None
             for principal, expected in self._tokens.items():
-                if hmac.compare_digest(expected.encode(), value.encode()):
-                    return principal
+                if hmac.compare_digest(expected.encode(), value.encode()) and found is None:
+                    found = principal
+            if found is not None:
+                return found
             raise AuthenticationError("unknown bearer token")
         raise AuthenticationError(
             f"unsupported Authorization scheme {scheme[:20]!r}; use Basic or Bearer"

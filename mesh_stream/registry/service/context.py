@@ -1,8 +1,13 @@
 """What every router needs from a request: the cores, and who is calling (FastAPI glue).
 
 Reads are ``async`` routes: they only look at the in-memory view, so they run on the event
-loop without a thread hop. Writes are plain ``def`` routes, because they block until Kafka
-has the record; FastAPI runs those in its thread pool.
+loop without a thread hop. Writes that only touch names are plain ``def`` routes, because
+they block until Kafka has the record; FastAPI runs those in its thread pool. Anything that
+parses a schema or a descriptor (register, lookup, compatibility, products) goes through
+:data:`HeavyDep`: a small bounded pool, a per-client limit (429), size limits first.
+
+:func:`caller` is a dependency of every router (see ``create_app``), so read auth covers
+every route structurally; it also counts failed authentications per client address.
 """
 
 from __future__ import annotations
@@ -14,7 +19,14 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from mesh_stream.registry.service.auth import ADMIN, Credentials
+from mesh_stream.errors import (
+    AuthenticationError,
+    ProductRejectedError,
+    TooManyRequestsError,
+)
+from mesh_stream.registry.error_codes import status_and_code
+from mesh_stream.registry.service.auth import ADMIN, Credentials, require_principal
+from mesh_stream.registry.service.edge import Edge, HeavyWork
 from mesh_stream.registry.service.products import ProductCatalog
 from mesh_stream.registry.service.schemas import SchemaRegistry
 
@@ -27,12 +39,39 @@ class RegistryJSONResponse(JSONResponse):
     media_type = CONFLUENT_JSON
 
 
+def error_response(status: int, code: int, message: str, **extra: Any) -> RegistryJSONResponse:
+    """Confluent's error body; 401 says which schemes are accepted.
+
+    A message quoting client input may hold a lone surrogate; it is escaped (``\\ud800``)
+    so the error itself can always be encoded.
+    """
+    headers = {"WWW-Authenticate": 'Basic realm="mesh-registry"'} if status == 401 else None
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    return RegistryJSONResponse(
+        {"error_code": code, "message": message, **extra}, status_code=status, headers=headers
+    )
+
+
+def render_error(exc: Exception) -> RegistryJSONResponse:
+    """A raised error as its answer (status and code from the one table; 429 Retry-After)."""
+    status, code = status_and_code(exc)
+    message = getattr(exc, "message", None) or str(exc)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, ProductRejectedError):
+        extra["violations"] = exc.violations
+    response = error_response(status, code, message, **extra)
+    if isinstance(exc, TooManyRequestsError):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 @dataclass
 class Services:
     schemas: SchemaRegistry
     products: ProductCatalog
     credentials: Credentials | None
     read_requires_auth: bool
+    edge: Edge
 
 
 async def services(request: Request) -> Services:
@@ -43,20 +82,55 @@ async def services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(services)]
 
 
+def client_address(request: Request) -> str:
+    return f"client {request.client.host}" if request.client else "client (unknown address)"
+
+
 async def caller(request: Request) -> str | None:
-    """The authenticated principal; everyone is admin when no credentials are configured."""
+    """The authenticated principal; everyone is admin when no credentials are configured.
+
+    With read auth on, no route (reads, lookups and compatibility checks included) answers
+    without a credential. A wrong credential costs its client address one of its allowed
+    failures; with none left, any credential from it is refused (429) unchecked.
+    """
     found: Services = request.app.state.services
     if found.credentials is None:
         return ADMIN
-    from mesh_stream.registry.service.auth import require_principal
-
-    principal = found.credentials.principal_for(request.headers.get("authorization"))
-    if found.read_requires_auth and request.method in ("GET", "HEAD"):
-        require_principal(principal, "reading the registry")
+    header = request.headers.get("authorization")
+    principal = None
+    if header is not None:
+        address = client_address(request)
+        found.edge.auth_failures.check(address)
+        try:
+            principal = found.credentials.principal_for(header)
+        except AuthenticationError:
+            found.edge.auth_failures.failed(address)
+            raise
+    if found.read_requires_auth:
+        action = (
+            "reading the registry"
+            if request.method in ("GET", "HEAD")
+            else f"{request.method} {request.url.path}"
+        )
+        require_principal(principal, action)
     return principal
 
 
 CallerDep = Annotated[str | None, Depends(caller)]
+
+
+async def heavy_work(request: Request, principal: CallerDep) -> HeavyWork:
+    """CPU-heavy work counted per principal; per client address when nobody authenticated."""
+    found: Services = request.app.state.services
+    client = (
+        f"principal '{principal}'"
+        if principal is not None and found.credentials is not None
+        else client_address(request)
+    )
+    return HeavyWork(found.edge.heavy, found.edge.limits, client)
+
+
+HeavyDep = Annotated[HeavyWork, Depends(heavy_work)]
 
 
 class ErrorBody(BaseModel):
@@ -79,6 +153,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         409: "Incompatible schema (409) or product still in use (40910)",
         413: "Body over the size limit (41301)",
         422: "Invalid schema, version, level, subject name, descriptor or body (422xx)",
+        429: "Too many failed authentications (42901) or schema requests in flight (42902)",
         503: "Fenced by a newer writer (50301) or Kafka unreachable (50302)",
     }.items()
 }

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from mesh_stream.registry.service.context import CallerDep, SchemaBody, ServicesDep
+from mesh_stream.registry.service.context import HeavyDep, SchemaBody, ServicesDep
 
 router = APIRouter(prefix="/compatibility", tags=["compatibility"])
 
@@ -27,11 +27,18 @@ async def against_version(
     version: str,
     body: SchemaBody,
     services: ServicesDep,
-    _: CallerDep,
+    work: HeavyDep,
     verbose: bool = False,
     normalize: bool = False,  # noqa: ARG001 - accepted like Confluent, schemas are always normalised
 ) -> dict[str, Any]:
-    problems = services.schemas.check_compatibility(subject, body.schema_, body.schemaType, version)
+    problems = await work.run_on_schema(
+        body.schema_,
+        services.schemas.check_compatibility,
+        subject,
+        body.schema_,
+        body.schemaType,
+        version,
+    )
     return _answer(problems, verbose)
 
 
@@ -43,9 +50,11 @@ async def against_level(
     subject: str,
     body: SchemaBody,
     services: ServicesDep,
-    _: CallerDep,
+    work: HeavyDep,
     verbose: bool = False,
     normalize: bool = False,  # noqa: ARG001 - accepted like Confluent, schemas are always normalised
 ) -> dict[str, Any]:
-    problems = services.schemas.check_compatibility(subject, body.schema_, body.schemaType)
+    problems = await work.run_on_schema(
+        body.schema_, services.schemas.check_compatibility, subject, body.schema_, body.schemaType
+    )
     return _answer(problems, verbose)

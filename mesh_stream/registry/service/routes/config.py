@@ -19,7 +19,7 @@ def _level(body: ConfigBody) -> str:
 
 
 @router.get("", summary="The global compatibility level")
-async def get_global(services: ServicesDep, _: CallerDep) -> dict[str, str]:
+async def get_global(services: ServicesDep) -> dict[str, str]:
     return {"compatibilityLevel": services.schemas.get_config(None).value}
 
 
@@ -33,7 +33,6 @@ def put_global(body: ConfigBody, services: ServicesDep, principal: CallerDep) ->
 async def get_subject(
     subject: str,
     services: ServicesDep,
-    _: CallerDep,
     defaultToGlobal: bool = False,  # noqa: N803
 ) -> dict[str, str]:
     level = services.schemas.get_config(subject, default_to_global=defaultToGlobal)

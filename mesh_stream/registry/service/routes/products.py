@@ -7,7 +7,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Body, Response
 
 from mesh_stream.registry.service.auth import authorize_product
-from mesh_stream.registry.service.context import CallerDep, ServicesDep
+from mesh_stream.registry.service.context import CallerDep, HeavyDep, ServicesDep
 from mesh_stream.registry.service.products import validate_descriptor
 
 router = APIRouter(prefix="/products", tags=["products"])
@@ -21,7 +21,6 @@ DescriptorBody = Body(
 @router.get("", summary="List and search products (all filters must match)")
 async def list_products(
     services: ServicesDep,
-    _: CallerDep,
     domain: str | None = None,
     tag: str | None = None,
     classification: str | None = None,
@@ -34,28 +33,32 @@ async def list_products(
 
 
 @router.post("", summary="Create or update a product from its descriptor", status_code=200)
-def post_product(
-    services: ServicesDep, principal: CallerDep, document: dict[str, Any] = DescriptorBody
+async def post_product(
+    services: ServicesDep,
+    principal: CallerDep,
+    work: HeavyDep,
+    document: dict[str, Any] = DescriptorBody,
 ) -> dict[str, Any]:
     product = validate_descriptor(document)
     who = authorize_product(principal, product.name, "write")
-    return services.products.put(document, principal=who)
+    return await work.run(services.products.put, document, principal=who)
 
 
 @router.get("/{name}", summary="A product's descriptor and registry facts")
-async def get_product(name: str, services: ServicesDep, _: CallerDep) -> dict[str, Any]:
+async def get_product(name: str, services: ServicesDep) -> dict[str, Any]:
     return services.products.describe(name)
 
 
 @router.put("/{name}", summary="Create or update a product; the body's name must match")
-def put_product(
+async def put_product(
     name: str,
     services: ServicesDep,
     principal: CallerDep,
+    work: HeavyDep,
     document: dict[str, Any] = DescriptorBody,
 ) -> dict[str, Any]:
     who = authorize_product(principal, name, "write")
-    return services.products.put(document, principal=who, path_name=name)
+    return await work.run(services.products.put, document, principal=who, path_name=name)
 
 
 @router.delete("/{name}", summary="Delete a product nobody is built from", status_code=204)
@@ -69,12 +72,11 @@ def delete_product(name: str, services: ServicesDep, principal: CallerDep) -> Re
 async def lineage(
     name: str,
     services: ServicesDep,
-    _: CallerDep,
     direction: Literal["upstream", "downstream", "both"] = "both",
 ) -> dict[str, Any]:
     return services.products.lineage(name, direction)
 
 
 @router.get("/{name}/schemas", summary="The product's value schema history, oldest first")
-async def schemas(name: str, services: ServicesDep, _: CallerDep) -> list[dict[str, Any]]:
+async def schemas(name: str, services: ServicesDep) -> list[dict[str, Any]]:
     return services.products.schema_history(name)

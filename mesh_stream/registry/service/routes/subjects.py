@@ -7,13 +7,13 @@ from typing import Any
 from fastapi import APIRouter
 
 from mesh_stream.registry.service.auth import authorize_subject
-from mesh_stream.registry.service.context import CallerDep, SchemaBody, ServicesDep
+from mesh_stream.registry.service.context import CallerDep, HeavyDep, SchemaBody, ServicesDep
 
 router = APIRouter(prefix="/subjects", tags=["subjects"])
 
 
 @router.get("", summary="List subjects (with live versions; deleted=true adds soft-deleted)")
-async def list_subjects(services: ServicesDep, _: CallerDep, deleted: bool = False) -> list[str]:
+async def list_subjects(services: ServicesDep, deleted: bool = False) -> list[str]:
     return services.schemas.subjects(deleted=deleted)
 
 
@@ -21,21 +21,29 @@ async def list_subjects(services: ServicesDep, _: CallerDep, deleted: bool = Fal
     "/{subject:path}/versions",
     summary="Register a schema under a subject (idempotent: the same schema keeps its id)",
 )
-def register(
+async def register(
     subject: str,
     body: SchemaBody,
     services: ServicesDep,
     principal: CallerDep,
+    work: HeavyDep,
     normalize: bool = False,  # noqa: ARG001 - accepted like Confluent, schemas are always normalised
 ) -> dict[str, Any]:
     authorize_subject(principal, subject, "register schemas under")
-    registered = services.schemas.register(subject, body.schema_, body.schemaType, body.references)
+    registered = await work.run_on_schema(
+        body.schema_,
+        services.schemas.register,
+        subject,
+        body.schema_,
+        body.schemaType,
+        body.references,
+    )
     return {"id": registered.schema_id, "version": registered.version, "subject": subject}
 
 
 @router.get("/{subject:path}/versions/{version}/schema", summary="Raw schema of a version")
 async def get_version_schema(
-    subject: str, version: str, services: ServicesDep, _: CallerDep, deleted: bool = False
+    subject: str, version: str, services: ServicesDep, deleted: bool = False
 ) -> Any:
     import json
 
@@ -47,15 +55,13 @@ async def get_version_schema(
     summary="A version of a subject (a number, `latest` or -1)",
 )
 async def get_version(
-    subject: str, version: str, services: ServicesDep, _: CallerDep, deleted: bool = False
+    subject: str, version: str, services: ServicesDep, deleted: bool = False
 ) -> dict[str, Any]:
     return services.schemas.get_version(subject, version, deleted=deleted).to_dict()
 
 
 @router.get("/{subject:path}/versions", summary="Version numbers of a subject")
-async def list_versions(
-    subject: str, services: ServicesDep, _: CallerDep, deleted: bool = False
-) -> list[int]:
+async def list_versions(subject: str, services: ServicesDep, deleted: bool = False) -> list[int]:
     return services.schemas.versions(subject, deleted=deleted)
 
 
@@ -79,13 +85,19 @@ async def lookup(
     subject: str,
     body: SchemaBody,
     services: ServicesDep,
-    _: CallerDep,
+    work: HeavyDep,
     deleted: bool = False,
     normalize: bool = False,  # noqa: ARG001 - accepted like Confluent, schemas are always normalised
 ) -> dict[str, Any]:
-    return services.schemas.lookup(
-        subject, body.schema_, body.schemaType, deleted=deleted
-    ).to_dict()
+    found = await work.run_on_schema(
+        body.schema_,
+        services.schemas.lookup,
+        subject,
+        body.schema_,
+        body.schemaType,
+        deleted=deleted,
+    )
+    return found.to_dict()
 
 
 @router.delete(
