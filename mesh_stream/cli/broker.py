@@ -8,6 +8,14 @@ from pathlib import Path
 import click
 
 from mesh_stream.broker import local_cluster
+from mesh_stream.broker.security import (
+    ADMIN,
+    MECHANISM,
+    PLAINTEXT,
+    SECURITY_MODES,
+    find_domains,
+    protocol_of,
+)
 from mesh_stream.settings import MeshSettings
 
 
@@ -56,6 +64,20 @@ def broker() -> None:
     help="Seconds to wait for the cluster to answer. [env: MESH_BROKER_START_TIMEOUT; default 90]",
 )
 @click.option("--fresh", is_flag=True, help="Erase existing broker data and start a new cluster.")
+@click.option(
+    "--security",
+    type=click.Choice(SECURITY_MODES),
+    default=PLAINTEXT,
+    show_default=True,
+    help="plaintext: open listener. sasl: SASL_PLAINTEXT with SCRAM-SHA-512 users and ACLs "
+    "enforced. sasl_ssl: the same over TLS with a CA the launcher makes.",
+)
+@click.option(
+    "--domains",
+    help="Comma-separated SCRAM users to make besides admin (secured modes). "
+    "[default: the folders under domains/ of the project (nearest mesh.yaml, else the "
+    "current directory)]",
+)
 @click.pass_obj
 def start(
     settings: MeshSettings,
@@ -64,28 +86,58 @@ def start(
     data_dir: Path | None,
     timeout: float | None,
     fresh: bool,
+    security: str,
+    domains: str | None,
 ) -> None:
     """Start Kafka in the background and wait until it answers.
 
     Prints the bootstrap address and the log files. With --brokers 3 the nodes form one
     KRaft quorum and new topics get replication factor 3 (min.insync.replicas 2).
     Refuses to start a second broker from the same data directory.
+
+    With --security sasl or sasl_ssl every client must authenticate (SCRAM-SHA-512) and
+    the broker enforces ACLs; `admin` is the super user and each domain gets a user of its
+    own. Passwords are generated once into DATA_DIR/broker/credentials.json (mode 0600)
+    and never printed.
     """
     settings = _with_overrides(
         settings, broker_port=port, data_dir=data_dir, broker_start_timeout=timeout
     )
     cluster = local_cluster(settings, progress=_progress)
+    users = (
+        [name for name in domains.split(",") if name.strip()]
+        if domains is not None
+        else find_domains(Path.cwd())
+    )
     state = cluster.start(
         brokers=brokers,
         port=settings.broker_port,
         timeout=settings.broker_start_timeout,
         fresh=fresh,
+        security=security,
+        users=users if security != PLAINTEXT else (),
     )
     click.echo(f"bootstrap servers: {state.bootstrap_servers}")
     for node in state.nodes:
         click.echo(f"node {node.node_id}: pid {node.pid}, log {cluster.log_file(node.node_id)}")
     if state.bootstrap_servers != settings.resolved_bootstrap_servers():
         click.echo(f"export MESH_BOOTSTRAP_SERVERS={state.bootstrap_servers}")
+    credentials = cluster.credentials()
+    if credentials is not None:
+        click.echo(
+            f"security: {security} ({protocol_of(security).value}, {MECHANISM.value}); "
+            f"users {', '.join(credentials.users)}; passwords in {credentials.path}"
+        )
+        click.echo(f"export MESH_KAFKA_SECURITY_PROTOCOL={protocol_of(security).value}")
+        click.echo(f"export MESH_KAFKA_SASL_MECHANISM={MECHANISM.value}")
+        click.echo(f"export MESH_KAFKA_SASL_USERNAME={ADMIN}")
+        click.echo(
+            "export MESH_KAFKA_SASL_PASSWORD=$(python3 -c 'import json,sys; "
+            f'print(json.load(open(sys.argv[1]))["users"][sys.argv[2]])\' '
+            f"{credentials.path} {ADMIN})"
+        )
+        if credentials.ca_file is not None:
+            click.echo(f"export MESH_KAFKA_SSL_CA_LOCATION={credentials.ca_file}")
 
 
 @broker.command()
@@ -127,6 +179,10 @@ def status(settings: MeshSettings, data_dir: Path | None, as_json: bool) -> None
                     "running": report.running,
                     "bootstrap_servers": report.bootstrap_servers,
                     "data_dir": str(report.data_dir),
+                    "security": report.security,
+                    "credentials_file": (
+                        str(report.credentials_file) if report.credentials_file else None
+                    ),
                     "nodes": [
                         {
                             "node_id": n.node_id,
@@ -145,6 +201,8 @@ def status(settings: MeshSettings, data_dir: Path | None, as_json: bool) -> None
     else:
         word = "running" if report.running else "not running"
         click.echo(f"{word}: {report.bootstrap_servers} (data {report.data_dir})")
+        if report.credentials_file is not None:
+            click.echo(f"  security {report.security}; credentials in {report.credentials_file}")
         for n in report.nodes:
             state = f"pid {n.pid}" if n.running else "stopped"
             click.echo(f"  node {n.node_id} {n.address}: {state}; log {n.log_file}")

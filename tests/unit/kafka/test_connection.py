@@ -1,0 +1,386 @@
+"""KafkaConnection: settings in, validated before any connection, configs out, secrets masked."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+from pydantic import SecretStr
+
+from mesh_stream.broker.security import ensure_tls
+from mesh_stream.errors import (
+    BrokerUnreachableError,
+    ConfigurationError,
+    KafkaAuthenticationError,
+    KafkaAuthorizationError,
+)
+from mesh_stream.kafka import KafkaConnection, SaslMechanism, SecurityProtocol, explain_kafka_error
+from mesh_stream.settings import MeshSettings
+
+PASSWORD = "s3cret-Pa55word"
+
+
+@pytest.fixture(autouse=True)
+def _no_mesh_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings come from the test alone, not from MESH_* variables of the shell."""
+    import os
+
+    for key in [k for k in os.environ if k.startswith("MESH_")]:
+        monkeypatch.delenv(key)
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real CA and a certificate + key pair (made by the broker launcher's helper)."""
+    directory = tmp_path_factory.mktemp("tls")
+    files = ensure_tls(directory)
+    pem = files.keystore_file.read_text()
+    key_end = pem.index("-----END PRIVATE KEY-----") + len("-----END PRIVATE KEY-----\n")
+    (directory / "client.key").write_text(pem[:key_end])
+    (directory / "client.pem").write_text(pem[key_end:])
+    return directory
+
+
+def sasl(**changes: object) -> KafkaConnection:
+    values: dict[str, object] = {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_username": "orders",
+        "sasl_password": PASSWORD,
+    }
+    values.update(changes)
+    return KafkaConnection.create("b1:9092,b2:9092", **values)  # type: ignore[arg-type]
+
+
+def test_defaults_render_a_plaintext_local_config() -> None:
+    conn = KafkaConnection.from_settings(MeshSettings())
+    assert conn.security_protocol is SecurityProtocol.PLAINTEXT
+    assert dict(conn.librdkafka_config()) == {
+        "bootstrap.servers": "127.0.0.1:9092",
+        "security.protocol": "plaintext",
+    }
+    assert conn.faust_broker_url() == "kafka://127.0.0.1:9092"
+    assert conn.faust_broker_credentials() is None
+    assert conn.ssl_context() is None
+    assert conn.principal == "User:ANONYMOUS"
+
+
+def test_from_environment_renders_every_librdkafka_key(
+    tls: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {
+        "MESH_BOOTSTRAP_SERVERS": "k1:9093,k2:9093",
+        "MESH_KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
+        "MESH_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+        "MESH_KAFKA_SASL_USERNAME": "payments",
+        "MESH_KAFKA_SASL_PASSWORD": PASSWORD,
+        "MESH_KAFKA_SSL_CA_LOCATION": str(tls / "ca.pem"),
+        "MESH_KAFKA_SSL_CERTIFICATE_LOCATION": str(tls / "client.pem"),
+        "MESH_KAFKA_SSL_KEY_LOCATION": str(tls / "client.key"),
+        "MESH_KAFKA_CLIENT_ID": "payments-svc",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    conn = KafkaConnection.from_settings(MeshSettings(), default_client_id="ignored")
+    config = conn.librdkafka_config({"group.id": "g", "client.id": "override"})
+    assert dict(config) == {
+        "bootstrap.servers": "k1:9093,k2:9093",
+        "security.protocol": "sasl_ssl",
+        "sasl.mechanism": "SCRAM-SHA-256",
+        "sasl.username": "payments",
+        "sasl.password": PASSWORD,
+        "ssl.ca.location": str(tls / "ca.pem"),
+        "ssl.certificate.location": str(tls / "client.pem"),
+        "ssl.key.location": str(tls / "client.key"),
+        "client.id": "override",
+        "group.id": "g",
+    }
+    assert conn.principal == "User:payments"
+    assert conn.describe() == "SASL_SSL to k1:9093,k2:9093 as payments (SCRAM-SHA-256)"
+
+
+def test_default_client_id_applies_when_the_setting_is_unset() -> None:
+    settings = MeshSettings(bootstrap_servers="k:1")
+    conn = KafkaConnection.from_settings(settings, default_client_id="mesh-registry")
+    assert conn.librdkafka_config()["client.id"] == "mesh-registry"
+
+
+def test_names_are_read_case_insensitively_and_the_object_is_immutable() -> None:
+    conn = sasl(security_protocol="sasl-plaintext", sasl_mechanism="scram_sha_512")
+    assert conn.security_protocol is SecurityProtocol.SASL_PLAINTEXT
+    assert conn.sasl_mechanism is SaslMechanism.SCRAM_SHA_512
+    with pytest.raises(AttributeError):
+        conn.sasl_username = "other"  # type: ignore[misc]
+    other = conn.replace(sasl_username="payments")
+    assert other.sasl_username == "payments"
+    assert conn.sasl_username == "orders"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"sasl_mechanism": "SCRAM-SHA-1"},
+            "MESH_KAFKA_SASL_MECHANISM='SCRAM-SHA-1' is not a supported SASL mechanism; use one "
+            "of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512",
+        ),
+        (
+            {"security_protocol": "TLS"},
+            "MESH_KAFKA_SECURITY_PROTOCOL='TLS' is not a security protocol; use one of "
+            "PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL",
+        ),
+        (
+            {"sasl_username": None},
+            "MESH_KAFKA_SASL_PASSWORD is set without MESH_KAFKA_SASL_USERNAME; set both or neither",
+        ),
+        (
+            {"sasl_password": None},
+            "MESH_KAFKA_SASL_USERNAME is set without MESH_KAFKA_SASL_PASSWORD; set both or neither",
+        ),
+        (
+            {"sasl_username": None, "sasl_password": None},
+            "MESH_KAFKA_SECURITY_PROTOCOL is SASL_PLAINTEXT, which needs "
+            "MESH_KAFKA_SASL_USERNAME and MESH_KAFKA_SASL_PASSWORD; set them",
+        ),
+        (
+            {"sasl_mechanism": None},
+            "MESH_KAFKA_SECURITY_PROTOCOL is SASL_PLAINTEXT, which needs "
+            "MESH_KAFKA_SASL_MECHANISM; use one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512",
+        ),
+        (
+            {"security_protocol": "PLAINTEXT"},
+            "MESH_KAFKA_SASL_MECHANISM and MESH_KAFKA_SASL_USERNAME and MESH_KAFKA_SASL_PASSWORD "
+            "set, but MESH_KAFKA_SECURITY_PROTOCOL is PLAINTEXT; set it to SASL_PLAINTEXT or "
+            "SASL_SSL, or unset them",
+        ),
+        (
+            {"security_protocol": "SSL", "sasl_mechanism": None, "sasl_username": None},
+            "MESH_KAFKA_SASL_PASSWORD set, but MESH_KAFKA_SECURITY_PROTOCOL is SSL; set it to "
+            "SASL_PLAINTEXT or SASL_SSL, or unset them",
+        ),
+        (
+            {"ssl_ca_location": "/etc/ca.pem"},
+            "MESH_KAFKA_SSL_CA_LOCATION set, but MESH_KAFKA_SECURITY_PROTOCOL is "
+            "SASL_PLAINTEXT; TLS files need SSL or SASL_SSL",
+        ),
+    ],
+)
+def test_bad_settings_are_one_line_errors_naming_the_setting(
+    changes: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        sasl(**changes)
+    assert str(caught.value) == message
+    assert "\n" not in str(caught.value)
+    assert PASSWORD not in str(caught.value)
+
+
+def test_tls_files_are_checked_before_any_connection(tls: Path, tmp_path: Path) -> None:
+    def build(**files: object) -> KafkaConnection:
+        return sasl(security_protocol="SASL_SSL", **files)
+
+    missing = tmp_path / "nope" / "ca.pem"
+    with pytest.raises(ConfigurationError) as caught:
+        build(ssl_ca_location=missing)
+    assert str(caught.value) == (
+        f"MESH_KAFKA_SSL_CA_LOCATION: {missing} does not exist; point it at a PEM file"
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        build(ssl_ca_location=tmp_path)
+    assert str(caught.value) == (
+        f"MESH_KAFKA_SSL_CA_LOCATION: {tmp_path} is not a file; point it at a PEM file"
+    )
+    garbage = tmp_path / "ca.der"
+    garbage.write_bytes(b"\x30\x82\x01\x0a")
+    with pytest.raises(ConfigurationError) as caught:
+        build(ssl_ca_location=garbage)
+    assert str(caught.value) == (
+        f"MESH_KAFKA_SSL_CA_LOCATION: {garbage} is not a PEM file (no -----BEGIN line)"
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        build(ssl_certificate_location=tls / "client.pem")
+    assert str(caught.value) == (
+        "MESH_KAFKA_SSL_CERTIFICATE_LOCATION is set without MESH_KAFKA_SSL_KEY_LOCATION; "
+        "a client certificate needs its private key"
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        build(ssl_key_location=tls / "client.key")
+    assert str(caught.value) == (
+        "MESH_KAFKA_SSL_KEY_LOCATION is set without MESH_KAFKA_SSL_CERTIFICATE_LOCATION; "
+        "a private key needs its certificate"
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        build(ssl_certificate_location=tls / "client.pem", ssl_key_location=missing)
+    assert str(caught.value) == (
+        f"MESH_KAFKA_SSL_KEY_LOCATION: {missing} does not exist; point it at a PEM file"
+    )
+
+
+def test_bootstrap_servers_must_be_host_port() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        KafkaConnection.create("localhost")
+    assert str(caught.value) == (
+        "MESH_BOOTSTRAP_SERVERS='localhost' is not a list of host:port; set it to your "
+        "cluster's bootstrap servers, e.g. broker1:9092,broker2:9092"
+    )
+
+
+def test_the_password_never_shows_in_repr_str_or_the_rendered_config() -> None:
+    conn = sasl()
+    config = conn.librdkafka_config({"ssl.key.password": "keypass"})
+    assert config["sasl.password"] == PASSWORD  # the real value goes to librdkafka
+    for text in (repr(conn), str(conn), repr(config), str(config), f"{config}", conn.describe()):
+        assert PASSWORD not in text
+        assert "keypass" not in text
+    assert "sasl_password=SecretStr('**********')" in repr(conn)
+    assert "'sasl.password': '**********'" in repr(config)
+    assert conn.redacted() == {
+        "bootstrap.servers": "b1:9092,b2:9092",
+        "security.protocol": "sasl_plaintext",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "orders",
+        "sasl.password": "**********",
+    }
+    assert isinstance(sasl(sasl_password=SecretStr(PASSWORD)).sasl_password, SecretStr)
+
+
+def test_faust_gets_sasl_credentials_with_a_tls_context(tls: Path) -> None:
+    from faust.auth import SASLCredentials, SSLCredentials
+    from faust.types.auth import AuthProtocol, SASLMechanism
+
+    plain = sasl().faust_broker_credentials()
+    assert isinstance(plain, SASLCredentials)
+    assert plain.protocol is AuthProtocol.SASL_PLAINTEXT
+    assert plain.mechanism is SASLMechanism.SCRAM_SHA_512
+    assert (plain.username, plain.password, plain.ssl_context) == ("orders", PASSWORD, None)
+    assert PASSWORD not in repr(plain)
+    assert sasl().faust_broker_url() == "kafka://b1:9092;kafka://b2:9092"
+
+    secured = sasl(security_protocol="SASL_SSL", ssl_ca_location=tls / "ca.pem")
+    credentials = secured.faust_broker_credentials()
+    assert isinstance(credentials, SASLCredentials)
+    assert credentials.protocol is AuthProtocol.SASL_SSL
+    assert credentials.ssl_context is not None
+    assert credentials.ssl_context.check_hostname is True
+    ca_subjects = [str(c["subject"]) for c in credentials.ssl_context.get_ca_certs()]
+    assert ca_subjects == ["((('commonName', 'mesh-stream local CA'),),)"]
+
+    mtls = KafkaConnection.create(
+        "b1:9093",
+        security_protocol="SSL",
+        ssl_ca_location=tls / "ca.pem",
+        ssl_certificate_location=tls / "client.pem",
+        ssl_key_location=tls / "client.key",
+    )
+    ssl_credentials = mtls.faust_broker_credentials()
+    assert isinstance(ssl_credentials, SSLCredentials)
+    assert ssl_credentials.protocol is AuthProtocol.SSL
+    assert mtls.principal == f"the principal of the certificate {tls / 'client.pem'}"
+
+
+def test_a_key_that_does_not_match_the_certificate_is_named(tls: Path, tmp_path: Path) -> None:
+    other = ensure_tls(tmp_path / "other")
+    pem = other.keystore_file.read_text()
+    (tmp_path / "other.key").write_text(pem[: pem.index("-----END PRIVATE KEY-----") + 26])
+    conn = KafkaConnection.create(
+        "b1:9093",
+        security_protocol="SSL",
+        ssl_ca_location=tls / "ca.pem",
+        ssl_certificate_location=tls / "client.pem",
+        ssl_key_location=tmp_path / "other.key",
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        conn.ssl_context()
+    assert str(caught.value).startswith(
+        f"MESH_KAFKA_SSL_CERTIFICATE_LOCATION / MESH_KAFKA_SSL_KEY_LOCATION: "
+        f"{tls / 'client.pem'} and {tmp_path / 'other.key'} are not a matching PEM "
+        f"certificate and unencrypted key"
+    )
+
+
+def test_importing_the_connection_does_not_import_faust() -> None:
+    code = (
+        "import sys, mesh_stream.kafka, mesh_stream.kafka.connection, mesh_stream.kafka.clients; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('faust', 'aiokafka', 'mode')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+# -- explain_kafka_error -------------------------------------------------------------------
+AUTH_TEXT = (
+    "sasl_plaintext://b1:9092/bootstrap: SASL authentication error: Authentication failed "
+    "during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512"
+)
+
+
+def test_a_failed_sasl_login_names_the_credential_settings() -> None:
+    error = explain_kafka_error(KafkaError(KafkaError._AUTHENTICATION, AUTH_TEXT), sasl())
+    assert isinstance(error, KafkaAuthenticationError)
+    assert str(error) == (
+        "authentication to b1:9092,b2:9092 failed as orders with SCRAM-SHA-512: check "
+        "MESH_KAFKA_SASL_USERNAME / MESH_KAFKA_SASL_PASSWORD (and MESH_KAFKA_SASL_MECHANISM); "
+        f"the broker said: {AUTH_TEXT}"
+    )
+    wrapped = KafkaException(KafkaError(KafkaError.SASL_AUTHENTICATION_FAILED, AUTH_TEXT))
+    assert isinstance(explain_kafka_error(wrapped, sasl()), KafkaAuthenticationError)
+    assert PASSWORD not in str(error)
+
+
+def test_an_unverified_broker_certificate_names_the_ca_setting() -> None:
+    text = (
+        "sasl_ssl://b1:9093/bootstrap: SSL handshake failed: error:0A000086:SSL "
+        "routines::certificate verify failed: broker certificate could not be verified"
+    )
+    conn = sasl(security_protocol="SASL_SSL")
+    error = explain_kafka_error(KafkaError(KafkaError._SSL, text), conn)
+    assert isinstance(error, KafkaAuthenticationError)
+    assert str(error) == (
+        "the TLS certificate of b1:9092,b2:9092 could not be verified: set "
+        "MESH_KAFKA_SSL_CA_LOCATION to the PEM file of the CA that signed it (now unset, so "
+        f"the system's CAs are used); {text}"
+    )
+
+
+def test_a_missing_acl_names_topic_principal_and_operation() -> None:
+    error = explain_kafka_error(
+        KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED, "Broker: Topic authorization failed"),
+        sasl(sasl_username="payments"),
+        topic="orders.order-placed.v1",
+        operation="write",
+    )
+    assert isinstance(error, KafkaAuthorizationError)
+    assert str(error) == (
+        "User:payments may not WRITE topic orders.order-placed.v1 at b1:9092,b2:9092: no ACL "
+        "allows it (TOPIC_AUTHORIZATION_FAILED); grant ALLOW WRITE on topic "
+        "orders.order-placed.v1 to User:payments, or use the credentials of the owning "
+        "domain (MESH_KAFKA_SASL_USERNAME)"
+    )
+    group = explain_kafka_error(
+        KafkaError(KafkaError.GROUP_AUTHORIZATION_FAILED),
+        sasl(),
+        group="analytics-revenue",
+        operation="READ",
+    )
+    assert str(group).startswith("User:orders may not READ group analytics-revenue at ")
+
+
+def test_other_errors_keep_librdkafkas_text() -> None:
+    down = explain_kafka_error(
+        KafkaError(KafkaError._ALL_BROKERS_DOWN, "2/2 brokers are down"), sasl()
+    )
+    assert isinstance(down, BrokerUnreachableError)
+    assert str(down) == (
+        "no Kafka broker answers at b1:9092,b2:9092 (2/2 brokers are down); check "
+        "MESH_BOOTSTRAP_SERVERS and MESH_KAFKA_SECURITY_PROTOCOL"
+    )
+    other = explain_kafka_error(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "too large"), sasl())
+    assert str(other) == (
+        "Kafka error at b1:9092,b2:9092 (SASL_PLAINTEXT to b1:9092,b2:9092 as orders "
+        "(SCRAM-SHA-512)): too large"
+    )
