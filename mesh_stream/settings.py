@@ -8,8 +8,9 @@ never reads the environment itself; it takes a :class:`MeshSettings` or plain va
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_KAFKA_VERSION = "4.1.1"
@@ -21,6 +22,29 @@ def _default_cache_dir() -> Path:
 
 def _default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "mesh-stream"
+
+
+def registry_url_problem(url: str) -> str | None:
+    """What is wrong with a registry URL (None when it is usable): checked up front, so a bad
+    port is named with its setting instead of failing deep inside the HTTP client."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unbalanced [ in the host
+        return f"is not a URL ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return "must start with http:// or https://"
+    if not parts.hostname:
+        return "has no host name"
+    try:
+        port = parts.port
+    except ValueError:
+        given = parts.netloc.rpartition(":")[2]
+        return f"has port {given!r}, not a number from 1 to 65535"
+    if port == 0:
+        return "has port 0, not a number from 1 to 65535"
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        return "contains blanks or control characters"
+    return None
 
 
 class MeshSettings(BaseSettings):
@@ -156,6 +180,14 @@ class MeshSettings(BaseSettings):
         description="How long a consumer (and `mesh tail`) waits for an unavailable registry "
         "when a record needs a schema it has not seen, before it fails (nothing is skipped).",
     )
+
+    @field_validator("registry_url")
+    @classmethod
+    def _check_registry_url(cls, value: str) -> str:
+        problem = registry_url_problem(value)
+        if problem is not None:
+            raise ValueError(f"{problem} (e.g. http://127.0.0.1:8081)")
+        return value
 
     def resolved_bootstrap_servers(self) -> str:
         """The bootstrap servers to use: the configured ones, else the local broker's port."""

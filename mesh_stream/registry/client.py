@@ -23,7 +23,7 @@ from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import ConfigurationError, RegistryError, RegistryUnavailableError
 from mesh_stream.registry.error_codes import error_for
 from mesh_stream.schema.avro import normalize
-from mesh_stream.settings import MeshSettings
+from mesh_stream.settings import MeshSettings, registry_url_problem
 
 CONFLUENT_JSON = "application/vnd.schemaregistry.v1+json"
 
@@ -55,10 +55,11 @@ class RegistryClient:
         timeout: float = 10.0,
     ) -> None:
         self.url = url.rstrip("/")
-        if not self.url.startswith(("http://", "https://")):
+        problem = registry_url_problem(self.url)
+        if problem is not None:
             raise ConfigurationError(
-                f"registry URL {url!r} must start with http:// or https:// (e.g. "
-                f"http://127.0.0.1:8081); fix MESH_REGISTRY_URL or --registry-url"
+                f"registry URL {url!r} {problem} (e.g. http://127.0.0.1:8081); fix "
+                f"MESH_REGISTRY_URL or --registry-url"
             )
         if principal is not None and token is None:
             raise ConfigurationError(
@@ -70,7 +71,15 @@ class RegistryClient:
         headers = {"Accept": f"{CONFLUENT_JSON}, application/json"}
         if token is not None and principal is None:
             headers["Authorization"] = f"Bearer {token}"
-        self._http = httpx.Client(base_url=self.url, auth=auth, timeout=timeout, headers=headers)
+        try:
+            self._http = httpx.Client(
+                base_url=self.url, auth=auth, timeout=timeout, headers=headers
+            )
+        except httpx.InvalidURL as exc:  # what urlsplit lets through, e.g. a bad IDNA host
+            raise ConfigurationError(
+                f"registry URL {url!r} is not usable ({exc}); fix MESH_REGISTRY_URL or "
+                f"--registry-url"
+            ) from exc
         self.http_calls = 0
         self._lock = threading.Lock()
         self._schema_by_id: dict[int, str] = {}
@@ -97,10 +106,17 @@ class RegistryClient:
         with self._lock:
             self.http_calls += 1
         try:
+            content = None if body is None else json.dumps(body).encode()
+        except UnicodeEncodeError as exc:
+            raise ConfigurationError(
+                f"{method} {path}: the request holds text UTF-8 cannot encode (character "
+                f"{exc.start + 1}: {exc.reason}, e.g. a lone surrogate such as \\ud800)"
+            ) from exc
+        try:
             response = self._http.request(
                 method,
                 path,
-                content=None if body is None else json.dumps(body).encode(),
+                content=content,
                 headers={"Content-Type": CONFLUENT_JSON} if body is not None else None,
                 params={k: v for k, v in (params or {}).items() if v is not None},
             )
@@ -114,6 +130,11 @@ class RegistryClient:
             ) from exc
         except httpx.HTTPError as exc:
             raise RegistryError(f"{method} {self.url}{path} failed: {exc}") from exc
+        except (httpx.InvalidURL, UnicodeError) as exc:  # UnicodeError: idna's host checks
+            raise ConfigurationError(
+                f"{method} {self.url}{path}: the URL is not usable ({exc}); fix "
+                f"MESH_REGISTRY_URL or --registry-url"
+            ) from exc
         if response.status_code >= 400:
             try:
                 payload = response.json()

@@ -73,7 +73,10 @@ def parse_schema(
         except SchemaError as exc:
             raise SchemaError(f"invalid Avro schema: {exc}") from None
     else:
-        check_utf8(document)
+        try:
+            check_utf8(document)
+        except SchemaError as exc:
+            raise SchemaError(f"invalid Avro schema: {exc}") from None
     try:
         return avro.schema.make_avsc_object(document, avro.name.Names(validate_names=True))
     except RecursionError as exc:

@@ -140,3 +140,32 @@ def test_a_url_that_is_not_the_registry_is_named(
         "response; is MESH_REGISTRY_URL (or --registry-url) the URL of `mesh registry serve`? "
         "(HTTP 502, error_code 50201)"
     )
+
+
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        ("http://127.0.0.1:99999", "has port '99999', not a number from 1 to 65535"),
+        ("http://x:abc", "has port 'abc', not a number from 1 to 65535"),
+        ("http://x:0", "has port 0, not a number from 1 to 65535"),
+        ("http://", "has no host name"),
+        ("http://[::1", "is not a URL (Invalid IPv6 URL)"),
+        ("http://a b:8081", "contains blanks or control characters"),
+    ],
+)
+def test_a_url_with_a_bad_port_or_host_is_refused_naming_the_setting(
+    given: str, problem: str
+) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        RegistryClient(given)
+    assert str(raised.value) == (
+        f"registry URL {given!r} {problem} (e.g. http://127.0.0.1:8081); fix "
+        "MESH_REGISTRY_URL or --registry-url"
+    )
+
+
+def test_a_host_idna_refuses_is_a_configuration_error_not_a_traceback() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        RegistryClient("http://xn--a.com").subjects()
+    assert str(raised.value).startswith("GET http://xn--a.com/subjects: the URL is not usable (")
+    assert str(raised.value).endswith("); fix MESH_REGISTRY_URL or --registry-url")
