@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mesh_stream.errors import MeshError
@@ -45,10 +45,14 @@ log = logging.getLogger(__name__)
 
 #: Routes with these tags answer without a credential even with read auth (liveness only).
 PUBLIC_TAGS = frozenset({"meta", "health"})
+#: FastAPI's API description: the same for every registry, no registry data in it.
+DOC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 
 
-def is_public(route: APIRoute) -> bool:
-    return bool(PUBLIC_TAGS.intersection(str(tag) for tag in route.tags))
+def is_public(route: Any) -> bool:
+    """Whether ``route`` (a route or route context) answers without a credential."""
+    tags = getattr(route, "tags", None) or []
+    return route.path in DOC_PATHS or bool(PUBLIC_TAGS.intersection(str(tag) for tag in tags))
 
 
 def configure_edge(app: FastAPI, limits: EdgeLimits) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi.routing import iter_route_contexts
 from pydantic import SecretStr
 
 from mesh_stream.errors import AuthenticationError, ConfigurationError, PermissionDeniedError
@@ -102,3 +104,148 @@ def test_reads_can_require_a_credential() -> None:
     assert "reading the registry needs a credential" in anonymous.json()["message"]
     assert anonymous.headers["www-authenticate"].startswith("Basic")
     assert client.get("/subjects", headers={"Authorization": "Bearer o"}).json() == []
+
+
+def test_an_empty_token_is_refused_when_credentials_load(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError) as inline:
+        Credentials.parse("admin:s3cret,orders:")
+    assert str(inline.value) == (
+        "MESH_REGISTRY_CREDENTIALS: item 2: principal 'orders' has an empty token, which "
+        "would let anyone act as 'orders'; give it a token or remove it"
+    )
+    with pytest.raises(ConfigurationError, match="principal 'orders' has an empty token"):
+        Credentials.parse("admin:s3cret, orders:   ")
+    for body in ('orders: ""\nadmin: s3cret\n', "admin: s3cret\norders:\n"):
+        creds = tmp_path / "creds.yaml"
+        creds.write_text(body)
+        with pytest.raises(ConfigurationError) as from_file:
+            Credentials.load(creds)
+        assert str(from_file.value) == (
+            f"{creds} (MESH_REGISTRY_CREDENTIALS_FILE): principal 'orders' has an empty "
+            f"token, which would let anyone act as 'orders'; give it a token or remove it"
+        )
+        assert "s3cret" not in str(from_file.value)
+    blank = tmp_path / "blank.json"
+    blank.write_text('{"admin": "s3cret", "orders": "  "}')
+    with pytest.raises(ConfigurationError, match=r"blank.json \(MESH_REGISTRY_CREDENTIALS_FILE\)"):
+        Credentials.load(blank)
+    flag = tmp_path / "flag.yaml"
+    flag.write_text("orders: yes\n")
+    with pytest.raises(ConfigurationError, match="the entry for 'orders' is not one"):
+        Credentials.load(flag)
+    with pytest.raises(ConfigurationError, match="principal 'orders' has an empty token"):
+        Credentials({"admin": "a", "orders": SecretStr("")})
+    settings = MeshSettings(
+        registry_credentials=SecretStr("admin:s3cret,orders:"), registry_credentials_file=None
+    )
+    with pytest.raises(ConfigurationError, match="MESH_REGISTRY_CREDENTIALS: item 2"):
+        credentials_from_settings(settings)
+
+
+def test_empty_bearer_tokens_and_basic_passwords_never_authenticate() -> None:
+    credentials = Credentials({"admin": "a", "orders": "o"})
+    with pytest.raises(AuthenticationError, match="an empty bearer token never matches"):
+        credentials.principal_for("Bearer ")
+    with pytest.raises(AuthenticationError, match="an empty bearer token never matches"):
+        credentials.principal_for("Bearer")
+    with pytest.raises(AuthenticationError, match="empty password never match"):
+        credentials.principal_for(basic("orders", ""))
+    with pytest.raises(AuthenticationError, match="empty password never match"):
+        credentials.principal_for("Basic " + base64.b64encode(b"orders").decode())
+    with pytest.raises(AuthenticationError, match="empty Authorization header"):
+        credentials.principal_for("   ")
+    with pytest.raises(AuthenticationError, match="unknown principal or wrong token"):
+        credentials.principal_for(basic("", "o"))
+
+
+def test_failed_authentications_drain_a_bucket_per_address() -> None:
+    from mesh_stream.errors import TooManyAuthFailuresError
+    from mesh_stream.registry.service.edge import FailureLimiter
+
+    now = [1000.0]
+    limiter = FailureLimiter(3, clock=lambda: now[0])
+    for _ in range(3):
+        limiter.check("client 10.0.0.1")
+        limiter.failed("client 10.0.0.1")
+    with pytest.raises(TooManyAuthFailuresError) as refused:
+        limiter.check("client 10.0.0.1")
+    assert refused.value.retry_after == 20
+    assert (refused.value.status, refused.value.error_code) == (429, 42901)
+    assert refused.value.message == (
+        "too many failed authentications from client 10.0.0.1 (more than 3 a minute); retry "
+        "after 20 s (the limit is MESH_REGISTRY_AUTH_FAILURES_PER_MINUTE)"
+    )
+    limiter.check("client 10.0.0.2")  # another address is not affected
+    now[0] += 19.0
+    with pytest.raises(TooManyAuthFailuresError) as still:
+        limiter.check("client 10.0.0.1")
+    assert still.value.retry_after == 1
+    now[0] += 1.0
+    limiter.check("client 10.0.0.1")  # one failure refilled
+    limiter.failed("client 10.0.0.1")
+    with pytest.raises(TooManyAuthFailuresError):
+        limiter.check("client 10.0.0.1")
+
+
+def test_the_failure_table_stays_bounded() -> None:
+    from mesh_stream.registry.service.edge import FailureLimiter
+
+    limiter = FailureLimiter(1, clock=lambda: 0.0, max_addresses=100)
+    for n in range(1000):
+        limiter.failed(f"client 10.0.{n // 256}.{n % 256}")
+    assert len(limiter._buckets) == 100
+
+
+def _anonymous_request(client: Any, route: Any) -> Any:
+    """Call ``route`` with its path parameters filled in and a well-formed body."""
+    path = route.path
+    for name in route.param_convertors:
+        path = path.replace(f"{{{name}:path}}", "orders.x.v1-value").replace(f"{{{name}}}", "1")
+    method = sorted(route.methods)[0]
+    body = {"schema": '"string"'} if method in ("POST", "PUT") else None
+    return client.request(method, path, json=body)
+
+
+def test_every_route_but_health_needs_a_credential_when_reads_do() -> None:
+    """Structural: ``caller`` is a dependency of every non-public route, and over HTTP each
+    one answers 401 to an anonymous call (a new route cannot forget read auth)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    from mesh_stream.registry.service import InMemoryStore, create_app
+    from mesh_stream.registry.service.app import is_public
+    from mesh_stream.registry.service.context import caller
+
+    app = create_app(
+        InMemoryStore(), credentials=Credentials({"orders": "o"}), read_requires_auth=True
+    )
+    client = TestClient(app, raise_server_exceptions=False)
+    routes = list(iter_route_contexts(app.routes))
+    public = {r.path for r in routes if is_public(r)}
+    assert public == {
+        "/",
+        "/health",
+        "/health/ready",
+        "/openapi.json",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
+    }
+    guarded = [r for r in routes if not is_public(r)]
+    assert len(guarded) == 27
+    for route in guarded:
+        assert caller in {d.call for d in route.dependant.dependencies}, route.path
+        answer = _anonymous_request(client, route)
+        assert answer.status_code == 401, (route.path, route.methods, answer.text)
+        assert answer.json()["error_code"] == 40101
+        assert "needs a credential" in answer.json()["message"]
+    lookup = client.post("/subjects/orders.x.v1-value", json={"schema": '"string"'})
+    assert lookup.json()["message"].startswith(
+        "POST /subjects/orders.x.v1-value needs a credential: HTTP Basic"
+    )
+    for route in routes:
+        if is_public(route) and route.path != "/health/ready":  # ready: 200 or 503
+            assert _anonymous_request(client, route).status_code == 200, route.path
