@@ -6,9 +6,17 @@ work on a fresh machine. The settings are read once here and handed to each comm
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import sys
+import traceback
+from collections.abc import Sequence
 
 import click
+import httpx
+import yaml
+from confluent_kafka import KafkaError, KafkaException
 from pydantic import ValidationError
 
 from mesh_stream.cli.bench import bench
@@ -61,25 +69,129 @@ cli.add_command(bench)
 cli.add_command(up)
 
 
-def main() -> None:
-    """Run the CLI, turning mesh-stream errors into a one-line message and exit status 1."""
+#: Set to 1 to see the traceback behind an error (printed after the one-line message).
+DEBUG_VARIABLE = "MESH_DEBUG"
+#: Exit status of an exception nothing translated: a bug (EX_SOFTWARE), never a user error.
+INTERNAL_ERROR = 70
+
+
+def _first_line(text: object) -> str:
+    lines = str(text).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _kafka_error(exc: KafkaException) -> str:
+    error = exc.args[0] if exc.args else None
+    text = error.str() if isinstance(error, KafkaError) else str(exc)
+    return (
+        f"Kafka: {text}; check MESH_BOOTSTRAP_SERVERS (or --bootstrap-servers) and that the "
+        f"broker runs (`mesh broker status`)"
+    )
+
+
+def _http_error(exc: httpx.HTTPError) -> str:
     try:
-        status = cli.main(standalone_mode=False, prog_name="mesh")
-        if isinstance(status, int) and status:
-            sys.exit(status)
+        where = f" {exc.request.method} {exc.request.url}"
+    except RuntimeError:  # no request attached
+        where = ""
+    return (
+        f"registry request{where} failed ({type(exc).__name__}: {_first_line(exc)}); check "
+        f"MESH_REGISTRY_URL (or --registry-url) and that the registry runs"
+    )
+
+
+def _validation_error(exc: ValidationError) -> str:
+    problems = [
+        f"{'.'.join(str(part) for part in problem['loc']) or exc.title}: {problem['msg']}"
+        for problem in exc.errors(include_url=False)
+    ]
+    return f"invalid {exc.title}: " + "; ".join(problems)
+
+
+def _os_error(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename is not None else ""
+    reason = exc.strerror or _first_line(exc) or type(exc).__name__
+    return f"{where}{reason} ({type(exc).__name__})"
+
+
+def explain(exc: BaseException) -> str | None:
+    """The one-line message for an error a command can meet, or None for anything else (a bug).
+
+    mesh-stream's own errors carry their message (coordinates and the fix); the library
+    errors below are translated here, the one boundary of the CLI, with the setting to check.
+    """
+    if isinstance(exc, MeshError):
+        return str(exc)
+    if isinstance(exc, RecursionError):
+        return "the input is nested too deeply to process (RecursionError); flatten it"
+    if isinstance(exc, MemoryError):
+        return "out of memory: the input is too large to process (MemoryError)"
+    if isinstance(exc, httpx.InvalidURL):
+        return f"registry URL is not usable ({exc}); fix MESH_REGISTRY_URL or --registry-url"
+    if isinstance(exc, httpx.HTTPError):
+        return _http_error(exc)
+    if isinstance(exc, KafkaException):
+        return _kafka_error(exc)
+    if isinstance(exc, ValidationError):
+        return _validation_error(exc)
+    if isinstance(exc, yaml.YAMLError):
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{mark.name}:{mark.line + 1}: " if mark is not None else ""
+        return f"{where}not valid YAML: {getattr(exc, 'problem', None) or _first_line(exc)}"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+    if isinstance(exc, UnicodeError):
+        return f"text that is not valid Unicode/UTF-8: {_first_line(exc)} ({type(exc).__name__})"
+    if isinstance(exc, OSError):
+        return _os_error(exc)
+    return None
+
+
+def run(args: Sequence[str] | None = None, *, debug: bool = False) -> int:
+    """Run the CLI and return its exit status; every exception becomes one `error:` line.
+
+    Exit status: 0 success, 1 an error (its message says what and where), 2 a usage error
+    (click), 3 `broker status` not running, 130 interrupted, 70 an exception nothing
+    translated (a bug: the message says so, and ``MESH_DEBUG=1`` shows the traceback).
+    """
+    try:
+        status = cli.main(args=args, standalone_mode=False, prog_name="mesh")
+        return status if isinstance(status, int) else 0
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
-        sys.exit(130)
+        return 130
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except MeshError as exc:
-        click.secho(f"error: {exc}", fg="red", err=True)
-        sys.exit(1)
+        return exc.exit_code
     except KeyboardInterrupt:
-        sys.exit(130)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`mesh tail | head`): nothing to say, nowhere to say it.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except Exception as exc:
+        if debug:
+            traceback.print_exception(exc)
+        message = explain(exc)
+        if message is None:
+            click.secho(
+                f"error: unexpected {type(exc).__name__}: {_first_line(exc)} (a bug in mesh; "
+                f"rerun with {DEBUG_VARIABLE}=1 for the traceback and report it)",
+                fg="red",
+                err=True,
+            )
+            return INTERNAL_ERROR
+        click.secho(f"error: {message}", fg="red", err=True)
+        return 1
+
+
+def main() -> None:
+    """The `mesh` console script: :func:`run` with ``MESH_DEBUG`` read here, at the edge."""
+    debug = os.environ.get(DEBUG_VARIABLE, "").strip().lower() not in ("", "0", "false", "no")
+    sys.exit(run(debug=debug))
 
 
 if __name__ == "__main__":

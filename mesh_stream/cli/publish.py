@@ -57,16 +57,22 @@ def _parse_lines(
         except json.JSONDecodeError as exc:
             errors.append(f"{name}:{number}: not valid JSON (column {exc.colno}): {exc.msg}")
             continue
+        except RecursionError:
+            errors.append(f"{name}:{number}: JSON nested too deeply to read")
+            continue
         if not isinstance(document, dict):
             errors.append(
                 f"{name}:{number}: a record must be a JSON object, got {type(document).__name__}"
             )
             continue
-        record = coerce_json(parsed, document)
         try:
+            record = coerce_json(parsed, document)
             publisher.prepare(record)
         except SerializationError as exc:
             errors.append(f"{name}:{number}: {exc}")
+            continue
+        except RecursionError:
+            errors.append(f"{name}:{number}: the record is nested too deeply to check")
             continue
         good.append((number, record))
     return good, errors

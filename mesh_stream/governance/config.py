@@ -173,13 +173,19 @@ def parse_global_policies(text: str, source: str = GLOBAL_POLICIES_FILE) -> dict
     return rules
 
 
+def _unreadable(exc: OSError | UnicodeDecodeError) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+    return str(exc.strerror)
+
+
 def load_global_policies(path: Path) -> dict[str, RuleSetting]:
     """Read ``mesh-policies.yaml`` (see :func:`parse_global_policies`)."""
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigurationError(
-            f"{path}: cannot read the global policies: {exc.strerror}; pass --policies FILE "
+            f"{path}: cannot read the global policies: {_unreadable(exc)}; pass --policies FILE "
             f"or create {GLOBAL_POLICIES_FILE} at the repository root"
         ) from exc
     return parse_global_policies(text, str(path))
@@ -301,8 +307,8 @@ def load_governance(root: Path, policies_file: Path | None = None) -> Governance
         display = path.relative_to(root).as_posix()
         try:
             text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            problem = _Problem((), f"cannot read the domain's overrides: {exc.strerror}")
+        except (OSError, UnicodeDecodeError) as exc:
+            problem = _Problem((), f"cannot read the domain's overrides: {_unreadable(exc)}")
             violation = _override_violation(display, None, problem)
             domains[domain] = DomainOverrides(domain, display, {}, (violation,))
             continue

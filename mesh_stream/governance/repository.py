@@ -20,13 +20,14 @@ import yaml
 from pydantic import ValidationError
 
 from mesh_stream.descriptor import DataProduct, descriptor_files
-from mesh_stream.errors import ConfigurationError
+from mesh_stream.errors import ConfigurationError, SchemaError
 from mesh_stream.governance import locate
 from mesh_stream.governance.catalog import StaticCatalog
 from mesh_stream.governance.config import GovernanceConfig, load_governance
 from mesh_stream.governance.engine import Locator, check_product
 from mesh_stream.governance.model import Finding, Loc, Severity, Violation
 from mesh_stream.governance.policies import BUILTIN_POLICIES, Review
+from mesh_stream.schema.avro import parse_schema
 
 LOAD_ERROR_POLICY = {
     "owner": "ownership",
@@ -209,7 +210,22 @@ def _load_schema(root: Path, loaded: _Loaded) -> None:
         )
         return
     try:
+        # The specification's rules with field paths, as the registry applies them; then
+        # fastavro, which the SDK encodes with.
+        parse_schema(schema)
         fastavro.parse_schema(schema)
+    except SchemaError as exc:
+        reason = str(exc).removeprefix("invalid Avro schema: ")
+        loaded.problems.append(
+            _file_violation(
+                "schema-valid",
+                f"not a valid Avro schema: {reason}",
+                display,
+                1,
+                product=product.name,
+            )
+        )
+        return
     except Exception as exc:  # fastavro raises several unrelated types for bad schemas
         loaded.problems.append(
             _file_violation(
