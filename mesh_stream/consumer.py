@@ -387,6 +387,12 @@ class ProductConsumer:
     def products(self) -> list[DataProduct]:
         return [source.product for source in self._sources.values()]
 
+    @property
+    def new_topics(self) -> frozenset[str]:
+        """The topics that did not exist when the consumer subscribed (read from the first
+        record when the group has no committed offset for them)."""
+        return frozenset(self._new_topics)
+
     # -- reading ---------------------------------------------------------------------------
     def poll(self, timeout: float = 1.0) -> ConsumedRecord | None:
         """The next record, or None if none arrived within ``timeout`` seconds."""
@@ -410,7 +416,7 @@ class ProductConsumer:
             except KafkaException as exc:
                 raise ConsumerError(
                     f"cannot consume {', '.join(self._sources)} in group {self.group_id} "
-                    f"(uncommitted from {self._where_positions()}): {exc}"
+                    f"(read up to {self.position_text()}): {exc}"
                 ) from exc
         return self._decode(messages, until)
 
@@ -685,15 +691,16 @@ class ProductConsumer:
         if error.fatal():
             raise ConsumerError(
                 f"fatal Kafka error while consuming {_where(message)}: {error.str()} "
-                f"(uncommitted from {self._where_positions()})"
+                f"(read up to {self.position_text()})"
             )
         # Other errors (partition EOF, a topic not created yet, a broker restarting) are
         # transient: librdkafka retries them itself.
 
-    def _where_positions(self) -> str:
-        """The positions returned but not committed, as ``topic[partition]@offset`` (or "-")."""
+    def position_text(self) -> str:
+        """Where reading stands: each partition's next offset as ``topic[partition]@offset``
+        (the records returned and not yet committed), for error messages."""
         found = ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(self._positions.items()))
-        return found or "the last committed offsets"
+        return found or "no record returned since the last commit"
 
     # -- offsets ---------------------------------------------------------------------------
     def commit(self) -> None:

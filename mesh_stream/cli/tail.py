@@ -13,7 +13,7 @@ from mesh_stream.broker.reachability import existing_topics
 from mesh_stream.cli.publish import registry_for
 from mesh_stream.consumer import ConsumedRecord, ProductConsumer
 from mesh_stream.descriptor import resolve_product
-from mesh_stream.errors import DeserializationError
+from mesh_stream.errors import ConsumerError, DeserializationError, MeshError
 from mesh_stream.schema.codec import json_default
 from mesh_stream.settings import MeshSettings
 
@@ -83,19 +83,17 @@ def tail(
 
     Each record is decoded with the schema it was written with. Records that cannot be
     decoded are reported on stderr with their topic[partition]@offset and skipped (tail
-    never writes to dead-letter topics).
+    never writes to dead-letter topics). A topic that does not exist yet is read from its
+    first record once it appears. When the registry is unavailable and a record needs a
+    schema not seen yet, tail waits up to MESH_CONSUMER_REGISTRY_WAIT_SECONDS, then stops
+    with a one-line error naming the record; so does every other consumer error.
     """
     updates = {"bootstrap_servers": bootstrap_servers, "registry_url": registry_url}
     settings = settings.model_copy(update={k: v for k, v in updates.items() if v is not None})
     registry = registry_for(settings)
     descriptor = resolve_product(product, registry=registry, root=root)
     bootstrap = settings.resolved_bootstrap_servers()
-    if descriptor.topic not in existing_topics(bootstrap):
-        click.echo(
-            f"topic {descriptor.topic} does not exist yet at {bootstrap}; waiting for its "
-            f"first record (publish with `mesh publish {descriptor.name} --file FILE`)",
-            err=True,
-        )
+    existing_topics(bootstrap)  # a clear error when no broker answers
     consumer = ProductConsumer(
         [descriptor],
         group_id=group or f"mesh-tail-{uuid.uuid4().hex[:12]}",
@@ -103,8 +101,15 @@ def tail(
         registry=registry,
         from_beginning=from_beginning,
         dead_letters=False,
+        registry_wait_seconds=settings.consumer_registry_wait_seconds,
         root=root,
     )
+    if descriptor.topic in consumer.new_topics:  # said once the consumer has subscribed
+        click.echo(
+            f"topic {descriptor.topic} does not exist yet at {bootstrap}; waiting for its "
+            f"first record (publish with `mesh publish {descriptor.name} --file FILE`)",
+            err=True,
+        )
     shown = 0
     last_seen = time.monotonic()
     try:
@@ -119,6 +124,13 @@ def tail(
                 click.echo(f"skipped: {exc}", err=True)
                 last_seen = time.monotonic()
                 continue
+            except MeshError:
+                raise  # its message names the record (topic[partition]@offset)
+            except Exception as exc:
+                raise ConsumerError(
+                    f"{descriptor.topic}: reading after {shown} record(s) failed "
+                    f"({consumer.position_text()}): {type(exc).__name__}: {exc}"
+                ) from exc
             if records:
                 last_seen = time.monotonic()
             for record in records:
