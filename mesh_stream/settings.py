@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mesh_stream.errors import ConfigurationError
+
 DEFAULT_KAFKA_VERSION = "4.1.1"
 
 
@@ -44,6 +46,27 @@ def registry_url_problem(url: str) -> str | None:
         return "has port 0, not a number from 1 to 65535"
     if any(c.isspace() or ord(c) < 32 for c in url):
         return "contains blanks or control characters"
+    return None
+
+
+def bootstrap_servers_problem(servers: str) -> str | None:
+    """What is wrong with a bootstrap servers list (None when librdkafka can take it)."""
+    if not servers.strip():
+        return "is empty"
+    try:
+        servers.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid UTF-8 text"
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in servers):
+        return "contains blanks or control characters"
+    for server in servers.split(","):
+        if not server:
+            return "has an empty entry (`host:port,host:port`)"
+        host, colon, port = server.partition("://")[2 if "://" in server else 0].rpartition(":")
+        if colon and host and not host.endswith(":") and not port.isdigit():
+            return f"has port {port!r} in {server!r}, not a port number (0-65535)"
+        if colon and port.isdigit() and int(port) > 65535:
+            return f"has port {port} in {server!r}, not a port number (0-65535)"
     return None
 
 
@@ -189,6 +212,25 @@ class MeshSettings(BaseSettings):
             raise ValueError(f"{problem} (e.g. http://127.0.0.1:8081)")
         return value
 
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _check_bootstrap_servers(cls, value: str | None) -> str | None:
+        problem = None if value is None else bootstrap_servers_problem(value)
+        if problem is not None:
+            raise ValueError(f"{problem} (e.g. 127.0.0.1:9092,kafka-2:9092)")
+        return value
+
     def resolved_bootstrap_servers(self) -> str:
-        """The bootstrap servers to use: the configured ones, else the local broker's port."""
-        return self.bootstrap_servers or f"127.0.0.1:{self.broker_port}"
+        """The bootstrap servers to use: the configured ones, else the local broker's port.
+
+        Checked again here because a command's ``--bootstrap-servers`` flag replaces the
+        setting without validation (``model_copy``).
+        """
+        servers = self.bootstrap_servers or f"127.0.0.1:{self.broker_port}"
+        problem = bootstrap_servers_problem(servers)
+        if problem is not None:
+            raise ConfigurationError(
+                f"bootstrap servers {servers!r} {problem} (e.g. 127.0.0.1:9092); fix "
+                f"MESH_BOOTSTRAP_SERVERS or --bootstrap-servers"
+            )
+        return servers

@@ -16,6 +16,7 @@ from mesh_stream.broker.security import (
     find_domains,
     protocol_of,
 )
+from mesh_stream.cli.options import FiniteFloatRange
 from mesh_stream.settings import MeshSettings
 
 
@@ -60,7 +61,7 @@ def broker() -> None:
 @data_dir_option
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=1),
+    type=FiniteFloatRange(min=1),
     help="Seconds to wait for the cluster to answer. [env: MESH_BROKER_START_TIMEOUT; default 90]",
 )
 @click.option("--fresh", is_flag=True, help="Erase existing broker data and start a new cluster.")
@@ -144,7 +145,7 @@ def start(
 @data_dir_option
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=1),
+    type=FiniteFloatRange(min=1),
     default=30,
     show_default=True,
     help="Seconds to wait after SIGTERM before SIGKILL.",

@@ -177,15 +177,22 @@ def run(args: Sequence[str] | None = None, *, debug: bool = False) -> int:
             traceback.print_exception(exc)
         message = explain(exc)
         if message is None:
-            click.secho(
+            _say(
                 f"error: unexpected {type(exc).__name__}: {_first_line(exc)} (a bug in mesh; "
-                f"rerun with {DEBUG_VARIABLE}=1 for the traceback and report it)",
-                fg="red",
-                err=True,
+                f"rerun with {DEBUG_VARIABLE}=1 for the traceback and report it)"
             )
             return INTERNAL_ERROR
-        click.secho(f"error: {message}", fg="red", err=True)
+        _say(f"error: {message}")
         return 1
+
+
+def _say(message: str) -> None:
+    """Print an error on stderr, escaping what its encoding cannot show (e.g. bytes of a
+    non-UTF-8 argument, which Python keeps as lone surrogates)."""
+    try:
+        click.secho(message, fg="red", err=True)
+    except UnicodeEncodeError:
+        click.secho(message.encode("ascii", "backslashreplace").decode(), fg="red", err=True)
 
 
 def main() -> None:

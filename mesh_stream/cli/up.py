@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from mesh_stream.cli.options import FiniteFloatRange
 from mesh_stream.settings import MeshSettings
 from mesh_stream.up import MeshUp, UpOptions
 
@@ -14,7 +15,7 @@ from mesh_stream.up import MeshUp, UpOptions
 @click.command()
 @click.option(
     "--rate",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True),
     default=20.0,
     show_default=True,
     help="Events per second of the whole simulated story (all source domains together; "
@@ -40,7 +41,7 @@ from mesh_stream.up import MeshUp, UpOptions
 )
 @click.option(
     "--duration",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True),
     help="Stop by itself after S seconds of running (tests, CI). Default: until Ctrl-C.",
 )
 @click.option(
