@@ -153,6 +153,13 @@ def test_start_prints_no_password_and_status_names_the_credentials_file(
     ) in sasl_cluster.start_output
     assert "export MESH_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT\n" in sasl_cluster.start_output
     assert oct(credentials_file.stat().st_mode & 0o777) == "0o600"
+    node = sasl_cluster.data_dir / "broker" / "node-1"
+    assert oct((node / "server.properties").stat().st_mode & 0o777) == "0o600"
+    assert not (node / "format.args").exists()  # the argfile that carried --add-scram
+    log = (node / "server.log").read_text()
+    assert "Kafka Server started" in log
+    for password in sasl_cluster.passwords.values():
+        assert password not in log
 
     status = mesh(sasl_cluster.data_dir, "broker", "status")
     assert status.returncode == 0
