@@ -318,10 +318,18 @@ def _parse_mechanism(value: str | SaslMechanism | None) -> SaslMechanism | None:
 
 
 def _validate(conn: KafkaConnection) -> None:
+    # Direct construction with plain strings is normalised like create() does.
+    coerce = object.__setattr__
     if not isinstance(conn.security_protocol, SecurityProtocol):
-        object.__setattr__(conn, "security_protocol", _parse_protocol(conn.security_protocol))
+        coerce(conn, "security_protocol", _parse_protocol(conn.security_protocol))
     if conn.sasl_mechanism is not None and not isinstance(conn.sasl_mechanism, SaslMechanism):
-        object.__setattr__(conn, "sasl_mechanism", _parse_mechanism(conn.sasl_mechanism))
+        coerce(conn, "sasl_mechanism", _parse_mechanism(conn.sasl_mechanism))
+    if isinstance(conn.sasl_password, str):
+        coerce(conn, "sasl_password", SecretStr(conn.sasl_password) if conn.sasl_password else None)
+    for name in ("ssl_ca_location", "ssl_certificate_location", "ssl_key_location"):
+        value = getattr(conn, name)
+        if value is not None and not isinstance(value, Path):
+            coerce(conn, name, _path(value))
     servers = [s.strip() for s in conn.bootstrap_servers.split(",") if s.strip()]
     if not servers or any(":" not in s for s in servers):
         raise ConfigurationError(
@@ -433,7 +441,9 @@ def explain_kafka_error(
     kafka_error = error
     if isinstance(error, KafkaException):
         first = error.args[0] if error.args else None
-        kafka_error = first if isinstance(first, KafkaError) else KafkaError(KafkaError._FAIL)
+        kafka_error = (
+            first if isinstance(first, KafkaError) else KafkaError(KafkaError._FAIL, str(error))
+        )
     assert isinstance(kafka_error, KafkaError)
     code = kafka_error.code()
     text = kafka_error.str()
@@ -456,7 +466,7 @@ def explain_kafka_error(
             f"{SETTING['security_protocol']} and the SASL/TLS settings; the broker said: {text}"
         )
     if code in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN) and (
-        "security.protocol" in lowered or "sasl" in lowered or "authentication" in lowered
+        "security.protocol" in lowered or "authentication" in lowered
     ):
         return KafkaAuthenticationError(
             f"{where} closed the connection during the handshake over "

@@ -384,3 +384,40 @@ def test_other_errors_keep_librdkafkas_text() -> None:
         "Kafka error at b1:9092,b2:9092 (SASL_PLAINTEXT to b1:9092,b2:9092 as orders "
         "(SCRAM-SHA-512)): too large"
     )
+
+
+def test_direct_construction_normalises_plain_values_and_still_validates(tmp_path: Path) -> None:
+    conn = KafkaConnection(
+        "b1:9092",
+        security_protocol="sasl_plaintext",  # type: ignore[arg-type]
+        sasl_mechanism="PLAIN",  # type: ignore[arg-type]
+        sasl_username="orders",
+        sasl_password=PASSWORD,  # type: ignore[arg-type]
+    )
+    assert conn.security_protocol is SecurityProtocol.SASL_PLAINTEXT
+    assert conn.sasl_mechanism is SaslMechanism.PLAIN
+    assert isinstance(conn.sasl_password, SecretStr)
+    assert conn.librdkafka_config()["sasl.password"] == PASSWORD
+    assert PASSWORD not in repr(conn)
+    with pytest.raises(ConfigurationError, match=r"^MESH_KAFKA_SSL_CA_LOCATION: .* does not exist"):
+        KafkaConnection("b1:9093", SecurityProtocol.SSL, ssl_ca_location=str(tmp_path / "x"))  # type: ignore[arg-type]
+
+
+def test_probe_of_an_address_nobody_serves_names_the_bootstrap_setting() -> None:
+    from mesh_stream.broker.cluster import free_port
+    from mesh_stream.kafka import probe
+
+    conn = sasl().replace(bootstrap_servers=f"127.0.0.1:{free_port()}")
+    with pytest.raises(BrokerUnreachableError) as caught:
+        probe(conn, timeout=3)
+    message = str(caught.value)
+    assert message.startswith(f"no Kafka broker answers at {conn.bootstrap_servers} (")
+    assert message.endswith("check MESH_BOOTSTRAP_SERVERS and MESH_KAFKA_SECURITY_PROTOCOL")
+
+
+def test_a_kafka_exception_without_an_error_object_keeps_its_text() -> None:
+    error = explain_kafka_error(KafkaException("something odd"), sasl())
+    assert str(error) == (
+        "Kafka error at b1:9092,b2:9092 (SASL_PLAINTEXT to b1:9092,b2:9092 as orders "
+        "(SCRAM-SHA-512)): something odd"
+    )
