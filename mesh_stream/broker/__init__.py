@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from mesh_stream.broker.cluster import ClusterState, ClusterStatus, LocalCluster, NodeStatus
 from mesh_stream.broker.distribution import KafkaDistribution, Progress, _silent
+from mesh_stream.broker.security import SECURITY_MODES, BrokerCredentials
 from mesh_stream.settings import MeshSettings
 
 __all__ = [
+    "SECURITY_MODES",
+    "BrokerCredentials",
     "ClusterState",
     "ClusterStatus",
     "KafkaDistribution",

@@ -41,14 +41,22 @@ MESH = [sys.executable, "-m", "mesh_stream.cli.main"]
 HEAP = "256m"
 
 
-def mesh(data_dir: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def mesh(
+    data_dir: Path, *args: str, timeout: float = 180, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
     env["MESH_DATA_DIR"] = str(data_dir)
     env["MESH_BROKER_HEAP"] = HEAP
     if "MESH_CACHE_DIR" in os.environ:
         env["MESH_CACHE_DIR"] = os.environ["MESH_CACHE_DIR"]
     return subprocess.run(
-        [*MESH, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+        [*MESH, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=cwd,
     )
 
 
@@ -85,9 +93,14 @@ def read_passwords(data_dir: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def sasl_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredCluster]:
     data_dir = tmp_path_factory.mktemp("sasl")
+    # A project whose domains/ folders name the users; started from inside it, no --domains.
+    project = tmp_path_factory.mktemp("project")
+    (project / "mesh.yaml").write_text("name: secured\n")
+    for domain in ("payments", "orders"):
+        (project / "domains" / domain).mkdir(parents=True)
     started = mesh(
         data_dir, "broker", "start", "--port", "0", "--security", "sasl",
-        "--domains", "orders,payments",
+        cwd=project / "domains" / "orders",
     )  # fmt: skip
     try:
         assert started.returncode == 0, started.stderr
