@@ -60,6 +60,9 @@ def _parse_lines(
         except RecursionError:
             errors.append(f"{name}:{number}: JSON nested too deeply to read")
             continue
+        except ValueError as exc:  # e.g. an integer of more than 4300 digits
+            errors.append(f"{name}:{number}: not valid JSON: {str(exc).split(';')[0]}")
+            continue
         if not isinstance(document, dict):
             errors.append(
                 f"{name}:{number}: a record must be a JSON object, got {type(document).__name__}"

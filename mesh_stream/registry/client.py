@@ -130,10 +130,20 @@ class RegistryClient:
             ) from exc
         except httpx.HTTPError as exc:
             raise RegistryError(f"{method} {self.url}{path} failed: {exc}") from exc
-        except (httpx.InvalidURL, UnicodeError) as exc:  # UnicodeError: idna's host checks
+        except httpx.InvalidURL as exc:
             raise ConfigurationError(
-                f"{method} {self.url}{path}: the URL is not usable ({exc}); fix "
-                f"MESH_REGISTRY_URL or --registry-url"
+                f"{method} {self.url}{path}: the request URL is not usable ({exc}); check the "
+                f"names and filters given, and MESH_REGISTRY_URL / --registry-url"
+            ) from exc
+        except UnicodeEncodeError as exc:
+            raise ConfigurationError(
+                f"{method} {self.url}{path}: a name or filter holds text UTF-8 cannot encode "
+                f"(character {exc.start + 1}: {exc.reason}, e.g. a lone surrogate)"
+            ) from exc
+        except UnicodeError as exc:  # idna refuses the host name
+            raise ConfigurationError(
+                f"{method} {self.url}{path}: the registry host name is not usable ({exc}); "
+                f"fix MESH_REGISTRY_URL or --registry-url"
             ) from exc
         if response.status_code >= 400:
             try:

@@ -252,7 +252,7 @@ def test_a_bad_setting_is_named_by_every_command(
 # -- the defects the issue found, by name ------------------------------------------------
 
 
-def test_publish_a_100k_deep_json_line_is_a_bad_line_not_a_recursion_error(
+def test_publish_a_100k_deep_or_huge_number_line_is_a_bad_line_not_a_traceback(
     files: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mesh_stream.cli import publish as publish_cli
@@ -266,12 +266,16 @@ def test_publish_a_100k_deep_json_line_is_a_bad_line_not_a_recursion_error(
         def prepare(self, _record: object) -> None:
             return None
 
-    good, errors = publish_cli._parse_lines(
-        files["deep"].read_bytes().splitlines(keepends=True),
-        "deep.jsonl",
-        Publisher(),  # type: ignore[arg-type]
+    lines = [*files["deep"].read_bytes().splitlines(keepends=True), files["huge"].read_bytes()]
+    good, errors = publish_cli._parse_lines(lines, "f.jsonl", Publisher())  # type: ignore[arg-type]
+    assert (good, errors) == (
+        [],
+        [
+            "f.jsonl:1: JSON nested too deeply to read",
+            "f.jsonl:2: not valid JSON: Exceeds the limit (4300 digits) for integer string "
+            "conversion: value has 5000 digits",
+        ],
     )
-    assert (good, errors) == ([], ["deep.jsonl:1: JSON nested too deeply to read"])
     monkeypatch.setenv("MESH_REGISTRY_URL", "http://127.0.0.1:99999")
     status, _out, err = _invoke(["publish", PRODUCT, "-f", str(files["deep"])], capsys)
     assert status == 2

@@ -167,5 +167,24 @@ def test_a_url_with_a_bad_port_or_host_is_refused_naming_the_setting(
 def test_a_host_idna_refuses_is_a_configuration_error_not_a_traceback() -> None:
     with pytest.raises(ConfigurationError) as raised:
         RegistryClient("http://xn--a.com").subjects()
-    assert str(raised.value).startswith("GET http://xn--a.com/subjects: the URL is not usable (")
+    assert str(raised.value).startswith(
+        "GET http://xn--a.com/subjects: the registry host name is not usable ("
+    )
     assert str(raised.value).endswith("); fix MESH_REGISTRY_URL or --registry-url")
+
+
+def test_a_filter_too_long_or_not_encodable_is_named_not_blamed_on_the_url() -> None:
+    client = RegistryClient("http://127.0.0.1:1")
+    with pytest.raises(ConfigurationError) as raised:
+        client.list_products(query="x" * 100_000)
+    assert str(raised.value) == (
+        "GET http://127.0.0.1:1/products: the request URL is not usable (URL component "
+        "'query' too long); check the names and filters given, and MESH_REGISTRY_URL / "
+        "--registry-url"
+    )
+    with pytest.raises(ConfigurationError) as raised:
+        client.list_products(tag="a\ud800")
+    assert str(raised.value) == (
+        "GET http://127.0.0.1:1/products: a name or filter holds text UTF-8 cannot encode "
+        "(character 2: surrogates not allowed, e.g. a lone surrogate)"
+    )
