@@ -98,6 +98,7 @@ class KafkaStore:
         self._partition = TopicPartition(topic, 0)
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
+        self._offsets: Consumer | None = None  # only asks for end offsets, never consumes
         self._apply: Apply | None = None
         self._next_offset = 0
         self._replay_end = 0
@@ -210,6 +211,16 @@ class KafkaStore:
             }
         )
         self._consumer.assign([TopicPartition(self.topic, 0, 0)])
+        # A consumer busy in consume() does not answer other calls meanwhile, so end
+        # offsets (catch-up, readiness probe) come from a client of their own.
+        self._offsets = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap_servers,
+                "group.id": f"mesh-registry-offsets-{uuid.uuid4()}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+            }
+        )
         self._starting = "replaying the registry log"
         if wait:
             try:
@@ -243,21 +254,11 @@ class KafkaStore:
     def _replay(self) -> None:
         """Apply every record up to the end; fail only after ``timeout`` s without progress."""
         assert self._consumer is not None
-        try:
-            _low, self._replay_end = self._consumer.get_watermark_offsets(
-                self._partition, timeout=self.timeout, cached=False
-            )
-        except KafkaException as exc:
-            raise _unavailable(
-                f"cannot read the end offset of registry topic {self.topic!r}: {exc}"
-            ) from exc
+        self._replay_end = self._end_offset(self.timeout)
         started = last_report = last_progress = time.monotonic()
         seen = self._next_offset
         while True:
-            at_end = False
-            for message in self._consumer.consume(1000, 0.2):
-                at_end = self._handle(message, replaying=True) or at_end
-            if at_end:
+            if self._handle(self._consumer.consume(1000, 0.2), replaying=True):
                 break
             now = time.monotonic()
             if self._next_offset > seen:
@@ -279,19 +280,28 @@ class KafkaStore:
             f"{time.monotonic() - started:.1f}s"
         )
 
-    def _handle(self, message: Message, *, replaying: bool = False) -> bool:
-        """Apply one message; True at end of partition."""
-        error = message.error()
-        if error is not None:
-            if error.code() == KafkaError._PARTITION_EOF:
-                self._advance(message.offset() or 0)
-                return True
-            log.warning("registry topic %s: %s", self.topic, error)
-            return False
-        offset = message.offset() or 0
-        where = f"{self.topic}[0]@{offset}"
+    def _handle(self, messages: Sequence[Message], *, replaying: bool = False) -> bool:
+        """Apply a batch of messages, then advance once; True at end of partition."""
+        at_end = False
+        next_offset = -1
+        for message in messages:
+            error = message.error()
+            if error is None:
+                offset = message.offset() or 0
+                self._apply_message(message, offset, replaying)
+                next_offset = offset + 1
+            elif error.code() == KafkaError._PARTITION_EOF:
+                next_offset = max(next_offset, message.offset() or 0)
+                at_end = True
+            else:
+                log.warning("registry topic %s: %s", self.topic, error)
+        if next_offset >= 0:
+            self._advance(next_offset)
+        return at_end
+
+    def _apply_message(self, message: Message, offset: int, replaying: bool) -> None:
         try:
-            record = Record.decode(message.key() or b"[]", message.value(), where)
+            record = Record.decode(message.key() or b"[]", message.value(), self.topic)
             kind = record.key[0]
             if kind == "writer":
                 self._on_claim(record.value, offset)
@@ -300,14 +310,13 @@ class KafkaStore:
             assert self._apply is not None
             self._apply(record)
         except RegistryWriterConflictError as exc:
+            where = f"{self.topic}[0]@{offset}"
             if replaying:
                 log.warning("%s: %s (an old clash; the first schema is kept)", where, exc.message)
             else:
                 self._set_conflict(f"{where}: {exc.message}")
         except Exception:
-            log.exception("%s: registry record skipped", where)
-        self._advance(offset + 1)
-        return False
+            log.exception("%s[0]@%s: registry record skipped", self.topic, offset)
 
     def _advance(self, next_offset: int) -> None:
         with self._progress:
@@ -322,8 +331,7 @@ class KafkaStore:
                 messages = self._consumer.consume(500, 0.1)
             except Exception:  # the consumer was closed under us at shutdown
                 return
-            for message in messages:
-                self._handle(message)
+            self._handle(messages)
 
     # -- the writer claim ------------------------------------------------------------------
 
@@ -446,13 +454,10 @@ class KafkaStore:
         checked, problem = self._probe
         if time.monotonic() - checked < 1.0:
             return problem
-        consumer = self._consumer
-        if consumer is None:
-            return "closed"
         try:
-            consumer.get_watermark_offsets(self._partition, timeout=timeout, cached=False)
+            self._end_offset(timeout)
             problem = None
-        except (KafkaException, RuntimeError) as exc:
+        except (RegistryUnavailableError, RuntimeError) as exc:
             problem = f"Kafka at {self.bootstrap_servers} is unreachable: {exc}"
         self._probe = (time.monotonic(), problem)
         return problem
@@ -479,6 +484,10 @@ class KafkaStore:
             self._check_writable()
             if self._writer_problem is not None:
                 self._recover_writer(min(self.timeout, 5.0))
+            # Read whatever reached the log since (another writer's claim, a transaction in
+            # doubt), so the checks below and the ids the caller chose see it.
+            self._catch_up(self.timeout)
+            self._check_writable()
             stale = [
                 int(r.key[1])
                 for r in records
@@ -594,15 +603,29 @@ class KafkaStore:
 
     def _catch_up(self, timeout: float) -> None:
         """Wait until the view holds everything committed (e.g. a transaction in doubt)."""
-        assert self._consumer is not None
+        high = self._end_offset(timeout)
+        with self._progress:
+            if not self._progress.wait_for(lambda: self._next_offset >= high, timeout=timeout):
+                raise _unavailable(
+                    f"the registry view is behind its log (offset {self._next_offset:,} of "
+                    f"{high:,} of {self.topic!r} after {timeout:.0f}s); nothing was stored, retry"
+                )
+
+    def _end_offset(self, timeout: float) -> int:
+        """The offset after the last committed record of the topic, asked of the broker."""
+        client = self._offsets
+        if client is None:
+            raise RuntimeError("the registry store is closed")
         try:
-            _low, high = self._consumer.get_watermark_offsets(
+            _low, high = client.get_watermark_offsets(
                 self._partition, timeout=timeout, cached=False
             )
         except KafkaException as exc:
-            raise _unavailable(f"cannot read the end of {self.topic!r}: {exc}") from exc
-        with self._progress:
-            self._progress.wait_for(lambda: self._next_offset >= high, timeout=timeout)
+            raise _unavailable(
+                f"cannot read the end offset of registry topic {self.topic!r} from "
+                f"{self.bootstrap_servers}: {exc.args[0].str()}"
+            ) from exc
+        return int(high)
 
     def _wait_applied(self, next_offset: int) -> None:
         with self._progress:
@@ -619,9 +642,10 @@ class KafkaStore:
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout=5)
-        if self._consumer is not None:
-            self._consumer.close()
-            self._consumer = None
+        for client in (self._consumer, self._offsets):
+            if client is not None:
+                client.close()
+        self._consumer = self._offsets = None
         if self._producer is not None:
             producer, self._producer = self._producer, None
             if self._writer_problem is None:
