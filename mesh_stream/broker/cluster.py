@@ -32,6 +32,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from confluent_kafka import KafkaError
+
 from mesh_stream.broker.distribution import (
     KafkaDistribution,
     Progress,
@@ -41,6 +43,7 @@ from mesh_stream.broker.distribution import (
 )
 from mesh_stream.broker.security import (
     ADMIN,
+    CREDENTIALS_FILE,
     MECHANISM,
     PLAINTEXT,
     SASL_SSL,
@@ -60,7 +63,7 @@ from mesh_stream.errors import (
     PortInUseError,
 )
 from mesh_stream.kafka.clients import make_admin
-from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 
 STATE_FILE = "cluster.json"
 HOST = "127.0.0.1"
@@ -322,6 +325,15 @@ class LocalCluster:
                 f"{self.data_dir} holds a cluster started with --security {previous.security}, "
                 f"not {security}; start it with --security {previous.security}, use --fresh to "
                 f"erase it, or pick another MESH_DATA_DIR"
+            )
+        if (
+            previous is not None
+            and security != PLAINTEXT
+            and not (self.data_dir / CREDENTIALS_FILE).exists()
+        ):
+            raise ConfigurationError(
+                f"{self.data_dir / CREDENTIALS_FILE} is missing, so the passwords of this "
+                f"cluster's users are lost; start with --fresh to make a new cluster"
             )
         state = self._plan(previous, brokers, port)
         state.security = security
@@ -586,9 +598,19 @@ class LocalCluster:
     ) -> None:
         connection = connection or KafkaConnection.create(state.bootstrap_servers)
         # log_level 0 keeps librdkafka's connection-refused chatter out of the terminal.
-        admin = make_admin(connection, {"log_level": 0})
+        seen: list[KafkaError] = []
+        admin = make_admin(connection, {"log_level": 0, "error_cb": seen.append})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            admin.poll(0)
+            refused = next((e for e in seen if e.code() == KafkaError._AUTHENTICATION), None)
+            if refused is not None:
+                raise BrokerError(
+                    f"the local cluster refused its own admin credentials from "
+                    f"{self.data_dir / CREDENTIALS_FILE}: "
+                    f"{explain_kafka_error(refused, connection)}; start with --fresh to "
+                    f"make a new cluster and credentials"
+                )
             for node in state.nodes:
                 if node.pid is not None and not process_alive(node.pid):
                     raise BrokerError(

@@ -231,3 +231,13 @@ def test_the_security_mode_must_match_existing_data(cluster: LocalCluster) -> No
     )
     with pytest.raises(ConfigurationError, match=r"--security 'tls' is not a security mode"):
         cluster.start(brokers=1, security="tls")
+
+
+def test_a_secured_cluster_without_its_credentials_file_is_refused(cluster: LocalCluster) -> None:
+    cluster._save_state(ClusterState("abc", "9.9.9", [NodeState(1, 19999, 19998)], "sasl"))
+    with pytest.raises(ConfigurationError) as caught:
+        cluster.start(brokers=1, security="sasl")
+    assert str(caught.value) == (
+        f"{cluster.data_dir / 'credentials.json'} is missing, so the passwords of this "
+        "cluster's users are lost; start with --fresh to make a new cluster"
+    )
