@@ -1,13 +1,29 @@
-"""Ownership on the running registry: a domain writes only its own subjects and products."""
+"""Auth on the running registry: a domain writes only its own subjects and products, empty
+secrets never authenticate nor load, and read auth covers every route."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import subprocess
+import sys
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+from pydantic import SecretStr
 
-from tests.conftest import RegistryAddress
+from mesh_stream.registry.service.app import is_public
+from mesh_stream.registry.service.server import RegistryServer, build_registry
+from mesh_stream.settings import MeshSettings
+from tests.conftest import KafkaAddress, RegistryAddress
 
 SCHEMA = {
     "type": "record",
@@ -87,3 +103,122 @@ def test_domain_credential_is_refused_on_another_domains_subject_and_product(
     assert httpx.get(f"{registry.url}/products/{name}").status_code == 200
     admin = ("admin", registry.admin_token)
     assert httpx.delete(f"{registry.url}/products/{name}", auth=admin).status_code == 204
+
+
+def test_empty_bearer_tokens_and_basic_passwords_are_refused(registry: RegistryAddress) -> None:
+    subject = f"orders.empty-{uuid.uuid4().hex[:6]}.v1-value"
+    body = {"schema": json.dumps(SCHEMA)}
+    for headers in (
+        {"Authorization": "Bearer"},  # "Bearer " arrives the same: HTTP drops trailing blanks
+        {"Authorization": "Basic " + base64.b64encode(b"orders:").decode()},
+        {"Authorization": ""},
+    ):
+        answer = httpx.post(
+            f"{registry.url}/subjects/{subject}/versions", json=body, headers=headers
+        )
+        assert (answer.status_code, answer.json()["error_code"]) == (401, 40101), headers
+    assert httpx.get(f"{registry.url}/subjects/{subject}/versions").status_code == 404
+
+
+def test_an_empty_token_stops_serve_at_start_naming_principal_and_source(tmp_path: Path) -> None:
+    creds = tmp_path / "creds.yaml"
+    creds.write_text("admin: s3cret-admin\norders: ''\n")
+    mesh = str(Path(sys.executable).with_name("mesh"))
+    cases = [
+        (
+            [mesh, "registry", "serve", "--port", "0", "--credentials", str(creds)],
+            {},
+            f"{creds} (MESH_REGISTRY_CREDENTIALS_FILE): principal 'orders' has an empty token",
+        ),
+        (
+            [mesh, "registry", "serve", "--port", "0"],
+            {"MESH_REGISTRY_CREDENTIALS": "admin:s3cret-admin,orders:"},
+            "MESH_REGISTRY_CREDENTIALS: item 2: principal 'orders' has an empty token",
+        ),
+    ]
+    for argv, extra, expected in cases:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
+        done = subprocess.run(
+            argv,
+            check=False,
+            env={**env, **extra, "MESH_BOOTSTRAP_SERVERS": "127.0.0.1:9"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 1, done.stderr
+        assert expected in done.stderr
+        assert "s3cret-admin" not in done.stderr + done.stdout
+        assert "Traceback" not in done.stderr
+
+
+@dataclass(frozen=True)
+class ReadAuth:
+    url: str
+    app: FastAPI
+
+
+@pytest.fixture(scope="module")
+def read_auth(kafka: KafkaAddress) -> Iterator[ReadAuth]:
+    tag = uuid.uuid4().hex[:8]
+    settings = MeshSettings(
+        bootstrap_servers=kafka.bootstrap_servers,
+        registry_credentials=SecretStr("admin:admin-secret,orders:orders-secret"),
+        registry_credentials_file=None,
+        registry_topic=f"_mesh_registry-readauth-{tag}",
+        registry_writer_id=f"readauth-{tag}",
+        registry_read_requires_auth=True,
+    )
+    app, store = build_registry(settings, validators=())
+    server = RegistryServer(app)
+    try:
+        yield ReadAuth(server.start(), app)
+    finally:
+        server.stop()
+        store.close()
+
+
+def _call(url: str, route: Any, **kwargs: Any) -> httpx.Response:
+    path = route.path
+    for name in route.param_convertors:
+        path = path.replace(f"{{{name}:path}}", "orders.read.v1-value").replace(f"{{{name}}}", "1")
+    method = sorted(route.methods)[0]
+    body = {"schema": json.dumps(SCHEMA)} if method in ("POST", "PUT") else None
+    return httpx.request(method, url + path, json=body, **kwargs)
+
+
+def test_with_read_auth_every_route_but_health_needs_a_credential(read_auth: ReadAuth) -> None:
+    url = read_auth.url
+    admin = {"auth": ("admin", "admin-secret")}
+    subject = "orders.read.v1-value"
+    registered = httpx.post(
+        f"{url}/subjects/{subject}/versions", json={"schema": json.dumps(SCHEMA)}, **admin
+    )
+    assert registered.status_code == 200, registered.text
+    routes = list(iter_route_contexts(read_auth.app.routes))
+    guarded = [r for r in routes if not is_public(r)]
+    assert len(guarded) == 27
+    for route in guarded:
+        anonymous = _call(url, route)
+        assert (anonymous.status_code, anonymous.json()["error_code"]) == (401, 40101), (
+            route.path,
+            route.methods,
+        )
+        assert "needs a credential" in anonymous.json()["message"]
+        assert anonymous.headers["www-authenticate"] == 'Basic realm="mesh-registry"'
+    assert httpx.get(f"{url}/health").status_code == 200
+    # With a credential the reads that POST answer as usual.
+    lookup = httpx.post(f"{url}/subjects/{subject}", json={"schema": json.dumps(SCHEMA)}, **admin)
+    assert (lookup.status_code, lookup.json()["version"]) == (200, 1)
+    compat = httpx.post(
+        f"{url}/compatibility/subjects/{subject}/versions/latest",
+        json={"schema": json.dumps(SCHEMA)},
+        headers={"Authorization": "Bearer orders-secret"},
+    )
+    assert compat.json() == {"is_compatible": True}
+    anonymous_lookup = httpx.post(f"{url}/subjects/{subject}", json={"schema": json.dumps(SCHEMA)})
+    assert anonymous_lookup.json() == {
+        "error_code": 40101,
+        "message": f"POST /subjects/{subject} needs a credential: HTTP Basic (user = principal, "
+        f"password = token) or `Authorization: Bearer <token>`",
+    }
