@@ -50,6 +50,7 @@ from mesh_stream.errors import (
     RegistryFencedError,
     RegistryUnavailableError,
     RegistryWriterConflictError,
+    RequestTooLargeError,
 )
 from mesh_stream.registry.service.state import Record
 from mesh_stream.registry.service.store import Apply
@@ -457,8 +458,10 @@ class KafkaStore:
         try:
             self._end_offset(timeout)
             problem = None
-        except (RegistryUnavailableError, RuntimeError) as exc:
-            problem = f"Kafka at {self.bootstrap_servers} is unreachable: {exc}"
+        except RegistryUnavailableError as exc:
+            problem = f"Kafka at {self.bootstrap_servers} is unreachable: {exc.message}"
+        except RuntimeError as exc:
+            problem = str(exc)
         self._probe = (time.monotonic(), problem)
         return problem
 
@@ -538,7 +541,15 @@ class KafkaStore:
                 f"({error.str()}); this one serves reads only"
             )
             return RegistryFencedError(self._fenced, status=503, error_code=50301)
-        if self._abort(producer, error.str()):
+        aborted = self._abort(producer, error.str())
+        if aborted and error.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+            return RequestTooLargeError(
+                f"a registry record is larger than Kafka accepts on {self.topic!r} "
+                f"({error.str()}); nothing was stored: send a smaller schema or descriptor",
+                status=413,
+                error_code=41301,
+            )
+        if aborted:
             return _unavailable(
                 f"registry write to {self.topic!r} on {self.bootstrap_servers} failed: "
                 f"{error.str()}; nothing was stored, retry"

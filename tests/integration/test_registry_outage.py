@@ -1,0 +1,285 @@
+"""The registry under broker outages, bad records and start-up, on a broker of the test's own.
+
+* the broker goes away while a write is pending: that write answers 503, readiness says
+  "not ready" while the writer is recreated, and once the broker is back the registry
+  recovers by itself: the next write succeeds with the next id, nothing half-written;
+* the broker is down while the registry is idle: readiness says Kafka is unreachable,
+  writes answer 503, and both recover when it returns;
+* a record that cannot be encoded (lone surrogate) is a 422 and one Kafka refuses (too
+  large) aborts its transaction: neither leaves the store stuck;
+* during start-up replay every route but /health answers 503 and /health/ready says how
+  far the replay is.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+
+from mesh_stream.broker import LocalCluster, local_cluster
+from mesh_stream.errors import InvalidRequestError, RegistryUnavailableError, RequestTooLargeError
+from mesh_stream.registry.error_codes import status_and_code
+from mesh_stream.registry.service.app import create_app
+from mesh_stream.registry.service.kafka_store import KafkaStore
+from mesh_stream.registry.service.schemas import SchemaRegistry
+from mesh_stream.registry.service.server import RegistryServer
+from mesh_stream.registry.service.state import Record
+from mesh_stream.settings import MeshSettings
+from tests.conftest import KafkaAddress
+
+pytestmark = pytest.mark.chaos
+
+SUBJECT = "orders.outage.v1-value"
+
+
+def _schema(n: int) -> str:
+    """Version n adds optional field f<n>: every version is BACKWARD compatible."""
+    fields: list[dict[str, Any]] = [{"name": "id", "type": "string", "doc": "Order id."}]
+    fields += [
+        {"name": f"f{i}", "type": ["null", "long"], "default": None, "doc": f"Field {i}."}
+        for i in range(2, n + 1)
+    ]
+    return json.dumps({"type": "record", "name": "Order", "namespace": "orders", "fields": fields})
+
+
+@pytest.fixture(scope="module")
+def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A one-node cluster on free ports that these tests stop and start at will."""
+    settings = MeshSettings(data_dir=tmp_path_factory.mktemp("registry-outage"))
+    cluster = local_cluster(settings)
+    cluster.start(brokers=1, port=0, timeout=settings.broker_start_timeout)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def running(cluster: LocalCluster) -> str:
+    if not cluster.status().running:
+        cluster.start(brokers=1, port=0, timeout=120)
+    address = cluster.status().bootstrap_servers
+    assert address is not None
+    return address
+
+
+class OutageAtCommit(KafkaStore):
+    """A real Kafka store whose broker is stopped while the next transaction is open.
+
+    The outage is real (the broker process stops); only its moment is chosen: after the
+    write's checks, before its records are produced and committed.
+    """
+
+    def __init__(self, cluster: LocalCluster, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cluster = cluster
+        self.outage_next = False
+
+    def _transact(self, encoded: list[tuple[bytes, bytes | None]]) -> int:
+        if self.outage_next:
+            self.outage_next = False
+            self.cluster.stop()
+        return super()._transact(encoded)
+
+
+@contextmanager
+def serve(store: KafkaStore, *, wait_for_replay: bool = True) -> Iterator[httpx.Client]:
+    app = create_app(store, wait_for_replay=wait_for_replay)
+    server = RegistryServer(app)
+    try:
+        with httpx.Client(base_url=server.start(), timeout=120.0) as http:
+            yield http
+    finally:
+        server.stop()
+        store.close()
+
+
+def register(http: httpx.Client, n: int) -> httpx.Response:
+    return http.post(f"/subjects/{SUBJECT}/versions", json={"schema": _schema(n)})
+
+
+def wait_ready(http: httpx.Client, timeout: float = 120.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = http.get("/health/ready")
+        if answer.status_code == 200 or time.monotonic() > deadline:
+            body: dict[str, Any] = answer.json()
+            assert answer.status_code == 200, body
+            return body
+        time.sleep(0.5)
+
+
+def test_broker_down_while_a_write_is_pending_then_the_registry_recovers_by_itself(
+    own_broker: LocalCluster,
+) -> None:
+    bootstrap = running(own_broker)
+    topic = f"_mesh_registry-outage-{uuid.uuid4().hex[:8]}"
+    writer = f"writer-{uuid.uuid4().hex[:8]}"
+    store = OutageAtCommit(own_broker, bootstrap, topic=topic, transactional_id=writer, timeout=5)
+    with serve(store) as http:
+        first = register(http, 1)
+        assert first.json() == {"id": 1, "version": 1, "subject": SUBJECT}
+        ready = http.get("/health/ready")
+        assert ready.status_code == 200
+        assert ready.json()["status"] == "ready"
+        assert (ready.json()["topic"], ready.json()["writer_id"]) == (topic, writer)
+
+        store.outage_next = True
+        failed = register(http, 2)
+        assert failed.status_code == 503, failed.text
+        assert failed.json()["error_code"] == 50302
+        message = failed.json()["message"]
+        assert message.startswith(f"registry write to '{topic}' on {bootstrap} failed: ")
+        assert "Kafka is unreachable or too slow (timeout 5s)" in message
+        assert "The registry recreates its writer by itself" in message
+
+        assert http.get("/health").json() == {"status": "alive"}
+        not_ready = http.get("/health/ready")
+        assert not_ready.status_code == 503
+        assert not_ready.json()["status"] == "not ready"
+        assert not_ready.json()["reason"].startswith(
+            "the registry writer is being recreated after: "
+        )
+        again = register(http, 2)
+        assert again.status_code == 503, again.text
+        assert again.json()["error_code"] == 50302
+        # Reads keep working from the replayed view.
+        assert http.get(f"/subjects/{SUBJECT}/versions").json() == [1]
+
+        running(own_broker)
+        assert wait_ready(http)["status"] == "ready"
+        second = register(http, 2)
+        assert second.status_code == 200, second.text
+        assert second.json() == {"id": 2, "version": 2, "subject": SUBJECT}
+        third = register(http, 3)
+        assert third.json() == {"id": 3, "version": 3, "subject": SUBJECT}
+        assert http.get(f"/subjects/{SUBJECT}/versions").json() == [1, 2, 3]
+        for n in (1, 2, 3):
+            stored = http.get(f"/schemas/ids/{n}").json()["schema"]
+            assert json.loads(stored)["fields"] == json.loads(_schema(n))["fields"]
+
+    # A fresh replay of the log agrees: the write that failed left nothing behind.
+    fresh = KafkaStore(bootstrap, topic=topic, transactional_id=writer, timeout=30)
+    core = SchemaRegistry(fresh)
+    fresh.open(core.state.apply)
+    try:
+        assert core.versions(SUBJECT) == [1, 2, 3]
+        assert sorted(core.state.schemas) == [1, 2, 3]
+    finally:
+        fresh.close()
+
+
+def test_broker_down_while_idle_is_not_ready_and_writes_resume_when_it_is_back(
+    own_broker: LocalCluster,
+) -> None:
+    bootstrap = running(own_broker)
+    topic = f"_mesh_registry-idle-{uuid.uuid4().hex[:8]}"
+    store = KafkaStore(bootstrap, topic=topic, transactional_id=f"w-{topic}", timeout=5)
+    with serve(store) as http:
+        assert register(http, 1).json()["id"] == 1
+        own_broker.stop()
+        not_ready = http.get("/health/ready")
+        assert not_ready.status_code == 503
+        assert not_ready.json()["reason"].startswith(f"Kafka at {bootstrap} is unreachable: ")
+        refused = register(http, 2)
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error_code"] == 50302
+        assert refused.json()["message"].startswith(
+            f"cannot read the end offset of registry topic '{topic}' from {bootstrap}: "
+        )
+        running(own_broker)
+        wait_ready(http)
+        assert register(http, 2).json() == {"id": 2, "version": 2, "subject": SUBJECT}
+
+
+def test_unencodable_and_refused_records_abort_and_leave_the_store_usable(
+    kafka: KafkaAddress,
+) -> None:
+    topic = f"_mesh_registry-bad-{uuid.uuid4().hex[:8]}"
+    store = KafkaStore(kafka.bootstrap_servers, topic=topic, transactional_id=f"w-{topic}")
+    core = SchemaRegistry(store)
+    store.open(core.state.apply)
+    try:
+        surrogate = Record(("product", "orders.x"), {"descriptor": {"description": "\ud800"}})
+        with pytest.raises(InvalidRequestError) as bad:
+            store.append([surrogate])
+        assert status_and_code(bad.value) == (422, 42216)
+        assert bad.value.message == (
+            "the request holds text that cannot be stored as UTF-8: '\\ud800' at character 30 "
+            "of the product record ['orders.x'] (surrogates not allowed); send valid Unicode "
+            "(a lone surrogate such as \\ud800 is not)"
+        )
+        huge = Record(("product", "orders.huge"), {"descriptor": {"description": "x" * 2**21}})
+        with pytest.raises(RequestTooLargeError) as large:
+            store.append([Record(("config", "a"), {"compatibility": "FULL"}), huge])
+        assert status_and_code(large.value) == (413, 41301)
+        assert large.value.message.startswith(
+            f"a registry record is larger than Kafka accepts on {topic!r} ("
+        )
+        # Neither left a transaction open: writes of every kind still work, ids go on.
+        assert core.register(SUBJECT, _schema(1)).schema_id == 1
+        assert core.register("payments.other.v1-value", _schema(2)).schema_id == 2
+        assert core.state.configs == {}
+        assert core.state.products == {}
+    finally:
+        store.close()
+
+
+def test_during_start_up_replay_only_health_answers(kafka: KafkaAddress) -> None:
+    """A big log replays in the background; meanwhile readiness says how far it is."""
+    topic = f"_mesh_registry-replay-{uuid.uuid4().hex[:8]}"
+    from benchmarks.registry_scale import fill_topic, subject_name
+
+    subjects = 60_000
+    texts = fill_topic(kafka.bootstrap_servers, topic, subjects)
+    store = KafkaStore(
+        kafka.bootstrap_servers, topic=topic, transactional_id=f"w-{topic}", timeout=60
+    )
+    with serve(store, wait_for_replay=False) as http:
+        early = http.get("/health/ready")
+        assert early.status_code == 503
+        assert early.json()["status"] == "not ready"
+        assert early.json()["reason"].startswith("replaying the registry log: ")
+        assert early.json()["reason"].endswith(f" of {2 * subjects:,} records of {topic}")
+        blocked = http.get("/subjects")
+        assert blocked.status_code == 503
+        assert blocked.json()["error_code"] == 50302
+        assert blocked.json()["message"].startswith(
+            "the registry is starting (replaying the registry log: "
+        )
+        assert http.get("/health").status_code == 200
+        wait_ready(http)
+        assert len(http.get("/subjects").json()) == subjects
+        last = http.get(f"/subjects/{subject_name(subjects - 1)}/versions/1").json()
+        assert (last["id"], last["schema"]) == (subjects, texts[subjects])
+
+
+def test_failed_writes_in_a_row_leave_nothing_open_and_ids_are_never_reused(
+    kafka: KafkaAddress,
+) -> None:
+    topic = f"_mesh_registry-twice-{uuid.uuid4().hex[:8]}"
+    store = KafkaStore(kafka.bootstrap_servers, topic=topic, transactional_id=f"w-{topic}")
+    core = SchemaRegistry(store)
+    store.open(core.state.apply)
+    try:
+        for _ in range(2):
+            with pytest.raises(RequestTooLargeError):
+                store.append([Record(("product", "p"), {"descriptor": "y" * 2**21})])
+        assert core.register(SUBJECT, _schema(1)).schema_id == 1
+        # A writer never writes an id it has read, even when its caller asks it to.
+        with pytest.raises(RegistryUnavailableError) as stale:
+            store.append([Record(("schema", 1), {"schema": _schema(2)})])
+        assert stale.value.message == (
+            "schema id 1 is already in the registry log (the view moved while this write was "
+            "prepared); nothing was stored, retry"
+        )
+        assert core.register(SUBJECT, _schema(2)).schema_id == 2
+        assert core.get_schema(1) == core.get_version(SUBJECT, 1).schema
+    finally:
+        store.close()
