@@ -260,3 +260,54 @@ def test_lineage_cycles_are_refused(client: TestClient) -> None:
         auth=ORDERS,
     ).json()
     assert itself["message"] == "product 'orders.order-placed' lists itself in inputs"
+
+
+class _Replaying(InMemoryStore):
+    """An in-memory store that says it is still replaying (as the Kafka store does)."""
+
+    reason: str | None = "replaying the registry log: 5 of 9 records of t"
+
+    def starting(self) -> str | None:
+        return self.reason
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        if self.reason is not None:
+            return False, {"reason": self.reason}
+        return super().readiness()
+
+
+def test_health_answers_without_a_credential_even_with_read_auth() -> None:
+    from mesh_stream.registry.service import create_app
+    from mesh_stream.registry.service.auth import Credentials
+    from tests.unit.registry.conftest import TOKENS
+
+    app = create_app(InMemoryStore(), credentials=Credentials(TOKENS), read_requires_auth=True)
+    client = TestClient(app)
+    assert client.get("/subjects").status_code == 401
+    assert client.get("/health").json() == {"status": "alive"}
+    ready = client.get("/health/ready")
+    assert (ready.status_code, ready.json()) == (200, {"status": "ready", "records": 0})
+
+
+def test_during_replay_only_health_answers_and_readiness_says_why() -> None:
+    from mesh_stream.registry.service import create_app
+
+    store = _Replaying()
+    client = TestClient(create_app(store, wait_for_replay=False))
+    ready = client.get("/health/ready")
+    assert (ready.status_code, ready.json()) == (
+        503,
+        {"status": "not ready", "reason": "replaying the registry log: 5 of 9 records of t"},
+    )
+    assert client.get("/health").status_code == 200
+    blocked = client.get("/subjects")
+    assert blocked.status_code == 503
+    assert blocked.headers["retry-after"] == "1"
+    assert blocked.json() == {
+        "error_code": 50302,
+        "message": "the registry is starting (replaying the registry log: 5 of 9 records of "
+        "t); retry when GET /health/ready answers 200",
+    }
+    store.reason = None
+    assert client.get("/subjects").json() == []
+    assert client.get("/health/ready").json() == {"status": "ready", "records": 0}
