@@ -166,7 +166,26 @@ def decode_json_body(raw: bytes) -> Any:
             status=400,
             error_code=40001,
         ) from None
-    depth = json_depth(raw if encoding == "utf-8" else text.encode("utf-8", "surrogatepass"))
+    utf8 = raw if encoding == "utf-8" else text.encode("utf-8", "surrogatepass")
+    try:
+        document = json.loads(
+            text, parse_float=_finite, parse_int=_integer, parse_constant=_constant
+        )
+    except json.JSONDecodeError as exc:
+        raise InvalidRequestError(
+            f"malformed JSON body: {exc.msg} (line {exc.lineno}, column {exc.colno})",
+            status=400,
+            error_code=40001,
+        ) from None
+    except RecursionError:
+        document = None  # deeper than Python parses: the depth check below says how deep
+    except ValueError as exc:  # 100+ digit integers, NaN, 1e400
+        raise InvalidRequestError(
+            f"malformed JSON body: {str(exc).splitlines()[0][:200]}",
+            status=400,
+            error_code=40001,
+        ) from None
+    depth = json_depth(utf8)
     if depth > MAX_BODY_DEPTH:
         raise InvalidRequestError(
             f"malformed JSON body: nested {depth} levels deep, more than the "
@@ -174,22 +193,6 @@ def decode_json_body(raw: bytes) -> Any:
             status=400,
             error_code=40001,
         )
-    try:
-        document = json.loads(
-            text, parse_float=_finite, parse_int=_integer, parse_constant=_constant
-        )
-    except json.JSONDecodeError as exc:
-        raise InvalidRequestError(
-            f"malformed JSON body: {exc.msg} at line {exc.lineno} column {exc.colno}",
-            status=400,
-            error_code=40001,
-        ) from None
-    except (ValueError, RecursionError) as exc:  # 100+ digit integers, NaN, 1e400
-        raise InvalidRequestError(
-            f"malformed JSON body: {str(exc).splitlines()[0][:200]}",
-            status=400,
-            error_code=40001,
-        ) from None
     if _SURROGATE_ESCAPE.search(raw):
         path = unencodable_path(document)
         if path is not None:

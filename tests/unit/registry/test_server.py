@@ -74,7 +74,8 @@ def test_json_bodies_are_decoded_strictly_with_exact_reasons() -> None:
             "malformed JSON body: a number of 5000 digits, more than the 100 a registry "
             "request may have"
         ),
-        b'{"a": }': "malformed JSON body: Expecting value at line 1 column 7",
+        b'{"a": }': "malformed JSON body: Expecting value (line 1, column 7)",
+        b'{"a": "[[': "malformed JSON body: Unterminated string starting at (line 1, column 7)",
     }
     for raw, message in cases.items():
         refused = _refused(raw)
