@@ -199,3 +199,26 @@ def test_products_with_hostile_filters_answer_in_one_line(
 ) -> None:
     code, out, err = _mesh(args, capsys)
     assert (code, out, err) == (status, "", expected.format(url=registry.url) + "\n")
+
+
+@pytest.mark.usefixtures("env")
+@pytest.mark.parametrize(
+    "extra",
+    [["--max", "9" * 30], ["--group", ""], ["--group", "tail\x01group"]],
+    ids=["huge max", "empty group", "control character in group"],
+)
+def test_tail_takes_odd_but_legal_options_and_shows_the_record(
+    extra: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    product = new_product("cli-tail-hostile")
+    root = _repo(product, tmp_path / "repo")
+    records = tmp_path / "records.jsonl"
+    records.write_bytes(_line(make_order(0)))
+    published = _mesh(["publish", product.name, "-f", str(records), "--root", str(root)], capsys)
+    assert published[0] == 0, published
+    args = ["tail", product.name, "--from-beginning", "--timeout", "3", "--json"]
+    code, out, err = _mesh([*args, "--root", str(root), *extra], capsys)
+    assert (code, err) == (0, "")
+    assert [json.loads(line)["order_id"] for line in out.splitlines()] == [
+        "00000000-0000-0000-0000-000000000001"
+    ]
