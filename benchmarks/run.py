@@ -16,7 +16,7 @@ import platform
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -113,10 +113,12 @@ def run_benchmarks(
     registry_seconds: float = 5.0,
     repeats: int = 3,
     others: bool = True,
+    scale_sizes: Sequence[int] = (1_000, 10_000),
 ) -> dict[str, Any]:
     """Run the benchmarks and return the whole report as JSON-able data.
 
-    ``others=False`` skips the registry and processing benchmarks (the SDK cases only).
+    ``others=False`` skips the registry and processing benchmarks (the SDK cases only);
+    ``scale_sizes`` are the subject counts of the registry scale benchmark.
     """
     with bench_environment(settings, progress) as environment:
         report = _run_sdk(environment, records, warmup, cases, progress, repeats)
@@ -132,6 +134,16 @@ def run_benchmarks(
                 "concurrency": 16,
                 "principal": environment.principal,
                 "token": environment.token,
+            },
+        )
+        progress("registry scale benchmark ...")
+        report["registry_scale"] = _optional_bench(
+            "benchmarks.registry_scale",
+            ("run_registry_scale",),
+            {
+                "bootstrap_servers": environment.bootstrap_servers,
+                "sizes": tuple(scale_sizes),
+                "progress": progress,
             },
         )
         progress("processing benchmark ...")
@@ -253,11 +265,15 @@ def render_table(report: dict[str, Any]) -> str:
         lines.append(
             f"{row['ratio']:<6} {row['value']:>6.2f} {row['by_cpu']:>7.2f} {target:>7}  {verdict}"
         )
-    for key in ("registry", "processing"):
+    for key in ("registry", "registry_scale", "processing"):
         part = report.get(key)
         if part is None:
             continue
-        if part.get("status") == "ok":
+        if part.get("status") == "ok" and key == "registry_scale":
+            from benchmarks.registry_scale import render_scale
+
+            lines += ["", "registry scale benchmark:", render_scale(part["result"])]
+        elif part.get("status") == "ok":
             lines += ["", f"{key} benchmark:", json.dumps(part["result"], indent=2, default=str)]
         else:
             lines += ["", f"{key} benchmark: {part.get('status')} ({part.get('reason')})"]
@@ -271,4 +287,34 @@ def write_report(report: dict[str, Any], output: Path) -> tuple[Path, Path]:
     text_path = output / "sdk-bench.txt"
     json_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
     text_path.write_text(render_table(report) + "\n")
+    return json_path, text_path
+
+
+def run_registry_scale_only(
+    settings: MeshSettings, sizes: Sequence[int], progress: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """`mesh bench --registry-scale`: only the registry scale benchmark, on one broker."""
+    from benchmarks.registry_scale import run_registry_scale
+
+    with bench_environment(settings, progress) as environment:
+        result = run_registry_scale(
+            environment.bootstrap_servers, sizes=tuple(sizes), progress=progress
+        )
+    return {
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "broker": environment.broker_origin,
+        "registry_scale": result,
+    }
+
+
+def write_scale_report(report: dict[str, Any], output: Path) -> tuple[Path, Path]:
+    """Write ``registry-scale.json`` and ``registry-scale.txt`` into ``output``."""
+    from benchmarks.registry_scale import render_scale
+
+    output.mkdir(parents=True, exist_ok=True)
+    json_path = output / "registry-scale.json"
+    text_path = output / "registry-scale.txt"
+    json_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    text_path.write_text(render_scale(report["registry_scale"]) + "\n")
     return json_path, text_path

@@ -49,6 +49,19 @@ from mesh_stream.settings import MeshSettings
     help="Skip the registry and processing benchmarks (run the SDK cases only).",
 )
 @click.option(
+    "--registry-scale",
+    is_flag=True,
+    help="Run only the registry scale benchmark: start-up replay time and lookup p99 at "
+    "--scale-subjects subjects (default 1000,10000,100000).",
+)
+@click.option(
+    "--scale-subjects",
+    default=None,
+    metavar="N,N,...",
+    help="Subject counts of the registry scale benchmark [default: 1000,10000; with "
+    "--registry-scale 1000,10000,100000].",
+)
+@click.option(
     "--output",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("bench-results"),
@@ -64,6 +77,8 @@ def bench(
     repeats: int,
     cases: str,
     sdk_only: bool,
+    registry_scale: bool,
+    scale_subjects: str | None,
     output: Path,
 ) -> None:
     """Measure publishing and consuming: raw confluent-kafka, hand-written fastavro,
@@ -72,7 +87,8 @@ def bench(
     Starts its own Kafka (free port, temporary data) and an in-process registry unless
     MESH_BOOTSTRAP_SERVERS / MESH_REGISTRY_URL are set. Prints msgs/s, peak RSS, registry
     HTTP calls during the timed part and the ratios with their targets, and writes them
-    to OUTPUT as JSON and text. The registry and processing benchmarks run too when present.
+    to OUTPUT as JSON and text. The registry and processing benchmarks run too when present,
+    and the registry scale benchmark at 1k and 10k subjects (`--registry-scale` alone).
     """
     try:
         from benchmarks.run import render_table, run_benchmarks, write_report
@@ -87,8 +103,23 @@ def bench(
             f"unknown case(s) {unknown}; use letters a-i", param_hint="--cases"
         )
 
+    sizes = _scale_sizes(scale_subjects, registry_scale)
+
     def progress(message: str) -> None:
         click.echo(message, err=True)
+
+    if registry_scale:
+        from benchmarks.registry_scale import render_scale
+        from benchmarks.run import run_registry_scale_only, write_scale_report
+
+        scale = run_registry_scale_only(settings, sizes, progress)
+        json_path, text_path = write_scale_report(scale, output)
+        if as_json:
+            click.echo(json.dumps(scale, indent=2, default=str))
+        else:
+            click.echo(render_scale(scale["registry_scale"]))
+        click.echo(f"wrote {json_path} and {text_path}", err=True)
+        return
 
     report = run_benchmarks(
         settings,
@@ -98,6 +129,7 @@ def bench(
         repeats=repeats,
         progress=progress,
         others=not sdk_only,
+        scale_sizes=sizes,
     )
     json_path, text_path = write_report(report, output)
     if as_json:
@@ -105,3 +137,18 @@ def bench(
     else:
         click.echo(render_table(report))
     click.echo(f"wrote {json_path} and {text_path}", err=True)
+
+
+def _scale_sizes(text: str | None, full: bool) -> tuple[int, ...]:
+    if text is None:
+        return (1_000, 10_000, 100_000) if full else (1_000, 10_000)
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or any(size < 1 for size in sizes):
+        raise click.BadParameter(
+            f"{text!r} is not a list of positive subject counts; e.g. 1000,10000",
+            param_hint="--scale-subjects",
+        )
+    return sizes

@@ -195,3 +195,134 @@ def test_second_instance_fences_the_first(kafka: KafkaAddress) -> None:
                     break
                 time.sleep(0.1)
             assert seen == [1, 2]
+
+
+def _all_ids(url: str) -> dict[int, str]:
+    """Every schema id the registry at ``url`` serves, with its schema text."""
+    found: dict[int, str] = {}
+    for subject in httpx.get(f"{url}/subjects").json():
+        for version in httpx.get(f"{url}/subjects/{subject}/versions").json():
+            entry = httpx.get(f"{url}/subjects/{subject}/versions/{version}").json()
+            assert found.setdefault(entry["id"], entry["schema"]) == entry["schema"]
+    return found
+
+
+def test_a_second_writer_id_on_the_topic_is_refused_at_start_up(kafka: KafkaAddress) -> None:
+    topic = f"_mesh_registry-two-ids-{uuid.uuid4().hex[:8]}"
+    first_id, second_id = f"writer-a-{uuid.uuid4().hex[:6]}", f"writer-b-{uuid.uuid4().hex[:6]}"
+    with serve(kafka, topic, first_id) as (url, _process):
+        for n in range(1, 4):
+            answer = httpx.post(
+                f"{url}/subjects/orders.two-{n}.v1-value/versions",
+                json={"schema": json.dumps(_schema(n))},
+                auth=AUTH,
+            )
+            assert answer.json()["id"] == n
+        env = {
+            **os.environ,
+            "MESH_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+            "MESH_REGISTRY_CREDENTIALS": ",".join(f"{p}:{t}" for p, t in TOKENS.items()),
+        }
+        env.pop("MESH_REGISTRY_CREDENTIALS_FILE", None)
+        second = subprocess.run(
+            [MESH, "registry", "serve", "--port", "0", "--topic", topic, "--writer-id", second_id],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert second.returncode != 0
+        assert "refusing to start: registry topic" in second.stderr
+        assert f"has another writer: writer id '{first_id}'" in second.stderr
+        assert f"this instance's writer id is '{second_id}'" in second.stderr
+        assert "MESH_REGISTRY_WRITER_ID" in second.stderr
+        assert "Traceback" not in second.stderr
+        # The first writer never noticed: it still writes, ids go on from its own view.
+        more = httpx.post(
+            f"{url}/subjects/orders.two-4.v1-value/versions",
+            json={"schema": json.dumps(_schema(4))},
+            auth=AUTH,
+        )
+        assert more.json()["id"] == 4
+        assert httpx.get(f"{url}/health/ready").json()["status"] == "ready"
+        assert sorted(_all_ids(url)) == [1, 2, 3, 4]
+
+
+# A registry with a short writer lease, in a process of its own so the test can freeze it
+# (SIGSTOP: a long GC pause, a frozen VM) past its lease and let another writer take over.
+LEASED_REGISTRY = """
+import sys, time
+from mesh_stream.registry.service.app import create_app
+from mesh_stream.registry.service.kafka_store import KafkaStore
+from mesh_stream.registry.service.server import RegistryServer
+store = KafkaStore(sys.argv[1], topic=sys.argv[2], transactional_id=sys.argv[3], writer_lease=2.0)
+server = RegistryServer(create_app(store))
+print(server.start(), flush=True)
+while True:
+    time.sleep(1)
+"""
+
+
+@contextmanager
+def leased(kafka: KafkaAddress, topic: str, writer_id: str) -> Iterator[tuple[str, int]]:
+    process = subprocess.Popen(
+        [sys.executable, "-c", LEASED_REGISTRY, kafka.bootstrap_servers, topic, writer_id],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        assert url.startswith("http://"), process.communicate(timeout=10)
+        yield url, process.pid
+    finally:
+        process.kill()
+        process.communicate(timeout=10)
+
+
+def test_a_writer_that_sees_another_writer_id_after_its_own_claim_stops_writing(
+    kafka: KafkaAddress,
+) -> None:
+    topic = f"_mesh_registry-takeover-{uuid.uuid4().hex[:8]}"
+    old_id, new_id = f"writer-old-{uuid.uuid4().hex[:6]}", f"writer-new-{uuid.uuid4().hex[:6]}"
+    subject = "orders.takeover.v1-value"
+
+    def register(url: str, n: int) -> httpx.Response:
+        return httpx.post(
+            f"{url}/subjects/{subject}/versions", json={"schema": json.dumps(_schema(n))}
+        )
+
+    with leased(kafka, topic, old_id) as (old, old_pid):
+        assert register(old, 1).json()["id"] == 1
+        os.kill(old_pid, signal.SIGSTOP)
+        try:
+            time.sleep(3)  # past the old writer's 2 s lease
+            with leased(kafka, topic, new_id) as (new, _new_pid):
+                assert register(new, 2).json() == {"id": 2, "version": 2, "subject": subject}
+                os.kill(old_pid, signal.SIGCONT)
+                stale = register(old, 3)
+                assert stale.status_code == 503, stale.text
+                assert stale.json()["error_code"] == 50303
+                message = stale.json()["message"]
+                assert message.startswith(
+                    f"registry writes stopped: registry topic '{topic}' has another writer: "
+                    f"writer id '{new_id}'"
+                )
+                assert f"this instance's writer id is '{old_id}'" in message
+                assert "same MESH_REGISTRY_WRITER_ID" in message
+                not_ready = httpx.get(f"{old}/health/ready")
+                assert not_ready.status_code == 503
+                assert not_ready.json()["reason"] == message
+                # The new writer goes on; every id names one schema on both instances.
+                assert register(new, 3).json() == {"id": 3, "version": 3, "subject": subject}
+                assert httpx.get(f"{new}/health/ready").status_code == 200
+                ids = _all_ids(new)
+                assert sorted(ids) == [1, 2, 3]
+                deadline = time.monotonic() + 10
+                while _all_ids(old) != ids and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                assert _all_ids(old) == ids
+        finally:
+            os.kill(old_pid, signal.SIGCONT)
