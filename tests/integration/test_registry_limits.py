@@ -10,11 +10,17 @@ loopback listener), so "another client" really is another address to the server.
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -366,3 +372,58 @@ def test_failed_authentications_are_rate_limited_per_address_and_successes_never
                 == 200
             )
         assert user.get(f"{url}/subjects", auth=("orders", "nope")).status_code == 401
+
+
+def test_mesh_registry_serve_applies_the_limit_options(kafka: KafkaAddress) -> None:
+    """The CLI path end to end: `--max-schema-fields` and the env var for heavy workers."""
+    tag = uuid.uuid4().hex[:8]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
+    env.update(
+        MESH_BOOTSTRAP_SERVERS=kafka.bootstrap_servers,
+        MESH_REGISTRY_CREDENTIALS="admin:admin-secret",
+        MESH_REGISTRY_AUTH_FAILURES_PER_MINUTE="1",
+    )
+    command = [str(Path(sys.executable).with_name("mesh")), "registry", "serve", "--port", "0"]
+    command += ["--topic", f"_mesh_registry-cli-{tag}", "--writer-id", f"cli-{tag}"]
+    process = subprocess.Popen(
+        [*command, "--max-schema-fields", "10"],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        url = None
+        for line in process.stderr:  # the first lines: the URL comes once replayed
+            found = re.search(r"listening on (http://\S+)", line)
+            if found:
+                url = found.group(1)
+                break
+        assert url is not None, "mesh registry serve did not start"
+        # Keep reading, or a full pipe would stall the registry.
+        threading.Thread(target=process.stderr.read, daemon=True).start()
+        subject = f"orders.cli-{tag}.v1-value"
+        answer = httpx.post(
+            f"{url}/subjects/{subject}/versions",
+            json={"schema": wide_schema(11)},
+            auth=ADMIN,
+            timeout=30,
+        )
+        assert answer.json() == {
+            "error_code": 42201,
+            "message": "Invalid schema: the schema has 11 record fields, more than the limit of "
+            "10 (MESH_REGISTRY_MAX_SCHEMA_FIELDS)",
+        }
+        ok = httpx.post(
+            f"{url}/subjects/{subject}/versions",
+            json={"schema": wide_schema(10)},
+            auth=ADMIN,
+            timeout=30,
+        )
+        assert (ok.status_code, ok.json()["version"]) == (200, 1)
+        assert httpx.get(f"{url}/config", auth=("admin", "wrong")).status_code == 401
+        assert httpx.get(f"{url}/config", auth=("admin", "wrong")).status_code == 429
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
