@@ -145,7 +145,7 @@ class MeshSettings(BaseSettings):
         default=5000,
         ge=1,
         description="Most record fields (nested ones included) in one schema; parse and "
-        "compatibility cost grows with it.",
+        "compatibility cost grows with it. The Avro parser's own bounds apply too.",
     )
     registry_max_schema_depth: int = Field(
         default=128, ge=2, description="Deepest JSON nesting of one schema document."
