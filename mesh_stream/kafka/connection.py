@@ -267,8 +267,11 @@ class KafkaConnection:
     def faust_broker_credentials(self) -> CredentialsT | None:
         """faust's ``broker_credentials``: SASL or SSL credentials, None for PLAINTEXT.
 
-        Imports faust here, not at module import, so the SDK stays free of faust.
+        Imports faust here (and only when there are credentials), not at module import, so
+        the SDK stays free of faust.
         """
+        if self.security_protocol is SecurityProtocol.PLAINTEXT:
+            return None
         from faust.auth import SASLCredentials, SSLCredentials
 
         context = self.ssl_context()

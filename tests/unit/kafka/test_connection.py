@@ -64,6 +64,7 @@ def test_defaults_render_a_plaintext_local_config() -> None:
     }
     assert conn.faust_broker_url() == "kafka://127.0.0.1:9092"
     assert conn.faust_broker_credentials() is None
+    assert "faust" not in sys.modules or "mesh_stream.processing" in sys.modules
     assert conn.ssl_context() is None
     assert conn.principal == "User:ANONYMOUS"
 
@@ -247,27 +248,64 @@ def test_the_password_never_shows_in_repr_str_or_the_rendered_config() -> None:
     assert isinstance(sasl(sasl_password=SecretStr(PASSWORD)).sasl_password, SecretStr)
 
 
+# Run in a child interpreter: importing faust here would leave it in this process's
+# sys.modules, where tests/unit/test_public_api.py checks that the API does not pull it in.
+FAUST_CHECK = """
+import sys
+from pathlib import Path
+
+from faust.auth import SASLCredentials, SSLCredentials
+from faust.types.auth import AuthProtocol, SASLMechanism
+
+from mesh_stream.kafka import KafkaConnection
+
+tls, password = Path(sys.argv[1]), sys.argv[2]
+sasl = dict(
+    security_protocol="SASL_PLAINTEXT",
+    sasl_mechanism="SCRAM-SHA-512",
+    sasl_username="orders",
+    sasl_password=password,
+)
+conn = KafkaConnection.create("b1:9092,b2:9092", **sasl)
+plain = conn.faust_broker_credentials()
+assert isinstance(plain, SASLCredentials)
+assert plain.protocol is AuthProtocol.SASL_PLAINTEXT
+assert plain.mechanism is SASLMechanism.SCRAM_SHA_512
+assert (plain.username, plain.password, plain.ssl_context) == ("orders", password, None)
+assert password not in repr(plain)
+assert conn.faust_broker_url() == "kafka://b1:9092;kafka://b2:9092"
+
+secured = conn.replace(security_protocol="SASL_SSL", ssl_ca_location=tls / "ca.pem")
+credentials = secured.faust_broker_credentials()
+assert isinstance(credentials, SASLCredentials)
+assert credentials.protocol is AuthProtocol.SASL_SSL
+assert credentials.ssl_context.check_hostname is True
+subjects = [str(c["subject"]) for c in credentials.ssl_context.get_ca_certs()]
+assert subjects == ["((('commonName', 'mesh-stream local CA'),),)"], subjects
+
+mtls = KafkaConnection.create(
+    "b1:9093",
+    security_protocol="SSL",
+    ssl_ca_location=tls / "ca.pem",
+    ssl_certificate_location=tls / "client.pem",
+    ssl_key_location=tls / "client.key",
+)
+ssl_credentials = mtls.faust_broker_credentials()
+assert isinstance(ssl_credentials, SSLCredentials)
+assert ssl_credentials.protocol is AuthProtocol.SSL
+print("faust credentials ok")
+"""
+
+
 def test_faust_gets_sasl_credentials_with_a_tls_context(tls: Path) -> None:
-    from faust.auth import SASLCredentials, SSLCredentials
-    from faust.types.auth import AuthProtocol, SASLMechanism
-
-    plain = sasl().faust_broker_credentials()
-    assert isinstance(plain, SASLCredentials)
-    assert plain.protocol is AuthProtocol.SASL_PLAINTEXT
-    assert plain.mechanism is SASLMechanism.SCRAM_SHA_512
-    assert (plain.username, plain.password, plain.ssl_context) == ("orders", PASSWORD, None)
-    assert PASSWORD not in repr(plain)
-    assert sasl().faust_broker_url() == "kafka://b1:9092;kafka://b2:9092"
-
-    secured = sasl(security_protocol="SASL_SSL", ssl_ca_location=tls / "ca.pem")
-    credentials = secured.faust_broker_credentials()
-    assert isinstance(credentials, SASLCredentials)
-    assert credentials.protocol is AuthProtocol.SASL_SSL
-    assert credentials.ssl_context is not None
-    assert credentials.ssl_context.check_hostname is True
-    ca_subjects = [str(c["subject"]) for c in credentials.ssl_context.get_ca_certs()]
-    assert ca_subjects == ["((('commonName', 'mesh-stream local CA'),),)"]
-
+    result = subprocess.run(
+        [sys.executable, "-c", FAUST_CHECK, str(tls), PASSWORD],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "faust credentials ok\n"
     mtls = KafkaConnection.create(
         "b1:9093",
         security_protocol="SSL",
@@ -275,9 +313,6 @@ def test_faust_gets_sasl_credentials_with_a_tls_context(tls: Path) -> None:
         ssl_certificate_location=tls / "client.pem",
         ssl_key_location=tls / "client.key",
     )
-    ssl_credentials = mtls.faust_broker_credentials()
-    assert isinstance(ssl_credentials, SSLCredentials)
-    assert ssl_credentials.protocol is AuthProtocol.SSL
     assert mtls.principal == f"the principal of the certificate {tls / 'client.pem'}"
 
 
