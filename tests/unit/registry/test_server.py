@@ -63,8 +63,8 @@ def test_json_bodies_are_decoded_strictly_with_exact_reasons() -> None:
     assert decode_json_body('{"a": "é"}'.encode("utf-16")) == {"a": "é"}
     cases = {
         b"[" * 100_000 + b"]" * 100_000: (
-            "malformed JSON body: nested 100000 levels deep, more than the 64 a registry "
-            "request may have"
+            "malformed JSON body: nested over 20000 levels deep, more than the 64 a "
+            "registry request may have"
         ),
         b'{"schema": "\xff"}': "malformed JSON body: not valid UTF-8 at byte 12; send UTF-8 JSON",
         b'{"a": NaN}': "malformed JSON body: NaN is not JSON",
@@ -187,3 +187,13 @@ def test_the_heavy_gate_limits_each_client_and_releases_its_slots() -> None:
         "MESH_REGISTRY_HEAVY_PER_CLIENT"
     )
     assert gate.in_flight() == 0
+
+
+def test_a_body_of_many_containers_is_refused_before_it_is_parsed() -> None:
+    many = json.dumps({"tags": [[] for _ in range(10_000)]}).encode()
+    refused = _refused(many)
+    assert refused.message == (
+        "malformed JSON body: 10002 arrays and objects, more than the 10000 a registry "
+        "request may have"
+    )
+    assert decode_json_body(json.dumps([[] for _ in range(9_999)]).encode()) == [[]] * 9_999
