@@ -147,7 +147,11 @@ def serve(
     # The port first: building the registry fences the writer of a registry that may run.
     listener = bind_listener(host, port)
     try:
-        app, store = build_registry(settings)
+        app, store = build_registry(
+            settings,
+            wait_for_replay=False,  # /health answers during replay; other routes 503
+            progress=lambda line: click.echo(line, err=True),
+        )
     except BaseException:
         listener.close()
         raise
@@ -161,6 +165,7 @@ def serve(
     signal.signal(signal.SIGTERM, stop)
     try:
         url = server.start()
+        store.wait_started(stopped)  # raises what stopped the start-up (e.g. a writer conflict)
         click.echo(f"registry listening on {url} (topic {settings.registry_topic})", err=True)
         if url != settings.registry_url.rstrip("/"):
             click.echo(f"export MESH_REGISTRY_URL={url}", err=True)

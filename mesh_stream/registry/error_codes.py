@@ -26,6 +26,7 @@ from mesh_stream.errors import (
     RegistryError,
     RegistryFencedError,
     RegistryUnavailableError,
+    RegistryWriterConflictError,
     RequestTooLargeError,
     SchemaError,
     SchemaNotFoundError,
@@ -73,6 +74,7 @@ ERROR_TABLE: dict[type[Exception], tuple[int, int]] = {
     AuthenticationError: (401, 40101),
     PermissionDeniedError: (403, 40301),
     AuthError: (401, 40101),
+    RegistryWriterConflictError: (503, 50303),
     RegistryFencedError: (503, 50301),
     RegistryUnavailableError: (503, 50302),
 }

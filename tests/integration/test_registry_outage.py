@@ -24,7 +24,11 @@ import httpx
 import pytest
 
 from mesh_stream.broker import LocalCluster, local_cluster
-from mesh_stream.errors import InvalidRequestError, RegistryUnavailableError, RequestTooLargeError
+from mesh_stream.errors import (
+    RegistryUnavailableError,
+    RequestTooLargeError,
+    UnencodableInputError,
+)
 from mesh_stream.registry.error_codes import status_and_code
 from mesh_stream.registry.service.app import create_app
 from mesh_stream.registry.service.kafka_store import KafkaStore
@@ -207,7 +211,7 @@ def test_unencodable_and_refused_records_abort_and_leave_the_store_usable(
     store.open(core.state.apply)
     try:
         surrogate = Record(("product", "orders.x"), {"descriptor": {"description": "\ud800"}})
-        with pytest.raises(InvalidRequestError) as bad:
+        with pytest.raises(UnencodableInputError) as bad:
             store.append([surrogate])
         assert status_and_code(bad.value) == (422, 42216)
         assert bad.value.message == (

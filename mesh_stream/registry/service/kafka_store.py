@@ -109,6 +109,7 @@ class KafkaStore:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._starting: str | None = "not opened yet"
+        self._failure: Exception | None = None
         self._fenced: str | None = None
         self._conflict: str | None = None
         self._writer_problem: str | None = None
@@ -236,9 +237,17 @@ class KafkaStore:
                 self._finish_open()
             except Exception as exc:
                 log.error("registry start-up failed: %s", exc)
+                self._failure = exc
                 self._starting = f"start-up failed: {exc}"
 
         self._spawn("registry-open", finish)
+
+    def wait_started(self, stop: threading.Event | None = None) -> None:
+        """After ``open(wait=False)``: block until replayed and claimed, or raise what failed."""
+        while self._starting is not None and not (stop is not None and stop.is_set()):
+            if self._failure is not None:
+                raise self._failure
+            time.sleep(0.1)
 
     def _finish_open(self) -> None:
         self._replay()

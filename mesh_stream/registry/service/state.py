@@ -23,8 +23,8 @@ from typing import Any
 from mesh_stream.descriptor import Compatibility
 from mesh_stream.errors import (
     ConfigurationError,
-    InvalidRequestError,
     RegistryWriterConflictError,
+    UnencodableInputError,
 )
 
 _DECODER = json.JSONDecoder()
@@ -61,7 +61,7 @@ class Record:
             return key.encode(), None if value is None else value.encode()
         except UnicodeEncodeError as exc:
             bad = exc.object[exc.start : exc.end]
-            raise InvalidRequestError(
+            raise UnencodableInputError(
                 f"the request holds text that cannot be stored as UTF-8: {bad!r} at character "
                 f"{exc.start} of the {self.key[0]} record {list(self.key[1:])} "
                 f"({exc.reason}); send valid Unicode (a lone surrogate such as \\ud800 is not)",

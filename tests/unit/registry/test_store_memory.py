@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mesh_stream.errors import InvalidRequestError
+from mesh_stream.errors import UnencodableInputError
 from mesh_stream.registry.error_codes import status_and_code
 from mesh_stream.registry.service.state import Record, RegistryState
 from mesh_stream.registry.service.store import InMemoryStore
@@ -18,7 +18,7 @@ def test_a_lone_surrogate_is_a_422_and_nothing_of_the_batch_is_stored() -> None:
     store.open(state.apply)
     good = Record(("config", None), {"compatibility": "FULL"})
     bad = Record(("schema", 1), {"schema": '{"type": "string", "doc": "\ud800"}'})
-    with pytest.raises(InvalidRequestError) as refused:
+    with pytest.raises(UnencodableInputError) as refused:
         store.append([good, bad])
     assert status_and_code(refused.value) == (422, 42216)
     assert refused.value.message == (
