@@ -91,6 +91,12 @@ def _read_schema(path: Path) -> Any:
         raise ConfigurationError(
             f"{path}:{exc.lineno}: --schema is not valid JSON (column {exc.colno}): {exc.msg}"
         ) from exc
+    except RecursionError as exc:
+        raise ConfigurationError(f"{path}: --schema is nested too deeply to read") from exc
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ConfigurationError(
+            f"{path}: --schema is not valid JSON: {str(exc).split(';')[0]}"
+        ) from exc
 
 
 @click.command("publish", short_help="Publish a JSON Lines file of records to a product.")

@@ -137,7 +137,8 @@ def _values(param: click.Parameter, files: dict[str, Path]) -> list[tuple[str, s
     """(tag, value) pairs of hostile values for one parameter, by its type and name."""
     kind = param.type
     if isinstance(kind, (click.Path, click.File)):
-        return [(k, str(files[k])) for k in ("missing", "dir", "binary", "deep")] + [("''", "")]
+        kinds = ("missing", "dir", "binary", "deep", "huge", "empty")
+        return [(k, str(files[k])) for k in kinds] + [("''", "")]
     if isinstance(kind, click.Choice):
         return [("nope", "nope"), ("''", ""), ("not-utf8", BAD_UTF8)]
     if isinstance(kind, click.types.IntParamType):
@@ -196,7 +197,7 @@ def _cases(files: dict[str, Path]) -> dict[str, list[str]]:
     return cases
 
 
-CASES = list(_cases({k: Path(k) for k in ("missing", "dir", "binary", "deep")}))
+CASES = list(_cases({k: Path(k) for k in ("missing", "dir", "binary", "deep", "huge", "empty")}))
 
 
 @pytest.mark.parametrize("label", CASES)
@@ -247,6 +248,35 @@ def test_a_bad_setting_is_named_by_every_command(
     _assert_clean(args, status, out, err)
     assert status == 2
     assert err.splitlines()[-2:] == ["Error: invalid MESH_* environment setting:", expected]
+
+
+ENVIRONMENTS = {
+    "data dir is a file": {"MESH_DATA_DIR": "binary"},
+    "cache dir is a file": {"MESH_CACHE_DIR": "binary"},
+    "credentials file is binary": {"MESH_REGISTRY_CREDENTIALS_FILE": "binary"},
+    "governance root missing": {"MESH_GOVERNANCE_ROOT": "missing"},
+    "start timeout nan": {"MESH_BROKER_START_TIMEOUT": "nan"},
+    "bootstrap servers not UTF-8": {"MESH_BOOTSTRAP_SERVERS": BAD_UTF8},
+    "registry url empty": {"MESH_REGISTRY_URL": ""},
+    "token without principal": {"MESH_REGISTRY_TOKEN": "x" * 10_000},
+}
+
+
+@pytest.mark.parametrize("environment", list(ENVIRONMENTS))
+@pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[" ".join(p) for p, _ in COMMANDS])
+def test_a_hostile_environment_is_one_clean_line(
+    path: tuple[str, ...],
+    command: click.Command,
+    environment: str,
+    files: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for variable, value in ENVIRONMENTS[environment].items():
+        monkeypatch.setenv(variable, str(files[value]) if value in files else value)
+    args = [*path, *_base(path, command)]
+    status, out, err = _invoke(args, capsys)
+    _assert_clean(args, status, out, err)
 
 
 # -- the defects the issue found, by name ------------------------------------------------
