@@ -365,6 +365,8 @@ class ProductConsumer:
             "auto.offset.reset": "earliest" if from_beginning else "latest",
             "enable.partition.eof": False,
             "log_level": 3,
+            # How soon a subscribed topic created later is noticed (librdkafka: 5 minutes).
+            "topic.metadata.refresh.interval.ms": 5000,
             **dict(config or {}),
             "bootstrap.servers": bootstrap_servers,
             "enable.auto.commit": False,
