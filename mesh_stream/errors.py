@@ -257,7 +257,15 @@ class RegistryWriterConflictError(RegistryFencedError):
 
 
 class SchemaError(MeshError):
-    """An Avro contract cannot be parsed or used."""
+    """An Avro contract cannot be parsed or used.
+
+    ``loc`` is the JSON path of the problem in the schema document when known (e.g.
+    ``("fields", 2, "default")``), so `mesh lint` can point at its line.
+    """
+
+    def __init__(self, message: str, *, loc: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.loc = loc
 
 
 class DescriptorError(MeshError):

@@ -216,12 +216,13 @@ def _load_schema(root: Path, loaded: _Loaded) -> None:
         fastavro.parse_schema(schema)
     except SchemaError as exc:
         reason = str(exc).removeprefix("invalid Avro schema: ")
+        line = _Document(display, locate.compose(text)).line(exc.loc) or 1
         loaded.problems.append(
             _file_violation(
                 "schema-valid",
                 f"not a valid Avro schema: {reason}",
                 display,
-                1,
+                line,
                 product=product.name,
             )
         )

@@ -71,7 +71,7 @@ def parse_schema(
         try:
             check_schema(document, limits)
         except SchemaError as exc:
-            raise SchemaError(f"invalid Avro schema: {exc}") from None
+            raise SchemaError(f"invalid Avro schema: {exc}", loc=exc.loc) from None
     else:
         try:
             check_utf8(document)

@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,6 +130,19 @@ class _Checker:
         self.limits = limits
         self.named: dict[str, Mapping[str, Any]] = {}
         self.fields = 0
+        self.loc: list[str | int] = []  # JSON path of the node being checked
+
+    @contextmanager
+    def at(self, *parts: str | int) -> Iterator[None]:
+        self.loc.extend(parts)
+        try:
+            yield
+        finally:
+            del self.loc[-len(parts) :]
+
+    def error(self, message: str, *more: str | int) -> SchemaError:
+        """A refusal carrying the JSON path of the problem (``mesh lint`` shows its line)."""
+        return SchemaError(message, loc=(*self.loc, *more))
 
     # -- names ------------------------------------------------------------------------
 
@@ -136,10 +150,10 @@ class _Checker:
         """(full name, namespace for nested definitions) of a named type, checked."""
         name = node.get("name")
         if not isinstance(name, str) or not name:
-            raise SchemaError(f"{where}: a {node.get('type')} needs a `name` (a string)")
+            raise self.error(f"{where}: a {node.get('type')} needs a `name` (a string)")
         own = node.get("namespace")
         if own is not None and not isinstance(own, str):
-            raise SchemaError(f"{where}: namespace {_show(own)} is not a string")
+            raise self.error(f"{where}: namespace {_show(own)} is not a string")
         if "." in name:
             space, _, short = name.rpartition(".")
         else:
@@ -148,21 +162,20 @@ class _Checker:
         if space:
             for part in space.split("."):
                 if not NAME.match(part):
-                    raise SchemaError(
+                    raise self.error(
                         f"{where}: namespace {_show(space)} is not dot-separated names "
                         f"([A-Za-z_][A-Za-z0-9_]* each)"
                     )
         if short in PRIMITIVES:
-            raise SchemaError(f"{where}: {short!r} is a primitive type and cannot name a type")
+            raise self.error(f"{where}: {short!r} is a primitive type and cannot name a type")
         full = f"{space}.{short}" if space else short
         if full in self.named:
-            raise SchemaError(f"{where}: the name {full!r} is already defined in this schema")
+            raise self.error(f"{where}: the name {full!r} is already defined in this schema")
         return full, space
 
-    @staticmethod
-    def _check_name(name: object, where: str, what: str) -> None:
+    def _check_name(self, name: object, where: str, what: str) -> None:
         if not isinstance(name, str) or not NAME.match(name):
-            raise SchemaError(
+            raise self.error(
                 f"{where}: {what} {_show(name)} is not a valid Avro name (a letter or `_`, "
                 f"then letters, digits or `_`)"
             )
@@ -172,16 +185,15 @@ class _Checker:
             return
         aliases = node["aliases"]
         if not isinstance(aliases, list):
-            raise SchemaError(f"{where}: aliases {_show(aliases)} must be a list of names")
+            raise self.error(f"{where}: aliases {_show(aliases)} must be a list of names")
         for alias in aliases:
             parts = alias.split(".") if dotted and isinstance(alias, str) else [alias]
             for part in parts:
                 self._check_name(part, where, f"alias {_show(alias)}:")
 
-    @staticmethod
-    def _check_doc(node: Mapping[str, Any], where: str) -> None:
+    def _check_doc(self, node: Mapping[str, Any], where: str) -> None:
         if "doc" in node and not isinstance(node["doc"], str):
-            raise SchemaError(f"{where}: doc {_show(node['doc'])} must be a string")
+            raise self.error(f"{where}: doc {_show(node['doc'])} must be a string")
 
     def resolve(self, name: str, namespace: str) -> Mapping[str, Any] | None:
         if "." not in name and namespace:
@@ -196,12 +208,12 @@ class _Checker:
         """Check one type (primitive name, reference, union or complex type)."""
         limit = self.limits.max_depth
         if limit is not None and depth > limit:
-            raise SchemaError(
+            raise self.error(
                 f"{where}: types nested more than {limit} levels deep (max_depth {limit})"
             )
         if isinstance(node, str):
             if node not in PRIMITIVES and self.resolve(node, namespace) is None:
-                raise SchemaError(
+                raise self.error(
                     f"{where}: unknown type {_show(node)} (neither a primitive type nor a "
                     f"named type defined earlier in the schema)"
                 )
@@ -210,7 +222,7 @@ class _Checker:
         elif isinstance(node, Mapping):
             self._complex(node, where, namespace, depth)
         else:
-            raise SchemaError(
+            raise self.error(
                 f"{where}: {_show(node)} is not a schema (a type name, a JSON object or a "
                 f"union list)"
             )
@@ -219,11 +231,12 @@ class _Checker:
         seen: set[str] = set()
         for index, branch in enumerate(branches):
             if isinstance(branch, list):
-                raise SchemaError(f"{where}: union branch {index + 1} is a union (not allowed)")
-            self.schema(branch, where, namespace, depth + 1)
+                raise self.error(f"{where}: union branch {index + 1} is a union (not allowed)")
+            with self.at(index):
+                self.schema(branch, where, namespace, depth + 1)
             key = self._branch_key(branch, namespace)
             if key in seen:
-                raise SchemaError(
+                raise self.error(
                     f"{where}: union has two branches of type {key!r} (branch {index + 1})"
                 )
             seen.add(key)
@@ -254,25 +267,28 @@ class _Checker:
         kind = node.get("type")
         if isinstance(kind, (list, Mapping)):
             # {"type": {...}} or {"type": [...]}: a wrapped type.
-            self.schema(kind, where, namespace, depth + 1)
+            with self.at("type"):
+                self.schema(kind, where, namespace, depth + 1)
             return
         if not isinstance(kind, str):
-            raise SchemaError(f"{where}: `type` {_show(kind)} is not a type name")
+            raise self.error(f"{where}: `type` {_show(kind)} is not a type name")
         self._check_doc(node, where)
         if kind in PRIMITIVES:
             return
         if kind == "array":
             if "items" not in node:
-                raise SchemaError(f"{where}: an array needs `items`")
-            self.schema(node["items"], f"{where}[]", namespace, depth + 1)
+                raise self.error(f"{where}: an array needs `items`")
+            with self.at("items"):
+                self.schema(node["items"], f"{where}[]", namespace, depth + 1)
         elif kind == "map":
             if "values" not in node:
-                raise SchemaError(f"{where}: a map needs `values`")
-            self.schema(node["values"], f"{where}{{}}", namespace, depth + 1)
+                raise self.error(f"{where}: a map needs `values`")
+            with self.at("values"):
+                self.schema(node["values"], f"{where}{{}}", namespace, depth + 1)
         elif kind in NAMED:
             self._named(node, kind, where, namespace, depth)
         elif self.resolve(kind, namespace) is None:
-            raise SchemaError(
+            raise self.error(
                 f"{where}: unknown type {_show(kind)} (neither a primitive type nor a named "
                 f"type defined earlier in the schema)"
             )
@@ -284,7 +300,7 @@ class _Checker:
         where = full if where == "(schema)" else where
         limit = self.limits.max_named_types
         if limit is not None and len(self.named) >= limit:
-            raise SchemaError(
+            raise self.error(
                 f"{where}: more than {limit} named types (records, enums, fixed) in one schema "
                 f"(max_named_types {limit})"
             )
@@ -296,7 +312,7 @@ class _Checker:
         elif kind == "fixed":
             size = node.get("size")
             if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-                raise SchemaError(
+                raise self.error(
                     f"{where}: fixed size {_show(size)} must be a non-negative integer"
                 )
         else:
@@ -305,54 +321,65 @@ class _Checker:
     def _enum(self, node: Mapping[str, Any], where: str) -> None:
         symbols = node.get("symbols")
         if not isinstance(symbols, list):
-            raise SchemaError(f"{where}: enum symbols {_show(symbols)} must be a list of names")
+            raise self.error(f"{where}: enum symbols {_show(symbols)} must be a list of names")
         seen: set[str] = set()
         for symbol in symbols:
             self._check_name(symbol, where, "enum symbol")
             if symbol in seen:
-                raise SchemaError(f"{where}: enum symbol {symbol!r} appears twice")
+                raise self.error(f"{where}: enum symbol {symbol!r} appears twice")
             seen.add(symbol)
         if "default" in node and node["default"] not in seen:
-            raise SchemaError(
+            raise self.error(
                 f"{where}: enum default {_show(node['default'])} is not one of its symbols"
             )
 
     def _record(self, node: Mapping[str, Any], where: str, namespace: str, depth: int) -> None:
         fields = node.get("fields")
         if not isinstance(fields, list):
-            raise SchemaError(f"{where}: a record needs `fields`, a list of field objects")
+            raise self.error(f"{where}: a record needs `fields`, a list of field objects")
         names: set[str] = set()
         for index, field in enumerate(fields):
-            if not isinstance(field, Mapping):
-                raise SchemaError(f"{where}: field {index + 1} is not a JSON object")
-            name = field.get("name")
-            self._check_name(name, f"{where}: field {index + 1}", "name")
-            assert isinstance(name, str)
-            path = f"{where}.{name}"
-            if name in names:
-                raise SchemaError(f"{path}: the record has two fields named {name!r}")
-            names.add(name)
-            self.fields += 1
-            limit = self.limits.max_fields
-            if limit is not None and self.fields > limit:
-                raise SchemaError(
-                    f"{path}: more than {limit} fields in one schema (max_fields {limit})"
-                )
-            self._check_doc(field, path)
-            self._check_aliases(field, path, dotted=False)
-            if "order" in field and field["order"] not in ORDERS:
-                raise SchemaError(
-                    f"{path}: order {_show(field['order'])} is not ascending, descending or ignore"
-                )
-            if "type" not in field:
-                raise SchemaError(f"{path}: the field has no `type`")
+            with self.at("fields", index):
+                self._field(field, index, where, names, namespace, depth)
+
+    def _field(
+        self,
+        field: Any,
+        index: int,
+        where: str,
+        names: set[str],
+        namespace: str,
+        depth: int,
+    ) -> None:
+        if not isinstance(field, Mapping):
+            raise self.error(f"{where}: field {index + 1} is not a JSON object")
+        name = field.get("name")
+        self._check_name(name, f"{where}: field {index + 1}", "name")
+        assert isinstance(name, str)
+        path = f"{where}.{name}"
+        if name in names:
+            raise self.error(f"{path}: the record has two fields named {name!r}")
+        names.add(name)
+        self.fields += 1
+        limit = self.limits.max_fields
+        if limit is not None and self.fields > limit:
+            raise self.error(f"{path}: more than {limit} fields in one schema (max_fields {limit})")
+        self._check_doc(field, path)
+        self._check_aliases(field, path, dotted=False)
+        if "order" in field and field["order"] not in ORDERS:
+            raise self.error(
+                f"{path}: order {_show(field['order'])} is not ascending, descending or ignore"
+            )
+        if "type" not in field:
+            raise self.error(f"{path}: the field has no `type`")
+        with self.at("type"):
             self.schema(field["type"], path, namespace, depth + 1)
-            if "default" in field:
-                if _value_depth(field["default"]) > MAX_VALUE_DEPTH:
-                    raise SchemaError(f"{path}: default nested more than {MAX_VALUE_DEPTH} deep")
-                problem = self.default_problem(field["type"], field["default"], namespace, "")
-                if problem is not None:
-                    raise SchemaError(f"{path}: {problem}")
+        if "default" in field:
+            if _value_depth(field["default"]) > MAX_VALUE_DEPTH:
+                raise self.error(f"{path}: default nested more than {MAX_VALUE_DEPTH} deep")
+            problem = self.default_problem(field["type"], field["default"], namespace, "")
+            if problem is not None:
+                raise self.error(f"{path}: {problem}", "default")
 
     # -- defaults ---------------------------------------------------------------------
 

@@ -409,7 +409,12 @@ def test_lint_names_the_file_and_field_of_a_schema_the_specification_forbids(
     schema.write_text(schema.read_text().replace('"name": "order_id"', '"name": "order-id"', 1))
     status, out, _err = _invoke(["lint", str(root)], capsys)
     assert status == 1
-    assert "schemas/shop/order-placed.avsc:1: error [schema-valid]" in out
+    line = next(
+        number
+        for number, text in enumerate(schema.read_text().splitlines(), start=1)
+        if '"order-id"' in text
+    )
+    assert f"schemas/shop/order-placed.avsc:{line}: error [schema-valid]" in out
     assert (
         'not a valid Avro schema: example.shop.OrderPlaced: field 1: name "order-id" is not a '
         "valid Avro name (a letter or `_`, then letters, digits or `_`)" in out

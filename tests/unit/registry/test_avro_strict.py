@@ -263,3 +263,16 @@ def test_a_lone_surrogate_over_http_is_a_422_and_stores_nothing(where: str) -> N
     assert response.status_code == 422, response.text
     assert response.json()["error_code"] in (42201, 42216)
     assert client.get("/subjects").json() == []
+
+
+def test_a_refusal_carries_the_json_path_of_the_problem() -> None:
+    nested = rec(
+        {"name": "a", "type": "int"},
+        {"name": "b", "type": {"type": "array", "items": rec({"name": "x", "type": "int", "default": "q"}, name="S")}},
+    )  # fmt: skip
+    with pytest.raises(SchemaError) as raised:
+        parse_schema(nested)
+    assert raised.value.loc == ("fields", 1, "type", "items", "fields", 0, "default")
+    with pytest.raises(SchemaError) as raised:
+        parse_schema(field(["null", "int", "int"]))
+    assert raised.value.loc == ("fields", 0, "type")
