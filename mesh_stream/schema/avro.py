@@ -19,6 +19,7 @@ from typing import Any
 
 import avro.name
 import avro.schema
+import fastavro
 from avro.compatibility import (
     CompatibleResult,
     ReaderWriterCompatibilityChecker,
@@ -78,11 +79,20 @@ def parse_schema(
         except SchemaError as exc:
             raise SchemaError(f"invalid Avro schema: {exc}") from None
     try:
-        return avro.schema.make_avsc_object(document, avro.name.Names(validate_names=True))
+        parsed = avro.schema.make_avsc_object(document, avro.name.Names(validate_names=True))
     except RecursionError as exc:
         raise SchemaError("invalid Avro schema: nested too deeply") from exc
     except Exception as exc:
         raise SchemaError(f"invalid Avro schema: {exc}") from exc
+    if strict:
+        try:  # the SDK encodes with fastavro: what it cannot parse must not be registered
+            fastavro.parse_schema(document)
+        except Exception as exc:  # fastavro raises several unrelated types for bad schemas
+            raise SchemaError(
+                f"invalid Avro schema: fastavro (the SDK's codec) refuses it: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+    return parsed
 
 
 def _decode(schema: str | Mapping[str, Any] | Sequence[Any]) -> tuple[Any, int]:

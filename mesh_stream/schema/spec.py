@@ -273,6 +273,8 @@ class _Checker:
         if not isinstance(kind, str):
             raise self.error(f"{where}: `type` {_show(kind)} is not a type name")
         self._check_doc(node, where)
+        if node.get("logicalType") == "decimal":
+            self._check_decimal(node, where)
         if kind in PRIMITIVES:
             return
         if kind == "array":
@@ -291,6 +293,20 @@ class _Checker:
             raise self.error(
                 f"{where}: unknown type {_show(kind)} (neither a primitive type nor a named "
                 f"type defined earlier in the schema)"
+            )
+
+    def _check_decimal(self, node: Mapping[str, Any], where: str) -> None:
+        """A decimal's precision and scale: fastavro (the SDK's codec) refuses bad ones, where
+        the specification would ignore the logical type and change what values mean."""
+        precision, scale = node.get("precision"), node.get("scale", 0)
+        if isinstance(precision, bool) or not isinstance(precision, int) or precision < 1:
+            raise self.error(
+                f"{where}: decimal precision {_show(precision)} must be a positive integer"
+            )
+        if isinstance(scale, bool) or not isinstance(scale, int) or not 0 <= scale <= precision:
+            raise self.error(
+                f"{where}: decimal scale {_show(scale)} must be an integer from 0 to the "
+                f"precision ({precision})"
             )
 
     def _named(

@@ -69,6 +69,7 @@ VALID: list[tuple[str, Any]] = [
     ("recursive record", rec({"name": "next", "type": ["null", "R"], "default": None})),
     ("logical type", field({"type": "int", "logicalType": "date"}, default=0)),
     ("custom property", field("string", **{"x-pii": True})),
+    ("decimal", field({"type": "bytes", "logicalType": "decimal", "precision": 12, "scale": 2})),
 ]
 
 # (case, schema, exact message after "invalid Avro schema: ")
@@ -117,6 +118,8 @@ INVALID: list[tuple[str, Any, str]] = [
     ("doc not a string", field("int", doc=5), "R.f: doc 5 must be a string"),
     ("order unknown", field("int", order="up"), 'R.f: order "up" is not ascending, descending or ignore'),
     ("field without type", rec({"name": "a"}), "R.a: the field has no `type`"),
+    ("decimal precision", field({"type": "bytes", "logicalType": "decimal", "precision": 0}), "R.f: decimal precision 0 must be a positive integer"),
+    ("decimal scale", field({"type": "bytes", "logicalType": "decimal", "precision": 4, "scale": 5}), "R.f: decimal scale 5 must be an integer from 0 to the precision (4)"),
     ("lone surrogate in doc", field("int", doc="\ud800"), '(schema).fields[0].doc: the string "\\ud800" holds U+D800 at character 1, which UTF-8 cannot encode (a lone surrogate); use the character itself or a valid surrogate pair'),
     ("lone surrogate in key", field("int", **{"x\udfff": 1}), '(schema).fields[0]: key: the string "x\\udfff" holds U+DFFF at character 2, which UTF-8 cannot encode (a lone surrogate); use the character itself or a valid surrogate pair'),
 ]  # fmt: skip
