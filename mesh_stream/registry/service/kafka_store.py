@@ -116,6 +116,7 @@ class KafkaStore:
         self._recovering = threading.Event()
         self._latest_claim: dict[str, Any] | None = None
         self._own_claim_offset: int | None = None
+        self._own_claimed_at_ms = 0
         self._probe: tuple[float, str | None] = (0.0, None)
 
     # -- start ---------------------------------------------------------------------------
@@ -383,12 +384,20 @@ class KafkaStore:
         if claim.get("instance") == self.instance:
             if self._own_claim_offset is None:
                 self._own_claim_offset = offset
+                self._own_claimed_at_ms = int(claim.get("renewed_at_ms", 0))
                 other = previous is not None and previous.get("writer_id") != self.transactional_id
                 if other and previous is not None and self._alive(previous):
                     self._set_conflict(self._refusal(previous, "claimed it just before this one"))
             return
         if self._own_claim_offset is None:
             return  # before our claim: start-up checks the latest one
+        lapsed_at = int(claim.get("renewed_at_ms", 0)) + int(claim.get("lease_ms", 0))
+        if lapsed_at <= self._own_claimed_at_ms:
+            # A renewal its writer made before its lease lapsed and this one took over,
+            # delivered late (the writer was frozen with it in flight): stale, not a rival.
+            # A schema it carried with a clashing id would still stop writes (see apply).
+            log.warning("%s[0]@%s: a stale writer claim of %s", self.topic, offset, claim)
+            return
         if claim.get("writer_id") == self.transactional_id:
             self._fenced = (
                 f"registry write refused: another instance took over the writer role "
