@@ -60,6 +60,8 @@ def probe_registry(url: str, timeout: float = 2.0) -> bool:
         body = None
     if response.status_code == 200 and isinstance(body, list):
         return True
+    if response.status_code == 503 and isinstance(body, dict) and "error_code" in body:
+        return False  # a registry still replaying its log (or cut off from Kafka): not yet
     raise ConfigurationError(
         f"something that is not a mesh registry answers at {url} (GET /subjects gave HTTP "
         f"{response.status_code}); stop it, or point MESH_REGISTRY_URL elsewhere"

@@ -138,6 +138,8 @@ def test_probe_registry(http_server: tuple[str, dict[str, object]]) -> None:
     assert probe_registry(url) is True
     answer["status"] = 401
     assert probe_registry(url) is True  # reads need a credential: still a registry
+    answer.update(status=503, body=b'{"error_code": 50302, "message": "the registry is starting"}')
+    assert probe_registry(url) is False  # a registry still replaying its log: not yet
     answer.update(status=200, body=b"<html>hello</html>")
     with pytest.raises(ConfigurationError, match=f"not a mesh registry answers at {url}"):
         probe_registry(url)
