@@ -382,6 +382,7 @@ class HeavyGate:
     per_client: int
     _limiter: anyio.CapacityLimiter | None = field(default=None, repr=False)
     _in_flight: dict[str, int] = field(default_factory=dict, repr=False)
+    _total: int = field(default=0, repr=False)
 
     @property
     def limiter(self) -> anyio.CapacityLimiter:
@@ -390,7 +391,8 @@ class HeavyGate:
         return self._limiter
 
     def in_flight(self, client: str | None = None) -> int:
-        return sum(self._in_flight.values()) if client is None else self._in_flight.get(client, 0)
+        """Requests running or queued, of ``client`` or all (readable from any thread)."""
+        return self._total if client is None else self._in_flight.get(client, 0)
 
     async def run(self, client: str, work: Callable[[], T]) -> T:
         """``work()`` in the pool; 429 when ``client`` already has ``per_client`` in flight."""
@@ -409,9 +411,11 @@ class HeavyGate:
                 retry_after=1,
             )
         self._in_flight[client] = mine + 1
+        self._total += 1
         try:
             return await anyio.to_thread.run_sync(work, limiter=self.limiter)
         finally:
+            self._total -= 1
             left = self._in_flight[client] - 1
             if left:
                 self._in_flight[client] = left
