@@ -249,3 +249,32 @@ def test_every_route_but_health_needs_a_credential_when_reads_do() -> None:
     for route in routes:
         if is_public(route) and route.path != "/health/ready":  # ready: 200 or 503
             assert _anonymous_request(client, route).status_code == 200, route.path
+
+
+def test_a_failed_authentication_counts_once_per_request_on_every_kind_of_route() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    from mesh_stream.registry.service import InMemoryStore, create_app
+    from mesh_stream.registry.service.edge import EdgeLimits
+
+    app = create_app(
+        InMemoryStore(),
+        credentials=Credentials({"admin": "a"}),
+        limits=EdgeLimits(auth_failures_per_minute=3),
+    )
+    client = TestClient(app, raise_server_exceptions=False)
+    wrong = ("admin", "b")
+    # register depends on the caller three ways (router, route, heavy pool): still one failure
+    statuses = [
+        client.post("/subjects/orders.x-value/versions", json={"schema": '"int"'}, auth=wrong),
+        client.get("/subjects", auth=wrong),
+        client.put("/products/orders.x", json={}, auth=wrong),
+        client.get("/subjects", auth=("admin", "a")),
+    ]
+    assert [s.status_code for s in statuses] == [401, 401, 401, 429]
+    assert statuses[-1].json()["error_code"] == 42901
+    assert client.get("/subjects").status_code == 200  # no credential: nothing to refuse
