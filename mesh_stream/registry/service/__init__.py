@@ -2,7 +2,8 @@
 
 Layout: ``schemas`` and ``products`` are the domain cores (no HTTP), ``state`` folds the
 log of records, ``store``/``kafka_store`` keep that log, ``auth`` decides who may write,
-``routes/`` holds one router per resource, ``app`` assembles them, ``server`` runs uvicorn.
+``edge`` guards the HTTP edge (limits, hostile bodies, the heavy-work pool), ``routes/``
+holds one router per resource, ``app`` assembles them, ``server`` runs uvicorn.
 """
 
 from mesh_stream.registry.service.app import create_app
