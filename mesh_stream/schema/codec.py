@@ -19,6 +19,7 @@ record costs no registry lookup.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import io
@@ -1042,18 +1043,33 @@ class RecordDecoder:
                 _check_resolvable(writer, reader, schema_id)
             except DeserializationError as exc:
                 raise self._refuse(schema_id, str(exc), exc.__cause__, forever=True)  # noqa: B904
+            except Exception as exc:  # Avro's checker refused the writer schema itself
+                raise self._refuse(
+                    schema_id,
+                    f"the reader schema {schema_name(reader)} cannot be checked against writer "
+                    f"schema id {schema_id}: {type(exc).__name__}: {exc}",
+                    exc,
+                    forever=True,
+                ) from exc
+        named = {"writer": _named(writer), "reader": _named(reader) if reader is not None else {}}
+        fast = None
+        if reader is None:
+            # Should the compiler fail on a schema, fastavro's reader alone reads it (slower).
+            with contextlib.suppress(Exception):
+                fast = _compile_fast_decoder(writer, named["writer"])
         found = (writer, reader)
         self._schemas[schema_id] = found
         self._refused.pop(schema_id, None)
-        named = {"writer": _named(writer), "reader": _named(reader) if reader is not None else {}}
-        fast = _compile_fast_decoder(writer, named["writer"]) if reader is None else None
         self.plans[schema_id] = (writer, named, reader, fast)
         return found
 
     def _check_subject(self, schema_id: int) -> None:
         """Refuse a foreign schema id: one not registered under this product's subject."""
         source: SubjectSchemaSource = self.registry  # type: ignore[assignment]
-        subjects = source.get_schema_subjects(schema_id)
+        try:
+            subjects = source.get_schema_subjects(schema_id)
+        except SchemaNotFoundError:  # deleted since its schema was read: under no subject
+            subjects = []
         if self.subject in subjects:
             return
         raise self._refuse(

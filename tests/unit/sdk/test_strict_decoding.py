@@ -20,6 +20,7 @@ from mesh_stream.errors import (
     DeserializationError,
     RegistryUnavailableError,
     SchemaError,
+    SchemaNotFoundError,
 )
 from mesh_stream.schema.codec import RecordDecoder, RecordEncoder
 from mesh_stream.schema.wire import frame
@@ -207,3 +208,34 @@ def test_registry_down_beyond_the_deadline_raises_naming_the_record(
     source.down = False  # back: the record is delivered, in order
     records = consumer._decode([message(topic, 0, 9, data)], until=time.monotonic() + 1)
     assert [(r.offset, r.value) for r in records] == [(9, decoded(make_order(2)))]
+
+
+def test_a_writer_the_reader_cannot_read_is_refused_without_asking_again(
+    order_v1: dict[str, Any],
+) -> None:
+    reader = {**order_v1, "fields": [*order_v1["fields"], {"name": "region", "type": "string"}]}
+    source = MemorySchemas({1: order_v1}, {1: [SUBJECT]})
+    decoder = RecordDecoder(source, reader, subject=SUBJECT)
+    data = RecordEncoder(order_v1, 1).encode(make_order(1))
+    for _ in range(3):
+        with pytest.raises(
+            DeserializationError, match="cannot read records written with schema id 1"
+        ):
+            decoder.decode(data)
+    assert (source.calls, source.subject_calls) == (1, 1)
+
+
+def test_a_schema_deleted_between_the_two_lookups_counts_as_foreign(
+    order_v1: dict[str, Any],
+) -> None:
+    class Deleted(MemorySchemas):
+        def get_schema_subjects(self, schema_id: int) -> list[str]:
+            raise SchemaNotFoundError(f"Schema {schema_id} not found", status=404, error_code=40403)
+
+    decoder = RecordDecoder(Deleted({1: order_v1}), subject=SUBJECT)
+    with pytest.raises(DeserializationError) as caught:
+        decoder.decode(RecordEncoder(order_v1, 1).encode(make_order(1)))
+    assert str(caught.value) == (
+        f"foreign schema id 1: it is registered under no subject, not under {SUBJECT}; the "
+        f"record was written for another product"
+    )
