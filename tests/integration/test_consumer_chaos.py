@@ -50,16 +50,17 @@ class Group:
         self.delivered: set[tuple[int, int]] = set()
         self.ids: set[str] = set()
         self.schema_ids: set[int] = set()
+        self.per_member = [0, 0]  # records each member delivered
         self.errors: list[BaseException] = []
         self.stop = threading.Event()
         self.threads = [
-            threading.Thread(target=self._run, args=(kafka, product, url), daemon=True)
-            for _ in range(2)
+            threading.Thread(target=self._run, args=(kafka, product, url, member), daemon=True)
+            for member in range(2)
         ]
         for thread in self.threads:
             thread.start()
 
-    def _run(self, kafka: KafkaAddress, product: Any, url: str) -> None:
+    def _run(self, kafka: KafkaAddress, product: Any, url: str, member: int) -> None:
         try:
             with (
                 RegistryClient(url) as registry,
@@ -75,6 +76,7 @@ class Group:
                 while not self.stop.is_set():
                     batch = consumer.consume(500, 0.3)
                     with self.lock:
+                        self.per_member[member] += len(batch)
                         for record in batch:
                             self.delivered.add((record.partition, record.offset))
                             self.ids.add(str(record.value["order_id"]))
@@ -206,6 +208,7 @@ def test_a_group_of_two_loses_nothing_through_a_registry_kill_and_poison_pills(
     wanted = {make_order(i)["order_id"] for i in range(V1_RECORDS + V2_RECORDS)}
     assert group.ids == wanted  # every valid record delivered at least once
     assert len(group.delivered) == V1_RECORDS + V2_RECORDS
+    assert min(group.per_member) > 0, group.per_member  # both members of the group read
     assert_not_ahead(committed, group.delivered, pills)
     assert watch.checks > 20
 
