@@ -326,3 +326,58 @@ def test_a_writer_that_sees_another_writer_id_after_its_own_claim_stops_writing(
                 assert _all_ids(old) == ids
         finally:
             os.kill(old_pid, signal.SIGCONT)
+
+
+def test_serve_answers_health_during_replay_and_reports_progress(kafka: KafkaAddress) -> None:
+    """`mesh registry serve` on a big log: /health/ready says "replaying" until it is done,
+    stderr has the progress, and 'listening' comes once the view is complete."""
+    from benchmarks.registry_scale import fill_topic
+    from mesh_stream.broker.cluster import free_port
+
+    topic = f"_mesh_registry-progress-{uuid.uuid4().hex[:8]}"
+    subjects = 60_000
+    fill_topic(kafka.bootstrap_servers, topic, subjects)
+    port = free_port()
+    env = {
+        **os.environ,
+        "MESH_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "MESH_REGISTRY_OPEN_WRITES": "1",
+    }
+    for name in ("MESH_REGISTRY_CREDENTIALS", "MESH_REGISTRY_CREDENTIALS_FILE"):
+        env.pop(name, None)
+    process = subprocess.Popen(
+        [MESH, "registry", "serve", "--port", str(port), "--topic", topic, "--writer-id", topic],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        answers = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                ready = httpx.get(f"{url}/health/ready", timeout=5)
+            except httpx.TransportError:
+                time.sleep(0.05)
+                continue
+            answers.append((ready.status_code, ready.json()))
+            if ready.status_code == 200:
+                break
+            time.sleep(0.1)
+        assert answers[0][0] == 503, answers[0]
+        assert answers[0][1]["status"] == "not ready"
+        assert answers[0][1]["reason"].startswith("replaying the registry log: ")
+        assert answers[-1][0] == 200, answers[-1]
+        assert answers[-1][1]["status"] == "ready"
+        assert len(httpx.get(f"{url}/subjects").json()) == subjects
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=30)
+    lines = err.splitlines()
+    done = [i for i, line in enumerate(lines) if line.startswith("registry: replayed 120,000 ")]
+    listening = [i for i, line in enumerate(lines) if "registry listening on" in line]
+    assert done, err[-2000:]
+    assert lines[done[0]].startswith(f"registry: replayed 120,000 records of {topic} in ")
+    assert listening, err[-2000:]
+    assert done[0] < listening[0]
