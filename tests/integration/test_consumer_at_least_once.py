@@ -339,8 +339,9 @@ def test_a_refused_dead_letter_stops_before_the_record_and_commits_nothing_after
 # -- new topics ----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("strategy", ["range,roundrobin", "cooperative-sticky"])
 def test_a_consumer_subscribed_before_its_topic_exists_reads_it_from_the_first_record(
-    kafka: KafkaAddress, client: RegistryClient
+    kafka: KafkaAddress, client: RegistryClient, strategy: str
 ) -> None:
     product = new_product("late-topic", partitions=2)
     got: list[ConsumedRecord] = []
@@ -349,6 +350,7 @@ def test_a_consumer_subscribed_before_its_topic_exists_reads_it_from_the_first_r
         group_id=f"late-{uuid.uuid4().hex[:8]}",
         bootstrap_servers=kafka.bootstrap_servers,
         registry=client,
+        config={"partition.assignment.strategy": strategy},
     ) as consumer:
         assert consumer.new_topics == {product.topic}
         consumer.consume(10, 0.2)  # subscribed, nothing there yet
