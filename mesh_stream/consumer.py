@@ -322,7 +322,9 @@ class ProductConsumer:
     ``from_beginning`` says: its records were all published after the consumer started,
     and "only new records" must not skip the ones published before the consumer's first
     metadata refresh saw the topic. If the broker cannot be asked at construction, topics
-    count as existing (``from_beginning`` alone decides).
+    count as existing (``from_beginning`` alone decides). Subscribed topics are looked for
+    every 5 s (``topic.metadata.refresh.interval.ms`` in ``config``; librdkafka's default
+    is 5 minutes).
     """
 
     def __init__(
