@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mesh_stream.errors import RegistryWriterConflictError
+from mesh_stream.registry.service.kafka_store import KafkaStore
+from mesh_stream.registry.service.schemas import SchemaRegistry
 from tests.conftest import KafkaAddress
 
 pytestmark = pytest.mark.chaos
@@ -381,3 +385,53 @@ def test_serve_answers_health_during_replay_and_reports_progress(kafka: KafkaAdd
     assert lines[done[0]].startswith(f"registry: replayed 120,000 records of {topic} in ")
     assert listening, err[-2000:]
     assert done[0] < listening[0]
+
+
+def _open_together(
+    stores: list[KafkaStore], cores: list[SchemaRegistry]
+) -> dict[int, Exception | None]:
+    """Open every store at the same moment, each in a thread; what each open raised."""
+    outcomes: dict[int, Exception | None] = {}
+    barrier = threading.Barrier(len(stores))
+
+    def start(n: int) -> None:
+        barrier.wait()
+        try:
+            stores[n].open(cores[n].state.apply)
+            outcomes[n] = None
+        except Exception as exc:
+            outcomes[n] = exc
+
+    threads = [threading.Thread(target=start, args=(n,)) for n in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    return outcomes
+
+
+def test_two_writer_ids_starting_at_once_leave_exactly_one_writer(kafka: KafkaAddress) -> None:
+    """Whichever claim lands first wins; the other instance refuses to start, both decide
+    from the log alone. Several rounds, to meet both orders of the race."""
+    for round_ in range(3):
+        topic = f"_mesh_registry-race-{uuid.uuid4().hex[:8]}"
+        ids = (f"writer-x-{round_}", f"writer-y-{round_}")
+        stores = [KafkaStore(kafka.bootstrap_servers, topic=topic, transactional_id=i) for i in ids]
+        cores = [SchemaRegistry(store) for store in stores]
+        outcomes = _open_together(stores, cores)
+        try:
+            winners = [n for n, error in outcomes.items() if error is None]
+            assert len(winners) == 1, outcomes
+            [winner] = winners
+            loser = 1 - winner
+            refused = outcomes[loser]
+            assert isinstance(refused, RegistryWriterConflictError), refused
+            assert f"writer id '{ids[winner]}'" in refused.message
+            assert f"this instance's writer id is '{ids[loser]}'" in refused.message
+            assert "MESH_REGISTRY_WRITER_ID" in refused.message
+            registered = cores[winner].register("orders.race.v1-value", json.dumps(_schema(1)))
+            assert registered.schema_id == 1
+            assert stores[winner].readiness()[0] is True
+        finally:
+            for store in stores:
+                store.close()

@@ -116,7 +116,6 @@ class KafkaStore:
         self._recovering = threading.Event()
         self._latest_claim: dict[str, Any] | None = None
         self._own_claim_offset: int | None = None
-        self._own_claimed_at_ms = 0
         self._probe: tuple[float, str | None] = (0.0, None)
 
     # -- start ---------------------------------------------------------------------------
@@ -357,9 +356,10 @@ class KafkaStore:
         }
 
     @staticmethod
-    def _alive(claim: dict[str, Any]) -> bool:
+    def _alive(claim: dict[str, Any], at_ms: float | None = None) -> bool:
+        """Whether ``claim``'s lease still ran at ``at_ms`` (default: now)."""
         expires = int(claim.get("renewed_at_ms", 0)) + int(claim.get("lease_ms", 0))
-        return expires > time.time() * 1000
+        return expires > (time.time() * 1000 if at_ms is None else at_ms)
 
     def _describe(self, claim: dict[str, Any]) -> str:
         return (
@@ -378,26 +378,35 @@ class KafkaStore:
         )
 
     def _on_claim(self, claim: dict[str, Any] | None, offset: int) -> None:
+        """Decide on a claim from the log alone, so every instance decides the same.
+
+        A claim made while the claim before it (by another writer id) was still live loses:
+        its own writer refuses to start, and the others ignore it. A claim made after the
+        one before it lapsed takes over: the writer of a lapsed claim stops writing.
+        """
         previous, self._latest_claim = self._latest_claim, claim
         if claim is None:
             return
+        claimed_at = int(claim.get("renewed_at_ms", 0))
+        contested = (
+            previous is not None
+            and previous.get("writer_id") != claim.get("writer_id")
+            and self._alive(previous, claimed_at)
+        )
         if claim.get("instance") == self.instance:
             if self._own_claim_offset is None:
                 self._own_claim_offset = offset
-                self._own_claimed_at_ms = int(claim.get("renewed_at_ms", 0))
-                other = previous is not None and previous.get("writer_id") != self.transactional_id
-                if other and previous is not None and self._alive(previous):
+                if contested and previous is not None:
                     self._set_conflict(self._refusal(previous, "claimed it just before this one"))
+            return
+        if contested:
+            # Its writer refuses itself (the rule above); a frozen writer's late renewal
+            # lands here too. A schema it carried with a clashing id still stops writes.
+            log.warning("%s[0]@%s: writer claim %s lost to a live one", self.topic, offset, claim)
+            self._latest_claim = previous
             return
         if self._own_claim_offset is None:
             return  # before our claim: start-up checks the latest one
-        lapsed_at = int(claim.get("renewed_at_ms", 0)) + int(claim.get("lease_ms", 0))
-        if lapsed_at <= self._own_claimed_at_ms:
-            # A renewal its writer made before its lease lapsed and this one took over,
-            # delivered late (the writer was frozen with it in flight): stale, not a rival.
-            # A schema it carried with a clashing id would still stop writes (see apply).
-            log.warning("%s[0]@%s: a stale writer claim of %s", self.topic, offset, claim)
-            return
         if claim.get("writer_id") == self.transactional_id:
             self._fenced = (
                 f"registry write refused: another instance took over the writer role "
