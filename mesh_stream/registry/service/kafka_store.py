@@ -502,7 +502,7 @@ class KafkaStore:
 
     def append(self, records: Sequence[Record]) -> None:
         """One transaction for ``records``; returns once the tail applied them."""
-        if self._producer is None:
+        if self._apply is None:
             raise RuntimeError("KafkaStore.append before open")
         if self._starting is not None:
             raise _unavailable(f"the registry is not serving yet: {self.starting()}")
