@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install kafka lint format test test-fast demo bench clean
+.PHONY: help install kafka lint format reference test test-fast demo bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,13 +24,16 @@ kafka: install  ## fetch Apache Kafka's jars from Maven Central into the cache (
 	$(BIN)/mesh broker fetch
 
 lint: install  ## ruff check, ruff format --check, mypy
-	$(BIN)/ruff check mesh_stream tests benchmarks domains
-	$(BIN)/ruff format --check mesh_stream tests benchmarks domains
+	$(BIN)/ruff check mesh_stream tests benchmarks domains tools
+	$(BIN)/ruff format --check mesh_stream tests benchmarks domains tools
 	$(BIN)/mypy mesh_stream
 
 format: install  ## apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix mesh_stream tests benchmarks domains
-	$(BIN)/ruff format mesh_stream tests benchmarks domains
+	$(BIN)/ruff check --fix mesh_stream tests benchmarks domains tools
+	$(BIN)/ruff format mesh_stream tests benchmarks domains tools
+
+reference: install  ## regenerate README's reference blocks (settings) from the code
+	$(BIN)/python tools/gen_reference.py
 
 test: kafka lint  ## everything CI runs: lint, type check, governance policies, all tests
 	$(BIN)/mesh lint
