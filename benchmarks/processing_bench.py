@@ -35,10 +35,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 from pydantic import SecretStr
 
 from mesh_stream.descriptor import DataProduct, load_descriptors
+from mesh_stream.kafka.clients import make_consumer
+from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.processing.app import ProcessorSpec, run_worker
 from mesh_stream.processing.codec import FramedAvroDecoder
 from mesh_stream.processing.registration import ensure_topics, schema_text
@@ -94,14 +96,14 @@ class OutputWatcher:
 
     def __init__(self, bootstrap: str, registry: RegistryClient, output: DataProduct) -> None:
         self.decoder = FramedAvroDecoder(registry.get_schema)
-        self.consumer = Consumer(
+        self.consumer = make_consumer(
+            KafkaConnection.create(bootstrap),
             {
-                "bootstrap.servers": bootstrap,
                 "group.id": f"bench-watch-{uuid.uuid4().hex[:8]}",
                 "enable.auto.commit": False,
                 "fetch.wait.max.ms": 5,
                 "fetch.min.bytes": 1,
-            }
+            },
         )
         self.consumer.assign([TopicPartition(output.topic, p, 0) for p in range(output.partitions)])
         self.counts: dict[str, int] = {}

@@ -20,14 +20,15 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
-from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
 
+from mesh_stream.kafka.clients import make_producer
+from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.kafka.topics import cluster_info, ensure_topic, topic_spec
 from mesh_stream.registry.service.app import create_app
 from mesh_stream.registry.service.kafka_store import KafkaStore
 from mesh_stream.registry.service.server import RegistryServer
@@ -72,24 +73,23 @@ def fill_topic(bootstrap_servers: str, topic: str, subjects: int) -> dict[int, s
     The schema text is the registry's normal form of :func:`scale_schema` (checked on a few
     subjects against :func:`normalize`), so lookups by content find these ids.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
-    config = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
-    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1, config=config)])[
-        topic
-    ].result(timeout=30)
+    conn = KafkaConnection.create(bootstrap_servers)
+    spec = topic_spec(topic, cluster_info(conn), partitions=1, cleanup_policy="compact")
+    config = {**spec.config, "min.compaction.lag.ms": "0"}
+    ensure_topic(conn, replace(spec, config=config), strict=True)
     template = normalize(parse_schema(scale_schema(-1)))
     texts = {n + 1: template.replace(NAME_MARK, f"Scale{n}") for n in range(subjects)}
     for n in {0, subjects // 2, subjects - 1}:
         if texts[n + 1] != normalize(parse_schema(scale_schema(n))):
             raise AssertionError(f"the generated schema of subject {n} is not in normal form")
-    producer = Producer(
+    producer = make_producer(
+        conn,
         {
-            "bootstrap.servers": bootstrap_servers,
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 20,
             "compression.type": "lz4",
-        }
+        },
     )
     failures: list[str] = []
 

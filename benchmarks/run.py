@@ -23,6 +23,7 @@ from typing import Any
 
 from benchmarks.environment import BenchEnvironment, bench_environment
 from benchmarks.sdk_bench import LABELS, READ_CASES, WRITE_CASES, Config, bench_product, schema
+from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.producer import ensure_topic
 from mesh_stream.settings import MeshSettings
 
@@ -176,7 +177,7 @@ def _run_sdk(
     repeats: int,
 ) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:6]
-    client_config = {"bootstrap.servers": environment.bootstrap_servers}
+    connection = KafkaConnection.create(environment.bootstrap_servers)
 
     def product_name(case: str) -> str:
         return f"bench.run-{run_id}-{case}"
@@ -198,7 +199,7 @@ def _run_sdk(
                 read_product=f"{product_name(read_source)}-1",
             )
             if case in WRITE_CASES:
-                ensure_topic(bench_product(config.product), client_config)
+                ensure_topic(bench_product(config.product), connection)
             progress(f"[{attempt}/{repeats}] ({case}) {LABELS[case]} ...")
             runs[case].append(_run_case(case, config))
             progress(f"[{attempt}/{repeats}] ({case}) {runs[case][-1]['msgs_per_s']:,.0f} msgs/s")

@@ -28,13 +28,15 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
-from confluent_kafka import Consumer, DeserializingConsumer, Producer, SerializingProducer
+from confluent_kafka import DeserializingConsumer, SerializingProducer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import StringDeserializer, StringSerializer
 
 from mesh_stream.consumer import ProductConsumer
 from mesh_stream.descriptor import DataProduct
+from mesh_stream.kafka.clients import make_consumer, make_producer
+from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.producer import DEFAULT_PRODUCER_CONFIG, FIXED_PRODUCER_CONFIG, ProductPublisher
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.schema.models import model_from_schema
@@ -84,8 +86,11 @@ def make_record(index: int) -> dict[str, Any]:
 
 
 def producer_config(bootstrap: str) -> dict[str, Any]:
-    """The settings every write case shares (the SDK's defaults, which it cannot weaken)."""
-    return {**DEFAULT_PRODUCER_CONFIG, **FIXED_PRODUCER_CONFIG, "bootstrap.servers": bootstrap}
+    """The settings every write case shares (the SDK's defaults, which it cannot weaken),
+    rendered by the one Kafka connection (so the baselines connect as the SDK does)."""
+    return KafkaConnection.create(bootstrap).librdkafka_config(
+        {**DEFAULT_PRODUCER_CONFIG, **FIXED_PRODUCER_CONFIG}
+    )
 
 
 def bench_product(topic_name: str) -> DataProduct:
@@ -196,7 +201,10 @@ def run_write(case: str, config: Config) -> CaseResult:
         parsed = fastavro.parse_schema(schema())
         with _registry(config) as client:
             schema_id = client.register_schema(f"{topic}-value", schema())
-        producer: Any = Producer(producer_config(config.bootstrap_servers))
+        producer: Any = make_producer(
+            KafkaConnection.create(config.bootstrap_servers),
+            {**DEFAULT_PRODUCER_CONFIG, **FIXED_PRODUCER_CONFIG},
+        )
         produce = producer.produce
         header = struct.pack(">bI", 0, schema_id)
         if case == "a":
@@ -283,12 +291,13 @@ def run_write(case: str, config: Config) -> CaseResult:
 
 
 def _consumer_config(config: Config) -> dict[str, Any]:
-    return {
-        "bootstrap.servers": config.bootstrap_servers,
-        "group.id": f"bench-{uuid.uuid4().hex[:8]}",
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-    }
+    return KafkaConnection.create(config.bootstrap_servers).librdkafka_config(
+        {
+            "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
 
 
 def run_read(case: str, config: Config) -> CaseResult:
@@ -299,7 +308,9 @@ def run_read(case: str, config: Config) -> CaseResult:
     checksum = 0
 
     if case in ("f", "g"):
-        consumer: Any = Consumer(_consumer_config(config))
+        consumer: Any = make_consumer(
+            KafkaConnection.create(config.bootstrap_servers), _consumer_config(config)
+        )
         consumer.subscribe([topic])
         writers: dict[int, Any] = {}
         client = _registry(config)

@@ -29,6 +29,7 @@ import click
 from domains.story import DOMAINS, Story, StoryEvent, domain_events
 from mesh_stream.descriptor import DataProduct, load_descriptors
 from mesh_stream.errors import MeshError
+from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.processing.registration import register_source_product
 from mesh_stream.producer import ProductPublisher, open_publisher
 from mesh_stream.registry.client import RegistryClient
@@ -85,9 +86,14 @@ def simulate(
     with ExitStack() as stack:
         registry = stack.enter_context(RegistryClient.from_settings(settings))
         publishers: dict[str, ProductPublisher] = {}
+        connection = KafkaConnection.from_settings(settings, default_client_id=f"mesh-{domain}")
         for product in products:
             publisher = open_publisher(
-                product, settings=settings, registry=registry, root=repo_root
+                product,
+                settings=settings,
+                registry=registry,
+                root=repo_root,
+                connection=connection,
             )
             stack.callback(publisher.close)
             register_source_product(registry, product, repo_root)

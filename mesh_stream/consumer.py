@@ -3,7 +3,8 @@
 ::
 
     with ProductConsumer(["orders.order-placed"], group_id="billing",
-                         bootstrap_servers=..., registry=registry) as consumer:
+                         connection=KafkaConnection.from_settings(settings),
+                         registry=registry) as consumer:
         for record in consumer:          # or consumer.consume(500, timeout=1.0)
             handle(record.value)
             consumer.commit()            # commit after processing: at-least-once
@@ -47,11 +48,14 @@ from mesh_stream.errors import (
     ConsumerError,
     DeliveryError,
     DeserializationError,
+    KafkaSecurityError,
     MeshError,
     RegistryError,
     RegistryUnavailableError,
 )
-from mesh_stream.producer import FIXED_PRODUCER_CONFIG, ensure_topic
+from mesh_stream.kafka.clients import make_consumer, make_producer
+from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
+from mesh_stream.producer import FIXED_PRODUCER_CONFIG, ensure_topic, resolve_connection
 from mesh_stream.schema.codec import (
     READ_OPTIONS,
     DecodePlan,
@@ -80,6 +84,16 @@ DLQ_HEADERS = (
     "mesh.dlq.source.schema.id",  # only when the record was framed (it names an id)
 )
 _SCHEMA_ID = struct.Struct(">I")
+# Errors that mean "these credentials may not do this": raised as our KafkaSecurityError
+# (topic or group, principal, missing ACL) rather than retried forever.
+_SECURITY_CODES = frozenset(
+    {
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
+        KafkaError._AUTHENTICATION,
+        KafkaError.SASL_AUTHENTICATION_FAILED,
+    }
+)
 
 
 _UNREAD = object()
@@ -332,7 +346,8 @@ class ProductConsumer:
         products: Sequence[str | DataProduct],
         *,
         group_id: str,
-        bootstrap_servers: str,
+        connection: KafkaConnection | None = None,
+        bootstrap_servers: str | None = None,
         registry: RegistryClient,
         reader_schemas: Mapping[str, SchemaLike] | None = None,
         models: Mapping[str, type[BaseModel]] | None = None,
@@ -348,7 +363,8 @@ class ProductConsumer:
             raise ValueError(f"registry_wait_seconds must be >= 0, got {registry_wait_seconds}")
         self.registry = registry
         self.group_id = group_id
-        self.bootstrap_servers = bootstrap_servers
+        self.connection = resolve_connection(connection, bootstrap_servers)
+        self.bootstrap_servers = self.connection.bootstrap_servers
         self.dead_letters = dead_letters
         self.registry_wait_seconds = registry_wait_seconds
         readers = dict(reader_schemas or {})
@@ -370,12 +386,11 @@ class ProductConsumer:
             # How soon a subscribed topic created later is noticed (librdkafka: 5 minutes).
             "topic.metadata.refresh.interval.ms": 5000,
             **dict(config or {}),
-            "bootstrap.servers": bootstrap_servers,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
         }
         self._cooperative = "cooperative" in str(settings.get("partition.assignment.strategy"))
-        self._consumer = Consumer(settings)
+        self._consumer = make_consumer(self.connection, settings)
         self._new_topics = set() if from_beginning else self._missing_topics()
         self._consumer.subscribe(
             list(self._sources), on_assign=self._on_assign, on_revoke=self._on_revoke
@@ -635,25 +650,21 @@ class ProductConsumer:
     def _send_dead_letter(self, message: Any, source: _Source, error: DeserializationError) -> None:
         dlq_topic = source.product.dlq_topic
         where = _where(message)
-        settings = {
-            "bootstrap.servers": self.bootstrap_servers,
-            "log_level": 3,
-            **FIXED_PRODUCER_CONFIG,
-        }
+        settings = {"log_level": 3, **FIXED_PRODUCER_CONFIG}
         stop = (
             f"consumption stopped before it: nothing from {where} on was committed and this "
             f"batch will be read again"
         )
         if dlq_topic not in self._dlq_topics:
             try:
-                ensure_topic(source.product, settings, topic=dlq_topic)
+                ensure_topic(source.product, self.connection, topic=dlq_topic)
             except MeshError as exc:
                 raise DeliveryError(
                     f"cannot dead-letter the undecodable record {where}: {exc}; {stop}"
                 ) from exc
             self._dlq_topics.add(dlq_topic)
         if self._dlq is None:
-            self._dlq = Producer(settings)
+            self._dlq = make_producer(self.connection, settings)
         data = message.value()
         headers = list(message.headers() or [])
         headers += [
@@ -692,6 +703,16 @@ class ProductConsumer:
 
     def _on_error(self, message: Any) -> None:
         error = message.error()
+        if error.code() in _SECURITY_CODES:
+            refused = explain_kafka_error(
+                error,
+                self.connection,
+                topic=message.topic(),
+                group=self.group_id,
+                operation="READ",
+            )
+            if isinstance(refused, KafkaSecurityError):
+                raise refused
         if error.fatal():
             raise ConsumerError(
                 f"fatal Kafka error while consuming {_where(message)}: {error.str()} "
@@ -721,6 +742,10 @@ class ProductConsumer:
             error = exc.args[0] if exc.args else None
             if isinstance(error, KafkaError) and error.code() == KafkaError._NO_OFFSET:
                 return
+            if isinstance(error, KafkaError) and error.code() in _SECURITY_CODES:
+                raise explain_kafka_error(
+                    error, self.connection, group=self.group_id, operation="READ"
+                ) from exc
             raise ConsumerError(
                 f"cannot commit offsets of group {self.group_id} "
                 f"({', '.join(f'{tp.topic}[{tp.partition}]@{tp.offset}' for tp in offsets)}): "

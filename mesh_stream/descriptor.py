@@ -130,6 +130,11 @@ class DataProduct(BaseModel):
         default=None, description="Record field whose value is the Kafka key."
     )
     partitions: StrictInt = Field(default=3, ge=1)
+    replication_factor: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        description="Copies of each partition; unset = the cluster's default.replication.factor.",
+    )
     retention: Retention = Field(default_factory=Retention)
     slos: Slos
     classification: Classification
@@ -138,6 +143,12 @@ class DataProduct(BaseModel):
         default=(), description="Products this one is built from (its lineage)."
     )
     compatibility: Compatibility = Compatibility.BACKWARD
+    readers: tuple[StrictStr, ...] = Field(
+        default=(),
+        description="For a `pii` product: the other domains allowed to read it (its own domain "
+        "always may); `mesh acl apply` grants them READ at the broker. Every domain may read "
+        "products of the other classifications.",
+    )
     field_lineage: dict[StrictStr, tuple[StrictStr, ...]] = Field(
         default_factory=dict,
         description="Field-level lineage declared by a processor: output field -> the input "
@@ -161,6 +172,14 @@ class DataProduct(BaseModel):
         for item in value:
             if not PRODUCT_NAME.match(item):
                 raise ValueError(f"input {item!r} is not a product name `<domain>.<product>`")
+        return value
+
+    @field_validator("readers")
+    @classmethod
+    def _check_readers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if not re.fullmatch(NAME_PART, item):
+                raise ValueError(f"reader {item!r} is not a domain name (e.g. analytics)")
         return value
 
     @field_validator("field_lineage")
@@ -197,8 +216,15 @@ class DataProduct(BaseModel):
         return f"{self.topic}.dlq"
 
     def to_document(self) -> dict[str, Any]:
-        """The descriptor as plain JSON-able data, with the YAML field names."""
-        return self.model_dump(mode="json", by_alias=True)
+        """The descriptor as plain JSON-able data, with the YAML field names.
+
+        An unset ``replication_factor`` is left out, so documents stored before it existed
+        and documents written now look the same.
+        """
+        document = self.model_dump(mode="json", by_alias=True)
+        if document.get("replication_factor") is None:
+            document.pop("replication_factor", None)
+        return document
 
 
 def topic_for(product_name: str, version: int = 1) -> str:

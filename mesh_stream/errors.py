@@ -7,6 +7,7 @@ original kept as ``__cause__``::
 
     MeshError
     ├── ConfigurationError          a setting or a file is wrong; the message names it
+    │   └── TopicMismatchError      an existing topic differs from its spec (strict mode)
     ├── BrokerError                 the local Kafka launcher
     │   ├── ToolMissingError        java or mvn not on PATH
     │   ├── KafkaFetchError         Maven could not fetch Kafka's jars
@@ -65,6 +66,10 @@ class MeshError(Exception):
 
 class ConfigurationError(MeshError):
     """A setting, flag or file is wrong; the message names which and how to fix it."""
+
+
+class TopicMismatchError(ConfigurationError):
+    """An existing topic's partitions, replication factor or configs differ from its spec."""
 
 
 class BrokerError(MeshError):

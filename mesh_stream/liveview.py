@@ -32,6 +32,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mesh_stream.descriptor import DataProduct, ProductKind
+from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.schema.codec import RecordDecoder, SchemaSource
 from mesh_stream.supervisor import ChildState, ChildStatus, SupervisorEvent
 
@@ -96,33 +97,31 @@ class MeshMonitor:
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        kafka: KafkaConnection | str,
         products: Sequence[DataProduct],
         *,
         decoder: Decoder | None = None,
         timeout: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        from confluent_kafka import Consumer
-        from confluent_kafka.admin import AdminClient
+        from mesh_stream.kafka.clients import make_admin, make_consumer
 
+        conn = kafka if isinstance(kafka, KafkaConnection) else KafkaConnection.create(kafka)
         self.products = list(products)
         self.decoder = decoder
         self.timeout = timeout
         self._clock = clock
-        common: dict[str, str | int | float | bool] = {
-            "bootstrap.servers": bootstrap_servers,
-            "log_level": 0,
-        }
-        self._admin = AdminClient(common)
-        self._consumer = Consumer(
+        common: dict[str, str | int | float | bool] = {"log_level": 0}
+        self._admin = make_admin(conn, common)
+        self._consumer = make_consumer(
+            conn,
             {
                 **common,
                 "group.id": "mesh-up-live-view",
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,
                 "auto.offset.reset": "earliest",
-            }
+            },
         )
         self._previous: dict[str, tuple[float, int]] = {}
         self._latest: dict[str, tuple[int, Mapping[str, Any] | None, str | None]] = {}

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import io
 import threading
-import time
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -27,9 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
+from confluent_kafka import KafkaError, KafkaException, Message
 from fastavro import schemaless_reader
 from pydantic import BaseModel
 
@@ -37,10 +34,15 @@ from mesh_stream.descriptor import DataProduct, resolve_product
 from mesh_stream.errors import (
     ConfigurationError,
     DeliveryError,
+    KafkaSecurityError,
+    MeshError,
     RegistryUnavailableError,
     SchemaError,
     SerializationError,
 )
+from mesh_stream.kafka import topics
+from mesh_stream.kafka.clients import make_producer
+from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 from mesh_stream.schema.codec import RecordEncoder, as_document, load_schema_file
 from mesh_stream.schema.models import check_model
 from mesh_stream.schema.wire import HEADER_SIZE
@@ -58,6 +60,7 @@ __all__ = [
     "UndeliveredRecord",
     "ensure_topic",
     "open_publisher",
+    "resolve_connection",
 ]
 
 #: Settings no caller may weaken: they are what makes "nothing lost" true.
@@ -69,6 +72,18 @@ DEFAULT_PRODUCER_CONFIG: dict[str, Any] = {
 }
 POLL_EVERY = 256
 SHOWN_RECORDS = 10
+# Delivery errors that mean "this principal may not write here": raised as our
+# KafkaSecurityError (topic, principal, missing ACL), not as a plain DeliveryError.
+_SECURITY_CODES = frozenset(
+    {
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        KafkaError._AUTHENTICATION,
+        KafkaError.SASL_AUTHENTICATION_FAILED,
+        KafkaError._SSL,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -168,19 +183,26 @@ class ProductPublisher:
     file exists), else the latest version registered for the product's value subject.
     ``config`` adds librdkafka settings (for example ``message.timeout.ms``); ``acks`` and
     ``enable.idempotence`` cannot be weakened. Not thread-safe: one publisher per thread.
+
+    ``connection`` says where Kafka is and how to authenticate (``KafkaConnection``);
+    ``bootstrap_servers="host:port"`` is the shorthand for a PLAINTEXT connection. A record
+    the broker refuses for lack of an ACL raises :class:`KafkaAuthorizationError` naming
+    the topic, the principal and the missing ACL.
     """
 
     def __init__(
         self,
         product: DataProduct,
         *,
-        bootstrap_servers: str,
+        connection: KafkaConnection | None = None,
+        bootstrap_servers: str | None = None,
         registry: RegistryClient,
         schema: Mapping[str, Any] | str | None = None,
         config: Mapping[str, Any] | None = None,
         root: Path | None = None,
         create_topic: bool = True,
     ) -> None:
+        self.connection = resolve_connection(connection, bootstrap_servers)
         self.product = product
         self.topic = product.topic
         self.registry = registry
@@ -195,15 +217,16 @@ class ProductPublisher:
                 f"{product.name}: key_field {self._key_field!r} is not a field of its schema "
                 f"{self.encoder.name}; fix `key_field` in the product descriptor"
             )
-        settings = self._producer_config(bootstrap_servers, config)
+        settings = self._producer_config(config)
         if create_topic:
-            ensure_topic(product, settings)
-        self._producer = Producer(settings)
+            ensure_topic(product, self.connection)
+        self._producer = make_producer(self.connection, settings)
         self._produce = self._producer.produce
         self._poll = self._producer.poll
         self._sent = 0
         self._settled = 0
         self._failed: list[UndeliveredRecord] = []
+        self._refusal: KafkaError | None = None
         self._model_converters: dict[type[BaseModel], Callable[[BaseModel], Mapping[str, Any]]] = {}
         self._encode = self.encoder.encode
         self._fast_encode = self.encoder.fast or self.encoder.encode_checked
@@ -238,9 +261,7 @@ class ProductPublisher:
         return as_document(latest.schema)
 
     @staticmethod
-    def _producer_config(
-        bootstrap_servers: str, config: Mapping[str, Any] | None
-    ) -> dict[str, Any]:
+    def _producer_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
         given = dict(config or {})
         for key, value in FIXED_PRODUCER_CONFIG.items():
             if key in given and str(given[key]).lower() not in (str(value).lower(), "-1"):
@@ -248,12 +269,7 @@ class ProductPublisher:
                     f"producer config {key}={given[key]!r} is not allowed: publishers always "
                     f"use {key}={value} so that no acknowledged record can be lost"
                 )
-        return {
-            **DEFAULT_PRODUCER_CONFIG,
-            **given,
-            **FIXED_PRODUCER_CONFIG,
-            "bootstrap.servers": bootstrap_servers,
-        }
+        return {**DEFAULT_PRODUCER_CONFIG, **given, **FIXED_PRODUCER_CONFIG}
 
     # -- publishing ------------------------------------------------------------------------
     def _key_of(self, record: Mapping[str, Any]) -> str | bytes | None:
@@ -336,16 +352,26 @@ class ProductPublisher:
             except BufferError:
                 self._poll(0.05)  # queue full: let deliveries drain, then retry
             except KafkaException as exc:
+                refused = self._security_error(exc)
+                if refused is not None:
+                    raise refused from exc
                 raise DeliveryError(
                     f"Kafka refused a record of {self.product.name} for topic {self.topic}: "
                     f"{exc.args[0] if exc.args else exc}"
                 ) from exc
+
+    def _security_error(self, error: KafkaError | KafkaException) -> KafkaSecurityError | None:
+        """Our authentication/authorization error for ``error``, None for any other."""
+        explained = explain_kafka_error(error, self.connection, topic=self.topic, operation="WRITE")
+        return explained if isinstance(explained, KafkaSecurityError) else None
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
         """The delivery report of every record: one shared callback, no per-record state."""
         self._settled += 1
         if error is not None:
             self._failed.append(self._undelivered(error, message))
+            if self._refusal is None and error.code() in _SECURITY_CODES:
+                self._refusal = error
 
     def _undelivered(self, error: KafkaError, message: Message) -> UndeliveredRecord:
         key: str | bytes | None = message.key()
@@ -408,6 +434,17 @@ class ProductPublisher:
         self._producer.flush(timeout)
         queued = self.in_flight
         failed, self._failed = self._failed, []
+        refusal, self._refusal = self._refusal, None
+        if refusal is not None:
+            refused = self._security_error(refusal)
+            if refused is not None:
+                message = (
+                    f"{refused} — {len(failed)} record(s) of {self.product.name} were not "
+                    f"written (.failed lists them)"
+                )
+                error = type(refused)(message)
+                error.failed = failed  # type: ignore[attr-defined]
+                raise error from KafkaException(refusal)
         if failed:
             raise DeliveryError(
                 _describe_failures(self.product.name, self.topic, failed, queued), failed=failed
@@ -460,7 +497,8 @@ class AsyncProductPublisher:
         self,
         product: DataProduct,
         *,
-        bootstrap_servers: str,
+        connection: KafkaConnection | None = None,
+        bootstrap_servers: str | None = None,
         registry: RegistryClient,
         schema: Mapping[str, Any] | str | None = None,
         config: Mapping[str, Any] | None = None,
@@ -468,6 +506,7 @@ class AsyncProductPublisher:
     ) -> None:
         self._publisher = ProductPublisher(
             product,
+            connection=connection,
             bootstrap_servers=bootstrap_servers,
             registry=registry,
             schema=schema,
@@ -510,8 +549,10 @@ class AsyncProductPublisher:
                 return
             if error is not None:
                 failed = UndeliveredRecord(topic, key, error.str())
+                refused = self._publisher._security_error(error)
                 future.set_exception(
-                    DeliveryError(_describe_failures(name, topic, [failed]), failed=[failed])
+                    refused
+                    or DeliveryError(_describe_failures(name, topic, [failed]), failed=[failed])
                 )
             else:
                 timestamp = message.timestamp()[1]
@@ -567,60 +608,48 @@ class AsyncProductPublisher:
 # -- topics ---------------------------------------------------------------------------------
 
 
+def resolve_connection(
+    connection: KafkaConnection | None, bootstrap_servers: str | None
+) -> KafkaConnection:
+    """``connection``, or a PLAINTEXT connection to ``bootstrap_servers`` (the shorthand)."""
+    if connection is not None:
+        if bootstrap_servers is not None and bootstrap_servers != connection.bootstrap_servers:
+            raise ConfigurationError(
+                f"bootstrap_servers={bootstrap_servers!r} differs from the connection's "
+                f"{connection.bootstrap_servers!r}; give only connection="
+            )
+        return connection
+    if bootstrap_servers is None:
+        raise ConfigurationError(
+            "no Kafka to talk to: give connection=KafkaConnection.from_settings(settings) "
+            "(or bootstrap_servers='host:port' for a PLAINTEXT cluster)"
+        )
+    return KafkaConnection.create(bootstrap_servers)
+
+
 def ensure_topic(
-    product: DataProduct, client_config: Mapping[str, Any], *, topic: str | None = None
+    product: DataProduct, connection: KafkaConnection, *, topic: str | None = None
 ) -> None:
     """Create the product's topic (or ``topic``, e.g. its DLQ) as the descriptor says, if missing.
 
-    Partitions, ``retention.ms`` and ``cleanup.policy`` come from the descriptor; the
-    replication factor is the broker count, at most 3.
+    The spec (partitions, retention, cleanup policy, replication factor and
+    ``min.insync.replicas``) comes from :func:`mesh_stream.kafka.topics.product_topic_spec`;
+    an existing topic that differs from it is reported (a warning), see that module.
     """
     name = topic or product.topic
-    admin = AdminClient({"bootstrap.servers": client_config["bootstrap.servers"], "log_level": 0})
     try:
-        metadata = admin.list_topics(timeout=15)
-    except KafkaException as exc:
+        cluster = topics.cluster_info(connection)
+        spec = topics.product_topic_spec(product, cluster, topic=name)
+        topics.ensure_topic(connection, spec)
+    except KafkaSecurityError:
+        raise
+    except ConfigurationError:
+        raise
+    except MeshError as exc:
         raise DeliveryError(
-            f"cannot reach Kafka at {client_config['bootstrap.servers']} to create topic "
-            f"{name}: {exc}; start it with `mesh broker start` or set MESH_BOOTSTRAP_SERVERS"
+            f"cannot create topic {name} for {product.name} at {connection.bootstrap_servers}: "
+            f"{exc}; start Kafka with `mesh broker start` or set MESH_BOOTSTRAP_SERVERS"
         ) from exc
-    if name in metadata.topics:
-        return
-    replicas = max(1, min(3, len(metadata.brokers)))
-    new = NewTopic(
-        name,
-        num_partitions=product.partitions,
-        replication_factor=replicas,
-        config={
-            "retention.ms": str(product.retention.ms),
-            "cleanup.policy": product.retention.cleanup_policy.value,
-            "min.insync.replicas": str(2 if replicas >= 3 else 1),
-        },
-    )
-    try:
-        admin.create_topics([new], operation_timeout=15)[name].result(30)
-    except KafkaException as exc:
-        error = exc.args[0] if exc.args else None
-        if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
-            return
-        raise ConfigurationError(f"cannot create topic {name} for {product.name}: {exc}") from exc
-    _wait_for_leaders(admin, name, product.partitions)
-
-
-def _wait_for_leaders(admin: AdminClient, topic: str, partitions: int, timeout: float = 15) -> None:
-    """Return once every partition of a new topic has a leader (so the first write lands)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(KafkaException):
-            found = admin.list_topics(topic, timeout=5).topics.get(topic)
-            if (
-                found is not None
-                and found.error is None
-                and len(found.partitions) >= partitions
-                and all(p.leader >= 0 for p in found.partitions.values())
-            ):
-                return
-        time.sleep(0.1)
 
 
 def open_publisher(
@@ -630,10 +659,13 @@ def open_publisher(
     registry: RegistryClient | None = None,
     root: Path = Path("."),
     config: Mapping[str, Any] | None = None,
+    connection: KafkaConnection | None = None,
 ) -> ProductPublisher:
     """A :class:`ProductPublisher` for ``product`` (a name or descriptor), set up from settings.
 
-    The registry client defaults to one built from ``settings`` (URL and credentials);
+    The Kafka connection defaults to ``KafkaConnection.from_settings(settings)``
+    (``MESH_BOOTSTRAP_SERVERS``, ``MESH_KAFKA_*``); the registry client to one built from
+    ``settings`` (URL and credentials);
     the schema comes from the descriptor's ``.avsc`` below ``root``.
     """
     if registry is None:
@@ -643,7 +675,7 @@ def open_publisher(
     descriptor = resolve_product(product, registry=registry, root=root)
     return ProductPublisher(
         descriptor,
-        bootstrap_servers=settings.resolved_bootstrap_servers(),
+        connection=connection or KafkaConnection.from_settings(settings),
         registry=registry,
         config=config,
         root=root,

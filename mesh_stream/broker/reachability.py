@@ -8,23 +8,31 @@ exit 0. One metadata request with a deadline turns that into a clear error up fr
 from __future__ import annotations
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
 
-from mesh_stream.errors import BrokerUnreachableError
+from mesh_stream.errors import BrokerUnreachableError, KafkaSecurityError
+from mesh_stream.kafka.clients import make_admin
+from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 
 DEFAULT_PROBE_TIMEOUT = 10.0
 
 
-def existing_topics(bootstrap_servers: str, timeout: float | None = None) -> set[str]:
-    """The topic names the cluster at ``bootstrap_servers`` knows; raises if nobody answers.
+def existing_topics(kafka: KafkaConnection | str, timeout: float | None = None) -> set[str]:
+    """The topic names the cluster behind ``kafka`` knows; raises if nobody answers.
 
+    ``kafka`` is the connection (a bare ``host:port`` string means PLAINTEXT); refused
+    credentials raise :class:`KafkaSecurityError` naming the ``MESH_KAFKA_*`` setting.
     ``timeout`` defaults to :data:`DEFAULT_PROBE_TIMEOUT` seconds.
     """
+    conn = kafka if isinstance(kafka, KafkaConnection) else KafkaConnection.create(kafka)
+    bootstrap_servers = conn.bootstrap_servers
     timeout = DEFAULT_PROBE_TIMEOUT if timeout is None else timeout
     try:
-        admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0})
+        admin = make_admin(conn, {"log_level": 0})
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException as exc:
+        explained = explain_kafka_error(exc, conn, operation="DESCRIBE")
+        if isinstance(explained, KafkaSecurityError):
+            raise explained from exc
         error = exc.args[0] if exc.args else exc
         reason = error.str() if hasattr(error, "str") else str(error)
         raise BrokerUnreachableError(

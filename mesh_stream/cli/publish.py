@@ -11,6 +11,7 @@ import click
 
 from mesh_stream.descriptor import resolve_product
 from mesh_stream.errors import ConfigurationError, SerializationError
+from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.producer import ProductPublisher
 from mesh_stream.schema.codec import coerce_json
 from mesh_stream.settings import MeshSettings
@@ -180,7 +181,7 @@ def publish(
     schema = _read_schema(schema_file) if schema_file else None
     publisher = ProductPublisher(
         descriptor,
-        bootstrap_servers=settings.resolved_bootstrap_servers(),
+        connection=KafkaConnection.from_settings(settings, default_client_id="mesh-publish"),
         registry=registry,
         schema=schema,
         root=root,

@@ -14,6 +14,7 @@ from mesh_stream.cli.publish import registry_for
 from mesh_stream.consumer import ConsumedRecord, ProductConsumer
 from mesh_stream.descriptor import resolve_product
 from mesh_stream.errors import ConsumerError, DeserializationError, MeshError
+from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.schema.codec import json_default
 from mesh_stream.settings import MeshSettings
 
@@ -92,12 +93,13 @@ def tail(
     settings = settings.model_copy(update={k: v for k, v in updates.items() if v is not None})
     registry = registry_for(settings)
     descriptor = resolve_product(product, registry=registry, root=root)
-    bootstrap = settings.resolved_bootstrap_servers()
-    existing_topics(bootstrap)  # a clear error when no broker answers
+    connection = KafkaConnection.from_settings(settings, default_client_id="mesh-tail")
+    bootstrap = connection.bootstrap_servers
+    existing_topics(connection)  # a clear error when no broker answers or it refuses us
     consumer = ProductConsumer(
         [descriptor],
         group_id=group or f"mesh-tail-{uuid.uuid4().hex[:12]}",
-        bootstrap_servers=bootstrap,
+        connection=connection,
         registry=registry,
         from_beginning=from_beginning,
         dead_letters=False,

@@ -29,6 +29,7 @@ import sys
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
 
@@ -37,6 +38,8 @@ from faust.streams import _current_event
 from mode import Service
 
 from mesh_stream.descriptor import DataProduct, load_descriptors
+from mesh_stream.kafka import topics
+from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.processing.codec import FramedAvroDecoder, FramedAvroEncoder
 from mesh_stream.processing.dedup import KeySeen, apply_once
 from mesh_stream.processing.registration import (
@@ -85,6 +88,11 @@ class ProcessorSpec:
         """Faust app id; also the consumer group and the prefix of internal topics."""
         return f"mesh-{self.output.name}"
 
+    @cached_property
+    def connection(self) -> KafkaConnection:
+        """The Kafka connection of every client of this worker (faust's and ours)."""
+        return KafkaConnection.from_settings(self.settings, default_client_id=self.app_id)
+
 
 def prepare(
     settings: MeshSettings, output_name: str, *, repo_root: Path = REPO_ROOT
@@ -93,28 +101,34 @@ def prepare(
     products = load_descriptors(repo_root / "domains")
     output = find_product(products, output_name)
     inputs = tuple(find_product(products, name) for name in output.inputs)
-    bootstrap = settings.resolved_bootstrap_servers()
-    ensure_topics(bootstrap, (*inputs, output))
+    conn = KafkaConnection.from_settings(settings, default_client_id=f"mesh-{output.name}")
+    ensure_topics(conn, (*inputs, output))
     for product in inputs:  # where undecodable input records go
-        ensure_internal_topic(bootstrap, product.dlq_topic, product.partitions)
+        ensure_internal_topic(conn, product.dlq_topic, product.partitions)
     with RegistryClient.from_settings(settings) as registry:
         schema_id = register_product(registry, output, repo_root)
-    return ProcessorSpec(output, inputs, schema_id, settings, repo_root)
+    spec = ProcessorSpec(output, inputs, schema_id, settings, repo_root)
+    spec.__dict__["connection"] = conn  # the cached_property's value: built once
+    return spec
 
 
 def processor_app(spec: ProcessorSpec) -> faust.App:
     """A faust app with RocksDB state under ``MESH_DATA_DIR/processors/<app id>``."""
-    servers = spec.settings.resolved_bootstrap_servers().split(",")
+    conn = spec.connection
+    # Changelog and repartition topics faust creates get the cluster's replication factor,
+    # as every topic the mesh creates does (mesh_stream.kafka.topics).
+    replicas = topics.cluster_info(conn).default_replication_factor
     datadir = Path(spec.settings.data_dir) / "processors" / spec.app_id
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         spec.app_id,
-        broker=[f"kafka://{server.strip()}" for server in servers],
+        broker=conn.faust_broker_url(),
+        broker_credentials=conn.faust_broker_credentials(),
         store="rocksdb://",
         datadir=str(datadir),
         processing_guarantee=PROCESSING_GUARANTEE,
         topic_partitions=spec.output.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=replicas,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
         # A worker killed hard is noticed after this long, so its replacement starts soon.
@@ -165,7 +179,7 @@ class StopOnSendError(faust.Sensor):
 def internal_topic(app: faust.App, spec: ProcessorSpec, name: str) -> faust.TopicT:
     """An internal JSON topic of this processor (created now, see ensure_internal_topic)."""
     topic = f"{spec.app_id}-{name}"
-    ensure_internal_topic(spec.settings.resolved_bootstrap_servers(), topic, spec.output.partitions)
+    ensure_internal_topic(spec.connection, topic, spec.output.partitions)
     return app.topic(
         topic,
         internal=True,
@@ -178,7 +192,7 @@ def internal_topic(app: faust.App, spec: ProcessorSpec, name: str) -> faust.Topi
 def changelogged_table(app: faust.App, spec: ProcessorSpec, name: str) -> Any:
     """A RocksDB table whose changelog topic (compacted) exists before faust starts."""
     ensure_internal_topic(
-        spec.settings.resolved_bootstrap_servers(),
+        spec.connection,
         f"{spec.app_id}-{name}-changelog",
         spec.output.partitions,
         compacted=True,

@@ -15,13 +15,19 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from mesh_stream.descriptor import DataProduct
-from mesh_stream.errors import BrokerError, ConfigurationError, ProductNotFoundError, SchemaError
+from mesh_stream.errors import (
+    BrokerError,
+    ConfigurationError,
+    KafkaSecurityError,
+    ProductNotFoundError,
+    SchemaError,
+)
+from mesh_stream.kafka import topics
+from mesh_stream.kafka.clients import make_admin
+from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 from mesh_stream.registry.client import RegistryClient
-
-TOPIC_ALREADY_EXISTS = 36
 
 
 def topic_config(product: DataProduct) -> dict[str, str]:
@@ -32,67 +38,64 @@ def topic_config(product: DataProduct) -> dict[str, str]:
     }
 
 
+def _connection(kafka: KafkaConnection | str) -> KafkaConnection:
+    return kafka if isinstance(kafka, KafkaConnection) else KafkaConnection.create(kafka)
+
+
 def ensure_topics(
-    bootstrap_servers: str, products: Iterable[DataProduct], *, timeout: float = 30.0
+    kafka: KafkaConnection | str, products: Iterable[DataProduct], *, timeout: float = 30.0
 ) -> list[str]:
-    """Create the missing topics of ``products``; returns the names created."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    """Create the missing topics of ``products``; returns the names created.
+
+    ``kafka`` is the connection (a bare ``host:port`` string means PLAINTEXT). Each topic's
+    spec (replication factor, ``min.insync.replicas``) comes from
+    :func:`mesh_stream.kafka.topics.product_topic_spec`.
+    """
+    conn = _connection(kafka)
     wanted = {product.topic: product for product in products}
+    if not wanted:
+        return []
+    admin = make_admin(conn, {"log_level": 0})
     try:
         existing = set(admin.list_topics(timeout=timeout).topics)
     except KafkaException as exc:
+        explained = explain_kafka_error(exc, conn, operation="DESCRIBE")
+        if isinstance(explained, KafkaSecurityError):
+            raise explained from exc
         raise BrokerError(
-            f"cannot list topics at {bootstrap_servers}: {exc}; is the broker up "
+            f"cannot list topics at {conn.bootstrap_servers}: {exc}; is the broker up "
             "(`mesh broker status`) and MESH_BOOTSTRAP_SERVERS right?"
         ) from exc
-    missing = [
-        NewTopic(
-            topic,
-            num_partitions=product.partitions,
-            replication_factor=1,
-            config=topic_config(product),
-        )
-        for topic, product in wanted.items()
-        if topic not in existing
-    ]
-    created: list[str] = []
-    if not missing:
-        return created
-    for topic, future in admin.create_topics(missing, request_timeout=timeout).items():
-        try:
-            future.result(timeout)
-            created.append(topic)
-        except KafkaException as exc:
-            if exc.args and getattr(exc.args[0], "code", lambda: None)() == TOPIC_ALREADY_EXISTS:
-                continue
-            raise BrokerError(f"cannot create topic {topic}: {exc}") from exc
-    return created
+    cluster = topics.cluster_info(conn, admin=admin, timeout=timeout)
+    specs = [topics.product_topic_spec(product, cluster) for product in wanted.values()]
+    topics.ensure_topics(conn, specs, admin=admin, timeout=timeout)
+    return [topic for topic in wanted if topic not in existing]
 
 
 def ensure_internal_topic(
-    bootstrap_servers: str,
+    kafka: KafkaConnection | str,
     topic: str,
     partitions: int,
     *,
     compacted: bool = False,
     timeout: float = 30.0,
 ) -> None:
-    """Create a processor's internal topic (re-key or changelog) before faust starts.
+    """Create a processor's internal topic (re-key, DLQ or changelog) before faust starts.
 
     Faust would create it itself, but its first partition assignment can run before the new
-    topic shows up in metadata, and then the worker never reads it.
+    topic shows up in metadata, and then the worker never reads it. Its spec comes from
+    :func:`mesh_stream.kafka.topics.topic_spec` (the cluster's replication factor).
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
-    config = {"cleanup.policy": "compact"} if compacted else {}
-    futures = admin.create_topics(
-        [NewTopic(topic, num_partitions=partitions, replication_factor=1, config=config)],
-        request_timeout=timeout,
+    conn = _connection(kafka)
+    admin = make_admin(conn, {"log_level": 0})
+    cluster = topics.cluster_info(conn, admin=admin, timeout=timeout)
+    spec = topics.topic_spec(
+        topic,
+        cluster,
+        partitions=partitions,
+        cleanup_policy="compact" if compacted else "delete",
     )
-    try:
-        futures[topic].result(timeout)
-    except KafkaException as exc:
-        if not (exc.args and getattr(exc.args[0], "code", lambda: None)() == TOPIC_ALREADY_EXISTS):
-            raise BrokerError(f"cannot create internal topic {topic}: {exc}") from exc
+    topics.ensure_topic(conn, spec, admin=admin, timeout=timeout)
     deadline = time.monotonic() + timeout
     while topic not in admin.list_topics(topic, timeout=timeout).topics:
         if time.monotonic() > deadline:

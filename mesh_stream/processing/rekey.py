@@ -37,6 +37,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from mode import Service
 
 from mesh_stream.errors import DeserializationError
+from mesh_stream.kafka.clients import make_consumer
 
 if TYPE_CHECKING:
     from mesh_stream.processing.app import ProcessorSpec
@@ -141,9 +142,9 @@ class RekeyStage(Service):
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
-        consumer = Consumer(
+        consumer = make_consumer(
+            self.spec.connection,
             {
-                "bootstrap.servers": self.spec.settings.resolved_bootstrap_servers(),
                 "group.id": self.group_id,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
@@ -152,7 +153,7 @@ class RekeyStage(Service):
                 "heartbeat.interval.ms": 2_000,
                 "on_commit": self._on_commit,
                 "error_cb": self._on_error,
-            }
+            },
         )
         consumer.subscribe([product.topic for product in self.spec.inputs])
         self._consumer = consumer

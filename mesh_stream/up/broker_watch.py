@@ -10,18 +10,27 @@ from pathlib import Path
 from typing import Protocol
 
 from mesh_stream.broker import ClusterState, ClusterStatus
-from mesh_stream.errors import BrokerError, MeshError
+from mesh_stream.errors import BrokerError, KafkaSecurityError, MeshError
+from mesh_stream.kafka.clients import make_admin
+from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 from mesh_stream.supervisor import Backoff, ChildState, ChildStatus, EventKind, Supervisor
 
 
-def probe_kafka(bootstrap_servers: str, timeout: float = 10.0) -> None:
-    """Raise :class:`BrokerError` naming MESH_BOOTSTRAP_SERVERS when that cluster is silent."""
-    from confluent_kafka.admin import AdminClient
+def probe_kafka(kafka: KafkaConnection | str, timeout: float = 10.0) -> None:
+    """Raise :class:`BrokerError` naming MESH_BOOTSTRAP_SERVERS when that cluster is silent
+    (:class:`KafkaSecurityError` naming the MESH_KAFKA_* setting when it refuses us)."""
+    from confluent_kafka import KafkaException
 
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0})
+    conn = kafka if isinstance(kafka, KafkaConnection) else KafkaConnection.create(kafka)
+    bootstrap_servers = conn.bootstrap_servers
+    admin = make_admin(conn, {"log_level": 0})
     try:
         admin.list_topics(timeout=timeout)
     except Exception as exc:
+        if isinstance(exc, KafkaException):
+            explained = explain_kafka_error(exc, conn, operation="DESCRIBE")
+            if isinstance(explained, KafkaSecurityError):
+                raise explained from exc
         raise BrokerError(
             f"Kafka does not answer at MESH_BOOTSTRAP_SERVERS={bootstrap_servers} ({exc}); "
             f"start that cluster, or unset MESH_BOOTSTRAP_SERVERS to let `mesh up` run a "

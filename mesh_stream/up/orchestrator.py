@@ -37,6 +37,7 @@ from mesh_stream.errors import (
     RegistryError,
     RegistryUnavailableError,
 )
+from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.liveview import (
     Decoder,
     LiveView,
@@ -209,14 +210,16 @@ class MeshUp:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         domains = sorted({p.domain for p in products})
         url, tokens = self._start_registry(domains)
-        self._prepare_products(bootstrap, url, tokens, products, root)
+        self._prepare_products(self._connection(bootstrap), url, tokens, products, root)
         self._bootstrap = bootstrap
         self._registry_url = url
         if self.options.register_only:
             self._stop.set()
             return
         self._start_runnables(root, tokens)
-        self._run.monitor = MeshMonitor(bootstrap, products, decoder=self._decoder(url, tokens))
+        self._run.monitor = MeshMonitor(
+            self._connection(bootstrap), products, decoder=self._decoder(url, tokens)
+        )
 
     # -- stage 1: Kafka --------------------------------------------------------------------
     def _refuse_fresh_on_a_foreign_cluster(self) -> None:
@@ -234,11 +237,18 @@ class MeshUp:
                 shutil.rmtree(folder)
                 self.say(f"--fresh: erased {folder}")
 
+    def _connection(self, bootstrap: str) -> KafkaConnection:
+        """The Kafka connection of `mesh up`'s own clients: MESH_KAFKA_* for a cluster named by
+        MESH_BOOTSTRAP_SERVERS, PLAINTEXT for the local broker it runs."""
+        if self.settings.bootstrap_servers:
+            return KafkaConnection.from_settings(self.settings, default_client_id="mesh-up")
+        return KafkaConnection.create(bootstrap, client_id="mesh-up")
+
     def _start_broker(self) -> str:
         if self.settings.bootstrap_servers:
             servers = self.settings.bootstrap_servers
             self.say(f"Kafka: using the cluster at MESH_BOOTSTRAP_SERVERS={servers}")
-            probe_kafka(servers)
+            probe_kafka(self._connection(servers))
             return servers
         cluster = local_cluster(self.settings, progress=self.say)
         status = cluster.status()
@@ -343,7 +353,7 @@ class MeshUp:
     # -- stage 3: topics, schemas, descriptors ---------------------------------------------
     def _prepare_products(
         self,
-        bootstrap: str,
+        kafka: KafkaConnection,
         url: str,
         tokens: Mapping[str, str],
         products: Sequence[DataProduct],
@@ -351,7 +361,7 @@ class MeshUp:
     ) -> None:
         from mesh_stream.processing.registration import ensure_topics
 
-        created = ensure_topics(bootstrap, products)
+        created = ensure_topics(kafka, products)
         self.say(f"topics: {len(products)} product topics ready ({len(created)} created now)")
         principal, token = writer_credential(tokens)
         if token is None:

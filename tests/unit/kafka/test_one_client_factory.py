@@ -29,16 +29,7 @@ CONSTRUCTORS = frozenset(
     }
 )
 HOME = "kafka/clients.py"
-STILL_BUILDING_THEIR_OWN = {
-    "broker/reachability.py",
-    "consumer.py",
-    "liveview.py",
-    "processing/registration.py",
-    "processing/rekey.py",
-    "producer.py",
-    "registry/service/kafka_store.py",
-    "up/broker_watch.py",
-}
+STILL_BUILDING_THEIR_OWN: set[str] = set()
 
 
 def client_constructions(root: Path) -> dict[str, list[str]]:

@@ -1,0 +1,386 @@
+"""Every topic the mesh creates, specified in one place and replicated as the cluster allows.
+
+:func:`topic_spec` is the one function that decides a topic's shape — product, DLQ,
+internal (re-key) and changelog topics alike (:func:`product_topic_spec` is its form for a
+descriptor):
+
+- replication factor: the descriptor's ``replication_factor`` if set, else the cluster's
+  ``default.replication.factor`` (read once per cluster with DescribeConfigs; when the
+  broker config cannot be read, ``min(3, brokers)``). Never a hard-coded 1.
+- ``min.insync.replicas``: RF-1 when RF ≥ 3, else 1, so with ``acks=all`` a write survives
+  the loss of any one broker and the topic stays writable while one is down.
+
+:func:`ensure_topic` creates a missing topic from its spec. A topic that already exists
+with other partitions, replication factor, ``cleanup.policy``, ``retention.ms`` or
+``min.insync.replicas`` is *reported*, not silently used: each difference is logged as a
+warning (``mesh_stream.kafka.topics``) and returned; ``strict=True`` raises a
+:class:`~mesh_stream.errors.TopicMismatchError` listing them instead. Warning is the
+default because an existing topic is someone's data: the mesh must not stop reading or
+writing it, and must not alter it behind its owner's back (fix it with
+``kafka-configs``/``kafka-reassign-partitions``, or set the descriptor to match).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import ConfigResource
+from confluent_kafka.admin._metadata import ClusterMetadata
+from confluent_kafka.admin._resource import ResourceType
+
+from mesh_stream.errors import BrokerError, ConfigurationError, TopicMismatchError
+from mesh_stream.kafka.clients import make_admin, new_topic
+from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
+
+if TYPE_CHECKING:
+    from mesh_stream.descriptor import DataProduct
+
+log = logging.getLogger(__name__)
+
+# The topic configs a spec sets and ensure_topic compares with an existing topic.
+COMPARED_CONFIGS = ("cleanup.policy", "retention.ms", "min.insync.replicas")
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """What topic specs need to know about a cluster."""
+
+    brokers: int
+    default_replication_factor: int
+    source: str = "default.replication.factor"
+
+    @classmethod
+    def of_size(cls, brokers: int) -> ClusterInfo:
+        """The fallback when the broker config cannot be read: ``min(3, brokers)``."""
+        return cls(brokers, max(1, min(3, brokers)), source=f"min(3, {brokers} brokers)")
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """How a topic must look: name, partitions, replication factor and topic configs."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TopicDifference:
+    """One way an existing topic differs from its spec."""
+
+    setting: str
+    expected: str
+    actual: str
+
+    def describe(self) -> str:
+        return f"{self.setting} is {self.actual}, the spec says {self.expected}"
+
+
+class _HasRetention(Protocol):
+    @property
+    def ms(self) -> int: ...
+
+    @property
+    def cleanup_policy(self) -> object: ...
+
+
+def min_insync_replicas(replication_factor: int) -> int:
+    """RF-1 when RF ≥ 3 (one broker may be down, every write is on ≥ 2), else 1."""
+    return replication_factor - 1 if replication_factor >= 3 else 1
+
+
+def topic_spec(
+    name: str,
+    cluster: ClusterInfo,
+    *,
+    partitions: int,
+    replication_factor: int | None = None,
+    cleanup_policy: str = "delete",
+    retention_ms: int | None = None,
+) -> TopicSpec:
+    """The one function that specifies a topic the mesh creates.
+
+    ``replication_factor`` (a descriptor's) wins; else the cluster's default. A replication
+    factor above the broker count is a :class:`ConfigurationError` naming both.
+    """
+    if partitions < 1:
+        raise ConfigurationError(f"topic {name}: partitions must be >= 1, got {partitions}")
+    replicas = replication_factor or cluster.default_replication_factor
+    if replication_factor is not None and replication_factor > cluster.brokers:
+        raise ConfigurationError(
+            f"topic {name}: replication_factor {replication_factor} needs at least "
+            f"{replication_factor} brokers, the cluster has {cluster.brokers}; lower "
+            f"`replication_factor` in the descriptor or leave it unset (cluster default "
+            f"{cluster.default_replication_factor})"
+        )
+    config = {
+        "cleanup.policy": cleanup_policy,
+        "min.insync.replicas": str(min_insync_replicas(replicas)),
+    }
+    if retention_ms is not None:
+        config["retention.ms"] = str(retention_ms)
+    return TopicSpec(name, partitions, replicas, config)
+
+
+def product_topic_spec(
+    product: DataProduct,
+    cluster: ClusterInfo,
+    *,
+    topic: str | None = None,
+    partitions: int | None = None,
+    compacted: bool | None = None,
+) -> TopicSpec:
+    """:func:`topic_spec` for a product's topic (or ``topic``: its DLQ, an internal topic).
+
+    Partitions, retention and cleanup policy come from the descriptor unless given;
+    ``compacted`` forces ``cleanup.policy=compact`` (changelogs) or ``delete``.
+    """
+    retention: _HasRetention = product.retention
+    policy = str(getattr(retention.cleanup_policy, "value", retention.cleanup_policy))
+    if compacted is not None:
+        policy = "compact" if compacted else "delete"
+    return topic_spec(
+        topic or product.topic,
+        cluster,
+        partitions=partitions or product.partitions,
+        replication_factor=product.replication_factor,
+        cleanup_policy=policy,
+        retention_ms=None if policy == "compact" else retention.ms,
+    )
+
+
+# -- the cluster ------------------------------------------------------------------------------
+_clusters: dict[str, ClusterInfo] = {}
+_clusters_lock = threading.Lock()
+
+
+def cluster_info(
+    conn: KafkaConnection, *, admin: AdminClient | None = None, timeout: float = 15.0
+) -> ClusterInfo:
+    """The cluster behind ``conn``: broker count and ``default.replication.factor``.
+
+    Read once per bootstrap servers and cached (a cluster's default does not change under
+    a running process); a 1-broker answer is not cached, since a cluster still starting
+    may show fewer brokers than it has.
+    """
+    key = conn.bootstrap_servers
+    with _clusters_lock:
+        known = _clusters.get(key)
+    if known is not None:
+        return known
+    admin = admin or make_admin(conn, {"log_level": 0})
+    metadata = _list_topics(admin, conn, timeout)
+    brokers = len(metadata.brokers)
+    info = ClusterInfo.of_size(brokers)
+    broker_ids = sorted(metadata.brokers)
+    if broker_ids:
+        resource = ConfigResource(ResourceType.BROKER, str(broker_ids[0]))
+        with contextlib.suppress(KafkaException, ValueError, TypeError):
+            configs = admin.describe_configs([resource], request_timeout=timeout)
+            entries = configs[resource].result(timeout)
+            value = entries.get("default.replication.factor")
+            if value is not None and value.value is not None and int(value.value) >= 1:
+                info = ClusterInfo(brokers, int(value.value))
+    if brokers > 1 or info.source == "default.replication.factor":
+        with _clusters_lock:
+            _clusters[key] = info
+    return info
+
+
+def forget_cluster(conn: KafkaConnection) -> None:
+    """Drop the cached :class:`ClusterInfo` of ``conn`` (tests that restart a cluster)."""
+    with _clusters_lock:
+        _clusters.pop(conn.bootstrap_servers, None)
+
+
+def _list_topics(admin: AdminClient, conn: KafkaConnection, timeout: float) -> ClusterMetadata:
+    try:
+        return admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise explain_kafka_error(exc, conn, operation="DESCRIBE") from exc
+
+
+# -- creating ---------------------------------------------------------------------------------
+def ensure_topic(
+    conn: KafkaConnection,
+    spec: TopicSpec,
+    *,
+    admin: AdminClient | None = None,
+    strict: bool = False,
+    timeout: float = 30.0,
+) -> list[TopicDifference]:
+    """Create ``spec``'s topic if missing; else compare it with the spec.
+
+    Returns the differences of an existing topic (empty when created or equal), each also
+    logged as a warning; with ``strict`` they raise :class:`TopicMismatchError`. Waits
+    until every partition of a new topic has a leader, so the first write lands.
+    """
+    return ensure_topics(conn, [spec], admin=admin, strict=strict, timeout=timeout)[spec.name]
+
+
+def ensure_topics(
+    conn: KafkaConnection,
+    specs: Iterable[TopicSpec],
+    *,
+    admin: AdminClient | None = None,
+    strict: bool = False,
+    timeout: float = 30.0,
+) -> dict[str, list[TopicDifference]]:
+    """:func:`ensure_topic` for several topics with one admin client and one create call."""
+    wanted = {spec.name: spec for spec in specs}
+    admin = admin or make_admin(conn, {"log_level": 0})
+    metadata = _list_topics(admin, conn, timeout)
+    existing = metadata.topics
+    missing = [spec for name, spec in wanted.items() if name not in existing]
+    result: dict[str, list[TopicDifference]] = {name: [] for name in wanted}
+    raced: list[str] = []
+    if missing:
+        futures = admin.create_topics(
+            [
+                new_topic(
+                    spec.name,
+                    partitions=spec.partitions,
+                    replication_factor=spec.replication_factor,
+                    config=spec.config,
+                )
+                for spec in missing
+            ],
+            operation_timeout=timeout,
+            request_timeout=timeout,
+        )
+        for name, future in futures.items():
+            try:
+                future.result(timeout)
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                if (
+                    isinstance(error, KafkaError)
+                    and error.code() == KafkaError.TOPIC_ALREADY_EXISTS
+                ):
+                    raced.append(name)  # created meanwhile by someone else: compare it
+                    continue
+                raise _create_error(conn, wanted[name], exc) from exc
+        for spec in missing:
+            if spec.name not in raced:
+                _wait_for_leaders(admin, spec.name, spec.partitions, timeout)
+    for name in [n for n in wanted if n in existing or n in raced]:
+        result[name] = compare(admin, conn, wanted[name], timeout=timeout)
+    problems = {name: found for name, found in result.items() if found}
+    for name, found in problems.items() if not strict else ():
+        log.warning(
+            "topic %s exists and differs from its spec: %s; using it as it is",
+            name,
+            "; ".join(item.describe() for item in found),
+        )
+    if strict and problems:
+        raise TopicMismatchError(
+            "; ".join(
+                f"topic {name} exists but "
+                + ", ".join(item.describe() for item in found)
+                + " (alter the topic with kafka-configs / kafka-reassign-partitions, or make "
+                "the descriptor match)"
+                for name, found in problems.items()
+            )
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class TopicState:
+    """How an existing topic looks: partition count, replica counts, topic configs."""
+
+    name: str
+    partitions: int
+    replica_counts: frozenset[int]
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+def differences(spec: TopicSpec, state: TopicState) -> list[TopicDifference]:
+    """Each way ``state`` differs from ``spec`` (empty: the topic is as specified).
+
+    Configs the state does not show (no DescribeConfigs right) are not compared; a
+    ``min.insync.replicas`` above the spec's is stricter, not a difference.
+    """
+    found: list[TopicDifference] = []
+    if state.partitions != spec.partitions:
+        found.append(TopicDifference("partitions", str(spec.partitions), str(state.partitions)))
+    if state.replica_counts and state.replica_counts != {spec.replication_factor}:
+        actual = "/".join(str(count) for count in sorted(state.replica_counts))
+        found.append(TopicDifference("replication factor", str(spec.replication_factor), actual))
+    for key in COMPARED_CONFIGS:
+        expected, actual_value = spec.config.get(key), state.config.get(key)
+        if expected is None or actual_value is None or actual_value == expected:
+            continue
+        if key == "min.insync.replicas" and int(actual_value) >= int(expected):
+            continue
+        found.append(TopicDifference(key, expected, actual_value))
+    return found
+
+
+def describe_topic(
+    admin: AdminClient, conn: KafkaConnection, name: str, *, timeout: float = 30.0
+) -> TopicState | None:
+    """The state of topic ``name`` (None if it does not exist)."""
+    try:
+        described = admin.list_topics(name, timeout=timeout).topics.get(name)
+    except KafkaException as exc:
+        raise explain_kafka_error(exc, conn, topic=name, operation="DESCRIBE") from exc
+    if described is None or described.error is not None:
+        return None
+    partitions = described.partitions
+    replicas = frozenset(len(p.replicas) for p in partitions.values())
+    config: dict[str, str] = {}
+    resource = ConfigResource(ResourceType.TOPIC, name)
+    with contextlib.suppress(KafkaException):  # no DescribeConfigs right: configs unknown
+        entries = admin.describe_configs([resource], request_timeout=timeout)[resource]
+        for key, entry in entries.result(timeout).items():
+            if entry.value is not None:
+                config[key] = str(entry.value)
+    return TopicState(name, len(partitions), replicas, config)
+
+
+def compare(
+    admin: AdminClient, conn: KafkaConnection, spec: TopicSpec, *, timeout: float = 30.0
+) -> list[TopicDifference]:
+    """How the existing topic ``spec.name`` differs from ``spec`` (empty: it matches)."""
+    state = describe_topic(admin, conn, spec.name, timeout=timeout)
+    return [] if state is None else differences(spec, state)
+
+
+def _create_error(conn: KafkaConnection, spec: TopicSpec, exc: KafkaException) -> Exception:
+    error = exc.args[0] if exc.args else None
+    if isinstance(error, KafkaError) and error.code() == KafkaError.INVALID_REPLICATION_FACTOR:
+        return BrokerError(
+            f"cannot create topic {spec.name} with replication factor "
+            f"{spec.replication_factor} at {conn.bootstrap_servers}: {error.str()}; are all "
+            f"brokers up (`mesh broker status`)? Or set `replication_factor` in the descriptor"
+        )
+    explained = explain_kafka_error(exc, conn, topic=spec.name, operation="CREATE")
+    if type(explained).__name__ == "MeshError":
+        return BrokerError(f"cannot create topic {spec.name}: {explained}")
+    return explained
+
+
+def _wait_for_leaders(admin: AdminClient, topic: str, partitions: int, timeout: float) -> None:
+    """Return once every partition of a new topic has a leader (so the first write lands)."""
+    deadline = time.monotonic() + min(timeout, 15.0)
+    while time.monotonic() < deadline:
+        with contextlib.suppress(KafkaException):
+            found = admin.list_topics(topic, timeout=5).topics.get(topic)
+            if (
+                found is not None
+                and found.error is None
+                and len(found.partitions) >= partitions
+                and all(p.leader >= 0 for p in found.partitions.values())
+            ):
+                return
+        time.sleep(0.1)

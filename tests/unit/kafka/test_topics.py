@@ -1,0 +1,138 @@
+"""One topic-spec function: replication from the cluster or the descriptor, never a bare 1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mesh_stream.descriptor import load_descriptors, parse_descriptor
+from mesh_stream.errors import ConfigurationError, DescriptorError
+from mesh_stream.kafka.topics import (
+    ClusterInfo,
+    TopicSpec,
+    TopicState,
+    differences,
+    min_insync_replicas,
+    product_topic_spec,
+    topic_spec,
+)
+
+REPO = Path(__file__).resolve().parents[3]
+PRODUCTS = {p.name: p for p in load_descriptors(REPO / "domains")}
+ORDERS = PRODUCTS["orders.order-placed"]
+
+ONE = ClusterInfo(brokers=1, default_replication_factor=1)
+THREE = ClusterInfo(brokers=3, default_replication_factor=3)
+FIVE_DEFAULT_TWO = ClusterInfo(brokers=5, default_replication_factor=2)
+
+
+@pytest.mark.parametrize(("rf", "isr"), [(1, 1), (2, 1), (3, 2), (4, 3), (5, 4)], ids=str)
+def test_min_insync_is_rf_minus_one_from_three_replicas(rf: int, isr: int) -> None:
+    assert min_insync_replicas(rf) == isr
+
+
+def test_a_single_broker_cluster_gets_one_replica_and_min_insync_one() -> None:
+    spec = product_topic_spec(ORDERS, ONE)
+    assert (spec.replication_factor, spec.config["min.insync.replicas"]) == (1, "1")
+
+
+def test_a_three_broker_cluster_gets_three_replicas_and_min_insync_two() -> None:
+    spec = product_topic_spec(ORDERS, THREE)
+    assert spec.name == ORDERS.topic
+    assert spec.partitions == ORDERS.partitions
+    assert spec.replication_factor == 3
+    assert spec.config == {
+        "cleanup.policy": ORDERS.retention.cleanup_policy.value,
+        "retention.ms": str(ORDERS.retention.ms),
+        "min.insync.replicas": "2",
+    }
+
+
+def test_the_clusters_default_replication_factor_wins_over_its_size() -> None:
+    assert product_topic_spec(ORDERS, FIVE_DEFAULT_TWO).replication_factor == 2
+
+
+def test_the_fallback_without_broker_config_is_min_of_three_and_the_broker_count() -> None:
+    assert ClusterInfo.of_size(1).default_replication_factor == 1
+    assert ClusterInfo.of_size(2).default_replication_factor == 2
+    assert ClusterInfo.of_size(7).default_replication_factor == 3
+
+
+def test_the_descriptors_replication_factor_wins_over_the_cluster() -> None:
+    product = ORDERS.model_copy(update={"replication_factor": 2})
+    spec = product_topic_spec(product, THREE)
+    assert (spec.replication_factor, spec.config["min.insync.replicas"]) == (2, "1")
+    product = ORDERS.model_copy(update={"replication_factor": 4})
+    spec = product_topic_spec(product, ClusterInfo(brokers=5, default_replication_factor=3))
+    assert (spec.replication_factor, spec.config["min.insync.replicas"]) == (4, "3")
+
+
+def test_a_descriptor_asking_more_replicas_than_brokers_is_a_clear_error() -> None:
+    product = ORDERS.model_copy(update={"replication_factor": 3})
+    with pytest.raises(ConfigurationError) as caught:
+        product_topic_spec(product, ONE)
+    message = str(caught.value)
+    assert ORDERS.topic in message
+    assert "replication_factor 3" in message
+    assert "the cluster has 1" in message
+
+
+def test_dlq_internal_and_changelog_topics_use_the_same_function() -> None:
+    dlq = product_topic_spec(ORDERS, THREE, topic=ORDERS.dlq_topic)
+    assert (dlq.name, dlq.replication_factor, dlq.config["min.insync.replicas"]) == (
+        ORDERS.dlq_topic,
+        3,
+        "2",
+    )
+    changelog = topic_spec("mesh-x-totals-changelog", THREE, partitions=6, cleanup_policy="compact")
+    assert changelog.replication_factor == 3
+    assert changelog.config == {"cleanup.policy": "compact", "min.insync.replicas": "2"}
+    compacted = product_topic_spec(ORDERS, THREE, topic="t", compacted=True)
+    assert compacted.config["cleanup.policy"] == "compact"
+    assert "retention.ms" not in compacted.config
+
+
+def test_descriptor_replication_factor_is_an_optional_strict_positive_int() -> None:
+    text = (REPO / "domains/orders/products/order-placed.yaml").read_text()
+    assert ORDERS.replication_factor is None
+    assert "replication_factor" not in ORDERS.to_document()
+    assert parse_descriptor(text + "\nreplication_factor: 3\n").replication_factor == 3
+    for bad in ("0", "-1", '"3"', "2.0", "true"):
+        with pytest.raises(DescriptorError, match="replication_factor"):
+            parse_descriptor(text + f"\nreplication_factor: {bad}\n")
+
+
+SPEC = TopicSpec(
+    "orders.order-placed.v1",
+    6,
+    3,
+    {"cleanup.policy": "delete", "retention.ms": "604800000", "min.insync.replicas": "2"},
+)
+
+
+def test_a_topic_as_specified_has_no_differences() -> None:
+    state = TopicState(SPEC.name, 6, frozenset({3}), dict(SPEC.config))
+    assert differences(SPEC, state) == []
+
+
+def test_each_difference_is_reported_with_the_spec_and_the_actual_value() -> None:
+    state = TopicState(
+        SPEC.name,
+        3,
+        frozenset({1}),
+        {"cleanup.policy": "compact", "retention.ms": "1000", "min.insync.replicas": "1"},
+    )
+    found = [item.describe() for item in differences(SPEC, state)]
+    assert found == [
+        "partitions is 3, the spec says 6",
+        "replication factor is 1, the spec says 3",
+        "cleanup.policy is compact, the spec says delete",
+        "retention.ms is 1000, the spec says 604800000",
+        "min.insync.replicas is 1, the spec says 2",
+    ]
+
+
+def test_a_stricter_min_insync_and_unknown_configs_are_not_differences() -> None:
+    state = TopicState(SPEC.name, 6, frozenset({3}), {"min.insync.replicas": "3"})
+    assert differences(SPEC, state) == []
