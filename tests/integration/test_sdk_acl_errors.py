@@ -1,0 +1,158 @@
+"""The SDK on a real SASL cluster (StandardAuthorizer) names the ACL it lacks.
+
+A 1-node ``sasl`` cluster (users admin, orders, payments) started with the project's
+launcher and stopped in teardown. ``payments`` may write only ``payments.`` topics; the
+orders topic is the admin's. Publishing to it with the SDK raises
+:class:`KafkaAuthorizationError` naming the topic, ``User:payments`` and the ACL (from the
+delivery report; nothing is written), creating it names CREATE, and consuming it names READ.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    ResourcePatternType,
+    ResourceType,
+)
+
+from mesh_stream.broker import local_cluster
+from mesh_stream.consumer import ProductConsumer
+from mesh_stream.errors import KafkaAuthorizationError
+from mesh_stream.kafka.clients import make_admin, make_consumer
+from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.processing.registration import ensure_topics
+from mesh_stream.producer import ProductPublisher
+from mesh_stream.registry.client import RegistryClient
+from mesh_stream.settings import MeshSettings
+from tests.conftest import RegistryAddress
+from tests.fixtures.sdk.helpers import REPO_ROOT, make_order, new_product
+
+
+@dataclass(frozen=True)
+class Sasl:
+    bootstrap_servers: str
+    passwords: dict[str, str]
+
+    def connection(self, user: str) -> KafkaConnection:
+        return KafkaConnection.create(
+            self.bootstrap_servers,
+            security_protocol="SASL_PLAINTEXT",
+            sasl_mechanism="SCRAM-SHA-512",
+            sasl_username=user,
+            sasl_password=self.passwords[user],
+        )
+
+
+@pytest.fixture(scope="module")
+def sasl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sasl]:
+    data_dir: Path = tmp_path_factory.mktemp("sdk-sasl")
+    cluster = local_cluster(MeshSettings(data_dir=data_dir, broker_heap="256m"))
+    try:
+        state = cluster.start(
+            brokers=1, port=0, timeout=180, security="sasl", users=["orders", "payments"]
+        )
+        raw = json.loads((data_dir / "broker" / "credentials.json").read_text())
+        found = Sasl(state.bootstrap_servers, dict(raw["users"]))
+        # payments owns payments.* (so its idempotent producer may start), nothing else.
+        admin = make_admin(found.connection("admin"), {"log_level": 0})
+        grant = AclBinding(
+            ResourceType.TOPIC,
+            "payments.",
+            ResourcePatternType.PREFIXED,
+            "User:payments",
+            "*",
+            AclOperation.WRITE,
+            AclPermissionType.ALLOW,
+        )
+        for future in admin.create_acls([grant]).values():
+            future.result(30)
+        yield found
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def client(registry: RegistryAddress) -> Iterator[RegistryClient]:
+    with RegistryClient(registry.url, principal="admin", token=registry.admin_token) as c:
+        yield c
+
+
+def test_publishing_to_another_domains_topic_names_topic_principal_and_acl(
+    sasl: Sasl, client: RegistryClient
+) -> None:
+    product = new_product("acl")
+    assert ensure_topics(sasl.connection("admin"), [product]) == [product.topic]
+    publisher = ProductPublisher(
+        product,
+        connection=sasl.connection("payments"),
+        registry=client,
+        root=REPO_ROOT,
+        create_topic=False,
+    )
+    for i in range(3):
+        publisher.publish(make_order(i))
+    with pytest.raises(KafkaAuthorizationError) as caught:
+        publisher.flush(60)
+    message = str(caught.value)
+    assert message.startswith(
+        f"User:payments may not WRITE topic {product.topic} at {sasl.bootstrap_servers}: "
+        "no ACL allows it (TOPIC_AUTHORIZATION_FAILED); grant ALLOW WRITE on topic "
+        f"{product.topic} to User:payments, or use the credentials of the owning domain "
+        "(MESH_KAFKA_SASL_USERNAME)"
+    )
+    assert "3 record(s) of" in message
+    assert len(caught.value.failed) == 3  # type: ignore[attr-defined]
+    publisher.close()  # the refused records were reported; nothing is left in flight
+    # Nothing was written.
+    admin_consumer = make_consumer(sasl.connection("admin"), {"group.id": "acl-check"})
+    ends = [
+        admin_consumer.get_watermark_offsets(TopicPartition(product.topic, p), timeout=30)[1]
+        for p in range(product.partitions)
+    ]
+    admin_consumer.close()
+    assert ends == [0] * product.partitions
+
+
+def test_creating_another_domains_topic_names_the_create_acl(
+    sasl: Sasl, client: RegistryClient
+) -> None:
+    product = new_product("acl-create")
+    with pytest.raises(KafkaAuthorizationError) as caught:
+        ProductPublisher(
+            product, connection=sasl.connection("payments"), registry=client, root=REPO_ROOT
+        )
+    assert str(caught.value).startswith(f"User:payments may not CREATE topic {product.topic} ")
+
+
+def test_reading_without_a_read_acl_names_the_read_acl(sasl: Sasl, client: RegistryClient) -> None:
+    product = new_product("acl-read")
+    ensure_topics(sasl.connection("admin"), [product])
+    client.register_schema(product.value_subject, (REPO_ROOT / product.schema_file).read_text())
+    consumer = ProductConsumer(
+        [product],
+        group_id=f"payments-{uuid.uuid4().hex[:8]}",
+        connection=sasl.connection("payments"),
+        registry=client,
+        from_beginning=True,
+    )
+    try:
+        with pytest.raises(KafkaAuthorizationError) as caught:
+            consume_for(consumer, seconds=60)
+        assert str(caught.value).startswith("User:payments may not READ ")
+    finally:
+        consumer.close()
+
+
+def consume_for(consumer: ProductConsumer, *, seconds: int) -> None:
+    for _ in range(seconds):
+        consumer.consume(10, 1.0)
