@@ -19,6 +19,7 @@ import yaml
 from confluent_kafka import KafkaError, KafkaException
 from pydantic import ValidationError
 
+from mesh_stream.cli.acl import acl
 from mesh_stream.cli.bench import bench
 from mesh_stream.cli.broker import broker
 from mesh_stream.cli.lint import lint
@@ -59,6 +60,7 @@ def _environment_problems(exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+cli.add_command(acl)
 cli.add_command(broker)
 cli.add_command(lint)
 cli.add_command(products)

@@ -1,0 +1,147 @@
+"""`mesh acl plan|apply`: the broker ACLs that make each domain the only writer of its topics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from mesh_stream.broker import reachability
+from mesh_stream.governance.acl_plan import REGISTRY_PRINCIPAL, AclPlan, plan_project
+from mesh_stream.kafka.acls import Acl, apply_acls
+from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.settings import MeshSettings
+
+ROOT_VARIABLE = "MESH_PROJECT_ROOT"
+
+
+def project_root(start: Path) -> Path:
+    """The nearest folder upwards holding ``mesh.yaml``, else one holding ``domains/``,
+    else ``start``."""
+    for marker, is_there in (("mesh.yaml", Path.is_file), ("domains", Path.is_dir)):
+        for folder in (start, *start.parents):
+            if is_there(folder / marker):
+                return folder
+    return start
+
+
+root_option = click.option(
+    "--root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    envvar=ROOT_VARIABLE,
+    help=f"Project folder (mesh.yaml, domains/<domain>/products/*.yaml). [env: {ROOT_VARIABLE}; "
+    "default: the nearest folder upwards holding mesh.yaml, else domains/]",
+)
+registry_option = click.option(
+    "--registry-principal",
+    default=REGISTRY_PRINCIPAL,
+    show_default=True,
+    help="Kafka principal the registry connects as (it gets the registry topic, its groups "
+    "and its writer's transactional ids).",
+)
+
+
+def _plan(settings: MeshSettings, root: Path | None, registry_principal: str) -> AclPlan:
+    return plan_project(
+        root if root is not None else project_root(Path.cwd()),
+        registry_principal=registry_principal,
+        registry_topic=settings.registry_topic,
+    )
+
+
+def _line(acl: Acl) -> str:
+    return (
+        f"  {acl.permission.value:5} {acl.operation.value:16} {acl.resource.value:16} "
+        f"{acl.pattern.value:8} {acl.name}"
+    )
+
+
+def _warn(plan: AclPlan) -> None:
+    for warning in plan.warnings:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
+
+
+@click.group()
+def acl() -> None:
+    """Kafka ACLs derived from the descriptors: each domain principal (User:<domain>) is
+    the only writer of its `<domain>.` topics and reads the products it may read (a pii
+    product only when its descriptor names the domain in `readers`)."""
+
+
+@acl.command()
+@root_option
+@registry_option
+@click.option("--json", "as_json", is_flag=True, help="Print the bindings as one JSON document.")
+@click.pass_obj
+def plan(settings: MeshSettings, root: Path | None, registry_principal: str, as_json: bool) -> None:
+    """Print the ACLs the project's descriptors call for, grouped by principal.
+
+    Each line: permission, operation, resource type, pattern type, resource name. Nothing
+    is sent to Kafka; `mesh acl apply` makes the cluster match.
+    """
+    result = _plan(settings, root, registry_principal)
+    _warn(result)
+    if as_json:
+        document = {
+            "acls": [a.to_dict() for a in result.acls],
+            "principals": sorted(result.principals),
+            "warnings": list(result.warnings),
+        }
+        click.echo(json.dumps(document, indent=2))
+        return
+    for principal, acls in result.by_principal().items():
+        click.echo(f"{principal} ({len(acls)} ACLs)")
+        for binding in acls:
+            click.echo(_line(binding))
+    click.echo(f"{len(result.acls)} ACLs for {len(result.by_principal())} principals", err=True)
+
+
+@acl.command()
+@root_option
+@registry_option
+@click.option(
+    "--bootstrap-servers",
+    help="Kafka to apply the ACLs to. [env: MESH_BOOTSTRAP_SERVERS; default local broker]",
+)
+@click.option("--dry-run", is_flag=True, help="Print what would change; change nothing.")
+@click.pass_obj
+def apply(
+    settings: MeshSettings,
+    root: Path | None,
+    registry_principal: str,
+    bootstrap_servers: str | None,
+    dry_run: bool,
+) -> None:
+    """Make the cluster's ACLs match `mesh acl plan`: create the missing ones, delete the
+    mesh's own ACLs no longer planned. Idempotent: a second run changes nothing.
+
+    Connects with the MESH_KAFKA_* settings, which must be a user allowed to alter ACLs
+    (the local secured cluster's `admin`). Only ALLOW ACLs of the plan's principals on the
+    mesh's names (`<domain>.`, `<domain>-`, `mesh-<domain>.`, `mesh-tail-`,
+    `mesh-registry-`, the registry topic, the cluster) are ever deleted.
+    """
+    if bootstrap_servers is not None:
+        settings = settings.model_copy(update={"bootstrap_servers": bootstrap_servers})
+    result = _plan(settings, root, registry_principal)
+    _warn(result)
+    conn = KafkaConnection.from_settings(settings, default_client_id="mesh-acl")
+    changes = apply_acls(
+        conn,
+        result.acls,
+        result.manages,
+        dry_run=dry_run,
+        connect_timeout=reachability.DEFAULT_PROBE_TIMEOUT,
+    )
+    verb = ("would create", "would delete") if dry_run else ("created", "deleted")
+    for binding in changes.create:
+        click.echo(f"{verb[0]}: {binding}")
+    for binding in changes.delete:
+        click.echo(f"{verb[1]}: {binding}")
+    if changes.empty:
+        click.echo(f"no changes: the {len(result.acls)} planned ACLs are in place")
+    else:
+        click.echo(
+            f"{verb[0]} {len(changes.create)}, {verb[1]} {len(changes.delete)} ACL(s) at "
+            f"{conn.bootstrap_servers}"
+        )

@@ -1,0 +1,229 @@
+"""Ownership at the broker: the Kafka ACLs the descriptors call for.
+
+Domain ownership is enforced twice (DESIGN.md): by the registry, and by the broker through
+these ACLs, one principal ``User:<domain>`` per domain. :func:`plan_acls` derives them:
+
+- **own topics**: ``User:<d>`` is the only writer of topics prefixed ``<d>.`` (WRITE,
+  CREATE, DESCRIBE, DESCRIBE_CONFIGS; READ too, a domain reads what it owns, its DLQs
+  included). On the cluster: IDEMPOTENT_WRITE (idempotent producers) and DESCRIBE_CONFIGS
+  (topic specs read ``default.replication.factor``).
+- **reading**: READ + DESCRIBE on the topic of every product of another domain it may
+  read: every product not classified ``pii``; a ``pii`` product only for the domains its
+  descriptor names in ``readers``.
+- **dead letters**: a reader writes the records it cannot decode to ``<topic>.dlq`` (the
+  SDK consumer, the processors' re-key stage, which also creates it): WRITE, CREATE and
+  DESCRIBE on that literal topic. Only the owner reads a DLQ.
+- **groups and transactions**: READ on consumer groups and WRITE + DESCRIBE on
+  transactional ids prefixed ``<d>.`` or ``<d>-`` (the SDK's naming rule for a domain's own
+  groups); READ on ``mesh-tail-`` groups (`mesh tail`'s throw-away groups).
+- **processors**: a domain owning a product built from inputs runs its processor as app id
+  ``mesh-<product>`` (consumer groups ``mesh-<product>`` and ``mesh-<product>-sources``,
+  internal, changelog and faust assignor topics ``mesh-<product>-...``): ALL on topics,
+  READ on groups, WRITE + DESCRIBE on transactional ids prefixed ``mesh-<d>.``.
+- **registry**: its principal (``User:registry`` by default) gets the registry topic, the
+  ``mesh-registry-`` groups and transactional ids, and IDEMPOTENT_WRITE on the cluster.
+
+The plan also *scopes* what ``mesh acl apply`` may delete: only ALLOW ACLs of the plan's
+principals on the mesh's names (:meth:`AclPlan.manages`). Anything else on the cluster
+(other principals, other names, DENY rules) is never touched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mesh_stream.descriptor import NAME_PART, Classification, DataProduct, load_descriptors
+from mesh_stream.kafka.acls import CLUSTER, Acl, Operation, Pattern, Permission, Resource
+
+REGISTRY_PRINCIPAL = "User:registry"
+REGISTRY_TOPIC = "_mesh_registry"
+REGISTRY_PREFIX = "mesh-registry-"
+"""Prefix of the registry's consumer groups and writer transactional ids."""
+TAIL_GROUP_PREFIX = "mesh-tail-"
+PROCESSOR_PREFIX = "mesh-"
+"""Processor app ids are ``mesh-<product>`` (see :mod:`mesh_stream.processing.app`)."""
+
+_DOMAIN = re.compile(rf"^{NAME_PART}$")
+
+_OWN_TOPIC_OPS = (
+    Operation.READ,
+    Operation.WRITE,
+    Operation.CREATE,
+    Operation.DESCRIBE,
+    Operation.DESCRIBE_CONFIGS,
+)
+_CLUSTER_OPS = (Operation.IDEMPOTENT_WRITE, Operation.DESCRIBE_CONFIGS)
+_READ_OPS = (Operation.READ, Operation.DESCRIBE)
+_DLQ_OPS = (Operation.WRITE, Operation.CREATE, Operation.DESCRIBE)
+_TXN_OPS = (Operation.WRITE, Operation.DESCRIBE)
+_REGISTRY_TOPIC_OPS = (
+    Operation.READ,
+    Operation.WRITE,
+    Operation.CREATE,
+    Operation.DESCRIBE,
+    Operation.DESCRIBE_CONFIGS,
+)
+
+
+def principal(domain: str) -> str:
+    """The Kafka principal of a domain (its SCRAM user is the domain name)."""
+    return f"User:{domain}"
+
+
+@dataclass(frozen=True)
+class AclPlan:
+    """The ACLs the descriptors call for, sorted, and the scope ``apply`` may delete in."""
+
+    acls: tuple[Acl, ...]
+    principals: frozenset[str]
+    prefixes: tuple[str, ...]
+    literals: frozenset[str]
+    warnings: tuple[str, ...] = ()
+
+    def manages(self, acl: Acl) -> bool:
+        """True for an ACL the mesh would itself grant: an ALLOW of one of the plan's
+        principals on the cluster or on a name in the mesh's namespaces."""
+        if acl.permission is not Permission.ALLOW or acl.principal not in self.principals:
+            return False
+        if acl.resource is Resource.CLUSTER:
+            return True
+        return acl.name in self.literals or any(acl.name.startswith(p) for p in self.prefixes)
+
+    def by_principal(self) -> dict[str, list[Acl]]:
+        grouped: dict[str, list[Acl]] = {}
+        for acl in self.acls:
+            grouped.setdefault(acl.principal, []).append(acl)
+        return grouped
+
+
+@dataclass
+class _Builder:
+    acls: set[Acl] = field(default_factory=set)
+
+    def grant(
+        self,
+        who: str,
+        resource: Resource,
+        pattern: Pattern,
+        name: str,
+        operations: Iterable[Operation],
+    ) -> None:
+        for operation in operations:
+            self.acls.add(Acl(who, resource, pattern, name, operation))
+
+
+def plan_acls(
+    products: Sequence[DataProduct],
+    *,
+    domains: Iterable[str] = (),
+    registry_principal: str = REGISTRY_PRINCIPAL,
+    registry_topic: str = REGISTRY_TOPIC,
+) -> AclPlan:
+    """The ACLs for ``products``; ``domains`` adds domains that own no product yet (they
+    still read). Deterministic: the same descriptors give the same sorted plan."""
+    all_domains = sorted({*domains, *(p.domain for p in products)})
+    by_name = {p.name: p for p in products}
+    build = _Builder()
+    warnings: list[str] = []
+    prefixes: list[str] = [TAIL_GROUP_PREFIX, REGISTRY_PREFIX]
+    principals = {registry_principal}
+
+    for domain in all_domains:
+        who = principal(domain)
+        principals.add(who)
+        prefixes += [f"{domain}.", f"{domain}-", f"{PROCESSOR_PREFIX}{domain}."]
+        build.grant(who, Resource.TOPIC, Pattern.PREFIXED, f"{domain}.", _OWN_TOPIC_OPS)
+        build.grant(who, Resource.CLUSTER, Pattern.LITERAL, CLUSTER, _CLUSTER_OPS)
+        for prefix in (f"{domain}.", f"{domain}-"):
+            build.grant(who, Resource.GROUP, Pattern.PREFIXED, prefix, [Operation.READ])
+            build.grant(who, Resource.TRANSACTIONAL_ID, Pattern.PREFIXED, prefix, _TXN_OPS)
+        build.grant(who, Resource.GROUP, Pattern.PREFIXED, TAIL_GROUP_PREFIX, [Operation.READ])
+        if any(p.domain == domain and p.inputs for p in products):
+            mine = f"{PROCESSOR_PREFIX}{domain}."
+            build.grant(who, Resource.TOPIC, Pattern.PREFIXED, mine, [Operation.ALL])
+            build.grant(who, Resource.GROUP, Pattern.PREFIXED, mine, [Operation.READ])
+            build.grant(who, Resource.TRANSACTIONAL_ID, Pattern.PREFIXED, mine, _TXN_OPS)
+
+    warnings += [
+        f"domain {other!r} starts with '{domain}-': User:{domain} may use its consumer groups "
+        f"and transactional ids (granted on the prefix '{domain}-'); rename one of the domains"
+        for domain in all_domains
+        for other in all_domains
+        if other.startswith(f"{domain}-")
+    ]
+    for product in sorted(products, key=lambda p: p.name):
+        for reader in _readers(product, all_domains):
+            if reader == product.domain:
+                continue  # its own prefix covers it
+            who = principal(reader)
+            principals.add(who)
+            build.grant(who, Resource.TOPIC, Pattern.LITERAL, product.topic, _READ_OPS)
+            build.grant(who, Resource.TOPIC, Pattern.LITERAL, product.dlq_topic, _DLQ_OPS)
+        warnings += _unknown_readers(product, all_domains)
+        for name in product.inputs:
+            source = by_name.get(name)
+            if source is not None and product.domain not in _readers(source, all_domains):
+                warnings.append(
+                    f"{product.name} is built from {name}, which is classified pii and does "
+                    f"not name {product.domain} in its readers: the broker will refuse its "
+                    f"processor; add `readers: [{product.domain}]` to the descriptor of {name} "
+                    f"(if the owners of {name} agree)"
+                )
+
+    reg = registry_principal
+    build.grant(reg, Resource.TOPIC, Pattern.LITERAL, registry_topic, _REGISTRY_TOPIC_OPS)
+    build.grant(reg, Resource.GROUP, Pattern.PREFIXED, REGISTRY_PREFIX, [Operation.READ])
+    build.grant(reg, Resource.TRANSACTIONAL_ID, Pattern.PREFIXED, REGISTRY_PREFIX, _TXN_OPS)
+    build.grant(reg, Resource.CLUSTER, Pattern.LITERAL, CLUSTER, _CLUSTER_OPS)
+    return AclPlan(
+        acls=tuple(sorted(build.acls)),
+        principals=frozenset(principals),
+        prefixes=tuple(sorted(set(prefixes))),
+        literals=frozenset({registry_topic}),
+        warnings=tuple(warnings),
+    )
+
+
+def _readers(product: DataProduct, domains: Sequence[str]) -> list[str]:
+    """The domains that may read ``product``: all for non-pii, else owner + ``readers``."""
+    if product.classification is not Classification.PII:
+        return list(domains)
+    return sorted({product.domain, *product.readers})
+
+
+def _unknown_readers(product: DataProduct, domains: Sequence[str]) -> list[str]:
+    return [
+        f"{product.name}: readers names {reader!r}, which is no domain of this project "
+        f"(domains: {', '.join(domains)}); User:{reader} is granted READ anyway"
+        for reader in product.readers
+        if reader not in domains
+    ]
+
+
+def project_domains(root: Path) -> list[str]:
+    """The domain folders under ``root/domains`` (named like domains)."""
+    folder = root / "domains"
+    if not folder.is_dir():
+        return []
+    return sorted(e.name for e in folder.iterdir() if e.is_dir() and _DOMAIN.match(e.name))
+
+
+def plan_project(
+    root: Path,
+    *,
+    registry_principal: str = REGISTRY_PRINCIPAL,
+    registry_topic: str = REGISTRY_TOPIC,
+) -> AclPlan:
+    """The plan for the project at ``root``: its ``domains/<d>/products/*.yaml`` descriptors
+    and its domain folders. Descriptor errors raise :class:`~mesh_stream.errors.DescriptorError`
+    (all of them, with file:line)."""
+    products = load_descriptors(root / "domains")
+    return plan_acls(
+        products,
+        domains=project_domains(root),
+        registry_principal=registry_principal,
+        registry_topic=registry_topic,
+    )

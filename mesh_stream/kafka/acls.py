@@ -1,0 +1,285 @@
+"""Kafka ACLs as plain values, and applying a set of them to a cluster.
+
+An :class:`Acl` is one ALLOW/DENY binding (principal, resource type, pattern type, name,
+operation) that sorts, compares and prints without confluent-kafka. :func:`diff` says what
+to create and what to delete so that a cluster holds exactly a planned set, touching only
+the bindings a ``managed`` predicate claims (ACLs of other principals or resources are never
+deleted). :func:`apply_acls` does it through the admin client of
+:func:`~mesh_stream.kafka.clients.make_admin`; a second run changes nothing.
+
+What the plan *is* (which domain may do what) is decided above this layer, from the
+descriptors: :mod:`mesh_stream.governance.acl_plan`.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin._acl import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+)
+from confluent_kafka.admin._resource import ResourcePatternType, ResourceType
+
+from mesh_stream.errors import KafkaSecurityError, MeshError
+from mesh_stream.kafka.clients import make_admin, probe
+from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
+
+CLUSTER = "kafka-cluster"
+"""The name Kafka gives the one CLUSTER resource."""
+
+_TIMEOUT = 30.0
+
+
+class Resource(enum.StrEnum):
+    TOPIC = "TOPIC"
+    GROUP = "GROUP"
+    TRANSACTIONAL_ID = "TRANSACTIONAL_ID"
+    CLUSTER = "CLUSTER"
+
+
+# confluent-kafka names Kafka's CLUSTER resource type (code 4) BROKER.
+_TO_CONFLUENT = {"CLUSTER": "BROKER"}
+_FROM_CONFLUENT = {v: k for k, v in _TO_CONFLUENT.items()}
+
+
+def _resource_type(resource: Resource) -> ResourceType:
+    return ResourceType[_TO_CONFLUENT.get(resource.value, resource.value)]
+
+
+class Pattern(enum.StrEnum):
+    LITERAL = "LITERAL"
+    PREFIXED = "PREFIXED"
+
+
+class Operation(enum.StrEnum):
+    ALL = "ALL"
+    READ = "READ"
+    WRITE = "WRITE"
+    CREATE = "CREATE"
+    DELETE = "DELETE"
+    ALTER = "ALTER"
+    DESCRIBE = "DESCRIBE"
+    CLUSTER_ACTION = "CLUSTER_ACTION"
+    DESCRIBE_CONFIGS = "DESCRIBE_CONFIGS"
+    ALTER_CONFIGS = "ALTER_CONFIGS"
+    IDEMPOTENT_WRITE = "IDEMPOTENT_WRITE"
+
+
+class Permission(enum.StrEnum):
+    ALLOW = "ALLOW"
+    DENY = "DENY"
+
+
+@dataclass(frozen=True, order=True)
+class Acl:
+    """One ACL binding. Field order is the sort order: by principal, then resource."""
+
+    principal: str
+    resource: Resource
+    pattern: Pattern
+    name: str
+    operation: Operation
+    permission: Permission = Permission.ALLOW
+    host: str = "*"
+
+    def __str__(self) -> str:
+        return (
+            f"{self.principal} {self.permission.value} {self.operation.value} on "
+            f"{self.resource.value} {self.pattern.value} {self.name!r}"
+            + (f" from {self.host}" if self.host != "*" else "")
+        )
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "principal": self.principal,
+            "resource_type": self.resource.value,
+            "pattern_type": self.pattern.value,
+            "name": self.name,
+            "operation": self.operation.value,
+            "permission": self.permission.value,
+            "host": self.host,
+        }
+
+    def to_binding(self) -> AclBinding:
+        return AclBinding(
+            _resource_type(self.resource),
+            self.name,
+            ResourcePatternType[self.pattern.value],
+            self.principal,
+            self.host,
+            AclOperation[self.operation.value],
+            AclPermissionType[self.permission.value],
+        )
+
+    def to_filter(self) -> AclBindingFilter:
+        """A delete filter that matches this binding exactly (and nothing else)."""
+        return AclBindingFilter(
+            _resource_type(self.resource),
+            self.name,
+            ResourcePatternType[self.pattern.value],
+            self.principal,
+            self.host,
+            AclOperation[self.operation.value],
+            AclPermissionType[self.permission.value],
+        )
+
+    @classmethod
+    def from_binding(cls, binding: AclBinding) -> Acl | None:
+        """Our value for a binding read from the cluster; None for kinds we never manage
+        (e.g. a DELEGATION_TOKEN resource or a MATCH pattern)."""
+        try:
+            return cls(
+                principal=binding.principal,
+                resource=Resource(
+                    _FROM_CONFLUENT.get(_name(binding.restype), _name(binding.restype))
+                ),
+                pattern=Pattern(_name(binding.resource_pattern_type)),
+                name=binding.name,
+                operation=Operation(_name(binding.operation)),
+                permission=Permission(_name(binding.permission_type)),
+                host=binding.host,
+            )
+        except ValueError:
+            return None
+
+
+def _name(value: object) -> str:
+    """The enum member name of a binding field (confluent-kafka types them loosely)."""
+    return value.name if isinstance(value, enum.Enum) else str(value)
+
+
+@dataclass(frozen=True)
+class AclChanges:
+    """What an apply creates and deletes (both sorted); empty when the cluster is in sync."""
+
+    create: tuple[Acl, ...] = ()
+    delete: tuple[Acl, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.create and not self.delete
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "created": [acl.to_dict() for acl in self.create],
+            "deleted": [acl.to_dict() for acl in self.delete],
+        }
+
+
+def diff(
+    planned: Iterable[Acl], existing: Iterable[Acl], managed: Callable[[Acl], bool]
+) -> AclChanges:
+    """What to create (planned, missing) and delete (existing, managed, no longer planned).
+
+    An existing ACL that ``managed`` does not claim stays whatever it says: the mesh only
+    removes what it would itself have granted.
+    """
+    want = set(planned)
+    have = set(existing)
+    return AclChanges(
+        create=tuple(sorted(want - have)),
+        delete=tuple(sorted(acl for acl in have - want if managed(acl))),
+    )
+
+
+def _everything() -> AclBindingFilter:
+    anything: Any = None  # a filter's None matches any name, principal, host
+    return AclBindingFilter(
+        ResourceType.ANY,
+        anything,
+        ResourcePatternType.ANY,
+        anything,
+        anything,
+        AclOperation.ANY,
+        AclPermissionType.ANY,
+    )
+
+
+def _error(exc: KafkaException, conn: KafkaConnection, operation: str) -> MeshError:
+    """Our error for a failed ACL request: no authorizer, not allowed, or the broker's text."""
+    error = exc.args[0] if exc.args else None
+    if isinstance(error, KafkaError) and error.code() == KafkaError.SECURITY_DISABLED:
+        return KafkaSecurityError(
+            f"the cluster at {conn.bootstrap_servers} has no authorizer, so it keeps no ACLs "
+            f"(SECURITY_DISABLED): start it with `mesh broker start --security sasl` (or set "
+            f"authorizer.class.name on your brokers) and rerun"
+        )
+    return explain_kafka_error(exc, conn, operation=operation)
+
+
+def describe_acls(
+    conn: KafkaConnection, *, timeout: float = _TIMEOUT, connect_timeout: float = 10.0
+) -> list[Acl]:
+    """Every ACL the cluster holds (that we can represent), sorted.
+
+    First waits up to ``connect_timeout`` s for the cluster to answer, so an unreachable
+    cluster and refused credentials or TLS fail with their own clear error."""
+    probe(conn, timeout=connect_timeout)
+    admin = make_admin(conn)
+    try:
+        bindings = admin.describe_acls(_everything(), request_timeout=timeout).result()
+    except KafkaException as exc:
+        raise _error(exc, conn, "DESCRIBE") from exc
+    return sorted(acl for binding in bindings if (acl := Acl.from_binding(binding)) is not None)
+
+
+def apply_acls(
+    conn: KafkaConnection,
+    planned: Sequence[Acl],
+    managed: Callable[[Acl], bool],
+    *,
+    dry_run: bool = False,
+    timeout: float = _TIMEOUT,
+    connect_timeout: float = 10.0,
+) -> AclChanges:
+    """Make the cluster hold ``planned``: create what is missing, delete managed ACLs that
+    are no longer planned. ``dry_run`` only computes the changes. Idempotent."""
+    existing = describe_acls(conn, timeout=timeout, connect_timeout=connect_timeout)
+    changes = diff(planned, existing, managed)
+    if dry_run or changes.empty:
+        return changes
+    admin = make_admin(conn)
+    if changes.create:
+        futures = admin.create_acls(
+            [acl.to_binding() for acl in changes.create], request_timeout=timeout
+        )
+        for future in futures.values():
+            try:
+                future.result()
+            except KafkaException as exc:
+                raise _error(exc, conn, "ALTER") from exc
+    if changes.delete:
+        deleted = admin.delete_acls(
+            [acl.to_filter() for acl in changes.delete], request_timeout=timeout
+        )
+        for future in deleted.values():
+            try:
+                future.result()
+            except KafkaException as exc:
+                raise _error(exc, conn, "ALTER") from exc
+    _await_in_force(conn, planned, managed, timeout)
+    return changes
+
+
+def _await_in_force(
+    conn: KafkaConnection, planned: Sequence[Acl], managed: Callable[[Acl], bool], timeout: float
+) -> None:
+    """Wait until the broker we talk to reports the planned ACLs (KRaft brokers apply ACL
+    changes from the metadata log a moment after the controller accepted them), so that
+    a client started right after apply already meets them."""
+    deadline = time.monotonic() + timeout
+    while not diff(planned, describe_acls(conn, timeout=timeout), managed).empty:
+        if time.monotonic() > deadline:
+            raise MeshError(
+                f"the ACL changes were accepted but {conn.bootstrap_servers} does not report "
+                f"them after {timeout:g} s; run `mesh acl apply` again"
+            )
+        time.sleep(0.2)

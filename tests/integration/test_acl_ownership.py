@@ -1,0 +1,290 @@
+"""Ownership at the broker: `mesh acl apply` with the sample mesh's descriptors on a real
+1-node SASL cluster (users admin + the sample domains), stopped in teardown.
+
+After apply, ``payments`` cannot write ``orders.order-placed.v1`` (and nothing is written)
+but reads it, ``orders`` writes it, the pii ``customers.customer-profile`` is read by
+``analytics`` (named in its ``readers``) and refused to ``payments``; a second apply
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import KafkaError, TopicPartition
+
+from mesh_stream.errors import KafkaAuthorizationError
+from mesh_stream.kafka import (
+    KafkaConnection,
+    explain_kafka_error,
+    make_admin,
+    make_consumer,
+    make_producer,
+    new_topic,
+)
+from tests.conftest import KafkaAddress
+from tests.integration.test_broker_security import SecuredCluster, read_passwords
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+REPO = Path(__file__).resolve().parents[2]
+MESH = [sys.executable, "-m", "mesh_stream.cli.main"]
+HEAP = "256m"
+ORDERS = "orders.order-placed.v1"
+PROFILE = "customers.customer-profile.v1"
+DOMAINS = "analytics,customers,orders,payments,shipping"
+
+
+def mesh(
+    data_dir: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
+    base |= {"MESH_DATA_DIR": str(data_dir), "MESH_BROKER_HEAP": HEAP}
+    if "MESH_CACHE_DIR" in os.environ:
+        base["MESH_CACHE_DIR"] = os.environ["MESH_CACHE_DIR"]
+    return subprocess.run(
+        [*MESH, *args],
+        env=base | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        cwd=cwd,
+    )
+
+
+def as_user(cluster: SecuredCluster, user: str) -> dict[str, str]:
+    """The MESH_KAFKA_* environment of ``user`` on ``cluster``."""
+    return {
+        "MESH_BOOTSTRAP_SERVERS": cluster.bootstrap_servers,
+        "MESH_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "MESH_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "MESH_KAFKA_SASL_USERNAME": user,
+        "MESH_KAFKA_SASL_PASSWORD": cluster.passwords[user],
+    }
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredCluster]:
+    data_dir = tmp_path_factory.mktemp("acl")
+    started = mesh(
+        data_dir, "broker", "start", "--port", "0", "--security", "sasl", "--domains", DOMAINS
+    )
+    try:
+        assert started.returncode == 0, started.stderr
+        bootstrap = started.stdout.split("bootstrap servers: ")[1].split()[0]
+        secured = SecuredCluster(bootstrap, data_dir, read_passwords(data_dir), None, "")
+        admin = make_admin(secured.connection("admin"))
+        created = admin.create_topics([new_topic(t, partitions=1) for t in (ORDERS, PROFILE)])
+        for future in created.values():
+            future.result(30)
+        yield secured
+    finally:
+        stopped = mesh(data_dir, "broker", "stop")
+        assert stopped.returncode == 0, stopped.stderr
+
+
+@pytest.fixture(scope="module")
+def applied(cluster: SecuredCluster) -> subprocess.CompletedProcess[str]:
+    result = mesh(
+        cluster.data_dir, "acl", "apply", "--root", str(REPO), env=as_user(cluster, "admin")
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def produce(conn: KafkaConnection, topic: str, value: bytes) -> KafkaError | None:
+    """Produce one record (acks=all, idempotent) and return its delivery error, if any."""
+    reports: list[KafkaError | None] = []
+    producer = make_producer(
+        conn, {"acks": "all", "enable.idempotence": True, "message.timeout.ms": 10000}
+    )
+    producer.produce(topic, value, on_delivery=lambda err, _msg: reports.append(err))
+    producer.flush(20)
+    assert len(reports) == 1
+    return reports[0]
+
+
+def read_all(conn: KafkaConnection, topic: str, *, expect: int) -> list[bytes] | KafkaError:
+    """Up to ``expect`` values of ``topic`` from the start, or the consumer's first error."""
+    consumer = make_consumer(
+        conn,
+        {
+            "group.id": f"{conn.sasl_username}.acl-test-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+        },
+    )
+    consumer.subscribe([topic])
+    values: list[bytes] = []
+    deadline = time.monotonic() + 30
+    try:
+        while len(values) < expect and time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                return error
+            values.append(message.value() or b"")
+    finally:
+        consumer.close()
+    return values
+
+
+def records_in(cluster: SecuredCluster, topic: str) -> int:
+    consumer = make_consumer(cluster.connection("admin"), {"group.id": "admin-watermarks"})
+    try:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    finally:
+        consumer.close()
+    return int(high - low)
+
+
+def test_apply_creates_the_plan(
+    cluster: SecuredCluster, applied: subprocess.CompletedProcess[str]
+) -> None:
+    plan = mesh(cluster.data_dir, "acl", "plan", "--root", str(REPO), "--json")
+    assert plan.returncode == 0, plan.stderr
+    assert "created: User:orders ALLOW WRITE on TOPIC PREFIXED 'orders.'\n" in applied.stdout
+    assert "created: User:payments ALLOW READ on TOPIC LITERAL 'orders.order-placed.v1'\n" in (
+        applied.stdout
+    )
+    assert "deleted:" not in applied.stdout
+    created = applied.stdout.count("created: ")
+    assert created == plan.stdout.count('"principal"')
+    assert f"created {created}, deleted 0 ACL(s)" in applied.stdout
+
+
+def test_another_domain_cannot_write_an_orders_topic_and_nothing_is_written(
+    cluster: SecuredCluster, applied: subprocess.CompletedProcess[str]
+) -> None:
+    payments = cluster.connection("payments")
+    refused = produce(payments, ORDERS, b"fake order")
+    assert refused is not None
+    assert refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    error = explain_kafka_error(refused, payments, topic=ORDERS, operation="WRITE")
+    assert isinstance(error, KafkaAuthorizationError)
+    assert str(error).startswith(
+        f"User:payments may not WRITE topic {ORDERS} at {cluster.bootstrap_servers}: "
+        "no ACL allows it (TOPIC_AUTHORIZATION_FAILED)"
+    )
+    assert records_in(cluster, ORDERS) == 0
+
+
+def test_the_owner_writes_and_a_reader_reads(
+    cluster: SecuredCluster, applied: subprocess.CompletedProcess[str]
+) -> None:
+    assert produce(cluster.connection("orders"), ORDERS, b"real order") is None
+    assert read_all(cluster.connection("payments"), ORDERS, expect=1) == [b"real order"]
+    assert b"fake order" not in read_all(cluster.connection("admin"), ORDERS, expect=1)
+
+
+def test_a_pii_product_is_read_only_by_the_domains_it_names(
+    cluster: SecuredCluster, applied: subprocess.CompletedProcess[str]
+) -> None:
+    assert produce(cluster.connection("customers"), PROFILE, b"alice") is None
+    assert read_all(cluster.connection("analytics"), PROFILE, expect=1) == [b"alice"]
+    refused = read_all(cluster.connection("payments"), PROFILE, expect=1)
+    assert isinstance(refused, KafkaError)
+    assert refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert produce(cluster.connection("analytics"), PROFILE, b"mallory") is not None
+
+
+def test_a_second_apply_changes_nothing_and_stale_mesh_acls_are_removed(
+    cluster: SecuredCluster, applied: subprocess.CompletedProcess[str]
+) -> None:
+    admin = as_user(cluster, "admin")
+    again = mesh(cluster.data_dir, "acl", "apply", "--root", str(REPO), env=admin)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("no changes: the ")
+    assert "created" not in again.stdout
+    assert "deleted" not in again.stdout
+
+    # A project without the pii reader: apply removes analytics' grant on the profile only.
+    project = cluster.data_dir / "project"
+    (project / "domains").mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cp", "-r", str(REPO / "domains"), str(project)], check=True)
+    descriptor = project / "domains" / "customers" / "products" / "customer-profile.yaml"
+    descriptor.write_text(descriptor.read_text().replace("readers: [analytics]\n", ""))
+    (project / "mesh.yaml").write_text("name: acl-test\n")
+    dry = mesh(cluster.data_dir, "acl", "apply", "--dry-run", env=admin, cwd=project / "domains")
+    assert dry.returncode == 0, dry.stderr
+    assert "would delete: User:analytics ALLOW READ on TOPIC LITERAL " in dry.stdout
+    assert "would create: " not in dry.stdout
+    changed = mesh(cluster.data_dir, "acl", "apply", "--root", str(project), env=admin)
+    assert changed.returncode == 0, changed.stderr
+    deleted = [line for line in changed.stdout.splitlines() if line.startswith("deleted: ")]
+    assert deleted == [
+        f"deleted: User:analytics ALLOW {op} on TOPIC LITERAL '{topic}'"
+        for op, topic in [
+            ("DESCRIBE", PROFILE),
+            ("READ", PROFILE),
+            ("CREATE", f"{PROFILE}.dlq"),
+            ("DESCRIBE", f"{PROFILE}.dlq"),
+            ("WRITE", f"{PROFILE}.dlq"),
+        ]
+    ]
+    refused = read_all(cluster.connection("analytics"), PROFILE, expect=1)
+    assert isinstance(refused, KafkaError)
+    assert refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    restored = mesh(cluster.data_dir, "acl", "apply", "--root", str(REPO), env=admin)
+    assert restored.returncode == 0, restored.stderr
+    assert "created 5, deleted 0 ACL(s)" in restored.stdout
+
+
+def test_apply_by_a_domain_user_is_a_one_line_authorization_error(
+    cluster: SecuredCluster, applied: subprocess.CompletedProcess[str]
+) -> None:
+    # Another registry principal: there is something to create, which orders may not.
+    refused = mesh(
+        cluster.data_dir, "acl", "apply", "--root", str(REPO), "--registry-principal",
+        "User:other", env=as_user(cluster, "orders"),
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(
+        f"error: User:orders may not ALTER cluster kafka-cluster at "
+        f"{cluster.bootstrap_servers}: no ACL allows it (CLUSTER_AUTHORIZATION_FAILED)"
+    )
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert cluster.passwords["orders"] not in refused.stdout + refused.stderr
+
+
+def test_apply_without_credentials_names_the_settings(
+    cluster: SecuredCluster, applied: subprocess.CompletedProcess[str]
+) -> None:
+    refused = mesh(
+        cluster.data_dir,
+        "acl",
+        "apply",
+        "--root",
+        str(REPO),
+        env={"MESH_BOOTSTRAP_SERVERS": cluster.bootstrap_servers},
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"error: {cluster.bootstrap_servers} accepts connections")
+    assert "MESH_KAFKA_SASL_USERNAME" in refused.stderr
+
+
+def test_a_cluster_without_an_authorizer_is_security_disabled(
+    kafka: KafkaAddress, tmp_path: Path
+) -> None:
+    refused = mesh(
+        tmp_path,
+        "acl",
+        "apply",
+        "--root",
+        str(REPO),
+        env={"MESH_BOOTSTRAP_SERVERS": kafka.bootstrap_servers},
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(
+        f"error: the cluster at {kafka.bootstrap_servers} has no authorizer, so it keeps no "
+        "ACLs (SECURITY_DISABLED)"
+    )

@@ -1,0 +1,204 @@
+"""The broker ACL plan derived from descriptors: exact bindings for a small mesh."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mesh_stream.descriptor import DataProduct
+from mesh_stream.errors import DescriptorError
+from mesh_stream.governance.acl_plan import plan_acls, plan_project
+from mesh_stream.kafka.acls import CLUSTER, Acl, Operation, Pattern, Permission, Resource
+
+T, G, X, C = Resource.TOPIC, Resource.GROUP, Resource.TRANSACTIONAL_ID, Resource.CLUSTER
+LIT, PRE = Pattern.LITERAL, Pattern.PREFIXED
+Op = Operation
+
+
+def product(name: str, classification: str = "internal", **fields: Any) -> DataProduct:
+    domain = name.split(".", maxsplit=1)[0]
+    document: dict[str, Any] = {
+        "name": name,
+        "domain": domain,
+        "kind": "aggregate" if fields.get("inputs") else "source-aligned",
+        "description": f"{name} for tests",
+        "owner": {"team": f"{domain}-team", "contact": f"{domain}@example.com"},
+        "schema": f"schemas/{name}.avsc",
+        "slos": {"freshness_seconds": 5.0, "availability": 99.0},
+        "classification": classification,
+        **fields,
+    }
+    return DataProduct.model_validate(document)
+
+
+SHOP = product("shop.order")
+PROFILE = product("people.profile", "pii", readers=["stats"])
+SUMMARY = product("stats.summary", inputs=["shop.order", "people.profile"])
+MESH = [SHOP, PROFILE, SUMMARY]
+
+
+def grants(who: str, *rows: tuple[Resource, Pattern, str, tuple[Operation, ...]]) -> set[Acl]:
+    return {Acl(who, res, pat, name, op) for res, pat, name, ops in rows for op in ops}
+
+
+def domain_basics(domain: str) -> set[Acl]:
+    """What every domain gets: its own prefix, cluster, groups, transactional ids."""
+    who = f"User:{domain}"
+    return grants(
+        who,
+        (T, PRE, f"{domain}.", (Op.READ, Op.WRITE, Op.CREATE, Op.DESCRIBE, Op.DESCRIBE_CONFIGS)),
+        (C, LIT, CLUSTER, (Op.IDEMPOTENT_WRITE, Op.DESCRIBE_CONFIGS)),
+        (G, PRE, f"{domain}.", (Op.READ,)),
+        (G, PRE, f"{domain}-", (Op.READ,)),
+        (G, PRE, "mesh-tail-", (Op.READ,)),
+        (X, PRE, f"{domain}.", (Op.WRITE, Op.DESCRIBE)),
+        (X, PRE, f"{domain}-", (Op.WRITE, Op.DESCRIBE)),
+    )
+
+
+def reads(who: str, topic: str) -> set[Acl]:
+    return grants(
+        who,
+        (T, LIT, topic, (Op.READ, Op.DESCRIBE)),
+        (T, LIT, f"{topic}.dlq", (Op.WRITE, Op.CREATE, Op.DESCRIBE)),
+    )
+
+
+def of(plan_acls_: tuple[Acl, ...], who: str) -> set[Acl]:
+    return {acl for acl in plan_acls_ if acl.principal == who}
+
+
+def test_a_reader_only_domain_reads_every_non_pii_product_and_no_pii_one() -> None:
+    plan = plan_acls(MESH, domains=["audit"])
+    expected = (
+        domain_basics("audit")
+        | reads("User:audit", "shop.order.v1")
+        | reads("User:audit", "stats.summary.v1")
+    )
+    assert of(plan.acls, "User:audit") == expected
+
+
+def test_a_pii_product_is_read_by_its_owner_and_the_named_readers_only() -> None:
+    plan = plan_acls(MESH, domains=["audit"])
+    readers = {
+        acl.principal
+        for acl in plan.acls
+        if acl.name == "people.profile.v1" and acl.operation is Op.READ
+    }
+    assert readers == {"User:stats"}  # people itself reads through its prefix
+    assert Acl("User:people", T, PRE, "people.", Op.READ) in plan.acls
+
+
+def test_a_processor_domain_gets_its_internal_topics_groups_and_transactional_ids() -> None:
+    plan = plan_acls(MESH)
+    expected = (
+        domain_basics("stats")
+        | reads("User:stats", "shop.order.v1")
+        | reads("User:stats", "people.profile.v1")
+        | grants(
+            "User:stats",
+            (T, PRE, "mesh-stats.", (Op.ALL,)),
+            (G, PRE, "mesh-stats.", (Op.READ,)),
+            (X, PRE, "mesh-stats.", (Op.WRITE, Op.DESCRIBE)),
+        )
+    )
+    assert of(plan.acls, "User:stats") == expected
+    # A source-only domain runs no processor: no mesh-<domain>. grants.
+    assert not any(a.name.startswith("mesh-shop.") for a in plan.acls)
+
+
+def test_only_the_owner_may_write_or_create_a_product_topic() -> None:
+    plan = plan_acls(MESH, domains=["audit"])
+    for topic in ("shop.order.v1", "people.profile.v1", "stats.summary.v1"):
+        owner = f"User:{topic.split('.')[0]}"
+        writers = {
+            acl.principal
+            for acl in plan.acls
+            if acl.resource is T
+            and acl.operation in (Op.WRITE, Op.CREATE, Op.ALL)
+            and (acl.name == topic or (acl.pattern is PRE and topic.startswith(acl.name)))
+        }
+        assert writers == {owner}, topic
+
+
+def test_the_registry_principal_gets_its_topic_groups_and_writer_ids() -> None:
+    plan = plan_acls(MESH, registry_principal="User:reg", registry_topic="_reg")
+    assert of(plan.acls, "User:reg") == grants(
+        "User:reg",
+        (T, LIT, "_reg", (Op.READ, Op.WRITE, Op.CREATE, Op.DESCRIBE, Op.DESCRIBE_CONFIGS)),
+        (G, PRE, "mesh-registry-", (Op.READ,)),
+        (X, PRE, "mesh-registry-", (Op.WRITE, Op.DESCRIBE)),
+        (C, LIT, CLUSTER, (Op.IDEMPOTENT_WRITE, Op.DESCRIBE_CONFIGS)),
+    )
+
+
+def test_the_plan_is_sorted_and_the_same_for_any_descriptor_order() -> None:
+    one = plan_acls(MESH, domains=["audit"])
+    two = plan_acls(list(reversed(MESH)), domains=["audit", "shop"])
+    assert one.acls == two.acls == tuple(sorted(one.acls))
+    assert list(one.by_principal()) == [
+        "User:audit", "User:people", "User:registry", "User:shop", "User:stats",
+    ]  # fmt: skip
+
+
+def test_a_processor_reading_a_pii_product_it_is_no_reader_of_is_a_warning() -> None:
+    closed = product("people.profile", "pii")
+    plan = plan_acls([SHOP, closed, SUMMARY])
+    assert plan.warnings == (
+        "stats.summary is built from people.profile, which is classified pii and does not "
+        "name stats in its readers: the broker will refuse its processor; add "
+        "`readers: [stats]` to the descriptor of people.profile (if the owners of "
+        "people.profile agree)",
+    )
+    assert not any(a.name == "people.profile.v1" and a.principal == "User:stats" for a in plan.acls)
+
+
+def test_overlapping_domain_names_are_a_warning() -> None:
+    plan = plan_acls([SHOP], domains=["shop-eu"])
+    assert plan.warnings == (
+        "domain 'shop-eu' starts with 'shop-': User:shop may use its consumer groups and "
+        "transactional ids (granted on the prefix 'shop-'); rename one of the domains",
+    )
+
+
+def test_manages_only_allow_acls_of_plan_principals_on_mesh_names() -> None:
+    plan = plan_acls(MESH, domains=["audit"])
+    assert plan.manages(Acl("User:audit", T, LIT, "shop.order.v1", Op.WRITE))
+    assert plan.manages(Acl("User:stats", G, PRE, "mesh-stats.old", Op.READ))
+    assert plan.manages(Acl("User:shop", C, LIT, CLUSTER, Op.ALTER))
+    assert plan.manages(Acl("User:registry", T, LIT, "_mesh_registry", Op.DELETE))
+    # Other principals, other names and DENY rules are never the mesh's to delete.
+    assert not plan.manages(Acl("User:bob", T, LIT, "shop.order.v1", Op.READ))
+    assert not plan.manages(Acl("User:audit", T, LIT, "legacy-topic", Op.READ))
+    assert not plan.manages(Acl("User:audit", T, LIT, "shop.order.v1", Op.READ, Permission.DENY))
+
+
+def test_readers_must_be_domain_names() -> None:
+    with pytest.raises(ValueError, match="reader 'Stats Team' is not a domain name"):
+        product("people.profile", "pii", readers=["Stats Team"])
+
+
+def write_project(root: Path, products: list[DataProduct]) -> None:
+    for item in products:
+        folder = root / "domains" / item.domain / "products"
+        folder.mkdir(parents=True, exist_ok=True)
+        short = item.name.split(".", 1)[1]
+        (folder / f"{short}.yaml").write_text(yaml.safe_dump(item.to_document()))
+
+
+def test_plan_project_reads_descriptors_and_domain_folders(tmp_path: Path) -> None:
+    write_project(tmp_path, MESH)
+    (tmp_path / "domains" / "audit").mkdir()
+    (tmp_path / "domains" / "__pycache__").mkdir()
+    assert plan_project(tmp_path).acls == plan_acls(MESH, domains=["audit"]).acls
+
+
+def test_plan_project_reports_broken_descriptors_with_their_file(tmp_path: Path) -> None:
+    write_project(tmp_path, [SHOP])
+    bad = tmp_path / "domains" / "shop" / "products" / "bad.yaml"
+    bad.write_text("name: shop.bad\nreaders: nope\n")
+    with pytest.raises(DescriptorError, match=r"bad\.yaml"):
+        plan_project(tmp_path)
