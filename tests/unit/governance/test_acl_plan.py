@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -202,3 +203,33 @@ def test_plan_project_reports_broken_descriptors_with_their_file(tmp_path: Path)
     bad.write_text("name: shop.bad\nreaders: nope\n")
     with pytest.raises(DescriptorError, match=r"bad\.yaml"):
         plan_project(tmp_path)
+
+
+def test_mesh_acl_plan_prints_the_bindings_grouped_by_principal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mesh_stream.cli.main import run
+
+    write_project(tmp_path, [SHOP, product("people.profile", "pii"), SUMMARY])
+    (tmp_path / "mesh.yaml").write_text("name: t\n")
+    plan = plan_project(tmp_path)
+    monkeypatch.chdir(tmp_path / "domains" / "shop")  # found upwards through mesh.yaml
+    assert run(["acl", "plan"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[:3] == [
+        "User:people (24 ACLs)",
+        "  ALLOW DESCRIBE_CONFIGS CLUSTER          LITERAL  kafka-cluster",
+        "  ALLOW IDEMPOTENT_WRITE CLUSTER          LITERAL  kafka-cluster",
+    ]
+    headers = [line for line in out.splitlines() if not line.startswith(" ")]
+    assert headers == [f"{who} ({len(acls)} ACLs)" for who, acls in plan.by_principal().items()]
+    assert err.startswith("warning: stats.summary is built from people.profile, which is ")
+    assert err.endswith(f"{len(plan.acls)} ACLs for 4 principals\n")
+
+    monkeypatch.chdir("/")
+    monkeypatch.setenv("MESH_PROJECT_ROOT", str(tmp_path))
+    assert run(["acl", "plan", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["acls"] == [acl.to_dict() for acl in plan.acls]
+    assert document["principals"] == sorted(plan.principals)
+    assert document["warnings"] == list(plan.warnings)
