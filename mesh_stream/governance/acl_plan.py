@@ -9,10 +9,11 @@ these ACLs, one principal ``User:<domain>`` per domain. :func:`plan_acls` derive
   (topic specs read ``default.replication.factor``).
 - **reading**: READ + DESCRIBE on the topic of every product of another domain it may
   read: every product not classified ``pii``; a ``pii`` product only for the domains its
-  descriptor names in ``readers``.
+  descriptor names in ``readers``. DESCRIBE_CONFIGS too: a processor compares an existing
+  input topic with its spec (:func:`mesh_stream.kafka.topics.ensure_topics`).
 - **dead letters**: a reader writes the records it cannot decode to ``<topic>.dlq`` (the
-  SDK consumer, the processors' re-key stage, which also creates it): WRITE, CREATE and
-  DESCRIBE on that literal topic. Only the owner reads a DLQ.
+  SDK consumer, the processors' re-key stage, which also creates it): WRITE, CREATE,
+  DESCRIBE and DESCRIBE_CONFIGS on that literal topic. Only the owner reads a DLQ.
 - **groups and transactions**: READ on consumer groups and WRITE + DESCRIBE on
   transactional ids prefixed ``<d>.`` or ``<d>-`` (the SDK's naming rule for a domain's own
   groups); READ on ``mesh-tail-`` groups (`mesh tail`'s throw-away groups).
@@ -56,8 +57,8 @@ _OWN_TOPIC_OPS = (
     Operation.DESCRIBE_CONFIGS,
 )
 _CLUSTER_OPS = (Operation.IDEMPOTENT_WRITE, Operation.DESCRIBE_CONFIGS)
-_READ_OPS = (Operation.READ, Operation.DESCRIBE)
-_DLQ_OPS = (Operation.WRITE, Operation.CREATE, Operation.DESCRIBE)
+_READ_OPS = (Operation.READ, Operation.DESCRIBE, Operation.DESCRIBE_CONFIGS)
+_DLQ_OPS = (Operation.WRITE, Operation.CREATE, Operation.DESCRIBE, Operation.DESCRIBE_CONFIGS)
 _TXN_OPS = (Operation.WRITE, Operation.DESCRIBE)
 _REGISTRY_TOPIC_OPS = (
     Operation.READ,

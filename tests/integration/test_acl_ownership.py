@@ -225,9 +225,11 @@ def test_a_second_apply_changes_nothing_and_stale_mesh_acls_are_removed(
         f"deleted: User:analytics ALLOW {op} on TOPIC LITERAL '{topic}'"
         for op, topic in [
             ("DESCRIBE", PROFILE),
+            ("DESCRIBE_CONFIGS", PROFILE),
             ("READ", PROFILE),
             ("CREATE", f"{PROFILE}.dlq"),
             ("DESCRIBE", f"{PROFILE}.dlq"),
+            ("DESCRIBE_CONFIGS", f"{PROFILE}.dlq"),
             ("WRITE", f"{PROFILE}.dlq"),
         ]
     ]
@@ -236,7 +238,7 @@ def test_a_second_apply_changes_nothing_and_stale_mesh_acls_are_removed(
     assert refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
     restored = mesh(cluster.data_dir, "acl", "apply", "--root", str(REPO), env=admin)
     assert restored.returncode == 0, restored.stderr
-    assert "created 5, deleted 0 ACL(s)" in restored.stdout
+    assert "created 7, deleted 0 ACL(s)" in restored.stdout
 
 
 def test_apply_by_a_domain_user_is_a_one_line_authorization_error(

@@ -63,8 +63,8 @@ def domain_basics(domain: str) -> set[Acl]:
 def reads(who: str, topic: str) -> set[Acl]:
     return grants(
         who,
-        (T, LIT, topic, (Op.READ, Op.DESCRIBE)),
-        (T, LIT, f"{topic}.dlq", (Op.WRITE, Op.CREATE, Op.DESCRIBE)),
+        (T, LIT, topic, (Op.READ, Op.DESCRIBE, Op.DESCRIBE_CONFIGS)),
+        (T, LIT, f"{topic}.dlq", (Op.WRITE, Op.CREATE, Op.DESCRIBE, Op.DESCRIBE_CONFIGS)),
     )
 
 
@@ -217,7 +217,7 @@ def test_mesh_acl_plan_prints_the_bindings_grouped_by_principal(
     assert run(["acl", "plan"]) == 0
     out, err = capsys.readouterr()
     assert out.splitlines()[:3] == [
-        "User:people (24 ACLs)",
+        "User:people (28 ACLs)",
         "  ALLOW DESCRIBE_CONFIGS CLUSTER          LITERAL  kafka-cluster",
         "  ALLOW IDEMPOTENT_WRITE CLUSTER          LITERAL  kafka-cluster",
     ]
