@@ -123,7 +123,13 @@ class MeshSettings(BaseSettings):
     )
     registry_writer_id: str = Field(
         default="mesh-registry-writer",
-        description="transactional.id of the registry writer; a new instance fences the old.",
+        description="transactional.id every registry instance on the topic shares; the one "
+        "taking the writer role fences the previous writer with it.",
+    )
+    registry_advertised_url: str | None = Field(
+        default=None,
+        description="URL the other registry instances forward writes to while this one is the "
+        "writer; unset: http://<host>:<port> it listens on.",
     )
     registry_read_requires_auth: bool = Field(
         default=False, description="Require a credential for registry reads too."

@@ -11,7 +11,12 @@ import click
 
 from mesh_stream.registry.service.app import configure_edge
 from mesh_stream.registry.service.edge import EdgeLimits
-from mesh_stream.registry.service.server import RegistryServer, bind_listener, build_registry
+from mesh_stream.registry.service.server import (
+    RegistryServer,
+    bind_listener,
+    build_registry,
+    default_advertised_url,
+)
 from mesh_stream.settings import MeshSettings
 
 
@@ -47,8 +52,14 @@ def registry() -> None:
 )
 @click.option(
     "--writer-id",
-    help="transactional.id of the writer; a new instance with the same id fences the old one. "
-    "[env: MESH_REGISTRY_WRITER_ID; default mesh-registry-writer]",
+    help="transactional.id shared by every instance on the topic; the one taking the writer "
+    "role fences the previous writer. [env: MESH_REGISTRY_WRITER_ID; default "
+    "mesh-registry-writer]",
+)
+@click.option(
+    "--advertised-url",
+    help="URL the other instances forward writes to while this one is the writer. "
+    "[env: MESH_REGISTRY_ADVERTISED_URL; default http://<host>:<port> it listens on]",
 )
 @click.option(
     "--read-requires-auth",
@@ -113,6 +124,7 @@ def serve(
     credentials_file: Path | None,
     topic: str | None,
     writer_id: str | None,
+    advertised_url: str | None,
     read_requires_auth: bool | None,
     open_writes: bool | None,
     max_body_bytes: int | None,
@@ -125,14 +137,17 @@ def serve(
 ) -> None:
     """Serve the registry until Ctrl-C (or SIGTERM).
 
-    On start it creates the compacted topic if missing, fences any older writer with the
-    same --writer-id, and replays the topic; OpenAPI is at /openapi.json.
+    On start it creates the compacted topic if missing and replays it. Several instances
+    may share one topic: all serve reads, one is the writer and the others forward writes
+    to it; when the writer dies another takes over within seconds. OpenAPI is at
+    /openapi.json.
     """
     overrides = {
         "bootstrap_servers": bootstrap_servers,
         "registry_credentials_file": credentials_file,
         "registry_topic": topic,
         "registry_writer_id": writer_id,
+        "registry_advertised_url": advertised_url,
         "registry_read_requires_auth": read_requires_auth,
         "registry_open_writes": open_writes,
         "registry_max_body_bytes": max_body_bytes,
@@ -144,13 +159,16 @@ def serve(
         "registry_auth_failures_per_minute": auth_failures_per_minute,
     }
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    # The port first: building the registry fences the writer of a registry that may run.
+    # The port first: it is in the URL this instance advertises, and taking the writer role
+    # fences the writer of a registry that may run.
     listener = bind_listener(host, port)
     try:
         app, store = build_registry(
             settings,
             wait_for_replay=False,  # /health answers during replay; other routes 503
             progress=lambda line: click.echo(line, err=True),
+            advertised_url=settings.registry_advertised_url
+            or default_advertised_url(host, listener.getsockname()[1]),
         )
     except BaseException:
         listener.close()
@@ -166,7 +184,10 @@ def serve(
     try:
         url = server.start()
         store.wait_started(stopped)  # raises what stopped the start-up (e.g. a writer conflict)
-        click.echo(f"registry listening on {url} (topic {settings.registry_topic})", err=True)
+        role = "the writer" if store.is_writer() else "a follower, forwarding writes"
+        click.echo(
+            f"registry listening on {url} (topic {settings.registry_topic}; {role})", err=True
+        )
         if url != settings.registry_url.rstrip("/"):
             click.echo(f"export MESH_REGISTRY_URL={url}", err=True)
         while not stopped.wait(0.5):

@@ -2,7 +2,8 @@
 
 The consumer tests need the registry to vanish and come back at the same URL, which the
 in-process session fixture cannot do. State lives in the test broker (its own topic), so a
-restarted process replays everything the killed one stored.
+restarted process replays everything the killed one stored. Several processes given the same
+``topic`` and ``writer_id`` are instances of one registry (one writer, the others forward).
 """
 
 from __future__ import annotations
@@ -28,13 +29,15 @@ TOKENS = {"admin": "admin-secret", "orders": "orders-secret", "payments": "payme
 class RegistryProcess:
     """``start()``, ``kill()`` (SIGKILL) and ``start()`` again; the URL never changes."""
 
-    def __init__(self, kafka: KafkaAddress) -> None:
+    def __init__(
+        self, kafka: KafkaAddress, *, topic: str | None = None, writer_id: str | None = None
+    ) -> None:
         self.kafka = kafka
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         session = uuid.uuid4().hex[:8]
-        self.topic = f"_mesh_registry-consumer-{session}"
-        self.writer_id = f"writer-consumer-{session}"
+        self.topic = topic or f"_mesh_registry-consumer-{session}"
+        self.writer_id = writer_id or f"writer-consumer-{session}"
         self.process: subprocess.Popen[str] | None = None
         self.log: list[str] = []
 

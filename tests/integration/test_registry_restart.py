@@ -1,5 +1,5 @@
-"""The registry process is killed and restarted: nothing is lost, ids keep growing; and a
-second instance fences the first (single writer)."""
+"""The registry process is killed and restarted: nothing is lost, ids keep growing; a
+second instance follows the first (one writer); writer ids that differ are refused."""
 
 from __future__ import annotations
 
@@ -164,10 +164,14 @@ def test_kill_and_restart_keeps_everything(kafka: KafkaAddress) -> None:
         assert fresh.json()["version"] == 4
 
 
-def test_second_instance_fences_the_first(kafka: KafkaAddress) -> None:
-    topic = f"_mesh_registry-fence-{uuid.uuid4().hex[:8]}"
+def test_a_second_instance_follows_the_first_and_forwards_its_writes(
+    kafka: KafkaAddress,
+) -> None:
+    """Same writer id: the second instance does not fence a live writer (issue 12: several
+    instances), it serves reads and forwards writes to it."""
+    topic = f"_mesh_registry-follow-{uuid.uuid4().hex[:8]}"
     writer = f"writer-{uuid.uuid4().hex[:8]}"
-    subject = "orders.fenced.v1-value"
+    subject = "orders.followed.v1-value"
     with serve(kafka, topic, writer) as (first, _p1):
         one = httpx.post(
             f"{first}/subjects/{subject}/versions",
@@ -176,29 +180,28 @@ def test_second_instance_fences_the_first(kafka: KafkaAddress) -> None:
         )
         assert one.status_code == 200, one.text
         with serve(kafka, topic, writer) as (second, _p2):
-            stale = httpx.post(
+            still = httpx.post(
                 f"{first}/subjects/{subject}/versions",
                 json={"schema": json.dumps(_schema(2))},
                 auth=AUTH,
             )
-            assert stale.status_code == 503, stale.text
-            assert stale.json()["error_code"] == 50301
-            assert "another instance took over" in stale.json()["message"]
-            fresh = httpx.post(
+            assert still.json() == {"id": 2, "version": 2, "subject": subject}, still.text
+            forwarded = httpx.post(
                 f"{second}/subjects/{subject}/versions",
-                json={"schema": json.dumps(_schema(2))},
+                json={"schema": json.dumps(_schema(3))},
                 auth=AUTH,
             )
-            assert fresh.status_code == 200, fresh.text
-            assert fresh.json() == {"id": one.json()["id"] + 1, "version": 2, "subject": subject}
-            # The stale instance still serves reads, and sees the new writer's write.
+            assert forwarded.json() == {"id": 3, "version": 3, "subject": subject}
+            assert httpx.get(f"{first}/health/ready").json()["role"] == "writer"
+            assert httpx.get(f"{second}/health/ready").json()["role"] == "follower"
+            # The follower serves reads from its own view, which sees every write.
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
-                seen = httpx.get(f"{first}/subjects/{subject}/versions").json()
-                if seen == [1, 2]:
+                seen = httpx.get(f"{second}/subjects/{subject}/versions").json()
+                if seen == [1, 2, 3]:
                     break
                 time.sleep(0.1)
-            assert seen == [1, 2]
+            assert seen == [1, 2, 3]
 
 
 def _all_ids(url: str) -> dict[int, str]:

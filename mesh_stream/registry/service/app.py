@@ -3,8 +3,9 @@
 Every error leaves as ``{"error_code": ..., "message": ...}`` with the status from
 :mod:`mesh_stream.registry.error_codes`; :class:`~mesh_stream.registry.service.edge.BodyGuard`
 vets every request (size, URL, JSON) before any handler runs; nothing a client sends should
-produce a 500. Every router depends on ``caller``, so read auth covers every route but the
-liveness ones in :data:`PUBLIC_TAGS`.
+produce a 500. Over a store several instances share, a follower forwards writes to the
+writer (:mod:`~mesh_stream.registry.service.forwarding`). Every router depends on
+``caller``, so read auth covers every route but the liveness ones in :data:`PUBLIC_TAGS`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from mesh_stream.registry.service.context import (
     render_error,
 )
 from mesh_stream.registry.service.edge import BodyGuard, Edge, EdgeLimits
+from mesh_stream.registry.service.forwarding import WriteForwarder
 from mesh_stream.registry.service.products import ProductCatalog
 from mesh_stream.registry.service.routes import (
     compatibility,
@@ -39,7 +41,7 @@ from mesh_stream.registry.service.routes import (
     subjects,
 )
 from mesh_stream.registry.service.schemas import SchemaRegistry
-from mesh_stream.registry.service.store import RegistryStore
+from mesh_stream.registry.service.store import RegistryStore, SharedStore
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +132,13 @@ def create_app(
         return error_response(500, 50001, f"internal error: {type(exc).__name__}")
 
     services: Services = app.state.services
+    if isinstance(store, SharedStore):  # several instances: followers forward writes
+        app.add_middleware(
+            WriteForwarder,
+            store=store,
+            render=render_error,
+            advertised_url=getattr(store, "advertised_url", None),
+        )
     app.add_middleware(BodyGuard, limits=lambda: services.edge.limits, render=render_error)
     if not wait_for_replay:
         app.add_middleware(health.StartingGate, store=store)

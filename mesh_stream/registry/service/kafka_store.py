@@ -4,24 +4,32 @@ How it stays consistent (see README "Registry"):
 
 * The topic (``_mesh_registry`` by default) has one partition, so the log has one order, and
   ``cleanup.policy=compact``, so it keeps the latest value of each key forever.
-* Writes go through a transactional producer with a fixed ``transactional.id`` (the writer
-  id). When a second instance with the same id starts, its ``init_transactions`` bumps the
-  producer epoch: the broker aborts the old instance's open transaction and refuses its
-  later writes (it is *fenced* and answers writes with 503 ``RegistryFencedError``).
-* Writers with *different* ids would not fence each other and would hand out the same
-  schema ids, so each writer writes a claim record (key ``["writer"]``: writer id, instance,
-  renewal time, lease) when it starts and renews it every third of its lease. Start-up is
-  refused while the latest claim belongs to another writer id whose lease has not expired;
-  a writer that reads, after its own claim, a claim by another writer id (or a schema id
-  re-used for another schema) stops accepting writes (503 ``RegistryWriterConflictError``).
-  The claim is the seed of a leader/follower mode: it names the current writer.
+* Any number of instances share the topic (Confluent's leader/follower model). Every one
+  replays it and serves reads; exactly one, the *writer*, writes. The others forward writes
+  to the writer's advertised URL (:mod:`.forwarding`). All instances share one
+  ``transactional.id`` (the writer id), so a writer that takes over calls
+  ``init_transactions``, which bumps the producer epoch: the broker aborts the old writer's
+  open transaction and refuses its later writes (it is *fenced*).
+* The writer writes a claim record (key ``["writer"]``: writer id, instance, advertised URL,
+  renewal time, lease) when it takes the role and renews it every third of its lease. The
+  latest claim in the log names the writer; every instance decides from the log alone. An
+  instance takes over when the latest claim has lapsed (the writer died: within a lease),
+  and at start-up when no live claim exists or the claimed writer's URL does not answer (a
+  restarted writer need not wait for its own lease). Claims come in the log in the order of
+  the producer epochs, so when two instances take over at once the later one wins and the
+  earlier one, fenced, follows it.
+* A claim by another writer id means two groups of writers that would not fence each other
+  and would hand out the same schema ids: start-up is refused while such a claim is live,
+  and an instance that reads one after it joined (or a schema id re-used for another
+  schema) stops accepting writes (503 ``RegistryWriterConflictError``).
 * A ``read_committed`` consumer replays the topic up to its end before the service answers
   (progress reported every few seconds; it fails only when no record arrives for
   ``timeout`` seconds), then keeps tailing it. A write returns only once its transaction
   is committed (durable with ``acks=all``) *and* the tail has folded it into the in-memory
   view, so the next read sees it. Ids come from that view (max + 1), ``schema`` records are
-  never deleted, and the writer never writes a schema id it has already read, so ids are
-  never reused, across restarts too.
+  never deleted, the writer reads the log to its end before each write (so a new writer
+  sees all its predecessor committed) and never writes a schema id it has already read, so
+  ids are never reused, across restarts and takeovers too.
 * A write that fails aborts its transaction; when Kafka is unreachable or the producer is in
   a state it cannot leave (a commit still in flight, a fatal error), the writer is closed
   and recreated (``init_transactions`` again, which also settles the half-done transaction)
@@ -40,10 +48,10 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import httpx
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._config import ConfigResource
-from confluent_kafka.cimpl import NewTopic
 
 from mesh_stream.errors import (
     ConfigurationError,
@@ -52,14 +60,19 @@ from mesh_stream.errors import (
     RegistryWriterConflictError,
     RequestTooLargeError,
 )
+from mesh_stream.kafka.clients import make_admin, make_consumer, make_producer, new_topic
+from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.registry.service.state import Record
-from mesh_stream.registry.service.store import Apply
+from mesh_stream.registry.service.store import Apply, WriteRoute
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TOPIC = "_mesh_registry"
 DEFAULT_TRANSACTIONAL_ID = "mesh-registry-writer"
-DEFAULT_WRITER_LEASE = 30.0
+#: A dead writer is replaced within this (plus a second or two); renewed every third of it.
+DEFAULT_WRITER_LEASE = 10.0
+#: How often a follower checks whether the writer's claim has lapsed.
+ELECTION_EVERY = 0.5
 WRITER_KEY = ("writer",)
 _FENCED_CODES = (KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH)
 
@@ -73,22 +86,30 @@ def _unavailable(message: str) -> RegistryUnavailableError:
 class KafkaStore:
     """:class:`~mesh_stream.registry.service.store.RegistryStore` on a compacted Kafka topic.
 
-    ``timeout`` bounds each Kafka call and how long replay may go without progress;
-    ``writer_lease`` is how long a writer claim holds after its last renewal.
+    ``connection`` is a :class:`KafkaConnection` (or plain bootstrap servers); ``timeout``
+    bounds each Kafka call and how long replay may go without progress; ``writer_lease`` is
+    how long a writer claim holds after its last renewal; ``advertised_url`` is where the
+    other instances forward writes while this one is the writer (None: they cannot, and an
+    instance starting on the topic takes the writer role over at once).
     """
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        connection: KafkaConnection | str,
         *,
         topic: str = DEFAULT_TOPIC,
         transactional_id: str = DEFAULT_TRANSACTIONAL_ID,
         timeout: float = 30.0,
         writer_lease: float = DEFAULT_WRITER_LEASE,
+        advertised_url: str | None = None,
         progress: Progress | None = None,
         progress_every: float = 5.0,
     ) -> None:
-        self.bootstrap_servers = bootstrap_servers
+        if isinstance(connection, str):
+            connection = KafkaConnection.create(connection, client_id="mesh-registry")
+        self.connection = connection
+        self.bootstrap_servers = connection.bootstrap_servers
+        self.advertised_url = advertised_url.rstrip("/") if advertised_url else None
         self.topic = topic
         self.transactional_id = transactional_id
         self.timeout = timeout
@@ -110,18 +131,18 @@ class KafkaStore:
         self._threads: list[threading.Thread] = []
         self._starting: str | None = "not opened yet"
         self._failure: Exception | None = None
-        self._fenced: str | None = None
+        self._lost: str | None = None  # why this instance stopped being the writer
+        self._joined = False  # start-up decided: claims read from now on are judged
         self._conflict: str | None = None
         self._writer_problem: str | None = None
         self._recovering = threading.Event()
         self._latest_claim: dict[str, Any] | None = None
-        self._own_claim_offset: int | None = None
         self._probe: tuple[float, str | None] = (0.0, None)
 
     # -- start ---------------------------------------------------------------------------
 
     def _ensure_topic(self) -> None:
-        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+        admin = make_admin(self.connection)
         try:
             metadata = admin.list_topics(timeout=self.timeout)
         except KafkaException as exc:
@@ -132,13 +153,11 @@ class KafkaStore:
         if self.topic in metadata.topics:
             self._check_compacted(admin)
             return
-        replicas = min(3, max(1, len(metadata.brokers)))
         futures = admin.create_topics(
             [
-                NewTopic(
+                new_topic(  # replication factor: the cluster's default.replication.factor
                     self.topic,
-                    num_partitions=1,
-                    replication_factor=replicas,
+                    partitions=1,
                     config={"cleanup.policy": "compact", "min.compaction.lag.ms": "0"},
                 )
             ]
@@ -172,14 +191,14 @@ class KafkaStore:
 
     def _new_producer(self, timeout: float) -> Producer:
         """A transactional producer, initialised (which fences older ones with this id)."""
-        producer = Producer(
+        producer = make_producer(
+            self.connection,
             {
-                "bootstrap.servers": self.bootstrap_servers,
                 "transactional.id": self.transactional_id,
                 "enable.idempotence": True,
                 "acks": "all",
                 "linger.ms": 0,
-            }
+            },
         )
         try:
             producer.init_transactions(timeout)
@@ -192,36 +211,35 @@ class KafkaStore:
         return producer
 
     def open(self, apply: Apply, *, wait: bool = True) -> None:
-        """Fence older writers, replay the topic to its end, claim the writer role, tail.
+        """Replay the topic to its end, then take the writer role or follow the writer; tail.
 
-        ``wait=False`` returns once Kafka answered and the writer is initialised; replay and
-        claim go on in a thread (:meth:`starting` says how far, :meth:`readiness` too).
+        ``wait=False`` returns once Kafka answered; replay and election go on in a thread
+        (:meth:`starting` says how far, :meth:`readiness` too).
         """
         self._apply = apply
         self._starting = "connecting to Kafka"
         self._ensure_topic()
-        self._producer = self._new_producer(self.timeout)
-        self._consumer = Consumer(
+        self._consumer = make_consumer(
+            self.connection,
             {
-                "bootstrap.servers": self.bootstrap_servers,
                 "group.id": f"mesh-registry-reader-{uuid.uuid4()}",
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
                 "enable.partition.eof": True,
                 "fetch.wait.max.ms": 10,
                 "fetch.error.backoff.ms": 50,
-            }
+            },
         )
         self._consumer.assign([TopicPartition(self.topic, 0, 0)])
         # A consumer busy in consume() does not answer other calls meanwhile, so end
         # offsets (catch-up, readiness probe) come from a client of their own.
-        self._offsets = Consumer(
+        self._offsets = make_consumer(
+            self.connection,
             {
-                "bootstrap.servers": self.bootstrap_servers,
                 "group.id": f"mesh-registry-offsets-{uuid.uuid4()}",
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
-            }
+            },
         )
         self._starting = "replaying the registry log"
         if wait:
@@ -252,8 +270,8 @@ class KafkaStore:
     def _finish_open(self) -> None:
         self._replay()
         self._spawn("registry-tail", self._tail_loop)
-        self._claim_writer_role()
-        self._spawn("registry-writer-lease", self._renew_loop)
+        self._join()
+        self._spawn("registry-writer-lease", self._lease_loop)
         self._starting = None
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
@@ -343,12 +361,13 @@ class KafkaStore:
                 return
             self._handle(messages)
 
-    # -- the writer claim ------------------------------------------------------------------
+    # -- the writer role -------------------------------------------------------------------
 
     def _claim_value(self) -> dict[str, Any]:
         return {
             "writer_id": self.transactional_id,
             "instance": self.instance,
+            "url": self.advertised_url,
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "renewed_at_ms": int(time.time() * 1000),
@@ -362,8 +381,9 @@ class KafkaStore:
         return expires > (time.time() * 1000 if at_ms is None else at_ms)
 
     def _describe(self, claim: dict[str, Any]) -> str:
+        where = f"at {claim['url']}, " if claim.get("url") else ""
         return (
-            f"writer id {claim.get('writer_id')!r} (host {claim.get('host')}, pid "
+            f"writer id {claim.get('writer_id')!r} ({where}host {claim.get('host')}, pid "
             f"{claim.get('pid')})"
         )
 
@@ -377,12 +397,23 @@ class KafkaStore:
             f"{int(other.get('lease_ms', 0)) / 1000:.0f}s after it stops)"
         )
 
+    def is_writer(self) -> bool:
+        """Whether this instance holds the writer role now (the latest claim is its own)."""
+        claim = self._latest_claim
+        return (
+            claim is not None
+            and claim.get("instance") == self.instance
+            and self._lost is None
+            and self._conflict is None
+        )
+
     def _on_claim(self, claim: dict[str, Any] | None, offset: int) -> None:
         """Decide on a claim from the log alone, so every instance decides the same.
 
-        A claim made while the claim before it (by another writer id) was still live loses:
-        its own writer refuses to start, and the others ignore it. A claim made after the
-        one before it lapsed takes over: the writer of a lapsed claim stops writing.
+        Same writer id: the latest claim names the writer. Another writer id: a claim made
+        while the claim before it was still live loses (its own writer refuses to start, the
+        others ignore it); one made after the claim before it lapsed takes over, and every
+        instance that had joined stops writing.
         """
         previous, self._latest_claim = self._latest_claim, claim
         if claim is None:
@@ -394,10 +425,8 @@ class KafkaStore:
             and self._alive(previous, claimed_at)
         )
         if claim.get("instance") == self.instance:
-            if self._own_claim_offset is None:
-                self._own_claim_offset = offset
-                if contested and previous is not None:
-                    self._set_conflict(self._refusal(previous, "claimed it just before this one"))
+            if contested and previous is not None:
+                self._set_conflict(self._refusal(previous, "claimed it just before this one"))
             return
         if contested:
             # Its writer refuses itself (the rule above); a frozen writer's late renewal
@@ -405,25 +434,32 @@ class KafkaStore:
             log.warning("%s[0]@%s: writer claim %s lost to a live one", self.topic, offset, claim)
             self._latest_claim = previous
             return
-        if self._own_claim_offset is None:
-            return  # before our claim: start-up checks the latest one
-        if claim.get("writer_id") == self.transactional_id:
-            self._fenced = (
-                f"registry write refused: another instance took over the writer role "
-                f"({self._describe(claim)} at {self.topic}[0]@{offset}); this one serves "
-                f"reads only"
-            )
-            log.error("%s", self._fenced)
-        else:
+        if not self._joined:
+            return  # start-up decides on the latest claim
+        if claim.get("writer_id") != self.transactional_id:
             self._set_conflict(self._refusal(claim, f"claimed it at {self.topic}[0]@{offset}"))
+        elif previous is None or previous.get("instance") != claim.get("instance"):
+            if previous is not None and previous.get("instance") == self.instance:
+                self._lost = (
+                    f"another instance took over the writer role ({self._describe(claim)} at "
+                    f"{self.topic}[0]@{offset})"
+                )
+                log.error("registry: %s; this one serves reads and forwards writes", self._lost)
+            else:
+                log.warning(
+                    "registry: the writer is now %s (%s[0]@%s)",
+                    self._describe(claim),
+                    self.topic,
+                    offset,
+                )
 
     def _set_conflict(self, message: str) -> None:
         if self._conflict is None:
             self._conflict = f"registry writes stopped: {message}"
             log.error("%s", self._conflict)
 
-    def _claim_writer_role(self) -> None:
-        """Refuse to start while another writer id holds a live claim; else claim."""
+    def _join(self) -> None:
+        """After replay: refuse a live claim of another writer id, else lead or follow."""
         claim = self._latest_claim
         if (
             claim is not None
@@ -435,20 +471,103 @@ class KafkaStore:
                 status=503,
                 error_code=50303,
             )
-        self._write([Record(WRITER_KEY, self._claim_value())])
+        self._joined = True
+        if claim is not None and self._alive(claim) and self._answers(claim):
+            log.warning("registry: following the writer %s", self._describe(claim))
+            return
+        self._take_over(self.timeout)
         if self._conflict is not None:
             raise RegistryWriterConflictError(self._conflict, status=503, error_code=50303)
 
-    def _renew_loop(self) -> None:
-        while not self._stop.wait(self.writer_lease / 3):
-            if self._fenced or self._conflict:
-                return
-            if self._writer_problem is not None:
-                continue
+    def _answers(self, claim: dict[str, Any]) -> bool:
+        """Whether the claimed writer's URL answers HTTP (a crashed one does not)."""
+        url = claim.get("url")
+        if not url or url == self.advertised_url:  # this instance holds that address now
+            return False
+        try:
+            httpx.get(f"{url}/health", timeout=2.0)
+        except httpx.HTTPError as exc:
+            log.warning("registry: the writer at %s does not answer (%s); taking over", url, exc)
+            return False
+        return True
+
+    def _take_over(self, timeout: float) -> bool:
+        """Become the writer: ``init_transactions`` (fencing the last one), catch up, claim.
+
+        False when another instance took over right after this one (it fenced this one).
+        No catch-up before ``init_transactions``: a dead writer's open transaction holds
+        the log's end until a new producer with its id aborts it.
+        """
+        with self._write_lock:
+            if self._conflict is not None:
+                raise RegistryWriterConflictError(self._conflict, status=503, error_code=50303)
+            old, self._producer = self._producer, None
+            if old is not None:
+                _dispose(old)
+            self._producer = self._new_producer(timeout)
+            self._writer_problem = None
+            self._catch_up(timeout)
             try:
-                self.append([Record(WRITER_KEY, self._claim_value())])
+                next_offset = self._transact([Record(WRITER_KEY, self._claim_value()).encode()])
+            except RegistryFencedError:
+                log.warning("registry: another instance took the writer role at the same time")
+                return False
+            self._lost = None
+            self._wait_applied(next_offset)
+        if self.is_writer():
+            log.warning(
+                "registry: this instance (%s) is the writer of %s",
+                self.advertised_url or "no advertised URL",
+                self.topic,
+            )
+        return self.is_writer()
+
+    def _lease_loop(self) -> None:
+        """The writer renews its claim; a follower takes over once the claim has lapsed."""
+        renewed = time.monotonic()
+        while not self._stop.wait(ELECTION_EVERY):
+            if self._conflict:
+                return
+            try:
+                if self.is_writer():
+                    due = time.monotonic() - renewed >= self.writer_lease / 3
+                    if due and self._writer_problem is None:
+                        renewed = time.monotonic()
+                        self.append([Record(WRITER_KEY, self._claim_value())])
+                elif self._latest_claim is None or not self._alive(self._latest_claim):
+                    renewed = time.monotonic()
+                    self._take_over(min(self.timeout, 10.0))
             except Exception as exc:
-                log.warning("registry writer claim not renewed: %s", exc)
+                log.warning("registry writer claim not renewed or taken: %s", exc)
+
+    def write_route(self) -> WriteRoute:
+        """Where a write request goes now: here, to the writer's URL, or nowhere yet."""
+        if self._starting is not None or self._conflict is not None or self.is_writer():
+            return WriteRoute.here()  # the write path answers (503 with the reason)
+        claim = self._latest_claim
+        retry = max(1, round(self.writer_lease / 3))
+        if claim is None or not self._alive(claim):
+            return WriteRoute.nowhere(
+                f"no registry instance holds the writer role of {self.topic!r} now (the last "
+                f"writer's claim lapsed); one takes over within seconds: retry",
+                retry,
+            )
+        if claim.get("instance") == self.instance:  # our claim, but fenced: another inits
+            return WriteRoute.nowhere(
+                f"this registry instance lost the writer role of {self.topic!r} ({self._lost}) "
+                f"and the new writer has not claimed it yet: retry",
+                1,
+            )
+        if not claim.get("url"):
+            return WriteRoute.nowhere(
+                f"the registry writer {self._describe(claim)} has no advertised URL to forward "
+                f"writes to; start it with `mesh registry serve --advertised-url` "
+                f"(MESH_REGISTRY_ADVERTISED_URL), or write to it directly",
+                retry,
+            )
+        return WriteRoute.forward(
+            str(claim["url"]), self._describe(claim), self.timeout, retry_after=retry
+        )
 
     # -- health ----------------------------------------------------------------------------
 
@@ -462,16 +581,24 @@ class KafkaStore:
         return self._starting
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
-        """(ready, details): replayed, writer usable and Kafka answering."""
-        reason = self.starting() or self._conflict or self._fenced
-        if reason is None and self._writer_problem is not None:
+        """(ready, details): replayed, Kafka answering and, on the writer, the writer usable.
+
+        A follower is ready while it serves reads: writes it forwards, or answers 503 with
+        Retry-After while no writer is known.
+        """
+        writer = self.is_writer()
+        reason = self.starting() or self._conflict
+        if reason is None and writer and self._writer_problem is not None:
             reason = f"the registry writer is being recreated after: {self._writer_problem}"
         if reason is None:
             reason = self._kafka_problem()
+        claim = self._latest_claim or {}
         details: dict[str, Any] = {
             "topic": self.topic,
             "writer_id": self.transactional_id,
             "records": self._next_offset,
+            "role": "writer" if writer else "follower",
+            "writer_url": claim.get("url") if claim and self._alive(claim) else None,
         }
         if reason is not None:
             return False, {"reason": reason, **details}
@@ -495,10 +622,26 @@ class KafkaStore:
     # -- write ---------------------------------------------------------------------------
 
     def _check_writable(self) -> None:
+        """(Under the write lock.) Refuse unless this instance is the writer."""
         if self._conflict is not None:
             raise RegistryWriterConflictError(self._conflict, status=503, error_code=50303)
-        if self._fenced is not None:
-            raise RegistryFencedError(self._fenced, status=503, error_code=50301)
+        if self.is_writer():
+            return
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            _dispose(producer)
+        claim = self._latest_claim
+        why = self._lost or (
+            f"the writer is {self._describe(claim)}"
+            if claim is not None and claim.get("instance") != self.instance
+            else "no instance holds the writer role now"
+        )
+        raise RegistryFencedError(
+            f"registry write refused: this instance is not the writer of {self.topic!r} "
+            f"({why}); it serves reads and forwards writes to the writer: retry",
+            status=503,
+            error_code=50301,
+        )
 
     def append(self, records: Sequence[Record]) -> None:
         """One transaction for ``records``; returns once the tail applied them."""
@@ -531,7 +674,9 @@ class KafkaStore:
             next_offset = self._transact(encoded)
             self._wait_applied(next_offset)
 
-    def _transact(self, encoded: list[tuple[bytes, bytes | None]]) -> int:
+    def _transact(
+        self, encoded: list[tuple[bytes, bytes | None]], timeout: float | None = None
+    ) -> int:
         """Produce ``encoded`` in one transaction; the offset after the last one."""
         producer = self._producer
         assert producer is not None
@@ -548,7 +693,7 @@ class KafkaStore:
             producer.begin_transaction()
             for key, value in encoded:
                 producer.produce(self.topic, value, key, partition=0, on_delivery=delivered)
-            producer.commit_transaction(self.timeout)
+            producer.commit_transaction(self.timeout if timeout is None else timeout)
         except KafkaException as exc:
             raise self._failed_transaction(producer, exc.args[0]) from exc
         except Exception as exc:
@@ -563,11 +708,13 @@ class KafkaStore:
     def _failed_transaction(self, producer: Producer, error: KafkaError) -> Exception:
         """Abort, or hand the producer to recovery; the error to raise."""
         if error.code() in _FENCED_CODES:
-            self._fenced = (
-                f"registry write refused: another instance took over the writer role "
-                f"({error.str()}); this one serves reads only"
+            self._lost = f"another instance took over the writer role ({error.str()})"
+            return RegistryFencedError(
+                f"registry write refused: {self._lost}; nothing was stored. This instance "
+                f"serves reads and forwards writes to the new writer: retry",
+                status=503,
+                error_code=50301,
             )
-            return RegistryFencedError(self._fenced, status=503, error_code=50301)
         aborted = self._abort(producer, error.str())
         if aborted and error.code() == KafkaError.MSG_SIZE_TOO_LARGE:
             return RequestTooLargeError(
@@ -604,7 +751,7 @@ class KafkaStore:
     def _recovery_loop(self) -> None:
         try:
             while self._writer_problem is not None and not self._stop.is_set():
-                if self._fenced or self._conflict:
+                if self._lost or self._conflict:
                     return
                 try:
                     with self._write_lock:
@@ -675,7 +822,21 @@ class KafkaStore:
                     f"{self.timeout}s"
                 )
 
+    def _release(self) -> None:
+        """A writer stopping cleanly lets its claim lapse now, so a follower takes over at once."""
+        if not self.is_writer() or self._writer_problem is not None:
+            return
+        if self._kafka_problem() is not None:
+            return
+        value = {**self._claim_value(), "lease_ms": 0}
+        try:
+            with self._write_lock:
+                self._transact([Record(WRITER_KEY, value).encode()], timeout=5.0)
+        except Exception as exc:
+            log.warning("registry writer claim not released (it lapses by itself): %s", exc)
+
     def close(self) -> None:
+        self._release()
         self._stop.set()
         for thread in self._threads:
             if thread is not threading.current_thread():

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from mesh_stream.errors import ConfigurationError
 from mesh_stream.governance.registry_hook import governance_validators
+from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.registry.problems import DescriptorValidator
 from mesh_stream.registry.service.app import create_app
 from mesh_stream.registry.service.auth import Credentials
@@ -54,6 +55,7 @@ def build_registry(
     validators: Sequence[DescriptorValidator] | None = None,
     wait_for_replay: bool = True,
     progress: Callable[[str], None] | None = None,
+    advertised_url: str | None = None,
 ) -> tuple[FastAPI, KafkaStore]:
     """The app over a Kafka store on ``settings``' broker (replayed before this returns).
 
@@ -61,14 +63,17 @@ def build_registry(
     ``MESH_GOVERNANCE_ROOT``). ``wait_for_replay=False`` returns once Kafka answered and
     replays in the background (``/health/ready`` says how far; other routes answer 503).
     ``progress`` receives the replay progress lines (default: the module's logger).
+    ``advertised_url`` (default ``MESH_REGISTRY_ADVERTISED_URL``) is where the other
+    instances on the topic forward writes while this one is the writer.
     """
     if validators is None:
         validators = governance_validators(settings)
     credentials = credentials_from_settings(settings)
     store = KafkaStore(
-        settings.resolved_bootstrap_servers(),
+        KafkaConnection.from_settings(settings, default_client_id="mesh-registry"),
         topic=settings.registry_topic,
         transactional_id=settings.registry_writer_id,
+        advertised_url=advertised_url or settings.registry_advertised_url,
         progress=progress,
     )
     app = create_app(
@@ -81,12 +86,21 @@ def build_registry(
     return app, store
 
 
+def default_advertised_url(host: str, port: int) -> str:
+    """``http://host:port``; a wildcard host (``0.0.0.0``, ``::``) becomes this host's name."""
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.getfqdn()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 def bind_listener(host: str, port: int) -> socket.socket:
     """A listening socket on ``host:port``, bound *before* the registry joins Kafka.
 
-    Binding first matters: building the registry fences any older writer with the same
-    ``transactional.id``, so a second ``mesh registry serve`` that only then found its port
-    taken would leave the running registry read-only and serve nothing itself.
+    Binding first matters: the port is part of the URL this instance advertises to the
+    others, and an instance that takes the writer role fences the previous writer, so a
+    ``mesh registry serve`` that only then found its port taken would have done harm.
     """
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 from mesh_stream.registry.service.state import Record
 
@@ -40,6 +41,47 @@ class RegistryStore(Protocol):
 
     def close(self) -> None:
         """Release connections; the log itself stays."""
+        ...
+
+
+@dataclass(frozen=True)
+class WriteRoute:
+    """Where a write request goes now, for a store shared by several registry instances.
+
+    Here (this instance writes), forwarded to ``url`` (the writer; ``writer`` describes it
+    for messages, ``timeout`` bounds the forwarded request), or nowhere yet (``reason``,
+    answered 503 with ``Retry-After: retry_after``).
+    """
+
+    url: str | None = None
+    writer: str = ""
+    timeout: float = 30.0
+    reason: str | None = None
+    retry_after: int = 1
+
+    @classmethod
+    def here(cls) -> WriteRoute:
+        return cls()
+
+    @classmethod
+    def forward(cls, url: str, writer: str, timeout: float, *, retry_after: int = 1) -> WriteRoute:
+        return cls(url=url, writer=writer, timeout=timeout, retry_after=retry_after)
+
+    @classmethod
+    def nowhere(cls, reason: str, retry_after: int) -> WriteRoute:
+        return cls(reason=reason, retry_after=retry_after)
+
+    @property
+    def local(self) -> bool:
+        return self.url is None and self.reason is None
+
+
+@runtime_checkable
+class SharedStore(Protocol):
+    """A store several instances share: one writes, the others forward writes to it."""
+
+    def write_route(self) -> WriteRoute:
+        """Where a write request that reaches this instance goes now."""
         ...
 
 

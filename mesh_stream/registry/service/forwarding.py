@@ -1,0 +1,180 @@
+"""Followers forward writes to the writer (Confluent's leader/follower model).
+
+Every registry instance on one topic serves reads from its own replayed view; only the
+writer (see :mod:`.kafka_store`) writes. :class:`WriteForwarder`, ASGI middleware behind the
+body guard, sends each write request (POST/PUT/DELETE of subjects, versions, config and
+products; lookups and compatibility checks are reads) that reaches a follower to the
+writer's advertised URL — same method, path, query, body, ``Authorization`` and
+``Content-Type`` — and relays the answer as it is. The follower checks a credential first,
+so wrong ones count against the client's own address, not against the follower's on the
+writer. A forwarded request carries :data:`FORWARDED_BY`; an instance that gets one while
+it is not the writer answers 503 rather than forwarding again (no loops).
+
+When no writer is known (its claim lapsed, a takeover is under way), or the writer does not
+answer within the store's timeout, the answer is 503 (``error_code`` 50302) with
+``Retry-After``: clients retry, and the next writer is in place within a lease.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import httpx
+from starlette.datastructures import Headers
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from mesh_stream.errors import AuthenticationError, RegistryError, RegistryUnavailableError
+from mesh_stream.registry.service.store import SharedStore, WriteRoute
+
+log = logging.getLogger(__name__)
+
+#: Header naming the follower that forwarded a request (value: its advertised URL).
+FORWARDED_BY = "x-mesh-registry-forwarded-by"
+#: Headers that describe one connection, not the request: never forwarded or relayed.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+        "content-encoding",
+    }
+)
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+ErrorRenderer = Callable[[Exception], Response]
+
+
+def is_write(method: str, path: str) -> bool:
+    """Whether a request changes the registry (lookups and compatibility checks do not)."""
+    if method in READ_METHODS or path.startswith("/health"):
+        return False
+    if method == "POST":
+        if path.startswith("/compatibility/"):
+            return False
+        if path.startswith("/subjects/") and not path.rstrip("/").endswith("/versions"):
+            return False  # POST /subjects/{s}: look a schema up
+    return True
+
+
+def _unavailable(message: str) -> RegistryUnavailableError:
+    return RegistryUnavailableError(message, status=503, error_code=50302)
+
+
+class WriteForwarder:
+    """Sends writes that reach a follower to the writer; see the module docstring."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        store: SharedStore,
+        render: ErrorRenderer,
+        advertised_url: str | None = None,
+    ) -> None:
+        self.app = app
+        self.store = store
+        self.render = render
+        self.advertised_url = advertised_url or "a registry follower"
+        self._client: httpx.AsyncClient | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not is_write(scope["method"], scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        route = self.store.write_route()
+        if route.local:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        try:
+            if FORWARDED_BY in headers:
+                raise _unavailable(
+                    f"registry write forwarded by {headers[FORWARDED_BY]} to this instance, "
+                    f"which is not the writer (any more): "
+                    f"{route.reason or 'the writer is ' + route.writer}; retry"
+                )
+            if route.url is None:
+                raise _unavailable(str(route.reason))
+            self._authenticate(scope, headers)
+            body = await _read_body(receive)
+            if body is None:
+                return
+            response = await self._forward(scope, headers, body, route)
+        except RegistryError as exc:
+            answer = self.render(exc)
+            if answer.status_code == 503:
+                answer.headers["Retry-After"] = str(route.retry_after)
+            await answer(scope, receive, send)
+            return
+        await response(scope, receive, send)
+
+    def _authenticate(self, scope: Scope, headers: Headers) -> None:
+        """A wrong credential is refused here, counted against the client's address."""
+        services: Any = getattr(scope["app"].state, "services", None)
+        credentials = getattr(services, "credentials", None)
+        header = headers.get("authorization")
+        if services is None or credentials is None or header is None:
+            return  # no credential: the writer answers 401 where one is needed
+        client = scope.get("client")
+        address = f"client {client[0]}" if client else "client (unknown address)"
+        services.edge.auth_failures.check(address)
+        try:
+            credentials.principal_for(header)
+        except AuthenticationError:
+            services.edge.auth_failures.failed(address)
+            raise
+
+    async def _forward(
+        self, scope: Scope, headers: Headers, body: bytes, route: WriteRoute
+    ) -> Response:
+        assert route.url is not None
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=route.timeout)
+        path = scope.get("raw_path") or scope["path"].encode()
+        target = route.url + path.decode("latin-1")
+        if scope.get("query_string"):
+            target += "?" + scope["query_string"].decode("latin-1")
+        sent = [(k, v) for k, v in headers.items() if k not in HOP_BY_HOP]
+        sent.append((FORWARDED_BY, self.advertised_url))
+        try:
+            with anyio.fail_after(route.timeout):
+                answer = await self._client.request(
+                    scope["method"], target, headers=sent, content=body
+                )
+        except TimeoutError:
+            raise _unavailable(
+                f"registry write forwarded to the writer {route.writer} got no answer within "
+                f"{route.timeout:.0f}s; it may have been stored: retry (registering the same "
+                f"schema again returns its id)"
+            ) from None
+        except httpx.HTTPError as exc:
+            log.warning("registry write not forwarded to %s: %s", route.url, exc)
+            raise _unavailable(
+                f"registry write not forwarded: the writer {route.writer} does not answer "
+                f"({type(exc).__name__}: {exc}); if it is down, another instance takes over "
+                f"once its claim lapses: retry"
+            ) from exc
+        relayed = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP}
+        return Response(answer.content, status_code=answer.status_code, headers=relayed)
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body (the body guard bounded it); None when the client left."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
