@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import click
@@ -33,9 +34,18 @@ root_option = click.option(
     help=f"Project folder (mesh.yaml, domains/<domain>/products/*.yaml). [env: {ROOT_VARIABLE}; "
     "default: the nearest folder upwards holding mesh.yaml, else domains/]",
 )
+
+
+def _principal(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z]+:[^\s,]+", value):
+        raise click.BadParameter(f"{value!r} is not a Kafka principal like User:registry")
+    return value
+
+
 registry_option = click.option(
     "--registry-principal",
     default=REGISTRY_PRINCIPAL,
+    callback=_principal,
     show_default=True,
     help="Kafka principal the registry connects as (it gets the registry topic, its groups "
     "and its writer's transactional ids).",

@@ -233,3 +233,13 @@ def test_mesh_acl_plan_prints_the_bindings_grouped_by_principal(
     assert document["acls"] == [acl.to_dict() for acl in plan.acls]
     assert document["principals"] == sorted(plan.principals)
     assert document["warnings"] == list(plan.warnings)
+
+
+def test_a_registry_principal_that_is_no_principal_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mesh_stream.cli.main import run
+
+    write_project(tmp_path, [SHOP])
+    assert run(["acl", "plan", "--root", str(tmp_path), "--registry-principal", "registry"]) == 2
+    assert "'registry' is not a Kafka principal like User:registry" in capsys.readouterr().err
