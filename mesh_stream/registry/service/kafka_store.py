@@ -39,6 +39,7 @@ How it stays consistent (see README "Registry"):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -60,8 +61,9 @@ from mesh_stream.errors import (
     RegistryWriterConflictError,
     RequestTooLargeError,
 )
-from mesh_stream.kafka.clients import make_admin, make_consumer, make_producer, new_topic
+from mesh_stream.kafka.clients import make_admin, make_consumer, make_producer
 from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.kafka.topics import cluster_info, ensure_topic, topic_spec
 from mesh_stream.registry.service.state import Record
 from mesh_stream.registry.service.store import Apply, WriteRoute
 
@@ -152,23 +154,16 @@ class KafkaStore:
             ) from exc
         if self.topic in metadata.topics:
             self._check_compacted(admin)
-            return
-        futures = admin.create_topics(
-            [
-                new_topic(  # replication factor: the cluster's default.replication.factor
-                    self.topic,
-                    partitions=1,
-                    config={"cleanup.policy": "compact", "min.compaction.lag.ms": "0"},
-                )
-            ]
+        # One partition (one order), compacted, replicated as every topic of the mesh; an
+        # existing topic that differs from this spec is reported (a warning), not altered.
+        spec = topic_spec(
+            self.topic,
+            cluster_info(self.connection, admin=admin, timeout=self.timeout),
+            partitions=1,
+            cleanup_policy="compact",
         )
-        try:
-            futures[self.topic].result(timeout=self.timeout)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise ConfigurationError(
-                    f"cannot create registry topic {self.topic!r}: {exc}"
-                ) from exc
+        spec = dataclasses.replace(spec, config={**spec.config, "min.compaction.lag.ms": "0"})
+        ensure_topic(self.connection, spec, admin=admin, timeout=self.timeout)
 
     def _check_compacted(self, admin: AdminClient) -> None:
         """An existing topic must be compacted, or old schemas would expire with retention."""
@@ -282,7 +277,7 @@ class KafkaStore:
     def _replay(self) -> None:
         """Apply every record up to the end; fail only after ``timeout`` s without progress."""
         assert self._consumer is not None
-        self._replay_end = self._end_offset(self.timeout)
+        self._replay_end = self._first_end_offset()
         started = last_report = last_progress = time.monotonic()
         seen = self._next_offset
         while True:
@@ -307,6 +302,17 @@ class KafkaStore:
             f"registry: replayed {self._next_offset:,} records of {self.topic} in "
             f"{time.monotonic() - started:.1f}s"
         )
+
+    def _first_end_offset(self) -> int:
+        """The end offset at start-up; a topic just created may lack its leader for a moment."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                return self._end_offset(min(self.timeout, 5.0))
+            except RegistryUnavailableError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def _handle(self, messages: Sequence[Message], *, replaying: bool = False) -> bool:
         """Apply a batch of messages, then advance once; True at end of partition."""
