@@ -11,8 +11,9 @@ lineage, is discoverable.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 from confluent_kafka import KafkaException
 
@@ -23,11 +24,15 @@ from mesh_stream.errors import (
     KafkaSecurityError,
     ProductNotFoundError,
     SchemaError,
+    TooManyAuthFailuresError,
+    TooManyRequestsError,
 )
 from mesh_stream.kafka import topics
 from mesh_stream.kafka.clients import make_admin
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 from mesh_stream.registry.client import RegistryClient
+
+T = TypeVar("T")
 
 
 def topic_config(product: DataProduct) -> dict[str, str]:
@@ -129,7 +134,8 @@ def register_product(
     the source domains do when their publishers start; so this waits up to
     ``wait_for_inputs`` seconds for them, then names the ones still missing.
     """
-    schema_id = registry.register_schema(product.value_subject, schema_text(product, repo_root))
+    text = schema_text(product, repo_root)
+    schema_id = _patiently(lambda: registry.register_schema(product.value_subject, text))
     deadline = time.monotonic() + wait_for_inputs
     while True:
         missing = [name for name in product.inputs if not _is_registered(registry, name)]
@@ -142,8 +148,26 @@ def register_product(
                 "simulators (`python -m domains.<domain>.simulator`), which register them"
             )
         time.sleep(poll_interval)
-    registry.put_product(product)
+    _patiently(lambda: registry.put_product(product))
     return schema_id
+
+
+def _patiently(call: Callable[[], T], *, within: float = 60.0) -> T:
+    """``call()``, retried after the registry's ``retry_after`` while it answers 429.
+
+    Workers of several processors start at once and register as the same principal; the
+    registry caps one client's heavy requests in flight and asks the others to retry.
+    """
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return call()
+        except TooManyRequestsError as exc:
+            if isinstance(exc, TooManyAuthFailuresError):
+                raise  # a wrong credential does not get better by waiting
+            if time.monotonic() + exc.retry_after > deadline:
+                raise
+            time.sleep(exc.retry_after)
 
 
 def register_source_product(registry: RegistryClient, product: DataProduct, repo_root: Path) -> int:

@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 
 from mesh_stream.descriptor import load_descriptors
-from mesh_stream.errors import ConfigurationError, ProductNotFoundError, SchemaError
+from mesh_stream.errors import (
+    ConfigurationError,
+    ProductNotFoundError,
+    SchemaError,
+    TooManyAuthFailuresError,
+    TooManyRequestsError,
+)
 from mesh_stream.processing.registration import register_product, schema_text, topic_config
 
 REPO = Path(__file__).resolve().parents[3]
@@ -45,6 +51,38 @@ def test_a_processor_product_is_registered_once_its_inputs_are() -> None:
     assert register_product(registry, product, REPO) == 41  # type: ignore[arg-type]
     assert registry.put == ["analytics.customer-360"]
     assert "analytics.customer-360.v1-value" in registry.schemas
+
+
+class BusyRegistry(StubRegistry):
+    """Answers 429 (too many heavy requests of this client in flight) to the first calls."""
+
+    def __init__(self, registered: set[str], busy: int) -> None:
+        super().__init__(registered)
+        self.busy = busy
+
+    def register_schema(self, subject: str, schema: str) -> int:
+        if self.busy:
+            self.busy -= 1
+            raise TooManyRequestsError("2 schema requests in flight", retry_after=0)
+        return super().register_schema(subject, schema)
+
+
+def test_a_busy_registry_is_asked_again_after_its_retry_after() -> None:
+    product = PRODUCTS["analytics.customer-360"]
+    registry = BusyRegistry(set(product.inputs), busy=3)
+    assert register_product(registry, product, REPO) == 41  # type: ignore[arg-type]
+    assert (registry.busy, registry.put) == (0, ["analytics.customer-360"])
+
+
+def test_too_many_failed_authentications_are_not_retried() -> None:
+    class Refusing(StubRegistry):
+        def register_schema(self, subject: str, schema: str) -> int:
+            del subject, schema
+            raise TooManyAuthFailuresError("too many failed authentications", retry_after=0)
+
+    product = PRODUCTS["analytics.customer-360"]
+    with pytest.raises(TooManyAuthFailuresError):
+        register_product(Refusing(set(product.inputs)), product, REPO)  # type: ignore[arg-type]
 
 
 def test_missing_inputs_are_named_with_the_way_to_fix_it() -> None:
