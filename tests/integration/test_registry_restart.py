@@ -262,9 +262,14 @@ LEASED_REGISTRY = """
 import sys, time
 from mesh_stream.registry.service.app import create_app
 from mesh_stream.registry.service.kafka_store import KafkaStore
-from mesh_stream.registry.service.server import RegistryServer
-store = KafkaStore(sys.argv[1], topic=sys.argv[2], transactional_id=sys.argv[3], writer_lease=2.0)
-server = RegistryServer(create_app(store))
+from mesh_stream.registry.service.server import RegistryServer, bind_listener
+listener = bind_listener("127.0.0.1", 0)
+url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+store = KafkaStore(
+    sys.argv[1], topic=sys.argv[2], transactional_id=sys.argv[3], writer_lease=2.0,
+    advertised_url=url,
+)
+server = RegistryServer(create_app(store), listener=listener)
 print(server.start(), flush=True)
 while True:
     time.sleep(1)
@@ -331,6 +336,43 @@ def test_a_writer_that_sees_another_writer_id_after_its_own_claim_stops_writing(
                 while _all_ids(old) != ids and time.monotonic() < deadline:
                     time.sleep(0.2)
                 assert _all_ids(old) == ids
+        finally:
+            os.kill(old_pid, signal.SIGCONT)
+
+
+def test_a_frozen_writer_taken_over_by_its_own_writer_id_forwards_once_it_wakes(
+    kafka: KafkaAddress,
+) -> None:
+    """Same writer id: a writer frozen past its lease is replaced (the new one fences it);
+    awake again, it reads the new claim and forwards writes to the new writer."""
+    topic = f"_mesh_registry-frozen-{uuid.uuid4().hex[:8]}"
+    writer_id = f"writer-{uuid.uuid4().hex[:6]}"
+    subject = "orders.frozen.v1-value"
+
+    def register(url: str, n: int) -> httpx.Response:
+        return httpx.post(
+            f"{url}/subjects/{subject}/versions", json={"schema": json.dumps(_schema(n))}
+        )
+
+    with leased(kafka, topic, writer_id) as (old, old_pid):
+        assert register(old, 1).json()["id"] == 1
+        os.kill(old_pid, signal.SIGSTOP)
+        try:
+            time.sleep(3)  # past the old writer's 2 s lease
+            with leased(kafka, topic, writer_id) as (new, _new_pid):
+                assert httpx.get(f"{new}/health/ready").json()["role"] == "writer"
+                assert register(new, 2).json() == {"id": 2, "version": 2, "subject": subject}
+                os.kill(old_pid, signal.SIGCONT)
+                answers = [register(old, 3)]
+                while answers[-1].status_code == 503 and len(answers) < 20:
+                    # the woken writer learns it lost the role (50301), then forwards
+                    assert answers[-1].json()["error_code"] == 50301, answers[-1].text
+                    time.sleep(0.5)
+                    answers.append(register(old, 3))
+                assert answers[-1].json() == {"id": 3, "version": 3, "subject": subject}
+                ready = httpx.get(f"{old}/health/ready").json()
+                assert (ready["role"], ready["writer_url"]) == ("follower", new)
+                assert sorted(_all_ids(new)) == [1, 2, 3]
         finally:
             os.kill(old_pid, signal.SIGCONT)
 
