@@ -23,10 +23,11 @@ install: $(STAMP)  ## create .venv and install mesh-stream with its dev extras
 kafka: install  ## fetch Apache Kafka's jars from Maven Central into the cache (once)
 	$(BIN)/mesh broker fetch
 
-lint: install  ## ruff check, ruff format --check, mypy
+lint: install  ## ruff check, ruff format --check, mypy, import layering
 	$(BIN)/ruff check mesh_stream tests benchmarks domains tools
 	$(BIN)/ruff format --check mesh_stream tests benchmarks domains tools
 	$(BIN)/mypy mesh_stream
+	$(BIN)/pytest -q --no-header tests/unit/test_layering.py
 
 format: install  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix mesh_stream tests benchmarks domains tools

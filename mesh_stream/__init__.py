@@ -11,7 +11,9 @@ A domain team needs little more than this::
 
 from __future__ import annotations
 
-from mesh_stream.broker import LocalCluster, local_cluster
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from mesh_stream.consumer import ConsumedRecord, ProductConsumer
 from mesh_stream.descriptor import DataProduct, load_descriptor, load_descriptors
 from mesh_stream.errors import (
@@ -30,7 +32,6 @@ from mesh_stream.errors import (
     SchemaError,
     SerializationError,
 )
-from mesh_stream.governance import LintReport, Violation, lint_repository
 from mesh_stream.producer import (
     AsyncProductPublisher,
     ProductPublisher,
@@ -40,6 +41,30 @@ from mesh_stream.producer import (
 from mesh_stream.registry import RegisteredSchema, RegistryClient
 from mesh_stream.schema.models import model_from_schema
 from mesh_stream.settings import MeshSettings
+
+if TYPE_CHECKING:
+    from mesh_stream.broker import LocalCluster, local_cluster
+    from mesh_stream.governance import LintReport, Violation, lint_repository
+
+#: Public names of the platform-team layers (launcher, governance), imported on first use
+#: so that ``import mesh_stream`` in a domain service loads only the SDK.
+_LAZY = {
+    "LocalCluster": "mesh_stream.broker",
+    "local_cluster": "mesh_stream.broker",
+    "LintReport": "mesh_stream.governance",
+    "Violation": "mesh_stream.governance",
+    "lint_repository": "mesh_stream.governance",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mesh_stream' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AsyncProductPublisher",

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import yaml
 from pydantic import (
@@ -36,8 +36,18 @@ from pydantic import (
 
 from mesh_stream.errors import ConfigurationError, DescriptorError, ProductNotFoundError
 
-if TYPE_CHECKING:
-    from mesh_stream.registry.client import RegistryClient
+
+class ProductSource(Protocol):
+    """Where descriptors not found locally come from (the registry client is one).
+
+    A protocol, not the client class, so this products layer never imports the registry
+    client above it.
+    """
+
+    url: str
+
+    def get_product(self, name: str) -> dict[str, Any]: ...
+
 
 NAME_PART = r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*"
 PRODUCT_NAME = re.compile(rf"^(?P<domain>{NAME_PART})\.(?P<product>{NAME_PART})$")
@@ -347,7 +357,7 @@ def _local_descriptor(name: str, folder: Path, short: str) -> DataProduct | None
 def resolve_product(
     name: str | DataProduct,
     *,
-    registry: RegistryClient | None = None,
+    registry: ProductSource | None = None,
     root: Path | None = Path("."),
 ) -> DataProduct:
     """A product by name: from ``root/domains/<domain>/products/`` first, else the registry.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import sys
 
 import mesh_stream
 from mesh_stream import errors
@@ -74,8 +73,3 @@ def test_serde_errors_are_also_confluent_kafka_errors() -> None:
 
     assert issubclass(errors.SerializationError, KafkaSerializationError)
     assert issubclass(errors.DeserializationError, KafkaSerializationError)
-
-
-def test_importing_the_api_does_not_start_faust_or_the_web_server() -> None:
-    assert "faust" not in sys.modules or "mesh_stream.processing" in sys.modules
-    assert "uvicorn" not in sys.modules or "mesh_stream.registry.service" in sys.modules
