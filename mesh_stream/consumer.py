@@ -45,6 +45,7 @@ from pydantic import BaseModel, ValidationError
 
 from mesh_stream.descriptor import DataProduct, resolve_product
 from mesh_stream.errors import (
+    ConfigurationError,
     ConsumerError,
     DeliveryError,
     DeserializationError,
@@ -66,6 +67,7 @@ from mesh_stream.schema.codec import (
     trailing_bytes_error,
 )
 from mesh_stream.schema.wire import HEADER_SIZE, MAGIC_BYTE
+from mesh_stream.settings import KAFKA_MAX_NAME_LENGTH, client_name_problem, quoted_name
 
 if TYPE_CHECKING:
     from mesh_stream.registry.client import RegistryClient
@@ -361,6 +363,13 @@ class ProductConsumer:
             raise ValueError("give at least one product to consume")
         if registry_wait_seconds < 0:
             raise ValueError(f"registry_wait_seconds must be >= 0, got {registry_wait_seconds}")
+        # Before librdkafka sees it: a NUL aborts the process, an overlong id never joins.
+        problem = client_name_problem(group_id) if isinstance(group_id, str) else "is not text"
+        if problem is not None:
+            raise ConfigurationError(
+                f"consumer group id {quoted_name(str(group_id))} {problem} (non-empty printable "
+                f"text, at most {KAFKA_MAX_NAME_LENGTH} characters, e.g. billing-service)"
+            )
         self.registry = registry
         self.group_id = group_id
         self.connection = resolve_connection(connection, bootstrap_servers)

@@ -7,6 +7,7 @@ never reads the environment itself; it takes a :class:`MeshSettings` or plain va
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -67,6 +68,54 @@ def bootstrap_servers_problem(servers: str) -> str | None:
             return f"has port {port!r} in {server!r}, not a port number (0-65535)"
         if colon and port.isdigit() and int(port) > 65535:
             return f"has port {port} in {server!r}, not a port number (0-65535)"
+    return None
+
+
+#: Longest topic name Kafka accepts (its ``Topic.MAX_NAME_LENGTH``).
+KAFKA_MAX_NAME_LENGTH = 249
+_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]+")
+
+
+def quoted_name(value: str) -> str:
+    """``repr`` of a name, cut to 60 characters: a 100k-character name is not echoed whole."""
+    return repr(value) if len(value) <= 60 else f"{value[:60]!r}... ({len(value)} characters)"
+
+
+def kafka_topic_problem(name: str) -> str | None:
+    """What Kafka would refuse in a topic name (None when it is legal): checked up front, so
+    the setting is named instead of failing inside librdkafka or the broker."""
+    if not name:
+        return "is empty"
+    if len(name) > KAFKA_MAX_NAME_LENGTH:
+        return f"has {len(name)} characters; Kafka allows at most {KAFKA_MAX_NAME_LENGTH}"
+    if name in (".", ".."):
+        return "is '.' or '..', which Kafka refuses"
+    if not _TOPIC_NAME.fullmatch(name):
+        bad = next(c for c in name if not _TOPIC_NAME.fullmatch(c))
+        return f"contains {bad!r}; Kafka allows only letters a-z A-Z, digits, '.', '_' and '-'"
+    return None
+
+
+def client_name_problem(name: str) -> str | None:
+    """What is wrong with a consumer group id or transactional id (None when usable).
+
+    Non-empty, printable UTF-8 text (no NUL or other control characters: librdkafka takes
+    C strings, and a NUL in a group id aborts the process), at most 249 characters. Kafka
+    itself has no documented limit for these ids, but the broker keeps them as keys of its
+    internal topics and a 100k-character group id never joins (the consumer just sees no
+    records), so they are bounded like topic names.
+    """
+    if not name:
+        return "is empty"
+    if len(name) > KAFKA_MAX_NAME_LENGTH:
+        return f"has {len(name)} characters; at most {KAFKA_MAX_NAME_LENGTH} are allowed"
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid UTF-8 text"
+    bad = next((c for c in name if not c.isprintable()), None)
+    if bad is not None:
+        return f"contains the unprintable character {bad!r}; use printable characters only"
     return None
 
 
@@ -224,6 +273,22 @@ class MeshSettings(BaseSettings):
         problem = None if value is None else bootstrap_servers_problem(value)
         if problem is not None:
             raise ValueError(f"{problem} (e.g. 127.0.0.1:9092,kafka-2:9092)")
+        return value
+
+    @field_validator("registry_topic")
+    @classmethod
+    def _check_registry_topic(cls, value: str) -> str:
+        problem = kafka_topic_problem(value)
+        if problem is not None:
+            raise ValueError(f"{problem} (e.g. _mesh_registry)")
+        return value
+
+    @field_validator("registry_writer_id")
+    @classmethod
+    def _check_registry_writer_id(cls, value: str) -> str:
+        problem = client_name_problem(value)
+        if problem is not None:
+            raise ValueError(f"{problem} (e.g. mesh-registry-writer)")
         return value
 
     def resolved_bootstrap_servers(self) -> str:

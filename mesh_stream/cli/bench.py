@@ -63,8 +63,9 @@ from mesh_stream.settings import MeshSettings
 )
 @click.option(
     "--output",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("bench-results"),
+    type=click.Path(file_okay=False),
+    callback=lambda _ctx, _param, value: _output_folder(value),
+    default="bench-results",
     show_default=True,
     help="Folder for sdk-bench.json and sdk-bench.txt.",
 )
@@ -152,3 +153,14 @@ def _scale_sizes(text: str | None, full: bool) -> tuple[int, ...]:
             param_hint="--scale-subjects",
         )
     return sizes
+
+
+def _output_folder(value: str) -> Path:
+    """``--output`` as a path; an empty one is refused (``Path("")`` would quietly be the
+    current folder)."""
+    if not value.strip():
+        raise click.BadParameter(
+            f"{value!r} is empty; give the folder for the report, e.g. bench-results",
+            param_hint="--output",
+        )
+    return Path(value)

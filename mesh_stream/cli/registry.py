@@ -9,12 +9,15 @@ from types import FrameType
 
 import click
 
+from mesh_stream.cli.options import checked_kafka_id, checked_topic
+from mesh_stream.errors import ConfigurationError, MeshError
 from mesh_stream.registry.service.app import configure_edge
 from mesh_stream.registry.service.edge import EdgeLimits
 from mesh_stream.registry.service.server import (
     RegistryServer,
     bind_listener,
     build_registry,
+    credentials_from_settings,
     default_advertised_url,
 )
 from mesh_stream.settings import MeshSettings
@@ -47,11 +50,13 @@ def registry() -> None:
 )
 @click.option(
     "--topic",
+    callback=checked_topic,
     help="Compacted topic with the registry state. [env: MESH_REGISTRY_TOPIC; "
     "default _mesh_registry]",
 )
 @click.option(
     "--writer-id",
+    callback=checked_kafka_id,
     help="transactional.id shared by every instance on the topic; the one taking the writer "
     "role fences the previous writer. [env: MESH_REGISTRY_WRITER_ID; default "
     "mesh-registry-writer]",
@@ -159,6 +164,9 @@ def serve(
         "registry_auth_failures_per_minute": auth_failures_per_minute,
     }
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    # Every setting problem before the port is taken or Kafka is asked (the credentials are
+    # read again by build_registry: a small file).
+    _check_credentials(settings)
     # The port first: it is in the URL this instance advertises, and taking the writer role
     # fences the writer of a registry that may run.
     listener = bind_listener(host, port)
@@ -198,3 +206,51 @@ def serve(
         server.stop()
         store.close()
         click.echo("registry stopped", err=True)
+
+
+def _check_credentials(settings: MeshSettings) -> None:
+    """Load the credentials once up front, so any problem with them is one line naming the
+    file or setting, before the port is taken or Kafka is asked."""
+    path = settings.registry_credentials_file
+    if path is not None:
+        _check_credentials_text(path)
+    try:
+        credentials_from_settings(settings)
+    except MeshError:
+        raise
+    except (ValueError, RecursionError) as exc:  # e.g. a 5000-digit YAML integer
+        where = (
+            f"{path} (--credentials / MESH_REGISTRY_CREDENTIALS_FILE)"
+            if path is not None
+            else "MESH_REGISTRY_CREDENTIALS"
+        )
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise ConfigurationError(
+            f"{where}: registry credentials cannot be read ({type(exc).__name__}: {reason}); "
+            f"they map each principal to its token, e.g. `admin: s3cret`"
+        ) from exc
+
+
+def _check_credentials_text(path: Path) -> None:
+    """Refuse a credentials file that is not UTF-8 text, naming it and the flag (the YAML
+    parser would otherwise fail on it without saying which file or setting)."""
+    where = f"{path} (--credentials / MESH_REGISTRY_CREDENTIALS_FILE)"
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{where}: cannot read registry credentials ({exc.strerror})"
+        ) from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(
+            f"{where}: registry credentials are not UTF-8 text (byte {exc.start}); the file "
+            f"maps each principal to its token in YAML or JSON, e.g. `admin: s3cret`"
+        ) from exc
+    if "\x00" in text:
+        raise ConfigurationError(
+            f"{where}: registry credentials contain a NUL byte (offset {text.index(chr(0))}), "
+            f"so this is a binary file; the file maps each principal to its token in YAML or "
+            f"JSON, e.g. `admin: s3cret`"
+        )

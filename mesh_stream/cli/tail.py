@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from mesh_stream.broker.reachability import existing_topics
+from mesh_stream.cli.options import FiniteFloatRange, checked_kafka_id
 from mesh_stream.cli.publish import registry_for
 from mesh_stream.consumer import ConsumedRecord, ProductConsumer
 from mesh_stream.descriptor import resolve_product
@@ -43,7 +44,7 @@ def render(record: ConsumedRecord, as_json: bool) -> str:
 @click.option("--max", "max_records", type=click.IntRange(min=1), help="Stop after N records.")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True),
     help="Stop after S seconds without a new record. [default: wait until Ctrl-C]",
 )
 @click.option(
@@ -51,6 +52,7 @@ def render(record: ConsumedRecord, as_json: bool) -> str:
 )
 @click.option(
     "--group",
+    callback=checked_kafka_id,
     help="Consumer group id. [default: a new throw-away group; tail never commits offsets]",
 )
 @click.option(

@@ -1,9 +1,13 @@
 """``/health``: liveness and readiness for load balancers and orchestrators (no credential).
 
-``GET /health`` answers 200 while the process runs. ``GET /health/ready`` answers 200 once
-the registry log is replayed, the writer is usable and Kafka answers; 503 with a ``reason``
-during start-up replay, while Kafka is unreachable or the writer is being recreated, and
-when another writer fenced this instance or conflicts with it.
+``GET /health`` answers 200 while the process runs. ``GET /health/ready`` answers 200 on
+every instance sharing the registry topic, the writer and its followers alike, once the
+registry log is replayed and Kafka answers (on the writer: once its producer is usable too);
+the body's ``role`` and ``writer_url`` say which instance writes. It answers 503 with a
+``reason`` during start-up replay, while Kafka is unreachable, while the writer's producer
+is being recreated, and while a claim by another writer id conflicts with this instance.
+An instance that a newer writer took over from (fenced) stays ready: it follows the new
+writer and forwards writes to it.
 """
 
 from __future__ import annotations
