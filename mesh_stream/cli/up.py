@@ -51,6 +51,18 @@ from mesh_stream.up import MeshUp, UpOptions
     "(no simulators, processors or view; docker compose's setup step).",
 )
 @click.option(
+    "--secure",
+    is_flag=True,
+    help="Run on a local SASL (SCRAM-SHA-512) cluster with the ACL plan applied: every "
+    "simulator and processor connects as its own domain's Kafka user, so the broker "
+    "enforces ownership. Passwords stay in MESH_DATA_DIR/broker/credentials.json.",
+)
+@click.option(
+    "--brokers",
+    type=click.IntRange(min=1),
+    help="Nodes of the local cluster `mesh up` starts. [default: 3 with --secure, else 1]",
+)
+@click.option(
     "--root",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     default=Path("."),
@@ -72,6 +84,8 @@ def up(
     no_view: bool,
     duration: float | None,
     register_only: bool,
+    secure: bool,
+    brokers: int | None,
     root: Path,
     data_dir: Path | None,
 ) -> None:
@@ -96,6 +110,8 @@ def up(
         duration=duration,
         root=root,
         register_only=register_only,
+        secure=secure,
+        brokers=brokers if brokers is not None else (3 if secure else 1),
     )
     status = MeshUp(settings, options).run()
     if status:

@@ -8,6 +8,12 @@ from them), then every simulator and processor that ``domains/runnables.py`` lis
 supervised child with its log in MESH_DATA_DIR/logs. Then the live view
 (:mod:`mesh_stream.liveview`) until Ctrl-C, SIGTERM or ``--duration``; stopping goes
 processors, simulators, registry, then the broker that `mesh up` itself started.
+
+``--secure`` runs the same mesh on a local SASL (SCRAM-SHA-512) cluster of ``--brokers``
+nodes with one user per domain: the ACL plan is applied as ``admin`` before anything else,
+the registry and `mesh up`'s own clients (topics, live view) connect as ``admin``, and every
+simulator and processor as its own domain, so the broker enforces ownership. Passwords reach
+the children only through their environment, never the output or the logs.
 """
 
 from __future__ import annotations
@@ -31,12 +37,15 @@ from urllib.parse import urlsplit
 import click
 
 from mesh_stream.broker import LocalCluster, local_cluster
+from mesh_stream.broker.security import ADMIN, MECHANISM, SASL, BrokerCredentials
 from mesh_stream.descriptor import DataProduct, load_descriptors
 from mesh_stream.errors import (
     ConfigurationError,
     RegistryError,
     RegistryUnavailableError,
 )
+from mesh_stream.governance.acl_plan import plan_project, project_domains
+from mesh_stream.kafka.acls import apply_acls
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.liveview import (
     Decoder,
@@ -105,6 +114,8 @@ class UpOptions:
     duration: float | None
     root: Path
     register_only: bool = False
+    secure: bool = False
+    brokers: int = 1
 
 
 @dataclass
@@ -130,6 +141,7 @@ class MeshUp:
         self._starting = True
         self._signals = 0
         self._run = _Run()
+        self._credentials: BrokerCredentials | None = None
 
     # -- output ----------------------------------------------------------------------------
     def _emit(self, message: str, colour: str | None = None) -> None:
@@ -197,9 +209,12 @@ class MeshUp:
         products = topological(load_descriptors(domains_dir))
         if not products:
             raise ConfigurationError(f"no product descriptors under {domains_dir}/*/products/")
-        if self.options.fresh:
+        if self.options.fresh or self.options.secure:
             self._refuse_fresh_on_a_foreign_cluster()
-        bootstrap = self._start_broker()
+        domains = sorted({p.domain for p in products} | set(project_domains(root)))
+        bootstrap = self._start_broker(domains)
+        if self.options.secure:
+            self._apply_acls(bootstrap, root)
         self._run.supervisor = Supervisor(
             [],
             self.log_dir,
@@ -208,7 +223,6 @@ class MeshUp:
             on_event=self._on_event,
         )
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        domains = sorted({p.domain for p in products})
         url, tokens = self._start_registry(domains)
         self._prepare_products(self._connection(bootstrap), url, tokens, products, root)
         self._bootstrap = bootstrap
@@ -223,6 +237,12 @@ class MeshUp:
 
     # -- stage 1: Kafka --------------------------------------------------------------------
     def _refuse_fresh_on_a_foreign_cluster(self) -> None:
+        if self.settings.bootstrap_servers and self.options.secure:
+            raise ConfigurationError(
+                f"--secure runs its own local SASL cluster, but MESH_BOOTSTRAP_SERVERS="
+                f"{self.settings.bootstrap_servers} names another one; unset "
+                f"MESH_BOOTSTRAP_SERVERS, or drop --secure and set MESH_KAFKA_* for that cluster"
+            )
         if self.settings.bootstrap_servers:
             raise ConfigurationError(
                 f"--fresh erases the local broker's data, but MESH_BOOTSTRAP_SERVERS="
@@ -239,12 +259,15 @@ class MeshUp:
 
     def _connection(self, bootstrap: str) -> KafkaConnection:
         """The Kafka connection of `mesh up`'s own clients: MESH_KAFKA_* for a cluster named by
-        MESH_BOOTSTRAP_SERVERS, PLAINTEXT for the local broker it runs."""
+        MESH_BOOTSTRAP_SERVERS, ``admin`` on the local secured cluster (--secure), PLAINTEXT
+        for the local broker it runs."""
+        if self._credentials is not None:
+            return self._credentials.connection(bootstrap, ADMIN, client_id="mesh-up")
         if self.settings.bootstrap_servers:
             return KafkaConnection.from_settings(self.settings, default_client_id="mesh-up")
         return KafkaConnection.create(bootstrap, client_id="mesh-up")
 
-    def _start_broker(self) -> str:
+    def _start_broker(self, domains: Sequence[str]) -> str:
         if self.settings.bootstrap_servers:
             servers = self.settings.bootstrap_servers
             self.say(f"Kafka: using the cluster at MESH_BOOTSTRAP_SERVERS={servers}")
@@ -252,6 +275,8 @@ class MeshUp:
             return servers
         cluster = local_cluster(self.settings, progress=self.say)
         status = cluster.status()
+        if status.running and status.bootstrap_servers and self.options.secure:
+            self._credentials = self._reused_credentials(cluster, status.security, domains)
         if status.running and status.bootstrap_servers:
             if self.options.fresh:
                 raise ConfigurationError(
@@ -266,14 +291,76 @@ class MeshUp:
         if self.options.fresh:
             self._erase_folders()  # the broker's own data goes with start(fresh=True)
         self._run.cluster = cluster
-        state = cluster.start(
-            brokers=1,
-            port=self.settings.broker_port,
-            timeout=self.settings.broker_start_timeout,
-            fresh=self.options.fresh,
-        )
+        if self.options.secure:
+            state = cluster.start(
+                brokers=self.options.brokers,
+                port=self.settings.broker_port,
+                timeout=self.settings.broker_start_timeout,
+                fresh=self.options.fresh,
+                security=SASL,
+                users=list(domains),
+            )
+        else:
+            state = cluster.start(
+                brokers=self.options.brokers,
+                port=self.settings.broker_port,
+                timeout=self.settings.broker_start_timeout,
+                fresh=self.options.fresh,
+            )
+        if self.options.secure:
+            self._credentials = cluster.credentials()
+            assert self._credentials is not None
+            self.say(
+                f"Kafka: local SASL cluster of {self.options.brokers} nodes at "
+                f"{state.bootstrap_servers} (users admin, {', '.join(domains)}; passwords in "
+                f"{self._credentials.path}), data in {cluster.data_dir}"
+            )
+            return state.bootstrap_servers
         self.say(f"Kafka: local broker at {state.bootstrap_servers}, data in {cluster.data_dir}")
         return state.bootstrap_servers
+
+    def _reused_credentials(
+        self, cluster: LocalCluster, security: str, domains: Sequence[str]
+    ) -> BrokerCredentials:
+        """The users of a running local cluster --secure may reuse: it must be a SASL one
+        that knows every domain."""
+        credentials = cluster.credentials() if security == SASL else None
+        if credentials is None:
+            raise ConfigurationError(
+                f"--secure needs a SASL cluster, but the one running from {cluster.data_dir} "
+                f"is {security}; stop it with `mesh broker stop`, or give `mesh up --secure` "
+                f"its own MESH_DATA_DIR"
+            )
+        missing = [d for d in domains if d not in credentials.users]
+        if missing:
+            raise ConfigurationError(
+                f"the SASL cluster running from {cluster.data_dir} has no user for "
+                f"{', '.join(missing)}; stop it with `mesh broker stop` and run `mesh up "
+                f"--secure` again (it adds the users)"
+            )
+        return credentials
+
+    def _apply_acls(self, bootstrap: str, root: Path) -> None:
+        """The ACL plan, applied as admin before any other client connects."""
+        plan = plan_project(root)
+        for warning in plan.warnings:
+            self.note(f"ACLs: {warning}")
+        changes = apply_acls(self._connection(bootstrap), plan.acls, plan.manages)
+        self.say(
+            f"ACLs: {len(plan.acls)} planned, {len(changes.create)} created, "
+            f"{len(changes.delete)} deleted (`mesh acl plan` lists them)"
+        )
+
+    def _kafka_env(self, user: str) -> dict[str, str]:
+        """The MESH_KAFKA_* of a child that connects as ``user`` (--secure only)."""
+        if self._credentials is None:
+            return {}
+        return {
+            "MESH_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "MESH_KAFKA_SASL_MECHANISM": MECHANISM.value,
+            "MESH_KAFKA_SASL_USERNAME": user,
+            "MESH_KAFKA_SASL_PASSWORD": self._credentials.password(user).get_secret_value(),
+        }
 
     def _child_env(self, bootstrap: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -325,6 +412,7 @@ class MeshUp:
                 ),
                 env={
                     "MESH_REGISTRY_CREDENTIALS": ",".join(f"{p}:{t}" for p, t in tokens.items()),
+                    **self._kafka_env(ADMIN),
                 },
             )
         )
@@ -422,6 +510,14 @@ class MeshUp:
                 if domain is not None and domain in tokens and "MESH_REGISTRY_TOKEN" not in env:
                     env["MESH_REGISTRY_PRINCIPAL"] = domain
                     env["MESH_REGISTRY_TOKEN"] = tokens[domain]
+                if self._credentials is not None:
+                    if domain is None:
+                        raise ConfigurationError(
+                            f"{runnable.name}: --secure cannot tell its domain (no -m "
+                            f"domains.<domain> and no MESH_REGISTRY_PRINCIPAL in "
+                            f"domains/runnables.py), so it has no Kafka user"
+                        )
+                    env |= self._kafka_env(domain)
                 supervisor.add(
                     ChildSpec(runnable.name, runnable.kind, tuple(runnable.argv), env, cwd=root)
                 )
@@ -460,7 +556,8 @@ class MeshUp:
             counts = {s.name: errors.count(s.log_file) for s in children}
             return render(context, snapshot, children, supervisor.events, log_errors=counts)
 
-        if self._run.cluster is not None:
+        if self._run.cluster is not None and not self.options.secure:
+            # A secured cluster of several nodes outlives one lost node; it is not restarted.
             broker_watch = BrokerWatch(
                 self._run.cluster,
                 supervisor,
