@@ -49,13 +49,21 @@ def cli(ctx: click.Context) -> None:
         raise click.UsageError(_environment_problems(exc)) from exc
 
 
+#: Settings whose values an error never repeats.
+_SECRET_WORDS = ("token", "credentials", "password", "secret")
+
+
+def _shortened(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def _environment_problems(exc: ValidationError) -> str:
     """One line per bad ``MESH_*`` variable: its name, the value given and what is expected."""
     lines = ["invalid MESH_* environment setting:"]
     for problem in exc.errors(include_url=False):
         field = ".".join(str(part) for part in problem["loc"])
-        secret = any(word in field for word in ("token", "credentials"))
-        given = "<hidden>" if secret else repr(problem.get("input"))
+        secret = any(word in field for word in _SECRET_WORDS)
+        given = "<hidden>" if secret else _shortened(repr(problem.get("input")))
         lines.append(f"  MESH_{field.upper()}={given}: {problem['msg']}")
     return "\n".join(lines)
 

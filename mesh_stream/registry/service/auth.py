@@ -82,6 +82,11 @@ class Credentials:
                 f"{path}: cannot read registry credentials ({exc.strerror}); fix "
                 f"MESH_REGISTRY_CREDENTIALS_FILE or --credentials"
             ) from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigurationError(
+                f"{path}: registry credentials are not UTF-8 text (byte {exc.start}); fix "
+                f"MESH_REGISTRY_CREDENTIALS_FILE or --credentials"
+            ) from exc
         try:
             data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
         except json.JSONDecodeError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from mesh_stream.cli.main import cli
@@ -48,4 +49,29 @@ def test_a_broken_json_credentials_file_is_named_with_line_and_column(tmp_path: 
     assert isinstance(result.exception, ConfigurationError)
     assert str(result.exception) == (
         f"{creds}:2: registry credentials are not valid JSON (column 12): Expecting value"
+    )
+
+
+def test_a_huge_bad_value_is_shortened_and_a_bad_password_never_shown() -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["broker", "status"],
+        env={"MESH_BROKER_PORT": "9" * 100_000, "MESH_KAFKA_SASL_MECHANISM": "GSSAPI"},
+    )
+    assert result.exit_code == 2
+    port_line = next(line for line in result.stderr.splitlines() if "MESH_BROKER_PORT" in line)
+    assert "... (100002 characters)" in port_line
+    assert len(port_line) < 300
+
+
+def test_a_credentials_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    from mesh_stream.registry.service.auth import Credentials
+
+    creds = tmp_path / "creds.yaml"
+    creds.write_bytes(b"orders: \xff\xfe\n")
+    with pytest.raises(ConfigurationError) as caught:
+        Credentials.load(creds)
+    assert str(caught.value) == (
+        f"{creds}: registry credentials are not UTF-8 text (byte 8); fix "
+        "MESH_REGISTRY_CREDENTIALS_FILE or --credentials"
     )
