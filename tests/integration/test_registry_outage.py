@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mesh_stream.broker import LocalCluster, local_cluster
+from mesh_stream.broker import LocalCluster
 from mesh_stream.errors import (
     RegistryUnavailableError,
     RequestTooLargeError,
@@ -35,8 +35,8 @@ from mesh_stream.registry.service.kafka_store import KafkaStore
 from mesh_stream.registry.service.schemas import SchemaRegistry
 from mesh_stream.registry.service.server import RegistryServer
 from mesh_stream.registry.service.state import Record
-from mesh_stream.settings import MeshSettings
 from tests.conftest import KafkaAddress
+from tests.integration.own_broker import own_cluster, running
 
 pytestmark = pytest.mark.chaos
 
@@ -56,21 +56,8 @@ def _schema(n: int) -> str:
 @pytest.fixture(scope="module")
 def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """A one-node cluster on free ports that these tests stop and start at will."""
-    settings = MeshSettings(data_dir=tmp_path_factory.mktemp("registry-outage"))
-    cluster = local_cluster(settings)
-    cluster.start(brokers=1, port=0, timeout=settings.broker_start_timeout)
-    try:
+    with own_cluster(tmp_path_factory.mktemp("registry-outage")) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-
-
-def running(cluster: LocalCluster) -> str:
-    if not cluster.status().running:
-        cluster.start(brokers=1, port=0, timeout=120)
-    address = cluster.status().bootstrap_servers
-    assert address is not None
-    return address
 
 
 class OutageAtCommit(KafkaStore):

@@ -13,37 +13,24 @@ from collections.abc import Iterator
 
 import pytest
 
-from mesh_stream.broker import LocalCluster, local_cluster
+from mesh_stream.broker import LocalCluster
 from mesh_stream.consumer import ConsumedRecord, ProductConsumer
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import DeliveryError
 from mesh_stream.producer import ProductPublisher, UndeliveredRecord
 from mesh_stream.registry.client import RegistryClient
-from mesh_stream.settings import MeshSettings
 from tests.conftest import KafkaAddress, RegistryAddress
 from tests.fixtures.sdk.helpers import REPO_ROOT, decoded, make_order, new_product
+from tests.integration.own_broker import own_cluster, running
 
 pytestmark = pytest.mark.chaos
 
 
 @pytest.fixture(scope="module")
 def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    """A one-node cluster on free ports that these tests may stop and start at will."""
-    settings = MeshSettings(data_dir=tmp_path_factory.mktemp("sdk-chaos"))
-    cluster = local_cluster(settings)
-    cluster.start(brokers=1, port=0, timeout=settings.broker_start_timeout)
-    try:
+    """A one-node cluster on free ports that these tests stop and start at will."""
+    with own_cluster(tmp_path_factory.mktemp("sdk-chaos")) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-
-
-def running(cluster: LocalCluster) -> str:
-    if not cluster.status().running:
-        cluster.start(brokers=1, port=0, timeout=120)
-    address = cluster.status().bootstrap_servers
-    assert address is not None
-    return address
 
 
 @pytest.fixture
