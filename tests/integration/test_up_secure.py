@@ -1,0 +1,263 @@
+"""`mesh up --secure` on a 3-node SASL cluster: every topic the mesh created has RF 3 and
+min.insync.replicas 2, a broker SIGKILLed mid-stream loses no acknowledged record, the revenue
+product still equals a recomputation from its inputs, `payments` cannot write the orders topic,
+and no password reaches the output or a log.
+
+The cluster is started first with `mesh broker start` so `mesh up --secure` reuses it (and it
+outlives `mesh up` for the loss check); teardown Ctrl-Cs `mesh up` and stops the cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka.admin import ConfigResource
+
+from mesh_stream.broker import local_cluster
+from mesh_stream.descriptor import load_descriptors
+from mesh_stream.errors import DeserializationError
+from mesh_stream.kafka import KafkaConnection, make_admin, make_consumer
+from mesh_stream.processing.codec import FramedAvroDecoder
+from mesh_stream.registry.client import RegistryClient
+from mesh_stream.settings import MeshSettings
+from mesh_stream.up.registry_access import registry_credentials
+from tests.integration.recompute import revenue_windows
+from tests.integration.test_acl_ownership import produce
+from tests.integration.test_up_local import free_port, processes_with
+
+pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(600)]
+
+ROOT = Path(__file__).resolve().parents[2]
+MESH = [sys.executable, "-m", "mesh_stream.cli.main"]
+DOMAINS = "analytics,customers,orders,payments,shipping"
+ORDERS = "orders.order-placed.v1"
+REVENUE = "analytics.revenue-by-region"
+MINUTE = 60_000
+GRACE = 30_000  # the revenue processor's grace period, restated here on purpose
+
+
+def wait_for(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(1.0)
+
+
+def records(conn: KafkaConnection, topic: str) -> list[Any]:
+    """Every record now in ``topic`` (all partitions, up to their end offsets)."""
+    consumer = make_consumer(
+        conn, {"group.id": f"up-secure-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False}
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        ends = {}
+        for p in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+            if high > low:
+                ends[p] = (low, high)
+        consumer.assign([TopicPartition(topic, p, low) for p, (low, _) in ends.items()])
+        got: list[Any] = []
+        remaining = sum(high - low for low, high in ends.values())
+        deadline = time.monotonic() + 120
+        while remaining > 0 and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=5000, timeout=1.0):
+                assert message.error() is None, message.error()
+                if message.offset() < ends[message.partition()][1]:
+                    got.append(message)
+                    remaining -= 1
+        assert remaining == 0, f"{topic}: {remaining} records not read back"
+        return got
+    finally:
+        consumer.close()
+
+
+def expected_revenue(conn: KafkaConnection, decoder: FramedAvroDecoder) -> dict[str, Any]:
+    """The revenue product recomputed from the orders in Kafka (arrival = record timestamp)."""
+    counted: dict[str, dict[str, Any]] = {}
+    for message in records(conn, ORDERS):
+        where = f"{ORDERS}[{message.partition()}]@{message.offset()}"
+        try:
+            order = decoder.decode(message.value(), where=where)
+        except DeserializationError:
+            continue
+        window_end = order["placed_at"] - order["placed_at"] % MINUTE + MINUTE
+        if message.timestamp()[1] < window_end + GRACE:
+            counted.setdefault(order["event_id"], order)
+    return revenue_windows(counted.values())
+
+
+def revenue_output(conn: KafkaConnection, topic: str, decoder: FramedAvroDecoder) -> dict[str, Any]:
+    latest: dict[str, Any] = {}
+    for message in records(conn, topic):
+        where = f"{topic}[{message.partition()}]@{message.offset()}"
+        record = decoder.decode(message.value(), where=where)
+        latest[record["window_id"]] = record
+    return latest
+
+
+class Mesh:
+    """`mesh up --secure` as a subprocess, its output collected by a thread."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            [*MESH, "up", "--secure", "--brokers", "3", "--no-view", "--rate", "20",
+             "--seed", "7", "--root", str(ROOT)],
+            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def interrupt(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
+        try:
+            return self.process.wait(180)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+            self.reader.join(10)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    folder = tmp_path / f"mesh-secure-{uuid.uuid4().hex[:8]}"
+    yield folder
+    cluster = local_cluster(MeshSettings(data_dir=folder))
+    cluster.stop()
+    assert not cluster.status().running
+    assert processes_with(f"MESH_DATA_DIR={folder}") == []
+
+
+def test_secure_mesh_on_three_nodes_survives_a_killed_broker_with_exact_revenue(
+    data_dir: Path,
+) -> None:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
+    if "MESH_CACHE_DIR" in os.environ:
+        base["MESH_CACHE_DIR"] = os.environ["MESH_CACHE_DIR"]
+    registry_url = f"http://127.0.0.1:{free_port()}"
+    env = base | {
+        "MESH_DATA_DIR": str(data_dir),
+        "MESH_BROKER_HEAP": "256m",
+        "MESH_BROKER_PORT": "0",
+        "MESH_REGISTRY_URL": registry_url,
+    }
+    started = subprocess.run(
+        [*MESH, "broker", "start", "--brokers", "3", "--port", "0", "--security", "sasl",
+         "--domains", DOMAINS],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    cluster = local_cluster(MeshSettings(data_dir=data_dir))
+    passwords: dict[str, str] = json.loads((data_dir / "broker" / "credentials.json").read_text())[
+        "users"
+    ]
+    admin = cluster.connection("admin")
+    products = load_descriptors(ROOT / "domains")
+    revenue = next(p for p in products if p.name == REVENUE)
+    sources = [p for p in products if p.kind.value == "source-aligned"]
+
+    mesh = Mesh(env)
+    try:
+        wait_for(lambda: "started 4 simulators" in mesh.output, 300, mesh.output)
+        assert "Kafka: reusing the local broker" in mesh.output
+        assert re.search(r"ACLs: \d+ planned, \d+ created", mesh.output), mesh.output
+        # The processors aggregate: revenue records appear, then one broker is SIGKILLed.
+        wait_for(lambda: records(admin, revenue.topic), 240, f"no revenue\n{mesh.output}")
+        victim = cluster.status().nodes[-1]
+        assert victim.pid is not None
+        orders_at_kill = len(records(admin, ORDERS))
+        os.kill(victim.pid, signal.SIGKILL)
+        time.sleep(25)  # simulators publish and processors aggregate on two brokers
+        assert len(records(admin, ORDERS)) > orders_at_kill, "nothing published after the kill"
+        # Stop the simulators (frozen, not restarted); the processors drain.
+        simulators = dict(
+            re.findall(
+                r" (\S+-simulator): started simulator \(pid (\d+)\)",
+                (data_dir / "logs" / "supervisor.log").read_text(),
+            )
+        )
+        assert len(simulators) == 4, simulators
+        for pid in simulators.values():
+            os.kill(int(pid), signal.SIGSTOP)
+        try:
+            time.sleep(5)  # what was in flight is acknowledged or failed by now
+            token = registry_credentials(data_dir / "registry" / "credentials.json", ["admin"])
+            with RegistryClient(registry_url, principal="admin", token=token["admin"]) as registry:
+                decoder = FramedAvroDecoder(registry.get_schema)
+                want = expected_revenue(admin, decoder)
+                assert want
+                got: dict[str, Any] = {}
+
+                def exact() -> bool:
+                    got.update(revenue_output(admin, revenue.topic, decoder))
+                    return got == want
+
+                wait_for(exact, 180, f"revenue differs: {len(got)} windows vs {len(want)}")
+        finally:
+            for pid in simulators.values():
+                os.kill(int(pid), signal.SIGCONT)
+
+        # Every topic the mesh created: 3 replicas, min.insync.replicas 2.
+        client = make_admin(admin, {"log_level": 0})
+        topics = [t for t in client.list_topics(timeout=30).topics if not t.startswith("__")]
+        assert {p.topic for p in products} <= set(topics)
+        assert "_mesh_registry" in topics
+        assert [t for t in topics if t.startswith("mesh-analytics.")], topics
+        for topic in topics:
+            described = client.list_topics(topic, timeout=30).topics[topic]
+            counts = {len(p.replicas) for p in described.partitions.values()}
+            resource = ConfigResource("topic", topic)
+            config = client.describe_configs([resource])[resource].result(30)
+            assert (counts, config["min.insync.replicas"].value) == ({3}, "2"), topic
+
+        # Ownership at the broker: payments cannot write the orders topic.
+        payments = cluster.connection("payments")
+        error = produce(payments, ORDERS, b"forged")
+        assert error is not None
+        assert error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, error
+    finally:
+        assert mesh.interrupt() == 0, mesh.output
+    output = mesh.output
+    assert "mesh up: everything stopped" in output
+    assert "stopping: Kafka" not in output  # the reused cluster keeps running
+
+    # No acknowledged record lost: each simulator's acknowledged counts are in Kafka.
+    published: Counter[str] = Counter()
+    for log in (data_dir / "logs").glob("*-simulator.log"):
+        for summary in re.findall(r"simulator: published (.+)", log.read_text()):
+            for name, count in re.findall(r"([\w.-]+)=(\d+)", summary):
+                published[name] += int(count)
+    assert set(published) >= {"orders.order-placed", "payments.payment-authorized"}, published
+    for product in sources:
+        in_kafka = len(records(admin, product.topic))
+        assert in_kafka >= published[product.name], (product.name, in_kafka, published)
+    assert b"forged" not in {message.value() for message in records(admin, ORDERS)}
+
+    # No password in the output or any log.
+    texts = [output, *(f.read_text(errors="replace") for f in (data_dir / "logs").glob("*.log"))]
+    leaked = [user for user, password in passwords.items() if any(password in t for t in texts)]
+    assert leaked == []
