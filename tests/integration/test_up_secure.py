@@ -244,6 +244,8 @@ def test_secure_mesh_on_three_nodes_survives_a_killed_broker_with_exact_revenue(
     output = mesh.output
     assert "mesh up: everything stopped" in output
     assert "stopping: Kafka" not in output  # the reused cluster keeps running
+    # The live view read the secured cluster as admin: a decoded revenue value on its last frame.
+    assert re.search(r"│ analytics\.revenue-by-region +│ window_id=", output), output
 
     # No acknowledged record lost: each simulator's acknowledged counts are in Kafka.
     published: Counter[str] = Counter()
