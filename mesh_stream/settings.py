@@ -8,10 +8,11 @@ never reads the environment itself; it takes a :class:`MeshSettings` or plain va
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mesh_stream.errors import ConfigurationError
@@ -117,6 +118,15 @@ def client_name_problem(name: str) -> str | None:
     if bad is not None:
         return f"contains the unprintable character {bad!r}; use printable characters only"
     return None
+
+
+#: Field -> (the rule that names what is wrong with a value, an example of a good one).
+_NAME_RULES: dict[str, tuple[Callable[[str], str | None], str]] = {
+    "registry_url": (registry_url_problem, "http://127.0.0.1:8081"),
+    "bootstrap_servers": (bootstrap_servers_problem, "127.0.0.1:9092,kafka-2:9092"),
+    "registry_topic": (kafka_topic_problem, "_mesh_registry"),
+    "registry_writer_id": (client_name_problem, "mesh-registry-writer"),
+}
 
 
 class MeshSettings(BaseSettings):
@@ -259,36 +269,16 @@ class MeshSettings(BaseSettings):
         "when a record needs a schema it has not seen, before it fails (nothing is skipped).",
     )
 
-    @field_validator("registry_url")
+    @field_validator("registry_url", "bootstrap_servers", "registry_topic", "registry_writer_id")
     @classmethod
-    def _check_registry_url(cls, value: str) -> str:
-        problem = registry_url_problem(value)
+    def _check_names(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Addresses and Kafka names, checked before anything connects (one rule each)."""
+        if value is None:
+            return value
+        rule, example = _NAME_RULES[info.field_name or ""]
+        problem = rule(value)
         if problem is not None:
-            raise ValueError(f"{problem} (e.g. http://127.0.0.1:8081)")
-        return value
-
-    @field_validator("bootstrap_servers")
-    @classmethod
-    def _check_bootstrap_servers(cls, value: str | None) -> str | None:
-        problem = None if value is None else bootstrap_servers_problem(value)
-        if problem is not None:
-            raise ValueError(f"{problem} (e.g. 127.0.0.1:9092,kafka-2:9092)")
-        return value
-
-    @field_validator("registry_topic")
-    @classmethod
-    def _check_registry_topic(cls, value: str) -> str:
-        problem = kafka_topic_problem(value)
-        if problem is not None:
-            raise ValueError(f"{problem} (e.g. _mesh_registry)")
-        return value
-
-    @field_validator("registry_writer_id")
-    @classmethod
-    def _check_registry_writer_id(cls, value: str) -> str:
-        problem = client_name_problem(value)
-        if problem is not None:
-            raise ValueError(f"{problem} (e.g. mesh-registry-writer)")
+            raise ValueError(f"{problem} (e.g. {example})")
         return value
 
     def resolved_bootstrap_servers(self) -> str:

@@ -11,8 +11,6 @@ import click
 
 from mesh_stream.cli.options import checked_kafka_id, checked_topic
 from mesh_stream.errors import ConfigurationError, MeshError
-from mesh_stream.registry.service.app import configure_edge
-from mesh_stream.registry.service.edge import EdgeLimits
 from mesh_stream.registry.service.server import (
     RegistryServer,
     bind_listener,
@@ -181,7 +179,6 @@ def serve(
     except BaseException:
         listener.close()
         raise
-    configure_edge(app, EdgeLimits.from_settings(settings))
     server = RegistryServer(app, host=host, listener=listener)
     stopped = threading.Event()
 

@@ -108,8 +108,9 @@ class Acl:
             "host": self.host,
         }
 
-    def to_binding(self) -> AclBinding:
-        return AclBinding(
+    def _pattern(self) -> tuple[Any, ...]:
+        """The seven values confluent-kafka's binding and filter both take, in their order."""
+        return (
             _resource_type(self.resource),
             self.name,
             ResourcePatternType[self.pattern.value],
@@ -119,17 +120,12 @@ class Acl:
             AclPermissionType[self.permission.value],
         )
 
+    def to_binding(self) -> AclBinding:
+        return AclBinding(*self._pattern())
+
     def to_filter(self) -> AclBindingFilter:
         """A delete filter that matches this binding exactly (and nothing else)."""
-        return AclBindingFilter(
-            _resource_type(self.resource),
-            self.name,
-            ResourcePatternType[self.pattern.value],
-            self.principal,
-            self.host,
-            AclOperation[self.operation.value],
-            AclPermissionType[self.permission.value],
-        )
+        return AclBindingFilter(*self._pattern())
 
     @classmethod
     def from_binding(cls, binding: AclBinding) -> Acl | None:

@@ -29,8 +29,7 @@ from pydantic import SecretStr
 
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.registry.problems import DescriptorProblem
-from mesh_stream.registry.service.app import configure_edge
-from mesh_stream.registry.service.edge import EdgeLimits, HeavyGate
+from mesh_stream.registry.service.edge import HeavyGate
 from mesh_stream.registry.service.server import RegistryServer, build_registry
 from mesh_stream.settings import MeshSettings
 from tests.conftest import KafkaAddress
@@ -109,7 +108,6 @@ def running(kafka: KafkaAddress) -> Iterator[Running]:
     )
     gate = Gate()
     app, store = build_registry(settings, validators=(gate,))
-    configure_edge(app, EdgeLimits.from_settings(settings))  # what `mesh registry serve` does
     server = RegistryServer(app)
     url = server.start()
     try:

@@ -17,6 +17,7 @@ from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.registry.problems import DescriptorValidator
 from mesh_stream.registry.service.app import create_app
 from mesh_stream.registry.service.auth import Credentials
+from mesh_stream.registry.service.edge import EdgeLimits
 from mesh_stream.registry.service.kafka_store import KafkaStore
 from mesh_stream.settings import MeshSettings
 
@@ -81,6 +82,7 @@ def build_registry(
         credentials=credentials,
         validators=validators,
         read_requires_auth=settings.registry_read_requires_auth,
+        limits=EdgeLimits.from_settings(settings),
         wait_for_replay=wait_for_replay,
     )
     return app, store
