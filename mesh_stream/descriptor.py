@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import yaml
 from pydantic import (
@@ -34,7 +34,12 @@ from pydantic import (
     model_validator,
 )
 
-from mesh_stream.errors import ConfigurationError, DescriptorError, ProductNotFoundError
+from mesh_stream.errors import (
+    ConfigurationError,
+    DescriptorError,
+    MeshError,
+    ProductNotFoundError,
+)
 
 
 class ProductSource(Protocol):
@@ -264,8 +269,24 @@ def _line_of(node: yaml.Node | None, loc: Iterable[int | str]) -> int | None:
     return line
 
 
-def parse_descriptor(text: str, source: str = "<string>") -> DataProduct:
-    """Validate descriptor YAML; errors name ``source:line: field.path: problem``."""
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def validate_yaml(
+    text: str,
+    source: str,
+    model: type[_Model],
+    error: type[MeshError],
+    what: str,
+    *,
+    empty_is_defaults: bool = False,
+) -> _Model:
+    """Validate YAML ``text`` as ``model``; every problem is ``source:line: field.path: msg``.
+
+    Shared by descriptors and ``mesh.yaml`` so both point at file:line the same way;
+    ``what`` names the document in the message ("a descriptor", "mesh.yaml");
+    ``empty_is_defaults`` lets an empty file stand for a model whose fields all default.
+    """
     try:
         node = yaml.compose(text)
         data = yaml.safe_load(text)
@@ -277,20 +298,27 @@ def parse_descriptor(text: str, source: str = "<string>") -> DataProduct:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         if isinstance(exc, RecursionError):
             problem = "nested too deeply"
-        raise DescriptorError(f"{where}: not valid YAML: {problem}") from exc
+        raise error(f"{where}: not valid YAML: {problem}") from exc
+    if data is None and empty_is_defaults:
+        data = {}
     if not isinstance(data, dict):
-        raise DescriptorError(f"{source}: a descriptor must be a YAML mapping of fields")
+        raise error(f"{source}: {what} must be a YAML mapping of fields")
     try:
-        return DataProduct.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         problems = []
-        for error in exc.errors():
-            loc = [part for part in error["loc"] if isinstance(part, (int, str))]
-            path = ".".join(str(part) for part in loc) or "(descriptor)"
+        for item in exc.errors():
+            loc = [part for part in item["loc"] if isinstance(part, (int, str))]
+            path = ".".join(str(part) for part in loc) or f"({what})"
             line = _line_of(node, loc)
             where = f"{source}:{line}" if line else source
-            problems.append(f"{where}: {path}: {error['msg']}")
-        raise DescriptorError("\n".join(problems)) from exc
+            problems.append(f"{where}: {path}: {item['msg']}")
+        raise error("\n".join(problems)) from exc
+
+
+def parse_descriptor(text: str, source: str = "<string>") -> DataProduct:
+    """Validate descriptor YAML; errors name ``source:line: field.path: problem``."""
+    return validate_yaml(text, source, DataProduct, DescriptorError, "a descriptor")
 
 
 def load_descriptor(path: Path) -> DataProduct:

@@ -7,7 +7,8 @@ original kept as ``__cause__``::
 
     MeshError
     ├── ConfigurationError          a setting or a file is wrong; the message names it
-    │   └── TopicMismatchError      an existing topic differs from its spec (strict mode)
+    │   ├── TopicMismatchError      an existing topic differs from its spec (strict mode)
+    │   └── ProjectNotFoundError    no mesh.yaml where the project was looked for
     ├── BrokerError                 the local Kafka launcher
     │   ├── ToolMissingError        java or mvn not on PATH
     │   ├── KafkaFetchError         Maven could not fetch Kafka's jars
@@ -70,6 +71,10 @@ class ConfigurationError(MeshError):
 
 class TopicMismatchError(ConfigurationError):
     """An existing topic's partitions, replication factor or configs differ from its spec."""
+
+
+class ProjectNotFoundError(ConfigurationError):
+    """No ``mesh.yaml`` at the project root given, nor in any folder above the working one."""
 
 
 class BrokerError(MeshError):

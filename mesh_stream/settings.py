@@ -238,10 +238,16 @@ class MeshSettings(BaseSettings):
         description="Refuse (HTTP 422) product descriptors that break an error-level "
         "governance policy; turn off only in a sandbox.",
     )
+    project_root: Path | None = Field(
+        default=None,
+        description="Folder holding the project's mesh.yaml (its domains, descriptors, schemas); "
+        "unset means the nearest mesh.yaml upwards from the working directory.",
+    )
     governance_root: Path | None = Field(
         default=None,
-        description="Repository root whose mesh-policies.yaml and domains/<domain>/policies.yaml "
-        "the registry enforces; unset means the built-in policy defaults.",
+        description="Project root whose mesh-policies.yaml and domains/<domain>/policies.yaml "
+        "the registry enforces; `mesh up` sets it to the project root, a bare "
+        "`mesh registry serve` without it enforces the built-in policy defaults.",
     )
     kafka_version: str = Field(
         default=DEFAULT_KAFKA_VERSION,

@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "schema": 1,
     "kafka": 1,
     "descriptor": 1,
+    "project": 1,
     "registry.error_codes": 1,
     "registry.problems": 1,
     "producer": 2,

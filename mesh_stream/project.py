@@ -1,0 +1,216 @@
+"""A project is a folder with ``mesh.yaml``: the domains a repository owns and where their
+descriptors, schemas, policies and runnables live.
+
+Every command and library call takes its root from :func:`find_project` (an explicit
+``--project``, else ``MESH_PROJECT_ROOT``, else the nearest ``mesh.yaml`` upwards from the
+working directory), never from where mesh-stream is installed, so a domain team's own
+repository works exactly like the sample mesh. ``mesh.yaml``::
+
+    name: shop                    # optional, for people
+    domains: [orders, payments]   # the domains this repository owns (default: every folder
+                                  # under `products` that has a products/ folder)
+    products: domains             # folder holding <domain>/products/*.yaml
+    schemas: schemas              # folder holding <domain>/*.avsc
+    policies: mesh-policies.yaml  # the federated policy file
+    runnables: domains.runnables  # optional, the module `mesh up` starts
+
+Unknown keys and bad values are refused with ``mesh.yaml:line: field: problem``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+
+from mesh_stream.descriptor import (
+    NAME_PART,
+    DataProduct,
+    load_descriptors,
+    validate_yaml,
+)
+from mesh_stream.errors import ConfigurationError, DescriptorError, ProjectNotFoundError
+from mesh_stream.settings import MeshSettings
+
+PROJECT_FILE = "mesh.yaml"
+ROOT_SETTING = "MESH_PROJECT_ROOT"
+_DOMAIN = re.compile(rf"^{NAME_PART}$")
+_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _inside_project(value: str) -> str:
+    """A folder or file named relative to the project root, never outside it."""
+    path = PurePosixPath(value)
+    if not value.strip() or path.is_absolute() or ".." in path.parts or "\\" in value:
+        raise ValueError(
+            f"{value!r} must be a path relative to the project root without `..` (e.g. domains)"
+        )
+    return value
+
+
+class ProjectFile(BaseModel):
+    """The fields of ``mesh.yaml``; strict, so a typo is an error rather than ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: StrictStr | None = Field(default=None, description="A name for people.")
+    domains: tuple[StrictStr, ...] | None = Field(
+        default=None,
+        description="The domains this repository owns; unset = every folder under `products` "
+        "holding a products/ folder.",
+    )
+    products: StrictStr = Field(
+        default="domains", description="Folder holding `<domain>/products/*.yaml`."
+    )
+    schemas: StrictStr = Field(default="schemas", description="Folder holding `<domain>/*.avsc`.")
+    policies: StrictStr = Field(
+        default="mesh-policies.yaml", description="The federated policy file (optional file)."
+    )
+    runnables: StrictStr | None = Field(
+        default=None,
+        description="Python module (importable from the project root) whose runnables "
+        "`mesh up` starts: simulators, processors.",
+    )
+
+    @field_validator("domains")
+    @classmethod
+    def _check_domains(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for domain in value or ():
+            if not _DOMAIN.match(domain):
+                raise ValueError(f"{domain!r} is not a domain name (lowercase, e.g. orders)")
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("a domain is listed twice")
+        return value
+
+    @field_validator("products", "schemas", "policies")
+    @classmethod
+    def _check_paths(cls, value: str) -> str:
+        return _inside_project(value)
+
+    @field_validator("runnables")
+    @classmethod
+    def _check_runnables(cls, value: str | None) -> str | None:
+        if value is not None and not _MODULE.match(value):
+            raise ValueError(f"{value!r} is not a Python module name (e.g. domains.runnables)")
+        return value
+
+
+@dataclass(frozen=True)
+class MeshProject:
+    """A loaded project: its root and the folders ``mesh.yaml`` names, as absolute paths."""
+
+    root: Path
+    domains: tuple[str, ...]
+    descriptors_dir: Path
+    schemas_dir: Path
+    policies_file: Path
+    runnables: str | None = None
+    name: str | None = None
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / PROJECT_FILE
+
+    def owns(self, domain: str) -> bool:
+        return domain in self.domains
+
+    def descriptors(self) -> list[DataProduct]:
+        """Every local descriptor; one of a domain the project does not own is an error."""
+        products = load_descriptors(self.descriptors_dir)
+        strangers = [p for p in products if not self.owns(p.domain)]
+        if strangers:
+            raise DescriptorError(
+                "\n".join(
+                    f"{self.descriptors_dir / p.domain}: product {p.name}: domain {p.domain!r} "
+                    f"is not one of this project's domains {list(self.domains)}; add it to "
+                    f"`domains` in {self.config_file}"
+                    for p in strangers
+                )
+            )
+        return products
+
+    def descriptor(self, name: str) -> DataProduct | None:
+        """The local descriptor of product ``name``, or None when this project lacks it."""
+        return next((p for p in self.descriptors() if p.name == name), None)
+
+    def schema_path(self, product: DataProduct) -> Path:
+        """The ``.avsc`` of a local product (the descriptor's ``schema`` is root-relative)."""
+        return self.root / product.schema_file
+
+
+def load_project(root: Path) -> MeshProject:
+    """Read ``root/mesh.yaml``; a missing file is :class:`ProjectNotFoundError`."""
+    root = root.expanduser().resolve()
+    config_file = root / PROJECT_FILE
+    if not config_file.is_file():
+        raise ProjectNotFoundError(
+            f"{root} holds no {PROJECT_FILE}; create a project with `mesh init DOMAIN {root}` "
+            f"or point --project / {ROOT_SETTING} at the folder holding {PROJECT_FILE}"
+        )
+    try:
+        text = config_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problem = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigurationError(f"{config_file}: cannot read: {problem}") from exc
+    spec = validate_yaml(
+        text,
+        str(config_file),
+        ProjectFile,
+        ConfigurationError,
+        PROJECT_FILE,
+        empty_is_defaults=True,
+    )
+    descriptors_dir = root / spec.products
+    domains = spec.domains
+    if domains is None:
+        domains = tuple(
+            sorted(d.parent.name for d in descriptors_dir.glob("*/products") if d.is_dir())
+            if descriptors_dir.is_dir()
+            else ()
+        )
+    return MeshProject(
+        root=root,
+        domains=domains,
+        descriptors_dir=descriptors_dir,
+        schemas_dir=root / spec.schemas,
+        policies_file=root / spec.policies,
+        runnables=spec.runnables,
+        name=spec.name,
+    )
+
+
+def nearest_project_root(start: Path) -> Path | None:
+    """The nearest folder from ``start`` upwards holding ``mesh.yaml``, or None."""
+    start = start.resolve()
+    return next((d for d in (start, *start.parents) if (d / PROJECT_FILE).is_file()), None)
+
+
+def find_project(
+    explicit: Path | None, settings: MeshSettings, *, cwd: Path | None = None
+) -> MeshProject:
+    """The project: ``explicit`` (``--project``), else ``settings.project_root``
+    (``MESH_PROJECT_ROOT``), else the nearest ``mesh.yaml`` upwards from ``cwd``."""
+    if explicit is not None:
+        return _load_named(explicit, "--project")
+    if settings.project_root is not None:
+        return _load_named(settings.project_root, ROOT_SETTING)
+    start = (cwd or Path.cwd()).resolve()
+    root = nearest_project_root(start)
+    if root is None:
+        raise ProjectNotFoundError(
+            f"no {PROJECT_FILE} in {start} or any folder above it; run inside a project, "
+            f"create one with `mesh init DOMAIN`, or name it with --project DIR or "
+            f"{ROOT_SETTING}"
+        )
+    return load_project(root)
+
+
+def _load_named(root: Path, source: str) -> MeshProject:
+    if not (root / PROJECT_FILE).is_file():
+        raise ProjectNotFoundError(
+            f"{source}={root}: no {PROJECT_FILE} there; point {source} at the folder holding "
+            f"{PROJECT_FILE}, or create a project with `mesh init DOMAIN {root}`"
+        )
+    return load_project(root)

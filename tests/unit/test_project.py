@@ -1,0 +1,146 @@
+"""Finding and loading a project (a folder with mesh.yaml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mesh_stream.errors import ConfigurationError, DescriptorError, ProjectNotFoundError
+from mesh_stream.project import find_project, load_project
+from mesh_stream.settings import MeshSettings
+
+DESCRIPTOR = """\
+name: {domain}.things
+domain: {domain}
+kind: source-aligned
+description: Things.
+owner: {{team: t, contact: t@example.com}}
+schema: schemas/{domain}/things.avsc
+slos: {{freshness_seconds: 5, availability: 99}}
+classification: internal
+"""
+
+
+def make_project(root: Path, config: str = "domains: [shop]\n", domain: str = "shop") -> Path:
+    (root / "domains" / domain / "products").mkdir(parents=True)
+    (root / "domains" / domain / "products" / "things.yaml").write_text(
+        DESCRIPTOR.format(domain=domain)
+    )
+    (root / "mesh.yaml").write_text(config)
+    return root
+
+
+def test_the_flag_wins_over_the_setting_and_the_working_directory(tmp_path: Path) -> None:
+    flagged = make_project(tmp_path / "flagged")
+    configured = make_project(tmp_path / "configured")
+    around = make_project(tmp_path / "around")
+    settings = MeshSettings(project_root=configured)
+
+    assert find_project(flagged, settings, cwd=around).root == flagged.resolve()
+    assert find_project(None, settings, cwd=around).root == configured.resolve()
+    assert find_project(None, MeshSettings(), cwd=around).root == around.resolve()
+
+
+def test_the_setting_is_read_from_mesh_project_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project(tmp_path / "p")
+    monkeypatch.setenv("MESH_PROJECT_ROOT", str(root))
+    assert find_project(None, MeshSettings(), cwd=tmp_path).root == root.resolve()
+
+
+def test_the_nearest_mesh_yaml_upwards_is_the_project(tmp_path: Path) -> None:
+    outer = make_project(tmp_path / "outer")
+    inner = make_project(outer / "nested", config="domains: [depot]\n", domain="depot")
+    deep = inner / "domains" / "depot" / "products"
+
+    project = find_project(None, MeshSettings(), cwd=deep)
+
+    assert project.root == inner.resolve()
+    assert project.domains == ("depot",)
+    assert [p.name for p in project.descriptors()] == ["depot.things"]
+    assert project.schema_path(project.descriptors()[0]) == (
+        inner.resolve() / "schemas" / "depot" / "things.avsc"
+    )
+
+
+def test_no_mesh_yaml_anywhere_names_where_it_looked_and_the_fixes(tmp_path: Path) -> None:
+    with pytest.raises(ProjectNotFoundError) as caught:
+        find_project(None, MeshSettings(), cwd=tmp_path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"no mesh.yaml in {tmp_path.resolve()} or any folder above it" in message
+    assert "mesh init" in message
+    assert "--project" in message
+    assert "MESH_PROJECT_ROOT" in message
+    assert isinstance(caught.value, ConfigurationError)
+
+
+@pytest.mark.parametrize(
+    ("explicit", "source"), [(True, "--project"), (False, "MESH_PROJECT_ROOT")]
+)
+def test_a_named_root_without_mesh_yaml_names_the_flag_or_setting(
+    tmp_path: Path, explicit: bool, source: str
+) -> None:
+    settings = MeshSettings(project_root=None if explicit else tmp_path)
+    with pytest.raises(ProjectNotFoundError, match=f"^{source}={tmp_path}: no mesh.yaml there"):
+        find_project(tmp_path if explicit else None, settings, cwd=tmp_path)
+
+
+def test_an_unknown_key_is_refused_with_its_line(tmp_path: Path) -> None:
+    make_project(tmp_path, config="domains: [shop]\n\nschema: schemas\n")
+    with pytest.raises(ConfigurationError) as caught:
+        load_project(tmp_path)
+    assert str(caught.value) == (
+        f"{tmp_path.resolve()}/mesh.yaml:3: schema: Extra inputs are not permitted"
+    )
+
+
+@pytest.mark.parametrize(
+    ("config", "line", "field"),
+    [
+        ("domains: [shop]\nproducts: ../elsewhere\n", 2, "products"),
+        ("domains: [Shop]\n", 1, "domains"),
+        ("name: x\nrunnables: 'not a module'\n", 2, "runnables"),
+        ("domains: shop\n", 1, "domains"),
+    ],
+)
+def test_bad_values_name_file_line_and_field(
+    tmp_path: Path, config: str, line: int, field: str
+) -> None:
+    make_project(tmp_path, config=config)
+    with pytest.raises(ConfigurationError, match=rf"mesh\.yaml:{line}: {field}: "):
+        load_project(tmp_path)
+
+
+def test_broken_yaml_names_the_line(tmp_path: Path) -> None:
+    make_project(tmp_path, config="domains: [shop\nproducts: x\n")
+    with pytest.raises(ConfigurationError, match=r"mesh\.yaml:\d+: not valid YAML"):
+        load_project(tmp_path)
+
+
+def test_an_empty_mesh_yaml_takes_the_defaults(tmp_path: Path) -> None:
+    make_project(tmp_path, config="")
+    project = load_project(tmp_path)
+    assert project.domains == ("shop",)  # the folders under domains/ holding products/
+    assert project.descriptors_dir == tmp_path.resolve() / "domains"
+    assert project.schemas_dir == tmp_path.resolve() / "schemas"
+    assert project.policies_file == tmp_path.resolve() / "mesh-policies.yaml"
+    assert project.runnables is None
+
+
+def test_a_descriptor_of_a_domain_the_project_does_not_own_is_refused(tmp_path: Path) -> None:
+    make_project(tmp_path, config="domains: [depot]\n")
+    with pytest.raises(DescriptorError, match=r"domain 'shop' is not one of this project's"):
+        load_project(tmp_path).descriptors()
+
+
+def test_the_sample_mesh_is_a_project(monkeypatch: pytest.MonkeyPatch) -> None:
+    repository = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(repository / "domains" / "orders")
+    project = find_project(None, MeshSettings())
+    assert project.root == repository
+    assert project.domains == ("analytics", "customers", "orders", "payments", "shipping")
+    assert project.runnables == "domains.runnables"
+    assert all(project.schema_path(p).is_file() for p in project.descriptors())
