@@ -41,6 +41,7 @@ original kept as ``__cause__``::
     │       └── RegistryWriterConflictError 503 50303 (another writer id on the topic)
     ├── SchemaError                 an Avro contract cannot be parsed or used
     ├── DescriptorError             a product descriptor file is invalid (file and field named)
+    ├── PlanRefusedError            `mesh products apply` refused its plan; nothing was written
     ├── SerializationError          a record does not fit its schema (field path named)
     │   └── DeserializationError    bytes on the wire cannot be decoded
     ├── DeliveryError               Kafka did not acknowledge records (they are named)
@@ -280,6 +281,15 @@ class SchemaError(MeshError):
 
 class DescriptorError(MeshError):
     """A data product descriptor is invalid; the message names the file and field."""
+
+
+class PlanRefusedError(MeshError):
+    """`mesh products apply` found refusals in its plan and wrote nothing; each refusal
+    (policy, file:line, fix) is on ``refusals``."""
+
+    def __init__(self, message: str, *, refusals: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.refusals = list(refusals)
 
 
 class SerializationError(MeshError, _KafkaSerializationError):
