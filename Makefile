@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install kafka lint format reference test test-fast demo bench clean
+.PHONY: help install kafka lint format reference docs test test-fast demo bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,10 +33,13 @@ format: install  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix mesh_stream tests benchmarks domains tools
 	$(BIN)/ruff format mesh_stream tests benchmarks domains tools
 
-reference: install  ## regenerate README's reference blocks (settings) from the code
+reference: install  ## regenerate the docs' reference pages (settings, CLI, ...) from the code
 	$(BIN)/python tools/gen_reference.py
 
-test: kafka lint  ## everything CI runs: lint, type check, governance policies, all tests
+docs: install  ## build the docs site into site/ (mkdocs --strict, offline)
+	$(BIN)/mkdocs build --strict --site-dir site
+
+test: kafka lint docs  ## everything CI runs: lint, type check, governance policies, all tests
 	$(BIN)/mesh lint
 	$(BIN)/pytest
 
