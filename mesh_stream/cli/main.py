@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from mesh_stream.cli.acl import acl
 from mesh_stream.cli.bench import bench
 from mesh_stream.cli.broker import broker
+from mesh_stream.cli.init import init
 from mesh_stream.cli.lint import lint
 from mesh_stream.cli.products import products
 from mesh_stream.cli.publish import publish
@@ -70,6 +71,7 @@ def _environment_problems(exc: ValidationError) -> str:
 
 cli.add_command(acl)
 cli.add_command(broker)
+cli.add_command(init)
 cli.add_command(lint)
 cli.add_command(products)
 cli.add_command(registry)

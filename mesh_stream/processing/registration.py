@@ -134,8 +134,7 @@ def register_product(
     the source domains do when their publishers start; so this waits up to
     ``wait_for_inputs`` seconds for them, then names the ones still missing.
     """
-    text = schema_text(product, repo_root)
-    schema_id = _patiently(lambda: registry.register_schema(product.value_subject, text))
+    schema_id = register_value_schema(registry, product, schema_text(product, repo_root))
     deadline = time.monotonic() + wait_for_inputs
     while True:
         missing = [name for name in product.inputs if not _is_registered(registry, name)]
@@ -148,8 +147,21 @@ def register_product(
                 "simulators (`python -m domains.<domain>.simulator`), which register them"
             )
         time.sleep(poll_interval)
-    _patiently(lambda: registry.put_product(product))
+    register_descriptor(registry, product)
     return schema_id
+
+
+def register_value_schema(registry: RegistryClient, product: DataProduct, text: str) -> int:
+    """Register ``text`` as the value schema of ``product`` (``<topic>-value``); its id.
+
+    Idempotent: the same schema again returns the same id and adds no version.
+    """
+    return _patiently(lambda: registry.register_schema(product.value_subject, text))
+
+
+def register_descriptor(registry: RegistryClient, product: DataProduct) -> None:
+    """Create or replace the product's descriptor (its value schema must be registered)."""
+    _patiently(lambda: registry.put_product(product))
 
 
 def _patiently(call: Callable[[], T], *, within: float = 60.0) -> T:

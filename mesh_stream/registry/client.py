@@ -302,6 +302,25 @@ class RegistryClient:
     def subjects(self) -> list[str]:
         return [str(s) for s in self._request("GET", "/subjects")]
 
+    def check_compatibility(
+        self, subject: str, schema: str | Mapping[str, Any], *, version: int | str | None = "latest"
+    ) -> list[str]:
+        """Why the registry would refuse ``schema`` under ``subject`` (empty: compatible).
+
+        Asks the registry, read-only, against one registered ``version`` (``"latest"`` by
+        default) at the subject's level, or with ``version=None`` against every version the
+        level covers (the ``_TRANSITIVE`` levels). A missing subject is SubjectNotFoundError.
+        """
+        path = f"/compatibility/subjects/{_path(subject)}/versions"
+        if version is not None:
+            path += f"/{_path(str(version))}"
+        answer = self._request(
+            "POST", path, body={"schema": self._text(schema)}, params={"verbose": "true"}
+        )
+        if answer.get("is_compatible", False):
+            return []
+        return [str(message) for message in answer.get("messages") or ["incompatible"]]
+
     # -- products -------------------------------------------------------------------------
 
     def put_product(self, product: DataProduct | Mapping[str, Any]) -> dict[str, Any]:

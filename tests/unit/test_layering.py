@@ -33,11 +33,13 @@ LAYERS: dict[str, int] = {
     "registry.service": 3,
     "governance": 3,
     "processing": 3,
+    "products_plan": 3,
     "monitor": 3,
     "broker": 4,
     "up": 4,
     "liveview": 4,
     "supervisor": 4,
+    "scaffold": 4,
     "cli": 5,
 }
 

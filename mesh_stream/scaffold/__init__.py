@@ -1,0 +1,106 @@
+"""`mesh init DOMAIN [DIR]`: a new domain repository from templates.
+
+The templates are package data (``mesh_stream/scaffold/templates``, read through
+:mod:`importlib.resources`, so they work from a wheel or a zip). Each holds ``__DOMAIN__``
+(and ``__NAMESPACE__``, the domain as an Avro namespace) where the domain's name goes; nothing
+else is substituted, so GitHub's ``${{ }}`` and Python's braces pass through untouched.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+from mesh_stream.descriptor import NAME_PART
+from mesh_stream.errors import ConfigurationError
+
+DOMAIN_NAME = re.compile(rf"^{NAME_PART}$")
+
+#: Longest domain name: topics are `<domain>.<product>.v<major>` and Kafka allows 249.
+MAX_DOMAIN_LENGTH = 64
+
+#: template file -> where it goes in the new repository (``{domain}`` is the domain).
+LAYOUT: dict[str, str] = {
+    "mesh.yaml.tmpl": "mesh.yaml",
+    "README.md.tmpl": "README.md",
+    "descriptor.yaml.tmpl": "domains/{domain}/products/example-event.yaml",
+    "schema.avsc.tmpl": "schemas/{domain}/example-event.avsc",
+    "publisher.py.tmpl": "domains/{domain}/publisher.py",
+    "processor.py.tmpl": "domains/{domain}/processors/example_processor.py",
+    "test_lint.py.tmpl": "tests/test_lint.py",
+    "workflow.yml.tmpl": ".github/workflows/mesh.yml",
+}
+
+PLACEHOLDER = re.compile(r"__[A-Z]+__")
+
+
+@dataclass(frozen=True)
+class Scaffold:
+    """What :func:`scaffold` wrote: the project root and its files (relative, sorted)."""
+
+    root: Path
+    domain: str
+    files: tuple[str, ...]
+
+    @property
+    def product(self) -> str:
+        return f"{self.domain}.example-event"
+
+
+def domain_problem(domain: str) -> str | None:
+    """Why ``domain`` cannot name a domain (None when it can)."""
+    if not DOMAIN_NAME.match(domain):
+        return (
+            "is not a domain name: lowercase letters and digits, `-` between words, starting "
+            "with a letter (e.g. inventory, order-fulfilment)"
+        )
+    if len(domain) > MAX_DOMAIN_LENGTH:
+        return f"is longer than {MAX_DOMAIN_LENGTH} characters"
+    return None
+
+
+def render(template: str, domain: str) -> str:
+    """A template's text with the domain put in; a leftover placeholder is a bug."""
+    text = files(__package__).joinpath("templates", template).read_text(encoding="utf-8")
+    text = text.replace("__NAMESPACE__", f"com.example.{domain.replace('-', '_')}")
+    text = text.replace("__DOMAIN__", domain)
+    leftover = PLACEHOLDER.search(text)
+    if leftover is not None:
+        raise ConfigurationError(f"template {template}: unknown placeholder {leftover.group()}")
+    return text
+
+
+def _unexpected_entries(target: Path) -> list[str]:
+    if not target.exists():
+        return []
+    if not target.is_dir():
+        raise ConfigurationError(f"{target} exists and is not a folder; pick another DIR")
+    return sorted(entry.name for entry in target.iterdir())
+
+
+def scaffold(domain: str, target: Path, *, force: bool = False) -> Scaffold:
+    """Write a new domain repository for ``domain`` into ``target``.
+
+    ``target`` must be missing or empty unless ``force``; with ``force`` the template files
+    overwrite files of the same name and everything else in ``target`` stays.
+    """
+    problem = domain_problem(domain)
+    if problem is not None:
+        raise ConfigurationError(f"domain {domain!r} {problem}")
+    present = _unexpected_entries(target)
+    if present and not force:
+        shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
+        raise ConfigurationError(
+            f"{target} is not empty ({shown}); pick a new or empty DIR, or pass --force to "
+            f"write the template files over it"
+        )
+    written = []
+    for template, destination in LAYOUT.items():
+        relative = destination.format(domain=domain)
+        path = target / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render(template, domain), encoding="utf-8")
+        written.append(relative)
+    return Scaffold(target.resolve(), domain, tuple(sorted(written)))

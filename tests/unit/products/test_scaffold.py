@@ -1,0 +1,96 @@
+"""`mesh init`: the scaffolded repository is a project that lints clean, nothing else."""
+
+from __future__ import annotations
+
+import json
+import py_compile
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from mesh_stream.cli.main import cli, run
+from mesh_stream.errors import ConfigurationError
+from mesh_stream.governance.repository import lint_repository
+from mesh_stream.project import load_project
+from mesh_stream.scaffold import LAYOUT, PLACEHOLDER, render, scaffold
+
+
+def test_init_writes_a_project_that_lints_clean_with_docs_on_every_field(tmp_path: Path) -> None:
+    made = scaffold("order-fulfilment", tmp_path / "repo")
+
+    project = load_project(made.root)
+    assert project.domains == ("order-fulfilment",)
+    [product] = project.descriptors()
+    assert product.name == "order-fulfilment.example-event"
+    assert product.kind.value == "source-aligned"
+    schema = json.loads(project.schema_path(product).read_text())
+    assert schema["namespace"] == "com.example.order_fulfilment"
+    assert all(field.get("doc") for field in schema["fields"])
+    report = lint_repository(made.root)
+    assert (report.products, report.errors, report.warnings) == (1, 0, 0), report.violations
+
+
+def test_init_writes_every_template_with_no_placeholder_left(tmp_path: Path) -> None:
+    made = scaffold("inventory", tmp_path)
+
+    assert set(made.files) == {d.format(domain="inventory") for d in LAYOUT.values()}
+    for name in made.files:
+        text = (tmp_path / name).read_text()
+        assert PLACEHOLDER.search(text) is None, name
+        if name.endswith(".py"):
+            py_compile.compile(str(tmp_path / name), doraise=True)
+    workflow = yaml.safe_load((tmp_path / ".github/workflows/mesh.yml").read_text())
+    steps = [step.get("run", "") for step in workflow["jobs"]["products"]["steps"]]
+    assert "mesh lint" in steps
+    assert "mesh products plan" in steps
+    assert "${{ vars.MESH_REGISTRY_URL }}" in (tmp_path / ".github/workflows/mesh.yml").read_text()
+
+
+def test_the_scaffolded_test_runs_mesh_lint_and_fails_when_lint_fails(tmp_path: Path) -> None:
+    scaffold("inventory", tmp_path)
+    test_file = (tmp_path / "tests/test_lint.py").read_text()
+    assert 'run(["lint", str(PROJECT)])' in test_file
+    assert run(["lint", str(tmp_path)]) == 0
+    descriptor = tmp_path / "domains/inventory/products/example-event.yaml"
+    descriptor.write_text(descriptor.read_text().replace("classification: internal\n", ""))
+    assert run(["lint", str(tmp_path)]) == 1
+
+
+def test_init_refuses_a_non_empty_folder_unless_forced(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+
+    with pytest.raises(ConfigurationError, match=r"is not empty \(notes.txt\).*--force"):
+        scaffold("inventory", tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+    scaffold("inventory", tmp_path, force=True)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "mesh.yaml").is_file()
+
+
+@pytest.mark.parametrize("domain", ["Inventory", "1st", "in_ventory", "a" * 65, "", "inv.x", "a-"])
+def test_init_refuses_a_bad_domain_in_one_line(tmp_path: Path, domain: str) -> None:
+    result = CliRunner().invoke(cli, ["init", domain, str(tmp_path / "x")])
+
+    assert result.exit_code == 2
+    message = [line for line in result.output.splitlines() if "Invalid value" in line]
+    assert len(message) == 1
+    assert "DOMAIN" in message[0]
+    assert not (tmp_path / "x").exists()
+
+
+def test_mesh_init_defaults_to_a_folder_named_after_the_domain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["init", "inventory"])
+
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "inventory" / "mesh.yaml").is_file()
+    assert "mesh products apply" in result.output
+
+
+def test_render_reads_templates_as_package_data() -> None:
+    assert "name: inventory.example-event" in render("descriptor.yaml.tmpl", "inventory")
