@@ -387,12 +387,14 @@ def resolve_product(
     *,
     registry: ProductSource | None = None,
     root: Path | None = Path("."),
+    products_dir: Path | None = None,
 ) -> DataProduct:
     """A product by name: from ``root/domains/<domain>/products/`` first, else the registry.
 
     The local descriptor ``domains/<domain>/products/<product>.yaml`` wins (it is what the
     owning domain ships); other files of the domain are searched next, then the registry.
-    ``root=None`` asks the registry only.
+    ``root=None`` asks the registry only; ``products_dir`` replaces ``root/domains`` (a
+    project's ``products`` folder, see :mod:`mesh_stream.project`).
     """
     if isinstance(name, DataProduct):
         return name
@@ -401,7 +403,7 @@ def resolve_product(
         raise ConfigurationError(
             f"{name!r} is not a product name `<domain>.<product>` (e.g. orders.order-placed)"
         )
-    folder = (root or Path(".")) / "domains" / match["domain"] / "products"
+    folder = (products_dir or (root or Path(".")) / "domains") / match["domain"] / "products"
     if root is not None:
         local = _local_descriptor(name, folder, match["product"])
         if local is not None:
@@ -415,7 +417,8 @@ def resolve_product(
     looked = f"no descriptor in {folder} and " if root is not None else ""
     raise ProductNotFoundError(
         f"product {name} not found: {looked}{where} does not know it; "
-        f"check the name with `mesh products list` or run from the repository root",
+        f"check the name with `mesh products list`, run inside the project holding its "
+        f"descriptor (mesh.yaml), or register it there first (`mesh products apply`)",
         status=404,
         error_code=40404,
     )

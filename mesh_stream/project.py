@@ -28,9 +28,11 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 from mesh_stream.descriptor import (
     NAME_PART,
     DataProduct,
+    ProductSource,
     load_descriptors,
     validate_yaml,
 )
+from mesh_stream.descriptor import resolve_product as _resolve_in
 from mesh_stream.errors import ConfigurationError, DescriptorError, ProjectNotFoundError
 from mesh_stream.settings import MeshSettings
 
@@ -140,10 +142,13 @@ class MeshProject:
         return self.root / product.schema_file
 
 
-def load_project(root: Path) -> MeshProject:
-    """Read ``root/mesh.yaml``; a missing file is :class:`ProjectNotFoundError`."""
+def load_project(root: Path, *, defaults_without_file: bool = False) -> MeshProject:
+    """Read ``root/mesh.yaml``; a missing file is :class:`ProjectNotFoundError`, unless
+    ``defaults_without_file`` (the old ``--root`` flag) reads the folder with the defaults."""
     root = root.expanduser().resolve()
     config_file = root / PROJECT_FILE
+    if defaults_without_file and not config_file.exists():
+        return _project(root, ProjectFile())
     if not config_file.is_file():
         raise ProjectNotFoundError(
             f"{root} holds no {PROJECT_FILE}; create a project with `mesh init DOMAIN {root}` "
@@ -162,6 +167,10 @@ def load_project(root: Path) -> MeshProject:
         PROJECT_FILE,
         empty_is_defaults=True,
     )
+    return _project(root, spec)
+
+
+def _project(root: Path, spec: ProjectFile) -> MeshProject:
     descriptors_dir = root / spec.products
     domains = spec.domains
     if domains is None:
@@ -185,6 +194,18 @@ def nearest_project_root(start: Path) -> Path | None:
     """The nearest folder from ``start`` upwards holding ``mesh.yaml``, or None."""
     start = start.resolve()
     return next((d for d in (start, *start.parents) if (d / PROJECT_FILE).is_file()), None)
+
+
+def locate_project(
+    explicit: Path | None, settings: MeshSettings, *, cwd: Path | None = None
+) -> MeshProject | None:
+    """Like :func:`find_project`, but None when no project was named and no ``mesh.yaml``
+    is around: the SDK then resolves products through the registry only (a service in a
+    repository that holds no descriptors)."""
+    if explicit is None and settings.project_root is None:
+        root = nearest_project_root(cwd or Path.cwd())
+        return load_project(root) if root is not None else None
+    return find_project(explicit, settings, cwd=cwd)
 
 
 def find_project(
@@ -214,3 +235,15 @@ def _load_named(root: Path, source: str) -> MeshProject:
             f"{PROJECT_FILE}, or create a project with `mesh init DOMAIN {root}`"
         )
     return load_project(root)
+
+
+def resolve_product(
+    name: str | DataProduct, *, project: MeshProject | None, registry: ProductSource | None
+) -> DataProduct:
+    """A product by name: the project's own descriptor first, else the registry's catalog
+    (another domain's product needs no local YAML). ``project=None``: the registry only."""
+    if project is None:
+        return _resolve_in(name, registry=registry, root=None)
+    return _resolve_in(
+        name, registry=registry, root=project.root, products_dir=project.descriptors_dir
+    )

@@ -4,36 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import click
 
 from mesh_stream.broker import reachability
+from mesh_stream.cli.options import ProjectChoice, project_option
 from mesh_stream.governance.acl_plan import REGISTRY_PRINCIPAL, AclPlan, plan_project
 from mesh_stream.kafka.acls import Acl, apply_acls
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.settings import MeshSettings
-
-ROOT_VARIABLE = "MESH_PROJECT_ROOT"
-
-
-def project_root(start: Path) -> Path:
-    """The nearest folder upwards holding ``mesh.yaml``, else one holding ``domains/``,
-    else ``start``."""
-    for marker, is_there in (("mesh.yaml", Path.is_file), ("domains", Path.is_dir)):
-        for folder in (start, *start.parents):
-            if is_there(folder / marker):
-                return folder
-    return start
-
-
-root_option = click.option(
-    "--root",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    envvar=ROOT_VARIABLE,
-    help=f"Project folder (mesh.yaml, domains/<domain>/products/*.yaml). [env: {ROOT_VARIABLE}; "
-    "default: the nearest folder upwards holding mesh.yaml, else domains/]",
-)
 
 
 def _principal(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -52,9 +31,9 @@ registry_option = click.option(
 )
 
 
-def _plan(settings: MeshSettings, root: Path | None, registry_principal: str) -> AclPlan:
+def _plan(settings: MeshSettings, project: ProjectChoice, registry_principal: str) -> AclPlan:
     return plan_project(
-        root if root is not None else project_root(Path.cwd()),
+        project.find(settings).root,
         registry_principal=registry_principal,
         registry_topic=settings.registry_topic,
     )
@@ -80,17 +59,19 @@ def acl() -> None:
 
 
 @acl.command()
-@root_option
+@project_option
 @registry_option
 @click.option("--json", "as_json", is_flag=True, help="Print the bindings as one JSON document.")
 @click.pass_obj
-def plan(settings: MeshSettings, root: Path | None, registry_principal: str, as_json: bool) -> None:
+def plan(
+    settings: MeshSettings, project: ProjectChoice, registry_principal: str, as_json: bool
+) -> None:
     """Print the ACLs the project's descriptors call for, grouped by principal.
 
     Each line: permission, operation, resource type, pattern type, resource name. Nothing
     is sent to Kafka; `mesh acl apply` makes the cluster match.
     """
-    result = _plan(settings, root, registry_principal)
+    result = _plan(settings, project, registry_principal)
     _warn(result)
     if as_json:
         document = {
@@ -108,7 +89,7 @@ def plan(settings: MeshSettings, root: Path | None, registry_principal: str, as_
 
 
 @acl.command()
-@root_option
+@project_option
 @registry_option
 @click.option(
     "--bootstrap-servers",
@@ -118,7 +99,7 @@ def plan(settings: MeshSettings, root: Path | None, registry_principal: str, as_
 @click.pass_obj
 def apply(
     settings: MeshSettings,
-    root: Path | None,
+    project: ProjectChoice,
     registry_principal: str,
     bootstrap_servers: str | None,
     dry_run: bool,
@@ -133,7 +114,7 @@ def apply(
     """
     if bootstrap_servers is not None:
         settings = settings.model_copy(update={"bootstrap_servers": bootstrap_servers})
-    result = _plan(settings, root, registry_principal)
+    result = _plan(settings, project, registry_principal)
     _warn(result)
     conn = KafkaConnection.from_settings(settings, default_client_id="mesh-acl")
     changes = apply_acls(

@@ -10,6 +10,7 @@ import click
 from mesh_stream.governance.config import GLOBAL_POLICIES_FILE, load_governance
 from mesh_stream.governance.model import Severity, Violation
 from mesh_stream.governance.repository import lint_repository
+from mesh_stream.project import find_project
 
 _COLOURS = {Severity.ERROR: "red", Severity.WARNING: "yellow"}
 
@@ -33,14 +34,6 @@ def _list_policies(root: Path, policies_file: Path | None) -> None:
         click.echo(f"  {name:30} {severity:8} {overridable:12} {rule.policy.summary}")
         if params:
             click.echo(f"  {'':30} params: {json.dumps(params)}")
-
-
-def _repository_root(start: Path) -> Path:
-    """``start`` or its nearest ancestor holding ``domains/`` (else ``start`` itself)."""
-    for folder in (start, *start.parents):
-        if (folder / "domains").is_dir():
-            return folder
-    return start
 
 
 @click.command()
@@ -72,14 +65,18 @@ def lint(
     """Check every data product descriptor under PATH/domains and its Avro schema under
     PATH/schemas against the mesh's governance policies.
 
-    PATH is the repository root (default: the current directory or its nearest parent
-    holding domains/). The global policies come
+    PATH is the project root (default: --project, MESH_PROJECT_ROOT, else the nearest
+    folder upwards holding mesh.yaml). The global policies come
     from PATH/mesh-policies.yaml; each domain may override, in
     PATH/domains/<domain>/policies.yaml, what the global set marks overridable. Every
     violation is printed with file:line, field, policy, why the policy exists and how to fix
     it. Exit status 1 when there is an error-level violation, else 0.
     """
-    path = path if path is not None else _repository_root(Path.cwd())
+    if path is None:
+        project = find_project(None, ctx.obj)
+        path = project.root
+        if policies_file is None and project.policies_file.is_file():
+            policies_file = project.policies_file  # mesh.yaml's `policies`
     if list_policies:
         _list_policies(path, policies_file)
         return

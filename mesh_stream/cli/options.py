@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
+from mesh_stream.project import MeshProject, find_project, load_project, locate_project
 from mesh_stream.settings import (
     KAFKA_MAX_NAME_LENGTH,
+    MeshSettings,
     client_name_problem,
     kafka_topic_problem,
     quoted_name,
 )
+
+_R = TypeVar("_R")
 
 
 class FiniteFloatRange(click.FloatRange):
@@ -50,3 +58,53 @@ def checked_topic(_ctx: click.Context, param: click.Parameter, value: str | None
     problem = None if value is None else kafka_topic_problem(value)
     rule = f"letters, digits, '.', '_' and '-', at most {KAFKA_MAX_NAME_LENGTH} characters"
     return _checked(value, param, problem, rule)
+
+
+@dataclass(frozen=True)
+class ProjectChoice:
+    """What the command line said about the project: ``--project`` or the old ``--root``.
+
+    ``--root`` (hidden, kept so scripts keep working) also accepts a folder without
+    ``mesh.yaml``: it is read with mesh.yaml's defaults (descriptors under ``domains/``).
+    """
+
+    project: Path | None = None
+    legacy_root: Path | None = None
+
+    def find(self, settings: MeshSettings) -> MeshProject:
+        """The project, or :class:`ProjectNotFoundError` (for commands that need one)."""
+        if self.project is None and self.legacy_root is not None:
+            return load_project(self.legacy_root, defaults_without_file=True)
+        return find_project(self.project, settings)
+
+    def locate(self, settings: MeshSettings) -> MeshProject | None:
+        """The project, or None when no ``mesh.yaml`` is around and none was named (commands
+        such as `mesh tail` then find products in the registry only)."""
+        if self.project is None and self.legacy_root is None:
+            return locate_project(None, settings)
+        return self.find(settings)
+
+
+def project_option(command: Callable[..., _R]) -> Callable[..., _R]:
+    """Add ``--project DIR`` (and the hidden ``--root`` alias); the command gets
+    ``project: ProjectChoice``."""
+
+    @functools.wraps(command)
+    def with_project(*args: Any, **kwargs: Any) -> _R:
+        kwargs["project"] = ProjectChoice(kwargs.pop("project"), kwargs.pop("legacy_root"))
+        return command(*args, **kwargs)
+
+    with_root = click.option(
+        "--root",
+        "legacy_root",
+        hidden=True,
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="Old name of --project; a folder without mesh.yaml is read with its defaults.",
+    )(with_project)
+    return click.option(
+        "--project",
+        "project",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="Project folder, the one holding mesh.yaml. [env: MESH_PROJECT_ROOT; default: the "
+        "nearest folder upwards holding mesh.yaml]",
+    )(with_root)

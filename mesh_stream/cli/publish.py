@@ -9,10 +9,11 @@ from typing import IO, Any
 
 import click
 
-from mesh_stream.descriptor import resolve_product
+from mesh_stream.cli.options import ProjectChoice, project_option
 from mesh_stream.errors import ConfigurationError, SerializationError
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.producer import ProductPublisher
+from mesh_stream.project import resolve_product
 from mesh_stream.schema.codec import coerce_json
 from mesh_stream.settings import MeshSettings
 
@@ -120,20 +121,15 @@ def _read_schema(path: Path) -> Any:
     "--schema",
     "schema_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Avro schema to publish with. [default: the descriptor's `schema` file below --root]",
+    help="Avro schema to publish with. [default: the descriptor's `schema` file in the project, "
+    "else the latest registered]",
 )
 @click.option(
     "--all-or-nothing",
     is_flag=True,
     help="Publish nothing when any line is bad (by default the good lines are published).",
 )
-@click.option(
-    "--root",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="Repository root holding domains/ (descriptors) and the schema files.",
-)
+@project_option
 @click.option(
     "--bootstrap-servers",
     help="Kafka bootstrap servers. [env: MESH_BOOTSTRAP_SERVERS; default: the local broker]",
@@ -151,7 +147,7 @@ def publish(
     register_only: bool,
     schema_file: Path | None,
     all_or_nothing: bool,
-    root: Path,
+    project: ProjectChoice,
     bootstrap_servers: str | None,
     registry_url: str | None,
 ) -> None:
@@ -160,7 +156,8 @@ def publish(
     Every line is checked against the product's Avro schema first. Bad lines are reported
     as FILE:LINE: field path, expected type and value; the good lines are published and
     confirmed by Kafka (acks=all). The exit status is 1 when any line was rejected.
-    The product is found in ROOT/domains/<domain>/products/ or else in the registry.
+    The product is found in the project (its mesh.yaml's products folder) or else in the
+    registry.
     """
     settings: MeshSettings = ctx.obj
     settings = _override(settings, bootstrap_servers=bootstrap_servers, registry_url=registry_url)
@@ -177,14 +174,15 @@ def publish(
                 f"{name}: no records in the file (JSON Lines: one JSON object per line)"
             )
     registry = registry_for(settings)
-    descriptor = resolve_product(product, registry=registry, root=root)
+    found = project.locate(settings)
+    descriptor = resolve_product(product, project=found, registry=registry)
     schema = _read_schema(schema_file) if schema_file else None
     publisher = ProductPublisher(
         descriptor,
         connection=KafkaConnection.from_settings(settings, default_client_id="mesh-publish"),
         registry=registry,
         schema=schema,
-        root=root,
+        root=found.root if found is not None else None,
     )
     with publisher:
         if register_only:

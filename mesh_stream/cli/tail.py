@@ -5,17 +5,21 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from pathlib import Path
 
 import click
 
 from mesh_stream.broker.reachability import existing_topics
-from mesh_stream.cli.options import FiniteFloatRange, checked_kafka_id
+from mesh_stream.cli.options import (
+    FiniteFloatRange,
+    ProjectChoice,
+    checked_kafka_id,
+    project_option,
+)
 from mesh_stream.cli.publish import registry_for
 from mesh_stream.consumer import ConsumedRecord, ProductConsumer
-from mesh_stream.descriptor import resolve_product
 from mesh_stream.errors import ConsumerError, DeserializationError, MeshError
 from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.project import resolve_product
 from mesh_stream.schema.codec import json_default
 from mesh_stream.settings import MeshSettings
 
@@ -55,13 +59,7 @@ def render(record: ConsumedRecord, as_json: bool) -> str:
     callback=checked_kafka_id,
     help="Consumer group id. [default: a new throw-away group; tail never commits offsets]",
 )
-@click.option(
-    "--root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="Repository root whose domains/ folder is searched before the registry.",
-)
+@project_option
 @click.option(
     "--bootstrap-servers",
     help="Kafka bootstrap servers. [env: MESH_BOOTSTRAP_SERVERS; default: the local broker]",
@@ -78,7 +76,7 @@ def tail(
     timeout: float | None,
     as_json: bool,
     group: str | None,
-    root: Path,
+    project: ProjectChoice,
     bootstrap_servers: str | None,
     registry_url: str | None,
 ) -> None:
@@ -94,7 +92,7 @@ def tail(
     updates = {"bootstrap_servers": bootstrap_servers, "registry_url": registry_url}
     settings = settings.model_copy(update={k: v for k, v in updates.items() if v is not None})
     registry = registry_for(settings)
-    descriptor = resolve_product(product, registry=registry, root=root)
+    descriptor = resolve_product(product, project=project.locate(settings), registry=registry)
     connection = KafkaConnection.from_settings(settings, default_client_id="mesh-tail")
     bootstrap = connection.bootstrap_servers
     existing_topics(connection)  # a clear error when no broker answers or it refuses us
@@ -106,7 +104,7 @@ def tail(
         from_beginning=from_beginning,
         dead_letters=False,
         registry_wait_seconds=settings.consumer_registry_wait_seconds,
-        root=root,
+        root=None,  # the descriptor is resolved above
     )
     if descriptor.topic in consumer.new_topics:  # said once the consumer has subscribed
         click.echo(

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from mesh_stream.cli.options import FiniteFloatRange
+from mesh_stream.cli.options import FiniteFloatRange, ProjectChoice, project_option
 from mesh_stream.settings import MeshSettings
 from mesh_stream.up import MeshUp, UpOptions
 
@@ -62,13 +62,7 @@ from mesh_stream.up import MeshUp, UpOptions
     type=click.IntRange(min=1),
     help="Nodes of the local cluster `mesh up` starts. [default: 3 with --secure, else 1]",
 )
-@click.option(
-    "--root",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="Repository root holding domains/ and schemas/.",
-)
+@project_option
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -86,15 +80,16 @@ def up(
     register_only: bool,
     secure: bool,
     brokers: int | None,
-    root: Path,
+    project: ProjectChoice,
     data_dir: Path | None,
 ) -> None:
     """Run the whole mesh in the foreground: Kafka, registry, simulators, processors.
 
     Starts the local broker (or uses MESH_BOOTSTRAP_SERVERS), the registry (or uses the one
-    answering at MESH_REGISTRY_URL), registers every schema and descriptor from domains/,
-    starts every simulator and processor as a supervised child (restarted with back-off
-    when it dies; logs in MESH_DATA_DIR/logs), and shows a live view: per product its
+    answering at MESH_REGISTRY_URL), registers every schema and descriptor of the project
+    (the folder holding mesh.yaml), starts every simulator and processor of its `runnables`
+    module from the project root as a supervised child (restarted with back-off when it
+    dies; logs in MESH_DATA_DIR/logs), and shows a live view: per product its
     topic, rate, DLQ count and latest aggregate value, each processor's lag, each child's
     state. Ctrl-C (or SIGTERM) stops everything in order and leaves no process behind; a
     second `mesh up` reuses the data of the first.
@@ -108,7 +103,7 @@ def up(
         # Off a terminal (a pipe, CI, a file) a redrawn screen shows nothing useful: print lines.
         view=not no_view and Console().is_terminal,
         duration=duration,
-        root=root,
+        project=project.find(settings),
         register_only=register_only,
         secure=secure,
         brokers=brokers if brokers is not None else (3 if secure else 1),

@@ -3,10 +3,11 @@
 In order: Kafka (the local broker from MESH_DATA_DIR/broker, started unless
 MESH_BOOTSTRAP_SERVERS names a cluster or a local one already runs), the registry (a
 supervised `mesh registry serve` unless MESH_REGISTRY_URL already answers), every product
-topic, schema and descriptor from ``domains/`` (idempotent, sources before what is built
-from them), then every simulator and processor that ``domains/runnables.py`` lists, each a
-supervised child with its log in MESH_DATA_DIR/logs. Then the live view
-(:mod:`mesh_stream.liveview`) until Ctrl-C, SIGTERM or ``--duration``; stopping goes
+topic, schema and descriptor of the project (the folder holding ``mesh.yaml``; idempotent,
+sources before what is built from them), then every simulator and processor that the
+project's ``runnables`` module lists, each a supervised child started in the project root
+(its working directory, ``MESH_PROJECT_ROOT``), with its log in MESH_DATA_DIR/logs. Then
+the live view (:mod:`mesh_stream.liveview`) until Ctrl-C, SIGTERM or ``--duration``; stopping goes
 processors, simulators, registry, then the broker that `mesh up` itself started.
 
 ``--secure`` runs the same mesh on a local SASL (SCRAM-SHA-512) cluster of ``--brokers``
@@ -38,13 +39,13 @@ import click
 
 from mesh_stream.broker import LocalCluster, local_cluster
 from mesh_stream.broker.security import ADMIN, MECHANISM, SASL, BrokerCredentials
-from mesh_stream.descriptor import DataProduct, load_descriptors
+from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import (
     ConfigurationError,
     RegistryError,
     RegistryUnavailableError,
 )
-from mesh_stream.governance.acl_plan import plan_project, project_domains
+from mesh_stream.governance.acl_plan import plan_project
 from mesh_stream.kafka.acls import apply_acls
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.liveview import (
@@ -58,6 +59,7 @@ from mesh_stream.liveview import (
     render,
     render_text,
 )
+from mesh_stream.project import MeshProject
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 from mesh_stream.supervisor import (
@@ -112,7 +114,7 @@ class UpOptions:
     fresh: bool
     view: bool
     duration: float | None
-    root: Path
+    project: MeshProject
     register_only: bool = False
     secure: bool = False
     brokers: int = 1
@@ -199,19 +201,17 @@ class MeshUp:
         return 0
 
     def _start_all(self) -> None:
-        root = self.options.root.resolve()
-        domains_dir = root / "domains"
-        if not domains_dir.is_dir():
-            raise ConfigurationError(
-                f"no domains/ folder in {root}; run `mesh up` from the repository root or "
-                f"pass --root"
-            )
-        products = topological(load_descriptors(domains_dir))
+        project = self.options.project
+        root = project.root
+        products = topological(project.descriptors())
         if not products:
-            raise ConfigurationError(f"no product descriptors under {domains_dir}/*/products/")
+            raise ConfigurationError(
+                f"no product descriptors under {project.descriptors_dir}/*/products/ (the "
+                f"`products` folder of {project.config_file})"
+            )
         if self.options.fresh or self.options.secure:
             self._refuse_fresh_on_a_foreign_cluster()
-        domains = sorted({p.domain for p in products} | set(project_domains(root)))
+        domains = sorted({p.domain for p in products} | set(project.domains))
         bootstrap = self._start_broker(domains)
         if self.options.secure:
             self._apply_acls(bootstrap, root)
@@ -367,8 +367,10 @@ class MeshUp:
         env["MESH_BOOTSTRAP_SERVERS"] = bootstrap
         env["MESH_REGISTRY_URL"] = self.settings.registry_url
         env["MESH_DATA_DIR"] = str(self.settings.data_dir)
-        # The registry `mesh up` starts enforces this repository's policies, overrides included.
-        env.setdefault("MESH_GOVERNANCE_ROOT", str(self.options.root.resolve()))
+        # Children (processors above all) find the project as any command does.
+        env["MESH_PROJECT_ROOT"] = str(self.options.project.root)
+        # The registry `mesh up` starts enforces this project's policies, overrides included.
+        env.setdefault("MESH_GOVERNANCE_ROOT", str(self.options.project.root))
         return env
 
     # -- stage 2: registry -----------------------------------------------------------------
@@ -488,18 +490,31 @@ class MeshUp:
 
     # -- stage 4: simulators and processors ------------------------------------------------
     def _start_runnables(self, root: Path, tokens: Mapping[str, str]) -> None:
+        name = self.options.project.runnables
+        if name is None:
+            self.note(
+                f"simulators and processors: none, {self.options.project.config_file} names "
+                f"no `runnables` module"
+            )
+            return
+        # The project's module, imported from the project root like the children run it.
         if str(root) not in sys.path:
             sys.path.insert(0, str(root))
         try:
-            module = importlib.import_module("domains.runnables")
+            module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name not in ("domains", "domains.runnables"):
+            parts = name.split(".")
+            if exc.name not in {".".join(parts[: i + 1]) for i in range(len(parts))}:
                 raise
-            self.note(
-                "simulators and processors: skipped, domains/runnables.py does not exist yet "
-                "(issue 5)"
+            raise ConfigurationError(
+                f"{self.options.project.config_file}: runnables: module {name!r} not found "
+                f"under {root}; fix `runnables` or add {name.replace('.', '/')}.py"
+            ) from exc
+        if not callable(getattr(module, "runnables", None)):
+            raise ConfigurationError(
+                f"{self.options.project.config_file}: runnables: module {name!r} has no "
+                f"function runnables(rate, seed=...)"
             )
-            return
         supervisor = self._run.supervisor
         assert supervisor is not None
         listed = module.runnables(self.options.rate, seed=self.options.seed)
@@ -515,7 +530,7 @@ class MeshUp:
                         raise ConfigurationError(
                             f"{runnable.name}: --secure cannot tell its domain (no -m "
                             f"domains.<domain> and no MESH_REGISTRY_PRINCIPAL in "
-                            f"domains/runnables.py), so it has no Kafka user"
+                            f"{name}), so it has no Kafka user"
                         )
                     env |= self._kafka_env(domain)
                 supervisor.add(

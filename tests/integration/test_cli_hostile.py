@@ -124,10 +124,10 @@ def test_a_schema_the_specification_forbids_is_refused_by_the_registry_in_one_li
         ),
         (
             ["tail", "orders.nobody-knows", "--timeout", "1"],
-            "error: product orders.nobody-knows not found: no descriptor in "
-            "domains/orders/products and the registry at {url} does not know it; check the "
-            "name with `mesh products list` or run from the repository root (HTTP 404, "
-            "error_code 40404)",
+            "error: product orders.nobody-knows not found: the registry at {url} does not "
+            "know it; check the name with `mesh products list`, run inside the project "
+            "holding its descriptor (mesh.yaml), or register it there first (`mesh products "
+            "apply`) (HTTP 404, error_code 40404)",
         ),
         (
             ["products", "show", "orders.nobody-knows"],

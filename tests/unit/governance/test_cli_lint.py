@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from mesh_stream.cli.main import cli
+from mesh_stream.errors import ProjectNotFoundError
 from mesh_stream.governance import BUILTIN_POLICIES, lint_repository
 
 MESH = str(Path(sys.executable).with_name("mesh"))
@@ -107,11 +108,25 @@ def test_every_option_has_help() -> None:
         assert option in result.stdout
 
 
-def test_default_path_is_the_nearest_folder_holding_domains(
+def test_without_mesh_yaml_around_lint_names_the_fixes(
     mesh_tree: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = mesh_tree("key-field")
     monkeypatch.chdir(root / "schemas" / "shop")
+    monkeypatch.delenv("MESH_PROJECT_ROOT", raising=False)
+    result = CliRunner().invoke(cli, ["lint", "--json"])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, ProjectNotFoundError)
+    assert "mesh init" in str(result.exception)
+
+
+def test_default_path_is_the_nearest_folder_holding_mesh_yaml(
+    mesh_tree: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = mesh_tree("key-field")
+    (root / "mesh.yaml").write_text("domains: [shop]\n")
+    monkeypatch.chdir(root / "schemas" / "shop")
+    monkeypatch.delenv("MESH_PROJECT_ROOT", raising=False)
     result = CliRunner().invoke(cli, ["lint", "--json"])
     assert result.exit_code == 1
     report = json.loads(result.stdout)

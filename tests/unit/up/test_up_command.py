@@ -16,7 +16,7 @@ from mesh_stream.broker import ClusterState, ClusterStatus
 from mesh_stream.broker.cluster import NodeState, NodeStatus
 from mesh_stream.cli.main import cli
 from mesh_stream.descriptor import DataProduct, load_descriptors
-from mesh_stream.errors import BrokerError, ConfigurationError
+from mesh_stream.errors import BrokerError, ConfigurationError, ProjectNotFoundError
 from mesh_stream.supervisor import Backoff, ChildState, EventKind, Supervisor
 from mesh_stream.up import (
     BrokerWatch,
@@ -161,7 +161,7 @@ def test_second_mesh_up_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
 def test_fresh_is_refused_against_a_cluster_mesh_up_does_not_own(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         cli,
-        ["up", "--fresh", "--no-view", "--root", str(ROOT), "--data-dir", str(tmp_path)],
+        ["up", "--fresh", "--no-view", "--project", str(ROOT), "--data-dir", str(tmp_path)],
         env={"MESH_BOOTSTRAP_SERVERS": "kafka.example:9092"},
     )
     assert result.exit_code != 0
@@ -170,13 +170,33 @@ def test_fresh_is_refused_against_a_cluster_mesh_up_does_not_own(tmp_path: Path)
     assert "unset MESH_BOOTSTRAP_SERVERS" in str(result.exception)
 
 
-def test_a_root_without_domains_is_refused(tmp_path: Path) -> None:
+def test_a_project_without_mesh_yaml_is_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        cli, ["up", "--no-view", "--root", str(tmp_path), "--data-dir", str(tmp_path / "d")]
+        cli, ["up", "--no-view", "--project", str(tmp_path), "--data-dir", str(tmp_path / "d")]
+    )
+    assert isinstance(result.exception, ProjectNotFoundError)
+    assert str(result.exception).startswith(f"--project={tmp_path}: no mesh.yaml there")
+    assert "mesh init" in str(result.exception)
+
+
+def test_a_project_without_descriptors_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "mesh.yaml").write_text("domains: [shop]\n")
+    result = CliRunner().invoke(
+        cli, ["up", "--no-view", "--project", str(tmp_path), "--data-dir", str(tmp_path / "d")]
     )
     assert isinstance(result.exception, ConfigurationError)
-    assert f"no domains/ folder in {tmp_path.resolve()}" in str(result.exception)
-    assert "--root" in str(result.exception)
+    assert f"no product descriptors under {tmp_path.resolve()}/domains/" in str(result.exception)
+
+
+def test_up_finds_the_project_upwards_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "mesh.yaml").write_text("domains: [shop]\n")
+    (tmp_path / "deep" / "er").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "deep" / "er")
+    monkeypatch.delenv("MESH_PROJECT_ROOT", raising=False)
+    result = CliRunner().invoke(cli, ["up", "--no-view", "--data-dir", str(tmp_path / "d")])
+    assert f"under {tmp_path.resolve()}/domains/" in str(result.exception)  # found, then empty
 
 
 def test_up_help_explains_every_option() -> None:
@@ -189,7 +209,7 @@ def test_up_help_explains_every_option() -> None:
         "--no-view",
         "--duration",
         "--register-only",
-        "--root",
+        "--project",
         "--data-dir",
     ):
         assert option in result.output

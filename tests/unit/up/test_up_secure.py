@@ -15,6 +15,7 @@ from mesh_stream.broker.security import BrokerCredentials
 from mesh_stream.cli.main import cli
 from mesh_stream.errors import ConfigurationError
 from mesh_stream.kafka.connection import SecurityProtocol
+from mesh_stream.project import load_project
 from mesh_stream.settings import MeshSettings
 from mesh_stream.up import MeshUp, UpOptions
 
@@ -23,7 +24,14 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def mesh_up(tmp_path: Path, **settings: object) -> MeshUp:
     options = UpOptions(
-        rate=1.0, seed=1, fresh=False, view=False, duration=None, root=ROOT, secure=True, brokers=3
+        rate=1.0,
+        seed=1,
+        fresh=False,
+        view=False,
+        duration=None,
+        project=load_project(ROOT),
+        secure=True,
+        brokers=3,
     )
     return MeshUp(MeshSettings(data_dir=tmp_path, **settings), options)
 
