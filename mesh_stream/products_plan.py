@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -31,6 +31,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import ConfigResource
+from confluent_kafka.admin._resource import ResourceType
 
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import (
@@ -496,6 +498,7 @@ def _plan_topic(
     conn: KafkaConnection,
     admin: AdminClient,
     cluster: topics.ClusterInfo,
+    existing: Collection[str],
 ) -> None:
     try:
         spec = topics.product_topic_spec(local.product, cluster)
@@ -514,7 +517,9 @@ def _plan_topic(
     plan.topic_spec = f"{spec.partitions} partition(s), RF {spec.replication_factor}, " + ", ".join(
         f"{k}={v}" for k, v in sorted(spec.config.items())
     )
-    state = topics.describe_topic(admin, conn, spec.name)
+    # Asking for one topic by name may auto-create it on brokers that allow that, so only a
+    # topic already in the full listing is described: a plan never writes.
+    state = topics.describe_topic(admin, conn, spec.name) if spec.name in existing else None
     if state is None:
         plan.topic_status = TopicStatus.MISSING
         return
@@ -545,8 +550,30 @@ def _no_authorizer(exc: KafkaSecurityError) -> bool:
     return isinstance(error, KafkaError) and error.code() == KafkaError.SECURITY_DISABLED
 
 
-def _plan_acls(plan: ProjectPlan, conn: KafkaConnection, products: Sequence[DataProduct]) -> None:
+def has_authorizer(admin: AdminClient, timeout: float = 15.0) -> bool | None:
+    """Whether the brokers run an authorizer (``authorizer.class.name`` set); None when
+    their config cannot be read. (Kafka 4 answers DescribeAcls with an empty list rather
+    than SECURITY_DISABLED when there is none, so the ACLs alone do not tell.)"""
+    try:
+        brokers = sorted(admin.list_topics(timeout=timeout).brokers)
+        if not brokers:
+            return None
+        resource = ConfigResource(ResourceType.BROKER, str(brokers[0]))
+        entries = admin.describe_configs([resource], request_timeout=timeout)[resource]
+        entry = entries.result(timeout).get("authorizer.class.name")
+    except KafkaException:
+        return None
+    return None if entry is None else bool(entry.value)
+
+
+def _plan_acls(
+    plan: ProjectPlan, conn: KafkaConnection, admin: AdminClient, products: Sequence[DataProduct]
+) -> None:
     wanted = domain_acls(products, plan.domains, REGISTRY_PRINCIPAL)
+    if has_authorizer(admin) is False:
+        plan.acl_status = AclStatus.NO_AUTHORIZER
+        plan.acl_note = "the cluster has no authorizer: it keeps no ACLs, none to grant"
+        return
     try:
         existing = describe_acls(conn)
     except KafkaSecurityError as exc:
@@ -628,6 +655,7 @@ def plan_project(
             plan.refusals.append(refusal)
     admin = make_admin(conn, {"log_level": 0}) if conn is not None else None
     cluster = topics.cluster_info(conn, admin=admin) if conn is not None else None
+    existing = set(admin.list_topics(timeout=30).topics) if admin is not None else set()
     for local in _load_local(project, products):
         product = local.product
         item = ProductPlan(
@@ -648,10 +676,10 @@ def plan_project(
             item.refusals.insert(0, owner)
         _plan_registry(item, local, registry)
         if conn is not None and admin is not None and cluster is not None:
-            _plan_topic(item, local, conn, admin, cluster)
+            _plan_topic(item, local, conn, admin, cluster, existing)
         plan.products.append(item)
-    if conn is not None and products:
-        _plan_acls(plan, conn, products)
+    if conn is not None and admin is not None and products:
+        _plan_acls(plan, conn, admin, products)
     return plan
 
 

@@ -1,10 +1,13 @@
-"""`mesh products list|show|lineage`: discover data products in the registry."""
+"""`mesh products list|show|lineage|plan|apply`: discover data products in the registry, and
+roll a project's products out to it (plan shows what apply would do; apply does it)."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import sys
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import click
@@ -12,7 +15,22 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
+from mesh_stream.broker import reachability
 from mesh_stream.descriptor import PRODUCT_NAME, Classification, ProductKind
+from mesh_stream.errors import PlanRefusedError, SubjectNotFoundError
+from mesh_stream.kafka.clients import probe
+from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.products_plan import (
+    AclStatus,
+    ProductPlan,
+    ProjectPlan,
+    Status,
+    TopicStatus,
+    apply_plan,
+    plan_project,
+    schema_fields,
+)
+from mesh_stream.project import MeshProject, find_project
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 
@@ -129,18 +147,26 @@ def list_products(
 @url_option
 @click.pass_obj
 def show(settings: MeshSettings, name: str, as_json: bool, registry_url: str | None) -> None:
-    """Show one product's descriptor, topic, schema version and consumers."""
+    """Show one product's descriptor, topic, schema version and consumers, and its
+    registered schema's fields (name, type, pii, doc)."""
     with _client(settings, registry_url) as client:
         product = client.get_product(name)
+        fields = _registered_fields(client, product)
     if as_json:
-        _print_json(product)
+        _print_json({**product, "fields": [asdict(f) for f in fields]})
         return
     facts = product.pop("registry", {})
     table = Table("field", "value", show_header=False)
     for key, value in {**product, **facts}.items():
         shown = value if isinstance(value, str) else json.dumps(value)
         table.add_row(key, shown)
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    version = facts.get("schema_version")
+    listing = Table("name", "type", "pii", "doc", title=f"schema fields (version {version})")
+    for item in fields:
+        listing.add_row(item.name, item.type, "pii" if item.pii else "", item.doc or "")
+    console.print(listing)
 
 
 @products.command()
@@ -192,3 +218,191 @@ def _grow(
             seen.add(item)
             _grow(child, item, edges, upstream=upstream, seen=seen)
     return bool(nexts)
+
+
+def _registered_fields(client: RegistryClient, product: dict[str, Any]) -> list[Any]:
+    """The fields of the product's latest registered value schema (none when it has none)."""
+    subject = product.get("registry", {}).get("value_subject")
+    if not subject:
+        return []
+    try:
+        registered = client.get_latest(str(subject))
+    except SubjectNotFoundError:
+        return []
+    document = json.loads(registered.schema)
+    return schema_fields(document) if isinstance(document, dict) else []
+
+
+# -- plan and apply ---------------------------------------------------------------------------
+
+project_argument = click.argument(
+    "path", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
+bootstrap_option = click.option(
+    "--bootstrap-servers",
+    help="Kafka whose topics and ACLs are compared. [env: MESH_BOOTSTRAP_SERVERS; default "
+    "the local broker]",
+)
+
+
+def _plan(
+    settings: MeshSettings,
+    path: Path | None,
+    registry_url: str | None,
+    bootstrap_servers: str | None,
+) -> tuple[ProjectPlan, MeshProject, RegistryClient, KafkaConnection]:
+    if bootstrap_servers:
+        settings = settings.model_copy(update={"bootstrap_servers": bootstrap_servers})
+    project = find_project(path, settings)
+    conn = KafkaConnection.from_settings(settings, default_client_id="mesh-products")
+    probe(conn, timeout=reachability.DEFAULT_PROBE_TIMEOUT)
+    client = _client(settings, registry_url)
+    try:
+        plan = plan_project(project, client, conn, principal=settings.registry_principal)
+    except BaseException:
+        client.close()
+        raise
+    return plan, project, client, conn
+
+
+_MARKS = {Status.NEW: "+", Status.CHANGED: "~", Status.UNCHANGED: "=", Status.UNKNOWN: "?"}
+
+
+def _product_lines(item: ProductPlan) -> list[str]:
+    head = "unchanged" if item.unchanged else f"descriptor {item.descriptor.value}"
+    lines = [f"{_MARKS[item.descriptor]} {item.name} ({item.descriptor_file}): {head}"]
+    lines += [f"    descriptor {change.describe()}" for change in item.descriptor_changes]
+    version = f", registered version {item.registered_version}" if item.registered_version else ""
+    lines.append(f"    schema {item.subject}: {item.schema.value}{version}")
+    if item.schema is not Status.UNCHANGED:
+        lines += [f"      {change.describe()}" for change in item.schema_changes]
+    if item.compatible is not None and item.schema is Status.CHANGED:
+        verdict = "compatible" if item.compatible else "INCOMPATIBLE"
+        lines.append(f"    compatibility {item.compatibility_level}: {verdict} (registry)")
+    if item.level_change is not None:
+        lines.append(f"    compatibility level {item.level_change[0]} -> {item.level_change[1]}")
+    topic = f"    topic {item.topic}: {item.topic_status.value}"
+    if item.topic_status is TopicStatus.MISSING:
+        topic += f", apply creates it ({item.topic_spec})"
+    lines.append(topic)
+    lines += [f"      {drift}" for drift in item.topic_drift]
+    return lines
+
+
+def _print_plan(plan: ProjectPlan) -> None:
+    click.echo(
+        f"project {plan.root} (domains: {', '.join(plan.domains) or 'none'}) against "
+        f"{plan.registry_url} and Kafka at {plan.bootstrap_servers}"
+    )
+    for item in plan.products:
+        for line in _product_lines(item):
+            click.echo(line)
+    acls = f"ACLs: {plan.acl_status.value}"
+    if plan.acl_status is AclStatus.MISSING:
+        acls += f", apply creates {len(plan.acls_missing)}"
+    click.echo(acls + (f" ({plan.acl_note})" if plan.acl_note else ""))
+    for acl in plan.acls_missing:
+        click.echo(f"    + {acl}")
+    for warning in plan.to_dict()["warnings"]:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
+    for refusal in plan.all_refusals:
+        click.secho(f"refused: {refusal}", fg="red", err=True)
+    counts = plan.counts()
+    verdict = (
+        "applicable"
+        if plan.applicable
+        else f"REFUSED ({len(plan.all_refusals)} refusal(s)): apply would write nothing"
+    )
+    click.echo(
+        f"plan: {counts['new']} new, {counts['changed']} changed, {counts['unchanged']} "
+        f"unchanged product(s); lint {plan.lint_errors} error(s), {plan.lint_warnings} "
+        f"warning(s); {verdict}"
+    )
+
+
+@products.command()
+@project_argument
+@json_option
+@url_option
+@bootstrap_option
+@click.pass_context
+def plan(
+    ctx: click.Context,
+    path: Path | None,
+    as_json: bool,
+    registry_url: str | None,
+    bootstrap_servers: str | None,
+) -> None:
+    """Show what `mesh products apply` would change, without changing anything.
+
+    For every descriptor of the project at PATH (default: MESH_PROJECT_ROOT, else the nearest
+    folder upwards holding mesh.yaml): new, changed (field by field) or unchanged in the
+    registry; the schema diff (fields added, removed, retyped) and the registry's
+    compatibility verdict against the registered versions; the topic missing or drifted from
+    the descriptor; the domain's ACLs where the cluster has an authorizer; local lint and
+    ownership (MESH_REGISTRY_PRINCIPAL must be the product's domain). Exit status 0 when
+    apply would go through, 1 when something would be refused.
+    """
+    result, _project, client, _conn = _plan(ctx.obj, path, registry_url, bootstrap_servers)
+    client.close()
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        _print_plan(result)
+    if not result.applicable:
+        ctx.exit(1)
+
+
+@products.command()
+@project_argument
+@json_option
+@url_option
+@bootstrap_option
+@click.pass_context
+def apply(
+    ctx: click.Context,
+    path: Path | None,
+    as_json: bool,
+    registry_url: str | None,
+    bootstrap_servers: str | None,
+) -> None:
+    """Register the project's schemas and descriptors, create their topics and grant the
+    domain's ACLs: make the registry and Kafka match `mesh products plan`.
+
+    Runs with the domain's credential (MESH_REGISTRY_PRINCIPAL / MESH_REGISTRY_TOKEN for the
+    registry, MESH_KAFKA_* for Kafka). Everything is validated first (lint, compatibility
+    against the registry, ownership); when anything is refused, each refusal is printed with
+    its policy, file:line and fix, and nothing is written. Idempotent: a second apply says
+    unchanged. Existing topics are checked, never altered; ACLs are only added.
+    """
+    settings: MeshSettings = ctx.obj
+    result, project, client, conn = _plan(settings, path, registry_url, bootstrap_servers)
+    with client:
+        if not result.applicable:
+            if as_json:
+                _print_json({"applied": False, "plan": result.to_dict()})
+            for refusal in result.all_refusals:
+                click.secho(f"refused: {refusal}", fg="red", err=True)
+        try:
+            done = apply_plan(
+                result, project, client, conn, progress=None if as_json else click.echo
+            )
+        except PlanRefusedError as exc:
+            raise PlanRefusedError(
+                f"nothing applied: {len(exc.refusals)} refusal(s) above (policy, file:line, "
+                "fix); `mesh products plan` shows the whole plan",
+                refusals=exc.refusals,
+            ) from None
+    if as_json:
+        _print_json({"applied": True, **done.to_dict(), "plan": result.to_dict()})
+        return
+    for name in done.unchanged:
+        click.echo(f"{name}: unchanged")
+    if done.changed:
+        click.echo(
+            f"applied: {len(done.actions)} change(s) at {client.url} and {conn.bootstrap_servers}"
+        )
+    else:
+        click.echo(
+            f"unchanged: the registry and Kafka already match the {len(result.products)} product(s)"
+        )

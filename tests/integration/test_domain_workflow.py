@@ -1,0 +1,293 @@
+"""A domain team's workflow from its own folder, outside this repository, on a real broker and
+registry: init -> lint -> plan -> apply -> apply again -> publish -> tail, and the bad inputs
+(another domain's descriptor, a broken .avsc, an incompatible change, no mesh.yaml), each
+refused in one line with nothing written."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mesh_stream.cli.main import run
+from mesh_stream.settings import MeshSettings
+from tests.conftest import KafkaAddress
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+PRODUCT = "inventory.example-event"
+SUBJECT = "inventory.example-event.v1-value"
+SCHEMA_FILE = "schemas/inventory/example-event.avsc"
+
+
+@dataclass(frozen=True)
+class Registry:
+    url: str
+    tokens: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def registry(kafka: KafkaAddress) -> Iterator[Registry]:
+    """A registry of its own (own topic) that knows the inventory domain's credential."""
+    from pydantic import SecretStr
+
+    from mesh_stream.registry.service.server import RegistryServer, build_registry
+
+    tokens = {"admin": "admin-secret", "inventory": "inv-secret", "orders": "orders-secret"}
+    session = uuid.uuid4().hex[:8]
+    settings = MeshSettings(
+        bootstrap_servers=kafka.bootstrap_servers,
+        registry_credentials=SecretStr(",".join(f"{p}:{t}" for p, t in tokens.items())),
+        registry_credentials_file=None,
+        registry_topic=f"_mesh_registry-workflow-{session}",
+        registry_writer_id=f"mesh-registry-workflow-{session}",
+    )
+    app, store = build_registry(settings)
+    server = RegistryServer(app)
+    try:
+        yield Registry(server.start(), tokens)
+    finally:
+        server.stop()
+        store.close()
+
+
+@pytest.fixture
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("domain-team")
+    assert not folder.resolve().is_relative_to(REPOSITORY)
+    return folder
+
+
+def _env(kafka: KafkaAddress, registry: Registry, principal: str = "inventory") -> dict[str, str]:
+    return {
+        "MESH_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "MESH_REGISTRY_URL": registry.url,
+        "MESH_REGISTRY_PRINCIPAL": principal,
+        "MESH_REGISTRY_TOKEN": registry.tokens[principal],
+        "MESH_PROJECT_ROOT": "",
+    }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    """``env`` in os.environ (an empty value unsets the variable), restored afterwards."""
+    saved = {name: os.environ.get(name) for name in env}
+    try:
+        for name, value in env.items():
+            if value:
+                os.environ[name] = value
+            else:
+                os.environ.pop(name, None)
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _mesh(args: list[str], cwd: Path, env: dict[str, str]) -> Outcome:
+    """`mesh ARGS` run in ``cwd`` through the CLI's own error boundary (``main.run``)."""
+    out, err = io.StringIO(), io.StringIO()
+    old = Path.cwd()
+    os.chdir(cwd)
+    try:
+        with _environment(env), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = run(args)
+    finally:
+        os.chdir(old)
+    return Outcome(code, out.getvalue(), err.getvalue())
+
+
+def _errors(result: Outcome) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith(("error:", "refused:"))]
+
+
+def _versions(registry: Registry, subject: str) -> list[int]:
+    """The subject's registered versions, straight from the registry's HTTP API."""
+    answer = httpx.get(f"{registry.url}/subjects/{subject}/versions", timeout=10)
+    if answer.status_code == 404:
+        return []
+    answer.raise_for_status()
+    return [int(v) for v in answer.json()]
+
+
+def test_a_domain_team_ships_a_product_from_its_own_repository(
+    kafka: KafkaAddress, registry: Registry, workspace: Path
+) -> None:
+    env = _env(kafka, registry)
+    project = workspace / "inventory"
+
+    made = _mesh(["init", "inventory", str(project)], workspace, env)
+    assert made.exit_code == 0, made.stderr
+    assert (project / "mesh.yaml").is_file()
+
+    lint = _mesh(["lint"], project, env)
+    assert lint.exit_code == 0, lint.stdout + lint.stderr
+
+    plan = _mesh(["products", "plan", "--json"], project, env)
+    assert plan.exit_code == 0, plan.stderr
+    planned = json.loads(plan.stdout)
+    [item] = planned["products"]
+    assert (item["name"], item["descriptor"], item["schema"]) == (PRODUCT, "new", "new")
+    assert item["topic_status"] == "missing"
+    assert planned["applicable"] is True
+    assert planned["acls"]["status"] == "no authorizer"
+    assert {c["field"] for c in item["schema_changes"]} == {
+        "event_id", "item_id", "action", "quantity", "occurred_at"
+    }  # fmt: skip
+
+    applied = _mesh(["products", "apply"], project, env)
+    assert applied.exit_code == 0, applied.stderr
+    assert f"{PRODUCT}: schema registered under {SUBJECT}" in applied.stdout
+    assert f"{PRODUCT}: descriptor registered" in applied.stdout
+    assert f"{PRODUCT}: topic inventory.example-event.v1 created" in applied.stdout
+    assert _versions(registry, SUBJECT) == [1]
+
+    again = _mesh(["products", "apply"], project, env)
+    assert again.exit_code == 0, again.stderr
+    assert again.stdout.splitlines() == [
+        f"{PRODUCT}: unchanged",
+        "unchanged: the registry and Kafka already match the 1 product(s)",
+    ]
+    assert _versions(registry, SUBJECT) == [1]
+    replan = json.loads(_mesh(["products", "plan", "--json"], project, env).stdout)
+    assert replan["unchanged"] is True
+    assert replan["products"][0]["topic_status"] == "as specified"
+
+    publisher = subprocess.run(
+        [sys.executable, "domains/inventory/publisher.py"],
+        cwd=project,
+        env={**os.environ, **env, "PYTHONPATH": str(REPOSITORY)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert publisher.returncode == 0, publisher.stderr
+    tail = _mesh(
+        ["tail", PRODUCT, "--from-beginning", "--max", "10", "--timeout", "30", "--json"],
+        project,
+        env,
+    )
+    assert tail.exit_code == 0, tail.stderr
+    records = [json.loads(line) for line in tail.stdout.splitlines()]
+    assert sorted(r["quantity"] for r in records) == list(range(1, 11))
+
+    show = _mesh(["products", "show", PRODUCT, "--json"], project, env)
+    assert show.exit_code == 0, show.stderr
+    fields = {f["name"]: f for f in json.loads(show.stdout)["fields"]}
+    assert fields["occurred_at"]["type"] == "long (timestamp-millis)"
+    assert fields["item_id"]["doc"] == "Id of the item the event is about; the Kafka key."
+
+
+def test_refused_applies_name_the_file_and_write_nothing(
+    kafka: KafkaAddress, registry: Registry, workspace: Path
+) -> None:
+    env = _env(kafka, registry)
+    project = workspace / "inventory"
+    assert _mesh(["init", "inventory", str(project)], workspace, env).exit_code == 0
+    assert _mesh(["products", "apply"], project, env).exit_code == 0
+    schema = project / SCHEMA_FILE
+    original = schema.read_text()
+
+    # A descriptor of another domain: the registry would answer 403; nothing is written.
+    (project / "mesh.yaml").write_text(
+        (project / "mesh.yaml").read_text().replace("[inventory]", "[inventory, orders]")
+    )
+    orders = project / "domains/orders/products"
+    orders.mkdir(parents=True)
+    (orders / "stock-order.yaml").write_text(
+        (project / "domains/inventory/products/example-event.yaml")
+        .read_text()
+        .replace("inventory.example-event", "orders.stock-order")
+        .replace("domain: inventory", "domain: orders")
+        .replace("schemas/inventory/example-event.avsc", "schemas/orders/stock-order.avsc")
+    )
+    (project / "schemas/orders").mkdir()
+    (project / "schemas/orders/stock-order.avsc").write_text(original)
+    refused = _mesh(["products", "apply"], project, env)
+    assert refused.exit_code == 1
+    [ownership] = [line for line in _errors(refused) if "[ownership]" in line]
+    assert ownership.startswith("refused: domains/orders/products/stock-order.yaml:4: ")
+    assert "403" in ownership
+    assert "MESH_REGISTRY_PRINCIPAL=orders" in ownership
+    assert _errors(refused)[-1].startswith("error: nothing applied: 1 refusal(s)")
+    assert _versions(registry, "orders.stock-order.v1-value") == []
+    assert "orders.stock-order" not in _mesh(["products", "list"], project, env).stdout
+    (orders / "stock-order.yaml").unlink()
+
+    # A broken .avsc: plan and apply name the file and line; nothing is written.
+    schema.write_text(original.replace('"int"', '"int",,'))
+    for command in ("plan", "apply"):
+        broken = _mesh(["products", command], project, env)
+        assert broken.exit_code == 1, command
+        named = [
+            line for line in _errors(broken) if "schemas/inventory/example-event.avsc:" in line
+        ]
+        assert named, broken.stderr
+        assert "[schema-valid]" in named[0]
+    assert _versions(registry, SUBJECT) == [1]
+
+    # An incompatible change (int -> string): plan and apply name the field; nothing written.
+    schema.write_text(
+        original.replace(
+            '"name": "quantity", "type": "int"', '"name": "quantity", "type": "string"'
+        )
+    )
+    plan = _mesh(["products", "plan"], project, env)
+    assert plan.exit_code == 1
+    assert "~ quantity: int -> string" in plan.stdout
+    assert "INCOMPATIBLE" in plan.stdout
+    apply = _mesh(["products", "apply"], project, env)
+    assert apply.exit_code == 1
+    [incompatible] = [line for line in _errors(apply) if "[schema-compatibility]" in line]
+    assert incompatible.startswith(f"refused: {SCHEMA_FILE}:10: ")
+    assert "quantity" in incompatible
+    assert _versions(registry, SUBJECT) == [1]
+
+    # A compatible change goes through and registers version 2.
+    schema.write_text(
+        original.replace(
+            '    {"name": "occurred_at"',
+            '    {"name": "note", "type": ["null", "string"], "default": null, "doc": "A '
+            'remark."},\n'
+            '    {"name": "occurred_at"',
+        )
+    )
+    plan = _mesh(["products", "plan"], project, env)
+    assert plan.exit_code == 0, plan.stderr
+    assert "+ note: null|string" in plan.stdout
+    assert "compatible (registry)" in plan.stdout
+    assert _mesh(["products", "apply"], project, env).exit_code == 0
+    assert _versions(registry, SUBJECT) == [1, 2]
+
+
+def test_a_project_root_without_mesh_yaml_is_one_line_naming_the_setting(
+    kafka: KafkaAddress, registry: Registry, workspace: Path
+) -> None:
+    env = {**_env(kafka, registry), "MESH_PROJECT_ROOT": str(workspace)}
+
+    for command in ("plan", "apply"):
+        result = _mesh(["products", command], workspace, env)
+        assert result.exit_code == 1
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert result.stderr.startswith("error: MESH_PROJECT_ROOT=")
+        assert "mesh.yaml" in result.stderr
