@@ -21,29 +21,27 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from pathlib import Path
 from types import FrameType
 
 import click
 
 from domains.story import DOMAINS, Story, StoryEvent, domain_events
-from mesh_stream.descriptor import DataProduct, load_descriptors
+from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import MeshError
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.processing.registration import register_source_product
 from mesh_stream.producer import ProductPublisher, open_publisher
+from mesh_stream.project import MeshProject, find_project
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 #: Events the story scheduled more than this long before now are skipped, not sent in a
 #: burst (a simulator restarted with an old ``--epoch-ms`` resumes "now").
 CATCH_UP_MS = 5_000
 
 
-def domain_products(domain: str, repo_root: Path = REPO_ROOT) -> list[DataProduct]:
-    return [p for p in load_descriptors(repo_root / "domains") if p.domain == domain]
+def domain_products(domain: str, project: MeshProject) -> list[DataProduct]:
+    return [p for p in project.descriptors() if p.domain == domain]
 
 
 def paced(
@@ -76,10 +74,15 @@ def simulate(
     duration: float | None,
     count: int | None,
     stop: threading.Event,
-    repo_root: Path = REPO_ROOT,
+    project: MeshProject | None = None,
 ) -> Counter[str]:
-    """Publish the domain's events until the duration, the count or ``stop``; return counts."""
-    products = domain_products(domain, repo_root)
+    """Publish the domain's events until the duration, the count or ``stop``; return counts.
+
+    The products are the domain's descriptors in ``project`` (default: the project found
+    from ``settings``, i.e. MESH_PROJECT_ROOT or the nearest mesh.yaml, as `mesh up` sets it).
+    """
+    project = project if project is not None else find_project(None, settings)
+    products = domain_products(domain, project)
     story = Story(seed=seed, epoch_ms=epoch_ms, rate=rate)
     published: Counter[str] = Counter()
     end_ms = epoch_ms + int(duration * 1000) if duration is not None else None
@@ -92,11 +95,11 @@ def simulate(
                 product,
                 settings=settings,
                 registry=registry,
-                root=repo_root,
+                root=project.root,
                 connection=connection,
             )
             stack.callback(publisher.close)
-            register_source_product(registry, product, repo_root)
+            register_source_product(registry, product, project.root)
             publishers[product.name] = publisher
         for event in paced(domain_events(story, domain), stop=stop):
             if end_ms is not None and event.emit_at_ms >= end_ms:

@@ -30,7 +30,7 @@ from confluent_kafka import KafkaError, KafkaException, Message
 from fastavro import schemaless_reader
 from pydantic import BaseModel
 
-from mesh_stream.descriptor import DataProduct, resolve_product
+from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import (
     ConfigurationError,
     DeliveryError,
@@ -43,6 +43,7 @@ from mesh_stream.errors import (
 from mesh_stream.kafka import topics
 from mesh_stream.kafka.clients import make_producer
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
+from mesh_stream.project import locate_project, resolve_product
 from mesh_stream.schema.codec import RecordEncoder, as_document, load_schema_file
 from mesh_stream.schema.models import check_model
 from mesh_stream.schema.wire import HEADER_SIZE
@@ -657,7 +658,7 @@ def open_publisher(
     *,
     settings: MeshSettings,
     registry: RegistryClient | None = None,
-    root: Path = Path("."),
+    root: Path | None = None,
     config: Mapping[str, Any] | None = None,
     connection: KafkaConnection | None = None,
 ) -> ProductPublisher:
@@ -665,18 +666,21 @@ def open_publisher(
 
     The Kafka connection defaults to ``KafkaConnection.from_settings(settings)``
     (``MESH_BOOTSTRAP_SERVERS``, ``MESH_KAFKA_*``); the registry client to one built from
-    ``settings`` (URL and credentials);
-    the schema comes from the descriptor's ``.avsc`` below ``root``.
+    ``settings`` (URL and credentials). The product and its ``.avsc`` come from the project
+    (``root``, else ``MESH_PROJECT_ROOT``, else the nearest ``mesh.yaml`` upwards); a product
+    the project does not hold, or code outside any project, uses the registry's descriptor
+    and latest schema.
     """
     if registry is None:
         from mesh_stream.registry.client import RegistryClient
 
         registry = RegistryClient.from_settings(settings)
-    descriptor = resolve_product(product, registry=registry, root=root)
+    project = locate_project(root, settings)
+    descriptor = resolve_product(product, project=project, registry=registry)
     return ProductPublisher(
         descriptor,
         connection=connection or KafkaConnection.from_settings(settings),
         registry=registry,
         config=config,
-        root=root,
+        root=project.root if project is not None else None,
     )

@@ -23,12 +23,13 @@ keyed outputs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import sys
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
@@ -37,7 +38,7 @@ import faust
 from faust.streams import _current_event
 from mode import Service
 
-from mesh_stream.descriptor import DataProduct, load_descriptors
+from mesh_stream.descriptor import DataProduct
 from mesh_stream.kafka import topics
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.processing.codec import FramedAvroDecoder, FramedAvroEncoder
@@ -47,14 +48,15 @@ from mesh_stream.processing.registration import (
     ensure_topics,
     find_product,
     register_product,
+    registered_inputs,
+    schema_text,
 )
 from mesh_stream.processing.rekey import Envelope, RekeyStage, Route
+from mesh_stream.project import MeshProject, find_project
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 
 log = logging.getLogger(__name__)
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 #: "exactly_once" was tried with faust-streaming 0.15.3 / aiokafka 0.14: after a kill -9 and
 #: restart the correctness test found lost updates, so at-least-once + dedup is used instead.
@@ -75,13 +77,19 @@ BATCH_WITHIN_S = 0.02
 
 @dataclass(frozen=True)
 class ProcessorSpec:
-    """Everything a processor worker needs, resolved before faust starts."""
+    """Everything a processor worker needs, resolved before faust starts.
+
+    The output and its schema come from the processor's own project; the inputs (their
+    descriptors and latest value schemas) from the registry, so a processor builds on other
+    domains' products without their YAML.
+    """
 
     output: DataProduct
     inputs: tuple[DataProduct, ...]
     output_schema_id: int
     settings: MeshSettings
-    repo_root: Path
+    output_schema: str
+    input_schemas: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def app_id(self) -> str:
@@ -95,19 +103,35 @@ class ProcessorSpec:
 
 
 def prepare(
-    settings: MeshSettings, output_name: str, *, repo_root: Path = REPO_ROOT
+    settings: MeshSettings,
+    output_name: str,
+    *,
+    project: MeshProject | None = None,
+    registry: RegistryClient | None = None,
+    wait_for_inputs: float = 120.0,
 ) -> ProcessorSpec:
-    """Load descriptors, create input/output topics, register the output schema and product."""
-    products = load_descriptors(repo_root / "domains")
-    output = find_product(products, output_name)
-    inputs = tuple(find_product(products, name) for name in output.inputs)
-    conn = KafkaConnection.from_settings(settings, default_client_id=f"mesh-{output.name}")
-    ensure_topics(conn, (*inputs, output))
-    for product in inputs:  # where undecodable input records go
-        ensure_internal_topic(conn, product.dlq_topic, product.partitions)
-    with RegistryClient.from_settings(settings) as registry:
-        schema_id = register_product(registry, output, repo_root)
-    spec = ProcessorSpec(output, inputs, schema_id, settings, repo_root)
+    """Resolve the processor's products, create their topics, register the output.
+
+    The output is the ``project``'s own descriptor and ``.avsc`` (default: the project
+    :func:`~mesh_stream.project.find_project` finds from ``settings``); each input is read
+    from the ``registry`` (default: one built from ``settings``): its descriptor and the
+    latest schema of its value subject. An input not registered within ``wait_for_inputs``
+    seconds (its publisher may be starting too) is an error naming it, before any topic is
+    created.
+    """
+    project = project if project is not None else find_project(None, settings)
+    output = find_product(project.descriptors(), output_name)
+    output_schema = schema_text(output, project.root)
+    with contextlib.ExitStack() as stack:
+        if registry is None:
+            registry = stack.enter_context(RegistryClient.from_settings(settings))
+        inputs, input_schemas = registered_inputs(registry, output, wait=wait_for_inputs)
+        conn = KafkaConnection.from_settings(settings, default_client_id=f"mesh-{output.name}")
+        ensure_topics(conn, (*inputs, output))
+        for product in inputs:  # where undecodable input records go
+            ensure_internal_topic(conn, product.dlq_topic, product.partitions)
+        schema_id = register_product(registry, output, project.root, wait_for_inputs=0)
+    spec = ProcessorSpec(output, inputs, schema_id, settings, output_schema, input_schemas)
     spec.__dict__["connection"] = conn  # the cached_property's value: built once
     return spec
 
@@ -317,7 +341,7 @@ class KeyedOutput:
     def __init__(self, app: faust.App, spec: ProcessorSpec) -> None:
         self.topic = raw_topic(app, spec.output.topic)
         self.encoder = FramedAvroEncoder(
-            (spec.repo_root / spec.output.schema_file).read_text(encoding="utf-8"),
+            spec.output_schema,
             spec.output_schema_id,
             where=spec.output.name,
         )

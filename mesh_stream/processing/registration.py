@@ -17,13 +17,14 @@ from typing import TypeVar
 
 from confluent_kafka import KafkaException
 
-from mesh_stream.descriptor import DataProduct
+from mesh_stream.descriptor import DataProduct, resolve_product
 from mesh_stream.errors import (
     BrokerError,
     ConfigurationError,
     KafkaSecurityError,
     ProductNotFoundError,
     SchemaError,
+    SubjectNotFoundError,
     TooManyAuthFailuresError,
     TooManyRequestsError,
 )
@@ -116,7 +117,7 @@ def schema_text(product: DataProduct, repo_root: Path) -> str:
     except OSError as exc:
         raise SchemaError(
             f"{product.name}: schema: cannot read {path}: {exc.strerror}; the descriptor's "
-            "`schema` must be a path relative to the repository root"
+            "`schema` must be a path relative to the project root (the folder of mesh.yaml)"
         ) from exc
 
 
@@ -185,6 +186,49 @@ def _patiently(call: Callable[[], T], *, within: float = 60.0) -> T:
 def register_source_product(registry: RegistryClient, product: DataProduct, repo_root: Path) -> int:
     """Register a product without inputs: its value schema, then its descriptor."""
     return register_product(registry, product, repo_root, wait_for_inputs=0)
+
+
+def registered_inputs(
+    registry: RegistryClient,
+    product: DataProduct,
+    *,
+    wait: float = 120.0,
+    poll_interval: float = 1.0,
+) -> tuple[tuple[DataProduct, ...], dict[str, str]]:
+    """The inputs of ``product`` as the registry knows them: each one's descriptor and the
+    latest schema of its value subject (name -> schema text), in the order of ``inputs``.
+
+    Inputs are other domains' products: the processor's repository need not hold their YAML.
+    Publishers register their products when they start, possibly at the same time as this
+    processor, so a missing input is waited for up to ``wait`` seconds, then named.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        found: dict[str, tuple[DataProduct, str]] = {}
+        missing: list[str] = []
+        for name in product.inputs:
+            try:
+                descriptor = resolve_product(name, registry=registry, root=None)
+                latest = registry.get_latest(descriptor.value_subject)
+            except (ProductNotFoundError, SubjectNotFoundError):
+                missing.append(name)
+                continue
+            found[name] = (descriptor, latest.schema)
+        if not missing:
+            break
+        if time.monotonic() >= deadline:
+            waited = f" after {wait:.0f} s" if wait > 0 else ""
+            raise ProductNotFoundError(
+                f"{product.name}: input {', '.join(missing)} is not registered (descriptor and "
+                f"value schema) in the registry at {registry.url}{waited}; publish it first "
+                f"(`mesh products apply` in its domain's project, or start its publisher), "
+                f"then start this processor",
+                status=404,
+                error_code=40404,
+            )
+        time.sleep(poll_interval)
+    inputs = tuple(found[name][0] for name in product.inputs)
+    return inputs, {name: found[name][1] for name in product.inputs}
 
 
 def _is_registered(registry: RegistryClient, name: str) -> bool:

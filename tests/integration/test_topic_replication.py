@@ -30,7 +30,7 @@ from mesh_stream.kafka.clients import make_admin, make_consumer, make_producer, 
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.kafka.topics import cluster_info, ensure_topic, product_topic_spec
 from mesh_stream.processing.app import ProcessorSpec, processor_app
-from mesh_stream.processing.registration import ensure_internal_topic, ensure_topics
+from mesh_stream.processing.registration import ensure_internal_topic, ensure_topics, schema_text
 from mesh_stream.producer import ProductPublisher
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
@@ -137,7 +137,7 @@ def test_sdk_and_processor_topics_get_three_replicas_and_min_insync_two(
     settings = MeshSettings(
         bootstrap_servers=conn.bootstrap_servers, data_dir=three_nodes.data_dir / "faust"
     )
-    spec = ProcessorSpec(output, (source,), 1, settings, REPO_ROOT)
+    spec = ProcessorSpec(output, (source,), 1, settings, schema_text(output, REPO_ROOT))
     app = processor_app(spec)
     assert app.conf.topic_replication_factor == 3
     assert app.conf.broker_credentials is None

@@ -47,7 +47,7 @@ def scale_out_spec(settings: MeshSettings, run_id: str) -> ProcessorSpec:
     ensure_topics(settings.resolved_bootstrap_servers(), [source, output])
     with RegistryClient.from_settings(settings) as registry:
         schema_id = registry.register_schema(output.value_subject, schema_text(output, REPO_ROOT))
-    return ProcessorSpec(output, (source,), schema_id, settings, REPO_ROOT)
+    return ProcessorSpec(output, (source,), schema_id, settings, schema_text(output, REPO_ROOT))
 
 
 def main() -> None:

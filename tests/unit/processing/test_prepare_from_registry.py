@@ -1,0 +1,167 @@
+"""A processor's inputs come from the registry: its project holds only its own output.
+
+The registry is the real service over its in-memory store, reached over HTTP; the project
+is a temporary folder with mesh.yaml, the output's descriptor and its .avsc, and no YAML of
+the input's domain.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mesh_stream.descriptor import DataProduct, load_descriptor
+from mesh_stream.errors import ConfigurationError, ProductNotFoundError
+from mesh_stream.processing import app as processing_app
+from mesh_stream.processing.registration import registered_inputs
+from mesh_stream.project import MeshProject, load_project
+from mesh_stream.registry.client import RegistryClient
+from mesh_stream.registry.service import InMemoryStore, create_app
+from mesh_stream.registry.service.auth import Credentials
+from mesh_stream.registry.service.server import RegistryServer
+from mesh_stream.settings import MeshSettings
+
+REPO = Path(__file__).resolve().parents[3]
+TOKENS = {"admin": "admin-secret", "orders": "orders-secret", "analytics": "analytics-secret"}
+OUTPUT = "analytics.revenue-by-region"
+INPUT = "orders.order-placed"
+# Kafka is never reached in these tests: port 1 answers nobody.
+SETTINGS = MeshSettings(bootstrap_servers="127.0.0.1:1", registry_url="http://127.0.0.1:1")
+
+
+@pytest.fixture
+def server() -> Iterator[RegistryServer]:
+    running = RegistryServer(create_app(InMemoryStore(), credentials=Credentials(TOKENS)))
+    running.start()
+    yield running
+    running.stop()
+
+
+def client(server: RegistryServer, principal: str) -> RegistryClient:
+    return RegistryClient(server.url, principal=principal, token=TOKENS[principal])
+
+
+@pytest.fixture
+def analytics(server: RegistryServer) -> Iterator[RegistryClient]:
+    with client(server, "analytics") as made:
+        yield made
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> MeshProject:
+    """The analytics domain's own repository: its output only, nothing of orders."""
+    descriptor = REPO / "domains" / "analytics" / "products" / "revenue-by-region.yaml"
+    target = tmp_path / "domains" / "analytics" / "products"
+    target.mkdir(parents=True)
+    shutil.copy(descriptor, target)
+    schema = load_descriptor(descriptor).schema_file
+    (tmp_path / schema).parent.mkdir(parents=True)
+    shutil.copy(REPO / schema, tmp_path / schema)
+    (tmp_path / "mesh.yaml").write_text("domains: [analytics]\n")
+    return load_project(tmp_path)
+
+
+def publish_input(server: RegistryServer, **changes: Any) -> DataProduct:
+    """What the orders domain does from its own repository: schema, then descriptor."""
+    product = load_descriptor(REPO / "domains" / "orders" / "products" / "order-placed.yaml")
+    product = product.model_copy(update=changes)
+    with client(server, "orders") as orders:
+        text = (REPO / product.schema_file).read_text(encoding="utf-8")
+        orders.register_schema(product.value_subject, text)
+        orders.put_product(product)
+    return product
+
+
+def test_inputs_are_the_registrys_descriptor_and_latest_schema(
+    server: RegistryServer, analytics: RegistryClient, project: MeshProject
+) -> None:
+    published = publish_input(server, description="As the registry tells it.")
+    output = project.descriptor(OUTPUT)
+    assert output is not None
+    assert project.descriptor(INPUT) is None  # no YAML of the orders domain here
+
+    inputs, schemas = registered_inputs(analytics, output, wait=0)
+
+    assert inputs == (published,)
+    assert inputs[0].description == "As the registry tells it."
+    assert schemas == {INPUT: analytics.get_latest(published.value_subject).schema}
+
+
+def test_prepare_builds_the_spec_from_the_project_and_the_registry(
+    server: RegistryServer,
+    analytics: RegistryClient,
+    project: MeshProject,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    published = publish_input(server)
+    created: list[list[str]] = []
+    # The topics are Kafka's business (tests/integration/test_processors.py); here: which ones.
+    monkeypatch.setattr(
+        processing_app,
+        "ensure_topics",
+        lambda _conn, products: created.append([p.topic for p in products]),
+    )
+    monkeypatch.setattr(
+        processing_app,
+        "ensure_internal_topic",
+        lambda _conn, topic, _partitions: created.append([topic]),
+    )
+
+    spec = processing_app.prepare(SETTINGS, OUTPUT, project=project, registry=analytics)
+
+    assert spec.inputs == (published,)
+    assert spec.output == project.descriptor(OUTPUT)
+    assert spec.output_schema == project.schema_path(spec.output).read_text(encoding="utf-8")
+    assert set(spec.input_schemas) == {INPUT}
+    assert created == [[published.topic, spec.output.topic], [published.dlq_topic]]
+    registered = analytics.get_latest(spec.output.value_subject)
+    assert registered.schema_id == spec.output_schema_id
+    assert analytics.get_product(OUTPUT)["inputs"] == [INPUT]  # its lineage, in the catalog
+
+
+def test_an_unregistered_input_is_named_with_the_fix_before_kafka_is_touched(
+    analytics: RegistryClient, project: MeshProject
+) -> None:
+    with pytest.raises(ProductNotFoundError) as caught:
+        processing_app.prepare(
+            SETTINGS, OUTPUT, project=project, registry=analytics, wait_for_inputs=0
+        )
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(
+        f"{OUTPUT}: input {INPUT} is not registered (descriptor and value schema) in the "
+        f"registry at {analytics.url}; publish it first (`mesh products apply` in its "
+        f"domain's project, or start its publisher), then start this processor"
+    )
+
+
+def test_an_input_registered_while_the_processor_waits_is_taken(
+    server: RegistryServer, analytics: RegistryClient, project: MeshProject
+) -> None:
+    output = project.descriptor(OUTPUT)
+    assert output is not None
+    calls = 0
+    original = analytics.get_product
+
+    def get_product(name: str) -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # the publisher registers it between two looks
+            publish_input(server)
+        return original(name)
+
+    analytics.get_product = get_product  # type: ignore[method-assign]
+    inputs, _schemas = registered_inputs(analytics, output, wait=30, poll_interval=0.01)
+    assert [p.name for p in inputs] == [INPUT]
+    assert calls == 2  # missing at the first look, taken at the second
+
+
+def test_the_output_must_be_a_product_of_the_project(
+    analytics: RegistryClient, project: MeshProject
+) -> None:
+    with pytest.raises(ConfigurationError, match=r"no product 'analytics\.nope'"):
+        processing_app.prepare(SETTINGS, "analytics.nope", project=project, registry=analytics)
