@@ -246,8 +246,8 @@ class MeshSettings(BaseSettings):
     governance_root: Path | None = Field(
         default=None,
         description="Project root whose mesh-policies.yaml and domains/<domain>/policies.yaml "
-        "the registry enforces; `mesh up` sets it to the project root, a bare "
-        "`mesh registry serve` without it enforces the built-in policy defaults.",
+        "the registry enforces; unset means MESH_PROJECT_ROOT (`mesh up` sets both to its "
+        "project), else the built-in policy defaults.",
     )
     kafka_version: str = Field(
         default=DEFAULT_KAFKA_VERSION,

@@ -71,11 +71,14 @@ def registry_validator(config: GovernanceConfig | None = None) -> DescriptorVali
 
 def governance_validators(settings: MeshSettings) -> tuple[DescriptorValidator, ...]:
     """The validators a registry built from ``settings`` runs: the policies of
-    ``settings.governance_root`` (built-in defaults when unset), or none when
-    ``settings.registry_governance`` is off."""
+    ``settings.governance_root``, else of the project ``settings.project_root`` names
+    (built-in defaults when both are unset), or none when ``settings.registry_governance``
+    is off."""
     if not settings.registry_governance:
         return ()
     root = settings.governance_root
+    if root is None and settings.project_root is not None:
+        root = settings.project_root
     if root is not None and not root.is_dir():
         raise ConfigurationError(
             f"MESH_GOVERNANCE_ROOT={root} is not a folder; point it at the repository root "
