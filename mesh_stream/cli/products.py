@@ -17,7 +17,7 @@ from rich.tree import Tree
 
 from mesh_stream.broker import reachability
 from mesh_stream.descriptor import PRODUCT_NAME, Classification, ProductKind
-from mesh_stream.errors import PlanRefusedError, SubjectNotFoundError
+from mesh_stream.errors import ConfigurationError, PlanRefusedError, SubjectNotFoundError
 from mesh_stream.kafka.clients import probe
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.products_plan import (
@@ -376,6 +376,12 @@ def apply(
     unchanged. Existing topics are checked, never altered; ACLs are only added.
     """
     settings: MeshSettings = ctx.obj
+    if settings.registry_principal is None and settings.registry_token is None:
+        raise ConfigurationError(
+            "mesh products apply writes as the products' domain, and no registry credential "
+            "is set: set MESH_REGISTRY_PRINCIPAL to the domain and MESH_REGISTRY_TOKEN to its "
+            "token (`mesh products plan` needs none)"
+        )
     result, project, client, conn = _plan(settings, path, registry_url, bootstrap_servers)
     with client:
         if not result.applicable:

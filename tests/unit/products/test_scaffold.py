@@ -94,3 +94,17 @@ def test_mesh_init_defaults_to_a_folder_named_after_the_domain(
 
 def test_render_reads_templates_as_package_data() -> None:
     assert "name: inventory.example-event" in render("descriptor.yaml.tmpl", "inventory")
+
+
+def test_apply_without_a_registry_credential_is_one_line_before_anything_connects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scaffold("inventory", tmp_path)
+    monkeypatch.delenv("MESH_REGISTRY_PRINCIPAL", raising=False)
+    monkeypatch.delenv("MESH_REGISTRY_TOKEN", raising=False)
+    monkeypatch.setenv("MESH_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+
+    assert run(["products", "apply", str(tmp_path)]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: mesh products apply writes as the products' domain")
+    assert "MESH_REGISTRY_PRINCIPAL" in line

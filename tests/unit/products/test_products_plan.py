@@ -1,0 +1,303 @@
+"""The plan engine's judgement: descriptor and schema diffs, verdicts, refusals, and that a
+refused plan writes nothing. The registry is a small fake here (the real one, with the
+registry's own compatibility verdict, runs in tests/integration/test_domain_workflow.py)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mesh_stream.errors import PlanRefusedError, ProductNotFoundError, SubjectNotFoundError
+from mesh_stream.products_plan import (
+    SchemaChange,
+    Status,
+    apply_plan,
+    descriptor_changes,
+    domain_acls,
+    plan_project,
+    schema_changes,
+    schema_fields,
+    type_label,
+)
+from mesh_stream.project import load_project
+from mesh_stream.registry.client import RegisteredSchema
+from mesh_stream.scaffold import scaffold
+
+PRODUCT = "inventory.example-event"
+SUBJECT = "inventory.example-event.v1-value"
+
+
+@dataclass
+class FakeRegistry:
+    """Answers what plan_project asks; records every write (there must be none when refused)."""
+
+    url: str = "http://registry.test"
+    products: dict[str, dict[str, Any]] = field(default_factory=dict)
+    schemas: dict[str, list[str]] = field(default_factory=dict)
+    levels: dict[str, str] = field(default_factory=dict)
+    verdict: list[str] = field(default_factory=list)
+    writes: list[str] = field(default_factory=list)
+    asked: list[tuple[str, str | int | None]] = field(default_factory=list)
+
+    def get_product(self, name: str) -> dict[str, Any]:
+        if name not in self.products:
+            raise ProductNotFoundError(f"no {name}")
+        return {**self.products[name], "registry": {"topic": "x"}}
+
+    def get_latest(self, subject: str) -> RegisteredSchema:
+        if subject not in self.schemas:
+            raise SubjectNotFoundError(f"no {subject}")
+        versions = self.schemas[subject]
+        return RegisteredSchema(subject, len(versions), len(versions), versions[-1])
+
+    def get_compatibility(self, subject: str) -> str:
+        return self.levels.get(subject, "BACKWARD")
+
+    def check_compatibility(
+        self, subject: str, schema: str, *, version: str | int | None = "latest"
+    ) -> list[str]:
+        self.asked.append((subject, version))
+        json.loads(schema)  # the local schema text is what is sent
+        return list(self.verdict)
+
+    def register_schema(self, subject: str, schema: str) -> int:
+        self.writes.append(f"schema {subject} {len(schema)}")
+        return 1
+
+    def put_product(self, product: Any) -> dict[str, Any]:
+        self.writes.append(f"product {product.name}")
+        return {}
+
+    def set_compatibility(self, level: str, subject: str | None = None) -> None:
+        self.writes.append(f"level {subject} {level}")
+
+
+@pytest.fixture
+def project_root(tmp_path: Path) -> Path:
+    return scaffold("inventory", tmp_path / "inventory").root
+
+
+def _registered(root: Path, registry: FakeRegistry) -> None:
+    """The registry holds exactly what the scaffolded project has."""
+    project = load_project(root)
+    [product] = project.descriptors()
+    registry.products[product.name] = product.to_document()
+    registry.schemas[SUBJECT] = [project.schema_path(product).read_text()]
+
+
+def _schema_file(root: Path) -> Path:
+    return root / "schemas/inventory/example-event.avsc"
+
+
+def test_a_new_product_is_new_everywhere_and_applicable(project_root: Path) -> None:
+    plan = plan_project(load_project(project_root), FakeRegistry(), None, principal="inventory")  # type: ignore[arg-type]
+
+    [item] = plan.products
+    assert (item.descriptor, item.schema) == (Status.NEW, Status.NEW)
+    assert [c.field for c in item.schema_changes] == [
+        "event_id", "item_id", "action", "quantity", "occurred_at"
+    ]  # fmt: skip
+    assert plan.applicable
+    assert plan.counts() == {"new": 1, "changed": 0, "unchanged": 0}
+
+
+def test_what_the_registry_holds_already_is_unchanged(project_root: Path) -> None:
+    registry = FakeRegistry()
+    _registered(project_root, registry)
+    # Re-formatting the .avsc does not change the schema the registry compares.
+    text = _schema_file(project_root).read_text()
+    _schema_file(project_root).write_text(json.dumps(json.loads(text), indent=4))
+
+    plan = plan_project(load_project(project_root), registry, None, principal="inventory")  # type: ignore[arg-type]
+
+    [item] = plan.products
+    assert (item.descriptor, item.schema) == (Status.UNCHANGED, Status.UNCHANGED)
+    assert item.registered_version == 1
+    assert registry.asked == []  # nothing to check
+    assert plan.counts() == {"new": 0, "changed": 0, "unchanged": 1}
+
+
+def test_a_changed_descriptor_lists_each_field_that_differs(project_root: Path) -> None:
+    registry = FakeRegistry()
+    _registered(project_root, registry)
+    descriptor = project_root / "domains/inventory/products/example-event.yaml"
+    descriptor.write_text(
+        descriptor.read_text()
+        .replace("partitions: 3", "partitions: 6")
+        .replace("availability: 99.5", "availability: 99.9")
+    )
+
+    [item] = plan_project(load_project(project_root), registry, None, principal=None).products  # type: ignore[arg-type]
+
+    assert item.descriptor is Status.CHANGED
+    assert [c.describe() for c in item.descriptor_changes] == [
+        "partitions: 3 -> 6",
+        "slos.availability: 99.5 -> 99.9",
+    ]
+
+
+def test_an_incompatible_schema_is_refused_at_the_changed_fields_line(project_root: Path) -> None:
+    registry = FakeRegistry(verdict=["READER_FIELD_MISSING_DEFAULT_VALUE at /fields/5"])
+    _registered(project_root, registry)
+    text = _schema_file(project_root).read_text()
+    _schema_file(project_root).write_text(
+        text.replace('"quantity", "type": "int"', '"quantity", "type": "long"')
+    )
+
+    plan = plan_project(load_project(project_root), registry, None, principal="inventory")  # type: ignore[arg-type]
+
+    [item] = plan.products
+    assert item.schema is Status.CHANGED
+    assert item.schema_changes == [SchemaChange("quantity", "type changed", "int", "long")]
+    assert registry.asked == [(SUBJECT, "latest")]
+    assert item.compatible is False
+    [refusal] = plan.all_refusals
+    assert refusal.policy == "schema-compatibility"
+    assert refusal.location == "schemas/inventory/example-event.avsc:10"
+    assert "~ quantity: int -> long breaks BACKWARD against the registered version 1" in str(
+        refusal
+    )
+    assert "`version: 2`" in refusal.fix
+    assert not plan.applicable
+
+
+def test_a_transitive_level_is_checked_against_every_version(project_root: Path) -> None:
+    registry = FakeRegistry(levels={SUBJECT: "FULL_TRANSITIVE"})
+    _registered(project_root, registry)
+    text = _schema_file(project_root).read_text()
+    _schema_file(project_root).write_text(text.replace('"action", "type"', '"what", "type"'))
+
+    [item] = plan_project(load_project(project_root), registry, None, principal=None).products  # type: ignore[arg-type]
+
+    assert registry.asked == [(SUBJECT, None)]
+    assert [c.describe() for c in item.schema_changes] == ["- action: string", "+ what: string"]
+    assert item.level_change == ("FULL_TRANSITIVE", "BACKWARD")
+    assert item.compatible is True
+
+
+def test_another_domains_principal_is_refused_with_the_403_and_the_fix(
+    project_root: Path,
+) -> None:
+    plan = plan_project(load_project(project_root), FakeRegistry(), None, principal="orders")  # type: ignore[arg-type]
+
+    [refusal] = plan.all_refusals
+    assert refusal.policy == "ownership"
+    assert refusal.location == "domains/inventory/products/example-event.yaml:4"
+    assert "403" in refusal.message
+    assert "MESH_REGISTRY_PRINCIPAL=inventory" in refusal.fix
+    admin = plan_project(load_project(project_root), FakeRegistry(), None, principal="admin")  # type: ignore[arg-type]
+    assert admin.applicable
+
+
+def test_a_broken_schema_is_a_lint_refusal_naming_the_file(project_root: Path) -> None:
+    registry = FakeRegistry()
+    _registered(project_root, registry)
+    _schema_file(project_root).write_text('{"type": "record",\n  "name": }\n')
+
+    plan = plan_project(load_project(project_root), registry, None, principal="inventory")  # type: ignore[arg-type]
+
+    [refusal] = plan.all_refusals
+    assert (refusal.policy, refusal.location) == (
+        "schema-valid",
+        "schemas/inventory/example-event.avsc:2",
+    )
+    assert plan.products[0].schema is Status.UNKNOWN
+    assert registry.asked == []
+
+
+def test_a_refused_plan_writes_nothing(project_root: Path) -> None:
+    registry = FakeRegistry()
+    project = load_project(project_root)
+    plan = plan_project(project, registry, None, principal="orders")  # type: ignore[arg-type]
+
+    with pytest.raises(PlanRefusedError, match=r"nothing applied: 1 refusal\(s\)") as caught:
+        apply_plan(plan, project, registry, None)  # type: ignore[arg-type]
+    assert caught.value.refusals == plan.all_refusals
+    assert registry.writes == []
+
+
+def test_an_unchanged_plan_writes_nothing(project_root: Path) -> None:
+    registry = FakeRegistry()
+    _registered(project_root, registry)
+    project = load_project(project_root)
+    plan = plan_project(project, registry, None, principal="inventory")  # type: ignore[arg-type]
+    plan.products[0].topic_status = plan.products[0].topic_status.AS_SPECIFIED
+
+    done = apply_plan(plan, project, registry, None)  # type: ignore[arg-type]
+
+    assert (done.changed, done.unchanged, registry.writes) == (False, [PRODUCT], [])
+
+
+def test_descriptor_changes_flatten_nested_fields() -> None:
+    changes = descriptor_changes(
+        {"owner": {"team": "a", "contact": "x"}, "tags": ["a"]},
+        {"owner": {"team": "b", "contact": "x"}, "tags": ["a", "b"], "readers": ["c"]},
+    )
+    assert [c.describe() for c in changes] == [
+        "owner.team: a -> b",
+        'readers: null -> ["c"]',
+        'tags: ["a"] -> ["a", "b"]',
+    ]
+
+
+def test_schema_changes_see_nested_fields_and_type_labels() -> None:
+    line = {"type": "record", "name": "Line", "fields": [{"name": "sku", "type": "string"}]}
+    old = {
+        "type": "record",
+        "name": "R",
+        "fields": [
+            {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+            {"name": "lines", "type": {"type": "array", "items": line}},
+        ],
+    }
+    new_line = {**line, "fields": [*line["fields"], {"name": "qty", "type": ["null", "int"]}]}
+    new = {
+        **old,
+        "fields": [
+            old["fields"][0],
+            {"name": "lines", "type": {"type": "array", "items": new_line}},
+        ],
+    }
+
+    assert schema_changes(old, new) == [SchemaChange("lines.qty", "added", after="null|int")]
+    assert [f.type for f in schema_fields(old)] == [
+        "long (timestamp-millis)", "array<Line>", "string"
+    ]  # fmt: skip
+    assert type_label({"type": "map", "values": {"type": "enum", "name": "E"}}) == "map<enum E>"
+
+
+def test_show_fields_carry_doc_and_pii() -> None:
+    schema = {
+        "type": "record",
+        "name": "R",
+        "fields": [{"name": "email", "type": "string", "doc": "Where to write.", "pii": True}],
+    }
+    [email] = schema_fields(schema)
+    assert (email.name, email.type, email.doc, email.pii) == (
+        "email",
+        "string",
+        "Where to write.",
+        True,
+    )
+
+
+def test_a_domains_apply_grants_its_own_acls_and_its_readers_never_the_registrys(
+    project_root: Path,
+) -> None:
+    descriptor = project_root / "domains/inventory/products/example-event.yaml"
+    descriptor.write_text(
+        descriptor.read_text().replace("classification: internal", "classification: pii")
+        + "readers: [analytics]\n"
+    )
+    project = load_project(project_root)
+
+    acls = domain_acls(project.descriptors(), project.domains, "User:registry")
+
+    assert {a.principal for a in acls} == {"User:inventory", "User:analytics"}
+    assert {a.name for a in acls if a.principal == "User:analytics"} == {
+        "inventory.example-event.v1", "inventory.example-event.v1.dlq"
+    }  # fmt: skip
