@@ -49,7 +49,7 @@ def processes_with(marker: str) -> list[int]:
 
 
 def mesh_up(*args: str) -> list[str]:
-    return [sys.executable, "-m", "mesh_stream.cli.main", "up", "--root", str(ROOT), *args]
+    return [sys.executable, "-m", "mesh_stream.cli.main", "up", "--project", str(ROOT), *args]
 
 
 def test_second_run_reuses_the_data_ctrl_c_leaves_nothing_and_fresh_starts_over(
@@ -77,8 +77,10 @@ def test_second_run_reuses_the_data_ctrl_c_leaves_nothing_and_fresh_starts_over(
     assert not cluster.status().running
     assert processes_with(f"MESH_DATA_DIR={data_dir}") == []
 
+    # Started from outside the project: --project alone says which one, and the children
+    # run from the project root as they would in any domain team's repository.
     second = subprocess.Popen(
-        mesh_up("--no-view"), env=env, cwd=ROOT, stdout=subprocess.PIPE,
+        mesh_up("--no-view"), env=env, cwd=tmp_path, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     lines: list[str] = []
@@ -101,6 +103,8 @@ def test_second_run_reuses_the_data_ctrl_c_leaves_nothing_and_fresh_starts_over(
         victim, pid = re.findall(
             r" (\S+-simulator): started simulator \(pid (\d+)\)", supervisor_log.read_text()
         )[0]
+        assert os.readlink(f"/proc/{pid}/cwd") == str(ROOT)
+        assert f"MESH_PROJECT_ROOT={ROOT}".encode() in Path(f"/proc/{pid}/environ").read_bytes()
         os.kill(int(pid), signal.SIGKILL)
         deadline = time.monotonic() + 60
         while f"{victim}: restarted (restart #1" not in supervisor_log.read_text():
