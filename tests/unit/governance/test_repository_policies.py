@@ -1,4 +1,4 @@
-"""The repository's own governance: its policy files, its policies reference page, its sample mesh."""
+"""The repository's own governance: its policy files, the policies reference, its sample mesh."""
 
 from __future__ import annotations
 
