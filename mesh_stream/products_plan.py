@@ -104,7 +104,7 @@ class Refusal:
         return f"{self.file}:{self.line}" if self.line else self.file
 
     def __str__(self) -> str:
-        return f"{self.location}: refused [{self.policy}] {self.message}; fix: {self.fix}"
+        return f"{self.location}: [{self.policy}] {self.message}; fix: {self.fix}"
 
 
 @dataclass(frozen=True)

@@ -265,12 +265,15 @@ def _plan(
     return plan, project, client, conn
 
 
-_MARKS = {Status.NEW: "+", Status.CHANGED: "~", Status.UNCHANGED: "=", Status.UNKNOWN: "?"}
-
-
 def _product_lines(item: ProductPlan) -> list[str]:
-    head = "unchanged" if item.unchanged else f"descriptor {item.descriptor.value}"
-    lines = [f"{_MARKS[item.descriptor]} {item.name} ({item.descriptor_file}): {head}"]
+    """``+`` a new product, ``~`` a changed one, ``=`` unchanged; then what changes."""
+    if item.descriptor is Status.NEW:
+        mark, head = "+", "new"
+    elif item.unchanged:
+        mark, head = "=", "unchanged"
+    else:
+        mark, head = "~", f"changed (descriptor {item.descriptor.value})"
+    lines = [f"{mark} {item.name} ({item.descriptor_file}): {head}"]
     lines += [f"    descriptor {change.describe()}" for change in item.descriptor_changes]
     version = f", registered version {item.registered_version}" if item.registered_version else ""
     lines.append(f"    schema {item.subject}: {item.schema.value}{version}")

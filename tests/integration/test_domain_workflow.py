@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mesh_stream import ProductConsumer, RegistryClient
 from mesh_stream.cli.main import run
+from mesh_stream.kafka import KafkaConnection
 from mesh_stream.settings import MeshSettings
 from tests.conftest import KafkaAddress
 
@@ -129,6 +132,69 @@ def _versions(registry: Registry, subject: str) -> list[int]:
     return [int(v) for v in answer.json()]
 
 
+#: The publisher's ten events: item-(n % 3) with quantity n + 1, for n in 0..9.
+EXPECTED_TOTALS = {"item-0": 1 + 4 + 7 + 10, "item-1": 2 + 5 + 8, "item-2": 3 + 6 + 9}
+
+ITEM_TOTALS = """\
+name: inventory.item-totals
+domain: inventory
+kind: aggregate
+description: Total quantity per item over every inventory example event, updated in place.
+owner: {team: inventory-team, contact: inventory-team@example.com}
+schema: schemas/inventory/item-totals.avsc
+key_field: item_id
+partitions: 3
+retention: {ms: 604800000, cleanup_policy: "compact,delete"}
+slos: {freshness_seconds: 60, availability: 99.5}
+classification: internal
+tags: [inventory, totals]
+inputs: [inventory.example-event]
+"""
+
+ITEM_TOTALS_SCHEMA = {
+    "type": "record",
+    "name": "ItemTotals",
+    "namespace": "com.example.inventory",
+    "doc": "Running totals of one item over its example events.",
+    "fields": [
+        {"name": "item_id", "type": "string", "doc": "Id of the item; the Kafka key."},
+        {"name": "total_quantity", "type": "long", "doc": "Sum of the item's quantities."},
+        {
+            "name": "updated_at",
+            "type": {"type": "long", "logicalType": "timestamp-millis"},
+            "doc": "Event time of the latest event counted.",
+        },
+    ],
+}
+
+
+def _add_item_totals(project: Path) -> None:
+    """The product the processor template computes (as the tutorial declares it)."""
+    (project / "domains/inventory/products/item-totals.yaml").write_text(ITEM_TOTALS)
+    (project / "schemas/inventory/item-totals.avsc").write_text(json.dumps(ITEM_TOTALS_SCHEMA))
+
+
+def _latest_totals(
+    kafka: KafkaAddress, registry: Registry, *, expected: dict[str, int], within: float
+) -> dict[str, int]:
+    """The latest total per item on inventory.item-totals, read until it equals ``expected``
+    or ``within`` seconds pass."""
+    settings = MeshSettings(bootstrap_servers=kafka.bootstrap_servers, registry_url=registry.url)
+    latest: dict[str, int] = {}
+    deadline = time.monotonic() + within
+    with ProductConsumer(
+        ["inventory.item-totals"],
+        group_id=f"inventory.test-{uuid.uuid4().hex[:6]}",
+        connection=KafkaConnection.from_settings(settings),
+        registry=RegistryClient.from_settings(settings),
+        from_beginning=True,
+    ) as consumer:
+        while latest != expected and time.monotonic() < deadline:
+            for record in consumer.consume(max_records=100, timeout=2.0):
+                latest[record.value["item_id"]] = record.value["total_quantity"]
+    return latest
+
+
 def test_a_domain_team_ships_a_product_from_its_own_repository(
     kafka: KafkaAddress, registry: Registry, workspace: Path
 ) -> None:
@@ -196,6 +262,30 @@ def test_a_domain_team_ships_a_product_from_its_own_repository(
     fields = {f["name"]: f for f in json.loads(show.stdout)["fields"]}
     assert fields["occurred_at"]["type"] == "long (timestamp-millis)"
     assert fields["item_id"]["doc"] == "Id of the item the event is about; the Kafka key."
+
+    # The scaffolded processor template computes a second product from the first.
+    _add_item_totals(project)
+    assert _mesh(["lint"], project, env).exit_code == 0
+    totals_apply = _mesh(["products", "apply"], project, env)
+    assert totals_apply.exit_code == 0, totals_apply.stderr
+    assert "inventory.item-totals: descriptor registered" in totals_apply.stdout
+    worker_env = {**os.environ, **env, "PYTHONPATH": str(REPOSITORY)}
+    worker_env["MESH_DATA_DIR"] = str(workspace / "processor-data")
+    log = (workspace / "processor.log").open("wb")
+    worker = subprocess.Popen(
+        [sys.executable, "domains/inventory/processors/example_processor.py", "worker"],
+        cwd=project,
+        env=worker_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        totals = _latest_totals(kafka, registry, expected=EXPECTED_TOTALS, within=120)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        log.close()
+    assert totals == EXPECTED_TOTALS, (workspace / "processor.log").read_text()[-3000:]
 
 
 def test_refused_applies_name_the_file_and_write_nothing(
