@@ -29,7 +29,8 @@ def env(kafka: KafkaAddress, registry: RegistryAddress) -> dict[str, str]:
     }
 
 
-def _repo(product: DataProduct, root: Path) -> Path:
+def _repo(product: DataProduct, root: Path, *, mesh_yaml: bool = True) -> Path:
+    """A project holding ``product``; without ``mesh_yaml``, the folder the old --root took."""
     folder = root / "domains" / "orders" / "products"
     folder.mkdir(parents=True)
     (folder / f"{product.name.split('.', 1)[1]}.yaml").write_text(
@@ -38,6 +39,8 @@ def _repo(product: DataProduct, root: Path) -> Path:
     schema = root / product.schema_file
     schema.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(FIXTURES / "order_v1.avsc", schema)
+    if mesh_yaml:
+        (root / "mesh.yaml").write_text("domains: [orders]\n")
     return root
 
 
@@ -56,7 +59,7 @@ def test_a_line_that_is_not_utf8_is_named_and_the_good_lines_are_published(
     column = bad.index(b"\xe9") + 1
 
     result = CliRunner().invoke(
-        cli, ["publish", product.name, "-f", str(records), "--root", str(root)], env=env
+        cli, ["publish", product.name, "-f", str(records), "--project", str(root)], env=env
     )
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert result.exit_code == 1
@@ -70,7 +73,7 @@ def test_a_line_that_is_not_utf8_is_named_and_the_good_lines_are_published(
     tail = CliRunner().invoke(
         cli,
         ["tail", product.name, "--from-beginning", "--max", "2", "--timeout", "30", "--json",
-         "--root", str(root)],
+         "--project", str(root)],
         env=env,
     )  # fmt: skip
     assert tail.exit_code == 0, tail.stderr
@@ -90,7 +93,7 @@ def test_a_schema_file_that_is_not_json_is_named_with_line_and_column(
     records.write_bytes(_line(make_order(0)))
     result = CliRunner().invoke(
         cli,
-        ["publish", product.name, "-f", str(records), "--schema", str(broken), "--root",
+        ["publish", product.name, "-f", str(records), "--schema", str(broken), "--project",
          str(root)],
         env=env,
     )  # fmt: skip
@@ -104,8 +107,8 @@ def test_tail_says_when_the_products_topic_does_not_exist_yet(
     env: dict[str, str], tmp_path: Path
 ) -> None:
     product = new_product("cli-notopic")
-    root = _repo(product, tmp_path / "repo")
-    result = CliRunner().invoke(
+    root = _repo(product, tmp_path / "repo", mesh_yaml=False)
+    result = CliRunner().invoke(  # the old --root still takes a folder without mesh.yaml
         cli, ["tail", product.name, "--timeout", "1", "--root", str(root)], env=env
     )
     assert result.exit_code == 0, result.exception
