@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from mesh_stream.errors import ConfigurationError, DescriptorError, ProjectNotFoundError
-from mesh_stream.project import find_project, load_project
+from mesh_stream.errors import (
+    ConfigurationError,
+    DescriptorError,
+    ProductNotFoundError,
+    ProjectNotFoundError,
+)
+from mesh_stream.project import find_project, load_project, locate_project, resolve_product
 from mesh_stream.settings import MeshSettings
 
 DESCRIPTOR = """\
@@ -20,6 +27,11 @@ schema: schemas/{domain}/things.avsc
 slos: {{freshness_seconds: 5, availability: 99}}
 classification: internal
 """
+
+
+@pytest.fixture(autouse=True)
+def no_project_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MESH_PROJECT_ROOT", raising=False)
 
 
 def make_project(root: Path, config: str = "domains: [shop]\n", domain: str = "shop") -> Path:
@@ -144,3 +156,65 @@ def test_the_sample_mesh_is_a_project(monkeypatch: pytest.MonkeyPatch) -> None:
     assert project.domains == ("analytics", "customers", "orders", "payments", "shipping")
     assert project.runnables == "domains.runnables"
     assert all(project.schema_path(p).is_file() for p in project.descriptors())
+
+
+class Catalog:
+    """The registry's product lookup (a ProductSource), over a dict of documents."""
+
+    url = "http://registry.test"
+
+    def __init__(self, *documents: dict[str, Any]) -> None:
+        self.documents = {d["name"]: d for d in documents}
+
+    def get_product(self, name: str) -> dict[str, Any]:
+        if name not in self.documents:
+            raise ProductNotFoundError(f"no {name}", status=404, error_code=40404)
+        return self.documents[name]
+
+
+def registered(domain: str, description: str) -> dict[str, Any]:
+    document = yaml.safe_load(DESCRIPTOR.format(domain=domain))
+    return {**document, "description": description, "registered_at": "2026-12-01T00:00:00Z"}
+
+
+def test_the_projects_own_descriptor_wins_and_the_rest_comes_from_the_registry(
+    tmp_path: Path,
+) -> None:
+    project = load_project(make_project(tmp_path))
+    catalog = Catalog(registered("shop", "Registered."), registered("depot", "Other domain."))
+
+    own = resolve_product("shop.things", project=project, registry=catalog)
+    other = resolve_product("depot.things", project=project, registry=catalog)
+
+    assert own.description == "Things."  # the local YAML, not the registry's copy
+    assert other.description == "Other domain."  # no YAML of depot here: the registry's
+    assert resolve_product("shop.things", project=None, registry=catalog).description == (
+        "Registered."
+    )
+    with pytest.raises(ProductNotFoundError, match=r"register it there first"):
+        resolve_product("depot.nothing", project=project, registry=catalog)
+
+
+def test_locate_project_is_none_only_when_nothing_was_named_and_nothing_is_around(
+    tmp_path: Path,
+) -> None:
+    assert locate_project(None, MeshSettings(), cwd=tmp_path) is None
+    with pytest.raises(ProjectNotFoundError, match=r"^--project="):
+        locate_project(tmp_path, MeshSettings(), cwd=tmp_path)
+    with pytest.raises(ProjectNotFoundError, match=r"^MESH_PROJECT_ROOT="):
+        locate_project(None, MeshSettings(project_root=tmp_path), cwd=tmp_path)
+    project = locate_project(None, MeshSettings(), cwd=make_project(tmp_path / "p"))
+    assert project is not None
+    assert project.root == (tmp_path / "p").resolve()
+
+
+def test_the_old_root_flag_reads_a_folder_without_mesh_yaml_with_the_defaults(
+    tmp_path: Path,
+) -> None:
+    make_project(tmp_path)
+    (tmp_path / "mesh.yaml").unlink()
+    with pytest.raises(ProjectNotFoundError):
+        load_project(tmp_path)
+    project = load_project(tmp_path, defaults_without_file=True)
+    assert project.domains == ("shop",)
+    assert [p.name for p in project.descriptors()] == ["shop.things"]
