@@ -11,11 +11,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# The project with its descriptors (domains/), contracts (schemas/) and policies. Installed
-# in editable mode on purpose: the platform finds domains/ and schemas/ next to its own code
-# (the repository root), exactly as in a checkout on a laptop.
+# The sample mesh is a project like any domain team's: /app holds its mesh.yaml, descriptors
+# (domains/), contracts (schemas/) and policies, and commands find it from the working
+# directory (or MESH_PROJECT_ROOT). The wheel is mesh_stream only, with every extra (registry,
+# processing, broker), at the versions of the lock CI tests (used as constraints, so the dev
+# tools in it are not installed).
+ENV MESH_PROJECT_ROOT=/app
 COPY . .
-RUN pip install -e . \
+RUN pip install -c requirements/dev.lock '.[all]' \
     && useradd --create-home --uid 10001 mesh \
     && mkdir -p /data \
     && chown mesh /data

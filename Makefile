@@ -5,33 +5,42 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The exact versions CI and contributors install: pyproject.toml's ranges with every extra,
+# resolved by `make lock`; tests/unit/test_lock.py fails when the two drift apart.
+LOCK := requirements/dev.lock
 
-.PHONY: help install kafka lint format reference docs test test-fast demo bench clean
+.PHONY: help install lock kafka lint format reference docs test test-fast demo bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
-	@echo ">> creating/refreshing $(VENV) with $(PYTHON)"
+$(STAMP): pyproject.toml $(LOCK)
+	@echo ">> creating/refreshing $(VENV) with $(PYTHON) from $(LOCK)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --progress-bar off -e '.[dev]'
+	$(BIN)/python -m pip install --progress-bar off -r $(LOCK)
+	$(BIN)/python -m pip install --progress-bar off --no-deps -e .
 	@touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install mesh-stream with its dev extras
+install: $(STAMP)  ## create .venv: the locked dependencies, then mesh-stream itself (editable)
+
+# Keeps every locked version pyproject.toml still allows; `make lock UPGRADE=1` takes the newest.
+lock: install  ## re-resolve $(LOCK) from pyproject.toml's ranges and extras
+	$(BIN)/uv pip compile pyproject.toml --all-extras --python $(BIN)/python $(if $(UPGRADE),--upgrade) \
+		--custom-compile-command 'make lock' --output-file $(LOCK)
 
 kafka: install  ## fetch Apache Kafka's jars from Maven Central into the cache (once)
 	$(BIN)/mesh broker fetch
 
 lint: install  ## ruff check, ruff format --check, mypy, import layering
-	$(BIN)/ruff check mesh_stream tests benchmarks domains tools
-	$(BIN)/ruff format --check mesh_stream tests benchmarks domains tools
+	$(BIN)/ruff check mesh_stream tests domains tools
+	$(BIN)/ruff format --check mesh_stream tests domains tools
 	$(BIN)/mypy mesh_stream
 	$(BIN)/pytest -q --no-header tests/unit/test_layering.py
 
 format: install  ## apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix mesh_stream tests benchmarks domains tools
-	$(BIN)/ruff format mesh_stream tests benchmarks domains tools
+	$(BIN)/ruff check --fix mesh_stream tests domains tools
+	$(BIN)/ruff format mesh_stream tests domains tools
 
 reference: install  ## regenerate the docs' reference pages (settings, CLI, ...) from the code
 	$(BIN)/python tools/gen_reference.py

@@ -1,6 +1,8 @@
 """`mesh bench`: the SDK against raw confluent-kafka on one broker, as ratios.
 
-The code lives in ``benchmarks/`` (see ``benchmarks/run.py``).
+The code lives in :mod:`mesh_stream.bench` (see ``mesh_stream/bench/run.py``); it ships in
+the wheel, so an installed ``mesh bench`` works outside a checkout (the processing benchmark
+alone needs the sample mesh, a mesh-stream checkout, and is skipped without it).
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from pathlib import Path
 
 import click
 
-from mesh_stream.errors import ConfigurationError
 from mesh_stream.settings import MeshSettings
 
 
@@ -41,7 +42,7 @@ from mesh_stream.settings import MeshSettings
     "--cases",
     default="abcdefghi",
     show_default=True,
-    help="Which cases to run: a-e write, f-i read (reads need d). See benchmarks/sdk_bench.py.",
+    help="Which cases to run: a-e write, f-i read (reads need d); see mesh_stream.bench.sdk_bench.",
 )
 @click.option(
     "--sdk-only",
@@ -88,16 +89,17 @@ def bench(
     Starts its own Kafka (free port, temporary data) and an in-process registry unless
     MESH_BOOTSTRAP_SERVERS / MESH_REGISTRY_URL are set. Prints msgs/s, peak RSS, registry
     HTTP calls during the timed part and the ratios with their targets, and writes them
-    to OUTPUT as JSON and text. The registry and processing benchmarks run too when present,
-    and the registry scale benchmark at 1k and 10k subjects (`--registry-scale` alone).
+    to OUTPUT as JSON and text. The registry benchmark runs too, the registry scale benchmark
+    at 1k and 10k subjects (`--registry-scale` alone), and, inside a mesh-stream checkout
+    (the sample mesh), the processing benchmark.
     """
-    try:
-        from benchmarks.run import render_table, run_benchmarks, write_report
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"the benchmarks package is not importable ({exc}); run `mesh bench` from the "
-            f"repository root or install mesh-stream with `pip install -e .`"
-        ) from exc
+    from mesh_stream.bench.run import (
+        render_table,
+        run_benchmarks,
+        sample_mesh_root,
+        write_report,
+    )
+
     unknown = sorted(set(cases) - set("abcdefghi"))
     if unknown or not cases:
         raise click.BadParameter(
@@ -110,8 +112,8 @@ def bench(
         click.echo(message, err=True)
 
     if registry_scale:
-        from benchmarks.registry_scale import render_scale
-        from benchmarks.run import run_registry_scale_only, write_scale_report
+        from mesh_stream.bench.registry_scale import render_scale
+        from mesh_stream.bench.run import run_registry_scale_only, write_scale_report
 
         scale = run_registry_scale_only(settings, sizes, progress)
         json_path, text_path = write_scale_report(scale, output)
@@ -131,6 +133,7 @@ def bench(
         progress=progress,
         others=not sdk_only,
         scale_sizes=sizes,
+        sample_root=None if sdk_only else sample_mesh_root(settings),
     )
     json_path, text_path = write_report(report, output)
     if as_json:

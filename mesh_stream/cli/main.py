@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from mesh_stream.cli.acl import acl
 from mesh_stream.cli.bench import bench
 from mesh_stream.cli.broker import broker
+from mesh_stream.cli.extras import explain_missing_module
 from mesh_stream.cli.init import init
 from mesh_stream.cli.lint import lint
 from mesh_stream.cli.products import products
@@ -187,7 +188,8 @@ def run(args: Sequence[str] | None = None, *, debug: bool = False) -> int:
     except Exception as exc:
         if debug:
             traceback.print_exception(exc)
-        message = explain(exc)
+        message = explain_missing_module(exc, cli, sys.argv[1:] if args is None else args)
+        message = message or explain(exc)
         if message is None:
             _say(
                 f"error: unexpected {type(exc).__name__}: {_first_line(exc)} (a bug in mesh; "

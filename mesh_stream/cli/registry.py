@@ -11,13 +11,6 @@ import click
 
 from mesh_stream.cli.options import checked_kafka_id, checked_topic
 from mesh_stream.errors import ConfigurationError, MeshError
-from mesh_stream.registry.service.server import (
-    RegistryServer,
-    bind_listener,
-    build_registry,
-    credentials_from_settings,
-    default_advertised_url,
-)
 from mesh_stream.settings import MeshSettings
 
 
@@ -145,6 +138,14 @@ def serve(
     to it; when the writer dies another takes over within seconds. OpenAPI is at
     /openapi.json.
     """
+    # The server (FastAPI, uvicorn) is the registry extra: imported here, not with the CLI.
+    from mesh_stream.registry.service.server import (
+        RegistryServer,
+        bind_listener,
+        build_registry,
+        default_advertised_url,
+    )
+
     overrides = {
         "bootstrap_servers": bootstrap_servers,
         "registry_credentials_file": credentials_file,
@@ -208,6 +209,8 @@ def serve(
 def _check_credentials(settings: MeshSettings) -> None:
     """Load the credentials once up front, so any problem with them is one line naming the
     file or setting, before the port is taken or Kafka is asked."""
+    from mesh_stream.registry.service.server import credentials_from_settings
+
     path = settings.registry_credentials_file
     if path is not None:
         _check_credentials_text(path)

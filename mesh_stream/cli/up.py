@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from mesh_stream.cli.extras import require_extras
 from mesh_stream.cli.options import FiniteFloatRange, ProjectChoice, project_option
 from mesh_stream.settings import MeshSettings
 from mesh_stream.up import MeshUp, UpOptions
@@ -94,6 +95,10 @@ def up(
     state. Ctrl-C (or SIGTERM) stops everything in order and leaves no process behind; a
     second `mesh up` reuses the data of the first.
     """
+    # Its children (registry, processors) would otherwise die one by one on the import.
+    require_extras(
+        "registry", *(() if register_only else ("processing",)), *(("broker",) if secure else ())
+    )
     if data_dir is not None:
         settings = settings.model_copy(update={"data_dir": data_dir})
     options = UpOptions(

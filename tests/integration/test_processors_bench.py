@@ -3,7 +3,9 @@ every latency sample belongs to an order that really became visible."""
 
 from __future__ import annotations
 
-from benchmarks.processing_bench import run_processing_bench
+from pathlib import Path
+
+from mesh_stream.bench.processing_bench import run_processing_bench
 from tests.conftest import KafkaAddress, RegistryAddress
 
 RECORDS = 8_000  # several of the worker's batches (2,000 events), so there is a drain to time
@@ -17,6 +19,7 @@ def test_processing_bench_counts_every_order_and_times_each_one(
     report = run_processing_bench(
         kafka.bootstrap_servers,
         registry.url,
+        project_root=Path(__file__).resolve().parents[2],
         principal="admin",
         token=registry.admin_token,
         records=RECORDS,

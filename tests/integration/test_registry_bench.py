@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from benchmarks.registry_bench import run_registry_bench
+from mesh_stream.bench.registry_bench import run_registry_bench
 from tests.conftest import RegistryAddress
 
 

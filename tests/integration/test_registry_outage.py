@@ -225,7 +225,7 @@ def test_unencodable_and_refused_records_abort_and_leave_the_store_usable(
 def test_during_start_up_replay_only_health_answers(kafka: KafkaAddress) -> None:
     """A big log replays in the background; meanwhile readiness says how far it is."""
     topic = f"_mesh_registry-replay-{uuid.uuid4().hex[:8]}"
-    from benchmarks.registry_scale import fill_topic, subject_name
+    from mesh_stream.bench.registry_scale import fill_topic, subject_name
 
     subjects = 60_000
     texts = fill_topic(kafka.bootstrap_servers, topic, subjects)

@@ -380,7 +380,7 @@ def test_a_frozen_writer_taken_over_by_its_own_writer_id_forwards_once_it_wakes(
 def test_serve_answers_health_during_replay_and_reports_progress(kafka: KafkaAddress) -> None:
     """`mesh registry serve` on a big log: /health/ready says "replaying" until it is done,
     stderr has the progress, and 'listening' comes once the view is complete."""
-    from benchmarks.registry_scale import fill_topic
+    from mesh_stream.bench.registry_scale import fill_topic
     from mesh_stream.broker.cluster import free_port
 
     topic = f"_mesh_registry-progress-{uuid.uuid4().hex[:8]}"

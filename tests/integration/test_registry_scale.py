@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.registry_scale import run_registry_scale, scale_schema, subject_name
+from mesh_stream.bench.registry_scale import run_registry_scale, scale_schema, subject_name
 from mesh_stream.registry.service.kafka_store import KafkaStore
 from mesh_stream.registry.service.schemas import SchemaRegistry
 from mesh_stream.schema.avro import normalize, parse_schema

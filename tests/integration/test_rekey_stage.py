@@ -25,7 +25,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 from pydantic import SecretStr
 
-from benchmarks.processing_bench import _order, bench_spec
+from mesh_stream.bench.processing_bench import _order, bench_spec
 from mesh_stream.processing.app import ProcessorSpec
 from mesh_stream.processing.codec import FramedAvroDecoder
 from mesh_stream.processing.rekey import sources_group
@@ -127,7 +127,7 @@ def run(kafka: KafkaAddress, registry: RegistryAddress, tmp_path: Path) -> Bench
         "MESH_DATA_DIR": str(tmp_path),
         "MESH_BENCH_RUN_ID": run_id,
     }
-    return BenchRun(bench_spec(settings, run_id), settings, env)
+    return BenchRun(bench_spec(settings, run_id, REPO), settings, env)
 
 
 def publish(run: BenchRun, orders: list[dict[str, Any]], placed: int) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from benchmarks.sdk_bench import LABELS
+from mesh_stream.bench.sdk_bench import LABELS
 from mesh_stream.cli.main import cli
 from tests.conftest import KafkaAddress, RegistryAddress
 

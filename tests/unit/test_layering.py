@@ -40,6 +40,7 @@ LAYERS: dict[str, int] = {
     "liveview": 4,
     "supervisor": 4,
     "scaffold": 4,
+    "bench": 4,  # `mesh bench`'s benchmarks: the SDK, the registry server, processing
     "cli": 5,
 }
 

@@ -9,10 +9,11 @@ in a processor's own code would.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
-from benchmarks.processing_bench import bench_spec
 from domains.analytics.processors import revenue
+from mesh_stream.bench.processing_bench import bench_spec
 from mesh_stream.processing.app import run_worker
 from mesh_stream.settings import MeshSettings
 
@@ -27,7 +28,9 @@ def main() -> None:
         return original(topic, record, arrival_ms)
 
     revenue.route = route  # build() looks the route up when it is called
-    run_worker(revenue.build(bench_spec(MeshSettings(), os.environ["MESH_BENCH_RUN_ID"])))
+    # Started with the repository root (the sample mesh) as its working directory.
+    spec = bench_spec(MeshSettings(), os.environ["MESH_BENCH_RUN_ID"], Path.cwd())
+    run_worker(revenue.build(spec))
 
 
 if __name__ == "__main__":

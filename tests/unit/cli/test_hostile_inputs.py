@@ -24,8 +24,8 @@ import pytest
 from mesh_stream.broker import reachability
 from mesh_stream.cli import broker as broker_cli
 from mesh_stream.cli import main as cli_main
-from mesh_stream.cli import registry as registry_cli
 from mesh_stream.cli.main import INTERNAL_ERROR, cli, run
+from mesh_stream.registry.service import server as registry_server
 from mesh_stream.up import MeshUp
 
 REPO = Path(__file__).resolve().parents[3]
@@ -102,10 +102,10 @@ def hostile_world(monkeypatch: pytest.MonkeyPatch, files: dict[str, Path], tmp_p
         raise ReachedWork
 
     monkeypatch.setattr(MeshUp, "run", reached)
-    monkeypatch.setattr(registry_cli, "build_registry", reached)
-    import benchmarks.run
+    monkeypatch.setattr(registry_server, "build_registry", reached)
+    import mesh_stream.bench.run
 
-    monkeypatch.setattr(benchmarks.run, "run_benchmarks", reached)
+    monkeypatch.setattr(mesh_stream.bench.run, "run_benchmarks", reached)
 
 
 def _invoke(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int | None, str, str]:

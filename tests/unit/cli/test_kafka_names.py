@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from mesh_stream.cli import bench as bench_cli
-from mesh_stream.cli import registry as registry_cli
 from mesh_stream.cli import tail as tail_cli
 from mesh_stream.cli.main import run
+from mesh_stream.registry.service import server as registry_server
 
 REPO = Path(__file__).resolve().parents[3]
 HUGE = "x" * 100_000
@@ -52,8 +52,8 @@ def nothing_answers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(REPO)
     # The first step of real work of each command: reaching it fails the test.
     monkeypatch.setattr(tail_cli, "registry_for", _reached)
-    monkeypatch.setattr(registry_cli, "bind_listener", _reached)
-    monkeypatch.setattr(registry_cli, "build_registry", _reached)
+    monkeypatch.setattr(registry_server, "bind_listener", _reached)
+    monkeypatch.setattr(registry_server, "build_registry", _reached)
     monkeypatch.setattr(bench_cli, "_scale_sizes", _reached)
 
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from benchmarks.run import RATIOS, _optional_bench, _ratios, render_table, write_report
-from benchmarks.sdk_bench import LABELS, make_record, schema
+from mesh_stream.bench.run import RATIOS, _optional_bench, _ratios, render_table, write_report
+from mesh_stream.bench.sdk_bench import LABELS, make_record, schema
 from mesh_stream.cli.main import cli
 from mesh_stream.schema.codec import RecordEncoder
 
@@ -84,24 +84,24 @@ def test_report_is_written_as_json_and_text(tmp_path: Path) -> None:
 def test_missing_or_incomplete_optional_benchmarks_are_reported_not_raised(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    missing = _optional_bench("benchmarks.no_such_bench", ("run",), {})
+    missing = _optional_bench("mesh_stream.bench.no_such_bench", ("run",), {})
     assert missing == {
         "status": "not available",
-        "reason": "benchmarks.no_such_bench is not installed",
+        "reason": "mesh_stream.bench.no_such_bench is not installed",
     }
-    module = types.ModuleType("benchmarks.fake_bench")
+    module = types.ModuleType("mesh_stream.bench.fake_bench")
 
     def run(bootstrap_servers: str, records: int) -> dict[str, Any]:
         return {"servers": bootstrap_servers, "records": records}
 
     module.run = run  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "benchmarks.fake_bench", module)
+    monkeypatch.setitem(sys.modules, "mesh_stream.bench.fake_bench", module)
     given = {"bootstrap_servers": "k:1", "records": 5, "registry_url": "http://r"}
-    assert _optional_bench("benchmarks.fake_bench", ("run",), given) == {
+    assert _optional_bench("mesh_stream.bench.fake_bench", ("run",), given) == {
         "status": "ok",
         "result": {"servers": "k:1", "records": 5},
     }
-    assert _optional_bench("benchmarks.fake_bench", ("run",), {"records": 5}) == {
+    assert _optional_bench("mesh_stream.bench.fake_bench", ("run",), {"records": 5}) == {
         "status": "not available",
         "reason": "needs arguments ['bootstrap_servers']",
     }

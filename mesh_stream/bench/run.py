@@ -1,8 +1,8 @@
 """`mesh bench`: run every benchmark against one broker, then report ratios, JSON and a table.
 
 The SDK cases (a)-(i) run one after another, each in a fresh Python process (so each has its
-own peak RSS); the registry benchmark (``benchmarks.registry_bench``) and the processing
-benchmark (``benchmarks.processing_bench``) run too when those modules are present.
+own peak RSS); the registry benchmark (``mesh_stream.bench.registry_bench``) and the processing
+benchmark (``mesh_stream.bench.processing_bench``) run too when those modules are present.
 """
 
 from __future__ import annotations
@@ -21,10 +21,18 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks.environment import BenchEnvironment, bench_environment
-from benchmarks.sdk_bench import LABELS, READ_CASES, WRITE_CASES, Config, bench_product, schema
+from mesh_stream.bench.environment import BenchEnvironment, bench_environment
+from mesh_stream.bench.sdk_bench import (
+    LABELS,
+    READ_CASES,
+    WRITE_CASES,
+    Config,
+    bench_product,
+    schema,
+)
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.producer import ensure_topic
+from mesh_stream.project import locate_project
 from mesh_stream.settings import MeshSettings
 
 #: (name, numerator, denominator, target): the ratios issue 4 asks for.
@@ -36,23 +44,37 @@ RATIOS = (
     ("i/h", "i", "h", 1.5),
     ("d/a", "d", "a", None),
 )
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run_case(case: str, config: Config) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.sdk_bench", case, json.dumps(asdict(config))],
+        [sys.executable, "-m", "mesh_stream.bench.sdk_bench", case, json.dumps(asdict(config))],
         capture_output=True,
         text=True,
         check=False,
-        cwd=REPO_ROOT,
-        env=env,
     )
     if done.returncode != 0:
         raise RuntimeError(f"benchmark case {case} failed:\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+#: The sample mesh's processor the processing benchmark runs, relative to the project root.
+SAMPLE_PROCESSOR = Path("domains/analytics/processors/revenue.py")
+SAMPLE_MESH_MISSING = (
+    f"needs the sample mesh ({SAMPLE_PROCESSOR} in the project); run mesh bench in a "
+    "mesh-stream checkout or point MESH_PROJECT_ROOT at one"
+)
+
+
+def sample_mesh_root(settings: MeshSettings) -> Path | None:
+    """The project holding the sample mesh (the repository root of a mesh-stream checkout),
+    found like any project (MESH_PROJECT_ROOT, else the nearest mesh.yaml upwards); None when
+    there is none or it is another team's project. The wheel does not ship the sample mesh."""
+    project = locate_project(None, settings)
+    if project is None or not (project.root / SAMPLE_PROCESSOR).is_file():
+        return None
+    return project.root
 
 
 def _ratios(cases: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -115,11 +137,14 @@ def run_benchmarks(
     repeats: int = 3,
     others: bool = True,
     scale_sizes: Sequence[int] = (1_000, 10_000),
+    sample_root: Path | None = None,
 ) -> dict[str, Any]:
     """Run the benchmarks and return the whole report as JSON-able data.
 
     ``others=False`` skips the registry and processing benchmarks (the SDK cases only);
-    ``scale_sizes`` are the subject counts of the registry scale benchmark.
+    ``scale_sizes`` are the subject counts of the registry scale benchmark;
+    ``sample_root`` is the sample mesh project whose revenue processor the processing
+    benchmark runs (see :func:`sample_mesh_root`); without it that benchmark is skipped.
     """
     with bench_environment(settings, progress) as environment:
         report = _run_sdk(environment, records, warmup, cases, progress, repeats)
@@ -127,7 +152,7 @@ def run_benchmarks(
             return report
         progress("registry benchmark ...")
         report["registry"] = _optional_bench(
-            "benchmarks.registry_bench",
+            "mesh_stream.bench.registry_bench",
             ("run_registry_bench",),
             {
                 "registry_url": environment.registry_url,
@@ -139,7 +164,7 @@ def run_benchmarks(
         )
         progress("registry scale benchmark ...")
         report["registry_scale"] = _optional_bench(
-            "benchmarks.registry_scale",
+            "mesh_stream.bench.registry_scale",
             ("run_registry_scale",),
             {
                 "bootstrap_servers": environment.bootstrap_servers,
@@ -148,10 +173,14 @@ def run_benchmarks(
             },
         )
         progress("processing benchmark ...")
+        if sample_root is None:
+            report["processing"] = {"status": "not available", "reason": SAMPLE_MESH_MISSING}
+            return report
         report["processing"] = _optional_bench(
-            "benchmarks.processing_bench",
+            "mesh_stream.bench.processing_bench",
             ("run_processing_bench", "run"),
             {
+                "project_root": sample_root,
                 "bootstrap_servers": environment.bootstrap_servers,
                 "registry_url": environment.registry_url,
                 "principal": environment.admin_principal,
@@ -234,7 +263,7 @@ def _run_sdk(
 
 def _record_size() -> float:
     """Mean framed size of the benchmark's records (header + Avro body)."""
-    from benchmarks.sdk_bench import make_record
+    from mesh_stream.bench.sdk_bench import make_record
     from mesh_stream.schema.codec import RecordEncoder
 
     encoder = RecordEncoder(schema(), 1)
@@ -271,7 +300,7 @@ def render_table(report: dict[str, Any]) -> str:
         if part is None:
             continue
         if part.get("status") == "ok" and key == "registry_scale":
-            from benchmarks.registry_scale import render_scale
+            from mesh_stream.bench.registry_scale import render_scale
 
             lines += ["", "registry scale benchmark:", render_scale(part["result"])]
         elif part.get("status") == "ok":
@@ -295,7 +324,7 @@ def run_registry_scale_only(
     settings: MeshSettings, sizes: Sequence[int], progress: Callable[[str], None] = print
 ) -> dict[str, Any]:
     """`mesh bench --registry-scale`: only the registry scale benchmark, on one broker."""
-    from benchmarks.registry_scale import run_registry_scale
+    from mesh_stream.bench.registry_scale import run_registry_scale
 
     with bench_environment(settings, progress) as environment:
         result = run_registry_scale(
@@ -311,7 +340,7 @@ def run_registry_scale_only(
 
 def write_scale_report(report: dict[str, Any], output: Path) -> tuple[Path, Path]:
     """Write ``registry-scale.json`` and ``registry-scale.txt`` into ``output``."""
-    from benchmarks.registry_scale import render_scale
+    from mesh_stream.bench.registry_scale import render_scale
 
     output.mkdir(parents=True, exist_ok=True)
     json_path = output / "registry-scale.json"

@@ -12,11 +12,12 @@ Two numbers, both against a real broker and registry:
   from the first output record of that window whose count is at least n (the processor emits
   one record per window and batch, so counts can jump).
 
-The benchmark runs the processor's own code (:mod:`domains.analytics.processors.revenue`) on
+The benchmark runs the sample mesh's processor (``domains/analytics/processors/revenue.py``
+of the project at ``project_root``, a mesh-stream checkout; the wheel does not ship it) on
 private copies of the products (domain ``bench<run id>``), so a running mesh is not disturbed.
-``python -m benchmarks.processing_bench report [--records N]`` runs this benchmark alone and
-prints its JSON report; without ``report`` the module is the worker side, started by the
-benchmark itself.
+``python -m mesh_stream.bench.processing_bench report [--records N]`` run in the checkout runs
+this benchmark alone and prints its JSON report; without ``report`` the module is the worker
+side, started by the benchmark itself with the project root as its working directory.
 """
 
 from __future__ import annotations
@@ -48,15 +49,17 @@ from mesh_stream.producer import ProductPublisher
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+#: The sample processor, imported by name from the project root (the worker's folder).
+SAMPLE_PROCESSOR_MODULE = "domains.analytics.processors.revenue"
 REGIONS = ("eu-west", "eu-central", "us-east", "us-west", "ap-south")
 TARGET_EVENTS_PER_S = 10_000
 TARGET_P99_MS = 500.0
 
 
-def bench_products(run_id: str) -> tuple[DataProduct, DataProduct]:
-    """Private copies of orders.order-placed (1 partition) and analytics.revenue-by-region."""
-    products = {p.name: p for p in load_descriptors(REPO_ROOT / "domains")}
+def bench_products(run_id: str, root: Path) -> tuple[DataProduct, DataProduct]:
+    """Private copies of orders.order-placed (1 partition) and analytics.revenue-by-region,
+    from the sample mesh at ``root``."""
+    products = {p.name: p for p in load_descriptors(root / "domains")}
     domain = f"bench{run_id}"
     source = products["orders.order-placed"].model_copy(
         update={"name": f"{domain}.order-placed", "domain": domain, "partitions": 1}
@@ -67,13 +70,14 @@ def bench_products(run_id: str) -> tuple[DataProduct, DataProduct]:
     return source, output
 
 
-def bench_spec(settings: MeshSettings, run_id: str) -> ProcessorSpec:
-    """The revenue processor's spec over the private products; registers the output schema."""
-    source, output = bench_products(run_id)
+def bench_spec(settings: MeshSettings, run_id: str, root: Path) -> ProcessorSpec:
+    """The revenue processor's spec over the private products of the sample mesh at ``root``;
+    registers the output schema."""
+    source, output = bench_products(run_id, root)
     ensure_topics(settings.resolved_bootstrap_servers(), [source, output])
     with RegistryClient.from_settings(settings) as registry:
-        schema_id = registry.register_schema(output.value_subject, schema_text(output, REPO_ROOT))
-    return ProcessorSpec(output, (source,), schema_id, settings, REPO_ROOT)
+        schema_id = registry.register_schema(output.value_subject, schema_text(output, root))
+    return ProcessorSpec(output, (source,), schema_id, settings, schema_text(output, root))
 
 
 def _order(rng_id: int, placed_at: int) -> dict[str, Any]:
@@ -184,6 +188,7 @@ def run_processing_bench(
     bootstrap_servers: str,
     registry_url: str,
     *,
+    project_root: Path,
     principal: str | None = "admin",
     token: str | None = None,
     records: int = 50_000,
@@ -192,7 +197,8 @@ def run_processing_bench(
     timeout: float = 300.0,
     settings: MeshSettings | None = None,
 ) -> dict[str, Any]:
-    """Events/s of the revenue aggregation in one worker, and p50/p99 latency at ``rate``."""
+    """Events/s of the revenue aggregation in one worker, and p50/p99 latency at ``rate``;
+    ``project_root`` is the sample mesh (a mesh-stream checkout) whose processor runs."""
     base = settings or MeshSettings()
     run_id = uuid.uuid4().hex[:8]
     with tempfile.TemporaryDirectory(prefix="mesh-bench-processing-") as scratch:
@@ -205,14 +211,14 @@ def run_processing_bench(
                 "data_dir": Path(scratch),
             }
         )
-        spec = bench_spec(settings, run_id)
+        spec = bench_spec(settings, run_id, project_root)
         source = spec.inputs[0]
         registry = RegistryClient.from_settings(settings)
         publisher = ProductPublisher(
             source,
             bootstrap_servers=bootstrap_servers,
             registry=registry,
-            root=REPO_ROOT,
+            root=project_root,
             config={"linger.ms": 1},
         )
         watcher = OutputWatcher(bootstrap_servers, registry, spec.output)
@@ -226,8 +232,15 @@ def run_processing_bench(
             publisher.flush()
             with log_path.open("wb") as log:
                 worker = subprocess.Popen(
-                    [sys.executable, "-m", "benchmarks.processing_bench", "worker", "-l", "warn"],
-                    cwd=REPO_ROOT,
+                    [
+                        sys.executable,
+                        "-m",
+                        "mesh_stream.bench.processing_bench",
+                        "worker",
+                        "-l",
+                        "warn",
+                    ],
+                    cwd=project_root,
                     env=_worker_env(settings, run_id, Path(scratch)),
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -332,22 +345,25 @@ def run_processing_bench(
 
 def _worker_main() -> None:
     """Worker side: the revenue processor over this run's private products."""
-    from domains.analytics.processors.revenue import build
+    from importlib import import_module
 
+    # Started with the project root as working directory, which ``python -m`` puts on sys.path.
+    build = import_module(SAMPLE_PROCESSOR_MODULE).build
     settings = MeshSettings()
     run_id = os.environ["MESH_BENCH_RUN_ID"]
-    run_worker(build(bench_spec(settings, run_id)))
+    run_worker(build(bench_spec(settings, run_id, Path.cwd())))
 
 
 def _report_main(argv: list[str]) -> None:
-    """``python -m benchmarks.processing_bench report``: this benchmark alone, as JSON."""
+    """``python -m mesh_stream.bench.processing_bench report``: this benchmark alone, as JSON."""
     import argparse
     import json
 
-    from benchmarks.environment import bench_environment
+    from mesh_stream.bench.environment import bench_environment
+    from mesh_stream.bench.run import SAMPLE_MESH_MISSING, sample_mesh_root
 
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.processing_bench report",
+        prog="python -m mesh_stream.bench.processing_bench report",
         description="Run only the processing benchmark against MESH_BOOTSTRAP_SERVERS / "
         "MESH_REGISTRY_URL, or a throw-away local broker and registry when they are unset.",
     )
@@ -356,10 +372,14 @@ def _report_main(argv: list[str]) -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="length of latency phase")
     options = parser.parse_args(argv)
     settings = MeshSettings()
+    root = sample_mesh_root(settings)
+    if root is None:
+        parser.exit(2, f"processing benchmark: {SAMPLE_MESH_MISSING}\n")
     with bench_environment(settings, progress=lambda line: print(line, file=sys.stderr)) as env:
         report = run_processing_bench(
             env.bootstrap_servers,
             env.registry_url,
+            project_root=root,
             principal=env.admin_principal,
             token=env.admin_token,
             records=options.records,

@@ -8,7 +8,7 @@ decode loop, (h) ``DeserializingConsumer`` + ``AvroDeserializer``, (i) our consu
 
 Every case uses the same broker, the same ~200-byte records and the same producer settings
 (acks=all, idempotence, linger 5 ms, lz4). Each runs in its own process (``python -m
-benchmarks.sdk_bench CASE CONFIG_JSON``) so that its peak RSS is its own. The timed part
+mesh_stream.bench.sdk_bench CASE CONFIG_JSON``) so that its peak RSS is its own. The timed part
 starts after a warm-up (connections, schema registration, group join) and ends when the
 last record is acknowledged (writes) or decoded (reads).
 """
@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
 import fastavro
@@ -41,7 +41,8 @@ from mesh_stream.producer import DEFAULT_PRODUCER_CONFIG, FIXED_PRODUCER_CONFIG,
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.schema.models import model_from_schema
 
-SCHEMA_FILE = Path(__file__).with_name("order_event.avsc")
+#: The benchmark record's schema, package data next to this module (works from a wheel).
+SCHEMA_RESOURCE = "order_event.avsc"
 WRITE_CASES = ("a", "b", "c", "d", "e")
 READ_CASES = ("f", "g", "h", "i")
 LABELS = {
@@ -60,7 +61,8 @@ BATCH = 1000
 
 
 def schema() -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(SCHEMA_FILE.read_text())
+    text = resources.files("mesh_stream.bench").joinpath(SCHEMA_RESOURCE)
+    document: dict[str, Any] = json.loads(text.read_text(encoding="utf-8"))
     return document
 
 
@@ -101,7 +103,7 @@ def bench_product(topic_name: str) -> DataProduct:
             "kind": "source-aligned",
             "description": "Benchmark product.",
             "owner": {"team": "bench", "contact": "bench@example.com"},
-            "schema": "benchmarks/order_event.avsc",
+            "schema": SCHEMA_RESOURCE,
             "key_field": "order_id",
             "partitions": 3,
             "slos": {"freshness_seconds": 60, "availability": 99},
@@ -405,7 +407,7 @@ def run_case(case: str, config: Config) -> CaseResult:
 
 
 def main(argv: list[str]) -> None:
-    """``python -m benchmarks.sdk_bench CASE CONFIG_JSON``: print the result as JSON."""
+    """``python -m mesh_stream.bench.sdk_bench CASE CONFIG_JSON``: print the result as JSON."""
     case, raw = argv[1], argv[2]
     result = run_case(case, Config(**json.loads(raw)))
     print(json.dumps(asdict(result)))

@@ -21,7 +21,6 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -126,12 +125,11 @@ def _time_requests(url: str, calls: Sequence[Call]) -> tuple[dict[str, float], i
     fields the answer must have with these values).
     """
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.registry_scale", "--client", url],
+        [sys.executable, "-m", "mesh_stream.bench.registry_scale", "--client", url],
         input=json.dumps(list(calls)),
         capture_output=True,
         text=True,
         check=False,
-        cwd=Path(__file__).resolve().parents[1],
     )
     if done.returncode != 0:
         raise RuntimeError(f"the benchmark client failed:\n{done.stderr[-2000:]}")
