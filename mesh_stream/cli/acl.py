@@ -9,7 +9,7 @@ import click
 
 from mesh_stream.broker import reachability
 from mesh_stream.cli.options import ProjectChoice, project_option
-from mesh_stream.governance.acl_plan import REGISTRY_PRINCIPAL, AclPlan, plan_project
+from mesh_stream.governance.acl_plan import REGISTRY_PRINCIPAL, AclPlan, plan_acls
 from mesh_stream.kafka.acls import Acl, apply_acls
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.settings import MeshSettings
@@ -32,8 +32,10 @@ registry_option = click.option(
 
 
 def _plan(settings: MeshSettings, project: ProjectChoice, registry_principal: str) -> AclPlan:
-    return plan_project(
-        project.find(settings).root,
+    found = project.find(settings)
+    return plan_acls(
+        found.descriptors(),
+        domains=found.domains,
         registry_principal=registry_principal,
         registry_topic=settings.registry_topic,
     )

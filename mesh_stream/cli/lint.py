@@ -9,8 +9,8 @@ import click
 
 from mesh_stream.governance.config import GLOBAL_POLICIES_FILE, load_governance
 from mesh_stream.governance.model import Severity, Violation
-from mesh_stream.governance.repository import lint_repository
-from mesh_stream.project import find_project
+from mesh_stream.governance.repository import lint_project, project_policies
+from mesh_stream.project import MeshProject, find_project, load_project
 
 _COLOURS = {Severity.ERROR: "red", Severity.WARNING: "yellow"}
 
@@ -24,8 +24,8 @@ def _show(violation: Violation) -> None:
     click.echo(f"    fix: {violation.fix}")
 
 
-def _list_policies(root: Path, policies_file: Path | None) -> None:
-    config = load_governance(root, policies_file)
+def _list_policies(project: MeshProject, policies_file: Path | None) -> None:
+    config = load_governance(project.root, policies_file, domains_dir=project.descriptors_dir)
     click.echo(f"policies from {config.source or 'built-in defaults'}:")
     for name, rule in config.global_rules.items():
         overridable = "overridable" if rule.overridable else "fixed"
@@ -62,25 +62,29 @@ def lint(
     policies_file: Path | None,
     list_policies: bool,
 ) -> None:
-    """Check every data product descriptor under PATH/domains and its Avro schema under
-    PATH/schemas against the mesh's governance policies.
+    """Check every data product descriptor of the project at PATH and its Avro schema
+    against the mesh's governance policies.
 
-    PATH is the project root (default: --project, MESH_PROJECT_ROOT, else the nearest
-    folder upwards holding mesh.yaml). The global policies come
-    from PATH/mesh-policies.yaml; each domain may override, in
-    PATH/domains/<domain>/policies.yaml, what the global set marks overridable. Every
+    PATH is the project root (default: MESH_PROJECT_ROOT, else the nearest folder upwards
+    holding mesh.yaml); its mesh.yaml says where descriptors (`products`, default domains/)
+    and schemas (`schemas`, default schemas/) live, and the global policy file (`policies`,
+    default PATH/mesh-policies.yaml). Each domain may override, in
+    <products>/<domain>/policies.yaml, what the global set marks overridable. Every
     violation is printed with file:line, field, policy, why the policy exists and how to fix
     it. Exit status 1 when there is an error-level violation, else 0.
     """
-    if path is None:
-        project = find_project(None, ctx.obj)
-        path = project.root
-        if policies_file is None and project.policies_file.is_file():
-            policies_file = project.policies_file  # mesh.yaml's `policies`
+    project = (
+        find_project(None, ctx.obj)
+        if path is None
+        else load_project(path, defaults_without_file=True)  # a bare folder: the defaults
+    )
+    if policies_file is None:
+        policies_file = project_policies(project)
     if list_policies:
-        _list_policies(path, policies_file)
+        _list_policies(project, policies_file)
         return
-    report = lint_repository(path, policies_file)
+    report = lint_project(project, policies_file)
+    path = project.root
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

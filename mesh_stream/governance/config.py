@@ -289,9 +289,12 @@ class GovernanceConfig:
         return [v for overrides in self.domains.values() for v in overrides.problems]
 
 
-def load_governance(root: Path, policies_file: Path | None = None) -> GovernanceConfig:
+def load_governance(
+    root: Path, policies_file: Path | None = None, *, domains_dir: Path | None = None
+) -> GovernanceConfig:
     """Global rules from ``policies_file`` (default ``root/mesh-policies.yaml``; built-in
-    defaults when that file does not exist) and the overrides of ``root/domains/*/``."""
+    defaults when that file does not exist) and the overrides of ``domains_dir/*/`` (default
+    ``root/domains``, a project's ``products`` folder)."""
     source: str | None = None
     if policies_file is not None:
         global_rules = load_global_policies(policies_file)
@@ -302,7 +305,7 @@ def load_governance(root: Path, policies_file: Path | None = None) -> Governance
     else:
         global_rules = builtin_rules()
     domains: dict[str, DomainOverrides] = {}
-    for path in sorted((root / "domains").glob(f"*/{DOMAIN_POLICIES_FILE}")):
+    for path in sorted((domains_dir or root / "domains").glob(f"*/{DOMAIN_POLICIES_FILE}")):
         domain = path.parent.name
         display = path.relative_to(root).as_posix()
         try:

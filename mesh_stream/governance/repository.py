@@ -23,10 +23,11 @@ from mesh_stream.descriptor import DataProduct, descriptor_files
 from mesh_stream.errors import ConfigurationError, SchemaError
 from mesh_stream.governance import locate
 from mesh_stream.governance.catalog import StaticCatalog
-from mesh_stream.governance.config import GovernanceConfig, load_governance
+from mesh_stream.governance.config import GLOBAL_POLICIES_FILE, GovernanceConfig, load_governance
 from mesh_stream.governance.engine import Locator, check_product
 from mesh_stream.governance.model import Finding, Loc, Severity, Violation
 from mesh_stream.governance.policies import BUILTIN_POLICIES, Review
+from mesh_stream.project import MeshProject
 from mesh_stream.schema.avro import parse_schema
 
 LOAD_ERROR_POLICY = {
@@ -249,24 +250,25 @@ def _locator(loaded: _Loaded) -> Locator:
 
 
 def _schemas_without_product(
-    root: Path, config: GovernanceConfig, loaded: list[_Loaded], unloadable_files: list[Path]
+    layout: _Layout, config: GovernanceConfig, loaded: list[_Loaded], unloadable_files: list[Path]
 ) -> list[Violation]:
     """``schema-has-product``: `.avsc` files under schemas/ that no descriptor points at.
 
     A descriptor that does not load may be the one pointing at a schema, so its ``schema:``
     text counts as a reference too (no second report for the same mistake).
     """
+    root = layout.root
     referenced = {(root / item.product.schema_file).resolve() for item in loaded}
     for path in unloadable_files:
         found = re.search(r"^schema:\s*['\"]?([^'\"\s#]+)", _text_or_empty(path), re.MULTILINE)
         if found:
             referenced.add((root / found.group(1)).resolve())
     violations = []
-    for schema in sorted((root / "schemas").glob("**/*.avsc")):
+    for schema in sorted(layout.schemas.glob("**/*.avsc")):
         if schema.resolve() in referenced:
             continue
         display = schema.relative_to(root).as_posix()
-        domain = schema.relative_to(root / "schemas").parts[0]
+        domain = schema.relative_to(layout.schemas).parts[0]
         rule = config.rules_for(domain)["schema-has-product"]
         if rule.severity is Severity.OFF:
             continue
@@ -274,7 +276,8 @@ def _schemas_without_product(
             Violation(
                 policy=rule.policy.name,
                 severity=rule.severity,
-                message=f"no product descriptor under domains/ has `schema: {display}`",
+                message=f"no product descriptor under {layout.products_name}/ has "
+                f"`schema: {display}`",
                 why=rule.policy.why,
                 fix=rule.policy.fix,
                 file=display,
@@ -294,10 +297,10 @@ def _text_or_empty(path: Path) -> str:
 DOMAIN_POLICIES_FILE = "policies.yaml"
 
 
-def _misplaced_descriptors(root: Path) -> list[Violation]:
+def _misplaced_descriptors(layout: _Layout) -> list[Violation]:
     """Descriptor-looking YAML outside ``domains/<domain>/products/``: never read, so never
     checked or registered. Without this, `mesh lint` passes on a product it did not see."""
-    domains = root / "domains"
+    root, domains, folder = layout.root, layout.products, layout.products_name
     read = set(descriptor_files(domains))
     found = []
     for path in sorted([*domains.rglob("*.yaml"), *domains.rglob("*.yml")]):
@@ -311,12 +314,12 @@ def _misplaced_descriptors(root: Path) -> list[Violation]:
         if not (isinstance(data, dict) and "name" in data and "kind" in data):
             continue
         domain, _, short = str(data["name"]).partition(".")
-        expected = f"domains/{domain}/products/{short or path.stem}{path.suffix}"
+        expected = f"{folder}/{domain}/products/{short or path.stem}{path.suffix}"
         found.append(
             _file_violation(
                 "naming",
                 f"looks like a product descriptor ({data['name']}) but lies outside "
-                f"domains/<domain>/products/, so it is never linted or registered; move it to "
+                f"{folder}/<domain>/products/, so it is never linted or registered; move it to "
                 f"{expected}",
                 path.relative_to(root).as_posix(),
                 1,
@@ -325,19 +328,62 @@ def _misplaced_descriptors(root: Path) -> list[Violation]:
     return found
 
 
-def lint_repository(root: Path, policies_file: Path | None = None) -> LintReport:
-    """Run every policy over the descriptors below ``root/domains`` and their schemas."""
-    if not (root / "domains").is_dir():
+@dataclass(frozen=True)
+class _Layout:
+    """Where a project keeps its descriptors and schemas (mesh.yaml's ``products`` and
+    ``schemas``; ``domains/`` and ``schemas/`` by default)."""
+
+    root: Path
+    products: Path
+    schemas: Path
+
+    @property
+    def products_name(self) -> str:
+        return self.products.relative_to(self.root).as_posix()
+
+
+def lint_project(project: MeshProject, policies_file: Path | None = None) -> LintReport:
+    """:func:`lint_repository` over a project's own folders and policy file (mesh.yaml)."""
+    if policies_file is None:
+        policies_file = project_policies(project)
+    return lint_repository(
+        project.root,
+        policies_file,
+        products_dir=project.descriptors_dir,
+        schemas_dir=project.schemas_dir,
+    )
+
+
+def project_policies(project: MeshProject) -> Path | None:
+    """The policy file mesh.yaml names, when it exists and is not the default one (that one
+    :func:`load_governance` finds and names relative to the root itself)."""
+    file = project.policies_file
+    return file if file.is_file() and file != project.root / GLOBAL_POLICIES_FILE else None
+
+
+def lint_repository(
+    root: Path,
+    policies_file: Path | None = None,
+    *,
+    products_dir: Path | None = None,
+    schemas_dir: Path | None = None,
+) -> LintReport:
+    """Run every policy over the descriptors below ``products_dir`` (default
+    ``root/domains``) and their schemas (the unreferenced ones under ``schemas_dir``,
+    default ``root/schemas``)."""
+    layout = _Layout(root, products_dir or root / "domains", schemas_dir or root / "schemas")
+    if not layout.products.is_dir():
         raise ConfigurationError(
-            f"{root}: no domains/ folder here; pass the repository root that holds domains/ "
-            f"and schemas/ (mesh lint PATH)"
+            f"{root}: no {layout.products_name}/ folder here; pass the repository root that "
+            f"holds {layout.products_name}/ and {layout.schemas.relative_to(root).as_posix()}/ "
+            f"(mesh lint PATH)"
         )
-    config: GovernanceConfig = load_governance(root, policies_file)
+    config: GovernanceConfig = load_governance(root, policies_file, domains_dir=layout.products)
     violations: list[Violation] = list(config.problems)
     loaded: list[_Loaded] = []
     unloadable: list[str] = []
     unloadable_files: list[Path] = []
-    for path in descriptor_files(root / "domains"):
+    for path in descriptor_files(layout.products):
         display = path.relative_to(root).as_posix()
         item, problems = _load_descriptor(path, display)
         violations.extend(problems)
@@ -359,7 +405,7 @@ def lint_repository(root: Path, policies_file: Path | None = None) -> LintReport
         violations.extend(
             check_product(review, config.rules_for(item.product.domain), _locator(item))
         )
-    violations.extend(_schemas_without_product(root, config, loaded, unloadable_files))
-    violations.extend(_misplaced_descriptors(root))
+    violations.extend(_schemas_without_product(layout, config, loaded, unloadable_files))
+    violations.extend(_misplaced_descriptors(layout))
     violations.sort(key=lambda v: (v.file or "", v.line or 0, v.policy, v.message))
     return LintReport(root, len(loaded), tuple(violations), config.source)

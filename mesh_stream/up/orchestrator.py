@@ -45,7 +45,7 @@ from mesh_stream.errors import (
     RegistryError,
     RegistryUnavailableError,
 )
-from mesh_stream.governance.acl_plan import plan_project
+from mesh_stream.governance.acl_plan import plan_acls
 from mesh_stream.kafka.acls import apply_acls
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.liveview import (
@@ -214,7 +214,7 @@ class MeshUp:
         domains = sorted({p.domain for p in products} | set(project.domains))
         bootstrap = self._start_broker(domains)
         if self.options.secure:
-            self._apply_acls(bootstrap, root)
+            self._apply_acls(bootstrap, products)
         self._run.supervisor = Supervisor(
             [],
             self.log_dir,
@@ -340,9 +340,9 @@ class MeshUp:
             )
         return credentials
 
-    def _apply_acls(self, bootstrap: str, root: Path) -> None:
+    def _apply_acls(self, bootstrap: str, products: Sequence[DataProduct]) -> None:
         """The ACL plan, applied as admin before any other client connects."""
-        plan = plan_project(root)
+        plan = plan_acls(products, domains=self.options.project.domains)
         for warning in plan.warnings:
             self.note(f"ACLs: {warning}")
         changes = apply_acls(self._connection(bootstrap), plan.acls, plan.manages)
