@@ -109,9 +109,10 @@ def ensure_internal_topic(
         time.sleep(0.2)
 
 
-def schema_text(product: DataProduct, repo_root: Path) -> str:
-    """The `.avsc` of ``product``, read from ``repo_root``; errors name the descriptor field."""
-    path = repo_root / product.schema_file
+def schema_text(product: DataProduct, project_root: Path) -> str:
+    """The `.avsc` of ``product`` in the project at ``project_root``; errors name the
+    descriptor field."""
+    path = project_root / product.schema_file
     try:
         return path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -124,7 +125,7 @@ def schema_text(product: DataProduct, repo_root: Path) -> str:
 def register_product(
     registry: RegistryClient,
     product: DataProduct,
-    repo_root: Path,
+    project_root: Path,
     *,
     wait_for_inputs: float = 120.0,
     poll_interval: float = 1.0,
@@ -135,7 +136,7 @@ def register_product(
     the source domains do when their publishers start; so this waits up to
     ``wait_for_inputs`` seconds for them, then names the ones still missing.
     """
-    schema_id = register_value_schema(registry, product, schema_text(product, repo_root))
+    schema_id = register_value_schema(registry, product, schema_text(product, project_root))
     deadline = time.monotonic() + wait_for_inputs
     while True:
         missing = [name for name in product.inputs if not _is_registered(registry, name)]
@@ -144,8 +145,9 @@ def register_product(
         if time.monotonic() >= deadline:
             raise ConfigurationError(
                 f"{product.name}: inputs {', '.join(missing)} are not registered in the "
-                f"registry at {registry.url} after {wait_for_inputs:.0f} s; start their "
-                "simulators (`python -m domains.<domain>.simulator`), which register them"
+                f"registry at {registry.url} after {wait_for_inputs:.0f} s; publish them "
+                "first (`mesh products apply` in their domains' projects, or start their "
+                "publishers)"
             )
         time.sleep(poll_interval)
     register_descriptor(registry, product)
@@ -183,9 +185,11 @@ def _patiently(call: Callable[[], T], *, within: float = 60.0) -> T:
             time.sleep(exc.retry_after)
 
 
-def register_source_product(registry: RegistryClient, product: DataProduct, repo_root: Path) -> int:
+def register_source_product(
+    registry: RegistryClient, product: DataProduct, project_root: Path
+) -> int:
     """Register a product without inputs: its value schema, then its descriptor."""
-    return register_product(registry, product, repo_root, wait_for_inputs=0)
+    return register_product(registry, product, project_root, wait_for_inputs=0)
 
 
 def registered_inputs(
