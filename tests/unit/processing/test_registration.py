@@ -93,7 +93,7 @@ def test_missing_inputs_are_named_with_the_way_to_fix_it() -> None:
     message = str(caught.value)
     assert message.startswith("analytics.order-fulfilment-sla: inputs payments.payment-captured, ")
     assert "shipping.shipment-dispatched are not registered in the registry at " in message
-    assert "python -m domains.<domain>.simulator" in message
+    assert "publish them first (`mesh products apply`" in message
     assert registry.put == []
 
 
