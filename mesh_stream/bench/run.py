@@ -102,8 +102,8 @@ def _optional_bench(
     """Run another helper's benchmark if its module exists; pass the arguments it takes."""
     try:
         module = importlib.import_module(module_name)
-    except ImportError:
-        return {"status": "not available", "reason": f"{module_name} is not installed"}
+    except ImportError as exc:  # e.g. faust without the processing extra
+        return {"status": "not available", "reason": f"{module_name} cannot be imported: {exc}"}
     function: Callable[..., Any] | None = next(
         (getattr(module, name) for name in function_names if hasattr(module, name)), None
     )

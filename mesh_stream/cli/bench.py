@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from mesh_stream.cli.extras import require_extras
 from mesh_stream.settings import MeshSettings
 
 
@@ -93,6 +94,7 @@ def bench(
     at 1k and 10k subjects (`--registry-scale` alone), and, inside a mesh-stream checkout
     (the sample mesh), the processing benchmark.
     """
+    require_extras("bench")
     from mesh_stream.bench.run import (
         render_table,
         run_benchmarks,

@@ -21,6 +21,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "registry": ("fastapi", "uvicorn", "starlette"),
     "processing": ("faust", "mode", "aiokafka", "rocksdict"),
     "broker": ("cryptography",),
+    "bench": ("authlib", "cachetools", "fastapi", "uvicorn"),
 }
 
 

@@ -144,3 +144,6 @@ def test_the_core_install_runs_the_sdk_and_cli_and_names_missing_extras(
     up = _run([str(bin_dir / "mesh"), "up"], cwd=tmp_path)
     assert up.returncode == 1
     assert up.stderr.startswith("error: mesh up needs the registry extra"), up.stderr
+    bench = _run([str(bin_dir / "mesh"), "bench"], cwd=tmp_path)
+    assert bench.returncode == 1
+    assert bench.stderr.startswith("error: mesh bench needs the bench extra"), bench.stderr

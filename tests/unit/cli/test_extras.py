@@ -31,7 +31,7 @@ def _mesh_without(extras: tuple[str, ...], args: list[str]) -> subprocess.Comple
 
 
 def test_the_cli_starts_without_any_extra() -> None:
-    done = _mesh_without(("registry", "processing", "broker"), ["--help"])
+    done = _mesh_without(tuple(EXTRA_MODULES), ["--help"])
     assert done.returncode == 0, done.stderr
     assert "registry" in done.stdout
     assert "up" in done.stdout
@@ -48,6 +48,7 @@ def test_the_cli_starts_without_any_extra() -> None:
         (("registry",), ["up", "--no-view"], "mesh up needs the registry extra"),
         (("processing",), ["up", "--no-view"], "mesh up needs the processing extra"),
         (("broker",), ["up", "--secure"], "mesh up needs the broker extra"),
+        (("bench",), ["bench", "--sdk-only"], "mesh bench needs the bench extra"),
     ],
 )
 def test_a_command_without_its_extra_names_the_extra_in_one_line(

@@ -87,7 +87,8 @@ def test_missing_or_incomplete_optional_benchmarks_are_reported_not_raised(
     missing = _optional_bench("mesh_stream.bench.no_such_bench", ("run",), {})
     assert missing == {
         "status": "not available",
-        "reason": "mesh_stream.bench.no_such_bench is not installed",
+        "reason": "mesh_stream.bench.no_such_bench cannot be imported: "
+        "No module named 'mesh_stream.bench.no_such_bench'",
     }
     module = types.ModuleType("mesh_stream.bench.fake_bench")
 
