@@ -32,11 +32,13 @@ original kept as ``__cause__``::
     │   │   VersionSoftDeletedError 40406, VersionNotSoftDeletedError 40407,
     │   │   SubjectConfigNotFoundError 40408
     │   ├── InvalidRequestError      400 / 422 (InvalidSubjectNameError, RequestTooLargeError,
-    │   │                            UnencodableInputError 42216)
+    │   │                            UnencodableInputError 42216, InvalidPrincipalError 42217)
     │   ├── TooManyRequestsError     429 42902 (TooManyAuthFailuresError 42901), retry_after
     │   ├── InvalidProductError      422 4221x (ProductSubjectMissingError,
     │   │                            UnknownInputProductError, ProductRejectedError)
     │   ├── ProductInUseError        409 40910
+    │   ├── CredentialNotFoundError  404 40409, CredentialExistsError 409 40911,
+    │   │                            CredentialsDisabledError 409 40912 (issued tokens)
     │   └── RegistryFencedError      503 (a newer instance owns the writer role)
     │       └── RegistryWriterConflictError 503 50303 (another writer id on the topic)
     ├── SchemaError                 an Avro contract cannot be parsed or used
@@ -201,6 +203,22 @@ class RequestTooLargeError(InvalidRequestError):
 
 class UnencodableInputError(InvalidRequestError):
     """A body string the registry cannot store as UTF-8, e.g. a lone surrogate (422, 42216)."""
+
+
+class InvalidPrincipalError(InvalidRequestError):
+    """A principal name that cannot be given a token: not a domain name, or ``admin`` (42217)."""
+
+
+class CredentialNotFoundError(RegistryError):
+    """The principal has no active credential to rotate or revoke (404, 40409)."""
+
+
+class CredentialExistsError(RegistryError):
+    """The principal already has a credential; rotate it instead of adding (409, 40911)."""
+
+
+class CredentialsDisabledError(RegistryError):
+    """The registry runs without authentication, so it issues no tokens (409, 40912)."""
 
 
 class TooManyRequestsError(RegistryError):

@@ -3,7 +3,8 @@
 The service turns a raised error into ``{"error_code": ..., "message": ...}`` with
 :func:`status_and_code`; the client turns such a body back into the matching class with
 :func:`error_for`. Confluent's codes are kept where Confluent defines them; mesh-specific
-ones live in 4221x (products) and 40910 (product still in use).
+ones live in 4221x (products), 40910 (product still in use), and 40409, 40911, 40912 and
+42217 (issued credentials, see ``/admin/credentials``).
 """
 
 from __future__ import annotations
@@ -11,8 +12,12 @@ from __future__ import annotations
 from mesh_stream.errors import (
     AuthenticationError,
     AuthError,
+    CredentialExistsError,
+    CredentialNotFoundError,
+    CredentialsDisabledError,
     IncompatibleSchemaError,
     InvalidCompatibilityLevelError,
+    InvalidPrincipalError,
     InvalidProductError,
     InvalidRequestError,
     InvalidSchemaError,
@@ -57,6 +62,9 @@ ERROR_TABLE: dict[type[Exception], tuple[int, int]] = {
     SubjectConfigNotFoundError: (404, 40408),
     IncompatibleSchemaError: (409, 409),
     ProductInUseError: (409, 40910),
+    CredentialNotFoundError: (404, 40409),
+    CredentialExistsError: (409, 40911),
+    CredentialsDisabledError: (409, 40912),
     InvalidSchemaError: (422, 42201),
     SchemaError: (422, 42201),
     InvalidVersionError: (422, 42202),
@@ -68,6 +76,7 @@ ERROR_TABLE: dict[type[Exception], tuple[int, int]] = {
     InvalidSubjectNameError: (422, 42215),
     RequestTooLargeError: (413, 41301),
     UnencodableInputError: (422, 42216),
+    InvalidPrincipalError: (422, 42217),
     TooManyAuthFailuresError: (429, 42901),
     TooManyRequestsError: (429, 42902),
     InvalidRequestError: (400, 40001),

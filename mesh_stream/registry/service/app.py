@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mesh_stream.errors import MeshError
 from mesh_stream.registry.problems import DescriptorValidator
-from mesh_stream.registry.service.auth import Credentials
+from mesh_stream.registry.service.auth import Authenticator, Credentials
 from mesh_stream.registry.service.context import (
     ERROR_RESPONSES,
     RegistryJSONResponse,
@@ -29,6 +29,7 @@ from mesh_stream.registry.service.context import (
     error_response,
     render_error,
 )
+from mesh_stream.registry.service.credentials import CredentialBook
 from mesh_stream.registry.service.edge import BodyGuard, Edge, EdgeLimits
 from mesh_stream.registry.service.forwarding import WriteForwarder
 from mesh_stream.registry.service.products import ProductCatalog
@@ -40,13 +41,19 @@ from mesh_stream.registry.service.routes import (
     schemas,
     subjects,
 )
+from mesh_stream.registry.service.routes import (
+    credentials as credential_routes,
+)
 from mesh_stream.registry.service.schemas import SchemaRegistry
-from mesh_stream.registry.service.store import RegistryStore, SharedStore
+from mesh_stream.registry.service.store import CatchingUpStore, RegistryStore, SharedStore
 
 log = logging.getLogger(__name__)
 
 #: Routes with these tags answer without a credential even with read auth (liveness only).
 PUBLIC_TAGS = frozenset({"meta", "health"})
+#: How long a request waits for this instance's view to reach its log's end before a
+#: credential the log can change is trusted (then 503: never a stale answer).
+CATCH_UP_SECONDS = 5.0
 #: FastAPI's API description: the same for every registry, no registry data in it.
 DOC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 
@@ -88,14 +95,26 @@ def create_app(
         version="1",
         default_response_class=RegistryJSONResponse,
     )
+    state = schema_registry.state
+    catch_up = (
+        (lambda: store.catch_up_view(CATCH_UP_SECONDS))
+        if isinstance(store, CatchingUpStore)
+        else (lambda: None)
+    )
     app.state.services = Services(
         schemas=schema_registry,
         products=ProductCatalog(schema_registry, validators),
-        credentials=credentials,
+        auth=(
+            None
+            if credentials is None
+            else Authenticator(credentials, lambda: state.credentials, catch_up)
+        ),
+        credentials=CredentialBook(store, state, credentials, schema_registry.write_lock),
         read_requires_auth=read_requires_auth,
         edge=Edge(limits or EdgeLimits()),
+        catch_up=catch_up,
     )
-    for module in (subjects, schemas, config, compatibility, products):
+    for module in (subjects, schemas, config, compatibility, products, credential_routes):
         app.include_router(module.router, responses=ERROR_RESPONSES, dependencies=[Depends(caller)])
     app.include_router(health.router)
 

@@ -2,7 +2,9 @@
 
 ``admin`` may do everything. Any other principal is a domain and may write only subjects
 named ``<domain>.…`` and products of its own domain. Credentials come from a YAML/JSON file
-mapping principal to token, or from ``MESH_REGISTRY_CREDENTIALS`` as ``principal:token,...``.
+mapping principal to token, or from ``MESH_REGISTRY_CREDENTIALS`` as ``principal:token,...``
+(the bootstrap), and from tokens issued at run time and kept hashed in the registry log
+(:class:`Authenticator`; the lifecycle is :mod:`.credentials`).
 An empty (or blank) token is refused when credentials are loaded, and an empty Bearer token
 or Basic password never authenticates: otherwise "no secret" would be a valid secret.
 """
@@ -11,10 +13,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import SecretStr
@@ -123,44 +127,226 @@ class Credentials:
                 )
         return cls({k: str(v) for k, v in data.items()}, source)
 
+    def verify(self, principal: str, token: str) -> bool:
+        """Whether ``token`` is ``principal``'s token in this file (constant time)."""
+        expected = self._tokens.get(principal)
+        return expected is not None and hmac.compare_digest(expected.encode(), token.encode())
+
+    def owner_of(self, token: str) -> str | None:
+        """The principal whose token ``token`` is, comparing with every one (constant time)."""
+        found = None
+        for principal, expected in self._tokens.items():
+            if hmac.compare_digest(expected.encode(), token.encode()) and found is None:
+                found = principal
+        return found
+
     def principal_for(self, authorization: str | None) -> str | None:
         """The principal an ``Authorization`` header proves, None when absent."""
-        if authorization is None:
+        presented = presented_credential(authorization)
+        if presented is None:
             return None
-        scheme, _, value = authorization.strip().partition(" ")
-        value = value.strip()
-        if not scheme:
-            raise AuthenticationError(
-                "empty Authorization header; send Basic or Bearer credentials, or no header"
-            )
-        if scheme.lower() == "basic":
-            try:
-                user, sep, token = base64.b64decode(value, validate=True).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                raise AuthenticationError("Basic credentials are not base64 `user:token`") from None
-            if not token:
-                raise AuthenticationError("Basic credentials with an empty password never match")
-            expected = self._tokens.get(user)
-            if (
-                sep
-                and expected is not None
-                and hmac.compare_digest(expected.encode(), token.encode())
-            ):
+        user, token = presented
+        if user is not None:
+            if self.verify(user, token):
                 return user
             raise AuthenticationError("unknown principal or wrong token")
-        if scheme.lower() == "bearer":
-            if not value:
-                raise AuthenticationError("an empty bearer token never matches")
-            found = None
-            for principal, expected in self._tokens.items():
-                if hmac.compare_digest(expected.encode(), value.encode()) and found is None:
-                    found = principal
-            if found is not None:
-                return found
-            raise AuthenticationError("unknown bearer token")
+        found = self.owner_of(token)
+        if found is not None:
+            return found
+        raise AuthenticationError("unknown bearer token")
+
+
+def presented_credential(authorization: str | None) -> tuple[str | None, str] | None:
+    """``(principal, token)`` from Basic, ``(None, token)`` from Bearer, None when absent.
+
+    A header that cannot hold a credential (empty, malformed, another scheme, an empty
+    token) is an :class:`AuthenticationError` here, before any token is compared.
+    """
+    if authorization is None:
+        return None
+    scheme, _, value = authorization.strip().partition(" ")
+    value = value.strip()
+    if not scheme:
         raise AuthenticationError(
-            f"unsupported Authorization scheme {scheme[:20]!r}; use Basic or Bearer"
+            "empty Authorization header; send Basic or Bearer credentials, or no header"
         )
+    if scheme.lower() == "basic":
+        try:
+            user, sep, token = base64.b64decode(value, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise AuthenticationError("Basic credentials are not base64 `user:token`") from None
+        if not token:
+            raise AuthenticationError("Basic credentials with an empty password never match")
+        if not sep or not user:
+            raise AuthenticationError("unknown principal or wrong token")
+        return user, token
+    if scheme.lower() == "bearer":
+        if not value:
+            raise AuthenticationError("an empty bearer token never matches")
+        return None, value
+    raise AuthenticationError(
+        f"unsupported Authorization scheme {scheme[:20]!r}; use Basic or Bearer"
+    )
+
+
+# -- issued tokens ---------------------------------------------------------------------------
+#
+# A token issued at run time is ``secrets.token_urlsafe(32)``: 256 random bits, kept only as
+# a salted SHA-256. A slow password hash (scrypt, bcrypt) protects secrets people choose,
+# which can be guessed; nobody enumerates 2**256 random tokens at any hash speed, so a fast
+# hash loses nothing and keeps checking a token on every request cheap. The salt keeps equal
+# tokens from having equal hashes; comparisons are constant-time. ``token_id``, the first 8
+# hex digits of the token's plain SHA-256, names a token in listings and messages without
+# revealing anything usable, and lets a Bearer token (which names no principal) find its
+# record without hashing against every salt.
+
+
+def token_id(token: str) -> str:
+    """A short public name of ``token`` (see above)."""
+    return hashlib.sha256(token.encode()).hexdigest()[:8]
+
+
+def hash_token(token: str, salt: str) -> str:
+    """The stored form of ``token``: SHA-256 over the salt's bytes, then the token."""
+    return hashlib.sha256(bytes.fromhex(salt) + token.encode()).hexdigest()
+
+
+def token_matches(token: str, hashed: Mapping[str, Any] | None) -> bool:
+    """Whether ``token`` is the one ``hashed`` (``token_hash`` and ``salt``) was made from."""
+    if hashed is None:
+        return False
+    salt, expected = hashed.get("salt"), hashed.get("token_hash")
+    if not isinstance(salt, str) or not isinstance(expected, str):
+        return False
+    try:
+        actual = hash_token(token, salt)
+    except ValueError:  # a salt that is not hex matches nothing
+        return False
+    return hmac.compare_digest(actual.encode(), expected.encode())
+
+
+IssuedView = Callable[[], Mapping[str, Mapping[str, Any]]]
+
+
+class Authenticator:
+    """Who an ``Authorization`` header proves: the credentials file, then the issued tokens.
+
+    ``issued`` returns the registry state's credential records (principal -> record, see
+    :mod:`.credentials` for the rules); ``catch_up`` brings this instance's view up to its
+    log's end (:meth:`.store.CatchingUpStore.catch_up_view`).
+
+    Why a revoked token is refused at once on every instance: before it trusts anything
+    the log can change, :meth:`principal_for` calls ``catch_up``, so the view holds every
+    record committed before the request arrived, a revocation through another instance
+    included. That costs one end-offset request to the broker (shared by concurrent
+    requests) on requests that carry a credential; the bootstrap ``admin`` token is checked
+    without it (:meth:`bootstrap_admin`: nothing in the log can change it), and requests
+    without a credential never pay it.
+    """
+
+    def __init__(
+        self,
+        file: Credentials,
+        issued: IssuedView,
+        catch_up: Callable[[], None] | None = None,
+    ) -> None:
+        self.file = file
+        self._issued = issued
+        self._catch_up = catch_up
+
+    def bootstrap_admin(self, authorization: str | None) -> bool:
+        """Whether the header carries the file's ``admin`` token (no log involved, no wait)."""
+        presented = presented_credential(authorization)
+        if presented is None:
+            return False
+        user, token = presented
+        if user is not None:
+            return user == ADMIN and self.file.verify(ADMIN, token)
+        return self.file.owner_of(token) == ADMIN
+
+    def principal_for(self, authorization: str | None) -> str | None:
+        """The principal the header proves (None when absent), as of the log's end now.
+
+        Blocks for the catch-up: call it off the event loop.
+        """
+        presented = presented_credential(authorization)
+        if presented is None:
+            return None
+        user, token = presented
+        if user == ADMIN or (user is None and self.file.owner_of(token) == ADMIN):
+            if self.bootstrap_admin(authorization):
+                return ADMIN
+            raise AuthenticationError("unknown principal or wrong token")
+        if self._catch_up is not None:
+            self._catch_up()
+        issued = self._issued()
+        if user is not None:
+            return self._basic(user, token, issued.get(user))
+        return self._bearer(token, issued)
+
+    def _basic(self, user: str, token: str, entry: Mapping[str, Any] | None) -> str:
+        if entry is None:
+            if self.file.verify(user, token):
+                return user
+            raise AuthenticationError("unknown principal or wrong token")
+        if entry.get("state") == "active" and token_matches(token, entry):
+            return user
+        raise AuthenticationError(self._refusal(user, token, entry))
+
+    def _bearer(self, token: str, issued: Mapping[str, Mapping[str, Any]]) -> str:
+        wanted = token_id(token)
+        for principal, entry in list(issued.items()):
+            if (
+                entry.get("state") == "active"
+                and entry.get("token_id") == wanted
+                and token_matches(token, entry)
+            ):
+                return principal
+        owner = self.file.owner_of(token)
+        if owner is not None and owner not in issued:
+            return owner
+        for principal, entry in list(issued.items()):
+            previous = entry.get("previous")
+            if principal == owner or (
+                isinstance(previous, Mapping)
+                and previous.get("token_id") == wanted
+                and token_matches(token, previous)
+            ):
+                raise AuthenticationError(self._refusal(principal, token, entry))
+        raise AuthenticationError("unknown bearer token")
+
+    def _refusal(self, principal: str, token: str, entry: Mapping[str, Any]) -> str:
+        """Why a token of ``principal`` no longer counts (no secret in it)."""
+        previous = entry.get("previous")
+        if isinstance(previous, Mapping) and token_matches(token, previous):
+            return (
+                f"the token of '{principal}' (id {previous.get('token_id')}) was "
+                f"{previous.get('ended')} at {previous.get('ended_at')} by "
+                f"{previous.get('ended_by')}; "
+                + (
+                    "use the new one"
+                    if previous.get("ended") == "rotated"
+                    else f"an admin can issue a new one (`mesh registry credentials add "
+                    f"{principal}`)"
+                )
+            )
+        if self.file.verify(principal, token):
+            if entry.get("state") == "active":
+                return (
+                    f"the credentials file's token of '{principal}' no longer counts: a token "
+                    f"was issued to '{principal}' at {entry.get('created_at')}; use that one"
+                )
+            return (
+                f"principal '{principal}' was revoked at {entry.get('revoked_at')} by "
+                f"{entry.get('revoked_by')}, which also blocks its token in the credentials "
+                f"file; an admin can add it again (`mesh registry credentials add {principal}`)"
+            )
+        if entry.get("state") != "active":
+            return (
+                f"principal '{principal}' was revoked at {entry.get('revoked_at')}; an admin "
+                f"can add it again (`mesh registry credentials add {principal}`)"
+            )
+        return "unknown principal or wrong token"
 
 
 def require_principal(principal: str | None, action: str) -> str:

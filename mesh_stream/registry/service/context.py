@@ -12,9 +12,11 @@ every route structurally; it also counts failed authentications per client addre
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,7 +27,8 @@ from mesh_stream.errors import (
     TooManyRequestsError,
 )
 from mesh_stream.registry.error_codes import status_and_code
-from mesh_stream.registry.service.auth import ADMIN, Credentials, require_principal
+from mesh_stream.registry.service.auth import ADMIN, Authenticator, require_principal
+from mesh_stream.registry.service.credentials import CredentialBook
 from mesh_stream.registry.service.edge import Edge, HeavyWork
 from mesh_stream.registry.service.products import ProductCatalog
 from mesh_stream.registry.service.schemas import SchemaRegistry
@@ -69,9 +72,13 @@ def render_error(exc: Exception) -> RegistryJSONResponse:
 class Services:
     schemas: SchemaRegistry
     products: ProductCatalog
-    credentials: Credentials | None
+    #: None: no authentication at all (every caller is admin)
+    auth: Authenticator | None
+    credentials: CredentialBook
     read_requires_auth: bool
     edge: Edge
+    #: brings this instance's view up to its log's end (a no-op for the in-memory store)
+    catch_up: Callable[[], None] = lambda: None
 
 
 async def services(request: Request) -> Services:
@@ -94,18 +101,12 @@ async def caller(request: Request) -> str | None:
     failures; with none left, any credential from it is refused (429) unchecked.
     """
     found: Services = request.app.state.services
-    if found.credentials is None:
+    if found.auth is None:
         return ADMIN
     header = request.headers.get("authorization")
     principal = None
     if header is not None:
-        address = client_address(request)
-        found.edge.auth_failures.check(address)
-        try:
-            principal = found.credentials.principal_for(header)
-        except AuthenticationError:
-            found.edge.auth_failures.failed(address)
-            raise
+        principal = await authenticate(found, header, client_address(request))
     if found.read_requires_auth:
         action = (
             "reading the registry"
@@ -113,6 +114,27 @@ async def caller(request: Request) -> str | None:
             else f"{request.method} {request.url.path}"
         )
         require_principal(principal, action)
+    return principal
+
+
+async def authenticate(found: Services, header: str, address: str) -> str:
+    """The principal ``header`` proves; a failure costs ``address`` one allowed failure.
+
+    The bootstrap admin is checked on the event loop; any other credential waits in a
+    worker thread for this instance's view to reach its log's end (see
+    :class:`~mesh_stream.registry.service.auth.Authenticator`).
+    """
+    assert found.auth is not None
+    auth = found.auth
+    found.edge.auth_failures.check(address)
+    try:
+        if auth.bootstrap_admin(header):
+            return ADMIN
+        principal = await anyio.to_thread.run_sync(auth.principal_for, header)
+    except AuthenticationError:
+        found.edge.auth_failures.failed(address)
+        raise
+    assert principal is not None  # a header present proves someone or raises
     return principal
 
 
@@ -124,7 +146,7 @@ async def heavy_work(request: Request, principal: CallerDep) -> HeavyWork:
     found: Services = request.app.state.services
     client = (
         f"principal '{principal}'"
-        if principal is not None and found.credentials is not None
+        if principal is not None and found.auth is not None
         else client_address(request)
     )
     return HeavyWork(found.edge.heavy, found.edge.limits, client)
@@ -148,11 +170,13 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status, description in {
         400: "Malformed JSON (40001)",
         401: "No, unknown or wrong credential (40101)",
-        403: "The principal does not own the subject or product (40301)",
-        404: "Subject, version, schema or product not found (4040x)",
-        409: "Incompatible schema (409) or product still in use (40910)",
+        403: "The principal does not own the subject or product, or is not admin (40301)",
+        404: "Subject, version, schema, product or credential not found (4040x)",
+        409: "Incompatible schema (409), product still in use (40910), credential exists "
+        "(40911) or no authentication configured (40912)",
         413: "Body over the size limit (41301)",
-        422: "Invalid schema, version, level, subject name, descriptor or body (422xx)",
+        422: "Invalid schema, version, level, subject or principal name, descriptor or body "
+        "(422xx)",
         429: "Too many failed authentications (42901) or schema requests in flight (42902)",
         503: "Fenced by a newer writer (50301) or Kafka unreachable (50302)",
     }.items()

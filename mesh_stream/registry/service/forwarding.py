@@ -27,7 +27,8 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mesh_stream.errors import AuthenticationError, RegistryError, RegistryUnavailableError
+from mesh_stream.errors import RegistryError, RegistryUnavailableError
+from mesh_stream.registry.service.context import authenticate
 from mesh_stream.registry.service.store import SharedStore, WriteRoute
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ class WriteForwarder:
                 )
             if route.url is None:
                 raise _unavailable(str(route.reason))
-            self._authenticate(scope, headers)
+            await self._authenticate(scope, headers)
             body = await _read_body(receive)
             if body is None:
                 return
@@ -118,21 +119,16 @@ class WriteForwarder:
             return
         await response(scope, receive, send)
 
-    def _authenticate(self, scope: Scope, headers: Headers) -> None:
-        """A wrong credential is refused here, counted against the client's address."""
+    async def _authenticate(self, scope: Scope, headers: Headers) -> None:
+        """A wrong (or revoked) credential is refused here, counted against the client's
+        address."""
         services: Any = getattr(scope["app"].state, "services", None)
-        credentials = getattr(services, "credentials", None)
         header = headers.get("authorization")
-        if services is None or credentials is None or header is None:
+        if services is None or services.auth is None or header is None:
             return  # no credential: the writer answers 401 where one is needed
         client = scope.get("client")
         address = f"client {client[0]}" if client else "client (unknown address)"
-        services.edge.auth_failures.check(address)
-        try:
-            credentials.principal_for(header)
-        except AuthenticationError:
-            services.edge.auth_failures.failed(address)
-            raise
+        await authenticate(services, header, address)
 
     async def _forward(
         self, scope: Scope, headers: Headers, body: bytes, route: WriteRoute

@@ -140,6 +140,9 @@ class KafkaStore:
         self._recovering = threading.Event()
         self._latest_claim: dict[str, Any] | None = None
         self._probe: tuple[float, str | None] = (0.0, None)
+        self._view_lock = threading.Lock()
+        #: (when the last end-offset request for catch_up_view started, the offset it got)
+        self._view_end: tuple[float, int] = (float("-inf"), 0)
 
     # -- start ---------------------------------------------------------------------------
 
@@ -800,6 +803,32 @@ class KafkaStore:
                 raise _unavailable(
                     f"the registry view is behind its log (offset {self._next_offset:,} of "
                     f"{high:,} of {self.topic!r} after {timeout:.0f}s); nothing was stored, retry"
+                )
+
+    def catch_up_view(self, timeout: float) -> None:
+        """Return once the view holds every record committed before this call.
+
+        For authentication (a token revoked through another instance must be refused here at
+        once): one end-offset request to the partition leader, then a wait for the tail,
+        which is usually already there (it fetches every 10 ms). Calls arriving while a
+        request is in flight wait for the next one and share it: a request that started
+        after a call arrived answers it as well as its own would, so the broker sees at most
+        one at a time however many requests authenticate. Kafka unreachable: 503, never a
+        stale answer.
+        """
+        arrived = time.monotonic()
+        with self._view_lock:
+            started, end = self._view_end
+            if started <= arrived:
+                started = time.monotonic()
+                end = self._end_offset(timeout)
+                self._view_end = (started, end)
+        with self._progress:
+            if not self._progress.wait_for(lambda: self._next_offset >= end, timeout=timeout):
+                raise _unavailable(
+                    f"the registry view is behind its log (offset {self._next_offset:,} of "
+                    f"{end:,} of {self.topic!r} after {timeout:.0f}s), so a credential cannot "
+                    f"be checked against the latest revocations; retry"
                 )
 
     def _end_offset(self, timeout: float) -> int:

@@ -9,6 +9,9 @@ its latest value), the value is JSON, and ``None`` is a tombstone (hard delete).
 * ``["product", name]`` -> ``{"descriptor": {...}, "updated_by": principal, "updated_at": iso}``;
 * ``["writer"]`` -> ``{"writer_id": id, "instance": uuid, ...}``: the latest writer claim
   (see :mod:`.kafka_store`); the state only remembers it.
+* ``["credential", principal]`` -> ``{"state": "active" | "revoked", ...}``: a token issued
+  at run time, kept only as a salted hash (see :mod:`.credentials`); never tombstoned, so a
+  revocation outlives compaction.
 
 Applying a record costs O(1) (replaying N records is linear): big maps are updated in
 place, only a subject's own small version map is copied.
@@ -109,6 +112,8 @@ class RegistryState:
         self._products: dict[str, dict[str, Any]] = {}
         self._products_view: dict[str, dict[str, Any]] | None = None
         self.writer: dict[str, Any] | None = None
+        #: principal -> its issued credential (values replaced whole, never mutated)
+        self.credentials: dict[str, dict[str, Any]] = {}
         self.max_id = 0
         self.applied = 0
 
@@ -152,6 +157,11 @@ class RegistryState:
             self._products_view = None
         elif kind == "writer":
             self.writer = value
+        elif kind == "credential":
+            if value is None:
+                self.credentials.pop(str(rest[0]), None)
+            else:
+                self.credentials[str(rest[0])] = value
 
     def _apply_schema(self, schema_id: int, value: Value) -> None:
         self.max_id = max(self.max_id, schema_id)

@@ -85,6 +85,20 @@ class SharedStore(Protocol):
         ...
 
 
+@runtime_checkable
+class CatchingUpStore(Protocol):
+    """A store whose view may trail its log (another instance wrote): it can catch up on demand.
+
+    Authentication asks for this before trusting a credential the log can change (issued or
+    revoked tokens), so a token revoked through any instance is refused here at once. A
+    store without it (the in-memory one) applies every record before ``append`` returns.
+    """
+
+    def catch_up_view(self, timeout: float) -> None:
+        """Return once the view holds every record committed before this call."""
+        ...
+
+
 class InMemoryStore:
     """A list in memory; ``records`` can be replayed into a fresh service to test restarts."""
 

@@ -1,0 +1,67 @@
+"""``/admin/credentials``: issue, rotate, revoke and list registry tokens (admin only).
+
+A token appears once, in the answer to add or rotate (``Cache-Control: no-store``), and is
+stored only hashed; the list never holds one. Writes reach the writer like every write
+(followers forward them). The rules are in :mod:`..credentials`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from mesh_stream.errors import PermissionDeniedError
+from mesh_stream.registry.service.auth import ADMIN, require_principal
+from mesh_stream.registry.service.context import CallerDep, ServicesDep
+
+router = APIRouter(prefix="/admin/credentials", tags=["credentials"])
+
+
+def _admin(principal: str | None, action: str) -> str:
+    who = require_principal(principal, action)
+    if who != ADMIN:
+        raise PermissionDeniedError(
+            f"principal '{who}' may not {action}: only admin manages credentials"
+        )
+    return who
+
+
+def _secret_answer(response: Response) -> None:
+    """An answer holding a token is never kept by a cache or proxy."""
+    response.headers["Cache-Control"] = "no-store"
+
+
+@router.get("", summary="Every principal with its token's source and id (no secrets)")
+def list_credentials(services: ServicesDep, principal: CallerDep) -> list[dict[str, Any]]:
+    _admin(principal, "list credentials")
+    services.catch_up()  # a follower answers as of the log's end, like the writer
+    return services.credentials.listing()
+
+
+@router.post(
+    "/{principal}",
+    summary="Issue a first token to a principal (shown once; 409 if it has one)",
+    status_code=201,
+)
+def add_credential(
+    principal: str, response: Response, services: ServicesDep, caller: CallerDep
+) -> dict[str, str]:
+    who = _admin(caller, f"add a token for '{principal}'")
+    _secret_answer(response)
+    return services.credentials.add(principal, by=who).to_dict()
+
+
+@router.post("/{principal}/rotate", summary="Replace a principal's token (shown once)")
+def rotate_credential(
+    principal: str, response: Response, services: ServicesDep, caller: CallerDep
+) -> dict[str, str]:
+    who = _admin(caller, f"rotate the token of '{principal}'")
+    _secret_answer(response)
+    return services.credentials.rotate(principal, by=who).to_dict()
+
+
+@router.delete("/{principal}", summary="Revoke a principal's token until it is added again")
+def revoke_credential(principal: str, services: ServicesDep, caller: CallerDep) -> dict[str, Any]:
+    who = _admin(caller, f"revoke the token of '{principal}'")
+    return services.credentials.revoke(principal, by=who)

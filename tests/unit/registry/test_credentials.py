@@ -1,0 +1,281 @@
+"""Tokens issued at run time over the in-memory store: add, rotate, revoke, list; hashed in
+the log, replayed after a restart, the file's admin untouchable, a revocation through one
+instance refused at once by another whose view trails the log."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+from mesh_stream.registry.service import InMemoryStore, create_app
+from mesh_stream.registry.service.auth import Credentials, token_id
+from mesh_stream.registry.service.credentials import principal_problem
+from mesh_stream.registry.service.state import Record
+from mesh_stream.registry.service.store import Apply, CatchingUpStore
+from tests.unit.registry.conftest import ADMIN, ORDERS, TOKENS, make_client, schema
+
+SUBJECT = "inventory.stock-level.v1-value"
+
+
+def _register(client: TestClient, auth: Any, subject: str = SUBJECT) -> Any:
+    headers = {"Authorization": f"Bearer {auth}"} if isinstance(auth, str) else None
+    return client.post(
+        f"/subjects/{subject}/versions",
+        json={"schema": schema()},
+        auth=None if isinstance(auth, str) else auth,
+        headers=headers,
+    )
+
+
+def test_an_added_token_writes_its_own_domain_and_is_stored_only_hashed(
+    client: TestClient, store: InMemoryStore
+) -> None:
+    added = client.post("/admin/credentials/inventory", auth=ADMIN)
+    assert added.status_code == 201, added.text
+    assert added.headers["cache-control"] == "no-store"
+    body = added.json()
+    token = body["token"]
+    assert set(body) == {"principal", "token", "token_id", "created_at", "created_by"}
+    assert (body["principal"], body["created_by"]) == ("inventory", "admin")
+    assert len(token) >= 43
+    assert body["token_id"] == token_id(token)
+    # Basic (what Confluent clients send) and Bearer both prove the new principal.
+    assert _register(client, ("inventory", token)).status_code == 200
+    assert _register(client, token, "inventory.other.v1-value").status_code == 200
+    foreign = _register(client, ("inventory", token), "orders.order-placed.v1-value")
+    assert (foreign.status_code, foreign.json()["error_code"]) == (403, 40301)
+    # The log holds a salted SHA-256 of the token and never the token itself.
+    (record,) = [r for r in store.records if r.key[0] == "credential"]
+    assert record.key == ("credential", "inventory")
+    assert record.value is not None
+    salt = bytes.fromhex(record.value["salt"])
+    assert record.value["token_hash"] == hashlib.sha256(salt + token.encode()).hexdigest()
+    assert all(token not in json.dumps(r.value) for r in store.records)
+
+
+def test_one_active_token_per_principal_and_rotate_replaces_it(client: TestClient) -> None:
+    first = client.post("/admin/credentials/inventory", auth=ADMIN).json()["token"]
+    again = client.post("/admin/credentials/inventory", auth=ADMIN)
+    assert (again.status_code, again.json()["error_code"]) == (409, 40911)
+    assert "already has a token" in again.json()["message"]
+    assert "rotate it" in again.json()["message"]
+    rotated = client.post("/admin/credentials/inventory/rotate", auth=ADMIN)
+    assert rotated.status_code == 200, rotated.text
+    assert rotated.headers["cache-control"] == "no-store"
+    second = rotated.json()["token"]
+    assert second != first
+    old = _register(client, ("inventory", first))
+    assert (old.status_code, old.json()["error_code"]) == (401, 40101)
+    assert old.json()["message"] == (
+        f"the token of 'inventory' (id {token_id(first)}) was rotated at "
+        f"{rotated.json()['created_at']} by admin; use the new one"
+    )
+    assert _register(client, first).status_code == 401  # as Bearer too
+    assert _register(client, ("inventory", second)).status_code == 200
+    assert first not in old.text
+    assert second not in old.text
+
+
+def test_revoke_refuses_the_token_until_the_principal_is_added_again(client: TestClient) -> None:
+    token = client.post("/admin/credentials/inventory", auth=ADMIN).json()["token"]
+    revoked = client.delete("/admin/credentials/inventory", auth=ADMIN)
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["source"] == "issued"
+    assert revoked.json()["token_id"] == token_id(token)
+    for auth in (("inventory", token), token):
+        refused = _register(client, auth)
+        assert (refused.status_code, refused.json()["error_code"]) == (401, 40101)
+        assert "was revoked at" in refused.json()["message"]
+        assert "mesh registry credentials add inventory" in refused.json()["message"]
+    twice = client.delete("/admin/credentials/inventory", auth=ADMIN)
+    assert (twice.status_code, twice.json()["error_code"]) == (404, 40409)
+    assert "already revoked" in twice.json()["message"]
+    rotate = client.post("/admin/credentials/inventory/rotate", auth=ADMIN)
+    assert (rotate.status_code, rotate.json()["error_code"]) == (404, 40409)
+    readded = client.post("/admin/credentials/inventory", auth=ADMIN)
+    assert readded.status_code == 201
+    assert _register(client, ("inventory", readded.json()["token"])).status_code == 200
+    assert _register(client, ("inventory", token)).status_code == 401
+
+
+def test_unknown_principals_bad_names_and_admin_are_refused(client: TestClient) -> None:
+    unknown = client.delete("/admin/credentials/nobody", auth=ADMIN)
+    assert (unknown.status_code, unknown.json()["error_code"]) == (404, 40409)
+    assert "has no token to revoke" in unknown.json()["message"]
+    assert client.post("/admin/credentials/nobody/rotate", auth=ADMIN).status_code == 404
+    for bad in (
+        "Inventory",
+        "in_ventory",
+        "-x",
+        "x" * 65,
+        "inv%20entory",
+        "inv%00",
+        "%C3%A9t%C3%A9",
+    ):
+        for method, path in (("POST", ""), ("POST", "/rotate"), ("DELETE", "")):
+            answer = client.request(method, f"/admin/credentials/{bad}{path}", auth=ADMIN)
+            assert (answer.status_code, answer.json()["error_code"]) == (422, 42217), bad
+    for method, path in (("POST", ""), ("POST", "/rotate"), ("DELETE", "")):
+        answer = client.request(method, f"/admin/credentials/admin{path}", auth=ADMIN)
+        assert (answer.status_code, answer.json()["error_code"]) == (422, 42217)
+        assert "bootstrap principal" in answer.json()["message"]
+    assert client.get("/subjects", auth=ADMIN).status_code == 200  # admin untouched
+
+
+def test_only_admin_manages_credentials(client: TestClient) -> None:
+    for method, path in (
+        ("GET", ""),
+        ("POST", "/inventory"),
+        ("POST", "/inventory/rotate"),
+        ("DELETE", "/orders"),
+    ):
+        anonymous = client.request(method, f"/admin/credentials{path}")
+        assert (anonymous.status_code, anonymous.json()["error_code"]) == (401, 40101)
+        domain = client.request(method, f"/admin/credentials{path}", auth=ORDERS)
+        assert (domain.status_code, domain.json()["error_code"]) == (403, 40301), path
+        assert "only admin manages credentials" in domain.json()["message"]
+
+
+def test_the_file_is_the_bootstrap_and_the_log_decides_once_it_names_a_principal(
+    client: TestClient,
+) -> None:
+    exists = client.post("/admin/credentials/orders", auth=ADMIN)
+    assert (exists.status_code, exists.json()["error_code"]) == (409, 40911)
+    assert "credentials file" in exists.json()["message"]
+    # Rotating a file principal: the issued token counts, the file's no longer does.
+    issued = client.post("/admin/credentials/orders/rotate", auth=ADMIN).json()["token"]
+    old = _register(client, ORDERS, "orders.x.v1-value")
+    assert old.status_code == 401
+    assert "the credentials file's token of 'orders' no longer counts" in old.json()["message"]
+    assert _register(client, f"{TOKENS['orders']}", "orders.x.v1-value").status_code == 401
+    assert _register(client, ("orders", issued), "orders.x.v1-value").status_code == 200
+    # Revoking a file principal blocks its file token too.
+    payments = ("payments", TOKENS["payments"])
+    assert client.delete("/admin/credentials/payments", auth=ADMIN).json()["source"] == "file"
+    refused = _register(client, payments, "payments.x.v1-value")
+    assert refused.status_code == 401
+    assert "also blocks its token in the credentials file" in refused.json()["message"]
+    assert _register(client, TOKENS["payments"], "payments.x.v1-value").status_code == 401
+
+
+def test_the_list_shows_sources_and_ids_never_a_secret(client: TestClient) -> None:
+    token = client.post("/admin/credentials/inventory", auth=ADMIN).json()["token"]
+    client.delete("/admin/credentials/payments", auth=ADMIN)
+    listed = client.get("/admin/credentials", auth=ADMIN)
+    assert listed.status_code == 200
+    rows = {row["principal"]: row for row in listed.json()}
+    assert list(rows) == ["admin", "inventory", "orders", "payments"]
+    assert rows["admin"] == {
+        "principal": "admin",
+        "source": "file",
+        "in_file": True,
+        "token_id": None,
+    }
+    assert rows["inventory"]["source"] == "issued"
+    assert rows["inventory"]["token_id"] == token_id(token)
+    assert rows["inventory"]["created_by"] == "admin"
+    assert rows["payments"]["source"] == "revoked"
+    assert rows["payments"]["in_file"] is True
+    for secret in (token, *TOKENS.values()):
+        assert secret not in listed.text
+    assert "hash" not in listed.text
+    assert "salt" not in listed.text
+
+
+def test_issued_tokens_survive_a_restart(store: InMemoryStore) -> None:
+    first = make_client(store)
+    kept = first.post("/admin/credentials/inventory", auth=ADMIN).json()["token"]
+    gone = first.post("/admin/credentials/shipping", auth=ADMIN).json()["token"]
+    first.delete("/admin/credentials/shipping", auth=ADMIN)
+    restarted = make_client(InMemoryStore(store.records))
+    assert _register(restarted, ("inventory", kept)).status_code == 200
+    assert _register(restarted, ("shipping", gone), "shipping.x.v1-value").status_code == 401
+    sources = {
+        r["principal"]: r["source"] for r in restarted.get("/admin/credentials", auth=ADMIN).json()
+    }
+    assert (sources["inventory"], sources["shipping"]) == ("issued", "revoked")
+
+
+def test_a_registry_without_authentication_issues_nothing() -> None:
+    open_registry = TestClient(create_app(InMemoryStore()), raise_server_exceptions=False)
+    refused = open_registry.post("/admin/credentials/inventory")
+    assert (refused.status_code, refused.json()["error_code"]) == (409, 40912)
+    assert "--open-writes" in refused.json()["message"]
+
+
+class SharedLog:
+    """One log, as the registry topic is for every instance."""
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+
+
+class TrailingStore(InMemoryStore):
+    """An instance whose view reads the shared log only when asked to catch up (as a
+    follower whose tail has not fetched yet), counting how often it is asked."""
+
+    def __init__(self, log: SharedLog) -> None:
+        super().__init__()
+        self.log = log
+        self.seen = 0
+        self.catch_ups = 0
+
+    def open(self, apply: Apply, *, wait: bool = True) -> None:  # noqa: ARG002
+        self._apply = apply
+        self._read()
+
+    def _read(self) -> None:
+        assert self._apply is not None
+        for record in self.log.records[self.seen :]:
+            self._apply(record)
+        self.seen = len(self.log.records)
+
+    def append(self, records: Sequence[Record]) -> None:
+        self.log.records.extend(records)
+        self._read()
+
+    def catch_up_view(self, timeout: float) -> None:  # noqa: ARG002
+        self.catch_ups += 1
+        self._read()
+
+
+def test_a_revocation_through_one_instance_is_refused_at_once_by_another() -> None:
+    log = SharedLog()
+    a_store, b_store = TrailingStore(log), TrailingStore(log)
+    assert isinstance(b_store, CatchingUpStore)
+    a = TestClient(
+        create_app(a_store, credentials=Credentials(TOKENS)), raise_server_exceptions=False
+    )
+    b = TestClient(
+        create_app(b_store, credentials=Credentials(TOKENS)), raise_server_exceptions=False
+    )
+    token = a.post("/admin/credentials/inventory", auth=ADMIN).json()["token"]
+    assert b_store.seen < len(log.records)  # B has not read the new token yet...
+    assert _register(b, ("inventory", token)).status_code == 200  # ...and catches up to it
+    assert a.delete("/admin/credentials/inventory", auth=ADMIN).status_code == 200
+    assert b_store.seen < len(log.records)  # B has not read the revocation either
+    refused = _register(b, ("inventory", token), "inventory.y.v1-value")
+    assert (refused.status_code, refused.json()["error_code"]) == (401, 40101)
+    # The bootstrap admin and anonymous reads never wait for the log; the list does.
+    asked = b_store.catch_ups
+    assert b.get("/subjects", auth=ADMIN).status_code == 200
+    assert b.get("/subjects").status_code == 200
+    assert b_store.catch_ups == asked
+    assert b.get("/admin/credentials", auth=ADMIN).status_code == 200
+    assert b_store.catch_ups == asked + 1
+
+
+def test_the_principal_rule() -> None:
+    assert principal_problem("inventory") is None
+    assert principal_problem("click-stream2") is None
+    assert principal_problem("") == "a principal name is empty"
+    assert "bootstrap principal" in (principal_problem("admin") or "")
+    assert "not a domain name" in (principal_problem("a\x00b") or "")
+    assert "longer than 64" in (principal_problem("a" * 65) or "")
