@@ -125,6 +125,7 @@ class MeshMonitor:
         )
         self._previous: dict[str, tuple[float, int]] = {}
         self._latest: dict[str, tuple[int, Mapping[str, Any] | None, str | None]] = {}
+        self._known_groups: set[str] = set()
 
     def close(self) -> None:
         self._consumer.close()
@@ -166,7 +167,7 @@ class MeshMonitor:
                     latest_error=latest_error,
                 )
             )
-        groups = self._group_lags(partitions, problems)
+        groups = self._group_lags(partitions, ends, problems)
         return MeshSnapshot(now, tuple(stats), groups, tuple(problems))
 
     def _unknown(self) -> tuple[ProductStats, ...]:
@@ -210,47 +211,67 @@ class MeshMonitor:
         return ends
 
     def _group_lags(
-        self, partitions: Mapping[str, int], problems: list[str]
+        self,
+        partitions: Mapping[str, int],
+        ends: Mapping[tuple[str, int], int],
+        problems: list[str],
     ) -> tuple[GroupLag, ...]:
+        """Each processor group's lag, looked up concurrently so one slow broker costs one
+        timeout per sample, not one per group.
+
+        Listing groups asks every broker; with one broker down it fails or comes back partial
+        until the cluster notices, so groups listed once are remembered and still shown.
+        """
         from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
         try:
             listed = self._admin.list_consumer_groups(request_timeout=self.timeout).result()
+            self._known_groups.update(g.group_id for g in listed.valid)
         except Exception as exc:
-            problems.append(f"consumer groups unknown: {exc}")
-            return ()
+            if not self._known_groups:
+                problems.append(f"consumer groups unknown: {exc}")
+                return ()
+        pending = {
+            group: self._admin.list_consumer_group_offsets(
+                [ConsumerGroupTopicPartitions(group)], request_timeout=self.timeout
+            )[group]
+            for group in sorted(self._known_groups)
+        }
         product_topics = {p.topic for p in self.products}
-        lags = []
-        for group in sorted(g.group_id for g in listed.valid):
+        committed: dict[str, list[Any]] = {}
+        for group, future in pending.items():
             try:
-                future = self._admin.list_consumer_group_offsets(
-                    [ConsumerGroupTopicPartitions(group)], request_timeout=self.timeout
-                )[group]
-                committed = [tp for tp in future.result().topic_partitions if tp.offset >= 0]
+                offsets = [tp for tp in future.result().topic_partitions if tp.offset >= 0]
             except Exception as exc:
                 problems.append(f"offsets of consumer group {group} unknown: {exc}")
                 continue
-            topics = tuple(sorted({tp.topic for tp in committed}))
-            if not product_topics.intersection(topics):
-                continue  # not a mesh processor (or nothing committed yet)
-            request = {
-                TopicPartition(tp.topic, tp.partition): _latest_offset()
-                for tp in committed
-                if tp.topic in partitions
-            }
-            ends: dict[tuple[str, int], int] = {}
+            if product_topics.intersection(tp.topic for tp in offsets):
+                committed[group] = offsets  # a mesh processor with something committed
+        known = dict(ends)
+        missing = {
+            TopicPartition(tp.topic, tp.partition): _latest_offset()
+            for offsets in committed.values()
+            for tp in offsets
+            if tp.topic in partitions and (tp.topic, tp.partition) not in known
+        }
+        if missing:
             for tp, end_future in self._admin.list_offsets(
-                request, request_timeout=self.timeout
+                missing, request_timeout=self.timeout
             ).items():
                 with contextlib.suppress(Exception):
-                    ends[(tp.topic, tp.partition)] = int(end_future.result().offset)
-            lag = sum(
-                max(ends[(tp.topic, tp.partition)] - tp.offset, 0)
-                for tp in committed
-                if (tp.topic, tp.partition) in ends
+                    known[(tp.topic, tp.partition)] = int(end_future.result().offset)
+        return tuple(
+            GroupLag(
+                group,
+                sum(
+                    max(known[(tp.topic, tp.partition)] - tp.offset, 0)
+                    for tp in offsets
+                    if (tp.topic, tp.partition) in known
+                ),
+                tuple(sorted({tp.topic for tp in offsets})),
             )
-            lags.append(GroupLag(group, lag, topics))
-        return tuple(lags)
+            for group, offsets in committed.items()
+        )
 
     def _latest_value(
         self,

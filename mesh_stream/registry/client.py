@@ -5,6 +5,12 @@ versions, and the id of each (subject, schema) pair; and it remembers each subje
 version. So a producer or consumer that has seen its schemas keeps working while the registry
 is down. HTTP errors are translated into :mod:`mesh_stream.errors` in :meth:`_request` only
 (the one boundary), using the table in :mod:`mesh_stream.registry.error_codes`.
+
+An answer the registry marks as passing (503 or 429 with ``Retry-After``: no writer while the
+role moves to another instance, the store replaying, too many requests in flight) is retried
+after the time it asks for, for up to ``retry_seconds``; registrations are idempotent, so a
+retried write never registers twice. Unreachable (no answer at all) is not retried here: the
+SDK's callers decide what waiting means for them (see the consumer's registry wait).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay
 
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import ConfigurationError, RegistryError, RegistryUnavailableError
@@ -26,6 +33,28 @@ from mesh_stream.schema.avro import normalize
 from mesh_stream.settings import MeshSettings, registry_url_problem
 
 CONFLUENT_JSON = "application/vnd.schemaregistry.v1+json"
+
+#: How long a request keeps retrying answers marked passing: longer than a writer's lease
+#: (10 s) plus a takeover, so a client rides out the loss of the writer instance.
+RETRY_SECONDS = 30.0
+
+#: The longest single wait between retries, whatever ``Retry-After`` says.
+MAX_RETRY_WAIT_SECONDS = 2.0
+
+#: Error codes that are never worth retrying even with Retry-After (a wrong credential).
+_NOT_RETRIED = frozenset({42901})
+
+
+def _passing(exc: BaseException) -> bool:
+    """Marked by :meth:`RegistryClient._request_once` from the answer's ``Retry-After``."""
+    return getattr(exc, "retry_in", None) is not None
+
+
+def _wait_asked(state: RetryCallState) -> float:
+    """The server's ``Retry-After``, capped so a client notices the next writer soon."""
+    exc = state.outcome.exception() if state.outcome is not None else None
+    asked = getattr(exc, "retry_in", None)
+    return min(float(asked), MAX_RETRY_WAIT_SECONDS) if asked is not None else 0.0
 
 
 @dataclass(frozen=True)
@@ -53,8 +82,10 @@ class RegistryClient:
         principal: str | None = None,
         token: str | None = None,
         timeout: float = 10.0,
+        retry_seconds: float = RETRY_SECONDS,
     ) -> None:
         self.url = url.rstrip("/")
+        self.retry_seconds = retry_seconds
         problem = registry_url_problem(self.url)
         if problem is not None:
             raise ConfigurationError(
@@ -96,6 +127,23 @@ class RegistryClient:
     # -- the one HTTP boundary ------------------------------------------------------------
 
     def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """One call, retried while the registry answers that it is passing (see module doc)."""
+        retrying = Retrying(
+            retry=retry_if_exception(_passing),
+            wait=_wait_asked,
+            stop=stop_after_delay(self.retry_seconds),
+            reraise=True,
+        )
+        return retrying(self._request_once, method, path, body=body, params=params)
+
+    def _request_once(
         self,
         method: str,
         path: str,
@@ -165,6 +213,13 @@ class RegistryClient:
             )
             if "violations" in payload and hasattr(error, "violations"):
                 error.violations = payload["violations"]
+            retry_after = response.headers.get("retry-after", "")
+            if (
+                response.status_code in (429, 503)
+                and retry_after.isdigit()
+                and error.error_code not in _NOT_RETRIED
+            ):
+                error.retry_in = int(retry_after)  # type: ignore[attr-defined]
             raise error
         if response.status_code == 204 or not response.content:
             return None
@@ -366,6 +421,30 @@ class RegistryClient:
 
     def delete_product(self, name: str) -> None:
         self._request("DELETE", f"/products/{_path(name)}")
+
+    # -- credentials (admin only) ---------------------------------------------------------
+
+    def add_credential(self, principal: str) -> dict[str, Any]:
+        """Issue ``principal``'s first token; the answer holds it (the only time it is shown)."""
+        answer: dict[str, Any] = self._request("POST", f"/admin/credentials/{_path(principal)}")
+        return answer
+
+    def rotate_credential(self, principal: str) -> dict[str, Any]:
+        """Replace ``principal``'s token; the old one stops at once, the answer holds the new."""
+        answer: dict[str, Any] = self._request(
+            "POST", f"/admin/credentials/{_path(principal)}/rotate"
+        )
+        return answer
+
+    def revoke_credential(self, principal: str) -> dict[str, Any]:
+        """End ``principal``'s token (issued or from the file) until it is added again."""
+        answer: dict[str, Any] = self._request("DELETE", f"/admin/credentials/{_path(principal)}")
+        return answer
+
+    def list_credentials(self) -> list[dict[str, Any]]:
+        """Every principal with a token or a revocation: source, token id, dates; no secret."""
+        answer: list[dict[str, Any]] = self._request("GET", "/admin/credentials")
+        return answer
 
     # -- lifecycle ------------------------------------------------------------------------
 

@@ -6,12 +6,15 @@ dead one the answer is a quick 503 with Retry-After."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from mesh_stream.broker.cluster import free_port
+from mesh_stream.errors import RegistryError, RegistryUnavailableError
+from mesh_stream.registry.client import RegistryClient
 from mesh_stream.registry.service import InMemoryStore, create_app
 from mesh_stream.registry.service.auth import Credentials
 from mesh_stream.registry.service.forwarding import FORWARDED_BY, is_write
@@ -152,3 +155,47 @@ def test_no_writer_a_dead_writer_and_a_forwarding_loop_answer_503_with_retry_aft
     assert looped.json()["message"].startswith(
         "registry write forwarded by http://other:8081 to this instance, which is not the writer"
     )
+
+
+def test_the_client_rides_out_a_moving_writer_and_gives_up_after_its_retry_time(
+    writer: RegistryServer, follower: tuple[RegistryServer, FollowerStore]
+) -> None:
+    server, store = follower
+    store.route = WriteRoute.nowhere("no writer yet: retry", 1)
+    # The writer appears while the client waits: the same call then registers, once.
+    takeover = threading.Timer(
+        1.5, lambda: setattr(store, "route", WriteRoute.forward(writer.url, "writer w", 5.0))
+    )
+    takeover.start()
+    with RegistryClient(server.url, principal="orders", token=TOKENS["orders"]) as client:
+        schema_id = client.register_schema(SUBJECT, schema())
+        assert client.http_calls >= 2  # at least one answer said "retry"
+    takeover.join()
+    registered = httpx.get(f"{writer.url}/subjects/{SUBJECT}/versions", auth=ORDERS).json()
+    assert registered == [1]
+    assert httpx.get(f"{writer.url}/schemas/ids/{schema_id}").status_code == 200
+
+    # No writer for longer than the client's retry time: the 503 reaches the caller.
+    store.route = WriteRoute.nowhere("no writer yet: retry", 1)
+    with RegistryClient(
+        server.url, principal="orders", token=TOKENS["orders"], retry_seconds=1.0
+    ) as impatient:
+        with pytest.raises(RegistryUnavailableError, match="no writer yet: retry") as raised:
+            impatient.register_schema(SUBJECT, schema("coupon"))
+        assert impatient.http_calls >= 2
+    assert (raised.value.status, raised.value.error_code) == (503, 50302)
+
+
+def test_the_client_does_not_retry_a_wrong_credential(writer: RegistryServer) -> None:
+    with RegistryClient(writer.url, principal="orders", token="wrong") as client:
+        codes = []
+        for _ in range(40):  # until the per-address failure limit trips (429 42901)
+            calls = client.http_calls
+            with pytest.raises(RegistryError) as raised:
+                client.register_schema(SUBJECT, schema())
+            assert client.http_calls == calls + 1  # each answer reached the caller at once
+            codes.append(raised.value.error_code)
+            if codes[-1] == 42901:
+                break
+        assert codes[0] == 40101
+        assert codes[-1] == 42901, codes
