@@ -47,7 +47,7 @@ from mesh_stream.errors import (
 from mesh_stream.governance import avro_walk, locate
 from mesh_stream.governance.acl_plan import REGISTRY_PRINCIPAL, plan_acls
 from mesh_stream.governance.model import Loc, Severity
-from mesh_stream.governance.repository import LintReport, lint_repository
+from mesh_stream.governance.repository import LintReport, lint_project
 from mesh_stream.kafka import topics
 from mesh_stream.kafka.acls import Acl, apply_acls, describe_acls, diff
 from mesh_stream.kafka.clients import make_admin
@@ -612,10 +612,47 @@ def _lint_refusals(report: LintReport) -> tuple[list[Refusal], list[str]]:
     return refusals, warnings
 
 
-def lint_project(project: MeshProject) -> LintReport:
-    """`mesh lint` over the project (its policy file when it has one)."""
-    policies = project.policies_file if project.policies_file.is_file() else None
-    return lint_repository(project.root, policies)
+class RegistryCatalog:
+    """The registry's products as a governance catalog, so the lint of a plan finds inputs
+    that live in other domains' repositories (read-only; each product asked once)."""
+
+    def __init__(self, registry: RegistryClient) -> None:
+        self.registry = registry
+        self._documents: dict[str, dict[str, Any] | None] = {}
+
+    def _document(self, name: str) -> dict[str, Any] | None:
+        if name not in self._documents:
+            try:
+                self._documents[name] = self.registry.get_product(name)
+            except ProductNotFoundError:
+                self._documents[name] = None
+        return self._documents[name]
+
+    def known(self, name: str) -> bool:
+        return self._document(name) is not None
+
+    def product(self, name: str) -> DataProduct | None:
+        document = self._document(name)
+        if document is None:
+            return None
+        try:
+            return DataProduct.model_validate(_registered_document(document))
+        except ValueError:
+            return None
+
+    def schema(self, name: str) -> Mapping[str, Any] | None:
+        product = self.product(name)
+        if product is None:
+            return None
+        try:
+            parsed = json.loads(self.registry.get_latest(product.value_subject).schema)
+        except (SubjectNotFoundError, ValueError):
+            return None
+        return parsed if isinstance(parsed, dict) else None
+
+    def downstream(self, name: str) -> list[str]:
+        document = self._document(name) or {}
+        return sorted(str(d) for d in document.get("registry", {}).get("downstream", []))
 
 
 def plan_project(
@@ -635,7 +672,7 @@ def plan_project(
         registry_url=registry.url,
         bootstrap_servers=conn.bootstrap_servers if conn is not None else None,
     )
-    report = lint_project(project)
+    report = lint_project(project, outside=RegistryCatalog(registry))
     plan.lint_errors, plan.lint_warnings = report.errors, report.warnings
     lint_refusals, plan.warnings = _lint_refusals(report)
     try:

@@ -62,3 +62,28 @@ class StaticCatalog:
 
     def downstream(self, name: str) -> list[str]:
         return sorted(p.name for p in self._products.values() if name in p.inputs)
+
+
+class LayeredCatalog:
+    """A repository's own products first, then the rest of the mesh (e.g. the registry):
+    a domain's repository builds on products that live in other domains' repositories."""
+
+    def __init__(self, local: Catalog, outside: Catalog) -> None:
+        self.local = local
+        self.outside = outside
+
+    def known(self, name: str) -> bool:
+        return self.local.known(name) or self.outside.known(name)
+
+    def product(self, name: str) -> DataProduct | None:
+        if self.local.known(name):
+            return self.local.product(name)
+        return self.outside.product(name)
+
+    def schema(self, name: str) -> Mapping[str, Any] | None:
+        if self.local.known(name):
+            return self.local.schema(name)
+        return self.outside.schema(name)
+
+    def downstream(self, name: str) -> list[str]:
+        return sorted({*self.local.downstream(name), *self.outside.downstream(name)})

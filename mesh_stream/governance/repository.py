@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from mesh_stream.descriptor import DataProduct, descriptor_files
 from mesh_stream.errors import ConfigurationError, SchemaError
 from mesh_stream.governance import locate
-from mesh_stream.governance.catalog import StaticCatalog
+from mesh_stream.governance.catalog import Catalog, LayeredCatalog, StaticCatalog
 from mesh_stream.governance.config import GLOBAL_POLICIES_FILE, GovernanceConfig, load_governance
 from mesh_stream.governance.engine import Locator, check_product
 from mesh_stream.governance.model import Finding, Loc, Severity, Violation
@@ -342,7 +342,9 @@ class _Layout:
         return self.products.relative_to(self.root).as_posix()
 
 
-def lint_project(project: MeshProject, policies_file: Path | None = None) -> LintReport:
+def lint_project(
+    project: MeshProject, policies_file: Path | None = None, *, outside: Catalog | None = None
+) -> LintReport:
     """:func:`lint_repository` over a project's own folders and policy file (mesh.yaml)."""
     if policies_file is None:
         policies_file = project_policies(project)
@@ -351,6 +353,7 @@ def lint_project(project: MeshProject, policies_file: Path | None = None) -> Lin
         policies_file,
         products_dir=project.descriptors_dir,
         schemas_dir=project.schemas_dir,
+        outside=outside,
     )
 
 
@@ -367,10 +370,12 @@ def lint_repository(
     *,
     products_dir: Path | None = None,
     schemas_dir: Path | None = None,
+    outside: Catalog | None = None,
 ) -> LintReport:
     """Run every policy over the descriptors below ``products_dir`` (default
     ``root/domains``) and their schemas (the unreferenced ones under ``schemas_dir``,
-    default ``root/schemas``)."""
+    default ``root/schemas``). ``outside`` is the rest of the mesh (the registry, for
+    `mesh products plan`): inputs from other domains' repositories are found there."""
     layout = _Layout(root, products_dir or root / "domains", schemas_dir or root / "schemas")
     if not layout.products.is_dir():
         raise ConfigurationError(
@@ -395,11 +400,13 @@ def lint_repository(
             _load_schema(root, item)
             violations.extend(item.problems)
             loaded.append(item)
-    catalog = StaticCatalog(
+    catalog: Catalog = StaticCatalog(
         [item.product for item in loaded],
         {item.product.name: item.schema for item in loaded if item.schema is not None},
         unloadable,
     )
+    if outside is not None:
+        catalog = LayeredCatalog(catalog, outside)
     for item in loaded:
         review = Review(item.product, item.schema, catalog, PurePosixPath(item.descriptor.display))
         violations.extend(

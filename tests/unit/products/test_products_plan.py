@@ -301,3 +301,60 @@ def test_a_domains_apply_grants_its_own_acls_and_its_readers_never_the_registrys
     assert {a.name for a in acls if a.principal == "User:analytics"} == {
         "inventory.example-event.v1", "inventory.example-event.v1.dlq"
     }  # fmt: skip
+
+
+TOTALS = """\
+name: inventory.item-totals
+domain: inventory
+kind: aggregate
+description: Total quantity per item, from the orders domain's stock events.
+owner: {team: inventory-team, contact: inventory-team@example.com}
+schema: schemas/inventory/item-totals.avsc
+key_field: item_id
+slos: {freshness_seconds: 60, availability: 99.5}
+classification: internal
+inputs: [orders.stock-event]
+"""
+
+
+def _totals_project(root: Path) -> None:
+    (root / "domains/inventory/products/item-totals.yaml").write_text(TOTALS)
+    schema = {
+        "type": "record",
+        "name": "ItemTotals",
+        "namespace": "com.example.inventory",
+        "doc": "Totals of one item.",
+        "fields": [
+            {"name": "item_id", "type": "string", "doc": "Id of the item; the Kafka key."},
+            {"name": "total", "type": "long", "doc": "Sum of the quantities."},
+        ],
+    }
+    (root / "schemas/inventory/item-totals.avsc").write_text(json.dumps(schema))
+
+
+def test_an_input_of_another_domain_is_found_in_the_registry(project_root: Path) -> None:
+    _totals_project(project_root)
+    registry = FakeRegistry()
+    stock = (
+        load_project(project_root)
+        .descriptors()[0]
+        .model_copy(update={"name": "orders.stock-event", "domain": "orders"})
+    )
+    registry.products[stock.name] = stock.to_document()
+    registry.schemas[stock.value_subject] = [_schema_file(project_root).read_text()]
+
+    plan = plan_project(load_project(project_root), registry, None, principal="inventory")  # type: ignore[arg-type]
+
+    assert plan.all_refusals == []
+    assert [p.name for p in plan.products] == [PRODUCT, "inventory.item-totals"]
+
+
+def test_an_input_known_nowhere_is_refused_naming_it(project_root: Path) -> None:
+    _totals_project(project_root)
+
+    plan = plan_project(load_project(project_root), FakeRegistry(), None, principal=None)  # type: ignore[arg-type]
+
+    [refusal] = plan.all_refusals
+    assert refusal.policy == "inputs-exist"
+    assert refusal.location == "domains/inventory/products/item-totals.yaml:10"
+    assert "'orders.stock-event' is not a product of the mesh" in refusal.message
