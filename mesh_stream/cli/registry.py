@@ -1,17 +1,27 @@
-"""`mesh registry serve`: the schema registry + product catalog over HTTP, state in Kafka."""
+"""`mesh registry serve` (the schema registry + product catalog over HTTP, state in Kafka) and
+`mesh registry credentials` (its tokens, managed while it runs)."""
 
 from __future__ import annotations
 
+import json
 import signal
+import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Any, TypeVar
 
 import click
 
 from mesh_stream.cli.options import checked_kafka_id, checked_topic
-from mesh_stream.errors import ConfigurationError, MeshError
+from mesh_stream.errors import ConfigurationError, MeshError, PermissionDeniedError
+from mesh_stream.registry.client import RegistryClient
+from mesh_stream.registry.service.auth import ADMIN
+from mesh_stream.registry.service.credentials import principal_problem
 from mesh_stream.settings import MeshSettings
+
+_T = TypeVar("_T")
 
 
 @click.group()
@@ -254,3 +264,205 @@ def _check_credentials_text(path: Path) -> None:
             f"so this is a binary file; the file maps each principal to its token in YAML or "
             f"JSON, e.g. `admin: s3cret`"
         )
+
+
+# -- mesh registry credentials ---------------------------------------------------------------
+
+
+def _principal_argument(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """Refuse a name the registry would refuse, before asking it (same rule, same words)."""
+    problem = principal_problem(value)
+    if problem is not None:
+        raise click.BadParameter(problem)
+    return value
+
+
+principal_argument = click.argument("principal", callback=_principal_argument)
+registry_url_option = click.option(
+    "--registry-url",
+    help="Registry base URL. [env: MESH_REGISTRY_URL; default http://127.0.0.1:8081]",
+)
+token_option = click.option(
+    "--token",
+    "admin_token",
+    help="The admin token (from the registry's credentials file). Prefer the environment: a "
+    "flag shows in the process list. [env: MESH_REGISTRY_TOKEN with MESH_REGISTRY_PRINCIPAL="
+    "admin or unset]",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+def _admin_client(
+    settings: MeshSettings, registry_url: str | None, admin_token: str | None
+) -> RegistryClient:
+    """A client sending the admin credential: ``--token`` (as admin), else the environment's."""
+    url = registry_url or settings.registry_url
+    if admin_token is not None:
+        return RegistryClient(url, principal=ADMIN, token=admin_token)
+    if settings.registry_token is None:
+        raise click.UsageError(
+            "managing credentials needs the admin token: set MESH_REGISTRY_TOKEN (with "
+            "MESH_REGISTRY_PRINCIPAL=admin, or unset) or pass --token"
+        )
+    return RegistryClient(
+        url,
+        principal=settings.registry_principal,
+        token=settings.registry_token.get_secret_value(),
+    )
+
+
+def _as_admin(client: RegistryClient, call: Callable[[], _T]) -> _T:
+    """``call()``; a 403 says plainly that only admin manages credentials."""
+    try:
+        return call()
+    except PermissionDeniedError as exc:
+        raise PermissionDeniedError(
+            f"principal '{client.principal or 'of this token'}' is not admin: only admin manages "
+            f"registry credentials; use the admin token of the registry's credentials file "
+            f"(MESH_REGISTRY_PRINCIPAL=admin MESH_REGISTRY_TOKEN=..., or --token)",
+            status=exc.status,
+            error_code=exc.error_code,
+        ) from exc
+
+
+@registry.group()
+def credentials() -> None:
+    """Registry tokens of domains: add, rotate, revoke, list (admin only, no restart).
+
+    Tokens are kept hashed in the registry's Kafka topic, so every instance knows them at
+    once and after restarts; a new token is shown only once. The credentials file stays
+    the bootstrap for admin. See docs/how-to/credentials.md.
+    """
+
+
+def _print_issued(issued: dict[str, Any], *, as_json: bool, quiet: bool, verb: str) -> None:
+    principal, token = issued["principal"], issued["token"]
+    if as_json:
+        click.echo(json.dumps(issued, indent=2, sort_keys=True))
+    elif quiet:
+        click.echo(token)
+    else:
+        click.echo(f"principal  {principal}")
+        click.echo(f"token id   {issued['token_id']}")
+        click.echo(f"created    {issued['created_at']} by {issued['created_by']}")
+        click.echo(f"token      {token}")
+    click.echo(
+        f"{verb} a token for '{principal}' (id {issued['token_id']}); it is shown only this "
+        f"once: hand it over as MESH_REGISTRY_PRINCIPAL={principal} MESH_REGISTRY_TOKEN=<token>",
+        err=True,
+    )
+
+
+quiet_option = click.option(
+    "--quiet", "-q", is_flag=True, help="Print only the token on stdout (for scripts)."
+)
+
+
+@credentials.command("add")
+@principal_argument
+@quiet_option
+@json_option
+@registry_url_option
+@token_option
+@click.pass_obj
+def add_credential(
+    settings: MeshSettings,
+    principal: str,
+    quiet: bool,
+    as_json: bool,
+    registry_url: str | None,
+    admin_token: str | None,
+) -> None:
+    """Issue a first token to PRINCIPAL (a domain); refused if it has one (use rotate)."""
+    with _admin_client(settings, registry_url, admin_token) as client:
+        issued = _as_admin(client, lambda: client.add_credential(principal))
+    _print_issued(issued, as_json=as_json, quiet=quiet, verb="issued")
+
+
+@credentials.command("rotate")
+@principal_argument
+@quiet_option
+@json_option
+@registry_url_option
+@token_option
+@click.pass_obj
+def rotate_credential(
+    settings: MeshSettings,
+    principal: str,
+    quiet: bool,
+    as_json: bool,
+    registry_url: str | None,
+    admin_token: str | None,
+) -> None:
+    """Replace PRINCIPAL's token (issued or from the file); the old one stops at once."""
+    with _admin_client(settings, registry_url, admin_token) as client:
+        issued = _as_admin(client, lambda: client.rotate_credential(principal))
+    _print_issued(issued, as_json=as_json, quiet=quiet, verb="rotated: issued")
+
+
+@credentials.command("revoke")
+@principal_argument
+@json_option
+@registry_url_option
+@token_option
+@click.pass_obj
+def revoke_credential(
+    settings: MeshSettings,
+    principal: str,
+    as_json: bool,
+    registry_url: str | None,
+    admin_token: str | None,
+) -> None:
+    """Revoke PRINCIPAL's token on every instance at once, a file token too, until added again."""
+    with _admin_client(settings, registry_url, admin_token) as client:
+        revoked = _as_admin(client, lambda: client.revoke_credential(principal))
+    if as_json:
+        click.echo(json.dumps(revoked, indent=2, sort_keys=True))
+        return
+    which = (
+        f"issued token {revoked['token_id']}"
+        if revoked.get("token_id")
+        else "its credentials-file token"
+    )
+    click.echo(f"revoked '{principal}' ({which}) at {revoked['revoked_at']}")
+
+
+LIST_HEADERS = ("principal", "source", "since", "by", "token id")
+
+
+@credentials.command("list")
+@json_option
+@registry_url_option
+@token_option
+@click.pass_obj
+def list_credentials(
+    settings: MeshSettings, as_json: bool, registry_url: str | None, admin_token: str | None
+) -> None:
+    """Every principal: source (file, issued, revoked), since when, by whom, token id.
+
+    Never a secret: a token id names a token without revealing it.
+    """
+    with _admin_client(settings, registry_url, admin_token) as client:
+        rows = _as_admin(client, client.list_credentials)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    table = [LIST_HEADERS] + [
+        (
+            row["principal"],
+            row["source"]
+            + (" (file token ignored)" if row["source"] != "file" and row.get("in_file") else ""),
+            str(row.get("created_at") or row.get("revoked_at") or "-"),
+            str(row.get("created_by") or row.get("revoked_by") or "-"),
+            str(row.get("token_id") or "-"),
+        )
+        for row in rows
+    ]
+    if sys.stdout.isatty():
+        widths = [max(len(line[i]) for line in table) for i in range(len(LIST_HEADERS))]
+        for line in table:
+            click.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
+    else:
+        for line in table[1:]:
+            click.echo("\t".join(line))
+    click.echo(f"{len(rows)} principal(s)", err=True)
