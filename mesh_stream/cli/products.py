@@ -387,6 +387,9 @@ def apply(
         )
     result, project, client, conn = _plan(settings, path, registry_url, bootstrap_servers)
     with client:
+        if not as_json:
+            for warning in result.to_dict()["warnings"]:
+                click.secho(f"warning: {warning}", fg="yellow", err=True)
         if not result.applicable:
             if as_json:
                 _print_json({"applied": False, "plan": result.to_dict()})

@@ -369,6 +369,22 @@ def test_refused_applies_name_the_file_and_write_nothing(
     assert _mesh(["products", "apply"], project, env).exit_code == 0
     assert _versions(registry, SUBJECT) == [1, 2]
 
+    # More partitions in the descriptor: the catalog is updated, the topic is reported as
+    # drifted and left alone (apply never alters an existing topic).
+    descriptor = project / "domains/inventory/products/example-event.yaml"
+    descriptor.write_text(descriptor.read_text().replace("partitions: 3", "partitions: 6"))
+    plan = _mesh(["products", "plan"], project, env)
+    assert plan.exit_code == 0, plan.stderr
+    assert "    descriptor partitions: 3 -> 6" in plan.stdout
+    assert "topic inventory.example-event.v1: drifted" in plan.stdout
+    apply = _mesh(["products", "apply"], project, env)
+    assert apply.exit_code == 0, apply.stderr
+    assert f"{PRODUCT}: descriptor updated" in apply.stdout
+    assert (
+        "warning: topic inventory.example-event.v1 differs from its descriptor: partitions is "
+        "3, the spec says 6" in apply.stderr
+    )
+
 
 def test_a_project_root_without_mesh_yaml_is_one_line_naming_the_setting(
     kafka: KafkaAddress, registry: Registry, workspace: Path
