@@ -23,8 +23,10 @@ import pytest
 from mesh_stream import ProductConsumer, RegistryClient
 from mesh_stream.cli.main import run
 from mesh_stream.kafka import KafkaConnection
+from mesh_stream.scaffold import scaffold
 from mesh_stream.settings import MeshSettings
 from tests.conftest import KafkaAddress
+from tests.integration.test_broker_security import SecuredCluster, read_passwords
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 PRODUCT = "inventory.example-event"
@@ -397,3 +399,85 @@ def test_a_project_root_without_mesh_yaml_is_one_line_naming_the_setting(
         assert len(result.stderr.splitlines()) == 1, result.stderr
         assert result.stderr.startswith("error: MESH_PROJECT_ROOT=")
         assert "mesh.yaml" in result.stderr
+
+
+@pytest.fixture
+def sasl_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredCluster]:
+    """A 1-node SASL cluster with an authorizer and the users admin and inventory."""
+    data_dir = tmp_path_factory.mktemp("sasl")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
+    base |= {"MESH_DATA_DIR": str(data_dir), "MESH_BROKER_HEAP": "256m"}
+    if "MESH_CACHE_DIR" in os.environ:
+        base["MESH_CACHE_DIR"] = os.environ["MESH_CACHE_DIR"]
+
+    def broker(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mesh_stream.cli.main", "broker", *args],
+            env=base,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+
+    started = broker("start", "--port", "0", "--security", "sasl", "--domains", "inventory")
+    try:
+        assert started.returncode == 0, started.stderr
+        bootstrap = started.stdout.split("bootstrap servers: ")[1].split()[0]
+        yield SecuredCluster(bootstrap, data_dir, read_passwords(data_dir), None, "")
+    finally:
+        stopped = broker("stop")
+        assert stopped.returncode == 0, stopped.stderr
+
+
+def _kafka_user(cluster: SecuredCluster, user: str) -> dict[str, str]:
+    return {
+        "MESH_BOOTSTRAP_SERVERS": cluster.bootstrap_servers,
+        "MESH_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "MESH_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "MESH_KAFKA_SASL_USERNAME": user,
+        "MESH_KAFKA_SASL_PASSWORD": cluster.passwords[user],
+    }
+
+
+def test_on_a_cluster_with_an_authorizer_apply_grants_the_domains_acls_once(
+    kafka: KafkaAddress, registry: Registry, workspace: Path, sasl_cluster: SecuredCluster
+) -> None:
+    project = workspace / "inventory"
+    scaffold("inventory", project)
+    as_admin = {**_env(kafka, registry), **_kafka_user(sasl_cluster, "admin")}
+
+    plan = _mesh(["products", "plan", "--json"], project, as_admin)
+    assert plan.exit_code == 0, plan.stderr
+    acls = json.loads(plan.stdout)["acls"]
+    assert acls["status"] == "missing"
+    missing = {(a["principal"], a["operation"], a["name"]) for a in acls["missing"]}
+    assert ("User:inventory", "WRITE", "inventory.") in missing
+    assert {principal for principal, _, _ in missing} == {"User:inventory"}
+
+    applied = _mesh(["products", "apply"], project, as_admin)
+    assert applied.exit_code == 0, applied.stderr
+    created = [line for line in applied.stdout.splitlines() if line.startswith("ACL created: ")]
+    assert len(created) == len(acls["missing"])
+    again = _mesh(["products", "apply"], project, as_admin)
+    assert again.exit_code == 0, again.stderr
+    assert again.stdout.splitlines()[-1].startswith("unchanged: ")
+    replan = json.loads(_mesh(["products", "plan", "--json"], project, as_admin).stdout)
+    assert replan["acls"] == {"status": "in place", "missing": [], "note": None}
+
+    # The domain's own Kafka user may now write its product.
+    publisher = subprocess.run(
+        [sys.executable, "domains/inventory/publisher.py"],
+        cwd=project,
+        env={
+            **os.environ,
+            **_env(kafka, registry),
+            **_kafka_user(sasl_cluster, "inventory"),
+            "PYTHONPATH": str(REPOSITORY),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert publisher.returncode == 0, publisher.stderr
