@@ -142,7 +142,7 @@ class KafkaStore:
         self._probe: tuple[float, str | None] = (0.0, None)
         self._view_lock = threading.Lock()
         #: (when the last end-offset request for catch_up_view started, the offset it got)
-        self._view_end: tuple[float, int] = (float("-inf"), 0)
+        self._view_end: tuple[float, int | RegistryUnavailableError] = (float("-inf"), 0)
 
     # -- start ---------------------------------------------------------------------------
 
@@ -813,7 +813,8 @@ class KafkaStore:
         which is usually already there (it fetches every 10 ms). Calls arriving while a
         request is in flight wait for the next one and share it: a request that started
         after a call arrived answers it as well as its own would, so the broker sees at most
-        one at a time however many requests authenticate. Kafka unreachable: 503, never a
+        one at a time however many requests authenticate (a failed request is shared too,
+        so an outage does not queue them one timeout each). Kafka unreachable: 503, never a
         stale answer.
         """
         arrived = time.monotonic()
@@ -821,8 +822,15 @@ class KafkaStore:
             started, end = self._view_end
             if started <= arrived:
                 started = time.monotonic()
-                end = self._end_offset(timeout)
+                try:
+                    end = self._end_offset(timeout)
+                except RegistryUnavailableError as exc:
+                    end = exc  # the calls queued behind this one share the answer, not retry
                 self._view_end = (started, end)
+        if isinstance(end, RegistryUnavailableError):
+            raise _unavailable(
+                f"cannot check the credential against the latest revocations: {end.message}"
+            )
         with self._progress:
             if not self._progress.wait_for(lambda: self._next_offset >= end, timeout=timeout):
                 raise _unavailable(
