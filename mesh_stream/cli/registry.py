@@ -17,8 +17,6 @@ import click
 from mesh_stream.cli.options import checked_kafka_id, checked_topic
 from mesh_stream.errors import ConfigurationError, MeshError, PermissionDeniedError
 from mesh_stream.registry.client import RegistryClient
-from mesh_stream.registry.service.auth import ADMIN
-from mesh_stream.registry.service.credentials import principal_problem
 from mesh_stream.settings import MeshSettings
 
 _T = TypeVar("_T")
@@ -271,6 +269,10 @@ def _check_credentials_text(path: Path) -> None:
 
 def _principal_argument(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     """Refuse a name the registry would refuse, before asking it (same rule, same words)."""
+    # Imported here: mesh_stream.registry.service needs the registry extra (FastAPI), and the
+    # CLI must start without it.
+    from mesh_stream.registry.service.credentials import principal_problem
+
     problem = principal_problem(value)
     if problem is not None:
         raise click.BadParameter(problem)
@@ -296,6 +298,8 @@ def _admin_client(
     settings: MeshSettings, registry_url: str | None, admin_token: str | None
 ) -> RegistryClient:
     """A client sending the admin credential: ``--token`` (as admin), else the environment's."""
+    from mesh_stream.registry.service.auth import ADMIN  # the registry extra: see above
+
     url = registry_url or settings.registry_url
     if admin_token is not None:
         return RegistryClient(url, principal=ADMIN, token=admin_token)

@@ -137,8 +137,10 @@ def test_dockerfile_builds_the_project_on_python_311_slim() -> None:
         if line.strip() and not line.lstrip().startswith("#")
     ]
     assert lines[0] == "FROM python:3.11-slim"
-    # Editable: code that finds descriptors relative to its own file sees /app/domains.
-    assert any(line.startswith("RUN pip install -e .") for line in lines)
+    # The wheel with every extra, at the lock's versions; /app is the sample mesh project.
+    install = "RUN pip install -c requirements/dev.lock '.[all]'"
+    assert any(line.startswith(install) for line in lines)
+    assert "ENV MESH_PROJECT_ROOT=/app" in lines
     assert "COPY . ." in lines
     env = " ".join(line for line in lines if line.startswith("ENV") or line.endswith("\\"))
     for variable in re.findall(r"\b(MESH_\w+)=", env):
