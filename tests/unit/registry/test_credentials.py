@@ -122,6 +122,12 @@ def test_unknown_principals_bad_names_and_admin_are_refused(client: TestClient) 
         for method, path in (("POST", ""), ("POST", "/rotate"), ("DELETE", "")):
             answer = client.request(method, f"/admin/credentials/{bad}{path}", auth=ADMIN)
             assert (answer.status_code, answer.json()["error_code"]) == (422, 42217), bad
+    # Decoded before routing, "orders%2Frotate" would otherwise rotate orders.
+    for bad in ("orders%2Frotate", "orders%2frotate", "orders%5Crotate"):
+        answer = client.post(f"/admin/credentials/{bad}", auth=ADMIN)
+        assert (answer.status_code, answer.json()["error_code"]) == (422, 42217), bad
+        assert "path separator" in answer.json()["message"]
+    assert _register(client, ORDERS, "orders.x.v1-value").status_code == 200  # not rotated
     for method, path in (("POST", ""), ("POST", "/rotate"), ("DELETE", "")):
         answer = client.request(method, f"/admin/credentials/admin{path}", auth=ADMIN)
         assert (answer.status_code, answer.json()["error_code"]) == (422, 42217)

@@ -9,13 +9,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Request, Response
 
-from mesh_stream.errors import PermissionDeniedError
+from mesh_stream.errors import InvalidPrincipalError, PermissionDeniedError
 from mesh_stream.registry.service.auth import ADMIN, require_principal
 from mesh_stream.registry.service.context import CallerDep, ServicesDep
 
-router = APIRouter(prefix="/admin/credentials", tags=["credentials"])
+
+def _no_encoded_separator(request: Request) -> None:
+    """Refuse ``%2F`` in the URL: decoded before routing, ``x%2Frotate`` would rotate ``x``."""
+    raw = (request.scope.get("raw_path") or b"").lower()
+    if b"%2f" in raw or b"%5c" in raw:
+        raise InvalidPrincipalError(
+            "a principal name holds a path separator ('/' or '\\'); principals are domain "
+            "names (lowercase letters and digits, words joined by '-')",
+            status=422,
+            error_code=42217,
+        )
+
+
+router = APIRouter(
+    prefix="/admin/credentials",
+    tags=["credentials"],
+    dependencies=[Depends(_no_encoded_separator)],
+)
 
 
 def _admin(principal: str | None, action: str) -> str:
