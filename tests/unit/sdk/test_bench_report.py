@@ -11,10 +11,19 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from mesh_stream.bench.run import RATIOS, _optional_bench, _ratios, render_table, write_report
+from mesh_stream.bench.run import (
+    RATIOS,
+    SAMPLE_MESH_MISSING,
+    _optional_bench,
+    _ratios,
+    render_table,
+    sample_mesh_root,
+    write_report,
+)
 from mesh_stream.bench.sdk_bench import LABELS, make_record, schema
 from mesh_stream.cli.main import cli
 from mesh_stream.schema.codec import RecordEncoder
+from mesh_stream.settings import MeshSettings
 
 
 def case(name: str, msgs_per_s: float, cpu_us: float) -> dict[str, Any]:
@@ -119,3 +128,23 @@ def test_unknown_case_letters_are_refused_before_anything_starts() -> None:
     result = CliRunner().invoke(cli, ["bench", "--cases", "abz"])
     assert result.exit_code == 2
     assert "unknown case(s) ['z']; use letters a-i" in result.output
+
+
+def test_the_processing_bench_finds_the_sample_mesh_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It runs the sample mesh's revenue processor: found in a checkout (the repository root
+    is that project), absent from another team's project or from no project at all."""
+    checkout = Path(__file__).resolve().parents[3]
+    monkeypatch.delenv("MESH_PROJECT_ROOT", raising=False)
+    monkeypatch.chdir(checkout / "domains")
+    assert sample_mesh_root(MeshSettings()) == checkout
+    other = tmp_path / "inventory"
+    other.mkdir()
+    (other / "mesh.yaml").write_text("domains: [inventory]\n")
+    assert sample_mesh_root(MeshSettings(project_root=other)) is None
+    monkeypatch.chdir(tmp_path)
+    assert sample_mesh_root(MeshSettings()) is None
+    assert "not available" in render_table(
+        {**report(), "processing": {"status": "not available", "reason": SAMPLE_MESH_MISSING}}
+    )
