@@ -42,6 +42,7 @@ from mesh_stream.errors import (
     PlanRefusedError,
     ProductNotFoundError,
     SchemaError,
+    SchemaNotFoundError,
     SubjectNotFoundError,
 )
 from mesh_stream.governance import avro_walk, locate
@@ -480,6 +481,17 @@ def _plan_registry(plan: ProductPlan, local: _Local, registry: RegistryClient) -
         plan.schema = Status.UNCHANGED
         plan.compatible = True
         return
+    older = _older_version(registry, plan.subject, local.schema_text)
+    if older is not None:
+        # Registering it again would only return its id: the latest version stays.
+        plan.schema = Status.UNCHANGED
+        plan.compatible = True
+        plan.warnings.append(
+            f"{local.schema_file} is version {older} of {plan.subject}, older than the latest "
+            f"version {latest.version}: apply leaves the registry as it is; publishers of this "
+            f"project write with version {older}"
+        )
+        return
     plan.schema = Status.CHANGED
     plan.schema_changes = schema_changes(json.loads(latest.schema), local.schema_json)
     against = None if level.endswith("_TRANSITIVE") else "latest"
@@ -490,6 +502,14 @@ def _plan_registry(plan: ProductPlan, local: _Local, registry: RegistryClient) -
         plan.refusals.append(
             compatibility_refusal(plan, messages, local.schema_text, product.version + 1)
         )
+
+
+def _older_version(registry: RegistryClient, subject: str, schema_text: str) -> int | None:
+    """The version ``schema_text`` already has under ``subject``, if any."""
+    try:
+        return registry.lookup(subject, schema_text).version
+    except SchemaNotFoundError:
+        return None
 
 
 def _plan_topic(

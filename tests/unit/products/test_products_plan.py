@@ -11,7 +11,12 @@ from typing import Any
 
 import pytest
 
-from mesh_stream.errors import PlanRefusedError, ProductNotFoundError, SubjectNotFoundError
+from mesh_stream.errors import (
+    PlanRefusedError,
+    ProductNotFoundError,
+    SchemaNotFoundError,
+    SubjectNotFoundError,
+)
 from mesh_stream.products_plan import (
     SchemaChange,
     Status,
@@ -26,6 +31,7 @@ from mesh_stream.products_plan import (
 from mesh_stream.project import load_project
 from mesh_stream.registry.client import RegisteredSchema
 from mesh_stream.scaffold import scaffold
+from mesh_stream.schema.avro import normalize
 
 PRODUCT = "inventory.example-event"
 SUBJECT = "inventory.example-event.v1-value"
@@ -63,6 +69,12 @@ class FakeRegistry:
         self.asked.append((subject, version))
         json.loads(schema)  # the local schema text is what is sent
         return list(self.verdict)
+
+    def lookup(self, subject: str, schema: str) -> RegisteredSchema:
+        for number, text in enumerate(self.schemas.get(subject, []), start=1):
+            if normalize(text) == normalize(schema):
+                return RegisteredSchema(subject, number, number, text)
+        raise SchemaNotFoundError(f"not under {subject}")
 
     def register_schema(self, subject: str, schema: str) -> int:
         self.writes.append(f"schema {subject} {len(schema)}")
@@ -358,3 +370,24 @@ def test_an_input_known_nowhere_is_refused_naming_it(project_root: Path) -> None
     assert refusal.policy == "inputs-exist"
     assert refusal.location == "domains/inventory/products/item-totals.yaml:10"
     assert "'orders.stock-event' is not a product of the mesh" in refusal.message
+
+
+def test_a_schema_registered_as_an_older_version_is_unchanged_with_a_warning(
+    project_root: Path,
+) -> None:
+    registry = FakeRegistry()
+    _registered(project_root, registry)
+    newer = json.loads(registry.schemas[SUBJECT][0])
+    newer["fields"].append({"name": "note", "type": ["null", "string"], "default": None})
+    registry.schemas[SUBJECT].append(json.dumps(newer))
+
+    plan = plan_project(load_project(project_root), registry, None, principal="inventory")  # type: ignore[arg-type]
+
+    [item] = plan.products
+    assert item.schema is Status.UNCHANGED
+    assert item.unchanged
+    assert registry.asked == []
+    [warning] = item.warnings
+    assert "is version 1 of inventory.example-event.v1-value, older than the latest version 2" in (
+        warning
+    )
