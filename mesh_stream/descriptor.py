@@ -118,7 +118,10 @@ class Retention(BaseModel):
     ms: StrictInt = Field(
         default=7 * 24 * 3600 * 1000, ge=-1, description="retention.ms; -1 = forever"
     )
-    cleanup_policy: CleanupPolicy = CleanupPolicy.DELETE
+    cleanup_policy: CleanupPolicy = Field(
+        default=CleanupPolicy.DELETE,
+        description="cleanup.policy: `compact` keeps each key's latest record (upserts).",
+    )
 
 
 class DataProduct(BaseModel):
@@ -131,33 +134,39 @@ class DataProduct(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
 
     name: StrictStr = Field(description="`<domain>.<product>`, lowercase, `-` inside words.")
-    domain: StrictStr
-    kind: ProductKind
-    description: StrictStr = Field(min_length=1)
-    owner: Owner
+    domain: StrictStr = Field(description="The owning domain; the part of `name` before the dot.")
+    kind: ProductKind = Field(
+        description="source-aligned (the domain's own facts), or aggregate / consumer-aligned "
+        "(built from `inputs`)."
+    )
+    description: StrictStr = Field(min_length=1, description="What a record means, for people.")
+    owner: Owner = Field(description="Who answers for the product.")
     version: StrictInt = Field(
         default=1, ge=1, description="Major version; part of the topic name."
     )
     schema_file: StrictStr = Field(
-        alias="schema", description="Path of the `.avsc`, relative to the repository root."
+        alias="schema", description="Path of the `.avsc`, relative to the project root."
     )
     key_field: StrictStr | None = Field(
         default=None, description="Record field whose value is the Kafka key."
     )
-    partitions: StrictInt = Field(default=3, ge=1)
+    partitions: StrictInt = Field(default=3, ge=1, description="Partitions of the topic.")
     replication_factor: StrictInt | None = Field(
         default=None,
         ge=1,
         description="Copies of each partition; unset = the cluster's default.replication.factor.",
     )
-    retention: Retention = Field(default_factory=Retention)
-    slos: Slos
-    classification: Classification
-    tags: tuple[StrictStr, ...] = ()
+    retention: Retention = Field(default_factory=Retention, description="How long records stay.")
+    slos: Slos = Field(description="What consumers may rely on.")
+    classification: Classification = Field(description="Sensitivity; decides who may read it.")
+    tags: tuple[StrictStr, ...] = Field(default=(), description="Words to find it by.")
     inputs: tuple[StrictStr, ...] = Field(
         default=(), description="Products this one is built from (its lineage)."
     )
-    compatibility: Compatibility = Compatibility.BACKWARD
+    compatibility: Compatibility = Field(
+        default=Compatibility.BACKWARD,
+        description="Schema evolution rule the registry enforces on the value subject.",
+    )
     readers: tuple[StrictStr, ...] = Field(
         default=(),
         description="For a `pii` product: the other domains allowed to read it (its own domain "

@@ -64,6 +64,9 @@ def test_descriptor_page_lists_every_field_nested_ones_dotted() -> None:
     assert "| `slos.availability` | number | required |" in page
     assert "| `partitions` | integer | `3` |" in page
     assert "| `schema` | string | required |" in page
+    rows = [row for row in page.splitlines() if row.startswith("| `")]
+    undescribed = [row for row in rows if row.endswith("|  |")]
+    assert undescribed == [], "give these DataProduct fields a description="
 
 
 def test_cli_page_has_the_help_of_every_command() -> None:
