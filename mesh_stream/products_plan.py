@@ -34,7 +34,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.admin._resource import ResourceType
 
-from mesh_stream.descriptor import DataProduct
+from mesh_stream.descriptor import DataProduct, descriptor_files, load_descriptor
 from mesh_stream.errors import (
     ConfigurationError,
     DescriptorError,
@@ -47,7 +47,7 @@ from mesh_stream.errors import (
 )
 from mesh_stream.governance import avro_walk, locate
 from mesh_stream.governance.acl_plan import REGISTRY_PRINCIPAL, plan_acls
-from mesh_stream.governance.model import Loc, Severity
+from mesh_stream.governance.model import Severity
 from mesh_stream.governance.repository import LintReport, lint_project
 from mesh_stream.kafka import topics
 from mesh_stream.kafka.acls import Acl, apply_acls, describe_acls, diff
@@ -333,8 +333,7 @@ def field_line(schema_text: str, path: str) -> int | None:
     except ValueError:
         return None
     spot = next((s for s in avro_walk.fields(document) if s.path == path), None)
-    loc: Loc = spot.loc if spot is not None else ()
-    return locate.line_of(locate.compose(schema_text), loc) if spot is not None else None
+    return None if spot is None else locate.line_of(locate.compose(schema_text), spot.loc)
 
 
 def ownership_refusal(
@@ -396,16 +395,11 @@ def _relative(project: MeshProject, path: Path) -> str:
 
 
 def _descriptor_paths(project: MeshProject) -> dict[str, Path]:
-    """Product name -> its descriptor file (the files `load_descriptors` reads)."""
+    """Product name -> its descriptor file (the files `MeshProject.descriptors` reads)."""
     found: dict[str, Path] = {}
-    folder = project.descriptors_dir
-    for path in sorted([*folder.glob("*/products/*.yaml"), *folder.glob("*/products/*.yml")]):
-        with contextlib.suppress(OSError, UnicodeDecodeError, ValueError):
-            node = locate.compose(path.read_text(encoding="utf-8"))
-            if node is not None and isinstance(node.value, list):
-                for key, value in node.value:
-                    if getattr(key, "value", None) == "name":
-                        found[str(value.value)] = path
+    for path in descriptor_files(project.descriptors_dir):
+        with contextlib.suppress(DescriptorError):
+            found[load_descriptor(path).name] = path
     return found
 
 
@@ -793,8 +787,20 @@ def apply_plan(
         if progress is not None:
             progress(line)
 
+    # Grants first (additive, harmless alone, and what a domain user needs to create its
+    # topics), then topics, then the registry: a failure part-way leaves no product
+    # registered without its topic.
+    if plan.acls_missing:
+        changes = apply_acls(conn, plan.acls_missing, lambda _acl: False)
+        for acl in changes.create:
+            done(f"ACL created: {acl}")
     items = {item.name: item for item in plan.products}
     products = _in_lineage_order(project.descriptors())
+    for product in products:
+        item = items[product.name]
+        if item.topic_status is TopicStatus.MISSING:
+            registration.ensure_topics(conn, [product])
+            done(f"{product.name}: topic {product.topic} created ({item.topic_spec})")
     for product in products:
         item = items[product.name]
         if item.unchanged:
@@ -814,11 +820,4 @@ def apply_plan(
             registration.register_descriptor(registry, product)
             verb = "registered" if item.descriptor is Status.NEW else "updated"
             done(f"{product.name}: descriptor {verb}")
-        if item.topic_status is TopicStatus.MISSING:
-            registration.ensure_topics(conn, [product])
-            done(f"{product.name}: topic {product.topic} created ({item.topic_spec})")
-    if plan.acls_missing:
-        changes = apply_acls(conn, plan.acls_missing, lambda _acl: False)
-        for acl in changes.create:
-            done(f"ACL created: {acl}")
     return result
