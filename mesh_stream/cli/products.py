@@ -379,11 +379,12 @@ def apply(
     unchanged. Existing topics are checked, never altered; ACLs are only added.
     """
     settings: MeshSettings = ctx.obj
-    if settings.registry_principal is None and settings.registry_token is None:
+    if settings.registry_principal is None:
+        # A bare token names no principal, so ownership could not be checked before writing.
         raise ConfigurationError(
-            "mesh products apply writes as the products' domain, and no registry credential "
-            "is set: set MESH_REGISTRY_PRINCIPAL to the domain and MESH_REGISTRY_TOKEN to its "
-            "token (`mesh products plan` needs none)"
+            "mesh products apply writes as the products' domain and checks that it owns them "
+            "before writing anything: set MESH_REGISTRY_PRINCIPAL to the domain and "
+            "MESH_REGISTRY_TOKEN to its token (`mesh products plan` needs neither)"
         )
     result, project, client, conn = _plan(settings, path, registry_url, bootstrap_servers)
     with client:
