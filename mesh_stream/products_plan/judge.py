@@ -1,0 +1,142 @@
+"""The plan's judgement, free of I/O: descriptor and schema diffs, type labels, field lines,
+and the ownership and compatibility refusals (each names its policy, file:line and fix).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mesh_stream.descriptor import DataProduct
+from mesh_stream.governance import avro_walk, locate
+from mesh_stream.products_plan.model import (
+    FieldChange,
+    ProductPlan,
+    Refusal,
+    SchemaChange,
+    SchemaField,
+)
+
+ADMIN_PRINCIPAL = "admin"
+"""The registry's administrator, who may write every domain's products."""
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, Mapping) and value:
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: list(value) if isinstance(value, tuple) else value}
+
+
+def descriptor_changes(
+    registered: Mapping[str, Any], local: Mapping[str, Any]
+) -> list[FieldChange]:
+    """Each descriptor field (dotted path) whose value differs, in path order."""
+    before, after = _flatten(registered), _flatten(local)
+    return [
+        FieldChange(path, before.get(path), after.get(path))
+        for path in sorted(before.keys() | after.keys())
+        if before.get(path) != after.get(path)
+    ]
+
+
+def type_label(avro_type: Any) -> str:
+    """A short readable form of an Avro type: ``string``, ``null|string``, ``long
+    (timestamp-millis)``, ``array<OrderLine>``, ``enum SalesChannel``."""
+    if isinstance(avro_type, list):
+        return "|".join(type_label(member) for member in avro_type)
+    if not isinstance(avro_type, Mapping):
+        return str(avro_type)
+    kind = avro_type.get("type")
+    logical = avro_type.get("logicalType")
+    if logical:
+        return f"{type_label(kind)} ({logical})"
+    if kind in ("record", "error"):
+        return str(avro_type.get("name", "record"))
+    if kind in ("enum", "fixed"):
+        return f"{kind} {avro_type.get('name', '')}".strip()
+    if kind == "array":
+        return f"array<{type_label(avro_type.get('items'))}>"
+    if kind == "map":
+        return f"map<{type_label(avro_type.get('values'))}>"
+    return type_label(kind)
+
+
+def schema_fields(schema: Mapping[str, Any]) -> list[SchemaField]:
+    """Every field of a record schema (nested ones as dotted paths), in document order."""
+    return [
+        SchemaField(
+            spot.path,
+            type_label(spot.field.get("type")),
+            doc if isinstance(doc := spot.field.get("doc"), str) else None,
+            spot.is_pii,
+        )
+        for spot in avro_walk.fields(schema)
+    ]
+
+
+def schema_changes(registered: Mapping[str, Any], local: Mapping[str, Any]) -> list[SchemaChange]:
+    """Fields added, removed or retyped from the registered schema to the local one."""
+    before = {f.name: f.type for f in schema_fields(registered)}
+    after = {f.name: f.type for f in schema_fields(local)}
+    changes = [
+        SchemaChange(name, "removed", before=before[name]) for name in before if name not in after
+    ]
+    for name, kind in after.items():
+        if name not in before:
+            changes.append(SchemaChange(name, "added", after=kind))
+        elif before[name] != kind:
+            changes.append(SchemaChange(name, "type changed", before[name], kind))
+    return sorted(changes, key=lambda c: c.field)
+
+
+def field_line(schema_text: str, path: str) -> int | None:
+    """The line of field ``path`` in the `.avsc` text (None when not found)."""
+    try:
+        document = json.loads(schema_text)
+    except ValueError:
+        return None
+    spot = next((s for s in avro_walk.fields(document) if s.path == path), None)
+    return None if spot is None else locate.line_of(locate.compose(schema_text), spot.loc)
+
+
+def ownership_refusal(
+    product: DataProduct, principal: str | None, descriptor_file: str, domain_line: int | None
+) -> Refusal | None:
+    """A refusal when ``principal`` may not write ``product`` (the registry would answer 403)."""
+    if principal is None or principal in (ADMIN_PRINCIPAL, product.domain):
+        return None
+    return Refusal(
+        policy="ownership",
+        message=f"product {product.name} belongs to domain {product.domain}, but "
+        f"MESH_REGISTRY_PRINCIPAL is {principal}: the registry answers 403 to writes of "
+        f"another domain's products",
+        fix=f"apply with {product.domain}'s credential (MESH_REGISTRY_PRINCIPAL={product.domain}"
+        f" and its MESH_REGISTRY_TOKEN), or move the descriptor to {product.domain}'s project",
+        file=descriptor_file,
+        line=domain_line,
+        product=product.name,
+    )
+
+
+def compatibility_refusal(
+    plan: ProductPlan, messages: Sequence[str], schema_text: str, next_version: int
+) -> Refusal:
+    """The refusal of an incompatible schema change, at the first changed field's line."""
+    first = plan.schema_changes[0] if plan.schema_changes else None
+    line = field_line(schema_text, first.field) if first is not None else None
+    changed = "; ".join(c.describe() for c in plan.schema_changes) or "the schema"
+    return Refusal(
+        policy="schema-compatibility",
+        message=f"{plan.subject}: {changed} breaks {plan.compatibility_level} against the "
+        f"registered version {plan.registered_version} ({'; '.join(messages)})",
+        fix="give a new field a default, keep removed fields (or give them defaults), keep "
+        f"field types; or make it a new major version (`version: {next_version}` in the "
+        "descriptor: a new topic and subject)",
+        file=plan.schema_file,
+        line=line or 1,
+        product=plan.name,
+    )

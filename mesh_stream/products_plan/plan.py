@@ -1,0 +1,411 @@
+"""Gathering a plan, read-only: the project's files, the registry's products, schemas and
+compatibility verdicts, the cluster's topics and ACLs, and the project's lint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import ConfigResource
+from confluent_kafka.admin._resource import ResourceType
+
+from mesh_stream.descriptor import DataProduct, descriptor_files, load_descriptor
+from mesh_stream.errors import (
+    ConfigurationError,
+    DescriptorError,
+    KafkaSecurityError,
+    ProductNotFoundError,
+    SchemaError,
+    SchemaNotFoundError,
+    SubjectNotFoundError,
+)
+from mesh_stream.governance import locate
+from mesh_stream.governance.acl_plan import REGISTRY_PRINCIPAL, plan_acls
+from mesh_stream.governance.model import Severity
+from mesh_stream.governance.repository import LintReport, lint_project
+from mesh_stream.kafka import topics
+from mesh_stream.kafka.acls import Acl, describe_acls, diff
+from mesh_stream.kafka.clients import make_admin
+from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.products_plan.judge import (
+    compatibility_refusal,
+    descriptor_changes,
+    ownership_refusal,
+    schema_changes,
+    schema_fields,
+)
+from mesh_stream.products_plan.model import (
+    AclStatus,
+    ProductPlan,
+    ProjectPlan,
+    Refusal,
+    SchemaChange,
+    Status,
+    TopicStatus,
+)
+from mesh_stream.project import MeshProject
+from mesh_stream.registry.client import RegistryClient
+from mesh_stream.schema.avro import normalize, parse_schema
+
+
+@dataclass
+class _Local:
+    product: DataProduct
+    descriptor_file: str
+    descriptor_node: Any
+    schema_file: str
+    schema_text: str | None
+    schema_json: dict[str, Any] | None
+
+
+def _relative(project: MeshProject, path: Path) -> str:
+    with contextlib.suppress(ValueError):
+        return path.resolve().relative_to(project.root).as_posix()
+    return str(path)
+
+
+def _descriptor_paths(project: MeshProject) -> dict[str, Path]:
+    """Product name -> its descriptor file (the files `MeshProject.descriptors` reads)."""
+    found: dict[str, Path] = {}
+    for path in descriptor_files(project.descriptors_dir):
+        with contextlib.suppress(DescriptorError):
+            found[load_descriptor(path).name] = path
+    return found
+
+
+def _load_local(project: MeshProject, products: Iterable[DataProduct]) -> list[_Local]:
+    files = _descriptor_paths(project)
+    loaded = []
+    for product in products:
+        path = files.get(product.name, project.descriptors_dir)
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        schema_path = project.schema_path(product)
+        schema_text: str | None = None
+        schema_json: dict[str, Any] | None = None
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            schema_text = schema_path.read_text(encoding="utf-8")
+        if schema_text is not None:
+            with contextlib.suppress(ValueError, SchemaError, RecursionError):
+                parse_schema(schema_text)
+                decoded = json.loads(schema_text)
+                schema_json = decoded if isinstance(decoded, dict) else None
+        loaded.append(
+            _Local(
+                product,
+                _relative(project, path),
+                locate.compose(text),
+                _relative(project, schema_path),
+                schema_text,
+                schema_json,
+            )
+        )
+    return loaded
+
+
+def _registered_document(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The registry's descriptor in the form ``DataProduct.to_document`` gives locally."""
+    known = {info.alias or name for name, info in DataProduct.model_fields.items()}
+    kept = {k: v for k, v in document.items() if k in known}
+    try:
+        return DataProduct.model_validate(kept).to_document()
+    except ValueError:
+        return kept
+
+
+def _plan_registry(plan: ProductPlan, local: _Local, registry: RegistryClient) -> None:
+    product = local.product
+    try:
+        registered = registry.get_product(product.name)
+    except ProductNotFoundError:
+        plan.descriptor = Status.NEW
+    else:
+        plan.descriptor_changes = descriptor_changes(
+            _registered_document(registered), product.to_document()
+        )
+        plan.descriptor = Status.CHANGED if plan.descriptor_changes else Status.UNCHANGED
+    try:
+        latest = registry.get_latest(plan.subject)
+    except SubjectNotFoundError:
+        plan.schema = Status.NEW if local.schema_json is not None else Status.UNKNOWN
+        plan.compatibility_level = product.compatibility.value
+        if local.schema_json is not None:
+            plan.schema_changes = [
+                SchemaChange(f.name, "added", after=f.type)
+                for f in schema_fields(local.schema_json)
+            ]
+        return
+    plan.registered_version = latest.version
+    level = registry.get_compatibility(plan.subject)
+    plan.compatibility_level = level
+    if level != product.compatibility.value:
+        plan.level_change = (level, product.compatibility.value)
+    if local.schema_json is None or local.schema_text is None:
+        return  # lint names what is wrong with the local schema
+    if normalize(local.schema_text) == normalize(latest.schema):
+        plan.schema = Status.UNCHANGED
+        plan.compatible = True
+        return
+    older = _older_version(registry, plan.subject, local.schema_text)
+    if older is not None:
+        # Registering it again would only return its id: the latest version stays.
+        plan.schema = Status.UNCHANGED
+        plan.compatible = True
+        plan.warnings.append(
+            f"{local.schema_file} is version {older} of {plan.subject}, older than the latest "
+            f"version {latest.version}: apply leaves the registry as it is; publishers of this "
+            f"project write with version {older}"
+        )
+        return
+    plan.schema = Status.CHANGED
+    plan.schema_changes = schema_changes(json.loads(latest.schema), local.schema_json)
+    against = None if level.endswith("_TRANSITIVE") else "latest"
+    messages = registry.check_compatibility(plan.subject, local.schema_text, version=against)
+    plan.compatible = not messages
+    plan.compatibility_messages = list(messages)
+    if messages:
+        plan.refusals.append(
+            compatibility_refusal(plan, messages, local.schema_text, product.version + 1)
+        )
+
+
+def _older_version(registry: RegistryClient, subject: str, schema_text: str) -> int | None:
+    """The version ``schema_text`` already has under ``subject``, if any."""
+    try:
+        return registry.lookup(subject, schema_text).version
+    except SchemaNotFoundError:
+        return None
+
+
+def _plan_topic(
+    plan: ProductPlan,
+    local: _Local,
+    conn: KafkaConnection,
+    admin: AdminClient,
+    cluster: topics.ClusterInfo,
+    existing: Collection[str],
+) -> None:
+    try:
+        spec = topics.product_topic_spec(local.product, cluster)
+    except ConfigurationError as exc:
+        plan.refusals.append(
+            Refusal(
+                policy="topic-spec",
+                message=str(exc),
+                fix="lower `replication_factor` or leave it unset",
+                file=local.descriptor_file,
+                line=locate.line_of(local.descriptor_node, ("replication_factor",)),
+                product=plan.name,
+            )
+        )
+        return
+    plan.topic_spec = f"{spec.partitions} partition(s), RF {spec.replication_factor}, " + ", ".join(
+        f"{k}={v}" for k, v in sorted(spec.config.items())
+    )
+    # Asking for one topic by name may auto-create it on brokers that allow that, so only a
+    # topic already in the full listing is described: a plan never writes.
+    state = topics.describe_topic(admin, conn, spec.name) if spec.name in existing else None
+    if state is None:
+        plan.topic_status = TopicStatus.MISSING
+        return
+    drift = topics.differences(spec, state)
+    plan.topic_status = TopicStatus.DRIFTED if drift else TopicStatus.AS_SPECIFIED
+    plan.topic_drift = [d.describe() for d in drift]
+    if drift:
+        plan.warnings.append(
+            f"topic {spec.name} differs from its descriptor: "
+            + "; ".join(plan.topic_drift)
+            + " (apply never alters an existing topic: change it with kafka-configs / "
+            "kafka-reassign-partitions, or make the descriptor match)"
+        )
+
+
+def domain_acls(
+    products: Sequence[DataProduct], domains: Sequence[str], registry_principal: str
+) -> list[Acl]:
+    """The ACLs a domain's own apply grants: the project's domains' grants and the readers
+    of its products (the registry's own grants are the platform's, `mesh acl apply`)."""
+    planned = plan_acls(products, domains=domains, registry_principal=registry_principal)
+    return [acl for acl in planned.acls if acl.principal != registry_principal]
+
+
+def _no_authorizer(exc: KafkaSecurityError) -> bool:
+    cause = exc.__cause__
+    error = cause.args[0] if isinstance(cause, KafkaException) and cause.args else None
+    return isinstance(error, KafkaError) and error.code() == KafkaError.SECURITY_DISABLED
+
+
+def has_authorizer(admin: AdminClient, timeout: float = 15.0) -> bool | None:
+    """Whether the brokers run an authorizer (``authorizer.class.name`` set); None when
+    their config cannot be read. (Kafka 4 answers DescribeAcls with an empty list rather
+    than SECURITY_DISABLED when there is none, so the ACLs alone do not tell.)"""
+    try:
+        brokers = sorted(admin.list_topics(timeout=timeout).brokers)
+        if not brokers:
+            return None
+        resource = ConfigResource(ResourceType.BROKER, str(brokers[0]))
+        entries = admin.describe_configs([resource], request_timeout=timeout)[resource]
+        entry = entries.result(timeout).get("authorizer.class.name")
+    except KafkaException:
+        return None
+    return None if entry is None else bool(entry.value)
+
+
+def _plan_acls(
+    plan: ProjectPlan, conn: KafkaConnection, admin: AdminClient, products: Sequence[DataProduct]
+) -> None:
+    wanted = domain_acls(products, plan.domains, REGISTRY_PRINCIPAL)
+    if has_authorizer(admin) is False:
+        plan.acl_status = AclStatus.NO_AUTHORIZER
+        plan.acl_note = "the cluster has no authorizer: it keeps no ACLs, none to grant"
+        return
+    try:
+        existing = describe_acls(conn)
+    except KafkaSecurityError as exc:
+        if _no_authorizer(exc):
+            plan.acl_status = AclStatus.NO_AUTHORIZER
+            plan.acl_note = "the cluster has no authorizer: it keeps no ACLs, none to grant"
+        else:
+            plan.acl_status = AclStatus.UNREADABLE
+            plan.acl_note = (
+                f"cannot read the cluster's ACLs ({exc}); apply leaves them alone: an "
+                "administrator grants them with `mesh acl apply`"
+            )
+            plan.warnings.append(plan.acl_note)
+        return
+    plan.acls_missing = list(diff(wanted, existing, lambda _acl: False).create)
+    plan.acl_status = AclStatus.MISSING if plan.acls_missing else AclStatus.IN_PLACE
+
+
+def _lint_refusals(report: LintReport) -> tuple[list[Refusal], list[str]]:
+    refusals, warnings = [], []
+    for violation in report.violations:
+        if violation.severity is Severity.ERROR:
+            field_text = f"{violation.field}: " if violation.field else ""
+            refusals.append(
+                Refusal(
+                    policy=violation.policy,
+                    message=f"{field_text}{violation.message}",
+                    fix=violation.fix,
+                    file=violation.file,
+                    line=violation.line,
+                    product=violation.product,
+                )
+            )
+        elif violation.severity is Severity.WARNING:
+            warnings.append(f"{violation.location}: [{violation.policy}] {violation.message}")
+    return refusals, warnings
+
+
+class RegistryCatalog:
+    """The registry's products as a governance catalog, so the lint of a plan finds inputs
+    that live in other domains' repositories (read-only; each product asked once)."""
+
+    def __init__(self, registry: RegistryClient) -> None:
+        self.registry = registry
+        self._documents: dict[str, dict[str, Any] | None] = {}
+
+    def _document(self, name: str) -> dict[str, Any] | None:
+        if name not in self._documents:
+            try:
+                self._documents[name] = self.registry.get_product(name)
+            except ProductNotFoundError:
+                self._documents[name] = None
+        return self._documents[name]
+
+    def known(self, name: str) -> bool:
+        return self._document(name) is not None
+
+    def product(self, name: str) -> DataProduct | None:
+        document = self._document(name)
+        if document is None:
+            return None
+        try:
+            return DataProduct.model_validate(_registered_document(document))
+        except ValueError:
+            return None
+
+    def schema(self, name: str) -> Mapping[str, Any] | None:
+        product = self.product(name)
+        if product is None:
+            return None
+        try:
+            parsed = json.loads(self.registry.get_latest(product.value_subject).schema)
+        except (SubjectNotFoundError, ValueError):
+            return None
+        return parsed if isinstance(parsed, dict) else None
+
+    def downstream(self, name: str) -> list[str]:
+        document = self._document(name) or {}
+        return sorted(str(d) for d in document.get("registry", {}).get("downstream", []))
+
+
+def plan_project(
+    project: MeshProject,
+    registry: RegistryClient,
+    conn: KafkaConnection | None,
+    *,
+    principal: str | None,
+) -> ProjectPlan:
+    """The plan of ``project`` against ``registry`` and (when given) the cluster of ``conn``.
+
+    Read-only: nothing is registered, created or granted.
+    """
+    plan = ProjectPlan(
+        root=project.root,
+        domains=project.domains,
+        registry_url=registry.url,
+        bootstrap_servers=conn.bootstrap_servers if conn is not None else None,
+    )
+    report = lint_project(project, outside=RegistryCatalog(registry))
+    plan.lint_errors, plan.lint_warnings = report.errors, report.warnings
+    lint_refusals, plan.warnings = _lint_refusals(report)
+    try:
+        products = project.descriptors()
+    except DescriptorError as exc:
+        products = []
+        if not lint_refusals:
+            plan.refusals += [
+                Refusal("descriptor-valid", line, "fix the descriptor as the message says")
+                for line in str(exc).splitlines()
+            ]
+    by_product: dict[str, list[Refusal]] = {}
+    for refusal in lint_refusals:
+        if refusal.product is not None and any(p.name == refusal.product for p in products):
+            by_product.setdefault(refusal.product, []).append(refusal)
+        else:
+            plan.refusals.append(refusal)
+    admin = make_admin(conn, {"log_level": 0}) if conn is not None else None
+    cluster = topics.cluster_info(conn, admin=admin) if conn is not None else None
+    existing = set(admin.list_topics(timeout=30).topics) if admin is not None else set()
+    for local in _load_local(project, products):
+        product = local.product
+        item = ProductPlan(
+            name=product.name,
+            topic=product.topic,
+            subject=product.value_subject,
+            descriptor_file=local.descriptor_file,
+            schema_file=local.schema_file,
+            refusals=by_product.get(product.name, []),
+        )
+        owner = ownership_refusal(
+            product,
+            principal,
+            local.descriptor_file,
+            locate.line_of(local.descriptor_node, ("domain",)),
+        )
+        if owner is not None:
+            item.refusals.insert(0, owner)
+        _plan_registry(item, local, registry)
+        if conn is not None and admin is not None and cluster is not None:
+            _plan_topic(item, local, conn, admin, cluster, existing)
+        plan.products.append(item)
+    if conn is not None and admin is not None and products:
+        _plan_acls(plan, conn, admin, products)
+    return plan
