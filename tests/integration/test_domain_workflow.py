@@ -47,7 +47,12 @@ def registry(kafka: KafkaAddress) -> Iterator[Registry]:
 
     from mesh_stream.registry.service.server import RegistryServer, build_registry
 
-    tokens = {"admin": "admin-secret", "inventory": "inv-secret", "orders": "orders-secret"}
+    tokens = {
+        "admin": "admin-secret",
+        "inventory": "inv-secret",
+        "orders": "orders-secret",
+        "reporting": "reporting-secret",
+    }
     session = uuid.uuid4().hex[:8]
     settings = MeshSettings(
         bootstrap_servers=kafka.bootstrap_servers,
@@ -288,6 +293,28 @@ def test_a_domain_team_ships_a_product_from_its_own_repository(
         worker.wait(30)
         log.close()
     assert totals == EXPECTED_TOTALS, (workspace / "processor.log").read_text()[-3000:]
+
+    # Another domain's repository builds on the product, which it finds in the registry only.
+    reporting = workspace / "reporting"
+    assert _mesh(["init", "reporting", str(reporting)], workspace, env).exit_code == 0
+    (reporting / "domains/reporting/products/item-totals.yaml").write_text(
+        ITEM_TOTALS.replace("inventory.item-totals", "reporting.item-totals")
+        .replace("domain: inventory", "domain: reporting")
+        .replace("schemas/inventory/", "schemas/reporting/")
+        .replace("team: inventory-team, contact: inventory-team@", "team: bi, contact: bi@")
+    )
+    (reporting / "schemas/reporting/item-totals.avsc").write_text(json.dumps(ITEM_TOTALS_SCHEMA))
+    as_reporting = _env(kafka, registry, "reporting")
+    assert _mesh(["lint"], reporting, as_reporting).exit_code == 1  # the input is not local
+    plan = _mesh(["products", "plan", "--json"], reporting, as_reporting)
+    assert plan.exit_code == 0, plan.stdout + plan.stderr
+    assert _mesh(["products", "apply"], reporting, as_reporting).exit_code == 0
+    lineage = _mesh(
+        ["products", "lineage", PRODUCT, "--direction", "downstream", "--json"], reporting, env
+    )
+    assert [
+        edge["to"] for edge in json.loads(lineage.stdout)["edges"] if edge["to"].startswith("rep")
+    ] == ["reporting.item-totals"]
 
 
 def test_refused_applies_name_the_file_and_write_nothing(
