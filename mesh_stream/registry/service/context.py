@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mesh_stream.errors import (
     AuthenticationError,
     ProductRejectedError,
+    RegistryUnavailableError,
     TooManyRequestsError,
 )
 from mesh_stream.registry.error_codes import status_and_code
@@ -106,7 +107,14 @@ async def caller(request: Request) -> str | None:
     header = request.headers.get("authorization")
     principal = None
     if header is not None:
-        principal = await authenticate(found, header, client_address(request))
+        try:
+            principal = await authenticate(found, header, client_address(request))
+        except RegistryUnavailableError:
+            # Kafka cannot say whether the credential was revoked. An open read needs no
+            # principal, so it is served from the view as an anonymous one would be (SDK
+            # reads keep working while a partition leader moves); anything else is a 503.
+            if found.read_requires_auth or request.method not in ("GET", "HEAD"):
+                raise
     if found.read_requires_auth:
         action = (
             "reading the registry"

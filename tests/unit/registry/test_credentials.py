@@ -10,10 +10,13 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
+from mesh_stream.errors import RegistryUnavailableError
 from mesh_stream.registry.service import InMemoryStore, create_app
 from mesh_stream.registry.service.auth import Credentials, token_id
 from mesh_stream.registry.service.credentials import principal_problem
@@ -285,3 +288,29 @@ def test_the_principal_rule() -> None:
     assert "bootstrap principal" in (principal_problem("admin") or "")
     assert "not a domain name" in (principal_problem("a\x00b") or "")
     assert "longer than 64" in (principal_problem("a" * 65) or "")
+
+
+class KafkaGone(InMemoryStore):
+    """A store whose log end cannot be asked (Kafka unreachable, a leader moving)."""
+
+    def catch_up_view(self, timeout: float) -> None:  # noqa: ARG002
+        raise RegistryUnavailableError("Kafka did not answer", status=503, error_code=50302)
+
+
+@pytest.mark.parametrize("read_requires_auth", [False, True])
+def test_when_kafka_cannot_confirm_a_credential_only_open_reads_are_served(
+    read_requires_auth: bool,
+) -> None:
+    app = create_app(
+        KafkaGone(), credentials=Credentials(TOKENS), read_requires_auth=read_requires_auth
+    )
+    client = TestClient(app, raise_server_exceptions=False)
+    read = client.get("/subjects", auth=ORDERS)
+    write = _register(client, ORDERS, "orders.x.v1-value")
+    assert (write.status_code, write.json()["error_code"]) == (503, 50302)
+    if read_requires_auth:  # a read that needs the principal cannot trust it: 503
+        assert (read.status_code, read.json()["error_code"]) == (503, 50302)
+    else:  # an open read needs no principal: served as to an anonymous caller
+        assert read.status_code == 200
+    assert client.get("/subjects", auth=ADMIN).status_code == 200  # the bootstrap admin
+    assert _register(client, ADMIN, "orders.x.v1-value").status_code == 200
