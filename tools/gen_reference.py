@@ -349,7 +349,13 @@ def stale() -> list[Path]:
     ]
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    """Rewrite the stale pages; with ``--check``, only name them (exit status 1 if any)."""
+    if argv == ["--check"]:
+        names = [str(path.relative_to(ROOT)) for path in stale()]
+        for name in names:
+            print(f"{name}: stale, run `make reference`")
+        return 1 if names else 0
     REFERENCE.mkdir(parents=True, exist_ok=True)
     for path, text in generated().items():
         if not path.exists() or path.read_text(encoding="utf-8") != text:
@@ -359,4 +365,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
