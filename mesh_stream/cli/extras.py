@@ -9,6 +9,7 @@ command checking up front, and an import failing inside a command) word it here.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from importlib.util import find_spec
 
@@ -36,13 +37,17 @@ def require_extras(*extras: str) -> None:
     """Refuse the running command, naming the first of ``extras`` not installed; for commands
     whose extra would otherwise fail later, in a child process (``mesh up``)."""
     context = click.get_current_context(silent=True)
-    command = context.command_path if context is not None else "this command"
+    # The root's name is the program's (`mesh`), also when a test invokes the group itself.
+    words = context.command_path.split()[1:] if context is not None else ["this", "command"]
+    command = " ".join(["mesh", *words])
     for extra in extras:
         if not all(_installed(module) for module in EXTRA_MODULES[extra]):
             raise missing_extra(command, extra)
 
 
 def _installed(module: str) -> bool:
+    if sys.modules.get(module) is not None:
+        return True  # imported already (faust swaps in a module object without __spec__)
     try:
         return find_spec(module) is not None
     except (ImportError, ValueError):  # ValueError: a module blocked by None in sys.modules

@@ -72,3 +72,24 @@ def test_an_extra_import_failing_inside_a_command_is_translated_too() -> None:
     assert message == f"mesh broker start needs the broker extra: {INSTALL.format(extra='broker')}"
     other = ModuleNotFoundError("No module named 'numpy'", name="numpy")
     assert explain_missing_module(other, cli, ["broker", "start"]) is None
+
+
+def test_an_imported_extra_counts_as_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """faust replaces its module in sys.modules by one without ``__spec__``, on which
+    importlib's find_spec raises: once imported, an extra is there."""
+    import types
+
+    import click
+
+    from mesh_stream.cli.extras import require_extras
+
+    for name in EXTRA_MODULES["processing"]:
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))  # __spec__ is None
+    with click.Context(click.Command("up"), info_name="cli"):
+        require_extras("processing")  # does not raise
+    monkeypatch.setitem(sys.modules, "rocksdict", None)
+    with (
+        click.Context(click.Command("up"), info_name="cli"),
+        pytest.raises(Exception, match=r"^mesh needs the processing extra"),
+    ):
+        require_extras("processing")
