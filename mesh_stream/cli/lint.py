@@ -10,9 +10,27 @@ import click
 from mesh_stream.governance.config import GLOBAL_POLICIES_FILE, load_governance
 from mesh_stream.governance.model import Severity, Violation
 from mesh_stream.governance.repository import lint_project, project_policies
+from mesh_stream.products_plan.plan import RegistryCatalog
 from mesh_stream.project import MeshProject, find_project, load_project
+from mesh_stream.registry.client import RegistryClient
+from mesh_stream.settings import MeshSettings
 
 _COLOURS = {Severity.ERROR: "red", Severity.WARNING: "yellow"}
+LOOKUP_TIMEOUT = 5.0
+"""Seconds to wait for the registry when looking up inputs from other repositories."""
+
+
+def _registry(settings: MeshSettings) -> RegistryClient:
+    """A client asking the registry once per product (no retries): lint must not hang in a
+    CI job that has no registry, it reports such inputs as unverifiable instead."""
+    token = settings.registry_token.get_secret_value() if settings.registry_token else None
+    return RegistryClient(
+        settings.registry_url,
+        principal=settings.registry_principal,
+        token=token,
+        timeout=LOOKUP_TIMEOUT,
+        retry_seconds=0,
+    )
 
 
 def _show(violation: Violation) -> None:
@@ -69,7 +87,9 @@ def lint(
     holding mesh.yaml); its mesh.yaml says where descriptors (`products`, default domains/)
     and schemas (`schemas`, default schemas/) live, and the global policy file (`policies`,
     default PATH/mesh-policies.yaml). Each domain may override, in
-    <products>/<domain>/policies.yaml, what the global set marks overridable. Every
+    <products>/<domain>/policies.yaml, what the global set marks overridable. Inputs that
+    live in other domains' repositories are looked up in the registry (MESH_REGISTRY_URL);
+    when it cannot be reached they are reported as unverified warnings. Every
     violation is printed with file:line, field, policy, why the policy exists and how to fix
     it. Exit status 1 when there is an error-level violation, else 0.
     """
@@ -83,7 +103,9 @@ def lint(
     if list_policies:
         _list_policies(project, policies_file)
         return
-    report = lint_project(project, policies_file)
+    with _registry(ctx.obj) as registry:
+        catalog = RegistryCatalog(registry)
+        report = lint_project(project, policies_file, outside=catalog)
     path = project.root
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
@@ -95,5 +117,12 @@ def lint(
             f"product(s) under {path} (policies: {report.policies_source or 'built-in defaults'})"
         )
         click.secho(summary, fg="red" if report.errors else "green", err=True)
+    if catalog.unreachable is not None:
+        click.secho(
+            f"inputs from other repositories not verified: the registry at {registry.url} is "
+            f"unreachable; set MESH_REGISTRY_URL to the mesh's registry",
+            fg="yellow",
+            err=True,
+        )
     if report.errors:
         ctx.exit(1)

@@ -17,8 +17,9 @@ from mesh_stream.descriptor import DataProduct
 class Catalog(Protocol):
     """Read-only view of the mesh's products."""
 
-    def known(self, name: str) -> bool:
-        """Whether the mesh has a product ``name`` (even one whose descriptor does not load)."""
+    def known(self, name: str) -> bool | None:
+        """Whether the mesh has a product ``name`` (even one whose descriptor does not load);
+        None when this catalog cannot tell now (the registry behind it is unreachable)."""
         ...
 
     def product(self, name: str) -> DataProduct | None:
@@ -72,8 +73,8 @@ class LayeredCatalog:
         self.local = local
         self.outside = outside
 
-    def known(self, name: str) -> bool:
-        return self.local.known(name) or self.outside.known(name)
+    def known(self, name: str) -> bool | None:
+        return True if self.local.known(name) else self.outside.known(name)
 
     def product(self, name: str) -> DataProduct | None:
         if self.local.known(name):

@@ -25,7 +25,7 @@ def check_product(
             violations.append(
                 Violation(
                     policy=name,
-                    severity=rule.severity,
+                    severity=_capped(rule.severity, finding.at_most),
                     message=finding.message,
                     why=rule.policy.why,
                     fix=rule.policy.fix,
@@ -36,3 +36,11 @@ def check_product(
                 )
             )
     return violations
+
+
+_RANK = {Severity.OFF: 0, Severity.WARNING: 1, Severity.ERROR: 2}
+
+
+def _capped(severity: Severity, cap: Severity | None) -> Severity:
+    """``severity``, lowered to ``cap`` when the finding carries one."""
+    return cap if cap is not None and _RANK[cap] < _RANK[severity] else severity

@@ -40,6 +40,9 @@ class Finding:
     field: str | None = None
     loc: Loc = ()
     in_schema: bool = False
+    at_most: Severity | None = None
+    """A cap on the rule's severity: a problem the check could not confirm (e.g. an input
+    the unreachable registry could not be asked about) is a warning, never an error."""
 
 
 @dataclass(frozen=True)

@@ -450,7 +450,18 @@ def check_inputs_exist(review: Review, _params: NoParams) -> Iterator[Finding]:
             yield Finding(
                 f"{product.name!r} lists itself as an input", f"inputs[{index}]", ("inputs", index)
             )
-        elif not review.catalog.known(name):
+            continue
+        known = review.catalog.known(name)
+        if known is None:
+            yield Finding(
+                f"input {name!r} is not in this repository and could not be verified: the "
+                f"registry is unreachable; set MESH_REGISTRY_URL to the mesh's registry to "
+                f"check it",
+                f"inputs[{index}]",
+                ("inputs", index),
+                at_most=Severity.WARNING,
+            )
+        elif not known:
             yield Finding(
                 f"input {name!r} is not a product of the mesh",
                 f"inputs[{index}]",

@@ -22,6 +22,7 @@ from mesh_stream.errors import (
     DescriptorError,
     KafkaSecurityError,
     ProductNotFoundError,
+    RegistryUnavailableError,
     SchemaError,
     SchemaNotFoundError,
     SubjectNotFoundError,
@@ -304,23 +305,34 @@ def _lint_refusals(report: LintReport) -> tuple[list[Refusal], list[str]]:
 
 
 class RegistryCatalog:
-    """The registry's products as a governance catalog, so the lint of a plan finds inputs
-    that live in other domains' repositories (read-only; each product asked once)."""
+    """The registry's products as a governance catalog, so a lint (`mesh lint`, and the
+    lint of a plan) finds inputs that live in other domains' repositories (read-only; each
+    product asked once).
+
+    An unreachable registry is remembered in :attr:`unreachable` and asked no more: its
+    products are then unknown, neither present nor missing (``known`` answers None).
+    """
 
     def __init__(self, registry: RegistryClient) -> None:
         self.registry = registry
+        self.unreachable: RegistryUnavailableError | None = None
         self._documents: dict[str, dict[str, Any] | None] = {}
 
     def _document(self, name: str) -> dict[str, Any] | None:
-        if name not in self._documents:
+        if name not in self._documents and self.unreachable is None:
             try:
                 self._documents[name] = self.registry.get_product(name)
             except ProductNotFoundError:
                 self._documents[name] = None
-        return self._documents[name]
+            except RegistryUnavailableError as exc:
+                self.unreachable = exc
+        return self._documents.get(name)
 
-    def known(self, name: str) -> bool:
-        return self._document(name) is not None
+    def known(self, name: str) -> bool | None:
+        document = self._document(name)
+        if document is None and name not in self._documents:
+            return None
+        return document is not None
 
     def product(self, name: str) -> DataProduct | None:
         document = self._document(name)
@@ -338,6 +350,9 @@ class RegistryCatalog:
         try:
             parsed = json.loads(self.registry.get_latest(product.value_subject).schema)
         except (SubjectNotFoundError, ValueError):
+            return None
+        except RegistryUnavailableError as exc:
+            self.unreachable = exc
             return None
         return parsed if isinstance(parsed, dict) else None
 

@@ -305,7 +305,9 @@ def test_a_domain_team_ships_a_product_from_its_own_repository(
     )
     (reporting / "schemas/reporting/item-totals.avsc").write_text(json.dumps(ITEM_TOTALS_SCHEMA))
     as_reporting = _env(kafka, registry, "reporting")
-    assert _mesh(["lint"], reporting, as_reporting).exit_code == 1  # the input is not local
+    lint = _mesh(["lint"], reporting, as_reporting)  # the input is found in the registry
+    assert lint.exit_code == 0, lint.stdout + lint.stderr
+    assert "inputs-exist" not in lint.stdout
     plan = _mesh(["products", "plan", "--json"], reporting, as_reporting)
     assert plan.exit_code == 0, plan.stdout + plan.stderr
     assert _mesh(["products", "apply"], reporting, as_reporting).exit_code == 0
