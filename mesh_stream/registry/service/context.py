@@ -64,8 +64,9 @@ def render_error(exc: Exception) -> RegistryJSONResponse:
     if isinstance(exc, ProductRejectedError):
         extra["violations"] = exc.violations
     response = error_response(status, code, message, **extra)
-    if isinstance(exc, TooManyRequestsError):
-        response.headers["Retry-After"] = str(exc.retry_after)
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(exc, TooManyRequestsError) or (status == 503 and retry_after is not None):
+        response.headers["Retry-After"] = str(retry_after)
     return response
 
 
@@ -109,11 +110,13 @@ async def caller(request: Request) -> str | None:
     if header is not None:
         try:
             principal = await authenticate(found, header, client_address(request))
-        except RegistryUnavailableError:
+        except RegistryUnavailableError as exc:
             # Kafka cannot say whether the credential was revoked. An open read needs no
             # principal, so it is served from the view as an anonymous one would be (SDK
-            # reads keep working while a partition leader moves); anything else is a 503.
+            # reads keep working while a partition leader moves); anything else is a 503
+            # that clients retry (a leader moves within seconds).
             if found.read_requires_auth or request.method not in ("GET", "HEAD"):
+                exc.retry_after = 1  # type: ignore[attr-defined]
                 raise
     if found.read_requires_auth:
         action = (

@@ -308,8 +308,10 @@ def test_when_kafka_cannot_confirm_a_credential_only_open_reads_are_served(
     read = client.get("/subjects", auth=ORDERS)
     write = _register(client, ORDERS, "orders.x.v1-value")
     assert (write.status_code, write.json()["error_code"]) == (503, 50302)
+    assert write.headers["retry-after"] == "1"  # clients retry: a leader moves in seconds
     if read_requires_auth:  # a read that needs the principal cannot trust it: 503
         assert (read.status_code, read.json()["error_code"]) == (503, 50302)
+        assert read.headers["retry-after"] == "1"
     else:  # an open read needs no principal: served as to an anonymous caller
         assert read.status_code == 200
     assert client.get("/subjects", auth=ADMIN).status_code == 200  # the bootstrap admin
