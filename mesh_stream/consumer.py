@@ -43,7 +43,7 @@ from confluent_kafka import (
 )
 from pydantic import BaseModel, ValidationError
 
-from mesh_stream.descriptor import DataProduct, resolve_product
+from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import (
     ConfigurationError,
     ConsumerError,
@@ -57,6 +57,13 @@ from mesh_stream.errors import (
 from mesh_stream.kafka.clients import make_consumer, make_producer
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 from mesh_stream.producer import FIXED_PRODUCER_CONFIG, ensure_topic, resolve_connection
+from mesh_stream.project import (
+    MeshProject,
+    load_project,
+    locate_project,
+    nearest_project_root,
+    resolve_product,
+)
 from mesh_stream.schema.codec import (
     READ_OPTIONS,
     DecodePlan,
@@ -67,7 +74,12 @@ from mesh_stream.schema.codec import (
     trailing_bytes_error,
 )
 from mesh_stream.schema.wire import HEADER_SIZE, MAGIC_BYTE
-from mesh_stream.settings import KAFKA_MAX_NAME_LENGTH, client_name_problem, quoted_name
+from mesh_stream.settings import (
+    KAFKA_MAX_NAME_LENGTH,
+    MeshSettings,
+    client_name_problem,
+    quoted_name,
+)
 
 if TYPE_CHECKING:
     from mesh_stream.registry.client import RegistryClient
@@ -306,6 +318,16 @@ _RETRY_FIRST = 0.1
 _RETRY_MAX = 2.0
 
 
+def _project_of(root: Path | None, settings: MeshSettings | None) -> MeshProject | None:
+    """The project product names resolve in (see :class:`ProductConsumer`); None: none."""
+    if settings is not None:
+        return locate_project(root, settings)
+    if root is not None:
+        return load_project(root)  # no mesh.yaml there: ProjectNotFoundError says so
+    found = nearest_project_root(Path.cwd())
+    return load_project(found) if found is not None else None
+
+
 class ProductConsumer:
     """Consume one or more products as decoded records, in a consumer group.
 
@@ -316,8 +338,11 @@ class ProductConsumer:
     the Avro schema to decode into; ``models`` to a pydantic model for ``value``. With
     ``dead_letters=False`` a poison pill raises :class:`DeserializationError` instead
     (the consumer has moved past it; catching the error and continuing skips it).
-    Product names are looked up in ``root/domains/`` first, then in the registry
-    (``root=None``: the registry only).
+    Product names resolve like :func:`~mesh_stream.producer.open_publisher` resolves them:
+    in the project (``root``, else ``settings.project_root`` i.e. ``MESH_PROJECT_ROOT``,
+    else the nearest ``mesh.yaml`` upwards from the working directory) when it holds the
+    product, else in the registry; outside any project, in the registry only. Descriptors
+    given as :class:`DataProduct` are used as they are (no project is looked for).
 
     The committed position never passes a record that was neither returned nor
     dead-lettered:
@@ -357,7 +382,8 @@ class ProductConsumer:
         dead_letters: bool = True,
         registry_wait_seconds: float = 300.0,
         config: Mapping[str, Any] | None = None,
-        root: Path | None = Path("."),
+        root: Path | None = None,
+        settings: MeshSettings | None = None,
     ) -> None:
         if not products:
             raise ValueError("give at least one product to consume")
@@ -379,8 +405,10 @@ class ProductConsumer:
         readers = dict(reader_schemas or {})
         chosen_models = dict(models or {})
         self._sources: dict[str, _Source] = {}
+        named = any(not isinstance(item, DataProduct) for item in products)
+        project = _project_of(root, settings) if named else None
         for item in products:
-            product = resolve_product(item, registry=registry, root=root)
+            product = resolve_product(item, project=project, registry=registry)
             decoder = RecordDecoder(
                 registry, readers.get(product.name), subject=product.value_subject
             )
