@@ -415,7 +415,7 @@ class ProductConsumer:
             self._sources[product.topic] = _Source(
                 product, decoder, chosen_models.get(product.name)
             )
-        settings = {
+        client_config = {
             "group.id": group_id,
             "auto.offset.reset": "earliest" if from_beginning else "latest",
             "enable.partition.eof": False,
@@ -426,8 +426,9 @@ class ProductConsumer:
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
         }
-        self._cooperative = "cooperative" in str(settings.get("partition.assignment.strategy"))
-        self._consumer = make_consumer(self.connection, settings)
+        strategy = client_config.get("partition.assignment.strategy")
+        self._cooperative = "cooperative" in str(strategy)
+        self._consumer = make_consumer(self.connection, client_config)
         self._new_topics = set() if from_beginning else self._missing_topics()
         self._consumer.subscribe(
             list(self._sources), on_assign=self._on_assign, on_revoke=self._on_revoke
