@@ -25,6 +25,7 @@ from pydantic import SecretStr
 
 from mesh_stream.errors import ConfigurationError
 from mesh_stream.kafka.connection import KafkaConnection, SaslMechanism, SecurityProtocol
+from mesh_stream.project import load_project, nearest_project_root
 
 PLAINTEXT = "plaintext"
 SASL = "sasl"
@@ -55,22 +56,19 @@ def check_mode(security: str) -> str:
     return security
 
 
-def find_domains(start: Path) -> list[str]:
-    """Domain names: the sub-folders of ``<root>/domains`` where root is the nearest folder
-    upwards holding ``mesh.yaml``, else ``start`` itself."""
-    root = start
-    for folder in (start, *start.parents):
-        if (folder / "mesh.yaml").is_file():
-            root = folder
-            break
-    domains = root / "domains"
-    if not domains.is_dir():
-        return []
-    return sorted(
-        entry.name
-        for entry in domains.iterdir()
-        if entry.is_dir() and _USER_NAME.match(entry.name) and entry.name != ADMIN
-    )
+def find_domains(start: Path, *, project_root: Path | None = None) -> list[str]:
+    """The domains of the project (``mesh.yaml``'s ``domains``, or the folders under its
+    ``products`` folder when it lists none): the project at ``project_root``
+    (``MESH_PROJECT_ROOT``), else the nearest folder from ``start`` upwards holding
+    ``mesh.yaml``; outside any project, none."""
+    if project_root is not None:
+        project = load_project(project_root)
+    else:
+        root = nearest_project_root(start)
+        if root is None:
+            return []
+        project = load_project(root)
+    return [domain for domain in project.domains if domain != ADMIN]
 
 
 def check_user_names(names: Iterable[str]) -> list[str]:

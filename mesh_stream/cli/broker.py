@@ -76,8 +76,8 @@ def broker() -> None:
 @click.option(
     "--domains",
     help="Comma-separated SCRAM users to make besides admin (secured modes). "
-    "[default: the folders under domains/ of the project (nearest mesh.yaml, else the "
-    "current directory)]",
+    "[default: the domains of the project's mesh.yaml (MESH_PROJECT_ROOT, else the nearest "
+    "mesh.yaml upwards); none outside a project]",
 )
 @click.pass_obj
 def start(
@@ -108,7 +108,7 @@ def start(
     users = (
         [name for name in domains.split(",") if name.strip()]
         if domains is not None
-        else find_domains(Path.cwd())
+        else find_domains(Path.cwd(), project_root=settings.project_root)
     )
     state = cluster.start(
         brokers=brokers,

@@ -17,7 +17,7 @@ from mesh_stream.broker.security import (
     find_domains,
     load_credentials,
 )
-from mesh_stream.errors import ConfigurationError
+from mesh_stream.errors import ConfigurationError, ProjectNotFoundError
 from mesh_stream.kafka import SecurityProtocol
 
 
@@ -33,22 +33,35 @@ def properties(text: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
-def test_domains_are_the_folders_under_the_project_root(tmp_path: Path) -> None:
-    for name in ("orders", "payments", "__pycache__", "Bad Name", "admin"):
-        (tmp_path / "domains" / name).mkdir(parents=True)
-    (tmp_path / "domains" / "runnables.py").write_text("")
-    (tmp_path / "mesh.yaml").write_text("name: x\n")
-    inner = tmp_path / "domains" / "orders" / "deep"
+def test_domains_are_the_ones_mesh_yaml_lists(tmp_path: Path) -> None:
+    for name in ("orders", "payments", "legacy"):
+        (tmp_path / "src" / name / "products").mkdir(parents=True)
+    (tmp_path / "mesh.yaml").write_text("domains: [orders, payments]\nproducts: src\n")
+    inner = tmp_path / "src" / "orders" / "deep"
     inner.mkdir()
     assert find_domains(inner) == ["orders", "payments"]  # the nearest mesh.yaml upwards
     assert find_domains(tmp_path) == ["orders", "payments"]
-    assert find_domains(tmp_path / "domains") == ["orders", "payments"]
 
 
-def test_without_mesh_yaml_the_start_folder_is_the_root(tmp_path: Path) -> None:
-    (tmp_path / "domains" / "shipping").mkdir(parents=True)
-    assert find_domains(tmp_path) == ["shipping"]
-    assert find_domains(tmp_path / "domains") == []
+def test_without_a_domains_list_the_products_folder_has_them(tmp_path: Path) -> None:
+    for name in ("orders", "payments"):
+        (tmp_path / "contracts" / name / "products").mkdir(parents=True)
+    (tmp_path / "contracts" / "notes").mkdir()  # no products/ inside: not a domain
+    (tmp_path / "domains" / "shipping").mkdir(parents=True)  # not the products folder
+    (tmp_path / "mesh.yaml").write_text("products: contracts\n")
+    assert find_domains(tmp_path) == ["orders", "payments"]
+
+
+def test_the_project_root_setting_wins_and_no_project_means_no_domains(tmp_path: Path) -> None:
+    project = tmp_path / "inventory"
+    project.mkdir()
+    (project / "mesh.yaml").write_text("domains: [inventory]\n")
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "domains" / "shipping").mkdir(parents=True)
+    assert find_domains(elsewhere) == []  # folders alone do not make a project
+    assert find_domains(elsewhere, project_root=project) == ["inventory"]
+    with pytest.raises(ProjectNotFoundError, match=r"holds no mesh\.yaml"):
+        find_domains(project, project_root=elsewhere)
 
 
 def test_user_names_are_checked_and_admin_comes_first() -> None:
