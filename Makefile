@@ -46,7 +46,7 @@ reference: install  ## regenerate the docs' reference pages (settings, CLI, ...)
 	$(BIN)/python tools/gen_reference.py
 
 docs: install  ## build the docs site into site/ (mkdocs --strict, offline)
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 test: kafka lint docs  ## everything CI runs: lint, type check, governance policies, all tests
 	$(BIN)/mesh lint
