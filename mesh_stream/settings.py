@@ -245,9 +245,10 @@ class MeshSettings(BaseSettings):
     )
     governance_root: Path | None = Field(
         default=None,
-        description="Project root whose mesh-policies.yaml and domains/<domain>/policies.yaml "
-        "the registry enforces; unset means MESH_PROJECT_ROOT (`mesh up` sets both to its "
-        "project), else the built-in policy defaults.",
+        description="Project root whose policies the registry enforces (the policy file its "
+        "mesh.yaml names and the <domain>/policies.yaml overrides in its products folder); "
+        "unset means MESH_PROJECT_ROOT (`mesh up` sets both to its project), else the built-in "
+        "policy defaults.",
     )
     kafka_version: str = Field(
         default=DEFAULT_KAFKA_VERSION,

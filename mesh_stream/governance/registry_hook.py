@@ -9,6 +9,7 @@ refuses the descriptor (HTTP 422) when an error-level problem comes back. File-b
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from mesh_stream.descriptor import DataProduct
@@ -17,6 +18,8 @@ from mesh_stream.governance.config import GovernanceConfig, load_governance
 from mesh_stream.governance.engine import check_product
 from mesh_stream.governance.model import Severity
 from mesh_stream.governance.policies import Review
+from mesh_stream.governance.repository import project_policies
+from mesh_stream.project import load_project
 from mesh_stream.registry.problems import CatalogView, DescriptorProblem, DescriptorValidator
 from mesh_stream.settings import MeshSettings
 
@@ -81,8 +84,17 @@ def governance_validators(settings: MeshSettings) -> tuple[DescriptorValidator, 
         root = settings.project_root
     if root is not None and not root.is_dir():
         raise ConfigurationError(
-            f"MESH_GOVERNANCE_ROOT={root} is not a folder; point it at the repository root "
-            f"holding mesh-policies.yaml and domains/, or unset it for the built-in policies"
+            f"MESH_GOVERNANCE_ROOT={root} is not a folder; point it at the project root "
+            f"(the folder of mesh.yaml), or unset it for the built-in policies"
         )
-    config = load_governance(root) if root is not None else GovernanceConfig()
-    return (registry_validator(config),)
+    return (registry_validator(project_governance(root) if root is not None else None),)
+
+
+def project_governance(root: Path) -> GovernanceConfig:
+    """The policies of the project at ``root``: the policy file its ``mesh.yaml`` names and
+    the domains' overrides in its ``products`` folder (``mesh-policies.yaml`` and
+    ``domains/`` when the folder has no ``mesh.yaml``)."""
+    project = load_project(root, defaults_without_file=True)
+    return load_governance(
+        project.root, project_policies(project), domains_dir=project.descriptors_dir
+    )
