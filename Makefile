@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml $(LOCK)
 install: $(STAMP)  ## create .venv: the locked dependencies, then mesh-stream itself (editable)
 
 # Keeps every locked version pyproject.toml still allows; `make lock UPGRADE=1` takes the newest.
-lock: install  ## re-resolve $(LOCK) from pyproject.toml's ranges and extras
+lock: install  ## re-resolve requirements/dev.lock from the ranges and extras of pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --all-extras --python $(BIN)/python $(if $(UPGRADE),--upgrade) \
 		--custom-compile-command 'make lock' --output-file $(LOCK)
 
