@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -31,6 +31,15 @@ KAFKA_MAX_TOPIC_LENGTH = 249
 
 
 @dataclass(frozen=True)
+class Layout:
+    """Where a project keeps its descriptors and schemas: the folders its ``mesh.yaml`` names
+    (``products``, ``schemas``), relative to the project root."""
+
+    products: PurePosixPath = field(default_factory=lambda: PurePosixPath("domains"))
+    schemas: PurePosixPath = field(default_factory=lambda: PurePosixPath("schemas"))
+
+
+@dataclass(frozen=True)
 class Review:
     """Everything a check may look at for one product."""
 
@@ -40,6 +49,9 @@ class Review:
     catalog: Catalog
     descriptor_file: PurePosixPath | None = None
     """Repository-relative path of the descriptor; None when it came through the registry."""
+    layout: Layout | None = None
+    """The project's folders; None when the product came through the registry, which holds
+    products of many repositories, each laid out as its own ``mesh.yaml`` says."""
 
 
 class NoParams(BaseModel):
@@ -147,17 +159,21 @@ BUILTIN_POLICIES["schema-has-product"] = Policy(
     "naming",
     why="Products, topics and subjects are found by name: `<domain>.<product>`, topic "
     "`<domain>.<product>.v<major>`, subject `<topic>-value`, descriptor file "
-    "`domains/<domain>/products/<product>.yaml`, schema under `schemas/<domain>/`.",
+    "`<products>/<domain>/products/<product>.yaml`, schema under `<schemas>/<domain>/` "
+    "(`<products>` and `<schemas>`: the folders the project's mesh.yaml names, `domains` and "
+    "`schemas` by default).",
     fix="Rename the file or change `name`/`schema` so they agree with the convention shown.",
 )
 def check_naming(review: Review, _params: NoParams) -> Iterator[Finding]:
     """Descriptor file, schema file and topic names follow the mesh's naming convention."""
     product = review.product
     domain, _, local_name = product.name.partition(".")
+    layout = review.layout
     path = review.descriptor_file
     if path is not None:
-        expected = PurePosixPath("domains", domain, "products", f"{local_name}{path.suffix}")
-        if path.parts[-4:] != expected.parts:
+        products = layout.products if layout is not None else Layout().products
+        expected = products / domain / "products" / f"{local_name}{path.suffix}"
+        if path.parts[-len(expected.parts) :] != expected.parts:
             yield Finding(
                 f"product {product.name!r} is described in {path}, but its descriptor must be "
                 f"{expected}",
@@ -165,10 +181,17 @@ def check_naming(review: Review, _params: NoParams) -> Iterator[Finding]:
                 ("name",),
             )
     schema_path = PurePosixPath(product.schema_file)
-    if schema_path.parts[:2] != ("schemas", domain) or schema_path.suffix != ".avsc":
+    if layout is not None:
+        folder = (layout.schemas / domain).parts
+        in_folder = schema_path.parts[: len(folder)] == folder
+        where = f"under {PurePosixPath(*folder)}/"
+    else:  # the registry: whichever schemas folder the owning repository uses
+        in_folder = domain in schema_path.parts[:-1]
+        where = f"in a {domain}/ folder"
+    if not in_folder or schema_path.suffix != ".avsc":
         yield Finding(
-            f"schema {product.schema_file!r} must be an `.avsc` file under schemas/{domain}/ "
-            f"(the contracts of domain {domain!r})",
+            f"schema {product.schema_file!r} must be an `.avsc` file {where} (the contracts of "
+            f"domain {domain!r})",
             "schema",
             ("schema",),
         )

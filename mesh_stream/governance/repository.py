@@ -1,4 +1,5 @@
-"""Lint a repository: every descriptor under ``domains/`` with its schema under ``schemas/``.
+"""Lint a project: every descriptor in its products folder with its schema (mesh.yaml's
+``products`` and ``schemas``; ``domains/`` and ``schemas/`` by default).
 
 Nothing here raises on bad input files: a descriptor that does not load, a schema that is
 missing or broken and an illegal domain override all become violations with file:line, so
@@ -26,7 +27,7 @@ from mesh_stream.governance.catalog import Catalog, LayeredCatalog, StaticCatalo
 from mesh_stream.governance.config import GLOBAL_POLICIES_FILE, GovernanceConfig, load_governance
 from mesh_stream.governance.engine import Locator, check_product
 from mesh_stream.governance.model import Finding, Loc, Severity, Violation
-from mesh_stream.governance.policies import BUILTIN_POLICIES, Review
+from mesh_stream.governance.policies import BUILTIN_POLICIES, Layout, Review
 from mesh_stream.project import MeshProject
 from mesh_stream.schema.avro import parse_schema
 
@@ -341,6 +342,14 @@ class _Layout:
     def products_name(self) -> str:
         return self.products.relative_to(self.root).as_posix()
 
+    @property
+    def policy_layout(self) -> Layout:
+        """The folders as the policies see them (``naming`` follows them)."""
+        return Layout(
+            PurePosixPath(self.products_name),
+            PurePosixPath(self.schemas.relative_to(self.root).as_posix()),
+        )
+
 
 def lint_project(
     project: MeshProject, policies_file: Path | None = None, *, outside: Catalog | None = None
@@ -408,7 +417,13 @@ def lint_repository(
     if outside is not None:
         catalog = LayeredCatalog(catalog, outside)
     for item in loaded:
-        review = Review(item.product, item.schema, catalog, PurePosixPath(item.descriptor.display))
+        review = Review(
+            item.product,
+            item.schema,
+            catalog,
+            PurePosixPath(item.descriptor.display),
+            layout.policy_layout,
+        )
         violations.extend(
             check_product(review, config.rules_for(item.product.domain), _locator(item))
         )

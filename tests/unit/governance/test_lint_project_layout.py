@@ -1,7 +1,6 @@
-"""`mesh lint` and the ACL plan follow mesh.yaml's folders, not a fixed domains/ + schemas/.
-
-Whether a mesh allows other folders is its policies' call (the `naming` policy, on by
-default, expects domains/ and schemas/); the tools only read what mesh.yaml says.
+"""`mesh lint` and the ACL plan follow mesh.yaml's folders, not a fixed domains/ + schemas/;
+so does the built-in `naming` policy (descriptors in `<products>/<domain>/products/`,
+schemas under `<schemas>/<domain>/`).
 """
 
 from __future__ import annotations
@@ -41,9 +40,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         REPO / "schemas" / "orders" / "order-placed.avsc",
         tmp_path / "contracts" / "orders" / "order-placed.avsc",
     )
-    # The mesh-wide `naming` policy expects domains/ and schemas/; this mesh relaxed it.
+    # The sample mesh's policies, `naming` at error as everywhere.
     policies = yaml.safe_load((REPO / "mesh-policies.yaml").read_text())
-    policies["policies"]["naming"]["severity"] = "off"
+    assert policies["policies"]["naming"]["severity"] == "error"
     (tmp_path / "governance").mkdir()
     (tmp_path / "governance" / "policies.yaml").write_text(yaml.safe_dump(policies))
     (tmp_path / "mesh.yaml").write_text(MESH_YAML)
@@ -59,6 +58,40 @@ def test_lint_reads_the_folders_and_policy_file_mesh_yaml_names(project: Path) -
     assert report["products"] == 1
     assert report["violations"] == []
     assert report["policies"] == str(project / "governance" / "policies.yaml")
+
+
+def test_naming_expects_the_folders_mesh_yaml_names(project: Path) -> None:
+    """A schema in the default schemas/ folder is misplaced in a project whose mesh.yaml
+    names contracts/; a descriptor's file is checked against src/products/."""
+    descriptor_file = project / "src/products/orders/products/order-placed.yaml"
+    descriptor = yaml.safe_load(descriptor_file.read_text())
+    (project / "schemas" / "orders").mkdir(parents=True)
+    (project / "contracts/orders/order-placed.avsc").rename(
+        project / "schemas/orders/order-placed.avsc"
+    )
+    descriptor["schema"] = "schemas/orders/order-placed.avsc"
+    descriptor_file.write_text(yaml.safe_dump(descriptor))
+    descriptor_file.rename(descriptor_file.with_name("placed.yaml"))
+
+    result = CliRunner().invoke(cli, ["lint", "--json"])
+    assert result.exit_code == 1
+    violations = json.loads(result.stdout)["violations"]
+    found = [(v["policy"], v["field"], v["message"]) for v in violations]
+    assert found == [
+        (
+            "naming",
+            "name",
+            "product 'orders.order-placed' is described in "
+            "src/products/orders/products/placed.yaml, but its descriptor must be "
+            "src/products/orders/products/order-placed.yaml",
+        ),
+        (
+            "naming",
+            "schema",
+            "schema 'schemas/orders/order-placed.avsc' must be an `.avsc` file under "
+            "contracts/orders/ (the contracts of domain 'orders')",
+        ),
+    ]
 
 
 def test_an_orphan_schema_is_found_in_the_projects_schemas_folder(project: Path) -> None:

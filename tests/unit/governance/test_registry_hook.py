@@ -133,3 +133,24 @@ def test_sample_products_pass_the_registry_as_it_stores_schemas() -> None:
     }
     assert problems == {name: [] for name in view.products}
     assert len(problems) == len(list((repo / "domains").glob("*/products/*.yaml")))
+
+
+def test_the_registry_takes_any_schemas_folder_with_the_domain_in_it() -> None:
+    """Descriptors reach the registry from many repositories, each with the schemas folder
+    its mesh.yaml names: the registry's `naming` asks only for a `<domain>/` folder."""
+    view = _view(FIXTURES / "good")
+    product = view.products["people.customer"]
+    schema = view.schemas[product.value_subject]
+    validate = registry_validator()
+
+    def naming(schema_file: str) -> list[str]:
+        moved = product.model_copy(update={"schema_file": schema_file})
+        return [p.message for p in validate(moved, schema, view) if p.policy == "naming"]
+
+    assert naming("contracts/people/customer.avsc") == []
+    assert naming("schemas/people/customer.avsc") == []
+    assert naming("contracts/customer.avsc") == [
+        "schema 'contracts/customer.avsc' must be an `.avsc` file in a people/ folder (the "
+        "contracts of domain 'people') (fix: Rename the file or change `name`/`schema` so they "
+        "agree with the convention shown.)"
+    ]
