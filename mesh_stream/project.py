@@ -14,7 +14,10 @@ repository works exactly like the sample mesh. ``mesh.yaml``::
     policies: mesh-policies.yaml  # the federated policy file
     runnables: domains.runnables  # optional, the module `mesh up` starts
 
-Unknown keys and bad values are refused with ``mesh.yaml:line: field: problem``.
+Unknown keys, a key given twice and bad values are refused with
+``mesh.yaml:line: field: problem``; so are a file far larger than any real ``mesh.yaml``
+(:data:`MAX_PROJECT_FILE_BYTES`) and a root that cannot be resolved (a symlink loop, a name
+too long), each as one line rather than a traceback.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from mesh_stream.descriptor import (
@@ -40,12 +44,22 @@ PROJECT_FILE = "mesh.yaml"
 ROOT_SETTING = "MESH_PROJECT_ROOT"
 _DOMAIN = re.compile(rf"^{NAME_PART}$")
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+#: A real mesh.yaml is a few hundred bytes; anything past this is a mistake (a data file
+#: named mesh.yaml), refused before YAML spends seconds and memory on it.
+MAX_PROJECT_FILE_BYTES = 1024 * 1024
 
 
 def _inside_project(value: str) -> str:
     """A folder or file named relative to the project root, never outside it."""
     path = PurePosixPath(value)
-    if not value.strip() or path.is_absolute() or ".." in path.parts or "\\" in value:
+    if (
+        not value.strip()
+        or path.is_absolute()
+        or ".." in path.parts
+        or "\\" in value
+        or value.startswith("~")  # the home folder is outside the project too
+        or any(ord(c) < 32 for c in value)  # NUL and other control characters
+    ):
         raise ValueError(
             f"{value!r} must be a path relative to the project root without `..` (e.g. domains)"
         )
@@ -145,20 +159,22 @@ class MeshProject:
 def load_project(root: Path, *, defaults_without_file: bool = False) -> MeshProject:
     """Read ``root/mesh.yaml``; a missing file is :class:`ProjectNotFoundError`, unless
     ``defaults_without_file`` (the old ``--root`` flag) reads the folder with the defaults."""
-    root = root.expanduser().resolve()
+    root = _resolved(root, "project root")
     config_file = root / PROJECT_FILE
-    if defaults_without_file and not config_file.exists():
+    if defaults_without_file and not _exists(config_file):
         return _project(root, ProjectFile())
-    if not config_file.is_file():
+    if _is_dir(config_file):
+        raise ConfigurationError(
+            f"{config_file} is a folder; the project file must be a YAML file named "
+            f"{PROJECT_FILE} (rename the folder)"
+        )
+    if not _is_file(config_file):
         raise ProjectNotFoundError(
             f"{root} holds no {PROJECT_FILE}; create a project with `mesh init DOMAIN {root}` "
             f"or point --project / {ROOT_SETTING} at the folder holding {PROJECT_FILE}"
         )
-    try:
-        text = config_file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problem = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ConfigurationError(f"{config_file}: cannot read: {problem}") from exc
+    text = _read_project_file(config_file)
+    _refuse_repeated_keys(text, str(config_file))
     spec = validate_yaml(
         text,
         str(config_file),
@@ -170,13 +186,57 @@ def load_project(root: Path, *, defaults_without_file: bool = False) -> MeshProj
     return _project(root, spec)
 
 
+def _read_project_file(config_file: Path) -> str:
+    """The text of ``mesh.yaml``, refusing what cannot be one (too large, unreadable, not
+    UTF-8) before YAML is asked to parse it."""
+    try:
+        with config_file.open("rb") as handle:
+            data = handle.read(MAX_PROJECT_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{config_file}: cannot read: {exc.strerror or exc}; check its permissions"
+        ) from exc
+    if len(data) > MAX_PROJECT_FILE_BYTES:
+        raise ConfigurationError(
+            f"{config_file}: larger than {MAX_PROJECT_FILE_BYTES // 1024} KiB, which no "
+            f"{PROJECT_FILE} needs; it should name only the domains and folders"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(
+            f"{config_file}: cannot read: not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from exc
+
+
+def _refuse_repeated_keys(text: str, source: str) -> None:
+    """YAML keeps the last of two equal keys silently; in mesh.yaml that hides a mistake."""
+    try:
+        node = yaml.compose(text)
+    except (yaml.YAMLError, ValueError, RecursionError):
+        return  # validate_yaml reports broken YAML with its line
+    if not isinstance(node, yaml.MappingNode):
+        return
+    first_line: dict[str, int] = {}
+    for key, _value in node.value:
+        if not isinstance(key, yaml.ScalarNode):
+            continue
+        line = key.start_mark.line + 1
+        if key.value in first_line:
+            raise ConfigurationError(
+                f"{source}:{line}: {key.value}: given twice (first on line "
+                f"{first_line[key.value]}); keep one"
+            )
+        first_line[key.value] = line
+
+
 def _project(root: Path, spec: ProjectFile) -> MeshProject:
     descriptors_dir = root / spec.products
     domains = spec.domains
     if domains is None:
         domains = tuple(
             sorted(d.parent.name for d in descriptors_dir.glob("*/products") if d.is_dir())
-            if descriptors_dir.is_dir()
+            if _is_dir(descriptors_dir)
             else ()
         )
     return MeshProject(
@@ -190,10 +250,72 @@ def _project(root: Path, spec: ProjectFile) -> MeshProject:
     )
 
 
+def _shown(path: Path | str) -> str:
+    """A path for a message: a name of thousands of characters would bury the message."""
+    text = str(path)
+    return text if len(text) <= 160 else f"{text[:157]}…"
+
+
+def _resolved(path: Path, label: str) -> Path:
+    """``path`` absolute with symlinks followed; one that cannot be is one line, not a
+    traceback: a symlink loop (RuntimeError on Python 3.11), a name too long (OSError),
+    a NUL byte (ValueError)."""
+    try:
+        return path.expanduser().resolve()
+    except (OSError, RuntimeError, ValueError) as exc:
+        if isinstance(exc, RuntimeError):
+            problem = "a symlink loop"
+        elif isinstance(exc, OSError):
+            problem = exc.strerror or str(exc)
+        else:
+            problem = "a NUL character in the name"
+        raise ProjectNotFoundError(
+            f"{label} {_shown(path)!r}: cannot use it as a folder ({problem}); name the "
+            f"folder holding {PROJECT_FILE} with --project DIR or {ROOT_SETTING}"
+        ) from exc
+
+
+def _is_file(path: Path) -> bool:
+    """``Path.is_file`` that answers False, rather than raising, for a name too long or a
+    folder that cannot be searched: such a path holds no project file we can use."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
+
+
+def _working_directory(cwd: Path | None) -> Path:
+    """``cwd`` or the process's working directory, resolved; a working directory deleted
+    under the shell is one line naming the fix."""
+    if cwd is None:
+        try:
+            cwd = Path.cwd()
+        except OSError as exc:
+            raise ProjectNotFoundError(
+                f"the working directory is gone ({exc.strerror}); cd into the project, or "
+                f"name it with --project DIR or {ROOT_SETTING}"
+            ) from exc
+    return _resolved(cwd, "working directory")
+
+
 def nearest_project_root(start: Path) -> Path | None:
     """The nearest folder from ``start`` upwards holding ``mesh.yaml``, or None."""
-    start = start.resolve()
-    return next((d for d in (start, *start.parents) if (d / PROJECT_FILE).is_file()), None)
+    start = _resolved(start, "working directory")
+    return next((d for d in (start, *start.parents) if _is_file(d / PROJECT_FILE)), None)
 
 
 def locate_project(
@@ -203,7 +325,7 @@ def locate_project(
     is around: the SDK then resolves products through the registry only (a service in a
     repository that holds no descriptors)."""
     if explicit is None and settings.project_root is None:
-        root = nearest_project_root(cwd or Path.cwd())
+        root = nearest_project_root(_working_directory(cwd))
         return load_project(root) if root is not None else None
     return find_project(explicit, settings, cwd=cwd)
 
@@ -217,7 +339,7 @@ def find_project(
         return _load_named(explicit, "--project")
     if settings.project_root is not None:
         return _load_named(settings.project_root, ROOT_SETTING)
-    start = (cwd or Path.cwd()).resolve()
+    start = _working_directory(cwd)
     root = nearest_project_root(start)
     if root is None:
         raise ProjectNotFoundError(
@@ -229,12 +351,23 @@ def find_project(
 
 
 def _load_named(root: Path, source: str) -> MeshProject:
-    if not (root / PROJECT_FILE).is_file():
+    folder = _resolved(root, source)
+    shown = f"{source}={_shown(root)}"
+    if not root.expanduser().is_absolute():
+        shown += f" (relative to the working directory: {_shown(folder)})"
+    if folder.name == PROJECT_FILE and _is_file(folder):
         raise ProjectNotFoundError(
-            f"{source}={root}: no {PROJECT_FILE} there; point {source} at the folder holding "
-            f"{PROJECT_FILE}, or create a project with `mesh init DOMAIN {root}`"
+            f"{shown} is the project file itself; point {source} at its folder "
+            f"{_shown(folder.parent)}"
         )
-    return load_project(root)
+    if _is_dir(folder / PROJECT_FILE):
+        return load_project(folder)  # says that mesh.yaml is a folder
+    if not _is_file(folder / PROJECT_FILE):
+        raise ProjectNotFoundError(
+            f"{shown}: no {PROJECT_FILE} there; point {source} at the folder holding "
+            f"{PROJECT_FILE}, or create a project with `mesh init DOMAIN {_shown(root)}`"
+        )
+    return load_project(folder)
 
 
 def resolve_product(

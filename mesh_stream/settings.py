@@ -276,6 +276,12 @@ class MeshSettings(BaseSettings):
         "when a record needs a schema it has not seen, before it fails (nothing is skipped).",
     )
 
+    @field_validator("project_root", mode="before")
+    @classmethod
+    def _empty_root_is_unset(cls, value: object) -> object:
+        """``MESH_PROJECT_ROOT=`` means unset (the nearest mesh.yaml upwards), not Path(".")."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("registry_url", "bootstrap_servers", "registry_topic", "registry_writer_id")
     @classmethod
     def _check_names(cls, value: str | None, info: ValidationInfo) -> str | None:

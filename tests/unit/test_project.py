@@ -218,3 +218,171 @@ def test_the_old_root_flag_reads_a_folder_without_mesh_yaml_with_the_defaults(
     project = load_project(tmp_path, defaults_without_file=True)
     assert project.domains == ("shop",)
     assert [p.name for p in project.descriptors()] == ["shop.things"]
+
+
+# -- hostile mesh.yaml and roots: each one line naming the file or setting, never a traceback
+
+
+def _one_line_refusal(error: type[Exception], call: Any) -> str:
+    with pytest.raises(error) as caught:
+        call()
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"- shop\n- depot\n", r"mesh\.yaml: mesh\.yaml must be a YAML mapping of fields$"),
+        (b"\xff\xfe\x00garbage", r"mesh\.yaml: cannot read: not UTF-8 text \(byte 0\)"),
+        ("name: x\n".encode("utf-16"), r"mesh\.yaml: cannot read: not UTF-8 text"),
+        (b"a: " + b"[" * 50_000 + b"]" * 50_000, r"mesh\.yaml: not valid YAML: nested too deep"),
+        (b"name: !!python/object/apply:os.system [x]\n", r"mesh\.yaml:1: not valid YAML: "),
+        (b"domains: [shop]\nname: a\nname: b\n", r"mesh\.yaml:3: name: given twice \(first on "),
+        (b"products: ~/domains\n", r"mesh\.yaml:1: products: .*without `\.\.`"),
+        (b'schemas: "sch\\0emas"\n', r"mesh\.yaml:1: schemas: .*without `\.\.`"),
+        (b"products: /etc\n", r"mesh\.yaml:1: products: "),
+        (b"domains: [shop, shop]\n", r"mesh\.yaml:1: domains: .*listed twice"),
+        (b"domains: ['../x']\n", r"mesh\.yaml:1: domains: .*not a domain name"),
+    ],
+    ids=[
+        "list",
+        "binary",
+        "utf16",
+        "deep",
+        "python-tag",
+        "repeated-key",
+        "home",
+        "nul",
+        "absolute",
+        "domain-twice",
+        "domain-path",
+    ],
+)
+def test_a_hostile_mesh_yaml_is_one_line_naming_the_file(
+    tmp_path: Path, content: bytes, expected: str
+) -> None:
+    (tmp_path / "mesh.yaml").write_bytes(content)
+    message = _one_line_refusal(ConfigurationError, lambda: load_project(tmp_path))
+    assert message.startswith(str(tmp_path.resolve() / "mesh.yaml"))
+    assert __import__("re").search(expected, message), message
+
+
+def test_a_huge_mesh_yaml_is_refused_before_yaml_reads_it(tmp_path: Path) -> None:
+    (tmp_path / "mesh.yaml").write_text("name: x\n# " + "a" * 10_000_000 + "\n")
+    message = _one_line_refusal(ConfigurationError, lambda: load_project(tmp_path))
+    assert message == (
+        f"{tmp_path.resolve()}/mesh.yaml: larger than 1024 KiB, which no mesh.yaml needs; "
+        f"it should name only the domains and folders"
+    )
+
+
+def test_an_anchor_bomb_is_refused_quickly_in_few_lines(tmp_path: Path) -> None:
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x]"] + [
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]" for i in range(8)
+    ]
+    (tmp_path / "mesh.yaml").write_text("\n".join([*levels, "domains: *i"]) + "\n")
+    with pytest.raises(ConfigurationError) as caught:
+        load_project(tmp_path)
+    # 9**9 strings were never built: one line per top-level problem, nothing expanded.
+    assert len(str(caught.value)) < 3000
+    assert "a: Extra inputs are not permitted" in str(caught.value)
+
+
+def test_a_mesh_yaml_that_is_a_folder_says_so(tmp_path: Path) -> None:
+    (tmp_path / "mesh.yaml").mkdir()
+    for call in (lambda: load_project(tmp_path), lambda: find_project(tmp_path, MeshSettings())):
+        message = _one_line_refusal(ConfigurationError, call)
+        assert message.endswith(
+            "mesh.yaml is a folder; the project file must be a YAML file "
+            "named mesh.yaml (rename the folder)"
+        )
+
+
+def test_project_pointing_at_the_file_itself_names_its_folder(tmp_path: Path) -> None:
+    make_project(tmp_path)
+    message = _one_line_refusal(
+        ProjectNotFoundError, lambda: find_project(tmp_path / "mesh.yaml", MeshSettings())
+    )
+    assert message == (
+        f"--project={tmp_path}/mesh.yaml is the project file itself; point --project at its "
+        f"folder {tmp_path.resolve()}"
+    )
+
+
+def test_a_relative_setting_names_the_folder_it_resolved_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    message = _one_line_refusal(
+        ProjectNotFoundError,
+        lambda: find_project(None, MeshSettings(project_root=Path("rel/x"))),
+    )
+    assert message.startswith(
+        f"MESH_PROJECT_ROOT=rel/x (relative to the working directory: {tmp_path.resolve()}/rel/x)"
+        ": no mesh.yaml there"
+    )
+
+
+def test_an_empty_project_root_setting_means_unset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project(tmp_path / "p")
+    (root / "deep" / "er").mkdir(parents=True)
+    monkeypatch.setenv("MESH_PROJECT_ROOT", "")
+    settings = MeshSettings()
+    assert settings.project_root is None
+    assert find_project(None, settings, cwd=root / "deep" / "er").root == root.resolve()
+
+
+@pytest.mark.parametrize(
+    ("named", "problem"),
+    [
+        (Path("a" * 5000), "no mesh.yaml there"),
+        (Path("a\x00b"), "a NUL character in the name"),
+    ],
+    ids=["too-long", "nul"],
+)
+@pytest.mark.parametrize("explicit", [True, False], ids=["flag", "setting"])
+def test_an_unusable_root_name_is_one_line(named: Path, problem: str, explicit: bool) -> None:
+    settings = MeshSettings(project_root=None if explicit else named)
+    message = _one_line_refusal(
+        ProjectNotFoundError, lambda: find_project(named if explicit else None, settings)
+    )
+    assert message.startswith("--project" if explicit else "MESH_PROJECT_ROOT")
+    assert problem in message
+    assert len(message) < 800  # the 5000-character name is cut short
+
+
+def test_a_symlink_loop_as_working_directory_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    for call in (
+        lambda: find_project(None, MeshSettings(), cwd=tmp_path / "loop"),
+        lambda: locate_project(None, MeshSettings(), cwd=tmp_path / "loop"),
+        lambda: find_project(tmp_path / "loop", MeshSettings()),
+    ):
+        assert "(a symlink loop)" in _one_line_refusal(ProjectNotFoundError, call)
+
+
+def test_a_loop_of_folders_above_still_finds_the_project(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "p")
+    (root / "a").mkdir()
+    (root / "a" / "back").symlink_to(root / "a")
+    assert find_project(None, MeshSettings(), cwd=root / "a" / "back" / "back").root == (
+        root.resolve()
+    )
+
+
+def test_a_deleted_working_directory_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    message = _one_line_refusal(ProjectNotFoundError, lambda: find_project(None, MeshSettings()))
+    assert message.startswith("the working directory is gone")
+    assert locate_project is not None
+    with pytest.raises(ProjectNotFoundError, match="working directory is gone"):
+        locate_project(None, MeshSettings())
