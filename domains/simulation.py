@@ -29,9 +29,9 @@ from domains.story import DOMAINS, Story, StoryEvent, domain_events
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import MeshError
 from mesh_stream.kafka.connection import KafkaConnection
-from mesh_stream.processing.registration import register_source_product
 from mesh_stream.producer import ProductPublisher, open_publisher
 from mesh_stream.project import MeshProject, find_project
+from mesh_stream.registration import register_source_product
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 

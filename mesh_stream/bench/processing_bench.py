@@ -44,8 +44,8 @@ from mesh_stream.kafka.clients import make_consumer
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.processing.app import ProcessorSpec, run_worker
 from mesh_stream.processing.codec import FramedAvroDecoder
-from mesh_stream.processing.registration import ensure_topics, schema_text
 from mesh_stream.producer import ProductPublisher
+from mesh_stream.registration import ensure_topics, schema_text
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 

@@ -1,7 +1,7 @@
 """Helpers for faust processors that build data products from other data products.
 
 * :mod:`~mesh_stream.processing.codec` — Confluent-framed Avro for faust's raw topics;
-* :mod:`~mesh_stream.processing.registration` — create product topics, register schemas;
+* product topics, schemas and descriptors: :mod:`mesh_stream.registration` (the one home);
 * :mod:`~mesh_stream.processing.rekey` — read input products in batches, forward them re-keyed;
 * :mod:`~mesh_stream.processing.windows` — tumbling event-time windows with a grace period;
 * :mod:`~mesh_stream.processing.dedup` — count every event once despite duplicates and replays;

@@ -43,7 +43,9 @@ from mesh_stream.kafka import topics
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.processing.codec import FramedAvroDecoder, FramedAvroEncoder
 from mesh_stream.processing.dedup import KeySeen, apply_once
-from mesh_stream.processing.registration import (
+from mesh_stream.processing.rekey import Envelope, RekeyStage, Route
+from mesh_stream.project import MeshProject, find_project
+from mesh_stream.registration import (
     ensure_internal_topic,
     ensure_topics,
     find_product,
@@ -51,8 +53,6 @@ from mesh_stream.processing.registration import (
     registered_inputs,
     schema_text,
 )
-from mesh_stream.processing.rekey import Envelope, RekeyStage, Route
-from mesh_stream.project import MeshProject, find_project
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 

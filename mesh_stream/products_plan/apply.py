@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from mesh_stream import registration
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import PlanRefusedError
 from mesh_stream.kafka.acls import apply_acls
 from mesh_stream.kafka.connection import KafkaConnection
-from mesh_stream.processing import registration
 from mesh_stream.products_plan.model import ApplyResult, ProjectPlan, Status, TopicStatus
 from mesh_stream.project import MeshProject
 from mesh_stream.registry.client import RegistryClient

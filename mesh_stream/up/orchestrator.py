@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 
 import click
 
+from mesh_stream import registration
 from mesh_stream.broker import LocalCluster, local_cluster
 from mesh_stream.broker.security import ADMIN, MECHANISM, SASL, BrokerCredentials
 from mesh_stream.descriptor import DataProduct
@@ -44,6 +45,7 @@ from mesh_stream.errors import (
     ConfigurationError,
     RegistryError,
     RegistryUnavailableError,
+    SchemaError,
 )
 from mesh_stream.governance.acl_plan import plan_acls
 from mesh_stream.kafka.acls import apply_acls
@@ -449,9 +451,7 @@ class MeshUp:
         products: Sequence[DataProduct],
         root: Path,
     ) -> None:
-        from mesh_stream.processing.registration import ensure_topics
-
-        created = ensure_topics(kafka, products)
+        created = registration.ensure_topics(kafka, products)
         self.say(f"topics: {len(products)} product topics ready ({len(created)} created now)")
         principal, token = writer_credential(tokens)
         if token is None:
@@ -462,21 +462,18 @@ class MeshUp:
             return
         failures: list[str] = []
         with RegistryClient(url, principal=principal, token=token) as client:
-            for product in products:
-                schema_path = root / product.schema_file
+            for product in products:  # sources first: every input is registered before
                 try:
-                    schema = schema_path.read_text(encoding="utf-8")
-                except OSError as exc:
-                    failures.append(f"{product.name}: schema: cannot read {schema_path}: {exc}")
-                    continue
-                try:
-                    client.register_schema(product.value_subject, schema)
-                    client.set_compatibility(product.compatibility.value, product.value_subject)
-                    client.put_product(product)
+                    registration.register_product(
+                        client, product, root, wait_for_inputs=0, set_level=True
+                    )
                 except RegistryUnavailableError:
                     raise
-                except RegistryError as exc:
-                    failures.append(f"{product.name}: {exc}")
+                except (RegistryError, ConfigurationError, SchemaError) as exc:
+                    said = str(exc)
+                    failures.append(
+                        said if said.startswith(product.name) else f"{product.name}: {said}"
+                    )
         done = len(products) - len(failures)
         self.say(f"registry: {done} of {len(products)} schemas and descriptors registered")
         for failure in failures:

@@ -30,8 +30,8 @@ from mesh_stream.consumer import ProductConsumer
 from mesh_stream.errors import KafkaAuthorizationError
 from mesh_stream.kafka.clients import make_admin, make_consumer
 from mesh_stream.kafka.connection import KafkaConnection
-from mesh_stream.processing.registration import ensure_topics
 from mesh_stream.producer import ProductPublisher
+from mesh_stream.registration import ensure_topics
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 from tests.conftest import RegistryAddress

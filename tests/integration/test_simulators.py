@@ -129,7 +129,7 @@ def test_simulators_publish_exactly_their_share_of_one_story(
     products = source_products()
     client = RegistryClient(registry.url, principal="admin", token=registry.admin_token)
     # Topics exist before the first offsets are read (the simulators would create them).
-    from mesh_stream.processing.registration import ensure_topics
+    from mesh_stream.registration import ensure_topics
 
     ensure_topics(kafka.bootstrap_servers, products)
     starts = end_offsets(kafka.bootstrap_servers, products)
@@ -180,7 +180,7 @@ def test_a_simulator_stops_cleanly_on_sigterm_and_loses_nothing(
 ) -> None:
     products = [p for p in source_products() if p.domain == "customers"]
     client = RegistryClient(registry.url, principal="admin", token=registry.admin_token)
-    from mesh_stream.processing.registration import ensure_topics
+    from mesh_stream.registration import ensure_topics
 
     ensure_topics(kafka.bootstrap_servers, products)
     starts = end_offsets(kafka.bootstrap_servers, products)

@@ -30,8 +30,8 @@ from mesh_stream.kafka.clients import make_admin, make_consumer, make_producer, 
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.kafka.topics import cluster_info, ensure_topic, product_topic_spec
 from mesh_stream.processing.app import ProcessorSpec, processor_app
-from mesh_stream.processing.registration import ensure_internal_topic, ensure_topics, schema_text
 from mesh_stream.producer import ProductPublisher
+from mesh_stream.registration import ensure_internal_topic, ensure_topics, schema_text
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 from tests.conftest import RegistryAddress

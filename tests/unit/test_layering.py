@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "kafka": 1,
     "descriptor": 1,
     "project": 1,
+    "registration": 1,  # through descriptor.ProductSource-like protocols, not the client
     "registry.error_codes": 1,
     "registry.problems": 1,
     "producer": 2,

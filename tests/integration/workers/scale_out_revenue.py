@@ -14,7 +14,7 @@ from pathlib import Path
 from domains.analytics.processors import revenue
 from mesh_stream.descriptor import DataProduct, load_descriptors
 from mesh_stream.processing.app import ProcessorSpec, run_worker
-from mesh_stream.processing.registration import ensure_topics, schema_text
+from mesh_stream.registration import ensure_topics, schema_text
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 

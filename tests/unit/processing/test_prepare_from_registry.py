@@ -17,8 +17,8 @@ import pytest
 from mesh_stream.descriptor import DataProduct, load_descriptor
 from mesh_stream.errors import ConfigurationError, ProductNotFoundError
 from mesh_stream.processing import app as processing_app
-from mesh_stream.processing.registration import registered_inputs
 from mesh_stream.project import MeshProject, load_project
+from mesh_stream.registration import registered_inputs
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.registry.service import InMemoryStore, create_app
 from mesh_stream.registry.service.auth import Credentials

@@ -1,11 +1,16 @@
-"""Get a product ready before a processor touches it: its topic exists, its schema has an id.
+"""Product registration, the one home: a product's topic exists, its value schema has an id,
+its descriptor is in the registry's catalog.
 
-Faust ignores source topics that do not exist when a worker starts, and it would create an
-output topic with its own defaults; so every product topic a processor reads or writes is
-created here first, with the partitions, retention and cleanup policy of its descriptor. The
-value schema is registered under the product's subject (``<topic>-value``), which gives the
-schema id for the wire framing, and the descriptor is registered so the product, with its
-lineage, is discoverable.
+Every path that registers a product goes through here: `mesh up`, `mesh products apply`,
+the processors (their own output) and the SDK's ``open_publisher`` (a product of the local
+project the catalog lacks). Topics are created with the partitions, retention and cleanup
+policy of the descriptor (faust ignores source topics that do not exist when a worker
+starts, and would create an output topic with its own defaults). The value schema is
+registered under the product's subject (``<topic>-value``), which gives the schema id for
+the wire framing; the descriptor makes the product, with its lineage, discoverable.
+
+This module sits in the products layer, below the SDK and the registry client: it talks to
+the registry through :class:`ProductRegistry`, a protocol the client satisfies.
 """
 
 from __future__ import annotations
@@ -13,11 +18,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from confluent_kafka import KafkaException
 
-from mesh_stream.descriptor import DataProduct, resolve_product
+from mesh_stream.descriptor import DataProduct, ProductSource, resolve_product
 from mesh_stream.errors import (
     BrokerError,
     ConfigurationError,
@@ -31,7 +36,28 @@ from mesh_stream.errors import (
 from mesh_stream.kafka import topics
 from mesh_stream.kafka.clients import make_admin
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
-from mesh_stream.registry.client import RegistryClient
+
+
+class SchemaVersion(Protocol):
+    """A registered schema version, as far as registration reads it."""
+
+    @property
+    def schema(self) -> str: ...
+
+
+class ProductRegistry(ProductSource, Protocol):
+    """What registration needs of the registry (:class:`RegistryClient` is one); a
+    protocol, like :class:`~mesh_stream.descriptor.ProductSource`, so this layer never
+    imports the client above it."""
+
+    def register_schema(self, subject: str, schema: str) -> int: ...
+
+    def get_latest(self, subject: str) -> SchemaVersion: ...
+
+    def set_compatibility(self, level: str, subject: str | None = None) -> None: ...
+
+    def put_product(self, product: DataProduct) -> dict[str, Any]: ...
+
 
 T = TypeVar("T")
 
@@ -123,20 +149,24 @@ def schema_text(product: DataProduct, project_root: Path) -> str:
 
 
 def register_product(
-    registry: RegistryClient,
+    registry: ProductRegistry,
     product: DataProduct,
     project_root: Path,
     *,
     wait_for_inputs: float = 120.0,
     poll_interval: float = 1.0,
+    set_level: bool = False,
 ) -> int:
     """Register the value schema under ``<topic>-value`` and the descriptor; return the id.
 
     The registry accepts a product only when its inputs (its lineage) are registered, which
     the source domains do when their publishers start; so this waits up to
-    ``wait_for_inputs`` seconds for them, then names the ones still missing.
+    ``wait_for_inputs`` seconds for them, then names the ones still missing. ``set_level``
+    also sets the subject's compatibility level to the descriptor's (`mesh up`).
     """
     schema_id = register_value_schema(registry, product, schema_text(product, project_root))
+    if set_level:
+        set_compatibility(registry, product)
     deadline = time.monotonic() + wait_for_inputs
     while True:
         missing = [name for name in product.inputs if not _is_registered(registry, name)]
@@ -154,7 +184,7 @@ def register_product(
     return schema_id
 
 
-def register_value_schema(registry: RegistryClient, product: DataProduct, text: str) -> int:
+def register_value_schema(registry: ProductRegistry, product: DataProduct, text: str) -> int:
     """Register ``text`` as the value schema of ``product`` (``<topic>-value``); its id.
 
     Idempotent: the same schema again returns the same id and adds no version.
@@ -162,7 +192,14 @@ def register_value_schema(registry: RegistryClient, product: DataProduct, text: 
     return _patiently(lambda: registry.register_schema(product.value_subject, text))
 
 
-def register_descriptor(registry: RegistryClient, product: DataProduct) -> None:
+def set_compatibility(registry: ProductRegistry, product: DataProduct) -> None:
+    """Set the compatibility level of the product's subject to the descriptor's."""
+    _patiently(
+        lambda: registry.set_compatibility(product.compatibility.value, product.value_subject)
+    )
+
+
+def register_descriptor(registry: ProductRegistry, product: DataProduct) -> None:
     """Create or replace the product's descriptor (its value schema must be registered)."""
     _patiently(lambda: registry.put_product(product))
 
@@ -186,14 +223,14 @@ def _patiently(call: Callable[[], T], *, within: float = 60.0) -> T:
 
 
 def register_source_product(
-    registry: RegistryClient, product: DataProduct, project_root: Path
+    registry: ProductRegistry, product: DataProduct, project_root: Path
 ) -> int:
     """Register a product without inputs: its value schema, then its descriptor."""
     return register_product(registry, product, project_root, wait_for_inputs=0)
 
 
 def registered_inputs(
-    registry: RegistryClient,
+    registry: ProductRegistry,
     product: DataProduct,
     *,
     wait: float = 120.0,
@@ -235,7 +272,7 @@ def registered_inputs(
     return inputs, {name: found[name][1] for name in product.inputs}
 
 
-def _is_registered(registry: RegistryClient, name: str) -> bool:
+def _is_registered(registry: ProductRegistry, name: str) -> bool:
     try:
         registry.get_product(name)
     except ProductNotFoundError:

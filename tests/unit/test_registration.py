@@ -1,4 +1,5 @@
-"""Registering a processor's product: schema first, then waiting for its inputs, clearly."""
+"""Registering a product (the one home, mesh_stream/registration.py): schema first, then
+waiting for its inputs, clearly; the level when asked; nobody else registers descriptors."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from mesh_stream.errors import (
     TooManyAuthFailuresError,
     TooManyRequestsError,
 )
-from mesh_stream.processing.registration import register_product, schema_text, topic_config
+from mesh_stream.registration import register_product, schema_text, topic_config
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 PRODUCTS = {p.name: p for p in load_descriptors(REPO / "domains")}
 
 
@@ -109,3 +110,30 @@ def test_unreadable_schema_names_the_descriptor_field(tmp_path: Path) -> None:
         SchemaError, match=r"orders.order-placed: schema: cannot read .*order-placed.avsc"
     ):
         schema_text(PRODUCTS["orders.order-placed"], tmp_path)
+
+
+def test_mesh_up_also_sets_the_subjects_level_to_the_descriptors() -> None:
+    class Levels(StubRegistry):
+        def __init__(self) -> None:
+            super().__init__(set())
+            self.levels: dict[str, str] = {}
+
+        def set_compatibility(self, level: str, subject: str | None = None) -> None:
+            self.levels[str(subject)] = level
+
+    product = PRODUCTS["orders.order-placed"]
+    registry = Levels()
+    register_product(registry, product, REPO, wait_for_inputs=0, set_level=True)  # type: ignore[arg-type]
+    assert registry.levels == {product.value_subject: product.compatibility.value}
+    assert registry.put == [product.name]
+
+
+def test_descriptors_are_registered_only_by_the_registration_module() -> None:
+    """One home: no other module of the package puts a descriptor in the registry."""
+    package = REPO / "mesh_stream"
+    callers = sorted(
+        path.relative_to(package).as_posix()
+        for path in package.rglob("*.py")
+        if ".put_product(" in path.read_text(encoding="utf-8")
+    )
+    assert callers == ["registration.py"]
