@@ -72,6 +72,32 @@ def _path(name: str) -> str:
     return quote(name, safe="")
 
 
+def _credential_part(value: str | None, setting: str, *, basic: bool) -> str | None:
+    """``value`` without the whitespace around it (a secret read from a file ends with a
+    newline), or a one-line error naming ``setting`` when it cannot be sent in an
+    ``Authorization`` header. The value itself is never quoted: it may be a secret."""
+    if value is None:
+        return None
+    stripped = value.strip()
+    if not stripped:
+        raise ConfigurationError(
+            f"{setting} is set but empty (a missing secret?); set it, or unset it to send "
+            f"no credential"
+        )
+    if any(c.isspace() or not c.isprintable() for c in stripped):
+        raise ConfigurationError(
+            f"{setting} holds whitespace or control characters inside it, which no registry "
+            f"credential has; copy it again (its value is not shown)"
+        )
+    if not basic and not stripped.isascii():
+        raise ConfigurationError(
+            f"{setting} holds non-ASCII characters, which a Bearer header cannot carry; copy "
+            f"it again, or send it as Basic with MESH_REGISTRY_PRINCIPAL (its value is not "
+            f"shown)"
+        )
+    return stripped
+
+
 class RegistryClient:
     """Talks to the mesh registry (or any Confluent-compatible one for the schema calls)."""
 
@@ -92,6 +118,8 @@ class RegistryClient:
                 f"registry URL {url!r} {problem} (e.g. http://127.0.0.1:8081); fix "
                 f"MESH_REGISTRY_URL or --registry-url"
             )
+        principal = _credential_part(principal, "MESH_REGISTRY_PRINCIPAL", basic=True)
+        token = _credential_part(token, "MESH_REGISTRY_TOKEN", basic=principal is not None)
         if principal is not None and token is None:
             raise ConfigurationError(
                 f"registry principal {principal!r} is set but no token: set MESH_REGISTRY_TOKEN "
@@ -168,6 +196,13 @@ class RegistryClient:
                 headers={"Content-Type": CONFLUENT_JSON} if body is not None else None,
                 params={k: v for k, v in (params or {}).items() if v is not None},
             )
+        except httpx.LocalProtocolError:
+            # h11 refused a header before sending; its message quotes the header, which may
+            # be the token, so none of it is repeated (nor chained).
+            raise ConfigurationError(
+                f"{method} {self.url}{path}: the request could not be sent: a header value is "
+                f"not allowed; check MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN (not shown)"
+            ) from None
         except httpx.TransportError as exc:
             raise RegistryUnavailableError(
                 f"registry at {self.url} is unreachable ({type(exc).__name__}: {exc}) and "

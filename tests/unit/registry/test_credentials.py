@@ -316,3 +316,72 @@ def test_when_kafka_cannot_confirm_a_credential_only_open_reads_are_served(
         assert read.status_code == 200
     assert client.get("/subjects", auth=ADMIN).status_code == 200  # the bootstrap admin
     assert _register(client, ADMIN, "orders.x.v1-value").status_code == 200
+
+
+# -- the client's side of a credential: what a copied secret carries, and never echoed ----
+
+
+def _running_registry() -> Any:
+    from mesh_stream.registry.service.server import RegistryServer
+
+    app = create_app(InMemoryStore(), credentials=Credentials(TOKENS))
+    running = RegistryServer(app)
+    running.start()
+    return running
+
+
+@pytest.mark.parametrize("principal", [None, "admin"], ids=["bearer", "basic"])
+def test_a_token_read_from_a_file_with_its_newline_still_works(principal: str | None) -> None:
+    from mesh_stream.registry.client import RegistryClient
+
+    running = _running_registry()
+    try:
+        with RegistryClient(
+            running.url, principal=principal, token=f"  {TOKENS['admin']}\n"
+        ) as admin:
+            issued = admin.add_credential("inventory")
+            assert [r["principal"] for r in admin.list_credentials()][:2] == [
+                "admin",
+                "inventory",
+            ]
+        with RegistryClient(running.url, token=issued["token"] + "\r\n") as inventory:
+            assert inventory.register_schema(SUBJECT, schema()) == 1  # a write: it proved who
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize(
+    ("principal", "token", "setting", "problem"),
+    [
+        (None, "", "MESH_REGISTRY_TOKEN", "is set but empty"),
+        (None, " \n\t", "MESH_REGISTRY_TOKEN", "is set but empty"),
+        (None, "s3cret inner", "MESH_REGISTRY_TOKEN", "whitespace or control characters"),
+        (None, "s3cret\ninjected: x", "MESH_REGISTRY_TOKEN", "whitespace or control"),
+        (None, "s3cret\x00", "MESH_REGISTRY_TOKEN", "whitespace or control characters"),
+        (None, "s3cret€", "MESH_REGISTRY_TOKEN", "non-ASCII characters"),
+        ("orders", "s3cret\x1b[2J", "MESH_REGISTRY_TOKEN", "whitespace or control characters"),
+        ("ord ers", "s3cret", "MESH_REGISTRY_PRINCIPAL", "whitespace or control characters"),
+        ("", "s3cret", "MESH_REGISTRY_PRINCIPAL", "is set but empty"),
+    ],
+)
+def test_a_credential_no_header_can_carry_is_one_line_that_never_shows_it(
+    principal: str | None, token: str, setting: str, problem: str
+) -> None:
+    from mesh_stream.errors import ConfigurationError
+    from mesh_stream.registry.client import RegistryClient
+
+    with pytest.raises(ConfigurationError) as caught:
+        RegistryClient("http://127.0.0.1:9", principal=principal, token=token)
+    message = str(caught.value)
+    assert message.startswith(setting)
+    assert problem in message
+    assert "\n" not in message
+    assert "s3cret" not in message
+    assert caught.value.__cause__ is None
+
+
+def test_basic_accepts_a_non_ascii_token_that_bearer_cannot_carry() -> None:
+    from mesh_stream.registry.client import RegistryClient
+
+    with RegistryClient("http://127.0.0.1:9", principal="orders", token="pässwörd") as made:
+        assert made.principal == "orders"
