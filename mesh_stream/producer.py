@@ -30,12 +30,14 @@ from confluent_kafka import KafkaError, KafkaException, Message
 from fastavro import schemaless_reader
 from pydantic import BaseModel
 
+from mesh_stream import registration
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import (
     ConfigurationError,
     DeliveryError,
     KafkaSecurityError,
     MeshError,
+    ProductNotFoundError,
     RegistryUnavailableError,
     SchemaError,
     SerializationError,
@@ -43,7 +45,7 @@ from mesh_stream.errors import (
 from mesh_stream.kafka import topics
 from mesh_stream.kafka.clients import make_producer
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
-from mesh_stream.project import locate_project, resolve_product
+from mesh_stream.project import MeshProject, locate_project, resolve_product
 from mesh_stream.schema.codec import RecordEncoder, as_document, load_schema_file
 from mesh_stream.schema.models import check_model
 from mesh_stream.schema.wire import HEADER_SIZE
@@ -669,18 +671,38 @@ def open_publisher(
     ``settings`` (URL and credentials). The product and its ``.avsc`` come from the project
     (``root``, else ``MESH_PROJECT_ROOT``, else the nearest ``mesh.yaml`` upwards); a product
     the project does not hold, or code outside any project, uses the registry's descriptor
-    and latest schema.
+    and latest schema. A product of the project that the registry's catalog lacks gets its
+    descriptor registered (after its schema), so publishing makes it discoverable; a
+    governance refusal raises :class:`ProductRejectedError` naming the policy and the file.
     """
     if registry is None:
         from mesh_stream.registry.client import RegistryClient
 
         registry = RegistryClient.from_settings(settings)
     project = locate_project(root, settings)
-    descriptor = resolve_product(product, project=project, registry=registry)
-    return ProductPublisher(
+    local = _local_product(product, project)
+    descriptor = local or resolve_product(product, project=None, registry=registry)
+    publisher = ProductPublisher(
         descriptor,
         connection=connection or KafkaConnection.from_settings(settings),
         registry=registry,
         config=config,
         root=project.root if project is not None else None,
     )
+    if local is not None and project is not None:
+        try:  # the schema is registered now; the catalog gets the descriptor too
+            registration.register_missing_descriptor(registry, local, project)
+        except BaseException:
+            publisher.close()
+            raise
+    return publisher
+
+
+def _local_product(product: str | DataProduct, project: MeshProject | None) -> DataProduct | None:
+    """The project's own descriptor of the product named ``product`` (None: not local)."""
+    if project is None or isinstance(product, DataProduct):
+        return None
+    try:
+        return resolve_product(product, project=project, registry=None)
+    except ProductNotFoundError:
+        return None

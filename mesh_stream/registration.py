@@ -15,6 +15,7 @@ the registry through :class:`ProductRegistry`, a protocol the client satisfies.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -22,12 +23,20 @@ from typing import Any, Protocol, TypeVar
 
 from confluent_kafka import KafkaException
 
-from mesh_stream.descriptor import DataProduct, ProductSource, resolve_product
+from mesh_stream.descriptor import (
+    DataProduct,
+    ProductSource,
+    descriptor_files,
+    load_descriptor,
+    resolve_product,
+)
 from mesh_stream.errors import (
     BrokerError,
     ConfigurationError,
+    DescriptorError,
     KafkaSecurityError,
     ProductNotFoundError,
+    ProductRejectedError,
     SchemaError,
     SubjectNotFoundError,
     TooManyAuthFailuresError,
@@ -36,6 +45,7 @@ from mesh_stream.errors import (
 from mesh_stream.kafka import topics
 from mesh_stream.kafka.clients import make_admin
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
+from mesh_stream.project import MeshProject
 
 
 class SchemaVersion(Protocol):
@@ -202,6 +212,55 @@ def set_compatibility(registry: ProductRegistry, product: DataProduct) -> None:
 def register_descriptor(registry: ProductRegistry, product: DataProduct) -> None:
     """Create or replace the product's descriptor (its value schema must be registered)."""
     _patiently(lambda: registry.put_product(product))
+
+
+def register_missing_descriptor(
+    registry: ProductRegistry, product: DataProduct, project: MeshProject
+) -> bool:
+    """Register the descriptor of ``project``'s own ``product`` unless the registry's catalog
+    has it already (its value schema must be registered); True when it registered it.
+
+    A governance refusal is a :class:`ProductRejectedError` naming the policy and the
+    descriptor's file, since that is where the fix goes.
+    """
+    if _is_registered(registry, product.name):
+        return False
+    try:
+        register_descriptor(registry, product)
+    except ProductRejectedError as exc:
+        raise _rejection(exc, product, project) from exc
+    return True
+
+
+def _rejection(
+    exc: ProductRejectedError, product: DataProduct, project: MeshProject
+) -> ProductRejectedError:
+    file = _descriptor_file(project, product.name)
+    refused = [v for v in exc.violations if v.get("severity", "error") == "error"]
+    if not refused:
+        return exc
+    reasons = "; ".join(
+        f"[{v.get('policy')}] {v.get('field')}: {v.get('message')}"
+        if v.get("field")
+        else f"[{v.get('policy')}] {v.get('message')}"
+        for v in refused
+    )
+    return ProductRejectedError(
+        f"{file}: the registry refused the descriptor of {product.name}: {reasons}; fix the "
+        f"descriptor (`mesh lint` checks the same policies) and publish again",
+        violations=exc.violations,
+        status=exc.status,
+        error_code=exc.error_code,
+    )
+
+
+def _descriptor_file(project: MeshProject, name: str) -> str:
+    """The project-relative file holding descriptor ``name`` (its folder when not found)."""
+    for path in descriptor_files(project.descriptors_dir):
+        with contextlib.suppress(DescriptorError):
+            if load_descriptor(path).name == name:
+                return path.relative_to(project.root).as_posix()
+    return project.descriptors_dir.relative_to(project.root).as_posix()
 
 
 def _patiently(call: Callable[[], T], *, within: float = 60.0) -> T:

@@ -12,11 +12,18 @@ from mesh_stream.descriptor import load_descriptors
 from mesh_stream.errors import (
     ConfigurationError,
     ProductNotFoundError,
+    ProductRejectedError,
     SchemaError,
     TooManyAuthFailuresError,
     TooManyRequestsError,
 )
-from mesh_stream.registration import register_product, schema_text, topic_config
+from mesh_stream.project import MeshProject, load_project
+from mesh_stream.registration import (
+    register_missing_descriptor,
+    register_product,
+    schema_text,
+    topic_config,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 PRODUCTS = {p.name: p for p in load_descriptors(REPO / "domains")}
@@ -137,3 +144,44 @@ def test_descriptors_are_registered_only_by_the_registration_module() -> None:
         if ".put_product(" in path.read_text(encoding="utf-8")
     )
     assert callers == ["registration.py"]
+
+
+def _sample_project() -> MeshProject:
+    return load_project(REPO)
+
+
+def test_a_missing_descriptor_is_registered_and_a_known_one_left_alone() -> None:
+    product = PRODUCTS["orders.order-placed"]
+    registry = StubRegistry(set())
+    assert register_missing_descriptor(registry, product, _sample_project())  # type: ignore[arg-type]
+    assert registry.put == [product.name]
+    registry = StubRegistry({product.name})
+    assert not register_missing_descriptor(registry, product, _sample_project())  # type: ignore[arg-type]
+    assert registry.put == []
+
+
+def test_a_governance_refusal_names_the_policy_and_the_descriptor_file() -> None:
+    class Governed(StubRegistry):
+        def put_product(self, _product: Any) -> dict[str, Any]:
+            raise ProductRejectedError(
+                "PUT /products/x: refused",
+                violations=[
+                    {"policy": "documentation", "severity": "warning", "message": "m"},
+                    {
+                        "policy": "ownership",
+                        "severity": "error",
+                        "field": "owner.contact",
+                        "message": "no contact (fix: add one)",
+                    },
+                ],
+            )
+
+    product = PRODUCTS["orders.order-placed"]
+    with pytest.raises(ProductRejectedError) as caught:
+        register_missing_descriptor(Governed(set()), product, _sample_project())  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        "domains/orders/products/order-placed.yaml: the registry refused the descriptor of "
+        "orders.order-placed: [ownership] owner.contact: no contact (fix: add one); fix the "
+        "descriptor (`mesh lint` checks the same policies) and publish again (HTTP 422, "
+        "error_code 42211)"
+    )

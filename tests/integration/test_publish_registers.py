@@ -1,0 +1,105 @@
+"""Publishing a product of the local project makes it discoverable: open_publisher registers
+its descriptor (after its schema and topic) when the registry's catalog lacks it, and a
+governance refusal names the policy and the descriptor file. Real broker, real registry."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import SecretStr
+
+from mesh_stream.errors import ProductNotFoundError, ProductRejectedError
+from mesh_stream.producer import open_publisher
+from mesh_stream.registry.client import RegistryClient
+from mesh_stream.settings import MeshSettings
+from tests.conftest import KafkaAddress, RegistryAddress
+
+SCHEMA: dict[str, Any] = {
+    "type": "record",
+    "name": "StockChange",
+    "namespace": "com.example.orders",
+    "doc": "A change of stock for one item.",
+    "fields": [
+        {"name": "item_id", "type": "string", "doc": "Id of the item; the Kafka key."},
+        {"name": "quantity", "type": "int", "doc": "Units added (negative: removed)."},
+    ],
+}
+
+
+def _project(root: Path, short: str, schema: dict[str, Any]) -> str:
+    """A one-product project of the orders domain; the product's name."""
+    name = f"orders.{short}"
+    descriptor = {
+        "name": name,
+        "domain": "orders",
+        "kind": "source-aligned",
+        "description": "Stock changes, published from a service of the orders domain.",
+        "owner": {"team": "checkout", "contact": "checkout@example.com"},
+        "schema": f"schemas/orders/{short}.avsc",
+        "key_field": "item_id",
+        "partitions": 1,
+        "slos": {"freshness_seconds": 60, "availability": 99.5},
+        "classification": "internal",
+    }
+    (root / "domains/orders/products").mkdir(parents=True)
+    (root / f"domains/orders/products/{short}.yaml").write_text(yaml.safe_dump(descriptor))
+    (root / "schemas/orders").mkdir(parents=True)
+    (root / f"schemas/orders/{short}.avsc").write_text(json.dumps(schema))
+    (root / "mesh.yaml").write_text("domains: [orders]\n")
+    return name
+
+
+def _settings(kafka: KafkaAddress, registry: RegistryAddress, root: Path) -> MeshSettings:
+    return MeshSettings(
+        bootstrap_servers=kafka.bootstrap_servers,
+        registry_url=registry.url,
+        registry_principal="orders",
+        registry_token=SecretStr(registry.tokens["orders"]),
+        project_root=root,
+    )
+
+
+def test_publishing_a_new_local_product_registers_its_descriptor(
+    kafka: KafkaAddress, registry: RegistryAddress, tmp_path: Path
+) -> None:
+    name = _project(tmp_path, f"stock-{uuid.uuid4().hex[:8]}", SCHEMA)
+    settings = _settings(kafka, registry, tmp_path)
+    with RegistryClient.from_settings(settings) as client:
+        with pytest.raises(ProductNotFoundError):
+            client.get_product(name)
+
+        with open_publisher(name, settings=settings, registry=client) as publisher:
+            publisher.publish({"item_id": "item-1", "quantity": 3})
+        registered = client.get_product(name)
+        assert registered["owner"] == {"team": "checkout", "contact": "checkout@example.com"}
+        assert registered["registry"]["topic"] == f"{name}.v1"
+
+        # Known now: a second publisher leaves the catalog's entry as it is.
+        with open_publisher(name, settings=settings, registry=client) as publisher:
+            publisher.publish({"item_id": "item-2", "quantity": -1})
+        assert client.get_product(name) == registered
+
+
+def test_a_governance_refusal_names_the_policy_and_the_file(
+    kafka: KafkaAddress, registry: RegistryAddress, tmp_path: Path
+) -> None:
+    short = f"undocumented-{uuid.uuid4().hex[:8]}"
+    undocumented = {**SCHEMA, "fields": [SCHEMA["fields"][0], {"name": "quantity", "type": "int"}]}
+    name = _project(tmp_path, short, undocumented)
+    settings = _settings(kafka, registry, tmp_path)
+    with RegistryClient.from_settings(settings) as client:
+        with pytest.raises(ProductRejectedError) as refused:
+            open_publisher(name, settings=settings, registry=client)
+        message = str(refused.value)
+        assert message.startswith(
+            f"domains/orders/products/{short}.yaml: the registry refused the descriptor of "
+            f"{name}: [documentation] "
+        )
+        assert "quantity" in message
+        with pytest.raises(ProductNotFoundError):
+            client.get_product(name)
