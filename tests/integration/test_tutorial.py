@@ -6,7 +6,9 @@ the temporary folder) against a broker and a registry of this module's own: the 
 product names and processor group are fixed, and tests/integration/test_domain_workflow.py
 uses the same ones on the session broker. Then the results are checked, not only the exit
 codes: the processor's output equals a recomputation from the published input, the lineage
-shows the edge, the catalog lists both products with their fields.
+shows the edge, the catalog lists both products with their fields. Last, a second repository
+(the reporting domain) runs its own scaffolded processor over the tutorial's product, which
+it finds in the registry only, and its output equals the same recomputation.
 """
 
 from __future__ import annotations
@@ -379,6 +381,15 @@ class Transcript:
         return found[0]
 
 
+def _venv_run(args: list[str], cwd: Path, env: dict[str, str]) -> str:
+    """``args`` run in the virtualenv's environment; their stdout, or a failure showing why."""
+    done = subprocess.run(
+        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, f"{' '.join(args)} exited {done.returncode}:\n{done.stderr}"
+    return done.stdout
+
+
 def test_the_tutorial_runs_from_the_installed_wheel_outside_the_repository(
     installed: InstalledMesh, mesh: Mesh, tmp_path: Path
 ) -> None:
@@ -394,20 +405,24 @@ def test_the_tutorial_runs_from_the_installed_wheel_outside_the_repository(
         MESH_ADMIN_TOKEN=mesh.admin_token,
     )
 
-    def venv_python(code: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["python", "-c", code],
+    # The virtualenv has the wheel with the processing extra only, and nothing of this
+    # repository.
+    def fails_to_import(module: str) -> bool:
+        done = subprocess.run(
+            ["python", "-c", f"import {module}"],
             cwd=workdir,
             env=env,
             capture_output=True,
-            text=True,
             check=False,
         )
+        return f"No module named '{module}'".encode() in done.stderr
 
-    # The virtualenv sees the installed wheel, and nothing of this repository.
-    assert "No module named 'domains'" in venv_python("import domains").stderr
-    where = venv_python("import mesh_stream; print(mesh_stream.__file__)")
-    assert where.stdout.startswith(str(installed.venv)), where.stdout + where.stderr
+    assert fails_to_import("domains")
+    assert fails_to_import("fastapi")  # the registry extra is not needed by the tutorial
+    where = _venv_run(
+        ["python", "-c", "import mesh_stream; print(mesh_stream.__file__)"], workdir, env
+    )
+    assert where.startswith(str(installed.venv)), where
 
     shell = Shell(workdir, scripts, env)
     transcript = Transcript([])
@@ -420,15 +435,19 @@ def test_the_tutorial_runs_from_the_installed_wheel_outside_the_repository(
             else:
                 transcript.outputs.append((step, shell.run(step)))
         project = Path(os.readlink(f"/proc/{shell.process.pid}/cwd"))
-        _check_results(mesh, installed, env, project, transcript)
+        events = _check_results(mesh, env, project, transcript)
     finally:
         shell.close()
 
+    files = {step.path: step.content for step in steps if isinstance(step, FileToWrite)}
+    _another_domain_builds_on_it(mesh, env, tmp_path / "reporting-repo", files, events)
+
 
 def _check_results(
-    mesh: Mesh, installed: InstalledMesh, env: dict[str, str], project: Path, said: Transcript
-) -> None:
-    """With the tutorial's worker still running: exact results, not only exit codes."""
+    mesh: Mesh, env: dict[str, str], project: Path, said: Transcript
+) -> list[dict[str, Any]]:
+    """With the tutorial's worker still running: exact results, not only exit codes. The
+    published input events, read back, are returned."""
     published = _record_count(mesh, "inventory.example-event.v1")
     assert said.of("publisher.py").splitlines()[-1] == f"published 10 records to {EVENTS}"
     assert published == 10
@@ -458,16 +477,7 @@ def _check_results(
     assert downstream == [EVENTS, "└── downstream (feeds)", f"    └── {TOTALS}"]
 
     def mesh_json(*args: str) -> Any:
-        done = subprocess.run(
-            ["mesh", *args, "--json"],
-            cwd=project,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
+        return json.loads(_venv_run(["mesh", *args, "--json"], project, env))
 
     edges = mesh_json("products", "lineage", TOTALS)["edges"]
     assert [(edge["from"], edge["to"]) for edge in edges] == [(EVENTS, TOTALS)]
@@ -482,3 +492,67 @@ def _check_results(
         fields = mesh_json("products", "show", name)["fields"]
         declared = json.loads((project / schema).read_text())["fields"]
         assert [(f["name"], f["doc"]) for f in fields] == [(f["name"], f["doc"]) for f in declared]
+    return events
+
+
+def _another_domain_builds_on_it(
+    mesh: Mesh,
+    env: dict[str, str],
+    repo: Path,
+    tutorial_files: dict[str, str],
+    events: list[dict[str, Any]],
+) -> None:
+    """A second repository, of the reporting domain, computes the same totals from
+    inventory.example-event with its own scaffolded processor, finding the input in the
+    registry only (no inventory file in it), from the same installed wheel."""
+    mesh_init = _venv_run(["mesh", "init", "reporting", str(repo)], repo.parent, env)
+    assert "domain reporting: project in" in mesh_init
+    as_admin = {**env, "MESH_REGISTRY_PRINCIPAL": "admin", "MESH_REGISTRY_TOKEN": mesh.admin_token}
+    token = _venv_run(
+        ["mesh", "registry", "credentials", "add", "reporting", "--quiet"], repo, as_admin
+    ).strip()
+    env = {**env, "MESH_REGISTRY_PRINCIPAL": "reporting", "MESH_REGISTRY_TOKEN": token}
+    output = "reporting.item-totals"
+    descriptor = (
+        tutorial_files["domains/inventory/products/item-totals.yaml"]
+        .replace(f"name: {TOTALS}", f"name: {output}")
+        .replace("domain: inventory", "domain: reporting")
+        .replace("schemas/inventory/", "schemas/reporting/")
+        .replace("inventory-team", "reporting-team")
+    )
+    assert f"name: {output}" in descriptor
+    assert f"  - {EVENTS}" in descriptor  # its input: another domain's product
+    (repo / "domains/reporting/products/item-totals.yaml").write_text(descriptor)
+    (repo / "schemas/reporting/item-totals.avsc").write_text(
+        tutorial_files["schemas/inventory/item-totals.avsc"]
+    )
+    assert not (repo / "domains" / "inventory").exists()
+
+    applied = _venv_run(["mesh", "products", "apply"], repo, env)
+    assert f"{output}: descriptor registered" in applied
+
+    log_path = repo / "processor.log"
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(
+            ["python", "domains/reporting/processors/example_processor.py", "worker"],
+            cwd=repo,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            expected = _recomputed_totals(events)
+            totals = _read(
+                mesh, output, until=lambda values: _newest_per_key(values) == expected, within=120
+            )
+        finally:
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait(10)
+    assert _newest_per_key(totals) == expected, log_path.read_text()[-4000:]
+    lineage = json.loads(_venv_run(["mesh", "products", "lineage", EVENTS, "--json"], repo, env))
+    assert sorted(edge["to"] for edge in lineage["edges"]) == [TOTALS, output]
