@@ -119,7 +119,9 @@ class RegistryClient:
                 f"MESH_REGISTRY_URL or --registry-url"
             )
         principal = _credential_part(principal, "MESH_REGISTRY_PRINCIPAL", basic=True)
-        token = _credential_part(token, "MESH_REGISTRY_TOKEN", basic=principal is not None)
+        token = _credential_part(
+            token, "MESH_REGISTRY_TOKEN (or --token)", basic=principal is not None
+        )
         if principal is not None and token is None:
             raise ConfigurationError(
                 f"registry principal {principal!r} is set but no token: set MESH_REGISTRY_TOKEN "

@@ -184,8 +184,12 @@ def presented_credential(authorization: str | None) -> tuple[str | None, str] | 
         if not value:
             raise AuthenticationError("an empty bearer token never matches")
         return None, value
+    # A header of one word is most likely a bare token pasted without its scheme: naming
+    # it would echo the secret into the caller's logs, so only a real scheme word is shown.
+    named = f" {scheme!r}" if value and scheme.isalpha() and len(scheme) <= 16 else ""
     raise AuthenticationError(
-        f"unsupported Authorization scheme {scheme[:20]!r}; use Basic or Bearer"
+        f"unsupported Authorization scheme{named}; use Basic or Bearer "
+        f"(`Authorization: Bearer <token>`)"
     )
 
 

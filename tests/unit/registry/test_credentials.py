@@ -385,3 +385,24 @@ def test_basic_accepts_a_non_ascii_token_that_bearer_cannot_carry() -> None:
 
     with RegistryClient("http://127.0.0.1:9", principal="orders", token="pässwörd") as made:
         assert made.principal == "orders"
+
+
+@pytest.mark.parametrize(
+    ("header", "named"),
+    [
+        (TOKENS["orders"], ""),  # a bare token pasted without its scheme
+        (f"{TOKENS['orders']} extra", ""),  # not a scheme word either
+        ("Digest abc", " 'Digest'"),
+        ("Token abc", " 'Token'"),
+    ],
+)
+def test_an_unsupported_scheme_never_echoes_a_bare_token(
+    client: TestClient, header: str, named: str
+) -> None:
+    answer = client.get("/subjects", headers={"Authorization": header})
+    assert (answer.status_code, answer.json()["error_code"]) == (401, 40101)
+    assert answer.json()["message"] == (
+        f"unsupported Authorization scheme{named}; use Basic or Bearer "
+        f"(`Authorization: Bearer <token>`)"
+    )
+    assert TOKENS["orders"][:6] not in answer.text
