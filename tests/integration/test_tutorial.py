@@ -17,6 +17,7 @@ import json
 import os
 import queue
 import re
+import shlex
 import signal
 import subprocess
 import threading
@@ -223,7 +224,7 @@ class Shell:
         script = self.scripts / f"{command.line:04d}.sh"
         script.write_text(command.text + "\n")
         marker = f"__step_done_{uuid.uuid4().hex}__"
-        self._send(f"source {script} </dev/null\nprintf '\\n%s\\n' {marker}\n")
+        self._send(f"source {shlex.quote(str(script))} </dev/null\nprintf '\\n%s\\n' {marker}\n")
         output: list[str] = []
         deadline = time.monotonic() + timeout
         while True:
