@@ -1,6 +1,6 @@
 """The registry log in Kafka: a compacted topic, one transactional writer, replay on start.
 
-How it stays consistent (see README "Registry"):
+How it stays consistent (see docs/design/registry.md):
 
 * The topic (``_mesh_registry`` by default) has one partition, so the log has one order, and
   ``cleanup.policy=compact``, so it keeps the latest value of each key forever.
