@@ -182,7 +182,7 @@ def test_the_parser_names_the_line_of_a_broken_page(page: str, message: str) -> 
 
 
 class StepFailedError(AssertionError):
-    pass
+    """A tutorial command failed or hung; the message names its line and shows its output."""
 
 
 class Shell:
