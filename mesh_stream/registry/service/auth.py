@@ -26,6 +26,9 @@ from pydantic import SecretStr
 from mesh_stream.errors import AuthenticationError, ConfigurationError, PermissionDeniedError
 
 ADMIN = "admin"
+#: A credentials file is a few lines per domain; past this it is a mistake, refused before
+#: YAML spends seconds on it.
+MAX_CREDENTIALS_FILE_BYTES = 1024 * 1024
 
 
 def _empty_token(principal: str, source: str) -> ConfigurationError:
@@ -33,6 +36,47 @@ def _empty_token(principal: str, source: str) -> ConfigurationError:
         f"{source}: principal '{principal}' has an empty token, which would let anyone act "
         f"as '{principal}'; give it a token or remove it"
     )
+
+
+def _refuse_repeated_principals(path: Path) -> Callable[[list[tuple[Any, Any]]], dict[Any, Any]]:
+    """A ``json.loads`` hook: a principal named twice is refused (JSON keeps the last one
+    silently, so which token counts would depend on the order of lines)."""
+
+    def build(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+        built: dict[Any, Any] = {}
+        for key, value in pairs:
+            if key in built:
+                raise ConfigurationError(
+                    f"{path}: principal {str(key)[:40]!r} is given twice; give each principal "
+                    f"one token"
+                )
+            built[key] = value
+        return built
+
+    return build
+
+
+def _yaml_scalars_as_written(text: str, path: Path) -> dict[str, str]:
+    """The top-level values of a YAML mapping as written, and a principal given twice
+    refused with its line (YAML, too, keeps the last one silently)."""
+    node = yaml.compose(text)
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    written: dict[str, str] = {}
+    lines: dict[str, int] = {}
+    for key, value in node.value:
+        if not isinstance(key, yaml.ScalarNode):
+            continue
+        line = key.start_mark.line + 1
+        if key.value in lines:
+            raise ConfigurationError(
+                f"{path}:{line}: principal {key.value[:40]!r} is given twice (first on line "
+                f"{lines[key.value]}); give each principal one token"
+            )
+        lines[key.value] = line
+        if isinstance(value, yaml.ScalarNode):
+            written[key.value] = value.value
+    return written
 
 
 class Credentials:
@@ -48,6 +92,12 @@ class Credentials:
         for principal, token in self._tokens.items():
             if not principal.strip():
                 raise ConfigurationError(f"{source}: a principal name is empty")
+            if any(c.isspace() or not c.isprintable() for c in principal):
+                # It would reach terminals through `credentials list`; no domain has one.
+                raise ConfigurationError(
+                    f"{source}: principal {principal[:40]!r} holds whitespace or control "
+                    f"characters; principals are domain names (e.g. orders)"
+                )
             if not token.strip():
                 raise _empty_token(principal, source)
 
@@ -66,12 +116,18 @@ class Credentials:
             if not item.strip():
                 continue
             principal, sep, token = item.strip().partition(":")
+            principal, token = principal.strip(), token.strip()
             if sep and principal and not token.strip():
                 raise _empty_token(principal, f"{source}: item {position}")
             if not sep or not principal:
                 raise ConfigurationError(
                     f"{source}: item {position} is not `principal:token` (e.g. "
                     f"`admin:s3cret,orders:t0ken`)"
+                )
+            if principal in tokens:
+                raise ConfigurationError(
+                    f"{source}: item {position} names principal '{principal}' again; give "
+                    f"each principal one token"
                 )
             tokens[principal] = token
         return cls(tokens, source)
@@ -80,7 +136,9 @@ class Credentials:
     def load(cls, path: Path) -> Credentials:
         """A YAML or JSON mapping of principal to token."""
         try:
-            text = path.read_text(encoding="utf-8")
+            with path.open("rb") as handle:
+                raw = handle.read(MAX_CREDENTIALS_FILE_BYTES + 1)
+            text = raw.decode("utf-8")
         except OSError as exc:
             raise ConfigurationError(
                 f"{path}: cannot read registry credentials ({exc.strerror}); fix "
@@ -91,8 +149,24 @@ class Credentials:
                 f"{path}: registry credentials are not UTF-8 text (byte {exc.start}); fix "
                 f"MESH_REGISTRY_CREDENTIALS_FILE or --credentials"
             ) from exc
+        if len(raw) > MAX_CREDENTIALS_FILE_BYTES:
+            raise ConfigurationError(
+                f"{path}: registry credentials larger than "
+                f"{MAX_CREDENTIALS_FILE_BYTES // 1024} KiB; the file maps each principal to "
+                f"its token, e.g. `admin: s3cret`"
+            )
+        typed: dict[str, str] = {}  # YAML: the token as written, where YAML made a number
         try:
-            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+            if path.suffix == ".json":
+                data = json.loads(text, object_pairs_hook=_refuse_repeated_principals(path))
+            else:
+                data = yaml.safe_load(text)
+                typed = _yaml_scalars_as_written(text, path)
+        except RecursionError as exc:
+            raise ConfigurationError(
+                f"{path}: registry credentials are nested too deeply; the file maps each "
+                f"principal to its token, e.g. `admin: s3cret`"
+            ) from exc
         except json.JSONDecodeError as exc:
             raise ConfigurationError(
                 f"{path}:{exc.lineno}: registry credentials are not valid JSON (column "
@@ -125,7 +199,12 @@ class Credentials:
                     f"string), e.g. `admin: s3cret`; the entry for {str(principal)[:40]!r} "
                     f"is not one"
                 )
-        return cls({k: str(v) for k, v in data.items()}, source)
+        # A YAML number is kept as the operator typed it: `admin: 0123` is the token
+        # "0123", not "83" (YAML 1.1 octal); JSON numbers have one spelling.
+        return cls(
+            {k: typed.get(k, str(v)) if isinstance(v, int) else str(v) for k, v in data.items()},
+            source,
+        )
 
     def verify(self, principal: str, token: str) -> bool:
         """Whether ``token`` is ``principal``'s token in this file (constant time)."""

@@ -406,3 +406,61 @@ def test_an_unsupported_scheme_never_echoes_a_bare_token(
         f"(`Authorization: Bearer <token>`)"
     )
     assert TOKENS["orders"][:6] not in answer.text
+
+
+# -- the bootstrap credentials file and MESH_REGISTRY_CREDENTIALS, written carelessly ------
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "expected"),
+    [
+        ("dup.yaml", "admin: a-secret\norders: o\nadmin: b-secret\n", r"dup\.yaml:3: principal "),
+        ("dup.json", '{"admin": "a-secret", "admin": "b-secret"}', r"dup\.json: principal 'admin"),
+        ("deep.yaml", "a: " + "[" * 50_000 + "]" * 50_000, r"deep\.yaml: .* nested too deeply"),
+        ("big.yaml", "admin: s3cret\n#" + "a" * 2_000_000, r"big\.yaml: .* larger than 1024 KiB"),
+        ("esc.yaml", 'admin: s3cret\n"x\\e[2J": t\n', r"principal 'x\\x1b\[2J' holds whitespace"),
+        ("space.yaml", "admin: s3cret\n'in ventory': t\n", r"'in ventory' holds whitespace"),
+    ],
+)
+def test_a_careless_credentials_file_is_one_line_without_its_secrets(
+    tmp_path: Any, name: str, body: str, expected: str
+) -> None:
+    import re
+
+    from mesh_stream.errors import ConfigurationError
+
+    path = tmp_path / name
+    path.write_text(body)
+    with pytest.raises(ConfigurationError) as caught:
+        Credentials.load(path)
+    message = str(caught.value)
+    assert re.search(expected, message), message
+    assert "\n" not in message
+    assert "secret" not in message.replace(str(tmp_path), "")
+
+
+@pytest.mark.parametrize(
+    ("written", "token"),
+    [("0123", "0123"), ("1_000", "1_000"), ("0x1F", "0x1F"), ("1234", "1234"), ("1:20", "1:20")],
+)
+def test_a_yaml_number_token_is_the_token_as_written(
+    tmp_path: Any, written: str, token: str
+) -> None:
+    path = tmp_path / "creds.yaml"
+    path.write_text(f"admin: s3cret\norders: {written}\n")
+    credentials = Credentials.load(path)
+    assert credentials.verify("orders", token)  # YAML 1.1 would have made 0123 into 83
+
+
+def test_the_credentials_string_trims_each_item_and_refuses_a_principal_twice() -> None:
+    from mesh_stream.errors import ConfigurationError
+
+    spaced = Credentials.parse(" admin : s3cret , orders:o-tok ")
+    assert spaced.principals == ["admin", "orders"]
+    assert spaced.verify("admin", "s3cret")
+    with pytest.raises(ConfigurationError) as caught:
+        Credentials.parse("admin:first-s3cret,admin:second-s3cret")
+    assert str(caught.value) == (
+        "MESH_REGISTRY_CREDENTIALS: item 2 names principal 'admin' again; give each "
+        "principal one token"
+    )
