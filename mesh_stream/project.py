@@ -251,8 +251,11 @@ def _project(root: Path, spec: ProjectFile) -> MeshProject:
 
 
 def _shown(path: Path | str) -> str:
-    """A path for a message: a name of thousands of characters would bury the message."""
+    """A path for a message: a name of thousands of characters would bury the message, and
+    control characters (a terminal escape) are shown escaped, not sent to the terminal."""
     text = str(path)
+    if not text.isprintable():
+        text = repr(text)[1:-1]
     return text if len(text) <= 160 else f"{text[:157]}…"
 
 
@@ -270,7 +273,7 @@ def _resolved(path: Path, label: str) -> Path:
         else:
             problem = "a NUL character in the name"
         raise ProjectNotFoundError(
-            f"{label} {_shown(path)!r}: cannot use it as a folder ({problem}); name the "
+            f"{label}={_shown(path)}: cannot use it as a folder ({problem}); name the "
             f"folder holding {PROJECT_FILE} with --project DIR or {ROOT_SETTING}"
         ) from exc
 

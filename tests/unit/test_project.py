@@ -386,3 +386,10 @@ def test_a_deleted_working_directory_is_one_line(
     assert locate_project is not None
     with pytest.raises(ProjectNotFoundError, match="working directory is gone"):
         locate_project(None, MeshSettings())
+
+
+def test_control_characters_in_a_named_root_are_shown_escaped(tmp_path: Path) -> None:
+    named = tmp_path / "a\x1b[2Jb"
+    message = _one_line_refusal(ProjectNotFoundError, lambda: find_project(named, MeshSettings()))
+    assert "\x1b" not in message
+    assert "a\\x1b[2Jb: no mesh.yaml there" in message
