@@ -65,7 +65,13 @@ def _environment_problems(exc: ValidationError) -> str:
     for problem in exc.errors(include_url=False):
         field = ".".join(str(part) for part in problem["loc"])
         secret = any(word in field for word in _SECRET_WORDS)
-        given = "<hidden>" if secret else _shortened(repr(problem.get("input")))
+        shown = problem.get("input")
+        if isinstance(shown, str) and "://" in shown:  # a user:token@ in a URL is hidden
+            scheme, _, rest = shown.partition("://")
+            netloc, slash, path = rest.partition("/")
+            if "@" in netloc:
+                shown = f"{scheme}://<hidden>@{netloc.rpartition('@')[2]}{slash}{path}"
+        given = "<hidden>" if secret else _shortened(repr(shown))
         lines.append(f"  MESH_{field.upper()}={given}: {problem['msg']}")
     return "\n".join(lines)
 

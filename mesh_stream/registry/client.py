@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay
@@ -72,6 +72,22 @@ def _path(name: str) -> str:
     return quote(name, safe="")
 
 
+def _without_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``url`` without ``user:token@`` and the pair it held (None when it held none).
+
+    The URL is repeated in error messages; a token written into it must not be."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url, None  # registry_url_problem names what is wrong with it
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, token = userinfo.partition(":")
+    bare = urlunsplit(parts._replace(netloc=host))
+    return bare, (unquote(user), unquote(token)) if user else None
+
+
 def _credential_part(value: str | None, setting: str, *, basic: bool) -> str | None:
     """``value`` without the whitespace around it (a secret read from a file ends with a
     newline), or a one-line error naming ``setting`` when it cannot be sent in an
@@ -110,7 +126,14 @@ class RegistryClient:
         timeout: float = 10.0,
         retry_seconds: float = RETRY_SECONDS,
     ) -> None:
-        self.url = url.rstrip("/")
+        url, in_url = _without_userinfo(url)
+        principal_setting = "MESH_REGISTRY_PRINCIPAL"
+        token_setting = "MESH_REGISTRY_TOKEN (or --token)"
+        if in_url is not None and principal is None and token is None:
+            principal, token = in_url  # http://user:token@host, as Confluent clients allow
+            principal_setting = "the user in MESH_REGISTRY_URL"
+            token_setting = "the password in MESH_REGISTRY_URL"
+        self.url = url.rstrip("/")  # never holds a secret: every message may show it
         self.retry_seconds = retry_seconds
         problem = registry_url_problem(self.url)
         if problem is not None:
@@ -118,9 +141,11 @@ class RegistryClient:
                 f"registry URL {url!r} {problem} (e.g. http://127.0.0.1:8081); fix "
                 f"MESH_REGISTRY_URL or --registry-url"
             )
-        principal = _credential_part(principal, "MESH_REGISTRY_PRINCIPAL", basic=True)
+        principal = _credential_part(principal, principal_setting, basic=True)
         token = _credential_part(
-            token, "MESH_REGISTRY_TOKEN (or --token)", basic=principal is not None
+            token,
+            token_setting,
+            basic=principal is not None,
         )
         if principal is not None and token is None:
             raise ConfigurationError(

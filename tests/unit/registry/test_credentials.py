@@ -464,3 +464,35 @@ def test_the_credentials_string_trims_each_item_and_refuses_a_principal_twice() 
         "MESH_REGISTRY_CREDENTIALS: item 2 names principal 'admin' again; give each "
         "principal one token"
     )
+
+
+def test_a_token_in_the_registry_url_is_sent_as_basic_and_never_shown() -> None:
+    from mesh_stream.errors import RegistryUnavailableError
+    from mesh_stream.registry.client import RegistryClient
+
+    running = _running_registry()
+    try:
+        host = running.url.removeprefix("http://")
+        with RegistryClient(f"http://admin:{TOKENS['admin']}@{host}") as admin:
+            assert admin.url == running.url
+            assert admin.principal == "admin"
+            assert admin.add_credential("inventory")["principal"] == "inventory"
+    finally:
+        running.stop()
+    gone = RegistryClient(f"http://admin:{TOKENS['admin']}@127.0.0.1:9", retry_seconds=0)
+    with gone, pytest.raises(RegistryUnavailableError) as caught:
+        gone.list_credentials()
+    assert "registry at http://127.0.0.1:9 is unreachable" in str(caught.value)
+    assert TOKENS["admin"] not in str(caught.value)
+
+
+def test_a_bad_registry_url_setting_hides_its_user_and_token(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mesh_stream.cli.main import run
+
+    monkeypatch.setenv("MESH_REGISTRY_URL", "http://admin:p@ss-s3cret@127.0.0.1:99999/x")
+    assert run(["products", "list"]) == 2
+    err = capsys.readouterr().err
+    assert "MESH_REGISTRY_URL='http://<hidden>@127.0.0.1:99999/x': " in err
+    assert "s3cret" not in err
