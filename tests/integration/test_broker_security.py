@@ -93,11 +93,13 @@ def read_passwords(data_dir: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def sasl_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredCluster]:
     data_dir = tmp_path_factory.mktemp("sasl")
-    # A project whose domains/ folders name the users; started from inside it, no --domains.
+    # A project whose domain folders (those holding products/) name the users; started from
+    # inside it, no --domains. A folder without products/ is no domain.
     project = tmp_path_factory.mktemp("project")
     (project / "mesh.yaml").write_text("name: secured\n")
     for domain in ("payments", "orders"):
-        (project / "domains" / domain).mkdir(parents=True)
+        (project / "domains" / domain / "products").mkdir(parents=True)
+    (project / "domains" / "__pycache__").mkdir()
     started = mesh(
         data_dir, "broker", "start", "--port", "0", "--security", "sasl",
         cwd=project / "domains" / "orders",
