@@ -44,6 +44,10 @@ PROJECT_FILE = "mesh.yaml"
 ROOT_SETTING = "MESH_PROJECT_ROOT"
 _DOMAIN = re.compile(rf"^{NAME_PART}$")
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+#: A domain is also a principal (registry tokens, broker users): the registry issues tokens
+#: to names of at most this length and never to ``admin``, its super user.
+MAX_DOMAIN_LENGTH = 64
+RESERVED_PRINCIPAL = "admin"
 #: A real mesh.yaml is a few hundred bytes; anything past this is a mistake (a data file
 #: named mesh.yaml), refused before YAML spends seconds and memory on it.
 MAX_PROJECT_FILE_BYTES = 1024 * 1024
@@ -96,6 +100,16 @@ class ProjectFile(BaseModel):
         for domain in value or ():
             if not _DOMAIN.match(domain):
                 raise ValueError(f"{domain!r} is not a domain name (lowercase, e.g. orders)")
+            if domain == RESERVED_PRINCIPAL:
+                raise ValueError(
+                    "'admin' is the registry's and the broker's super user, not a domain; "
+                    "name the domain after what it owns (e.g. orders)"
+                )
+            if len(domain) > MAX_DOMAIN_LENGTH:
+                raise ValueError(
+                    f"domain {domain[:40]!r}… is longer than {MAX_DOMAIN_LENGTH} characters, "
+                    f"so it could never be issued a registry credential"
+                )
         if value is not None and len(set(value)) != len(value):
             raise ValueError("a domain is listed twice")
         return value

@@ -245,6 +245,8 @@ def _one_line_refusal(error: type[Exception], call: Any) -> str:
         (b"products: /etc\n", r"mesh\.yaml:1: products: "),
         (b"domains: [shop, shop]\n", r"mesh\.yaml:1: domains: .*listed twice"),
         (b"domains: ['../x']\n", r"mesh\.yaml:1: domains: .*not a domain name"),
+        (b"domains: [orders, admin]\n", r"mesh\.yaml:1: domains: .*'admin' is the registry"),
+        (b"domains: [" + b"a" * 65 + b"]\n", r"mesh\.yaml:1: domains: .*longer than 64"),
     ],
     ids=[
         "list",
@@ -258,6 +260,8 @@ def _one_line_refusal(error: type[Exception], call: Any) -> str:
         "absolute",
         "domain-twice",
         "domain-path",
+        "domain-admin",
+        "domain-too-long",
     ],
 )
 def test_a_hostile_mesh_yaml_is_one_line_naming_the_file(

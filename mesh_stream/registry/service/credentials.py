@@ -36,13 +36,14 @@ from mesh_stream.errors import (
     CredentialsDisabledError,
     InvalidPrincipalError,
 )
+from mesh_stream.project import MAX_DOMAIN_LENGTH
 from mesh_stream.registry.service.auth import ADMIN, Credentials, hash_token, token_id
 from mesh_stream.registry.service.state import Record, RegistryState
 from mesh_stream.registry.service.store import RegistryStore
 
 #: A domain name: lowercase words of letters and digits joined by single hyphens.
 PRINCIPAL_NAME = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
-MAX_PRINCIPAL_LENGTH = 64
+MAX_PRINCIPAL_LENGTH = MAX_DOMAIN_LENGTH  # a principal is a domain: one limit for both
 ACTIVE = "active"
 REVOKED = "revoked"
 
