@@ -58,6 +58,8 @@ def domain_problem(domain: str) -> str | None:
         )
     if len(domain) > MAX_DOMAIN_LENGTH:
         return f"is longer than {MAX_DOMAIN_LENGTH} characters"
+    if domain == "admin":  # mesh.yaml refuses it too (mesh_stream.project)
+        return "is the registry's and the broker's super user, not a domain (e.g. inventory)"
     return None
 
 

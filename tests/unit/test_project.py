@@ -397,3 +397,13 @@ def test_control_characters_in_a_named_root_are_shown_escaped(tmp_path: Path) ->
     message = _one_line_refusal(ProjectNotFoundError, lambda: find_project(named, MeshSettings()))
     assert "\x1b" not in message
     assert "a\\x1b[2Jb: no mesh.yaml there" in message
+
+
+def test_mesh_init_refuses_the_domains_mesh_yaml_would_refuse(tmp_path: Path) -> None:
+    from mesh_stream.scaffold import domain_problem
+
+    for domain in ("admin", "a" * 65, "Shop"):
+        assert domain_problem(domain) is not None, domain
+        (tmp_path / "mesh.yaml").write_text(f"domains: [{domain}]\n")
+        with pytest.raises(ConfigurationError, match=r"mesh\.yaml:1: domains: "):
+            load_project(tmp_path)
