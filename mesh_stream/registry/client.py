@@ -27,7 +27,12 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay
 
 from mesh_stream.descriptor import DataProduct
-from mesh_stream.errors import ConfigurationError, RegistryError, RegistryUnavailableError
+from mesh_stream.errors import (
+    ConfigurationError,
+    InvalidPrincipalError,
+    RegistryError,
+    RegistryUnavailableError,
+)
 from mesh_stream.registry.error_codes import error_for
 from mesh_stream.schema.avro import normalize
 from mesh_stream.settings import MeshSettings, registry_url_problem
@@ -70,6 +75,15 @@ class RegisteredSchema:
 def _path(name: str) -> str:
     """One URL path segment; `/`, `..` and unicode are percent-encoded, never interpreted."""
     return quote(name, safe="")
+
+
+def _principal_path(principal: str) -> str:
+    """``principal`` as one path segment of ``/admin/credentials``. Dots are encoded too: a
+    bare ``.`` or ``..`` would be resolved away by the URL and reach another route (or, for
+    the empty name, the list), so the registry judges the name and says what is wrong."""
+    if not principal:
+        raise InvalidPrincipalError("a principal name is empty", status=422, error_code=42217)
+    return _path(principal).replace(".", "%2E")
 
 
 def _without_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
@@ -488,19 +502,23 @@ class RegistryClient:
 
     def add_credential(self, principal: str) -> dict[str, Any]:
         """Issue ``principal``'s first token; the answer holds it (the only time it is shown)."""
-        answer: dict[str, Any] = self._request("POST", f"/admin/credentials/{_path(principal)}")
+        answer: dict[str, Any] = self._request(
+            "POST", f"/admin/credentials/{_principal_path(principal)}"
+        )
         return answer
 
     def rotate_credential(self, principal: str) -> dict[str, Any]:
         """Replace ``principal``'s token; the old one stops at once, the answer holds the new."""
         answer: dict[str, Any] = self._request(
-            "POST", f"/admin/credentials/{_path(principal)}/rotate"
+            "POST", f"/admin/credentials/{_principal_path(principal)}/rotate"
         )
         return answer
 
     def revoke_credential(self, principal: str) -> dict[str, Any]:
         """End ``principal``'s token (issued or from the file) until it is added again."""
-        answer: dict[str, Any] = self._request("DELETE", f"/admin/credentials/{_path(principal)}")
+        answer: dict[str, Any] = self._request(
+            "DELETE", f"/admin/credentials/{_principal_path(principal)}"
+        )
         return answer
 
     def list_credentials(self) -> list[dict[str, Any]]:

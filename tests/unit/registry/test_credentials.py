@@ -496,3 +496,46 @@ def test_a_bad_registry_url_setting_hides_its_user_and_token(
     err = capsys.readouterr().err
     assert "MESH_REGISTRY_URL='http://<hidden>@127.0.0.1:99999/x': " in err
     assert "s3cret" not in err
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "shown"),
+    [
+        ("POST", "a/b", "principal 'a/b' is not a domain name"),
+        ("DELETE", "a/b/c", "principal 'a/b/c' is not a domain name"),
+        ("POST", "inventory/", "principal 'inventory/' is not a domain name"),
+        ("POST", "a%2Fb", "holds a path separator"),
+        ("POST", "%2E%2E", "principal '..' is not a domain name"),
+        ("POST", "inventory/revoke", "principal 'inventory/revoke' is not a domain name"),
+    ],
+)
+def test_a_principal_with_a_slash_is_a_422_naming_it(
+    client: TestClient, method: str, path: str, shown: str
+) -> None:
+    answer = client.request(method, f"/admin/credentials/{path}", auth=ADMIN)
+    assert (answer.status_code, answer.json()["error_code"]) == (422, 42217), answer.text
+    assert shown in answer.json()["message"]
+    assert client.get("/admin/credentials", auth=ADMIN).json() == [
+        {"principal": p, "source": "file", "in_file": True, "token_id": None}
+        for p in sorted(TOKENS)
+    ]
+    refused = client.request(method, f"/admin/credentials/{path}", auth=ORDERS)
+    # A non-admin is refused too: 403, or 422 where the encoded separator is refused first.
+    assert refused.status_code == (422 if "%2F" in path else 403)
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "a/b", "../../subjects"])
+def test_the_client_never_lets_a_principal_name_reach_another_route(name: str) -> None:
+    from mesh_stream.errors import InvalidPrincipalError
+    from mesh_stream.registry.client import RegistryClient
+
+    running = _running_registry()
+    try:
+        with RegistryClient(running.url, principal="admin", token=TOKENS["admin"]) as admin:
+            for call in (admin.add_credential, admin.rotate_credential, admin.revoke_credential):
+                with pytest.raises(InvalidPrincipalError) as caught:
+                    call(name)
+                assert caught.value.status == 422
+            assert len(admin.list_credentials()) == len(TOKENS)
+    finally:
+        running.stop()

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from mesh_stream.errors import InvalidPrincipalError, PermissionDeniedError
 from mesh_stream.registry.service.auth import ADMIN, require_principal
 from mesh_stream.registry.service.context import CallerDep, ServicesDep
+from mesh_stream.registry.service.credentials import check_principal
 
 
 def _no_encoded_separator(request: Request) -> None:
@@ -82,3 +83,15 @@ def rotate_credential(
 def revoke_credential(principal: str, services: ServicesDep, caller: CallerDep) -> dict[str, Any]:
     who = _admin(caller, f"revoke the token of '{principal}'")
     return services.credentials.revoke(principal, by=who)
+
+
+@router.post("/{name:path}", include_in_schema=False)
+@router.delete("/{name:path}", include_in_schema=False)
+def unrouted_principal(name: str, caller: CallerDep) -> None:
+    """A name no route above took holds a ``/`` (``a/b``, ``x/y/rotate``): 422 naming it,
+    rather than a bare 404 that reads as "no such API"."""
+    _admin(caller, "manage credentials")
+    check_principal(name)
+    raise InvalidPrincipalError(  # a valid name reaches the routes above; kept for safety
+        f"no credentials action at '{name[:60]}'", status=422, error_code=42217
+    )
