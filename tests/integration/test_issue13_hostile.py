@@ -201,7 +201,10 @@ def test_hostile_principal_names_never_reach_the_log(registry: RegistryProcess, 
         answer = httpx.request(
             method, f"{registry.url}/admin/credentials/{path}", auth=ADMIN, timeout=30
         )
-        assert answer.status_code in (404, 405, 414, 422), (method, path, answer.text[:200])
+        # A bare `..` is resolved away by the HTTP client (the request goes to /admin), so
+        # the registry never sees a principal; every other name is judged and refused.
+        expected = (404, 404) if raw == ".." else (422, 42217)
+        assert (answer.status_code, answer.json()["error_code"]) == expected, answer.text[:200]
         assert "token" not in answer.text
     assert httpx.get(registry.url + "/admin/credentials", auth=ADMIN).json() == before
 
