@@ -197,7 +197,32 @@ def load_project(root: Path, *, defaults_without_file: bool = False) -> MeshProj
         PROJECT_FILE,
         empty_is_defaults=True,
     )
+    _refuse_wrong_kinds(root, spec, config_file)
     return _project(root, spec)
+
+
+def _refuse_wrong_kinds(root: Path, spec: ProjectFile, config_file: Path) -> None:
+    """A folder field naming a file, or the policy file named but absent or a folder: each
+    would otherwise read as "nothing there" (no descriptors, the built-in policies), so a
+    typo would quietly turn the project's governance off."""
+    for field in ("products", "schemas"):
+        value = getattr(spec, field)
+        if _exists(root / value) and not _is_dir(root / value):
+            raise ConfigurationError(
+                f"{config_file}: {field}: {value!r} is a file; name the folder holding the "
+                f"{'descriptors' if field == 'products' else '.avsc schemas'}"
+            )
+    policies = root / spec.policies
+    if _is_dir(policies):
+        raise ConfigurationError(
+            f"{config_file}: policies: {spec.policies!r} is a folder; name the policy file "
+            f"(e.g. mesh-policies.yaml)"
+        )
+    if "policies" in spec.model_fields_set and not _exists(policies):
+        raise ConfigurationError(
+            f"{config_file}: policies: {spec.policies!r} does not exist; create it, fix the "
+            f"name, or remove the line to use the built-in policies"
+        )
 
 
 def _read_project_file(config_file: Path) -> str:

@@ -407,3 +407,26 @@ def test_mesh_init_refuses_the_domains_mesh_yaml_would_refuse(tmp_path: Path) ->
         (tmp_path / "mesh.yaml").write_text(f"domains: [{domain}]\n")
         with pytest.raises(ConfigurationError, match=r"mesh\.yaml:1: domains: "):
             load_project(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ("policies: mesh-polices.yaml\n", "policies: 'mesh-polices.yaml' does not exist; "),
+        ("policies: domains\n", "policies: 'domains' is a folder; name the policy file"),
+        ("products: mesh.yaml\n", "products: 'mesh.yaml' is a file; name the folder"),
+        ("schemas: mesh.yaml\n", "schemas: 'mesh.yaml' is a file; name the folder"),
+    ],
+    ids=["policies-typo", "policies-folder", "products-file", "schemas-file"],
+)
+def test_a_field_naming_the_wrong_kind_of_path_is_refused(
+    tmp_path: Path, config: str, expected: str
+) -> None:
+    make_project(tmp_path, config=f"domains: [shop]\n{config}")
+    message = _one_line_refusal(ConfigurationError, lambda: load_project(tmp_path))
+    assert message.startswith(f"{tmp_path.resolve()}/mesh.yaml: {expected}")
+
+
+def test_an_unnamed_policy_file_may_be_absent(tmp_path: Path) -> None:
+    make_project(tmp_path)
+    assert not load_project(tmp_path).policies_file.exists()
