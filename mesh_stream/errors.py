@@ -273,6 +273,22 @@ class ProductRejectedError(InvalidProductError):
         self.violations = violations or []
 
 
+class SchemaRejectedError(InvalidSchemaError):
+    """Governance refused a schema version before anything was stored (422, 42218); the
+    findings are on ``violations``, as for a refused descriptor (42211)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        violations: list[dict[str, object]] | None = None,
+        status: int = 422,
+        error_code: int | None = 42218,
+    ):
+        super().__init__(message, status=status, error_code=error_code)
+        self.violations = violations or []
+
+
 class ProductInUseError(RegistryError):
     """A product cannot be deleted while other products are built from it (409, 40910)."""
 

@@ -217,8 +217,14 @@ def check_documentation(review: Review, _params: NoParams) -> Iterator[Finding]:
     """Every record and every field of the schema has a non-empty `doc`."""
     if review.schema is None:
         return
-    root = avro_walk.root_name(review.schema)
-    for spot in avro_walk.walk(review.schema):
+    yield from undocumented(review.schema)
+
+
+def undocumented(schema: Mapping[str, Any]) -> Iterator[Finding]:
+    """The records and fields of ``schema`` without a `doc` (needs no descriptor, so the
+    registry checks it even for a schema registered before its product)."""
+    root = avro_walk.root_name(schema)
+    for spot in avro_walk.walk(schema):
         doc = spot.record.get("doc") if isinstance(spot, avro_walk.RecordSpot) else None
         if isinstance(spot, avro_walk.RecordSpot):
             where = f"{root}.{spot.path}" if spot.path else root

@@ -1,23 +1,27 @@
-"""Plug the policy engine into the registry's descriptor validators.
+"""Plug the policy engine into the registry: one gate for descriptors and schema versions.
 
-The registry calls each validator with the descriptor, the parsed latest schema of its
-value subject and a read-only :class:`~mesh_stream.registry.problems.CatalogView`; it
-refuses the descriptor (HTTP 422) when an error-level problem comes back. File-based checks
+The registry calls the gate with a descriptor, the parsed latest schema of its value
+subject and a read-only :class:`~mesh_stream.registry.problems.CatalogView`, and refuses the
+descriptor (HTTP 422, 42211) when an error-level problem comes back. File-based checks
 (descriptor file name) do not apply there; everything else is the same as `mesh lint`.
+
+The same gate judges every schema version before the registry stores it (HTTP 422, 42218),
+whichever client registers it: the schema-level policies (:data:`SCHEMA_POLICIES`) run with
+the descriptor of the product whose value subject it is, against the new schema.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from mesh_stream.descriptor import DataProduct
+from mesh_stream.descriptor import TOPIC_NAME, DataProduct
 from mesh_stream.errors import ConfigurationError
-from mesh_stream.governance.config import GovernanceConfig, load_governance
+from mesh_stream.governance.config import GovernanceConfig, RuleSetting, load_governance
 from mesh_stream.governance.engine import check_product
-from mesh_stream.governance.model import Severity
-from mesh_stream.governance.policies import Review
+from mesh_stream.governance.model import Finding, Severity, Violation
+from mesh_stream.governance.policies import Review, undocumented
 from mesh_stream.governance.repository import project_policies
 from mesh_stream.project import load_project
 from mesh_stream.registry.problems import CatalogView, DescriptorProblem, DescriptorValidator
@@ -50,26 +54,104 @@ class RegistryCatalog:
         )
 
 
-def registry_validator(config: GovernanceConfig | None = None) -> DescriptorValidator:
-    """A registry validator enforcing ``config`` (default: the built-in policy set), with
-    the overrides of the descriptor's domain applied."""
-    governance = config if config is not None else GovernanceConfig()
+SCHEMA_POLICIES = frozenset(
+    {
+        "documentation",
+        "naming",
+        "pii-classification",
+        "pii-lineage",
+        "field-lineage-resolves",
+        "key-field",
+    }
+)
+"""The policies a new schema version of a product's subject must pass: those reading the
+schema (docs, PII marks against the classification, PII and field lineage, the key field)
+and naming. The rest judge only the descriptor, which did not change."""
 
-    def validate(
-        product: DataProduct, schema: Mapping[str, Any], view: CatalogView
+
+class GovernanceGate:
+    """A registry validator enforcing one policy set on descriptors (a call) and on every
+    schema version (:meth:`check_schema`), with the overrides of each domain applied."""
+
+    def __init__(self, config: GovernanceConfig | None = None) -> None:
+        self.config = config if config is not None else GovernanceConfig()
+
+    def __call__(
+        self, product: DataProduct, schema: Mapping[str, Any], view: CatalogView
     ) -> list[DescriptorProblem]:
         review = Review(product, schema, RegistryCatalog(view))
-        return [
-            DescriptorProblem(
-                policy=v.policy,
-                severity="error" if v.severity is Severity.ERROR else "warning",
-                message=f"{v.message} (fix: {v.fix})",
-                field=v.field,
-            )
-            for v in check_product(review, governance.rules_for(product.domain))
-        ]
+        return _problems(check_product(review, self.config.rules_for(product.domain)))
 
-    return validate
+    def check_schema(
+        self,
+        subject: str,
+        product: DataProduct | None,
+        schema: Mapping[str, Any],
+        view: CatalogView,
+    ) -> list[DescriptorProblem]:
+        """Problems of ``schema`` as the next version of ``subject``.
+
+        With a product: :data:`SCHEMA_POLICIES` with its descriptor. Without one yet (apply
+        and the SDK register the schema before the descriptor), only ``documentation``
+        runs, and only on subjects shaped like a product's value subject
+        (``<domain>.<product>.v<major>-value``): PII marks, lineage and the key field mean
+        nothing without the descriptor's classification, inputs and key, and
+        ``PUT /products`` checks them once it arrives; the subject's domain prefix is
+        already enforced by authorization (a domain writes only ``<domain>.`` subjects).
+        Other subjects (keys, plain Confluent use) are no product's contract.
+        """
+        if product is not None:
+            rules = {
+                name: rule
+                for name, rule in self.config.rules_for(product.domain).items()
+                if name in SCHEMA_POLICIES
+            }
+            review = Review(product, schema, RegistryCatalog(view))
+            return _problems(check_product(review, rules))
+        topic = subject.removesuffix("-value")
+        match = TOPIC_NAME.match(topic) if topic != subject else None
+        if match is None:
+            return []
+        domain = match["name"].partition(".")[0]
+        rule = self.config.rules_for(domain).get("documentation")
+        if rule is None or rule.severity is Severity.OFF:
+            return []
+        return _problems(_violations("documentation", rule, undocumented(schema), subject))
+
+
+def _violations(
+    name: str, rule: RuleSetting, findings: Iterable[Finding], subject: str
+) -> list[Violation]:
+    return [
+        Violation(
+            policy=name,
+            severity=rule.severity,
+            message=f.message,
+            why=rule.policy.why,
+            fix=rule.policy.fix,
+            product=subject,
+            field=f.field,
+        )
+        for f in findings
+    ]
+
+
+def _problems(violations: Iterable[Violation]) -> list[DescriptorProblem]:
+    return [
+        DescriptorProblem(
+            policy=v.policy,
+            severity="error" if v.severity is Severity.ERROR else "warning",
+            message=f"{v.message} (fix: {v.fix})",
+            field=v.field,
+        )
+        for v in violations
+    ]
+
+
+def registry_validator(config: GovernanceConfig | None = None) -> GovernanceGate:
+    """A registry validator enforcing ``config`` (default: the built-in policy set), with
+    the overrides of the descriptor's domain applied."""
+    return GovernanceGate(config)
 
 
 def governance_validators(settings: MeshSettings) -> tuple[DescriptorValidator, ...]:

@@ -3,8 +3,9 @@
 The service turns a raised error into ``{"error_code": ..., "message": ...}`` with
 :func:`status_and_code`; the client turns such a body back into the matching class with
 :func:`error_for`. Confluent's codes are kept where Confluent defines them; mesh-specific
-ones live in 4221x (products), 40910 (product still in use), and 40409, 40911, 40912 and
-42217 (issued credentials, see ``/admin/credentials``).
+ones live in 4221x (products; 42218 a schema version governance refused), 40910 (product
+still in use), and 40409, 40911, 40912 and 42217 (issued credentials, see
+``/admin/credentials``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from mesh_stream.errors import (
     RequestTooLargeError,
     SchemaError,
     SchemaNotFoundError,
+    SchemaRejectedError,
     SubjectConfigNotFoundError,
     SubjectNotFoundError,
     SubjectNotSoftDeletedError,
@@ -65,6 +67,7 @@ ERROR_TABLE: dict[type[Exception], tuple[int, int]] = {
     CredentialNotFoundError: (404, 40409),
     CredentialExistsError: (409, 40911),
     CredentialsDisabledError: (409, 40912),
+    SchemaRejectedError: (422, 42218),
     InvalidSchemaError: (422, 42201),
     SchemaError: (422, 42201),
     InvalidVersionError: (422, 42202),

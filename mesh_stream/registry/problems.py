@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from mesh_stream.descriptor import DataProduct
 
@@ -46,3 +46,25 @@ class CatalogView(Protocol):
 DescriptorValidator = Callable[
     [DataProduct, Mapping[str, Any], CatalogView], Sequence[DescriptorProblem]
 ]
+
+
+@runtime_checkable
+class SchemaValidator(Protocol):
+    """A validator that also judges every new schema version before it is stored.
+
+    The registry hands it the subject, the product whose value subject that is (None when
+    no descriptor points there yet), the parsed candidate schema and the catalog view; an
+    error-level problem refuses the registration (HTTP 422, error_code 42218), whichever
+    path sent it (Confluent register, the SDK, ``mesh products apply``). A validator passed
+    to ``create_app(validators=...)`` that has this method gates schemas as well.
+    """
+
+    def check_schema(
+        self,
+        subject: str,
+        product: DataProduct | None,
+        schema: Mapping[str, Any],
+        view: CatalogView,
+    ) -> Sequence[DescriptorProblem]:
+        """Problems of ``schema`` as the next version of ``subject``."""
+        ...

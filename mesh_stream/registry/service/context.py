@@ -25,6 +25,7 @@ from mesh_stream.errors import (
     AuthenticationError,
     ProductRejectedError,
     RegistryUnavailableError,
+    SchemaRejectedError,
     TooManyRequestsError,
 )
 from mesh_stream.registry.error_codes import status_and_code
@@ -61,7 +62,7 @@ def render_error(exc: Exception) -> RegistryJSONResponse:
     status, code = status_and_code(exc)
     message = getattr(exc, "message", None) or str(exc)
     extra: dict[str, Any] = {}
-    if isinstance(exc, ProductRejectedError):
+    if isinstance(exc, ProductRejectedError | SchemaRejectedError):
         extra["violations"] = exc.violations
     response = error_response(status, code, message, **extra)
     retry_after = getattr(exc, "retry_after", None)
@@ -167,7 +168,7 @@ HeavyDep = Annotated[HeavyWork, Depends(heavy_work)]
 
 
 class ErrorBody(BaseModel):
-    """Every error answer (Confluent's shape; ``violations`` only for 42211)."""
+    """Every error answer (Confluent's shape; ``violations`` only for 42211 and 42218)."""
 
     error_code: int = Field(description="Confluent code, or a mesh code (4221x, 40910, ...).")
     message: str = Field(description="What is wrong, naming the subject, version or field.")
@@ -186,8 +187,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         409: "Incompatible schema (409), product still in use (40910), credential exists "
         "(40911) or no authentication configured (40912)",
         413: "Body over the size limit (41301)",
-        422: "Invalid schema, version, level, subject or principal name, descriptor or body "
-        "(422xx)",
+        422: "Invalid schema, version, level, subject or principal name, descriptor or body, "
+        "or a schema or descriptor governance refused (422xx)",
         429: "Too many failed authentications (42901) or schema requests in flight (42902)",
         503: "Fenced by a newer writer (50301) or Kafka unreachable (50302)",
     }.items()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import ValidationError
 
@@ -21,12 +21,13 @@ from mesh_stream.errors import (
     ProductNotFoundError,
     ProductRejectedError,
     ProductSubjectMissingError,
+    SchemaRejectedError,
     UnknownInputProductError,
 )
-from mesh_stream.registry.problems import DescriptorProblem, DescriptorValidator
+from mesh_stream.registry.problems import DescriptorProblem, DescriptorValidator, SchemaValidator
 from mesh_stream.registry.service.schemas import SchemaRegistry
 from mesh_stream.registry.service.state import Record
-from mesh_stream.schema.avro import field_docs
+from mesh_stream.schema.avro import AvroSchema, field_docs
 
 Direction = Literal["upstream", "downstream", "both"]
 
@@ -53,6 +54,11 @@ class ProductCatalog:
     ) -> None:
         self.schemas = schemas
         self.validators = tuple(validators)
+        self.schema_validators = tuple(
+            cast(SchemaValidator, v) for v in validators if isinstance(v, SchemaValidator)
+        )
+        if self.schema_validators:
+            schemas.gate = self.check_new_schema
 
     @property
     def _products(self) -> dict[str, dict[str, Any]]:
@@ -70,6 +76,41 @@ class ProductCatalog:
     def latest_schema(self, subject: str) -> Mapping[str, Any] | None:
         latest = self.schemas.latest_schema_json(subject)
         return latest if isinstance(latest, Mapping) else None
+
+    def product_of_subject(self, subject: str) -> DataProduct | None:
+        """The product whose value subject is ``subject``, if a descriptor points there."""
+        for name in self._products:
+            product = self.get_product(name)
+            if product is not None and product.value_subject == subject:
+                return product
+        return None
+
+    # -- the schema gate ------------------------------------------------------------------
+
+    def check_new_schema(self, subject: str, parsed: AvroSchema) -> None:
+        """Refuse ``parsed`` as the next version of ``subject`` when a schema validator
+        finds an error: every register path runs this before anything is stored.
+
+        Admin is gated too: governance judges the contract, not who sends it, and a version
+        an admin slipped past the policies would refuse the next downstream descriptor.
+        """
+        product = self.product_of_subject(subject)
+        schema = parsed.to_json()
+        if not isinstance(schema, Mapping):  # a bare type: no record, field or doc to judge
+            schema = {"type": schema}
+        problems = [
+            problem
+            for validator in self.schema_validators
+            for problem in validator.check_schema(subject, product, schema, self)
+        ]
+        errors = [p for p in problems if p.severity == "error"]
+        if errors:
+            whose = f"product '{product.name}'" if product is not None else "no product yet"
+            raise SchemaRejectedError(
+                f"schema refused by governance for subject '{subject}' ({whose}): "
+                + "; ".join(f"{p.policy}: {p.message}" for p in errors),
+                violations=[p.to_dict() for p in problems],
+            )
 
     # -- reads --------------------------------------------------------------------------
 

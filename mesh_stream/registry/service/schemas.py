@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,6 +122,10 @@ class SchemaRegistry:
         self.state = state or RegistryState()
         self.write_lock = threading.RLock()
         self._parsed: dict[int, AvroSchema] = {}
+        #: Called under the write lock with every schema about to become a new version, after
+        #: the compatibility check and before anything is stored; raises to refuse it (the
+        #: product catalog installs its governance gate here).
+        self.gate: Callable[[str, AvroSchema], None] | None = None
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -316,6 +320,8 @@ class SchemaRegistry:
                     f'subject "{subject}" (compatibility {self.effective_level(subject).value}): '
                     + "; ".join(problems)
                 )
+            if self.gate is not None:
+                self.gate(subject, parsed)
             records: list[Record] = []
             schema_id = existing_id
             if schema_id is None:
