@@ -68,19 +68,29 @@ def test_registry_refuses_descriptor_breaking_policies(
     schema = _schema("Governed", [{"name": "id", "type": "string", "doc": "Key."}, undocumented])
     partitions = PartitionBounds().max + 1
     bad = _descriptor(name, partitions=partitions)
-    _register(admin, bad, schema)
+    subject = DataProduct.model_validate(bad).value_subject
 
+    # the schema is judged when it is registered, before any descriptor points at it
+    refused = admin.post(f"/subjects/{subject}/versions", json={"schema": json.dumps(schema)})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error_code"] == 42218
+    assert refused.json()["violations"] == [
+        _expected(
+            "documentation",
+            f"field {schema['name']}.{undocumented['name']} has no doc",
+            f"{schema['name']}.{undocumented['name']}",
+        )
+    ]
+    assert admin.get(f"/subjects/{subject}/versions").status_code == 404
+
+    undocumented["doc"] = "Amount in cents."
+    _register(admin, bad, schema)
     answer = admin.put(f"/products/{name}", json=bad)
 
     assert answer.status_code == 422, answer.text
     body = answer.json()
     assert body["error_code"] == 42211
     assert body["violations"] == [
-        _expected(
-            "documentation",
-            f"field {schema['name']}.{undocumented['name']} has no doc",
-            f"{schema['name']}.{undocumented['name']}",
-        ),
         _expected(
             "partition-bounds",
             f"partitions {partitions} is outside the platform bounds "
@@ -90,9 +100,7 @@ def test_registry_refuses_descriptor_breaking_policies(
     ]
     assert admin.get(f"/products/{name}").status_code == 404
 
-    # the same product within the rules is accepted (with the now documented schema)
-    undocumented["doc"] = "Amount in cents."
-    _register(admin, bad, schema)
+    # the same product within the rules is accepted
     good = _descriptor(name)
     accepted = admin.put(f"/products/{name}", json=good)
     assert accepted.status_code == 200, accepted.text

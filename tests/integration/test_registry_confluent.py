@@ -16,17 +16,22 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from tests.conftest import KafkaAddress, RegistryAddress
 
+# Documented: the registry's governance refuses undocumented fields on product subjects.
 V1 = {
     "type": "record",
     "name": "Shipment",
     "namespace": "shipping",
+    "doc": "A shipment.",
     "fields": [
-        {"name": "id", "type": "string"},
-        {"name": "weight_kg", "type": "double"},
+        {"name": "id", "type": "string", "doc": "Shipment id."},
+        {"name": "weight_kg", "type": "double", "doc": "Weight in kilograms."},
     ],
 }
 # Adds a field without a default: new readers cannot read old data -> not BACKWARD.
-V2_BREAKING = {**V1, "fields": [*V1["fields"], {"name": "carrier", "type": "string"}]}
+V2_BREAKING = {
+    **V1,
+    "fields": [*V1["fields"], {"name": "carrier", "type": "string", "doc": "Carrier."}],
+}
 
 
 @pytest.fixture
