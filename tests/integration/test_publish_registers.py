@@ -13,7 +13,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from mesh_stream.errors import ProductNotFoundError, ProductRejectedError
+from mesh_stream.errors import ProductNotFoundError, SchemaRejectedError, SubjectNotFoundError
 from mesh_stream.producer import open_publisher
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
@@ -93,13 +93,15 @@ def test_a_governance_refusal_names_the_policy_and_the_file(
     name = _project(tmp_path, short, undocumented)
     settings = _settings(kafka, registry, tmp_path)
     with RegistryClient.from_settings(settings) as client:
-        with pytest.raises(ProductRejectedError) as refused:
+        # the registry's gate refuses the schema itself, before any descriptor points at it
+        with pytest.raises(SchemaRejectedError) as refused:
             open_publisher(name, settings=settings, registry=client)
         message = str(refused.value)
-        assert message.startswith(
-            f"domains/orders/products/{short}.yaml: the registry refused the descriptor of "
-            f"{name}: [documentation] "
-        )
+        assert f"subject '{name}.v1-value'" in message
+        assert "documentation: field" in message
         assert "quantity" in message
+        assert refused.value.error_code == 42218
         with pytest.raises(ProductNotFoundError):
             client.get_product(name)
+        with pytest.raises(SubjectNotFoundError):
+            client.get_latest(f"{name}.v1-value")

@@ -10,7 +10,12 @@ from tests.conftest import RegistryAddress
 
 
 def test_registry_fixture_registers_and_serves_a_schema(registry: RegistryAddress) -> None:
-    schema = {"type": "record", "name": "Probe", "fields": [{"name": "n", "type": "long"}]}
+    schema = {
+        "type": "record",
+        "name": "Probe",
+        "doc": "A probe.",
+        "fields": [{"name": "n", "type": "long", "doc": "A number."}],
+    }
     subject = "orders.fixture-probe.v1-value"
     response = httpx.post(
         f"{registry.url}/subjects/{subject}/versions",
