@@ -14,7 +14,7 @@ from typing import Any, Literal, cast
 
 from pydantic import ValidationError
 
-from mesh_stream.descriptor import DataProduct
+from mesh_stream.descriptor import DataProduct, topic_for
 from mesh_stream.errors import (
     InvalidProductError,
     ProductInUseError,
@@ -78,11 +78,15 @@ class ProductCatalog:
         return latest if isinstance(latest, Mapping) else None
 
     def product_of_subject(self, subject: str) -> DataProduct | None:
-        """The product whose value subject is ``subject``, if a descriptor points there."""
-        for name in self._products:
-            product = self.get_product(name)
-            if product is not None and product.value_subject == subject:
-                return product
+        """The product whose value subject is ``subject``, if a descriptor points there.
+
+        Matched on the stored documents' name and version (the subject is derived from
+        them), so only the match is parsed into a :class:`DataProduct`.
+        """
+        for name, entry in self._products.items():
+            version = entry["descriptor"].get("version", 1)
+            if f"{topic_for(name, version)}-value" == subject:
+                return self.get_product(name)
         return None
 
     # -- the schema gate ------------------------------------------------------------------

@@ -236,3 +236,16 @@ def test_a_refused_schema_comes_back_to_clients_as_its_own_error() -> None:
     error = error_for(422, 42218, "schema refused by governance for subject 's'")
     assert isinstance(error, SchemaRejectedError)
     assert error.error_code == 42218
+
+
+def test_the_gate_finds_the_product_of_a_later_major_version() -> None:
+    client = governed()
+    subject = "orders.order-placed.v2-value"
+    assert register(client, subject, record("Placed", field("order_id"))).status_code == 200
+    put_product(client, descriptor(key_field="order_id", version=2))
+    answer = register(
+        client, subject, record("Placed", field("order_id"), optional("email", pii=True))
+    )
+    body = assert_refused(answer, "pii-classification", "Placed.email")
+    assert "product 'orders.order-placed'" in body["message"]
+    assert_nothing_stored(client, subject, [1])
