@@ -410,8 +410,10 @@ class Lines:
 
 
 def write_descriptor(root: Path, product: DataProduct) -> None:
-    """The product's descriptor where `mesh tail --root` looks first (test products are not
-    governance-clean enough for the registry's catalogue)."""
+    """The product's descriptor in a project at ``root`` (a mesh.yaml folder), where `mesh
+    tail` started inside it looks first (test products are not governance-clean enough for
+    the registry's catalogue)."""
+    (root / "mesh.yaml").write_text("name: tail-test\n")
     folder = root / "domains" / product.domain / "products"
     folder.mkdir(parents=True, exist_ok=True)
     name = product.name.split(".", 1)[1]
