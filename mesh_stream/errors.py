@@ -23,6 +23,7 @@ original kept as ``__cause__``::
     │   ├── SchemaNotFoundError      40403
     │   ├── IncompatibleSchemaError  409
     │   ├── InvalidSchemaError       42201
+    │   │   └── SchemaRejectedError  42218 (governance refused a schema version)
     │   ├── ProductNotFoundError     40404 (mesh extension)
     │   ├── AuthError                401 / 403
     │   │   ├── AuthenticationError  401 (no or unknown credential)
@@ -52,8 +53,9 @@ original kept as ``__cause__``::
         ├── KafkaAuthenticationError  wrong or missing SASL credentials, untrusted TLS
         └── KafkaAuthorizationError   authenticated, but an ACL is missing
 
-Governance refusals by the registry are ``ProductRejectedError`` (422, ``error_code`` 42211,
-the violations on ``.violations``); ``mesh lint`` reports violations rather than raising.
+Governance refusals by the registry are ``ProductRejectedError`` for a descriptor (422,
+``error_code`` 42211) and ``SchemaRejectedError`` for a schema version (422, 42218), the
+violations on ``.violations``; ``mesh lint`` reports violations rather than raising.
 """
 
 from __future__ import annotations
