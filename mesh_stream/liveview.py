@@ -15,7 +15,6 @@ Two halves, kept apart so each can be tested alone:
 
 from __future__ import annotations
 
-import contextlib
 import io
 import re
 import time
@@ -33,6 +32,7 @@ from rich.text import Text
 
 from mesh_stream.descriptor import DataProduct, ProductKind
 from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.processing.names import processor_app_id, sources_group
 from mesh_stream.schema.codec import RecordDecoder, SchemaSource
 from mesh_stream.supervisor import ChildState, ChildStatus, SupervisorEvent
 
@@ -81,11 +81,8 @@ def registry_decoder(registry: SchemaSource) -> Decoder:
     return RecordDecoder(registry).decode
 
 
-def _latest_offset() -> Any:
-    """confluent-kafka's "latest offset" spec (its admin module does not type it)."""
-    from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
-
-    return OffsetSpec.latest()  # type: ignore[no-untyped-call]
+#: ``offsets_for_times`` with this timestamp answers each partition's end offset.
+_END = -1
 
 
 def _is_derived(product: DataProduct) -> bool:
@@ -104,15 +101,18 @@ class MeshMonitor:
         timeout: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        from mesh_stream.kafka.clients import make_admin, make_consumer
+        from mesh_stream.kafka.clients import make_consumer
 
         conn = kafka if isinstance(kafka, KafkaConnection) else KafkaConnection.create(kafka)
         self.products = list(products)
         self.decoder = decoder
         self.timeout = timeout
         self._clock = clock
+        self._connection = conn
         common: dict[str, str | int | float | bool] = {"log_level": 0}
-        self._admin = make_admin(conn, common)
+        # Consumers only, no admin client: librdkafka aborts the process when admin requests
+        # time out while a broker is down (rd_kafka_enq_once assertion, librdkafka #4605),
+        # and the live view must outlive a broker.
         self._consumer = make_consumer(
             conn,
             {
@@ -125,10 +125,26 @@ class MeshMonitor:
         )
         self._previous: dict[str, tuple[float, int]] = {}
         self._latest: dict[str, tuple[int, Mapping[str, Any] | None, str | None]] = {}
-        self._known_groups: set[str] = set()
+        self._group_readers: dict[str, Any] = {}
 
     def close(self) -> None:
+        for reader in self._group_readers.values():
+            reader.close()
         self._consumer.close()
+
+    def _group_reader(self, group: str) -> Any:
+        """A consumer carrying ``group``'s id that never subscribes: it only asks the group's
+        coordinator for committed offsets, so the group's members never see it."""
+        from mesh_stream.kafka.clients import make_consumer
+
+        reader = self._group_readers.get(group)
+        if reader is None:
+            reader = make_consumer(
+                self._connection,
+                {"log_level": 0, "group.id": group, "enable.auto.commit": False},
+            )
+            self._group_readers[group] = reader
+        return reader
 
     def __enter__(self) -> MeshMonitor:
         return self
@@ -142,7 +158,7 @@ class MeshMonitor:
         problems: list[str] = []
         now = self._clock()
         try:
-            metadata = self._admin.list_topics(timeout=self.timeout)
+            metadata = self._consumer.list_topics(timeout=self.timeout)
         except Exception as exc:
             return MeshSnapshot(now, self._unknown(), (), (f"Kafka does not answer: {exc}",))
         partitions = {name: len(t.partitions) for name, t in metadata.topics.items()}
@@ -192,22 +208,28 @@ class MeshMonitor:
     def _end_offsets(
         self, topics: Mapping[str, int], problems: list[str]
     ) -> dict[tuple[str, int], int]:
+        """End offsets of every partition of ``topics`` (topic -> partition count), in one
+        request per partition leader."""
         from confluent_kafka import TopicPartition
 
-        if not topics:
-            return {}
-        request = {
-            TopicPartition(topic, partition): _latest_offset()
+        request = [
+            TopicPartition(topic, partition, _END)
             for topic, count in topics.items()
             for partition in range(count)
-        }
+        ]
+        if not request:
+            return {}
+        try:
+            answered = self._consumer.offsets_for_times(request, timeout=self.timeout)
+        except Exception as exc:
+            problems.append(f"end offsets unknown: {exc}")
+            return {}
         ends: dict[tuple[str, int], int] = {}
-        futures = self._admin.list_offsets(request, request_timeout=self.timeout)
-        for tp, future in futures.items():
-            try:
-                ends[(tp.topic, tp.partition)] = int(future.result().offset)
-            except Exception as exc:
-                problems.append(f"end offset of {tp.topic}[{tp.partition}] unknown: {exc}")
+        for tp in answered:
+            if tp.error is not None or tp.offset < 0:
+                problems.append(f"end offset of {tp.topic}[{tp.partition}] unknown: {tp.error}")
+            else:
+                ends[(tp.topic, tp.partition)] = int(tp.offset)
         return ends
 
     def _group_lags(
@@ -216,50 +238,51 @@ class MeshMonitor:
         ends: Mapping[tuple[str, int], int],
         problems: list[str],
     ) -> tuple[GroupLag, ...]:
-        """Each processor group's lag, looked up concurrently so one slow broker costs one
-        timeout per sample, not one per group.
+        """Each processor's lag: its re-key stage's group over the input products, and its
+        faust app's group over its internal topics (both named by processing.names)."""
+        from confluent_kafka import TopicPartition
 
-        Listing groups asks every broker; with one broker down it fails or comes back partial
-        until the cluster notices, so groups listed once are remembered and still shown.
-        """
-        from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-
-        try:
-            listed = self._admin.list_consumer_groups(request_timeout=self.timeout).result()
-            self._known_groups.update(g.group_id for g in listed.valid)
-        except Exception as exc:
-            if not self._known_groups:
-                problems.append(f"consumer groups unknown: {exc}")
-                return ()
-        pending = {
-            group: self._admin.list_consumer_group_offsets(
-                [ConsumerGroupTopicPartitions(group)], request_timeout=self.timeout
-            )[group]
-            for group in sorted(self._known_groups)
-        }
-        product_topics = {p.topic for p in self.products}
+        topic_of = {p.name: p.topic for p in self.products}
+        watched: list[tuple[str, list[str]]] = []
+        for product in self.products:
+            if not _is_derived(product):
+                continue
+            app_id = processor_app_id(product.name)
+            inputs = [topic_of[name] for name in product.inputs if name in topic_of]
+            internal = [
+                t for t in partitions if t.startswith(f"{app_id}-") and "changelog" not in t
+            ]
+            watched += [(sources_group(app_id), inputs), (app_id, sorted(internal))]
         committed: dict[str, list[Any]] = {}
-        for group, future in pending.items():
+        for group, topics in watched:
+            wanted = [
+                TopicPartition(topic, partition)
+                for topic in topics
+                if topic in partitions
+                for partition in range(partitions[topic])
+            ]
+            if not wanted:
+                continue
             try:
-                offsets = [tp for tp in future.result().topic_partitions if tp.offset >= 0]
+                answered = self._group_reader(group).committed(wanted, timeout=self.timeout)
             except Exception as exc:
                 problems.append(f"offsets of consumer group {group} unknown: {exc}")
                 continue
-            if product_topics.intersection(tp.topic for tp in offsets):
-                committed[group] = offsets  # a mesh processor with something committed
+            offsets = [tp for tp in answered if tp.error is None and tp.offset >= 0]
+            if offsets:
+                committed[group] = offsets
         known = dict(ends)
         missing = {
-            TopicPartition(tp.topic, tp.partition): _latest_offset()
+            (tp.topic, tp.partition)
             for offsets in committed.values()
             for tp in offsets
-            if tp.topic in partitions and (tp.topic, tp.partition) not in known
+            if (tp.topic, tp.partition) not in known
         }
         if missing:
-            for tp, end_future in self._admin.list_offsets(
-                missing, request_timeout=self.timeout
-            ).items():
-                with contextlib.suppress(Exception):
-                    known[(tp.topic, tp.partition)] = int(end_future.result().offset)
+            counts: dict[str, int] = {}
+            for topic, _partition in missing:
+                counts[topic] = partitions[topic]
+            known.update(self._end_offsets(counts, problems))
         return tuple(
             GroupLag(
                 group,

@@ -7,6 +7,7 @@ work on a fresh machine. The settings are read once here and handed to each comm
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import json
 import os
 import sys
@@ -216,7 +217,12 @@ def _say(message: str) -> None:
 
 
 def main() -> None:
-    """The `mesh` console script: :func:`run` with ``MESH_DEBUG`` read here, at the edge."""
+    """The `mesh` console script: :func:`run` with ``MESH_DEBUG`` read here, at the edge.
+
+    A crash inside a C extension (librdkafka, RocksDB) prints the Python stack of every
+    thread to stderr before the process dies, instead of a bare exit by signal.
+    """
+    faulthandler.enable()
     debug = os.environ.get(DEBUG_VARIABLE, "").strip().lower() not in ("", "0", "false", "no")
     sys.exit(run(debug=debug))
 

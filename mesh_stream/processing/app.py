@@ -43,6 +43,7 @@ from mesh_stream.kafka import topics
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.processing.codec import FramedAvroDecoder, FramedAvroEncoder
 from mesh_stream.processing.dedup import KeySeen, apply_once
+from mesh_stream.processing.names import processor_app_id
 from mesh_stream.processing.rekey import Envelope, RekeyStage, Route
 from mesh_stream.project import MeshProject, find_project
 from mesh_stream.registration import (
@@ -94,7 +95,7 @@ class ProcessorSpec:
     @property
     def app_id(self) -> str:
         """Faust app id; also the consumer group and the prefix of internal topics."""
-        return f"mesh-{self.output.name}"
+        return processor_app_id(self.output.name)
 
     @cached_property
     def connection(self) -> KafkaConnection:

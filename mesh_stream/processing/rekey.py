@@ -38,6 +38,7 @@ from mode import Service
 
 from mesh_stream.errors import DeserializationError
 from mesh_stream.kafka.clients import make_consumer
+from mesh_stream.processing.names import sources_group
 
 if TYPE_CHECKING:
     from mesh_stream.processing.app import ProcessorSpec
@@ -77,11 +78,6 @@ class Envelope:
     fields: dict[str, Any]
     #: Place of the event in its internal record (which carries one key's events of a batch).
     index: int = 0
-
-
-def sources_group(app_id: str) -> str:
-    """Consumer group whose committed offsets say how far the re-key stage read the inputs."""
-    return f"{app_id}-sources"
 
 
 def exit_if_still_running(seconds: float, why: str) -> None:

@@ -33,7 +33,7 @@ from pydantic import SecretStr
 
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.processing.codec import FramedAvroDecoder
-from mesh_stream.processing.rekey import sources_group
+from mesh_stream.processing.names import sources_group
 from mesh_stream.producer import ProductPublisher
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings

@@ -31,7 +31,7 @@ from pydantic import SecretStr
 from mesh_stream.descriptor import DataProduct, load_descriptors, topic_for
 from mesh_stream.errors import DeserializationError
 from mesh_stream.processing.codec import FramedAvroDecoder
-from mesh_stream.processing.rekey import sources_group
+from mesh_stream.processing.names import sources_group
 from mesh_stream.producer import ProductPublisher
 from mesh_stream.registration import ensure_topics, register_source_product
 from mesh_stream.registry.client import RegistryClient

@@ -28,7 +28,7 @@ from pydantic import SecretStr
 from mesh_stream.bench.processing_bench import _order, bench_spec
 from mesh_stream.processing.app import ProcessorSpec
 from mesh_stream.processing.codec import FramedAvroDecoder
-from mesh_stream.processing.rekey import sources_group
+from mesh_stream.processing.names import sources_group
 from mesh_stream.producer import ProductPublisher
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings

@@ -16,6 +16,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.liveview import MeshMonitor, registry_decoder
+from mesh_stream.processing.names import processor_app_id, sources_group
 from mesh_stream.schema.wire import frame
 from tests.conftest import KafkaAddress
 
@@ -119,8 +120,9 @@ def test_monitor_reports_counts_rate_dlq_lag_and_latest_value(kafka: KafkaAddres
         )
     assert producer.flush(30) == 0
 
-    # A "processor" that consumed everything on partition 0 and 5 records of partition 1.
-    group = f"{domain}-processor"
+    # The processor of `totals` (its re-key stage's group, named as the workers name it)
+    # consumed everything on partition 0 and 5 records of partition 1.
+    group = sources_group(processor_app_id(total.name))
     partition_sizes = [len(range(p, first_batch, 2)) for p in (0, 1)]
     committed = [
         TopicPartition(source.topic, 0, partition_sizes[0]),

@@ -1,0 +1,15 @@
+"""The Kafka names a processor uses, in one place and free of faust, so that tools watching
+processors (the live view) name the same groups the workers use."""
+
+from __future__ import annotations
+
+
+def processor_app_id(output_name: str) -> str:
+    """Faust app id of the processor building ``output_name``: also its consumer group and
+    the prefix of its internal topics."""
+    return f"mesh-{output_name}"
+
+
+def sources_group(app_id: str) -> str:
+    """Consumer group whose committed offsets say how far the re-key stage read the inputs."""
+    return f"{app_id}-sources"
