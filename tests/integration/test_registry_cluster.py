@@ -90,6 +90,16 @@ def test_two_instances_serve_reads_and_the_follower_forwards_writes(
         assert second.status_code == 200, second.text
         assert second.json() == {"id": 2, "version": 2, "subject": subject}
         assert second.headers["content-type"] == "application/vnd.schemaregistry.v1+json"
+        # Governance judges a forwarded write on the writer: refused there, nothing stored.
+        undocumented = {"type": "record", "name": "Item", "namespace": "orders", "fields": []}
+        gated = httpx.post(
+            f"{follower.url}/subjects/{subject}/versions",
+            json={"schema": json.dumps(undocumented)},
+            auth=AUTH,
+        )
+        assert gated.status_code == 422, gated.text
+        assert gated.json()["error_code"] == 42218
+        assert "documentation: record 'Item' has no doc" in gated.json()["message"]
         # Both serve both schemas by id (the follower once its tail has read them).
         for url in (writer.url, follower.url):
             _eventually(
