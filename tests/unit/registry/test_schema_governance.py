@@ -249,3 +249,13 @@ def test_the_gate_finds_the_product_of_a_later_major_version() -> None:
     body = assert_refused(answer, "pii-classification", "Placed.email")
     assert "product 'orders.order-placed'" in body["message"]
     assert_nothing_stored(client, subject, [1])
+
+
+def test_a_bare_type_on_a_product_subject_is_judged_without_crashing() -> None:
+    client = governed()
+    assert register(client, PLACED, json.dumps("string")).status_code == 200
+    keyed = governed()
+    placed_product(keyed)
+    # a bare string drops the key field (BACKWARD refuses it first; NONE lets governance speak)
+    assert keyed.put(f"/config/{PLACED}", json={"compatibility": "NONE"}, auth=ADMIN).is_success
+    assert_refused(register(keyed, PLACED, json.dumps("string")), "key-field")
