@@ -42,15 +42,17 @@ WIDE_FIELDS = 1500
 MAX_FIELDS = 3000
 
 
-def wide_schema(fields: int, extra: int = 0) -> str:
-    """A record of ``fields`` strings (+ ``extra`` optional ones): parse and checks cost CPU."""
+def wide_schema(fields: int, extra: int = 0, *, documented: bool = False) -> str:
+    """A record of ``fields`` strings (+ ``extra`` optional ones): parse and checks cost CPU.
+    ``documented``: every field has a doc, as governance wants of a product's schema."""
+    doc = {"doc": "A field."} if documented else {}
     return json.dumps(
         {
             "type": "record",
             "name": "Wide",
             "namespace": "orders",
             "doc": "A wide record.",
-            "fields": [{"name": f"f{i}", "type": "string"} for i in range(fields)]
+            "fields": [{"name": f"f{i}", "type": "string", **doc} for i in range(fields)]
             + [
                 {"name": f"g{i}", "type": ["null", "string"], "default": None} for i in range(extra)
             ],
@@ -404,7 +406,7 @@ def test_mesh_registry_serve_applies_the_limit_options(kafka: KafkaAddress) -> N
         subject = f"orders.cli-{tag}.v1-value"
         answer = httpx.post(
             f"{url}/subjects/{subject}/versions",
-            json={"schema": wide_schema(11)},
+            json={"schema": wide_schema(11, documented=True)},
             auth=ADMIN,
             timeout=30,
         )
@@ -415,7 +417,7 @@ def test_mesh_registry_serve_applies_the_limit_options(kafka: KafkaAddress) -> N
         }
         ok = httpx.post(
             f"{url}/subjects/{subject}/versions",
-            json={"schema": wide_schema(10)},
+            json={"schema": wide_schema(10, documented=True)},
             auth=ADMIN,
             timeout=30,
         )
