@@ -281,6 +281,20 @@ def _line_of(node: yaml.Node | None, loc: Iterable[int | str]) -> int | None:
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
+def repeated_key(node: yaml.MappingNode) -> tuple[str, int, int] | None:
+    """The first key given twice in a YAML mapping, as (key, its line, the first line), or
+    None: YAML keeps the last of two equal keys silently, which hides a mistake."""
+    first_line: dict[str, int] = {}
+    for key, _value in node.value:
+        if not isinstance(key, yaml.ScalarNode):
+            continue
+        line = key.start_mark.line + 1
+        if key.value in first_line:
+            return key.value, line, first_line[key.value]
+        first_line[key.value] = line
+    return None
+
+
 def validate_yaml(
     text: str,
     source: str,

@@ -34,6 +34,7 @@ from mesh_stream.descriptor import (
     DataProduct,
     ProductSource,
     load_descriptors,
+    repeated_key,
     validate_yaml,
 )
 from mesh_stream.descriptor import resolve_product as _resolve_in
@@ -249,24 +250,19 @@ def _read_project_file(config_file: Path) -> str:
 
 
 def _refuse_repeated_keys(text: str, source: str) -> None:
-    """YAML keeps the last of two equal keys silently; in mesh.yaml that hides a mistake."""
+    """A key given twice in mesh.yaml is refused with its line (see :func:`repeated_key`)."""
     try:
         node = yaml.compose(text)
     except (yaml.YAMLError, ValueError, RecursionError):
         return  # validate_yaml reports broken YAML with its line
     if not isinstance(node, yaml.MappingNode):
         return
-    first_line: dict[str, int] = {}
-    for key, _value in node.value:
-        if not isinstance(key, yaml.ScalarNode):
-            continue
-        line = key.start_mark.line + 1
-        if key.value in first_line:
-            raise ConfigurationError(
-                f"{source}:{line}: {key.value}: given twice (first on line "
-                f"{first_line[key.value]}); keep one"
-            )
-        first_line[key.value] = line
+    repeated = repeated_key(node)
+    if repeated is not None:
+        key, line, first = repeated
+        raise ConfigurationError(
+            f"{source}:{line}: {key}: given twice (first on line {first}); keep one"
+        )
 
 
 def _project(root: Path, spec: ProjectFile) -> MeshProject:

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 from pydantic import SecretStr
 
+from mesh_stream.descriptor import repeated_key
 from mesh_stream.errors import AuthenticationError, ConfigurationError, PermissionDeniedError
 
 ADMIN = "admin"
@@ -62,21 +63,18 @@ def _yaml_scalars_as_written(text: str, path: Path) -> dict[str, str]:
     node = yaml.compose(text)
     if not isinstance(node, yaml.MappingNode):
         return {}
-    written: dict[str, str] = {}
-    lines: dict[str, int] = {}
-    for key, value in node.value:
-        if not isinstance(key, yaml.ScalarNode):
-            continue
-        line = key.start_mark.line + 1
-        if key.value in lines:
-            raise ConfigurationError(
-                f"{path}:{line}: principal {key.value[:40]!r} is given twice (first on line "
-                f"{lines[key.value]}); give each principal one token"
-            )
-        lines[key.value] = line
-        if isinstance(value, yaml.ScalarNode):
-            written[key.value] = value.value
-    return written
+    repeated = repeated_key(node)
+    if repeated is not None:
+        key, line, first = repeated
+        raise ConfigurationError(
+            f"{path}:{line}: principal {key[:40]!r} is given twice (first on line "
+            f"{first}); give each principal one token"
+        )
+    return {
+        key.value: value.value
+        for key, value in node.value
+        if isinstance(key, yaml.ScalarNode) and isinstance(value, yaml.ScalarNode)
+    }
 
 
 class Credentials:
