@@ -125,7 +125,7 @@ class KafkaStore:
         self._offsets: Consumer | None = None  # only asks for end offsets, never consumes
         self._apply: Apply | None = None
         self._next_offset = 0
-        self._replay_end = 0
+        self._replay_end: int | None = None  # known once the first end offset is read
         self._max_schema_id = 0
         self._progress = threading.Condition()
         self._write_lock = threading.Lock()
@@ -280,7 +280,7 @@ class KafkaStore:
     def _replay(self) -> None:
         """Apply every record up to the end; fail only after ``timeout`` s without progress."""
         assert self._consumer is not None
-        self._replay_end = self._first_end_offset()
+        self._replay_end = end = self._first_end_offset()
         started = last_report = last_progress = time.monotonic()
         seen = self._next_offset
         while True:
@@ -293,12 +293,12 @@ class KafkaStore:
                 raise _unavailable(
                     f"replaying registry topic {self.topic!r} made no progress for "
                     f"{self.timeout:.0f}s (at offset {self._next_offset:,} of "
-                    f"{self._replay_end:,}); is Kafka at {self.bootstrap_servers} up?"
+                    f"{end:,}); is Kafka at {self.bootstrap_servers} up?"
                 )
             if now - last_report >= self.progress_every:
                 last_report = now
                 self._progress_report(
-                    f"registry: replayed {self._next_offset:,} of {self._replay_end:,} records "
+                    f"registry: replayed {self._next_offset:,} of {end:,} records "
                     f"of {self.topic} ({now - started:.0f}s)"
                 )
         self._progress_report(
@@ -583,6 +583,8 @@ class KafkaStore:
     def starting(self) -> str | None:
         """Why the store cannot serve yet (replay under way, start-up failed); None once up."""
         if self._starting == "replaying the registry log":
+            if self._replay_end is None:
+                return f"replaying the registry log: reading where {self.topic} ends"
             return (
                 f"replaying the registry log: {self._next_offset:,} of {self._replay_end:,} "
                 f"records of {self.topic}"
