@@ -29,6 +29,7 @@ from mesh_stream.errors import (
     ProductRejectedError,
     RegistryError,
     RegistryUnavailableError,
+    RuleViolationError,
     SchemaError,
     SerializationError,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "RegistryClient",
     "RegistryError",
     "RegistryUnavailableError",
+    "RuleViolationError",
     "SchemaError",
     "SerializationError",
     "Violation",

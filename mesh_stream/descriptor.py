@@ -124,6 +124,44 @@ class Retention(BaseModel):
     )
 
 
+class RuleFailure(StrEnum):
+    """What happens to a record that fails a quality rule (Confluent's rule actions)."""
+
+    ERROR = "ERROR"
+    DLQ = "DLQ"
+
+
+class QualityRule(BaseModel):
+    """A data-quality rule: a CEL expression over the record (``message``) that must hold.
+
+    Compiled into the Confluent ``ruleSet.domainRules`` of the registered schema (kind
+    CONDITION, type CEL, mode WRITE), so mesh-stream's publisher and Confluent's serializers
+    evaluate the same rule.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: StrictStr = Field(description="Rule name, unique in the product (lowercase, `-`).")
+    expr: StrictStr = Field(
+        min_length=1,
+        description="CEL expression over the record as `message`, true when the record is "
+        "good, e.g. `message.total_amount >= 0`.",
+    )
+    doc: StrictStr | None = Field(default=None, description="Why the rule exists, for people.")
+    on_failure: RuleFailure = Field(
+        default=RuleFailure.ERROR,
+        description="`ERROR`: the publish is refused; `DLQ`: the record goes to the product's "
+        "dead-letter topic with `__rule.*` headers and the rest of the batch goes on.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _check_rule_name(cls, value: str) -> str:
+        if not re.fullmatch(NAME_PART, value):
+            raise ValueError(f"rule name {value!r} is not lowercase words joined by `-`")
+        return value
+
+
 class DataProduct(BaseModel):
     """One data product: a versioned Avro-typed Kafka topic with an owner and a contract.
 
@@ -163,9 +201,22 @@ class DataProduct(BaseModel):
     inputs: tuple[StrictStr, ...] = Field(
         default=(), description="Products this one is built from (its lineage)."
     )
-    compatibility: Compatibility = Field(
-        default=Compatibility.BACKWARD,
-        description="Schema evolution rule the registry enforces on the value subject.",
+    compatibility: Compatibility | None = Field(
+        default=None,
+        description="Schema evolution rule the registry enforces on the value subject. Unset: "
+        "FULL_TRANSITIVE once another product reads this one, else BACKWARD. A weaker level on "
+        "a product others read needs `compatibility_reason`.",
+    )
+    compatibility_reason: StrictStr | None = Field(
+        default=None,
+        min_length=1,
+        description="Why a product other products read evolves under a level weaker than "
+        "FULL_TRANSITIVE (the domain's override of the consumer-protection policy).",
+    )
+    rules: tuple[QualityRule, ...] = Field(
+        default=(),
+        description="Data-quality rules (CEL) every published record must pass; registered "
+        "with the schema as its Confluent ruleSet.",
     )
     readers: tuple[StrictStr, ...] = Field(
         default=(),
@@ -218,6 +269,15 @@ class DataProduct(BaseModel):
                     )
         return value
 
+    @field_validator("rules")
+    @classmethod
+    def _check_rule_names(cls, value: tuple[QualityRule, ...]) -> tuple[QualityRule, ...]:
+        names = [rule.name for rule in value]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"rule names must be unique; given more than once: {twice}")
+        return value
+
     @model_validator(mode="after")
     def _domain_matches_name(self) -> DataProduct:
         if self.name.split(".", 1)[0] != self.domain:
@@ -226,6 +286,19 @@ class DataProduct(BaseModel):
                 f"(a product belongs to exactly one domain)"
             )
         return self
+
+    @property
+    def compatibility_level(self) -> Compatibility:
+        """The level set on the value subject: the declared one, else BACKWARD (the registry's
+        consumer-protection policy adds FULL_TRANSITIVE checks once others read the product)."""
+        return self.compatibility or Compatibility.BACKWARD
+
+    def required_compatibility(self, *, has_consumers: bool) -> Compatibility:
+        """The level evolution must meet: the declared one, else FULL_TRANSITIVE when other
+        products read this one, else BACKWARD."""
+        if self.compatibility is not None:
+            return self.compatibility
+        return Compatibility.FULL_TRANSITIVE if has_consumers else Compatibility.BACKWARD
 
     @property
     def topic(self) -> str:
@@ -242,12 +315,16 @@ class DataProduct(BaseModel):
     def to_document(self) -> dict[str, Any]:
         """The descriptor as plain JSON-able data, with the YAML field names.
 
-        An unset ``replication_factor`` is left out, so documents stored before it existed
-        and documents written now look the same.
+        Unset optional fields (``replication_factor``, ``compatibility``, its reason, no
+        ``rules``) are left out, so documents stored before they existed and documents
+        written now look the same.
         """
         document = self.model_dump(mode="json", by_alias=True)
-        if document.get("replication_factor") is None:
-            document.pop("replication_factor", None)
+        for optional in ("replication_factor", "compatibility", "compatibility_reason"):
+            if document.get(optional) is None:
+                document.pop(optional, None)
+        if not document.get("rules"):
+            document.pop("rules", None)
         return document
 
 

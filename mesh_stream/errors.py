@@ -46,7 +46,8 @@ original kept as ``__cause__``::
     ├── DescriptorError             a product descriptor file is invalid (file and field named)
     ├── PlanRefusedError            `mesh products apply` refused its plan; nothing was written
     ├── SerializationError          a record does not fit its schema (field path named)
-    │   └── DeserializationError    bytes on the wire cannot be decoded
+    │   ├── DeserializationError    bytes on the wire cannot be decoded
+    │   └── RuleViolationError      a record fails a data-quality rule (CEL) of its product
     ├── DeliveryError               Kafka did not acknowledge records (they are named)
     ├── ConsumerError               a fatal Kafka consumer error
     └── KafkaSecurityError          the cluster refused this connection's credentials
@@ -338,6 +339,20 @@ class SerializationError(MeshError, _KafkaSerializationError):
 
 class DeserializationError(SerializationError):
     """Bytes read from Kafka cannot be decoded into a record."""
+
+
+class RuleViolationError(SerializationError):
+    """A record fails one of its product's data-quality rules (CEL) and the rule says
+    ``on_failure: ERROR``: it is refused before it reaches Kafka; ``rule`` and ``expr``
+    name the rule, ``record_index`` its place in a batch (None for a single publish)."""
+
+    def __init__(
+        self, message: str, *, rule: str, expr: str, record_index: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.expr = expr
+        self.record_index = record_index
 
 
 class DeliveryError(MeshError):

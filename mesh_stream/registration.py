@@ -205,7 +205,7 @@ def register_value_schema(registry: ProductRegistry, product: DataProduct, text:
 def set_compatibility(registry: ProductRegistry, product: DataProduct) -> None:
     """Set the compatibility level of the product's subject to the descriptor's."""
     _patiently(
-        lambda: registry.set_compatibility(product.compatibility.value, product.value_subject)
+        lambda: registry.set_compatibility(product.compatibility_level.value, product.value_subject)
     )
 
 

@@ -73,10 +73,10 @@ def apply_plan(
             schema_id = registration.register_value_schema(registry, product, text)
             done(f"{product.name}: schema registered under {item.subject} (id {schema_id})")
         if item.level_change is not None:
-            registry.set_compatibility(product.compatibility.value, item.subject)
+            registry.set_compatibility(product.compatibility_level.value, item.subject)
             done(
                 f"{product.name}: compatibility of {item.subject} set to "
-                f"{product.compatibility.value} (was {item.level_change[0]})"
+                f"{product.compatibility_level.value} (was {item.level_change[0]})"
             )
         if item.descriptor is not Status.UNCHANGED:
             registration.register_descriptor(registry, product)

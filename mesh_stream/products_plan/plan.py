@@ -135,7 +135,7 @@ def _plan_registry(plan: ProductPlan, local: _Local, registry: RegistryClient) -
         latest = registry.get_latest(plan.subject)
     except SubjectNotFoundError:
         plan.schema = Status.NEW if local.schema_json is not None else Status.UNKNOWN
-        plan.compatibility_level = product.compatibility.value
+        plan.compatibility_level = product.compatibility_level.value
         if local.schema_json is not None:
             plan.schema_changes = [
                 SchemaChange(f.name, "added", after=f.type)
@@ -145,8 +145,8 @@ def _plan_registry(plan: ProductPlan, local: _Local, registry: RegistryClient) -
     plan.registered_version = latest.version
     level = registry.get_compatibility(plan.subject)
     plan.compatibility_level = level
-    if level != product.compatibility.value:
-        plan.level_change = (level, product.compatibility.value)
+    if level != product.compatibility_level.value:
+        plan.level_change = (level, product.compatibility_level.value)
     if local.schema_json is None or local.schema_text is None:
         return  # lint names what is wrong with the local schema
     if normalize(local.schema_text) == normalize(latest.schema):

@@ -17,6 +17,7 @@ EXPECTED = {
     "DeliveryError",
     "DescriptorError",
     "DeserializationError",
+    "RuleViolationError",
     "IncompatibleSchemaError",
     "LintReport",
     "LocalCluster",
