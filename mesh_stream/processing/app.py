@@ -127,7 +127,9 @@ def prepare(
         if registry is None:
             registry = stack.enter_context(RegistryClient.from_settings(settings))
         inputs, input_schemas = registered_inputs(registry, output, wait=wait_for_inputs)
-        conn = KafkaConnection.from_settings(settings, default_client_id=f"mesh-{output.name}")
+        conn = KafkaConnection.from_settings(
+            settings, default_client_id=processor_app_id(output.name)
+        )
         ensure_topics(conn, (*inputs, output))
         for product in inputs:  # where undecodable input records go
             ensure_internal_topic(conn, product.dlq_topic, product.partitions)
