@@ -14,7 +14,9 @@ Avro's own Python implementation); nothing here re-types Avro's rules. This modu
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import avro.name
@@ -146,13 +148,33 @@ def fingerprint(
     return digest.hex()
 
 
+@dataclass(frozen=True)
+class _Break:
+    """Where avro's checker found a reader/writer pair incompatible: the field path (empty
+    for the record itself), the two fields (None when absent) and avro's incompatibility
+    kinds there."""
+
+    path: tuple[str, ...]
+    reader: Any
+    writer: Any
+    kinds: frozenset[SchemaIncompatibilityType]
+    reader_type: AvroSchema
+    writer_type: AvroSchema
+
+
 class _IndexedChecker(ReaderWriterCompatibilityChecker):
-    """Avro's checker, with each writer record's fields indexed once per record pair.
+    """Avro's checker, with each writer record's fields indexed once per record pair, and
+    every incompatible field remembered (:attr:`breaks`) so the message can name it.
 
     ``RecordSchema.fields_dict`` rebuilds its dict on every access and avro's checker reads
     it once per reader field, so one check was quadratic in fields (9,000 fields: 36 s of
     CPU). The rules are avro's own, unchanged: same lookup by name then by reader alias.
     """
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.path: list[str] = []
+        self.breaks: list[_Break] = []
 
     def check_reader_writer_record_fields(  # type: ignore[no-untyped-def]
         self, reader, writer, location
@@ -165,10 +187,12 @@ class _IndexedChecker(ReaderWriterCompatibilityChecker):
             if writer_field is None and isinstance(aliases, list):
                 writer_field = next((by_name[a] for a in aliases if a in by_name), None)
             where = [*location, "fields", str(index)]
+            if writer_field is None and reader_field.has_default:
+                continue
+            self.path.append(reader_field.name)
+            before = len(self.breaks)
             if writer_field is not None:
                 found = self.get_compatibility(reader_field.type, writer_field.type, "type", where)
-            elif reader_field.has_default:
-                continue
             elif reader_field.type.type == "enum" and reader_field.type.props.get("default"):
                 found = self.get_compatibility(reader_field.type, writer, "type", where)
             else:
@@ -177,65 +201,231 @@ class _IndexedChecker(ReaderWriterCompatibilityChecker):
                     reader_field.name,
                     where,
                 )
+            # nothing deeper named the break: this field did
+            if found.compatibility is SchemaCompatibilityType.incompatible and (
+                len(self.breaks) == before
+            ):
+                self.breaks.append(
+                    _Break(
+                        tuple(self.path),
+                        reader_field,
+                        writer_field,
+                        frozenset(found.incompatibilities),
+                        reader_field.type,
+                        writer_field.type if writer_field is not None else writer,
+                    )
+                )
+            self.path.pop()
             result = merge(result, found)
         return result
 
 
-def _reader_problems(reader: AvroSchema, writer: AvroSchema, label: str) -> list[str]:
-    """Why ``reader`` cannot read data written with ``writer`` (empty when it can)."""
+@dataclass(frozen=True)
+class Incompatibility:
+    """One way a candidate schema breaks a compatibility level, said for people: the field,
+    what changed, which side can no longer read which records, and the fix."""
+
+    field: str | None
+    """Dotted field path from the root record (``customer.email``); None: the record."""
+    change: str
+    why: str
+    fix: str
+    versions: tuple[int, ...]
+
+    def __str__(self) -> str:
+        where = f"field {self.field}" if self.field else "the record"
+        return f"{where}: {self.change}; {self.why}; fix: {self.fix}"
+
+
+def _type_name(schema: AvroSchema) -> str:
+    """A short, readable name of an Avro type: ``string``, ``["null", "string"]``,
+    ``array of Line``, ``long (timestamp-millis)``, a named type's full name."""
+    kind = schema.type
+    if isinstance(schema, avro.schema.UnionSchema):
+        return "[" + ", ".join(json.dumps(_type_name(b)) for b in schema.schemas) + "]"
+    if isinstance(schema, avro.schema.NamedSchema):
+        return f"{kind} {schema.fullname}"
+    if isinstance(schema, avro.schema.ArraySchema):
+        return f"array of {_type_name(schema.items)}"
+    if isinstance(schema, avro.schema.MapSchema):
+        return f"map of {_type_name(schema.values)}"
+    logical = schema.props.get("logicalType")
+    return f"{kind} ({logical})" if isinstance(logical, str) else str(kind)
+
+
+def _enum_symbols(schema: AvroSchema) -> set[str]:
+    """The symbols of the enum ``schema`` is or holds as a union branch."""
+    if isinstance(schema, avro.schema.EnumSchema):
+        return set(schema.symbols)
+    if isinstance(schema, avro.schema.UnionSchema):
+        return {s for branch in schema.schemas for s in _enum_symbols(branch)}
+    return set()
+
+
+def next_major_hint(subject: str | None) -> str:
+    """How to publish a breaking change: a new major version, named when ``subject`` is a
+    product's ``<domain>.<product>.v<N>-value``."""
+    topic = (subject or "").removesuffix("-value")
+    match = re.fullmatch(r"(?P<name>.+)\.v(?P<major>[0-9]+)", topic)
+    if match is None:
+        return "publish a new major version (a new topic and subject)"
+    major = int(match["major"]) + 1
+    return (
+        f"publish a new major version {match['name']}.v{major} (`version: {major}` in the "
+        f"descriptor)"
+    )
+
+
+_PROMOTIONS = "Avro promotes only int -> long -> float -> double and string <-> bytes"
+
+
+def _explain(found: _Break, backward: bool, subject: str | None) -> tuple[str, str, str]:
+    """``(change, why, fix)`` for one incompatible spot. ``backward``: the reader is the new
+    schema and the writer an old version; otherwise the reader is the old version."""
+    new, old = (
+        (found.reader_type, found.writer_type)
+        if backward
+        else (
+            found.writer_type,
+            found.reader_type,
+        )
+    )
+    major = next_major_hint(subject)
+    if backward:
+        why = "consumers reading with the new schema cannot read old records ({versions})"
+    else:
+        why = "old consumers (reading with {versions}) cannot read new records"
+    kinds = found.kinds
+    if SchemaIncompatibilityType.reader_field_missing_default_value in kinds and (
+        found.writer is None
+    ):
+        field_type = _type_name(found.reader_type)
+        if backward:
+            return (
+                "added without a default",
+                f"{why}, which lack it",
+                f'give it a default, or make it optional: ["null", {json.dumps(field_type)}] '
+                f"with default null",
+            )
+        return (
+            "removed (the registered version has no default for it)",
+            f"{why}, which lack it",
+            f"keep the field and deprecate it in its doc, or {major}",
+        )
+    if kinds == {SchemaIncompatibilityType.missing_enum_symbols}:
+        symbols = ", ".join(
+            sorted(_enum_symbols(found.writer_type) - _enum_symbols(found.reader_type))
+        )
+        if backward:
+            return (
+                f"enum symbols removed: {symbols}",
+                f"{why} that carry them",
+                "keep the symbols (deprecate them in the doc), or give the new enum a "
+                "`default` symbol",
+            )
+        return (
+            f"enum symbols added: {symbols}",
+            f"{why} that carry them (the registered enum has no `default` symbol)",
+            f"drop the new symbols, or {major}",
+        )
+    if kinds == {SchemaIncompatibilityType.name_mismatch}:
+        return (
+            f"named type renamed from {_type_name(old)} to {_type_name(new)}",
+            why,
+            "keep the old name, or list the old full name in the new type's `aliases`",
+        )
+    if (
+        not backward
+        and isinstance(new, avro.schema.UnionSchema)
+        and any(branch.canonical_form == old.canonical_form for branch in new.schemas)
+    ):
+        return (
+            f"made optional: type changed from {_type_name(old)} to {_type_name(new)}",
+            why,
+            f"keep it required (old consumers expect a value in every record), or {major}",
+        )
+    return (
+        f"type changed from {_type_name(old)} to {_type_name(new)}",
+        why,
+        f"keep the type ({_PROMOTIONS}); or add a new field with the new type and deprecate "
+        f"this one in its doc; or {major}",
+    )
+
+
+def _reader_breaks(reader: AvroSchema, writer: AvroSchema) -> list[_Break]:
+    """Where ``reader`` cannot read data written with ``writer`` (empty when it can)."""
     if reader is writer:
         # Always compatible, and avro's memo hashes a pair as id(reader) ^ id(writer): every
         # pair of a schema with itself hashes to 0, which made this quadratic.
         return []
-    checker = _IndexedChecker()  # type: ignore[no-untyped-call]
+    checker = _IndexedChecker()
     result = checker.get_compatibility(reader, writer)
-    if result.compatibility is SchemaCompatibilityType.compatible:
+    if result.compatibility is not SchemaCompatibilityType.incompatible:
         return []
-    locations = ", ".join(sorted(result.locations))
-    kinds = ", ".join(sorted({kind.name for kind in result.incompatibilities}))
-    messages = "; ".join(sorted(result.messages))
-    return [f"{label}: {kinds} at {locations}: {messages}"]
+    if checker.breaks:
+        return checker.breaks
+    return [_Break((), None, None, frozenset(result.incompatibilities), reader, writer)]
 
 
-def compatibility_problems(
+def incompatibilities(
     candidate: AvroSchema,
     registered: Sequence[tuple[int, AvroSchema]],
     level: Compatibility | str,
-) -> list[str]:
-    """Reasons why ``candidate`` breaks ``level`` against ``registered`` (oldest first).
+    *,
+    subject: str | None = None,
+) -> list[Incompatibility]:
+    """Every way ``candidate`` breaks ``level`` against ``registered`` (oldest first), one
+    entry per field and change with the versions it breaks.
 
     ``registered`` holds ``(version, schema)`` pairs of the live versions of a subject. The
     non-transitive levels look at the newest version only, the ``_TRANSITIVE`` ones at all.
     BACKWARD: the new schema reads old data; FORWARD: old schemas read new data; FULL: both.
+    ``subject`` only names the next major version in the fixes.
     """
     level = Compatibility(level)
     if level is Compatibility.NONE or not registered:
         return []
     transitive = level.value.endswith("_TRANSITIVE")
     previous = registered if transitive else registered[-1:]
-    backward = level in (
-        Compatibility.BACKWARD,
-        Compatibility.BACKWARD_TRANSITIVE,
-        Compatibility.FULL,
-        Compatibility.FULL_TRANSITIVE,
-    )
-    forward = level in (
-        Compatibility.FORWARD,
-        Compatibility.FORWARD_TRANSITIVE,
-        Compatibility.FULL,
-        Compatibility.FULL_TRANSITIVE,
-    )
-    problems: list[str] = []
+    directions = []
+    if level.value.startswith(("BACKWARD", "FULL")):
+        directions.append(True)
+    if level.value.startswith(("FORWARD", "FULL")):
+        directions.append(False)
+    found: dict[tuple[str | None, str, str], dict[str, list[int]]] = {}
     for version, old in previous:
-        if backward:
-            problems += _reader_problems(
-                candidate, old, f"new schema cannot read data written with version {version}"
-            )
-        if forward:
-            problems += _reader_problems(
-                old, candidate, f"version {version} cannot read data written with the new schema"
-            )
-    return problems
+        for backward in directions:
+            reader, writer = (candidate, old) if backward else (old, candidate)
+            for spot in _reader_breaks(reader, writer):
+                change, why, fix = _explain(spot, backward, subject)
+                whys = found.setdefault((".".join(spot.path) or None, change, fix), {})
+                whys.setdefault(why, []).append(version)
+    return [
+        Incompatibility(
+            field,
+            change,
+            "; and ".join(why.format(versions=_versions(v)) for why, v in whys.items()),
+            fix,
+            tuple(sorted({n for v in whys.values() for n in v})),
+        )
+        for (field, change, fix), whys in found.items()
+    ]
+
+
+def _versions(numbers: Sequence[int]) -> str:
+    listed = ", ".join(str(n) for n in numbers)
+    return f"version{'s' if len(numbers) > 1 else ''} {listed}"
+
+
+def compatibility_problems(
+    candidate: AvroSchema,
+    registered: Sequence[tuple[int, AvroSchema]],
+    level: Compatibility | str,
+    *,
+    subject: str | None = None,
+) -> list[str]:
+    """:func:`incompatibilities` as one line each: field, what changed, why, the fix."""
+    return [str(i) for i in incompatibilities(candidate, registered, level, subject=subject)]
 
 
 def _walk_fields(node: Any, prefix: str) -> Iterator[tuple[str, str | None]]:

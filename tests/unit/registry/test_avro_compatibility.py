@@ -108,8 +108,9 @@ def test_problems_name_the_version_and_the_field() -> None:
         parse_schema(SCHEMA3), [(1, parse_schema(SCHEMA1))], Compatibility.BACKWARD
     )
     assert problems == [
-        "new schema cannot read data written with version 1: "
-        "reader_field_missing_default_value at /fields/1: f2"
+        "field f2: added without a default; consumers reading with the new schema cannot "
+        "read old records (version 1), which lack it; fix: give it a default, or make it "
+        'optional: ["null", "string"] with default null'
     ]
 
 
