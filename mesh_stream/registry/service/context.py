@@ -203,6 +203,16 @@ class SchemaBody(BaseModel):
     schema_: str = Field(alias="schema", description="The Avro schema as JSON text.")
     schemaType: str | None = Field(default=None, description="Only AVRO is supported.")  # noqa: N815
     references: list[Any] = Field(default_factory=list, description="Not supported; keep empty.")
+    metadata: Any = Field(
+        default=None,
+        description="Confluent metadata: {tags: {path: [tag]}, properties: {k: v}, sensitive: [k]}"
+        "; omitted on register = the subject's latest version's.",
+    )
+    ruleSet: Any = Field(  # noqa: N815 - Confluent's field name
+        default=None,
+        description="Confluent rules: {domainRules: [...], migrationRules: [...]}; omitted on "
+        "register = the subject's latest version's.",
+    )
 
 
 class ConfigBody(BaseModel):

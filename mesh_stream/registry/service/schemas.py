@@ -3,7 +3,9 @@
 It follows Confluent Schema Registry's rules: the same schema text (after normalisation)
 always has the same id, in any subject; registering a schema a subject already has returns
 the existing version; soft deletes hide versions, permanent deletes need a soft delete first;
-compatibility is checked against live (not soft-deleted) versions only.
+compatibility is checked against live (not soft-deleted) versions only. A version's Confluent
+contract (``metadata``, ``ruleSet``; :mod:`.contracts`) is part of its schema's identity, and
+a register request that omits a part inherits the subject's latest version's.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from mesh_stream.errors import (
     VersionNotSoftDeletedError,
     VersionSoftDeletedError,
 )
+from mesh_stream.registry.service.contracts import NO_CONTRACT, Contract, inherit, requested
 from mesh_stream.registry.service.state import Record, RegistryState, SubjectVersion
 from mesh_stream.registry.service.store import RegistryStore
 from mesh_stream.schema.avro import AvroSchema, compatibility_problems, normalize, parse_schema
@@ -104,6 +107,7 @@ class SchemaVersion:
     version: int
     schema_id: int
     schema: str
+    contract: Contract = NO_CONTRACT
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -111,6 +115,7 @@ class SchemaVersion:
             "version": self.version,
             "id": self.schema_id,
             "schema": self.schema,
+            **self.contract.to_record(),
         }
 
 
@@ -144,7 +149,11 @@ class SchemaRegistry:
 
     def _version_obj(self, record: SubjectVersion) -> SchemaVersion:
         return SchemaVersion(
-            record.subject, record.version, record.schema_id, self.state.schemas[record.schema_id]
+            record.subject,
+            record.version,
+            record.schema_id,
+            self.state.schemas[record.schema_id],
+            self.state.contract(record.schema_id),
         )
 
     @staticmethod
@@ -204,6 +213,10 @@ class SchemaRegistry:
             raise SchemaNotFoundError(f"Schema {schema_id} not found")
         return text
 
+    def get_schema_document(self, schema_id: int) -> dict[str, Any]:
+        """``GET /schemas/ids/{id}``'s answer: the text and its contract, Confluent's names."""
+        return {"schema": self.get_schema(schema_id), **self.state.contract(schema_id).to_record()}
+
     def subject_versions_of(self, schema_id: int) -> list[tuple[str, int]]:
         """The (subject, version) pairs using ``schema_id``, from the state's index: O(1)."""
         return sorted(self.state.users.get(schema_id, ()))
@@ -215,16 +228,28 @@ class SchemaRegistry:
         schema_type: str | None = None,
         *,
         deleted: bool = False,
+        metadata: Any = None,
+        rule_set: Any = None,
     ) -> SchemaVersion:
+        """The oldest version with this schema; a sent ``metadata`` / ``ruleSet`` must match too."""
         check_subject_name(subject)
+        wanted_metadata, wanted_rules = requested(metadata, rule_set)
         if not self._all_versions(subject) or (not deleted and not self._live(subject)):
             raise SubjectNotFoundError(f"Subject '{subject}' not found.")
         text = normalize(self._normalized(schema, schema_type))
-        schema_id = self.state.ids_by_schema.get(text)
+
+        def matches_request(record: SubjectVersion) -> bool:
+            if self.state.schemas.get(record.schema_id) != text:
+                return False
+            contract = self.state.contract(record.schema_id)
+            return (wanted_metadata is None or (wanted_metadata or None) == contract.metadata) and (
+                wanted_rules is None or (wanted_rules or None) == contract.rule_set
+            )
+
         matches = [
             v
             for v in sorted(self._all_versions(subject).values(), key=lambda v: v.version)
-            if v.schema_id == schema_id and (deleted or not v.deleted)
+            if (deleted or not v.deleted) and matches_request(v)
         ]
         if not matches:
             raise SchemaNotFoundError(f"Schema not found under subject '{subject}'")
@@ -296,16 +321,26 @@ class SchemaRegistry:
         schema: str | Mapping[str, Any],
         schema_type: str | None = None,
         references: Sequence[Any] = (),
+        *,
+        metadata: Any = None,
+        rule_set: Any = None,
     ) -> SchemaVersion:
-        """Register ``schema`` under ``subject``; the same schema again returns the same id."""
+        """Register ``schema`` under ``subject``; the same schema again returns the same id.
+
+        The same schema means the same text and contract; an omitted ``metadata`` or
+        ``rule_set`` is the subject's latest live version's (Confluent's inheritance).
+        """
         check_subject_name(subject)
         if references:
             raise InvalidSchemaError("Schema references are not supported by this registry")
+        sent_metadata, sent_rules = requested(metadata, rule_set)
         parsed = self._normalized(schema, schema_type)
         text = normalize(parsed)
         with self.write_lock:
-            existing_id = self.state.ids_by_schema.get(text)
             live = self._live(subject)
+            previous = self.state.contract(live[-1].schema_id) if live else NO_CONTRACT
+            contract = inherit(sent_metadata, sent_rules, previous)
+            existing_id = self.state.ids_by_schema.get(contract.identity(text))
             for record in live:
                 if record.schema_id == existing_id:
                     return self._version_obj(record)
@@ -326,7 +361,9 @@ class SchemaRegistry:
             schema_id = existing_id
             if schema_id is None:
                 schema_id = self.state.max_id + 1
-                records.append(Record(("schema", schema_id), {"schema": text}))
+                records.append(
+                    Record(("schema", schema_id), {"schema": text, **contract.to_record()})
+                )
             version = max(self._all_versions(subject), default=0) + 1
             records.append(
                 Record(("version", subject, version), {"id": schema_id, "deleted": False})

@@ -3,7 +3,9 @@
 Each record is ``(key, value)``: the key names one entity (so a compacted topic keeps only
 its latest value), the value is JSON, and ``None`` is a tombstone (hard delete). Keys:
 
-* ``["schema", id]`` -> ``{"schema": text}``: schema ids, never deleted, so never reused;
+* ``["schema", id]`` -> ``{"schema": text, "metadata"?: {...}, "ruleSet"?: {...}}``: schema
+  ids, never deleted, so never reused; the Confluent contract parts are part of what an id
+  names (see :mod:`.contracts`; records older than contracts have none);
 * ``["version", subject, version]`` -> ``{"id": id, "deleted": bool}``;
 * ``["config", subject | null]`` -> ``{"compatibility": level}`` (null subject = global);
 * ``["product", name]`` -> ``{"descriptor": {...}, "updated_by": principal, "updated_at": iso}``;
@@ -29,6 +31,7 @@ from mesh_stream.errors import (
     RegistryWriterConflictError,
     UnencodableInputError,
 )
+from mesh_stream.registry.service.contracts import NO_CONTRACT, Contract
 
 _DECODER = json.JSONDecoder()
 
@@ -104,7 +107,10 @@ class RegistryState:
 
     def __init__(self) -> None:
         self.schemas: dict[int, str] = {}
+        #: a schema's identity (its text, plus its contract if any) -> its id
         self.ids_by_schema: dict[str, int] = {}
+        #: schema id -> its metadata / ruleSet, only for ids that have some
+        self.contracts: dict[int, Contract] = {}
         self.versions: dict[str, dict[int, SubjectVersion]] = {}
         #: schema id -> the (subject, version) pairs using it, for O(1) lookups by id
         self.users: dict[int, frozenset[tuple[str, int]]] = {}
@@ -168,8 +174,9 @@ class RegistryState:
         if value is None:
             return
         text = value["schema"]
+        contract = Contract.from_record(value)
         known = self.schemas.get(schema_id)
-        if known is not None and known != text:
+        if known is not None and (known != text or self.contract(schema_id) != contract):
             raise RegistryWriterConflictError(
                 f"schema id {schema_id} was written again with a different schema: two "
                 f"registry writers handed out the same id; every registry instance on one "
@@ -178,7 +185,13 @@ class RegistryState:
                 error_code=50303,
             )
         self.schemas[schema_id] = text
-        self.ids_by_schema.setdefault(text, schema_id)
+        if contract != NO_CONTRACT:
+            self.contracts[schema_id] = contract
+        self.ids_by_schema.setdefault(contract.identity(text), schema_id)
+
+    def contract(self, schema_id: int) -> Contract:
+        """The metadata / ruleSet stored with ``schema_id`` (empty for most schemas)."""
+        return self.contracts.get(schema_id, NO_CONTRACT)
 
     def _apply_version(self, subject: str, version: int, value: Value) -> None:
         old_inner = self.versions.get(subject, {})

@@ -22,7 +22,7 @@ async def get_schema(
     services: ServicesDep,
     subject: str | None = None,  # noqa: ARG001 - Confluent clients send it; ids are global
 ) -> dict[str, Any]:
-    return {"schema": services.schemas.get_schema(schema_id)}
+    return services.schemas.get_schema_document(schema_id)
 
 
 @router.get("/ids/{schema_id}/schema", summary="The raw schema with this id")

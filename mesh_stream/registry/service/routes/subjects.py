@@ -37,8 +37,15 @@ async def register(
         body.schema_,
         body.schemaType,
         body.references,
+        metadata=body.metadata,
+        rule_set=body.ruleSet,
     )
-    return {"id": registered.schema_id, "version": registered.version, "subject": subject}
+    return {
+        "id": registered.schema_id,
+        "version": registered.version,
+        "subject": subject,
+        **registered.contract.to_record(),
+    }
 
 
 @router.get("/{subject:path}/versions/{version}/schema", summary="Raw schema of a version")
@@ -96,6 +103,8 @@ async def lookup(
         body.schema_,
         body.schemaType,
         deleted=deleted,
+        metadata=body.metadata,
+        rule_set=body.ruleSet,
     )
     return found.to_dict()
 

@@ -1,0 +1,272 @@
+"""Confluent data contracts on a schema version: ``metadata`` and ``ruleSet``, shape-checked.
+
+Confluent stores both with each version and counts them in its identity: the same schema
+text with other metadata or rules is another schema (its own id). A register request that
+omits one inherits the subject's latest version's (see :func:`inherit`). Bad shapes are a
+422 / 42201 naming the path, e.g. ``ruleSet.domainRules[1].kind``; nothing here knows HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mesh_stream.errors import InvalidSchemaError
+
+RULE_KINDS = ("CONDITION", "TRANSFORM")
+#: Modes a rule may have, per list of a ruleSet (Confluent's RuleSet validation).
+DOMAIN_MODES = ("WRITE", "READ", "WRITEREAD")
+MIGRATION_MODES = ("UPGRADE", "DOWNGRADE", "UPDOWN")
+#: Modes that run in two directions, so onSuccess/onFailure may name two actions ``a,b``.
+TWO_WAY_MODES = ("WRITEREAD", "UPDOWN")
+RULE_LISTS = {
+    "domainRules": DOMAIN_MODES,
+    "migrationRules": MIGRATION_MODES,
+    "encodingRules": DOMAIN_MODES,
+}
+_RULE_KEYS = (
+    "name",
+    "doc",
+    "kind",
+    "mode",
+    "type",
+    "tags",
+    "params",
+    "expr",
+    "onSuccess",
+    "onFailure",
+    "disabled",
+)
+#: A rule name or action type: a letter, then letters, digits, ``_``, ``-`` or ``.``.
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}")
+
+
+def _bad(path: str, problem: str, fix: str) -> InvalidSchemaError:
+    return InvalidSchemaError(
+        f"Invalid {path.split('.', 1)[0].split('[', 1)[0]}: {path} {problem}; {fix}"
+    )
+
+
+def _object(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _bad(path, f"is {type(value).__name__}, not an object", "send a JSON object")
+    return value
+
+
+def _string(value: Any, path: str) -> str:
+    if not isinstance(value, str):
+        raise _bad(path, f"is {type(value).__name__}, not a string", "send a string")
+    return value
+
+
+def _strings(value: Any, path: str) -> list[str]:
+    if not isinstance(value, list):
+        raise _bad(path, f"is {type(value).__name__}, not a list", "send a list of strings")
+    return [_string(item, f"{path}[{i}]") for i, item in enumerate(value)]
+
+
+def check_metadata(value: Any, path: str = "metadata") -> dict[str, Any] | None:
+    """``{tags: {path: [tag]}, properties: {k: v}, sensitive: [k]}``; empty parts dropped.
+
+    None when nothing is left (an explicit ``{}`` means "no metadata", not "inherit").
+    """
+    if value is None:
+        return None
+    document = _object(value, path)
+    unknown = sorted(set(document) - {"tags", "properties", "sensitive"})
+    if unknown:
+        raise _bad(
+            f"{path}.{unknown[0]}",
+            "is not a metadata field",
+            "metadata holds only tags, properties and sensitive",
+        )
+    checked: dict[str, Any] = {}
+    tags = document.get("tags")
+    if tags is not None:
+        found = {
+            _string(key, f"{path}.tags"): _strings(item, f"{path}.tags.{key}")
+            for key, item in _object(tags, f"{path}.tags").items()
+        }
+        if found:
+            checked["tags"] = {key: sorted(set(item)) for key, item in found.items()}
+    properties = document.get("properties")
+    if properties is not None:
+        found_properties = {
+            key: _string(item, f"{path}.properties.{key}")
+            for key, item in _object(properties, f"{path}.properties").items()
+        }
+        if found_properties:
+            checked["properties"] = found_properties
+    sensitive = document.get("sensitive")
+    if sensitive is not None:
+        keys = _strings(sensitive, f"{path}.sensitive")
+        if keys:
+            checked["sensitive"] = sorted(set(keys))
+    return checked or None
+
+
+def _actions(value: Any, path: str, mode: str) -> str:
+    text = _string(value, path)
+    parts = text.split(",")
+    if len(parts) > 2 or not all(_NAME.fullmatch(part) for part in parts):
+        raise _bad(
+            path,
+            f"is {text[:60]!r}, not an action",
+            "use NONE, ERROR, DLQ (or another action type), or two as `<write>,<read>`",
+        )
+    if len(parts) == 2 and mode not in TWO_WAY_MODES:
+        raise _bad(
+            path,
+            f"names two actions ({text!r}) for a {mode} rule",
+            f"two actions are only for modes {', '.join(TWO_WAY_MODES)}; name one",
+        )
+    return text
+
+
+def _rule(value: Any, path: str, modes: tuple[str, ...]) -> dict[str, Any]:
+    document = _object(value, path)
+    unknown = sorted(set(document) - set(_RULE_KEYS))
+    if unknown:
+        raise _bad(
+            f"{path}.{unknown[0]}", "is not a rule field", f"a rule has {', '.join(_RULE_KEYS)}"
+        )
+    for required in ("name", "kind", "mode", "type"):
+        if document.get(required) is None:
+            raise _bad(f"{path}.{required}", "is missing", f"every rule needs a {required}")
+    name = _string(document["name"], f"{path}.name")
+    if not _NAME.fullmatch(name):
+        raise _bad(
+            f"{path}.name",
+            f"{name[:60]!r} is not a rule name",
+            "start with a letter; use letters, digits, `_`, `-` and `.` (at most 128)",
+        )
+    kind = _string(document["kind"], f"{path}.kind")
+    if kind not in RULE_KINDS:
+        raise _bad(f"{path}.kind", f"is {kind[:40]!r}", f"use one of {', '.join(RULE_KINDS)}")
+    mode = _string(document["mode"], f"{path}.mode")
+    if mode not in modes:
+        raise _bad(
+            f"{path}.mode",
+            f"is {mode[:40]!r}, not a mode of this list",
+            f"use one of {', '.join(modes)}",
+        )
+    rule: dict[str, Any] = {"name": name, "kind": kind, "mode": mode}
+    rule["type"] = _string(document["type"], f"{path}.type")
+    if not rule["type"].strip():
+        raise _bad(f"{path}.type", "is empty", "name the rule executor, e.g. CEL")
+    for key in ("doc", "expr"):
+        if document.get(key) is not None:
+            rule[key] = _string(document[key], f"{path}.{key}")
+    if document.get("tags") is not None:
+        rule["tags"] = _strings(document["tags"], f"{path}.tags")
+    if document.get("params") is not None:
+        rule["params"] = {
+            key: _string(item, f"{path}.params.{key}")
+            for key, item in _object(document["params"], f"{path}.params").items()
+        }
+    for key in ("onSuccess", "onFailure"):
+        if document.get(key) is not None:
+            rule[key] = _actions(document[key], f"{path}.{key}", mode)
+    if document.get("disabled") is not None:
+        if not isinstance(document["disabled"], bool):
+            raise _bad(f"{path}.disabled", "is not a boolean", "send true or false")
+        rule["disabled"] = document["disabled"]
+    return rule
+
+
+def check_rule_set(value: Any, path: str = "ruleSet") -> dict[str, Any] | None:
+    """``{domainRules: [...], migrationRules: [...], encodingRules: [...]}``, each rule checked.
+
+    Rule names are unique within the ruleSet. None when no list holds a rule.
+    """
+    if value is None:
+        return None
+    document = _object(value, path)
+    unknown = sorted(set(document) - set(RULE_LISTS) - {"enableAt"})
+    if unknown:
+        raise _bad(
+            f"{path}.{unknown[0]}",
+            "is not a ruleSet field",
+            f"a ruleSet has {', '.join(RULE_LISTS)}",
+        )
+    checked: dict[str, Any] = {}
+    seen: dict[str, str] = {}
+    for key, modes in RULE_LISTS.items():
+        rules = document.get(key)
+        if rules is None:
+            continue
+        if not isinstance(rules, list):
+            raise _bad(f"{path}.{key}", "is not a list", "send a list of rules")
+        found = []
+        for i, item in enumerate(rules):
+            where = f"{path}.{key}[{i}]"
+            rule = _rule(item, where, modes)
+            if rule["name"] in seen:
+                raise _bad(
+                    f"{where}.name",
+                    f"{rule['name']!r} is used twice (also at {seen[rule['name']]})",
+                    "give every rule its own name",
+                )
+            seen[rule["name"]] = where
+            found.append(rule)
+        if found:
+            checked[key] = found
+    if document.get("enableAt") is not None and checked:
+        checked["enableAt"] = _string(document["enableAt"], f"{path}.enableAt")
+    return checked or None
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What a version carries beside its schema text (each part None when absent)."""
+
+    metadata: dict[str, Any] | None = None
+    rule_set: dict[str, Any] | None = None
+
+    @classmethod
+    def from_record(cls, value: Mapping[str, Any]) -> Contract:
+        """From a stored ``["schema", id]`` value (records older than contracts have none)."""
+        return cls(value.get("metadata"), value.get("ruleSet"))
+
+    def to_record(self) -> dict[str, Any]:
+        """The parts to store and to answer with, under Confluent's names."""
+        found: dict[str, Any] = {}
+        if self.metadata is not None:
+            found["metadata"] = self.metadata
+        if self.rule_set is not None:
+            found["ruleSet"] = self.rule_set
+        return found
+
+    def identity(self, text: str) -> str:
+        """The key a schema id is found by: its text alone when it has no contract."""
+        extra = self.to_record()
+        if not extra:
+            return text
+        return text + "\n" + json.dumps(extra, sort_keys=True, separators=(",", ":"))
+
+
+NO_CONTRACT = Contract()
+
+
+def requested(metadata: Any, rule_set: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Both parts of a request checked; an omitted part stays None (see :func:`inherit`)."""
+    return (
+        None if metadata is None else (check_metadata(metadata) or {}),
+        None if rule_set is None else (check_rule_set(rule_set) or {}),
+    )
+
+
+def inherit(
+    metadata: dict[str, Any] | None, rule_set: dict[str, Any] | None, previous: Contract
+) -> Contract:
+    """The contract a new version gets: each part as sent, or the previous version's if omitted.
+
+    An explicit empty part (``{}``) clears it, as in Confluent.
+    """
+    return Contract(
+        previous.metadata if metadata is None else (metadata or None),
+        previous.rule_set if rule_set is None else (rule_set or None),
+    )

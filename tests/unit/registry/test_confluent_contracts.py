@@ -1,0 +1,235 @@
+"""Confluent data contracts (metadata, ruleSet) stored per version and served like Confluent."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from confluent_kafka.schema_registry import (
+    Metadata,
+    MetadataProperties,
+    MetadataTags,
+    Rule,
+    RuleKind,
+    RuleMode,
+    RuleSet,
+    Schema,
+    SchemaRegistryClient,
+)
+from fastapi.testclient import TestClient
+
+from mesh_stream.registry.service import InMemoryStore, create_app
+from mesh_stream.registry.service.auth import Credentials
+from mesh_stream.registry.service.server import RegistryServer
+from tests.unit.registry.conftest import ORDERS, TOKENS, make_client, schema
+
+SUBJECT = "orders.order-placed.v1-value"
+METADATA = {
+    "tags": {"Placed.order_id": ["KEY"]},
+    "properties": {"owner": "checkout", "classification": "internal"},
+    "sensitive": ["owner"],
+}
+RULE = {
+    "name": "has_id",
+    "doc": "Every order has an id.",
+    "kind": "CONDITION",
+    "mode": "WRITE",
+    "type": "CEL",
+    "expr": "message.order_id != ''",
+    "onFailure": "DLQ",
+    "params": {"dlq.topic": "orders.order-placed.v1.dlq"},
+}
+RULE_SET = {"domainRules": [RULE]}
+
+
+def register(client: TestClient, body: dict[str, Any], subject: str = SUBJECT) -> Any:
+    return client.post(f"/subjects/{subject}/versions", json=body, auth=ORDERS)
+
+
+def test_metadata_and_rule_set_are_stored_and_served_on_every_read(client: TestClient) -> None:
+    body = {"schema": schema(), "metadata": METADATA, "ruleSet": RULE_SET}
+    answer = register(client, body)
+    assert answer.status_code == 200, answer.text
+    registered = answer.json()
+    assert registered["metadata"] == METADATA
+    assert registered["ruleSet"] == RULE_SET
+    schema_id = registered["id"]
+    for read in (
+        client.get(f"/subjects/{SUBJECT}/versions/1"),
+        client.get(f"/subjects/{SUBJECT}/versions/latest"),
+        client.post(f"/subjects/{SUBJECT}", json={"schema": schema()}),
+        client.get(f"/schemas/ids/{schema_id}"),
+        client.get(f"/schemas/ids/{schema_id}?subject={SUBJECT}"),
+    ):
+        assert read.status_code == 200, read.text
+        assert read.json()["metadata"] == METADATA
+        assert read.json()["ruleSet"] == RULE_SET
+
+
+def test_a_contract_is_part_of_the_identity_and_is_inherited(client: TestClient) -> None:
+    plain = register(client, {"schema": schema()}).json()
+    assert "metadata" not in plain
+    assert "ruleSet" not in plain
+    with_rules = register(client, {"schema": schema(), "ruleSet": RULE_SET}).json()
+    assert (with_rules["version"], with_rules["ruleSet"]) == (2, RULE_SET)
+    assert with_rules["id"] != plain["id"]  # same text, other contract: its own id
+    # Omitted parts inherit the latest version's: the same schema again is that version.
+    again = register(client, {"schema": schema()}).json()
+    assert (again["id"], again["version"]) == (with_rules["id"], 2)
+    # A new schema without ruleSet keeps the rules; metadata sent now is added.
+    evolved = register(client, {"schema": schema("note"), "metadata": METADATA}).json()
+    assert evolved["version"] == 3
+    assert (evolved["ruleSet"], evolved["metadata"]) == (RULE_SET, METADATA)
+    # An explicit empty part clears it (a new version, and the plain schema's id back).
+    cleared = register(client, {"schema": schema(), "metadata": {}, "ruleSet": {}}).json()
+    assert cleared["id"] == plain["id"]
+    assert cleared["version"] == 1
+    # Lookup: a part sent must match; omitted parts match any version of the text.
+    found = client.post(f"/subjects/{SUBJECT}", json={"schema": schema(), "ruleSet": RULE_SET})
+    assert found.json()["version"] == 2
+    missing = client.post(
+        f"/subjects/{SUBJECT}", json={"schema": schema(), "metadata": {"properties": {"a": "b"}}}
+    )
+    assert (missing.status_code, missing.json()["error_code"]) == (404, 40403)
+    assert client.post(f"/subjects/{SUBJECT}", json={"schema": schema()}).json()["version"] == 1
+
+
+def test_contracts_survive_a_replay_and_old_records_still_replay(store: InMemoryStore) -> None:
+    from mesh_stream.registry.service.state import Record
+
+    old = [Record(("schema", 1), {"schema": '"string"'}), Record(("version", "s", 1), {"id": 1})]
+    first = make_client(InMemoryStore(old))
+    assert first.get("/subjects/s/versions/1").json() == {
+        "subject": "s",
+        "version": 1,
+        "id": 1,
+        "schema": '"string"',
+    }
+    client = make_client(store)
+    register(client, {"schema": schema(), "metadata": METADATA, "ruleSet": RULE_SET})
+    replayed = make_client(InMemoryStore(store.records))
+    latest = replayed.get(f"/subjects/{SUBJECT}/versions/latest").json()
+    assert (latest["metadata"], latest["ruleSet"]) == (METADATA, RULE_SET)
+    again = register(replayed, {"schema": schema(), "metadata": METADATA, "ruleSet": RULE_SET})
+    assert again.json()["version"] == 1
+
+
+def _with(path: list[Any], value: Any) -> dict[str, Any]:
+    """The register body with ``ruleSet`` changed at ``path`` (``value`` None deletes)."""
+    rule_set: Any = copy.deepcopy({"domainRules": [RULE, {**RULE, "name": "second"}]})
+    node = rule_set
+    for key in path[:-1]:
+        node = node[key]
+    if value is None:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return {"schema": schema(), "ruleSet": rule_set}
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "named"),
+    [
+        (["domainRules", 1, "kind"], None, "ruleSet.domainRules[1].kind is missing"),
+        (["domainRules", 1, "name"], None, "ruleSet.domainRules[1].name is missing"),
+        (["domainRules", 0, "mode"], None, "ruleSet.domainRules[0].mode is missing"),
+        (["domainRules", 0, "type"], None, "ruleSet.domainRules[0].type is missing"),
+        (["domainRules", 1, "kind"], "CHECK", "ruleSet.domainRules[1].kind is 'CHECK'"),
+        (["domainRules", 1, "mode"], "SOMETIMES", "ruleSet.domainRules[1].mode"),
+        (["domainRules", 1, "mode"], "UPGRADE", "not a mode of this list"),
+        (["domainRules", 1, "name"], "has_id", "'has_id' is used twice"),
+        (["domainRules", 1, "expr"], 7, "ruleSet.domainRules[1].expr is int, not a string"),
+        (["domainRules", 1, "onFailure"], "DLQ,ERROR", "names two actions"),
+        (["domainRules", 1, "onFailure"], "not an action!", "ruleSet.domainRules[1].onFailure"),
+        (["domainRules", 1, "params"], {"a": 1}, "ruleSet.domainRules[1].params.a"),
+        (["domainRules", 1, "disabled"], "yes", "ruleSet.domainRules[1].disabled"),
+        (["domainRules", 1, "colour"], "red", "ruleSet.domainRules[1].colour is not a rule"),
+        (["domainRules", 1], "rule", "ruleSet.domainRules[1] is str, not an object"),
+        (["domainRules"], {"a": 1}, "ruleSet.domainRules is not a list"),
+        (["migrationRules"], [{**RULE, "name": "m"}], "ruleSet.migrationRules[0].mode"),
+        (["extraRules"], [], "ruleSet.extraRules is not a ruleSet field"),
+    ],
+)
+def test_a_bad_rule_is_a_422_naming_its_path(
+    client: TestClient, path: list[Any], value: Any, named: str
+) -> None:
+    answer = register(client, _with(path, value))
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error_code"] == 42201
+    assert named in answer.json()["message"]
+    assert client.get("/subjects").json() == []
+
+
+def test_two_actions_are_fine_for_a_two_way_rule(client: TestClient) -> None:
+    rule = {**RULE, "mode": "WRITEREAD", "onFailure": "DLQ,NONE"}
+    answer = register(client, {"schema": schema(), "ruleSet": {"domainRules": [rule]}})
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize(
+    ("metadata", "named"),
+    [
+        ({"tags": {"Placed.order_id": "PII"}}, "metadata.tags.Placed.order_id is str"),
+        ({"properties": {"owner": 3}}, "metadata.properties.owner is int, not a string"),
+        ({"sensitive": "owner"}, "metadata.sensitive is str, not a list"),
+        ({"labels": {}}, "metadata.labels is not a metadata field"),
+        ([], "metadata is list, not an object"),
+    ],
+)
+def test_bad_metadata_is_a_422_naming_its_path(
+    client: TestClient, metadata: Any, named: str
+) -> None:
+    answer = register(client, {"schema": schema(), "metadata": metadata})
+    assert (answer.status_code, answer.json()["error_code"]) == (422, 42201)
+    assert named in answer.json()["message"]
+
+
+@pytest.fixture
+def served() -> Iterator[str]:
+    running = RegistryServer(create_app(InMemoryStore(), credentials=Credentials(TOKENS)))
+    url = running.start()
+    try:
+        yield url
+    finally:
+        running.stop()
+
+
+def test_confluent_client_reads_back_what_it_registered(served: str) -> None:
+    sr = SchemaRegistryClient({"url": served, "basic.auth.user.info": "orders:orders-secret"})
+    rule = Rule(
+        "has_id",
+        "Every order has an id.",
+        RuleKind.CONDITION,
+        RuleMode.WRITE,
+        "CEL",
+        None,
+        None,
+        "message.order_id != ''",
+        None,
+        "ERROR",
+        False,
+    )
+    metadata = Metadata(
+        MetadataTags({"Placed.order_id": ["KEY"]}),
+        MetadataProperties({"owner": "checkout"}),
+        None,
+    )
+    sent = Schema(schema(), "AVRO", [], metadata, RuleSet(None, [rule]))
+    registered = sr.register_schema_full_response(SUBJECT, sent)
+    latest = sr.get_latest_version(SUBJECT)
+    by_version = sr.get_version(SUBJECT, 1)
+    looked_up = SchemaRegistryClient(
+        {"url": served, "basic.auth.user.info": "orders:orders-secret"}
+    ).lookup_schema(SUBJECT, sent)
+    fresh = SchemaRegistryClient({"url": served})
+    by_id = fresh.get_schema(registered.schema_id, subject_name=SUBJECT)
+    for found in (latest.schema, by_version.schema, looked_up.schema, by_id):
+        assert found.metadata is not None  # the client parses an absent `sensitive` as []
+        assert (found.metadata.tags, found.metadata.properties) == (
+            metadata.tags,
+            metadata.properties,
+        )
+        assert found.rule_set is not None
+        assert found.rule_set.domain_rules == [rule]
