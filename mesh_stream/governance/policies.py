@@ -500,21 +500,41 @@ def check_inputs_exist(review: Review, _params: NoParams) -> Iterator[Finding]:
 
 @_policy(
     "compatibility-with-consumers",
-    why="With compatibility NONE any schema change may break the products built on this one.",
-    fix="Set `compatibility` to BACKWARD (or stricter) while other products consume this one.",
+    why="Products built on this one read every version of it, old records and new: a lagging "
+    "processor, a replay or a restart breaks (e.g. a KeyError crash-loop) unless each new "
+    "version is readable by every old one and reads every old record (FULL_TRANSITIVE). The "
+    "registry checks every new version of a product others read at FULL_TRANSITIVE, and "
+    "never lets a field a downstream product's field_lineage reads be removed or retyped.",
+    fix="Drop `compatibility` from the descriptor (a product others read then evolves under "
+    "FULL_TRANSITIVE) or set it to FULL_TRANSITIVE; to keep a weaker level, say why in "
+    "`compatibility_reason` (the registry then checks that level, and still protects the "
+    "fields downstream field_lineage reads).",
 )
 def check_compatibility(review: Review, _params: NoParams) -> Iterator[Finding]:
-    """A product that other products consume does not use compatibility NONE."""
+    """A product others read evolves under FULL_TRANSITIVE, or says why not."""
     product = review.product
-    if product.compatibility is not Compatibility.NONE:
+    declared = product.compatibility
+    if declared is None or declared is Compatibility.FULL_TRANSITIVE:
         return
     consumers = review.catalog.downstream(product.name)
-    if consumers:
+    if not consumers:
+        return
+    read_by = f"{product.name!r} is read by {', '.join(consumers)}"
+    if product.compatibility_reason:
         yield Finding(
-            f"compatibility is NONE but {product.name!r} is consumed by {', '.join(consumers)}",
+            f"compatibility {declared.value} is weaker than FULL_TRANSITIVE although "
+            f"{read_by}; accepted for the declared reason: {product.compatibility_reason!r}",
             "compatibility",
             ("compatibility",),
+            at_most=Severity.WARNING,
         )
+        return
+    yield Finding(
+        f"compatibility {declared.value} is weaker than FULL_TRANSITIVE but {read_by}, and "
+        f"no compatibility_reason says why",
+        "compatibility",
+        ("compatibility",),
+    )
 
 
 # -- keys and topic configuration -----------------------------------------------------------

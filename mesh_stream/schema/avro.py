@@ -40,13 +40,17 @@ AvroSchema = avro.schema.Schema
 
 __all__ = [
     "AvroSchema",
+    "Incompatibility",
     "SchemaLimits",
     "canonical_form",
     "compatibility_problems",
     "field_docs",
     "fingerprint",
+    "incompatibilities",
+    "next_major_hint",
     "normalize",
     "parse_schema",
+    "type_name",
 ]
 
 
@@ -237,18 +241,18 @@ class Incompatibility:
         return f"{where}: {self.change}; {self.why}; fix: {self.fix}"
 
 
-def _type_name(schema: AvroSchema) -> str:
+def type_name(schema: AvroSchema) -> str:
     """A short, readable name of an Avro type: ``string``, ``["null", "string"]``,
     ``array of Line``, ``long (timestamp-millis)``, a named type's full name."""
     kind = schema.type
     if isinstance(schema, avro.schema.UnionSchema):
-        return "[" + ", ".join(json.dumps(_type_name(b)) for b in schema.schemas) + "]"
+        return "[" + ", ".join(json.dumps(type_name(b)) for b in schema.schemas) + "]"
     if isinstance(schema, avro.schema.NamedSchema):
         return f"{kind} {schema.fullname}"
     if isinstance(schema, avro.schema.ArraySchema):
-        return f"array of {_type_name(schema.items)}"
+        return f"array of {type_name(schema.items)}"
     if isinstance(schema, avro.schema.MapSchema):
-        return f"map of {_type_name(schema.values)}"
+        return f"map of {type_name(schema.values)}"
     logical = schema.props.get("logicalType")
     return f"{kind} ({logical})" if isinstance(logical, str) else str(kind)
 
@@ -299,7 +303,7 @@ def _explain(found: _Break, backward: bool, subject: str | None) -> tuple[str, s
     if SchemaIncompatibilityType.reader_field_missing_default_value in kinds and (
         found.writer is None
     ):
-        field_type = _type_name(found.reader_type)
+        field_type = type_name(found.reader_type)
         if backward:
             return (
                 "added without a default",
@@ -330,7 +334,7 @@ def _explain(found: _Break, backward: bool, subject: str | None) -> tuple[str, s
         )
     if kinds == {SchemaIncompatibilityType.name_mismatch}:
         return (
-            f"named type renamed from {_type_name(old)} to {_type_name(new)}",
+            f"named type renamed from {type_name(old)} to {type_name(new)}",
             why,
             "keep the old name, or list the old full name in the new type's `aliases`",
         )
@@ -340,12 +344,12 @@ def _explain(found: _Break, backward: bool, subject: str | None) -> tuple[str, s
         and any(branch.canonical_form == old.canonical_form for branch in new.schemas)
     ):
         return (
-            f"made optional: type changed from {_type_name(old)} to {_type_name(new)}",
+            f"made optional: type changed from {type_name(old)} to {type_name(new)}",
             why,
             f"keep it required (old consumers expect a value in every record), or {major}",
         )
     return (
-        f"type changed from {_type_name(old)} to {_type_name(new)}",
+        f"type changed from {type_name(old)} to {type_name(new)}",
         why,
         f"keep the type ({_PROMOTIONS}); or add a new field with the new type and deprecate "
         f"this one in its doc; or {major}",

@@ -280,7 +280,8 @@ def compatibility_with_consumers(root: Path) -> Expected:
         SHOP,
         line_containing(root / SHOP, "compatibility:"),
         "compatibility",
-        "compatibility is NONE but 'shop.order-placed' is consumed by insights.customer-summary",
+        "compatibility NONE is weaker than FULL_TRANSITIVE but 'shop.order-placed' is read by "
+        "insights.customer-summary, and no compatibility_reason says why",
     )
 
 
