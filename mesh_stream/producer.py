@@ -31,6 +31,7 @@ from fastavro import schemaless_reader
 from pydantic import BaseModel
 
 from mesh_stream import registration
+from mesh_stream.contracts import RuleBreach, RuleEngine
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import (
     ConfigurationError,
@@ -39,12 +40,14 @@ from mesh_stream.errors import (
     MeshError,
     ProductNotFoundError,
     RegistryUnavailableError,
+    RuleViolationError,
     SchemaError,
     SerializationError,
 )
 from mesh_stream.kafka import topics
 from mesh_stream.kafka.clients import make_producer
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
+from mesh_stream.kafka.dlq import rule_dead_letter
 from mesh_stream.project import MeshProject, locate_project, resolve_product
 from mesh_stream.schema.codec import RecordEncoder, as_document, load_schema_file
 from mesh_stream.schema.models import check_model
@@ -56,6 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsyncProductPublisher",
+    "DeadLetteredRecord",
     "DeliveredRecord",
     "ProductPublisher",
     "PublishReport",
@@ -115,15 +119,34 @@ class RejectedRecord:
 
 
 @dataclass(frozen=True)
+class DeadLetteredRecord:
+    """A record a quality rule with ``on_failure: DLQ`` sent to ``topic`` (the product's
+    dead-letter topic) instead of the product's topic; ``index`` is its place in a batch."""
+
+    rule: str
+    expr: str
+    topic: str
+    reason: str
+    index: int | None = None
+
+    def describe(self) -> str:
+        where = f"record {self.index}" if self.index is not None else "the record"
+        return f"{where}: rule {self.rule!r} ({self.expr}) failed, sent to {self.topic}"
+
+
+@dataclass(frozen=True)
 class PublishReport:
-    """What ``publish_many`` did: how many records Kafka acknowledged, which were refused."""
+    """What ``publish_many`` did: how many records Kafka acknowledged on the product's
+    topic, which were refused (schema or an ERROR rule), which a DLQ rule dead-lettered."""
 
     published: int
     rejected: tuple[RejectedRecord, ...] = ()
+    dead_lettered: tuple[DeadLetteredRecord, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return not self.rejected
+        """Every record reached the product's topic."""
+        return not self.rejected and not self.dead_lettered
 
 
 @dataclass(frozen=True)
@@ -210,7 +233,15 @@ class ProductPublisher:
         self.topic = product.topic
         self.registry = registry
         document = self._schema_document(product, registry, schema, root)
-        self.schema_id = registry.register_schema(product.value_subject, document)
+        source = root / product.schema_file if root is not None and schema is None else None
+        version = registration.register_contract(registry, product, document, source=source)
+        self.schema_id = version.schema_id
+        #: The CEL rules of the registered version (its ruleSet), None when it has none.
+        self.rules = RuleEngine.from_rule_set(
+            version.rule_set,
+            owner=f"{product.name} ({product.value_subject})",
+            dlq_topic=product.dlq_topic,
+        )
         self.encoder = RecordEncoder(document, self.schema_id)
         self._key_field = product.key_field
         if self._key_field is not None and not any(
@@ -223,6 +254,8 @@ class ProductPublisher:
         settings = self._producer_config(config)
         if create_topic:
             ensure_topic(product, self.connection)
+            for dlq_topic in self._dlq_topics():
+                ensure_topic(product, self.connection, topic=dlq_topic)
         self._producer = make_producer(self.connection, settings)
         self._produce = self._producer.produce
         self._poll = self._producer.poll
@@ -234,6 +267,11 @@ class ProductPublisher:
         self._encode = self.encoder.encode
         self._fast_encode = self.encoder.fast or self.encoder.encode_checked
         self._closed = False
+
+    def _dlq_topics(self) -> list[str]:
+        if self.rules is None:
+            return []
+        return sorted({str(c.dlq_topic) for c in self.rules.checks if c.action == "DLQ"})
 
     # -- construction helpers ------------------------------------------------------------
     @staticmethod
@@ -300,9 +338,20 @@ class ProductPublisher:
     def prepare(
         self, record: Mapping[str, Any] | BaseModel, key: str | bytes | None = None
     ) -> tuple[bytes, str | bytes | None]:
-        """(framed value, key) for ``record``; raises :class:`SerializationError` if it is bad."""
+        """(framed value, key) for ``record``; raises :class:`SerializationError` if it is bad,
+        :class:`RuleViolationError` if it fails a quality rule whose failure action is ERROR
+        (a record a DLQ rule would divert passes: :meth:`publish` dead-letters it)."""
+        return self._prepared(record, key, check_rules=True)
+
+    def _prepared(
+        self, record: Mapping[str, Any] | BaseModel, key: str | bytes | None, *, check_rules: bool
+    ) -> tuple[bytes, str | bytes | None]:
         if type(record) is not dict:
             record = self._as_record(record)
+        if check_rules and self.rules is not None:
+            breach = self.rules.first_breach(record)
+            if breach is not None and breach.rule.action == "ERROR":
+                raise self._violation(breach, None)
         value = self._encode(record)
         if key is None and self._key_field is not None:
             key = self._key_of(record)
@@ -315,15 +364,25 @@ class ProductPublisher:
         key: str | bytes | None = None,
         timestamp_ms: int | None = None,
         headers: Mapping[str, bytes] | None = None,
-    ) -> None:
+    ) -> DeadLetteredRecord | None:
         """Validate, encode and hand ``record`` to Kafka; ``flush`` confirms delivery.
 
         A record that does not fit the schema raises :class:`SerializationError` (field
-        path, expected type, value received) and never reaches Kafka. This is the hot
-        path: keep it free of lookups that could be done once in ``__init__``.
+        path, expected type, value received) and never reaches Kafka. When the product's
+        registered schema version has quality rules (CEL), they run first, on the record as
+        given: a failed ``ERROR`` rule raises :class:`RuleViolationError`; a failed ``DLQ``
+        rule sends the record to the dead-letter topic instead, and the
+        :class:`DeadLetteredRecord` returned says so (None: the record went to the product's
+        topic). This is the hot path: keep it free of lookups that could be done once in
+        ``__init__``.
         """
         if self._closed:
             raise ConfigurationError(f"the publisher of {self.product.name} is closed")
+        if self.rules is not None:
+            mapping = record if type(record) is dict else self._as_record(record)
+            breach = self.rules.first_breach(mapping)
+            if breach is not None:
+                return self._divert(breach, mapping, None, key, headers)
         if type(record) is dict:
             try:  # a valid plain dict: the encoder compiled for the schema
                 value = self._fast_encode(record)
@@ -346,11 +405,58 @@ class ProductPublisher:
         self._sent = sent = self._sent + 1
         if not sent % POLL_EVERY:
             self._poll(0)  # serve delivery reports now and then (they also come on flush)
+        return None
 
-    def _send(self, value: bytes, key: Any, callback: Any, **extra: Any) -> None:
+    # -- quality rules ----------------------------------------------------------------------
+    def _violation(self, breach: RuleBreach, index: int | None) -> RuleViolationError:
+        rule = breach.rule
+        where = f"record {index}" if index is not None else "a record"
+        return RuleViolationError(
+            f"{self.product.name}: {where} fails quality rule {rule.name!r} ({rule.expr}): "
+            f"{breach.reason}; it was not published. Fix the record, or the rule in the "
+            f"product descriptor",
+            rule=rule.name,
+            expr=rule.expr,
+            record_index=index,
+        )
+
+    def _divert(
+        self,
+        breach: RuleBreach,
+        record: Mapping[str, Any],
+        index: int | None,
+        key: str | bytes | None,
+        headers: Mapping[str, bytes] | None,
+    ) -> DeadLetteredRecord:
+        """Refuse ``record`` (ERROR rule) or send it to the dead-letter topic (DLQ rule)."""
+        rule = breach.rule
+        if rule.action != "DLQ":
+            raise self._violation(breach, index)
+        if key is None and self._key_field is not None:
+            key = self._key_of(record)
+        topic = str(rule.dlq_topic)
+        value, dlq_headers = rule_dead_letter(
+            record,
+            rule=rule.name,
+            subject=self.product.value_subject,
+            topic=self.topic,
+            exception=breach.reason,
+            error=str(self._violation(breach, index)),
+            error_type=RuleViolationError.__name__,
+            schema_id=self.schema_id,
+            headers=headers,
+        )
+        self._send(value, key, self._on_delivery, topic=topic, headers=dlq_headers)
+        self._sent += 1
+        return DeadLetteredRecord(rule.name, rule.expr, topic, breach.reason, index)
+
+    def _send(
+        self, value: bytes, key: Any, callback: Any, *, topic: str | None = None, **extra: Any
+    ) -> None:
+        target = topic or self.topic
         while True:
             try:
-                self._produce(self.topic, value, key, on_delivery=callback, **extra)
+                self._produce(target, value, key, on_delivery=callback, **extra)
                 return
             except BufferError:
                 self._poll(0.05)  # queue full: let deliveries drain, then retry
@@ -359,7 +465,7 @@ class ProductPublisher:
                 if refused is not None:
                     raise refused from exc
                 raise DeliveryError(
-                    f"Kafka refused a record of {self.product.name} for topic {self.topic}: "
+                    f"Kafka refused a record of {self.product.name} for topic {target}: "
                     f"{exc.args[0] if exc.args else exc}"
                 ) from exc
 
@@ -400,16 +506,28 @@ class ProductPublisher:
     ) -> PublishReport:
         """Publish a batch and wait for Kafka to acknowledge it.
 
-        Records that fail their schema are reported with their index in the batch and the
-        others are published; with ``all_or_nothing`` a single bad record means none is
-        published (a :class:`SerializationError` lists them all). Records Kafka refuses
-        raise :class:`DeliveryError`.
+        Records that fail their schema or an ERROR quality rule are reported with their
+        index in the batch (``rejected``; a rule failure is a :class:`RuleViolationError`
+        naming the rule) and the others are published; records a DLQ rule diverts go to
+        the dead-letter topic (``dead_lettered``). With ``all_or_nothing`` a single bad
+        record means none is published nor dead-lettered (a :class:`SerializationError`
+        lists them all). Records Kafka refuses raise :class:`DeliveryError`.
         """
         rejected: list[RejectedRecord] = []
         prepared: list[tuple[bytes, str | bytes | None]] = []
+        diverted: list[tuple[int, RuleBreach, Mapping[str, Any]]] = []
+        rules = self.rules
         for index, record in enumerate(records):
             try:
-                prepared.append(self.prepare(record))
+                if rules is not None:
+                    mapping = record if type(record) is dict else self._as_record(record)
+                    breach = rules.first_breach(mapping)
+                    if breach is not None:
+                        if breach.rule.action != "DLQ":
+                            raise self._violation(breach, index)
+                        diverted.append((index, breach, mapping))
+                        continue
+                prepared.append(self._prepared(record, None, check_rules=False))
             except SerializationError as exc:
                 rejected.append(RejectedRecord(index, exc))
         if rejected and all_or_nothing:
@@ -420,11 +538,16 @@ class ProductPublisher:
             )
             error.rejected = rejected  # type: ignore[attr-defined]
             raise error
+        dead = [
+            self._divert(breach, mapping, index, None, None) for index, breach, mapping in diverted
+        ]
         for value, key in prepared:
             self._send(value, key, self._on_delivery)
             self._sent += 1
         self.flush(flush_timeout)
-        return PublishReport(published=len(prepared), rejected=tuple(rejected))
+        return PublishReport(
+            published=len(prepared), rejected=tuple(rejected), dead_lettered=tuple(dead)
+        )
 
     # -- delivery --------------------------------------------------------------------------
     def flush(self, timeout: float = 30.0) -> None:
@@ -540,9 +663,19 @@ class AsyncProductPublisher:
         key: str | bytes | None = None,
         timestamp_ms: int | None = None,
         headers: Mapping[str, bytes] | None = None,
-    ) -> DeliveredRecord:
-        """Publish ``record`` and wait for Kafka's acknowledgement (or a DeliveryError)."""
-        value, key = self._publisher.prepare(record, key)
+    ) -> DeliveredRecord | DeadLetteredRecord:
+        """Publish ``record`` and wait for Kafka's acknowledgement (or a DeliveryError).
+
+        A record a DLQ quality rule diverts resolves at once to a :class:`DeadLetteredRecord`
+        (its delivery to the dead-letter topic is checked by ``flush``/``close``).
+        """
+        publisher = self._publisher
+        if publisher.rules is not None:
+            mapping = record if type(record) is dict else publisher._as_record(record)
+            breach = publisher.rules.first_breach(mapping)
+            if breach is not None:
+                return publisher._divert(breach, mapping, None, key, headers)
+        value, key = publisher._prepared(record, key, check_rules=False)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[DeliveredRecord] = loop.create_future()
         name, topic = self.product.name, self.topic

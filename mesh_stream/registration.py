@@ -16,13 +16,15 @@ the registry through :class:`ProductRegistry`, a protocol the client satisfies.
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from confluent_kafka import KafkaException
 
+from mesh_stream.contracts import Contract, compile_contract
 from mesh_stream.descriptor import (
     DataProduct,
     ProductSource,
@@ -34,10 +36,13 @@ from mesh_stream.errors import (
     BrokerError,
     ConfigurationError,
     DescriptorError,
+    IncompatibleSchemaError,
     KafkaSecurityError,
     ProductNotFoundError,
     ProductRejectedError,
+    RegistryError,
     SchemaError,
+    SchemaRejectedError,
     SubjectNotFoundError,
     TooManyAuthFailuresError,
     TooManyRequestsError,
@@ -46,6 +51,7 @@ from mesh_stream.kafka import topics
 from mesh_stream.kafka.clients import make_admin
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 from mesh_stream.project import MeshProject
+from mesh_stream.schema.codec import as_document
 
 
 class SchemaVersion(Protocol):
@@ -55,12 +61,41 @@ class SchemaVersion(Protocol):
     def schema(self) -> str: ...
 
 
+class ContractVersion(SchemaVersion, Protocol):
+    """A registered schema version with the data contract the registry stored for it."""
+
+    @property
+    def schema_id(self) -> int: ...
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def rule_set(self) -> dict[str, Any] | None: ...
+
+
 class ProductRegistry(ProductSource, Protocol):
     """What registration needs of the registry (:class:`RegistryClient` is one); a
     protocol, like :class:`~mesh_stream.descriptor.ProductSource`, so this layer never
     imports the client above it."""
 
-    def register_schema(self, subject: str, schema: str) -> int: ...
+    def register_schema(
+        self,
+        subject: str,
+        schema: str | Mapping[str, Any],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        rule_set: Mapping[str, Any] | None = None,
+    ) -> int: ...
+
+    def register_version(
+        self,
+        subject: str,
+        schema: str | Mapping[str, Any],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        rule_set: Mapping[str, Any] | None = None,
+    ) -> ContractVersion: ...
 
     def get_latest(self, subject: str) -> SchemaVersion: ...
 
@@ -174,7 +209,12 @@ def register_product(
     ``wait_for_inputs`` seconds for them, then names the ones still missing. ``set_level``
     also sets the subject's compatibility level to the descriptor's (`mesh up`).
     """
-    schema_id = register_value_schema(registry, product, schema_text(product, project_root))
+    schema_id = register_value_schema(
+        registry,
+        product,
+        schema_text(product, project_root),
+        source=project_root / product.schema_file,
+    )
     if set_level:
         set_compatibility(registry, product)
     deadline = time.monotonic() + wait_for_inputs
@@ -194,12 +234,88 @@ def register_product(
     return schema_id
 
 
-def register_value_schema(registry: ProductRegistry, product: DataProduct, text: str) -> int:
+def register_value_schema(
+    registry: ProductRegistry,
+    product: DataProduct,
+    text: str,
+    *,
+    source: Path | str | None = None,
+) -> int:
     """Register ``text`` as the value schema of ``product`` (``<topic>-value``); its id.
 
-    Idempotent: the same schema again returns the same id and adds no version.
+    The descriptor's contract goes with it (see :func:`register_contract`). Idempotent: the
+    same schema and contract again return the same id and add no version.
     """
-    return _patiently(lambda: registry.register_schema(product.value_subject, text))
+    contract = _contract(product, text)
+    try:
+        return _patiently(
+            lambda: registry.register_schema(
+                product.value_subject,
+                text,
+                metadata=contract.metadata,
+                rule_set=contract.rule_set,
+            )
+        )
+    except (SchemaRejectedError, IncompatibleSchemaError) as exc:
+        raise _schema_refusal(exc, product, source or product.schema_file) from exc
+
+
+def register_contract(
+    registry: ProductRegistry,
+    product: DataProduct,
+    schema: str | Mapping[str, Any],
+    *,
+    source: Path | str | None = None,
+) -> ContractVersion:
+    """Register the value schema of ``product`` with its data contract: the descriptor's
+    ``rules`` as the Confluent ``ruleSet`` and the ``"pii": true`` marks as ``metadata``
+    field tags (:func:`mesh_stream.contracts.compile_contract`, which refuses a rule whose
+    CEL does not compile). Returns the version the registry stored, with its ``ruleSet``
+    (what the publisher enforces).
+
+    A refusal by the registry (governance 42218, incompatible 409) names the product, the
+    subject and ``source``, the ``.avsc`` file (the descriptor's ``schema`` when not given).
+    """
+    contract = _contract(product, schema)
+    try:
+        return _patiently(
+            lambda: registry.register_version(
+                product.value_subject,
+                schema,
+                metadata=contract.metadata,
+                rule_set=contract.rule_set,
+            )
+        )
+    except (SchemaRejectedError, IncompatibleSchemaError) as exc:
+        raise _schema_refusal(exc, product, source or product.schema_file) from exc
+
+
+def _contract(product: DataProduct, schema: str | Mapping[str, Any]) -> Contract:
+    try:
+        document: Mapping[str, Any] = as_document(schema)
+    except SchemaError:
+        document = {}  # not a record: the registry explains what is wrong with it
+    return compile_contract(product, document)
+
+
+def _schema_refusal(
+    exc: SchemaRejectedError | IncompatibleSchemaError, product: DataProduct, source: Path | str
+) -> RegistryError:
+    """``exc`` again (same class, status, code, violations), its message naming the product,
+    the subject and the ``.avsc`` file, since that is where the fix goes."""
+    fix = (
+        "make the change compatible as the registry says, or publish it as a new major "
+        "version (`version:` in the descriptor)"
+        if isinstance(exc, IncompatibleSchemaError)
+        else "fix the schema (`mesh lint` checks the same policies) and publish again"
+    )
+    refusal = copy.copy(exc)
+    refusal.message = (
+        f"{source}: the registry refused the value schema of {product.name} (subject "
+        f"{product.value_subject}): {exc.message}; {fix}"
+    )
+    refusal.args = (refusal.message,)
+    return refusal
 
 
 def set_compatibility(registry: ProductRegistry, product: DataProduct) -> None:

@@ -70,6 +70,9 @@ class RegisteredSchema:
     version: int
     schema_id: int
     schema: str
+    #: Confluent data-contract fields of the version (None when it has none).
+    metadata: dict[str, Any] | None = None
+    rule_set: dict[str, Any] | None = None
 
 
 def _path(name: str) -> str:
@@ -187,6 +190,7 @@ class RegistryClient:
         self._by_schema: dict[tuple[str, str], RegisteredSchema] = {}
         self._id_by_schema: dict[tuple[str, str], int] = {}
         self._latest: dict[str, RegisteredSchema] = {}
+        self._by_contract: dict[tuple[str, str, str], RegisteredSchema] = {}
 
     @classmethod
     def from_settings(cls, settings: MeshSettings) -> RegistryClient:
@@ -346,15 +350,45 @@ class RegistryClient:
 
     @staticmethod
     def _registered(payload: Mapping[str, Any], subject: str) -> RegisteredSchema:
+        metadata, rule_set = payload.get("metadata"), payload.get("ruleSet")
         return RegisteredSchema(
             subject=str(payload.get("subject", subject)),
             version=int(payload["version"]),
             schema_id=int(payload["id"]),
             schema=str(payload["schema"]),
+            metadata=dict(metadata) if isinstance(metadata, Mapping) else None,
+            rule_set=dict(rule_set) if isinstance(rule_set, Mapping) else None,
         )
 
-    def register_schema(self, subject: str, schema: str | Mapping[str, Any]) -> int:
-        """Register ``schema`` under ``subject`` and return its id (idempotent, cached)."""
+    @staticmethod
+    def _body(
+        text: str, metadata: Mapping[str, Any] | None, rule_set: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """A Confluent register/lookup body: the schema, and its contract when given."""
+        body: dict[str, Any] = {"schema": text}
+        if metadata is not None:
+            body["metadata"] = dict(metadata)
+        if rule_set is not None:
+            body["ruleSet"] = dict(rule_set)
+        return body
+
+    def register_schema(
+        self,
+        subject: str,
+        schema: str | Mapping[str, Any],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        rule_set: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Register ``schema`` under ``subject`` and return its id (idempotent, cached).
+
+        ``metadata`` and ``rule_set`` are Confluent's data-contract fields (tags/properties,
+        domainRules); with them, see :meth:`register_version`.
+        """
+        if metadata is not None or rule_set is not None:
+            return self.register_version(
+                subject, schema, metadata=metadata, rule_set=rule_set
+            ).schema_id
         text = self._text(schema)
         cached = self._id_by_schema.get((subject, text))
         if cached is not None:
@@ -369,6 +403,42 @@ class RegistryClient:
             self._id_by_schema[(subject, text)] = schema_id
             self._schema_by_id[schema_id] = text
         return schema_id
+
+    def register_version(
+        self,
+        subject: str,
+        schema: str | Mapping[str, Any],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        rule_set: Mapping[str, Any] | None = None,
+    ) -> RegisteredSchema:
+        """Register ``schema`` with its contract and return the version the registry holds,
+        with the ``metadata`` and ``ruleSet`` it stored (what a serializer must enforce).
+
+        Confluent's semantics: the same text with another contract is a new version, and a
+        field left out (None) is inherited from the subject's previous version. The answer
+        is cached per (subject, schema, contract).
+        """
+        text = self._text(schema)
+        key = (subject, text, json.dumps([metadata, rule_set], sort_keys=True, default=str))
+        cached = self._by_contract.get(key)
+        if cached is not None:
+            return cached
+        body = self._body(text, metadata, rule_set)
+        answer = self._request("POST", f"/subjects/{_path(subject)}/versions", body=body)
+        if "version" in answer and "schema" in answer and "ruleSet" in answer:
+            registered = self._registered(answer, subject)
+        elif "version" in answer:
+            found = self._request(
+                "GET", f"/subjects/{_path(subject)}/versions/{int(answer['version'])}"
+            )
+            registered = self._registered(found, subject)
+        else:
+            found = self._request("POST", f"/subjects/{_path(subject)}", body=body)
+            registered = self._registered(found, subject)
+        self._remember(registered)
+        self._by_contract[key] = registered
+        return registered
 
     def get_schema(self, schema_id: int) -> str:
         """The schema text with this id; cached forever (ids never change meaning)."""
@@ -407,13 +477,24 @@ class RegistryClient:
         answer = self._request("GET", f"/subjects/{_path(subject)}/versions/{int(version)}")
         return self._remember(self._registered(answer, subject))
 
-    def lookup(self, subject: str, schema: str | Mapping[str, Any]) -> RegisteredSchema:
-        """The version and id ``schema`` has under ``subject`` (SchemaNotFoundError if none)."""
+    def lookup(
+        self,
+        subject: str,
+        schema: str | Mapping[str, Any],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        rule_set: Mapping[str, Any] | None = None,
+    ) -> RegisteredSchema:
+        """The version and id ``schema`` has under ``subject`` (SchemaNotFoundError if none);
+        ``metadata``/``rule_set`` narrow it to the version with that contract."""
         text = self._text(schema)
-        cached = self._by_schema.get((subject, text))
+        contract = metadata is not None or rule_set is not None
+        cached = None if contract else self._by_schema.get((subject, text))
         if cached is not None:
             return cached
-        answer = self._request("POST", f"/subjects/{_path(subject)}", body={"schema": text})
+        answer = self._request(
+            "POST", f"/subjects/{_path(subject)}", body=self._body(text, metadata, rule_set)
+        )
         return self._remember(self._registered(answer, subject))
 
     def set_compatibility(self, level: str, subject: str | None = None) -> None:

@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "descriptor": 1,
     "project": 1,
     "registration": 1,  # through descriptor.ProductSource-like protocols, not the client
+    "contracts": 1,  # descriptor -> Confluent ruleSet/metadata, CEL rules on records
     "registry.error_codes": 1,
     "registry.problems": 1,
     "producer": 2,

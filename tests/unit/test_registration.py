@@ -39,7 +39,7 @@ class StubRegistry:
         self.schemas: dict[str, str] = {}
         self.put: list[str] = []
 
-    def register_schema(self, subject: str, schema: str) -> int:
+    def register_schema(self, subject: str, schema: str, **contract: Any) -> int:
         self.schemas[subject] = schema
         return 41
 
@@ -68,11 +68,11 @@ class BusyRegistry(StubRegistry):
         super().__init__(registered)
         self.busy = busy
 
-    def register_schema(self, subject: str, schema: str) -> int:
+    def register_schema(self, subject: str, schema: str, **contract: Any) -> int:
         if self.busy:
             self.busy -= 1
             raise TooManyRequestsError("2 schema requests in flight", retry_after=0)
-        return super().register_schema(subject, schema)
+        return super().register_schema(subject, schema, **contract)
 
 
 def test_a_busy_registry_is_asked_again_after_its_retry_after() -> None:
@@ -84,8 +84,8 @@ def test_a_busy_registry_is_asked_again_after_its_retry_after() -> None:
 
 def test_too_many_failed_authentications_are_not_retried() -> None:
     class Refusing(StubRegistry):
-        def register_schema(self, subject: str, schema: str) -> int:
-            del subject, schema
+        def register_schema(self, subject: str, schema: str, **contract: Any) -> int:
+            del subject, schema, contract
             raise TooManyAuthFailuresError("too many failed authentications", retry_after=0)
 
     product = PRODUCTS["analytics.customer-360"]
@@ -131,7 +131,7 @@ def test_mesh_up_also_sets_the_subjects_level_to_the_descriptors() -> None:
     product = PRODUCTS["orders.order-placed"]
     registry = Levels()
     register_product(registry, product, REPO, wait_for_inputs=0, set_level=True)  # type: ignore[arg-type]
-    assert registry.levels == {product.value_subject: product.compatibility.value}
+    assert registry.levels == {product.value_subject: product.compatibility_level.value}
     assert registry.put == [product.name]
 
 

@@ -76,7 +76,7 @@ class FakeRegistry:
                 return RegisteredSchema(subject, number, number, text)
         raise SchemaNotFoundError(f"not under {subject}")
 
-    def register_schema(self, subject: str, schema: str) -> int:
+    def register_schema(self, subject: str, schema: str, **contract: Any) -> int:
         self.writes.append(f"schema {subject} {len(schema)}")
         return 1
 

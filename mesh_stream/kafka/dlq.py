@@ -1,0 +1,79 @@
+"""Dead letters of quality rules: what a record refused by a ``DLQ`` rule carries.
+
+The headers and value follow confluent-kafka's ``DlqAction`` on write, so a record
+dead-lettered by our publisher and one dead-lettered by a Confluent serializer running the
+same rule look alike: the value is the record as JSON (bytes as latin-1 text, anything else
+JSON cannot hold as its ``str``), the ``__rule.*`` headers name the rule, the mode, the subject
+and the topic, and ``__rule.exception`` says why. The ``mesh.dlq.*`` headers are our own,
+the ones the consumer's dead letters carry too where they apply.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = [
+    "MESH_ERROR",
+    "MESH_ERROR_TYPE",
+    "MESH_SCHEMA_ID",
+    "MESH_SOURCE_TOPIC",
+    "RULE_EXCEPTION",
+    "RULE_MODE",
+    "RULE_NAME",
+    "RULE_SUBJECT",
+    "RULE_TOPIC",
+    "rule_dead_letter",
+]
+
+RULE_NAME = "__rule.name"
+RULE_MODE = "__rule.mode"
+RULE_SUBJECT = "__rule.subject"
+RULE_TOPIC = "__rule.topic"
+RULE_EXCEPTION = "__rule.exception"
+MESH_ERROR = "mesh.dlq.error"
+MESH_ERROR_TYPE = "mesh.dlq.error.type"
+MESH_SOURCE_TOPIC = "mesh.dlq.source.topic"
+MESH_SCHEMA_ID = "mesh.dlq.source.schema.id"
+
+Headers = list[tuple[str, bytes | None]]
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("latin-1")
+    return str(value)
+
+
+def rule_dead_letter(
+    record: Mapping[str, Any],
+    *,
+    rule: str,
+    subject: str,
+    topic: str,
+    exception: str,
+    error: str,
+    error_type: str,
+    schema_id: int,
+    headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]] | None = None,
+) -> tuple[bytes, Headers]:
+    """(value, headers) of the dead letter of ``record``, which failed ``rule`` on its way
+    to ``topic``; the record's own ``headers`` come first, as confluent-kafka keeps them."""
+    carried: Headers = []
+    if headers:
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        carried = [(str(name), value) for name, value in items]
+    carried += [
+        (RULE_NAME, rule.encode()),
+        (RULE_MODE, b"WRITE"),
+        (RULE_SUBJECT, subject.encode()),
+        (RULE_TOPIC, topic.encode()),
+        (RULE_EXCEPTION, exception.encode()),
+        (MESH_ERROR, error.encode()),
+        (MESH_ERROR_TYPE, error_type.encode()),
+        (MESH_SOURCE_TOPIC, topic.encode()),
+        (MESH_SCHEMA_ID, str(schema_id).encode()),
+    ]
+    value = json.dumps(dict(record), default=_json_default).encode()
+    return value, carried
