@@ -1,0 +1,256 @@
+"""Our CEL rule engine decides like confluent-kafka's serializer: the same rules on the same
+records pass or fail alike (ints, doubles, strings, nulls, missing fields, nested records,
+guards), checked against confluent-kafka's own AvroSerializer + CelExecutor over its mock
+registry; and the field projection never changes a verdict."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # authlib's deprecation notice on import
+    from confluent_kafka.schema_registry import Rule, RuleKind, RuleMode, RuleSet, Schema
+    from confluent_kafka.schema_registry._sync.mock_schema_registry_client import (
+        MockSchemaRegistryClient,
+    )
+    from confluent_kafka.schema_registry.avro import AvroSerializer
+    from confluent_kafka.schema_registry.rule_registry import RuleRegistry
+    from confluent_kafka.schema_registry.rules.cel.cel_executor import CelExecutor
+    from confluent_kafka.serialization import (
+        MessageField,
+        SerializationContext,
+        SerializationError,
+    )
+
+from mesh_stream.contracts import RuleEngine
+from mesh_stream.errors import ConfigurationError
+
+TOPIC = "shop.order.v1"
+SCHEMA: dict[str, Any] = {
+    "type": "record",
+    "name": "Order",
+    "namespace": "shop",
+    "fields": [
+        {"name": "order_id", "type": "string"},
+        {"name": "quantity", "type": "int"},
+        {"name": "total", "type": "long"},
+        {"name": "discount", "type": "double"},
+        {"name": "currency", "type": "string"},
+        {"name": "coupon", "type": ["null", "string"], "default": None},
+        {"name": "express", "type": "boolean"},
+        {
+            "name": "address",
+            "type": {
+                "type": "record",
+                "name": "Address",
+                "fields": [
+                    {"name": "city", "type": "string"},
+                    {"name": "zip", "type": "int"},
+                ],
+            },
+        },
+        {"name": "lines", "type": {"type": "array", "items": "long"}},
+    ],
+}
+EXPRESSIONS = [
+    "message.quantity > 0",
+    "message.total >= 0",
+    "message.discount >= 0.0 && message.discount <= 1.0",
+    "message.discount < 1",
+    "message.currency in ['EUR', 'USD', 'GBP']",
+    "size(message.currency) == 3 && message.currency.matches('^[A-Z]+$')",
+    "message.coupon == null || message.coupon.startsWith('C-')",
+    "has(message.coupon)",
+    "message.express || message.total > 100",
+    "message.address.city != '' && message.address.zip > 999",
+    "message.lines.all(x, x > 0)",
+    "size(message.lines) > 0",
+    "message.total == message.quantity * 10",
+    "message.coupon != null; message.coupon.size() > 2",
+    "message.order_id.contains('-')",
+    "message.total / message.quantity >= 5",
+    "size(message) >= 9",
+    "message['currency'] == 'EUR'",
+]
+
+
+def order(**changes: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "order_id": "o-1",
+        "quantity": 3,
+        "total": 30,
+        "discount": 0.25,
+        "currency": "EUR",
+        "coupon": None,
+        "express": False,
+        "address": {"city": "Lyon", "zip": 69001},
+        "lines": [10, 20],
+    }
+    record.update(changes)
+    return record
+
+
+RECORDS = [
+    order(),
+    order(quantity=0),
+    order(total=-5, quantity=-1),
+    order(discount=1.5),
+    order(discount=-0.0),
+    order(currency="JPY"),
+    order(currency="eur"),
+    order(coupon="C-10"),
+    order(coupon="X"),
+    order(coupon=""),
+    order(express=True, total=5),
+    order(address={"city": "", "zip": 10}),
+    order(lines=[]),
+    order(lines=[5, -1]),
+    order(order_id="o1"),
+    order(quantity=4, total=40),
+    {k: v for k, v in order().items() if k != "coupon"},  # a field left to its default
+]
+
+
+def _rule(name: str, expr: str) -> Rule:
+    return Rule(
+        name, None, RuleKind.CONDITION, RuleMode.WRITE, "CEL", None, None, expr, None, "ERROR", False
+    )
+
+
+@pytest.fixture(scope="module")
+def confluent_verdict() -> Iterator[Any]:
+    """Whether confluent-kafka's serializer, running ``expr`` as a rule, accepts a record."""
+    registry = MockSchemaRegistryClient({"url": "mock://rules"})
+    rules = RuleRegistry()
+    rules.register_executor(CelExecutor())
+    serializers: dict[str, AvroSerializer] = {}
+
+    def verdict(expr: str, record: dict[str, Any]) -> bool:
+        serializer = serializers.get(expr)
+        if serializer is None:
+            subject = f"rule-{len(serializers)}-value"
+            registry.register_schema(
+                subject,
+                Schema(json.dumps(SCHEMA), "AVRO", rule_set=RuleSet(None, [_rule("r", expr)])),
+            )
+            serializer = AvroSerializer(
+                registry,
+                conf={
+                    "auto.register.schemas": False,
+                    "use.latest.version": True,
+                    "subject.name.strategy": lambda _ctx, _name, subject=subject: subject,
+                },
+                rule_registry=rules,
+            )
+            serializers[expr] = serializer
+        try:
+            serializer(dict(record), SerializationContext(TOPIC, MessageField.VALUE))
+        except SerializationError:
+            return False
+        return True
+
+    yield verdict
+
+
+def _engine(expr: str) -> RuleEngine:
+    rule_set = {
+        "domainRules": [
+            {"name": "r", "kind": "CONDITION", "mode": "WRITE", "type": "CEL", "expr": expr}
+        ]
+    }
+    engine = RuleEngine.from_rule_set(rule_set, owner="shop.order", dlq_topic=f"{TOPIC}.dlq")
+    assert engine is not None
+    return engine
+
+
+@pytest.mark.parametrize("expr", EXPRESSIONS)
+def test_each_rule_passes_and_fails_the_records_confluent_kafka_does(
+    expr: str, confluent_verdict: Any
+) -> None:
+    engine = _engine(expr)
+    ours = [engine.first_breach(record) is None for record in RECORDS]
+    theirs = [confluent_verdict(expr, record) for record in RECORDS]
+    assert ours == theirs
+    assert True in theirs or False in theirs  # the case says something
+
+
+def test_the_tried_records_both_pass_and_fail_most_rules(confluent_verdict: Any) -> None:
+    split = [
+        expr
+        for expr in EXPRESSIONS
+        if len({confluent_verdict(expr, record) for record in RECORDS}) == 2
+    ]
+    assert len(split) >= len(EXPRESSIONS) - 3
+
+
+def test_projection_hands_over_only_the_fields_read_and_never_changes_a_verdict() -> None:
+    projected = _engine("message.total >= 0 && has(message.coupon)")
+    assert projected._fields == ("coupon", "total")
+    whole = [_engine(expr) for expr in ("size(message) > 0", "message['total'] >= 0")]
+    assert [engine._fields for engine in whole] == [None, None]
+    tricky = _engine("'message.total' != '' && message.quantity > 0 // message.express")
+    assert tricky._fields == ("quantity",)
+    for record in RECORDS:
+        assert (projected.first_breach(record) is None) == (
+            record.get("total", -1) >= 0 and "coupon" in record
+        )
+
+
+def test_rules_run_in_order_and_the_first_failing_error_or_dlq_rule_is_named() -> None:
+    rule_set = {
+        "domainRules": [
+            {"name": "soft", "kind": "CONDITION", "mode": "WRITE", "type": "CEL",
+             "expr": "message.total > 1000", "onFailure": "NONE"},
+            {"name": "read-only", "kind": "CONDITION", "mode": "READ", "type": "CEL",
+             "expr": "false"},
+            {"name": "off", "kind": "CONDITION", "mode": "WRITE", "type": "CEL",
+             "expr": "false", "disabled": True},
+            {"name": "known-currency", "kind": "CONDITION", "mode": "WRITEREAD", "type": "CEL",
+             "expr": "message.currency in ['EUR']", "onFailure": "DLQ,NONE",
+             "doc": "Only euros for now."},
+            {"name": "positive", "kind": "CONDITION", "mode": "WRITE", "type": "CEL",
+             "expr": "message.total >= 0"},
+        ]
+    }  # fmt: skip
+    engine = RuleEngine.from_rule_set(rule_set, owner="shop.order", dlq_topic="shop.order.v1.dlq")
+    assert engine is not None
+    assert [check.name for check in engine.checks] == ["soft", "known-currency", "positive"]
+    assert engine.first_breach(order()) is None
+    breach = engine.first_breach(order(currency="USD", total=-1))
+    assert breach is not None
+    assert (breach.rule.name, breach.rule.action, breach.rule.dlq_topic) == (
+        "known-currency",
+        "DLQ",
+        "shop.order.v1.dlq",
+    )
+    assert breach.reason == "Only euros for now."
+    missing = engine.first_breach({k: v for k, v in order().items() if k != "total"})
+    assert missing is not None and missing.rule.name == "positive"
+    assert missing.error is not None and "total" in missing.error
+    assert missing.reason.startswith("Rule expr failed: message.total >= 0 (")
+
+
+@pytest.mark.parametrize(
+    ("rule", "complaint"),
+    [
+        ({"type": "CEL_FIELD", "kind": "CONDITION", "expr": "true"}, "CEL conditions only"),
+        ({"type": "CEL", "kind": "TRANSFORM", "expr": "message"}, "CEL conditions only"),
+        ({"type": "CEL", "kind": "CONDITION", "expr": "true", "onFailure": "SHOUT"}, "SHOUT"),
+        ({"type": "CEL", "kind": "CONDITION", "expr": "message.x >"}, "Syntax error"),
+        ({"type": "CEL", "kind": "CONDITION", "expr": "message.mail.isEmail()"}, "isEmail"),
+    ],
+)
+def test_a_write_rule_the_publisher_cannot_run_is_refused_not_skipped(
+    rule: dict[str, Any], complaint: str
+) -> None:
+    rule_set = {"domainRules": [{"name": "odd", "mode": "WRITE", **rule}]}
+    with pytest.raises(ConfigurationError) as caught:
+        RuleEngine.from_rule_set(rule_set, owner="shop.order (shop.order.v1-value)", dlq_topic="d")
+    message = str(caught.value)
+    assert message.startswith("shop.order (shop.order.v1-value): ruleSet.domainRules[0] (odd)")
+    assert complaint in message

@@ -1,0 +1,220 @@
+"""A descriptor's contract compiled into Confluent's ruleSet/metadata, registered with the
+schema through the one registration home, and read back from an in-process registry as
+confluent-kafka's client reads it; a bad CEL expression is refused before any request."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mesh_stream.contracts import compile_contract, pii_tags
+from mesh_stream.descriptor import DataProduct
+from mesh_stream.errors import DescriptorError, IncompatibleSchemaError, SchemaRejectedError
+from mesh_stream.governance import registry_validator
+from mesh_stream.registration import register_contract, register_value_schema
+from mesh_stream.registry.client import RegistryClient
+from mesh_stream.registry.service import InMemoryStore, create_app
+from mesh_stream.registry.service.auth import Credentials
+from mesh_stream.registry.service.server import RegistryServer
+from tests.unit.registry.conftest import TOKENS, descriptor
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # authlib's deprecation notice on import
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+RULES = [
+    {"name": "total-not-negative", "expr": "message.total >= 0", "doc": "Totals add up."},
+    {"name": "known-currency", "expr": "message.currency in ['EUR', 'USD']", "on_failure": "DLQ"},
+]
+SCHEMA: dict[str, Any] = {
+    "type": "record",
+    "name": "Placed",
+    "namespace": "orders",
+    "doc": "An order as placed.",
+    "fields": [
+        {"name": "order_id", "type": "string", "doc": "Order id."},
+        {"name": "total", "type": "long", "doc": "Total in cents."},
+        {"name": "currency", "type": "string", "doc": "ISO currency."},
+        {"name": "customer_email", "type": "string", "pii": True, "doc": "Buyer's email."},
+        {
+            "name": "delivery",
+            "doc": "Where it goes.",
+            "type": {
+                "type": "record",
+                "name": "Delivery",
+                "namespace": "orders.shipping",
+                "doc": "A delivery address.",
+                "fields": [
+                    {"name": "street", "type": "string", "pii": True, "doc": "Street."},
+                    {"name": "country", "type": "string", "doc": "Country."},
+                ],
+            },
+        },
+    ],
+}
+
+
+def product(**changes: Any) -> DataProduct:
+    document = descriptor(classification="pii", key_field="order_id")
+    document.update({"rules": RULES, **changes})
+    return DataProduct.model_validate(document)
+
+
+def test_rules_become_confluent_cel_conditions_and_pii_marks_field_tags() -> None:
+    contract = compile_contract(product(), SCHEMA)
+    assert contract.rule_set == {
+        "domainRules": [
+            {
+                "name": "total-not-negative",
+                "doc": "Totals add up.",
+                "kind": "CONDITION",
+                "mode": "WRITE",
+                "type": "CEL",
+                "expr": "message.total >= 0",
+                "onFailure": "ERROR",
+            },
+            {
+                "name": "known-currency",
+                "kind": "CONDITION",
+                "mode": "WRITE",
+                "type": "CEL",
+                "expr": "message.currency in ['EUR', 'USD']",
+                "onFailure": "DLQ",
+                "params": {"dlq.topic": "orders.order-placed.v1.dlq"},
+            },
+        ]
+    }
+    assert contract.metadata == {
+        "tags": {
+            "orders.Placed.customer_email": ["PII"],
+            "orders.shipping.Delivery.street": ["PII"],
+        },
+        "properties": {
+            "product": "orders.order-placed",
+            "domain": "orders",
+            "owner": "checkout",
+            "owner_contact": "checkout@example.com",
+            "classification": "pii",
+            "product_version": "1",
+        },
+    }
+    assert compile_contract(product(rules=[]), SCHEMA).rule_set is None
+
+
+def test_tag_paths_follow_avro_namespaces_through_unions_arrays_and_maps() -> None:
+    inner = {
+        "type": "record",
+        "name": "Item",
+        "fields": [{"name": "note", "type": "string", "pii": True}],
+    }
+    schema = {
+        "type": "record",
+        "name": "a.b.Outer",
+        "fields": [
+            {"name": "items", "type": {"type": "array", "items": inner}},
+            {"name": "again", "type": ["null", {"type": "map", "values": "Item"}]},
+            {"name": "ssn", "type": ["null", "string"], "pii": True},
+        ],
+    }
+    assert pii_tags(schema) == {"a.b.Item.note": ["PII"], "a.b.Outer.ssn": ["PII"]}
+
+
+def test_a_rule_that_is_not_cel_is_refused_naming_product_rule_and_parser_error() -> None:
+    bad = product(rules=[{"name": "broken", "expr": "message.total >="}])
+    with pytest.raises(DescriptorError) as caught:
+        compile_contract(bad, SCHEMA)
+    message = str(caught.value)
+    assert message.startswith(
+        "orders.order-placed: rules.broken: expr 'message.total >=' is not valid CEL: "
+    )
+    assert "Syntax error" in message
+    assert message.endswith("fix the expression in the product descriptor")
+
+
+@pytest.fixture
+def server() -> Iterator[RegistryServer]:
+    app = create_app(
+        InMemoryStore(), credentials=Credentials(TOKENS), validators=(registry_validator(),)
+    )
+    running = RegistryServer(app)
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def client(server: RegistryServer) -> Iterator[RegistryClient]:
+    with RegistryClient(server.url, principal="orders", token=TOKENS["orders"]) as made:
+        yield made
+
+
+def test_the_registered_version_carries_the_contract_for_confluent_clients_too(
+    server: RegistryServer, client: RegistryClient
+) -> None:
+    placed = product()
+    version = register_contract(client, placed, json.dumps(SCHEMA))
+    expected = compile_contract(placed, SCHEMA)
+    assert version.rule_set == expected.rule_set
+    assert version.metadata == expected.metadata
+    again = register_value_schema(client, placed, json.dumps(SCHEMA, indent=2))
+    assert again == version.schema_id  # same schema and contract: no new version
+    confluent = SchemaRegistryClient(
+        {"url": server.url, "basic.auth.user.info": f"orders:{TOKENS['orders']}"}
+    )
+    latest = confluent.get_latest_version(placed.value_subject)
+    assert latest.version == version.version
+    rules = latest.schema.rule_set.domain_rules
+    assert [(r.name, r.kind.value, r.mode.value, r.type, r.on_failure) for r in rules] == [
+        ("total-not-negative", "CONDITION", "WRITE", "CEL", "ERROR"),
+        ("known-currency", "CONDITION", "WRITE", "CEL", "DLQ"),
+    ]
+    assert rules[1].params.params == {"dlq.topic": "orders.order-placed.v1.dlq"}
+    assert latest.schema.metadata.tags.tags == {
+        "orders.Placed.customer_email": ["PII"],
+        "orders.shipping.Delivery.street": ["PII"],
+    }
+
+
+def test_a_changed_rule_is_a_new_version_whose_rules_the_publisher_gets(
+    client: RegistryClient,
+) -> None:
+    first = register_contract(client, product(), SCHEMA)
+    tighter = product(rules=[{"name": "total-positive", "expr": "message.total > 0"}])
+    second = register_contract(client, tighter, SCHEMA)
+    assert second.version == first.version + 1
+    assert second.rule_set is not None
+    assert [rule["name"] for rule in second.rule_set["domainRules"]] == ["total-positive"]
+
+
+def test_a_refused_schema_names_product_subject_and_avsc(
+    client: RegistryClient, tmp_path: Path
+) -> None:
+    placed = product()
+    register_value_schema(client, placed, json.dumps(SCHEMA))
+    client.set_compatibility("BACKWARD", placed.value_subject)
+    breaking = {**SCHEMA, "fields": [*SCHEMA["fields"], {"name": "x", "type": "int", "doc": "X."}]}
+    avsc = tmp_path / "schemas/orders/order-placed.avsc"
+    with pytest.raises(IncompatibleSchemaError) as caught:
+        register_value_schema(client, placed, json.dumps(breaking), source=avsc)
+    message = str(caught.value)
+    assert message.startswith(
+        f"{avsc}: the registry refused the value schema of orders.order-placed (subject "
+        "orders.order-placed.v1-value): "
+    )
+    assert "publish it as a new major version" in message
+    assert caught.value.status == 409
+    undocumented = {**SCHEMA, "fields": [{"name": "order_id", "type": "string"}]}
+    fresh = product(name="orders.order-refunded")
+    with pytest.raises(SchemaRejectedError) as refused:
+        register_value_schema(client, fresh, json.dumps(undocumented))
+    text = str(refused.value)
+    assert text.startswith(
+        "schemas/orders/order-placed.avsc: the registry refused the value schema of "
+        "orders.order-refunded (subject orders.order-refunded.v1-value): "
+    )
+    assert refused.value.error_code == 42218 and refused.value.violations

@@ -1,0 +1,37 @@
+"""The CEL package is loaded only when a product has rules: the SDK import and the contract
+of a product without rules leave it out; a product with rules brings it in."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+CONTRACT = (
+    "import sys\n"
+    "import mesh_stream, mesh_stream.producer, mesh_stream.registration\n"
+    "from mesh_stream.contracts import compile_contract\n"
+    "from mesh_stream.descriptor import DataProduct\n"
+    "document = {'name': 'orders.placed', 'domain': 'orders', 'kind': 'source-aligned',\n"
+    "    'description': 'd', 'owner': {'team': 't', 'contact': 'c'}, 'schema': 's.avsc',\n"
+    "    'slos': {'freshness_seconds': 1.0, 'availability': 99.0},\n"
+    "    'classification': 'internal', 'rules': RULES}\n"
+    "schema = {'type': 'record', 'name': 'P', 'fields': [{'name': 'n', 'type': 'int'}]}\n"
+    "compile_contract(DataProduct.model_validate(document), schema)\n"
+    "print('cel' in sys.modules)\n"
+)
+
+
+def _loads_cel(rules: str) -> bool:
+    code = CONTRACT.replace("RULES", rules)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    return done.stdout.strip() == "True"
+
+
+def test_no_rules_no_cel_import() -> None:
+    assert _loads_cel("[]") is False
+
+
+def test_a_product_with_rules_loads_cel() -> None:
+    assert _loads_cel("[{'name': 'positive', 'expr': 'message.n > 0'}]") is True
