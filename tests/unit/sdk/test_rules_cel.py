@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -117,13 +116,12 @@ RECORDS = [
 
 
 def _rule(name: str, expr: str) -> Rule:
-    return Rule(
-        name, None, RuleKind.CONDITION, RuleMode.WRITE, "CEL", None, None, expr, None, "ERROR", False
-    )
+    kind, mode = RuleKind.CONDITION, RuleMode.WRITE
+    return Rule(name, None, kind, mode, "CEL", None, None, expr, None, "ERROR", False)
 
 
 @pytest.fixture(scope="module")
-def confluent_verdict() -> Iterator[Any]:
+def confluent_verdict() -> Any:
     """Whether confluent-kafka's serializer, running ``expr`` as a rule, accepts a record."""
     registry = MockSchemaRegistryClient({"url": "mock://rules"})
     rules = RuleRegistry()
@@ -154,7 +152,7 @@ def confluent_verdict() -> Iterator[Any]:
             return False
         return True
 
-    yield verdict
+    return verdict
 
 
 def _engine(expr: str) -> RuleEngine:
@@ -230,8 +228,10 @@ def test_rules_run_in_order_and_the_first_failing_error_or_dlq_rule_is_named() -
     )
     assert breach.reason == "Only euros for now."
     missing = engine.first_breach({k: v for k, v in order().items() if k != "total"})
-    assert missing is not None and missing.rule.name == "positive"
-    assert missing.error is not None and "total" in missing.error
+    assert missing is not None
+    assert missing.rule.name == "positive"
+    assert missing.error is not None
+    assert "total" in missing.error
     assert missing.reason.startswith("Rule expr failed: message.total >= 0 (")
 
 

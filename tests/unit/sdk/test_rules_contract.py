@@ -217,4 +217,5 @@ def test_a_refused_schema_names_product_subject_and_avsc(
         "schemas/orders/order-placed.avsc: the registry refused the value schema of "
         "orders.order-refunded (subject orders.order-refunded.v1-value): "
     )
-    assert refused.value.error_code == 42218 and refused.value.violations
+    assert refused.value.error_code == 42218
+    assert refused.value.violations
