@@ -13,6 +13,7 @@ the descriptor of the product whose value subject it is, against the new schema.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +108,8 @@ class GovernanceGate:
                 if name in SCHEMA_POLICIES
             }
             review = Review(product, schema, RegistryCatalog(view))
-            return _problems(check_product(review, rules))
+            found = check_product(review, rules)
+            return _problems([*found, *self._downstream_pii(product, schema, view)])
         topic = subject.removesuffix("-value")
         match = TOPIC_NAME.match(topic) if topic != subject else None
         if match is None:
@@ -117,6 +119,52 @@ class GovernanceGate:
         if rule is None or rule.severity is Severity.OFF:
             return []
         return _problems(_violations("documentation", rule, undocumented(schema), subject))
+
+    def _downstream_pii(
+        self, product: DataProduct, schema: Mapping[str, Any], view: CatalogView
+    ) -> list[Violation]:
+        """``pii-lineage`` of each product reading ``product``, re-judged as if ``schema``
+        were already its latest version: a field that becomes PII upstream must not flow
+        into a downstream product classified below `pii` (the downstream descriptor did not
+        change, so only this side can catch it)."""
+        catalog = _WithCandidate(RegistryCatalog(view), product.name, schema)
+        found: list[Violation] = []
+        for name in catalog.downstream(product.name):
+            consumer = catalog.product(name)
+            rule = self.config.rules_for(name.partition(".")[0]).get("pii-lineage")
+            if consumer is None or rule is None or rule.severity is Severity.OFF:
+                continue
+            review = Review(consumer, catalog.schema(name), catalog)
+            for violation in check_product(review, {"pii-lineage": rule}):
+                found.append(
+                    replace(
+                        violation,
+                        message=f"downstream product {name!r} would receive PII: "
+                        f"{violation.message}",
+                    )
+                )
+        return found
+
+
+class _WithCandidate:
+    """A catalog in which product ``name``'s latest schema is already ``schema``."""
+
+    def __init__(self, inner: RegistryCatalog, name: str, schema: Mapping[str, Any]) -> None:
+        self._inner = inner
+        self._name = name
+        self._schema = schema
+
+    def known(self, name: str) -> bool:
+        return self._inner.known(name)
+
+    def product(self, name: str) -> DataProduct | None:
+        return self._inner.product(name)
+
+    def schema(self, name: str) -> Mapping[str, Any] | None:
+        return self._schema if name == self._name else self._inner.schema(name)
+
+    def downstream(self, name: str) -> list[str]:
+        return self._inner.downstream(name)
 
 
 def _violations(

@@ -7,6 +7,7 @@ a registered product; then the governance validators (the hook of
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 
 from mesh_stream.descriptor import DataProduct, topic_for
 from mesh_stream.errors import (
+    IncompatibleSchemaError,
     InvalidProductError,
     ProductInUseError,
     ProductNotFoundError,
@@ -24,12 +26,15 @@ from mesh_stream.errors import (
     SchemaRejectedError,
     UnknownInputProductError,
 )
+from mesh_stream.governance.evolution import EvolutionVerdict, judge_evolution
 from mesh_stream.registry.problems import DescriptorProblem, DescriptorValidator, SchemaValidator
 from mesh_stream.registry.service.schemas import SchemaRegistry
 from mesh_stream.registry.service.state import Record
 from mesh_stream.schema.avro import AvroSchema, field_docs
 
 Direction = Literal["upstream", "downstream", "both"]
+
+log = logging.getLogger(__name__)
 
 
 def validate_descriptor(document: Any) -> DataProduct:
@@ -57,6 +62,10 @@ class ProductCatalog:
         self.schema_validators = tuple(
             cast(SchemaValidator, v) for v in validators if isinstance(v, SchemaValidator)
         )
+        # Consumer protection is the registry's compatibility contract: on with or without
+        # the governance validators, and ahead of the subject's own level so a refusal
+        # names the products that would break.
+        schemas.consumer_gate = self.protect_consumers
         if self.schema_validators:
             schemas.gate = self.check_new_schema
 
@@ -91,22 +100,26 @@ class ProductCatalog:
 
     # -- the schema gate ------------------------------------------------------------------
 
+    def protect_consumers(self, subject: str, parsed: AvroSchema) -> None:
+        """Refuse ``parsed`` as the next version of ``subject`` (409) when it would break
+        the products that read the subject's product (:meth:`evolution_verdict`); every
+        register path runs this, admin included, before anything is stored."""
+        product = self.product_of_subject(subject)
+        if product is None:
+            return
+        verdict = self.evolution_verdict(product, parsed)
+        if verdict is not None and verdict.refused:
+            raise IncompatibleSchemaError(verdict.message())
+
     def check_new_schema(self, subject: str, parsed: AvroSchema) -> None:
         """Refuse ``parsed`` as the next version of ``subject`` when a schema validator
-        finds an error: every register path runs this before anything is stored.
+        finds an error (422): every register path runs this before anything is stored.
 
         Admin is gated too: governance judges the contract, not who sends it, and a version
         an admin slipped past the policies would refuse the next downstream descriptor.
         """
         product = self.product_of_subject(subject)
-        schema = parsed.to_json()
-        if not isinstance(schema, Mapping):  # a bare type: no record, field or doc to judge
-            schema = {"type": schema}
-        problems = [
-            problem
-            for validator in self.schema_validators
-            for problem in validator.check_schema(subject, product, schema, self)
-        ]
+        problems = self.schema_problems(subject, product, parsed)
         errors = [p for p in problems if p.severity == "error"]
         if errors:
             whose = f"product '{product.name}'" if product is not None else "no product yet"
@@ -115,6 +128,57 @@ class ProductCatalog:
                 + "; ".join(f"{p.policy}: {p.message}" for p in errors),
                 violations=[p.to_dict() for p in problems],
             )
+        for problem in problems:
+            log.warning(
+                "registry: schema for subject %s accepted with a governance warning: %s: %s",
+                subject,
+                problem.policy,
+                problem.message,
+            )
+
+    def schema_problems(
+        self, subject: str, product: DataProduct | None, parsed: AvroSchema
+    ) -> list[DescriptorProblem]:
+        """What the schema validators find in ``parsed`` as a version of ``subject``."""
+        schema = parsed.to_json()
+        if not isinstance(schema, Mapping):  # a bare type: no record, field or doc to judge
+            schema = {"type": schema}
+        return [
+            problem
+            for validator in self.schema_validators
+            for problem in validator.check_schema(subject, product, schema, self)
+        ]
+
+    def evolution_verdict(
+        self, product: DataProduct, parsed: AvroSchema
+    ) -> EvolutionVerdict | None:
+        """What ``parsed`` as the next version of ``product``'s value subject would break for
+        the products that read it (None when none does): checked against every live
+        version at the consumer-protection level, and the fields their field_lineage reads
+        (:mod:`mesh_stream.governance.evolution`)."""
+        consumers = [
+            found
+            for name in self._direct_downstream(product.name)
+            if (found := self.get_product(name)) is not None
+        ]
+        registered = [
+            (v.version, self.schemas.parsed(v.schema_id))
+            for v in self.schemas.live_versions(product.value_subject)
+        ]
+        return judge_evolution(product, consumers, parsed, registered)
+
+    def schema_warnings(self, name: str) -> list[dict[str, Any]]:
+        """The governance warnings on the latest schema of product ``name`` (computed now, so
+        every instance answers the same; a register answers only the Confluent body)."""
+        product = self.get_product(name)
+        if product is None or not self.schema_validators:
+            return []
+        live = self.schemas.live_versions(product.value_subject)
+        if not live:
+            return []
+        parsed = self.schemas.parsed(live[-1].schema_id)
+        problems = self.schema_problems(product.value_subject, product, parsed)
+        return [p.to_dict() for p in problems if p.severity == "warning"]
 
     # -- reads --------------------------------------------------------------------------
 

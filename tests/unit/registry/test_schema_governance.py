@@ -12,7 +12,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from mesh_stream.errors import SchemaRejectedError
-from mesh_stream.governance import registry_validator
+from mesh_stream.governance import GovernanceConfig, parse_global_policies, registry_validator
 from mesh_stream.registry.error_codes import error_for
 from mesh_stream.registry.service import InMemoryStore
 from tests.unit.registry.conftest import ADMIN, ORDERS, TOKENS, descriptor, make_client
@@ -259,3 +259,198 @@ def test_a_bare_type_on_a_product_subject_is_judged_without_crashing() -> None:
     # a bare string drops the key field (BACKWARD refuses it first; NONE lets governance speak)
     assert keyed.put(f"/config/{PLACED}", json={"compatibility": "NONE"}, auth=ADMIN).is_success
     assert_refused(register(keyed, PLACED, json.dumps("string")), "key-field")
+
+
+# -- consumer protection: products others read (issue 14 point 4) ----------------------------
+
+TOTALS = "payments.order-totals"
+TOTALS_SUBJECT = "payments.order-totals.v1-value"
+
+
+def number(name: str, type_: str = "double") -> dict[str, Any]:
+    return {"name": name, "type": type_, "doc": f"The {name}."}
+
+
+PLACED_V1 = record("Placed", field("order_id"), number("total_amount"), field("channel"))
+
+
+def upstream_and_reader(client: TestClient, **upstream: Any) -> None:
+    """orders.order-placed (order_id, total_amount, channel) read by payments.order-totals,
+    whose field_lineage reads order_id and total_amount."""
+    assert register(client, PLACED, PLACED_V1).status_code == 200
+    put_product(client, descriptor(key_field="order_id", **upstream))
+    schema = record("Totals", field("order_id"), number("total"))
+    assert register(client, TOTALS_SUBJECT, schema, PAYMENTS).status_code == 200
+    put_product(
+        client,
+        descriptor(
+            TOTALS,
+            kind="aggregate",
+            inputs=["orders.order-placed"],
+            schema="schemas/payments/order-totals.avsc",
+            field_lineage={
+                "order_id": ["orders.order-placed:order_id"],
+                "total": ["orders.order-placed:total_amount"],
+            },
+        ),
+        PAYMENTS,
+    )
+
+
+def assert_breaks(answer: Any, *needles: str) -> str:
+    assert answer.status_code == 409, answer.text
+    body = answer.json()
+    assert body["error_code"] == 409
+    message = str(body["message"])
+    assert TOTALS in message
+    for needle in needles:
+        assert needle in message, message
+    return message
+
+
+def test_removing_a_field_a_downstream_product_reads_is_refused_naming_it_and_the_field() -> None:
+    for client in (governed(), make_client(InMemoryStore())):  # with and without governance
+        upstream_and_reader(client)
+        answer = register(client, PLACED, record("Placed", field("order_id"), field("channel")))
+        message = assert_breaks(
+            answer,
+            "payments.order-totals reads field total_amount (field_lineage), which the new "
+            "version removes",
+            "checked at FULL_TRANSITIVE, consumer protection",
+            "field total_amount: removed",
+            "old consumers (reading with version 1) cannot read new records",
+            "keep the field and deprecate it in its doc, or publish a new major version "
+            "orders.order-placed.v2",
+        )
+        assert "Traceback" not in message
+        assert_nothing_stored(client, PLACED, [1])
+
+
+def test_retyping_a_field_a_downstream_product_reads_is_refused() -> None:
+    client = governed()
+    upstream_and_reader(client)
+    retyped = record("Placed", field("order_id"), field("total_amount"), field("channel"))
+    assert_breaks(
+        register(client, PLACED, retyped),
+        "reads field total_amount (field_lineage), which the new version retypes from double "
+        "to string",
+        "field total_amount: type changed from double to string",
+        "Avro promotes only",
+    )
+    assert_nothing_stored(client, PLACED, [1])
+
+
+def test_a_compatible_change_to_a_read_product_is_accepted() -> None:
+    client = governed()
+    upstream_and_reader(client)
+    added = record(
+        "Placed", field("order_id"), number("total_amount"), field("channel"), optional("coupon")
+    )
+    answer = register(client, PLACED, added)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["version"] == 2
+
+
+def test_a_read_product_evolves_under_full_transitive_even_where_backward_allows() -> None:
+    client = governed()
+    upstream_and_reader(client)
+    # channel: nobody's field_lineage reads it, BACKWARD (the subject's level) allows
+    # removing it, FULL_TRANSITIVE does not: old readers need it
+    dropped = record("Placed", field("order_id"), number("total_amount"))
+    message = assert_breaks(register(client, PLACED, dropped), "field channel: removed")
+    assert "field_lineage" not in message
+    # the same change on a product nobody reads is BACKWARD-compatible and accepted
+    alone = governed()
+    assert register(alone, PLACED, PLACED_V1).status_code == 200
+    put_product(alone, descriptor(key_field="order_id"))
+    assert register(alone, PLACED, dropped).status_code == 200
+
+
+def test_a_weaker_level_with_a_reason_is_honoured_but_read_fields_stay_protected() -> None:
+    client = governed()
+    reason = "channel is being retired; readers were told"
+    upstream_and_reader(client, compatibility="BACKWARD", compatibility_reason=reason)
+    dropped = record("Placed", field("order_id"), number("total_amount"))
+    assert register(client, PLACED, dropped).status_code == 200
+    gone = record("Placed", field("order_id"))
+    message = assert_breaks(
+        register(client, PLACED, gone),
+        "reads field total_amount (field_lineage), which the new version removes",
+        f"checked at BACKWARD, declared BACKWARD: {reason}",
+    )
+    assert "field total_amount: removed" not in message  # BACKWARD allows it; lineage does not
+    assert_nothing_stored(client, PLACED, [1, 2])
+
+
+def test_a_weaker_level_without_a_reason_is_refused_on_put_and_not_honoured_on_register() -> None:
+    client = governed()
+    upstream_and_reader(client)
+    loose = descriptor(key_field="order_id", compatibility="BACKWARD")
+    refused = client.put("/products/orders.order-placed", json=loose, auth=ADMIN)
+    assert refused.status_code == 422, refused.text
+    [violation] = [v for v in refused.json()["violations"] if v["severity"] == "error"]
+    assert violation["policy"] == "compatibility-with-consumers"
+    assert violation["message"].startswith(
+        "compatibility BACKWARD is weaker than FULL_TRANSITIVE but 'orders.order-placed' is "
+        "read by payments.order-totals, and no compatibility_reason says why"
+    )
+    reasoned = {**loose, "compatibility_reason": "retiring channel"}
+    accepted = client.put("/products/orders.order-placed", json=reasoned, auth=ADMIN)
+    assert accepted.status_code == 200, accepted.text
+    [warning] = accepted.json()["registry"]["warnings"]
+    assert warning["policy"] == "compatibility-with-consumers"
+    assert "accepted for the declared reason: 'retiring channel'" in warning["message"]
+
+
+def test_a_product_registered_before_its_reader_declared_a_weak_level_gets_full_transitive() -> (
+    None
+):
+    """The upstream declared BACKWARD (no reason) while nobody read it; once a reader exists
+    the registry checks FULL_TRANSITIVE anyway, without refusing the reader's descriptor."""
+    client = make_client(InMemoryStore())
+    upstream_and_reader(client, compatibility="BACKWARD")
+    dropped = record("Placed", field("order_id"), number("total_amount"))
+    assert_breaks(register(client, PLACED, dropped), "checked at FULL_TRANSITIVE")
+
+
+def test_pii_appearing_upstream_is_refused_for_a_downstream_product_below_pii() -> None:
+    client = governed()
+    _pii_source_and_summary(client)
+    holder = "payments.card-holder.v1-value"
+    # holder_id, which orders.order-summary (internal) reads, becomes PII upstream
+    marked = record("Holder", field("holder_id", pii=True), field("email", pii=True))
+    answer = register(client, holder, marked, PAYMENTS)
+    body = assert_refused(answer, "pii-lineage")
+    assert "downstream product 'orders.order-summary' would receive PII" in body["message"]
+    assert "'payments.card-holder:holder_id', which is PII (holder_id)" in body["message"]
+    assert_nothing_stored(client, holder, [1])
+    # a new PII field nobody downstream reads is fine
+    more = record(
+        "Holder", field("holder_id"), field("email", pii=True), optional("phone", pii=True)
+    )
+    assert register(client, holder, more, PAYMENTS).status_code == 200
+
+
+def test_schema_warnings_are_shown_on_the_product() -> None:
+    client = governed()
+    upstream_and_reader(client)
+    answer = client.get(f"/products/{TOTALS}", auth=ADMIN)
+    assert answer.json()["registry"]["schema_warnings"] == []
+    shop = InMemoryStore()
+    config = load_governance_with("key-field", "warning")
+    warned = make_client(shop, validators=(registry_validator(config),))
+    assert register(warned, PLACED, PLACED_V1).status_code == 200
+    put_product(warned, descriptor(key_field="order_id"))
+    dropped_key = record("Placed", number("total_amount"), field("channel"))
+    assert warned.put(f"/config/{PLACED}", json={"compatibility": "NONE"}, auth=ADMIN).is_success
+    assert register(warned, PLACED, dropped_key).status_code == 200
+    [warning] = warned.get("/products/orders.order-placed", auth=ADMIN).json()["registry"][
+        "schema_warnings"
+    ]
+    assert (warning["policy"], warning["severity"]) == ("key-field", "warning")
+
+
+def load_governance_with(policy: str, severity: str) -> GovernanceConfig:
+    """The built-in policy set with ``policy`` at ``severity``."""
+    text = f"policies:\n  {policy}:\n    severity: {severity}\n"
+    return GovernanceConfig(global_rules=parse_global_policies(text))

@@ -46,7 +46,9 @@ async def post_product(
 
 @router.get("/{name}", summary="A product's descriptor and registry facts")
 async def get_product(name: str, services: ServicesDep) -> dict[str, Any]:
-    return services.products.describe(name)
+    found = services.products.describe(name)
+    found["registry"]["schema_warnings"] = services.products.schema_warnings(name)
+    return found
 
 
 @router.put("/{name}", summary="Create or update a product; the body's name must match")
