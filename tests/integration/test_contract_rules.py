@@ -1,0 +1,187 @@
+"""Interop of data-quality rules: a descriptor's CEL rules, registered with its schema, are
+enforced alike by our publisher and by confluent-kafka's own AvroSerializer (use.latest.version,
+its CEL executor and DLQ action) against our registry, on a real broker: the same records
+reach the topic, the same are refused, the same are dead-lettered with the same value and
+``__rule.*`` headers."""
+
+from __future__ import annotations
+
+import json
+import uuid
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # authlib's deprecation notice on import
+    from confluent_kafka import SerializingProducer
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroSerializer
+    from confluent_kafka.schema_registry.rule_registry import RuleRegistry
+    from confluent_kafka.schema_registry.rules.cel.cel_executor import CelExecutor
+    from confluent_kafka.schema_registry.rules.dlq.dlq_action import DlqAction
+    from confluent_kafka.serialization import SerializationError, StringSerializer
+
+from mesh_stream.bench.sdk_bench import make_record, schema
+from mesh_stream.descriptor import DataProduct
+from mesh_stream.errors import RuleViolationError
+from mesh_stream.producer import ProductPublisher
+from mesh_stream.registry.client import RegistryClient
+from tests.conftest import KafkaAddress, RegistryAddress
+from tests.fixtures.sdk.helpers import read_raw
+
+RULES = [
+    {"name": "amount-not-negative", "expr": "message.amount_cents >= 0"},
+    {
+        "name": "known-currency",
+        "expr": "message.currency in ['EUR', 'USD', 'GBP']",
+        "doc": "We sell in three currencies.",
+        "on_failure": "DLQ",
+    },
+    {
+        "name": "short-note",
+        "expr": "message.note == null || size(message.note) <= 60",
+        "on_failure": "DLQ",
+    },
+]
+REFUSED = {2, 6}  # a negative amount (ERROR), checked before the currency
+DEAD = {4, 8}  # an unknown currency; a note too long
+
+
+def records() -> list[dict[str, Any]]:
+    batch = [make_record(index) for index in range(12)]
+    batch[2]["amount_cents"] = -5
+    batch[4]["currency"] = "JPY"
+    batch[6].update(amount_cents=-1, currency="XXX")
+    batch[8]["note"] = "x" * 61
+    return batch
+
+
+def product(label: str) -> DataProduct:
+    return DataProduct.model_validate(
+        {
+            "name": f"orders.rules-{label}-{uuid.uuid4().hex[:8]}",
+            "domain": "orders",
+            "kind": "source-aligned",
+            "description": "Orders with data-quality rules (interop test).",
+            "owner": {"team": "rules-tests", "contact": "rules@example.com"},
+            "schema": "order_event.avsc",
+            "key_field": "order_id",
+            "partitions": 1,
+            "slos": {"freshness_seconds": 60, "availability": 99.0},
+            "classification": "pii",
+            "rules": RULES,
+        }
+    )
+
+
+@pytest.fixture
+def client(registry: RegistryAddress) -> Iterator[RegistryClient]:
+    with RegistryClient(registry.url, principal="orders", token=registry.tokens["orders"]) as c:
+        yield c
+
+
+def _dead_letters(kafka: KafkaAddress, dlq_topic: str) -> list[dict[str, Any]]:
+    letters = []
+    for message in read_raw(kafka.bootstrap_servers, dlq_topic, len(DEAD)):
+        headers = {name: value.decode() for name, value in message.headers() or []}
+        letters.append(
+            {
+                "value": json.loads(message.value()),
+                "rule": {k: v for k, v in headers.items() if k.startswith("__rule.")},
+            }
+        )
+    return letters
+
+
+def _keys(kafka: KafkaAddress, topic: str) -> list[str]:
+    count = 12 - len(REFUSED) - len(DEAD)
+    return [m.key().decode() for m in read_raw(kafka.bootstrap_servers, topic, count)]
+
+
+def test_our_publisher_and_confluent_serializer_refuse_and_dead_letter_the_same_records(
+    kafka: KafkaAddress, registry: RegistryAddress, client: RegistryClient
+) -> None:
+    ours, theirs = product("ours"), product("theirs")
+    batch = records()
+
+    # Ours: the publisher registers the descriptor's contract and runs the version's rules.
+    with ProductPublisher(
+        ours, bootstrap_servers=kafka.bootstrap_servers, registry=client, schema=schema()
+    ) as publisher:
+        report = publisher.publish_many(batch)
+        with pytest.raises(RuleViolationError) as caught:
+            publisher.publish(batch[2])
+    assert report.published == 12 - len(REFUSED) - len(DEAD)
+    assert {item.index for item in report.rejected} == REFUSED
+    assert {item.index for item in report.dead_lettered} == DEAD
+    assert {item.topic for item in report.dead_lettered} == {ours.dlq_topic}
+    first = report.rejected[0].error
+    assert isinstance(first, RuleViolationError)
+    assert (first.rule, first.record_index) == ("amount-not-negative", 2)
+    assert str(first).startswith(
+        f"{ours.name}: record 2 fails quality rule 'amount-not-negative' "
+        "(message.amount_cents >= 0): Rule expr failed: message.amount_cents >= 0; "
+    )
+    assert caught.value.record_index is None
+
+    # Theirs: the same descriptor registered the same way (topic, DLQ topic, contract), then
+    # confluent-kafka's serializer with the latest version's rules and nothing registered.
+    ProductPublisher(
+        theirs, bootstrap_servers=kafka.bootstrap_servers, registry=client, schema=schema()
+    ).close()
+    rules = RuleRegistry()
+    rules.register_executor(CelExecutor())
+    dlq = DlqAction({"bootstrap.servers": kafka.bootstrap_servers, "dlq.auto.flush": "true"})
+    rules.register_action(dlq)
+    confluent = SchemaRegistryClient(
+        {"url": registry.url, "basic.auth.user.info": f"orders:{registry.tokens['orders']}"}
+    )
+    serializer = AvroSerializer(
+        confluent,
+        conf={"auto.register.schemas": False, "use.latest.version": True},
+        rule_registry=rules,
+    )
+    producer = SerializingProducer(
+        {
+            "bootstrap.servers": kafka.bootstrap_servers,
+            "key.serializer": StringSerializer("utf_8"),
+            "value.serializer": serializer,
+        }
+    )
+    failed: set[int] = set()
+    for index, record in enumerate(batch):
+        try:
+            producer.produce(theirs.topic, key=record["order_id"], value=record)
+        except SerializationError:
+            failed.add(index)
+    assert producer.flush(30) == 0
+    dlq.close()  # flushes its own producer
+
+    assert failed == REFUSED | DEAD  # confluent-kafka raises for both, after teeing to the DLQ
+    assert _keys(kafka, ours.topic) == _keys(kafka, theirs.topic)
+    mine, its = _dead_letters(kafka, ours.dlq_topic), _dead_letters(kafka, theirs.dlq_topic)
+    assert [letter["value"] for letter in mine] == [letter["value"] for letter in its]
+    assert [letter["value"]["order_id"] for letter in mine] == [
+        batch[index]["order_id"] for index in sorted(DEAD)
+    ]
+    for letter, name in ((mine, ours), (its, theirs)):
+        assert [item["rule"] for item in letter] == [
+            {
+                "__rule.name": "known-currency",
+                "__rule.mode": "WRITE",
+                "__rule.subject": name.value_subject,
+                "__rule.topic": name.topic,
+                "__rule.exception": "We sell in three currencies.",
+            },
+            {
+                "__rule.name": "short-note",
+                "__rule.mode": "WRITE",
+                "__rule.subject": name.value_subject,
+                "__rule.topic": name.topic,
+                "__rule.exception": "Rule expr failed: message.note == null || "
+                "size(message.note) <= 60",
+            },
+        ]
