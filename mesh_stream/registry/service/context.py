@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import anyio
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -165,6 +165,41 @@ async def heavy_work(request: Request, principal: CallerDep) -> HeavyWork:
 
 
 HeavyDep = Annotated[HeavyWork, Depends(heavy_work)]
+
+
+#: Largest offset or limit a list accepts (Confluent's are Java ints).
+MAX_PAGE = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class Page:
+    """``?offset=&limit=`` of a list route (limit negative: everything)."""
+
+    offset: int = 0
+    limit: int = -1
+
+
+async def paging(
+    offset: Annotated[int, Query(ge=0, le=MAX_PAGE, description="Items to skip.")] = 0,
+    limit: Annotated[
+        int, Query(ge=-MAX_PAGE, le=MAX_PAGE, description="Most items; negative: all.")
+    ] = -1,
+) -> Page:
+    return Page(offset, limit)
+
+
+PageDep = Annotated[Page, Depends(paging)]
+
+
+async def deleted_only(
+    deletedOnly: bool = False,  # noqa: N803 - Confluent's name
+    deleted_only: bool = False,  # confluent-kafka's client sends this spelling
+) -> bool:
+    """``?deletedOnly=true`` (or ``deleted_only``): list only soft-deleted entries."""
+    return deletedOnly or deleted_only
+
+
+DeletedOnlyDep = Annotated[bool, Depends(deleted_only)]
 
 
 class ErrorBody(BaseModel):

@@ -2,7 +2,8 @@
 
 * :class:`EdgeLimits` — every limit, with the ``MESH_REGISTRY_*`` setting that changes it.
 * :class:`BodyGuard` — ASGI middleware in front of every route: body size (413), a URL that
-  is not UTF-8, and a JSON body decoded once here so that malformed, non-UTF-8, too deeply
+  is not UTF-8, a body sent as ``application/octet-stream`` read as JSON (Confluent accepts
+  it), and a JSON body decoded once here so that malformed, non-UTF-8, too deeply
   nested, non-finite or over-long numbers are a 400 and strings the registry could not store
   (lone surrogates such as ``"\\ud800"``) a 422 naming the field path — before any handler.
 * :func:`check_schema_text` — schema bytes, fields and nesting depth, and lone surrogates
@@ -231,6 +232,20 @@ def _is_json(content_type: bytes | None) -> bool:
     )
 
 
+def _is_octet_stream(content_type: bytes | None) -> bool:
+    """``application/octet-stream``: Confluent accepts JSON bodies sent with this type."""
+    if not content_type:
+        return False
+    return content_type.split(b";")[0].strip().lower() == b"application/octet-stream"
+
+
+def _as_json(scope: Scope) -> Scope:
+    """The request with its content type replaced by Confluent's JSON type (body unchanged)."""
+    headers = [(k, v) for k, v in scope.get("headers", []) if k != b"content-type"]
+    headers.append((b"content-type", b"application/vnd.schemaregistry.v1+json"))
+    return {**scope, "headers": headers}
+
+
 def check_url(scope: Scope) -> None:
     """The path and query, percent-decoded, must be UTF-8 (names are never silently mangled)."""
     for part, raw in (("path", scope.get("raw_path") or b""), ("query", scope["query_string"])):
@@ -267,6 +282,9 @@ class BodyGuard:
             if body is None:
                 return
             headers = dict(scope.get("headers", []))
+            if body and _is_octet_stream(headers.get(b"content-type")):
+                scope = _as_json(scope)
+                headers = dict(scope["headers"])
             if body and _is_json(headers.get(b"content-type")):
                 decode_json_body(body)
         except RegistryError as exc:

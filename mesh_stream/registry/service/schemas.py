@@ -14,7 +14,7 @@ import threading
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from mesh_stream.descriptor import Compatibility
 from mesh_stream.errors import (
@@ -41,6 +41,7 @@ from mesh_stream.schema.avro import AvroSchema, compatibility_problems, normaliz
 DEFAULT_COMPATIBILITY = Compatibility.BACKWARD
 MAX_SUBJECT_LENGTH = 255
 MAX_VERSION = 2**31 - 1
+T = TypeVar("T")
 
 
 def check_subject_name(subject: str) -> str:
@@ -108,15 +109,23 @@ class SchemaVersion:
     schema_id: int
     schema: str
     contract: Contract = NO_CONTRACT
+    guid: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        found: dict[str, Any] = {
             "subject": self.subject,
             "version": self.version,
             "id": self.schema_id,
-            "schema": self.schema,
-            **self.contract.to_record(),
         }
+        if self.guid is not None:
+            found["guid"] = self.guid
+        return {**found, "schema": self.schema, **self.contract.to_record()}
+
+
+def page(items: Sequence[T], offset: int, limit: int) -> list[T]:
+    """Confluent's pagination: skip ``offset`` items, then at most ``limit`` (negative: all)."""
+    rest = list(items[max(offset, 0) :])
+    return rest if limit < 0 else rest[:limit]
 
 
 class SchemaRegistry:
@@ -131,6 +140,9 @@ class SchemaRegistry:
         #: the compatibility check and before anything is stored; raises to refuse it (the
         #: product catalog installs its governance gate here).
         self.gate: Callable[[str, AvroSchema], None] | None = None
+        #: Called like ``gate`` but before the subject-level compatibility check, so a change
+        #: that breaks the products reading the subject is refused naming them (409).
+        self.consumer_gate: Callable[[str, AvroSchema], None] | None = None
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -154,6 +166,7 @@ class SchemaRegistry:
             record.schema_id,
             self.state.schemas[record.schema_id],
             self.state.contract(record.schema_id),
+            self.state.guids.get(record.schema_id),
         )
 
     @staticmethod
@@ -174,21 +187,84 @@ class SchemaRegistry:
         """The subject's versions that are not soft-deleted, oldest first (empty if none)."""
         return [self._version_obj(v) for v in self._live(subject)]
 
-    def subjects(self, *, deleted: bool = False) -> list[str]:
+    def subjects(
+        self, *, deleted: bool = False, deleted_only: bool = False, prefix: str = ""
+    ) -> list[str]:
+        """Subjects with live versions; ``deleted`` adds soft-deleted subjects, ``deleted_only``
+        lists only those (every version soft-deleted), as Confluent's filters do."""
+        found = []
+        for subject, versions in self.state.version_items():
+            if not versions or not subject.startswith(prefix):
+                continue
+            soft_deleted = all(v.deleted for v in versions.values())
+            if soft_deleted if deleted_only else (deleted or not soft_deleted):
+                found.append(subject)
+        return sorted(found)
+
+    def versions(
+        self, subject: str, *, deleted: bool = False, deleted_only: bool = False
+    ) -> list[int]:
+        """Live version numbers; ``deleted`` adds soft-deleted ones, ``deleted_only`` only those.
+
+        40401 when the subject has no version the filter could show.
+        """
+        check_subject_name(subject)
+        all_versions = self._all_versions(subject).values()
+        if not any(deleted or deleted_only or not v.deleted for v in all_versions):
+            raise SubjectNotFoundError(f"Subject '{subject}' not found.")
         return sorted(
-            s
-            for s, versions in self.state.version_items()
-            if versions and (deleted or any(not v.deleted for v in versions.values()))
+            v.version
+            for v in all_versions
+            if (v.deleted if deleted_only else (deleted or not v.deleted))
         )
 
-    def versions(self, subject: str, *, deleted: bool = False) -> list[int]:
-        check_subject_name(subject)
-        found = sorted(
-            v.version for v in self._all_versions(subject).values() if deleted or not v.deleted
-        )
-        if not found:
-            raise SubjectNotFoundError(f"Subject '{subject}' not found.")
+    def list_schemas(
+        self, *, prefix: str = "", deleted: bool = False, latest_only: bool = False
+    ) -> list[SchemaVersion]:
+        """``GET /schemas``: every subject version (by subject, then version) under ``prefix``;
+        ``deleted`` adds soft-deleted ones, ``latest_only`` keeps each subject's newest."""
+        found: list[SchemaVersion] = []
+        for subject, versions in sorted(self.state.version_items()):
+            if not subject.startswith(prefix):
+                continue
+            shown = sorted(
+                (v for v in versions.values() if deleted or not v.deleted),
+                key=lambda v: v.version,
+            )
+            found.extend(self._version_obj(v) for v in (shown[-1:] if latest_only else shown))
         return found
+
+    def referenced_by(self, subject: str, version: str | int) -> list[int]:
+        """Ids of the schemas whose references name this subject version."""
+        target = self.get_version(subject, version)
+        return sorted(self.state.referrers.get((target.subject, target.version), ()))
+
+    def get_by_guid(self, guid: str) -> dict[str, Any]:
+        """``GET /schemas/guids/{guid}``: like ``/schemas/ids/{id}`` for the id with that guid."""
+        schema_id = self.state.ids_by_guid.get(guid.strip().lower())
+        if schema_id is None:
+            raise SchemaNotFoundError(f"Schema {guid[:64]!r} not found")
+        return self.get_schema_document(schema_id)
+
+    def latest_with_metadata(
+        self, subject: str, properties: Mapping[str, str], *, deleted: bool = False
+    ) -> SchemaVersion:
+        """The newest version whose metadata properties hold every ``properties`` pair."""
+        check_subject_name(subject)
+        candidates = sorted(
+            (v for v in self._all_versions(subject).values() if deleted or not v.deleted),
+            key=lambda v: v.version,
+        )
+        if not candidates:
+            raise SubjectNotFoundError(f"Subject '{subject}' not found.")
+        for record in reversed(candidates):
+            held = (self.state.contract(record.schema_id).metadata or {}).get("properties", {})
+            if all(held.get(key) == value for key, value in properties.items()):
+                return self._version_obj(record)
+        wanted = ", ".join(f"{k}={v}" for k, v in properties.items())
+        raise VersionNotFoundError(
+            f"No version of subject '{subject}' has metadata properties {wanted}."
+        )
 
     def get_version(
         self, subject: str, version: str | int, *, deleted: bool = False
@@ -215,7 +291,12 @@ class SchemaRegistry:
 
     def get_schema_document(self, schema_id: int) -> dict[str, Any]:
         """``GET /schemas/ids/{id}``'s answer: the text and its contract, Confluent's names."""
-        return {"schema": self.get_schema(schema_id), **self.state.contract(schema_id).to_record()}
+        text = self.get_schema(schema_id)
+        return {
+            "schema": text,
+            "guid": self.state.guids[schema_id],
+            **self.state.contract(schema_id).to_record(),
+        }
 
     def subject_versions_of(self, schema_id: int) -> list[tuple[str, int]]:
         """The (subject, version) pairs using ``schema_id``, from the state's index: O(1)."""
@@ -344,6 +425,8 @@ class SchemaRegistry:
             for record in live:
                 if record.schema_id == existing_id:
                     return self._version_obj(record)
+            if self.consumer_gate is not None:
+                self.consumer_gate(subject, parsed)
             problems = compatibility_problems(
                 parsed,
                 [(v.version, self.parsed(v.schema_id)) for v in live],

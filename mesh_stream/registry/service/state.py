@@ -22,6 +22,7 @@ place, only a subject's own small version map is copied.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,15 @@ def _decode(text: str) -> Any:
     if end != len(text):
         raise ValueError(f"extra data after the JSON document at character {end}")
     return found
+
+
+#: Namespace of schema guids: uuid5(namespace, identity) names a schema the same everywhere.
+GUID_NAMESPACE = uuid.UUID("6d657368-2d73-7472-6561-6d2d67756964")
+
+
+def schema_guid(identity: str) -> str:
+    """The guid Confluent clients may frame records with, stable for a schema's identity."""
+    return str(uuid.uuid5(GUID_NAMESPACE, identity))
 
 
 Key = tuple[Any, ...]
@@ -111,6 +121,11 @@ class RegistryState:
         self.ids_by_schema: dict[str, int] = {}
         #: schema id -> its metadata / ruleSet, only for ids that have some
         self.contracts: dict[int, Contract] = {}
+        #: schema id <-> its guid (derived from its identity, so the same in every registry)
+        self.guids: dict[int, str] = {}
+        self.ids_by_guid: dict[str, int] = {}
+        #: (subject, version) -> ids of the schemas whose references name it
+        self.referrers: dict[tuple[str, int], frozenset[int]] = {}
         self.versions: dict[str, dict[int, SubjectVersion]] = {}
         #: schema id -> the (subject, version) pairs using it, for O(1) lookups by id
         self.users: dict[int, frozenset[tuple[str, int]]] = {}
@@ -187,7 +202,11 @@ class RegistryState:
         self.schemas[schema_id] = text
         if contract != NO_CONTRACT:
             self.contracts[schema_id] = contract
-        self.ids_by_schema.setdefault(contract.identity(text), schema_id)
+        identity = contract.identity(text)
+        self.ids_by_schema.setdefault(identity, schema_id)
+        guid = schema_guid(identity)
+        self.guids[schema_id] = guid
+        self.ids_by_guid.setdefault(guid, schema_id)
 
     def contract(self, schema_id: int) -> Contract:
         """The metadata / ruleSet stored with ``schema_id`` (empty for most schemas)."""

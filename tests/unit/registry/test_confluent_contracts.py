@@ -97,7 +97,7 @@ def test_a_contract_is_part_of_the_identity_and_is_inherited(client: TestClient)
 
 
 def test_contracts_survive_a_replay_and_old_records_still_replay(store: InMemoryStore) -> None:
-    from mesh_stream.registry.service.state import Record
+    from mesh_stream.registry.service.state import Record, schema_guid
 
     old = [Record(("schema", 1), {"schema": '"string"'}), Record(("version", "s", 1), {"id": 1})]
     first = make_client(InMemoryStore(old))
@@ -105,6 +105,7 @@ def test_contracts_survive_a_replay_and_old_records_still_replay(store: InMemory
         "subject": "s",
         "version": 1,
         "id": 1,
+        "guid": schema_guid('"string"'),
         "schema": '"string"',
     }
     client = make_client(store)

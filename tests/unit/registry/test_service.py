@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
+from unittest.mock import ANY
 
 from fastapi.testclient import TestClient
 
@@ -25,9 +26,15 @@ def test_register_is_idempotent_and_ids_are_global(client: TestClient) -> None:
     pretty = json.dumps(json.loads(schema()), indent=4, sort_keys=True)
     assert register(client, SUBJECT, pretty).json() == first
     other = register(client, "orders.copy.v1-value", schema()).json()
-    assert other == {"id": first["id"], "version": 1, "subject": "orders.copy.v1-value"}
+    assert other == {
+        "id": first["id"],
+        "version": 1,
+        "subject": "orders.copy.v1-value",
+        "guid": first["guid"],  # the guid names the schema, like its id
+    }
     second = register(client, SUBJECT, schema("note")).json()
-    assert second == {"id": first["id"] + 1, "version": 2, "subject": SUBJECT}
+    assert second == {"id": first["id"] + 1, "version": 2, "subject": SUBJECT, "guid": ANY}
+    assert second["guid"] != first["guid"]
     assert client.get(f"/subjects/{SUBJECT}/versions").json() == [1, 2]
     assert client.get(f"/subjects/{SUBJECT}/versions/latest").json()["version"] == 2
     assert client.get(f"/subjects/{SUBJECT}/versions/-1").json()["version"] == 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -85,7 +86,7 @@ def test_writes_are_forwarded_and_answered_as_the_writer_answers(
         f"{server.url}/subjects/{SUBJECT}/versions", json={"schema": schema()}, auth=ORDERS
     )
     assert registered.status_code == 200, registered.text
-    assert registered.json() == {"id": 1, "version": 1, "subject": SUBJECT}
+    assert registered.json() == {"id": 1, "version": 1, "subject": SUBJECT, "guid": ANY}
     assert registered.headers["content-type"] == "application/vnd.schemaregistry.v1+json"
     assert httpx.get(f"{writer.url}/subjects/{SUBJECT}/versions").json() == [1]
     # Reads (a lookup too) are the follower's own: its view is another store here.

@@ -29,6 +29,12 @@ def put_global(body: ConfigBody, services: ServicesDep, principal: CallerDep) ->
     return {"compatibility": services.schemas.set_config(None, _level(body)).value}
 
 
+@router.delete("", summary="Reset the global compatibility level to the default (admin only)")
+def delete_global(services: ServicesDep, principal: CallerDep) -> dict[str, str]:
+    authorize_subject(principal, None, "change the global compatibility level")
+    return {"compatibilityLevel": services.schemas.delete_config(None).value}
+
+
 @router.get("/{subject:path}", summary="A subject's own compatibility level")
 async def get_subject(
     subject: str,

@@ -1,14 +1,34 @@
-"""``/schemas``: schemas by their global id (what deserializers call)."""
+"""``/schemas``: schemas by their global id or guid (what deserializers call), and listed."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter
 
-from mesh_stream.registry.service.context import ServicesDep
+from mesh_stream.registry.service.context import PageDep, ServicesDep
+from mesh_stream.registry.service.schemas import page
 
 router = APIRouter(prefix="/schemas", tags=["schemas"])
+
+
+@router.get(
+    "",
+    summary="Subject versions with their schemas (subjectPrefix, deleted, latestOnly, offset, "
+    "limit)",
+)
+async def list_schemas(
+    services: ServicesDep,
+    paging: PageDep,
+    subjectPrefix: str = "",  # noqa: N803 - Confluent's names
+    deleted: bool = False,
+    latestOnly: bool = False,  # noqa: N803
+) -> list[dict[str, Any]]:
+    found = services.schemas.list_schemas(
+        prefix=subjectPrefix, deleted=deleted, latest_only=latestOnly
+    )
+    return [v.to_dict() for v in page(found, paging.offset, paging.limit)]
 
 
 @router.get("/types", summary="Schema types this registry stores")
@@ -25,22 +45,54 @@ async def get_schema(
     return services.schemas.get_schema_document(schema_id)
 
 
+@router.get("/guids/{guid}", summary="The schema with this guid")
+async def get_schema_by_guid(guid: str, services: ServicesDep) -> dict[str, Any]:
+    return services.schemas.get_by_guid(guid)
+
+
 @router.get("/ids/{schema_id}/schema", summary="The raw schema with this id")
 async def get_raw_schema(schema_id: int, services: ServicesDep) -> Any:
-    import json
-
     return json.loads(services.schemas.get_schema(schema_id))
 
 
-@router.get("/ids/{schema_id}/subjects", summary="Subjects using this schema id")
-async def subjects_of(schema_id: int, services: ServicesDep) -> list[str]:
+@router.get(
+    "/ids/{schema_id}/subjects",
+    summary="Subjects using this schema id, soft-deleted versions included (subject, offset, "
+    "limit)",
+)
+async def subjects_of(
+    schema_id: int,
+    services: ServicesDep,
+    paging: PageDep,
+    subject: str | None = None,
+    deleted: bool = False,  # noqa: ARG001 - soft-deleted versions are always included
+) -> list[str]:
     services.schemas.get_schema(schema_id)
-    return sorted({s for s, _v in services.schemas.subject_versions_of(schema_id)})
+    found = sorted(
+        {
+            s
+            for s, _v in services.schemas.subject_versions_of(schema_id)
+            if subject is None or s == subject
+        }
+    )
+    return page(found, paging.offset, paging.limit)
 
 
-@router.get("/ids/{schema_id}/versions", summary="Subject versions using this schema id")
-async def versions_of(schema_id: int, services: ServicesDep) -> list[dict[str, Any]]:
+@router.get(
+    "/ids/{schema_id}/versions",
+    summary="Subject versions using this schema id (subject, offset, limit)",
+)
+async def versions_of(
+    schema_id: int,
+    services: ServicesDep,
+    paging: PageDep,
+    subject: str | None = None,
+    deleted: bool = False,  # noqa: ARG001 - soft-deleted versions are always included
+) -> list[dict[str, Any]]:
     services.schemas.get_schema(schema_id)
-    return [
-        {"subject": s, "version": v} for s, v in services.schemas.subject_versions_of(schema_id)
+    found = [
+        {"subject": s, "version": v}
+        for s, v in services.schemas.subject_versions_of(schema_id)
+        if subject is None or s == subject
     ]
+    return page(found, paging.offset, paging.limit)

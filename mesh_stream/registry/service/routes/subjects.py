@@ -2,19 +2,67 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
+from mesh_stream.errors import InvalidRequestError
 from mesh_stream.registry.service.auth import authorize_subject
-from mesh_stream.registry.service.context import CallerDep, HeavyDep, SchemaBody, ServicesDep
+from mesh_stream.registry.service.context import (
+    CallerDep,
+    DeletedOnlyDep,
+    HeavyDep,
+    PageDep,
+    SchemaBody,
+    ServicesDep,
+)
+from mesh_stream.registry.service.schemas import page
 
 router = APIRouter(prefix="/subjects", tags=["subjects"])
 
 
-@router.get("", summary="List subjects (with live versions; deleted=true adds soft-deleted)")
-async def list_subjects(services: ServicesDep, deleted: bool = False) -> list[str]:
-    return services.schemas.subjects(deleted=deleted)
+@router.get(
+    "",
+    summary="List subjects (with live versions; deleted=true adds soft-deleted, deletedOnly "
+    "lists only those; subjectPrefix, offset, limit)",
+)
+async def list_subjects(
+    services: ServicesDep,
+    paging: PageDep,
+    only_deleted: DeletedOnlyDep,
+    deleted: bool = False,
+    subjectPrefix: str = "",  # noqa: N803 - Confluent's name
+) -> list[str]:
+    found = services.schemas.subjects(
+        deleted=deleted, deleted_only=only_deleted, prefix=subjectPrefix
+    )
+    return page(found, paging.offset, paging.limit)
+
+
+@router.get(
+    "/{subject:path}/metadata",
+    summary="The latest version whose metadata properties hold every key=value pair",
+)
+async def latest_with_metadata(
+    subject: str,
+    services: ServicesDep,
+    key: Annotated[list[str] | None, Query()] = None,
+    value: Annotated[list[str] | None, Query()] = None,
+    deleted: bool = False,
+) -> dict[str, Any]:
+    keys, values = key or [], value or []
+    if len(keys) != len(values):
+        raise InvalidRequestError(
+            f"?key= and ?value= come in pairs: got {len(keys)} keys and {len(values)} values; "
+            f"send one value per key (?key=owner&value=checkout)",
+            status=400,
+            error_code=40001,
+        )
+    found = services.schemas.latest_with_metadata(
+        subject, dict(zip(keys, values, strict=True)), deleted=deleted
+    )
+    return found.to_dict()
 
 
 @router.post(
@@ -44,6 +92,7 @@ async def register(
         "id": registered.schema_id,
         "version": registered.version,
         "subject": subject,
+        "guid": registered.guid,
         **registered.contract.to_record(),
     }
 
@@ -52,9 +101,18 @@ async def register(
 async def get_version_schema(
     subject: str, version: str, services: ServicesDep, deleted: bool = False
 ) -> Any:
-    import json
-
     return json.loads(services.schemas.get_version(subject, version, deleted=deleted).schema)
+
+
+@router.get(
+    "/{subject:path}/versions/{version}/referencedby",
+    summary="Ids of the schemas whose references name this version",
+)
+async def referenced_by(
+    subject: str, version: str, services: ServicesDep, paging: PageDep
+) -> list[int]:
+    found = services.schemas.referenced_by(subject, version)
+    return page(found, paging.offset, paging.limit)
 
 
 @router.get(
@@ -67,9 +125,19 @@ async def get_version(
     return services.schemas.get_version(subject, version, deleted=deleted).to_dict()
 
 
-@router.get("/{subject:path}/versions", summary="Version numbers of a subject")
-async def list_versions(subject: str, services: ServicesDep, deleted: bool = False) -> list[int]:
-    return services.schemas.versions(subject, deleted=deleted)
+@router.get(
+    "/{subject:path}/versions",
+    summary="Version numbers of a subject (deleted, deletedOnly, offset, limit)",
+)
+async def list_versions(
+    subject: str,
+    services: ServicesDep,
+    paging: PageDep,
+    only_deleted: DeletedOnlyDep,
+    deleted: bool = False,
+) -> list[int]:
+    found = services.schemas.versions(subject, deleted=deleted, deleted_only=only_deleted)
+    return page(found, paging.offset, paging.limit)
 
 
 @router.delete(
