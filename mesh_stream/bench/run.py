@@ -46,6 +46,27 @@ RATIOS = (
 )
 
 
+#: The CPU cost of quality rules: CPU per record of (j), 3 CEL rules, over (d), none.
+RULES_COST = ("j/d", "j", "d", 1.25)
+
+
+def _rules_cost(cases: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """CPU per record with rules over CPU per record without (lower is better)."""
+    name, top, bottom, most = RULES_COST
+    if top not in cases or bottom not in cases:
+        return None
+    ratio = cases[top]["cpu_us_per_record"] / cases[bottom]["cpu_us_per_record"]
+    return {
+        "ratio": name,
+        "cpu_ratio": round(ratio, 3),
+        "added_cpu_us_per_record": round(
+            cases[top]["cpu_us_per_record"] - cases[bottom]["cpu_us_per_record"], 2
+        ),
+        "target_at_most": most,
+        "met": ratio <= most,
+    }
+
+
 def _run_case(case: str, config: Config) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-m", "mesh_stream.bench.sdk_bench", case, json.dumps(asdict(config))],
@@ -131,7 +152,7 @@ def run_benchmarks(
     *,
     records: int = 100_000,
     warmup: int = 5_000,
-    cases: str = "abcdefghi",
+    cases: str = "abcdefghij",
     progress: Callable[[str], None] = print,
     registry_seconds: float = 5.0,
     repeats: int = 3,
@@ -253,6 +274,7 @@ def _run_sdk(
         "schema_fields": len(schema()["fields"]),
         "cases": results,
         "ratios": _ratios(results),
+        "rules_cost": _rules_cost(results),
         "registry_calls_per_record_after_warmup": {
             case: results[case]["registry_calls"] / results[case]["records"]
             for case in ("d", "e", "i")
@@ -294,6 +316,14 @@ def render_table(report: dict[str, Any]) -> str:
         verdict = "-" if row["met"] is None else ("met" if row["met"] else "MISSED")
         lines.append(
             f"{row['ratio']:<6} {row['value']:>6.2f} {row['by_cpu']:>7.2f} {target:>7}  {verdict}"
+        )
+    cost = report.get("rules_cost")
+    if cost:
+        verdict = "met" if cost["met"] else "MISSED"
+        lines.append(
+            f"rules: CPU per record with 3 CEL rules / without ({cost['ratio']}) "
+            f"{cost['cpu_ratio']:.2f} (+{cost['added_cpu_us_per_record']:.2f} us), target "
+            f"<={cost['target_at_most']}  {verdict}"
         )
     for key in ("registry", "registry_scale", "processing"):
         part = report.get(key)

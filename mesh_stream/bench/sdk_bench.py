@@ -1,9 +1,10 @@
-"""The SDK benchmark cases (a)-(i) of issue 4, each measured in a fresh process.
+"""The SDK benchmark cases (a)-(j), each measured in a fresh process.
 
 Writing: (a) raw ``produce`` of pre-encoded bytes, (b) the best hand-written loop
 (fastavro schemaless + 5-byte header + ``produce``), (c) confluent-kafka's
 ``SerializingProducer`` + ``AvroSerializer``, (d) our publisher with dicts, (e) our
-publisher with pydantic models. Reading: (f) raw ``consume``, (g) a hand-written fastavro
+publisher with pydantic models, (j) our publisher with dicts and 3 CEL quality rules (the
+cost of rules is j against d, issue 14). Reading: (f) raw ``consume``, (g) a hand-written fastavro
 decode loop, (h) ``DeserializingConsumer`` + ``AvroDeserializer``, (i) our consumer.
 
 Every case uses the same broker, the same ~200-byte records and the same producer settings
@@ -43,7 +44,7 @@ from mesh_stream.schema.models import model_from_schema
 
 #: The benchmark record's schema, package data next to this module (works from a wheel).
 SCHEMA_RESOURCE = "order_event.avsc"
-WRITE_CASES = ("a", "b", "c", "d", "e")
+WRITE_CASES = ("a", "b", "c", "d", "e", "j")
 READ_CASES = ("f", "g", "h", "i")
 LABELS = {
     "a": "raw confluent-kafka produce (pre-encoded bytes)",
@@ -55,7 +56,18 @@ LABELS = {
     "g": "hand-written fastavro decode loop",
     "h": "confluent-kafka DeserializingConsumer + AvroDeserializer",
     "i": "mesh-stream consumer, dicts",
+    "j": "mesh-stream publisher, dicts, 3 CEL rules",
 }
+#: The quality rules of case (j): every benchmark record passes them, so all are evaluated.
+BENCH_RULES = (
+    {"name": "amount-not-negative", "expr": "message.amount_cents >= 0"},
+    {"name": "known-currency", "expr": "message.currency in ['EUR', 'USD', 'GBP']"},
+    {
+        "name": "discount-is-a-rate",
+        "expr": "message.discount_rate >= 0.0 && message.discount_rate <= 1.0",
+        "on_failure": "DLQ",
+    },
+)
 POLL_EVERY = 256
 BATCH = 1000
 
@@ -95,7 +107,8 @@ def producer_config(bootstrap: str) -> dict[str, Any]:
     )
 
 
-def bench_product(topic_name: str) -> DataProduct:
+def bench_product(topic_name: str, *, rules: bool = False) -> DataProduct:
+    """The benchmark's product (with :data:`BENCH_RULES` when ``rules``)."""
     return DataProduct.model_validate(
         {
             "name": topic_name,
@@ -108,6 +121,7 @@ def bench_product(topic_name: str) -> DataProduct:
             "partitions": 3,
             "slos": {"freshness_seconds": 60, "availability": 99},
             "classification": "internal",
+            "rules": list(BENCH_RULES) if rules else [],
         }
     )
 
@@ -250,11 +264,16 @@ def run_write(case: str, config: Config) -> CaseResult:
     else:
         client = _registry(config)
         publisher = ProductPublisher(
-            bench_product(config.product),
+            bench_product(config.product, rules=case == "j"),
             bootstrap_servers=config.bootstrap_servers,
             registry=client,
             schema=schema(),
         )
+        if case == "j" and (publisher.rules is None or len(publisher.rules.checks) != 3):
+            raise RuntimeError(
+                f"the registry at {config.registry_url} did not keep the ruleSet registered "
+                "with the schema, so case (j) would measure no rules"
+            )
         producer = publisher._producer
         calls = lambda: client.http_calls  # noqa: E731
         if case == "e":
@@ -275,7 +294,7 @@ def run_write(case: str, config: Config) -> CaseResult:
         send(index)
 
     elapsed, cpu = _timed_writes(producer, send_and_mark, config, counter)
-    if case in ("d", "e"):
+    if case in ("d", "e", "j"):
         publisher.flush()  # raises DeliveryError on any failure the SDK saw
         publisher.close()
     after = calls()
@@ -403,7 +422,7 @@ def run_case(case: str, config: Config) -> CaseResult:
         return run_write(case, config)
     if case in READ_CASES:
         return run_read(case, config)
-    raise ValueError(f"unknown case {case!r}; choose one of a-i")
+    raise ValueError(f"unknown case {case!r}; choose one of a-j")
 
 
 def main(argv: list[str]) -> None:

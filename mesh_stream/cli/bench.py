@@ -41,9 +41,10 @@ from mesh_stream.settings import MeshSettings
 )
 @click.option(
     "--cases",
-    default="abcdefghi",
+    default="abcdefghij",
     show_default=True,
-    help="Which cases to run: a-e write, f-i read (reads need d); see mesh_stream.bench.sdk_bench.",
+    help="Which cases to run: a-e and j write, f-i read (reads need d); j is d with 3 CEL "
+    "rules (the cost of rules, j/d); see mesh_stream.bench.sdk_bench.",
 )
 @click.option(
     "--sdk-only",
@@ -102,10 +103,10 @@ def bench(
         write_report,
     )
 
-    unknown = sorted(set(cases) - set("abcdefghi"))
+    unknown = sorted(set(cases) - set("abcdefghij"))
     if unknown or not cases:
         raise click.BadParameter(
-            f"unknown case(s) {unknown}; use letters a-i", param_hint="--cases"
+            f"unknown case(s) {unknown}; use letters a-j", param_hint="--cases"
         )
 
     sizes = _scale_sizes(scale_subjects, registry_scale)

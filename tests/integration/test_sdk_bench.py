@@ -30,7 +30,7 @@ def test_bench_runs_every_case_and_reports_ratios_rss_and_registry_calls(
     assert report == json.loads((tmp_path / "sdk-bench.json").read_text())
     assert report["broker"] == "configured"
     assert report["registry_service"] == "configured"
-    assert list(report["cases"]) == list("abcdefghi")
+    assert list(report["cases"]) == list("abcdefghij")
     for case, found in report["cases"].items():
         assert found["label"] == LABELS[case]
         assert found["records"] == 1000
@@ -41,5 +41,11 @@ def test_bench_runs_every_case_and_reports_ratios_rss_and_registry_calls(
     cases = report["cases"]
     assert ratios["d/b"] == round(cases["d"]["msgs_per_s"] / cases["b"]["msgs_per_s"], 3)
     assert ratios["i/h"] == round(cases["i"]["msgs_per_s"] / cases["h"]["msgs_per_s"], 3)
+    cost = report["rules_cost"]
+    assert cost["ratio"] == "j/d"
+    assert cost["cpu_ratio"] == round(
+        cases["j"]["cpu_us_per_record"] / cases["d"]["cpu_us_per_record"], 3
+    )
+    assert cost["target_at_most"] == 1.25
     assert "registry" not in report
     assert (tmp_path / "sdk-bench.txt").read_text().startswith("mesh bench: 1,000 records")

@@ -127,7 +127,7 @@ def test_benchmark_records_are_realistic() -> None:
 def test_unknown_case_letters_are_refused_before_anything_starts() -> None:
     result = CliRunner().invoke(cli, ["bench", "--cases", "abz"])
     assert result.exit_code == 2
-    assert "unknown case(s) ['z']; use letters a-i" in result.output
+    assert "unknown case(s) ['z']; use letters a-j" in result.output
 
 
 def test_the_processing_bench_finds_the_sample_mesh_only(
