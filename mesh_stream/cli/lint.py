@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from mesh_stream.governance.config import GLOBAL_POLICIES_FILE, load_governance
 from mesh_stream.governance.model import Severity, Violation
+from mesh_stream.governance.registered import lint_against_registry
 from mesh_stream.governance.repository import lint_project, project_policies
 from mesh_stream.products_plan.plan import RegistryCatalog
 from mesh_stream.project import MeshProject, find_project, load_project
@@ -72,6 +74,14 @@ def _list_policies(project: MeshProject, policies_file: Path | None) -> None:
     help="List the policies in force (severity, overridable, what each demands, parameters) "
     "and exit.",
 )
+@click.option(
+    "--against-registry",
+    is_flag=True,
+    help="Also compare each local .avsc with the registered versions of its product's value "
+    "subject (MESH_REGISTRY_URL), at the level the registry enforces: the subject's level "
+    "and, for products others read, consumer protection. An unreachable registry or a "
+    "refused credential is an error.",
+)
 @click.pass_context
 def lint(
     ctx: click.Context,
@@ -79,6 +89,7 @@ def lint(
     as_json: bool,
     policies_file: Path | None,
     list_policies: bool,
+    against_registry: bool,
 ) -> None:
     """Check every data product descriptor of the project at PATH and its Avro schema
     against the mesh's governance policies.
@@ -91,7 +102,10 @@ def lint(
     live in other domains' repositories are looked up in the registry (MESH_REGISTRY_URL);
     when it cannot be reached they are reported as unverified warnings. Every
     violation is printed with file:line, field, policy, why the policy exists and how to fix
-    it. Exit status 1 when there is an error-level violation, else 0.
+    it. With --against-registry each local schema is also judged as the registry would
+    judge it as the next version (every change that breaks the subject's level or a
+    product reading it, with the field, why and the fix). Exit status 1 when there is an
+    error-level violation, else 0.
     """
     project = (
         find_project(None, ctx.obj)
@@ -106,6 +120,13 @@ def lint(
     with _registry(ctx.obj) as registry:
         catalog = RegistryCatalog(registry)
         report = lint_project(project, policies_file, outside=catalog)
+        if against_registry:
+            found = lint_against_registry(project, registry)
+            ordered = sorted(
+                [*report.violations, *found],
+                key=lambda v: (v.file or "", v.line or 0, v.policy, v.message),
+            )
+            report = replace(report, violations=tuple(ordered))
     path = project.root
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))

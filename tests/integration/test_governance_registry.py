@@ -147,7 +147,8 @@ def test_registry_checks_lineage_against_its_catalog(admin: httpx.Client) -> Non
     assert refused.json()["violations"] == [
         _expected(
             "compatibility-with-consumers",
-            f"compatibility is NONE but {profile_name!r} is consumed by {digest_name}",
+            f"compatibility NONE is weaker than FULL_TRANSITIVE but {profile_name!r} is read by "
+            f"{digest_name}, and no compatibility_reason says why",
             "compatibility",
         )
     ]

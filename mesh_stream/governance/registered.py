@@ -1,0 +1,266 @@
+"""A local schema against what the registry holds: the verdict the registry would give.
+
+`mesh lint --against-registry` and `mesh products plan` ask the registry (read-only) for the
+registered versions of a product's value subject, its compatibility level, and the
+products that read it, then judge the local `.avsc` with the same code the registry runs on
+register (:func:`mesh_stream.schema.avro.incompatibilities` at the subject's level, and
+:func:`mesh_stream.governance.evolution.judge_evolution` for the products downstream), so
+the answer before applying is the answer at applying.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from mesh_stream.descriptor import Compatibility, DataProduct, descriptor_files, load_descriptor
+from mesh_stream.errors import (
+    AuthError,
+    ConfigurationError,
+    MeshError,
+    ProductNotFoundError,
+    RegistryUnavailableError,
+    SubjectNotFoundError,
+)
+from mesh_stream.governance import avro_walk, locate
+from mesh_stream.governance.evolution import EvolutionVerdict, judge_evolution
+from mesh_stream.governance.model import Severity, Violation
+from mesh_stream.project import MeshProject
+from mesh_stream.registry.client import RegistryClient
+from mesh_stream.schema.avro import (
+    AvroSchema,
+    Incompatibility,
+    incompatibilities,
+    next_major_hint,
+    parse_schema,
+)
+
+SUBJECT_POLICY = "schema-compatibility"
+"""The name a subject-level incompatibility is reported under (the registry's 409)."""
+CONSUMER_POLICY = "compatibility-with-consumers"
+
+
+@dataclass(frozen=True)
+class Breach:
+    """One reason the registry would refuse a local schema: policy, field, what, why, fix."""
+
+    policy: str
+    field: str | None
+    message: str
+    why: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class RegisteredVerdict:
+    """What the registry would answer to a local schema as the next version of a subject."""
+
+    subject: str
+    level: str
+    """The subject's own level (or the global one) in force at the registry."""
+    versions: tuple[int, ...]
+    subject_problems: tuple[Incompatibility, ...] = ()
+    consumers: EvolutionVerdict | None = None
+    unchanged: bool = False
+    """The local schema is the latest registered version (same wire shape)."""
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.subject_problems) or (
+            self.consumers is not None and self.consumers.refused
+        )
+
+    def breaches(self) -> list[Breach]:
+        """Each reason the registry would refuse the schema, consumers first."""
+        found: list[Breach] = []
+        verdict = self.consumers
+        if verdict is not None and verdict.refused:
+            who = ", ".join(verdict.broken_consumers)
+            for item in verdict.lineage:
+                found.append(
+                    Breach(
+                        CONSUMER_POLICY,
+                        item.field,
+                        f"{self.subject}: {item}",
+                        f"{item.consumer} computes its fields from this one (field_lineage): "
+                        f"removing or retyping it breaks its processor (e.g. a KeyError "
+                        f"crash-loop), whatever compatibility level is declared",
+                        f"keep the field and its type (deprecate it in its doc), or "
+                        f"{next_major_hint(self.subject)} and move {item.consumer} to it",
+                    )
+                )
+            for problem in verdict.problems:
+                found.append(
+                    Breach(
+                        CONSUMER_POLICY,
+                        problem.field,
+                        f"{self.subject}: {_what(problem)} breaks {who} "
+                        f"(checked at {verdict.level.value})",
+                        problem.why,
+                        problem.fix,
+                    )
+                )
+        for problem in self.subject_problems:
+            found.append(
+                Breach(
+                    SUBJECT_POLICY,
+                    problem.field,
+                    f"{self.subject}: {_what(problem)} breaks the subject's level {self.level}",
+                    problem.why,
+                    problem.fix,
+                )
+            )
+        return found
+
+
+def _what(problem: Incompatibility) -> str:
+    where = f"field {problem.field}" if problem.field else "the record"
+    return f"{where} {problem.change}"
+
+
+def registered_verdict(
+    registry: RegistryClient, product: DataProduct, schema_text: str
+) -> RegisteredVerdict | None:
+    """The registry's verdict on ``schema_text`` as the next version of ``product``'s value
+    subject; None when the subject has no version yet (nothing to be compatible with).
+
+    Raises :class:`ConfigurationError` (one line, the setting to fix) when the registry
+    cannot be reached or refuses the credential: a verdict that was never asked must not
+    pass for a clean one.
+    """
+    subject = product.value_subject
+    with registry_errors(registry):
+        registered = _live_versions(registry, product)
+        if not registered:
+            return None
+        level = registry.get_compatibility(subject)
+        consumers = _consumers(registry, product.name)
+    versions = tuple(n for n, _ in registered)
+    candidate = parse_schema(schema_text, strict=False)
+    if candidate.canonical_form == registered[-1][1].canonical_form:
+        return RegisteredVerdict(subject, level, versions, unchanged=True)
+    return RegisteredVerdict(
+        subject,
+        level,
+        versions,
+        subject_problems=tuple(
+            incompatibilities(candidate, registered, Compatibility(level), subject=subject)
+        ),
+        consumers=judge_evolution(product, consumers, candidate, registered),
+    )
+
+
+def _live_versions(registry: RegistryClient, product: DataProduct) -> list[tuple[int, AvroSchema]]:
+    """The live versions of the product's value subject, oldest first: the product's schema
+    history when the product is registered, else the subject's latest version."""
+    try:
+        history = registry.product_schemas(product.name)
+    except ProductNotFoundError:
+        try:
+            latest = registry.get_latest(product.value_subject)
+        except SubjectNotFoundError:
+            return []
+        return [(latest.version, parse_schema(latest.schema, strict=False))]
+    return [
+        (int(item["version"]), parse_schema(str(item["schema"]), strict=False))
+        for item in history
+        if item.get("subject", product.value_subject) == product.value_subject
+    ]
+
+
+def _consumers(registry: RegistryClient, name: str) -> list[DataProduct]:
+    """The registered products that read product ``name`` (its registered downstream)."""
+    try:
+        document = registry.get_product(name)
+    except ProductNotFoundError:
+        return []
+    found = []
+    for other in document.get("registry", {}).get("downstream", []):
+        try:
+            found.append(DataProduct.model_validate(_descriptor_only(registry.get_product(other))))
+        except (ProductNotFoundError, ValueError):
+            continue
+    return found
+
+
+def _descriptor_only(document: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in document.items() if k != "registry"}
+
+
+@contextmanager
+def registry_errors(registry: RegistryClient) -> Iterator[None]:
+    """Turn an unreachable registry or a refused credential into one clear line: a verdict
+    that was never asked must not pass for a clean one."""
+    try:
+        yield
+    except RegistryUnavailableError as exc:
+        raise ConfigurationError(
+            f"cannot compare with the registry at {registry.url}: it is unreachable; start it "
+            f"(`mesh registry serve`) or set MESH_REGISTRY_URL to the mesh's registry, or drop "
+            f"--against-registry"
+        ) from exc
+    except AuthError as exc:
+        raise ConfigurationError(
+            f"cannot compare with the registry at {registry.url}: it refused the credential "
+            f"({exc}); set MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN to a credential "
+            f"that may read it, or drop --against-registry"
+        ) from exc
+
+
+def lint_against_registry(project: MeshProject, registry: RegistryClient) -> list[Violation]:
+    """A violation (error, at the local `.avsc`'s field line) for each reason the registry
+    would refuse a local schema as the next version of its product's value subject.
+
+    Descriptors or schemas that do not load are skipped: the lint reports those already.
+    """
+    violations: list[Violation] = []
+    with registry_errors(registry):
+        for path in descriptor_files(project.descriptors_dir):
+            try:
+                product = load_descriptor(path)
+                schema_path = project.schema_path(product)
+                text = schema_path.read_text(encoding="utf-8")
+                parse_schema(text, strict=False)
+            except (MeshError, OSError, UnicodeDecodeError):
+                continue
+            verdict = registered_verdict(registry, product, text)
+            if verdict is None:
+                continue
+            display = _display(schema_path, project.root)
+            for breach in verdict.breaches():
+                line = field_line(text, breach.field) if breach.field else None
+                violations.append(
+                    Violation(
+                        policy=breach.policy,
+                        severity=Severity.ERROR,
+                        message=breach.message,
+                        why=breach.why,
+                        fix=breach.fix,
+                        product=product.name,
+                        field=breach.field,
+                        file=display,
+                        line=line or 1,
+                    )
+                )
+    return violations
+
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def field_line(schema_text: str, path: str) -> int | None:
+    """The line of field ``path`` in the `.avsc` text (None when it is not there, e.g. a
+    removed field)."""
+    try:
+        document = json.loads(schema_text)
+    except ValueError:
+        return None
+    spot = next((s for s in avro_walk.fields(document) if s.path == path), None)
+    return None if spot is None else locate.line_of(locate.compose(schema_text), spot.loc)

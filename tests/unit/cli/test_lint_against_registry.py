@@ -1,0 +1,207 @@
+"""`mesh lint --against-registry`: each local .avsc judged as the registry would judge it
+as the next version (subject level + consumer protection), over a real registry server."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from mesh_stream.cli.main import cli, run
+from mesh_stream.registry.client import RegistryClient
+from mesh_stream.registry.service import InMemoryStore, create_app
+from mesh_stream.registry.service.auth import Credentials
+from mesh_stream.registry.service.server import RegistryServer
+from tests.unit.registry.conftest import descriptor
+
+REPO = Path(__file__).resolve().parents[3]
+PLACED = "orders.order-placed"
+SCHEMA = REPO / "schemas" / "orders" / "order-placed.avsc"
+READER = "analytics.order-value"
+
+
+def _sample_descriptor() -> dict[str, Any]:
+    document = yaml.safe_load((REPO / "domains/orders/products/order-placed.yaml").read_text())
+    assert isinstance(document, dict)
+    return document
+
+
+@pytest.fixture(scope="module")
+def registry_url() -> Iterator[str]:
+    """A registry holding the sample orders.order-placed and a product whose field_lineage
+    reads its total_amount."""
+    running = RegistryServer(create_app(InMemoryStore()))
+    address = running.start()
+    with RegistryClient(address) as client:
+        client.register_schema(f"{PLACED}.v1-value", SCHEMA.read_text())
+        client.set_compatibility("BACKWARD", f"{PLACED}.v1-value")
+        client.put_product(_sample_descriptor())
+        value = {
+            "type": "record",
+            "name": "OrderValue",
+            "doc": "Value of an order.",
+            "fields": [{"name": "order_id", "type": "string", "doc": "The order."}],
+        }
+        client.register_schema(f"{READER}.v1-value", json.dumps(value))
+        client.put_product(
+            descriptor(
+                READER,
+                kind="aggregate",
+                inputs=[PLACED],
+                schema="schemas/analytics/order-value.avsc",
+                field_lineage={"order_id": [f"{PLACED}:order_id", f"{PLACED}:total_amount"]},
+            )
+        )
+    yield address
+    running.stop()
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The orders domain's repository: the sample order-placed descriptor and schema."""
+    products = tmp_path / "domains" / "orders" / "products"
+    products.mkdir(parents=True)
+    (products / "order-placed.yaml").write_text(yaml.safe_dump(_sample_descriptor()))
+    (tmp_path / "schemas" / "orders").mkdir(parents=True)
+    shutil.copy(SCHEMA, tmp_path / "schemas" / "orders" / "order-placed.avsc")
+    (tmp_path / "mesh.yaml").write_text("domains: [orders]\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MESH_PROJECT_ROOT", raising=False)
+    return tmp_path
+
+
+def _edit_schema(project: Path, change: Any) -> None:
+    path = project / "schemas" / "orders" / "order-placed.avsc"
+    document = json.loads(path.read_text())
+    change(document["fields"])
+    path.write_text(json.dumps(document, indent=2))
+
+
+def _lint(url: str, *extra: str, env: dict[str, str] | None = None) -> Any:
+    return CliRunner().invoke(
+        cli,
+        ["lint", "--against-registry", *extra],
+        env={"MESH_REGISTRY_URL": url, **(env or {})},
+    )
+
+
+def test_an_unchanged_schema_is_clean(project: Path, registry_url: str) -> None:
+    result = _lint(registry_url, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["violations"] == []
+
+
+def test_removing_a_field_a_reader_reads_names_the_reader_field_line_and_fix(
+    project: Path, registry_url: str
+) -> None:
+    _edit_schema(project, lambda fields: fields.pop(6))  # total_amount
+    result = _lint(registry_url, "--json")
+    assert result.exit_code == 1, result.output
+    found = {(v["policy"], v["field"], v["file"]) for v in json.loads(result.stdout)["violations"]}
+    assert found == {
+        ("compatibility-with-consumers", "total_amount", "schemas/orders/order-placed.avsc")
+    }
+    [lineage, level] = json.loads(result.stdout)["violations"]
+    assert lineage["message"] == (
+        f"{PLACED}.v1-value: {READER} reads field total_amount (field_lineage), which the new "
+        f"version removes"
+    )
+    assert lineage["fix"].startswith("keep the field and its type (deprecate it in its doc)")
+    assert level["message"] == (
+        f"{PLACED}.v1-value: field total_amount removed (the registered version has no "
+        f"default for it) breaks {READER} (checked at FULL_TRANSITIVE)"
+    )
+    assert level["why"] == (
+        "old consumers (reading with version 1) cannot read new records, which lack it"
+    )
+    text = _lint(registry_url)
+    assert "schemas/orders/order-placed.avsc:1: error [compatibility-with-consumers]" in (
+        text.stdout
+    )
+
+
+def test_retyping_a_field_breaks_the_subject_level_too_at_its_line(
+    project: Path, registry_url: str
+) -> None:
+    def retype(fields: list[dict[str, Any]]) -> None:
+        fields[3]["type"] = "int"  # region: string -> int
+
+    _edit_schema(project, retype)
+    result = _lint(registry_url, "--json")
+    assert result.exit_code == 1, result.output
+    violations = json.loads(result.stdout)["violations"]
+    subject_level = [v for v in violations if v["policy"] == "schema-compatibility"]
+    assert [v["message"] for v in subject_level] == [
+        f"{PLACED}.v1-value: field region type changed from string to int breaks the "
+        f"subject's level BACKWARD"
+    ]
+    assert subject_level[0]["line"] > 1
+    assert "Avro promotes only" in subject_level[0]["fix"]
+
+
+def test_a_compatible_change_is_clean(project: Path, registry_url: str) -> None:
+    optional = {"name": "coupon", "type": ["null", "string"], "default": None, "doc": "Code."}
+    _edit_schema(project, lambda fields: fields.append(optional))
+    result = _lint(registry_url, "--json")
+    assert result.exit_code == 0, result.output
+
+
+def _run_cli(
+    url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], **env: str
+) -> tuple[int, str]:
+    """The console script's way: every error becomes one `error:` line on stderr."""
+    monkeypatch.setenv("MESH_REGISTRY_URL", url)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    status = run(["lint", "--against-registry"])
+    return status, capsys.readouterr().err
+
+
+def test_an_unreachable_registry_is_one_clear_error(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    status, err = _run_cli(url, monkeypatch, capsys)
+    assert status == 1
+    assert "Traceback" not in err
+    [line] = [line for line in err.splitlines() if line.startswith("error:")]
+    assert line == (
+        f"error: cannot compare with the registry at {url}: it is unreachable; start it "
+        f"(`mesh registry serve`) or set MESH_REGISTRY_URL to the mesh's registry, or drop "
+        f"--against-registry"
+    )
+
+
+def test_a_refused_credential_is_one_clear_error(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = create_app(
+        InMemoryStore(), credentials=Credentials({"admin": "s3cret"}), read_requires_auth=True
+    )
+    running = RegistryServer(app)
+    url = running.start()
+    try:
+        status, err = _run_cli(
+            url,
+            monkeypatch,
+            capsys,
+            MESH_REGISTRY_PRINCIPAL="admin",
+            MESH_REGISTRY_TOKEN="wrong-secret",
+        )
+    finally:
+        running.stop()
+    assert status == 1
+    assert "Traceback" not in err
+    [line] = [line for line in err.splitlines() if line.startswith("error:")]
+    assert line.startswith(f"error: cannot compare with the registry at {url}: it refused")
+    assert "set MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN" in line
+    assert "wrong-secret" not in err
