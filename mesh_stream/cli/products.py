@@ -282,6 +282,12 @@ def _product_lines(item: ProductPlan) -> list[str]:
     if item.compatible is not None and item.schema is Status.CHANGED:
         verdict = "compatible" if item.compatible else "INCOMPATIBLE"
         lines.append(f"    compatibility {item.compatibility_level}: {verdict} (registry)")
+    if item.protects_consumers is not None and item.schema is Status.CHANGED:
+        verdict = "compatible" if item.protects_consumers else "BREAKS THEM"
+        lines.append(
+            f"    read by {', '.join(item.consumers)}: {item.consumer_level} "
+            f"(consumer protection): {verdict}"
+        )
     if item.level_change is not None:
         lines.append(f"    compatibility level {item.level_change[0]} -> {item.level_change[1]}")
     topic = f"    topic {item.topic}: {item.topic_status.value}"

@@ -264,3 +264,19 @@ def field_line(schema_text: str, path: str) -> int | None:
         return None
     spot = next((s for s in avro_walk.fields(document) if s.path == path), None)
     return None if spot is None else locate.line_of(locate.compose(schema_text), spot.loc)
+
+
+def consumer_verdict(
+    registry: RegistryClient, product: DataProduct, schema_text: str
+) -> EvolutionVerdict | None:
+    """Consumer protection alone (`mesh products plan` asks the registry for the subject's
+    own verdict): None when no registered product reads ``product`` or its subject has no
+    version yet."""
+    consumers = _consumers(registry, product.name)
+    if not consumers:
+        return None
+    registered = _live_versions(registry, product)
+    if not registered:
+        return None
+    candidate = parse_schema(schema_text, strict=False)
+    return judge_evolution(product, consumers, candidate, registered)

@@ -10,6 +10,7 @@ from typing import Any
 
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.governance import avro_walk, locate
+from mesh_stream.governance.evolution import EvolutionVerdict
 from mesh_stream.products_plan.model import (
     FieldChange,
     ProductPlan,
@@ -17,6 +18,7 @@ from mesh_stream.products_plan.model import (
     SchemaChange,
     SchemaField,
 )
+from mesh_stream.schema.avro import next_major_hint
 
 ADMIN_PRINCIPAL = "admin"
 """The registry's administrator, who may write every domain's products."""
@@ -136,6 +138,23 @@ def compatibility_refusal(
         fix="give a new field a default, keep removed fields (or give them defaults), keep "
         f"field types; or make it a new major version (`version: {next_version}` in the "
         "descriptor: a new topic and subject)",
+        file=plan.schema_file,
+        line=line or 1,
+        product=plan.name,
+    )
+
+
+def consumer_refusal(plan: ProductPlan, verdict: EvolutionVerdict, schema_text: str) -> Refusal:
+    """The refusal of a change that breaks the products reading this one (the registry's
+    409), at the line of the first field it names (line 1 when that field was removed)."""
+    fields = [b.field for b in verdict.lineage] + [p.field for p in verdict.problems if p.field]
+    line = field_line(schema_text, fields[0]) if fields else None
+    return Refusal(
+        policy="compatibility-with-consumers",
+        message=verdict.message(),
+        fix="each reason above names its fix; a change every registered version reads (a new "
+        "optional field with a default) is always accepted, otherwise "
+        + next_major_hint(verdict.subject),
         file=plan.schema_file,
         line=line or 1,
         product=plan.name,

@@ -118,6 +118,12 @@ class ProductPlan:
     level_change: tuple[str, str] | None = None  # (registered, descriptor)
     compatible: bool | None = None
     compatibility_messages: list[str] = field(default_factory=list)
+    consumers: list[str] = field(default_factory=list)
+    """Registered products that read this one (consumer protection applies)."""
+    consumer_level: str | None = None
+    """The level consumer protection checks the new schema at (with ``consumers``)."""
+    protects_consumers: bool | None = None
+    """Whether the changed schema keeps the products reading this one working."""
     topic_status: TopicStatus = TopicStatus.UNCHECKED
     topic_spec: str | None = None
     topic_drift: list[str] = field(default_factory=list)

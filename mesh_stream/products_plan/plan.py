@@ -30,6 +30,7 @@ from mesh_stream.errors import (
 from mesh_stream.governance import locate
 from mesh_stream.governance.acl_plan import REGISTRY_PRINCIPAL, plan_acls
 from mesh_stream.governance.model import Severity
+from mesh_stream.governance.registered import consumer_verdict
 from mesh_stream.governance.repository import LintReport, lint_project
 from mesh_stream.kafka import topics
 from mesh_stream.kafka.acls import Acl, describe_acls, diff
@@ -37,6 +38,7 @@ from mesh_stream.kafka.clients import make_admin
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.products_plan.judge import (
     compatibility_refusal,
+    consumer_refusal,
     descriptor_changes,
     ownership_refusal,
     schema_changes,
@@ -174,6 +176,15 @@ def _plan_registry(plan: ProductPlan, local: _Local, registry: RegistryClient) -
         plan.refusals.append(
             compatibility_refusal(plan, messages, local.schema_text, product.version + 1)
         )
+    verdict = consumer_verdict(registry, product, local.schema_text)
+    if verdict is not None:
+        plan.consumers = list(verdict.consumers)
+        plan.consumer_level = verdict.level.value
+        plan.protects_consumers = not verdict.refused
+        if verdict.refused:
+            plan.compatible = False
+            plan.compatibility_messages += verdict.lines()
+            plan.refusals.append(consumer_refusal(plan, verdict, local.schema_text))
 
 
 def _older_version(registry: RegistryClient, subject: str, schema_text: str) -> int | None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from mesh_stream.cli.products import _product_lines
 from mesh_stream.errors import (
     PlanRefusedError,
     ProductNotFoundError,
@@ -32,6 +33,7 @@ from mesh_stream.project import load_project
 from mesh_stream.registry.client import RegisteredSchema
 from mesh_stream.scaffold import scaffold
 from mesh_stream.schema.avro import normalize
+from tests.unit.registry.conftest import descriptor
 
 PRODUCT = "inventory.example-event"
 SUBJECT = "inventory.example-event.v1-value"
@@ -52,7 +54,17 @@ class FakeRegistry:
     def get_product(self, name: str) -> dict[str, Any]:
         if name not in self.products:
             raise ProductNotFoundError(f"no {name}")
-        return {**self.products[name], "registry": {"topic": "x"}}
+        downstream = sorted(
+            other for other, doc in self.products.items() if name in doc.get("inputs", [])
+        )
+        return {**self.products[name], "registry": {"topic": "x", "downstream": downstream}}
+
+    def product_schemas(self, name: str) -> list[dict[str, Any]]:
+        subject = f"{name}.v1-value"
+        return [
+            {"subject": subject, "version": number, "id": number, "schema": text}
+            for number, text in enumerate(self.schemas.get(subject, []), start=1)
+        ]
 
     def get_latest(self, subject: str) -> RegisteredSchema:
         if subject not in self.schemas:
@@ -76,7 +88,7 @@ class FakeRegistry:
                 return RegisteredSchema(subject, number, number, text)
         raise SchemaNotFoundError(f"not under {subject}")
 
-    def register_schema(self, subject: str, schema: str, **contract: Any) -> int:
+    def register_schema(self, subject: str, schema: str, **_contract: Any) -> int:
         self.writes.append(f"schema {subject} {len(schema)}")
         return 1
 
@@ -391,3 +403,74 @@ def test_a_schema_registered_as_an_older_version_is_unchanged_with_a_warning(
     assert "is version 1 of inventory.example-event.v1-value, older than the latest version 2" in (
         warning
     )
+
+
+def _read_by_counts(registry: FakeRegistry) -> None:
+    """analytics.action-counts reads inventory.example-event's action (field_lineage)."""
+    registry.products["analytics.action-counts"] = {
+        **descriptor(
+            "analytics.action-counts",
+            kind="aggregate",
+            inputs=["inventory.example-event"],
+            schema="schemas/analytics/action-counts.avsc",
+            field_lineage={"action": ["inventory.example-event:action"]},
+        ),
+    }
+
+
+def test_a_change_that_breaks_a_reading_product_is_refused_naming_it(
+    project_root: Path,
+) -> None:
+    registry = FakeRegistry()
+    _registered(project_root, registry)
+    _read_by_counts(registry)
+    text = _schema_file(project_root).read_text()
+    # action: string -> int (the registry's own BACKWARD verdict is the fake's: compatible)
+    _schema_file(project_root).write_text(
+        text.replace('"action", "type": "string"', '"action", "type": "int"')
+    )
+
+    plan = plan_project(load_project(project_root), registry, None, principal="inventory")  # type: ignore[arg-type]
+
+    [item] = plan.products
+    assert item.consumers == ["analytics.action-counts"]
+    assert item.consumer_level == "FULL_TRANSITIVE"
+    assert item.protects_consumers is False
+    assert item.compatible is False
+    [refusal] = plan.all_refusals
+    assert refusal.policy == "compatibility-with-consumers"
+    assert refusal.location.startswith("schemas/inventory/example-event.avsc:")
+    assert refusal.line is not None
+    assert refusal.line > 1
+    assert (
+        "analytics.action-counts reads field action (field_lineage), which the new version "
+        "retypes from string to int"
+    ) in refusal.message
+    assert "field action: type changed from string to int" in refusal.message
+    assert refusal.fix.endswith(
+        "publish a new major version inventory.example-event.v2 (`version: 2` in the descriptor)"
+    )
+    assert not plan.applicable
+    lines = "\n".join(_product_lines(item))
+    assert (
+        "read by analytics.action-counts: FULL_TRANSITIVE (consumer protection): BREAKS THEM"
+        in lines
+    )
+
+
+def test_a_compatible_change_keeps_the_reading_products_working(project_root: Path) -> None:
+    registry = FakeRegistry()
+    _registered(project_root, registry)
+    _read_by_counts(registry)
+    document = json.loads(_schema_file(project_root).read_text())
+    document["fields"].append(
+        {"name": "note", "type": ["null", "string"], "default": None, "doc": "A note."}
+    )
+    _schema_file(project_root).write_text(json.dumps(document, indent=2))
+
+    plan = plan_project(load_project(project_root), registry, None, principal="inventory")  # type: ignore[arg-type]
+
+    [item] = plan.products
+    assert item.protects_consumers is True
+    assert item.compatible is True
+    assert plan.applicable
