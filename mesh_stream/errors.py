@@ -31,7 +31,9 @@ original kept as ``__cause__``::
     │   ├── InvalidVersionError 42202, InvalidCompatibilityLevelError 42203
     │   ├── SubjectSoftDeletedError 40404, SubjectNotSoftDeletedError 40405,
     │   │   VersionSoftDeletedError 40406, VersionNotSoftDeletedError 40407,
-    │   │   SubjectConfigNotFoundError 40408
+    │   │   SubjectConfigNotFoundError 40408, SubjectModeNotFoundError 40409
+    │   ├── InvalidModeError 42204, OperationNotPermittedError 42205 (read-only mode,
+    │   │   an import that would overwrite an id or version), ReferenceExistsError 42206
     │   ├── InvalidRequestError      400 / 422 (InvalidSubjectNameError, RequestTooLargeError,
     │   │                            UnencodableInputError 42216, InvalidPrincipalError 42217)
     │   ├── TooManyRequestsError     429 42902 (TooManyAuthFailuresError 42901), retry_after
@@ -190,6 +192,22 @@ class VersionNotSoftDeletedError(RegistryError):
 
 class SubjectConfigNotFoundError(RegistryError):
     """The subject has no compatibility level of its own (Confluent 40408)."""
+
+
+class SubjectModeNotFoundError(RegistryError):
+    """The subject has no mode of its own (Confluent 40409 on ``/mode`` routes)."""
+
+
+class InvalidModeError(RegistryError):
+    """Not one of READWRITE, READONLY, READONLY_OVERRIDE, IMPORT (Confluent 42204)."""
+
+
+class OperationNotPermittedError(RegistryError):
+    """The mode forbids the write, or an import would overwrite an id (Confluent 42205)."""
+
+
+class ReferenceExistsError(RegistryError):
+    """A version other schemas reference cannot be permanently deleted (Confluent 42206)."""
 
 
 class InvalidRequestError(RegistryError):

@@ -18,17 +18,20 @@ from mesh_stream.errors import (
     CredentialsDisabledError,
     IncompatibleSchemaError,
     InvalidCompatibilityLevelError,
+    InvalidModeError,
     InvalidPrincipalError,
     InvalidProductError,
     InvalidRequestError,
     InvalidSchemaError,
     InvalidSubjectNameError,
     InvalidVersionError,
+    OperationNotPermittedError,
     PermissionDeniedError,
     ProductInUseError,
     ProductNotFoundError,
     ProductRejectedError,
     ProductSubjectMissingError,
+    ReferenceExistsError,
     RegistryError,
     RegistryFencedError,
     RegistryUnavailableError,
@@ -38,6 +41,7 @@ from mesh_stream.errors import (
     SchemaNotFoundError,
     SchemaRejectedError,
     SubjectConfigNotFoundError,
+    SubjectModeNotFoundError,
     SubjectNotFoundError,
     SubjectNotSoftDeletedError,
     SubjectSoftDeletedError,
@@ -51,7 +55,9 @@ from mesh_stream.errors import (
 )
 
 #: error class -> (HTTP status, error_code). Order matters only for :func:`error_for`, where
-#: the first class listed for a code wins (40404 is a product on the client's routes).
+#: the first class listed for a code wins (40404 is a product on the client's routes, 40409
+#: a credential: Confluent's subject-mode 40409 clashes with it, and the client has no
+#: mode calls).
 ERROR_TABLE: dict[type[Exception], tuple[int, int]] = {
     SubjectNotFoundError: (404, 40401),
     VersionNotFoundError: (404, 40402),
@@ -65,6 +71,7 @@ ERROR_TABLE: dict[type[Exception], tuple[int, int]] = {
     IncompatibleSchemaError: (409, 409),
     ProductInUseError: (409, 40910),
     CredentialNotFoundError: (404, 40409),
+    SubjectModeNotFoundError: (404, 40409),
     CredentialExistsError: (409, 40911),
     CredentialsDisabledError: (409, 40912),
     SchemaRejectedError: (422, 42218),
@@ -72,6 +79,9 @@ ERROR_TABLE: dict[type[Exception], tuple[int, int]] = {
     SchemaError: (422, 42201),
     InvalidVersionError: (422, 42202),
     InvalidCompatibilityLevelError: (422, 42203),
+    InvalidModeError: (422, 42204),
+    OperationNotPermittedError: (422, 42205),
+    ReferenceExistsError: (422, 42206),
     InvalidProductError: (422, 42210),
     ProductRejectedError: (422, 42211),
     ProductSubjectMissingError: (422, 42212),

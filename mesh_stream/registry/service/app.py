@@ -37,6 +37,7 @@ from mesh_stream.registry.service.routes import (
     compatibility,
     config,
     health,
+    modes,
     products,
     schemas,
     subjects,
@@ -114,7 +115,7 @@ def create_app(
         edge=Edge(limits or EdgeLimits()),
         catch_up=catch_up,
     )
-    for module in (subjects, schemas, config, compatibility, products, credential_routes):
+    for module in (subjects, schemas, config, modes, compatibility, products, credential_routes):
         app.include_router(module.router, responses=ERROR_RESPONSES, dependencies=[Depends(caller)])
     app.include_router(health.router)
 

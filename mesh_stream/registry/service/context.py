@@ -248,6 +248,20 @@ class SchemaBody(BaseModel):
         description="Confluent rules: {domainRules: [...], migrationRules: [...]}; omitted on "
         "register = the subject's latest version's.",
     )
+    id: int | None = Field(
+        default=None, ge=1, le=MAX_PAGE, description="IMPORT mode only: the id to keep."
+    )
+    version: int | None = Field(
+        default=None, ge=1, le=MAX_PAGE, description="IMPORT mode only: the version to keep."
+    )
+
+
+class ModeBody(BaseModel):
+    """``{"mode": "READWRITE" | "READONLY" | "READONLY_OVERRIDE" | "IMPORT"}``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    mode: Any = None
 
 
 class ConfigBody(BaseModel):

@@ -2,10 +2,11 @@
 
 * :class:`EdgeLimits` — every limit, with the ``MESH_REGISTRY_*`` setting that changes it.
 * :class:`BodyGuard` — ASGI middleware in front of every route: body size (413), a URL that
-  is not UTF-8, a body sent as ``application/octet-stream`` read as JSON (Confluent accepts
-  it), and a JSON body decoded once here so that malformed, non-UTF-8, too deeply
-  nested, non-finite or over-long numbers are a 400 and strings the registry could not store
-  (lone surrogates such as ``"\\ud800"``) a 422 naming the field path — before any handler.
+  is not UTF-8, a body sent as ``application/octet-stream`` or with no content type read as
+  JSON (Confluent accepts both), and a JSON body decoded once here so that malformed,
+  non-UTF-8, too deeply nested, non-finite or over-long numbers are a 400 and strings the
+  registry could not store (lone surrogates such as ``"\\ud800"``) a 422 naming the field
+  path — before any handler.
 * :func:`check_schema_text` — schema bytes, fields and nesting depth, and lone surrogates
   inside the schema text, checked before the ``avro`` parser sees it (422, 42201 / 42216).
 * :class:`HeavyGate` — parsing, normalising and compatibility checks run in a small thread
@@ -233,9 +234,10 @@ def _is_json(content_type: bytes | None) -> bool:
 
 
 def _is_octet_stream(content_type: bytes | None) -> bool:
-    """``application/octet-stream``: Confluent accepts JSON bodies sent with this type."""
+    """``application/octet-stream``, or no type at all (which HTTP reads as octets): Confluent
+    takes either as JSON."""
     if not content_type:
-        return False
+        return True
     return content_type.split(b";")[0].strip().lower() == b"application/octet-stream"
 
 

@@ -23,9 +23,11 @@ from mesh_stream.errors import (
     InvalidSchemaError,
     InvalidSubjectNameError,
     InvalidVersionError,
+    OperationNotPermittedError,
     SchemaError,
     SchemaNotFoundError,
     SubjectConfigNotFoundError,
+    SubjectModeNotFoundError,
     SubjectNotFoundError,
     SubjectNotSoftDeletedError,
     SubjectSoftDeletedError,
@@ -34,6 +36,7 @@ from mesh_stream.errors import (
     VersionSoftDeletedError,
 )
 from mesh_stream.registry.service.contracts import NO_CONTRACT, Contract, inherit, requested
+from mesh_stream.registry.service.modes import Mode, effective_mode, parse_mode
 from mesh_stream.registry.service.state import Record, RegistryState, SubjectVersion
 from mesh_stream.registry.service.store import RegistryStore
 from mesh_stream.schema.avro import AvroSchema, compatibility_problems, normalize, parse_schema
@@ -373,6 +376,60 @@ class SchemaRegistry:
             self.store.append([Record(("config", subject), None)])
         return previous
 
+    # -- mode --------------------------------------------------------------------------
+
+    def mode_of(self, subject: str) -> Mode:
+        """The mode ``subject``'s writes are judged by (see :func:`.modes.effective_mode`)."""
+        return effective_mode(self.state.modes.get(subject), self.state.modes.get(None))
+
+    def get_mode(self, subject: str | None, *, default_to_global: bool = False) -> Mode:
+        if subject is None:
+            return effective_mode(None, self.state.modes.get(None))
+        check_subject_name(subject)
+        if default_to_global:
+            return self.mode_of(subject)
+        own = self.state.modes.get(subject)
+        if own is not None:
+            return own
+        raise SubjectModeNotFoundError(
+            f"Subject '{subject}' does not have subject-level mode configured"
+        )
+
+    def set_mode(self, subject: str | None, mode: object, *, force: bool = False) -> Mode:
+        """Set the global (None) or a subject's mode; IMPORT over existing schemas needs force."""
+        wanted = parse_mode(mode)
+        if subject is not None:
+            check_subject_name(subject)
+        with self.write_lock:
+            has_schemas = (
+                bool(self.state.versions) if subject is None else bool(self._all_versions(subject))
+            )
+            if wanted is Mode.IMPORT and has_schemas and not force:
+                where = "the registry" if subject is None else f"subject '{subject}'"
+                raise OperationNotPermittedError(
+                    f"Cannot import since found existing subjects: {where} already has schemas; "
+                    f"imported ids could clash with them. Add ?force=true to switch anyway"
+                )
+            self.store.append([Record(("mode", subject), {"mode": wanted.value})])
+        return wanted
+
+    def delete_mode(self, subject: str) -> Mode:
+        """Remove a subject's own mode (it follows the global one again); returns the old one."""
+        previous = self.get_mode(subject)
+        with self.write_lock:
+            self.store.append([Record(("mode", subject), None)])
+        return previous
+
+    def _require_writable(self, subject: str) -> Mode:
+        mode = self.mode_of(subject)
+        if not mode.writable:
+            raise OperationNotPermittedError(
+                f"Subject '{subject}' is in read-only mode ({mode.value}); an admin can allow "
+                f'writes with PUT /mode/{subject} {{"mode": "READWRITE"}} (or PUT /mode for '
+                f"the whole registry)"
+            )
+        return mode
+
     # -- compatibility -------------------------------------------------------------------
 
     def check_compatibility(
@@ -405,11 +462,14 @@ class SchemaRegistry:
         *,
         metadata: Any = None,
         rule_set: Any = None,
+        schema_id: int | None = None,
+        version: int | None = None,
     ) -> SchemaVersion:
         """Register ``schema`` under ``subject``; the same schema again returns the same id.
 
         The same schema means the same text and contract; an omitted ``metadata`` or
         ``rule_set`` is the subject's latest live version's (Confluent's inheritance).
+        ``schema_id`` and ``version`` are taken only in IMPORT mode (see :mod:`.modes`).
         """
         check_subject_name(subject)
         if references:
@@ -418,9 +478,18 @@ class SchemaRegistry:
         parsed = self._normalized(schema, schema_type)
         text = normalize(parsed)
         with self.write_lock:
+            mode = self._require_writable(subject)
             live = self._live(subject)
             previous = self.state.contract(live[-1].schema_id) if live else NO_CONTRACT
             contract = inherit(sent_metadata, sent_rules, previous)
+            if mode is Mode.IMPORT:
+                return self._import(subject, parsed, text, contract, schema_id, version)
+            if schema_id is not None or version is not None:
+                raise OperationNotPermittedError(
+                    f"Subject '{subject}' is not in import mode: a register request may name "
+                    f"its id or version only in IMPORT mode (an admin sets it with PUT "
+                    f'/mode/{subject} {{"mode": "IMPORT"}}); drop "id" and "version"'
+                )
             existing_id = self.state.ids_by_schema.get(contract.identity(text))
             for record in live:
                 if record.schema_id == existing_id:
@@ -438,25 +507,71 @@ class SchemaRegistry:
                     f'subject "{subject}" (compatibility {self.effective_level(subject).value}): '
                     + "; ".join(problems)
                 )
-            if self.gate is not None:
-                self.gate(subject, parsed)
-            records: list[Record] = []
-            schema_id = existing_id
-            if schema_id is None:
-                schema_id = self.state.max_id + 1
-                records.append(
-                    Record(("schema", schema_id), {"schema": text, **contract.to_record()})
+            new_id = existing_id if existing_id is not None else self.state.max_id + 1
+            new_version = max(self._all_versions(subject), default=0) + 1
+            return self._store_version(subject, parsed, text, contract, new_id, new_version)
+
+    def _store_version(
+        self,
+        subject: str,
+        parsed: AvroSchema,
+        text: str,
+        contract: Contract,
+        schema_id: int,
+        version: int,
+    ) -> SchemaVersion:
+        """Run the gate, then append the schema (if its id is new) and the version."""
+        if self.gate is not None:
+            self.gate(subject, parsed)
+        records: list[Record] = []
+        if schema_id not in self.state.schemas:
+            records.append(Record(("schema", schema_id), {"schema": text, **contract.to_record()}))
+        records.append(Record(("version", subject, version), {"id": schema_id, "deleted": False}))
+        self.store.append(records)
+        return self._version_obj(self.state.versions[subject][version])
+
+    def _import(
+        self,
+        subject: str,
+        parsed: AvroSchema,
+        text: str,
+        contract: Contract,
+        schema_id: int | None,
+        version: int | None,
+    ) -> SchemaVersion:
+        """IMPORT mode: keep the sent id and version; never overwrite another schema's."""
+        identity = contract.identity(text)
+        if schema_id is None:
+            found = self.state.ids_by_schema.get(identity)
+            schema_id = found if found is not None else self.state.max_id + 1
+        elif schema_id in self.state.schemas:
+            known = self.state.contract(schema_id).identity(self.state.schemas[schema_id])
+            if known != identity:
+                raise OperationNotPermittedError(
+                    f"Overwrite schema for the same ID is not permitted: id {schema_id} already "
+                    f"names another schema here; import this schema under a free id"
                 )
-            version = max(self._all_versions(subject), default=0) + 1
-            records.append(
-                Record(("version", subject, version), {"id": schema_id, "deleted": False})
+        versions = self._all_versions(subject)
+        if version is None:
+            for record in self._live(subject):
+                if record.schema_id == schema_id:
+                    return self._version_obj(record)
+            version = max(versions, default=0) + 1
+        elif version in versions:
+            held = versions[version]
+            if held.schema_id == schema_id and not held.deleted:
+                return self._version_obj(held)
+            raise OperationNotPermittedError(
+                f"Overwrite of version {version} of subject '{subject}' is not permitted: it "
+                f"holds schema id {held.schema_id}{' (soft-deleted)' if held.deleted else ''}; "
+                f"delete it permanently first or import under another version"
             )
-            self.store.append(records)
-            return self._version_obj(self.state.versions[subject][version])
+        return self._store_version(subject, parsed, text, contract, schema_id, version)
 
     def delete_subject(self, subject: str, *, permanent: bool = False) -> list[int]:
         check_subject_name(subject)
         with self.write_lock:
+            self._require_writable(subject)
             versions = self._all_versions(subject)
             if not versions:
                 raise SubjectNotFoundError(f"Subject '{subject}' not found.")
@@ -488,6 +603,7 @@ class SchemaRegistry:
         check_subject_name(subject)
         number = parse_version(version)
         with self.write_lock:
+            self._require_writable(subject)
             versions = self._all_versions(subject)
             if not versions:
                 raise SubjectNotFoundError(f"Subject '{subject}' not found.")

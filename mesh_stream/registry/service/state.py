@@ -8,6 +8,7 @@ its latest value), the value is JSON, and ``None`` is a tombstone (hard delete).
   names (see :mod:`.contracts`; records older than contracts have none);
 * ``["version", subject, version]`` -> ``{"id": id, "deleted": bool}``;
 * ``["config", subject | null]`` -> ``{"compatibility": level}`` (null subject = global);
+* ``["mode", subject | null]`` -> ``{"mode": mode}`` (null subject = global; see :mod:`.modes`);
 * ``["product", name]`` -> ``{"descriptor": {...}, "updated_by": principal, "updated_at": iso}``;
 * ``["writer"]`` -> ``{"writer_id": id, "instance": uuid, ...}``: the latest writer claim
   (see :mod:`.kafka_store`); the state only remembers it.
@@ -33,6 +34,7 @@ from mesh_stream.errors import (
     UnencodableInputError,
 )
 from mesh_stream.registry.service.contracts import NO_CONTRACT, Contract
+from mesh_stream.registry.service.modes import Mode
 
 _DECODER = json.JSONDecoder()
 
@@ -130,6 +132,7 @@ class RegistryState:
         #: schema id -> the (subject, version) pairs using it, for O(1) lookups by id
         self.users: dict[int, frozenset[tuple[str, int]]] = {}
         self.configs: dict[str | None, Compatibility] = {}
+        self.modes: dict[str | None, Mode] = {}
         self._products: dict[str, dict[str, Any]] = {}
         self._products_view: dict[str, dict[str, Any]] | None = None
         self.writer: dict[str, Any] | None = None
@@ -170,6 +173,12 @@ class RegistryState:
                 self.configs.pop(subject_key, None)
             else:
                 self.configs[subject_key] = Compatibility(value["compatibility"])
+        elif kind == "mode":
+            subject_key = None if rest[0] is None else str(rest[0])
+            if value is None:
+                self.modes.pop(subject_key, None)
+            else:
+                self.modes[subject_key] = Mode(value["mode"])
         elif kind == "product":
             if value is None:
                 self._products.pop(str(rest[0]), None)

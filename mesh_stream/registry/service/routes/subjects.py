@@ -87,6 +87,8 @@ async def register(
         body.references,
         metadata=body.metadata,
         rule_set=body.ruleSet,
+        schema_id=body.id,
+        version=body.version,
     )
     return {
         "id": registered.schema_id,
