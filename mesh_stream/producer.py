@@ -47,7 +47,7 @@ from mesh_stream.errors import (
 from mesh_stream.kafka import topics
 from mesh_stream.kafka.clients import make_producer
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
-from mesh_stream.kafka.dlq import rule_dead_letter
+from mesh_stream.kafka.dlq import RULE_NAME, rule_dead_letter
 from mesh_stream.project import MeshProject, locate_project, resolve_product
 from mesh_stream.schema.codec import RecordEncoder, as_document, load_schema_file
 from mesh_stream.schema.models import check_model
@@ -170,6 +170,18 @@ def _describe_failures(
         f"{shown}{more}{still}. Check that the broker is reachable; records wait up to "
         f"`message.timeout.ms` (publisher config) before they fail"
     )
+
+
+def _replayed_rule(headers: Mapping[str, bytes] | None) -> str | None:
+    """The rule a dead letter published again failed (its ``__rule.name`` header)."""
+    if not headers:
+        return None
+    name = headers.get(RULE_NAME)
+    if isinstance(name, bytes):
+        with contextlib.suppress(UnicodeDecodeError):
+            return name.decode()
+        return None
+    return name if isinstance(name, str) else None
 
 
 def _model_converter(
@@ -380,7 +392,7 @@ class ProductPublisher:
             raise ConfigurationError(f"the publisher of {self.product.name} is closed")
         if self.rules is not None:
             mapping = record if type(record) is dict else self._as_record(record)
-            breach = self.rules.first_breach(mapping)
+            breach = self.rules.first_breach(mapping, skip=_replayed_rule(headers))
             if breach is not None:
                 return self._divert(breach, mapping, None, key, headers)
         if type(record) is dict:
@@ -672,7 +684,7 @@ class AsyncProductPublisher:
         publisher = self._publisher
         if publisher.rules is not None:
             mapping = record if type(record) is dict else publisher._as_record(record)
-            breach = publisher.rules.first_breach(mapping)
+            breach = publisher.rules.first_breach(mapping, skip=_replayed_rule(headers))
             if breach is not None:
                 return publisher._divert(breach, mapping, None, key, headers)
         value, key = publisher._prepared(record, key, check_rules=False)

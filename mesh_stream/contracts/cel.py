@@ -13,10 +13,17 @@ that is false (Python truthiness) or an evaluation error is a failure, and the r
 ``onFailure`` (default ERROR) decides: ``ERROR`` refuses the record, ``DLQ`` dead-letters it,
 ``NONE`` lets it go on to the next rule. Disabled rules and rules of other modes are skipped.
 
-One speed-up keeps the semantics: converting a Python dict into CEL values costs about a
-microsecond per field, so when every use of ``message`` in every rule is a plain field access
-(``message.amount``, ``message.address.city``), only those top-level fields are handed over.
-A record that lacks one still lacks it, so ``has()`` and missing-field errors are unchanged.
+Two speed-ups keep the semantics. Converting a Python dict into CEL values costs about a
+microsecond per field, so when every use of ``message`` in a rule is a plain field access
+(``message.amount``, ``message.address.city``), the rule gets only those top-level fields
+(a record that lacks one still lacks it, so ``has()`` and missing-field errors are
+unchanged). And a CEL expression is a pure function of what it reads: a rule that reads only
+scalar fields remembers its verdict per exact combination of their values and types, so a
+rule over a currency or a status code is evaluated once per distinct value. At
+:data:`MEMO_SIZE` verdicts the memo starts over, or is dropped for good when fewer than a
+quarter of the lookups found a verdict (the values hardly repeat). Not remembered: rules
+reading ``now``, nested records or lists, the whole ``message``, or a float zero (``0.0``
+and ``-0.0`` are equal keys in Python but not the same number in CEL).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from mesh_stream.errors import ConfigurationError
 
 __all__ = [
     "CONFLUENT_ONLY_FUNCTIONS",
+    "MEMO_SIZE",
     "RuleBreach",
     "RuleCheck",
     "RuleEngine",
@@ -55,6 +63,17 @@ _LITERALS = re.compile(
 _MESSAGE = re.compile(r"\bmessage\b")
 _FIELD_ACCESS = re.compile(r"\bmessage\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)\b(?!\s*\()")
 _NATIVE = frozenset({str, int, float, bool, type(None), bytes})
+#: Verdicts a rule remembers before it forgets them all and starts over.
+MEMO_SIZE = 4096
+
+
+class _Missing:
+    """A field the record does not have (part of a memo key, unlike any value)."""
+
+
+_MISSING = _Missing()
+_KEYABLE = frozenset({str, int, bool, type(None), bytes, _Missing})
+Verdict = tuple[bool, str | None]  # (passed, evaluation error)
 _EPOCH_DAY = dt.date(1970, 1, 1).toordinal()
 
 
@@ -130,9 +149,9 @@ def _cel_value(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class RuleCheck:
-    """One CEL condition of a schema version's ruleSet, compiled."""
+    """One CEL condition of a schema version's ruleSet, compiled, with its memo."""
 
     name: str
     expr: str
@@ -141,6 +160,75 @@ class RuleCheck:
     dlq_topic: str | None
     guard: Any  # cel.Program or None
     program: Any  # cel.Program
+    #: The top-level fields it reads (None: it reads ``message`` as a whole).
+    fields: tuple[str, ...] | None = None
+    uses_now: bool = False
+    #: Remembered verdicts by the exact values of ``fields`` (None: not remembered).
+    memo: dict[tuple[Any, ...], Verdict] | None = None
+    lookups: int = 0
+    hits: int = 0
+
+    def verdict(
+        self, record: Mapping[str, Any], context: Callable[[dict[str, Any]], Any], whole: Any
+    ) -> Verdict:
+        """(passed, error) for ``record``: remembered, or evaluated in a context of the fields
+        this rule reads (``context`` builds one; ``whole()`` is the whole record's)."""
+        memo, fields = self.memo, self.fields
+        if fields is None:
+            return self.evaluate(whole())
+        if memo is not None:
+            key = self._key(record, fields)
+            if key is not None:
+                self.lookups += 1
+                found = memo.get(key)
+                if found is not None:
+                    self.hits += 1
+                    return found
+                found = self.evaluate(
+                    context({"message": {name: record[name] for name in fields if name in record}})
+                )
+                self._remember(memo, key, found)
+                return found
+        variables: dict[str, Any] = {
+            "message": {name: _cel_value(record[name]) for name in fields if name in record}
+        }
+        if self.uses_now:
+            variables["now"] = dt.datetime.now(tz=dt.UTC)
+        return self.evaluate(context(variables))
+
+    @staticmethod
+    def _key(record: Mapping[str, Any], fields: tuple[str, ...]) -> tuple[Any, ...] | None:
+        """The memo key of ``record``: each field's exact type and value (None: not a key)."""
+        key: list[Any] = []
+        for name in fields:
+            value = record.get(name, _MISSING)
+            kind = type(value)
+            if kind is float:
+                if value == 0.0:
+                    return None
+            elif kind not in _KEYABLE:
+                return None
+            key += (kind, value)
+        return tuple(key)
+
+    def _remember(self, memo: dict[tuple[Any, ...], Verdict], key: Any, found: Verdict) -> None:
+        if len(memo) >= MEMO_SIZE:
+            if self.hits * 4 < self.lookups:  # values hardly repeat: stop remembering
+                self.memo = None
+                return
+            memo.clear()
+            self.hits = self.lookups = 0
+        memo[key] = found
+
+    def evaluate(self, context: Any) -> Verdict:
+        """(passed, error) of this rule in a CEL ``context``; a guard that does not hold
+        passes, and any evaluation error fails, as in confluent-kafka."""
+        try:
+            if self.guard is not None and not self.guard.execute(context):
+                return True, None
+            return bool(self.program.execute(context)), None
+        except Exception as exc:
+            return False, " ".join(str(exc).split()) or type(exc).__name__
 
     @property
     def failure_text(self) -> str:
@@ -165,10 +253,9 @@ class RuleBreach:
 class RuleEngine:
     """The write-side CEL conditions of one schema version; :meth:`first_breach` per record."""
 
-    def __init__(self, checks: Sequence[RuleCheck], fields: frozenset[str] | None) -> None:
+    def __init__(self, checks: Sequence[RuleCheck]) -> None:
         self.checks = tuple(checks)
-        self._fields = tuple(sorted(fields)) if fields is not None else None
-        self._needs_now = any("now" in check.expr for check in self.checks)
+        self._needs_now = any(check.uses_now for check in self.checks)
         self._context: Callable[[dict[str, Any]], Any] = _cel().Context
 
     @property
@@ -218,6 +305,8 @@ class RuleEngine:
                 raise ConfigurationError(f"{where} ({name}): expr {expr!r}: {problem}")
             guard, body = _parts(expr)
             params = rule.get("params") or {}
+            fields = _fields_read([expr])
+            uses_now = "now" in expr  # confluent-kafka binds `now` on the same test
             checks.append(
                 RuleCheck(
                     name=name,
@@ -227,33 +316,38 @@ class RuleEngine:
                     dlq_topic=str(params.get("dlq.topic") or dlq_topic),
                     guard=cel.compile(guard) if guard is not None else None,
                     program=cel.compile(body),
+                    fields=tuple(sorted(fields)) if fields is not None else None,
+                    uses_now=uses_now,
+                    memo={} if fields is not None and not uses_now else None,
                 )
             )
         if not checks:
             return None
-        return cls(checks, _fields_read([check.expr for check in checks]))
+        return cls(checks)
 
-    def _message(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        fields = self._fields
-        if fields is None:
-            return {str(key): _cel_value(value) for key, value in record.items()}
-        return {name: _cel_value(record[name]) for name in fields if name in record}
-
-    def first_breach(self, record: Mapping[str, Any]) -> RuleBreach | None:
+    def first_breach(
+        self, record: Mapping[str, Any], *, skip: str | None = None
+    ) -> RuleBreach | None:
         """The first rule (in order) whose failure action is ERROR or DLQ that ``record``
-        fails, or None: the record may be published. NONE rules that fail are passed by."""
-        variables: dict[str, Any] = {"message": self._message(record)}
-        if self._needs_now:
-            variables["now"] = dt.datetime.now(tz=dt.UTC)
-        context = self._context(variables)
+        fails, or None: the record may be published. NONE rules that fail are passed by,
+        and so is the rule named ``skip`` (a dead letter published again carries the rule
+        it failed in its ``__rule.name`` header; confluent-kafka skips that rule too)."""
+        built: list[Any] = []
+
+        def whole() -> Any:  # the whole record's context, built once when a rule needs it
+            if not built:
+                message = {str(key): _cel_value(value) for key, value in record.items()}
+                variables: dict[str, Any] = {"message": message}
+                if self._needs_now:
+                    variables["now"] = dt.datetime.now(tz=dt.UTC)
+                built.append(self._context(variables))
+            return built[0]
+
+        context = self._context
         for check in self.checks:
-            try:
-                if check.guard is not None and not check.guard.execute(context):
-                    continue
-                passed = bool(check.program.execute(context))
-                error = None
-            except Exception as exc:  # any evaluation error fails the rule, as in confluent-kafka
-                passed, error = False, " ".join(str(exc).split()) or type(exc).__name__
+            if check.name == skip:
+                continue
+            passed, error = check.verdict(record, context, whole)
             if passed or check.action == "NONE":
                 continue
             return RuleBreach(check, error)

@@ -172,8 +172,10 @@ def test_each_rule_passes_and_fails_the_records_confluent_kafka_does(
 ) -> None:
     engine = _engine(expr)
     ours = [engine.first_breach(record) is None for record in RECORDS]
+    remembered = [engine.first_breach(record) is None for record in RECORDS]
     theirs = [confluent_verdict(expr, record) for record in RECORDS]
     assert ours == theirs
+    assert remembered == theirs
     assert True in theirs or False in theirs  # the case says something
 
 
@@ -188,11 +190,11 @@ def test_the_tried_records_both_pass_and_fail_most_rules(confluent_verdict: Any)
 
 def test_projection_hands_over_only_the_fields_read_and_never_changes_a_verdict() -> None:
     projected = _engine("message.total >= 0 && has(message.coupon)")
-    assert projected._fields == ("coupon", "total")
+    assert projected.checks[0].fields == ("coupon", "total")
     whole = [_engine(expr) for expr in ("size(message) > 0", "message['total'] >= 0")]
-    assert [engine._fields for engine in whole] == [None, None]
+    assert [engine.checks[0].fields for engine in whole] == [None, None]
     tricky = _engine("'message.total' != '' && message.quantity > 0 // message.express")
-    assert tricky._fields == ("quantity",)
+    assert tricky.checks[0].fields == ("quantity",)
     for record in RECORDS:
         assert (projected.first_breach(record) is None) == (
             record.get("total", -1) >= 0 and "coupon" in record
@@ -254,3 +256,21 @@ def test_a_write_rule_the_publisher_cannot_run_is_refused_not_skipped(
     message = str(caught.value)
     assert message.startswith("shop.order (shop.order.v1-value): ruleSet.domainRules[0] (odd)")
     assert complaint in message
+
+
+def test_remembered_verdicts_are_keyed_by_exact_value_and_type() -> None:
+    engine = _engine("1.0 / message.discount > 0.0")
+    verdicts = [
+        engine.first_breach(order(discount=value)) is None for value in (0.0, -0.0, 0.0, -0.0)
+    ]
+    assert verdicts == [True, False, True, False]  # +0.0 and -0.0 never share a verdict
+    typed = _engine("message.total == 1")
+    assert [typed.first_breach(order(total=value)) is None for value in (1, True, 1)] == [
+        True,
+        False,  # a bool is not an int in CEL, though True == 1 in Python
+        True,
+    ]
+    check = typed.checks[0]
+    assert check.memo is not None
+    assert len(check.memo) == 2
+    assert _engine("now > timestamp('2020-01-01T00:00:00Z')").checks[0].memo is None
