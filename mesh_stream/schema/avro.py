@@ -59,8 +59,12 @@ def parse_schema(
     *,
     strict: bool = True,
     limits: SchemaLimits = DEFAULT_LIMITS,
+    named_types: Sequence[Any] = (),
 ) -> AvroSchema:
     """Parse Avro schema JSON text (or already-decoded JSON) into an ``avro`` schema object.
+
+    ``named_types`` are the decoded schemas this one references (Confluent schema
+    references), dependencies first: their named types resolve by name here.
 
     ``strict`` (the default) first applies the specification's rules the ``avro`` package
     skips and the cost bounds of ``limits`` (:mod:`mesh_stream.schema.spec`); ``strict=False``
@@ -76,7 +80,7 @@ def parse_schema(
                 f"{limits.max_bytes} (max_bytes)"
             )
         try:
-            check_schema(document, limits)
+            check_schema(document, limits, named_types=named_types)
         except SchemaError as exc:
             raise SchemaError(f"invalid Avro schema: {exc}", loc=exc.loc) from None
     else:
@@ -85,14 +89,20 @@ def parse_schema(
         except SchemaError as exc:
             raise SchemaError(f"invalid Avro schema: {exc}") from None
     try:
-        parsed = avro.schema.make_avsc_object(document, avro.name.Names(validate_names=True))
+        names = avro.name.Names(validate_names=True)
+        for referenced in named_types:
+            avro.schema.make_avsc_object(referenced, names)
+        parsed = avro.schema.make_avsc_object(document, names)
     except RecursionError as exc:
         raise SchemaError("invalid Avro schema: nested too deeply") from exc
     except Exception as exc:
         raise SchemaError(f"invalid Avro schema: {exc}") from exc
     if strict:
         try:  # the SDK encodes with fastavro: what it cannot parse must not be registered
-            fastavro.parse_schema(document)
+            known: dict[str, Any] = {}
+            for referenced in named_types:
+                fastavro.parse_schema(referenced, named_schemas=known)
+            fastavro.parse_schema(document, named_schemas=known)
         except Exception as exc:  # fastavro raises several unrelated types for bad schemas
             raise SchemaError(
                 f"invalid Avro schema: fastavro (the SDK's codec) refuses it: "
@@ -128,10 +138,23 @@ def _lenient(schema: str | Mapping[str, Any]) -> AvroSchema:
     return parse_schema(schema, strict=False)
 
 
-def normalize(schema: str | Mapping[str, Any] | AvroSchema) -> str:
-    """Compact JSON of the parsed schema: stable under whitespace and key-order changes."""
-    parsed = schema if isinstance(schema, avro.schema.Schema) else _lenient(schema)
-    return json.dumps(parsed.to_json(), separators=(",", ":"), ensure_ascii=False)
+def normalize(
+    schema: str | Mapping[str, Any] | AvroSchema, *, named_types: Sequence[Any] = ()
+) -> str:
+    """Compact JSON of the parsed schema: stable under whitespace and key-order changes.
+
+    Types defined in ``named_types`` (the referenced schemas, as for :func:`parse_schema`)
+    stay references by name rather than being written out.
+    """
+    names = avro.name.Names()
+    for referenced in named_types:
+        avro.schema.make_avsc_object(referenced, names)
+    parsed = (
+        schema
+        if isinstance(schema, avro.schema.Schema)
+        else parse_schema(schema, strict=False, named_types=named_types)
+    )
+    return json.dumps(parsed.to_json(names), separators=(",", ":"), ensure_ascii=False)
 
 
 def canonical_form(schema: str | Mapping[str, Any] | AvroSchema) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -521,10 +521,17 @@ class _Checker:
         return "union"
 
 
-def check_schema(document: Any, limits: SchemaLimits = DEFAULT_LIMITS) -> None:
+def check_schema(
+    document: Any, limits: SchemaLimits = DEFAULT_LIMITS, *, named_types: Sequence[Any] = ()
+) -> None:
     """Refuse ``document`` (decoded schema JSON) where it breaks the specification or a limit.
 
-    Raises :class:`SchemaError` whose message starts with the field path of the problem.
+    ``named_types`` are the decoded schemas it references (Confluent schema references),
+    walked first so their named types resolve. Raises :class:`SchemaError` whose message
+    starts with the field path of the problem.
     """
     check_utf8(document)
-    _Checker(limits).schema(document, "(schema)", "", 1)
+    checker = _Checker(limits)
+    for index, referenced in enumerate(named_types):
+        checker.schema(referenced, f"(reference {index})", "", 1)
+    checker.schema(document, "(schema)", "", 1)

@@ -237,7 +237,10 @@ class SchemaBody(BaseModel):
 
     schema_: str = Field(alias="schema", description="The Avro schema as JSON text.")
     schemaType: str | None = Field(default=None, description="Only AVRO is supported.")  # noqa: N815
-    references: list[Any] = Field(default_factory=list, description="Not supported; keep empty.")
+    references: Any = Field(
+        default=None,
+        description="Avro named types from other subjects: [{name, subject, version}].",
+    )
     metadata: Any = Field(
         default=None,
         description="Confluent metadata: {tags: {path: [tag]}, properties: {k: v}, sensitive: [k]}"

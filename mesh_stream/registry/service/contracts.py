@@ -1,8 +1,9 @@
-"""Confluent data contracts on a schema version: ``metadata`` and ``ruleSet``, shape-checked.
+"""What a schema version carries beside its text: ``references``, ``metadata``, ``ruleSet``.
 
-Confluent stores both with each version and counts them in its identity: the same schema
-text with other metadata or rules is another schema (its own id). A register request that
-omits one inherits the subject's latest version's (see :func:`inherit`). Bad shapes are a
+Confluent stores them with each version and counts them in its identity: the same schema
+text with other references, metadata or rules is another schema (its own id). A register
+request that omits metadata or ruleSet inherits the subject's latest version's (see
+:func:`inherit`); references are the schema's own and never inherited. Bad shapes are a
 422 / 42201 naming the path, e.g. ``ruleSet.domainRules[1].kind``; nothing here knows HTTP.
 """
 
@@ -219,21 +220,74 @@ def check_rule_set(value: Any, path: str = "ruleSet") -> dict[str, Any] | None:
     return checked or None
 
 
+#: Most references one schema may have (each is resolved, transitively, on every parse).
+MAX_REFERENCES = 100
+
+
+def check_references(value: Any, path: str = "references") -> list[dict[str, Any]] | None:
+    """``[{name, subject, version}]``: each names a type (its full name for Avro) defined in
+    the given subject version (``-1`` = the latest, resolved when registered)."""
+    if value is None or value == []:
+        return None
+    if not isinstance(value, list):
+        raise _bad(path, f"is {type(value).__name__}, not a list", "send a list of references")
+    if len(value) > MAX_REFERENCES:
+        raise _bad(path, f"has {len(value)} entries", f"reference at most {MAX_REFERENCES} types")
+    found = []
+    for i, item in enumerate(value):
+        where = f"{path}[{i}]"
+        document = _object(item, where)
+        unknown = sorted(set(document) - {"name", "subject", "version"})
+        if unknown:
+            raise _bad(
+                f"{where}.{unknown[0]}",
+                "is not a reference field",
+                "a reference has name, subject and version",
+            )
+        for required in ("name", "subject", "version"):
+            if document.get(required) is None:
+                raise _bad(
+                    f"{where}.{required}", "is missing", f"every reference needs a {required}"
+                )
+        version = document["version"]
+        if (
+            isinstance(version, bool)
+            or not isinstance(version, int)
+            or not (version == -1 or 1 <= version <= 2**31 - 1)
+        ):
+            raise _bad(
+                f"{where}.version",
+                f"is {str(version)[:40]!r}",
+                "use a version number (1 or more) or -1 for the latest",
+            )
+        found.append(
+            {
+                "name": _string(document["name"], f"{where}.name"),
+                "subject": _string(document["subject"], f"{where}.subject"),
+                "version": version,
+            }
+        )
+    return found
+
+
 @dataclass(frozen=True)
 class Contract:
     """What a version carries beside its schema text (each part None when absent)."""
 
     metadata: dict[str, Any] | None = None
     rule_set: dict[str, Any] | None = None
+    references: list[dict[str, Any]] | None = None
 
     @classmethod
     def from_record(cls, value: Mapping[str, Any]) -> Contract:
         """From a stored ``["schema", id]`` value (records older than contracts have none)."""
-        return cls(value.get("metadata"), value.get("ruleSet"))
+        return cls(value.get("metadata"), value.get("ruleSet"), value.get("references"))
 
     def to_record(self) -> dict[str, Any]:
         """The parts to store and to answer with, under Confluent's names."""
         found: dict[str, Any] = {}
+        if self.references is not None:
+            found["references"] = self.references
         if self.metadata is not None:
             found["metadata"] = self.metadata
         if self.rule_set is not None:
@@ -260,13 +314,15 @@ def requested(metadata: Any, rule_set: Any) -> tuple[dict[str, Any] | None, dict
 
 
 def inherit(
-    metadata: dict[str, Any] | None, rule_set: dict[str, Any] | None, previous: Contract
+    metadata: dict[str, Any] | None,
+    rule_set: dict[str, Any] | None,
+    previous: Contract,
+    references: list[dict[str, Any]] | None = None,
 ) -> Contract:
-    """The contract a new version gets: each part as sent, or the previous version's if omitted.
-
-    An explicit empty part (``{}``) clears it, as in Confluent.
-    """
+    """The contract a new version gets: metadata and ruleSet as sent, or the previous
+    version's if omitted (an explicit ``{}`` clears one, as in Confluent); its references."""
     return Contract(
         previous.metadata if metadata is None else (metadata or None),
         previous.rule_set if rule_set is None else (rule_set or None),
+        references,
     )

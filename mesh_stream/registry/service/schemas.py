@@ -10,6 +10,7 @@ a register request that omits a part inherits the subject's latest version's.
 
 from __future__ import annotations
 
+import json
 import threading
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +25,7 @@ from mesh_stream.errors import (
     InvalidSubjectNameError,
     InvalidVersionError,
     OperationNotPermittedError,
+    ReferenceExistsError,
     SchemaError,
     SchemaNotFoundError,
     SubjectConfigNotFoundError,
@@ -35,7 +37,13 @@ from mesh_stream.errors import (
     VersionNotSoftDeletedError,
     VersionSoftDeletedError,
 )
-from mesh_stream.registry.service.contracts import NO_CONTRACT, Contract, inherit, requested
+from mesh_stream.registry.service.contracts import (
+    NO_CONTRACT,
+    Contract,
+    check_references,
+    inherit,
+    requested,
+)
 from mesh_stream.registry.service.modes import Mode, effective_mode, parse_mode
 from mesh_stream.registry.service.state import Record, RegistryState, SubjectVersion
 from mesh_stream.registry.service.store import RegistryStore
@@ -44,6 +52,8 @@ from mesh_stream.schema.avro import AvroSchema, compatibility_problems, normaliz
 DEFAULT_COMPATIBILITY = Compatibility.BACKWARD
 MAX_SUBJECT_LENGTH = 255
 MAX_VERSION = 2**31 - 1
+#: Deepest chain of schema references (A references B references C ...).
+MAX_REFERENCE_DEPTH = 32
 T = TypeVar("T")
 
 
@@ -152,8 +162,83 @@ class SchemaRegistry:
     def parsed(self, schema_id: int) -> AvroSchema:
         if schema_id not in self._parsed:
             # Stored earlier: read leniently, so a stricter release never strands a subject.
-            self._parsed[schema_id] = parse_schema(self.state.schemas[schema_id], strict=False)
+            named = self._named_types(self.state.contract(schema_id).references, {schema_id})
+            self._parsed[schema_id] = parse_schema(
+                self.state.schemas[schema_id], strict=False, named_types=named
+            )
         return self._parsed[schema_id]
+
+    def _resolve_references(self, references: Any) -> list[dict[str, Any]] | None:
+        """References checked, each naming an existing version (``-1``: the latest, pinned)."""
+        checked = check_references(references)
+        if checked is None:
+            return None
+        resolved = []
+        for i, reference in enumerate(checked):
+            subject, number = reference["subject"], reference["version"]
+            try:
+                check_subject_name(subject)
+            except InvalidSubjectNameError as exc:
+                raise InvalidSchemaError(
+                    f"Invalid schema: references[{i}].subject: {exc}"
+                ) from None
+            versions = self._all_versions(subject)
+            if number == -1:
+                live = self._live(subject)
+                number = live[-1].version if live else -1
+            if number not in versions:
+                shown = "latest version" if number == -1 else f"version {number}"
+                raise InvalidSchemaError(
+                    f"Invalid schema: references[{i}] names the {shown} of subject "
+                    f"'{subject}', which does not exist; register the referenced schema "
+                    f"first, or fix the reference's subject and version"
+                )
+            resolved.append({**reference, "version": number})
+        return resolved
+
+    def _named_types(
+        self, references: list[dict[str, Any]] | None, seen: set[int] | None = None
+    ) -> list[Any]:
+        """The referenced schemas (decoded), transitively, dependencies first, each once."""
+        found: list[Any] = []
+        seen = set() if seen is None else seen
+
+        def collect(refs: list[dict[str, Any]] | None, depth: int) -> None:
+            for reference in refs or ():
+                record = self._all_versions(reference["subject"]).get(reference["version"])
+                if record is None:
+                    raise InvalidSchemaError(
+                        f"Invalid schema: the referenced version {reference['version']} of "
+                        f"subject '{reference['subject']}' no longer exists"
+                    )
+                if record.schema_id in seen:
+                    continue
+                if depth > MAX_REFERENCE_DEPTH:
+                    raise InvalidSchemaError(
+                        f"Invalid schema: references nest more than {MAX_REFERENCE_DEPTH} deep"
+                    )
+                seen.add(record.schema_id)
+                collect(self.state.contract(record.schema_id).references, depth + 1)
+                found.append(json.loads(self.state.schemas[record.schema_id]))
+
+        collect(references, 1)
+        return found
+
+    def _referrers(self, subject: str, version: int) -> list[int]:
+        """Ids of schemas, still used by some version, whose references name this version."""
+        ids = self.state.referrers.get((subject, version), frozenset())
+        return sorted(i for i in ids if self.state.users.get(i))
+
+    def _refuse_if_referenced(self, subject: str, numbers: Sequence[int]) -> None:
+        for number in numbers:
+            referrers = self._referrers(subject, number)
+            if referrers:
+                users = sorted({f"{s} v{v}" for i in referrers for s, v in self.state.users[i]})
+                raise ReferenceExistsError(
+                    f"One or more references exist to the schema {{subject={subject}, "
+                    f"version={number}}}: schema ids {referrers} ({', '.join(users[:5])}) "
+                    f"reference it; delete those versions permanently first"
+                )
 
     def _all_versions(self, subject: str) -> dict[int, SubjectVersion]:
         return self.state.versions.get(subject, {})
@@ -173,14 +258,28 @@ class SchemaRegistry:
         )
 
     @staticmethod
-    def _normalized(schema: str | Mapping[str, Any], schema_type: str | None) -> AvroSchema:
+    def _normalized(
+        schema: str | Mapping[str, Any], schema_type: str | None, named_types: Sequence[Any] = ()
+    ) -> AvroSchema:
         if schema_type not in (None, "AVRO"):
             raise InvalidSchemaError(
                 f"schemaType {str(schema_type)[:40]!r} is not supported; this registry "
                 f"stores AVRO schemas only"
             )
         try:
-            return parse_schema(schema)
+            return parse_schema(schema, named_types=named_types)
+        except SchemaError as exc:
+            raise InvalidSchemaError(f"Invalid schema: {exc}") from exc
+
+    def _prepare(
+        self, schema: str | Mapping[str, Any], schema_type: str | None, references: Any
+    ) -> tuple[AvroSchema, str, list[dict[str, Any]] | None]:
+        """The parsed schema, its stored text and its resolved references."""
+        resolved = self._resolve_references(references)
+        named = self._named_types(resolved)
+        parsed = self._normalized(schema, schema_type, named)
+        try:
+            return parsed, normalize(parsed, named_types=named), resolved
         except SchemaError as exc:
             raise InvalidSchemaError(f"Invalid schema: {exc}") from exc
 
@@ -238,9 +337,9 @@ class SchemaRegistry:
         return found
 
     def referenced_by(self, subject: str, version: str | int) -> list[int]:
-        """Ids of the schemas whose references name this subject version."""
-        target = self.get_version(subject, version)
-        return sorted(self.state.referrers.get((target.subject, target.version), ()))
+        """Ids of the schemas (still used by a version) whose references name this version."""
+        target = self.get_version(subject, version, deleted=True)
+        return self._referrers(target.subject, target.version)
 
     def get_by_guid(self, guid: str) -> dict[str, Any]:
         """``GET /schemas/guids/{guid}``: like ``/schemas/ids/{id}`` for the id with that guid."""
@@ -314,18 +413,22 @@ class SchemaRegistry:
         deleted: bool = False,
         metadata: Any = None,
         rule_set: Any = None,
+        references: Any = None,
     ) -> SchemaVersion:
-        """The oldest version with this schema; a sent ``metadata`` / ``ruleSet`` must match too."""
+        """The oldest version with this schema and references; a sent ``metadata`` /
+        ``ruleSet`` must match too."""
         check_subject_name(subject)
         wanted_metadata, wanted_rules = requested(metadata, rule_set)
         if not self._all_versions(subject) or (not deleted and not self._live(subject)):
             raise SubjectNotFoundError(f"Subject '{subject}' not found.")
-        text = normalize(self._normalized(schema, schema_type))
+        _parsed, text, resolved = self._prepare(schema, schema_type, references)
 
         def matches_request(record: SubjectVersion) -> bool:
             if self.state.schemas.get(record.schema_id) != text:
                 return False
             contract = self.state.contract(record.schema_id)
+            if contract.references != resolved:
+                return False
             return (wanted_metadata is None or (wanted_metadata or None) == contract.metadata) and (
                 wanted_rules is None or (wanted_rules or None) == contract.rule_set
             )
@@ -438,10 +541,11 @@ class SchemaRegistry:
         schema: str | Mapping[str, Any],
         schema_type: str | None = None,
         version: str | int | None = None,
+        references: Any = None,
     ) -> list[str]:
         """Problems of ``schema`` against one version (``version``) or per the subject's level."""
         check_subject_name(subject)
-        candidate = self._normalized(schema, schema_type)
+        candidate, _text, _resolved = self._prepare(schema, schema_type, references)
         level = self.effective_level(subject)
         if version is None:
             against = [(v.version, self.parsed(v.schema_id)) for v in self._live(subject)]
@@ -458,7 +562,7 @@ class SchemaRegistry:
         subject: str,
         schema: str | Mapping[str, Any],
         schema_type: str | None = None,
-        references: Sequence[Any] = (),
+        references: Any = None,
         *,
         metadata: Any = None,
         rule_set: Any = None,
@@ -472,16 +576,13 @@ class SchemaRegistry:
         ``schema_id`` and ``version`` are taken only in IMPORT mode (see :mod:`.modes`).
         """
         check_subject_name(subject)
-        if references:
-            raise InvalidSchemaError("Schema references are not supported by this registry")
         sent_metadata, sent_rules = requested(metadata, rule_set)
-        parsed = self._normalized(schema, schema_type)
-        text = normalize(parsed)
+        parsed, text, resolved = self._prepare(schema, schema_type, references)
         with self.write_lock:
             mode = self._require_writable(subject)
             live = self._live(subject)
             previous = self.state.contract(live[-1].schema_id) if live else NO_CONTRACT
-            contract = inherit(sent_metadata, sent_rules, previous)
+            contract = inherit(sent_metadata, sent_rules, previous, resolved)
             if mode is Mode.IMPORT:
                 return self._import(subject, parsed, text, contract, schema_id, version)
             if schema_id is not None or version is not None:
@@ -576,6 +677,7 @@ class SchemaRegistry:
             if not versions:
                 raise SubjectNotFoundError(f"Subject '{subject}' not found.")
             live = [v for v in versions.values() if not v.deleted]
+            self._refuse_if_referenced(subject, sorted(versions))
             if permanent:
                 if live:
                     raise SubjectNotSoftDeletedError(
@@ -615,6 +717,7 @@ class SchemaRegistry:
             record = versions.get(number)
             if record is None:
                 raise VersionNotFoundError(f"Version {number} not found for subject '{subject}'.")
+            self._refuse_if_referenced(subject, [number])
             if permanent:
                 if not record.deleted:
                     raise VersionNotSoftDeletedError(

@@ -3,9 +3,9 @@
 Each record is ``(key, value)``: the key names one entity (so a compacted topic keeps only
 its latest value), the value is JSON, and ``None`` is a tombstone (hard delete). Keys:
 
-* ``["schema", id]`` -> ``{"schema": text, "metadata"?: {...}, "ruleSet"?: {...}}``: schema
-  ids, never deleted, so never reused; the Confluent contract parts are part of what an id
-  names (see :mod:`.contracts`; records older than contracts have none);
+* ``["schema", id]`` -> ``{"schema": text, "references"?: [...], "metadata"?: {...},
+  "ruleSet"?: {...}}``: schema ids, never deleted, so never reused; the Confluent contract
+  parts are part of what an id names (see :mod:`.contracts`; older records have none);
 * ``["version", subject, version]`` -> ``{"id": id, "deleted": bool}``;
 * ``["config", subject | null]`` -> ``{"compatibility": level}`` (null subject = global);
 * ``["mode", subject | null]`` -> ``{"mode": mode}`` (null subject = global; see :mod:`.modes`);
@@ -211,6 +211,9 @@ class RegistryState:
         self.schemas[schema_id] = text
         if contract != NO_CONTRACT:
             self.contracts[schema_id] = contract
+        for reference in contract.references or ():
+            used = (str(reference["subject"]), int(reference["version"]))
+            self.referrers[used] = self.referrers.get(used, frozenset()) | {schema_id}
         identity = contract.identity(text)
         self.ids_by_schema.setdefault(identity, schema_id)
         guid = schema_guid(identity)

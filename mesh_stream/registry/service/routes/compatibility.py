@@ -38,6 +38,7 @@ async def against_version(
         body.schema_,
         body.schemaType,
         version,
+        body.references,
     )
     return _answer(problems, verbose)
 
@@ -55,6 +56,12 @@ async def against_level(
     normalize: bool = False,  # noqa: ARG001 - accepted like Confluent, schemas are always normalised
 ) -> dict[str, Any]:
     problems = await work.run_on_schema(
-        body.schema_, services.schemas.check_compatibility, subject, body.schema_, body.schemaType
+        body.schema_,
+        services.schemas.check_compatibility,
+        subject,
+        body.schema_,
+        body.schemaType,
+        None,
+        body.references,
     )
     return _answer(problems, verbose)

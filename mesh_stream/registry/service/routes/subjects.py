@@ -175,6 +175,7 @@ async def lookup(
         deleted=deleted,
         metadata=body.metadata,
         rule_set=body.ruleSet,
+        references=body.references,
     )
     return found.to_dict()
 
