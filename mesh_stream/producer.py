@@ -245,7 +245,8 @@ class ProductPublisher:
         self.topic = product.topic
         self.registry = registry
         document = self._schema_document(product, registry, schema, root)
-        source = root / product.schema_file if root is not None and schema is None else None
+        local = root / product.schema_file if root is not None and schema is None else None
+        source = local if local is not None and local.exists() else None
         version = registration.register_contract(registry, product, document, source=source)
         self.schema_id = version.schema_id
         #: The CEL rules of the registered version (its ruleSet), None when it has none.

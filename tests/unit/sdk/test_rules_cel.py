@@ -229,6 +229,9 @@ def test_rules_run_in_order_and_the_first_failing_error_or_dlq_rule_is_named() -
         "shop.order.v1.dlq",
     )
     assert breach.reason == "Only euros for now."
+    replayed = engine.first_breach(order(currency="USD", total=-1), skip="known-currency")
+    assert replayed is not None
+    assert replayed.rule.name == "positive"  # a dead letter sent again skips the rule it failed
     missing = engine.first_breach({k: v for k, v in order().items() if k != "total"})
     assert missing is not None
     assert missing.rule.name == "positive"
