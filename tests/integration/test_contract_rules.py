@@ -158,7 +158,9 @@ def test_our_publisher_and_confluent_serializer_refuse_and_dead_letter_the_same_
         except SerializationError:
             failed.add(index)
     assert producer.flush(30) == 0
-    dlq.close()  # flushes its own producer
+    producer.close()
+    dlq.close()  # flushes its own producer, then lets it go
+    del dlq
 
     assert failed == REFUSED | DEAD  # confluent-kafka raises for both, after teeing to the DLQ
     assert _keys(kafka, ours.topic) == _keys(kafka, theirs.topic)
@@ -185,3 +187,27 @@ def test_our_publisher_and_confluent_serializer_refuse_and_dead_letter_the_same_
                 "size(message.note) <= 60",
             },
         ]
+
+
+def test_a_single_publish_reports_its_dead_letter_and_a_replayed_one_skips_that_rule(
+    kafka: KafkaAddress, client: RegistryClient
+) -> None:
+    placed = product("single")
+    bad = records()[4]  # an unknown currency: the DLQ rule known-currency fails
+    with ProductPublisher(
+        placed, bootstrap_servers=kafka.bootstrap_servers, registry=client, schema=schema()
+    ) as publisher:
+        dead = publisher.publish(bad, headers={"trace": b"t-1"})
+        assert dead is not None
+        assert (dead.rule, dead.topic, dead.index) == ("known-currency", placed.dlq_topic, None)
+        # fixed by hand and sent again: the rule it failed is skipped (confluent-kafka's replay)
+        again = publisher.publish(bad, headers={"__rule.name": b"known-currency"})
+        assert again is None
+    [letter] = read_raw(kafka.bootstrap_servers, placed.dlq_topic, 1)
+    assert letter.key().decode() == bad["order_id"]
+    headers = dict(letter.headers() or [])
+    assert headers["trace"] == b"t-1"
+    assert headers["mesh.dlq.error.type"] == b"RuleViolationError"
+    assert headers["mesh.dlq.source.schema.id"] == str(publisher.schema_id).encode()
+    [published] = read_raw(kafka.bootstrap_servers, placed.topic, 1)
+    assert published.key().decode() == bad["order_id"]
