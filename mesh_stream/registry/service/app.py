@@ -36,6 +36,7 @@ from mesh_stream.registry.service.products import ProductCatalog
 from mesh_stream.registry.service.routes import (
     compatibility,
     config,
+    contexts,
     health,
     modes,
     products,
@@ -115,7 +116,17 @@ def create_app(
         edge=Edge(limits or EdgeLimits()),
         catch_up=catch_up,
     )
-    for module in (subjects, schemas, config, modes, compatibility, products, credential_routes):
+    routers = (
+        subjects,
+        schemas,
+        config,
+        modes,
+        contexts,
+        compatibility,
+        products,
+        credential_routes,
+    )
+    for module in routers:
         app.include_router(module.router, responses=ERROR_RESPONSES, dependencies=[Depends(caller)])
     app.include_router(health.router)
 

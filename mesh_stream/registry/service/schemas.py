@@ -37,6 +37,11 @@ from mesh_stream.errors import (
     VersionNotSoftDeletedError,
     VersionSoftDeletedError,
 )
+from mesh_stream.registry.service.contexts import (
+    ANY_CONTEXT,
+    canonical_subject,
+    contexts_in_use,
+)
 from mesh_stream.registry.service.contracts import (
     NO_CONTRACT,
     Contract,
@@ -58,7 +63,8 @@ T = TypeVar("T")
 
 
 def check_subject_name(subject: str) -> str:
-    """Refuse names that could not be a topic-derived subject or could escape a path.
+    """The subject's stored name (:func:`.contexts.canonical_subject`), or a 42215 for names that
+    could not be a topic-derived subject or could escape a path.
 
     Empty, over-long, control or separator characters (lone surrogates included), path
     separators, `..` anywhere and empty dot segments. Bytes that are not UTF-8 never reach
@@ -85,7 +91,17 @@ def check_subject_name(subject: str) -> str:
             f"subject name {subject!r} starts or ends with `.` (an empty segment); subjects "
             f"are dot-separated names (e.g. orders.order-placed.v1-value)"
         )
-    return subject
+    return canonical_subject(subject)
+
+
+def matches_prefix(subject: str, prefix: str) -> bool:
+    """Confluent's ``subjectPrefix``: empty or ``:*:`` is every context, ``:.:x`` the default
+    context's subjects starting with ``x``, anything else a plain prefix."""
+    if prefix in ("", ANY_CONTEXT):
+        return True
+    if prefix.startswith(":.:"):
+        return not subject.startswith(":") and subject.startswith(prefix[3:])
+    return subject.startswith(prefix)
 
 
 def parse_version(version: str | int) -> int | None:
@@ -177,7 +193,7 @@ class SchemaRegistry:
         for i, reference in enumerate(checked):
             subject, number = reference["subject"], reference["version"]
             try:
-                check_subject_name(subject)
+                subject = check_subject_name(subject)
             except InvalidSubjectNameError as exc:
                 raise InvalidSchemaError(
                     f"Invalid schema: references[{i}].subject: {exc}"
@@ -193,7 +209,7 @@ class SchemaRegistry:
                     f"'{subject}', which does not exist; register the referenced schema "
                     f"first, or fix the reference's subject and version"
                 )
-            resolved.append({**reference, "version": number})
+            resolved.append({**reference, "subject": subject, "version": number})
         return resolved
 
     def _named_types(
@@ -296,7 +312,7 @@ class SchemaRegistry:
         lists only those (every version soft-deleted), as Confluent's filters do."""
         found = []
         for subject, versions in self.state.version_items():
-            if not versions or not subject.startswith(prefix):
+            if not versions or not matches_prefix(subject, prefix):
                 continue
             soft_deleted = all(v.deleted for v in versions.values())
             if soft_deleted if deleted_only else (deleted or not soft_deleted):
@@ -310,7 +326,7 @@ class SchemaRegistry:
 
         40401 when the subject has no version the filter could show.
         """
-        check_subject_name(subject)
+        subject = check_subject_name(subject)
         all_versions = self._all_versions(subject).values()
         if not any(deleted or deleted_only or not v.deleted for v in all_versions):
             raise SubjectNotFoundError(f"Subject '{subject}' not found.")
@@ -327,7 +343,7 @@ class SchemaRegistry:
         ``deleted`` adds soft-deleted ones, ``latest_only`` keeps each subject's newest."""
         found: list[SchemaVersion] = []
         for subject, versions in sorted(self.state.version_items()):
-            if not subject.startswith(prefix):
+            if not matches_prefix(subject, prefix):
                 continue
             shown = sorted(
                 (v for v in versions.values() if deleted or not v.deleted),
@@ -335,6 +351,10 @@ class SchemaRegistry:
             )
             found.extend(self._version_obj(v) for v in (shown[-1:] if latest_only else shown))
         return found
+
+    def contexts(self) -> list[str]:
+        """``GET /contexts``: the default context ``.`` and every context a subject is in."""
+        return contexts_in_use(s for s, versions in self.state.version_items() if versions)
 
     def referenced_by(self, subject: str, version: str | int) -> list[int]:
         """Ids of the schemas (still used by a version) whose references name this version."""
@@ -352,7 +372,7 @@ class SchemaRegistry:
         self, subject: str, properties: Mapping[str, str], *, deleted: bool = False
     ) -> SchemaVersion:
         """The newest version whose metadata properties hold every ``properties`` pair."""
-        check_subject_name(subject)
+        subject = check_subject_name(subject)
         candidates = sorted(
             (v for v in self._all_versions(subject).values() if deleted or not v.deleted),
             key=lambda v: v.version,
@@ -371,7 +391,7 @@ class SchemaRegistry:
     def get_version(
         self, subject: str, version: str | int, *, deleted: bool = False
     ) -> SchemaVersion:
-        check_subject_name(subject)
+        subject = check_subject_name(subject)
         number = parse_version(version)
         all_versions = self._all_versions(subject)
         if not all_versions or (not deleted and not self._live(subject)):
@@ -417,7 +437,7 @@ class SchemaRegistry:
     ) -> SchemaVersion:
         """The oldest version with this schema and references; a sent ``metadata`` /
         ``ruleSet`` must match too."""
-        check_subject_name(subject)
+        subject = check_subject_name(subject)
         wanted_metadata, wanted_rules = requested(metadata, rule_set)
         if not self._all_versions(subject) or (not deleted and not self._live(subject)):
             raise SubjectNotFoundError(f"Subject '{subject}' not found.")
@@ -456,7 +476,7 @@ class SchemaRegistry:
     def get_config(self, subject: str | None, *, default_to_global: bool = False) -> Compatibility:
         if subject is None:
             return self.effective_level(None)
-        check_subject_name(subject)
+        subject = check_subject_name(subject)
         if subject in self.state.configs:
             return self.state.configs[subject]
         if default_to_global:
@@ -468,12 +488,13 @@ class SchemaRegistry:
     def set_config(self, subject: str | None, level: object) -> Compatibility:
         compatibility = parse_level(level)
         if subject is not None:
-            check_subject_name(subject)
+            subject = check_subject_name(subject)
         with self.write_lock:
             self.store.append([Record(("config", subject), {"compatibility": compatibility.value})])
         return compatibility
 
     def delete_config(self, subject: str | None) -> Compatibility:
+        subject = None if subject is None else check_subject_name(subject)
         previous = self.get_config(subject)
         with self.write_lock:
             self.store.append([Record(("config", subject), None)])
@@ -488,7 +509,7 @@ class SchemaRegistry:
     def get_mode(self, subject: str | None, *, default_to_global: bool = False) -> Mode:
         if subject is None:
             return effective_mode(None, self.state.modes.get(None))
-        check_subject_name(subject)
+        subject = check_subject_name(subject)
         if default_to_global:
             return self.mode_of(subject)
         own = self.state.modes.get(subject)
@@ -502,7 +523,7 @@ class SchemaRegistry:
         """Set the global (None) or a subject's mode; IMPORT over existing schemas needs force."""
         wanted = parse_mode(mode)
         if subject is not None:
-            check_subject_name(subject)
+            subject = check_subject_name(subject)
         with self.write_lock:
             has_schemas = (
                 bool(self.state.versions) if subject is None else bool(self._all_versions(subject))
@@ -518,6 +539,7 @@ class SchemaRegistry:
 
     def delete_mode(self, subject: str) -> Mode:
         """Remove a subject's own mode (it follows the global one again); returns the old one."""
+        subject = check_subject_name(subject)
         previous = self.get_mode(subject)
         with self.write_lock:
             self.store.append([Record(("mode", subject), None)])
@@ -544,7 +566,7 @@ class SchemaRegistry:
         references: Any = None,
     ) -> list[str]:
         """Problems of ``schema`` against one version (``version``) or per the subject's level."""
-        check_subject_name(subject)
+        subject = check_subject_name(subject)
         candidate, _text, _resolved = self._prepare(schema, schema_type, references)
         level = self.effective_level(subject)
         if version is None:
@@ -575,7 +597,7 @@ class SchemaRegistry:
         ``rule_set`` is the subject's latest live version's (Confluent's inheritance).
         ``schema_id`` and ``version`` are taken only in IMPORT mode (see :mod:`.modes`).
         """
-        check_subject_name(subject)
+        subject = check_subject_name(subject)
         sent_metadata, sent_rules = requested(metadata, rule_set)
         parsed, text, resolved = self._prepare(schema, schema_type, references)
         with self.write_lock:
@@ -670,7 +692,7 @@ class SchemaRegistry:
         return self._store_version(subject, parsed, text, contract, schema_id, version)
 
     def delete_subject(self, subject: str, *, permanent: bool = False) -> list[int]:
-        check_subject_name(subject)
+        subject = check_subject_name(subject)
         with self.write_lock:
             self._require_writable(subject)
             versions = self._all_versions(subject)
@@ -702,7 +724,7 @@ class SchemaRegistry:
             return numbers
 
     def delete_version(self, subject: str, version: str | int, *, permanent: bool = False) -> int:
-        check_subject_name(subject)
+        subject = check_subject_name(subject)
         number = parse_version(version)
         with self.write_lock:
             self._require_writable(subject)

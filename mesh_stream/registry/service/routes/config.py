@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from mesh_stream.errors import InvalidCompatibilityLevelError
 from mesh_stream.registry.service.auth import authorize_subject
 from mesh_stream.registry.service.context import CallerDep, ConfigBody, ServicesDep
+from mesh_stream.registry.service.contexts import owned_name
 
 router = APIRouter(prefix="/config", tags=["config"])
 
@@ -49,11 +50,11 @@ async def get_subject(
 def put_subject(
     subject: str, body: ConfigBody, services: ServicesDep, principal: CallerDep
 ) -> dict[str, str]:
-    authorize_subject(principal, subject, "change the compatibility level of")
+    authorize_subject(principal, owned_name(subject), "change the compatibility level of")
     return {"compatibility": services.schemas.set_config(subject, _level(body)).value}
 
 
 @router.delete("/{subject:path}", summary="Remove a subject's level (it falls back to global)")
 def delete_subject(subject: str, services: ServicesDep, principal: CallerDep) -> dict[str, str]:
-    authorize_subject(principal, subject, "change the compatibility level of")
+    authorize_subject(principal, owned_name(subject), "change the compatibility level of")
     return {"compatibilityLevel": services.schemas.delete_config(subject).value}

@@ -17,6 +17,7 @@ from mesh_stream.registry.service.context import (
     SchemaBody,
     ServicesDep,
 )
+from mesh_stream.registry.service.contexts import owned_name
 from mesh_stream.registry.service.schemas import page
 
 router = APIRouter(prefix="/subjects", tags=["subjects"])
@@ -77,7 +78,7 @@ async def register(
     work: HeavyDep,
     normalize: bool = False,  # noqa: ARG001 - accepted like Confluent, schemas are always normalised
 ) -> dict[str, Any]:
-    authorize_subject(principal, subject, "register schemas under")
+    authorize_subject(principal, owned_name(subject), "register schemas under")
     registered = await work.run_on_schema(
         body.schema_,
         services.schemas.register,
@@ -153,7 +154,7 @@ def delete_version(
     principal: CallerDep,
     permanent: bool = False,
 ) -> int:
-    authorize_subject(principal, subject, "delete versions of")
+    authorize_subject(principal, owned_name(subject), "delete versions of")
     return services.schemas.delete_version(subject, version, permanent=permanent)
 
 
@@ -187,5 +188,5 @@ async def lookup(
 def delete_subject(
     subject: str, services: ServicesDep, principal: CallerDep, permanent: bool = False
 ) -> list[int]:
-    authorize_subject(principal, subject, "delete")
+    authorize_subject(principal, owned_name(subject), "delete")
     return services.schemas.delete_subject(subject, permanent=permanent)
