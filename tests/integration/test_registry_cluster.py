@@ -10,6 +10,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -82,13 +83,13 @@ def test_two_instances_serve_reads_and_the_follower_forwards_writes(
         first = httpx.post(
             f"{writer.url}/subjects/{subject}/versions", json={"schema": _schema(1)}, auth=AUTH
         )
-        assert first.json() == {"id": 1, "version": 1, "subject": subject}, first.text
+        assert first.json() == {"id": 1, "version": 1, "subject": subject, "guid": ANY}, first.text
         # Through the follower: forwarded, answered by the writer as it is.
         second = httpx.post(
             f"{follower.url}/subjects/{subject}/versions", json={"schema": _schema(2)}, auth=AUTH
         )
         assert second.status_code == 200, second.text
-        assert second.json() == {"id": 2, "version": 2, "subject": subject}
+        assert second.json() == {"id": 2, "version": 2, "subject": subject, "guid": ANY}
         assert second.headers["content-type"] == "application/vnd.schemaregistry.v1+json"
         # Governance judges a forwarded write on the writer: refused there, nothing stored.
         undocumented = {"type": "record", "name": "Item", "namespace": "orders", "fields": []}
