@@ -54,6 +54,7 @@ from mesh_stream.errors import (
     RegistryError,
     RegistryUnavailableError,
 )
+from mesh_stream.kafka import dlq
 from mesh_stream.kafka.clients import make_consumer, make_producer
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 from mesh_stream.producer import FIXED_PRODUCER_CONFIG, ensure_topic, resolve_connection
@@ -88,14 +89,14 @@ __all__ = ["DLQ_HEADERS", "ConsumedRecord", "ProductConsumer"]
 
 #: Headers a dead letter carries in addition to the original record's own headers.
 DLQ_HEADERS = (
-    "mesh.dlq.error",
-    "mesh.dlq.error.type",
-    "mesh.dlq.source.topic",
-    "mesh.dlq.source.partition",
-    "mesh.dlq.source.offset",
-    "mesh.dlq.source.timestamp",
-    "mesh.dlq.consumer.group",
-    "mesh.dlq.source.schema.id",  # only when the record was framed (it names an id)
+    dlq.MESH_ERROR,
+    dlq.MESH_ERROR_TYPE,
+    dlq.MESH_SOURCE_TOPIC,
+    dlq.MESH_SOURCE_PARTITION,
+    dlq.MESH_SOURCE_OFFSET,
+    dlq.MESH_SOURCE_TIMESTAMP,
+    dlq.MESH_CONSUMER_GROUP,
+    dlq.MESH_SCHEMA_ID,  # only when the record was framed (it names an id)
 )
 _SCHEMA_ID = struct.Struct(">I")
 # Errors that mean "these credentials may not do this": raised as our KafkaSecurityError
@@ -706,17 +707,17 @@ class ProductConsumer:
         data = message.value()
         headers = list(message.headers() or [])
         headers += [
-            ("mesh.dlq.error", str(error).encode()),
-            ("mesh.dlq.error.type", type(error.__cause__ or error).__name__.encode()),
-            ("mesh.dlq.source.topic", message.topic().encode()),
-            ("mesh.dlq.source.partition", str(message.partition()).encode()),
-            ("mesh.dlq.source.offset", str(message.offset()).encode()),
-            ("mesh.dlq.source.timestamp", str(message.timestamp()[1]).encode()),
-            ("mesh.dlq.consumer.group", self.group_id.encode()),
+            (dlq.MESH_ERROR, str(error).encode()),
+            (dlq.MESH_ERROR_TYPE, type(error.__cause__ or error).__name__.encode()),
+            (dlq.MESH_SOURCE_TOPIC, message.topic().encode()),
+            (dlq.MESH_SOURCE_PARTITION, str(message.partition()).encode()),
+            (dlq.MESH_SOURCE_OFFSET, str(message.offset()).encode()),
+            (dlq.MESH_SOURCE_TIMESTAMP, str(message.timestamp()[1]).encode()),
+            (dlq.MESH_CONSUMER_GROUP, self.group_id.encode()),
         ]
         if data is not None and len(data) >= HEADER_SIZE and data[0] == MAGIC_BYTE:
             schema_id = _SCHEMA_ID.unpack_from(data, 1)[0]
-            headers.append(("mesh.dlq.source.schema.id", str(schema_id).encode()))
+            headers.append((dlq.MESH_SCHEMA_ID, str(schema_id).encode()))
         failures: list[str] = []
 
         def delivered(err: KafkaError | None, _msg: Message) -> None:

@@ -1,4 +1,6 @@
-"""Dead letters of quality rules: what a record refused by a ``DLQ`` rule carries.
+"""Dead letters, the one home of their headers: what a record refused by a ``DLQ`` quality
+rule carries (the publisher), and the names of the ``mesh.dlq.*`` headers a poison pill
+carries too (the consumer, :data:`mesh_stream.consumer.DLQ_HEADERS`).
 
 The headers and value follow confluent-kafka's ``DlqAction`` on write, so a record
 dead-lettered by our publisher and one dead-lettered by a Confluent serializer running the
@@ -15,9 +17,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
+    "MESH_CONSUMER_GROUP",
     "MESH_ERROR",
     "MESH_ERROR_TYPE",
     "MESH_SCHEMA_ID",
+    "MESH_SOURCE_OFFSET",
+    "MESH_SOURCE_PARTITION",
+    "MESH_SOURCE_TIMESTAMP",
     "MESH_SOURCE_TOPIC",
     "RULE_EXCEPTION",
     "RULE_MODE",
@@ -35,6 +41,10 @@ RULE_EXCEPTION = "__rule.exception"
 MESH_ERROR = "mesh.dlq.error"
 MESH_ERROR_TYPE = "mesh.dlq.error.type"
 MESH_SOURCE_TOPIC = "mesh.dlq.source.topic"
+MESH_SOURCE_PARTITION = "mesh.dlq.source.partition"
+MESH_SOURCE_OFFSET = "mesh.dlq.source.offset"
+MESH_SOURCE_TIMESTAMP = "mesh.dlq.source.timestamp"
+MESH_CONSUMER_GROUP = "mesh.dlq.consumer.group"
 MESH_SCHEMA_ID = "mesh.dlq.source.schema.id"
 
 Headers = list[tuple[str, bytes | None]]
