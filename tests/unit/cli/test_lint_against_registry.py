@@ -205,3 +205,31 @@ def test_a_refused_credential_is_one_clear_error(
     assert line.startswith(f"error: cannot compare with the registry at {url}: it refused")
     assert "set MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN" in line
     assert "wrong-secret" not in err
+
+
+def test_a_subject_without_its_product_is_judged_against_its_latest_version(
+    project: Path,
+) -> None:
+    """The schema was registered before the descriptor (apply's order): the subject's level
+    still applies; nobody can read an unregistered product, so no consumer protection."""
+    running = RegistryServer(create_app(InMemoryStore()))
+    url = running.start()
+    try:
+        with RegistryClient(url) as client:
+            client.register_schema(f"{PLACED}.v1-value", SCHEMA.read_text())
+
+        def retype(fields: list[dict[str, Any]]) -> None:
+            fields[3]["type"] = "int"  # region: string -> int
+
+        _edit_schema(project, retype)
+        result = _lint(url, "--json")
+    finally:
+        running.stop()
+    assert result.exit_code == 1, result.output
+    [violation] = json.loads(result.stdout)["violations"]
+    assert (violation["policy"], violation["field"], violation["product"]) == (
+        "schema-compatibility",
+        "region",
+        PLACED,
+    )
+    assert violation["message"].endswith("breaks the subject's level BACKWARD")
