@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -115,7 +116,7 @@ def test_broker_down_while_a_write_is_pending_then_the_registry_recovers_by_itse
     store = OutageAtCommit(own_broker, bootstrap, topic=topic, transactional_id=writer, timeout=5)
     with serve(store) as http:
         first = register(http, 1)
-        assert first.json() == {"id": 1, "version": 1, "subject": SUBJECT}
+        assert first.json() == {"id": 1, "version": 1, "subject": SUBJECT, "guid": ANY}
         ready = http.get("/health/ready")
         assert ready.status_code == 200
         assert ready.json()["status"] == "ready"
@@ -147,9 +148,9 @@ def test_broker_down_while_a_write_is_pending_then_the_registry_recovers_by_itse
         assert wait_ready(http)["status"] == "ready"
         second = register(http, 2)
         assert second.status_code == 200, second.text
-        assert second.json() == {"id": 2, "version": 2, "subject": SUBJECT}
+        assert second.json() == {"id": 2, "version": 2, "subject": SUBJECT, "guid": ANY}
         third = register(http, 3)
-        assert third.json() == {"id": 3, "version": 3, "subject": SUBJECT}
+        assert third.json() == {"id": 3, "version": 3, "subject": SUBJECT, "guid": ANY}
         assert http.get(f"/subjects/{SUBJECT}/versions").json() == [1, 2, 3]
         for n in (1, 2, 3):
             stored = http.get(f"/schemas/ids/{n}").json()["schema"]
@@ -186,7 +187,7 @@ def test_broker_down_while_idle_is_not_ready_and_writes_resume_when_it_is_back(
         )
         running(own_broker)
         wait_ready(http)
-        assert register(http, 2).json() == {"id": 2, "version": 2, "subject": SUBJECT}
+        assert register(http, 2).json() == {"id": 2, "version": 2, "subject": SUBJECT, "guid": ANY}
 
 
 def test_unencodable_and_refused_records_abort_and_leave_the_store_usable(
