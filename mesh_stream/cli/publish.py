@@ -201,11 +201,11 @@ def publish(
                 f"published nothing: {len(errors)} bad line(s) and --all-or-nothing", err=True
             )
             ctx.exit(1)
-        for _number, record in good:
-            publisher.publish(record)
+        dead = sum(publisher.publish(record) is not None for _number, record in good)
         publisher.flush()
     click.echo(
-        f"published {len(good)} record(s) to {descriptor.topic}"
+        f"published {len(good) - dead} record(s) to {descriptor.topic}"
+        + (f"; dead-lettered {dead} to {descriptor.dlq_topic} (quality rules)" if dead else "")
         + (f"; rejected {len(errors)} line(s)" if errors else ""),
         err=True,
     )

@@ -24,7 +24,12 @@ with warnings.catch_warnings():
     from confluent_kafka.schema_registry.rules.dlq.dlq_action import DlqAction
     from confluent_kafka.serialization import SerializationError, StringSerializer
 
+from pathlib import Path
+
+from click.testing import CliRunner
+
 from mesh_stream.bench.sdk_bench import make_record, schema
+from mesh_stream.cli.main import cli
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import RuleViolationError
 from mesh_stream.producer import ProductPublisher
@@ -60,14 +65,15 @@ def records() -> list[dict[str, Any]]:
 
 
 def product(label: str) -> DataProduct:
+    short = f"rules-{label}-{uuid.uuid4().hex[:8]}"
     return DataProduct.model_validate(
         {
-            "name": f"orders.rules-{label}-{uuid.uuid4().hex[:8]}",
+            "name": f"orders.{short}",
             "domain": "orders",
             "kind": "source-aligned",
             "description": "Orders with data-quality rules (interop test).",
             "owner": {"team": "rules-tests", "contact": "rules@example.com"},
-            "schema": "order_event.avsc",
+            "schema": f"schemas/orders/{short}.avsc",
             "key_field": "order_id",
             "partitions": 1,
             "slos": {"freshness_seconds": 60, "availability": 99.0},
@@ -211,3 +217,31 @@ def test_a_single_publish_reports_its_dead_letter_and_a_replayed_one_skips_that_
     assert headers["mesh.dlq.source.schema.id"] == str(publisher.schema_id).encode()
     [published] = read_raw(kafka.bootstrap_servers, placed.topic, 1)
     assert published.key().decode() == bad["order_id"]
+
+
+def test_mesh_publish_counts_dead_letters_apart(
+    kafka: KafkaAddress, registry: RegistryAddress, client: RegistryClient, tmp_path: Path
+) -> None:
+    placed = product("cli")
+    ProductPublisher(
+        placed, bootstrap_servers=kafka.bootstrap_servers, registry=client, schema=schema()
+    ).close()
+    client.put_product(placed)  # the CLI finds the product in the registry's catalog
+    lines = tmp_path / "records.jsonl"
+    lines.write_text("".join(json.dumps(record) + "\n" for record in records()[3:6]))
+    avsc = tmp_path / "order_event.avsc"
+    avsc.write_text(json.dumps(schema()))
+    env = {
+        "MESH_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "MESH_REGISTRY_URL": registry.url,
+        "MESH_REGISTRY_PRINCIPAL": "orders",
+        "MESH_REGISTRY_TOKEN": registry.tokens["orders"],
+    }
+    args = ["publish", placed.name, "--file", str(lines), "--schema", str(avsc)]
+    result = CliRunner().invoke(cli, args, env=env)
+    # records 3, 4, 5: 4 has an unknown currency (DLQ); none breaks the ERROR rule
+    assert result.exit_code == 0, result.output
+    assert (
+        f"published 2 record(s) to {placed.topic}; dead-lettered 1 to {placed.dlq_topic} "
+        "(quality rules)"
+    ) in result.output
