@@ -454,3 +454,12 @@ def load_governance_with(policy: str, severity: str) -> GovernanceConfig:
     """The built-in policy set with ``policy`` at ``severity``."""
     text = f"policies:\n  {policy}:\n    severity: {severity}\n"
     return GovernanceConfig(global_rules=parse_global_policies(text))
+
+
+def test_lowering_the_subject_level_does_not_lower_consumer_protection() -> None:
+    client = governed()
+    upstream_and_reader(client)
+    assert client.put(f"/config/{PLACED}", json={"compatibility": "NONE"}, auth=ADMIN).is_success
+    dropped = record("Placed", field("order_id"), number("total_amount"))
+    assert_breaks(register(client, PLACED, dropped), "field channel: removed")
+    assert_nothing_stored(client, PLACED, [1])
