@@ -268,9 +268,14 @@ class ModeBody(BaseModel):
 
 
 class ConfigBody(BaseModel):
-    """``{"compatibility": level}`` (Confluent also accepts ``compatibilityLevel``)."""
+    """``{"compatibility": level}`` (Confluent also accepts ``compatibilityLevel``), and the
+    contract parts every new version gets: default/override metadata and ruleSet."""
 
     model_config = ConfigDict(extra="allow")
 
     compatibility: str | None = None
     compatibilityLevel: str | None = None  # noqa: N815 - Confluent's field name
+    defaultMetadata: Any = None  # noqa: N815 - Confluent's field names
+    overrideMetadata: Any = None  # noqa: N815
+    defaultRuleSet: Any = None  # noqa: N815
+    overrideRuleSet: Any = None  # noqa: N815

@@ -326,3 +326,75 @@ def inherit(
         previous.rule_set if rule_set is None else (rule_set or None),
         references,
     )
+
+
+#: The ``/config`` fields that shape every new version's contract (Confluent's names).
+CONFIG_PARTS = ("defaultMetadata", "overrideMetadata", "defaultRuleSet", "overrideRuleSet")
+
+
+def check_config_parts(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The contract parts a ``PUT /config`` body sets, each checked; absent ones left out.
+
+    An explicit ``{}`` (or null-free empty part) is kept as ``{}``: it removes the part.
+    """
+    found: dict[str, Any] = {}
+    for key in CONFIG_PARTS:
+        if document.get(key) is None:
+            continue
+        check = check_metadata if key.endswith("Metadata") else check_rule_set
+        found[key] = check(document[key], key) or {}
+    return found
+
+
+def merge_metadata(
+    base: dict[str, Any] | None, top: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """``top`` over ``base``: properties of ``top`` win, tags and sensitive keys add up."""
+    if not base or not top:
+        return top or base or None
+    tags = dict(base.get("tags", {}))
+    for path, names in top.get("tags", {}).items():
+        tags[path] = sorted(set(tags.get(path, [])) | set(names))
+    merged: dict[str, Any] = {}
+    if tags:
+        merged["tags"] = tags
+    properties = {**base.get("properties", {}), **top.get("properties", {})}
+    if properties:
+        merged["properties"] = properties
+    sensitive = sorted(set(base.get("sensitive", [])) | set(top.get("sensitive", [])))
+    if sensitive:
+        merged["sensitive"] = sensitive
+    return merged
+
+
+def merge_rule_sets(
+    base: dict[str, Any] | None, top: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """``top`` over ``base``, list by list: a rule of ``top`` replaces ``base``'s of that name."""
+    if not base or not top:
+        return top or base or None
+    merged: dict[str, Any] = {}
+    for key in RULE_LISTS:
+        rules = {rule["name"]: rule for rule in base.get(key, [])}
+        for rule in top.get(key, []):
+            rules.pop(rule["name"], None)
+            rules[rule["name"]] = rule
+        if rules:
+            merged[key] = list(rules.values())
+    enable_at = top.get("enableAt", base.get("enableAt"))
+    if enable_at is not None:
+        merged["enableAt"] = enable_at
+    return merged
+
+
+def with_config(contract: Contract, parts: Mapping[str, Any]) -> Contract:
+    """A version's contract under its config: defaults beneath what it has, overrides above."""
+    metadata = merge_metadata(
+        merge_metadata(parts.get("defaultMetadata"), contract.metadata),
+        parts.get("overrideMetadata"),
+    )
+    rule_set = merge_rule_sets(
+        merge_rule_sets(parts.get("defaultRuleSet"), contract.rule_set),
+        parts.get("overrideRuleSet"),
+    )
+    return Contract(metadata, rule_set, contract.references)

@@ -43,11 +43,14 @@ from mesh_stream.registry.service.contexts import (
     contexts_in_use,
 )
 from mesh_stream.registry.service.contracts import (
+    CONFIG_PARTS,
     NO_CONTRACT,
     Contract,
+    check_config_parts,
     check_references,
     inherit,
     requested,
+    with_config,
 )
 from mesh_stream.registry.service.modes import Mode, effective_mode, parse_mode
 from mesh_stream.registry.service.state import Record, RegistryState, SubjectVersion
@@ -485,17 +488,59 @@ class SchemaRegistry:
             f"Subject '{subject}' does not have subject-level compatibility configured"
         )
 
+    def config_parts_for(self, subject: str | None) -> dict[str, Any]:
+        """The contract parts of ``subject``'s config: its own, else the global config's."""
+        own = self.state.config_parts.get(subject, {}) if subject is not None else {}
+        return {**self.state.config_parts.get(None, {}), **own}
+
+    def config_document(self, subject: str | None, *, default_to_global: bool = False) -> Any:
+        """``GET /config[/{s}]``: the level and the contract parts (defaultMetadata, ...)."""
+        if subject is None or default_to_global:
+            subject = None if subject is None else check_subject_name(subject)
+            return {
+                "compatibilityLevel": self.effective_level(subject).value,
+                **self.config_parts_for(subject),
+            }
+        subject = check_subject_name(subject)
+        level = self.state.configs.get(subject)
+        parts = self.state.config_parts.get(subject, {})
+        if level is None and not parts:
+            raise SubjectConfigNotFoundError(
+                f"Subject '{subject}' does not have subject-level compatibility configured"
+            )
+        return {**({} if level is None else {"compatibilityLevel": level.value}), **parts}
+
     def set_config(self, subject: str | None, level: object) -> Compatibility:
-        compatibility = parse_level(level)
+        self.update_config(subject, level, {})
+        return parse_level(level)
+
+    def update_config(
+        self, subject: str | None, level: object | None, document: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Change the level and/or contract parts of a config; what the body omits stays.
+
+        A contract part sent as ``{}`` is removed. Answers the config as stored.
+        """
+        parts = check_config_parts(document)
+        compatibility = None if level is None else parse_level(level)
+        if compatibility is None and not parts:
+            raise InvalidCompatibilityLevelError(
+                'body needs {"compatibility": <level>} or one of ' + ", ".join(CONFIG_PARTS)
+            )
         if subject is not None:
             subject = check_subject_name(subject)
         with self.write_lock:
-            self.store.append([Record(("config", subject), {"compatibility": compatibility.value})])
-        return compatibility
+            kept = compatibility or self.state.configs.get(subject)
+            merged = {**self.state.config_parts.get(subject, {}), **parts}
+            value: dict[str, Any] = {} if kept is None else {"compatibility": kept.value}
+            value.update({key: part for key, part in merged.items() if part})
+            self.store.append([Record(("config", subject), value or None)])
+        return value
 
-    def delete_config(self, subject: str | None) -> Compatibility:
+    def delete_config(self, subject: str | None) -> dict[str, Any]:
+        """Remove a config (the global one falls back to the defaults); answers the old one."""
         subject = None if subject is None else check_subject_name(subject)
-        previous = self.get_config(subject)
+        previous: dict[str, Any] = self.config_document(subject)
         with self.write_lock:
             self.store.append([Record(("config", subject), None)])
         return previous
@@ -575,7 +620,7 @@ class SchemaRegistry:
             target = self.get_version(subject, version)
             against = [(target.version, self.parsed(target.schema_id))]
             level = Compatibility(level.value.removesuffix("_TRANSITIVE"))
-        return compatibility_problems(candidate, against, level)
+        return compatibility_problems(candidate, against, level, subject=subject)
 
     # -- writes ------------------------------------------------------------------------
 
@@ -605,8 +650,9 @@ class SchemaRegistry:
             live = self._live(subject)
             previous = self.state.contract(live[-1].schema_id) if live else NO_CONTRACT
             contract = inherit(sent_metadata, sent_rules, previous, resolved)
-            if mode is Mode.IMPORT:
+            if mode is Mode.IMPORT:  # kept as the source registry had it
                 return self._import(subject, parsed, text, contract, schema_id, version)
+            contract = with_config(contract, self.config_parts_for(subject))
             if schema_id is not None or version is not None:
                 raise OperationNotPermittedError(
                     f"Subject '{subject}' is not in import mode: a register request may name "
@@ -623,6 +669,7 @@ class SchemaRegistry:
                 parsed,
                 [(v.version, self.parsed(v.schema_id)) for v in live],
                 self.effective_level(subject),
+                subject=subject,
             )
             if problems:
                 raise IncompatibleSchemaError(

@@ -7,7 +7,8 @@ its latest value), the value is JSON, and ``None`` is a tombstone (hard delete).
   "ruleSet"?: {...}}``: schema ids, never deleted, so never reused; the Confluent contract
   parts are part of what an id names (see :mod:`.contracts`; older records have none);
 * ``["version", subject, version]`` -> ``{"id": id, "deleted": bool}``;
-* ``["config", subject | null]`` -> ``{"compatibility": level}`` (null subject = global);
+* ``["config", subject | null]`` -> ``{"compatibility"?: level, "defaultMetadata"?: ...,
+  "overrideMetadata"?, "defaultRuleSet"?, "overrideRuleSet"?}`` (null subject = global);
 * ``["mode", subject | null]`` -> ``{"mode": mode}`` (null subject = global; see :mod:`.modes`);
 * ``["product", name]`` -> ``{"descriptor": {...}, "updated_by": principal, "updated_at": iso}``;
 * ``["writer"]`` -> ``{"writer_id": id, "instance": uuid, ...}``: the latest writer claim
@@ -33,7 +34,7 @@ from mesh_stream.errors import (
     RegistryWriterConflictError,
     UnencodableInputError,
 )
-from mesh_stream.registry.service.contracts import NO_CONTRACT, Contract
+from mesh_stream.registry.service.contracts import CONFIG_PARTS, NO_CONTRACT, Contract
 from mesh_stream.registry.service.modes import Mode
 
 _DECODER = json.JSONDecoder()
@@ -132,6 +133,8 @@ class RegistryState:
         #: schema id -> the (subject, version) pairs using it, for O(1) lookups by id
         self.users: dict[int, frozenset[tuple[str, int]]] = {}
         self.configs: dict[str | None, Compatibility] = {}
+        #: subject (None = global) -> its defaultMetadata / overrideRuleSet / ... if any
+        self.config_parts: dict[str | None, dict[str, Any]] = {}
         self.modes: dict[str | None, Mode] = {}
         self._products: dict[str, dict[str, Any]] = {}
         self._products_view: dict[str, dict[str, Any]] | None = None
@@ -169,10 +172,15 @@ class RegistryState:
             self._apply_version(str(rest[0]), int(rest[1]), value)
         elif kind == "config":
             subject_key = None if rest[0] is None else str(rest[0])
-            if value is None:
+            if value is None or "compatibility" not in value:
                 self.configs.pop(subject_key, None)
             else:
                 self.configs[subject_key] = Compatibility(value["compatibility"])
+            parts = {k: v for k, v in (value or {}).items() if k in CONFIG_PARTS}
+            if parts:
+                self.config_parts[subject_key] = parts
+            else:
+                self.config_parts.pop(subject_key, None)
         elif kind == "mode":
             subject_key = None if rest[0] is None else str(rest[0])
             if value is None:

@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from mesh_stream.registry.service import InMemoryStore, create_app
 from mesh_stream.registry.service.auth import Credentials
 from mesh_stream.registry.service.server import RegistryServer
-from tests.unit.registry.conftest import ORDERS, TOKENS, make_client, schema
+from tests.unit.registry.conftest import ADMIN, ORDERS, TOKENS, make_client, schema
 
 SUBJECT = "orders.order-placed.v1-value"
 METADATA = {
@@ -234,3 +234,94 @@ def test_confluent_client_reads_back_what_it_registered(served: str) -> None:
         )
         assert found.rule_set is not None
         assert found.rule_set.domain_rules == [rule]
+
+
+OWNER = {"properties": {"owner": "checkout", "tier": "gold"}}
+AUDIT = {
+    "name": "audit",
+    "kind": "CONDITION",
+    "mode": "WRITE",
+    "type": "CEL",
+    "expr": "true",
+    "onFailure": "ERROR",
+}
+
+
+def test_config_defaults_and_overrides_shape_every_new_version(client: TestClient) -> None:
+    put = client.put(
+        "/config",
+        json={"defaultMetadata": OWNER, "overrideRuleSet": {"domainRules": [AUDIT]}},
+        auth=ADMIN,
+    )
+    assert put.status_code == 200, put.text
+    assert client.get("/config").json() == {
+        "compatibilityLevel": "BACKWARD",
+        "defaultMetadata": OWNER,
+        "overrideRuleSet": {"domainRules": [AUDIT]},
+    }
+    own = {"properties": {"tier": "silver"}, "sensitive": ["tier"]}
+    first = register(client, {"schema": schema(), "metadata": own, "ruleSet": RULE_SET}).json()
+    assert first["metadata"] == {
+        "properties": {"owner": "checkout", "tier": "silver"},  # the version's own wins
+        "sensitive": ["tier"],
+    }
+    assert first["ruleSet"] == {"domainRules": [RULE, AUDIT]}  # the override is added
+    # A subject's own parts win over the global ones, field by field.
+    subject_config = {"compatibility": "NONE", "overrideMetadata": {"properties": {"tier": "x"}}}
+    assert client.put(f"/config/{SUBJECT}", json=subject_config, auth=ORDERS).json() == {
+        "compatibility": "NONE",
+        **{k: v for k, v in subject_config.items() if k != "compatibility"},
+    }
+    second = register(client, {"schema": schema("note")}).json()
+    assert second["metadata"]["properties"] == {"owner": "checkout", "tier": "x"}
+    assert client.get(f"/config/{SUBJECT}").json() == {
+        "compatibilityLevel": "NONE",
+        "overrideMetadata": {"properties": {"tier": "x"}},
+    }
+    effective = client.get(f"/config/{SUBJECT}?defaultToGlobal=true").json()
+    assert effective["defaultMetadata"] == OWNER
+    assert effective["overrideMetadata"] == {"properties": {"tier": "x"}}
+    # A level alone keeps the parts; an empty part removes one; DELETE removes all.
+    client.put(f"/config/{SUBJECT}", json={"compatibility": "FULL"}, auth=ORDERS)
+    assert client.get(f"/config/{SUBJECT}").json()["overrideMetadata"] == {
+        "properties": {"tier": "x"}
+    }
+    client.put(f"/config/{SUBJECT}", json={"overrideMetadata": {}}, auth=ORDERS)
+    assert client.get(f"/config/{SUBJECT}").json() == {"compatibilityLevel": "FULL"}
+    assert client.delete("/config", auth=ADMIN).json()["defaultMetadata"] == OWNER
+    assert client.get("/config").json() == {"compatibilityLevel": "BACKWARD"}
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"defaultRuleSet": {"domainRules": [{"name": "x"}]}}, "defaultRuleSet.domainRules[0]"),
+        ({"overrideMetadata": {"properties": {"a": 1}}}, "overrideMetadata.properties.a"),
+        ({}, 'body needs {"compatibility": <level>} or one of defaultMetadata'),
+        ({"compatibility": "SOMETIMES"}, "Invalid compatibility level 'SOMETIMES'"),
+    ],
+)
+def test_a_bad_config_is_a_422_naming_the_field(
+    client: TestClient, body: dict[str, Any], named: str
+) -> None:
+    answer = client.put("/config", json=body, auth=ADMIN)
+    assert answer.status_code == 422, answer.text
+    assert named in answer.json()["message"]
+    assert client.get("/config").json() == {"compatibilityLevel": "BACKWARD"}
+
+
+def test_confluent_client_sets_and_reads_config_defaults(served: str) -> None:
+    from confluent_kafka.schema_registry import ServerConfig
+
+    admin = SchemaRegistryClient({"url": served, "basic.auth.user.info": "admin:admin-secret"})
+    defaults = Metadata(None, MetadataProperties({"owner": "checkout"}), None)
+    admin.set_config(config=ServerConfig(default_metadata=defaults))
+    found = admin.get_config()
+    assert found.compatibility_level is not None
+    assert found.default_metadata is not None
+    assert found.default_metadata.properties == defaults.properties
+    sr = SchemaRegistryClient({"url": served, "basic.auth.user.info": "orders:orders-secret"})
+    sr.register_schema(SUBJECT, Schema(schema(), "AVRO"))
+    latest = sr.get_latest_version(SUBJECT).schema
+    assert latest.metadata is not None
+    assert latest.metadata.properties == defaults.properties

@@ -1,10 +1,13 @@
-"""``/config``: global and per-subject compatibility levels (default BACKWARD)."""
+"""``/config``: global and per-subject compatibility levels (default BACKWARD), and the
+contract parts (defaultMetadata, overrideMetadata, defaultRuleSet, overrideRuleSet) every
+new version of a subject gets."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
-from mesh_stream.errors import InvalidCompatibilityLevelError
 from mesh_stream.registry.service.auth import authorize_subject
 from mesh_stream.registry.service.context import CallerDep, ConfigBody, ServicesDep
 from mesh_stream.registry.service.contexts import owned_name
@@ -12,49 +15,55 @@ from mesh_stream.registry.service.contexts import owned_name
 router = APIRouter(prefix="/config", tags=["config"])
 
 
-def _level(body: ConfigBody) -> str:
-    level = body.compatibility or body.compatibilityLevel
-    if level is None:
-        raise InvalidCompatibilityLevelError('body needs {"compatibility": <level>}')
-    return level
+def _update(services: ServicesDep, subject: str | None, body: ConfigBody) -> dict[str, Any]:
+    stored = services.schemas.update_config(
+        subject, body.compatibility or body.compatibilityLevel, body.model_dump()
+    )
+    answer = {key: value for key, value in stored.items() if key != "compatibility"}
+    if "compatibility" in stored:
+        answer = {"compatibility": stored["compatibility"], **answer}
+    return answer
 
 
-@router.get("", summary="The global compatibility level")
-async def get_global(services: ServicesDep) -> dict[str, str]:
-    return {"compatibilityLevel": services.schemas.get_config(None).value}
+@router.get("", summary="The global compatibility level and contract defaults")
+async def get_global(services: ServicesDep) -> dict[str, Any]:
+    found: dict[str, Any] = services.schemas.config_document(None)
+    return found
 
 
-@router.put("", summary="Set the global compatibility level (admin only)")
-def put_global(body: ConfigBody, services: ServicesDep, principal: CallerDep) -> dict[str, str]:
+@router.put("", summary="Set the global level and/or contract defaults (admin only)")
+def put_global(body: ConfigBody, services: ServicesDep, principal: CallerDep) -> dict[str, Any]:
     authorize_subject(principal, None, "change the global compatibility level")
-    return {"compatibility": services.schemas.set_config(None, _level(body)).value}
+    return _update(services, None, body)
 
 
-@router.delete("", summary="Reset the global compatibility level to the default (admin only)")
-def delete_global(services: ServicesDep, principal: CallerDep) -> dict[str, str]:
+@router.delete("", summary="Reset the global config to the default (admin only)")
+def delete_global(services: ServicesDep, principal: CallerDep) -> dict[str, Any]:
     authorize_subject(principal, None, "change the global compatibility level")
-    return {"compatibilityLevel": services.schemas.delete_config(None).value}
+    return services.schemas.delete_config(None)
 
 
-@router.get("/{subject:path}", summary="A subject's own compatibility level")
+@router.get("/{subject:path}", summary="A subject's own config (defaultToGlobal: effective)")
 async def get_subject(
     subject: str,
     services: ServicesDep,
     defaultToGlobal: bool = False,  # noqa: N803
-) -> dict[str, str]:
-    level = services.schemas.get_config(subject, default_to_global=defaultToGlobal)
-    return {"compatibilityLevel": level.value}
+) -> dict[str, Any]:
+    found: dict[str, Any] = services.schemas.config_document(
+        subject, default_to_global=defaultToGlobal
+    )
+    return found
 
 
-@router.put("/{subject:path}", summary="Set a subject's compatibility level")
+@router.put("/{subject:path}", summary="Set a subject's level and/or contract defaults")
 def put_subject(
     subject: str, body: ConfigBody, services: ServicesDep, principal: CallerDep
-) -> dict[str, str]:
+) -> dict[str, Any]:
     authorize_subject(principal, owned_name(subject), "change the compatibility level of")
-    return {"compatibility": services.schemas.set_config(subject, _level(body)).value}
+    return _update(services, subject, body)
 
 
-@router.delete("/{subject:path}", summary="Remove a subject's level (it falls back to global)")
-def delete_subject(subject: str, services: ServicesDep, principal: CallerDep) -> dict[str, str]:
+@router.delete("/{subject:path}", summary="Remove a subject's config (it falls back to global)")
+def delete_subject(subject: str, services: ServicesDep, principal: CallerDep) -> dict[str, Any]:
     authorize_subject(principal, owned_name(subject), "change the compatibility level of")
-    return {"compatibilityLevel": services.schemas.delete_config(subject).value}
+    return services.schemas.delete_config(subject)
