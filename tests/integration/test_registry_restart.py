@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -185,13 +186,15 @@ def test_a_second_instance_follows_the_first_and_forwards_its_writes(
                 json={"schema": json.dumps(_schema(2))},
                 auth=AUTH,
             )
-            assert still.json() == {"id": 2, "version": 2, "subject": subject}, still.text
+            assert still.json() == {"id": 2, "version": 2, "subject": subject, "guid": ANY}, (
+                still.text
+            )
             forwarded = httpx.post(
                 f"{second}/subjects/{subject}/versions",
                 json={"schema": json.dumps(_schema(3))},
                 auth=AUTH,
             )
-            assert forwarded.json() == {"id": 3, "version": 3, "subject": subject}
+            assert forwarded.json() == {"id": 3, "version": 3, "subject": subject, "guid": ANY}
             assert httpx.get(f"{first}/health/ready").json()["role"] == "writer"
             assert httpx.get(f"{second}/health/ready").json()["role"] == "follower"
             # The follower serves reads from its own view, which sees every write.
@@ -312,7 +315,12 @@ def test_a_writer_that_sees_another_writer_id_after_its_own_claim_stops_writing(
         try:
             time.sleep(3)  # past the old writer's 2 s lease
             with leased(kafka, topic, new_id) as (new, _new_pid):
-                assert register(new, 2).json() == {"id": 2, "version": 2, "subject": subject}
+                assert register(new, 2).json() == {
+                    "id": 2,
+                    "version": 2,
+                    "subject": subject,
+                    "guid": ANY,
+                }
                 os.kill(old_pid, signal.SIGCONT)
                 stale = register(old, 3)
                 assert stale.status_code == 503, stale.text
@@ -328,7 +336,12 @@ def test_a_writer_that_sees_another_writer_id_after_its_own_claim_stops_writing(
                 assert not_ready.status_code == 503
                 assert not_ready.json()["reason"] == message
                 # The new writer goes on; every id names one schema on both instances.
-                assert register(new, 3).json() == {"id": 3, "version": 3, "subject": subject}
+                assert register(new, 3).json() == {
+                    "id": 3,
+                    "version": 3,
+                    "subject": subject,
+                    "guid": ANY,
+                }
                 assert httpx.get(f"{new}/health/ready").status_code == 200
                 ids = _all_ids(new)
                 assert sorted(ids) == [1, 2, 3]
@@ -361,7 +374,12 @@ def test_a_frozen_writer_taken_over_by_its_own_writer_id_forwards_once_it_wakes(
             time.sleep(3)  # past the old writer's 2 s lease
             with leased(kafka, topic, writer_id) as (new, _new_pid):
                 assert httpx.get(f"{new}/health/ready").json()["role"] == "writer"
-                assert register(new, 2).json() == {"id": 2, "version": 2, "subject": subject}
+                assert register(new, 2).json() == {
+                    "id": 2,
+                    "version": 2,
+                    "subject": subject,
+                    "guid": ANY,
+                }
                 os.kill(old_pid, signal.SIGCONT)
                 answers = [register(old, 3)]
                 while answers[-1].status_code == 503 and len(answers) < 20:
@@ -369,7 +387,12 @@ def test_a_frozen_writer_taken_over_by_its_own_writer_id_forwards_once_it_wakes(
                     assert answers[-1].json()["error_code"] == 50301, answers[-1].text
                     time.sleep(0.5)
                     answers.append(register(old, 3))
-                assert answers[-1].json() == {"id": 3, "version": 3, "subject": subject}
+                assert answers[-1].json() == {
+                    "id": 3,
+                    "version": 3,
+                    "subject": subject,
+                    "guid": ANY,
+                }
                 ready = httpx.get(f"{old}/health/ready").json()
                 assert (ready["role"], ready["writer_url"]) == ("follower", new)
                 assert sorted(_all_ids(new)) == [1, 2, 3]

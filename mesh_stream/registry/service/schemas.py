@@ -399,9 +399,10 @@ class SchemaRegistry:
         all_versions = self._all_versions(subject)
         if not all_versions or (not deleted and not self._live(subject)):
             raise SubjectNotFoundError(f"Subject '{subject}' not found.")
-        if number is None:
+        if number is None:  # latest: the newest live one, or with deleted=true the newest one
             live = self._live(subject)
-            return self._version_obj(live[-1])
+            newest = live[-1] if live else all_versions[max(all_versions)]
+            return self._version_obj(newest)
         record = all_versions.get(number)
         if record is None or (record.deleted and not deleted):
             raise VersionNotFoundError(f"Version {number} not found for subject '{subject}'.")

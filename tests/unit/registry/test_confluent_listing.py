@@ -267,3 +267,14 @@ def test_confluent_client_lists_pages_and_reads_by_guid_and_metadata(served: str
     admin.set_compatibility(level="FULL")
     assert admin.delete_config().compatibility_level is not None
     assert admin.get_compatibility() == "BACKWARD"
+
+
+def test_latest_of_a_soft_deleted_subject_is_served_with_deleted_only(filled: TestClient) -> None:
+    for path in ("", "/schema"):
+        hidden = filled.get(f"/subjects/{GONE}/versions/latest{path}")
+        assert (hidden.status_code, hidden.json()["error_code"]) == (404, 40401)
+    latest = filled.get(f"/subjects/{GONE}/versions/latest?deleted=true")
+    assert (latest.status_code, latest.json()["version"]) == (200, 1)
+    assert filled.get(f"/subjects/{GONE}/versions/latest/schema?deleted=true").status_code == 200
+    # A soft-deleted version still decodes records, so what references it still counts.
+    assert filled.get(f"/subjects/{GONE}/versions/latest/referencedby").json() == []
