@@ -29,10 +29,12 @@ PII_TAG = "PII"
 @dataclass(frozen=True)
 class Contract:
     """What is registered with a schema besides its text: Confluent ``metadata`` and
-    ``ruleSet`` (None: the product declares no rules)."""
+    ``ruleSet``. A product without rules sends an empty ``ruleSet``, not none: Confluent
+    gives a version registered without one the previous version's rules, so rules removed
+    from the descriptor would live on."""
 
     metadata: dict[str, Any]
-    rule_set: dict[str, Any] | None
+    rule_set: dict[str, Any]
 
 
 def compile_contract(product: DataProduct, schema: Mapping[str, Any]) -> Contract:
@@ -52,7 +54,7 @@ def compile_contract(product: DataProduct, schema: Mapping[str, Any]) -> Contrac
     rules = [_confluent_rule(product, rule) for rule in product.rules]
     return Contract(
         metadata=_metadata(product, schema),
-        rule_set={"domainRules": rules} if rules else None,
+        rule_set={"domainRules": rules} if rules else {},
     )
 
 
