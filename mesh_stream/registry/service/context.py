@@ -218,12 +218,15 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         400: "Malformed JSON (40001)",
         401: "No, unknown or wrong credential (40101)",
         403: "The principal does not own the subject or product, or is not admin (40301)",
-        404: "Subject, version, schema, product or credential not found (4040x)",
+        404: "Subject, version, schema, product, credential, subject config or subject mode "
+        "not found (4040x)",
         409: "Incompatible schema (409), product still in use (40910), credential exists "
         "(40911) or no authentication configured (40912)",
         413: "Body over the size limit (41301)",
-        422: "Invalid schema, version, level, subject or principal name, descriptor or body, "
-        "or a schema or descriptor governance refused (422xx)",
+        422: "Invalid schema, references, metadata or ruleSet (42201), version (42202), level "
+        "(42203), mode (42204), a write the mode forbids (42205), a referenced version "
+        "(42206), subject or principal name, descriptor or body, or a schema or descriptor "
+        "governance refused (422xx)",
         429: "Too many failed authentications (42901) or schema requests in flight (42902)",
         503: "Fenced by a newer writer (50301) or Kafka unreachable (50302)",
     }.items()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -278,3 +279,26 @@ def test_latest_of_a_soft_deleted_subject_is_served_with_deleted_only(filled: Te
     assert filled.get(f"/subjects/{GONE}/versions/latest/schema?deleted=true").status_code == 200
     # A soft-deleted version still decodes records, so what references it still counts.
     assert filled.get(f"/subjects/{GONE}/versions/latest/referencedby").json() == []
+
+
+def test_records_framed_with_a_guid_header_decode_through_the_guid_route(served: str) -> None:
+    from confluent_kafka.schema_registry import header_schema_id_serializer
+    from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    sr = SchemaRegistryClient({"url": served, "basic.auth.user.info": "orders:orders-secret"})
+    serializer = AvroSerializer(
+        sr,
+        schema(),
+        conf={"auto.register.schemas": True, "schema.id.serializer": header_schema_id_serializer},
+    )
+    headers: list[tuple[str, bytes]] = []
+    context = SerializationContext("orders.a.v1", MessageField.VALUE, headers)
+    record = {"order_id": "order-0007"}  # confluent-kafka wants 6 bytes or more of payload
+    payload = serializer(record, context)
+    assert payload[:1] != b"\x00"  # no id prefix: the schema is named by the guid header
+    guid = sr.get_latest_version(A).guid
+    assert guid is not None
+    assert headers[0][1][1:] == uuid.UUID(guid).bytes
+    fresh = SchemaRegistryClient({"url": served})  # nothing cached: it asks /schemas/guids/{guid}
+    assert AvroDeserializer(fresh)(payload, context) == record
