@@ -23,8 +23,10 @@ A = "orders.a.v1-value"
 B = "orders.b.v1-value"
 
 
-def register(client: TestClient, subject: str, text: str, **extra: Any) -> Any:
-    return client.post(f"/subjects/{subject}/versions", json={"schema": text, **extra}, auth=ORDERS)
+def register(
+    client: TestClient, subject: str, text: str, auth: tuple[str, str] = ORDERS, **extra: Any
+) -> Any:
+    return client.post(f"/subjects/{subject}/versions", json={"schema": text, **extra}, auth=auth)
 
 
 def put_mode(client: TestClient, mode: Any, subject: str = "", query: str = "") -> Any:
@@ -115,30 +117,34 @@ def test_import_over_existing_schemas_needs_force(client: TestClient) -> None:
 
 
 def test_import_keeps_ids_and_versions_and_never_overwrites(client: TestClient) -> None:
-    outside = register(client, A, schema(), id=40)
+    outside = register(client, A, schema(), id=40, auth=ADMIN)
     assert error(outside) == (422, 42205)
     assert "not in import mode" in outside.json()["message"]
     assert put_mode(client, "IMPORT", B).status_code == 200
-    imported = register(client, B, schema(name="B"), id=40, version=3).json()
+    squatting = register(client, B, schema(name="B"), id=40, version=3)  # a domain's credential
+    assert error(squatting) == (403, 40301)
+    imported = register(client, B, schema(name="B"), id=40, version=3, auth=ADMIN).json()
     assert (imported["id"], imported["version"]) == (40, 3)
-    assert register(client, B, schema(name="B"), id=40, version=3).json() == imported  # again
+    assert (
+        register(client, B, schema(name="B"), id=40, version=3, auth=ADMIN).json() == imported
+    )  # again
     assert json.loads(client.get("/schemas/ids/40").json()["schema"]) == json.loads(
         schema(name="B")
     )
-    other_schema = register(client, B, schema("x", name="B"), id=40, version=4)
+    other_schema = register(client, B, schema("x", name="B"), id=40, version=4, auth=ADMIN)
     assert error(other_schema) == (422, 42205)
     assert "Overwrite schema for the same ID is not permitted" in other_schema.json()["message"]
-    taken_version = register(client, B, schema("x", name="B"), id=41, version=3)
+    taken_version = register(client, B, schema("x", name="B"), id=41, version=3, auth=ADMIN)
     assert error(taken_version) == (422, 42205)
     assert "version 3" in taken_version.json()["message"]
     # An incompatible schema is imported as it is (the source registry judged it).
     breaking = {"type": "record", "name": "B", "doc": "B.", "fields": []}
-    assert register(client, B, json.dumps(breaking), id=7, version=4).json()["id"] == 7
+    assert register(client, B, json.dumps(breaking), id=7, version=4, auth=ADMIN).json()["id"] == 7
     assert client.get(f"/subjects/{B}/versions").json() == [3, 4]
     assert client.delete(f"/mode/{B}", auth=ADMIN).status_code == 200
     fresh = register(client, A, schema()).json()
     assert fresh["id"] == 41  # after the largest id imported
-    assert error(register(client, A, schema(), id=41)) == (422, 42205)
+    assert error(register(client, A, schema(), id=41, auth=ADMIN)) == (422, 42205)
 
 
 def test_modes_survive_a_replay(store: InMemoryStore) -> None:

@@ -79,6 +79,8 @@ async def register(
     normalize: bool = False,  # noqa: ARG001 - accepted like Confluent, schemas are always normalised
 ) -> dict[str, Any]:
     authorize_subject(principal, owned_name(subject), "register schemas under")
+    if body.id is not None or body.version is not None:  # an import picks ids: admin's call
+        authorize_subject(principal, None, "register a schema with an explicit id or version")
     registered = await work.run_on_schema(
         body.schema_,
         services.schemas.register,
