@@ -161,6 +161,16 @@ class QualityRule(BaseModel):
             raise ValueError(f"rule name {value!r} is not lowercase words joined by `-`")
         return value
 
+    @field_validator("expr")
+    @classmethod
+    def _check_rule_expr(cls, value: str) -> str:
+        from mesh_stream.contracts.cel import check_expression  # imports CEL: rules only
+
+        problem = check_expression(value)
+        if problem is not None:
+            raise ValueError(f"not valid CEL: {problem}")
+        return value
+
 
 class DataProduct(BaseModel):
     """One data product: a versioned Avro-typed Kafka topic with an owner and a contract.

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from mesh_stream.contracts import compile_contract, pii_tags
-from mesh_stream.descriptor import DataProduct
+from mesh_stream.descriptor import DataProduct, QualityRule, RuleFailure, parse_descriptor
 from mesh_stream.errors import DescriptorError, IncompatibleSchemaError, SchemaRejectedError
 from mesh_stream.governance import registry_validator
 from mesh_stream.registration import register_contract, register_value_schema
@@ -124,8 +125,22 @@ def test_tag_paths_follow_avro_namespaces_through_unions_arrays_and_maps() -> No
     assert pii_tags(schema) == {"a.b.Item.note": ["PII"], "a.b.Outer.ssn": ["PII"]}
 
 
-def test_a_rule_that_is_not_cel_is_refused_naming_product_rule_and_parser_error() -> None:
-    bad = product(rules=[{"name": "broken", "expr": "message.total >="}])
+def test_a_rule_that_is_not_cel_is_refused_where_it_is_written() -> None:
+    document = descriptor(classification="pii", key_field="order_id")
+    document["rules"] = [{"name": "broken", "expr": "message.total >="}]
+    with pytest.raises(DescriptorError) as caught:
+        parse_descriptor(yaml.safe_dump(document, sort_keys=False), "placed.yaml")
+    message = str(caught.value)
+    assert message.startswith("placed.yaml:")
+    assert ": rules.0.expr: Value error, not valid CEL: Failed to parse expression " in message
+    assert "Syntax error" in message
+
+
+def test_registration_checks_the_cel_of_a_descriptor_built_without_validation() -> None:
+    broken = QualityRule.model_construct(
+        name="broken", expr="message.total >=", doc=None, on_failure=RuleFailure.ERROR
+    )
+    bad = product().model_copy(update={"rules": (broken,)})
     with pytest.raises(DescriptorError) as caught:
         compile_contract(bad, SCHEMA)
     message = str(caught.value)
