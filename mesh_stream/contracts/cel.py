@@ -29,10 +29,14 @@ and ``-0.0`` are equal keys in Python but not the same number in CEL).
 from __future__ import annotations
 
 import datetime as dt
+import importlib.machinery
+import importlib.util
 import re
+import sys
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mesh_stream.errors import ConfigurationError
@@ -77,17 +81,53 @@ Verdict = tuple[bool, str | None]  # (passed, evaluation error)
 _EPOCH_DAY = dt.date(1970, 1, 1).toordinal()
 
 
+_LOADED: list[Any] = []
+
+
 def _cel() -> Any:
-    """The CEL package, imported on first need (the SDK import must not pay for it)."""
+    """The CEL package's compiled core, loaded on first need (the SDK import must not pay
+    for it). The package's ``__init__`` also imports its command-line tool (typer, rich,
+    prompt-toolkit: about 0.6 s), so the extension module ``cel.cel`` is loaded by itself
+    and registered under its own name (a later ``import cel`` then reuses it); if that
+    fails, the package is imported the ordinary way."""
+    if _LOADED:
+        return _LOADED[0]
+    module = sys.modules.get("cel.cel") or _extension_alone()
+    if module is None:
+        try:
+            import cel as module
+        except ImportError as exc:  # pragma: no cover - a dependency of mesh-stream
+            raise ConfigurationError(
+                "this product has data-quality rules (CEL) but the package "
+                "`common-expression-language` is not installed; `pip install mesh-stream` "
+                "brings it"
+            ) from exc
+    _LOADED.append(module)
+    return module
+
+
+def _extension_alone() -> Any:
     try:
-        import cel
-    except ImportError as exc:  # pragma: no cover - a dependency of mesh-stream
-        raise ConfigurationError(
-            "this product has data-quality rules (CEL) but the package "
-            "`common-expression-language` is not installed; `pip install mesh-stream` "
-            "brings it"
-        ) from exc
-    return cel
+        package = importlib.util.find_spec("cel")
+        folders = list(package.submodule_search_locations or []) if package else []
+        for folder in folders:
+            for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+                path = Path(folder) / f"cel{suffix}"
+                if not path.is_file():
+                    continue
+                spec = importlib.util.spec_from_file_location("cel.cel", path)
+                if spec is None or spec.loader is None:
+                    return None
+                module = importlib.util.module_from_spec(spec)
+                sys.modules["cel.cel"] = module
+                spec.loader.exec_module(module)
+                if hasattr(module, "compile") and hasattr(module, "Context"):
+                    return module
+                del sys.modules["cel.cel"]
+                return None
+    except Exception:  # any surprise in the package layout: the ordinary import instead
+        sys.modules.pop("cel.cel", None)
+    return None
 
 
 def _parts(expr: str) -> tuple[str | None, str]:
