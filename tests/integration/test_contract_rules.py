@@ -6,6 +6,7 @@ reach the topic, the same are refused, the same are dead-lettered with the same 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 import warnings
@@ -32,7 +33,12 @@ from mesh_stream.bench.sdk_bench import make_record, schema
 from mesh_stream.cli.main import cli
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import RuleViolationError
-from mesh_stream.producer import ProductPublisher
+from mesh_stream.producer import (
+    AsyncProductPublisher,
+    DeadLetteredRecord,
+    DeliveredRecord,
+    ProductPublisher,
+)
 from mesh_stream.registry.client import RegistryClient
 from tests.conftest import KafkaAddress, RegistryAddress
 from tests.fixtures.sdk.helpers import read_raw
@@ -245,3 +251,26 @@ def test_mesh_publish_counts_dead_letters_apart(
         f"published 2 record(s) to {placed.topic}; dead-lettered 1 to {placed.dlq_topic} "
         "(quality rules)"
     ) in result.output
+
+
+def test_the_asyncio_publisher_runs_the_rules_too(
+    kafka: KafkaAddress, client: RegistryClient
+) -> None:
+    placed = product("async")
+    good, refused, dead = (records()[index] for index in (0, 2, 4))
+
+    async def publish() -> tuple[object, object]:
+        async with AsyncProductPublisher(
+            placed, bootstrap_servers=kafka.bootstrap_servers, registry=client, schema=schema()
+        ) as publisher:
+            with pytest.raises(RuleViolationError, match="'amount-not-negative'"):
+                await publisher.publish(refused)
+            return await publisher.publish(good), await publisher.publish(dead)
+
+    stored, diverted = asyncio.run(publish())
+    assert isinstance(stored, DeliveredRecord)
+    assert stored.topic == placed.topic
+    assert isinstance(diverted, DeadLetteredRecord)
+    assert (diverted.rule, diverted.topic) == ("known-currency", placed.dlq_topic)
+    [letter] = read_raw(kafka.bootstrap_servers, placed.dlq_topic, 1)
+    assert json.loads(letter.value()) == dead
