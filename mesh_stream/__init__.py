@@ -35,6 +35,7 @@ from mesh_stream.errors import (
 )
 from mesh_stream.producer import (
     AsyncProductPublisher,
+    DeadLetteredRecord,
     ProductPublisher,
     PublishReport,
     open_publisher,
@@ -74,6 +75,7 @@ __all__ = [
     "ConfigurationError",
     "ConsumedRecord",
     "DataProduct",
+    "DeadLetteredRecord",
     "DeliveryError",
     "DescriptorError",
     "DeserializationError",

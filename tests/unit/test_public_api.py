@@ -18,6 +18,7 @@ EXPECTED = {
     "DescriptorError",
     "DeserializationError",
     "RuleViolationError",
+    "DeadLetteredRecord",
     "IncompatibleSchemaError",
     "LintReport",
     "LocalCluster",
