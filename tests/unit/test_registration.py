@@ -39,7 +39,7 @@ class StubRegistry:
         self.schemas: dict[str, str] = {}
         self.put: list[str] = []
 
-    def register_schema(self, subject: str, schema: str, **contract: Any) -> int:
+    def register_schema(self, subject: str, schema: str, **_contract: Any) -> int:
         self.schemas[subject] = schema
         return 41
 
