@@ -279,6 +279,7 @@ def _product_lines(item: ProductPlan) -> list[str]:
     lines.append(f"    schema {item.subject}: {item.schema.value}{version}")
     if item.schema is not Status.UNCHANGED:
         lines += [f"      {change.describe()}" for change in item.schema_changes]
+        lines += [f"      contract: {change}" for change in item.contract_changes]
     if item.compatible is not None and item.schema is Status.CHANGED:
         verdict = "compatible" if item.compatible else "INCOMPATIBLE"
         lines.append(f"    compatibility {item.compatibility_level}: {verdict} (registry)")

@@ -113,6 +113,9 @@ class ProductPlan:
     schema_file: str = ""
     schema: Status = Status.UNKNOWN
     schema_changes: list[SchemaChange] = field(default_factory=list)
+    contract_changes: list[str] = field(default_factory=list)
+    """Parts of the registered contract (``ruleSet``, ``metadata``) the descriptor changes
+    while the schema text stays: apply registers a new version with the same schema."""
     registered_version: int | None = None
     compatibility_level: str | None = None
     level_change: tuple[str, str] | None = None  # (registered, descriptor)

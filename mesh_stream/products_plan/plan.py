@@ -16,6 +16,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.admin._resource import ResourceType
 
+from mesh_stream.contracts import compile_contract
 from mesh_stream.descriptor import DataProduct, descriptor_files, load_descriptor
 from mesh_stream.errors import (
     ConfigurationError,
@@ -54,7 +55,7 @@ from mesh_stream.products_plan.model import (
     TopicStatus,
 )
 from mesh_stream.project import MeshProject
-from mesh_stream.registry.client import RegistryClient
+from mesh_stream.registry.client import RegisteredSchema, RegistryClient
 from mesh_stream.schema.avro import normalize, parse_schema
 
 
@@ -152,7 +153,8 @@ def _plan_registry(plan: ProductPlan, local: _Local, registry: RegistryClient) -
     if local.schema_json is None or local.schema_text is None:
         return  # lint names what is wrong with the local schema
     if normalize(local.schema_text) == normalize(latest.schema):
-        plan.schema = Status.UNCHANGED
+        plan.contract_changes = _contract_changes(product, local.schema_json, latest)
+        plan.schema = Status.CHANGED if plan.contract_changes else Status.UNCHANGED
         plan.compatible = True
         return
     older = _older_version(registry, plan.subject, local.schema_text)
@@ -185,6 +187,24 @@ def _plan_registry(plan: ProductPlan, local: _Local, registry: RegistryClient) -
             plan.compatible = False
             plan.compatibility_messages += verdict.lines()
             plan.refusals.append(consumer_refusal(plan, verdict, local.schema_text))
+
+
+def _contract_changes(
+    product: DataProduct, schema: Mapping[str, Any], latest: RegisteredSchema
+) -> list[str]:
+    """What the descriptor's compiled contract changes against the latest version's: its
+    quality rules (``ruleSet``) and its field tags and properties (``metadata``)."""
+    contract = compile_contract(product, schema)
+    changes = []
+    if (latest.rule_set or {}) != contract.rule_set:
+        before = [r.get("name") for r in (latest.rule_set or {}).get("domainRules", [])]
+        after = [r["name"] for r in contract.rule_set.get("domainRules", [])]
+        changes.append(f"quality rules: {before or 'none'} -> {after or 'none'}")
+    registered = latest.metadata or {}
+    for part in ("tags", "properties"):
+        if registered.get(part, {}) != contract.metadata.get(part, {}):
+            changes.append(f"metadata {part} (field tags and product properties)")
+    return changes
 
 
 def _older_version(registry: RegistryClient, subject: str, schema_text: str) -> int | None:

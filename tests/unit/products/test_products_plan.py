@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from mesh_stream.cli.products import _product_lines
+from mesh_stream.contracts import Contract, compile_contract
 from mesh_stream.errors import (
     PlanRefusedError,
     ProductNotFoundError,
@@ -50,6 +51,8 @@ class FakeRegistry:
     verdict: list[str] = field(default_factory=list)
     writes: list[str] = field(default_factory=list)
     asked: list[tuple[str, str | int | None]] = field(default_factory=list)
+    #: subject -> the contract (metadata, ruleSet) of its latest version
+    contracts: dict[str, Contract] = field(default_factory=dict)
 
     def get_product(self, name: str) -> dict[str, Any]:
         if name not in self.products:
@@ -70,7 +73,15 @@ class FakeRegistry:
         if subject not in self.schemas:
             raise SubjectNotFoundError(f"no {subject}")
         versions = self.schemas[subject]
-        return RegisteredSchema(subject, len(versions), len(versions), versions[-1])
+        contract = self.contracts.get(subject)
+        return RegisteredSchema(
+            subject,
+            len(versions),
+            len(versions),
+            versions[-1],
+            metadata=contract.metadata if contract else None,
+            rule_set=contract.rule_set if contract else None,
+        )
 
     def get_compatibility(self, subject: str) -> str:
         return self.levels.get(subject, "BACKWARD")
@@ -111,6 +122,9 @@ def _registered(root: Path, registry: FakeRegistry) -> None:
     [product] = project.descriptors()
     registry.products[product.name] = product.to_document()
     registry.schemas[SUBJECT] = [project.schema_path(product).read_text()]
+    registry.contracts[SUBJECT] = compile_contract(
+        product, json.loads(registry.schemas[SUBJECT][0])
+    )
 
 
 def _schema_file(root: Path) -> Path:
@@ -143,6 +157,30 @@ def test_what_the_registry_holds_already_is_unchanged(project_root: Path) -> Non
     assert item.registered_version == 1
     assert registry.asked == []  # nothing to check
     assert plan.counts() == {"new": 0, "changed": 0, "unchanged": 1}
+
+
+def test_a_new_quality_rule_is_a_new_version_of_the_same_schema(project_root: Path) -> None:
+    registry = FakeRegistry()
+    _registered(project_root, registry)
+    descriptor = project_root / "domains/inventory/products/example-event.yaml"
+    descriptor.write_text(
+        descriptor.read_text()
+        + "rules:\n  - name: positive-quantity\n    expr: message.quantity > 0\n"
+    )
+
+    plan = plan_project(load_project(project_root), registry, None, principal="inventory")  # type: ignore[arg-type]
+
+    [item] = plan.products
+    assert item.schema is Status.CHANGED
+    assert item.schema_changes == []
+    assert item.contract_changes == ["quality rules: none -> ['positive-quantity']"]
+    assert plan.applicable
+    assert not item.unchanged
+    apply_plan(plan, load_project(project_root), registry, None)  # type: ignore[arg-type]
+    assert [w.split()[:2] for w in registry.writes] == [
+        ["schema", SUBJECT],  # the same text, with the new ruleSet: a new version
+        ["product", PRODUCT],  # the descriptor holds the rule too
+    ]
 
 
 def test_a_changed_descriptor_lists_each_field_that_differs(project_root: Path) -> None:
