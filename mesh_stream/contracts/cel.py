@@ -13,17 +13,24 @@ that is false (Python truthiness) or an evaluation error is a failure, and the r
 ``onFailure`` (default ERROR) decides: ``ERROR`` refuses the record, ``DLQ`` dead-letters it,
 ``NONE`` lets it go on to the next rule. Disabled rules and rules of other modes are skipped.
 
-Two speed-ups keep the semantics. Converting a Python dict into CEL values costs about a
+Three speed-ups keep the semantics. Converting a Python dict into CEL values costs about a
 microsecond per field, so when every use of ``message`` in a rule is a plain field access
 (``message.amount``, ``message.address.city``), the rule gets only those top-level fields
 (a record that lacks one still lacks it, so ``has()`` and missing-field errors are
-unchanged). And a CEL expression is a pure function of what it reads: a rule that reads only
-scalar fields remembers its verdict per exact combination of their values and types, so a
-rule over a currency or a status code is evaluated once per distinct value. At
-:data:`MEMO_SIZE` verdicts the memo starts over, or is dropped for good when fewer than a
-quarter of the lookups found a verdict (the values hardly repeat). Not remembered: rules
-reading ``now``, nested records or lists, the whole ``message``, or a float zero (``0.0``
-and ``-0.0`` are equal keys in Python but not the same number in CEL).
+unchanged). Such a rule is also compiled a second time with each ``message.<field>`` renamed
+to a variable of its own (``__m_<field>``, strings and comments untouched) and evaluated in a
+flat context of those variables, which the CEL package builds about four times faster than a
+nested ``message`` map; a missing field is then an unbound variable, an evaluation error as
+before, and any error is evaluated again the original way so the verdict and its message are
+the original's. Not renamed: rules with ``has(message.<field>)`` (the macro needs a field
+selection) or with ``message`` selected from something else (``x.message.y``). And a CEL
+expression is a pure function of what it reads: a rule that reads only scalar fields
+remembers its verdict per exact combination of their values and types, so a rule over a
+currency or a status code is evaluated once per distinct value. At :data:`MEMO_SIZE`
+verdicts the memo starts over, or is dropped for good when fewer than a quarter of the
+lookups found a verdict (the values hardly repeat). Not remembered: rules reading ``now``,
+nested records or lists, the whole ``message``, or a float zero (``0.0`` and ``-0.0`` are
+equal keys in Python but not the same number in CEL).
 """
 
 from __future__ import annotations
@@ -66,6 +73,10 @@ _LITERALS = re.compile(
 )
 _MESSAGE = re.compile(r"\bmessage\b")
 _FIELD_ACCESS = re.compile(r"\bmessage\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)\b(?!\s*\()")
+# Where renaming `message.<field>` would change the meaning: `has()` needs a field selection,
+# and a `message` selected from another value is not the record.
+_NOT_RENAMABLE = re.compile(r"\bhas\s*\(\s*message\s*\.\s*\w+\s*\)|\.\s*message\b|__m_")
+_PREFIX = "__m_"
 _NATIVE = frozenset({str, int, float, bool, type(None), bytes})
 #: Verdicts a rule remembers before it forgets them all and starts over.
 MEMO_SIZE = 4096
@@ -171,6 +182,44 @@ def _fields_read(expressions: Sequence[str]) -> frozenset[str] | None:
     return frozenset(fields)
 
 
+def _renamed(part: str) -> str | None:
+    """``part`` with each ``message.<field>`` outside strings and comments renamed to the
+    variable ``__m_<field>``, or None when renaming could change its meaning."""
+    code = _LITERALS.sub(" ", part)
+    if _NOT_RENAMABLE.search(code):
+        return None
+    pieces: list[str] = []
+    start = 0
+    for literal in _LITERALS.finditer(part):
+        pieces.append(_FIELD_ACCESS.sub(_PREFIX + r"\1", part[start : literal.start()]))
+        pieces.append(literal.group())
+        start = literal.end()
+    pieces.append(_FIELD_ACCESS.sub(_PREFIX + r"\1", part[start:]))
+    renamed = "".join(pieces)
+    return None if _MESSAGE.search(_LITERALS.sub(" ", renamed)) else renamed
+
+
+def _flat_versions(
+    cel: Any, guard: str | None, body: str, fields: frozenset[str]
+) -> dict[str, Any]:
+    """The renamed guard and condition of a rule reading ``fields`` (see :func:`_renamed`),
+    compiled, as :class:`RuleCheck` keywords; empty when a part cannot be renamed."""
+    flat_body = _renamed(body)
+    flat_guard = _renamed(guard) if guard is not None else None
+    if flat_body is None or (guard is not None and flat_guard is None):
+        return {}
+    try:
+        compiled_guard = cel.compile(flat_guard) if flat_guard is not None else None
+        compiled_body = cel.compile(flat_body)
+    except ValueError:  # a form the renaming did not foresee: evaluate the original
+        return {}
+    return {
+        "flat_guard": compiled_guard,
+        "flat_program": compiled_body,
+        "variables": tuple((name, _PREFIX + name) for name in sorted(fields)),
+    }
+
+
 def _cel_value(value: Any) -> Any:
     """``value`` as the CEL package takes it, converted like confluent-kafka's executor
     (a UUID is its string, a date its day number since the epoch)."""
@@ -200,41 +249,64 @@ class RuleCheck:
     dlq_topic: str | None
     guard: Any  # cel.Program or None
     program: Any  # cel.Program
+    context: Callable[..., Any]  # cel.Context
     #: The top-level fields it reads (None: it reads ``message`` as a whole).
     fields: tuple[str, ...] | None = None
     uses_now: bool = False
     #: Remembered verdicts by the exact values of ``fields`` (None: not remembered).
     memo: dict[tuple[Any, ...], Verdict] | None = None
     lookups: int = 0
-    hits: int = 0
+    #: The guard and condition with ``message.<field>`` renamed to flat variables (None:
+    #: not renamed), and (field, variable) for each field read.
+    flat_guard: Any = None
+    flat_program: Any = None
+    variables: tuple[tuple[str, str], ...] = ()
 
-    def verdict(
-        self, record: Mapping[str, Any], context: Callable[[dict[str, Any]], Any], whole: Any
-    ) -> Verdict:
-        """(passed, error) for ``record``: remembered, or evaluated in a context of the fields
-        this rule reads (``context`` builds one; ``whole()`` is the whole record's)."""
-        memo, fields = self.memo, self.fields
-        if fields is None:
-            return self.evaluate(whole())
-        if memo is not None:
-            key = self._key(record, fields)
-            if key is not None:
-                self.lookups += 1
-                found = memo.get(key)
-                if found is not None:
-                    self.hits += 1
-                    return found
-                found = self.evaluate(
-                    context({"message": {name: record[name] for name in fields if name in record}})
-                )
-                self._remember(memo, key, found)
-                return found
-        variables: dict[str, Any] = {
-            "message": {name: _cel_value(record[name]) for name in fields if name in record}
-        }
+    def verdict(self, record: Mapping[str, Any]) -> Verdict:
+        """(passed, error) for ``record`` of a rule that reads only ``fields``: remembered,
+        or evaluated on those fields."""
+        memo = self.memo
+        if memo is None:
+            return self.evaluate_fields(record)
+        key = self._key(record, self.fields or ())
+        if key is None:
+            return self.evaluate_fields(record)
+        self.lookups += 1
+        found = memo.get(key)
+        if found is None:
+            found = self.evaluate_fields(record)
+            self._remember(memo, key, found)
+        return found
+
+    def evaluate_fields(self, record: Mapping[str, Any]) -> Verdict:
+        """(passed, error) in a context of only the fields this rule reads: flat variables
+        when the rule was renamed (an error is evaluated again the original way, so its
+        verdict and message are the original's), else a ``message`` map of them."""
+        program = self.flat_program
+        if program is not None:
+            variables: dict[str, Any] = {}
+            for name, variable in self.variables:
+                if name in record:
+                    value = record[name]
+                    variables[variable] = value if type(value) in _NATIVE else _cel_value(value)
+            if self.uses_now:
+                variables["now"] = dt.datetime.now(tz=dt.UTC)
+            context = self.context(variables)
+            try:
+                guard = self.flat_guard
+                if guard is not None and not guard.execute(context):
+                    return True, None
+                if program.execute(context):
+                    return True, None
+                return False, None
+            except Exception:
+                pass  # the original evaluation below says what went wrong, in its words
+        fields = self.fields or ()
+        message = {name: _cel_value(record[name]) for name in fields if name in record}
+        nested: dict[str, Any] = {"message": message}
         if self.uses_now:
-            variables["now"] = dt.datetime.now(tz=dt.UTC)
-        return self.evaluate(context(variables))
+            nested["now"] = dt.datetime.now(tz=dt.UTC)
+        return self.evaluate(self.context(nested))
 
     @staticmethod
     def _key(record: Mapping[str, Any], fields: tuple[str, ...]) -> tuple[Any, ...] | None:
@@ -252,12 +324,13 @@ class RuleCheck:
         return tuple(key)
 
     def _remember(self, memo: dict[tuple[Any, ...], Verdict], key: Any, found: Verdict) -> None:
+        """Keep ``found``; each miss adds one verdict, so ``lookups - len(memo)`` are hits."""
         if len(memo) >= MEMO_SIZE:
-            if self.hits * 4 < self.lookups:  # values hardly repeat: stop remembering
+            if (self.lookups - len(memo)) * 4 < self.lookups:  # values hardly repeat
                 self.memo = None
                 return
             memo.clear()
-            self.hits = self.lookups = 0
+            self.lookups = 1
         memo[key] = found
 
     def evaluate(self, context: Any) -> Verdict:
@@ -359,6 +432,8 @@ class RuleEngine:
                     fields=tuple(sorted(fields)) if fields is not None else None,
                     uses_now=uses_now,
                     memo={} if fields is not None and not uses_now else None,
+                    context=cel.Context,
+                    **(_flat_versions(cel, guard, body, fields) if fields is not None else {}),
                 )
             )
         if not checks:
@@ -372,23 +447,24 @@ class RuleEngine:
         fails, or None: the record may be published. NONE rules that fail are passed by,
         and so is the rule named ``skip`` (a dead letter published again carries the rule
         it failed in its ``__rule.name`` header; confluent-kafka skips that rule too)."""
-        built: list[Any] = []
-
-        def whole() -> Any:  # the whole record's context, built once when a rule needs it
-            if not built:
-                message = {str(key): _cel_value(value) for key, value in record.items()}
-                variables: dict[str, Any] = {"message": message}
-                if self._needs_now:
-                    variables["now"] = dt.datetime.now(tz=dt.UTC)
-                built.append(self._context(variables))
-            return built[0]
-
-        context = self._context
+        whole = None  # the whole record's context, built once when a rule needs it
         for check in self.checks:
-            if check.name == skip:
+            if skip is not None and check.name == skip:
                 continue
-            passed, error = check.verdict(record, context, whole)
+            if check.fields is not None:
+                passed, error = check.verdict(record)
+            else:
+                if whole is None:
+                    whole = self._whole_context(record)
+                passed, error = check.evaluate(whole)
             if passed or check.action == "NONE":
                 continue
             return RuleBreach(check, error)
         return None
+
+    def _whole_context(self, record: Mapping[str, Any]) -> Any:
+        message = {str(key): _cel_value(value) for key, value in record.items()}
+        variables: dict[str, Any] = {"message": message}
+        if self._needs_now:
+            variables["now"] = dt.datetime.now(tz=dt.UTC)
+        return self._context(variables)
