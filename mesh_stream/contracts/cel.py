@@ -29,8 +29,9 @@ remembers its verdict per exact combination of their values and types, so a rule
 currency or a status code is evaluated once per distinct value. At :data:`MEMO_SIZE`
 verdicts the memo starts over, or is dropped for good when fewer than a quarter of the
 lookups found a verdict (the values hardly repeat). Not remembered: rules reading ``now``,
-nested records or lists, the whole ``message``, or a float zero (``0.0`` and ``-0.0`` are
-equal keys in Python but not the same number in CEL).
+nested records or lists, or the whole ``message``. A key holds each value with its type (``1``
+and ``True`` are equal in Python, not in CEL), and a float zero as its text (``0.0`` and
+``-0.0`` too).
 """
 
 from __future__ import annotations
@@ -268,7 +269,18 @@ class RuleCheck:
         memo = self.memo
         if memo is None:
             return self.evaluate_fields(record)
-        key = self._key(record, self.fields or ())
+        fields = self.fields or ()
+        if len(fields) == 1:  # the common case, without a loop
+            value = record.get(fields[0], _MISSING)
+            kind = type(value)
+            if kind in _KEYABLE:
+                key: tuple[Any, ...] | None = (kind, value)
+            elif kind is float:  # 0.0 == -0.0 in Python, not in CEL: zeros by their text
+                key = (kind, value) if value else (kind, repr(value))
+            else:
+                key = None
+        else:
+            key = self._key(record, fields)
         if key is None:
             return self.evaluate_fields(record)
         self.lookups += 1
@@ -291,12 +303,12 @@ class RuleCheck:
                     variables[variable] = value if type(value) in _NATIVE else _cel_value(value)
             if self.uses_now:
                 variables["now"] = dt.datetime.now(tz=dt.UTC)
-            context = self.context(variables)
             try:
                 guard = self.flat_guard
-                if guard is not None and not guard.execute(context):
-                    return True, None
-                if program.execute(context):
+                if guard is None:  # one evaluation: the package converts the dict itself
+                    return (True, None) if program.execute(variables) else (False, None)
+                context = self.context(variables)
+                if not guard.execute(context) or program.execute(context):
                     return True, None
                 return False, None
             except Exception:
@@ -316,11 +328,11 @@ class RuleCheck:
             value = record.get(name, _MISSING)
             kind = type(value)
             if kind is float:
-                if value == 0.0:
-                    return None
-            elif kind not in _KEYABLE:
+                key += (kind, value if value else repr(value))
+            elif kind in _KEYABLE:
+                key += (kind, value)
+            else:
                 return None
-            key += (kind, value)
         return tuple(key)
 
     def _remember(self, memo: dict[tuple[Any, ...], Verdict], key: Any, found: Verdict) -> None:
