@@ -28,6 +28,7 @@ with warnings.catch_warnings():
     )
 
 from mesh_stream.contracts import RuleEngine
+from mesh_stream.contracts.cel import MEMO_SIZE
 from mesh_stream.errors import ConfigurationError
 
 TOPIC = "shop.order.v1"
@@ -285,6 +286,9 @@ def test_remembered_verdicts_are_keyed_by_exact_value_and_type() -> None:
         engine.first_breach(order(discount=value)) is None for value in (0.0, -0.0, 0.0, -0.0)
     ]
     assert verdicts == [True, False, True, False]  # +0.0 and -0.0 never share a verdict
+    zeros = engine.checks[0].memo
+    assert zeros is not None
+    assert len(zeros) == 2
     typed = _engine("message.total == 1")
     assert [typed.first_breach(order(total=value)) is None for value in (1, True, 1)] == [
         True,
@@ -314,7 +318,7 @@ def _outcomes(engine: RuleEngine) -> list[str | None]:
 def test_the_flat_renaming_keeps_every_verdict_and_error_message(expr: str) -> None:
     renamed, original = _engine(expr), _engine(expr)
     check = original.checks[0]
-    check.flat_guard = check.flat_program = check.memo = None
+    check.flat_guard = check.flat_program = check.memo = check.one = None
     assert _outcomes(renamed) == _outcomes(original)
 
 
@@ -349,3 +353,18 @@ def test_only_plain_field_reads_outside_has_are_renamed() -> None:
     strings = _engine("message.currency != 'message.total' && message.quantity > 0").checks[0]
     assert strings.variables == (("currency", "__m_currency"), ("quantity", "__m_quantity"))
     assert _engine("message.x.message.y > 0").checks[0].flat_program is None
+
+
+def test_a_memo_whose_values_hardly_repeat_is_dropped_and_verdicts_stay_right() -> None:
+    distinct, repeating = _engine("message.total % 7 != 3"), _engine("message.total % 7 != 3")
+    totals = range(MEMO_SIZE + 100)
+    assert [distinct.first_breach(order(total=t)) is None for t in totals] == [
+        t % 7 != 3 for t in totals
+    ]
+    assert distinct.checks[0].memo is None  # every lookup missed: no memo any more
+    cycle = [t % 50 for t in totals]
+    assert [repeating.first_breach(order(total=t)) is None for t in cycle] == [
+        t % 7 != 3 for t in cycle
+    ]
+    assert repeating.checks[0].memo is not None
+    assert len(repeating.checks[0].memo) == 50
