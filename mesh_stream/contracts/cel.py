@@ -239,7 +239,7 @@ def _cel_value(value: Any) -> Any:
     return value
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class RuleCheck:
     """One CEL condition of a schema version's ruleSet, compiled, with its memo."""
 
