@@ -281,7 +281,7 @@ class RuleCheck:
         field (the common case) takes a path of its own with few calls."""
         one = self.one
         if one is None:
-            return self._verdict_of_several(record)
+            return self._verdict_general(record)
         value = record.get(one[0], _MISSING)
         kind = type(value)
         memo = self.memo
@@ -309,7 +309,7 @@ class RuleCheck:
             self._remember(memo, key, found)
         return found
 
-    def _verdict_of_several(self, record: Mapping[str, Any]) -> Verdict:
+    def _verdict_general(self, record: Mapping[str, Any]) -> Verdict:
         memo = self.memo
         if memo is None:
             return self.evaluate_fields(record)
