@@ -51,17 +51,21 @@ RULES_COST = ("j/d", "j", "d", 1.25)
 
 
 def _rules_cost(cases: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
-    """CPU per record with rules over CPU per record without (lower is better)."""
+    """CPU per record with rules over CPU per record without (lower is better), each case's
+    lowest CPU per record over its runs (the least disturbed)."""
     name, top, bottom, most = RULES_COST
     if top not in cases or bottom not in cases:
         return None
-    ratio = cases[top]["cpu_us_per_record"] / cases[bottom]["cpu_us_per_record"]
+
+    def cpu(case: str) -> float:
+        found: float = cases[case].get("min_cpu_us_per_record", cases[case]["cpu_us_per_record"])
+        return found
+
+    ratio = cpu(top) / cpu(bottom)
     return {
         "ratio": name,
         "cpu_ratio": round(ratio, 3),
-        "added_cpu_us_per_record": round(
-            cases[top]["cpu_us_per_record"] - cases[bottom]["cpu_us_per_record"], 2
-        ),
+        "added_cpu_us_per_record": round(cpu(top) - cpu(bottom), 2),
         "target_at_most": most,
         "met": ratio <= most,
     }
@@ -257,6 +261,9 @@ def _run_sdk(
     results = {case: max(found, key=lambda r: r["msgs_per_s"]) for case, found in runs.items()}
     for case, result in results.items():
         result["all_runs_msgs_per_s"] = [round(r["msgs_per_s"]) for r in runs[case]]
+        # CPU per record is disturbed independently of throughput: its least disturbed
+        # figure is the lowest of the runs, whichever run was fastest.
+        result["min_cpu_us_per_record"] = min(r["cpu_us_per_record"] for r in runs[case])
     record_bytes = _record_size()
     return {
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -321,8 +328,9 @@ def render_table(report: dict[str, Any]) -> str:
     if cost:
         verdict = "met" if cost["met"] else "MISSED"
         lines.append(
-            f"rules: CPU per record with 3 CEL rules / without ({cost['ratio']}) "
-            f"{cost['cpu_ratio']:.2f} (+{cost['added_cpu_us_per_record']:.2f} us), target "
+            f"rules: CPU per record with 3 CEL rules / without ({cost['ratio']}, each case's "
+            f"lowest of its runs) {cost['cpu_ratio']:.2f} "
+            f"(+{cost['added_cpu_us_per_record']:.2f} us), target "
             f"<={cost['target_at_most']}  {verdict}"
         )
     for key in ("registry", "registry_scale", "processing"):

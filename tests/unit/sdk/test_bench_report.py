@@ -16,6 +16,7 @@ from mesh_stream.bench.run import (
     SAMPLE_MESH_MISSING,
     _optional_bench,
     _ratios,
+    _rules_cost,
     render_table,
     sample_mesh_root,
     write_report,
@@ -148,3 +149,18 @@ def test_the_processing_bench_finds_the_sample_mesh_only(
     assert "not available" in render_table(
         {**report(), "processing": {"status": "not available", "reason": SAMPLE_MESH_MISSING}}
     )
+
+
+def test_the_rules_cost_divides_each_cases_least_disturbed_cpu() -> None:
+    with_rules = {**case("j", 80_000, 13.0), "min_cpu_us_per_record": 11.0}
+    without = {**case("d", 100_000, 10.0), "min_cpu_us_per_record": 8.0}
+
+    cost = _rules_cost({"j": with_rules, "d": without})
+
+    assert cost is not None
+    assert (cost["cpu_ratio"], cost["added_cpu_us_per_record"]) == (1.375, 3.0)
+    assert cost["met"] is False
+    assert _rules_cost({"d": without}) is None  # (j) not run: nothing to report
+    plain = _rules_cost({"j": case("j", 1, 12.5), "d": case("d", 1, 10.0)})
+    assert plain is not None
+    assert (plain["cpu_ratio"], plain["met"]) == (1.25, True)  # older reports: their CPU
