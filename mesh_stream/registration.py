@@ -246,18 +246,7 @@ def register_value_schema(
     The descriptor's contract goes with it (see :func:`register_contract`). Idempotent: the
     same schema and contract again return the same id and add no version.
     """
-    contract = _contract(product, text)
-    try:
-        return _patiently(
-            lambda: registry.register_schema(
-                product.value_subject,
-                text,
-                metadata=contract.metadata,
-                rule_set=contract.rule_set,
-            )
-        )
-    except (SchemaRejectedError, IncompatibleSchemaError) as exc:
-        raise _schema_refusal(exc, product, source or product.schema_file) from exc
+    return _register(registry.register_schema, product, text, source)
 
 
 def register_contract(
@@ -276,10 +265,22 @@ def register_contract(
     A refusal by the registry (governance 42218, incompatible 409) names the product, the
     subject and ``source``, the ``.avsc`` file (the descriptor's ``schema`` when not given).
     """
+    return _register(registry.register_version, product, schema, source)
+
+
+def _register(
+    call: Callable[..., T],
+    product: DataProduct,
+    schema: str | Mapping[str, Any],
+    source: Path | str | None,
+) -> T:
+    """``call`` (a register method) with the value subject, ``schema`` and the product's
+    compiled contract, retried while the registry is unreachable; a refusal names the
+    product, the subject and ``source``."""
     contract = _contract(product, schema)
     try:
         return _patiently(
-            lambda: registry.register_version(
+            lambda: call(
                 product.value_subject,
                 schema,
                 metadata=contract.metadata,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ with warnings.catch_warnings():
 from mesh_stream.registry.problems import DescriptorValidator
 from mesh_stream.registry.service import InMemoryStore, create_app
 from mesh_stream.registry.service.auth import Credentials
+from mesh_stream.registry.service.server import RegistryServer
 
 TOKENS = {"admin": "admin-secret", "orders": "orders-secret", "payments": "payments-secret"}
 ADMIN = ("admin", TOKENS["admin"])
@@ -38,6 +40,17 @@ def store() -> InMemoryStore:
 @pytest.fixture
 def client(store: InMemoryStore) -> TestClient:
     return make_client(store)
+
+
+@pytest.fixture
+def served() -> Iterator[str]:
+    """The URL of a registry over a fresh in-memory store, served over real HTTP (for
+    confluent-kafka's own client), with the sample credentials."""
+    running = RegistryServer(create_app(InMemoryStore(), credentials=Credentials(TOKENS)))
+    try:
+        yield running.start()
+    finally:
+        running.stop()
 
 
 def schema(*extra_fields: str, name: str = "Placed") -> str:

@@ -7,10 +7,9 @@ self-managed Confluent registry has no such API either.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from confluent_kafka.schema_registry import (
     ConfigCompatibilityLevel,
     Schema,
@@ -18,23 +17,11 @@ from confluent_kafka.schema_registry import (
     ServerConfig,
 )
 
-from mesh_stream.registry.service import InMemoryStore, create_app
-from mesh_stream.registry.service.auth import Credentials
-from mesh_stream.registry.service.server import RegistryServer
-from tests.unit.registry.conftest import TOKENS, schema
+from tests.unit.registry.conftest import schema
 
 S = "orders.census.v1-value"
 LEFT_OUT = {"get_associations_by_resource_name", "create_association", "delete_associations"}
 LOCAL = {"config", "clear_caches", "clear_latest_caches", "close", "new_client"}
-
-
-@pytest.fixture
-def served() -> Iterator[str]:
-    running = RegistryServer(create_app(InMemoryStore(), credentials=Credentials(TOKENS)))
-    try:
-        yield running.start()
-    finally:
-        running.stop()
 
 
 def test_every_registry_call_of_the_confluent_client_works(served: str) -> None:

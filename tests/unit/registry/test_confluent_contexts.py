@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from fastapi.testclient import TestClient
 
-from mesh_stream.registry.service import InMemoryStore, create_app
-from mesh_stream.registry.service.auth import Credentials
-from mesh_stream.registry.service.server import RegistryServer
-from tests.unit.registry.conftest import ADMIN, ORDERS, TOKENS, schema
+from tests.unit.registry.conftest import ADMIN, ORDERS, schema
 
 SUBJECT = "orders.a.v1-value"
 STAGING = f":.staging:{SUBJECT}"
@@ -80,16 +75,6 @@ def test_contexts_page(client: TestClient) -> None:
     assert client.get("/contexts").json() == [".", ".a", ".b", ".c"]
     assert client.get("/contexts?offset=1&limit=2").json() == [".a", ".b"]
     assert client.get("/contexts?offset=-1").status_code == 422
-
-
-@pytest.fixture
-def served() -> Iterator[str]:
-    running = RegistryServer(create_app(InMemoryStore(), credentials=Credentials(TOKENS)))
-    url = running.start()
-    try:
-        yield url
-    finally:
-        running.stop()
 
 
 def test_confluent_client_lists_contexts_and_uses_qualified_subjects(served: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,10 +19,8 @@ from confluent_kafka.schema_registry import (
 )
 from fastapi.testclient import TestClient
 
-from mesh_stream.registry.service import InMemoryStore, create_app
-from mesh_stream.registry.service.auth import Credentials
-from mesh_stream.registry.service.server import RegistryServer
-from tests.unit.registry.conftest import ADMIN, ORDERS, TOKENS, make_client, schema
+from mesh_stream.registry.service import InMemoryStore
+from tests.unit.registry.conftest import ADMIN, ORDERS, make_client, schema
 
 SUBJECT = "orders.order-placed.v1-value"
 METADATA = {
@@ -185,16 +182,6 @@ def test_bad_metadata_is_a_422_naming_its_path(
     answer = register(client, {"schema": schema(), "metadata": metadata})
     assert (answer.status_code, answer.json()["error_code"]) == (422, 42201)
     assert named in answer.json()["message"]
-
-
-@pytest.fixture
-def served() -> Iterator[str]:
-    running = RegistryServer(create_app(InMemoryStore(), credentials=Credentials(TOKENS)))
-    url = running.start()
-    try:
-        yield url
-    finally:
-        running.stop()
 
 
 def test_confluent_client_reads_back_what_it_registered(served: str) -> None:

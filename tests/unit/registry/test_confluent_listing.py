@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,9 +16,6 @@ from confluent_kafka.schema_registry import (
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastapi.testclient import TestClient
 
-from mesh_stream.registry.service import InMemoryStore, create_app
-from mesh_stream.registry.service.auth import Credentials
-from mesh_stream.registry.service.server import RegistryServer
 from tests.unit.registry.conftest import ADMIN, ORDERS, TOKENS, schema
 
 A = "orders.a.v1-value"
@@ -231,16 +227,6 @@ def test_bodies_are_json_whatever_confluent_content_type_says(
     assert looked.json()["version"] == 1
     bad = client.post(f"/subjects/{A}", content=b'{"schema": ', headers=headers)
     assert (bad.status_code, bad.json()["error_code"]) == (400, 40001)
-
-
-@pytest.fixture
-def served() -> Iterator[str]:
-    running = RegistryServer(create_app(InMemoryStore(), credentials=Credentials(TOKENS)))
-    url = running.start()
-    try:
-        yield url
-    finally:
-        running.stop()
 
 
 def test_confluent_client_lists_pages_and_reads_by_guid_and_metadata(served: str) -> None:

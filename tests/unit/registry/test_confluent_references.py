@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,10 +11,8 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 from fastapi.testclient import TestClient
 
-from mesh_stream.registry.service import InMemoryStore, create_app
-from mesh_stream.registry.service.auth import Credentials
-from mesh_stream.registry.service.server import RegistryServer
-from tests.unit.registry.conftest import ORDERS, TOKENS, make_client
+from mesh_stream.registry.service import InMemoryStore
+from tests.unit.registry.conftest import ORDERS, make_client
 
 ADDRESS_SUBJECT = "orders.address.v1-value"
 ORDER_SUBJECT = "orders.order-placed.v1-value"
@@ -178,16 +175,6 @@ def test_a_referenced_version_cannot_be_deleted(with_address: TestClient) -> Non
     assert gone.status_code == 200
     assert client.get(f"/subjects/{ADDRESS_SUBJECT}/versions/1/referencedby").json() == []
     assert client.delete(f"/subjects/{ADDRESS_SUBJECT}", auth=ORDERS).status_code == 200
-
-
-@pytest.fixture
-def served() -> Iterator[str]:
-    running = RegistryServer(create_app(InMemoryStore(), credentials=Credentials(TOKENS)))
-    url = running.start()
-    try:
-        yield url
-    finally:
-        running.stop()
 
 
 def test_confluent_serde_round_trips_a_schema_with_references(served: str) -> None:
