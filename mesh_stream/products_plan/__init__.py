@@ -27,12 +27,12 @@ Like :mod:`mesh_stream.governance`, a model, an engine and one place that render
 
 from __future__ import annotations
 
+from mesh_stream.governance.registered import field_line
 from mesh_stream.products_plan.apply import apply_plan
 from mesh_stream.products_plan.judge import (
     ADMIN_PRINCIPAL,
     compatibility_refusal,
     descriptor_changes,
-    field_line,
     ownership_refusal,
     schema_changes,
     schema_fields,

@@ -4,13 +4,13 @@ and the ownership and compatibility refusals (each names its policy, file:line a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mesh_stream.descriptor import DataProduct
-from mesh_stream.governance import avro_walk, locate
+from mesh_stream.governance import avro_walk
 from mesh_stream.governance.evolution import EvolutionVerdict
+from mesh_stream.governance.registered import field_line
 from mesh_stream.products_plan.model import (
     FieldChange,
     ProductPlan,
@@ -93,16 +93,6 @@ def schema_changes(registered: Mapping[str, Any], local: Mapping[str, Any]) -> l
         elif before[name] != kind:
             changes.append(SchemaChange(name, "type changed", before[name], kind))
     return sorted(changes, key=lambda c: c.field)
-
-
-def field_line(schema_text: str, path: str) -> int | None:
-    """The line of field ``path`` in the `.avsc` text (None when not found)."""
-    try:
-        document = json.loads(schema_text)
-    except ValueError:
-        return None
-    spot = next((s for s in avro_walk.fields(document) if s.path == path), None)
-    return None if spot is None else locate.line_of(locate.compose(schema_text), spot.loc)
 
 
 def ownership_refusal(
