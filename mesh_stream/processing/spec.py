@@ -1,0 +1,245 @@
+"""A processor, declared: its output product, its inputs, and three pure functions.
+
+A team writes what is particular to its product and nothing else::
+
+    PROCESSOR = Processor(
+        output="analytics.revenue-by-region",
+        inputs=(Input("orders.order-placed", key=by_region,
+                      reads=("event_id", "region", "total_amount", "currency", "placed_at"),
+                      event_time="placed_at"),),
+        apply=add_order,          # (state, event) -> None: fold one event into its key's state
+        emit=window_record,       # (key, state) -> the output record of that key
+        window=Tumbling(size_ms=60_000, grace_ms=30_000),
+        dedup=Dedup(field="event_id"),
+    )
+
+The engine (:mod:`mesh_stream.processing.engine`) turns the declaration into a faust worker
+and owns every invariant: each event is applied once despite duplicates (``dedup``) and
+replays after a crash, state is stored before offsets are committed, outputs are sent before
+offsets are committed, undecodable records go to the input's dead-letter topic, and a send
+Kafka refuses stops the worker. :func:`mesh_stream.processing.reference.recompute` runs the
+same functions over a list of inputs in one pass, which is what ``mesh verify`` compares a
+worker's outputs with.
+
+What the functions may rely on, and what they must keep:
+
+* ``key(fields)`` sees only the input's declared ``reads`` (the engine decodes and forwards
+  nothing else, which also keeps PII a processor does not read out of its state); it returns
+  the key, or None to drop the record. Timestamps arrive as int epoch milliseconds, decimals
+  as :class:`decimal.Decimal`.
+* ``apply(state, event)`` changes ``state`` (a dict of JSON values, ``{}`` for a new key) in
+  place and returns nothing. It must not depend on the order in which events of *different*
+  input partitions arrive (counts, sums, min/max, latest-by-timestamp are fine): the engine
+  keeps each partition's order, nothing more. Keys starting with ``_`` are the engine's.
+* ``emit(key, state)`` returns the output record for ``key``; for a windowed processor
+  ``key`` is a :class:`WindowKey` (its ``str`` is the Kafka key, ``<key>@<window start>``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mesh_stream.errors import ConfigurationError
+
+__all__ = [
+    "Dedup",
+    "Event",
+    "Hopping",
+    "Input",
+    "Processor",
+    "Tumbling",
+    "Window",
+    "WindowKey",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One input record as ``apply`` sees it."""
+
+    #: The input product's name, e.g. ``orders.order-placed``.
+    input: str
+    #: The record's declared ``reads`` fields (only those).
+    fields: Mapping[str, Any]
+    #: When the record reached Kafka (its record timestamp), epoch ms.
+    arrival_ms: int
+    #: The event time (the input's ``event_time`` field; ``arrival_ms`` when it has none).
+    event_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    """An input product, the fields the processor reads from it, and how its records are keyed."""
+
+    product: str
+    key: Callable[[Mapping[str, Any]], str | None]
+    #: Top-level fields the processor reads; checked against the registered schema at start-up.
+    reads: tuple[str, ...]
+    #: The field holding the event time (int ms) that windows use; None: the arrival time.
+    event_time: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.reads:
+            raise ConfigurationError(f"input {self.product}: `reads` names no field")
+        if self.event_time is not None and self.event_time not in self.reads:
+            raise ConfigurationError(
+                f"input {self.product}: event_time {self.event_time!r} is not in `reads` "
+                f"{list(self.reads)}; add it there"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class WindowKey:
+    """The key of one window of one aggregate key."""
+
+    key: str
+    start_ms: int
+    end_ms: int
+
+    def __str__(self) -> str:
+        return f"{self.key}@{self.start_ms}"
+
+
+@dataclass(frozen=True)
+class Tumbling:
+    """Fixed, non-overlapping event-time windows of ``size_ms``.
+
+    A window ``[start, start + size)`` accepts an event until ``start + size + grace_ms`` in
+    *arrival* time (the record timestamp). Deciding lateness by each record's own arrival time
+    makes the decision the same on a replay as on the first run, whatever the interleaving of
+    partitions: that is what lets a restarted worker converge to exact values.
+    """
+
+    size_ms: int
+    grace_ms: int = 0
+
+    def __post_init__(self) -> None:
+        _check_window(self.size_ms, self.size_ms, self.grace_ms)
+
+    @property
+    def advance_ms(self) -> int:
+        return self.size_ms
+
+    def windows(self, key: str, event_ms: int, arrival_ms: int) -> Iterator[WindowKey]:
+        """The windows of ``key`` that accept an event of time ``event_ms`` arriving at
+        ``arrival_ms`` (none when it is late for all)."""
+        return _windows(self.size_ms, self.advance_ms, self.grace_ms, key, event_ms, arrival_ms)
+
+
+@dataclass(frozen=True)
+class Hopping:
+    """Overlapping event-time windows of ``size_ms`` starting every ``advance_ms``; an event
+    counts in every window holding it that it reaches in time (see :class:`Tumbling`)."""
+
+    size_ms: int
+    advance_ms: int
+    grace_ms: int = 0
+
+    def __post_init__(self) -> None:
+        _check_window(self.size_ms, self.advance_ms, self.grace_ms)
+
+    def windows(self, key: str, event_ms: int, arrival_ms: int) -> Iterator[WindowKey]:
+        return _windows(self.size_ms, self.advance_ms, self.grace_ms, key, event_ms, arrival_ms)
+
+
+Window = Tumbling | Hopping
+
+
+def _check_window(size_ms: int, advance_ms: int, grace_ms: int) -> None:
+    if size_ms <= 0:
+        raise ConfigurationError(f"window size_ms must be > 0, got {size_ms}")
+    if advance_ms <= 0 or advance_ms > size_ms:
+        raise ConfigurationError(
+            f"window advance_ms must be in 1..size_ms ({size_ms}), got {advance_ms}"
+        )
+    if grace_ms < 0:
+        raise ConfigurationError(f"window grace_ms must be >= 0, got {grace_ms}")
+
+
+def _windows(
+    size_ms: int, advance_ms: int, grace_ms: int, key: str, event_ms: int, arrival_ms: int
+) -> Iterator[WindowKey]:
+    last_start = event_ms - event_ms % advance_ms
+    start = last_start
+    while start > event_ms - size_ms:
+        end = start + size_ms
+        if arrival_ms < end + grace_ms:
+            yield WindowKey(key, start, end)
+        start -= advance_ms
+    # windows come newest first; callers treat them as a set
+
+
+@dataclass(frozen=True)
+class Dedup:
+    """Count an event once per value of ``field`` (e.g. a retried publish's ``event_id``).
+
+    With ``horizon_ms`` a copy is recognised when it arrives within that long of the first
+    (ids are forgotten afterwards, so state stays bounded); without, ids are kept per key for
+    as long as the key lives, which suits keys that stop receiving events (closed windows).
+    """
+
+    field: str = "event_id"
+    horizon_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.horizon_ms is not None and self.horizon_ms <= 0:
+            raise ConfigurationError(f"dedup horizon_ms must be > 0, got {self.horizon_ms}")
+
+
+@dataclass(frozen=True)
+class Processor:
+    """A processor's declaration: what it builds, from what, and how (see the module doc)."""
+
+    output: str
+    inputs: tuple[Input, ...]
+    apply: Callable[[dict[str, Any], Event], None]
+    emit: Callable[[Any, Mapping[str, Any]], Mapping[str, Any]]
+    window: Window | None = None
+    dedup: Dedup | None = None
+    #: Free text for `mesh verify` and logs.
+    description: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.inputs:
+            raise ConfigurationError(f"processor of {self.output}: no inputs declared")
+        names = [spec.product for spec in self.inputs]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ConfigurationError(
+                f"processor of {self.output}: input {repeated[0]} is declared twice"
+            )
+        if self.window is not None and self.window.size_ms <= 0:  # pragma: no cover
+            raise ConfigurationError(f"processor of {self.output}: bad window")
+        if self.dedup is not None:
+            missing = [spec.product for spec in self.inputs if self.dedup.field not in spec.reads]
+            if missing:
+                raise ConfigurationError(
+                    f"processor of {self.output}: dedup field {self.dedup.field!r} is not in "
+                    f"`reads` of {', '.join(missing)}; add it there (or dedup by another field)"
+                )
+
+    def input(self, product: str) -> Input:
+        for spec in self.inputs:
+            if spec.product == product:
+                return spec
+        raise ConfigurationError(f"processor of {self.output}: {product} is not one of its inputs")
+
+    def event(self, product: str, fields: Mapping[str, Any], arrival_ms: int) -> Event:
+        """The :class:`Event` ``apply`` gets for a record of ``product`` (its reads only)."""
+        spec = self.input(product)
+        event_ms = fields.get(spec.event_time) if spec.event_time is not None else None
+        return Event(
+            product,
+            fields,
+            arrival_ms,
+            int(event_ms) if event_ms is not None else arrival_ms,
+        )
+
+    def keys(self, event: Event, key: str) -> list[Any]:
+        """The state keys ``event`` (keyed ``key`` by its input) is applied to: ``key``
+        itself, or each window of it that accepts the event."""
+        if self.window is None:
+            return [key]
+        return list(self.window.windows(key, event.event_ms, event.arrival_ms))
