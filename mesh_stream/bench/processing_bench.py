@@ -1,71 +1,93 @@
-"""Processing benchmark: the revenue aggregation in one real faust worker.
+"""Processing benchmark: the revenue aggregation over story-like orders, mesh-stream and a peer.
 
-Two numbers, both against a real broker and registry:
+The sample mesh's revenue processor (``domains/analytics/processors/revenue.py`` of the
+project at ``project_root``, a mesh-stream checkout; the wheel does not ship it) runs in one
+real faust worker on private copies of the products (domain ``bench<run id>``, 3 partitions),
+so a running mesh is not disturbed. Its input is a story
+(:mod:`mesh_stream.bench.story_input`): orders spread over many one-minute windows, regions
+and partitions, with retried duplicates and late orders. Each run measures backlog drain
+(events/s, worker and broker CPU per event), exactness of the final windows, and latency at a
+steady rate (:mod:`mesh_stream.bench.processing_runs` says how).
 
-* **throughput**: ``records`` orders are published first, then one revenue worker starts and
-  the clock runs from its first output record until the outputs account for every order;
-  events/s = orders counted after that first output (``events_timed``) / that time.
-* **latency** at a steady ``rate`` (1,000 events/s by default) for ``latency_seconds``: for
-  each order, the time from just before it is published to the moment a consumer of the output
-  product sees a window record that counts it. The bench input has one partition, so the
-  processor counts a window's orders in publish order, and the window's n-th order is visible
-  from the first output record of that window whose count is at least n (the processor emits
-  one record per window and batch, so counts can jump).
+With ``peer="quix"`` the same aggregation written with Quix Streams 3
+(:mod:`mesh_stream.bench.quix_peer`, run in its own virtualenv under the data directory,
+created on first use) runs over the same story on the same broker; runs alternate (mesh, quix,
+mesh, quix, ...) and the report gives each figure's median and min-max over the runs.
 
-The benchmark runs the sample mesh's processor (``domains/analytics/processors/revenue.py``
-of the project at ``project_root``, a mesh-stream checkout; the wheel does not ship it) on
-private copies of the products (domain ``bench<run id>``), so a running mesh is not disturbed.
-``python -m mesh_stream.bench.processing_bench report [--records N]`` run in the checkout runs
-this benchmark alone and prints its JSON report; without ``report`` the module is the worker
-side, started by the benchmark itself with the project root as its working directory.
+``python -m mesh_stream.bench.processing_bench report [--records N] [--runs R] [--peer quix]``
+run in the checkout prints the JSON report and a table; without ``report`` the module is the
+mesh worker, started by the benchmark itself with the project root as its working directory.
 """
 
 from __future__ import annotations
 
-import bisect
+import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections import defaultdict
-from decimal import Decimal
+from collections.abc import Callable, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import TopicPartition
 from pydantic import SecretStr
 
+from mesh_stream.bench.processing_runs import Worker, listening_pid, measure_run
+from mesh_stream.bench.story_input import Story, WindowTotal, expected_windows, make_story
 from mesh_stream.descriptor import DataProduct, load_descriptors
-from mesh_stream.kafka.clients import make_consumer
+from mesh_stream.errors import ConfigurationError
 from mesh_stream.kafka.connection import KafkaConnection
-from mesh_stream.processing.app import ProcessorSpec, run_worker
-from mesh_stream.processing.codec import FramedAvroDecoder
+from mesh_stream.processing.app import ProcessorSpec
+from mesh_stream.processing.codec import FramedAvroDecoder, decimal_cents
 from mesh_stream.producer import ProductPublisher
-from mesh_stream.registration import ensure_topics, schema_text
+from mesh_stream.registration import ensure_internal_topic, ensure_topics, schema_text
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 
 #: The sample processor, imported by name from the project root (the worker's folder).
 SAMPLE_PROCESSOR_MODULE = "domains.analytics.processors.revenue"
-REGIONS = ("eu-west", "eu-central", "us-east", "us-west", "ap-south")
+SAMPLE_PROCESSOR_FILE = Path("domains/analytics/processors/revenue.py")
+#: Partitions of the bench's input (and output) product.
+PARTITIONS = 3
+WINDOW_MS = 60_000
+GRACE_MS = 30_000
 TARGET_EVENTS_PER_S = 10_000
 TARGET_P99_MS = 500.0
+#: What the Quix peer's virtualenv gets (its pins may conflict with ours, hence its own venv).
+QUIX_REQUIREMENTS = ("quixstreams>=3,<4", "fastavro>=1.9")
+#: The figures summarised per engine (median, min, max over the runs).
+FIGURES = (
+    "events_per_s",
+    "worker_cpu_us_per_event",
+    "broker_cpu_us_per_event",
+    "latency_p50_ms",
+    "latency_p99_ms",
+    "live_worker_cpu_us_per_event",
+    "live_broker_cpu_us_per_event",
+)
+
+Progress = Callable[[str], None]
 
 
 def bench_products(run_id: str, root: Path) -> tuple[DataProduct, DataProduct]:
-    """Private copies of orders.order-placed (1 partition) and analytics.revenue-by-region,
-    from the sample mesh at ``root``."""
+    """Private copies of orders.order-placed and analytics.revenue-by-region (3 partitions
+    each), from the sample mesh at ``root``."""
     products = {p.name: p for p in load_descriptors(root / "domains")}
     domain = f"bench{run_id}"
     source = products["orders.order-placed"].model_copy(
-        update={"name": f"{domain}.order-placed", "domain": domain, "partitions": 1}
+        update={"name": f"{domain}.order-placed", "domain": domain, "partitions": PARTITIONS}
     )
     output = products["analytics.revenue-by-region"].model_copy(
-        update={"name": f"{domain}.revenue-by-region", "domain": domain, "inputs": (source.name,)}
+        update={
+            "name": f"{domain}.revenue-by-region",
+            "domain": domain,
+            "inputs": (source.name,),
+            "partitions": PARTITIONS,
+        }
     )
     return source, output
 
@@ -78,91 +100,6 @@ def bench_spec(settings: MeshSettings, run_id: str, root: Path) -> ProcessorSpec
     with RegistryClient.from_settings(settings) as registry:
         schema_id = registry.register_schema(output.value_subject, schema_text(output, root))
     return ProcessorSpec(output, (source,), schema_id, settings, schema_text(output, root))
-
-
-def _order(rng_id: int, placed_at: int) -> dict[str, Any]:
-    price = Decimal(1_000 + rng_id % 9_000) / 100
-    return {
-        "event_id": str(uuid.uuid4()),
-        "order_id": str(uuid.uuid4()),
-        "customer_id": f"cust-{rng_id % 500:05d}",
-        "region": REGIONS[rng_id % len(REGIONS)],
-        "channel": "WEB",
-        "currency": "EUR",
-        "total_amount": price,
-        "items": [{"sku": "sku-0001", "quantity": 1, "unit_price": price}],
-        "placed_at": placed_at,
-    }
-
-
-class OutputWatcher:
-    """Reads the output product and remembers when each window's count was first seen."""
-
-    def __init__(self, bootstrap: str, registry: RegistryClient, output: DataProduct) -> None:
-        self.decoder = FramedAvroDecoder(registry.get_schema)
-        self.consumer = make_consumer(
-            KafkaConnection.create(bootstrap),
-            {
-                "group.id": f"bench-watch-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-                "fetch.wait.max.ms": 5,
-                "fetch.min.bytes": 1,
-            },
-        )
-        self.consumer.assign([TopicPartition(output.topic, p, 0) for p in range(output.partitions)])
-        self.counts: dict[str, int] = {}
-        self.seen_at: dict[str, dict[int, float]] = defaultdict(dict)
-        self.first_output_at: float | None = None
-
-    def poll(self, timeout: float = 0.05) -> None:
-        for message in self.consumer.consume(num_messages=10_000, timeout=timeout):
-            if message.error() is not None:
-                continue
-            now = time.time()
-            if self.first_output_at is None:
-                self.first_output_at = now
-            record = self.decoder.decode(message.value(), where=message.topic() or "")
-            key, count = record["window_id"], record["order_count"]
-            self.counts[key] = max(self.counts.get(key, 0), count)
-            self.seen_at[key].setdefault(count, now)
-
-    def visibility(self) -> dict[str, tuple[list[int], list[float]]]:
-        """Per window: counts seen (ascending) and, for each, the earliest time a count at
-        least that large was seen; see :func:`visible_at`."""
-        table: dict[str, tuple[list[int], list[float]]] = {}
-        for key, seen in self.seen_at.items():
-            counts = sorted(seen)
-            earliest = [seen[count] for count in counts]
-            for i in range(len(earliest) - 2, -1, -1):
-                earliest[i] = min(earliest[i], earliest[i + 1])
-            table[key] = (counts, earliest)
-        return table
-
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    def close(self) -> None:
-        self.consumer.close()
-
-
-def visible_at(table: dict[str, tuple[list[int], list[float]]], key: str, nth: int) -> float:
-    """When a record of window ``key`` counting at least ``nth`` orders was first seen."""
-    counts, earliest = table[key]
-    return earliest[bisect.bisect_left(counts, nth)]
-
-
-def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of process ``pid`` so far (Linux /proc), None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    # After the command name: state is field 3, utime and stime are fields 14 and 15.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _difference(end: float | None, start: float | None) -> float | None:
-    return None if end is None or start is None else end - start
 
 
 def _worker_env(settings: MeshSettings, run_id: str, data_dir: Path) -> dict[str, str]:
@@ -179,9 +116,195 @@ def _worker_env(settings: MeshSettings, run_id: str, data_dir: Path) -> dict[str
     return env
 
 
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+def mesh_worker(
+    settings: MeshSettings, run_id: str, root: Path, registry: RegistryClient, scratch: Path
+) -> Worker:
+    """mesh-stream's revenue worker over run ``run_id``'s products (topics made here)."""
+    spec = bench_spec(settings, run_id, root)
+    decoder = FramedAvroDecoder(registry.get_schema)
+    where = spec.output.topic
+
+    def decode(value: bytes) -> tuple[str, int, int]:
+        record = decoder.decode(value, where=where)
+        return record["window_id"], record["order_count"], decimal_cents(record["gross_revenue"])
+
+    return Worker(
+        "mesh",
+        [sys.executable, "-m", "mesh_stream.bench.processing_bench", "worker", "-l", "warn"],
+        root,
+        _worker_env(settings, run_id, scratch),
+        spec.output.topic,
+        spec.output.partitions,
+        decode,
+    )
+
+
+def quix_python(data_dir: Path, progress: Progress) -> Path:
+    """The Python of the Quix peer's virtualenv, ``<data dir>/quix-venv``, made on first use
+    (``python -m venv`` and pip install of QUIX_REQUIREMENTS, pip's output as progress)."""
+    venv = Path(data_dir) / "quix-venv"
+    python = venv / "bin" / "python"
+    check = [str(python), "-c", "import quixstreams, fastavro; print(quixstreams.__version__)"]
+    if python.exists():
+        found = subprocess.run(check, capture_output=True, text=True, check=False)
+        if found.returncode == 0:
+            return python
+    progress(f"Quix peer: creating its virtualenv {venv} (once) ...")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    command = [str(python), "-m", "pip", "install", "--progress-bar", "off", *QUIX_REQUIREMENTS]
+    progress(f"Quix peer: {' '.join(command[1:])}")
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as pip:
+        assert pip.stdout is not None
+        tail: list[str] = []
+        for line in pip.stdout:
+            progress(f"  pip: {line.rstrip()}")
+            tail = [*tail[-20:], line]
+    found = subprocess.run(check, capture_output=True, text=True, check=False)
+    if pip.returncode != 0 or found.returncode != 0:
+        raise ConfigurationError(
+            f"could not install {', '.join(QUIX_REQUIREMENTS)} into {venv} (pip exit "
+            f"{pip.returncode}): {''.join(tail[-3:]).strip() or found.stderr.strip()}; check "
+            f"that PyPI is reachable, or delete {venv} and run the benchmark again"
+        )
+    progress(f"Quix peer: quixstreams {found.stdout.strip()} ready")
+    return python
+
+
+def quix_worker(
+    settings: MeshSettings, run_id: str, root: Path, python: Path, scratch: Path
+) -> Worker:
+    """The Quix Streams peer over run ``run_id``'s input (its output topic made here)."""
+    source, _ = bench_products(run_id, root)
+    output_topic = f"bench{run_id}.quix-revenue"
+    ensure_topics(settings.resolved_bootstrap_servers(), [source])
+    ensure_internal_topic(settings.resolved_bootstrap_servers(), output_topic, PARTITIONS)
+    config = {
+        "bootstrap_servers": settings.resolved_bootstrap_servers(),
+        "registry_url": settings.registry_url,
+        "registry_principal": settings.registry_principal,
+        "registry_token": (
+            settings.registry_token.get_secret_value() if settings.registry_token else None
+        ),
+        "input_topic": source.topic,
+        "output_topic": output_topic,
+        "consumer_group": f"bench-quix-{run_id}",
+        "state_dir": str(scratch / "quix-state"),
+        "window_ms": WINDOW_MS,
+        "grace_ms": GRACE_MS,
+        # Quix's own lateness (stream time per key) must not undo the arrival-time rule.
+        "stream_grace_ms": 7 * 24 * 3_600_000,
+    }
+
+    def decode(value: bytes) -> tuple[str, int, int]:
+        record = json.loads(value)
+        return record["window_id"], record["order_count"], record["gross_cents"]
+
+    script = resources.files("mesh_stream.bench").joinpath("quix_peer.py")
+    return Worker(
+        "quix",
+        [str(python), str(script)],
+        scratch,
+        {**os.environ, "QUIX_PEER_CONFIG": json.dumps(config)},
+        output_topic,
+        PARTITIONS,
+        decode,
+    )
+
+
+def reference_windows(story: Story, root: Path) -> dict[str, WindowTotal] | None:
+    """The windows ``reference.recompute`` gives with the sample processor's own declaration
+    (``PROCESSOR`` of its file under ``root``), None when it has none or cannot be loaded."""
+    from importlib.util import module_from_spec, spec_from_file_location
+
+    from mesh_stream.processing.reference import InputRecord, recompute
+
+    found = spec_from_file_location("mesh_bench_sample_revenue", root / SAMPLE_PROCESSOR_FILE)
+    if found is None or found.loader is None:
+        return None
+    module = module_from_spec(found)
+    try:
+        found.loader.exec_module(module)
+    except Exception:  # an older sample or a broken checkout: the story's own rules remain
+        return None
+    processor = getattr(module, "PROCESSOR", None)
+    if processor is None:
+        return None
+    product = processor.inputs[0].product
+    outputs = recompute(
+        processor, (InputRecord(product, item.record, item.arrival_ms) for item in story.records)
+    )
+    return {
+        key: WindowTotal(record["order_count"], decimal_cents(record["gross_revenue"]))
+        for key, record in outputs.items()
+    }
+
+
+def _settings(
+    base: MeshSettings | None,
+    bootstrap_servers: str,
+    registry_url: str,
+    principal: str | None,
+    token: str | None,
+    scratch: Path,
+) -> MeshSettings:
+    return (base or MeshSettings()).model_copy(
+        update={
+            "bootstrap_servers": bootstrap_servers,
+            "registry_url": registry_url,
+            "registry_principal": principal,
+            "registry_token": SecretStr(token) if token is not None else None,
+            "data_dir": scratch,
+        }
+    )
+
+
+def _one_run(
+    engine: str,
+    settings: MeshSettings,
+    story: Story,
+    root: Path,
+    scratch: Path,
+    *,
+    quix: Path | None,
+    rate: float,
+    latency_seconds: float,
+    timeout: float,
+) -> dict[str, Any]:
+    """One run of ``engine`` ("mesh" or "quix") on fresh topics holding ``story``."""
+    run_id = uuid.uuid4().hex[:8]
+    folder = scratch / f"{engine}-{run_id}"
+    folder.mkdir(parents=True)
+    bootstrap = settings.resolved_bootstrap_servers()
+    with RegistryClient.from_settings(settings) as registry:
+        if engine == "mesh":
+            worker = mesh_worker(settings, run_id, root, registry, folder)
+        else:
+            assert quix is not None
+            worker = quix_worker(settings, run_id, root, quix, folder)
+        source, _ = bench_products(run_id, root)
+        publisher = ProductPublisher(
+            source,
+            bootstrap_servers=bootstrap,
+            registry=registry,
+            root=root,
+            config={"linger.ms": 1},
+        )
+        try:
+            return measure_run(
+                worker,
+                story=story,
+                publisher=publisher,
+                connection=KafkaConnection.create(bootstrap),
+                broker_pid=listening_pid(bootstrap),
+                log_path=folder / "worker.log",
+                rate=rate,
+                latency_seconds=latency_seconds,
+                timeout=timeout,
+            )
+        finally:
+            publisher.close()
 
 
 def run_processing_bench(
@@ -197,150 +320,153 @@ def run_processing_bench(
     timeout: float = 300.0,
     settings: MeshSettings | None = None,
 ) -> dict[str, Any]:
-    """Events/s of the revenue aggregation in one worker, and p50/p99 latency at ``rate``;
-    ``project_root`` is the sample mesh (a mesh-stream checkout) whose processor runs."""
-    base = settings or MeshSettings()
-    run_id = uuid.uuid4().hex[:8]
+    """One run of the revenue processor over a story of ``records`` orders: drain events/s,
+    CPU per event, exactness, and p50/p99 latency at ``rate`` (what `mesh bench` shows)."""
+    story = make_story(records, end_ms=int(time.time() * 1000), partitions=PARTITIONS)
     with tempfile.TemporaryDirectory(prefix="mesh-bench-processing-") as scratch:
-        settings = base.model_copy(
-            update={
-                "bootstrap_servers": bootstrap_servers,
-                "registry_url": registry_url,
-                "registry_principal": principal,
-                "registry_token": SecretStr(token) if token is not None else None,
-                "data_dir": Path(scratch),
-            }
+        run_settings = _settings(
+            settings, bootstrap_servers, registry_url, principal, token, Path(scratch)
         )
-        spec = bench_spec(settings, run_id, project_root)
-        source = spec.inputs[0]
-        registry = RegistryClient.from_settings(settings)
-        publisher = ProductPublisher(
-            source,
-            bootstrap_servers=bootstrap_servers,
-            registry=registry,
-            root=project_root,
-            config={"linger.ms": 1},
+        result = _one_run(
+            "mesh",
+            run_settings,
+            story,
+            project_root,
+            Path(scratch),
+            quix=None,
+            rate=rate,
+            latency_seconds=latency_seconds,
+            timeout=timeout,
         )
-        watcher = OutputWatcher(bootstrap_servers, registry, spec.output)
-        log_path = Path(scratch) / "worker.log"
-        worker: subprocess.Popen[bytes] | None = None
-        try:
-            # -- throughput: a backlog of ``records`` orders, then one worker drains it
-            now = int(time.time() * 1000)
-            for n in range(records):
-                publisher.publish(_order(n, now), timestamp_ms=now)
-            publisher.flush()
-            with log_path.open("wb") as log:
-                worker = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "mesh_stream.bench.processing_bench",
-                        "worker",
-                        "-l",
-                        "warn",
-                    ],
-                    cwd=project_root,
-                    env=_worker_env(settings, run_id, Path(scratch)),
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            started = time.time()
-            deadline = time.monotonic() + timeout
-            cpu_at_first_output: float | None = None
-            counted_at_first_output = 0
-            while watcher.total() < records:
-                if time.monotonic() > deadline or worker.poll() is not None:
-                    raise RuntimeError(
-                        f"revenue worker counted {watcher.total()} of {records} orders in "
-                        f"{timeout:.0f} s; log:\n{log_path.read_text()[-3000:]}"
-                    )
-                watcher.poll()
-                if cpu_at_first_output is None and watcher.first_output_at is not None:
-                    # The clock starts at the first output, which comes after a whole batch:
-                    # the orders already counted then are left out of the rate.
-                    cpu_at_first_output = process_cpu_seconds(worker.pid)
-                    counted_at_first_output = watcher.total()
-            finished = time.time()
-            drain_cpu = _difference(process_cpu_seconds(worker.pid), cpu_at_first_output)
-            assert watcher.first_output_at is not None
-            drain_seconds = finished - watcher.first_output_at
-
-            # -- latency: a steady ``rate`` of orders, each timed until its count is visible
-            published_at: dict[str, list[float]] = defaultdict(list)
-            baseline = dict(watcher.counts)
-            count = int(rate * latency_seconds)
-            tick = 0.01  # publish a tick's share every 10 ms; read outputs in between
-            per_tick = rate * tick
-            started_at = time.time()
-            sent = 0
-            while sent < count:
-                due = min(count, int((time.time() - started_at) / tick * per_tick) + 1)
-                while sent < due:
-                    placed = int(time.time() * 1000)
-                    order = _order(records + sent, placed)
-                    key = f"{order['region']}@{placed - placed % 60_000}"
-                    published_at[key].append(time.time())
-                    publisher.publish(order, timestamp_ms=placed)
-                    sent += 1
-                publisher.flush()
-                watcher.poll(timeout=tick / 2)
-            publisher.flush()
-            expected_total = records + count
-            while watcher.total() < expected_total:
-                if time.monotonic() > deadline + latency_seconds:
-                    raise RuntimeError(
-                        f"latency phase: {watcher.total()} of {expected_total} orders counted"
-                    )
-                watcher.poll()
-            visibility = watcher.visibility()
-            latencies = [
-                (visible_at(visibility, key, baseline.get(key, 0) + i + 1) - sent) * 1000
-                for key, times in published_at.items()
-                for i, sent in enumerate(times)
-            ]
-        finally:
-            if worker is not None and worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-                try:
-                    worker.wait(60)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-            publisher.close()
-            watcher.close()
-            registry.close()
-    timed = records - counted_at_first_output
-    if timed <= 0 or drain_seconds <= 0:
-        raise RuntimeError(
-            f"the worker's first output already counted all {records} orders, so there is no "
-            "drain to time; give the benchmark more records (--records)"
-        )
-    events_per_s = timed / drain_seconds
-    p50 = statistics.median(latencies)
-    p99 = _percentile(latencies, 0.99)
+    reference = reference_windows(story, project_root)
     return {
         "processor": "analytics.revenue-by-region (one faust worker)",
         "processing_guarantee": "at_least_once + idempotent keyed outputs",
-        "records": records,
-        "events_timed": timed,
-        "events_per_s": round(events_per_s),
-        "drain_seconds": round(drain_seconds, 6),
-        # CPU of the worker while draining, per order: steadier than events/s on a busy machine.
-        "worker_cpu_us_per_event": (
-            None if drain_cpu is None else round(drain_cpu / timed * 1e6, 1)
-        ),
-        "worker_start_to_done_seconds": round(finished - started, 2),
-        "latency_rate_per_s": rate,
-        "latency_events": len(latencies),
-        "latency_p50_ms": round(p50, 1),
-        "latency_p99_ms": round(p99, 1),
-        "latency_max_ms": round(max(latencies), 1),
+        "input": story.summary(),
+        "expected_by": "story rules" if reference is None else "story rules and recompute",
+        "reference_agrees": None if reference is None else reference == expected_windows(story),
+        **result,
         "targets": {"events_per_s": TARGET_EVENTS_PER_S, "latency_p99_ms": TARGET_P99_MS},
         "met": {
-            "events_per_s": events_per_s >= TARGET_EVENTS_PER_S,
-            "latency_p99_ms": p99 < TARGET_P99_MS,
+            "events_per_s": (result["events_per_s"] or 0) >= TARGET_EVENTS_PER_S,
+            "latency_p99_ms": result["latency_p99_ms"] is not None
+            and result["latency_p99_ms"] < TARGET_P99_MS,
         },
     }
+
+
+def summarize(values: Sequence[float | None]) -> dict[str, float | None]:
+    """Median and min-max of one figure over the runs (runs without it left out)."""
+    found = [value for value in values if value is not None]
+    if not found:
+        return {"median": None, "min": None, "max": None}
+    return {"median": statistics.median(found), "min": min(found), "max": max(found)}
+
+
+def _load() -> list[float]:
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+def run_side_by_side(
+    bootstrap_servers: str,
+    registry_url: str,
+    *,
+    project_root: Path,
+    principal: str | None = "admin",
+    token: str | None = None,
+    records: int = 20_000,
+    runs: int = 2,
+    peer: str | None = "quix",
+    rate: float = 1_000.0,
+    latency_seconds: float = 15.0,
+    timeout: float = 300.0,
+    settings: MeshSettings | None = None,
+    progress: Progress = print,
+) -> dict[str, Any]:
+    """``runs`` runs of each engine over the same story, interleaved (mesh, peer, mesh, ...);
+    per engine every run's figures, and each figure's median with min-max."""
+    engines = ["mesh"] if peer is None else ["mesh", peer]
+    if peer not in (None, "quix"):
+        raise ConfigurationError(f"unknown peer {peer!r}; the benchmark knows --peer quix")
+    story = make_story(records, end_ms=int(time.time() * 1000), partitions=PARTITIONS)
+    base = settings or MeshSettings()
+    quix = quix_python(base.data_dir, progress) if peer == "quix" else None
+    load_before = _load()
+    results: dict[str, list[dict[str, Any]]] = {engine: [] for engine in engines}
+    with tempfile.TemporaryDirectory(prefix="mesh-bench-processing-") as scratch:
+        run_settings = _settings(
+            base, bootstrap_servers, registry_url, principal, token, Path(scratch)
+        )
+        for attempt in range(1, runs + 1):
+            for engine in engines:
+                progress(f"[{attempt}/{runs}] {engine}: {records:,} records ...")
+                result = _one_run(
+                    engine,
+                    run_settings,
+                    story,
+                    project_root,
+                    Path(scratch),
+                    quix=quix,
+                    rate=rate,
+                    latency_seconds=latency_seconds,
+                    timeout=timeout,
+                )
+                results[engine].append(result)
+                progress(
+                    f"[{attempt}/{runs}] {engine}: {result['events_per_s']} events/s, "
+                    f"{result['worker_cpu_us_per_event']} us CPU/event, exact "
+                    f"{result['exact']}, p50/p99 {result['latency_p50_ms']}/"
+                    f"{result['latency_p99_ms']} ms"
+                )
+    reference = reference_windows(story, project_root)
+    return {
+        "benchmark": "revenue by region: 1-minute tumbling windows by placed_at, 30 s grace "
+        "(arrival time), sum of cents and order count, dedup by event_id",
+        "input": story.summary(),
+        "reference_agrees": None if reference is None else reference == expected_windows(story),
+        "runs": runs,
+        "rate_per_s": rate,
+        "latency_seconds": latency_seconds,
+        "load_average_before": load_before,
+        "load_average_after": _load(),
+        "cpus": os.cpu_count(),
+        "engines": {
+            engine: {
+                "exact": all(run["exact"] and run["exact_after_live"] for run in found),
+                **{name: summarize([run[name] for run in found]) for name in FIGURES},
+                "runs": found,
+            }
+            for engine, found in results.items()
+        },
+    }
+
+
+def render_side_by_side(report: dict[str, Any]) -> str:
+    """The report as a short table: each figure's median (min-max) per engine."""
+    story = report["input"]
+    lines = [
+        f"{story['records']:,} records ({story['duplicates']} duplicates, {story['late']} late, "
+        f"partitions {story['partitions']}, {story['event_time_windows']} windows x "
+        f"{story['regions']} regions), {report['runs']} interleaved runs per engine, load "
+        f"{report['load_average_before']} -> {report['load_average_after']}",
+        "",
+        f"{'figure':<32}" + "".join(f"{engine:>26}" for engine in report["engines"]),
+    ]
+    for name in FIGURES:
+        cells = []
+        for summary in report["engines"].values():
+            found = summary[name]
+            cells.append(
+                "-"
+                if found["median"] is None
+                else f"{found['median']:,.1f} ({found['min']:,.1f}-{found['max']:,.1f})"
+            )
+        lines.append(f"{name:<32}" + "".join(f"{cell:>26}" for cell in cells))
+    lines.append(
+        f"{'exact (every run, both phases)':<32}"
+        + "".join(f"{summary['exact']!s:>26}" for summary in report["engines"].values())
+    )
+    return "\n".join(lines)
 
 
 def _worker_main() -> None:
@@ -348,16 +474,16 @@ def _worker_main() -> None:
     from importlib import import_module
 
     # Started with the project root as working directory, which ``python -m`` puts on sys.path.
-    build = import_module(SAMPLE_PROCESSOR_MODULE).build
-    settings = MeshSettings()
-    run_id = os.environ["MESH_BENCH_RUN_ID"]
-    run_worker(build(bench_spec(settings, run_id, Path.cwd())))
+    from mesh_stream.processing.engine import retarget, run
+
+    processor = import_module(SAMPLE_PROCESSOR_MODULE).PROCESSOR
+    spec = bench_spec(MeshSettings(), os.environ["MESH_BENCH_RUN_ID"], Path.cwd())
+    run(retarget(processor, spec), spec=spec)
 
 
 def _report_main(argv: list[str]) -> None:
-    """``python -m mesh_stream.bench.processing_bench report``: this benchmark alone, as JSON."""
+    """``python -m mesh_stream.bench.processing_bench report``: this benchmark alone."""
     import argparse
-    import json
 
     from mesh_stream.bench.environment import bench_environment
     from mesh_stream.bench.run import SAMPLE_MESH_MISSING, sample_mesh_root
@@ -367,27 +493,44 @@ def _report_main(argv: list[str]) -> None:
         description="Run only the processing benchmark against MESH_BOOTSTRAP_SERVERS / "
         "MESH_REGISTRY_URL, or a throw-away local broker and registry when they are unset.",
     )
-    parser.add_argument("--records", type=int, default=20_000, help="backlog orders to drain")
+    parser.add_argument("--records", type=int, default=20_000, help="story records to drain")
+    parser.add_argument("--runs", type=int, default=2, help="runs per engine, interleaved")
+    parser.add_argument(
+        "--peer", choices=("quix",), default=None, help="also run Quix Streams 3 (own venv)"
+    )
     parser.add_argument("--rate", type=float, default=1_000.0, help="events/s of latency phase")
     parser.add_argument("--seconds", type=float, default=15.0, help="length of latency phase")
+    parser.add_argument("--json-only", action="store_true", help="print the JSON report only")
     options = parser.parse_args(argv)
     settings = MeshSettings()
     root = sample_mesh_root(settings)
     if root is None:
         parser.exit(2, f"processing benchmark: {SAMPLE_MESH_MISSING}\n")
-    with bench_environment(settings, progress=lambda line: print(line, file=sys.stderr)) as env:
-        report = run_processing_bench(
-            env.bootstrap_servers,
-            env.registry_url,
-            project_root=root,
-            principal=env.admin_principal,
-            token=env.admin_token,
-            records=options.records,
-            rate=options.rate,
-            latency_seconds=options.seconds,
-            settings=settings,
-        )
-    print(json.dumps(report, indent=2))
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        with bench_environment(settings, progress=progress) as env:
+            report = run_side_by_side(
+                env.bootstrap_servers,
+                env.registry_url,
+                project_root=root,
+                principal=env.admin_principal,
+                token=env.admin_token,
+                records=options.records,
+                runs=options.runs,
+                peer=options.peer,
+                rate=options.rate,
+                latency_seconds=options.seconds,
+                settings=settings,
+                progress=progress,
+            )
+    except (ConfigurationError, RuntimeError) as exc:
+        parser.exit(1, f"processing benchmark: {exc}\n")
+    print(json.dumps(report, indent=2, default=str))
+    if not options.json_only:
+        print(render_side_by_side(report), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ __all__ = [
     "RULE_NAME",
     "RULE_SUBJECT",
     "RULE_TOPIC",
+    "poison_pill_headers",
     "rule_dead_letter",
 ]
 
@@ -87,3 +88,30 @@ def rule_dead_letter(
     ]
     value = json.dumps(dict(record), default=_json_default).encode()
     return value, carried
+
+
+def poison_pill_headers(
+    *,
+    error: str,
+    error_type: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    timestamp_ms: int,
+    group: str,
+    schema_id: int | None,
+) -> Headers:
+    """The ``mesh.dlq.*`` headers of a record that could not be decoded (after its own
+    headers), as the SDK consumer and the processors' re-key stage write them."""
+    headers: Headers = [
+        (MESH_ERROR, error.encode()),
+        (MESH_ERROR_TYPE, error_type.encode()),
+        (MESH_SOURCE_TOPIC, topic.encode()),
+        (MESH_SOURCE_PARTITION, str(partition).encode()),
+        (MESH_SOURCE_OFFSET, str(offset).encode()),
+        (MESH_SOURCE_TIMESTAMP, str(timestamp_ms).encode()),
+        (MESH_CONSUMER_GROUP, group.encode()),
+    ]
+    if schema_id is not None:
+        headers.append((MESH_SCHEMA_ID, str(schema_id).encode()))
+    return headers

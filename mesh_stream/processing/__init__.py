@@ -1,9 +1,45 @@
-"""Helpers for faust processors that build data products from other data products.
+"""Processors: data products built from other data products, declared and run by one engine.
 
-* :mod:`~mesh_stream.processing.codec` — Confluent-framed Avro for faust's raw topics;
-* product topics, schemas and descriptors: :mod:`mesh_stream.registration` (the one home);
-* :mod:`~mesh_stream.processing.rekey` — read input products in batches, forward them re-keyed;
-* :mod:`~mesh_stream.processing.windows` — tumbling event-time windows with a grace period;
-* :mod:`~mesh_stream.processing.dedup` — count every event once despite duplicates and replays;
-* :mod:`~mesh_stream.processing.app` — the faust app, the aggregate agent, keyed outputs.
+A processor is a module that declares ``PROCESSOR = Processor(...)`` (its output, its
+:class:`Input` products with the fields it reads and how records are keyed, ``apply`` and
+``emit``, an optional :class:`Tumbling` or :class:`Hopping` window and :class:`Dedup`) and
+calls :func:`run` under ``if __name__ == "__main__":``. The engine
+(:mod:`~mesh_stream.processing.engine`) turns it into a faust worker; faust is imported only
+when :func:`run` is called, so importing this package stays cheap.
+
+Modules: :mod:`~mesh_stream.processing.spec` (the declaration),
+:mod:`~mesh_stream.processing.reference` (the one-pass recomputation a worker must agree
+with), :mod:`~mesh_stream.processing.engine` (the worker), and the engine's parts:
+:mod:`~mesh_stream.processing.app`, :mod:`~mesh_stream.processing.rekey`,
+:mod:`~mesh_stream.processing.dedup`, :mod:`~mesh_stream.processing.reads`,
+:mod:`~mesh_stream.processing.codec`, :mod:`~mesh_stream.processing.faust_seams`.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mesh_stream.processing.spec import (
+    Dedup,
+    Event,
+    Hopping,
+    Input,
+    Processor,
+    Tumbling,
+    WindowKey,
+)
+
+if TYPE_CHECKING:
+    from mesh_stream.processing.app import ProcessorSpec
+
+__all__ = ["Dedup", "Event", "Hopping", "Input", "Processor", "Tumbling", "WindowKey", "run"]
+
+
+def run(
+    processor: Processor, argv: list[str] | None = None, *, spec: ProcessorSpec | None = None
+) -> None:
+    """Run ``processor``'s faust worker with faust's command line ``argv`` (default:
+    ``sys.argv[1:]``, e.g. ``worker -l info``); see :func:`mesh_stream.processing.engine.run`."""
+    from mesh_stream.processing.engine import run as run_worker  # faust only when run
+
+    run_worker(processor, argv, spec=spec)

@@ -1,6 +1,7 @@
-"""The frame every analytics processor shares: a faust app, re-keying, and keyed outputs.
+"""The parts of a processor worker: a faust app, re-keying, aggregation, keyed outputs.
 
-A processor is two stages in one faust worker:
+:mod:`mesh_stream.processing.engine` assembles them from a processor's declaration; nothing
+here knows what a processor computes. A worker is two stages:
 
 1. **re-key** (:mod:`mesh_stream.processing.rekey`): reads the input products
    (Confluent-framed Avro written by the SDK) in batches, keeps the fields it needs and
@@ -24,27 +25,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
-import sys
-import weakref
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import faust
-from faust.streams import _current_event
 from mode import Service
 
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.kafka import topics
 from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.processing import faust_seams
 from mesh_stream.processing.codec import FramedAvroDecoder, FramedAvroEncoder
-from mesh_stream.processing.dedup import KeySeen, apply_once
 from mesh_stream.processing.names import processor_app_id
-from mesh_stream.processing.rekey import Envelope, RekeyStage, Route
+from mesh_stream.processing.reads import check_reads
+from mesh_stream.processing.rekey import Encode, Envelope, RekeyStage, Route
+from mesh_stream.processing.spec import Processor
 from mesh_stream.project import MeshProject, find_project
 from mesh_stream.registration import (
     ensure_internal_topic,
@@ -62,9 +61,6 @@ log = logging.getLogger(__name__)
 #: "exactly_once" was tried with faust-streaming 0.15.3 / aiokafka 0.14: after a kill -9 and
 #: restart the correctness test found lost updates, so at-least-once + dedup is used instead.
 PROCESSING_GUARANTEE = "at_least_once"
-
-#: Collector thresholds of a worker process: far fewer collections than Python's (700, 10, 10).
-GC_THRESHOLDS = (100_000, 50, 1_000)
 
 #: Records faust's producer buffer holds before faust's consumer waits for it to drain. An
 #: aggregate batch queues an output and changelog records per key, thousands for per-order keys;
@@ -110,6 +106,7 @@ def prepare(
     project: MeshProject | None = None,
     registry: RegistryClient | None = None,
     wait_for_inputs: float = 120.0,
+    processor: Processor | None = None,
 ) -> ProcessorSpec:
     """Resolve the processor's products, create their topics, register the output.
 
@@ -118,7 +115,8 @@ def prepare(
     from the ``registry`` (default: one built from ``settings``): its descriptor and the
     latest schema of its value subject. An input not registered within ``wait_for_inputs``
     seconds (its publisher may be starting too) is an error naming it, before any topic is
-    created.
+    created. With ``processor``, the fields it reads are checked against those schemas
+    (:func:`~mesh_stream.processing.reads.check_reads`), also before any topic is created.
     """
     project = project if project is not None else find_project(None, settings)
     output = find_product(project.descriptors(), output_name)
@@ -127,6 +125,8 @@ def prepare(
         if registry is None:
             registry = stack.enter_context(RegistryClient.from_settings(settings))
         inputs, input_schemas = registered_inputs(registry, output, wait=wait_for_inputs)
+        if processor is not None:
+            check_reads(processor, input_schemas)
         conn = KafkaConnection.from_settings(
             settings, default_client_id=processor_app_id(output.name)
         )
@@ -174,7 +174,7 @@ def processor_app(spec: ProcessorSpec) -> faust.App:
     )
 
     async def size_producer_buffer() -> None:
-        app.producer.buffer.max_messages = PRODUCER_BUFFER_MESSAGES
+        faust_seams.size_producer_buffer(app, PRODUCER_BUFFER_MESSAGES)
 
     app.task(size_producer_buffer)
     return app
@@ -204,7 +204,8 @@ class StopOnSendError(faust.Sensor):
 
 
 def internal_topic(app: faust.App, spec: ProcessorSpec, name: str) -> faust.TopicT:
-    """An internal JSON topic of this processor (created now, see ensure_internal_topic)."""
+    """An internal topic of this processor (created now, see ensure_internal_topic); its
+    values are bytes the engine encodes."""
     topic = f"{spec.app_id}-{name}"
     ensure_internal_topic(spec.connection, topic, spec.output.partitions)
     return app.topic(
@@ -212,7 +213,7 @@ def internal_topic(app: faust.App, spec: ProcessorSpec, name: str) -> faust.Topi
         internal=True,
         partitions=spec.output.partitions,
         key_serializer="raw",
-        value_serializer="json",
+        value_serializer="raw",
     )
 
 
@@ -237,13 +238,15 @@ def add_rekey_stage(
     target: faust.TopicT,
     route: Route,
     decoder: FramedAvroDecoder,
+    encode: Encode,
+    on_crash: Callable[[BaseException], None] | None = None,
 ) -> RekeyStage:
     """Forward every input record through ``route`` to ``target``; undecodable ones to DLQ.
 
     The stage (:class:`~mesh_stream.processing.rekey.RekeyStage`) starts with the app's other
     services once the tables are recovered, and stops before the app's producer.
     """
-    stage = RekeyStage(app, spec, target, route, decoder)
+    stage = RekeyStage(app, spec, target, route, decoder, encode, on_crash)
     app.sensors.add(StopOnSendError(spec.app_id, stage))
 
     async def start_rekey_stage() -> None:
@@ -251,13 +254,6 @@ def add_rekey_stage(
 
     app.task(start_rekey_stage)
     return stage
-
-
-def _batches(stream: faust.StreamT[Any]) -> AsyncIterator[Sequence[faust.EventT[Any]]]:
-    """Up to BATCH_MAX_EVENTS events, or fewer after BATCH_WITHIN_S; acked once processed."""
-    # StreamT does not declare take_events; faust's Stream, the only implementation, does.
-    concrete = cast("faust.Stream[Any]", stream)
-    return concrete.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_S)
 
 
 Update = Callable[[str, list[Envelope]], None]
@@ -268,17 +264,27 @@ batch in half after faust has taken it for acknowledged."""
 
 
 def add_aggregate_agent(
-    app: faust.App, spec: ProcessorSpec, source: faust.TopicT, update: Update
+    app: faust.App,
+    spec: ProcessorSpec,
+    source: faust.TopicT,
+    update: Update,
+    decode: Callable[[bytes], list[dict[str, Any]]],
+    crash: Callable[[BaseException], Awaitable[None]],
 ) -> None:
     """Feed the forwarded envelopes of each batch, grouped by key, to ``update``.
 
     Faust tables write a changelog record to the partition of the *current event*, which
     ``take_events`` does not set in the agent's task; so each partition's keys are updated
     with one of that partition's events made current (every key lives in one partition).
+
+    If ``update`` raises, the batch is never acknowledged (so never committed), ``crash``
+    stops the worker, and the agent waits to be stopped with it: faust would otherwise restart
+    the agent, which would go on past the failed batch.
     """
 
     async def aggregate(stream: faust.StreamT[Any]) -> AsyncIterator[None]:
-        async for events in _batches(stream):
+        take = faust_seams.take_events(stream, BATCH_MAX_EVENTS, BATCH_WITHIN_S)
+        async for events in take:
             by_partition: dict[int, tuple[faust.EventT[Any], dict[str, list[Envelope]]]] = {}
             for event in events:
                 message = event.message
@@ -287,7 +293,7 @@ def add_aggregate_agent(
                     entry = by_partition[message.partition] = (event, {})
                 envelopes = entry[1].setdefault((message.key or b"").decode(), [])
                 # The position that dedup and replay guards use is the internal topic's.
-                for index, wire in enumerate(event.value):
+                for index, wire in enumerate(decode(event.value)):
                     envelopes.append(
                         Envelope(
                             wire["topic"],
@@ -296,46 +302,21 @@ def add_aggregate_agent(
                             wire["arrival_ms"],
                             wire["fields"],
                             index,
+                            wire,
                         )
                     )
-            for event, groups in by_partition.values():
-                token = _current_event.set(weakref.ref(event))
-                try:
-                    for key, envelopes in groups.items():
-                        update(key, envelopes)
-                finally:
-                    _current_event.reset(token)
+            try:
+                for event, groups in by_partition.values():
+                    with faust_seams.current_event(event):
+                        for key, envelopes in groups.items():
+                            update(key, envelopes)
+            except Exception as exc:
+                faust_seams.withhold_acks(events)
+                await crash(exc)
+                await asyncio.Event().wait()  # until the stop cancels this agent
             yield None
 
     app.agent(source, name=f"{spec.app_id}-aggregate")(aggregate)
-
-
-def apply_each_once(
-    state: dict[str, Any],
-    seen: KeySeen,
-    events: list[Envelope],
-    apply: Callable[[dict[str, Any], dict[str, Any]], None],
-) -> tuple[bool, bool]:
-    """Apply to ``state`` each of one key's events that is neither a duplicate nor a replay.
-
-    Returns ``(fresh, changed)``: whether any event was a first delivery (a replay too, so
-    the caller re-sends its output in case the first send was lost) and whether ``state``
-    changed. Events without an ``event_id`` (idempotent by themselves) skip the duplicate
-    check. Store ``seen`` and then ``state`` afterwards (see :mod:`~mesh_stream.processing.dedup`).
-    """
-    fresh = changed = False
-    for event in events:
-        position = (event.partition, event.offset, event.index)
-        event_id = event.fields.get("event_id")
-        if event_id is not None and not seen.first_delivery(
-            event_id, *position, arrival_ms=event.arrival_ms
-        ):
-            continue
-        fresh = True
-        if apply_once(state, *position):
-            apply(state, event.fields)
-            changed = True
-    return fresh, changed
 
 
 class KeyedOutput:
@@ -357,39 +338,3 @@ class KeyedOutput:
 def schema_decoder(spec: ProcessorSpec) -> FramedAvroDecoder:
     """Decoder of the input products, fetching writer schemas by id from the registry."""
     return FramedAvroDecoder(RegistryClient.from_settings(spec.settings).get_schema)
-
-
-def run_worker(app: faust.App, argv: list[str] | None = None) -> None:
-    """Run faust's command line (e.g. ``worker -l info``) for ``app``.
-
-    The ``worker`` command gets ``--without-web`` unless a web option is given: faust's web
-    server binds port 6066 by default, and several processors run side by side.
-    """
-    args = list(sys.argv[1:] if argv is None else argv)
-    web_options = ("--with-web", "--without-web", "--web-port")
-    if args[:1] == ["worker"] and not any(arg.startswith(web_options) for arg in args):
-        args.insert(1, "--without-web")
-    level = _requested_level(args)
-
-    async def honour_log_level() -> None:
-        # mode leaves the root logger at DEBUG and filters in the handler, so every debug
-        # call of aiokafka and faust still builds a LogRecord: a tenth of the CPU per event.
-        logging.getLogger().setLevel(level)
-
-    app.task(honour_log_level)
-    # Python's default collector thresholds (700 allocations) made the worker walk its
-    # long-lived objects (faust's internals, the dedup index) so often that, with a 50,000-order
-    # backlog, a fifth of its CPU per event went to the garbage collector.
-    gc.set_threshold(*GC_THRESHOLDS)
-    sys.argv = [sys.argv[0], *args]
-    app.main()
-
-
-def _requested_level(args: list[str]) -> int:
-    """The level given with ``-l``/``--loglevel`` (faust's default: WARNING)."""
-    for flag in ("-l", "--loglevel"):
-        if flag in args[:-1]:
-            value = logging.getLevelName(args[args.index(flag) + 1].upper())
-            if isinstance(value, int):
-                return value
-    return logging.WARNING

@@ -1,32 +1,32 @@
-"""Confluent-framed Avro for faust topics: the same bytes the SDK and `mesh tail` use.
+"""Confluent-framed Avro for faust topics: the SDK's codec, with plain values for processors.
 
 Faust topics of the processors carry raw bytes; this module turns them into plain records
-and back. Framing (DESIGN.md): byte 0 = magic 0, bytes 1-4 = big-endian schema id, then the
-fastavro schemaless body. Writer schemas are fetched once per id and cached, so decoding costs
-no registry call per record.
+and back with the one codec of the project (:mod:`mesh_stream.schema.codec`: the compiled
+encoder and decoder, fastavro behind them) and the one framing module
+(:mod:`mesh_stream.schema.wire`). Writer schemas are fetched once per id and cached, so
+decoding costs no registry call per record.
 
 Decoded records are *plain*: timestamps as epoch milliseconds, decimals as
 :class:`~decimal.Decimal`, uuids as strings, so processors and tests compare them directly.
+A processor that reads a few fields asks for just those (``decode(data, fields=...)``): the
+others are skipped without being built.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 from uuid import UUID
 
-import fastavro
-from fastavro.validation import validate
+from mesh_stream.errors import DeserializationError, SchemaError, SerializationError
+from mesh_stream.schema.codec import FramedReader, RecordEncoder
+from mesh_stream.schema.codec import parse_schema as parse_avro
+from mesh_stream.schema.wire import HEADER_SIZE, MAGIC_BYTE
 
-from mesh_stream.errors import DeserializationError, SerializationError
-
-MAGIC = 0
-HEADER = struct.Struct(">bI")
+MAGIC = MAGIC_BYTE
 
 SchemaFetcher = Callable[[int], str]
 """Returns the Avro schema text registered under a schema id (a registry lookup)."""
@@ -46,50 +46,41 @@ def plain(value: Any) -> Any:
 
 
 def parse_schema(schema: str | Mapping[str, Any]) -> Any:
-    """Parse Avro schema text or a JSON document with fastavro; errors become SchemaError."""
-    from mesh_stream.errors import SchemaError
-
+    """Parse Avro schema text or a JSON document; errors become SchemaError."""
     try:
-        document = json.loads(schema) if isinstance(schema, str) else dict(schema)
-        return fastavro.parse_schema(document)
-    except (ValueError, fastavro.schema.SchemaParseException) as exc:
+        return parse_avro(schema)
+    except SchemaError as exc:
         raise SchemaError(f"cannot parse Avro schema: {exc}") from exc
 
 
 class FramedAvroEncoder:
-    """Encodes records of one writer schema, registered under ``schema_id``."""
+    """Encodes records of one writer schema, registered under ``schema_id`` (the SDK's
+    :class:`~mesh_stream.schema.codec.RecordEncoder`; errors start with ``where``)."""
 
     def __init__(self, schema: str | Mapping[str, Any], schema_id: int, *, where: str = "") -> None:
-        self.schema = parse_schema(schema)
+        try:
+            self._encoder = RecordEncoder(schema, schema_id)
+        except SchemaError as exc:
+            raise SchemaError(f"cannot parse Avro schema: {exc}") from exc
+        self.schema = self._encoder.parsed
         self.schema_id = schema_id
         self.where = where
-        self._header = HEADER.pack(MAGIC, schema_id)
-        self._buffer = io.BytesIO()
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
-        buffer = self._buffer
-        buffer.seek(0)
-        buffer.truncate()
-        buffer.write(self._header)
         try:
-            fastavro.schemaless_writer(buffer, self.schema, record)
-        except (TypeError, ValueError, AttributeError, KeyError) as exc:
-            raise SerializationError(self._explain(record, exc)) from exc
-        return buffer.getvalue()
-
-    def _explain(self, record: Mapping[str, Any], exc: Exception) -> str:
-        where = f"{self.where}: " if self.where else ""
-        try:
-            validate(record, self.schema, raise_errors=True)
-        except fastavro.validation.ValidationError as invalid:
-            problems = "; ".join(str(error) for error in invalid.errors)
-            return f"{where}record does not fit schema id {self.schema_id}: {problems}"
-        return f"{where}record does not fit schema id {self.schema_id}: {exc}"
+            return self._encoder.encode(record)
+        except SerializationError as exc:
+            where = f"{self.where}: " if self.where else ""
+            problems = getattr(exc, "problems", None) or [str(exc)]
+            raise SerializationError(
+                f"{where}record does not fit schema id {self.schema_id} "
+                f"({self._encoder.name}): {'; '.join(problems)}"
+            ) from exc
 
 
 #: Logical types whose underlying Avro value already is the plain value (epoch ms, text).
 READ_AS_UNDERLYING = frozenset({"timestamp-millis", "uuid"})
-#: Logical types that fastavro turns into datetimes, which :func:`plain` must convert.
+#: Logical types that decode to datetimes, which :func:`plain` must convert.
 NEEDS_PLAIN = frozenset({"timestamp-micros", "local-timestamp-millis", "local-timestamp-micros"})
 
 
@@ -124,7 +115,10 @@ class FramedAvroDecoder:
 
     def __init__(self, fetch_schema: SchemaFetcher) -> None:
         self._fetch = fetch_schema
+        # schema id -> (parsed writer schema read plain, whether results still need plain())
         self._schemas: dict[int, tuple[Any, bool]] = {}
+        # (schema id, fields or None) -> the SDK's reader for it
+        self._readers: dict[tuple[int, tuple[str, ...] | None], FramedReader] = {}
 
     def _reader(self, schema_id: int) -> tuple[Any, bool]:
         """The parsed writer schema to read with, and whether results still need plain()."""
@@ -143,26 +137,54 @@ class FramedAvroDecoder:
     def writer_schema(self, schema_id: int) -> Any:
         return self._reader(schema_id)[0]
 
-    def decode(self, data: bytes | None, *, where: str = "<record>") -> dict[str, Any]:
-        """Decode one framed value; ``where`` (``topic[partition]@offset``) names it in errors."""
-        if data is None or len(data) < HEADER.size:
+    def _framed_reader(
+        self, schema_id: int, fields: tuple[str, ...] | None, where: str
+    ) -> FramedReader:
+        found = self._readers.get((schema_id, fields))
+        if found is None:
+            try:
+                found = FramedReader(self._reader(schema_id)[0], schema_id, fields)
+            except DeserializationError as exc:  # a field asked for is not in the schema
+                raise DeserializationError(f"{where}: {exc}") from exc
+            self._readers[(schema_id, fields)] = found
+        return found
+
+    def decode(
+        self,
+        data: bytes | None,
+        *,
+        where: str = "<record>",
+        fields: Collection[str] | None = None,
+    ) -> dict[str, Any]:
+        """Decode one framed value; ``where`` (``topic[partition]@offset``) names it in errors.
+
+        With ``fields`` (top-level field names) the record holds only those, and the other
+        fields' bytes are skipped unread (not checked either); a field the writer schema
+        does not have is a :class:`DeserializationError` naming it.
+        """
+        if data is None or len(data) < HEADER_SIZE:
             raise DeserializationError(
                 f"{where}: value of {0 if data is None else len(data)} bytes is too short for "
                 "Confluent framing (magic byte + 4-byte schema id + Avro body)"
             )
-        magic, schema_id = HEADER.unpack_from(data)
-        if magic != MAGIC:
+        if data[0] != MAGIC:
             raise DeserializationError(
-                f"{where}: magic byte is {magic}, expected {MAGIC}: not Confluent-framed Avro"
+                f"{where}: magic byte is {data[0]}, expected {MAGIC}: not Confluent-framed Avro"
             )
-        schema, needs_plain = self._reader(schema_id)
+        schema_id = int.from_bytes(data[1:HEADER_SIZE], "big")
+        wanted = None if fields is None else tuple(fields)
+        reader = self._readers.get((schema_id, wanted)) or self._framed_reader(
+            schema_id, wanted, where
+        )
         try:
-            record = fastavro.schemaless_reader(io.BytesIO(data[HEADER.size :]), schema, None)
-        except (EOFError, ValueError, TypeError, IndexError, UnicodeDecodeError) as exc:
+            record = reader(data if type(data) is bytes else bytes(data))
+        except DeserializationError as exc:
             raise DeserializationError(
-                f"{where}: Avro body does not match writer schema id {schema_id}: {exc!r}"
+                f"{where}: Avro body does not match writer schema id {schema_id}: {exc}"
             ) from exc
-        return cast("dict[str, Any]", plain(record) if needs_plain else record)
+        if self._schemas[schema_id][1]:
+            return cast("dict[str, Any]", plain(record))
+        return record
 
 
 def decimal_cents(amount: Decimal) -> int:

@@ -16,8 +16,14 @@ the records after the last commit, and the aggregate stage counts a replayed eve
 rebalance this worker never moves back the offsets of their new owner. A clean stop finishes
 the batches in hand and commits them (waiting at most ``STOP_TIMEOUT_S`` for Kafka), so a
 restart replays nothing. A record that cannot be decoded goes, unchanged, to its product's
-dead-letter topic with the error and its position in headers. Any other failure (a bug in
-``route``, a send Kafka refuses) crashes the stage, which stops the worker without committing.
+dead-letter topic with the same ``mesh.dlq.*`` headers the SDK consumer writes
+(:func:`mesh_stream.kafka.dlq.poison_pill_headers`). Any other failure (a bug in the
+processor's ``key``, a send Kafka refuses) crashes the stage, which stops the worker without
+committing.
+
+Batches do not wait when the input is idle: the stage takes what librdkafka has fetched, and
+only when that is nothing waits (up to ``BATCH_WITHIN_S``) for the first record, then takes
+what came with it.
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import struct
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -37,6 +44,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from mode import Service
 
 from mesh_stream.errors import DeserializationError
+from mesh_stream.kafka import dlq
 from mesh_stream.kafka.clients import make_consumer
 from mesh_stream.processing.names import sources_group
 
@@ -46,7 +54,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Most input records in one batch, and the longest a batch waits to fill (it adds to latency).
+#: Most input records in one batch, and the longest an idle stage waits for a first record.
 BATCH_MAX_RECORDS = 2_000
 BATCH_WITHIN_S = 0.02
 #: Most envelopes in one internal record, which keeps it well under Kafka's 1 MB message limit.
@@ -55,19 +63,26 @@ ENVELOPES_PER_RECORD = 500
 BATCHES_IN_FLIGHT = 4
 #: Longest a stop waits for Kafka to acknowledge the batches in flight before leaving them.
 STOP_TIMEOUT_S = 30.0
-#: Longest a crashed worker may take to stop before its process exits with status 1.
+#: Longest a crashed worker may take to stop before its process exits with status 1 (armed by
+#: the worker entry point, :func:`mesh_stream.processing.engine.run`, never by the library).
 CRASH_EXIT_S = 15.0
 
-Route = Callable[[str, dict[str, Any], int], "tuple[str, dict[str, Any]] | None"]
-"""(input topic, decoded record, arrival ms) -> (key, fields to forward), or None to drop it."""
+Route = Callable[[str, int, int, dict[str, Any], int], Iterable[tuple[str, dict[str, Any]]]]
+"""(input topic, partition, offset, decoded record, arrival ms) -> the (internal key, envelope)
+pairs to forward: none drops the record, several send it to several keys (windows)."""
+
+Encode = Callable[[list[dict[str, Any]]], bytes]
+"""One key's envelopes of a batch -> the internal record's value."""
+
+_SCHEMA_ID = struct.Struct(">I")
 
 
 @dataclass(frozen=True)
 class Envelope:
     """One forwarded event as the aggregate stage sees it: where it came from, and its fields.
 
-    On the internal topic an event travels as ``{"topic", "partition", "offset", "arrival_ms",
-    "fields"}`` (JSON) inside its key's list; the aggregate adds the internal record's own
+    On the internal topic an event travels as a JSON object inside its key's list (see
+    :mod:`mesh_stream.processing.engine`); the aggregate adds the internal record's own
     position (``partition``, ``offset``, ``index``), which dedup and replay guards use.
     """
 
@@ -78,10 +93,17 @@ class Envelope:
     fields: dict[str, Any]
     #: Place of the event in its internal record (which carries one key's events of a batch).
     index: int = 0
+    #: The rest of the envelope as sent (input product, event time, source position, window).
+    wire: dict[str, Any] | None = None
 
 
 def exit_if_still_running(seconds: float, why: str) -> None:
-    """Exit the process with status 1 in ``seconds`` unless it has exited by then."""
+    """Exit the process with status 1 in ``seconds`` unless it has exited by then.
+
+    Process-wide, so only a worker entry point arms it (see ``on_crash`` of
+    :class:`RekeyStage`): faust's stop waits for its agents to acknowledge the events they
+    hold, which an agent interrupted by a crash may never do.
+    """
 
     def exit_now() -> None:
         log.critical("%s; not stopped after %.0f s, exiting", why, seconds)
@@ -116,6 +138,8 @@ class RekeyStage(Service):
         target: faust.TopicT,
         route: Route,
         decoder: FramedAvroDecoder,
+        encode: Encode,
+        on_crash: Callable[[BaseException], None] | None = None,
         **kwargs: Any,
     ) -> None:
         self.app = app
@@ -123,6 +147,8 @@ class RekeyStage(Service):
         self.target = target
         self.route = route
         self.decoder = decoder
+        self.encode = encode
+        self.on_crash = on_crash
         self.dead_letters = {
             product.topic: app.topic(
                 product.dlq_topic, key_serializer="raw", value_serializer="raw"
@@ -156,15 +182,11 @@ class RekeyStage(Service):
         self.add_future(self._run())
 
     async def crash(self, reason: BaseException) -> None:
-        """Stop the worker because of ``reason``; exit hard if faust cannot stop.
-
-        Faust's stop waits for its agents to acknowledge the events they hold, which an agent
-        interrupted by the crash may never do; after CRASH_EXIT_S the process exits with
-        status 1 instead. Nothing uncommitted is lost: like a kill -9, the next start reads
-        it again.
-        """
-        if not self.crashed:
-            exit_if_still_running(CRASH_EXIT_S, f"{self.spec.app_id} crashed: {reason!r}")
+        """Stop the worker because of ``reason`` (first telling ``on_crash``, with which the
+        entry point arms a hard exit in case faust cannot stop). Nothing uncommitted is lost:
+        like a kill -9, the next start reads it again."""
+        if not self.crashed and self.on_crash is not None:
+            self.on_crash(reason)
         await super().crash(reason)
 
     async def on_stop(self) -> None:
@@ -206,8 +228,16 @@ class RekeyStage(Service):
             self._finished.set()
 
     def _consume(self, count: int, timeout: float) -> list[Message]:
-        assert self._consumer is not None
-        return self._consumer.consume(count, timeout)
+        """What is there (up to ``count``), without waiting; if nothing, the first record to
+        come within ``timeout`` and whatever came with it."""
+        consumer = self._consumer
+        assert consumer is not None
+        messages = consumer.consume(count, 0)
+        if not messages:
+            messages = consumer.consume(1, timeout)
+            if messages:
+                messages += consumer.consume(count - 1, 0)
+        return messages
 
     async def _call(self, function: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(
@@ -221,7 +251,7 @@ class RekeyStage(Service):
         by_key: dict[str, list[dict[str, Any]]] = {}
         next_offsets: dict[tuple[str, int], int] = {}
         sends: list[Awaitable[Any]] = []
-        decode, route = self.decoder.decode, self.route
+        decode, route, encode = self.decoder.decode, self.route, self.encode
         for message in messages:
             if message.error() is not None:
                 self._on_message_error(message)
@@ -234,41 +264,38 @@ class RekeyStage(Service):
             except DeserializationError as exc:
                 sends.append(await self._dead_letter(message, exc))
                 continue
-            arrival_ms = message.timestamp()[1]
-            routed = route(topic, record, arrival_ms)
-            if routed is not None:
-                key, fields = routed
-                wire = {
-                    "topic": topic,
-                    "partition": partition,
-                    "offset": offset,
-                    "arrival_ms": arrival_ms,
-                    "fields": fields,
-                }
+            for key, wire in route(topic, partition, offset, record, message.timestamp()[1]):
                 by_key.setdefault(key, []).append(wire)
         send = self.target.send
         for key, envelopes in by_key.items():
             encoded = key.encode()
             for start in range(0, len(envelopes), ENVELOPES_PER_RECORD):
                 chunk = envelopes[start : start + ENVELOPES_PER_RECORD]
-                sends.append(await send(key=encoded, value=chunk, force=True))
+                sends.append(await send(key=encoded, value=encode(chunk), force=True))
         offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
         return asyncio.ensure_future(asyncio.gather(*sends)), offsets
 
     async def _dead_letter(self, message: Message, exc: Exception) -> Awaitable[Any]:
-        where = f"{message.topic()}[{message.partition()}]@{message.offset()}"
         dead_letters = self.dead_letters[message.topic() or ""]
         log.error("%s; sent to %s", exc, dead_letters.get_topic_name())
-        return await dead_letters.send(
-            key=message.key(),
-            value=message.value(),
-            headers={
-                "mesh.error": str(exc).encode(),
-                "mesh.source": where.encode(),
-                "mesh.processor": self.spec.app_id.encode(),
-            },
-            force=True,
-        )
+        value = message.value()
+        framed = value is not None and len(value) >= 5 and value[0] == 0
+        own: list[Any] = list(message.headers() or [])
+        headers: list[tuple[str, bytes]] = [(str(h[0]), bytes(h[1] or b"")) for h in own]
+        headers += [
+            (name, data or b"")
+            for name, data in dlq.poison_pill_headers(
+                error=str(exc),
+                error_type=type(exc.__cause__ or exc).__name__,
+                topic=message.topic() or "",
+                partition=message.partition() or 0,
+                offset=message.offset() or 0,
+                timestamp_ms=message.timestamp()[1],
+                group=self.group_id,
+                schema_id=_SCHEMA_ID.unpack_from(value, 1)[0] if framed and value else None,
+            )
+        ]
+        return await dead_letters.send(key=message.key(), value=value, headers=headers, force=True)
 
     async def _commit_acknowledged(self, *, wait: bool, final: bool = False) -> None:
         """Commit the offsets of the oldest batches whose records Kafka acknowledged.

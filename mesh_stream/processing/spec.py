@@ -175,6 +175,9 @@ def _windows(
 class Dedup:
     """Count an event once per value of ``field`` (e.g. a retried publish's ``event_id``).
 
+    Inputs that do not read ``field`` (e.g. a profile whose updates are idempotent anyway),
+    and records whose ``field`` is null, are not deduplicated.
+
     With ``horizon_ms`` a copy is recognised when it arrives within that long of the first
     (ids are forgotten afterwards, so state stays bounded); without, ids are kept per key for
     as long as the key lives, which suits keys that stop receiving events (closed windows).
@@ -214,7 +217,7 @@ class Processor:
             raise ConfigurationError(f"processor of {self.output}: bad window")
         if self.dedup is not None:
             missing = [spec.product for spec in self.inputs if self.dedup.field not in spec.reads]
-            if missing:
+            if len(missing) == len(self.inputs):  # an input without it is not deduplicated
                 raise ConfigurationError(
                     f"processor of {self.output}: dedup field {self.dedup.field!r} is not in "
                     f"`reads` of {', '.join(missing)}; add it there (or dedup by another field)"

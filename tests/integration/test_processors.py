@@ -30,6 +30,7 @@ from pydantic import SecretStr
 
 from mesh_stream.descriptor import DataProduct, load_descriptors, topic_for
 from mesh_stream.errors import DeserializationError
+from mesh_stream.kafka import dlq
 from mesh_stream.processing.codec import FramedAvroDecoder
 from mesh_stream.processing.names import sources_group
 from mesh_stream.producer import ProductPublisher
@@ -323,14 +324,16 @@ def assert_dead_lettered(bootstrap: str, product: DataProduct, where: tuple[int,
         while not found and time.monotonic() < deadline:
             for message in consumer.consume(num_messages=100, timeout=1.0):
                 headers = dict(message.headers() or [])
-                if headers.get("mesh.source") == source.encode():
+                at = (headers.get(dlq.MESH_SOURCE_PARTITION), headers.get(dlq.MESH_SOURCE_OFFSET))
+                if at == (str(where[0]).encode(), str(where[1]).encode()):
                     found.append((message.value(), headers))
     finally:
         consumer.close()
     assert found, f"no dead letter for {source} in {product.dlq_topic}"
     value, headers = found[0]
     assert value == b"\x07not avro"
-    assert headers["mesh.error"].decode().startswith(f"{source}: magic byte is 7")
+    assert headers[dlq.MESH_SOURCE_TOPIC] == product.topic.encode()
+    assert headers[dlq.MESH_ERROR].decode().startswith(f"{source}: magic byte is 7")
 
 
 def wait_idle(bootstrap: str, outputs: list[DataProduct], timeout: float) -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from domains.analytics.processors import revenue
 from mesh_stream.descriptor import DataProduct, load_descriptors
-from mesh_stream.processing.app import ProcessorSpec, run_worker
+from mesh_stream.processing.app import ProcessorSpec
+from mesh_stream.processing.engine import retarget, run
 from mesh_stream.registration import ensure_topics, schema_text
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
@@ -51,7 +52,8 @@ def scale_out_spec(settings: MeshSettings, run_id: str) -> ProcessorSpec:
 
 
 def main() -> None:
-    run_worker(revenue.build(scale_out_spec(MeshSettings(), os.environ[RUN_ID_VARIABLE])))
+    spec = scale_out_spec(MeshSettings(), os.environ[RUN_ID_VARIABLE])
+    run(retarget(revenue.PROCESSOR, spec), spec=spec)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ the input's domain.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +15,9 @@ from typing import Any
 
 import pytest
 
+from domains.analytics.processors import revenue
 from mesh_stream.descriptor import DataProduct, load_descriptor
-from mesh_stream.errors import ConfigurationError, ProductNotFoundError
+from mesh_stream.errors import ConfigurationError, ProductNotFoundError, SubjectNotFoundError
 from mesh_stream.processing import app as processing_app
 from mesh_stream.project import MeshProject, load_project
 from mesh_stream.registration import registered_inputs
@@ -165,3 +167,22 @@ def test_the_output_must_be_a_product_of_the_project(
 ) -> None:
     with pytest.raises(ConfigurationError, match=r"no product 'analytics\.nope'"):
         processing_app.prepare(SETTINGS, "analytics.nope", project=project, registry=analytics)
+
+
+def test_a_field_the_processor_reads_but_the_input_lost_stops_prepare(
+    server: RegistryServer, analytics: RegistryClient, project: MeshProject
+) -> None:
+    publish_input(server)
+    [orders] = revenue.PROCESSOR.inputs
+    reads_more = dataclasses.replace(orders, reads=(*orders.reads, "coupon_code"))
+    processor = dataclasses.replace(revenue.PROCESSOR, inputs=(reads_more,))
+    with pytest.raises(ConfigurationError) as refused:
+        processing_app.prepare(
+            SETTINGS, OUTPUT, project=project, registry=analytics, processor=processor
+        )
+    message = str(refused.value)
+    assert "processor analytics.revenue-by-region reads field 'coupon_code'" in message
+    assert INPUT in message
+    assert "\n" not in message
+    with pytest.raises(SubjectNotFoundError):  # refused before the output was registered
+        analytics.get_latest("analytics.revenue-by-region.v1-value")

@@ -1,0 +1,393 @@
+"""The one processing engine: a :class:`~mesh_stream.processing.spec.Processor` as a faust worker.
+
+A processor module declares ``PROCESSOR = Processor(...)`` and ends with::
+
+    if __name__ == "__main__":
+        run(PROCESSOR)
+
+:func:`run` is the worker entry point (``python -m <module> worker -l info``); :func:`build`
+makes the faust app alone. The engine owns every invariant, so the processor's functions
+stay pure business logic:
+
+* **route** (re-key stage, :mod:`~mesh_stream.processing.rekey`): each input record is decoded,
+  projected to its input's ``reads``, keyed by ``key(fields)`` (None drops it), placed in its
+  windows (each window is its own state key; the Kafka key is ``str(WindowKey)``) and
+  forwarded to the internal topic ``<app id>-by-key``. An undecodable record goes to its
+  product's dead-letter topic.
+* **update** (aggregate agent): per state key and batch, an event is dropped if it is a
+  duplicate by ``processor.dedup`` (:class:`~mesh_stream.processing.dedup.SeenEvents`, with
+  its horizon), and applied only if not applied before the last crash
+  (:func:`~mesh_stream.processing.dedup.apply_once`, always); the seen entries are stored
+  before the state that lists them; if any event was a first delivery, ``emit(key, state)``
+  is sent to the output product. The engine's bookkeeping lives next to the business state,
+  never in it: the stored value is ``{"value": <state apply sees>, "_applied": ..., ...}``.
+* **failure**: a record that lacks a declared field, or ``key``/``apply``/``emit`` raising,
+  logs one line first (processor, input ``topic[partition]@offset``, exception, field) and
+  stops the worker without committing that record. An input whose registered schema lacks a
+  field the processor reads stops :func:`run` before faust starts, with one line.
+
+On the internal topic, one record holds one key's events of a batch: a JSON list of envelopes
+``{"input", "topic", "partition", "offset", "arrival_ms", "event_ms", "fields"}`` (plus
+``"window": [key, start, end]`` when windowed); decimals travel as ``{"$decimal": "1.50"}``
+and bytes as ``{"$bytes": "<latin-1>"}``, so ``apply`` sees the types ``key`` saw.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from decimal import Decimal
+from typing import Any
+
+import faust
+
+from mesh_stream.errors import ConfigurationError, MeshError
+from mesh_stream.processing.app import (
+    KeyedOutput,
+    ProcessorSpec,
+    add_aggregate_agent,
+    add_rekey_stage,
+    changelogged_table,
+    internal_topic,
+    prepare,
+    processor_app,
+    schema_decoder,
+)
+from mesh_stream.processing.dedup import SeenEvents, apply_once
+from mesh_stream.processing.reads import check_reads
+from mesh_stream.processing.rekey import CRASH_EXIT_S, Envelope, exit_if_still_running
+from mesh_stream.processing.spec import Event, Processor, WindowKey
+from mesh_stream.settings import MeshSettings
+
+__all__ = [
+    "Aggregation",
+    "build",
+    "crash_line",
+    "decode_envelopes",
+    "encode_envelopes",
+    "retarget",
+    "run",
+]
+
+log = logging.getLogger(__name__)
+
+#: Name of the internal topic (``<app id>-by-key``) and of the two tables.
+INTERNAL_TOPIC = "by-key"
+STATE_TABLE = "state"
+SEEN_TABLE = "seen"
+#: With a dedup horizon, seen ids are kept per key and this slice of arrival time.
+DEDUP_BUCKET_MS = 60_000
+#: The stored value's entry holding the state ``apply`` and ``emit`` see.
+VALUE = "value"
+
+#: Collector thresholds of a worker process: far fewer collections than Python's (700, 10, 10).
+GC_THRESHOLDS = (100_000, 50, 1_000)
+
+
+# -- the internal topic's envelopes ---------------------------------------------------------
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return {"$decimal": str(value)}
+    if isinstance(value, (bytes, bytearray)):
+        return {"$bytes": bytes(value).decode("latin-1")}
+    raise TypeError(f"{type(value).__name__} cannot travel on the internal topic")
+
+
+def _decode_value(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1:
+        if "$decimal" in obj:
+            return Decimal(obj["$decimal"])
+        if "$bytes" in obj:
+            return obj["$bytes"].encode("latin-1")
+    return obj
+
+
+def encode_envelopes(envelopes: list[dict[str, Any]]) -> bytes:
+    """One internal record's value: ``envelopes`` as JSON, decimals and bytes tagged."""
+    return json.dumps(envelopes, default=_encode_value, separators=(",", ":")).encode()
+
+
+def decode_envelopes(data: bytes) -> list[dict[str, Any]]:
+    """The envelopes of one internal record, decimals and bytes restored."""
+    if b'"$decimal"' in data or b'"$bytes"' in data:
+        envelopes: list[dict[str, Any]] = json.loads(data, object_hook=_decode_value)
+    else:
+        envelopes = json.loads(data)
+    return envelopes
+
+
+# -- failure ----------------------------------------------------------------------------------
+
+
+def crash_line(output: str, where: str, exc: BaseException, field: str | None = None) -> str:
+    """The one line a worker logs before it stops on a record, e.g. ``processor
+    analytics.revenue-by-region crashed on orders.order-placed.v1[2]@1041: KeyError 'region'
+    (field 'region')``."""
+    if field is None and isinstance(exc, KeyError) and exc.args:
+        field = str(exc.args[0])
+    involved = f" (field {field!r})" if field is not None else ""
+    return f"processor {output} crashed on {where}: {type(exc).__name__} {exc}{involved}"
+
+
+class _ReportedError(Exception):
+    """A failure whose line is logged already; carries the original as ``__cause__``."""
+
+
+# -- the engine ------------------------------------------------------------------------------
+
+
+def retarget(processor: Processor, spec: ProcessorSpec) -> Processor:
+    """``processor`` building ``spec.output`` from ``spec.inputs`` (taken in declaration
+    order), e.g. private copies of its products in a benchmark or a test."""
+    if len(spec.inputs) != len(processor.inputs):
+        raise ConfigurationError(
+            f"processor {processor.output} declares {len(processor.inputs)} inputs, but "
+            f"{spec.output.name} has {len(spec.inputs)}"
+        )
+    inputs = tuple(
+        dataclasses.replace(declared, product=product.name)
+        for declared, product in zip(processor.inputs, spec.inputs, strict=True)
+    )
+    return dataclasses.replace(processor, output=spec.output.name, inputs=inputs)
+
+
+def _input_topics(processor: Processor, spec: ProcessorSpec) -> dict[str, str]:
+    """Input topic -> the declared input product it holds."""
+    if spec.output.name != processor.output:
+        raise ConfigurationError(
+            f"processor {processor.output} cannot build {spec.output.name}; run it for its "
+            f"own output (or retarget it)"
+        )
+    products = {product.name: product for product in spec.inputs}
+    topics: dict[str, str] = {}
+    for declared in processor.inputs:
+        product = products.get(declared.product)
+        if product is None:
+            raise ConfigurationError(
+                f"processor {processor.output} reads {declared.product}, which is not in the "
+                f"inputs of {spec.output.name} ({', '.join(products) or 'none'}); add it to "
+                f"the descriptor's `inputs`"
+            )
+        topics[product.topic] = declared.product
+    return topics
+
+
+class Aggregation:
+    """What the engine does with a processor's records, free of faust and Kafka.
+
+    :meth:`route` is the re-key stage's function, :meth:`update` the aggregate agent's; the
+    tables are plain mappings (faust tables in a worker) and ``publish`` sends an output
+    record. Unit tests drive it directly and compare with
+    :func:`~mesh_stream.processing.reference.recompute`.
+    """
+
+    def __init__(
+        self,
+        processor: Processor,
+        topics: Mapping[str, str],
+        states: MutableMapping[str, Any],
+        seen_table: MutableMapping[str, Any] | None,
+        publish: Callable[[str, Mapping[str, Any]], None],
+    ) -> None:
+        """``topics`` maps each input topic to the declared input product it holds;
+        ``seen_table`` is needed when the processor declares dedup."""
+        self.processor = processor
+        self.by_topic = {topic: processor.input(product) for topic, product in topics.items()}
+        self.states = states
+        self.publish = publish
+        self.seen: SeenEvents | None = None
+        dedup = processor.dedup
+        if dedup is not None:
+            if seen_table is None:
+                raise ConfigurationError(f"processor {processor.output}: dedup needs a table")
+            horizon = dedup.horizon_ms
+            self.seen = SeenEvents(
+                seen_table,
+                horizon_ms=horizon,
+                bucket_ms=DEDUP_BUCKET_MS if horizon is None else min(DEDUP_BUCKET_MS, horizon),
+            )
+
+    def _fail(self, where: str, exc: BaseException, field: str | None = None) -> _ReportedError:
+        log.error("%s", crash_line(self.processor.output, where, exc, field))
+        return _ReportedError(str(exc))
+
+    def route(
+        self, topic: str, partition: int, offset: int, record: dict[str, Any], arrival_ms: int
+    ) -> Iterable[tuple[str, dict[str, Any]]]:
+        """The (internal key, envelope) pairs of one decoded input record."""
+        processor = self.processor
+        declared = self.by_topic[topic]
+        try:
+            fields = {name: record[name] for name in declared.reads}
+        except KeyError as missing:
+            where = f"{topic}[{partition}]@{offset}"
+            raise self._fail(where, missing, str(missing.args[0])) from missing
+        try:
+            key = declared.key(fields)
+            if key is None:
+                return ()
+            event = processor.event(declared.product, fields, arrival_ms)
+            state_keys = processor.keys(event, key)
+        except Exception as exc:
+            raise self._fail(f"{topic}[{partition}]@{offset}", exc) from exc
+        wire = {
+            "input": declared.product,
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+            "arrival_ms": arrival_ms,
+            "event_ms": event.event_ms,
+            "fields": fields,
+        }
+        if processor.window is None:
+            return ((key, wire),)
+        return ((str(w), {**wire, "window": [w.key, w.start_ms, w.end_ms]}) for w in state_keys)
+
+    def update(self, kafka_key: str, envelopes: list[Envelope]) -> None:
+        """Apply one key's envelopes of a batch (each once), store, emit if any was fresh."""
+        processor, dedup = self.processor, self.processor.dedup
+        stored: dict[str, Any] = dict(self.states.get(kafka_key) or {})
+        value: dict[str, Any] = stored.setdefault(VALUE, {})
+        key_seen = self.seen.for_key(kafka_key, stored) if self.seen is not None else None
+        fresh = changed = False
+        for envelope in envelopes:
+            position = (envelope.partition, envelope.offset, envelope.index)
+            if key_seen is not None and dedup is not None:
+                event_id = envelope.fields.get(dedup.field)
+                if event_id is not None and not key_seen.first_delivery(
+                    str(event_id), *position, arrival_ms=envelope.arrival_ms
+                ):
+                    continue
+            fresh = True
+            if apply_once(stored, *position):
+                wire = envelope.wire or {}
+                event = Event(
+                    wire.get("input", ""),
+                    envelope.fields,
+                    envelope.arrival_ms,
+                    wire.get("event_ms", envelope.arrival_ms),
+                )
+                try:
+                    processor.apply(value, event)
+                except Exception as exc:
+                    raise self._fail(_where(envelope), exc) from exc
+                changed = True
+        if key_seen is not None:
+            newest = max(envelope.arrival_ms for envelope in envelopes)
+            changed = key_seen.store(now_ms=newest) or changed  # seen entries first ...
+        if changed:
+            self.states[kafka_key] = stored  # ... then the state listing them
+        if fresh:
+            last = envelopes[-1]
+            window_of = (last.wire or {}).get("window")
+            state_key: Any = WindowKey(*window_of) if window_of is not None else kafka_key
+            try:
+                record = processor.emit(state_key, value)
+            except Exception as exc:
+                raise self._fail(_where(last), exc) from exc
+            self.publish(kafka_key, record)
+
+
+def _where(envelope: Envelope) -> str:
+    wire = envelope.wire or {}
+    return f"{wire.get('topic')}[{wire.get('partition')}]@{wire.get('offset')}"
+
+
+def build(
+    processor: Processor,
+    spec: ProcessorSpec,
+    *,
+    on_crash: Callable[[BaseException], None] | None = None,
+) -> faust.App:
+    """The faust app of ``processor`` over the products ``spec`` resolved.
+
+    ``on_crash`` is told when the worker stops on a failure, before faust stops (the entry
+    point arms a hard exit with it).
+    """
+    topics = _input_topics(processor, spec)
+    app = processor_app(spec)
+    by_key = internal_topic(app, spec, INTERNAL_TOPIC)
+    states = changelogged_table(app, spec, STATE_TABLE)
+    seen = changelogged_table(app, spec, SEEN_TABLE) if processor.dedup is not None else None
+    output = KeyedOutput(app, spec)
+    aggregation = Aggregation(processor, topics, states, seen, output.publish)
+    stage = add_rekey_stage(
+        app, spec, by_key, aggregation.route, schema_decoder(spec), encode_envelopes, on_crash
+    )
+    add_aggregate_agent(app, spec, by_key, aggregation.update, decode_envelopes, stage.crash)
+    return app
+
+
+# -- the worker entry point ---------------------------------------------------------------
+
+
+def run(
+    processor: Processor,
+    argv: list[str] | None = None,
+    *,
+    spec: ProcessorSpec | None = None,
+) -> None:
+    """Run faust's command line (e.g. ``worker -l info``) for ``processor``'s worker.
+
+    The entry point of a processor module, and the only place that touches the process:
+    it reads ``MESH_*`` settings, resolves and checks the products (:func:`prepare`; a
+    problem is one line on stderr and exit status 1, no traceback), arms a hard exit for a
+    worker that crashes but cannot stop within ``CRASH_EXIT_S``, raises the garbage
+    collector's thresholds, sets the root logger to the requested level and hands faust
+    ``argv`` (default: ``sys.argv[1:]``). Give ``spec`` to run over other products than the
+    processor's own (see :func:`retarget`).
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if spec is None:
+            spec = prepare(MeshSettings(), processor.output, processor=processor)
+        else:
+            check_reads(processor, spec.input_schemas)
+        app_id = spec.app_id
+
+        def arm_hard_exit(reason: BaseException) -> None:
+            cause = reason.__cause__ if isinstance(reason, _ReportedError) else reason
+            exit_if_still_running(CRASH_EXIT_S, f"{app_id} crashed: {cause!r}")
+
+        app = build(processor, spec, on_crash=arm_hard_exit)
+    except MeshError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    _run_faust(app, args)
+
+
+def _run_faust(app: faust.App, args: list[str]) -> None:
+    web_options = ("--with-web", "--without-web", "--web-port")
+    # faust's web server binds port 6066 by default, and several processors run side by side.
+    if args[:1] == ["worker"] and not any(arg.startswith(web_options) for arg in args):
+        args.insert(1, "--without-web")
+    level = _requested_level(args)
+
+    async def honour_log_level() -> None:
+        # mode leaves the root logger at DEBUG and filters in the handler, so every debug
+        # call of aiokafka and faust still builds a LogRecord: a tenth of the CPU per event.
+        logging.getLogger().setLevel(level)
+
+    app.task(honour_log_level)
+    # Python's default collector thresholds (700 allocations) made the worker walk its
+    # long-lived objects (faust's internals, the dedup index) so often that, with a backlog,
+    # a fifth of its CPU per event went to the garbage collector.
+    gc.set_threshold(*GC_THRESHOLDS)
+    sys.argv = [sys.argv[0], *args]
+    app.main()
+
+
+def _requested_level(args: list[str]) -> int:
+    """The level given with ``-l``/``--loglevel`` (faust's default: WARNING)."""
+    for flag in ("-l", "--loglevel"):
+        if flag in args[:-1]:
+            value = logging.getLevelName(args[args.index(flag) + 1].upper())
+            if isinstance(value, int):
+                return value
+    return logging.WARNING

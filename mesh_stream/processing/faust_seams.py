@@ -1,0 +1,112 @@
+"""Every use of faust internals, in one place, for the faust versions it was checked against.
+
+The engine uses faust through its public API (apps, topics, agents, tables, sensors) except
+for the few things below, which faust offers no public way to do. Each is written against
+the faust-streaming versions in :data:`SUPPORTED_FAUST`; importing this module with another
+version installed is a :class:`~mesh_stream.errors.ConfigurationError` naming both, and
+``tests/unit/processing/test_faust_seams.py`` fails too, and checks that each internal used
+here still exists. Upgrading faust means: widen the range, run that test and the processor
+integration tests.
+
+* :func:`current_event` -- tables write their changelog record to the partition of the
+  *current event*, which ``take_events`` does not set in the agent's task
+  (``faust.streams._current_event``).
+* :func:`take_events` -- batches of events with their messages (``Stream.take_events`` is on
+  the concrete ``Stream`` only, not on ``StreamT``).
+* :func:`size_producer_buffer` -- the producer buffer's ``max_messages`` (faust's 100 stalls
+  every batch that queues thousands of outputs and changelog records).
+* :func:`withhold_acks` -- keep a failed batch's offsets from ever being committed
+  (``Message.acked``): ``take_events`` acknowledges a batch when the agent leaves it, even
+  by an exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import re
+import weakref
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from typing import Any, cast
+
+import faust
+from faust.streams import _current_event
+
+from mesh_stream.errors import ConfigurationError
+
+__all__ = [
+    "SUPPORTED_FAUST",
+    "check_faust_version",
+    "current_event",
+    "size_producer_buffer",
+    "take_events",
+    "withhold_acks",
+]
+
+#: faust-streaming versions the seams below were checked against: lowest included, highest
+#: excluded.
+SUPPORTED_FAUST = ("0.15.3", "0.16")
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """The numeric release of ``version`` (``0.15.3rc1`` -> ``(0, 15, 3)``)."""
+    parts = []
+    for part in version.split("."):
+        digits = re.match(r"\d+", part)
+        if digits is None:
+            break
+        parts.append(int(digits.group()))
+        if digits.group() != part:
+            break
+    return tuple(parts)
+
+
+def check_faust_version(installed: str | None = None) -> str:
+    """The installed faust-streaming version; an error naming it if it is unsupported."""
+    if installed is None:
+        installed = importlib.metadata.version("faust-streaming")
+    lowest, above = SUPPORTED_FAUST
+    if not _release(lowest) <= _release(installed) < _release(above):
+        raise ConfigurationError(
+            f"faust-streaming {installed} is installed, but mesh_stream.processing supports "
+            f">={lowest},<{above} (it uses faust internals, see "
+            f"mesh_stream/processing/faust_seams.py); install a supported version, e.g. "
+            f"pip install 'faust-streaming>={lowest},<{above}'"
+        )
+    return installed
+
+
+FAUST_VERSION = check_faust_version()
+
+
+@contextlib.contextmanager
+def current_event(event: faust.EventT[Any]) -> Iterator[None]:
+    """Make ``event`` the current event while the block runs (table writes go to its
+    partition's changelog)."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def take_events(
+    stream: faust.StreamT[Any], max_events: int, within_s: float
+) -> AsyncIterator[Sequence[faust.EventT[Any]]]:
+    """Up to ``max_events`` events, or fewer after ``within_s``; acknowledged once the agent
+    asks for the next batch."""
+    concrete = cast("faust.Stream[Any]", stream)
+    return concrete.take_events(max_events, within=within_s)
+
+
+def size_producer_buffer(app: faust.App, max_messages: int) -> None:
+    """Let faust's producer buffer hold ``max_messages`` before it makes the consumer wait;
+    call it once the producer exists (in a task of the app)."""
+    app.producer.buffer.max_messages = max_messages
+
+
+def withhold_acks(events: Iterable[faust.EventT[Any]]) -> None:
+    """Mark ``events`` so that acknowledging them does nothing: their offsets (and every
+    later offset of their partitions) are never committed by this worker."""
+    for event in events:
+        event.message.acked = True

@@ -1,0 +1,333 @@
+"""The engine's route and update, without Kafka: the sample processors' outputs equal their
+one-pass recomputation through batches, duplicates, late records and replays after crashes;
+a failure is one line naming processor, record, exception and field."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import uuid
+from collections.abc import Iterator, MutableMapping
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from domains.analytics.processors import customer_360, fulfilment_sla, revenue
+from mesh_stream.errors import ConfigurationError
+from mesh_stream.processing import Dedup, Input, Processor
+from mesh_stream.processing import engine as engine_module
+from mesh_stream.processing.engine import (
+    Aggregation,
+    crash_line,
+    decode_envelopes,
+    encode_envelopes,
+)
+from mesh_stream.processing.reference import InputRecord, recompute
+from mesh_stream.processing.rekey import Envelope
+
+MINUTE = 60_000
+BASE = 1_700_000_000_000 - 1_700_000_000_000 % MINUTE
+
+
+class JsonTable(MutableMapping[str, Any]):
+    """A table that, like RocksDB, hands out copies: in-place changes not stored are lost."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, str] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        return json.loads(self.data[key])
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.data[key] = json.dumps(value)
+
+    def __delitem__(self, key: str) -> None:
+        del self.data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+class Worker:
+    """An Aggregation fed the way the re-key stage and the aggregate agent feed it."""
+
+    def __init__(self, processor: Processor) -> None:
+        self.processor = processor
+        self.states, self.seen = JsonTable(), JsonTable()
+        topics = {f"{spec.product}.v1": spec.product for spec in processor.inputs}
+        self.outputs: dict[str, dict[str, Any]] = {}
+        self.aggregation = Aggregation(processor, topics, self.states, self.seen, self.publish)
+        self.internal_offset = 0
+        self.offsets: dict[str, int] = {}
+
+    def publish(self, key: str, record: Any) -> None:
+        self.outputs[key] = dict(record)
+
+    def forward(self, batch: list[InputRecord]) -> list[tuple[str, bytes, int]]:
+        """Route one batch: the internal records (key, value, offset) it makes."""
+        by_key: dict[str, list[dict[str, Any]]] = {}
+        for item in batch:
+            topic = f"{item.product}.v1"
+            offset = self.offsets.get(topic, 0)
+            self.offsets[topic] = offset + 1
+            for key, wire in self.aggregation.route(
+                topic, 0, offset, dict(item.record), item.arrival_ms
+            ):
+                by_key.setdefault(key, []).append(wire)
+        internal = []
+        for key, wires in by_key.items():
+            internal.append((key, encode_envelopes(wires), self.internal_offset))
+            self.internal_offset += 1
+        return internal
+
+    def aggregate(self, internal: list[tuple[str, bytes, int]]) -> None:
+        for key, value, offset in internal:
+            envelopes = [
+                Envelope(wire["topic"], 0, offset, wire["arrival_ms"], wire["fields"], index, wire)
+                for index, wire in enumerate(decode_envelopes(value))
+            ]
+            self.aggregation.update(key, envelopes)
+
+
+def run_with_crashes(
+    processor: Processor, records: list[InputRecord], seed: int
+) -> dict[str, dict[str, Any]]:
+    """Batches of random size; after some batches a crash: the batch is replayed, with the
+    state table as it was before the batch (its changelog record lost) or as it is."""
+    rng = random.Random(seed)
+    worker = Worker(processor)
+    position = 0
+    while position < len(records):
+        size = rng.randint(1, 40)
+        batch = records[position : position + size]
+        position += size
+        internal = worker.forward(batch)
+        before = dict(worker.states.data)
+        worker.aggregate(internal)
+        crash = rng.random()
+        if crash < 0.2:  # the state's changelog record was lost; seen entries were not
+            worker.states.data = before
+            worker.aggregate(internal)
+        elif crash < 0.4:  # offsets not committed: everything is read again
+            worker.aggregate(internal)
+    return worker.outputs
+
+
+def orders(rng: random.Random, count: int) -> list[dict[str, Any]]:
+    made = []
+    for _ in range(count):
+        placed = BASE + rng.randrange(6 * MINUTE)
+        made.append(
+            {
+                "event_id": str(uuid.UUID(int=rng.getrandbits(128))),
+                "order_id": str(uuid.UUID(int=rng.getrandbits(128))),
+                "customer_id": f"cust-{rng.randrange(20)}",
+                "region": rng.choice(["eu-west", "us-east", "ap-south"]),
+                "channel": "WEB",
+                "currency": "EUR",
+                "total_amount": Decimal(rng.randint(100, 90_000)) / 100,
+                "items": [],
+                "placed_at": placed,
+            }
+        )
+    return made
+
+
+def with_duplicates_and_lateness(
+    rng: random.Random, product: str, values: list[dict[str, Any]], time_field: str
+) -> list[InputRecord]:
+    """Each value arrives soon after its event time, some very late, some twice."""
+    sent = []
+    for value in values:
+        late = rng.random() < 0.1
+        arrival = value[time_field] + (rng.randrange(2 * MINUTE, 5 * MINUTE) if late else 500)
+        sent.append(InputRecord(product, value, arrival))
+        if rng.random() < 0.15:
+            sent.append(InputRecord(product, value, arrival + rng.randrange(1, 20_000)))
+    return sent
+
+
+def test_revenue_equals_its_recomputation_through_duplicates_lateness_and_replays() -> None:
+    rng = random.Random(7)
+    records = with_duplicates_and_lateness(
+        rng, "orders.order-placed", orders(rng, 400), "placed_at"
+    )
+    expected = recompute(revenue.PROCESSOR, records)
+    assert sum(w["order_count"] for w in expected.values()) < len(records)  # some dropped
+    assert run_with_crashes(revenue.PROCESSOR, records, seed=1) == expected
+    assert run_with_crashes(revenue.PROCESSOR, records, seed=2) == expected
+
+
+def test_customer_360_equals_its_recomputation_and_keeps_pii_out_of_state() -> None:
+    rng = random.Random(11)
+    placed = orders(rng, 200)
+    profiles = [
+        {
+            "customer_id": f"cust-{n % 20}",
+            "full_name": "Ada Lovelace",
+            "email": "ada@example.com",
+            "phone": None,
+            "region": rng.choice(["eu-west", "us-east"]),
+            "segment": rng.choice(["NEW", "VIP"]),
+            "updated_at": BASE + rng.randrange(6 * MINUTE),
+        }
+        for n in range(40)
+    ]
+    engagements = [
+        {
+            "event_id": str(uuid.UUID(int=rng.getrandbits(128))),
+            "customer_id": f"cust-{rng.randrange(20)}",
+            "kind": "VIEW",
+            "session_id": str(uuid.UUID(int=rng.getrandbits(128))),
+            "occurred_at": BASE + rng.randrange(6 * MINUTE),
+        }
+        for _ in range(150)
+    ]
+    records = [
+        *with_duplicates_and_lateness(rng, "orders.order-placed", placed, "placed_at"),
+        *with_duplicates_and_lateness(rng, "customers.customer-profile", profiles, "updated_at"),
+        *with_duplicates_and_lateness(
+            rng, "customers.engagement-event", engagements, "occurred_at"
+        ),
+    ]
+    rng.shuffle(records)
+    expected = recompute(customer_360.PROCESSOR, records)
+    worker_outputs = run_with_crashes(customer_360.PROCESSOR, records, seed=3)
+    assert worker_outputs == expected
+    worker = Worker(customer_360.PROCESSOR)
+    worker.aggregate(worker.forward(records))
+    stored = json.dumps(worker.states.data) + json.dumps(worker.seen.data)
+    assert "ada@example.com" not in stored
+    assert "Lovelace" not in stored
+
+
+def test_fulfilment_sla_equals_its_recomputation() -> None:
+    rng = random.Random(5)
+    placed = orders(rng, 100)
+    records = with_duplicates_and_lateness(rng, "orders.order-placed", placed, "placed_at")
+    for order in placed:
+        at = order["placed_at"]
+        for product, field, extra in (
+            ("payments.payment-captured", "captured_at", {}),
+            ("payments.payment-failed", "failed_at", {"payment_id": str(uuid.uuid4())}),
+            ("shipping.shipment-dispatched", "dispatched_at", {}),
+        ):
+            if rng.random() < 0.7:
+                value = {"order_id": order["order_id"], field: at + rng.randrange(90_000), **extra}
+                records += with_duplicates_and_lateness(rng, product, [value], field)
+    rng.shuffle(records)
+    assert run_with_crashes(fulfilment_sla.PROCESSOR, records, seed=4) == recompute(
+        fulfilment_sla.PROCESSOR, records
+    )
+
+
+def test_without_the_replay_guard_a_replay_counts_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The comparison finds the bug the guard prevents (a mutation check of the harness)."""
+    rng = random.Random(7)
+    records = [InputRecord("orders.order-placed", o, o["placed_at"]) for o in orders(rng, 200)]
+    monkeypatch.setattr(engine_module, "apply_once", lambda *_args: True)
+    assert run_with_crashes(revenue.PROCESSOR, records, seed=1) != recompute(
+        revenue.PROCESSOR, records
+    )
+
+
+def test_engine_bookkeeping_is_hidden_from_apply_and_emit() -> None:
+    seen_states: list[dict[str, Any]] = []
+
+    def count(state: dict[str, Any], _event: Any) -> None:
+        seen_states.append(dict(state))
+        state["n"] = state.get("n", 0) + 1
+
+    processor = Processor(
+        "analytics.t",
+        (Input("orders.order-placed", key=lambda f: f["region"], reads=("event_id", "region")),),
+        count,
+        lambda key, state: {"key": key, **state},
+        dedup=Dedup("event_id", horizon_ms=60_000),
+    )
+    worker = Worker(processor)
+    records = [
+        InputRecord("orders.order-placed", {"event_id": e, "region": "eu"}, BASE + n)
+        for n, e in enumerate(["a", "b", "a", "c"])
+    ]
+    worker.aggregate(worker.forward(records[:2]))
+    worker.aggregate(worker.forward(records[2:]))
+    assert worker.outputs == {"eu": {"key": "eu", "n": 3}}
+    assert all(not key.startswith("_") for state in seen_states for key in state)
+    assert any(key.startswith("_") for key in json.loads(worker.states.data["eu"]))
+
+
+def test_envelopes_keep_decimals_bytes_and_nesting() -> None:
+    wires = [
+        {
+            "fields": {
+                "amount": Decimal("12.30"),
+                "raw": b"\x00\xff",
+                "items": [{"price": Decimal("-0.01"), "sku": "x"}],
+                "plain": {"a": 1},
+            }
+        }
+    ]
+    assert decode_envelopes(encode_envelopes(wires)) == wires
+    assert decode_envelopes(encode_envelopes([{"fields": {"n": 1}}])) == [{"fields": {"n": 1}}]
+
+
+def test_a_record_lacking_a_declared_field_is_one_line_with_the_field(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    worker = Worker(revenue.PROCESSOR)
+    record = {"event_id": "e", "total_amount": Decimal(1), "currency": "EUR", "placed_at": BASE}
+    with caplog.at_level(logging.ERROR), pytest.raises(Exception, match="region") as raised:
+        list(worker.aggregation.route("orders.order-placed.v1", 2, 1041, record, BASE))
+    assert [r.getMessage() for r in caplog.records] == [
+        "processor analytics.revenue-by-region crashed on orders.order-placed.v1[2]@1041: "
+        "KeyError 'region' (field 'region')"
+    ]
+    assert isinstance(raised.value.__cause__, KeyError)
+
+
+def test_apply_and_emit_failures_name_the_input_record(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(state: dict[str, Any], event: Any) -> None:
+        state["total"] = event.fields["total"]  # not in reads: a KeyError naming it
+
+    processor = Processor(
+        "analytics.t",
+        (Input("orders.order-placed", key=lambda f: f["region"], reads=("region",)),),
+        broken,
+        lambda _key, state: state,
+    )
+    worker = Worker(processor)
+    internal = worker.forward([InputRecord("orders.order-placed", {"region": "eu"}, BASE)])
+    with caplog.at_level(logging.ERROR), pytest.raises(Exception, match="total"):
+        worker.aggregate(internal)
+    assert caplog.records[0].getMessage() == (
+        "processor analytics.t crashed on orders.order-placed.v1[0]@0: KeyError 'total' "
+        "(field 'total')"
+    )
+    assert worker.outputs == {}
+    assert worker.states.data == {}
+
+
+def test_crash_line_names_exception_and_field() -> None:
+    line = crash_line("analytics.x", "a.b.v1[0]@3", ValueError("bad order 7"))
+    assert line == "processor analytics.x crashed on a.b.v1[0]@3: ValueError bad order 7"
+
+
+def test_run_reports_a_configuration_problem_in_one_line_and_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise ConfigurationError("processor analytics.revenue-by-region reads field 'region'")
+
+    monkeypatch.setattr(engine_module, "prepare", refuse)
+    monkeypatch.setattr(engine_module, "MeshSettings", lambda: None)
+    with pytest.raises(SystemExit) as exited:
+        engine_module.run(revenue.PROCESSOR, ["worker"])
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert err == "error: processor analytics.revenue-by-region reads field 'region'\n"
