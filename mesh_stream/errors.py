@@ -35,11 +35,13 @@ original kept as ``__cause__``::
     │   ├── InvalidModeError 42204, OperationNotPermittedError 42205 (read-only mode,
     │   │   an import that would overwrite an id or version), ReferenceExistsError 42206
     │   ├── InvalidRequestError      400 / 422 (InvalidSubjectNameError, RequestTooLargeError,
-    │   │                            UnencodableInputError 42216, InvalidPrincipalError 42217)
+    │   │                            UnencodableInputError 42216, InvalidPrincipalError 42217,
+    │   │                            InvalidConsumerError 42219)
     │   ├── TooManyRequestsError     429 42902 (TooManyAuthFailuresError 42901), retry_after
     │   ├── InvalidProductError      422 4221x (ProductSubjectMissingError,
     │   │                            UnknownInputProductError, ProductRejectedError)
     │   ├── ProductInUseError        409 40910
+    │   ├── ConsumerNotFoundError    404 40410 (no such registered consumer group)
     │   ├── CredentialNotFoundError  404 40409, CredentialExistsError 409 40911,
     │   │                            CredentialsDisabledError 409 40912 (issued tokens)
     │   └── RegistryFencedError      503 (a newer instance owns the writer role)
@@ -230,6 +232,11 @@ class InvalidPrincipalError(InvalidRequestError):
     """A principal name that cannot be given a token: not a domain name, or ``admin`` (42217)."""
 
 
+class InvalidConsumerError(InvalidRequestError):
+    """A consumer registration the registry cannot take: a bad group name, or ``reads``
+    naming a field the product's latest schema does not have (422, 42219)."""
+
+
 class CredentialNotFoundError(RegistryError):
     """The principal has no active credential to rotate or revoke (404, 40409)."""
 
@@ -312,6 +319,10 @@ class SchemaRejectedError(InvalidSchemaError):
 
 class ProductInUseError(RegistryError):
     """A product cannot be deleted while other products are built from it (409, 40910)."""
+
+
+class ConsumerNotFoundError(RegistryError):
+    """No consumer group of that name is registered on the product (404, 40410)."""
 
 
 class RegistryFencedError(RegistryError):

@@ -1,21 +1,24 @@
 """Evolution that protects consumers: what a new schema version of a product may change
-once other products read it.
+once other products, or registered consumer groups, read it.
 
 Two rules, one verdict (:func:`judge_evolution`), used by the registry's schema gate (409 on
 every register path), by `mesh lint --against-registry` and by `mesh products plan`:
 
-1. **Level.** A product with downstream products (products whose ``inputs`` name it) evolves
-   under FULL_TRANSITIVE: every registered version reads new records and the new schema reads
-   every old record, so neither a lagging consumer nor a replay breaks. The domain may declare
-   a weaker ``compatibility`` only with a ``compatibility_reason`` (the policy
-   ``compatibility-with-consumers`` says so in `mesh lint` and on ``PUT /products``); without
-   one, FULL_TRANSITIVE holds anyway.
-2. **Lineage.** A field a downstream product's ``field_lineage`` reads
-   (``<product>:<field>``) is never removed or retyped, whatever level was declared: that is
-   what crash-loops a processor (``KeyError``) even when the declared level allows it.
+1. **Level.** A product with consumers evolves under FULL_TRANSITIVE: every registered
+   version reads new records and the new schema reads every old record, so neither a
+   lagging consumer nor a replay breaks. The domain may declare a weaker ``compatibility``
+   only with a ``compatibility_reason`` (the policy ``compatibility-with-consumers`` says so
+   in `mesh lint` and on ``PUT /products``); without one, FULL_TRANSITIVE holds anyway.
+2. **Fields read.** A field a consumer reads is never removed or retyped, whatever level
+   was declared: that is what crash-loops a processor (``KeyError``) even when the declared
+   level allows it.
 
-"Consumers" here are downstream *products*: the mesh has no registry of other readers (plain
-applications, ad-hoc tools); they are protected only through the level.
+Consumers are of two kinds. Downstream *products* (their ``inputs`` name this product;
+the fields they read are their ``field_lineage`` sources ``<product>:<field>``), and
+*registered consumers* (:class:`RegisteredConsumer`): consumer groups of applications that
+are not products, registered on the product with the top-level fields they ``reads``
+(``PUT /products/{name}/consumers/{group}``, or ``ProductConsumer(..., reads=...)``).
+Readers the registry does not know of are protected only through the level.
 """
 
 from __future__ import annotations
@@ -48,22 +51,58 @@ def consumer_level(product: DataProduct) -> Compatibility:
     return PROTECTED_LEVEL
 
 
+#: How a downstream product declares the fields it reads.
+VIA_LINEAGE = "field_lineage"
+#: How a registered consumer group declares the fields it reads.
+VIA_REGISTRATION = "registered reads"
+
+
+@dataclass(frozen=True)
+class RegisteredConsumer:
+    """A consumer group registered on a product (an application, not a product), owned by
+    the domain that registered it, with the top-level fields it reads."""
+
+    group: str
+    owner: str
+    reads: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """How refusals name it: the group and who to talk to."""
+        return f"consumer group '{self.group}' (owner {self.owner})"
+
+
 @dataclass(frozen=True)
 class LineageBreak:
-    """A field a downstream product reads (``field_lineage``) that a new version removes or
-    retypes."""
+    """A field a consumer reads that a new version removes or retypes: a downstream
+    product's ``field_lineage`` or a registered consumer group's ``reads``."""
 
     consumer: str
     field: str
     change: str
+    via: str = VIA_LINEAGE
+    """``field_lineage`` (a downstream product) or ``registered reads`` (a consumer group)."""
 
     def __str__(self) -> str:
-        return f"{self.consumer} reads field {self.field} (field_lineage), which {self.change}"
+        return f"{self.consumer} reads field {self.field} ({self.via}), which {self.change}"
+
+    def fix(self, subject: str) -> str:
+        """What lets the change through: keep the field, or move the consumer first."""
+        keep = "keep the field and its type (deprecate it in its doc)"
+        major = next_major_hint(subject)
+        if self.via == VIA_REGISTRATION:
+            return (
+                f"{keep}; or, once that group no longer reads it, its owner registers it "
+                f"again without {self.field} in reads (`mesh products consumers PRODUCT "
+                f"--register GROUP --reads ...`) or unregisters it; or {major}"
+            )
+        return f"{keep}, or {major} and move {self.consumer} to it"
 
 
 @dataclass(frozen=True)
 class EvolutionVerdict:
-    """What a new version of ``product`` would break for the products that read it."""
+    """What a new version of ``product`` would break for the products and registered consumer
+    groups that read it (``consumers`` names both: product names, group labels)."""
 
     product: str
     subject: str
@@ -80,19 +119,15 @@ class EvolutionVerdict:
 
     @property
     def broken_consumers(self) -> tuple[str, ...]:
-        """The downstream products that would break: every one on a level problem (they
-        all read the topic), else those whose field_lineage reads a changed field."""
+        """The consumers that would break: every one on a level problem (they all read the
+        topic), else those that read a changed field."""
         if self.problems:
             return self.consumers
-        return tuple(sorted({b.consumer for b in self.lineage}))
+        return tuple(dict.fromkeys(b.consumer for b in self.lineage))  # products, then groups
 
     def lines(self) -> list[str]:
         """One line per problem: the field, what changed, why, and the fix."""
-        lines = [
-            f"{b}; fix: keep the field and its type (deprecate it in its doc), or "
-            f"{next_major_hint(self.subject)} and move {b.consumer} to it"
-            for b in self.lineage
-        ]
+        lines = [f"{b}; fix: {b.fix(self.subject)}" for b in self.lineage]
         return lines + [str(p) for p in self.problems]
 
     def message(self) -> str:
@@ -112,10 +147,12 @@ def judge_evolution(
     consumers: Sequence[DataProduct],
     candidate: AvroSchema,
     registered: Sequence[tuple[int, AvroSchema]],
+    groups: Sequence[RegisteredConsumer] = (),
 ) -> EvolutionVerdict | None:
     """The verdict on ``candidate`` as the next version of ``product``'s value subject, with
-    ``registered`` its live versions (oldest first); None when no product reads it."""
-    if not consumers:
+    ``registered`` its live versions (oldest first), for the downstream products
+    ``consumers`` and the registered consumer ``groups``; None when nobody reads it."""
+    if not consumers and not groups:
         return None
     level = consumer_level(product)
     problems = incompatibilities(candidate, registered, level, subject=product.value_subject)
@@ -126,12 +163,20 @@ def judge_evolution(
             change = _field_change(latest, candidate, field) if latest is not None else None
             if change is not None:
                 breaks.append(LineageBreak(consumer.name, field, change))
+    for group in sorted(groups, key=lambda g: g.group):
+        for field in sorted(set(group.reads)):
+            change = _field_change(latest, candidate, field) if latest is not None else None
+            if change is not None:
+                breaks.append(LineageBreak(group.label, field, change, VIA_REGISTRATION))
     reason = product.compatibility_reason if level is not PROTECTED_LEVEL else None
     return EvolutionVerdict(
         product=product.name,
         subject=product.value_subject,
         level=level,
-        consumers=tuple(sorted(c.name for c in consumers)),
+        consumers=(
+            *sorted(c.name for c in consumers),
+            *(g.label for g in sorted(groups, key=lambda g: g.group)),
+        ),
         problems=tuple(problems),
         lineage=tuple(breaks),
         reason=reason,

@@ -1,11 +1,11 @@
 """A local schema against what the registry holds: the verdict the registry would give.
 
 `mesh lint --against-registry` and `mesh products plan` ask the registry (read-only) for the
-registered versions of a product's value subject, its compatibility level, and the
-products that read it, then judge the local `.avsc` with the same code the registry runs on
-register (:func:`mesh_stream.schema.avro.incompatibilities` at the subject's level, and
-:func:`mesh_stream.governance.evolution.judge_evolution` for the products downstream), so
-the answer before applying is the answer at applying.
+registered versions of a product's value subject, its compatibility level, and the products
+and registered consumer groups that read it, then judge the local `.avsc` with the same code
+the registry runs on register (:func:`mesh_stream.schema.avro.incompatibilities` at the
+subject's level, and :func:`mesh_stream.governance.evolution.judge_evolution` for its
+consumers), so the answer before applying is the answer at applying.
 """
 
 from __future__ import annotations
@@ -22,11 +22,18 @@ from mesh_stream.errors import (
     ConfigurationError,
     MeshError,
     ProductNotFoundError,
+    RegistryError,
     RegistryUnavailableError,
     SubjectNotFoundError,
 )
 from mesh_stream.governance import avro_walk, locate
-from mesh_stream.governance.evolution import EvolutionVerdict, judge_evolution
+from mesh_stream.governance.evolution import (
+    VIA_REGISTRATION,
+    EvolutionVerdict,
+    LineageBreak,
+    RegisteredConsumer,
+    judge_evolution,
+)
 from mesh_stream.governance.model import Severity, Violation
 from mesh_stream.project import MeshProject
 from mesh_stream.registry.client import RegistryClient
@@ -34,7 +41,6 @@ from mesh_stream.schema.avro import (
     AvroSchema,
     Incompatibility,
     incompatibilities,
-    next_major_hint,
     parse_schema,
 )
 
@@ -85,11 +91,8 @@ class RegisteredVerdict:
                         CONSUMER_POLICY,
                         item.field,
                         f"{self.subject}: {item}",
-                        f"{item.consumer} computes its fields from this one (field_lineage): "
-                        f"removing or retyping it breaks its processor (e.g. a KeyError "
-                        f"crash-loop), whatever compatibility level is declared",
-                        f"keep the field and its type (deprecate it in its doc), or "
-                        f"{next_major_hint(self.subject)} and move {item.consumer} to it",
+                        _why_field(item),
+                        item.fix(self.subject),
                     )
                 )
             for problem in verdict.problems:
@@ -116,6 +119,20 @@ class RegisteredVerdict:
         return found
 
 
+def _why_field(item: LineageBreak) -> str:
+    if item.via == VIA_REGISTRATION:
+        return (
+            f"{item.consumer} registered that it reads this field: removing or retyping it "
+            f"breaks that application (e.g. a KeyError), whatever compatibility level is "
+            f"declared"
+        )
+    return (
+        f"{item.consumer} computes its fields from this one (field_lineage): removing or "
+        f"retyping it breaks its processor (e.g. a KeyError crash-loop), whatever "
+        f"compatibility level is declared"
+    )
+
+
 def _what(problem: Incompatibility) -> str:
     where = f"field {problem.field}" if problem.field else "the record"
     return f"{where} {problem.change}"
@@ -138,6 +155,7 @@ def registered_verdict(
             return None
         level = registry.get_compatibility(subject)
         consumers = _consumers(registry, product.name)
+        groups = registered_groups(registry, product.name)
     versions = tuple(n for n, _ in registered)
     candidate = parse_schema(schema_text, strict=False)
     if candidate.canonical_form == registered[-1][1].canonical_form:
@@ -149,7 +167,7 @@ def registered_verdict(
         subject_problems=tuple(
             incompatibilities(candidate, registered, Compatibility(level), subject=subject)
         ),
-        consumers=judge_evolution(product, consumers, candidate, registered),
+        consumers=judge_evolution(product, consumers, candidate, registered, groups),
     )
 
 
@@ -184,6 +202,22 @@ def _consumers(registry: RegistryClient, name: str) -> list[DataProduct]:
         except (ProductNotFoundError, ValueError):
             continue
     return found
+
+
+def registered_groups(registry: RegistryClient, name: str) -> list[RegisteredConsumer]:
+    """The consumer groups registered on product ``name`` (none when it is not registered)."""
+    try:
+        listing = registry.consumers(name)
+    except RegistryError as exc:  # not a product, or a registry without consumer routes
+        if exc.status == 404:
+            return []
+        raise
+    return [
+        RegisteredConsumer(
+            str(item["group"]), str(item.get("owner", "")), tuple(item.get("reads") or ())
+        )
+        for item in listing
+    ]
 
 
 def _descriptor_only(document: dict[str, object]) -> dict[str, object]:
@@ -270,13 +304,14 @@ def consumer_verdict(
     registry: RegistryClient, product: DataProduct, schema_text: str
 ) -> EvolutionVerdict | None:
     """Consumer protection alone (`mesh products plan` asks the registry for the subject's
-    own verdict): None when no registered product reads ``product`` or its subject has no
-    version yet."""
+    own verdict): None when no registered product or consumer group reads ``product`` or
+    its subject has no version yet."""
     consumers = _consumers(registry, product.name)
-    if not consumers:
+    groups = registered_groups(registry, product.name)
+    if not consumers and not groups:
         return None
     registered = _live_versions(registry, product)
     if not registered:
         return None
     candidate = parse_schema(schema_text, strict=False)
-    return judge_evolution(product, consumers, candidate, registered)
+    return judge_evolution(product, consumers, candidate, registered, groups)

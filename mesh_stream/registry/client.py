@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -87,6 +87,12 @@ def _principal_path(principal: str) -> str:
     if not principal:
         raise InvalidPrincipalError("a principal name is empty", status=422, error_code=42217)
     return _path(principal).replace(".", "%2E")
+
+
+def _consumer_path(product: str, group: str) -> str:
+    """The URL of a consumer registration; the group's dots are encoded so ``.`` or ``..``
+    reach the registry, which says what is wrong with them, instead of being resolved away."""
+    return f"/products/{_path(product)}/consumers/{_path(group).replace('.', '%2E')}"
 
 
 def _without_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
@@ -578,6 +584,34 @@ class RegistryClient:
 
     def delete_product(self, name: str) -> None:
         self._request("DELETE", f"/products/{_path(name)}")
+
+    # -- registered consumers -------------------------------------------------------------
+
+    def register_consumer(
+        self,
+        product: str,
+        group: str,
+        *,
+        reads: Sequence[str] = (),
+        contact: str | None = None,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        """Register consumer group ``group`` on ``product`` with the top-level fields it
+        ``reads``: the registry then refuses schema versions that remove or retype them.
+        Registering again replaces the registration (only its owner domain or admin may)."""
+        body: dict[str, Any] = {"reads": list(reads)}
+        body.update({k: v for k, v in (("contact", contact), ("description", description)) if v})
+        answer: dict[str, Any] = self._request("PUT", _consumer_path(product, group), body=body)
+        return answer
+
+    def consumers(self, product: str) -> list[dict[str, Any]]:
+        """The consumer groups registered on ``product`` (group, owner, reads, ...)."""
+        answer: list[dict[str, Any]] = self._request("GET", f"/products/{_path(product)}/consumers")
+        return answer
+
+    def unregister_consumer(self, product: str, group: str) -> None:
+        """Remove ``group``'s registration on ``product`` (its owner domain or admin)."""
+        self._request("DELETE", _consumer_path(product, group))
 
     # -- credentials (admin only) ---------------------------------------------------------
 

@@ -4,8 +4,9 @@ The service turns a raised error into ``{"error_code": ..., "message": ...}`` wi
 :func:`status_and_code`; the client turns such a body back into the matching class with
 :func:`error_for`. Confluent's codes are kept where Confluent defines them; mesh-specific
 ones live in 4221x (products; 42218 a schema version governance refused), 40910 (product
-still in use), and 40409, 40911, 40912 and 42217 (issued credentials, see
-``/admin/credentials``).
+still in use), 40409, 40911, 40912 and 42217 (issued credentials, see
+``/admin/credentials``), and 40410 and 42219 (registered consumers, see
+``/products/{name}/consumers``).
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from __future__ import annotations
 from mesh_stream.errors import (
     AuthenticationError,
     AuthError,
+    ConsumerNotFoundError,
     CredentialExistsError,
     CredentialNotFoundError,
     CredentialsDisabledError,
     IncompatibleSchemaError,
     InvalidCompatibilityLevelError,
+    InvalidConsumerError,
     InvalidModeError,
     InvalidPrincipalError,
     InvalidProductError,
@@ -70,6 +73,7 @@ ERROR_TABLE: dict[type[Exception], tuple[int, int]] = {
     SubjectConfigNotFoundError: (404, 40408),
     IncompatibleSchemaError: (409, 409),
     ProductInUseError: (409, 40910),
+    ConsumerNotFoundError: (404, 40410),
     CredentialNotFoundError: (404, 40409),
     SubjectModeNotFoundError: (404, 40409),
     CredentialExistsError: (409, 40911),
@@ -90,6 +94,7 @@ ERROR_TABLE: dict[type[Exception], tuple[int, int]] = {
     RequestTooLargeError: (413, 41301),
     UnencodableInputError: (422, 42216),
     InvalidPrincipalError: (422, 42217),
+    InvalidConsumerError: (422, 42219),
     TooManyAuthFailuresError: (429, 42901),
     TooManyRequestsError: (429, 42902),
     InvalidRequestError: (400, 40001),

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mesh_stream.errors import MeshError
 from mesh_stream.registry.problems import DescriptorValidator
 from mesh_stream.registry.service.auth import Authenticator, Credentials
+from mesh_stream.registry.service.consumers import ConsumerRegistrations
 from mesh_stream.registry.service.context import (
     ERROR_RESPONSES,
     RegistryJSONResponse,
@@ -36,6 +37,7 @@ from mesh_stream.registry.service.products import ProductCatalog
 from mesh_stream.registry.service.routes import (
     compatibility,
     config,
+    consumers,
     contexts,
     health,
     modes,
@@ -114,6 +116,7 @@ def create_app(
         credentials=CredentialBook(store, state, credentials, schema_registry.write_lock),
         read_requires_auth=read_requires_auth,
         edge=Edge(limits or EdgeLimits()),
+        consumers=ConsumerRegistrations(schema_registry),
         catch_up=catch_up,
     )
     routers = (
@@ -124,6 +127,7 @@ def create_app(
         contexts,
         compatibility,
         products,
+        consumers,
         credential_routes,
     )
     for module in routers:

@@ -30,6 +30,7 @@ from mesh_stream.errors import (
 )
 from mesh_stream.registry.error_codes import status_and_code
 from mesh_stream.registry.service.auth import ADMIN, Authenticator, require_principal
+from mesh_stream.registry.service.consumers import ConsumerRegistrations
 from mesh_stream.registry.service.credentials import CredentialBook
 from mesh_stream.registry.service.edge import Edge, HeavyWork
 from mesh_stream.registry.service.products import ProductCatalog
@@ -80,6 +81,7 @@ class Services:
     credentials: CredentialBook
     read_requires_auth: bool
     edge: Edge
+    consumers: ConsumerRegistrations
     #: brings this instance's view up to its log's end (a no-op for the in-memory store)
     catch_up: Callable[[], None] = lambda: None
 

@@ -28,6 +28,7 @@ from mesh_stream.errors import (
 )
 from mesh_stream.governance.evolution import EvolutionVerdict, judge_evolution
 from mesh_stream.registry.problems import DescriptorProblem, DescriptorValidator, SchemaValidator
+from mesh_stream.registry.service.consumers import registered_consumers, registration_document
 from mesh_stream.registry.service.schemas import SchemaRegistry
 from mesh_stream.registry.service.state import Record
 from mesh_stream.schema.avro import AvroSchema, field_docs
@@ -153,9 +154,9 @@ class ProductCatalog:
         self, product: DataProduct, parsed: AvroSchema
     ) -> EvolutionVerdict | None:
         """What ``parsed`` as the next version of ``product``'s value subject would break for
-        the products that read it (None when none does): checked against every live
-        version at the consumer-protection level, and the fields their field_lineage reads
-        (:mod:`mesh_stream.governance.evolution`)."""
+        the products and registered consumer groups that read it (None when none does):
+        checked against every live version at the consumer-protection level, and the fields
+        their field_lineage or registered reads name (:mod:`mesh_stream.governance.evolution`)."""
         consumers = [
             found
             for name in self._direct_downstream(product.name)
@@ -165,7 +166,8 @@ class ProductCatalog:
             (v.version, self.schemas.parsed(v.schema_id))
             for v in self.schemas.live_versions(product.value_subject)
         ]
-        return judge_evolution(product, consumers, parsed, registered)
+        groups = registered_consumers(self.schemas.state, product.name)
+        return judge_evolution(product, consumers, parsed, registered, groups)
 
     def schema_warnings(self, name: str) -> list[dict[str, Any]]:
         """The governance warnings on the latest schema of product ``name`` (computed now, so
@@ -197,6 +199,12 @@ class ProductCatalog:
             "schema_id": latest.schema_id if latest else None,
             "schema_version": latest.version if latest else None,
             "downstream": self._direct_downstream(name),
+            "consumers": [
+                registration_document(name, group, registration)
+                for group, registration in sorted(
+                    self.schemas.state.consumers.get(name, {}).items()
+                )
+            ],
             "updated_by": entry.get("updated_by"),
             "updated_at": entry.get("updated_at"),
         }
@@ -380,5 +388,12 @@ class ProductCatalog:
                 raise ProductInUseError(
                     f"product '{name}' cannot be deleted: {', '.join(dependents)} "
                     f"list it in their inputs; delete or change those first"
+                )
+            groups = sorted(self.schemas.state.consumers.get(name, {}))
+            if groups:
+                raise ProductInUseError(
+                    f"product '{name}' cannot be deleted: consumer groups {', '.join(groups)} "
+                    f"are registered on it; unregister them first (DELETE "
+                    f"/products/{name}/consumers/<group>)"
                 )
             self.schemas.store.append([Record(("product", name), None)])

@@ -11,6 +11,9 @@ its latest value), the value is JSON, and ``None`` is a tombstone (hard delete).
   "overrideMetadata"?, "defaultRuleSet"?, "overrideRuleSet"?}`` (null subject = global);
 * ``["mode", subject | null]`` -> ``{"mode": mode}`` (null subject = global; see :mod:`.modes`);
 * ``["product", name]`` -> ``{"descriptor": {...}, "updated_by": principal, "updated_at": iso}``;
+* ``["consumer", product, group]`` -> ``{"owner": domain, "reads": [field, ...], "contact"?,
+  "description"?, "registered_by": principal, "registered_at": iso}``: a consumer group
+  registered on a product (see :mod:`.consumers`); a tombstone unregisters it.
 * ``["writer"]`` -> ``{"writer_id": id, "instance": uuid, ...}``: the latest writer claim
   (see :mod:`.kafka_store`); the state only remembers it.
 * ``["credential", principal]`` -> ``{"state": "active" | "revoked", ...}``: a token issued
@@ -138,6 +141,8 @@ class RegistryState:
         self.modes: dict[str | None, Mode] = {}
         self._products: dict[str, dict[str, Any]] = {}
         self._products_view: dict[str, dict[str, Any]] | None = None
+        #: product -> {group -> registration}; the inner maps are replaced, never mutated
+        self.consumers: dict[str, dict[str, dict[str, Any]]] = {}
         self.writer: dict[str, Any] | None = None
         #: principal -> its issued credential (values replaced whole, never mutated)
         self.credentials: dict[str, dict[str, Any]] = {}
@@ -193,6 +198,8 @@ class RegistryState:
             else:
                 self._products[str(rest[0])] = value
             self._products_view = None
+        elif kind == "consumer":
+            self._apply_consumer(str(rest[0]), str(rest[1]), value)
         elif kind == "writer":
             self.writer = value
         elif kind == "credential":
@@ -200,6 +207,17 @@ class RegistryState:
                 self.credentials.pop(str(rest[0]), None)
             else:
                 self.credentials[str(rest[0])] = value
+
+    def _apply_consumer(self, product: str, group: str, value: Value) -> None:
+        groups = dict(self.consumers.get(product, {}))
+        if value is None:
+            groups.pop(group, None)
+        else:
+            groups[group] = value
+        if groups:
+            self.consumers[product] = groups
+        else:
+            self.consumers.pop(product, None)
 
     def _apply_schema(self, schema_id: int, value: Value) -> None:
         self.max_id = max(self.max_id, schema_id)

@@ -53,6 +53,8 @@ class FakeRegistry:
     asked: list[tuple[str, str | int | None]] = field(default_factory=list)
     #: subject -> the contract (metadata, ruleSet) of its latest version
     contracts: dict[str, Contract] = field(default_factory=dict)
+    #: product -> the consumer groups registered on it (as GET .../consumers answers)
+    groups: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def get_product(self, name: str) -> dict[str, Any]:
         if name not in self.products:
@@ -61,6 +63,11 @@ class FakeRegistry:
             other for other, doc in self.products.items() if name in doc.get("inputs", [])
         )
         return {**self.products[name], "registry": {"topic": "x", "downstream": downstream}}
+
+    def consumers(self, name: str) -> list[dict[str, Any]]:
+        if name not in self.products:
+            raise ProductNotFoundError(f"no {name}")
+        return list(self.groups.get(name, []))
 
     def product_schemas(self, name: str) -> list[dict[str, Any]]:
         subject = f"{name}.v1-value"
@@ -512,3 +519,33 @@ def test_a_compatible_change_keeps_the_reading_products_working(project_root: Pa
     assert item.protects_consumers is True
     assert item.compatible is True
     assert plan.applicable
+
+
+def test_a_change_that_breaks_a_registered_consumer_group_is_refused_naming_it(
+    project_root: Path,
+) -> None:
+    registry = FakeRegistry()
+    _registered(project_root, registry)
+    registry.groups[PRODUCT] = [{"group": "stock-app", "owner": "shop", "reads": ["action"]}]
+    document = json.loads(_schema_file(project_root).read_text())
+    document["fields"] = [f for f in document["fields"] if f["name"] != "action"]
+    _schema_file(project_root).write_text(json.dumps(document, indent=2))
+
+    plan = plan_project(load_project(project_root), registry, None, principal="inventory")  # type: ignore[arg-type]
+
+    [item] = plan.products
+    assert item.consumers == ["consumer group 'stock-app' (owner shop)"]
+    assert item.consumer_level == "FULL_TRANSITIVE"
+    assert item.protects_consumers is False
+    [refusal] = plan.all_refusals
+    assert refusal.policy == "compatibility-with-consumers"
+    assert (
+        "consumer group 'stock-app' (owner shop) reads field action (registered reads), which "
+        "the new version removes"
+    ) in refusal.message
+    assert not plan.applicable
+    lines = "\n".join(_product_lines(item))
+    assert (
+        "read by consumer group 'stock-app' (owner shop): FULL_TRANSITIVE (consumer "
+        "protection): BREAKS THEM"
+    ) in lines

@@ -1,0 +1,240 @@
+"""Registered consumers: consumer groups (applications, not products) that read a product.
+
+A team whose application reads a product registers its consumer group on it, with the
+top-level fields it reads. From then on the registry protects it as it protects downstream
+products (:mod:`mesh_stream.governance.evolution`): the product evolves under at least
+FULL_TRANSITIVE unless its descriptor gives a ``compatibility_reason``, and a new version
+that removes or retypes a field the group ``reads`` is refused (409) naming the group and
+its owner. No HTTP in here; the routes are :mod:`.routes.consumers`.
+
+The rules, in one place:
+
+* Anyone with a credential may register a group on any product (reading is open). The
+  registration belongs to the caller's domain; admin overwriting one keeps its owner, a new
+  one by admin is owned by ``admin``, and without authentication (``--open-writes``) by
+  ``anonymous``.
+* Only the owner domain, or admin, may overwrite or delete a registration.
+* ``reads`` names top-level fields of the product's latest schema; ``contact`` and
+  ``description`` are free text for the product's owners.
+* A product with registered consumers cannot be deleted until they are unregistered.
+
+Stored as ``["consumer", product, group]`` records in the registry log (see :mod:`.state`),
+so every instance serves them and they survive restarts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from mesh_stream.descriptor import DataProduct
+from mesh_stream.errors import (
+    ConsumerNotFoundError,
+    InvalidConsumerError,
+    PermissionDeniedError,
+    ProductNotFoundError,
+)
+from mesh_stream.governance.evolution import RegisteredConsumer
+from mesh_stream.registry.service.auth import ADMIN
+from mesh_stream.registry.service.schemas import SchemaRegistry
+from mesh_stream.registry.service.state import Record, RegistryState
+
+#: The owner of registrations made while the registry runs without authentication.
+ANONYMOUS = "anonymous"
+#: A consumer group name: what Kafka allows in topic names (letters, digits, ``.``, ``_``,
+#: ``-``), so it is one URL segment; Kafka's own limit on length.
+GROUP_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
+FIELDS = ("reads", "contact", "description")
+MAX_TEXT = {"contact": 200, "description": 2000}
+
+
+def _invalid(message: str) -> InvalidConsumerError:
+    return InvalidConsumerError(message, status=422, error_code=42219)
+
+
+def check_group(group: str) -> str:
+    """``group`` when it can be registered, else a 422 naming what is wrong."""
+    if not GROUP_NAME.fullmatch(group) or group in (".", ".."):
+        shown = repr(group[:60] + ("…" if len(group) > 60 else ""))
+        raise _invalid(
+            f"group: {shown} cannot be registered: a consumer group name is 1 to 249 letters, "
+            f"digits, '.', '_' or '-' (not '.' or '..' alone), e.g. billing-service"
+        )
+    return group
+
+
+def registered_consumers(state: RegistryState, product: str) -> list[RegisteredConsumer]:
+    """The consumer groups registered on ``product``, by group name (for the schema gate)."""
+    groups = state.consumers.get(product, {})
+    return [
+        RegisteredConsumer(group, str(entry.get("owner", "")), tuple(entry.get("reads") or ()))
+        for group, entry in sorted(groups.items())
+    ]
+
+
+def registration_document(product: str, group: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A registration as the API answers it."""
+    return {
+        "product": product,
+        "group": group,
+        "owner": entry.get("owner"),
+        "reads": list(entry.get("reads") or ()),
+        "contact": entry.get("contact"),
+        "description": entry.get("description"),
+        "registered_by": entry.get("registered_by"),
+        "registered_at": entry.get("registered_at"),
+    }
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class ConsumerRegistrations:
+    """Register, list and unregister consumer groups over the registry's store and lock."""
+
+    def __init__(self, schemas: SchemaRegistry) -> None:
+        self.schemas = schemas
+
+    @property
+    def _state(self) -> RegistryState:
+        return self.schemas.state
+
+    def _product(self, name: str) -> DataProduct:
+        entry = self._state.products.get(name)
+        if entry is None:
+            raise ProductNotFoundError(
+                f"Product '{name}' not found; consumers register on a registered product "
+                f"(`mesh products list` shows them)"
+            )
+        return DataProduct.model_validate(entry["descriptor"])
+
+    def listing(self, product: str) -> list[dict[str, Any]]:
+        """Every group registered on ``product``, by name (404 for an unknown product)."""
+        self._product(product)
+        groups = self._state.consumers.get(product, {})
+        return [registration_document(product, g, e) for g, e in sorted(groups.items())]
+
+    def register(
+        self, product: str, group: str, document: Any, *, principal: str, authenticated: bool
+    ) -> dict[str, Any]:
+        """Create or replace the registration of ``group`` on ``product``; returns it.
+
+        ``principal`` is the caller (``admin`` for everyone when not ``authenticated``).
+        """
+        check_group(group)
+        fields = self._parse(document)
+        with self.schemas.write_lock:
+            found = self._product(product)
+            reads = self._check_reads(found, fields.get("reads", []))
+            existing = self._state.consumers.get(product, {}).get(group)
+            owner = self._owner(product, group, existing, principal, authenticated)
+            value: dict[str, Any] = {"owner": owner, "reads": reads}
+            value.update({k: fields[k] for k in ("contact", "description") if fields.get(k)})
+            value.update({"registered_by": principal, "registered_at": _now()})
+            self.schemas.store.append([Record(("consumer", product, group), value)])
+        return registration_document(product, group, value)
+
+    def unregister(self, product: str, group: str, *, principal: str) -> None:
+        """Remove the registration (its owner domain or admin)."""
+        with self.schemas.write_lock:
+            self._product(product)
+            existing = self._state.consumers.get(product, {}).get(group)
+            if existing is None:
+                known = sorted(self._state.consumers.get(product, {}))
+                raise ConsumerNotFoundError(
+                    f"no consumer group '{group[:60]}' is registered on product '{product}' "
+                    f"(registered: {', '.join(known) or 'none'}; GET "
+                    f"/products/{product}/consumers lists them)"
+                )
+            self._check_owner(product, group, existing, principal, "unregister")
+            self.schemas.store.append([Record(("consumer", product, group), None)])
+
+    # -- rules ---------------------------------------------------------------------------
+
+    def _owner(
+        self,
+        product: str,
+        group: str,
+        existing: Mapping[str, Any] | None,
+        principal: str,
+        authenticated: bool,
+    ) -> str:
+        if existing is not None:
+            self._check_owner(product, group, existing, principal, "overwrite")
+            return str(existing.get("owner"))
+        return principal if authenticated else ANONYMOUS
+
+    @staticmethod
+    def _check_owner(
+        product: str, group: str, existing: Mapping[str, Any], principal: str, action: str
+    ) -> None:
+        owner = existing.get("owner")
+        if principal not in (ADMIN, owner):
+            raise PermissionDeniedError(
+                f"principal '{principal}' may not {action} consumer group '{group}' on product "
+                f"'{product}': it was registered by domain '{owner}', and only that domain or "
+                f"admin may change it; register your application under a group of its own"
+            )
+
+    @staticmethod
+    def _parse(document: Any) -> dict[str, Any]:
+        """The body's fields, each checked; an absent or null body registers no fields."""
+        if document is None:
+            return {}
+        if not isinstance(document, Mapping):
+            raise _invalid(
+                f"the body must be a JSON object with any of {', '.join(FIELDS)} (e.g. "
+                f'{{"reads": ["order_id"]}}), not {type(document).__name__}'
+            )
+        unknown = sorted(str(k) for k in document if k not in FIELDS)
+        if unknown:
+            raise _invalid(
+                f"{unknown[0][:60]}: not a field of a consumer registration; the fields are "
+                f"{', '.join(FIELDS)}"
+            )
+        parsed: dict[str, Any] = {}
+        reads = document.get("reads")
+        if reads is not None:
+            if not isinstance(reads, list) or not all(isinstance(r, str) for r in reads):
+                raise _invalid(
+                    'reads: must be a list of top-level field names, e.g. ["order_id", "total"]'
+                )
+            parsed["reads"] = reads
+        for name, limit in MAX_TEXT.items():
+            text = document.get(name)
+            if text is None:
+                continue
+            if not isinstance(text, str):
+                raise _invalid(f"{name}: must be text, not {type(text).__name__}")
+            if len(text) > limit:
+                raise _invalid(f"{name}: longer than {limit} characters ({len(text)})")
+            parsed[name] = text
+        return parsed
+
+    def _check_reads(self, product: DataProduct, reads: list[str]) -> list[str]:
+        """``reads`` sorted and unique, each a top-level field of the latest schema."""
+        if not reads:
+            return []
+        latest = self.schemas.latest_schema_json(product.value_subject)
+        fields = (
+            [str(f.get("name")) for f in latest.get("fields", []) if isinstance(f, Mapping)]
+            if isinstance(latest, Mapping)
+            else []
+        )
+        if latest is None:
+            raise _invalid(
+                f"reads: product '{product.name}' has no live schema under "
+                f"'{product.value_subject}' to check the fields against; register one first, "
+                f"or register the group without reads"
+            )
+        for index, name in enumerate(reads):
+            if name not in fields:
+                raise _invalid(
+                    f"reads[{index}]: {name[:60]!r} is not a top-level field of the latest "
+                    f"schema of product '{product.name}' (subject '{product.value_subject}'); "
+                    f"its fields are {', '.join(fields) or 'none'}"
+                )
+        return sorted(set(reads))

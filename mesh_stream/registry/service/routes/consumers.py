@@ -1,0 +1,51 @@
+"""``/products/{name}/consumers``: consumer groups registered on a product (mesh API).
+
+The rules (who owns a registration, what ``reads`` may name) are in :mod:`..consumers`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Response
+
+from mesh_stream.registry.service.auth import require_principal
+from mesh_stream.registry.service.context import CallerDep, ServicesDep
+
+router = APIRouter(prefix="/products/{name}/consumers", tags=["consumers"])
+
+RegistrationBody = Body(
+    None,
+    description='Optional: {"reads": [top-level field, ...], "contact": text, '
+    '"description": text}. The fields in reads are protected from removal and retyping.',
+)
+
+
+@router.get("", summary="The consumer groups registered on a product")
+async def list_consumers(name: str, services: ServicesDep) -> list[dict[str, Any]]:
+    return services.consumers.listing(name)
+
+
+@router.put("/{group}", summary="Register (or update) a consumer group and the fields it reads")
+def register_consumer(
+    name: str,
+    group: str,
+    services: ServicesDep,
+    principal: CallerDep,
+    document: Any = RegistrationBody,
+) -> dict[str, Any]:
+    who = require_principal(principal, f"register consumer group '{group}' on '{name}'")
+    return services.consumers.register(
+        name, group, document, principal=who, authenticated=services.auth is not None
+    )
+
+
+@router.delete(
+    "/{group}", summary="Unregister a consumer group (its owner or admin)", status_code=204
+)
+def unregister_consumer(
+    name: str, group: str, services: ServicesDep, principal: CallerDep
+) -> Response:
+    who = require_principal(principal, f"unregister consumer group '{group}' from '{name}'")
+    services.consumers.unregister(name, group, principal=who)
+    return Response(status_code=204)

@@ -1,0 +1,241 @@
+"""Registered consumers over the in-process registry: the routes, who may change what, bad
+input, and the 409 that names a consumer group whose fields a new version would break."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from mesh_stream.registry.service import InMemoryStore, create_app
+from tests.unit.registry.conftest import ADMIN, ORDERS, TOKENS, descriptor, make_client, schema
+
+PRODUCT = "orders.order-placed"
+SUBJECT = f"{PRODUCT}.v1-value"
+CONSUMERS = f"/products/{PRODUCT}/consumers"
+PAYMENTS = ("payments", TOKENS["payments"])
+
+
+def _register(client: TestClient, text: str, auth: Any = ORDERS) -> Any:
+    return client.post(f"/subjects/{SUBJECT}/versions", json={"schema": text}, auth=auth)
+
+
+def _with_required(*names: str) -> str:
+    """order_id plus required (no default) double fields ``names``."""
+    fields: list[dict[str, Any]] = [{"name": "order_id", "type": "string", "doc": "Order id."}]
+    fields += [{"name": n, "type": "double", "doc": f"The {n}."} for n in names]
+    return json.dumps({"type": "record", "name": "Placed", "doc": "An order.", "fields": fields})
+
+
+@pytest.fixture
+def orders(client: TestClient) -> TestClient:
+    """A registry holding orders.order-placed (order_id, coupon_code, channel)."""
+    assert _register(client, schema("coupon_code", "channel")).status_code == 200
+    assert client.put(f"/products/{PRODUCT}", json=descriptor(), auth=ORDERS).status_code == 200
+    return client
+
+
+def test_a_group_is_registered_listed_shown_on_the_product_and_unregistered(
+    orders: TestClient,
+) -> None:
+    body = {"reads": ["order_id", "coupon_code", "order_id"], "contact": "billing@example.com"}
+    answer = orders.put(f"{CONSUMERS}/billing-app", json=body, auth=PAYMENTS)
+    assert answer.status_code == 200, answer.text
+    registration = answer.json()
+    assert registration == {
+        "product": PRODUCT,
+        "group": "billing-app",
+        "owner": "payments",
+        "reads": ["coupon_code", "order_id"],
+        "contact": "billing@example.com",
+        "description": None,
+        "registered_by": "payments",
+        "registered_at": registration["registered_at"],
+    }
+    assert orders.put(f"{CONSUMERS}/audit", auth=ORDERS).json()["reads"] == []  # no body
+    assert [c["group"] for c in orders.get(CONSUMERS).json()] == ["audit", "billing-app"]
+    shown = orders.get(f"/products/{PRODUCT}").json()["registry"]["consumers"]
+    assert shown == orders.get(CONSUMERS).json()
+
+    assert orders.delete(f"{CONSUMERS}/billing-app", auth=PAYMENTS).status_code == 204
+    assert [c["group"] for c in orders.get(CONSUMERS).json()] == ["audit"]
+    gone = orders.delete(f"{CONSUMERS}/billing-app", auth=PAYMENTS)
+    assert (gone.status_code, gone.json()["error_code"]) == (404, 40410)
+    assert gone.json()["message"] == (
+        "no consumer group 'billing-app' is registered on product 'orders.order-placed' "
+        "(registered: audit; GET /products/orders.order-placed/consumers lists them)"
+    )
+
+
+def test_only_the_owner_domain_or_admin_changes_a_registration(orders: TestClient) -> None:
+    assert orders.put(f"{CONSUMERS}/billing-app", json={}, auth=PAYMENTS).status_code == 200
+    for answer in (
+        orders.put(f"{CONSUMERS}/billing-app", json={"reads": []}, auth=ORDERS),
+        orders.delete(f"{CONSUMERS}/billing-app", auth=ORDERS),
+    ):
+        assert (answer.status_code, answer.json()["error_code"]) == (403, 40301)
+    assert orders.delete(f"{CONSUMERS}/billing-app", auth=ORDERS).json()["message"] == (
+        "principal 'orders' may not unregister consumer group 'billing-app' on product "
+        "'orders.order-placed': it was registered by domain 'payments', and only that domain "
+        "or admin may change it; register your application under a group of its own"
+    )
+    by_admin = orders.put(f"{CONSUMERS}/billing-app", json={"reads": ["channel"]}, auth=ADMIN)
+    assert by_admin.json()["owner"] == "payments"  # admin acts for the owner
+    assert by_admin.json()["registered_by"] == "admin"
+    assert orders.put(f"{CONSUMERS}/ops", auth=ADMIN).json()["owner"] == "admin"
+    anonymous = orders.put(f"{CONSUMERS}/sneaky", json={})
+    assert (anonymous.status_code, anonymous.json()["error_code"]) == (401, 40101)
+    assert orders.delete(f"{CONSUMERS}/billing-app").status_code == 401
+    assert orders.delete(f"{CONSUMERS}/billing-app", auth=ADMIN).status_code == 204
+    assert [c["group"] for c in orders.get(CONSUMERS).json()] == ["ops"]
+
+
+def test_bad_registrations_are_refused_naming_the_field(orders: TestClient) -> None:
+    cases: list[tuple[str, Any, int, int, str]] = [
+        (
+            "/products/orders.nope/consumers/g",
+            {},
+            404,
+            40404,
+            "Product 'orders.nope' not found; consumers register on a registered product",
+        ),
+        (
+            f"{CONSUMERS}/g",
+            {"reads": ["order_id", "total"]},
+            422,
+            42219,
+            "reads[1]: 'total' is not a top-level field of the latest schema of product "
+            "'orders.order-placed' (subject 'orders.order-placed.v1-value'); its fields are "
+            "order_id, coupon_code, channel",
+        ),
+        (
+            f"{CONSUMERS}/g",
+            {"reads": "order_id"},
+            422,
+            42219,
+            'reads: must be a list of top-level field names, e.g. ["order_id", "total"]',
+        ),
+        (
+            f"{CONSUMERS}/g",
+            {"reeds": ["order_id"]},
+            422,
+            42219,
+            "reeds: not a field of a consumer registration; the fields are reads, contact, "
+            "description",
+        ),
+        (
+            f"{CONSUMERS}/g",
+            ["order_id"],
+            422,
+            42219,
+            "the body must be a JSON object with any of reads, contact, description",
+        ),
+        (f"{CONSUMERS}/g", {"contact": 5}, 422, 42219, "contact: must be text, not int"),
+        (
+            f"{CONSUMERS}/billing%20app",
+            {},
+            422,
+            42219,
+            "group: 'billing app' cannot be registered: a consumer group name is 1 to 249 "
+            "letters, digits, '.', '_' or '-'",
+        ),
+        (f"{CONSUMERS}/%2E%2E", {}, 422, 42219, "group: '..' cannot be registered"),
+    ]
+    for path, body, status, code, message in cases:
+        answer = orders.put(path, json=body, auth=ORDERS)
+        assert (answer.status_code, answer.json()["error_code"]) == (status, code), path
+        assert message in answer.json()["message"], answer.json()["message"]
+    assert orders.get(CONSUMERS).json() == []  # nothing was stored
+    unknown = orders.get("/products/orders.nope/consumers")
+    assert (unknown.status_code, unknown.json()["error_code"]) == (404, 40404)
+
+
+def test_a_version_that_drops_a_field_a_group_reads_is_refused_naming_it(
+    orders: TestClient,
+) -> None:
+    body = {"reads": ["coupon_code"]}
+    assert orders.put(f"{CONSUMERS}/billing-app", json=body, auth=PAYMENTS).status_code == 200
+    dropped = _register(orders, schema("channel"))
+    assert (dropped.status_code, dropped.json()["error_code"]) == (409, 409)
+    assert dropped.json()["message"] == (
+        "schema for subject 'orders.order-placed.v1-value' would break consumer group "
+        "'billing-app' (owner payments) (downstream of 'orders.order-placed', checked at "
+        "FULL_TRANSITIVE, consumer protection): consumer group 'billing-app' (owner payments) "
+        "reads field coupon_code (registered reads), which the new version removes; fix: keep "
+        "the field and its type (deprecate it in its doc); or, once that group no longer reads "
+        "it, its owner registers it again without coupon_code in reads (`mesh products "
+        "consumers PRODUCT --register GROUP --reads ...`) or unregisters it; or publish a new "
+        "major version orders.order-placed.v2 (`version: 2` in the descriptor)"
+    )
+    retyped = json.loads(schema("coupon_code", "channel"))
+    retyped["fields"][1]["type"] = ["null", "int"]
+    answer = _register(orders, json.dumps(retyped))
+    assert answer.status_code == 409
+    assert (
+        "consumer group 'billing-app' (owner payments) reads field coupon_code (registered "
+        'reads), which the new version retypes from ["null", "string"] to ["null", "int"]; fix:'
+    ) in answer.json()["message"]
+    # admin is held to it too; nothing was stored
+    assert _register(orders, schema("channel"), auth=ADMIN).status_code == 409
+    assert orders.get(f"/subjects/{SUBJECT}/versions").json() == [1]
+    # a field nobody reads may go (optional, so FULL_TRANSITIVE holds); one may be added
+    assert _register(orders, schema("coupon_code")).status_code == 200
+    assert _register(orders, schema("coupon_code", "note")).status_code == 200
+    # once the group re-registers without the field, it may go too
+    assert orders.put(f"{CONSUMERS}/billing-app", json={}, auth=PAYMENTS).status_code == 200
+    assert _register(orders, schema("note")).status_code == 200
+
+
+def test_a_registered_group_raises_the_level_to_full_transitive(client: TestClient) -> None:
+    assert _register(client, _with_required("total", "tax")).status_code == 200
+    assert client.put(f"/products/{PRODUCT}", json=descriptor(), auth=ORDERS).status_code == 200
+    # BACKWARD (the default) lets a required field go; a registered group forbids it
+    assert client.put(f"{CONSUMERS}/audit", auth=ORDERS).status_code == 200
+    refused = _register(client, _with_required("total"))
+    assert refused.status_code == 409
+    message = refused.json()["message"]
+    assert message.startswith(
+        "schema for subject 'orders.order-placed.v1-value' would break consumer group 'audit' "
+        "(owner orders) (downstream of 'orders.order-placed', checked at FULL_TRANSITIVE"
+    )
+    assert "tax" in message
+    # the domain may declare a weaker level with a reason
+    relaxed = descriptor(compatibility="BACKWARD", compatibility_reason="replays are rebuilt")
+    assert client.put(f"/products/{PRODUCT}", json=relaxed, auth=ORDERS).status_code == 200
+    assert _register(client, _with_required("total")).status_code == 200
+    # without a registered group the default level is BACKWARD again
+    assert client.delete(f"{CONSUMERS}/audit", auth=ORDERS).status_code == 204
+    assert client.put(f"/products/{PRODUCT}", json=descriptor(), auth=ORDERS).status_code == 200
+    assert _register(client, _with_required()).status_code == 200
+
+
+def test_registrations_survive_a_restart_and_hold_the_product(store: InMemoryStore) -> None:
+    client = make_client(store)
+    assert _register(client, schema("coupon_code")).status_code == 200
+    assert client.put(f"/products/{PRODUCT}", json=descriptor(), auth=ORDERS).status_code == 200
+    body = {"reads": ["coupon_code"], "description": "Bills orders."}
+    assert client.put(f"{CONSUMERS}/billing-app", json=body, auth=PAYMENTS).status_code == 200
+    assert client.put(f"{CONSUMERS}/gone", auth=PAYMENTS).status_code == 200
+    assert client.delete(f"{CONSUMERS}/gone", auth=PAYMENTS).status_code == 204
+
+    restarted = make_client(InMemoryStore(store.records))
+    assert restarted.get(CONSUMERS).json() == client.get(CONSUMERS).json()
+    assert [c["group"] for c in restarted.get(CONSUMERS).json()] == ["billing-app"]
+    assert _register(restarted, schema()).status_code == 409  # still protected
+    held = restarted.delete(f"/products/{PRODUCT}", auth=ADMIN)
+    assert (held.status_code, held.json()["error_code"]) == (409, 40910)
+    assert held.json()["message"] == (
+        "product 'orders.order-placed' cannot be deleted: consumer groups billing-app are "
+        "registered on it; unregister them first (DELETE "
+        "/products/orders.order-placed/consumers/<group>)"
+    )
+
+
+def test_without_authentication_registrations_are_owned_by_anonymous() -> None:
+    client = TestClient(create_app(InMemoryStore()), raise_server_exceptions=False)
+    assert _register(client, schema("coupon_code"), auth=None).status_code == 200
+    assert client.put(f"/products/{PRODUCT}", json=descriptor()).status_code == 200
+    answer = client.put(f"{CONSUMERS}/billing-app", json={"reads": ["coupon_code"]})
+    assert (answer.json()["owner"], answer.json()["registered_by"]) == ("anonymous", "admin")
