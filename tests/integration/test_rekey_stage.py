@@ -25,7 +25,6 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 from pydantic import SecretStr
 
-from mesh_stream.bench.processing_bench import _order, bench_spec
 from mesh_stream.processing.app import ProcessorSpec
 from mesh_stream.processing.codec import FramedAvroDecoder
 from mesh_stream.processing.names import sources_group
@@ -33,6 +32,7 @@ from mesh_stream.producer import ProductPublisher
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 from tests.conftest import KafkaAddress, RegistryAddress
+from tests.integration.workers.failing_revenue import failing_spec
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -40,6 +40,25 @@ REPO = Path(__file__).resolve().parents[2]
 ORDERS = 40
 FAILING = 25  # the order whose route raises
 WORKER_MODULE = "tests.integration.workers.failing_revenue"
+
+
+REGIONS = ("eu-west", "eu-central", "us-east", "us-west", "ap-south")
+
+
+def _order(n: int, placed_at: int) -> dict[str, Any]:
+    """Order ``n`` of the test, placed at ``placed_at``."""
+    price = Decimal(1_000 + n % 9_000) / 100
+    return {
+        "event_id": str(uuid.uuid4()),
+        "order_id": str(uuid.uuid4()),
+        "customer_id": f"cust-{n % 500:05d}",
+        "region": REGIONS[n % len(REGIONS)],
+        "channel": "WEB",
+        "currency": "EUR",
+        "total_amount": price,
+        "items": [{"sku": "sku-0001", "quantity": 1, "unit_price": price}],
+        "placed_at": placed_at,
+    }
 
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -127,7 +146,7 @@ def run(kafka: KafkaAddress, registry: RegistryAddress, tmp_path: Path) -> Bench
         "MESH_DATA_DIR": str(tmp_path),
         "MESH_BENCH_RUN_ID": run_id,
     }
-    return BenchRun(bench_spec(settings, run_id, REPO), settings, env)
+    return BenchRun(failing_spec(settings, run_id), settings, env)
 
 
 def publish(run: BenchRun, orders: list[dict[str, Any]], placed: int) -> None:

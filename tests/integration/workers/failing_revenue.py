@@ -1,9 +1,9 @@
 """A revenue worker whose key function fails on one order, started by ``test_rekey_stage.py``.
 
 ``python -m tests.integration.workers.failing_revenue worker -l info`` runs the revenue
-processor over the benchmark's private products of run ``MESH_BENCH_RUN_ID``; its ``key``
-raises on the order whose ``order_id`` is ``MESH_TEST_FAIL_ORDER`` (when that is set), the way
-a bug in a processor's own code would.
+processor over private 1-partition copies of its products (run ``MESH_BENCH_RUN_ID``); its
+``key`` raises on the order whose ``order_id`` is ``MESH_TEST_FAIL_ORDER`` (when that is set),
+the way a bug in a processor's own code would.
 """
 
 from __future__ import annotations
@@ -15,9 +15,36 @@ from pathlib import Path
 from typing import Any
 
 from domains.analytics.processors import revenue
-from mesh_stream.bench.processing_bench import bench_spec
+from mesh_stream.descriptor import load_descriptors
+from mesh_stream.processing.app import ProcessorSpec
 from mesh_stream.processing.engine import retarget, run
+from mesh_stream.registration import ensure_topics, schema_text
+from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def failing_spec(settings: MeshSettings, run_id: str) -> ProcessorSpec:
+    """The revenue processor's spec over private 1-partition copies of its products."""
+    products = {p.name: p for p in load_descriptors(REPO_ROOT / "domains")}
+    domain = f"fail{run_id}"
+    source = products["orders.order-placed"].model_copy(
+        update={"name": f"{domain}.order-placed", "domain": domain, "partitions": 1}
+    )
+    output = products[revenue.PRODUCT].model_copy(
+        update={
+            "name": f"{domain}.revenue-by-region",
+            "domain": domain,
+            "partitions": 1,
+            "inputs": (source.name,),
+        }
+    )
+    ensure_topics(settings.resolved_bootstrap_servers(), [source, output])
+    text = schema_text(output, REPO_ROOT)
+    with RegistryClient.from_settings(settings) as registry:
+        schema_id = registry.register_schema(output.value_subject, text)
+    return ProcessorSpec(output, (source,), schema_id, settings, text)
 
 
 def main() -> None:
@@ -33,8 +60,7 @@ def main() -> None:
         revenue.PROCESSOR,
         inputs=(dataclasses.replace(orders, key=key, reads=(*orders.reads, "order_id")),),
     )
-    # Started with the repository root (the sample mesh) as its working directory.
-    spec = bench_spec(MeshSettings(), os.environ["MESH_BENCH_RUN_ID"], Path.cwd())
+    spec = failing_spec(MeshSettings(), os.environ["MESH_BENCH_RUN_ID"])
     run(retarget(buggy, spec), spec=spec)
 
 
