@@ -28,7 +28,7 @@ import re
 import struct
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from io import BytesIO
 from pathlib import Path
 from typing import Any, Protocol
@@ -55,6 +55,7 @@ from mesh_stream.schema.wire import HEADER_SIZE, header, unframe
 __all__ = [
     "READ_OPTIONS",
     "DecodePlan",
+    "FramedReader",
     "ParsedSchema",
     "RecordDecoder",
     "RecordEncoder",
@@ -65,6 +66,7 @@ __all__ = [
     "json_default",
     "load_schema_file",
     "parse_schema",
+    "read_body",
     "schema_name",
     "schema_problems",
     "trailing_bytes_error",
@@ -91,6 +93,8 @@ UUID_TEXT = re.compile(
 )
 LONG_RANGE = (-(2**63), 2**63 - 1)
 _MISSING = object()
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_SCHEMA_ID = struct.Struct(">I").unpack_from
 _PREVIEW = 60
 
 
@@ -550,6 +554,8 @@ def _zigzag(value: int) -> bytes:
 #: zig-zag bytes of 0..4095: lengths, enum indexes and small numbers without a loop.
 _SMALL = tuple(_zigzag(number) for number in range(_ZIGZAG_TABLE_SIZE))
 _SIMPLE_TYPES = ("null", "boolean", "int", "long", "float", "double", "string", "bytes")
+#: Decimals up to this precision are written inline (their digits never need rounding).
+_DECIMAL_INLINE_PRECISION = 28
 _TIMESTAMPS = (
     "timestamp-millis",
     "timestamp-micros",
@@ -577,11 +583,13 @@ class _EncoderSource:
             "_uuid_text": UUID_TEXT.fullmatch,
             "_datetime": dt.datetime,
             "_UUID": uuid.UUID,
+            "_Decimal": decimal.Decimal,
             "_w": fastavro_write_data,
             "_N": named,
             "_O": {"strict": False, "strict_allow_default": True, "disable_tuple_notation": False},
         }
         self.lines: list[str] = []
+        self.counter = 0
 
     def constant(self, value: Any) -> str:
         name = f"_c{len(self.namespace)}"
@@ -596,36 +604,45 @@ class _EncoderSource:
             return self.named[schema]
         return schema
 
-    def simple(self, schema: Any) -> bool:
-        """Whether :meth:`value` writes ``schema`` itself (no call into fastavro)."""
-        schema = self.resolve(schema)
-        if isinstance(schema, str):
-            return schema in _SIMPLE_TYPES
-        if isinstance(schema, dict):
-            if schema.get("logicalType") is not None:
-                return False
-            kind = schema.get("type")
-            return kind == "enum" or (isinstance(kind, str) and kind in _SIMPLE_TYPES)
-        return False
+    def fresh(self, prefix: str) -> str:
+        """A variable name no other part of the generated function uses."""
+        self.counter += 1
+        return f"{prefix}{self.counter}"
 
-    def value(self, schema: Any, indent: int) -> None:
-        """Code that checks ``v`` against ``schema`` and appends its Avro bytes to ``b``."""
-        schema = self.resolve(schema)
+    def value(self, schema: Any, indent: int, expanding: frozenset[str] = frozenset()) -> None:
+        """Code that checks ``v`` against ``schema`` and appends its Avro bytes to ``b``.
+
+        ``expanding`` holds the named records being written around this value: a record
+        inside itself (a recursive type) goes to fastavro's writer instead of unrolling.
+        """
+        if isinstance(schema, str) and schema in self.named:
+            if schema in expanding:
+                self.delegate(schema, indent)
+                return
+            schema = self.named[schema]
         if isinstance(schema, dict) and schema.get("logicalType") is None:
             kind = schema.get("type")
             if kind == "enum":
                 table = {symbol: _SMALL[i] for i, symbol in enumerate(schema["symbols"])}
                 self.emit(indent, f"b += {self.constant(table)}[v]")
                 return
+            if kind == "record":
+                self.record(schema, indent, expanding)
+                return
+            if kind == "array":
+                self.array(schema["items"], indent, expanding)
+                return
+            if kind == "map":
+                self.mapping(schema["values"], indent, expanding)
+                return
             if isinstance(kind, str) and kind in _SIMPLE_TYPES:
                 schema = kind
         if isinstance(schema, str) and schema in _SIMPLE_TYPES:
             self.primitive(schema, indent)
         elif isinstance(schema, list) and len(schema) == 2 and "null" in schema:
+            # fastavro writes None as the null branch and anything else as the other one
+            # (or refuses it): the same here, and a value the other branch refuses falls back.
             other = schema[1 - schema.index("null")]
-            if not self.simple(other):
-                self.delegate(schema, indent)
-                return
             self.emit(
                 indent,
                 "if v is None:",
@@ -633,7 +650,7 @@ class _EncoderSource:
                 "else:",
                 f"    b += {_SMALL[1 - schema.index('null')]!r}",
             )
-            self.value(other, indent + 4)
+            self.value(other, indent + 4, expanding)
         elif isinstance(schema, dict) and schema.get("logicalType") in _TIMESTAMPS:
             low, high = LONG_RANGE
             self.emit(indent, f"if type(v) is int and {low} <= v <= {high}:")
@@ -647,8 +664,92 @@ class _EncoderSource:
             self.emit(indent, "elif isinstance(v, _UUID):", "    v = str(v)")  # as fastavro does
             self.text(indent + 4)
             self.emit(indent, "else:", "    raise _F")
+        elif (
+            isinstance(schema, dict)
+            and schema.get("logicalType") == "decimal"
+            and schema.get("type") == "bytes"
+            and isinstance(schema.get("precision"), int)
+            and 0 < schema["precision"] <= _DECIMAL_INLINE_PRECISION
+        ):
+            self.decimal(schema, indent)
         else:
             self.delegate(schema, indent)
+
+    def record(self, schema: Mapping[str, Any], indent: int, expanding: frozenset[str]) -> None:
+        """A nested record: exactly its fields, each written inline (anything else falls back,
+        so the checked path applies defaults or names the extra field)."""
+        fields = schema["fields"]
+        name = schema.get("name")
+        inner = expanding | {name} if isinstance(name, str) else expanding
+        record = self.fresh("r")
+        self.emit(
+            indent,
+            f"if type(v) is not dict or len(v) != {len(fields)}:",
+            "    raise _F",
+            f"{record} = v",
+        )
+        for field in fields:
+            self.emit(indent, f"v = {record}[{field['name']!r}]")
+            self.value(field["type"], indent, inner)
+
+    def array(self, items: Any, indent: int, expanding: frozenset[str]) -> None:
+        """One block holding every item, then the empty block (what fastavro writes)."""
+        array, item = self.fresh("a"), self.fresh("i")
+        self.emit(
+            indent,
+            "if type(v) is not list:",
+            "    raise _F",
+            f"{array} = v",
+            "n = len(v)",
+            "if n:",
+            "    b += _S[n] if n < _SN else _zz(n)",
+            f"    for {item} in {array}:",
+            f"        v = {item}",
+        )
+        self.value(items, indent + 8, expanding)
+        self.emit(indent, "b += b'\\x00'")
+
+    def mapping(self, values: Any, indent: int, expanding: frozenset[str]) -> None:
+        """Like an array, each entry a string key then its value."""
+        table, key = self.fresh("m"), self.fresh("k")
+        self.emit(
+            indent,
+            "if type(v) is not dict:",
+            "    raise _F",
+            f"{table} = v",
+            "n = len(v)",
+            "if n:",
+            "    b += _S[n] if n < _SN else _zz(n)",
+            f"    for {key}, v in {table}.items():",
+            f"        if type({key}) is not str:",
+            "            raise _F",
+            f"        e = {key}.encode()",
+            "        n = len(e)",
+            "        b += _S[n] if n < _SN else _zz(n)",
+            "        b += e",
+        )
+        self.value(values, indent + 8, expanding)
+        self.emit(indent, "b += b'\\x00'")
+
+    def decimal(self, schema: Mapping[str, Any], indent: int) -> None:
+        """A Decimal with exactly the schema's scale, as fastavro's ``prepare_bytes_decimal``
+        writes it (big-endian two's complement, one spare sign bit); any other exponent, too
+        many digits or another type falls back to fastavro."""
+        scale, precision = int(schema.get("scale", 0)), int(schema["precision"])
+        quantum = self.constant(decimal.Decimal(1).scaleb(-scale))
+        context = self.constant(decimal.Context(prec=precision))
+        self.emit(
+            indent,
+            f"if type(v) is not _Decimal or not v.same_quantum({quantum}):",
+            "    raise _F",
+            f"x = int(v.scaleb({scale}, {context}))",
+            f"if not {-(10**precision)} < x < {10**precision}:",
+            "    raise _F",
+            "e = x.to_bytes((x.bit_length() + 8) // 8, 'big', signed=True)",
+            "n = len(e)",
+            "b += _S[n] if n < _SN else _zz(n)",
+            "b += e",
+        )
 
     def primitive(self, kind: str, indent: int) -> None:
         if kind == "null":
@@ -725,9 +826,10 @@ def _compile_fast_encoder(
     source.emit(0, "def fast_encode(r):")
     source.emit(4, f"if type(r) is not dict or len(r) != {len(fields)}:", "    raise _F")
     source.emit(4, f"b = bytearray({frame!r})")
+    expanding = frozenset({schema_name(parsed)})
     for field in fields:
         source.emit(4, f"v = r[{field['name']!r}]")
-        source.value(field["type"], 4)
+        source.value(field["type"], 4, expanding)
     source.emit(4, "return bytes(b)")
     code = compile("\n".join(source.lines), f"<encoder of {schema_name(parsed)}>", "exec")
     exec(code, source.namespace)
@@ -841,13 +943,26 @@ class _DecoderSource:
             "_BytesIO": BytesIO,
             "_N": {"writer": named, "reader": {}},
             "_O": READ_OPTIONS,
+            "_epoch": _EPOCH,
+            "_td": dt.timedelta,
+            "_UUID": uuid.UUID,
+            "_new": object.__new__,
+            "_set": object.__setattr__,
+            "_unknown": uuid.SafeUUID.unknown,
+            "_int": int.from_bytes,
         }
         self.lines: list[str] = []
+        self.counter = 0
 
     def constant(self, value: Any) -> str:
         name = f"_c{len(self.namespace)}"
         self.namespace[name] = value
         return name
+
+    def fresh(self, prefix: str) -> str:
+        """A variable name no other part of the generated function uses."""
+        self.counter += 1
+        return f"{prefix}{self.counter}"
 
     def emit(self, indent: int, *lines: str) -> None:
         self.lines += [" " * indent + line for line in lines]
@@ -869,29 +984,43 @@ class _DecoderSource:
         self.emit(indent, f"{target} = d[p:e].decode()" if text else f"{target} = d[p:e]")
         self.emit(indent, "p = e")
 
-    def value(self, schema: Any, indent: int, target: str) -> None:
-        """Code that reads a value of ``schema`` at ``p`` into ``target``, as fastavro would."""
+    def resolve(self, schema: Any, expanding: frozenset[str]) -> Any:
+        """The definition of a named type, or None for one being read around itself."""
         if isinstance(schema, str) and schema in self.named:
-            schema = self.named[schema]
+            return None if schema in expanding else self.named[schema]
+        return schema
+
+    def value(
+        self, schema: Any, indent: int, target: str, expanding: frozenset[str] = frozenset()
+    ) -> None:
+        """Code that reads a value of ``schema`` at ``p`` into ``target``, as fastavro would."""
+        resolved = self.resolve(schema, expanding)
+        if resolved is None:  # a recursive type: fastavro reads this level
+            self.delegate(schema, indent, target)
+            return
+        schema = resolved
         if isinstance(schema, dict):
             kind = schema.get("type")
             logical = schema.get("logicalType")
             if logical is not None:
-                reader = LOGICAL_READERS.get(f"{kind}-{logical}")
-                if reader is None or kind not in _SIMPLE_TYPES:
-                    self.delegate(schema, indent, target)
-                    return
-                self.value(kind, indent, target)
-                self.emit(
-                    indent,
-                    f"{target} = {self.constant(reader)}({target}, {self.constant(schema)}, None)",
-                )
+                self.logical(schema, indent, target)
                 return
             if kind == "enum":
                 symbols = tuple(schema["symbols"])
                 self.number(indent, "i")
                 self.emit(indent, f"if not 0 <= i < {len(symbols)}:", "    raise _F")
                 self.emit(indent, f"{target} = {self.constant(symbols)}[i]")
+                return
+            if kind == "record":
+                self.record(schema, indent, target, expanding)
+                return
+            if kind in ("array", "map"):
+                self.blocks(schema, indent, target, expanding)
+                return
+            if kind == "fixed":
+                size = int(schema["size"])
+                self.emit(indent, f"e = p + {size}", "if e > L:", "    raise _F")
+                self.emit(indent, f"{target} = d[p:e]", "p = e")
                 return
             if isinstance(kind, str) and kind in _SIMPLE_TYPES:
                 schema = kind
@@ -910,10 +1039,151 @@ class _DecoderSource:
             null = schema.index("null")
             self.number(indent, "i")
             self.emit(indent, f"if i == {null}:", f"    {target} = None", f"elif i == {1 - null}:")
-            self.value(schema[1 - null], indent + 4, target)
+            self.value(schema[1 - null], indent + 4, target, expanding)
             self.emit(indent, "else:", "    raise _F")
         else:
             self.delegate(schema, indent, target)
+
+    def logical(self, schema: Mapping[str, Any], indent: int, target: str) -> None:
+        """A logical type: its underlying value, converted to what fastavro returns."""
+        kind, logical = schema.get("type"), schema.get("logicalType")
+        reader = LOGICAL_READERS.get(f"{kind}-{logical}")
+        if reader is None or kind not in _SIMPLE_TYPES:
+            self.delegate(schema, indent, target)
+            return
+        self.value(kind, indent, target)
+        if logical == "timestamp-millis" and kind == "long":
+            # fastavro: epoch + timedelta(microseconds=ms * 1000), the same exact value
+            self.emit(indent, f"{target} = _epoch + _td(0, 0, 0, {target})")
+        elif logical == "timestamp-micros" and kind == "long":
+            self.emit(indent, f"{target} = _epoch + _td(0, 0, {target})")
+        elif logical == "uuid" and kind == "string":
+            # what UUID(text) does for text without "urn:"/"uuid:"/braces (anything else
+            # has a non-hex character left and falls back), without its argument parsing
+            self.emit(
+                indent,
+                f"h = {target}.replace('-', '')",
+                "if len(h) != 32:",
+                "    raise _F",
+                f"{target} = _new(_UUID)",
+                f"_set({target}, 'int', int(h, 16))",
+                f"_set({target}, 'is_safe', _unknown)",
+            )
+        elif logical == "decimal" and kind == "bytes" and isinstance(schema.get("precision"), int):
+            # fastavro: its context at the schema's precision creates the unscaled integer,
+            # then scales it; the same with a context of our own per schema
+            context = decimal.Context(prec=int(schema["precision"]))
+            scale = int(schema.get("scale", 0))
+            create, ctx = self.constant(context.create_decimal), self.constant(context)
+            self.emit(
+                indent,
+                f"{target} = {create}(_int({target}, 'big', signed=True)).scaleb({-scale}, {ctx})",
+            )
+        else:
+            self.emit(
+                indent,
+                f"{target} = {self.constant(reader)}({target}, {self.constant(schema)}, None)",
+            )
+
+    def record(
+        self, schema: Mapping[str, Any], indent: int, target: str, expanding: frozenset[str]
+    ) -> None:
+        name = schema.get("name")
+        inner = expanding | {name} if isinstance(name, str) else expanding
+        parts = []
+        for field in schema["fields"]:
+            variable = self.fresh("f")
+            self.value(field["type"], indent, variable, inner)
+            parts.append(f"{field['name']!r}: {variable}")
+        self.emit(indent, f"{target} = {{" + ", ".join(parts) + "}")
+
+    def blocks(
+        self, schema: Mapping[str, Any], indent: int, target: str, expanding: frozenset[str]
+    ) -> None:
+        """An array or a map: blocks of items until an empty one (a negative count is
+        followed by the block's size in bytes). A count larger than the bytes left falls
+        back (fastavro then reads or refuses it), so damaged bytes never loop for long."""
+        is_map = schema["type"] == "map"
+        collected, count, item = self.fresh("a"), self.fresh("c"), self.fresh("x")
+        self.emit(indent, f"{collected} = {{}}" if is_map else f"{collected} = []")
+        self.number(indent, count)
+        self.emit(indent, f"while {count}:")
+        body = indent + 4
+        self.emit(body, f"if {count} < 0:", f"    {count} = -{count}")
+        self.number(body + 4, "n")
+        self.emit(body, f"if {count} > L:", "    raise _F", f"for _ in range({count}):")
+        if is_map:
+            key = self.fresh("k")
+            self.sized(body + 4, key, text=True)
+            self.value(schema["values"], body + 4, item, expanding)
+            self.emit(body + 4, f"{collected}[{key}] = {item}")
+        else:
+            self.value(schema["items"], body + 4, item, expanding)
+            self.emit(body + 4, f"{collected}.append({item})")
+        self.number(body, count)
+        self.emit(indent, f"{target} = {collected}")
+
+    def skip(self, schema: Any, indent: int, expanding: frozenset[str] = frozenset()) -> None:
+        """Code that moves ``p`` past a value of ``schema`` without building it. Skipped
+        bytes are not checked (a bad enum index or bad UTF-8 there goes unnoticed)."""
+        resolved = self.resolve(schema, expanding)
+        if resolved is None:
+            self.delegate(schema, indent, "_")
+            return
+        schema = resolved
+        if isinstance(schema, dict):
+            kind = schema.get("type")
+            if kind == "record":
+                name = schema.get("name")
+                inner = expanding | {name} if isinstance(name, str) else expanding
+                for field in schema["fields"]:
+                    self.skip(field["type"], indent, inner)
+                return
+            if kind in ("array", "map"):
+                count = self.fresh("c")
+                self.number(indent, count)
+                self.emit(indent, f"while {count}:")
+                self.emit(indent + 4, f"if {count} < 0:")
+                self.number(indent + 8, "n")  # the block's size in bytes: jump over it
+                self.emit(indent + 8, "if n < 0:", "    raise _F", "p += n")
+                self.emit(indent + 4, "else:")
+                self.emit(indent + 8, f"if {count} > L:", "    raise _F")
+                self.emit(indent + 8, f"for _ in range({count}):")
+                if kind == "map":
+                    self.skip("string", indent + 12, expanding)
+                    self.skip(schema["values"], indent + 12, expanding)
+                else:
+                    self.skip(schema["items"], indent + 12, expanding)
+                self.number(indent + 4, count)
+                return
+            if kind == "enum":
+                self.number(indent, "_")
+                return
+            if kind == "fixed":
+                self.emit(indent, f"p += {int(schema['size'])}")
+                return
+            schema = kind
+            if isinstance(schema, (dict, list)):
+                self.skip(schema, indent, expanding)
+                return
+        if isinstance(schema, list):
+            self.number(indent, "i")
+            for index, branch in enumerate(schema):
+                self.emit(indent, f"{'if' if index == 0 else 'elif'} i == {index}:")
+                self.emit(indent + 4, "pass")
+                self.skip(branch, indent + 4, expanding)
+            self.emit(indent, "else:", "    raise _F")
+        elif schema in ("int", "long"):
+            self.number(indent, "_")
+        elif schema == "boolean":
+            self.emit(indent, "p += 1")
+        elif schema in ("float", "double"):
+            self.emit(indent, f"p += {4 if schema == 'float' else 8}")
+        elif schema in ("string", "bytes"):
+            self.number(indent, "n")
+            self.emit(indent, "if n < 0:", "    raise _F", "p += n")
+        elif schema != "null":
+            self.delegate(schema, indent, "_")
 
     def delegate(self, schema: Any, indent: int, target: str) -> None:
         """fastavro's own reader for this value, from where we are in the body."""
@@ -927,26 +1197,33 @@ class _DecoderSource:
 
 
 def _compile_fast_decoder(
-    writer: ParsedSchema, named: Mapping[str, Any]
+    writer: ParsedSchema, named: Mapping[str, Any], fields: Collection[str] | None = None
 ) -> Callable[[bytes], Any] | None:
     """A function specialised to one writer schema: the record in framed bytes.
 
-    Simple fields (primitives, enums, nullable ones, logical types over them) are read by
-    generated straight-line code, logical values converted by fastavro's own functions;
-    other fields by fastavro's reader from the current position. Anything unusual
-    (truncated body, bytes left after the body, an index out of range, a varint longer
-    than fastavro reads, bad UTF-8) raises, and the caller then reads with fastavro, which
-    gives the real error: so it only ever returns what fastavro returns.
+    Every field is read by generated straight-line code: primitives, enums, fixed, nullable
+    values, nested records, arrays and maps inline, logical values converted as fastavro's
+    own functions convert them (timestamps, uuids and byte decimals inline, the rarer ones
+    by calling fastavro's function); a recursive type or a union of more than null and one
+    type by fastavro's reader from the current position. With ``fields`` only those
+    top-level fields are built, the others skipped (see :meth:`_DecoderSource.skip`).
+    Anything unusual (truncated body, bytes left after the body, an index out of range, a
+    varint longer than fastavro reads, bad UTF-8) raises, and the caller then reads with
+    fastavro, which gives the real error: so it only ever returns what fastavro returns.
     Without a reader schema only.
     """
     if not isinstance(writer, dict) or writer.get("type") != "record":
         return None
     source = _DecoderSource(named)
     source.emit(0, "def fast_decode(d):", f"    p = {HEADER_SIZE}", "    L = len(d)")
+    expanding = frozenset({schema_name(writer)})
     names = []
     for index, field in enumerate(writer["fields"]):
-        names.append((field["name"], f"v{index}"))
-        source.value(field["type"], 4, f"v{index}")
+        if fields is None or field["name"] in fields:
+            names.append((field["name"], f"v{index}"))
+            source.value(field["type"], 4, f"v{index}", expanding)
+        else:
+            source.skip(field["type"], 4, expanding)
     source.emit(4, "if p != L:", "    raise _F")  # short, or bytes after the body
     source.emit(4, "return {" + ", ".join(f"{name!r}: {var}" for name, var in names) + "}")
     code = compile("\n".join(source.lines), f"<decoder of {schema_name(writer)}>", "exec")
@@ -1106,6 +1383,14 @@ class RecordDecoder:
 
     def decode(self, data: bytes | bytearray | memoryview) -> dict[str, Any]:
         """The record in ``data`` as a dict (resolved to the reader schema if one is set)."""
+        if type(data) is bytes:  # the hot path: a known schema id with a compiled decoder
+            try:
+                fast = self.plans[_SCHEMA_ID(data, 1)[0]][3] if data[0] == 0 else None
+                if fast is not None:
+                    record: dict[str, Any] = fast(data)
+                    return record
+            except Exception:  # new id, short or damaged bytes: decode_with_id decides
+                pass
         return self.decode_with_id(data)[1]
 
     def decode_with_id(self, data: bytes | bytearray | memoryview) -> tuple[int, dict[str, Any]]:
@@ -1117,21 +1402,87 @@ class RecordDecoder:
                 return schema_id, fast(data)
             except Exception:  # fastavro below reads it or says what is wrong
                 pass
-        buffer = io.BytesIO(body)
-        try:
-            value = fastavro_read_data(buffer, writer, named, reader, READ_OPTIONS)
-        except Exception as exc:
+        return schema_id, read_body(body, schema_id, writer, named, reader)
+
+
+class FramedReader:
+    """Reads framed records of one writer schema (no reader schema): the compiled decoder,
+    and fastavro's reader whenever it declines, which reads the record or says what is wrong.
+
+    With ``fields`` only those top-level fields are decoded, the others skipped without
+    building their values (a processor reads a few fields of each record); skipped bytes are
+    not checked, so a record damaged only there still yields the fields asked for. A field
+    the writer schema does not have is refused here, once, not on every record.
+    """
+
+    __slots__ = ("fast", "fields", "named", "schema_id", "writer")
+
+    def __init__(
+        self, writer: ParsedSchema, schema_id: int, fields: Collection[str] | None = None
+    ) -> None:
+        self.writer = writer
+        self.schema_id = schema_id
+        self.named = {"writer": _named(writer), "reader": {}}
+        self.fields = None if fields is None else tuple(fields)
+        if self.fields is not None:
+            have = [field["name"] for field in writer.get("fields", ())]
+            missing = [name for name in self.fields if name not in have]
+            if missing:
+                raise DeserializationError(
+                    f"writer schema id {schema_id} ({schema_name(writer)}) has no field "
+                    f"{', '.join(map(repr, missing))} (its fields: {', '.join(have)}); the "
+                    f"product's schema no longer carries what is read from it"
+                )
+        self.fast: Callable[[bytes], Any] | None = None
+        with contextlib.suppress(Exception):  # fastavro alone reads what cannot be compiled
+            self.fast = _compile_fast_decoder(writer, self.named["writer"], self.fields)
+
+    def __call__(self, data: bytes | bytearray | memoryview) -> dict[str, Any]:
+        """The record (or its ``fields``) in framed ``data``; :class:`DeserializationError`
+        for bytes that are not a record of this schema."""
+        fast = self.fast
+        if fast is not None and type(data) is bytes:
+            try:
+                record: dict[str, Any] = fast(data)
+                return record
+            except Exception:  # fastavro below reads it or says what is wrong
+                pass
+        schema_id, body = unframe(data)
+        if schema_id != self.schema_id:
             raise DeserializationError(
-                f"cannot decode {len(body)}-byte Avro body with writer schema id {schema_id} "
-                f"({schema_name(writer)}): {type(exc).__name__}: {exc}"
-            ) from exc
-        if buffer.tell() != len(body):
-            raise trailing_bytes_error(len(body) - buffer.tell(), schema_id, writer)
-        if not isinstance(value, dict):
-            raise DeserializationError(
-                f"schema id {schema_id} decodes to {type(value).__name__}, not a record"
+                f"the record carries schema id {schema_id}, not {self.schema_id} "
+                f"({schema_name(self.writer)}) this reader was made for"
             )
-        return schema_id, value
+        value = read_body(body, schema_id, self.writer, self.named, None)
+        if self.fields is None:
+            return value
+        return {name: value[name] for name in self.fields}
+
+
+def read_body(
+    body: memoryview | bytes,
+    schema_id: int,
+    writer: ParsedSchema,
+    named: dict[str, Any],
+    reader: ParsedSchema | None,
+) -> dict[str, Any]:
+    """A whole Avro body read by fastavro: the record, or :class:`DeserializationError`
+    naming the schema id (bytes left after the body included)."""
+    buffer = io.BytesIO(body)
+    try:
+        value = fastavro_read_data(buffer, writer, named, reader, READ_OPTIONS)
+    except Exception as exc:
+        raise DeserializationError(
+            f"cannot decode {len(body)}-byte Avro body with writer schema id {schema_id} "
+            f"({schema_name(writer)}): {type(exc).__name__}: {exc}"
+        ) from exc
+    if buffer.tell() != len(body):
+        raise trailing_bytes_error(len(body) - buffer.tell(), schema_id, writer)
+    if not isinstance(value, dict):
+        raise DeserializationError(
+            f"schema id {schema_id} decodes to {type(value).__name__}, not a record"
+        )
+    return value
 
 
 def trailing_bytes_error(extra: int, schema_id: int, writer: ParsedSchema) -> DeserializationError:

@@ -103,3 +103,71 @@ def test_timestamps_decode_to_the_exact_epoch_ms_and_uuids_to_text(at_ms: int) -
     # timestamp-micros still goes through a datetime, converted to epoch ms by plain()
     assert decoded == {"event_id": event_id, "at": at_ms, "at_micros": at_ms}
     assert type(decoded["event_id"]) is str
+
+
+ORDER_SCHEMA = (REPO / "schemas/orders/order-placed.avsc").read_text()
+ORDER = {
+    "event_id": "6f1c1c55-1d9a-4c2e-9a52-3f0d6f2d8b11",
+    "order_id": "0b9d6c1e-4f7a-4c1b-8d2e-5a6b7c8d9e0f",
+    "customer_id": "cust-00042",
+    "region": "eu-west",
+    "channel": "MOBILE",
+    "currency": "EUR",
+    "total_amount": Decimal("131.50"),
+    "items": [
+        {"sku": "sku-0007", "quantity": 2, "unit_price": Decimal("60.00")},
+        {"sku": "sku-0123", "quantity": 1, "unit_price": Decimal("11.50")},
+    ],
+    "placed_at": 1_795_276_560_123,
+}
+
+
+def test_a_nested_order_decodes_to_plain_values_through_the_sdk_codec() -> None:
+    """Order lines, decimals, uuids as text and the event time as epoch ms, read by the SDK's
+    compiled decoder (the one decoder of the project)."""
+    encoded = FramedAvroEncoder(ORDER_SCHEMA, 5).encode(ORDER)
+    decoder = FramedAvroDecoder(lambda _: ORDER_SCHEMA)
+    decoded = decoder.decode(encoded)
+    assert decoded == ORDER
+    assert type(decoded["placed_at"]) is int
+    assert type(decoded["order_id"]) is str
+    reader = decoder._readers[(5, None)]
+    assert reader.fast is not None
+    assert reader.fast(encoded) == ORDER  # compiled, not fastavro's fallback
+
+
+def test_a_processor_decodes_only_the_fields_it_reads() -> None:
+    encoded = FramedAvroEncoder(ORDER_SCHEMA, 5).encode(ORDER)
+    decoder = FramedAvroDecoder(lambda _: ORDER_SCHEMA)
+    assert decoder.decode(encoded, fields=("region", "total_amount", "placed_at")) == {
+        "region": "eu-west",
+        "total_amount": Decimal("131.50"),
+        "placed_at": 1_795_276_560_123,
+    }
+    assert decoder.decode(encoded, fields=["items"]) == {"items": ORDER["items"]}
+    assert decoder.decode(encoded) == ORDER  # the whole record is still there for others
+
+
+def test_a_field_the_writer_schema_lacks_is_named_with_where_it_was_read() -> None:
+    encoded = FramedAvroEncoder(ORDER_SCHEMA, 5).encode(ORDER)
+    decoder = FramedAvroDecoder(lambda _: ORDER_SCHEMA)
+    with pytest.raises(DeserializationError, match=r"^orders.order-placed.v1\[0\]@3: .*'discount'"):
+        decoder.decode(encoded, where="orders.order-placed.v1[0]@3", fields=["discount"])
+
+
+def test_bytes_after_the_body_are_refused_as_the_sdk_consumer_refuses_them() -> None:
+    encoded = FramedAvroEncoder(ORDER_SCHEMA, 5).encode(ORDER)
+    decoder = FramedAvroDecoder(lambda _: ORDER_SCHEMA)
+    with pytest.raises(DeserializationError, match=r"^t\[1\]@2: .*2 byte\(s\) left after"):
+        decoder.decode(encoded + b"\x00\x00", where="t[1]@2")
+
+
+def test_an_order_with_a_bad_amount_names_the_order_line() -> None:
+    encoder = FramedAvroEncoder(ORDER_SCHEMA, 5, where="orders.order-placed")
+    bad = {**ORDER, "items": [{**ORDER["items"][0], "unit_price": Decimal("1.005")}]}
+    with pytest.raises(
+        SerializationError,
+        match=r"^orders.order-placed: record does not fit schema id 5 .*"
+        r"items\[0\]\.unit_price",
+    ):
+        encoder.encode(bad)

@@ -1,0 +1,344 @@
+"""The compiled codec on nested schemas: the sample mesh's contracts (order lines, decimals,
+uuids, timestamps, enums, optional fields), maps, recursion, projections and damaged bytes.
+
+Every check compares with fastavro itself (``schemaless_writer`` / ``schemaless_reader``):
+same bytes out of the encoder, same values out of the decoder, the same refusals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mesh_stream.bench.codec_bench import sample_records
+from mesh_stream.errors import DeserializationError, SerializationError
+from mesh_stream.schema.codec import (
+    FramedReader,
+    RecordDecoder,
+    RecordEncoder,
+    _compile_fast_decoder,
+    parse_schema,
+)
+from mesh_stream.schema.wire import header
+
+REPO = Path(__file__).resolve().parents[3]
+SAMPLE_SCHEMAS = sorted((REPO / "schemas").glob("*/*.avsc"))
+SCHEMA_ID = 12
+
+
+class OneSchema:
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.text = json.dumps(document)
+
+    def get_schema(self, schema_id: int) -> str:
+        assert schema_id == SCHEMA_ID
+        return self.text
+
+
+def load(path: Path) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(path.read_text())
+    return document
+
+
+def fastavro_framed(document: dict[str, Any], record: Any) -> bytes:
+    buffer = io.BytesIO()
+    buffer.write(header(SCHEMA_ID))
+    fastavro.schemaless_writer(buffer, fastavro.parse_schema(document), record)
+    return buffer.getvalue()
+
+
+def fastavro_read(document: dict[str, Any], framed: bytes) -> Any:
+    buffer = io.BytesIO(framed[5:])
+    return fastavro.schemaless_reader(buffer, fastavro.parse_schema(document), None)
+
+
+def decimals(schema: dict[str, Any]) -> st.SearchStrategy[decimal.Decimal]:
+    scale, precision = int(schema.get("scale", 0)), int(schema["precision"])
+    bound = 10**precision - 1
+    return st.integers(-bound, bound).map(lambda unscaled: decimal.Decimal(unscaled).scaleb(-scale))
+
+
+def values(schema: Any, named: dict[str, Any], depth: int = 0) -> st.SearchStrategy[Any]:
+    """Any valid value of a fastavro-parsed ``schema`` (what the sample contracts use)."""
+    if isinstance(schema, str) and schema in named:
+        schema = named[schema]
+    if isinstance(schema, list):
+        return st.one_of(*(values(branch, named, depth + 1) for branch in schema))
+    if isinstance(schema, dict):
+        logical, kind = schema.get("logicalType"), schema.get("type")
+        if logical == "decimal":
+            return decimals(schema)
+        if logical == "uuid":
+            return st.uuids().map(str)
+        if logical == "timestamp-millis":
+            return st.integers(-(2**40), 2**45)
+        if kind == "record":
+            return st.fixed_dictionaries(
+                {
+                    field["name"]: values(field["type"], named, depth + 1)
+                    for field in schema["fields"]
+                }
+            )
+        if kind == "array":
+            return st.lists(
+                values(schema["items"], named, depth + 1), max_size=6 if depth < 3 else 0
+            )
+        if kind == "map":
+            return st.dictionaries(st.text(max_size=5), values(schema["values"], named, depth + 1),
+                                   max_size=4 if depth < 3 else 0)  # fmt: skip
+        if kind == "enum":
+            return st.sampled_from(schema["symbols"])
+        return values(kind, named, depth)
+    return {
+        "null": st.none(),
+        "boolean": st.booleans(),
+        "int": st.integers(-(2**31), 2**31 - 1),
+        "long": st.integers(-(2**63), 2**63 - 1),
+        "double": st.floats(allow_nan=False),
+        "string": st.text(max_size=20),
+        "bytes": st.binary(max_size=12),
+    }[schema]
+
+
+def records_of(document: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
+    parsed = parse_schema(document)
+    return values(parsed, parsed.get("__named_schemas", {}))
+
+
+@pytest.mark.parametrize("path", SAMPLE_SCHEMAS, ids=lambda path: path.stem)
+def test_every_sample_contract_is_compiled_and_agrees_with_fastavro(path: Path) -> None:
+    document = load(path)
+    encoder = RecordEncoder(document, SCHEMA_ID)
+    decoder = RecordDecoder(OneSchema(document))
+    assert encoder.fast is not None
+    for record in sample_records(document, 200):
+        framed = encoder.fast(record)  # the compiled encoder takes every sample record
+        assert framed == fastavro_framed(document, record)
+        fast = decoder.plan_for(SCHEMA_ID)[3]
+        assert fast is not None
+        assert fast(framed) == decoder.decode(framed) == fastavro_read(document, framed)
+
+
+@pytest.mark.parametrize("path", SAMPLE_SCHEMAS, ids=lambda path: path.stem)
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_any_record_of_a_sample_contract_round_trips_as_fastavro_writes_and_reads_it(
+    path: Path, data: st.DataObject
+) -> None:
+    document = load(path)
+    record = data.draw(records_of(document))
+    framed = RecordEncoder(document, SCHEMA_ID).encode(record)
+    assert framed == fastavro_framed(document, record)
+    assert RecordDecoder(OneSchema(document)).decode(framed) == fastavro_read(document, framed)
+
+
+ORDER = load(REPO / "schemas/orders/order-placed.avsc")
+
+
+@settings(max_examples=150, deadline=None)
+@given(records_of(ORDER), st.data())
+def test_on_damaged_nested_bytes_the_decoder_never_disagrees_with_fastavro(
+    record: dict[str, Any], data: st.DataObject
+) -> None:
+    framed = bytearray(fastavro_framed(ORDER, record))
+    if data.draw(st.booleans()):
+        del framed[data.draw(st.integers(5, len(framed) - 1)) :]
+    else:
+        framed[data.draw(st.integers(5, len(framed) - 1))] = data.draw(st.integers(0, 255))
+    damaged = bytes(framed)
+    buffer = io.BytesIO(damaged[5:])
+    try:
+        expected = fastavro.schemaless_reader(buffer, fastavro.parse_schema(ORDER), None)
+    except Exception:
+        expected = None
+    decoder = RecordDecoder(OneSchema(ORDER))
+    if expected is None:
+        with pytest.raises(DeserializationError):
+            decoder.decode(damaged)
+    elif buffer.tell() < len(damaged) - 5:  # fastavro ignores bytes after the body; we do not
+        with pytest.raises(DeserializationError, match="left after the Avro body"):
+            decoder.decode(damaged)
+    else:
+        assert decoder.decode(damaged) == expected
+
+
+def order(lines: int) -> dict[str, Any]:
+    return {
+        "event_id": "6f1c1c55-1d9a-4c2e-9a52-3f0d6f2d8b11",
+        "order_id": "0b9d6c1e-4f7a-4c1b-8d2e-5a6b7c8d9e0f",
+        "customer_id": "cust-00042",
+        "region": "eu-west",
+        "channel": "WEB",
+        "currency": "EUR",
+        "total_amount": decimal.Decimal("-0.00"),
+        "items": [
+            {"sku": f"sku-{line:04d}", "quantity": line, "unit_price": decimal.Decimal("1.27")}
+            for line in range(lines)
+        ],
+        "placed_at": 1_795_276_560_123,
+    }
+
+
+@pytest.mark.parametrize("lines", [0, 1, 5000])
+def test_empty_and_long_arrays_are_written_and_read_as_fastavro_does(lines: int) -> None:
+    framed = RecordEncoder(ORDER, SCHEMA_ID).encode(order(lines))
+    assert framed == fastavro_framed(ORDER, order(lines))
+    decoded = RecordDecoder(OneSchema(ORDER)).decode(framed)
+    assert decoded == fastavro_read(ORDER, framed)
+    assert decoded["placed_at"] == dt.datetime(2026, 11, 21, 15, 56, 0, 123000, tzinfo=dt.UTC)
+    assert decoded["placed_at"].timestamp() * 1000 == 1_795_276_560_123
+
+
+@pytest.mark.parametrize(
+    ("amount", "message"),
+    [
+        (decimal.Decimal("1.234"), "at most 2 decimal place(s)"),
+        (decimal.Decimal("12345678901.00"), "at most 12 digits"),
+        (1.5, "got float 1.5"),
+    ],
+)
+def test_decimals_the_compiled_encoder_cannot_take_get_the_checked_paths_error(
+    amount: Any, message: str
+) -> None:
+    with pytest.raises(
+        SerializationError, match=r"items\[0\]\.unit_price: .*" + re.escape(message)
+    ):
+        RecordEncoder(ORDER, SCHEMA_ID).encode(
+            {**order(1), "items": [{"sku": "a", "quantity": 1, "unit_price": amount}]}
+        )
+
+
+@pytest.mark.parametrize("amount", ["1.5", "3", "1E+3", "-128", "127.99", "-0.01"])
+def test_decimals_of_another_exponent_are_written_as_fastavro_writes_them(amount: str) -> None:
+    record = {**order(0), "total_amount": decimal.Decimal(amount)}
+    framed = RecordEncoder(ORDER, SCHEMA_ID).encode(record)
+    assert framed == fastavro_framed(ORDER, record)
+    assert RecordDecoder(OneSchema(ORDER)).decode(framed)["total_amount"] == decimal.Decimal(amount)
+
+
+def test_a_nested_record_with_an_extra_field_is_refused_by_name() -> None:
+    record = order(1)
+    record["items"][0]["colour"] = "red"
+    with pytest.raises(SerializationError, match=r"items\[0\]\.colour: not a field of record"):
+        RecordEncoder(ORDER, SCHEMA_ID).encode(record)
+
+
+NESTED: dict[str, Any] = {
+    "type": "record",
+    "name": "Node",
+    "namespace": "sdktest.nested",
+    "fields": [
+        {"name": "label", "type": "string"},
+        {"name": "weights", "type": {"type": "map", "values": {"type": "array", "items": "long"}}},
+        {"name": "children", "type": {"type": "array", "items": "Node"}},
+        {"name": "next", "type": ["null", "Node"]},
+        {"name": "choice", "type": ["int", "string", "null"]},
+        {"name": "digest", "type": {"type": "fixed", "name": "Digest", "size": 3}},
+        {"name": "ratio", "type": "float"},
+        {"name": "tail", "type": "string"},
+    ],
+}
+
+
+def node(label: str, depth: int) -> dict[str, Any]:
+    return {
+        "label": label,
+        "weights": {"a": [1, -2, 2**40], "": []},
+        "children": [node(f"{label}.{i}", depth - 1) for i in range(2)] if depth else [],
+        "next": node(label + ">", depth - 1) if depth else None,
+        "choice": depth if depth % 2 else "text",
+        "digest": b"abc",
+        "ratio": 0.5,
+        "tail": "end",
+    }
+
+
+def test_recursive_types_maps_and_general_unions_agree_with_fastavro() -> None:
+    record = node("root", 3)
+    framed = RecordEncoder(NESTED, SCHEMA_ID).encode(record)
+    assert framed == fastavro_framed(NESTED, record)
+    assert (
+        RecordDecoder(OneSchema(NESTED)).decode(framed) == fastavro_read(NESTED, framed) == record
+    )
+
+
+def negative_blocks(record: dict[str, Any]) -> bytes:
+    """``record`` with its ``weights`` map written as one block of negative count followed by
+    its byte size (legal Avro other writers produce; fastavro never writes it)."""
+    body = fastavro_framed(NESTED, {**record, "weights": {}})
+    entries = io.BytesIO()
+    for key, items in record["weights"].items():
+        fastavro.schemaless_writer(entries, "string", key)
+        fastavro.schemaless_writer(entries, {"type": "array", "items": "long"}, items)
+    block = io.BytesIO()
+    fastavro.schemaless_writer(block, "long", -len(record["weights"]))
+    fastavro.schemaless_writer(block, "long", len(entries.getvalue()))
+    start = 5 + 1 + len(record["label"].encode())  # header, label length and bytes
+    return body[:start] + block.getvalue() + entries.getvalue() + body[start:]
+
+
+def test_blocks_with_a_negative_count_are_read_and_skipped() -> None:
+    record = node("n", 0)
+    framed = negative_blocks(record)
+    assert fastavro_read(NESTED, framed) == record
+    decoder = RecordDecoder(OneSchema(NESTED))
+    assert decoder.decode(framed) == record
+    compiled = decoder.plan_for(SCHEMA_ID)[3]
+    assert compiled is not None
+    assert compiled(framed) == record  # read by the compiled decoder, no fallback
+    writer = parse_schema(NESTED)
+    assert FramedReader(writer, SCHEMA_ID, ["tail", "label"])(framed) == {
+        "label": "n",
+        "tail": "end",
+    }
+    fast = _compile_fast_decoder(writer, writer["__named_schemas"], ["tail"])
+    assert fast is not None
+    assert fast(framed) == {"tail": "end"}  # the compiled decoder skipped the block itself
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [["placed_at"], ["items", "region"], ["total_amount", "event_id"], ["channel"], []],
+)
+def test_a_projection_is_the_whole_record_cut_down_to_its_fields(fields: list[str]) -> None:
+    writer = parse_schema(ORDER)
+    reader = FramedReader(writer, SCHEMA_ID, fields)
+    assert reader.fast is not None
+    full = FramedReader(writer, SCHEMA_ID)
+    for record in sample_records(ORDER, 50):
+        framed = fastavro_framed(ORDER, record)
+        whole = full(framed)
+        assert reader(framed) == {name: whole[name] for name in fields}
+        assert reader.fast(framed) == reader(framed)
+
+
+def test_a_projection_of_a_recursive_record_skips_what_it_does_not_read() -> None:
+    record = node("root", 2)
+    framed = fastavro_framed(NESTED, record)
+    reader = FramedReader(parse_schema(NESTED), SCHEMA_ID, ["tail", "choice"])
+    assert reader(framed) == {"tail": "end", "choice": "text"}
+
+
+def test_a_projection_of_a_field_the_writer_lacks_is_refused_naming_it() -> None:
+    with pytest.raises(DeserializationError, match=r"schema id 12 .* has no field 'discount'"):
+        FramedReader(parse_schema(ORDER), SCHEMA_ID, ["region", "discount"])
+
+
+def test_a_projection_still_refuses_a_body_of_another_length() -> None:
+    framed = fastavro_framed(ORDER, order(2))
+    reader = FramedReader(parse_schema(ORDER), SCHEMA_ID, ["region"])
+    assert reader(framed) == {"region": "eu-west"}
+    with pytest.raises(DeserializationError, match="1 byte\\(s\\) left after the Avro body"):
+        reader(framed + b"\x00")
+    with pytest.raises(DeserializationError, match="cannot decode"):
+        reader(framed[:-3])
