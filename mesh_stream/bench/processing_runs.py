@@ -196,6 +196,11 @@ def measure_run(
     publisher.flush()
     expected = totals(story.records, story.window_ms, story.grace_ms)
     watcher = OutputWatcher(connection, worker)
+    # What reached each input partition (the story says where each record should land).
+    published = [
+        watcher.consumer.get_watermark_offsets(TopicPartition(publisher.topic, p), timeout=10)[1]
+        for p in range(story.partitions)
+    ]
     process: subprocess.Popen[bytes] | None = None
     try:
         with log_path.open("wb") as log:
@@ -230,6 +235,7 @@ def measure_run(
         "engine": worker.engine,
         "records": records,
         "windows": len(expected),
+        "input_partitions_published": published,
         "exact": drain.pop("exact"),
         "events_timed": timed,
         "drain_seconds": round(seconds, 3),

@@ -30,20 +30,35 @@ import os
 import urllib.request
 from typing import Any
 
+import fastavro
 
-def _strip_logical_types(schema: Any) -> Any:
+
+def strip_logical_types(schema: Any) -> Any:
     """The schema without logicalType annotations (decimals stay bytes, timestamps ints)."""
     if isinstance(schema, dict):
-        return {k: _strip_logical_types(v) for k, v in schema.items() if k != "logicalType"}
+        return {k: strip_logical_types(v) for k, v in schema.items() if k != "logicalType"}
     if isinstance(schema, list):
-        return [_strip_logical_types(item) for item in schema]
+        return [strip_logical_types(item) for item in schema]
     return schema
+
+
+def decode_order(value: bytes, schema: Any) -> dict[str, Any]:
+    """The fields the aggregation reads from one Confluent-framed order; ``schema`` is the
+    writer schema parsed by fastavro without logical types."""
+    if value[0] != 0:
+        raise ValueError(f"not Confluent framing (magic byte {value[0]})")
+    order: Any = fastavro.schemaless_reader(io.BytesIO(value[5:]), schema, None)
+    return {
+        "event_id": order["event_id"],
+        "region": order["region"],
+        "cents": int.from_bytes(order["total_amount"], "big", signed=True),
+        "placed_at": order["placed_at"],
+    }
 
 
 def main() -> None:
     config = json.loads(os.environ["QUIX_PEER_CONFIG"])
 
-    import fastavro  # type: ignore[import-not-found,unused-ignore]
     from quixstreams import Application  # type: ignore[import-not-found,unused-ignore]
     from quixstreams.dataframe.windows.aggregations import (  # type: ignore[import-not-found,unused-ignore]
         Count,
@@ -73,23 +88,14 @@ def main() -> None:
             )
             with urllib.request.urlopen(request, timeout=30) as answer:
                 text = json.load(answer)["schema"]
-            parsed = fastavro.parse_schema(_strip_logical_types(json.loads(text)))
+            parsed = fastavro.parse_schema(strip_logical_types(json.loads(text)))
             self.schemas[schema_id] = parsed
             return parsed
 
         def __call__(self, value: bytes, ctx: Any) -> dict[str, Any]:
             del ctx  # Quix passes the topic and headers; the schema id is in the bytes
-            if value[0] != 0:
-                raise ValueError(f"not Confluent framing (magic byte {value[0]})")
             schema_id = int.from_bytes(value[1:5], "big")
-            schema = self.schemas.get(schema_id) or self.schema(schema_id)
-            order: Any = fastavro.schemaless_reader(io.BytesIO(value[5:]), schema, None)
-            return {
-                "event_id": order["event_id"],
-                "region": order["region"],
-                "cents": int.from_bytes(order["total_amount"], "big", signed=True),
-                "placed_at": order["placed_at"],
-            }
+            return decode_order(value, self.schemas.get(schema_id) or self.schema(schema_id))
 
     def on_time(order: dict[str, Any], _key: Any, arrival_ms: int, _headers: Any) -> bool:
         placed_at: int = order["placed_at"]
