@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import struct
 import time
 from collections import deque
@@ -86,6 +87,8 @@ if TYPE_CHECKING:
     from mesh_stream.registry.client import RegistryClient
 
 __all__ = ["DLQ_HEADERS", "ConsumedRecord", "ProductConsumer"]
+
+log = logging.getLogger(__name__)
 
 #: Headers a dead letter carries in addition to the original record's own headers.
 DLQ_HEADERS = (
@@ -367,6 +370,15 @@ class ProductConsumer:
     count as existing (``from_beginning`` alone decides). Subscribed topics are looked for
     every 5 s (``topic.metadata.refresh.interval.ms`` in ``config``; librdkafka's default
     is 5 minutes).
+
+    ``reads`` names the top-level fields the application reads: a list when it consumes one
+    product, else a mapping of product name to fields. With it (or ``register=True``) the
+    group is registered on those products in the registry when the consumer starts
+    (``PUT /products/{name}/consumers/{group}``), and from then on the registry refuses a
+    schema version that removes or retypes one of those fields, and holds the product to
+    FULL_TRANSITIVE. Best effort: a registry that is down or refuses is a logged warning,
+    never a failed consumer; :attr:`registered` names the products it succeeded on.
+    ``register=True`` registers on every consumed product, ``False`` on none.
     """
 
     def __init__(
@@ -385,6 +397,8 @@ class ProductConsumer:
         config: Mapping[str, Any] | None = None,
         root: Path | None = None,
         settings: MeshSettings | None = None,
+        reads: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+        register: bool | None = None,
     ) -> None:
         if not products:
             raise ValueError("give at least one product to consume")
@@ -416,6 +430,9 @@ class ProductConsumer:
             self._sources[product.topic] = _Source(
                 product, decoder, chosen_models.get(product.name)
             )
+        # Checked before any Kafka client exists, so a wrong argument leaves nothing open.
+        fields = _reads_by_product(reads, [s.product.name for s in self._sources.values()])
+        wanted = bool(fields) if register is None else register
         client_config = {
             "group.id": group_id,
             "auto.offset.reset": "earliest" if from_beginning else "latest",
@@ -440,10 +457,40 @@ class ProductConsumer:
         self._dlq: Producer | None = None
         self._dlq_topics: set[str] = set()
         self._closed = False
+        self.registered: tuple[str, ...] = (
+            self._register_group(fields, every=bool(register)) if wanted else ()
+        )
 
     @property
     def products(self) -> list[DataProduct]:
         return [source.product for source in self._sources.values()]
+
+    def _register_group(
+        self, fields: Mapping[str, Sequence[str]], *, every: bool
+    ) -> tuple[str, ...]:
+        """Register the group on each product in ``fields`` (on ``every`` consumed product
+        when asked); a failure is a warning naming the command that does it later."""
+        names = [s.product.name for s in self._sources.values()] if every else list(fields)
+        done: list[str] = []
+        for name in names:
+            read = list(fields.get(name, ()))
+            try:
+                self.registry.register_consumer(name, self.group_id, reads=read)
+            except MeshError as exc:
+                log.warning(
+                    "consumer group %s is not registered on product %s (%s); consuming anyway, "
+                    "but the registry does not protect the fields it reads until it is "
+                    "(`mesh products consumers %s --register %s --reads %s`)",
+                    self.group_id,
+                    name,
+                    exc,
+                    name,
+                    self.group_id,
+                    ",".join(read),
+                )
+                continue
+            done.append(name)
+        return tuple(done)
 
     @property
     def new_topics(self) -> frozenset[str]:
@@ -858,6 +905,32 @@ class ProductConsumer:
                 self.commit()
         finally:
             self.close()
+
+
+def _reads_by_product(
+    reads: Sequence[str] | Mapping[str, Sequence[str]] | None, consumed: Sequence[str]
+) -> dict[str, list[str]]:
+    """``reads`` as product -> fields: a list applies to the one consumed product."""
+    if reads is None:
+        return {}
+    if isinstance(reads, str):
+        raise ConfigurationError(
+            f"reads={reads!r} is a string; give a list of field names (reads=[{reads!r}])"
+        )
+    if isinstance(reads, Mapping):
+        unknown = sorted(set(reads) - set(consumed))
+        if unknown:
+            raise ConfigurationError(
+                f"reads names {', '.join(unknown)}, which this consumer does not consume "
+                f"(it consumes {', '.join(consumed)}); key reads by consumed product names"
+            )
+        return {name: list(fields) for name, fields in reads.items()}
+    if len(consumed) != 1:
+        raise ConfigurationError(
+            f"reads is a list but this consumer consumes {len(consumed)} products "
+            f"({', '.join(consumed)}); give a mapping of product name to fields instead"
+        )
+    return {consumed[0]: list(reads)}
 
 
 def _where(message: Any) -> str:

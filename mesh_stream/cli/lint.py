@@ -79,8 +79,8 @@ def _list_policies(project: MeshProject, policies_file: Path | None) -> None:
     is_flag=True,
     help="Also compare each local .avsc with the registered versions of its product's value "
     "subject (MESH_REGISTRY_URL), at the level the registry enforces: the subject's level "
-    "and, for products others read, consumer protection. An unreachable registry or a "
-    "refused credential is an error.",
+    "and, for products other products or registered consumer groups read, consumer "
+    "protection. An unreachable registry or a refused credential is an error.",
 )
 @click.pass_context
 def lint(

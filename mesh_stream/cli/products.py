@@ -1,5 +1,6 @@
-"""`mesh products list|show|lineage|plan|apply`: discover data products in the registry, and
-roll a project's products out to it (plan shows what apply would do; apply does it)."""
+"""`mesh products list|show|lineage|consumers|plan|apply`: discover data products in the
+registry, see and register the consumer groups that read them, and roll a project's
+products out to it (plan shows what apply would do; apply does it)."""
 
 from __future__ import annotations
 
@@ -201,6 +202,87 @@ def lineage(
         if not _grow(branch, name, edges, upstream=False, seen=set()):
             branch.add("(none yet)")
     Console().print(root)
+
+
+def _field_list(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[str]:
+    """``a,b`` as ``["a", "b"]`` (blanks around names dropped, empty items refused)."""
+    if value is None:
+        return []
+    names = [item.strip() for item in value.split(",")]
+    if not all(names):
+        raise click.BadParameter(
+            f"{value!r} holds an empty field name; give top-level field names separated by "
+            f"commas, e.g. --reads order_id,total_amount"
+        )
+    return names
+
+
+@products.command()
+@name_argument
+@click.option(
+    "--register",
+    "register_group",
+    metavar="GROUP",
+    help="Register this consumer group on the product (again: replace its registration).",
+)
+@click.option(
+    "--reads",
+    callback=_field_list,
+    metavar="FIELD,...",
+    help="With --register: the top-level fields the group reads (the registry then refuses "
+    "schema versions that remove or retype them).",
+)
+@click.option("--contact", help="With --register: who runs the consumer.")
+@click.option("--description", help="With --register: what the consumer does.")
+@click.option("--unregister", "unregister_group", metavar="GROUP", help="Remove a registration.")
+@json_option
+@url_option
+@click.pass_obj
+def consumers(
+    settings: MeshSettings,
+    name: str,
+    register_group: str | None,
+    reads: list[str],
+    contact: str | None,
+    description: str | None,
+    unregister_group: str | None,
+    as_json: bool,
+    registry_url: str | None,
+) -> None:
+    """List the consumer groups registered on a product (applications that read it, with
+    the fields they read), or register / unregister one."""
+    if register_group and unregister_group:
+        raise click.UsageError("give --register or --unregister, not both")
+    if not register_group and (reads or contact or description):
+        raise click.UsageError("--reads, --contact and --description go with --register GROUP")
+    with _client(settings, registry_url) as client:
+        if register_group:
+            done = client.register_consumer(
+                name, register_group, reads=reads, contact=contact, description=description
+            )
+            click.echo(
+                f"registered consumer group {register_group} on {name} (owner {done['owner']}, "
+                f"reads {', '.join(done['reads']) or 'no field named'})",
+                err=True,
+            )
+        if unregister_group:
+            client.unregister_consumer(name, unregister_group)
+            click.echo(f"unregistered consumer group {unregister_group} from {name}", err=True)
+        found = client.consumers(name)
+    if as_json:
+        _print_json(found)
+        return
+    table = Table("group", "owner", "reads", "contact", "registered", title=f"consumers of {name}")
+    for item in found:
+        table.add_row(
+            item["group"],
+            str(item.get("owner") or ""),
+            ", ".join(item.get("reads") or []) or "(no field named)",
+            str(item.get("contact") or ""),
+            f"{item.get('registered_at') or ''} by {item.get('registered_by') or '?'}",
+        )
+    Console().print(table)
+    click.echo(f"{len(found)} consumer group(s)", err=True)
 
 
 def _grow(

@@ -122,7 +122,8 @@ class ProductPlan:
     compatible: bool | None = None
     compatibility_messages: list[str] = field(default_factory=list)
     consumers: list[str] = field(default_factory=list)
-    """Registered products that read this one (consumer protection applies)."""
+    """Registered products and consumer groups that read this one (consumer protection
+    applies): product names, and group labels ``consumer group 'g' (owner d)``."""
     consumer_level: str | None = None
     """The level consumer protection checks the new schema at (with ``consumers``)."""
     protects_consumers: bool | None = None
