@@ -1,5 +1,8 @@
-"""The processing benchmark measures what it claims: every order is counted by the worker and
-every latency sample belongs to an order that really became visible."""
+"""The processing benchmark measures what it claims, on a story-like input: the worker ends
+with every window exactly as the story's rules (and the processor's own recomputation) say,
+the story really spread over the input's partitions, every latency sample belongs to an order
+that became visible, and the CPU figures come from real processes (the broker's included).
+No figure is compared with a target here: timings depend on the machine."""
 
 from __future__ import annotations
 
@@ -8,12 +11,12 @@ from pathlib import Path
 from mesh_stream.bench.processing_bench import run_processing_bench
 from tests.conftest import KafkaAddress, RegistryAddress
 
-RECORDS = 8_000  # several of the worker's batches (2,000 events), so there is a drain to time
+RECORDS = 3_000  # above the re-key batch (2,000), so there is a drain to time
 RATE = 200.0
 SECONDS = 2.0
 
 
-def test_processing_bench_counts_every_order_and_times_each_one(
+def test_processing_bench_on_a_story_is_exact_and_times_every_order(
     kafka: KafkaAddress, registry: RegistryAddress
 ) -> None:
     report = run_processing_bench(
@@ -25,12 +28,23 @@ def test_processing_bench_counts_every_order_and_times_each_one(
         records=RECORDS,
         rate=RATE,
         latency_seconds=SECONDS,
+        timeout=120.0,
     )
-    assert report["records"] == RECORDS
-    assert 0 < report["events_timed"] < RECORDS  # the first batch's orders are not timed
+    story = report["input"]
+    assert (story["records"], story["duplicates"], story["late"]) == (RECORDS, 90, 30)
+    assert report["input_partitions_published"] == story["partitions"]
+    assert min(story["partitions"]) > 0
+    assert report["reference_agrees"] is True
+    assert report["exact"] is True
+    assert report["wrong_windows"] == 0
+    assert report["exact_after_live"] is True
+    assert 0 < report["events_timed"] <= RECORDS
     recomputed = report["events_timed"] / report["drain_seconds"]
     assert abs(report["events_per_s"] - recomputed) <= 0.01 * recomputed + 1
     assert report["latency_events"] == int(RATE * SECONDS)
+    assert report["latency_never_seen"] == 0
     assert 0 < report["latency_p50_ms"] <= report["latency_p99_ms"] <= report["latency_max_ms"]
-    assert report["met"]["latency_p99_ms"] is (report["latency_p99_ms"] < 500.0)
-    assert report["worker_cpu_us_per_event"] > 0  # /proc is there on Linux
+    assert report["worker_cpu_us_per_event"] > 0
+    assert report["live_worker_cpu_us_per_event"] > 0
+    if kafka.origin == "local":  # a broker process of this machine: /proc has its CPU
+        assert report["broker_cpu_us_per_event"] > 0
