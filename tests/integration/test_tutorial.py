@@ -528,6 +528,11 @@ def _another_domain_builds_on_it(
         tutorial_files["schemas/inventory/item-totals.avsc"]
     )
     assert not (repo / "domains" / "inventory").exists()
+    # The template reads its own domain's example event; this processor reads inventory's.
+    processor = repo / "domains/reporting/processors/example_processor.py"
+    template = processor.read_text()
+    assert 'EVENTS = "reporting.example-event"' in template
+    processor.write_text(template.replace('"reporting.example-event"', f'"{EVENTS}"'))
 
     applied = _venv_run(["mesh", "products", "apply"], repo, env)
     assert f"{output}: descriptor registered" in applied

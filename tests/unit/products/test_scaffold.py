@@ -108,3 +108,40 @@ def test_apply_without_a_registry_credential_is_one_line_before_anything_connect
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("error: mesh products apply writes as the products' domain")
     assert "MESH_REGISTRY_PRINCIPAL" in line
+
+
+def test_the_scaffolded_processor_totals_each_item_once(tmp_path: Path) -> None:
+    """The template is a declaration the reference recomputation runs: a retried copy of an
+    event counts once, and each item's record carries its total and newest event time."""
+    import importlib.util
+    import uuid
+
+    from mesh_stream.processing.reference import InputRecord, recompute
+
+    made = scaffold("inventory", tmp_path)
+    path = made.root / "domains/inventory/processors/example_processor.py"
+    spec = importlib.util.spec_from_file_location("scaffolded_processor", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    processor = module.PROCESSOR
+    assert processor.output == "inventory.item-totals"
+    assert [i.product for i in processor.inputs] == ["inventory.example-event"]
+
+    def event(item: str, quantity: int, at: int, event_id: str | None = None) -> InputRecord:
+        record = {
+            "event_id": event_id or str(uuid.uuid4()),
+            "item_id": item,
+            "action": "updated",
+            "quantity": quantity,
+            "occurred_at": at,
+        }
+        return InputRecord("inventory.example-event", record, at + 5)
+
+    retried = event("item-1", 4, 2_000)
+    records = [event("item-1", 3, 1_000), retried, retried, event("item-2", 10, 1_500)]
+    assert recompute(processor, records) == {
+        "item-1": {"item_id": "item-1", "total_quantity": 7, "updated_at": 2_000},
+        "item-2": {"item_id": "item-2", "total_quantity": 10, "updated_at": 1_500},
+    }
