@@ -59,6 +59,10 @@ TARGET_EVENTS_PER_S = 10_000
 TARGET_P99_MS = 500.0
 #: What the Quix peer's virtualenv gets (its pins may conflict with ours, hence its own venv).
 QUIX_REQUIREMENTS = ("quixstreams>=3,<4", "fastavro>=1.9")
+#: Quix's own window grace, kept in stream time per key: long enough that it never drops what
+#: the arrival-time rule (in the peer's filter) accepts. ``--quix-stream-grace-ms 30000``
+#: shows what Quix's native lateness does to a backlog read from several partitions.
+QUIX_STREAM_GRACE_MS = 7 * 24 * 3_600_000
 #: The figures summarised per engine (median, min, max over the runs).
 FIGURES = (
     "events_per_s",
@@ -173,7 +177,12 @@ def quix_python(data_dir: Path, progress: Progress) -> Path:
 
 
 def quix_worker(
-    settings: MeshSettings, run_id: str, root: Path, python: Path, scratch: Path
+    settings: MeshSettings,
+    run_id: str,
+    root: Path,
+    python: Path,
+    scratch: Path,
+    stream_grace_ms: int = QUIX_STREAM_GRACE_MS,
 ) -> Worker:
     """The Quix Streams peer over run ``run_id``'s input (its output topic made here)."""
     source, _ = bench_products(run_id, root)
@@ -193,8 +202,7 @@ def quix_worker(
         "state_dir": str(scratch / "quix-state"),
         "window_ms": WINDOW_MS,
         "grace_ms": GRACE_MS,
-        # Quix's own lateness (stream time per key) must not undo the arrival-time rule.
-        "stream_grace_ms": 7 * 24 * 3_600_000,
+        "stream_grace_ms": stream_grace_ms,
     }
 
     def decode(value: bytes) -> tuple[str, int, int]:
@@ -271,6 +279,7 @@ def _one_run(
     rate: float,
     latency_seconds: float,
     timeout: float,
+    quix_stream_grace_ms: int = QUIX_STREAM_GRACE_MS,
 ) -> dict[str, Any]:
     """One run of ``engine`` ("mesh" or "quix") on fresh topics holding ``story``."""
     run_id = uuid.uuid4().hex[:8]
@@ -282,7 +291,7 @@ def _one_run(
             worker = mesh_worker(settings, run_id, root, registry, folder)
         else:
             assert quix is not None
-            worker = quix_worker(settings, run_id, root, quix, folder)
+            worker = quix_worker(settings, run_id, root, quix, folder, quix_stream_grace_ms)
         source, _ = bench_products(run_id, root)
         publisher = ProductPublisher(
             source,
@@ -382,6 +391,7 @@ def run_side_by_side(
     timeout: float = 300.0,
     settings: MeshSettings | None = None,
     progress: Progress = print,
+    quix_stream_grace_ms: int = QUIX_STREAM_GRACE_MS,
 ) -> dict[str, Any]:
     """``runs`` runs of each engine over the same story, interleaved (mesh, peer, mesh, ...);
     per engine every run's figures, and each figure's median with min-max."""
@@ -410,6 +420,7 @@ def run_side_by_side(
                     rate=rate,
                     latency_seconds=latency_seconds,
                     timeout=timeout,
+                    quix_stream_grace_ms=quix_stream_grace_ms,
                 )
                 results[engine].append(result)
                 progress(
@@ -425,6 +436,7 @@ def run_side_by_side(
         "input": story.summary(),
         "reference_agrees": None if reference is None else reference == expected_windows(story),
         "runs": runs,
+        "quix_stream_grace_ms": quix_stream_grace_ms if peer == "quix" else None,
         "rate_per_s": rate,
         "latency_seconds": latency_seconds,
         "load_average_before": load_before,
@@ -500,6 +512,12 @@ def _report_main(argv: list[str]) -> None:
     )
     parser.add_argument("--rate", type=float, default=1_000.0, help="events/s of latency phase")
     parser.add_argument("--seconds", type=float, default=15.0, help="length of latency phase")
+    parser.add_argument(
+        "--quix-stream-grace-ms",
+        type=int,
+        default=QUIX_STREAM_GRACE_MS,
+        help="Quix's own window grace (stream time); 30000 shows its native lateness",
+    )
     parser.add_argument("--json-only", action="store_true", help="print the JSON report only")
     options = parser.parse_args(argv)
     settings = MeshSettings()
@@ -525,6 +543,7 @@ def _report_main(argv: list[str]) -> None:
                 latency_seconds=options.seconds,
                 settings=settings,
                 progress=progress,
+                quix_stream_grace_ms=options.quix_stream_grace_ms,
             )
     except (ConfigurationError, RuntimeError) as exc:
         parser.exit(1, f"processing benchmark: {exc}\n")
