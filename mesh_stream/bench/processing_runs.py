@@ -92,7 +92,9 @@ class OutputWatcher:
             ]
         )
 
-    def poll(self, timeout: float = 0.05) -> None:
+    def poll(self, timeout: float = 0.005) -> None:
+        """Read what has arrived; waits at most ``timeout`` (librdkafka may wait that long
+        even with records in hand, and the time a record is seen is taken after the wait)."""
         for message in self.consumer.consume(num_messages=10_000, timeout=timeout):
             value = message.value()
             if message.error() is not None or value is None:
