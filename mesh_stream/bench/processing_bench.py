@@ -430,6 +430,14 @@ def run_side_by_side(
                     f"{result['latency_p99_ms']} ms"
                 )
     reference = reference_windows(story, project_root)
+    engines_report = {
+        engine: {
+            "exact": all(run["exact"] and run["exact_after_live"] for run in found),
+            **{name: summarize([run[name] for run in found]) for name in FIGURES},
+            "runs": found,
+        }
+        for engine, found in results.items()
+    }
     return {
         "benchmark": "revenue by region: 1-minute tumbling windows by placed_at, 30 s grace "
         "(arrival time), sum of cents and order count, dedup by event_id",
@@ -442,15 +450,34 @@ def run_side_by_side(
         "load_average_before": load_before,
         "load_average_after": _load(),
         "cpus": os.cpu_count(),
-        "engines": {
-            engine: {
-                "exact": all(run["exact"] and run["exact_after_live"] for run in found),
-                **{name: summarize([run[name] for run in found]) for name in FIGURES},
-                "runs": found,
-            }
-            for engine, found in results.items()
-        },
+        "engines": engines_report,
+        "targets": issue_targets(engines_report),
     }
+
+
+#: Issue 15's performance targets for mesh-stream: (figure, "min"/"max", bound); a bound of
+#: None is the peer's median of the same figure.
+TARGETS: tuple[tuple[str, str, float | None], ...] = (
+    ("events_per_s", "min", 40_000.0),
+    ("latency_p50_ms", "max", 12.0),
+    ("latency_p99_ms", "max", 25.0),
+    ("live_worker_cpu_us_per_event", "max", None),
+)
+
+
+def issue_targets(engines: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each target with mesh-stream's median and whether it is met (None: not measured)."""
+    rows = []
+    mesh = engines["mesh"]
+    peer = next((found for name, found in engines.items() if name != "mesh"), None)
+    for name, kind, fixed in TARGETS:
+        bound = fixed if fixed is not None else (None if peer is None else peer[name]["median"])
+        value = mesh[name]["median"]
+        met = None
+        if value is not None and bound is not None:
+            met = value >= bound if kind == "min" else value <= bound
+        rows.append({"figure": name, kind: bound, "mesh_median": value, "met": met})
+    return rows
 
 
 def render_side_by_side(report: dict[str, Any]) -> str:
@@ -478,6 +505,15 @@ def render_side_by_side(report: dict[str, Any]) -> str:
         f"{'exact (every run, both phases)':<32}"
         + "".join(f"{summary['exact']!s:>26}" for summary in report["engines"].values())
     )
+    lines.append("")
+    for row in report.get("targets", []):
+        kind = "min" if "min" in row else "max"
+        verdict = {True: "met", False: "MISSED", None: "-"}[row["met"]]
+        sign = ">=" if kind == "min" else "<="
+        lines.append(
+            f"target {row['figure']} {sign} {row[kind]}: mesh median {row['mesh_median']}  "
+            f"{verdict}"
+        )
     return "\n".join(lines)
 
 

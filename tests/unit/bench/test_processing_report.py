@@ -15,7 +15,12 @@ from pathlib import Path
 
 import fastavro
 
-from mesh_stream.bench.processing_bench import FIGURES, render_side_by_side, summarize
+from mesh_stream.bench.processing_bench import (
+    FIGURES,
+    issue_targets,
+    render_side_by_side,
+    summarize,
+)
 from mesh_stream.bench.processing_runs import listening_pid, percentile, process_cpu_seconds
 from mesh_stream.bench.quix_peer import decode_order, strip_logical_types
 from mesh_stream.bench.story_input import make_story
@@ -44,18 +49,20 @@ def _report() -> dict[str, object]:
         "mesh": [dict.fromkeys(FIGURES, 10.0), dict.fromkeys(FIGURES, 30.0)],
         "quix": [dict.fromkeys(FIGURES, 5.0), dict.fromkeys(FIGURES, 7.0)],
     }
+    engines = {
+        engine: {
+            "exact": engine == "mesh",
+            **{name: summarize([run[name] for run in found]) for name in FIGURES},
+        }
+        for engine, found in runs.items()
+    }
     return {
         "input": story.summary(),
         "runs": 2,
         "load_average_before": [1.0, 1.0, 1.0],
         "load_average_after": [2.0, 1.0, 1.0],
-        "engines": {
-            engine: {
-                "exact": engine == "mesh",
-                **{name: summarize([run[name] for run in found]) for name in FIGURES},
-            }
-            for engine, found in runs.items()
-        },
+        "engines": engines,
+        "targets": issue_targets(engines),
     }
 
 
@@ -70,6 +77,34 @@ def test_the_table_shows_each_figure_as_median_and_range_per_engine() -> None:
     assert "6.0 (5.0-7.0)" in row
     exact = next(line for line in table.splitlines() if line.startswith("exact"))
     assert exact.split()[-2:] == ["True", "False"]
+    assert "target events_per_s >= 40000.0: mesh median 20.0  MISSED" in table
+    assert "target live_worker_cpu_us_per_event <= 6.0: mesh median 20.0  MISSED" in table
+
+
+def test_issue_targets_judge_mesh_medians_and_compare_cpu_with_the_peer() -> None:
+    def engine(**medians: float) -> dict[str, object]:
+        return {name: {"median": medians.get(name)} for name in FIGURES}
+
+    rows = issue_targets(
+        {
+            "mesh": engine(
+                events_per_s=41_000.0,
+                latency_p50_ms=13.0,
+                latency_p99_ms=25.0,
+                live_worker_cpu_us_per_event=90.0,
+            ),
+            "quix": engine(live_worker_cpu_us_per_event=80.0),
+        }
+    )
+    verdicts = {row["figure"]: row["met"] for row in rows}
+    assert verdicts == {
+        "events_per_s": True,  # >= 40,000
+        "latency_p50_ms": False,  # <= 12
+        "latency_p99_ms": True,  # <= 25, the bound itself is met
+        "live_worker_cpu_us_per_event": False,  # above the peer's 80
+    }
+    alone = issue_targets({"mesh": engine(events_per_s=1.0)})
+    assert {row["figure"]: row["met"] for row in alone}["live_worker_cpu_us_per_event"] is None
 
 
 def test_process_cpu_seconds_grows_while_the_process_works() -> None:
