@@ -1,0 +1,158 @@
+"""Expected against actual: the latest output record of every key, field by field.
+
+The expected records are what ``emit`` returned in the recomputation; before comparing they
+are written and read back with the output's schema, as the worker's records were, so a
+value the schema stores differently (a float, a decimal's scale, a timestamp) compares
+as the consumer of the product would see it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from mesh_stream.errors import SerializationError
+from mesh_stream.processing.codec import FramedAvroDecoder, FramedAvroEncoder
+
+__all__ = ["Comparison", "FieldDifference", "KeyDifference", "as_written", "compare", "render"]
+
+
+@dataclass(frozen=True)
+class FieldDifference:
+    """One field whose value differs (``path`` is dotted for nested records)."""
+
+    path: str
+    expected: Any
+    got: Any
+
+
+@dataclass(frozen=True)
+class KeyDifference:
+    """A key present on both sides whose final records differ."""
+
+    key: str
+    fields: tuple[FieldDifference, ...]
+
+
+@dataclass
+class Comparison:
+    """The outcome of comparing the expected and the actual final records."""
+
+    expected: Mapping[str, Mapping[str, Any]]
+    got: Mapping[str, Mapping[str, Any]]
+    differing: list[KeyDifference] = field(default_factory=list)
+    #: Keys the recomputation has and the output never had.
+    missing: list[str] = field(default_factory=list)
+    #: Keys the output has and the recomputation does not.
+    unexpected: list[str] = field(default_factory=list)
+
+    @property
+    def equal(self) -> bool:
+        return not (self.differing or self.missing or self.unexpected)
+
+
+def as_written(schema: str, records: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """``records`` encoded with ``schema`` and decoded again (what a consumer would read).
+
+    A record that does not fit the schema is kept as it is: the comparison shows it, and
+    the worker, which cannot write it either, has crashed on it.
+    """
+    encoder = FramedAvroEncoder(schema, 0)
+    decoder = FramedAvroDecoder(lambda _schema_id: schema)
+    written: dict[str, Any] = {}
+    for key, record in records.items():
+        try:
+            written[key] = decoder.decode(encoder.encode(record), where=f"expected key {key}")
+        except SerializationError:
+            written[key] = dict(record)
+    return written
+
+
+def _differences(expected: Any, got: Any, path: str) -> Iterator[FieldDifference]:
+    if isinstance(expected, Mapping) and isinstance(got, Mapping):
+        for name in [*expected, *(k for k in got if k not in expected)]:
+            inner = f"{path}.{name}" if path else str(name)
+            yield from _differences(expected.get(name), got.get(name), inner)
+    elif not _same(expected, got):
+        yield FieldDifference(path or "<record>", expected, got)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal values of the same kind; an int and a float or Decimal of one value are the same
+    number, but True is not 1."""
+    if a != b:
+        return False
+    if type(a) is type(b):
+        return True
+    numbers = (int, float, Decimal)
+    return (
+        isinstance(a, numbers)
+        and isinstance(b, numbers)
+        and not isinstance(a, bool)
+        and not isinstance(b, bool)
+    )
+
+
+def compare(
+    expected: Mapping[str, Mapping[str, Any]], got: Mapping[str, Mapping[str, Any]]
+) -> Comparison:
+    """Every key whose final record differs, is missing or is unexpected, in key order."""
+    result = Comparison(expected, got)
+    for key in sorted(expected):
+        if key not in got:
+            result.missing.append(key)
+            continue
+        differences = tuple(_differences(expected[key], got[key], ""))
+        if differences:
+            result.differing.append(KeyDifference(key, differences))
+    result.unexpected = sorted(key for key in got if key not in expected)
+    return result
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else f"{text[:117]}..."
+
+
+def render(comparison: Comparison, *, limit: int = 20) -> list[str]:
+    """Lines for a person: each differing key (up to ``limit``) with its fields, then the
+    missing and unexpected keys, then a one-line summary."""
+    lines: list[str] = []
+    shown = 0
+    for difference in comparison.differing:
+        if shown >= limit:
+            break
+        shown += 1
+        lines.append(f"key {difference.key}: differs")
+        for item in difference.fields:
+            lines.append(
+                f"    {item.path}: expected {_shown(item.expected)}, got {_shown(item.got)}"
+            )
+    for key in comparison.missing:
+        if shown >= limit:
+            break
+        shown += 1
+        lines.append(f"key {key}: missing (expected {_shown(dict(comparison.expected[key]))})")
+    for key in comparison.unexpected:
+        if shown >= limit:
+            break
+        shown += 1
+        lines.append(f"key {key}: unexpected (got {_shown(dict(comparison.got[key]))})")
+    wrong = len(comparison.differing) + len(comparison.missing) + len(comparison.unexpected)
+    if wrong > shown:
+        lines.append(f"... and {wrong - shown} more keys (--show N lists more)")
+    lines.append(summary(comparison))
+    return lines
+
+
+def summary(comparison: Comparison) -> str:
+    """One line: how many keys, and how many of them are wrong in which way."""
+    head = f"{len(comparison.expected)} keys expected, {len(comparison.got)} in the output"
+    if comparison.equal:
+        return f"{head}: every key's final record equals the recomputation"
+    return (
+        f"{head}: {len(comparison.differing)} differ, {len(comparison.missing)} missing, "
+        f"{len(comparison.unexpected)} unexpected"
+    )

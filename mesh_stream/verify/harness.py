@@ -1,0 +1,520 @@
+"""`mesh verify`: run a processor through crashes and compare its outputs with a recomputation.
+
+One run, on a throwaway Kafka and registry (:mod:`mesh_stream.verify.sandbox`):
+
+1. the input, generated from each input's schema (:mod:`mesh_stream.verify.generate`) or
+   the last N records of each live input topic, is published with the SDK in ``kills + 1``
+   slices, in arrival order, with the records' own timestamps;
+2. after each slice but the last, once the worker is visibly busy with it (its first new
+   output record), a worker is killed with SIGKILL and started again; with two workers the
+   second one joins during the first batch (a rebalance) and the kills pick a worker;
+3. after the last slice the workers drain it; when every consumer group has committed the
+   end of what it reads, the output's latest record per key is compared with
+   :func:`~mesh_stream.processing.reference.recompute` over the input read back from Kafka.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mesh_stream.descriptor import DataProduct
+from mesh_stream.errors import ConfigurationError, MeshError
+from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.processing.codec import FramedAvroDecoder
+from mesh_stream.processing.reference import InputRecord, recompute
+from mesh_stream.processing.spec import Processor
+from mesh_stream.producer import ProductPublisher
+from mesh_stream.project import MeshProject, resolve_product
+from mesh_stream.registration import ensure_topics, find_product, schema_text
+from mesh_stream.registry.client import RegistryClient
+from mesh_stream.settings import MeshSettings
+from mesh_stream.verify.compare import Comparison, as_written, compare, render
+from mesh_stream.verify.generate import generate_inputs, keyed_share
+from mesh_stream.verify.records import OutputWatcher, lagging_groups, read_inputs, read_live
+from mesh_stream.verify.sandbox import Sandbox, open_sandbox
+from mesh_stream.verify.workers import Worker, WorkerFailedError
+
+__all__ = ["VerifyOptions", "VerifyResult", "load_processor", "verify"]
+
+Progress = Callable[[str], None]
+
+#: Partitions each input topic gets at least in the sandbox (several: order across
+#: partitions must not matter).
+MIN_PARTITIONS = 3
+#: Seconds without a new output record, with every group caught up, that end the drain.
+SETTLE_S = 3.0
+#: Longest wait for a worker to show it is busy with a slice before it is killed anyway.
+BUSY_WAIT_S = 30.0
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """What one `mesh verify` run does (the command's flags)."""
+
+    module: str
+    records: int = 2_000
+    seed: int = 1
+    kills: int = 3
+    workers: int = 1
+    #: Take the last N records of each live input topic instead of generating records.
+    from_live: int | None = None
+    #: Seconds the workers get to drain the last slice.
+    timeout: float = 180.0
+    #: Seconds a worker gets to become ready after each start.
+    ready_timeout: float = 120.0
+    #: Differing keys printed at most.
+    show: int = 20
+    #: Where the sandbox and the worker logs go (default: a temporary folder).
+    work_dir: Path | None = None
+    #: Keep the work folder even when the processor passes.
+    keep: bool = False
+
+    def __post_init__(self) -> None:
+        if self.workers not in (1, 2):
+            raise ConfigurationError(f"--workers must be 1 or 2, got {self.workers}")
+        if self.kills < 0:
+            raise ConfigurationError(f"--kills must be >= 0, got {self.kills}")
+        if self.records < 1:
+            raise ConfigurationError(f"--records must be at least 1, got {self.records}")
+        if self.from_live is not None and self.from_live < 1:
+            raise ConfigurationError(f"--from-live must be at least 1, got {self.from_live}")
+
+
+@dataclass
+class VerifyResult:
+    """The outcome: the comparison, or why the run could not get that far."""
+
+    comparison: Comparison | None
+    #: A worker stopped by itself, or the drain timed out: the processor fails.
+    failure: str | None = None
+    #: The recomputation in two orders of partitions, when they differ (a processor bug).
+    order_dependent: Comparison | None = None
+    #: The kept work folder (worker logs, sandbox data), None when it was removed.
+    work_dir: Path | None = None
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return (
+            self.failure is None
+            and self.comparison is not None
+            and self.comparison.equal
+            and self.order_dependent is None
+        )
+
+
+def load_processor(module: str) -> Processor:
+    """The ``PROCESSOR`` of ``module`` (importable from ``sys.path``)."""
+    try:
+        imported = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        parts = module.split(".")
+        if exc.name not in {".".join(parts[: i + 1]) for i in range(len(parts))}:
+            raise ConfigurationError(
+                f"{module}: importing it failed: {exc} (a module it imports is missing)"
+            ) from exc
+        raise ConfigurationError(
+            f"no module {module!r}: give a processor module importable from the current folder "
+            f"or the project root, e.g. domains.analytics.processors.revenue"
+        ) from exc
+    except MeshError:
+        raise
+    except Exception as exc:
+        raise ConfigurationError(
+            f"{module}: importing it raised {type(exc).__name__}: {exc}"
+        ) from exc
+    processor = getattr(imported, "PROCESSOR", None)
+    if not isinstance(processor, Processor):
+        raise ConfigurationError(
+            f"{module} has no PROCESSOR = Processor(...) (mesh_stream.processing.spec); "
+            f"`mesh verify` checks processors declared on the spec"
+        )
+    return processor
+
+
+# -- the inputs ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Source:
+    product: DataProduct
+    schema: str
+
+
+def _input_sources(
+    processor: Processor, project: MeshProject, live: Callable[[], RegistryClient]
+) -> list[_Source]:
+    """Each input's descriptor and schema: the project's own, else the live registry's."""
+    sources = []
+    for spec in processor.inputs:
+        local = project.descriptor(spec.product)
+        if local is not None:
+            product, schema = local, schema_text(local, project.root)
+        else:
+            registry = live()
+            try:
+                product = resolve_product(spec.product, project=None, registry=registry)
+                schema = registry.get_latest(product.value_subject).schema
+            except MeshError as exc:
+                raise ConfigurationError(
+                    f"input {spec.product} is not in the project at {project.root}, and the "
+                    f"registry at {registry.url} cannot give it: {exc}"
+                ) from exc
+        partitions = max(product.partitions, MIN_PARTITIONS)
+        sources.append(_Source(product.model_copy(update={"partitions": partitions}), schema))
+    return sources
+
+
+def _live_records(
+    sources: list[_Source],
+    settings: MeshSettings,
+    live: Callable[[], RegistryClient],
+    last: int,
+    progress: Progress,
+) -> list[InputRecord]:
+    conn = KafkaConnection.from_settings(settings, default_client_id="mesh-verify")
+    decoder = FramedAvroDecoder(live().get_schema)
+    records: list[InputRecord] = []
+    for source in sources:
+        taken, undecodable = read_live(conn, decoder, source.product, last)
+        skipped = f", {undecodable} undecodable skipped" if undecodable else ""
+        progress(f"input {source.product.name}: {len(taken)} live records{skipped}")
+        records.extend(taken)
+    records.sort(key=lambda item: item.arrival_ms)
+    if not records:
+        raise ConfigurationError(
+            f"the live input topics ({', '.join(s.product.topic for s in sources)}) at "
+            f"{conn.bootstrap_servers} hold no records; publish some or leave out --from-live"
+        )
+    return records
+
+
+def _generated_records(
+    processor: Processor, sources: list[_Source], options: VerifyOptions, progress: Progress
+) -> list[InputRecord]:
+    schemas = {source.product.name: json.loads(source.schema) for source in sources}
+    now = int(time.time() * 1000)
+    start = now - now % 60_000 - 30 * 60_000  # recent: retention never deletes it
+    generated = generate_inputs(
+        processor, schemas, records=options.records, seed=options.seed, start_ms=start
+    )
+    for name, stats in generated.stats.items():
+        progress(
+            f"input {name}: {stats.records} generated records + {stats.copies} copies, "
+            f"{stats.late} late within grace, {stats.too_late} too late; "
+            f"{stats.keyed * 100 // max(stats.records, 1)}% get a key"
+        )
+    if keyed_share(generated.stats.values()) == 0:
+        raise ConfigurationError(
+            f"no generated record gets a key from the key functions of {processor.output}: "
+            f"they may accept only values the generator cannot guess; use --from-live N "
+            f"(the last N records of each live input topic)"
+        )
+    return generated.records
+
+
+def order_dependence(dependent: Comparison) -> list[str]:
+    """Lines explaining keys whose recomputation depends on the order of partitions."""
+    keys = [d.key for d in dependent.differing] + dependent.missing + dependent.unexpected
+    lines = [
+        f"ORDER-DEPENDENT: {len(keys)} keys get other records when the same input is applied "
+        f"in another order of partitions (each partition's own order kept), so no worker can "
+        f"be expected to match: apply must not depend on the order of events from different "
+        f"partitions (take min/max/latest-by-time, not the first or last seen)."
+    ]
+    for difference in dependent.differing[:3]:
+        item = difference.fields[0]
+        lines.append(
+            f"    e.g. key {difference.key}: {item.path} is {item.expected!r} in one order, "
+            f"{item.got!r} in the other"
+        )
+    return lines
+
+
+# -- the run ------------------------------------------------------------------------------
+
+
+def _slices(records: list[InputRecord], count: int) -> list[list[InputRecord]]:
+    size = -(-len(records) // count)
+    return [records[i : i + size] for i in range(0, len(records), size)] or [[]]
+
+
+class _Run:
+    """One run's moving parts on the sandbox."""
+
+    def __init__(
+        self,
+        processor: Processor,
+        output: DataProduct,
+        sources: list[_Source],
+        sandbox: Sandbox,
+        options: VerifyOptions,
+        workers: list[Worker],
+        progress: Progress,
+        stack: ExitStack,
+    ) -> None:
+        self.processor = processor
+        self.output = output
+        self.sources = sources
+        self.options = options
+        self.workers = workers
+        self.progress = progress
+        self.rng = random.Random(options.seed)
+        self.conn = KafkaConnection.from_settings(sandbox.settings, default_client_id="mesh-verify")
+        self.registry = stack.enter_context(sandbox.registry())
+        ensure_topics(self.conn, [*(s.product for s in sources), output])
+        self.publishers: dict[str, ProductPublisher] = {}
+        for source in sources:
+            publisher = ProductPublisher(
+                source.product,
+                connection=self.conn,
+                registry=self.registry,
+                schema=json.loads(source.schema),
+            )
+            stack.callback(publisher.close)
+            self.publishers[source.product.name] = publisher
+            self.registry.put_product(source.product.model_copy(update={"inputs": ()}))
+        self.decoder = FramedAvroDecoder(self.registry.get_schema)
+        self.watcher = OutputWatcher(self.conn, self.decoder, output)
+        stack.callback(self.watcher.close)
+        self.order_dependent: Comparison | None = None
+
+    def publish(self, records: list[InputRecord]) -> None:
+        for item in records:
+            self.publishers[item.product].publish(dict(item.record), timestamp_ms=item.arrival_ms)
+        for publisher in self.publishers.values():
+            publisher.flush()
+
+    def check_workers(self) -> None:
+        for worker in self.workers:
+            if worker.starts:
+                worker.check_alive()
+
+    def start(self, worker: Worker) -> None:
+        worker.start()
+        took = worker.wait_ready(self.options.ready_timeout)
+        self.progress(f"{worker.name} ready ({took:.1f} s, start {worker.starts})")
+
+    def wait_busy(self, before: int) -> bool:
+        """Until an output record arrives after ``before`` were seen; False on timeout."""
+        deadline = time.monotonic() + BUSY_WAIT_S
+        while self.watcher.received <= before:
+            if time.monotonic() > deadline:
+                return False
+            self.check_workers()
+            self.watcher.poll(0.05)
+        return True
+
+    def crash_point(self, number: int) -> None:
+        """Kill (and restart) a worker at a random point of the batch in progress."""
+        time.sleep(self.rng.uniform(0.0, 0.4))
+        first, *others = self.workers
+        if len(self.workers) == 2 and not others[0].starts:
+            second = others[0]
+            second.start()  # joins the group while the first is busy: a rebalance
+            time.sleep(self.rng.uniform(0.5, 2.0))
+            victim = first
+            self.progress(
+                f"kill {number}: {second.name} joined during the batch (rebalance); "
+                f"SIGKILL {victim.name}"
+            )
+            victim.kill()
+            self.start(victim)
+            second.wait_ready(self.options.ready_timeout)
+            return
+        victim = self.rng.choice(self.workers)
+        self.progress(f"kill {number}: SIGKILL {victim.name} during its batch")
+        victim.kill()
+        self.start(victim)
+
+    def drain(self, expected: Mapping[str, Mapping[str, Any]]) -> str | None:
+        """Until every group caught up and the output is quiet (or equals ``expected``);
+        returns why it stopped early, if it did."""
+        deadline = time.monotonic() + self.options.timeout
+        checked = 0.0
+        while True:
+            self.check_workers()
+            self.watcher.poll(0.3)
+            now = time.monotonic()
+            if now - checked >= 1.0:
+                checked = now
+                quiet = now - self.watcher.last_change >= SETTLE_S
+                if quiet or compare(expected, self.watcher.latest).equal:
+                    lagging = lagging_groups(self.conn)
+                    if not lagging:
+                        self.watcher.poll(0.5)
+                        self.progress(
+                            f"drained: every consumer group caught up, "
+                            f"{self.watcher.received} output records read"
+                        )
+                        return None
+            if now > deadline:
+                return (
+                    f"the workers did not finish within --timeout {self.options.timeout:.0f} s "
+                    f"(still lagging: {', '.join(lagging_groups(self.conn)[:5]) or 'none'})"
+                )
+
+    def expected(self) -> dict[str, Any]:
+        """The recomputation over the input as Kafka holds it, as the output schema writes it.
+
+        It is made twice: partitions merged by timestamp, and one partition after the other.
+        Keys whose records differ between the two depend on the order of events from
+        different partitions, which no engine keeps (:attr:`order_dependent`).
+        """
+        inputs = read_inputs(self.conn, self.decoder, [s.product for s in self.sources])
+        self.progress(f"recomputing over {len(inputs)} input records read back from Kafka")
+        schema = self.registry.get_latest(self.output.value_subject).schema
+        expected = as_written(schema, recompute(self.processor, inputs))
+        by_partition = sorted(inputs, key=lambda item: item.where.rpartition("@")[0], reverse=True)
+        other = as_written(schema, recompute(self.processor, by_partition))
+        self.order_dependent = compare(expected, other)
+        return expected
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
+def verify(
+    processor: Processor,
+    options: VerifyOptions,
+    *,
+    settings: MeshSettings,
+    project: MeshProject,
+    worker_env: Mapping[str, str],
+    worker_cwd: Path,
+    progress: Progress,
+) -> VerifyResult:
+    """Run ``processor`` (``options.module``) through kills on a sandbox and compare.
+
+    ``settings`` reach the live mesh (only read, for ``--from-live`` and inputs the project
+    lacks); ``worker_env`` is the environment workers inherit (``MESH_*`` variables are
+    replaced by the sandbox's), ``worker_cwd`` where they start.
+    """
+    output = find_product(project.descriptors(), processor.output)
+    undeclared = [i.product for i in processor.inputs if i.product not in output.inputs]
+    if undeclared:
+        raise ConfigurationError(
+            f"processor of {output.name} reads {', '.join(undeclared)}, which its descriptor "
+            f"does not list in `inputs`; add it there"
+        )
+    with ExitStack() as stack:
+        live_clients: list[RegistryClient] = []
+
+        def live() -> RegistryClient:
+            if not live_clients:
+                live_clients.append(stack.enter_context(RegistryClient.from_settings(settings)))
+            return live_clients[0]
+
+        sources = _input_sources(processor, project, live)
+        if options.from_live is not None:
+            records = _live_records(sources, settings, live, options.from_live, progress)
+        else:
+            records = _generated_records(processor, sources, options, progress)
+    work_dir = options.work_dir or Path(tempfile.mkdtemp(prefix="mesh-verify-"))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    result = VerifyResult(None)
+    try:
+        _run(
+            processor,
+            output,
+            sources,
+            records,
+            options,
+            settings,
+            project,
+            worker_env,
+            worker_cwd,
+            work_dir,
+            progress,
+            result,
+        )
+    finally:
+        if result.passed and not options.keep and options.work_dir is None:
+            shutil.rmtree(work_dir, ignore_errors=True)
+        else:
+            result.work_dir = work_dir
+    return result
+
+
+def _run(
+    processor: Processor,
+    output: DataProduct,
+    sources: list[_Source],
+    records: list[InputRecord],
+    options: VerifyOptions,
+    settings: MeshSettings,
+    project: MeshProject,
+    worker_env: Mapping[str, str],
+    worker_cwd: Path,
+    work_dir: Path,
+    progress: Progress,
+    result: VerifyResult,
+) -> None:
+    with ExitStack() as stack:
+        sandbox = stack.enter_context(open_sandbox(settings, work_dir / "sandbox", progress))
+        env = {key: value for key, value in worker_env.items() if not key.startswith("MESH_")}
+        paths = [str(worker_cwd), str(project.root), env.get("PYTHONPATH", "")]
+        env |= sandbox.worker_environment()
+        env |= {
+            "MESH_PROJECT_ROOT": str(project.root),
+            "PYTHONPATH": ":".join(dict.fromkeys(p for p in paths if p)),
+            "PYTHONUNBUFFERED": "1",
+        }
+        log_dir = work_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        workers = [
+            Worker(f"worker-{n}", options.module, env, worker_cwd, log_dir)
+            for n in range(1, options.workers + 1)
+        ]
+        for worker in workers:
+            stack.callback(worker.kill)
+        run = _Run(processor, output, sources, sandbox, options, workers, progress, stack)
+        progress(f"worker logs: {log_dir}")
+        try:
+            run.start(workers[0])
+        except WorkerFailedError as exc:
+            raise ConfigurationError(f"the first worker never became ready: {exc}") from exc
+        if options.workers == 2 and options.kills == 0:
+            run.start(workers[1])
+        slices = _slices(records, options.kills + 1)
+        try:
+            for number, chunk in enumerate(slices, start=1):
+                before = run.watcher.received
+                run.publish(chunk)
+                progress(f"slice {number}/{len(slices)}: {len(chunk)} records published")
+                if number <= options.kills:
+                    if not run.wait_busy(before):
+                        progress(f"(no output within {BUSY_WAIT_S:.0f} s of slice {number})")
+                    run.crash_point(number)
+            for skipped in range(len(slices), options.kills):  # fewer slices than kills
+                run.crash_point(skipped + 1)
+            expected = run.expected()
+            progress("draining: waiting for every consumer group to catch up ...")
+            result.failure = run.drain(expected)
+        except WorkerFailedError as exc:
+            result.failure = str(exc)
+            expected = run.expected()
+        run.watcher.poll(0.5)
+        result.comparison = compare(expected, run.watcher.latest)
+        run.stop()
+        if run.watcher.undecodable:
+            progress(
+                f"{len(run.watcher.undecodable)} output records could not be decoded, "
+                f"e.g. {run.watcher.undecodable[0]}"
+            )
+        result.lines = render(result.comparison, limit=options.show)
+        dependent = run.order_dependent
+        if dependent is not None and not dependent.equal:
+            result.order_dependent = dependent
+            result.lines += order_dependence(dependent)

@@ -1,0 +1,26 @@
+"""A mutant for `mesh verify`'s test: the engine's replay guard switched off in the worker.
+
+``PROCESSOR`` is the correct one; the worker this module starts replaces the engine's
+``apply_once`` with one that always applies, so events a killed worker had applied (and
+stored) but not committed are applied again when they are replayed: a non-idempotent
+``apply`` under replay, which `mesh verify` must report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mesh_stream.processing import run
+from tests.integration.workers.verify_revenue import PROCESSOR
+
+
+def apply_always(state: dict[str, Any], partition: int, offset: int, index: int = 0) -> bool:
+    del state, partition, offset, index
+    return True
+
+
+if __name__ == "__main__":
+    from mesh_stream.processing import engine
+
+    engine.apply_once = apply_always  # type: ignore[assignment]
+    run(PROCESSOR)
