@@ -31,6 +31,7 @@ from mesh_stream.cli.publish import publish
 from mesh_stream.cli.registry import registry
 from mesh_stream.cli.tail import tail
 from mesh_stream.cli.up import up
+from mesh_stream.cli.verify import verify
 from mesh_stream.errors import MeshError
 from mesh_stream.settings import MeshSettings
 
@@ -87,6 +88,7 @@ cli.add_command(publish)
 cli.add_command(tail)
 cli.add_command(bench)
 cli.add_command(up)
+cli.add_command(verify)
 
 
 #: Set to 1 to see the traceback behind an error (printed after the one-line message).

@@ -42,6 +42,7 @@ LAYERS: dict[str, int] = {
     "liveview": 4,
     "supervisor": 4,
     "scaffold": 4,
+    "verify": 4,  # `mesh verify`: the launcher, the registry server, processing
     "bench": 4,  # `mesh bench`'s benchmarks: the SDK, the registry server, processing
     "cli": 5,
 }
