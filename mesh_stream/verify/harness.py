@@ -44,7 +44,14 @@ from mesh_stream.verify.records import OutputWatcher, lagging_groups, read_input
 from mesh_stream.verify.sandbox import Sandbox, open_sandbox
 from mesh_stream.verify.workers import Worker, WorkerFailedError
 
-__all__ = ["VerifyOptions", "VerifyResult", "load_processor", "verify"]
+__all__ = [
+    "VerifyOptions",
+    "VerifyResult",
+    "expected_records",
+    "load_processor",
+    "order_dependence",
+    "verify",
+]
 
 Progress = Callable[[str], None]
 
@@ -223,6 +230,19 @@ def _generated_records(
     return generated.records
 
 
+def expected_records(
+    processor: Processor, inputs: list[InputRecord], schema: str
+) -> tuple[dict[str, Any], Comparison]:
+    """The final record per key that ``inputs`` (partitions merged by timestamp) must give,
+    as ``schema`` writes it, and the comparison with the same input applied one partition
+    after the other: keys differing there depend on the order of events from different
+    partitions, which no engine keeps."""
+    expected = as_written(schema, recompute(processor, inputs))
+    by_partition = sorted(inputs, key=lambda item: item.where.rpartition("@")[0], reverse=True)
+    other = as_written(schema, recompute(processor, by_partition))
+    return expected, compare(expected, other)
+
+
 def order_dependence(dependent: Comparison) -> list[str]:
     """Lines explaining keys whose recomputation depends on the order of partitions."""
     keys = [d.key for d in dependent.differing] + dependent.missing + dependent.unexpected
@@ -245,7 +265,7 @@ def order_dependence(dependent: Comparison) -> list[str]:
 
 
 def _slices(records: list[InputRecord], count: int) -> list[list[InputRecord]]:
-    size = -(-len(records) // count)
+    size = max(1, -(-len(records) // count))
     return [records[i : i + size] for i in range(0, len(records), size)] or [[]]
 
 
@@ -365,19 +385,11 @@ class _Run:
                 )
 
     def expected(self) -> dict[str, Any]:
-        """The recomputation over the input as Kafka holds it, as the output schema writes it.
-
-        It is made twice: partitions merged by timestamp, and one partition after the other.
-        Keys whose records differ between the two depend on the order of events from
-        different partitions, which no engine keeps (:attr:`order_dependent`).
-        """
+        """The recomputation over the input as Kafka holds it (see :func:`expected_records`)."""
         inputs = read_inputs(self.conn, self.decoder, [s.product for s in self.sources])
         self.progress(f"recomputing over {len(inputs)} input records read back from Kafka")
         schema = self.registry.get_latest(self.output.value_subject).schema
-        expected = as_written(schema, recompute(self.processor, inputs))
-        by_partition = sorted(inputs, key=lambda item: item.where.rpartition("@")[0], reverse=True)
-        other = as_written(schema, recompute(self.processor, by_partition))
-        self.order_dependent = compare(expected, other)
+        expected, self.order_dependent = expected_records(self.processor, inputs, schema)
         return expected
 
     def stop(self) -> None:

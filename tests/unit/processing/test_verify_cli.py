@@ -1,0 +1,107 @@
+"""`mesh verify` refuses what it cannot run with one line and exit status 2, before any Kafka."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mesh_stream.cli.main import run
+from mesh_stream.cli.verify import processor_module
+from mesh_stream.project import load_project
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def mesh(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    status = run(["verify", *args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_help_says_it_runs_on_its_own_throwaway_kafka_and_what_exit_statuses_mean(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status, out, _ = mesh(capsys, "--help")
+    assert status == 0
+    flat = " ".join(out.split())
+    assert "throwaway single-node Kafka and registry that it starts itself" in flat
+    assert "never on your mesh's broker" in flat
+    for flag in ("--records", "--from-live", "--kills", "--workers", "--seed", "--timeout"):
+        assert flag in out
+    assert "Exit status: 0 every key's final record equals the recomputation; 1" in flat
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["no_such_module_here"], "error: no module 'no_such_module_here'"),
+        (["json"], "error: json has no PROCESSOR = Processor(...)"),
+    ],
+)
+def test_a_module_that_is_no_processor_is_exit_2_in_one_line(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    status, _, err = mesh(capsys, *args, "--project", str(REPO))
+    assert status == 2
+    assert err.startswith(message)
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_flags_out_of_range_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = mesh(capsys, "m", "--workers", "3")
+    assert status == 2
+    assert "--workers" in err
+    assert "Traceback" not in err
+
+
+def test_a_processor_whose_output_the_project_lacks_is_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "elsewhere_processor.py").write_text(
+        "from mesh_stream.processing.spec import Input, Processor\n"
+        "PROCESSOR = Processor(\n"
+        "    output='nowhere.thing',\n"
+        "    inputs=(Input('orders.order-placed', key=lambda f: 'k', reads=('region',)),),\n"
+        "    apply=lambda state, event: None,\n"
+        "    emit=lambda key, state: {},\n"
+        ")\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    status, _, err = mesh(capsys, "elsewhere_processor", "--project", str(REPO))
+    assert status == 2
+    assert err.startswith("error: no product 'nowhere.thing' in the descriptors")
+
+
+def test_a_processor_reading_an_undeclared_input_is_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "undeclared_processor.py").write_text(
+        "from mesh_stream.processing.spec import Input, Processor\n"
+        "PROCESSOR = Processor(\n"
+        "    output='analytics.revenue-by-region',\n"
+        "    inputs=(Input('payments.payment-failed', key=lambda f: 'k', reads=('reason',)),),\n"
+        "    apply=lambda state, event: None,\n"
+        "    emit=lambda key, state: {},\n"
+        ")\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    status, _, err = mesh(capsys, "undeclared_processor", "--project", str(REPO))
+    assert status == 2
+    assert err.strip() == (
+        "error: processor of analytics.revenue-by-region reads payments.payment-failed, which "
+        "its descriptor does not list in `inputs`; add it there"
+    )
+
+
+def test_an_output_product_the_runnables_map_names_its_module() -> None:
+    project = load_project(REPO)
+    assert (
+        processor_module("analytics.revenue-by-region", project)
+        == "domains.analytics.processors.revenue"
+    )
+    assert processor_module("tests.integration.workers.verify_revenue", project) == (
+        "tests.integration.workers.verify_revenue"
+    )

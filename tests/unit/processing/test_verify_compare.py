@@ -1,0 +1,178 @@
+"""`mesh verify`'s judgement: expected against actual, field by field, and order dependence."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from mesh_stream.errors import ConfigurationError
+from mesh_stream.processing.reference import InputRecord
+from mesh_stream.processing.spec import Event, Input, Processor
+from mesh_stream.verify.compare import as_written, compare, render
+from mesh_stream.verify.harness import (
+    VerifyOptions,
+    _slices,
+    expected_records,
+    load_processor,
+    order_dependence,
+)
+
+SCHEMA = json.dumps(
+    {
+        "type": "record",
+        "name": "Total",
+        "fields": [
+            {"name": "key", "type": "string"},
+            {"name": "count", "type": "long"},
+            {"name": "share", "type": "float"},
+            {
+                "name": "amount",
+                "type": {"type": "bytes", "logicalType": "decimal", "precision": 9, "scale": 2},
+            },
+            {"name": "first", "type": "string"},
+        ],
+    }
+)
+
+
+def record(key: str, count: int = 1, **changes: Any) -> dict[str, Any]:
+    return {
+        "key": key,
+        "count": count,
+        "share": 0.1,
+        "amount": Decimal("1.50"),
+        "first": "a",
+    } | changes
+
+
+def test_equal_outputs_pass_with_a_summary() -> None:
+    expected = {"a": record("a"), "b": record("b", 2)}
+    result = compare(expected, {"b": record("b", 2), "a": record("a")})
+    assert result.equal
+    assert render(result) == [
+        "2 keys expected, 2 in the output: every key's final record equals the recomputation"
+    ]
+
+
+def test_each_wrong_key_is_listed_with_its_fields_expected_and_got() -> None:
+    expected = {"a": record("a", 2), "b": record("b"), "c": record("c")}
+    got = {"a": record("a", 4, amount=Decimal("3.00")), "c": record("c"), "z": record("z")}
+    result = compare(expected, got)
+    assert not result.equal
+    assert [d.key for d in result.differing] == ["a"]
+    assert result.missing == ["b"]
+    assert result.unexpected == ["z"]
+    lines = render(result)
+    assert lines[:3] == [
+        "key a: differs",
+        "    count: expected 2, got 4",
+        "    amount: expected Decimal('1.50'), got Decimal('3.00')",
+    ]
+    assert lines[3].startswith("key b: missing (expected {'key': 'b'")
+    assert lines[4].startswith("key z: unexpected (got {'key': 'z'")
+    assert lines[-1] == "3 keys expected, 3 in the output: 1 differ, 1 missing, 1 unexpected"
+
+
+def test_nested_fields_are_named_by_their_path_and_bools_are_not_numbers() -> None:
+    result = compare(
+        {"k": {"outer": {"inner": 1, "flag": True}}},
+        {"k": {"outer": {"inner": 1.0, "flag": 1}}},
+    )
+    assert [(f.path, f.expected, f.got) for f in result.differing[0].fields] == [
+        ("outer.flag", True, 1)
+    ]
+
+
+def test_the_listing_stops_at_the_limit_and_says_how_many_more() -> None:
+    expected = {f"k{i:02d}": record(f"k{i:02d}") for i in range(30)}
+    got = {key: record(key, 9) for key in expected}
+    lines = render(compare(expected, got), limit=4)
+    assert sum(line.startswith("key ") for line in lines) == 4
+    assert lines[-2] == "... and 26 more keys (--show N lists more)"
+
+
+def test_expected_records_are_compared_as_the_output_schema_writes_them() -> None:
+    written = as_written(SCHEMA, {"k": record("k", share=0.1, amount=Decimal("1.5"))})
+    assert written["k"]["share"] != 0.1  # a 32-bit float, as the worker's record holds it
+    assert written["k"]["share"] == pytest.approx(0.1)
+    assert compare(written, {"k": dict(written["k"])}).equal
+
+
+def test_a_record_the_schema_cannot_write_is_kept_as_emitted() -> None:
+    written = as_written(SCHEMA, {"k": {"key": "k"}})
+    assert written == {"k": {"key": "k"}}
+
+
+def keep_first(state: dict[str, Any], event: Event) -> None:
+    state.setdefault("first", event.fields["name"])
+    state["count"] = state.get("count", 0) + 1
+
+
+def total(key: Any, state: Mapping[str, Any]) -> dict[str, Any]:
+    return record(str(key), state["count"], first=state["first"])
+
+
+def keep_least(state: dict[str, Any], event: Event) -> None:
+    state["first"] = min(state.get("first", event.fields["name"]), event.fields["name"])
+    state["count"] = state.get("count", 0) + 1
+
+
+def processor(apply: Any) -> Processor:
+    return Processor(
+        output="analytics.totals",
+        inputs=(Input("things", key=lambda _fields: "k", reads=("name",)),),
+        apply=apply,
+        emit=total,
+    )
+
+
+INPUTS = [
+    InputRecord("things", {"name": "b"}, 10, "things.v1[0]@0"),
+    InputRecord("things", {"name": "a"}, 20, "things.v1[1]@0"),
+    InputRecord("things", {"name": "c"}, 30, "things.v1[0]@1"),
+]
+
+
+def test_a_processor_keeping_the_first_event_seen_is_order_dependent() -> None:
+    expected, dependent = expected_records(processor(keep_first), INPUTS, SCHEMA)
+    assert expected["k"]["first"] == "b"
+    assert expected["k"]["count"] == 3
+    assert not dependent.equal
+    lines = order_dependence(dependent)
+    assert lines[0].startswith("ORDER-DEPENDENT: 1 keys get other records")
+    assert lines[1] == "    e.g. key k: first is 'b' in one order, 'a' in the other"
+
+
+def test_a_processor_taking_the_least_value_is_not() -> None:
+    expected, dependent = expected_records(processor(keep_least), INPUTS, SCHEMA)
+    assert expected["k"]["first"] == "a"
+    assert dependent.equal
+
+
+def test_the_input_is_cut_into_kills_plus_one_slices() -> None:
+    assert [len(s) for s in _slices(list(range(10)), 3)] == [4, 4, 2]
+    assert _slices([], 3) == [[]]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"workers": 3}, "--workers must be 1 or 2, got 3"),
+        ({"kills": -1}, "--kills must be >= 0"),
+        ({"from_live": 0}, "--from-live must be at least 1"),
+    ],
+)
+def test_options_out_of_range_are_refused(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        VerifyOptions(module="m", **changes)
+
+
+def test_a_module_without_a_processor_declaration_is_named() -> None:
+    with pytest.raises(ConfigurationError, match="json has no PROCESSOR = Processor"):
+        load_processor("json")
+    with pytest.raises(ConfigurationError, match="no module 'no_such_module_here'"):
+        load_processor("no_such_module_here")
