@@ -15,6 +15,10 @@ import click
 from mesh_stream.cli.extras import require_extras
 from mesh_stream.settings import MeshSettings
 
+#: The codec benchmark's defaults (mesh_stream.bench.codec_bench, which needs fastavro only).
+CODEC_RECORDS = 2_000
+CODEC_REPEATS = 11
+
 
 @click.command("bench")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON on stdout.")
@@ -37,7 +41,7 @@ from mesh_stream.settings import MeshSettings
     type=click.IntRange(min=1, max=10),
     default=3,
     show_default=True,
-    help="Interleaved runs of every case; the best run of each counts (noisy machines).",
+    help="Interleaved runs of every case; each figure is their median (min-max shown).",
 )
 @click.option(
     "--cases",
@@ -45,6 +49,27 @@ from mesh_stream.settings import MeshSettings
     show_default=True,
     help="Which cases to run: a-e and j write, f-i read (reads need d); j is d with 3 CEL "
     "rules (the cost of rules, j/d); see mesh_stream.bench.sdk_bench.",
+)
+@click.option(
+    "--codec-records",
+    type=click.IntRange(min=0),
+    default=CODEC_RECORDS,
+    show_default=True,
+    help="Records per schema in the codec benchmark (encode/decode vs fastavro, no Kafka); "
+    "0 skips it.",
+)
+@click.option(
+    "--codec-repeats",
+    type=click.IntRange(min=1, max=100),
+    default=CODEC_REPEATS,
+    show_default=True,
+    help="Interleaved runs of each codec loop; each figure is their median (min-max shown).",
+)
+@click.option(
+    "--codec-only",
+    is_flag=True,
+    help="Run only the codec benchmark: the benchmark record and, in a mesh-stream checkout, "
+    "every sample contract (no broker, no registry).",
 )
 @click.option(
     "--sdk-only",
@@ -80,6 +105,9 @@ def bench(
     warmup: int,
     repeats: int,
     cases: str,
+    codec_records: int,
+    codec_repeats: int,
+    codec_only: bool,
     sdk_only: bool,
     registry_scale: bool,
     scale_subjects: str | None,
@@ -114,6 +142,24 @@ def bench(
     def progress(message: str) -> None:
         click.echo(message, err=True)
 
+    if codec_only:
+        from mesh_stream.bench.run import (
+            render_codec_report,
+            run_codec_only,
+            write_codec_report,
+        )
+
+        codec = run_codec_only(
+            sample_mesh_root(settings), codec_records or CODEC_RECORDS, codec_repeats, progress
+        )
+        json_path, text_path = write_codec_report(codec, output)
+        if as_json:
+            click.echo(json.dumps(codec, indent=2, default=str))
+        else:
+            click.echo(render_codec_report(codec))
+        click.echo(f"wrote {json_path} and {text_path}", err=True)
+        return
+
     if registry_scale:
         from mesh_stream.bench.registry_scale import render_scale
         from mesh_stream.bench.run import run_registry_scale_only, write_scale_report
@@ -127,6 +173,7 @@ def bench(
         click.echo(f"wrote {json_path} and {text_path}", err=True)
         return
 
+    sample_root = sample_mesh_root(settings)
     report = run_benchmarks(
         settings,
         records=records,
@@ -136,7 +183,10 @@ def bench(
         progress=progress,
         others=not sdk_only,
         scale_sizes=sizes,
-        sample_root=None if sdk_only else sample_mesh_root(settings),
+        sample_root=None if sdk_only else sample_root,
+        codec_root=sample_root,
+        codec_records=codec_records,
+        codec_repeats=codec_repeats,
     )
     json_path, text_path = write_report(report, output)
     if as_json:
