@@ -103,8 +103,9 @@ class ProductCatalog:
 
     def protect_consumers(self, subject: str, parsed: AvroSchema) -> None:
         """Refuse ``parsed`` as the next version of ``subject`` (409) when it would break
-        the products that read the subject's product (:meth:`evolution_verdict`); every
-        register path runs this, admin included, before anything is stored."""
+        the products or registered consumer groups that read the subject's product
+        (:meth:`evolution_verdict`); every register path runs this, admin included, before
+        anything is stored."""
         product = self.product_of_subject(subject)
         if product is None:
             return

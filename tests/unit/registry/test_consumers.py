@@ -239,3 +239,17 @@ def test_without_authentication_registrations_are_owned_by_anonymous() -> None:
     assert client.put(f"/products/{PRODUCT}", json=descriptor()).status_code == 200
     answer = client.put(f"{CONSUMERS}/billing-app", json={"reads": ["coupon_code"]})
     assert (answer.json()["owner"], answer.json()["registered_by"]) == ("anonymous", "admin")
+
+
+def test_the_state_folds_registrations_and_tombstones() -> None:
+    from mesh_stream.registry.service.state import Record, RegistryState
+
+    state = RegistryState()
+    state.apply(Record(("consumer", PRODUCT, "a"), {"owner": "payments", "reads": ["x"]}))
+    held = state.consumers[PRODUCT]
+    state.apply(Record(("consumer", PRODUCT, "b"), {"owner": "orders", "reads": []}))
+    assert sorted(held) == ["a"]  # a reader's snapshot is replaced, never mutated
+    assert sorted(state.consumers[PRODUCT]) == ["a", "b"]
+    state.apply(Record(("consumer", PRODUCT, "a"), None))
+    state.apply(Record(("consumer", PRODUCT, "b"), None))
+    assert state.consumers == {}
