@@ -139,6 +139,7 @@ class ConsumerRegistrations:
 
     def unregister(self, product: str, group: str, *, principal: str) -> None:
         """Remove the registration (its owner domain or admin)."""
+        check_group(group)
         with self.schemas.write_lock:
             self._product(product)
             existing = self._state.consumers.get(product, {}).get(group)

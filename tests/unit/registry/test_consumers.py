@@ -253,3 +253,11 @@ def test_the_state_folds_registrations_and_tombstones() -> None:
     state.apply(Record(("consumer", PRODUCT, "a"), None))
     state.apply(Record(("consumer", PRODUCT, "b"), None))
     assert state.consumers == {}
+
+
+def test_a_group_name_with_a_slash_is_a_422_naming_it(orders: TestClient) -> None:
+    for path in (f"{CONSUMERS}/team%2Fapp", f"{CONSUMERS}/team/app", f"{CONSUMERS}/"):
+        for method in ("PUT", "DELETE"):
+            answer = orders.request(method, path, auth=ORDERS)
+            assert (answer.status_code, answer.json()["error_code"]) == (422, 42219), path
+            assert answer.json()["message"].startswith("group: "), answer.text

@@ -1,6 +1,8 @@
 """``/products/{name}/consumers``: consumer groups registered on a product (mesh API).
 
 The rules (who owns a registration, what ``reads`` may name) are in :mod:`..consumers`.
+``{group:path}`` takes a name holding ``/`` too (``%2F`` is decoded before routing), so the
+registry says what is wrong with it rather than answering a bare 404.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ async def list_consumers(name: str, services: ServicesDep) -> list[dict[str, Any
     return services.consumers.listing(name)
 
 
-@router.put("/{group}", summary="Register (or update) a consumer group and the fields it reads")
+@router.put(
+    "/{group:path}", summary="Register (or update) a consumer group and the fields it reads"
+)
 def register_consumer(
     name: str,
     group: str,
@@ -41,7 +45,7 @@ def register_consumer(
 
 
 @router.delete(
-    "/{group}", summary="Unregister a consumer group (its owner or admin)", status_code=204
+    "/{group:path}", summary="Unregister a consumer group (its owner or admin)", status_code=204
 )
 def unregister_consumer(
     name: str, group: str, services: ServicesDep, principal: CallerDep
