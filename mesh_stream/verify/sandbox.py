@@ -15,9 +15,13 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from confluent_kafka import KafkaException
 from pydantic import SecretStr
 
 from mesh_stream.broker import local_cluster
+from mesh_stream.errors import BrokerError
+from mesh_stream.kafka.clients import make_producer
+from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.registry.service.server import RegistryServer, build_registry
 from mesh_stream.settings import MeshSettings
@@ -83,6 +87,19 @@ def _plain_settings(settings: MeshSettings, **changes: object) -> MeshSettings:
     )
 
 
+def _await_transaction_coordinator(conn: KafkaConnection) -> None:
+    """Until a fresh broker's transaction coordinator answers, quietly: the registry's
+    transactional producer would otherwise print librdkafka's retries on stderr."""
+    producer = make_producer(conn, {"transactional.id": "mesh-verify-warm-up", "log_level": 0})
+    try:
+        producer.init_transactions(60)
+    except KafkaException as exc:
+        raise BrokerError(
+            f"the throwaway Kafka at {conn.bootstrap_servers} did not start its transaction "
+            f"coordinator within 60 s: {exc}"
+        ) from exc
+
+
 @contextmanager
 def open_sandbox(
     settings: MeshSettings, work_dir: Path, progress: Callable[[str], None]
@@ -95,6 +112,7 @@ def open_sandbox(
         progress("starting a throwaway Kafka (one node, free ports) ...")
         state = cluster.start(brokers=1, port=0, timeout=settings.broker_start_timeout)
         stack.callback(cluster.stop)
+        _await_transaction_coordinator(KafkaConnection.create(state.bootstrap_servers))
         token = secrets.token_urlsafe(18)
         registry_settings = _plain_settings(
             settings,
