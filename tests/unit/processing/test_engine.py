@@ -10,23 +10,29 @@ import random
 import uuid
 from collections.abc import Iterator, MutableMapping
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from domains.analytics.processors import customer_360, fulfilment_sla, revenue
+from mesh_stream.descriptor import load_descriptors
 from mesh_stream.errors import ConfigurationError
 from mesh_stream.processing import Dedup, Input, Processor
 from mesh_stream.processing import engine as engine_module
+from mesh_stream.processing.app import ProcessorSpec
 from mesh_stream.processing.engine import (
     Aggregation,
     crash_line,
     decode_envelopes,
     encode_envelopes,
+    retarget,
 )
 from mesh_stream.processing.reference import InputRecord, recompute
 from mesh_stream.processing.rekey import Envelope
+from mesh_stream.settings import MeshSettings
 
+REPO = Path(__file__).resolve().parents[3]
 MINUTE = 60_000
 BASE = 1_700_000_000_000 - 1_700_000_000_000 % MINUTE
 
@@ -331,3 +337,20 @@ def test_run_reports_a_configuration_problem_in_one_line_and_exits_1(
     assert exited.value.code == 1
     err = capsys.readouterr().err
     assert err == "error: processor analytics.revenue-by-region reads field 'region'\n"
+
+
+def test_retarget_renames_output_and_inputs_in_declaration_order() -> None:
+    products = {p.name: p for p in load_descriptors(REPO / "domains")}
+    source = products["orders.order-placed"].model_copy(
+        update={"name": "bench1.order-placed", "domain": "bench1"}
+    )
+    output = products["analytics.revenue-by-region"].model_copy(
+        update={"name": "bench1.revenue-by-region", "domain": "bench1", "inputs": (source.name,)}
+    )
+    spec = ProcessorSpec(output, (source,), 1, MeshSettings(), "{}")
+    moved = retarget(revenue.PROCESSOR, spec)
+    assert moved.output == "bench1.revenue-by-region"
+    assert [i.product for i in moved.inputs] == ["bench1.order-placed"]
+    assert moved.inputs[0].reads == revenue.PROCESSOR.inputs[0].reads
+    with pytest.raises(ConfigurationError, match=r"declares 3 inputs, but bench1\.revenue"):
+        retarget(customer_360.PROCESSOR, spec)
