@@ -342,3 +342,20 @@ def test_a_projection_still_refuses_a_body_of_another_length() -> None:
         reader(framed + b"\x00")
     with pytest.raises(DeserializationError, match="cannot decode"):
         reader(framed[:-3])
+
+
+@pytest.mark.parametrize("path", SAMPLE_SCHEMAS, ids=lambda path: path.stem)
+@settings(max_examples=20, deadline=None)
+@given(data=st.data())
+def test_any_projection_of_any_record_is_read_by_the_compiled_decoder(
+    path: Path, data: st.DataObject
+) -> None:
+    document = load(path)
+    names = [field["name"] for field in document["fields"]]
+    fields = data.draw(st.lists(st.sampled_from(names), unique=True))
+    record = data.draw(records_of(document))
+    framed = fastavro_framed(document, record)
+    whole = fastavro_read(document, framed)
+    reader = FramedReader(parse_schema(document), SCHEMA_ID, fields)
+    assert reader.fast is not None
+    assert reader.fast(framed) == {name: whole[name] for name in fields}  # no fallback
