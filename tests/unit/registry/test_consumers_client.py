@@ -5,7 +5,9 @@ field a local schema drops."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,8 @@ import yaml
 from click.testing import CliRunner
 
 from mesh_stream.cli.main import cli
-from mesh_stream.consumer import _reads_by_product
+from mesh_stream.consumer import ProductConsumer, _reads_by_product
+from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import (
     ConfigurationError,
     ConsumerNotFoundError,
@@ -165,3 +168,48 @@ def test_reads_are_given_per_product_or_as_a_list_for_one() -> None:
         _reads_by_product("x", ["a.b"])
     with pytest.raises(ConfigurationError, match=r"reads names a\.z, which this consumer does not"):
         _reads_by_product({"a.z": []}, ["a.b"])
+
+
+def _consumer(registry: RegistryClient, **options: Any) -> ProductConsumer:
+    """A consumer of the sample orders.order-placed that never reaches Kafka (nothing is
+    consumed: registration happens at construction)."""
+    product = DataProduct.model_validate(_sample_descriptor())
+    return ProductConsumer(
+        [product],
+        group_id="billing",
+        bootstrap_servers="127.0.0.1:9",
+        registry=registry,
+        from_beginning=True,
+        **options,
+    )
+
+
+def test_the_sdk_consumer_registers_its_group_best_effort(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with _as(url, "payments") as payments:
+        with _consumer(payments, reads=["order_id"], register=False) as silent:
+            assert silent.registered == ()
+        assert payments.consumers(PLACED) == []
+        with _consumer(payments, register=True) as everywhere:
+            assert everywhere.registered == (PLACED,)
+        assert [(c["group"], c["reads"]) for c in payments.consumers(PLACED)] == [("billing", [])]
+        with _consumer(payments, reads=["order_id"]) as reading:
+            assert reading.registered == (PLACED,)
+        assert payments.consumers(PLACED)[0]["reads"] == ["order_id"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    with (
+        caplog.at_level(logging.WARNING, logger="mesh_stream.consumer"),
+        RegistryClient(down) as unreachable,
+        _consumer(unreachable, reads=["order_id"]) as consumer,
+    ):
+        assert consumer.registered == ()
+    assert (
+        f"consumer group billing is not registered on product {PLACED} (registry at {down} is "
+        f"unreachable"
+    ) in caplog.text
+    assert f"(`mesh products consumers {PLACED} --register billing --reads order_id`)" in (
+        caplog.text
+    )
