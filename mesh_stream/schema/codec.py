@@ -1287,6 +1287,8 @@ class RecordDecoder:
         self.plans: dict[int, DecodePlan] = {}
         # schema id -> (the refusal, monotonic time to ask again or None for never)
         self._refused: dict[int, tuple[DeserializationError, float | None]] = {}
+        # (schema id, fields) -> the reader of just those fields (decode with ``fields``)
+        self._projections: dict[tuple[int, tuple[str, ...]], FramedReader] = {}
 
     def schemas_for(self, schema_id: int) -> tuple[ParsedSchema, ParsedSchema | None]:
         """(writer, reader-or-None) for ``schema_id``; a registry call only the first time."""
@@ -1392,8 +1394,17 @@ class RecordDecoder:
             plan = self.plans[schema_id]
         return plan
 
-    def decode(self, data: bytes | bytearray | memoryview) -> dict[str, Any]:
-        """The record in ``data`` as a dict (resolved to the reader schema if one is set)."""
+    def decode(
+        self, data: bytes | bytearray | memoryview, *, fields: Collection[str] | None = None
+    ) -> dict[str, Any]:
+        """The record in ``data`` as a dict (resolved to the reader schema if one is set).
+
+        With ``fields`` (top-level names) only those are decoded and returned, the others
+        skipped unread (see :class:`FramedReader`); a field the record's schema lacks is a
+        :class:`DeserializationError` naming it.
+        """
+        if fields is not None:
+            return self._decode_fields(data, tuple(fields))
         if type(data) is bytes:  # the hot path: a known schema id with a compiled decoder
             try:
                 fast = self.plans[_SCHEMA_ID(data, 1)[0]][3] if data[0] == 0 else None
@@ -1403,6 +1414,27 @@ class RecordDecoder:
             except Exception:  # new id, short or damaged bytes: decode_with_id decides
                 pass
         return self.decode_with_id(data)[1]
+
+    def _decode_fields(
+        self, data: bytes | bytearray | memoryview, fields: tuple[str, ...]
+    ) -> dict[str, Any]:
+        schema_id, _ = unframe(data)
+        writer, _named_types, reader, _fast = self.plan_for(schema_id)
+        if reader is not None:  # resolved to the reader schema first, then cut down
+            record = self.decode_with_id(data)[1]
+            missing = [name for name in fields if name not in record]
+            if missing:
+                raise DeserializationError(
+                    f"the reader schema {schema_name(reader)} has no field "
+                    f"{', '.join(map(repr, missing))}"
+                )
+            return {name: record[name] for name in fields}
+        projection = self._projections.get((schema_id, fields))
+        if projection is None:
+            projection = self._projections[(schema_id, fields)] = FramedReader(
+                writer, schema_id, fields
+            )
+        return projection(data if type(data) is bytes else bytes(data))
 
     def decode_with_id(self, data: bytes | bytearray | memoryview) -> tuple[int, dict[str, Any]]:
         """(writer schema id, record) for framed ``data``."""

@@ -359,3 +359,21 @@ def test_any_projection_of_any_record_is_read_by_the_compiled_decoder(
     reader = FramedReader(parse_schema(document), SCHEMA_ID, fields)
     assert reader.fast is not None
     assert reader.fast(framed) == {name: whole[name] for name in fields}  # no fallback
+
+
+def test_the_sdk_decoder_decodes_a_projection_too() -> None:
+    framed = fastavro_framed(ORDER, order(3))
+    decoder = RecordDecoder(OneSchema(ORDER))
+    whole = decoder.decode(framed)
+    assert decoder.decode(framed, fields=["items", "currency"]) == {
+        "items": whole["items"],
+        "currency": "EUR",
+    }
+    with pytest.raises(DeserializationError, match="has no field 'discount'"):
+        decoder.decode(framed, fields=["discount"])
+    evolved = {**ORDER, "fields": [*ORDER["fields"], {"name": "note", "type": "string",
+                                                      "default": "-"}]}  # fmt: skip
+    reading = RecordDecoder(OneSchema(ORDER), reader_schema=evolved)
+    assert reading.decode(framed, fields=["note", "region"]) == {"note": "-", "region": "eu-west"}
+    with pytest.raises(DeserializationError, match=r"reader schema .* has no field 'x'"):
+        reading.decode(framed, fields=["x"])
