@@ -119,6 +119,8 @@ class FramedAvroDecoder:
         self._schemas: dict[int, tuple[Any, bool]] = {}
         # (schema id, fields or None) -> the SDK's reader for it
         self._readers: dict[tuple[int, tuple[str, ...] | None], FramedReader] = {}
+        # (5-byte header, fields as given) -> compiled decoder, for schemas read plain as is
+        self._compiled: dict[tuple[bytes, Collection[str] | None], Callable[[bytes], Any]] = {}
 
     def _reader(self, schema_id: int) -> tuple[Any, bool]:
         """The parsed writer schema to read with, and whether results still need plain()."""
@@ -162,6 +164,17 @@ class FramedAvroDecoder:
         fields' bytes are skipped unread (not checked either); a field the writer schema
         does not have is a :class:`DeserializationError` naming it.
         """
+        if type(data) is bytes:  # the hot path: a compiled decoder known for this header
+            try:
+                record: dict[str, Any] = self._compiled[(data[:HEADER_SIZE], fields)](data)
+                return record
+            except Exception:  # first record of its kind, odd bytes: the checked way below
+                pass
+        return self._decode_checked(data, where, fields)
+
+    def _decode_checked(
+        self, data: bytes | None, where: str, fields: Collection[str] | None
+    ) -> dict[str, Any]:
         if data is None or len(data) < HEADER_SIZE:
             raise DeserializationError(
                 f"{where}: value of {0 if data is None else len(data)} bytes is too short for "
@@ -184,6 +197,9 @@ class FramedAvroDecoder:
             ) from exc
         if self._schemas[schema_id][1]:
             return cast("dict[str, Any]", plain(record))
+        if reader.fast is not None and isinstance(fields, (tuple, frozenset, type(None))):
+            # next time straight to the compiled decoder (it raises on anything it cannot read)
+            self._compiled[(bytes(data[:HEADER_SIZE]), fields)] = reader.fast
         return record
 
 

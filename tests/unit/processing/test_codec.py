@@ -171,3 +171,19 @@ def test_an_order_with_a_bad_amount_names_the_order_line() -> None:
         r"items\[0\]\.unit_price",
     ):
         encoder.encode(bad)
+
+
+def test_after_the_first_record_damaged_ones_are_still_refused_naming_where() -> None:
+    """The second record of a schema goes straight to the compiled decoder; anything it
+    cannot read still gets the checked path's error."""
+    encoded = FramedAvroEncoder(ORDER_SCHEMA, 5).encode(ORDER)
+    decoder = FramedAvroDecoder(lambda _: ORDER_SCHEMA)
+    fields = ("region", "placed_at")
+    assert decoder.decode(encoded, fields=fields) == decoder.decode(encoded, fields=fields)
+    assert decoder.decode(encoded) == decoder.decode(encoded) == ORDER
+    assert len(decoder._compiled) == 2  # whole and projected, each keyed by its header
+    with pytest.raises(DeserializationError, match=r"^t\[0\]@9: .*does not match writer schema"):
+        decoder.decode(encoded[:-4], where="t[0]@9", fields=fields)
+    with pytest.raises(DeserializationError, match=r"^t\[0\]@9: .*1 byte\(s\) left after"):
+        decoder.decode(encoded + b"\x01", where="t[0]@9")
+    assert decoder.decode(bytearray(encoded), fields=["region"]) == {"region": "eu-west"}
