@@ -34,6 +34,11 @@ class Catalog(Protocol):
         """Names of the products that list ``name`` among their inputs, sorted."""
         ...
 
+    def consumer_groups(self, name: str) -> list[str]:
+        """The consumer groups registered on product ``name`` in the registry, each as
+        ``<group> (<owner domain>)``, sorted; empty where no registry is consulted."""
+        ...
+
 
 class StaticCatalog:
     """A catalog over a fixed set of products and schemas (the repository, or a test).
@@ -64,6 +69,10 @@ class StaticCatalog:
     def downstream(self, name: str) -> list[str]:
         return sorted(p.name for p in self._products.values() if name in p.inputs)
 
+    def consumer_groups(self, name: str) -> list[str]:
+        del name  # groups register in the registry, never in a repository
+        return []
+
 
 class LayeredCatalog:
     """A repository's own products first, then the rest of the mesh (e.g. the registry):
@@ -88,3 +97,6 @@ class LayeredCatalog:
 
     def downstream(self, name: str) -> list[str]:
         return sorted({*self.local.downstream(name), *self.outside.downstream(name)})
+
+    def consumer_groups(self, name: str) -> list[str]:
+        return self.outside.consumer_groups(name)

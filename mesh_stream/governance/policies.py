@@ -503,12 +503,14 @@ def check_inputs_exist(review: Review, _params: NoParams) -> Iterator[Finding]:
     why="Products built on this one read every version of it, old records and new: a lagging "
     "processor, a replay or a restart breaks (e.g. a KeyError crash-loop) unless each new "
     "version is readable by every old one and reads every old record (FULL_TRANSITIVE). The "
-    "registry checks every new version of a product others read at FULL_TRANSITIVE, and "
-    "never lets a field a downstream product's field_lineage reads be removed or retyped.",
+    "registry checks every new version of a product others read (downstream products or "
+    "consumer groups registered on it) at FULL_TRANSITIVE, and never lets a field a "
+    "downstream product's field_lineage or a registered group's `reads` names be removed or "
+    "retyped.",
     fix="Drop `compatibility` from the descriptor (a product others read then evolves under "
     "FULL_TRANSITIVE) or set it to FULL_TRANSITIVE; to keep a weaker level, say why in "
     "`compatibility_reason` (the registry then checks that level, and still protects the "
-    "fields downstream field_lineage reads).",
+    "fields downstream field_lineage and registered groups read).",
 )
 def check_compatibility(review: Review, _params: NoParams) -> Iterator[Finding]:
     """A product others read evolves under FULL_TRANSITIVE, or says why not."""
@@ -516,7 +518,10 @@ def check_compatibility(review: Review, _params: NoParams) -> Iterator[Finding]:
     declared = product.compatibility
     if declared is None or declared is Compatibility.FULL_TRANSITIVE:
         return
-    consumers = review.catalog.downstream(product.name)
+    consumers = [
+        *review.catalog.downstream(product.name),
+        *(f"consumer group {group}" for group in review.catalog.consumer_groups(product.name)),
+    ]
     if not consumers:
         return
     read_by = f"{product.name!r} is read by {', '.join(consumers)}"

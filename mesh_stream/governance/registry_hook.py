@@ -54,6 +54,9 @@ class RegistryCatalog:
             and name in product.inputs
         )
 
+    def consumer_groups(self, name: str) -> list[str]:
+        return self._view.consumer_groups(name)
+
 
 SCHEMA_POLICIES = frozenset(
     {
@@ -165,6 +168,9 @@ class _WithCandidate:
 
     def downstream(self, name: str) -> list[str]:
         return self._inner.downstream(name)
+
+    def consumer_groups(self, name: str) -> list[str]:
+        return self._inner.consumer_groups(name)
 
 
 def _violations(

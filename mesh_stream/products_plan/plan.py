@@ -391,6 +391,15 @@ class RegistryCatalog:
         document = self._document(name) or {}
         return sorted(str(d) for d in document.get("registry", {}).get("downstream", []))
 
+    def consumer_groups(self, name: str) -> list[str]:
+        document = self._document(name) or {}
+        groups = document.get("registry", {}).get("consumers") or []
+        return sorted(
+            f"{entry.get('group')} ({entry.get('owner')})"
+            for entry in groups
+            if isinstance(entry, dict)
+        )
+
 
 def plan_project(
     project: MeshProject,

@@ -42,6 +42,10 @@ class CatalogView(Protocol):
         """The parsed latest live schema of a subject, or None."""
         ...
 
+    def consumer_groups(self, product: str) -> list[str]:
+        """The consumer groups registered on ``product``, as ``<group> (<owner>)``, sorted."""
+        ...
+
 
 DescriptorValidator = Callable[
     [DataProduct, Mapping[str, Any], CatalogView], Sequence[DescriptorProblem]

@@ -87,6 +87,12 @@ class ProductCatalog:
         latest = self.schemas.latest_schema_json(subject)
         return latest if isinstance(latest, Mapping) else None
 
+    def consumer_groups(self, product: str) -> list[str]:
+        return [
+            f"{group.group} ({group.owner})"
+            for group in registered_consumers(self.schemas.state, product)
+        ]
+
     def product_of_subject(self, subject: str) -> DataProduct | None:
         """The product whose value subject is ``subject``, if a descriptor points there.
 

@@ -86,6 +86,26 @@ def test_the_policy_refuses_a_weaker_level_without_a_reason() -> None:
     ]
 
 
+def test_the_policy_counts_consumer_groups_registered_in_the_registry() -> None:
+    """A product read only by registered consumer groups (no downstream product) must
+    evolve under FULL_TRANSITIVE too, or say why."""
+    from mesh_stream.governance.catalog import LayeredCatalog
+
+    class RegistryWithGroups(StaticCatalog):
+        def consumer_groups(self, name: str) -> list[str]:
+            return ["billing-service (payments)"] if name == UPSTREAM else []
+
+    upstream = product(compatibility="BACKWARD")
+    catalog = LayeredCatalog(StaticCatalog([upstream]), RegistryWithGroups([]))
+    check = BUILTIN_POLICIES["compatibility-with-consumers"].check
+    assert [x.message for x in check(Review(upstream, None, catalog), None)] == [
+        "compatibility BACKWARD is weaker than FULL_TRANSITIVE but 'orders.order-placed' is "
+        "read by consumer group billing-service (payments), and no compatibility_reason "
+        "says why"
+    ]
+    assert findings(upstream) == []  # a repository alone knows no groups
+
+
 def test_the_policy_warns_and_names_the_reason_when_one_is_given() -> None:
     upstream = product(compatibility="BACKWARD", compatibility_reason="retiring channel")
     assert findings(upstream, reader()) == [

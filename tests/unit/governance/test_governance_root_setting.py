@@ -102,5 +102,8 @@ class _EmptyCatalog:
     def latest_schema(self, _subject: str) -> None:
         return None
 
+    def consumer_groups(self, _product: str) -> list[str]:
+        return []
+
     def product_names(self) -> list[str]:
         return []

@@ -22,6 +22,7 @@ class DictCatalogView:
     def __init__(self, products: list[DataProduct], schemas: dict[str, Mapping[str, Any]]):
         self.products = {p.name: p for p in products}
         self.schemas = schemas
+        self.groups: dict[str, list[str]] = {}
 
     def product_names(self) -> list[str]:
         return sorted(self.products)
@@ -31,6 +32,9 @@ class DictCatalogView:
 
     def latest_schema(self, subject: str) -> Mapping[str, Any] | None:
         return self.schemas.get(subject)
+
+    def consumer_groups(self, product: str) -> list[str]:
+        return list(self.groups.get(product, ()))
 
 
 def _view(root: Path) -> DictCatalogView:

@@ -261,3 +261,23 @@ def test_a_group_name_with_a_slash_is_a_422_naming_it(orders: TestClient) -> Non
             answer = orders.request(method, path, auth=ORDERS)
             assert (answer.status_code, answer.json()["error_code"]) == (422, 42219), path
             assert answer.json()["message"].startswith("group: "), answer.text
+
+
+def test_a_weaker_compatibility_without_a_reason_is_refused_once_a_group_reads_the_product() -> (
+    None
+):
+    """The compatibility-with-consumers policy counts registered groups as well as downstream
+    products, on PUT /products too (not only on the next schema version)."""
+    from mesh_stream.governance import registry_validator
+
+    governed = make_client(InMemoryStore(), validators=(registry_validator(),))
+    assert _register(governed, schema("coupon_code", "channel")).status_code == 200
+    weaker = descriptor(compatibility="BACKWARD")
+    assert governed.put(f"/products/{PRODUCT}", json=weaker, auth=ORDERS).status_code == 200
+    assert governed.put(f"{CONSUMERS}/billing-app", json={}, auth=PAYMENTS).status_code == 200
+
+    refused = governed.put(f"/products/{PRODUCT}", json=weaker, auth=ORDERS)
+    assert (refused.status_code, refused.json()["error_code"]) == (422, 42211), refused.text
+    assert "read by consumer group billing-app (payments)" in refused.json()["message"]
+    reasoned = descriptor(compatibility="BACKWARD", compatibility_reason="retiring channel")
+    assert governed.put(f"/products/{PRODUCT}", json=reasoned, auth=ORDERS).status_code == 200
