@@ -953,10 +953,12 @@ class _DecoderSource:
             "_N": {"writer": named, "reader": {}},
             "_O": READ_OPTIONS,
             "_epoch": _EPOCH,
-            "_td": dt.timedelta,
+            "_ms": dt.timedelta(milliseconds=1),
+            "_us": dt.timedelta(microseconds=1),
             "_UUID": uuid.UUID,
             "_new": object.__new__,
-            "_set": object.__setattr__,
+            "_set_int": uuid.UUID.__dict__["int"].__set__,
+            "_set_safe": uuid.UUID.__dict__["is_safe"].__set__,
             "_unknown": uuid.SafeUUID.unknown,
             "_int": int.from_bytes,
         }
@@ -1062,24 +1064,27 @@ class _DecoderSource:
         if reader is None or kind not in _SIMPLE_TYPES:
             self.delegate(schema, indent, target)
             return
-        self.value(kind, indent, target)
-        if logical == "timestamp-millis" and kind == "long":
-            # fastavro: epoch + timedelta(microseconds=ms * 1000), the same exact value
-            self.emit(indent, f"{target} = _epoch + _td(0, 0, 0, {target})")
-        elif logical == "timestamp-micros" and kind == "long":
-            self.emit(indent, f"{target} = _epoch + _td(0, 0, {target})")
-        elif logical == "uuid" and kind == "string":
-            # what UUID(text) does for text without "urn:"/"uuid:"/braces (anything else
-            # has a non-hex character left and falls back), without its argument parsing
+        if logical == "uuid" and kind == "string":
+            # what UUID(text) does, read from the UTF-8 bytes: text with "urn:", "uuid:",
+            # braces or anything but ASCII keeps a non-hex byte and falls back; the slots
+            # set as UUID.__init__ sets them, without its argument parsing
+            self.sized(indent, target, text=False)
             self.emit(
                 indent,
-                f"h = {target}.replace('-', '')",
+                f"h = {target}.replace(b'-', b'')",
                 "if len(h) != 32:",
                 "    raise _F",
                 f"{target} = _new(_UUID)",
-                f"_set({target}, 'int', int(h, 16))",
-                f"_set({target}, 'is_safe', _unknown)",
+                f"_set_int({target}, int(h, 16))",
+                f"_set_safe({target}, _unknown)",
             )
+            return
+        self.value(kind, indent, target)
+        if logical == "timestamp-millis" and kind == "long":
+            # fastavro: epoch + timedelta(microseconds=ms * 1000), the same exact value
+            self.emit(indent, f"{target} = _epoch + _ms * {target}")
+        elif logical == "timestamp-micros" and kind == "long":
+            self.emit(indent, f"{target} = _epoch + _us * {target}")
         elif logical == "decimal" and kind == "bytes" and isinstance(schema.get("precision"), int):
             # fastavro: its context at the schema's precision creates the unscaled integer,
             # then scales it; the same with a context of our own per schema

@@ -377,3 +377,37 @@ def test_the_sdk_decoder_decodes_a_projection_too() -> None:
     assert reading.decode(framed, fields=["note", "region"]) == {"note": "-", "region": "eu-west"}
     with pytest.raises(DeserializationError, match=r"reader schema .* has no field 'x'"):
         reading.decode(framed, fields=["x"])
+
+
+UUID_TEXT = "6f1c1c55-1d9a-4c2e-9a52-3f0d6f2d8b11"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        UUID_TEXT,
+        UUID_TEXT.upper(),
+        UUID_TEXT.replace("-", ""),
+        "{" + UUID_TEXT + "}",
+        "urn:uuid:" + UUID_TEXT,
+        "6f1c1c55-1d9a-4c2e-9a52-3f0d6f2d8b1_",
+        "6f1c1c55-1d9a-4c2e-9a52-3f0d6f2d8b1\u0661",  # an Arabic-Indic one: int() takes it
+        "6f1c1c55-1d9a-4c2e-9a52-3f0d6f2d8b",  # too short
+        "not a uuid at all, but 36 chars long",
+    ],
+)
+def test_uuid_text_is_read_exactly_as_fastavro_reads_it(text: str) -> None:
+    """Another writer may put any text in a uuid field: what UUID() accepts, fastavro
+    returns, and the compiled decoder returns the same or lets fastavro refuse it."""
+    framed = fastavro_framed(ORDER, {**order(0), "event_id": text})
+    decoder = RecordDecoder(OneSchema(ORDER))
+    try:
+        expected = fastavro_read(ORDER, framed)
+    except ValueError:
+        with pytest.raises(DeserializationError, match=r"cannot decode .*: ValueError: "):
+            decoder.decode(framed)
+        return
+    decoded = decoder.decode(framed)
+    assert decoded == expected
+    assert decoded["event_id"].is_safe == expected["event_id"].is_safe
+    assert type(decoded["event_id"]) is type(expected["event_id"])
