@@ -89,6 +89,15 @@ def _interrupted(_signal: int, _frame: object) -> None:
     "temporary folder, removed when the processor passes]",
 )
 @project_option
+@click.option(
+    "--bootstrap-servers",
+    help="Kafka of the live mesh, read by --from-live only. [env: MESH_BOOTSTRAP_SERVERS]",
+)
+@click.option(
+    "--registry-url",
+    help="Registry of the live mesh: inputs the project lacks, --from-live's schemas. "
+    "[env: MESH_REGISTRY_URL]",
+)
 @click.pass_obj
 def verify(
     settings: MeshSettings,
@@ -102,6 +111,8 @@ def verify(
     show: int,
     work_dir: Path | None,
     project: ProjectChoice,
+    bootstrap_servers: str | None,
+    registry_url: str | None,
 ) -> int:
     """Run PROCESSOR's workers through SIGKILLs and a rebalance, then compare every key's final
     output record with a recomputation by the processor's own functions.
@@ -121,6 +132,8 @@ def verify(
     missing or unexpected, or a worker crashed (the keys and the crash line are printed);
     2 the run could not be made (usage, configuration, the sandbox did not start).
     """
+    updates = {"bootstrap_servers": bootstrap_servers, "registry_url": registry_url}
+    settings = settings.model_copy(update={k: v for k, v in updates.items() if v is not None})
     chosen_seed = seed if seed is not None else random.SystemRandom().randrange(10**6)
     # SIGTERM unwinds like Ctrl-C, so the throwaway Kafka and the workers are stopped.
     previous = signal.signal(signal.SIGTERM, _interrupted)

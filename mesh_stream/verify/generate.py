@@ -54,9 +54,12 @@ class GeneratedInput:
 class _Values:
     """Values for Avro types; named types are remembered as they are met."""
 
-    def __init__(self, rng: random.Random, pool_size: int) -> None:
+    def __init__(self, rng: random.Random, records: int) -> None:
         self.rng = rng
-        self.pool_size = pool_size
+        #: Values per field: ids (uuid strings) many, so per-id keys get a few events
+        #: each; other values few, so keys such as a region aggregate many events.
+        self.id_pool = max(3, min(500, records // 5))
+        self.pool_size = max(3, min(20, records // 100))
         self.named: dict[str, Any] = {}
         self.pools: dict[str, list[Any]] = {}
 
@@ -86,11 +89,11 @@ class _Values:
         elif isinstance(kind, (dict, list)):
             self.remember(kind, namespace)
 
-    def pooled(self, name: str, make: Any) -> Any:
+    def pooled(self, name: str, make: Any, size: int | None = None) -> Any:
         """A value from the pool of field ``name`` (filled on first use by ``make()``)."""
         pool = self.pools.get(name)
         if pool is None:
-            pool = self.pools[name] = [make() for _ in range(self.pool_size)]
+            pool = self.pools[name] = [make() for _ in range(size or self.pool_size)]
         return self.rng.choice(pool)
 
     def value(self, schema: Any, name: str, around_ms: int) -> Any:
@@ -127,7 +130,8 @@ class _Values:
             return round(rng.uniform(0, 100), 2)
         if kind == "string":
             if logical == "uuid":
-                return self.pooled(name, lambda: str(uuid.UUID(int=rng.getrandbits(128))))
+                make = lambda: str(uuid.UUID(int=rng.getrandbits(128)))  # noqa: E731
+                return self.pooled(name, make, self.id_pool)
             return self.pooled(name, lambda: f"{name or 'value'}-{rng.randrange(10**6):06d}")
         if kind == "bytes":
             return rng.randbytes(8)
@@ -191,7 +195,7 @@ def generate_inputs(
     if records < 1:
         raise ConfigurationError(f"--records must be at least 1, got {records}")
     rng = random.Random(seed)
-    values = _Values(rng, pool_size=max(3, min(60, records // 30)))
+    values = _Values(rng, records)
     span_ms, size_ms, grace_ms = _windows_span(processor)
     dedup = processor.dedup
     generated = GeneratedInput()

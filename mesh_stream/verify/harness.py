@@ -336,8 +336,11 @@ class _Run:
         return True
 
     def crash_point(self, number: int) -> None:
-        """Kill (and restart) a worker at a random point of the batch in progress."""
-        time.sleep(self.rng.uniform(0.0, 0.4))
+        """Kill (and restart) a worker during the batch in progress: the first time as soon
+        as its first output shows (its offsets are not committed yet), later at a random
+        point of the batch."""
+        if number > 1:
+            time.sleep(self.rng.uniform(0.0, 0.5))
         first, *others = self.workers
         if len(self.workers) == 2 and not others[0].starts:
             second = others[0]

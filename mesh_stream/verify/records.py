@@ -22,13 +22,14 @@ from mesh_stream.processing.reference import InputRecord
 __all__ = ["OutputWatcher", "lagging_groups", "read_inputs", "read_live"]
 
 
-def _consumer(conn: KafkaConnection) -> Any:
+def _consumer(conn: KafkaConnection, **config: Any) -> Any:
     return make_consumer(
         conn,
         {
             "group.id": f"mesh-verify-reader-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "log_level": 0,
+            **config,
         },
     )
 
@@ -153,7 +154,9 @@ class OutputWatcher:
         self.received = 0
         self.last_change = time.monotonic()
         self.undecodable: list[str] = []
-        self._consumer = _consumer(conn)
+        # A new output record is seen within milliseconds (librdkafka waits up to 500 ms
+        # for data by default): the kills aim at the batch that record belongs to.
+        self._consumer = _consumer(conn, **{"fetch.wait.max.ms": 10})
         metadata = self._consumer.list_topics(output.topic, timeout=10).topics[output.topic]
         self._consumer.assign(
             [TopicPartition(output.topic, p, 0) for p in sorted(metadata.partitions)]

@@ -2,7 +2,8 @@
 and the harness finds the bug when the engine's dedup or replay guard is switched off.
 
 Each run starts its own throwaway Kafka (the project's launcher, Kafka's real jars) and
-registry, as the command always does, so these tests do not use the session broker. The
+registry, as the command always does; the session broker and registry play the live mesh
+that ``--from-live`` reads (only reads) its input from. The
 processors are ``tests/integration/workers/verify_*.py``: a correct revenue processor and two
 mutants that declare the same ``PROCESSOR`` but run it without dedup, or with the engine's
 ``apply_once`` replaced by one that always applies.
@@ -10,12 +11,20 @@ mutants that declare the same ``PROCESSOR`` but run it without dedup, or with th
 
 from __future__ import annotations
 
+import random
 import re
+import time
+import uuid
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from mesh_stream.cli.main import run
+from mesh_stream.producer import open_publisher
+from mesh_stream.settings import MeshSettings
+from tests.conftest import KafkaAddress, RegistryAddress
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
 
@@ -57,7 +66,7 @@ def test_the_engine_without_its_replay_guard_fails_with_the_keys_counted_twice(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     status, report = verify(
-        capsys, "verify_revenue_without_replay_guard", "--records", "200", "--kills", "1"
+        capsys, "verify_revenue_without_replay_guard", "--records", "200", "--kills", "2"
     )
     assert status == 1, report
     wrong = counts(report)
@@ -68,13 +77,59 @@ def test_the_engine_without_its_replay_guard_fails_with_the_keys_counted_twice(
     assert "worker logs and Kafka data kept in" in report
 
 
-def test_the_engine_without_dedup_fails_with_the_duplicated_orders_counted(
-    capsys: pytest.CaptureFixture[str],
+def publish_live_orders(kafka: KafkaAddress, registry: RegistryAddress) -> int:
+    """Orders on the session broker (the "live mesh"), a quarter of them sent twice; their
+    timestamps are the newest of the topic. Returns how many records were published."""
+    settings = MeshSettings(
+        bootstrap_servers=kafka.bootstrap_servers,
+        registry_url=registry.url,
+        registry_principal="admin",
+        registry_token=SecretStr(registry.admin_token),
+    )
+    rng = random.Random(11)
+    now = int(time.time() * 1000) + 60_000
+    sent = 0
+    with open_publisher("orders.order-placed", settings=settings, root=REPO) as publisher:
+        for n in range(120):
+            placed_at = now + rng.randrange(240_000)
+            price = Decimal(rng.randint(100, 9_999)) / 100
+            order = {
+                "event_id": str(uuid.UUID(int=rng.getrandbits(128))),
+                "order_id": str(uuid.UUID(int=rng.getrandbits(128))),
+                "customer_id": f"cust-{n % 7}",
+                "region": ("eu-west", "us-east", "ap-south")[n % 3],
+                "channel": "WEB",
+                "currency": "EUR",
+                "total_amount": price,
+                "items": [{"sku": "sku-1", "quantity": 1, "unit_price": price}],
+                "placed_at": placed_at,
+            }
+            publisher.publish(order, timestamp_ms=placed_at + 500)
+            sent += 1
+            if n % 4 == 0:  # a retrying order service
+                publisher.publish(order, timestamp_ms=placed_at + 800)
+                sent += 1
+    return sent
+
+
+def test_the_engine_without_dedup_fails_on_live_input_with_the_copies_counted(
+    capsys: pytest.CaptureFixture[str], kafka: KafkaAddress, registry: RegistryAddress
 ) -> None:
+    published = publish_live_orders(kafka, registry)
     status, report = verify(
-        capsys, "verify_revenue_without_dedup", "--records", "200", "--kills", "0"
+        capsys,
+        "verify_revenue_without_dedup",
+        "--from-live",
+        str(published),
+        "--kills",
+        "0",
+        "--bootstrap-servers",
+        kafka.bootstrap_servers,
+        "--registry-url",
+        registry.url,
     )
     assert status == 1, report
+    assert f"input orders.order-placed: {published} live records" in report
     wrong = counts(report)
     assert wrong, report
     assert all(got > expected for expected, got in wrong), report  # copies counted
