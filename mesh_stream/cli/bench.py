@@ -117,11 +117,14 @@ def bench(
     confluent-kafka's Avro serde and mesh-stream, with acks=all and idempotence.
 
     Starts its own Kafka (free port, temporary data) and an in-process registry unless
-    MESH_BOOTSTRAP_SERVERS / MESH_REGISTRY_URL are set. Prints msgs/s, peak RSS, registry
-    HTTP calls during the timed part and the ratios with their targets, and writes them
-    to OUTPUT as JSON and text. The registry benchmark runs too, the registry scale benchmark
-    at 1k and 10k subjects (`--registry-scale` alone), and, inside a mesh-stream checkout
-    (the sample mesh), the processing benchmark.
+    MESH_BOOTSTRAP_SERVERS / MESH_REGISTRY_URL are set. Prints, per case, the median of its
+    interleaved runs with their min-max (msgs/s, CPU per record), peak RSS, registry HTTP
+    calls during the timed part and the ratios with their targets, and writes them to OUTPUT
+    as JSON and text. The codec benchmark runs too (encode/decode CPU per record against
+    fastavro on the benchmark record and, in a mesh-stream checkout, every sample contract;
+    `--codec-only` alone), the registry benchmark, the registry scale benchmark at 1k and
+    10k subjects (`--registry-scale` alone), and, inside a checkout (the sample mesh), the
+    processing benchmark.
     """
     require_extras("bench")
     from mesh_stream.bench.run import (
