@@ -338,9 +338,9 @@ def run_read(case: str, config: Config) -> CaseResult:
         reader = fastavro.schemaless_reader
         unpack = struct.Struct(">I").unpack_from
 
-        def read_batch() -> int:
+        def read_batch(wanted: int) -> int:
             nonlocal checksum
-            batch = consumer.consume(num_messages=BATCH, timeout=1.0)
+            batch = consumer.consume(num_messages=wanted, timeout=1.0)
             if case == "f":
                 for message in batch:
                     checksum += len(message.value())
@@ -369,10 +369,10 @@ def run_read(case: str, config: Config) -> CaseResult:
         )
         consumer.subscribe([topic])
 
-        def read_batch() -> int:
+        def read_batch(wanted: int) -> int:
             nonlocal checksum
             count = 0
-            for _ in range(BATCH):
+            for _ in range(wanted):
                 message = consumer.poll(0.2 if count == 0 else 0)
                 if message is None:
                     break
@@ -391,20 +391,22 @@ def run_read(case: str, config: Config) -> CaseResult:
         )
         calls = lambda: client.http_calls  # noqa: E731
 
-        def read_batch() -> int:
+        def read_batch(wanted: int) -> int:
             nonlocal checksum
-            records = consumer.consume(BATCH, 1.0)
+            records = consumer.consume(wanted, 1.0)
             for record in records:
                 checksum += record.value["item_count"]
             return len(records)
 
     deadline = time.monotonic() + 120
+    # Never ask for more than is left: consume(n) waits up to its timeout for n records,
+    # and a last batch asking past the end of the topic would time that wait, not decoding.
     while seen < config.warmup and time.monotonic() < deadline:
-        seen += read_batch()
+        seen += read_batch(min(BATCH, config.warmup - seen))
     before = calls()
     started, cpu_started = time.perf_counter(), time.process_time()
     while seen < total and time.monotonic() < deadline:
-        seen += read_batch()
+        seen += read_batch(min(BATCH, total - seen))
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     after = calls()
     consumer.close()
