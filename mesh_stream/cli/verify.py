@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import random
 import signal
@@ -137,6 +138,10 @@ def verify(
     chosen_seed = seed if seed is not None else random.SystemRandom().randrange(10**6)
     # SIGTERM unwinds like Ctrl-C, so the throwaway Kafka and the workers are stopped.
     previous = signal.signal(signal.SIGTERM, _interrupted)
+    # The sandbox registry's role notes ("this instance is the writer") mean nothing here.
+    registry_log = logging.getLogger("mesh_stream.registry")
+    level = registry_log.level
+    registry_log.setLevel(logging.ERROR)
     try:
         found = project.find(settings)
         for folder in (str(found.root), os.getcwd()):
@@ -178,10 +183,12 @@ def verify(
         message = explain(exc)
         if message is None:
             raise
-        click.secho(f"error: {message}", fg="red", err=True)
+        # Status 2 is click's usage-error status, and reads like one.
+        click.secho(f"Error: {message}", fg="red", err=True)
         return UNUSABLE
     finally:
         signal.signal(signal.SIGTERM, previous)
+        registry_log.setLevel(level)
     for line in result.lines:
         click.echo(line)
     if result.failure is not None:

@@ -122,6 +122,11 @@ class VerifyResult:
 
 def load_processor(module: str) -> Processor:
     """The ``PROCESSOR`` of ``module`` (importable from ``sys.path``)."""
+    if not all(part.isidentifier() for part in module.split(".")):
+        raise ConfigurationError(
+            f"{module!r} is not a Python module name; give a dotted module such as "
+            f"domains.analytics.processors.revenue"
+        )
     try:
         imported = importlib.import_module(module)
     except ModuleNotFoundError as exc:

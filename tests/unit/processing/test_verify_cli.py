@@ -35,8 +35,9 @@ def test_help_says_it_runs_on_its_own_throwaway_kafka_and_what_exit_statuses_mea
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["no_such_module_here"], "error: no module 'no_such_module_here'"),
-        (["json"], "error: json has no PROCESSOR = Processor(...)"),
+        (["no_such_module_here"], "Error: no module 'no_such_module_here'"),
+        (["json"], "Error: json has no PROCESSOR = Processor(...)"),
+        ([""], "Error: '' is not a Python module name"),
     ],
 )
 def test_a_module_that_is_no_processor_is_exit_2_in_one_line(
@@ -72,7 +73,7 @@ def test_a_processor_whose_output_the_project_lacks_is_named(
     monkeypatch.syspath_prepend(str(tmp_path))
     status, _, err = mesh(capsys, "elsewhere_processor", "--project", str(REPO))
     assert status == 2
-    assert err.startswith("error: no product 'nowhere.thing' in the descriptors")
+    assert err.startswith("Error: no product 'nowhere.thing' in the descriptors")
 
 
 def test_a_processor_reading_an_undeclared_input_is_named(
@@ -91,7 +92,7 @@ def test_a_processor_reading_an_undeclared_input_is_named(
     status, _, err = mesh(capsys, "undeclared_processor", "--project", str(REPO))
     assert status == 2
     assert err.strip() == (
-        "error: processor of analytics.revenue-by-region reads payments.payment-failed, which "
+        "Error: processor of analytics.revenue-by-region reads payments.payment-failed, which "
         "its descriptor does not list in `inputs`; add it there"
     )
 
