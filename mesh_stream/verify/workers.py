@@ -40,6 +40,7 @@ class Worker:
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self._log_offset = 0
+        self._stopped_by_us = False
 
     @property
     def running(self) -> bool:
@@ -47,6 +48,7 @@ class Worker:
 
     def start(self) -> None:
         self.starts += 1
+        self._stopped_by_us = False
         with self.log_path.open("ab") as log:
             log.write(f"\n==== mesh verify: start {self.starts} ====\n".encode())
             log.flush()
@@ -76,7 +78,7 @@ class Worker:
 
     def check_alive(self) -> None:
         """Raise :class:`WorkerFailedError` (with the log's first error) if it has stopped."""
-        if self.process is None or self.process.poll() is None:
+        if self.process is None or self.process.poll() is None or self._stopped_by_us:
             return
         raise WorkerFailedError(
             f"{self.name} ({self.module}) stopped by itself with exit status "
@@ -86,12 +88,14 @@ class Worker:
 
     def kill(self) -> None:
         """SIGKILL: no clean-up, no commit, state as it was on disk."""
+        self._stopped_by_us = True
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(30)
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout``."""
+        self._stopped_by_us = True
         if self.process is None or self.process.poll() is not None:
             return
         self.process.send_signal(signal.SIGTERM)
