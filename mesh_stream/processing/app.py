@@ -9,7 +9,7 @@ here knows what a processor computes. A worker is two stages:
    producer partitions that topic, so every key's events reach one partition and therefore one
    table partition, whatever partitioner the publishers used. Each key's events of a batch
    travel as one internal record.
-2. **aggregate**: a faust agent that reads the internal topic in batches (``take_ready``),
+2. **aggregate**: a faust agent that reads the internal topic in batches (``take_events``),
    updates a RocksDB table (changelogged to Kafka) through :mod:`mesh_stream.processing.dedup`
    so each event counts once, and publishes the key's new value to the output product, framed
    with the output's registered schema id, once per key and batch.
@@ -67,8 +67,7 @@ PROCESSING_GUARANTEE = "at_least_once"
 #: faust's 100 stalled every such batch and logged "producer buffer full" each time.
 PRODUCER_BUFFER_MESSAGES = 10_000
 
-#: Events per batch of the aggregate agent, and the longest a batch waits for more events
-#: while the input is busy (an idle input's batch goes at once, see faust_seams.take_ready).
+#: Events per batch of the aggregate agent, and the longest a batch waits to fill.
 BATCH_MAX_EVENTS = 2_000
 BATCH_WITHIN_S = 0.02
 
@@ -284,7 +283,7 @@ def add_aggregate_agent(
     """
 
     async def aggregate(stream: faust.StreamT[Any]) -> AsyncIterator[None]:
-        take = faust_seams.take_ready(stream, BATCH_MAX_EVENTS, BATCH_WITHIN_S)
+        take = faust_seams.take_events(stream, BATCH_MAX_EVENTS, BATCH_WITHIN_S)
         async for events in take:
             by_partition: dict[int, tuple[faust.EventT[Any], dict[str, list[Envelope]]]] = {}
             for event in events:

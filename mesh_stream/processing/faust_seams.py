@@ -11,26 +11,23 @@ integration tests.
 * :func:`current_event` -- tables write their changelog record to the partition of the
   *current event*, which the batching does not set in the agent's task
   (``faust.streams._current_event``).
-* :func:`take_ready` -- batches of events that do not wait when the input is idle: like
-  ``Stream.take_events``, whose batch waits its whole ``within`` unless it fills, but a batch
-  is handed over as soon as the stream's queue is drained (``Stream.add_processor``,
-  ``Stream._enable_passive``, ``Stream.current_event``, ``Channel.queue``).
+* :func:`take_events` -- batches of events (``Stream.take_events`` is on the concrete
+  ``Stream`` only, not on ``StreamT``).
 * :func:`size_producer_buffer` -- the producer buffer's ``max_messages`` (faust's 100 stalls
   every batch that queues thousands of outputs and changelog records).
 * :func:`withhold_acks` -- keep a failed batch's offsets from ever being committed
-  (``Message.acked``): ``take_ready`` acknowledges a batch when the agent leaves it, even
+  (``Message.acked``): ``take_events`` acknowledges a batch when the agent leaves it, even
   by an exception.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib.metadata
 import re
 import weakref
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.streams import _current_event
@@ -42,7 +39,7 @@ __all__ = [
     "check_faust_version",
     "current_event",
     "size_producer_buffer",
-    "take_ready",
+    "take_events",
     "withhold_acks",
 ]
 
@@ -93,56 +90,14 @@ def current_event(event: faust.EventT[Any]) -> Iterator[None]:
         _current_event.reset(token)
 
 
-async def take_ready(
+def take_events(
     stream: faust.StreamT[Any], max_events: int, within_s: float
 ) -> AsyncIterator[Sequence[faust.EventT[Any]]]:
-    """Batches of up to ``max_events`` events of ``stream``: what is there as soon as the
-    stream's queue is drained, else after at most ``within_s``. Each batch is acknowledged
-    when the consumer asks for the next one (or leaves, even by an exception: see
+    """Up to ``max_events`` events, or fewer after ``within_s``; acknowledged when the
+    consumer asks for the next batch (or leaves, even by an exception: see
     :func:`withhold_acks`)."""
-    concrete: Any = stream
-    queue = concrete.channel.queue
-    events: list[faust.EventT[Any]] = []
-    ready = asyncio.Event()
-    room = asyncio.Event()
-    room.set()
-
-    async def collect(value: Any) -> Any:
-        event = concrete.current_event
-        if event is None:
-            raise RuntimeError("faust set no current event for a value of the stream")
-        events.append(event)
-        if len(events) >= max_events or queue.empty():
-            ready.set()
-        if len(events) >= max_events:  # a full batch: stop reading until it is taken
-            room.clear()
-            await concrete.wait(room)
-        return value
-
-    acks_were_enabled = concrete.enable_acks
-    concrete.enable_acks = False  # this function acknowledges, once a batch is processed
-    concrete.add_processor(collect)
-    concrete._enable_passive(aiter(concrete.channel))
-    try:
-        while not concrete.should_stop:
-            await concrete.wait_for_stopped(ready, timeout=within_s)
-            ready.clear()
-            if not events:
-                continue
-            batch = events[:max_events]
-            try:
-                yield batch
-            finally:
-                # events read while the batch was processed stay for the next one
-                del events[: len(batch)]
-                for event in batch:
-                    await concrete.ack(event)
-                if events and (len(events) >= max_events or queue.empty()):
-                    ready.set()
-                room.set()
-    finally:
-        concrete.enable_acks = acks_were_enabled
-        concrete._processors.remove(collect)
+    concrete = cast("faust.Stream[Any]", stream)
+    return concrete.take_events(max_events, within=within_s)
 
 
 def size_producer_buffer(app: faust.App, max_messages: int) -> None:

@@ -20,10 +20,6 @@ dead-letter topic with the same ``mesh.dlq.*`` headers the SDK consumer writes
 (:func:`mesh_stream.kafka.dlq.poison_pill_headers`). Any other failure (a bug in the
 processor's ``key``, a send Kafka refuses) crashes the stage, which stops the worker without
 committing.
-
-Batches do not wait when the input is idle: the stage takes what librdkafka has fetched, and
-only when that is nothing waits (up to ``BATCH_WITHIN_S``) for the first record, then takes
-what came with it.
 """
 
 from __future__ import annotations
@@ -33,6 +29,7 @@ import logging
 import os
 import struct
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -54,13 +51,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Most input records in one batch, and the longest an idle stage waits for a first record.
+#: Most input records in one batch, and the longest a batch waits to fill (it adds to latency).
 BATCH_MAX_RECORDS = 2_000
 BATCH_WITHIN_S = 0.02
 #: Most envelopes in one internal record, which keeps it well under Kafka's 1 MB message limit.
 ENVELOPES_PER_RECORD = 500
 #: Batches forwarded but not yet acknowledged by Kafka; reading goes on while they are in flight.
 BATCHES_IN_FLIGHT = 4
+#: Acknowledged input offsets are committed at most this often (and at a clean stop), as
+#: faust commits its own consumer's: small batches must not mean a commit request each.
+COMMIT_INTERVAL_S = 1.0
 #: Longest a stop waits for Kafka to acknowledge the batches in flight before leaving them.
 STOP_TIMEOUT_S = 30.0
 #: Longest a crashed worker may take to stop before its process exits with status 1 (armed by
@@ -160,6 +160,8 @@ class RekeyStage(Service):
         # Every consumer call runs on this one thread, so close never overlaps a fetch.
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="mesh-rekey")
         self._in_flight: list[tuple[asyncio.Future[Any], list[TopicPartition]]] = []
+        self._acknowledged: list[TopicPartition] = []  # not committed yet, oldest first
+        self._last_commit = 0.0
         self._finished = asyncio.Event()
         super().__init__(**kwargs)
 
@@ -228,16 +230,8 @@ class RekeyStage(Service):
             self._finished.set()
 
     def _consume(self, count: int, timeout: float) -> list[Message]:
-        """What is there (up to ``count``), without waiting; if nothing, the first record to
-        come within ``timeout`` and whatever came with it."""
-        consumer = self._consumer
-        assert consumer is not None
-        messages = consumer.consume(count, 0)
-        if not messages:
-            messages = consumer.consume(1, timeout)
-            if messages:
-                messages += consumer.consume(count - 1, 0)
-        return messages
+        assert self._consumer is not None
+        return self._consumer.consume(count, timeout)
 
     async def _call(self, function: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(
@@ -298,12 +292,13 @@ class RekeyStage(Service):
         return await dead_letters.send(key=message.key(), value=value, headers=headers, force=True)
 
     async def _commit_acknowledged(self, *, wait: bool, final: bool = False) -> None:
-        """Commit the offsets of the oldest batches whose records Kafka acknowledged.
+        """Commit the offsets of the oldest batches whose records Kafka acknowledged, at most
+        every COMMIT_INTERVAL_S (always when ``final``).
 
         With ``wait``, waits for the oldest batch first (all of them when ``final``). A send
         that failed raises here, before its offsets could be committed.
         """
-        ready: list[TopicPartition] = []
+        ready = self._acknowledged
         while self._in_flight:
             acknowledged, offsets = self._in_flight[0]
             if not acknowledged.done() and (wait or final):
@@ -314,7 +309,9 @@ class RekeyStage(Service):
             acknowledged.result()
             ready.extend(offsets)
             self._in_flight.pop(0)
-        if ready:
+        now = time.monotonic()
+        if ready and (final or now - self._last_commit >= COMMIT_INTERVAL_S):
+            self._acknowledged, self._last_commit = [], now
             assert self._consumer is not None
             owned = await self._call(self._consumer.assignment)
             offsets = offsets_to_commit(ready, owned)
