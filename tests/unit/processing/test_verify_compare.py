@@ -5,22 +5,26 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mesh_stream.errors import ConfigurationError
+from mesh_stream.errors import ConfigurationError, ProductNotFoundError
 from mesh_stream.processing.reference import InputRecord
 from mesh_stream.processing.spec import Event, Input, Processor
+from mesh_stream.project import load_project
 from mesh_stream.verify.compare import as_written, compare, render
 from mesh_stream.verify.harness import (
     VerifyOptions,
+    _input_sources,
     _slices,
     expected_records,
     load_processor,
     order_dependence,
 )
 
+REPO = Path(__file__).resolve().parents[3]
 SCHEMA = json.dumps(
     {
         "type": "record",
@@ -176,3 +180,68 @@ def test_a_module_without_a_processor_declaration_is_named() -> None:
         load_processor("json")
     with pytest.raises(ConfigurationError, match="no module 'no_such_module_here'"):
         load_processor("no_such_module_here")
+
+
+class LiveRegistry:
+    """The live registry's answers for a product the project does not hold."""
+
+    url = "http://live-registry:8081"
+
+    def __init__(self, product: Any, schema: str) -> None:
+        self.product = product
+        self.schema = schema
+
+    def get_product(self, name: str) -> dict[str, Any]:
+        if name != self.product.name:
+            raise ProductNotFoundError(f"no product {name}", status=404, error_code=40404)
+        document: dict[str, Any] = self.product.model_dump(mode="json", by_alias=True)
+        return document
+
+    def get_latest(self, subject: str) -> Any:
+        assert subject == self.product.value_subject
+        return type("Latest", (), {"schema": self.schema})()
+
+
+class OnlyOutputProject:
+    """A team's project holding its own output only (inputs are other domains')."""
+
+    root = REPO
+
+    def descriptor(self, name: str) -> None:
+        del name
+
+
+def test_inputs_the_project_lacks_come_from_the_live_registry_with_several_partitions() -> None:
+    sample = load_project(REPO)
+    orders = sample.descriptor("orders.order-placed")
+    assert orders is not None
+    schema = (REPO / orders.schema_file).read_text()
+    live = LiveRegistry(orders.model_copy(update={"partitions": 1}), schema)
+    declared = Processor(
+        output="analytics.totals",
+        inputs=(Input("orders.order-placed", key=lambda _fields: "k", reads=("region",)),),
+        apply=keep_least,
+        emit=total,
+    )
+    sources = _input_sources(declared, OnlyOutputProject(), lambda: live)  # type: ignore[arg-type]
+    assert [(s.product.name, s.product.partitions, s.schema) for s in sources] == [
+        ("orders.order-placed", 3, schema)
+    ]
+
+
+def test_an_input_neither_the_project_nor_the_registry_knows_is_named() -> None:
+    sample = load_project(REPO)
+    orders = sample.descriptor("orders.order-placed")
+    live = LiveRegistry(orders, "{}")
+    declared = Processor(
+        output="analytics.totals",
+        inputs=(Input("payments.payment-failed", key=lambda _fields: "k", reads=("reason",)),),
+        apply=keep_least,
+        emit=total,
+    )
+    with pytest.raises(
+        ConfigurationError,
+        match=r"input payments.payment-failed is not in the project at .*, and the registry "
+        r"at http://live-registry:8081 cannot give it: product payments.payment-failed not found",
+    ):
+        _input_sources(declared, OnlyOutputProject(), lambda: live)  # type: ignore[arg-type]
