@@ -223,3 +223,37 @@ def test_a_worker_whose_outputs_kafka_refuses_stops(
     assert status != 0, text[-3000:]
     assert f"Kafka refused a record of {spec.app_id}" in text, text[-3000:]
     assert "MessageSizeTooLarge" in text, text[-3000:]
+
+
+def test_a_failing_apply_stops_the_worker_with_one_line_first_and_loses_no_order(
+    kafka: KafkaAddress, run: BenchRun, tmp_path: Path
+) -> None:
+    spec, env = run.spec, run.env
+    source, output = spec.inputs[0], spec.output
+    placed = int(time.time() * 1000)
+    orders = [_order(n, placed) for n in range(ORDERS)]
+    publish(run, orders, placed)
+    log = tmp_path / "worker.log"
+    bad = orders[FAILING]["order_id"]
+    failing = {**env, "MESH_TEST_FAIL_ORDER": bad, "MESH_TEST_FAIL_IN": "apply"}
+    status, text = run_until_exit(failing, log)
+    assert status != 0, text[-3000:]
+    line = (
+        f"processor {output.name} crashed on {source.topic}[0]@{FAILING}: "
+        f"ValueError apply cannot handle order {bad}"
+    )
+    assert line in text, text[-3000:]
+    assert text.index(line) < text.index("Crashed reason"), text[-3000:]
+    with RegistryClient.from_settings(run.settings) as client:
+        fixed = start_worker(env, log)
+        try:
+            windows = read_windows(
+                kafka.bootstrap_servers, client, output.topic, output.partitions, ORDERS
+            )
+            counts = {w["region"]: w["order_count"] for w in windows.values()}
+            assert counts == Counter(order["region"] for order in orders)
+            fixed.terminate()
+            assert fixed.wait(60) == 0, log.read_text(errors="replace")[-3000:]
+        finally:
+            if fixed.poll() is None:
+                fixed.kill()

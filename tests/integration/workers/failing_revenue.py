@@ -2,8 +2,9 @@
 
 ``python -m tests.integration.workers.failing_revenue worker -l info`` runs the revenue
 processor over private 1-partition copies of its products (run ``MESH_BENCH_RUN_ID``); its
-``key`` raises on the order whose ``order_id`` is ``MESH_TEST_FAIL_ORDER`` (when that is set),
-the way a bug in a processor's own code would.
+``key`` (or, with ``MESH_TEST_FAIL_IN=apply``, its ``apply``) raises on the order whose
+``order_id`` is ``MESH_TEST_FAIL_ORDER`` (when that is set), the way a bug in a processor's own
+code would.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from domains.analytics.processors import revenue
 from mesh_stream.descriptor import load_descriptors
+from mesh_stream.processing import Event
 from mesh_stream.processing.app import ProcessorSpec
 from mesh_stream.processing.engine import retarget, run
 from mesh_stream.registration import ensure_topics, schema_text
@@ -49,16 +51,23 @@ def failing_spec(settings: MeshSettings, run_id: str) -> ProcessorSpec:
 
 def main() -> None:
     failing = os.environ.get("MESH_TEST_FAIL_ORDER")
+    in_apply = os.environ.get("MESH_TEST_FAIL_IN") == "apply"
     [orders] = revenue.PROCESSOR.inputs
 
     def key(order: Mapping[str, Any]) -> str | None:
-        if order["order_id"] == failing:
+        if order["order_id"] == failing and not in_apply:
             raise ValueError(f"route cannot handle order {failing}")
         return orders.key(order)
+
+    def apply(window: dict[str, Any], event: Event) -> None:
+        if event.fields["order_id"] == failing and in_apply:
+            raise ValueError(f"apply cannot handle order {failing}")
+        revenue.add_order(window, event)
 
     buggy = dataclasses.replace(
         revenue.PROCESSOR,
         inputs=(dataclasses.replace(orders, key=key, reads=(*orders.reads, "order_id")),),
+        apply=apply,
     )
     spec = failing_spec(MeshSettings(), os.environ["MESH_BENCH_RUN_ID"])
     run(retarget(buggy, spec), spec=spec)
