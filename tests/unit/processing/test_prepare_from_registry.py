@@ -8,7 +8,10 @@ the input's domain.
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -186,3 +189,42 @@ def test_a_field_the_processor_reads_but_the_input_lost_stops_prepare(
     assert "\n" not in message
     with pytest.raises(SubjectNotFoundError):  # refused before the output was registered
         analytics.get_latest("analytics.revenue-by-region.v1-value")
+
+
+def test_a_worker_whose_input_lost_a_field_prints_one_line_and_exits_1(
+    server: RegistryServer, project: MeshProject
+) -> None:
+    """What a team sees when the orders domain removed a field the processor reads."""
+    publish_input(server)
+    script = (
+        "import dataclasses\n"
+        "from domains.analytics.processors import revenue\n"
+        "from mesh_stream.processing import run\n"
+        "[orders] = revenue.PROCESSOR.inputs\n"
+        "more = dataclasses.replace(orders, reads=(*orders.reads, 'coupon_code'))\n"
+        "run(dataclasses.replace(revenue.PROCESSOR, inputs=(more,)), ['worker'])\n"
+    )
+    env = {
+        **os.environ,
+        "MESH_REGISTRY_URL": server.url,
+        "MESH_REGISTRY_PRINCIPAL": "analytics",
+        "MESH_REGISTRY_TOKEN": TOKENS["analytics"],
+        "MESH_PROJECT_ROOT": str(project.root),
+        "MESH_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(
+        "error: processor analytics.revenue-by-region reads field 'coupon_code' of "
+        "orders.order-placed"
+    )
