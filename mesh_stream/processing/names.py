@@ -11,5 +11,10 @@ def processor_app_id(output_name: str) -> str:
 
 
 def sources_group(app_id: str) -> str:
-    """Consumer group whose committed offsets say how far the re-key stage read the inputs."""
-    return f"{app_id}-sources"
+    """Consumer group whose committed offsets say how far the re-key stage read the inputs.
+
+    ``-rekey`` since the one engine: its state tables and internal topic are new, so it must
+    not resume from the offsets of the hand-written processors' group (``-sources``), whose
+    state it does not have; it reads the inputs again from the start instead.
+    """
+    return f"{app_id}-rekey"

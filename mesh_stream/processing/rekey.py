@@ -9,7 +9,7 @@ record, asks the processor's ``route`` for its key, and sends each key's events 
 one record (a JSON list of envelopes) to the processor's internal topic through faust's
 producer, which partitions it the way faust's tables expect.
 
-Offsets of the input products are committed (consumer group ``<app id>-sources``) only after
+Offsets of the input products are committed (consumer group ``<app id>-rekey``) only after
 Kafka acknowledged every internal record made from them, so nothing is lost: a crash replays
 the records after the last commit, and the aggregate stage counts a replayed event once (see
 :mod:`mesh_stream.processing.dedup`). Only partitions still assigned are committed, so after a

@@ -4,7 +4,7 @@ The revenue processor runs on private 3-partition copies of its products
 (:mod:`tests.integration.workers.scale_out_revenue`). A seeded backlog of orders (five regions,
 six 1-minute windows, some orders published twice) is waiting when worker A starts; while A is
 busy, worker B (its own RocksDB dir) joins, so both consumer groups (the re-key stage's
-``<app id>-sources`` and faust's ``<app id>``) rebalance in the middle of a steady stream of
+``<app id>-rekey`` and faust's ``<app id>``) rebalance in the middle of a steady stream of
 orders; once each group shows both workers owning partitions, A is killed with SIGKILL while
 the stream goes on, and more orders follow. B must take over A's partitions (input, internal
 topic and tables, restored from the changelogs) and the latest output record per window must

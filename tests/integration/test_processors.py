@@ -339,7 +339,7 @@ def assert_dead_lettered(bootstrap: str, product: DataProduct, where: tuple[int,
 def wait_idle(bootstrap: str, outputs: list[DataProduct], timeout: float) -> None:
     """Until every processor has committed the end of each topic it reads (inputs, internal).
 
-    The re-key stage commits the inputs in group ``<app id>-sources``, the aggregate agent its
+    The re-key stage commits the inputs in group ``<app id>-rekey``, the aggregate agent its
     internal topic in faust's group ``<app id>``.
 
     Exact outputs do not mean idle: after the kill the workers still work through replayed
