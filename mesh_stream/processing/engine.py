@@ -28,8 +28,9 @@ stay pure business logic:
 
 On the internal topic, one record holds one key's events of a batch: a JSON list of envelopes
 ``{"input", "topic", "partition", "offset", "arrival_ms", "event_ms", "fields"}`` (plus
-``"window": [key, start, end]`` when windowed); decimals travel as ``{"$decimal": "1.50"}``
-and bytes as ``{"$bytes": "<latin-1>"}``, so ``apply`` sees the types ``key`` saw.
+``"window": [key, start, end]`` when windowed); top-level decimal fields travel as text
+named in ``"decimals"``, nested ones as ``{"$decimal": "1.50"}`` and bytes as
+``{"$bytes": "<latin-1>"}``, so ``apply`` sees the types ``key`` saw.
 """
 
 from __future__ import annotations
@@ -119,6 +120,12 @@ def decode_envelopes(data: bytes) -> list[dict[str, Any]]:
         envelopes: list[dict[str, Any]] = json.loads(data, object_hook=_decode_value)
     else:
         envelopes = json.loads(data)
+    for envelope in envelopes:
+        decimals = envelope.get("decimals")
+        if decimals:
+            fields = envelope["fields"]
+            for name in decimals:
+                fields[name] = Decimal(fields[name])
     return envelopes
 
 
@@ -245,6 +252,10 @@ class Aggregation:
             "event_ms": event.event_ms,
             "fields": fields,
         }
+        decimals = [name for name, value in fields.items() if isinstance(value, Decimal)]
+        if decimals:  # as text, named: reading them back needs no hook on every object
+            wire["fields"] = {**fields, **{name: str(fields[name]) for name in decimals}}
+            wire["decimals"] = decimals
         if processor.window is None:
             return ((key, wire),)
         return ((str(w), {**wire, "window": [w.key, w.start_ms, w.end_ms]}) for w in state_keys)

@@ -354,3 +354,13 @@ def test_retarget_renames_output_and_inputs_in_declaration_order() -> None:
     assert moved.inputs[0].reads == revenue.PROCESSOR.inputs[0].reads
     with pytest.raises(ConfigurationError, match=r"declares 3 inputs, but bench1\.revenue"):
         retarget(customer_360.PROCESSOR, spec)
+
+
+def test_routed_decimals_reach_apply_as_decimals() -> None:
+    worker = Worker(revenue.PROCESSOR)
+    order = orders(random.Random(3), 1)[0]
+    [(_key, value, _offset)] = worker.forward([InputRecord("orders.order-placed", order, BASE)])
+    [envelope] = decode_envelopes(value)
+    assert envelope["fields"]["total_amount"] == order["total_amount"]
+    assert isinstance(envelope["fields"]["total_amount"], Decimal)
+    assert b"$decimal" not in value  # top-level decimals need no hook when read back
