@@ -1,1 +1,2 @@
-"""One faust app per analytics product, each runnable as its own worker."""
+"""The analytics processors: one declaration (``PROCESSOR``) per analytics product, each run
+as its own worker with ``python -m domains.analytics.processors.<module> worker -l info``."""
