@@ -59,7 +59,7 @@ class _Values:
         #: Values per field: ids (uuid strings) many, so per-id keys get a few events
         #: each; other values few, so keys such as a region aggregate many events.
         self.id_pool = max(3, min(500, records // 5))
-        self.pool_size = max(3, min(20, records // 100))
+        self.pool_size = max(3, min(30, records // 50))
         self.named: dict[str, Any] = {}
         self.pools: dict[str, list[Any]] = {}
 
