@@ -228,19 +228,22 @@ class Aggregation:
         self, topic: str, partition: int, offset: int, record: dict[str, Any], arrival_ms: int
     ) -> Iterable[tuple[str, dict[str, Any]]]:
         """The (internal key, envelope) pairs of one decoded input record."""
-        processor = self.processor
         declared = self.by_topic[topic]
         try:
             fields = {name: record[name] for name in declared.reads}
         except KeyError as missing:
             where = f"{topic}[{partition}]@{offset}"
             raise self._fail(where, missing, str(missing.args[0])) from missing
+        window = self.processor.window
         try:
             key = declared.key(fields)
             if key is None:
                 return ()
-            event = processor.event(declared.product, fields, arrival_ms)
-            state_keys = processor.keys(event, key)
+            # what Processor.event and Processor.keys do, without an Event per record
+            event_ms = arrival_ms
+            if declared.event_time is not None and fields[declared.event_time] is not None:
+                event_ms = int(fields[declared.event_time])
+            windows = list(window.windows(key, event_ms, arrival_ms)) if window else []
         except Exception as exc:
             raise self._fail(f"{topic}[{partition}]@{offset}", exc) from exc
         wire = {
@@ -249,16 +252,16 @@ class Aggregation:
             "partition": partition,
             "offset": offset,
             "arrival_ms": arrival_ms,
-            "event_ms": event.event_ms,
+            "event_ms": event_ms,
             "fields": fields,
         }
-        decimals = [name for name, value in fields.items() if isinstance(value, Decimal)]
+        decimals = [name for name, value in fields.items() if type(value) is Decimal]
         if decimals:  # as text, named: reading them back needs no hook on every object
             wire["fields"] = {**fields, **{name: str(fields[name]) for name in decimals}}
             wire["decimals"] = decimals
-        if processor.window is None:
+        if window is None:
             return ((key, wire),)
-        return ((str(w), {**wire, "window": [w.key, w.start_ms, w.end_ms]}) for w in state_keys)
+        return ((str(w), {**wire, "window": [w.key, w.start_ms, w.end_ms]}) for w in windows)
 
     def update(self, kafka_key: str, envelopes: list[Envelope]) -> None:
         """Apply one key's envelopes of a batch (each once), store, emit if any was fresh."""
