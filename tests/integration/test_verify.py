@@ -32,8 +32,28 @@ REPO = Path(__file__).resolve().parents[2]
 WORKERS = "tests.integration.workers"
 
 
-def verify(capsys: pytest.CaptureFixture[str], module: str, *args: str) -> tuple[int, str]:
-    status = run(["verify", f"{WORKERS}.{module}", "--project", str(REPO), "--seed", "11", *args])
+@pytest.fixture
+def work_dir(tmp_path: Path) -> Path:
+    """Where a run keeps its sandbox and worker logs (a failing run keeps them)."""
+    return tmp_path / "verify"
+
+
+def verify(
+    capsys: pytest.CaptureFixture[str], work_dir: Path, module: str, *args: str
+) -> tuple[int, str]:
+    status = run(
+        [
+            "verify",
+            f"{WORKERS}.{module}",
+            "--project",
+            str(REPO),
+            "--seed",
+            "11",
+            "--work-dir",
+            str(work_dir),
+            *args,
+        ]
+    )
     out, err = capsys.readouterr()
     return status, out + err
 
@@ -45,10 +65,10 @@ def counts(report: str) -> list[tuple[int, int]]:
 
 
 def test_a_correct_processor_passes_through_kills_and_a_rebalance(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], work_dir: Path
 ) -> None:
     status, report = verify(
-        capsys, "verify_revenue", "--records", "200", "--kills", "2", "--workers", "2"
+        capsys, work_dir, "verify_revenue", "--records", "200", "--kills", "2", "--workers", "2"
     )
     assert status == 0, report
     assert "kill 1: worker-2 joined during the batch (rebalance); SIGKILL worker-1" in report
@@ -63,10 +83,10 @@ def test_a_correct_processor_passes_through_kills_and_a_rebalance(
 
 
 def test_the_engine_without_its_replay_guard_fails_with_the_keys_counted_twice(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], work_dir: Path
 ) -> None:
     status, report = verify(
-        capsys, "verify_revenue_without_replay_guard", "--records", "200", "--kills", "2"
+        capsys, work_dir, "verify_revenue_without_replay_guard", "--records", "200", "--kills", "2"
     )
     assert status == 1, report
     wrong = counts(report)
@@ -74,7 +94,8 @@ def test_the_engine_without_its_replay_guard_fails_with_the_keys_counted_twice(
     assert all(got > expected for expected, got in wrong), report  # replays applied again
     assert re.search(r"^\d+ keys expected, \d+ in the output: [1-9]\d* differ", report, re.M)
     assert "FAILED: outputs differ from the recomputation (seed 11)" in report
-    assert "worker logs and Kafka data kept in" in report
+    assert f"worker logs and Kafka data kept in {work_dir}" in report
+    assert (work_dir / "logs" / "worker-1.log").exists()
 
 
 def publish_live_orders(kafka: KafkaAddress, registry: RegistryAddress) -> int:
@@ -113,11 +134,15 @@ def publish_live_orders(kafka: KafkaAddress, registry: RegistryAddress) -> int:
 
 
 def test_the_engine_without_dedup_fails_on_live_input_with_the_copies_counted(
-    capsys: pytest.CaptureFixture[str], kafka: KafkaAddress, registry: RegistryAddress
+    capsys: pytest.CaptureFixture[str],
+    work_dir: Path,
+    kafka: KafkaAddress,
+    registry: RegistryAddress,
 ) -> None:
     published = publish_live_orders(kafka, registry)
     status, report = verify(
         capsys,
+        work_dir,
         "verify_revenue_without_dedup",
         "--from-live",
         str(published),
