@@ -106,9 +106,8 @@ def open_sandbox(
 ) -> Iterator[Sandbox]:
     """Start a one-node Kafka and a registry under ``work_dir``; stop both on exit."""
     with ExitStack() as stack:
-        cluster = local_cluster(
-            settings.model_copy(update={"data_dir": work_dir}), progress=lambda _line: None
-        )
+        # The launcher's lines say when Kafka's jars are fetched (a first run takes minutes).
+        cluster = local_cluster(settings.model_copy(update={"data_dir": work_dir}), progress)
         progress("starting a throwaway Kafka (one node, free ports) ...")
         state = cluster.start(brokers=1, port=0, timeout=settings.broker_start_timeout)
         stack.callback(cluster.stop)
