@@ -18,7 +18,7 @@ these ACLs, one principal ``User:<domain>`` per domain. :func:`plan_acls` derive
   transactional ids prefixed ``<d>.`` or ``<d>-`` (the SDK's naming rule for a domain's own
   groups); READ on ``mesh-tail-`` groups (`mesh tail`'s throw-away groups).
 - **processors**: a domain owning a product built from inputs runs its processor as app id
-  ``mesh-<product>`` (consumer groups ``mesh-<product>`` and ``mesh-<product>-sources``,
+  ``mesh-<product>`` (consumer groups ``mesh-<product>`` and ``mesh-<product>-rekey``,
   internal, changelog and faust assignor topics ``mesh-<product>-...``): ALL on topics,
   READ on groups, WRITE + DESCRIBE on transactional ids prefixed ``mesh-<d>.``.
 - **registry**: its principal (``User:registry`` by default) gets the registry topic, the

@@ -30,6 +30,8 @@ def add_order(window: dict[str, Any], event: Event) -> None:
     if not window:
         window.update(order_count=0, gross_cents=0, currency=order["currency"])
         window["updated_at"] = order["placed_at"]
+    # The same answer whichever order the orders arrive in (mesh verify checks it).
+    window["currency"] = min(window["currency"], order["currency"])
     window["order_count"] += 1
     window["gross_cents"] += decimal_cents(order["total_amount"])
     window["updated_at"] = max(window["updated_at"], order["placed_at"])
