@@ -35,7 +35,12 @@ from mesh_stream.processing.reference import InputRecord, recompute
 from mesh_stream.processing.spec import Processor
 from mesh_stream.producer import ProductPublisher
 from mesh_stream.project import MeshProject, resolve_product
-from mesh_stream.registration import ensure_topics, find_product, schema_text
+from mesh_stream.registration import (
+    ensure_topics,
+    find_product,
+    register_descriptor,
+    schema_text,
+)
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 from mesh_stream.verify.compare import Comparison, as_written, compare, render
@@ -308,7 +313,7 @@ class _Run:
             )
             stack.callback(publisher.close)
             self.publishers[source.product.name] = publisher
-            self.registry.put_product(source.product.model_copy(update={"inputs": ()}))
+            register_descriptor(self.registry, source.product.model_copy(update={"inputs": ()}))
         self.decoder = FramedAvroDecoder(self.registry.get_schema)
         self.watcher = OutputWatcher(self.conn, self.decoder, output)
         stack.callback(self.watcher.close)
