@@ -40,6 +40,9 @@ from mesh_stream.supervisor import ChildState, ChildStatus, SupervisorEvent
 Decoder = Callable[[bytes], Mapping[str, Any]]
 
 _ERROR_LINE = re.compile(rb"\b(ERROR|CRITICAL)\b|^Traceback \(most recent call last\)")
+#: The one line a processor worker logs before it stops on a record
+#: (:func:`mesh_stream.processing.engine.crash_line`): "processor <name> crashed on <where>: ...".
+_CRASH_LINE = re.compile(rb"processor \S+ crashed on \S+: .*")
 
 
 @dataclass(frozen=True)
@@ -350,11 +353,18 @@ class MeshMonitor:
 
 
 class LogErrorCounter:
-    """Counts ERROR / CRITICAL / Traceback lines appended to each child's log since start."""
+    """Counts ERROR / CRITICAL / Traceback lines appended to each child's log since start,
+    and keeps the latest processor crash line of each (what the worker stopped on)."""
 
     def __init__(self) -> None:
         self._offsets: dict[Path, int] = {}
         self._counts: dict[Path, int] = {}
+        self._crashes: dict[Path, str] = {}
+
+    def crash(self, log_file: Path) -> str | None:
+        """The latest "processor ... crashed on topic[partition]@offset: ..." line of
+        ``log_file`` read so far (:meth:`count` reads), or None."""
+        return self._crashes.get(log_file)
 
     def count(self, log_file: Path) -> int:
         offset = self._offsets.get(log_file)
@@ -370,7 +380,13 @@ class LogErrorCounter:
                 chunk = handle.read(size - offset)
             # Only whole lines; the rest is read next time.
             end = chunk.rfind(b"\n") + 1
-            found = sum(1 for line in chunk[:end].splitlines() if _ERROR_LINE.search(line))
+            found = 0
+            for line in chunk[:end].splitlines():
+                if _ERROR_LINE.search(line):
+                    found += 1
+                    crash = _CRASH_LINE.search(line)
+                    if crash is not None:
+                        self._crashes[log_file] = crash.group().decode("utf-8", "replace")
             self._counts[log_file] = self._counts.get(log_file, 0) + found
             offset += end
         self._offsets[log_file] = offset
@@ -424,6 +440,7 @@ def render(
     events: Iterable[SupervisorEvent],
     *,
     log_errors: Mapping[str, int] | None = None,
+    crashes: Mapping[str, str] | None = None,
     now: float | None = None,
     max_events: int = 8,
 ) -> RenderableType:
@@ -493,6 +510,13 @@ def render(
             str(child.log_file),
         )
     parts.append(table)
+    if crashes:
+        stopped = Text()
+        for name, line in sorted(crashes.items()):
+            stopped.append(f"{name}: ", style="bold")
+            stopped.append(f"{line}\n", style="red")
+        parts.append(Text("Processor crashes (latest per process)", style="bold italic"))
+        parts.append(stopped)
 
     recent = list(events)[-max_events:]
     problems = list(snapshot.problems) if snapshot else []

@@ -566,7 +566,12 @@ class MeshUp:
             if cluster is not None:  # the broker `mesh up` started is one of its processes
                 children.insert(0, broker_status(cluster, broker_watch))
             counts = {s.name: errors.count(s.log_file) for s in children}
-            return render(context, snapshot, children, supervisor.events, log_errors=counts)
+            crashes = {
+                s.name: line for s in children if (line := errors.crash(s.log_file)) is not None
+            }
+            return render(
+                context, snapshot, children, supervisor.events, log_errors=counts, crashes=crashes
+            )
 
         if self._run.cluster is not None and not self.options.secure:
             # A secured cluster of several nodes outlives one lost node; it is not restarted.

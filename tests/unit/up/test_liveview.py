@@ -165,3 +165,28 @@ def test_registry_decoder_reads_confluent_framed_avro_once_per_schema() -> None:
     assert calls == [77]
     with pytest.raises(DeserializationError, match="magic byte"):
         decode(b"\x01\x00\x00\x00\x4d\x02")
+
+
+def test_a_processor_crash_line_reaches_the_live_view(tmp_path: Path) -> None:
+    """The one line a worker logs before it stops on a record is shown, latest per process."""
+    log = tmp_path / "revenue.log"
+    counter = LogErrorCounter()
+    first = (
+        "processor analytics.revenue-by-region crashed on orders.order-placed.v1[2]@1041: "
+        "KeyError 'region' (field 'region')"
+    )
+    log.write_text(f"[2026-12-01 10:00:00,000] [1] [ERROR] {first}\nINFO restarting\n")
+    assert counter.count(log) == 1
+    assert counter.crash(log) == first
+    later = first.replace("@1041", "@1042")
+    with log.open("a") as handle:
+        handle.write(f"[2026-12-01 10:00:05,000] [1] [ERROR] {later}\nERROR other\n")
+    assert counter.count(log) == 3
+    assert counter.crash(log) == later  # the latest
+    assert counter.crash(tmp_path / "quiet.log") is None
+
+    context = ViewContext("k:1", None, tmp_path, started_at=10.0)
+    text = render_text(render(context, None, [], [], crashes={"revenue": later}, now=12.0))
+    assert "Processor crashes" in text
+    assert f"revenue: {later}" in text
+    assert "Processor crashes" not in render_text(render(context, None, [], [], now=12.0))
