@@ -66,6 +66,7 @@ from mesh_stream.project import (
     nearest_project_root,
     resolve_product,
 )
+from mesh_stream.registration import register_reader
 from mesh_stream.schema.codec import (
     READ_OPTIONS,
     DecodePlan,
@@ -473,23 +474,8 @@ class ProductConsumer:
         names = [s.product.name for s in self._sources.values()] if every else list(fields)
         done: list[str] = []
         for name in names:
-            read = list(fields.get(name, ()))
-            try:
-                self.registry.register_consumer(name, self.group_id, reads=read)
-            except MeshError as exc:
-                log.warning(
-                    "consumer group %s is not registered on product %s (%s); consuming anyway, "
-                    "but the registry does not protect the fields it reads until it is "
-                    "(`mesh products consumers %s --register %s --reads %s`)",
-                    self.group_id,
-                    name,
-                    exc,
-                    name,
-                    self.group_id,
-                    ",".join(read),
-                )
-                continue
-            done.append(name)
+            if register_reader(self.registry, name, self.group_id, list(fields.get(name, ()))):
+                done.append(name)
         return tuple(done)
 
     @property

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -38,6 +39,7 @@ from mesh_stream.errors import (
     DescriptorError,
     IncompatibleSchemaError,
     KafkaSecurityError,
+    MeshError,
     ProductNotFoundError,
     ProductRejectedError,
     RegistryError,
@@ -104,7 +106,23 @@ class ProductRegistry(ProductSource, Protocol):
     def put_product(self, product: DataProduct) -> dict[str, Any]: ...
 
 
+class ReaderRegistry(Protocol):
+    """What registering a consumer group needs of the registry (the client is one)."""
+
+    def register_consumer(
+        self,
+        product: str,
+        group: str,
+        *,
+        reads: Sequence[str] = (),
+        contact: str | None = None,
+        description: str | None = None,
+    ) -> dict[str, Any]: ...
+
+
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 def topic_config(product: DataProduct) -> dict[str, str]:
@@ -317,6 +335,36 @@ def _schema_refusal(
     )
     refusal.args = (refusal.message,)
     return refusal
+
+
+def register_reader(
+    registry: ReaderRegistry,
+    product: str,
+    group: str,
+    reads: Sequence[str],
+    *,
+    description: str | None = None,
+) -> bool:
+    """Register consumer group ``group`` on ``product`` with the top-level fields it
+    ``reads``, so the registry refuses versions that remove or retype them; best effort: a
+    reader works without it, so a failure is a warning naming the command that registers it
+    later, and the answer says whether it was registered."""
+    try:
+        registry.register_consumer(product, group, reads=list(reads), description=description)
+    except MeshError as exc:
+        log.warning(
+            "consumer group %s is not registered on product %s (%s); reading anyway, but the "
+            "registry does not protect the fields it reads until it is "
+            "(`mesh products consumers %s --register %s --reads %s`)",
+            group,
+            product,
+            exc,
+            product,
+            group,
+            ",".join(reads),
+        )
+        return False
+    return True
 
 
 def set_compatibility(registry: ProductRegistry, product: DataProduct) -> None:

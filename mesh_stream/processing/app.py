@@ -40,7 +40,7 @@ from mesh_stream.kafka import topics
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.processing import faust_seams
 from mesh_stream.processing.codec import FramedAvroDecoder, FramedAvroEncoder
-from mesh_stream.processing.names import processor_app_id
+from mesh_stream.processing.names import processor_app_id, sources_group
 from mesh_stream.processing.reads import check_reads
 from mesh_stream.processing.rekey import Encode, Envelope, RekeyStage, Route
 from mesh_stream.processing.spec import Processor
@@ -50,6 +50,7 @@ from mesh_stream.registration import (
     ensure_topics,
     find_product,
     register_product,
+    register_reader,
     registered_inputs,
     schema_text,
 )
@@ -116,7 +117,9 @@ def prepare(
     latest schema of its value subject. An input not registered within ``wait_for_inputs``
     seconds (its publisher may be starting too) is an error naming it, before any topic is
     created. With ``processor``, the fields it reads are checked against those schemas
-    (:func:`~mesh_stream.processing.reads.check_reads`), also before any topic is created.
+    (:func:`~mesh_stream.processing.reads.check_reads`), also before any topic is created,
+    and its re-key group is registered on each input with the fields it reads (best effort),
+    so the registry refuses an input version that removes or retypes one of them.
     """
     project = project if project is not None else find_project(None, settings)
     output = find_product(project.descriptors(), output_name)
@@ -134,6 +137,16 @@ def prepare(
         for product in inputs:  # where undecodable input records go
             ensure_internal_topic(conn, product.dlq_topic, product.partitions)
         schema_id = register_product(registry, output, project.root, wait_for_inputs=0)
+        if processor is not None:  # the registry then protects what the processor reads
+            group = sources_group(processor_app_id(output.name))
+            for declared in processor.inputs:
+                register_reader(
+                    registry,
+                    declared.product,
+                    group,
+                    declared.reads,
+                    description=f"the re-key stage of the processor of {output.name}",
+                )
     spec = ProcessorSpec(output, inputs, schema_id, settings, output_schema, input_schemas)
     spec.__dict__["connection"] = conn  # the cached_property's value: built once
     return spec

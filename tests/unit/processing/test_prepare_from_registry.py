@@ -8,6 +8,7 @@ the input's domain.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -20,7 +21,12 @@ import pytest
 
 from domains.analytics.processors import revenue
 from mesh_stream.descriptor import DataProduct, load_descriptor
-from mesh_stream.errors import ConfigurationError, ProductNotFoundError, SubjectNotFoundError
+from mesh_stream.errors import (
+    ConfigurationError,
+    MeshError,
+    ProductNotFoundError,
+    SubjectNotFoundError,
+)
 from mesh_stream.processing import app as processing_app
 from mesh_stream.project import MeshProject, load_project
 from mesh_stream.registration import registered_inputs
@@ -228,3 +234,31 @@ def test_a_worker_whose_input_lost_a_field_prints_one_line_and_exits_1(
         "error: processor analytics.revenue-by-region reads field 'coupon_code' of "
         "orders.order-placed"
     )
+
+
+def test_prepare_registers_the_rekey_group_with_the_fields_the_processor_reads(
+    server: RegistryServer,
+    analytics: RegistryClient,
+    project: MeshProject,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Once a processor has started, the registry refuses an input version that drops a
+    field it reads, naming its group (not only products that declare field_lineage)."""
+    published = publish_input(server)
+    monkeypatch.setattr(processing_app, "ensure_topics", lambda _conn, _products: None)
+    monkeypatch.setattr(processing_app, "ensure_internal_topic", lambda _c, _t, _p: None)
+
+    processing_app.prepare(
+        SETTINGS, OUTPUT, project=project, registry=analytics, processor=revenue.PROCESSOR
+    )
+
+    [registration] = analytics.consumers(INPUT)
+    assert registration["group"] == f"mesh-{OUTPUT}-rekey"
+    assert registration["owner"] == "analytics"
+    assert registration["reads"] == sorted(revenue.PROCESSOR.input(INPUT).reads)
+    schema = json.loads((REPO / published.schema_file).read_text(encoding="utf-8"))
+    schema["fields"] = [f for f in schema["fields"] if f["name"] != "region"]
+    with client(server, "orders") as orders, pytest.raises(MeshError) as refused:
+        orders.register_schema(published.value_subject, json.dumps(schema))
+    assert f"mesh-{OUTPUT}-rekey" in str(refused.value)
+    assert "region" in str(refused.value)
