@@ -361,6 +361,7 @@ def _live(
     worker_cpu = _difference(process_cpu_seconds(process.pid), worker_cpu)
     broker_cpu = _difference(process_cpu_seconds(broker_pid), broker_cpu)
     latencies = []
+    by_second: dict[int, list[float]] = defaultdict(list)
     missing = 0
     for key, times in published_at.items():
         for n, sent_at in enumerate(times, start=1):
@@ -369,6 +370,7 @@ def _live(
                 missing += 1
             else:
                 latencies.append((seen - sent_at) * 1000)
+                by_second[int(sent_at - started_at)].append(latencies[-1])
     return {
         "exact_after_live": exact,
         "latency_rate_per_s": rate,
@@ -377,6 +379,8 @@ def _live(
         "latency_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
         "latency_p99_ms": round(percentile(latencies, 0.99), 1) if latencies else None,
         "latency_max_ms": round(max(latencies), 1) if latencies else None,
+        # When in the phase the slow ones were published: a stall shows as one bad second.
+        "latency_max_ms_by_second": [round(max(by_second[s]), 1) for s in sorted(by_second)],
         "live_worker_cpu_us_per_event": _per_event_us(worker_cpu, count),
         "live_broker_cpu_us_per_event": _per_event_us(broker_cpu, count),
     }
