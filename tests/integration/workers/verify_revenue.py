@@ -1,67 +1,16 @@
-"""A correct revenue processor on the spec, for `mesh verify`'s own tests.
+"""The sample's revenue processor, for `mesh verify`'s own tests (the mutants build on it).
 
-It builds the sample's ``analytics.revenue-by-region`` (so the sample project holds its
-descriptor and schema) with nothing that depends on the order of events from different
-partitions: the window's currency is the smallest seen, not the first. Run with
+It is ``domains.analytics.processors.revenue`` itself: nothing in it depends on the order of
+events from different partitions (a window's currency is the smallest seen). Run with
 ``python -m tests.integration.workers.verify_revenue worker -l info``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any
+from domains.analytics.processors.revenue import PROCESSOR
+from mesh_stream.processing import run
 
-from mesh_stream.processing import Dedup, Event, Input, Processor, Tumbling, WindowKey, run
-from mesh_stream.processing.codec import cents_decimal, decimal_cents
-
-
-def by_region(order: Mapping[str, Any]) -> str:
-    return str(order["region"])
-
-
-def add_order(window: dict[str, Any], event: Event) -> None:
-    order = event.fields
-    if not window:
-        window.update(order_count=0, gross_cents=0, currency=order["currency"])
-        window["updated_at"] = order["placed_at"]
-    window["order_count"] += 1
-    window["gross_cents"] += decimal_cents(order["total_amount"])
-    window["currency"] = min(window["currency"], order["currency"])
-    window["updated_at"] = max(window["updated_at"], order["placed_at"])
-
-
-def window_record(key: WindowKey, window: Mapping[str, Any]) -> dict[str, Any]:
-    count = window["order_count"]
-    gross = cents_decimal(window["gross_cents"])
-    return {
-        "window_id": str(key),
-        "region": key.key,
-        "window_start": key.start_ms,
-        "window_end": key.end_ms,
-        "order_count": count,
-        "gross_revenue": gross,
-        "average_order_value": (gross / count).quantize(Decimal("0.01"), ROUND_HALF_EVEN),
-        "currency": window["currency"],
-        "updated_at": window["updated_at"],
-    }
-
-
-PROCESSOR = Processor(
-    output="analytics.revenue-by-region",
-    inputs=(
-        Input(
-            "orders.order-placed",
-            key=by_region,
-            reads=("event_id", "region", "total_amount", "currency", "placed_at"),
-            event_time="placed_at",
-        ),
-    ),
-    apply=add_order,
-    emit=window_record,
-    window=Tumbling(size_ms=60_000, grace_ms=30_000),
-    dedup=Dedup(field="event_id"),
-)
+__all__ = ["PROCESSOR"]
 
 if __name__ == "__main__":
     run(PROCESSOR)
