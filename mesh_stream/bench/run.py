@@ -203,6 +203,7 @@ def run_benchmarks(
     codec_root: Path | None = None,
     codec_records: int = CODEC_RECORDS,
     codec_repeats: int = CODEC_REPEATS,
+    processing_peer: str | None = None,
 ) -> dict[str, Any]:
     """Run the benchmarks and return the whole report as JSON-able data.
 
@@ -212,6 +213,8 @@ def run_benchmarks(
     benchmark runs (see :func:`sample_mesh_root`); without it that benchmark is skipped.
     ``codec_root`` is the project whose contracts the codec benchmark also measures (the
     benchmark record alone without it); ``codec_records=0`` skips the codec benchmark.
+    ``processing_peer`` (``"quix"``) runs the processing benchmark side by side with that
+    peer, ``repeats`` interleaved runs each, instead of one mesh-stream run.
     """
     codec = run_codec(codec_root, codec_records, codec_repeats, progress) if codec_records else None
     with bench_environment(settings, progress) as environment:
@@ -248,8 +251,11 @@ def run_benchmarks(
             return report
         report["processing"] = _optional_bench(
             "mesh_stream.bench.processing_bench",
-            ("run_processing_bench", "run"),
+            ("run_side_by_side",) if processing_peer else ("run_processing_bench", "run"),
             {
+                "peer": processing_peer,
+                "runs": repeats,
+                "progress": progress,
                 "project_root": sample_root,
                 "bootstrap_servers": environment.bootstrap_servers,
                 "registry_url": environment.registry_url,
@@ -415,6 +421,10 @@ def render_table(report: dict[str, Any]) -> str:
             from mesh_stream.bench.registry_scale import render_scale
 
             lines += ["", "registry scale benchmark:", render_scale(part["result"])]
+        elif part.get("status") == "ok" and key == "processing" and "engines" in part["result"]:
+            from mesh_stream.bench.processing_bench import render_side_by_side
+
+            lines += ["", "processing benchmark:", render_side_by_side(part["result"])]
         elif part.get("status") == "ok":
             lines += ["", f"{key} benchmark:", json.dumps(part["result"], indent=2, default=str)]
         else:

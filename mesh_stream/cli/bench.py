@@ -77,6 +77,15 @@ CODEC_REPEATS = 11
     help="Skip the registry and processing benchmarks (run the SDK cases only).",
 )
 @click.option(
+    "--processing-peer",
+    type=click.Choice(["quix"]),
+    default=None,
+    help="Run the processing benchmark side by side with a peer: Quix Streams 3 doing the "
+    "same windowed revenue on the same broker and story-like input, --repeats interleaved "
+    "runs each, medians with min-max. The peer runs in its own virtualenv under "
+    "MESH_DATA_DIR (created with pip on first use, which needs the package index).",
+)
+@click.option(
     "--registry-scale",
     is_flag=True,
     help="Run only the registry scale benchmark: start-up replay time and lookup p99 at "
@@ -109,6 +118,7 @@ def bench(
     codec_repeats: int,
     codec_only: bool,
     sdk_only: bool,
+    processing_peer: str | None,
     registry_scale: bool,
     scale_subjects: str | None,
     output: Path,
@@ -190,6 +200,7 @@ def bench(
         codec_root=sample_root,
         codec_records=codec_records,
         codec_repeats=codec_repeats,
+        processing_peer=processing_peer,
     )
     json_path, text_path = write_report(report, output)
     if as_json:

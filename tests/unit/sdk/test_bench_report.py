@@ -263,3 +263,49 @@ def test_mesh_bench_codec_only_measures_every_sample_contract_without_kafka(
     contracts = sorted(f"{p.parent.name}.{p.stem}" for p in checkout.glob("schemas/*/*.avsc"))
     assert [row["case"] for row in codec] == ["bench record (order_event)", *contracts]
     assert "orders.order-placed" in (tmp_path / "codec-bench.txt").read_text()
+
+
+def test_a_processing_peer_is_asked_for_and_its_side_by_side_table_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mesh bench --processing-peer quix` asks for the side-by-side processing run, and
+    the report's text shows that run as the side-by-side table rather than as JSON."""
+    from mesh_stream.bench import run as bench_run
+    from mesh_stream.bench.processing_bench import (
+        FIGURES,
+        issue_targets,
+        render_side_by_side,
+        summarize,
+    )
+    from mesh_stream.bench.story_input import make_story
+
+    engines = {
+        engine: {"exact": True, **{name: summarize([value, value + 2]) for name in FIGURES}}
+        for engine, value in (("mesh", 10.0), ("quix", 5.0))
+    }
+    side_by_side = {
+        "input": make_story(100, end_ms=1_796_000_000_000).summary(),
+        "runs": 2,
+        "load_average_before": [1.0, 1.0, 1.0],
+        "load_average_after": [2.0, 1.0, 1.0],
+        "engines": engines,
+        "targets": issue_targets(engines),
+    }
+    rendered = render_table({**report(), "processing": {"status": "ok", "result": side_by_side}})
+    assert f"processing benchmark:\n{render_side_by_side(side_by_side)}" in rendered
+
+    asked: dict[str, Any] = {}
+
+    def fake_run(_settings: MeshSettings, **options: Any) -> dict[str, Any]:
+        asked.update(options)
+        return report()
+
+    monkeypatch.setattr(bench_run, "run_benchmarks", fake_run)
+    out = tmp_path / "results"
+    arguments = ["bench", "--processing-peer", "quix", "--output", str(out)]
+    result = CliRunner().invoke(cli, arguments)
+    assert result.exit_code == 0, result.output
+    assert asked["processing_peer"] == "quix"
+    refused = CliRunner().invoke(cli, ["bench", "--processing-peer", "flink"])
+    assert refused.exit_code == 2
+    assert "'flink' is not 'quix'" in refused.output
