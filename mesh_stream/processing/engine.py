@@ -239,10 +239,8 @@ class Aggregation:
             key = declared.key(fields)
             if key is None:
                 return ()
-            # what Processor.event and Processor.keys do, without an Event per record
-            event_ms = arrival_ms
-            if declared.event_time is not None and fields[declared.event_time] is not None:
-                event_ms = int(fields[declared.event_time])
+            # what Processor.keys does, without an Event per record
+            event_ms = declared.event_ms(fields, arrival_ms)
             windows = list(window.windows(key, event_ms, arrival_ms)) if window else []
         except Exception as exc:
             raise self._fail(f"{topic}[{partition}]@{offset}", exc) from exc

@@ -89,6 +89,14 @@ class Input:
                 f"{list(self.reads)}; add it there"
             )
 
+    def event_ms(self, fields: Mapping[str, Any], arrival_ms: int) -> int:
+        """The event time of a record with these ``fields`` (the ``event_time`` field), or
+        its arrival time when the input has none or the record leaves it empty."""
+        if self.event_time is None:
+            return arrival_ms
+        value = fields.get(self.event_time)
+        return arrival_ms if value is None else int(value)
+
 
 @dataclass(frozen=True, slots=True)
 class WindowKey:
@@ -231,14 +239,7 @@ class Processor:
 
     def event(self, product: str, fields: Mapping[str, Any], arrival_ms: int) -> Event:
         """The :class:`Event` ``apply`` gets for a record of ``product`` (its reads only)."""
-        spec = self.input(product)
-        event_ms = fields.get(spec.event_time) if spec.event_time is not None else None
-        return Event(
-            product,
-            fields,
-            arrival_ms,
-            int(event_ms) if event_ms is not None else arrival_ms,
-        )
+        return Event(product, fields, arrival_ms, self.input(product).event_ms(fields, arrival_ms))
 
     def keys(self, event: Event, key: str) -> list[Any]:
         """The state keys ``event`` (keyed ``key`` by its input) is applied to: ``key``
