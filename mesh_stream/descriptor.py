@@ -110,6 +110,24 @@ class Slos(BaseModel):
         gt=0, description="Max delay from event time to availability on the topic."
     )
     availability: StrictFloat = Field(gt=0, le=100, description="Availability target in percent.")
+    max_dlq_ratio: StrictFloat | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Most dead letters per record read, over a minute (0.01 = 1 %); unset = "
+        "not judged.",
+    )
+    max_lag_seconds: StrictFloat | None = Field(
+        default=None,
+        gt=0,
+        description="Longest a registered consumer group or downstream processor may lag "
+        "behind the newest record, in seconds; unset = not judged.",
+    )
+    min_records_per_minute: StrictFloat | None = Field(
+        default=None,
+        ge=0,
+        description="Fewest records a minute the product should carry; unset = not judged.",
+    )
 
 
 class Retention(BaseModel):

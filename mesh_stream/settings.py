@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
@@ -125,6 +126,8 @@ _NAME_RULES: dict[str, tuple[Callable[[str], str | None], str]] = {
     "registry_url": (registry_url_problem, "http://127.0.0.1:8081"),
     "bootstrap_servers": (bootstrap_servers_problem, "127.0.0.1:9092,kafka-2:9092"),
     "registry_topic": (kafka_topic_problem, "_mesh_registry"),
+    "health_topic": (kafka_topic_problem, "_mesh_product_health"),
+    "alerts_topic": (kafka_topic_problem, "_mesh_product_alerts"),
     "registry_writer_id": (client_name_problem, "mesh-registry-writer"),
 }
 
@@ -276,13 +279,45 @@ class MeshSettings(BaseSettings):
         "when a record needs a schema it has not seen, before it fails (nothing is skipped).",
     )
 
+    monitor_interval_seconds: float = Field(
+        default=60.0,
+        ge=1,
+        description="How often `mesh monitor` measures every product (seconds).",
+    )
+    health_topic: str = Field(
+        default="_mesh_product_health",
+        description="Compacted topic of the product monitor's measurements (one record per "
+        "product and minute).",
+    )
+    alerts_topic: str = Field(
+        default="_mesh_product_alerts",
+        description="Topic of SLO breaches and recoveries the product monitor publishes.",
+    )
+    alert_webhook_url: SecretStr | None = Field(
+        default=None,
+        description="URL the product monitor POSTs each alert to as JSON (secret: it may "
+        "carry a token).",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Log lines of the registry, the monitor and processors: `text`, or `json` "
+        "(one JSON object per line).",
+    )
+
     @field_validator("project_root", mode="before")
     @classmethod
     def _empty_root_is_unset(cls, value: object) -> object:
         """``MESH_PROJECT_ROOT=`` means unset (the nearest mesh.yaml upwards), not Path(".")."""
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("registry_url", "bootstrap_servers", "registry_topic", "registry_writer_id")
+    @field_validator(
+        "registry_url",
+        "bootstrap_servers",
+        "registry_topic",
+        "registry_writer_id",
+        "health_topic",
+        "alerts_topic",
+    )
     @classmethod
     def _check_names(cls, value: str | None, info: ValidationInfo) -> str | None:
         """Addresses and Kafka names, checked before anything connects (one rule each)."""

@@ -20,6 +20,7 @@ PACKAGE = Path(mesh_stream.__file__).parent
 LAYERS: dict[str, int] = {
     "errors": 0,
     "settings": 0,
+    "health": 1,  # the product-health shapes the monitor, registry and CLI share
     "schema": 1,
     "kafka": 1,
     "descriptor": 1,
