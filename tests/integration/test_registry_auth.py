@@ -197,8 +197,8 @@ def test_with_read_auth_every_route_but_health_needs_a_credential(read_auth: Rea
     assert registered.status_code == 200, registered.text
     routes = list(iter_route_contexts(read_auth.app.routes))
     guarded = [r for r in routes if not is_public(r)]
-    assert len(guarded) == 47  # 38 schema, mode, context and product routes, 3 consumer
-    # registration routes, 6 credential routes
+    assert len(guarded) == 50  # 38 schema, mode, context and product routes, 3 consumer
+    # registration routes, 6 credential routes, 3 product health routes
     for route in guarded:
         anonymous = _call(url, route)
         assert (anonymous.status_code, anonymous.json()["error_code"]) == (401, 40101), (

@@ -33,6 +33,11 @@ from mesh_stream.registry.service.context import (
 from mesh_stream.registry.service.credentials import CredentialBook
 from mesh_stream.registry.service.edge import BodyGuard, Edge, EdgeLimits
 from mesh_stream.registry.service.forwarding import WriteForwarder
+from mesh_stream.registry.service.product_health import (
+    HealthFeed,
+    InMemoryHealthFeed,
+    ProductHealthView,
+)
 from mesh_stream.registry.service.products import ProductCatalog
 from mesh_stream.registry.service.routes import (
     compatibility,
@@ -41,6 +46,7 @@ from mesh_stream.registry.service.routes import (
     contexts,
     health,
     modes,
+    product_health,
     products,
     schemas,
     subjects,
@@ -82,6 +88,7 @@ def create_app(
     read_requires_auth: bool = False,
     limits: EdgeLimits | None = None,
     wait_for_replay: bool = True,
+    health_feed: HealthFeed | None = None,
 ) -> FastAPI:
     """Build the registry app over ``store`` (opened here: its log is replayed now).
 
@@ -89,7 +96,8 @@ def create_app(
     only allows that when asked explicitly. ``validators`` are the governance hook;
     ``limits`` those of the HTTP edge (defaults: the settings' defaults).
     ``wait_for_replay=False`` returns at once; every route but ``/health`` answers 503
-    until the log is replayed.
+    until the log is replayed. ``health_feed`` is where product health comes from (default:
+    an :class:`InMemoryHealthFeed`); it starts here and stops with ``services.health.close()``.
     """
     schema_registry = SchemaRegistry(store)
     store.open(schema_registry.state.apply, wait=wait_for_replay)
@@ -105,9 +113,10 @@ def create_app(
         if isinstance(store, CatchingUpStore)
         else (lambda: None)
     )
+    catalog = ProductCatalog(schema_registry, validators)
     app.state.services = Services(
         schemas=schema_registry,
-        products=ProductCatalog(schema_registry, validators),
+        products=catalog,
         auth=(
             None
             if credentials is None
@@ -117,8 +126,10 @@ def create_app(
         read_requires_auth=read_requires_auth,
         edge=Edge(limits or EdgeLimits()),
         consumers=ConsumerRegistrations(schema_registry),
+        health=ProductHealthView(catalog, health_feed or InMemoryHealthFeed()),
         catch_up=catch_up,
     )
+    app.state.services.health.start()
     routers = (
         subjects,
         schemas,
@@ -127,6 +138,7 @@ def create_app(
         contexts,
         compatibility,
         products,
+        product_health,
         consumers,
         credential_routes,
     )

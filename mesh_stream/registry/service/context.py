@@ -33,6 +33,7 @@ from mesh_stream.registry.service.auth import ADMIN, Authenticator, require_prin
 from mesh_stream.registry.service.consumers import ConsumerRegistrations
 from mesh_stream.registry.service.credentials import CredentialBook
 from mesh_stream.registry.service.edge import Edge, HeavyWork
+from mesh_stream.registry.service.product_health import ProductHealthView
 from mesh_stream.registry.service.products import ProductCatalog
 from mesh_stream.registry.service.schemas import SchemaRegistry
 
@@ -82,6 +83,8 @@ class Services:
     read_requires_auth: bool
     edge: Edge
     consumers: ConsumerRegistrations
+    #: product health read from the monitor's topic (``/products/{name}/health``)
+    health: ProductHealthView
     #: brings this instance's view up to its log's end (a no-op for the in-memory store)
     catch_up: Callable[[], None] = lambda: None
 

@@ -143,6 +143,7 @@ class KafkaStore:
         self._view_lock = threading.Lock()
         #: (when the last end-offset request for catch_up_view started, the offset it got)
         self._view_end: tuple[float, int | RegistryUnavailableError] = (float("-inf"), 0)
+        self._on_close: list[Callable[[], None]] = []
 
     # -- start ---------------------------------------------------------------------------
 
@@ -880,7 +881,13 @@ class KafkaStore:
         except Exception as exc:
             log.warning("registry writer claim not released (it lapses by itself): %s", exc)
 
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` first when the store closes (what was started with it)."""
+        self._on_close.append(callback)
+
     def close(self) -> None:
+        for callback in self._on_close:
+            callback()
         self._release()
         self._stop.set()
         for thread in self._threads:

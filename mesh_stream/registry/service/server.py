@@ -19,6 +19,7 @@ from mesh_stream.registry.service.app import create_app
 from mesh_stream.registry.service.auth import Credentials
 from mesh_stream.registry.service.edge import EdgeLimits
 from mesh_stream.registry.service.kafka_store import KafkaStore
+from mesh_stream.registry.service.product_health import KafkaHealthFeed
 from mesh_stream.settings import MeshSettings
 
 
@@ -77,6 +78,8 @@ def build_registry(
         advertised_url=advertised_url or settings.registry_advertised_url,
         progress=progress,
     )
+    health_feed = KafkaHealthFeed(store.connection, settings.health_topic)
+    store.on_close(health_feed.close)
     app = create_app(
         store,
         credentials=credentials,
@@ -84,6 +87,7 @@ def build_registry(
         read_requires_auth=settings.registry_read_requires_auth,
         limits=EdgeLimits.from_settings(settings),
         wait_for_replay=wait_for_replay,
+        health_feed=health_feed,
     )
     return app, store
 

@@ -235,8 +235,8 @@ def test_every_route_but_health_needs_a_credential_when_reads_do() -> None:
         "/redoc",
     }
     guarded = [r for r in routes if not is_public(r)]
-    assert len(guarded) == 47  # 38 schema, mode, context and product routes, 3 consumer
-    # registration routes, 6 credential routes
+    assert len(guarded) == 50  # 38 schema, mode, context and product routes, 3 consumer
+    # registration routes, 6 credential routes, 3 product health routes
     for route in guarded:
         assert caller in {d.call for d in route.dependant.dependencies}, route.path
         answer = _anonymous_request(client, route)

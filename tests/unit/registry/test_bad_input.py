@@ -96,6 +96,8 @@ _SHARED: tuple[InMemoryStore, TestClient] = _setup()[:2]
             "/schemas/ids/{version}",
             "/products/{name}",
             "/products/{name}/lineage",
+            "/products/{name}/health",
+            "/products/{name}/health/history?minutes={version}",
         ]
     ),
     name=names,
