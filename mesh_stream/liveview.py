@@ -7,8 +7,10 @@ Two halves, kept apart so each can be tested alone:
   samples), the end offsets of its dead-letter topic ``<topic>.dlq``, the latest record of
   every aggregate and consumer-aligned product (decoded by the SDK's
   :class:`~mesh_stream.schema.codec.RecordDecoder` with the writer schema from the
-  registry), and each consumer group's lag (committed offsets against end offsets). It
-  returns an immutable :class:`MeshSnapshot`.
+  registry), and each consumer group's lag (committed offsets against end offsets); and,
+  from the registry's ``/product-health``, each product's SLO status as the product monitor
+  judged it (an unreachable registry shows ``health unknown``). It returns an immutable
+  :class:`MeshSnapshot`.
 * :func:`render` turns a snapshot, the supervised children and their recent events into a
   rich renderable; :class:`LiveView` redraws it in place in the terminal.
 """
@@ -31,6 +33,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mesh_stream.descriptor import DataProduct, ProductKind
+from mesh_stream.health import ProductHealth, Status
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.processing.names import processor_app_id, sources_group
 from mesh_stream.schema.codec import RecordDecoder, SchemaSource
@@ -38,6 +41,15 @@ from mesh_stream.supervisor import ChildState, ChildStatus, SupervisorEvent
 
 #: Decodes one Confluent-framed record value into a mapping.
 Decoder = Callable[[bytes], Mapping[str, Any]]
+#: Every product's latest health (``RegistryClient.all_product_health``).
+HealthSource = Callable[[], Mapping[str, ProductHealth]]
+HEALTH_UNKNOWN = "health unknown"
+_STATUS_STYLE = {
+    Status.OK: "green",
+    Status.DEGRADED: "yellow",
+    Status.BREACHED: "bold red",
+    Status.NO_DATA: "dim",
+}
 
 _ERROR_LINE = re.compile(rb"\b(ERROR|CRITICAL)\b|^Traceback \(most recent call last\)")
 #: The one line a processor worker logs before it stops on a record
@@ -57,6 +69,7 @@ class ProductStats:
     dead_letters: int  # records in <topic>.dlq
     latest: Mapping[str, Any] | None = None  # latest value of an aggregate
     latest_error: str | None = None
+    health: ProductHealth | None = None  # None: health unknown (no registry answer)
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,7 @@ class MeshMonitor:
         products: Sequence[DataProduct],
         *,
         decoder: Decoder | None = None,
+        health: HealthSource | None = None,
         timeout: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -109,6 +123,7 @@ class MeshMonitor:
         conn = kafka if isinstance(kafka, KafkaConnection) else KafkaConnection.create(kafka)
         self.products = list(products)
         self.decoder = decoder
+        self.health = health
         self.timeout = timeout
         self._clock = clock
         self._connection = conn
@@ -160,10 +175,12 @@ class MeshMonitor:
         """One look at the cluster. Problems are reported in the snapshot, never raised."""
         problems: list[str] = []
         now = self._clock()
+        health = self._health(problems)
         try:
             metadata = self._consumer.list_topics(timeout=self.timeout)
         except Exception as exc:
-            return MeshSnapshot(now, self._unknown(), (), (f"Kafka does not answer: {exc}",))
+            problems.append(f"Kafka does not answer: {exc}")
+            return MeshSnapshot(now, self._unknown(health), (), tuple(problems))
         partitions = {name: len(t.partitions) for name, t in metadata.topics.items()}
         wanted = [p.topic for p in self.products] + [p.dlq_topic for p in self.products]
         ends = self._end_offsets({t: partitions[t] for t in wanted if t in partitions}, problems)
@@ -184,15 +201,28 @@ class MeshMonitor:
                     dead_letters=self._total(ends, product.dlq_topic) or 0,
                     latest=latest,
                     latest_error=latest_error,
+                    health=health.get(product.name),
                 )
             )
         groups = self._group_lags(partitions, ends, problems)
         return MeshSnapshot(now, tuple(stats), groups, tuple(problems))
 
-    def _unknown(self) -> tuple[ProductStats, ...]:
+    def _unknown(self, health: Mapping[str, ProductHealth]) -> tuple[ProductStats, ...]:
         return tuple(
-            ProductStats(p.name, p.kind.value, p.topic, None, None, 0) for p in self.products
+            ProductStats(p.name, p.kind.value, p.topic, None, None, 0, health=health.get(p.name))
+            for p in self.products
         )
+
+    def _health(self, problems: list[str]) -> Mapping[str, ProductHealth]:
+        """Every product's health from the registry; nothing (health unknown) when it fails."""
+        if self.health is None:
+            return {}
+        try:
+            return self.health()
+        except Exception as exc:
+            said = getattr(exc, "message", None) or str(exc)
+            problems.append(f"{HEALTH_UNKNOWN}: {' '.join(str(said).split())[:200]}")
+            return {}
 
     @staticmethod
     def _total(ends: Mapping[tuple[str, int], int], topic: str) -> int | None:
@@ -418,6 +448,16 @@ def format_record(record: Mapping[str, Any], width: int = 90) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def health_text(health: ProductHealth | None) -> Text:
+    """A product's SLO status for a table cell, with "upstream breached" where listed."""
+    if health is None:
+        return Text(HEALTH_UNKNOWN, style="dim")
+    text = Text(health.status.value, style=_STATUS_STYLE[health.status])
+    if health.upstream_breached:
+        text.append(" · upstream breached", style="red")
+    return text
+
+
 def _rate_text(rate: float | None) -> str:
     return "…" if rate is None else f"{rate:.1f}"
 
@@ -463,6 +503,7 @@ def render(
     products.add_column("records", justify="right", no_wrap=True)
     products.add_column("msg/s", justify="right", no_wrap=True)
     products.add_column("DLQ", justify="right", no_wrap=True)
+    products.add_column("SLO status", no_wrap=True)
     latest = Table(title="Latest value of each derived product", expand=True, title_justify="left")
     latest.add_column("product", no_wrap=True)
     latest.add_column("value", overflow="fold", ratio=1)
@@ -475,6 +516,7 @@ def render(
             "no topic" if stats.records is None else str(stats.records),
             _rate_text(stats.rate),
             dlq,
+            health_text(stats.health),
         )
         if stats.latest is not None:
             latest.add_row(stats.name, format_record(stats.latest, width=400))

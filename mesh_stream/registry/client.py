@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httpx
+from pydantic import ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay
 
 from mesh_stream.descriptor import DataProduct
@@ -33,6 +34,7 @@ from mesh_stream.errors import (
     RegistryError,
     RegistryUnavailableError,
 )
+from mesh_stream.health import ProductHealth
 from mesh_stream.registry.error_codes import error_for
 from mesh_stream.schema.avro import normalize
 from mesh_stream.settings import MeshSettings, registry_url_problem
@@ -584,6 +586,38 @@ class RegistryClient:
 
     def delete_product(self, name: str) -> None:
         self._request("DELETE", f"/products/{_path(name)}")
+
+    # -- product health -------------------------------------------------------------------
+
+    def _health(self, answer: Any, where: str) -> ProductHealth:
+        try:
+            return ProductHealth.model_validate(answer)
+        except ValidationError as exc:
+            first = str(exc).splitlines()[0]
+            raise RegistryError(
+                f"GET {where}: {self.url} answered a product health record that does not "
+                f"parse ({first}); are the registry and this client the same mesh-stream "
+                f"version?",
+                status=502,
+                error_code=50201,
+            ) from None
+
+    def product_health(self, name: str) -> ProductHealth:
+        """``name``'s latest health as the product monitor measured it (status ``no data``
+        when it never was); :class:`~mesh_stream.errors.ProductNotFoundError` if unknown."""
+        path = f"/products/{_path(name)}/health"
+        return self._health(self._request("GET", path), path)
+
+    def product_health_history(self, name: str, minutes: int = 60) -> list[ProductHealth]:
+        """``name``'s measurements of the last ``minutes`` minutes (1..10080), oldest first."""
+        path = f"/products/{_path(name)}/health/history"
+        answer = self._request("GET", path, params={"minutes": minutes})
+        return [self._health(item, path) for item in answer or []]
+
+    def all_product_health(self) -> dict[str, ProductHealth]:
+        """The latest health of every registered product, by name (one request)."""
+        answer = self._request("GET", "/product-health")
+        return {str(name): self._health(item, "/product-health") for name, item in answer.items()}
 
     # -- registered consumers -------------------------------------------------------------
 

@@ -52,6 +52,7 @@ from mesh_stream.kafka.acls import apply_acls
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.liveview import (
     Decoder,
+    HealthSource,
     LiveView,
     LogErrorCounter,
     MeshMonitor,
@@ -234,7 +235,10 @@ class MeshUp:
             return
         self._start_runnables(root, tokens)
         self._run.monitor = MeshMonitor(
-            self._connection(bootstrap), products, decoder=self._decoder(url, tokens)
+            self._connection(bootstrap),
+            products,
+            decoder=self._decoder(url, tokens),
+            health=self._health_source(url, tokens),
         )
 
     # -- stage 1: Kafka --------------------------------------------------------------------
@@ -484,6 +488,13 @@ class MeshUp:
         client = RegistryClient(url, principal=principal, token=token)
         self._run.closers.append(client.close)
         return registry_decoder(client)
+
+    def _health_source(self, url: str, tokens: Mapping[str, str]) -> HealthSource:
+        """Product health for the live view: a short timeout, no retries (never stalls it)."""
+        principal, token = writer_credential(tokens)
+        client = RegistryClient(url, principal=principal, token=token, timeout=2.0, retry_seconds=0)
+        self._run.closers.append(client.close)
+        return client.all_product_health
 
     # -- stage 4: simulators and processors ------------------------------------------------
     def _start_runnables(self, root: Path, tokens: Mapping[str, str]) -> None:

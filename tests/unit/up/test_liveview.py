@@ -12,10 +12,12 @@ from types import SimpleNamespace
 import fastavro
 import pytest
 
-from mesh_stream.errors import DeserializationError
+from mesh_stream.errors import DeserializationError, RegistryUnavailableError
+from mesh_stream.health import ProductHealth, Status
 from mesh_stream.liveview import (
     GroupLag,
     LogErrorCounter,
+    MeshMonitor,
     MeshSnapshot,
     ProductStats,
     ViewContext,
@@ -28,12 +30,29 @@ from mesh_stream.schema.wire import frame
 from mesh_stream.supervisor import ChildState, ChildStatus, EventKind, SupervisorEvent
 
 
+def health(name: str, status: Status, upstream: tuple[str, ...] = ()) -> ProductHealth:
+    return ProductHealth(
+        product=name,
+        measured_at_ms=1,
+        status=status,
+        reason="",
+        since_ms=1,
+        upstream_breached=upstream,
+    )
+
+
 def snapshot() -> MeshSnapshot:
     return MeshSnapshot(
         taken_at=100.0,
         products=(
             ProductStats(
-                "orders.order-placed", "source-aligned", "orders.order-placed.v1", 1200, 12.5, 0
+                "orders.order-placed",
+                "source-aligned",
+                "orders.order-placed.v1",
+                1200,
+                12.5,
+                0,
+                health=health("orders.order-placed", Status.OK),
             ),
             ProductStats(
                 "payments.payment-failed",
@@ -51,6 +70,9 @@ def snapshot() -> MeshSnapshot:
                 0.5,
                 7,
                 latest={"region": "north", "gross_revenue": Decimal("1234.50"), "order_count": 9},
+                health=health(
+                    "analytics.revenue-by-region", Status.DEGRADED, ("orders.order-placed",)
+                ),
             ),
         ),
         groups=(GroupLag("revenue-processor", 17, ("orders.order-placed.v1",)),),
@@ -100,11 +122,20 @@ def test_render_shows_products_lag_children_and_events(tmp_path: Path) -> None:
             cells = [c.strip() for c in line.split("│")[1:-1]]
             rows.setdefault(cells[0], []).append(cells)
     assert rows["orders.order-placed"] == [
-        ["orders.order-placed", "source-aligned", "orders.order-placed.v1", "1200", "12.5", "0"]
+        [
+            "orders.order-placed",
+            "source-aligned",
+            "orders.order-placed.v1",
+            "1200",
+            "12.5",
+            "0",
+            "ok",
+        ]
     ]
     assert rows["payments.payment-failed"][0][3:5] == ["no topic", "…"]
+    assert rows["payments.payment-failed"][0][6] == "health unknown"
     revenue_stats, revenue_latest = rows["analytics.revenue-by-region"]
-    assert revenue_stats[3:6] == ["40", "0.5", "7"]
+    assert revenue_stats[3:7] == ["40", "0.5", "7", "degraded · upstream breached"]
     assert revenue_latest[1] == "region=north gross_revenue=1234.50 order_count=9"
     assert rows["revenue-processor"] == [["revenue-processor", "17", "orders.order-placed.v1"]]
     assert rows["revenue"][0][:6] == ["revenue", "processor", "restarting", "-", "2", "3"]
@@ -190,3 +221,35 @@ def test_a_processor_crash_line_reaches_the_live_view(tmp_path: Path) -> None:
     assert "Processor crashes" in text
     assert f"revenue: {later}" in text
     assert "Processor crashes" not in render_text(render(context, None, [], [], now=12.0))
+
+
+def test_the_monitor_takes_health_from_the_registry_and_survives_it_being_down() -> None:
+    from mesh_stream.descriptor import DataProduct
+
+    product = DataProduct.model_validate(
+        {
+            "name": "orders.order-placed",
+            "domain": "orders",
+            "kind": "source-aligned",
+            "description": "Orders.",
+            "owner": {"team": "checkout", "contact": "c@example.com"},
+            "schema": "schemas/orders/order-placed.avsc",
+            "slos": {"freshness_seconds": 5, "availability": 99.9},
+            "classification": "internal",
+        }
+    )
+    breached = health(product.name, Status.BREACHED)
+
+    def registry_down() -> dict[str, ProductHealth]:
+        raise RegistryUnavailableError("registry at http://127.0.0.1:1 is unreachable")
+
+    # No broker at this address either: the snapshot still carries what the registry said.
+    with MeshMonitor("127.0.0.1:1", [product], health=lambda: {product.name: breached}) as up:
+        up.timeout = 0.2
+        sampled = up.sample()
+    assert sampled.product(product.name).health == breached
+    with MeshMonitor("127.0.0.1:1", [product], health=registry_down) as down:
+        down.timeout = 0.2
+        sampled = down.sample()
+    assert sampled.product(product.name).health is None
+    assert "health unknown: registry at http://127.0.0.1:1 is unreachable" in sampled.problems
