@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "settings": 0,
     "health": 1,  # the product-health shapes the monitor, registry and CLI share
+    "logformat": 0,  # the log line formats entry points install (text or JSON)
     "schema": 1,
     "kafka": 1,
     "descriptor": 1,

@@ -33,6 +33,7 @@ from mesh_stream.registry.service.context import (
 from mesh_stream.registry.service.credentials import CredentialBook
 from mesh_stream.registry.service.edge import BodyGuard, Edge, EdgeLimits
 from mesh_stream.registry.service.forwarding import WriteForwarder
+from mesh_stream.registry.service.metrics import install as install_metrics
 from mesh_stream.registry.service.product_health import (
     HealthFeed,
     InMemoryHealthFeed,
@@ -189,4 +190,5 @@ def create_app(
     app.add_middleware(BodyGuard, limits=lambda: services.edge.limits, render=render_error)
     if not wait_for_replay:
         app.add_middleware(health.StartingGate, store=store)
+    install_metrics(app, state, store)  # last: its observer is outermost, sees every answer
     return app

@@ -65,7 +65,7 @@ from mesh_stream.kafka.clients import make_admin, make_consumer, make_producer
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.kafka.topics import cluster_info, ensure_topic, topic_spec
 from mesh_stream.registry.service.state import Record
-from mesh_stream.registry.service.store import Apply, WriteRoute
+from mesh_stream.registry.service.store import Apply, WriteRoute, WriteTimer
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,9 @@ class KafkaStore:
         self._view_lock = threading.Lock()
         #: (when the last end-offset request for catch_up_view started, the offset it got)
         self._view_end: tuple[float, int | RegistryUnavailableError] = (float("-inf"), 0)
+        self._write_timer: WriteTimer | None = None
+        #: how long the start-up replay took (None until it is done)
+        self.replay_seconds: float | None = None
         self._on_close: list[Callable[[], None]] = []
 
     # -- start ---------------------------------------------------------------------------
@@ -302,9 +305,10 @@ class KafkaStore:
                     f"registry: replayed {self._next_offset:,} of {end:,} records "
                     f"of {self.topic} ({now - started:.0f}s)"
                 )
+        self.replay_seconds = time.monotonic() - started
         self._progress_report(
             f"registry: replayed {self._next_offset:,} records of {self.topic} in "
-            f"{time.monotonic() - started:.1f}s"
+            f"{self.replay_seconds:.1f}s"
         )
 
     def _first_end_offset(self) -> int:
@@ -663,7 +667,13 @@ class KafkaStore:
             raise _unavailable(f"the registry is not serving yet: {self.starting()}")
         self._write(records)
 
+    def observe_writes(self, timer: WriteTimer) -> None:
+        """Tell ``timer`` the seconds of each stored write: ``append`` (all of it: its turn,
+        the transaction, its records read back) and ``commit`` (the transaction alone)."""
+        self._write_timer = timer
+
     def _write(self, records: Sequence[Record]) -> None:
+        started = time.monotonic()
         encoded = [record.encode() for record in records]  # a 422 before any transaction
         with self._write_lock:
             self._check_writable()
@@ -683,8 +693,13 @@ class KafkaStore:
                     f"schema id {stale[0]} is already in the registry log (the view moved while "
                     f"this write was prepared); nothing was stored, retry"
                 )
+            committing = time.monotonic()
             next_offset = self._transact(encoded)
+            committed = time.monotonic()
             self._wait_applied(next_offset)
+        if self._write_timer is not None:
+            self._write_timer("commit", committed - committing)
+            self._write_timer("append", time.monotonic() - started)
 
     def _transact(
         self, encoded: list[tuple[bytes, bytes | None]], timeout: float | None = None

@@ -8,6 +8,7 @@ to the next read.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -15,6 +16,8 @@ from typing import Any, Protocol, runtime_checkable
 from mesh_stream.registry.service.state import Record
 
 Apply = Callable[[Record], None]
+#: Told ``(stage, seconds)`` of each write that stored its records (the registry's metrics).
+WriteTimer = Callable[[str, float], None]
 
 
 class RegistryStore(Protocol):
@@ -106,11 +109,20 @@ class InMemoryStore:
         self.records: list[Record] = list(records)
         self._apply: Apply | None = None
         self._lock = threading.Lock()
+        self._write_timer: WriteTimer | None = None
+        #: how long :meth:`open` took to replay ``records`` (None before)
+        self.replay_seconds: float | None = None
 
     def open(self, apply: Apply, *, wait: bool = True) -> None:  # noqa: ARG002 - always waits
+        started = time.monotonic()
         self._apply = apply
         for record in self.records:
             apply(record)
+        self.replay_seconds = time.monotonic() - started
+
+    def observe_writes(self, timer: WriteTimer) -> None:
+        """Tell ``timer`` how long each :meth:`append` took (stage ``append``)."""
+        self._write_timer = timer
 
     def starting(self) -> str | None:
         return None if self._apply is not None else "not opened"
@@ -126,10 +138,13 @@ class InMemoryStore:
             raise RuntimeError("InMemoryStore.append before open")
         for record in records:
             record.encode()  # refused as Kafka would refuse it (422), before anything is stored
+        started = time.monotonic()
         with self._lock:
             self.records.extend(records)
             for record in records:
                 self._apply(record)
+        if self._write_timer is not None:
+            self._write_timer("append", time.monotonic() - started)
 
     def close(self) -> None:
         self._apply = None

@@ -228,7 +228,9 @@ def test_every_route_but_health_needs_a_credential_when_reads_do() -> None:
     assert public == {
         "/",
         "/health",
+        "/health/live",
         "/health/ready",
+        "/metrics",
         "/openapi.json",
         "/docs",
         "/docs/oauth2-redirect",
