@@ -1,0 +1,271 @@
+"""Where the monitor's results go: the health topic, the alerts topic, an optional webhook;
+and what it reads back from the health topic (the latest health and recent volume of each
+product), so statuses, ``since`` and alerts carry across restarts and instances.
+
+Both topics have one partition and are created through :mod:`mesh_stream.kafka.topics`
+(the cluster's replication factor): the health topic compacted and deleted after
+:data:`~mesh_stream.health.HEALTH_RETENTION_MS` (several instances write the same key per
+minute, compaction keeps one), the alerts topic deleted after
+:data:`~mesh_stream.health.ALERT_RETENTION_MS`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+import httpx
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
+from pydantic import ValidationError
+
+from mesh_stream.errors import DeliveryError
+from mesh_stream.health import (
+    ALERT_RETENTION_MS,
+    HEALTH_RETENTION_MS,
+    Alert,
+    FigureName,
+    ProductHealth,
+    health_key,
+)
+from mesh_stream.kafka import topics
+from mesh_stream.kafka.clients import make_admin, make_consumer, make_producer
+from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
+
+log = logging.getLogger(__name__)
+
+#: How much of the health topic a starting monitor reads back (latest health, volume history).
+READ_BACK_MS = 60 * 60_000
+#: Records-per-minute figures kept per product to compare the newest with.
+HISTORY_SIZE = 60
+#: Seconds a webhook POST may take before it counts as failed.
+WEBHOOK_TIMEOUT = 5.0
+
+
+def ensure_monitor_topics(
+    conn: KafkaConnection, health_topic: str, alerts_topic: str, *, timeout: float = 30.0
+) -> None:
+    """Create the health and alerts topics when missing (an existing one that differs is
+    reported by :func:`mesh_stream.kafka.topics.ensure_topics`, not altered)."""
+    admin = make_admin(conn, {"log_level": 0})
+    cluster = topics.cluster_info(conn, admin=admin, timeout=timeout)
+    specs = [
+        topics.topic_spec(
+            health_topic,
+            cluster,
+            partitions=1,
+            cleanup_policy="compact,delete",
+            retention_ms=HEALTH_RETENTION_MS,
+        ),
+        topics.topic_spec(
+            alerts_topic,
+            cluster,
+            partitions=1,
+            cleanup_policy="delete",
+            retention_ms=ALERT_RETENTION_MS,
+        ),
+    ]
+    topics.ensure_topics(conn, specs, admin=admin, timeout=timeout)
+
+
+class HealthLog:
+    """The health topic as read back: each product's latest measurement (by measure time,
+    whoever wrote it) and its recent records-per-minute figures."""
+
+    def __init__(self, conn: KafkaConnection, topic: str, *, now_ms: int) -> None:
+        self.topic = topic
+        self.latest: dict[str, ProductHealth] = {}
+        self.volumes: dict[str, deque[tuple[int, float]]] = {}
+        self._conn = conn
+        self._consumer = make_consumer(
+            conn,
+            {
+                "group.id": "mesh-monitor-health-reader",  # never subscribes nor commits
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "log_level": 0,
+            },
+        )
+        self._assigned = False
+        self._next: dict[int, int] = {}  # partition -> next offset to read
+        self._start_ms = now_ms - READ_BACK_MS
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def remember(self, health: ProductHealth) -> None:
+        """Take one measurement in (read back or just written); the newest one wins."""
+        known = self.latest.get(health.product)
+        if known is None or health.measured_at_ms >= known.measured_at_ms:
+            self.latest[health.product] = health
+        volume = next(
+            (
+                f.value
+                for f in health.figures
+                if f.name == FigureName.RECORDS_PER_MINUTE and f.subject is None
+            ),
+            None,
+        )
+        if volume is not None:
+            kept = self.volumes.setdefault(health.product, deque(maxlen=HISTORY_SIZE))
+            if all(at != health.measured_at_ms for at, _ in kept):
+                kept.append((health.measured_at_ms, volume))
+
+    def history(self, product: str) -> list[float]:
+        return [value for _, value in self.volumes.get(product, ())]
+
+    def catch_up(self, timeout: float = 10.0) -> int:
+        """Read what was written since the last call (at first: the last hour) up to the
+        topic's end; returns how many measurements were read."""
+        if not self._assigned:
+            self._assign(timeout)
+        ends: dict[int, int] = {}
+        for partition in self._next:
+            tp = TopicPartition(self.topic, partition)
+            ends[partition] = self._consumer.get_watermark_offsets(
+                tp, timeout=timeout, cached=False
+            )[1]
+        pending = {p for p, high in ends.items() if high > self._next[p]}
+        read = 0
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            for message in self._consumer.consume(500, 0.5):
+                where, at = message.partition(), message.offset()
+                if where is None or at is None:
+                    continue
+                partition, offset = where, at
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        self._next[partition] = max(self._next[partition], offset)
+                        pending.discard(partition)
+                    continue
+                self._next[partition] = offset + 1
+                read += self._take(message)
+                if offset + 1 >= ends.get(partition, 0):
+                    pending.discard(partition)
+        return read
+
+    def _assign(self, timeout: float) -> None:
+        try:
+            found = self._consumer.list_topics(self.topic, timeout=timeout).topics.get(self.topic)
+        except KafkaException as exc:
+            raise explain_kafka_error(
+                exc, self._conn, topic=self.topic, operation="DESCRIBE"
+            ) from exc
+        if found is None or found.error is not None:
+            return  # created by ensure_monitor_topics; looked for again next time
+        wanted = [TopicPartition(self.topic, p, self._start_ms) for p in sorted(found.partitions)]
+        for tp in self._consumer.offsets_for_times(wanted, timeout=timeout):
+            if tp.offset < 0:  # nothing that recent: start at the end
+                tp.offset = self._consumer.get_watermark_offsets(tp, timeout=timeout)[1]
+            self._next[tp.partition] = tp.offset
+        self._consumer.assign(
+            [TopicPartition(self.topic, p, offset) for p, offset in self._next.items()]
+        )
+        self._assigned = True
+
+    def _take(self, message: Message) -> int:
+        value = message.value()
+        if value is None:
+            return 0
+        try:
+            health = ProductHealth.model_validate_json(value)
+        except ValidationError:
+            log.warning(
+                "%s[%d]@%d is not a product health record; skipped",
+                self.topic,
+                message.partition(),
+                message.offset(),
+            )
+            return 0
+        self.remember(health)
+        return 1
+
+
+class Publisher:
+    """Writes health and alert records (acks=all, idempotent, every delivery checked) and
+    POSTs each alert to the webhook when one is set."""
+
+    def __init__(
+        self,
+        conn: KafkaConnection,
+        health_topic: str,
+        alerts_topic: str,
+        *,
+        interval_ms: int = 60_000,
+        webhook_url: str | None = None,
+    ) -> None:
+        self.health_topic = health_topic
+        self.alerts_topic = alerts_topic
+        self.interval_ms = interval_ms
+        self._conn = conn
+        self._webhook_url = webhook_url
+        self._producer = make_producer(
+            conn, {"acks": "all", "enable.idempotence": True, "linger.ms": 20, "log_level": 0}
+        )
+        self._http: httpx.Client | None = None
+        if webhook_url is not None:
+            self._http = httpx.Client(timeout=WEBHOOK_TIMEOUT)
+
+    def close(self) -> None:
+        self._producer.flush(10)
+        if self._http is not None:
+            self._http.close()
+
+    def publish(self, healths: Sequence[ProductHealth], alerts: Sequence[Alert]) -> None:
+        """Write every health record (key ``health_key``) and alert (key the product), wait
+        for each delivery, then POST the alerts to the webhook."""
+        failures: list[str] = []
+
+        def delivered(error: KafkaError | None, message: Message) -> None:
+            if error is not None:
+                failures.append(f"{message.topic()}: {error.str()}")
+
+        for health in healths:
+            self._producer.produce(
+                self.health_topic,
+                key=health_key(health.product, health.measured_at_ms, self.interval_ms),
+                value=health.model_dump_json(),
+                on_delivery=delivered,
+            )
+        for alert in alerts:
+            self._producer.produce(
+                self.alerts_topic,
+                key=alert.product,
+                value=alert.model_dump_json(),
+                on_delivery=delivered,
+            )
+        left = self._producer.flush(30)
+        if left:
+            failures.append(f"{left} records not delivered within 30 s")
+        if failures:
+            raise DeliveryError(
+                f"product monitor: {len(failures)} records not written at "
+                f"{self._conn.bootstrap_servers}: {failures[0]}; check that the broker runs "
+                f"and that this principal may write {self.health_topic} and {self.alerts_topic}"
+            )
+        for alert in alerts:
+            self.post(alert)
+
+    def post(self, alert: Alert) -> bool:
+        """POST ``alert`` to the webhook; a failure is logged with the URL's host only (the
+        URL may carry a token) and the monitor goes on."""
+        if self._http is None or self._webhook_url is None:
+            return False
+        host = urlsplit(self._webhook_url).hostname or "?"
+        try:
+            answer = self._http.post(
+                self._webhook_url,
+                content=alert.model_dump_json(),
+                headers={"Content-Type": "application/json"},
+            )
+        except httpx.HTTPError as exc:
+            log.warning("alert webhook at host %s failed: %s", host, type(exc).__name__)
+            return False
+        if answer.status_code >= 300:
+            log.warning("alert webhook at host %s answered HTTP %d", host, answer.status_code)
+            return False
+        return True

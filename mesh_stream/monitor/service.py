@@ -1,0 +1,225 @@
+"""The product monitor: every interval, measure every registered product, judge it, publish.
+
+One round (:meth:`ProductMonitor.measure`): list the products (their descriptors, SLOs,
+lineage and registered consumer groups) from the registry in one request; read the health
+topic up to its end, so the latest health of each product -- whoever measured it -- is
+known before any transition is decided; measure every product from Kafka
+(:class:`~mesh_stream.monitor.measure.KafkaMeter`); judge the figures
+(:mod:`mesh_stream.monitor.status`), sources before what is built from them, adding
+upstream breaches; write one health record per product and the alerts of each transition
+(:class:`~mesh_stream.monitor.publish.Publisher`).
+
+Several instances are safe: they write the same key for the same product and interval, and
+each reads back the latest health before alerting. The race left: two instances measuring
+the same product within the moment it takes a health record to be written and read back can
+both see the transition and both publish the alert (a duplicate, never a lost one).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from confluent_kafka import KafkaException
+from pydantic import ValidationError
+
+from mesh_stream.descriptor import DataProduct
+from mesh_stream.errors import MeshError
+from mesh_stream.health import Alert, ProductHealth, Status
+from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.monitor import status as judging
+from mesh_stream.monitor.measure import KafkaMeter, Reading, Target
+from mesh_stream.monitor.metrics import MonitorMetrics
+from mesh_stream.monitor.publish import HealthLog, Publisher, ensure_monitor_topics
+
+log = logging.getLogger(__name__)
+
+
+class Catalog(Protocol):
+    """What the monitor needs of the registry (:class:`RegistryClient` is one)."""
+
+    def list_products(self) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class Round:
+    """One measurement of every product: health records, the alerts they raised, how long."""
+
+    healths: tuple[ProductHealth, ...]
+    alerts: tuple[Alert, ...]
+    seconds: float
+
+    @property
+    def breached(self) -> list[str]:
+        return [h.product for h in self.healths if h.status == Status.BREACHED]
+
+    def summary(self) -> str:
+        counts = {s: sum(1 for h in self.healths if h.status == s) for s in Status}
+        parts = ", ".join(f"{n} {s.value}" for s, n in counts.items() if n)
+        return (
+            f"measured {len(self.healths)} products in {self.seconds:.1f} s"
+            f"{': ' + parts if parts else ''}; {len(self.alerts)} alerts"
+        )
+
+
+def targets_of(documents: Sequence[Mapping[str, Any]]) -> list[Target]:
+    """The products of a registry listing with their registered consumer groups; a
+    document that is not a valid descriptor is logged and left out."""
+    known = {info.alias or name for name, info in DataProduct.model_fields.items()}
+    found: list[Target] = []
+    for document in documents:
+        try:
+            product = DataProduct.model_validate({k: v for k, v in document.items() if k in known})
+        except ValidationError as exc:
+            log.warning("product %s left out: %s", document.get("name"), exc.errors()[0]["msg"])
+            continue
+        facts = document.get("registry") or {}
+        groups = tuple(str(c["group"]) for c in facts.get("consumers") or () if c.get("group"))
+        found.append(Target(product, groups))
+    return found
+
+
+def judge_round(
+    targets: Sequence[Target],
+    readings: Mapping[str, Reading],
+    latest: Mapping[str, ProductHealth],
+    history: Callable[[str], Sequence[float]],
+    *,
+    monitor: str = "",
+) -> list[ProductHealth]:
+    """The health of every target from its reading: own figures first, then upstream
+    breaches (lineage, transitively) from the other products' own statuses."""
+    inputs = {t.product.name: t.product.inputs for t in targets}
+    own: dict[str, tuple[Any, ...]] = {}
+    statuses: dict[str, Status] = {}
+    for target in targets:
+        product = target.product
+        reading = readings[product.name]
+        newest_inputs = [
+            stamp
+            for name in product.inputs
+            if name in readings and (stamp := readings[name].topic.newest) is not None
+        ]
+        figures = judging.assess(
+            product,
+            reading,
+            inputs_newest_ms=max(newest_inputs) if newest_inputs else None,
+            history=history(product.name),
+        )
+        own[product.name] = figures
+        statuses[product.name] = judging.health(
+            product.name, figures, measured_at_ms=reading.measured_at_ms
+        ).status
+    return [
+        judging.health(
+            t.product.name,
+            own[t.product.name],
+            measured_at_ms=readings[t.product.name].measured_at_ms,
+            previous=latest.get(t.product.name),
+            upstream_breached=judging.breached_upstream(t.product.name, inputs, statuses),
+            monitor=monitor,
+        )
+        for t in targets
+    ]
+
+
+class ProductMonitor:
+    """Measures, judges and publishes every registered product, once or every interval."""
+
+    def __init__(
+        self,
+        conn: KafkaConnection,
+        catalog: Catalog,
+        *,
+        health_topic: str,
+        alerts_topic: str,
+        interval: float = 60.0,
+        webhook_url: str | None = None,
+        metrics: MonitorMetrics | None = None,
+        name: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.catalog = catalog
+        self.interval = interval
+        self.metrics = metrics
+        self.name = name or f"{socket.gethostname()}:{threading.get_native_id()}"
+        self._clock = clock
+        ensure_monitor_topics(conn, health_topic, alerts_topic)
+        self._meter = KafkaMeter(conn)
+        self._log = HealthLog(conn, health_topic, now_ms=self._now_ms())
+        self._publisher = Publisher(
+            conn,
+            health_topic,
+            alerts_topic,
+            interval_ms=max(1, int(interval * 1000)),
+            webhook_url=webhook_url,
+        )
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def close(self) -> None:
+        self._publisher.close()
+        self._meter.close()
+        self._log.close()
+
+    def __enter__(self) -> ProductMonitor:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def latest(self, product: str) -> ProductHealth | None:
+        """The latest known health of ``product`` (this instance's or another's)."""
+        return self._log.latest.get(product)
+
+    def measure(self) -> Round:
+        """One round over every product the registry lists (see the module docstring)."""
+        started = time.monotonic()
+        targets = targets_of(self.catalog.list_products())
+        self._log.catch_up()
+        readings = self._meter.read(targets, self._now_ms())
+        healths = judge_round(
+            targets, readings, self._log.latest, self._log.history, monitor=self.name
+        )
+        alerts = [
+            alert
+            for health in healths
+            for alert in judging.transitions(self._log.latest.get(health.product), health)
+        ]
+        self._publisher.publish(healths, alerts)
+        for health in healths:
+            self._log.remember(health)
+        done = Round(tuple(healths), tuple(alerts), time.monotonic() - started)
+        if self.metrics is not None:
+            self.metrics.update(done.healths, duration=done.seconds)
+        return done
+
+    def run(self, stop: threading.Event, on_round: Callable[[Round], None] | None = None) -> None:
+        """Measure every ``interval`` seconds until ``stop`` is set. A round that fails
+        (registry or Kafka unavailable) is logged and the next one tried."""
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                done = self.measure()
+            except (MeshError, KafkaException) as exc:
+                log.warning("measurement skipped: %s", exc)
+            else:
+                for alert in done.alerts:
+                    log.warning(
+                        "%s: %s %s%s: %s",
+                        alert.kind,
+                        alert.product,
+                        alert.figure.value,
+                        f" ({alert.subject})" if alert.subject else "",
+                        alert.reason,
+                    )
+                log.info(done.summary())
+                if on_round is not None:
+                    on_round(done)
+            stop.wait(max(0.0, self.interval - (time.monotonic() - started)))

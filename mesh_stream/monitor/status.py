@@ -1,0 +1,286 @@
+"""From measured figures to a product's health: each figure judged against its SLO, the
+product's status the worst of them, upstream breaches, since when, and alert transitions.
+
+Pure functions over :class:`~mesh_stream.monitor.measure.Reading` values: nothing here
+talks to Kafka, so every rule is tested on plain numbers.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+
+from mesh_stream.descriptor import DataProduct, ProductKind
+from mesh_stream.health import Alert, Figure, FigureName, ProductHealth, Status, judge, worst
+from mesh_stream.monitor.measure import Reading
+
+#: Figures judged against an upper bound of the descriptor's SLOs (the rest: a lower bound).
+_LOWER_BOUND = frozenset({FigureName.RECORDS_PER_MINUTE})
+OK_REASON = "every figure within its SLO"
+
+
+def figure(
+    name: FigureName,
+    value: float | None,
+    slo: float | None,
+    said: str,
+    *,
+    subject: str | None = None,
+    judged: bool = True,
+) -> Figure:
+    """A figure with its verdict (:func:`mesh_stream.health.judge`) and a reason saying it."""
+    status = judge(value, slo if judged else None, at_most=name not in _LOWER_BOUND)
+    bound = ">=" if name in _LOWER_BOUND else "<="
+    if value is not None and judged and slo is not None:
+        said = f"{said} (SLO {bound} {slo:g})"
+    return Figure(
+        name=name,
+        value=value,
+        slo=slo if judged else None,
+        status=status,
+        reason=said,
+        subject=subject,
+    )
+
+
+def _age(now_ms: int, stamp: int | None) -> float | None:
+    return None if stamp is None else max(0.0, (now_ms - stamp) / 1000)
+
+
+def assess(
+    product: DataProduct,
+    reading: Reading,
+    *,
+    inputs_newest_ms: int | None = None,
+    history: Sequence[float] = (),
+) -> tuple[Figure, ...]:
+    """Every figure of ``product`` from its ``reading``, judged against its SLOs.
+
+    ``inputs_newest_ms`` is the newest record time over the product's inputs (derived
+    products: end-to-end latency); ``history`` its recent records-per-minute figures (the
+    volume's reason compares with their median).
+    """
+    slos = product.slos
+    now = reading.measured_at_ms
+    topic = reading.topic
+    if not topic.exists:
+        return (
+            figure(
+                FigureName.FRESHNESS_SECONDS,
+                None,
+                slos.freshness_seconds,
+                f"topic {topic.topic} does not exist",
+            ),
+        )
+    if topic.end_offsets == 0:
+        return (
+            figure(
+                FigureName.FRESHNESS_SECONDS,
+                None,
+                slos.freshness_seconds,
+                f"no record ever written to {topic.topic}",
+            ),
+        )
+    newest = topic.newest
+    age = _age(now, newest)
+    figures = [
+        figure(
+            FigureName.FRESHNESS_SECONDS,
+            age,
+            slos.freshness_seconds,
+            f"no record left on {topic.topic} (retention removed them)"
+            if age is None
+            else f"newest record {age:.1f} s old",
+        )
+    ]
+    for partition, stamp in sorted(topic.newest_ms.items()):
+        part_age = _age(now, stamp)
+        figures.append(
+            figure(
+                FigureName.FRESHNESS_SECONDS,
+                part_age,
+                None,
+                "no record" if part_age is None else f"newest record {part_age:.1f} s old",
+                subject=f"partition {partition}",
+                judged=False,  # a keyed product may leave a partition idle
+            )
+        )
+    records = float(topic.records_last_minute)
+    volume = f"{topic.records_last_minute} records in the last minute"
+    if history:
+        volume += f", recent median {statistics.median(history):g} over {len(history)}"
+    figures.append(
+        figure(FigureName.RECORDS_PER_MINUTE, records, slos.min_records_per_minute, volume)
+    )
+    dead = reading.dlq.records_last_minute
+    figures.append(
+        figure(
+            FigureName.DLQ_RECORDS_PER_MINUTE,
+            float(dead),
+            None,
+            f"{dead} dead letters in the last minute on {reading.dlq.topic}",
+            judged=False,
+        )
+    )
+    figures.append(dlq_ratio(dead, topic.records_last_minute, slos.max_dlq_ratio))
+    for lag in reading.lags:
+        if lag.records is None:
+            said = f"group {lag.group} has committed no offset on {topic.topic}"
+        else:
+            said = f"{lag.records} records behind"
+            if lag.uncommitted:
+                said += f" ({lag.uncommitted} partitions without a committed offset left out)"
+        figures.append(
+            figure(
+                FigureName.LAG_RECORDS,
+                None if lag.records is None else float(lag.records),
+                None,
+                said,
+                subject=lag.group,
+                judged=False,
+            )
+        )
+        figures.append(
+            figure(
+                FigureName.LAG_SECONDS,
+                lag.seconds,
+                slos.max_lag_seconds,
+                said
+                if lag.seconds is None and lag.records is None
+                else "oldest unconsumed record could not be read"
+                if lag.seconds is None
+                else f"oldest unconsumed record {lag.seconds:.1f} s old",
+                subject=lag.group,
+            )
+        )
+    if product.kind != ProductKind.SOURCE_ALIGNED and product.inputs:
+        figures.append(end_to_end(newest, inputs_newest_ms, slos.freshness_seconds))
+    return tuple(figures)
+
+
+def dlq_ratio(dead: int, records: int, slo: float | None) -> Figure:
+    """Dead letters per record of the minute; 0 without either, unknown when dead letters
+    came in a minute without records (a reader catching up on older ones)."""
+    if records == 0:
+        if dead == 0:
+            return figure(FigureName.DLQ_RATIO, 0.0, slo, "no record and no dead letter")
+        return figure(
+            FigureName.DLQ_RATIO,
+            None,
+            slo,
+            f"{dead} dead letters but no record in the last minute (a reader catching up)",
+        )
+    ratio = dead / records
+    return figure(FigureName.DLQ_RATIO, ratio, slo, f"{dead} dead letters / {records} records")
+
+
+def end_to_end(newest_ms: int | None, inputs_newest_ms: int | None, slo: float) -> Figure:
+    """How far a derived product's newest record is behind its inputs' newest: 0 when the
+    output is as recent as its inputs; judged against ``slos.freshness_seconds``."""
+    if newest_ms is None or inputs_newest_ms is None:
+        missing = "the product" if newest_ms is None else "its inputs"
+        return figure(FigureName.END_TO_END_SECONDS, None, slo, f"no record on {missing} yet")
+    behind = max(0.0, (inputs_newest_ms - newest_ms) / 1000)
+    return figure(
+        FigureName.END_TO_END_SECONDS,
+        behind,
+        slo,
+        f"newest record {behind:.1f} s behind the newest input record",
+    )
+
+
+def health(
+    product: str,
+    figures: Sequence[Figure],
+    *,
+    measured_at_ms: int,
+    previous: ProductHealth | None = None,
+    upstream_breached: Sequence[str] = (),
+    monitor: str = "",
+) -> ProductHealth:
+    """The product's health: the worst figure (a product without any judged record is ``no
+    data``), at least ``degraded`` while an input is breached, since when."""
+    status = worst([f.status for f in figures])
+    culprit = next((f for f in figures if f.status == status), None)
+    if status == Status.OK:
+        reason = OK_REASON
+    else:
+        reason = culprit.reason if culprit is not None else "nothing measured"
+        if culprit is not None and culprit.subject:
+            reason = f"{culprit.name.value} of {culprit.subject}: {reason}"
+        elif culprit is not None:
+            reason = f"{culprit.name.value}: {reason}"
+    if upstream_breached:
+        upstream = f"upstream breached: {', '.join(upstream_breached)}"
+        if status in (Status.OK, Status.NO_DATA):
+            status, reason = Status.DEGRADED, upstream
+        else:
+            reason = f"{reason}; {upstream}"
+    since = measured_at_ms
+    if previous is not None and previous.status == status:
+        since = min(previous.since_ms, measured_at_ms)
+    return ProductHealth(
+        product=product,
+        measured_at_ms=measured_at_ms,
+        status=status,
+        reason=reason,
+        since_ms=since,
+        figures=tuple(figures),
+        upstream_breached=tuple(upstream_breached),
+        monitor=monitor,
+    )
+
+
+def ancestors(name: str, inputs: Mapping[str, Iterable[str]]) -> list[str]:
+    """Every product ``name`` is built from, transitively (lineage), nearest first."""
+    seen: list[str] = []
+    queue = list(inputs.get(name, ()))
+    while queue:
+        current = queue.pop(0)
+        if current in seen or current == name:
+            continue
+        seen.append(current)
+        queue.extend(inputs.get(current, ()))
+    return seen
+
+
+def breached_upstream(
+    name: str, inputs: Mapping[str, Iterable[str]], statuses: Mapping[str, Status]
+) -> list[str]:
+    """The inputs of ``name`` (transitively) whose own status is ``breached``, sorted."""
+    return sorted(p for p in ancestors(name, inputs) if statuses.get(p) == Status.BREACHED)
+
+
+def transitions(previous: ProductHealth | None, current: ProductHealth) -> list[Alert]:
+    """The alerts ``current`` raises after ``previous``: a figure that became ``breached``
+    (breach) and one that went from ``breached`` back to ``ok``/``degraded`` (recovery).
+
+    A figure that can no longer be measured (``no data``) raises nothing: that is not a
+    recovery.
+    """
+    before = {
+        (f.name, f.subject): f.status for f in (previous.figures if previous is not None else ())
+    }
+    alerts: list[Alert] = []
+    for item in current.figures:
+        was = before.get((item.name, item.subject))
+        if item.status == Status.BREACHED and was != Status.BREACHED:
+            kind = "breach"
+        elif was == Status.BREACHED and item.status in (Status.OK, Status.DEGRADED):
+            kind = "recovery"
+        else:
+            continue
+        alerts.append(
+            Alert(
+                kind=kind,
+                product=current.product,
+                figure=item.name,
+                subject=item.subject,
+                slo=item.slo,
+                value=item.value,
+                status=item.status,
+                since_ms=current.measured_at_ms,
+                reason=item.reason,
+            )
+        )
+    return alerts

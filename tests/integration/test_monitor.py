@@ -1,0 +1,217 @@
+"""The product monitor on the real broker and the real registry: exact figures, a freshness
+breach and its recovery as alert records, dead letters, a consumer group's lag, a product
+without records, upstream breaches on a derived product, and a second instance that does
+not repeat an alert."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from mesh_stream.consumer import ProductConsumer
+from mesh_stream.descriptor import DataProduct
+from mesh_stream.health import Alert, Figure, FigureName, ProductHealth, Status
+from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.monitor import ProductMonitor
+from mesh_stream.producer import ProductPublisher
+from mesh_stream.registry.client import RegistryClient
+from tests.conftest import KafkaAddress, RegistryAddress
+from tests.fixtures.sdk.helpers import load_schema, make_order
+
+FRESHNESS = 6.0
+
+
+def _product(label: str, **changes: Any) -> DataProduct:
+    document: dict[str, Any] = {
+        "name": f"orders.monitor-{label}-{uuid.uuid4().hex[:8]}",
+        "domain": "orders",
+        "kind": "source-aligned",
+        "description": "Test product of the product monitor.",
+        "owner": {"team": "monitor-tests", "contact": "monitor-tests@example.com"},
+        "schema": "schemas/orders/monitor.avsc",
+        "key_field": "order_id",
+        "partitions": 2,
+        "retention": {"ms": 3_600_000, "cleanup_policy": "delete"},
+        "slos": {
+            "freshness_seconds": FRESHNESS,
+            "availability": 99.0,
+            "max_dlq_ratio": 0.5,
+            "max_lag_seconds": 600.0,
+        },
+        "classification": "pii",
+        "tags": ["test"],
+    }
+    document.update(changes)
+    return DataProduct.model_validate(document)
+
+
+def _figure(health: ProductHealth, name: FigureName, subject: str | None = None) -> Figure:
+    [found] = [f for f in health.figures if f.name == name and f.subject == subject]
+    return found
+
+
+def _read_alerts(bootstrap: str, topic: str) -> list[Alert]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"alerts-{uuid.uuid4().hex}"})
+    try:
+        _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        alerts: list[Alert] = []
+        deadline = time.monotonic() + 20
+        while len(alerts) < high and time.monotonic() < deadline:
+            for message in consumer.consume(100, 0.5):
+                if message.error() is None:
+                    alerts.append(Alert.model_validate_json(message.value()))
+        return alerts
+    finally:
+        consumer.close()
+
+
+def test_monitor_measures_judges_and_alerts_on_the_real_broker(
+    kafka: KafkaAddress, registry: RegistryAddress
+) -> None:
+    bootstrap = kafka.bootstrap_servers
+    schema = load_schema("order_v1.avsc")
+    source = _product("source")
+    derived = _product(
+        "derived",
+        kind="aggregate",
+        inputs=[source.name],
+        partitions=1,
+        slos={"freshness_seconds": 600.0, "availability": 99.0},
+    )
+    empty = _product("empty", partitions=1)
+    session = uuid.uuid4().hex[:8]
+    health_topic, alerts_topic = f"_mesh_health-{session}", f"_mesh_alerts-{session}"
+    group = f"billing-{session}"
+    conn = KafkaConnection.create(bootstrap)
+    admin = RegistryClient(registry.url, principal="admin", token=registry.admin_token)
+    payments = RegistryClient(registry.url, principal="payments", token=registry.tokens["payments"])
+
+    def publisher(product: DataProduct) -> ProductPublisher:
+        return ProductPublisher(product, bootstrap_servers=bootstrap, registry=admin, schema=schema)
+
+    with publisher(source) as to_source, publisher(empty):
+        admin.put_product(source)
+        admin.put_product(empty)
+        with publisher(derived) as to_derived:
+            admin.put_product(derived)
+            # The derived product's only record is older than its input's newest.
+            to_derived.publish(make_order(100), timestamp_ms=int(time.time() * 1000) - 2_000)
+        for index in range(5):
+            to_source.publish(make_order(index))
+        to_source.flush()
+        raw = Producer({"bootstrap.servers": bootstrap})
+        for index in range(2):  # poison pills: not Confluent-framed Avro
+            raw.produce(source.topic, key=f"pill-{index}", value=b"not avro", partition=index)
+        raw.flush(10)
+        with ProductConsumer(
+            [source],
+            group_id=group,
+            bootstrap_servers=bootstrap,
+            registry=payments,
+            from_beginning=True,
+            reads=["total"],
+        ) as reader:
+            got: list[Any] = []
+            deadline = time.monotonic() + 30
+            while len(got) < 5 and time.monotonic() < deadline:
+                got += reader.consume(10, 1.0)
+            assert len(got) == 5
+            reader.commit()
+        for index in range(5, 8):  # three records the group has not read
+            to_source.publish(make_order(index))
+        to_source.flush()
+
+        monitor = ProductMonitor(
+            conn,
+            admin,
+            health_topic=health_topic,
+            alerts_topic=alerts_topic,
+            interval=2.0,
+            name="monitor-a",
+        )
+        with monitor:
+            first = {h.product: h for h in monitor.measure().healths}
+            src = first[source.name]
+            assert src.status == Status.OK, src.reason
+            assert _figure(src, FigureName.RECORDS_PER_MINUTE).value == 10.0  # 5 + 2 pills + 3
+            assert _figure(src, FigureName.DLQ_RECORDS_PER_MINUTE).value == 2.0
+            assert _figure(src, FigureName.DLQ_RATIO).value == 0.2
+            assert _figure(src, FigureName.DLQ_RATIO).status == Status.OK
+            assert (_figure(src, FigureName.FRESHNESS_SECONDS).value or 99) < FRESHNESS * 0.8
+            lag = _figure(src, FigureName.LAG_RECORDS, group)
+            assert lag.value == _end_minus_committed(bootstrap, source.topic, group) == 3.0
+            lag_seconds = _figure(src, FigureName.LAG_SECONDS, group).value
+            assert lag_seconds is not None
+            assert 0 <= lag_seconds < 30
+            assert {f.subject for f in src.figures if f.subject and "partition" in f.subject} == {
+                "partition 0",
+                "partition 1",
+            }
+
+            assert first[empty.name].status == Status.NO_DATA
+            assert first[empty.name].reason.endswith(f"no record ever written to {empty.topic}")
+
+            down = first[derived.name]
+            behind = _figure(down, FigureName.END_TO_END_SECONDS).value
+            assert behind is not None
+            assert behind >= 2.0
+            assert down.upstream_breached == ()
+
+            # Past the SLO: breached, one breach alert; downstream shows it.
+            time.sleep(FRESHNESS + 1)
+            second = {h.product: h for h in monitor.measure().healths}
+            src = second[source.name]
+            assert src.status == Status.BREACHED
+            assert src.since_ms == src.measured_at_ms
+            assert second[derived.name].upstream_breached == (source.name,)
+            assert second[derived.name].status == Status.DEGRADED
+            assert second[derived.name].reason == f"upstream breached: {source.name}"
+
+            # A second instance reads the breach back and does not repeat the alert.
+            with ProductMonitor(
+                conn,
+                admin,
+                health_topic=health_topic,
+                alerts_topic=alerts_topic,
+                interval=2.0,
+                name="monitor-b",
+            ) as other:
+                again = other.measure()
+                assert [a for a in again.alerts if a.product == source.name] == []
+                breached_since = {h.product: h for h in again.healths}[source.name].since_ms
+                assert breached_since == src.since_ms
+
+            # Fresh records again: ok, and a recovery alert.
+            to_source.publish(make_order(9))
+            to_source.flush()
+            third = {h.product: h for h in monitor.measure().healths}
+            assert third[source.name].status == Status.OK, third[source.name].reason
+            assert third[derived.name].upstream_breached == ()
+
+    admin.close()
+    payments.close()
+    alerts = [
+        (a.kind, a.figure, a.subject)
+        for a in _read_alerts(bootstrap, alerts_topic)
+        if a.product == source.name
+    ]
+    assert alerts == [
+        ("breach", FigureName.FRESHNESS_SECONDS, None),
+        ("recovery", FigureName.FRESHNESS_SECONDS, None),
+    ]
+
+
+def _end_minus_committed(bootstrap: str, topic: str, group: str) -> float:
+    """The lag of ``group`` computed apart from the monitor: end offsets - committed."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        parts = [TopicPartition(topic, p) for p in range(2)]
+        committed = consumer.committed(parts, timeout=10)
+        ends = [consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in parts]
+        return float(sum(end - tp.offset for end, tp in zip(ends, committed, strict=True)))
+    finally:
+        consumer.close()
