@@ -448,11 +448,16 @@ def format_record(record: Mapping[str, Any], width: int = 90) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def status_text(status: Status) -> Text:
+    """A status, coloured (breached red, degraded yellow, ok green)."""
+    return Text(status.value, style=_STATUS_STYLE[status])
+
+
 def health_text(health: ProductHealth | None) -> Text:
     """A product's SLO status for a table cell, with "upstream breached" where listed."""
     if health is None:
         return Text(HEALTH_UNKNOWN, style="dim")
-    text = Text(health.status.value, style=_STATUS_STYLE[health.status])
+    text = status_text(health.status)
     if health.upstream_breached:
         text.append(" · upstream breached", style="red")
     return text

@@ -1,6 +1,6 @@
-"""`mesh products list|show|lineage|consumers|plan|apply`: discover data products in the
-registry, see and register the consumer groups that read them, and roll a project's
-products out to it (plan shows what apply would do; apply does it)."""
+"""`mesh products list|show|status|lineage|consumers|plan|apply`: discover data products in
+the registry and their health, see and register the consumer groups that read them, and roll
+a project's products out to it (plan shows what apply would do; apply does it)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,17 @@ from rich.table import Table
 from rich.tree import Tree
 
 from mesh_stream.broker import reachability
+from mesh_stream.cli import product_health as health_view
 from mesh_stream.descriptor import PRODUCT_NAME, Classification, ProductKind
-from mesh_stream.errors import ConfigurationError, PlanRefusedError, SubjectNotFoundError
+from mesh_stream.errors import (
+    ConfigurationError,
+    PlanRefusedError,
+    ProductNotFoundError,
+    RegistryError,
+    RegistryUnavailableError,
+    SubjectNotFoundError,
+)
+from mesh_stream.health import ProductHealth
 from mesh_stream.kafka.clients import probe
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.products_plan import (
@@ -65,7 +74,7 @@ def _print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True))
 
 
-LIST_HEADERS = ("name", "kind", "classification", "topic", "schema", "description")
+LIST_HEADERS = ("name", "status", "kind", "classification", "topic", "schema", "description")
 
 
 def _print_aligned(rows: list[tuple[str, ...]]) -> None:
@@ -113,17 +122,23 @@ def list_products(
     as_json: bool,
     registry_url: str | None,
 ) -> None:
-    """List registered products (every filter given must match)."""
+    """List registered products (every filter given must match), with each one's health
+    status as the product monitor last judged it."""
     with _client(settings, registry_url) as client:
         found = client.list_products(
             domain=domain, tag=tag, classification=classification, kind=kind, query=query
         )
+        every = _health_or_none(client)
     if as_json:
+        for product in found:
+            known = every.get(product["name"]) if every is not None else None
+            product["health"] = known.model_dump(mode="json") if known is not None else None
         _print_json(found)
         return
     rows: list[tuple[str, ...]] = [
         (
             product["name"],
+            _status_word(every, product["name"]),
             product["kind"],
             product["classification"],
             product.get("registry", {}).get("topic", ""),
@@ -153,8 +168,10 @@ def show(settings: MeshSettings, name: str, as_json: bool, registry_url: str | N
     with _client(settings, registry_url) as client:
         product = client.get_product(name)
         fields = _registered_fields(client, product)
+        health = _one_health(client, name)
     if as_json:
-        _print_json({**product, "fields": [asdict(f) for f in fields]})
+        known = health.model_dump(mode="json") if health is not None else None
+        _print_json({**product, "fields": [asdict(f) for f in fields], "health": known})
         return
     facts = product.pop("registry", {})
     table = Table("field", "value", show_header=False)
@@ -168,6 +185,87 @@ def show(settings: MeshSettings, name: str, as_json: bool, registry_url: str | N
     for item in fields:
         listing.add_row(item.name, item.type, "pii" if item.pii else "", item.doc or "")
     console.print(listing)
+    if health is None:
+        console.print("health: unknown (this registry does not serve product health)")
+    else:
+        console.print(health_view.health_block(health))
+
+
+def _health_or_none(client: RegistryClient) -> dict[str, ProductHealth] | None:
+    """Every product's health; None when the registry cannot say (an older registry)."""
+    try:
+        return client.all_product_health()
+    except RegistryUnavailableError:
+        raise
+    except RegistryError:
+        return None
+
+
+def _one_health(client: RegistryClient, name: str) -> ProductHealth | None:
+    try:
+        return client.product_health(name)
+    except (RegistryUnavailableError, ProductNotFoundError):
+        raise
+    except RegistryError:
+        return None
+
+
+def _status_word(every: dict[str, ProductHealth] | None, name: str) -> str:
+    known = every.get(name) if every is not None else None
+    if known is None:
+        return "unknown"
+    return known.status.value + (" (upstream breached)" if known.upstream_breached else "")
+
+
+@products.command()
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Redraw every few seconds and print each breach and recovery as it is published "
+    "(Ctrl-C stops).",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.5),
+    default=health_view.WATCH_SECONDS,
+    show_default=True,
+    help="With --watch: seconds between redraws.",
+)
+@json_option
+@url_option
+@click.pass_obj
+def status(
+    settings: MeshSettings, watch: bool, interval: float, as_json: bool, registry_url: str | None
+) -> None:
+    """Every product's health: status, since when, the worst figure against its SLO and the
+    reason, as the product monitor (`mesh monitor`) last measured them.
+
+    With --watch the table is redrawn every few seconds and each alert record published to
+    the alerts topic (MESH_ALERTS_TOPIC) from now on is printed as one line: a breach or a
+    recovery, the product, the figure, its value against its SLO, since when.
+    """
+    with _client(settings, registry_url) as client:
+        every = client.all_product_health()
+        if not watch:
+            if as_json:
+                _print_json(health_view.health_json(every))
+            elif sys.stdout.isatty():
+                Console().print(health_view.status_table(every))
+            else:
+                for line in health_view.status_lines(every):
+                    click.echo(line)
+            click.echo(f"{len(every)} product(s)", err=True)
+            return
+        if as_json:
+            raise click.UsageError("--watch draws a table; drop --json (or --watch)")
+        conn = KafkaConnection.from_settings(settings, default_client_id="mesh-products-status")
+        alerts = health_view.KafkaAlerts(conn, settings.alerts_topic)
+        try:
+            health_view.watch(client.all_product_health, alerts, Console(), interval=interval)
+        except KeyboardInterrupt:
+            click.echo("stopped watching", err=True)
+        finally:
+            alerts.close()
 
 
 @products.command()

@@ -617,6 +617,8 @@ class RegistryClient:
     def all_product_health(self) -> dict[str, ProductHealth]:
         """The latest health of every registered product, by name (one request)."""
         answer = self._request("GET", "/product-health")
+        if not isinstance(answer, Mapping):
+            self._health(answer, "/product-health")  # raises: not what the registry serves
         return {str(name): self._health(item, "/product-health") for name, item in answer.items()}
 
     # -- registered consumers -------------------------------------------------------------

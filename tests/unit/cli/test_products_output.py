@@ -34,6 +34,7 @@ def test_list_piped_prints_one_whole_line_per_product(url: str) -> None:
         "\t".join(
             [
                 "orders.order-placed",
+                "no data",  # never measured by the product monitor
                 "source-aligned",
                 descriptor()["classification"],
                 "orders.order-placed.v1",

@@ -1,0 +1,246 @@
+"""Product health from the outside, over a served in-process registry fed by an in-memory
+health feed: the client's methods, `mesh products list|show|status` and the watch loop."""
+
+from __future__ import annotations
+
+import io
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from click.testing import CliRunner
+from rich.console import Console
+
+from mesh_stream.cli import product_health as health_view
+from mesh_stream.cli.main import cli, run
+from mesh_stream.errors import ProductNotFoundError, RegistryError
+from mesh_stream.health import Alert, Figure, FigureName, ProductHealth, Status, health_key
+from mesh_stream.registry.client import RegistryClient
+from mesh_stream.registry.service import InMemoryStore, create_app
+from mesh_stream.registry.service.product_health import InMemoryHealthFeed
+from mesh_stream.registry.service.server import RegistryServer
+from tests.unit.registry.conftest import descriptor, schema
+
+PLACED = "orders.order-placed"
+REVENUE = "orders.revenue"
+NOW = int(time.time() * 1000)
+
+
+def _health(product: str, status: Status, minutes_ago: int, **extra: object) -> ProductHealth:
+    at = NOW - minutes_ago * 60_000
+    fields: dict[str, object] = {
+        "product": product,
+        "measured_at_ms": at,
+        "status": status,
+        "reason": "",
+        "since_ms": at - 600_000,
+        **extra,
+    }
+    return ProductHealth.model_validate(fields)
+
+
+FRESHNESS = Figure(
+    name=FigureName.FRESHNESS_SECONDS,
+    value=93.0,
+    slo=60.0,
+    status=Status.BREACHED,
+    reason="newest record 93 s old",
+)
+LAG = Figure(
+    name=FigureName.LAG_SECONDS,
+    value=1.5,
+    slo=30.0,
+    status=Status.OK,
+    subject="mesh-orders.revenue-rekey",
+)
+BREACHED = _health(
+    PLACED,
+    Status.BREACHED,
+    1,
+    reason="freshness_seconds 93 over its SLO 60",
+    figures=(LAG, FRESHNESS),
+)
+EARLIER = _health(PLACED, Status.OK, 2, figures=(LAG,))
+
+
+@dataclass
+class Served:
+    url: str
+    feed: InMemoryHealthFeed
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    feed = InMemoryHealthFeed()
+    running = RegistryServer(create_app(InMemoryStore(), health_feed=feed))
+    address = running.start()
+    with RegistryClient(address) as client:
+        client.register_schema(f"{PLACED}.v1-value", schema())
+        client.put_product(descriptor())
+        client.register_schema(f"{REVENUE}.v1-value", schema(name="Revenue"))
+        client.put_product(descriptor(REVENUE, kind="aggregate", inputs=[PLACED]))
+    for record in (BREACHED, EARLIER):
+        feed.push(record, key=health_key(record.product, record.measured_at_ms))
+    yield Served(address, feed)
+    running.stop()
+
+
+def _mesh(served: Served, *args: str) -> tuple[int, str, str]:
+    env = {"MESH_REGISTRY_URL": served.url, "COLUMNS": "220"}
+    result = CliRunner().invoke(cli, list(args), env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_the_client_reads_latest_history_and_every_product(served: Served) -> None:
+    with RegistryClient(served.url) as client:
+        assert client.product_health(PLACED) == BREACHED
+        assert client.product_health_history(PLACED) == [EARLIER, BREACHED]
+        assert client.product_health_history(PLACED, minutes=1) == []
+        every = client.all_product_health()
+        assert every[PLACED] == BREACHED
+        assert (every[REVENUE].status, every[REVENUE].reason) == (
+            Status.NO_DATA,
+            "not measured yet",
+        )
+        with pytest.raises(ProductNotFoundError, match=r"Product .orders\.nope. not found"):
+            client.product_health("orders.nope")
+        with pytest.raises(RegistryError, match=r"query\.minutes") as refused:
+            client.product_health_history(PLACED, minutes=0)
+        assert refused.value.status == 422
+
+
+def test_list_shows_the_status_column_and_json_carries_the_health(served: Served) -> None:
+    code, out, _ = _mesh(served, "products", "list")
+    assert code == 0
+    rows = {line.split("\t")[0]: line.split("\t")[1] for line in out.splitlines()}
+    assert rows == {PLACED: "breached", REVENUE: "no data"}
+    code, out, _ = _mesh(served, "products", "list", "--json")
+    import json
+
+    found = {p["name"]: p["health"] for p in json.loads(out)}
+    assert ProductHealth.model_validate(found[PLACED]) == BREACHED
+    assert found[REVENUE]["status"] == "no data"
+
+
+def test_show_has_a_health_block_with_each_figure(served: Served) -> None:
+    code, out, _ = _mesh(served, "products", "show", PLACED)
+    assert code == 0, out
+    assert f"health: breached since {health_view.when(BREACHED.since_ms)}" in out
+    assert "reason: freshness_seconds 93 over its SLO 60" in out
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in out.splitlines() if "│" in line]
+    assert ["freshness_seconds", "", "93", "60", "breached", "newest record 93 s old"] in rows
+    assert ["lag_seconds", "mesh-orders.revenue-rekey", "1.5", "30", "ok", ""] in rows
+
+
+def test_show_names_the_breached_upstream(served: Served) -> None:
+    served.feed.push(
+        _health(
+            REVENUE,
+            Status.DEGRADED,
+            0,
+            reason="upstream breached: orders.order-placed",
+            upstream_breached=(PLACED,),
+        )
+    )
+    code, out, _ = _mesh(served, "products", "show", REVENUE)
+    assert code == 0, out
+    assert "health: degraded · upstream breached" in out
+    assert "upstream breached: orders.order-placed" in out
+    code, out, _ = _mesh(served, "products", "status")
+    lines = {line.split("\t")[0]: line.split("\t") for line in out.splitlines()}
+    assert lines[REVENUE][1] == "degraded (upstream breached)"
+
+
+def test_status_lists_every_product_with_its_worst_figure(served: Served) -> None:
+    code, out, err = _mesh(served, "products", "status")
+    assert code == 0
+    lines = {line.split("\t")[0]: line.split("\t") for line in out.splitlines()}
+    assert lines[PLACED] == [
+        PLACED,
+        "breached",
+        health_view.when(BREACHED.since_ms),
+        "freshness_seconds 93 (SLO 60) breached",
+        "freshness_seconds 93 over its SLO 60",
+    ]
+    assert err == "2 product(s)\n"
+    code, out, _ = _mesh(served, "products", "status", "--json")
+    import json
+
+    shown = json.loads(out)
+    assert ProductHealth.model_validate(shown[PLACED]) == BREACHED
+    assert sorted(shown) == [PLACED, REVENUE]
+
+
+def test_status_with_the_registry_down_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    monkeypatch.setenv("MESH_REGISTRY_URL", f"http://127.0.0.1:{port}")
+    assert run(["products", "status"]) == 1
+    captured = capsys.readouterr()
+    (line,) = captured.err.splitlines()
+    assert line.startswith("error: ")
+    assert f"127.0.0.1:{port}" in line
+    assert "Traceback" not in captured.err + captured.out
+
+
+class ListedAlerts:
+    """Alerts handed out one poll at a time; the last poll stops the watch."""
+
+    def __init__(self, batches: list[list[Alert | str]], stop: threading.Event) -> None:
+        self.batches = batches
+        self.stop = stop
+        self.closed = False
+
+    def poll(self, timeout: float) -> list[Alert | str]:  # noqa: ARG002
+        batch = self.batches.pop(0)
+        if not self.batches:
+            self.stop.set()
+        return batch
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_watch_prints_each_alert_as_one_line_and_redraws(served: Served) -> None:
+    breach = Alert(
+        kind="breach",
+        product=PLACED,
+        figure=FigureName.FRESHNESS_SECONDS,
+        slo=60.0,
+        value=93.0,
+        status=Status.BREACHED,
+        since_ms=BREACHED.since_ms,
+        reason="newest record 93 s old",
+    )
+    recovery = breach.model_copy(
+        update={"kind": "recovery", "value": 4.0, "status": Status.OK, "reason": ""}
+    )
+    stop = threading.Event()
+    alerts = ListedAlerts(
+        [[breach], ["alerts[0]@3: not an alert record, skipped"], [recovery]], stop
+    )
+    out = io.StringIO()
+    fetched: list[int] = []
+
+    def fetch() -> dict[str, ProductHealth]:
+        fetched.append(1)
+        with RegistryClient(served.url) as client:
+            return client.all_product_health()
+
+    health_view.watch(fetch, alerts, Console(file=out, width=200), interval=0.5, stop=stop)
+    text = out.getvalue()
+    since = health_view.when(BREACHED.since_ms)
+    assert (
+        f"BREACH {PLACED} freshness_seconds 93 vs SLO 60 (breached) since {since}: newest" in text
+    )
+    assert f"RECOVERY {PLACED} freshness_seconds 4 within SLO 60 since {since}" in text
+    assert "alerts[0]@3: not an alert record, skipped" in text
+    assert "product health" in text
+    assert "breached" in text
+    assert fetched
