@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 import threading
@@ -16,6 +17,7 @@ import click
 
 from mesh_stream.cli.options import checked_kafka_id, checked_topic
 from mesh_stream.errors import ConfigurationError, MeshError, PermissionDeniedError
+from mesh_stream.logformat import configure_logging
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 
@@ -119,6 +121,14 @@ def registry() -> None:
     help="Failed authentications per client address and minute; more answer 429. "
     "[env: MESH_REGISTRY_AUTH_FAILURES_PER_MINUTE; default 20]",
 )
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default="info",
+    show_default=True,
+    help="Lowest level of log line printed; `info` includes the access log (one line per "
+    "request). The lines are JSON objects with MESH_LOG_FORMAT=json.",
+)
 @click.pass_obj
 def serve(
     settings: MeshSettings,
@@ -138,6 +148,7 @@ def serve(
     heavy_workers: int | None,
     heavy_per_client: int | None,
     auth_failures_per_minute: int | None,
+    log_level: str,
 ) -> None:
     """Serve the registry until Ctrl-C (or SIGTERM).
 
@@ -174,6 +185,8 @@ def serve(
     # Every setting problem before the port is taken or Kafka is asked (the credentials are
     # read again by build_registry: a small file).
     _check_credentials(settings)
+    configure_logging(log_level, settings.log_format)
+    say = _status_printer(settings.log_format)
     # The port first: it is in the URL this instance advertises, and taking the writer role
     # fences the writer of a registry that may run.
     listener = bind_listener(host, port)
@@ -181,7 +194,7 @@ def serve(
         app, store = build_registry(
             settings,
             wait_for_replay=False,  # /health answers during replay; other routes 503
-            progress=lambda line: click.echo(line, err=True),
+            progress=say,
             advertised_url=settings.registry_advertised_url
             or default_advertised_url(host, listener.getsockname()[1]),
         )
@@ -199,11 +212,9 @@ def serve(
         url = server.start()
         store.wait_started(stopped)  # raises what stopped the start-up (e.g. a writer conflict)
         role = "the writer" if store.is_writer() else "a follower, forwarding writes"
-        click.echo(
-            f"registry listening on {url} (topic {settings.registry_topic}; {role})", err=True
-        )
+        say(f"registry listening on {url} (topic {settings.registry_topic}; {role})")
         if url != settings.registry_url.rstrip("/"):
-            click.echo(f"export MESH_REGISTRY_URL={url}", err=True)
+            say(f"export MESH_REGISTRY_URL={url}")
         while not stopped.wait(0.5):
             pass
     except KeyboardInterrupt:
@@ -211,7 +222,15 @@ def serve(
     finally:
         server.stop()
         store.close()
-        click.echo("registry stopped", err=True)
+        say("registry stopped")
+
+
+def _status_printer(log_format: str) -> Callable[[str], None]:
+    """How `serve` says what it does: plain lines on stderr, or log records when the log
+    lines are JSON (so every line a collector reads is one JSON object)."""
+    if log_format == "json":
+        return logging.getLogger("mesh_stream.registry.serve").info
+    return lambda line: click.echo(line, err=True)
 
 
 def _check_credentials(settings: MeshSettings) -> None:

@@ -148,8 +148,18 @@ class RegistryServer:
         if listener is not None:
             port = listener.getsockname()[1]
         self._listener = listener
+        # uvicorn's lines go to the root logger, in the format the entry point chose; the
+        # app's own access log (mesh_stream.registry.access) replaces uvicorn's.
         self._server = uvicorn.Server(
-            uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+            uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                log_level="warning",
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+            )
         )
         self._thread = threading.Thread(target=self._run, name="registry-http", daemon=True)
         self.port = port
