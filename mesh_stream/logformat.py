@@ -16,7 +16,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
-__all__ = ["TEXT_FORMAT", "JsonFormatter", "configure_logging", "json_or_text"]
+__all__ = ["TEXT_FORMAT", "JsonFormatter", "LogFormat", "configure_logging", "json_or_text"]
 
 LogFormat = Literal["text", "json"]
 

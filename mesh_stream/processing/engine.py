@@ -47,6 +47,7 @@ from typing import Any
 import faust
 
 from mesh_stream.errors import ConfigurationError, MeshError
+from mesh_stream.logformat import JsonFormatter, LogFormat
 from mesh_stream.processing.app import (
     KeyedOutput,
     ProcessorSpec,
@@ -351,14 +352,16 @@ def run(
     it reads ``MESH_*`` settings, resolves and checks the products (:func:`prepare`; a
     problem is one line on stderr and exit status 1, no traceback), arms a hard exit for a
     worker that crashes but cannot stop within ``CRASH_EXIT_S``, raises the garbage
-    collector's thresholds, sets the root logger to the requested level and hands faust
+    collector's thresholds, sets the root logger to the requested level (its lines JSON
+    objects with ``MESH_LOG_FORMAT=json``, once faust has set up logging) and hands faust
     ``argv`` (default: ``sys.argv[1:]``). Give ``spec`` to run over other products than the
     processor's own (see :func:`retarget`).
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    settings = MeshSettings()
     try:
         if spec is None:
-            spec = prepare(MeshSettings(), processor.output, processor=processor)
+            spec = prepare(settings, processor.output, processor=processor)
         else:
             check_reads(processor, spec.input_schemas)
         app_id = spec.app_id
@@ -371,10 +374,10 @@ def run(
     except MeshError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
-    _run_faust(app, args)
+    _run_faust(app, args, settings.log_format)
 
 
-def _run_faust(app: faust.App, args: list[str]) -> None:
+def _run_faust(app: faust.App, args: list[str], log_format: LogFormat = "text") -> None:
     web_options = ("--with-web", "--without-web", "--web-port")
     # faust's web server binds port 6066 by default, and several processors run side by side.
     if args[:1] == ["worker"] and not any(arg.startswith(web_options) for arg in args):
@@ -384,7 +387,11 @@ def _run_faust(app: faust.App, args: list[str]) -> None:
     async def honour_log_level() -> None:
         # mode leaves the root logger at DEBUG and filters in the handler, so every debug
         # call of aiokafka and faust still builds a LogRecord: a tenth of the CPU per event.
-        logging.getLogger().setLevel(level)
+        root = logging.getLogger()
+        root.setLevel(level)
+        if log_format == "json":  # faust set up its handlers by now: JSON lines from here on
+            for handler in root.handlers:
+                handler.setFormatter(JsonFormatter())
 
     app.task(honour_log_level)
     # Python's default collector thresholds (700 allocations) made the worker walk its
