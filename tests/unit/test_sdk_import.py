@@ -30,6 +30,7 @@ FORBIDDEN = (
     "aiokafka",
     "rocksdict",
     "cryptography",
+    "prometheus_client",
 )
 #: Today about 550 (most of them pydantic, httpx, fastavro, confluent-kafka and the
 #: standard library); the budget catches a new heavy import, not a small one.
