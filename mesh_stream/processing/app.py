@@ -68,6 +68,10 @@ PROCESSING_GUARANTEE = "at_least_once"
 #: faust's 100 stalled every such batch and logged "producer buffer full" each time.
 PRODUCER_BUFFER_MESSAGES = 10_000
 
+#: Longest the broker holds a fetch of the internal topic (see faust_seams.shorten_fetch_wait):
+#: records of a partition left out of a pending fetch wait at most this long.
+FETCH_MAX_WAIT_MS = 10
+
 #: Events per batch of the aggregate agent, and the longest a batch waits to fill.
 BATCH_MAX_EVENTS = 2_000
 BATCH_WITHIN_S = 0.02
@@ -189,7 +193,14 @@ def processor_app(spec: ProcessorSpec) -> faust.App:
     async def size_producer_buffer() -> None:
         faust_seams.size_producer_buffer(app, PRODUCER_BUFFER_MESSAGES)
 
+    async def shorten_fetch_wait() -> None:
+        if not await faust_seams.shorten_fetch_wait(app, FETCH_MAX_WAIT_MS):
+            log.warning(
+                "%s: faust's consumer did not start; its fetch wait stays 1.5 s", spec.app_id
+            )
+
     app.task(size_producer_buffer)
+    app.task(shorten_fetch_wait)
     return app
 
 

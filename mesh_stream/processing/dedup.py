@@ -61,43 +61,62 @@ def without_bookkeeping(state: dict[str, Any]) -> dict[str, Any]:
 
 SEEN_IN = "_seen_in"
 """State entry listing the slots whose first deliveries of this key are stored in the seen
-table under ``<key>#<slot>``: internal records (``partition:offset``), or arrival-time buckets
-(their start, epoch ms) when :class:`SeenEvents` has a horizon."""
+table under ``<key>#<slot>``. Without a horizon a slot is named after the position of its
+first event (``partition:offset[:index]``); with one, after its arrival-time bucket (the
+bucket's start, epoch ms; ``<start>+<position>`` for the bucket's further slots)."""
+
+SEEN_OPEN = "_seen_open"
+"""State entry: per bucket (``""`` without a horizon), the slot still taking new ids and how
+many it holds as stored. Only open slots change, so a worker whose copy of an open slot holds
+another count reads it again (another worker appended to it meanwhile)."""
 
 SEEN_WRITTEN = "_seen_written"
 """State entry (with a horizon only): per bucket, the wall-clock ms of its last write. It ages
 buckets by processing time, and tells a worker whether its cached ids of a bucket are stale."""
 
 #: State entries that are bookkeeping, not the aggregate's value.
-BOOKKEEPING = frozenset({APPLIED, SEEN_IN, SEEN_WRITTEN})
+BOOKKEEPING = frozenset({APPLIED, SEEN_IN, SEEN_OPEN, SEEN_WRITTEN})
+
+#: Most event ids one slot takes before the key opens a new one.
+SLOT_IDS = 64
 
 _NOT_LOADED = object()
 
 
+def _bucket_of(slot: str) -> str:
+    """The arrival-time bucket a slot belongs to (with a horizon)."""
+    return slot.split("+", 1)[0]
+
+
 class SeenEvents:
-    """First-seen positions of event ids, stored once per key and slot instead of per event.
+    """First-seen positions of event ids, stored a few dozen per table entry, not one per event.
 
     Writing one seen-table entry per event id (a RocksDB put and a changelog record each) was
     more than half of a processor's CPU per event. Duplicates of an event carry the same fields,
-    so they reach the same aggregate key; this keeps, per key, one seen-table value per *slot*
-    with the ids first seen in it, lists the slots in the key's state, and looks ids up in
-    memory (rebuilt from the table for keys not in the cache, e.g. after a restart).
+    so they reach the same aggregate key; this keeps, per key, seen-table values (*slots*) of
+    up to ``slot_ids`` ids each, lists the slots in the key's state, and looks ids up in memory
+    (rebuilt from the table for keys not in the cache, e.g. after a restart).
 
-    Without a horizon a slot is an internal record: written once, and the list grows by one per
-    batch that brings the key new events. That suits keys that stop receiving events (revenue
-    windows close). For keys that live for ever (customers), give a ``horizon_ms``: a slot is
-    then a ``bucket_ms`` slice of *arrival* time, and a bucket is deleted from the table (a
-    tombstone in the changelog) and from the state once it is older than the horizon both by
-    arrival (it ended ``horizon_ms`` before the newest arrival of the key's batch) and by
-    processing time (nothing was written to it for ``horizon_ms`` of wall-clock time). The
-    second condition keeps buckets while a worker catches up on a backlog, whose arrival times
-    jump, and while records after a crash are replayed. Duplicates sent by a retrying service
-    arrive within seconds, so they are recognised; a copy arriving more than the horizon after
-    the first may count again. State and table stay bounded by the horizon.
+    New ids go to the key's *open* slot until it holds ``slot_ids``; then a new slot opens. So
+    a batch rewrites at most a small slot or two, and the state lists one slot per
+    ``slot_ids`` ids. (One slot per batch made the state grow with every batch: at a steady
+    rate of small batches, a long window's state write grew without bound.)
 
-    A bucket may be written by another worker while the key's partition was assigned to it;
-    the state records each bucket's last write, so a worker whose cached ids of a bucket are
-    older reads it again.
+    Without a horizon the slots of a key live as long as the key, which suits keys that stop
+    receiving events (revenue windows close). For keys that live for ever (customers), give a
+    ``horizon_ms``: slots then belong to a ``bucket_ms`` slice of *arrival* time (each bucket
+    has its own open slot), and a bucket's slots are deleted from the table (tombstones in the
+    changelog) and from the state once the bucket is older than the horizon both by arrival (it
+    ended ``horizon_ms`` before the newest arrival of the key's batch) and by processing time
+    (nothing was written to it for ``horizon_ms`` of wall-clock time). The second condition
+    keeps buckets while a worker catches up on a backlog, whose arrival times jump, and while
+    records after a crash are replayed. Duplicates sent by a retrying service arrive within
+    seconds, so they are recognised; a copy arriving more than the horizon after the first may
+    count again. State and table stay bounded by the horizon.
+
+    A slot may be written by another worker while the key's partition was assigned to it;
+    the state records each open slot's count (and, with a horizon, each slot's last write),
+    so a worker whose cached copy is older reads it again.
 
     The seen entries are written before the state that lists them; after a crash in between,
     the replayed record finds its ids unknown and records them again at the same positions.
@@ -115,16 +134,22 @@ class SeenEvents:
         cached_keys: int = 10_000,
         horizon_ms: int | None = None,
         bucket_ms: int = 60_000,
+        slot_ids: int = SLOT_IDS,
     ) -> None:
         if horizon_ms is not None and (horizon_ms <= 0 or bucket_ms <= 0):
             raise ValueError(f"horizon ({horizon_ms} ms) and bucket ({bucket_ms} ms) must be > 0")
+        if slot_ids < 1:
+            raise ValueError(f"a slot must take at least one id, not {slot_ids}")
         self.table = table
         self.cached_keys = cached_keys
         self.horizon_ms = horizon_ms
         self.bucket_ms = bucket_ms
+        self.slot_ids = slot_ids
         self._ids: OrderedDict[str, dict[str, str]] = OrderedDict()
-        #: Per cached key: slot -> the write stamp its ids were loaded at (None: no stamps).
+        #: Per cached key: slot -> the stamp its ids were loaded at (last write, open count).
         self._loaded: dict[str, dict[str, object]] = {}
+        #: Per cached key: open slot -> its ids (what the table holds, plus this batch's).
+        self._open: dict[str, dict[str, dict[str, str]]] = {}
 
     def for_key(self, key: str, state: dict[str, Any]) -> KeySeen:
         """The seen ids of ``key``, complete for every slot that ``state`` lists."""
@@ -132,23 +157,32 @@ class SeenEvents:
         if ids is None:
             ids = self._ids[key] = {}
             self._loaded[key] = {}
+            self._open[key] = {}
             if len(self._ids) > self.cached_keys:
                 evicted, _ = self._ids.popitem(last=False)
                 del self._loaded[evicted]
+                del self._open[evicted]
         else:
             self._ids.move_to_end(key)
-        loaded = self._loaded[key]
+        loaded, chunks = self._loaded[key], self._open[key]
         listed = state.get(SEEN_IN, ())
         if not loaded.keys() <= set(listed):
             ids.clear()  # slots were expired elsewhere: forget them, reload what is listed
             loaded.clear()
+            chunks.clear()
         written = state.get(SEEN_WRITTEN, {})
+        open_counts = dict(state.get(SEEN_OPEN, {}).values())
         for slot in listed:
-            stamp = written.get(slot)
+            stamp = (written.get(slot), open_counts.get(slot))
             if loaded.get(slot, _NOT_LOADED) != stamp:
-                ids.update(self.table.get(f"{key}#{slot}") or {})
+                entry = self.table.get(f"{key}#{slot}") or {}
+                ids.update(entry)
                 loaded[slot] = stamp
-        return KeySeen(self, key, state, ids, loaded)
+                if slot in open_counts:
+                    chunks[slot] = dict(entry)
+        for slot in [slot for slot in chunks if slot not in open_counts]:
+            del chunks[slot]  # closed (or never stored): it takes no more ids
+        return KeySeen(self, key, state, ids, loaded, chunks)
 
 
 class KeySeen:
@@ -161,21 +195,27 @@ class KeySeen:
         state: dict[str, Any],
         ids: dict[str, str],
         loaded: dict[str, object],
+        chunks: dict[str, dict[str, str]],
     ) -> None:
         self._owner = owner
         self._key = key
         self._state = state
         self._ids = ids
         self._loaded = loaded
-        self._pending: dict[str, dict[str, str]] = {}
+        self._chunks = chunks
+        #: bucket -> the slot taking its new ids during this batch (from the state's SEEN_OPEN)
+        self._open: dict[str, str] = {
+            bucket: slot for bucket, (slot, _) in state.get(SEEN_OPEN, {}).items() if slot in chunks
+        }
+        self._touched: dict[str, str] = {}  # slot -> its bucket, written by store()
 
     def first_delivery(
         self, event_id: str, partition: int, offset: int, index: int = 0, arrival_ms: int = 0
     ) -> bool:
         """True unless ``event_id`` was first seen at another position (a duplicate).
 
-        ``arrival_ms`` (the input record's Kafka timestamp) picks the slot when the owner has
-        a horizon; it is not used otherwise.
+        ``arrival_ms`` (the input record's Kafka timestamp) picks the bucket when the owner
+        has a horizon; it is not used otherwise.
         """
         here = position(partition, offset, index)
         first = self._ids.get(event_id)
@@ -183,12 +223,23 @@ class KeySeen:
             return False
         # new, or a replay of the first delivery (written again, see SeenEvents)
         self._ids[event_id] = here
-        if self._owner.horizon_ms is None:
-            slot = f"{partition}:{offset}"
-        else:
-            slot = str(arrival_ms - arrival_ms % self._owner.bucket_ms)
-        self._pending.setdefault(slot, {})[event_id] = here
+        owner = self._owner
+        bucket = "" if owner.horizon_ms is None else str(arrival_ms - arrival_ms % owner.bucket_ms)
+        slot = self._open.get(bucket)
+        chunk = self._chunks.get(slot) if slot is not None else None
+        if chunk is None or (len(chunk) >= owner.slot_ids and event_id not in chunk):
+            slot = self._new_slot(bucket, here)
+            chunk = self._chunks[slot] = {}
+            self._open[bucket] = slot
+        chunk[event_id] = here
+        self._touched[slot] = bucket
         return True
+
+    def _new_slot(self, bucket: str, here: str) -> str:
+        if not bucket:
+            return here
+        listed = self._state.get(SEEN_IN, ())
+        return bucket if bucket not in listed and bucket not in self._chunks else f"{bucket}+{here}"
 
     def store(self, now_ms: int | None = None, wall_ms: int | None = None) -> bool:
         """Write the new (and replayed) seen entries and list them in the state; with a
@@ -205,38 +256,43 @@ class KeySeen:
         written: dict[str, int] = (
             self._state.setdefault(SEEN_WRITTEN, {}) if horizon_ms is not None else {}
         )
-        changed = bool(self._pending)
-        for slot, ids in self._pending.items():
-            entry = f"{self._key}#{slot}"
-            if slot in listed:  # a bucket or record written before: keep what it has
-                table[entry] = {**(table.get(entry) or {}), **ids}
-            else:
-                table[entry] = ids
+        opened: dict[str, list[Any]] = self._state.setdefault(SEEN_OPEN, {})
+        changed = bool(self._touched)
+        for slot in self._touched:
+            table[f"{self._key}#{slot}"] = dict(self._chunks[slot])  # a copy: the chunk grows
+            if slot not in listed:
                 listed.append(slot)
             if horizon_ms is not None:
                 written[slot] = wall_ms
-            self._loaded[slot] = written.get(slot)
-        self._pending = {}
+        for bucket, slot in self._open.items():
+            opened[bucket] = [slot, len(self._chunks[slot])]
+        for slot in self._touched:  # what the table holds now is what this worker holds
+            count = len(self._chunks[slot]) if self._open.get(self._touched[slot]) == slot else None
+            self._loaded[slot] = (written.get(slot), count)
+        for slot in [slot for slot in self._chunks if slot not in self._open.values()]:
+            del self._chunks[slot]  # full: closed
+        self._touched = {}
         if horizon_ms is not None and now_ms is not None:
             expired = self._expire(
                 before_ms=now_ms - horizon_ms - owner.bucket_ms,
                 written_before_ms=wall_ms - horizon_ms,
             )
             changed = expired or changed
-        for entry_name, value in ((SEEN_IN, listed), (SEEN_WRITTEN, written)):
+        for entry_name, value in ((SEEN_IN, listed), (SEEN_OPEN, opened), (SEEN_WRITTEN, written)):
             if not value:
                 self._state.pop(entry_name, None)
         return changed
 
     def _expire(self, *, before_ms: int, written_before_ms: int) -> bool:
-        """Forget buckets that start before ``before_ms`` and were last written before
-        ``written_before_ms``; True if there were any."""
+        """Forget slots of buckets that start before ``before_ms`` and were last written
+        before ``written_before_ms``; True if there were any."""
         listed = self._state[SEEN_IN]
         written = self._state.get(SEEN_WRITTEN, {})
+        opened = self._state.get(SEEN_OPEN, {})
         expired = [
             slot
             for slot in listed
-            if int(slot) < before_ms and written.get(slot, 0) < written_before_ms
+            if int(_bucket_of(slot)) < before_ms and written.get(slot, 0) < written_before_ms
         ]
         for slot in expired:
             entry = f"{self._key}#{slot}"
@@ -247,4 +303,10 @@ class KeySeen:
             listed.remove(slot)
             written.pop(slot, None)
             self._loaded.pop(slot, None)
+            self._chunks.pop(slot, None)
+            bucket = _bucket_of(slot)
+            if opened.get(bucket, [None])[0] == slot:
+                del opened[bucket]
+            if self._open.get(bucket) == slot:
+                del self._open[bucket]
         return bool(expired)

@@ -18,10 +18,17 @@ integration tests.
 * :func:`withhold_acks` -- keep a failed batch's offsets from ever being committed
   (``Message.acked``): ``take_events`` acknowledges a batch when the agent leaves it, even
   by an exception.
+* :func:`shorten_fetch_wait` -- the longest the broker holds a fetch of faust's consumer
+  (faust passes aiokafka a fixed 1,500 ms). aiokafka sends no new fetch to a broker while one
+  is in flight, so records arriving on a partition left out of the pending fetch (it still had
+  buffered records when the fetch was sent) wait until that fetch returns: up to 1.5 s when
+  the other partitions are idle, which is what a steady trickle on some partitions of the
+  internal topic looked like.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.metadata
 import re
@@ -38,6 +45,7 @@ __all__ = [
     "SUPPORTED_FAUST",
     "check_faust_version",
     "current_event",
+    "shorten_fetch_wait",
     "size_producer_buffer",
     "take_events",
     "withhold_acks",
@@ -111,3 +119,22 @@ def withhold_acks(events: Iterable[faust.EventT[Any]]) -> None:
     later offset of their partitions) are never committed by this worker."""
     for event in events:
         event.message.acked = True
+
+
+async def shorten_fetch_wait(app: faust.App, max_wait_ms: int, timeout_s: float = 120.0) -> bool:
+    """Make the broker answer faust's consumer fetches within ``max_wait_ms``; call it in a
+    task of the app. Waits for the consumer to start (up to ``timeout_s``); False if it
+    never did."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        thread = getattr(app.consumer, "_thread", None)
+        consumer = getattr(thread, "_consumer", None)
+        fetcher = getattr(consumer, "_fetcher", None)
+        if consumer is not None and fetcher is not None:
+            consumer._fetch_max_wait_ms = max_wait_ms  # read again if the fetcher is rebuilt
+            fetcher._fetch_max_wait_ms = max_wait_ms  # read by every fetch request it builds
+            return True
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.05)

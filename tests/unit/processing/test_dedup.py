@@ -47,16 +47,35 @@ def _apply_batch(
         states[key] = state
 
 
-def test_seen_events_store_one_entry_per_record_and_recognise_duplicates() -> None:
+def test_seen_events_fill_slots_of_a_few_ids_and_recognise_duplicates() -> None:
     table: dict[str, Any] = {}
     states: dict[str, dict[str, Any]] = {}
-    seen = SeenEvents(table)
+    seen = SeenEvents(table, slot_ids=2)
     _apply_batch(seen, table, states, "w", [("a", 0, 0), ("b", 0, 1), ("a", 0, 2)])
     _apply_batch(seen, table, states, "w", [("b", 1, 0), ("c", 1, 1)])
-    assert states["w"]["count"] == 3
-    assert table == {"w#0:0": {"a": "0:0", "b": "0:0:1"}, "w#0:1": {"c": "0:1:1"}}
-    assert states["w"][SEEN_IN] == ["0:0", "0:1"]
-    assert without_bookkeeping(states["w"]) == {"count": 3}
+    _apply_batch(seen, table, states, "w", [("d", 2, 0)])
+    assert states["w"]["count"] == 4
+    # a slot is named after its first event's position and takes ids until it holds 2
+    assert table == {"w#0:0": {"a": "0:0", "b": "0:0:1"}, "w#0:1:1": {"c": "0:1:1", "d": "0:2"}}
+    assert states["w"][SEEN_IN] == ["0:0", "0:1:1"]
+    assert without_bookkeeping(states["w"]) == {"count": 4}
+
+
+def test_seen_events_state_grows_with_ids_not_with_batches() -> None:
+    """Small batches at a steady rate: the state lists one slot per slot_ids ids, so a write
+    stays small however many batches a long window gets."""
+    table: dict[str, Any] = {}
+    states: dict[str, dict[str, Any]] = {}
+    seen = SeenEvents(table, slot_ids=64)
+    for offset in range(1_000):  # 1,000 batches of 2 new events, and a duplicate
+        batch = [(f"e{offset}-0", offset, 0), (f"e{offset}-1", offset, 1)]
+        _apply_batch(seen, table, states, "w", [*batch, (f"e{offset // 2}-0", offset, 2)])
+    assert states["w"]["count"] == 2_000
+    assert len(states["w"][SEEN_IN]) == 2_000 // 64 + 1
+    assert sum(len(ids) for ids in table.values()) == 2_000
+    restarted = SeenEvents(table, slot_ids=64)  # every id is known after a restart too
+    _apply_batch(restarted, table, states, "w", [("e7-1", 5_000, 0), ("new", 5_000, 1)])
+    assert states["w"]["count"] == 2_001
 
 
 def test_seen_events_after_a_restart_or_eviction_reload_what_the_state_lists() -> None:
@@ -245,3 +264,15 @@ def test_a_replayed_record_writes_its_seen_entries_again_for_the_changelog() -> 
         assert replay.store(now_ms=T0 + 2_000, wall_ms=T0 + 2_000)  # so the state is stored
         assert table.writes == list(before), horizon
         assert dict(table) == before, horizon
+
+
+def test_an_open_slot_another_worker_appended_to_is_read_again() -> None:
+    """Key moves A -> B -> A: A's cached copy of the open slot is stale, and it sees that."""
+    table: dict[str, Any] = {}
+    states: dict[str, dict[str, Any]] = {}
+    worker_a, worker_b = SeenEvents(table), SeenEvents(table)
+    _apply_batch(worker_a, table, states, "w", [("a", 0, 0)])
+    _apply_batch(worker_b, table, states, "w", [("b", 1, 0)])  # same open slot, one more id
+    _apply_batch(worker_a, table, states, "w", [("b", 2, 0), ("c", 2, 1)])  # b: a duplicate
+    assert states["w"]["count"] == 3
+    assert table == {"w#0:0": {"a": "0:0", "b": "0:1", "c": "0:2:1"}}

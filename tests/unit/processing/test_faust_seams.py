@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import contextvars
 import importlib.metadata
+import inspect
 
+import aiokafka
 import faust
 import faust.streams
 import pytest
+from aiokafka.consumer.fetcher import Fetcher
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.producer import ProducerBuffer
 from faust.types.tuples import Message
 
@@ -42,3 +46,8 @@ def test_each_internal_used_still_exists() -> None:
     assert "acked" in Message.__slots__
     # the sensor hook the engine relies on to stop on a refused send
     assert callable(faust.Sensor.on_send_error)
+    # shorten_fetch_wait: faust's consumer thread holds the aiokafka consumer, whose fetcher
+    # reads its wait from this attribute for each request it builds
+    assert "_consumer" in vars(AIOKafkaConsumerThread)
+    assert "self._fetch_max_wait_ms" in inspect.getsource(Fetcher._get_actions_per_node)
+    assert "_fetch_max_wait_ms" in inspect.getsource(aiokafka.AIOKafkaConsumer.start)
