@@ -298,6 +298,13 @@ class MeshSettings(BaseSettings):
         description="URL the product monitor POSTs each alert to as JSON (secret: it may "
         "carry a token).",
     )
+    processor_metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Port on which a processor worker serves /metrics, /health/live and "
+        "/health/ready (all interfaces); 0 picks a free one (printed at start); unset: none.",
+    )
     log_format: Literal["text", "json"] = Field(
         default="text",
         description="Log lines of the registry, the monitor and processors: `text`, or `json` "

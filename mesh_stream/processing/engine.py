@@ -45,6 +45,7 @@ from decimal import Decimal
 from typing import Any
 
 import faust
+from mode import Service
 
 from mesh_stream.errors import ConfigurationError, MeshError
 from mesh_stream.logformat import JsonFormatter, LogFormat
@@ -60,9 +61,16 @@ from mesh_stream.processing.app import (
     schema_decoder,
 )
 from mesh_stream.processing.dedup import SeenEvents, apply_once
+from mesh_stream.processing.metrics import (
+    CountingDecoder,
+    KafkaWatermarks,
+    MetricsServer,
+    ProcessorMetrics,
+)
 from mesh_stream.processing.reads import check_reads
-from mesh_stream.processing.rekey import CRASH_EXIT_S, Envelope, exit_if_still_running
+from mesh_stream.processing.rekey import CRASH_EXIT_S, Envelope, Route, exit_if_still_running
 from mesh_stream.processing.spec import Event, Processor, WindowKey
+from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 
 __all__ = [
@@ -317,11 +325,14 @@ def build(
     spec: ProcessorSpec,
     *,
     on_crash: Callable[[BaseException], None] | None = None,
+    metrics: ProcessorMetrics | None = None,
 ) -> faust.App:
     """The faust app of ``processor`` over the products ``spec`` resolved.
 
     ``on_crash`` is told when the worker stops on a failure, before faust stops (the entry
-    point arms a hard exit with it).
+    point arms a hard exit with it). With ``metrics``, route, update, publish and the
+    decoder are counted into it and its readiness follows the re-key stage; without, the
+    hot path carries nothing extra.
     """
     topics = _input_topics(processor, spec)
     app = processor_app(spec)
@@ -329,12 +340,33 @@ def build(
     states = changelogged_table(app, spec, STATE_TABLE)
     seen = changelogged_table(app, spec, SEEN_TABLE) if processor.dedup is not None else None
     output = KeyedOutput(app, spec)
-    aggregation = Aggregation(processor, topics, states, seen, output.publish)
-    stage = add_rekey_stage(
-        app, spec, by_key, aggregation.route, schema_decoder(spec), encode_envelopes, on_crash
-    )
-    add_aggregate_agent(app, spec, by_key, aggregation.update, decode_envelopes, stage.crash)
+    route: Route
+    update: Callable[[str, list[Envelope]], None]
+    if metrics is None:
+        aggregation = Aggregation(processor, topics, states, seen, output.publish)
+        route, update, decoder = aggregation.route, aggregation.update, schema_decoder(spec)
+    else:
+        publish = metrics.counted_publish(output.publish)
+        aggregation = Aggregation(processor, topics, states, seen, publish)
+        route = metrics.counted_route(aggregation.route)
+        update = metrics.counted_update(aggregation.update)
+        decoder = CountingDecoder(RegistryClient.from_settings(spec.settings).get_schema, metrics)
+    stage = add_rekey_stage(app, spec, by_key, route, decoder, encode_envelopes, on_crash)
+    add_aggregate_agent(app, spec, by_key, update, decode_envelopes, stage.crash)
+    if metrics is not None:
+        metrics.ready = lambda: _stage_readiness(stage)
     return app
+
+
+def _stage_readiness(stage: Service) -> tuple[bool, str]:
+    """Ready while the re-key stage reads the inputs (started after the tables recovered)."""
+    if stage.crashed:
+        return False, "the worker crashed"
+    if stage.should_stop:
+        return False, "the worker is stopping"
+    if not stage.started:
+        return False, "recovering its tables (the re-key stage has not started)"
+    return True, "reading its inputs"
 
 
 # -- the worker entry point ---------------------------------------------------------------
@@ -370,11 +402,35 @@ def run(
             cause = reason.__cause__ if isinstance(reason, _ReportedError) else reason
             exit_if_still_running(CRASH_EXIT_S, f"{app_id} crashed: {cause!r}")
 
-        app = build(processor, spec, on_crash=arm_hard_exit)
+        metrics = _serve_metrics(settings, spec)
+        app = build(processor, spec, on_crash=arm_hard_exit, metrics=metrics)
     except MeshError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     _run_faust(app, args, settings.log_format)
+
+
+def _serve_metrics(settings: MeshSettings, spec: ProcessorSpec) -> ProcessorMetrics | None:
+    """With ``processor_metrics_port`` set: the worker's metrics, served from now on."""
+    port = settings.processor_metrics_port
+    if port is None:
+        return None
+    watermarks = KafkaWatermarks(spec.connection, f"{spec.app_id}-metrics")
+    metrics = ProcessorMetrics(spec.output.name, watermarks)
+    try:
+        server = MetricsServer(metrics, "", port)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"processor {spec.output.name} cannot serve its metrics on port {port}: "
+            f"{exc.strerror}; choose another MESH_PROCESSOR_METRICS_PORT (0 picks a free one)"
+        ) from exc
+    server.start()
+    print(
+        f"processor {spec.output.name}: metrics on http://0.0.0.0:{server.port}/metrics, "
+        f"health on /health/live and /health/ready",
+        file=sys.stderr,
+    )
+    return metrics
 
 
 def _run_faust(app: faust.App, args: list[str], log_format: LogFormat = "text") -> None:
