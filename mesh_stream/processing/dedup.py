@@ -225,8 +225,8 @@ class KeySeen:
         self._ids[event_id] = here
         owner = self._owner
         bucket = "" if owner.horizon_ms is None else str(arrival_ms - arrival_ms % owner.bucket_ms)
-        slot = self._open.get(bucket)
-        chunk = self._chunks.get(slot) if slot is not None else None
+        slot = self._open.get(bucket, "")
+        chunk = self._chunks.get(slot)
         if chunk is None or (len(chunk) >= owner.slot_ids and event_id not in chunk):
             slot = self._new_slot(bucket, here)
             chunk = self._chunks[slot] = {}
