@@ -30,11 +30,12 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.routing import iter_route_contexts
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
-from starlette.routing import BaseRoute, Match
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mesh_stream.registry.service.state import RegistryState
@@ -154,11 +155,14 @@ class RequestObserver:
     """ASGI middleware (outermost): counts, times and access-logs every HTTP request."""
 
     def __init__(
-        self, app: ASGIApp, metrics: RegistryMetrics, routes: Callable[[], Sequence[BaseRoute]]
+        self, app: ASGIApp, metrics: RegistryMetrics, routes: Callable[[], Sequence[Any]]
     ) -> None:
+        """``routes`` gives the app's routes, flat (each with ``path`` and ``matches``); it is
+        asked once, at the first request answered before routing."""
         self.app = app
         self.metrics = metrics
         self.routes = routes
+        self._flat_routes: Sequence[Any] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -212,8 +216,10 @@ class RequestObserver:
         """The matched route's template; a request answered before routing is matched here."""
         matched = scope.get("route")
         if matched is None:
+            if self._flat_routes is None:
+                self._flat_routes = self.routes()
             partial = None
-            for candidate in self.routes():
+            for candidate in self._flat_routes:
                 match, _ = candidate.matches(scope)
                 if match is Match.FULL:
                     matched = candidate
@@ -242,5 +248,9 @@ def install(app: FastAPI, state: RegistryState, store: RegistryStore) -> Registr
     registry_metrics = RegistryMetrics(state, store)
     app.state.metrics = registry_metrics
     app.include_router(router)
-    app.add_middleware(RequestObserver, metrics=registry_metrics, routes=lambda: app.routes)
+    app.add_middleware(
+        RequestObserver,
+        metrics=registry_metrics,
+        routes=lambda: list(iter_route_contexts(app.routes)),
+    )
     return registry_metrics

@@ -139,3 +139,22 @@ def test_access_log_has_one_line_per_request_without_secrets(
         text = record.getMessage() + json.dumps(vars(record), default=str)
         assert "admin-secret" not in text
         assert "Basic " not in text
+
+
+class ReplayingStore(InMemoryStore):
+    """A store still replaying its log (as a Kafka store is right after start)."""
+
+    def starting(self) -> str | None:
+        return "replaying the registry log: 10 of 100 records"
+
+
+def test_during_the_replay_metrics_and_health_answer_and_other_routes_wait() -> None:
+    app = create_app(ReplayingStore(), credentials=Credentials(TOKENS), wait_for_replay=False)
+    client = TestClient(app, raise_server_exceptions=False)
+    assert client.get("/subjects", auth=ADMIN).status_code == 503
+    assert client.get("/health/live").status_code == 200
+    samples = scrape(client)
+    assert value(samples, "mesh_registry_replayed") == 0
+    requests = "mesh_registry_requests_total"
+    # answered by the start-up gate before routing, still counted by its route template
+    assert value(samples, requests, method="GET", route="/subjects", status="503") == 1
