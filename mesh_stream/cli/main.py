@@ -26,6 +26,7 @@ from mesh_stream.cli.broker import broker
 from mesh_stream.cli.extras import explain_missing_module
 from mesh_stream.cli.init import init
 from mesh_stream.cli.lint import lint
+from mesh_stream.cli.monitor import monitor
 from mesh_stream.cli.products import products
 from mesh_stream.cli.publish import publish
 from mesh_stream.cli.registry import registry
@@ -82,6 +83,7 @@ cli.add_command(acl)
 cli.add_command(broker)
 cli.add_command(init)
 cli.add_command(lint)
+cli.add_command(monitor)
 cli.add_command(products)
 cli.add_command(registry)
 cli.add_command(publish)
@@ -173,8 +175,9 @@ def run(args: Sequence[str] | None = None, *, debug: bool = False) -> int:
     """Run the CLI and return its exit status; every exception becomes one `error:` line.
 
     Exit status: 0 success, 1 an error (its message says what and where), 2 a usage error
-    (click), 3 `broker status` not running, 130 interrupted, 70 an exception nothing
-    translated (a bug: the message says so, and ``MESH_DEBUG=1`` shows the traceback).
+    (click), 3 `broker status` not running, 4 `monitor --once` found a breached product, 130
+    interrupted, 70 an exception nothing translated (a bug: the message says so, and
+    ``MESH_DEBUG=1`` shows the traceback).
     """
     try:
         status = cli.main(args=args, standalone_mode=False, prog_name="mesh")
