@@ -166,38 +166,42 @@ def monitor(
     existing_topics(connection)  # a clear error when no broker answers or it refuses us
     webhook = settings.alert_webhook_url
     metrics = MonitorMetrics() if metrics_port is not None else None
-    with (
-        RegistryClient.from_settings(settings) as registry,
-        ProductMonitor(
-            connection,
-            registry,
-            health_topic=settings.health_topic,
-            alerts_topic=settings.alerts_topic,
-            interval=settings.monitor_interval_seconds,
-            webhook_url=webhook.get_secret_value() if webhook is not None else None,
-            metrics=metrics,
-        ) as products,
-    ):
-        if metrics is not None and metrics_port is not None:
-            port = metrics.serve(metrics_port, metrics_host)
-            log.info("metrics at http://%s:%d/metrics", metrics_host, port)
-        if once:
-            done = products.measure()
-            show(done, as_json=as_json)
-            log.info(done.summary())
-            return BREACHED_EXIT if done.breached else 0
-        log.info(
-            "measuring every %g s (health to %s, alerts to %s)",
-            settings.monitor_interval_seconds,
-            settings.health_topic,
-            settings.alerts_topic,
-        )
-        stop = threading.Event()
-        with _stopping_on_signals(stop):
-            products.run(
-                stop, on_round=(lambda done: show(done, as_json=True)) if as_json else None
+    try:
+        with (
+            RegistryClient.from_settings(settings) as registry,
+            ProductMonitor(
+                connection,
+                registry,
+                health_topic=settings.health_topic,
+                alerts_topic=settings.alerts_topic,
+                interval=settings.monitor_interval_seconds,
+                webhook_url=webhook.get_secret_value() if webhook is not None else None,
+                metrics=metrics,
+            ) as products,
+        ):
+            if metrics is not None and metrics_port is not None:
+                port = metrics.serve(metrics_port, metrics_host)
+                log.info("metrics at http://%s:%d/metrics", metrics_host, port)
+            if once:
+                done = products.measure()
+                show(done, as_json=as_json)
+                log.info(done.summary())
+                return BREACHED_EXIT if done.breached else 0
+            log.info(
+                "measuring every %g s (health to %s, alerts to %s)",
+                settings.monitor_interval_seconds,
+                settings.health_topic,
+                settings.alerts_topic,
             )
-        log.info("stopped")
+            stop = threading.Event()
+            with _stopping_on_signals(stop):
+                products.run(
+                    stop, on_round=(lambda done: show(done, as_json=True)) if as_json else None
+                )
+            log.info("stopped")
+    finally:
+        if metrics is not None:
+            metrics.close()
     return 0
 
 
