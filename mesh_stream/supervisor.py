@@ -36,7 +36,7 @@ from pathlib import Path
 from mesh_stream.errors import ConfigurationError
 
 #: Kinds stop in this order; kinds not listed stop last.
-SHUTDOWN_ORDER: tuple[str, ...] = ("processor", "simulator", "registry")
+SHUTDOWN_ORDER: tuple[str, ...] = ("processor", "simulator", "monitor", "registry")
 
 _PR_SET_PDEATHSIG = 1
 

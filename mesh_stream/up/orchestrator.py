@@ -234,6 +234,7 @@ class MeshUp:
             self._stop.set()
             return
         self._start_runnables(root, tokens)
+        self._start_product_monitor(tokens)
         self._run.monitor = MeshMonitor(
             self._connection(bootstrap),
             products,
@@ -548,6 +549,24 @@ class MeshUp:
         self.say(
             f"started {kinds.count('simulator')} simulators at {self.options.rate:g} events/s "
             f"and {kinds.count('processor')} processors; logs in {self.log_dir}"
+        )
+
+    def _start_product_monitor(self, tokens: Mapping[str, str]) -> None:
+        """One supervised `mesh monitor` (SLOs measured every MESH_MONITOR_INTERVAL_SECONDS),
+        reading the registry as admin and Kafka as admin on a --secure cluster."""
+        assert self._run.supervisor is not None
+        env = {
+            "MESH_MONITOR_INTERVAL_SECONDS": f"{self.settings.monitor_interval_seconds:g}",
+            **self._kafka_env(ADMIN),
+        }
+        principal, token = writer_credential(tokens)
+        if principal is not None and token is not None:
+            env |= {"MESH_REGISTRY_PRINCIPAL": principal, "MESH_REGISTRY_TOKEN": token}
+        argv = (sys.executable, "-m", "mesh_stream.cli.main", "monitor")
+        self._run.supervisor.add(ChildSpec("monitor", "monitor", argv, env))
+        self.say(
+            f"monitor: measuring every product's SLOs every "
+            f"{self.settings.monitor_interval_seconds:g}s (log {self.log_dir / 'monitor.log'})"
         )
 
     # -- watch -----------------------------------------------------------------------------

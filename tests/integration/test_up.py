@@ -100,7 +100,9 @@ def test_mesh_up_runs_every_product_and_leaves_no_process(
         name: int(pid)
         for name, pid in re.findall(r" (\S+): started \w+ \(pid (\d+)\)", supervisor_log)
     }
-    assert sorted(started) == sorted(r.name for r in expected)
+    assert sorted(started) == sorted([*(r.name for r in expected), "monitor"])
+    # The supervised product monitor measured every registered product at least once.
+    assert re.search(r"measured \d+ products in", (logs / "monitor.log").read_text()), output
     assert f"registry: {len(products)} of {len(products)} schemas and descriptors registered" in (
         output
     )
@@ -123,11 +125,11 @@ def test_mesh_up_runs_every_product_and_leaves_no_process(
     grew = {topic: after[topic] - before[topic] for topic in topics}
     assert [t for t in expected_topics if grew[t] <= 0] == [], grew
 
-    # The stop went processors, simulators, registry, and nothing is left running.
+    # The stop went processors, simulators, the monitor, registry; nothing is left running.
     stops = re.findall(r" (\S+): stopping \(SIGTERM\)", supervisor_log)
     assert sorted(stops) == sorted(started)
-    kinds = {r.name: r.kind for r in expected}
-    order = ["processor", "simulator"]
+    kinds = {r.name: r.kind for r in expected} | {"monitor": "monitor"}
+    order = ["processor", "simulator", "monitor"]
     assert [kinds[n] for n in stops] == sorted((kinds[n] for n in stops), key=order.index)
     restarted = [
         int(p) for p in re.findall(r"restarted \(restart #\d+, pid (\d+)\)", supervisor_log)
