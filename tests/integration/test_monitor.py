@@ -5,6 +5,9 @@ not repeat an alert."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 from typing import Any
@@ -191,6 +194,32 @@ def test_monitor_measures_judges_and_alerts_on_the_real_broker(
             third = {h.product: h for h in monitor.measure().healths}
             assert third[source.name].status == Status.OK, third[source.name].reason
             assert third[derived.name].upstream_breached == ()
+
+        # `mesh monitor --once --json`, a new process: since is carried through the topic.
+        cli = subprocess.run(
+            [sys.executable, "-m", "mesh_stream.cli.main", "monitor", "--once", "--json"],
+            env={
+                **os.environ,
+                "MESH_BOOTSTRAP_SERVERS": bootstrap,
+                "MESH_REGISTRY_URL": registry.url,
+                "MESH_HEALTH_TOPIC": health_topic,
+                "MESH_ALERTS_TOPIC": alerts_topic,
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        printed = {
+            h.product: h
+            for h in (ProductHealth.model_validate_json(line) for line in cli.stdout.splitlines())
+        }
+        assert printed[source.name].status == Status.OK, cli.stderr
+        assert printed[source.name].since_ms == third[source.name].since_ms
+        assert printed[empty.name].status == Status.NO_DATA
+        breached = any(h.status == Status.BREACHED for h in printed.values())
+        assert cli.returncode == (4 if breached else 0), cli.stderr
+        assert "measured" in cli.stderr
 
     admin.close()
     payments.close()
