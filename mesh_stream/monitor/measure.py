@@ -143,27 +143,30 @@ class KafkaMeter:
         earliest = self._offsets(tps, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
         latest = self._offsets(tps, OffsetSpec.latest())  # type: ignore[no-untyped-call]
         minute = self._offsets(tps, OffsetSpec.for_timestamp(now_ms - MINUTE_MS))
-        newest = self.newest_timestamps({tp: (earliest[tp], latest[tp]) for tp in tps})
-        readings: dict[str, Reading] = {}
+        product_topics = {t.product.topic for t in targets}
+        newest = self.newest_timestamps(
+            {tp: (earliest[tp], latest[tp]) for tp in tps if tp[0] in product_topics}
+        )
         committed = self._committed(targets, partitions)
         unconsumed = self._unconsumed(committed, latest)
+
+        def topic_reading(name: str) -> TopicReading:
+            if name not in partitions:
+                return TopicReading(name, exists=False)
+            mine = [(name, p) for p in partitions[name]]
+            return TopicReading(
+                name,
+                exists=True,
+                newest_ms={p: newest.get((name, p)) for _, p in mine},
+                records_last_minute=sum(
+                    _recent(minute[tp], latest[tp], earliest[tp]) for tp in mine
+                ),
+                end_offsets=sum(max(0, latest[tp]) for tp in mine),
+            )
+
+        readings: dict[str, Reading] = {}
         for target in targets:
             product = target.product
-
-            def topic_reading(name: str) -> TopicReading:
-                if name not in partitions:
-                    return TopicReading(name, exists=False)
-                mine = [(name, p) for p in partitions[name]]
-                return TopicReading(
-                    name,
-                    exists=True,
-                    newest_ms={p: newest.get((name, p)) for _, p in mine},
-                    records_last_minute=sum(
-                        _recent(minute[tp], latest[tp], earliest[tp]) for tp in mine
-                    ),
-                    end_offsets=sum(max(0, latest[tp]) for tp in mine),
-                )
-
             lags = tuple(
                 _group_lag(
                     group,
@@ -171,7 +174,7 @@ class KafkaMeter:
                     latest,
                     unconsumed.get(group, {}),
                     product.topic,
-                    list(partitions.get(product.topic, [])),
+                    partitions.get(product.topic, []),
                     now_ms,
                 )
                 for group in target.groups

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from mesh_stream.descriptor import DataProduct, ProductKind
 from mesh_stream.health import Alert, Figure, FigureName, ProductHealth, Status, judge, worst
-from mesh_stream.monitor.measure import Reading
+from mesh_stream.monitor.measure import GroupLag, Reading
 
 #: Figures judged against an upper bound of the descriptor's SLOs (the rest: a lower bound).
 _LOWER_BOUND = frozenset({FigureName.RECORDS_PER_MINUTE})
@@ -124,38 +124,31 @@ def assess(
     )
     figures.append(dlq_ratio(dead, topic.records_last_minute, slos.max_dlq_ratio))
     for lag in reading.lags:
-        if lag.records is None:
-            said = f"group {lag.group} has committed no offset on {topic.topic}"
-        else:
-            said = f"{lag.records} records behind"
-            if lag.uncommitted:
-                said += f" ({lag.uncommitted} partitions without a committed offset left out)"
-        figures.append(
-            figure(
-                FigureName.LAG_RECORDS,
-                None if lag.records is None else float(lag.records),
-                None,
-                said,
-                subject=lag.group,
-                judged=False,
-            )
-        )
-        figures.append(
-            figure(
-                FigureName.LAG_SECONDS,
-                lag.seconds,
-                slos.max_lag_seconds,
-                said
-                if lag.seconds is None and lag.records is None
-                else "oldest unconsumed record could not be read"
-                if lag.seconds is None
-                else f"oldest unconsumed record {lag.seconds:.1f} s old",
-                subject=lag.group,
-            )
-        )
+        figures.extend(_lag_figures(lag, topic.topic, slos.max_lag_seconds))
     if product.kind != ProductKind.SOURCE_ALIGNED and product.inputs:
         figures.append(end_to_end(newest, inputs_newest_ms, slos.freshness_seconds))
     return tuple(figures)
+
+
+def _lag_figures(lag: GroupLag, topic: str, slo: float | None) -> tuple[Figure, Figure]:
+    """A consumer group's lag in records (not judged) and in seconds (``max_lag_seconds``)."""
+    if lag.records is None:
+        said = f"group {lag.group} has committed no offset on {topic}"
+        age = said
+    else:
+        said = f"{lag.records} records behind"
+        if lag.uncommitted:
+            said += f" ({lag.uncommitted} partitions without a committed offset left out)"
+        age = (
+            "oldest unconsumed record could not be read"
+            if lag.seconds is None
+            else f"oldest unconsumed record {lag.seconds:.1f} s old"
+        )
+    records = None if lag.records is None else float(lag.records)
+    return (
+        figure(FigureName.LAG_RECORDS, records, None, said, subject=lag.group, judged=False),
+        figure(FigureName.LAG_SECONDS, lag.seconds, slo, age, subject=lag.group),
+    )
 
 
 def dlq_ratio(dead: int, records: int, slo: float | None) -> Figure:
