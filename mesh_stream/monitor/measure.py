@@ -129,6 +129,12 @@ class KafkaMeter:
     def close(self) -> None:
         self._reader.close()
 
+    def __enter__(self) -> KafkaMeter:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     # -- one round ------------------------------------------------------------------------
     def read(self, targets: Sequence[Target], now_ms: int) -> dict[str, Reading]:
         """A :class:`Reading` of every target, measured at ``now_ms`` (epoch ms)."""

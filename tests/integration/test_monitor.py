@@ -18,7 +18,8 @@ from mesh_stream.consumer import ProductConsumer
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.health import Alert, Figure, FigureName, ProductHealth, Status
 from mesh_stream.kafka.connection import KafkaConnection
-from mesh_stream.monitor import ProductMonitor
+from mesh_stream.kafka.topics import cluster_info, ensure_topic, topic_spec
+from mesh_stream.monitor import KafkaMeter, ProductMonitor, Target
 from mesh_stream.producer import ProductPublisher
 from mesh_stream.registry.client import RegistryClient
 from tests.conftest import KafkaAddress, RegistryAddress
@@ -242,5 +243,44 @@ def _end_minus_committed(bootstrap: str, topic: str, group: str) -> float:
         committed = consumer.committed(parts, timeout=10)
         ends = [consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in parts]
         return float(sum(end - tp.offset for end, tp in zip(ends, committed, strict=True)))
+    finally:
+        consumer.close()
+
+
+def test_the_newest_record_is_found_behind_transaction_markers(kafka: KafkaAddress) -> None:
+    """The last offsets of a transactional topic hold commit/abort markers, and an aborted
+    record is never read: the meter steps back to the newest committed record."""
+    bootstrap = kafka.bootstrap_servers
+    product = _product("txn", partitions=1)
+    conn = KafkaConnection.create(bootstrap)
+    ensure_topic(conn, topic_spec(product.topic, cluster_info(conn), partitions=1))
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": product.topic})
+    producer.init_transactions(30)
+    committed_at = int(time.time() * 1000) - 5_000
+    producer.begin_transaction()
+    producer.produce(product.topic, value=b"kept", timestamp=committed_at)
+    producer.commit_transaction(30)
+    producer.begin_transaction()
+    producer.produce(product.topic, value=b"aborted", timestamp=committed_at + 3_000)
+    producer.flush(30)  # written to the log, then aborted
+    producer.abort_transaction(30)
+    _wait_for_end(bootstrap, product.topic, 4)  # the abort marker is written after the call
+    with KafkaMeter(conn) as meter:
+        now = int(time.time() * 1000)
+        reading = meter.read([Target(product)], now)[product.name]
+    # Offsets: the record, its commit marker, the aborted record, the abort marker.
+    assert reading.topic.end_offsets == 4
+    assert reading.topic.newest_ms == {0: committed_at}
+    assert reading.topic.records_last_minute == 4  # offsets, markers included (documented)
+    assert not reading.dlq.exists
+
+
+def _wait_for_end(bootstrap: str, topic: str, end: int) -> None:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"w-{uuid.uuid4().hex}"})
+    try:
+        deadline = time.monotonic() + 20
+        while consumer.get_watermark_offsets(TopicPartition(topic, 0), 10)[1] < end:
+            assert time.monotonic() < deadline, f"{topic} never reached offset {end}"
+            time.sleep(0.1)
     finally:
         consumer.close()
