@@ -18,6 +18,7 @@ both see the transition and both publish the alert (a duplicate, never a lost on
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -147,7 +148,7 @@ class ProductMonitor:
         self.catalog = catalog
         self.interval = interval
         self.metrics = metrics
-        self.name = name or f"{socket.gethostname()}:{threading.get_native_id()}"
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self._clock = clock
         ensure_monitor_topics(conn, health_topic, alerts_topic)
         self._meter = KafkaMeter(conn)
