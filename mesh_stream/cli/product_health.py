@@ -17,6 +17,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from mesh_stream.errors import RegistryError
 from mesh_stream.health import Alert, Figure, ProductHealth, worst
 from mesh_stream.kafka.clients import make_consumer
 from mesh_stream.kafka.connection import KafkaConnection
@@ -194,7 +195,8 @@ def watch(
     stop: threading.Event | None = None,
 ) -> None:
     """Redraw the status table every ``interval`` s and print each new alert above it, until
-    ``stop`` is set (Ctrl-C is the caller's to catch)."""
+    ``stop`` is set (Ctrl-C is the caller's to catch). The first fetch's error is raised; a
+    later one is printed and the last table stays."""
     stop = stop or threading.Event()
     with Live(status_table(fetch()), console=console, auto_refresh=False) as live:
         next_fetch = time.monotonic() + interval
@@ -207,7 +209,10 @@ def watch(
                     live.console.print(Text(item, style="yellow"))
             if time.monotonic() >= next_fetch:
                 next_fetch = time.monotonic() + interval
-                live.update(status_table(fetch()), refresh=True)
+                try:
+                    live.update(status_table(fetch()), refresh=True)
+                except RegistryError as exc:  # keep watching: the registry may come back
+                    live.console.print(Text(f"registry: {exc.message}", style="yellow"))
         live.refresh()
 
 

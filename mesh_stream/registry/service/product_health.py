@@ -23,7 +23,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from pydantic import ValidationError
 
 from mesh_stream.errors import ProductNotFoundError
-from mesh_stream.health import ProductHealth, Status
+from mesh_stream.health import ProductHealth, Status, health_key
 from mesh_stream.kafka.clients import make_consumer
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.registry.service.products import ProductCatalog
@@ -73,7 +73,7 @@ class InMemoryHealthFeed:
     def push(self, value: ProductHealth | bytes | str | None, key: str | None = None) -> None:
         """Deliver ``value`` (a record, raw bytes, or None for a tombstone of ``key``)."""
         if isinstance(value, ProductHealth):
-            key = key or f"{value.product}@{value.measured_at_ms}"
+            key = key or health_key(value.product, value.measured_at_ms)
             value = value.model_dump_json()
         raw = value.encode() if isinstance(value, str) else value
         item = (None if key is None else key.encode(), raw, f"memory@{self._pushed}")

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from mesh_stream.cli import product_health as health_view
 from mesh_stream.cli.main import cli, run
-from mesh_stream.errors import ProductNotFoundError, RegistryError
+from mesh_stream.errors import ProductNotFoundError, RegistryError, RegistryUnavailableError
 from mesh_stream.health import Alert, Figure, FigureName, ProductHealth, Status, health_key
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.registry.service import InMemoryStore, create_app
@@ -197,7 +197,8 @@ class ListedAlerts:
         self.stop = stop
         self.closed = False
 
-    def poll(self, timeout: float) -> list[Alert | str]:  # noqa: ARG002
+    def poll(self, timeout: float) -> list[Alert | str]:
+        time.sleep(timeout)
         batch = self.batches.pop(0)
         if not self.batches:
             self.stop.set()
@@ -230,10 +231,12 @@ def test_watch_prints_each_alert_as_one_line_and_redraws(served: Served) -> None
 
     def fetch() -> dict[str, ProductHealth]:
         fetched.append(1)
+        if len(fetched) == 2:
+            raise RegistryUnavailableError("registry at http://x:1 is unreachable")
         with RegistryClient(served.url) as client:
             return client.all_product_health()
 
-    health_view.watch(fetch, alerts, Console(file=out, width=200), interval=0.5, stop=stop)
+    health_view.watch(fetch, alerts, Console(file=out, width=200), interval=0.3, stop=stop)
     text = out.getvalue()
     since = health_view.when(BREACHED.since_ms)
     assert (
@@ -243,4 +246,5 @@ def test_watch_prints_each_alert_as_one_line_and_redraws(served: Served) -> None
     assert "alerts[0]@3: not an alert record, skipped" in text
     assert "product health" in text
     assert "breached" in text
-    assert fetched
+    assert "registry: registry at http://x:1 is unreachable" in text  # and the watch went on
+    assert len(fetched) >= 3
