@@ -33,8 +33,8 @@ kafka: install  ## fetch Apache Kafka's jars from Maven Central into the cache (
 	$(BIN)/mesh broker fetch
 
 lint: install  ## ruff check, ruff format --check, mypy, import layering
-	$(BIN)/ruff check mesh_stream tests domains tools
-	$(BIN)/ruff format --check mesh_stream tests domains tools
+	$(BIN)/ruff check mesh_stream tests domains tools benchmarks
+	$(BIN)/ruff format --check mesh_stream tests domains tools benchmarks
 	$(BIN)/mypy mesh_stream
 	$(BIN)/pytest -q --no-header tests/unit/test_layering.py
 

@@ -1,9 +1,10 @@
 """The re-key stage of a processor: input products in, one internal record per key and batch out.
 
-Faust's streams cost about 40 µs of CPU per input record (an event object, a queue hop, two
-asyncio tasks and the acknowledgement machinery) before a processor did any work of its own,
-which kept one worker under 10,000 events/s. So the input products are not read through a
-faust stream: :class:`RekeyStage`, a service of the faust app, reads them with a confluent-kafka
+Faust's streams cost far more CPU per input record than a batch consumer (an event object, a
+queue hop, two asyncio tasks and the acknowledgement machinery: 180-213 µs against 1.3-1.7
+µs per record on a loaded 2-core machine, ``benchmarks/faust_transport.py``), and faust's
+``confluent://`` transport did not read at all (docs/design/processing.md). So the input
+products are not read through a faust stream: :class:`RekeyStage`, a service of the faust app, reads them with a confluent-kafka
 consumer in batches (librdkafka fetches and parses in C, in its own threads), decodes each
 record, asks the processor's ``route`` for its key, and sends each key's events of a batch as
 one record (a JSON list of envelopes) to the processor's internal topic through faust's
