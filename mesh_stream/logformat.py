@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
@@ -64,20 +65,29 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(
     level: int | str, log_format: LogFormat, stream: TextIO | None = None
-) -> logging.Handler:
+) -> Callable[[], None]:
     """Give the root logger one handler on ``stream`` (stderr) in ``log_format``, at ``level``.
 
     For entry points only. Handlers the root logger had are replaced, so calling it twice
-    does not print every line twice. Returns the handler (a test can read what it wrote).
+    does not print every line twice. Returns what undoes it (the root logger's handlers and
+    level as they were), for a command run inside another process, such as a test's.
     """
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(json_or_text(log_format))
-    root = logging.getLogger()
-    for old in list(root.handlers):
+    for old in saved_handlers:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
-    return handler
+
+    def undo() -> None:
+        root.removeHandler(handler)
+        for old in saved_handlers:
+            root.addHandler(old)
+        root.setLevel(saved_level)
+
+    return undo
 
 
 def json_or_text(log_format: LogFormat) -> logging.Formatter:

@@ -185,7 +185,8 @@ def serve(
     # Every setting problem before the port is taken or Kafka is asked (the credentials are
     # read again by build_registry: a small file).
     _check_credentials(settings)
-    configure_logging(log_level, settings.log_format)
+    # Put back when the command ends: it may run inside another process (a test's).
+    click.get_current_context().call_on_close(configure_logging(log_level, settings.log_format))
     say = _status_printer(settings.log_format)
     # The port first: it is in the URL this instance advertises, and taking the writer role
     # fences the writer of a registry that may run.

@@ -76,11 +76,18 @@ def test_values_json_cannot_hold_are_written_as_text() -> None:
     assert line["where"].startswith("<object object")
 
 
-def test_text_format_and_a_second_call_replace_the_handler(restored_root: None) -> None:
+def test_text_format_a_second_call_replaces_the_handler_and_undo_restores(
+    restored_root: None,
+) -> None:
+    root = logging.getLogger()
+    before, level = list(root.handlers), root.level
     first, second = io.StringIO(), io.StringIO()
-    configure_logging("info", "text", stream=first)
-    configure_logging("info", "text", stream=second)
+    undo_first = configure_logging("info", "text", stream=first)
+    undo_second = configure_logging("info", "text", stream=second)
     logging.getLogger("mesh_stream.test").info("hello %s", "world")
     assert first.getvalue() == ""
     assert second.getvalue().rstrip().endswith("INFO mesh_stream.test: hello world")
-    assert len(logging.getLogger().handlers) == 1
+    assert len(root.handlers) == 1
+    undo_second()
+    undo_first()
+    assert (root.handlers, root.level) == (before, level)
