@@ -36,6 +36,8 @@ HISTORY_MINUTES = 24 * 60
 MAX_HISTORY_MINUTES = 7 * 24 * 60
 #: A latest measurement older than this is served as ``no data`` (is the monitor running?).
 STALE_AFTER_MS = 5 * 60_000
+#: ... or older than this many monitor intervals, when the interval is long.
+STALE_AFTER_INTERVALS = 3
 #: Unparsable records logged at warning before the rest are only counted.
 WARN_SKIPPED = 5
 NOT_MEASURED = "not measured yet"
@@ -162,6 +164,12 @@ class KafkaHealthFeed:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
+
+
+def stale_after_ms(monitor_interval_seconds: float) -> int:
+    """How old a measurement may be before it is ``no data``: 5 minutes, or 3 intervals of
+    the monitor (``MESH_MONITOR_INTERVAL_SECONDS``) when that is longer."""
+    return max(STALE_AFTER_MS, int(STALE_AFTER_INTERVALS * monitor_interval_seconds * 1000))
 
 
 class HealthBook:

@@ -19,7 +19,7 @@ from mesh_stream.registry.service.app import create_app
 from mesh_stream.registry.service.auth import Credentials
 from mesh_stream.registry.service.edge import EdgeLimits
 from mesh_stream.registry.service.kafka_store import KafkaStore
-from mesh_stream.registry.service.product_health import KafkaHealthFeed
+from mesh_stream.registry.service.product_health import KafkaHealthFeed, stale_after_ms
 from mesh_stream.settings import MeshSettings
 
 
@@ -89,6 +89,7 @@ def build_registry(
         wait_for_replay=wait_for_replay,
         health_feed=health_feed,
     )
+    app.state.services.health.stale_after_ms = stale_after_ms(settings.monitor_interval_seconds)
     return app, store
 
 

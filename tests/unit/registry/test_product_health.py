@@ -16,6 +16,7 @@ from mesh_stream.registry.service.product_health import (
     HealthBook,
     InMemoryHealthFeed,
     ProductHealthView,
+    stale_after_ms,
 )
 from tests.unit.registry.conftest import ORDERS, TOKENS, descriptor, schema
 
@@ -243,3 +244,8 @@ def test_the_view_starts_its_feed_and_answers_from_it() -> None:
     view: ProductHealthView = app.state.services.health
     assert view.book.latest(PRODUCT) is not None
     view.close()
+
+
+def test_a_long_monitor_interval_lengthens_how_long_a_measurement_stays_fresh() -> None:
+    assert stale_after_ms(60) == 5 * MINUTE
+    assert stale_after_ms(600) == 30 * MINUTE
