@@ -7,7 +7,8 @@ which flatters whichever case happened to dodge the noise). The codec benchmark
 (``mesh_stream.bench.codec_bench``, no Kafka) times our encoder and decoder against fastavro on
 the benchmark record and the sample mesh's contracts. The registry benchmark
 (``mesh_stream.bench.registry_bench``) and the processing benchmark
-(``mesh_stream.bench.processing_bench``) run too when those modules are present.
+(``mesh_stream.bench.processing_bench``) run too when those modules are present, and so
+does the product monitor's cost (``mesh_stream.bench.monitor_bench``).
 """
 
 from __future__ import annotations
@@ -199,6 +200,7 @@ def run_benchmarks(
     repeats: int = 3,
     others: bool = True,
     scale_sizes: Sequence[int] = (1_000, 10_000),
+    monitor_products: Sequence[int] = (12, 1_000),
     sample_root: Path | None = None,
     codec_root: Path | None = None,
     codec_records: int = CODEC_RECORDS,
@@ -209,6 +211,7 @@ def run_benchmarks(
 
     ``others=False`` skips the registry and processing benchmarks (the SDK and codec cases
     only); ``scale_sizes`` are the subject counts of the registry scale benchmark;
+    ``monitor_products`` the product counts of the monitor benchmark (empty: skipped);
     ``sample_root`` is the sample mesh project whose revenue processor the processing
     benchmark runs (see :func:`sample_mesh_root`); without it that benchmark is skipped.
     ``codec_root`` is the project whose contracts the codec benchmark also measures (the
@@ -245,6 +248,18 @@ def run_benchmarks(
                 "progress": progress,
             },
         )
+        if monitor_products:
+            progress("product monitor benchmark ...")
+            report["monitor"] = _optional_bench(
+                "mesh_stream.bench.monitor_bench",
+                ("run_monitor_bench",),
+                {
+                    "bootstrap_servers": environment.bootstrap_servers,
+                    "products": tuple(monitor_products),
+                    "rounds": max(3, repeats),
+                    "progress": progress,
+                },
+            )
         progress("processing benchmark ...")
         if sample_root is None:
             report["processing"] = {"status": "not available", "reason": SAMPLE_MESH_MISSING}
@@ -413,7 +428,7 @@ def render_table(report: dict[str, Any]) -> str:
         )
     if report.get("codec"):
         lines += ["", render_codec_report(report)]
-    for key in ("registry", "registry_scale", "processing"):
+    for key in ("registry", "registry_scale", "monitor", "processing"):
         part = report.get(key)
         if part is None:
             continue
@@ -421,6 +436,10 @@ def render_table(report: dict[str, Any]) -> str:
             from mesh_stream.bench.registry_scale import render_scale
 
             lines += ["", "registry scale benchmark:", render_scale(part["result"])]
+        elif part.get("status") == "ok" and key == "monitor":
+            from mesh_stream.bench.monitor_bench import render_monitor
+
+            lines += ["", render_monitor(part["result"])]
         elif part.get("status") == "ok" and key == "processing" and "engines" in part["result"]:
             from mesh_stream.bench.processing_bench import render_side_by_side
 
@@ -507,4 +526,40 @@ def write_codec_report(report: dict[str, Any], output: Path) -> tuple[Path, Path
     text_path = output / "codec-bench.txt"
     json_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
     text_path.write_text(render_codec_report(report) + "\n")
+    return json_path, text_path
+
+
+def run_monitor_only(
+    settings: MeshSettings,
+    products: Sequence[int],
+    rounds: int = 3,
+    progress: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """`mesh bench --monitor-only`: only the product monitor's cost, on one broker."""
+    from mesh_stream.bench.monitor_bench import run_monitor_bench
+
+    with bench_environment(settings, progress) as environment:
+        result = run_monitor_bench(
+            environment.bootstrap_servers,
+            products=tuple(products),
+            rounds=rounds,
+            progress=progress,
+        )
+    return {
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "broker": environment.broker_origin,
+        "monitor": result,
+    }
+
+
+def write_monitor_report(report: dict[str, Any], output: Path) -> tuple[Path, Path]:
+    """Write ``monitor-bench.json`` and ``monitor-bench.txt`` into ``output``."""
+    from mesh_stream.bench.monitor_bench import render_monitor
+
+    output.mkdir(parents=True, exist_ok=True)
+    json_path = output / "monitor-bench.json"
+    text_path = output / "monitor-bench.txt"
+    json_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    text_path.write_text(render_monitor(report["monitor"]) + "\n")
     return json_path, text_path

@@ -99,6 +99,20 @@ CODEC_REPEATS = 11
     "--registry-scale 1000,10000,100000].",
 )
 @click.option(
+    "--monitor-only",
+    is_flag=True,
+    help="Run only the product monitor benchmark: CPU, registry and Kafka requests a minute "
+    "of one monitor at --monitor-products products (default 12,1000).",
+)
+@click.option(
+    "--monitor-products",
+    default="12,1000",
+    show_default=True,
+    metavar="N,N,...",
+    help="Product counts of the product monitor benchmark; each is set up on a registry of "
+    "its own (descriptor, topic, DLQ topic, records, a consumer group per product).",
+)
+@click.option(
     "--output",
     type=click.Path(file_okay=False),
     callback=lambda _ctx, _param, value: _output_folder(value),
@@ -121,6 +135,8 @@ def bench(
     processing_peer: str | None,
     registry_scale: bool,
     scale_subjects: str | None,
+    monitor_only: bool,
+    monitor_products: str,
     output: Path,
 ) -> None:
     """Measure publishing and consuming: raw confluent-kafka, hand-written fastavro,
@@ -133,7 +149,8 @@ def bench(
     as JSON and text. The codec benchmark runs too (encode/decode CPU per record against
     fastavro on the benchmark record and, in a mesh-stream checkout, every sample contract;
     `--codec-only` alone), the registry benchmark, the registry scale benchmark at 1k and
-    10k subjects (`--registry-scale` alone), and, inside a checkout (the sample mesh), the
+    10k subjects (`--registry-scale` alone), the product monitor's cost at 12 and 1,000
+    products (`--monitor-only` alone) and, inside a checkout (the sample mesh), the
     processing benchmark.
     """
     require_extras("bench")
@@ -151,6 +168,7 @@ def bench(
         )
 
     sizes = _scale_sizes(scale_subjects, registry_scale)
+    product_counts = _counts(monitor_products, "--monitor-products", "product counts; e.g. 12,1000")
 
     def progress(message: str) -> None:
         click.echo(message, err=True)
@@ -186,6 +204,19 @@ def bench(
         click.echo(f"wrote {json_path} and {text_path}", err=True)
         return
 
+    if monitor_only:
+        from mesh_stream.bench.monitor_bench import render_monitor
+        from mesh_stream.bench.run import run_monitor_only, write_monitor_report
+
+        cost = run_monitor_only(settings, product_counts, max(3, repeats), progress)
+        json_path, text_path = write_monitor_report(cost, output)
+        if as_json:
+            click.echo(json.dumps(cost, indent=2, default=str))
+        else:
+            click.echo(render_monitor(cost["monitor"]))
+        click.echo(f"wrote {json_path} and {text_path}", err=True)
+        return
+
     sample_root = sample_mesh_root(settings)
     report = run_benchmarks(
         settings,
@@ -196,6 +227,7 @@ def bench(
         progress=progress,
         others=not sdk_only,
         scale_sizes=sizes,
+        monitor_products=product_counts,
         sample_root=None if sdk_only else sample_root,
         codec_root=sample_root,
         codec_records=codec_records,
@@ -213,14 +245,19 @@ def bench(
 def _scale_sizes(text: str | None, full: bool) -> tuple[int, ...]:
     if text is None:
         return (1_000, 10_000, 100_000) if full else (1_000, 10_000)
+    return _counts(text, "--scale-subjects", "subject counts; e.g. 1000,10000")
+
+
+def _counts(text: str, option: str, what: str) -> tuple[int, ...]:
+    """A comma-separated list of positive counts, or the option's one-line error."""
     try:
         sizes = tuple(int(part) for part in text.split(","))
     except ValueError:
         sizes = ()
     if not sizes or any(size < 1 for size in sizes):
         raise click.BadParameter(
-            f"{text!r} is not a list of positive subject counts; e.g. 1000,10000",
-            param_hint="--scale-subjects",
+            f"{text!r} is not a list of positive {what}",
+            param_hint=option,
         )
     return sizes
 
