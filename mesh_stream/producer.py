@@ -9,7 +9,9 @@ A :class:`ProductPublisher` is what a domain team uses::
 On the wire: magic byte + schema id + Avro body, key from the descriptor's ``key_field``,
 ``acks=all`` and idempotence always on. Every delivery report is checked; ``flush`` and
 ``close`` raise :class:`DeliveryError` naming each record Kafka did not acknowledge, so
-nothing is dropped silently. The value schema is registered (subject ``<topic>-value``) and
+nothing is dropped silently. When OpenTelemetry tracing is active (:mod:`mesh_stream.tracing`,
+decided as the publisher is built) each record gets a PRODUCER span and a ``traceparent``
+header. The value schema is registered (subject ``<topic>-value``) and
 the topic created with the descriptor's partitions, retention and cleanup policy on first use.
 """
 
@@ -30,7 +32,7 @@ from confluent_kafka import KafkaError, KafkaException, Message
 from fastavro import schemaless_reader
 from pydantic import BaseModel
 
-from mesh_stream import registration
+from mesh_stream import registration, tracing
 from mesh_stream.contracts import RuleBreach, RuleEngine
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import (
@@ -279,6 +281,8 @@ class ProductPublisher:
         self._model_converters: dict[type[BaseModel], Callable[[BaseModel], Mapping[str, Any]]] = {}
         self._encode = self.encoder.encode
         self._fast_encode = self.encoder.fast or self.encoder.encode_checked
+        #: Spans and ``traceparent`` headers, when tracing was active as the publisher was built.
+        self._trace = tracing.PublishTrace(self.topic) if tracing.active() else None
         self._closed = False
 
     def _dlq_topics(self) -> list[str]:
@@ -408,7 +412,11 @@ class ProductPublisher:
             key = record.get(self._key_field)
             if key is not None and type(key) is not str and not isinstance(key, bytes):
                 key = str(key)
-        if timestamp_ms is None and headers is None:
+        if self._trace is not None:
+            self._send_traced(
+                value, key, self._on_delivery, timestamp=timestamp_ms, headers=headers
+            )
+        elif timestamp_ms is None and headers is None:
             try:
                 self._produce(self.topic, value, key, on_delivery=self._on_delivery)
             except (BufferError, KafkaException):
@@ -462,6 +470,28 @@ class ProductPublisher:
         self._send(value, key, self._on_delivery, topic=topic, headers=dlq_headers)
         self._sent += 1
         return DeadLetteredRecord(rule.name, rule.expr, topic, breach.reason, index)
+
+    def _send_traced(
+        self,
+        value: bytes,
+        key: Any,
+        callback: Any,
+        *,
+        timestamp: int | None = None,
+        headers: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """Send one record under a PRODUCER span whose context its headers carry; the span
+        ends with the record's delivery report."""
+        trace = self._trace
+        assert trace is not None
+        sent, span = trace.start(headers)
+        try:
+            self._send(
+                value, key, trace.reporting(span, callback), timestamp=timestamp or 0, headers=sent
+            )
+        except BaseException as exc:
+            trace.end(span, exc)
+            raise
 
     def _send(
         self, value: bytes, key: Any, callback: Any, *, topic: str | None = None, **extra: Any
@@ -554,8 +584,9 @@ class ProductPublisher:
         dead = [
             self._divert(breach, mapping, index, None, None) for index, breach, mapping in diverted
         ]
+        send = self._send if self._trace is None else self._send_traced
         for value, key in prepared:
-            self._send(value, key, self._on_delivery)
+            send(value, key, self._on_delivery)
             self._sent += 1
         self.flush(flush_timeout)
         return PublishReport(
@@ -715,6 +746,9 @@ class AsyncProductPublisher:
         def report(error: KafkaError | None, message: Message) -> None:
             loop.call_soon_threadsafe(settle, error, message)
 
+        if publisher._trace is not None:
+            publisher._send_traced(value, key, report, timestamp=timestamp_ms, headers=headers)
+            return await future
         extra: dict[str, Any] = {}
         if timestamp_ms is not None:
             extra["timestamp"] = timestamp_ms

@@ -35,6 +35,7 @@ from typing import Any
 import faust
 from mode import Service
 
+from mesh_stream import tracing
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.kafka import topics
 from mesh_stream.kafka.connection import KafkaConnection
@@ -344,7 +345,13 @@ def add_aggregate_agent(
 
 
 class KeyedOutput:
-    """Publishes the current value of one key to the output product (a keyed upsert)."""
+    """Publishes the current value of one key to the output product (a keyed upsert).
+
+    With tracing active (asked once), a record published while a span is current (the
+    aggregate's, see :class:`~mesh_stream.tracing.ProcessTrace`) gets a PRODUCER span, child
+    of it, whose context its ``traceparent`` header carries; the span ends once the record is
+    in faust's producer buffer.
+    """
 
     def __init__(self, app: faust.App, spec: ProcessorSpec) -> None:
         self.topic = raw_topic(app, spec.output.topic)
@@ -353,10 +360,19 @@ class KeyedOutput:
             spec.output_schema_id,
             where=spec.output.name,
         )
+        self.trace = tracing.PublishTrace(spec.output.topic) if tracing.active() else None
 
     def publish(self, key: str, record: Mapping[str, Any]) -> None:
         """Queue the record in faust's producer buffer, flushed before offsets are committed."""
-        self.topic.send_soon(key=key.encode(), value=self.encoder.encode(record))
+        value = self.encoder.encode(record)
+        if self.trace is None or not tracing.in_span():
+            self.topic.send_soon(key=key.encode(), value=value)
+            return
+        headers, span = self.trace.start()
+        try:
+            self.topic.send_soon(key=key.encode(), value=value, headers=headers)
+        finally:
+            self.trace.end(span)
 
 
 def schema_decoder(spec: ProcessorSpec) -> FramedAvroDecoder:

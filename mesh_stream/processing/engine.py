@@ -30,7 +30,10 @@ On the internal topic, one record holds one key's events of a batch: a JSON list
 ``{"input", "topic", "partition", "offset", "arrival_ms", "event_ms", "fields"}`` (plus
 ``"window": [key, start, end]`` when windowed); top-level decimal fields travel as text
 named in ``"decimals"``, nested ones as ``{"$decimal": "1.50"}`` and bytes as
-``{"$bytes": "<latin-1>"}``, so ``apply`` sees the types ``key`` saw.
+``{"$bytes": "<latin-1>"}``, so ``apply`` sees the types ``key`` saw. With tracing active
+(:mod:`mesh_stream.tracing`), an envelope also carries its input record's ``"traceparent"``
+(and ``"tracestate"``), and an output record is published under a span ``<output> aggregate``,
+child of the newest input event it reflects, whose context the output's headers carry.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from typing import Any
 import faust
 from mode import Service
 
+from mesh_stream import tracing
 from mesh_stream.errors import ConfigurationError, MeshError
 from mesh_stream.logformat import JsonFormatter, LogFormat
 from mesh_stream.processing.app import (
@@ -217,6 +221,8 @@ class Aggregation:
         self.by_topic = {topic: processor.input(product) for topic, product in topics.items()}
         self.states = states
         self.publish = publish
+        #: The span outputs are published under, when tracing is active (asked once).
+        self.trace = tracing.ProcessTrace(processor.output) if tracing.active() else None
         self.seen: SeenEvents | None = None
         dedup = processor.dedup
         if dedup is not None:
@@ -277,6 +283,7 @@ class Aggregation:
         value: dict[str, Any] = stored.setdefault(VALUE, {})
         key_seen = self.seen.for_key(kafka_key, stored) if self.seen is not None else None
         fresh = changed = False
+        reflected: list[dict[str, Any]] | None = [] if self.trace is not None else None
         for envelope in envelopes:
             position = (envelope.partition, envelope.offset, envelope.index)
             if key_seen is not None and dedup is not None:
@@ -286,6 +293,8 @@ class Aggregation:
                 ):
                     continue
             fresh = True
+            if reflected is not None and envelope.wire is not None:
+                reflected.append(envelope.wire)
             if apply_once(stored, *position):
                 wire = envelope.wire or {}
                 event = Event(
@@ -312,7 +321,11 @@ class Aggregation:
                 record = processor.emit(state_key, value)
             except Exception as exc:
                 raise self._fail(_where(last), exc) from exc
-            self.publish(kafka_key, record)
+            if reflected is None or self.trace is None:
+                self.publish(kafka_key, record)
+            else:  # under a span, child of the newest input event's, the output's headers name
+                with self.trace.processing(reflected):
+                    self.publish(kafka_key, record)
 
 
 def _where(envelope: Envelope) -> str:

@@ -4,11 +4,12 @@ Faust's streams cost far more CPU per input record than a batch consumer (an eve
 queue hop, two asyncio tasks and the acknowledgement machinery: 180-213 µs against 1.3-1.7
 µs per record on a loaded 2-core machine, ``benchmarks/faust_transport.py``), and faust's
 ``confluent://`` transport did not read at all (docs/design/processing.md). So the input
-products are not read through a faust stream: :class:`RekeyStage`, a service of the faust app, reads them with a confluent-kafka
-consumer in batches (librdkafka fetches and parses in C, in its own threads), decodes each
-record, asks the processor's ``route`` for its key, and sends each key's events of a batch as
-one record (a JSON list of envelopes) to the processor's internal topic through faust's
-producer, which partitions it the way faust's tables expect.
+products are not read through a faust stream: :class:`RekeyStage`, a service of the faust
+app, reads them with a confluent-kafka consumer in batches (librdkafka fetches and parses in
+C, in its own threads), decodes each record, asks the processor's ``route`` for its key, and
+sends each key's events of a batch as one record (a JSON list of envelopes) to the
+processor's internal topic through faust's producer, which partitions it the way faust's
+tables expect.
 
 Offsets of the input products are committed (consumer group ``<app id>-rekey``) only after
 Kafka acknowledged every internal record made from them, so nothing is lost: a crash replays
@@ -21,6 +22,10 @@ dead-letter topic with the same ``mesh.dlq.*`` headers the SDK consumer writes
 (:func:`mesh_stream.kafka.dlq.poison_pill_headers`). Any other failure (a bug in the
 processor's ``key``, a send Kafka refuses) crashes the stage, which stops the worker without
 committing.
+
+When OpenTelemetry tracing is active (:mod:`mesh_stream.tracing`, asked once as the stage is
+built), each envelope also carries its input record's ``traceparent`` (and ``tracestate``)
+header as entries of the same names, for the span the aggregate stage publishes under.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import faust
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from mode import Service
 
+from mesh_stream import tracing
 from mesh_stream.errors import DeserializationError
 from mesh_stream.kafka import dlq
 from mesh_stream.kafka.clients import make_consumer
@@ -157,6 +163,8 @@ class RekeyStage(Service):
             for product in spec.inputs
         }
         self.group_id = sources_group(spec.app_id)
+        #: Whether envelopes carry their input record's ``traceparent`` (asked once).
+        self.traced = tracing.active()
         self._consumer: Consumer | None = None
         # Every consumer call runs on this one thread, so close never overlaps a fetch.
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="mesh-rekey")
@@ -247,6 +255,7 @@ class RekeyStage(Service):
         next_offsets: dict[tuple[str, int], int] = {}
         sends: list[Awaitable[Any]] = []
         decode, route, encode = self.decoder.decode, self.route, self.encode
+        traced = self.traced
         for message in messages:
             if message.error() is not None:
                 self._on_message_error(message)
@@ -259,7 +268,11 @@ class RekeyStage(Service):
             except DeserializationError as exc:
                 sends.append(await self._dead_letter(message, exc))
                 continue
-            for key, wire in route(topic, partition, offset, record, message.timestamp()[1]):
+            pairs = route(topic, partition, offset, record, message.timestamp()[1])
+            context = tracing.carried(message.headers()) if traced else None
+            for key, wire in pairs:
+                if context is not None:
+                    wire.update(context)
                 by_key.setdefault(key, []).append(wire)
         send = self.target.send
         for key, envelopes in by_key.items():

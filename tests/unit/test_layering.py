@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "settings": 0,
     "health": 1,  # the product-health shapes the monitor, registry and CLI share
     "logformat": 0,  # the log line formats entry points install (text or JSON)
+    "tracing": 1,  # trace context on records (OpenTelemetry optional, imported lazily)
     "schema": 1,
     "kafka": 1,
     "descriptor": 1,
