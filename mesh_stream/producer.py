@@ -490,7 +490,8 @@ class ProductPublisher:
                 value, key, trace.reporting(span, callback), timestamp=timestamp or 0, headers=sent
             )
         except BaseException as exc:
-            trace.end(span, exc)
+            if span.is_recording():  # not ended by a delivery report already
+                trace.end(span, exc)
             raise
 
     def _send(
