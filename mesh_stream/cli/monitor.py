@@ -161,7 +161,10 @@ def monitor(
         "monitor_interval_seconds": interval,
     }
     settings = settings.model_copy(update={k: v for k, v in updates.items() if v is not None})
-    configure_logging(log_level.upper(), settings.log_format)
+    # undone when the command ends (an in-process caller keeps its own logging)
+    click.get_current_context().call_on_close(
+        configure_logging(log_level.upper(), settings.log_format)
+    )
     connection = KafkaConnection.from_settings(settings, default_client_id="mesh-monitor")
     existing_topics(connection)  # a clear error when no broker answers or it refuses us
     webhook = settings.alert_webhook_url
