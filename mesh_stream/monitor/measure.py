@@ -48,6 +48,17 @@ READ_SECONDS = 10.0
 #: Group id of the reading consumer; it never subscribes, so it never joins or commits.
 READER_GROUP = "mesh-monitor-reader"
 
+#: How often a ListOffsets is asked while a partition has no leader yet, and how long apart.
+OFFSET_ATTEMPTS = 5
+OFFSET_RETRY_SECONDS = 0.5
+_NO_LEADER_YET = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+    }
+)
+
 Partition = tuple[str, int]
 
 
@@ -196,21 +207,33 @@ class KafkaMeter:
 
     # -- offsets --------------------------------------------------------------------------
     def _offsets(self, tps: Sequence[Partition], spec: OffsetSpec) -> dict[Partition, int]:
-        """``spec``'s offset of each partition (read committed: the last stable offset)."""
+        """``spec``'s offset of each partition (read committed: the last stable offset).
+
+        Asked again (up to :data:`OFFSET_ATTEMPTS` times) while a partition has no leader
+        yet: a topic created a moment ago (a processor's DLQ as `mesh up` starts) would
+        otherwise fail the whole round."""
         if not tps:
             return {}
-        futures = self._call(
-            lambda: self._admin.list_offsets(
-                {TopicPartition(t, p): spec for t, p in tps},
-                isolation_level=IsolationLevel.READ_COMMITTED,
-                request_timeout=self.timeout,
-            ),
-            "DESCRIBE",
-        )
-        return {
-            (tp.topic, tp.partition): int(self._result(future).offset)
-            for tp, future in futures.items()
-        }
+        attempt = 1
+        while True:
+            futures = self._call(
+                lambda: self._admin.list_offsets(
+                    {TopicPartition(t, p): spec for t, p in tps},
+                    isolation_level=IsolationLevel.READ_COMMITTED,
+                    request_timeout=self.timeout,
+                ),
+                "DESCRIBE",
+            )
+            try:
+                return {
+                    (tp.topic, tp.partition): int(future.result(self.timeout).offset)
+                    for tp, future in futures.items()
+                }
+            except KafkaException as exc:
+                if attempt >= OFFSET_ATTEMPTS or exc.args[0].code() not in _NO_LEADER_YET:
+                    raise explain_kafka_error(exc, self.conn, operation="DESCRIBE") from exc
+            attempt += 1
+            time.sleep(OFFSET_RETRY_SECONDS)
 
     def _committed(
         self, targets: Sequence[Target], partitions: Mapping[str, list[int]]
@@ -344,12 +367,6 @@ class KafkaMeter:
             return call()
         except KafkaException as exc:
             raise explain_kafka_error(exc, self.conn, operation=operation) from exc
-
-    def _result(self, future: Future[Any]) -> Any:
-        try:
-            return future.result(self.timeout)
-        except KafkaException as exc:
-            raise explain_kafka_error(exc, self.conn, operation="DESCRIBE") from exc
 
 
 def _recent(minute_offset: int, end: int, earliest: int) -> int:
