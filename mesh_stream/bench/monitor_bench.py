@@ -50,6 +50,7 @@ from mesh_stream.kafka.clients import make_admin, make_producer
 from mesh_stream.kafka.connection import KafkaConfig, KafkaConnection
 from mesh_stream.kafka.topics import cluster_info, ensure_topics, product_topic_spec
 from mesh_stream.monitor import ProductMonitor
+from mesh_stream.registration import register_descriptor
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.schema.wire import frame
 from mesh_stream.settings import MeshSettings
@@ -121,7 +122,7 @@ def populate(
 
     def register(product: DataProduct) -> None:
         registry.register_schema(f"{product.topic}-value", text)
-        registry.put_product(product)
+        register_descriptor(registry, product)
         registry.register_consumer(product.name, group_of(product), reads=["order_id"])
 
     with ThreadPoolExecutor(8) as pool:  # sources first: an aggregate needs its input
