@@ -344,6 +344,11 @@ def add_aggregate_agent(
     app.agent(source, name=f"{spec.app_id}-aggregate")(aggregate)
 
 
+#: Output record header: the timestamp (epoch ms, ASCII digits) of the newest input record the
+#: output reflects (see KeyedOutput.publish).
+NEWEST_INPUT_HEADER = "mesh.input.newest-ms"
+
+
 class KeyedOutput:
     """Publishes the current value of one key to the output product (a keyed upsert).
 
@@ -362,13 +367,21 @@ class KeyedOutput:
         )
         self.trace = tracing.PublishTrace(spec.output.topic) if tracing.active() else None
 
-    def publish(self, key: str, record: Mapping[str, Any]) -> None:
-        """Queue the record in faust's producer buffer, flushed before offsets are committed."""
+    def publish(self, key: str, record: Mapping[str, Any], newest_input_ms: int) -> None:
+        """Queue the record in faust's producer buffer, flushed before offsets are committed.
+
+        Its ``mesh.input.newest-ms`` header carries the timestamp of the newest input record
+        it reflects, so anyone (the product monitor) can tell the pipeline's end-to-end
+        latency from the output alone: its own timestamp minus that one.
+        """
         value = self.encoder.encode(record)
+        stamp = str(newest_input_ms).encode()
         if self.trace is None or not tracing.in_span():
-            self.topic.send_soon(key=key.encode(), value=value)
+            headers_only = {NEWEST_INPUT_HEADER: stamp}
+            self.topic.send_soon(key=key.encode(), value=value, headers=headers_only)
             return
         headers, span = self.trace.start()
+        headers[NEWEST_INPUT_HEADER] = stamp
         try:
             self.topic.send_soon(key=key.encode(), value=value, headers=headers)
         finally:

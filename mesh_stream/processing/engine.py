@@ -213,7 +213,7 @@ class Aggregation:
         topics: Mapping[str, str],
         states: MutableMapping[str, Any],
         seen_table: MutableMapping[str, Any] | None,
-        publish: Callable[[str, Mapping[str, Any]], None],
+        publish: Callable[[str, Mapping[str, Any], int], None],
     ) -> None:
         """``topics`` maps each input topic to the declared input product it holds;
         ``seen_table`` is needed when the processor declares dedup."""
@@ -283,6 +283,7 @@ class Aggregation:
         value: dict[str, Any] = stored.setdefault(VALUE, {})
         key_seen = self.seen.for_key(kafka_key, stored) if self.seen is not None else None
         fresh = changed = False
+        newest_input_ms = 0  # the newest input record an output of this batch reflects
         reflected: list[dict[str, Any]] | None = [] if self.trace is not None else None
         for envelope in envelopes:
             position = (envelope.partition, envelope.offset, envelope.index)
@@ -293,6 +294,7 @@ class Aggregation:
                 ):
                     continue
             fresh = True
+            newest_input_ms = max(newest_input_ms, envelope.arrival_ms)
             if reflected is not None and envelope.wire is not None:
                 reflected.append(envelope.wire)
             if apply_once(stored, *position):
@@ -322,10 +324,10 @@ class Aggregation:
             except Exception as exc:
                 raise self._fail(_where(last), exc) from exc
             if reflected is None or self.trace is None:
-                self.publish(kafka_key, record)
+                self.publish(kafka_key, record, newest_input_ms)
             else:  # under a span, child of the newest input event's, the output's headers name
                 with self.trace.processing(reflected):
-                    self.publish(kafka_key, record)
+                    self.publish(kafka_key, record, newest_input_ms)
 
 
 def _where(envelope: Envelope) -> str:

@@ -124,12 +124,12 @@ class ProcessorMetrics:
         return counted
 
     def counted_publish(
-        self, publish: Callable[[str, Mapping[str, Any]], None]
-    ) -> Callable[[str, Mapping[str, Any]], None]:
+        self, publish: Callable[[str, Mapping[str, Any], int], None]
+    ) -> Callable[[str, Mapping[str, Any], int], None]:
         """``publish`` that counts each output record."""
 
-        def counted(key: str, record: Mapping[str, Any]) -> None:
-            publish(key, record)
+        def counted(key: str, record: Mapping[str, Any], newest_input_ms: int) -> None:
+            publish(key, record, newest_input_ms)
             self.records_out += 1
 
         return counted

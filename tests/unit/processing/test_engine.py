@@ -67,12 +67,14 @@ class Worker:
         self.states, self.seen = JsonTable(), JsonTable()
         topics = {f"{spec.product}.v1": spec.product for spec in processor.inputs}
         self.outputs: dict[str, dict[str, Any]] = {}
+        self.newest_input_ms: dict[str, int] = {}
         self.aggregation = Aggregation(processor, topics, self.states, self.seen, self.publish)
         self.internal_offset = 0
         self.offsets: dict[str, int] = {}
 
-    def publish(self, key: str, record: Any) -> None:
+    def publish(self, key: str, record: Any, newest_input_ms: int) -> None:
         self.outputs[key] = dict(record)
+        self.newest_input_ms[key] = newest_input_ms
 
     def forward(self, batch: list[InputRecord]) -> list[tuple[str, bytes, int]]:
         """Route one batch: the internal records (key, value, offset) it makes."""
@@ -364,3 +366,22 @@ def test_routed_decimals_reach_apply_as_decimals() -> None:
     assert envelope["fields"]["total_amount"] == order["total_amount"]
     assert isinstance(envelope["fields"]["total_amount"], Decimal)
     assert b"$decimal" not in value  # top-level decimals need no hook when read back
+
+
+def test_an_output_names_the_newest_input_record_it_reflects() -> None:
+    """The output's newest-input stamp (its `mesh.input.newest-ms` header in a worker) is the
+    newest arrival among the events its batch counted; duplicates it skipped do not count."""
+    rng = random.Random(5)
+    placed = orders(rng, 3)
+    for order in placed:
+        order["region"] = "eu-west"
+        order["placed_at"] = BASE
+    counted = [
+        InputRecord("orders.order-placed", order, BASE + 100 + n) for n, order in enumerate(placed)
+    ]
+    duplicate = InputRecord("orders.order-placed", placed[0], BASE + 5_000)
+    worker = Worker(revenue.PROCESSOR)
+    worker.aggregate(worker.forward([*counted, duplicate]))
+    [key] = worker.outputs
+    assert worker.outputs[key]["order_count"] == 3
+    assert worker.newest_input_ms[key] == BASE + 102

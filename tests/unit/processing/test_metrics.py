@@ -47,7 +47,7 @@ def test_counted_route_update_and_publish_move_the_scraped_counts() -> None:
         {TOPIC: "orders.order-placed"},
         JsonTable(),
         JsonTable(),
-        metrics.counted_publish(lambda key, _record: published.append(key)),
+        metrics.counted_publish(lambda key, _record, _newest: published.append(key)),
     )
     route = metrics.counted_route(aggregation.route)
     update = metrics.counted_update(aggregation.update)
