@@ -29,6 +29,7 @@ __all__ = [
     "ALERT_RETENTION_MS",
     "DEGRADED_AT",
     "HEALTH_RETENTION_MS",
+    "NEWEST_INPUT_HEADER",
     "Alert",
     "Figure",
     "FigureName",
@@ -39,6 +40,10 @@ __all__ = [
     "worst",
 ]
 
+#: Header of a processor's output record: the timestamp (epoch ms, ASCII digits) of the newest
+#: input record the output reflects. The monitor's end-to-end figure is an output's own
+#: timestamp minus this one.
+NEWEST_INPUT_HEADER = "mesh.input.newest-ms"
 #: A figure past this share of its SLO bound (and not past the bound) is ``degraded``.
 DEGRADED_AT = 0.8
 #: How long measurements stay in the health topic (compact + delete): 7 days.

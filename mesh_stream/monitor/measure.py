@@ -34,6 +34,7 @@ from confluent_kafka import (
 from confluent_kafka.admin._listoffsets import OffsetSpec
 
 from mesh_stream.descriptor import DataProduct
+from mesh_stream.health import NEWEST_INPUT_HEADER
 from mesh_stream.kafka.clients import make_admin, make_consumer
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 
@@ -74,12 +75,29 @@ class TopicReading:
     records_last_minute: int = 0
     #: Offsets ever written (the sum of end offsets); 0: no record was ever written.
     end_offsets: int = 0
+    #: partition -> its newest record's ``mesh.input.newest-ms`` header (a processor's
+    #: output: the newest input record it reflects), None without that header.
+    newest_reflects_ms: Mapping[int, int | None] = field(default_factory=dict)
 
     @property
     def newest(self) -> int | None:
         """The newest record timestamp over every partition (None: no record at all)."""
         found = [ms for ms in self.newest_ms.values() if ms is not None]
         return max(found) if found else None
+
+    @property
+    def newest_latency_ms(self) -> int | None:
+        """The newest record's own end-to-end latency: its timestamp minus the newest input
+        record it reflects (None: no record, or the newest carries no such header)."""
+        stamped = [
+            (ms, self.newest_reflects_ms.get(partition))
+            for partition, ms in self.newest_ms.items()
+            if ms is not None
+        ]
+        if not stamped:
+            return None
+        newest, reflects = max(stamped, key=lambda pair: pair[0])
+        return None if reflects is None else max(0, newest - reflects)
 
 
 @dataclass(frozen=True)
@@ -161,8 +179,9 @@ class KafkaMeter:
         latest = self._offsets(tps, OffsetSpec.latest())  # type: ignore[no-untyped-call]
         minute = self._offsets(tps, OffsetSpec.for_timestamp(now_ms - MINUTE_MS))
         product_topics = {t.product.topic for t in targets}
+        reflects: dict[Partition, int | None] = {}
         newest = self.newest_timestamps(
-            {tp: (earliest[tp], latest[tp]) for tp in tps if tp[0] in product_topics}
+            {tp: (earliest[tp], latest[tp]) for tp in tps if tp[0] in product_topics}, reflects
         )
         committed = self._committed(targets, partitions)
         unconsumed = self._unconsumed(committed, latest)
@@ -179,6 +198,7 @@ class KafkaMeter:
                     _recent(minute[tp], latest[tp], earliest[tp]) for tp in mine
                 ),
                 end_offsets=sum(max(0, latest[tp]) for tp in mine),
+                newest_reflects_ms={p: reflects.get((name, p)) for _, p in mine},
             )
 
         readings: dict[str, Reading] = {}
@@ -290,17 +310,22 @@ class KafkaMeter:
 
     # -- records --------------------------------------------------------------------------
     def newest_timestamps(
-        self, spans: Mapping[Partition, tuple[int, int]]
+        self,
+        spans: Mapping[Partition, tuple[int, int]],
+        reflects: dict[Partition, int | None] | None = None,
     ) -> dict[Partition, int | None]:
         """The newest record timestamp of each partition (``(earliest, end)`` offsets), None
-        for a partition without records; steps back past offsets that hold none."""
+        for a partition without records; steps back past offsets that hold none. With
+        ``reflects``, each newest record's ``mesh.input.newest-ms`` header goes there."""
         found: dict[Partition, int | None] = dict.fromkeys(spans)
         pending = {tp: span for tp, span in spans.items() if span[1] > max(span[0], 0)}
         for back in STEP_BACK:
             if not pending:
                 break
             starts = {tp: max(low, end - back) for tp, (low, end) in pending.items()}
-            read = self._read(starts, {tp: end for tp, (_, end) in pending.items()}, first=False)
+            read = self._read(
+                starts, {tp: end for tp, (_, end) in pending.items()}, first=False, stamps=reflects
+            )
             for tp in list(pending):
                 if tp not in read:  # no answer in time: unknown, not worth a longer read
                     pending.pop(tp)
@@ -317,7 +342,12 @@ class KafkaMeter:
         return self._read(starts, {tp: ends[tp] for tp in starts}, first=True) if starts else {}
 
     def _read(
-        self, starts: Mapping[Partition, int], ends: Mapping[Partition, int], *, first: bool
+        self,
+        starts: Mapping[Partition, int],
+        ends: Mapping[Partition, int],
+        *,
+        first: bool,
+        stamps: dict[Partition, int | None] | None = None,
     ) -> dict[Partition, int | None]:
         """Read each partition from its start offset: its first record's timestamp
         (``first``), or the newest timestamp up to its end offset; None when it holds no
@@ -345,7 +375,10 @@ class KafkaMeter:
                     kind, stamp = message.timestamp()
                     if stamp is not None and stamp >= 0 and kind != 0:
                         seen = found[tp]
-                        found[tp] = stamp if seen is None or first else max(seen, stamp)
+                        if first or seen is None or stamp >= seen:
+                            found[tp] = stamp
+                            if stamps is not None:
+                                stamps[tp] = _reflected(message.headers())
                     offset = message.offset()
                     if first or (offset is not None and offset >= ends[tp] - 1):
                         pending.discard(tp)
@@ -417,3 +450,15 @@ def _group_lag(
     else:
         seconds = 0.0  # caught up, or only offsets without records left (markers)
     return GroupLag(group, records, seconds, uncommitted)
+
+
+def _reflected(headers: Any) -> int | None:
+    """The ``mesh.input.newest-ms`` header's value (None: absent or not a number); headers as
+    confluent-kafka gives them (a list of (name, value) pairs, or None)."""
+    for name, value in headers or ():
+        if name == NEWEST_INPUT_HEADER and isinstance(value, (bytes, str)) and value:
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

@@ -126,7 +126,11 @@ def assess(
     for lag in reading.lags:
         figures.extend(_lag_figures(lag, topic.topic, slos.max_lag_seconds))
     if product.kind != ProductKind.SOURCE_ALIGNED and product.inputs:
-        figures.append(end_to_end(newest, inputs_newest_ms, slos.freshness_seconds))
+        figures.append(
+            end_to_end(
+                newest, inputs_newest_ms, slos.freshness_seconds, own_ms=topic.newest_latency_ms
+            )
+        )
     return tuple(figures)
 
 
@@ -167,13 +171,29 @@ def dlq_ratio(dead: int, records: int, slo: float | None) -> Figure:
     return figure(FigureName.DLQ_RATIO, ratio, slo, f"{dead} dead letters / {records} records")
 
 
-def end_to_end(newest_ms: int | None, inputs_newest_ms: int | None, slo: float) -> Figure:
-    """How far a derived product's newest record is behind its inputs' newest: 0 when the
-    output is as recent as its inputs; judged against ``slos.freshness_seconds``."""
-    if newest_ms is None or inputs_newest_ms is None:
+def end_to_end(
+    newest_ms: int | None, inputs_newest_ms: int | None, slo: float, *, own_ms: int | None = None
+) -> Figure:
+    """A derived product's end-to-end latency, judged against ``slos.freshness_seconds``.
+
+    ``own_ms`` is the newest output's own latency (its timestamp minus the newest input record
+    it reflects, from the ``mesh.input.newest-ms`` header processors set): how long the
+    pipeline took. The inputs' newest record being ahead of the output's newest (a processor
+    stopped or behind) counts too: the figure is the larger of the two.
+    """
+    behind = (
+        None
+        if newest_ms is None or inputs_newest_ms is None
+        else max(0.0, (inputs_newest_ms - newest_ms) / 1000)
+    )
+    own = None if own_ms is None else own_ms / 1000
+    if behind is None and own is None:
         missing = "the product" if newest_ms is None else "its inputs"
         return figure(FigureName.END_TO_END_SECONDS, None, slo, f"no record on {missing} yet")
-    behind = max(0.0, (inputs_newest_ms - newest_ms) / 1000)
+    if own is not None and (behind is None or own >= behind):
+        reason = f"newest record {own:.1f} s after the newest input record it reflects"
+        return figure(FigureName.END_TO_END_SECONDS, own, slo, reason)
+    assert behind is not None
     return figure(
         FigureName.END_TO_END_SECONDS,
         behind,

@@ -37,6 +37,7 @@ from mode import Service
 
 from mesh_stream import tracing
 from mesh_stream.descriptor import DataProduct
+from mesh_stream.health import NEWEST_INPUT_HEADER
 from mesh_stream.kafka import topics
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.processing import faust_seams
@@ -342,11 +343,6 @@ def add_aggregate_agent(
             yield None
 
     app.agent(source, name=f"{spec.app_id}-aggregate")(aggregate)
-
-
-#: Output record header: the timestamp (epoch ms, ASCII digits) of the newest input record the
-#: output reflects (see KeyedOutput.publish).
-NEWEST_INPUT_HEADER = "mesh.input.newest-ms"
 
 
 class KeyedOutput:

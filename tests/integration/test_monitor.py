@@ -16,7 +16,14 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from mesh_stream.consumer import ProductConsumer
 from mesh_stream.descriptor import DataProduct
-from mesh_stream.health import Alert, Figure, FigureName, ProductHealth, Status
+from mesh_stream.health import (
+    NEWEST_INPUT_HEADER,
+    Alert,
+    Figure,
+    FigureName,
+    ProductHealth,
+    Status,
+)
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.kafka.topics import cluster_info, ensure_topic, topic_spec
 from mesh_stream.monitor import KafkaMeter, ProductMonitor, Target
@@ -284,3 +291,37 @@ def _wait_for_end(bootstrap: str, topic: str, end: int) -> None:
             time.sleep(0.1)
     finally:
         consumer.close()
+
+
+def test_an_output_s_own_latency_is_read_from_its_newest_input_header(
+    kafka: KafkaAddress,
+) -> None:
+    """A processor's output names the newest input record it reflects; the meter reads it
+    from the newest record of each partition (an older record's header does not count)."""
+    bootstrap = kafka.bootstrap_servers
+    product = _product("latency", partitions=2)
+    conn = KafkaConnection.create(bootstrap)
+    ensure_topic(conn, topic_spec(product.topic, cluster_info(conn), partitions=2))
+    producer = Producer({"bootstrap.servers": bootstrap})
+    now = int(time.time() * 1000)
+    header = NEWEST_INPUT_HEADER
+    producer.produce(
+        product.topic,
+        b"old",
+        partition=0,
+        timestamp=now - 9_000,
+        headers=[(header, str(now - 60_000).encode())],
+    )
+    producer.produce(
+        product.topic,
+        b"new",
+        partition=0,
+        timestamp=now - 4_000,
+        headers=[(header, str(now - 5_250).encode())],
+    )
+    producer.produce(product.topic, b"plain", partition=1, timestamp=now - 7_000)
+    producer.flush(30)
+    with KafkaMeter(conn) as meter:
+        reading = meter.read([Target(product)], now)[product.name]
+    assert reading.topic.newest_reflects_ms == {0: now - 5_250, 1: None}
+    assert reading.topic.newest_latency_ms == 1_250

@@ -21,8 +21,9 @@ from opentelemetry.util._once import Once
 from mesh_stream import tracing
 from mesh_stream.consumer import ConsumedRecord
 from mesh_stream.descriptor import DataProduct
+from mesh_stream.health import NEWEST_INPUT_HEADER
 from mesh_stream.processing import Input, Processor
-from mesh_stream.processing.app import NEWEST_INPUT_HEADER, KeyedOutput
+from mesh_stream.processing.app import KeyedOutput
 from mesh_stream.processing.engine import Aggregation, decode_envelopes, encode_envelopes
 from mesh_stream.processing.rekey import Envelope
 from mesh_stream.producer import ProductPublisher

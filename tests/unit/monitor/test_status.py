@@ -191,6 +191,14 @@ def test_end_to_end_is_how_far_the_output_is_behind_its_inputs() -> None:
     assert end_to_end(NOW - 90_000, NOW, 60.0).status == Status.BREACHED
     assert end_to_end(None, NOW, 60.0).reason == "no record on the product yet"
     assert end_to_end(NOW, None, 60.0).status == Status.NO_DATA
+    # a processor's output names the newest input it reflects: its own latency counts
+    own = end_to_end(NOW, NOW - 5_000, 60.0, own_ms=1_250)
+    assert (own.value, own.reason) == (
+        1.25,
+        "newest record 1.2 s after the newest input record it reflects (SLO <= 60)",
+    )
+    assert end_to_end(NOW - 10_000, NOW, 60.0, own_ms=1_250).value == 10.0  # stalled: larger
+    assert end_to_end(NOW, None, 60.0, own_ms=400).value == 0.4
 
 
 def test_a_derived_product_is_judged_against_its_inputs() -> None:
