@@ -260,11 +260,13 @@ def mesh(
         "MESH_HEALTH_TOPIC": settings.health_topic,
         "MESH_ALERTS_TOPIC": settings.alerts_topic,
     }
-    up = subprocess.Popen(
-        [sys.executable, "-m", "mesh_stream.cli.main", "up", "--no-view", "--rate", "30",
-         "--project", str(project)],
-        env=env, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    printed = tmp_path / "mesh-up.out"  # a file, not a pipe nobody reads while it runs
+    with printed.open("w") as out:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "mesh_stream.cli.main", "up", "--no-view", "--rate", "30",
+             "--project", str(project)],
+            env=env, cwd=project, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     supervisor_log = data_dir / "logs" / "supervisor.log"
     client = RegistryClient(url, principal="admin", token=tokens["admin"])
     try:
@@ -275,10 +277,11 @@ def mesh(
                 os.killpg(_child_pid(supervisor_log, child), signal.SIGCONT)
         up.send_signal(signal.SIGINT)
         try:
-            output, _ = up.communicate(timeout=90)
+            up.wait(timeout=90)
         except subprocess.TimeoutExpired:
             up.kill()
-            output, _ = up.communicate()
+            up.wait()
+        output = printed.read_text()
         client.close()
         server.stop()
         store.close()
