@@ -129,6 +129,10 @@ def judge_round(
     ]
 
 
+#: How soon a failed round (registry or Kafka unavailable) is tried again.
+RETRY_SECONDS = 5.0
+
+
 class ProductMonitor:
     """Measures, judges and publishes every registered product, once or every interval."""
 
@@ -203,13 +207,17 @@ class ProductMonitor:
 
     def run(self, stop: threading.Event, on_round: Callable[[Round], None] | None = None) -> None:
         """Measure every ``interval`` seconds until ``stop`` is set. A round that fails
-        (registry or Kafka unavailable) is logged and the next one tried."""
+        (registry or Kafka unavailable) is logged and tried again after ``RETRY_SECONDS``
+        (at most the interval), so an outage costs no more than that of the minute."""
         while not stop.is_set():
             started = time.monotonic()
             try:
                 done = self.measure()
             except (MeshError, KafkaException) as exc:
-                log.warning("measurement skipped: %s", exc)
+                retry = min(self.interval, RETRY_SECONDS)
+                log.warning("measurement skipped: %s; trying again in %.0f s", exc, retry)
+                stop.wait(max(0.0, retry - (time.monotonic() - started)))
+                continue
             else:
                 for alert in done.alerts:
                     log.warning(

@@ -8,10 +8,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from typing import Any
 
+import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from mesh_stream.consumer import ProductConsumer
@@ -325,3 +327,39 @@ def test_an_output_s_own_latency_is_read_from_its_newest_input_header(
         reading = meter.read([Target(product)], now)[product.name]
     assert reading.topic.newest_reflects_ms == {0: now - 5_250, 1: None}
     assert reading.topic.newest_latency_ms == 1_250
+
+
+def test_a_failed_round_is_tried_again_soon_not_a_whole_interval_later(
+    kafka: KafkaAddress, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry does not answer: rounds fail, and the next one comes after the retry
+    delay, not after the (here 60 s) interval."""
+    from mesh_stream.errors import RegistryUnavailableError
+    from mesh_stream.monitor import service
+
+    monkeypatch.setattr(service, "RETRY_SECONDS", 0.2)
+    attempts: list[float] = []
+
+    class DownRegistry:
+        def list_products(self) -> list[dict[str, Any]]:
+            attempts.append(time.monotonic())
+            raise RegistryUnavailableError("registry at http://127.0.0.1:1 does not answer")
+
+    suffix = uuid.uuid4().hex[:8]
+    conn = KafkaConnection.create(kafka.bootstrap_servers)
+    monitor = ProductMonitor(
+        conn,
+        DownRegistry(),
+        health_topic=f"_health-retry-{suffix}",
+        alerts_topic=f"_alerts-retry-{suffix}",
+        interval=60.0,
+    )
+    stop = threading.Event()
+    with monitor:
+        runner = threading.Thread(target=monitor.run, args=(stop,))
+        runner.start()
+        time.sleep(1.5)
+        stop.set()
+        runner.join(10)
+    assert not runner.is_alive()
+    assert len(attempts) >= 4, attempts
