@@ -471,24 +471,34 @@ def run_registry_scale_only(
         result = run_registry_scale(
             environment.bootstrap_servers, sizes=tuple(sizes), progress=progress
         )
+    return _single_report(environment.broker_origin, "registry_scale", result)
+
+
+def _single_report(broker: Any, key: str, result: Any) -> dict[str, Any]:
+    """The report of one benchmark run alone (``--registry-scale``, ``--monitor-only``)."""
     return {
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
-        "broker": environment.broker_origin,
-        "registry_scale": result,
+        "broker": broker,
+        key: result,
     }
+
+
+def _write_single(report: dict[str, Any], output: Path, name: str, text: str) -> tuple[Path, Path]:
+    """Write ``<name>.json`` (the report) and ``<name>.txt`` (``text``) into ``output``."""
+    output.mkdir(parents=True, exist_ok=True)
+    json_path = output / f"{name}.json"
+    text_path = output / f"{name}.txt"
+    json_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    text_path.write_text(text + "\n")
+    return json_path, text_path
 
 
 def write_scale_report(report: dict[str, Any], output: Path) -> tuple[Path, Path]:
     """Write ``registry-scale.json`` and ``registry-scale.txt`` into ``output``."""
     from mesh_stream.bench.registry_scale import render_scale
 
-    output.mkdir(parents=True, exist_ok=True)
-    json_path = output / "registry-scale.json"
-    text_path = output / "registry-scale.txt"
-    json_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    text_path.write_text(render_scale(report["registry_scale"]) + "\n")
-    return json_path, text_path
+    return _write_single(report, output, "registry-scale", render_scale(report["registry_scale"]))
 
 
 def run_codec_only(
@@ -545,21 +555,11 @@ def run_monitor_only(
             rounds=rounds,
             progress=progress,
         )
-    return {
-        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
-        "broker": environment.broker_origin,
-        "monitor": result,
-    }
+    return _single_report(environment.broker_origin, "monitor", result)
 
 
 def write_monitor_report(report: dict[str, Any], output: Path) -> tuple[Path, Path]:
     """Write ``monitor-bench.json`` and ``monitor-bench.txt`` into ``output``."""
     from mesh_stream.bench.monitor_bench import render_monitor
 
-    output.mkdir(parents=True, exist_ok=True)
-    json_path = output / "monitor-bench.json"
-    text_path = output / "monitor-bench.txt"
-    json_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    text_path.write_text(render_monitor(report["monitor"]) + "\n")
-    return json_path, text_path
+    return _write_single(report, output, "monitor-bench", render_monitor(report["monitor"]))
