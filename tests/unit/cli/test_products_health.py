@@ -75,7 +75,11 @@ class Served:
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
     feed = InMemoryHealthFeed()
-    running = RegistryServer(create_app(InMemoryStore(), health_feed=feed))
+    app = create_app(InMemoryStore(), health_feed=feed)
+    # The records are made when the module is collected and read minutes later when the
+    # suite is long: keep them fresh (staleness is tested in tests/unit/registry).
+    app.state.services.health.stale_after_ms = 24 * 3_600_000
+    running = RegistryServer(app)
     address = running.start()
     with RegistryClient(address) as client:
         client.register_schema(f"{PLACED}.v1-value", schema())
