@@ -48,7 +48,8 @@ from mesh_stream.registry.client import RegistryClient
 from mesh_stream.registry.service.server import RegistryServer, build_registry
 from mesh_stream.settings import MeshSettings
 from mesh_stream.supervisor import process_running
-from tests.conftest import SAMPLE_DOMAINS, KafkaAddress
+from tests.conftest import SAMPLE_DOMAINS
+from tests.integration.own_broker import own_cluster, running
 from tests.integration.test_up_local import processes_with
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -227,15 +228,21 @@ def _alerts(bootstrap: str, topic: str) -> list[Alert]:
 
 
 @pytest.fixture
-def mesh(
-    kafka: KafkaAddress, tmp_path: Path
-) -> Iterator[tuple[RegistryClient, Path, MeshSettings]]:
+def own_kafka(tmp_path: Path) -> Iterator[str]:
+    """A broker of this test's own: the session broker holds other tests' meshes (the same
+    product topics, processor groups and changelogs), which this one must not inherit."""
+    with own_cluster(tmp_path / "broker") as cluster:
+        yield running(cluster)
+
+
+@pytest.fixture
+def mesh(own_kafka: str, tmp_path: Path) -> Iterator[tuple[RegistryClient, Path, MeshSettings]]:
     """`mesh up` over a copy of the sample project, with its own registry and health topics;
     yields a registry client, the supervisor log and the settings. Stopped with Ctrl-C."""
     session = uuid.uuid4().hex[:8]
     tokens = {"admin": "admin-secret", **{d: f"{d}-secret" for d in SAMPLE_DOMAINS}}
     settings = MeshSettings(
-        bootstrap_servers=kafka.bootstrap_servers,
+        bootstrap_servers=own_kafka,
         registry_credentials=SecretStr(",".join(f"{p}:{t}" for p, t in tokens.items())),
         registry_credentials_file=None,
         registry_topic=f"_mesh_registry-mesh-health-{session}",
@@ -250,7 +257,7 @@ def mesh(
     url = server.start()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("MESH_")},
-        "MESH_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "MESH_BOOTSTRAP_SERVERS": own_kafka,
         "MESH_DATA_DIR": str(data_dir),
         "MESH_REGISTRY_URL": url,
         "MESH_REGISTRY_PRINCIPAL": "admin",
@@ -290,7 +297,7 @@ def mesh(
 
 
 def test_health_of_a_running_mesh_follows_a_stopped_simulator_poison_pills_and_a_paused_processor(
-    kafka: KafkaAddress, mesh: tuple[RegistryClient, Path, MeshSettings]
+    own_kafka: str, mesh: tuple[RegistryClient, Path, MeshSettings]
 ) -> None:
     client, supervisor_log, settings = mesh
     registry_env = {
@@ -298,7 +305,7 @@ def test_health_of_a_running_mesh_follows_a_stopped_simulator_poison_pills_and_a
         "MESH_REGISTRY_PRINCIPAL": "admin",
         "MESH_REGISTRY_TOKEN": "admin-secret",
     }
-    bootstrap = kafka.bootstrap_servers
+    bootstrap = own_kafka
     topic, dlq = f"{SOURCE}.v1", f"{SOURCE}.v1.dlq"
     rekey_group = sources_group(processor_app_id(PAUSED_PROCESSOR))
     topics = Topics(bootstrap)
@@ -322,7 +329,7 @@ def test_health_of_a_running_mesh_follows_a_stopped_simulator_poison_pills_and_a
             return health if running and len(lags) == len(DOWNSTREAM) else None
 
         try:
-            _eventually(f"{SOURCE} not breached, a lag figure per processor", healthy, 360)
+            _eventually(f"{SOURCE} not breached, a lag figure per processor", healthy, 150)
         except AssertionError as exc:
             logs = supervisor_log.parent
             tails = {
