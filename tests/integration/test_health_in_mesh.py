@@ -42,13 +42,14 @@ from pydantic import SecretStr
 
 from mesh_stream.descriptor import load_descriptors
 from mesh_stream.errors import MeshError
-from mesh_stream.health import Alert, Figure, FigureName, ProductHealth, Status
+from mesh_stream.health import Figure, FigureName, ProductHealth, Status
 from mesh_stream.processing.names import processor_app_id, sources_group
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.registry.service.server import RegistryServer, build_registry
 from mesh_stream.settings import MeshSettings
 from mesh_stream.supervisor import process_running
 from tests.conftest import SAMPLE_DOMAINS
+from tests.integration.alerts import read_alerts
 from tests.integration.own_broker import own_cluster, running
 from tests.integration.test_up_local import processes_with
 
@@ -209,22 +210,6 @@ class Topics:
                 self.consumer.unassign()
             newest = max(newest, message.timestamp()[1])
         return newest
-
-
-def _alerts(bootstrap: str, topic: str) -> list[Alert]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"alerts-{uuid.uuid4().hex}"})
-    try:
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
-        consumer.assign([TopicPartition(topic, 0, 0)])
-        alerts: list[Alert] = []
-        deadline = time.monotonic() + 20
-        while len(alerts) < high and time.monotonic() < deadline:
-            for message in consumer.consume(100, 0.5):
-                if message.error() is None:
-                    alerts.append(Alert.model_validate_json(message.value() or b""))
-        return alerts
-    finally:
-        consumer.close()
 
 
 @pytest.fixture
@@ -401,7 +386,7 @@ def test_health_of_a_running_mesh_follows_a_stopped_simulator_poison_pills_and_a
             lambda: next(
                 (
                     a
-                    for a in _alerts(bootstrap, settings.alerts_topic)
+                    for a in read_alerts(bootstrap, settings.alerts_topic)
                     if a.kind == "breach"
                     and a.product == SOURCE
                     and a.figure == FigureName.FRESHNESS_SECONDS
@@ -516,7 +501,7 @@ def test_health_of_a_running_mesh_follows_a_stopped_simulator_poison_pills_and_a
             90,
         )
         assert recovered.upstream_breached == ()
-        alerts = _alerts(bootstrap, settings.alerts_topic)
+        alerts = read_alerts(bootstrap, settings.alerts_topic)
         mine = [(a.kind, a.figure) for a in alerts if a.product == SOURCE and a.subject is None]
         assert ("recovery", FigureName.FRESHNESS_SECONDS) in mine
         assert ("breach", FigureName.DLQ_RATIO) in mine

@@ -20,7 +20,6 @@ from mesh_stream.consumer import ProductConsumer
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.health import (
     NEWEST_INPUT_HEADER,
-    Alert,
     Figure,
     FigureName,
     ProductHealth,
@@ -33,6 +32,7 @@ from mesh_stream.producer import ProductPublisher
 from mesh_stream.registry.client import RegistryClient
 from tests.conftest import KafkaAddress, RegistryAddress
 from tests.fixtures.sdk.helpers import load_schema, make_order
+from tests.integration.alerts import read_alerts
 
 FRESHNESS = 6.0
 
@@ -64,22 +64,6 @@ def _product(label: str, **changes: Any) -> DataProduct:
 def _figure(health: ProductHealth, name: FigureName, subject: str | None = None) -> Figure:
     [found] = [f for f in health.figures if f.name == name and f.subject == subject]
     return found
-
-
-def _read_alerts(bootstrap: str, topic: str) -> list[Alert]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"alerts-{uuid.uuid4().hex}"})
-    try:
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
-        consumer.assign([TopicPartition(topic, 0, 0)])
-        alerts: list[Alert] = []
-        deadline = time.monotonic() + 20
-        while len(alerts) < high and time.monotonic() < deadline:
-            for message in consumer.consume(100, 0.5):
-                if message.error() is None:
-                    alerts.append(Alert.model_validate_json(message.value()))
-        return alerts
-    finally:
-        consumer.close()
 
 
 def test_monitor_measures_judges_and_alerts_on_the_real_broker(
@@ -235,7 +219,7 @@ def test_monitor_measures_judges_and_alerts_on_the_real_broker(
     payments.close()
     alerts = [
         (a.kind, a.figure, a.subject)
-        for a in _read_alerts(bootstrap, alerts_topic)
+        for a in read_alerts(bootstrap, alerts_topic)
         if a.product == source.name
     ]
     assert alerts == [
