@@ -196,6 +196,12 @@ class MeshSettings(BaseSettings):
     registry_read_requires_auth: bool = Field(
         default=False, description="Require a credential for registry reads too."
     )
+    registry_session_secret: SecretStr | None = Field(
+        default=None,
+        description="Key that seals the portal's sign-in cookie; registry instances behind one "
+        "address need the same key. Unset: a random key per process (a restart signs "
+        "everybody out).",
+    )
     registry_open_writes: bool = Field(
         default=False,
         description="Serve the registry without credentials, everyone admin (local dev only).",

@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mesh_stream.errors import MeshError
+from mesh_stream.registry.portal import install_portal
 from mesh_stream.registry.problems import DescriptorValidator
 from mesh_stream.registry.service.auth import Authenticator, Credentials
 from mesh_stream.registry.service.consumers import ConsumerRegistrations
@@ -66,7 +67,7 @@ PUBLIC_TAGS = frozenset({"meta", "health"})
 #: credential the log can change is trusted (then 503: never a stale answer).
 CATCH_UP_SECONDS = 5.0
 #: FastAPI's API description: the same for every registry, no registry data in it.
-DOC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+DOC_PATHS = frozenset({"/openapi.json", "/docs"})
 
 
 def is_public(route: Any) -> bool:
@@ -90,6 +91,7 @@ def create_app(
     limits: EdgeLimits | None = None,
     wait_for_replay: bool = True,
     health_feed: HealthFeed | None = None,
+    session_secret: str | None = None,
 ) -> FastAPI:
     """Build the registry app over ``store`` (opened here: its log is replayed now).
 
@@ -99,6 +101,8 @@ def create_app(
     ``wait_for_replay=False`` returns at once; every route but ``/health`` answers 503
     until the log is replayed. ``health_feed`` is where product health comes from (default:
     an :class:`InMemoryHealthFeed`); it starts here and stops with ``services.health.close()``.
+    ``session_secret`` seals the portal's sign-in cookie (see
+    :func:`~mesh_stream.registry.portal.install_portal`).
     """
     schema_registry = SchemaRegistry(store)
     store.open(schema_registry.state.apply, wait=wait_for_replay)
@@ -107,6 +111,8 @@ def create_app(
         description="Confluent-compatible schema registry plus data product catalog.",
         version="1",
         default_response_class=RegistryJSONResponse,
+        docs_url=None,  # the portal serves /docs from the vendored Swagger UI, not a CDN
+        redoc_url=None,
     )
     state = schema_registry.state
     catch_up = (
@@ -146,6 +152,7 @@ def create_app(
     for module in routers:
         app.include_router(module.router, responses=ERROR_RESPONSES, dependencies=[Depends(caller)])
     app.include_router(health.router)
+    install_portal(app, session_secret=session_secret)
 
     @app.get("/", tags=["meta"], summary="Liveness: an empty object")
     def root() -> dict[str, str]:

@@ -88,6 +88,11 @@ def build_registry(
         limits=EdgeLimits.from_settings(settings),
         wait_for_replay=wait_for_replay,
         health_feed=health_feed,
+        session_secret=(
+            settings.registry_session_secret.get_secret_value()
+            if settings.registry_session_secret is not None
+            else None
+        ),
     )
     app.state.services.health.stale_after_ms = stale_after_ms(settings.monitor_interval_seconds)
     return app, store

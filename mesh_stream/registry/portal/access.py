@@ -1,0 +1,265 @@
+"""Who is looking: the portal's sign-in, its session cookie, and the same rules as the API.
+
+A viewer proves who they are as an API client does (``Authorization`` header) or by signing
+in once with a token: the portal then keeps the token in a cookie sealed with Fernet
+(``cryptography``: AES-CBC plus HMAC-SHA256, so it is both signed and unreadable), marked
+``HttpOnly``, ``SameSite=Strict`` and ``Path=/ui``, valid for :data:`SESSION_SECONDS`. The
+token is checked again on every request exactly as the API checks it, so a revoked token
+signs its sessions out at once, and failed sign-ins count against the client address like
+failed API calls (429 past the limit). With ``MESH_REGISTRY_READ_REQUIRES_AUTH`` a page asked
+for without a credential redirects to the sign-in form; without it, pages are open to read
+and signing in only changes what is masked (the live sample's PII fields).
+
+Forms are CSRF-safe twice over: the session cookie is ``SameSite=Strict`` and every form that
+changes something carries a token that must equal the ``mesh_csrf`` cookie (double submit).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import quote, urlsplit
+
+from cryptography.fernet import Fernet, InvalidToken
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from mesh_stream.errors import (
+    AuthenticationError,
+    RegistryUnavailableError,
+    TooManyAuthFailuresError,
+)
+from mesh_stream.registry.service.auth import ADMIN
+from mesh_stream.registry.service.context import Services, authenticate, client_address
+
+SESSION_COOKIE = "mesh_session"
+CSRF_COOKIE = "mesh_csrf"
+CSRF_FIELD = "csrf_token"
+#: How long a sign-in lasts.
+SESSION_SECONDS = 8 * 3600
+COOKIE_PATH = "/ui"
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+
+class SignInRequiredError(AuthenticationError):
+    """A page needs a credential the request does not carry (read auth is on); the portal
+    answers it with a redirect to its sign-in form, the API never sees it."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path} needs a credential: sign in", status=401, error_code=40101)
+        self.path = path
+
+
+class SessionSealer:
+    """Seals a token into a cookie value and opens it again (Fernet, with an expiry)."""
+
+    def __init__(self, secret: str | None) -> None:
+        if secret:
+            key = base64.urlsafe_b64encode(hashlib.sha256(secret.encode()).digest())
+        else:
+            key = Fernet.generate_key()
+        self._fernet = Fernet(key)
+
+    def seal(self, token: str) -> str:
+        return self._fernet.encrypt(token.encode()).decode("ascii")
+
+    def open(self, value: str) -> str | None:
+        """The token sealed in ``value``; None when forged, damaged or expired."""
+        try:
+            return self._fernet.decrypt(value.encode("ascii"), ttl=SESSION_SECONDS).decode()
+        except (InvalidToken, UnicodeError, ValueError):
+            return None
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who a page is rendered for. ``principal`` None: anonymous (allowed without read auth)."""
+
+    principal: str | None
+    #: signed in through the portal's form (shows "sign out")
+    signed_in: bool = False
+    #: the registry has credentials at all (shows "sign in")
+    auth_enabled: bool = True
+
+    @property
+    def is_admin(self) -> bool:
+        return self.principal == ADMIN
+
+    def owns_domain(self, domain: str) -> bool:
+        return self.principal is not None and self.principal in (ADMIN, domain)
+
+
+def _services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+def _sealer(request: Request) -> SessionSealer:
+    sealer: SessionSealer = request.app.state.portal.sessions
+    return sealer
+
+
+async def viewer(request: Request) -> Viewer:
+    """The page's viewer; raises :class:`SignInRequiredError` when read auth needs one.
+
+    A damaged, expired or revoked session counts as no session (the form asks again).
+    """
+    found = _services(request)
+    if found.auth is None:
+        seen = Viewer(ADMIN, auth_enabled=False)
+        request.state.viewer = seen
+        return seen
+    principal: str | None = None
+    signed_in = False
+    address = client_address(request)
+    header = request.headers.get("authorization")
+    if header is None:
+        sealed = request.cookies.get(SESSION_COOKIE)
+        token = _sealer(request).open(sealed) if sealed else None
+        if token is not None:
+            header, signed_in = f"Bearer {token}", True
+    if header is not None:
+        try:
+            principal = await authenticate(found, header, address)
+        except AuthenticationError:
+            if not signed_in:
+                raise  # an API client's wrong header: the API's own 401
+            principal, signed_in = None, False
+        except RegistryUnavailableError:
+            if found.read_requires_auth:
+                raise
+    if principal is None and found.read_requires_auth:
+        raise SignInRequiredError(_here(request))
+    seen = Viewer(principal, signed_in=signed_in)
+    request.state.viewer = seen
+    return seen
+
+
+ViewerDep = Annotated[Viewer, Depends(viewer)]
+
+
+def _here(request: Request) -> str:
+    query = f"?{request.url.query}" if request.url.query else ""
+    return f"{request.url.path}{query}"
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path inside the portal: never another site (an open redirect)."""
+    if not target:
+        return "/ui/products"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/ui") or "\\" in target:
+        return "/ui/products"
+    return target
+
+
+async def send_to_sign_in(request: Request, exc: Exception) -> Response:
+    """The handler of :class:`SignInRequiredError`: to the form, coming back afterwards."""
+    assert isinstance(exc, SignInRequiredError)
+    if request.headers.get("hx-request") or request.url.path.startswith("/ui/api/"):
+        return Response("sign in first", status_code=401, headers={"HX-Redirect": "/ui/login"})
+    return RedirectResponse(f"/ui/login?next={quote(exc.path, safe='')}", status_code=303)
+
+
+def _csrf_token(request: Request) -> str:
+    return request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
+
+
+def _set_csrf(response: Response, token: str, request: Request) -> None:
+    response.set_cookie(
+        CSRF_COOKIE,
+        token,
+        max_age=SESSION_SECONDS,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+
+
+def _csrf_ok(request: Request, sent: str) -> bool:
+    expected = request.cookies.get(CSRF_COOKIE)
+    return bool(expected) and hmac.compare_digest(expected or "", sent)
+
+
+def _sign_in_page(
+    request: Request, *, next_path: str, error: str | None = None, status_code: int = 200
+) -> HTMLResponse:
+    from mesh_stream.registry.portal.web import render
+
+    token = _csrf_token(request)
+    response = render(
+        request,
+        "login.html",
+        {"next_path": next_path, "error": error, "csrf_token": token, "csrf_field": CSRF_FIELD},
+        status_code=status_code,
+    )
+    _set_csrf(response, token, request)
+    return response
+
+
+@router.get("/login")
+async def sign_in_form(request: Request, next: str | None = None) -> HTMLResponse:
+    request.state.viewer = None
+    return _sign_in_page(request, next_path=_safe_next(next))
+
+
+@router.post("/login", response_model=None)
+async def sign_in(
+    request: Request,
+    token: Annotated[str, Form(max_length=4096)] = "",
+    csrf_token: Annotated[str, Form(max_length=256)] = "",
+    next: Annotated[str, Form(max_length=2048)] = "/ui/products",
+) -> Response:
+    request.state.viewer = None
+    target = _safe_next(next)
+    if not _csrf_ok(request, csrf_token):
+        return _sign_in_page(
+            request,
+            next_path=target,
+            error="The form expired or came from another site; sign in again.",
+            status_code=403,
+        )
+    found = _services(request)
+    if found.auth is None:
+        return RedirectResponse(target, status_code=303)
+    token = token.strip()
+    if not token:
+        return _sign_in_page(request, next_path=target, error="Enter your token.", status_code=400)
+    try:
+        await authenticate(found, f"Bearer {token}", client_address(request))
+    except AuthenticationError:
+        return _sign_in_page(
+            request, next_path=target, error="That token was refused.", status_code=401
+        )
+    except TooManyAuthFailuresError as exc:
+        refused = _sign_in_page(request, next_path=target, error=exc.message, status_code=429)
+        refused.headers["Retry-After"] = str(exc.retry_after or 60)
+        return refused
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        _sealer(request).seal(token),
+        max_age=SESSION_SECONDS,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post("/logout")
+async def sign_out(
+    request: Request, csrf_token: Annotated[str, Form(max_length=256)] = ""
+) -> Response:
+    if not _csrf_ok(request, csrf_token):
+        return Response("the form came from another site", status_code=403)
+    response = RedirectResponse("/ui/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH)
+    return response

@@ -1,0 +1,106 @@
+"""Mounting the portal: templates, static assets, security headers, the local API docs page.
+
+Pages are Jinja2 templates rendered on the server with autoescaping on; the only scripts
+are files under ``/ui/static`` (no inline script or style), which lets every portal answer
+carry a strict Content-Security-Policy (:data:`CONTENT_SECURITY_POLICY`). ``/docs`` (the
+OpenAPI page) is served here too, from the vendored Swagger UI instead of a CDN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.middleware.base import BaseHTTPMiddleware
+
+from mesh_stream.registry.portal.access import SessionSealer
+
+PREFIX = "/ui"
+STATIC = f"{PREFIX}/static"
+#: Everything from this origin only; no inline script or style, no framing, forms post here.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+#: Paths whose answers carry :data:`SECURITY_HEADERS`.
+GUARDED_PREFIXES = (PREFIX, "/docs")
+
+
+def _package_dir(name: str) -> Path:
+    return Path(str(resources.files("mesh_stream.registry.portal").joinpath(name)))
+
+
+TEMPLATES = Jinja2Templates(directory=_package_dir("templates"))
+
+
+@dataclass
+class PortalState:
+    """What the portal keeps per app: the cookie sealer (see :mod:`.access`)."""
+
+    sessions: SessionSealer
+
+
+def portal_state(request: Request) -> PortalState:
+    found: PortalState = request.app.state.portal
+    return found
+
+
+def render(
+    request: Request,
+    template: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """``template`` rendered with ``context`` plus what every page needs (the viewer)."""
+    values = {"request": request, "viewer": getattr(request.state, "viewer", None)}
+    values.update(context or {})
+    return TEMPLATES.TemplateResponse(request, template, values, status_code=status_code)
+
+
+class SecurityHeaders(BaseHTTPMiddleware):
+    """Adds :data:`SECURITY_HEADERS` to every portal and API-docs answer."""
+
+    async def dispatch(
+        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        if request.url.path.startswith(GUARDED_PREFIXES):
+            for name, value in SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
+        return response
+
+
+def install_portal(app: FastAPI, *, session_secret: str | None = None) -> None:
+    """Mount the portal on ``app`` (the registry app from ``create_app``).
+
+    ``session_secret`` seals the sign-in cookie; instances behind one address need the
+    same one (unset: a random key per process, so a restart signs everybody out).
+    """
+    from mesh_stream.registry.portal import access, pages
+
+    app.state.portal = PortalState(sessions=SessionSealer(session_secret))
+    app.mount(STATIC, StaticFiles(directory=_package_dir("static")), name="portal-static")
+    app.include_router(access.router)
+    for router in pages.routers():
+        app.include_router(router)
+    app.add_exception_handler(access.SignInRequiredError, access.send_to_sign_in)
+    app.add_middleware(SecurityHeaders)
+
+    @app.get("/docs", include_in_schema=False, tags=["meta"])
+    def api_docs(request: Request) -> HTMLResponse:
+        return render(request, "api_docs.html", {"openapi_url": app.openapi_url})
