@@ -216,6 +216,7 @@ def serve(
         say(f"registry listening on {url} (topic {settings.registry_topic}; {role})")
         if url != settings.registry_url.rstrip("/"):
             say(f"export MESH_REGISTRY_URL={url}")
+        say(f"portal: {url}/ui (API docs: {url}/docs)")
         while not stopped.wait(0.5):
             pass
     except KeyboardInterrupt:

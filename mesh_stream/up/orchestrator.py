@@ -436,7 +436,7 @@ class MeshUp:
         while time.monotonic() < deadline:
             supervisor.poll()
             if supervisor.running("registry") and probe_registry(url, timeout=1.0):
-                self.say(f"registry: ready at {url}")
+                self.say(f"registry: ready at {url}; portal: {url}/ui")
                 return
             time.sleep(0.3)
         log = supervisor.log_file("registry")
