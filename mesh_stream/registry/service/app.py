@@ -50,6 +50,7 @@ from mesh_stream.registry.service.routes import (
     modes,
     product_health,
     products,
+    sample,
     schemas,
     subjects,
 )
@@ -146,6 +147,7 @@ def create_app(
         compatibility,
         products,
         product_health,
+        sample,
         consumers,
         credential_routes,
     )

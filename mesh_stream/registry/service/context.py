@@ -35,6 +35,7 @@ from mesh_stream.registry.service.credentials import CredentialBook
 from mesh_stream.registry.service.edge import Edge, HeavyWork
 from mesh_stream.registry.service.product_health import ProductHealthView
 from mesh_stream.registry.service.products import ProductCatalog
+from mesh_stream.registry.service.sample import ProductSampler
 from mesh_stream.registry.service.schemas import SchemaRegistry
 
 CONFLUENT_JSON = "application/vnd.schemaregistry.v1+json"
@@ -87,6 +88,8 @@ class Services:
     health: ProductHealthView
     #: brings this instance's view up to its log's end (a no-op for the in-memory store)
     catch_up: Callable[[], None] = lambda: None
+    #: reads live samples of product topics; None without Kafka (an in-memory registry)
+    samples: ProductSampler | None = None
 
 
 async def services(request: Request) -> Services:

@@ -20,6 +20,7 @@ from mesh_stream.registry.service.auth import Credentials
 from mesh_stream.registry.service.edge import EdgeLimits
 from mesh_stream.registry.service.kafka_store import KafkaStore
 from mesh_stream.registry.service.product_health import KafkaHealthFeed, stale_after_ms
+from mesh_stream.registry.service.sample import ProductSampler
 from mesh_stream.settings import MeshSettings
 
 
@@ -95,6 +96,7 @@ def build_registry(
         ),
     )
     app.state.services.health.stale_after_ms = stale_after_ms(settings.monitor_interval_seconds)
+    app.state.services.samples = ProductSampler(store.connection, app.state.services.products)
     return app, store
 
 

@@ -1,0 +1,282 @@
+"""The live sample's core without a broker: PII paths, masking by viewer, decoding real
+Confluent-framed records (confluent-kafka ``Message`` objects built here), error lines for
+undecodable records, and the REST route's answers on a registry that has no Kafka.
+
+Reading from a real topic is tests/integration/test_product_sample.py's job.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Message
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.project import load_project
+from mesh_stream.registry.service import InMemoryStore, create_app
+from mesh_stream.registry.service.auth import Credentials
+from mesh_stream.registry.service.context import Services
+from mesh_stream.registry.service.sample import (
+    MASK,
+    ProductSampler,
+    mask_value,
+    pii_field_paths,
+    sees_pii,
+)
+from mesh_stream.schema.codec import RecordEncoder
+from mesh_stream.up.plan import topological
+from tests.unit.registry.conftest import TOKENS
+
+REPO_ROOT = Path(__file__).resolve().parents[4]
+PROFILE = "customers.customer-profile"
+
+NESTED = {
+    "type": "record",
+    "name": "Order",
+    "fields": [
+        {"name": "id", "type": "string"},
+        {
+            "name": "buyer",
+            "type": [
+                "null",
+                {
+                    "type": "record",
+                    "name": "Buyer",
+                    "fields": [
+                        {"name": "email", "type": "string", "pii": True},
+                        {"name": "country", "type": "string"},
+                    ],
+                },
+            ],
+        },
+        {
+            "name": "contacts",
+            "type": {"type": "array", "items": "Buyer"},
+        },
+        {
+            "name": "by_role",
+            "type": {"type": "map", "values": "Buyer"},
+        },
+        {"name": "note", "type": ["null", "string"], "pii": True},
+    ],
+}
+
+
+def register_sample_mesh(services: Services) -> None:
+    """Every sample product of domains/, sources first, straight into the in-process cores."""
+    project = load_project(REPO_ROOT)
+    for product in topological(project.descriptors()):
+        text = (REPO_ROOT / product.schema_file).read_text(encoding="utf-8")
+        services.schemas.register(product.value_subject, text)
+        services.products.put(product.to_document(), principal="admin")
+
+
+@pytest.fixture(scope="module")
+def services() -> Services:
+    app = create_app(InMemoryStore())
+    found: Services = app.state.services
+    register_sample_mesh(found)
+    return found
+
+
+@pytest.fixture(scope="module")
+def sampler(services: Services) -> ProductSampler:
+    # The connection is never used by ``assemble``: no broker is asked anything here.
+    return ProductSampler(KafkaConnection.create("127.0.0.1:1"), services.products)
+
+
+def _profile(i: int) -> dict[str, Any]:
+    return {
+        "customer_id": f"cust-{i}",
+        "full_name": f"Name {i}",
+        "email": f"c{i}@example.org",
+        "phone": None if i % 2 else f"+44 {i}",
+        "region": "eu-west",
+        "segment": "VIP",
+        "updated_at": 1_764_000_000_000 + i,
+    }
+
+
+def _messages(services: Services, count: int) -> list[Any]:
+    product = services.products.get_product(PROFILE)
+    assert product is not None
+    latest = services.schemas.live_versions(product.value_subject)[-1]
+    encoder = RecordEncoder(services.schemas.get_schema(latest.schema_id), latest.schema_id)
+    return [
+        Message(
+            topic=product.topic,
+            partition=i % 3,
+            offset=100 + i,
+            key=f"cust-{i}".encode(),
+            value=encoder.encode(_profile(i)),
+            timestamp=(1, 1_764_000_000_000 + i * 1000),
+        )
+        for i in range(count)
+    ]
+
+
+def test_pii_paths_cover_nested_union_array_and_map_fields() -> None:
+    assert pii_field_paths(NESTED) == {"buyer.email", "contacts.email", "by_role.email", "note"}
+
+
+def test_masking_follows_the_schema_into_unions_arrays_and_maps() -> None:
+    value = {
+        "id": "o-1",
+        "buyer": {"email": "a@x.org", "country": "NL"},
+        "contacts": [{"email": "b@x.org", "country": "DE"}],
+        "by_role": {"payer": {"email": "c@x.org", "country": "FR"}},
+        "note": "call after 6",
+    }
+    masked = mask_value(value, NESTED, pii_field_paths(NESTED))
+    assert masked == {
+        "id": "o-1",
+        "buyer": {"email": MASK, "country": "NL"},
+        "contacts": [{"email": MASK, "country": "DE"}],
+        "by_role": {"payer": {"email": MASK, "country": "FR"}},
+        "note": MASK,
+    }
+    assert value["buyer"]["email"] == "a@x.org"  # the decoded record itself is untouched
+    assert mask_value({**value, "buyer": None}, NESTED, {"buyer.email"})["buyer"] is None
+
+
+def test_only_the_owning_domain_and_admin_see_pii(services: Services) -> None:
+    product = services.products.get_product(PROFILE)
+    assert product is not None
+    assert sees_pii("customers", product)
+    assert sees_pii("admin", product)
+    assert not sees_pii("orders", product)
+    assert not sees_pii("analytics", product)  # a declared reader still gets masks
+    assert not sees_pii(None, product)
+
+
+def test_another_domain_sees_masks_the_owner_sees_values(
+    services: Services, sampler: ProductSampler
+) -> None:
+    product = services.products.get_product(PROFILE)
+    assert product is not None
+    messages = _messages(services, 6)
+
+    other = sampler.assemble(product, messages, "orders", limit=4)
+    assert other.masked == ["email", "full_name", "phone"]
+    assert [r.offset for r in other.records] == [105, 104, 103, 102]  # newest first
+    assert [r.partition for r in other.records] == [2, 1, 0, 2]
+    newest = other.records[0]
+    assert newest.key == "cust-5"
+    assert newest.timestamp_ms == 1_764_000_005_000
+    assert newest.value == {
+        "customer_id": "cust-5",
+        "full_name": MASK,
+        "email": MASK,
+        "phone": MASK,
+        "region": "eu-west",
+        "segment": "VIP",
+        "updated_at": "2025-11-24T16:00:00.005000+00:00",
+    }
+    assert other.fields == [
+        "customer_id",
+        "full_name",
+        "email",
+        "phone",
+        "region",
+        "segment",
+        "updated_at",
+    ]
+    anonymous = sampler.assemble(product, messages, None, limit=1)
+    assert anonymous.records[0].value is not None
+    assert anonymous.records[0].value["email"] == MASK
+
+    owner = sampler.assemble(product, messages, "customers", limit=4)
+    assert owner.masked == []
+    assert owner.records[0].value is not None
+    assert owner.records[0].value["full_name"] == "Name 5"
+    assert owner.records[0].value["email"] == "c5@example.org"
+    assert owner.records[1].value is not None
+    assert owner.records[1].value["phone"] == "+44 4"
+    assert json.dumps(owner.to_document())  # JSON-able as the REST route returns it
+
+
+def test_an_undecodable_record_is_an_error_line_with_its_coordinates(
+    services: Services, sampler: ProductSampler
+) -> None:
+    product = services.products.get_product(PROFILE)
+    assert product is not None
+    good = _messages(services, 1)[0]
+    broken = [
+        Message(topic=product.topic, partition=1, offset=7, value=b"not avro", timestamp=(1, 5)),
+        Message(
+            topic=product.topic,
+            partition=2,
+            offset=8,
+            value=b"\x00\x00\x00\x27\x0fxx",
+            timestamp=(1, 4),
+        ),
+        Message(topic=product.topic, partition=0, offset=9, value=None, timestamp=(1, 3)),
+    ]
+    sample = sampler.assemble(product, [good, *broken], "customers", limit=10)
+    assert [r.error is None for r in sample.records] == [True, False, False, False]
+    errors = [r.error or "" for r in sample.records[1:]]
+    assert errors[0].startswith("customers.customer-profile.v1[1]@7: ")
+    assert "magic byte" in errors[0]
+    assert errors[1].startswith("customers.customer-profile.v1[2]@8: ")
+    assert "schema id 9999" in errors[1]
+    assert errors[2] == "customers.customer-profile.v1[0]@9: a tombstone (no value)"
+    assert all(len(e) <= 300 for e in errors)
+
+
+def test_a_pii_product_marking_no_field_is_masked_whole(services: Services) -> None:
+    app = create_app(InMemoryStore())
+    found: Services = app.state.services
+    unmarked = {
+        "type": "record",
+        "name": "Secret",
+        "fields": [{"name": "who", "type": "string"}, {"name": "what", "type": "string"}],
+    }
+    registered = found.schemas.register("customers.secret.v1-value", json.dumps(unmarked))
+    found.products.put(
+        {
+            "name": "customers.secret",
+            "domain": "customers",
+            "kind": "source-aligned",
+            "description": "Unmarked personal data.",
+            "owner": {"team": "t", "contact": "t@example.org"},
+            "schema": "schemas/customers/secret.avsc",
+            "slos": {"freshness_seconds": 5, "availability": 99.0},
+            "classification": "pii",
+        },
+        principal="admin",
+    )
+    product = found.products.get_product("customers.secret")
+    assert product is not None
+    framed = RecordEncoder(json.dumps(unmarked), registered.schema_id).encode(
+        {"who": "Ann", "what": "x"}
+    )
+    message = Message(topic=product.topic, partition=0, offset=0, value=framed, timestamp=(1, 1))
+    sampler = ProductSampler(KafkaConnection.create("127.0.0.1:1"), found.products)
+    shown = sampler.assemble(product, [message], "orders", limit=5)
+    assert shown.records[0].value == {"who": MASK, "what": MASK}
+
+
+def test_the_rest_route_without_kafka_says_so() -> None:
+    app = create_app(InMemoryStore(), credentials=Credentials(TOKENS), read_requires_auth=True)
+    register_sample_mesh(app.state.services)
+    client = TestClient(app, raise_server_exceptions=False)
+    auth = ("orders", TOKENS["orders"])
+    answer = client.get(f"/products/{PROFILE}/sample", auth=auth)
+    assert answer.status_code == 503
+    assert answer.json()["error_code"] == 50302
+    assert "no Kafka connection here" in answer.json()["message"]
+    unknown = client.get("/products/customers.nope/sample", auth=auth)
+    assert (unknown.status_code, unknown.json()["error_code"]) == (404, 40404)
+    for limit in ("0", "101", "-1", "x" * 5000, "1e3"):
+        bad = client.get(f"/products/{PROFILE}/sample", params={"limit": limit}, auth=auth)
+        assert bad.status_code == 422, (limit, bad.text)
+    anonymous = client.get(f"/products/{PROFILE}/sample")
+    assert anonymous.status_code == 401
