@@ -3,15 +3,20 @@
 A viewer proves who they are as an API client does (``Authorization`` header) or by signing
 in once with a token: the portal then keeps the token in a cookie sealed with Fernet
 (``cryptography``: AES-CBC plus HMAC-SHA256, so it is both signed and unreadable), marked
-``HttpOnly``, ``SameSite=Strict`` and ``Path=/ui``, valid for :data:`SESSION_SECONDS`. The
-token is checked again on every request exactly as the API checks it, so a revoked token
-signs its sessions out at once, and failed sign-ins count against the client address like
-failed API calls (429 past the limit). With ``MESH_REGISTRY_READ_REQUIRES_AUTH`` a page asked
-for without a credential redirects to the sign-in form; without it, pages are open to read
-and signing in only changes what is masked (the live sample's PII fields).
+``HttpOnly``, ``SameSite=Strict``, ``Path=/ui`` (and ``Secure`` under https), valid for
+:data:`SESSION_SECONDS`. The token is checked again on every request exactly as the API
+checks it, so a revoked token signs its sessions out at once (the stale cookie is dropped).
+Failed sign-ins count against the client address like failed API calls (429 past the limit);
+a session cookie's token is not a guess (only this registry can seal one, after a sign-in
+that succeeded), so it neither counts as a failure when it no longer works nor waits out
+another client's lock-out at the same address. With ``MESH_REGISTRY_READ_REQUIRES_AUTH`` a
+page asked for without a credential redirects to the sign-in form; without it, pages are
+open to read and signing in only changes what is masked (the live sample's PII fields).
 
 Forms are CSRF-safe twice over: the session cookie is ``SameSite=Strict`` and every form that
-changes something carries a token that must equal the ``mesh_csrf`` cookie (double submit).
+changes something carries a token that must equal the ``mesh_csrf`` cookie (double submit;
+a new one at each sign-in). The ``next`` page of a sign-in is always a portal path
+(:func:`safe_next`): never another site, never outside ``/ui``.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from typing import Annotated
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
+import anyio
 from cryptography.fernet import Fernet, InvalidToken
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -42,6 +48,10 @@ CSRF_FIELD = "csrf_token"
 #: How long a sign-in lasts.
 SESSION_SECONDS = 8 * 3600
 COOKIE_PATH = "/ui"
+#: Where a sign-in lands when it names no (acceptable) page.
+HOME = "/ui/products"
+#: Longest ``next`` kept (a longer one lands on :data:`HOME`).
+MAX_NEXT = 2048
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -116,28 +126,45 @@ async def viewer(request: Request) -> Viewer:
         return seen
     principal: str | None = None
     signed_in = False
-    address = client_address(request)
     header = request.headers.get("authorization")
-    if header is None:
-        sealed = request.cookies.get(SESSION_COOKIE)
-        token = _sealer(request).open(sealed) if sealed else None
-        if token is not None:
-            header, signed_in = f"Bearer {token}", True
-    if header is not None:
-        try:
-            principal = await authenticate(found, header, address)
-        except AuthenticationError:
-            if not signed_in:
-                raise  # an API client's wrong header: the API's own 401
-            principal, signed_in = None, False
-        except RegistryUnavailableError:
-            if found.read_requires_auth:
-                raise
+    try:
+        if header is not None:  # an API client: the API's rules, its 401 and 429 included
+            principal = await authenticate(found, header, client_address(request))
+        else:
+            sealed = request.cookies.get(SESSION_COOKIE)
+            token = _sealer(request).open(sealed) if sealed else None
+            if sealed and token is None:
+                request.state.session_ended = True  # forged, damaged or expired
+            if token is not None:
+                principal = await _session_principal(found, token)
+                signed_in = principal is not None
+                if not signed_in:
+                    request.state.session_ended = True  # revoked or rotated since
+    except RegistryUnavailableError:
+        if found.read_requires_auth:
+            raise
     if principal is None and found.read_requires_auth:
         raise SignInRequiredError(_here(request))
     seen = Viewer(principal, signed_in=signed_in)
     request.state.viewer = seen
     return seen
+
+
+async def _session_principal(found: Services, token: str) -> str | None:
+    """Who a session's token proves now; None when it was revoked or rotated since.
+
+    Checked as the API checks a Bearer token, minus the failure count (see the module
+    docstring: a sealed token is not a guess).
+    """
+    auth = found.auth
+    assert auth is not None
+    header = f"Bearer {token}"
+    try:
+        if auth.bootstrap_admin(header):
+            return ADMIN
+        return await anyio.to_thread.run_sync(auth.principal_for, header)
+    except AuthenticationError:
+        return None
 
 
 ViewerDep = Annotated[Viewer, Depends(viewer)]
@@ -148,26 +175,48 @@ def _here(request: Request) -> str:
     return f"{request.url.path}{query}"
 
 
-def _safe_next(target: str | None) -> str:
-    """Only a path inside the portal: never another site (an open redirect)."""
-    if not target:
-        return "/ui/products"
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/ui") or "\\" in target:
-        return "/ui/products"
+def safe_next(target: str | None) -> str:
+    """``target`` when it is a page of the portal, else :data:`HOME` (no open redirect).
+
+    Accepted: an absolute path ``/ui`` or ``/ui/...`` with an optional query, nothing a
+    browser could read as another host or scheme (``//``, ``\\``, ``https:``, ``@`` before a
+    slash, control characters), and no ``.``/``..`` segment, plain or percent-encoded
+    (browsers resolve ``/ui/%2e%2e/x`` to ``/x``).
+    """
+    if not target or len(target) > MAX_NEXT:
+        return HOME
+    if any(not char.isprintable() or char.isspace() for char in target) or "\\" in target:
+        return HOME
+    try:
+        parts = urlsplit(target)
+    except ValueError:
+        return HOME
+    path = parts.path
+    inside = path == "/ui" or path.startswith("/ui/")
+    if parts.scheme or parts.netloc or parts.fragment or not inside:
+        return HOME
+    decoded = unquote(path)
+    if "\\" in decoded or "//" in decoded:
+        return HOME
+    if any(segment in (".", "..") for segment in decoded.split("/")):
+        return HOME
     return target
 
 
 async def send_to_sign_in(request: Request, exc: Exception) -> Response:
     """The handler of :class:`SignInRequiredError`: to the form, coming back afterwards."""
     assert isinstance(exc, SignInRequiredError)
+    target = f"/ui/login?next={quote(exc.path, safe='')}"
     if request.headers.get("hx-request") or request.url.path.startswith("/ui/api/"):
-        return Response("sign in first", status_code=401, headers={"HX-Redirect": "/ui/login"})
-    return RedirectResponse(f"/ui/login?next={quote(exc.path, safe='')}", status_code=303)
+        return Response("sign in first", status_code=401, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)
 
 
 def _csrf_token(request: Request) -> str:
-    return request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
+    kept = request.cookies.get(CSRF_COOKIE)
+    if kept and 16 <= len(kept) <= 128 and kept.isascii():
+        return kept
+    return secrets.token_urlsafe(32)
 
 
 def _set_csrf(response: Response, token: str, request: Request) -> None:
@@ -183,8 +232,10 @@ def _set_csrf(response: Response, token: str, request: Request) -> None:
 
 
 def _csrf_ok(request: Request, sent: str) -> bool:
-    expected = request.cookies.get(CSRF_COOKIE)
-    return bool(expected) and hmac.compare_digest(expected or "", sent)
+    expected = request.cookies.get(CSRF_COOKIE) or ""
+    if not expected or not sent or not (expected.isascii() and sent.isascii()):
+        return False
+    return hmac.compare_digest(expected.encode(), sent.encode())
 
 
 def _sign_in_page(
@@ -206,7 +257,7 @@ def _sign_in_page(
 @router.get("/login")
 async def sign_in_form(request: Request, next: str | None = None) -> HTMLResponse:
     request.state.viewer = None
-    return _sign_in_page(request, next_path=_safe_next(next))
+    return _sign_in_page(request, next_path=safe_next(next))
 
 
 @router.post("/login", response_model=None)
@@ -214,10 +265,10 @@ async def sign_in(
     request: Request,
     token: Annotated[str, Form(max_length=4096)] = "",
     csrf_token: Annotated[str, Form(max_length=256)] = "",
-    next: Annotated[str, Form(max_length=2048)] = "/ui/products",
+    next: Annotated[str, Form(max_length=4 * MAX_NEXT)] = HOME,  # longer: HOME
 ) -> Response:
     request.state.viewer = None
-    target = _safe_next(next)
+    target = safe_next(next)
     if not _csrf_ok(request, csrf_token):
         return _sign_in_page(
             request,
@@ -235,7 +286,11 @@ async def sign_in(
         await authenticate(found, f"Bearer {token}", client_address(request))
     except AuthenticationError:
         return _sign_in_page(
-            request, next_path=target, error="That token was refused.", status_code=401
+            request,
+            next_path=target,
+            error="That token was refused: it is not a registry token, or it was revoked or "
+            "rotated. Ask your domain's admin for a valid one.",
+            status_code=401,
         )
     except TooManyAuthFailuresError as exc:
         refused = _sign_in_page(request, next_path=target, error=exc.message, status_code=429)
@@ -251,15 +306,33 @@ async def sign_in(
         samesite="strict",
         secure=request.url.scheme == "https",
     )
+    _set_csrf(response, secrets.token_urlsafe(32), request)  # a new one per session
     return response
 
 
-@router.post("/logout")
+@router.post("/logout", response_model=None)
 async def sign_out(
     request: Request, csrf_token: Annotated[str, Form(max_length=256)] = ""
 ) -> Response:
+    request.state.viewer = None
     if not _csrf_ok(request, csrf_token):
-        return Response("the form came from another site", status_code=403)
+        return _sign_in_page(
+            request,
+            next_path=HOME,
+            error="The sign-out form expired or came from another site; you are still signed in.",
+            status_code=403,
+        )
     response = RedirectResponse("/ui/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH)
+    drop_session(response, request)
     return response
+
+
+def drop_session(response: Response, request: Request) -> None:
+    """Tell the browser to forget its session cookie."""
+    response.delete_cookie(
+        SESSION_COOKIE,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import RedirectResponse
 
+from mesh_stream.registry.portal.access import ViewerDep
+
 
 def routers() -> list[APIRouter]:
     from mesh_stream.registry.portal import domains, lineage, product, sample, search
@@ -13,7 +15,7 @@ def routers() -> list[APIRouter]:
 
     @home.get("/ui")
     @home.get("/ui/")
-    async def portal_home() -> RedirectResponse:
+    async def portal_home(viewer: ViewerDep) -> RedirectResponse:  # noqa: ARG001 - read auth
         return RedirectResponse("/ui/products", status_code=307)
 
     return [home, search.router, product.router, lineage.router, sample.router, domains.router]

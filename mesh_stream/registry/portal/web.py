@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.base import BaseHTTPMiddleware
 
-from mesh_stream.registry.portal.access import SessionSealer
+from mesh_stream.registry.portal.access import SessionSealer, drop_session
 
 PREFIX = "/ui"
 STATIC = f"{PREFIX}/static"
@@ -36,8 +36,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
-#: Paths whose answers carry :data:`SECURITY_HEADERS`.
-GUARDED_PREFIXES = (PREFIX, "/docs")
 
 
 def _package_dir(name: str) -> Path:
@@ -72,16 +70,24 @@ def render(
     return TEMPLATES.TemplateResponse(request, template, values, status_code=status_code)
 
 
+def is_guarded(path: str) -> bool:
+    """Whether ``path`` is a portal or API-docs path (``/ui``, ``/ui/...``, ``/docs...``)."""
+    return path == PREFIX or path.startswith((f"{PREFIX}/", "/docs"))
+
+
 class SecurityHeaders(BaseHTTPMiddleware):
-    """Adds :data:`SECURITY_HEADERS` to every portal and API-docs answer."""
+    """Adds :data:`SECURITY_HEADERS` to every portal and API-docs answer, errors included,
+    and drops a session cookie the viewer found no longer valid (``session_ended``)."""
 
     async def dispatch(
         self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         response = await call_next(request)
-        if request.url.path.startswith(GUARDED_PREFIXES):
+        if is_guarded(request.url.path):
             for name, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
+            if getattr(request.state, "session_ended", False):
+                drop_session(response, request)
         return response
 
 

@@ -58,8 +58,8 @@ ErrorRenderer = Callable[[Exception], Response]
 
 def is_write(method: str, path: str) -> bool:
     """Whether a request changes the registry (lookups and compatibility checks do not)."""
-    if method in READ_METHODS or path.startswith("/health"):
-        return False
+    if method in READ_METHODS or path.startswith(("/health", "/ui/")):
+        return False  # the portal's forms (sign-in, sign-out) only touch this instance
     if method == "POST":
         if path.startswith("/compatibility/"):
             return False
