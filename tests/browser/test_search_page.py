@@ -75,6 +75,7 @@ def test_typing_in_the_box_updates_results_without_a_reload(
     )
     assert cards(page) == [REVENUE]
     assert page.evaluate("() => window.meshMarker") == "same page"  # no full reload
+    assert page.locator("#search-status").inner_text() == "1 product found"
     page.wait_for_url(lambda url: parse_qs(urlsplit(url).query).get("q") == [FIELD_DOC_WORD])
     page.locator("#q").fill("")
     page.locator("#q").press_sequentially("zzz-no-such-word", delay=10)

@@ -88,6 +88,7 @@ def search_page(
         "record_time": record_time,
     }
     fragment = wants_fragment(request)
+    context["fragment"] = fragment
     response = render(request, "_results.html" if fragment else "search.html", context)
     response.headers["Vary"] = "HX-Request"
     return response

@@ -363,6 +363,12 @@ def test_full_page_without_htmx_and_the_results_fragment_with_it(portal: TestCli
     assert "<form" not in fragment.text
     assert card_names(fragment.text) == ["analytics.revenue-by-region"]
     assert 'data-facet="domain"' in fragment.text
+    # the screen-reader status line outside the region is updated out of band
+    assert (
+        '<p id="search-status" class="visually-hidden" role="status" hx-swap-oob="true">'
+        "1 product found</p>"
+    ) in fragment.text
+    assert '<p id="search-status" class="visually-hidden" role="status">' in full.text
     # a history restore (htmx's cache missed) needs the whole page again
     restored = portal.get(
         "/ui/products",
