@@ -280,3 +280,84 @@ def test_the_rest_route_without_kafka_says_so() -> None:
         assert bad.status_code == 422, (limit, bad.text)
     anonymous = client.get(f"/products/{PROFILE}/sample")
     assert anonymous.status_code == 401
+
+
+class _HeldSampler(ProductSampler):
+    """Serves messages built here instead of reading a topic (the reading itself is the
+    integration test's); decoding, masking and the page are the real ones."""
+
+    def __init__(self, services: Services, messages: list[Any]) -> None:
+        super().__init__(KafkaConnection.create("127.0.0.1:1"), services.products)
+        self.messages = messages
+        self.asked: list[tuple[str | None, int]] = []
+
+    def sample(self, name: str, principal: str | None, limit: int = 20) -> Any:
+        self.asked.append((principal, limit))
+        product = self.catalog.get_product(name)
+        assert product is not None
+        return self.assemble(product, self.messages, principal, limit)
+
+
+def _portal(with_sampler: bool) -> tuple[TestClient, _HeldSampler | None]:
+    app = create_app(
+        InMemoryStore(), credentials=Credentials({**TOKENS, "customers": "customers-secret"})
+    )
+    services: Services = app.state.services
+    register_sample_mesh(services)
+    held = _HeldSampler(services, _messages(services, 5)) if with_sampler else None
+    services.samples = held
+    return TestClient(app, raise_server_exceptions=False), held
+
+
+def test_the_portal_sample_masks_for_anonymous_and_shows_the_owner_everything() -> None:
+    client, held = _portal(with_sampler=True)
+    assert held is not None
+    url = f"/ui/products/{PROFILE}/sample"
+    anonymous = client.get(url, headers={"HX-Request": "true"})
+    assert anonymous.status_code == 200
+    text = anonymous.text
+    assert "<html" not in text  # a fragment for htmx
+    assert text.count(f'<span class="masked">{MASK}</span>') == 15  # 3 fields x 5 records
+    assert "c4@example.org" not in text
+    assert 'data-partition="1" data-offset="104"' in text
+    assert "2025-11-24 16:00:04.000 UTC" in text  # the Kafka timestamp of offset 104
+    assert "masked for you: <code>email</code>, <code>full_name</code>, <code>phone</code>" in text
+
+    owner = client.get(
+        url,
+        params={"limit": "2"},
+        headers={"HX-Request": "true", "Authorization": "Bearer customers-secret"},
+    )
+    assert owner.status_code == 200
+    assert MASK not in owner.text
+    assert "c4@example.org" in owner.text
+    assert "Name 3" in owner.text
+    assert owner.text.count("<tr data-partition=") == 2
+    assert held.asked == [(None, 20), ("customers", 2)]
+
+    for hostile in ("0", "-5", "1000000", "abc", "9" * 5000, "½"):
+        client.get(url, params={"limit": hostile}, headers={"HX-Request": "true"})
+    assert [limit for _, limit in held.asked[2:]] == [1, 20, 20, 20, 20, 20]
+
+    page = client.get(url)  # without htmx: a page of its own
+    assert page.status_code == 200
+    assert "<html" in page.text
+    assert "Live sample of" in page.text
+
+
+def test_the_portal_sample_without_kafka_or_product_is_a_message() -> None:
+    client, _ = _portal(with_sampler=False)
+    url = f"/ui/products/{PROFILE}/sample"
+    fragment = client.get(url, headers={"HX-Request": "true"})
+    assert fragment.status_code == 200
+    assert "no Kafka connection here" in fragment.text
+    page = client.get(url)
+    assert page.status_code == 503
+    assert "no Kafka connection here" in page.text
+    assert "<html" in page.text
+    unknown = client.get("/ui/products/customers.nope/sample")
+    assert unknown.status_code == 404
+    assert "No product named &#39;customers.nope&#39; is registered." in unknown.text
+    hostile = client.get("/ui/products/<b>x</b>.y/sample", headers={"HX-Request": "true"})
+    assert hostile.status_code in (200, 404)
+    assert "<b>x</b>" not in hostile.text
