@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # resolved by `make lock`; tests/unit/test_lock.py fails when the two drift apart.
 LOCK := requirements/dev.lock
 
-.PHONY: help install lock kafka lint format reference docs test test-fast demo bench clean
+.PHONY: help install lock kafka browser vendor lint format reference docs test test-fast demo bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,31 @@ lock: install  ## re-resolve requirements/dev.lock from the ranges and extras of
 kafka: install  ## fetch Apache Kafka's jars from Maven Central into the cache (once)
 	$(BIN)/mesh broker fetch
 
+# The portal's browser tests drive Debian's chromium with Playwright (which never downloads a
+# browser) and inject axe-core from tools/vendor/node_modules. Each step runs only when needed.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+NODE_ASSETS := tools/vendor/node_modules
+
+browser:  ## Debian's chromium and chromium-driver, and axe-core for the browser tests (when missing)
+	@if [ ! -x $(CHROMIUM) ]; then \
+		if ! command -v apt-get >/dev/null 2>&1; then \
+			echo "make browser: $(CHROMIUM) is missing and apt-get is not available; install Debian's chromium and chromium-driver packages"; exit 1; \
+		fi; \
+		echo ">> installing Debian's chromium and chromium-driver with apt-get"; \
+		$(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium chromium-driver || exit 1; \
+	fi
+	@if [ ! -d $(NODE_ASSETS) ] || [ tools/vendor/package-lock.json -nt $(NODE_ASSETS) ]; then \
+		if ! command -v npm >/dev/null 2>&1; then \
+			echo "make browser: npm is not available; install Node.js and npm (Debian: apt-get install npm) to fetch tools/vendor's packages"; exit 1; \
+		fi; \
+		echo ">> npm ci --prefix tools/vendor"; \
+		npm ci --prefix tools/vendor && touch $(NODE_ASSETS) || exit 1; \
+	fi
+
+vendor:  ## refresh the portal's vendored browser assets from tools/vendor (npm ci, then copy)
+	npm ci --prefix tools/vendor && $(BIN)/python tools/vendor_assets.py
+
 lint: install  ## ruff check, ruff format --check, mypy, import layering
 	$(BIN)/ruff check mesh_stream tests domains tools benchmarks
 	$(BIN)/ruff format --check mesh_stream tests domains tools benchmarks
@@ -52,7 +77,7 @@ docs: install  ## build the docs site into site/ (mkdocs --strict, offline)
 # file share fixtures); each worker starts its own broker. TEST_WORKERS=0 runs it in-process.
 TEST_WORKERS ?= 2
 
-test: kafka lint docs  ## everything CI runs: lint, type check, governance policies, all tests
+test: kafka browser lint docs  ## everything CI runs: lint, type check, governance policies, all tests
 	$(BIN)/mesh lint
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
