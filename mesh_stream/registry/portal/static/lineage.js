@@ -6,7 +6,7 @@
 (function () {
   "use strict";
 
-  var COLUMN = 260;
+  var COLUMN = 380;
   var ROW = 96;
   var COLOURS = {
     ink: "#1b1f24", line: "#57606a", accent: "#0b5cad", panel: "#ffffff",
