@@ -171,8 +171,9 @@ def _fields(
 
 def mask_value(value: Any, schema: Any, paths: set[str]) -> Any:
     """``value`` (decoded with writer ``schema``, its JSON) with every field at one of
-    ``paths`` replaced by :data:`MASK`, in whichever record, union branch, array item or map
-    value it turns up (paths as :func:`pii_field_paths` makes them)."""
+    ``paths`` (as :func:`pii_field_paths` makes them) or marked ``"pii": true`` in ``schema``
+    replaced by :data:`MASK`, in whichever record, union branch, array item or map value it
+    turns up, at any depth of a recursive type."""
     if not paths:
         return value
     return _mask(value, schema, "", paths, {})
@@ -198,9 +199,9 @@ def _mask(value: Any, schema: Any, prefix: str, paths: set[str], named: dict[str
             if not isinstance(name, str) or name not in value:
                 continue
             path = f"{prefix}.{name}" if prefix else name
-            if path in paths:
+            if path in paths or item.get("pii") is True:  # marked here: recursive types too
                 masked[name] = MASK
-            elif any(p.startswith(f"{path}.") for p in paths):
+            else:
                 masked[name] = _mask(value[name], item.get("type"), path, paths, named)
         return masked
     if kind == "array" and isinstance(value, list):

@@ -147,6 +147,24 @@ def test_masking_follows_the_schema_into_unions_arrays_and_maps() -> None:
     assert mask_value({**value, "buyer": None}, NESTED, {"buyer.email"})["buyer"] is None
 
 
+def test_masking_reaches_every_depth_of_a_recursive_type() -> None:
+    chain = {
+        "type": "record",
+        "name": "Link",
+        "fields": [
+            {"name": "secret", "type": "string", "pii": True},
+            {"name": "next", "type": ["null", "Link"]},
+        ],
+    }
+    paths = pii_field_paths(chain)
+    assert paths == {"secret"}
+    value = {"secret": "a", "next": {"secret": "b", "next": {"secret": "c", "next": None}}}
+    assert mask_value(value, chain, paths) == {
+        "secret": MASK,
+        "next": {"secret": MASK, "next": {"secret": MASK, "next": None}},
+    }
+
+
 def test_only_the_owning_domain_and_admin_see_pii(services: Services) -> None:
     product = services.products.get_product(PROFILE)
     assert product is not None
@@ -248,6 +266,7 @@ def test_a_pii_product_marking_no_field_is_masked_whole(services: Services) -> N
             "description": "Unmarked personal data.",
             "owner": {"team": "t", "contact": "t@example.org"},
             "schema": "schemas/customers/secret.avsc",
+            "key_field": "who",
             "slos": {"freshness_seconds": 5, "availability": 99.0},
             "classification": "pii",
         },
@@ -258,10 +277,14 @@ def test_a_pii_product_marking_no_field_is_masked_whole(services: Services) -> N
     framed = RecordEncoder(json.dumps(unmarked), registered.schema_id).encode(
         {"who": "Ann", "what": "x"}
     )
-    message = Message(topic=product.topic, partition=0, offset=0, value=framed, timestamp=(1, 1))
+    message = Message(
+        topic=product.topic, partition=0, offset=0, key=b"Ann", value=framed, timestamp=(1, 1)
+    )
     sampler = ProductSampler(KafkaConnection.create("127.0.0.1:1"), found.products)
     shown = sampler.assemble(product, [message], "orders", limit=5)
     assert shown.records[0].value == {"who": MASK, "what": MASK}
+    assert shown.records[0].key == MASK  # the key is the masked key field's value
+    assert sampler.assemble(product, [message], "customers", limit=5).records[0].key == "Ann"
 
 
 def test_the_rest_route_without_kafka_says_so() -> None:
