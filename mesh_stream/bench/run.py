@@ -563,3 +563,20 @@ def write_monitor_report(report: dict[str, Any], output: Path) -> tuple[Path, Pa
     from mesh_stream.bench.monitor_bench import render_monitor
 
     return _write_single(report, output, "monitor-bench", render_monitor(report["monitor"]))
+
+
+def run_portal_only(
+    products: Sequence[int], loads: int, progress: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """`mesh bench --portal`: the portal's page speed alone (in-memory registry, no Kafka)."""
+    from mesh_stream.bench.portal_bench import run_portal_bench
+
+    result = run_portal_bench(products, loads=loads, progress=progress)
+    return _single_report("none (in-memory registry store)", "portal", result)
+
+
+def write_portal_report(report: dict[str, Any], output: Path) -> tuple[Path, Path]:
+    """Write ``portal-bench.json`` and ``portal-bench.txt`` into ``output``."""
+    from mesh_stream.bench.portal_bench import render_portal
+
+    return _write_single(report, output, "portal-bench", render_portal(report["portal"]))

@@ -113,6 +113,20 @@ CODEC_REPEATS = 11
     "its own (descriptor, topic, DLQ topic, records, a consumer group per product).",
 )
 @click.option(
+    "--portal",
+    is_flag=True,
+    help="Run only the portal page-speed benchmark: /ui/products and a query in Debian's "
+    "headless Chromium with --portal-products products (no Kafka; needs /usr/bin/chromium "
+    "and Playwright, `make browser`).",
+)
+@click.option(
+    "--portal-products",
+    default="1000",
+    show_default=True,
+    metavar="N,N,...",
+    help="Product counts of the portal benchmark; each on an in-memory registry of its own.",
+)
+@click.option(
     "--output",
     type=click.Path(file_okay=False),
     callback=lambda _ctx, _param, value: _output_folder(value),
@@ -137,6 +151,8 @@ def bench(
     scale_subjects: str | None,
     monitor_only: bool,
     monitor_products: str,
+    portal: bool,
+    portal_products: str,
     output: Path,
 ) -> None:
     """Measure publishing and consuming: raw confluent-kafka, hand-written fastavro,
@@ -151,7 +167,7 @@ def bench(
     `--codec-only` alone), the registry benchmark, the registry scale benchmark at 1k and
     10k subjects (`--registry-scale` alone), the product monitor's cost at 12 and 1,000
     products (`--monitor-only` alone) and, inside a checkout (the sample mesh), the
-    processing benchmark.
+    processing benchmark. `--portal` runs the portal's page-speed benchmark alone.
     """
     require_extras("bench")
     from mesh_stream.bench.run import (
@@ -201,6 +217,20 @@ def bench(
             click.echo(json.dumps(scale, indent=2, default=str))
         else:
             click.echo(render_scale(scale["registry_scale"]))
+        click.echo(f"wrote {json_path} and {text_path}", err=True)
+        return
+
+    if portal:
+        from mesh_stream.bench.portal_bench import LOADS, render_portal
+        from mesh_stream.bench.run import run_portal_only, write_portal_report
+
+        counts = _counts(portal_products, "--portal-products", "product counts; e.g. 1000")
+        speed = run_portal_only(counts, LOADS, progress)
+        json_path, text_path = write_portal_report(speed, output)
+        if as_json:
+            click.echo(json.dumps(speed, indent=2, default=str))
+        else:
+            click.echo(render_portal(speed["portal"]))
         click.echo(f"wrote {json_path} and {text_path}", err=True)
         return
 
