@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     "registry.client": 2,
     "registry": 2,  # the package's __init__ re-exports the client and the hook only
     "registry.service": 3,
+    "registry.portal": 3,  # the web portal under /ui, in the registry process, over its services
     "governance": 3,
     "processing": 3,
     "products_plan": 3,
