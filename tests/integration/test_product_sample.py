@@ -14,7 +14,7 @@ import httpx
 from pydantic import SecretStr
 
 from mesh_stream.descriptor import DataProduct
-from mesh_stream.kafka.clients import make_producer
+from mesh_stream.kafka.clients import make_admin, make_producer
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.producer import ProductPublisher
 from mesh_stream.registry.client import RegistryClient
@@ -183,6 +183,22 @@ def test_sample_is_decoded_exact_and_masked_for_other_domains(kafka: KafkaAddres
         ).json()
         assert admin["masked"] == []
         assert "@example.org" in admin["records"][1]["value"]["email"]
+
+        # a registered product nobody published to: a note, and reading creates no topic
+        unpublished = product.model_copy(update={"name": f"customers.quiet-{session}"})
+        with RegistryClient(url, principal="customers", token=TOKENS["customers"]) as client:
+            client.register_schema(unpublished.value_subject, SCHEMA)
+            client.put_product(unpublished.to_document())
+        quiet = httpx.get(
+            f"{url}/products/{unpublished.name}/sample", auth=("customers", TOKENS["customers"])
+        )
+        assert quiet.status_code == 200, quiet.text
+        assert quiet.json()["records"] == []
+        assert quiet.json()["note"] == (
+            f"topic {unpublished.topic} does not exist yet: nothing published"
+        )
+        topics = make_admin(connection).list_topics(timeout=10).topics
+        assert unpublished.topic not in topics
     finally:
         running.stop()
         store.close()

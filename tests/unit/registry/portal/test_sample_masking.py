@@ -384,3 +384,25 @@ def test_the_portal_sample_without_kafka_or_product_is_a_message() -> None:
     hostile = client.get("/ui/products/<b>x</b>.y/sample", headers={"HX-Request": "true"})
     assert hostile.status_code in (200, 404)
     assert "<b>x</b>" not in hostile.text
+
+
+def test_a_broker_that_does_not_answer_is_a_503_within_the_deadline(services: Services) -> None:
+    import socket
+    import time
+
+    from mesh_stream.errors import RegistryUnavailableError
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sampler = ProductSampler(
+        KafkaConnection.create(f"127.0.0.1:{port}"), services.products, deadline_seconds=1.0
+    )
+    started = time.monotonic()
+    with pytest.raises(RegistryUnavailableError) as caught:
+        sampler.sample(PROFILE, "customers")
+    assert time.monotonic() - started < 5
+    assert (caught.value.status, caught.value.error_code) == (503, 50302)
+    assert caught.value.message.startswith(
+        "cannot read customers.customer-profile.v1 for a sample: Kafka did not answer within 1 s"
+    )
