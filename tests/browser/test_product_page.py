@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
 from mesh_stream.schema.avro import field_docs
@@ -11,6 +18,8 @@ from tests.browser.portal import (
     DIFF_PRODUCT,
     HEALTH_PRODUCTS,
     REPO_ROOT,
+    SAMPLE_PRODUCT,
+    SAMPLE_RECORDS,
     PortalMesh,
     axe_violations,
     screenshot,
@@ -39,7 +48,9 @@ def test_every_field_and_a_version_diff(portal_mesh: PortalMesh, page: Any) -> N
     added = page.locator("#schema-diff table.diff-added tr[data-field]")
     added.first.wait_for()
     assert added.evaluate_all("rows => rows.map(r => r.dataset.field)") == [DIFF_FIELD]
-    assert page.url.endswith(f"/ui/products/{DIFF_PRODUCT}")  # swapped in place by htmx
+    # swapped in place by htmx, the diff's own URL pushed (a deep link to it)
+    assert page.url.endswith(f"/ui/products/{DIFF_PRODUCT}/diff?from=1&to=2")
+    assert page.locator("h1").inner_text() == DIFF_PRODUCT
     page.click("#schema-diff details.raw-diff summary")
     added_lines = page.locator("#schema-diff .diff-line.add").all_inner_texts()
     assert any(f'"name": "{DIFF_FIELD}"' in line for line in added_lines)
@@ -71,3 +82,66 @@ def test_an_unknown_product_is_a_friendly_page(portal_mesh: PortalMesh, page: An
     assert answer.status == 404
     assert page.locator("h1").inner_text() == "Product not found"
     assert axe_violations(page) == []
+
+
+class _Snippet:
+    """A snippet running in a process of its own (it reads forever), its output collected."""
+
+    def __init__(self, code: str, env: dict[str, str], cwd: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=cwd,
+            env=env,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+
+    def first_line_with(self, expected: str, deadline: float) -> str:
+        """The first line holding ``expected``; the process is ended (by its id) either way."""
+        seen: list[str] = []
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    line = self.lines.get(timeout=1)
+                except queue.Empty:
+                    if self.process.poll() is not None and self.lines.empty():
+                        break
+                    continue
+                seen.append(line)
+                if expected in line:
+                    return line
+        finally:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        raise AssertionError(
+            f"the snippet never printed {expected!r}; it printed:\n{''.join(seen)}"
+        )
+
+
+def test_the_copied_snippets_read_the_product(
+    portal_mesh: PortalMesh, page: Any, tmp_path: Path
+) -> None:
+    """The Python snippets as a user copies them (the element's text) read real records."""
+    page.goto(f"{portal_mesh.url}/ui/products/{SAMPLE_PRODUCT}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
+    env["MESH_BOOTSTRAP_SERVERS"] = portal_mesh.bootstrap_servers
+    running = []
+    for key in ("snippet-sdk", "snippet-confluent"):
+        code = page.locator(f"#{key}").text_content() or ""
+        # a group of its own each: one group would share the partitions out between them
+        assert "my-domain." in code
+        own_group = code.replace("my-domain.", f"tests-{key}-{time.time_ns()}.")
+        running.append(_Snippet(own_group, env, tmp_path))  # both at once
+    first = SAMPLE_RECORDS[0]
+    deadline = time.monotonic() + 90
+    for snippet in running:
+        line = snippet.first_line_with(str(first["email"]), deadline)
+        assert str(first["customer_id"]) in line

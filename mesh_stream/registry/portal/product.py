@@ -608,6 +608,14 @@ def not_found(request: Request, name: str) -> HTMLResponse:
     )
 
 
+def _swaps_fragment(request: Request) -> bool:
+    """An htmx request for the diff alone (a history restore wants the whole page)."""
+    headers = request.headers
+    return headers.get("hx-request") == "true" and (
+        headers.get("hx-history-restore-request") != "true"
+    )
+
+
 @router.get("/products/{name}", response_class=HTMLResponse)
 async def product_page(request: Request, name: str, viewer: ViewerDep) -> HTMLResponse:
     services = _services(request)
@@ -633,7 +641,7 @@ async def product_diff(
         return not_found(request, name)
     versions = services.schemas.live_versions(product.value_subject)
     diff = diff_view(versions, raw_from, raw_to)
-    if request.headers.get("hx-request"):
+    if _swaps_fragment(request):
         return render(request, "_diff.html", {"product": product, "diff": diff})
     context = page_context(request, services, product, viewer)
     context["diff"] = diff

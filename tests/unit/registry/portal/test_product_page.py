@@ -359,6 +359,17 @@ def test_the_diff_backwards_shows_a_removed_field_and_without_htmx_a_whole_page(
     assert list(_field_rows(page)) == [*ALL_PATHS, ADDED]  # the rest of the page is there
 
 
+def test_a_history_restore_gets_the_whole_page(two_versions: TestClient) -> None:
+    """htmx pushes the diff's URL; going back to it asks for the whole page again."""
+    answer = two_versions.get(
+        f"/ui/products/{PRODUCT}/diff?from=1&to=2",
+        headers={"HX-Request": "true", "HX-History-Restore-Request": "true"},
+    )
+    assert answer.status_code == 200
+    assert "<html" in answer.text
+    assert f'data-field="{ADDED}"' in answer.text
+
+
 def test_a_version_with_itself_has_no_differences(client: TestClient) -> None:
     _second_version(client)
     fragment = client.get(
