@@ -27,8 +27,12 @@ import anyio
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from mesh_stream.descriptor import Classification, DataProduct
-from mesh_stream.errors import DeserializationError, MeshError, ProductNotFoundError
-from mesh_stream.errors import RegistryUnavailableError as _Unavailable
+from mesh_stream.errors import (
+    DeserializationError,
+    MeshError,
+    ProductNotFoundError,
+    RegistryUnavailableError,
+)
 from mesh_stream.kafka.clients import make_consumer
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.registry.service.auth import ADMIN
@@ -51,9 +55,9 @@ MASK = "••• (PII)"
 MAX_ERROR_CHARS = 300
 
 
-def no_kafka_error() -> _Unavailable:
+def no_kafka_error() -> RegistryUnavailableError:
     """The error of a registry that has no Kafka connection (an in-memory one)."""
-    return _Unavailable(
+    return RegistryUnavailableError(
         "no Kafka connection here: this registry keeps its state in memory, so it cannot "
         "read product topics for a live sample (run it over Kafka: `mesh registry serve`)",
         status=503,
@@ -470,10 +474,10 @@ class ProductSampler:
                     pending.discard(partition)
         return read
 
-    def _unreachable(self, topic: str, exc: KafkaException) -> _Unavailable:
+    def _unreachable(self, topic: str, exc: KafkaException) -> RegistryUnavailableError:
         error = exc.args[0] if exc.args else None
         text = error.str() if isinstance(error, KafkaError) else str(exc)
-        return _Unavailable(
+        return RegistryUnavailableError(
             f"cannot read {topic} for a sample: Kafka did not answer within "
             f"{self.deadline_seconds:g} s ({text}); is the broker up?",
             status=503,
