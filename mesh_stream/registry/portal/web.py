@@ -14,13 +14,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.base import BaseHTTPMiddleware
 
-from mesh_stream.registry.portal.access import SessionSealer, drop_session
+from mesh_stream.errors import RegistryUnavailableError
+from mesh_stream.registry.portal.access import SessionSealer, ViewerDep, drop_session
+from mesh_stream.registry.service.context import render_error
 
 PREFIX = "/ui"
 STATIC = f"{PREFIX}/static"
@@ -91,6 +93,50 @@ class SecurityHeaders(BaseHTTPMiddleware):
         return response
 
 
+def _unknown_pages() -> APIRouter:
+    """A friendly 404 page for any other ``/ui`` path (after the sign-in rule, like a page)."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/ui/{rest:path}")
+    async def unknown_page(request: Request, viewer: ViewerDep, rest: str) -> HTMLResponse:  # noqa: ARG001
+        return render(
+            request,
+            "error.html",
+            {
+                "title": "Page not found",
+                "message": f"The portal has no page at {request.url.path}.",
+            },
+            status_code=404,
+        )
+
+    return router
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    """Kafka cannot confirm a credential (or serve a read) right now: a page says so in
+    HTML; the API and the portal's fragments keep the API's JSON 503."""
+    assert isinstance(exc, RegistryUnavailableError)
+    path = request.url.path
+    if (
+        not is_guarded(path)
+        or path.startswith(f"{PREFIX}/api/")
+        or request.headers.get("hx-request")
+    ):
+        return render_error(exc)
+    response = render(
+        request,
+        "error.html",
+        {
+            "title": "The registry is unavailable",
+            "message": "The registry cannot reach Kafka right now, so it cannot check who you "
+            "are or read the catalog. Try again in a few seconds.",
+        },
+        status_code=503,
+    )
+    response.headers["Retry-After"] = str(getattr(exc, "retry_after", None) or 5)
+    return response
+
+
 def install_portal(app: FastAPI, *, session_secret: str | None = None) -> None:
     """Mount the portal on ``app`` (the registry app from ``create_app``).
 
@@ -104,7 +150,9 @@ def install_portal(app: FastAPI, *, session_secret: str | None = None) -> None:
     app.include_router(access.router)
     for router in pages.routers():
         app.include_router(router)
+    app.include_router(_unknown_pages())  # last: only what no page family answers
     app.add_exception_handler(access.SignInRequiredError, access.send_to_sign_in)
+    app.add_exception_handler(RegistryUnavailableError, _unavailable)
     app.add_middleware(SecurityHeaders)
 
     @app.get("/docs", include_in_schema=False, tags=["meta"])

@@ -84,6 +84,7 @@ def _app(*, read_auth: bool = True, failures: int = 20) -> FastAPI:
     async def probe(seen: ViewerDep) -> PlainTextResponse:
         return PlainTextResponse(f"principal={seen.principal} signed_in={seen.signed_in}")
 
+    app.router.routes.insert(0, app.router.routes.pop())  # before the portal's 404 page
     return app
 
 
@@ -416,3 +417,46 @@ def test_every_portal_page_needs_the_viewer_and_redirects_anonymous_readers() ->
                 assert answer.headers["location"].startswith("/ui/login?next=%2Fui")
     statics = [r for r in app.routes if getattr(r, "path", "") == "/ui/static"]
     assert len(statics) == 1  # the one mount without a viewer: assets, no data
+
+
+def test_an_unknown_portal_path_is_a_friendly_404_page_after_the_sign_in_rule() -> None:
+    guarded = _client(_app())
+    assert guarded.get("/ui/no/such/page").status_code == 303  # nothing shown before sign-in
+    assert _sign_in(guarded, TOKENS["orders"]).status_code == 303
+    missing = guarded.get("/ui/no/such/page?x=<script>")
+    assert missing.status_code == 404
+    assert "text/html" in missing.headers["content-type"]
+    assert "Page not found" in missing.text
+    assert "The portal has no page at /ui/no/such/page." in missing.text
+    assert "<script>" not in missing.text
+    assert _client(_app(read_auth=False)).get("/ui/nothing").status_code == 404
+    assert _client(_app(read_auth=False)).get("/ui/static/nothing.js").status_code == 404
+
+
+def test_kafka_unreachable_while_checking_a_session_is_a_503_page_not_json() -> None:
+    from mesh_stream.errors import RegistryUnavailableError
+
+    def unreachable() -> None:
+        raise RegistryUnavailableError("Kafka unreachable", status=503, error_code=50302)
+
+    for read_auth in (True, False):
+        app = _app(read_auth=read_auth)
+        client = _client(app)
+        assert _sign_in(client, TOKENS["orders"]).status_code == 303
+        app.state.services.auth._catch_up = unreachable
+        page = client.get("/ui/probe")
+        if read_auth:  # who it is cannot be checked, and reading needs someone
+            assert page.status_code == 503
+            assert "text/html" in page.headers["content-type"]
+            assert "The registry is unavailable" in page.text
+            assert page.headers["retry-after"] == "5"
+            fragment = client.get("/ui/probe", headers={"HX-Request": "true"})
+            assert fragment.status_code == 503
+            assert fragment.json()["error_code"] == 50302
+        else:  # an open read is served as to an anonymous reader
+            assert page.status_code == 200
+            assert page.text == "principal=None signed_in=False"
+        api = client.get("/subjects", auth=("orders", TOKENS["orders"]))
+        assert api.status_code == (503 if read_auth else 200)  # the API's own rule, as before
+        if read_auth:
+            assert api.json()["error_code"] == 50302
