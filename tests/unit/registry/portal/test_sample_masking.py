@@ -406,3 +406,20 @@ def test_a_broker_that_does_not_answer_is_a_503_within_the_deadline(services: Se
     assert caught.value.message.startswith(
         "cannot read customers.customer-profile.v1 for a sample: Kafka did not answer within 1 s"
     )
+
+
+def test_the_product_page_section_says_who_sees_pii() -> None:
+    client, _ = _portal(with_sampler=True)
+    url = f"/ui/products/{PROFILE}"
+    anonymous = client.get(url)
+    assert anonymous.status_code == 200
+    section = anonymous.text.split('<section class="sample"', 1)[1].split("</section>", 1)[0]
+    assert "unless you sign in as the\n    <strong>customers</strong> domain" in section
+    assert f'hx-get="/ui/products/{PROFILE}/sample"' in section
+    assert 'hx-trigger="revealed"' in section
+    owner = client.get(url, headers={"Authorization": "Bearer customers-secret"})
+    assert "your domain owns this product" in owner.text
+    open_registry = create_app(InMemoryStore())
+    register_sample_mesh(open_registry.state.services)
+    page = TestClient(open_registry).get(url)
+    assert "This registry has no credentials, so everyone sees every field." in page.text
