@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -23,7 +23,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from mesh_stream.descriptor import PRODUCT_NAME, DataProduct, ProductKind
-from mesh_stream.errors import MeshError
+from mesh_stream.errors import MeshError, ProductNotFoundError
 from mesh_stream.health import Figure, FigureName, ProductHealth, Status
 from mesh_stream.registry.portal.access import Viewer, ViewerDep
 from mesh_stream.registry.portal.charts import LineChart, line_chart, time_label
@@ -104,7 +104,7 @@ def _row(
     slo: str,
     target: str,
     figure: Figure | None,
-    fmt: Any,
+    fmt: Callable[[float], str],
     *,
     stale: bool,
     subject: str | None = None,
@@ -622,7 +622,11 @@ async def product_page(request: Request, name: str, viewer: ViewerDep) -> HTMLRe
     product = _lookup(services, name)
     if product is None:
         return not_found(request, name)
-    return render(request, "product.html", page_context(request, services, product, viewer))
+    try:
+        context = page_context(request, services, product, viewer)
+    except ProductNotFoundError:  # deleted since the lookup
+        return not_found(request, name)
+    return render(request, "product.html", context)
 
 
 @router.get("/products/{name}/diff", response_class=HTMLResponse)
@@ -643,7 +647,10 @@ async def product_diff(
     diff = diff_view(versions, raw_from, raw_to)
     if _swaps_fragment(request):
         return render(request, "_diff.html", {"product": product, "diff": diff})
-    context = page_context(request, services, product, viewer)
+    try:
+        context = page_context(request, services, product, viewer)
+    except ProductNotFoundError:
+        return not_found(request, name)
     context["diff"] = diff
     if diff.old is not None:
         context["default_from"], context["default_to"] = diff.old, diff.new
