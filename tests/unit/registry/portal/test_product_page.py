@@ -741,11 +741,13 @@ def test_unknown_and_hostile_names_get_a_friendly_404_page(
 
 
 def test_what_never_reaches_the_page_is_still_no_500(client: TestClient) -> None:
-    """A name with a slash matches no portal route, and text that is not UTF-8 is refused by
-    the registry's edge before any route: both answer with a reason, never a traceback."""
+    """A name with a slash is no product page (the portal's page-not-found answers it), and
+    text that is not UTF-8 is refused by the registry's edge before any route: both answer
+    with a reason, never a traceback."""
     answer = client.get("/ui/products/<script>alert(1)</script>")
     assert answer.status_code == 404
-    assert "<script>" not in answer.text
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "<script>alert" not in answer.text
     answer = client.get("/ui/products/%ED%A0%80.x")
     assert answer.status_code == 422
     assert "not valid UTF-8" in answer.text
