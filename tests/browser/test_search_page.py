@@ -101,7 +101,7 @@ def test_the_domains_page_lists_every_sample_domain_with_its_products(
         )
         assert listed == sorted(p for p in portal_mesh.products if p.startswith(f"{domain}."))
         badge = page.locator(f'li.domain[data-domain="{domain}"] h2 .badge')
-        assert badge.inner_text() in ("ok", "degraded", "breached", "unknown")
+        assert badge.inner_text() in ("ok", "degraded", "breached", "no data")
     screenshot(page, "domains")
     assert axe_violations(page) == []
     with page.expect_navigation():

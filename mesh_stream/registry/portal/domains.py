@@ -2,7 +2,7 @@
 
 Each domain (the part of product names before the dot) with its owner teams, its products
 (kind and health badge), how many products are in each health status, and its worst status
-(``unknown`` ranks lowest, as ``no data`` does for the monitor: a product nobody measured
+(``no data`` ranks lowest, as for the monitor: a product nobody measured
 does not hide a breached one). Built from the same cached index as the search page, plus the
 per-request health.
 """

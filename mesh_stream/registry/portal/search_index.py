@@ -45,7 +45,7 @@ PAGE_SIZE = 50
 #: Most tag values listed (by count); an active tag is always listed.
 MAX_TAGS_SHOWN = 25
 #: The health facet's value for a product the monitor has no current measurement of.
-UNKNOWN = "unknown"
+UNKNOWN = "no data"
 #: Health values, best first, and how bad each is for a domain's worst status.
 HEALTH_ORDER = ("ok", "degraded", "breached", UNKNOWN)
 _SEVERITY = {UNKNOWN: 0, "ok": 1, "degraded": 2, "breached": 3}
@@ -66,7 +66,8 @@ NO_HEALTH = HealthSummary()
 
 
 def summarize(health: ProductHealth | None) -> HealthSummary:
-    """A product's current health as a card shows it (``unknown`` for ``no data``)."""
+    """A product's current health as a card shows it (the monitor's ``no data`` when it
+    has no current measurement)."""
     if health is None:
         return NO_HEALTH
     last: int | None = None
@@ -80,8 +81,8 @@ def summarize(health: ProductHealth | None) -> HealthSummary:
 
 
 def worst_status(statuses: Iterable[str]) -> str:
-    """The most severe health value (``unknown`` ranks lowest, as ``no data`` does in
-    :func:`mesh_stream.health.worst`: it says nothing); ``unknown`` when there is none."""
+    """The most severe health value (``no data`` ranks lowest, as in
+    :func:`mesh_stream.health.worst`: it says nothing); ``no data`` when there is none."""
     return max(statuses, key=lambda s: _SEVERITY.get(s, 0), default=UNKNOWN)
 
 

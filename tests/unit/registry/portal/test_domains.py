@@ -45,7 +45,7 @@ def test_every_domain_is_listed_with_its_products_teams_and_health(portal: TestC
     assert '<span class="badge breached">1 breached</span>' in payments
     analytics = domain_block(page, "analytics")
     assert "<td>aggregate</td>" in analytics
-    assert '<span class="badge unknown">1 unknown</span>' in analytics
+    assert '<span class="badge no-data">1 no data</span>' in analytics
     assert "<td>—</td>" in analytics  # no measurement: no last record time
 
 
@@ -85,11 +85,11 @@ def test_the_overview_groups_by_domain_and_ranks_unknown_lowest(portal: TestClie
     by_name = {d.name: d for d in overview}
     assert [d.name for d in overview] == ["analytics", "customers", "orders", "payments"]
     assert by_name["orders"].worst == "breached"
-    assert by_name["customers"].worst == "unknown"
+    assert by_name["customers"].worst == "no data"
     assert by_name["customers"].search_url == "/ui/products?domain=customers"
-    assert worst_status(["unknown", "ok"]) == "ok"
-    assert worst_status(["ok", "degraded", "unknown"]) == "degraded"
-    assert worst_status([]) == "unknown"
+    assert worst_status(["no data", "ok"]) == "ok"
+    assert worst_status(["ok", "degraded", "no data"]) == "degraded"
+    assert worst_status([]) == "no data"
 
 
 def test_an_empty_registry_says_so() -> None:

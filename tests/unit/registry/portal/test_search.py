@@ -121,7 +121,7 @@ def healthy(product: str, status: Status, *, freshness: float | None = FRESHNESS
 
 def make_portal(*, read_requires_auth: bool = False) -> tuple[TestClient, InMemoryHealthFeed]:
     """A registry holding :data:`PRODUCTS`; orders is ``ok``, payments ``breached``, the others
-    have no health record (``unknown``)."""
+    have no health record (``no data``)."""
     feed = InMemoryHealthFeed()
     app = create_app(
         InMemoryStore(),
@@ -246,7 +246,7 @@ def test_cards_show_owner_badges_health_and_last_record_time(portal: TestClient)
     assert "health: breached" in payments
     assert '<span class="badge confidential"' in payments
     revenue = card(page, "analytics.revenue-by-region")
-    assert "health: unknown" in revenue
+    assert "health: no data" in revenue
     assert "Last record:\n    —" in revenue
     assert "analytics-platform" in revenue
 
@@ -286,9 +286,9 @@ def test_facets_count_given_the_other_filters(portal: TestClient) -> None:
 
 def test_health_facet_filters_on_the_monitors_status(portal: TestClient) -> None:
     page = search(portal)
-    assert facet_counts(page, "health") == {"ok": 1, "breached": 1, "unknown": 2}
+    assert facet_counts(page, "health") == {"ok": 1, "breached": 1, "no data": 2}
     assert card_names(search(portal, health="breached")) == ["payments.payment-captured"]
-    assert sorted(card_names(search(portal, health="unknown"))) == [
+    assert sorted(card_names(search(portal, health="no data"))) == [
         "analytics.revenue-by-region",
         "customers.customer-profile",
     ]
@@ -524,5 +524,5 @@ def test_health_summary_reads_the_last_record_time_from_the_freshness_figure() -
     summary = summarize(record)
     assert summary.status == "degraded"
     assert summary.last_record_ms == record.measured_at_ms - 10_000
-    assert summarize(healthy("x.y", Status.NO_DATA, freshness=None)).status == "unknown"
+    assert summarize(healthy("x.y", Status.NO_DATA, freshness=None)).status == "no data"
     assert summarize(None).last_record_ms is None
