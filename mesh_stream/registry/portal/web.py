@@ -37,7 +37,11 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
 }
+#: Pages (not static files) may show what only a signed-in viewer may read, and the sign-in
+#: form a CSRF token: no cache keeps them.
+PAGE_CACHE_CONTROL = "no-store"
 
 
 def _package_dir(name: str) -> Path:
@@ -78,8 +82,9 @@ def is_guarded(path: str) -> bool:
 
 
 class SecurityHeaders(BaseHTTPMiddleware):
-    """Adds :data:`SECURITY_HEADERS` to every portal and API-docs answer, errors included,
-    and drops a session cookie the viewer found no longer valid (``session_ended``)."""
+    """Adds :data:`SECURITY_HEADERS` to every portal and API-docs answer, errors included
+    (and ``Cache-Control: no-store`` to all but static files), and drops a session cookie
+    the viewer found no longer valid (``session_ended``)."""
 
     async def dispatch(
         self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -88,6 +93,8 @@ class SecurityHeaders(BaseHTTPMiddleware):
         if is_guarded(request.url.path):
             for name, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
+            if not request.url.path.startswith(f"{STATIC}/"):
+                response.headers.setdefault("Cache-Control", PAGE_CACHE_CONTROL)
             if getattr(request.state, "session_ended", False):
                 drop_session(response, request)
         return response

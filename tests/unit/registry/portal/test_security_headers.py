@@ -71,6 +71,10 @@ def test_every_portal_answer_carries_the_security_headers(path: str, read_auth: 
     assert answer.status_code < 500, (path, answer.status_code, answer.text[:300])
     for name, value in SECURITY_HEADERS.items():
         assert answer.headers.get(name) == value, (path, name, answer.status_code)
+    if path.startswith("/ui/static/"):
+        assert "no-store" not in answer.headers.get("cache-control", "")
+    else:
+        assert answer.headers["cache-control"] == "no-store"
 
 
 def test_errors_and_posts_carry_them_too() -> None:
