@@ -3,8 +3,8 @@
 `make vendor` runs `npm ci` in tools/vendor (versions pinned in its package.json and
 package-lock.json), then this script. The files are committed, so the registry serves them
 without Node or the internet at run time; VENDORED.json records each file's package,
-version, licence and SHA-256, and tests/unit/registry/test_portal_vendor.py fails when a
-vendored file no longer matches it (edited by hand, or a half-done update).
+version, licence and SHA-256, and tests/unit/registry/portal/test_vendored_assets.py fails
+when a vendored file no longer matches it (edited by hand, or a half-done update).
 """
 
 from __future__ import annotations
