@@ -460,3 +460,26 @@ def test_kafka_unreachable_while_checking_a_session_is_a_503_page_not_json() -> 
         assert api.status_code == (503 if read_auth else 200)  # the API's own rule, as before
         if read_auth:
             assert api.json()["error_code"] == 50302
+
+
+def test_odd_sign_in_forms_get_the_form_back_never_json() -> None:
+    client = _client(_app(failures=100))
+    csrf, _ = _form_token(client)
+    odd = [
+        {"token": "t" * 20_000, "csrf_token": csrf, "next": "/ui/probe"},
+        {"token": "\u00e9\u0000\ud7ff", "csrf_token": csrf},
+        {"token": TOKENS["orders"], "csrf_token": csrf * 50},
+        {"token": TOKENS["orders"], "csrf_token": csrf, "next": "/ui/" + "n" * 50_000},
+    ]
+    statuses = []
+    for form in odd:
+        answer = client.post("/ui/login", data=form)
+        statuses.append(answer.status_code)
+        if answer.status_code == 303:
+            assert answer.headers["location"] == "/ui/products"  # next too long: home
+        else:
+            assert "text/html" in answer.headers["content-type"]
+            assert 'role="alert"' in answer.text
+    assert statuses == [401, 401, 403, 303]
+    as_json = client.post("/ui/login", json={"token": TOKENS["orders"], "csrf_token": csrf})
+    assert as_json.status_code == 403  # not a form: no CSRF token in it
