@@ -206,10 +206,23 @@ def safe_next(target: str | None) -> str:
 async def send_to_sign_in(request: Request, exc: Exception) -> Response:
     """The handler of :class:`SignInRequiredError`: to the form, coming back afterwards."""
     assert isinstance(exc, SignInRequiredError)
-    target = f"/ui/login?next={quote(exc.path, safe='')}"
     if request.headers.get("hx-request") or request.url.path.startswith("/ui/api/"):
+        # A fragment is no page to come back to: the page the browser shows is.
+        back = _page_shown(request.headers.get("hx-current-url"))
+        target = f"/ui/login?next={quote(back, safe='')}"
         return Response("sign in first", status_code=401, headers={"HX-Redirect": target})
-    return RedirectResponse(target, status_code=303)
+    return RedirectResponse(f"/ui/login?next={quote(exc.path, safe='')}", status_code=303)
+
+
+def _page_shown(current_url: str | None) -> str:
+    """The portal page htmx says the browser shows (``HX-Current-URL``), else :data:`HOME`."""
+    if not current_url:
+        return HOME
+    try:
+        parts = urlsplit(current_url)
+    except ValueError:
+        return HOME
+    return safe_next(parts.path + (f"?{parts.query}" if parts.query else ""))
 
 
 def _csrf_token(request: Request) -> str:

@@ -130,7 +130,13 @@ def test_a_page_without_a_credential_redirects_to_the_sign_in_form() -> None:
     # htmx asks for fragments: a 401 telling htmx where to go, not a page to swap in
     partial = client.get("/ui/probe", headers={"HX-Request": "true"})
     assert partial.status_code == 401
-    assert partial.headers["hx-redirect"] == "/ui/login?next=%2Fui%2Fprobe"
+    assert partial.headers["hx-redirect"] == "/ui/login?next=%2Fui%2Fproducts"
+    shown = "http://testserver/ui/products?q=revenue"
+    partial = client.get("/ui/probe", headers={"HX-Request": "true", "HX-Current-URL": shown})
+    assert partial.headers["hx-redirect"] == "/ui/login?next=%2Fui%2Fproducts%3Fq%3Drevenue"
+    for foreign in ("https://evil.com/x", "//evil.com", "http://[", "/ui/../docs"):
+        partial = client.get("/ui/probe", headers={"HX-Request": "true", "HX-Current-URL": foreign})
+        assert partial.headers["hx-redirect"] == "/ui/login?next=%2Fui%2Fproducts", foreign
 
 
 def test_signing_in_lands_on_next_with_a_sealed_strict_cookie() -> None:
