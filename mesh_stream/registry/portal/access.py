@@ -178,10 +178,10 @@ def _here(request: Request) -> str:
 def safe_next(target: str | None) -> str:
     """``target`` when it is a page of the portal, else :data:`HOME` (no open redirect).
 
-    Accepted: an absolute path ``/ui`` or ``/ui/...`` with an optional query, nothing a
-    browser could read as another host or scheme (``//``, ``\\``, ``https:``, ``@`` before a
-    slash, control characters), and no ``.``/``..`` segment, plain or percent-encoded
-    (browsers resolve ``/ui/%2e%2e/x`` to ``/x``).
+    Accepted: an absolute path ``/ui`` or ``/ui/...`` (so ``/ui@evil.com`` is not) with an
+    optional query, nothing a browser could read as another host or scheme (``//``, ``\\``,
+    ``https:``, whitespace or control characters, also percent-encoded), and no ``.``/``..``
+    segment, plain or percent-encoded (browsers resolve ``/ui/%2e%2e/x`` to ``/x``).
     """
     if not target or len(target) > MAX_NEXT:
         return HOME
