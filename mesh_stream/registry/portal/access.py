@@ -196,7 +196,7 @@ def safe_next(target: str | None) -> str:
     if parts.scheme or parts.netloc or parts.fragment or not inside:
         return HOME
     decoded = unquote(path)
-    if "\\" in decoded or "//" in decoded:
+    if "\\" in decoded or "//" in decoded or not decoded.isprintable():
         return HOME
     if any(segment in (".", "..") for segment in decoded.split("/")):
         return HOME

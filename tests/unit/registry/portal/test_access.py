@@ -62,6 +62,7 @@ HOSTILE_NEXT = [
     "/ui/.",
     "/ui/\t/evil.com",
     "/ui/\r\nSet-Cookie: x=1",
+    "/ui/%0d%0aSet-Cookie:%20x=1",
     " /ui/products",
     "/ui/products#@evil.com",
     "\uff0f\uff0fevil.com",  # fullwidth solidus twice
