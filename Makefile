@@ -44,7 +44,7 @@ browser:  ## Debian's chromium and chromium-driver, and axe-core for the browser
 			echo "make browser: $(CHROMIUM) is missing and apt-get is not available; install Debian's chromium and chromium-driver packages"; exit 1; \
 		fi; \
 		echo ">> installing Debian's chromium and chromium-driver with apt-get"; \
-		$(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium chromium-driver || exit 1; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver || exit 1; \
 	fi
 	@if [ ! -d $(NODE_ASSETS) ] || [ tools/vendor/package-lock.json -nt $(NODE_ASSETS) ]; then \
 		if ! command -v npm >/dev/null 2>&1; then \
