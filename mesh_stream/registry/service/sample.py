@@ -178,8 +178,6 @@ def mask_value(value: Any, schema: Any, paths: set[str]) -> Any:
     ``paths`` (as :func:`pii_field_paths` makes them) or marked ``"pii": true`` in ``schema``
     replaced by :data:`MASK`, in whichever record, union branch, array item or map value it
     turns up, at any depth of a recursive type."""
-    if not paths:
-        return value
     return _mask(value, schema, "", paths, {})
 
 
@@ -334,7 +332,8 @@ class ProductSampler:
             for item in latest.get("fields") or ()
             if isinstance(item, Mapping)
         ]
-        hidden = set() if sees_pii(principal, product) else self._pii_paths(product, latest)
+        masking = not sees_pii(principal, product)
+        hidden = self._pii_paths(product, latest) if masking else set()
         decoder = RecordDecoder(
             _RegistrySchemas(self.catalog.schemas), subject=product.value_subject
         )
@@ -343,7 +342,9 @@ class ProductSampler:
             key=lambda m: (m.timestamp()[1], m.offset(), -m.partition()),
             reverse=True,
         )[:limit]
-        records = [self._record(product, message, decoder, hidden) for message in newest]
+        records = [
+            self._record(product, message, decoder, hidden, masking=masking) for message in newest
+        ]
         for record in records:  # fields of older versions the latest schema no longer has
             for name in record.value or {}:
                 if name not in columns:
@@ -358,13 +359,19 @@ class ProductSampler:
         )
 
     def _pii_paths(self, product: DataProduct, latest: Mapping[str, Any]) -> set[str]:
-        """What a viewer outside the domain must not see: every PII-marked path of any live
-        version; every top-level field of a ``pii`` product that marks none (then any field
-        may be personal)."""
+        """What a viewer outside the domain must not see: every PII-marked path of any
+        version, soft-deleted ones too (their records may still be on the topic); every
+        top-level field of a ``pii`` product that marks none (then any field may be
+        personal)."""
         paths: set[str] = set()
-        for version in self.catalog.schemas.live_versions(product.value_subject):
-            text = self.catalog.schemas.get_schema(version.schema_id)
-            paths |= pii_field_paths(json.loads(text))
+        schemas = self.catalog.schemas
+        try:
+            numbers = schemas.versions(product.value_subject, deleted=True)
+        except MeshError:  # no version at all yet
+            numbers = []
+        for number in numbers:
+            version = schemas.get_version(product.value_subject, number, deleted=True)
+            paths |= pii_field_paths(json.loads(version.schema))
         if not paths and product.classification is Classification.PII:
             paths = {
                 str(item.get("name"))
@@ -379,6 +386,8 @@ class ProductSampler:
         message: Any,
         decoder: RecordDecoder,
         hidden: set[str],
+        *,
+        masking: bool,
     ) -> SampledRecord:
         stamp_type, stamp = message.timestamp()
         raw_key = message.key()
@@ -405,9 +414,11 @@ class ProductSampler:
             return SampledRecord(
                 **base, error=f"{where}: cannot decode ({type(exc).__name__})"[:MAX_ERROR_CHARS]
             )
-        if hidden:
+        if masking:  # the writer schema's own marks count even when no version lists one
             writer = json.loads(self.catalog.schemas.get_schema(schema_id))
             value = mask_value(value, writer, hidden)
+            if key is not None and product.key_field in pii_field_paths(writer):
+                base["key"] = MASK
         return SampledRecord(**base, value=jsonable(value), schema_id=schema_id)
 
     def _fetch(self, topic: str, limit: int, deadline: float) -> _Read:

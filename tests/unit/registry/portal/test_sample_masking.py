@@ -423,3 +423,59 @@ def test_the_product_page_section_says_who_sees_pii() -> None:
     register_sample_mesh(open_registry.state.services)
     page = TestClient(open_registry).get(url)
     assert "This registry has no credentials, so everyone sees every field." in page.text
+
+
+def test_pii_marked_only_in_a_soft_deleted_version_stays_masked() -> None:
+    """Records written with a version that marked a field PII keep it masked after that
+    version is soft-deleted and no live version marks anything (the writer schema says so)."""
+    app = create_app(InMemoryStore())
+    found: Services = app.state.services
+    marked = {
+        "type": "record",
+        "name": "Visit",
+        "fields": [
+            {"name": "email", "type": "string", "pii": True},
+            {"name": "page", "type": "string"},
+        ],
+    }
+    unmarked = {**marked, "fields": [{"name": "email", "type": "string"}, marked["fields"][1]]}
+    subject = "orders.visit.v1-value"
+    first = found.schemas.register(subject, json.dumps(marked))
+    found.schemas.register(subject, json.dumps(unmarked))
+    found.schemas.delete_version(subject, 1)
+    found.products.put(
+        {
+            "name": "orders.visit",
+            "domain": "orders",
+            "kind": "source-aligned",
+            "description": "Page visits.",
+            "owner": {"team": "t", "contact": "t@example.org"},
+            "schema": "schemas/orders/visit.avsc",
+            "key_field": "email",
+            "slos": {"freshness_seconds": 5, "availability": 99.0},
+            "classification": "internal",
+        },
+        principal="admin",
+    )
+    product = found.products.get_product("orders.visit")
+    assert product is not None
+    framed = RecordEncoder(json.dumps(marked), first.schema_id).encode(
+        {"email": "ann@example.org", "page": "/"}
+    )
+    message = Message(
+        topic=product.topic,
+        partition=0,
+        offset=0,
+        key=b"ann@example.org",
+        value=framed,
+        timestamp=(1, 1),
+    )
+    sampler = ProductSampler(KafkaConnection.create("127.0.0.1:1"), found.products)
+    for outsider in ("payments", None):
+        shown = sampler.assemble(product, [message], outsider, limit=5)
+        assert shown.records[0].value == {"email": MASK, "page": "/"}
+        assert shown.records[0].key == MASK
+        assert "email" in shown.masked
+    owner = sampler.assemble(product, [message], "orders", limit=5).records[0]
+    assert owner.value == {"email": "ann@example.org", "page": "/"}
+    assert owner.key == "ann@example.org"
