@@ -333,7 +333,7 @@ class ProductSampler:
             if isinstance(item, Mapping)
         ]
         masking = not sees_pii(principal, product)
-        hidden = self._pii_paths(product, latest) if masking else set()
+        hidden, whole = self._pii_paths(product) if masking else (set(), False)
         decoder = RecordDecoder(
             _RegistrySchemas(self.catalog.schemas), subject=product.value_subject
         )
@@ -343,7 +343,8 @@ class ProductSampler:
             reverse=True,
         )[:limit]
         records = [
-            self._record(product, message, decoder, hidden, masking=masking) for message in newest
+            self._record(product, message, decoder, hidden, masking=masking, whole=whole)
+            for message in newest
         ]
         for record in records:  # fields of older versions the latest schema no longer has
             for name in record.value or {}:
@@ -358,27 +359,32 @@ class ProductSampler:
             masked=sorted(hidden),
         )
 
-    def _pii_paths(self, product: DataProduct, latest: Mapping[str, Any]) -> set[str]:
-        """What a viewer outside the domain must not see: every PII-marked path of any
-        version, soft-deleted ones too (their records may still be on the topic); every
-        top-level field of a ``pii`` product that marks none (then any field may be
-        personal)."""
-        paths: set[str] = set()
+    def _pii_paths(self, product: DataProduct) -> tuple[set[str], bool]:
+        """What a viewer outside the domain must not see, and whether that is every field.
+
+        Every PII-marked path of any version, soft-deleted ones too (their records may
+        still be on the topic). A ``pii`` product that marks none hides every field (any
+        may be personal), the key and the fields only older versions have included: then
+        the paths are every version's top-level fields and ``whole`` is True.
+        """
         schemas = self.catalog.schemas
         try:
             numbers = schemas.versions(product.value_subject, deleted=True)
         except MeshError:  # no version at all yet
             numbers = []
-        for number in numbers:
-            version = schemas.get_version(product.value_subject, number, deleted=True)
-            paths |= pii_field_paths(json.loads(version.schema))
-        if not paths and product.classification is Classification.PII:
-            paths = {
-                str(item.get("name"))
-                for item in latest.get("fields") or ()
-                if isinstance(item, Mapping)
-            }
-        return paths
+        parsed = [
+            json.loads(schemas.get_version(product.value_subject, number, deleted=True).schema)
+            for number in numbers
+        ]
+        paths: set[str] = set()
+        for schema in parsed:
+            paths |= pii_field_paths(schema)
+        if paths or product.classification is not Classification.PII:
+            return paths, False
+        for schema in parsed:
+            fields = schema.get("fields") if isinstance(schema, Mapping) else None
+            paths |= {str(item.get("name")) for item in fields or () if isinstance(item, Mapping)}
+        return paths, True
 
     def _record(
         self,
@@ -388,11 +394,12 @@ class ProductSampler:
         hidden: set[str],
         *,
         masking: bool,
+        whole: bool,
     ) -> SampledRecord:
         stamp_type, stamp = message.timestamp()
         raw_key = message.key()
         key = raw_key.decode("utf-8", "replace") if isinstance(raw_key, bytes) else None
-        if key is not None and product.key_field is not None and product.key_field in hidden:
+        if key is not None and (whole or (product.key_field or "") in hidden):
             key = MASK
         where = f"{product.topic}[{message.partition()}]@{message.offset()}"
         base = {
@@ -417,6 +424,8 @@ class ProductSampler:
         if masking:  # the writer schema's own marks count even when no version lists one
             writer = json.loads(self.catalog.schemas.get_schema(schema_id))
             value = mask_value(value, writer, hidden)
+            if whole and isinstance(value, dict):
+                value = dict.fromkeys(value, MASK)
             if key is not None and product.key_field in pii_field_paths(writer):
                 base["key"] = MASK
         return SampledRecord(**base, value=jsonable(value), schema_id=schema_id)

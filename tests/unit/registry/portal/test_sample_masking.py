@@ -479,3 +479,46 @@ def test_pii_marked_only_in_a_soft_deleted_version_stays_masked() -> None:
     owner = sampler.assemble(product, [message], "orders", limit=5).records[0]
     assert owner.value == {"email": "ann@example.org", "page": "/"}
     assert owner.key == "ann@example.org"
+
+
+def test_a_pii_product_marking_no_field_masks_fields_only_older_versions_have() -> None:
+    """A ``pii`` product with no marks masks every field for outsiders, the fields of an
+    older version's records that the latest schema dropped included."""
+    app = create_app(InMemoryStore())
+    found: Services = app.state.services
+    older = {
+        "type": "record",
+        "name": "Contact",
+        "fields": [{"name": "who", "type": "string"}, {"name": "phone", "type": "string"}],
+    }
+    newer = {**older, "fields": [older["fields"][0]]}
+    subject = "customers.contact.v1-value"
+    first = found.schemas.register(subject, json.dumps(older))
+    found.schemas.register(subject, json.dumps(newer))
+    found.products.put(
+        {
+            "name": "customers.contact",
+            "domain": "customers",
+            "kind": "source-aligned",
+            "description": "Contacts, unmarked.",
+            "owner": {"team": "t", "contact": "t@example.org"},
+            "schema": "schemas/customers/contact.avsc",
+            "slos": {"freshness_seconds": 5, "availability": 99.0},
+            "classification": "pii",
+        },
+        principal="admin",
+    )
+    product = found.products.get_product("customers.contact")
+    assert product is not None
+    framed = RecordEncoder(json.dumps(older), first.schema_id).encode(
+        {"who": "Ann", "phone": "+44 1"}
+    )
+    message = Message(
+        topic=product.topic, partition=0, offset=0, key=b"Ann", value=framed, timestamp=(1, 1)
+    )
+    sampler = ProductSampler(KafkaConnection.create("127.0.0.1:1"), found.products)
+    shown = sampler.assemble(product, [message], "orders", limit=5).records[0]
+    assert shown.value == {"who": MASK, "phone": MASK}
+    assert shown.key == MASK
+    owner = sampler.assemble(product, [message], "customers", limit=5).records[0]
+    assert owner.value == {"who": "Ann", "phone": "+44 1"}
