@@ -32,7 +32,7 @@ from urllib.parse import quote, unquote, urlsplit
 import anyio
 from cryptography.fernet import Fernet, InvalidToken
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from mesh_stream.errors import (
     AuthenticationError,
@@ -210,7 +210,10 @@ async def send_to_sign_in(request: Request, exc: Exception) -> Response:
         # A fragment is no page to come back to: the page the browser shows is.
         back = _page_shown(request.headers.get("hx-current-url"))
         target = f"/ui/login?next={quote(back, safe='')}"
-        return Response("sign in first", status_code=401, headers={"HX-Redirect": target})
+        headers = {"HX-Redirect": target}
+        if request.url.path.startswith("/ui/api/"):  # scripts read JSON, errors too
+            return JSONResponse({"error": "sign in first"}, status_code=401, headers=headers)
+        return Response("sign in first", status_code=401, headers=headers)
     return RedirectResponse(f"/ui/login?next={quote(exc.path, safe='')}", status_code=303)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.base import BaseHTTPMiddleware
@@ -101,11 +101,20 @@ class SecurityHeaders(BaseHTTPMiddleware):
 
 
 def _unknown_pages() -> APIRouter:
-    """A friendly 404 page for any other ``/ui`` path (after the sign-in rule, like a page)."""
+    """A friendly 404 page for any other ``/ui`` path (after the sign-in rule, like a page);
+    JSON under ``/ui/api/``, where scripts ask."""
     router = APIRouter(include_in_schema=False)
 
-    @router.get("/ui/{rest:path}")
-    async def unknown_page(request: Request, viewer: ViewerDep, rest: str) -> HTMLResponse:  # noqa: ARG001
+    @router.get("/ui/{rest:path}", response_model=None)
+    async def unknown_page(
+        request: Request,
+        viewer: ViewerDep,  # noqa: ARG001 - read auth
+        rest: str,  # noqa: ARG001
+    ) -> HTMLResponse | JSONResponse:
+        if request.url.path.startswith(f"{PREFIX}/api/"):
+            return JSONResponse(
+                {"error": f"The portal has no API at {request.url.path}."}, status_code=404
+            )
         return render(
             request,
             "error.html",
