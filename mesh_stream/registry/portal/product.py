@@ -34,6 +34,7 @@ from mesh_stream.registry.portal.schema_view import (
     json_line_diff,
     schema_fields,
 )
+from mesh_stream.registry.portal.search import record_time
 from mesh_stream.registry.portal.web import render
 from mesh_stream.registry.service.context import Services
 from mesh_stream.registry.service.schemas import SchemaVersion
@@ -553,7 +554,8 @@ def page_context(
         "consumers": consumers,
         "health": health if observed else None,
         "health_css": STATUS_CLASS[health.status] if health is not None else "unknown",
-        "health_at": time_label(health.measured_at_ms) if observed and health else None,
+        # dated like the cards' times: a stale measurement may be from another day
+        "health_at": record_time(health.measured_at_ms) if observed and health else None,
         "slos": slo_rows(product, health if observed else None),
         "charts": chart_series(product, history, end_ms=now) if history else [],
         "chart_hours": CHART_HOURS,

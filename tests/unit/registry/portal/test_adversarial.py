@@ -7,8 +7,10 @@ from __future__ import annotations
 import html
 import json
 import re
+import time
 import warnings
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -231,3 +233,20 @@ def test_a_product_never_measured_says_no_data_everywhere(client: TestClient) ->
         health = [w for w in words if "data" in w or "observed" in w or "health" in w]
         assert health, url
         assert all(w.removeprefix("health: ") == "no data" for w in health), (url, health)
+
+
+def test_the_product_page_dates_its_last_measurement() -> None:
+    """A stale measurement from 20 hours ago must not read as today's: the product page gives
+    its date and time as the cards do, not a bare HH:MM."""
+    from mesh_stream.registry.service.product_health import InMemoryHealthFeed
+    from tests.unit.registry.portal.test_product_page import _health
+
+    feed = InMemoryHealthFeed()
+    app = create_app(InMemoryStore(), credentials=Credentials(TOKENS), health_feed=feed)
+    with TestClient(app, raise_server_exceptions=False) as found:
+        _register(found, PLAIN, "Plain", "Plain.")
+        at_ms = int(time.time() * 1000) - 20 * 3_600_000
+        feed.push(_health(at_ms, 12.0, 40).model_copy(update={"product": PLAIN}))
+        page = found.get(f"/ui/products/{PLAIN}").text
+    stamp = datetime.fromtimestamp(at_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+    assert re.search(rf'measured <time datetime="[-0-9T:+]+">{stamp}:\d\d UTC</time>', page)
