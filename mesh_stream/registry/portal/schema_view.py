@@ -20,6 +20,8 @@ from typing import Any, Literal
 MAX_DEPTH = 32
 #: Longest rendering of a default value before it is cut (a huge default must not bloat pages).
 MAX_DEFAULT_CHARS = 200
+#: Most lines the raw JSON diff shows (two 5,000-field versions would make megabytes).
+MAX_DIFF_LINES = 2000
 NAMED_KINDS = ("record", "enum", "fixed")
 
 
@@ -254,7 +256,8 @@ def pretty_json(schema: Any) -> list[str]:
 def json_line_diff(
     old: Any, new: Any, *, old_label: str, new_label: str, context: int = 3
 ) -> list[DiffLine]:
-    """A unified diff of the two schemas' indented JSON (``difflib``), line by line."""
+    """A unified diff of the two schemas' indented JSON (``difflib``), line by line, at most
+    :data:`MAX_DIFF_LINES` of them and then one saying how many more there are."""
     lines: Sequence[str] = list(
         difflib.unified_diff(
             pretty_json(old),
@@ -266,7 +269,7 @@ def json_line_diff(
         )
     )
     found: list[DiffLine] = []
-    for line in lines:
+    for line in lines[:MAX_DIFF_LINES]:
         if line.startswith(("---", "+++")):
             found.append(DiffLine("file", line))
         elif line.startswith("@@"):
@@ -277,4 +280,6 @@ def json_line_diff(
             found.append(DiffLine("del", line))
         else:
             found.append(DiffLine("same", line))
+    if len(lines) > MAX_DIFF_LINES:
+        found.append(DiffLine("hunk", f"… {len(lines) - MAX_DIFF_LINES} more lines not shown"))
     return found

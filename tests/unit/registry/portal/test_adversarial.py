@@ -250,3 +250,18 @@ def test_the_product_page_dates_its_last_measurement() -> None:
         page = found.get(f"/ui/products/{PLAIN}").text
     stamp = datetime.fromtimestamp(at_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
     assert re.search(rf'measured <time datetime="[-0-9T:+]+">{stamp}:\d\d UTC</time>', page)
+
+
+def test_the_json_line_diff_of_two_huge_versions_is_cut_short() -> None:
+    """Two 4,000-field versions in opposite order: the raw line diff stops at
+    MAX_DIFF_LINES and says how many lines it left out (the field-wise diff has them all)."""
+    from mesh_stream.registry.portal.schema_view import MAX_DIFF_LINES, json_line_diff
+
+    fields = [{"name": f"f{i}", "type": "string", "doc": f"Field {i}."} for i in range(4000)]
+    old = {"type": "record", "name": "Big", "fields": fields}
+    new = {**old, "fields": fields[::-1]}
+    lines = json_line_diff(old, new, old_label="version 1", new_label="version 2")
+    assert len(lines) == MAX_DIFF_LINES + 1
+    assert re.fullmatch(r"… \d+ more lines not shown", lines[-1].text)
+    small = json_line_diff(old, {**old, "doc": "x"}, old_label="a", new_label="b")
+    assert not any("not shown" in line.text for line in small)
