@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from mesh_stream.cli.acl import acl
 from mesh_stream.cli.bench import bench
 from mesh_stream.cli.broker import broker
+from mesh_stream.cli.export import export
 from mesh_stream.cli.extras import explain_missing_module
 from mesh_stream.cli.init import init
 from mesh_stream.cli.lint import lint
@@ -81,6 +82,7 @@ def _environment_problems(exc: ValidationError) -> str:
 
 cli.add_command(acl)
 cli.add_command(broker)
+cli.add_command(export)
 cli.add_command(init)
 cli.add_command(lint)
 cli.add_command(monitor)

@@ -41,6 +41,7 @@ LAYERS: dict[str, int] = {
     "processing": 3,
     "products_plan": 3,
     "monitor": 3,
+    "exports": 2,  # AsyncAPI, ODCS, OpenLineage, DataHub documents: descriptor + registry client
     "broker": 4,
     "up": 4,
     "liveview": 4,

@@ -1,0 +1,103 @@
+"""What every `mesh export` command shares: which products, from where, written where."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import yaml
+
+from mesh_stream.errors import ConfigurationError, MeshError, ProjectNotFoundError
+from mesh_stream.exports.source import ExportedProduct, RegistrySource
+from mesh_stream.project import MeshProject, locate_project
+from mesh_stream.registry.client import RegistryClient
+from mesh_stream.settings import MeshSettings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def product_selection(command: F) -> F:
+    """``PRODUCT...``, ``--all``, ``--output DIR`` and ``--registry-url``."""
+    command = click.argument("names", metavar="[PRODUCT]...", nargs=-1)(command)
+    command = click.option(
+        "--all", "export_all", is_flag=True, help="Every product in the registry."
+    )(command)
+    command = click.option(
+        "--output",
+        "output",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Folder to write one file per document into (created when missing); "
+        "without it the documents go to standard output.",
+    )(command)
+    return click.option(
+        "--registry-url",
+        help="Registry base URL. [env: MESH_REGISTRY_URL; default http://127.0.0.1:8081]",
+    )(command)
+
+
+def open_source(settings: MeshSettings, registry_url: str | None) -> RegistrySource:
+    """The registry (read with the settings' credential) plus the local project if any."""
+    if registry_url:
+        settings = settings.model_copy(update={"registry_url": registry_url})
+    project: MeshProject | None
+    try:
+        project = locate_project(None, settings)
+    except ProjectNotFoundError:
+        project = None
+    return RegistrySource(RegistryClient.from_settings(settings), project)
+
+
+def selected(
+    source: RegistrySource, names: Sequence[str], export_all: bool
+) -> list[ExportedProduct]:
+    """The products named (or every registered one with ``--all``), warnings printed."""
+    if export_all and names:
+        raise click.UsageError("give product names or --all, not both")
+    if not export_all and not names:
+        raise click.UsageError("name at least one product, or pass --all")
+    wanted = source.names() if export_all else list(dict.fromkeys(names))
+    found = [source.product(name) for name in wanted]
+    for item in found:
+        for warning in item.warnings:
+            click.echo(f"warning: {warning}", err=True)
+    return found
+
+
+def write_documents(
+    documents: Iterable[tuple[str, Any]], output: Path | None, *, as_json: bool = False
+) -> list[Path]:
+    """Each ``(file name, document)`` into ``output`` (YAML unless the name ends in .json or
+    .jsonl), or all of them to standard output when ``output`` is None."""
+    written: list[Path] = []
+    if output is not None:
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"--output {output}: cannot create the folder: {exc.strerror or exc}"
+            ) from exc
+    for file_name, document in documents:
+        text = render(file_name, document, as_json=as_json)
+        if output is None:
+            sys.stdout.write(text)
+            continue
+        path = output / file_name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+        click.echo(f"wrote {path}", err=True)
+    return written
+
+
+def render(file_name: str, document: Any, *, as_json: bool = False) -> str:
+    if file_name.endswith(".jsonl"):
+        return "".join(json.dumps(item, sort_keys=False) + "\n" for item in document)
+    if as_json or file_name.endswith(".json"):
+        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+
+
+__all__ = ["MeshError", "open_source", "product_selection", "render", "selected", "write_documents"]
