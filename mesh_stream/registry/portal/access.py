@@ -13,10 +13,12 @@ another client's lock-out at the same address. With ``MESH_REGISTRY_READ_REQUIRE
 page asked for without a credential redirects to the sign-in form; without it, pages are
 open to read and signing in only changes what is masked (the live sample's PII fields).
 
-Forms are CSRF-safe twice over: the session cookie is ``SameSite=Strict`` and every form that
-changes something carries a token that must equal the ``mesh_csrf`` cookie (double submit;
-a new one at each sign-in). The ``next`` page of a sign-in is always a portal path
-(:func:`safe_next`): never another site, never outside ``/ui``.
+Forms are CSRF-safe three times over: the session cookie is ``SameSite=Strict``, every form
+that changes something carries a token that must equal the ``mesh_csrf`` cookie (double
+submit; a new one at each sign-in), and a post the browser marks as coming from another
+site or a sibling subdomain (``Sec-Fetch-Site``) is refused, planted cookie or not. The
+``next`` page of a sign-in is always a portal path (:func:`safe_next`): never another site,
+never outside ``/ui``.
 """
 
 from __future__ import annotations
@@ -247,7 +249,16 @@ def _set_csrf(response: Response, token: str, request: Request) -> None:
     )
 
 
+#: ``Sec-Fetch-Site`` values of a post from another site, or from a sibling subdomain that
+#: could have planted the CSRF cookie (cookie tossing): the token alone would pass them.
+FOREIGN_SITES = ("cross-site", "same-site")
+
+
 def _csrf_ok(request: Request, sent: str) -> bool:
+    """The form's token equals the cookie's, and the browser (when it says so) posted it from
+    this origin's own page."""
+    if request.headers.get("sec-fetch-site", "").lower() in FOREIGN_SITES:
+        return False
     expected = request.cookies.get(CSRF_COOKIE) or ""
     if not expected or not sent or not (expected.isascii() and sent.isascii()):
         return False

@@ -265,3 +265,27 @@ def test_the_json_line_diff_of_two_huge_versions_is_cut_short() -> None:
     assert re.fullmatch(r"… \d+ more lines not shown", lines[-1].text)
     small = json_line_diff(old, {**old, "doc": "x"}, old_label="a", new_label="b")
     assert not any("not shown" in line.text for line in small)
+
+
+def test_a_form_posted_from_another_site_is_refused_even_with_a_planted_csrf_cookie() -> None:
+    """Login CSRF by cookie tossing: a sibling subdomain can plant ``mesh_csrf`` and post the
+    same value from its own page. The browser says where the post came from
+    (``Sec-Fetch-Site``): only the portal's own pages may sign in or out."""
+    with _client(read_auth=True) as guarded:
+        _register(guarded, PLAIN, "Plain", "Plain.")
+        planted = "p" * 32
+        guarded.cookies.set("mesh_csrf", planted, path="/ui")
+        form = {"token": TOKENS["orders"], "csrf_token": planted, "next": "/ui/products"}
+        for site in ("cross-site", "same-site"):
+            refused = guarded.post("/ui/login", data=form, headers={"Sec-Fetch-Site": site})
+            assert refused.status_code == 403, site
+            assert "mesh_session" not in refused.headers.get("set-cookie", "")
+        signed = guarded.post("/ui/login", data=form, headers={"Sec-Fetch-Site": "same-origin"})
+        assert signed.status_code == 303
+        assert "mesh_session=" in signed.headers["set-cookie"]
+        csrf = guarded.cookies.get("mesh_csrf", path="/ui", domain="testserver.local")
+        kept = guarded.post(
+            "/ui/logout", data={"csrf_token": csrf}, headers={"Sec-Fetch-Site": "cross-site"}
+        )
+        assert kept.status_code == 403
+        assert guarded.post("/ui/logout", data={"csrf_token": csrf}).status_code == 303
