@@ -167,8 +167,10 @@ class SearchQuery:
         page: int | str | None = None,
         **facets: str | None,
     ) -> SearchQuery:
-        """A query from URL parameters, cut to sane sizes; unknown names are ignored."""
-        text = " ".join((q or "").split())
+        """A query from URL parameters, cut to sane sizes; unknown names are ignored; control
+        and format characters (NUL, bidi overrides) count as spaces."""
+        shown = "".join(ch if ch.isprintable() else " " for ch in q or "")
+        text = " ".join(shown.split())
         truncated = len(text) > MAX_QUERY_CHARS
         if truncated:
             text = text[:MAX_QUERY_CHARS].rstrip()

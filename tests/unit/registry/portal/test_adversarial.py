@@ -289,3 +289,16 @@ def test_a_form_posted_from_another_site_is_refused_even_with_a_planted_csrf_coo
         )
         assert kept.status_code == 403
         assert guarded.post("/ui/logout", data={"csrf_token": csrf}).status_code == 303
+
+
+def test_control_characters_in_a_search_are_spaces(client: TestClient) -> None:
+    """NUL and other control or format characters in ``q`` neither reach the page nor hide
+    results: ``q=%00`` is an empty search, ``q=plain%00`` searches for ``plain``."""
+    everything = client.get("/ui/products?q=%00%00%E2%80%AE")
+    assert "\x00" not in everything.text
+    assert "\u202e" not in everything.text
+    for name in (EVIL, PLAIN, DERIVED):
+        assert f'href="/ui/products/{name}"' in everything.text
+    found = client.get("/ui/products?q=plain%00%07").text
+    assert f'href="/ui/products/{PLAIN}"' in found
+    assert f'href="/ui/products/{EVIL}"' not in found
