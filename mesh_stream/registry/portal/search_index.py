@@ -141,8 +141,8 @@ class IndexedProduct:
 def _clean(value: str | None, limit: int) -> str | None:
     if value is None:
         return None
-    value = value.strip()
-    return value[:limit] if value else None
+    value = value.strip()[:limit]
+    return value if value and value.isprintable() else None  # no data holds a NUL
 
 
 @dataclass(frozen=True)

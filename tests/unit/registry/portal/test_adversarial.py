@@ -302,3 +302,6 @@ def test_control_characters_in_a_search_are_spaces(client: TestClient) -> None:
     found = client.get("/ui/products?q=plain%00%07").text
     assert f'href="/ui/products/{PLAIN}"' in found
     assert f'href="/ui/products/{EVIL}"' not in found
+    facet = client.get("/ui/products?domain=orders%00&tag=%E2%80%AE").text
+    assert "\x00" not in facet
+    assert "\u202e" not in facet
