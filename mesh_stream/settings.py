@@ -311,6 +311,26 @@ class MeshSettings(BaseSettings):
         description="Port on which a processor worker serves /metrics, /health/live and "
         "/health/ready (all interfaces); 0 picks a free one (printed at start); unset: none.",
     )
+    openlineage_url: SecretStr | None = Field(
+        default=None,
+        description="HTTP endpoint (e.g. Marquez `http://host:5000`) processors send their "
+        "OpenLineage run events to (START, RUNNING, COMPLETE, FAIL); secret: it may carry a "
+        "token. Unset (and no openlineage_topic): no events.",
+    )
+    openlineage_topic: str | None = Field(
+        default=None,
+        description="Kafka topic processors write their OpenLineage run events to (JSON, "
+        "keyed by job name), instead of or besides openlineage_url.",
+    )
+    openlineage_running_minutes: float = Field(
+        default=5.0,
+        gt=0,
+        description="Minutes between a processor's OpenLineage RUNNING events.",
+    )
+    datahub_token: SecretStr | None = Field(
+        default=None,
+        description="Token `mesh export datahub --gms-url` sends to DataHub's GMS (Bearer).",
+    )
     log_format: Literal["text", "json"] = Field(
         default="text",
         description="Log lines of the registry, the monitor and processors: `text`, or `json` "

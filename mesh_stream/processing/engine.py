@@ -65,6 +65,7 @@ from mesh_stream.processing.app import (
     schema_decoder,
 )
 from mesh_stream.processing.dedup import SeenEvents, apply_once
+from mesh_stream.processing.lineage import LineageRun
 from mesh_stream.processing.metrics import (
     CountingDecoder,
     KafkaWatermarks,
@@ -412,13 +413,18 @@ def run(
         else:
             check_reads(processor, spec.input_schemas)
         app_id = spec.app_id
+        lineage = LineageRun.for_worker(spec)  # None unless an OpenLineage transport is set
 
         def arm_hard_exit(reason: BaseException) -> None:
             cause = reason.__cause__ if isinstance(reason, _ReportedError) else reason
+            if lineage is not None:
+                lineage.fail(cause or reason)
             exit_if_still_running(CRASH_EXIT_S, f"{app_id} crashed: {cause!r}")
 
         metrics = _serve_metrics(settings, spec)
         app = build(processor, spec, on_crash=arm_hard_exit, metrics=metrics)
+        if lineage is not None:
+            lineage.attach(app)
     except MeshError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -1,11 +1,45 @@
-"""`mesh export datahub` (being built)."""
+"""`mesh export datahub`: products as DataHub metadata change proposals."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from mesh_stream.cli.export.common import open_source, product_selection, selected, write_documents
+from mesh_stream.exports.datahub import post_proposals, proposals
+from mesh_stream.settings import MeshSettings
+
+FILE_NAME = "datahub-mcps.json"
 
 
 @click.command()
-def datahub() -> None:
-    """Not built yet."""
-    raise click.ClickException("mesh export datahub is not built yet")
+@product_selection
+@click.option(
+    "--gms-url",
+    help="Send the proposals to this DataHub GMS (e.g. http://localhost:8080) instead of "
+    "writing them; the token is MESH_DATAHUB_TOKEN.",
+)
+@click.pass_obj
+def datahub(
+    settings: MeshSettings,
+    names: tuple[str, ...],
+    export_all: bool,
+    output: Path | None,
+    registry_url: str | None,
+    gms_url: str | None,
+) -> None:
+    """Write products as DataHub metadata change proposals (datahub-mcps.json, the file
+    DataHub's file source ingests): domains, each topic as a dataset with schema, field docs,
+    PII tags, owners, tags, classification, domain and upstream lineage, and a DataHub Data
+    Product per product. With --gms-url they are sent to DataHub instead."""
+    source = open_source(settings, registry_url)
+    mcps = proposals(selected(source, names, export_all))
+    if gms_url:
+        if output is not None:
+            raise click.UsageError("give --output or --gms-url, not both")
+        token = settings.datahub_token.get_secret_value() if settings.datahub_token else None
+        sent = post_proposals(mcps, gms_url, token=token)
+        click.echo(f"sent {sent} proposals to {gms_url}", err=True)
+        return
+    write_documents([(FILE_NAME, mcps)], output)

@@ -1,0 +1,345 @@
+"""Products as DataHub metadata change proposals (MCPs).
+
+What DataHub's Kafka ingestion cannot see (owners, tags, classification, domains, lineage,
+field docs and PII marks) comes from the descriptor and the registered schema:
+
+- each domain is a ``domain`` entity (``urn:li:domain:<domain>``);
+- each product's topic is a ``dataset`` (``urn:li:dataset:(urn:li:dataPlatform:kafka,<topic>,
+  PROD)``) with ``datasetProperties``, ``schemaMetadata`` (fields, types, docs, a ``pii`` tag
+  on each PII field), ``ownership`` (the owner team as a ``corpGroup``), ``globalTags`` (the
+  descriptor's tags plus ``classification-<level>``), ``domains``, ``subTypes`` and, for a
+  derived product, ``upstreamLineage`` (its inputs, fine-grained from ``field_lineage``);
+- each product is also a DataHub Data Product (``urn:li:dataProduct:<name>``) whose
+  ``dataProductProperties`` list its dataset.
+
+:func:`proposals` returns them in the JSON form DataHub's file source reads (``aspect:
+{json: ...}``); :func:`post_proposals` sends them to a GMS (``/aspects?action=ingestProposal``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from mesh_stream.descriptor import DataProduct, topic_for
+from mesh_stream.errors import ConfigurationError, MeshError
+from mesh_stream.exports.source import ExportedProduct
+
+PLATFORM = "urn:li:dataPlatform:kafka"
+ENVIRONMENT = "PROD"
+PII_TAG = "urn:li:tag:pii"
+#: Who the audit stamps name: the file carries no real author.
+ACTOR = "urn:li:corpuser:datahub"
+
+__all__ = [
+    "dataset_urn",
+    "domain_urn",
+    "post_proposals",
+    "product_urn",
+    "proposals",
+]
+
+
+def dataset_urn(topic: str) -> str:
+    return f"urn:li:dataset:({PLATFORM},{topic},{ENVIRONMENT})"
+
+
+def domain_urn(domain: str) -> str:
+    return f"urn:li:domain:{domain}"
+
+
+def product_urn(name: str) -> str:
+    return f"urn:li:dataProduct:{name}"
+
+
+def _field_urn(topic: str, field: str) -> str:
+    return f"urn:li:schemaField:({dataset_urn(topic)},{field})"
+
+
+def _stamp() -> dict[str, Any]:
+    return {"time": 0, "actor": ACTOR}
+
+
+def _mcp(entity_type: str, urn: str, aspect_name: str, aspect: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "entityType": entity_type,
+        "entityUrn": urn,
+        "changeType": "UPSERT",
+        "aspectName": aspect_name,
+        "aspect": {"json": dict(aspect)},
+    }
+
+
+# -- schema -------------------------------------------------------------------------------
+
+_PRIMITIVES = {
+    "string": "StringType",
+    "int": "NumberType",
+    "long": "NumberType",
+    "float": "NumberType",
+    "double": "NumberType",
+    "boolean": "BooleanType",
+    "bytes": "BytesType",
+    "null": "NullType",
+}
+_LOGICAL = {
+    "date": "DateType",
+    "time-millis": "TimeType",
+    "time-micros": "TimeType",
+    "timestamp-millis": "TimeType",
+    "timestamp-micros": "TimeType",
+    "decimal": "NumberType",
+    "uuid": "StringType",
+}
+
+
+def _describe(avro: Any) -> tuple[str, str, bool, list[Any]]:
+    """(DataHub type, native type, nullable, nested record fields) of an Avro type."""
+    if isinstance(avro, list):
+        branches = [b for b in avro if b != "null"]
+        if len(branches) == 1:
+            kind, native, _, nested = _describe(branches[0])
+            return kind, native, True, nested
+        return "UnionType", "union", "null" in avro, []
+    if isinstance(avro, str):
+        return _PRIMITIVES.get(avro, "RecordType"), avro, False, []
+    if isinstance(avro, Mapping):
+        logical = avro.get("logicalType")
+        if isinstance(logical, str) and logical in _LOGICAL:
+            return _LOGICAL[logical], logical, False, []
+        shape = avro.get("type")
+        if shape == "record":
+            return "RecordType", str(avro.get("name", "record")), False, list(avro["fields"])
+        if shape == "enum":
+            return "EnumType", "enum", False, []
+        if shape == "fixed":
+            return "FixedType", "fixed", False, []
+        if shape == "array":
+            _, native, _, nested = _describe(avro.get("items"))
+            return "ArrayType", f"array<{native}>", False, nested
+        if shape == "map":
+            _, native, _, nested = _describe(avro.get("values"))
+            return "MapType", f"map<{native}>", False, nested
+        return _describe(shape)
+    return "NullType", "unknown", True, []
+
+
+def _schema_fields(
+    fields: Sequence[Mapping[str, Any]], key_field: str | None, prefix: str = ""
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for item in fields:
+        path = f"{prefix}{item['name']}"
+        kind, native, nullable, nested = _describe(item.get("type"))
+        field: dict[str, Any] = {
+            "fieldPath": path,
+            "nullable": nullable,
+            "type": {"type": {f"com.linkedin.schema.{kind}": {}}},
+            "nativeDataType": native,
+            "recursive": False,
+            "isPartOfKey": not prefix and path == key_field,
+        }
+        if item.get("doc"):
+            field["description"] = str(item["doc"])
+        if item.get("pii") is True:
+            field["globalTags"] = {"tags": [{"tag": PII_TAG}]}
+        out.append(field)
+        out.extend(_schema_fields(nested, key_field, f"{path}."))
+    return out
+
+
+def _schema_metadata(item: ExportedProduct) -> dict[str, Any]:
+    product = item.product
+    return {
+        "schemaName": product.topic,
+        "platform": PLATFORM,
+        "version": item.schema_version or 0,
+        "created": _stamp(),
+        "lastModified": _stamp(),
+        "hash": "",
+        "platformSchema": {
+            "com.linkedin.schema.KafkaSchema": {
+                "documentSchema": json.dumps(item.schema),
+                "documentSchemaType": "AVRO",
+            }
+        },
+        "fields": _schema_fields(item.schema.get("fields", ()), product.key_field),
+    }
+
+
+# -- aspects of a product -------------------------------------------------------------------
+
+
+def _properties(item: ExportedProduct) -> dict[str, Any]:
+    product = item.product
+    custom = {
+        "product": product.name,
+        "kind": product.kind.value,
+        "classification": product.classification.value,
+        "owner.contact": product.owner.contact,
+        "partitions": str(product.partitions),
+        "retention.ms": str(product.retention.ms),
+        "cleanup.policy": product.retention.cleanup_policy.value,
+        "slo.freshness_seconds": str(product.slos.freshness_seconds),
+        "slo.availability": str(product.slos.availability),
+    }
+    if item.schema_id is not None:
+        custom["schema.id"] = str(item.schema_id)
+        custom["schema.version"] = str(item.schema_version)
+    if item.compatibility:
+        custom["compatibility"] = item.compatibility
+    return {
+        "name": product.topic,
+        "qualifiedName": product.name,
+        "description": product.description,
+        "customProperties": custom,
+        "tags": [],
+    }
+
+
+def _tags(product: DataProduct) -> dict[str, Any]:
+    names = [*product.tags, f"classification-{product.classification.value}"]
+    return {"tags": [{"tag": f"urn:li:tag:{name}"} for name in dict.fromkeys(names)]}
+
+
+def _ownership(product: DataProduct) -> dict[str, Any]:
+    return {
+        "owners": [{"owner": f"urn:li:corpGroup:{product.owner.team}", "type": "TECHNICAL_OWNER"}],
+        "lastModified": _stamp(),
+    }
+
+
+def _upstream_lineage(product: DataProduct, topics: Mapping[str, str]) -> dict[str, Any]:
+    def topic(name: str) -> str:
+        return topics.get(name, topic_for(name))
+
+    aspect: dict[str, Any] = {
+        "upstreams": [
+            {"auditStamp": _stamp(), "dataset": dataset_urn(topic(name)), "type": "TRANSFORMED"}
+            for name in product.inputs
+        ]
+    }
+    if product.field_lineage:
+        aspect["fineGrainedLineages"] = [
+            {
+                "upstreamType": "FIELD_SET",
+                "upstreams": [
+                    _field_urn(topic(source.partition(":")[0]), source.partition(":")[2])
+                    for source in sources
+                ],
+                "downstreamType": "FIELD",
+                "downstreams": [_field_urn(product.topic, output)],
+                "confidenceScore": 1.0,
+            }
+            for output, sources in product.field_lineage.items()
+        ]
+    return aspect
+
+
+def _product_proposals(item: ExportedProduct, topics: Mapping[str, str]) -> list[dict[str, Any]]:
+    product = item.product
+    dataset = dataset_urn(product.topic)
+    aspects: list[tuple[str, dict[str, Any]]] = [
+        ("datasetProperties", _properties(item)),
+        ("subTypes", {"typeNames": ["Topic"]}),
+        ("schemaMetadata", _schema_metadata(item)),
+        ("ownership", _ownership(product)),
+        ("globalTags", _tags(product)),
+        ("domains", {"domains": [domain_urn(product.domain)]}),
+    ]
+    if product.inputs:
+        aspects.append(("upstreamLineage", _upstream_lineage(product, topics)))
+    out = [_mcp("dataset", dataset, name, aspect) for name, aspect in aspects]
+    data_product = product_urn(product.name)
+    out += [
+        _mcp(
+            "dataProduct",
+            data_product,
+            "dataProductProperties",
+            {
+                "name": product.name,
+                "description": product.description,
+                "assets": [{"destinationUrn": dataset, "created": _stamp()}],
+                "customProperties": {"kind": product.kind.value},
+            },
+        ),
+        _mcp("dataProduct", data_product, "domains", {"domains": [domain_urn(product.domain)]}),
+        _mcp("dataProduct", data_product, "ownership", _ownership(product)),
+        _mcp("dataProduct", data_product, "globalTags", _tags(product)),
+    ]
+    return out
+
+
+def proposals(products: Iterable[ExportedProduct]) -> list[dict[str, Any]]:
+    """Every MCP of ``products``: their domains first, then each product's dataset and Data
+    Product (inputs outside ``products`` are named by their v1 topic)."""
+    chosen = list(products)
+    topics = {item.product.name: item.product.topic for item in chosen}
+    domains = sorted({item.product.domain for item in chosen})
+    out = [
+        _mcp(
+            "domain",
+            domain_urn(domain),
+            "domainProperties",
+            {"name": domain, "description": f"The {domain} domain of the data mesh."},
+        )
+        for domain in domains
+    ]
+    for item in chosen:
+        out += _product_proposals(item, topics)
+    return out
+
+
+# -- sending to GMS ---------------------------------------------------------------------------
+
+
+def _ingest_body(mcp: Mapping[str, Any]) -> dict[str, Any]:
+    """The Rest.li body of ``/aspects?action=ingestProposal``: the aspect as a JSON string."""
+    return {
+        "proposal": {
+            "entityType": mcp["entityType"],
+            "entityUrn": mcp["entityUrn"],
+            "changeType": mcp["changeType"],
+            "aspectName": mcp["aspectName"],
+            "aspect": {
+                "value": json.dumps(mcp["aspect"]["json"]),
+                "contentType": "application/json",
+            },
+        }
+    }
+
+
+def post_proposals(
+    mcps: Sequence[Mapping[str, Any]],
+    gms_url: str,
+    *,
+    token: str | None = None,
+    timeout: float = 30.0,
+    transport: httpx.BaseTransport | None = None,
+) -> int:
+    """POST each MCP to the GMS at ``gms_url``; the number sent. A refusal is an error naming
+    the entity and aspect and GMS's status (the token is never part of it)."""
+    if not gms_url.startswith(("http://", "https://")):
+        raise ConfigurationError(f"--gms-url {gms_url!r} is not an http(s) URL")
+    headers = {"X-RestLi-Protocol-Version": "2.0.0", "Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    endpoint = gms_url.rstrip("/") + "/aspects?action=ingestProposal"
+    with httpx.Client(headers=headers, timeout=timeout, transport=transport) as client:
+        for mcp in mcps:
+            where = f"{mcp['entityUrn']} {mcp['aspectName']}"
+            try:
+                response = client.post(endpoint, json=_ingest_body(mcp))
+            except httpx.HTTPError as exc:
+                raise MeshError(
+                    f"DataHub GMS at {gms_url} unreachable while sending {where}: {exc}"
+                ) from exc
+            if response.status_code >= 400:
+                raise MeshError(
+                    f"DataHub GMS at {gms_url} refused {where}: HTTP {response.status_code} "
+                    f"{response.text[:300]}"
+                )
+    return len(mcps)
