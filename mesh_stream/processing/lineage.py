@@ -20,9 +20,12 @@ from typing import Any
 import faust
 from mode import Service
 
+from mesh_stream.descriptor import DataProduct
+from mesh_stream.errors import MeshError
 from mesh_stream.exports.source import ExportedProduct, KafkaServer
 from mesh_stream.kafka.clients import make_producer
 from mesh_stream.processing.app import ProcessorSpec
+from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,21 @@ class _Senders:
                 raise TimeoutError(f"topic {self.topic}: not acknowledged in {SEND_TIMEOUT_S} s")
 
 
+def _input_schema(spec: ProcessorSpec, product: DataProduct) -> dict[str, Any]:
+    """The input's schema the worker resolved, else its latest registered one, else none
+    (a spec built by hand may carry no input schemas; lineage never stops a worker)."""
+    text = spec.input_schemas.get(product.name)
+    if text is None:
+        try:
+            with RegistryClient.from_settings(spec.settings) as registry:
+                text = registry.get_latest(product.value_subject).schema
+        except MeshError as exc:
+            log.info("%s: no schema of %s for lineage: %s", spec.app_id, product.name, exc)
+            return {}
+    parsed = json.loads(text)
+    return parsed if isinstance(parsed, dict) else {}
+
+
 class LineageRun(Service):
     """The run of one worker; start it with the app (see :meth:`attach`)."""
 
@@ -74,12 +92,7 @@ class LineageRun(Service):
         self.interval_s = spec.settings.openlineage_running_minutes * 60
         self.server = KafkaServer.from_connection(spec.connection)
         self.output = ExportedProduct(spec.output, json.loads(spec.output_schema))
-        self.inputs = [
-            ExportedProduct(p, json.loads(spec.input_schemas[p.name]))
-            if p.name in spec.input_schemas
-            else ExportedProduct(p, {})
-            for p in spec.inputs
-        ]
+        self.inputs = [ExportedProduct(p, _input_schema(spec, p)) for p in spec.inputs]
         self._senders = _Senders(spec.settings, spec)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openlineage")
         self._last: Future[None] | None = None
