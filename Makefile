@@ -57,6 +57,20 @@ browser:  ## Debian's chromium and chromium-driver, and axe-core for the browser
 vendor:  ## refresh the portal's vendored browser assets from tools/vendor (npm ci, then copy)
 	npm ci --prefix tools/vendor && $(BIN)/python tools/vendor_assets.py
 
+# mesh export asyncapi's documents are checked by the official AsyncAPI 3.0.0 JSON Schema
+# (@asyncapi/specs, with ajv) and @asyncapi/parser: tools/asyncapi/validate.mjs, pinned by its
+# package-lock.json. npm ci runs when node_modules is missing or older than the lock.
+ASYNCAPI_TOOLS := tools/asyncapi/node_modules
+
+asyncapi-tools:  ## the AsyncAPI validators the export tests run (npm ci in tools/asyncapi)
+	@if [ ! -d $(ASYNCAPI_TOOLS) ] || [ tools/asyncapi/package-lock.json -nt $(ASYNCAPI_TOOLS) ]; then \
+		if ! command -v npm >/dev/null 2>&1; then \
+			echo "make asyncapi-tools: npm is not available; install Node.js and npm (Debian: apt-get install npm)"; exit 1; \
+		fi; \
+		echo ">> npm ci --prefix tools/asyncapi"; \
+		npm ci --prefix tools/asyncapi --ignore-scripts --no-audit --no-fund && touch $(ASYNCAPI_TOOLS) || exit 1; \
+	fi
+
 # mesh export odcs's contracts are checked by datacontract-cli (`datacontract lint`) and the
 # ODCS v3 JSON Schema the open-data-contract-standard package ships, both pinned with hashes in
 # tools/datacontract/requirements.txt, in their own virtualenv (apart from our lock): about

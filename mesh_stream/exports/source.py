@@ -29,6 +29,8 @@ class KafkaServer:
     security_protocol: str = "PLAINTEXT"
     #: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 under SASL
     sasl_mechanism: str | None = None
+    #: whether clients present a certificate (mutual TLS: AsyncAPI's X509 scheme)
+    client_certificate: bool = False
 
     @classmethod
     def from_connection(cls, connection: KafkaConnection) -> KafkaServer:
@@ -38,6 +40,7 @@ class KafkaServer:
             sasl_mechanism=(
                 connection.sasl_mechanism.value if connection.sasl_mechanism is not None else None
             ),
+            client_certificate=connection.ssl_certificate_location is not None,
         )
 
 
