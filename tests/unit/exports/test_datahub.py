@@ -1,0 +1,225 @@
+"""DataHub metadata change proposals of the sample mesh, and their POST to a GMS."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mesh_stream.errors import MeshError
+from mesh_stream.exports import datahub
+from mesh_stream.exports.source import ExportedProduct, local_product
+from mesh_stream.project import load_project
+
+ROOT = Path(__file__).resolve().parents[3]
+C360 = "urn:li:dataset:(urn:li:dataPlatform:kafka,analytics.customer-360.v1,PROD)"
+PROFILE = "urn:li:dataset:(urn:li:dataPlatform:kafka,customers.customer-profile.v1,PROD)"
+
+
+@pytest.fixture(scope="module")
+def sample() -> list[ExportedProduct]:
+    project = load_project(ROOT)
+    return [local_product(project, p.name, reason="test") for p in project.descriptors()]
+
+
+@pytest.fixture(scope="module")
+def mcps(sample: list[ExportedProduct]) -> list[dict[str, Any]]:
+    return datahub.proposals(sample)
+
+
+def aspect(mcps: list[dict[str, Any]], urn: str, name: str) -> dict[str, Any]:
+    (found,) = [m for m in mcps if m["entityUrn"] == urn and m["aspectName"] == name]
+    assert found["changeType"] == "UPSERT"
+    return dict(found["aspect"]["json"])
+
+
+def test_every_product_has_its_aspects(
+    sample: list[ExportedProduct], mcps: list[dict[str, Any]]
+) -> None:
+    for item in sample:
+        urn = datahub.dataset_urn(item.product.topic)
+        names = {m["aspectName"] for m in mcps if m["entityUrn"] == urn}
+        expected = {
+            "datasetProperties",
+            "subTypes",
+            "schemaMetadata",
+            "ownership",
+            "globalTags",
+            "domains",
+        }
+        assert names == (expected | {"upstreamLineage"} if item.product.inputs else expected)
+    json.dumps(mcps)
+
+
+def test_owner_tags_classification_and_domain(mcps: list[dict[str, Any]]) -> None:
+    owners = aspect(mcps, C360, "ownership")["owners"]
+    assert owners == [{"owner": "urn:li:corpGroup:analytics-platform", "type": "TECHNICAL_OWNER"}]
+    tags = [t["tag"] for t in aspect(mcps, C360, "globalTags")["tags"]]
+    assert tags == [
+        "urn:li:tag:analytics",
+        "urn:li:tag:customers",
+        "urn:li:tag:profile",
+        "urn:li:tag:classification-internal",
+    ]
+    assert aspect(mcps, C360, "domains") == {"domains": ["urn:li:domain:analytics"]}
+    properties = aspect(mcps, C360, "datasetProperties")
+    assert properties["customProperties"]["classification"] == "internal"
+    assert properties["customProperties"]["owner.contact"] == (
+        "analytics-platform@meshstream.example"
+    )
+
+
+def test_upstream_and_fine_grained_lineage(mcps: list[dict[str, Any]]) -> None:
+    lineage = aspect(mcps, C360, "upstreamLineage")
+    assert [u["dataset"] for u in lineage["upstreams"]] == [
+        PROFILE,
+        "urn:li:dataset:(urn:li:dataPlatform:kafka,customers.engagement-event.v1,PROD)",
+        "urn:li:dataset:(urn:li:dataPlatform:kafka,orders.order-placed.v1,PROD)",
+    ]
+    fine = {f["downstreams"][0]: f["upstreams"] for f in lineage["fineGrainedLineages"]}
+    assert fine[f"urn:li:schemaField:({C360},segment)"] == [
+        f"urn:li:schemaField:({PROFILE},segment)"
+    ]
+    assert len(fine) == 8
+
+
+def test_schema_fields_docs_pii_tags_and_nesting(
+    sample: list[ExportedProduct], mcps: list[dict[str, Any]]
+) -> None:
+    schema = aspect(mcps, PROFILE, "schemaMetadata")
+    fields = {f["fieldPath"]: f for f in schema["fields"]}
+    pii = {path for path, f in fields.items() if "globalTags" in f}
+    assert pii == {"full_name", "email", "phone"}
+    assert fields["email"]["globalTags"] == {"tags": [{"tag": "urn:li:tag:pii"}]}
+    assert fields["phone"]["nullable"] is True
+    assert fields["customer_id"]["isPartOfKey"] is True
+    assert fields["segment"]["type"] == {"type": {"com.linkedin.schema.EnumType": {}}}
+    document = schema["platformSchema"]["com.linkedin.schema.KafkaSchema"]
+    assert document["documentSchemaType"] == "AVRO"
+    placed = aspect(
+        mcps,
+        "urn:li:dataset:(urn:li:dataPlatform:kafka,orders.order-placed.v1,PROD)",
+        "schemaMetadata",
+    )
+    paths = [f["fieldPath"] for f in placed["fields"]]
+    assert paths[paths.index("items") + 1 : paths.index("items") + 4] == [
+        "items.sku",
+        "items.quantity",
+        "items.unit_price",
+    ]
+    for item in sample:  # every doc of every .avsc
+        described = aspect(mcps, datahub.dataset_urn(item.product.topic), "schemaMetadata")
+        docs = {f["fieldPath"]: f.get("description") for f in described["fields"]}
+        for field in item.schema["fields"]:
+            assert docs[field["name"]] == field["doc"]
+
+
+def test_domains_and_data_products(
+    sample: list[ExportedProduct], mcps: list[dict[str, Any]]
+) -> None:
+    domains = [m for m in mcps if m["entityType"] == "domain"]
+    assert [m["entityUrn"] for m in domains] == [
+        f"urn:li:domain:{d}" for d in sorted({i.product.domain for i in sample})
+    ]
+    properties = aspect(mcps, "urn:li:dataProduct:analytics.customer-360", "dataProductProperties")
+    assert [a["destinationUrn"] for a in properties["assets"]] == [C360]
+    assert aspect(mcps, "urn:li:dataProduct:analytics.customer-360", "domains") == {
+        "domains": ["urn:li:domain:analytics"]
+    }
+
+
+# -- POST to a GMS --------------------------------------------------------------------------
+
+
+class Gms(ThreadingHTTPServer):
+    """Records each request; answers ``status``."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.requests: list[tuple[str, dict[str, str], dict[str, Any]]] = []
+        self.status = 200
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Gms
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+        self.server.requests.append((self.path, dict(self.headers.items()), body))
+        self.send_response(self.server.status)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"message": "nope"}' if self.server.status >= 400 else b"{}")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        del format, args
+
+
+@pytest.fixture
+def gms() -> Iterator[Gms]:
+    server = Gms()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_post_sends_each_proposal_with_the_token(gms: Gms, mcps: list[dict[str, Any]]) -> None:
+    chosen = [m for m in mcps if m["entityUrn"] == C360]
+    assert datahub.post_proposals(chosen, gms.url + "/", token="tok-123") == len(chosen)
+    assert len(gms.requests) == len(chosen)
+    for (path, headers, body), mcp in zip(gms.requests, chosen, strict=True):
+        assert path == "/aspects?action=ingestProposal"
+        assert headers["Authorization"] == "Bearer tok-123"
+        assert headers["X-RestLi-Protocol-Version"] == "2.0.0"
+        proposal = body["proposal"]
+        assert proposal["entityUrn"] == C360
+        assert proposal["aspectName"] == mcp["aspectName"]
+        assert proposal["aspect"]["contentType"] == "application/json"
+        assert json.loads(proposal["aspect"]["value"]) == mcp["aspect"]["json"]
+
+
+def test_a_refusal_names_what_was_refused_never_the_token(
+    gms: Gms, mcps: list[dict[str, Any]]
+) -> None:
+    gms.status = 401
+    with pytest.raises(MeshError, match="refused urn:li:domain:analytics domainProperties") as err:
+        datahub.post_proposals(mcps, gms.url, token="tok-secret")
+    assert "HTTP 401" in str(err.value)
+    assert "tok-secret" not in str(err.value)
+    assert len(gms.requests) == 1  # stops at the first refusal
+
+
+def test_an_unreachable_or_odd_gms_url_is_one_clear_error(gms: Gms) -> None:
+    with pytest.raises(MeshError, match="not an http"):
+        datahub.post_proposals([], "ftp://gms")
+    port = gms.server_address[1]
+    gms.shutdown()
+    gms.server_close()
+    mcp = datahub.proposals([])  # no products: nothing to send
+    assert mcp == []
+    with pytest.raises(MeshError, match="unreachable"):
+        datahub.post_proposals(
+            [
+                {
+                    "entityType": "domain",
+                    "entityUrn": "urn:li:domain:x",
+                    "changeType": "UPSERT",
+                    "aspectName": "domainProperties",
+                    "aspect": {"json": {"name": "x"}},
+                }
+            ],
+            f"http://127.0.0.1:{port}",
+            timeout=2,
+        )
