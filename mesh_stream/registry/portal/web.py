@@ -8,8 +8,10 @@ OpenAPI page) is served here too, from the vendored Swagger UI instead of a CDN.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,8 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from mesh_stream.errors import RegistryUnavailableError
 from mesh_stream.registry.portal.access import SessionSealer, ViewerDep, drop_session
 from mesh_stream.registry.service.context import render_error
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/ui"
 STATIC = f"{PREFIX}/static"
@@ -89,7 +93,17 @@ class SecurityHeaders(BaseHTTPMiddleware):
     async def dispatch(
         self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        response = await call_next(request)
+        page = wants_page(request)
+        try:
+            response = await call_next(request)
+        except Exception:
+            if not page:
+                raise  # the API's own handler answers (JSON)
+            log.exception("unexpected error on %s %s", request.method, request.url.path)
+            response = _error_page(request, 500)
+        else:
+            if page and response.status_code >= 400 and _is_api_error(response):
+                response = _error_page(request, response.status_code, response)
         if is_guarded(request.url.path):
             for name, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
@@ -98,6 +112,44 @@ class SecurityHeaders(BaseHTTPMiddleware):
             if getattr(request.state, "session_ended", False):
                 drop_session(response, request)
         return response
+
+
+def wants_page(request: Request) -> bool:
+    """Whether a browser expects an HTML page here: a portal or docs path that is neither a
+    static file, nor ``/ui/api/...`` (JSON for scripts), nor an htmx fragment, asked without
+    an ``Authorization`` header (an API client's: it gets the API's answers)."""
+    path = request.url.path
+    headers = request.headers
+    return (
+        is_guarded(path)
+        and not path.startswith((f"{STATIC}/", f"{PREFIX}/api/"))
+        and not headers.get("hx-request")
+        and "authorization" not in headers
+    )
+
+
+def _is_api_error(response: Response) -> bool:
+    """The API's JSON error body (a wrong method, a malformed form, a body too large)."""
+    kind = response.headers.get("content-type", "")
+    return kind.startswith(("application/vnd.schemaregistry", "application/json"))
+
+
+def _error_page(request: Request, status: int, answered: Response | None = None) -> Response:
+    """The portal's error page for ``status``, keeping ``Allow`` and ``Retry-After``."""
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    message = (
+        "Something went wrong on the registry while building this page; it has been logged."
+        if status >= 500
+        else f"The portal cannot answer this request ({status} {phrase})."
+    )
+    page = render(request, "error.html", {"title": phrase, "message": message}, status_code=status)
+    for kept in ("allow", "retry-after"):
+        if answered is not None and kept in answered.headers:
+            page.headers[kept] = answered.headers[kept]
+    return page
 
 
 def _unknown_pages() -> APIRouter:

@@ -305,3 +305,38 @@ def test_control_characters_in_a_search_are_spaces(client: TestClient) -> None:
     facet = client.get("/ui/products?domain=orders%00&tag=%E2%80%AE").text
     assert "\x00" not in facet
     assert "\u202e" not in facet
+
+
+def test_a_page_never_answers_the_apis_json_error(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong method and a bug in a page are HTML pages (no traceback, security headers
+    kept); the API, ``/ui/api`` and htmx fragments keep JSON."""
+    wrong = client.post("/ui/products")
+    assert wrong.status_code == 405
+    assert wrong.headers["content-type"].startswith("text/html")
+    assert "Method Not Allowed" in wrong.text
+    assert "frame-ancestors 'none'" in wrong.headers["content-security-policy"]
+    assert client.post("/subjects").headers["content-type"].startswith("application/")
+    assert client.post(f"/ui/api/products/{PLAIN}/lineage").status_code == 405
+    assert (
+        client.post(f"/ui/api/products/{PLAIN}/lineage")
+        .headers["content-type"]
+        .startswith("application/")
+    )
+
+    from mesh_stream.registry.portal import search
+
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("a bug in a page")
+
+    monkeypatch.setattr(search, "current_health", broken)
+    failed = client.get("/ui/products")
+    assert failed.status_code == 500
+    assert failed.headers["content-type"].startswith("text/html")
+    assert "RuntimeError" not in failed.text
+    assert "Traceback" not in failed.text
+    assert "frame-ancestors 'none'" in failed.headers["content-security-policy"]
+    fragment = client.get("/ui/products", headers={"HX-Request": "true"})
+    assert fragment.status_code == 500
+    assert fragment.headers["content-type"].startswith("application/")
