@@ -1,0 +1,135 @@
+"""`mesh export odcs` against a real registry holding the sample mesh (its own registry topic
+on the session broker): 12 contracts that datacontract-cli lints clean, built from the
+registered schemas (version, schema id, a field only the second version has, PII marks), and
+an unknown product is a one-line error naming it."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from click.testing import CliRunner
+from pydantic import SecretStr
+
+from mesh_stream.cli.main import cli, run
+from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.registry.client import RegistryClient
+from mesh_stream.settings import MeshSettings
+from tests.browser.portal import DIFF_FIELD, DIFF_PRODUCT, TOKENS, register_sample_mesh
+from tests.conftest import KafkaAddress
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOLS = ROOT / ".tools" / "datacontract" / "bin"
+CHECK = ROOT / "tools" / "datacontract" / "check_odcs.py"
+
+
+@pytest.fixture(scope="module")
+def sample_registry(kafka: KafkaAddress) -> Iterator[str]:
+    """A registry on its own topic with the 12 sample products registered."""
+    from mesh_stream.registry.service.server import RegistryServer, build_registry
+
+    session = uuid.uuid4().hex[:8]
+    settings = MeshSettings(
+        bootstrap_servers=kafka.bootstrap_servers,
+        registry_credentials=SecretStr(",".join(f"{p}:{t}" for p, t in TOKENS.items())),
+        registry_credentials_file=None,
+        registry_topic=f"_mesh_registry-odcs-{session}",
+        registry_writer_id=f"mesh-registry-odcs-{session}",
+    )
+    app, store = build_registry(settings)
+    server = RegistryServer(app)
+    try:
+        url = server.start()
+        connection = KafkaConnection.create(kafka.bootstrap_servers, client_id="odcs-tests")
+        register_sample_mesh(url, connection)
+        yield url
+    finally:
+        server.stop()
+        store.close()
+
+
+def test_export_odcs_all_writes_contracts_datacontract_lints(
+    sample_registry: str, kafka: KafkaAddress, tmp_path: Path
+) -> None:
+    if not (TOOLS / "datacontract").exists():
+        pytest.fail(f"{TOOLS / 'datacontract'} is missing: run `make odcs-tools`")
+    env = {"MESH_REGISTRY_URL": sample_registry, "MESH_BOOTSTRAP_SERVERS": kafka.bootstrap_servers}
+    runner = CliRunner()
+    result = runner.invoke(cli, ["export", "odcs", "--all", "--output", str(tmp_path)], env=env)
+    assert result.exit_code == 0, result.output
+    files = sorted(tmp_path.glob("*.odcs.yaml"))
+    assert len(files) == 12
+    assert "warning" not in result.stderr  # every product is registered
+
+    # what `datacontract lint` runs, for all 12 in one process; then the CLI itself on one
+    linted = subprocess.run(
+        [str(TOOLS / "python"), str(CHECK), "lint", *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    assert linted.stdout.count("ok ") == 12
+    placed = tmp_path / f"{DIFF_PRODUCT}.odcs.yaml"
+    cli_lint = subprocess.run(
+        [str(TOOLS / "datacontract"), "lint", str(placed)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert cli_lint.returncode == 0, cli_lint.stdout + cli_lint.stderr
+    assert "valid against ODCS v3.2.0" in cli_lint.stdout
+
+    contract = yaml.safe_load(placed.read_text(encoding="utf-8"))
+    with RegistryClient(sample_registry) as client:
+        latest = client.get_latest(f"{DIFF_PRODUCT}.v1-value")
+    assert latest.version == 2
+    assert (contract["version"], contract["status"]) == ("2.0.0", "active")
+    facts = {item["property"]: item["value"] for item in contract["customProperties"]}
+    assert facts["schemaId"] == latest.schema_id
+    assert facts["compatibility"] is not None
+    fields = {p["name"]: p for p in contract["schema"][0]["properties"]}
+    assert fields[DIFF_FIELD]["required"] is False  # only the registered version 2 has it
+    assert contract["servers"][0]["host"] == kafka.bootstrap_servers
+
+    profile = yaml.safe_load(
+        (tmp_path / "customers.customer-profile.odcs.yaml").read_text(encoding="utf-8")
+    )
+    pii = sorted(
+        p["name"] for p in profile["schema"][0]["properties"] if "pii" in p.get("tags", [])
+    )
+    assert pii == ["email", "full_name", "phone"]
+
+    # the registry's endpoint answers the same contract
+    answer = httpx.get(f"{sample_registry}/products/{DIFF_PRODUCT}/odcs", timeout=10)
+    assert answer.status_code == 200, answer.text
+    served = (
+        answer.json() if "json" in answer.headers["content-type"] else yaml.safe_load(answer.text)
+    )
+    assert served == contract
+
+
+def test_export_odcs_unknown_product_is_one_line_naming_it(
+    sample_registry: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("MESH_REGISTRY_URL", sample_registry)
+    monkeypatch.delenv("MESH_DEBUG", raising=False)
+    status = run(["export", "odcs", "orders.no-such-thing", "--output", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert status == 1, err
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    assert "orders.no-such-thing" in lines[0]
+    assert list(tmp_path.iterdir()) == []
