@@ -55,6 +55,14 @@ def _package_dir(name: str) -> Path:
 TEMPLATES = Jinja2Templates(directory=_package_dir("templates"))
 
 
+def count_text(number: int) -> str:
+    """A count as every page writes it: thousands grouped (``1,001``)."""
+    return f"{number:,}"
+
+
+TEMPLATES.env.filters["count"] = count_text
+
+
 @dataclass
 class PortalState:
     """What the portal keeps per app: the cookie sealer (see :mod:`.access`)."""

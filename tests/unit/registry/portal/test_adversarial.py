@@ -340,3 +340,22 @@ def test_a_page_never_answers_the_apis_json_error(
     fragment = client.get("/ui/products", headers={"HX-Request": "true"})
     assert fragment.status_code == 500
     assert fragment.headers["content-type"].startswith("application/")
+
+
+def test_counts_read_the_same_everywhere() -> None:
+    """1,001 products in one domain: the result total, the facet counts and the domains
+    view's status counts all group thousands the same way."""
+    app = create_app(InMemoryStore(), credentials=Credentials(TOKENS))
+    services = app.state.services
+    for number in range(1001):
+        name = f"bulk.product-{number}"
+        services.schemas.register(f"{name}.v1-value", _schema(f"P{number}", "A product."))
+        services.products.put(descriptor(name, tags=["bulk"]), principal="admin")
+    with TestClient(app) as found:
+        search = found.get("/ui/products").text
+        domains = found.get("/ui/domains").text
+    assert "1,001 products" in search
+    assert re.search(r'<span class="count"> \(1,001\)</span>', search)
+    assert "(1001)" not in search
+    assert re.search(r">1,001 no data<", domains)
+    assert "1001" not in re.sub(r"product-1001|P1001", "", domains)
