@@ -15,6 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
+from mesh_stream import registration
+from mesh_stream.cli.export.asyncapi import public_url
+from mesh_stream.cli.main import run
 from mesh_stream.errors import ConfigurationError
 from mesh_stream.exports.asyncapi import (
     AVRO_SCHEMA_FORMAT,
@@ -24,6 +27,9 @@ from mesh_stream.exports.asyncapi import (
 )
 from mesh_stream.exports.source import ExportedProduct, KafkaServer, local_product
 from mesh_stream.project import load_project
+from mesh_stream.registry.client import RegistryClient
+from mesh_stream.registry.service import InMemoryStore, create_app
+from mesh_stream.registry.service.server import RegistryServer
 
 ROOT = Path(__file__).resolve().parents[3]
 VALIDATOR = ROOT / "tools" / "asyncapi" / "validate.mjs"
@@ -299,3 +305,80 @@ def test_bad_input_is_refused_with_a_clear_error(sample: list[ExportedProduct]) 
         asyncapi_document(sample[:1], KafkaServer("h:1", "SASL_SSL", "GSSAPI"), title="t")
     with pytest.raises(ConfigurationError, match="MESH_BOOTSTRAP_SERVERS"):
         asyncapi_document(sample[:1], KafkaServer(" , "), title="t")
+
+
+@pytest.fixture(scope="module")
+def small_registry() -> Iterator[str]:
+    """An in-memory registry served over HTTP with three sample products in two domains."""
+    server = RegistryServer(create_app(InMemoryStore()))
+    url = server.start()
+    try:
+        project = load_project(ROOT)
+        with RegistryClient(url) as client:
+            for name in (
+                "orders.order-placed",
+                "orders.order-status-changed",
+                "customers.customer-profile",
+            ):
+                product = project.descriptor(name)
+                assert product is not None
+                registration.register_product(client, product, ROOT, wait_for_inputs=0)
+        yield url
+    finally:
+        server.stop()
+
+
+def test_cli_writes_streams_and_files_without_secrets(
+    small_registry: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    secret = "hunter2-kafka-password"
+    for variable, value in {
+        "MESH_REGISTRY_URL": small_registry,
+        "MESH_PROJECT_ROOT": str(ROOT),
+        "MESH_BOOTSTRAP_SERVERS": "b1.example:9093",
+        "MESH_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "MESH_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+        "MESH_KAFKA_SASL_USERNAME": "orders",
+        "MESH_KAFKA_SASL_PASSWORD": secret,
+    }.items():
+        monkeypatch.setenv(variable, value)
+
+    def mesh(*args: str) -> str:
+        capsys.readouterr()
+        assert run(["export", "asyncapi", *args]) == 0
+        captured = capsys.readouterr()
+        assert secret not in captured.out + captured.err
+        return captured.out
+
+    stream = list(yaml.safe_load_all(mesh("--all")))  # several documents: a YAML stream
+    assert [d["info"]["title"] for d in stream] == [
+        "customers domain data products",
+        "orders domain data products",
+    ]
+    assert stream[1]["servers"]["kafka"]["security"] == [
+        {"$ref": "#/components/securitySchemes/scramSha256"}
+    ]
+    lines = mesh("--all", "--json").splitlines()  # as JSON: one document a line
+    assert [json.loads(line)["info"]["title"] for line in lines] == [
+        d["info"]["title"] for d in stream
+    ]
+    single = yaml.safe_load(mesh("orders.order-placed"))
+    assert list(single["channels"]) == ["orders.order-placed"]
+    mesh("--all", "--per-product", "--json", "--output", str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "asyncapi-customers.customer-profile.json",
+        "asyncapi-orders.order-placed.json",
+        "asyncapi-orders.order-status-changed.json",
+    ]
+    placed = json.loads((tmp_path / "asyncapi-orders.order-placed.json").read_text("utf-8"))
+    assert placed["info"]["version"] == "1.1.0"
+
+
+def test_public_url_drops_credentials() -> None:
+    assert public_url("https://orders:s3cret@registry.example:8081/x") == (
+        "https://registry.example:8081/x"
+    )
+    assert public_url("http://127.0.0.1:8081") == "http://127.0.0.1:8081"
