@@ -158,8 +158,10 @@ def _schema_object(product: ExportedProduct) -> dict[str, Any]:
         "logicalType": "object",
         "properties": properties,
     }
-    if descriptor.rules:
-        obj["quality"] = [_quality(rule) for rule in descriptor.rules]
+    quality = [_quality(rule) for rule in descriptor.rules]
+    quality += _registered_only_rules(product, {rule.name for rule in descriptor.rules})
+    if quality:
+        obj["quality"] = quality
     obj_custom = [custom("avroType", "record"), custom("valueSubject", descriptor.value_subject)]
     if schema.get("namespace"):
         obj_custom.append(custom("namespace", schema["namespace"]))
@@ -421,6 +423,35 @@ def _quality(rule: QualityRule) -> dict[str, Any]:
         custom("mode", "WRITE", "checked by the publisher before a record reaches Kafka"),
     ]
     return check
+
+
+def _registered_only_rules(product: ExportedProduct, known: set[str]) -> list[dict[str, Any]]:
+    """CEL conditions of the registered ``ruleSet`` the descriptor does not declare (a rule
+    registered with the schema by another client still binds every publisher)."""
+    checks = []
+    for rule in (product.rule_set or {}).get("domainRules") or ():
+        if not isinstance(rule, Mapping) or rule.get("disabled"):
+            continue
+        name, expr = str(rule.get("name", "")), rule.get("expr")
+        kind = (str(rule.get("type", "")).upper(), str(rule.get("kind", "")).upper())
+        if name in known or kind != ("CEL", "CONDITION") or not isinstance(expr, str):
+            continue
+        check: dict[str, Any] = {
+            "name": name,
+            "type": "custom",
+            "engine": "cel",
+            "implementation": expr,
+            "severity": "error",
+        }
+        if rule.get("doc"):
+            check["description"] = str(rule["doc"])
+        check["customProperties"] = [
+            custom("onFailure", str(rule.get("onFailure") or "ERROR")),
+            custom("mode", str(rule.get("mode") or "WRITE")),
+            custom("source", "registry", "declared in the registered schema's ruleSet only"),
+        ]
+        checks.append(check)
+    return checks
 
 
 def _sla_properties(descriptor: DataProduct) -> list[dict[str, Any]]:

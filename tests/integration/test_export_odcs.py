@@ -133,3 +133,50 @@ def test_export_odcs_unknown_product_is_one_line_naming_it(
     assert lines[0].startswith("error: ")
     assert "orders.no-such-thing" in lines[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_export_odcs_of_a_product_not_registered_is_a_draft_from_its_avsc(
+    sample_registry: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A product of the local project the registry does not know: exported from its .avsc,
+    version 0.0.0, status draft, with warnings on stderr; the contract is still valid."""
+    project = tmp_path / "project"
+    (project / "domains" / "orders" / "products").mkdir(parents=True)
+    (project / "schemas" / "orders").mkdir(parents=True)
+    (project / "mesh.yaml").write_text("name: drafts\ndomains: [orders]\n", encoding="utf-8")
+    descriptor = yaml.safe_load(
+        (ROOT / "domains" / "orders" / "products" / "order-placed.yaml").read_text("utf-8")
+    )
+    descriptor.update(name="orders.order-drafted", schema="schemas/orders/order-drafted.avsc")
+    (project / "domains" / "orders" / "products" / "order-drafted.yaml").write_text(
+        yaml.safe_dump(descriptor), encoding="utf-8"
+    )
+    (project / "schemas" / "orders" / "order-drafted.avsc").write_text(
+        (ROOT / "schemas" / "orders" / "order-placed.avsc").read_text("utf-8"), encoding="utf-8"
+    )
+    monkeypatch.setenv("MESH_PROJECT_ROOT", str(project))
+    output = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli,
+        ["export", "odcs", "orders.order-drafted", "--output", str(output)],
+        env={"MESH_REGISTRY_URL": sample_registry},
+    )
+    assert result.exit_code == 0, result.output
+    assert "warning: orders.order-drafted: not registered in the registry" in result.stderr
+    assert "contract version 0.0.0" in result.stderr
+    contract = yaml.safe_load((output / "orders.order-drafted.odcs.yaml").read_text("utf-8"))
+    assert (contract["version"], contract["status"]) == ("0.0.0", "draft")
+    assert contract["schema"][0]["physicalName"] == "orders.order-drafted.v1"
+    checked = subprocess.run(
+        [
+            str(TOOLS / "python"),
+            str(CHECK),
+            "schema",
+            str(output / "orders.order-drafted.odcs.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr

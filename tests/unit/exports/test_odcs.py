@@ -206,6 +206,35 @@ def test_rules_slos_and_registry_facts(sample: dict[str, ExportedProduct], tmp_p
         compatibility="FULL_TRANSITIVE",
         downstream=("analytics.customer-360",),
         metadata={"properties": {"owner": "order-service"}},
+        rule_set={
+            "domainRules": [
+                # the descriptor's own rule, as compiled: not repeated
+                {
+                    "name": "positive-total",
+                    "kind": "CONDITION",
+                    "type": "CEL",
+                    "mode": "WRITE",
+                    "expr": "message.total_amount >= 0",
+                    "onFailure": "DLQ",
+                },
+                # registered by another client only: still binds publishers
+                {
+                    "name": "known-currency",
+                    "kind": "CONDITION",
+                    "type": "CEL",
+                    "mode": "WRITE",
+                    "expr": "message.currency in ['EUR', 'USD']",
+                    "onFailure": "ERROR",
+                },
+                {
+                    "name": "off",
+                    "kind": "CONDITION",
+                    "type": "CEL",
+                    "expr": "false",
+                    "disabled": True,
+                },
+            ]
+        },
     )
     contract = odcs_contract(registered, SERVER)
     odcs_check("schema", {"rules": contract}, tmp_path)
@@ -222,6 +251,9 @@ def test_rules_slos_and_registry_facts(sample: dict[str, ExportedProduct], tmp_p
     }
     assert custom(quality[0])["onFailure"] == "DLQ"
     assert custom(quality[1])["onFailure"] == "ERROR"
+    assert [q["name"] for q in quality] == ["positive-total", "has-lines", "known-currency"]
+    assert quality[2]["implementation"] == "message.currency in ['EUR', 'USD']"
+    assert custom(quality[2])["source"] == "registry"
     slas = {
         item["property"]: (item["value"], item.get("unit")) for item in contract["slaProperties"]
     }
