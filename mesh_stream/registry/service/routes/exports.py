@@ -20,6 +20,7 @@ from fastapi import APIRouter, Query, Request, Response
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import SubjectNotFoundError
 from mesh_stream.exports.asyncapi import asyncapi_document, product_version
+from mesh_stream.exports.odcs import odcs_contract
 from mesh_stream.exports.source import ExportedProduct, KafkaServer
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.registry.service.context import Services, ServicesDep
@@ -90,9 +91,5 @@ async def product_asyncapi(
 
 @router.get("/products/{name}/odcs", summary="The product's ODCS v3 data contract")
 async def product_odcs(name: str, services: ServicesDep, output: Format = "json") -> Any:
-    # Imported here: the ODCS exporter is built apart (a registry without it still serves
-    # every other route).
-    from mesh_stream.exports.odcs import odcs_contract
-
     item = exported_product(services, name)
     return answer(odcs_contract(item, kafka_server(services)), output)
