@@ -25,6 +25,7 @@ from mesh_stream.errors import MeshError
 from mesh_stream.exports.source import ExportedProduct, KafkaServer
 from mesh_stream.kafka.clients import make_producer
 from mesh_stream.processing.app import ProcessorSpec
+from mesh_stream.registration import ensure_internal_topic
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 STOP_WAIT_S = 5.0
 #: Timeout of one HTTP send.
 SEND_TIMEOUT_S = 5.0
+#: No retries: the client's default (5, with backoff) kept a dead endpoint busy for 9 s per
+#: event and urllib3 logged every retry; a lost event is followed by the next RUNNING one.
+SEND_RETRY = {"total": 0, "status_forcelist": [], "allowed_methods": ["POST"]}
 
 
 class _Senders:
@@ -48,9 +52,13 @@ class _Senders:
         self.topic = settings.openlineage_topic
         if settings.openlineage_url is not None:
             url = settings.openlineage_url.get_secret_value()
-            config = HttpConfig(url=url, timeout=SEND_TIMEOUT_S)
+            config = HttpConfig(url=url, timeout=SEND_TIMEOUT_S, retry=SEND_RETRY)
             self.client = OpenLineageClient(transport=HttpTransport(config))
         if self.topic:
+            try:  # a topic the broker does not know would refuse every event
+                ensure_internal_topic(spec.connection, self.topic, 1)
+            except MeshError as exc:
+                log.warning("%s: OpenLineage topic %s: %s", spec.app_id, self.topic, exc)
             self.producer = make_producer(spec.connection, {"linger.ms": 0})
 
     def send(self, event: Any, job: str) -> None:
@@ -134,12 +142,16 @@ class LineageRun(Service):
     def _warn(self, exc: BaseException) -> None:
         if not self._warned:
             self._warned = True
+            text = str(exc)
+            url = self.spec.settings.openlineage_url
+            if url is not None:  # it may carry a token
+                text = text.replace(url.get_secret_value(), "<MESH_OPENLINEAGE_URL>")
             log.warning(
                 "%s: OpenLineage events not sent (%s: %s); the worker goes on, further "
                 "failures are not logged",
                 self.spec.app_id,
                 type(exc).__name__,
-                exc,
+                text,
             )
 
     async def on_started(self) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Consumer
 from pydantic import SecretStr
 
 from mesh_stream.producer import ProductPublisher
@@ -184,7 +185,8 @@ def test_worker_runs_are_reported_start_running_complete_and_fail(
 
     # 2. a healthy worker: START, RUNNING while it runs, COMPLETE on a clean stop
     recorder.events.clear()
-    healthy = _start(env, log)
+    topic = f"_lineage-{run_id}"
+    healthy = _start({**env, "MESH_OPENLINEAGE_TOPIC": topic}, log)
     try:
         start = recorder.wait_for("START")
         recorder.wait_for("RUNNING")
@@ -204,3 +206,33 @@ def test_worker_runs_are_reported_start_running_complete_and_fail(
         assert event["job"] == {**event["job"], "namespace": "mesh-stream"}
         assert event["job"]["name"] == spec.output.name
         _check_datasets(event, source, output, kafka.bootstrap_servers)
+
+    # 3. the same run, on the Kafka topic too, keyed by the job
+    on_topic = _read_topic(kafka.bootstrap_servers, topic, len(states))
+    assert [(key, event["eventType"]) for key, event in on_topic] == [
+        (spec.output.name.encode(), state) for state in states
+    ]
+    assert {event["run"]["runId"] for _, event in on_topic} == {second_run}
+
+
+def _read_topic(bootstrap: str, topic: str, count: int) -> list[tuple[bytes, dict[str, Any]]]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"lineage-test-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    found: list[tuple[bytes, dict[str, Any]]] = []
+    deadline = time.monotonic() + 30
+    try:
+        while len(found) < count and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error():
+                continue
+            found.append((message.key(), json.loads(message.value())))
+    finally:
+        consumer.close()
+    return found

@@ -167,3 +167,36 @@ def test_the_clients_validation_refuses_what_the_spec_refuses(
         ol.run_event(ol.RunState.START, "not-a-uuid", output, [], SERVER)
     with pytest.raises(ValueError, match="noon"):
         ol.run_event(ol.RunState.START, ol.new_run_id(), output, [], SERVER, event_time="noon")
+
+
+def test_a_dead_lineage_endpoint_is_logged_once_and_never_raises(
+    sample: dict[str, ExportedProduct], caplog: pytest.LogCaptureFixture
+) -> None:
+    from pydantic import SecretStr
+
+    from mesh_stream.processing.app import ProcessorSpec
+    from mesh_stream.processing.lineage import LineageRun
+    from mesh_stream.settings import MeshSettings
+
+    output, source = sample["analytics.revenue-by-region"], sample["orders.order-placed"]
+    settings = MeshSettings(
+        bootstrap_servers="127.0.0.1:9092", openlineage_url=SecretStr("http://127.0.0.1:1")
+    )
+    spec = ProcessorSpec(
+        output.product,
+        (source.product,),
+        1,
+        settings,
+        json.dumps(output.schema),
+        {source.product.name: json.dumps(source.schema)},
+    )
+    lineage = LineageRun.for_worker(spec)
+    assert lineage is not None
+    assert LineageRun.for_worker(ProcessorSpec(output.product, (), 1, MeshSettings(), "{}")) is None
+    for state in (ol.RunState.START, ol.RunState.RUNNING):
+        lineage._emit(state)
+        assert lineage._last is not None
+        lineage._last.result(timeout=30)  # sent (and failed) without raising
+    warnings = [r for r in caplog.records if "OpenLineage events not sent" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "http://127.0.0.1:1" not in warnings[0].getMessage()  # the URL may hold a token
