@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # resolved by `make lock`; tests/unit/test_lock.py fails when the two drift apart.
 LOCK := requirements/dev.lock
 
-.PHONY: help install lock kafka browser vendor lint format reference docs test test-fast demo bench clean
+.PHONY: help install lock kafka browser vendor datahub-tools lint format reference docs test test-fast demo bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -69,6 +69,19 @@ asyncapi-tools:  ## the AsyncAPI validators the export tests run (npm ci in tool
 		fi; \
 		echo ">> npm ci --prefix tools/asyncapi"; \
 		npm ci --prefix tools/asyncapi --ignore-scripts --no-audit --no-fund && touch $(ASYNCAPI_TOOLS) || exit 1; \
+	fi
+
+# mesh export datahub's files are checked by DataHub's own CLI (`datahub check metadata-file`),
+# from acryl-datahub pinned in tools/datahub/requirements.txt, in its own virtualenv (its
+# dependencies conflict with our lock): about 100 s and 150 MB, once.
+DATAHUB_TOOLS := .tools/datahub
+
+datahub-tools:  ## the DataHub CLI the export tests run (.tools/datahub, from tools/datahub/requirements.txt)
+	@if [ ! -x $(DATAHUB_TOOLS)/bin/datahub ] || [ tools/datahub/requirements.txt -nt $(DATAHUB_TOOLS)/bin/datahub ]; then \
+		echo ">> installing acryl-datahub into $(DATAHUB_TOOLS)"; \
+		$(PYTHON) -m venv $(DATAHUB_TOOLS) && \
+		$(DATAHUB_TOOLS)/bin/python -m pip install --quiet --progress-bar off -r tools/datahub/requirements.txt && \
+		touch $(DATAHUB_TOOLS)/bin/datahub || exit 1; \
 	fi
 
 # mesh export odcs's contracts are checked by datacontract-cli (`datacontract lint`) and the
