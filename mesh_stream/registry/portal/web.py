@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from mesh_stream.errors import RegistryUnavailableError
-from mesh_stream.registry.portal.access import SessionSealer, ViewerDep, drop_session
+from mesh_stream.registry.portal.access import SessionSealer, ViewerDep, drop_session, safe_next
 from mesh_stream.registry.service.context import render_error
 
 log = logging.getLogger(__name__)
@@ -170,8 +170,14 @@ def _unknown_pages() -> APIRouter:
         request: Request,
         viewer: ViewerDep,  # noqa: ARG001 - read auth
         rest: str,  # noqa: ARG001
-    ) -> HTMLResponse | JSONResponse:
-        if request.url.path.startswith(f"{PREFIX}/api/"):
+    ) -> Response:
+        path = request.url.path
+        if path.endswith("/") and path.rstrip("/") not in ("", PREFIX):
+            query = f"?{request.url.query}" if request.url.query else ""
+            target = path.rstrip("/") + query
+            if safe_next(target) == target:  # a typed "/ui/products/": the page itself
+                return RedirectResponse(target, status_code=308)
+        if path.startswith(f"{PREFIX}/api/"):
             return JSONResponse(
                 {"error": f"The portal has no API at {request.url.path}."}, status_code=404
             )

@@ -359,3 +359,15 @@ def test_counts_read_the_same_everywhere() -> None:
     assert "(1001)" not in search
     assert re.search(r">1,001 no data<", domains)
     assert "1001" not in re.sub(r"product-1001|P1001", "", domains)
+
+
+def test_a_trailing_slash_leads_to_the_page_without_it(client: TestClient) -> None:
+    for typed, page in (
+        ("/ui/products/", "/ui/products"),
+        (f"/ui/products/{PLAIN}/?x=1", f"/ui/products/{PLAIN}?x=1"),
+        ("/ui/domains//", "/ui/domains"),
+    ):
+        answer = client.get(typed)
+        assert answer.status_code == 308, typed
+        assert answer.headers["location"] == page
+    assert client.get("/ui//evil.example/").headers.get("location") in (None, "/ui//evil.example")
