@@ -15,6 +15,7 @@ import json
 import sys
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 
 def schema_problems(paths: list[Path]) -> dict[Path, list[str]]:
@@ -37,9 +38,29 @@ def schema_problems(paths: list[Path]) -> dict[Path, list[str]]:
     return problems
 
 
+def check_each_schema_once() -> None:
+    """datacontract's lint checks the ODCS JSON Schema against its meta-schema for every
+    contract (about 2 s of CPU each); the schema is the same file each time, so check each
+    distinct schema once and let later contracts reuse that verdict."""
+    from jsonschema import validators
+
+    verdicts: set[str] = set()
+    for cls in set(validators._META_SCHEMAS.values()):
+        original = cls.check_schema
+
+        def check_once(schema: Any, *args: Any, _original: Any = original, **kwargs: Any) -> None:
+            key = json.dumps(schema, sort_keys=True)
+            if key not in verdicts:
+                _original(schema, *args, **kwargs)  # raises on an invalid schema
+                verdicts.add(key)
+
+        cls.check_schema = staticmethod(check_once)
+
+
 def lint_problems(paths: list[Path]) -> dict[Path, list[str]]:
     from datacontract.data_contract import DataContract
 
+    check_each_schema_once()
     problems = {}
     for path in paths:
         run = DataContract(data_contract_file=str(path)).lint()
