@@ -71,16 +71,16 @@ asyncapi-tools:  ## the AsyncAPI validators the export tests run (npm ci in tool
 		npm ci --prefix tools/asyncapi --ignore-scripts --no-audit --no-fund && touch $(ASYNCAPI_TOOLS) || exit 1; \
 	fi
 
-# mesh export datahub's files are checked by DataHub's own CLI (`datahub check metadata-file`),
-# from acryl-datahub pinned in tools/datahub/requirements.txt, in its own virtualenv (its
-# dependencies conflict with our lock): about 100 s and 150 MB, once.
+# mesh export datahub's files are checked by DataHub's own CLI (`datahub check metadata-file`):
+# acryl-datahub and its dependencies, hash-pinned in tools/datahub/requirements.txt (compiled
+# from requirements.in), in their own virtualenv, apart from our lock: about 100 s and 150 MB.
 DATAHUB_TOOLS := .tools/datahub
 
 datahub-tools:  ## the DataHub CLI the export tests run (.tools/datahub, from tools/datahub/requirements.txt)
 	@if [ ! -x $(DATAHUB_TOOLS)/bin/datahub ] || [ tools/datahub/requirements.txt -nt $(DATAHUB_TOOLS)/bin/datahub ]; then \
 		echo ">> installing acryl-datahub into $(DATAHUB_TOOLS)"; \
 		$(PYTHON) -m venv $(DATAHUB_TOOLS) && \
-		$(DATAHUB_TOOLS)/bin/python -m pip install --quiet --progress-bar off -r tools/datahub/requirements.txt && \
+		$(DATAHUB_TOOLS)/bin/python -m pip install --quiet --progress-bar off --require-hashes -r tools/datahub/requirements.txt && \
 		touch $(DATAHUB_TOOLS)/bin/datahub || exit 1; \
 	fi
 
