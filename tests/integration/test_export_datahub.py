@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +120,47 @@ def test_an_unknown_product_is_one_line_naming_it(
         assert len(lines) == 1, captured.err
         assert lines[0].startswith("error: ")
         assert "nowhere.no-such-product" in lines[0]
+
+
+def test_gms_url_sends_the_proposals_with_the_token_never_printed(
+    registry: RegistryAddress,
+    kafka: KafkaAddress,
+    sample_names: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    received: list[tuple[str, str, dict[str, Any]]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            received.append((self.path, self.headers["Authorization"], body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            del format, args
+
+    gms = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=gms.serve_forever, daemon=True).start()
+    for name, value in _env(registry, kafka).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MESH_DATAHUB_TOKEN", "dh-token-42")
+    try:
+        url = f"http://127.0.0.1:{gms.server_address[1]}"
+        assert run(["export", "datahub", "orders.order-placed", "--gms-url", url]) == 0
+    finally:
+        gms.shutdown()
+        gms.server_close()
+    captured = capsys.readouterr()
+    assert "dh-token-42" not in captured.out + captured.err
+    assert f"sent {len(received)} proposals to {url}" in captured.err
+    assert {(path, auth) for path, auth, _ in received} == {
+        ("/aspects?action=ingestProposal", "Bearer dh-token-42")
+    }
+    urns = {body["proposal"]["entityUrn"] for _, _, body in received}
+    assert urns == {
+        "urn:li:domain:orders",
+        "urn:li:dataset:(urn:li:dataPlatform:kafka,orders.order-placed.v1,PROD)",
+        "urn:li:dataProduct:orders.order-placed",
+    }
