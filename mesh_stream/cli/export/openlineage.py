@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mesh_stream.cli.export.common import open_source, product_selection, selected, write_documents
-from mesh_stream.errors import ProductNotFoundError
+from mesh_stream.errors import ProductNotFoundError, SubjectNotFoundError
 from mesh_stream.exports.source import ExportedProduct, KafkaServer, RegistrySource
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.settings import MeshSettings
@@ -24,7 +24,7 @@ def inputs_of(source: RegistrySource, chosen: list[ExportedProduct]) -> list[Exp
     for name in wanted:
         try:
             found.append(source.product(name))
-        except ProductNotFoundError:
+        except (ProductNotFoundError, SubjectNotFoundError):
             continue
     return found
 
