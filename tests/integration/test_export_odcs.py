@@ -107,6 +107,13 @@ def test_export_odcs_all_writes_contracts_datacontract_lints(
     )
     assert pii == ["email", "full_name", "phone"]
 
+    # without --output: every contract on standard output, one YAML document each
+    both = runner.invoke(
+        cli, ["export", "odcs", DIFF_PRODUCT, "customers.customer-profile"], env=env
+    )
+    assert both.exit_code == 0, both.output
+    assert list(yaml.safe_load_all(both.stdout)) == [contract, profile]
+
     # the registry's endpoint answers the same contract
     answer = httpx.get(f"{sample_registry}/products/{DIFF_PRODUCT}/odcs", timeout=10)
     assert answer.status_code == 200, answer.text

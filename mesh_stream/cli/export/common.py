@@ -80,10 +80,12 @@ def write_documents(
             raise ConfigurationError(
                 f"--output {output}: cannot create the folder: {exc.strerror or exc}"
             ) from exc
-    for file_name, document in documents:
+    for index, (file_name, document) in enumerate(documents):
         text = render(file_name, document, as_json=as_json)
         if output is None:
-            sys.stdout.write(text)
+            # YAML documents after the first need a `---` start, or they read as one mapping
+            yaml_text = not (as_json or file_name.endswith((".json", ".jsonl")))
+            sys.stdout.write(f"---\n{text}" if index and yaml_text else text)
             continue
         path = output / file_name
         path.write_text(text, encoding="utf-8")
