@@ -17,6 +17,7 @@ type, not required; any other union is an object with one optional property per 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -250,12 +251,20 @@ def _field_property(
         prop["transformDescription"] = "Computed from " + ", ".join(sources) + "."
     extra = list(prop.pop("customProperties", []))
     if "default" in field:
-        extra.append(custom("avroDefault", field["default"]))
+        extra.append(custom("avroDefault", _default_value(field["default"])))
     if sources:
         extra.append(custom("fieldLineage", list(sources)))
     if extra:
         prop["customProperties"] = extra
     return prop
+
+
+def _default_value(default: Any) -> Any:
+    """A field's Avro default as datacontract-cli reads ``avroDefault``: null and text as
+    they are, anything else as its JSON text (``0``, ``true``, ``[]``)."""
+    if default is None or isinstance(default, str):
+        return default
+    return json.dumps(default)
 
 
 def _type_part(
