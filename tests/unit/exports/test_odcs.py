@@ -346,7 +346,7 @@ NESTED = {
         },
         {"name": "flag", "type": "boolean", "doc": "Boolean."},
         {"name": "blob", "type": "bytes", "doc": "Bytes."},
-        {"name": "count", "type": "int", "doc": "Int."},
+        {"name": "count", "type": "int", "doc": "Int.", "default": 0},
     ],
 }
 
@@ -404,4 +404,5 @@ def test_nested_records_arrays_maps_unions_and_logical_types(
     assert props["flag"]["logicalType"] == "boolean"
     assert props["blob"]["logicalTypeOptions"] == {"format": "binary"}
     assert props["count"]["logicalTypeOptions"] == {"format": "i32"}
+    assert custom(props["count"])["avroDefault"] == "0"
     assert all(p["required"] for n, p in props.items() if n not in ("payload", "next"))
