@@ -20,11 +20,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from mesh_stream.descriptor import PRODUCT_NAME, Classification, DataProduct
+from mesh_stream.descriptor import Classification, DataProduct
 from mesh_stream.errors import MeshError
 from mesh_stream.health import Status
 from mesh_stream.registry.portal.access import ViewerDep
-from mesh_stream.registry.portal.web import TEMPLATES, render
+from mesh_stream.registry.portal.web import TEMPLATES, echo, find_product, render
 from mesh_stream.registry.service.context import Services
 from mesh_stream.registry.service.sample import pii_field_paths
 
@@ -37,8 +37,6 @@ HEALTH_CLASS = {
     Status.BREACHED: "breached",
     Status.NO_DATA: "unknown",
 }
-#: Longest product name the portal looks up (longer ones are not product names).
-MAX_NAME = 300
 
 
 def _pii_within(marked: list[str], path: str) -> list[str]:
@@ -221,7 +219,7 @@ def lineage_view(request: Request, product: DataProduct | Mapping[str, Any] | st
         found: DataProduct | None = product
     else:
         name = product if isinstance(product, str) else str(product.get("name", ""))
-        found = _lookup(services, name)
+        found = find_product(services, name)
     if found is None:
         return LineageView(
             str(product), {"product": "", "nodes": [], "edges": [], "field_lineage": []}
@@ -237,20 +235,6 @@ def lineage_view(request: Request, product: DataProduct | Mapping[str, Any] | st
 TEMPLATES.env.globals["lineage_view"] = lineage_view
 
 
-def _lookup(services: Services, name: str) -> DataProduct | None:
-    if len(name) > MAX_NAME or not PRODUCT_NAME.match(name):
-        return None
-    try:
-        return services.products.get_product(name)
-    except (MeshError, ValueError):  # a stored descriptor a newer release refuses
-        return None
-
-
-def _shown(name: str) -> str:
-    text = name.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text if len(text) <= 120 else text[:119] + "…"
-
-
 @router.get("/products/{name}/lineage", response_class=HTMLResponse)
 async def lineage_page(
     request: Request,
@@ -258,12 +242,12 @@ async def lineage_page(
     viewer: ViewerDep,  # noqa: ARG001 - read auth
 ) -> HTMLResponse:
     services: Services = request.app.state.services
-    product = _lookup(services, name)
+    product = find_product(services, name)
     if product is None:
         return render(
             request,
             "lineage.html",
-            {"product": None, "name": _shown(name)},
+            {"product": None, "name": echo(name)},
             status_code=404,
         )
     return render(request, "lineage.html", {"product": product, "name": product.name})
@@ -276,9 +260,9 @@ async def lineage_document(
     viewer: ViewerDep,  # noqa: ARG001 - read auth
 ) -> JSONResponse:
     services: Services = request.app.state.services
-    product = _lookup(services, name)
+    product = find_product(services, name)
     if product is None:
         return JSONResponse(
-            {"error": f"No product named '{_shown(name)}' is registered."}, status_code=404
+            {"error": f"No product named '{echo(name)}' is registered."}, status_code=404
         )
     return JSONResponse(lineage_graph(services, product))

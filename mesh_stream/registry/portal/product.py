@@ -35,7 +35,7 @@ from mesh_stream.registry.portal.schema_view import (
     schema_fields,
 )
 from mesh_stream.registry.portal.search import record_time
-from mesh_stream.registry.portal.web import render
+from mesh_stream.registry.portal.web import echo, find_product, render
 from mesh_stream.registry.service.context import Services
 from mesh_stream.registry.service.schemas import SchemaVersion
 
@@ -44,7 +44,6 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 #: How far back the freshness and volume charts look.
 CHART_HOURS = 6
 #: The most characters of a user-given name or parameter a page repeats back.
-MAX_ECHO = 120
 #: CSS class of each status's badge (portal.css).
 STATUS_CLASS = {
     Status.OK: "ok",
@@ -54,13 +53,6 @@ STATUS_CLASS = {
 }
 NOT_OBSERVED = "not observed yet"
 EMAIL = re.compile(r"[^@\s:/?#]+@[^@\s:/?#]+\.[^@\s:/?#]+")
-
-
-def echo(text: str) -> str:
-    """User input as a page may repeat it: cut to :data:`MAX_ECHO` characters, and text
-    that cannot be encoded (a lone surrogate) made visible instead of failing the page."""
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text if len(text) <= MAX_ECHO else text[: MAX_ECHO - 1] + "…"
 
 
 # -- SLOs and what the monitor observed ------------------------------------------------------
@@ -588,15 +580,6 @@ def _services(request: Request) -> Services:
     return found
 
 
-def _lookup(services: Services, name: str) -> DataProduct | None:
-    if len(name) > 300 or not PRODUCT_NAME.match(name):
-        return None
-    try:
-        return services.products.get_product(name)
-    except (MeshError, ValueError):  # a stored descriptor a newer release refuses
-        return None
-
-
 def not_found(request: Request, name: str) -> HTMLResponse:
     return render(
         request,
@@ -621,7 +604,7 @@ def _swaps_fragment(request: Request) -> bool:
 @router.get("/products/{name}", response_class=HTMLResponse)
 async def product_page(request: Request, name: str, viewer: ViewerDep) -> HTMLResponse:
     services = _services(request)
-    product = _lookup(services, name)
+    product = find_product(services, name)
     if product is None:
         return not_found(request, name)
     try:
@@ -642,7 +625,7 @@ async def product_diff(
     """The diff fragment to htmx (always 200: htmx swaps only successes, and a bad choice is
     a message to show); without htmx the whole page, 400 for a bad choice."""
     services = _services(request)
-    product = _lookup(services, name)
+    product = find_product(services, name)
     if product is None:
         return not_found(request, name)
     versions = services.schemas.live_versions(product.value_subject)

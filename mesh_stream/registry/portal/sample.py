@@ -21,10 +21,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from mesh_stream.descriptor import PRODUCT_NAME, DataProduct
 from mesh_stream.errors import MeshError
 from mesh_stream.registry.portal.access import ViewerDep
-from mesh_stream.registry.portal.web import render
+from mesh_stream.registry.portal.web import echo, find_product, render
 from mesh_stream.registry.service.context import Services
 from mesh_stream.registry.service.sample import (
     DEFAULT_LIMIT,
@@ -111,20 +110,6 @@ def _row(record: SampledRecord, fields: list[str]) -> Row:
     )
 
 
-def _lookup(services: Services, name: str) -> DataProduct | None:
-    if len(name) > 300 or not PRODUCT_NAME.match(name):
-        return None
-    try:
-        return services.products.get_product(name)
-    except (MeshError, ValueError):
-        return None
-
-
-def _shown(name: str) -> str:
-    text = name.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text if len(text) <= 120 else text[:119] + "…"
-
-
 @router.get("/products/{name}/sample", response_class=HTMLResponse)
 async def sample_rows(
     request: Request, name: str, viewer: ViewerDep, limit: str | None = None
@@ -135,7 +120,7 @@ async def sample_rows(
     fragment = bool(request.headers.get("hx-request"))
     context: dict[str, Any] = {
         "standalone": not fragment,
-        "name": _shown(name),
+        "name": echo(name),
         "product": None,
         "sample": None,
         "rows": [],
@@ -143,9 +128,9 @@ async def sample_rows(
         "limit": parse_limit(limit),
         "limit_choices": LIMIT_CHOICES,
     }
-    product = _lookup(services, name)
+    product = find_product(services, name)
     if product is None:
-        context["problem"] = f"No product named '{_shown(name)}' is registered."
+        context["problem"] = f"No product named '{echo(name)}' is registered."
         return render(request, "_sample_rows.html", context, status_code=200 if fragment else 404)
     context["product"] = product
     try:

@@ -22,9 +22,10 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.base import BaseHTTPMiddleware
 
-from mesh_stream.errors import RegistryUnavailableError
+from mesh_stream.descriptor import PRODUCT_NAME, DataProduct
+from mesh_stream.errors import MeshError, RegistryUnavailableError
 from mesh_stream.registry.portal.access import SessionSealer, ViewerDep, drop_session, safe_next
-from mesh_stream.registry.service.context import render_error
+from mesh_stream.registry.service.context import Services, render_error
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,30 @@ class PortalState:
 def portal_state(request: Request) -> PortalState:
     found: PortalState = request.app.state.portal
     return found
+
+
+#: Longest product name a page looks up (longer ones are no product names).
+MAX_PRODUCT_NAME = 300
+#: Longest piece of user input a page repeats back.
+MAX_ECHO = 120
+
+
+def find_product(services: Services, name: str) -> DataProduct | None:
+    """The registered product ``name``; None when unknown, malformed or unreadable (a
+    stored descriptor a newer release refuses): every page shows those as not found."""
+    if len(name) > MAX_PRODUCT_NAME or not PRODUCT_NAME.match(name):
+        return None
+    try:
+        return services.products.get_product(name)
+    except (MeshError, ValueError):
+        return None
+
+
+def echo(text: str) -> str:
+    """User input as a page may repeat it: cut to :data:`MAX_ECHO` characters, and text
+    that cannot be encoded (a lone surrogate) made visible instead of failing the page."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= MAX_ECHO else text[: MAX_ECHO - 1] + "…"
 
 
 def render(
