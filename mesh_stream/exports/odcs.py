@@ -21,7 +21,13 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mesh_stream.descriptor import CleanupPolicy, DataProduct, QualityRule, RuleFailure
+from mesh_stream.descriptor import (
+    Classification,
+    CleanupPolicy,
+    DataProduct,
+    QualityRule,
+    RuleFailure,
+)
 from mesh_stream.exports.source import ExportedProduct, KafkaServer
 
 #: the newest ODCS v3 the published JSON Schema (open-data-contract-standard 3.2.0) accepts
@@ -107,7 +113,7 @@ def _description(descriptor: DataProduct) -> dict[str, Any]:
         + f"; records that fail decoding or a rule go to {descriptor.dlq_topic}."
     )
     description: dict[str, Any] = {"purpose": descriptor.description, "usage": usage}
-    if descriptor.classification.value == "pii":
+    if descriptor.classification is Classification.PII:
         readers = ", ".join((descriptor.domain, *descriptor.readers))
         description["limitations"] = f"Personal data: only these domains may read it: {readers}."
     return description

@@ -153,7 +153,11 @@ def test_every_field_doc_and_pii_mark_is_in_the_contract(
 
 
 def test_key_nullability_and_field_lineage(sample: dict[str, ExportedProduct]) -> None:
-    [profile] = odcs_contract(sample["customers.customer-profile"], None)["schema"]
+    profile_contract = odcs_contract(sample["customers.customer-profile"], None)
+    assert profile_contract["description"]["limitations"] == (
+        "Personal data: only these domains may read it: customers, analytics."
+    )
+    [profile] = profile_contract["schema"]
     props = dict(odcs_properties(profile))
     assert props["customer_id"]["partitioned"] is True
     assert props["customer_id"]["primaryKey"] is True  # compacted: one record per key
