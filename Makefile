@@ -90,7 +90,6 @@ datahub-tools:  ## the DataHub CLI the export tests run (.tools/datahub, from to
 # 70 s and 130 MB, once. tools/datacontract/check_odcs.py runs both checks.
 ODCS_TOOLS := .tools/datacontract
 
-.PHONY: odcs-tools
 odcs-tools:  ## datacontract-cli and the ODCS v3 JSON Schema the export tests run (.tools/datacontract)
 	@if [ ! -x $(ODCS_TOOLS)/bin/datacontract ] || [ tools/datacontract/requirements.txt -nt $(ODCS_TOOLS)/bin/datacontract ]; then \
 		echo ">> installing datacontract-cli into $(ODCS_TOOLS)"; \
@@ -98,6 +97,11 @@ odcs-tools:  ## datacontract-cli and the ODCS v3 JSON Schema the export tests ru
 		$(ODCS_TOOLS)/bin/python -m pip install --quiet --progress-bar off --require-hashes -r tools/datacontract/requirements.txt && \
 		touch $(ODCS_TOOLS)/bin/datacontract || exit 1; \
 	fi
+
+# Every outside tool the tests run, each installed only when missing; fetched side by side
+# (they are downloads, not CPU), so a fresh machine waits for the slowest one only.
+tools: install  ## Chromium and axe-core, the AsyncAPI validators, datacontract-cli, DataHub's CLI
+	$(MAKE) --no-print-directory -j 4 browser asyncapi-tools odcs-tools datahub-tools
 
 lint: install  ## ruff check, ruff format --check, mypy, import layering
 	$(BIN)/ruff check mesh_stream tests domains tools benchmarks
@@ -119,7 +123,7 @@ docs: install  ## build the docs site into site/ (mkdocs --strict, offline)
 # file share fixtures); each worker starts its own broker. TEST_WORKERS=0 runs it in-process.
 TEST_WORKERS ?= 2
 
-test: kafka browser lint docs  ## everything CI runs: lint, type check, governance policies, all tests
+test: kafka tools lint docs  ## everything CI runs: lint, type check, governance policies, all tests
 	$(BIN)/mesh lint
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
