@@ -19,10 +19,11 @@ from mesh_stream.errors import ConfigurationError
 
 #: Each extra and the top-level modules it installs (the first missing one names the extra).
 EXTRA_MODULES: dict[str, tuple[str, ...]] = {
-    "registry": ("fastapi", "uvicorn", "starlette"),
+    "registry": ("fastapi", "uvicorn", "starlette", "jinja2"),
     "processing": ("faust", "mode", "aiokafka", "rocksdict"),
     "broker": ("cryptography",),
     "bench": ("authlib", "cachetools", "fastapi", "uvicorn"),
+    "lineage": ("openlineage",),
 }
 
 
