@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,15 +83,21 @@ def portal_settings(bootstrap: str, session: str, *, read_auth: bool) -> MeshSet
     )
 
 
-def register_sample_mesh(url: str, connection: KafkaConnection) -> list[str]:
+def register_sample_mesh(
+    url: str, connection: KafkaConnection | None, *, leave_out: Collection[str] = ()
+) -> list[str]:
+    """Register the sample mesh (sources first, compatibility levels set) and a second
+    version of ``DIFF_PRODUCT``; create the product topics when ``connection`` is given.
+    Products in ``leave_out`` stay unregistered (nothing may be built from them)."""
     from mesh_stream import registration
     from mesh_stream.project import load_project
     from mesh_stream.registry.client import RegistryClient
     from mesh_stream.up.plan import topological
 
     project = load_project(REPO_ROOT)
-    products = topological(project.descriptors())
-    registration.ensure_topics(connection, products)
+    products = [p for p in topological(project.descriptors()) if p.name not in leave_out]
+    if connection is not None:
+        registration.ensure_topics(connection, products)
     with RegistryClient(url, principal="admin", token=TOKENS["admin"]) as client:
         for product in products:
             registration.register_product(

@@ -8,7 +8,6 @@ as one error line, and a product not registered yet exported from its .avsc with
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,16 +15,12 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from pydantic import SecretStr
 
-from mesh_stream import registration
 from mesh_stream.cli.main import run
 from mesh_stream.project import load_project
 from mesh_stream.registry.client import RegistryClient
-from mesh_stream.registry.service.server import RegistryServer, build_registry
-from mesh_stream.settings import MeshSettings
-from mesh_stream.up.plan import topological
 from tests.conftest import KafkaAddress
+from tests.integration.sample_registry import sample_registry as registry_of_the_sample_mesh
 from tests.unit.exports.test_asyncapi import asyncapi_problems, errors_of, field_marks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,29 +33,10 @@ ADMIN_TOKEN = "admin-secret"
 def sample_registry(kafka: KafkaAddress) -> Iterator[str]:
     """A registry on the session broker under its own topic, the sample mesh registered in
     it but :data:`UNREGISTERED`; yields its URL."""
-    session = uuid.uuid4().hex[:8]
-    settings = MeshSettings(
-        bootstrap_servers=kafka.bootstrap_servers,
-        registry_credentials=SecretStr(f"admin:{ADMIN_TOKEN}"),
-        registry_credentials_file=None,
-        registry_topic=f"_mesh_registry-export-{session}",
-        registry_writer_id=f"mesh-registry-export-{session}",
-    )
-    app, store = build_registry(settings)
-    server = RegistryServer(app)
-    try:
-        url = server.start()
-        products = topological(load_project(ROOT).descriptors())
-        with RegistryClient(url, principal="admin", token=ADMIN_TOKEN) as client:
-            for product in products:
-                if product.name != UNREGISTERED:
-                    registration.register_product(
-                        client, product, ROOT, wait_for_inputs=0, set_level=True
-                    )
+    with registry_of_the_sample_mesh(
+        kafka.bootstrap_servers, "export", leave_out={UNREGISTERED}
+    ) as url:
         yield url
-    finally:
-        server.stop()
-        store.close()
 
 
 def mesh(

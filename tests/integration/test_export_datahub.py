@@ -1,6 +1,6 @@
 """`mesh export datahub` and `mesh export openlineage` over the sample mesh in a real registry.
 
-The sample products are registered into the session registry; the DataHub file of all twelve
+The sample products are registered into a registry of its own; the DataHub file of all twelve
 goes through DataHub's own CLI (`datahub check metadata-file`, from `make datahub-tools`),
 which parses every proposal with DataHub's aspect models; the OpenLineage file has one
 static-lineage event per derived product.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,10 @@ from click.testing import CliRunner
 
 from mesh_stream.cli.main import cli, run
 from mesh_stream.project import load_project
-from mesh_stream.registration import register_product
-from mesh_stream.registry.client import RegistryClient
 from mesh_stream.up.plan import topological
+from tests.browser.portal import TOKENS
 from tests.conftest import KafkaAddress, RegistryAddress
+from tests.integration.sample_registry import sample_registry as registry_of_the_sample_mesh
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -32,12 +33,17 @@ DATAHUB = REPO / ".tools" / "datahub" / "bin" / "datahub"
 
 
 @pytest.fixture(scope="module")
+def registry(kafka: KafkaAddress) -> Iterator[RegistryAddress]:
+    """A registry of its own holding the sample mesh (the session registry is shared with
+    tests that register sample product names their own way)."""
+    with registry_of_the_sample_mesh(kafka.bootstrap_servers, "datahub") as url:
+        yield RegistryAddress(url, TOKENS["admin"], dict(TOKENS))
+
+
+@pytest.fixture(scope="module")
 def sample_names(registry: RegistryAddress) -> list[str]:
-    products = topological(load_project(REPO).descriptors())
-    with RegistryClient(registry.url, principal="admin", token=registry.admin_token) as client:
-        for product in products:
-            register_product(client, product, REPO, wait_for_inputs=0)
-    return [p.name for p in products]
+    del registry  # every sample product is registered in it
+    return [p.name for p in topological(load_project(REPO).descriptors())]
 
 
 def _env(registry: RegistryAddress, kafka: KafkaAddress) -> dict[str, str]:

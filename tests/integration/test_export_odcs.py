@@ -6,7 +6,6 @@ an unknown product is a one-line error naming it."""
 from __future__ import annotations
 
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,14 +13,12 @@ import httpx
 import pytest
 import yaml
 from click.testing import CliRunner
-from pydantic import SecretStr
 
 from mesh_stream.cli.main import cli, run
-from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.registry.client import RegistryClient
-from mesh_stream.settings import MeshSettings
-from tests.browser.portal import DIFF_FIELD, DIFF_PRODUCT, TOKENS, register_sample_mesh
+from tests.browser.portal import DIFF_FIELD, DIFF_PRODUCT
 from tests.conftest import KafkaAddress
+from tests.integration.sample_registry import sample_registry as registry_of_the_sample_mesh
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / ".tools" / "datacontract" / "bin"
@@ -31,26 +28,8 @@ CHECK = ROOT / "tools" / "datacontract" / "check_odcs.py"
 @pytest.fixture(scope="module")
 def sample_registry(kafka: KafkaAddress) -> Iterator[str]:
     """A registry on its own topic with the 12 sample products registered."""
-    from mesh_stream.registry.service.server import RegistryServer, build_registry
-
-    session = uuid.uuid4().hex[:8]
-    settings = MeshSettings(
-        bootstrap_servers=kafka.bootstrap_servers,
-        registry_credentials=SecretStr(",".join(f"{p}:{t}" for p, t in TOKENS.items())),
-        registry_credentials_file=None,
-        registry_topic=f"_mesh_registry-odcs-{session}",
-        registry_writer_id=f"mesh-registry-odcs-{session}",
-    )
-    app, store = build_registry(settings)
-    server = RegistryServer(app)
-    try:
-        url = server.start()
-        connection = KafkaConnection.create(kafka.bootstrap_servers, client_id="odcs-tests")
-        register_sample_mesh(url, connection)
+    with registry_of_the_sample_mesh(kafka.bootstrap_servers, "odcs") as url:
         yield url
-    finally:
-        server.stop()
-        store.close()
 
 
 def test_export_odcs_all_writes_contracts_datacontract_lints(
