@@ -39,6 +39,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib.machinery
 import importlib.util
+import math
 import re
 import sys
 import uuid
@@ -218,7 +219,20 @@ def _flat_versions(
         "flat_guard": compiled_guard,
         "flat_program": compiled_body,
         "variables": tuple((name, _PREFIX + name) for name in sorted(fields)),
+        "pass_test": flat_body if flat_guard is None else _either(flat_guard, flat_body),
     }
+
+
+def _grouped(expr: str) -> str:
+    """``expr`` in parentheses, on lines of its own (a ``//`` comment ends at its line)."""
+    return f"(\n{expr}\n)"
+
+
+def _either(guard: str, body: str) -> str:
+    """The renamed ``guard; body`` as one CEL test that is ``true`` exactly when the rule
+    passes with a boolean guard (a guard that is not a boolean is an error here, and the
+    rule-by-rule path then applies Python truthiness as confluent-kafka does)."""
+    return f"{_grouped(guard)} ? {_grouped(body)} : true"
 
 
 def _cel_value(value: Any) -> Any:
@@ -265,6 +279,9 @@ class RuleCheck:
     #: (field, variable) of a renamed rule that reads one field, has no guard and no
     #: ``now``: the fast path of :meth:`verdict` (None: the general one).
     one: tuple[str, str] | None = None
+    #: The renamed rule as one CEL test over flat variables, ``true`` exactly when the rule
+    #: passes (``guard ? body : true`` with a guard); None when not renamed.
+    pass_test: str | None = None
 
     def __post_init__(self) -> None:
         if (
@@ -408,13 +425,83 @@ class RuleBreach:
         return f"{self.rule.failure_text} ({self.error})"
 
 
-class RuleEngine:
-    """The write-side CEL conditions of one schema version; :meth:`first_breach` per record."""
+@dataclass(eq=False, slots=True)
+class _Lane:
+    """A rule on the all-at-once path (:meth:`RuleEngine.all_pass`), with the values it
+    was seen to pass: for a rule reading one field, each value mapped to its type (a value
+    counts only with the same type: ``1`` and ``True`` are equal in Python, not in CEL;
+    float zeros are never kept, as ``0.0 == -0.0``); for a rule reading several, the typed
+    memo keys of :meth:`RuleCheck._key`. None: not remembered (``now``, nested values)."""
 
-    def __init__(self, checks: Sequence[RuleCheck]) -> None:
+    check: RuleCheck
+    index: int
+    #: The one field it reads and its flat variable, or None.
+    one: str | None
+    variable: str | None
+    program: Any  # the compiled pass test (``RuleCheck.pass_test``)
+    passing: dict[Any, Any] | None
+    misses: int = 0
+    #: The engine's record count when ``passing`` was (re)started.
+    since: int = 0
+
+
+def _flat_variables(lanes: Sequence[_Lane], record: Mapping[str, Any]) -> dict[str, Any]:
+    """The flat variables of what ``lanes`` read in ``record`` (a missing field unbound)."""
+    variables: dict[str, Any] = {}
+    for lane in lanes:
+        for name, variable in lane.check.variables:
+            if name in record:
+                value = record[name]
+                variables[variable] = value if type(value) in _NATIVE else _cel_value(value)
+    return variables
+
+
+#: Combined programs an engine keeps (one per set of rules evaluated together).
+_MOST_COMBINED = 64
+
+
+class RuleEngine:
+    """The write-side CEL conditions of one schema version; :meth:`first_breach` per record.
+
+    ``all_at_once`` (on unless switched off) puts a path in front of the rule-by-rule one:
+    see :meth:`all_pass`. The rule-by-rule path alone decides which rule a record fails and
+    why, so the switch changes how fast a record passes, never a verdict.
+    """
+
+    def __init__(self, checks: Sequence[RuleCheck], *, all_at_once: bool = True) -> None:
         self.checks = tuple(checks)
         self._needs_now = any(check.uses_now for check in self.checks)
         self._context: Callable[[dict[str, Any]], Any] = _cel().Context
+        self._compile: Callable[[str], Any] = _cel().compile
+        self._lanes = self._all_at_once_lanes() if all_at_once else None
+        self._combined: dict[tuple[int, ...], Any] = {}
+        self._checked = 0  # records through all_pass (its memos' lookups)
+
+    @property
+    def all_at_once(self) -> bool:
+        """Whether records go through :meth:`all_pass` first."""
+        return self._lanes is not None
+
+    def _all_at_once_lanes(self) -> tuple[_Lane, ...] | None:
+        """The lanes of the rules that can stop a record (ERROR and DLQ; a failed NONE rule
+        never does), or None when one of them is not renamed or reads ``now`` (each such
+        rule then runs its own way, and so do the others)."""
+        lanes: list[_Lane] = []
+        for check in self.checks:
+            if check.action == "NONE":
+                continue
+            if check.pass_test is None or check.uses_now or check.fields is None:
+                return None
+            program = check.flat_program if check.flat_guard is None else None
+            if program is None:
+                try:
+                    program = self._compile(check.pass_test)
+                except ValueError:
+                    return None
+            one, variable = check.variables[0] if len(check.variables) == 1 else (None, None)
+            memo: dict[Any, Any] | None = {} if check.memo is not None else None
+            lanes.append(_Lane(check, len(lanes), one, variable, program, memo))
+        return tuple(lanes)
 
     @property
     def has_dlq(self) -> bool:
@@ -422,7 +509,12 @@ class RuleEngine:
 
     @classmethod
     def from_rule_set(
-        cls, rule_set: Mapping[str, Any] | None, *, owner: str, dlq_topic: str
+        cls,
+        rule_set: Mapping[str, Any] | None,
+        *,
+        owner: str,
+        dlq_topic: str,
+        all_at_once: bool = True,
     ) -> RuleEngine | None:
         """The engine for a registered ``ruleSet`` (None when it has nothing to run on write).
 
@@ -483,7 +575,7 @@ class RuleEngine:
             )
         if not checks:
             return None
-        return cls(checks)
+        return cls(checks, all_at_once=all_at_once)
 
     def first_breach(
         self, record: Mapping[str, Any], *, skip: str | None = None
@@ -492,6 +584,8 @@ class RuleEngine:
         fails, or None: the record may be published. NONE rules that fail are passed by,
         and so is the rule named ``skip`` (a dead letter published again carries the rule
         it failed in its ``__rule.name`` header; confluent-kafka skips that rule too)."""
+        if skip is None and self._lanes is not None and self.all_pass(record):
+            return None
         whole = None  # the whole record's context, built once when a rule needs it
         for check in self.checks:
             if skip is not None and check.name == skip:
@@ -506,6 +600,104 @@ class RuleEngine:
                 continue
             return RuleBreach(check, error)
         return None
+
+    def all_pass(self, record: Mapping[str, Any]) -> bool:
+        """True when every rule that can stop a record passes ``record``, found with at most
+        one CEL call; False means "not shown": the rule-by-rule path then decides.
+
+        A rule whose verdict for these exact values is remembered is not evaluated again;
+        the others' pass tests (``RuleCheck.pass_test``) are joined with ``&&`` into one
+        program over the union of their flat variables, so their record is converted once
+        and CEL runs once. CEL's ``&&`` is ``true`` only when every side is ``true`` (an
+        error or a false side makes it false or an error), so ``true`` means each rule
+        passes; anything else, or a remembered failure, sends the record rule by rule,
+        which names the first failing rule and its error in confluent-kafka's terms.
+        """
+        lanes = self._lanes
+        if lanes is None:
+            return False
+        self._checked += 1
+        missed: list[_Lane] = []
+        for lane in lanes:
+            passing = lane.passing
+            if passing is not None:
+                field = lane.one
+                try:
+                    if field is not None:
+                        value = record.get(field, _MISSING)
+                        if passing.get(value) is type(value):
+                            continue
+                    elif lane.check._key(record, lane.check.fields or ()) in passing:
+                        continue
+                except TypeError:  # an unhashable value: evaluated, never remembered
+                    pass
+                lane.misses += 1
+            missed.append(lane)
+        if not missed:
+            return True
+        if len(missed) == 1:
+            lane = missed[0]
+            program = lane.program
+            value = record.get(lane.one, _MISSING) if lane.one is not None else _MISSING
+            if type(value) in _NATIVE:  # the common case: one plain value, no conversion
+                variables = {str(lane.variable): value}
+            else:
+                variables = _flat_variables(missed, record)
+        else:
+            program = self._combined_program(tuple(lane.index for lane in missed))
+            if program is None:
+                return False
+            variables = _flat_variables(missed, record)
+        try:
+            if program.execute(variables) is not True:
+                return False
+        except Exception:
+            return False
+        for lane in missed:
+            if lane.passing is not None:
+                self._remember_pass(lane, record)
+        return True
+
+    def _remember_pass(self, lane: _Lane, record: Mapping[str, Any]) -> None:
+        """Keep that ``lane`` passes ``record``'s values. At :data:`MEMO_SIZE` values the
+        memo starts over, or is dropped for good when fewer than a quarter of its lookups
+        found a value (they hardly repeat)."""
+        passing = lane.passing
+        if passing is None:
+            return
+        if len(passing) >= MEMO_SIZE:
+            lookups = self._checked - lane.since
+            if (lookups - lane.misses) * 4 < lookups:
+                lane.passing = None
+                return
+            passing.clear()
+            lane.misses, lane.since = 0, self._checked
+        if lane.one is not None:
+            value = record.get(lane.one, _MISSING)
+            kind = type(value)
+            if kind in _KEYABLE or (kind is float and value and not math.isnan(value)):
+                passing[value] = kind
+            return
+        key = lane.check._key(record, lane.check.fields or ())
+        if key is not None:
+            passing[key] = True
+
+    def _combined_program(self, indexes: tuple[int, ...]) -> Any:
+        """The pass tests of the lanes at ``indexes`` joined with ``&&``, compiled once
+        (None when it does not compile, or when too many combinations were asked for)."""
+        program = self._combined.get(indexes)
+        if program is not None or indexes in self._combined:
+            return program
+        if len(self._combined) >= _MOST_COMBINED or self._lanes is None:
+            return None
+        lanes = self._lanes
+        text = " && ".join(_grouped(str(lanes[index].check.pass_test)) for index in indexes)
+        try:
+            program = self._compile(text)
+        except ValueError:
+            program = None
+        self._combined[indexes] = program
+        return program
 
     def _whole_context(self, record: Mapping[str, Any]) -> Any:
         message = {str(key): _cel_value(value) for key, value in record.items()}

@@ -174,13 +174,15 @@ def confluent_verdict() -> Any:
     return verdict
 
 
-def _engine(expr: str) -> RuleEngine:
+def _engine(expr: str, *, all_at_once: bool = True) -> RuleEngine:
     rule_set = {
         "domainRules": [
             {"name": "r", "kind": "CONDITION", "mode": "WRITE", "type": "CEL", "expr": expr}
         ]
     }
-    engine = RuleEngine.from_rule_set(rule_set, owner="shop.order", dlq_topic=f"{TOPIC}.dlq")
+    engine = RuleEngine.from_rule_set(
+        rule_set, owner="shop.order", dlq_topic=f"{TOPIC}.dlq", all_at_once=all_at_once
+    )
     assert engine is not None
     return engine
 
@@ -280,25 +282,34 @@ def test_a_write_rule_the_publisher_cannot_run_is_refused_not_skipped(
     assert complaint in message
 
 
-def test_remembered_verdicts_are_keyed_by_exact_value_and_type() -> None:
-    engine = _engine("1.0 / message.discount > 0.0")
+@pytest.mark.parametrize("all_at_once", [True, False])
+def test_remembered_verdicts_are_keyed_by_exact_value_and_type(all_at_once: bool) -> None:
+    engine = _engine("1.0 / message.discount > 0.0", all_at_once=all_at_once)
     verdicts = [
         engine.first_breach(order(discount=value)) is None for value in (0.0, -0.0, 0.0, -0.0)
     ]
     assert verdicts == [True, False, True, False]  # +0.0 and -0.0 never share a verdict
     zeros = engine.checks[0].memo
     assert zeros is not None
-    assert len(zeros) == 2
-    typed = _engine("message.total == 1")
+    assert len(zeros) == (1 if all_at_once else 2)  # passes are kept by the lane, not here
+    typed = _engine("message.total == 1", all_at_once=all_at_once)
     assert [typed.first_breach(order(total=value)) is None for value in (1, True, 1)] == [
         True,
         False,  # a bool is not an int in CEL, though True == 1 in Python
         True,
     ]
+    # the other way round: a remembered pass of True must not answer for 1 either
+    flipped = _engine("message.total == true", all_at_once=all_at_once)
+    assert [flipped.first_breach(order(total=value)) is None for value in (True, 1, True)] == [
+        True,
+        False,
+        True,
+    ]
     check = typed.checks[0]
     assert check.memo is not None
-    assert len(check.memo) == 2
+    assert len(check.memo) == (1 if all_at_once else 2)
     assert _engine("now > timestamp('2020-01-01T00:00:00Z')").checks[0].memo is None
+    assert not _engine("now > timestamp('2020-01-01T00:00:00Z')").all_at_once
 
 
 # Not comparable with confluent-kafka: on a null coupon its evaluator (cel-python) takes the
@@ -316,7 +327,7 @@ def _outcomes(engine: RuleEngine) -> list[str | None]:
 
 @pytest.mark.parametrize("expr", EXPRESSIONS + OWN_ONLY)
 def test_the_flat_renaming_keeps_every_verdict_and_error_message(expr: str) -> None:
-    renamed, original = _engine(expr), _engine(expr)
+    renamed, original = _engine(expr), _engine(expr, all_at_once=False)
     check = original.checks[0]
     check.flat_guard = check.flat_program = check.memo = check.one = None
     assert _outcomes(renamed) == _outcomes(original)
@@ -356,7 +367,8 @@ def test_only_plain_field_reads_outside_has_are_renamed() -> None:
 
 
 def test_a_memo_whose_values_hardly_repeat_is_dropped_and_verdicts_stay_right() -> None:
-    distinct, repeating = _engine("message.total % 7 != 3"), _engine("message.total % 7 != 3")
+    expr = "message.total % 7 != 3"
+    distinct, repeating = _engine(expr, all_at_once=False), _engine(expr, all_at_once=False)
     totals = range(MEMO_SIZE + 100)
     assert [distinct.first_breach(order(total=t)) is None for t in totals] == [
         t % 7 != 3 for t in totals
