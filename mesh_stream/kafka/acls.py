@@ -32,6 +32,10 @@ from mesh_stream.errors import KafkaSecurityError, MeshError
 from mesh_stream.kafka.clients import make_admin, probe
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 
+#: librdkafka's own log lines (e.g. a purged background queue at close) would come before the
+#: CLI's one-line error on stderr; every failure reaches the caller as an exception anyway.
+QUIET = {"log_level": 0}
+
 CLUSTER = "kafka-cluster"
 """The name Kafka gives the one CLUSTER resource."""
 
@@ -219,7 +223,7 @@ def describe_acls(
     First waits up to ``connect_timeout`` s for the cluster to answer, so an unreachable
     cluster and refused credentials or TLS fail with their own clear error."""
     probe(conn, timeout=connect_timeout)
-    admin = make_admin(conn)
+    admin = make_admin(conn, QUIET)
     try:
         bindings = admin.describe_acls(_everything(), request_timeout=timeout).result()
     except KafkaException as exc:
@@ -242,7 +246,7 @@ def apply_acls(
     changes = diff(planned, existing, managed)
     if dry_run or changes.empty:
         return changes
-    admin = make_admin(conn)
+    admin = make_admin(conn, QUIET)
     if changes.create:
         futures = admin.create_acls(
             [acl.to_binding() for acl in changes.create], request_timeout=timeout

@@ -101,8 +101,10 @@ def secured_portal(
         yield PortalMesh(url, dict(TOKENS), list(portal_mesh.products), True, portal_cluster)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one test module: Playwright's sync API keeps an event loop running in
+    this thread while it is open, so a later module's ``asyncio.run`` would fail under it."""
     from playwright.sync_api import sync_playwright
 
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run `make browser` (Debian's chromium)"
