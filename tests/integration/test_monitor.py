@@ -190,6 +190,11 @@ def test_monitor_measures_judges_and_alerts_on_the_real_broker(
             assert third[derived.name].upstream_breached == ()
 
         # `mesh monitor --once --json`, a new process: since is carried through the topic.
+        # It starts, reads the health topic back and lists every product of the shared session
+        # registry before it measures, seconds later; a record now keeps the source within its
+        # 6 s freshness SLO then, so its status stays ok and its since must carry over.
+        to_source.publish(make_order(10))
+        to_source.flush()
         cli = subprocess.run(
             [sys.executable, "-m", "mesh_stream.cli.main", "monitor", "--once", "--json"],
             env={
