@@ -93,7 +93,17 @@ def serve(store: KafkaStore, *, wait_for_replay: bool = True) -> Iterator[httpx.
 
 
 def register(http: httpx.Client, n: int) -> httpx.Response:
-    return http.post(f"/subjects/{SUBJECT}/versions", json={"schema": _schema(n)})
+    """Register version ``n`` as a client does: a 50302 answer (written, not yet read back
+    from a broker that just came back) is asked again after its Retry-After, for up to 30 s;
+    the registration is idempotent, so the same id comes back."""
+    deadline = time.monotonic() + 30
+    while True:
+        answer = http.post(f"/subjects/{SUBJECT}/versions", json={"schema": _schema(n)})
+        if answer.status_code != 503 or time.monotonic() > deadline:
+            return answer
+        if answer.json().get("error_code") != 50302 or "not read back" not in answer.text:
+            return answer
+        time.sleep(float(answer.headers.get("retry-after", "1")))
 
 
 def wait_ready(http: httpx.Client, timeout: float = 120.0) -> dict[str, Any]:
