@@ -230,6 +230,10 @@ class KafkaStore:
                 "enable.partition.eof": True,
                 "fetch.wait.max.ms": 10,
                 "fetch.error.backoff.ms": 50,
+                # After a broker restart a write commits as soon as the producer is back;
+                # librdkafka's default 10 s reconnect backoff would leave its read-back
+                # waiting past the write timeout (503 50302) on this idle reader.
+                "reconnect.backoff.max.ms": 500,
             },
         )
         self._consumer.assign([TopicPartition(self.topic, 0, 0)])
@@ -241,6 +245,7 @@ class KafkaStore:
                 "group.id": f"mesh-registry-offsets-{uuid.uuid4()}",
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
+                "reconnect.backoff.max.ms": 500,
             },
         )
         self._starting = "replaying the registry log"
