@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # resolved by `make lock`; tests/unit/test_lock.py fails when the two drift apart.
 LOCK := requirements/dev.lock
 
-.PHONY: help install lock kafka browser vendor datahub-tools lint format reference docs test test-fast demo bench clean
+.PHONY: help install lock kafka browser valgrind vendor datahub-tools lint format reference docs test test-fast demo bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,6 +52,17 @@ browser:  ## Debian's chromium and chromium-driver, and axe-core for the browser
 		fi; \
 		echo ">> npm ci --prefix tools/vendor"; \
 		npm ci --prefix tools/vendor && touch $(NODE_ASSETS) || exit 1; \
+	fi
+
+# `mesh bench --instructions` and its unit test count instructions with valgrind (callgrind).
+# After `browser`: two apt-get runs at once (make -j) would fight over dpkg's lock.
+valgrind: | browser  ## Debian's valgrind, for mesh bench --instructions (when missing)
+	@if ! command -v valgrind >/dev/null 2>&1; then \
+		if ! command -v apt-get >/dev/null 2>&1; then \
+			echo "make valgrind: valgrind is missing and apt-get is not available; install valgrind"; exit 1; \
+		fi; \
+		echo ">> installing Debian's valgrind with apt-get"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq valgrind || exit 1; \
 	fi
 
 vendor:  ## refresh the portal's vendored browser assets from tools/vendor (npm ci, then copy)
@@ -100,8 +111,8 @@ odcs-tools:  ## datacontract-cli and the ODCS v3 JSON Schema the export tests ru
 
 # Every outside tool the tests run, each installed only when missing; fetched side by side
 # (they are downloads, not CPU), so a fresh machine waits for the slowest one only.
-tools: install  ## Chromium and axe-core, the AsyncAPI validators, datacontract-cli, DataHub's CLI
-	$(MAKE) --no-print-directory -j 4 browser asyncapi-tools odcs-tools datahub-tools
+tools: install  ## Chromium and axe-core, valgrind, the AsyncAPI validators, datacontract-cli, DataHub's CLI
+	$(MAKE) --no-print-directory -j 4 browser valgrind asyncapi-tools odcs-tools datahub-tools
 
 lint: install  ## ruff check, ruff format --check, mypy, import layering
 	$(BIN)/ruff check mesh_stream tests domains tools benchmarks

@@ -580,3 +580,41 @@ def write_portal_report(report: dict[str, Any], output: Path) -> tuple[Path, Pat
     from mesh_stream.bench.portal_bench import render_portal
 
     return _write_single(report, output, "portal-bench", render_portal(report["portal"]))
+
+
+def run_instructions_only(
+    settings: MeshSettings,
+    records: int,
+    warmup: int,
+    progress: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """`mesh bench --instructions`: cases (d) and (j) counted under valgrind, on one broker."""
+    from mesh_stream.bench.instructions import count_rules_cost
+
+    with bench_environment(settings, progress) as environment:
+        connection = KafkaConnection.create(environment.bootstrap_servers)
+
+        def make_product(name: str) -> str:
+            ensure_topic(bench_product(name), connection)
+            return name
+
+        config = Config(
+            bootstrap_servers=environment.bootstrap_servers,
+            registry_url=environment.registry_url,
+            principal=environment.principal,
+            token=environment.token,
+            records=records,
+            warmup=warmup,
+            product=f"bench.count-{uuid.uuid4().hex[:6]}",
+            read_product="",
+        )
+        result = count_rules_cost(config, make_product, progress)
+    return _single_report(environment.broker_origin, "instructions", result)
+
+
+def write_instructions_report(report: dict[str, Any], output: Path) -> tuple[Path, Path]:
+    """Write ``rules-instructions.json`` and ``rules-instructions.txt`` into ``output``."""
+    from mesh_stream.bench.instructions import render_instructions
+
+    text = render_instructions(report["instructions"])
+    return _write_single(report, output, "rules-instructions", text)

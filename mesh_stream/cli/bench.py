@@ -127,6 +127,22 @@ CODEC_REPEATS = 11
     help="Product counts of the portal benchmark; each on an in-memory registry of its own.",
 )
 @click.option(
+    "--instructions",
+    is_flag=True,
+    help="Run only the quality rules' cost counted in instructions: cases (d) and (j) under "
+    "valgrind's callgrind at --instruction-records and three times as many timed records; "
+    "per record, whole process and main thread, j/d against its 1.25 target. Unlike CPU time "
+    "it does not move with the load of a shared machine. Needs valgrind on PATH; takes a few "
+    "minutes.",
+)
+@click.option(
+    "--instruction-records",
+    type=click.IntRange(min=1000),
+    default=10_000,
+    show_default=True,
+    help="Timed records of the shorter --instructions run (valgrind runs ~50x slower).",
+)
+@click.option(
     "--output",
     type=click.Path(file_okay=False),
     callback=lambda _ctx, _param, value: _output_folder(value),
@@ -153,6 +169,8 @@ def bench(
     monitor_products: str,
     portal: bool,
     portal_products: str,
+    instructions: bool,
+    instruction_records: int,
     output: Path,
 ) -> None:
     """Measure publishing and consuming: raw confluent-kafka, hand-written fastavro,
@@ -167,7 +185,8 @@ def bench(
     `--codec-only` alone), the registry benchmark, the registry scale benchmark at 1k and
     10k subjects (`--registry-scale` alone), the product monitor's cost at 12 and 1,000
     products (`--monitor-only` alone) and, inside a checkout (the sample mesh), the
-    processing benchmark. `--portal` runs the portal's page-speed benchmark alone.
+    processing benchmark. `--portal` runs the portal's page-speed benchmark alone, and
+    `--instructions` the quality rules' cost counted in instructions (valgrind).
     """
     require_extras("bench")
     from mesh_stream.bench.run import (
@@ -231,6 +250,20 @@ def bench(
             click.echo(json.dumps(speed, indent=2, default=str))
         else:
             click.echo(render_portal(speed["portal"]))
+        click.echo(f"wrote {json_path} and {text_path}", err=True)
+        return
+
+    if instructions:
+        from mesh_stream.bench.instructions import find_valgrind, render_instructions
+        from mesh_stream.bench.run import run_instructions_only, write_instructions_report
+
+        find_valgrind()  # before a broker is started for nothing
+        counted = run_instructions_only(settings, instruction_records, warmup, progress)
+        json_path, text_path = write_instructions_report(counted, output)
+        if as_json:
+            click.echo(json.dumps(counted, indent=2, default=str))
+        else:
+            click.echo(render_instructions(counted["instructions"]))
         click.echo(f"wrote {json_path} and {text_path}", err=True)
         return
 

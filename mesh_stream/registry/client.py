@@ -9,8 +9,10 @@ is down. HTTP errors are translated into :mod:`mesh_stream.errors` in :meth:`_re
 An answer the registry marks as passing (503 or 429 with ``Retry-After``: no writer while the
 role moves to another instance, the store replaying, too many requests in flight) is retried
 after the time it asks for, for up to ``retry_seconds``; registrations are idempotent, so a
-retried write never registers twice. Unreachable (no answer at all) is not retried here: the
-SDK's callers decide what waiting means for them (see the consumer's registry wait).
+retried write never registers twice. So is a request sent but not answered within the
+timeout (a busy registry), when asking again cannot change the outcome (not deletes, not the
+credential calls). Unreachable (no connection at all) is not retried here: the SDK's callers
+decide what waiting means for them (see the consumer's registry wait).
 """
 
 from __future__ import annotations
@@ -62,6 +64,13 @@ def _wait_asked(state: RetryCallState) -> float:
     exc = state.outcome.exception() if state.outcome is not None else None
     asked = getattr(exc, "retry_in", None)
     return min(float(asked), MAX_RETRY_WAIT_SECONDS) if asked is not None else 0.0
+
+
+def _repeatable(method: str, path: str) -> bool:
+    """Whether asking again after an unanswered request cannot change what happened: reads,
+    PUTs and registrations (a schema registered twice keeps one id) are; deletes and the
+    credential calls (each issues a new token) are not."""
+    return method != "DELETE" and not path.startswith("/admin/")
 
 
 @dataclass(frozen=True)
@@ -256,6 +265,19 @@ class RegistryClient:
                 f"{method} {self.url}{path}: the request could not be sent: a header value is "
                 f"not allowed; check MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN (not shown)"
             ) from None
+        except httpx.ReadTimeout as exc:
+            # Sent, but no answer in time: a busy registry (its Kafka transaction is slow).
+            # Asked again when a repeat cannot change the outcome (reads, registrations,
+            # PUTs); a delete or a credential issue might have happened, so it is not.
+            unanswered = RegistryUnavailableError(
+                f"registry at {self.url} did not answer {method} {path} within "
+                f"{self._http.timeout.read}s",
+                status=503,
+                error_code=50302,
+            )
+            if _repeatable(method, path):
+                unanswered.retry_in = 1  # type: ignore[attr-defined]
+            raise unanswered from exc
         except httpx.TransportError as exc:
             raise RegistryUnavailableError(
                 f"registry at {self.url} is unreachable ({type(exc).__name__}: {exc}) and "

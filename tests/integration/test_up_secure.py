@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +47,12 @@ ORDERS = "orders.order-placed.v1"
 REVENUE = "analytics.revenue-by-region"
 
 
-def wait_for(predicate: Any, timeout: float, what: str) -> None:
+def wait_for(predicate: Any, timeout: float, what: str | Callable[[], str]) -> None:
+    """Wait for ``predicate``; ``what`` (or what it returns, made at the deadline) says why not."""
     deadline = time.monotonic() + timeout
     while not predicate():
-        assert time.monotonic() < deadline, what
+        if time.monotonic() >= deadline:
+            raise AssertionError(what() if callable(what) else what)
         time.sleep(1.0)
 
 
@@ -182,11 +184,11 @@ def test_secure_mesh_on_three_nodes_survives_a_killed_broker_with_exact_outputs(
 
     mesh = Mesh(env)
     try:
-        wait_for(lambda: "started 4 simulators" in mesh.output, 300, mesh.output)
+        wait_for(lambda: "started 4 simulators" in mesh.output, 300, lambda: mesh.output)
         assert "Kafka: reusing the local broker" in mesh.output
         assert re.search(r"ACLs: \d+ planned, \d+ created", mesh.output), mesh.output
         # The processors aggregate: revenue records appear, then one broker is SIGKILLed.
-        wait_for(lambda: records(admin, revenue.topic), 240, f"no revenue\n{mesh.output}")
+        wait_for(lambda: records(admin, revenue.topic), 240, lambda: f"no revenue\n{mesh.output}")
         victim = cluster.status().nodes[-1]
         assert victim.pid is not None
         orders_at_kill = len(records(admin, ORDERS))
@@ -218,12 +220,27 @@ def test_secure_mesh_on_three_nodes_survives_a_killed_broker_with_exact_outputs(
                         got[name] = latest_outputs(admin, decoder, by_name[name])
                     return got == want
 
-                wait_for(
-                    exact,
-                    180,
-                    "outputs differ from the recomputation: "
-                    + ", ".join(f"{n} {len(got.get(n, {}))} keys vs {len(want[n])}" for n in want),
-                )
+                def differences() -> str:
+                    """Per output: keys read vs expected, and a few keys whose values differ."""
+                    parts = []
+                    for name, expected in want.items():
+                        have = got.get(name, {})
+                        wrong = sorted(k for k in expected if have.get(k) != expected[k])
+                        parts.append(
+                            f"{name} {len(have)} keys vs {len(expected)}, {len(wrong)} differ"
+                            + (
+                                f" (e.g. {wrong[0]}: {have.get(wrong[0])} vs {expected[wrong[0]]})"
+                                if wrong
+                                else ""
+                            )
+                        )
+                    return (
+                        "outputs differ from the recomputation: "
+                        + "; ".join(parts)
+                        + (f"\n{mesh.output[-4000:]}")
+                    )
+
+                wait_for(exact, 180, differences)
         finally:
             for pid in simulators.values():
                 os.kill(int(pid), signal.SIGCONT)

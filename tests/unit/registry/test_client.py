@@ -3,6 +3,7 @@ and the translation of every error code back into its mesh_stream.errors class."
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -31,6 +32,7 @@ from mesh_stream.registry.service.server import RegistryServer
 from tests.unit.registry.conftest import TOKENS, descriptor, schema
 
 SUBJECT = "orders.order-placed.v1-value"
+AUTH = ("orders", TOKENS["orders"])
 
 
 def _refuse_untagged(
@@ -153,3 +155,56 @@ def test_a_token_without_principal_is_sent_as_bearer(server: RegistryServer) -> 
         assert bearer.register_schema(SUBJECT, schema()) == 1
         with pytest.raises(PermissionDeniedError, match="principal 'orders'"):
             bearer.register_schema("payments.paid.v1-value", schema())
+
+
+def _slow_first(app: Any, method: str, seconds: float) -> list[str]:
+    """Delay the first ``method`` request by ``seconds`` (it still completes on the server);
+    returns the paths of every ``method`` request the server received."""
+    seen: list[str] = []
+
+    @app.middleware("http")  # type: ignore[untyped-decorator]
+    async def slow(request: Any, call_next: Any) -> Any:
+        if request.method == method:
+            seen.append(request.url.path)
+            if len(seen) == 1:
+                await asyncio.sleep(seconds)
+        return await call_next(request)
+
+    return seen
+
+
+def test_a_registration_not_answered_in_time_is_asked_again_and_keeps_one_id() -> None:
+    app = create_app(InMemoryStore(), credentials=Credentials(TOKENS))
+    seen = _slow_first(app, "POST", 1.5)
+    running = RegistryServer(app)
+    running.start()
+    try:
+        with RegistryClient(
+            running.url, principal="orders", token=TOKENS["orders"], timeout=0.5
+        ) as client:
+            schema_id = client.register_schema(SUBJECT, schema())
+            assert seen == [f"/subjects/{SUBJECT}/versions"] * 2  # the first timed out
+        versions = httpx.get(f"{running.url}/subjects/{SUBJECT}/versions", auth=AUTH).json()
+        assert versions == [1]  # registered once, though the server ran it twice
+        latest = httpx.get(f"{running.url}/subjects/{SUBJECT}/versions/latest", auth=AUTH)
+        assert latest.json()["id"] == schema_id
+    finally:
+        running.stop()
+
+
+def test_a_delete_not_answered_in_time_is_not_repeated() -> None:
+    app = create_app(InMemoryStore(), credentials=Credentials(TOKENS))
+    seen = _slow_first(app, "DELETE", 1.5)
+    running = RegistryServer(app)
+    running.start()
+    try:
+        with RegistryClient(
+            running.url, principal="orders", token=TOKENS["orders"], timeout=0.5
+        ) as client:
+            client.register_schema(SUBJECT, schema())
+            client.put_product(descriptor())
+            with pytest.raises(RegistryUnavailableError, match="did not answer DELETE"):
+                client.delete_product("orders.order-placed")
+            assert seen == ["/products/orders.order-placed"]  # asked once only
+    finally:
+        running.stop()
