@@ -131,12 +131,13 @@ docs: install  ## build the docs site into site/ (mkdocs --strict, offline)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 # The suite runs on TEST_WORKERS pytest-xdist workers, whole files to one worker (tests in a
-# file share fixtures); each worker starts its own broker. TEST_WORKERS=0 runs it in-process.
+# file share fixtures), the longest files first (tests/conftest.py LONGEST_FIRST, so the workers
+# finish together); each worker starts its own broker. TEST_WORKERS=0 runs it in-process.
 TEST_WORKERS ?= 2
 
 test: kafka tools lint docs  ## everything CI runs: lint, type check, governance policies, all tests
 	$(BIN)/mesh lint
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test-fast: install  ## unit tests only (no broker)
 	$(BIN)/pytest -m "not integration"

@@ -17,6 +17,40 @@ import pytest
 from mesh_stream.broker import local_cluster
 from mesh_stream.settings import MeshSettings
 
+#: The files that take longest (minutes each, from `--durations=0` of a full run), longest
+#: first. The suite runs them first so that on its workers (pytest-xdist, a whole file per
+#: worker, `--no-loadscope-reorder`) the many short files fill in at the end and the workers
+#: finish together, instead of one worker running a long file alone at the end. Only an
+#: order: a file missing here or gone from the suite changes no result.
+LONGEST_FIRST = (
+    "tests/integration/test_up_secure.py",
+    "tests/integration/test_verify.py",
+    "tests/integration/test_up_local.py",
+    "tests/integration/test_wheel_install.py",
+    "tests/integration/test_health_in_mesh.py",
+    "tests/integration/test_registry_cluster.py",
+    "tests/integration/test_processors.py",
+    "tests/integration/test_tutorial.py",
+    "tests/integration/test_broker_cli.py",
+    "tests/integration/test_monitor_bench.py",
+    "tests/integration/test_registry_bad_input.py",
+    "tests/integration/test_rekey_stage.py",
+    "tests/integration/test_topic_replication.py",
+)
+
+
+def _run_order(item: pytest.Item) -> tuple[int, int]:
+    """Longest files first, then the other integration and browser files, then unit tests."""
+    path = item.nodeid.split("::", 1)[0]
+    if path in LONGEST_FIRST:
+        return (0, LONGEST_FIRST.index(path))
+    return (1 if not path.startswith("tests/unit/") else 2, 0)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_run_order)  # stable: files keep their tests in order
+
 
 @dataclass(frozen=True)
 class KafkaAddress:

@@ -1,4 +1,4 @@
-"""The product monitor benchmark at 4 and 12 products, two rounds, on the real broker: the
+"""The product monitor benchmark at 2 and 6 products, two rounds, on the real broker: the
 report has its shape, every product was measured in every round, and the counts are real
 (the monitor's process spent CPU, listed the registry once a round, sent Kafka requests);
 no timed assertions. And `mesh bench --monitor-products` refuses a bad list in one line."""
@@ -35,14 +35,14 @@ def test_monitor_bench_measures_every_product_with_real_counts(kafka: KafkaAddre
     lines: list[str] = []
     report = run_monitor_bench(
         kafka.bootstrap_servers,
-        products=(4, 12),
+        products=(2, 6),
         rounds=2,
         idle_seconds=1.0,
         progress=lines.append,
     )
     assert set(report) == {"interval_s", "rounds", "idle_seconds", "cpus", "load_average", "sizes"}
     assert (report["interval_s"], report["rounds"]) == (60.0, 2)
-    assert [size["products"] for size in report["sizes"]] == [4, 12]
+    assert [size["products"] for size in report["sizes"]] == [2, 6]
     for size in report["sizes"]:
         count = size["products"]
         assert size["products_measured"] == count
@@ -67,12 +67,12 @@ def test_monitor_bench_measures_every_product_with_real_counts(kafka: KafkaAddre
     small, large = report["sizes"]
     # more products, more partitions to ask about and read: more Kafka requests a round
     assert large["kafka_requests"]["min"] > small["kafka_requests"]["max"]
-    assert any(line.startswith("monitor bench: 12 products set up in ") for line in lines)
+    assert any(line.startswith("monitor bench: 6 products set up in ") for line in lines)
 
     table = render_monitor(report).splitlines()
     assert table[0].startswith("product monitor cost: median (min-max) of 2 rounds")
     assert "load average" in table[0]
-    assert [line.split()[0] for line in table[2:]] == ["4", "12"]
+    assert [line.split()[0] for line in table[2:]] == ["2", "6"]
 
 
 def test_per_minute_adds_the_idle_time_until_the_next_round() -> None:
