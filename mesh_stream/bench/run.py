@@ -304,6 +304,27 @@ def run_codec(
     return run_codec_bench(cases, records=records, repeats=repeats, progress=progress)
 
 
+def case_config(
+    environment: BenchEnvironment,
+    records: int,
+    warmup: int,
+    *,
+    product: str,
+    read_product: str = "",
+) -> Config:
+    """What one SDK case's process gets: where the broker and registry are, and its sizes."""
+    return Config(
+        bootstrap_servers=environment.bootstrap_servers,
+        registry_url=environment.registry_url,
+        principal=environment.principal,
+        token=environment.token,
+        records=records,
+        warmup=warmup,
+        product=product,
+        read_product=read_product,
+    )
+
+
 def _run_sdk(
     environment: BenchEnvironment,
     records: int,
@@ -324,13 +345,10 @@ def _run_sdk(
     runs: dict[str, list[dict[str, Any]]] = {case: [] for case in cases}
     for attempt in range(1, repeats + 1):
         for case in cases:
-            config = Config(
-                bootstrap_servers=environment.bootstrap_servers,
-                registry_url=environment.registry_url,
-                principal=environment.principal,
-                token=environment.token,
-                records=records,
-                warmup=warmup,
+            config = case_config(
+                environment,
+                records,
+                warmup,
                 product=f"{product_name(case)}-{attempt}" if case in WRITE_CASES else "",
                 read_product=f"{product_name(read_source)}-1",
             )
@@ -598,15 +616,8 @@ def run_instructions_only(
             ensure_topic(bench_product(name), connection)
             return name
 
-        config = Config(
-            bootstrap_servers=environment.bootstrap_servers,
-            registry_url=environment.registry_url,
-            principal=environment.principal,
-            token=environment.token,
-            records=records,
-            warmup=warmup,
-            product=f"bench.count-{uuid.uuid4().hex[:6]}",
-            read_product="",
+        config = case_config(
+            environment, records, warmup, product=f"bench.count-{uuid.uuid4().hex[:6]}"
         )
         result = count_rules_cost(config, make_product, progress)
     return _single_report(environment.broker_origin, "instructions", result)

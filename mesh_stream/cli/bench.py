@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -218,12 +219,7 @@ def bench(
         codec = run_codec_only(
             sample_mesh_root(settings), codec_records or CODEC_RECORDS, codec_repeats, progress
         )
-        json_path, text_path = write_codec_report(codec, output)
-        if as_json:
-            click.echo(json.dumps(codec, indent=2, default=str))
-        else:
-            click.echo(render_codec_report(codec))
-        click.echo(f"wrote {json_path} and {text_path}", err=True)
+        _emit(codec, write_codec_report(codec, output), render_codec_report(codec), as_json)
         return
 
     if registry_scale:
@@ -231,12 +227,9 @@ def bench(
         from mesh_stream.bench.run import run_registry_scale_only, write_scale_report
 
         scale = run_registry_scale_only(settings, sizes, progress)
-        json_path, text_path = write_scale_report(scale, output)
-        if as_json:
-            click.echo(json.dumps(scale, indent=2, default=str))
-        else:
-            click.echo(render_scale(scale["registry_scale"]))
-        click.echo(f"wrote {json_path} and {text_path}", err=True)
+        _emit(
+            scale, write_scale_report(scale, output), render_scale(scale["registry_scale"]), as_json
+        )
         return
 
     if portal:
@@ -245,12 +238,7 @@ def bench(
 
         counts = _counts(portal_products, "--portal-products", "product counts; e.g. 1000")
         speed = run_portal_only(counts, LOADS, progress)
-        json_path, text_path = write_portal_report(speed, output)
-        if as_json:
-            click.echo(json.dumps(speed, indent=2, default=str))
-        else:
-            click.echo(render_portal(speed["portal"]))
-        click.echo(f"wrote {json_path} and {text_path}", err=True)
+        _emit(speed, write_portal_report(speed, output), render_portal(speed["portal"]), as_json)
         return
 
     if instructions:
@@ -259,12 +247,12 @@ def bench(
 
         find_valgrind()  # before a broker is started for nothing
         counted = run_instructions_only(settings, instruction_records, warmup, progress)
-        json_path, text_path = write_instructions_report(counted, output)
-        if as_json:
-            click.echo(json.dumps(counted, indent=2, default=str))
-        else:
-            click.echo(render_instructions(counted["instructions"]))
-        click.echo(f"wrote {json_path} and {text_path}", err=True)
+        _emit(
+            counted,
+            write_instructions_report(counted, output),
+            render_instructions(counted["instructions"]),
+            as_json,
+        )
         return
 
     if monitor_only:
@@ -272,12 +260,7 @@ def bench(
         from mesh_stream.bench.run import run_monitor_only, write_monitor_report
 
         cost = run_monitor_only(settings, product_counts, max(3, repeats), progress)
-        json_path, text_path = write_monitor_report(cost, output)
-        if as_json:
-            click.echo(json.dumps(cost, indent=2, default=str))
-        else:
-            click.echo(render_monitor(cost["monitor"]))
-        click.echo(f"wrote {json_path} and {text_path}", err=True)
+        _emit(cost, write_monitor_report(cost, output), render_monitor(cost["monitor"]), as_json)
         return
 
     sample_root = sample_mesh_root(settings)
@@ -297,12 +280,13 @@ def bench(
         codec_repeats=codec_repeats,
         processing_peer=processing_peer,
     )
-    json_path, text_path = write_report(report, output)
-    if as_json:
-        click.echo(json.dumps(report, indent=2, default=str))
-    else:
-        click.echo(render_table(report))
-    click.echo(f"wrote {json_path} and {text_path}", err=True)
+    _emit(report, write_report(report, output), render_table(report), as_json)
+
+
+def _emit(report: dict[str, Any], written: tuple[Path, Path], text: str, as_json: bool) -> None:
+    """Print a report (as JSON with --json, else its table) and where it was written."""
+    click.echo(json.dumps(report, indent=2, default=str) if as_json else text)
+    click.echo(f"wrote {written[0]} and {written[1]}", err=True)
 
 
 def _scale_sizes(text: str | None, full: bool) -> tuple[int, ...]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -157,12 +158,15 @@ def test_a_token_without_principal_is_sent_as_bearer(server: RegistryServer) -> 
             bearer.register_schema("payments.paid.v1-value", schema())
 
 
-def _slow_first(app: Any, method: str, seconds: float) -> list[str]:
-    """Delay the first ``method`` request by ``seconds`` (it still completes on the server);
-    returns the paths of every ``method`` request the server received."""
+@contextmanager
+def slow_first(method: str, seconds: float) -> Iterator[tuple[RegistryClient, str, list[str]]]:
+    """A registry that delays the first ``method`` request by ``seconds`` (it still completes
+    on the server), a client that gives up after 0.5 s, the registry's URL, and the paths of
+    every ``method`` request the registry received."""
     seen: list[str] = []
+    app = create_app(InMemoryStore(), credentials=Credentials(TOKENS))
 
-    @app.middleware("http")  # type: ignore[untyped-decorator]
+    @app.middleware("http")
     async def slow(request: Any, call_next: Any) -> Any:
         if request.method == method:
             seen.append(request.url.path)
@@ -170,41 +174,31 @@ def _slow_first(app: Any, method: str, seconds: float) -> list[str]:
                 await asyncio.sleep(seconds)
         return await call_next(request)
 
-    return seen
+    running = RegistryServer(app)
+    running.start()
+    try:
+        with RegistryClient(
+            running.url, principal="orders", token=TOKENS["orders"], timeout=0.5
+        ) as client:
+            yield client, running.url, seen
+    finally:
+        running.stop()
 
 
 def test_a_registration_not_answered_in_time_is_asked_again_and_keeps_one_id() -> None:
-    app = create_app(InMemoryStore(), credentials=Credentials(TOKENS))
-    seen = _slow_first(app, "POST", 1.5)
-    running = RegistryServer(app)
-    running.start()
-    try:
-        with RegistryClient(
-            running.url, principal="orders", token=TOKENS["orders"], timeout=0.5
-        ) as client:
-            schema_id = client.register_schema(SUBJECT, schema())
-            assert seen == [f"/subjects/{SUBJECT}/versions"] * 2  # the first timed out
-        versions = httpx.get(f"{running.url}/subjects/{SUBJECT}/versions", auth=AUTH).json()
+    with slow_first("POST", 1.5) as (client, url, seen):
+        schema_id = client.register_schema(SUBJECT, schema())
+        assert seen == [f"/subjects/{SUBJECT}/versions"] * 2  # the first timed out
+        versions = httpx.get(f"{url}/subjects/{SUBJECT}/versions", auth=AUTH).json()
         assert versions == [1]  # registered once, though the server ran it twice
-        latest = httpx.get(f"{running.url}/subjects/{SUBJECT}/versions/latest", auth=AUTH)
+        latest = httpx.get(f"{url}/subjects/{SUBJECT}/versions/latest", auth=AUTH)
         assert latest.json()["id"] == schema_id
-    finally:
-        running.stop()
 
 
 def test_a_delete_not_answered_in_time_is_not_repeated() -> None:
-    app = create_app(InMemoryStore(), credentials=Credentials(TOKENS))
-    seen = _slow_first(app, "DELETE", 1.5)
-    running = RegistryServer(app)
-    running.start()
-    try:
-        with RegistryClient(
-            running.url, principal="orders", token=TOKENS["orders"], timeout=0.5
-        ) as client:
-            client.register_schema(SUBJECT, schema())
-            client.put_product(descriptor())
-            with pytest.raises(RegistryUnavailableError, match="did not answer DELETE"):
-                client.delete_product("orders.order-placed")
-            assert seen == ["/products/orders.order-placed"]  # asked once only
-    finally:
-        running.stop()
+    with slow_first("DELETE", 1.5) as (client, _url, seen):
+        client.register_schema(SUBJECT, schema())
+        client.put_product(descriptor())
+        with pytest.raises(RegistryUnavailableError, match="did not answer DELETE"):
+            client.delete_product("orders.order-placed")
+        assert seen == ["/products/orders.order-placed"]  # asked once only
