@@ -31,6 +31,7 @@ LONGEST_FIRST = (
     "tests/integration/test_registry_cluster.py",
     "tests/integration/test_processors.py",
     "tests/integration/test_tutorial.py",
+    "tests/integration/test_registry_leader_loss.py",
     "tests/integration/test_broker_cli.py",
     "tests/integration/test_monitor_bench.py",
     "tests/integration/test_registry_bad_input.py",

@@ -39,6 +39,7 @@ How it stays consistent (see docs/design/registry.md):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -246,6 +247,10 @@ class KafkaStore:
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
                 "reconnect.backoff.max.ms": 500,
+                # It only asks for end offsets, so no fetch error tells it the partition's
+                # leader moved: without a short refresh it would ask a dead leader until
+                # librdkafka's periodic refresh (5 min), refusing every credentialed request.
+                "topic.metadata.refresh.interval.ms": 5_000,
             },
         )
         self._starting = "replaying the registry log"
@@ -872,6 +877,10 @@ class KafkaStore:
                 self._partition, timeout=timeout, cached=False
             )
         except KafkaException as exc:
+            # The leader may have moved (a broker died): learn the new one now, so the next
+            # request goes there instead of to the dead node.
+            with contextlib.suppress(KafkaException):
+                client.list_topics(self.topic, timeout=min(timeout, 2.0))
             raise _unavailable(
                 f"cannot read the end offset of registry topic {self.topic!r} from "
                 f"{self.bootstrap_servers}: {exc.args[0].str()}"
