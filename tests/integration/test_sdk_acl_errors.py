@@ -10,13 +10,15 @@ delivery report; nothing is written), creating it names CREATE, and consuming it
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AclBinding,
     AclOperation,
@@ -115,12 +117,35 @@ def test_publishing_to_another_domains_topic_names_topic_principal_and_acl(
     publisher.close()  # the refused records were reported; nothing is left in flight
     # Nothing was written.
     admin_consumer = make_consumer(sasl.connection("admin"), {"group.id": "acl-check"})
-    ends = [
-        admin_consumer.get_watermark_offsets(TopicPartition(product.topic, p), timeout=30)[1]
-        for p in range(product.partitions)
-    ]
-    admin_consumer.close()
+    try:
+        ends = [end_offset(admin_consumer, product.topic, p) for p in range(product.partitions)]
+    finally:
+        admin_consumer.close()
     assert ends == [0] * product.partitions
+
+
+#: What a broker answers about a partition it is still setting up.
+NOT_READY = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._TIMED_OUT,
+    }
+)
+
+
+def end_offset(consumer: Any, topic: str, partition: int) -> int:
+    """The partition's end offset, asked again while the broker says it is not ready yet
+    (a topic created seconds ago on a busy machine: NOT_LEADER_FOR_PARTITION)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return int(consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)[1])
+        except KafkaException as exc:
+            if exc.args[0].code() not in NOT_READY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def test_creating_another_domains_topic_names_the_create_acl(
