@@ -188,7 +188,10 @@ def slow_first(method: str, seconds: float) -> Iterator[tuple[RegistryClient, st
 def test_a_registration_not_answered_in_time_is_asked_again_and_keeps_one_id() -> None:
     with slow_first("POST", 1.5) as (client, url, seen):
         schema_id = client.register_schema(SUBJECT, schema())
-        assert seen == [f"/subjects/{SUBJECT}/versions"] * 2  # the first timed out
+        # the first timed out and was asked again (on a loaded machine a repeat may time
+        # out too: the client keeps asking within its retry window)
+        assert len(seen) >= 2
+        assert set(seen) == {f"/subjects/{SUBJECT}/versions"}
         versions = httpx.get(f"{url}/subjects/{SUBJECT}/versions", auth=AUTH).json()
         assert versions == [1]  # registered once, though the server ran it twice
         latest = httpx.get(f"{url}/subjects/{SUBJECT}/versions/latest", auth=AUTH)
