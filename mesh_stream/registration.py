@@ -23,8 +23,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from confluent_kafka import KafkaException
-
 from mesh_stream.contracts import Contract, compile_contract
 from mesh_stream.descriptor import (
     DataProduct,
@@ -38,7 +36,6 @@ from mesh_stream.errors import (
     ConfigurationError,
     DescriptorError,
     IncompatibleSchemaError,
-    KafkaSecurityError,
     MeshError,
     ProductNotFoundError,
     ProductRejectedError,
@@ -51,7 +48,7 @@ from mesh_stream.errors import (
 )
 from mesh_stream.kafka import topics
 from mesh_stream.kafka.clients import make_admin
-from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
+from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.project import MeshProject
 from mesh_stream.schema.codec import as_document
 
@@ -151,20 +148,11 @@ def ensure_topics(
     if not wanted:
         return []
     admin = make_admin(conn, {"log_level": 0})
-    try:
-        existing = set(admin.list_topics(timeout=timeout).topics)
-    except KafkaException as exc:
-        explained = explain_kafka_error(exc, conn, operation="DESCRIBE")
-        if isinstance(explained, KafkaSecurityError):
-            raise explained from exc
-        raise BrokerError(
-            f"cannot list topics at {conn.bootstrap_servers}: {exc}; is the broker up "
-            "(`mesh broker status`) and MESH_BOOTSTRAP_SERVERS right?"
-        ) from exc
     cluster = topics.cluster_info(conn, admin=admin, timeout=timeout)
     specs = [topics.product_topic_spec(product, cluster) for product in wanted.values()]
-    topics.ensure_topics(conn, specs, admin=admin, timeout=timeout)
-    return [topic for topic in wanted if topic not in existing]
+    created: list[str] = []
+    topics.ensure_topics(conn, specs, admin=admin, timeout=timeout, created=created)
+    return [topic for topic in wanted if topic in created]
 
 
 def ensure_internal_topic(

@@ -234,8 +234,13 @@ def ensure_topics(
     admin: AdminClient | None = None,
     strict: bool = False,
     timeout: float = 30.0,
+    created: list[str] | None = None,
 ) -> dict[str, list[TopicDifference]]:
-    """:func:`ensure_topic` for several topics with one admin client and one create call."""
+    """:func:`ensure_topic` for several topics with one admin client and one create call.
+
+    ``created``, if given, gets the names this call created: not the ones the broker said
+    already exist, even when a metadata answer just before had not shown them yet.
+    """
     wanted = {spec.name: spec for spec in specs}
     admin = admin or make_admin(conn, {"log_level": 0})
     metadata = _list_topics(admin, conn, timeout)
@@ -272,6 +277,8 @@ def ensure_topics(
         for spec in missing:
             if spec.name not in raced:
                 _wait_for_leaders(admin, spec.name, spec.partitions, timeout)
+                if created is not None:
+                    created.append(spec.name)
     for name in [n for n in wanted if n in existing or n in raced]:
         result[name] = compare(admin, conn, wanted[name], timeout=timeout)
     problems = {name: found for name, found in result.items() if found}

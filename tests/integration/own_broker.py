@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from confluent_kafka import Producer
+
 from mesh_stream.broker import LocalCluster, local_cluster
 from mesh_stream.settings import MeshSettings
 
@@ -29,3 +31,18 @@ def running(cluster: LocalCluster) -> str:
     address = cluster.status().bootstrap_servers
     assert address is not None
     return address
+
+
+def transactions_ready(bootstrap: str, transactional_id: str, timeout: float = 60) -> None:
+    """Wait until the broker's transaction coordinator for ``transactional_id`` answers.
+
+    A broker that was just (re)started loads its transaction log first and answers
+    COORDINATOR_LOAD_IN_PROGRESS meanwhile, which on a loaded machine can outlast a store
+    opened with a short timeout before the test has even begun. A store that opens with
+    the same id afterwards only bumps the producer epoch.
+    """
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": transactional_id})
+    try:
+        producer.init_transactions(timeout)
+    finally:
+        producer.flush(0)

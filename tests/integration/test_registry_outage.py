@@ -37,7 +37,7 @@ from mesh_stream.registry.service.schemas import SchemaRegistry
 from mesh_stream.registry.service.server import RegistryServer
 from mesh_stream.registry.service.state import Record
 from tests.conftest import KafkaAddress
-from tests.integration.own_broker import own_cluster, running
+from tests.integration.own_broker import own_cluster, running, transactions_ready
 
 pytestmark = pytest.mark.chaos
 
@@ -123,6 +123,7 @@ def test_broker_down_while_a_write_is_pending_then_the_registry_recovers_by_itse
     bootstrap = running(own_broker)
     topic = f"_mesh_registry-outage-{uuid.uuid4().hex[:8]}"
     writer = f"writer-{uuid.uuid4().hex[:8]}"
+    transactions_ready(bootstrap, writer)
     store = OutageAtCommit(own_broker, bootstrap, topic=topic, transactional_id=writer, timeout=5)
     with serve(store) as http:
         first = register(http, 1)
@@ -182,6 +183,7 @@ def test_broker_down_while_idle_is_not_ready_and_writes_resume_when_it_is_back(
 ) -> None:
     bootstrap = running(own_broker)
     topic = f"_mesh_registry-idle-{uuid.uuid4().hex[:8]}"
+    transactions_ready(bootstrap, f"w-{topic}")
     store = KafkaStore(bootstrap, topic=topic, transactional_id=f"w-{topic}", timeout=5)
     with serve(store) as http:
         assert register(http, 1).json()["id"] == 1
