@@ -271,7 +271,10 @@ def ensure_topics(
                     isinstance(error, KafkaError)
                     and error.code() == KafkaError.TOPIC_ALREADY_EXISTS
                 ):
-                    raced.append(name)  # created meanwhile by someone else: compare it
+                    # Created meanwhile, or just before and not in our metadata yet: compare
+                    # it once the metadata shows it (else it would pass as matching).
+                    raced.append(name)
+                    _wait_for_leaders(admin, name, 1, timeout)
                     continue
                 raise _create_error(conn, wanted[name], exc) from exc
         for spec in missing:
