@@ -5,7 +5,7 @@ from __future__ import annotations
 from mesh_stream.broker.cluster import ClusterState, ClusterStatus, LocalCluster, NodeStatus
 from mesh_stream.broker.distribution import KafkaDistribution, Progress, _silent
 from mesh_stream.broker.security import SECURITY_MODES, BrokerCredentials
-from mesh_stream.settings import MeshSettings
+from mesh_stream.settings import MeshSettings, jvm_options
 
 __all__ = [
     "SECURITY_MODES",
@@ -26,5 +26,6 @@ def local_cluster(settings: MeshSettings, progress: Progress | None = None) -> L
         distribution,
         settings.data_dir / "broker",
         heap=settings.broker_heap,
+        jvm_options=jvm_options(settings.broker_jvm_options),
         progress=progress or _silent,
     )

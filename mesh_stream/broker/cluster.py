@@ -189,11 +189,13 @@ class LocalCluster:
         data_dir: Path,
         *,
         heap: str = "512m",
+        jvm_options: tuple[str, ...] = (),
         progress: Progress = _silent,
     ) -> None:
         self.distribution = distribution
         self.data_dir = data_dir
         self.heap = heap
+        self.jvm_options = jvm_options
         self.progress = progress
 
     # -- state -------------------------------------------------------------------------
@@ -537,6 +539,7 @@ class LocalCluster:
         if not format_storage:
             return
         arguments = [
+            *self.jvm_options,
             "-cp",
             self.distribution.classpath,
             "kafka.tools.StorageTool",
@@ -575,6 +578,7 @@ class LocalCluster:
             java,
             f"-Xmx{self.heap}",
             "-XX:+UseG1GC",
+            *self.jvm_options,
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={resource_path('log4j2.yaml')}",
             "-cp",

@@ -14,8 +14,13 @@ from confluent_kafka.admin import AdminClient, NewTopic
 MESH = [sys.executable, "-m", "mesh_stream.cli.main"]
 
 
-def mesh(data_dir: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def mesh(
+    data_dir: Path, *args: str, timeout: float = 180, **settings: str
+) -> subprocess.CompletedProcess[str]:
+    """The CLI in a shell without the suite's MESH_* settings (``settings`` added, e.g.
+    ``MESH_BROKER_JVM_OPTIONS``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
+    env.update(settings)
     env["MESH_DATA_DIR"] = str(data_dir)
     if "MESH_CACHE_DIR" in os.environ:
         env["MESH_CACHE_DIR"] = os.environ["MESH_CACHE_DIR"]
@@ -25,7 +30,8 @@ def mesh(data_dir: Path, *args: str, timeout: float = 180) -> subprocess.Complet
 
 
 def test_start_status_second_start_stop(tmp_path: Path) -> None:
-    started = mesh(tmp_path, "broker", "start", "--port", "0")
+    options = "-XX:TieredStopAtLevel=1 '-Dmesh.test.note=two words'"
+    started = mesh(tmp_path, "broker", "start", "--port", "0", MESH_BROKER_JVM_OPTIONS=options)
     assert started.returncode == 0, started.stderr
     assert "Kafka is up at 127.0.0.1:" in started.stderr
     bootstrap = started.stdout.split("bootstrap servers: ")[1].split()[0]
@@ -37,7 +43,10 @@ def test_start_status_second_start_stop(tmp_path: Path) -> None:
         assert report["running"] is True
         assert report["bootstrap_servers"] == bootstrap
         pid = report["nodes"][0]["pid"]
-        assert Path(f"/proc/{pid}").exists()
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        assert b"kafka.Kafka" in command
+        assert b"-XX:TieredStopAtLevel=1" in command  # MESH_BROKER_JVM_OPTIONS, as words
+        assert b"-Dmesh.test.note=two words" in command
 
         again = mesh(tmp_path, "broker", "start", "--port", "0")
         assert again.returncode == 1

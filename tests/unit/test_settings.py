@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from mesh_stream.settings import MeshSettings
+from mesh_stream.settings import MeshSettings, jvm_options
 
 
 def test_defaults_point_at_the_local_platform(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,3 +36,21 @@ def test_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValidationError) as caught:
         MeshSettings()
     assert "broker_port" in str(caught.value)
+
+
+def test_broker_jvm_options_are_options_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MESH_BROKER_JVM_OPTIONS", "-XX:TieredStopAtLevel=1 '-Dnote=a b'")
+    assert jvm_options(MeshSettings().broker_jvm_options) == (
+        "-XX:TieredStopAtLevel=1",
+        "-Dnote=a b",
+    )
+    for bad, says in (
+        ("-cp /tmp/evil", "'-cp' is not a JVM option this setting takes"),
+        ("-Xss1m Main", "'Main' is not a JVM option this setting takes"),
+        ("'-Dunclosed", "cannot split"),
+    ):
+        monkeypatch.setenv("MESH_BROKER_JVM_OPTIONS", bad)
+        with pytest.raises(ValidationError) as caught:
+            MeshSettings()
+        assert "broker_jvm_options" in str(caught.value)
+        assert says in str(caught.value)
