@@ -326,6 +326,14 @@ class MeshSettings(BaseSettings):
         description="URL the product monitor POSTs each alert to as JSON (secret: it may "
         "carry a token).",
     )
+    processor_instance_id: str | None = Field(
+        default=None,
+        description="Static consumer-group membership of a processor worker: a worker that "
+        "restarts with the same id takes its partitions back at once, instead of after the "
+        "10 s in which Kafka notices that the last one died. Unique among the running "
+        "workers of one processor (e.g. a StatefulSet pod's name); `mesh up` and "
+        "`mesh verify` set one per worker. Unset: dynamic membership.",
+    )
     processor_metrics_port: int | None = Field(
         default=None,
         ge=0,
@@ -382,6 +390,19 @@ class MeshSettings(BaseSettings):
         problem = rule(value)
         if problem is not None:
             raise ValueError(f"{problem} (e.g. {example})")
+        return value
+
+    @field_validator("processor_instance_id")
+    @classmethod
+    def _check_instance_id(cls, value: str | None) -> str | None:
+        """A Kafka group.instance.id: 1-200 of a-z A-Z 0-9 . _ - (empty means unset)."""
+        if value is None or not value.strip():
+            return None
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", value):
+            raise ValueError(
+                f"{value!r} is not a Kafka group instance id: 1 to 200 of letters, digits, "
+                f"'.', '_' and '-' (e.g. revenue-worker-1)"
+            )
         return value
 
     @field_validator("broker_jvm_options")

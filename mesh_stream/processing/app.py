@@ -187,6 +187,8 @@ def processor_app(spec: ProcessorSpec) -> faust.App:
         # requests (faust's default is 16 KiB).
         producer_max_batch_size=256 * 1024,
         web_enabled=False,
+        # Static membership: a restarted worker rejoins without waiting out the session.
+        consumer_group_instance_id=spec.settings.processor_instance_id,
         table_standby_replicas=0,
         key_serializer="raw",
         value_serializer="raw",

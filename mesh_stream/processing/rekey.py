@@ -175,19 +175,20 @@ class RekeyStage(Service):
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
-        consumer = make_consumer(
-            self.spec.connection,
-            {
-                "group.id": self.group_id,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                # A worker killed hard is noticed after this long, as on faust's own consumer.
-                "session.timeout.ms": 10_000,
-                "heartbeat.interval.ms": 2_000,
-                "on_commit": self._on_commit,
-                "error_cb": self._on_error,
-            },
-        )
+        config: dict[str, Any] = {
+            "group.id": self.group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            # A worker killed hard is noticed after this long, as on faust's own consumer.
+            "session.timeout.ms": 10_000,
+            "heartbeat.interval.ms": 2_000,
+            "on_commit": self._on_commit,
+            "error_cb": self._on_error,
+        }
+        instance = self.spec.settings.processor_instance_id
+        if instance is not None:  # a restart takes its partitions back without waiting
+            config["group.instance.id"] = instance
+        consumer = make_consumer(self.spec.connection, config)
         consumer.subscribe([product.topic for product in self.spec.inputs])
         self._consumer = consumer
         self.add_future(self._run())

@@ -23,6 +23,7 @@ import contextlib
 import fcntl
 import importlib
 import os
+import re
 import shutil
 import signal
 import sys
@@ -542,6 +543,8 @@ class MeshUp:
                             f"{name}), so it has no Kafka user"
                         )
                     env |= self._kafka_env(domain)
+                if kind == "processor":  # a restart rejoins its group at once
+                    env.setdefault("MESH_PROCESSOR_INSTANCE_ID", _instance_id(runnable.name))
                 supervisor.add(
                     ChildSpec(runnable.name, runnable.kind, tuple(runnable.argv), env, cwd=root)
                 )
@@ -648,3 +651,8 @@ class MeshUp:
             pids = run.cluster.stop()
             self.say(f"stopped Kafka (pid {', '.join(map(str, pids))}); data kept for next time")
         self.say("mesh up: everything stopped")
+
+
+def _instance_id(name: str) -> str:
+    """A Kafka group instance id made of a runnable's name (other characters become '-')."""
+    return re.sub(r"[^A-Za-z0-9._-]", "-", name)[:200] or "processor"

@@ -499,8 +499,15 @@ def _run(
         }
         log_dir = work_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
+        # Each worker restarts with its own static membership id, as `mesh up` restarts one.
         workers = [
-            Worker(f"worker-{n}", options.module, env, worker_cwd, log_dir)
+            Worker(
+                f"worker-{n}",
+                options.module,
+                {**env, "MESH_PROCESSOR_INSTANCE_ID": f"worker-{n}"},
+                worker_cwd,
+                log_dir,
+            )
             for n in range(1, options.workers + 1)
         ]
         for worker in workers:

@@ -26,13 +26,14 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
 from mesh_stream.descriptor import DataProduct, load_descriptors, topic_for
 from mesh_stream.errors import DeserializationError
 from mesh_stream.kafka import dlq
 from mesh_stream.processing.codec import FramedAvroDecoder
-from mesh_stream.processing.names import sources_group
+from mesh_stream.processing.names import processor_app_id, sources_group
 from mesh_stream.producer import ProductPublisher
 from mesh_stream.registration import ensure_topics, register_source_product
 from mesh_stream.registry.client import RegistryClient
@@ -336,6 +337,28 @@ def assert_dead_lettered(bootstrap: str, product: DataProduct, where: tuple[int,
     assert headers[dlq.MESH_ERROR].decode().startswith(f"{source}: magic byte is 7")
 
 
+def assert_static_members(bootstrap: str, processors: Iterable[str]) -> None:
+    """Both consumer groups of each worker (faust's and the re-key stage's) hold it under
+    its MESH_PROCESSOR_INSTANCE_ID: a restarted worker takes its partitions back at once."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    groups = {
+        group: f"{name}-1"
+        for name in processors
+        for group in (processor_app_id(name), sources_group(processor_app_id(name)))
+    }
+    deadline = time.monotonic() + 30
+    while True:
+        found = {
+            group: [member.group_instance_id for member in future.result(10).members]
+            for group, future in admin.describe_consumer_groups(list(groups)).items()
+        }
+        wanted = {group: [instance] for group, instance in groups.items()}
+        if found == wanted or time.monotonic() > deadline:
+            assert found == wanted
+            return
+        time.sleep(0.5)
+
+
 def wait_idle(bootstrap: str, outputs: list[DataProduct], timeout: float) -> None:
     """Until every processor has committed the end of each topic it reads (inputs, internal).
 
@@ -472,7 +495,11 @@ def workers(settings: MeshSettings, tmp_path_factory: pytest.TempPathFactory) ->
         "MESH_DATA_DIR": str(settings.data_dir),
     }
     log_dir = tmp_path_factory.mktemp("processor-logs")
-    started = {name: Worker(module, env, log_dir) for name, module in PROCESSORS.items()}
+    # Static membership, as `mesh up` gives its processors: each restart rejoins at once.
+    started = {
+        name: Worker(module, {**env, "MESH_PROCESSOR_INSTANCE_ID": f"{name}-1"}, log_dir)
+        for name, module in PROCESSORS.items()
+    }
     try:
         yield started
     finally:
@@ -509,6 +536,7 @@ def test_outputs_are_exact_through_duplicates_lateness_kill_and_clean_restart(
             worker.start()
         for worker in workers.values():
             worker.wait_ready()
+        assert_static_members(bootstrap, PROCESSORS)
 
         # 1. a first batch, every awkward case included: outputs equal the recomputation
         writer.profile("cust-000", base, "NEW", "eu-west")

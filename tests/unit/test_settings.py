@@ -54,3 +54,18 @@ def test_broker_jvm_options_are_options_only(monkeypatch: pytest.MonkeyPatch) ->
             MeshSettings()
         assert "broker_jvm_options" in str(caught.value)
         assert says in str(caught.value)
+
+
+def test_processor_instance_id_is_a_kafka_group_instance_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MESH_PROCESSOR_INSTANCE_ID", "analytics.revenue-by-region_2")
+    assert MeshSettings().processor_instance_id == "analytics.revenue-by-region_2"
+    monkeypatch.setenv("MESH_PROCESSOR_INSTANCE_ID", " ")
+    assert MeshSettings().processor_instance_id is None  # empty means unset
+    for bad in ("worker 1", "w/1", "x" * 201):
+        monkeypatch.setenv("MESH_PROCESSOR_INSTANCE_ID", bad)
+        with pytest.raises(ValidationError) as caught:
+            MeshSettings()
+        assert "processor_instance_id" in str(caught.value)
+        assert "is not a Kafka group instance id" in str(caught.value)
