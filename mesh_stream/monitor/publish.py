@@ -70,6 +70,16 @@ def ensure_monitor_topics(
     topics.ensure_topics(conn, specs, admin=admin, timeout=timeout)
 
 
+#: Errors of a topic whose partitions have no known leader yet (just created, or moving).
+_NOT_READY = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+    }
+)
+
+
 class HealthLog:
     """The health topic as read back: each product's latest measurement (by measure time,
     whoever wrote it) and its recent records-per-minute figures."""
@@ -158,7 +168,22 @@ class HealthLog:
         if found is None or found.error is not None:
             return  # created by ensure_monitor_topics; looked for again next time
         wanted = [TopicPartition(self.topic, p, self._start_ms) for p in sorted(found.partitions)]
-        for tp in self._consumer.offsets_for_times(wanted, timeout=timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                positions = self._consumer.offsets_for_times(wanted, timeout=timeout)
+                break
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                # A topic created a moment ago may not have its leaders known yet.
+                if not isinstance(error, KafkaError) or error.code() not in _NOT_READY:
+                    raise explain_kafka_error(
+                        exc, self._conn, topic=self.topic, operation="DESCRIBE"
+                    ) from exc
+                if time.monotonic() > deadline:
+                    return  # looked for again next time
+                time.sleep(0.2)
+        for tp in positions:
             if tp.offset < 0:  # nothing that recent: start at the end
                 tp.offset = self._consumer.get_watermark_offsets(tp, timeout=timeout)[1]
             self._next[tp.partition] = tp.offset

@@ -64,6 +64,8 @@ log = logging.getLogger(__name__)
 #: "exactly_once" was tried with faust-streaming 0.15.3 / aiokafka 0.14: after a kill -9 and
 #: restart the correctness test found lost updates, so at-least-once + dedup is used instead.
 PROCESSING_GUARANTEE = "at_least_once"
+#: How often faust commits what the aggregate agent has processed (and flushed).
+COMMIT_INTERVAL_S = 1.0
 
 #: Records faust's producer buffer holds before faust's consumer waits for it to drain. An
 #: aggregate batch queues an output and changelog records per key, thousands for per-order keys;
@@ -176,7 +178,7 @@ def processor_app(spec: ProcessorSpec) -> faust.App:
         topic_partitions=spec.output.partitions,
         topic_replication_factor=replicas,
         consumer_auto_offset_reset="earliest",
-        broker_commit_interval=1.0,
+        broker_commit_interval=COMMIT_INTERVAL_S,
         # A worker killed hard is noticed after this long, so its replacement starts soon.
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
