@@ -203,7 +203,14 @@ def test_a_simulator_stops_cleanly_on_sigterm_and_loses_nothing(
         stderr=subprocess.STDOUT,
         text=True,
     )
-    time.sleep(6)  # publishing for about three seconds, with no end given
+    # Stopped once it has published for a while (no end given). A fixed sleep was once
+    # shorter than the start-up of a simulator on a loaded machine: it had published nothing.
+    deadline = time.monotonic() + 60
+    while end_offsets(kafka.bootstrap_servers, products) == starts:
+        assert process.poll() is None, process.communicate()[0]
+        assert time.monotonic() < deadline, "the simulator published nothing within 60 s"
+        time.sleep(0.5)
+    time.sleep(2)
     assert process.poll() is None
     process.send_signal(signal.SIGTERM)
     output = process.communicate(timeout=30)[0]
