@@ -158,6 +158,17 @@ def product_topic_spec(
     )
 
 
+#: Errors of a partition whose leader is not known yet (a topic just created, or a leader
+#: moving): asked again, they go away within seconds.
+NO_LEADER_YET = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+    }
+)
+
+
 # -- the cluster ------------------------------------------------------------------------------
 _clusters: dict[str, ClusterInfo] = {}
 _clusters_lock = threading.Lock()

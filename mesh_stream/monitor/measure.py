@@ -37,6 +37,7 @@ from mesh_stream.descriptor import DataProduct
 from mesh_stream.health import NEWEST_INPUT_HEADER
 from mesh_stream.kafka.clients import make_admin, make_consumer
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
+from mesh_stream.kafka.topics import NO_LEADER_YET
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +53,6 @@ READER_GROUP = "mesh-monitor-reader"
 #: How often a ListOffsets is asked while a partition has no leader yet, and how long apart.
 OFFSET_ATTEMPTS = 5
 OFFSET_RETRY_SECONDS = 0.5
-_NO_LEADER_YET = frozenset(
-    {
-        KafkaError.NOT_LEADER_FOR_PARTITION,
-        KafkaError.LEADER_NOT_AVAILABLE,
-        KafkaError.UNKNOWN_TOPIC_OR_PART,
-    }
-)
 
 Partition = tuple[str, int]
 
@@ -250,7 +244,7 @@ class KafkaMeter:
                     for tp, future in futures.items()
                 }
             except KafkaException as exc:
-                if attempt >= OFFSET_ATTEMPTS or exc.args[0].code() not in _NO_LEADER_YET:
+                if attempt >= OFFSET_ATTEMPTS or exc.args[0].code() not in NO_LEADER_YET:
                     raise explain_kafka_error(exc, self.conn, operation="DESCRIBE") from exc
             attempt += 1
             time.sleep(OFFSET_RETRY_SECONDS)

@@ -70,16 +70,6 @@ def ensure_monitor_topics(
     topics.ensure_topics(conn, specs, admin=admin, timeout=timeout)
 
 
-#: Errors of a topic whose partitions have no known leader yet (just created, or moving).
-_NOT_READY = frozenset(
-    {
-        KafkaError.NOT_LEADER_FOR_PARTITION,
-        KafkaError.LEADER_NOT_AVAILABLE,
-        KafkaError.UNKNOWN_TOPIC_OR_PART,
-    }
-)
-
-
 class HealthLog:
     """The health topic as read back: each product's latest measurement (by measure time,
     whoever wrote it) and its recent records-per-minute figures."""
@@ -176,7 +166,7 @@ class HealthLog:
             except KafkaException as exc:
                 error = exc.args[0] if exc.args else None
                 # A topic created a moment ago may not have its leaders known yet.
-                if not isinstance(error, KafkaError) or error.code() not in _NOT_READY:
+                if not isinstance(error, KafkaError) or error.code() not in topics.NO_LEADER_YET:
                     raise explain_kafka_error(
                         exc, self._conn, topic=self.topic, operation="DESCRIBE"
                     ) from exc
