@@ -14,7 +14,8 @@ measured round is a :meth:`ProductMonitor.measure` followed by an idle wait, as 
 loop. Per round: wall seconds, process CPU seconds (all threads, librdkafka's included),
 registry HTTP requests (:attr:`RegistryClient.http_calls`) and, in a second pass with
 librdkafka statistics switched on, Kafka requests (librdkafka's ``tx`` counter summed over
-the monitor's clients; a separate pass because emitting statistics costs CPU itself). The
+the monitor's clients, and of them the Fetch requests, which the health reader sends on a
+clock; a separate pass because emitting statistics costs CPU itself). The
 idle wait gives the CPU and Kafka requests a second between rounds (the health reader keeps
 fetching). From them, per minute at the default 60 s interval::
 
@@ -197,11 +198,13 @@ class RoundsConfig:
 
 
 class KafkaRequestCounter:
-    """librdkafka's own count of requests sent (``tx``), summed over every client it
-    reported for; a client's counter is cumulative, so its latest report wins."""
+    """librdkafka's own count of requests sent (``tx``), and of those the Fetch requests,
+    summed over every client it reported for; a client's counters are cumulative, so its
+    latest report wins. Fetches are counted apart because the health reader sends them
+    whenever it waits, so their number follows the clock, not the products measured."""
 
     def __init__(self) -> None:
-        self._latest: dict[str, int] = {}
+        self._latest: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
 
     def __call__(self, report: str) -> None:
@@ -209,15 +212,35 @@ class KafkaRequestCounter:
         # last "tx" is the client's; no full JSON parse of a report that may be megabytes.
         name_at = report.find('"name":')
         name = report[name_at:].split('"', 4)[3]
-        at = report.rfind('"tx":') + len('"tx":')
-        digits = report[at : at + 24].split(",", 1)[0].strip()
+        sent = _number_after(report, report.rfind('"tx":') + len('"tx":'))
+        # each broker's "req" map counts its requests by type, Fetch among them
+        fetches = sum(
+            _number_after(report, at + len('"Fetch":')) for at in _occurrences(report, '"Fetch":')
+        )
         with self._lock:
-            self._latest[name] = int(digits)
+            self._latest[name] = (sent, fetches)
 
     @property
     def total(self) -> int:
         with self._lock:
-            return sum(self._latest.values())
+            return sum(sent for sent, _ in self._latest.values())
+
+    @property
+    def fetches(self) -> int:
+        with self._lock:
+            return sum(fetches for _, fetches in self._latest.values())
+
+
+def _occurrences(text: str, needle: str) -> list[int]:
+    found, at = [], text.find(needle)
+    while at >= 0:
+        found.append(at)
+        at = text.find(needle, at + 1)
+    return found
+
+
+def _number_after(text: str, at: int) -> int:
+    return int(text[at : at + 24].split(",", 1)[0].split("}", 1)[0].strip())
 
 
 @dataclass(frozen=True)
@@ -255,12 +278,12 @@ def _serve_statistics(monitor: ProductMonitor) -> None:
 
 def _snapshot(
     monitor: ProductMonitor, registry: RegistryClient, count_kafka: bool
-) -> tuple[float, int, int]:
-    """(process CPU seconds, registry HTTP calls, Kafka requests) now."""
+) -> tuple[float, int, int, int]:
+    """(process CPU seconds, registry HTTP calls, Kafka requests, of them Fetches) now."""
     if count_kafka:
         time.sleep(STATS_INTERVAL_MS / 1000 + 0.2)  # a report newer than what came before
         _serve_statistics(monitor)
-    return time.process_time(), registry.http_calls, COUNTER.total
+    return time.process_time(), registry.http_calls, COUNTER.total, COUNTER.fetches
 
 
 def measure_rounds(config: RoundsConfig) -> dict[str, Any]:
@@ -289,16 +312,16 @@ def measure_rounds(config: RoundsConfig) -> dict[str, Any]:
             "products": len(first.healths),
         }
         rounds = []
-        cpu_a, calls_a, kafka_a = _snapshot(monitor, registry, config.count_kafka)
+        cpu_a, calls_a, kafka_a, fetch_a = _snapshot(monitor, registry, config.count_kafka)
         for _ in range(config.rounds):
             started = time.perf_counter()
             done = monitor.measure()
             wall = time.perf_counter() - started
-            cpu_b, calls_b, kafka_b = _snapshot(monitor, registry, config.count_kafka)
+            cpu_b, calls_b, kafka_b, fetch_b = _snapshot(monitor, registry, config.count_kafka)
             # the snapshot's own wait is idle time as well: the idle rate is over all of it
             idle_started = time.perf_counter()
             time.sleep(config.idle_seconds)
-            cpu_c, calls_c, kafka_c = _snapshot(monitor, registry, config.count_kafka)
+            cpu_c, calls_c, kafka_c, fetch_c = _snapshot(monitor, registry, config.count_kafka)
             idle = time.perf_counter() - idle_started
             rounds.append(
                 {
@@ -308,13 +331,15 @@ def measure_rounds(config: RoundsConfig) -> dict[str, Any]:
                     "cpu_s": cpu_b - cpu_a,
                     "registry_requests": calls_b - calls_a,
                     "kafka_requests": kafka_b - kafka_a if config.count_kafka else None,
+                    "kafka_fetch_requests": fetch_b - fetch_a if config.count_kafka else None,
                     "idle_cpu_s_per_s": (cpu_c - cpu_b) / idle,
                     "idle_kafka_requests_per_s": (kafka_c - kafka_b) / idle
                     if config.count_kafka
                     else None,
                 }
             )
-            cpu_a, calls_a, kafka_a = cpu_c, calls_c, kafka_c  # where the next round starts
+            # where the next round starts
+            cpu_a, calls_a, kafka_a, fetch_a = cpu_c, calls_c, kafka_c, fetch_c
     return {"first_round": first_round, "rounds": rounds}
 
 
@@ -426,6 +451,7 @@ def _figures(
                 "cpu_s": round(cpu_round["cpu_s"], 3),
                 "registry_requests": cpu_round["registry_requests"],
                 "kafka_requests": count_round["kafka_requests"],
+                "kafka_fetch_requests": count_round["kafka_fetch_requests"],
                 "idle_cpu_s_per_s": round(cpu_round["idle_cpu_s_per_s"], 4),
                 "idle_kafka_requests_per_s": round(count_round["idle_kafka_requests_per_s"], 2),
                 "cpu_s_per_minute": round(
