@@ -57,7 +57,7 @@ from mesh_stream.errors import (
     RegistryUnavailableError,
 )
 from mesh_stream.kafka import dlq
-from mesh_stream.kafka.clients import make_consumer, make_producer
+from mesh_stream.kafka.clients import is_fatal, make_consumer, make_producer
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 from mesh_stream.producer import FIXED_PRODUCER_CONFIG, ensure_topic, resolve_connection
 from mesh_stream.project import (
@@ -802,7 +802,7 @@ class ProductConsumer:
             )
             if isinstance(refused, KafkaSecurityError):
                 raise refused
-        if error.fatal():
+        if is_fatal(error):
             raise ConsumerError(
                 f"fatal Kafka error while consuming {_where(message)}: {error.str()} "
                 f"(read up to {self.position_text()})"

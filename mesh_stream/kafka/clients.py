@@ -38,6 +38,16 @@ _FATAL_CONNECT_CODES = frozenset(
 _DOWN_CODES = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN})
 
 
+def is_fatal(error: KafkaError) -> bool:
+    """Whether ``error`` leaves its client unusable for good.
+
+    librdkafka reports a fatal error to a consumer as a message whose error has the code
+    ``_FATAL`` but whose ``fatal()`` flag is False (e.g. a static member fenced out of its
+    group), and through ``error_cb`` with the flag set: both count.
+    """
+    return bool(error.fatal()) or error.code() == KafkaError._FATAL
+
+
 def make_producer(conn: KafkaConnection, config: Mapping[str, Any] | None = None) -> Producer:
     """A confluent-kafka ``Producer`` on ``conn`` with ``config`` on top."""
     return Producer(conn.librdkafka_config(config))

@@ -20,8 +20,8 @@ the batches in hand and commits them (waiting at most ``STOP_TIMEOUT_S`` for Kaf
 restart replays nothing. A record that cannot be decoded goes, unchanged, to its product's
 dead-letter topic with the same ``mesh.dlq.*`` headers the SDK consumer writes
 (:func:`mesh_stream.kafka.dlq.poison_pill_headers`). Any other failure (a bug in the
-processor's ``key``, a send Kafka refuses) crashes the stage, which stops the worker without
-committing.
+processor's ``key``, a send Kafka refuses, a fatal consumer error such as a static member
+fenced out of its group) crashes the stage, which stops the worker without committing.
 
 When OpenTelemetry tracing is active (:mod:`mesh_stream.tracing`, asked once as the stage is
 built), each envelope also carries its input record's ``traceparent`` (and ``tracestate``)
@@ -49,7 +49,7 @@ from mode import Service
 from mesh_stream import tracing
 from mesh_stream.errors import DeserializationError
 from mesh_stream.kafka import dlq
-from mesh_stream.kafka.clients import make_consumer
+from mesh_stream.kafka.clients import is_fatal, make_consumer
 from mesh_stream.processing.names import sources_group
 
 if TYPE_CHECKING:
@@ -172,6 +172,8 @@ class RekeyStage(Service):
         self._acknowledged: list[TopicPartition] = []  # not committed yet, oldest first
         self._last_commit = 0.0
         self._finished = asyncio.Event()
+        #: A fatal error librdkafka reported: the consumer can do nothing more (see _on_error).
+        self._fatal: KafkaError | None = None
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
@@ -225,6 +227,7 @@ class RekeyStage(Service):
     async def _run(self) -> None:
         try:
             while not self.should_stop:
+                self._raise_if_fatal()
                 messages = await self._call(self._consume, BATCH_MAX_RECORDS, BATCH_WITHIN_S)
                 if messages:
                     self._in_flight.append(await self._forward(messages))
@@ -343,8 +346,39 @@ class RekeyStage(Service):
 
     def _on_message_error(self, message: Message) -> None:
         error = message.error()
-        if error is not None and error.code() != KafkaError._PARTITION_EOF:
+        if error is not None and is_fatal(error):
+            self._fatal = error
+        elif error is not None and error.code() != KafkaError._PARTITION_EOF:
             log.warning("re-key stage of %s: %s", self.spec.app_id, error)
+
+    def _raise_if_fatal(self) -> None:
+        """Stop the worker once librdkafka reported a fatal error.
+
+        A fatal error leaves the consumer unable to read or commit for good, so a stage that
+        went on would read nothing, silently, for ever. The usual one is a static member
+        fenced out of its group (``FENCED_INSTANCE_ID``): another consumer joined it with
+        the same ``group.instance.id``, another worker given the same instance id or this
+        worker's own rejoin after a broker failure. Stopping lets the worker be restarted
+        (``mesh up``'s supervisor does), and a new consumer joins again.
+        """
+        error = self._fatal
+        if error is None:
+            return
+        cause = error.str()
+        if "Static consumer fenced" in cause or error.code() == KafkaError.FENCED_INSTANCE_ID:
+            instance = self.spec.settings.processor_instance_id
+            cause += (
+                f" (group {self.group_id}, instance id {instance!r}: a consumer with the same "
+                f"id joined, another worker with this MESH_PROCESSOR_INSTANCE_ID or this "
+                f"worker's own rejoin after a broker failure; each worker needs its own id, "
+                f"and a restarted worker joins again)"
+            )
+        line = (
+            f"re-key stage of {self.spec.app_id} stops: its consumer hit a fatal Kafka error "
+            f"and can read no more: {cause}"
+        )
+        log.error("%s", line)  # the one line that says why, before faust's stop
+        raise KafkaException(KafkaError(error.code(), line, fatal=True))
 
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
         if error is not None:  # replayed after a restart, where dedup counts them once
@@ -353,4 +387,6 @@ class RekeyStage(Service):
             log.warning("re-key stage of %s: commit of %s failed: %s", app_id, where, error)
 
     def _on_error(self, error: KafkaError) -> None:
+        if is_fatal(error):  # raised by the stage's loop (librdkafka's thread cannot crash it)
+            self._fatal = error
         log.warning("re-key stage of %s: %s", self.spec.app_id, error)

@@ -4,7 +4,8 @@ A revenue worker whose route raises on one order must stop (exit status not 0, t
 its log) without committing the input offsets of that order's batch; a worker started again
 without the bug must then count every order exactly once, including those forwarded before
 the failure, and a clean stop must commit everything it read. A worker whose output records
-Kafka refuses must stop too (faust alone would log a warning and go on).
+Kafka refuses must stop too (faust alone would log a warning and go on), and so must a worker
+whose re-key consumer is fenced out of its group (it could read nothing more).
 """
 
 from __future__ import annotations
@@ -257,3 +258,47 @@ def test_a_failing_apply_stops_the_worker_with_one_line_first_and_loses_no_order
         finally:
             if fixed.poll() is None:
                 fixed.kill()
+
+
+def test_a_worker_fenced_out_of_its_group_stops_and_says_why(
+    kafka: KafkaAddress, run: BenchRun, tmp_path: Path
+) -> None:
+    """A static member fenced out of its re-key group (another consumer joined with its
+    instance id) can read nothing more; the worker must stop, saying why, not sit idle."""
+    spec, env = run.spec, run.env
+    source = spec.inputs[0]
+    placed = int(time.time() * 1000)
+    publish(run, [_order(n, placed) for n in range(10)], placed)
+    log = tmp_path / "worker.log"
+    group = sources_group(spec.app_id)
+    worker = start_worker({**env, "MESH_PROCESSOR_INSTANCE_ID": "worker-a"}, log)
+    rogue: Consumer | None = None
+    try:
+        deadline = time.monotonic() + 120
+        while committed_offset(kafka.bootstrap_servers, group, source.topic) < 10:
+            assert worker.poll() is None, log.read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+            time.sleep(1)
+        rogue = Consumer(
+            {
+                "bootstrap.servers": kafka.bootstrap_servers,
+                "group.id": group,
+                "group.instance.id": "worker-a",
+                "enable.auto.commit": False,
+            }
+        )
+        rogue.subscribe([source.topic])
+        deadline = time.monotonic() + 120
+        while worker.poll() is None and time.monotonic() < deadline:
+            rogue.poll(0.5)
+        status = worker.wait(60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        if rogue is not None:
+            rogue.close()
+    text = log.read_text(errors="replace")
+    assert status != 0, text[-3000:]
+    stops = f"re-key stage of {spec.app_id} stops: its consumer hit a fatal Kafka error"
+    assert stops in text, text[-3000:]
+    assert "each worker needs its own id" in text, text[-3000:]
