@@ -504,12 +504,25 @@ class KafkaStore:
             raise RegistryWriterConflictError(self._conflict, status=503, error_code=50303)
 
     def _answers(self, claim: dict[str, Any]) -> bool:
-        """Whether the claimed writer's URL answers HTTP (a crashed one does not)."""
+        """Whether the claimed writer may still be alive: its URL does not refuse connections
+        (a crashed one does).
+
+        A writer too slow to answer within 2 s (a loaded machine) counts as alive: its claim
+        is live, and if it is frozen rather than slow, the claim lapses and the lease loop
+        takes over then. Taking over from a slow but live writer would fence it needlessly.
+        """
         url = claim.get("url")
         if not url or url == self.advertised_url:  # this instance holds that address now
             return False
         try:
             httpx.get(f"{url}/health", timeout=2.0)
+        except httpx.TimeoutException as exc:
+            log.warning(
+                "registry: the writer at %s is slow to answer (%s); following it while its "
+                "claim is live",
+                url,
+                exc,
+            )
         except httpx.HTTPError as exc:
             log.warning("registry: the writer at %s does not answer (%s); taking over", url, exc)
             return False
