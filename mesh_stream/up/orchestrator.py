@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import importlib
 import os
 import re
@@ -544,7 +545,8 @@ class MeshUp:
                         )
                     env |= self._kafka_env(domain)
                 if kind == "processor":  # a restart rejoins its group at once
-                    env.setdefault("MESH_PROCESSOR_INSTANCE_ID", _instance_id(runnable.name))
+                    instance = _instance_id(runnable.name, self.settings.data_dir)
+                    env.setdefault("MESH_PROCESSOR_INSTANCE_ID", instance)
                 supervisor.add(
                     ChildSpec(runnable.name, runnable.kind, tuple(runnable.argv), env, cwd=root)
                 )
@@ -653,6 +655,14 @@ class MeshUp:
         self.say("mesh up: everything stopped")
 
 
-def _instance_id(name: str) -> str:
-    """A Kafka group instance id made of a runnable's name (other characters become '-')."""
-    return re.sub(r"[^A-Za-z0-9._-]", "-", name)[:200] or "processor"
+def _instance_id(name: str, data_dir: Path) -> str:
+    """A Kafka group instance id: the runnable's name (other characters become '-') and a
+    digest of the mesh's data directory.
+
+    A restart of the same mesh keeps the id, so it rejoins at once; two meshes on one broker
+    (two data directories) get different ids, so their workers share the group's partitions
+    instead of fencing each other out of it.
+    """
+    digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:8]
+    readable = re.sub(r"[^A-Za-z0-9._-]", "-", name)[:190] or "processor"
+    return f"{readable}-{digest}"
