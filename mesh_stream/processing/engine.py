@@ -72,6 +72,7 @@ from mesh_stream.processing.metrics import (
     MetricsServer,
     ProcessorMetrics,
 )
+from mesh_stream.processing.names import INTERNAL_TOPIC
 from mesh_stream.processing.reads import check_reads
 from mesh_stream.processing.rekey import CRASH_EXIT_S, Envelope, Route, exit_if_still_running
 from mesh_stream.processing.spec import Event, Processor, WindowKey
@@ -90,8 +91,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Name of the internal topic (``<app id>-by-key``) and of the two tables.
-INTERNAL_TOPIC = "by-key"
+#: Names of the two tables (the internal topic's is names.INTERNAL_TOPIC).
 STATE_TABLE = "state"
 SEEN_TABLE = "seen"
 #: With a dedup horizon, seen ids are kept per key and this slice of arrival time.

@@ -3,6 +3,10 @@ processors (the live view) name the same groups the workers use."""
 
 from __future__ import annotations
 
+#: Name of a processor's internal topic after its app id (``<app id>-by-key``): the re-key
+#: stage writes each key's events there, the aggregate agent reads them.
+INTERNAL_TOPIC = "by-key"
+
 
 def processor_app_id(output_name: str) -> str:
     """Faust app id of the processor building ``output_name``: also its consumer group and

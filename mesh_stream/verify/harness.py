@@ -31,6 +31,7 @@ from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import ConfigurationError, MeshError
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.processing.codec import FramedAvroDecoder
+from mesh_stream.processing.names import INTERNAL_TOPIC, processor_app_id
 from mesh_stream.processing.reference import InputRecord, recompute
 from mesh_stream.processing.spec import Processor
 from mesh_stream.producer import ProductPublisher
@@ -45,7 +46,13 @@ from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 from mesh_stream.verify.compare import Comparison, as_written, compare, render
 from mesh_stream.verify.generate import generate_inputs, keyed_share
-from mesh_stream.verify.records import OutputWatcher, lagging_groups, read_inputs, read_live
+from mesh_stream.verify.records import (
+    OutputWatcher,
+    lagging_groups,
+    read_inputs,
+    read_live,
+    uncommitted,
+)
 from mesh_stream.verify.sandbox import Sandbox, open_sandbox
 from mesh_stream.verify.workers import Worker, WorkerFailedError
 
@@ -114,6 +121,9 @@ class VerifyResult:
     #: The kept work folder (worker logs, sandbox data), None when it was removed.
     work_dir: Path | None = None
     lines: list[str] = field(default_factory=list)
+    #: Internal records applied or in hand but not committed when the kills came, summed:
+    #: what the restarts read again. 0 after kills means the replay guard went untested.
+    replayed: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -318,6 +328,8 @@ class _Run:
         self.watcher = OutputWatcher(self.conn, self.decoder, output)
         stack.callback(self.watcher.close)
         self.order_dependent: Comparison | None = None
+        self.internal_topic = f"{processor_app_id(output.name)}-{INTERNAL_TOPIC}"
+        self.replayed = 0
 
     def publish(self, records: list[InputRecord]) -> None:
         for item in records:
@@ -361,14 +373,22 @@ class _Run:
                 f"kill {number}: {second.name} joined during the batch (rebalance); "
                 f"SIGKILL {victim.name}"
             )
-            victim.kill()
+            self._kill(victim)
             self.start(victim)
             second.wait_ready(self.options.ready_timeout)
             return
         victim = self.rng.choice(self.workers)
         self.progress(f"kill {number}: SIGKILL {victim.name} during its batch")
-        victim.kill()
+        self._kill(victim)
         self.start(victim)
+
+    def _kill(self, victim: Worker) -> None:
+        """SIGKILL ``victim``, counting the internal records its group had not committed:
+        the restart reads them again, some already applied (what the replay guard is for)."""
+        victim.kill()
+        pending = uncommitted(self.conn, processor_app_id(self.output.name), self.internal_topic)
+        self.replayed += pending
+        self.progress(f"  {pending} internal records not committed at the kill: read again")
 
     def drain(self, expected: Mapping[str, Mapping[str, Any]]) -> str | None:
         """Until every group caught up and the output is quiet (or equals ``expected``);
@@ -547,6 +567,12 @@ def _run(
                 f"e.g. {run.watcher.undecodable[0]}"
             )
         result.lines = render(result.comparison, limit=options.show)
+        result.replayed = run.replayed
+        if options.kills and not run.replayed:
+            result.lines.append(
+                "note: no kill found work that was not committed yet, so nothing was replayed "
+                "and the replay guard went untested; run again with more --records"
+            )
         dependent = run.order_dependent
         if dependent is not None and not dependent.equal:
             result.order_dependent = dependent

@@ -217,3 +217,24 @@ def lagging_groups(conn: KafkaConnection) -> list[str]:
     finally:
         probe.close()
     return lagging
+
+
+def uncommitted(conn: KafkaConnection, group: str, topic: str) -> int:
+    """Records of ``topic`` that ``group`` has not committed (end offset minus committed
+    position, summed over the partitions): what a worker of the group killed now reads
+    again when it restarts."""
+    admin = make_admin(conn, {"log_level": 0})
+    probe = _consumer(conn)
+    try:
+        partitions = probe.list_topics(topic, timeout=10).topics[topic].partitions
+        wanted = [TopicPartition(topic, partition) for partition in sorted(partitions)]
+        request = [ConsumerGroupTopicPartitions(group, wanted)]
+        answer = admin.list_consumer_group_offsets(request)[group].result(timeout=10)
+        committed = {tp.partition: max(tp.offset, 0) for tp in answer.topic_partitions}
+        pending = 0
+        for tp in wanted:
+            _low, high = probe.get_watermark_offsets(tp, timeout=10)
+            pending += max(high - committed.get(tp.partition, 0), 0)
+        return pending
+    finally:
+        probe.close()

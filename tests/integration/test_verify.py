@@ -73,6 +73,9 @@ def test_a_correct_processor_passes_through_kills_and_a_rebalance(
     assert status == 0, report
     assert "kill 1: worker-2 joined during the batch (rebalance); SIGKILL worker-1" in report
     assert re.search(r"^kill 2: SIGKILL worker-[12] during its batch$", report, re.MULTILINE)
+    # each kill says how much the restart reads again
+    replays = re.findall(r"^  (\d+) internal records not committed at the kill", report, re.M)
+    assert len(replays) == 2, report
     assert re.search(
         r"^\d+ keys expected, \d+ in the output: every key's final record equals the "
         r"recomputation$",
@@ -92,6 +95,8 @@ def test_the_engine_without_its_replay_guard_fails_with_the_keys_counted_twice(
     wrong = counts(report)
     assert wrong, report
     assert all(got > expected for expected, got in wrong), report  # replays applied again
+    replays = re.findall(r"^  (\d+) internal records not committed at the kill", report, re.M)
+    assert any(int(pending) > 0 for pending in replays), report  # what was applied twice
     assert re.search(r"^\d+ keys expected, \d+ in the output: [1-9]\d* differ", report, re.M)
     assert "FAILED: outputs differ from the recomputation (seed 11)" in report
     assert f"worker logs and Kafka data kept in {work_dir}" in report
