@@ -121,9 +121,6 @@ class VerifyResult:
     #: The kept work folder (worker logs, sandbox data), None when it was removed.
     work_dir: Path | None = None
     lines: list[str] = field(default_factory=list)
-    #: Internal records applied or in hand but not committed when the kills came, summed:
-    #: what the restarts read again. 0 after kills means the replay guard went untested.
-    replayed: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -328,7 +325,9 @@ class _Run:
         self.watcher = OutputWatcher(self.conn, self.decoder, output)
         stack.callback(self.watcher.close)
         self.order_dependent: Comparison | None = None
-        self.internal_topic = f"{processor_app_id(output.name)}-{INTERNAL_TOPIC}"
+        self.group = processor_app_id(output.name)  # the aggregate's, on the internal topic
+        self.internal_topic = f"{self.group}-{INTERNAL_TOPIC}"
+        #: Internal records not committed when the kills came, summed: what restarts replay.
         self.replayed = 0
 
     def publish(self, records: list[InputRecord]) -> None:
@@ -386,7 +385,7 @@ class _Run:
         """SIGKILL ``victim``, counting the internal records its group had not committed:
         the restart reads them again, some already applied (what the replay guard is for)."""
         victim.kill()
-        pending = uncommitted(self.conn, processor_app_id(self.output.name), self.internal_topic)
+        pending = uncommitted(self.conn, self.group, self.internal_topic)
         self.replayed += pending
         self.progress(f"  {pending} internal records not committed at the kill: read again")
 
@@ -567,7 +566,6 @@ def _run(
                 f"e.g. {run.watcher.undecodable[0]}"
             )
         result.lines = render(result.comparison, limit=options.show)
-        result.replayed = run.replayed
         if options.kills and not run.replayed:
             result.lines.append(
                 "note: no kill found work that was not committed yet, so nothing was replayed "
