@@ -334,6 +334,15 @@ class MeshSettings(BaseSettings):
         "workers of one processor (e.g. a StatefulSet pod's name); `mesh up` and "
         "`mesh verify` set one per worker. Unset: dynamic membership.",
     )
+    processor_state_flush_at: int = Field(
+        default=200,
+        ge=1,
+        description="A processor worker writes its state to RocksDB and the changelog when "
+        "faust commits (about once a second), or as soon as this many keys' writes are waiting: "
+        "a backlog touches many keys a second, and one commit sending all of them at once "
+        "holds up the outputs behind it. 1 writes every update at once (`mesh verify` uses "
+        "that, so its kills find state ahead of the committed offsets as often as possible).",
+    )
     processor_metrics_port: int | None = Field(
         default=None,
         ge=0,

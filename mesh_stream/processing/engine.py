@@ -65,6 +65,7 @@ from mesh_stream.processing.app import (
     schema_decoder,
 )
 from mesh_stream.processing.dedup import SeenEvents, apply_once
+from mesh_stream.processing.deferred import defer_writes
 from mesh_stream.processing.lineage import LineageRun
 from mesh_stream.processing.metrics import (
     CountingDecoder,
@@ -353,8 +354,21 @@ def build(
     topics = _input_topics(processor, spec)
     app = processor_app(spec)
     by_key = internal_topic(app, spec, INTERNAL_TOPIC)
-    states = changelogged_table(app, spec, STATE_TABLE)
-    seen = changelogged_table(app, spec, SEEN_TABLE) if processor.dedup is not None else None
+    # Writes wait for faust's commits (deferred.py); seen entries reach the changelog before
+    # the states that list them.
+    flush_at = spec.settings.processor_state_flush_at
+    if processor.dedup is not None:
+        seen_table, state_table = defer_writes(
+            app,
+            changelogged_table(app, spec, SEEN_TABLE),
+            changelogged_table(app, spec, STATE_TABLE),
+            flush_at=flush_at,
+        )
+        states: MutableMapping[str, Any] = state_table
+        seen: MutableMapping[str, Any] | None = seen_table
+    else:
+        (states,) = defer_writes(app, changelogged_table(app, spec, STATE_TABLE), flush_at=flush_at)
+        seen = None
     output = KeyedOutput(app, spec)
     route: Route
     update: Callable[[str, list[Envelope]], None]

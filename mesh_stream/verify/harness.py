@@ -518,12 +518,19 @@ def _run(
         }
         log_dir = work_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
-        # Each worker restarts with its own static membership id, as `mesh up` restarts one.
+        # Each worker restarts with its own static membership id, as `mesh up` restarts one,
+        # and writes its state at once rather than at its commits, so that a kill finds state
+        # ahead of the committed offsets (what the replay guard and `apply` must survive) as
+        # often as the engine allows.
         workers = [
             Worker(
                 f"worker-{n}",
                 options.module,
-                {**env, "MESH_PROCESSOR_INSTANCE_ID": f"worker-{n}"},
+                {
+                    **env,
+                    "MESH_PROCESSOR_INSTANCE_ID": f"worker-{n}",
+                    "MESH_PROCESSOR_STATE_FLUSH_AT": "1",
+                },
                 worker_cwd,
                 log_dir,
             )
