@@ -104,7 +104,14 @@ class DeferredTable(MutableMapping[str, Any]):
         return default if kept[0] is None else json.loads(kept[0])
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._keep(key, json.dumps(value, separators=(",", ":")))
+        try:
+            text = json.dumps(value, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"the state of key {key!r} cannot be stored: {exc}; keep JSON values in it "
+                f"(numbers, strings, lists, dicts; e.g. integer cents for a decimal)"
+            ) from exc
+        self._keep(key, text)
 
     def __delitem__(self, key: str) -> None:
         if key not in self:

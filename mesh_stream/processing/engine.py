@@ -316,7 +316,10 @@ class Aggregation:
             newest = max(envelope.arrival_ms for envelope in envelopes)
             changed = key_seen.store(now_ms=newest) or changed  # seen entries first ...
         if changed:
-            self.states[kafka_key] = stored  # ... then the state listing them
+            try:
+                self.states[kafka_key] = stored  # ... then the state listing them
+            except TypeError as exc:  # apply left something that is not JSON in the state
+                raise self._fail(_where(envelopes[-1]), exc) from exc
         if fresh:
             last = envelopes[-1]
             window_of = (last.wire or {}).get("window")

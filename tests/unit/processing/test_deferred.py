@@ -6,6 +6,7 @@ import asyncio
 import inspect
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import faust
@@ -239,3 +240,13 @@ def test_faust_asks_the_sensors_before_it_picks_the_offsets_to_commit() -> None:
     assert source.index("on_commit_initiated") < source.index("_commit_tps")
     assert "self.force_commit(" in inspect.getsource(Consumer.commit)
     assert "self.app.producer.flush()" in inspect.getsource(Consumer._commit_offsets)
+
+
+def test_a_value_that_is_not_json_is_refused_naming_the_key() -> None:
+    deferred = deferred_table(RecordingTable("state", []))
+    with (
+        faust_seams.current_event(Event("t", 0)),  # type: ignore[arg-type]
+        pytest.raises(TypeError, match=r"the state of key 'eu@0' cannot be stored: .*Decimal"),
+    ):
+        deferred["eu@0"] = {"total": Decimal("1.50")}
+    assert deferred.pending == 0

@@ -321,6 +321,31 @@ def test_apply_and_emit_failures_name_the_input_record(caplog: pytest.LogCapture
     assert worker.states.data == {}
 
 
+def test_a_state_that_is_not_json_stops_the_worker_naming_the_input_record(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def keeps_a_decimal(state: dict[str, Any], event: Any) -> None:
+        state["total"] = Decimal(event.fields["total"])
+
+    processor = Processor(
+        "analytics.t",
+        (Input("orders.order-placed", key=lambda f: f["region"], reads=("region", "total")),),
+        keeps_a_decimal,
+        lambda _key, state: state,
+    )
+    worker = Worker(processor)
+    internal = worker.forward(
+        [InputRecord("orders.order-placed", {"region": "eu", "total": "1.50"}, BASE)]
+    )
+    with caplog.at_level(logging.ERROR), pytest.raises(Exception, match="Decimal"):
+        worker.aggregate(internal)
+    line = caplog.records[0].getMessage()
+    assert line.startswith("processor analytics.t crashed on orders.order-placed.v1[0]@0: ")
+    assert "Decimal is not JSON serializable" in line
+    assert worker.outputs == {}
+    assert worker.states.data == {}
+
+
 def test_crash_line_names_exception_and_field() -> None:
     line = crash_line("analytics.x", "a.b.v1[0]@3", ValueError("bad order 7"))
     assert line == "processor analytics.x crashed on a.b.v1[0]@3: ValueError bad order 7"
