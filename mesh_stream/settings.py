@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mesh_stream.errors import ConfigurationError
@@ -435,3 +435,28 @@ class MeshSettings(BaseSettings):
                 f"MESH_BOOTSTRAP_SERVERS or --bootstrap-servers"
             )
         return servers
+
+
+#: Settings whose values an error never repeats.
+_SECRET_WORDS = ("token", "credentials", "password", "secret")
+
+
+def _shortened(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def environment_problems(exc: ValidationError) -> str:
+    """One line per bad ``MESH_*`` variable: its name, the value given and what is expected."""
+    lines = ["invalid MESH_* environment setting:"]
+    for problem in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in problem["loc"])
+        secret = any(word in field for word in _SECRET_WORDS)
+        shown = problem.get("input")
+        if isinstance(shown, str) and "://" in shown:  # a user:token@ in a URL is hidden
+            scheme, _, rest = shown.partition("://")
+            netloc, slash, path = rest.partition("/")
+            if "@" in netloc:
+                shown = f"{scheme}://<hidden>@{netloc.rpartition('@')[2]}{slash}{path}"
+        given = "<hidden>" if secret else _shortened(repr(shown))
+        lines.append(f"  MESH_{field.upper()}={given}: {problem['msg']}")
+    return "\n".join(lines)

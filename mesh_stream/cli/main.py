@@ -35,7 +35,7 @@ from mesh_stream.cli.tail import tail
 from mesh_stream.cli.up import up
 from mesh_stream.cli.verify import verify
 from mesh_stream.errors import MeshError
-from mesh_stream.settings import MeshSettings
+from mesh_stream.settings import MeshSettings, environment_problems
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -52,32 +52,7 @@ def cli(ctx: click.Context) -> None:
     try:
         ctx.obj = MeshSettings()
     except ValidationError as exc:
-        raise click.UsageError(_environment_problems(exc)) from exc
-
-
-#: Settings whose values an error never repeats.
-_SECRET_WORDS = ("token", "credentials", "password", "secret")
-
-
-def _shortened(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
-
-
-def _environment_problems(exc: ValidationError) -> str:
-    """One line per bad ``MESH_*`` variable: its name, the value given and what is expected."""
-    lines = ["invalid MESH_* environment setting:"]
-    for problem in exc.errors(include_url=False):
-        field = ".".join(str(part) for part in problem["loc"])
-        secret = any(word in field for word in _SECRET_WORDS)
-        shown = problem.get("input")
-        if isinstance(shown, str) and "://" in shown:  # a user:token@ in a URL is hidden
-            scheme, _, rest = shown.partition("://")
-            netloc, slash, path = rest.partition("/")
-            if "@" in netloc:
-                shown = f"{scheme}://<hidden>@{netloc.rpartition('@')[2]}{slash}{path}"
-        given = "<hidden>" if secret else _shortened(repr(shown))
-        lines.append(f"  MESH_{field.upper()}={given}: {problem['msg']}")
-    return "\n".join(lines)
+        raise click.UsageError(environment_problems(exc)) from exc
 
 
 cli.add_command(acl)

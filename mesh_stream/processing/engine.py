@@ -49,6 +49,7 @@ from typing import Any
 
 import faust
 from mode import Service
+from pydantic import ValidationError
 
 from mesh_stream import tracing
 from mesh_stream.errors import ConfigurationError, MeshError
@@ -78,7 +79,7 @@ from mesh_stream.processing.reads import check_reads
 from mesh_stream.processing.rekey import CRASH_EXIT_S, Envelope, Route, exit_if_still_running
 from mesh_stream.processing.spec import Event, Processor, WindowKey
 from mesh_stream.registry.client import RegistryClient
-from mesh_stream.settings import MeshSettings
+from mesh_stream.settings import MeshSettings, environment_problems
 
 __all__ = [
     "Aggregation",
@@ -423,7 +424,11 @@ def run(
     processor's own (see :func:`retarget`).
     """
     args = list(sys.argv[1:] if argv is None else argv)
-    settings = MeshSettings()
+    try:
+        settings = MeshSettings()
+    except ValidationError as exc:
+        print(f"error: {environment_problems(exc)}", file=sys.stderr)
+        raise SystemExit(1) from None
     try:
         if spec is None:
             spec = prepare(settings, processor.output, processor=processor)

@@ -366,6 +366,19 @@ def test_run_reports_a_configuration_problem_in_one_line_and_exits_1(
     assert err == "error: processor analytics.revenue-by-region reads field 'region'\n"
 
 
+def test_run_names_a_bad_setting_in_one_line_and_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MESH_PROCESSOR_STATE_FLUSH_AT", "0")
+    with pytest.raises(SystemExit) as exited:
+        engine_module.run(revenue.PROCESSOR, ["worker"])
+    assert exited.value.code == 1
+    assert capsys.readouterr().err == (
+        "error: invalid MESH_* environment setting:\n"
+        "  MESH_PROCESSOR_STATE_FLUSH_AT='0': Input should be greater than or equal to 1\n"
+    )
+
+
 def test_retarget_renames_output_and_inputs_in_declaration_order() -> None:
     products = {p.name: p for p in load_descriptors(REPO / "domains")}
     source = products["orders.order-placed"].model_copy(
