@@ -53,7 +53,6 @@ class DeferredWrites:
     def __init__(self, tables: Sequence[MutableMapping[str, Any]], flush_at: int) -> None:
         self.tables = tuple(DeferredTable(table, self) for table in tables)
         self.flush_at = flush_at
-        self.kept = 0
         self.failed: BaseException | None = None
 
     def flush(self) -> int:
@@ -71,11 +70,14 @@ class DeferredWrites:
         except BaseException as exc:
             self.failed = exc
             raise
-        self.kept = 0
         return written
 
+    @property
+    def kept(self) -> int:
+        """Keys whose writes wait for the next flush, all tables together."""
+        return sum(table.pending for table in self.tables)
+
     def _added(self) -> None:
-        self.kept += 1
         if self.kept >= self.flush_at:
             self.flush()
 

@@ -360,19 +360,13 @@ def build(
     by_key = internal_topic(app, spec, INTERNAL_TOPIC)
     # Writes wait for faust's commits (deferred.py); seen entries reach the changelog before
     # the states that list them.
-    flush_at = spec.settings.processor_state_flush_at
-    if processor.dedup is not None:
-        seen_table, state_table = defer_writes(
-            app,
-            changelogged_table(app, spec, SEEN_TABLE),
-            changelogged_table(app, spec, STATE_TABLE),
-            flush_at=flush_at,
-        )
-        states: MutableMapping[str, Any] = state_table
-        seen: MutableMapping[str, Any] | None = seen_table
-    else:
-        (states,) = defer_writes(app, changelogged_table(app, spec, STATE_TABLE), flush_at=flush_at)
-        seen = None
+    names = (SEEN_TABLE, STATE_TABLE) if processor.dedup is not None else (STATE_TABLE,)
+    tables = defer_writes(
+        app,
+        *(changelogged_table(app, spec, name) for name in names),
+        flush_at=spec.settings.processor_state_flush_at,
+    )
+    states, seen = tables[-1], (tables[0] if len(tables) == 2 else None)
     output = KeyedOutput(app, spec)
     route: Route
     update: Callable[[str, list[Envelope]], None]
