@@ -298,7 +298,7 @@ def add_aggregate_agent(
     spec: ProcessorSpec,
     source: faust.TopicT,
     update: Update,
-    decode: Callable[[bytes], list[dict[str, Any]]],
+    envelopes_of: Callable[[bytes, int, int], list[Envelope]],
     crash: Callable[[BaseException], Awaitable[None]],
 ) -> None:
     """Feed the forwarded envelopes of each batch, grouped by key, to ``update``.
@@ -323,18 +323,7 @@ def add_aggregate_agent(
                     entry = by_partition[message.partition] = (event, {})
                 envelopes = entry[1].setdefault((message.key or b"").decode(), [])
                 # The position that dedup and replay guards use is the internal topic's.
-                for index, wire in enumerate(decode(event.value)):
-                    envelopes.append(
-                        Envelope(
-                            wire["topic"],
-                            message.partition,
-                            message.offset,
-                            wire["arrival_ms"],
-                            wire["fields"],
-                            index,
-                            wire,
-                        )
-                    )
+                envelopes += envelopes_of(event.value, message.partition, message.offset)
             try:
                 for event, groups in by_partition.values():
                     with faust_seams.current_event(event):

@@ -26,14 +26,17 @@ stay pure business logic:
   stops the worker without committing that record. An input whose registered schema lacks a
   field the processor reads stops :func:`run` before faust starts, with one line.
 
-On the internal topic, one record holds one key's events of a batch: a JSON list of envelopes
-``{"input", "topic", "partition", "offset", "arrival_ms", "event_ms", "fields"}`` (plus
-``"window": [key, start, end]`` when windowed); top-level decimal fields travel as text
-named in ``"decimals"``, nested ones as ``{"$decimal": "1.50"}`` and bytes as
-``{"$bytes": "<latin-1>"}``, so ``apply`` sees the types ``key`` saw. With tracing active
-(:mod:`mesh_stream.tracing`), an envelope also carries its input record's ``"traceparent"``
-(and ``"tracestate"``), and an output record is published under a span ``<output> aggregate``,
-child of the newest input event it reflects, whose context the output's headers carry.
+On the internal topic, one record holds one key's events of a batch as JSON:
+``[2, layout, wire, wire, ...]``. ``layout`` lists each input as ``[product, topic, [reads]]``,
+so a record names the fields it carries once, and each wire is a list
+(:data:`~mesh_stream.processing.rekey.Wire`) holding the values of its input's ``reads`` in
+that order. Decimals travel as ``{"$decimal": "1.50"}`` and bytes as
+``{"$bytes": "<latin-1>"}``, so ``apply`` sees the types ``key`` saw. Records of the first
+format (a JSON list of objects with named entries, written before December 2026) are still
+read. With tracing active (:mod:`mesh_stream.tracing`), a wire also carries its input record's
+``traceparent`` (and ``tracestate``), and an output record is published under a span
+``<output> aggregate``, child of the newest input event it reflects, whose context the
+output's headers carry.
 """
 
 from __future__ import annotations
@@ -76,7 +79,14 @@ from mesh_stream.processing.metrics import (
 )
 from mesh_stream.processing.names import INTERNAL_TOPIC
 from mesh_stream.processing.reads import check_reads
-from mesh_stream.processing.rekey import CRASH_EXIT_S, Envelope, Route, exit_if_still_running
+from mesh_stream.processing.rekey import (
+    CRASH_EXIT_S,
+    TRACE,
+    Envelope,
+    Route,
+    Wire,
+    exit_if_still_running,
+)
 from mesh_stream.processing.spec import Event, Processor, WindowKey
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings, environment_problems
@@ -85,8 +95,6 @@ __all__ = [
     "Aggregation",
     "build",
     "crash_line",
-    "decode_envelopes",
-    "encode_envelopes",
     "retarget",
     "run",
 ]
@@ -105,7 +113,11 @@ VALUE = "value"
 GC_THRESHOLDS = (100_000, 50, 1_000)
 
 
-# -- the internal topic's envelopes ---------------------------------------------------------
+# -- the internal topic's records ----------------------------------------------------------
+
+#: First item of an internal record of the current format (the first format has none).
+WIRE_FORMAT = 2
+_FORMAT_MARK = f"[{WIRE_FORMAT},".encode()
 
 
 def _encode_value(value: Any) -> Any:
@@ -125,24 +137,41 @@ def _decode_value(obj: dict[str, Any]) -> Any:
     return obj
 
 
-def encode_envelopes(envelopes: list[dict[str, Any]]) -> bytes:
-    """One internal record's value: ``envelopes`` as JSON, decimals and bytes tagged."""
-    return json.dumps(envelopes, default=_encode_value, separators=(",", ":")).encode()
+def _loads(data: bytes) -> Any:
+    if b'"$' in data:  # a tagged decimal or bytes value (or a string holding those characters)
+        return json.loads(data, object_hook=_decode_value)
+    return json.loads(data)
 
 
-def decode_envelopes(data: bytes) -> list[dict[str, Any]]:
-    """The envelopes of one internal record, decimals and bytes restored."""
-    if b'"$decimal"' in data or b'"$bytes"' in data:
-        envelopes: list[dict[str, Any]] = json.loads(data, object_hook=_decode_value)
-    else:
-        envelopes = json.loads(data)
-    for envelope in envelopes:
-        decimals = envelope.get("decimals")
-        if decimals:
-            fields = envelope["fields"]
-            for name in decimals:
-                fields[name] = Decimal(fields[name])
-    return envelopes
+def _first_format_envelopes(data: bytes, partition: int, offset: int) -> list[Envelope]:
+    """The envelopes of an internal record of the first format: a JSON list of objects
+    (``input``, ``topic``, ``partition``, ``offset``, ``arrival_ms``, ``event_ms``,
+    ``fields``, ``window``; top-level decimals as text named in ``decimals``)."""
+    found = []
+    for index, wire in enumerate(_loads(data)):
+        fields = wire["fields"]
+        for name in wire.get("decimals") or ():
+            fields[name] = Decimal(fields[name])
+        carried = (tracing.TRACEPARENT, tracing.TRACESTATE)
+        trace = {name: wire[name] for name in carried if name in wire} or None
+        arrival_ms = wire["arrival_ms"]
+        found.append(
+            Envelope(
+                wire.get("input", ""),
+                wire["topic"],
+                wire["partition"],
+                wire["offset"],
+                arrival_ms,
+                wire.get("event_ms", arrival_ms),
+                fields,
+                wire.get("window"),
+                trace,
+                partition,
+                offset,
+                index,
+            )
+        )
+    return found
 
 
 # -- failure ----------------------------------------------------------------------------------
@@ -221,7 +250,18 @@ class Aggregation:
         """``topics`` maps each input topic to the declared input product it holds;
         ``seen_table`` is needed when the processor declares dedup."""
         self.processor = processor
-        self.by_topic = {topic: processor.input(product) for topic, product in topics.items()}
+        #: Input topic -> (its place in ``processor.inputs``, its declaration).
+        self.by_topic = {
+            topic: (processor.inputs.index(processor.input(product)), processor.input(product))
+            for topic, product in topics.items()
+        }
+        by_index = {index: (topic, declared) for topic, (index, declared) in self.by_topic.items()}
+        layout = [
+            [declared.product, topic, list(declared.reads)]
+            for _, (topic, declared) in sorted(by_index.items())
+        ]
+        #: What every internal record starts with: the format, then each input's fields.
+        self._head = _FORMAT_MARK + json.dumps(layout, separators=(",", ":")).encode() + b","
         self.states = states
         self.publish = publish
         #: The span outputs are published under, when tracing is active (asked once).
@@ -244,9 +284,9 @@ class Aggregation:
 
     def route(
         self, topic: str, partition: int, offset: int, record: dict[str, Any], arrival_ms: int
-    ) -> Iterable[tuple[str, dict[str, Any]]]:
-        """The (internal key, envelope) pairs of one decoded input record."""
-        declared = self.by_topic[topic]
+    ) -> Iterable[tuple[str, Wire]]:
+        """The (internal key, wire) pairs of one decoded input record."""
+        index, declared = self.by_topic[topic]
         try:
             fields = {name: record[name] for name in declared.reads}
         except KeyError as missing:
@@ -262,22 +302,44 @@ class Aggregation:
             windows = list(window.windows(key, event_ms, arrival_ms)) if window else []
         except Exception as exc:
             raise self._fail(f"{topic}[{partition}]@{offset}", exc) from exc
-        wire = {
-            "input": declared.product,
-            "topic": topic,
-            "partition": partition,
-            "offset": offset,
-            "arrival_ms": arrival_ms,
-            "event_ms": event_ms,
-            "fields": fields,
-        }
-        decimals = [name for name, value in fields.items() if type(value) is Decimal]
-        if decimals:  # as text, named: reading them back needs no hook on every object
-            wire["fields"] = {**fields, **{name: str(fields[name]) for name in decimals}}
-            wire["decimals"] = decimals
+        values = list(fields.values())
         if window is None:
-            return ((key, wire),)
-        return ((str(w), {**wire, "window": [w.key, w.start_ms, w.end_ms]}) for w in windows)
+            return ((key, [index, partition, offset, arrival_ms, event_ms, values, None, None]),)
+        head = [index, partition, offset, arrival_ms, event_ms, values]
+        return [(str(w), [*head, [w.key, w.start_ms, w.end_ms], None]) for w in windows]
+
+    def encode(self, wires: list[Wire]) -> bytes:
+        """One internal record's value: ``wires`` after the record's head (format, layout)."""
+        body = json.dumps(wires, default=_encode_value, separators=(",", ":"))
+        return self._head + body[1:].encode()
+
+    @staticmethod
+    def envelopes(data: bytes, partition: int, offset: int) -> list[Envelope]:
+        """The envelopes of the internal record ``data`` at ``partition``/``offset``."""
+        if not data.startswith(_FORMAT_MARK):
+            return _first_format_envelopes(data, partition, offset)
+        items = _loads(data)
+        inputs = items[1]
+        found = []
+        for index, wire in enumerate(items[2:]):
+            product, topic, reads = inputs[wire[0]]
+            found.append(
+                Envelope(
+                    product,
+                    topic,
+                    wire[1],
+                    wire[2],
+                    wire[3],
+                    wire[4],
+                    dict(zip(reads, wire[5], strict=True)),
+                    wire[6],
+                    wire[TRACE],
+                    partition,
+                    offset,
+                    index,
+                )
+            )
+        return found
 
     def update(self, kafka_key: str, envelopes: list[Envelope]) -> None:
         """Apply one key's envelopes of a batch (each once), store, emit if any was fresh."""
@@ -287,7 +349,7 @@ class Aggregation:
         key_seen = self.seen.for_key(kafka_key, stored) if self.seen is not None else None
         fresh = changed = False
         newest_input_ms = 0  # the newest input record an output of this batch reflects
-        reflected: list[dict[str, Any]] | None = [] if self.trace is not None else None
+        reflected: list[dict[str, str]] | None = [] if self.trace is not None else None
         for envelope in envelopes:
             position = (envelope.partition, envelope.offset, envelope.index)
             if key_seen is not None and dedup is not None:
@@ -298,20 +360,16 @@ class Aggregation:
                     continue
             fresh = True
             newest_input_ms = max(newest_input_ms, envelope.arrival_ms)
-            if reflected is not None and envelope.wire is not None:
-                reflected.append(envelope.wire)
+            if reflected is not None:  # every event counts in the span, traced or not
+                reflected.append(envelope.trace or {})
             if apply_once(stored, *position):
-                wire = envelope.wire or {}
                 event = Event(
-                    wire.get("input", ""),
-                    envelope.fields,
-                    envelope.arrival_ms,
-                    wire.get("event_ms", envelope.arrival_ms),
+                    envelope.input, envelope.fields, envelope.arrival_ms, envelope.event_ms
                 )
                 try:
                     processor.apply(value, event)
                 except Exception as exc:
-                    raise self._fail(_where(envelope), exc) from exc
+                    raise self._fail(envelope.where, exc) from exc
                 changed = True
         if key_seen is not None:
             newest = max(envelope.arrival_ms for envelope in envelopes)
@@ -320,25 +378,20 @@ class Aggregation:
             try:
                 self.states[kafka_key] = stored  # ... then the state listing them
             except TypeError as exc:  # apply left something that is not JSON in the state
-                raise self._fail(_where(envelopes[-1]), exc) from exc
+                raise self._fail(envelopes[-1].where, exc) from exc
         if fresh:
             last = envelopes[-1]
-            window_of = (last.wire or {}).get("window")
+            window_of = last.window
             state_key: Any = WindowKey(*window_of) if window_of is not None else kafka_key
             try:
                 record = processor.emit(state_key, value)
             except Exception as exc:
-                raise self._fail(_where(last), exc) from exc
+                raise self._fail(last.where, exc) from exc
             if reflected is None or self.trace is None:
                 self.publish(kafka_key, record, newest_input_ms)
             else:  # under a span, child of the newest input event's, the output's headers name
                 with self.trace.processing(reflected):
                     self.publish(kafka_key, record, newest_input_ms)
-
-
-def _where(envelope: Envelope) -> str:
-    wire = envelope.wire or {}
-    return f"{wire.get('topic')}[{wire.get('partition')}]@{wire.get('offset')}"
 
 
 def build(
@@ -379,8 +432,8 @@ def build(
         route = metrics.counted_route(aggregation.route)
         update = metrics.counted_update(aggregation.update)
         decoder = CountingDecoder(RegistryClient.from_settings(spec.settings).get_schema, metrics)
-    stage = add_rekey_stage(app, spec, by_key, route, decoder, encode_envelopes, on_crash)
-    add_aggregate_agent(app, spec, by_key, update, decode_envelopes, stage.crash)
+    stage = add_rekey_stage(app, spec, by_key, route, decoder, aggregation.encode, on_crash)
+    add_aggregate_agent(app, spec, by_key, update, aggregation.envelopes, stage.crash)
     if metrics is not None:
         metrics.ready = lambda: _stage_readiness(stage)
     return app

@@ -43,7 +43,7 @@ from mesh_stream.errors import DeserializationError
 from mesh_stream.kafka.clients import make_consumer
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.processing.codec import FramedAvroDecoder
-from mesh_stream.processing.rekey import Envelope, Route
+from mesh_stream.processing.rekey import Envelope, Route, Wire
 
 __all__ = ["CountingDecoder", "MetricsServer", "ProcessorMetrics"]
 
@@ -100,7 +100,7 @@ class ProcessorMetrics:
 
         def counted(
             topic: str, partition: int, offset: int, record: dict[str, Any], arrival_ms: int
-        ) -> Iterable[tuple[str, dict[str, Any]]]:
+        ) -> Iterable[tuple[str, Wire]]:
             records_in[topic] = records_in.get(topic, 0) + 1
             positions[(topic, partition)] = (offset + 1, arrival_ms)
             return route(topic, partition, offset, record, arrival_ms)

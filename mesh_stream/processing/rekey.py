@@ -7,8 +7,8 @@ queue hop, two asyncio tasks and the acknowledgement machinery: 180-213 µs agai
 products are not read through a faust stream: :class:`RekeyStage`, a service of the faust
 app, reads them with a confluent-kafka consumer in batches (librdkafka fetches and parses in
 C, in its own threads), decodes each record, asks the processor's ``route`` for its key, and
-sends each key's events of a batch as one record (a JSON list of envelopes) to the
-processor's internal topic through faust's producer, which partitions it the way faust's
+sends each key's events of a batch as one record (see :mod:`mesh_stream.processing.engine`) to
+the processor's internal topic through faust's producer, which partitions it the way faust's
 tables expect.
 
 Offsets of the input products are committed (consumer group ``<app id>-rekey``) only after
@@ -25,7 +25,7 @@ fenced out of its group) crashes the stage, which stops the worker without commi
 
 When OpenTelemetry tracing is active (:mod:`mesh_stream.tracing`, asked once as the stage is
 built), each envelope also carries its input record's ``traceparent`` (and ``tracestate``)
-header as entries of the same names, for the span the aggregate stage publishes under.
+header (:data:`TRACE`), for the span the aggregate stage publishes under.
 """
 
 from __future__ import annotations
@@ -74,34 +74,55 @@ STOP_TIMEOUT_S = 30.0
 #: the worker entry point, :func:`mesh_stream.processing.engine.run`, never by the library).
 CRASH_EXIT_S = 15.0
 
-Route = Callable[[str, int, int, dict[str, Any], int], Iterable[tuple[str, dict[str, Any]]]]
-"""(input topic, partition, offset, decoded record, arrival ms) -> the (internal key, envelope)
+Wire = list[Any]
+"""One forwarded event as the re-key stage sends it (the engine's ``route`` makes it):
+``[input index, partition, offset, arrival ms, event ms, [read field values], window, trace]``,
+the position and time of its input record, the values of its input's ``reads`` in order, its
+window ``[key, start ms, end ms]`` (or None) and its trace context (see TRACE)."""
+
+#: Place in a :data:`Wire` of the input record's trace context (``traceparent`` and
+#: ``tracestate``), which the stage sets when tracing is active; None otherwise.
+TRACE = 7
+
+Route = Callable[[str, int, int, dict[str, Any], int], Iterable[tuple[str, Wire]]]
+"""(input topic, partition, offset, decoded record, arrival ms) -> the (internal key, wire)
 pairs to forward: none drops the record, several send it to several keys (windows)."""
 
-Encode = Callable[[list[dict[str, Any]]], bytes]
-"""One key's envelopes of a batch -> the internal record's value."""
+Encode = Callable[[list[Wire]], bytes]
+"""One key's wires of a batch -> the internal record's value."""
 
 _SCHEMA_ID = struct.Struct(">I")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Envelope:
     """One forwarded event as the aggregate stage sees it: where it came from, and its fields.
 
-    On the internal topic an event travels as a JSON object inside its key's list (see
-    :mod:`mesh_stream.processing.engine`); the aggregate adds the internal record's own
-    position (``partition``, ``offset``, ``index``), which dedup and replay guards use.
+    ``partition``, ``offset`` and ``index`` are its place on the internal topic (the internal
+    record's position and the event's place in it), which dedup and replay guards use;
+    ``topic``, ``source_partition`` and ``source_offset`` are its input record's, which a
+    crash report names.
     """
 
+    input: str
     topic: str
+    source_partition: int
+    source_offset: int
+    arrival_ms: int
+    event_ms: int
+    fields: dict[str, Any]
+    #: ``[key, start ms, end ms]`` of its window, for a windowed processor.
+    window: list[Any] | None
+    #: Its input record's trace context, when tracing was active.
+    trace: dict[str, str] | None
     partition: int
     offset: int
-    arrival_ms: int
-    fields: dict[str, Any]
-    #: Place of the event in its internal record (which carries one key's events of a batch).
     index: int = 0
-    #: The rest of the envelope as sent (input product, event time, source position, window).
-    wire: dict[str, Any] | None = None
+
+    @property
+    def where(self) -> str:
+        """Its input record, e.g. ``orders.order-placed.v1[2]@1041``."""
+        return f"{self.topic}[{self.source_partition}]@{self.source_offset}"
 
 
 def exit_if_still_running(seconds: float, why: str) -> None:
@@ -255,7 +276,7 @@ class RekeyStage(Service):
         self, messages: list[Any]
     ) -> tuple[asyncio.Future[Any], list[TopicPartition]]:
         """Decode and route one batch; send it; returns (all sends acknowledged, offsets)."""
-        by_key: dict[str, list[dict[str, Any]]] = {}
+        by_key: dict[str, list[Wire]] = {}
         next_offsets: dict[tuple[str, int], int] = {}
         sends: list[Awaitable[Any]] = []
         decode, route, encode = self.decoder.decode, self.route, self.encode
@@ -276,7 +297,7 @@ class RekeyStage(Service):
             context = tracing.carried(message.headers()) if traced else None
             for key, wire in pairs:
                 if context is not None:
-                    wire.update(context)
+                    wire[TRACE] = context
                 by_key.setdefault(key, []).append(wire)
         send = self.target.send
         for key, envelopes in by_key.items():

@@ -24,8 +24,8 @@ from mesh_stream.descriptor import DataProduct
 from mesh_stream.health import NEWEST_INPUT_HEADER
 from mesh_stream.processing import Input, Processor
 from mesh_stream.processing.app import KeyedOutput
-from mesh_stream.processing.engine import Aggregation, decode_envelopes, encode_envelopes
-from mesh_stream.processing.rekey import Envelope
+from mesh_stream.processing.engine import Aggregation
+from mesh_stream.processing.rekey import TRACE, Envelope
 from mesh_stream.producer import ProductPublisher
 from tests.unit.registry.conftest import descriptor
 
@@ -243,9 +243,14 @@ def test_the_envelope_keeps_traceparent_through_the_internal_topic() -> None:
         "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
         "tracestate": "vendor=1",
     }
-    wire = {"input": "orders.order-placed", "topic": TOPIC, "fields": {"order_id": "o-1"}}
-    [back] = decode_envelopes(encode_envelopes([{**wire, **context}]))
-    assert back == {**wire, **context}
+    aggregation = Aggregation(
+        revenue_like(), {TOPIC: "orders.order-placed"}, {}, None, lambda *_args: None
+    )
+    [(_key, wire)] = aggregation.route(TOPIC, 0, 3, {"order_id": "o-1", "total": 1}, 1_000)
+    wire[TRACE] = context  # as the re-key stage sets it
+    [back] = aggregation.envelopes(aggregation.encode([wire]), 0, 9)
+    assert back.trace == context
+    assert back.fields == {"order_id": "o-1", "total": 1}
     assert tracing.carried([("source", b"checkout")]) is None  # untraced: no entry at all
 
 
@@ -266,18 +271,25 @@ def revenue_like() -> Processor:
 def envelopes(traceparents: list[str | None]) -> list[Envelope]:
     found = []
     for index, traceparent in enumerate(traceparents):
-        wire: dict[str, Any] = {
-            "input": "orders.order-placed",
-            "topic": TOPIC,
-            "partition": 0,
-            "offset": index,
-            "arrival_ms": 1_000 + index,
-            "event_ms": 1_000 + index,
-            "fields": {"order_id": f"o-{index}", "total": 10},
-        }
-        if traceparent is not None:
-            wire["traceparent"] = traceparent
-        found.append(Envelope(TOPIC, 0, 100, wire["arrival_ms"], wire["fields"], index, wire))
+        trace = {"traceparent": traceparent} if traceparent is not None else None
+        fields = {"order_id": f"o-{index}", "total": 10}
+        arrival = 1_000 + index
+        found.append(
+            Envelope(
+                "orders.order-placed",
+                TOPIC,
+                0,
+                index,
+                arrival,
+                arrival,
+                fields,
+                None,
+                trace,
+                0,
+                100,
+                index,
+            )
+        )
     return found
 
 

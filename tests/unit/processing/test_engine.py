@@ -24,17 +24,16 @@ from mesh_stream.processing.app import ProcessorSpec
 from mesh_stream.processing.engine import (
     Aggregation,
     crash_line,
-    decode_envelopes,
-    encode_envelopes,
     retarget,
 )
 from mesh_stream.processing.reference import InputRecord, recompute
-from mesh_stream.processing.rekey import Envelope
+from mesh_stream.processing.rekey import Wire
 from mesh_stream.settings import MeshSettings
 
 REPO = Path(__file__).resolve().parents[3]
 MINUTE = 60_000
 BASE = 1_700_000_000_000 - 1_700_000_000_000 % MINUTE
+TOPIC = "orders.order-placed.v1"
 
 
 class JsonTable(MutableMapping[str, Any]):
@@ -78,7 +77,7 @@ class Worker:
 
     def forward(self, batch: list[InputRecord]) -> list[tuple[str, bytes, int]]:
         """Route one batch: the internal records (key, value, offset) it makes."""
-        by_key: dict[str, list[dict[str, Any]]] = {}
+        by_key: dict[str, list[Wire]] = {}
         for item in batch:
             topic = f"{item.product}.v1"
             offset = self.offsets.get(topic, 0)
@@ -89,17 +88,13 @@ class Worker:
                 by_key.setdefault(key, []).append(wire)
         internal = []
         for key, wires in by_key.items():
-            internal.append((key, encode_envelopes(wires), self.internal_offset))
+            internal.append((key, self.aggregation.encode(wires), self.internal_offset))
             self.internal_offset += 1
         return internal
 
     def aggregate(self, internal: list[tuple[str, bytes, int]]) -> None:
         for key, value, offset in internal:
-            envelopes = [
-                Envelope(wire["topic"], 0, offset, wire["arrival_ms"], wire["fields"], index, wire)
-                for index, wire in enumerate(decode_envelopes(value))
-            ]
-            self.aggregation.update(key, envelopes)
+            self.aggregation.update(key, self.aggregation.envelopes(value, 0, offset))
 
 
 def run_with_crashes(
@@ -271,18 +266,67 @@ def test_engine_bookkeeping_is_hidden_from_apply_and_emit() -> None:
 
 
 def test_envelopes_keep_decimals_bytes_and_nesting() -> None:
-    wires = [
-        {
-            "fields": {
-                "amount": Decimal("12.30"),
-                "raw": b"\x00\xff",
-                "items": [{"price": Decimal("-0.01"), "sku": "x"}],
-                "plain": {"a": 1},
-            }
-        }
-    ]
-    assert decode_envelopes(encode_envelopes(wires)) == wires
-    assert decode_envelopes(encode_envelopes([{"fields": {"n": 1}}])) == [{"fields": {"n": 1}}]
+    fields = {
+        "amount": Decimal("12.30"),
+        "raw": b"\x00\xff",
+        "items": [{"price": Decimal("-0.01"), "sku": "x"}],
+        "plain": {"a": 1},
+    }
+    processor = Processor(
+        output="analytics.lines",
+        inputs=(Input("orders.order-placed", reads=tuple(fields), key=lambda _f: "k"),),
+        apply=lambda _state, _event: None,
+        emit=lambda _key, _state: {},
+    )
+    aggregation = Aggregation(processor, {TOPIC: "orders.order-placed"}, JsonTable(), None, print)
+    [(_key, wire)] = aggregation.route(TOPIC, 1, 7, dict(fields), BASE)
+    [envelope] = Aggregation.envelopes(aggregation.encode([wire]), 2, 30)
+    assert envelope.fields == fields
+    assert isinstance(envelope.fields["amount"], Decimal)
+    assert (envelope.input, envelope.where, envelope.arrival_ms) == (
+        "orders.order-placed",
+        f"{TOPIC}[1]@7",
+        BASE,
+    )
+    assert (envelope.partition, envelope.offset, envelope.index) == (2, 30, 0)
+
+
+def test_records_of_the_first_internal_format_are_still_read() -> None:
+    """A record written before the compact format (a list of named objects) still reaches
+    ``apply`` with its decimals, its window and its input record's position."""
+    first_format = json.dumps(
+        [
+            {
+                "input": "orders.order-placed",
+                "topic": TOPIC,
+                "partition": 1,
+                "offset": 7,
+                "arrival_ms": BASE,
+                "event_ms": BASE - 5,
+                "fields": {"total_amount": "12.30", "lines": [{"p": {"$decimal": "1.5"}}]},
+                "decimals": ["total_amount"],
+                "window": ["eu", 0, 60_000],
+                "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            },
+            {
+                "input": "x",
+                "topic": TOPIC,
+                "partition": 0,
+                "offset": 8,
+                "arrival_ms": 5,
+                "fields": {},
+            },
+        ]
+    ).encode()
+    first, second = Aggregation.envelopes(first_format, 2, 30)
+    assert first.fields == {"total_amount": Decimal("12.30"), "lines": [{"p": Decimal("1.5")}]}
+    assert (first.where, first.event_ms, first.window) == (
+        f"{TOPIC}[1]@7",
+        BASE - 5,
+        ["eu", 0, 60_000],
+    )
+    assert first.trace == {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    assert (second.index, second.event_ms, second.window, second.trace) == (1, 5, None, None)
 
 
 def test_a_record_lacking_a_declared_field_is_one_line_with_the_field(
@@ -400,10 +444,10 @@ def test_routed_decimals_reach_apply_as_decimals() -> None:
     worker = Worker(revenue.PROCESSOR)
     order = orders(random.Random(3), 1)[0]
     [(_key, value, _offset)] = worker.forward([InputRecord("orders.order-placed", order, BASE)])
-    [envelope] = decode_envelopes(value)
-    assert envelope["fields"]["total_amount"] == order["total_amount"]
-    assert isinstance(envelope["fields"]["total_amount"], Decimal)
-    assert b"$decimal" not in value  # top-level decimals need no hook when read back
+    [envelope] = worker.aggregation.envelopes(value, 0, 0)
+    assert envelope.fields["total_amount"] == order["total_amount"]
+    assert isinstance(envelope.fields["total_amount"], Decimal)
+    assert value.count(b'"orders.order-placed"') == 1  # named once per record, not per event
 
 
 def test_an_output_names_the_newest_input_record_it_reflects() -> None:

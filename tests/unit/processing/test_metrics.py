@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import random
 import time
-from typing import Any
 
 import httpx
 import pytest
@@ -15,9 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from domains.analytics.processors import revenue
 from mesh_stream.errors import DeserializationError
-from mesh_stream.processing.engine import Aggregation, decode_envelopes, encode_envelopes
+from mesh_stream.processing.engine import Aggregation
 from mesh_stream.processing.metrics import CountingDecoder, MetricsServer, ProcessorMetrics
-from mesh_stream.processing.rekey import Envelope
+from mesh_stream.processing.rekey import Wire
 from tests.unit.processing.test_engine import JsonTable, orders
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -52,16 +51,12 @@ def test_counted_route_update_and_publish_move_the_scraped_counts() -> None:
     route = metrics.counted_route(aggregation.route)
     update = metrics.counted_update(aggregation.update)
     now_ms = int(time.time() * 1000)
-    by_key: dict[str, list[dict[str, Any]]] = {}
+    by_key: dict[str, list[Wire]] = {}
     for offset, order in enumerate(orders(random.Random(7), 8)):
         for key, wire in route(TOPIC, 0, offset, order, now_ms - 5_000):
             by_key.setdefault(key, []).append(wire)
     for internal_offset, (key, wires) in enumerate(by_key.items()):
-        envelopes = [
-            Envelope(w["topic"], 0, internal_offset, w["arrival_ms"], w["fields"], index, w)
-            for index, w in enumerate(decode_envelopes(encode_envelopes(wires)))
-        ]
-        update(key, envelopes)
+        update(key, aggregation.envelopes(aggregation.encode(wires), 0, internal_offset))
 
     samples = parse(metrics.exposition().decode())
     assert samples[("mesh_processor_records_in_total", labels(topic=TOPIC))] == 8
