@@ -673,7 +673,7 @@ class ProductConsumer:
                 plan = source.decoder.plan_for(schema_id)
             except RegistryError as exc:
                 where = _where(message)
-                if not _transient(exc):
+                if not exc.retryable:
                     raise _Blocked(
                         ConsumerError(
                             f"{where}: cannot fetch writer schema id {schema_id} from the "
@@ -947,11 +947,6 @@ def _first_offsets(messages: Sequence[Any]) -> dict[tuple[str, int], int]:
         if message.error() is None:
             first.setdefault((message.topic(), message.partition()), message.offset())
     return first
-
-
-def _transient(error: RegistryError) -> bool:
-    """Whether waiting may help: unreachable, overloaded or failing (5xx, 429)."""
-    return isinstance(error, RegistryUnavailableError) or error.status >= 500 or error.status == 429
 
 
 def _frame_error(data: bytes | None) -> DeserializationError:

@@ -127,6 +127,13 @@ class RegistryError(MeshError):
     def __str__(self) -> str:
         return f"{self.message} (HTTP {self.status}, error_code {self.error_code})"
 
+    @property
+    def retryable(self) -> bool:
+        """Whether asking again later may succeed: unreachable, overloaded or failing (5xx,
+        429), as opposed to an answer that will not change (e.g. no such schema)."""
+        unreachable = isinstance(self, RegistryUnavailableError)
+        return unreachable or self.status >= 500 or self.status == 429
+
 
 class RegistryUnavailableError(RegistryError):
     """The registry could not be reached and nothing usable was cached."""

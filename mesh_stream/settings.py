@@ -303,8 +303,9 @@ class MeshSettings(BaseSettings):
     consumer_registry_wait_seconds: float = Field(
         default=300.0,
         ge=0,
-        description="How long a consumer (and `mesh tail`) waits for an unavailable registry "
-        "when a record needs a schema it has not seen, before it fails (nothing is skipped).",
+        description="How long a consumer, `mesh tail` and a processor's re-key stage wait "
+        "for an unavailable registry when a record needs a schema they have not seen, before "
+        "they fail (nothing is skipped).",
     )
 
     monitor_interval_seconds: float = Field(

@@ -21,7 +21,12 @@ from decimal import Decimal
 from typing import Any, cast
 from uuid import UUID
 
-from mesh_stream.errors import DeserializationError, SchemaError, SerializationError
+from mesh_stream.errors import (
+    DeserializationError,
+    RegistryError,
+    SchemaError,
+    SerializationError,
+)
 from mesh_stream.schema.codec import FramedReader, RecordEncoder
 from mesh_stream.schema.codec import parse_schema as parse_avro
 from mesh_stream.schema.wire import HEADER_SIZE, MAGIC_BYTE
@@ -126,7 +131,14 @@ class FramedAvroDecoder:
         """The parsed writer schema to read with, and whether results still need plain()."""
         reader = self._schemas.get(schema_id)
         if reader is None:
-            text = self._fetch(schema_id)
+            try:
+                text = self._fetch(schema_id)
+            except RegistryError as exc:
+                if exc.retryable:  # the registry is away: the caller may wait for it
+                    raise
+                raise DeserializationError(
+                    f"writer schema id {schema_id} cannot be fetched from the registry: {exc}"
+                ) from exc
             try:
                 document: Any = json.loads(text)
             except ValueError:

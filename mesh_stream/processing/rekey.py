@@ -17,7 +17,10 @@ the records after the last commit, and the aggregate stage counts a replayed eve
 :mod:`mesh_stream.processing.dedup`). Only partitions still assigned are committed, so after a
 rebalance this worker never moves back the offsets of their new owner. A clean stop finishes
 the batches in hand and commits them (waiting at most ``STOP_TIMEOUT_S`` for Kafka), so a
-restart replays nothing. A record that cannot be decoded goes, unchanged, to its product's
+restart replays nothing. A record whose writer schema is new while the registry is
+unavailable waits for it (:func:`decode_when_registry_answers`, up to
+``MESH_CONSUMER_REGISTRY_WAIT_SECONDS``), and nothing after it is read meanwhile. A record
+that cannot be decoded (an unknown schema id included) goes, unchanged, to its product's
 dead-letter topic with the same ``mesh.dlq.*`` headers the SDK consumer writes
 (:func:`mesh_stream.kafka.dlq.poison_pill_headers`). Any other failure (a bug in the
 processor's ``key``, a send Kafka refuses, a fatal consumer error such as a static member
@@ -47,7 +50,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from mode import Service
 
 from mesh_stream import tracing
-from mesh_stream.errors import DeserializationError
+from mesh_stream.errors import DeserializationError, RegistryError, RegistryUnavailableError
 from mesh_stream.kafka import dlq
 from mesh_stream.kafka.clients import is_fatal, make_consumer
 from mesh_stream.processing.names import sources_group
@@ -68,6 +71,11 @@ BATCHES_IN_FLIGHT = 4
 #: Acknowledged input offsets are committed at most this often (and at a clean stop), as
 #: faust commits its own consumer's: small batches must not mean a commit request each.
 COMMIT_INTERVAL_S = 1.0
+#: librdkafka's largest ``max.poll.interval.ms`` (a day).
+MAX_POLL_INTERVAL_CAP_MS = 86_400_000
+#: Back-off between attempts while the registry is unavailable (seconds, doubling).
+REGISTRY_RETRY_FIRST_S = 0.1
+REGISTRY_RETRY_MAX_S = 2.0
 #: Longest a stop waits for Kafka to acknowledge the batches in flight before leaving them.
 STOP_TIMEOUT_S = 30.0
 #: Longest a crashed worker may take to stop before its process exits with status 1 (armed by
@@ -123,6 +131,60 @@ class Envelope:
     def where(self) -> str:
         """Its input record, e.g. ``orders.order-placed.v1[2]@1041``."""
         return f"{self.topic}[{self.source_partition}]@{self.source_offset}"
+
+
+async def decode_when_registry_answers(
+    attempt: Callable[[], Awaitable[dict[str, Any]]],
+    where: str,
+    error: RegistryError,
+    wait_s: float,
+    app_id: str,
+) -> dict[str, Any]:
+    """The record at ``where`` decoded once the registry answers for its writer schema.
+
+    ``attempt`` decodes it again (off the event loop); ``error`` is why the first try failed.
+    Tries again with back-off (0.1 s doubling up to 2 s) while the registry is unavailable;
+    nothing after the record is read meanwhile, so nothing is skipped or committed past it.
+    After ``wait_s`` it logs one line and raises :class:`RegistryUnavailableError`, which stops
+    the worker; a restarted worker reads the record again. An answer that will not change
+    (no such schema) is a :class:`DeserializationError`: a dead letter, as any other.
+    """
+    log.warning(
+        "re-key stage of %s: %s needs a writer schema and the registry is unavailable (%s); "
+        "waiting up to %.0f s for it, reading nothing else meanwhile",
+        app_id,
+        where,
+        error,
+        wait_s,
+    )
+    started = time.monotonic()
+    delay = REGISTRY_RETRY_FIRST_S
+    while True:
+        waited = time.monotonic() - started
+        if waited >= wait_s:
+            line = (
+                f"re-key stage of {app_id} stops: {where} needs a writer schema and the "
+                f"registry has not answered for {waited:.0f} s ({error}); nothing from this "
+                f"record on is committed, and a restarted worker reads it again (set "
+                f"MESH_CONSUMER_REGISTRY_WAIT_SECONDS to wait longer)"
+            )
+            log.error("%s", line)
+            raise RegistryUnavailableError(line) from error
+        await asyncio.sleep(min(delay, max(0.0, wait_s - waited)))
+        delay = min(REGISTRY_RETRY_MAX_S, delay * 2)
+        try:
+            record = await attempt()
+        except RegistryError as exc:
+            if not exc.retryable:
+                raise DeserializationError(f"{where}: {exc}") from exc
+            error = exc
+            continue
+        log.warning(
+            "re-key stage of %s: the registry answered after %.1f s; reading on",
+            app_id,
+            time.monotonic() - started,
+        )
+        return record
 
 
 def exit_if_still_running(seconds: float, why: str) -> None:
@@ -184,6 +246,8 @@ class RekeyStage(Service):
             for product in spec.inputs
         }
         self.group_id = sources_group(spec.app_id)
+        #: How long a record waits for an unavailable registry before the stage stops.
+        self.registry_wait_s = spec.settings.consumer_registry_wait_seconds
         #: Whether envelopes carry their input record's ``traceparent`` (asked once).
         self.traced = tracing.active()
         self._consumer: Consumer | None = None
@@ -205,6 +269,10 @@ class RekeyStage(Service):
             # A worker killed hard is noticed after this long, as on faust's own consumer.
             "session.timeout.ms": 10_000,
             "heartbeat.interval.ms": 2_000,
+            # Waiting for the registry stops reading; the group must not drop the stage meanwhile.
+            "max.poll.interval.ms": min(
+                MAX_POLL_INTERVAL_CAP_MS, int((max(self.registry_wait_s, 240.0) + 60.0) * 1000)
+            ),
             "on_commit": self._on_commit,
             "error_cb": self._on_error,
         }
@@ -289,7 +357,17 @@ class RekeyStage(Service):
             next_offsets[(topic, partition)] = offset + 1
             value = message.value()
             try:
-                record = decode(value, where=f"{topic}[{partition}]@{offset}")
+                try:
+                    record = decode(value, where=f"{topic}[{partition}]@{offset}")
+                except RegistryError as away:  # a new writer schema, and the registry is away
+                    where = f"{topic}[{partition}]@{offset}"
+                    record = await decode_when_registry_answers(
+                        partial(self._call, partial(decode, value, where=where)),
+                        where,
+                        away,
+                        self.registry_wait_s,
+                        self.spec.app_id,
+                    )
             except DeserializationError as exc:
                 sends.append(await self._dead_letter(message, exc))
                 continue

@@ -298,21 +298,32 @@ def read_inputs(bootstrap: str, registry: RegistryClient, sources: list[DataProd
     return inputs
 
 
-def poison_pill(bootstrap: str, topic: str) -> tuple[int, int]:
-    """Write a value that is not Confluent-framed Avro; returns its (partition, offset)."""
+#: Not Confluent-framed Avro; framed, but with a schema id the registry does not know.
+NOT_AVRO = b"\x07not avro"
+UNKNOWN_SCHEMA = b"\x00" + (987_654).to_bytes(4, "big") + b"\x02"
+
+
+def poison_pill(bootstrap: str, topic: str, value: bytes = NOT_AVRO) -> tuple[int, int]:
+    """Write ``value``, which no processor can decode; returns its (partition, offset)."""
     producer = Producer({"bootstrap.servers": bootstrap})
     delivered: list[tuple[int, int]] = []
     producer.produce(
         topic,
         key=b"poison",
-        value=b"\x07not avro",
+        value=value,
         on_delivery=lambda _err, msg: delivered.append((msg.partition(), msg.offset())),
     )
     producer.flush(10)
     return delivered[0]
 
 
-def assert_dead_lettered(bootstrap: str, product: DataProduct, where: tuple[int, int]) -> None:
+def assert_dead_lettered(
+    bootstrap: str,
+    product: DataProduct,
+    where: tuple[int, int],
+    value: bytes = NOT_AVRO,
+    error: str = "magic byte is 7",
+) -> None:
     """The revenue re-key agent sent the poison pill to the DLQ, saying what and where."""
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": f"it-dlq-{uuid.uuid4().hex[:6]}"}
@@ -331,10 +342,10 @@ def assert_dead_lettered(bootstrap: str, product: DataProduct, where: tuple[int,
     finally:
         consumer.close()
     assert found, f"no dead letter for {source} in {product.dlq_topic}"
-    value, headers = found[0]
-    assert value == b"\x07not avro"
+    letter, headers = found[0]
+    assert letter == value
     assert headers[dlq.MESH_SOURCE_TOPIC] == product.topic.encode()
-    assert headers[dlq.MESH_ERROR].decode().startswith(f"{source}: magic byte is 7")
+    assert headers[dlq.MESH_ERROR].decode().startswith(f"{source}: {error}")
 
 
 def assert_static_members(bootstrap: str, processors: Iterable[str]) -> None:
@@ -544,8 +555,17 @@ def test_outputs_are_exact_through_duplicates_lateness_kill_and_clean_restart(
         writer.profile("cust-001", base + 1, "REGULAR", "us-east")  # older version arrives last
         writer.story(orders=60, start_ms=base)
         poison = poison_pill(bootstrap, by_name["orders.order-placed"].topic)
+        # a framed record of a schema id the registry does not know: a dead letter, no crash
+        foreign = poison_pill(bootstrap, by_name["orders.order-placed"].topic, UNKNOWN_SCHEMA)
         reader.wait_for(expected(), timeout=90)
         assert_dead_lettered(bootstrap, by_name["orders.order-placed"], poison)
+        assert_dead_lettered(
+            bootstrap,
+            by_name["orders.order-placed"],
+            foreign,
+            UNKNOWN_SCHEMA,
+            "writer schema id 987654 cannot be fetched from the registry",
+        )
         registered = registry.get_product("analytics.customer-360")
         assert registered["inputs"] == list(by_name["analytics.customer-360"].inputs)
 

@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from mesh_stream.errors import DeserializationError, SerializationError
+from mesh_stream.errors import (
+    DeserializationError,
+    RegistryUnavailableError,
+    SchemaNotFoundError,
+    SerializationError,
+)
 from mesh_stream.processing.codec import (
     FramedAvroDecoder,
     FramedAvroEncoder,
@@ -187,3 +192,27 @@ def test_after_the_first_record_damaged_ones_are_still_refused_naming_where() ->
     with pytest.raises(DeserializationError, match=r"^t\[0\]@9: .*1 byte\(s\) left after"):
         decoder.decode(encoded + b"\x01", where="t[0]@9")
     assert decoder.decode(bytearray(encoded), fields=["region"]) == {"region": "eu-west"}
+
+
+def test_an_unknown_schema_id_is_undecodable_but_an_unavailable_registry_is_not() -> None:
+    """An answer that will not change (no such schema) makes the record a dead letter; a
+    registry that is away raises its own error, so the caller can wait for it."""
+    encoded = FramedAvroEncoder(SCHEMA, 404).encode(RECORD)
+
+    def unknown(schema_id: int) -> str:
+        raise SchemaNotFoundError(f"schema {schema_id} not found", status=404, error_code=40403)
+
+    with pytest.raises(DeserializationError, match=r"orders\[1\]@5: writer schema id 404 cannot"):
+        FramedAvroDecoder(unknown).decode(encoded, where="orders[1]@5")
+    answers: list[str | Exception] = [RegistryUnavailableError("connection refused"), SCHEMA]
+
+    def away_then_back(_schema_id: int) -> str:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    decoder = FramedAvroDecoder(away_then_back)
+    with pytest.raises(RegistryUnavailableError):
+        decoder.decode(encoded, where="orders[1]@5")
+    assert decoder.decode(encoded, where="orders[1]@5") == RECORD  # nothing cached the outage

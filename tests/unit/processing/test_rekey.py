@@ -1,14 +1,21 @@
-"""Which input offsets the re-key stage commits once Kafka acknowledged its batches."""
+"""Which input offsets the re-key stage commits once Kafka acknowledged its batches, and how
+it waits for a registry that is away."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+import pytest
 from confluent_kafka import TopicPartition
 
-from mesh_stream.processing.rekey import offsets_to_commit
+from mesh_stream.errors import DeserializationError, RegistryUnavailableError, SchemaNotFoundError
+from mesh_stream.processing.rekey import decode_when_registry_answers, offsets_to_commit
 
 
 def _positions(offsets: list[TopicPartition]) -> list[tuple[str, int, int]]:
@@ -54,3 +61,57 @@ def test_a_crashed_worker_that_cannot_stop_exits_with_status_1() -> None:
     assert done.returncode == 1
     assert "mesh-x crashed: ValueError(); not stopped after 1 s, exiting" in done.stderr
     assert time.monotonic() - started < 15
+
+
+def _decoding(answers: list[Exception | dict[str, Any]]) -> Callable[[], Awaitable[Any]]:
+    async def attempt() -> Any:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    return attempt
+
+
+def test_a_record_waits_for_the_registry_and_is_decoded_once_it_answers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    away = RegistryUnavailableError("connection refused")
+    answers: list[Exception | dict[str, Any]] = [away, away, {"order_id": "o-1"}]
+    with caplog.at_level(logging.WARNING):
+        record = asyncio.run(
+            decode_when_registry_answers(_decoding(answers), "orders[1]@5", away, 30.0, "mesh-x")
+        )
+    assert record == {"order_id": "o-1"}
+    assert answers == []
+    lines = [r.getMessage() for r in caplog.records]
+    assert "orders[1]@5 needs a writer schema and the registry is unavailable" in lines[0]
+    assert "registry answered after" in lines[-1]
+
+
+def test_a_registry_away_longer_than_the_wait_stops_the_stage_with_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    away = RegistryUnavailableError("connection refused")
+    answers: list[Exception | dict[str, Any]] = [away] * 50
+    started = time.monotonic()
+    with caplog.at_level(logging.ERROR), pytest.raises(RegistryUnavailableError) as raised:
+        asyncio.run(
+            decode_when_registry_answers(_decoding(answers), "orders[1]@5", away, 0.5, "mesh-x")
+        )
+    assert time.monotonic() - started < 5
+    assert "re-key stage of mesh-x stops: orders[1]@5 needs a writer schema" in str(raised.value)
+    assert "MESH_CONSUMER_REGISTRY_WAIT_SECONDS" in str(raised.value)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [
+        str(raised.value.message)
+    ]
+
+
+def test_a_registry_that_comes_back_without_the_schema_makes_a_dead_letter() -> None:
+    away = RegistryUnavailableError("connection refused")
+    gone = SchemaNotFoundError("schema 404 not found", status=404, error_code=40403)
+    answers: list[Exception | dict[str, Any]] = [gone]
+    with pytest.raises(DeserializationError, match=r"orders\[1\]@5: schema 404 not found"):
+        asyncio.run(
+            decode_when_registry_answers(_decoding(answers), "orders[1]@5", away, 30.0, "mesh-x")
+        )
