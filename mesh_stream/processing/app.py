@@ -198,6 +198,7 @@ def processor_app(spec: ProcessorSpec) -> faust.App:
 
     async def size_producer_buffer() -> None:
         faust_seams.size_producer_buffer(app, PRODUCER_BUFFER_MESSAGES)
+        faust_seams.flush_producer_buffer_fully(app)
 
     async def shorten_fetch_wait() -> None:
         if not await faust_seams.shorten_fetch_wait(app, FETCH_MAX_WAIT_MS):

@@ -18,6 +18,10 @@ integration tests.
 * :func:`withhold_acks` -- keep a failed batch's offsets from ever being committed
   (``Message.acked``): ``take_events`` acknowledges a batch when the agent leaves it, even
   by an exception.
+* :func:`flush_producer_buffer_fully` -- faust's ``ProducerBuffer.flush`` gives up after
+  0.1 s without progress and returns with records still in the buffer (or one on its way
+  into the Kafka client), after which faust flushes the client and commits: a worker killed
+  then has committed offsets whose changelog and output records were never sent.
 * :func:`shorten_fetch_wait` -- the longest the broker holds a fetch of faust's consumer
   (faust passes aiokafka a fixed 1,500 ms). aiokafka sends no new fetch to a broker while one
   is in flight, so records arriving on a partition left out of the pending fetch (it still had
@@ -45,6 +49,8 @@ __all__ = [
     "SUPPORTED_FAUST",
     "check_faust_version",
     "current_event",
+    "drain_producer_buffer",
+    "flush_producer_buffer_fully",
     "shorten_fetch_wait",
     "size_producer_buffer",
     "take_events",
@@ -112,6 +118,43 @@ def size_producer_buffer(app: faust.App, max_messages: int) -> None:
     """Let faust's producer buffer hold ``max_messages`` before it makes the consumer wait;
     call it once the producer exists (in a task of the app)."""
     app.producer.buffer.max_messages = max_messages
+
+
+#: Longest a flush waits for the producer buffer to drain before it fails (and the commit
+#: that asked for it with it).
+BUFFER_DRAIN_TIMEOUT_S = 120.0
+
+
+async def drain_producer_buffer(buffer: Any, timeout_s: float = BUFFER_DRAIN_TIMEOUT_S) -> None:
+    """Wait until ``buffer`` (faust's ``ProducerBuffer``) holds no record and is handing none
+    to the Kafka client; a RuntimeError after ``timeout_s``, or if the buffer stopped first."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    # The sender task waits on the queue between records; while it does not, it is sending one.
+    while buffer.size or not buffer.pending._getters:
+        if buffer.should_stop or buffer.state != "running":
+            if buffer.size:
+                raise RuntimeError(f"producer buffer stopped with {buffer.size} records in it")
+            return
+        if loop.time() > deadline:
+            raise RuntimeError(
+                f"producer buffer not drained after {timeout_s:.0f} s ({buffer.size} records "
+                f"left): nothing is committed"
+            )
+        buffer.message_sent.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(buffer.message_sent.wait(), timeout=0.1)
+
+
+def flush_producer_buffer_fully(app: faust.App) -> None:
+    """Make the flush faust runs before every commit wait for the whole producer buffer
+    (:func:`drain_producer_buffer`); call it once the producer exists (in a task of the app)."""
+    buffer = app.producer.buffer
+
+    async def flush() -> None:
+        await drain_producer_buffer(buffer)
+
+    buffer.flush = flush  # type: ignore[method-assign]  # this one buffer, on purpose
 
 
 def withhold_acks(events: Iterable[faust.EventT[Any]]) -> None:
