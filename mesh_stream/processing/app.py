@@ -5,10 +5,10 @@ here knows what a processor computes. A worker is two stages:
 
 1. **re-key** (:mod:`mesh_stream.processing.rekey`): reads the input products
    (Confluent-framed Avro written by the SDK) in batches, keeps the fields it needs and
-   forwards them, keyed by what the aggregate is grouped by, to an internal topic. Faust's own
-   producer partitions that topic, so every key's events reach one partition and therefore one
-   table partition, whatever partitioner the publishers used. Each key's events of a batch
-   travel as one internal record.
+   forwards them, keyed by what the aggregate is grouped by, to an internal topic. Each key
+   goes to the partition faust's own producer would give it, so every key's events reach one
+   partition and therefore one table partition, whatever partitioner the publishers used.
+   Each partition's events of a batch travel as one internal record, grouped by key.
 2. **aggregate**: a faust agent that reads the internal topic in batches (``take_events``),
    updates a RocksDB table (changelogged to Kafka) through :mod:`mesh_stream.processing.dedup`
    so each event counts once, and publishes the key's new value to the output product, framed
@@ -185,7 +185,7 @@ def processor_app(spec: ProcessorSpec) -> faust.App:
         producer_acks=-1,
         # Batch sends for a few ms: one produce request per record dominated the profile.
         producer_linger=0.005,
-        # Internal records carry a batch of one key's events; bigger produce batches, fewer
+        # Internal records carry a partition's events of a batch; bigger produce batches, fewer
         # requests (faust's default is 16 KiB).
         producer_max_batch_size=256 * 1024,
         web_enabled=False,
@@ -299,7 +299,7 @@ def add_aggregate_agent(
     spec: ProcessorSpec,
     source: faust.TopicT,
     update: Update,
-    envelopes_of: Callable[[bytes, int, int], list[Envelope]],
+    envelopes_of: Callable[[bytes, bytes | None, int, int], list[tuple[str, list[Envelope]]]],
     crash: Callable[[BaseException], Awaitable[None]],
 ) -> None:
     """Feed the forwarded envelopes of each batch, grouped by key, to ``update``.
@@ -322,9 +322,12 @@ def add_aggregate_agent(
                 entry = by_partition.get(message.partition)
                 if entry is None:
                     entry = by_partition[message.partition] = (event, {})
-                envelopes = entry[1].setdefault((message.key or b"").decode(), [])
+                groups = entry[1]
                 # The position that dedup and replay guards use is the internal topic's.
-                envelopes += envelopes_of(event.value, message.partition, message.offset)
+                for key, envelopes in envelopes_of(
+                    event.value, message.key, message.partition, message.offset
+                ):
+                    groups.setdefault(key, []).extend(envelopes)
             try:
                 for event, groups in by_partition.values():
                     with faust_seams.current_event(event):

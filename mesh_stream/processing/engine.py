@@ -26,17 +26,17 @@ stay pure business logic:
   stops the worker without committing that record. An input whose registered schema lacks a
   field the processor reads stops :func:`run` before faust starts, with one line.
 
-On the internal topic, one record holds one key's events of a batch as JSON:
-``[2, layout, wire, wire, ...]``. ``layout`` lists each input as ``[product, topic, [reads]]``,
-so a record names the fields it carries once, and each wire is a list
-(:data:`~mesh_stream.processing.rekey.Wire`) holding the values of its input's ``reads`` in
-that order. Decimals travel as ``{"$decimal": "1.50"}`` and bytes as
+On the internal topic, one record holds one partition's events of a batch, grouped by key, as
+JSON: ``[2, layout, [key, [wire, ...]], ...]``. ``layout`` lists each input as
+``[product, topic, [reads]]``, so a record names the fields it carries once, and each wire is a
+list (:data:`~mesh_stream.processing.rekey.Wire`) holding the values of its input's ``reads``
+in that order. Decimals travel as ``{"$decimal": "1.50"}`` and bytes as
 ``{"$bytes": "<latin-1>"}``, so ``apply`` sees the types ``key`` saw. Records of the first
-format (a JSON list of objects with named entries, written before December 2026) are still
-read. With tracing active (:mod:`mesh_stream.tracing`), a wire also carries its input record's
-``traceparent`` (and ``tracestate``), and an output record is published under a span
-``<output> aggregate``, child of the newest input event it reflects, whose context the
-output's headers carry.
+format (one key's events as a JSON list of objects with named entries, the key being the
+record's Kafka key; written before December 2026) are still read. With tracing active
+(:mod:`mesh_stream.tracing`), a wire also carries its input record's ``traceparent`` (and
+``tracestate``), and an output record is published under a span ``<output> aggregate``, child
+of the newest input event it reflects, whose context the output's headers carry.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ import gc
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -308,37 +308,46 @@ class Aggregation:
         head = [index, partition, offset, arrival_ms, event_ms, values]
         return [(str(w), [*head, [w.key, w.start_ms, w.end_ms], None]) for w in windows]
 
-    def encode(self, wires: list[Wire]) -> bytes:
-        """One internal record's value: ``wires`` after the record's head (format, layout)."""
-        body = json.dumps(wires, default=_encode_value, separators=(",", ":"))
+    def encode(self, groups: Sequence[tuple[str, list[Wire]]]) -> bytes:
+        """One internal record's value: each key's wires, after the record's head (format,
+        layout)."""
+        body = json.dumps(groups, default=_encode_value, separators=(",", ":"))
         return self._head + body[1:].encode()
 
     @staticmethod
-    def envelopes(data: bytes, partition: int, offset: int) -> list[Envelope]:
-        """The envelopes of the internal record ``data`` at ``partition``/``offset``."""
+    def envelopes(
+        data: bytes, key: bytes | None, partition: int, offset: int
+    ) -> list[tuple[str, list[Envelope]]]:
+        """Each key's envelopes in the internal record ``data`` (Kafka key ``key``, needed for
+        the first format only) at ``partition``/``offset``."""
         if not data.startswith(_FORMAT_MARK):
-            return _first_format_envelopes(data, partition, offset)
+            return [((key or b"").decode(), _first_format_envelopes(data, partition, offset))]
         items = _loads(data)
         inputs = items[1]
         found = []
-        for index, wire in enumerate(items[2:]):
-            product, topic, reads = inputs[wire[0]]
-            found.append(
-                Envelope(
-                    product,
-                    topic,
-                    wire[1],
-                    wire[2],
-                    wire[3],
-                    wire[4],
-                    dict(zip(reads, wire[5], strict=True)),
-                    wire[6],
-                    wire[TRACE],
-                    partition,
-                    offset,
-                    index,
+        index = 0
+        for state_key, wires in items[2:]:
+            envelopes = []
+            for wire in wires:
+                product, topic, reads = inputs[wire[0]]
+                envelopes.append(
+                    Envelope(
+                        product,
+                        topic,
+                        wire[1],
+                        wire[2],
+                        wire[3],
+                        wire[4],
+                        dict(zip(reads, wire[5], strict=True)),
+                        wire[6],
+                        wire[TRACE],
+                        partition,
+                        offset,
+                        index,
+                    )
                 )
-            )
+                index += 1
+            found.append((state_key, envelopes))
         return found
 
     def update(self, kafka_key: str, envelopes: list[Envelope]) -> None:

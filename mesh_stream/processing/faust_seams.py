@@ -22,6 +22,9 @@ integration tests.
   0.1 s without progress and returns with records still in the buffer (or one on its way
   into the Kafka client), after which faust flushes the client and commits: a worker killed
   then has committed offsets whose changelog and output records were never sent.
+* :func:`key_partition` -- the partition faust's producer gives a keyed record (aiokafka's
+  default partitioner), so records of several keys can be sent together to a key's
+  partition without moving any key away from the table partition holding its state.
 * :func:`shorten_fetch_wait` -- the longest the broker holds a fetch of faust's consumer
   (faust passes aiokafka a fixed 1,500 ms). aiokafka sends no new fetch to a broker while one
   is in flight, so records arriving on a partition left out of the pending fetch (it still had
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib.metadata
 import re
 import weakref
@@ -41,6 +45,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any, cast
 
 import faust
+from aiokafka.partitioner import murmur2
 from faust.streams import _current_event
 
 from mesh_stream.errors import ConfigurationError
@@ -51,6 +56,7 @@ __all__ = [
     "current_event",
     "drain_producer_buffer",
     "flush_producer_buffer_fully",
+    "key_partition",
     "shorten_fetch_wait",
     "size_producer_buffer",
     "take_events",
@@ -155,6 +161,13 @@ def flush_producer_buffer_fully(app: faust.App) -> None:
         await drain_producer_buffer(buffer)
 
     buffer.flush = flush  # type: ignore[method-assign]  # this one buffer, on purpose
+
+
+@functools.lru_cache(maxsize=65_536)
+def key_partition(key: str, partitions: int) -> int:
+    """The partition of ``partitions`` that faust's producer sends a record keyed ``key`` to
+    (aiokafka's default partitioner: Java's murmur2 of the key's UTF-8 bytes)."""
+    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 def withhold_acks(events: Iterable[faust.EventT[Any]]) -> None:

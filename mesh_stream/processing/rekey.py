@@ -7,9 +7,10 @@ queue hop, two asyncio tasks and the acknowledgement machinery: 180-213 µs agai
 products are not read through a faust stream: :class:`RekeyStage`, a service of the faust
 app, reads them with a confluent-kafka consumer in batches (librdkafka fetches and parses in
 C, in its own threads), decodes each record, asks the processor's ``route`` for its key, and
-sends each key's events of a batch as one record (see :mod:`mesh_stream.processing.engine`) to
-the processor's internal topic through faust's producer, which partitions it the way faust's
-tables expect.
+sends each partition's events of a batch, grouped by key, as one record (see
+:mod:`mesh_stream.processing.engine`) to the processor's internal topic through faust's
+producer, on the partition faust's producer would give the key itself
+(:func:`~mesh_stream.processing.faust_seams.key_partition`), where its table partition is.
 
 Offsets of the input products are committed (consumer group ``<app id>-rekey``) only after
 Kafka acknowledged every internal record made from them, so nothing is lost: a crash replays
@@ -39,7 +40,7 @@ import os
 import struct
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -53,6 +54,7 @@ from mesh_stream import tracing
 from mesh_stream.errors import DeserializationError, RegistryError, RegistryUnavailableError
 from mesh_stream.kafka import dlq
 from mesh_stream.kafka.clients import is_fatal, make_consumer
+from mesh_stream.processing import faust_seams
 from mesh_stream.processing.names import sources_group
 
 if TYPE_CHECKING:
@@ -64,7 +66,7 @@ log = logging.getLogger(__name__)
 #: Most input records in one batch, and the longest a batch waits to fill (it adds to latency).
 BATCH_MAX_RECORDS = 2_000
 BATCH_WITHIN_S = 0.02
-#: Most envelopes in one internal record, which keeps it well under Kafka's 1 MB message limit.
+#: Most events in one internal record, which keeps it well under Kafka's 1 MB message limit.
 ENVELOPES_PER_RECORD = 500
 #: Batches forwarded but not yet acknowledged by Kafka; reading goes on while they are in flight.
 BATCHES_IN_FLIGHT = 4
@@ -96,8 +98,8 @@ Route = Callable[[str, int, int, dict[str, Any], int], Iterable[tuple[str, Wire]
 """(input topic, partition, offset, decoded record, arrival ms) -> the (internal key, wire)
 pairs to forward: none drops the record, several send it to several keys (windows)."""
 
-Encode = Callable[[list[Wire]], bytes]
-"""One key's wires of a batch -> the internal record's value."""
+Encode = Callable[[list[tuple[str, list[Wire]]]], bytes]
+"""(key, its wires) of one partition of a batch -> the internal record's value."""
 
 _SCHEMA_ID = struct.Struct(">I")
 
@@ -203,6 +205,27 @@ def exit_if_still_running(seconds: float, why: str) -> None:
     timer = threading.Timer(seconds, exit_now)
     timer.daemon = True
     timer.start()
+
+
+def records_of(
+    groups: list[tuple[str, list[Wire]]], most: int
+) -> Iterator[list[tuple[str, list[Wire]]]]:
+    """``groups`` (key, wires) split into records of at most ``most`` wires each, in order (a
+    key's wires may continue in the next record)."""
+    record: list[tuple[str, list[Wire]]] = []
+    size = 0
+    for key, wires in groups:
+        start = 0
+        while start < len(wires):
+            piece = wires[start : start + most - size]
+            record.append((key, piece))
+            size += len(piece)
+            start += len(piece)
+            if size >= most:
+                yield record
+                record, size = [], 0
+    if record:
+        yield record
 
 
 def offsets_to_commit(
@@ -377,12 +400,14 @@ class RekeyStage(Service):
                 if context is not None:
                     wire[TRACE] = context
                 by_key.setdefault(key, []).append(wire)
-        send = self.target.send
-        for key, envelopes in by_key.items():
-            encoded = key.encode()
-            for start in range(0, len(envelopes), ENVELOPES_PER_RECORD):
-                chunk = envelopes[start : start + ENVELOPES_PER_RECORD]
-                sends.append(await send(key=encoded, value=encode(chunk), force=True))
+        send, partitions = self.target.send, self.spec.output.partitions
+        by_partition: dict[int, list[tuple[str, list[Wire]]]] = {}
+        for key, wires in by_key.items():
+            to = faust_seams.key_partition(key, partitions)
+            by_partition.setdefault(to, []).append((key, wires))
+        for to, groups in by_partition.items():
+            for internal in records_of(groups, ENVELOPES_PER_RECORD):
+                sends.append(await send(value=encode(internal), partition=to, force=True))
         offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
         return asyncio.ensure_future(asyncio.gather(*sends)), offsets
 

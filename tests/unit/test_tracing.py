@@ -248,7 +248,7 @@ def test_the_envelope_keeps_traceparent_through_the_internal_topic() -> None:
     )
     [(_key, wire)] = aggregation.route(TOPIC, 0, 3, {"order_id": "o-1", "total": 1}, 1_000)
     wire[TRACE] = context  # as the re-key stage sets it
-    [back] = aggregation.envelopes(aggregation.encode([wire]), 0, 9)
+    [(_key, [back])] = aggregation.envelopes(aggregation.encode([("all", [wire])]), None, 0, 9)
     assert back.trace == context
     assert back.fields == {"order_id": "o-1", "total": 1}
     assert tracing.carried([("source", b"checkout")]) is None  # untraced: no entry at all

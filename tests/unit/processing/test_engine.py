@@ -18,7 +18,7 @@ import pytest
 from domains.analytics.processors import customer_360, fulfilment_sla, revenue
 from mesh_stream.descriptor import load_descriptors
 from mesh_stream.errors import ConfigurationError
-from mesh_stream.processing import Dedup, Input, Processor
+from mesh_stream.processing import Dedup, Input, Processor, faust_seams
 from mesh_stream.processing import engine as engine_module
 from mesh_stream.processing.app import ProcessorSpec
 from mesh_stream.processing.engine import (
@@ -27,13 +27,16 @@ from mesh_stream.processing.engine import (
     retarget,
 )
 from mesh_stream.processing.reference import InputRecord, recompute
-from mesh_stream.processing.rekey import Wire
+from mesh_stream.processing.rekey import Wire, records_of
 from mesh_stream.settings import MeshSettings
 
 REPO = Path(__file__).resolve().parents[3]
 MINUTE = 60_000
 BASE = 1_700_000_000_000 - 1_700_000_000_000 % MINUTE
 TOPIC = "orders.order-placed.v1"
+#: Partitions of the internal topic, and most events an internal record holds, in these tests.
+INTERNAL_PARTITIONS = 3
+EVENTS_PER_RECORD = 7
 
 
 class JsonTable(MutableMapping[str, Any]):
@@ -68,7 +71,7 @@ class Worker:
         self.outputs: dict[str, dict[str, Any]] = {}
         self.newest_input_ms: dict[str, int] = {}
         self.aggregation = Aggregation(processor, topics, self.states, self.seen, self.publish)
-        self.internal_offset = 0
+        self.internal_offsets: dict[int, int] = {}
         self.offsets: dict[str, int] = {}
 
     def publish(self, key: str, record: Any, newest_input_ms: int) -> None:
@@ -86,15 +89,24 @@ class Worker:
                 topic, 0, offset, dict(item.record), item.arrival_ms
             ):
                 by_key.setdefault(key, []).append(wire)
-        internal = []
+        # as the re-key stage sends them: per partition, keys together, a few events a record
+        by_partition: dict[int, list[tuple[str, list[Wire]]]] = {}
         for key, wires in by_key.items():
-            internal.append((key, self.aggregation.encode(wires), self.internal_offset))
-            self.internal_offset += 1
+            partition = faust_seams.key_partition(key, INTERNAL_PARTITIONS)
+            by_partition.setdefault(partition, []).append((key, wires))
+        internal = []
+        for partition, groups in by_partition.items():
+            for record in records_of(groups, EVENTS_PER_RECORD):
+                offset = self.internal_offsets.get(partition, 0)
+                self.internal_offsets[partition] = offset + 1
+                internal.append((partition, self.aggregation.encode(record), offset))
         return internal
 
-    def aggregate(self, internal: list[tuple[str, bytes, int]]) -> None:
-        for key, value, offset in internal:
-            self.aggregation.update(key, self.aggregation.envelopes(value, 0, offset))
+    def aggregate(self, internal: list[tuple[int, bytes, int]]) -> None:
+        for partition, value, offset in internal:
+            for key, envelopes in self.aggregation.envelopes(value, None, partition, offset):
+                assert faust_seams.key_partition(key, INTERNAL_PARTITIONS) == partition
+                self.aggregation.update(key, envelopes)
 
 
 def run_with_crashes(
@@ -280,7 +292,8 @@ def test_envelopes_keep_decimals_bytes_and_nesting() -> None:
     )
     aggregation = Aggregation(processor, {TOPIC: "orders.order-placed"}, JsonTable(), None, print)
     [(_key, wire)] = aggregation.route(TOPIC, 1, 7, dict(fields), BASE)
-    [envelope] = Aggregation.envelopes(aggregation.encode([wire]), 2, 30)
+    [(key, [envelope])] = Aggregation.envelopes(aggregation.encode([("k", [wire])]), None, 2, 30)
+    assert key == "k"
     assert envelope.fields == fields
     assert isinstance(envelope.fields["amount"], Decimal)
     assert (envelope.input, envelope.where, envelope.arrival_ms) == (
@@ -318,7 +331,8 @@ def test_records_of_the_first_internal_format_are_still_read() -> None:
             },
         ]
     ).encode()
-    first, second = Aggregation.envelopes(first_format, 2, 30)
+    [(key, [first, second])] = Aggregation.envelopes(first_format, b"eu@0", 2, 30)
+    assert key == "eu@0"
     assert first.fields == {"total_amount": Decimal("12.30"), "lines": [{"p": Decimal("1.5")}]}
     assert (first.where, first.event_ms, first.window) == (
         f"{TOPIC}[1]@7",
@@ -444,7 +458,7 @@ def test_routed_decimals_reach_apply_as_decimals() -> None:
     worker = Worker(revenue.PROCESSOR)
     order = orders(random.Random(3), 1)[0]
     [(_key, value, _offset)] = worker.forward([InputRecord("orders.order-placed", order, BASE)])
-    [envelope] = worker.aggregation.envelopes(value, 0, 0)
+    [(_key, [envelope])] = worker.aggregation.envelopes(value, None, 0, 0)
     assert envelope.fields["total_amount"] == order["total_amount"]
     assert isinstance(envelope.fields["total_amount"], Decimal)
     assert value.count(b'"orders.order-placed"') == 1  # named once per record, not per event

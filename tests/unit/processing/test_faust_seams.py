@@ -14,6 +14,7 @@ import faust
 import faust.streams
 import pytest
 from aiokafka.consumer.fetcher import Fetcher
+from aiokafka.partitioner import DefaultPartitioner
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducer
 from faust.transport.producer import ProducerBuffer
@@ -134,3 +135,15 @@ def test_a_buffer_that_cannot_drain_fails_the_flush_instead_of_waiting_for_ever(
         return "drained"
 
     assert asyncio.run(scenario()).startswith("producer buffer not drained after 0 s")
+
+
+def test_a_key_goes_to_the_partition_fausts_producer_gives_it() -> None:
+    """Records of several keys go together to one partition: each key's must be the one
+    faust's producer (aiokafka's default partitioner) picks for the key alone, where older
+    workers sent its records and where its table partition is."""
+    partitioner = DefaultPartitioner()
+    for partitions in (1, 3, 12):
+        every = list(range(partitions))
+        for key in ("eu-west@1796219460000", "us-west", "cust-042", "é", ""):
+            expected = partitioner(key.encode(), every, every)
+            assert faust_seams.key_partition(key, partitions) == expected

@@ -56,7 +56,9 @@ def test_counted_route_update_and_publish_move_the_scraped_counts() -> None:
         for key, wire in route(TOPIC, 0, offset, order, now_ms - 5_000):
             by_key.setdefault(key, []).append(wire)
     for internal_offset, (key, wires) in enumerate(by_key.items()):
-        update(key, aggregation.envelopes(aggregation.encode(wires), 0, internal_offset))
+        record = aggregation.encode([(key, wires)])
+        for state_key, envelopes in aggregation.envelopes(record, None, 0, internal_offset):
+            update(state_key, envelopes)
 
     samples = parse(metrics.exposition().decode())
     assert samples[("mesh_processor_records_in_total", labels(topic=TOPIC))] == 8

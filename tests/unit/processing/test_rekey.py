@@ -15,7 +15,12 @@ import pytest
 from confluent_kafka import TopicPartition
 
 from mesh_stream.errors import DeserializationError, RegistryUnavailableError, SchemaNotFoundError
-from mesh_stream.processing.rekey import decode_when_registry_answers, offsets_to_commit
+from mesh_stream.processing.rekey import (
+    Wire,
+    decode_when_registry_answers,
+    offsets_to_commit,
+    records_of,
+)
 
 
 def _positions(offsets: list[TopicPartition]) -> list[tuple[str, int, int]]:
@@ -115,3 +120,19 @@ def test_a_registry_that_comes_back_without_the_schema_makes_a_dead_letter() -> 
         asyncio.run(
             decode_when_registry_answers(_decoding(answers), "orders[1]@5", away, 30.0, "mesh-x")
         )
+
+
+def test_a_partitions_keys_go_in_records_of_at_most_so_many_events_in_order() -> None:
+    groups: list[tuple[str, list[Wire]]] = [
+        ("eu", [["e1"], ["e2"], ["e3"]]),
+        ("us", [["u1"]]),
+        ("ap", [["a1"], ["a2"], ["a3"], ["a4"]]),
+    ]
+    records = list(records_of(groups, 3))
+    assert records == [
+        [("eu", [["e1"], ["e2"], ["e3"]])],
+        [("us", [["u1"]]), ("ap", [["a1"], ["a2"]])],
+        [("ap", [["a3"], ["a4"]])],
+    ]
+    assert list(records_of(groups, 500)) == [groups]
+    assert list(records_of([], 3)) == []
