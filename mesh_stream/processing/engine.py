@@ -87,7 +87,7 @@ from mesh_stream.processing.rekey import (
     Wire,
     exit_if_still_running,
 )
-from mesh_stream.processing.spec import Event, Processor, WindowKey
+from mesh_stream.processing.spec import Event, Input, Processor, WindowKey
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings, environment_problems
 
@@ -250,16 +250,13 @@ class Aggregation:
         """``topics`` maps each input topic to the declared input product it holds;
         ``seen_table`` is needed when the processor declares dedup."""
         self.processor = processor
-        #: Input topic -> (its place in ``processor.inputs``, its declaration).
-        self.by_topic = {
-            topic: (processor.inputs.index(processor.input(product)), processor.input(product))
-            for topic, product in topics.items()
-        }
-        by_index = {index: (topic, declared) for topic, (index, declared) in self.by_topic.items()}
-        layout = [
-            [declared.product, topic, list(declared.reads)]
-            for _, (topic, declared) in sorted(by_index.items())
-        ]
+        #: Input topic -> (its place in the records' layout, its declaration).
+        self.by_topic: dict[str, tuple[int, Input]] = {}
+        layout: list[list[Any]] = []
+        for topic, product in topics.items():
+            declared = processor.input(product)
+            self.by_topic[topic] = (len(layout), declared)
+            layout.append([declared.product, topic, list(declared.reads)])
         #: What every internal record starts with: the format, then each input's fields.
         self._head = _FORMAT_MARK + json.dumps(layout, separators=(",", ":")).encode() + b","
         self.states = states

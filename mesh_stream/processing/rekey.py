@@ -292,9 +292,10 @@ class RekeyStage(Service):
             # A worker killed hard is noticed after this long, as on faust's own consumer.
             "session.timeout.ms": 10_000,
             "heartbeat.interval.ms": 2_000,
-            # Waiting for the registry stops reading; the group must not drop the stage meanwhile.
+            # Waiting for the registry stops reading; the group must not drop the stage meanwhile
+            # (librdkafka's default is 300 s).
             "max.poll.interval.ms": min(
-                MAX_POLL_INTERVAL_CAP_MS, int((max(self.registry_wait_s, 240.0) + 60.0) * 1000)
+                MAX_POLL_INTERVAL_CAP_MS, max(300_000, int((self.registry_wait_s + 60) * 1000))
             ),
             "on_commit": self._on_commit,
             "error_cb": self._on_error,

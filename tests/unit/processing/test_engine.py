@@ -481,3 +481,22 @@ def test_an_output_names_the_newest_input_record_it_reflects() -> None:
     [key] = worker.outputs
     assert worker.outputs[key]["order_count"] == 3
     assert worker.newest_input_ms[key] == BASE + 102
+
+
+def test_an_input_read_from_a_topic_after_an_input_without_one_keeps_its_product() -> None:
+    """The record's layout lists the inputs this worker reads, so each wire's input index
+    points into it even when a declared input has no topic here."""
+    processor = Processor(
+        output="analytics.three",
+        inputs=tuple(
+            Input(name, reads=("n",), key=lambda _f: "k") for name in ("a.x", "b.y", "c.z")
+        ),
+        apply=lambda _state, _event: None,
+        emit=lambda _key, _state: {},
+    )
+    aggregation = Aggregation(
+        processor, {"a.x.v1": "a.x", "c.z.v1": "c.z"}, JsonTable(), None, print
+    )
+    [(key, wire)] = aggregation.route("c.z.v1", 0, 4, {"n": 1}, BASE)
+    [(_key, [envelope])] = Aggregation.envelopes(aggregation.encode([(key, [wire])]), None, 0, 0)
+    assert (envelope.input, envelope.where, envelope.fields) == ("c.z", "c.z.v1[0]@4", {"n": 1})
