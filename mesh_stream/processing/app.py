@@ -76,7 +76,8 @@ PRODUCER_BUFFER_MESSAGES = 10_000
 #: records of a partition left out of a pending fetch wait at most this long.
 FETCH_MAX_WAIT_MS = 10
 
-#: Events per batch of the aggregate agent, and the longest a batch waits to fill.
+#: Events per batch of the aggregate agent, and the longest a batch waits to fill while the
+#: internal topic is busy (a batch opened while it was idle does not wait: take_ready_events).
 BATCH_MAX_EVENTS = 2_000
 BATCH_WITHIN_S = 0.02
 
@@ -183,8 +184,10 @@ def processor_app(spec: ProcessorSpec) -> faust.App:
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
         producer_acks=-1,
-        # Batch sends for a few ms: one produce request per record dominated the profile.
-        producer_linger=0.005,
+        # No linger: a send goes out at once, and sends made while a request is in flight
+        # wait for it and go together. A 5 ms linger (when every key had its own internal
+        # record) added 5 ms per hop; now it saved ~5% CPU at 1,000 events/s for ~13 ms of p50.
+        producer_linger=0.0,
         # Internal records carry a partition's events of a batch; bigger produce batches, fewer
         # requests (faust's default is 16 KiB).
         producer_max_batch_size=256 * 1024,
@@ -314,7 +317,7 @@ def add_aggregate_agent(
     """
 
     async def aggregate(stream: faust.StreamT[Any]) -> AsyncIterator[None]:
-        take = faust_seams.take_events(stream, BATCH_MAX_EVENTS, BATCH_WITHIN_S)
+        take = faust_seams.take_ready_events(stream, BATCH_MAX_EVENTS, BATCH_WITHIN_S)
         async for events in take:
             by_partition: dict[int, tuple[faust.EventT[Any], dict[str, list[Envelope]]]] = {}
             for event in events:

@@ -13,6 +13,10 @@ integration tests.
   (``faust.streams._current_event``).
 * :func:`take_events` -- batches of events (``Stream.take_events`` is on the concrete
   ``Stream`` only, not on ``StreamT``).
+* :func:`take_ready_events` -- batches that do not wait when the input is idle. faust's own
+  take always waits its full ``within`` for more events, so one event of a trickle waited
+  that long; this one is written on the same stream internals faust's take uses (the
+  buffering processor, the passive drainer, the channel's queue, manual acknowledgements).
 * :func:`size_producer_buffer` -- the producer buffer's ``max_messages`` (faust's 100 stalls
   every batch that queues thousands of outputs and changelog records).
 * :func:`withhold_acks` -- keep a failed batch's offsets from ever being committed
@@ -41,7 +45,7 @@ import functools
 import importlib.metadata
 import re
 import weakref
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any, cast
 
 import faust
@@ -60,6 +64,7 @@ __all__ = [
     "shorten_fetch_wait",
     "size_producer_buffer",
     "take_events",
+    "take_ready_events",
     "withhold_acks",
 ]
 
@@ -118,6 +123,90 @@ def take_events(
     :func:`withhold_acks`)."""
     concrete = cast("faust.Stream[Any]", stream)
     return concrete.take_events(max_events, within=within_s)
+
+
+def take_ready_events(
+    stream: faust.StreamT[Any], max_events: int, within_s: float
+) -> AsyncIterator[Sequence[faust.EventT[Any]]]:
+    """Batches of up to ``max_events`` events, as :func:`take_events`, with one difference: a
+    batch whose first event found the stream idle (no event for ``within_s``) is handed over
+    as soon as it holds every event faust has already fetched, instead of waiting out
+    ``within_s`` for more. A steady flow is still batched every ``within_s``; a trickle is
+    not held back. Acknowledged as :func:`take_events` does."""
+    concrete = cast("faust.Stream[Any]", stream)
+    batches = _take_ready_events(concrete, max_events, within_s)
+    # Registered as faust registers its own take's, so a stopping stream closes it.
+    concrete._active_agens.add(batches)
+    return batches
+
+
+async def _take_ready_events(
+    concrete: faust.Stream[Any], max_events: int, within_s: float
+) -> AsyncGenerator[Sequence[faust.EventT[Any]], None]:
+    channel = cast("faust.Channel[Any]", aiter(concrete.channel))
+    queue = channel.queue  # what the consumer has fetched and the stream has not yet read
+    loop = asyncio.get_running_loop()
+    events: list[faust.EventT[Any]] = []
+    ready = asyncio.Event()  # hand the batch over now
+    taken = asyncio.Event()  # a full batch was handed over: collect again
+    handing_over: asyncio.Future[None] | None = None
+    last_event_at = -within_s
+    opened_idle = False
+
+    async def collect(value: Any) -> Any:
+        nonlocal handing_over, last_event_at, opened_idle
+        try:
+            if handing_over is not None:  # the last batch is being acknowledged
+                try:
+                    await handing_over
+                finally:
+                    handing_over = None
+            event = concrete.current_event
+            if event is None:
+                raise RuntimeError("a batched stream found no current event")
+            now = loop.time()
+            if not events:
+                opened_idle = now - last_event_at >= within_s
+            last_event_at = now
+            events.append(event)
+            if len(events) >= max_events:
+                ready.set()
+                taken.clear()
+                await concrete.wait(taken)  # type: ignore[arg-type]  # any .wait() will do
+            elif opened_idle and queue.empty():
+                ready.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # as faust's own take: the stream stops, loudly
+            concrete.log.exception("Error adding to take buffer: %r", exc)
+            await concrete.crash(exc)
+        return value
+
+    acks_before = concrete.enable_acks
+    concrete.enable_acks = False  # acknowledged below, once the batch has been handled
+    concrete.add_processor(collect)
+    concrete._enable_passive(cast("faust.ChannelT[Any]", channel))
+    try:
+        while not concrete.should_stop:
+            await concrete.wait_for_stopped(ready, timeout=within_s)  # type: ignore[arg-type]
+            if not events:
+                ready.clear()
+                continue
+            handing_over = loop.create_future()
+            try:
+                yield list(events)
+            finally:
+                batch = list(events)
+                events.clear()
+                ready.clear()
+                for event in batch:
+                    await concrete.ack(event)
+                if not handing_over.done():
+                    handing_over.set_result(None)
+                taken.set()
+    finally:
+        concrete.enable_acks = acks_before
+        concrete._processors.remove(collect)
 
 
 def size_producer_buffer(app: faust.App, max_messages: int) -> None:

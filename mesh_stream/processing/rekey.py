@@ -63,9 +63,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Most input records in one batch, and the longest a batch waits to fill (it adds to latency).
+#: Most input records in one batch, and the longest a batch waits to fill (it adds to latency)
+#: while the input is busy; a batch opened while it was idle does not wait (see _consume).
 BATCH_MAX_RECORDS = 2_000
 BATCH_WITHIN_S = 0.02
+#: Longest one read waits for a first record; the stage commits and checks for a stop between.
+IDLE_POLL_S = 0.1
 #: Most events in one internal record, which keeps it well under Kafka's 1 MB message limit.
 ENVELOPES_PER_RECORD = 500
 #: Batches forwarded but not yet acknowledged by Kafka; reading goes on while they are in flight.
@@ -241,6 +244,24 @@ def offsets_to_commit(
     return [tp for where, tp in latest.items() if where in assigned]
 
 
+def read_batch(
+    consumer: Consumer, count: int, within: float, last_read: float
+) -> tuple[list[Message], float]:
+    """Up to ``count`` records, and the monotonic time they were read.
+
+    Waits up to IDLE_POLL_S for a first record. Then, while the input is busy (the last batch
+    was read, at ``last_read``, less than ``within`` ago), it waits for more until ``within``
+    after that batch, so a steady flow is read in batches ``within`` apart; otherwise it takes
+    only what librdkafka has already fetched, so a trickle is not held back.
+    """
+    first = consumer.consume(1, IDLE_POLL_S)
+    if not first:
+        return first, last_read
+    left = within - (time.monotonic() - last_read)
+    batch = first + consumer.consume(count - 1, max(0.0, left))
+    return batch, time.monotonic()
+
+
 class RekeyStage(Service):
     """Reads the input products in batches and forwards them, re-keyed, to ``target``."""
 
@@ -279,6 +300,7 @@ class RekeyStage(Service):
         self._in_flight: list[tuple[asyncio.Future[Any], list[TopicPartition]]] = []
         self._acknowledged: list[TopicPartition] = []  # not committed yet, oldest first
         self._last_commit = 0.0
+        self._last_read = -BATCH_WITHIN_S  # monotonic time the last batch was read
         self._finished = asyncio.Event()
         #: A fatal error librdkafka reported: the consumer can do nothing more (see _on_error).
         self._fatal: KafkaError | None = None
@@ -355,9 +377,10 @@ class RekeyStage(Service):
         finally:
             self._finished.set()
 
-    def _consume(self, count: int, timeout: float) -> list[Message]:
+    def _consume(self, count: int, within: float) -> list[Message]:
         assert self._consumer is not None
-        return self._consumer.consume(count, timeout)
+        batch, self._last_read = read_batch(self._consumer, count, within, self._last_read)
+        return batch
 
     async def _call(self, function: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(

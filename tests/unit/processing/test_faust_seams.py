@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import importlib.metadata
 import inspect
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -53,6 +54,11 @@ def test_each_internal_used_still_exists() -> None:
     assert "self.pending = asyncio.Queue()" in inspect.getsource(ProducerBuffer)
     assert "await self.buffer.flush()" in inspect.getsource(AIOKafkaProducer.flush)
     assert "acked" in Message.__slots__
+    # take_ready_events: the stream internals faust's own take is built on
+    assert callable(faust.Stream._enable_passive)
+    for attribute in ("self._processors", "self._active_agens"):
+        assert attribute in inspect.getsource(faust.Stream.__init__)
+    assert "def queue" in inspect.getsource(faust.Channel)
     # the sensor hook the engine relies on to stop on a refused send
     assert callable(faust.Sensor.on_send_error)
     # shorten_fetch_wait: faust's consumer thread holds the aiokafka consumer, whose fetcher
@@ -147,3 +153,58 @@ def test_a_key_goes_to_the_partition_fausts_producer_gives_it() -> None:
         for key in ("eu-west@1796219460000", "us-west", "cust-042", "é", ""):
             expected = partitioner(key.encode(), every, every)
             assert faust_seams.key_partition(key, partitions) == expected
+
+
+def _batches_of(
+    take: str, sends: list[tuple[float, int]], within_s: float, max_events: int = 5
+) -> list[tuple[float, list[int]]]:
+    """(seconds after the first send, values) of each batch an agent took, sending each
+    (pause before it, value) of ``sends`` through faust's own agent test context."""
+    app = faust.App(f"take-{take}", broker="kafka://127.0.0.1:1", store="memory://")
+    taken: list[tuple[float, list[int]]] = []
+    started = [0.0]
+
+    async def batches(stream: Any) -> Any:
+        if take == "ours":
+            batched = faust_seams.take_ready_events(stream, max_events, within_s)
+        else:
+            batched = faust_seams.take_events(stream, max_events, within_s)
+        async for events in batched:
+            taken.append((time.monotonic() - started[0], [event.value for event in events]))
+            yield None
+
+    agent = app.agent(name="batches")(batches)
+
+    async def scenario() -> None:
+        async with agent.test_context() as running:
+            await asyncio.sleep(within_s * 1.5)  # nothing came for longer than within_s
+            started[0] = time.monotonic()
+            for pause, value in sends:
+                await asyncio.sleep(pause)
+                await running.put(value, wait=False)
+            await asyncio.sleep(within_s * 2)
+
+    asyncio.run(scenario())
+    return taken
+
+
+def test_faust_take_holds_a_lone_event_for_its_whole_window() -> None:
+    """Why the seam exists: one event of a trickle waited out every batch window."""
+    ((after, values),) = _batches_of("faust", [(0.0, 1)], within_s=0.4)
+    assert values == [1]
+    assert after >= 0.1  # the rest of its 0.4 s window: the event came ~0.2 s into one
+
+
+def test_a_lone_event_after_an_idle_spell_is_handed_over_at_once() -> None:
+    ((after, values),) = _batches_of("ours", [(0.0, 1)], within_s=0.4)
+    assert values == [1]
+    assert after < 0.1
+
+
+def test_a_steady_flow_is_still_taken_in_batches_of_at_most_max_events() -> None:
+    values = list(range(30))
+    taken = _batches_of("ours", [(0.01, value) for value in values], within_s=0.1)
+    assert [value for _, batch in taken for value in batch] == values  # each once, in order
+    assert all(len(batch) <= 5 for _, batch in taken)
+    # after the first (opened on an idle stream) the batches wait to fill: not one by one
+    assert len(taken) < len(values) / 2

@@ -1,5 +1,5 @@
-"""Which input offsets the re-key stage commits once Kafka acknowledged its batches, and how
-it waits for a registry that is away."""
+"""Which input offsets the re-key stage commits once Kafka acknowledged its batches, how it
+waits for a registry that is away, and how long a batch waits to fill."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from mesh_stream.processing.rekey import (
     Wire,
     decode_when_registry_answers,
     offsets_to_commit,
+    read_batch,
     records_of,
 )
 
@@ -136,3 +137,28 @@ def test_a_partitions_keys_go_in_records_of_at_most_so_many_events_in_order() ->
     ]
     assert list(records_of(groups, 500)) == [groups]
     assert list(records_of([], 3)) == []
+
+
+class _Reads:
+    """Stands in for the confluent-kafka consumer's ``consume``: records each call's timeout."""
+
+    def __init__(self) -> None:
+        self.timeouts: list[float] = []
+
+    def consume(self, count: int, timeout: float) -> list[Any]:
+        self.timeouts.append(timeout)
+        return ["record"] * min(count, 3)
+
+
+def test_a_batch_opened_after_an_idle_spell_takes_what_is_fetched_without_waiting() -> None:
+    reads = _Reads()
+    batch, read_at = read_batch(reads, 100, 0.02, last_read=time.monotonic() - 5)  # type: ignore[arg-type]
+    assert len(batch) == 4
+    assert reads.timeouts[1] == 0.0
+    assert read_at <= time.monotonic()
+
+
+def test_while_the_input_is_busy_a_batch_fills_until_the_window_after_the_last_one() -> None:
+    reads = _Reads()
+    read_batch(reads, 100, 0.5, last_read=time.monotonic() - 0.1)  # type: ignore[arg-type]
+    assert 0.35 < reads.timeouts[1] <= 0.4
