@@ -9,7 +9,7 @@ here knows what a processor computes. A worker is two stages:
    goes to the partition faust's own producer would give it, so every key's events reach one
    partition and therefore one table partition, whatever partitioner the publishers used.
    Each partition's events of a batch travel as one internal record, grouped by key.
-2. **aggregate**: a faust agent that reads the internal topic in batches (``take_events``),
+2. **aggregate**: a faust agent that reads the internal topic in batches (``take_ready_events``),
    updates a RocksDB table (changelogged to Kafka) through :mod:`mesh_stream.processing.dedup`
    so each event counts once, and publishes the key's new value to the output product, framed
    with the output's registered schema id, once per key and batch.
