@@ -42,7 +42,7 @@ from mesh_stream.kafka import topics
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.processing import faust_seams
 from mesh_stream.processing.codec import FramedAvroDecoder, FramedAvroEncoder
-from mesh_stream.processing.names import processor_app_id, sources_group
+from mesh_stream.processing.names import INTERNAL_TOPIC, processor_app_id, sources_group
 from mesh_stream.processing.reads import check_reads
 from mesh_stream.processing.rekey import Encode, Envelope, RekeyStage, Route
 from mesh_stream.processing.spec import Processor
@@ -72,9 +72,12 @@ COMMIT_INTERVAL_S = 1.0
 #: faust's 100 stalled every such batch and logged "producer buffer full" each time.
 PRODUCER_BUFFER_MESSAGES = 10_000
 
-#: Longest the broker holds a fetch of the internal topic (see faust_seams.shorten_fetch_wait):
-#: records of a partition left out of a pending fetch wait at most this long.
+#: Longest the broker holds a fetch of the internal topic that leaves a partition out (see
+#: faust_seams.adapt_fetch_wait): records of that partition wait at most this long. A fetch
+#: of every partition ends with the first new record, so it may wait longer: an idle worker
+#: then sends two fetches a second, not a hundred.
 FETCH_MAX_WAIT_MS = 10
+FETCH_MAX_WAIT_IDLE_MS = 500
 
 #: Events per batch of the aggregate agent, and the longest a batch waits to fill while the
 #: internal topic is busy (a batch opened while it was idle does not wait: take_ready_events).
@@ -203,14 +206,16 @@ def processor_app(spec: ProcessorSpec) -> faust.App:
         faust_seams.size_producer_buffer(app, PRODUCER_BUFFER_MESSAGES)
         faust_seams.flush_producer_buffer_fully(app)
 
-    async def shorten_fetch_wait() -> None:
-        if not await faust_seams.shorten_fetch_wait(app, FETCH_MAX_WAIT_MS):
+    async def adapt_fetch_wait() -> None:
+        read = [f"{spec.app_id}-{INTERNAL_TOPIC}"]
+        waits = (FETCH_MAX_WAIT_MS, FETCH_MAX_WAIT_IDLE_MS)
+        if not await faust_seams.adapt_fetch_wait(app, read, *waits):
             log.warning(
                 "%s: faust's consumer did not start; its fetch wait stays 1.5 s", spec.app_id
             )
 
     app.task(size_producer_buffer)
-    app.task(shorten_fetch_wait)
+    app.task(adapt_fetch_wait)
     return app
 
 

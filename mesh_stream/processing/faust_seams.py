@@ -29,12 +29,13 @@ integration tests.
 * :func:`key_partition` -- the partition faust's producer gives a keyed record (aiokafka's
   default partitioner), so records of several keys can be sent together to a key's
   partition without moving any key away from the table partition holding its state.
-* :func:`shorten_fetch_wait` -- the longest the broker holds a fetch of faust's consumer
+* :func:`adapt_fetch_wait` -- the longest the broker holds a fetch of faust's consumer
   (faust passes aiokafka a fixed 1,500 ms). aiokafka sends no new fetch to a broker while one
   is in flight, so records arriving on a partition left out of the pending fetch (it still had
   buffered records when the fetch was sent) wait until that fetch returns: up to 1.5 s when
   the other partitions are idle, which is what a steady trickle on some partitions of the
-  internal topic looked like.
+  internal topic looked like. A short wait for every fetch cost an idle worker a fetch
+  request every few ms; so the wait is short only for a fetch that leaves a partition out.
 """
 
 from __future__ import annotations
@@ -45,7 +46,14 @@ import functools
 import importlib.metadata
 import re
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Collection,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from typing import Any, cast
 
 import faust
@@ -56,12 +64,12 @@ from mesh_stream.errors import ConfigurationError
 
 __all__ = [
     "SUPPORTED_FAUST",
+    "adapt_fetch_wait",
     "check_faust_version",
     "current_event",
     "drain_producer_buffer",
     "flush_producer_buffer_fully",
     "key_partition",
-    "shorten_fetch_wait",
     "size_producer_buffer",
     "take_events",
     "take_ready_events",
@@ -266,10 +274,35 @@ def withhold_acks(events: Iterable[faust.EventT[Any]]) -> None:
         event.message.acked = True
 
 
-async def shorten_fetch_wait(app: faust.App, max_wait_ms: int, timeout_s: float = 120.0) -> bool:
-    """Make the broker answer faust's consumer fetches within ``max_wait_ms``; call it in a
-    task of the app. Waits for the consumer to start (up to ``timeout_s``); False if it
-    never did."""
+def wait_by_left_out(fetcher: Any, topics: Collection[str], busy_ms: int, idle_ms: int) -> None:
+    """Make ``fetcher`` (aiokafka's) ask the broker to hold a fetch at most ``busy_ms`` when
+    it leaves out a partition of ``topics`` (its fetched records are not read yet, or it is
+    paused), and ``idle_ms`` when it asks for all of them: then any new record ends the
+    fetch at once, so a long wait costs no latency, only fewer requests. Partitions of other
+    topics do not count: faust keeps its changelogs assigned, with fetched records it never
+    reads, so they are always left out."""
+    build = fetcher._get_actions_per_node
+
+    def actions_per_node(assignment: Any) -> Any:
+        records = fetcher._records
+        left_out = any(
+            tp in records or assignment.state_value(tp).paused
+            for tp in assignment.tps
+            if tp.topic in topics
+        )
+        fetcher._fetch_max_wait_ms = busy_ms if left_out else idle_ms
+        return build(assignment)
+
+    fetcher._get_actions_per_node = actions_per_node
+
+
+async def adapt_fetch_wait(
+    app: faust.App, topics: Collection[str], busy_ms: int, idle_ms: int, timeout_s: float = 120.0
+) -> bool:
+    """Make the broker answer faust's consumer fetches within ``busy_ms`` when a fetch leaves
+    out a partition of ``topics`` (those the app's agents read), ``idle_ms`` otherwise
+    (:func:`wait_by_left_out`); call it in a task of the app. Waits for the consumer to
+    start (up to ``timeout_s``); False if it never did."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while True:
@@ -277,8 +310,8 @@ async def shorten_fetch_wait(app: faust.App, max_wait_ms: int, timeout_s: float 
         consumer = getattr(thread, "_consumer", None)
         fetcher = getattr(consumer, "_fetcher", None)
         if consumer is not None and fetcher is not None:
-            consumer._fetch_max_wait_ms = max_wait_ms  # read again if the fetcher is rebuilt
-            fetcher._fetch_max_wait_ms = max_wait_ms  # read by every fetch request it builds
+            consumer._fetch_max_wait_ms = busy_ms  # a rebuilt fetcher keeps the short wait
+            wait_by_left_out(fetcher, frozenset(topics), busy_ms, idle_ms)
             return True
         if loop.time() > deadline:
             return False

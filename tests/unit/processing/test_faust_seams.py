@@ -7,6 +7,7 @@ import contextvars
 import importlib.metadata
 import inspect
 import time
+from collections.abc import Iterable
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,7 +20,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducer
 from faust.transport.producer import ProducerBuffer
-from faust.types.tuples import Message
+from faust.types.tuples import TP, Message
 
 from mesh_stream.errors import ConfigurationError
 from mesh_stream.processing import faust_seams
@@ -61,8 +62,15 @@ def test_each_internal_used_still_exists() -> None:
     assert "def queue" in inspect.getsource(faust.Channel)
     # the sensor hook the engine relies on to stop on a refused send
     assert callable(faust.Sensor.on_send_error)
-    # shorten_fetch_wait: faust's consumer thread holds the aiokafka consumer, whose fetcher
-    # reads its wait from this attribute for each request it builds
+    # adapt_fetch_wait: faust's consumer thread holds the aiokafka consumer, whose fetcher
+    # reads its wait from this attribute for each request it builds, and leaves out of it a
+    # partition whose fetched records are unread or that is paused
+    built = inspect.getsource(Fetcher._get_actions_per_node)
+    assert "if tp in self._records:" in built
+    assert "elif tp_state.paused:" in built
+    assert "self._get_actions_per_node(assignment)" in inspect.getsource(
+        Fetcher._fetch_requests_routine
+    )
     assert "_consumer" in vars(AIOKafkaConsumerThread)
     assert "self._fetch_max_wait_ms" in inspect.getsource(Fetcher._get_actions_per_node)
     assert "_fetch_max_wait_ms" in inspect.getsource(aiokafka.AIOKafkaConsumer.start)
@@ -208,3 +216,41 @@ def test_a_steady_flow_is_still_taken_in_batches_of_at_most_max_events() -> None
     assert all(len(batch) <= 5 for _, batch in taken)
     # after the first (opened on an idle stream) the batches wait to fill: not one by one
     assert len(taken) < len(values) / 2
+
+
+class _Fetcher:
+    """What :func:`faust_seams.wait_by_left_out` reads of aiokafka's fetcher; remembers the
+    wait each request it builds would ask for."""
+
+    def __init__(self) -> None:
+        self._records: dict[Any, object] = {}
+        self._fetch_max_wait_ms = 1_500
+        self.asked: list[int] = []
+
+    def _get_actions_per_node(self, assignment: Any) -> str:
+        del assignment
+        self.asked.append(self._fetch_max_wait_ms)
+        return "requests"
+
+
+T0, T1, CHANGELOG = (TP("t", 0), TP("t", 1), TP("t-changelog", 0))
+
+
+def _assignment(paused: Iterable[Any] = ()) -> Any:
+    return SimpleNamespace(
+        tps=[T0, T1, CHANGELOG],
+        state_value=lambda tp: SimpleNamespace(paused=tp in paused),
+    )
+
+
+def test_a_fetch_of_every_partition_waits_long_and_one_that_leaves_one_out_waits_short() -> None:
+    fetcher = _Fetcher()
+    faust_seams.wait_by_left_out(fetcher, {"t"}, busy_ms=10, idle_ms=500)
+    fetcher._records[CHANGELOG] = object()  # a topic no agent reads: never counts
+    assert fetcher._get_actions_per_node(_assignment()) == "requests"
+    fetcher._records[T1] = object()  # fetched, not read yet: left out of the next fetch
+    fetcher._get_actions_per_node(_assignment())
+    del fetcher._records[T1]
+    fetcher._get_actions_per_node(_assignment([T0]))  # paused: left out too
+    fetcher._get_actions_per_node(_assignment())
+    assert fetcher.asked == [500, 10, 10, 500]
