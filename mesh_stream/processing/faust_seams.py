@@ -11,8 +11,6 @@ integration tests.
 * :func:`current_event` -- tables write their changelog record to the partition of the
   *current event*, which the batching does not set in the agent's task
   (``faust.streams._current_event``).
-* :func:`take_events` -- batches of events (``Stream.take_events`` is on the concrete
-  ``Stream`` only, not on ``StreamT``).
 * :func:`take_ready_events` -- batches that do not wait when the input is idle. faust's own
   take always waits its full ``within`` for more events, so one event of a trickle waited
   that long; this one is written on the same stream internals faust's take uses (the
@@ -20,7 +18,7 @@ integration tests.
 * :func:`size_producer_buffer` -- the producer buffer's ``max_messages`` (faust's 100 stalls
   every batch that queues thousands of outputs and changelog records).
 * :func:`withhold_acks` -- keep a failed batch's offsets from ever being committed
-  (``Message.acked``): ``take_events`` acknowledges a batch when the agent leaves it, even
+  (``Message.acked``): a batched take acknowledges a batch when the agent leaves it, even
   by an exception.
 * :func:`flush_producer_buffer_fully` -- faust's ``ProducerBuffer.flush`` gives up after
   0.1 s without progress and returns with records still in the buffer (or one on its way
@@ -71,7 +69,6 @@ __all__ = [
     "flush_producer_buffer_fully",
     "key_partition",
     "size_producer_buffer",
-    "take_events",
     "take_ready_events",
     "withhold_acks",
 ]
@@ -123,24 +120,15 @@ def current_event(event: faust.EventT[Any]) -> Iterator[None]:
         _current_event.reset(token)
 
 
-def take_events(
-    stream: faust.StreamT[Any], max_events: int, within_s: float
-) -> AsyncIterator[Sequence[faust.EventT[Any]]]:
-    """Up to ``max_events`` events, or fewer after ``within_s``; acknowledged when the
-    consumer asks for the next batch (or leaves, even by an exception: see
-    :func:`withhold_acks`)."""
-    concrete = cast("faust.Stream[Any]", stream)
-    return concrete.take_events(max_events, within=within_s)
-
-
 def take_ready_events(
     stream: faust.StreamT[Any], max_events: int, within_s: float
 ) -> AsyncIterator[Sequence[faust.EventT[Any]]]:
-    """Batches of up to ``max_events`` events, as :func:`take_events`, with one difference: a
+    """Batches of up to ``max_events`` events, as faust's ``Stream.take_events``, except that a
     batch whose first event found the stream idle (no event for ``within_s``) is handed over
     as soon as it holds every event faust has already fetched, instead of waiting out
     ``within_s`` for more. A steady flow is still batched every ``within_s``; a trickle is
-    not held back. Acknowledged as :func:`take_events` does."""
+    not held back. A batch is acknowledged when the consumer asks for the next one (or leaves,
+    even by an exception: see :func:`withhold_acks`)."""
     concrete = cast("faust.Stream[Any]", stream)
     batches = _take_ready_events(concrete, max_events, within_s)
     # Registered as faust registers its own take's, so a stopping stream closes it.

@@ -176,7 +176,7 @@ def _batches_of(
         if take == "ours":
             batched = faust_seams.take_ready_events(stream, max_events, within_s)
         else:
-            batched = faust_seams.take_events(stream, max_events, within_s)
+            batched = stream.take_events(max_events, within=within_s)
         async for events in batched:
             taken.append((time.monotonic() - started[0], [event.value for event in events]))
             yield None
