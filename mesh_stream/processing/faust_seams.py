@@ -121,23 +121,27 @@ def current_event(event: faust.EventT[Any]) -> Iterator[None]:
 
 
 def take_ready_events(
-    stream: faust.StreamT[Any], max_events: int, within_s: float
+    stream: faust.StreamT[Any], max_events: int, within_s: float, idle_s: float | None = None
 ) -> AsyncIterator[Sequence[faust.EventT[Any]]]:
     """Batches of up to ``max_events`` events, as faust's ``Stream.take_events``, except that a
-    batch whose first event found the stream idle (no event for ``within_s``) is handed over
-    as soon as it holds every event faust has already fetched, instead of waiting out
-    ``within_s`` for more. A steady flow is still batched every ``within_s``; a trickle is
-    not held back. A batch is acknowledged when the consumer asks for the next one (or leaves,
-    even by an exception: see :func:`withhold_acks`)."""
+    batch whose first event found the stream idle (no event for ``idle_s``, default
+    ``within_s``) is handed over as soon as it holds every event faust has already fetched,
+    instead of waiting out ``within_s`` for more. With the default a steady flow is still
+    batched every ``within_s`` and a trickle is not held back; ``idle_s=0`` hands every batch
+    over once it holds what was fetched (for a stream whose writer batches already). A batch is
+    acknowledged when the consumer asks for the next one (or leaves, even by an exception: see
+    :func:`withhold_acks`)."""
     concrete = cast("faust.Stream[Any]", stream)
-    batches = _take_ready_events(concrete, max_events, within_s)
+    batches = _take_ready_events(
+        concrete, max_events, within_s, within_s if idle_s is None else idle_s
+    )
     # Registered as faust registers its own take's, so a stopping stream closes it.
     concrete._active_agens.add(batches)
     return batches
 
 
 async def _take_ready_events(
-    concrete: faust.Stream[Any], max_events: int, within_s: float
+    concrete: faust.Stream[Any], max_events: int, within_s: float, idle_s: float
 ) -> AsyncGenerator[Sequence[faust.EventT[Any]], None]:
     channel = cast("faust.Channel[Any]", aiter(concrete.channel))
     queue = channel.queue  # what the consumer has fetched and the stream has not yet read
@@ -162,7 +166,7 @@ async def _take_ready_events(
                 raise RuntimeError("a batched stream found no current event")
             now = loop.time()
             if not events:
-                opened_idle = now - last_event_at >= within_s
+                opened_idle = now - last_event_at >= idle_s
             last_event_at = now
             events.append(event)
             if len(events) >= max_events:

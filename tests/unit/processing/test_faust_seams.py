@@ -164,7 +164,11 @@ def test_a_key_goes_to_the_partition_fausts_producer_gives_it() -> None:
 
 
 def _batches_of(
-    take: str, sends: list[tuple[float, int]], within_s: float, max_events: int = 5
+    take: str,
+    sends: list[tuple[float, int]],
+    within_s: float,
+    max_events: int = 5,
+    idle_s: float | None = None,
 ) -> list[tuple[float, list[int]]]:
     """(seconds after the first send, values) of each batch an agent took, sending each
     (pause before it, value) of ``sends`` through faust's own agent test context."""
@@ -174,7 +178,7 @@ def _batches_of(
 
     async def batches(stream: Any) -> Any:
         if take == "ours":
-            batched = faust_seams.take_ready_events(stream, max_events, within_s)
+            batched = faust_seams.take_ready_events(stream, max_events, within_s, idle_s)
         else:
             batched = stream.take_events(max_events, within=within_s)
         async for events in batched:
@@ -216,6 +220,22 @@ def test_a_steady_flow_is_still_taken_in_batches_of_at_most_max_events() -> None
     assert all(len(batch) <= 5 for _, batch in taken)
     # after the first (opened on an idle stream) the batches wait to fill: not one by one
     assert len(taken) < len(values) / 2
+
+
+def test_with_no_idle_spell_needed_a_steady_flow_is_handed_over_as_it_comes() -> None:
+    """idle_s=0 (the aggregate agent's: its writer batches already): every batch goes as soon
+    as it holds what was queued, without waiting out the window, still in order, once each."""
+    values = list(range(12))
+    taken = _batches_of("ours", [(0.05, value) for value in values], within_s=0.4, idle_s=0.0)
+    assert [value for _, batch in taken for value in batch] == values
+    assert all(len(batch) == 1 for _, batch in taken)  # each came alone, 50 ms after the last
+    last_sent = 0.05 * len(values)
+    assert taken[-1][0] < last_sent + 0.1  # not held for the 0.4 s window
+    # A burst queued at once still travels as batches of at most max_events.
+    burst = _batches_of("ours", [(0.0, value) for value in values], within_s=0.4, idle_s=0.0)
+    assert [value for _, batch in burst for value in batch] == values
+    assert all(len(batch) <= 5 for _, batch in burst)
+    assert len(burst) < len(values)
 
 
 class _Fetcher:
