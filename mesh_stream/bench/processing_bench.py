@@ -524,8 +524,15 @@ def _worker_main() -> None:
     # Started with the project root as working directory, which ``python -m`` puts on sys.path.
     from mesh_stream.processing.engine import retarget, run
 
+    run_id = os.environ.get("MESH_BENCH_RUN_ID")
+    if not run_id:  # started by hand rather than by the benchmark
+        sys.exit(
+            "processing benchmark: this is the benchmark's worker, started by it with "
+            "MESH_BENCH_RUN_ID set; run `python -m mesh_stream.bench.processing_bench report "
+            "--help` for the benchmark itself"
+        )
     processor = import_module(SAMPLE_PROCESSOR_MODULE).PROCESSOR
-    spec = bench_spec(MeshSettings(), os.environ["MESH_BENCH_RUN_ID"], Path.cwd())
+    spec = bench_spec(MeshSettings(), run_id, Path.cwd())
     run(retarget(processor, spec), spec=spec)
 
 

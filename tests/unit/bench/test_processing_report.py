@@ -146,3 +146,22 @@ def test_the_quix_peer_reads_cents_and_millis_from_a_framed_order() -> None:
     }
     assert isinstance(order["total_amount"], Decimal)
     assert "logicalType" not in json.dumps(strip_logical_types(document))
+
+
+def test_the_worker_started_by_hand_says_what_it_is_instead_of_a_traceback() -> None:
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key != "MESH_BENCH_RUN_ID"}
+    done = subprocess.run(
+        [sys.executable, "-m", "mesh_stream.bench.processing_bench", "--help"],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "the benchmark's worker" in done.stderr
+    assert "processing_bench report --help" in done.stderr
