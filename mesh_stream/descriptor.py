@@ -400,6 +400,47 @@ def repeated_key(node: yaml.MappingNode) -> tuple[str, int, int] | None:
     return None
 
 
+class RepeatedKeyError(yaml.constructor.ConstructorError):
+    """A mapping gives a key twice; ``problem`` says which and where it first was."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in a mapping is an error: YAML
+    keeps the last one silently, so ``classification: pii`` followed by
+    ``classification: public`` would quietly be public."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+        first_line: dict[Any, int] = {}
+        for key, _value in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                continue
+            line = key.start_mark.line + 1
+            if key.value in first_line:
+                raise RepeatedKeyError(
+                    None,
+                    None,
+                    f"{key.value}: given twice (first on line {first_line[key.value]}); keep one",
+                    key.start_mark,
+                )
+            first_line[key.value] = line
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that refuses a mapping key given twice (:class:`RepeatedKeyError`,
+    a ``yaml.YAMLError`` whose ``problem_mark`` is the second one's line). Descriptors,
+    ``mesh.yaml`` and policy files are read through it."""
+    return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no arbitrary objects
+
+
+def yaml_problem(exc: BaseException) -> str:
+    """What is wrong with YAML that :func:`load_yaml` refused, for after its ``file:line``."""
+    if isinstance(exc, RecursionError):
+        return "not valid YAML: nested too deeply"
+    problem = getattr(exc, "problem", None) or (str(exc).splitlines() or [repr(exc)])[0]
+    return problem if isinstance(exc, RepeatedKeyError) else f"not valid YAML: {problem}"
+
+
 def validate_yaml(
     text: str,
     source: str,
@@ -417,16 +458,13 @@ def validate_yaml(
     """
     try:
         node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         # ValueError: a scalar YAML resolves but cannot build, e.g. the date 2026-02-30;
         # RecursionError: absurdly deep nesting.
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        if isinstance(exc, RecursionError):
-            problem = "nested too deeply"
-        raise error(f"{where}: not valid YAML: {problem}") from exc
+        raise error(f"{where}: {yaml_problem(exc)}") from exc
     if data is None and empty_is_defaults:
         data = {}
     if not isinstance(data, dict):

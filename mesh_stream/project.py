@@ -26,7 +26,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from mesh_stream.descriptor import (
@@ -34,7 +33,6 @@ from mesh_stream.descriptor import (
     DataProduct,
     ProductSource,
     load_descriptors,
-    repeated_key,
     validate_yaml,
 )
 from mesh_stream.descriptor import resolve_product as _resolve_in
@@ -189,7 +187,6 @@ def load_project(root: Path, *, defaults_without_file: bool = False) -> MeshProj
             f"or point --project / {ROOT_SETTING} at the folder holding {PROJECT_FILE}"
         )
     text = _read_project_file(config_file)
-    _refuse_repeated_keys(text, str(config_file))
     spec = validate_yaml(
         text,
         str(config_file),
@@ -247,22 +244,6 @@ def _read_project_file(config_file: Path) -> str:
         raise ConfigurationError(
             f"{config_file}: cannot read: not UTF-8 text (byte {exc.start}); save it as UTF-8"
         ) from exc
-
-
-def _refuse_repeated_keys(text: str, source: str) -> None:
-    """A key given twice in mesh.yaml is refused with its line (see :func:`repeated_key`)."""
-    try:
-        node = yaml.compose(text)
-    except (yaml.YAMLError, ValueError, RecursionError):
-        return  # validate_yaml reports broken YAML with its line
-    if not isinstance(node, yaml.MappingNode):
-        return
-    repeated = repeated_key(node)
-    if repeated is not None:
-        key, line, first = repeated
-        raise ConfigurationError(
-            f"{source}:{line}: {key}: given twice (first on line {first}); keep one"
-        )
 
 
 def _project(root: Path, spec: ProjectFile) -> MeshProject:

@@ -275,7 +275,9 @@ def descriptor_page() -> str:
         "A product descriptor is a YAML file, `domains/<domain>/products/<product>.yaml`, "
         "validated by the pydantic model `mesh_stream.descriptor.DataProduct`. Unknown fields "
         'are refused, and scalar fields are strict: `partitions: true` or `version: "2"` are '
-        "errors naming the file, line and field, never converted. The topic is "
+        "errors naming the file, line and field, never converted. A key given twice in one "
+        "mapping is an error at its second line (YAML itself would keep the last one "
+        "silently). The topic is "
         "`<name>.v<version>`, its value subject `<topic>-value`, its dead-letter topic "
         "`<topic>.dlq`. The governance policies ([reference](policies.md)) add rules across "
         "fields (naming, ownership, SLO bounds, PII).",

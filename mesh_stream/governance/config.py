@@ -32,6 +32,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from mesh_stream.descriptor import load_yaml, yaml_problem
 from mesh_stream.errors import ConfigurationError
 from mesh_stream.governance import locate
 from mesh_stream.governance.model import Loc, Severity, Violation
@@ -100,15 +101,11 @@ class _Problem:
 
 def _read_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
     try:
-        return yaml.safe_load(text), locate.compose(text)
+        return load_yaml(text), locate.compose(text)
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
-        raise ConfigurationError(f"{where}: not valid YAML: {_yaml_problem(exc)}") from exc
-
-
-def _yaml_problem(exc: Exception) -> str:
-    return str(getattr(exc, "problem", None) or exc)
+        raise ConfigurationError(f"{where}: {yaml_problem(exc)}") from exc
 
 
 def _validation_problems(exc: ValidationError, prefix: Loc = ()) -> list[_Problem]:
@@ -220,12 +217,10 @@ def parse_domain_overrides(
 ) -> DomainOverrides:
     """Apply a domain's overrides to the global rules; illegal ones become violations."""
     try:
-        data, node = yaml.safe_load(text), locate.compose(text)
+        data, node = load_yaml(text), locate.compose(text)
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         mark = getattr(exc, "problem_mark", None)
-        violation = _override_violation(
-            source, None, _Problem((), f"not valid YAML: {_yaml_problem(exc)}")
-        )
+        violation = _override_violation(source, None, _Problem((), yaml_problem(exc)))
         if mark is not None:
             violation = replace(violation, line=mark.line + 1)
         return DomainOverrides(domain, source, {}, (violation,))

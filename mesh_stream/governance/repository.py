@@ -20,7 +20,7 @@ import fastavro
 import yaml
 from pydantic import ValidationError
 
-from mesh_stream.descriptor import DataProduct, descriptor_files
+from mesh_stream.descriptor import DataProduct, descriptor_files, load_yaml, yaml_problem
 from mesh_stream.errors import ConfigurationError, SchemaError
 from mesh_stream.governance import locate
 from mesh_stream.governance.catalog import Catalog, LayeredCatalog, StaticCatalog
@@ -112,15 +112,12 @@ def _load_descriptor(path: Path, display: str) -> tuple[_Loaded | None, list[Vio
             _file_violation("descriptor-valid", f"cannot read descriptor: {exc}", display, None)
         ]
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         # PyYAML raises ValueError for impossible dates, RecursionError for absurd nesting
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        problem = str(getattr(exc, "problem", None) or exc)
-        return None, [
-            _file_violation("descriptor-valid", f"not valid YAML: {problem}", display, line)
-        ]
+        return None, [_file_violation("descriptor-valid", yaml_problem(exc), display, line)]
     document = _Document(display, locate.compose(text))
     if not isinstance(data, dict):
         message = "a descriptor must be a YAML mapping of fields (name, domain, kind, ...)"

@@ -24,3 +24,29 @@ def test_yaml_errors_are_one_line_with_file_and_line(text: str, expected: str) -
     with pytest.raises(DescriptorError) as raised:
         parse_descriptor(text, "f.yaml")
     assert str(raised.value) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # YAML keeps the last of two equal keys: the pii classification would silently go
+        ("name: x\nclassification: pii\nclassification: public\n",
+         "f.yaml:3: classification: given twice (first on line 2); keep one"),
+        ("name: x\nslos:\n  freshness_seconds: 60\n  freshness_seconds: 6000\n",
+         "f.yaml:4: freshness_seconds: given twice (first on line 3); keep one"),
+        ("fields:\n  - {name: a, pii: true, pii: false}\n",
+         "f.yaml:2: pii: given twice (first on line 2); keep one"),
+    ],
+)  # fmt: skip
+def test_a_key_given_twice_is_refused_at_its_second_line(text: str, expected: str) -> None:
+    with pytest.raises(DescriptorError) as raised:
+        parse_descriptor(text, "f.yaml")
+    assert str(raised.value) == expected
+
+
+def test_a_merge_key_may_repeat_what_it_merges() -> None:
+    """``<<`` is not a key given twice: a key after it overrides the merged one, as YAML says."""
+    from mesh_stream.descriptor import load_yaml
+
+    text = "base: &b {a: 1, b: 2}\nuse:\n  <<: *b\n  b: 3\n"
+    assert load_yaml(text)["use"] == {"a": 1, "b": 3}

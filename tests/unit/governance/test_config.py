@@ -79,6 +79,17 @@ def test_bad_global_file_names_file_line_and_field(text: str, line: int, message
     assert "mesh lint --list-policies" in str(caught.value)
 
 
+def test_a_policy_given_twice_in_the_global_file_is_refused() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        parse_global_policies(
+            "policies:\n  naming: {severity: error}\n  naming: {severity: off}\n",
+            "mesh-policies.yaml",
+        )
+    assert str(caught.value) == (
+        "mesh-policies.yaml:3: naming: given twice (first on line 2); keep one"
+    )
+
+
 def test_global_file_that_is_not_yaml() -> None:
     with pytest.raises(ConfigurationError) as caught:
         parse_global_policies("policies:\n  naming: a: b\n", "mesh-policies.yaml")

@@ -72,6 +72,20 @@ def test_any_domain_policies_text(text: str) -> None:
         assert violation.file is not None
 
 
+def test_a_descriptor_key_given_twice_is_a_violation_at_its_line() -> None:
+    """YAML keeps the last of two equal keys, so a second classification would quietly win."""
+    text = (FIXTURES / "good" / SHOP).read_text()
+    first = text.splitlines().index("classification: internal") + 1
+    doubled = text + "classification: public\n"
+    violations = _lint_with({SHOP: doubled})
+    assert [(v.policy, v.file, v.line) for v in violations][:1] == [
+        ("descriptor-valid", SHOP, doubled.count("\n"))
+    ]
+    assert violations[0].message == (
+        f"classification: given twice (first on line {first}); keep one"
+    )
+
+
 def test_impossible_date_and_absurd_nesting_are_violations() -> None:
     (date,) = _lint_with({SHOP: f"schema: {SHOP_SCHEMA}\nname: 2001-02-30\n"})
     assert (date.policy, date.file, date.message) == (
