@@ -30,6 +30,29 @@ def _default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "mesh-stream"
 
 
+def shown_url(url: str) -> str:
+    """``url`` as a message may show it: a ``user:password@`` becomes ``<hidden>@`` and each
+    query value ``<hidden>`` (a token is sometimes passed as ``?token=...``)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    rest, _, _fragment = rest.partition("#")
+    rest, question, query = rest.partition("?")
+    host_end = min((i for i in (rest.find("/"),) if i >= 0), default=len(rest))
+    netloc, path = rest[:host_end], rest[host_end:]
+    if "@" in netloc:
+        netloc = "<hidden>@" + netloc.rpartition("@")[2]
+    shown = f"{scheme}{sep}{netloc}{path}"
+    if question:
+        hidden = (
+            f"{part.partition('=')[0]}=<hidden>" if "=" in part else "<hidden>"
+            for part in query.split("&")
+            if part
+        )
+        shown += "?" + "&".join(hidden)
+    return shown
+
+
 def registry_url_problem(url: str) -> str | None:
     """What is wrong with a registry URL (None when it is usable): checked up front, so a bad
     port is named with its setting instead of failing deep inside the HTTP client."""
@@ -50,6 +73,11 @@ def registry_url_problem(url: str) -> str | None:
         return "has port 0, not a number from 1 to 65535"
     if any(c.isspace() or ord(c) < 32 for c in url):
         return "contains blanks or control characters"
+    if parts.query or parts.fragment:
+        return (
+            "has a query string or fragment, which the registry's API does not take (a token "
+            "goes in MESH_REGISTRY_TOKEN or as http://principal:token@host)"
+        )
     return None
 
 
@@ -151,7 +179,8 @@ def jvm_options(text: str) -> tuple[str, ...]:
 class MeshSettings(BaseSettings):
     """Every knob of the platform, each settable as ``MESH_<NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix="MESH_", extra="ignore")
+    # nan or inf is no number of seconds, bytes or records: refused for every float setting
+    model_config = SettingsConfigDict(env_prefix="MESH_", extra="ignore", allow_inf_nan=False)
 
     bootstrap_servers: str | None = Field(
         default=None,
@@ -402,6 +431,15 @@ class MeshSettings(BaseSettings):
             raise ValueError(f"{problem} (e.g. {example})")
         return value
 
+    @field_validator("data_dir", "cache_dir", mode="before")
+    @classmethod
+    def _empty_folder_is_refused(cls, value: object) -> object:
+        """``MESH_DATA_DIR=`` would be Path("."): the current folder, which ``--fresh`` erases
+        parts of. An empty value is a mistake (a variable meant to be set), so it is named."""
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("is empty; unset it for the default folder, or name a folder")
+        return value
+
     @field_validator("processor_instance_id")
     @classmethod
     def _check_instance_id(cls, value: str | None) -> str | None:
@@ -453,11 +491,8 @@ def environment_problems(exc: ValidationError) -> str:
         field = ".".join(str(part) for part in problem["loc"])
         secret = any(word in field for word in _SECRET_WORDS)
         shown = problem.get("input")
-        if isinstance(shown, str) and "://" in shown:  # a user:token@ in a URL is hidden
-            scheme, _, rest = shown.partition("://")
-            netloc, slash, path = rest.partition("/")
-            if "@" in netloc:
-                shown = f"{scheme}://<hidden>@{netloc.rpartition('@')[2]}{slash}{path}"
+        if isinstance(shown, str) and "://" in shown:  # a user:token@ or ?token= is hidden
+            shown = shown_url(shown)
         given = "<hidden>" if secret else _shortened(repr(shown))
         lines.append(f"  MESH_{field.upper()}={given}: {problem['msg']}")
     return "\n".join(lines)

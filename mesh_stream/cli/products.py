@@ -18,6 +18,7 @@ from rich.tree import Tree
 
 from mesh_stream.broker import reachability
 from mesh_stream.cli import product_health as health_view
+from mesh_stream.cli.options import FiniteFloatRange
 from mesh_stream.descriptor import PRODUCT_NAME, Classification, ProductKind
 from mesh_stream.errors import (
     ConfigurationError,
@@ -226,7 +227,7 @@ def _status_word(every: dict[str, ProductHealth] | None, name: str) -> str:
 )
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0.5),
+    type=FiniteFloatRange(min=0.5),
     default=health_view.WATCH_SECONDS,
     show_default=True,
     help="With --watch: seconds between redraws.",

@@ -27,6 +27,7 @@ import httpx
 from mesh_stream.descriptor import DataProduct, topic_for
 from mesh_stream.errors import ConfigurationError, MeshError
 from mesh_stream.exports.source import ExportedProduct
+from mesh_stream.settings import shown_url
 
 PLATFORM = "urn:li:dataPlatform:kafka"
 ENVIRONMENT = "PROD"
@@ -323,11 +324,12 @@ def post_proposals(
     """POST each MCP to the GMS at ``gms_url``; the number sent. A refusal is an error naming
     the entity and aspect and GMS's status (the token is never part of it)."""
     if not gms_url.startswith(("http://", "https://")):
-        raise ConfigurationError(f"--gms-url {gms_url!r} is not an http(s) URL")
+        raise ConfigurationError(f"--gms-url {shown_url(gms_url)!r} is not an http(s) URL")
     headers = {"X-RestLi-Protocol-Version": "2.0.0", "Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     endpoint = gms_url.rstrip("/") + "/aspects?action=ingestProposal"
+    shown = shown_url(gms_url)  # a password in the URL is never repeated
     with httpx.Client(headers=headers, timeout=timeout, transport=transport) as client:
         for mcp in mcps:
             where = f"{mcp['entityUrn']} {mcp['aspectName']}"
@@ -335,11 +337,11 @@ def post_proposals(
                 response = client.post(endpoint, json=_ingest_body(mcp))
             except httpx.HTTPError as exc:
                 raise MeshError(
-                    f"DataHub GMS at {gms_url} unreachable while sending {where}: {exc}"
+                    f"DataHub GMS at {shown} unreachable while sending {where}: {exc}"
                 ) from exc
             if response.status_code >= 400:
                 raise MeshError(
-                    f"DataHub GMS at {gms_url} refused {where}: HTTP {response.status_code} "
+                    f"DataHub GMS at {shown} refused {where}: HTTP {response.status_code} "
                     f"{response.text[:300]}"
                 )
     return len(mcps)

@@ -39,7 +39,7 @@ from mesh_stream.errors import (
 from mesh_stream.health import ProductHealth
 from mesh_stream.registry.error_codes import error_for
 from mesh_stream.schema.avro import normalize
-from mesh_stream.settings import MeshSettings, registry_url_problem
+from mesh_stream.settings import MeshSettings, registry_url_problem, shown_url
 
 CONFLUENT_JSON = "application/vnd.schemaregistry.v1+json"
 
@@ -172,7 +172,7 @@ class RegistryClient:
         problem = registry_url_problem(self.url)
         if problem is not None:
             raise ConfigurationError(
-                f"registry URL {url!r} {problem} (e.g. http://127.0.0.1:8081); fix "
+                f"registry URL {shown_url(url)!r} {problem} (e.g. http://127.0.0.1:8081); fix "
                 f"MESH_REGISTRY_URL or --registry-url"
             )
         principal = _credential_part(principal, principal_setting, basic=True)
@@ -197,7 +197,7 @@ class RegistryClient:
             )
         except httpx.InvalidURL as exc:  # what urlsplit lets through, e.g. a bad IDNA host
             raise ConfigurationError(
-                f"registry URL {url!r} is not usable ({exc}); fix MESH_REGISTRY_URL or "
+                f"registry URL {shown_url(url)!r} is not usable ({exc}); fix MESH_REGISTRY_URL or "
                 f"--registry-url"
             ) from exc
         self.http_calls = 0

@@ -69,3 +69,38 @@ def test_processor_instance_id_is_a_kafka_group_instance_id(
             MeshSettings()
         assert "processor_instance_id" in str(caught.value)
         assert "is not a Kafka group instance id" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://127.0.0.1:8081", "http://127.0.0.1:8081"),
+        ("http://admin:p@ss@host:1/x", "http://<hidden>@host:1/x"),
+        ("https://host/api?token=abc&v=2", "https://host/api?token=<hidden>&v=<hidden>"),
+        ("http://u:p@host?s3cret#frag", "http://<hidden>@host?<hidden>"),
+        ("host:9092", "host:9092"),
+    ],
+)
+def test_a_shown_url_holds_no_password_or_query_value(url: str, shown: str) -> None:
+    from mesh_stream.settings import shown_url
+
+    assert shown_url(url) == shown
+
+
+@pytest.mark.parametrize("variable", ["MESH_DATA_DIR", "MESH_CACHE_DIR"])
+def test_an_empty_state_folder_is_refused_not_taken_as_the_current_one(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """Path("") is ".", and `mesh up --fresh` erases folders under the data folder."""
+    monkeypatch.setenv(variable, "")
+    with pytest.raises(ValidationError) as caught:
+        MeshSettings()
+    assert "is empty; unset it for the default folder" in str(caught.value)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e400"])
+def test_a_float_setting_is_finite(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("MESH_BROKER_START_TIMEOUT", value)
+    with pytest.raises(ValidationError) as caught:
+        MeshSettings()
+    assert "finite number" in str(caught.value)

@@ -8,7 +8,7 @@ import click
 
 from mesh_stream.cli.export.common import open_source, product_selection, selected, write_documents
 from mesh_stream.exports.datahub import post_proposals, proposals
-from mesh_stream.settings import MeshSettings
+from mesh_stream.settings import MeshSettings, shown_url
 
 FILE_NAME = "datahub-mcps.json"
 
@@ -40,6 +40,6 @@ def datahub(
             raise click.UsageError("give --output or --gms-url, not both")
         token = settings.datahub_token.get_secret_value() if settings.datahub_token else None
         sent = post_proposals(mcps, gms_url, token=token)
-        click.echo(f"sent {sent} proposals to {gms_url}", err=True)
+        click.echo(f"sent {sent} proposals to {shown_url(gms_url)}", err=True)
         return
     write_documents([(FILE_NAME, mcps)], output)

@@ -209,6 +209,22 @@ def test_a_hostile_value_is_one_clean_line(
     _assert_clean(args, status, out, err)
 
 
+def test_every_number_option_of_every_command_refuses_nan_and_inf() -> None:
+    """click's FloatRange lets nan through (its bounds compare false), and some options only
+    act past checks this file's runs reach: `products status --watch --interval nan` looked
+    live and never refreshed. So every float option must be a FiniteFloatRange."""
+    from mesh_stream.cli.options import FiniteFloatRange
+
+    plain = [
+        f"mesh {' '.join(path)} {param.opts[0] if param.opts else param.name}"
+        for path, command in COMMANDS
+        for param in command.params
+        if isinstance(param.type, click.types.FloatParamType)
+        and not isinstance(param.type, FiniteFloatRange)
+    ]
+    assert plain == []
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [

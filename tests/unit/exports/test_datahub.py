@@ -223,3 +223,21 @@ def test_an_unreachable_or_odd_gms_url_is_one_clear_error(gms: Gms) -> None:
             f"http://127.0.0.1:{port}",
             timeout=2,
         )
+
+
+def test_a_password_or_token_in_the_gms_url_is_never_repeated(gms: Gms) -> None:
+    port = gms.server_address[1]
+    gms.shutdown()
+    gms.server_close()
+    one = {
+        "entityType": "domain",
+        "entityUrn": "urn:li:domain:x",
+        "changeType": "UPSERT",
+        "aspectName": "domainProperties",
+        "aspect": {"json": {"name": "x"}},
+    }
+    with pytest.raises(MeshError) as err:
+        datahub.post_proposals([one], f"http://ingest:hunter2@127.0.0.1:{port}/?t=tok9", timeout=2)
+    assert f"GMS at http://<hidden>@127.0.0.1:{port}/?t=<hidden> unreachable" in str(err.value)
+    assert "hunter2" not in str(err.value)
+    assert "tok9" not in str(err.value)

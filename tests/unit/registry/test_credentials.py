@@ -16,7 +16,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-from mesh_stream.errors import RegistryUnavailableError
+from mesh_stream.errors import ConfigurationError, RegistryUnavailableError
 from mesh_stream.registry.service import InMemoryStore, create_app
 from mesh_stream.registry.service.auth import Credentials, token_id
 from mesh_stream.registry.service.credentials import principal_problem
@@ -484,6 +484,24 @@ def test_a_token_in_the_registry_url_is_sent_as_basic_and_never_shown() -> None:
         gone.list_credentials()
     assert "registry at http://127.0.0.1:9 is unreachable" in str(caught.value)
     assert TOKENS["admin"] not in str(caught.value)
+
+
+def test_a_registry_url_with_a_query_is_refused_without_repeating_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mesh_stream.cli.main import run
+
+    monkeypatch.setenv("MESH_REGISTRY_URL", "http://127.0.0.1:8081/?token=s3cr3t-tok")
+    assert run(["products", "list"]) == 2
+    err = capsys.readouterr().err
+    assert "MESH_REGISTRY_URL='http://127.0.0.1:8081/?token=<hidden>': " in err
+    assert "has a query string" in err
+    assert "s3cr3t-tok" not in err
+    from mesh_stream.registry.client import RegistryClient
+
+    with pytest.raises(ConfigurationError) as caught:
+        RegistryClient("http://127.0.0.1:8081/?token=s3cr3t-tok")
+    assert "s3cr3t-tok" not in str(caught.value)
 
 
 def test_a_bad_registry_url_setting_hides_its_user_and_token(
