@@ -153,6 +153,7 @@ def client_name_problem(name: str) -> str | None:
 #: Field -> (the rule that names what is wrong with a value, an example of a good one).
 _NAME_RULES: dict[str, tuple[Callable[[str], str | None], str]] = {
     "registry_url": (registry_url_problem, "http://127.0.0.1:8081"),
+    "registry_advertised_url": (registry_url_problem, "http://registry-1.internal:8081"),
     "bootstrap_servers": (bootstrap_servers_problem, "127.0.0.1:9092,kafka-2:9092"),
     "registry_topic": (kafka_topic_problem, "_mesh_registry"),
     "health_topic": (kafka_topic_problem, "_mesh_product_health"),
@@ -414,6 +415,7 @@ class MeshSettings(BaseSettings):
 
     @field_validator(
         "registry_url",
+        "registry_advertised_url",
         "bootstrap_servers",
         "registry_topic",
         "registry_writer_id",
@@ -429,6 +431,20 @@ class MeshSettings(BaseSettings):
         problem = rule(value)
         if problem is not None:
             raise ValueError(f"{problem} (e.g. {example})")
+        return value
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _check_webhook(cls, value: SecretStr | None) -> SecretStr | None:
+        """An http(s) URL, checked up front: a bad one would only show when an alert is lost.
+        The message never repeats the URL (its path often is the secret)."""
+        if value is not None:
+            try:
+                parts = urlsplit(value.get_secret_value())
+            except ValueError:
+                parts = None
+            if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("must be an http:// or https:// URL with a host name")
         return value
 
     @field_validator("data_dir", "cache_dir", mode="before")
@@ -477,7 +493,7 @@ class MeshSettings(BaseSettings):
 
 
 #: Settings whose values an error never repeats.
-_SECRET_WORDS = ("token", "credentials", "password", "secret")
+_SECRET_WORDS = ("token", "credentials", "password", "secret", "webhook")
 
 
 def _shortened(text: str, limit: int = 80) -> str:

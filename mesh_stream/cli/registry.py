@@ -15,11 +15,13 @@ from typing import Any, TypeVar
 
 import click
 
+from mesh_stream.broker.reachability import existing_topics
 from mesh_stream.cli.options import checked_kafka_id, checked_topic
 from mesh_stream.errors import ConfigurationError, MeshError, PermissionDeniedError
+from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.logformat import configure_logging
 from mesh_stream.registry.client import RegistryClient
-from mesh_stream.settings import MeshSettings
+from mesh_stream.settings import MeshSettings, registry_url_problem, shown_url
 
 _T = TypeVar("_T")
 
@@ -184,7 +186,14 @@ def serve(
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     # Every setting problem before the port is taken or Kafka is asked (the credentials are
     # read again by build_registry: a small file).
+    if advertised_url is not None and (problem := registry_url_problem(advertised_url)):
+        raise click.BadParameter(
+            f"{shown_url(advertised_url)!r} {problem}", param_hint="--advertised-url"
+        )
     _check_credentials(settings)
+    # Kafka answers, or one line says so: the registry's clients would retry for ever,
+    # printing librdkafka's connection errors, before its own start-up timeout.
+    existing_topics(KafkaConnection.from_settings(settings))
     # Put back when the command ends: it may run inside another process (a test's).
     click.get_current_context().call_on_close(configure_logging(log_level, settings.log_format))
     say = _status_printer(settings.log_format)

@@ -75,3 +75,54 @@ def test_a_credentials_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
         f"{creds}: registry credentials are not UTF-8 text (byte 8); fix "
         "MESH_REGISTRY_CREDENTIALS_FILE or --credentials"
     )
+
+
+def test_serve_without_kafka_is_one_line_not_librdkafka_chatter(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Before, `registry serve` printed hundreds of librdkafka connection errors for ~30 s."""
+    import socket
+
+    from mesh_stream.broker import reachability
+    from mesh_stream.cli.main import run
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    monkeypatch.setattr(reachability, "DEFAULT_PROBE_TIMEOUT", 1.0)
+    monkeypatch.setenv("MESH_BOOTSTRAP_SERVERS", f"127.0.0.1:{closed}")
+    assert run(["registry", "serve", "--port", "0", "--open-writes"]) == 1
+    err = capfd.readouterr().err
+    assert f"no Kafka broker answered at 127.0.0.1:{closed} within 1 s" in err
+    assert "%3|" not in err  # no raw librdkafka log line
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (
+            ["registry", "serve", "--port", "0", "--advertised-url", "nope?t=s3cr3t"],
+            {},
+            "Invalid value for --advertised-url: 'nope?t=<hidden>' must start with http",
+        ),
+        (
+            ["registry", "serve", "--port", "0"],
+            {"MESH_REGISTRY_ADVERTISED_URL": "ftp://x"},
+            "MESH_REGISTRY_ADVERTISED_URL='ftp://x': Value error, must start with http",
+        ),
+        (
+            ["broker", "status"],
+            {"MESH_ALERT_WEBHOOK_URL": "hooks.example.com/T0/s3cr3t"},
+            "MESH_ALERT_WEBHOOK_URL=<hidden>: Value error, must be an http:// or https:// URL",
+        ),
+    ],
+    ids=["advertised-flag", "advertised-env", "webhook"],
+)
+def test_urls_other_services_use_are_checked_up_front(
+    args: list[str], env: dict[str, str], expected: str
+) -> None:
+    result = CliRunner().invoke(cli, args, env=env)
+    assert result.exit_code == 2
+    assert expected in result.stderr
+    assert "s3cr3t" not in result.stderr
