@@ -56,6 +56,26 @@ class ProductSource(Protocol):
 
 NAME_PART = r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*"
 PRODUCT_NAME = re.compile(rf"^(?P<domain>{NAME_PART})\.(?P<product>{NAME_PART})$")
+#: Longest product name: its topic ``<name>.v<version>`` must fit Kafka's 249 characters.
+MAX_PRODUCT_NAME = 240
+
+
+def product_name_problem(name: str) -> str | None:
+    """What is wrong with a product name (None when it is one); checked before the name is
+    used in a path, a topic or a URL, so a 5,000-character name is not an OS error."""
+    if len(name) > MAX_PRODUCT_NAME:
+        return (
+            f"{name[:40]!r}... has {len(name)} characters; a product name has at most "
+            f"{MAX_PRODUCT_NAME}, so its topic `<name>.v<version>` fits Kafka's 249"
+        )
+    if not PRODUCT_NAME.match(name):
+        return (
+            f"{name!r} is not `<domain>.<product>` (lowercase letters and digits, "
+            f"`-` inside words), e.g. `orders.order-placed`"
+        )
+    return None
+
+
 TOPIC_NAME = re.compile(rf"^(?P<name>{NAME_PART}\.{NAME_PART})\.v(?P<major>[1-9][0-9]*)$")
 
 
@@ -262,11 +282,9 @@ class DataProduct(BaseModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not PRODUCT_NAME.match(value):
-            raise ValueError(
-                f"{value!r} is not `<domain>.<product>` (lowercase letters and digits, "
-                f"`-` inside words), e.g. `orders.order-placed`"
-            )
+        problem = product_name_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("inputs")
@@ -565,10 +583,8 @@ def resolve_product(
     if isinstance(name, DataProduct):
         return name
     match = PRODUCT_NAME.match(name)
-    if match is None:
-        raise ConfigurationError(
-            f"{name!r} is not a product name `<domain>.<product>` (e.g. orders.order-placed)"
-        )
+    if match is None or len(name) > MAX_PRODUCT_NAME:
+        raise ConfigurationError(f"product name {product_name_problem(name)}")
     folder = (products_dir or (root or Path(".")) / "domains") / match["domain"] / "products"
     if root is not None:
         local = _local_descriptor(name, folder, match["product"])

@@ -243,11 +243,13 @@ class RegistryClient:
     ) -> Any:
         with self._lock:
             self.http_calls += 1
+        # How messages name the call: a 5,000-character product name is not repeated whole.
+        shown = path if len(path) <= 200 else f"{path[:160]}... ({len(path)} characters)"
         try:
             content = None if body is None else json.dumps(body).encode()
         except UnicodeEncodeError as exc:
             raise ConfigurationError(
-                f"{method} {path}: the request holds text UTF-8 cannot encode (character "
+                f"{method} {shown}: the request holds text UTF-8 cannot encode (character "
                 f"{exc.start + 1}: {exc.reason}, e.g. a lone surrogate such as \\ud800)"
             ) from exc
         try:
@@ -262,7 +264,7 @@ class RegistryClient:
             # h11 refused a header before sending; its message quotes the header, which may
             # be the token, so none of it is repeated (nor chained).
             raise ConfigurationError(
-                f"{method} {self.url}{path}: the request could not be sent: a header value is "
+                f"{method} {self.url}{shown}: the request could not be sent: a header value is "
                 f"not allowed; check MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN (not shown)"
             ) from None
         except httpx.ReadTimeout as exc:
@@ -270,7 +272,7 @@ class RegistryClient:
             # Asked again when a repeat cannot change the outcome (reads, registrations,
             # PUTs); a delete or a credential issue might have happened, so it is not.
             unanswered = RegistryUnavailableError(
-                f"registry at {self.url} did not answer {method} {path} within "
+                f"registry at {self.url} did not answer {method} {shown} within "
                 f"{self._http.timeout.read}s",
                 status=503,
                 error_code=50302,
@@ -281,26 +283,26 @@ class RegistryClient:
         except httpx.TransportError as exc:
             raise RegistryUnavailableError(
                 f"registry at {self.url} is unreachable ({type(exc).__name__}: {exc}) and "
-                f"{method} {path} was not cached; start it (`mesh registry serve`) or fix "
+                f"{method} {shown} was not cached; start it (`mesh registry serve`) or fix "
                 f"MESH_REGISTRY_URL",
                 status=503,
                 error_code=50302,
             ) from exc
         except httpx.HTTPError as exc:
-            raise RegistryError(f"{method} {self.url}{path} failed: {exc}") from exc
+            raise RegistryError(f"{method} {self.url}{shown} failed: {exc}") from exc
         except httpx.InvalidURL as exc:
             raise ConfigurationError(
-                f"{method} {self.url}{path}: the request URL is not usable ({exc}); check the "
+                f"{method} {self.url}{shown}: the request URL is not usable ({exc}); check the "
                 f"names and filters given, and MESH_REGISTRY_URL / --registry-url"
             ) from exc
         except UnicodeEncodeError as exc:
             raise ConfigurationError(
-                f"{method} {self.url}{path}: a name or filter holds text UTF-8 cannot encode "
+                f"{method} {self.url}{shown}: a name or filter holds text UTF-8 cannot encode "
                 f"(character {exc.start + 1}: {exc.reason}, e.g. a lone surrogate)"
             ) from exc
         except UnicodeError as exc:  # idna refuses the host name
             raise ConfigurationError(
-                f"{method} {self.url}{path}: the registry host name is not usable ({exc}); "
+                f"{method} {self.url}{shown}: the registry host name is not usable ({exc}); "
                 f"fix MESH_REGISTRY_URL or --registry-url"
             ) from exc
         if response.status_code >= 400:
@@ -311,7 +313,7 @@ class RegistryClient:
             if not isinstance(payload, dict):
                 payload = {}
             if not payload:
-                raise self._not_a_registry(method, path, response)
+                raise self._not_a_registry(method, shown, response)
             message = str(payload.get("message") or response.reason_phrase)
             if response.status_code in (401, 403):
                 message += self._credential_hint(response.status_code, method)
@@ -319,7 +321,7 @@ class RegistryClient:
             error = error_for(
                 response.status_code,
                 code if isinstance(code, int) else None,
-                f"{method} {path}: {message}",
+                f"{method} {shown}: {message}",
             )
             if "violations" in payload and hasattr(error, "violations"):
                 error.violations = payload["violations"]
@@ -336,7 +338,7 @@ class RegistryClient:
         try:
             return response.json()
         except ValueError:
-            raise self._not_a_registry(method, path, response) from None
+            raise self._not_a_registry(method, shown, response) from None
 
     def _not_a_registry(self, method: str, path: str, response: httpx.Response) -> RegistryError:
         """Something answered, but not with the registry's JSON: most likely a wrong URL."""

@@ -161,3 +161,25 @@ def test_yaml_numbers_stay_ergonomic() -> None:
     product = parse_descriptor(text + "retention:\n  ms: -1\n")
     assert (product.slos.availability, product.slos.freshness_seconds) == (99.0, 2.5)
     assert (product.partitions, product.version, product.retention.ms) == (6, 2, -1)
+
+
+def test_a_product_name_too_long_for_its_topic_is_named_before_any_file_is_opened(
+    tmp_path: Path,
+) -> None:
+    """A 5,000-character name used to reach open() and fail as "File name too long"."""
+    from mesh_stream.descriptor import MAX_PRODUCT_NAME, resolve_product
+    from mesh_stream.errors import ConfigurationError
+
+    name = "orders." + "x" * 5_000
+    with pytest.raises(ConfigurationError) as caught:
+        resolve_product(name, root=tmp_path)
+    message = str(caught.value)
+    assert message.startswith("product name 'orders.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'... ")
+    assert f"has 5007 characters; a product name has at most {MAX_PRODUCT_NAME}" in message
+    assert len(message) < 300
+    longest = "orders." + "x" * (MAX_PRODUCT_NAME - len("orders."))
+    assert len(f"{longest}.v9999999") <= 249  # the longest name's topic fits Kafka's limit
+    with pytest.raises(
+        DescriptorError, match=r"name: Value error, 'orders\.x+'\.\.\. has 241 characters"
+    ):
+        parse_descriptor(f"name: {longest}x\n", "f.yaml")
