@@ -75,7 +75,9 @@ def local_product(project: MeshProject, name: str, *, reason: str) -> ExportedPr
     if product is None:
         raise ProductNotFoundError(
             f"product '{name}' is neither in the registry nor in the project at {project.root}; "
-            f"check the name (`mesh products list`)"
+            f"check the name (`mesh products list`)",
+            status=404,
+            error_code=40404,
         )
     path = project.schema_path(product)
     schema = json.loads(path.read_text(encoding="utf-8"))
@@ -104,7 +106,9 @@ class RegistrySource:
             if self.project is None:
                 raise ProductNotFoundError(
                     f"product '{name}' is not registered (check the name with `mesh products "
-                    f"list`, or run inside its project to export it from its .avsc)"
+                    f"list`, or run inside its project to export it from its .avsc)",
+                    status=404,
+                    error_code=40404,
                 ) from None
             return local_product(self.project, name, reason="not registered in the registry")
         facts = document.pop("registry", {})

@@ -131,6 +131,13 @@ def parse_global_policies(text: str, source: str = GLOBAL_POLICIES_FILE) -> dict
     Raises :class:`ConfigurationError` listing every problem as ``source:line: field: msg``.
     """
     data, node = _read_yaml(text, source)
+    if data is None:  # an empty file: named as a file without its `policies:`
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigurationError(
+            f"{source}:1: a policy file must be a YAML mapping, e.g. `policies: {{naming: "
+            f"{{severity: error}}}}` (the policies: `mesh lint --list-policies`)"
+        )
     rules = builtin_rules()
     problems: list[_Problem] = []
     try:

@@ -214,3 +214,18 @@ def test_legal_override_fixture(mesh_tree: Callable[[str], Path]) -> None:
             f"{limit.max_freshness_seconds:g}",
         )
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "first"),
+    [
+        ("", "mesh-policies.yaml:1: policies: Field required"),
+        ("- naming\n", "mesh-policies.yaml:1: a policy file must be a YAML mapping, e.g. "),
+    ],
+    ids=["empty", "list"],
+)
+def test_an_empty_or_list_policy_file_is_named_without_internals(text: str, first: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        parse_global_policies(text, "mesh-policies.yaml")
+    assert str(caught.value).startswith(first)
+    assert "_GlobalFile" not in str(caught.value)
