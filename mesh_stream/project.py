@@ -350,10 +350,16 @@ def locate_project(
 
 
 def find_project(
-    explicit: Path | None, settings: MeshSettings, *, cwd: Path | None = None
+    explicit: Path | None,
+    settings: MeshSettings,
+    *,
+    cwd: Path | None = None,
+    named_by: str = "--project DIR",
 ) -> MeshProject:
     """The project: ``explicit`` (``--project``), else ``settings.project_root``
-    (``MESH_PROJECT_ROOT``), else the nearest ``mesh.yaml`` upwards from ``cwd``."""
+    (``MESH_PROJECT_ROOT``), else the nearest ``mesh.yaml`` upwards from ``cwd``.
+    ``named_by`` is how the command lets a user name the folder, for the error when none is
+    found."""
     if explicit is not None:
         return _load_named(explicit, "--project")
     if settings.project_root is not None:
@@ -363,8 +369,7 @@ def find_project(
     if root is None:
         raise ProjectNotFoundError(
             f"no {PROJECT_FILE} in {start} or any folder above it; run inside a project, "
-            f"create one with `mesh init DOMAIN`, or name it with --project DIR or "
-            f"{ROOT_SETTING}"
+            f"create one with `mesh init DOMAIN`, or name it with {named_by} or {ROOT_SETTING}"
         )
     return load_project(root)
 

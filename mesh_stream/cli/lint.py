@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from mesh_stream.errors import ProjectNotFoundError
 from mesh_stream.governance.config import GLOBAL_POLICIES_FILE, load_governance
 from mesh_stream.governance.model import Severity, Violation
 from mesh_stream.governance.registered import lint_against_registry
@@ -107,11 +108,16 @@ def lint(
     product reading it, with the field, why and the fix). Exit status 1 when there is an
     error-level violation, else 0.
     """
-    project = (
-        find_project(None, ctx.obj)
-        if path is None
-        else load_project(path, defaults_without_file=True)  # a bare folder: the defaults
-    )
+    if path is not None:
+        project = load_project(path, defaults_without_file=True)  # a bare folder: the defaults
+    else:
+        try:
+            project = find_project(None, ctx.obj, named_by="`mesh lint PATH`")
+        except ProjectNotFoundError:
+            if not list_policies:
+                raise
+            # The policies in force need no project: this folder's file, else the defaults.
+            project = load_project(Path.cwd(), defaults_without_file=True)
     if policies_file is None:
         policies_file = project_policies(project)
     if list_policies:

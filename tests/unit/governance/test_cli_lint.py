@@ -118,6 +118,12 @@ def test_without_mesh_yaml_around_lint_names_the_fixes(
     assert result.exit_code == 1
     assert isinstance(result.exception, ProjectNotFoundError)
     assert "mesh init" in str(result.exception)
+    assert "`mesh lint PATH`" in str(result.exception)  # lint has no --project
+    assert "--project" not in str(result.exception)
+    # Listing the policies needs no project: the built-in ones are in force here.
+    listing = CliRunner().invoke(cli, ["lint", "--list-policies"])
+    assert listing.exit_code == 0, listing.output
+    assert listing.stdout.startswith("policies from built-in defaults:")
 
 
 def test_default_path_is_the_nearest_folder_holding_mesh_yaml(
