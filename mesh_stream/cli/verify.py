@@ -13,6 +13,8 @@ from pathlib import Path
 import click
 
 from mesh_stream.cli.options import FiniteFloatRange, ProjectChoice, project_option
+from mesh_stream.descriptor import PRODUCT_NAME
+from mesh_stream.errors import ConfigurationError
 from mesh_stream.project import MeshProject
 from mesh_stream.settings import MeshSettings
 
@@ -23,16 +25,27 @@ PASSED, FAILED, UNUSABLE = 0, 1, 2
 
 def processor_module(name: str, project: MeshProject) -> str:
     """``name`` itself, or the module the project's runnables run for output product ``name``."""
-    if project.runnables is None or "-" not in name:
+    if "-" not in name:
         return name
-    try:
-        listed = importlib.import_module(project.runnables).runnables(1.0)
-    except Exception:  # a broken runnables module: take the name as a module
-        return name
-    for runnable in listed:
-        argv = list(getattr(runnable, "argv", []))
-        if getattr(runnable, "name", None) == name and "-m" in argv[:-1]:
-            return str(argv[argv.index("-m") + 1])
+    if project.runnables is not None:
+        try:
+            listed = importlib.import_module(project.runnables).runnables(1.0)
+        except Exception:  # a broken runnables module: take the name as a module
+            return name
+        for runnable in listed:
+            argv = list(getattr(runnable, "argv", []))
+            if getattr(runnable, "name", None) == name and "-m" in argv[:-1]:
+                return str(argv[argv.index("-m") + 1])
+    if PRODUCT_NAME.match(name):  # an output product no runnable of this project runs
+        where = (
+            f"the project's runnables ({project.runnables})"
+            if project.runnables is not None
+            else f"{project.root / 'mesh.yaml'} (it sets no `runnables`)"
+        )
+        raise ConfigurationError(
+            f"no processor for product {name} is listed in {where}; give the processor's "
+            f"module instead (e.g. domains.analytics.processors.revenue)"
+        )
     return name
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from mesh_stream.cli.main import run
 from mesh_stream.cli.verify import processor_module
+from mesh_stream.errors import ConfigurationError
 from mesh_stream.project import load_project
 
 REPO = Path(__file__).resolve().parents[3]
@@ -106,3 +107,18 @@ def test_an_output_product_the_runnables_map_names_its_module() -> None:
     assert processor_module("tests.integration.workers.verify_revenue", project) == (
         "tests.integration.workers.verify_revenue"
     )
+
+
+def test_an_output_product_no_runnable_runs_is_named_as_a_product(tmp_path: Path) -> None:
+    """Not "'x.y-z' is not a Python module name": the user gave a product name."""
+    (tmp_path / "mesh.yaml").write_text("domains: [shop]\n")
+    project = load_project(tmp_path)
+    with pytest.raises(ConfigurationError) as caught:
+        processor_module("shop.order-totals", project)
+    assert str(caught.value) == (
+        f"no processor for product shop.order-totals is listed in {tmp_path / 'mesh.yaml'} "
+        "(it sets no `runnables`); give the processor's module instead (e.g. "
+        "domains.analytics.processors.revenue)"
+    )
+    with pytest.raises(ConfigurationError, match="listed in the project's runnables"):
+        processor_module("analytics.no-such-output", load_project(REPO))
