@@ -99,10 +99,18 @@ def scaffold(domain: str, target: Path, *, force: bool = False) -> Scaffold:
             f"write the template files over it"
         )
     written = []
-    for template, destination in LAYOUT.items():
-        relative = destination.format(domain=domain)
-        path = target / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render(template, domain), encoding="utf-8")
-        written.append(relative)
+    try:
+        for template, destination in LAYOUT.items():
+            relative = destination.format(domain=domain)
+            path = target / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(render(template, domain), encoding="utf-8")
+            written.append(relative)
+    except OSError as exc:  # e.g. a parent that is a file, or a folder that cannot be made
+        failed = exc.filename if exc.filename is not None else target
+        raise ConfigurationError(
+            f"cannot write the new project into {target}: {failed}: "
+            f"{(exc.strerror or str(exc)).lower()}; pick a folder that can be created and "
+            f"written" + (f" ({len(written)} files were written first)" if written else "")
+        ) from exc
     return Scaffold(target.resolve(), domain, tuple(sorted(written)))

@@ -145,3 +145,14 @@ def test_the_scaffolded_processor_totals_each_item_once(tmp_path: Path) -> None:
         "item-1": {"item_id": "item-1", "total_quantity": 7, "updated_at": 2_000},
         "item-2": {"item_id": "item-2", "total_quantity": 10, "updated_at": 1_500},
     }
+
+
+def test_a_folder_that_cannot_be_made_is_one_line_naming_it(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(ConfigurationError) as caught:
+        scaffold("shop", blocker / "project")
+    assert str(caught.value) == (
+        f"cannot write the new project into {blocker / 'project'}: "
+        f"{blocker / 'project'}: not a directory; pick a folder that can be created and written"
+    )
