@@ -433,6 +433,15 @@ class MeshSettings(BaseSettings):
             raise ValueError(f"{problem} (e.g. {example})")
         return value
 
+    @field_validator("kafka_version")
+    @classmethod
+    def _check_kafka_version(cls, value: str) -> str:
+        """A release number: it names a cache folder and a Maven coordinate, so `../x` or
+        `4.1.1/..` must never reach either."""
+        if not re.fullmatch(r"[0-9]+(\.[0-9]+){1,3}(-[A-Za-z0-9]+)?", value):
+            raise ValueError("is not an Apache Kafka release number (e.g. 4.1.1)")
+        return value
+
     @field_validator("alert_webhook_url")
     @classmethod
     def _check_webhook(cls, value: SecretStr | None) -> SecretStr | None:

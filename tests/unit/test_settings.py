@@ -104,3 +104,16 @@ def test_a_float_setting_is_finite(monkeypatch: pytest.MonkeyPatch, value: str) 
     with pytest.raises(ValidationError) as caught:
         MeshSettings()
     assert "finite number" in str(caught.value)
+
+
+@pytest.mark.parametrize("value", ["../../x", "4.1.1/..", "", "latest", "4"])
+def test_the_kafka_version_is_a_release_number(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("MESH_KAFKA_VERSION", value)
+    with pytest.raises(ValidationError, match="is not an Apache Kafka release number"):
+        MeshSettings()
+
+
+@pytest.mark.parametrize("value", ["4.1.1", "3.9.0", "4.0.0-rc1"])
+def test_kafka_release_numbers_are_taken(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("MESH_KAFKA_VERSION", value)
+    assert MeshSettings().kafka_version == value
