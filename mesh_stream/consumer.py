@@ -696,7 +696,8 @@ class ProductConsumer:
                             f"registry_wait_seconds={self.registry_wait_seconds:g} "
                             f"({exc.message}); nothing from this record on was delivered or "
                             f"committed: consume() again to keep waiting, or raise "
-                            f"registry_wait_seconds",
+                            f"registry_wait_seconds (MESH_CONSUMER_REGISTRY_WAIT_SECONDS for "
+                            f"`mesh tail` and processors)",
                             status=exc.status,
                             error_code=exc.error_code,
                         )
