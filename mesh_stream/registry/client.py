@@ -314,6 +314,15 @@ class RegistryClient:
                 payload = {}
             if not payload:
                 raise self._not_a_registry(method, shown, response)
+            if response.status_code == 404 and payload.get("error_code") in (None, 404):
+                # Not "no such product" (40404) but no such route: a URL with a wrong path.
+                raise RegistryError(
+                    f"{method} {shown}: {self.url} has no such route (HTTP 404); is "
+                    f"MESH_REGISTRY_URL (or --registry-url) the URL `mesh registry serve` "
+                    f"prints, without a path?",
+                    status=404,
+                    error_code=404,
+                )
             message = str(payload.get("message") or response.reason_phrase)
             if response.status_code in (401, 403):
                 message += self._credential_hint(response.status_code, method)

@@ -16,7 +16,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-from mesh_stream.errors import ConfigurationError, RegistryUnavailableError
+from mesh_stream.errors import ConfigurationError, ProductNotFoundError, RegistryUnavailableError
 from mesh_stream.registry.service import InMemoryStore, create_app
 from mesh_stream.registry.service.auth import Credentials, token_id
 from mesh_stream.registry.service.credentials import principal_problem
@@ -568,3 +568,24 @@ def test_a_huge_name_in_a_registry_call_is_not_repeated_whole() -> None:
     assert "GET /products/orders.xxx" in str(caught.value)
     assert "... (5017 characters) was not cached" in str(caught.value)
     assert len(str(caught.value)) < 600
+
+
+def test_a_registry_url_with_a_wrong_path_says_so() -> None:
+    """The registry answers an unknown route 404 (error_code 404), not "no such product"."""
+    from mesh_stream.errors import RegistryError
+    from mesh_stream.registry.client import RegistryClient
+
+    running = _running_registry()
+    try:
+        lost = RegistryClient(f"{running.url}/some/path", token=TOKENS["admin"])
+        with lost, pytest.raises(RegistryError) as caught:
+            lost.list_products()
+        assert str(caught.value).startswith(
+            f"GET /products: {running.url}/some/path has no such route (HTTP 404); is "
+            "MESH_REGISTRY_URL (or --registry-url) the URL `mesh registry serve` prints"
+        )
+        right = RegistryClient(running.url, token=TOKENS["admin"])
+        with right, pytest.raises(ProductNotFoundError):  # a real "no such product" stays one
+            right.get_product("orders.nope")
+    finally:
+        running.stop()
