@@ -582,9 +582,13 @@ def resolve_product(
     """
     if isinstance(name, DataProduct):
         return name
-    match = PRODUCT_NAME.match(name)
-    if match is None or len(name) > MAX_PRODUCT_NAME:
+    if len(name) > MAX_PRODUCT_NAME:
         raise ConfigurationError(f"product name {product_name_problem(name)}")
+    match = PRODUCT_NAME.match(name)
+    if match is None:
+        raise ConfigurationError(
+            f"{name!r} is not a product name `<domain>.<product>` (e.g. orders.order-placed)"
+        )
     folder = (products_dir or (root or Path(".")) / "domains") / match["domain"] / "products"
     if root is not None:
         local = _local_descriptor(name, folder, match["product"])
