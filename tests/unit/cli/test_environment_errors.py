@@ -93,9 +93,14 @@ def test_serve_without_kafka_is_one_line_not_librdkafka_chatter(
     monkeypatch.setenv("MESH_BOOTSTRAP_SERVERS", f"127.0.0.1:{closed}")
     assert run(["registry", "serve", "--port", "0", "--open-writes"]) == 1
     err = capfd.readouterr().err
-    assert f"no Kafka broker answered at 127.0.0.1:{closed} within 1 s" in err
-    assert "%3|" not in err  # no raw librdkafka log line
-    assert len(err.strip().splitlines()) == 1
+    # Clients other tests left in this process may log too: only lines about this port count.
+    ours = [line for line in err.splitlines() if f"127.0.0.1:{closed}" in line]
+    assert ours == [
+        f"error: no Kafka broker answered at 127.0.0.1:{closed} within 1 s (Failed to get "
+        "metadata: Local: Broker transport failure); start one with `mesh broker start` and "
+        "export the MESH_BOOTSTRAP_SERVERS it prints, or fix MESH_BOOTSTRAP_SERVERS / "
+        "--bootstrap-servers"
+    ]  # no raw librdkafka log line about it
 
 
 @pytest.mark.parametrize(
