@@ -463,6 +463,8 @@ class MeshSettings(BaseSettings):
         parts of. An empty value is a mistake (a variable meant to be set), so it is named."""
         if isinstance(value, str) and not value.strip():
             raise ValueError("is empty; unset it for the default folder, or name a folder")
+        if isinstance(value, (str, Path)) and Path(value).expanduser().is_file():
+            raise ValueError("is a file; name a folder (it is made if missing)")
         return value
 
     @field_validator("processor_instance_id")

@@ -197,6 +197,17 @@ def bench(
         write_report,
     )
 
+    alone = {
+        "--codec-only": codec_only,
+        "--registry-scale": registry_scale,
+        "--portal": portal,
+        "--instructions": instructions,
+        "--monitor-only": monitor_only,
+        "--sdk-only": sdk_only,
+    }
+    chosen = [flag for flag, given in alone.items() if given]
+    if len(chosen) > 1:  # each runs one benchmark alone: the first used to win, silently
+        raise click.UsageError(f"{' and '.join(chosen)} each run one benchmark alone; pick one")
     unknown = sorted(set(cases) - set("abcdefghij"))
     if unknown or not cases:
         raise click.BadParameter(

@@ -13,7 +13,7 @@ from types import FrameType
 import click
 
 from mesh_stream.broker.reachability import existing_topics
-from mesh_stream.cli.options import FiniteFloatRange
+from mesh_stream.cli.options import FiniteFloatRange, checked_registry_url
 from mesh_stream.health import Figure, FigureName, ProductHealth
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.logformat import configure_logging
@@ -124,7 +124,9 @@ def _stopping_on_signals(stop: threading.Event) -> Iterator[None]:
     help="Kafka bootstrap servers. [env: MESH_BOOTSTRAP_SERVERS; default: the local broker]",
 )
 @click.option(
-    "--registry-url", help="Registry URL. [env: MESH_REGISTRY_URL; default http://127.0.0.1:8081]"
+    "--registry-url",
+    callback=checked_registry_url,
+    help="Registry URL. [env: MESH_REGISTRY_URL; default http://127.0.0.1:8081]",
 )
 @click.option(
     "--log-level",

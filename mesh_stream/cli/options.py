@@ -53,6 +53,21 @@ def checked_kafka_id(_ctx: click.Context, param: click.Parameter, value: str | N
     return _checked(value, param, problem, rule)
 
 
+def checked_registry_url(
+    _ctx: click.Context, param: click.Parameter, value: str | None
+) -> str | None:
+    """A callback for ``--registry-url``: an empty value (an unset shell variable, say) is
+    refused instead of quietly meaning MESH_REGISTRY_URL or the default. Other values are
+    judged by the registry client, which names the setting to fix."""
+    if value is not None and not value.strip():
+        raise click.BadParameter(
+            "is empty; give the registry's URL, or leave the option out to use "
+            "MESH_REGISTRY_URL (default http://127.0.0.1:8081)",
+            param=param,
+        )
+    return value
+
+
 def checked_topic(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """A callback for a Kafka topic name given on the command line."""
     problem = None if value is None else kafka_topic_problem(value)

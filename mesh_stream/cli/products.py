@@ -18,7 +18,7 @@ from rich.tree import Tree
 
 from mesh_stream.broker import reachability
 from mesh_stream.cli import product_health as health_view
-from mesh_stream.cli.options import FiniteFloatRange
+from mesh_stream.cli.options import FiniteFloatRange, checked_registry_url
 from mesh_stream.descriptor import PRODUCT_NAME, Classification, ProductKind
 from mesh_stream.errors import (
     ConfigurationError,
@@ -48,6 +48,7 @@ from mesh_stream.settings import MeshSettings
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 url_option = click.option(
     "--registry-url",
+    callback=checked_registry_url,
     help="Registry base URL. [env: MESH_REGISTRY_URL; default http://127.0.0.1:8081]",
 )
 
@@ -245,6 +246,9 @@ def status(
     the alerts topic (MESH_ALERTS_TOPIC) from now on is printed as one line: a breach or a
     recovery, the product, the figure, its value against its SLO, since when.
     """
+    source = click.get_current_context().get_parameter_source("interval")
+    if not watch and source is click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError("--interval sets how often --watch redraws; add --watch")
     with _client(settings, registry_url) as client:
         every = client.all_product_health()
         if not watch:

@@ -9,7 +9,7 @@ from typing import IO, Any
 
 import click
 
-from mesh_stream.cli.options import ProjectChoice, project_option
+from mesh_stream.cli.options import ProjectChoice, checked_registry_url, project_option
 from mesh_stream.errors import ConfigurationError, SerializationError
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.producer import ProductPublisher
@@ -136,6 +136,7 @@ def _read_schema(path: Path) -> Any:
 )
 @click.option(
     "--registry-url",
+    callback=checked_registry_url,
     help="Registry URL. [env: MESH_REGISTRY_URL; default http://127.0.0.1:8081]; writes use "
     "MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN (the owning domain's credential).",
 )

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from mesh_stream.broker.reachability import existing_topics
-from mesh_stream.cli.options import checked_kafka_id, checked_topic
+from mesh_stream.cli.options import checked_kafka_id, checked_registry_url, checked_topic
 from mesh_stream.errors import ConfigurationError, MeshError, PermissionDeniedError
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.logformat import configure_logging
@@ -312,6 +312,7 @@ def _principal_argument(_ctx: click.Context, _param: click.Parameter, value: str
 principal_argument = click.argument("principal", callback=_principal_argument)
 registry_url_option = click.option(
     "--registry-url",
+    callback=checked_registry_url,
     help="Registry base URL. [env: MESH_REGISTRY_URL; default http://127.0.0.1:8081]",
 )
 token_option = click.option(

@@ -13,6 +13,7 @@ from mesh_stream.cli.options import (
     FiniteFloatRange,
     ProjectChoice,
     checked_kafka_id,
+    checked_registry_url,
     project_option,
 )
 from mesh_stream.cli.publish import registry_for
@@ -65,7 +66,9 @@ def render(record: ConsumedRecord, as_json: bool) -> str:
     help="Kafka bootstrap servers. [env: MESH_BOOTSTRAP_SERVERS; default: the local broker]",
 )
 @click.option(
-    "--registry-url", help="Registry URL. [env: MESH_REGISTRY_URL; default http://127.0.0.1:8081]"
+    "--registry-url",
+    callback=checked_registry_url,
+    help="Registry URL. [env: MESH_REGISTRY_URL; default http://127.0.0.1:8081]",
 )
 @click.pass_obj
 def tail(

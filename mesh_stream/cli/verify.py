@@ -12,7 +12,12 @@ from pathlib import Path
 
 import click
 
-from mesh_stream.cli.options import FiniteFloatRange, ProjectChoice, project_option
+from mesh_stream.cli.options import (
+    FiniteFloatRange,
+    ProjectChoice,
+    checked_registry_url,
+    project_option,
+)
 from mesh_stream.descriptor import PRODUCT_NAME
 from mesh_stream.errors import ConfigurationError
 from mesh_stream.project import MeshProject
@@ -109,6 +114,7 @@ def _interrupted(_signal: int, _frame: object) -> None:
 )
 @click.option(
     "--registry-url",
+    callback=checked_registry_url,
     help="Registry of the live mesh: inputs the project lacks, --from-live's schemas. "
     "[env: MESH_REGISTRY_URL]",
 )

@@ -117,3 +117,13 @@ def test_the_kafka_version_is_a_release_number(monkeypatch: pytest.MonkeyPatch, 
 def test_kafka_release_numbers_are_taken(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("MESH_KAFKA_VERSION", value)
     assert MeshSettings().kafka_version == value
+
+
+def test_a_state_folder_that_is_a_file_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    afile = tmp_path / "state"
+    afile.write_text("")
+    monkeypatch.setenv("MESH_DATA_DIR", str(afile))
+    with pytest.raises(ValidationError, match="is a file; name a folder"):
+        MeshSettings()

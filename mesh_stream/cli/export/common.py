@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import click
 import yaml
 
+from mesh_stream.cli.options import checked_registry_url
 from mesh_stream.errors import ConfigurationError, MeshError, ProjectNotFoundError
 from mesh_stream.exports.source import ExportedProduct, RegistrySource
 from mesh_stream.project import MeshProject, locate_project
@@ -35,6 +36,7 @@ def product_selection(command: F) -> F:
     )(command)
     return click.option(
         "--registry-url",
+        callback=checked_registry_url,
         help="Registry base URL. [env: MESH_REGISTRY_URL; default http://127.0.0.1:8081]",
     )(command)
 

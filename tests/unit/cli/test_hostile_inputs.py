@@ -209,6 +209,25 @@ def test_a_hostile_value_is_one_clean_line(
     _assert_clean(args, status, out, err)
 
 
+WITH_REGISTRY_URL = [
+    (path, command)
+    for path, command in COMMANDS
+    if any("--registry-url" in param.opts for param in command.params)
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "command"), WITH_REGISTRY_URL, ids=[" ".join(p) for p, _ in WITH_REGISTRY_URL]
+)
+def test_an_empty_registry_url_flag_is_refused_not_the_default(
+    path: tuple[str, ...], command: click.Command, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--registry-url "$UNSET"` used to mean MESH_REGISTRY_URL or the default, silently."""
+    status, _out, err = _invoke([*path, *_base(path, command), "--registry-url", ""], capsys)
+    assert status == 2, err
+    assert "Invalid value for '--registry-url': is empty; give the registry's URL" in err
+
+
 def test_every_number_option_of_every_command_refuses_nan_and_inf() -> None:
     """click's FloatRange lets nan through (its bounds compare false), and some options only
     act past checks this file's runs reach: `products status --watch --interval nan` looked

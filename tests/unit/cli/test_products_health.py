@@ -252,3 +252,10 @@ def test_watch_prints_each_alert_as_one_line_and_redraws(served: Served) -> None
     assert "breached" in text
     assert "registry: registry at http://x:1 is unreachable" in text  # and the watch went on
     assert len(fetched) >= 3
+
+
+def test_an_interval_without_watch_is_refused() -> None:
+    """It only sets how often --watch redraws; given alone it did nothing, silently."""
+    result = CliRunner().invoke(cli, ["products", "status", "--interval", "3"])
+    assert result.exit_code == 2
+    assert "--interval sets how often --watch redraws; add --watch" in result.stderr

@@ -169,6 +169,16 @@ def test_unknown_case_letters_are_refused_before_anything_starts() -> None:
     assert "unknown case(s) ['z']; use letters a-j" in result.output
 
 
+@pytest.mark.parametrize(
+    "flags", [["--codec-only", "--monitor-only"], ["--portal", "--instructions", "--sdk-only"]]
+)
+def test_benchmarks_that_each_run_alone_are_not_combined(flags: list[str]) -> None:
+    """The first one used to win and the others were ignored, silently."""
+    result = CliRunner().invoke(cli, ["bench", *flags])
+    assert result.exit_code == 2
+    assert f"{' and '.join(flags)} each run one benchmark alone; pick one" in result.output
+
+
 def test_the_processing_bench_finds_the_sample_mesh_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
