@@ -40,6 +40,7 @@ from mesh_stream.governance.evolution import RegisteredConsumer
 from mesh_stream.registry.service.auth import ADMIN
 from mesh_stream.registry.service.schemas import SchemaRegistry
 from mesh_stream.registry.service.state import Record, RegistryState
+from mesh_stream.settings import quoted_name
 
 #: The owner of registrations made while the registry runs without authentication.
 ANONYMOUS = "anonymous"
@@ -106,8 +107,8 @@ class ConsumerRegistrations:
         entry = self._state.products.get(name)
         if entry is None:
             raise ProductNotFoundError(
-                f"Product '{name}' not found; consumers register on a registered product "
-                f"(`mesh products list` shows them)"
+                f"Product {quoted_name(name)} not found; consumers register on a registered "
+                f"product (`mesh products list` shows them)"
             )
         return DataProduct.model_validate(entry["descriptor"])
 

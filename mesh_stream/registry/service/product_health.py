@@ -27,6 +27,7 @@ from mesh_stream.health import ProductHealth, Status, health_key
 from mesh_stream.kafka.clients import make_consumer
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.registry.service.products import ProductCatalog
+from mesh_stream.settings import quoted_name
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +274,7 @@ class ProductHealthView:
 
     def _known(self, name: str) -> None:
         if name not in self.catalog.schemas.state.products:
-            raise ProductNotFoundError(f"Product '{name}' not found.")
+            raise ProductNotFoundError(f"Product {quoted_name(name)} not found.")
 
     def health(self, name: str) -> ProductHealth:
         """``name``'s latest health; 404 (40404) when no such product is registered."""

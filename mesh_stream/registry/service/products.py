@@ -32,6 +32,7 @@ from mesh_stream.registry.service.consumers import registered_consumers, registr
 from mesh_stream.registry.service.schemas import SchemaRegistry
 from mesh_stream.registry.service.state import Record
 from mesh_stream.schema.avro import AvroSchema, field_docs
+from mesh_stream.settings import quoted_name
 
 Direction = Literal["upstream", "downstream", "both"]
 
@@ -195,7 +196,7 @@ class ProductCatalog:
         """The descriptor document plus what the registry knows about it under ``registry``."""
         entry = self._products.get(name)
         if entry is None:
-            raise ProductNotFoundError(f"Product '{name}' not found.")
+            raise ProductNotFoundError(f"Product {quoted_name(name)} not found.")
         product = DataProduct.model_validate(entry["descriptor"])
         live = self.schemas.live_versions(product.value_subject)
         latest = live[-1] if live else None
@@ -265,7 +266,7 @@ class ProductCatalog:
     def lineage(self, name: str, direction: Direction = "both") -> dict[str, Any]:
         """Products upstream (inputs, recursively) and downstream (built from this one)."""
         if name not in self._products:
-            raise ProductNotFoundError(f"Product '{name}' not found.")
+            raise ProductNotFoundError(f"Product {quoted_name(name)} not found.")
         edges: set[tuple[str, str]] = set()
 
         def walk(step: str) -> list[str]:
@@ -300,7 +301,7 @@ class ProductCatalog:
         """Every live version of the product's value subject, oldest first."""
         product = self.get_product(name)
         if product is None:
-            raise ProductNotFoundError(f"Product '{name}' not found.")
+            raise ProductNotFoundError(f"Product {quoted_name(name)} not found.")
         return [v.to_dict() for v in self.schemas.live_versions(product.value_subject)]
 
     # -- writes -------------------------------------------------------------------------
@@ -389,7 +390,7 @@ class ProductCatalog:
     def delete(self, name: str) -> None:
         with self.schemas.write_lock:
             if name not in self._products:
-                raise ProductNotFoundError(f"Product '{name}' not found.")
+                raise ProductNotFoundError(f"Product {quoted_name(name)} not found.")
             dependents = self._direct_downstream(name)
             if dependents:
                 raise ProductInUseError(

@@ -187,3 +187,17 @@ def test_named_bad_inputs() -> None:
         auth=ADMIN,
     )
     assert (protobuf.status_code, protobuf.json()["error_code"]) == (422, 42201)
+
+
+def test_a_huge_unknown_product_name_is_not_echoed_whole() -> None:
+    client = make_client()
+    name = "orders." + "x" * 5_000
+    for path in (f"/products/{name}", f"/products/{name}/health", f"/products/{name}/sample"):
+        answer = client.get(path, auth=ADMIN)
+        assert (answer.status_code, answer.json()["error_code"]) == (404, 40404), path
+        message = answer.json()["message"]
+        assert message.startswith("Product 'orders.xxxxx"), path
+        assert "(5007 characters) not found" in message
+        assert len(message) < 200
+    short = client.get("/products/orders.nope", auth=ADMIN).json()["message"]
+    assert short == "Product 'orders.nope' not found."
