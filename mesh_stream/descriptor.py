@@ -404,18 +404,27 @@ def _line_of(node: yaml.Node | None, loc: Iterable[int | str]) -> int | None:
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
+def _second_key(node: yaml.MappingNode) -> tuple[yaml.ScalarNode, int] | None:
+    """The first key given twice in a mapping (its second node) and the line of its first;
+    a merge key (``<<``) is not one: keys after it override what it merges, as YAML says."""
+    first_line: dict[str, int] = {}
+    for key, _value in node.value:
+        if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+            continue
+        if key.value in first_line:
+            return key, first_line[key.value]
+        first_line[key.value] = key.start_mark.line + 1
+    return None
+
+
 def repeated_key(node: yaml.MappingNode) -> tuple[str, int, int] | None:
     """The first key given twice in a YAML mapping, as (key, its line, the first line), or
     None: YAML keeps the last of two equal keys silently, which hides a mistake."""
-    first_line: dict[str, int] = {}
-    for key, _value in node.value:
-        if not isinstance(key, yaml.ScalarNode):
-            continue
-        line = key.start_mark.line + 1
-        if key.value in first_line:
-            return key.value, line, first_line[key.value]
-        first_line[key.value] = line
-    return None
+    found = _second_key(node)
+    if found is None:
+        return None
+    key, first = found
+    return key.value, key.start_mark.line + 1, first
 
 
 class RepeatedKeyError(yaml.constructor.ConstructorError):
@@ -428,19 +437,11 @@ class _StrictLoader(yaml.SafeLoader):
     ``classification: public`` would quietly be public."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
-        first_line: dict[Any, int] = {}
-        for key, _value in node.value:
-            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
-                continue
-            line = key.start_mark.line + 1
-            if key.value in first_line:
-                raise RepeatedKeyError(
-                    None,
-                    None,
-                    f"{key.value}: given twice (first on line {first_line[key.value]}); keep one",
-                    key.start_mark,
-                )
-            first_line[key.value] = line
+        found = _second_key(node)
+        if found is not None:
+            key, first = found
+            problem = f"{key.value}: given twice (first on line {first}); keep one"
+            raise RepeatedKeyError(None, None, problem, key.start_mark)
         return super().construct_mapping(node, deep)
 
 

@@ -38,8 +38,8 @@ def shown_url(url: str) -> str:
         scheme, rest = "", url
     rest, _, _fragment = rest.partition("#")
     rest, question, query = rest.partition("?")
-    host_end = min((i for i in (rest.find("/"),) if i >= 0), default=len(rest))
-    netloc, path = rest[:host_end], rest[host_end:]
+    slash = rest.find("/")
+    netloc, path = (rest, "") if slash < 0 else (rest[:slash], rest[slash:])
     if "@" in netloc:
         netloc = "<hidden>@" + netloc.rpartition("@")[2]
     shown = f"{scheme}{sep}{netloc}{path}"
@@ -458,9 +458,9 @@ class MeshSettings(BaseSettings):
 
     @field_validator("data_dir", "cache_dir", mode="before")
     @classmethod
-    def _empty_folder_is_refused(cls, value: object) -> object:
+    def _check_state_folder(cls, value: object) -> object:
         """``MESH_DATA_DIR=`` would be Path("."): the current folder, which ``--fresh`` erases
-        parts of. An empty value is a mistake (a variable meant to be set), so it is named."""
+        parts of. An empty value is a mistake (a variable meant to be set), and so is a file."""
         if isinstance(value, str) and not value.strip():
             raise ValueError("is empty; unset it for the default folder, or name a folder")
         if isinstance(value, (str, Path)) and Path(value).expanduser().is_file():

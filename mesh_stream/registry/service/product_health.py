@@ -22,12 +22,10 @@ from typing import Protocol
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from pydantic import ValidationError
 
-from mesh_stream.errors import ProductNotFoundError
 from mesh_stream.health import ProductHealth, Status, health_key
 from mesh_stream.kafka.clients import make_consumer
 from mesh_stream.kafka.connection import KafkaConnection
-from mesh_stream.registry.service.products import ProductCatalog
-from mesh_stream.settings import quoted_name
+from mesh_stream.registry.service.products import ProductCatalog, unknown_product
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +272,7 @@ class ProductHealthView:
 
     def _known(self, name: str) -> None:
         if name not in self.catalog.schemas.state.products:
-            raise ProductNotFoundError(f"Product {quoted_name(name)} not found.")
+            raise unknown_product(name)
 
     def health(self, name: str) -> ProductHealth:
         """``name``'s latest health; 404 (40404) when no such product is registered."""

@@ -36,6 +36,12 @@ from mesh_stream.settings import quoted_name
 
 Direction = Literal["upstream", "downstream", "both"]
 
+
+def unknown_product(name: str) -> ProductNotFoundError:
+    """The 404 (40404) for a product the registry does not hold; a huge name is cut."""
+    return ProductNotFoundError(f"Product {quoted_name(name)} not found.")
+
+
 log = logging.getLogger(__name__)
 
 
@@ -196,7 +202,7 @@ class ProductCatalog:
         """The descriptor document plus what the registry knows about it under ``registry``."""
         entry = self._products.get(name)
         if entry is None:
-            raise ProductNotFoundError(f"Product {quoted_name(name)} not found.")
+            raise unknown_product(name)
         product = DataProduct.model_validate(entry["descriptor"])
         live = self.schemas.live_versions(product.value_subject)
         latest = live[-1] if live else None
@@ -266,7 +272,7 @@ class ProductCatalog:
     def lineage(self, name: str, direction: Direction = "both") -> dict[str, Any]:
         """Products upstream (inputs, recursively) and downstream (built from this one)."""
         if name not in self._products:
-            raise ProductNotFoundError(f"Product {quoted_name(name)} not found.")
+            raise unknown_product(name)
         edges: set[tuple[str, str]] = set()
 
         def walk(step: str) -> list[str]:
@@ -301,7 +307,7 @@ class ProductCatalog:
         """Every live version of the product's value subject, oldest first."""
         product = self.get_product(name)
         if product is None:
-            raise ProductNotFoundError(f"Product {quoted_name(name)} not found.")
+            raise unknown_product(name)
         return [v.to_dict() for v in self.schemas.live_versions(product.value_subject)]
 
     # -- writes -------------------------------------------------------------------------
@@ -390,7 +396,7 @@ class ProductCatalog:
     def delete(self, name: str) -> None:
         with self.schemas.write_lock:
             if name not in self._products:
-                raise ProductNotFoundError(f"Product {quoted_name(name)} not found.")
+                raise unknown_product(name)
             dependents = self._direct_downstream(name)
             if dependents:
                 raise ProductInUseError(

@@ -30,16 +30,14 @@ from mesh_stream.descriptor import Classification, DataProduct
 from mesh_stream.errors import (
     DeserializationError,
     MeshError,
-    ProductNotFoundError,
     RegistryUnavailableError,
 )
 from mesh_stream.kafka.clients import make_consumer
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.registry.service.auth import ADMIN
-from mesh_stream.registry.service.products import ProductCatalog
+from mesh_stream.registry.service.products import ProductCatalog, unknown_product
 from mesh_stream.registry.service.schemas import SchemaRegistry
 from mesh_stream.schema.codec import RecordDecoder, json_default
-from mesh_stream.settings import quoted_name
 
 log = logging.getLogger(__name__)
 
@@ -309,7 +307,7 @@ class ProductSampler:
         answer."""
         product = self.catalog.get_product(name)
         if product is None:
-            raise ProductNotFoundError(f"Product {quoted_name(name)} not found.")
+            raise unknown_product(name)
         limit = max(1, min(int(limit), MAX_LIMIT))
         started = time.monotonic()
         found = self._fetch(product.topic, limit, started + self.deadline_seconds)
