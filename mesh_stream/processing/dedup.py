@@ -184,6 +184,16 @@ class SeenEvents:
             del chunks[slot]  # closed (or never stored): it takes no more ids
         return KeySeen(self, key, state, ids, loaded, chunks)
 
+    def forget(self, key: str, state: dict[str, Any]) -> None:
+        """Delete the slots ``state`` lists for ``key`` (whose state is being deleted: a
+        window long closed) and drop the key from the cache."""
+        for slot in state.get(SEEN_IN, ()):
+            with contextlib.suppress(KeyError):
+                del self.table[f"{key}#{slot}"]
+        if self._ids.pop(key, None) is not None:
+            del self._loaded[key]
+            del self._open[key]
+
 
 class KeySeen:
     """One key's seen ids while a batch of its events is applied; see :class:`SeenEvents`."""

@@ -57,6 +57,7 @@ from pydantic import ValidationError
 from mesh_stream import tracing
 from mesh_stream.errors import ConfigurationError, MeshError
 from mesh_stream.logformat import JsonFormatter, LogFormat
+from mesh_stream.processing import faust_seams
 from mesh_stream.processing.app import (
     KeyedOutput,
     ProcessorSpec,
@@ -70,6 +71,7 @@ from mesh_stream.processing.app import (
 )
 from mesh_stream.processing.dedup import SeenEvents, apply_once
 from mesh_stream.processing.deferred import defer_writes
+from mesh_stream.processing.expiry import WindowExpiry
 from mesh_stream.processing.lineage import LineageRun
 from mesh_stream.processing.metrics import (
     CountingDecoder,
@@ -246,9 +248,14 @@ class Aggregation:
         states: MutableMapping[str, Any],
         seen_table: MutableMapping[str, Any] | None,
         publish: Callable[[str, Mapping[str, Any], int], None],
+        partition_of: Callable[[str], int] | None = None,
+        input_partitions: Mapping[str, int] | None = None,
     ) -> None:
         """``topics`` maps each input topic to the declared input product it holds;
-        ``seen_table`` is needed when the processor declares dedup."""
+        ``seen_table`` is needed when the processor declares dedup. With ``partition_of``
+        (a state key's partition of the internal topic) and ``input_partitions`` (each input
+        topic's partition count), a windowed processor's closed windows are deleted
+        ``retain_ms`` after they closed (:mod:`.expiry`)."""
         self.processor = processor
         #: Input topic -> (its place in the records' layout, its declaration).
         self.by_topic: dict[str, tuple[int, Input]] = {}
@@ -274,6 +281,11 @@ class Aggregation:
                 horizon_ms=horizon,
                 bucket_ms=DEDUP_BUCKET_MS if horizon is None else min(DEDUP_BUCKET_MS, horizon),
             )
+        window = processor.window
+        self.expiry: WindowExpiry | None = None
+        if window is not None and partition_of is not None and input_partitions is not None:
+            sources = [(t, p) for t, count in input_partitions.items() for p in range(count)]
+            self.expiry = WindowExpiry(window, partition_of, sources)
 
     def _fail(self, where: str, exc: BaseException, field: str | None = None) -> _ReportedError:
         log.error("%s", crash_line(self.processor.output, where, exc, field))
@@ -348,7 +360,16 @@ class Aggregation:
         return found
 
     def update(self, kafka_key: str, envelopes: list[Envelope]) -> None:
-        """Apply one key's envelopes of a batch (each once), store, emit if any was fresh."""
+        """Apply one key's envelopes of a batch (each once), store, emit if any was fresh.
+
+        All envelopes of a call come from one partition of the internal topic (the key's),
+        whose event is the current one in a worker; closed windows of that partition that are
+        past their retention are deleted first.
+        """
+        if self.expiry is not None and not self._within_retention(
+            self.expiry, kafka_key, envelopes
+        ):
+            return
         processor, dedup = self.processor, self.processor.dedup
         stored: dict[str, Any] = dict(self.states.get(kafka_key) or {})
         value: dict[str, Any] = stored.setdefault(VALUE, {})
@@ -399,6 +420,42 @@ class Aggregation:
                 with self.trace.processing(reflected):
                     self.publish(kafka_key, record, newest_input_ms)
 
+    def _within_retention(self, expiry: WindowExpiry, key: str, envelopes: list[Envelope]) -> bool:
+        """Delete the partition's windows now past retention; False (the envelopes are
+        dropped, with a warning) if ``key``'s window is one of them."""
+        partition = envelopes[0].partition
+        if expiry.needs_scan(partition):
+            expiry.scan(partition, list(self.states))
+        observe = expiry.observe
+        for envelope in envelopes:
+            observe(partition, (envelope.topic, envelope.source_partition), envelope.arrival_ms)
+        accepted = expiry.accepts(partition, key)
+        for due in expiry.due(partition):
+            self.forget(due)
+        if not accepted:
+            log.warning(
+                "processor %s dropped %d event(s) of window %s, the first at %s: the window "
+                "closed more than retain_ms (%d ms) before every input partition's newest "
+                "arrival, and its state is deleted",
+                self.processor.output,
+                len(envelopes),
+                key,
+                envelopes[0].where,
+                expiry.window.retain_ms,
+            )
+            self.forget(key)
+        return accepted
+
+    def forget(self, key: str) -> None:
+        """Delete ``key``'s state and seen entries (the seen entries first: a crash in
+        between leaves a state listing slots that are gone, which reads as no ids)."""
+        stored = self.states.get(key)
+        if stored is None:
+            return
+        if self.seen is not None:
+            self.seen.forget(key, stored)
+        del self.states[key]
+
 
 def build(
     processor: Processor,
@@ -427,19 +484,37 @@ def build(
     )
     states, seen = tables[-1], (tables[0] if len(tables) == 2 else None)
     output = KeyedOutput(app, spec)
+    partitions = spec.output.partitions
+    input_partitions = {product.topic: product.partitions for product in spec.inputs}
+
+    def partition_of(key: str) -> int:
+        return faust_seams.key_partition(key, partitions)
+
     route: Route
     update: Callable[[str, list[Envelope]], None]
     if metrics is None:
-        aggregation = Aggregation(processor, topics, states, seen, output.publish)
+        aggregation = Aggregation(
+            processor, topics, states, seen, output.publish, partition_of, input_partitions
+        )
         route, update, decoder = aggregation.route, aggregation.update, schema_decoder(spec)
     else:
         publish = metrics.counted_publish(output.publish)
-        aggregation = Aggregation(processor, topics, states, seen, publish)
+        aggregation = Aggregation(
+            processor, topics, states, seen, publish, partition_of, input_partitions
+        )
         route = metrics.counted_route(aggregation.route)
         update = metrics.counted_update(aggregation.update)
         decoder = CountingDecoder(RegistryClient.from_settings(spec.settings).get_schema, metrics)
     stage = add_rekey_stage(app, spec, by_key, route, decoder, aggregation.encode, on_crash)
     add_aggregate_agent(app, spec, by_key, update, aggregation.envelopes, stage.crash)
+    expiry = aggregation.expiry
+    if expiry is not None:
+
+        @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's handler type is narrow
+        async def read_windows_again(sender: Any, *args: Any, **kwargs: Any) -> None:
+            del sender, args, kwargs
+            expiry.forget_partitions()
+
     if metrics is not None:
         metrics.ready = lambda: _stage_readiness(stage)
     return app

@@ -110,6 +110,10 @@ class WindowKey:
         return f"{self.key}@{self.start_ms}"
 
 
+#: How long a closed window's state is kept by default (as Kafka Streams and faust do: a day).
+DEFAULT_RETAIN_MS = 24 * 60 * 60 * 1000
+
+
 @dataclass(frozen=True)
 class Tumbling:
     """Fixed, non-overlapping event-time windows of ``size_ms``.
@@ -118,13 +122,20 @@ class Tumbling:
     *arrival* time (the record timestamp). Deciding lateness by each record's own arrival time
     makes the decision the same on a replay as on the first run, whatever the interleaving of
     partitions: that is what lets a restarted worker converge to exact values.
+
+    Once closed, a window's state (and its seen event ids) is kept ``retain_ms`` longer, then
+    deleted, so state grows with the windows still open, not with every window ever seen. The
+    clock is the newest arrival time the worker has seen in the window's internal partition;
+    an event that still reaches a deleted window (its record timestamp that far behind the
+    others) is dropped, since counting it would emit that window again from nothing.
     """
 
     size_ms: int
     grace_ms: int = 0
+    retain_ms: int = DEFAULT_RETAIN_MS
 
     def __post_init__(self) -> None:
-        _check_window(self.size_ms, self.size_ms, self.grace_ms)
+        _check_window(self.size_ms, self.size_ms, self.grace_ms, self.retain_ms)
 
     @property
     def advance_ms(self) -> int:
@@ -135,27 +146,37 @@ class Tumbling:
         ``arrival_ms`` (none when it is late for all)."""
         return _windows(self.size_ms, self.advance_ms, self.grace_ms, key, event_ms, arrival_ms)
 
+    def forget_at_ms(self, start_ms: int) -> int:
+        """The arrival time from which the window starting at ``start_ms`` is deleted."""
+        return start_ms + self.size_ms + self.grace_ms + self.retain_ms
+
 
 @dataclass(frozen=True)
 class Hopping:
     """Overlapping event-time windows of ``size_ms`` starting every ``advance_ms``; an event
-    counts in every window holding it that it reaches in time (see :class:`Tumbling`)."""
+    counts in every window holding it that it reaches in time, and a closed window is kept
+    ``retain_ms`` (see :class:`Tumbling`)."""
 
     size_ms: int
     advance_ms: int
     grace_ms: int = 0
+    retain_ms: int = DEFAULT_RETAIN_MS
 
     def __post_init__(self) -> None:
-        _check_window(self.size_ms, self.advance_ms, self.grace_ms)
+        _check_window(self.size_ms, self.advance_ms, self.grace_ms, self.retain_ms)
 
     def windows(self, key: str, event_ms: int, arrival_ms: int) -> Iterator[WindowKey]:
         return _windows(self.size_ms, self.advance_ms, self.grace_ms, key, event_ms, arrival_ms)
+
+    def forget_at_ms(self, start_ms: int) -> int:
+        """The arrival time from which the window starting at ``start_ms`` is deleted."""
+        return start_ms + self.size_ms + self.grace_ms + self.retain_ms
 
 
 Window = Tumbling | Hopping
 
 
-def _check_window(size_ms: int, advance_ms: int, grace_ms: int) -> None:
+def _check_window(size_ms: int, advance_ms: int, grace_ms: int, retain_ms: int) -> None:
     if size_ms <= 0:
         raise ConfigurationError(f"window size_ms must be > 0, got {size_ms}")
     if advance_ms <= 0 or advance_ms > size_ms:
@@ -164,6 +185,8 @@ def _check_window(size_ms: int, advance_ms: int, grace_ms: int) -> None:
         )
     if grace_ms < 0:
         raise ConfigurationError(f"window grace_ms must be >= 0, got {grace_ms}")
+    if retain_ms < 0:
+        raise ConfigurationError(f"window retain_ms must be >= 0, got {retain_ms}")
 
 
 def _windows(

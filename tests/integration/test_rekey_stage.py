@@ -10,6 +10,7 @@ whose re-key consumer is fenced out of its group (it could read nothing more).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 from pydantic import SecretStr
 
@@ -302,3 +303,104 @@ def test_a_worker_fenced_out_of_its_group_stops_and_says_why(
     stops = f"re-key stage of {spec.app_id} stops: its consumer hit a fatal Kafka error"
     assert stops in text, text[-3000:]
     assert "each worker needs its own id" in text, text[-3000:]
+
+
+def latest_in_changelog(bootstrap: str, topic: str) -> dict[str, Any]:
+    """Each key's latest value in a table's changelog (None: deleted), read to its end."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"it-{uuid.uuid4().hex}",
+            "enable.partition.eof": True,
+        }
+    )
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    latest: dict[str, Any] = {}
+    try:
+        while True:
+            message = consumer.poll(10)
+            assert message is not None, f"{topic} did not reach its end"
+            if message.error() is not None:
+                if message.error().code() == KafkaError._PARTITION_EOF:
+                    return latest
+                raise AssertionError(message.error())
+            value = message.value()
+            latest[json.loads(message.key())] = None if value is None else json.loads(value)
+    finally:
+        consumer.close()
+
+
+def test_closed_windows_are_deleted_from_state_and_changelog_after_their_retention(
+    kafka: KafkaAddress, run: BenchRun, tmp_path: Path
+) -> None:
+    """Windows past retention (a minute) are tombstoned with their seen ids, by the worker
+    that updated them and, after a restart, by one that only restored them; outputs exact."""
+    spec, settings = run.spec, run.settings
+    env = {**run.env, "MESH_TEST_RETAIN_MS": "60000"}
+    minute = 60_000
+    now = int(time.time() * 1000)
+    start = now - now % minute - 30 * minute
+    # phase 1: orders over 6 minutes; phase 2, after a stop: 2 minutes, 20 minutes later
+    first = [(start + n * 9_000, _order(n, start + n * 9_000)) for n in range(40)]
+    later = start + 26 * minute
+    second = [(later + n * 6_000, _order(100 + n, later + n * 6_000)) for n in range(20)]
+    client = RegistryClient.from_settings(settings)
+    log = tmp_path / "worker.log"
+
+    def publish_arriving_a_second_late(orders: list[tuple[int, dict[str, Any]]]) -> None:
+        with ProductPublisher(
+            spec.inputs[0],
+            bootstrap_servers=settings.resolved_bootstrap_servers(),
+            registry=client,
+            root=REPO,
+        ) as publisher:
+            for placed, order in orders:
+                publisher.publish(order, timestamp_ms=placed + 1_000)
+            publisher.flush()
+
+    def window_of(order: dict[str, Any]) -> str:
+        return f"{order['region']}@{order['placed_at'] - order['placed_at'] % minute}"
+
+    def run_worker_until_counted(orders: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
+        worker = start_worker(env, log)
+        try:
+            windows = read_windows(
+                kafka.bootstrap_servers, client, spec.output.topic, 1, len(orders)
+            )
+            worker.terminate()
+            assert worker.wait(60) == 0, log.read_text(errors="replace")[-3000:]
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+        return windows
+
+    try:
+        publish_arriving_a_second_late(first)
+        windows = run_worker_until_counted(first)
+        assert {key: w["order_count"] for key, w in windows.items()} == Counter(
+            window_of(order) for _, order in first
+        )
+        states = latest_in_changelog(kafka.bootstrap_servers, f"{spec.app_id}-state-changelog")
+        made = {window_of(order) for _, order in first}
+        assert made == states.keys()  # every window was stored ...
+        newest = first[-1][0] + 1_000  # ... and those closed a minute before the newest went
+        gone = {k for k in made if int(k.rsplit("@", 1)[1]) + minute + 30_000 + minute <= newest}
+        assert gone
+        assert {k for k, v in states.items() if v is None} == gone
+        kept = made - gone
+
+        publish_arriving_a_second_late(second)
+        windows = run_worker_until_counted(first + second)
+        states = latest_in_changelog(kafka.bootstrap_servers, f"{spec.app_id}-state-changelog")
+        assert kept
+        assert all(states[k] is None for k in kept)
+        assert {k for k, v in states.items() if v is not None} <= {window_of(o) for _, o in second}
+        seen = latest_in_changelog(kafka.bootstrap_servers, f"{spec.app_id}-seen-changelog")
+        live = {k for k, v in states.items() if v is not None}
+        assert {k.split("#", 1)[0] for k, v in seen.items() if v is not None} == live
+        # the outputs of forgotten windows stay as last emitted: every order counted once
+        assert {k: w["order_count"] for k, w in windows.items()} == Counter(
+            window_of(order) for _, order in first + second
+        )
+    finally:
+        client.close()

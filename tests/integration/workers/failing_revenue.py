@@ -4,7 +4,7 @@
 processor over private 1-partition copies of its products (run ``MESH_BENCH_RUN_ID``); its
 ``key`` (or, with ``MESH_TEST_FAIL_IN=apply``, its ``apply``) raises on the order whose
 ``order_id`` is ``MESH_TEST_FAIL_ORDER`` (when that is set), the way a bug in a processor's own
-code would.
+code would. With ``MESH_TEST_RETAIN_MS`` its closed windows are kept that long (not a day).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from domains.analytics.processors import revenue
 from mesh_stream.descriptor import load_descriptors
-from mesh_stream.processing import Event
+from mesh_stream.processing import Event, Tumbling
 from mesh_stream.processing.app import ProcessorSpec
 from mesh_stream.processing.engine import retarget, run
 from mesh_stream.registration import ensure_topics, schema_text
@@ -69,6 +69,13 @@ def main() -> None:
         inputs=(dataclasses.replace(orders, key=key, reads=(*orders.reads, "order_id")),),
         apply=apply,
     )
+    retain = os.environ.get("MESH_TEST_RETAIN_MS")
+    if retain is not None:
+        window = revenue.PROCESSOR.window
+        assert isinstance(window, Tumbling)
+        buggy = dataclasses.replace(
+            buggy, window=dataclasses.replace(window, retain_ms=int(retain))
+        )
     spec = failing_spec(MeshSettings(), os.environ["MESH_BENCH_RUN_ID"])
     run(retarget(buggy, spec), spec=spec)
 

@@ -4,6 +4,7 @@ a failure is one line naming processor, record, exception and field."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -18,7 +19,7 @@ import pytest
 from domains.analytics.processors import customer_360, fulfilment_sla, revenue
 from mesh_stream.descriptor import load_descriptors
 from mesh_stream.errors import ConfigurationError
-from mesh_stream.processing import Dedup, Input, Processor, faust_seams
+from mesh_stream.processing import Dedup, Hopping, Input, Processor, Tumbling, faust_seams
 from mesh_stream.processing import engine as engine_module
 from mesh_stream.processing.app import ProcessorSpec
 from mesh_stream.processing.engine import (
@@ -26,6 +27,7 @@ from mesh_stream.processing.engine import (
     crash_line,
     retarget,
 )
+from mesh_stream.processing.expiry import WindowExpiry, window_start
 from mesh_stream.processing.reference import InputRecord, recompute
 from mesh_stream.processing.rekey import Wire, records_of
 from mesh_stream.settings import MeshSettings
@@ -61,6 +63,10 @@ class JsonTable(MutableMapping[str, Any]):
         return len(self.data)
 
 
+def partition_of(key: str) -> int:
+    return faust_seams.key_partition(key, INTERNAL_PARTITIONS)
+
+
 class Worker:
     """An Aggregation fed the way the re-key stage and the aggregate agent feed it."""
 
@@ -70,7 +76,15 @@ class Worker:
         topics = {f"{spec.product}.v1": spec.product for spec in processor.inputs}
         self.outputs: dict[str, dict[str, Any]] = {}
         self.newest_input_ms: dict[str, int] = {}
-        self.aggregation = Aggregation(processor, topics, self.states, self.seen, self.publish)
+        self.aggregation = Aggregation(
+            processor,
+            topics,
+            self.states,
+            self.seen,
+            self.publish,
+            partition_of,
+            dict.fromkeys(topics, 1),
+        )
         self.internal_offsets: dict[int, int] = {}
         self.offsets: dict[str, int] = {}
 
@@ -500,3 +514,154 @@ def test_an_input_read_from_a_topic_after_an_input_without_one_keeps_its_product
     [(key, wire)] = aggregation.route("c.z.v1", 0, 4, {"n": 1}, BASE)
     [(_key, [envelope])] = Aggregation.envelopes(aggregation.encode([(key, [wire])]), None, 0, 0)
     assert (envelope.input, envelope.where, envelope.fields) == ("c.z", "c.z.v1[0]@4", {"n": 1})
+
+
+# -- closed windows are forgotten --------------------------------------------------------------
+
+
+def revenue_retained(retain_ms: int) -> Processor:
+    """The sample revenue processor, its closed windows kept ``retain_ms``."""
+    window = Tumbling(size_ms=MINUTE, grace_ms=30_000, retain_ms=retain_ms)
+    return dataclasses.replace(revenue.PROCESSOR, window=window)
+
+
+def steady_orders(rng: random.Random, minutes: int) -> list[InputRecord]:
+    """Orders over ``minutes``, each arriving a second after it was placed, some twice."""
+    sent = []
+    for order in sorted(orders_over(rng, 40 * minutes, minutes), key=lambda o: o["placed_at"]):
+        sent.append(InputRecord("orders.order-placed", order, order["placed_at"] + 1_000))
+        if rng.random() < 0.15:
+            sent.append(InputRecord("orders.order-placed", order, order["placed_at"] + 2_000))
+    return sent
+
+
+def orders_over(rng: random.Random, count: int, minutes: int) -> list[dict[str, Any]]:
+    made = orders(rng, count)
+    for order in made:
+        order["placed_at"] = BASE + rng.randrange(minutes * MINUTE)
+    return made
+
+
+def feed(worker: Worker, records: list[InputRecord], batch: int = 25) -> None:
+    for start in range(0, len(records), batch):
+        worker.aggregate(worker.forward(records[start : start + batch]))
+
+
+def test_closed_windows_go_with_their_seen_ids_once_retained_and_outputs_stay_exact() -> None:
+    rng = random.Random(5)
+    records = steady_orders(rng, minutes=20)
+    processor = revenue_retained(retain_ms=2 * MINUTE)
+    worker = Worker(processor)
+    feed(worker, records)
+
+    assert worker.outputs == recompute(processor, records)  # every window was emitted, exactly
+    newest = max(item.arrival_ms for item in records)
+    windows = set(worker.outputs)
+    kept = set(worker.states.data)
+    # within a partition's clock (its newest arrival) of the newest overall: a few windows
+    recent = {k for k in windows if int(k.rsplit("@", 1)[1]) + 3.5 * MINUTE > newest - MINUTE}
+    assert kept <= recent, sorted(kept - recent)
+    assert len(kept) < len(windows) / 3  # 20 minutes of windows, about 4 kept
+    # no seen slot outlives the state listing it
+    assert {entry.split("#", 1)[0] for entry in worker.seen.data} <= kept
+    listed = {
+        f"{key}#{slot}"
+        for key in kept
+        for slot in json.loads(worker.states.data[key]).get("_seen_in", [])
+    }
+    assert set(worker.seen.data) == listed
+
+
+def test_a_restarted_worker_forgets_the_windows_its_tables_held() -> None:
+    rng = random.Random(6)
+    records = steady_orders(rng, minutes=12)
+    processor = revenue_retained(retain_ms=MINUTE)
+    first = Worker(processor)
+    feed(first, records[: len(records) // 2])
+    held = set(first.states.data)
+    # a new worker over the same tables (a restart): it never updated those keys itself
+    second = Worker(processor)
+    second.states, second.seen = first.states, first.seen
+    second.aggregation = Aggregation(
+        processor,
+        {"orders.order-placed.v1": "orders.order-placed"},
+        second.states,
+        second.seen,
+        second.publish,
+        partition_of,
+        {"orders.order-placed.v1": 1},
+    )
+    second.offsets, second.internal_offsets = first.offsets, first.internal_offsets
+    feed(second, records[len(records) // 2 :])
+    assert held
+    assert not held & set(second.states.data)
+    assert {entry.split("#", 1)[0] for entry in second.seen.data} <= set(second.states.data)
+
+
+def test_an_event_reaching_a_forgotten_window_is_dropped_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rng = random.Random(8)
+    records = steady_orders(rng, minutes=8)
+    processor = revenue_retained(retain_ms=MINUTE)
+    worker = Worker(processor)
+    feed(worker, records)
+    first = min(records, key=lambda item: item.arrival_ms)
+    region = first.record["region"]
+    window = f"{region}@{first.record['placed_at'] - first.record['placed_at'] % MINUTE}"
+    assert window not in worker.states.data
+    emitted = worker.outputs[window]
+    # a copy of that window's order, but a new event, whose record timestamp is still in time
+    straggler = dict(first.record, event_id=str(uuid.UUID(int=rng.getrandbits(128))))
+    # ... for a partition that has seen later arrivals: behind every other by minutes
+    with caplog.at_level(logging.WARNING):
+        feed(worker, [InputRecord("orders.order-placed", straggler, first.arrival_ms)])
+    assert window not in worker.states.data  # not opened again from nothing
+    assert worker.outputs[window] == emitted  # nor emitted again with one order
+    assert f"dropped 1 event(s) of window {window}" in caplog.text
+    assert "orders.order-placed.v1[0]@" in caplog.text
+
+
+def test_a_window_key_s_start_is_read_back_and_other_keys_are_never_forgotten() -> None:
+    assert window_start("eu@west@1700000040000") == 1_700_000_040_000
+    assert window_start("cust-7") is None
+    assert window_start("x@") is None
+    expiry = WindowExpiry(
+        Tumbling(size_ms=10, grace_ms=5, retain_ms=100), lambda _key: 0, [("t", 0)]
+    )
+    expiry.scan(0, ["a@0", "cust-7", "b@1000"])
+    expiry.observe(0, ("t", 0), 115)
+    assert expiry.accepts(0, "b@1000")  # a@0 closes at 15, goes at 115
+    assert expiry.due(0) == ["a@0"]
+    expiry.observe(0, ("t", 0), 116)
+    assert not expiry.accepts(0, "c@0")  # too old to open again
+    assert expiry.accepts(0, "cust-7")
+    assert expiry.due(0) == []
+
+
+def test_the_clock_is_the_slowest_input_partition_s_so_a_backlog_read_unevenly_loses_nothing() -> (
+    None
+):
+    window = Tumbling(size_ms=MINUTE, retain_ms=MINUTE)
+    expiry = WindowExpiry(window, lambda _key: 0, [("orders", 0), ("orders", 1), ("payments", 0)])
+    expiry.observe(0, ("orders", 0), BASE + 60 * MINUTE)  # an hour ahead of the others
+    expiry.observe(0, ("orders", 1), BASE + 60 * MINUTE)
+    assert expiry.clock(0) is None  # payments[0] brought nothing yet: nothing is forgotten
+    assert expiry.accepts(0, f"eu@{BASE}")
+    expiry.observe(0, ("payments", 0), BASE + 30_000)
+    assert expiry.clock(0) == BASE + 30_000
+    assert expiry.accepts(0, f"eu@{BASE}")
+    assert expiry.due(0) == []
+    expiry.observe(0, ("payments", 0), BASE + 3 * MINUTE)  # the slowest is past its retention
+    assert expiry.due(0) == [f"eu@{BASE}"]
+    assert expiry.clock(1) is None  # another partition has its own clock
+    expiry.forget_partitions()  # a rebalance: keys are read again, clocks stay
+    assert expiry.needs_scan(0)
+    assert expiry.clock(0) == BASE + 3 * MINUTE
+
+
+def test_retain_ms_below_zero_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="retain_ms must be >= 0, got -1"):
+        Tumbling(size_ms=MINUTE, retain_ms=-1)
+    with pytest.raises(ConfigurationError, match="retain_ms must be >= 0"):
+        Hopping(size_ms=MINUTE, advance_ms=10_000, retain_ms=-5)

@@ -1,0 +1,128 @@
+"""Which closed windows a worker may forget, per partition of its state.
+
+A windowed processor makes a state key per key and window (``<key>@<window start>``), and a
+window stops taking events once closed (``end + grace_ms`` in arrival time). Kept for ever,
+those states would make the tables, their changelogs and a restarted worker's recovery grow
+with every window ever seen; :class:`WindowExpiry` says when each may go, ``retain_ms``
+after it closed (:meth:`~mesh_stream.processing.spec.Tumbling.forget_at_ms`).
+
+The clock is kept per partition of the internal topic, the partition a state key's table
+writes and changelog records go to (a worker deletes a key only while handling that
+partition, so the deletion lands in the key's own changelog partition). It is the *oldest* of
+the newest arrival times each input partition has brought there: a worker catching up on a
+backlog reads some input partitions ahead of others, and a clock driven by the fastest would
+forget windows the slower ones still have events for. Until every input partition has brought
+an event to a partition since the worker started, its clock is unknown and nothing there is
+forgotten or dropped. So an event is dropped only when the input partition it comes from
+already brought, earlier, an event stamped ``retain_ms`` past its window's close (record
+timestamps that far out of order, e.g. a backfill mixed into live data), like Kafka Streams'
+expired-window records.
+
+A worker knows the keys it updated; the keys its tables hold from before (a restart, a
+partition handed over) are read once per partition, at its first batch after it was assigned.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Collection, Iterable
+
+from mesh_stream.processing.spec import Window
+
+__all__ = ["WindowExpiry", "window_start"]
+
+
+def window_start(state_key: str) -> int | None:
+    """The window start a state key ``<key>@<start>`` names; None for another key."""
+    _, at, start = state_key.rpartition("@")
+    if not at or not start.lstrip("-").isdigit():
+        return None
+    return int(start)
+
+
+class WindowExpiry:
+    """Per partition: the arrival clock, and the state keys by when they may be forgotten."""
+
+    def __init__(
+        self,
+        window: Window,
+        partition_of: Callable[[str], int],
+        sources: Collection[tuple[str, int]],
+    ) -> None:
+        """``partition_of`` gives a state key's partition (the internal topic's, where its
+        table writes go); ``sources`` are the input partitions, ``(topic, partition)``, each
+        of which must have brought an event to a partition before its clock is known."""
+        self.window = window
+        self.partition_of = partition_of
+        self.sources = frozenset(sources)
+        #: partition -> input (topic, partition) -> newest arrival it brought there
+        self._newest: dict[int, dict[tuple[str, int], int]] = {}
+        #: partition -> heap of (forget at, state key)
+        self._due: dict[int, list[tuple[int, str]]] = {}
+        self._known: set[str] = set()
+        self._scanned: set[int] = set()
+
+    def needs_scan(self, partition: int) -> bool:
+        """True until :meth:`scan` has read ``partition``'s keys since it was assigned."""
+        return partition not in self._scanned
+
+    def scan(self, partition: int, keys: Iterable[str]) -> None:
+        """Note the window keys among ``keys`` (a table's) that live in ``partition``."""
+        for key in keys:
+            if key not in self._known and self.partition_of(key) == partition:
+                self._note(partition, key)
+        self._scanned.add(partition)
+
+    def forget_partitions(self) -> None:
+        """Partitions were revoked: read each one's keys again when next handled (another
+        worker may have made windows there meanwhile)."""
+        self._due.clear()
+        self._known.clear()
+        self._scanned.clear()
+
+    def observe(self, partition: int, source: tuple[str, int], arrival_ms: int) -> None:
+        """An event of input partition ``source`` arrived at ``arrival_ms`` and reached
+        ``partition`` (the clock moves in :meth:`accepts`)."""
+        newest = self._newest.setdefault(partition, {})
+        if arrival_ms > newest.get(source, -1):
+            newest[source] = arrival_ms
+
+    def clock(self, partition: int) -> int | None:
+        """``partition``'s clock: the oldest newest arrival among the input partitions, or
+        None while one has brought it nothing."""
+        newest = self._newest.get(partition)
+        if newest is None or not self.sources <= newest.keys():
+            return None
+        return min(newest[source] for source in self.sources)
+
+    def accepts(self, partition: int, key: str) -> bool:
+        """False if ``key``'s window is past its retention by ``partition``'s clock (its
+        events are to be dropped); else note the key, to forget it when its time comes."""
+        start = window_start(key)
+        if start is None:
+            return True
+        clock = self.clock(partition)
+        if clock is not None and self.window.forget_at_ms(start) <= clock:
+            return False
+        if key not in self._known:
+            self._note(partition, key, start)
+        return True
+
+    def due(self, partition: int) -> list[str]:
+        """The state keys of ``partition`` to forget now (each named once)."""
+        heap = self._due.get(partition)
+        clock = self.clock(partition)
+        found: list[str] = []
+        while heap and clock is not None and heap[0][0] <= clock:
+            _, key = heapq.heappop(heap)
+            self._known.discard(key)
+            found.append(key)
+        return found
+
+    def _note(self, partition: int, key: str, start: int | None = None) -> None:
+        if start is None:
+            start = window_start(key)
+            if start is None:
+                return
+        heapq.heappush(self._due.setdefault(partition, []), (self.window.forget_at_ms(start), key))
+        self._known.add(key)
