@@ -283,6 +283,8 @@ class Aggregation:
             )
         window = processor.window
         self.expiry: WindowExpiry | None = None
+        #: Windows forgotten, and events dropped for reaching one, since the worker started.
+        self.forgotten = self.dropped = 0
         if window is not None and partition_of is not None and input_partitions is not None:
             sources = [(t, p) for t, count in input_partitions.items() for p in range(count)]
             self.expiry = WindowExpiry(window, partition_of, sources)
@@ -432,7 +434,9 @@ class Aggregation:
         accepted = expiry.accepts(partition, key)
         for due in expiry.due(partition):
             self.forget(due)
+            self.forgotten += 1
         if not accepted:
+            self.dropped += len(envelopes)
             log.warning(
                 "processor %s dropped %d event(s) of window %s, the first at %s: the window "
                 "closed more than retain_ms (%d ms) before every input partition's newest "
@@ -517,6 +521,8 @@ def build(
 
     if metrics is not None:
         metrics.ready = lambda: _stage_readiness(stage)
+        if aggregation.expiry is not None:
+            metrics.forgetting = lambda: (aggregation.forgotten, aggregation.dropped)
     return app
 
 

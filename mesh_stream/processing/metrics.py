@@ -12,6 +12,9 @@ Metrics (prefix ``mesh_processor_``, each labelled ``processor`` with the output
 * ``records_out_total``: output records published (one per updated key and batch);
 * ``update_duration_seconds``: the time of one key's update (apply, store, emit) in a batch;
 * ``event_latency_seconds``: from an input record's timestamp to its key's update;
+* ``windows_forgotten_total`` and ``expired_events_dropped_total`` (windowed processors): the
+  closed windows whose state was deleted after their ``retain_ms``, and the events that still
+  reached such a window and were dropped;
 * ``input_lag_records{topic,partition}`` and ``input_lag_seconds{topic,partition}``: how many
   records of each partition this worker has read from wait after the last one it routed, and
   how old that last record is while any wait (0 once caught up); partitions appear once it
@@ -90,6 +93,8 @@ class ProcessorMetrics:
             registry=self.registry,
         ).labels(processor)
         self.ready: Callable[[], tuple[bool, str]] = lambda: (False, "not started")
+        #: () -> (windows forgotten, events dropped for a forgotten window), when windowed
+        self.forgetting: Callable[[], tuple[int, int]] | None = None
         self.registry.register(_CountCollector(self))
 
     # -- the hot path's wrappers -----------------------------------------------------------
@@ -198,6 +203,22 @@ class _CountCollector(Collector):
         )
         out.add_metric([name], metrics.records_out)
         yield out
+        if metrics.forgetting is not None:
+            forgotten, dropped = metrics.forgetting()
+            windows = CounterMetricFamily(
+                "mesh_processor_windows_forgotten",
+                "Closed windows whose state was deleted after their retain_ms.",
+                labels=["processor"],
+            )
+            windows.add_metric([name], forgotten)
+            yield windows
+            late = CounterMetricFamily(
+                "mesh_processor_expired_events_dropped",
+                "Events dropped because their window was forgotten already.",
+                labels=["processor"],
+            )
+            late.add_metric([name], dropped)
+            yield late
         yield from self._lag()
 
     def _lag(self) -> Iterator[GaugeMetricFamily]:

@@ -17,7 +17,15 @@ from mesh_stream.errors import DeserializationError
 from mesh_stream.processing.engine import Aggregation
 from mesh_stream.processing.metrics import CountingDecoder, MetricsServer, ProcessorMetrics
 from mesh_stream.processing.rekey import Wire
-from tests.unit.processing.test_engine import JsonTable, orders
+from tests.unit.processing.test_engine import (
+    MINUTE,
+    JsonTable,
+    Worker,
+    feed,
+    orders,
+    revenue_retained,
+    steady_orders,
+)
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 TOPIC = "orders.order-placed.v1"
@@ -109,3 +117,19 @@ def test_the_worker_serves_metrics_liveness_and_readiness_over_http() -> None:
         assert "/metrics" in json.loads(missing.text)["paths"]
     finally:
         server.stop()
+
+
+def test_forgotten_windows_and_the_events_dropped_for_them_are_counted() -> None:
+    metrics = ProcessorMetrics(NAME)
+    assert "windows_forgotten" not in metrics.exposition().decode()  # not windowed: absent
+    worker = Worker(revenue_retained(retain_ms=MINUTE))
+    metrics.forgetting = lambda: (worker.aggregation.forgotten, worker.aggregation.dropped)
+    records = steady_orders(random.Random(3), minutes=6)
+    feed(worker, records)
+    first = min(records, key=lambda item: item.arrival_ms)
+    feed(worker, [first])  # its window is long forgotten: dropped
+    samples = parse(metrics.exposition().decode())
+    forgotten = samples[("mesh_processor_windows_forgotten_total", labels())]
+    windows = set(worker.outputs)
+    assert forgotten == len(windows) - len(worker.states.data) > 0
+    assert samples[("mesh_processor_expired_events_dropped_total", labels())] == 1
