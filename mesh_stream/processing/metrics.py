@@ -205,20 +205,21 @@ class _CountCollector(Collector):
         yield out
         if metrics.forgetting is not None:
             forgotten, dropped = metrics.forgetting()
-            windows = CounterMetricFamily(
-                "mesh_processor_windows_forgotten",
-                "Closed windows whose state was deleted after their retain_ms.",
-                labels=["processor"],
-            )
-            windows.add_metric([name], forgotten)
-            yield windows
-            late = CounterMetricFamily(
-                "mesh_processor_expired_events_dropped",
-                "Events dropped because their window was forgotten already.",
-                labels=["processor"],
-            )
-            late.add_metric([name], dropped)
-            yield late
+            for metric, what, count in (
+                (
+                    "mesh_processor_windows_forgotten",
+                    "Closed windows whose state was deleted after their retain_ms.",
+                    forgotten,
+                ),
+                (
+                    "mesh_processor_expired_events_dropped",
+                    "Events dropped because their window was forgotten already.",
+                    dropped,
+                ),
+            ):
+                family = CounterMetricFamily(metric, what, labels=["processor"])
+                family.add_metric([name], count)
+                yield family
         yield from self._lag()
 
     def _lag(self) -> Iterator[GaugeMetricFamily]:
