@@ -20,6 +20,8 @@ expired-window records.
 
 A worker knows the keys it updated; the keys its tables hold from before (a restart, a
 partition handed over) are read once per partition, at its first batch after it was assigned.
+Clocks start again after every revoke too: the records that follow may replay ones from
+before a clock's newest, and a replayed event must meet the same verdict as the first time.
 """
 
 from __future__ import annotations
@@ -75,7 +77,9 @@ class WindowExpiry:
 
     def forget_partitions(self) -> None:
         """Partitions were revoked: read each one's keys again when next handled (another
-        worker may have made windows there meanwhile)."""
+        worker may have made windows there meanwhile), and start each clock again, since
+        what comes next may be a replay of records from before the clock's newest."""
+        self._newest.clear()
         self._due.clear()
         self._known.clear()
         self._scanned.clear()
