@@ -62,6 +62,7 @@ from mesh_stream.errors import (
     ConfigurationError,
     PortInUseError,
 )
+from mesh_stream.governance.acl_plan import SERVICE_USERS
 from mesh_stream.kafka.clients import make_admin
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 
@@ -293,7 +294,8 @@ class LocalCluster:
         ``port`` is the first node's client port (the others take the next ones);
         0 picks free ports. Existing data is reused unless ``fresh``. ``security`` is
         ``plaintext``, ``sasl`` or ``sasl_ssl``; ``users`` are SCRAM users made besides
-        ``admin`` (one per domain) in the secured modes.
+        ``admin`` (one per domain) in the secured modes, and so are the platform's services'
+        users (``registry``, ``monitor``: see :mod:`mesh_stream.governance.acl_plan`).
         """
         if brokers < 1:
             raise ConfigurationError(f"--brokers must be at least 1, got {brokers}")
@@ -346,7 +348,8 @@ class LocalCluster:
             if fresh and self.data_dir.exists():
                 shutil.rmtree(self.data_dir)
             if security != PLAINTEXT:
-                credentials, added = ensure_credentials(self.data_dir, security, users)
+                wanted = [*users, *(user for user in SERVICE_USERS if user not in users)]
+                credentials, added = ensure_credentials(self.data_dir, security, wanted)
                 if security == SASL_SSL:
                     ensure_tls(self.data_dir / TLS_DIR)
             for node in state.nodes:

@@ -9,7 +9,12 @@ import click
 
 from mesh_stream.broker import reachability
 from mesh_stream.cli.options import ProjectChoice, project_option
-from mesh_stream.governance.acl_plan import REGISTRY_PRINCIPAL, AclPlan, plan_acls
+from mesh_stream.governance.acl_plan import (
+    MONITOR_PRINCIPAL,
+    REGISTRY_PRINCIPAL,
+    AclPlan,
+    plan_acls,
+)
 from mesh_stream.kafka.acls import Acl, apply_acls
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.settings import MeshSettings
@@ -31,13 +36,28 @@ registry_option = click.option(
 )
 
 
-def _plan(settings: MeshSettings, project: ProjectChoice, registry_principal: str) -> AclPlan:
+monitor_option = click.option(
+    "--monitor-principal",
+    default=MONITOR_PRINCIPAL,
+    callback=_principal,
+    show_default=True,
+    help="Kafka principal the product monitor connects as (it reads every product and DLQ, "
+    "describes the domains' consumer groups and owns the health and alerts topics).",
+)
+
+
+def _plan(
+    settings: MeshSettings, project: ProjectChoice, registry_principal: str, monitor_principal: str
+) -> AclPlan:
     found = project.find(settings)
     return plan_acls(
         found.descriptors(),
         domains=found.domains,
         registry_principal=registry_principal,
         registry_topic=settings.registry_topic,
+        monitor_principal=monitor_principal,
+        health_topic=settings.health_topic,
+        alerts_topic=settings.alerts_topic,
     )
 
 
@@ -63,17 +83,22 @@ def acl() -> None:
 @acl.command()
 @project_option
 @registry_option
+@monitor_option
 @click.option("--json", "as_json", is_flag=True, help="Print the bindings as one JSON document.")
 @click.pass_obj
 def plan(
-    settings: MeshSettings, project: ProjectChoice, registry_principal: str, as_json: bool
+    settings: MeshSettings,
+    project: ProjectChoice,
+    registry_principal: str,
+    monitor_principal: str,
+    as_json: bool,
 ) -> None:
     """Print the ACLs the project's descriptors call for, grouped by principal.
 
     Each line: permission, operation, resource type, pattern type, resource name. Nothing
     is sent to Kafka; `mesh acl apply` makes the cluster match.
     """
-    result = _plan(settings, project, registry_principal)
+    result = _plan(settings, project, registry_principal, monitor_principal)
     _warn(result)
     if as_json:
         document = {
@@ -93,6 +118,7 @@ def plan(
 @acl.command()
 @project_option
 @registry_option
+@monitor_option
 @click.option(
     "--bootstrap-servers",
     help="Kafka to apply the ACLs to. [env: MESH_BOOTSTRAP_SERVERS; default local broker]",
@@ -103,6 +129,7 @@ def apply(
     settings: MeshSettings,
     project: ProjectChoice,
     registry_principal: str,
+    monitor_principal: str,
     bootstrap_servers: str | None,
     dry_run: bool,
 ) -> None:
@@ -112,11 +139,12 @@ def apply(
     Connects with the MESH_KAFKA_* settings, which must be a user allowed to alter ACLs
     (the local secured cluster's `admin`). Only ALLOW ACLs of the plan's principals on the
     mesh's names (`<domain>.`, `<domain>-`, `mesh-<domain>.`, `mesh-tail-`,
-    `mesh-registry-`, the registry topic, the cluster) are ever deleted.
+    `mesh-registry-`, `mesh-monitor-`, the registry, health and alerts topics, the cluster)
+    are ever deleted.
     """
     if bootstrap_servers is not None:
         settings = settings.model_copy(update={"bootstrap_servers": bootstrap_servers})
-    result = _plan(settings, project, registry_principal)
+    result = _plan(settings, project, registry_principal, monitor_principal)
     _warn(result)
     conn = KafkaConnection.from_settings(settings, default_client_id="mesh-acl")
     changes = apply_acls(

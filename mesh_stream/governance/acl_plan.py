@@ -22,7 +22,14 @@ these ACLs, one principal ``User:<domain>`` per domain. :func:`plan_acls` derive
   internal, changelog and faust assignor topics ``mesh-<product>-...``): ALL on topics,
   READ on groups, WRITE + DESCRIBE on transactional ids prefixed ``mesh-<d>.``.
 - **registry**: its principal (``User:registry`` by default) gets the registry topic, the
-  ``mesh-registry-`` groups and transactional ids, and IDEMPOTENT_WRITE on the cluster.
+  ``mesh-registry-`` groups and transactional ids, IDEMPOTENT_WRITE on the cluster, and
+  READ + DESCRIBE on every product topic (the portal's masked samples) and on the health
+  topic (product health).
+- **monitor**: its principal (``User:monitor`` by default) reads every product topic and
+  DLQ (READ + DESCRIBE: offsets, the newest record's timestamp), describes the consumer
+  groups the SDK's and processors' naming rules allow (their committed offsets: lag), owns
+  the health and alerts topics, reads with ``mesh-monitor-`` groups, and gets the cluster
+  operations a domain gets. It writes no product.
 
 The plan also *scopes* what ``mesh acl apply`` may delete: only ALLOW ACLs of the plan's
 principals on the mesh's names (:meth:`AclPlan.manages`). Anything else on the cluster
@@ -38,11 +45,22 @@ from pathlib import Path
 
 from mesh_stream.descriptor import NAME_PART, Classification, DataProduct, load_descriptors
 from mesh_stream.kafka.acls import CLUSTER, Acl, Operation, Pattern, Permission, Resource
+from mesh_stream.settings import MeshSettings
 
-REGISTRY_PRINCIPAL = "User:registry"
-REGISTRY_TOPIC = "_mesh_registry"
+REGISTRY_USER = "registry"
+MONITOR_USER = "monitor"
+SERVICE_USERS = (REGISTRY_USER, MONITOR_USER)
+"""The platform's own services' users (SCRAM users of a local secured cluster)."""
+REGISTRY_PRINCIPAL = f"User:{REGISTRY_USER}"
+MONITOR_PRINCIPAL = f"User:{MONITOR_USER}"
+_DEFAULTS = MeshSettings.model_fields
+REGISTRY_TOPIC: str = _DEFAULTS["registry_topic"].default
 REGISTRY_PREFIX = "mesh-registry-"
 """Prefix of the registry's consumer groups and writer transactional ids."""
+MONITOR_PREFIX = "mesh-monitor-"
+"""Prefix of the monitor's consumer groups (it reads; it never subscribes nor commits)."""
+HEALTH_TOPIC: str = _DEFAULTS["health_topic"].default
+ALERTS_TOPIC: str = _DEFAULTS["alerts_topic"].default
 TAIL_GROUP_PREFIX = "mesh-tail-"
 PROCESSOR_PREFIX = "mesh-"
 """Processor app ids are ``mesh-<product>`` (see :mod:`mesh_stream.processing.app`)."""
@@ -60,13 +78,8 @@ _CLUSTER_OPS = (Operation.IDEMPOTENT_WRITE, Operation.DESCRIBE_CONFIGS)
 _READ_OPS = (Operation.READ, Operation.DESCRIBE, Operation.DESCRIBE_CONFIGS)
 _DLQ_OPS = (Operation.WRITE, Operation.CREATE, Operation.DESCRIBE, Operation.DESCRIBE_CONFIGS)
 _TXN_OPS = (Operation.WRITE, Operation.DESCRIBE)
-_REGISTRY_TOPIC_OPS = (
-    Operation.READ,
-    Operation.WRITE,
-    Operation.CREATE,
-    Operation.DESCRIBE,
-    Operation.DESCRIBE_CONFIGS,
-)
+_REGISTRY_TOPIC_OPS = _OWN_TOPIC_OPS
+_PEEK_OPS = (Operation.READ, Operation.DESCRIBE)
 
 
 def principal(domain: str) -> str:
@@ -122,6 +135,9 @@ def plan_acls(
     domains: Iterable[str] = (),
     registry_principal: str = REGISTRY_PRINCIPAL,
     registry_topic: str = REGISTRY_TOPIC,
+    monitor_principal: str = MONITOR_PRINCIPAL,
+    health_topic: str = HEALTH_TOPIC,
+    alerts_topic: str = ALERTS_TOPIC,
 ) -> AclPlan:
     """The ACLs for ``products``; ``domains`` adds domains that own no product yet (they
     still read). Deterministic: the same descriptors give the same sorted plan."""
@@ -129,8 +145,15 @@ def plan_acls(
     by_name = {p.name: p for p in products}
     build = _Builder()
     warnings: list[str] = []
-    prefixes: list[str] = [TAIL_GROUP_PREFIX, REGISTRY_PREFIX]
-    principals = {registry_principal}
+    prefixes: list[str] = [TAIL_GROUP_PREFIX, REGISTRY_PREFIX, MONITOR_PREFIX]
+    principals = {registry_principal, monitor_principal}
+    warnings += [
+        f"domain {domain!r} has the user name of the platform's {what} ({service}): the "
+        f"domain's ACLs would be the {what}'s too; rename the domain"
+        for domain in all_domains
+        for what, service in (("registry", registry_principal), ("monitor", monitor_principal))
+        if principal(domain) == service
+    ]
 
     for domain in all_domains:
         who = principal(domain)
@@ -179,11 +202,25 @@ def plan_acls(
     build.grant(reg, Resource.GROUP, Pattern.PREFIXED, REGISTRY_PREFIX, [Operation.READ])
     build.grant(reg, Resource.TRANSACTIONAL_ID, Pattern.PREFIXED, REGISTRY_PREFIX, _TXN_OPS)
     build.grant(reg, Resource.CLUSTER, Pattern.LITERAL, CLUSTER, _CLUSTER_OPS)
+    build.grant(reg, Resource.TOPIC, Pattern.LITERAL, health_topic, _PEEK_OPS)
+    mon = monitor_principal
+    for topic in (health_topic, alerts_topic):
+        build.grant(mon, Resource.TOPIC, Pattern.LITERAL, topic, _OWN_TOPIC_OPS)
+    build.grant(mon, Resource.GROUP, Pattern.PREFIXED, MONITOR_PREFIX, [Operation.READ])
+    build.grant(mon, Resource.CLUSTER, Pattern.LITERAL, CLUSTER, _CLUSTER_OPS)
+    for domain in all_domains:
+        processes = any(p.domain == domain and p.inputs for p in products)
+        for prefix in (f"{domain}.", f"{domain}-", *([f"{PROCESSOR_PREFIX}{domain}."] * processes)):
+            build.grant(mon, Resource.GROUP, Pattern.PREFIXED, prefix, [Operation.DESCRIBE])
+    for product in products:
+        build.grant(reg, Resource.TOPIC, Pattern.LITERAL, product.topic, _PEEK_OPS)
+        for topic in (product.topic, product.dlq_topic):
+            build.grant(mon, Resource.TOPIC, Pattern.LITERAL, topic, _PEEK_OPS)
     return AclPlan(
         acls=tuple(sorted(build.acls)),
         principals=frozenset(principals),
         prefixes=tuple(sorted(set(prefixes))),
-        literals=frozenset({registry_topic}),
+        literals=frozenset({registry_topic, health_topic, alerts_topic}),
         warnings=tuple(warnings),
     )
 

@@ -29,7 +29,7 @@ from mesh_stream.errors import (
     SubjectNotFoundError,
 )
 from mesh_stream.governance import locate
-from mesh_stream.governance.acl_plan import REGISTRY_PRINCIPAL, plan_acls
+from mesh_stream.governance.acl_plan import MONITOR_PRINCIPAL, REGISTRY_PRINCIPAL, plan_acls
 from mesh_stream.governance.model import Severity
 from mesh_stream.governance.registered import consumer_verdict
 from mesh_stream.governance.repository import LintReport, lint_project
@@ -262,9 +262,11 @@ def domain_acls(
     products: Sequence[DataProduct], domains: Sequence[str], registry_principal: str
 ) -> list[Acl]:
     """The ACLs a domain's own apply grants: the project's domains' grants and the readers
-    of its products (the registry's own grants are the platform's, `mesh acl apply`)."""
+    of its products (the registry's and the monitor's grants are the platform's, `mesh acl
+    apply`)."""
     planned = plan_acls(products, domains=domains, registry_principal=registry_principal)
-    return [acl for acl in planned.acls if acl.principal != registry_principal]
+    services = {registry_principal, MONITOR_PRINCIPAL}
+    return [acl for acl in planned.acls if acl.principal not in services]
 
 
 def _no_authorizer(exc: KafkaSecurityError) -> bool:

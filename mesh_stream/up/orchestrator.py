@@ -12,8 +12,10 @@ processors, simulators, registry, then the broker that `mesh up` itself started.
 
 ``--secure`` runs the same mesh on a local SASL (SCRAM-SHA-512) cluster of ``--brokers``
 nodes with one user per domain: the ACL plan is applied as ``admin`` before anything else,
-the registry and `mesh up`'s own clients (topics, live view) connect as ``admin``, and every
-simulator and processor as its own domain, so the broker enforces ownership. Passwords reach
+`mesh up`'s own clients (topics, live view) connect as ``admin``, the registry and the
+product monitor as their own users (``registry``, ``monitor``, with only what the plan grants
+them), and every simulator and processor as its own domain, so the broker enforces
+ownership. Passwords reach
 the children only through their environment, never the output or the logs.
 """
 
@@ -49,7 +51,7 @@ from mesh_stream.errors import (
     RegistryUnavailableError,
     SchemaError,
 )
-from mesh_stream.governance.acl_plan import plan_acls
+from mesh_stream.governance.acl_plan import MONITOR_USER, REGISTRY_USER, SERVICE_USERS, plan_acls
 from mesh_stream.kafka.acls import apply_acls
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.liveview import (
@@ -321,7 +323,8 @@ class MeshUp:
             assert self._credentials is not None
             self.say(
                 f"Kafka: local SASL cluster of {self.options.brokers} nodes at "
-                f"{state.bootstrap_servers} (users admin, {', '.join(domains)}; passwords in "
+                f"{state.bootstrap_servers} (users admin, {', '.join([*domains, *SERVICE_USERS])}; "
+                f"passwords in "
                 f"{self._credentials.path}), data in {cluster.data_dir}"
             )
             return state.bootstrap_servers
@@ -340,7 +343,7 @@ class MeshUp:
                 f"is {security}; stop it with `mesh broker stop`, or give `mesh up --secure` "
                 f"its own MESH_DATA_DIR"
             )
-        missing = [d for d in domains if d not in credentials.users]
+        missing = [d for d in [*domains, *SERVICE_USERS] if d not in credentials.users]
         if missing:
             raise ConfigurationError(
                 f"the SASL cluster running from {cluster.data_dir} has no user for "
@@ -351,7 +354,14 @@ class MeshUp:
 
     def _apply_acls(self, bootstrap: str, products: Sequence[DataProduct]) -> None:
         """The ACL plan, applied as admin before any other client connects."""
-        plan = plan_acls(products, domains=self.options.project.domains)
+        settings = self.settings
+        plan = plan_acls(
+            products,
+            domains=self.options.project.domains,
+            registry_topic=settings.registry_topic,
+            health_topic=settings.health_topic,
+            alerts_topic=settings.alerts_topic,
+        )
         for warning in plan.warnings:
             self.note(f"ACLs: {warning}")
         changes = apply_acls(self._connection(bootstrap), plan.acls, plan.manages)
@@ -423,7 +433,7 @@ class MeshUp:
                 ),
                 env={
                     "MESH_REGISTRY_CREDENTIALS": ",".join(f"{p}:{t}" for p, t in tokens.items()),
-                    **self._kafka_env(ADMIN),
+                    **self._kafka_env(REGISTRY_USER),
                 },
             )
         )
@@ -558,11 +568,11 @@ class MeshUp:
 
     def _start_product_monitor(self, tokens: Mapping[str, str]) -> None:
         """One supervised `mesh monitor` (SLOs measured every MESH_MONITOR_INTERVAL_SECONDS),
-        reading the registry as admin and Kafka as admin on a --secure cluster."""
+        reading the registry as admin, and Kafka as its own user on a --secure cluster."""
         assert self._run.supervisor is not None
         env = {
             "MESH_MONITOR_INTERVAL_SECONDS": f"{self.settings.monitor_interval_seconds:g}",
-            **self._kafka_env(ADMIN),
+            **self._kafka_env(MONITOR_USER),
         }
         principal, token = writer_credential(tokens)
         if principal is not None and token is not None:

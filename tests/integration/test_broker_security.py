@@ -159,11 +159,12 @@ def test_start_prints_no_password_and_status_names_the_credentials_file(
     sasl_cluster: SecuredCluster,
 ) -> None:
     credentials_file = sasl_cluster.data_dir / "broker" / "credentials.json"
-    assert list(sasl_cluster.passwords) == ["admin", "orders", "payments"]
+    assert list(sasl_cluster.passwords) == ["admin", "orders", "payments", "registry", "monitor"]
     for password in sasl_cluster.passwords.values():
         assert password not in sasl_cluster.start_output
     assert (
-        f"security: sasl (SASL_PLAINTEXT, SCRAM-SHA-512); users admin, orders, payments; "
+        f"security: sasl (SASL_PLAINTEXT, SCRAM-SHA-512); users admin, orders, payments, "
+        f"registry, monitor; "
         f"passwords in {credentials_file}"
     ) in sasl_cluster.start_output
     assert "export MESH_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT\n" in sasl_cluster.start_output

@@ -89,7 +89,9 @@ def test_a_pii_product_is_read_by_its_owner_and_the_named_readers_only() -> None
         for acl in plan.acls
         if acl.name == "people.profile.v1" and acl.operation is Op.READ
     }
-    assert readers == {"User:stats"}  # people itself reads through its prefix
+    # people itself reads through its prefix; the platform's registry (masked samples) and
+    # monitor (offsets, the newest record's timestamp) read every product
+    assert readers == {"User:stats", "User:registry", "User:monitor"}
     assert Acl("User:people", T, PRE, "people.", Op.READ) in plan.acls
 
 
@@ -125,14 +127,61 @@ def test_only_the_owner_may_write_or_create_a_product_topic() -> None:
         assert writers == {owner}, topic
 
 
-def test_the_registry_principal_gets_its_topic_groups_and_writer_ids() -> None:
-    plan = plan_acls(MESH, registry_principal="User:reg", registry_topic="_reg")
+PRODUCT_TOPICS = ("people.profile.v1", "shop.order.v1", "stats.summary.v1")
+
+
+def test_the_registry_principal_gets_its_topic_groups_writer_ids_and_reads_products() -> None:
+    plan = plan_acls(
+        MESH, registry_principal="User:reg", registry_topic="_reg", health_topic="_health"
+    )
     assert of(plan.acls, "User:reg") == grants(
         "User:reg",
         (T, LIT, "_reg", (Op.READ, Op.WRITE, Op.CREATE, Op.DESCRIBE, Op.DESCRIBE_CONFIGS)),
         (G, PRE, "mesh-registry-", (Op.READ,)),
         (X, PRE, "mesh-registry-", (Op.WRITE, Op.DESCRIBE)),
         (C, LIT, CLUSTER, (Op.IDEMPOTENT_WRITE, Op.DESCRIBE_CONFIGS)),
+        (T, LIT, "_health", (Op.READ, Op.DESCRIBE)),
+        *((T, LIT, topic, (Op.READ, Op.DESCRIBE)) for topic in PRODUCT_TOPICS),
+    )
+
+
+def test_the_monitor_reads_products_and_dlqs_describes_groups_and_owns_its_topics() -> None:
+    plan = plan_acls(
+        MESH,
+        domains=["audit"],
+        monitor_principal="User:mon",
+        health_topic="_health",
+        alerts_topic="_alerts",
+    )
+    owned = (Op.READ, Op.WRITE, Op.CREATE, Op.DESCRIBE, Op.DESCRIBE_CONFIGS)
+    domains = ("audit", "people", "shop", "stats")
+    assert of(plan.acls, "User:mon") == grants(
+        "User:mon",
+        (T, LIT, "_health", owned),
+        (T, LIT, "_alerts", owned),
+        (G, PRE, "mesh-monitor-", (Op.READ,)),
+        (C, LIT, CLUSTER, (Op.IDEMPOTENT_WRITE, Op.DESCRIBE_CONFIGS)),
+        *((T, LIT, topic, (Op.READ, Op.DESCRIBE)) for topic in PRODUCT_TOPICS),
+        *((T, LIT, f"{topic}.dlq", (Op.READ, Op.DESCRIBE)) for topic in PRODUCT_TOPICS),
+        *(
+            (G, PRE, prefix, (Op.DESCRIBE,))
+            for domain in domains
+            for prefix in (f"{domain}.", f"{domain}-")
+        ),
+        (G, PRE, "mesh-stats.", (Op.DESCRIBE,)),  # the processors' groups
+    )
+    # it writes no product, and every grant is in the scope apply manages
+    assert not any(
+        acl.operation in (Op.WRITE, Op.CREATE, Op.ALL) and acl.name.endswith(".v1")
+        for acl in of(plan.acls, "User:mon")
+    )
+    assert all(plan.manages(acl) for acl in plan.acls)
+
+
+def test_a_domain_named_like_a_platform_service_is_warned_about() -> None:
+    plan = plan_acls(MESH, domains=["monitor"])
+    assert any(
+        "domain 'monitor' has the user name of the platform's monitor" in w for w in plan.warnings
     )
 
 
@@ -141,7 +190,7 @@ def test_the_plan_is_sorted_and_the_same_for_any_descriptor_order() -> None:
     two = plan_acls(list(reversed(MESH)), domains=["audit", "shop"])
     assert one.acls == two.acls == tuple(sorted(one.acls))
     assert list(one.by_principal()) == [
-        "User:audit", "User:people", "User:registry", "User:shop", "User:stats",
+        "User:audit", "User:monitor", "User:people", "User:registry", "User:shop", "User:stats",
     ]  # fmt: skip
 
 
@@ -217,14 +266,14 @@ def test_mesh_acl_plan_prints_the_bindings_grouped_by_principal(
     assert run(["acl", "plan"]) == 0
     out, err = capsys.readouterr()
     assert out.splitlines()[:3] == [
-        "User:people (28 ACLs)",
+        "User:monitor (32 ACLs)",
         "  ALLOW DESCRIBE_CONFIGS CLUSTER          LITERAL  kafka-cluster",
         "  ALLOW IDEMPOTENT_WRITE CLUSTER          LITERAL  kafka-cluster",
     ]
     headers = [line for line in out.splitlines() if not line.startswith(" ")]
     assert headers == [f"{who} ({len(acls)} ACLs)" for who, acls in plan.by_principal().items()]
     assert err.startswith("warning: stats.summary is built from people.profile, which is ")
-    assert err.endswith(f"{len(plan.acls)} ACLs for 4 principals\n")
+    assert err.endswith(f"{len(plan.acls)} ACLs for 5 principals\n")
 
     monkeypatch.chdir("/")
     monkeypatch.setenv("MESH_PROJECT_ROOT", str(tmp_path))
@@ -243,3 +292,5 @@ def test_a_registry_principal_that_is_no_principal_is_a_usage_error(
     write_project(tmp_path, [SHOP])
     assert run(["acl", "plan", "--root", str(tmp_path), "--registry-principal", "registry"]) == 2
     assert "'registry' is not a Kafka principal like User:registry" in capsys.readouterr().err
+    assert run(["acl", "plan", "--root", str(tmp_path), "--monitor-principal", "mon"]) == 2
+    assert "'mon' is not a Kafka principal like User:registry" in capsys.readouterr().err
