@@ -1,7 +1,9 @@
 """`mesh up --secure` on a 3-node SASL cluster: every topic the mesh created has RF 3 and
 min.insync.replicas 2, a broker SIGKILLed mid-stream loses no acknowledged record (checked
 record by record), all three analytics products still equal a recomputation from the inputs
-in Kafka, `payments` cannot write the orders topic, and no password reaches the output or a log.
+in Kafka, `payments` cannot write the orders topic, the registry and the monitor (each its own
+user) cannot either but serve a sample and publish health, and no password reaches the output
+or a log.
 
 The cluster is started first with `mesh broker start` so `mesh up --secure` reuses it (and it
 outlives `mesh up` for the loss check); teardown Ctrl-Cs `mesh up` and stops the cluster.
@@ -23,6 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from confluent_kafka import KafkaError, TopicPartition
 from confluent_kafka.admin import ConfigResource
@@ -165,6 +168,7 @@ def test_secure_mesh_on_three_nodes_survives_a_killed_broker_with_exact_outputs(
         "MESH_BROKER_HEAP": "256m",
         "MESH_BROKER_PORT": "0",
         "MESH_REGISTRY_URL": registry_url,
+        "MESH_MONITOR_INTERVAL_SECONDS": "5",
     }
     started = subprocess.run(
         [*MESH, "broker", "start", "--brokers", "3", "--port", "0", "--security", "sasl",
@@ -258,11 +262,28 @@ def test_secure_mesh_on_three_nodes_survives_a_killed_broker_with_exact_outputs(
             config = client.describe_configs([resource])[resource].result(30)
             assert (counts, config["min.insync.replicas"].value) == ({3}, "2"), topic
 
-        # Ownership at the broker: payments cannot write the orders topic.
-        payments = cluster.connection("payments")
-        error = produce(payments, ORDERS, b"forged")
-        assert error is not None
-        assert error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, error
+        # Ownership at the broker: payments cannot write the orders topic, nor can the
+        # registry or the monitor, which run as their own users ...
+        for user in ("payments", "registry", "monitor"):
+            error = produce(cluster.connection(user), ORDERS, b"forged")
+            assert error is not None, user
+            assert error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, (user, error)
+        # ... and still do their work: the registry reads a product's sample, the monitor
+        # measures and publishes health (with no authorization error in its log).
+        sample = httpx.get(
+            f"{registry_url}/products/orders.order-placed/sample",
+            auth=("admin", token["admin"]),
+            timeout=30,
+        )
+        assert sample.status_code == 200, sample.text
+        assert sample.json()["records"], sample.text
+        wait_for(
+            lambda: records(admin, "_mesh_product_health"),
+            120,
+            lambda: (data_dir / "logs" / "monitor.log").read_text(errors="replace")[-3000:],
+        )
+        monitor_log = (data_dir / "logs" / "monitor.log").read_text(errors="replace")
+        assert "AUTHORIZATION" not in monitor_log.upper(), monitor_log[-3000:]
     finally:
         assert mesh.interrupt() == 0, mesh.output
     output = mesh.output

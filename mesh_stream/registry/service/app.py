@@ -32,7 +32,7 @@ from mesh_stream.registry.service.context import (
     render_error,
 )
 from mesh_stream.registry.service.credentials import CredentialBook
-from mesh_stream.registry.service.edge import BodyGuard, Edge, EdgeLimits
+from mesh_stream.registry.service.edge import BodyGuard, Edge, EdgeLimits, HeadAsGet
 from mesh_stream.registry.service.forwarding import WriteForwarder
 from mesh_stream.registry.service.metrics import install as install_metrics
 from mesh_stream.registry.service.product_health import (
@@ -201,5 +201,6 @@ def create_app(
     app.add_middleware(BodyGuard, limits=lambda: services.edge.limits, render=render_error)
     if not wait_for_replay:
         app.add_middleware(health.StartingGate, store=store)
+    app.add_middleware(HeadAsGet)
     install_metrics(app, state, store)  # last: its observer is outermost, sees every answer
     return app

@@ -1,6 +1,7 @@
 """The HTTP edge's guards: no client can starve the others, and hostile input is a clean 4xx.
 
 * :class:`EdgeLimits` — every limit, with the ``MESH_REGISTRY_*`` setting that changes it.
+* :class:`HeadAsGet` — HEAD answered as GET without the body.
 * :class:`BodyGuard` — ASGI middleware in front of every route: body size (413), a URL that
   is not UTF-8, a body sent as ``application/octet-stream`` or with no content type read as
   JSON (Confluent accepts both), and a JSON body decoded once here so that malformed,
@@ -262,6 +263,29 @@ def check_url(scope: Scope) -> None:
 
 
 ErrorRenderer = Callable[[Exception], Any]
+
+
+class HeadAsGet:
+    """ASGI middleware: a HEAD request is answered as the GET of the same URL without its
+    body (RFC 9110), so uptime checks, link checkers and ``curl -I`` get the GET's status and
+    headers; FastAPI's routes would answer 405."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
 class BodyGuard:

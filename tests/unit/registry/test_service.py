@@ -318,3 +318,22 @@ def test_during_replay_only_health_answers_and_readiness_says_why() -> None:
     store.reason = None
     assert client.get("/subjects").json() == []
     assert client.get("/health/ready").json() == {"status": "ready", "records": 0}
+
+
+def test_head_answers_as_get_without_a_body(client: TestClient) -> None:
+    """Uptime checks and `curl -I` use HEAD; FastAPI alone answers it with 405."""
+    client.post(
+        "/subjects/orders.order-placed-value/versions",
+        json={"schema": schema()},
+        auth=ADMIN,
+    )
+    for path in ("/subjects", "/subjects/orders.order-placed-value/versions/latest", "/"):
+        got, head = client.get(path, auth=ADMIN), client.head(path, auth=ADMIN)
+        assert head.status_code == got.status_code, path
+        assert head.content == b"", path
+        assert head.headers["content-type"] == got.headers["content-type"], path
+        assert head.headers["content-length"] == str(len(got.content)), path
+    missing = client.head("/subjects/nope/versions", auth=ADMIN)
+    assert missing.status_code == client.get("/subjects/nope/versions", auth=ADMIN).status_code
+    assert missing.content == b""
+    assert client.head("/subjects").status_code == client.get("/subjects").status_code
