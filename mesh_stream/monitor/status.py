@@ -69,7 +69,8 @@ def assess(
                 FigureName.FRESHNESS_SECONDS,
                 None,
                 slos.freshness_seconds,
-                f"topic {topic.topic} does not exist",
+                f"topic {topic.topic} does not exist (or the monitor's Kafka user may not "
+                f"describe it: `mesh acl plan` lists what User:monitor needs)",
             ),
         )
     if topic.end_offsets == 0:

@@ -32,6 +32,7 @@ from confluent_kafka.admin import ConfigResource
 
 from mesh_stream.broker import local_cluster
 from mesh_stream.descriptor import DataProduct, load_descriptors
+from mesh_stream.health import ProductHealth
 from mesh_stream.kafka import KafkaConnection, make_admin, make_consumer
 from mesh_stream.processing.codec import FramedAvroDecoder
 from mesh_stream.registry.client import RegistryClient
@@ -277,8 +278,24 @@ def test_secure_mesh_on_three_nodes_survives_a_killed_broker_with_exact_outputs(
         )
         assert sample.status_code == 200, sample.text
         assert sample.json()["records"], sample.text
+
+        def measured_orders() -> bool:
+            """A health record of the orders product with its freshness (the newest record
+            read) and a processor group's lag (its committed offsets described)."""
+            for message in records(admin, "_mesh_product_health"):
+                health = ProductHealth.model_validate_json(message.value())
+                if health.product != "orders.order-placed":
+                    continue
+                values = {(f.name, f.subject): f.value for f in health.figures}
+                lags = [v for (n, s), v in values.items() if n == "lag_records" and s]
+                if values.get(("freshness_seconds", None)) is not None and any(
+                    v is not None for v in lags
+                ):
+                    return True
+            return False
+
         wait_for(
-            lambda: records(admin, "_mesh_product_health"),
+            measured_orders,
             120,
             lambda: (data_dir / "logs" / "monitor.log").read_text(errors="replace")[-3000:],
         )

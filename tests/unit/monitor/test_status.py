@@ -149,7 +149,11 @@ def test_figures_without_an_slo_are_measured_but_not_judged() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "reason"),
     [
-        ({"exists": False}, "topic orders.order-placed.v1 does not exist"),
+        (
+            {"exists": False},
+            "topic orders.order-placed.v1 does not exist (or the monitor's Kafka user may "
+            "not describe it: `mesh acl plan` lists what User:monitor needs)",
+        ),
         ({"end_offsets": 0, "ages": {0: None}}, "no record ever written to orders.order-placed.v1"),
     ],
 )
