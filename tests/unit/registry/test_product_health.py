@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+import tracemalloc
 
 import pytest
 from fastapi.testclient import TestClient
@@ -249,3 +250,32 @@ def test_the_view_starts_its_feed_and_answers_from_it() -> None:
 def test_a_long_monitor_interval_lengthens_how_long_a_measurement_stays_fresh() -> None:
     assert stale_after_ms(60) == 5 * MINUTE
     assert stale_after_ms(600) == 30 * MINUTE
+
+
+def test_a_day_of_history_is_kept_as_its_json_compactly_and_served_the_same() -> None:
+    """A parsed measurement with five figures took ~7 KB: a day of minutes for a thousand
+    products would have been 10 GB of registry memory. The book keeps the JSON instead."""
+    now = time.time()
+    now_ms = int(now * 1000)
+    book = HealthBook(clock=lambda: now)
+    five = tuple(
+        Figure(name=name, value=1.5, slo=5.0, status=Status.OK, reason=f"{name.value} within 5")
+        for name in list(FigureName)[:5]
+    )
+    sent = [
+        measured(minutes_ago, now_ms=now_ms).model_copy(update={"figures": five})
+        for minutes_ago in range(1440, 0, -1)
+    ]
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for record in sent:
+        book.receive(
+            health_key(record.product, record.measured_at_ms).encode(),
+            record.model_dump_json().encode(),
+            "test",
+        )
+    per_record = (tracemalloc.get_traced_memory()[0] - before) / len(sent)
+    tracemalloc.stop()
+    assert per_record < 2_000, f"{per_record:.0f} bytes per measurement"
+    assert book.history(PRODUCT, 1440) == sent  # oldest first, equal to what was sent
+    assert book.latest(PRODUCT) == sent[-1]
