@@ -380,3 +380,21 @@ def test_a_memo_whose_values_hardly_repeat_is_dropped_and_verdicts_stay_right() 
     ]
     assert repeating.checks[0].memo is not None
     assert len(repeating.checks[0].memo) == 50
+
+
+def test_the_evaluators_known_differences_are_pinned(confluent_verdict: Any) -> None:
+    """docs/how-to/quality-rules.md names these; when either evaluator changes, this fails
+    and the page must change with it."""
+    cases = [
+        # size() of a string: UTF-8 bytes here, code points there
+        ("size(message.currency) == 3", order(currency="€UR"), False, True),
+        ("message.currency.size() == 5", order(currency="€UR"), True, False),
+        # ... and a regular expression counts characters in both
+        ("message.currency.matches('^.{3}$')", order(currency="€UR"), True, True),
+        # -0.0 keeps its sign here, not there
+        ("string(message.discount) == '-0'", order(discount=-0.0), True, False),
+        ("1.0 / message.discount > 0.0", order(discount=-0.0), False, True),
+    ]
+    for expr, record, ours, theirs in cases:
+        assert (_engine(expr).first_breach(record) is None) == ours, expr
+        assert confluent_verdict(expr, record) == theirs, expr
