@@ -36,8 +36,10 @@ def mesh_up(tmp_path: Path, **settings: object) -> MeshUp:
     return MeshUp(MeshSettings(data_dir=tmp_path, **settings), options)
 
 
-def credentials(tmp_path: Path) -> BrokerCredentials:
-    users = {"admin": SecretStr("admin-secret"), "orders": SecretStr("orders-secret")}
+def credentials(tmp_path: Path, *names: str) -> BrokerCredentials:
+    """admin and ``names`` (default: orders and the platform's services' users)."""
+    names = names or ("orders", "registry", "monitor")
+    users = {name: SecretStr(f"{name}-secret") for name in ("admin", *names)}
     return BrokerCredentials("sasl", tmp_path / "credentials.json", users)
 
 
@@ -97,3 +99,7 @@ def test_a_running_cluster_is_reused_only_if_sasl_with_every_domain(tmp_path: Pa
     with pytest.raises(ConfigurationError, match="has no user for payments"):
         up._reused_credentials(secured, "sasl", ["orders", "payments"])
     assert up._reused_credentials(secured, "sasl", ["orders"]).users["orders"]
+    # a cluster made before the registry and the monitor had users of their own
+    older = cast(LocalCluster, FakeCluster(tmp_path, credentials(tmp_path, "orders")))
+    with pytest.raises(ConfigurationError, match="has no user for registry, monitor; stop it"):
+        up._reused_credentials(older, "sasl", ["orders"])
