@@ -78,7 +78,6 @@ _CLUSTER_OPS = (Operation.IDEMPOTENT_WRITE, Operation.DESCRIBE_CONFIGS)
 _READ_OPS = (Operation.READ, Operation.DESCRIBE, Operation.DESCRIBE_CONFIGS)
 _DLQ_OPS = (Operation.WRITE, Operation.CREATE, Operation.DESCRIBE, Operation.DESCRIBE_CONFIGS)
 _TXN_OPS = (Operation.WRITE, Operation.DESCRIBE)
-_REGISTRY_TOPIC_OPS = _OWN_TOPIC_OPS
 _PEEK_OPS = (Operation.READ, Operation.DESCRIBE)
 
 
@@ -146,6 +145,7 @@ def plan_acls(
     build = _Builder()
     warnings: list[str] = []
     prefixes: list[str] = [TAIL_GROUP_PREFIX, REGISTRY_PREFIX, MONITOR_PREFIX]
+    processing = {p.domain for p in products if p.inputs}  # domains that run processors
     principals = {registry_principal, monitor_principal}
     warnings += [
         f"domain {domain!r} has the user name of the platform's {what} ({service}): the "
@@ -165,7 +165,7 @@ def plan_acls(
             build.grant(who, Resource.GROUP, Pattern.PREFIXED, prefix, [Operation.READ])
             build.grant(who, Resource.TRANSACTIONAL_ID, Pattern.PREFIXED, prefix, _TXN_OPS)
         build.grant(who, Resource.GROUP, Pattern.PREFIXED, TAIL_GROUP_PREFIX, [Operation.READ])
-        if any(p.domain == domain and p.inputs for p in products):
+        if domain in processing:
             mine = f"{PROCESSOR_PREFIX}{domain}."
             build.grant(who, Resource.TOPIC, Pattern.PREFIXED, mine, [Operation.ALL])
             build.grant(who, Resource.GROUP, Pattern.PREFIXED, mine, [Operation.READ])
@@ -198,7 +198,7 @@ def plan_acls(
                 )
 
     reg = registry_principal
-    build.grant(reg, Resource.TOPIC, Pattern.LITERAL, registry_topic, _REGISTRY_TOPIC_OPS)
+    build.grant(reg, Resource.TOPIC, Pattern.LITERAL, registry_topic, _OWN_TOPIC_OPS)
     build.grant(reg, Resource.GROUP, Pattern.PREFIXED, REGISTRY_PREFIX, [Operation.READ])
     build.grant(reg, Resource.TRANSACTIONAL_ID, Pattern.PREFIXED, REGISTRY_PREFIX, _TXN_OPS)
     build.grant(reg, Resource.CLUSTER, Pattern.LITERAL, CLUSTER, _CLUSTER_OPS)
@@ -209,8 +209,10 @@ def plan_acls(
     build.grant(mon, Resource.GROUP, Pattern.PREFIXED, MONITOR_PREFIX, [Operation.READ])
     build.grant(mon, Resource.CLUSTER, Pattern.LITERAL, CLUSTER, _CLUSTER_OPS)
     for domain in all_domains:
-        processes = any(p.domain == domain and p.inputs for p in products)
-        for prefix in (f"{domain}.", f"{domain}-", *([f"{PROCESSOR_PREFIX}{domain}."] * processes)):
+        groups = [f"{domain}.", f"{domain}-"]
+        if domain in processing:
+            groups.append(f"{PROCESSOR_PREFIX}{domain}.")
+        for prefix in groups:
             build.grant(mon, Resource.GROUP, Pattern.PREFIXED, prefix, [Operation.DESCRIBE])
     for product in products:
         build.grant(reg, Resource.TOPIC, Pattern.LITERAL, product.topic, _PEEK_OPS)

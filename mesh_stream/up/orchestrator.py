@@ -15,8 +15,8 @@ nodes with one user per domain: the ACL plan is applied as ``admin`` before anyt
 `mesh up`'s own clients (topics, live view) connect as ``admin``, the registry and the
 product monitor as their own users (``registry``, ``monitor``, with only what the plan grants
 them), and every simulator and processor as its own domain, so the broker enforces
-ownership. Passwords reach
-the children only through their environment, never the output or the logs.
+ownership. Passwords reach the children only through their environment, never the output
+or the logs.
 """
 
 from __future__ import annotations
@@ -321,10 +321,10 @@ class MeshUp:
         if self.options.secure:
             self._credentials = cluster.credentials()
             assert self._credentials is not None
+            users = ", ".join(["admin", *domains, *SERVICE_USERS])
             self.say(
                 f"Kafka: local SASL cluster of {self.options.brokers} nodes at "
-                f"{state.bootstrap_servers} (users admin, {', '.join([*domains, *SERVICE_USERS])}; "
-                f"passwords in "
+                f"{state.bootstrap_servers} (users {users}; passwords in "
                 f"{self._credentials.path}), data in {cluster.data_dir}"
             )
             return state.bootstrap_servers
