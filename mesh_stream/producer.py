@@ -248,7 +248,9 @@ class ProductPublisher:
         self.registry = registry
         document = self._schema_document(product, registry, schema, root)
         local = root / product.schema_file if root is not None and schema is None else None
-        source = local if local is not None and local.exists() else None
+        source: Path | str | None = local if local is not None and local.exists() else None
+        if schema is not None:  # a refusal must not send the user to the descriptor's file
+            source = f"the schema given to {type(self).__name__}(schema=...)"
         version = registration.register_contract(registry, product, document, source=source)
         self.schema_id = version.schema_id
         #: The CEL rules of the registered version (its ruleSet), None when it has none.

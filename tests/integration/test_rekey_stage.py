@@ -5,7 +5,9 @@ its log) without committing the input offsets of that order's batch; a worker st
 without the bug must then count every order exactly once, including those forwarded before
 the failure, and a clean stop must commit everything it read. A worker whose output records
 Kafka refuses must stop too (faust alone would log a warning and go on), and so must a worker
-whose re-key consumer is fenced out of its group (it could read nothing more).
+whose re-key consumer is fenced out of its group (it could read nothing more). A worker that
+meets a writer schema it has not seen while the registry is down waits for the registry,
+commits nothing past that record, and then counts every order once.
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ from mesh_stream.processing.app import ProcessorSpec
 from mesh_stream.processing.codec import FramedAvroDecoder
 from mesh_stream.processing.names import sources_group
 from mesh_stream.producer import ProductPublisher
+from mesh_stream.registration import schema_text
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 from tests.conftest import KafkaAddress, RegistryAddress
+from tests.integration.registry_process import TOKENS, RegistryProcess
 from tests.integration.workers.failing_revenue import failing_spec
 
 pytestmark = pytest.mark.timeout(300)
@@ -404,3 +408,82 @@ def test_closed_windows_are_deleted_from_state_and_changelog_after_their_retenti
         )
     finally:
         client.close()
+
+
+def test_a_worker_waits_out_a_registry_outage_and_loses_no_order(
+    kafka: KafkaAddress, tmp_path: Path
+) -> None:
+    """Orders of a writer schema the worker has not seen arrive while the registry is down:
+    the worker waits for it (reading nothing past them), then counts every order once."""
+    with RegistryProcess(kafka) as registry:
+        run_id = uuid.uuid4().hex[:8]
+        settings = MeshSettings(
+            bootstrap_servers=kafka.bootstrap_servers,
+            registry_url=registry.url,
+            registry_principal="admin",
+            registry_token=SecretStr(TOKENS["admin"]),
+            data_dir=tmp_path,
+        )
+        env = {
+            **os.environ,
+            "MESH_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+            "MESH_REGISTRY_URL": registry.url,
+            "MESH_REGISTRY_PRINCIPAL": "admin",
+            "MESH_REGISTRY_TOKEN": TOKENS["admin"],
+            "MESH_DATA_DIR": str(tmp_path),
+            "MESH_BENCH_RUN_ID": run_id,
+            "MESH_CONSUMER_REGISTRY_WAIT_SECONDS": "120",
+        }
+        spec = failing_spec(settings, run_id)
+        source, output = spec.inputs[0], spec.output
+        placed = int(time.time() * 1000)
+        before = [_order(n, placed) for n in range(20)]
+        during = [{**_order(n, placed), "coupon": f"c-{n}"} for n in range(20, ORDERS)]
+        v2 = json.loads(schema_text(source, REPO))
+        coupon = {"name": "coupon", "type": ["null", "string"], "default": None, "doc": "Code."}
+        v2["fields"].append(coupon)
+        log = tmp_path / "worker.log"
+        with RegistryClient.from_settings(settings) as client:
+            publish(BenchRun(spec, settings, env), before, placed)
+            # v2 is registered while the registry answers; the worker first meets it below
+            newer = ProductPublisher(
+                source,
+                bootstrap_servers=kafka.bootstrap_servers,
+                registry=client,
+                schema=v2,
+            )
+            worker = start_worker(env, log)
+            try:
+                windows = read_windows(kafka.bootstrap_servers, client, output.topic, 1, 20)
+                assert sum(w["order_count"] for w in windows.values()) == 20
+                registry.kill()
+                for order in during:
+                    newer.publish(order, timestamp_ms=placed)
+                newer.close()
+                waiting = "needs a writer schema and the registry is unavailable"
+                deadline = time.monotonic() + 30
+                while waiting not in log.read_text(errors="replace"):
+                    assert worker.poll() is None, log.read_text(errors="replace")[-3000:]
+                    assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+                    time.sleep(0.2)
+                time.sleep(2)  # a worker that skipped the record would commit past it now
+                group = sources_group(spec.app_id)
+                assert committed_offset(kafka.bootstrap_servers, group, source.topic) <= 20
+                registry.start()
+                windows = read_windows(kafka.bootstrap_servers, client, output.topic, 1, ORDERS)
+                orders = before + during
+                assert {w["region"]: w["order_count"] for w in windows.values()} == Counter(
+                    order["region"] for order in orders
+                )
+                gross: dict[str, Decimal] = {}
+                for order in orders:
+                    region = order["region"]
+                    gross[region] = gross.get(region, Decimal(0)) + order["total_amount"]
+                assert {w["region"]: w["gross_revenue"] for w in windows.values()} == gross
+                assert "the registry answered after" in log.read_text(errors="replace")
+                worker.terminate()
+                assert worker.wait(60) == 0, log.read_text(errors="replace")[-3000:]
+            finally:
+                if worker.poll() is None:
+                    worker.kill()
+        assert committed_offset(kafka.bootstrap_servers, group, source.topic) == ORDERS

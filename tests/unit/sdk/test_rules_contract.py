@@ -17,6 +17,7 @@ from mesh_stream.contracts import compile_contract, pii_tags
 from mesh_stream.descriptor import DataProduct, QualityRule, RuleFailure, parse_descriptor
 from mesh_stream.errors import DescriptorError, IncompatibleSchemaError, SchemaRejectedError
 from mesh_stream.governance import registry_validator
+from mesh_stream.producer import ProductPublisher
 from mesh_stream.registration import register_contract, register_value_schema
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.registry.service import InMemoryStore, create_app
@@ -238,3 +239,21 @@ def test_a_refused_schema_names_product_subject_and_avsc(
     )
     assert refused.value.error_code == 42218
     assert refused.value.violations
+
+
+def test_a_refused_schema_given_to_the_publisher_is_named_as_that_not_the_avsc(
+    client: RegistryClient,
+) -> None:
+    undocumented = {**SCHEMA, "fields": [{"name": "order_id", "type": "string"}]}
+    with pytest.raises(SchemaRejectedError) as refused:
+        ProductPublisher(
+            product(name="orders.order-refunded"),
+            bootstrap_servers="127.0.0.1:1",
+            registry=client,
+            schema=undocumented,
+            create_topic=False,
+        )
+    assert str(refused.value).startswith(
+        "the schema given to ProductPublisher(schema=...): the registry refused the value "
+        "schema of orders.order-refunded (subject orders.order-refunded.v1-value): "
+    )
