@@ -76,7 +76,13 @@ def _interrupted(_signal: int, _frame: object) -> None:
     help="Instead of generating, take the last N records of each live input topic "
     "(MESH_BOOTSTRAP_SERVERS, MESH_REGISTRY_URL); they are only read.",
 )
-@click.option("--kills", type=click.IntRange(min=0), default=3, show_default=True, help="SIGKILLs.")
+@click.option(
+    "--kills",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="SIGKILLs (each costs a worker restart, a few seconds).",
+)
 @click.option(
     "--workers",
     type=click.IntRange(1, 2),

@@ -74,6 +74,8 @@ MIN_PARTITIONS = 3
 SETTLE_S = 3.0
 #: Longest wait for a worker to show it is busy with a slice before it is killed anyway.
 BUSY_WAIT_S = 30.0
+#: Most kills of one run: each costs a worker restart and its recovery, seconds apiece.
+MAX_KILLS = 100
 
 
 @dataclass(frozen=True)
@@ -101,8 +103,8 @@ class VerifyOptions:
     def __post_init__(self) -> None:
         if self.workers not in (1, 2):
             raise ConfigurationError(f"--workers must be 1 or 2, got {self.workers}")
-        if self.kills < 0:
-            raise ConfigurationError(f"--kills must be >= 0, got {self.kills}")
+        if not 0 <= self.kills <= MAX_KILLS:
+            raise ConfigurationError(f"--kills must be 0 to {MAX_KILLS}, got {self.kills}")
         if self.records < 1:
             raise ConfigurationError(f"--records must be at least 1, got {self.records}")
         if self.from_live is not None and self.from_live < 1:

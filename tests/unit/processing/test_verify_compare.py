@@ -166,7 +166,8 @@ def test_the_input_is_cut_into_kills_plus_one_slices() -> None:
     ("changes", "message"),
     [
         ({"workers": 3}, "--workers must be 1 or 2, got 3"),
-        ({"kills": -1}, "--kills must be >= 0"),
+        ({"kills": -1}, "--kills must be 0 to 100, got -1"),
+        ({"kills": 10**20}, "--kills must be 0 to 100, got 100000000000000000000"),
         ({"from_live": 0}, "--from-live must be at least 1"),
     ],
 )
