@@ -76,6 +76,9 @@ SETTLE_S = 3.0
 BUSY_WAIT_S = 30.0
 #: Most kills of one run: each costs a worker restart and its recovery, seconds apiece.
 MAX_KILLS = 100
+#: Most records per input (generated or taken live): the run keeps them all in memory for the
+#: recomputation, about a kilobyte each.
+MAX_RECORDS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -105,10 +108,12 @@ class VerifyOptions:
             raise ConfigurationError(f"--workers must be 1 or 2, got {self.workers}")
         if not 0 <= self.kills <= MAX_KILLS:
             raise ConfigurationError(f"--kills must be 0 to {MAX_KILLS}, got {self.kills}")
-        if self.records < 1:
-            raise ConfigurationError(f"--records must be at least 1, got {self.records}")
-        if self.from_live is not None and self.from_live < 1:
-            raise ConfigurationError(f"--from-live must be at least 1, got {self.from_live}")
+        if not 1 <= self.records <= MAX_RECORDS:
+            raise ConfigurationError(f"--records must be 1 to {MAX_RECORDS}, got {self.records}")
+        if self.from_live is not None and not 1 <= self.from_live <= MAX_RECORDS:
+            raise ConfigurationError(
+                f"--from-live must be 1 to {MAX_RECORDS}, got {self.from_live}"
+            )
 
 
 @dataclass

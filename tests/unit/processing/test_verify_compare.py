@@ -168,7 +168,8 @@ def test_the_input_is_cut_into_kills_plus_one_slices() -> None:
         ({"workers": 3}, "--workers must be 1 or 2, got 3"),
         ({"kills": -1}, "--kills must be 0 to 100, got -1"),
         ({"kills": 10**20}, "--kills must be 0 to 100, got 100000000000000000000"),
-        ({"from_live": 0}, "--from-live must be at least 1"),
+        ({"from_live": 0}, "--from-live must be 1 to 1000000, got 0"),
+        ({"records": 1_000_001}, "--records must be 1 to 1000000, got 1000001"),
     ],
 )
 def test_options_out_of_range_are_refused(changes: dict[str, Any], message: str) -> None:
