@@ -68,6 +68,11 @@ from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 
 STATE_FILE = "cluster.json"
 HOST = "127.0.0.1"
+#: Most nodes of a local cluster: each is a JVM of its own (~0.5 GB), and a quorum of 3 or 5
+#: is what a production-like test needs.
+MAX_BROKERS = 9
+#: What Kafka's storage format writes into a node's data folder before the node ever ran.
+FORMAT_ONLY_FILES = frozenset({"meta.properties", "bootstrap.checkpoint"})
 
 
 @dataclass
@@ -297,8 +302,8 @@ class LocalCluster:
         ``admin`` (one per domain) in the secured modes, and so are the platform's services'
         users (``registry``, ``monitor``: see :mod:`mesh_stream.governance.acl_plan`).
         """
-        if brokers < 1:
-            raise ConfigurationError(f"--brokers must be at least 1, got {brokers}")
+        if not 1 <= brokers <= MAX_BROKERS:
+            raise ConfigurationError(f"--brokers must be 1 to {MAX_BROKERS}, got {brokers}")
         check_mode(security)
         current = self.status()
         if any(node.running for node in current.nodes):
@@ -541,6 +546,7 @@ class LocalCluster:
             write_private(properties, text)  # holds the admin password
         if not format_storage:
             return
+        self._clear_unlaunched_format(directory / "data")
         arguments = [
             *self.jvm_options,
             "-cp",
@@ -573,6 +579,24 @@ class LocalCluster:
                 f"formatting {directory / 'data'} for node {node.node_id} failed:\n"
                 f"{(result.stdout + result.stderr).strip()[-2000:]}"
             )
+
+    def _clear_unlaunched_format(self, data: Path) -> None:
+        """Make way for a new format of ``data``, a node folder no recorded cluster owns.
+
+        A start interrupted while formatting leaves folders that only a format wrote (another
+        cluster id, never launched): they go. A folder a node ran in holds Kafka data, so it
+        is refused rather than lost.
+        """
+        if not data.is_dir():
+            return
+        found = {entry.name for entry in data.iterdir()}
+        if found <= FORMAT_ONLY_FILES:
+            shutil.rmtree(data)
+            return
+        raise ConfigurationError(
+            f"{data} holds Kafka data but {self.state_file} records no cluster (was it "
+            f"deleted?); use --fresh to erase that data, or pick another MESH_DATA_DIR"
+        )
 
     def _launch(self, node: NodeState, java: str) -> int:
         directory = self.node_dir(node.node_id)

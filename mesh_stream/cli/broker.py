@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from mesh_stream.broker import local_cluster
+from mesh_stream.broker.cluster import MAX_BROKERS
 from mesh_stream.broker.security import (
     ADMIN,
     MECHANISM,
@@ -50,7 +51,11 @@ def broker() -> None:
 
 @broker.command()
 @click.option(
-    "--brokers", type=click.IntRange(1, 9), default=1, show_default=True, help="Number of nodes."
+    "--brokers",
+    type=click.IntRange(1, MAX_BROKERS),
+    default=1,
+    show_default=True,
+    help="Number of nodes.",
 )
 @click.option(
     "--port",

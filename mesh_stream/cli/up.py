@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from mesh_stream.broker.cluster import MAX_BROKERS
 from mesh_stream.cli.extras import require_extras
 from mesh_stream.cli.options import FiniteFloatRange, ProjectChoice, project_option
 from mesh_stream.settings import MeshSettings
@@ -60,7 +61,7 @@ from mesh_stream.up import MeshUp, UpOptions
 )
 @click.option(
     "--brokers",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_BROKERS),
     help="Nodes of the local cluster `mesh up` starts. [default: 3 with --secure, else 1]",
 )
 @project_option

@@ -219,3 +219,31 @@ def test_a_node_that_exits_during_start_up_shows_its_log(cluster: LocalCluster) 
     cluster.log_file(1).write_text("ERROR Exiting Kafka due to fatal exception\n")
     with pytest.raises(BrokerError, match=r"(?s)node 1 exited during start-up.*fatal exception"):
         cluster._wait_ready(state, timeout=30)
+
+
+@pytest.mark.parametrize("brokers", [0, 10])
+def test_a_node_count_a_local_cluster_cannot_run_is_refused(
+    cluster: LocalCluster, brokers: int
+) -> None:
+    with pytest.raises(ConfigurationError, match=rf"--brokers must be 1 to 9, got {brokers}"):
+        cluster.start(brokers=brokers)
+
+
+def test_a_format_a_start_left_unlaunched_makes_way_and_real_data_is_refused(
+    cluster: LocalCluster,
+) -> None:
+    """An interrupted first start leaves folders only a format wrote (another cluster id):
+    the next start formats them again. A folder a node ran in is never erased silently."""
+    interrupted = cluster.node_dir(1) / "data"
+    interrupted.mkdir(parents=True)
+    (interrupted / "meta.properties").write_text("cluster.id=from-the-interrupted-start\n")
+    (interrupted / "bootstrap.checkpoint").write_bytes(b"\0")
+    cluster._clear_unlaunched_format(interrupted)
+    assert not interrupted.exists()
+
+    ran = cluster.node_dir(2) / "data"
+    (ran / "__cluster_metadata-0").mkdir(parents=True)
+    (ran / "meta.properties").write_text("cluster.id=a-cluster-that-ran\n")
+    with pytest.raises(ConfigurationError, match=r"node-2/data holds Kafka data but .*--fresh"):
+        cluster._clear_unlaunched_format(ran)
+    assert (ran / "__cluster_metadata-0").is_dir()
