@@ -90,9 +90,16 @@ FRESH_FOLDERS = ("processors", "logs")
 @contextlib.contextmanager
 def single_instance(data_dir: Path) -> Iterator[None]:
     """Refuse a second `mesh up` on the same MESH_DATA_DIR (it would double every child)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
     lock_path = data_dir / "mesh-up.lock"
-    with lock_path.open("a+") as lock:
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        opened = lock_path.open("a+")
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot use {data_dir} as the mesh's state folder ({exc.strerror}); pick a "
+            f"writable one with --data-dir or MESH_DATA_DIR"
+        ) from exc
+    with opened as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -158,6 +158,17 @@ def test_second_mesh_up_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
         pass
 
 
+def test_a_state_folder_that_cannot_be_made_is_named_with_the_setting(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(ConfigurationError) as refused, single_instance(blocker / "state"):
+        pass
+    assert str(refused.value) == (
+        f"cannot use {blocker / 'state'} as the mesh's state folder (Not a directory); pick a "
+        "writable one with --data-dir or MESH_DATA_DIR"
+    )
+
+
 def test_fresh_is_refused_against_a_cluster_mesh_up_does_not_own(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         cli,
