@@ -47,9 +47,50 @@ _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 #: to names of at most this length and never to ``admin``, its super user.
 MAX_DOMAIN_LENGTH = 64
 RESERVED_PRINCIPAL = "admin"
+#: Kafka users of the platform's own services (SCRAM users of a local secured cluster, and
+#: the principals the ACL plan grants by default). A domain is a Kafka user too, so a domain
+#: with one of these names would share the service's password and grants.
+REGISTRY_USER = "registry"
+MONITOR_USER = "monitor"
+SERVICE_USERS = (REGISTRY_USER, MONITOR_USER)
+#: The platform's own names start so: processors' ``mesh-<domain>.…`` topics, groups and
+#: transactional ids, the registry's ``mesh-registry-…``, the monitor's ``mesh-monitor-…``,
+#: ``mesh tail``'s ``mesh-tail-…``. A domain named ``mesh`` or ``mesh-…`` would be granted
+#: them (the ACL plan grants a domain's names by prefix).
+PLATFORM_NAME = "mesh"
 #: A real mesh.yaml is a few hundred bytes; anything past this is a mistake (a data file
 #: named mesh.yaml), refused before YAML spends seconds and memory on it.
 MAX_PROJECT_FILE_BYTES = 1024 * 1024
+
+
+def domain_name_problem(domain: str) -> str | None:
+    """Why ``domain`` cannot name a domain, None when it can: the name pattern, the length
+    the registry issues tokens to, and the names the platform keeps for itself."""
+    if not _DOMAIN.match(domain):
+        return f"{domain[:40]!r} is not a domain name (lowercase, e.g. orders)"
+    if len(domain) > MAX_DOMAIN_LENGTH:
+        return (
+            f"domain {domain[:40]!r}… is longer than {MAX_DOMAIN_LENGTH} characters, so it "
+            f"could never be issued a registry credential"
+        )
+    if domain == RESERVED_PRINCIPAL:
+        return (
+            "'admin' is the registry's and the broker's super user, not a domain; name the "
+            "domain after what it owns (e.g. orders)"
+        )
+    if domain in SERVICE_USERS:
+        return (
+            f"{domain!r} is the Kafka user of the platform's {domain}, not a domain (the "
+            f"domain would share its password and grants); name the domain after what it "
+            f"owns (e.g. orders)"
+        )
+    if domain == PLATFORM_NAME or domain.startswith(f"{PLATFORM_NAME}-"):
+        return (
+            f"{domain!r} would own the platform's own names (processors' `mesh-<domain>.` "
+            f"topics, the registry's `mesh-registry-` ids), since a domain is granted the "
+            f"names it starts; name the domain after what it owns (e.g. orders)"
+        )
+    return None
 
 
 def _inside_project(value: str) -> str:
@@ -97,18 +138,9 @@ class ProjectFile(BaseModel):
     @classmethod
     def _check_domains(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
         for domain in value or ():
-            if not _DOMAIN.match(domain):
-                raise ValueError(f"{domain!r} is not a domain name (lowercase, e.g. orders)")
-            if domain == RESERVED_PRINCIPAL:
-                raise ValueError(
-                    "'admin' is the registry's and the broker's super user, not a domain; "
-                    "name the domain after what it owns (e.g. orders)"
-                )
-            if len(domain) > MAX_DOMAIN_LENGTH:
-                raise ValueError(
-                    f"domain {domain[:40]!r}… is longer than {MAX_DOMAIN_LENGTH} characters, "
-                    f"so it could never be issued a registry credential"
-                )
+            problem = domain_name_problem(domain)
+            if problem is not None:
+                raise ValueError(problem)
         if value is not None and len(set(value)) != len(value):
             raise ValueError("a domain is listed twice")
         return value
@@ -255,6 +287,12 @@ def _project(root: Path, spec: ProjectFile) -> MeshProject:
             if _is_dir(descriptors_dir)
             else ()
         )
+        for domain in domains:
+            problem = domain_name_problem(domain)
+            if problem is not None:
+                raise ConfigurationError(
+                    f"{_shown(descriptors_dir / domain)}: the folder names a domain: {problem}"
+                )
     return MeshProject(
         root=root,
         domains=domains,

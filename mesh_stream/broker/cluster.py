@@ -62,9 +62,9 @@ from mesh_stream.errors import (
     ConfigurationError,
     PortInUseError,
 )
-from mesh_stream.governance.acl_plan import SERVICE_USERS
 from mesh_stream.kafka.clients import make_admin
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
+from mesh_stream.project import SERVICE_USERS
 
 STATE_FILE = "cluster.json"
 HOST = "127.0.0.1"

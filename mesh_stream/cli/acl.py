@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 
 import click
 
@@ -14,6 +13,7 @@ from mesh_stream.governance.acl_plan import (
     REGISTRY_PRINCIPAL,
     AclPlan,
     plan_acls,
+    principal_problem,
 )
 from mesh_stream.kafka.acls import Acl, apply_acls
 from mesh_stream.kafka.connection import KafkaConnection
@@ -21,8 +21,9 @@ from mesh_stream.settings import MeshSettings
 
 
 def _principal(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z]+:[^\s,]+", value):
-        raise click.BadParameter(f"{value!r} is not a Kafka principal like User:registry")
+    problem = principal_problem(value)
+    if problem is not None:
+        raise click.BadParameter(problem)
     return value
 
 
@@ -55,6 +56,7 @@ def _plan(
         domains=found.domains,
         registry_principal=registry_principal,
         registry_topic=settings.registry_topic,
+        registry_writer_id=settings.registry_writer_id,
         monitor_principal=monitor_principal,
         health_topic=settings.health_topic,
         alerts_topic=settings.alerts_topic,

@@ -12,7 +12,7 @@ from mesh_stream.scaffold import domain_problem, scaffold
 def _domain(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     problem = domain_problem(value)
     if problem is not None:
-        raise click.BadParameter(f"{value!r} {problem}")
+        raise click.BadParameter(problem)
     return value
 
 

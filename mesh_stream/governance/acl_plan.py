@@ -44,17 +44,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mesh_stream.descriptor import NAME_PART, Classification, DataProduct, load_descriptors
+from mesh_stream.errors import ConfigurationError
 from mesh_stream.kafka.acls import CLUSTER, Acl, Operation, Pattern, Permission, Resource
+from mesh_stream.project import (
+    MONITOR_USER,
+    PLATFORM_NAME,
+    REGISTRY_USER,
+    domain_name_problem,
+)
 from mesh_stream.settings import MeshSettings
 
-REGISTRY_USER = "registry"
-MONITOR_USER = "monitor"
-SERVICE_USERS = (REGISTRY_USER, MONITOR_USER)
-"""The platform's own services' users (SCRAM users of a local secured cluster)."""
 REGISTRY_PRINCIPAL = f"User:{REGISTRY_USER}"
 MONITOR_PRINCIPAL = f"User:{MONITOR_USER}"
 _DEFAULTS = MeshSettings.model_fields
 REGISTRY_TOPIC: str = _DEFAULTS["registry_topic"].default
+REGISTRY_WRITER_ID: str = _DEFAULTS["registry_writer_id"].default
 REGISTRY_PREFIX = "mesh-registry-"
 """Prefix of the registry's consumer groups and writer transactional ids."""
 MONITOR_PREFIX = "mesh-monitor-"
@@ -62,7 +66,7 @@ MONITOR_PREFIX = "mesh-monitor-"
 HEALTH_TOPIC: str = _DEFAULTS["health_topic"].default
 ALERTS_TOPIC: str = _DEFAULTS["alerts_topic"].default
 TAIL_GROUP_PREFIX = "mesh-tail-"
-PROCESSOR_PREFIX = "mesh-"
+PROCESSOR_PREFIX = f"{PLATFORM_NAME}-"
 """Processor app ids are ``mesh-<product>`` (see :mod:`mesh_stream.processing.app`)."""
 
 _DOMAIN = re.compile(rf"^{NAME_PART}$")
@@ -84,6 +88,16 @@ _PEEK_OPS = (Operation.READ, Operation.DESCRIBE)
 def principal(domain: str) -> str:
     """The Kafka principal of a domain (its SCRAM user is the domain name)."""
     return f"User:{domain}"
+
+
+def principal_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a service's principal, None when it can: ``User:<name>``, the
+    only kind the mesh's SCRAM users have, and never the wildcard ``User:*``, which would give
+    every user the service's grants."""
+    name = value.removeprefix("User:")
+    if name == value or not re.fullmatch(r"[^\s,*]+", name):
+        return f"{value!r} is not a Kafka principal like User:registry (User:<name>, no '*')"
+    return None
 
 
 @dataclass(frozen=True)
@@ -134,26 +148,36 @@ def plan_acls(
     domains: Iterable[str] = (),
     registry_principal: str = REGISTRY_PRINCIPAL,
     registry_topic: str = REGISTRY_TOPIC,
+    registry_writer_id: str = REGISTRY_WRITER_ID,
     monitor_principal: str = MONITOR_PRINCIPAL,
     health_topic: str = HEALTH_TOPIC,
     alerts_topic: str = ALERTS_TOPIC,
 ) -> AclPlan:
     """The ACLs for ``products``; ``domains`` adds domains that own no product yet (they
-    still read). Deterministic: the same descriptors give the same sorted plan."""
+    still read). Deterministic: the same descriptors give the same sorted plan.
+
+    A plan that would hand one party another's grants is refused
+    (:class:`~mesh_stream.errors.ConfigurationError`): a domain named as the platform keeps
+    names (:func:`mesh_stream.project.domain_name_problem`), a service principal that is
+    ``User:*``, a domain's or the other service's, and a service topic that is another's or
+    lies among a domain's names.
+    """
     all_domains = sorted({*domains, *(p.domain for p in products)})
+    _refuse_shared_grants(
+        all_domains,
+        {"--registry-principal": registry_principal, "--monitor-principal": monitor_principal},
+        {
+            "MESH_REGISTRY_TOPIC": registry_topic,
+            "MESH_HEALTH_TOPIC": health_topic,
+            "MESH_ALERTS_TOPIC": alerts_topic,
+        },
+    )
     by_name = {p.name: p for p in products}
     build = _Builder()
     warnings: list[str] = []
     prefixes: list[str] = [TAIL_GROUP_PREFIX, REGISTRY_PREFIX, MONITOR_PREFIX]
     processing = {p.domain for p in products if p.inputs}  # domains that run processors
     principals = {registry_principal, monitor_principal}
-    warnings += [
-        f"domain {domain!r} has the user name of the platform's {what} ({service}): the "
-        f"domain's ACLs would be the {what}'s too; rename the domain"
-        for domain in all_domains
-        for what, service in (("registry", registry_principal), ("monitor", monitor_principal))
-        if principal(domain) == service
-    ]
 
     for domain in all_domains:
         who = principal(domain)
@@ -201,6 +225,8 @@ def plan_acls(
     build.grant(reg, Resource.TOPIC, Pattern.LITERAL, registry_topic, _OWN_TOPIC_OPS)
     build.grant(reg, Resource.GROUP, Pattern.PREFIXED, REGISTRY_PREFIX, [Operation.READ])
     build.grant(reg, Resource.TRANSACTIONAL_ID, Pattern.PREFIXED, REGISTRY_PREFIX, _TXN_OPS)
+    if not registry_writer_id.startswith(REGISTRY_PREFIX):  # a writer id of one's own
+        build.grant(reg, Resource.TRANSACTIONAL_ID, Pattern.LITERAL, registry_writer_id, _TXN_OPS)
     build.grant(reg, Resource.CLUSTER, Pattern.LITERAL, CLUSTER, _CLUSTER_OPS)
     build.grant(reg, Resource.TOPIC, Pattern.LITERAL, health_topic, _PEEK_OPS)
     mon = monitor_principal
@@ -225,6 +251,42 @@ def plan_acls(
         literals=frozenset({registry_topic, health_topic, alerts_topic}),
         warnings=tuple(warnings),
     )
+
+
+def _refuse_shared_grants(
+    domains: Sequence[str], services: dict[str, str], topics: dict[str, str]
+) -> None:
+    """Raise when a grant of the plan would also be someone else's (see :func:`plan_acls`);
+    ``services`` and ``topics`` map the setting that names each to its value."""
+    problems = [problem for domain in domains if (problem := domain_name_problem(domain))]
+    problems += [problem for value in services.values() if (problem := principal_problem(value))]
+    users = {principal(domain): domain for domain in domains}
+    problems += [
+        f"{setting} {value} is also the Kafka user of domain {users[value]!r}: the domain "
+        f"would get the service's grants; give the service its own user"
+        for setting, value in services.items()
+        if value in users
+    ]
+    if len(set(services.values())) < len(services):
+        problems.append(
+            f"{' and '.join(services)} name one user ({next(iter(services.values()))}): each "
+            f"would get the other's grants; give each service its own user"
+        )
+    named: dict[str, str] = {}
+    for setting, topic in topics.items():
+        if topic in named:
+            problems.append(f"{setting} and {named[topic]} name the same topic {topic!r}")
+        named.setdefault(topic, setting)
+        owner = next(
+            (d for d in domains if topic.startswith((f"{d}.", f"{PROCESSOR_PREFIX}{d}."))), None
+        )
+        if owner is not None:
+            problems.append(
+                f"{setting} {topic!r} lies among domain {owner!r}'s topics, which its user "
+                f"may write; pick a name of the platform's own (e.g. _mesh_...)"
+            )
+    if problems:
+        raise ConfigurationError("ACL plan refused: " + "; ".join(problems))
 
 
 def _readers(product: DataProduct, domains: Sequence[str]) -> list[str]:

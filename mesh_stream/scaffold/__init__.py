@@ -15,11 +15,9 @@ from pathlib import Path
 
 from mesh_stream.descriptor import NAME_PART
 from mesh_stream.errors import ConfigurationError
+from mesh_stream.project import domain_name_problem
 
 DOMAIN_NAME = re.compile(rf"^{NAME_PART}$")
-
-#: Longest domain name: topics are `<domain>.<product>.v<major>` and Kafka allows 249.
-MAX_DOMAIN_LENGTH = 64
 
 #: template file -> where it goes in the new repository (``{domain}`` is the domain).
 LAYOUT: dict[str, str] = {
@@ -50,17 +48,14 @@ class Scaffold:
 
 
 def domain_problem(domain: str) -> str | None:
-    """Why ``domain`` cannot name a domain (None when it can)."""
+    """Why ``domain`` cannot name a domain (None when it can): mesh.yaml's rule
+    (:func:`mesh_stream.project.domain_name_problem`), with the pattern spelled out."""
     if not DOMAIN_NAME.match(domain):
         return (
-            "is not a domain name: lowercase letters and digits, `-` between words, starting "
-            "with a letter (e.g. inventory, order-fulfilment)"
+            f"{domain[:40]!r} is not a domain name: lowercase letters and digits, `-` between "
+            f"words, starting with a letter (e.g. inventory, order-fulfilment)"
         )
-    if len(domain) > MAX_DOMAIN_LENGTH:
-        return f"is longer than {MAX_DOMAIN_LENGTH} characters"
-    if domain == "admin":  # mesh.yaml refuses it too (mesh_stream.project)
-        return "is the registry's and the broker's super user, not a domain (e.g. inventory)"
-    return None
+    return domain_name_problem(domain)
 
 
 def render(template: str, domain: str) -> str:
@@ -90,7 +85,7 @@ def scaffold(domain: str, target: Path, *, force: bool = False) -> Scaffold:
     """
     problem = domain_problem(domain)
     if problem is not None:
-        raise ConfigurationError(f"domain {domain!r} {problem}")
+        raise ConfigurationError(problem)
     present = _unexpected_entries(target)
     if present and not force:
         shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")

@@ -51,7 +51,7 @@ from mesh_stream.errors import (
     RegistryUnavailableError,
     SchemaError,
 )
-from mesh_stream.governance.acl_plan import MONITOR_USER, REGISTRY_USER, SERVICE_USERS, plan_acls
+from mesh_stream.governance.acl_plan import plan_acls
 from mesh_stream.kafka.acls import apply_acls
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.liveview import (
@@ -66,7 +66,7 @@ from mesh_stream.liveview import (
     render,
     render_text,
 )
-from mesh_stream.project import MeshProject
+from mesh_stream.project import MONITOR_USER, REGISTRY_USER, SERVICE_USERS, MeshProject
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 from mesh_stream.supervisor import (
@@ -366,6 +366,7 @@ class MeshUp:
             products,
             domains=self.options.project.domains,
             registry_topic=settings.registry_topic,
+            registry_writer_id=settings.registry_writer_id,
             health_topic=settings.health_topic,
             alerts_topic=settings.alerts_topic,
         )

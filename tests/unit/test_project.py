@@ -402,11 +402,30 @@ def test_control_characters_in_a_named_root_are_shown_escaped(tmp_path: Path) ->
 def test_mesh_init_refuses_the_domains_mesh_yaml_would_refuse(tmp_path: Path) -> None:
     from mesh_stream.scaffold import domain_problem
 
-    for domain in ("admin", "a" * 65, "Shop"):
+    for domain in ("admin", "registry", "monitor", "mesh", "mesh-orders", "a" * 65, "Shop"):
         assert domain_problem(domain) is not None, domain
         (tmp_path / "mesh.yaml").write_text(f"domains: [{domain}]\n")
         with pytest.raises(ConfigurationError, match=r"mesh\.yaml:1: domains: "):
             load_project(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("folder", "reason"),
+    [
+        ("monitor", "'monitor' is the Kafka user of the platform's monitor, not a domain"),
+        ("mesh-orders", "'mesh-orders' would own the platform's own names"),
+    ],
+)
+def test_a_domain_folder_with_a_name_the_platform_keeps_is_refused(
+    tmp_path: Path, folder: str, reason: str
+) -> None:
+    (tmp_path / "mesh.yaml").write_text("name: shop\n")
+    (tmp_path / "domains" / folder / "products").mkdir(parents=True)
+    with pytest.raises(ConfigurationError) as refused:
+        load_project(tmp_path)
+    message = str(refused.value)
+    assert message.startswith(f"{tmp_path / 'domains' / folder}: the folder names a domain: ")
+    assert reason in message
 
 
 @pytest.mark.parametrize(

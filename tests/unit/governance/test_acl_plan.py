@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from mesh_stream.descriptor import DataProduct
-from mesh_stream.errors import DescriptorError
+from mesh_stream.errors import ConfigurationError, DescriptorError
 from mesh_stream.governance.acl_plan import plan_acls, plan_project
 from mesh_stream.kafka.acls import CLUSTER, Acl, Operation, Pattern, Permission, Resource
 
@@ -178,11 +178,36 @@ def test_the_monitor_reads_products_and_dlqs_describes_groups_and_owns_its_topic
     assert all(plan.manages(acl) for acl in plan.acls)
 
 
-def test_a_domain_named_like_a_platform_service_is_warned_about() -> None:
-    plan = plan_acls(MESH, domains=["monitor"])
-    assert any(
-        "domain 'monitor' has the user name of the platform's monitor" in w for w in plan.warnings
-    )
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        # a domain that would be a service's user, or own the platform's `mesh-` names
+        ({"domains": ["registry"]}, "'registry' is the Kafka user of the platform's registry"),
+        ({"domains": ["monitor"]}, "'monitor' is the Kafka user of the platform's monitor"),
+        ({"domains": ["mesh"]}, "'mesh' would own the platform's own names"),
+        ({"domains": ["mesh-shop"]}, "'mesh-shop' would own the platform's own names"),
+        ({"domains": ["admin"]}, "'admin' is the registry's and the broker's super user"),
+        # a service principal every user, a domain or the other service has
+        ({"monitor_principal": "User:*"}, "'User:*' is not a Kafka principal like User:"),
+        ({"registry_principal": "Group:x"}, "'Group:x' is not a Kafka principal like User:"),
+        ({"monitor_principal": "User:shop"}, "is also the Kafka user of domain 'shop'"),
+        ({"monitor_principal": "User:registry"}, "name one user (User:registry)"),
+        # a service topic another party may write, or another service's
+        ({"health_topic": "_mesh_registry"}, "MESH_HEALTH_TOPIC and MESH_REGISTRY_TOPIC name"),
+        ({"alerts_topic": "shop.order.v1"}, "MESH_ALERTS_TOPIC 'shop.order.v1' lies among"),
+        ({"health_topic": "mesh-stats.x"}, "lies among domain 'stats'"),
+    ],
+)
+def test_a_plan_that_would_share_a_grant_is_refused(changes: dict[str, Any], reason: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"^ACL plan refused: ") as refused:
+        plan_acls(MESH, **changes)
+    assert reason in str(refused.value)
+
+
+def test_a_registry_writer_id_of_its_own_is_granted_literally() -> None:
+    plan = plan_acls(MESH, registry_writer_id="writer-a")
+    assert Acl("User:registry", X, LIT, "writer-a", Op.WRITE) in plan.acls
+    assert not any(a.name == "writer-a" for a in plan_acls(MESH).acls)
 
 
 def test_the_plan_is_sorted_and_the_same_for_any_descriptor_order() -> None:
@@ -294,3 +319,5 @@ def test_a_registry_principal_that_is_no_principal_is_a_usage_error(
     assert "'registry' is not a Kafka principal like User:registry" in capsys.readouterr().err
     assert run(["acl", "plan", "--root", str(tmp_path), "--monitor-principal", "mon"]) == 2
     assert "'mon' is not a Kafka principal like User:registry" in capsys.readouterr().err
+    assert run(["acl", "plan", "--root", str(tmp_path), "--monitor-principal", "User:*"]) == 2
+    assert "'User:*' is not a Kafka principal like User:registry" in capsys.readouterr().err
