@@ -64,7 +64,7 @@ from mesh_stream.errors import (
 )
 from mesh_stream.kafka.clients import make_admin
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
-from mesh_stream.project import SERVICE_USERS
+from mesh_stream.project import SERVICE_USERS, domain_name_problem
 
 STATE_FILE = "cluster.json"
 HOST = "127.0.0.1"
@@ -304,6 +304,10 @@ class LocalCluster:
         """
         if not 1 <= brokers <= MAX_BROKERS:
             raise ConfigurationError(f"--brokers must be 1 to {MAX_BROKERS}, got {brokers}")
+        users = [user.strip() for user in users]
+        for user in users:
+            if user in SERVICE_USERS:  # the service's user is made anyway, with its own grants
+                raise ConfigurationError(f"--domains: {domain_name_problem(user)}")
         check_mode(security)
         current = self.status()
         if any(node.running for node in current.nodes):
@@ -353,7 +357,7 @@ class LocalCluster:
             if fresh and self.data_dir.exists():
                 shutil.rmtree(self.data_dir)
             if security != PLAINTEXT:
-                wanted = [*users, *(user for user in SERVICE_USERS if user not in users)]
+                wanted = [*users, *SERVICE_USERS]
                 credentials, added = ensure_credentials(self.data_dir, security, wanted)
                 if security == SASL_SSL:
                     ensure_tls(self.data_dir / TLS_DIR)

@@ -25,12 +25,7 @@ from pydantic import SecretStr
 
 from mesh_stream.errors import ConfigurationError
 from mesh_stream.kafka.connection import KafkaConnection, SaslMechanism, SecurityProtocol
-from mesh_stream.project import (
-    SERVICE_USERS,
-    domain_name_problem,
-    load_project,
-    nearest_project_root,
-)
+from mesh_stream.project import load_project, nearest_project_root
 
 PLAINTEXT = "plaintext"
 SASL = "sasl"
@@ -88,8 +83,6 @@ def check_user_names(names: Iterable[str]) -> list[str]:
                 f"--domains: {name!r} is not a domain name (lowercase letters, digits, '-' "
                 f"or '_', starting with a letter)"
             )
-        if name in SERVICE_USERS:  # made anyway, with a password of the service's own
-            raise ConfigurationError(f"--domains: {domain_name_problem(name)}")
         result.append(name)
     return result
 

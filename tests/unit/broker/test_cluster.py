@@ -247,3 +247,12 @@ def test_a_format_a_start_left_unlaunched_makes_way_and_real_data_is_refused(
     with pytest.raises(ConfigurationError, match=r"node-2/data holds Kafka data but .*--fresh"):
         cluster._clear_unlaunched_format(ran)
     assert (ran / "__cluster_metadata-0").is_dir()
+
+
+def test_a_domain_user_named_like_a_platform_service_is_refused(cluster: LocalCluster) -> None:
+    """It would share the service's password (the service's user is made anyway)."""
+    with pytest.raises(ConfigurationError) as refused:
+        cluster.start(security="sasl", users=["orders", " monitor"])
+    assert str(refused.value).startswith(
+        "--domains: 'monitor' is the Kafka user of the platform's monitor, not a domain"
+    )
