@@ -150,7 +150,10 @@ class DeferredTable(MutableMapping[str, Any]):
         return len(kept)
 
     def _keep(self, key: str, text: str | None) -> None:
-        new = key not in self._kept
+        # A rewritten key moves to the end: a flush writes keys in the order of their last
+        # write, so what was written first reaches the changelog first (expiry's clock, then
+        # the tombstones it justifies).
+        new = self._kept.pop(key, None) is None
         self._kept[key] = (text, _current_event())
         if new:
             self._writes._added()

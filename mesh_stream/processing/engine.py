@@ -71,7 +71,7 @@ from mesh_stream.processing.app import (
 )
 from mesh_stream.processing.dedup import SeenEvents, apply_once
 from mesh_stream.processing.deferred import defer_writes
-from mesh_stream.processing.expiry import WindowExpiry
+from mesh_stream.processing.expiry import WindowExpiry, clock_key
 from mesh_stream.processing.lineage import LineageRun
 from mesh_stream.processing.metrics import (
     CountingDecoder,
@@ -285,6 +285,8 @@ class Aggregation:
         self.expiry: WindowExpiry | None = None
         #: Windows forgotten, and events dropped for reaching one, since the worker started.
         self.forgotten = self.dropped = 0
+        #: Internal partitions whose forgetting an idle input partition holds back, told once.
+        self._held_back_told: set[int] = set()
         if window is not None and partition_of is not None and input_partitions is not None:
             sources = [(t, p) for t, count in input_partitions.items() for p in range(count)]
             self.expiry = WindowExpiry(window, partition_of, sources)
@@ -427,14 +429,27 @@ class Aggregation:
         dropped, with a warning) if ``key``'s window is one of them."""
         partition = envelopes[0].partition
         if expiry.needs_scan(partition):
+            expiry.restore(partition, self.states.get(clock_key(partition)))
             expiry.scan(partition, list(self.states))
         observe = expiry.observe
         for envelope in envelopes:
             observe(partition, (envelope.topic, envelope.source_partition), envelope.arrival_ms)
         accepted = expiry.accepts(partition, key)
-        for due in expiry.due(partition):
-            self.forget(due)
+        due = expiry.due(partition)
+        if due or not accepted:  # the clock that deletes goes first (see expiry.py)
+            self.states[clock_key(partition)] = expiry.saved(partition)
+        for forgotten in due:
+            self.forget(forgotten)
             self.forgotten += 1
+        if partition not in self._held_back_told and (held := expiry.held_back_by(partition)):
+            self._held_back_told.add(partition)
+            log.warning(
+                "processor %s keeps windows of internal partition %d past retain_ms: %s "
+                "brought it no event yet, and the clock waits for every input partition",
+                self.processor.output,
+                partition,
+                ", ".join(f"{topic}[{source}]" for topic, source in held),
+            )
         if not accepted:
             self.dropped += len(envelopes)
             log.warning(

@@ -20,8 +20,16 @@ expired-window records.
 
 A worker knows the keys it updated; the keys its tables hold from before (a restart, a
 partition handed over) are read once per partition, at its first batch after it was assigned.
-Clocks start again after every revoke too: the records that follow may replay ones from
-before a clock's newest, and a replayed event must meet the same verdict as the first time.
+
+The clock is durable. Deleting a window deletes its replay marks with it, and its tombstone
+may reach the changelog before the input offsets of the events that made it due are
+committed; a crash or a rebalance then replays events of a window that is gone, and a clock
+started afresh would take them onto an empty state and publish the window again with only
+part of its events. So before a partition deletes anything, its clock is written to the state
+table under :func:`clock_key` (flushed ahead of the tombstones, in the same changelog
+partition), and a worker taking the partition (after a restart or any rebalance) starts from
+it: the replayed events of a forgotten window meet the clock that forgot it, and are dropped,
+as the last output of their window already counts them.
 """
 
 from __future__ import annotations
@@ -31,7 +39,17 @@ from collections.abc import Callable, Collection, Iterable
 
 from mesh_stream.processing.spec import Window
 
-__all__ = ["WindowExpiry", "window_start"]
+__all__ = ["WindowExpiry", "clock_key", "window_start"]
+
+Saved = list[list[str | int]]
+"""A partition's clock as the state table keeps it: ``[topic, partition, newest arrival]``
+per input partition."""
+
+
+def clock_key(partition: int) -> str:
+    """The state-table key of ``partition``'s clock; no window's (those end in ``@<start>``),
+    so scans and retention pass it by."""
+    return f"mesh.window-clock/{partition}"
 
 
 def window_start(state_key: str) -> int | None:
@@ -76,13 +94,27 @@ class WindowExpiry:
         self._scanned.add(partition)
 
     def forget_partitions(self) -> None:
-        """Partitions were revoked: read each one's keys again when next handled (another
-        worker may have made windows there meanwhile), and start each clock again, since
-        what comes next may be a replay of records from before the clock's newest."""
+        """Partitions were revoked: read each one's keys and saved clock again when next
+        handled (another worker may have moved them on meanwhile)."""
         self._newest.clear()
         self._due.clear()
         self._known.clear()
         self._scanned.clear()
+
+    def saved(self, partition: int) -> Saved:
+        """``partition``'s clock as it is to be kept (see :func:`clock_key`)."""
+        newest = self._newest.get(partition, {})
+        return [[topic, source, ms] for (topic, source), ms in sorted(newest.items())]
+
+    def restore(self, partition: int, saved: object) -> None:
+        """Start ``partition``'s clock from what :meth:`saved` gave (anything else: nothing)."""
+        if not isinstance(saved, list):
+            return
+        for item in saved:
+            if isinstance(item, list) and len(item) == 3:
+                topic, source, ms = item
+                if isinstance(topic, str) and isinstance(source, int) and isinstance(ms, int):
+                    self.observe(partition, (topic, source), ms)
 
     def observe(self, partition: int, source: tuple[str, int], arrival_ms: int) -> None:
         """An event of input partition ``source`` arrived at ``arrival_ms`` and reached
@@ -111,6 +143,18 @@ class WindowExpiry:
         if key not in self._known:
             self._note(partition, key, start)
         return True
+
+    def held_back_by(self, partition: int) -> list[tuple[str, int]]:
+        """The input partitions that brought ``partition`` nothing while the others have
+        moved past a window's retention there (forgetting waits for them); else none."""
+        newest = self._newest.get(partition)
+        heap = self._due.get(partition)
+        if not newest or not heap:
+            return []
+        missing = self.sources - newest.keys()
+        if not missing or heap[0][0] > min(newest.values()):
+            return []
+        return sorted(missing)
 
     def due(self, partition: int) -> list[str]:
         """The state keys of ``partition`` to forget now (each named once)."""

@@ -125,9 +125,10 @@ class Tumbling:
 
     Once closed, a window's state (and its seen event ids) is kept ``retain_ms`` longer, then
     deleted, so state grows with the windows still open, not with every window ever seen. The
-    clock is the newest arrival time the worker has seen in the window's internal partition;
-    an event that still reaches a deleted window (its record timestamp that far behind the
-    others) is dropped, since counting it would emit that window again from nothing.
+    clock is arrival time per internal partition, the oldest of the newest arrivals each input
+    partition brought there (:mod:`mesh_stream.processing.expiry`); an event that still
+    reaches a deleted window (its record timestamp that far behind the clock) is dropped,
+    since counting it would emit that window again from nothing.
     """
 
     size_ms: int

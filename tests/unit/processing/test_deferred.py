@@ -117,6 +117,25 @@ def test_the_last_write_of_a_key_wins_and_is_written_once() -> None:
     assert deferred["k"] == {"n": 4}
 
 
+def test_keys_are_flushed_in_the_order_of_their_last_write() -> None:
+    """What was written last reaches the changelog last: a window's tombstone after the
+    expiry clock written just before it, though the window was first written earlier."""
+    log: list[tuple[str, str, str, int]] = []
+    deferred = deferred_table(RecordingTable("state", log, {"w@0": {"n": 1}}))
+    set_under(deferred, Event("t", 0), "w@0", {"n": 2})
+    set_under(deferred, Event("t", 0), "clock", [["t", 0, 5]])
+    set_under(deferred, Event("t", 0), "w@60", {"n": 1})
+    set_under(deferred, Event("t", 0), "clock", [["t", 0, 9]])
+    with faust_seams.current_event(Event("t", 0)):  # type: ignore[arg-type]
+        del deferred["w@0"]
+    deferred.flush()
+    assert [(what, key) for _, what, key, _ in log] == [
+        ("set", "w@60"),
+        ("set", "clock"),
+        ("del", "w@0"),
+    ]
+
+
 def test_what_is_kept_is_a_snapshot_that_later_changes_cannot_touch() -> None:
     table = RecordingTable("state", [])
     deferred = deferred_table(table)
