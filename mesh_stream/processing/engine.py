@@ -428,9 +428,10 @@ class Aggregation:
         """Delete the partition's windows now past retention; False (the envelopes are
         dropped, with a warning) if ``key``'s window is one of them."""
         partition = envelopes[0].partition
-        if expiry.needs_scan(partition):
+        if expiry.needs_restore(partition):
             expiry.restore(partition, self.states.get(clock_key(partition)))
-            expiry.scan(partition, list(self.states))
+        if expiry.needs_scan():
+            expiry.scan(list(self.states))
         observe = expiry.observe
         for envelope in envelopes:
             observe(partition, (envelope.topic, envelope.source_partition), envelope.arrival_ms)

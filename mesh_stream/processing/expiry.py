@@ -19,7 +19,8 @@ timestamps that far out of order, e.g. a backfill mixed into live data), like Ka
 expired-window records.
 
 A worker knows the keys it updated; the keys its tables hold from before (a restart, a
-partition handed over) are read once per partition, at its first batch after it was assigned.
+partition handed over) are read in one pass over the table at the first batch after each
+assignment.
 
 The clock is durable. Deleting a window deletes its replay marks with it, and its tombstone
 may reach the changelog before the input offsets of the events that made it due are
@@ -80,26 +81,35 @@ class WindowExpiry:
         #: partition -> heap of (forget at, state key)
         self._due: dict[int, list[tuple[int, str]]] = {}
         self._known: set[str] = set()
-        self._scanned: set[int] = set()
+        self._scanned = False
+        self._restored: set[int] = set()
 
-    def needs_scan(self, partition: int) -> bool:
-        """True until :meth:`scan` has read ``partition``'s keys since it was assigned."""
-        return partition not in self._scanned
+    def needs_scan(self) -> bool:
+        """True until :meth:`scan` has read the tables' keys since the last assignment."""
+        return not self._scanned
 
-    def scan(self, partition: int, keys: Iterable[str]) -> None:
-        """Note the window keys among ``keys`` (a table's) that live in ``partition``."""
+    def scan(self, keys: Iterable[str]) -> None:
+        """Note the window keys among ``keys`` (every key of the state table, all assigned
+        partitions': one pass, each key's partition worked out once)."""
         for key in keys:
-            if key not in self._known and self.partition_of(key) == partition:
-                self._note(partition, key)
-        self._scanned.add(partition)
+            if key not in self._known:
+                start = window_start(key)
+                if start is not None:
+                    self._note(self.partition_of(key), key, start)
+        self._scanned = True
+
+    def needs_restore(self, partition: int) -> bool:
+        """True until :meth:`restore` has started ``partition``'s clock since it was assigned."""
+        return partition not in self._restored
 
     def forget_partitions(self) -> None:
-        """Partitions were revoked: read each one's keys and saved clock again when next
-        handled (another worker may have moved them on meanwhile)."""
+        """Partitions were revoked: read the keys and each partition's saved clock again
+        when next handled (another worker may have moved them on meanwhile)."""
         self._newest.clear()
         self._due.clear()
         self._known.clear()
-        self._scanned.clear()
+        self._scanned = False
+        self._restored.clear()
 
     def saved(self, partition: int) -> Saved:
         """``partition``'s clock as it is to be kept (see :func:`clock_key`)."""
@@ -108,6 +118,7 @@ class WindowExpiry:
 
     def restore(self, partition: int, saved: object) -> None:
         """Start ``partition``'s clock from what :meth:`saved` gave (anything else: nothing)."""
+        self._restored.add(partition)
         if not isinstance(saved, list):
             return
         for item in saved:

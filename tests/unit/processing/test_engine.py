@@ -649,10 +649,16 @@ def test_a_window_key_s_start_is_read_back_and_other_keys_are_never_forgotten() 
     assert window_start("eu@west@1700000040000") == 1_700_000_040_000
     assert window_start("cust-7") is None
     assert window_start("x@") is None
-    expiry = WindowExpiry(
-        Tumbling(size_ms=10, grace_ms=5, retain_ms=100), lambda _key: 0, [("t", 0)]
-    )
-    expiry.scan(0, ["a@0", "cust-7", "b@1000"])
+    hashed: list[str] = []
+
+    def partition_of(key: str) -> int:
+        hashed.append(key)
+        return 0 if key.startswith(("a", "b")) else 1
+
+    expiry = WindowExpiry(Tumbling(size_ms=10, grace_ms=5, retain_ms=100), partition_of, [("t", 0)])
+    expiry.scan(["a@0", "cust-7", "b@1000", "z@0"])  # every partition's keys in one pass
+    assert hashed == ["a@0", "b@1000", "z@0"]  # each window key's partition, once
+    assert not expiry.needs_scan()
     expiry.observe(0, ("t", 0), 115)
     assert expiry.accepts(0, "b@1000")  # a@0 closes at 15, goes at 115
     assert expiry.due(0) == ["a@0"]
@@ -678,9 +684,15 @@ def test_the_clock_is_the_slowest_input_partition_s_so_a_backlog_read_unevenly_l
     expiry.observe(0, ("payments", 0), BASE + 3 * MINUTE)  # the slowest is past its retention
     assert expiry.due(0) == [f"eu@{BASE}"]
     assert expiry.clock(1) is None  # another partition has its own clock
-    expiry.forget_partitions()  # a rebalance: keys are read again, clocks start again
-    assert expiry.needs_scan(0)
+    expiry.forget_partitions()  # a rebalance: keys and saved clocks are read again
+    assert expiry.needs_scan()
+    assert expiry.needs_restore(0)
     assert expiry.clock(0) is None
+    expiry.restore(0, [["orders", 0, BASE], ["orders", 1, BASE], ["payments", 0, BASE + 1]])
+    assert not expiry.needs_restore(0)
+    assert expiry.clock(0) == BASE
+    expiry.restore(1, {"not": "a saved clock"})
+    assert expiry.clock(1) is None
 
 
 def test_retain_ms_below_zero_is_refused() -> None:
