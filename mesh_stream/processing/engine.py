@@ -46,6 +46,7 @@ import gc
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -106,6 +107,8 @@ log = logging.getLogger(__name__)
 #: Names of the two tables (the internal topic's is names.INTERNAL_TOPIC).
 STATE_TABLE = "state"
 SEEN_TABLE = "seen"
+#: Events of forgotten windows are dropped with a warning at most this often (a count in it).
+DROP_WARNING_EVERY_S = 10.0
 #: With a dedup horizon, seen ids are kept per key and this slice of arrival time.
 DEDUP_BUCKET_MS = 60_000
 #: The stored value's entry holding the state ``apply`` and ``emit`` see.
@@ -287,6 +290,7 @@ class Aggregation:
         self.forgotten = self.dropped = 0
         #: Internal partitions whose forgetting an idle input partition holds back, told once.
         self._held_back_told: set[int] = set()
+        self._next_drop_warning = 0.0  # monotonic time the next drop may be logged
         if window is not None and partition_of is not None and input_partitions is not None:
             sources = [(t, p) for t, count in input_partitions.items() for p in range(count)]
             self.expiry = WindowExpiry(window, partition_of, sources)
@@ -453,16 +457,22 @@ class Aggregation:
             )
         if not accepted:
             self.dropped += len(envelopes)
-            log.warning(
-                "processor %s dropped %d event(s) of window %s, the first at %s: the window "
-                "closed more than retain_ms (%d ms) before every input partition's newest "
-                "arrival, and its state is deleted",
-                self.processor.output,
-                len(envelopes),
-                key,
-                envelopes[0].where,
-                expiry.window.retain_ms,
-            )
+            now = time.monotonic()
+            if now >= self._next_drop_warning:  # old records replayed in bulk: not a line each
+                self._next_drop_warning = now + DROP_WARNING_EVERY_S
+                log.warning(
+                    "processor %s dropped %d event(s) of window %s, the first at %s: the "
+                    "window closed more than retain_ms (%d ms) before every input "
+                    "partition's newest arrival, and its state is deleted (%d dropped since "
+                    "the worker started; this is said at most every %.0f s)",
+                    self.processor.output,
+                    len(envelopes),
+                    key,
+                    envelopes[0].where,
+                    expiry.window.retain_ms,
+                    self.dropped,
+                    DROP_WARNING_EVERY_S,
+                )
             self.forget(key)
         return accepted
 

@@ -245,8 +245,11 @@ class Processor:
             raise ConfigurationError(
                 f"processor of {self.output}: input {repeated[0]} is declared twice"
             )
-        if self.window is not None and self.window.size_ms <= 0:  # pragma: no cover
-            raise ConfigurationError(f"processor of {self.output}: bad window")
+        if self.window is not None and not isinstance(self.window, (Tumbling, Hopping)):
+            raise ConfigurationError(
+                f"processor of {self.output}: window must be Tumbling(...) or Hopping(...), "
+                f"got {type(self.window).__name__}"
+            )
         if self.dedup is not None:
             missing = [spec.product for spec in self.inputs if self.dedup.field not in spec.reads]
             if len(missing) == len(self.inputs):  # an input without it is not deduplicated

@@ -643,6 +643,13 @@ def test_an_event_reaching_a_forgotten_window_is_dropped_with_a_warning(
     assert worker.outputs[window] == emitted  # nor emitted again with one order
     assert f"dropped 1 event(s) of window {window}" in caplog.text
     assert "orders.order-placed.v1[0]@" in caplog.text
+    # old records replayed in bulk (10 s after that warning): counted each, one warning
+    worker.aggregation._next_drop_warning = 0.0
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        feed(worker, [dataclasses.replace(item, arrival_ms=first.arrival_ms) for item in records])
+    assert len([r for r in caplog.records if "dropped" in r.getMessage()]) == 1
+    assert worker.aggregation.dropped > len(records) / 2
 
 
 def test_a_window_key_s_start_is_read_back_and_other_keys_are_never_forgotten() -> None:
