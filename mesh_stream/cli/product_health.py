@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mesh_stream.errors import RegistryError
+from mesh_stream.governance.acl_plan import STATUS_GROUP_PREFIX
 from mesh_stream.health import Alert, Figure, ProductHealth, worst
 from mesh_stream.kafka.clients import make_consumer
 from mesh_stream.kafka.connection import KafkaConnection
@@ -142,7 +143,7 @@ class KafkaAlerts:
         self._consumer: Consumer = make_consumer(
             connection,
             {
-                "group.id": f"mesh-products-status-{uuid.uuid4()}",
+                "group.id": f"{STATUS_GROUP_PREFIX}{uuid.uuid4()}",
                 "enable.auto.commit": False,
                 "auto.offset.reset": "latest",
                 "log_level": 0,

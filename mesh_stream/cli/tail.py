@@ -19,6 +19,7 @@ from mesh_stream.cli.options import (
 from mesh_stream.cli.publish import registry_for
 from mesh_stream.consumer import ConsumedRecord, ProductConsumer
 from mesh_stream.errors import ConsumerError, DeserializationError, MeshError
+from mesh_stream.governance.acl_plan import TAIL_GROUP_PREFIX
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.project import resolve_product
 from mesh_stream.schema.codec import json_default
@@ -101,7 +102,7 @@ def tail(
     existing_topics(connection)  # a clear error when no broker answers or it refuses us
     consumer = ProductConsumer(
         [descriptor],
-        group_id=group or f"mesh-tail-{uuid.uuid4().hex[:12]}",
+        group_id=group or f"{TAIL_GROUP_PREFIX}{uuid.uuid4().hex[:12]}",
         connection=connection,
         registry=registry,
         from_beginning=from_beginning,

@@ -16,7 +16,9 @@ these ACLs, one principal ``User:<domain>`` per domain. :func:`plan_acls` derive
   DESCRIBE and DESCRIBE_CONFIGS on that literal topic. Only the owner reads a DLQ.
 - **groups and transactions**: READ on consumer groups and WRITE + DESCRIBE on
   transactional ids prefixed ``<d>.`` or ``<d>-`` (the SDK's naming rule for a domain's own
-  groups); READ on ``mesh-tail-`` groups (`mesh tail`'s throw-away groups).
+  groups); READ on ``mesh-tail-`` groups (`mesh tail`'s throw-away groups); READ + DESCRIBE
+  on the alerts topic and READ on ``mesh-products-status-`` groups (`mesh products status
+  --watch`).
 - **processors**: a domain owning a product built from inputs runs its processor as app id
   ``mesh-<product>`` (consumer groups ``mesh-<product>`` and ``mesh-<product>-rekey``,
   internal, changelog and faust assignor topics ``mesh-<product>-...``): ALL on topics,
@@ -66,6 +68,9 @@ MONITOR_PREFIX = "mesh-monitor-"
 HEALTH_TOPIC: str = _DEFAULTS["health_topic"].default
 ALERTS_TOPIC: str = _DEFAULTS["alerts_topic"].default
 TAIL_GROUP_PREFIX = "mesh-tail-"
+"""`mesh tail`'s throw-away consumer groups."""
+STATUS_GROUP_PREFIX = "mesh-products-status-"
+"""`mesh products status --watch`'s alert readers (they assign; they never commit)."""
 PROCESSOR_PREFIX = f"{PLATFORM_NAME}-"
 """Processor app ids are ``mesh-<product>`` (see :mod:`mesh_stream.processing.app`)."""
 
@@ -175,7 +180,7 @@ def plan_acls(
     by_name = {p.name: p for p in products}
     build = _Builder()
     warnings: list[str] = []
-    prefixes: list[str] = [TAIL_GROUP_PREFIX, REGISTRY_PREFIX, MONITOR_PREFIX]
+    prefixes: list[str] = [TAIL_GROUP_PREFIX, STATUS_GROUP_PREFIX, REGISTRY_PREFIX, MONITOR_PREFIX]
     processing = {p.domain for p in products if p.inputs}  # domains that run processors
     principals = {registry_principal, monitor_principal}
 
@@ -189,6 +194,9 @@ def plan_acls(
             build.grant(who, Resource.GROUP, Pattern.PREFIXED, prefix, [Operation.READ])
             build.grant(who, Resource.TRANSACTIONAL_ID, Pattern.PREFIXED, prefix, _TXN_OPS)
         build.grant(who, Resource.GROUP, Pattern.PREFIXED, TAIL_GROUP_PREFIX, [Operation.READ])
+        # a domain team watches its products' alerts (`mesh products status --watch`)
+        build.grant(who, Resource.TOPIC, Pattern.LITERAL, alerts_topic, _PEEK_OPS)
+        build.grant(who, Resource.GROUP, Pattern.PREFIXED, STATUS_GROUP_PREFIX, [Operation.READ])
         if domain in processing:
             mine = f"{PROCESSOR_PREFIX}{domain}."
             build.grant(who, Resource.TOPIC, Pattern.PREFIXED, mine, [Operation.ALL])

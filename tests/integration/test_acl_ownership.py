@@ -20,7 +20,10 @@ from pathlib import Path
 import pytest
 from confluent_kafka import KafkaError, TopicPartition
 
+from mesh_stream.cli.product_health import KafkaAlerts
 from mesh_stream.errors import KafkaAuthorizationError
+from mesh_stream.governance.acl_plan import ALERTS_TOPIC
+from mesh_stream.health import Alert, FigureName, Status
 from mesh_stream.kafka import (
     KafkaConnection,
     explain_kafka_error,
@@ -195,6 +198,40 @@ def test_a_pii_product_is_read_only_by_the_domains_it_names(
     assert isinstance(refused, KafkaError)
     assert refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
     assert produce(cluster.connection("analytics"), PROFILE, b"mallory") is not None
+
+
+def test_a_domain_user_follows_the_product_alerts_and_cannot_write_them(
+    cluster: SecuredCluster, applied: subprocess.CompletedProcess[str]
+) -> None:
+    """`mesh products status --watch` as a domain's user: it reads the monitor's alerts."""
+    topic = ALERTS_TOPIC
+    admin = make_admin(cluster.connection("admin"))
+    for future in admin.create_topics([new_topic(topic, partitions=1)]).values():
+        future.result(30)
+    alerts = KafkaAlerts(cluster.connection("payments"), topic)
+    try:
+        assert alerts.poll(1.0) == []  # assigned at the end: nothing published before
+        alert = Alert(
+            kind="breach",
+            product="orders.order-placed",
+            figure=FigureName.FRESHNESS_SECONDS,
+            slo=5.0,
+            value=9.0,
+            status=Status.BREACHED,
+            since_ms=int(time.time() * 1000),
+            reason="newest record age",
+        )
+        assert (
+            produce(cluster.connection("monitor"), topic, alert.model_dump_json().encode()) is None
+        )
+        seen: list[Alert | str] = []
+        deadline = time.monotonic() + 20
+        while not seen and time.monotonic() < deadline:
+            seen += alerts.poll(0.5)
+        assert seen == [alert]
+    finally:
+        alerts.close()
+    assert produce(cluster.connection("payments"), topic, b"forged alert") is not None
 
 
 def test_a_second_apply_changes_nothing_and_stale_mesh_acls_are_removed(

@@ -57,6 +57,9 @@ def domain_basics(domain: str) -> set[Acl]:
         (G, PRE, "mesh-tail-", (Op.READ,)),
         (X, PRE, f"{domain}.", (Op.WRITE, Op.DESCRIBE)),
         (X, PRE, f"{domain}-", (Op.WRITE, Op.DESCRIBE)),
+        # `mesh products status --watch`: the product alerts, read without committing
+        (T, LIT, "_mesh_product_alerts", (Op.READ, Op.DESCRIBE)),
+        (G, PRE, "mesh-products-status-", (Op.READ,)),
     )
 
 
