@@ -70,7 +70,7 @@ def assess(
                 None,
                 slos.freshness_seconds,
                 f"topic {topic.topic} does not exist (or the monitor's Kafka user may not "
-                f"describe it: `mesh acl plan` lists what User:monitor needs)",
+                f"describe it: `mesh acl plan` lists what the monitor's user needs)",
             ),
         )
     if topic.end_offsets == 0:

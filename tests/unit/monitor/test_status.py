@@ -152,7 +152,7 @@ def test_figures_without_an_slo_are_measured_but_not_judged() -> None:
         (
             {"exists": False},
             "topic orders.order-placed.v1 does not exist (or the monitor's Kafka user may "
-            "not describe it: `mesh acl plan` lists what User:monitor needs)",
+            "not describe it: `mesh acl plan` lists what the monitor's user needs)",
         ),
         ({"end_offsets": 0, "ages": {0: None}}, "no record ever written to orders.order-placed.v1"),
     ],
