@@ -80,6 +80,8 @@ class WindowExpiry:
         self._newest: dict[int, dict[tuple[str, int], int]] = {}
         #: partition -> heap of (forget at, state key)
         self._due: dict[int, list[tuple[int, str]]] = {}
+        #: heap of (forget at, state key) read by a scan, partition not worked out yet
+        self._unplaced: list[tuple[int, str]] = []
         self._known: set[str] = set()
         self._scanned = False
         self._restored: set[int] = set()
@@ -90,12 +92,17 @@ class WindowExpiry:
 
     def scan(self, keys: Iterable[str]) -> None:
         """Note the window keys among ``keys`` (every key of the state table, all assigned
-        partitions': one pass, each key's partition worked out once)."""
+        partitions'). A key's partition (a pure-Python murmur2, ~20 µs) is worked out only
+        once a clock reaches its time, so a large table does not hold the event loop up for
+        seconds after every assignment: the hashing is spread over the windows' expiry."""
+        forget_at, known = self.window.forget_at_ms, self._known
         for key in keys:
-            if key not in self._known:
+            if key not in known:
                 start = window_start(key)
                 if start is not None:
-                    self._note(self.partition_of(key), key, start)
+                    self._unplaced.append((forget_at(start), key))
+                    known.add(key)
+        heapq.heapify(self._unplaced)
         self._scanned = True
 
     def needs_restore(self, partition: int) -> bool:
@@ -107,6 +114,7 @@ class WindowExpiry:
         when next handled (another worker may have moved them on meanwhile)."""
         self._newest.clear()
         self._due.clear()
+        self._unplaced.clear()
         self._known.clear()
         self._scanned = False
         self._restored.clear()
@@ -159,24 +167,37 @@ class WindowExpiry:
         """The input partitions that brought ``partition`` nothing while the others have
         moved past a window's retention there (forgetting waits for them); else none."""
         newest = self._newest.get(partition)
-        heap = self._due.get(partition)
-        if not newest or not heap:
+        if not newest:
             return []
         missing = self.sources - newest.keys()
-        if not missing or heap[0][0] > min(newest.values()):
+        if not missing:
+            return []
+        reached = min(newest.values())
+        self._place(reached)
+        heap = self._due.get(partition)
+        if not heap or heap[0][0] > reached:
             return []
         return sorted(missing)
 
     def due(self, partition: int) -> list[str]:
         """The state keys of ``partition`` to forget now (each named once)."""
-        heap = self._due.get(partition)
         clock = self.clock(partition)
+        if clock is not None:
+            self._place(clock)
+        heap = self._due.get(partition)
         found: list[str] = []
         while heap and clock is not None and heap[0][0] <= clock:
             _, key = heapq.heappop(heap)
             self._known.discard(key)
             found.append(key)
         return found
+
+    def _place(self, upto: int) -> None:
+        """Put the scanned keys due by ``upto`` into their partitions' heaps."""
+        unplaced, due = self._unplaced, self._due
+        while unplaced and unplaced[0][0] <= upto:
+            entry = heapq.heappop(unplaced)
+            heapq.heappush(due.setdefault(self.partition_of(entry[1]), []), entry)
 
     def _note(self, partition: int, key: str, start: int | None = None) -> None:
         if start is None:
