@@ -39,7 +39,7 @@ from pydantic import SecretStr
 from mesh_stream.bench.processing_runs import Worker, listening_pid, measure_run
 from mesh_stream.bench.story_input import Story, WindowTotal, expected_windows, make_story
 from mesh_stream.descriptor import DataProduct, load_descriptors
-from mesh_stream.errors import ConfigurationError
+from mesh_stream.errors import ConfigurationError, MeshError
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.processing.app import ProcessorSpec
 from mesh_stream.processing.codec import FramedAvroDecoder, decimal_cents
@@ -588,7 +588,7 @@ def _report_main(argv: list[str]) -> None:
                 progress=progress,
                 quix_stream_grace_ms=options.quix_stream_grace_ms,
             )
-    except (ConfigurationError, RuntimeError) as exc:
+    except (MeshError, RuntimeError) as exc:  # the registry or Kafka away, a bad setting
         parser.exit(1, f"processing benchmark: {exc}\n")
     print(json.dumps(report, indent=2, default=str))
     if not options.json_only:
