@@ -290,7 +290,7 @@ def _refuse_shared_grants(
         )
         if owner is not None:
             problems.append(
-                f"{setting} {topic!r} lies among domain {owner!r}'s topics, which its user "
+                f"{setting} {topic!r} lies among the topics of domain {owner!r}, which its user "
                 f"may write; pick a name of the platform's own (e.g. _mesh_...)"
             )
     if problems:

@@ -198,7 +198,7 @@ def test_the_monitor_reads_products_and_dlqs_describes_groups_and_owns_its_topic
         # a service topic another party may write, or another service's
         ({"health_topic": "_mesh_registry"}, "MESH_HEALTH_TOPIC and MESH_REGISTRY_TOPIC name"),
         ({"alerts_topic": "shop.order.v1"}, "MESH_ALERTS_TOPIC 'shop.order.v1' lies among"),
-        ({"health_topic": "mesh-stats.x"}, "lies among domain 'stats'"),
+        ({"health_topic": "mesh-stats.x"}, "lies among the topics of domain 'stats'"),
     ],
 )
 def test_a_plan_that_would_share_a_grant_is_refused(changes: dict[str, Any], reason: str) -> None:
