@@ -131,6 +131,13 @@ class DeferredTable(MutableMapping[str, Any]):
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
+    def write_now(self, key: str, value: Any) -> None:
+        """Write ``key`` to the faust table at once (its changelog record sent now, ahead of
+        every kept write), dropping any kept write of it: for a record that must reach the
+        changelog before later flushes can (expiry's clock, before its tombstones)."""
+        self._kept.pop(key, None)
+        self.table[key] = value
+
     @property
     def pending(self) -> int:
         """Writes kept since the last flush."""
@@ -151,8 +158,7 @@ class DeferredTable(MutableMapping[str, Any]):
 
     def _keep(self, key: str, text: str | None) -> None:
         # A rewritten key moves to the end: a flush writes keys in the order of their last
-        # write, so what was written first reaches the changelog first (expiry's clock, then
-        # the tombstones it justifies).
+        # write, so what was written first reaches the changelog first.
         new = self._kept.pop(key, None) is None
         self._kept[key] = (text, _current_event())
         if new:

@@ -71,7 +71,7 @@ from mesh_stream.processing.app import (
     schema_decoder,
 )
 from mesh_stream.processing.dedup import SeenEvents, apply_once
-from mesh_stream.processing.deferred import defer_writes
+from mesh_stream.processing.deferred import DeferredTable, defer_writes
 from mesh_stream.processing.expiry import WindowExpiry, clock_key
 from mesh_stream.processing.lineage import LineageRun
 from mesh_stream.processing.metrics import (
@@ -291,6 +291,10 @@ class Aggregation:
         #: Internal partitions whose forgetting an idle input partition holds back, told once.
         self._held_back_told: set[int] = set()
         self._next_drop_warning = 0.0  # monotonic time the next drop may be logged
+        #: Writes the expiry clock ahead of any kept (deferred) write (see expiry.py).
+        self._write_now: Callable[[str, Any], None] = (
+            states.write_now if isinstance(states, DeferredTable) else states.__setitem__
+        )
         if window is not None and partition_of is not None and input_partitions is not None:
             sources = [(t, p) for t, count in input_partitions.items() for p in range(count)]
             self.expiry = WindowExpiry(window, partition_of, sources)
@@ -441,8 +445,8 @@ class Aggregation:
             observe(partition, (envelope.topic, envelope.source_partition), envelope.arrival_ms)
         accepted = expiry.accepts(partition, key)
         due = expiry.due(partition)
-        if due or not accepted:  # the clock that deletes goes first (see expiry.py)
-            self.states[clock_key(partition)] = expiry.saved(partition)
+        if due or not accepted:  # the clock that deletes reaches the changelog first
+            self._write_now(clock_key(partition), expiry.saved(partition))
         for forgotten in due:
             self.forget(forgotten)
             self.forgotten += 1

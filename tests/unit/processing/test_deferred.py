@@ -136,6 +136,18 @@ def test_keys_are_flushed_in_the_order_of_their_last_write() -> None:
     ]
 
 
+def test_a_write_now_reaches_the_table_ahead_of_every_kept_write() -> None:
+    """Expiry's clock: sent at once, so no kept tombstone can reach the changelog before it."""
+    log: list[tuple[str, str, str, int]] = []
+    deferred = deferred_table(RecordingTable("state", log, {"w@0": {"n": 1}}))
+    with faust_seams.current_event(Event("t", 1)):  # type: ignore[arg-type]
+        del deferred["w@0"]
+        deferred.write_now("clock", [["t", 0, 5]])
+    assert log == [("state", "set", "clock", 1)]
+    deferred.flush()
+    assert log == [("state", "set", "clock", 1), ("state", "del", "w@0", 1)]
+
+
 def test_what_is_kept_is_a_snapshot_that_later_changes_cannot_touch() -> None:
     table = RecordingTable("state", [])
     deferred = deferred_table(table)
