@@ -27,7 +27,7 @@ may reach the changelog before the input offsets of the events that made it due 
 committed; a crash or a rebalance then replays events of a window that is gone, and a clock
 started afresh would take them onto an empty state and publish the window again with only
 part of its events. So before a partition deletes anything, its clock is written to the state
-table under :func:`clock_key` (flushed ahead of the tombstones, in the same changelog
+table under :func:`clock_key` (at once, ahead of the kept tombstones, in the same changelog
 partition), and a worker taking the partition (after a restart or any rebalance) starts from
 it: the replayed events of a forgotten window meet the clock that forgot it, and are dropped,
 as the last output of their window already counts them.
