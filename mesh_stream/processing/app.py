@@ -314,8 +314,10 @@ def add_aggregate_agent(
     update: Update,
     envelopes_of: Callable[[bytes, bytes | None, int, int], list[tuple[str, list[Envelope]]]],
     crash: Callable[[BaseException], Awaitable[None]],
+    settle: Callable[[int], None],
 ) -> None:
-    """Feed the forwarded envelopes of each batch, grouped by key, to ``update``.
+    """Feed the forwarded envelopes of each batch, grouped by key, to ``update``, then tell
+    ``settle`` each partition whose keys were all updated (the window clock moves per batch).
 
     Faust tables write a changelog record to the partition of the *current event*, which
     the batching does not set in the agent's task; so each partition's keys are updated
@@ -344,10 +346,11 @@ def add_aggregate_agent(
                 ):
                     groups.setdefault(key, []).extend(envelopes)
             try:
-                for event, groups in by_partition.values():
+                for partition, (event, groups) in by_partition.items():
                     with faust_seams.current_event(event):
                         for key, envelopes in groups.items():
                             update(key, envelopes)
+                        settle(partition)
             except Exception as exc:
                 faust_seams.withhold_acks(events)
                 await crash(exc)

@@ -375,8 +375,8 @@ class Aggregation:
         """Apply one key's envelopes of a batch (each once), store, emit if any was fresh.
 
         All envelopes of a call come from one partition of the internal topic (the key's),
-        whose event is the current one in a worker; closed windows of that partition that are
-        past their retention are deleted first.
+        whose event is the current one in a worker. Once every key of the batch in that
+        partition is updated, :meth:`settle` deletes the windows past their retention.
         """
         if self.expiry is not None and not self._within_retention(
             self.expiry, kafka_key, envelopes
@@ -433,19 +433,49 @@ class Aggregation:
                     self.publish(kafka_key, record, newest_input_ms)
 
     def _within_retention(self, expiry: WindowExpiry, key: str, envelopes: list[Envelope]) -> bool:
-        """Delete the partition's windows now past retention; False (the envelopes are
-        dropped, with a warning) if ``key``'s window is one of them."""
+        """False (the envelopes are dropped, with a warning) if ``key``'s window is past its
+        retention by the partition's clock as it was before this batch."""
         partition = envelopes[0].partition
         if expiry.needs_restore(partition):
             expiry.restore(partition, self.states.get(clock_key(partition)))
         if expiry.needs_scan():
             expiry.scan(list(self.states))
-        observe = expiry.observe
+        arrived = expiry.arrived
         for envelope in envelopes:
-            observe(partition, (envelope.topic, envelope.source_partition), envelope.arrival_ms)
-        accepted = expiry.accepts(partition, key)
+            arrived(partition, (envelope.topic, envelope.source_partition), envelope.arrival_ms)
+        if expiry.accepts(partition, key):
+            return True
+        self.dropped += len(envelopes)
+        now = time.monotonic()
+        if now >= self._next_drop_warning:  # old records replayed in bulk: not a line each
+            self._next_drop_warning = now + DROP_WARNING_EVERY_S
+            log.warning(
+                "processor %s dropped %d event(s) of window %s, the first at %s: the "
+                "window closed more than retain_ms (%d ms) before every input "
+                "partition's newest arrival, and its state is deleted (%d dropped since "
+                "the worker started; this is said at most every %.0f s)",
+                self.processor.output,
+                len(envelopes),
+                key,
+                envelopes[0].where,
+                expiry.window.retain_ms,
+                self.dropped,
+                DROP_WARNING_EVERY_S,
+            )
+        if self.states.get(key) is not None:  # the clock that deletes is in the changelog first
+            self._write_now(clock_key(partition), expiry.saved(partition))
+            self.forget(key)
+        return False
+
+    def settle(self, partition: int) -> None:
+        """A batch's keys of ``partition`` are updated (its event is still the current one in
+        a worker): move the partition's clock, and delete the windows now past retention."""
+        expiry = self.expiry
+        if expiry is None or expiry.needs_restore(partition):
+            return
+        expiry.advance(partition)
         due = expiry.due(partition)
-        if due or not accepted:  # the clock that deletes reaches the changelog first
+        if due:  # the clock that deletes reaches the changelog first
             self._write_now(clock_key(partition), expiry.saved(partition))
         for forgotten in due:
             self.forget(forgotten)
@@ -459,26 +489,6 @@ class Aggregation:
                 partition,
                 ", ".join(f"{topic}[{source}]" for topic, source in held),
             )
-        if not accepted:
-            self.dropped += len(envelopes)
-            now = time.monotonic()
-            if now >= self._next_drop_warning:  # old records replayed in bulk: not a line each
-                self._next_drop_warning = now + DROP_WARNING_EVERY_S
-                log.warning(
-                    "processor %s dropped %d event(s) of window %s, the first at %s: the "
-                    "window closed more than retain_ms (%d ms) before every input "
-                    "partition's newest arrival, and its state is deleted (%d dropped since "
-                    "the worker started; this is said at most every %.0f s)",
-                    self.processor.output,
-                    len(envelopes),
-                    key,
-                    envelopes[0].where,
-                    expiry.window.retain_ms,
-                    self.dropped,
-                    DROP_WARNING_EVERY_S,
-                )
-            self.forget(key)
-        return accepted
 
     def forget(self, key: str) -> None:
         """Delete ``key``'s state and seen entries (the seen entries first: a crash in
@@ -540,7 +550,9 @@ def build(
         update = metrics.counted_update(aggregation.update)
         decoder = CountingDecoder(RegistryClient.from_settings(spec.settings).get_schema, metrics)
     stage = add_rekey_stage(app, spec, by_key, route, decoder, aggregation.encode, on_crash)
-    add_aggregate_agent(app, spec, by_key, update, aggregation.envelopes, stage.crash)
+    add_aggregate_agent(
+        app, spec, by_key, update, aggregation.envelopes, stage.crash, aggregation.settle
+    )
     expiry = aggregation.expiry
     if expiry is not None:
 

@@ -13,8 +13,9 @@ the newest arrival times each input partition has brought there: a worker catchi
 backlog reads some input partitions ahead of others, and a clock driven by the fastest would
 forget windows the slower ones still have events for. Until every input partition has brought
 an event to a partition since the worker started, its clock is unknown and nothing there is
-forgotten or dropped. So an event is dropped only when the input partition it comes from
-already brought, earlier, an event stamped ``retain_ms`` past its window's close (record
+forgotten or dropped. The clock moves once a batch is handled (:meth:`WindowExpiry.advance`), so
+an event is dropped only when the input partition it comes from already brought, in an
+earlier batch, an event stamped ``retain_ms`` past its window's close (record
 timestamps that far out of order, e.g. a backfill mixed into live data), like Kafka Streams'
 expired-window records.
 
@@ -78,6 +79,8 @@ class WindowExpiry:
         self.sources = frozenset(sources)
         #: partition -> input (topic, partition) -> newest arrival it brought there
         self._newest: dict[int, dict[tuple[str, int], int]] = {}
+        #: the same, for the batch being handled: the clock takes it in :meth:`advance`
+        self._arriving: dict[int, dict[tuple[str, int], int]] = {}
         #: partition -> heap of (forget at, state key)
         self._due: dict[int, list[tuple[int, str]]] = {}
         #: heap of (forget at, state key) read by a scan, partition not worked out yet
@@ -113,6 +116,7 @@ class WindowExpiry:
         """Partitions were revoked: read the keys and each partition's saved clock again
         when next handled (another worker may have moved them on meanwhile)."""
         self._newest.clear()
+        self._arriving.clear()
         self._due.clear()
         self._unplaced.clear()
         self._known.clear()
@@ -137,10 +141,25 @@ class WindowExpiry:
 
     def observe(self, partition: int, source: tuple[str, int], arrival_ms: int) -> None:
         """An event of input partition ``source`` arrived at ``arrival_ms`` and reached
-        ``partition`` (the clock moves in :meth:`accepts`)."""
+        ``partition``: its clock moves now."""
         newest = self._newest.setdefault(partition, {})
         if arrival_ms > newest.get(source, -1):
             newest[source] = arrival_ms
+
+    def arrived(self, partition: int, source: tuple[str, int], arrival_ms: int) -> None:
+        """Like :meth:`observe`, for an event of the batch being handled: the clock moves at
+        :meth:`advance`, once the batch is. A batch groups events by key, so a clock moved key
+        by key would judge a window by arrivals that came after its own on-time events (an
+        early event of the next window ahead of a straggler in the grace), and drop them when
+        a batch spans more than ``retain_ms``."""
+        arriving = self._arriving.setdefault(partition, {})
+        if arrival_ms > arriving.get(source, -1):
+            arriving[source] = arrival_ms
+
+    def advance(self, partition: int) -> None:
+        """The batch is handled: ``partition``'s clock takes its arrivals."""
+        for source, arrival_ms in self._arriving.pop(partition, {}).items():
+            self.observe(partition, source, arrival_ms)
 
     def clock(self, partition: int) -> int | None:
         """``partition``'s clock: the oldest newest arrival among the input partitions, or
