@@ -77,7 +77,12 @@ from mesh_stream.supervisor import (
 )
 from mesh_stream.up.broker_watch import BrokerWatch, broker_status, probe_kafka
 from mesh_stream.up.plan import domain_of, topological
-from mesh_stream.up.registry_access import probe_registry, registry_credentials, writer_credential
+from mesh_stream.up.registry_access import (
+    monitor_credential,
+    probe_registry,
+    registry_credentials,
+    writer_credential,
+)
 
 RESTART_BACKOFF = Backoff(initial=1.0, factor=2.0, maximum=30.0, stable_after=60.0)
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "0.0.0.0")
@@ -419,7 +424,8 @@ class MeshUp:
                 status=503,
             )
         tokens = registry_credentials(
-            self.settings.data_dir / "registry" / "credentials.json", ["admin", *domains]
+            self.settings.data_dir / "registry" / "credentials.json",
+            ["admin", *domains, MONITOR_USER],
         )
         assert self._run.supervisor is not None
         host = parts.hostname or "127.0.0.1"
@@ -576,13 +582,13 @@ class MeshUp:
 
     def _start_product_monitor(self, tokens: Mapping[str, str]) -> None:
         """One supervised `mesh monitor` (SLOs measured every MESH_MONITOR_INTERVAL_SECONDS),
-        reading the registry as admin, and Kafka as its own user on a --secure cluster."""
+        reading the registry and, on a --secure cluster, Kafka as its own (read-only) user."""
         assert self._run.supervisor is not None
         env = {
             "MESH_MONITOR_INTERVAL_SECONDS": f"{self.settings.monitor_interval_seconds:g}",
             **self._kafka_env(MONITOR_USER),
         }
-        principal, token = writer_credential(tokens)
+        principal, token = monitor_credential(tokens)
         if principal is not None and token is not None:
             env |= {"MESH_REGISTRY_PRINCIPAL": principal, "MESH_REGISTRY_TOKEN": token}
         argv = (sys.executable, "-m", "mesh_stream.cli.main", "monitor")

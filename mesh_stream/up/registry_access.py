@@ -14,10 +14,12 @@ from pathlib import Path
 import httpx
 
 from mesh_stream.errors import ConfigurationError
+from mesh_stream.project import MONITOR_USER
 
 
 def registry_credentials(path: Path, principals: Sequence[str]) -> dict[str, str]:
-    """Tokens of the local registry (``admin`` and one per domain), kept in ``path``.
+    """Tokens of the local registry (``admin``, one per domain, the monitor's), kept in
+    ``path``.
 
     Created once with random tokens (file mode 0600) and reused, so a second `mesh up`
     and the children of the first agree on them.
@@ -66,6 +68,14 @@ def probe_registry(url: str, timeout: float = 2.0) -> bool:
         f"something that is not a mesh registry answers at {url} (GET /subjects gave HTTP "
         f"{response.status_code}); stop it, or point MESH_REGISTRY_URL elsewhere"
     )
+
+
+def monitor_credential(tokens: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """The product monitor's: its own read-only principal when the registry `mesh up` runs
+    knows it (it only lists products), else the writer's of a registry found running."""
+    if MONITOR_USER in tokens:
+        return MONITOR_USER, tokens[MONITOR_USER]
+    return writer_credential(tokens)
 
 
 def writer_credential(tokens: Mapping[str, str]) -> tuple[str | None, str | None]:

@@ -163,7 +163,9 @@ def read_auth(kafka: KafkaAddress) -> Iterator[ReadAuth]:
     tag = uuid.uuid4().hex[:8]
     settings = MeshSettings(
         bootstrap_servers=kafka.bootstrap_servers,
-        registry_credentials=SecretStr("admin:admin-secret,orders:orders-secret"),
+        registry_credentials=SecretStr(
+            "admin:admin-secret,orders:orders-secret,monitor:monitor-secret"
+        ),
         registry_credentials_file=None,
         registry_topic=f"_mesh_registry-readauth-{tag}",
         registry_writer_id=f"readauth-{tag}",
@@ -226,3 +228,51 @@ def test_with_read_auth_every_route_but_health_needs_a_credential(read_auth: Rea
         "message": f"POST /subjects/{subject} needs a credential: HTTP Basic (user = principal, "
         f"password = token) or `Authorization: Bearer <token>`",
     }
+
+
+def test_the_monitor_s_principal_reads_with_read_auth_and_writes_nothing(
+    read_auth: ReadAuth,
+) -> None:
+    """`mesh up` gives the product monitor the `monitor` principal, not admin's: it lists
+    products, and every route that writes refuses it."""
+    url = read_auth.url
+    monitor = {"auth": ("monitor", "monitor-secret")}
+    assert httpx.get(f"{url}/products", **monitor).status_code == 200
+    assert httpx.get(f"{url}/subjects", **monitor).status_code == 200
+    # not even under its own name, as a domain could (no domain may be named monitor)
+    own = httpx.post(
+        f"{url}/subjects/monitor.probe.v1-value/versions",
+        json={"schema": json.dumps(SCHEMA)},
+        **monitor,
+    )
+    assert own.status_code == 403, own.text
+    routes = [r for r in iter_route_contexts(read_auth.app.routes) if not r.path.startswith("/ui")]
+    writes = [
+        route
+        for route in routes
+        if not is_public(route)
+        and sorted(route.methods)[0] in ("POST", "PUT", "DELETE")
+        and not route.path.startswith(("/compatibility", "/exports"))
+        and not (route.path == "/subjects/{subject:path}" and "POST" in route.methods)
+    ]
+    refused = {}
+    for route in writes:
+        method = sorted(route.methods)[0]
+        if route.path.startswith("/products"):  # a valid descriptor and consumer registration
+            path = route.path.replace("{name}", "orders.read")
+            path = path.replace("{group:path}", "orders-reader")
+            body = _descriptor("orders.read") if method in ("POST", "PUT") else None
+            answer = httpx.request(method, url + path, json=body, **monitor)
+        else:
+            answer = _call(url, route, **monitor)
+        refused[(route.path, method)] = (answer.status_code, answer.json().get("message", ""))
+    assert len(refused) == 20  # schemas, config, modes, products, consumers, credentials
+    for where, (status, message) in refused.items():
+        assert status == 403, (where, status, message)
+        reason = (
+            "only admin manages credentials"
+            if where[0].startswith("/admin/credentials")
+            else "it is the platform's monitor service, which only reads the registry"
+        )
+        assert message.startswith("principal 'monitor' may not"), where
+        assert reason in message, where

@@ -214,7 +214,9 @@ def test_secure_mesh_on_three_nodes_survives_a_killed_broker_with_exact_outputs(
             os.kill(int(pid), signal.SIGSTOP)
         try:
             time.sleep(5)  # what was in flight is acknowledged or failed by now
-            token = registry_credentials(data_dir / "registry" / "credentials.json", ["admin"])
+            token = registry_credentials(
+                data_dir / "registry" / "credentials.json", ["admin", "monitor"]
+            )
             with RegistryClient(registry_url, principal="admin", token=token["admin"]) as registry:
                 decoder = FramedAvroDecoder(registry.get_schema)
                 inputs = read_inputs(admin, decoder, sources)
@@ -303,6 +305,19 @@ def test_secure_mesh_on_three_nodes_survives_a_killed_broker_with_exact_outputs(
         )
         monitor_log = (data_dir / "logs" / "monitor.log").read_text(errors="replace")
         assert "AUTHORIZATION" not in monitor_log.upper(), monitor_log[-3000:]
+        # The monitor holds its own registry token, not admin's, and it writes nothing there.
+        [monitor_pid] = re.findall(
+            r" monitor: started monitor \(pid (\d+)\)",
+            (data_dir / "logs" / "supervisor.log").read_text(),
+        )
+        environ = Path(f"/proc/{monitor_pid}/environ").read_bytes().split(b"\0")
+        assert b"MESH_REGISTRY_PRINCIPAL=monitor" in environ
+        assert f"MESH_REGISTRY_TOKEN={token['monitor']}".encode() in environ
+        assert f"MESH_REGISTRY_TOKEN={token['admin']}".encode() not in environ
+        forged = httpx.delete(
+            f"{registry_url}/products/orders.order-placed", auth=("monitor", token["monitor"])
+        )
+        assert forged.status_code == 403, forged.text
     finally:
         assert mesh.interrupt() == 0, mesh.output
     output = mesh.output

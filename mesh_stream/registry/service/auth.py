@@ -1,10 +1,12 @@
 """Who may do what: credentials (principal -> token) and the ownership rule.
 
-``admin`` may do everything. Any other principal is a domain and may write only subjects
-named ``<domain>.…`` and products of its own domain. Credentials come from a YAML/JSON file
-mapping principal to token, or from ``MESH_REGISTRY_CREDENTIALS`` as ``principal:token,...``
-(the bootstrap), and from tokens issued at run time and kept hashed in the registry log
-(:class:`Authenticator`; the lifecycle is :mod:`.credentials`).
+``admin`` may do everything. The platform's services (``registry``, ``monitor``) only read:
+a token for one (the product monitor's under `mesh up`) writes nothing. Any other principal
+is a domain and may write only subjects named ``<domain>.…`` and products of its own domain.
+Credentials come from a YAML/JSON file mapping principal to token, or from
+``MESH_REGISTRY_CREDENTIALS`` as ``principal:token,...`` (the bootstrap), and from tokens
+issued at run time and kept hashed in the registry log (:class:`Authenticator`; the lifecycle
+is :mod:`.credentials`).
 An empty (or blank) token is refused when credentials are loaded, and an empty Bearer token
 or Basic password never authenticates: otherwise "no secret" would be a valid secret.
 """
@@ -25,6 +27,7 @@ from pydantic import SecretStr
 
 from mesh_stream.descriptor import repeated_key
 from mesh_stream.errors import AuthenticationError, ConfigurationError, PermissionDeniedError
+from mesh_stream.project import SERVICE_USERS
 
 ADMIN = "admin"
 #: A credentials file is a few lines per domain; past this it is a mistake, refused before
@@ -443,6 +446,16 @@ def domain_of(name: str) -> str:
     return name.split(".", 1)[0]
 
 
+def refuse_service(who: str, action: str) -> None:
+    """Refuse any write to a platform service's principal: it only reads (no domain has
+    its name, see :func:`mesh_stream.project.domain_name_problem`)."""
+    if who in SERVICE_USERS:
+        raise PermissionDeniedError(
+            f"principal '{who}' may not {action}: it is the platform's {who} service, which "
+            f"only reads the registry"
+        )
+
+
 def authorize_subject(principal: str | None, subject: str | None, action: str) -> str:
     """Admin writes anything; a domain writes subjects ``<domain>.…`` (None = global config)."""
     who = require_principal(
@@ -450,6 +463,7 @@ def authorize_subject(principal: str | None, subject: str | None, action: str) -
     )
     if who == ADMIN:
         return who
+    refuse_service(who, action if subject is None else f"{action} subject '{subject}'")
     if subject is None:
         raise PermissionDeniedError(f"principal '{who}' may not {action}: only admin may")
     if not subject.startswith(f"{who}."):
@@ -462,6 +476,8 @@ def authorize_subject(principal: str | None, subject: str | None, action: str) -
 
 def authorize_product(principal: str | None, product_name: str, action: str) -> str:
     who = require_principal(principal, f"{action} product '{product_name}'")
+    if who != ADMIN:
+        refuse_service(who, f"{action} product '{product_name}'")
     if who != ADMIN and domain_of(product_name) != who:
         raise PermissionDeniedError(
             f"principal '{who}' may not {action} product '{product_name}': it belongs to "

@@ -73,6 +73,19 @@ def test_ownership_rules() -> None:
         authorize_product("orders", "payments.paid", "write")
 
 
+@pytest.mark.parametrize("service", ["monitor", "registry"])
+def test_a_platform_service_s_principal_writes_nothing_not_even_under_its_name(
+    service: str,
+) -> None:
+    only_reads = f"it is the platform's {service} service, which only reads the registry"
+    with pytest.raises(PermissionDeniedError, match=re.escape(only_reads)):
+        authorize_subject(service, f"{service}.probe.v1-value", "register schemas under")
+    with pytest.raises(PermissionDeniedError, match=re.escape(only_reads)):
+        authorize_subject(service, None, "change the global compatibility level")
+    with pytest.raises(PermissionDeniedError, match=re.escape(only_reads)):
+        authorize_product(service, f"{service}.probe", "write")
+
+
 def test_serving_without_credentials_is_refused_unless_open_writes() -> None:
     bare = MeshSettings(registry_credentials=None, registry_credentials_file=None)
     with pytest.raises(ConfigurationError, match="MESH_REGISTRY_CREDENTIALS") as refused:

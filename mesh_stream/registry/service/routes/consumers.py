@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Response
 
-from mesh_stream.registry.service.auth import require_principal
+from mesh_stream.registry.service.auth import refuse_service, require_principal
 from mesh_stream.registry.service.context import CallerDep, ServicesDep
 
 router = APIRouter(prefix="/products/{name}/consumers", tags=["consumers"])
@@ -38,7 +38,9 @@ def register_consumer(
     principal: CallerDep,
     document: Any = RegistrationBody,
 ) -> dict[str, Any]:
-    who = require_principal(principal, f"register consumer group '{group}' on '{name}'")
+    action = f"register consumer group '{group}' on '{name}'"
+    who = require_principal(principal, action)
+    refuse_service(who, action)
     return services.consumers.register(
         name, group, document, principal=who, authenticated=services.auth is not None
     )
@@ -50,6 +52,8 @@ def register_consumer(
 def unregister_consumer(
     name: str, group: str, services: ServicesDep, principal: CallerDep
 ) -> Response:
-    who = require_principal(principal, f"unregister consumer group '{group}' from '{name}'")
+    action = f"unregister consumer group '{group}' from '{name}'"
+    who = require_principal(principal, action)
+    refuse_service(who, action)
     services.consumers.unregister(name, group, principal=who)
     return Response(status_code=204)
