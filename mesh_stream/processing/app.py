@@ -26,11 +26,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 from mode import Service
@@ -307,17 +307,84 @@ It must not await: a batch is processed without a suspension point, so a stop ne
 batch in half after faust has taken it for acknowledged."""
 
 
+class Forgetting(Protocol):
+    """What a batch asks of a windowed processor's expiry (:class:`.engine.Aggregation`)."""
+
+    @property
+    def generation(self) -> int: ...
+
+    def settle(self, partition: int) -> bool: ...
+
+    def forget_due(self, partition: int) -> None: ...
+
+
+Headers = Sequence[tuple[str, bytes]] | Mapping[str, bytes] | None
+"""A Kafka record's headers as faust hands them over."""
+
+Unpack = Callable[
+    [bytes, bytes | None, int, int, Headers],
+    list[tuple[str, list[Envelope]]],
+]
+"""(value, Kafka key, partition, offset, headers) of an internal record -> each key's envelopes."""
+
+
+async def handle_batch(
+    groups: Mapping[int, Mapping[str, list[Envelope]]],
+    update: Update,
+    forgetting: Forgetting | None,
+    flush: Callable[[], Awaitable[None]],
+    within: Callable[[int], contextlib.AbstractContextManager[None]],
+) -> None:
+    """Update each partition's keys of a batch (``within`` that partition), then forget the
+    windows it made due.
+
+    Forgetting waits for ``flush`` (faust's producer: every output published so far
+    acknowledged). A forgotten window's clock, written before its tombstone, makes a replay
+    drop the window's events, since its last output counts them; that output must therefore be
+    in Kafka before the clock is, or a crash in between would lose it for good. A revoke during
+    the flush leaves the forgetting to the partition's next owner.
+    """
+    due = []
+    for partition, keys in groups.items():
+        with within(partition):
+            for key, envelopes in keys.items():
+                update(key, envelopes)
+            if forgetting is not None and forgetting.settle(partition):
+                due.append(partition)
+    if forgetting is None or not due:
+        return
+    generation = forgetting.generation
+    await flush()
+    if forgetting.generation != generation:
+        return
+    for partition in due:
+        with within(partition):
+            forgetting.forget_due(partition)
+
+
+def _under_events(
+    current: Mapping[int, faust.EventT[Any]],
+) -> Callable[[int], contextlib.AbstractContextManager[None]]:
+    """Per partition, a block with that partition's event of a batch made current."""
+
+    def within(partition: int) -> contextlib.AbstractContextManager[None]:
+        return faust_seams.current_event(current[partition])
+
+    return within
+
+
 def add_aggregate_agent(
     app: faust.App,
     spec: ProcessorSpec,
     source: faust.TopicT,
     update: Update,
-    envelopes_of: Callable[[bytes, bytes | None, int, int], list[tuple[str, list[Envelope]]]],
+    unpack: Unpack,
     crash: Callable[[BaseException], Awaitable[None]],
-    settle: Callable[[int], None],
+    forgetting: Forgetting | None = None,
 ) -> None:
-    """Feed the forwarded envelopes of each batch, grouped by key, to ``update``, then tell
-    ``settle`` each partition whose keys were all updated (the window clock moves per batch).
+    """Feed the forwarded envelopes of each batch, grouped by key, to ``update``; with
+    ``forgetting`` (a windowed processor), then forget the windows past their retention
+    (:func:`handle_batch`).
 
     Faust tables write a changelog record to the partition of the *current event*, which
     the batching does not set in the agent's task; so each partition's keys are updated
@@ -333,24 +400,21 @@ def add_aggregate_agent(
             stream, BATCH_MAX_EVENTS, BATCH_WITHIN_S, idle_s=BATCH_IDLE_S
         )
         async for events in take:
-            by_partition: dict[int, tuple[faust.EventT[Any], dict[str, list[Envelope]]]] = {}
-            for event in events:
-                message = event.message
-                entry = by_partition.get(message.partition)
-                if entry is None:
-                    entry = by_partition[message.partition] = (event, {})
-                groups = entry[1]
-                # The position that dedup and replay guards use is the internal topic's.
-                for key, envelopes in envelopes_of(
-                    event.value, message.key, message.partition, message.offset
-                ):
-                    groups.setdefault(key, []).extend(envelopes)
+            current: dict[int, faust.EventT[Any]] = {}
+            groups: dict[int, dict[str, list[Envelope]]] = {}
             try:
-                for partition, (event, groups) in by_partition.items():
-                    with faust_seams.current_event(event):
-                        for key, envelopes in groups.items():
-                            update(key, envelopes)
-                        settle(partition)
+                for event in events:
+                    message = event.message
+                    partition = message.partition
+                    current.setdefault(partition, event)
+                    keys = groups.setdefault(partition, {})
+                    # The position that dedup and replay guards use is the internal topic's.
+                    for key, envelopes in unpack(
+                        event.value, message.key, partition, message.offset, message.headers
+                    ):
+                        keys.setdefault(key, []).extend(envelopes)
+                within = _under_events(current)
+                await handle_batch(groups, update, forgetting, app.producer.flush, within)
             except Exception as exc:
                 faust_seams.withhold_acks(events)
                 await crash(exc)

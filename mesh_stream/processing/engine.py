@@ -83,6 +83,7 @@ from mesh_stream.processing.metrics import (
 from mesh_stream.processing.names import INTERNAL_TOPIC
 from mesh_stream.processing.reads import check_reads
 from mesh_stream.processing.rekey import (
+    CLOCK_HEADER,
     CRASH_EXIT_S,
     TRACE,
     Envelope,
@@ -180,6 +181,41 @@ def _first_format_envelopes(data: bytes, partition: int, offset: int) -> list[En
 
 
 # -- failure ----------------------------------------------------------------------------------
+
+
+def _parse(
+    data: bytes, key: bytes | None, partition: int, offset: int
+) -> tuple[list[list[Any]] | None, list[tuple[str, list[Envelope]]]]:
+    """The layout (None for the first format) and each key's envelopes of an internal record."""
+    if not data.startswith(_FORMAT_MARK):
+        return None, [((key or b"").decode(), _first_format_envelopes(data, partition, offset))]
+    items = _loads(data)
+    inputs = items[1]
+    found = []
+    index = 0
+    for state_key, wires in items[2:]:
+        envelopes = []
+        for wire in wires:
+            product, topic, reads = inputs[wire[0]]
+            envelopes.append(
+                Envelope(
+                    product,
+                    topic,
+                    wire[1],
+                    wire[2],
+                    wire[3],
+                    wire[4],
+                    dict(zip(reads, wire[5], strict=True)),
+                    wire[6],
+                    wire[TRACE],
+                    partition,
+                    offset,
+                    index,
+                )
+            )
+            index += 1
+        found.append((state_key, envelopes))
+    return inputs, found
 
 
 def crash_line(output: str, where: str, exc: BaseException, field: str | None = None) -> str:
@@ -341,34 +377,37 @@ class Aggregation:
     ) -> list[tuple[str, list[Envelope]]]:
         """Each key's envelopes in the internal record ``data`` (Kafka key ``key``, needed for
         the first format only) at ``partition``/``offset``."""
-        if not data.startswith(_FORMAT_MARK):
-            return [((key or b"").decode(), _first_format_envelopes(data, partition, offset))]
-        items = _loads(data)
-        inputs = items[1]
-        found = []
-        index = 0
-        for state_key, wires in items[2:]:
-            envelopes = []
-            for wire in wires:
-                product, topic, reads = inputs[wire[0]]
-                envelopes.append(
-                    Envelope(
-                        product,
-                        topic,
-                        wire[1],
-                        wire[2],
-                        wire[3],
-                        wire[4],
-                        dict(zip(reads, wire[5], strict=True)),
-                        wire[6],
-                        wire[TRACE],
-                        partition,
-                        offset,
-                        index,
-                    )
-                )
-                index += 1
-            found.append((state_key, envelopes))
+        return _parse(data, key, partition, offset)[1]
+
+    def unpack(
+        self,
+        data: bytes,
+        key: bytes | None,
+        partition: int,
+        offset: int,
+        headers: Sequence[tuple[str, bytes]] | Mapping[str, bytes] | None = None,
+    ) -> list[tuple[str, list[Envelope]]]:
+        """:meth:`envelopes`, the record's arrivals noted for the window clock: its
+        ``headers``' bounds (:data:`~.rekey.CLOCK_HEADER`), or for a record written without
+        them (an older worker's) its events' own arrivals."""
+        layout, found = _parse(data, key, partition, offset)
+        expiry = self.expiry
+        if expiry is None:
+            return found
+        pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
+        bounds = next((v for k, v in pairs if k == CLOCK_HEADER), None)
+        if bounds is not None and layout is not None:
+            try:
+                for index, source, arrival_ms in json.loads(bounds):
+                    expiry.arrived(partition, (layout[index][1], source), arrival_ms)
+                return found
+            except (ValueError, TypeError, IndexError) as exc:
+                where = f"internal record {partition}@{offset}"
+                raise self._fail(where, exc, CLOCK_HEADER) from exc
+        for _key, envelopes in found:
+            for envelope in envelopes:
+                source = (envelope.topic, envelope.source_partition)
+                expiry.arrived(partition, source, envelope.arrival_ms)
         return found
 
     def update(self, kafka_key: str, envelopes: list[Envelope]) -> None:
@@ -376,7 +415,7 @@ class Aggregation:
 
         All envelopes of a call come from one partition of the internal topic (the key's),
         whose event is the current one in a worker. Once every key of the batch in that
-        partition is updated, :meth:`settle` deletes the windows past their retention.
+        partition is updated, :meth:`settle` moves its window clock.
         """
         if self.expiry is not None and not self._within_retention(
             self.expiry, kafka_key, envelopes
@@ -440,11 +479,9 @@ class Aggregation:
             expiry.restore(partition, self.states.get(clock_key(partition)))
         if expiry.needs_scan():
             expiry.scan(list(self.states))
-        arrived = expiry.arrived
-        for envelope in envelopes:
-            arrived(partition, (envelope.topic, envelope.source_partition), envelope.arrival_ms)
         if expiry.accepts(partition, key):
             return True
+        # Its state, if still there, goes with the partition's other due windows (forget_due).
         self.dropped += len(envelopes)
         now = time.monotonic()
         if now >= self._next_drop_warning:  # old records replayed in bulk: not a line each
@@ -462,24 +499,21 @@ class Aggregation:
                 self.dropped,
                 DROP_WARNING_EVERY_S,
             )
-        if self.states.get(key) is not None:  # the clock that deletes is in the changelog first
-            self._write_now(clock_key(partition), expiry.saved(partition))
-            self.forget(key)
         return False
 
-    def settle(self, partition: int) -> None:
-        """A batch's keys of ``partition`` are updated (its event is still the current one in
-        a worker): move the partition's clock, and delete the windows now past retention."""
+    @property
+    def generation(self) -> int:
+        """Changes at every revoke (see :meth:`WindowExpiry.forget_partitions`)."""
+        return self.expiry.generation if self.expiry is not None else 0
+
+    def settle(self, partition: int) -> bool:
+        """A batch's keys of ``partition`` are updated: move the partition's clock. True if
+        windows are now past retention there, for :meth:`forget_due` once the outputs
+        published so far are acknowledged (see :func:`~.app.handle_batch`)."""
         expiry = self.expiry
         if expiry is None or expiry.needs_restore(partition):
-            return
+            return False
         expiry.advance(partition)
-        due = expiry.due(partition)
-        if due:  # the clock that deletes reaches the changelog first
-            self._write_now(clock_key(partition), expiry.saved(partition))
-        for forgotten in due:
-            self.forget(forgotten)
-            self.forgotten += 1
         if partition not in self._held_back_told and (held := expiry.held_back_by(partition)):
             self._held_back_told.add(partition)
             log.warning(
@@ -489,6 +523,21 @@ class Aggregation:
                 partition,
                 ", ".join(f"{topic}[{source}]" for topic, source in held),
             )
+        return expiry.has_due(partition)
+
+    def forget_due(self, partition: int) -> None:
+        """Delete ``partition``'s windows past their retention (in a worker, under one of its
+        events), the clock that judged them written first."""
+        expiry = self.expiry
+        if expiry is None:
+            return
+        due = expiry.due(partition)
+        if not due:
+            return
+        self._write_now(clock_key(partition), expiry.saved(partition))
+        for forgotten in due:
+            self.forget(forgotten)
+            self.forgotten += 1
 
     def forget(self, key: str) -> None:
         """Delete ``key``'s state and seen entries (the seen entries first: a crash in
@@ -550,9 +599,8 @@ def build(
         update = metrics.counted_update(aggregation.update)
         decoder = CountingDecoder(RegistryClient.from_settings(spec.settings).get_schema, metrics)
     stage = add_rekey_stage(app, spec, by_key, route, decoder, aggregation.encode, on_crash)
-    add_aggregate_agent(
-        app, spec, by_key, update, aggregation.envelopes, stage.crash, aggregation.settle
-    )
+    forgetting = aggregation if aggregation.expiry is not None else None
+    add_aggregate_agent(app, spec, by_key, update, aggregation.unpack, stage.crash, forgetting)
     expiry = aggregation.expiry
     if expiry is not None:
 

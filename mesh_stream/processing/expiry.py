@@ -13,11 +13,12 @@ the newest arrival times each input partition has brought there: a worker catchi
 backlog reads some input partitions ahead of others, and a clock driven by the fastest would
 forget windows the slower ones still have events for. Until every input partition has brought
 an event to a partition since the worker started, its clock is unknown and nothing there is
-forgotten or dropped. The clock moves once a batch is handled (:meth:`WindowExpiry.advance`), so
-an event is dropped only when the input partition it comes from already brought, in an
-earlier batch, an event stamped ``retain_ms`` past its window's close (record
-timestamps that far out of order, e.g. a backfill mixed into live data), like Kafka Streams'
-expired-window records.
+forgotten or dropped. The clock moves by the bounds the re-key stage puts on its records (a
+batch's oldest arrivals until its last record, then its newest), once a batch is handled
+(:meth:`WindowExpiry.arrived`, :meth:`WindowExpiry.advance`), so an event is dropped only when
+the input partition it comes from already brought, in an earlier re-key batch, an event
+stamped ``retain_ms`` past its window's close (record timestamps that far out of order,
+e.g. a backfill mixed into live data), like Kafka Streams' expired-window records.
 
 A worker knows the keys it updated; the keys its tables hold from before (a restart, a
 partition handed over) are read in one pass over the table at the first batch after each
@@ -31,7 +32,9 @@ part of its events. So before a partition deletes anything, its clock is written
 table under :func:`clock_key` (at once, ahead of the kept tombstones, in the same changelog
 partition), and a worker taking the partition (after a restart or any rebalance) starts from
 it: the replayed events of a forgotten window meet the clock that forgot it, and are dropped,
-as the last output of their window already counts them.
+as the last output of their window already counts them. For that, the output must be in Kafka
+before the clock: the aggregate agent forgets only after flushing faust's producer
+(:func:`~mesh_stream.processing.app.handle_batch`).
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ from collections.abc import Callable, Collection, Iterable
 from mesh_stream.processing.spec import Window
 
 __all__ = ["WindowExpiry", "clock_key", "window_start"]
+
+#: Most state keys one call of :meth:`WindowExpiry.due` names (and hashes); more wait.
+FORGET_AT_ONCE = 2_000
 
 Saved = list[list[str | int]]
 """A partition's clock as the state table keeps it: ``[topic, partition, newest arrival]``
@@ -88,6 +94,8 @@ class WindowExpiry:
         self._known: set[str] = set()
         self._scanned = False
         self._restored: set[int] = set()
+        #: Counts revokes: work begun before one is not to be finished after it.
+        self.generation = 0
 
     def needs_scan(self) -> bool:
         """True until :meth:`scan` has read the tables' keys since the last assignment."""
@@ -115,6 +123,7 @@ class WindowExpiry:
     def forget_partitions(self) -> None:
         """Partitions were revoked: read the keys and each partition's saved clock again
         when next handled (another worker may have moved them on meanwhile)."""
+        self.generation += 1
         self._newest.clear()
         self._arriving.clear()
         self._due.clear()
@@ -147,11 +156,13 @@ class WindowExpiry:
             newest[source] = arrival_ms
 
     def arrived(self, partition: int, source: tuple[str, int], arrival_ms: int) -> None:
-        """Like :meth:`observe`, for an event of the batch being handled: the clock moves at
-        :meth:`advance`, once the batch is. A batch groups events by key, so a clock moved key
-        by key would judge a window by arrivals that came after its own on-time events (an
-        early event of the next window ahead of a straggler in the grace), and drop them when
-        a batch spans more than ``retain_ms``."""
+        """Like :meth:`observe`, for the batch being handled: the clock moves at
+        :meth:`advance`, once the batch is. The re-key stage groups its batches by key, so
+        ``arrival_ms`` is to be the bound its record carries
+        (:data:`~mesh_stream.processing.rekey.CLOCK_HEADER`): a clock moved by a record's
+        newest arrival would judge a window by arrivals that came after its own on-time events
+        (an event of the next window ahead of a straggler in the grace, in an earlier record
+        or key), and drop them."""
         arriving = self._arriving.setdefault(partition, {})
         if arrival_ms > arriving.get(source, -1):
             arriving[source] = arrival_ms
@@ -198,25 +209,39 @@ class WindowExpiry:
             return []
         return sorted(missing)
 
-    def due(self, partition: int) -> list[str]:
-        """The state keys of ``partition`` to forget now (each named once)."""
+    def has_due(self, partition: int) -> bool:
+        """True if a state key may be forgotten in ``partition`` now, or perhaps (one read by
+        a scan, its partition not yet worked out)."""
         clock = self.clock(partition)
-        if clock is not None:
-            self._place(clock)
+        if clock is None:
+            return False
+        heap = self._due.get(partition)
+        unplaced = self._unplaced
+        return bool(heap and heap[0][0] <= clock) or bool(unplaced and unplaced[0][0] <= clock)
+
+    def due(self, partition: int, most: int = FORGET_AT_ONCE) -> list[str]:
+        """Up to ``most`` state keys of ``partition`` to forget now (each named once); the
+        rest wait for the next call, so a worker back after downtime does not delete (and
+        hash) a million windows in one go."""
+        clock = self.clock(partition)
+        if clock is None:
+            return []
+        self._place(clock, most)
         heap = self._due.get(partition)
         found: list[str] = []
-        while heap and clock is not None and heap[0][0] <= clock:
+        while heap and heap[0][0] <= clock and len(found) < most:
             _, key = heapq.heappop(heap)
             self._known.discard(key)
             found.append(key)
         return found
 
-    def _place(self, upto: int) -> None:
-        """Put the scanned keys due by ``upto`` into their partitions' heaps."""
+    def _place(self, upto: int, most: int = FORGET_AT_ONCE) -> None:
+        """Put up to ``most`` of the scanned keys due by ``upto`` into their partitions' heaps."""
         unplaced, due = self._unplaced, self._due
-        while unplaced and unplaced[0][0] <= upto:
+        while unplaced and unplaced[0][0] <= upto and most > 0:
             entry = heapq.heappop(unplaced)
             heapq.heappush(due.setdefault(self.partition_of(entry[1]), []), entry)
+            most -= 1
 
     def _note(self, partition: int, key: str, start: int | None = None) -> None:
         if start is None:

@@ -35,6 +35,7 @@ header (:data:`TRACE`), for the span the aggregate stage publishes under.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import struct
@@ -92,6 +93,13 @@ Wire = list[Any]
 ``[input index, partition, offset, arrival ms, event ms, [read field values], window, trace]``,
 the position and time of its input record, the values of its input's ``reads`` in order, its
 window ``[key, start ms, end ms]`` (or None) and its trace context (see TRACE)."""
+
+#: Header of every internal record: per input partition, how far a windowed processor's clock
+#: may move once the record is handled (:func:`clock_bounds`). A batch's events reach a
+#: partition grouped by key, in one or more records, so not in arrival order: until the
+#: batch's last record for a partition, the clock may reach only the batch's oldest arrival
+#: there, and with it, the newest (an event still to come is older than neither).
+CLOCK_HEADER = "mesh.rekey.clock"
 
 #: Place in a :data:`Wire` of the input record's trace context (``traceparent`` and
 #: ``tracestate``), which the stage sets when tracing is active; None otherwise.
@@ -229,6 +237,26 @@ def records_of(
                 record, size = [], 0
     if record:
         yield record
+
+
+def clock_bounds(groups: Iterable[tuple[str, list[Wire]]]) -> tuple[bytes, bytes]:
+    """The :data:`CLOCK_HEADER` values of the records made of ``groups`` (one partition's keys
+    of a batch): for all but the last record, then for the last, as JSON
+    ``[[input index, input partition, arrival ms], ...]`` with the oldest, then the newest,
+    arrival of each input partition's events among them."""
+    oldest: dict[tuple[int, int], int] = {}
+    newest: dict[tuple[int, int], int] = {}
+    for _key, wires in groups:
+        for wire in wires:
+            source, arrival = (wire[0], wire[1]), wire[3]
+            if arrival < oldest.get(source, arrival + 1):
+                oldest[source] = arrival
+            if arrival > newest.get(source, arrival - 1):
+                newest[source] = arrival
+    return (
+        json.dumps([[*source, ms] for source, ms in sorted(oldest.items())]).encode(),
+        json.dumps([[*source, ms] for source, ms in sorted(newest.items())]).encode(),
+    )
 
 
 def offsets_to_commit(
@@ -430,8 +458,12 @@ class RekeyStage(Service):
             to = faust_seams.key_partition(key, partitions)
             by_partition.setdefault(to, []).append((key, wires))
         for to, groups in by_partition.items():
-            for internal in records_of(groups, ENVELOPES_PER_RECORD):
-                sends.append(await send(value=encode(internal), partition=to, force=True))
+            before_last, last = clock_bounds(groups)
+            records = list(records_of(groups, ENVELOPES_PER_RECORD))
+            for number, internal in enumerate(records, 1):
+                headers = [(CLOCK_HEADER, last if number == len(records) else before_last)]
+                value = encode(internal)
+                sends.append(await send(value=value, partition=to, headers=headers, force=True))
         offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
         return asyncio.ensure_future(asyncio.gather(*sends)), offsets
 

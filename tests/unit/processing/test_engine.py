@@ -4,6 +4,8 @@ a failure is one line naming processor, record, exception and field."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -12,7 +14,7 @@ import uuid
 from collections.abc import Iterator, MutableMapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -21,7 +23,7 @@ from mesh_stream.descriptor import load_descriptors
 from mesh_stream.errors import ConfigurationError
 from mesh_stream.processing import Dedup, Hopping, Input, Processor, Tumbling, faust_seams
 from mesh_stream.processing import engine as engine_module
-from mesh_stream.processing.app import ProcessorSpec
+from mesh_stream.processing.app import ProcessorSpec, handle_batch
 from mesh_stream.processing.engine import (
     Aggregation,
     crash_line,
@@ -29,7 +31,13 @@ from mesh_stream.processing.engine import (
 )
 from mesh_stream.processing.expiry import WindowExpiry, clock_key, window_start
 from mesh_stream.processing.reference import InputRecord, recompute
-from mesh_stream.processing.rekey import Envelope, Wire, records_of
+from mesh_stream.processing.rekey import (
+    CLOCK_HEADER,
+    Envelope,
+    Wire,
+    clock_bounds,
+    records_of,
+)
 from mesh_stream.settings import MeshSettings
 
 REPO = Path(__file__).resolve().parents[3]
@@ -63,6 +71,15 @@ class JsonTable(MutableMapping[str, Any]):
         return len(self.data)
 
 
+class Internal(NamedTuple):
+    """An internal record as the aggregate agent reads it."""
+
+    partition: int
+    value: bytes
+    offset: int
+    headers: list[tuple[str, bytes]]
+
+
 def partition_of(key: str) -> int:
     return faust_seams.key_partition(key, INTERNAL_PARTITIONS)
 
@@ -80,6 +97,9 @@ class Worker:
         self.restart()
         self.internal_offsets: dict[int, int] = {}
         self.offsets: dict[str, int] = {}
+        #: Every output published, in order, and how many of them a flush has seen.
+        self.published: list[tuple[str, dict[str, Any]]] = []
+        self.flushed = 0
 
     def restart(self) -> None:
         """A new process over the same tables: nothing in memory carries over."""
@@ -96,9 +116,21 @@ class Worker:
     def publish(self, key: str, record: Any, newest_input_ms: int) -> None:
         self.outputs[key] = dict(record)
         self.newest_input_ms[key] = newest_input_ms
+        self.published.append((key, dict(record)))
 
-    def forward(self, batch: list[InputRecord]) -> list[tuple[str, bytes, int]]:
-        """Route one batch: the internal records (key, value, offset) it makes."""
+    async def flush(self) -> None:
+        """What faust's producer flush does: every output published so far is in Kafka."""
+        self.flushed = len(self.published)
+
+    def lose_unflushed_outputs(self) -> None:
+        """A crash: the outputs published since the last flush never reached Kafka."""
+        del self.published[self.flushed :]
+        self.outputs = {}
+        for key, record in self.published:
+            self.outputs[key] = record
+
+    def forward(self, batch: list[InputRecord]) -> list[Internal]:
+        """Route one batch: the internal records it makes, as the re-key stage sends them."""
         by_key: dict[str, list[Wire]] = {}
         for item in batch:
             topic = f"{item.product}.v1"
@@ -115,25 +147,35 @@ class Worker:
             by_partition.setdefault(partition, []).append((key, wires))
         internal = []
         for partition, groups in by_partition.items():
-            for record in records_of(groups, EVENTS_PER_RECORD):
+            before_last, last = clock_bounds(groups)
+            records = list(records_of(groups, EVENTS_PER_RECORD))
+            for number, record in enumerate(records, 1):
                 offset = self.internal_offsets.get(partition, 0)
                 self.internal_offsets[partition] = offset + 1
-                internal.append((partition, self.aggregation.encode(record), offset))
+                value = self.aggregation.encode(record)
+                bound = last if number == len(records) else before_last
+                internal.append(Internal(partition, value, offset, [(CLOCK_HEADER, bound)]))
         return internal
 
-    def aggregate(self, internal: list[tuple[int, bytes, int]]) -> None:
+    def aggregate(self, internal: list[Internal]) -> None:
         """As the aggregate agent takes a batch: per partition, each key's envelopes of every
-        record together, then the partition is settled."""
+        record together, then the partition's windows due are forgotten."""
         by_partition: dict[int, dict[str, list[Envelope]]] = {}
-        for partition, value, offset in internal:
+        for partition, value, offset, headers in internal:
             groups = by_partition.setdefault(partition, {})
-            for key, envelopes in self.aggregation.envelopes(value, None, partition, offset):
+            unpacked = self.aggregation.unpack(value, None, partition, offset, headers)
+            for key, envelopes in unpacked:
                 assert faust_seams.key_partition(key, INTERNAL_PARTITIONS) == partition
                 groups.setdefault(key, []).extend(envelopes)
-        for partition, groups in by_partition.items():
-            for key, envelopes in groups.items():
-                self.aggregation.update(key, envelopes)
-            self.aggregation.settle(partition)
+        forgetting = self.aggregation if self.aggregation.expiry is not None else None
+        batch = handle_batch(
+            by_partition,
+            self.aggregation.update,
+            forgetting,
+            self.flush,
+            lambda _partition: contextlib.nullcontext(),
+        )
+        asyncio.run(batch)
 
 
 def run_with_crashes(
@@ -484,7 +526,9 @@ def test_retarget_renames_output_and_inputs_in_declaration_order() -> None:
 def test_routed_decimals_reach_apply_as_decimals() -> None:
     worker = Worker(revenue.PROCESSOR)
     order = orders(random.Random(3), 1)[0]
-    [(_key, value, _offset)] = worker.forward([InputRecord("orders.order-placed", order, BASE)])
+    [(_partition, value, _offset, _headers)] = worker.forward(
+        [InputRecord("orders.order-placed", order, BASE)]
+    )
     [(_key, [envelope])] = worker.aggregation.envelopes(value, None, 0, 0)
     assert envelope.fields["total_amount"] == order["total_amount"]
     assert isinstance(envelope.fields["total_amount"], Decimal)
@@ -751,12 +795,15 @@ def test_an_input_partition_that_brings_nothing_is_named_once_as_holding_forgett
     assert worker.aggregation.forgotten == 0
 
 
-@pytest.mark.parametrize("batch", [25, 400])
-def test_a_batch_spanning_more_than_retain_ms_drops_no_on_time_event(batch: int) -> None:
-    """The clock moves after a batch, not key by key within it: a batch groups events by
-    key, so a key updated early in it may carry arrivals from after another key's window
-    closed (an event of the next window that arrived before a straggler within the grace),
-    and that window's on-time events must still count."""
+@pytest.mark.parametrize(("batch", "split"), [(25, False), (400, False), (400, True)])
+def test_a_batch_spanning_more_than_retain_ms_drops_no_on_time_event(
+    batch: int, split: bool
+) -> None:
+    """A re-key batch reaches a partition grouped by key, so a key early in it (or in an
+    earlier record of it) may carry arrivals from after another key's window closed (an event
+    of the next window that arrived before a straggler within the grace). The clock moves by
+    the batch's oldest arrivals, once the batch is handled, so that window's on-time events
+    still count, even when the agent's batches end between a re-key batch's records."""
     rng = random.Random(12)
     sent = [
         InputRecord("orders.order-placed", order, order["placed_at"] + rng.randrange(45_000))
@@ -765,10 +812,53 @@ def test_a_batch_spanning_more_than_retain_ms_drops_no_on_time_event(batch: int)
     records = sorted(sent, key=lambda item: item.arrival_ms)  # some later than the grace
     processor = revenue_retained(retain_ms=0)
     worker = Worker(processor)
-    feed(worker, records, batch=batch)
+    for start in range(0, len(records), batch):
+        internal = worker.forward(records[start : start + batch])
+        for taken in [[record] for record in internal] if split else [internal]:
+            worker.aggregate(taken)
     expected = recompute(processor, records)
     assert sum(w["order_count"] for w in expected.values()) < len(records)  # late ones dropped
     assert worker.outputs == expected
     assert worker.aggregation.dropped == 0
-    windows = {key for key in worker.states.data if window_start(key) is not None}
-    assert len(windows) < len(worker.outputs) / 3  # and closed windows were still forgotten
+    # closed windows were still forgotten: each partition's clock is at least the oldest
+    # arrival of the last 400 records (every partition had events among them)
+    kept = {key for key in worker.states.data if window_start(key) is not None}
+    floor = min(item.arrival_ms for item in records[-400:])
+    gone = {key for key in worker.outputs if (window_start(key) or 0) + MINUTE + 30_000 <= floor}
+    assert len(gone) > len(worker.outputs) / 2
+    assert not gone & kept
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_crash_losing_unflushed_outputs_loses_no_forgotten_window(seed: int) -> None:
+    """A forgotten window's clock makes a replay drop its events, as its last output counts
+    them: so that output is flushed to Kafka before the clock is written. Here a crash loses
+    every output published since the last flush while the tables keep every write (the
+    clock and tombstones included), and the batches since the last commit are replayed."""
+    rng = random.Random(seed)
+    sent = [
+        InputRecord("orders.order-placed", order, order["placed_at"] + rng.randrange(45_000))
+        for order in orders_over(rng, 600, minutes=15)
+    ]
+    records = sorted(sent, key=lambda item: item.arrival_ms)
+    processor = revenue_retained(retain_ms=0)
+    worker = Worker(processor)
+    forwarded: list[list[Internal]] = []
+    committed = crashes = 0
+    for start in range(0, len(records), 15):
+        forwarded.append(worker.forward(records[start : start + 15]))
+        worker.aggregate(forwarded[-1])
+        luck = rng.random()
+        if luck < 0.2:  # a commit: the producer flushed, then the offsets committed
+            asyncio.run(worker.flush())
+            committed = len(forwarded)
+        elif luck < 0.35:
+            crashes += 1
+            worker.lose_unflushed_outputs()
+            worker.restart()
+            for internal in forwarded[committed:]:
+                worker.aggregate(internal)
+    assert crashes >= 3
+    kept = {key for key in worker.states.data if window_start(key) is not None}
+    assert len(kept) < len(worker.outputs) / 2  # most windows were forgotten on the way
+    assert worker.outputs == recompute(processor, records)
