@@ -29,7 +29,7 @@ from mesh_stream.processing.engine import (
     crash_line,
     retarget,
 )
-from mesh_stream.processing.expiry import WindowExpiry, clock_key, window_start
+from mesh_stream.processing.expiry import FORGET_AT_ONCE, WindowExpiry, clock_key, window_start
 from mesh_stream.processing.reference import InputRecord, recompute
 from mesh_stream.processing.rekey import (
     CLOCK_HEADER,
@@ -862,3 +862,27 @@ def test_a_crash_losing_unflushed_outputs_loses_no_forgotten_window(seed: int) -
     kept = {key for key in worker.states.data if window_start(key) is not None}
     assert len(kept) < len(worker.outputs) / 2  # most windows were forgotten on the way
     assert worker.outputs == recompute(processor, records)
+
+
+def test_a_worker_back_after_downtime_forgets_its_windows_a_few_thousand_at_a_time() -> None:
+    """After downtime longer than retain_ms every restored window is due at once: each call
+    names (and hashes) at most FORGET_AT_ONCE of them, the rest come in the next calls."""
+    hashed: list[str] = []
+
+    def partition_of(key: str) -> int:
+        hashed.append(key)
+        return 0
+
+    window = Tumbling(size_ms=10, retain_ms=0)
+    expiry = WindowExpiry(window, partition_of, [("t", 0)])
+    keys = [f"k{n}@{n * 10}" for n in range(2 * FORGET_AT_ONCE + 5)]
+    expiry.scan(keys)
+    expiry.observe(0, ("t", 0), 10**9)  # the first arrival after a long stop
+    assert expiry.has_due(0)
+    first = expiry.due(0)
+    assert len(first) == len(hashed) == FORGET_AT_ONCE
+    assert first == keys[:FORGET_AT_ONCE]  # oldest first
+    rest = expiry.due(0) + expiry.due(0)
+    assert sorted(first + rest) == sorted(keys)
+    assert not expiry.has_due(0)
+    assert expiry.due(0) == []
