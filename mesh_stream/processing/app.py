@@ -239,12 +239,30 @@ class StopOnSendError(faust.Sensor):
         self.app_id = app_id
         self.service = service
         self._crashing: asyncio.Future[None] | None = None
+        #: The first error Kafka refused a record with (the worker is stopping).
+        self.refused: BaseException | None = None
 
     def on_send_error(self, producer: Any, exc: BaseException, state: Any) -> None:
         del producer, state
         if self._crashing is None:
             log.error("Kafka refused a record of %s: %r; stopping the worker", self.app_id, exc)
+            self.refused = exc
             self._crashing = asyncio.ensure_future(self.service.crash(exc))
+
+
+def confirmed_flush(app: faust.App, refusals: StopOnSendError) -> Callable[[], Awaitable[None]]:
+    """Faust's producer flush, raising if Kafka refused any record so far: a flush returns
+    once every send is done, whether or not Kafka took it."""
+
+    async def flush() -> None:
+        await app.producer.flush()
+        if refusals.refused is not None:
+            raise RuntimeError(
+                f"Kafka refused a record of {refusals.app_id} ({refusals.refused!r}): "
+                f"nothing more is written"
+            )
+
+    return flush
 
 
 def internal_topic(app: faust.App, spec: ProcessorSpec, name: str) -> faust.TopicT:
@@ -291,7 +309,6 @@ def add_rekey_stage(
     services once the tables are recovered, and stops before the app's producer.
     """
     stage = RekeyStage(app, spec, target, route, decoder, encode, on_crash)
-    app.sensors.add(StopOnSendError(spec.app_id, stage))
 
     async def start_rekey_stage() -> None:
         await app.add_runtime_dependency(stage)
@@ -314,6 +331,8 @@ class Forgetting(Protocol):
     def generation(self) -> int: ...
 
     def settle(self, partition: int) -> bool: ...
+
+    def save_clock(self, partition: int) -> None: ...
 
     def forget_due(self, partition: int) -> None: ...
 
@@ -338,11 +357,13 @@ async def handle_batch(
     """Update each partition's keys of a batch (``within`` that partition), then forget the
     windows it made due.
 
-    Forgetting waits for ``flush`` (faust's producer: every output published so far
-    acknowledged). A forgotten window's clock, written before its tombstone, makes a replay
-    drop the window's events, since its last output counts them; that output must therefore be
-    in Kafka before the clock is, or a crash in between would lose it for good. A revoke during
-    the flush leaves the forgetting to the partition's next owner.
+    The updates run without a suspension point. Forgetting then goes in three steps, each
+    after a ``flush`` (faust's producer: every record sent so far in Kafka, see
+    :func:`confirmed_flush`). A forgotten window's clock makes a replay drop the window's
+    events, since its last output counts them: so first the outputs, then the clocks, and only
+    then the tombstones, which for the seen table go to another topic than the clock. A crash
+    between two steps loses nothing; a revoke during a flush leaves the forgetting to the
+    partition's next owner.
     """
     due = []
     for partition, keys in groups.items():
@@ -354,6 +375,12 @@ async def handle_batch(
     if forgetting is None or not due:
         return
     generation = forgetting.generation
+    await flush()
+    if forgetting.generation != generation:
+        return
+    for partition in due:
+        with within(partition):
+            forgetting.save_clock(partition)
     await flush()
     if forgetting.generation != generation:
         return
@@ -381,10 +408,11 @@ def add_aggregate_agent(
     unpack: Unpack,
     crash: Callable[[BaseException], Awaitable[None]],
     forgetting: Forgetting | None = None,
+    flush: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Feed the forwarded envelopes of each batch, grouped by key, to ``update``; with
     ``forgetting`` (a windowed processor), then forget the windows past their retention
-    (:func:`handle_batch`).
+    (:func:`handle_batch`, after ``flush``, by default faust's producer flush).
 
     Faust tables write a changelog record to the partition of the *current event*, which
     the batching does not set in the agent's task; so each partition's keys are updated
@@ -394,6 +422,8 @@ def add_aggregate_agent(
     stops the worker, and the agent waits to be stopped with it: faust would otherwise restart
     the agent, which would go on past the failed batch.
     """
+
+    flush_all = flush if flush is not None else app.producer.flush
 
     async def aggregate(stream: faust.StreamT[Any]) -> AsyncIterator[None]:
         take = faust_seams.take_ready_events(
@@ -414,7 +444,7 @@ def add_aggregate_agent(
                     ):
                         keys.setdefault(key, []).extend(envelopes)
                 within = _under_events(current)
-                await handle_batch(groups, update, forgetting, app.producer.flush, within)
+                await handle_batch(groups, update, forgetting, flush_all, within)
             except Exception as exc:
                 faust_seams.withhold_acks(events)
                 await crash(exc)

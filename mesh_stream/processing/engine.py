@@ -62,9 +62,11 @@ from mesh_stream.processing import faust_seams
 from mesh_stream.processing.app import (
     KeyedOutput,
     ProcessorSpec,
+    StopOnSendError,
     add_aggregate_agent,
     add_rekey_stage,
     changelogged_table,
+    confirmed_flush,
     internal_topic,
     prepare,
     processor_app,
@@ -525,17 +527,18 @@ class Aggregation:
             )
         return expiry.has_due(partition)
 
+    def save_clock(self, partition: int) -> None:
+        """Write ``partition``'s clock to its state table at once (in a worker, under one of
+        its events), before :meth:`forget_due` deletes what it judged past retention."""
+        if self.expiry is not None:
+            self._write_now(clock_key(partition), self.expiry.saved(partition))
+
     def forget_due(self, partition: int) -> None:
         """Delete ``partition``'s windows past their retention (in a worker, under one of its
-        events), the clock that judged them written first."""
-        expiry = self.expiry
-        if expiry is None:
+        events), once :meth:`save_clock` wrote the clock that judged them."""
+        if self.expiry is None:
             return
-        due = expiry.due(partition)
-        if not due:
-            return
-        self._write_now(clock_key(partition), expiry.saved(partition))
-        for forgotten in due:
+        for forgotten in self.expiry.due(partition):
             self.forget(forgotten)
             self.forgotten += 1
 
@@ -599,8 +602,12 @@ def build(
         update = metrics.counted_update(aggregation.update)
         decoder = CountingDecoder(RegistryClient.from_settings(spec.settings).get_schema, metrics)
     stage = add_rekey_stage(app, spec, by_key, route, decoder, aggregation.encode, on_crash)
+    refusals = StopOnSendError(spec.app_id, stage)
+    app.sensors.add(refusals)
     forgetting = aggregation if aggregation.expiry is not None else None
-    add_aggregate_agent(app, spec, by_key, update, aggregation.unpack, stage.crash, forgetting)
+    flush = confirmed_flush(app, refusals)
+    unpack = aggregation.unpack
+    add_aggregate_agent(app, spec, by_key, update, unpack, stage.crash, forgetting, flush)
     expiry = aggregation.expiry
     if expiry is not None:
 

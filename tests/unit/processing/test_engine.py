@@ -10,11 +10,12 @@ import dataclasses
 import json
 import logging
 import random
+import types
 import uuid
 from collections.abc import Iterator, MutableMapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import pytest
 
@@ -23,7 +24,12 @@ from mesh_stream.descriptor import load_descriptors
 from mesh_stream.errors import ConfigurationError
 from mesh_stream.processing import Dedup, Hopping, Input, Processor, Tumbling, faust_seams
 from mesh_stream.processing import engine as engine_module
-from mesh_stream.processing.app import ProcessorSpec, handle_batch
+from mesh_stream.processing.app import (
+    ProcessorSpec,
+    StopOnSendError,
+    confirmed_flush,
+    handle_batch,
+)
 from mesh_stream.processing.engine import (
     Aggregation,
     crash_line,
@@ -886,3 +892,104 @@ def test_a_worker_back_after_downtime_forgets_its_windows_a_few_thousand_at_a_ti
     assert sorted(first + rest) == sorted(keys)
     assert not expiry.has_due(0)
     assert expiry.due(0) == []
+
+
+class JournaledTable(JsonTable):
+    """A JsonTable that notes each write and delete in a journal shared with its worker."""
+
+    def __init__(self, name: str, journal: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.name, self.journal = name, journal
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.journal.append((self.name, key))
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.journal.append(("tombstone", f"{self.name}:{key}"))
+        super().__delitem__(key)
+
+
+class JournaledWorker(Worker):
+    """A Worker whose outputs, flushes and table writes (seen and state, two changelog topics
+    in a real worker) go into one journal, in order."""
+
+    def __init__(self, processor: Processor) -> None:
+        self.journal: list[tuple[str, str]] = []
+        super().__init__(processor)
+        self.states = JournaledTable("state", self.journal)
+        self.seen = JournaledTable("seen", self.journal)
+        self.restart()
+
+    def publish(self, key: str, record: Any, newest_input_ms: int) -> None:
+        self.journal.append(("output", key))
+        super().publish(key, record, newest_input_ms)
+
+    async def flush(self) -> None:
+        self.journal.append(("flush", ""))
+        await super().flush()
+
+
+def test_forgetting_flushes_between_the_outputs_the_clock_and_the_tombstones() -> None:
+    """Outputs, then the clock, then tombstones (seen and state: in a worker, two topics that
+    nothing orders), each step reaching Kafka before the next is sent."""
+    rng = random.Random(21)
+    worker = JournaledWorker(revenue_retained(retain_ms=0))
+    feed(worker, steady_orders(rng, minutes=10), batch=30)
+    journal = worker.journal
+
+    def flushed_between(start: int, end: int) -> bool:
+        return any(kind == "flush" for kind, _ in journal[start:end])
+
+    clocks = [i for i, (kind, key) in enumerate(journal) if kind == "state" and "clock" in key]
+    tombstones = [i for i, (kind, _) in enumerate(journal) if kind == "tombstone"]
+    assert len(clocks) > 3
+    assert {key.split(":")[0] for kind, key in journal if kind == "tombstone"} == {"seen", "state"}
+    for clock in clocks:
+        last_output = max(i for i in range(clock) if journal[i][0] == "output")
+        assert flushed_between(last_output, clock), journal[last_output : clock + 1]
+    for tombstone in tombstones:
+        clock = max(i for i in clocks if i < tombstone)
+        assert flushed_between(clock, tombstone), journal[clock : tombstone + 1]
+
+
+def test_no_window_is_forgotten_when_kafka_refused_a_record() -> None:
+    """A flush returns whether or not Kafka took every record: the confirmed flush raises if
+    one was refused, and the batch then forgets nothing (the worker stops)."""
+
+    class Refusing(Worker):
+        async def flush(self) -> None:
+            raise RuntimeError("Kafka refused a record")
+
+    rng = random.Random(22)
+    records = steady_orders(rng, minutes=6)
+    worker = Refusing(revenue_retained(retain_ms=0))
+    with pytest.raises(RuntimeError, match="refused"):
+        feed(worker, records, batch=30)
+    assert worker.aggregation.forgotten == 0
+    assert not any(clock_key(p) in worker.states.data for p in range(INTERNAL_PARTITIONS))
+
+
+def test_the_confirmed_flush_raises_once_kafka_refused_a_record() -> None:
+    flushed: list[bool] = []
+
+    class Producer:
+        async def flush(self) -> None:
+            flushed.append(True)
+
+    class Stage:
+        async def crash(self, exc: BaseException) -> None:
+            del exc
+
+    app: Any = types.SimpleNamespace(producer=Producer())
+
+    async def scenario() -> None:
+        refusals = StopOnSendError("analytics.revenue", cast(Any, Stage()))
+        flush = confirmed_flush(app, refusals)
+        await flush()  # nothing refused: it returns
+        refusals.on_send_error(None, ValueError("MESSAGE_TOO_LARGE"), None)
+        with pytest.raises(RuntimeError, match=r"Kafka refused a record of analytics\.revenue"):
+            await flush()
+
+    asyncio.run(scenario())
+    assert flushed == [True, True]
