@@ -306,11 +306,22 @@ def test_secure_mesh_on_three_nodes_survives_a_killed_broker_with_exact_outputs(
         monitor_log = (data_dir / "logs" / "monitor.log").read_text(errors="replace")
         assert "AUTHORIZATION" not in monitor_log.upper(), monitor_log[-3000:]
         # The monitor holds its own registry token, not admin's, and it writes nothing there.
-        [monitor_pid] = re.findall(
-            r" monitor: started monitor \(pid (\d+)\)",
-            (data_dir / "logs" / "supervisor.log").read_text(),
-        )
-        environ = Path(f"/proc/{monitor_pid}/environ").read_bytes().split(b"\0")
+        environ: list[bytes] = []
+
+        def monitor_environment() -> bool:
+            """The environment of the monitor now running (the supervisor may have restarted
+            it, e.g. while a broker was down)."""
+            pids = re.findall(
+                r" monitor: (?:started monitor \(|restarted \(restart #\d+, )pid (\d+)\)",
+                (data_dir / "logs" / "supervisor.log").read_text(),
+            )
+            try:
+                environ[:] = Path(f"/proc/{pids[-1]}/environ").read_bytes().split(b"\0")
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                return False  # between a crash and its restart
+            return True
+
+        wait_for(monitor_environment, 60, "no monitor process running")
         assert b"MESH_REGISTRY_PRINCIPAL=monitor" in environ
         assert f"MESH_REGISTRY_TOKEN={token['monitor']}".encode() in environ
         assert f"MESH_REGISTRY_TOKEN={token['admin']}".encode() not in environ

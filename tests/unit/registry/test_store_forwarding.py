@@ -25,6 +25,9 @@ from tests.unit.registry.conftest import ADMIN, ORDERS, TOKENS, schema
 
 SUBJECT = "orders.order-placed.v1-value"
 
+#: Generous timeouts: on a loaded machine the in-process servers may stall for seconds.
+HTTP = httpx.Client(timeout=30.0)
+
 
 class FollowerStore(InMemoryStore):
     """An in-memory store whose writes belong to another instance."""
@@ -82,27 +85,27 @@ def test_writes_are_forwarded_and_answered_as_the_writer_answers(
 ) -> None:
     server, store = follower
     store.route = WriteRoute.forward(writer.url, "the test writer", 5.0)
-    registered = httpx.post(
+    registered = HTTP.post(
         f"{server.url}/subjects/{SUBJECT}/versions", json={"schema": schema()}, auth=ORDERS
     )
     assert registered.status_code == 200, registered.text
     assert registered.json() == {"id": 1, "version": 1, "subject": SUBJECT, "guid": ANY}
     assert registered.headers["content-type"] == "application/vnd.schemaregistry.v1+json"
-    assert httpx.get(f"{writer.url}/subjects/{SUBJECT}/versions").json() == [1]
+    assert HTTP.get(f"{writer.url}/subjects/{SUBJECT}/versions").json() == [1]
     # Reads (a lookup too) are the follower's own: its view is another store here.
-    assert httpx.get(f"{server.url}/subjects").json() == []
-    lookup = httpx.post(f"{server.url}/subjects/{SUBJECT}", json={"schema": schema()})
+    assert HTTP.get(f"{server.url}/subjects").json() == []
+    lookup = HTTP.post(f"{server.url}/subjects/{SUBJECT}", json={"schema": schema()})
     assert lookup.json()["error_code"] == 40401
     # An error answer comes back as it is, a 204 too; the query string goes along.
-    refused = httpx.put(f"{server.url}/config", json={"compatibility": "NONE"}, auth=ORDERS)
+    refused = HTTP.put(f"{server.url}/config", json={"compatibility": "NONE"}, auth=ORDERS)
     assert (refused.status_code, refused.json()["error_code"]) == (403, 40301)
-    soft = httpx.delete(f"{server.url}/subjects/{SUBJECT}", auth=ORDERS)
+    soft = HTTP.delete(f"{server.url}/subjects/{SUBJECT}", auth=ORDERS)
     assert soft.json() == [1], soft.text
-    hard = httpx.delete(f"{server.url}/subjects/{SUBJECT}?permanent=true", auth=ORDERS)
+    hard = HTTP.delete(f"{server.url}/subjects/{SUBJECT}?permanent=true", auth=ORDERS)
     assert hard.json() == [1], hard.text
-    assert httpx.get(f"{writer.url}/subjects?deleted=true").json() == []
+    assert HTTP.get(f"{writer.url}/subjects?deleted=true").json() == []
     # No credential: the writer says so.
-    anonymous = httpx.post(f"{server.url}/subjects/{SUBJECT}/versions", json={"schema": schema()})
+    anonymous = HTTP.post(f"{server.url}/subjects/{SUBJECT}/versions", json={"schema": schema()})
     assert (anonymous.status_code, anonymous.json()["error_code"]) == (401, 40101)
 
 
@@ -112,7 +115,7 @@ def test_a_wrong_credential_is_refused_by_the_follower_itself(
     server, store = follower
     store.route = WriteRoute.forward(writer.url, "the test writer", 5.0)
     for _ in range(25):  # more than the 20 failures a minute one address may have
-        wrong = httpx.post(
+        wrong = HTTP.post(
             f"{server.url}/subjects/{SUBJECT}/versions",
             json={"schema": schema()},
             auth=("orders", "wrong"),
@@ -120,9 +123,9 @@ def test_a_wrong_credential_is_refused_by_the_follower_itself(
         assert wrong.status_code in (401, 429), wrong.text
     assert wrong.status_code == 429
     # The follower's own bucket for this address is empty; the writer counted none of them.
-    again = httpx.put(f"{server.url}/config", json={"compatibility": "FULL"}, auth=ADMIN)
+    again = HTTP.put(f"{server.url}/config", json={"compatibility": "FULL"}, auth=ADMIN)
     assert (again.status_code, again.json()["error_code"]) == (429, 42901)
-    direct = httpx.put(f"{writer.url}/config", json={"compatibility": "FULL"}, auth=ADMIN)
+    direct = HTTP.put(f"{writer.url}/config", json={"compatibility": "FULL"}, auth=ADMIN)
     assert direct.status_code == 200, direct.text
 
 
@@ -131,14 +134,14 @@ def test_no_writer_a_dead_writer_and_a_forwarding_loop_answer_503_with_retry_aft
 ) -> None:
     server, store = follower
     body = {"schema": schema()}
-    none = httpx.post(f"{server.url}/subjects/{SUBJECT}/versions", json=body, auth=ORDERS)
+    none = HTTP.post(f"{server.url}/subjects/{SUBJECT}/versions", json=body, auth=ORDERS)
     assert (none.status_code, none.json()["error_code"]) == (503, 50302)
     assert none.json()["message"] == "no writer yet: retry"
     assert none.headers["retry-after"] == "3"
 
     dead = f"http://127.0.0.1:{free_port()}"
     store.route = WriteRoute.forward(dead, f"writer id 'w' (at {dead})", 5.0, retry_after=2)
-    gone = httpx.post(f"{server.url}/subjects/{SUBJECT}/versions", json=body, auth=ORDERS)
+    gone = HTTP.post(f"{server.url}/subjects/{SUBJECT}/versions", json=body, auth=ORDERS)
     assert (gone.status_code, gone.json()["error_code"]) == (503, 50302)
     assert gone.json()["message"].startswith(
         f"registry write not forwarded: the writer writer id 'w' (at {dead}) does not answer "
@@ -146,7 +149,7 @@ def test_no_writer_a_dead_writer_and_a_forwarding_loop_answer_503_with_retry_aft
     )
     assert gone.headers["retry-after"] == "2"
 
-    looped = httpx.post(
+    looped = HTTP.post(
         f"{server.url}/subjects/{SUBJECT}/versions",
         content=json.dumps(body),
         headers={FORWARDED_BY: "http://other:8081", "content-type": "application/json"},
@@ -172,9 +175,9 @@ def test_the_client_rides_out_a_moving_writer_and_gives_up_after_its_retry_time(
         schema_id = client.register_schema(SUBJECT, schema())
         assert client.http_calls >= 2  # at least one answer said "retry"
     takeover.join()
-    registered = httpx.get(f"{writer.url}/subjects/{SUBJECT}/versions", auth=ORDERS).json()
+    registered = HTTP.get(f"{writer.url}/subjects/{SUBJECT}/versions", auth=ORDERS).json()
     assert registered == [1]
-    assert httpx.get(f"{writer.url}/schemas/ids/{schema_id}").status_code == 200
+    assert HTTP.get(f"{writer.url}/schemas/ids/{schema_id}").status_code == 200
 
     # No writer for longer than the client's retry time: the 503 reaches the caller.
     store.route = WriteRoute.nowhere("no writer yet: retry", 1)
