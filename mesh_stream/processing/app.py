@@ -302,13 +302,16 @@ def add_rekey_stage(
     decoder: FramedAvroDecoder,
     encode: Encode,
     on_crash: Callable[[BaseException], None] | None = None,
+    *,
+    clocked: bool = True,
 ) -> RekeyStage:
     """Forward every input record through ``route`` to ``target``; undecodable ones to DLQ.
 
     The stage (:class:`~mesh_stream.processing.rekey.RekeyStage`) starts with the app's other
-    services once the tables are recovered, and stops before the app's producer.
+    services once the tables are recovered, and stops before the app's producer. Only a
+    ``clocked`` (windowed) aggregate needs the window clock's header on internal records.
     """
-    stage = RekeyStage(app, spec, target, route, decoder, encode, on_crash)
+    stage = RekeyStage(app, spec, target, route, decoder, encode, on_crash, clocked=clocked)
 
     async def start_rekey_stage() -> None:
         await app.add_runtime_dependency(stage)

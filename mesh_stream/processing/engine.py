@@ -491,8 +491,9 @@ class Aggregation:
             log.warning(
                 "processor %s dropped %d event(s) of window %s, the first at %s: the "
                 "window closed more than retain_ms (%d ms) before every input "
-                "partition's newest arrival, and its state is deleted (%d dropped since "
-                "the worker started; this is said at most every %.0f s)",
+                "partition's newest arrival; what is left of its state is deleted with the "
+                "partition's other closed windows once their outputs are in Kafka (%d "
+                "dropped since the worker started; this is said at most every %.0f s)",
                 self.processor.output,
                 len(envelopes),
                 key,
@@ -601,10 +602,13 @@ def build(
         route = metrics.counted_route(aggregation.route)
         update = metrics.counted_update(aggregation.update)
         decoder = CountingDecoder(RegistryClient.from_settings(spec.settings).get_schema, metrics)
-    stage = add_rekey_stage(app, spec, by_key, route, decoder, aggregation.encode, on_crash)
+    windowed = aggregation.expiry is not None
+    stage = add_rekey_stage(
+        app, spec, by_key, route, decoder, aggregation.encode, on_crash, clocked=windowed
+    )
     refusals = StopOnSendError(spec.app_id, stage)
     app.sensors.add(refusals)
-    forgetting = aggregation if aggregation.expiry is not None else None
+    forgetting = aggregation if windowed else None
     flush = confirmed_flush(app, refusals)
     unpack = aggregation.unpack
     add_aggregate_agent(app, spec, by_key, update, unpack, stage.crash, forgetting, flush)

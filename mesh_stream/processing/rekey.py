@@ -302,6 +302,8 @@ class RekeyStage(Service):
         decoder: FramedAvroDecoder,
         encode: Encode,
         on_crash: Callable[[BaseException], None] | None = None,
+        *,
+        clocked: bool = True,
         **kwargs: Any,
     ) -> None:
         self.app = app
@@ -311,6 +313,8 @@ class RekeyStage(Service):
         self.decoder = decoder
         self.encode = encode
         self.on_crash = on_crash
+        #: Whether internal records carry CLOCK_HEADER (only a windowed aggregate reads it).
+        self.clocked = clocked
         self.dead_letters = {
             product.topic: app.topic(
                 product.dlq_topic, key_serializer="raw", value_serializer="raw"
@@ -457,11 +461,13 @@ class RekeyStage(Service):
         for key, wires in by_key.items():
             to = faust_seams.key_partition(key, partitions)
             by_partition.setdefault(to, []).append((key, wires))
+        clocked = self.clocked
         for to, groups in by_partition.items():
-            before_last, last = clock_bounds(groups)
             records = list(records_of(groups, ENVELOPES_PER_RECORD))
+            before_last, last = clock_bounds(groups) if clocked else (b"", b"")
             for number, internal in enumerate(records, 1):
-                headers = [(CLOCK_HEADER, last if number == len(records) else before_last)]
+                bound = last if number == len(records) else before_last
+                headers = [(CLOCK_HEADER, bound)] if clocked else None
                 value = encode(internal)
                 sends.append(await send(value=value, partition=to, headers=headers, force=True))
         offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]

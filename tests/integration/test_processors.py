@@ -33,7 +33,8 @@ from mesh_stream.descriptor import DataProduct, load_descriptors, topic_for
 from mesh_stream.errors import DeserializationError
 from mesh_stream.kafka import dlq
 from mesh_stream.processing.codec import FramedAvroDecoder
-from mesh_stream.processing.names import processor_app_id, sources_group
+from mesh_stream.processing.names import INTERNAL_TOPIC, processor_app_id, sources_group
+from mesh_stream.processing.rekey import CLOCK_HEADER
 from mesh_stream.producer import ProductPublisher
 from mesh_stream.registration import ensure_topics, register_source_product
 from mesh_stream.registry.client import RegistryClient
@@ -348,6 +349,27 @@ def assert_dead_lettered(
     assert headers[dlq.MESH_ERROR].decode().startswith(f"{source}: {error}")
 
 
+def clock_headers(bootstrap: str, processor: str) -> list[bool]:
+    """For each record of ``processor``'s internal topic: whether it carries CLOCK_HEADER."""
+    topic = f"{processor_app_id(processor)}-{INTERNAL_TOPIC}"
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"it-{uuid.uuid4().hex}"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), 10)[1] for p in partitions
+        }
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        found: list[bool] = []
+        deadline = time.monotonic() + 30
+        while len(found) < sum(ends.values()) and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=500, timeout=1.0):
+                if message.error() is None:
+                    found.append(CLOCK_HEADER in dict(message.headers() or []))
+        return found
+    finally:
+        consumer.close()
+
+
 def assert_static_members(bootstrap: str, processors: Iterable[str]) -> None:
     """Both consumer groups of each worker (faust's and the re-key stage's) hold it under
     its MESH_PROCESSOR_INSTANCE_ID: a restarted worker takes its partitions back at once."""
@@ -568,6 +590,10 @@ def test_outputs_are_exact_through_duplicates_lateness_kill_and_clean_restart(
         )
         registered = registry.get_product("analytics.customer-360")
         assert registered["inputs"] == list(by_name["analytics.customer-360"].inputs)
+        # only the windowed aggregate needs the window clock's bounds on its internal records
+        assert set(clock_headers(bootstrap, "analytics.revenue-by-region")) == {True}
+        for unwindowed in ("analytics.order-fulfilment-sla", "analytics.customer-360"):
+            assert set(clock_headers(bootstrap, unwindowed)) == {False}, unwindowed
 
         # 2. kill -9 every worker while it is busy with a large batch, then restart them.
         # The workers aggregate in batches and emit one record per key and batch, so they are
