@@ -52,6 +52,7 @@ original kept as ``__cause__``::
     ├── SerializationError          a record does not fit its schema (field path named)
     │   ├── DeserializationError    bytes on the wire cannot be decoded
     │   └── RuleViolationError      a record fails a data-quality rule (CEL) of its product
+    ├── ProcessorError              a processor's key, apply or emit broke its contract
     ├── DeliveryError               Kafka did not acknowledge records (they are named)
     ├── ConsumerError               a fatal Kafka consumer error
     └── KafkaSecurityError          the cluster refused this connection's credentials
@@ -389,6 +390,13 @@ class RuleViolationError(SerializationError):
         self.rule = rule
         self.expr = expr
         self.record_index = record_index
+
+
+class ProcessorError(MeshError):
+    """A processor's own function failed or broke its contract on a record: ``key`` returned
+    neither a str nor None, ``apply`` returned a value (it must change the state in place),
+    ``emit`` returned a record that does not fit the output, or one of them raised (the
+    original is ``__cause__``). The message names the function and the record."""
 
 
 class DeliveryError(MeshError):

@@ -37,6 +37,7 @@ from mode import Service
 
 from mesh_stream import tracing
 from mesh_stream.descriptor import DataProduct
+from mesh_stream.errors import ProcessorError
 from mesh_stream.health import NEWEST_INPUT_HEADER
 from mesh_stream.kafka import topics
 from mesh_stream.kafka.connection import KafkaConnection
@@ -474,14 +475,24 @@ class KeyedOutput:
             where=spec.output.name,
         )
         self.trace = tracing.PublishTrace(spec.output.topic) if tracing.active() else None
+        #: The descriptor's key field, whose value must be the record's Kafka key.
+        self.key_field = spec.output.key_field
 
     def publish(self, key: str, record: Mapping[str, Any], newest_input_ms: int) -> None:
         """Queue the record in faust's producer buffer, flushed before offsets are committed.
 
         Its ``mesh.input.newest-ms`` header carries the timestamp of the newest input record
         it reflects, so anyone (the product monitor) can tell the pipeline's end-to-end
-        latency from the output alone: its own timestamp minus that one.
+        latency from the output alone: its own timestamp minus that one. A record whose
+        ``key_field`` value is not its key is a :class:`ProcessorError`: readers of the
+        product (and its compaction) go by the key.
         """
+        key_field = self.key_field
+        if key_field is not None and key_field in record and str(record[key_field]) != key:
+            raise ProcessorError(
+                f"its key field {key_field!r} is {record[key_field]!r}, but the record is "
+                f"published under the processor's key {key!r}; the two must be equal"
+            )
         value = self.encoder.encode(record)
         stamp = str(newest_input_ms).encode()
         if self.trace is None or not tracing.in_span():

@@ -56,7 +56,7 @@ from mode import Service
 from pydantic import ValidationError
 
 from mesh_stream import tracing
-from mesh_stream.errors import ConfigurationError, MeshError
+from mesh_stream.errors import ConfigurationError, MeshError, ProcessorError, SerializationError
 from mesh_stream.logformat import JsonFormatter, LogFormat
 from mesh_stream.processing import faust_seams
 from mesh_stream.processing.app import (
@@ -93,7 +93,15 @@ from mesh_stream.processing.rekey import (
     Wire,
     exit_if_still_running,
 )
-from mesh_stream.processing.spec import Event, Input, Processor, WindowKey
+from mesh_stream.processing.spec import (
+    Event,
+    Input,
+    Processor,
+    WindowKey,
+    apply_checked,
+    check_key,
+    not_read_error,
+)
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings, environment_problems
 
@@ -220,14 +228,24 @@ def _parse(
     return inputs, found
 
 
-def crash_line(output: str, where: str, exc: BaseException, field: str | None = None) -> str:
+def crash_line(
+    output: str,
+    where: str,
+    exc: BaseException,
+    field: str | None = None,
+    function: str | None = None,
+) -> str:
     """The one line a worker logs before it stops on a record, e.g. ``processor
-    analytics.revenue-by-region crashed on orders.order-placed.v1[2]@1041: KeyError 'region'
-    (field 'region')``."""
+    analytics.revenue-by-region crashed on orders.order-placed.v1[2]@1041: key raised
+    KeyError 'region' (field 'region')``: the processor's ``function`` that failed, if one
+    did; a :class:`~mesh_stream.errors.ProcessorError` says what broke in its own words."""
+    if isinstance(exc, ProcessorError):
+        return f"processor {output} crashed on {where}: {exc}"
     if field is None and isinstance(exc, KeyError) and exc.args:
         field = str(exc.args[0])
     involved = f" (field {field!r})" if field is not None else ""
-    return f"processor {output} crashed on {where}: {type(exc).__name__} {exc}{involved}"
+    raised = f"{function} raised " if function is not None else ""
+    return f"processor {output} crashed on {where}: {raised}{type(exc).__name__} {exc}{involved}"
 
 
 class _ReportedError(Exception):
@@ -337,8 +355,14 @@ class Aggregation:
             sources = [(t, p) for t, count in input_partitions.items() for p in range(count)]
             self.expiry = WindowExpiry(window, partition_of, sources)
 
-    def _fail(self, where: str, exc: BaseException, field: str | None = None) -> _ReportedError:
-        log.error("%s", crash_line(self.processor.output, where, exc, field))
+    def _fail(
+        self,
+        where: str,
+        exc: BaseException,
+        field: str | None = None,
+        function: str | None = None,
+    ) -> _ReportedError:
+        log.error("%s", crash_line(self.processor.output, where, exc, field, function))
         return _ReportedError(str(exc))
 
     def route(
@@ -352,15 +376,21 @@ class Aggregation:
             where = f"{topic}[{partition}]@{offset}"
             raise self._fail(where, missing, str(missing.args[0])) from missing
         window = self.processor.window
+        function = "key"
         try:
             key = declared.key(fields)
             if key is None:
                 return ()
+            check_key(key)
             # what Processor.keys does, without an Event per record
+            function = "event_time"
             event_ms = declared.event_ms(fields, arrival_ms)
+            function = "window"
             windows = list(window.windows(key, event_ms, arrival_ms)) if window else []
         except Exception as exc:
-            raise self._fail(f"{topic}[{partition}]@{offset}", exc) from exc
+            where = f"{topic}[{partition}]@{offset}"
+            not_read = not_read_error(declared, exc) if function == "key" else None
+            raise self._fail(where, not_read or exc, None, function) from exc
         values = list(fields.values())
         if window is None:
             return ((key, [index, partition, offset, arrival_ms, event_ms, values, None, None]),)
@@ -447,9 +477,9 @@ class Aggregation:
                     envelope.input, envelope.fields, envelope.arrival_ms, envelope.event_ms
                 )
                 try:
-                    processor.apply(value, event)
+                    apply_checked(processor.apply, value, event)
                 except Exception as exc:
-                    raise self._fail(envelope.where, exc) from exc
+                    raise self._fail(envelope.where, exc, None, "apply") from exc
                 changed = True
         if key_seen is not None:
             newest = max(envelope.arrival_ms for envelope in envelopes)
@@ -466,12 +496,16 @@ class Aggregation:
             try:
                 record = processor.emit(state_key, value)
             except Exception as exc:
-                raise self._fail(last.where, exc) from exc
-            if reflected is None or self.trace is None:
-                self.publish(kafka_key, record, newest_input_ms)
-            else:  # under a span, child of the newest input event's, the output's headers name
-                with self.trace.processing(reflected):
+                raise self._fail(last.where, exc, None, "emit") from exc
+            try:
+                if reflected is None or self.trace is None:
                     self.publish(kafka_key, record, newest_input_ms)
+                else:  # under a span, child of the newest input event's, the output's headers
+                    with self.trace.processing(reflected):
+                        self.publish(kafka_key, record, newest_input_ms)
+            except (SerializationError, ProcessorError) as exc:  # what emit returned
+                unfit = ProcessorError(f"emit returned a record for key {kafka_key!r}: {exc}")
+                raise self._fail(last.where, unfit) from exc
 
     def _within_retention(self, expiry: WindowExpiry, key: str, envelopes: list[Envelope]) -> bool:
         """False (the envelopes are dropped, with a warning) if ``key``'s window is past its

@@ -14,12 +14,13 @@ horizon may be judged differently; ``mesh verify`` generates copies well inside 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from mesh_stream.errors import ConfigurationError
-from mesh_stream.processing.spec import Processor
+from mesh_stream.errors import ConfigurationError, ProcessorError
+from mesh_stream.processing.spec import Input, Processor, apply_checked, check_key, not_read_error
 
 __all__ = ["InputRecord", "project_fields", "recompute"]
 
@@ -54,18 +55,28 @@ def recompute(processor: Processor, records: Iterable[InputRecord]) -> dict[str,
     """The final output record per Kafka key (``str`` of the state key) after ``records``.
 
     Records are taken in the order given; give each input partition's records in offset
-    order (``apply`` may not depend on anything more).
+    order (``apply`` may not depend on anything more). The processor's own functions are
+    held to what the engine holds them to: a ``key``, ``apply`` or ``emit`` that raises or
+    breaks its contract is a :class:`~mesh_stream.errors.ProcessorError` naming it and the
+    record.
     """
     states: dict[Any, dict[str, Any]] = {}
     first_arrivals: dict[Any, dict[Any, int]] = {}
+    last_of: dict[Any, InputRecord] = {}  # the newest record each state saw, for emit's errors
     dedup = processor.dedup
     for item in records:
         fields = project_fields(processor, item)
-        key = processor.input(item.product).key(fields)
+        declared = processor.input(item.product)
+        with _blamed(processor, "key", item, declared):
+            key = declared.key(fields)
+            check_key(key)
         if key is None:
             continue
-        event = processor.event(item.product, fields, item.arrival_ms)
-        for state_key in processor.keys(event, key):
+        with _blamed(processor, "event_time", item):
+            event = processor.event(item.product, fields, item.arrival_ms)
+        with _blamed(processor, "window", item):
+            state_keys = list(processor.keys(event, key))
+        for state_key in state_keys:
             if dedup is not None:
                 value = fields.get(dedup.field)
                 if value is not None:
@@ -77,5 +88,31 @@ def recompute(processor: Processor, records: Iterable[InputRecord]) -> dict[str,
                     if within:
                         continue
                     seen[value] = item.arrival_ms
-            processor.apply(states.setdefault(state_key, {}), event)
-    return {str(key): dict(processor.emit(key, state)) for key, state in states.items()}
+            with _blamed(processor, "apply", item):
+                apply_checked(processor.apply, states.setdefault(state_key, {}), event)
+            last_of[state_key] = item
+    outputs: dict[str, dict[str, Any]] = {}
+    for state_key, state in states.items():
+        with _blamed(processor, "emit", last_of[state_key]):
+            outputs[str(state_key)] = dict(processor.emit(state_key, state))
+    return outputs
+
+
+@contextmanager
+def _blamed(
+    processor: Processor, function: str, item: InputRecord, declared: Input | None = None
+) -> Iterator[None]:
+    """Any exception of the block as a ProcessorError naming ``function`` and ``item``."""
+    try:
+        yield
+    except ProcessorError as exc:
+        raise ProcessorError(f"{_on(processor, item)}: {exc}") from exc
+    except Exception as exc:
+        not_read = not_read_error(declared, exc) if declared is not None else None
+        what = str(not_read) if not_read else f"{function} raised {type(exc).__name__} {exc}"
+        raise ProcessorError(f"{_on(processor, item)}: {what}") from exc
+
+
+def _on(processor: Processor, item: InputRecord) -> str:
+    where = item.where or f"a record of {item.product}"
+    return f"processor {processor.output} on {where}"

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mesh_stream.errors import ConfigurationError
+from mesh_stream.errors import ConfigurationError, ProcessorError
 
 __all__ = [
     "Dedup",
@@ -52,6 +52,9 @@ __all__ = [
     "Tumbling",
     "Window",
     "WindowKey",
+    "apply_checked",
+    "check_key",
+    "not_read_error",
 ]
 
 
@@ -274,3 +277,40 @@ class Processor:
         if self.window is None:
             return [key]
         return list(self.window.windows(key, event.event_ms, event.arrival_ms))
+
+
+# -- what the engine and the reference check of a processor's own functions ----------------
+
+
+def not_read_error(declared: Input, exc: Exception) -> ProcessorError | None:
+    """For a KeyError of a field that ``key`` looked up but ``reads`` does not declare (only
+    declared fields are forwarded): an error saying so, else None."""
+    if isinstance(exc, KeyError) and exc.args and exc.args[0] not in declared.reads:
+        return ProcessorError(
+            f"key raised KeyError {exc.args[0]!r}: field {exc.args[0]!r} of "
+            f"{declared.product} is not in the input's `reads` (only those are given to the "
+            f"processor); add it there"
+        )
+    return None
+
+
+def check_key(key: object) -> None:
+    """``key``'s return value is a str or None; a :class:`ProcessorError` otherwise."""
+    if key is not None and not isinstance(key, str):
+        raise ProcessorError(
+            f"key returned {type(key).__name__} {key!r}; it must return a str (or None to "
+            f"drop the record)"
+        )
+
+
+def apply_checked(
+    apply: Callable[[dict[str, Any], Event], object], state: dict[str, Any], event: Event
+) -> None:
+    """``apply(state, event)``, which changes the state in place: a ProcessorError if it
+    returns anything, which would be lost."""
+    returned = apply(state, event)
+    if returned is not None:
+        raise ProcessorError(
+            f"apply returned {type(returned).__name__}, which would be lost; it must change "
+            f"the state it is given in place and return None"
+        )

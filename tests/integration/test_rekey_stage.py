@@ -247,7 +247,7 @@ def test_a_failing_apply_stops_the_worker_with_one_line_first_and_loses_no_order
     assert status != 0, text[-3000:]
     line = (
         f"processor {output.name} crashed on {source.topic}[0]@{FAILING}: "
-        f"ValueError apply cannot handle order {bad}"
+        f"apply raised ValueError apply cannot handle order {bad}"
     )
     assert line in text, text[-3000:]
     assert text.index(line) < text.index("Crashed reason"), text[-3000:]

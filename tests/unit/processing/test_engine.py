@@ -17,14 +17,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
+import faust
 import pytest
 
 from domains.analytics.processors import customer_360, fulfilment_sla, revenue
 from mesh_stream.descriptor import load_descriptors
-from mesh_stream.errors import ConfigurationError
+from mesh_stream.errors import ConfigurationError, ProcessorError
 from mesh_stream.processing import Dedup, Hopping, Input, Processor, Tumbling, faust_seams
 from mesh_stream.processing import engine as engine_module
 from mesh_stream.processing.app import (
+    KeyedOutput,
     ProcessorSpec,
     StopOnSendError,
     confirmed_flush,
@@ -44,6 +46,7 @@ from mesh_stream.processing.rekey import (
     clock_bounds,
     records_of,
 )
+from mesh_stream.registration import schema_text
 from mesh_stream.settings import MeshSettings
 
 REPO = Path(__file__).resolve().parents[3]
@@ -447,8 +450,8 @@ def test_apply_and_emit_failures_name_the_input_record(caplog: pytest.LogCapture
     with caplog.at_level(logging.ERROR), pytest.raises(Exception, match="total"):
         worker.aggregate(internal)
     assert caplog.records[0].getMessage() == (
-        "processor analytics.t crashed on orders.order-placed.v1[0]@0: KeyError 'total' "
-        "(field 'total')"
+        "processor analytics.t crashed on orders.order-placed.v1[0]@0: apply raised KeyError "
+        "'total' (field 'total')"
     )
     assert worker.outputs == {}
     assert worker.states.data == {}
@@ -479,9 +482,132 @@ def test_a_state_that_is_not_json_stops_the_worker_naming_the_input_record(
     assert worker.states.data == {}
 
 
-def test_crash_line_names_exception_and_field() -> None:
+def test_crash_line_names_function_exception_and_field() -> None:
     line = crash_line("analytics.x", "a.b.v1[0]@3", ValueError("bad order 7"))
     assert line == "processor analytics.x crashed on a.b.v1[0]@3: ValueError bad order 7"
+    line = crash_line("analytics.x", "a.b.v1[0]@3", KeyError("region"), function="key")
+    assert line == (
+        "processor analytics.x crashed on a.b.v1[0]@3: key raised KeyError 'region' "
+        "(field 'region')"
+    )
+
+
+def _contract_breaker(**changes: Any) -> Processor:
+    """A one-input counting processor with ``changes`` to its functions or its input."""
+    declared = Input("orders.order-placed", key=lambda f: f["region"], reads=("region",))
+    if "key" in changes or "reads" in changes:
+        declared = dataclasses.replace(
+            declared,
+            key=changes.pop("key", declared.key),
+            reads=changes.pop("reads", declared.reads),
+        )
+
+    def count(state: dict[str, Any], _event: Any) -> None:
+        state["n"] = state.get("n", 0) + 1
+
+    processor = Processor("analytics.t", (declared,), count, lambda _key, state: dict(state))
+    return dataclasses.replace(processor, **changes)
+
+
+BROKEN_CONTRACTS = {
+    "key returns an int": (
+        {"key": lambda f: len(f["region"])},
+        "key returned int 2; it must return a str (or None to drop the record)",
+    ),
+    "key reads a field reads lacks": (
+        {"key": lambda f: f["country"]},
+        "key raised KeyError 'country': field 'country' of orders.order-placed is not in the "
+        "input's `reads` (only those are given to the processor); add it there",
+    ),
+    "apply returns a new state": (
+        {"apply": lambda state, _event: {**state, "n": 1}},
+        "apply returned dict, which would be lost; it must change the state it is given in "
+        "place and return None",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_CONTRACTS))
+def test_a_broken_function_contract_stops_the_worker_with_one_line_saying_which(
+    case: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What a new team gets wrong first: the line names the function and what it did wrong,
+    and nothing is stored or published."""
+    changes, said = BROKEN_CONTRACTS[case]
+    worker = Worker(_contract_breaker(**changes))
+    record = InputRecord("orders.order-placed", {"region": "eu"}, BASE)
+    with caplog.at_level(logging.ERROR), pytest.raises(Exception):  # noqa: B017, PT011
+        worker.aggregate(worker.forward([record]))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"processor analytics.t crashed on orders.order-placed.v1[0]@0: {said}"
+    ]
+    assert worker.outputs == {}
+    assert worker.states.data == {}
+    # the recomputation that mesh verify compares with refuses it the same way
+    with pytest.raises(ProcessorError) as refused:
+        recompute(worker.processor, [dataclasses.replace(record, where="o.v1[0]@0")])
+    assert str(refused.value) == f"processor analytics.t on o.v1[0]@0: {said}"
+
+
+def test_the_recomputation_names_the_function_that_raised_and_the_record() -> None:
+    def emit(_key: str, _state: dict[str, Any]) -> dict[str, Any]:
+        raise ValueError("no currency")
+
+    processor = _contract_breaker(emit=emit)
+    record = InputRecord("orders.order-placed", {"region": "eu"}, BASE, where="o.v1[1]@4")
+    with pytest.raises(ProcessorError) as refused:
+        recompute(processor, [record])
+    assert (
+        str(refused.value)
+        == "processor analytics.t on o.v1[1]@4: emit raised ValueError no currency"
+    )
+    assert isinstance(refused.value.__cause__, ValueError)
+
+
+def _revenue_output() -> KeyedOutput:
+    """The sample's revenue output, encoding with its real schema (nothing is sent)."""
+    products = {p.name: p for p in load_descriptors(REPO / "domains")}
+    output = products["analytics.revenue-by-region"]
+    text = schema_text(output, REPO)
+    spec = ProcessorSpec(output, (products["orders.order-placed"],), 1, MeshSettings(), text)
+    app = faust.App(f"t-{uuid.uuid4().hex[:6]}", broker="kafka://127.0.0.1:1", store="memory://")
+    return KeyedOutput(app, spec)
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (
+            lambda record: record.pop("updated_at"),
+            "updated_at: required field missing",
+        ),
+        (
+            lambda record: record.update(window_id=record["window_id"].upper()),
+            "its key field 'window_id' is 'EU-WEST@",
+        ),
+    ],
+    ids=["a field missing", "key field is not the key"],
+)
+def test_an_emitted_record_the_output_refuses_stops_the_worker_naming_emit_and_key(
+    change: Any, said: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    def emit(key: Any, window: dict[str, Any]) -> dict[str, Any]:
+        record = revenue.window_record(key, window)
+        change(record)
+        return record
+
+    worker = Worker(dataclasses.replace(revenue.PROCESSOR, emit=emit))
+    worker.aggregation.publish = _revenue_output().publish
+    order = orders(random.Random(4), 1)[0] | {"region": "eu-west", "placed_at": BASE}
+    with caplog.at_level(logging.ERROR), pytest.raises(Exception):  # noqa: B017, PT011
+        worker.aggregate(worker.forward([InputRecord("orders.order-placed", order, BASE)]))
+    [line] = [r.getMessage() for r in caplog.records]
+    window = f"eu-west@{BASE - BASE % 60_000}"
+    assert line.startswith(
+        "processor analytics.revenue-by-region crashed on orders.order-placed.v1[0]@0: emit "
+        f"returned a record for key {window!r}: "
+    )
+    assert said in line
 
 
 def test_run_reports_a_configuration_problem_in_one_line_and_exits_1(
