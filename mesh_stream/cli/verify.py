@@ -19,12 +19,13 @@ from mesh_stream.cli.options import (
     project_option,
 )
 from mesh_stream.descriptor import PRODUCT_NAME
-from mesh_stream.errors import ConfigurationError
+from mesh_stream.errors import ConfigurationError, ProcessorError
 from mesh_stream.project import MeshProject
 from mesh_stream.settings import MeshSettings
 
-#: Exit statuses: the outputs equal the recomputation / they do not (or a worker crashed) /
-#: the run could not be made (usage, configuration, the sandbox would not start).
+#: Exit statuses: the outputs equal the recomputation / they do not, a worker crashed, or the
+#: processor's own key, apply or emit failed / the run could not be made (usage,
+#: configuration, the sandbox would not start).
 PASSED, FAILED, UNUSABLE = 0, 1, 2
 
 
@@ -154,9 +155,11 @@ def verify(
     registry's) with duplicates, late records and several partitions, or, with
     --from-live N, read from the live topics.
 
-    Exit status: 0 every key's final record equals the recomputation; 1 some key differs, is
-    missing or unexpected, or a worker crashed (the keys and the crash line are printed);
-    2 the run could not be made (usage, configuration, the sandbox did not start).
+    Exit status: 0 every key's final record equals the recomputation; 1 the processor fails:
+    some key differs, is missing or unexpected, its recomputation is not deterministic or
+    depends on the order of partitions, a worker crashed, or its own key, apply or emit
+    raised or broke its contract (the keys, the crash line or the error are printed); 2 the
+    run could not be made (usage, configuration, the sandbox did not start).
     """
     updates = {"bootstrap_servers": bootstrap_servers, "registry_url": registry_url}
     settings = settings.model_copy(update={k: v for k, v in updates.items() if v is not None})
@@ -202,6 +205,10 @@ def verify(
             worker_cwd=Path.cwd(),
             progress=click.echo,
         )
+    except ProcessorError as exc:
+        # The processor's own code failed on a record: its verdict, not a refusal.
+        click.secho(f"FAILED: {exc} (seed {chosen_seed})", fg="red")
+        return FAILED
     except Exception as exc:
         from mesh_stream.cli.main import explain
 
@@ -224,7 +231,12 @@ def verify(
         click.secho(f"PASSED (seed {chosen_seed})", fg="green")
         return PASSED
     if result.failure is None:
-        click.secho(f"FAILED: outputs differ from the recomputation (seed {chosen_seed})", fg="red")
+        why = "outputs differ from the recomputation"
+        if result.nondeterministic is not None:
+            why = "the processor is not deterministic (see NOT DETERMINISTIC above)"
+        elif result.order_dependent is not None:
+            why = "the processor depends on the order of partitions (see ORDER-DEPENDENT above)"
+        click.secho(f"FAILED: {why} (seed {chosen_seed})", fg="red")
     return FAILED
 
 

@@ -3,7 +3,9 @@
 The expected records are what ``emit`` returned in the recomputation; before comparing they
 are written and read back with the output's schema, as the worker's records were, so a
 value the schema stores differently (a float, a decimal's scale, a timestamp) compares
-as the consumer of the product would see it.
+as the consumer of the product would see it. An expected record the engine would refuse to
+publish (it does not fit the schema, or its ``key_field`` value is not its key) is the
+processor's error, not a difference: the worker crashes on that record too.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from mesh_stream.errors import SerializationError
+from mesh_stream.descriptor import DataProduct
+from mesh_stream.errors import ProcessorError, SerializationError
 from mesh_stream.processing.codec import FramedAvroDecoder, FramedAvroEncoder
 
 __all__ = ["Comparison", "FieldDifference", "KeyDifference", "as_written", "compare", "render"]
@@ -53,20 +56,38 @@ class Comparison:
         return not (self.differing or self.missing or self.unexpected)
 
 
-def as_written(schema: str, records: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """``records`` encoded with ``schema`` and decoded again (what a consumer would read).
+def as_written(
+    schema: str, records: Mapping[str, Mapping[str, Any]], output: DataProduct | None = None
+) -> dict[str, Any]:
+    """``records`` (``emit``'s, per Kafka key) encoded with ``schema`` and decoded again
+    (what a consumer would read).
 
-    A record that does not fit the schema is kept as it is: the comparison shows it, and
-    the worker, which cannot write it either, has crashed on it.
+    A record the engine would refuse to publish is a :class:`ProcessorError` naming the key:
+    one that does not fit ``schema``, and (given ``output``) one whose value of the output's
+    ``key_field`` is not its Kafka key.
     """
+    name = f"processor {output.name}" if output is not None else "the processor"
+    key_field = output.key_field if output is not None else None
     encoder = FramedAvroEncoder(schema, 0)
     decoder = FramedAvroDecoder(lambda _schema_id: schema)
     written: dict[str, Any] = {}
     for key, record in records.items():
+        if key_field is not None and key_field in record and str(record[key_field]) != key:
+            raise ProcessorError(
+                f"{name}: emit's record of key {key!r} has {key_field} = "
+                f"{record[key_field]!r}; the record is published under its key and its "
+                f"{key_field!r} (the output's key_field) must equal it, so the engine refuses it"
+            )
         try:
-            written[key] = decoder.decode(encoder.encode(record), where=f"expected key {key}")
-        except SerializationError:
-            written[key] = dict(record)
+            encoded = encoder.encode(record)
+        except SerializationError as exc:
+            problems = getattr(exc.__cause__, "problems", None) or [str(exc)]
+            raise ProcessorError(
+                f"{name}: emit's record of key {key!r} does not fit the output's schema "
+                f"({encoder.schema.get('name', 'its record')}): {'; '.join(problems)}; the "
+                f"engine cannot publish it (record: {_shown(dict(record))})"
+            ) from exc
+        written[key] = decoder.decode(encoded, where=f"expected key {key}")
     return written
 
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from mesh_stream.errors import ConfigurationError
+from mesh_stream.errors import ConfigurationError, ProcessorError
 from mesh_stream.processing.reference import InputRecord, project_fields
-from mesh_stream.processing.spec import Processor
+from mesh_stream.processing.spec import Processor, check_key, not_read_error
 
 __all__ = ["GeneratedInput", "InputStats", "generate_inputs", "keyed_share"]
 
@@ -227,9 +227,10 @@ def generate_inputs(
                     elif draw < LATE_SHARE + TOO_LATE_SHARE:
                         arrival = closes + rng.randint(0, size_ms)
                         stats.too_late += 1
-            item = InputRecord(spec.product, record, arrival)
             stats.records += 1
-            if spec.key(project_fields(processor, item)) is not None:
+            where = f"generated record #{stats.records} of {spec.product}"
+            item = InputRecord(spec.product, record, arrival, where)
+            if _keyed(processor, item):
                 stats.keyed += 1
             generated.records.append(item)
             if rng.random() < COPY_SHARE:
@@ -237,10 +238,29 @@ def generate_inputs(
                 if dedup is not None and dedup.horizon_ms is not None:
                     limit = max(1, min(limit, dedup.horizon_ms // 10))
                 copy_arrival = arrival + rng.randint(1, limit)
-                generated.records.append(InputRecord(spec.product, record, copy_arrival))
+                copy = InputRecord(spec.product, record, copy_arrival, f"a copy of {where}")
+                generated.records.append(copy)
                 stats.copies += 1
     generated.records.sort(key=lambda item: item.arrival_ms)
     return generated
+
+
+def _keyed(processor: Processor, item: InputRecord) -> bool:
+    """Whether the input's ``key`` gives ``item`` a key; a :class:`ProcessorError` naming the
+    record (``where``) when it raises or returns neither a str nor None."""
+    declared = processor.input(item.product)
+    fields = project_fields(processor, item)
+    try:
+        key = declared.key(fields)
+        check_key(key)
+    except Exception as exc:
+        not_read = not_read_error(declared, exc)
+        if not_read is not None or isinstance(exc, ProcessorError):
+            what = str(not_read or exc)
+        else:
+            what = f"key raised {type(exc).__name__} {exc}"
+        raise ProcessorError(f"processor {processor.output} on {item.where}: {what}") from exc
+    return key is not None
 
 
 def _event_time_value(schema: Any, event_ms: int) -> int:

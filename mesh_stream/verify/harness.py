@@ -9,8 +9,17 @@ One run, on a throwaway Kafka and registry (:mod:`mesh_stream.verify.sandbox`):
    output record), a worker is killed with SIGKILL and started again; with two workers the
    second one joins during the first batch (a rebalance) and the kills pick a worker;
 3. after the last slice the workers drain it; when every consumer group has committed the
-   end of what it reads, the output's latest record per key is compared with
+   end of what it reads (the processor's own groups included, even before their first
+   commit), the output's latest record per key is compared with
    :func:`~mesh_stream.processing.reference.recompute` over the input read back from Kafka.
+
+A worker that stops by itself, or logs the engine's crash report, at any point fails the run
+with that line. The processor's own functions are run over the input before the sandbox
+starts, so a ``key``, ``apply`` or ``emit`` that raises or breaks its contract fails the run
+at once (:class:`~mesh_stream.errors.ProcessorError`, naming the record). The recomputation
+is made three times: once in a freshly imported module, once more in the same order in that
+same module (a result that changes depends on more than the state and the event: a clock,
+module globals), and once in another order of partitions in a freshly imported module.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import importlib
 import json
 import random
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -28,10 +38,10 @@ from pathlib import Path
 from typing import Any
 
 from mesh_stream.descriptor import DataProduct
-from mesh_stream.errors import ConfigurationError, MeshError
+from mesh_stream.errors import ConfigurationError, MeshError, ProcessorError
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.processing.codec import FramedAvroDecoder
-from mesh_stream.processing.names import INTERNAL_TOPIC, processor_app_id
+from mesh_stream.processing.names import INTERNAL_TOPIC, processor_app_id, sources_group
 from mesh_stream.processing.reference import InputRecord, recompute
 from mesh_stream.processing.spec import Processor
 from mesh_stream.producer import ProductPublisher
@@ -57,10 +67,13 @@ from mesh_stream.verify.sandbox import Sandbox, open_sandbox
 from mesh_stream.verify.workers import Worker, WorkerFailedError
 
 __all__ = [
+    "Recomputation",
     "VerifyOptions",
     "VerifyResult",
     "expected_records",
+    "fresh_processor",
     "load_processor",
+    "nondeterminism",
     "order_dependence",
     "verify",
 ]
@@ -79,6 +92,9 @@ MAX_KILLS = 100
 #: Most records per input (generated or taken live): the run keeps them all in memory for the
 #: recomputation, about a kilobyte each.
 MAX_RECORDS = 1_000_000
+#: Seconds between the starts of the two recomputations in the same order: a wall clock read
+#: by the processor (even in whole seconds) then differs between them.
+REPEAT_PAUSE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -121,8 +137,12 @@ class VerifyResult:
     """The outcome: the comparison, or why the run could not get that far."""
 
     comparison: Comparison | None
-    #: A worker stopped by itself, or the drain timed out: the processor fails.
+    #: A worker stopped by itself, the processor's own functions failed, or the drain timed
+    #: out: the processor fails.
     failure: str | None = None
+    #: The recomputation made twice in the same order, when the two differ (a processor bug:
+    #: a clock, random numbers or state kept outside ``state``).
+    nondeterministic: Comparison | None = None
     #: The recomputation in two orders of partitions, when they differ (a processor bug).
     order_dependent: Comparison | None = None
     #: The kept work folder (worker logs, sandbox data), None when it was removed.
@@ -135,6 +155,7 @@ class VerifyResult:
             self.failure is None
             and self.comparison is not None
             and self.comparison.equal
+            and self.nondeterministic is None
             and self.order_dependent is None
         )
 
@@ -171,6 +192,19 @@ def load_processor(module: str) -> Processor:
             f"`mesh verify` checks processors declared on the spec"
         )
     return processor
+
+
+def fresh_processor(module: str, fallback: Processor) -> Processor:
+    """The ``PROCESSOR`` of ``module`` imported anew, its module-level variables as a newly
+    started worker has them; ``fallback`` (the one already loaded) if importing it again
+    fails (a module that cannot be imported twice)."""
+    loaded = sys.modules.pop(module, None)
+    try:
+        return load_processor(module)
+    except MeshError:
+        if loaded is not None:
+            sys.modules[module] = loaded
+        return fallback
 
 
 # -- the inputs ---------------------------------------------------------------------------
@@ -254,35 +288,91 @@ def _generated_records(
     return generated.records
 
 
+@dataclass(frozen=True)
+class Recomputation:
+    """The expected final record per key, and two checks of the recomputation itself."""
+
+    #: As the output's schema writes them (see :func:`~mesh_stream.verify.compare.as_written`).
+    expected: dict[str, Any]
+    #: ``expected`` against the same input recomputed again in the same order, by the same
+    #: module: keys differing there depend on more than their state and the event.
+    repeated: Comparison
+    #: ``expected`` against the input recomputed one partition after the other, by a freshly
+    #: imported module: keys differing there depend on the order of partitions.
+    reordered: Comparison
+
+
 def expected_records(
-    processor: Processor, inputs: list[InputRecord], schema: str
-) -> tuple[dict[str, Any], Comparison]:
+    load: Callable[[], Processor],
+    inputs: list[InputRecord],
+    schema: str,
+    output: DataProduct | None = None,
+    *,
+    pause_s: float = REPEAT_PAUSE_S,
+) -> Recomputation:
     """The final record per key that ``inputs`` (partitions merged by timestamp) must give,
-    as ``schema`` writes it, and the comparison with the same input applied one partition
-    after the other: keys differing there depend on the order of events from different
-    partitions, which no engine keeps."""
-    expected = as_written(schema, recompute(processor, inputs))
+    as ``schema`` writes it, by the processor ``load`` returns (a freshly imported one each
+    call), and the two checks of that recomputation:
+
+    * the same input again, in the same order, by the same processor, at least ``pause_s``
+      after the first began: what differs depends on a wall clock, random numbers or state
+      kept outside ``state`` (module globals, caches), which a restarted worker loses;
+    * the input applied one partition after the other, by a freshly loaded processor: what
+      differs depends on the order of events from different partitions, which no engine
+      keeps.
+
+    A ``key``, ``apply`` or ``emit`` that raises or breaks its contract, or an expected record
+    the engine would refuse (see :func:`~mesh_stream.verify.compare.as_written`), is a
+    :class:`~mesh_stream.errors.ProcessorError`.
+    """
+    processor = load()
+    began = time.monotonic()
+    expected = as_written(schema, recompute(processor, inputs), output)
+    time.sleep(max(0.0, began + pause_s - time.monotonic()))
+    again = as_written(schema, recompute(processor, inputs), output)
     by_partition = sorted(inputs, key=lambda item: item.where.rpartition("@")[0], reverse=True)
-    other = as_written(schema, recompute(processor, by_partition))
-    return expected, compare(expected, other)
+    other = as_written(schema, recompute(load(), by_partition), output)
+    return Recomputation(expected, compare(expected, again), compare(expected, other))
+
+
+def _examples(comparison: Comparison, first: str, second: str) -> list[str]:
+    lines = []
+    for difference in comparison.differing[:3]:
+        item = difference.fields[0]
+        lines.append(
+            f"    e.g. key {difference.key}: {item.path} is {item.expected!r} in {first}, "
+            f"{item.got!r} in {second}"
+        )
+    return lines
+
+
+def _keys(comparison: Comparison) -> list[str]:
+    return [d.key for d in comparison.differing] + comparison.missing + comparison.unexpected
+
+
+def nondeterminism(repeated: Comparison) -> list[str]:
+    """Lines explaining keys whose recomputation changes when it is simply made again."""
+    keys = _keys(repeated)
+    return [
+        f"NOT DETERMINISTIC: {len(keys)} keys get other records when the same input is "
+        f"recomputed a second time in the same order, so no worker can be expected to match: "
+        f"apply is not deterministic or keeps state outside `state` (a wall clock, random "
+        f"numbers, module globals or caches, which a restarted worker does not have); apply "
+        f"must depend on the state and the event only, key and emit on their arguments only.",
+        *_examples(repeated, "the first recomputation", "the second"),
+    ]
 
 
 def order_dependence(dependent: Comparison) -> list[str]:
     """Lines explaining keys whose recomputation depends on the order of partitions."""
-    keys = [d.key for d in dependent.differing] + dependent.missing + dependent.unexpected
-    lines = [
+    keys = _keys(dependent)
+    return [
         f"ORDER-DEPENDENT: {len(keys)} keys get other records when the same input is applied "
         f"in another order of partitions (each partition's own order kept), so no worker can "
         f"be expected to match: apply must not depend on the order of events from different "
-        f"partitions (take min/max/latest-by-time, not the first or last seen)."
+        f"partitions (take min/max/latest-by-time, not the first or last seen).",
+        *_examples(dependent, "one order", "the other"),
     ]
-    for difference in dependent.differing[:3]:
-        item = difference.fields[0]
-        lines.append(
-            f"    e.g. key {difference.key}: {item.path} is {item.expected!r} in one order, "
-            f"{item.got!r} in the other"
-        )
-    return lines
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -331,9 +421,15 @@ class _Run:
         self.decoder = FramedAvroDecoder(self.registry.get_schema)
         self.watcher = OutputWatcher(self.conn, self.decoder, output)
         stack.callback(self.watcher.close)
-        self.order_dependent: Comparison | None = None
+        self.recomputation: Recomputation | None = None
         self.group = processor_app_id(output.name)  # the aggregate's, on the internal topic
         self.internal_topic = f"{self.group}-{INTERNAL_TOPIC}"
+        #: The processor's groups and what each must have read to the end: the re-key stage's
+        #: the inputs, the aggregate's the internal topic.
+        self.required_groups = {
+            sources_group(self.group): [s.product.topic for s in sources],
+            self.group: [self.internal_topic],
+        }
         #: Internal records not committed when the kills came, summed: what restarts replay.
         self.replayed = 0
 
@@ -390,7 +486,9 @@ class _Run:
 
     def _kill(self, victim: Worker) -> None:
         """SIGKILL ``victim``, counting the internal records its group had not committed:
-        the restart reads them again, some already applied (what the replay guard is for)."""
+        the restart reads them again, some already applied (what the replay guard is for).
+        A victim that has already crashed by itself is reported, not killed and forgotten."""
+        victim.check_alive()
         victim.kill()
         pending = uncommitted(self.conn, self.group, self.internal_topic)
         self.replayed += pending
@@ -409,9 +507,10 @@ class _Run:
                 checked = now
                 quiet = now - self.watcher.last_change >= SETTLE_S
                 if quiet or compare(expected, self.watcher.latest).equal:
-                    lagging = lagging_groups(self.conn)
+                    lagging = lagging_groups(self.conn, self.required_groups)
                     if not lagging:
                         self.watcher.poll(0.5)
+                        self.check_workers()  # a worker that died meanwhile is no catch-up
                         self.progress(
                             f"drained: every consumer group caught up, "
                             f"{self.watcher.received} output records read"
@@ -420,7 +519,8 @@ class _Run:
             if now > deadline:
                 return (
                     f"the workers did not finish within --timeout {self.options.timeout:.0f} s "
-                    f"(still lagging: {', '.join(lagging_groups(self.conn)[:5]) or 'none'})"
+                    f"(still lagging: "
+                    f"{', '.join(lagging_groups(self.conn, self.required_groups)[:5]) or 'none'})"
                 )
 
     def expected(self) -> dict[str, Any]:
@@ -428,8 +528,11 @@ class _Run:
         inputs = read_inputs(self.conn, self.decoder, [s.product for s in self.sources])
         self.progress(f"recomputing over {len(inputs)} input records read back from Kafka")
         schema = self.registry.get_latest(self.output.value_subject).schema
-        expected, self.order_dependent = expected_records(self.processor, inputs, schema)
-        return expected
+        module, declared = self.options.module, self.processor
+        self.recomputation = expected_records(
+            lambda: fresh_processor(module, declared), inputs, schema, self.output
+        )
+        return self.recomputation.expected
 
     def stop(self) -> None:
         """The sandbox is thrown away: nothing a clean stop would save is needed."""
@@ -473,6 +576,9 @@ def verify(
             records = _live_records(sources, settings, live, options.from_live, progress)
         else:
             records = _generated_records(processor, sources, options, progress)
+    # The processor's own functions over this input, before any Kafka: one that raises or
+    # breaks its contract is named with its record at once (a ProcessorError).
+    as_written(schema_text(output, project.root), recompute(processor, records), output)
     work_dir = options.work_dir or Path(tempfile.mkdtemp(prefix="mesh-verify-"))
     work_dir.mkdir(parents=True, exist_ok=True)
     result = VerifyResult(None)
@@ -491,6 +597,9 @@ def verify(
             progress,
             result,
         )
+    except BaseException:
+        progress(f"worker logs and Kafka data kept in {work_dir}")
+        raise
     finally:
         if result.passed and not options.keep and options.work_dir is None:
             shutil.rmtree(work_dir, ignore_errors=True)
@@ -568,10 +677,14 @@ def _run(
             expected = run.expected()
             progress("draining: waiting for every consumer group to catch up ...")
             result.failure = run.drain(expected)
-        except WorkerFailedError as exc:
+            run.watcher.poll(0.5)
+            run.check_workers()  # one that crashed on the last records it read
+        except (WorkerFailedError, ProcessorError) as exc:
+            # the crash line, or the processor's own error, says it all: the keys a dead
+            # worker never wrote would only hide it
             result.failure = str(exc)
-            expected = run.expected()
-        run.watcher.poll(0.5)
+            run.stop()
+            return
         result.comparison = compare(expected, run.watcher.latest)
         run.stop()
         if run.watcher.undecodable:
@@ -585,7 +698,10 @@ def _run(
                 "note: no kill found work that was not committed yet, so nothing was replayed "
                 "and the replay guard went untested; run again with more --records"
             )
-        dependent = run.order_dependent
-        if dependent is not None and not dependent.equal:
-            result.order_dependent = dependent
-            result.lines += order_dependence(dependent)
+        recomputation = run.recomputation
+        if recomputation is not None and not recomputation.repeated.equal:
+            result.nondeterministic = recomputation.repeated
+            result.lines += nondeterminism(recomputation.repeated)
+        elif recomputation is not None and not recomputation.reordered.equal:
+            result.order_dependent = recomputation.reordered
+            result.lines += order_dependence(recomputation.reordered)

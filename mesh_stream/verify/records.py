@@ -6,11 +6,11 @@ from __future__ import annotations
 import heapq
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import ConfigurationError, DeserializationError
@@ -19,7 +19,7 @@ from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.processing.codec import FramedAvroDecoder
 from mesh_stream.processing.reference import InputRecord
 
-__all__ = ["OutputWatcher", "lagging_groups", "read_inputs", "read_live"]
+__all__ = ["OutputWatcher", "lagging_groups", "read_inputs", "read_live", "uncommitted"]
 
 
 def _consumer(conn: KafkaConnection, **config: Any) -> Any:
@@ -190,33 +190,61 @@ class OutputWatcher:
         self._consumer.close()
 
 
-def lagging_groups(conn: KafkaConnection) -> list[str]:
+def lagging_groups(
+    conn: KafkaConnection, required: Mapping[str, Iterable[str]] | None = None
+) -> list[str]:
     """``group topic[partition]`` of every committed position short of its partition's end,
-    over every consumer group of the cluster (the sandbox's: the workers' groups only)."""
+    over every consumer group of the cluster (the sandbox's: the workers' groups only).
+
+    ``required`` maps groups to the topics each must read: a partition of those that holds
+    records and that the group has committed nothing of lags too (``nothing committed``),
+    whether or not the group exists yet; without it a group that never committed (a worker
+    that crashed on its first batch) would look caught up.
+    """
+    required = required or {}
     admin = make_admin(conn, {"log_level": 0})
     listed = admin.list_consumer_groups().result(timeout=10)
-    groups = [g.group_id for g in listed.valid if not g.group_id.startswith("mesh-verify-")]
-    lagging: list[str] = []
+    found = [g.group_id for g in listed.valid if not g.group_id.startswith("mesh-verify-")]
+    groups = list(dict.fromkeys([*found, *required]))
     if not groups:
         return ["no consumer group has committed yet"]
+    lagging: list[str] = []
     probe = _consumer(conn)
     try:
         metadata = probe.list_topics(timeout=10)
         for group in groups:
-            request = [ConsumerGroupTopicPartitions(group)]
-            answer = admin.list_consumer_group_offsets(request)[group].result(timeout=10)
-            committed = {(tp.topic, tp.partition): tp.offset for tp in answer.topic_partitions}
+            committed = _committed(admin, group, known_group=group in found)
             # every partition of a topic the group reads, committed or not
-            for topic in sorted({topic for topic, _ in committed}):
-                for partition in sorted(metadata.topics[topic].partitions):
+            read = {topic for topic, _ in committed} | set(required.get(group, ()))
+            for topic in sorted(read):
+                known = metadata.topics.get(topic)
+                if known is None:
+                    continue  # not created yet: nothing in it to read
+                for partition in sorted(known.partitions):
                     _low, high = probe.get_watermark_offsets(
                         TopicPartition(topic, partition), timeout=10
                     )
-                    if max(committed.get((topic, partition), 0), 0) < high:
+                    position = committed.get((topic, partition))
+                    if position is None and high > 0:
+                        lagging.append(f"{group} {topic}[{partition}] (nothing committed)")
+                    elif position is not None and position < high:
                         lagging.append(f"{group} {topic}[{partition}]")
     finally:
         probe.close()
     return lagging
+
+
+def _committed(admin: Any, group: str, *, known_group: bool) -> dict[tuple[str, int], int]:
+    """The committed position of ``group`` per ``(topic, partition)``; none for a group the
+    cluster does not know yet (a required group whose worker never got that far)."""
+    request = [ConsumerGroupTopicPartitions(group)]
+    try:
+        answer = admin.list_consumer_group_offsets(request)[group].result(timeout=10)
+    except KafkaException:
+        if known_group:
+            raise
+        return {}
+    return {(tp.topic, tp.partition): tp.offset for tp in answer.topic_partitions if tp.offset >= 0}
 
 
 def uncommitted(conn: KafkaConnection, group: str, topic: str) -> int:

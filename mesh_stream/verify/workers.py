@@ -2,11 +2,14 @@
 
 A worker is ``python -m <module> worker -l info``, the way `mesh up` runs processors; its
 output goes to a log file per worker, which also tells when it is ready (faust's
-``[^Worker]: Ready`` line) and, when it stops on its own, why.
+``[^Worker]: Ready`` line) and, when it stops on its own, why. A worker whose log holds the
+engine's crash report (``processor X crashed on topic[p]@offset: ...``) has failed even
+while its process is still stopping: faust takes seconds to exit after a crash.
 """
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +23,14 @@ __all__ = ["READY_LINE", "Worker", "WorkerFailedError"]
 
 #: What faust's worker logs once it runs its agents.
 READY_LINE = b"[^Worker]: Ready"
+#: The one line the engine logs first when a processor's record crashes the worker.
+CRASH_REPORT = re.compile(r"\bprocessor \S+ crashed on \S+")
+#: A log line's level, as faust formats it (``[2026-01-01 12:00:00,000] [42] [ERROR] ...``).
+_ERROR_LEVEL = re.compile(r"\[(ERROR|CRITICAL)\]")
+#: The timestamp and process id a faust log line starts with.
+_LOG_PREFIX = re.compile(r"^\[\d{4}-\d\d-\d\d [^\]]*\] \[\d+\] ")
+#: The last line of a Python traceback (``KeyError: 'x'``, ``pkg.SomeError: ...``).
+_RAISED = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning): ")
 
 
 class WorkerFailedError(MeshError):
@@ -41,6 +52,9 @@ class Worker:
         self.starts = 0
         self._log_offset = 0
         self._stopped_by_us = False
+        #: How far this start's log was searched for the crash report, and what was found.
+        self._scanned = 0
+        self._crash_report: str | None = None
 
     @property
     def running(self) -> bool:
@@ -53,6 +67,8 @@ class Worker:
             log.write(f"\n==== mesh verify: start {self.starts} ====\n".encode())
             log.flush()
             self._log_offset = log.tell()
+            self._scanned = 0
+            self._crash_report = None
             self.process = subprocess.Popen(
                 [sys.executable, "-m", self.module, "worker", "-l", "info"],
                 cwd=self.cwd,
@@ -77,14 +93,35 @@ class Worker:
         )
 
     def check_alive(self) -> None:
-        """Raise :class:`WorkerFailedError` (with the log's first error) if it has stopped."""
-        if self.process is None or self.process.poll() is None or self._stopped_by_us:
+        """Raise :class:`WorkerFailedError` (with the log's first error) if it has stopped by
+        itself, or if it logged the engine's crash report and is still stopping."""
+        if self.process is None or self._stopped_by_us:
+            return
+        if self.process.poll() is None:
+            report = self.crash_report()
+            if report is not None:
+                raise WorkerFailedError(
+                    f"{self.name} ({self.module}) crashed: {report}; its log: {self.log_path}"
+                )
             return
         raise WorkerFailedError(
             f"{self.name} ({self.module}) stopped by itself with exit status "
             f"{self.process.returncode}: {self.first_error() or 'no error line in its log'}; "
             f"its log: {self.log_path}"
         )
+
+    def crash_report(self) -> str | None:
+        """The engine's crash report in this start's log, if it logged one (searched from
+        where the last call stopped, so that a drain can ask often)."""
+        if self._crash_report is None:
+            new = self._log_since_start(self._scanned)
+            complete = new[: new.rfind(b"\n") + 1]  # a line still being written waits
+            self._scanned += len(complete)
+            for line in complete.decode(errors="replace").splitlines():
+                if CRASH_REPORT.search(line):
+                    self._crash_report = _message(line)
+                    break
+        return self._crash_report
 
     def kill(self) -> None:
         """SIGKILL: no clean-up, no commit, state as it was on disk."""
@@ -104,21 +141,38 @@ class Worker:
         except subprocess.TimeoutExpired:
             self.kill()
 
-    def _log_since_start(self) -> bytes:
+    def _log_since_start(self, skip: int = 0) -> bytes:
+        """This start's log, less its first ``skip`` bytes."""
         try:
             with self.log_path.open("rb") as log:
-                log.seek(self._log_offset)
+                log.seek(self._log_offset + skip)
                 return log.read()
         except FileNotFoundError:
             return b""
 
     def first_error(self) -> str | None:
-        """The first line of this start's log that reports an error."""
-        for line in self._log_since_start().decode(errors="replace").splitlines():
-            lowered = line.lower()
-            if "error" in lowered or "crashed" in lowered or "exception" in lowered:
-                return line.strip()
-        return None
+        """The line of this start's log that tells best why it stopped: the engine's crash
+        report, else the first line logged as an error, else the exception a traceback ends
+        with (a worker that failed before faust's logging started)."""
+        lines = self._log_since_start().decode(errors="replace").splitlines()
+        for line in lines:
+            if CRASH_REPORT.search(line):
+                return _message(line)
+        for line in lines:
+            if _ERROR_LEVEL.search(line):
+                return _message(line)
+        raised = [line for line in lines if _RAISED.match(line)]
+        return raised[-1].strip() if raised else None
 
     def log_tail(self, characters: int = 3000) -> str:
         return self._log_since_start().decode(errors="replace")[-characters:]
+
+
+def _message(line: str) -> str:
+    """A log line without its timestamp and process id; the engine's crash report also
+    without its level (it says what it is)."""
+    text = _LOG_PREFIX.sub("", line.strip())
+    report = CRASH_REPORT.search(text)
+    if report is not None and text[: report.start()].strip() in ("", "[ERROR]", "[CRITICAL]"):
+        return text[report.start() :]
+    return text

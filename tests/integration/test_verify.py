@@ -1,18 +1,21 @@
 """`mesh verify` on real workers: a correct processor passes through kills and a rebalance,
-and the harness finds the bug when the engine's dedup or replay guard is switched off.
+the harness finds the bug when the engine's dedup or replay guard is switched off, and a
+worker that crashes or stalls on the last slice is reported as such, never as drained.
 
 Each run starts its own throwaway Kafka (the project's launcher, Kafka's real jars) and
 registry, as the command always does; the session broker and registry play the live mesh
 that ``--from-live`` reads (only reads) its input from. The
 processors are ``tests/integration/workers/verify_*.py``: a correct revenue processor and two
 mutants that declare the same ``PROCESSOR`` but run it without dedup, or with the engine's
-``apply_once`` replaced by one that always applies.
+``apply_once`` replaced by one that always applies. The crashing and stalling mutants are
+written by their tests into the folder the command runs from.
 """
 
 from __future__ import annotations
 
 import random
 import re
+import textwrap
 import time
 import uuid
 from decimal import Decimal
@@ -44,7 +47,9 @@ def verify(
     status = run(
         [
             "verify",
-            f"{WORKERS}.{module}",
+            f"{WORKERS}.{module}"
+            if (REPO / "tests/integration/workers" / f"{module}.py").exists()
+            else module,
             "--project",
             str(REPO),
             "--seed",
@@ -164,3 +169,84 @@ def test_the_engine_without_dedup_fails_on_live_input_with_the_copies_counted(
     assert wrong, report
     assert all(got > expected for expected, got in wrong), report  # copies counted
     assert "FAILED: outputs differ from the recomputation (seed 11)" in report
+
+
+def mutant(folder: Path, name: str, apply: str, before_run: str = "pass") -> str:
+    """A module in ``folder`` declaring the correct revenue ``PROCESSOR`` (what verify
+    recomputes with) whose worker runs it with the ``apply`` defined by ``apply``'s code,
+    after running ``before_run``."""
+    (folder / f"{name}.py").write_text(
+        "import atexit\n"
+        "import dataclasses\n"
+        "import time\n\n"
+        "from mesh_stream.processing import run\n"
+        "from tests.integration.workers.verify_revenue import PROCESSOR\n\n"
+        f"{textwrap.dedent(apply)}\n"
+        "if __name__ == '__main__':\n"
+        f"    {before_run}\n"
+        "    run(dataclasses.replace(PROCESSOR, apply=apply))\n",
+        encoding="utf-8",
+    )
+    return name
+
+
+def test_a_worker_crashing_on_the_last_slice_fails_the_run_with_its_crash_line(
+    capsys: pytest.CaptureFixture[str],
+    work_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no kill the only slice is the last: the worker crashes on its first batch and
+    commits nothing, which must not read as "every consumer group caught up". Its process
+    takes seconds to stop after the crash (as faust's can): the crash line is the failure
+    already, not the exit."""
+    monkeypatch.chdir(tmp_path)  # where verify imports the module and starts the workers
+    module = mutant(
+        tmp_path,
+        "verify_crashing_revenue",
+        """
+        def apply(window, event):
+            raise ValueError(f"the mutant refuses {event.fields['region']}")
+        """,
+        before_run="atexit.register(time.sleep, 10)  # slow to stop",
+    )
+    status, report = verify(capsys, work_dir, module, "--records", "20", "--kills", "0")
+    assert status == 1, report
+    assert re.search(
+        r"^FAILED: worker-1 \(verify_crashing_revenue\) crashed: processor "
+        r"analytics\.revenue-by-region crashed on orders\.order-placed\.v1\[\d\]@\d+: "
+        r".*ValueError.* the mutant refuses region-\S+; its log: ",
+        report,
+        re.MULTILINE,
+    ), report
+    assert "drained" not in report
+    assert "missing" not in report  # the crash is the news, not the keys it never wrote
+    assert f"worker logs and Kafka data kept in {work_dir}" in report
+
+
+def test_a_worker_that_commits_nothing_is_never_called_caught_up(
+    capsys: pytest.CaptureFixture[str],
+    work_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    module = mutant(
+        tmp_path,
+        "verify_stalling_revenue",
+        """
+        def apply(window, event):
+            time.sleep(3600)  # stuck: no output, no commit, no crash
+        """,
+    )
+    status, report = verify(
+        capsys, work_dir, module, "--records", "20", "--kills", "0", "--timeout", "10"
+    )
+    assert status == 1, report
+    assert "drained" not in report
+    assert re.search(
+        r"^FAILED: the workers did not finish within --timeout 10 s \(still lagging: .*"
+        r"mesh-analytics\.revenue-by-region\S* \S+\[\d\] \(nothing committed\)",
+        report,
+        re.MULTILINE,
+    ), report

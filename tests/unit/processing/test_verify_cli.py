@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,61 @@ def test_an_output_product_no_runnable_runs_is_named_as_a_product(tmp_path: Path
     )
     with pytest.raises(ConfigurationError, match="listed in the project's runnables"):
         processor_module("analytics.no-such-output", load_project(REPO))
+
+
+def revenue_variant(tmp_path: Path, name: str, change: str) -> str:
+    """A module declaring the sample's revenue processor with ``change`` applied to it."""
+    (tmp_path / f"{name}.py").write_text(
+        "import dataclasses\n"
+        "from domains.analytics.processors.revenue import PROCESSOR as CORRECT\n"
+        f"{change}\n",
+        encoding="utf-8",
+    )
+    return name
+
+
+@pytest.mark.parametrize(
+    ("change", "failure"),
+    [
+        (
+            "def apply(state, event):\n"
+            "    raise ValueError(f'no revenue in {event.fields[\"region\"]}')\n"
+            "PROCESSOR = dataclasses.replace(CORRECT, apply=apply)",
+            r"FAILED: processor analytics\.revenue-by-region on generated record #\d+ of "
+            r"orders\.order-placed: apply raised ValueError no revenue in \S+ \(seed 3\)",
+        ),
+        (
+            "inputs = (dataclasses.replace(CORRECT.inputs[0], key=lambda f: f['channel']),)\n"
+            "PROCESSOR = dataclasses.replace(CORRECT, inputs=inputs)",
+            r"FAILED: processor analytics\.revenue-by-region on generated record #\d+ of "
+            r"orders\.order-placed: key raised KeyError 'channel': field 'channel' of "
+            r"orders\.order-placed is not in the input's `reads` .* add it there \(seed 3\)",
+        ),
+        (
+            "def emit(key, state):\n"
+            "    return {**CORRECT.emit(key, state), 'order_count': str(state['order_count'])}\n"
+            "PROCESSOR = dataclasses.replace(CORRECT, emit=emit)",
+            r"FAILED: processor analytics\.revenue-by-region: emit's record of key '\S+' does "
+            r"not fit the output's schema \(\S+\): order_count: expected \w+, got str '\d+'; "
+            r"the engine cannot publish it",
+        ),
+    ],
+    ids=["apply-raises", "key-reads-an-undeclared-field", "emit-does-not-fit"],
+)
+def test_the_processors_own_error_fails_it_with_its_record_before_any_kafka(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    change: str,
+    failure: str,
+) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = revenue_variant(tmp_path, f"failing_{len(change)}", change)
+    status, out, err = mesh(
+        capsys, module, "--project", str(REPO), "--records", "20", "--kills", "0", "--seed", "3"
+    )
+    assert status == 1, out + err  # the processor fails: not a usage error, not a mesh bug
+    assert re.search(f"^{failure}", out, re.MULTILINE), out
+    assert "bug in mesh" not in out + err
+    assert "Traceback" not in out + err
+    assert "throwaway Kafka" not in out  # found before the sandbox starts

@@ -1,17 +1,22 @@
-"""`mesh verify`'s judgement: expected against actual, field by field, and order dependence."""
+"""`mesh verify`'s judgement: expected against actual, field by field, records the engine
+would refuse, and a recomputation that is not deterministic or depends on the order."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mesh_stream.errors import ConfigurationError, ProductNotFoundError
-from mesh_stream.processing.reference import InputRecord
+from mesh_stream.descriptor import DataProduct
+from mesh_stream.errors import ConfigurationError, ProcessorError, ProductNotFoundError
+from mesh_stream.processing.reference import InputRecord, recompute
 from mesh_stream.processing.spec import Event, Input, Processor
 from mesh_stream.project import load_project
 from mesh_stream.verify.compare import as_written, compare, render
@@ -20,7 +25,9 @@ from mesh_stream.verify.harness import (
     _input_sources,
     _slices,
     expected_records,
+    fresh_processor,
     load_processor,
+    nondeterminism,
     order_dependence,
 )
 
@@ -106,9 +113,31 @@ def test_expected_records_are_compared_as_the_output_schema_writes_them() -> Non
     assert compare(written, {"k": dict(written["k"])}).equal
 
 
-def test_a_record_the_schema_cannot_write_is_kept_as_emitted() -> None:
-    written = as_written(SCHEMA, {"k": {"key": "k"}})
-    assert written == {"k": {"key": "k"}}
+def output_product(key_field: str | None = "key") -> DataProduct:
+    sample = load_project(REPO).descriptor("analytics.revenue-by-region")
+    assert sample is not None
+    return sample.model_copy(update={"name": "analytics.totals", "key_field": key_field})
+
+
+def test_a_record_the_schema_cannot_write_is_the_processors_error_naming_the_field() -> None:
+    with pytest.raises(ProcessorError) as refused:
+        as_written(SCHEMA, {"k": record("k") | {"count": "7"}}, output_product())
+    assert str(refused.value).startswith(
+        "processor analytics.totals: emit's record of key 'k' does not fit the output's schema "
+        "(Total): count: expected long, got str '7'; the engine cannot publish it (record: "
+    )
+
+
+def test_a_record_whose_key_field_is_not_its_key_is_the_processors_error() -> None:
+    with pytest.raises(ProcessorError) as refused:
+        as_written(SCHEMA, {"k": record("K")}, output_product())
+    assert str(refused.value) == (
+        "processor analytics.totals: emit's record of key 'k' has key = 'K'; the record is "
+        "published under its key and its 'key' (the output's key_field) must equal it, so the "
+        "engine refuses it"
+    )
+    # without a key_field (or with one the record does not carry) the key is not checked
+    assert as_written(SCHEMA, {"k": record("K")}, output_product(None))["k"]["key"] == "K"
 
 
 def keep_first(state: dict[str, Any], event: Event) -> None:
@@ -142,19 +171,131 @@ INPUTS = [
 
 
 def test_a_processor_keeping_the_first_event_seen_is_order_dependent() -> None:
-    expected, dependent = expected_records(processor(keep_first), INPUTS, SCHEMA)
-    assert expected["k"]["first"] == "b"
-    assert expected["k"]["count"] == 3
-    assert not dependent.equal
-    lines = order_dependence(dependent)
+    recomputed = expected_records(lambda: processor(keep_first), INPUTS, SCHEMA, pause_s=0)
+    assert recomputed.expected["k"]["first"] == "b"
+    assert recomputed.expected["k"]["count"] == 3
+    assert recomputed.repeated.equal  # the same order gives the same result
+    assert not recomputed.reordered.equal
+    lines = order_dependence(recomputed.reordered)
     assert lines[0].startswith("ORDER-DEPENDENT: 1 keys get other records")
     assert lines[1] == "    e.g. key k: first is 'b' in one order, 'a' in the other"
 
 
 def test_a_processor_taking_the_least_value_is_not() -> None:
-    expected, dependent = expected_records(processor(keep_least), INPUTS, SCHEMA)
-    assert expected["k"]["first"] == "a"
-    assert dependent.equal
+    recomputed = expected_records(lambda: processor(keep_least), INPUTS, SCHEMA, pause_s=0)
+    assert recomputed.expected["k"]["first"] == "a"
+    assert recomputed.repeated.equal
+    assert recomputed.reordered.equal
+
+
+#: A processor module keeping its running counts in a module global, as a cache would.
+GLOBAL_COUNTS = """
+from decimal import Decimal
+
+from mesh_stream.processing.spec import Input, Processor
+
+_COUNTS = {}
+
+
+def count(state, event):
+    _COUNTS["k"] = _COUNTS.get("k", 0) + 1  # outside `state`: a restart loses it
+    state["count"] = _COUNTS["k"]
+    state["first"] = min(state.get("first", event.fields["name"]), event.fields["name"])
+
+
+PROCESSOR = Processor(
+    output="analytics.totals",
+    inputs=(Input("things", key=lambda fields: "k", reads=("name",)),),
+    apply=count,
+    emit=lambda key, state: {
+        "key": key,
+        "count": state["count"],
+        "share": 0.5,
+        "amount": Decimal("1.00"),
+        "first": state["first"],
+    },
+)
+"""
+
+
+@pytest.fixture
+def module_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[str, str], Processor]]:
+    """Writes a processor module and imports it (removed from ``sys.modules`` afterwards)."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    names: list[str] = []
+
+    def write(name: str, text: str) -> Processor:
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(text), encoding="utf-8")
+        names.append(name)
+        return load_processor(name)
+
+    yield write
+    for name in names:
+        sys.modules.pop(name, None)
+
+
+def test_state_kept_in_module_globals_is_not_deterministic_not_order_dependent(
+    module_named: Callable[[str, str], Processor],
+) -> None:
+    loaded = module_named("verify_global_counts", GLOBAL_COUNTS)
+    recompute(loaded, INPUTS)  # verify's own check before the run uses the module once
+    recomputed = expected_records(
+        lambda: fresh_processor("verify_global_counts", loaded), INPUTS, SCHEMA, pause_s=0
+    )
+    # a freshly imported module: what a newly started worker would compute, not 6
+    assert recomputed.expected["k"]["count"] == 3
+    assert [(d.key, d.fields[0].expected, d.fields[0].got) for d in recomputed.repeated.differing]
+    assert recomputed.repeated.differing[0].fields[0].got == 6  # the module kept counting
+    assert recomputed.reordered.equal  # again a fresh module: the order is not the problem
+    lines = nondeterminism(recomputed.repeated)
+    assert lines[0].startswith(
+        "NOT DETERMINISTIC: 1 keys get other records when the same input is recomputed a "
+        "second time in the same order, so no worker can be expected to match: apply is not "
+        "deterministic or keeps state outside `state`"
+    )
+    assert lines[1] == ("    e.g. key k: count is 3 in the first recomputation, 6 in the second")
+
+
+def stamp_wall_clock(state: dict[str, Any], event: Event) -> None:
+    keep_least(state, event)
+    state["count"] = time.time_ns()  # when it was applied, not when it happened
+
+
+def test_a_wall_clock_in_apply_is_not_deterministic() -> None:
+    recomputed = expected_records(lambda: processor(stamp_wall_clock), INPUTS, SCHEMA, pause_s=0.01)
+    assert [d.key for d in recomputed.repeated.differing] == ["k"]
+    assert recomputed.repeated.differing[0].fields[0].path == "count"
+
+
+def test_a_module_that_cannot_be_imported_again_falls_back_to_the_loaded_one(
+    module_named: Callable[[str, str], Processor],
+) -> None:
+    loaded = module_named(
+        "verify_import_once",
+        GLOBAL_COUNTS + "\nimport builtins\n"
+        "assert not hasattr(builtins, '_verify_once'), 'imported twice'\n"
+        "builtins._verify_once = True\n",
+    )
+    try:
+        assert fresh_processor("verify_import_once", loaded) is loaded
+        assert sys.modules["verify_import_once"].PROCESSOR is loaded
+    finally:
+        import builtins
+
+        del builtins._verify_once  # type: ignore[attr-defined]
+
+
+def test_the_processors_own_error_in_the_recomputation_names_the_record() -> None:
+    def refuse(state: dict[str, Any], event: Event) -> None:
+        raise ValueError(f"no {event.fields['name']}")
+
+    with pytest.raises(ProcessorError) as failed:
+        expected_records(lambda: processor(refuse), INPUTS, SCHEMA, pause_s=0)
+    assert str(failed.value) == (
+        "processor analytics.totals on things.v1[0]@0: apply raised ValueError no b"
+    )
 
 
 def test_the_input_is_cut_into_kills_plus_one_slices() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import fastavro
 import pytest
 
-from mesh_stream.errors import ConfigurationError
+from mesh_stream.errors import ConfigurationError, ProcessorError
 from mesh_stream.processing.reference import recompute
 from mesh_stream.processing.spec import Dedup, Event, Input, Processor, Tumbling
 from mesh_stream.verify.generate import generate_inputs
@@ -27,6 +27,7 @@ def schema(domain: str, name: str) -> dict[str, Any]:
 
 
 ORDERS = schema("orders", "order-placed")
+ARGS: dict[str, Any] = {"records": 50, "seed": 7, "start_ms": START}
 PROFILES = schema("customers", "customer-profile")
 
 
@@ -184,3 +185,46 @@ def test_a_key_function_that_drops_everything_is_counted() -> None:
         processor, {"orders.order-placed": ORDERS}, records=50, seed=1, start_ms=START
     )
     assert generated.stats["orders.order-placed"].keyed == 0
+
+
+def test_each_generated_record_says_where_it_comes_from() -> None:
+    generated = generate_inputs(revenue_like(), {"orders.order-placed": ORDERS}, **ARGS)
+    places = {item.where for item in generated.records}
+    assert "generated record #1 of orders.order-placed" in places
+    assert f"generated record #{ARGS['records']} of orders.order-placed" in places
+    copies = [item for item in generated.records if item.where.startswith("a copy of ")]
+    assert copies
+    assert len(places) == len(generated.records)
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        (
+            lambda fields: fields["channel"],
+            "processor analytics.test on generated record #1 of orders.order-placed: key raised "
+            "KeyError 'channel': field 'channel' of orders.order-placed is not in the input's "
+            "`reads`",
+        ),
+        (
+            lambda fields: fields["region"][1000],
+            "processor analytics.test on generated record #1 of orders.order-placed: key raised "
+            "IndexError string index out of range",
+        ),
+        (
+            lambda fields: len(fields["region"]),
+            "processor analytics.test on generated record #1 of orders.order-placed: key "
+            "returned int ",
+        ),
+    ],
+    ids=["not-read", "raises", "not-a-str"],
+)
+def test_a_key_that_fails_on_a_generated_record_is_the_processors_error_naming_it(
+    key: Any, message: str
+) -> None:
+    declared = revenue_like(
+        inputs=(Input("orders.order-placed", key=key, reads=("event_id", "region", "placed_at")),)
+    )
+    with pytest.raises(ProcessorError) as failed:
+        generate_inputs(declared, {"orders.order-placed": ORDERS}, **ARGS)
+    assert str(failed.value).startswith(message)

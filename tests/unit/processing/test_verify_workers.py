@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,7 @@ def test_a_worker_that_stops_by_itself_is_named_with_its_first_error_line(
         crashing.wait_ready(timeout=20)
     message = str(failure.value)
     assert message.startswith(
-        "worker-1 (fake_worker) stopped by itself with exit status 1: [ERROR] processor "
+        "worker-1 (fake_worker) stopped by itself with exit status 1: processor "
         "analytics.x crashed on orders.order-placed.v1[2]@41: KeyError: region (field region); "
         "its log: "
     )
@@ -66,3 +67,79 @@ def test_a_worker_never_ready_is_an_error_with_its_log(tmp_path: Path) -> None:
             silent.wait_ready(timeout=1)
     finally:
         silent.kill()
+
+
+def check_for(started: Worker, seconds: float) -> None:
+    """Ask whether ``started`` is alive, as a drain does, for ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        started.check_alive()
+        time.sleep(0.05)
+
+
+def test_a_worker_that_logged_the_engines_crash_report_has_failed_while_still_stopping(
+    tmp_path: Path,
+) -> None:
+    """faust takes seconds to stop after a crash: the report line is the failure already."""
+    stopping = worker(
+        tmp_path,
+        "print('[2026-01-01 12:00:00,000] [7] [INFO] [^Worker]: Ready', flush=True)\n"
+        "print('[2026-01-01 12:00:00,000] [7] [INFO] [^--StopOnSendError]: Starting...', "
+        "flush=True)\n"
+        "time.sleep(0.5)\n"
+        "print('[2026-01-01 12:00:01,000] [7] [ERROR] processor analytics.x crashed on "
+        "orders.order-placed.v1[2]@41: apply raised ValueError no region', flush=True)\n"
+        "time.sleep(60)\n",
+    )
+    stopping.start()
+    try:
+        stopping.wait_ready(timeout=20)
+        stopping.check_alive()  # nothing reported yet
+        with pytest.raises(WorkerFailedError) as failure:
+            check_for(stopping, seconds=20)
+        assert stopping.running
+        assert str(failure.value) == (
+            "worker-1 (fake_worker) crashed: processor analytics.x crashed on "
+            "orders.order-placed.v1[2]@41: apply raised ValueError no region; its log: "
+            f"{stopping.log_path}"
+        )
+    finally:
+        stopping.kill()
+    stopping.check_alive()  # killed by verify: not a failure
+
+
+def test_the_first_error_is_a_line_logged_as_an_error_not_an_info_line_naming_one(
+    tmp_path: Path,
+) -> None:
+    crashing = worker(
+        tmp_path,
+        "print('[2026-01-01 12:00:00,000] [7] [INFO] [^--StopOnSendError]: Starting...', "
+        "flush=True)\n"
+        "print('[2026-01-01 12:00:01,000] [7] [ERROR] [^--RekeyStage]: Crashed "
+        'reason=AttributeError("int has no encode")\', flush=True)\n'
+        "print('AttributeError: int has no encode', flush=True)\n"
+        "sys.exit(1)\n",
+    )
+    crashing.start()
+    with pytest.raises(WorkerFailedError) as failure:
+        crashing.wait_ready(timeout=20)
+    assert str(failure.value).startswith(
+        "worker-1 (fake_worker) stopped by itself with exit status 1: [ERROR] [^--RekeyStage]: "
+        'Crashed reason=AttributeError("int has no encode"); its log: '
+    )
+
+
+def test_a_worker_dying_before_faust_logs_is_named_by_its_exception(tmp_path: Path) -> None:
+    failing = worker(
+        tmp_path,
+        "print('Traceback (most recent call last):', flush=True)\n"
+        "print('  File \"x.py\", line 1, in <module>', flush=True)\n"
+        "print(\"ModuleNotFoundError: No module named 'pricing'\", flush=True)\n"
+        "sys.exit(1)\n",
+    )
+    failing.start()
+    with pytest.raises(WorkerFailedError) as failure:
+        failing.wait_ready(timeout=20)
+    assert "exit status 1: ModuleNotFoundError: No module named 'pricing'; its log" in str(
+        failure.value
+    )

@@ -147,6 +147,35 @@ def test_the_scaffolded_processor_totals_each_item_once(tmp_path: Path) -> None:
     }
 
 
+def test_the_scaffolded_processor_shows_the_verify_command_that_finds_it(tmp_path: Path) -> None:
+    """Step 4 of its docstring is a command to copy: its module is the scaffolded file, and
+    `mesh verify`'s loader finds the declaration there from the project folder."""
+    import re
+    import subprocess
+    import sys
+
+    made = scaffold("inventory", tmp_path)
+    text = (made.root / "domains/inventory/processors/example_processor.py").read_text()
+    command = re.search(r"``mesh verify (\S+) --records \d+ --kills \d+``", text)
+    assert command is not None, text
+    module = command.group(1)
+    assert module == "domains.inventory.processors.example_processor"
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.path.insert(0, '.'); from mesh_stream.verify import load_processor;"
+            f" print(load_processor({module!r}).output)",
+        ],
+        cwd=made.root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert loaded.stdout.strip() == "inventory.item-totals", loaded.stderr
+
+
 def test_a_folder_that_cannot_be_made_is_one_line_naming_it(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
