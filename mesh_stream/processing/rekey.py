@@ -475,7 +475,13 @@ class RekeyStage(Service):
 
     async def _dead_letter(self, message: Message, exc: Exception) -> Awaitable[Any]:
         dead_letters = self.dead_letters[message.topic() or ""]
-        log.error("%s; sent to %s", exc, dead_letters.get_topic_name())
+        where = dead_letters.get_topic_name()
+        log.error(
+            "processor %s could not decode an input record: %s; sent to %s",
+            self.spec.output.name,
+            exc,
+            where,
+        )
         value = message.value()
         framed = value is not None and len(value) >= 5 and value[0] == 0
         own: list[Any] = list(message.headers() or [])

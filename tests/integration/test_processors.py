@@ -588,6 +588,13 @@ def test_outputs_are_exact_through_duplicates_lateness_kill_and_clean_restart(
             UNKNOWN_SCHEMA,
             "writer schema id 987654 cannot be fetched from the registry",
         )
+        # the worker's log says which processor set the record aside, what and where
+        topic = by_name["orders.order-placed"].topic
+        said = (
+            "processor analytics.revenue-by-region could not decode an input record: "
+            f"{topic}[{poison[0]}]@{poison[1]}: magic byte is 7"
+        )
+        assert said in workers["analytics.revenue-by-region"].log_path.read_text(errors="replace")
         registered = registry.get_product("analytics.customer-360")
         assert registered["inputs"] == list(by_name["analytics.customer-360"].inputs)
         # only the windowed aggregate needs the window clock's bounds on its internal records
