@@ -15,6 +15,10 @@ integration tests.
   take always waits its full ``within`` for more events, so one event of a trickle waited
   that long; this one is written on the same stream internals faust's take uses (the
   buffering processor, the passive drainer, the channel's queue, manual acknowledgements).
+  It also counts the records of the consumer's last fetch not yet handed to the streams
+  (:class:`FetchedInHand`, on ``Consumer._wait_next_records`` and ``_to_message``): faust
+  hands them over one at a time with a suspension between, so an empty queue alone does not
+  say that the fetch is all in.
 * :func:`size_producer_buffer` -- the producer buffer's ``max_messages`` (faust's 100 stalls
   every batch that queues thousands of outputs and changelog records).
 * :func:`withhold_acks` -- keep a failed batch's offsets from ever being committed
@@ -62,6 +66,7 @@ from mesh_stream.errors import ConfigurationError
 
 __all__ = [
     "SUPPORTED_FAUST",
+    "FetchedInHand",
     "adapt_fetch_wait",
     "check_faust_version",
     "current_event",
@@ -120,20 +125,60 @@ def current_event(event: faust.EventT[Any]) -> Iterator[None]:
         _current_event.reset(token)
 
 
+class FetchedInHand:
+    """How many records of faust's consumer's last fetch it has not yet handed on to the
+    streams. faust's consumer hands them over one by one, waiting on the event loop between
+    two (``Consumer._drain_messages``), so a stream's queue runs empty between the records of
+    one fetch. Counted when a fetch returns (``_wait_next_records``) and down as each record
+    becomes a message (``_to_message``). A record faust skips (its partition paused) is never
+    counted down; the next fetch starts the count again."""
+
+    ATTRIBUTE = "_mesh_fetched_in_hand"
+
+    def __init__(self) -> None:
+        self.left = 0
+
+    @classmethod
+    def of(cls, consumer: Any) -> FetchedInHand:
+        """The count of ``consumer`` (faust's), wrapping its two methods the first time."""
+        found = getattr(consumer, cls.ATTRIBUTE, None)
+        if isinstance(found, cls):
+            return found
+        counter = cls()
+        wait_next_records, to_message = consumer._wait_next_records, consumer._to_message
+
+        async def counted_wait(timeout: float) -> Any:
+            counter.left = 0
+            records, active = await wait_next_records(timeout)
+            counter.left = sum(len(batch) for batch in records.values()) if records else 0
+            return records, active
+
+        def counted_to_message(tp: Any, record: Any) -> Any:
+            counter.left -= 1
+            return to_message(tp, record)
+
+        consumer._wait_next_records = counted_wait
+        consumer._to_message = counted_to_message
+        setattr(consumer, cls.ATTRIBUTE, counter)
+        return counter
+
+
 def take_ready_events(
     stream: faust.StreamT[Any], max_events: int, within_s: float, idle_s: float | None = None
 ) -> AsyncIterator[Sequence[faust.EventT[Any]]]:
     """Batches of up to ``max_events`` events, as faust's ``Stream.take_events``, except that a
     batch whose first event found the stream idle (no event for ``idle_s``, default
-    ``within_s``) is handed over as soon as it holds every event faust has already fetched,
-    instead of waiting out ``within_s`` for more. With the default a steady flow is still
+    ``within_s``) is handed over as soon as it holds every event faust has already fetched
+    (the stream's queue is empty and :class:`FetchedInHand` says none is on its way), instead
+    of waiting out ``within_s`` for more. With the default a steady flow is still
     batched every ``within_s`` and a trickle is not held back; ``idle_s=0`` hands every batch
     over once it holds what was fetched (for a stream whose writer batches already). A batch is
     acknowledged when the consumer asks for the next one (or leaves, even by an exception: see
     :func:`withhold_acks`)."""
     concrete = cast("faust.Stream[Any]", stream)
+    in_hand = FetchedInHand.of(concrete.app.consumer)
     batches = _take_ready_events(
-        concrete, max_events, within_s, within_s if idle_s is None else idle_s
+        concrete, max_events, within_s, within_s if idle_s is None else idle_s, in_hand
     )
     # Registered as faust registers its own take's, so a stopping stream closes it.
     concrete._active_agens.add(batches)
@@ -141,7 +186,11 @@ def take_ready_events(
 
 
 async def _take_ready_events(
-    concrete: faust.Stream[Any], max_events: int, within_s: float, idle_s: float
+    concrete: faust.Stream[Any],
+    max_events: int,
+    within_s: float,
+    idle_s: float,
+    in_hand: FetchedInHand,
 ) -> AsyncGenerator[Sequence[faust.EventT[Any]], None]:
     channel = cast("faust.Channel[Any]", aiter(concrete.channel))
     queue = channel.queue  # what the consumer has fetched and the stream has not yet read
@@ -173,7 +222,7 @@ async def _take_ready_events(
                 ready.set()
                 taken.clear()
                 await concrete.wait(taken)  # type: ignore[arg-type]  # any .wait() will do
-            elif opened_idle and queue.empty():
+            elif opened_idle and queue.empty() and in_hand.left <= 0:
                 ready.set()
         except asyncio.CancelledError:
             raise

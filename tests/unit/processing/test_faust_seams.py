@@ -14,6 +14,7 @@ from typing import Any
 import aiokafka
 import faust
 import faust.streams
+import faust.transport.consumer
 import pytest
 from aiokafka.consumer.fetcher import Fetcher
 from aiokafka.partitioner import DefaultPartitioner
@@ -60,6 +61,11 @@ def test_each_internal_used_still_exists() -> None:
     for attribute in ("self._processors", "self._active_agens"):
         assert attribute in inspect.getsource(faust.Stream.__init__)
     assert "def queue" in inspect.getsource(faust.Channel)
+    # FetchedInHand: how getmany reads a fetch and turns each record into a message
+    getmany = inspect.getsource(faust.transport.consumer.Consumer.getmany)
+    assert "await self._wait_next_records(timeout)" in getmany
+    assert "to_message = self._to_message" in getmany
+    assert "yield tp, to_message(tp, record)" in getmany
     # the sensor hook the engine relies on to stop on a refused send
     assert callable(faust.Sensor.on_send_error)
     # adapt_fetch_wait: faust's consumer thread holds the aiokafka consumer, whose fetcher
@@ -169,9 +175,11 @@ def _batches_of(
     within_s: float,
     max_events: int = 5,
     idle_s: float | None = None,
+    fetched_left: list[int] | None = None,
 ) -> list[tuple[float, list[int]]]:
     """(seconds after the first send, values) of each batch an agent took, sending each
-    (pause before it, value) of ``sends`` through faust's own agent test context."""
+    (pause before it, value) of ``sends`` through faust's own agent test context; with
+    ``fetched_left``, the consumer's fetch still holds that many records after each send."""
     app = faust.App(f"take-{take}", broker="kafka://127.0.0.1:1", store="memory://")
     taken: list[tuple[float, list[int]]] = []
     started = [0.0]
@@ -191,8 +199,10 @@ def _batches_of(
         async with agent.test_context() as running:
             await asyncio.sleep(within_s * 1.5)  # nothing came for longer than within_s
             started[0] = time.monotonic()
-            for pause, value in sends:
+            for number, (pause, value) in enumerate(sends):
                 await asyncio.sleep(pause)
+                if fetched_left is not None:
+                    faust_seams.FetchedInHand.of(app.consumer).left = fetched_left[number]
                 await running.put(value, wait=False)
             await asyncio.sleep(within_s * 2)
 
@@ -236,6 +246,40 @@ def test_with_no_idle_spell_needed_a_steady_flow_is_handed_over_as_it_comes() ->
     assert [value for _, batch in burst for value in batch] == values
     assert all(len(batch) <= 5 for _, batch in burst)
     assert len(burst) < len(values)
+
+
+def test_the_records_of_one_fetch_go_in_one_batch_though_faust_hands_them_over_one_by_one() -> None:
+    """faust's consumer waits on the event loop between two records of a fetch, so the
+    stream's queue is empty between them: the batch waits until the fetch is all in."""
+    values = list(range(4))
+    sends = [(0.02, value) for value in values]
+    one_by_one = _batches_of("ours", sends, within_s=0.4, idle_s=0.0, fetched_left=[0] * 4)
+    assert [batch for _, batch in one_by_one] == [[0], [1], [2], [3]]
+    fetch = _batches_of("ours", sends, within_s=0.4, idle_s=0.0, fetched_left=[3, 2, 1, 0])
+    [(after, batch)] = fetch
+    assert batch == values
+    assert after < 0.02 * len(values) + 0.1  # handed over with the last, not at 0.4 s
+
+
+def test_fetched_in_hand_counts_a_fetch_down_as_its_records_become_messages() -> None:
+    class Consumer:
+        async def _wait_next_records(self, timeout: float) -> Any:
+            del timeout
+            return {T0: ["a", "b"], T1: ["c"]}, {T0, T1}
+
+        def _to_message(self, tp: Any, record: Any) -> Any:
+            return (tp, record)
+
+    consumer = Consumer()
+    counter = faust_seams.FetchedInHand.of(consumer)
+    assert faust_seams.FetchedInHand.of(consumer) is counter  # wrapped once
+    records, _active = asyncio.run(consumer._wait_next_records(1.0))
+    assert records == {T0: ["a", "b"], T1: ["c"]}
+    assert counter.left == 3
+    assert consumer._to_message(T0, "a") == (T0, "a")
+    assert counter.left == 2
+    asyncio.run(consumer._wait_next_records(1.0))  # a new fetch starts the count again
+    assert counter.left == 3
 
 
 class _Fetcher:
