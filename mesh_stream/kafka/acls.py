@@ -28,9 +28,9 @@ from confluent_kafka.admin._acl import (
 )
 from confluent_kafka.admin._resource import ResourcePatternType, ResourceType
 
-from mesh_stream.errors import KafkaSecurityError, MeshError
+from mesh_stream.errors import KafkaAuthorizationError, KafkaSecurityError, MeshError
 from mesh_stream.kafka.clients import make_admin, probe
-from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
+from mesh_stream.kafka.connection import SETTING, KafkaConnection, explain_kafka_error
 
 #: librdkafka's own log lines (e.g. a purged background queue at close) would come before the
 #: CLI's one-line error on stderr; every failure reaches the caller as an exception anyway.
@@ -212,7 +212,28 @@ def _error(exc: KafkaException, conn: KafkaConnection, operation: str) -> MeshEr
             f"(SECURITY_DISABLED): start it with `mesh broker start --security sasl` (or set "
             f"authorizer.class.name on your brokers) and rerun"
         )
+    if isinstance(error, KafkaError) and error.code() == KafkaError.CLUSTER_AUTHORIZATION_FAILED:
+        return _not_an_acl_admin(conn, operation)
     return explain_kafka_error(exc, conn, operation=operation)
+
+
+def _not_an_acl_admin(conn: KafkaConnection, operation: str) -> KafkaAuthorizationError:
+    return KafkaAuthorizationError(
+        f"{conn.principal} may not {operation} the ACLs of the cluster at "
+        f"{conn.bootstrap_servers}: that takes a principal allowed to {operation} the cluster, "
+        f"such as the cluster's admin (set {SETTING['sasl_username']} and "
+        f"{SETTING['sasl_password']} to its credentials)"
+    )
+
+
+def _may_describe_acls(admin: Any, timeout: float) -> bool:
+    """Whether the cluster lets this connection's principal DESCRIBE it (and so see every
+    ACL): Kafka answers a principal that may not with no ACLs rather than an error."""
+    described = admin.describe_cluster(
+        include_authorized_operations=True, request_timeout=timeout
+    ).result()
+    allowed = described.authorized_operations or []
+    return AclOperation.DESCRIBE in allowed or AclOperation.ALTER in allowed
 
 
 def describe_acls(
@@ -226,6 +247,8 @@ def describe_acls(
     admin = make_admin(conn, QUIET)
     try:
         bindings = admin.describe_acls(_everything(), request_timeout=timeout).result()
+        if not bindings and not _may_describe_acls(admin, timeout):
+            raise _not_an_acl_admin(conn, "DESCRIBE")
     except KafkaException as exc:
         raise _error(exc, conn, "DESCRIBE") from exc
     return sorted(acl for binding in bindings if (acl := Acl.from_binding(binding)) is not None)

@@ -21,6 +21,7 @@ import pytest
 from confluent_kafka import KafkaError, TopicPartition
 
 from mesh_stream.cli.product_health import KafkaAlerts
+from mesh_stream.descriptor import load_descriptors
 from mesh_stream.errors import KafkaAuthorizationError
 from mesh_stream.governance.acl_plan import ALERTS_TOPIC
 from mesh_stream.health import Alert, FigureName, Status
@@ -32,6 +33,8 @@ from mesh_stream.kafka import (
     make_producer,
     new_topic,
 )
+from mesh_stream.products_plan.model import AclStatus, ProjectPlan
+from mesh_stream.products_plan.plan import _plan_acls
 from tests.conftest import KafkaAddress
 from tests.integration.test_broker_security import SecuredCluster, read_passwords
 
@@ -286,13 +289,34 @@ def test_apply_by_a_domain_user_is_a_one_line_authorization_error(
         cluster.data_dir, "acl", "apply", "--root", str(REPO), "--registry-principal",
         "User:other", env=as_user(cluster, "orders"),
     )  # fmt: skip
-    assert refused.returncode == 1
-    assert refused.stderr.startswith(
-        f"error: User:orders may not ALTER cluster kafka-cluster at "
-        f"{cluster.bootstrap_servers}: no ACL allows it (CLUSTER_AUTHORIZATION_FAILED)"
+    # Kafka answers a principal that may not DESCRIBE the cluster with no ACLs at all, not
+    # an error: the plan would be "create every ACL". It is refused, saying whose it is.
+    said = (
+        f"error: User:orders may not DESCRIBE the ACLs of the cluster at "
+        f"{cluster.bootstrap_servers}: that takes a principal allowed to DESCRIBE the "
+        f"cluster, such as the cluster's admin (set MESH_KAFKA_SASL_USERNAME"
     )
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(said), refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
     assert cluster.passwords["orders"] not in refused.stdout + refused.stderr
+    dry_run = mesh(
+        cluster.data_dir, "acl", "apply", "--dry-run", "--root", str(REPO),
+        env=as_user(cluster, "orders"),
+    )  # fmt: skip
+    assert dry_run.returncode == 1
+    assert dry_run.stderr.startswith(said), dry_run.stderr
+    assert "would create" not in dry_run.stdout
+    # the product plan (what `mesh products plan` shows) says the ACLs cannot be read, not
+    # that they are missing
+    plan = ProjectPlan(REPO, ("orders",), "http://127.0.0.1:1", cluster.bootstrap_servers)
+    orders = cluster.connection("orders")
+    products = [p for p in load_descriptors(REPO / "domains") if p.domain == "orders"]
+    _plan_acls(plan, orders, make_admin(orders), products)
+    assert plan.acl_status is AclStatus.UNREADABLE
+    assert plan.acl_note is not None
+    assert plan.acl_note.startswith("cannot read the cluster's ACLs (User:orders may not DESCRIBE")
+    assert plan.acls_missing == []
 
 
 def test_apply_without_credentials_names_the_settings(
