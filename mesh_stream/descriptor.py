@@ -15,7 +15,10 @@ else the registry's catalog (what `mesh publish`, `mesh tail` and the SDK use).
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -515,11 +518,80 @@ def load_descriptor(path: Path) -> DataProduct:
     return parse_descriptor(text, str(path))
 
 
+DESCRIPTOR_SUFFIXES = (".yaml", ".yml")
+
+
+def _folder_entries(folder: Path, problems: list[str]) -> list[os.DirEntry[str]]:
+    """The entries of ``folder``; one it cannot list is a problem (named with the OS's reason)."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(entries, key=lambda entry: entry.name)
+    except OSError as exc:
+        problems.append(
+            f"{folder}: cannot read the folder ({exc.strerror or exc}), so the descriptors in "
+            f"it are not seen; make it readable (or remove it)"
+        )
+        return []
+
+
+def _products_folder(domain: Path, problems: list[str]) -> Path | None:
+    """``domain/products`` when it is a folder; None when the domain has none. Anything
+    else there (a file, a FIFO, a broken link) or a domain folder that cannot be searched
+    is a problem: a domain must not vanish from the mesh without a word."""
+    folder = domain / "products"
+    try:
+        mode = folder.stat().st_mode
+    except OSError as exc:
+        if exc.errno == errno.ENOENT and not folder.is_symlink():
+            return None  # no products folder (e.g. __pycache__): not a domain of products
+        reason = "a broken symlink" if exc.errno == errno.ENOENT else exc.strerror or str(exc)
+        problems.append(
+            f"{folder}: cannot read the folder ({reason}), so the descriptors in it are not "
+            f"seen; make it readable (or remove it)"
+        )
+        return None
+    if not stat.S_ISDIR(mode):
+        problems.append(
+            f"{folder}: not a folder, so no descriptor in it is seen; descriptors go in "
+            f"{folder}/<product>.yaml"
+        )
+        return None
+    return folder
+
+
 def descriptor_files(domains_dir: Path) -> list[Path]:
-    """Every descriptor under ``domains/<domain>/products/``, sorted."""
-    return sorted(domains_dir.glob("*/products/*.yaml")) + sorted(
-        domains_dir.glob("*/products/*.yml")
-    )
+    """Every descriptor under ``domains/<domain>/products/`` (``.yaml`` files, then ``.yml``),
+    each group sorted.
+
+    The one place descriptors are discovered (lint, plan, apply, up, ... all come here). A
+    folder on that path that cannot be read (permissions, a broken link, not a folder) is a
+    :class:`DescriptorError` naming every such folder and the OS's reason, never a domain
+    silently left out. A ``domains_dir`` that does not exist holds no descriptors.
+    """
+    try:
+        domains_dir.lstat()
+    except FileNotFoundError:
+        return []
+    except OSError:
+        pass  # scandir below says why
+    problems: list[str] = []
+    found: list[Path] = []
+    for entry in _folder_entries(domains_dir, problems):
+        if not entry.is_dir():  # files beside the domains (runnables.py, README.md)
+            continue
+        products = _products_folder(domains_dir / entry.name, problems)
+        if products is not None:
+            found.extend(
+                products / item.name
+                for item in _folder_entries(products, problems)
+                if item.name.endswith(DESCRIPTOR_SUFFIXES)
+            )
+    if problems:
+        raise DescriptorError("\n".join(problems))
+    return [
+        *sorted(p for p in found if p.suffix == ".yaml"),
+        *sorted(p for p in found if p.suffix == ".yml"),
+    ]
 
 
 def load_descriptors(domains_dir: Path) -> list[DataProduct]:

@@ -24,6 +24,11 @@ LogFormat = Literal["text", "json"]
 #: The text layout: time, level, logger, message (extra fields are not shown).
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
+#: Libraries that log routine work at INFO (httpx: every request): shown from WARNING, unless
+#: the level asked for is DEBUG, so `mesh monitor --once` prints no "HTTP Request: GET ..."
+#: line.
+CHATTY_LIBRARIES = ("httpx", "httpcore")
+
 #: Attributes every ``LogRecord`` has; whatever else a record carries came from ``extra=``.
 _STANDARD_ATTRIBUTES = frozenset(
     vars(logging.LogRecord("", logging.INFO, "", 0, "", None, None)).keys()
@@ -68,7 +73,8 @@ def configure_logging(
 ) -> Callable[[], None]:
     """Give the root logger one handler on ``stream`` (stderr) in ``log_format``, at ``level``.
 
-    For entry points only. Handlers the root logger had are replaced, so calling it twice
+    For entry points only. Libraries in :data:`CHATTY_LIBRARIES` log from WARNING unless
+    ``level`` is DEBUG. Handlers the root logger had are replaced, so calling it twice
     does not print every line twice. Returns what undoes it (the root logger's handlers and
     level as they were), for a command run inside another process, such as a test's.
     """
@@ -80,12 +86,19 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
+    libraries = [logging.getLogger(name) for name in CHATTY_LIBRARIES]
+    saved_library_levels = [library.level for library in libraries]
+    if root.getEffectiveLevel() > logging.DEBUG:
+        for library in libraries:
+            library.setLevel(logging.WARNING)
 
     def undo() -> None:
         root.removeHandler(handler)
         for old in saved_handlers:
             root.addHandler(old)
         root.setLevel(saved_level)
+        for library, library_level in zip(libraries, saved_library_levels, strict=True):
+            library.setLevel(library_level)
 
     return undo
 

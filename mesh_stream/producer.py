@@ -79,6 +79,11 @@ DEFAULT_PRODUCER_CONFIG: dict[str, Any] = {
     "compression.type": "lz4",
     "log_level": 3,
 }
+#: librdkafka's default ``message.max.bytes``: the largest record a producer sends.
+LIBRDKAFKA_MESSAGE_MAX_BYTES = 1_000_000
+#: What librdkafka adds to key + value + headers before comparing with ``message.max.bytes``
+#: (RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD: the varints and attributes of one v2 record).
+RECORD_OVERHEAD_BYTES = 36
 POLL_EVERY = 256
 SHOWN_RECORDS = 10
 # Delivery errors that mean "this principal may not write here": raised as our
@@ -228,6 +233,11 @@ class ProductPublisher:
     ``bootstrap_servers="host:port"`` is the shorthand for a PLAINTEXT connection. A record
     the broker refuses for lack of an ACL raises :class:`KafkaAuthorizationError` naming
     the topic, the principal and the missing ACL.
+
+    A record whose encoded size is over the producer's ``message.max.bytes`` (librdkafka's
+    default 1000000, or ``config=``) is refused like a record that fails its schema, before
+    anything is sent. ``schema_source`` names a given ``schema`` in errors (a command line
+    says ``--schema FILE``).
     """
 
     def __init__(
@@ -241,6 +251,7 @@ class ProductPublisher:
         config: Mapping[str, Any] | None = None,
         root: Path | None = None,
         create_topic: bool = True,
+        schema_source: str | None = None,
     ) -> None:
         self.connection = resolve_connection(connection, bootstrap_servers)
         self.product = product
@@ -250,7 +261,7 @@ class ProductPublisher:
         local = root / product.schema_file if root is not None and schema is None else None
         source: Path | str | None = local if local is not None and local.exists() else None
         if schema is not None:  # a refusal must not send the user to the descriptor's file
-            source = f"the schema given to {type(self).__name__}(schema=...)"
+            source = schema_source or f"the schema given to {type(self).__name__}(schema=...)"
         version = registration.register_contract(registry, product, document, source=source)
         self.schema_id = version.schema_id
         #: The CEL rules of the registered version (its ruleSet), None when it has none.
@@ -269,6 +280,8 @@ class ProductPublisher:
                 f"{self.encoder.name}; fix `key_field` in the product descriptor"
             )
         settings = self._producer_config(config)
+        #: The largest key + value librdkafka sends with this config (``message.max.bytes``).
+        self.max_record_bytes = self._max_record_bytes(settings)
         if create_topic:
             ensure_topic(product, self.connection)
             for dlq_topic in self._dlq_topics():
@@ -282,6 +295,8 @@ class ProductPublisher:
         self._refusal: KafkaError | None = None
         self._model_converters: dict[type[BaseModel], Callable[[BaseModel], Mapping[str, Any]]] = {}
         self._encode = self.encoder.encode
+        #: Below this value size no key could push a record over the limit: no size check.
+        self._unchecked_bytes = self.max_record_bytes - 4096
         self._fast_encode = self.encoder.fast or self.encoder.encode_checked
         #: Spans and ``traceparent`` headers, when tracing was active as the publisher was built.
         self._trace = tracing.PublishTrace(self.topic) if tracing.active() else None
@@ -331,6 +346,37 @@ class ProductPublisher:
                 )
         return {**DEFAULT_PRODUCER_CONFIG, **given, **FIXED_PRODUCER_CONFIG}
 
+    @staticmethod
+    def _max_record_bytes(settings: Mapping[str, Any]) -> int:
+        given = settings.get("message.max.bytes", LIBRDKAFKA_MESSAGE_MAX_BYTES)
+        try:
+            limit = int(given)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(
+                f"producer config message.max.bytes={given!r} is not a number of bytes"
+            ) from exc
+        return limit - RECORD_OVERHEAD_BYTES
+
+    def _check_size(
+        self, value: bytes, key: str | bytes | None, headers: Mapping[str, Any] | None = None
+    ) -> None:
+        """Refuse a record librdkafka would refuse for its size (MSG_SIZE_TOO_LARGE)."""
+        size = len(value)
+        if key is not None:
+            size += len(key.encode() if isinstance(key, str) else key)
+        for name, item in (headers or {}).items():
+            size += len(name.encode()) + len(item or b"") + 10  # two varints
+        if self._trace is not None:
+            size += 80  # the traceparent header a traced send adds
+        if size > self.max_record_bytes:
+            limit = self.max_record_bytes + RECORD_OVERHEAD_BYTES
+            raise SerializationError(
+                f"record of {self.product.name} is {size + RECORD_OVERHEAD_BYTES} bytes "
+                f"encoded, over the producer's limit of {limit} bytes (message.max.bytes; "
+                f"the broker's message.max.bytes and the topic's max.message.bytes cap it "
+                f"too); it was not published"
+            )
+
     # -- publishing ------------------------------------------------------------------------
     def _key_of(self, record: Mapping[str, Any]) -> str | bytes | None:
         value = record.get(self._key_field) if self._key_field is not None else None
@@ -374,6 +420,8 @@ class ProductPublisher:
         value = self._encode(record)
         if key is None and self._key_field is not None:
             key = self._key_of(record)
+        if len(value) > self._unchecked_bytes:
+            self._check_size(value, key)
         return value, key
 
     def publish(
@@ -414,6 +462,8 @@ class ProductPublisher:
             key = record.get(self._key_field)
             if key is not None and type(key) is not str and not isinstance(key, bytes):
                 key = str(key)
+        if len(value) > self._unchecked_bytes or headers is not None:
+            self._check_size(value, key, headers)
         if self._trace is not None:
             self._send_traced(
                 value, key, self._on_delivery, timestamp=timestamp_ms, headers=headers

@@ -71,6 +71,26 @@ HOST = "127.0.0.1"
 #: Most nodes of a local cluster: each is a JVM of its own (~0.5 GB), and a quorum of 3 or 5
 #: is what a production-like test needs.
 MAX_BROKERS = 9
+#: The highest TCP port.
+MAX_PORT = 65535
+
+
+def port_range_problem(port: int, brokers: int, *, port_setting: str = "--port") -> str | None:
+    """Why node 1 on ``port`` and the others on the next ports cannot be, or None.
+
+    Node N listens on ``port + N - 1``, so the range must end at :data:`MAX_PORT` at the
+    latest (port 0 picks free ports). ``port_setting`` is how the caller was given the port.
+    """
+    last = port + brokers - 1
+    if port == 0 or last <= MAX_PORT:
+        return None
+    return (
+        f"{port_setting} {port} with --brokers {brokers} needs ports up to {last} (node N "
+        f"takes PORT+N-1), above the highest port {MAX_PORT}; pick a port of at most "
+        f"{MAX_PORT - brokers + 1}, or 0 for free ports"
+    )
+
+
 #: What Kafka's storage format writes into a node's data folder before the node ever ran.
 FORMAT_ONLY_FILES = frozenset({"meta.properties", "bootstrap.checkpoint"})
 
@@ -304,6 +324,9 @@ class LocalCluster:
         """
         if not 1 <= brokers <= MAX_BROKERS:
             raise ConfigurationError(f"--brokers must be 1 to {MAX_BROKERS}, got {brokers}")
+        problem = port_range_problem(port, brokers, port_setting="port (MESH_BROKER_PORT)")
+        if problem is not None:
+            raise ConfigurationError(problem)
         users = [user.strip() for user in users]
         for user in users:
             if user in SERVICE_USERS:  # the service's user is made anyway, with its own grants

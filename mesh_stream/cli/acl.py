@@ -7,7 +7,7 @@ import json
 import click
 
 from mesh_stream.broker import reachability
-from mesh_stream.cli.options import ProjectChoice, project_option
+from mesh_stream.cli.options import ProjectChoice, checked_bootstrap_servers, project_option
 from mesh_stream.governance.acl_plan import (
     MONITOR_PRINCIPAL,
     REGISTRY_PRINCIPAL,
@@ -123,6 +123,7 @@ def plan(
 @monitor_option
 @click.option(
     "--bootstrap-servers",
+    callback=checked_bootstrap_servers,
     help="Kafka to apply the ACLs to. [env: MESH_BOOTSTRAP_SERVERS; default local broker]",
 )
 @click.option("--dry-run", is_flag=True, help="Print what would change; change nothing.")

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from mesh_stream.broker import local_cluster
-from mesh_stream.broker.cluster import MAX_BROKERS
+from mesh_stream.broker.cluster import MAX_BROKERS, port_range_problem
 from mesh_stream.broker.security import (
     ADMIN,
     MECHANISM,
@@ -17,7 +17,7 @@ from mesh_stream.broker.security import (
     find_domains,
     protocol_of,
 )
-from mesh_stream.cli.options import FiniteFloatRange
+from mesh_stream.cli.options import DATA_DIR_DEFAULT, FiniteFloatRange, NonEmptyPath
 from mesh_stream.settings import MeshSettings
 
 
@@ -32,7 +32,7 @@ def _with_overrides(settings: MeshSettings, **overrides: object) -> MeshSettings
 
 data_dir_option = click.option(
     "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=NonEmptyPath(file_okay=False, path_type=Path, hint=DATA_DIR_DEFAULT),
     help="State folder; the broker lives in DATA_DIR/broker. [env: MESH_DATA_DIR; "
     "default ~/.local/share/mesh-stream]",
 )
@@ -109,6 +109,13 @@ def start(
     settings = _with_overrides(
         settings, broker_port=port, data_dir=data_dir, broker_start_timeout=timeout
     )
+    problem = port_range_problem(
+        settings.broker_port,
+        brokers,
+        port_setting="--port" if port is not None else "MESH_BROKER_PORT",
+    )
+    if problem is not None:
+        raise click.UsageError(problem)
     cluster = local_cluster(settings, progress=_progress)
     users = (
         [name for name in domains.split(",") if name.strip()]

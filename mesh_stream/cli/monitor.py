@@ -13,7 +13,12 @@ from types import FrameType
 import click
 
 from mesh_stream.broker.reachability import existing_topics
-from mesh_stream.cli.options import FiniteFloatRange, checked_registry_url
+from mesh_stream.cli.options import (
+    FiniteFloatRange,
+    checked_bootstrap_servers,
+    checked_registry_url,
+)
+from mesh_stream.errors import ConfigurationError
 from mesh_stream.health import Figure, FigureName, ProductHealth
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.logformat import configure_logging
@@ -121,6 +126,7 @@ def _stopping_on_signals(stop: threading.Event) -> Iterator[None]:
 )
 @click.option(
     "--bootstrap-servers",
+    callback=checked_bootstrap_servers,
     help="Kafka bootstrap servers. [env: MESH_BOOTSTRAP_SERVERS; default: the local broker]",
 )
 @click.option(
@@ -185,7 +191,7 @@ def monitor(
             ) as products,
         ):
             if metrics is not None and metrics_port is not None:
-                port = metrics.serve(metrics_port, metrics_host)
+                port = _serve_metrics(metrics, metrics_host, metrics_port)
                 log.info("metrics at http://%s:%d/metrics", metrics_host, port)
             if once:
                 done = products.measure()
@@ -208,6 +214,19 @@ def monitor(
         if metrics is not None:
             metrics.close()
     return 0
+
+
+def _serve_metrics(metrics: MonitorMetrics, host: str, port: int) -> int:
+    """Start ``/metrics``; a port that is taken (or a host that cannot be) names the option."""
+    try:
+        return metrics.serve(port, host)
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise ConfigurationError(
+            f"cannot listen on {host}:{port} for /metrics: {reason}; is the port taken (another "
+            f"monitor?) choose another with `mesh monitor --metrics-port` (0 picks a free one), "
+            f"or fix --metrics-host"
+        ) from exc
 
 
 def show(done: Round, *, as_json: bool) -> None:

@@ -15,6 +15,7 @@ from mesh_stream.project import MeshProject, find_project, load_project, locate_
 from mesh_stream.settings import (
     KAFKA_MAX_NAME_LENGTH,
     MeshSettings,
+    bootstrap_servers_problem,
     client_name_problem,
     kafka_topic_problem,
     quoted_name,
@@ -35,6 +36,24 @@ class FiniteFloatRange(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return number
+
+
+#: What leaving out ``--data-dir`` means, for :class:`NonEmptyPath`'s message.
+DATA_DIR_DEFAULT = "use MESH_DATA_DIR (default ~/.local/share/mesh-stream)"
+
+
+class NonEmptyPath(click.Path):
+    """``click.Path`` that refuses an empty value (an unset shell variable, say) instead of
+    taking it as the current folder; ``hint`` says what leaving the option out means."""
+
+    def __init__(self, *, hint: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hint = hint
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail(f"is empty; give a path, or leave the option out to {self.hint}", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def _checked(
@@ -63,6 +82,30 @@ def checked_registry_url(
         raise click.BadParameter(
             "is empty; give the registry's URL, or leave the option out to use "
             "MESH_REGISTRY_URL (default http://127.0.0.1:8081)",
+            param=param,
+        )
+    return value
+
+
+def checked_bootstrap_servers(
+    _ctx: click.Context, param: click.Parameter, value: str | None
+) -> str | None:
+    """A callback for ``--bootstrap-servers``: an empty value (an unset shell variable, say)
+    is refused, as ``--registry-url ''`` is, instead of quietly meaning the local broker
+    (and ignoring MESH_BOOTSTRAP_SERVERS); a malformed list is refused before anything
+    connects."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise click.BadParameter(
+            "is empty; give host:port[,host:port...], or leave the option out to use "
+            "MESH_BOOTSTRAP_SERVERS (default: the local broker, 127.0.0.1:9092)",
+            param=param,
+        )
+    problem = bootstrap_servers_problem(value)
+    if problem is not None:
+        raise click.BadParameter(
+            f"{quoted_name(value)} {problem} (host:port[,host:port...], e.g. 127.0.0.1:9092)",
             param=param,
         )
     return value

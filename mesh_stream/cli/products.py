@@ -18,7 +18,11 @@ from rich.tree import Tree
 
 from mesh_stream.broker import reachability
 from mesh_stream.cli import product_health as health_view
-from mesh_stream.cli.options import FiniteFloatRange, checked_registry_url
+from mesh_stream.cli.options import (
+    FiniteFloatRange,
+    checked_bootstrap_servers,
+    checked_registry_url,
+)
 from mesh_stream.descriptor import PRODUCT_NAME, Classification, ProductKind
 from mesh_stream.errors import (
     ConfigurationError,
@@ -425,6 +429,7 @@ project_argument = click.argument(
 )
 bootstrap_option = click.option(
     "--bootstrap-servers",
+    callback=checked_bootstrap_servers,
     help="Kafka whose topics and ACLs are compared. [env: MESH_BOOTSTRAP_SERVERS; default "
     "the local broker]",
 )

@@ -9,8 +9,13 @@ from typing import IO, Any
 
 import click
 
-from mesh_stream.cli.options import ProjectChoice, checked_registry_url, project_option
-from mesh_stream.errors import ConfigurationError, SerializationError
+from mesh_stream.cli.options import (
+    ProjectChoice,
+    checked_bootstrap_servers,
+    checked_registry_url,
+    project_option,
+)
+from mesh_stream.errors import ConfigurationError, DeliveryError, MeshError, SerializationError
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.producer import ProductPublisher
 from mesh_stream.project import resolve_product
@@ -18,6 +23,8 @@ from mesh_stream.schema.codec import coerce_json
 from mesh_stream.settings import MeshSettings
 
 SHOWN_ERRORS = 50
+_JSON_KINDS = {dict: "an object", list: "an array", str: "a string", int: "a number",
+               float: "a number", bool: "true or false", type(None): "null"}  # fmt: skip
 
 
 def _override(settings: MeshSettings, **values: Any) -> MeshSettings:
@@ -32,24 +39,48 @@ def registry_for(settings: MeshSettings) -> Any:
     return RegistryClient.from_settings(settings)
 
 
+def _json_kind(document: Any) -> str:
+    """What a parsed JSON value is, in JSON's words (``null``, an array, ...)."""
+    if isinstance(document, bool):
+        return str(document).lower()
+    return _JSON_KINDS.get(type(document), type(document).__name__)
+
+
+def _line_ranges(numbers: list[int]) -> str:
+    """``1-3, 7`` for [1, 2, 3, 7] (sorted line numbers)."""
+    spans: list[list[int]] = []
+    for number in numbers:
+        if spans and number == spans[-1][1] + 1:
+            spans[-1][1] = number
+        else:
+            spans.append([number, number])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans)
+
+
 def _parse_lines(
     stream: Iterable[bytes], name: str, publisher: ProductPublisher
-) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
+) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, str]]]:
     """(line number, record) for each good line, and one error text per bad line.
+
+    Each good record is fully prepared (schema, ERROR quality rules, encoded size against
+    the producer's ``message.max.bytes``), so whatever can be checked before sending is.
 
     Lines are decoded one by one, so a line that is not UTF-8 is reported like any other
     bad line instead of ending the whole run.
     """
     good: list[tuple[int, dict[str, Any]]] = []
-    errors: list[str] = []
+    errors: list[tuple[int, str]] = []
     parsed = publisher.encoder.parsed
     for number, raw in enumerate(stream, start=1):
         try:
             line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError as exc:
             errors.append(
-                f"{name}:{number}: not UTF-8 text (byte {raw[exc.start]:#04x} at column "
-                f"{exc.start + 1}); JSON Lines files must be UTF-8"
+                (
+                    number,
+                    f"{name}:{number}: not UTF-8 text (byte {raw[exc.start]:#04x} at column "
+                    f"{exc.start + 1}); JSON Lines files must be UTF-8",
+                )
             )
             continue
         if not line.strip():
@@ -57,27 +88,32 @@ def _parse_lines(
         try:
             document = json.loads(line.rstrip("\r\n"))
         except json.JSONDecodeError as exc:
-            errors.append(f"{name}:{number}: not valid JSON (column {exc.colno}): {exc.msg}")
+            errors.append(
+                (number, f"{name}:{number}: not valid JSON (column {exc.colno}): {exc.msg}")
+            )
             continue
         except RecursionError:
-            errors.append(f"{name}:{number}: JSON nested too deeply to read")
+            errors.append((number, f"{name}:{number}: JSON nested too deeply to read"))
             continue
         except ValueError as exc:  # e.g. an integer of more than 4300 digits
-            errors.append(f"{name}:{number}: not valid JSON: {str(exc).split(';')[0]}")
+            errors.append((number, f"{name}:{number}: not valid JSON: {str(exc).split(';')[0]}"))
             continue
         if not isinstance(document, dict):
             errors.append(
-                f"{name}:{number}: a record must be a JSON object, got {type(document).__name__}"
+                (
+                    number,
+                    f"{name}:{number}: a record must be a JSON object, got {_json_kind(document)}",
+                )
             )
             continue
         try:
             record = coerce_json(parsed, document)
             publisher.prepare(record)
         except SerializationError as exc:
-            errors.append(f"{name}:{number}: {exc}")
+            errors.append((number, f"{name}:{number}: {exc}"))
             continue
         except RecursionError:
-            errors.append(f"{name}:{number}: the record is nested too deeply to check")
+            errors.append((number, f"{name}:{number}: the record is nested too deeply to check"))
             continue
         good.append((number, record))
     return good, errors
@@ -115,7 +151,7 @@ def _read_schema(path: Path) -> Any:
     "--register-only",
     is_flag=True,
     help="Register the product's schema (subject <topic>-value) and create its topic, "
-    "then stop without publishing.",
+    "then stop without publishing (refused with --file).",
 )
 @click.option(
     "--schema",
@@ -132,6 +168,7 @@ def _read_schema(path: Path) -> Any:
 @project_option
 @click.option(
     "--bootstrap-servers",
+    callback=checked_bootstrap_servers,
     help="Kafka bootstrap servers. [env: MESH_BOOTSTRAP_SERVERS; default: the local broker]",
 )
 @click.option(
@@ -155,18 +192,25 @@ def publish(
     """Publish the records of a JSON Lines file to PRODUCT (e.g. orders.order-placed).
 
     Every line is checked against the product's Avro schema first. Bad lines are reported
-    as FILE:LINE: field path, expected type and value; the good lines are published and
-    confirmed by Kafka (acks=all). The exit status is 1 when any line was rejected.
+    as FILE:LINE: field path, expected type and value (a record over the producer's
+    message.max.bytes: its size); the good lines are published and confirmed by Kafka
+    (acks=all), and the summary lists the lines that were not. The exit status is 1 when
+    any line was not published.
     The product is found in the project (its mesh.yaml's products folder) or else in the
     registry.
     """
     settings: MeshSettings = ctx.obj
     settings = _override(settings, bootstrap_servers=bootstrap_servers, registry_url=registry_url)
+    if records_file is not None and register_only:
+        raise click.UsageError(
+            "--register-only publishes no records: drop --file/-f, or drop --register-only to "
+            "register and publish in one run"
+        )
     if records_file is None and not register_only:
         raise click.UsageError("give the records with --file FILE (or `-` for stdin)")
     lines: list[bytes] = []
     name = "<stdin>"
-    if records_file is not None and not register_only:
+    if records_file is not None:
         # Read first: an empty file is refused before the schema is registered or the topic made.
         name = getattr(records_file, "name", name)
         lines = records_file.readlines()
@@ -183,6 +227,7 @@ def publish(
         connection=KafkaConnection.from_settings(settings, default_client_id="mesh-publish"),
         registry=registry,
         schema=schema,
+        schema_source=f"--schema {schema_file}" if schema_file else None,
         root=found.root if found is not None else None,
     )
     with publisher:
@@ -193,8 +238,8 @@ def publish(
             )
             return
         good, errors = _parse_lines(lines, name, publisher)
-        for line in errors[:SHOWN_ERRORS]:
-            click.echo(line, err=True)
+        for _number, text in errors[:SHOWN_ERRORS]:
+            click.echo(text, err=True)
         if len(errors) > SHOWN_ERRORS:
             click.echo(f"... and {len(errors) - SHOWN_ERRORS} more bad line(s)", err=True)
         if errors and all_or_nothing:
@@ -202,13 +247,55 @@ def publish(
                 f"published nothing: {len(errors)} bad line(s) and --all-or-nothing", err=True
             )
             ctx.exit(1)
-        dead = sum(publisher.publish(record) is not None for _number, record in good)
-        publisher.flush()
+        sent, dead, unsent = _send(publisher, good, name)
+        try:
+            publisher.flush()
+        except DeliveryError as exc:
+            click.echo(f"error: {exc}", err=True)
+            failed = len(getattr(exc, "failed", None) or []) or publisher.in_flight
+            _summary(descriptor, sent - dead - failed, dead, errors, unsent, failed)
+            ctx.exit(1)
+    _summary(descriptor, sent - dead, dead, errors, unsent, 0)
+    if errors or unsent:
+        ctx.exit(1)
+
+
+def _send(
+    publisher: ProductPublisher, good: list[tuple[int, dict[str, Any]]], name: str
+) -> tuple[int, int, list[int]]:
+    """Hand each good record to Kafka: (records sent, of them dead-lettered, lines not sent).
+
+    A record Kafka refuses at once is reported as FILE:LINE and the next lines still go."""
+    sent = dead = 0
+    unsent: list[int] = []
+    for number, record in good:
+        try:
+            dead += publisher.publish(record) is not None
+        except MeshError as exc:
+            unsent.append(number)
+            if len(unsent) <= SHOWN_ERRORS:
+                click.echo(f"{name}:{number}: not published: {exc}", err=True)
+            continue
+        sent += 1
+    return sent, dead, unsent
+
+
+def _summary(
+    descriptor: Any,
+    published: int,
+    dead: int,
+    errors: list[tuple[int, str]],
+    unsent: list[int],
+    unacknowledged: int,
+) -> None:
+    """One line: what was published, and which lines were not."""
+    missed = sorted({number for number, _text in errors} | set(unsent))
     click.echo(
-        f"published {len(good) - dead} record(s) to {descriptor.topic}"
+        f"published {published} record(s) to {descriptor.topic}"
         + (f"; dead-lettered {dead} to {descriptor.dlq_topic} (quality rules)" if dead else "")
-        + (f"; rejected {len(errors)} line(s)" if errors else ""),
+        + (f"; rejected {len(errors)} line(s)" if errors else "")
+        + (f"; {len(unsent)} line(s) refused by Kafka" if unsent else "")
+        + (f"; {unacknowledged} record(s) not acknowledged by Kafka" if unacknowledged else "")
+        + (f"; not published: line(s) {_line_ranges(missed)}" if missed else ""),
         err=True,
     )
-    if errors:
-        ctx.exit(1)

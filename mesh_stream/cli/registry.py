@@ -16,7 +16,12 @@ from typing import Any, TypeVar
 import click
 
 from mesh_stream.broker.reachability import existing_topics
-from mesh_stream.cli.options import checked_kafka_id, checked_registry_url, checked_topic
+from mesh_stream.cli.options import (
+    checked_bootstrap_servers,
+    checked_kafka_id,
+    checked_registry_url,
+    checked_topic,
+)
 from mesh_stream.errors import ConfigurationError, MeshError, PermissionDeniedError
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.logformat import configure_logging
@@ -42,6 +47,7 @@ def registry() -> None:
 )
 @click.option(
     "--bootstrap-servers",
+    callback=checked_bootstrap_servers,
     help="Kafka holding the registry topic. [env: MESH_BOOTSTRAP_SERVERS; default local broker]",
 )
 @click.option(

@@ -12,6 +12,7 @@ from mesh_stream.broker.reachability import existing_topics
 from mesh_stream.cli.options import (
     FiniteFloatRange,
     ProjectChoice,
+    checked_bootstrap_servers,
     checked_kafka_id,
     checked_registry_url,
     project_option,
@@ -64,6 +65,7 @@ def render(record: ConsumedRecord, as_json: bool) -> str:
 @project_option
 @click.option(
     "--bootstrap-servers",
+    callback=checked_bootstrap_servers,
     help="Kafka bootstrap servers. [env: MESH_BOOTSTRAP_SERVERS; default: the local broker]",
 )
 @click.option(
@@ -127,7 +129,9 @@ def tail(
             try:
                 records = consumer.consume(want, wait)
             except DeserializationError as exc:
-                click.echo(f"skipped: {exc}", err=True)
+                click.echo(
+                    f"skipped: {_undecodable(exc, descriptor.dlq_topic, bootstrap)}", err=True
+                )
                 last_seen = time.monotonic()
                 continue
             except MeshError:
@@ -147,3 +151,18 @@ def tail(
     finally:
         consumer.close()
         registry.close()
+
+
+def _undecodable(error: DeserializationError, dlq_topic: str, bootstrap: str) -> str:
+    """A record tail could not decode, with what a command-line user can do about it (the
+    consumer's own message suggests an SDK argument)."""
+    topic = getattr(error, "topic", None)
+    partition, offset = getattr(error, "partition", None), getattr(error, "offset", None)
+    if topic is None or partition is None or offset is None:
+        return str(error)
+    cause = error.__cause__ if error.__cause__ is not None else error
+    return (
+        f"{topic}[{partition}]@{offset}: {cause} (tail skips it; see its bytes with `kcat -C "
+        f"-b {bootstrap} -t {topic} -p {partition} -o {offset} -c 1 | xxd`; the product's "
+        f"dead-lettering consumers send such records to {dlq_topic})"
+    )

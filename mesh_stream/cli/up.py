@@ -7,9 +7,15 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from mesh_stream.broker.cluster import MAX_BROKERS
+from mesh_stream.broker.cluster import MAX_BROKERS, port_range_problem
 from mesh_stream.cli.extras import require_extras
-from mesh_stream.cli.options import FiniteFloatRange, ProjectChoice, project_option
+from mesh_stream.cli.options import (
+    DATA_DIR_DEFAULT,
+    FiniteFloatRange,
+    NonEmptyPath,
+    ProjectChoice,
+    project_option,
+)
 from mesh_stream.settings import MeshSettings
 from mesh_stream.up import MeshUp, UpOptions
 
@@ -50,7 +56,8 @@ from mesh_stream.up import MeshUp, UpOptions
     "--register-only",
     is_flag=True,
     help="Create every product topic and register every schema and descriptor, then exit "
-    "(no simulators, processors or view; docker compose's setup step).",
+    "(no simulators, processors or view; docker compose's setup step). Exit status 1 unless "
+    "every one was registered (no registry credential, or some refused).",
 )
 @click.option(
     "--secure",
@@ -67,7 +74,7 @@ from mesh_stream.up import MeshUp, UpOptions
 @project_option
 @click.option(
     "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=NonEmptyPath(file_okay=False, path_type=Path, hint=DATA_DIR_DEFAULT),
     help="State folder: broker data, processor state, logs/. [env: MESH_DATA_DIR; default "
     "~/.local/share/mesh-stream]",
 )
@@ -102,6 +109,10 @@ def up(
     )
     if data_dir is not None:
         settings = settings.model_copy(update={"data_dir": data_dir})
+    nodes = brokers if brokers is not None else (3 if secure else 1)
+    problem = port_range_problem(settings.broker_port, nodes, port_setting="MESH_BROKER_PORT")
+    if problem is not None and not settings.bootstrap_servers:
+        raise click.UsageError(problem)
     options = UpOptions(
         rate=rate,
         seed=seed,
@@ -112,7 +123,7 @@ def up(
         project=project.find(settings),
         register_only=register_only,
         secure=secure,
-        brokers=brokers if brokers is not None else (3 if secure else 1),
+        brokers=nodes,
     )
     status = MeshUp(settings, options).run()
     if status:

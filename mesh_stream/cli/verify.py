@@ -15,6 +15,7 @@ import click
 from mesh_stream.cli.options import (
     FiniteFloatRange,
     ProjectChoice,
+    checked_bootstrap_servers,
     checked_registry_url,
     project_option,
 )
@@ -117,6 +118,7 @@ def _interrupted(_signal: int, _frame: object) -> None:
 @project_option
 @click.option(
     "--bootstrap-servers",
+    callback=checked_bootstrap_servers,
     help="Kafka of the live mesh, read by --from-live only. [env: MESH_BOOTSTRAP_SERVERS]",
 )
 @click.option(

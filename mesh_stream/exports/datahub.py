@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -313,6 +314,19 @@ def _ingest_body(mcp: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def gms_url_problem(gms_url: str) -> str | None:
+    """Why ``gms_url`` cannot be a DataHub GMS address (None when it can): it must be an
+    http(s) URL naming a host; a password in it is never repeated by the caller."""
+    try:
+        parts = urlsplit(gms_url)
+        _ = parts.port  # a port that is not a number raises here
+    except ValueError as exc:
+        return f"is not a usable URL ({exc})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "is not an http(s) URL with a host (e.g. http://localhost:8080)"
+    return None
+
+
 def post_proposals(
     mcps: Sequence[Mapping[str, Any]],
     gms_url: str,
@@ -323,8 +337,9 @@ def post_proposals(
 ) -> int:
     """POST each MCP to the GMS at ``gms_url``; the number sent. A refusal is an error naming
     the entity and aspect and GMS's status (the token is never part of it)."""
-    if not gms_url.startswith(("http://", "https://")):
-        raise ConfigurationError(f"--gms-url {shown_url(gms_url)!r} is not an http(s) URL")
+    problem = gms_url_problem(gms_url)
+    if problem is not None:
+        raise ConfigurationError(f"--gms-url {shown_url(gms_url)!r} {problem}")
     headers = {"X-RestLi-Protocol-Version": "2.0.0", "Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"

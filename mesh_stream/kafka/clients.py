@@ -13,7 +13,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
@@ -97,8 +97,11 @@ def probe(conn: KafkaConnection, timeout: float = 10.0) -> ClusterMetadata:
         if fatal is not None:
             raise explain_kafka_error(fatal, conn) from KafkaException(fatal)
         down = next((e for e in seen if e.code() in _DOWN_CODES), None)
-        if down is not None and time.monotonic() - started >= 2.0 and _listens(conn):
-            raise _handshake_error(conn) from KafkaException(down)
+        if down is not None and time.monotonic() - started >= 2.0:
+            reply = _listener_reply(conn)
+            if reply is not None:
+                waited = time.monotonic() - started
+                raise _handshake_error(conn, reply, waited) from KafkaException(down)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             admin.poll(0)
@@ -118,20 +121,52 @@ def probe(conn: KafkaConnection, timeout: float = 10.0) -> ClusterMetadata:
     )
 
 
-def _listens(conn: KafkaConnection) -> bool:
-    """True when some bootstrap server accepts a TCP connection (Kafka aside)."""
+#: Seconds :func:`_listener_reply` waits for a reply to its Kafka request.
+REPLY_WAIT = 2.0
+
+#: An ApiVersions v0 request (api key 18), correlation id 1, client id "mesh": the request
+#: every Kafka listener answers before any authentication, and a TLS listener rejects.
+_API_VERSIONS = b"\x00\x00\x00\x0e\x00\x12\x00\x00\x00\x00\x00\x01\x00\x04mesh"
+
+ListenerReply = Literal["answered", "closed", "silent"]
+
+
+def _listener_reply(conn: KafkaConnection, wait: float = REPLY_WAIT) -> ListenerReply | None:
+    """What a bootstrap server that accepts TCP does with a plain Kafka request: answers it,
+    closes the connection, or stays silent for ``wait`` s; None when none accepts TCP."""
     for server in conn.bootstrap_servers.split(","):
         host, _, port = server.strip().rpartition(":")
         try:
-            with socket.create_connection((host.strip("[]"), int(port)), timeout=1.0):
-                return True
+            sock = socket.create_connection((host.strip("[]"), int(port)), timeout=1.0)
         except (OSError, ValueError):
             continue
-    return False
+        with sock:
+            try:
+                sock.settimeout(wait)
+                sock.sendall(_API_VERSIONS)
+                return "answered" if sock.recv(4) else "closed"
+            except TimeoutError:
+                return "silent"
+            except OSError:  # reset by the peer
+                return "closed"
+    return None
 
 
-def _handshake_error(conn: KafkaConnection) -> KafkaAuthenticationError:
-    """A server listens but drops our Kafka requests: it wants other security settings."""
+def _handshake_error(
+    conn: KafkaConnection, reply: ListenerReply, waited: float
+) -> KafkaAuthenticationError | BrokerUnreachableError:
+    """A server listens but our Kafka client gets nothing from it: what it did, and the
+    settings to check. A listener that answers a bare request or closes the connection
+    wants other security settings (a SASL listener answers ApiVersions, then closes on the
+    next request); one that never answers may not be Kafka at all."""
+    protocol = conn.security_protocol.value
+    if reply == "silent":
+        return BrokerUnreachableError(
+            f"{conn.bootstrap_servers} accepts TCP connections but gave no Kafka answer within "
+            f"{waited:.0f} s (over {protocol}): it may not be a Kafka listener, or it is stuck; "
+            f"check MESH_BOOTSTRAP_SERVERS (or --bootstrap-servers) and "
+            f"MESH_KAFKA_SECURITY_PROTOCOL"
+        )
     settings = "MESH_KAFKA_SECURITY_PROTOCOL"
     if not conn.security_protocol.uses_sasl:
         settings += (
@@ -141,6 +176,5 @@ def _handshake_error(conn: KafkaConnection) -> KafkaAuthenticationError:
         settings += " and MESH_KAFKA_SSL_CA_LOCATION"
     return KafkaAuthenticationError(
         f"{conn.bootstrap_servers} accepts connections but closes them on Kafka requests sent "
-        f"over {conn.security_protocol.value}: the listener needs credentials or TLS; "
-        f"check {settings}"
+        f"over {protocol}: the listener needs credentials or TLS; check {settings}"
     )

@@ -9,6 +9,7 @@ else is substituted, so GitHub's ``${{ }}`` and Python's braces pass through unt
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -69,12 +70,26 @@ def render(template: str, domain: str) -> str:
     return text
 
 
+def _cannot_write(target: Path, exc: OSError, written: Sequence[str] = ()) -> ConfigurationError:
+    """The one message for a ``target`` the project cannot be written into (a parent that
+    cannot be searched, a name too long, a parent that is a file, ...)."""
+    failed = exc.filename if exc.filename is not None else target
+    return ConfigurationError(
+        f"cannot write the new project into {target}: {failed}: "
+        f"{(exc.strerror or str(exc)).lower()}; pick a folder that can be created and "
+        f"written" + (f" ({len(written)} files were written first)" if written else "")
+    )
+
+
 def _unexpected_entries(target: Path) -> list[str]:
-    if not target.exists():
-        return []
-    if not target.is_dir():
-        raise ConfigurationError(f"{target} exists and is not a folder; pick another DIR")
-    return sorted(entry.name for entry in target.iterdir())
+    try:
+        if not target.exists():
+            return []
+        if not target.is_dir():
+            raise ConfigurationError(f"{target} exists and is not a folder; pick another DIR")
+        return sorted(entry.name for entry in target.iterdir())
+    except OSError as exc:  # e.g. a parent that cannot be searched, a name too long
+        raise _cannot_write(target, exc) from exc
 
 
 def scaffold(domain: str, target: Path, *, force: bool = False) -> Scaffold:
@@ -102,10 +117,5 @@ def scaffold(domain: str, target: Path, *, force: bool = False) -> Scaffold:
             path.write_text(render(template, domain), encoding="utf-8")
             written.append(relative)
     except OSError as exc:  # e.g. a parent that is a file, or a folder that cannot be made
-        failed = exc.filename if exc.filename is not None else target
-        raise ConfigurationError(
-            f"cannot write the new project into {target}: {failed}: "
-            f"{(exc.strerror or str(exc)).lower()}; pick a folder that can be created and "
-            f"written" + (f" ({len(written)} files were written first)" if written else "")
-        ) from exc
+        raise _cannot_write(target, exc, written) from exc
     return Scaffold(target.resolve(), domain, tuple(sorted(written)))

@@ -66,6 +66,7 @@ __all__ = [
     "SchemaSource",
     "SubjectSchemaSource",
     "coerce_json",
+    "decimal_problem",
     "fastavro_read_data",
     "json_default",
     "load_schema_file",
@@ -237,22 +238,46 @@ def _logical_problems(schema: Mapping[str, Any], value: Any, path: str) -> list[
 
 
 def _decimal_problems(schema: Mapping[str, Any], value: Any, path: str) -> list[str]:
+    problem = decimal_problem(schema, value)
+    if problem is None:
+        return []
     if not isinstance(value, decimal.Decimal):
         return _mismatch(path, schema, value)
+    return [f"{path}: {problem}"]
+
+
+def decimal_problem(schema: Mapping[str, Any], value: Any) -> str | None:
+    """Why ``value`` does not fit the decimal ``schema`` (None: it fits).
+
+    The one place that decides decimal validity: the explainer, the encoder's guard (so
+    every encoder: the SDK's publishers, ``mesh publish``, the processors) and the
+    compiled fast path (which takes only values with exactly the schema's scale and falls
+    back to the guard for the rest) all follow it. A value is counted at the schema's
+    scale, its exponent included: ``1e12`` in a ``decimal(12,2)`` needs 15 digits
+    (``1000000000000.00``) and is refused like ``1000000000000.00`` is. More fraction
+    digits than the scale is refused whatever the notation (``1.234``, ``-1e-5``,
+    ``0E-10``), never rounded; NaN and infinities are refused; a negative zero is zero.
+    """
+    if not isinstance(value, decimal.Decimal):
+        return f"expected {_type_label(schema)}, got {type(value).__name__}"
     scale = int(schema.get("scale", 0))
     precision = int(schema["precision"])
-    sign, digits, exponent = value.as_tuple()
+    _sign, digits, exponent = value.as_tuple()
     if not isinstance(exponent, int):
-        return [f"{path}: expected {_type_label(schema)}, got non-finite Decimal {value}"]
+        return f"expected {_type_label(schema)}, got non-finite Decimal {value}"
     if -exponent > scale:
-        return [
-            f"{path}: expected {_type_label(schema)} with at most {scale} decimal place(s), "
-            f"got {value}"
-        ]
-    if len(digits) + max(0, scale + exponent) > precision:
-        return [f"{path}: expected {_type_label(schema)} (at most {precision} digits), got {value}"]
-    del sign
-    return []
+        return f"expected {_type_label(schema)} with at most {scale} decimal place(s), got {value}"
+    if digits == (0,):  # digits never has leading zeros, except the single 0 of a zero
+        if _sign and schema.get("type") == "fixed":
+            return (
+                f"expected {_type_label(schema)}, got negative zero {value}: give 0 (fastavro "
+                f"would store it in a fixed as {decimal.Decimal(-2).scaleb(-scale)})"
+            )
+        return None
+    needed = len(digits) + scale + exponent
+    if needed > precision:
+        return f"expected {_type_label(schema)} (at most {precision} digits), got {value}"
+    return None
 
 
 def schema_problems(
@@ -328,7 +353,9 @@ def _primitive_problems(kind: str, value: Any, path: str) -> list[str]:
     elif kind in ("float", "double"):
         ok = type(value) in (int, float)
     elif kind == "string":
-        ok = isinstance(value, str)
+        if isinstance(value, str):
+            return _text_problems(value, path)
+        ok = False
     elif kind == "bytes":
         ok = isinstance(value, (bytes, bytearray))
     else:
@@ -340,6 +367,18 @@ def _primitive_problems(kind: str, value: Any, path: str) -> list[str]:
         low, high = INT_RANGE if kind == "int" else LONG_RANGE
         problems = [f"{path}: expected {kind} (from {low} to {high}), got {value}"]
     return problems
+
+
+def _text_problems(value: str, path: str) -> list[str]:
+    """A string Avro can carry is UTF-8: a lone surrogate (JSON's ``"\\ud800"``) is not."""
+    try:
+        value.encode()
+    except UnicodeEncodeError as exc:
+        return [
+            f"{path or '(record)'}: expected string (Unicode text), got a lone surrogate "
+            f"{value[exc.start]!r} at character {exc.start + 1}, which UTF-8 cannot encode"
+        ]
+    return []
 
 
 def _record_problems(
@@ -427,6 +466,40 @@ _inline(
 )
 
 
+def _decimal_guard(schema: Mapping[str, Any]) -> Guard:
+    """fastavro writes a Decimal of any size or exponent into a decimal: :func:`decimal_problem`
+    decides instead (``1e12`` in a ``decimal(12,2)`` would be written as 15 digits)."""
+
+    def guard(value: Any) -> bool:
+        return decimal_problem(schema, value) is None
+
+    return guard
+
+
+def _mentions_decimal(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) -> bool:
+    """Whether a decimal occurs in ``schema`` (through named types, not recursing twice)."""
+    if isinstance(schema, str):
+        if schema in named and schema not in seen:
+            return _mentions_decimal(named[schema], named, seen | {schema})
+        return False
+    if isinstance(schema, list):
+        return any(_mentions_decimal(branch, named, seen) for branch in schema)
+    if not isinstance(schema, Mapping):
+        return False
+    if schema.get("logicalType") == "decimal":
+        return True
+    name = schema.get("name")
+    inner = seen | {name} if isinstance(name, str) else seen
+    kind = schema.get("type")
+    if kind == "record":
+        return any(_mentions_decimal(f["type"], named, inner) for f in schema["fields"])
+    if kind == "array":
+        return _mentions_decimal(schema["items"], named, inner)
+    if kind == "map":
+        return _mentions_decimal(schema["values"], named, inner)
+    return isinstance(kind, (dict, list)) and _mentions_decimal(kind, named, inner)
+
+
 def _compile_guard(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) -> Guard | None:
     """A cheap check for the values fastavro would write wrongly, or None if none can occur.
 
@@ -446,7 +519,14 @@ def _compile_guard(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) 
             "double": _number_guard,
         }.get(schema)
     if isinstance(schema, list):
-        return None
+        if not any(_mentions_decimal(branch, named, seen) for branch in schema):
+            return None
+        union = list(schema)
+
+        def union_guard(value: Any) -> bool:  # fastavro writes any Decimal in a decimal
+            return not schema_problems(union, value, named)
+
+        return union_guard
     logical = schema.get("logicalType")
     kind = schema.get("type")
     if logical in ("timestamp-millis", "timestamp-micros", "local-timestamp-millis",
@@ -454,6 +534,8 @@ def _compile_guard(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) 
         return _timestamp_guard
     if logical == "uuid":
         return _uuid_guard
+    if logical == "decimal" and kind in ("bytes", "fixed"):
+        return _decimal_guard(schema)
     if logical is not None:
         return None  # fastavro type-checks the other logical types itself
     if kind == "record":
@@ -1626,7 +1708,8 @@ def _latin1(text: str) -> bytes | str:
 def _coerce_logical(logical: str, value: str | int | float) -> Any:
     try:
         if logical == "decimal" and not isinstance(value, bool):
-            return decimal.Decimal(str(value))
+            number = decimal.Decimal(str(value))
+            return number.copy_abs() if number.is_zero() else number  # JSON -0 is 0
         if isinstance(value, str):
             if logical.startswith(("timestamp-", "local-timestamp-")):
                 stamp = dt.datetime.fromisoformat(value)

@@ -70,6 +70,7 @@ from mesh_stream.project import MONITOR_USER, REGISTRY_USER, SERVICE_USERS, Mesh
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 from mesh_stream.supervisor import (
+    SHUTDOWN_ORDER,
     Backoff,
     ChildSpec,
     Supervisor,
@@ -148,6 +149,9 @@ class _Run:
     monitor: MeshMonitor | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Every schema and descriptor registered (False: skipped for want of a credential, or
+    #: some refused); `--register-only` exits 1 unless it is True.
+    registered_all: bool = False
 
 
 class MeshUp:
@@ -198,7 +202,9 @@ class MeshUp:
 
     # -- run -------------------------------------------------------------------------------
     def run(self) -> int:
-        """Start everything, show the view, stop everything. Returns the exit status."""
+        """Start everything, show the view, stop everything. Returns the exit status: 0, or
+        1 when ``--register-only`` did not register every schema and descriptor (a setup
+        step that did not set up must not look like success to CI)."""
         previous = {
             sig: signal.signal(sig, self._handle_signal) for sig in (signal.SIGINT, signal.SIGTERM)
         }
@@ -217,6 +223,13 @@ class MeshUp:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+        if self.options.register_only and not self._run.registered_all:
+            self._emit(
+                "mesh up --register-only: not every schema and descriptor was registered "
+                "(see above); exit status 1",
+                "red",
+            )
+            return 1
         return 0
 
     def _start_all(self) -> None:
@@ -482,6 +495,8 @@ class MeshUp:
         products: Sequence[DataProduct],
         root: Path,
     ) -> None:
+        """Create every product topic, register every schema and descriptor; notes what
+        was skipped or refused and records in ``registered_all`` whether all went in."""
         created = registration.ensure_topics(kafka, products)
         self.say(f"topics: {len(products)} product topics ready ({len(created)} created now)")
         principal, token = writer_credential(tokens)
@@ -509,6 +524,7 @@ class MeshUp:
         self.say(f"registry: {done} of {len(products)} schemas and descriptors registered")
         for failure in failures:
             self.note(f"registration failed: {failure}")
+        self._run.registered_all = not failures
 
     def _decoder(self, url: str, tokens: Mapping[str, str]) -> Decoder:
         principal, token = writer_credential(tokens)
@@ -665,7 +681,9 @@ class MeshUp:
     def _stop_all(self) -> None:
         run = self._run
         if run.supervisor is not None:
-            self.say("stopping: processors, simulators, registry ...")
+            started = _kinds_started(run.supervisor)
+            if started:  # name only what runs: `--register-only` on a running registry has none
+                self.say(f"stopping: {', '.join(started)} ...")
             run.supervisor.stop()
         if run.monitor is not None:
             run.monitor.close()
@@ -677,6 +695,14 @@ class MeshUp:
             pids = run.cluster.stop()
             self.say(f"stopped Kafka (pid {', '.join(map(str, pids))}); data kept for next time")
         self.say("mesh up: everything stopped")
+
+
+def _kinds_started(supervisor: Supervisor) -> list[str]:
+    """The kinds of child the supervisor started, in shutdown order, as the stop line names
+    them ("processors, simulators, registry")."""
+    started = {s.kind for s in supervisor.status() if s.pid is not None or s.last_exit is not None}
+    order = [k for k in SHUTDOWN_ORDER if k in started] + sorted(started - set(SHUTDOWN_ORDER))
+    return [kind if kind in {"registry", "monitor"} else f"{kind}s" for kind in order]
 
 
 def _instance_id(name: str, data_dir: Path) -> str:

@@ -181,6 +181,12 @@ def load_processor(module: str) -> Processor:
         ) from exc
     except MeshError:
         raise
+    except SystemExit as exc:  # sys.exit() at import time: a refusal to load, not our exit
+        status = exc.code if exc.code is None or isinstance(exc.code, int) else repr(exc.code)
+        raise ConfigurationError(
+            f"{module}: importing it exited with status {0 if status is None else status} "
+            f"(sys.exit at module level); move that call under `if __name__ == '__main__':`"
+        ) from exc
     except Exception as exc:
         raise ConfigurationError(
             f"{module}: importing it raised {type(exc).__name__}: {exc}"

@@ -66,7 +66,7 @@ def test_a_line_that_is_not_utf8_is_named_and_the_good_lines_are_published(
     assert result.stderr.splitlines() == [
         f"{records}:2: not UTF-8 text (byte 0xe9 at column {column}); JSON Lines files must "
         "be UTF-8",
-        f"published 2 record(s) to {product.topic}; rejected 1 line(s)",
+        f"published 2 record(s) to {product.topic}; rejected 1 line(s); not published: line(s) 2",
     ]
     assert sum(end_offsets(kafka.bootstrap_servers, product.topic, 3)) == 2
 
@@ -117,3 +117,143 @@ def test_tail_says_when_the_products_topic_does_not_exist_yet(
         f"topic {product.topic} does not exist yet at {env['MESH_BOOTSTRAP_SERVERS']}; waiting "
         f"for its first record (publish with `mesh publish {product.name} --file FILE`)"
     ]
+
+
+def _publish(env: dict[str, str], root: Path, product: DataProduct, *args: str) -> Any:
+    return CliRunner().invoke(
+        cli, ["publish", product.name, *args, "--project", str(root)], env=env
+    )
+
+
+@pytest.mark.parametrize("all_or_nothing", [False, True])
+def test_an_oversize_line_is_named_and_the_other_lines_are_published_or_none(
+    env: dict[str, str], kafka: KafkaAddress, tmp_path: Path, all_or_nothing: bool
+) -> None:
+    product = new_product("cli-huge")
+    root = _repo(product, tmp_path / "repo")
+    orders = [make_order(i) for i in range(6)]
+    orders[2]["customer_email"] = "x" * 3_000_000
+    records = tmp_path / "records.jsonl"
+    records.write_bytes(b"".join(_line(order) for order in orders))
+    flag = ["--all-or-nothing"] if all_or_nothing else []
+
+    result = _publish(env, root, product, "-f", str(records), *flag)
+    assert result.exit_code == 1, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(f"{records}:3: record of {product.name} is 300")
+    assert lines[0].endswith(
+        " bytes encoded, over the producer's limit of 1000000 bytes (message.max.bytes; the "
+        "broker's message.max.bytes and the topic's max.message.bytes cap it too); it was not "
+        "published"
+    )
+    if all_or_nothing:
+        assert lines[1:] == ["published nothing: 1 bad line(s) and --all-or-nothing"]
+        assert sum(end_offsets(kafka.bootstrap_servers, product.topic, 3)) == 0
+    else:
+        assert lines[1:] == [
+            f"published 5 record(s) to {product.topic}; rejected 1 line(s); not published: "
+            "line(s) 3"
+        ]
+        assert sum(end_offsets(kafka.bootstrap_servers, product.topic, 3)) == 5
+
+
+def test_decimals_over_the_precision_in_exponent_form_are_rejected_like_plain_ones(
+    env: dict[str, str], kafka: KafkaAddress, tmp_path: Path
+) -> None:
+    product = new_product("cli-decimal")
+    root = _repo(product, tmp_path / "repo")
+    totals: list[Any] = ["12345678901234.00", "99999999.99", "1e12", "1E+15", 1e308, "1e400",
+                         "-1e-5", "-0", "1e2"]  # fmt: skip
+    lines = []
+    for index, total in enumerate(totals):
+        line = json.loads(_line(make_order(index)))
+        line["total"] = total
+        lines.append(json.dumps(line).encode() + b"\n")
+    records = tmp_path / "records.jsonl"
+    records.write_bytes(b"".join(lines))
+
+    result = _publish(env, root, product, "-f", str(records))
+    assert result.exit_code == 1
+    shown = {1: "12345678901234.00", 3: "1E+12", 4: "1E+15", 5: "1E+308", 6: "1E+400"}
+    assert result.stderr.splitlines() == [
+        f"{records}:{number}: record does not fit schema {product_schema_name()}: total: "
+        f"expected decimal(12,2) (at most 12 digits), got {value}"
+        for number, value in shown.items()
+    ] + [
+        f"{records}:7: record does not fit schema {product_schema_name()}: total: expected "
+        "decimal(12,2) with at most 2 decimal place(s), got -0.00001",
+        f"published 3 record(s) to {product.topic}; rejected 6 line(s); not published: "
+        "line(s) 1, 3-7",
+    ]
+    tail = CliRunner().invoke(
+        cli,
+        ["tail", product.name, "--from-beginning", "--max", "3", "--timeout", "30", "--json",
+         "--project", str(root)],
+        env=env,
+    )  # fmt: skip
+    assert tail.exit_code == 0, tail.stderr
+    assert sorted(json.loads(line)["total"] for line in tail.stdout.splitlines()) == [
+        "0.00", "100.00", "99999999.99"
+    ]  # fmt: skip
+
+
+def product_schema_name() -> str:
+    document = json.loads((FIXTURES / "order_v1.avsc").read_text())
+    return f"{document.get('namespace')}.{document['name']}".lstrip(".")
+
+
+def test_null_and_lone_surrogate_lines_are_named_in_json_terms_and_by_field(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    product = new_product("cli-null")
+    root = _repo(product, tmp_path / "repo")
+    surrogate = json.loads(_line(make_order(1)))
+    surrogate["customer_email"] = "\ud800"
+    records = tmp_path / "records.jsonl"
+    records.write_bytes(
+        b"null\n[1]\n" + json.dumps(surrogate).encode() + b"\n" + _line(make_order(0))
+    )
+    result = _publish(env, root, product, "-f", str(records))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{records}:1: a record must be a JSON object, got null",
+        f"{records}:2: a record must be a JSON object, got an array",
+        f"{records}:3: record does not fit schema {product_schema_name()}: customer_email: "
+        "expected string (Unicode text), got a lone surrogate '\\ud800' at character 1, which "
+        "UTF-8 cannot encode",
+        f"published 1 record(s) to {product.topic}; rejected 3 line(s); not published: line(s) 1-3",
+    ]
+
+
+def test_register_only_with_a_file_is_a_usage_error(env: dict[str, str], tmp_path: Path) -> None:
+    product = new_product("cli-regonly")
+    root = _repo(product, tmp_path / "repo")
+    records = tmp_path / "records.jsonl"
+    records.write_bytes(_line(make_order(0)))
+    result = _publish(env, root, product, "--register-only", "-f", str(records))
+    assert result.exit_code == 2
+    assert "--register-only publishes no records: drop --file/-f" in result.stderr
+
+
+def test_a_schema_the_registry_refuses_is_named_as_the_schema_option(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    product = new_product("cli-refused")
+    root = _repo(product, tmp_path / "repo")
+    first = _publish(env, root, product, "--register-only")
+    assert first.exit_code == 0, first.stderr
+    incompatible = json.loads((FIXTURES / "order_v1.avsc").read_text())
+    for field in incompatible["fields"]:
+        if field["name"] == "quantity":
+            field["type"] = "boolean"
+    schema = tmp_path / "incompatible.avsc"
+    schema.write_text(json.dumps(incompatible))
+    records = tmp_path / "records.jsonl"
+    records.write_bytes(_line(make_order(0)))
+
+    result = _publish(env, root, product, "-f", str(records), "--schema", str(schema))
+    assert result.exit_code != 0
+    assert str(result.exception).startswith(
+        f"--schema {schema}: the registry refused the value schema of {product.name} (subject "
+        f"{product.value_subject}): "
+    ), result.exception

@@ -470,8 +470,10 @@ def test_mesh_tail_reports_each_consumer_error_in_one_line_naming_the_record(
             skipped = err.wait_for(lambda lines: any("skipped" in line for line in lines))
             assert skipped == [
                 f"skipped: {product.topic}[0]@3: schema id {string_id} cannot decode a product "
-                f"record: a product schema must be an Avro record (a JSON object) (consume with "
-                f"dead_letters=True to route such records to {product.dlq_topic} and keep going)"
+                f"record: a product schema must be an Avro record (a JSON object) (tail skips "
+                f"it; see its bytes with `kcat -C -b {bootstrap} -t {product.topic} -p 0 -o 3 "
+                f"-c 1 | xxd`; the product's dead-lettering consumers send such records to "
+                f"{product.dlq_topic})"
             ]
             with ProductPublisher(
                 product,

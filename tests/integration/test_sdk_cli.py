@@ -74,8 +74,9 @@ def test_publish_reports_bad_lines_and_publishes_the_good_ones_then_tail_shows_t
         f"{records}:3: not valid JSON (column 14): Expecting value",
         f"{records}:5: record does not fit schema sdktest.orders.OrderPlaced: "
         "quantity: expected int, got str 'x'",
-        f"{records}:6: a record must be a JSON object, got list",
-        f"published 3 record(s) to {product.topic}; rejected 3 line(s)",
+        f"{records}:6: a record must be a JSON object, got an array",
+        f"published 3 record(s) to {product.topic}; rejected 3 line(s); not published: "
+        "line(s) 3, 5-6",
     ]
     assert sum(end_offsets(kafka.bootstrap_servers, product.topic, 3)) == 3
 

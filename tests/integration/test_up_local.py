@@ -123,7 +123,10 @@ def test_second_run_reuses_the_data_ctrl_c_leaves_nothing_and_fresh_starts_over(
     assert f"topics: {len(products)} product topics ready (0 created now)" in output
     assert f"registry: {len(products)} of {len(products)} schemas and descriptors" in output
     stopping = [line for line in output.splitlines() if line.startswith("stopping: ")]
-    assert stopping == ["stopping: processors, simulators, registry ...", "stopping: Kafka ..."]
+    assert stopping == [  # each kind that runs, in the order they stop
+        "stopping: processors, simulators, monitor, registry ...",
+        "stopping: Kafka ...",
+    ]
     assert "mesh up: everything stopped" in output
     assert re.search(r"│ kafka +│ broker +│ running +│ \d+ ", output), output  # last frame
     assert not cluster.status().running

@@ -314,6 +314,7 @@ def keyed_output() -> tuple[KeyedOutput, Topic]:
     output.topic = topic  # type: ignore[assignment]
     output.encoder = Encoder()  # type: ignore[assignment]
     output.trace = tracing.PublishTrace("analytics.totals.v1") if tracing.active() else None
+    output.key_field = None
     return output, topic
 
 

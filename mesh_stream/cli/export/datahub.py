@@ -7,16 +7,32 @@ from pathlib import Path
 import click
 
 from mesh_stream.cli.export.common import open_source, product_selection, selected, write_documents
-from mesh_stream.exports.datahub import post_proposals, proposals
+from mesh_stream.exports.datahub import gms_url_problem, post_proposals, proposals
 from mesh_stream.settings import MeshSettings, shown_url
 
 FILE_NAME = "datahub-mcps.json"
+
+
+def _checked_gms_url(param: click.Parameter, value: str | None) -> str | None:
+    """``--gms-url`` refused before anything is read or built: empty, or not an http(s) URL
+    with a host (``http://``, ``https://:8080``, ``ftp://gms``)."""
+    if value is None:
+        return None
+    problem = (
+        "is empty; give the GMS URL, e.g. http://localhost:8080"
+        if not value.strip()
+        else gms_url_problem(value)
+    )
+    if problem is not None:
+        raise click.BadParameter(f"{shown_url(value)!r} {problem}", param=param)
+    return value
 
 
 @click.command()
 @product_selection
 @click.option(
     "--gms-url",
+    callback=lambda _ctx, param, value: _checked_gms_url(param, value),
     help="Send the proposals to this DataHub GMS (e.g. http://localhost:8080) instead of "
     "writing them; the token is MESH_DATAHUB_TOKEN.",
 )
@@ -35,7 +51,7 @@ def datahub(
     Product per product. With --gms-url they are sent to DataHub instead."""
     source = open_source(settings, registry_url)
     mcps = proposals(selected(source, names, export_all))
-    if gms_url:
+    if gms_url is not None:
         if output is not None:
             raise click.UsageError("give --output or --gms-url, not both")
         token = settings.datahub_token.get_secret_value() if settings.datahub_token else None

@@ -336,9 +336,12 @@ def test_publish_a_100k_deep_or_huge_number_line_is_a_bad_line_not_a_traceback(
     assert (good, errors) == (
         [],
         [
-            "f.jsonl:1: JSON nested too deeply to read",
-            "f.jsonl:2: not valid JSON: Exceeds the limit (4300 digits) for integer string "
-            "conversion: value has 5000 digits",
+            (1, "f.jsonl:1: JSON nested too deeply to read"),
+            (
+                2,
+                "f.jsonl:2: not valid JSON: Exceeds the limit (4300 digits) for integer string "
+                "conversion: value has 5000 digits",
+            ),
         ],
     )
     monkeypatch.setenv("MESH_REGISTRY_URL", "http://127.0.0.1:99999")

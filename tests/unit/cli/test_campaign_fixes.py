@@ -1,0 +1,246 @@
+"""Findings of the hostile-input campaign on the `mesh` CLI (briefs/hostile_cli.md), each
+pinned: exit statuses and messages that name the option, the port, the folder."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mesh_stream.cli.main import run
+from mesh_stream.cli.monitor import _serve_metrics
+from mesh_stream.errors import BrokerUnreachableError, ConfigurationError, KafkaAuthenticationError
+from mesh_stream.exports.datahub import post_proposals
+from mesh_stream.kafka.clients import _handshake_error, _listener_reply
+from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.logformat import configure_logging
+from mesh_stream.monitor import MonitorMetrics
+from mesh_stream.scaffold import scaffold
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(autouse=True)
+def no_mesh_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith("MESH_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("MESH_DATA_DIR", str(tmp_path / "data"))
+
+
+def mesh(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    status = run(args)
+    out, err = capsys.readouterr()
+    return status, out + err
+
+
+# -- 7: a port range above 65535 ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("port", "brokers", "last"), [("65535", "2", 65536), ("65530", "9", 65538)]
+)
+def test_broker_start_refuses_ports_past_65535_up_front(
+    capsys: pytest.CaptureFixture[str], port: str, brokers: str, last: int
+) -> None:
+    status, said = mesh(["broker", "start", "--port", port, "--brokers", brokers], capsys)
+    assert status == 2
+    assert f"--port {port} with --brokers {brokers} needs ports up to {last}" in said
+    assert f"pick a port of at most {65536 - int(brokers)}" in said
+    assert "OverflowError" not in said
+
+
+def test_up_refuses_a_broker_port_whose_nodes_do_not_fit(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MESH_BROKER_PORT", "65535")
+    status, said = mesh(["up", "--brokers", "3", "--project", str(REPO)], capsys)
+    assert status == 2
+    assert "MESH_BROKER_PORT 65535 with --brokers 3 needs ports up to 65537" in said
+
+
+# -- 9: empty values ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["acl", "apply", "--dry-run", "--root", str(REPO)],
+        ["products", "plan", str(REPO)],
+        ["monitor", "--once"],
+        ["registry", "serve"],
+        ["verify", "x"],
+    ],
+    ids=["acl apply", "products plan", "monitor", "registry serve", "verify"],
+)
+def test_an_empty_bootstrap_servers_is_refused_not_the_default(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    monkeypatch.setenv("MESH_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    status, said = mesh([*args, "--bootstrap-servers", ""], capsys)
+    assert status == 2
+    assert "'--bootstrap-servers': is empty" in said
+    assert "MESH_BOOTSTRAP_SERVERS" in said
+
+
+@pytest.mark.parametrize("command", [["broker", "status"], ["broker", "start"], ["up"]])
+def test_an_empty_data_dir_is_refused_not_the_current_folder(
+    capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    status, said = mesh([*command, "--data-dir", ""], capsys)
+    assert status == 2
+    assert "'--data-dir': is empty" in said
+
+
+# -- 10: exit statuses and noise -----------------------------------------------------------
+
+
+def test_verify_reports_a_module_that_exits_on_import(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "exits_on_import_3.py").write_text("import sys\nsys.exit(3)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "exits_on_import_3", raising=False)
+    status, said = mesh(["verify", "exits_on_import_3", "--project", str(REPO)], capsys)
+    assert status == 2
+    assert "exits_on_import_3: importing it exited with status 3" in said
+
+
+def test_cli_logging_keeps_library_info_lines_out_unless_debugging() -> None:
+    stream = io.StringIO()
+    undo = configure_logging("INFO", "text", stream)
+    try:
+        logging.getLogger("httpx").info('HTTP Request: GET http://x/products "200 OK"')
+        logging.getLogger("httpx").warning("a real problem")
+        logging.getLogger("mesh_stream.monitor").info("our own line")
+    finally:
+        undo()
+    assert "HTTP Request" not in stream.getvalue()
+    assert "a real problem" in stream.getvalue()
+    assert "our own line" in stream.getvalue()
+    assert logging.getLogger("httpx").level == logging.NOTSET  # undone
+    stream = io.StringIO()
+    undo = configure_logging("DEBUG", "text", stream)
+    try:
+        logging.getLogger("httpx").info("HTTP Request: shown when debugging")
+    finally:
+        undo()
+    assert "shown when debugging" in stream.getvalue()
+
+
+# -- 8: messages that name the cause --------------------------------------------------------
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        yield int(holder.getsockname()[1])
+
+
+def test_monitor_metrics_port_in_use_names_the_port_and_the_option(taken_port: int) -> None:
+    metrics = MonitorMetrics()
+    with pytest.raises(ConfigurationError) as caught:
+        _serve_metrics(metrics, "127.0.0.1", taken_port)
+    message = str(caught.value)
+    assert message.startswith(f"cannot listen on 127.0.0.1:{taken_port} for /metrics: ")
+    assert "--metrics-port" in message
+    assert "OSError" not in message
+
+
+@pytest.mark.parametrize("url", ["http://", "https://:8080", "ftp://gms", "http://x:abc"])
+def test_a_gms_url_without_a_host_is_refused_up_front(
+    capsys: pytest.CaptureFixture[str], url: str
+) -> None:
+    status, said = mesh(["export", "datahub", "orders.order-placed", "--gms-url", url], capsys)
+    assert status == 2
+    assert "Invalid value for '--gms-url'" in said
+    assert "missing an 'http://'" not in said
+    with pytest.raises(ConfigurationError, match="is not"):
+        post_proposals([], url)
+
+
+def test_init_on_a_path_that_cannot_be_looked_at_gets_the_unwritable_folder_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    too_long = tmp_path / ("a" * 300)
+    with pytest.raises(ConfigurationError) as caught:
+        scaffold("inv", too_long)
+    assert "cannot write the new project into" in str(caught.value)
+    assert "pick a folder that can be created and written" in str(caught.value)
+
+    def denied(self: Path, **_kwargs: bool) -> os.stat_result:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "stat", denied)  # /root/x as another user (root ignores modes)
+    with pytest.raises(ConfigurationError) as caught:
+        scaffold("inv", tmp_path / "x")
+    assert str(caught.value).startswith(
+        f"cannot write the new project into {tmp_path / 'x'}: {tmp_path / 'x'}: permission denied"
+    )
+
+
+def test_init_errors_never_show_python_class_names(capsys: pytest.CaptureFixture[str]) -> None:
+    status, said = mesh(["init", "inv", "/tmp/" + "a" * 300], capsys)
+    assert status == 1
+    assert "(OSError)" not in said
+    assert "cannot write the new project into" in said
+
+
+def serve(handler: str) -> tuple[socket.socket, int]:
+    """A TCP listener that never answers (``silent``) or closes after reading (``closes``)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                peer, _ = server.accept()
+            except OSError:
+                return
+            if handler == "closes":
+                peer.recv(100)
+                peer.close()
+            else:
+                held.append(peer)
+
+    threading.Thread(target=accept, daemon=True).start()
+    return server, int(server.getsockname()[1])
+
+
+def test_a_listener_that_never_answers_is_not_said_to_close_connections() -> None:
+    silent, silent_port = serve("silent")
+    closes, closes_port = serve("closes")
+    try:
+        quiet = KafkaConnection.create(f"127.0.0.1:{silent_port}")
+        assert _listener_reply(quiet, wait=0.5) == "silent"
+        error = _handshake_error(quiet, "silent", 12.2)
+        assert isinstance(error, BrokerUnreachableError)
+        assert str(error).startswith(
+            f"127.0.0.1:{silent_port} accepts TCP connections but gave no Kafka answer within "
+            f"12 s (over PLAINTEXT)"
+        )
+        assert "closes" not in str(error)
+        closing = KafkaConnection.create(f"127.0.0.1:{closes_port}")
+        assert _listener_reply(closing, wait=2) == "closed"
+        error = _handshake_error(closing, "closed", 2)
+        assert isinstance(error, KafkaAuthenticationError)
+        assert "accepts connections but closes them" in str(error)
+    finally:
+        silent.close()
+        closes.close()
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        nobody = int(unused.getsockname()[1])
+    assert _listener_reply(KafkaConnection.create(f"127.0.0.1:{nobody}")) is None

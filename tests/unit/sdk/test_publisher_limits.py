@@ -1,0 +1,91 @@
+"""What a publisher refuses before anything reaches Kafka: a record over the producer's
+``message.max.bytes`` (like a record that fails its schema: the batch goes on), and how a
+refused schema given by a caller is named."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mesh_stream.errors import SchemaRejectedError, SerializationError
+from mesh_stream.producer import RECORD_OVERHEAD_BYTES, ProductPublisher
+from mesh_stream.registry.client import RegistryClient
+from tests.unit.sdk.test_rules_contract import SCHEMA, client, product, server
+
+__all__ = ["client", "server"]  # the fixtures, imported for their use here
+
+LIMIT = 4000
+
+
+def record(index: int, size: int = 10) -> dict[str, Any]:
+    return {
+        "order_id": f"o-{index}",
+        "total": 5,
+        "currency": "EUR",
+        "customer_email": "x" * size,
+        "delivery": {"street": "Main 1", "country": "NL"},
+    }
+
+
+def publisher(client: RegistryClient) -> ProductPublisher:
+    return ProductPublisher(
+        product(rules=[]),
+        bootstrap_servers="127.0.0.1:1",
+        registry=client,
+        schema=SCHEMA,
+        config={"message.max.bytes": LIMIT},
+        create_topic=False,
+    )
+
+
+def test_a_record_over_message_max_bytes_is_refused_with_its_size_and_the_limit(
+    client: RegistryClient,
+) -> None:
+    made = publisher(client)
+    try:
+        made.prepare(record(0, size=LIMIT - 200))  # fits
+        with pytest.raises(SerializationError) as refused:
+            made.prepare(record(1, size=LIMIT))
+        size = len(made.encoder.encode(record(1, size=LIMIT))) + len("o-1") + RECORD_OVERHEAD_BYTES
+        assert str(refused.value) == (
+            f"record of {made.product.name} is {size} bytes encoded, over the producer's limit "
+            f"of {LIMIT} bytes (message.max.bytes; the broker's message.max.bytes and the "
+            f"topic's max.message.bytes cap it too); it was not published"
+        )
+        with pytest.raises(SerializationError, match="over the producer's limit"):
+            made.publish(record(2, size=LIMIT))
+        assert made.in_flight == 0  # nothing was handed to Kafka
+    finally:
+        made._producer.purge()
+        made._closed = True
+
+
+def test_publish_many_reports_an_oversize_record_and_sends_the_others_or_none(
+    client: RegistryClient,
+) -> None:
+    made = publisher(client)
+    batch = [record(0), record(1, size=LIMIT), record(2)]
+    try:
+        with pytest.raises(SerializationError, match=r"record 1: record of .* over the producer"):
+            made.publish_many(batch, all_or_nothing=True)
+        assert made.in_flight == 0
+    finally:
+        made._producer.purge()
+        made._closed = True
+
+
+def test_a_refused_schema_is_named_as_the_caller_says(client: RegistryClient) -> None:
+    undocumented = {**SCHEMA, "fields": [{"name": "order_id", "type": "string"}]}
+    with pytest.raises(SchemaRejectedError) as refused:
+        ProductPublisher(
+            product(name="orders.order-refunded"),
+            bootstrap_servers="127.0.0.1:1",
+            registry=client,
+            schema=undocumented,
+            schema_source="--schema refunded.avsc",
+            create_topic=False,
+        )
+    assert str(refused.value).startswith(
+        "--schema refunded.avsc: the registry refused the value schema of orders.order-refunded"
+    )
