@@ -46,7 +46,7 @@ from mesh_stream.processing.codec import FramedAvroDecoder, FramedAvroEncoder
 from mesh_stream.processing.names import INTERNAL_TOPIC, processor_app_id, sources_group
 from mesh_stream.processing.reads import check_reads
 from mesh_stream.processing.rekey import Encode, Envelope, RekeyStage, Route
-from mesh_stream.processing.spec import Processor
+from mesh_stream.processing.spec import Processor, key_field_differs
 from mesh_stream.project import MeshProject, find_project
 from mesh_stream.registration import (
     ensure_internal_topic,
@@ -488,7 +488,7 @@ class KeyedOutput:
         product (and its compaction) go by the key.
         """
         key_field = self.key_field
-        if key_field is not None and key_field in record and str(record[key_field]) != key:
+        if key_field is not None and key_field_differs(key_field, key, record):
             raise ProcessorError(
                 f"its key field {key_field!r} is {record[key_field]!r}, but the record is "
                 f"published under the processor's key {key!r}; the two must be equal"

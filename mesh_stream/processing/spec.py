@@ -54,6 +54,7 @@ __all__ = [
     "WindowKey",
     "apply_checked",
     "check_key",
+    "key_field_differs",
     "not_read_error",
 ]
 
@@ -314,3 +315,9 @@ def apply_checked(
             f"apply returned {type(returned).__name__}, which would be lost; it must change "
             f"the state it is given in place and return None"
         )
+
+
+def key_field_differs(key_field: str | None, key: str, record: Mapping[str, Any]) -> bool:
+    """Whether ``record`` holds the output's ``key_field`` with a value other than ``key``,
+    the Kafka key it is published under (readers and compaction go by that key)."""
+    return key_field is not None and key_field in record and str(record[key_field]) != key

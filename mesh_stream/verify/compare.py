@@ -18,6 +18,7 @@ from typing import Any
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import ProcessorError, SerializationError
 from mesh_stream.processing.codec import FramedAvroDecoder, FramedAvroEncoder
+from mesh_stream.processing.spec import key_field_differs
 
 __all__ = ["Comparison", "FieldDifference", "KeyDifference", "as_written", "compare", "render"]
 
@@ -72,7 +73,7 @@ def as_written(
     decoder = FramedAvroDecoder(lambda _schema_id: schema)
     written: dict[str, Any] = {}
     for key, record in records.items():
-        if key_field is not None and key_field in record and str(record[key_field]) != key:
+        if key_field is not None and key_field_differs(key_field, key, record):
             raise ProcessorError(
                 f"{name}: emit's record of key {key!r} has {key_field} = "
                 f"{record[key_field]!r}; the record is published under its key and its "
