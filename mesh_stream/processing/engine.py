@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import importlib.util
 import json
 import logging
 import sys
@@ -120,6 +121,8 @@ STATE_TABLE = "state"
 SEEN_TABLE = "seen"
 #: Events of forgotten windows are dropped with a warning at most this often (a count in it).
 DROP_WARNING_EVERY_S = 10.0
+#: Input records ``key`` may drop, none kept, before the worker warns that nothing is kept.
+NOTHING_KEPT_WARNING_AFTER = 1_000
 #: With a dedup horizon, seen ids are kept per key and this slice of arrival time.
 DEDUP_BUCKET_MS = 60_000
 #: The stored value's entry holding the state ``apply`` and ``emit`` see.
@@ -347,6 +350,9 @@ class Aggregation:
         #: Internal partitions whose forgetting an idle input partition holds back, told once.
         self._held_back_told: set[int] = set()
         self._next_drop_warning = 0.0  # monotonic time the next drop may be logged
+        #: Records ``key`` dropped (returned None) while it has kept none, up to the warning.
+        self._dropped_by_key = 0
+        self._kept_any = False
         #: Writes the expiry clock ahead of any kept (deferred) write (see expiry.py).
         self._write_now: Callable[[str, Any], None] = (
             states.write_now if isinstance(states, DeferredTable) else states.__setitem__
@@ -380,8 +386,11 @@ class Aggregation:
         try:
             key = declared.key(fields)
             if key is None:
+                if not self._kept_any:
+                    self._warn_if_nothing_kept(f"{topic}[{partition}]@{offset}")
                 return ()
             check_key(key)
+            self._kept_any = True
             # what Processor.keys does, without an Event per record
             function = "event_time"
             event_ms = declared.event_ms(fields, arrival_ms)
@@ -396,6 +405,20 @@ class Aggregation:
             return ((key, [index, partition, offset, arrival_ms, event_ms, values, None, None]),)
         head = [index, partition, offset, arrival_ms, event_ms, values]
         return [(str(w), [*head, [w.key, w.start_ms, w.end_ms], None]) for w in windows]
+
+    def _warn_if_nothing_kept(self, where: str) -> None:
+        """A ``key`` that drops every record is legal but rarely meant: say so once, since
+        such a processor would otherwise run with no output and no sign of why."""
+        self._dropped_by_key += 1
+        if self._dropped_by_key == NOTHING_KEPT_WARNING_AFTER:
+            log.warning(
+                "processor %s: key returned None for each of the first %d input records (the "
+                "last %s), so none reached apply or the output; None drops a record: check "
+                "key if it should keep some",
+                self.processor.output,
+                NOTHING_KEPT_WARNING_AFTER,
+                where,
+            )
 
     def encode(self, groups: Sequence[tuple[str, list[Wire]]]) -> bytes:
         """One internal record's value: each key's wires, after the record's head (format,
@@ -687,10 +710,10 @@ def run(
     it reads ``MESH_*`` settings, resolves and checks the products (:func:`prepare`; a
     problem is one line on stderr and exit status 1, no traceback), arms a hard exit for a
     worker that crashes but cannot stop within ``CRASH_EXIT_S``, raises the garbage
-    collector's thresholds, sets the root logger to the requested level (its lines JSON
-    objects with ``MESH_LOG_FORMAT=json``, once faust has set up logging) and hands faust
-    ``argv`` (default: ``sys.argv[1:]``). Give ``spec`` to run over other products than the
-    processor's own (see :func:`retarget`).
+    collector's thresholds, chooses the event loop (``processor_event_loop``), sets the root
+    logger to the requested level (its lines JSON objects with ``MESH_LOG_FORMAT=json``, once
+    faust has set up logging) and hands faust ``argv`` (default: ``sys.argv[1:]``). Give
+    ``spec`` to run over other products than the processor's own (see :func:`retarget`).
     """
     args = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -699,6 +722,7 @@ def run(
         print(f"error: {environment_problems(exc)}", file=sys.stderr)
         raise SystemExit(1) from None
     try:
+        use_event_loop(settings.processor_event_loop)
         if spec is None:
             spec = prepare(settings, processor.output, processor=processor)
         else:
@@ -720,6 +744,27 @@ def run(
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     _run_faust(app, args, settings.log_format)
+
+
+def use_event_loop(choice: str) -> str:
+    """Make ``choice`` (a ``processor_event_loop``) the process's event loop policy, before
+    faust creates its loops (its own and its consumer thread's); the loop used, by name.
+
+    Through mode's ``mode.loop.use``, as faust's own ``--loop`` option does.
+    """
+    if choice == "asyncio":
+        return "asyncio"
+    if importlib.util.find_spec("uvloop") is None:
+        if choice == "uvloop":
+            raise ConfigurationError(
+                "MESH_PROCESSOR_EVENT_LOOP=uvloop, but uvloop is not installed: install "
+                "mesh-stream[processing] (uvloop is not built for Windows), or set it to auto"
+            )
+        return "asyncio"
+    import mode.loop
+
+    mode.loop.use("uvloop")
+    return "uvloop"
 
 
 def _serve_metrics(settings: MeshSettings, spec: ProcessorSpec) -> ProcessorMetrics | None:

@@ -73,6 +73,19 @@ def _repeatable(method: str, path: str) -> bool:
     return method != "DELETE" and not path.startswith("/admin/")
 
 
+def _maybe_applied(method: str, repeatable: bool) -> str:
+    """What an unanswered write may still do: the registry finishes a write whose Kafka
+    transaction outlives the client's wait, so "no answer" is not "not done"."""
+    if method == "GET":
+        return ""
+    if repeatable:
+        return "; the registry may still apply it (its Kafka is slow or away): asking again is safe"
+    return (
+        "; the registry may still apply it (its Kafka is slow or away): look before asking "
+        "again, a repeat is not harmless"
+    )
+
+
 @dataclass(frozen=True)
 class RegisteredSchema:
     """A schema as registered under a subject."""
@@ -271,13 +284,14 @@ class RegistryClient:
             # Sent, but no answer in time: a busy registry (its Kafka transaction is slow).
             # Asked again when a repeat cannot change the outcome (reads, registrations,
             # PUTs); a delete or a credential issue might have happened, so it is not.
+            repeatable = _repeatable(method, path)
             unanswered = RegistryUnavailableError(
                 f"registry at {self.url} did not answer {method} {shown} within "
-                f"{self._http.timeout.read}s",
+                f"{self._http.timeout.read}s{_maybe_applied(method, repeatable)}",
                 status=503,
                 error_code=50302,
             )
-            if _repeatable(method, path):
+            if repeatable:
                 unanswered.retry_in = 1  # type: ignore[attr-defined]
             raise unanswered from exc
         except httpx.TransportError as exc:

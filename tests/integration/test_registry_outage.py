@@ -4,7 +4,8 @@
   "not ready" while the writer is recreated, and once the broker is back the registry
   recovers by itself: the next write succeeds with the next id, nothing half-written;
 * the broker is down while the registry is idle: readiness says Kafka is unreachable,
-  writes answer 503, and both recover when it returns;
+  writes answer 503 before a client stops waiting (nothing stored), and both recover when
+  it returns;
 * a record that cannot be encoded (lone surrogate) is a 422 and one Kafka refuses (too
   large) aborts its transaction: neither leaves the store stuck;
 * during start-up replay every route but /health answers 503 and /health/ready says how
@@ -13,6 +14,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 import uuid
@@ -30,6 +32,7 @@ from mesh_stream.errors import (
     RequestTooLargeError,
     UnencodableInputError,
 )
+from mesh_stream.registry.client import RegistryClient
 from mesh_stream.registry.error_codes import status_and_code
 from mesh_stream.registry.service.app import create_app
 from mesh_stream.registry.service.kafka_store import KafkaStore
@@ -184,14 +187,19 @@ def test_broker_down_while_idle_is_not_ready_and_writes_resume_when_it_is_back(
     bootstrap = running(own_broker)
     topic = f"_mesh_registry-idle-{uuid.uuid4().hex[:8]}"
     transactions_ready(bootstrap, f"w-{topic}")
-    store = KafkaStore(bootstrap, topic=topic, transactional_id=f"w-{topic}", timeout=5)
+    # The store's default Kafka timeout (30 s): a write must still be refused before a
+    # client stops waiting, or the client reports a failure the registry may later undo.
+    store = KafkaStore(bootstrap, topic=topic, transactional_id=f"w-{topic}")
+    client_wait = inspect.signature(RegistryClient).parameters["timeout"].default
     with serve(store) as http:
         assert register(http, 1).json()["id"] == 1
         own_broker.stop()
         not_ready = http.get("/health/ready")
         assert not_ready.status_code == 503
         assert not_ready.json()["reason"].startswith(f"Kafka at {bootstrap} is unreachable: ")
+        asked = time.monotonic()
         refused = register(http, 2)
+        assert time.monotonic() - asked < client_wait, "refused after the client gave up"
         assert refused.status_code == 503, refused.text
         assert refused.json()["error_code"] == 50302
         assert refused.json()["message"].startswith(

@@ -76,6 +76,10 @@ DEFAULT_TRANSACTIONAL_ID = "mesh-registry-writer"
 DEFAULT_WRITER_LEASE = 10.0
 #: How often a follower checks whether the writer's claim has lapsed.
 ELECTION_EVERY = 0.5
+#: How long a write waits for Kafka to name its log's end before answering 503 (nothing
+#: stored). Below the registry client's 10 s, so a client never gives up on a write that
+#: has not started yet and then sees it applied.
+WRITE_CATCH_UP_S = 5.0
 WRITER_KEY = ("writer",)
 _FENCED_CODES = (KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH)
 
@@ -704,7 +708,7 @@ class KafkaStore:
                 self._recover_writer(min(self.timeout, 5.0))
             # Read whatever reached the log since (another writer's claim, a transaction in
             # doubt), so the checks below and the ids the caller chose see it.
-            self._catch_up(self.timeout)
+            self._catch_up(min(self.timeout, WRITE_CATCH_UP_S))
             self._check_writable()
             stale = [
                 int(r.key[1])

@@ -10,6 +10,8 @@ import dataclasses
 import json
 import logging
 import random
+import subprocess
+import sys
 import types
 import uuid
 from collections.abc import Iterator, MutableMapping
@@ -549,6 +551,33 @@ def test_a_broken_function_contract_stops_the_worker_with_one_line_saying_which(
     assert str(refused.value) == f"processor analytics.t on o.v1[0]@0: {said}"
 
 
+def test_a_key_that_drops_every_record_is_said_once(caplog: pytest.LogCaptureFixture) -> None:
+    """None is a legal key (a filter), so a key that keeps nothing runs on; one warning names
+    it, and a key that kept a record before is never warned about."""
+    records = [
+        InputRecord("orders.order-placed", {"region": f"r{n}"}, BASE)
+        for n in range(engine_module.NOTHING_KEPT_WARNING_AFTER + 5)
+    ]
+    dropping = Worker(_contract_breaker(key=lambda _f: None))
+    with caplog.at_level(logging.WARNING):
+        internal = dropping.forward(records)
+    assert internal == []
+    last = engine_module.NOTHING_KEPT_WARNING_AFTER - 1
+    assert [r.getMessage() for r in caplog.records] == [
+        f"processor analytics.t: key returned None for each of the first "
+        f"{engine_module.NOTHING_KEPT_WARNING_AFTER} input records (the last "
+        f"orders.order-placed.v1[0]@{last}), so none reached apply or the output; None drops "
+        f"a record: check key if it should keep some"
+    ]
+    caplog.clear()
+    keeps_one = Worker(
+        _contract_breaker(key=lambda f: f["region"] if f["region"] == "r0" else None)
+    )
+    with caplog.at_level(logging.WARNING):
+        keeps_one.forward(records)
+    assert caplog.records == []
+
+
 def test_the_recomputation_names_the_function_that_raised_and_the_record() -> None:
     def emit(_key: str, _state: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("no currency")
@@ -617,7 +646,8 @@ def test_run_reports_a_configuration_problem_in_one_line_and_exits_1(
         raise ConfigurationError("processor analytics.revenue-by-region reads field 'region'")
 
     monkeypatch.setattr(engine_module, "prepare", refuse)
-    monkeypatch.setattr(engine_module, "MeshSettings", lambda: None)
+    chosen = types.SimpleNamespace(processor_event_loop="asyncio")  # the policy stays
+    monkeypatch.setattr(engine_module, "MeshSettings", lambda: chosen)
     with pytest.raises(SystemExit) as exited:
         engine_module.run(revenue.PROCESSOR, ["worker"])
     assert exited.value.code == 1
@@ -1119,3 +1149,30 @@ def test_the_confirmed_flush_raises_once_kafka_refused_a_record() -> None:
 
     asyncio.run(scenario())
     assert flushed == [True, True]
+
+
+@pytest.mark.parametrize(("choice", "loop_module"), [("auto", "uvloop"), ("asyncio", "asyncio")])
+def test_the_worker_s_event_loop_is_uvloop_unless_asked_otherwise(
+    choice: str, loop_module: str
+) -> None:
+    """In a process of its own: the policy is process-wide, as it is in a worker."""
+    probe = (
+        "import asyncio\n"
+        "from mesh_stream.processing.engine import use_event_loop\n"
+        f"used = use_event_loop({choice!r})\n"
+        "loop = asyncio.new_event_loop()\n"
+        "print(used, type(loop).__module__.split('.')[0])\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert shown.stdout.split() == [loop_module, loop_module]
+
+
+def test_without_uvloop_auto_falls_back_and_uvloop_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as if not installed
+    assert engine_module.use_event_loop("auto") == "asyncio"
+    with pytest.raises(ConfigurationError, match="MESH_PROCESSOR_EVENT_LOOP=uvloop, but uvloop"):
+        engine_module.use_event_loop("uvloop")
