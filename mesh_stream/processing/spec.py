@@ -317,7 +317,7 @@ def apply_checked(
         )
 
 
-def key_field_differs(key_field: str | None, key: str, record: Mapping[str, Any]) -> bool:
+def key_field_differs(key_field: str, key: str, record: Mapping[str, Any]) -> bool:
     """Whether ``record`` holds the output's ``key_field`` with a value other than ``key``,
     the Kafka key it is published under (readers and compaction go by that key)."""
-    return key_field is not None and key_field in record and str(record[key_field]) != key
+    return key_field in record and str(record[key_field]) != key
