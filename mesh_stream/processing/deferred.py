@@ -107,7 +107,8 @@ class DeferredTable(MutableMapping[str, Any]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         try:
-            text = json.dumps(value, separators=(",", ":"))
+            # No NaN or infinity: JSON has none, and faust's orjson would store them as null.
+            text = json.dumps(value, separators=(",", ":"), allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise TypeError(
                 f"the state of key {key!r} cannot be stored: {exc}; keep JSON values in it "

@@ -30,8 +30,9 @@ On the internal topic, one record holds one partition's events of a batch, group
 JSON: ``[2, layout, [key, [wire, ...]], ...]``. ``layout`` lists each input as
 ``[product, topic, [reads]]``, so a record names the fields it carries once, and each wire is a
 list (:data:`~mesh_stream.processing.rekey.Wire`) holding the values of its input's ``reads``
-in that order. Decimals travel as ``{"$decimal": "1.50"}`` and bytes as
-``{"$bytes": "<latin-1>"}``, so ``apply`` sees the types ``key`` saw. Records of the first
+in that order. Decimals travel as ``{"$decimal": "1.50"}``, bytes as
+``{"$bytes": "<latin-1>"}`` and NaN or infinite floats as ``{"$float": "nan"}``, so ``apply``
+sees the types ``key`` saw (orjson writes the records). Records of the first
 format (one key's events as a JSON list of objects with named entries, the key being the
 record's Kafka key; written before December 2026) are still read. With tracing active
 (:mod:`mesh_stream.tracing`), a wire also carries its input record's ``traceparent`` (and
@@ -53,6 +54,7 @@ from decimal import Decimal
 from typing import Any
 
 import faust
+import orjson
 from mode import Service
 from pydantic import ValidationError
 
@@ -139,6 +141,15 @@ WIRE_FORMAT = 2
 _FORMAT_MARK = f"[{WIRE_FORMAT},".encode()
 
 
+#: orjson's options for internal records: datetimes go to :func:`_encode_value` (which refuses
+#: them, as stdlib json did) instead of becoming ISO strings behind the processor's back.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME
+
+#: Value types :func:`_finite` looks into: orjson writes NaN and infinities as null, so those
+#: are tagged before encoding (nested ones too); every other type is left as it is.
+_LOOK_INTO = frozenset({float, list, dict})
+
+
 def _encode_value(value: Any) -> Any:
     if isinstance(value, Decimal):
         return {"$decimal": str(value)}
@@ -147,19 +158,34 @@ def _encode_value(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} cannot travel on the internal topic")
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float tagged as ``{"$float": "nan"}`` (or
+    ``"inf"``, ``"-inf"``), at any depth, since JSON has no such numbers."""
+    kind = type(value)
+    if kind is float:
+        return value if value - value == 0 else {"$float": repr(value)}
+    if kind is list:
+        return [_finite(item) for item in value]
+    if kind is dict:
+        return {name: _finite(item) for name, item in value.items()}
+    return value
+
+
 def _decode_value(obj: dict[str, Any]) -> Any:
     if len(obj) == 1:
         if "$decimal" in obj:
             return Decimal(obj["$decimal"])
         if "$bytes" in obj:
             return obj["$bytes"].encode("latin-1")
+        if "$float" in obj:
+            return float(obj["$float"])
     return obj
 
 
 def _loads(data: bytes) -> Any:
-    if b'"$' in data:  # a tagged decimal or bytes value (or a string holding those characters)
+    if b'"$' in data:  # a tagged value (or a string holding those characters)
         return json.loads(data, object_hook=_decode_value)
-    return json.loads(data)
+    return orjson.loads(data)
 
 
 def _first_format_envelopes(data: bytes, partition: int, offset: int) -> list[Envelope]:
@@ -401,6 +427,8 @@ class Aggregation:
             not_read = not_read_error(declared, exc) if function == "key" else None
             raise self._fail(where, not_read or exc, None, function) from exc
         values = list(fields.values())
+        if not _LOOK_INTO.isdisjoint(map(type, values)):
+            values = [_finite(value) for value in values]
         if window is None:
             return ((key, [index, partition, offset, arrival_ms, event_ms, values, None, None]),)
         head = [index, partition, offset, arrival_ms, event_ms, values]
@@ -423,8 +451,11 @@ class Aggregation:
     def encode(self, groups: Sequence[tuple[str, list[Wire]]]) -> bytes:
         """One internal record's value: each key's wires, after the record's head (format,
         layout)."""
-        body = json.dumps(groups, default=_encode_value, separators=(",", ":"))
-        return self._head + body[1:].encode()
+        try:
+            body = orjson.dumps(groups, default=_encode_value, option=_ORJSON_OPTIONS)
+        except TypeError as exc:  # orjson's own words; ours (naming the type) is the cause
+            raise TypeError(str(exc.__cause__ or exc)) from exc
+        return self._head + body[1:]
 
     @staticmethod
     def envelopes(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import math
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -280,4 +281,16 @@ def test_a_value_that_is_not_json_is_refused_naming_the_key() -> None:
         pytest.raises(TypeError, match=r"the state of key 'eu@0' cannot be stored: .*Decimal"),
     ):
         deferred["eu@0"] = {"total": Decimal("1.50")}
+    assert deferred.pending == 0
+
+
+@pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf])
+def test_nan_and_infinities_are_refused_rather_than_stored_as_null(number: float) -> None:
+    """JSON has no NaN or infinity; faust's orjson would store them as null, silently."""
+    deferred = deferred_table(RecordingTable("state", []))
+    with (
+        faust_seams.current_event(Event("t", 0)),  # type: ignore[arg-type]
+        pytest.raises(TypeError, match=r"the state of key 'eu@0' cannot be stored: .*float"),
+    ):
+        deferred["eu@0"] = {"ratio": [number]}
     assert deferred.pending == 0

@@ -9,12 +9,14 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import random
 import subprocess
 import sys
 import types
 import uuid
 from collections.abc import Iterator, MutableMapping
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple, cast
@@ -382,6 +384,43 @@ def test_envelopes_keep_decimals_bytes_and_nesting() -> None:
         BASE,
     )
     assert (envelope.partition, envelope.offset, envelope.index) == (2, 30, 0)
+
+
+def test_envelopes_keep_nan_and_infinities_at_any_depth_and_refuse_dates_by_name() -> None:
+    """JSON has no NaN or infinity (orjson would write null): they travel tagged and come
+    back as the floats ``key`` saw; a date, which has no internal form, is refused by type."""
+    fields = {
+        "ratio": math.nan,
+        "limits": [math.inf, -math.inf, 0.5],
+        "nested": {"score": math.nan, "plain": 1.25},
+        "text": "é",
+        "none": None,
+    }
+    processor = Processor(
+        output="analytics.ratios",
+        inputs=(Input("orders.order-placed", reads=tuple(fields), key=lambda _f: "k"),),
+        apply=lambda _state, _event: None,
+        emit=lambda _key, _state: {},
+    )
+    aggregation = Aggregation(processor, {TOPIC: "orders.order-placed"}, JsonTable(), None, print)
+    [(_key, wire)] = aggregation.route(TOPIC, 0, 3, dict(fields), BASE)
+    [(_key, [envelope])] = Aggregation.envelopes(aggregation.encode([("k", [wire])]), None, 0, 1)
+    got = envelope.fields
+    assert math.isnan(got["ratio"])
+    assert math.isnan(got["nested"]["score"])
+    assert got["limits"] == [math.inf, -math.inf, 0.5]
+    assert (got["nested"]["plain"], got["text"], got["none"]) == (1.25, "é", None)
+
+    dated = Processor(
+        output="analytics.dated",
+        inputs=(Input("orders.order-placed", reads=("day",), key=lambda _f: "k"),),
+        apply=lambda _state, _event: None,
+        emit=lambda _key, _state: {},
+    )
+    aggregation = Aggregation(dated, {TOPIC: "orders.order-placed"}, JsonTable(), None, print)
+    [(_key, wire)] = aggregation.route(TOPIC, 0, 4, {"day": date(2026, 12, 4)}, BASE)
+    with pytest.raises(TypeError, match="date cannot travel on the internal topic"):
+        aggregation.encode([("k", [wire])])
 
 
 def test_records_of_the_first_internal_format_are_still_read() -> None:
