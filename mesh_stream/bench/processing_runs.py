@@ -11,7 +11,8 @@ writing one record per window update. A run is the same for both:
    handled before the first output are left out of the rate, in proportion to the orders the
    outputs had counted by then. Worker and broker CPU (``/proc``) are read at both ends.
 3. **latency**: orders at a steady ``rate`` for ``latency_seconds``; each is timed from just
-   before it is published to the moment an output of its window counting it is seen. A window's
+   before it is published to the moment an output of its window counting it reaches the
+   benchmark (:class:`OutputWatcher` reads on a thread of its own). A window's
    n-th published order is taken as counted when a count of at least n is seen; with several
    input partitions two orders published within the same few ms may be counted in the other
    order, an error of that size. Afterwards every window must again equal the expected totals
@@ -28,6 +29,7 @@ import random
 import signal
 import statistics
 import subprocess
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -65,7 +67,13 @@ class Worker:
 
 @dataclass
 class OutputWatcher:
-    """Reads the output topic; keeps each window's latest record and when each count showed."""
+    """Reads the output topic on a thread of its own; keeps each window's latest record and
+    when each count showed.
+
+    The thread hands each record over as librdkafka delivers it, so the time a count is
+    seen is the time it reached this process, whatever the publishing loop is doing (a
+    batch ``consume`` would stamp a whole wait's records with the wait's end).
+    """
 
     connection: KafkaConnection
     worker: Worker
@@ -91,18 +99,32 @@ class OutputWatcher:
                 for p in range(self.worker.output_partitions)
             ]
         )
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._failed: BaseException | None = None
+        self._thread = threading.Thread(target=self._read, name="bench-watcher", daemon=True)
 
-    def poll(self, timeout: float = 0.005) -> None:
-        """Read what has arrived; waits at most ``timeout`` (librdkafka may wait that long
-        even with records in hand, and the time a record is seen is taken after the wait)."""
-        for message in self.consumer.consume(num_messages=10_000, timeout=timeout):
-            value = message.value()
-            if message.error() is not None or value is None:
-                continue
-            now = time.time()
+    def start(self) -> None:
+        """Start reading. Until then :attr:`consumer` may be asked other things (librdkafka's
+        client must not be called from two threads at once)."""
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            while not self._stop.is_set():
+                message = self.consumer.poll(0.05)
+                if message is None or message.error() is not None:
+                    continue
+                value = message.value()
+                if value is not None:
+                    self._take(time.time(), *self.worker.decode(value))
+        except BaseException as exc:  # handed to the caller by poll()
+            self._failed = exc
+
+    def _take(self, now: float, key: str, count: int, cents: int) -> None:
+        with self._lock:
             if self.first_output_at is None:
                 self.first_output_at = now
-            key, count, cents = self.worker.decode(value)
             before = self.latest.get(key)
             # A key lives in one output partition, so the last record read is its latest.
             self.latest[key] = WindowTotal(count, cents)
@@ -111,14 +133,34 @@ class OutputWatcher:
                 self.last_change_at = now
             self.seen_at[key].setdefault(count, now)
 
+    def poll(self, timeout: float = 0.005) -> None:
+        """Let the reading thread work for ``timeout``; raises what stopped it, if anything."""
+        time.sleep(timeout)
+        if self._failed is not None:
+            raise RunFailedError(f"reading the output failed: {self._failed!r}")
+
+    def exact(self, expected: dict[str, WindowTotal], expected_total: int) -> bool:
+        """Whether every window's latest record equals ``expected``."""
+        with self._lock:
+            return self.total == expected_total and self.latest == expected
+
+    def snapshot(self) -> dict[str, WindowTotal]:
+        """A copy of each window's latest total."""
+        with self._lock:
+            return dict(self.latest)
+
     def visible_at(self, key: str, nth: int) -> float | None:
         """When a record of window ``key`` counting at least ``nth`` orders was first seen."""
-        seen = self.seen_at.get(key, {})
+        with self._lock:
+            seen = dict(self.seen_at.get(key, {}))
         counts = sorted(seen)
         index = bisect.bisect_left(counts, nth)
         return min((seen[count] for count in counts[index:]), default=None)
 
     def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
         self.consumer.close()
 
 
@@ -203,6 +245,7 @@ def measure_run(
         watcher.consumer.get_watermark_offsets(TopicPartition(publisher.topic, p), timeout=10)[1]
         for p in range(story.partitions)
     ]
+    watcher.start()
     process: subprocess.Popen[bytes] | None = None
     try:
         with log_path.open("wb") as log:
@@ -265,7 +308,7 @@ def _wait_until_exact(
         watcher.poll()
         if not had_output and watcher.first_output_at is not None and on_first_output:
             on_first_output()
-        if watcher.total == expected_total and watcher.latest == expected:
+        if watcher.exact(expected, expected_total):
             return True
         if process.poll() is not None:
             raise RunFailedError(
@@ -296,7 +339,7 @@ def _drain(
     def first_output() -> None:
         marks["worker_cpu"] = process_cpu_seconds(process.pid)
         marks["broker_cpu"] = process_cpu_seconds(broker_pid)
-        marks["counted"] = watcher.total
+        marks["counted"] = watcher.total  # an int, read whole
 
     exact = _wait_until_exact(
         watcher, process, expected, log_path, time.monotonic() + timeout, first_output
@@ -311,7 +354,7 @@ def _drain(
         "seconds": watcher.last_change_at - watcher.first_output_at,
         "worker_cpu": worker_cpu,
         "broker_cpu": broker_cpu,
-        "wrong_windows": _wrong(watcher.latest, expected),
+        "wrong_windows": _wrong(watcher.snapshot(), expected),
     }
 
 
@@ -332,7 +375,7 @@ def _live(
     timeout: float,
 ) -> dict[str, Any]:
     rng = random.Random(16)
-    baseline = {key: total.order_count for key, total in watcher.latest.items()}
+    baseline = {key: total.order_count for key, total in watcher.snapshot().items()}
     published_at: dict[str, list[float]] = defaultdict(list)
     live: list[StoryRecord] = []
     count = int(rate * seconds)

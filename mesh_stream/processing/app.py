@@ -80,14 +80,13 @@ PRODUCER_BUFFER_MESSAGES = 10_000
 FETCH_MAX_WAIT_MS = 10
 FETCH_MAX_WAIT_IDLE_MS = 500
 
-#: Events per batch of the aggregate agent, and the longest a batch waits to fill while the
-#: stream's queue holds more (take_ready_events).
+#: Events per batch of the aggregate agent; the longest a batch waits to fill while the
+#: stream's queue holds more (take_ready_events) is the setting processor_batch_wait_ms.
 BATCH_MAX_EVENTS = 2_000
-BATCH_WITHIN_S = 0.02
 #: A batch is handed over as soon as it holds every event faust has fetched, busy or idle: the
 #: re-key stage already gathers a steady flow into one internal record per partition every
-#: 20 ms, so waiting again here only added latency (at 1,000 events/s p50 ~40 -> ~27 ms, for
-#: ~14 % more worker CPU per event: docs/design/processing.md).
+#: processor_batch_wait_ms (20 ms), so waiting again here only added latency (at 1,000
+#: events/s p50 ~40 -> ~27 ms, for ~14 % more worker CPU per event: docs/design/processing.md).
 BATCH_IDLE_S = 0.0
 
 
@@ -430,8 +429,9 @@ def add_aggregate_agent(
     flush_all = flush if flush is not None else app.producer.flush
 
     async def aggregate(stream: faust.StreamT[Any]) -> AsyncIterator[None]:
+        within_s = spec.settings.processor_batch_wait_ms / 1000
         take = faust_seams.take_ready_events(
-            stream, BATCH_MAX_EVENTS, BATCH_WITHIN_S, idle_s=BATCH_IDLE_S
+            stream, BATCH_MAX_EVENTS, within_s, idle_s=BATCH_IDLE_S
         )
         async for events in take:
             current: dict[int, faust.EventT[Any]] = {}

@@ -64,10 +64,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Most input records in one batch, and the longest a batch waits to fill (it adds to latency)
-#: while the input is busy; a batch opened while it was idle does not wait (see _consume).
+#: Most input records in one batch; the longest a batch waits to fill while the input is busy
+#: is the setting processor_batch_wait_ms (a batch opened while it was idle does not wait).
 BATCH_MAX_RECORDS = 2_000
-BATCH_WITHIN_S = 0.02
 #: Longest one read waits for a first record; the stage commits and checks for a stop between.
 IDLE_POLL_S = 0.1
 #: Most events in one internal record, which keeps it well under Kafka's 1 MB message limit.
@@ -332,7 +331,9 @@ class RekeyStage(Service):
         self._in_flight: list[tuple[asyncio.Future[Any], list[TopicPartition]]] = []
         self._acknowledged: list[TopicPartition] = []  # not committed yet, oldest first
         self._last_commit = 0.0
-        self._last_read = -BATCH_WITHIN_S  # monotonic time the last batch was read
+        #: How long a batch waits to fill while the input is busy (see read_batch).
+        self.batch_wait_s = spec.settings.processor_batch_wait_ms / 1000
+        self._last_read = -self.batch_wait_s  # monotonic time the last batch was read
         self._finished = asyncio.Event()
         #: A fatal error librdkafka reported: the consumer can do nothing more (see _on_error).
         self._fatal: KafkaError | None = None
@@ -395,7 +396,7 @@ class RekeyStage(Service):
         try:
             while not self.should_stop:
                 self._raise_if_fatal()
-                messages = await self._call(self._consume, BATCH_MAX_RECORDS, BATCH_WITHIN_S)
+                messages = await self._call(self._consume, BATCH_MAX_RECORDS)
                 if messages:
                     self._in_flight.append(await self._forward(messages))
                 await self._commit_acknowledged(wait=len(self._in_flight) >= BATCHES_IN_FLIGHT)
@@ -409,9 +410,11 @@ class RekeyStage(Service):
         finally:
             self._finished.set()
 
-    def _consume(self, count: int, within: float) -> list[Message]:
+    def _consume(self, count: int) -> list[Message]:
         assert self._consumer is not None
-        batch, self._last_read = read_batch(self._consumer, count, within, self._last_read)
+        batch, self._last_read = read_batch(
+            self._consumer, count, self.batch_wait_s, self._last_read
+        )
         return batch
 
     async def _call(self, function: Callable[..., Any], *args: Any) -> Any:

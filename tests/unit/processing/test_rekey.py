@@ -8,20 +8,29 @@ import logging
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import faust
 import pytest
 from confluent_kafka import TopicPartition
 
+from mesh_stream.descriptor import load_descriptors
 from mesh_stream.errors import DeserializationError, RegistryUnavailableError, SchemaNotFoundError
+from mesh_stream.processing.app import ProcessorSpec
 from mesh_stream.processing.rekey import (
+    RekeyStage,
     Wire,
     decode_when_registry_answers,
     offsets_to_commit,
     read_batch,
     records_of,
 )
+from mesh_stream.settings import MeshSettings
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _positions(offsets: list[TopicPartition]) -> list[tuple[str, int, int]]:
@@ -162,3 +171,19 @@ def test_while_the_input_is_busy_a_batch_fills_until_the_window_after_the_last_o
     reads = _Reads()
     read_batch(reads, 100, 0.5, last_read=time.monotonic() - 0.1)  # type: ignore[arg-type]
     assert 0.35 < reads.timeouts[1] <= 0.4
+
+
+@pytest.mark.parametrize("wait_ms", [7, 20, 60])
+def test_a_busy_input_s_batch_waits_the_configured_processor_batch_wait(wait_ms: int) -> None:
+    products = {p.name: p for p in load_descriptors(REPO / "domains")}
+    output = products["analytics.revenue-by-region"]
+    settings = MeshSettings(processor_batch_wait_ms=wait_ms)
+    spec = ProcessorSpec(output, (products["orders.order-placed"],), 1, settings, "{}")
+    app = faust.App(f"t-{uuid.uuid4().hex[:6]}", broker="kafka://127.0.0.1:1", store="memory://")
+    target = app.topic("internal")
+    stage = RekeyStage(app, spec, target, lambda *_a: (), None, lambda _g: b"")  # type: ignore[arg-type]
+    reads = _Reads()
+    stage._consumer = reads  # type: ignore[assignment]
+    stage._last_read = time.monotonic()  # a batch was just read: the input is busy
+    assert len(stage._consume(100)) == 4
+    assert wait_ms / 1000 - 0.005 < reads.timeouts[1] <= wait_ms / 1000
