@@ -80,6 +80,8 @@ class OutputWatcher:
     latest: dict[str, WindowTotal] = field(default_factory=dict)
     seen_at: dict[str, dict[int, float]] = field(default_factory=lambda: defaultdict(dict))
     first_output_at: float | None = None
+    #: Called on the reading thread with the orders counted by the first output, as it arrives.
+    on_first_output: Callable[[int], None] | None = None
     last_change_at: float | None = None
     total: int = 0
 
@@ -123,7 +125,8 @@ class OutputWatcher:
 
     def _take(self, now: float, key: str, count: int, cents: int) -> None:
         with self._lock:
-            if self.first_output_at is None:
+            first = self.first_output_at is None
+            if first:
                 self.first_output_at = now
             before = self.latest.get(key)
             # A key lives in one output partition, so the last record read is its latest.
@@ -132,6 +135,8 @@ class OutputWatcher:
             if before != self.latest[key]:
                 self.last_change_at = now
             self.seen_at[key].setdefault(count, now)
+            if first and self.on_first_output is not None:
+                self.on_first_output(self.total)
 
     def poll(self, timeout: float = 0.005) -> None:
         """Let the reading thread work for ``timeout``; raises what stopped it, if anything."""
@@ -298,16 +303,12 @@ def _wait_until_exact(
     expected: dict[str, WindowTotal],
     log_path: Path,
     deadline: float,
-    on_first_output: Callable[[], None] | None = None,
 ) -> bool:
     """Read outputs until every window equals ``expected`` (True) or they stop changing for
     STALL_S or the deadline passes (False)."""
     expected_total = sum(total.order_count for total in expected.values())
     while True:
-        had_output = watcher.first_output_at is not None
         watcher.poll()
-        if not had_output and watcher.first_output_at is not None and on_first_output:
-            on_first_output()
         if watcher.exact(expected, expected_total):
             return True
         if process.poll() is not None:
@@ -336,14 +337,13 @@ def _drain(
 ) -> dict[str, Any]:
     marks: dict[str, Any] = {}
 
-    def first_output() -> None:
+    def first_output(counted: int) -> None:  # on the watcher's thread, as it arrives
         marks["worker_cpu"] = process_cpu_seconds(process.pid)
         marks["broker_cpu"] = process_cpu_seconds(broker_pid)
-        marks["counted"] = watcher.total  # an int, read whole
+        marks["counted"] = counted
 
-    exact = _wait_until_exact(
-        watcher, process, expected, log_path, time.monotonic() + timeout, first_output
-    )
+    watcher.on_first_output = first_output
+    exact = _wait_until_exact(watcher, process, expected, log_path, time.monotonic() + timeout)
     worker_cpu = _difference(process_cpu_seconds(process.pid), marks.get("worker_cpu"))
     broker_cpu = _difference(process_cpu_seconds(broker_pid), marks.get("broker_cpu"))
     assert watcher.first_output_at is not None

@@ -16,9 +16,9 @@ here knows what a processor computes. A worker is two stages:
 
 Outputs are keyed upserts: the latest record per key is the aggregate's current value, so a
 record repeated after a crash is harmless. Each stage commits the offsets it read only after
-Kafka acknowledged what it wrote from them (faust flushes its producer, outputs and changelogs
-before it commits), so nothing is lost: this is at-least-once processing with idempotent,
-keyed outputs.
+Kafka acknowledged what it wrote from them (faust flushes its producer's changelogs, and the
+outputs' producer is flushed, before it commits), so nothing is lost: this is at-least-once
+processing with idempotent, keyed outputs.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.processing import faust_seams
 from mesh_stream.processing.codec import FramedAvroDecoder, FramedAvroEncoder
 from mesh_stream.processing.names import INTERNAL_TOPIC, processor_app_id, sources_group
+from mesh_stream.processing.outputs import OutputProducer
 from mesh_stream.processing.reads import check_reads
 from mesh_stream.processing.rekey import Encode, Envelope, RekeyStage, Route
 from mesh_stream.processing.spec import Processor, key_field_differs
@@ -250,11 +251,14 @@ class StopOnSendError(faust.Sensor):
             self._crashing = asyncio.ensure_future(self.service.crash(exc))
 
 
-def confirmed_flush(app: faust.App, refusals: StopOnSendError) -> Callable[[], Awaitable[None]]:
-    """Faust's producer flush, raising if Kafka refused any record so far: a flush returns
-    once every send is done, whether or not Kafka took it."""
+def confirmed_flush(
+    app: faust.App, refusals: StopOnSendError, outputs: OutputProducer
+) -> Callable[[], Awaitable[None]]:
+    """The outputs' flush, then faust's producer flush, raising if Kafka refused any record so
+    far: faust's flush returns once every send is done, whether or not Kafka took it."""
 
     async def flush() -> None:
+        outputs.flush()
         await app.producer.flush()
         if refusals.refused is not None:
             raise RuntimeError(
@@ -288,10 +292,6 @@ def changelogged_table(app: faust.App, spec: ProcessorSpec, name: str) -> Any:
         compacted=True,
     )
     return app.Table(name, partitions=spec.output.partitions)
-
-
-def raw_topic(app: faust.App, *names: str) -> faust.TopicT:
-    return app.topic(*names, key_serializer="raw", value_serializer="raw")
 
 
 def add_rekey_stage(
@@ -464,11 +464,12 @@ class KeyedOutput:
     With tracing active (asked once), a record published while a span is current (the
     aggregate's, see :class:`~mesh_stream.tracing.ProcessTrace`) gets a PRODUCER span, child
     of it, whose context its ``traceparent`` header carries; the span ends once the record is
-    in faust's producer buffer.
+    in the producer's queue (:class:`~mesh_stream.processing.outputs.OutputProducer`).
     """
 
-    def __init__(self, app: faust.App, spec: ProcessorSpec) -> None:
-        self.topic = raw_topic(app, spec.output.topic)
+    def __init__(self, spec: ProcessorSpec, sender: OutputProducer) -> None:
+        self.topic = spec.output.topic
+        self.sender = sender
         self.encoder = FramedAvroEncoder(
             spec.output_schema,
             spec.output_schema_id,
@@ -479,7 +480,7 @@ class KeyedOutput:
         self.key_field = spec.output.key_field
 
     def publish(self, key: str, record: Mapping[str, Any], newest_input_ms: int) -> None:
-        """Queue the record in faust's producer buffer, flushed before offsets are committed.
+        """Queue the record in the output producer, flushed before offsets are committed.
 
         Its ``mesh.input.newest-ms`` header carries the timestamp of the newest input record
         it reflects, so anyone (the product monitor) can tell the pipeline's end-to-end
@@ -496,13 +497,12 @@ class KeyedOutput:
         value = self.encoder.encode(record)
         stamp = str(newest_input_ms).encode()
         if self.trace is None or not tracing.in_span():
-            headers_only = {NEWEST_INPUT_HEADER: stamp}
-            self.topic.send_soon(key=key.encode(), value=value, headers=headers_only)
+            self.sender.send(self.topic, key.encode(), value, {NEWEST_INPUT_HEADER: stamp})
             return
         headers, span = self.trace.start()
         headers[NEWEST_INPUT_HEADER] = stamp
         try:
-            self.topic.send_soon(key=key.encode(), value=value, headers=headers)
+            self.sender.send(self.topic, key.encode(), value, headers)
         finally:
             self.trace.end(span)
 

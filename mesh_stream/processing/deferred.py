@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from typing import Any
 
 import faust
@@ -167,20 +167,21 @@ class DeferredTable(MutableMapping[str, Any]):
 
 
 class FlushBeforeCommit(faust.Sensor):
-    """Flushes a worker's kept writes when faust starts a commit.
+    """Runs ``flush`` when faust starts a commit: a worker's kept writes
+    (:meth:`DeferredWrites.flush`), its outputs (:mod:`~mesh_stream.processing.outputs`).
 
     Faust calls ``on_commit_initiated`` at the start of every commit, before it picks the
     offsets to commit and flushes its producer; a failed flush raises there, so the commit
-    fails (see :meth:`DeferredWrites.flush`).
+    fails.
     """
 
-    def __init__(self, writes: DeferredWrites) -> None:
+    def __init__(self, flush: Callable[[], object]) -> None:
         super().__init__()
-        self.writes = writes
+        self.flush = flush
 
     def on_commit_initiated(self, consumer: Any) -> Any:
         del consumer
-        self.writes.flush()
+        self.flush()
         return None
 
 
@@ -191,7 +192,7 @@ def defer_writes(
     ``flush_at`` of them are kept; 1 writes each at once), and flush them when faust revokes
     partitions; returns the wrappers."""
     writes = DeferredWrites(tables, flush_at)
-    app.sensors.add(FlushBeforeCommit(writes))
+    app.sensors.add(FlushBeforeCommit(writes.flush))
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's handler type is narrow
     async def flush_before_handing_over(sender: Any, *args: Any, **kwargs: Any) -> None:

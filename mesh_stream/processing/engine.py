@@ -51,6 +51,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import faust
@@ -86,6 +87,7 @@ from mesh_stream.processing.metrics import (
     ProcessorMetrics,
 )
 from mesh_stream.processing.names import INTERNAL_TOPIC
+from mesh_stream.processing.outputs import OutputProducer, flush_with_commits
 from mesh_stream.processing.reads import check_reads
 from mesh_stream.processing.rekey import (
     CLOCK_HEADER,
@@ -668,7 +670,9 @@ def build(
         flush_at=spec.settings.processor_state_flush_at,
     )
     states, seen = tables[-1], (tables[0] if len(tables) == 2 else None)
-    output = KeyedOutput(app, spec)
+    outputs = OutputProducer(spec.connection, spec.app_id)
+    flush_with_commits(app, outputs, spec.output.topic)
+    output = KeyedOutput(spec, outputs)
     partitions = spec.output.partitions
     input_partitions = {product.topic: product.partitions for product in spec.inputs}
 
@@ -696,8 +700,9 @@ def build(
     )
     refusals = StopOnSendError(spec.app_id, stage)
     app.sensors.add(refusals)
+    outputs.on_refused = partial(refusals.on_send_error, None, state=None)
     forgetting = aggregation if windowed else None
-    flush = confirmed_flush(app, refusals)
+    flush = confirmed_flush(app, refusals, outputs)
     unpack = aggregation.unpack
     add_aggregate_agent(app, spec, by_key, update, unpack, stage.crash, forgetting, flush)
     expiry = aggregation.expiry

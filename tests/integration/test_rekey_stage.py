@@ -229,7 +229,8 @@ def test_a_worker_whose_outputs_kafka_refuses_stops(
     status, text = run_until_exit(env, tmp_path / "worker.log")
     assert status != 0, text[-3000:]
     assert f"Kafka refused a record of {spec.app_id}" in text, text[-3000:]
-    assert "MessageSizeTooLarge" in text, text[-3000:]
+    assert f"output record to {spec.output.topic}[" in text, text[-3000:]
+    assert "MSG_SIZE_TOO_LARGE" in text, text[-3000:]
 
 
 def test_a_failing_apply_stops_the_worker_with_one_line_first_and_loses_no_order(

@@ -294,13 +294,13 @@ def envelopes(traceparents: list[str | None]) -> list[Envelope]:
 
 
 class Topic:
-    """faust's topic as KeyedOutput uses it: records what send_soon was given."""
+    """The output producer as KeyedOutput uses it: records what each send was given."""
 
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
 
-    def send_soon(self, **record: Any) -> None:
-        self.sent.append(record)
+    def send(self, topic: str, key: bytes, value: bytes, headers: dict[str, bytes]) -> None:
+        self.sent.append({"topic": topic, "key": key, "value": value, "headers": headers})
 
 
 class Encoder:
@@ -309,9 +309,10 @@ class Encoder:
 
 
 def keyed_output() -> tuple[KeyedOutput, Topic]:
-    output = KeyedOutput.__new__(KeyedOutput)  # its topic and encoder need a faust app
+    output = KeyedOutput.__new__(KeyedOutput)  # its encoder needs a registered schema
     topic = Topic()
-    output.topic = topic  # type: ignore[assignment]
+    output.topic = "analytics.totals.v1"
+    output.sender = topic  # type: ignore[assignment]
     output.encoder = Encoder()  # type: ignore[assignment]
     output.trace = tracing.PublishTrace("analytics.totals.v1") if tracing.active() else None
     output.key_field = None

@@ -200,7 +200,7 @@ def test_a_commit_flushes_the_tables_in_the_order_given() -> None:
     seen, state = writes.tables
     set_under(state, Event("t", 0), "k", {"_seen_in": ["0:1"]})
     set_under(seen, Event("t", 0), "k#0:1", {"e1": "0:1"})
-    FlushBeforeCommit(writes).on_commit_initiated(consumer=None)
+    FlushBeforeCommit(writes.flush).on_commit_initiated(consumer=None)
     assert log == [("seen", "set", "k#0:1", 0), ("state", "set", "k", 0)]
     assert writes.kept == 0
 
@@ -254,7 +254,7 @@ def test_after_a_failed_flush_no_commit_goes_ahead() -> None:
     (state,) = writes.tables
     set_under(state, Event("t", 0), "a", 1)
     set_under(state, Event("t", 0), "b", 2)
-    sensor = FlushBeforeCommit(writes)
+    sensor = FlushBeforeCommit(writes.flush)
     with pytest.raises(OSError, match="disk full"):
         sensor.on_commit_initiated(consumer=None)
     # what the failed flush did not write is lost, so every later commit must fail too

@@ -21,7 +21,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
-import faust
 import pytest
 
 from domains.analytics.processors import customer_360, fulfilment_sla, revenue
@@ -42,6 +41,7 @@ from mesh_stream.processing.engine import (
     retarget,
 )
 from mesh_stream.processing.expiry import FORGET_AT_ONCE, WindowExpiry, clock_key, window_start
+from mesh_stream.processing.outputs import OutputProducer
 from mesh_stream.processing.reference import InputRecord, recompute
 from mesh_stream.processing.rekey import (
     CLOCK_HEADER,
@@ -638,8 +638,7 @@ def _revenue_output() -> KeyedOutput:
     output = products["analytics.revenue-by-region"]
     text = schema_text(output, REPO)
     spec = ProcessorSpec(output, (products["orders.order-placed"],), 1, MeshSettings(), text)
-    app = faust.App(f"t-{uuid.uuid4().hex[:6]}", broker="kafka://127.0.0.1:1", store="memory://")
-    return KeyedOutput(app, spec)
+    return KeyedOutput(spec, OutputProducer(spec.connection, spec.app_id))
 
 
 @pytest.mark.parametrize(
@@ -1176,18 +1175,22 @@ def test_the_confirmed_flush_raises_once_kafka_refused_a_record() -> None:
         async def crash(self, exc: BaseException) -> None:
             del exc
 
+    class Outputs:
+        def flush(self) -> None:
+            flushed.append(False)
+
     app: Any = types.SimpleNamespace(producer=Producer())
 
     async def scenario() -> None:
         refusals = StopOnSendError("analytics.revenue", cast(Any, Stage()))
-        flush = confirmed_flush(app, refusals)
+        flush = confirmed_flush(app, refusals, cast(Any, Outputs()))
         await flush()  # nothing refused: it returns
         refusals.on_send_error(None, ValueError("MESSAGE_TOO_LARGE"), None)
         with pytest.raises(RuntimeError, match=r"Kafka refused a record of analytics\.revenue"):
             await flush()
 
     asyncio.run(scenario())
-    assert flushed == [True, True]
+    assert flushed == [False, True, False, True]  # the outputs first, then faust's producer
 
 
 @pytest.mark.parametrize(("choice", "loop_module"), [("auto", "uvloop"), ("asyncio", "asyncio")])
