@@ -47,12 +47,14 @@ def test_processing_bench_on_a_story_is_exact_and_times_every_order(
     assert report["latency_events"] == int(RATE * SECONDS)
     assert report["latency_never_seen"] == 0
     assert 0 < report["latency_p50_ms"] <= report["latency_p99_ms"] <= report["latency_max_ms"]
-    assert report["worker_cpu_us_per_event"] > 0
+    # /proc counts CPU in clock ticks (10 ms): the timed part of a 3,000-record drain (from
+    # the first output, which may come once most of the backlog is handled) can be over before
+    # the worker or the broker has used one, so the drain's figures are only known to be
+    # measured; the live phase (2 s) always costs both some.
+    assert report["worker_cpu_us_per_event"] is not None
+    assert report["worker_cpu_us_per_event"] >= 0
     assert report["live_worker_cpu_us_per_event"] > 0
     if kafka.origin == "local":  # a broker process of this machine: /proc has its CPU
-        # /proc counts CPU in clock ticks (10 ms): a drain of 3,000 records can be over before
-        # the broker has used one, so the drain's figure is only known to be measured; the
-        # live phase (2 s) always costs the broker some.
         assert report["broker_cpu_us_per_event"] is not None
         assert report["broker_cpu_us_per_event"] >= 0
         assert report["live_broker_cpu_us_per_event"] > 0
