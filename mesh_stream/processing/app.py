@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -428,7 +428,9 @@ def add_aggregate_agent(
 
     flush_all = flush if flush is not None else app.producer.flush
 
-    async def aggregate(stream: faust.StreamT[Any]) -> AsyncIterator[None]:
+    # A coroutine, not an async generator: faust's loop over a generator agent's values
+    # (``Agent._slurp``) logs and looks up the current event once per batch, for nothing here.
+    async def aggregate(stream: faust.StreamT[Any]) -> None:
         within_s = spec.settings.processor_batch_wait_ms / 1000
         take = faust_seams.take_ready_events(
             stream, BATCH_MAX_EVENTS, within_s, idle_s=BATCH_IDLE_S
@@ -453,7 +455,6 @@ def add_aggregate_agent(
                 faust_seams.withhold_acks(events)
                 await crash(exc)
                 await asyncio.Event().wait()  # until the stop cancels this agent
-            yield None
 
     app.agent(source, name=f"{spec.app_id}-aggregate")(aggregate)
 

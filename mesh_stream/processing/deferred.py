@@ -5,8 +5,8 @@ updated in every batch cost both per batch, twice (its state, and its open seen-
 a steady 1,000 events/s about a fifth of the worker's CPU. The aggregate's tables are
 therefore written through :class:`DeferredTable`:
 
-* an assignment (or deletion) is kept in memory, as JSON text: reads see it, and a later
-  update that fails half-way cannot change what is kept;
+* an assignment (or deletion) is kept in memory, as JSON (written and read with orjson):
+  reads see it, and a later update that fails half-way cannot change what is kept;
 * every kept write reaches its faust table when faust starts a commit
   (:class:`FlushBeforeCommit`, a sensor faust calls before it picks the offsets to commit),
   or earlier once ``flush_at`` keys' writes are kept (a backlog touches many keys a second,
@@ -36,11 +36,22 @@ from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from typing import Any
 
 import faust
+import orjson
 
 from mesh_stream.errors import MeshError
 from mesh_stream.processing import faust_seams
 
 __all__ = ["DeferredTable", "DeferredWrites", "FlushBeforeCommit", "defer_writes"]
+
+#: Values orjson would write as something else than JSON's own types (a datetime as a string,
+#: a dataclass as a dict) are refused instead, so a state reads back as it was written. NaN
+#: and infinities are refused too (see DeferredTable.__setitem__): JSON has none, and faust
+#: (with orjson) would store them as null.
+_STRICT = (
+    orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
 
 
 class DeferredWritesFailedError(MeshError):
@@ -88,8 +99,8 @@ class DeferredTable(MutableMapping[str, Any]):
     def __init__(self, table: MutableMapping[str, Any], writes: DeferredWrites) -> None:
         self.table = table
         self._writes = writes
-        #: key -> (its value as JSON text, or None for a deletion; the event it was made under)
-        self._kept: dict[str, tuple[str | None, Any]] = {}
+        #: key -> (its value as JSON, or None for a deletion; the event it was made under)
+        self._kept: dict[str, tuple[bytes | None, Any]] = {}
 
     def __getitem__(self, key: str) -> Any:
         kept = self._kept.get(key)
@@ -97,18 +108,19 @@ class DeferredTable(MutableMapping[str, Any]):
             return self.table[key]
         if kept[0] is None:
             raise KeyError(key)
-        return json.loads(kept[0])
+        return orjson.loads(kept[0])
 
     def get(self, key: str, default: Any = None) -> Any:
         kept = self._kept.get(key)
         if kept is None:
             return self.table.get(key, default)
-        return default if kept[0] is None else json.loads(kept[0])
+        return default if kept[0] is None else orjson.loads(kept[0])
 
     def __setitem__(self, key: str, value: Any) -> None:
         try:
-            # No NaN or infinity: JSON has none, and faust's orjson would store them as null.
-            text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+            text = orjson.dumps(value, option=_STRICT)
+            if b"null" in text:  # perhaps a NaN or an infinity, which orjson writes as null
+                json.dumps(value, allow_nan=False)  # raises ValueError if so
         except (TypeError, ValueError) as exc:
             raise TypeError(
                 f"the state of key {key!r} cannot be stored: {exc}; keep JSON values in it "
@@ -154,10 +166,10 @@ class DeferredTable(MutableMapping[str, Any]):
                     with contextlib.suppress(KeyError):
                         del table[key]
                 else:
-                    table[key] = json.loads(text)
+                    table[key] = orjson.loads(text)
         return len(kept)
 
-    def _keep(self, key: str, text: str | None) -> None:
+    def _keep(self, key: str, text: bytes | None) -> None:
         # A rewritten key moves to the end: a flush writes keys in the order of their last
         # write, so what was written first reaches the changelog first.
         new = self._kept.pop(key, None) is None

@@ -7,6 +7,7 @@ import inspect
 import math
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -294,3 +295,29 @@ def test_nan_and_infinities_are_refused_rather_than_stored_as_null(number: float
     ):
         deferred["eu@0"] = {"ratio": [number]}
     assert deferred.pending == 0
+
+
+@pytest.mark.parametrize(
+    "value",
+    [datetime(2026, 12, 4, tzinfo=UTC), {"at": date(2026, 12, 4)}, {1: "a key that is no string"}],
+)
+def test_a_value_json_would_read_back_as_another_type_is_refused(value: Any) -> None:
+    """A date would come back as a string and an int key as a string key: both refused."""
+    deferred = deferred_table(RecordingTable("state", []))
+    with (
+        faust_seams.current_event(Event("t", 0)),  # type: ignore[arg-type]
+        pytest.raises(TypeError, match=r"the state of key 'eu@0' cannot be stored"),
+    ):
+        deferred["eu@0"] = value
+    assert deferred.pending == 0
+
+
+def test_nulls_and_nested_values_read_back_as_written() -> None:
+    table = RecordingTable("state", [])
+    deferred = deferred_table(table)
+    value = {"last": None, "counts": [1, 2.5, None], "name": "null", "deep": {"x": [True]}}
+    with faust_seams.current_event(Event("t", 0)):  # type: ignore[arg-type]
+        deferred["eu@0"] = value
+    assert deferred["eu@0"] == value
+    deferred.flush()
+    assert table["eu@0"] == value
