@@ -32,8 +32,10 @@ from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
 from mesh_stream.descriptor import DataProduct
+from mesh_stream.processing.app import ProcessorSpec
 from mesh_stream.processing.codec import FramedAvroDecoder
-from mesh_stream.processing.names import sources_group
+from mesh_stream.processing.engine import Aggregation
+from mesh_stream.processing.names import INTERNAL_TOPIC, sources_group
 from mesh_stream.producer import ProductPublisher
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
@@ -197,6 +199,73 @@ class Worker:
         return self.log_path.read_text(errors="replace")[-6000:]
 
 
+def where_orders_went(
+    bootstrap: str,
+    spec: ProcessorSpec,
+    published: list[dict[str, Any]],
+    latest: dict[str, dict[str, Any]],
+) -> str:
+    """For a failed run: each short window's orders looked up on the internal topic, and both
+    groups' committed offsets. An order missing there was never forwarded (the re-key stage
+    committed past it); one present was forwarded and not counted (the aggregate side)."""
+    internal = f"{spec.app_id}-{INTERNAL_TOPIC}"
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"it-lookup-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.assign([TopicPartition(internal, p, 0) for p in range(PARTITIONS)])
+    forwarded: dict[str, list[str]] = {}
+    try:
+        while batch := consumer.consume(num_messages=5_000, timeout=3.0):
+            for message in batch:
+                if message.error() is not None:
+                    continue
+                partition, offset = message.partition() or 0, message.offset() or 0
+                where = f"{partition}@{offset}"
+                value, key = message.value() or b"", message.key()
+                for _key, envelopes in Aggregation.envelopes(value, key, partition, offset):
+                    for envelope in envelopes:
+                        seen_at = f"{where}#{envelope.index} from {envelope.where}"
+                        forwarded.setdefault(envelope.fields["event_id"], []).append(seen_at)
+    finally:
+        consumer.close()
+    lines = []
+    by_id = {order["event_id"]: order for order in published}
+    for window_id, want in sorted(expected_windows(published).items()):
+        got = latest.get(window_id)
+        if got == want:
+            continue
+        start = want["window_start"]
+        ids = [
+            event_id
+            for event_id, order in by_id.items()
+            if order["region"] == want["region"] and start <= order["placed_at"] < start + MINUTE
+        ]
+        never = [event_id for event_id in ids if event_id not in forwarded]
+        twice = sum(1 for event_id in ids if len(forwarded.get(event_id, ())) > 1)
+        lines.append(
+            f"{window_id}: {len(ids)} orders, output counts "
+            f"{got['order_count'] if got else None}; never forwarded: {never or 'none'}; "
+            f"forwarded more than once: {twice}"
+        )
+    for group, topic in (
+        (sources_group(spec.app_id), spec.inputs[0].topic),
+        (spec.app_id, internal),
+    ):
+        probe = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+        try:
+            committed = probe.committed(
+                [TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10
+            )
+            lines.append(f"committed by {group}: {[(t.partition, t.offset) for t in committed]}")
+        finally:
+            probe.close()
+    return "\n".join(lines)
+
+
 def members_with_partitions(admin: AdminClient, group: str) -> int:
     """How many members of ``group`` own at least one partition now."""
     description = admin.describe_consumer_groups([group])[group].result(timeout=10)
@@ -292,8 +361,10 @@ def test_two_workers_share_the_work_and_one_survives_the_other_s_kill(
         b.process.send_signal(signal.SIGTERM)
         assert b.process.wait(60) == 0, b.tail()
     except AssertionError as failure:
+        lookup = where_orders_went(bootstrap, spec, orders.published, reader.latest)
         raise AssertionError(
-            f"{failure}\n\n--- worker A ---\n{a.tail()}\n\n--- worker B ---\n{b.tail()}"
+            f"{failure}\n\n--- where the short windows' orders are ---\n{lookup}"
+            f"\n\n--- worker A ---\n{a.tail()}\n\n--- worker B ---\n{b.tail()}"
         ) from failure
     finally:
         publisher.close()
