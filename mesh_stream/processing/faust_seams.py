@@ -19,6 +19,16 @@ integration tests.
   (:class:`FetchedInHand`, on ``Consumer._wait_next_records`` and ``_to_message``): faust
   hands them over one at a time with a suspension between, so an empty queue alone does not
   say that the fetch is all in.
+* :class:`ReadInOrder` -- part of :func:`take_ready_events`: a batch takes each partition's
+  records in offset order, none left out, or reads them again. faust can lose a record
+  between its consumer and a stream: when a worker is assigned partitions, faust resumes
+  them and seeks to the committed offsets while its consumer is already handing records to
+  the streams, and only then resumes its flow control, which empties every stream's queue
+  (``FlowControlEvent.resume`` clears ``clear_on_resume`` queues). A record handed over in
+  between is dropped; its successors are handed over and acknowledged, so the offsets
+  committed pass it and it is never processed. The scale-out test lost whole internal records
+  that way, each on the first takeover of a partition. This reads
+  ``Consumer._committed_offset`` and ``_read_offset`` and seeks with ``seek_wait``.
 * :func:`size_producer_buffer` -- the producer buffer's ``max_messages`` (faust's 100 stalls
   every batch that queues thousands of outputs and changelog records).
 * :func:`withhold_acks` -- keep a failed batch's offsets from ever being committed
@@ -46,6 +56,7 @@ import asyncio
 import contextlib
 import functools
 import importlib.metadata
+import logging
 import re
 import weakref
 from collections.abc import (
@@ -67,6 +78,7 @@ from mesh_stream.errors import ConfigurationError
 __all__ = [
     "SUPPORTED_FAUST",
     "FetchedInHand",
+    "ReadInOrder",
     "adapt_fetch_wait",
     "check_faust_version",
     "current_event",
@@ -81,6 +93,11 @@ __all__ = [
 #: faust-streaming versions the seams below were checked against: lowest included, highest
 #: excluded.
 SUPPORTED_FAUST = ("0.15.3", "0.16")
+
+log = logging.getLogger(__name__)
+
+#: Longest the aggregate waits for a missing internal record to come back (ReadInOrder).
+REREAD_TIMEOUT_S = 120.0
 
 
 def _release(version: str) -> tuple[int, ...]:
@@ -163,6 +180,114 @@ class FetchedInHand:
         return counter
 
 
+class ReadInOrder:
+    """Takes each partition's events in offset order with none left out; after a gap, reads
+    the partition again from the first offset missing.
+
+    The internal topic is written without transactions and never compacted, so its offsets
+    have no holes: an event whose offset is past the next one expected means faust lost the
+    records in between (see the module). Such an event is not taken (nor ever acknowledged),
+    and neither is any later one of its partition until the missing offset comes: the
+    consumer is sent back to it, and again while it is still reading past it (faust's consumer
+    drops records below the offset it last handed over). An event at or before the expected
+    offset is a record read again (after a seek by faust itself): the replay guard refuses
+    what was applied already. A partition's first event of an assignment is expected at the
+    offset faust sought to, the committed one. Records the broker no longer has (deleted by
+    retention before they were read) are skipped with a warning. A missing offset that does
+    not come within ``timeout_s`` stops the worker (raises) rather than being skipped.
+    """
+
+    def __init__(self, consumer: Any, app: Any, timeout_s: float = REREAD_TIMEOUT_S) -> None:
+        self.consumer = consumer
+        self.app = app
+        self.timeout_s = timeout_s
+        self._generation: int | None = None
+        #: partition -> offset its next event must have
+        self._next: dict[Any, int] = {}
+        #: partition -> (first offset missing, events set aside, loop time it went missing)
+        self.rereading: dict[Any, tuple[int, int, float]] = {}
+        #: gaps found since the worker started
+        self.gaps = 0
+
+    def admit(self, message: Any) -> bool:
+        """True if ``message`` is to be taken: its partition's next, or one read again; False
+        if records before it are missing (then :meth:`read_again`)."""
+        generation = self.app.consumer_generation_id
+        if generation != self._generation:  # a new assignment: faust sought every partition
+            self._generation = generation
+            self._next.clear()
+            self.rereading.clear()
+        tp, offset = message.tp, message.offset
+        expected = self._next.get(tp)
+        if expected is None:
+            expected = self.consumer._committed_offset.get(tp)
+        if expected is not None and offset > expected:
+            return False
+        self._next[tp] = offset + 1
+        if tp in self.rereading:
+            first, set_aside, _ = self.rereading.pop(tp)
+            log.warning(
+                "%s: read again from offset %d (%d events after the gap were set aside)",
+                _where(tp),
+                first,
+                set_aside,
+            )
+        return True
+
+    async def read_again(self, message: Any) -> bool:
+        """``message`` came before the offsets ahead of it: set it aside (never acknowledged)
+        and send the consumer back to the first missing offset, unless it is reading from
+        there already; True (take it after all) if the broker no longer has them."""
+        tp, offset = message.tp, message.offset
+        expected = self._next.get(tp, self.consumer._committed_offset.get(tp))
+        gap = self.rereading.get(tp)
+        now = asyncio.get_running_loop().time()
+        if gap is None:
+            earliest = await self._earliest(tp)
+            if earliest is not None and earliest > expected:
+                log.warning(
+                    "%s: offsets %d-%d were deleted by retention before they were read",
+                    _where(tp),
+                    expected,
+                    earliest - 1,
+                )
+                self._next[tp] = expected = earliest
+                if offset <= earliest:
+                    return self.admit(message)
+            self.gaps += 1
+            log.warning(
+                "%s: faust's consumer handed over offset %d while %d was expected; reading "
+                "again from %d (nothing from there on is acknowledged before it is read)",
+                _where(tp),
+                offset,
+                expected,
+                expected,
+            )
+            gap = (expected, 0, now)
+        elif now - gap[2] > self.timeout_s:
+            raise RuntimeError(
+                f"{_where(tp)}: offset {gap[0]} did not come back within {self.timeout_s:.0f} s "
+                f"of reading the partition again; stopping rather than skipping it"
+            )
+        message.acked = True  # never acknowledged, as withhold_acks does
+        self.rereading[tp] = (gap[0], gap[1] + 1, gap[2])
+        if gap[1] == 0 or self.consumer._read_offset.get(tp) != expected:
+            await self.consumer.seek_wait({tp: expected})  # (again) reading past the gap
+        return False
+
+    async def _earliest(self, tp: Any) -> int | None:
+        """The earliest offset the broker has of ``tp``; None if it cannot say now."""
+        try:
+            return cast("int | None", (await self.consumer.earliest_offsets(tp)).get(tp))
+        except Exception as exc:  # a seek still reads the records if they are there
+            log.warning("%s: could not ask the broker for its earliest offset: %r", _where(tp), exc)
+            return None
+
+
+def _where(tp: Any) -> str:
+    return f"{tp.topic}[{tp.partition}]"
+
+
 def take_ready_events(
     stream: faust.StreamT[Any], max_events: int, within_s: float, idle_s: float | None = None
 ) -> AsyncIterator[Sequence[faust.EventT[Any]]]:
@@ -177,8 +302,9 @@ def take_ready_events(
     :func:`withhold_acks`)."""
     concrete = cast("faust.Stream[Any]", stream)
     in_hand = FetchedInHand.of(concrete.app.consumer)
+    in_order = ReadInOrder(concrete.app.consumer, concrete.app)
     batches = _take_ready_events(
-        concrete, max_events, within_s, within_s if idle_s is None else idle_s, in_hand
+        concrete, max_events, within_s, within_s if idle_s is None else idle_s, in_hand, in_order
     )
     # Registered as faust registers its own take's, so a stopping stream closes it.
     concrete._active_agens.add(batches)
@@ -191,6 +317,7 @@ async def _take_ready_events(
     within_s: float,
     idle_s: float,
     in_hand: FetchedInHand,
+    in_order: ReadInOrder,
 ) -> AsyncGenerator[Sequence[faust.EventT[Any]], None]:
     channel = cast("faust.Channel[Any]", aiter(concrete.channel))
     queue = channel.queue  # what the consumer has fetched and the stream has not yet read
@@ -213,6 +340,8 @@ async def _take_ready_events(
             event = concrete.current_event
             if event is None:
                 raise RuntimeError("a batched stream found no current event")
+            if not in_order.admit(event.message) and not await in_order.read_again(event.message):
+                return value  # set aside: records before it are being read again
             now = loop.time()
             if not events:
                 opened_idle = now - last_event_at >= idle_s

@@ -18,10 +18,12 @@ import faust.transport.consumer
 import pytest
 from aiokafka.consumer.fetcher import Fetcher
 from aiokafka.partitioner import DefaultPartitioner
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.tables.recovery import Recovery
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, ConsumerRebalanceListener
 from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducer
 from faust.transport.producer import ProducerBuffer
 from faust.types.tuples import TP, Message
+from mode.utils.queues import FlowControlEvent
 
 from mesh_stream.errors import ConfigurationError
 from mesh_stream.processing import faust_seams
@@ -80,6 +82,22 @@ def test_each_internal_used_still_exists() -> None:
     assert "_consumer" in vars(AIOKafkaConsumerThread)
     assert "self._fetch_max_wait_ms" in inspect.getsource(Fetcher._get_actions_per_node)
     assert "_fetch_max_wait_ms" in inspect.getsource(aiokafka.AIOKafkaConsumer.start)
+    # ReadInOrder: why records go missing (resuming flow control empties the streams' queues
+    # after the consumer was resumed and sought), and what it reads and calls to read again
+    assert "self.clear()" in inspect.getsource(FlowControlEvent.resume)
+    completed = inspect.getsource(Recovery.on_recovery_completed)
+    assert completed.index("perform_seek()") < completed.index("flow_control.resume()")
+    consumer_init = inspect.getsource(faust.transport.consumer.Consumer.__init__)
+    for attribute in ("self._committed_offset =", "self._read_offset ="):
+        assert attribute in consumer_init
+    assert "set_read_offset(tp, offset)" in inspect.getsource(
+        faust.transport.consumer.Consumer._drain_messages
+    )
+    for method in ("seek_wait", "earliest_offsets"):
+        assert callable(getattr(faust.transport.consumer.ThreadDelegateConsumer, method))
+    assert "app.consumer_generation_id = generation" in inspect.getsource(
+        ConsumerRebalanceListener.on_partitions_assigned
+    )
 
 
 class _SlowChannel:
@@ -318,3 +336,130 @@ def test_a_fetch_of_every_partition_waits_long_and_one_that_leaves_one_out_waits
     fetcher._get_actions_per_node(_assignment([T0]))  # paused: left out too
     fetcher._get_actions_per_node(_assignment())
     assert fetcher.asked == [500, 10, 10, 500]
+
+
+class _Consumer:
+    """What ReadInOrder uses of faust's consumer: offsets it keeps, a seek, the earliest."""
+
+    def __init__(self, committed: int | None = None, earliest: int = 0) -> None:
+        self._committed_offset: dict[TP, int | None] = {_TP: committed}
+        self._read_offset: dict[TP, int | None] = {}
+        self.earliest = earliest
+        self.sought: list[int] = []
+
+    async def seek_wait(self, partitions: dict[TP, int]) -> None:
+        self.sought.append(partitions[_TP])
+        self._read_offset.update(partitions)
+
+    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+        if self.earliest < 0:
+            raise ConnectionError("broker unreachable")
+        return dict.fromkeys(tps, self.earliest)
+
+
+_TP = TP("app-by-key", 0)
+
+
+def _admitted(guard: faust_seams.ReadInOrder, consumer: _Consumer, *offsets: int) -> list[int]:
+    """The offsets ``guard`` takes, each handed over by the consumer in turn."""
+    taken = []
+    for offset in offsets:
+        consumer._read_offset[_TP] = offset  # faust's consumer notes what it handed over
+        message = SimpleNamespace(tp=_TP, offset=offset, acked=False)
+        if guard.admit(message) or asyncio.run(guard.read_again(message)):
+            taken.append(offset)
+        else:
+            assert message.acked  # set aside: never acknowledged, so never committed
+    return taken
+
+
+def _guard(
+    consumer: _Consumer, generation: int = 1, timeout_s: float = 120.0
+) -> faust_seams.ReadInOrder:
+    app = SimpleNamespace(consumer_generation_id=generation)
+    return faust_seams.ReadInOrder(consumer, app, timeout_s)
+
+
+def test_records_in_order_are_all_taken() -> None:
+    consumer = _Consumer(committed=0)
+    assert _admitted(_guard(consumer), consumer, 0, 1, 2, 3) == [0, 1, 2, 3]
+    assert consumer.sought == []
+
+
+def test_after_a_lost_record_the_partition_is_read_again_from_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """faust lost offset 2 on its way to the stream: 3 and 4 are set aside, the consumer goes
+    back to 2 (again once it had handed 4 over past it), and 2, 3, 4 are taken in order."""
+    consumer = _Consumer(committed=0)
+    guard = _guard(consumer)
+    assert _admitted(guard, consumer, 0, 1, 3) == [0, 1]
+    assert consumer.sought == [2]
+    assert _admitted(guard, consumer, 4) == []
+    assert consumer.sought == [2, 2]  # it had read past 2 again
+    assert _admitted(guard, consumer, 2, 3, 4, 5) == [2, 3, 4, 5]
+    assert guard.gaps == 1
+    said = [record.getMessage() for record in caplog.records]
+    assert "app-by-key[0]: faust's consumer handed over offset 3 while 2 was expected" in said[0]
+    assert (
+        said[1] == "app-by-key[0]: read again from offset 2 (2 events after the gap were set aside)"
+    )
+
+
+def test_a_record_read_again_after_faust_s_own_seek_is_taken() -> None:
+    """Records before the next expected come again after a seek: the replay guard refuses
+    what was applied, so they are taken, and the order goes on from them."""
+    consumer = _Consumer(committed=0)
+    guard = _guard(consumer)
+    assert _admitted(guard, consumer, 0, 1, 2, 3, 1, 2, 3, 4) == [0, 1, 2, 3, 1, 2, 3, 4]
+    assert _admitted(guard, consumer, 6) == []  # and a hole after them is still one
+    assert consumer.sought == [5]
+
+
+def test_the_first_record_of_an_assignment_is_expected_at_the_committed_offset() -> None:
+    consumer = _Consumer(committed=10)
+    guard = _guard(consumer)
+    assert _admitted(guard, consumer, 12) == []
+    assert consumer.sought == [10]
+    assert _admitted(guard, consumer, 10, 11, 12) == [10, 11, 12]
+    # a new assignment starts from the offset faust sought to, not from what was read
+    consumer._committed_offset[_TP] = 5
+    guard.app.consumer_generation_id = 2
+    assert _admitted(guard, consumer, 5, 6) == [5, 6]
+    # with no committed offset yet (a new group), the first record sets the order
+    fresh = _Consumer(committed=None)
+    assert _admitted(_guard(fresh), fresh, 7, 8) == [7, 8]
+
+
+def test_records_deleted_by_retention_are_skipped_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    consumer = _Consumer(committed=2, earliest=5)
+    assert _admitted(_guard(consumer), consumer, 5, 6) == [5, 6]
+    assert consumer.sought == []
+    assert "offsets 2-4 were deleted by retention before they were read" in caplog.text
+    # what is left from the earliest on is still read in order
+    later = _Consumer(committed=2, earliest=5)
+    guard = _guard(later)
+    assert _admitted(guard, later, 7) == []
+    assert later.sought == [5]
+    assert _admitted(guard, later, 5, 6, 7) == [5, 6, 7]
+
+
+def test_a_missing_record_that_never_comes_back_stops_the_worker() -> None:
+    consumer = _Consumer(committed=0)
+    guard = _guard(consumer, timeout_s=0.0)
+    assert _admitted(guard, consumer, 0, 2) == [0]
+    with pytest.raises(RuntimeError, match=r"app-by-key\[0\]: offset 1 did not come back"):
+        _admitted(guard, consumer, 3)
+
+
+def test_a_broker_that_cannot_say_its_earliest_offset_still_gets_the_seek(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    consumer = _Consumer(committed=0, earliest=-1)
+    guard = _guard(consumer)
+    assert _admitted(guard, consumer, 0, 2) == [0]
+    assert consumer.sought == [1]
+    assert "could not ask the broker for its earliest offset" in caplog.text
+    assert _admitted(guard, consumer, 1, 2) == [1, 2]
