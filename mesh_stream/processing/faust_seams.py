@@ -28,7 +28,9 @@ integration tests.
   between is dropped; its successors are handed over and acknowledged, so the offsets
   committed pass it and it is never processed. The scale-out test lost whole internal records
   that way, each on the first takeover of a partition. This reads
-  ``Consumer._committed_offset`` and ``_read_offset`` and seeks with ``seek_wait``.
+  ``Consumer._committed_offset`` and ``_read_offset``, seeks with ``seek_wait``, and drops
+  acknowledgements of records past a gap from ``_acked`` and ``_acked_index`` (a stream
+  acknowledges a record it skips).
 * :func:`size_producer_buffer` -- the producer buffer's ``max_messages`` (faust's 100 stalls
   every batch that queues thousands of outputs and changelog records).
 * :func:`withhold_acks` -- keep a failed batch's offsets from ever being committed
@@ -270,10 +272,22 @@ class ReadInOrder:
                 f"of reading the partition again; stopping rather than skipping it"
             )
         message.acked = True  # never acknowledged, as withhold_acks does
+        self._forget_acks_from(tp, expected)
         self.rereading[tp] = (gap[0], gap[1] + 1, gap[2])
         if gap[1] == 0 or self.consumer._read_offset.get(tp) != expected:
             await self.consumer.seek_wait({tp: expected})  # (again) reading past the gap
         return False
+
+    def _forget_acks_from(self, tp: Any, offset: int) -> None:
+        """Drop the consumer's acknowledgements of ``tp`` from ``offset`` on: none of those
+        records was taken yet, but a stream acknowledges a record it skips (one of an earlier
+        assignment, or read while flow control was suspended), and a commit would pass it."""
+        acked = self.consumer._acked.get(tp)
+        if acked and max(acked) >= offset:
+            acked[:] = [done for done in acked if done < offset]
+            index = self.consumer._acked_index.get(tp)
+            if index is not None:
+                index.difference_update([done for done in index if done >= offset])
 
     async def _earliest(self, tp: Any) -> int | None:
         """The earliest offset the broker has of ``tp``; None if it cannot say now."""

@@ -88,7 +88,12 @@ def test_each_internal_used_still_exists() -> None:
     completed = inspect.getsource(Recovery.on_recovery_completed)
     assert completed.index("perform_seek()") < completed.index("flow_control.resume()")
     consumer_init = inspect.getsource(faust.transport.consumer.Consumer.__init__)
-    for attribute in ("self._committed_offset =", "self._read_offset ="):
+    for attribute in (
+        "self._committed_offset =",
+        "self._read_offset =",
+        "self._acked =",
+        "self._acked_index =",
+    ):
         assert attribute in consumer_init
     assert "set_read_offset(tp, offset)" in inspect.getsource(
         faust.transport.consumer.Consumer._drain_messages
@@ -344,6 +349,8 @@ class _Consumer:
     def __init__(self, committed: int | None = None, earliest: int = 0) -> None:
         self._committed_offset: dict[TP, int | None] = {_TP: committed}
         self._read_offset: dict[TP, int | None] = {}
+        self._acked: dict[TP, list[int]] = {}
+        self._acked_index: dict[TP, set[int]] = {}
         self.earliest = earliest
         self.sought: list[int] = []
 
@@ -463,3 +470,16 @@ def test_a_broker_that_cannot_say_its_earliest_offset_still_gets_the_seek(
     assert consumer.sought == [1]
     assert "could not ask the broker for its earliest offset" in caplog.text
     assert _admitted(guard, consumer, 1, 2) == [1, 2]
+
+
+def test_a_record_a_stream_skipped_and_acknowledged_is_not_committed_before_it_is_read() -> None:
+    """faust's stream acknowledges a record it skips; past a gap none was taken, so those
+    acknowledgements go until the records are read again."""
+    consumer = _Consumer(committed=0)
+    guard = _guard(consumer)
+    assert _admitted(guard, consumer, 0, 1) == [0, 1]
+    consumer._acked[_TP] = [0, 1, 2]  # 2 skipped (and acknowledged) by the stream
+    consumer._acked_index[_TP] = {0, 1, 2}
+    assert _admitted(guard, consumer, 3) == []
+    assert consumer._acked[_TP] == [0, 1]
+    assert consumer._acked_index[_TP] == {0, 1}
