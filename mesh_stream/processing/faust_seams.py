@@ -28,9 +28,11 @@ integration tests.
   between is dropped; its successors are handed over and acknowledged, so the offsets
   committed pass it and it is never processed. The scale-out test lost whole internal records
   that way, each on the first takeover of a partition. This reads
-  ``Consumer._committed_offset`` and ``_read_offset``, seeks with ``seek_wait``, and drops
-  acknowledgements of records past a gap from ``_acked`` and ``_acked_index`` (a stream
-  acknowledges a record it skips).
+  ``Consumer._committed_offset`` and ``_read_offset``, seeks with ``seek_wait``, drops
+  acknowledgements of records past a gap from ``_acked`` and ``_acked_index`` (faust's
+  pure-Python stream acknowledges a record it skips), and turns faust's gap bookkeeping
+  (``Consumer._add_gap``) off for the internal topic: it counts skipped offsets as
+  acknowledged.
 * :func:`size_producer_buffer` -- the producer buffer's ``max_messages`` (faust's 100 stalls
   every batch that queues thousands of outputs and changelog records).
 * :func:`withhold_acks` -- keep a failed batch's offsets from ever being committed
@@ -64,6 +66,8 @@ import weakref
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
+    Awaitable,
+    Callable,
     Collection,
     Iterable,
     Iterator,
@@ -188,20 +192,33 @@ class ReadInOrder:
 
     The internal topic is written without transactions and never compacted, so its offsets
     have no holes: an event whose offset is past the next one expected means faust lost the
-    records in between (see the module). Such an event is not taken (nor ever acknowledged),
-    and neither is any later one of its partition until the missing offset comes: the
-    consumer is sent back to it, and again while it is still reading past it (faust's consumer
-    drops records below the offset it last handed over). An event at or before the expected
-    offset is a record read again (after a seek by faust itself): the replay guard refuses
-    what was applied already. A partition's first event of an assignment is expected at the
-    offset faust sought to, the committed one. Records the broker no longer has (deleted by
-    retention before they were read) are skipped with a warning. A missing offset that does
-    not come within ``timeout_s`` stops the worker (raises) rather than being skipped.
+    records in between (see the module). Such an event is set aside (never acknowledged), and
+    so is every later one of its partition until the missing offset comes: the consumer is
+    sent back to it, and again while it is still handing over records past it (faust's
+    consumer drops records below the offset it last handed over, so a seek made while it was
+    half-way through a fetch does not stick). An event at or before the expected offset is a
+    record read again (after a seek): the replay guard refuses what was applied already. A
+    partition's first event of an assignment is expected at the offset faust sought to, the
+    committed one; an event of an earlier assignment is set aside. Records the broker no
+    longer has (deleted by retention before they were read) are skipped with a warning. A
+    missing offset that does not come within ``timeout_s`` is an error (the worker stops)
+    rather than a skip.
+
+    faust's own gap bookkeeping is turned off for ``topics``: when its consumer hands over an
+    offset more than one past the last, it counts the offsets between as acknowledged, which
+    would commit past the records being read again.
     """
 
-    def __init__(self, consumer: Any, app: Any, timeout_s: float = REREAD_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        consumer: Any,
+        app: Any,
+        topics: Collection[str],
+        timeout_s: float = REREAD_TIMEOUT_S,
+    ) -> None:
         self.consumer = consumer
         self.app = app
+        self.topics = frozenset(topics)
         self.timeout_s = timeout_s
         self._generation: int | None = None
         #: partition -> offset its next event must have
@@ -210,15 +227,26 @@ class ReadInOrder:
         self.rereading: dict[Any, tuple[int, int, float]] = {}
         #: gaps found since the worker started
         self.gaps = 0
+        add_gap = consumer._add_gap
+        guarded = self.topics
+
+        async def add_gap_elsewhere(tp: Any, offset_from: int, offset_to: int) -> None:
+            if tp.topic not in guarded:
+                await add_gap(tp, offset_from, offset_to)
+
+        consumer._add_gap = add_gap_elsewhere
 
     def admit(self, message: Any) -> bool:
         """True if ``message`` is to be taken: its partition's next, or one read again; False
-        if records before it are missing (then :meth:`read_again`)."""
+        if it is of an earlier assignment or records before it are missing (then
+        :meth:`read_again`)."""
         generation = self.app.consumer_generation_id
         if generation != self._generation:  # a new assignment: faust sought every partition
             self._generation = generation
             self._next.clear()
             self.rereading.clear()
+        if message.generation_id != generation:
+            return False
         tp, offset = message.tp, message.offset
         expected = self._next.get(tp)
         if expected is None:
@@ -237,15 +265,21 @@ class ReadInOrder:
         return True
 
     async def read_again(self, message: Any) -> bool:
-        """``message`` came before the offsets ahead of it: set it aside (never acknowledged)
-        and send the consumer back to the first missing offset, unless it is reading from
-        there already; True (take it after all) if the broker no longer has them."""
+        """Set ``message`` aside (never acknowledged); if records before it are missing, send
+        the consumer back to the first of them, unless it is reading from there already. True
+        (take it after all) if the broker no longer has them."""
+        message.acked = True  # never acknowledged, as withhold_acks does
+        generation = self.app.consumer_generation_id
+        if message.generation_id != generation:
+            return False  # of an earlier assignment: faust sought the partition since
         tp, offset = message.tp, message.offset
         expected = self._next.get(tp, self.consumer._committed_offset.get(tp))
         gap = self.rereading.get(tp)
         now = asyncio.get_running_loop().time()
         if gap is None:
             earliest = await self._earliest(tp)
+            if self.app.consumer_generation_id != generation:
+                return False  # a rebalance while the broker was asked
             if earliest is not None and earliest > expected:
                 log.warning(
                     "%s: offsets %d-%d were deleted by retention before they were read",
@@ -255,6 +289,7 @@ class ReadInOrder:
                 )
                 self._next[tp] = expected = earliest
                 if offset <= earliest:
+                    message.acked = False
                     return self.admit(message)
             self.gaps += 1
             log.warning(
@@ -271,17 +306,27 @@ class ReadInOrder:
                 f"{_where(tp)}: offset {gap[0]} did not come back within {self.timeout_s:.0f} s "
                 f"of reading the partition again; stopping rather than skipping it"
             )
-        message.acked = True  # never acknowledged, as withhold_acks does
         self._forget_acks_from(tp, expected)
         self.rereading[tp] = (gap[0], gap[1] + 1, gap[2])
         if gap[1] == 0 or self.consumer._read_offset.get(tp) != expected:
-            await self.consumer.seek_wait({tp: expected})  # (again) reading past the gap
+            await self._seek(tp, expected, generation)  # (again) reading past the gap
         return False
+
+    async def _seek(self, tp: Any, offset: int, generation: int) -> None:
+        """Send the consumer back to ``offset`` of ``tp``; nothing if a rebalance took the
+        partition meanwhile (the next assignment seeks to the committed offset)."""
+        try:
+            await self.consumer.seek_wait({tp: offset})
+        except Exception:
+            if self.app.consumer_generation_id == generation and tp in self.consumer.assignment():
+                raise
+            log.info("%s: not read again from %d: the partition was reassigned", _where(tp), offset)
 
     def _forget_acks_from(self, tp: Any, offset: int) -> None:
         """Drop the consumer's acknowledgements of ``tp`` from ``offset`` on: none of those
-        records was taken yet, but a stream acknowledges a record it skips (one of an earlier
-        assignment, or read while flow control was suspended), and a commit would pass it."""
+        records was taken yet, but faust's pure-Python stream acknowledges a record it skips
+        (one of an earlier assignment, or read while flow control was suspended), and a
+        commit would pass it."""
         acked = self.consumer._acked.get(tp)
         if acked and max(acked) >= offset:
             acked[:] = [done for done in acked if done < offset]
@@ -303,7 +348,11 @@ def _where(tp: Any) -> str:
 
 
 def take_ready_events(
-    stream: faust.StreamT[Any], max_events: int, within_s: float, idle_s: float | None = None
+    stream: faust.StreamT[Any],
+    max_events: int,
+    within_s: float,
+    idle_s: float | None = None,
+    crash: Callable[[BaseException], Awaitable[None]] | None = None,
 ) -> AsyncIterator[Sequence[faust.EventT[Any]]]:
     """Batches of up to ``max_events`` events, as faust's ``Stream.take_events``, except that a
     batch whose first event found the stream idle (no event for ``idle_s``, default
@@ -313,12 +362,23 @@ def take_ready_events(
     batched every ``within_s`` and a trickle is not held back; ``idle_s=0`` hands every batch
     over once it holds what was fetched (for a stream whose writer batches already). A batch is
     acknowledged when the consumer asks for the next one (or leaves, even by an exception: see
-    :func:`withhold_acks`)."""
+    :func:`withhold_acks`). Each partition's events are taken in offset order, none left out
+    (:class:`ReadInOrder`: the stream's topics must have no holes in their offsets, as the
+    internal topic has none). An error while an event is added stops the stream (faust's
+    ``crash``), or goes to ``crash`` if given."""
     concrete = cast("faust.Stream[Any]", stream)
-    in_hand = FetchedInHand.of(concrete.app.consumer)
-    in_order = ReadInOrder(concrete.app.consumer, concrete.app)
+    app = concrete.app
+    in_hand = FetchedInHand.of(app.consumer)
+    topics = getattr(concrete.channel, "topics", ())
+    in_order = ReadInOrder(app.consumer, app, [str(topic) for topic in topics])
     batches = _take_ready_events(
-        concrete, max_events, within_s, within_s if idle_s is None else idle_s, in_hand, in_order
+        concrete,
+        max_events,
+        within_s,
+        within_s if idle_s is None else idle_s,
+        in_hand,
+        in_order,
+        crash if crash is not None else concrete.crash,
     )
     # Registered as faust registers its own take's, so a stopping stream closes it.
     concrete._active_agens.add(batches)
@@ -332,6 +392,7 @@ async def _take_ready_events(
     idle_s: float,
     in_hand: FetchedInHand,
     in_order: ReadInOrder,
+    crash: Callable[[BaseException], Awaitable[None]],
 ) -> AsyncGenerator[Sequence[faust.EventT[Any]], None]:
     channel = cast("faust.Channel[Any]", aiter(concrete.channel))
     queue = channel.queue  # what the consumer has fetched and the stream has not yet read
@@ -371,7 +432,7 @@ async def _take_ready_events(
             raise
         except Exception as exc:  # as faust's own take: the stream stops, loudly
             concrete.log.exception("Error adding to take buffer: %r", exc)
-            await concrete.crash(exc)
+            await crash(exc)
         return value
 
     acks_before = concrete.enable_acks

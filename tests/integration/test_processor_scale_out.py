@@ -477,15 +477,17 @@ def test_a_record_faust_loses_on_its_way_to_the_stream_is_read_again(
     """faust's consumer can hand a record over and lose it before the stream takes it (its
     flow control empties the streams' queues when a worker starts on new partitions); the
     aggregate notices the hole in the offsets and reads the partition again from it. The
-    worker loses one internal record per partition here (``LOSE_HANDOVER_VARIABLE``), the
-    way faust loses them, and every window must still be exact."""
+    worker loses one internal record per partition here, three times over
+    (``LOSE_HANDOVER_VARIABLE``), the way faust loses them; every window must still be exact,
+    and no commit may pass a lost record before the stream has it again."""
     worker, _, run_id = workers
     bootstrap = settings.resolved_bootstrap_servers()
     spec = scale_out_spec(settings, run_id)
     internal = f"{spec.app_id}-{INTERNAL_TOPIC}"
     lost_offset = 40  # a 3 s stream in 20 ms re-key batches writes ~150 records a partition
+    # each lost three times: read again, lost again, until the fourth handover
     worker.env[LOSE_HANDOVER_VARIABLE] = ",".join(
-        f"{partition}:{lost_offset}" for partition in range(PARTITIONS)
+        f"{partition}:{lost_offset}:3" for partition in range(PARTITIONS)
     )
     registry = RegistryClient.from_settings(settings)
     now = int(time.time() * 1000)
@@ -511,6 +513,9 @@ def test_a_record_faust_loses_on_its_way_to_the_stream_is_read_again(
                 f"{lost_offset + 1} while {lost_offset} was expected"
             )
             assert said in log, f"no re-read of {internal}[{partition}]:\n{worker.tail()}"
+            assert f"{internal}[{partition}]: read again from offset {lost_offset}" in log
+        assert "TEST: losing" in log  # the commit watch was on ...
+        assert "TEST: " + internal not in log, worker.tail()  # ... and saw no commit pass
         assert worker.process is not None
         worker.process.send_signal(signal.SIGTERM)
         assert worker.process.wait(60) == 0, worker.tail()

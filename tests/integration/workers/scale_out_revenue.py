@@ -5,21 +5,28 @@ processor's own code over the products of run ``MESH_SCALE_OUT_RUN_ID`` (domain
 ``scale<run id>``). Unlike the benchmark's copies, the input keeps its 3 partitions, so two
 workers of the same app can each own part of the input, the internal topic and the tables.
 
-With ``MESH_TEST_LOSE_HANDOVER`` (``partition:offset,...``) each of those internal records is
-lost the first time faust's consumer hands it to the aggregate's stream, as faust loses one
-when it resumes its flow control after seeking (see ``faust_seams.ReadInOrder``).
+With ``MESH_TEST_LOSE_HANDOVER`` (``partition:offset:times,...``) each of those internal
+records is lost the first ``times`` times faust's consumer hands it to the aggregate's stream,
+as faust loses one when it resumes its flow control after seeking (see
+``faust_seams.ReadInOrder``), and every commit is checked not to pass a lost record before the
+stream has it again (an error line starting ``TEST:`` if one does).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
+import faust
 from faust.transport.conductor import Conductor
+from faust.types import TP
 
 from domains.analytics.processors import revenue
 from mesh_stream.descriptor import DataProduct, load_descriptors
+from mesh_stream.processing import engine
 from mesh_stream.processing.app import ProcessorSpec
 from mesh_stream.processing.engine import retarget, run
 from mesh_stream.processing.names import INTERNAL_TOPIC
@@ -31,6 +38,8 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 PARTITIONS = 3
 RUN_ID_VARIABLE = "MESH_SCALE_OUT_RUN_ID"
 LOSE_HANDOVER_VARIABLE = "MESH_TEST_LOSE_HANDOVER"
+
+log = logging.getLogger(__name__)
 
 
 def scale_out_products(run_id: str) -> tuple[DataProduct, DataProduct]:
@@ -60,32 +69,75 @@ def scale_out_spec(settings: MeshSettings, run_id: str) -> ProcessorSpec:
     return ProcessorSpec(output, (source,), schema_id, settings, schema_text(output, REPO_ROOT))
 
 
-def lose_handovers(internal_topic: str, positions: set[tuple[int, int]]) -> None:
-    """Make faust lose the records of ``internal_topic`` at ``positions`` (partition, offset)
-    once each, between its consumer and the stream, where its flow control drops them."""
+class CommitWatch(faust.Sensor):
+    """Logs an error if faust commits an internal partition past a record it lost before
+    the stream had that record again (offsets committed ahead of delivery)."""
+
+    def __init__(self, internal_topic: str, positions: set[tuple[int, int]]) -> None:
+        super().__init__()
+        self.topic = internal_topic
+        self.waiting = set(positions)
+
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
+        del stream, event
+        if tp.topic == self.topic:
+            self.waiting.discard((tp.partition, offset))
+
+    def on_commit_completed(self, consumer: Any, state: Any) -> None:
+        del state
+        for partition, offset in sorted(self.waiting):
+            committed = consumer._committed_offset.get(TP(self.topic, partition))
+            if committed is not None and committed > offset:
+                log.error(
+                    "TEST: %s[%d] committed at %d, past lost offset %d not read again yet",
+                    self.topic,
+                    partition,
+                    committed,
+                    offset,
+                )
+
+
+def lose_handovers(internal_topic: str, losses: dict[tuple[int, int], int]) -> None:
+    """Make faust lose the records of ``internal_topic`` at each (partition, offset) of
+    ``losses`` the given number of times, between its consumer and the stream, where its flow
+    control drops them; a :class:`CommitWatch` checks the commits meanwhile."""
     build = Conductor._build_handler
-    lost: set[tuple[int, int]] = set()
+    left = dict(losses)
 
     def losing_build(self: Conductor, tp: Any, channels: Any) -> Any:
         on_message = build(self, tp, channels)
 
         async def losing_on_message(message: Any) -> None:
             where = (message.partition, message.offset)
-            if message.topic == internal_topic and where in positions and where not in lost:
-                lost.add(where)
+            if message.topic == internal_topic and left.get(where, 0) > 0:
+                left[where] -= 1
                 return
             await on_message(message)
 
         return losing_on_message
 
     Conductor._build_handler = losing_build  # type: ignore[method-assign]
+    namespace = vars(engine)  # build() looks processor_app up there
+    make_app = namespace["processor_app"]
+
+    def watched_app(spec: ProcessorSpec) -> faust.App:
+        app: faust.App = make_app(spec)
+        app.sensors.add(CommitWatch(internal_topic, set(losses)))
+        # before faust sets up logging: straight to the worker's log file
+        print(f"TEST: losing {losses} of {internal_topic}, watching its commits", file=sys.stderr)
+        return app
+
+    namespace["processor_app"] = watched_app
 
 
 def main() -> None:
     spec = scale_out_spec(MeshSettings(), os.environ[RUN_ID_VARIABLE])
     if lose := os.environ.get(LOSE_HANDOVER_VARIABLE):
-        positions = {(int(p), int(o)) for p, o in (pair.split(":") for pair in lose.split(","))}
-        lose_handovers(f"{spec.app_id}-{INTERNAL_TOPIC}", positions)
+        losses = {}
+        for each in lose.split(","):
+            partition, offset, times = (int(part) for part in each.split(":"))
+            losses[partition, offset] = times
+        lose_handovers(f"{spec.app_id}-{INTERNAL_TOPIC}", losses)
     run(retarget(revenue.PROCESSOR, spec), spec=spec)
 
 

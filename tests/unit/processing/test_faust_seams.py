@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import importlib.metadata
 import inspect
+import logging
 import time
 from collections.abc import Iterable
 from types import SimpleNamespace
@@ -353,8 +354,18 @@ class _Consumer:
         self._acked_index: dict[TP, set[int]] = {}
         self.earliest = earliest
         self.sought: list[int] = []
+        self.gaps_added: list[tuple[TP, int, int]] = []
+        self.refuse_seeks = False
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        self.gaps_added.append((tp, offset_from, offset_to))
+
+    def assignment(self) -> set[TP]:
+        return set() if self.refuse_seeks else {_TP}
 
     async def seek_wait(self, partitions: dict[TP, int]) -> None:
+        if self.refuse_seeks:
+            raise aiokafka.errors.IllegalStateError("No current assignment for partition")
         self.sought.append(partitions[_TP])
         self._read_offset.update(partitions)
 
@@ -372,7 +383,8 @@ def _admitted(guard: faust_seams.ReadInOrder, consumer: _Consumer, *offsets: int
     taken = []
     for offset in offsets:
         consumer._read_offset[_TP] = offset  # faust's consumer notes what it handed over
-        message = SimpleNamespace(tp=_TP, offset=offset, acked=False)
+        generation = guard.app.consumer_generation_id
+        message = SimpleNamespace(tp=_TP, offset=offset, acked=False, generation_id=generation)
         if guard.admit(message) or asyncio.run(guard.read_again(message)):
             taken.append(offset)
         else:
@@ -384,7 +396,7 @@ def _guard(
     consumer: _Consumer, generation: int = 1, timeout_s: float = 120.0
 ) -> faust_seams.ReadInOrder:
     app = SimpleNamespace(consumer_generation_id=generation)
-    return faust_seams.ReadInOrder(consumer, app, timeout_s)
+    return faust_seams.ReadInOrder(consumer, app, [_TP.topic], timeout_s)
 
 
 def test_records_in_order_are_all_taken() -> None:
@@ -483,3 +495,41 @@ def test_a_record_a_stream_skipped_and_acknowledged_is_not_committed_before_it_i
     assert _admitted(guard, consumer, 3) == []
     assert consumer._acked[_TP] == [0, 1]
     assert consumer._acked_index[_TP] == {0, 1}
+
+
+def test_faust_s_gap_bookkeeping_is_off_for_the_guarded_topics_only() -> None:
+    """faust counts the offsets its consumer skipped over as acknowledged: for the internal
+    topic that would commit past the records being read again."""
+    consumer = _Consumer(committed=0)
+    _guard(consumer)
+    other = TP("elsewhere", 0)
+    asyncio.run(consumer._add_gap(_TP, 3, 7))
+    asyncio.run(consumer._add_gap(other, 3, 7))
+    assert consumer.gaps_added == [(other, 3, 7)]
+
+
+def test_an_event_of_an_earlier_assignment_is_set_aside_without_a_seek() -> None:
+    consumer = _Consumer(committed=0)
+    guard = _guard(consumer, generation=2)
+    stale = SimpleNamespace(tp=_TP, offset=0, acked=False, generation_id=1)
+    assert not guard.admit(stale)
+    assert not asyncio.run(guard.read_again(stale))
+    assert stale.acked
+    assert consumer.sought == []
+    assert _admitted(guard, consumer, 0, 1) == [0, 1]
+
+
+def test_a_partition_revoked_before_its_seek_is_left_to_its_next_assignment(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger=faust_seams.__name__)
+    consumer = _Consumer(committed=0)
+    guard = _guard(consumer)
+    assert _admitted(guard, consumer, 0) == [0]
+    consumer.refuse_seeks = True  # revoked: aiokafka refuses a seek of it
+    assert _admitted(guard, consumer, 2) == []
+    assert "not read again from 1: the partition was reassigned" in caplog.text
+    # while it is still assigned, a failed seek is an error (the worker stops)
+    consumer.assignment = lambda: {_TP}  # type: ignore[method-assign]
+    with pytest.raises(aiokafka.errors.IllegalStateError):
+        _admitted(guard, consumer, 3)
