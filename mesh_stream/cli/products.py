@@ -26,6 +26,7 @@ from mesh_stream.cli.options import (
 from mesh_stream.descriptor import PRODUCT_NAME, Classification, ProductKind
 from mesh_stream.errors import (
     ConfigurationError,
+    MeshError,
     PlanRefusedError,
     ProductNotFoundError,
     RegistryError,
@@ -445,7 +446,11 @@ def _plan(
         settings = settings.model_copy(update={"bootstrap_servers": bootstrap_servers})
     project = find_project(path, settings)
     conn = KafkaConnection.from_settings(settings, default_client_id="mesh-products")
-    probe(conn, timeout=reachability.DEFAULT_PROBE_TIMEOUT)
+    try:
+        probe(conn, timeout=reachability.DEFAULT_PROBE_TIMEOUT)
+    except MeshError:
+        project.descriptors()  # a descriptor that does not load is the first thing to fix
+        raise
     client = _client(settings, registry_url)
     try:
         plan = plan_project(project, client, conn, principal=settings.registry_principal)

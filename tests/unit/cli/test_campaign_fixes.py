@@ -244,3 +244,24 @@ def test_a_listener_that_never_answers_is_not_said_to_close_connections() -> Non
         unused.bind(("127.0.0.1", 0))
         nobody = int(unused.getsockname()[1])
     assert _listener_reply(KafkaConnection.create(f"127.0.0.1:{nobody}")) is None
+
+
+# -- products plan: local mistakes before remote ones ----------------------------------------
+
+
+def test_products_plan_names_a_broken_descriptor_before_asking_kafka(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A descriptor that does not load is the user's to fix whatever Kafka says: with no
+    broker to reach, it is reported (file:line) rather than the broker (with one, the plan
+    lists it among its refusals)."""
+    project = tmp_path / "shop"
+    scaffold("shop", project)
+    broken = project / "domains" / "shop" / "products" / "broken.yaml"
+    broken.write_text("name: shop.broken\n  owner: [\n")
+    monkeypatch.setenv("MESH_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("MESH_REGISTRY_URL", "http://127.0.0.1:2")
+    status, said = mesh(["products", "plan", str(project)], capsys)
+    assert status == 1
+    assert f"{broken}:2: not valid YAML" in said
+    assert "no Kafka broker answers" not in said
