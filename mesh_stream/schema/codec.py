@@ -203,6 +203,15 @@ def _type_label(schema: Any) -> str:
     return str(kind)
 
 
+def _only_branch_for(union: list[Any], value: Any) -> Any:
+    """The one non-null branch of ``union`` when ``value`` is not None (a nullable type),
+    else None."""
+    if value is None:
+        return None
+    others = [branch for branch in union if branch != "null"]
+    return others[0] if len(others) == 1 else None
+
+
 def _mismatch(path: str, schema: Any, value: Any) -> list[str]:
     return [
         f"{path or '(record)'}: expected {_type_label(schema)}, got "
@@ -297,6 +306,11 @@ def schema_problems(
         for branch in schema:
             if not schema_problems(branch, value, named, path):
                 return []
+        only = _only_branch_for(schema, value)
+        if only is not None:  # a nullable type: say what is wrong with the value as that type
+            explained = schema_problems(only, value, named, path)
+            if explained != _mismatch(path, only, value):
+                return explained
         return _mismatch(path, schema, value)
     logical = _logical_problems(schema, value, path)
     if logical is not None:
@@ -1674,7 +1688,8 @@ def coerce_json(schema: Any, value: Any, named: Mapping[str, Any] | None = None)
             candidate = coerce_json(branch, value, named)
             if not schema_problems(branch, candidate, named):
                 return candidate
-        return value
+        only = _only_branch_for(schema, value)  # a nullable type: coerced as that type, so
+        return value if only is None else coerce_json(only, value, named)  # its error says why
     logical = schema.get("logicalType")
     kind = schema.get("type")
     if logical is not None and isinstance(value, (str, int, float)):

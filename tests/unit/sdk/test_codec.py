@@ -234,3 +234,55 @@ def test_an_unknown_type_is_named_with_the_file() -> None:
         "schemas/x/bad.avsc: invalid Avro schema: unknown type 'strin' (neither a primitive "
         "type nor a named type defined earlier in the schema)"
     )
+
+
+DECIMAL_10_2 = {"precision": 10, "scale": 2}
+NULLABLE = {
+    "type": "record",
+    "name": "Refund",
+    "fields": [
+        {
+            "name": "amount",
+            "type": [
+                "null",
+                {"type": "bytes", "logicalType": "decimal", "precision": 10, "scale": 2},
+            ],
+        },
+        {
+            "name": "customer",
+            "type": [
+                "null",
+                {"type": "record", "name": "Customer", "fields": [{"name": "age", "type": "int"}]},
+            ],
+        },
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        (
+            {"amount": "12.345", "customer": None},
+            "amount: expected decimal(10,2) with at most 2 decimal place(s), got 12.345",
+        ),
+        (
+            {"amount": "1e20", "customer": None},
+            "amount: expected decimal(10,2) (at most 10 digits), got 1E+20",
+        ),
+        ({"amount": None, "customer": {"age": "old"}}, "customer.age: expected int, got str 'old'"),
+        # a value that is not the type at all still reads as the union
+        (
+            {"amount": True, "customer": None},
+            "amount: expected one of [null, decimal(10,2)], got bool",
+        ),
+    ],
+)
+def test_a_nullable_value_of_the_wrong_shape_is_explained_as_its_type(
+    record: dict[str, Any], message: str
+) -> None:
+    """JSON input (``mesh publish``) for a nullable decimal or record: the error says what is
+    wrong with the value as that type, not only that it fits neither null nor the type."""
+    with pytest.raises(SerializationError) as caught:
+        RecordEncoder(NULLABLE, 1).encode(coerce_json(NULLABLE, record))
+    assert message in str(caught.value)
