@@ -248,9 +248,7 @@ class ReadInOrder:
         if message.generation_id != generation:
             return False
         tp, offset = message.tp, message.offset
-        expected = self._next.get(tp)
-        if expected is None:
-            expected = self.consumer._committed_offset.get(tp)
+        expected = self._expected(tp)
         if expected is not None and offset > expected:
             return False
         self._next[tp] = offset + 1
@@ -273,7 +271,7 @@ class ReadInOrder:
         if message.generation_id != generation:
             return False  # of an earlier assignment: faust sought the partition since
         tp, offset = message.tp, message.offset
-        expected = self._next.get(tp, self.consumer._committed_offset.get(tp))
+        expected = self._expected(tp)
         gap = self.rereading.get(tp)
         now = asyncio.get_running_loop().time()
         if gap is None:
@@ -311,6 +309,12 @@ class ReadInOrder:
         if gap[1] == 0 or self.consumer._read_offset.get(tp) != expected:
             await self._seek(tp, expected, generation)  # (again) reading past the gap
         return False
+
+    def _expected(self, tp: Any) -> Any:
+        """The offset ``tp``'s next event must have: one past the last taken, or at the start
+        of an assignment the committed offset faust sought to (None if there is none)."""
+        expected = self._next.get(tp)
+        return expected if expected is not None else self.consumer._committed_offset.get(tp)
 
     async def _seek(self, tp: Any, offset: int, generation: int) -> None:
         """Send the consumer back to ``offset`` of ``tp``; nothing if a rebalance took the

@@ -215,31 +215,18 @@ def where_orders_went(
     groups' committed offsets. An order missing there was never forwarded (the re-key stage
     committed past it); one present was forwarded and not counted (the aggregate side)."""
     internal = f"{spec.app_id}-{INTERNAL_TOPIC}"
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"it-lookup-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.assign([TopicPartition(internal, p, 0) for p in range(PARTITIONS)])
+    records = _read_all(bootstrap, internal)
     forwarded: Counter[str] = Counter()  # event id -> internal records holding it
-    try:
-        while batch := consumer.consume(num_messages=5_000, timeout=3.0):
-            for message in batch:
-                if message.error() is not None:
-                    continue
-                partition, offset = message.partition() or 0, message.offset() or 0
-                value, key = message.value() or b"", message.key()
-                for _key, envelopes in Aggregation.envelopes(value, key, partition, offset):
-                    forwarded.update(envelope.fields["event_id"] for envelope in envelopes)
-    finally:
-        consumer.close()
+    for message in records:
+        partition, offset = message.partition() or 0, message.offset() or 0
+        value, key = message.value() or b"", message.key()
+        for _key, envelopes in Aggregation.envelopes(value, key, partition, offset):
+            forwarded.update(envelope.fields["event_id"] for envelope in envelopes)
     lines = []
     by_id = {order["event_id"]: order for order in published}
     if history_file is not None:
         short = [key for key, want in expected.items() if latest.get(key) != want]
-        history_file.write_text(aggregate_history(bootstrap, spec, short))
+        history_file.write_text(aggregate_history(bootstrap, spec, short, records))
         lines.append(f"each short window's internal records and changelogs: {history_file}")
     for window_id, want in sorted(expected.items()):
         got = latest.get(window_id)
@@ -292,13 +279,14 @@ def _read_all(bootstrap: str, topic: str) -> list[Any]:
     return sorted(found, key=lambda m: (m.partition(), m.offset()))
 
 
-def aggregate_history(bootstrap: str, spec: ProcessorSpec, keys: list[str]) -> str:
-    """For each state key in ``keys``: its events on the internal topic (first deliveries
-    marked), then each changelog record of its state and of its seen slots, with their
-    timestamps, so a loss can be placed against the workers' logs."""
-    internal = f"{spec.app_id}-{INTERNAL_TOPIC}"
+def aggregate_history(
+    bootstrap: str, spec: ProcessorSpec, keys: list[str], internal_records: list[Any]
+) -> str:
+    """For each state key in ``keys``: its events in ``internal_records`` (the internal topic,
+    first deliveries marked), then each changelog record of its state and of its seen slots,
+    with their timestamps, so a loss can be placed against the workers' logs."""
     events: dict[str, list[tuple[int, int, int, str, int]]] = {key: [] for key in keys}
-    for message in _read_all(bootstrap, internal):
+    for message in internal_records:
         partition, offset = message.partition() or 0, message.offset() or 0
         stamp = message.timestamp()[1]
         for key, envelopes in Aggregation.envelopes(
