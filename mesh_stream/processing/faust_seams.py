@@ -42,6 +42,13 @@ integration tests.
   0.1 s without progress and returns with records still in the buffer (or one on its way
   into the Kafka client), after which faust flushes the client and commits: a worker killed
   then has committed offsets whose changelog and output records were never sent.
+* :func:`send_together` -- a batch's records sent with no suspension between them, so they
+  leave in one produce request. faust's ``Topic.send`` yields to the event loop once per
+  record (it gets the producer through ``App.maybe_start_producer``, a mode ``stampede``,
+  which sleeps 0 first), so aiokafka's sender task took each internal record of a re-key batch
+  into a produce request of its own, and the aggregate then fetched and handled each apart.
+  This sends through faust's producer (``app.producer.send``, public), past the topic's
+  serializers, which raw bytes do not need.
 * :func:`key_partition` -- the partition faust's producer gives a keyed record (aiokafka's
   default partitioner), so records of several keys can be sent together to a key's
   partition without moving any key away from the table partition holding its state.
@@ -57,6 +64,7 @@ integration tests.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import importlib.metadata
@@ -79,7 +87,7 @@ import faust
 from aiokafka.partitioner import murmur2
 from faust.streams import _current_event
 
-from mesh_stream.errors import ConfigurationError
+from mesh_stream.errors import ConfigurationError, ProcessorError
 
 __all__ = [
     "SUPPORTED_FAUST",
@@ -507,6 +515,56 @@ def flush_producer_buffer_fully(app: faust.App) -> None:
         await drain_producer_buffer(buffer)
 
     buffer.flush = flush  # type: ignore[method-assign]  # this one buffer, on purpose
+
+
+class SendRefusedError(ProcessorError):
+    """Kafka refused a record sent with :func:`send_together`, or did not acknowledge it."""
+
+
+async def send_together(
+    app: faust.App,
+    topic: str,
+    records: Iterable[tuple[bytes, int, list[tuple[str, bytes]] | None]],
+    what: str = "record",
+) -> list[asyncio.Future[Any]]:
+    """Send each (value, partition, headers) to ``topic`` without a suspension between two
+    sends, so aiokafka's sender takes them all into one produce request; returns each
+    record's future (its metadata once Kafka has it, or a :class:`SendRefusedError`).
+
+    A refusal also goes to the app's sensors' ``on_send_error``, as it would from
+    ``Topic.send``, so the engine's stop-on-send-error sensor sees it."""
+    producer = await app.maybe_start_producer()
+    send = producer.send
+    loop = asyncio.get_running_loop()
+    futures: list[asyncio.Future[Any]] = []
+    for value, partition, headers in records:
+        sent = await send(topic, None, value, partition, None, headers)
+        named: asyncio.Future[Any] = loop.create_future()
+        cast(asyncio.Future[Any], sent).add_done_callback(
+            functools.partial(_settle, app, producer, f"{what} to {topic}[{partition}]", named)
+        )
+        futures.append(named)
+    return futures
+
+
+def _settle(
+    app: faust.App, producer: Any, where: str, named: asyncio.Future[Any], sent: asyncio.Future[Any]
+) -> None:
+    """Pass ``sent``'s outcome on to ``named``, a refusal named by ``where``."""
+    if named.done():
+        return
+    if sent.cancelled():
+        named.set_exception(SendRefusedError(f"{where} was never acknowledged (cancelled)"))
+        return
+    error = sent.exception()
+    if error is None:
+        named.set_result(sent.result())
+        return
+    refused = SendRefusedError(f"{where} refused: {error!r}")
+    refused.__cause__ = error
+    named.set_exception(refused)
+    # faust hands each sensor its own state of the send (``state[sensor]``); there is none.
+    app.sensors.on_send_error(producer, refused, collections.defaultdict(lambda: None))
 
 
 @functools.lru_cache(maxsize=65_536)

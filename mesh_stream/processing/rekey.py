@@ -308,6 +308,7 @@ class RekeyStage(Service):
         self.app = app
         self.spec = spec
         self.target = target
+        self.target_name = target.get_topic_name()
         self.route = route
         self.decoder = decoder
         self.encode = encode
@@ -459,20 +460,24 @@ class RekeyStage(Service):
                 if context is not None:
                     wire[TRACE] = context
                 by_key.setdefault(key, []).append(wire)
-        send, partitions = self.target.send, self.spec.output.partitions
+        partitions = self.spec.output.partitions
         by_partition: dict[int, list[tuple[str, list[Wire]]]] = {}
         for key, wires in by_key.items():
             to = faust_seams.key_partition(key, partitions)
             by_partition.setdefault(to, []).append((key, wires))
         clocked = self.clocked
+        internals: list[tuple[bytes, int, list[tuple[str, bytes]] | None]] = []
         for to, groups in by_partition.items():
             records = list(records_of(groups, ENVELOPES_PER_RECORD))
             before_last, last = clock_bounds(groups) if clocked else (b"", b"")
             for number, internal in enumerate(records, 1):
                 bound = last if number == len(records) else before_last
                 headers = [(CLOCK_HEADER, bound)] if clocked else None
-                value = encode(internal)
-                sends.append(await send(value=value, partition=to, headers=headers, force=True))
+                internals.append((encode(internal), to, headers))
+        # One produce request for the whole batch, so the aggregate fetches it in one go.
+        sends += await faust_seams.send_together(
+            self.app, self.target_name, internals, what="internal record"
+        )
         offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
         return asyncio.ensure_future(asyncio.gather(*sends)), offsets
 

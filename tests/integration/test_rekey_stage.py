@@ -26,13 +26,19 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
-from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+)
 from pydantic import SecretStr
 
 from mesh_stream.processing.app import ProcessorSpec
 from mesh_stream.processing.codec import FramedAvroDecoder
 from mesh_stream.processing.expiry import clock_key
-from mesh_stream.processing.names import sources_group
+from mesh_stream.processing.names import INTERNAL_TOPIC, sources_group
 from mesh_stream.producer import ProductPublisher
 from mesh_stream.registration import schema_text
 from mesh_stream.registry.client import RegistryClient
@@ -231,6 +237,31 @@ def test_a_worker_whose_outputs_kafka_refuses_stops(
     assert f"Kafka refused a record of {spec.app_id}" in text, text[-3000:]
     assert f"output record to {spec.output.topic}[" in text, text[-3000:]
     assert "MSG_SIZE_TOO_LARGE" in text, text[-3000:]
+
+
+def test_a_worker_whose_internal_records_kafka_refuses_stops_and_commits_nothing(
+    kafka: KafkaAddress, run: BenchRun, tmp_path: Path
+) -> None:
+    """The re-key stage's records to the internal topic are refused (too large): the worker
+    stops, saying which record Kafka refused and why, and commits none of the input."""
+    spec, env = run.spec, run.env
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
+    internal = f"{spec.app_id}-{INTERNAL_TOPIC}"
+    tiny = NewTopic(
+        internal, spec.output.partitions, replication_factor=1, config={"max.message.bytes": "64"}
+    )
+    admin.create_topics([tiny])[internal].result(30)  # before the worker makes it
+    placed = int(time.time() * 1000)
+    publish(run, [_order(n, placed) for n in range(10)], placed)
+    status, text = run_until_exit(env, tmp_path / "worker.log")
+    assert status != 0, text[-3000:]
+    assert f"Kafka refused a record of {spec.app_id}" in text, text[-3000:]
+    assert f"internal record to {internal}[" in text, text[-3000:]
+    assert "MessageSizeTooLarge" in text, text[-3000:]
+    assert (
+        committed_offset(kafka.bootstrap_servers, sources_group(spec.app_id), spec.inputs[0].topic)
+        < 0
+    )
 
 
 def test_a_failing_apply_stops_the_worker_with_one_line_first_and_loses_no_order(

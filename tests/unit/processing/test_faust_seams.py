@@ -533,3 +533,109 @@ def test_a_partition_revoked_before_its_seek_is_left_to_its_next_assignment(
     consumer.assignment = lambda: {_TP}  # type: ignore[method-assign]
     with pytest.raises(aiokafka.errors.IllegalStateError):
         _admitted(guard, consumer, 3)
+
+
+class _RecordingProducer:
+    """faust's producer as far as a send goes: records each value as the Kafka client would
+    take it, with no suspension (as aiokafka's ``send`` appends to its batches); Kafka refuses
+    every record to partition ``refuse`` as too large."""
+
+    def __init__(self, log: list[object], refuse: int | None = None) -> None:
+        self.log = log
+        self.refuse = refuse
+        self.sent: list[tuple[str, int | None, object]] = []
+
+    async def maybe_start(self) -> bool:
+        return False
+
+    async def send(
+        self,
+        topic: str,
+        key: Any,
+        value: Any,
+        partition: Any,
+        timestamp: Any,
+        headers: Any,
+        *,
+        transactional_id: Any = None,
+    ) -> asyncio.Future[None]:
+        del key, timestamp, transactional_id  # what the engine sends: none of them
+        self.log.append(value)
+        self.sent.append((topic, partition, headers))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if partition == self.refuse:
+            done.set_exception(aiokafka.errors.MessageSizeTooLargeError())
+        else:
+            done.set_result(None)
+        return done
+
+
+def test_a_batch_sent_together_has_no_suspension_between_two_records() -> None:
+    """faust's Topic.send lets the event loop run between two records (so aiokafka's sender
+    sent each in a request of its own); send_together hands them all over before it does."""
+
+    async def scenario() -> tuple[list[object], list[object], list[Any]]:
+        log: list[object] = []
+        app = faust.App("seams-send-together", broker="kafka://127.0.0.1:1")
+        producer = _RecordingProducer(log)
+        app.producer = producer  # type: ignore[assignment]
+        topic = app.topic("internal", key_serializer="raw", value_serializer="raw")
+
+        async def ticker() -> None:
+            while True:
+                log.append("loop")
+                await asyncio.sleep(0)
+
+        ticking = asyncio.ensure_future(ticker())
+        await asyncio.sleep(0)
+        log.clear()
+        for value in (b"a", b"b"):
+            await topic.send(value=value, partition=0, force=True)
+        through_topic = log[:]
+        log.clear()
+        futures = await faust_seams.send_together(
+            app, "internal", [(b"a", 0, None), (b"b", 2, [("clock", b"[]")])]
+        )
+        await asyncio.sleep(0)
+        together = log[:]
+        ticking.cancel()
+        assert producer.sent[-2:] == [("internal", 0, None), ("internal", 2, [("clock", b"[]")])]
+        return through_topic, together, [await future for future in futures]
+
+    through_topic, together, results = asyncio.run(scenario())
+    # faust itself: the loop runs between the two records (if not, the seam can go)
+    assert "loop" in through_topic[through_topic.index(b"a") : through_topic.index(b"b")]
+    # the seam: both records handed over back to back, the loop runs only after
+    assert together[together.index(b"a") :] == [b"a", b"b", "loop"]
+    assert results == [None, None]
+
+
+class _Refusals(faust.Sensor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: list[BaseException] = []
+
+    def on_send_error(self, producer: Any, exc: BaseException, state: Any) -> None:
+        del producer, state
+        self.errors.append(exc)
+
+
+def test_a_record_sent_together_and_refused_names_where_and_reaches_the_sensors() -> None:
+    async def scenario() -> tuple[list[BaseException], list[BaseException | None]]:
+        app = faust.App("seams-send-refused", broker="kafka://127.0.0.1:1")
+        app.producer = _RecordingProducer([], refuse=1)  # type: ignore[assignment]
+        refusals = _Refusals()
+        app.sensors.add(refusals)
+        futures = await faust_seams.send_together(
+            app, "internal", [(b"a", 0, None), (b"b", 1, None)], what="internal record"
+        )
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        return refusals.errors, [o if isinstance(o, BaseException) else None for o in outcomes]
+
+    errors, outcomes = asyncio.run(scenario())
+    assert outcomes[0] is None
+    refused = outcomes[1]
+    assert isinstance(refused, faust_seams.SendRefusedError)
+    assert str(refused).startswith("internal record to internal[1] refused: MessageSizeTooLarge")
+    assert isinstance(refused.__cause__, aiokafka.errors.MessageSizeTooLargeError)
+    assert errors == [refused]
