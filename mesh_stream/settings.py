@@ -382,8 +382,8 @@ class MeshSettings(BaseSettings):
         "to this long into one batch (a batch after an idle spell never waits). Each batch "
         "costs a state write, a changelog record and an output per key it touches, so a "
         "shorter wait trades CPU for latency: at a steady 1,000 events/s, 10 ms gave a p50 "
-        "of 16 ms instead of 23 ms for about 40 % more worker CPU per event "
-        "(docs/design/processing.md).",
+        "of 10 ms instead of 16 ms (p99 20 instead of 34 ms) for about half as much again "
+        "worker CPU per event (docs/benchmarks.md).",
     )
     processor_event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
         default="auto",
