@@ -14,8 +14,9 @@ from mesh_stream.governance.acl_plan import (
     AclPlan,
     plan_acls,
     principal_problem,
+    retired_domains,
 )
-from mesh_stream.kafka.acls import Acl, apply_acls
+from mesh_stream.kafka.acls import Acl, apply_acls, describe_acls
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.settings import MeshSettings
 
@@ -139,9 +140,14 @@ def apply(
     """Make the cluster's ACLs match `mesh acl plan`: create the missing ones, delete the
     mesh's own ACLs no longer planned. Idempotent: a second run changes nothing.
 
+    A domain removed from the project (its folder gone) loses every ACL the mesh granted
+    for it: its principal's, and others' on its topics. The cluster shows such a domain by
+    the grants only the mesh makes together: User:<domain> may WRITE topics prefixed
+    `<domain>.` and READ `mesh-tail-` groups.
+
     Connects with the MESH_KAFKA_* settings, which must be a user allowed to alter ACLs
-    (the local secured cluster's `admin`). Only ALLOW ACLs of the plan's principals on the
-    mesh's names (`<domain>.`, `<domain>-`, `mesh-<domain>.`, `mesh-tail-`,
+    (the local secured cluster's `admin`). Only ALLOW ACLs of the plan's principals (and of
+    removed domains) on the mesh's names (`<domain>.`, `<domain>-`, `mesh-<domain>.`, `mesh-tail-`,
     `mesh-products-status-`, `mesh-registry-`, `mesh-monitor-`, the registry, health and
     alerts topics, the cluster) are ever deleted.
     """
@@ -150,6 +156,17 @@ def apply(
     result = _plan(settings, project, registry_principal, monitor_principal)
     _warn(result)
     conn = KafkaConnection.from_settings(settings, default_client_id="mesh-acl")
+    existing = describe_acls(conn, connect_timeout=reachability.DEFAULT_PROBE_TIMEOUT)
+    retired = retired_domains(result, existing)
+    for domain in retired:
+        click.secho(
+            f"domain {domain!r} is no longer in the project (the cluster still lets "
+            f"User:{domain} write its topics): {'would delete' if dry_run else 'deleting'} "
+            f"every ACL the mesh granted for it",
+            fg="yellow",
+            err=True,
+        )
+    result = result.retiring(retired)
     changes = apply_acls(
         conn,
         result.acls,

@@ -35,11 +35,16 @@ these ACLs, one principal ``User:<domain>`` per domain. :func:`plan_acls` derive
 
 The plan also *scopes* what ``mesh acl apply`` may delete: only ALLOW ACLs of the plan's
 principals on the mesh's names (:meth:`AclPlan.manages`). Anything else on the cluster
-(other principals, other names, DENY rules) is never touched.
+(other principals, other names, DENY rules) is never touched, with one exception: a domain
+removed from the project. The cluster still shows it by the grant only the mesh makes, its
+principal's WRITE on topics prefixed with its own name (:func:`retired_domains`); apply then
+also manages that principal and that domain's names (:meth:`AclPlan.retiring`), so every ACL
+the mesh granted for it goes, the grants of others on its topics included.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -124,6 +129,20 @@ class AclPlan:
             return True
         return acl.name in self.literals or any(acl.name.startswith(p) for p in self.prefixes)
 
+    def retiring(self, domains: Iterable[str]) -> AclPlan:
+        """This plan, managing also the principals and names of ``domains``, which it no
+        longer has (:func:`retired_domains`): nothing is planned for them, so apply deletes
+        every ACL the mesh granted for them."""
+        retired = sorted(set(domains))
+        if not retired:
+            return self
+        names = [name for d in retired for name in _namespace(d)]
+        return dataclasses.replace(
+            self,
+            principals=self.principals | {principal(d) for d in retired},
+            prefixes=tuple(sorted({*self.prefixes, *names})),
+        )
+
     def by_principal(self) -> dict[str, list[Acl]]:
         grouped: dict[str, list[Acl]] = {}
         for acl in self.acls:
@@ -187,7 +206,7 @@ def plan_acls(
     for domain in all_domains:
         who = principal(domain)
         principals.add(who)
-        prefixes += [f"{domain}.", f"{domain}-", f"{PROCESSOR_PREFIX}{domain}."]
+        prefixes += _namespace(domain)
         build.grant(who, Resource.TOPIC, Pattern.PREFIXED, f"{domain}.", _OWN_TOPIC_OPS)
         build.grant(who, Resource.CLUSTER, Pattern.LITERAL, CLUSTER, _CLUSTER_OPS)
         for prefix in (f"{domain}.", f"{domain}-"):
@@ -259,6 +278,37 @@ def plan_acls(
         literals=frozenset({registry_topic, health_topic, alerts_topic}),
         warnings=tuple(warnings),
     )
+
+
+def _namespace(domain: str) -> list[str]:
+    """The name prefixes of a domain's topics, groups and transactional ids."""
+    return [f"{domain}.", f"{domain}-", f"{PROCESSOR_PREFIX}{domain}."]
+
+
+def retired_domains(plan: AclPlan, existing: Iterable[Acl]) -> list[str]:
+    """Domains the cluster still grants as only the mesh grants a domain, but ``plan`` does
+    not have (removed from the project): ``User:<d>`` may WRITE topics prefixed ``<d>.`` and
+    READ ``mesh-tail-`` groups."""
+    writes, tails = set(), set()
+    for acl in existing:
+        if acl.permission is not Permission.ALLOW or acl.principal in plan.principals:
+            continue
+        domain = acl.principal.removeprefix("User:")
+        if not _DOMAIN.match(domain) or acl.pattern is not Pattern.PREFIXED:
+            continue
+        if (acl.resource, acl.operation, acl.name) == (
+            Resource.TOPIC,
+            Operation.WRITE,
+            f"{domain}.",
+        ):
+            writes.add(domain)
+        elif (acl.resource, acl.operation, acl.name) == (
+            Resource.GROUP,
+            Operation.READ,
+            TAIL_GROUP_PREFIX,
+        ):
+            tails.add(domain)
+    return sorted(writes & tails)
 
 
 def _refuse_shared_grants(

@@ -23,7 +23,7 @@ from confluent_kafka import KafkaError, TopicPartition
 from mesh_stream.cli.product_health import KafkaAlerts
 from mesh_stream.descriptor import load_descriptors
 from mesh_stream.errors import KafkaAuthorizationError
-from mesh_stream.governance.acl_plan import ALERTS_TOPIC
+from mesh_stream.governance.acl_plan import ALERTS_TOPIC, plan_project
 from mesh_stream.health import Alert, FigureName, Status
 from mesh_stream.kafka import (
     KafkaConnection,
@@ -279,6 +279,50 @@ def test_a_second_apply_changes_nothing_and_stale_mesh_acls_are_removed(
     restored = mesh(cluster.data_dir, "acl", "apply", "--root", str(REPO), env=admin)
     assert restored.returncode == 0, restored.stderr
     assert "created 7, deleted 0 ACL(s)" in restored.stdout
+
+
+def test_a_domain_removed_from_the_project_loses_every_acl_the_mesh_granted_for_it(
+    cluster: SecuredCluster, applied: subprocess.CompletedProcess[str]
+) -> None:
+    """The project drops `shipping` (and the analytics product built from it): apply deletes
+    User:shipping's ACLs and everyone's on shipping's names, and shipping can write nothing."""
+    admin = as_user(cluster, "admin")
+    dispatched = "shipping.shipment-dispatched.v1"
+    kafka_admin = make_admin(cluster.connection("admin"))  # kept: its futures need it alive
+    kafka_admin.create_topics([new_topic(dispatched, partitions=1)])[dispatched].result(30)
+    assert produce(cluster.connection("shipping"), dispatched, b"before") is None
+    project = cluster.data_dir / "without-shipping"
+    project.mkdir()
+    subprocess.run(["cp", "-r", str(REPO / "domains"), str(project)], check=True)
+    (project / "mesh.yaml").write_text("name: acl-test\n")
+    subprocess.run(["rm", "-r", str(project / "domains" / "shipping")], check=True)
+    (project / "domains" / "analytics" / "products" / "order-fulfilment-sla.yaml").unlink()
+    expected = set(plan_project(REPO).acls) - set(plan_project(project).acls)
+    assert {acl.principal for acl in expected} >= {"User:shipping", "User:monitor"}
+
+    dry = mesh(cluster.data_dir, "acl", "apply", "--dry-run", "--root", str(project), env=admin)
+    assert dry.returncode == 0, dry.stderr
+    assert "domain 'shipping' is no longer in the project" in dry.stderr
+    assert "would delete every ACL the mesh granted for it" in dry.stderr
+    assert produce(cluster.connection("shipping"), dispatched, b"dry run") is None
+    retired = mesh(cluster.data_dir, "acl", "apply", "--root", str(project), env=admin)
+    try:
+        assert retired.returncode == 0, retired.stderr
+        deleted = {line for line in retired.stdout.splitlines() if line.startswith("deleted: ")}
+        assert deleted == {f"deleted: {acl}" for acl in expected}
+        assert "created: " not in retired.stdout
+        error = produce(cluster.connection("shipping"), dispatched, b"after")
+        assert error is not None
+        assert error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+        assert records_in(cluster, dispatched) == 2  # "before" and "dry run"
+        again = mesh(cluster.data_dir, "acl", "apply", "--root", str(project), env=admin)
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.startswith("no changes: the ")
+        assert "no longer in the project" not in again.stderr
+    finally:
+        restored = mesh(cluster.data_dir, "acl", "apply", "--root", str(REPO), env=admin)
+        assert restored.returncode == 0, restored.stderr
+    assert f"created {len(expected)}, deleted 0 ACL(s)" in restored.stdout
 
 
 def test_apply_by_a_domain_user_is_a_one_line_authorization_error(

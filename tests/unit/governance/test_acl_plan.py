@@ -11,8 +11,8 @@ import yaml
 
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import ConfigurationError, DescriptorError
-from mesh_stream.governance.acl_plan import plan_acls, plan_project
-from mesh_stream.kafka.acls import CLUSTER, Acl, Operation, Pattern, Permission, Resource
+from mesh_stream.governance.acl_plan import plan_acls, plan_project, retired_domains
+from mesh_stream.kafka.acls import CLUSTER, Acl, Operation, Pattern, Permission, Resource, diff
 
 T, G, X, C = Resource.TOPIC, Resource.GROUP, Resource.TRANSACTIONAL_ID, Resource.CLUSTER
 LIT, PRE = Pattern.LITERAL, Pattern.PREFIXED
@@ -252,6 +252,35 @@ def test_manages_only_allow_acls_of_plan_principals_on_mesh_names() -> None:
     assert not plan.manages(Acl("User:bob", T, LIT, "shop.order.v1", Op.READ))
     assert not plan.manages(Acl("User:audit", T, LIT, "legacy-topic", Op.READ))
     assert not plan.manages(Acl("User:audit", T, LIT, "shop.order.v1", Op.READ, Permission.DENY))
+
+
+def test_a_domain_removed_from_the_project_is_found_by_its_own_write_grant_and_retired() -> None:
+    """The cluster holds the full mesh's ACLs plus unrelated ones; the project lost `people`
+    (and the product built from it): apply's diff deletes every ACL the mesh made for it."""
+    before = plan_acls(MESH)
+    now = plan_acls([SHOP, product("stats.summary", inputs=["shop.order"])])
+    bob = Acl("User:bob", T, PRE, "bob.", Op.WRITE)  # the domain grant's shape, not the mesh's
+    unrelated = {
+        bob,
+        Acl("User:people", T, LIT, "legacy-topic", Op.READ),  # not a mesh name
+        Acl("User:people", T, PRE, "people.", Op.WRITE, Permission.DENY),
+        Acl("User:ops", T, LIT, "people.profile.v1", Op.READ),  # not a mesh principal
+    }
+    existing = set(before.acls) | unrelated
+    assert retired_domains(now, existing) == ["people"]
+    # with the mesh's `mesh-tail-` grant beside it, bob's is a domain's too
+    tails = Acl("User:bob", G, PRE, "mesh-tail-", Op.READ)
+    assert retired_domains(now, existing | {tails}) == ["bob", "people"]
+    assert retired_domains(before, existing) == []  # a domain still planned is no retiree
+    retiring = now.retiring(["people"])
+    changes = diff(retiring.acls, existing, retiring.manages)
+    assert changes.create == ()
+    gone = set(before.acls) - set(now.acls)
+    assert set(changes.delete) == gone
+    assert of(tuple(gone), "User:people") == of(before.acls, "User:people")
+    assert {acl.principal for acl in gone} >= {"User:people", "User:monitor", "User:registry"}
+    assert not unrelated & set(changes.delete)
+    assert now.retiring([]) is now
 
 
 def test_readers_must_be_domain_names() -> None:
