@@ -147,9 +147,9 @@ def apply(
 
     Connects with the MESH_KAFKA_* settings, which must be a user allowed to alter ACLs
     (the local secured cluster's `admin`). Only ALLOW ACLs of the plan's principals (and of
-    removed domains) on the mesh's names (`<domain>.`, `<domain>-`, `mesh-<domain>.`, `mesh-tail-`,
-    `mesh-products-status-`, `mesh-registry-`, `mesh-monitor-`, the registry, health and
-    alerts topics, the cluster) are ever deleted.
+    removed domains) on the mesh's names (`<domain>.`, `<domain>-`, `mesh-<domain>.`,
+    `mesh-tail-`, `mesh-products-status-`, `mesh-registry-`, `mesh-monitor-`, the registry,
+    health and alerts topics, the cluster) are ever deleted.
     """
     if bootstrap_servers is not None:
         settings = settings.model_copy(update={"bootstrap_servers": bootstrap_servers})

@@ -36,8 +36,9 @@ these ACLs, one principal ``User:<domain>`` per domain. :func:`plan_acls` derive
 The plan also *scopes* what ``mesh acl apply`` may delete: only ALLOW ACLs of the plan's
 principals on the mesh's names (:meth:`AclPlan.manages`). Anything else on the cluster
 (other principals, other names, DENY rules) is never touched, with one exception: a domain
-removed from the project. The cluster still shows it by the grant only the mesh makes, its
-principal's WRITE on topics prefixed with its own name (:func:`retired_domains`); apply then
+removed from the project. The cluster still shows it by two grants only the mesh makes
+together, its principal's WRITE on topics prefixed with its own name and READ on
+``mesh-tail-`` groups (:func:`retired_domains`); apply then
 also manages that principal and that domain's names (:meth:`AclPlan.retiring`), so every ACL
 the mesh granted for it goes, the grants of others on its topics included.
 """

@@ -307,7 +307,7 @@ class RekeyStage(Service):
     ) -> None:
         self.app = app
         self.spec = spec
-        self.target = target
+        #: The internal topic the batches go to (sent with faust_seams.send_together).
         self.target_name = target.get_topic_name()
         self.route = route
         self.decoder = decoder
