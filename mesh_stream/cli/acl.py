@@ -172,7 +172,7 @@ def apply(
         result.acls,
         result.manages,
         dry_run=dry_run,
-        connect_timeout=reachability.DEFAULT_PROBE_TIMEOUT,
+        existing=existing,
     )
     verb = ("would create", "would delete") if dry_run else ("created", "deleted")
     for binding in changes.create:

@@ -297,17 +297,10 @@ def retired_domains(plan: AclPlan, existing: Iterable[Acl]) -> list[str]:
         domain = acl.principal.removeprefix("User:")
         if not _DOMAIN.match(domain) or acl.pattern is not Pattern.PREFIXED:
             continue
-        if (acl.resource, acl.operation, acl.name) == (
-            Resource.TOPIC,
-            Operation.WRITE,
-            f"{domain}.",
-        ):
+        grant = (acl.resource, acl.operation, acl.name)
+        if grant == (Resource.TOPIC, Operation.WRITE, f"{domain}."):
             writes.add(domain)
-        elif (acl.resource, acl.operation, acl.name) == (
-            Resource.GROUP,
-            Operation.READ,
-            TAIL_GROUP_PREFIX,
-        ):
+        elif grant == (Resource.GROUP, Operation.READ, TAIL_GROUP_PREFIX):
             tails.add(domain)
     return sorted(writes & tails)
 

@@ -262,10 +262,14 @@ def apply_acls(
     dry_run: bool = False,
     timeout: float = _TIMEOUT,
     connect_timeout: float = 10.0,
+    existing: Sequence[Acl] | None = None,
 ) -> AclChanges:
     """Make the cluster hold ``planned``: create what is missing, delete managed ACLs that
-    are no longer planned. ``dry_run`` only computes the changes. Idempotent."""
-    existing = describe_acls(conn, timeout=timeout, connect_timeout=connect_timeout)
+    are no longer planned. ``dry_run`` only computes the changes. Idempotent.
+
+    ``existing`` is what :func:`describe_acls` just returned, if the caller asked already."""
+    if existing is None:
+        existing = describe_acls(conn, timeout=timeout, connect_timeout=connect_timeout)
     changes = diff(planned, existing, managed)
     if dry_run or changes.empty:
         return changes

@@ -551,8 +551,6 @@ def _settle(
     app: faust.App, producer: Any, where: str, named: asyncio.Future[Any], sent: asyncio.Future[Any]
 ) -> None:
     """Pass ``sent``'s outcome on to ``named``, a refusal named by ``where``."""
-    if named.done():
-        return
     if sent.cancelled():
         named.set_exception(SendRefusedError(f"{where} was never acknowledged (cancelled)"))
         return

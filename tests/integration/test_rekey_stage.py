@@ -222,19 +222,26 @@ def test_a_failing_route_stops_the_worker_and_loses_no_order(
         client.close()
 
 
+def _stopped_by_a_refusal(run: BenchRun, tmp_path: Path) -> str:
+    """Publish 10 orders and run the worker until it stops, which it must (not 0) with the
+    stop-on-send-error line first; its log."""
+    placed = int(time.time() * 1000)
+    publish(run, [_order(n, placed) for n in range(10)], placed)
+    status, text = run_until_exit(run.env, tmp_path / "worker.log")
+    assert status != 0, text[-3000:]
+    assert f"Kafka refused a record of {run.spec.app_id}" in text, text[-3000:]
+    return text
+
+
 def test_a_worker_whose_outputs_kafka_refuses_stops(
     kafka: KafkaAddress, run: BenchRun, tmp_path: Path
 ) -> None:
-    spec, env = run.spec, run.env
+    spec = run.spec
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
     limit = ConfigEntry("max.message.bytes", "64", incremental_operation=AlterConfigOpType.SET)
     too_small = ConfigResource("topic", spec.output.topic, incremental_configs=[limit])
     admin.incremental_alter_configs([too_small])[too_small].result(30)  # outputs are larger
-    placed = int(time.time() * 1000)
-    publish(run, [_order(n, placed) for n in range(10)], placed)
-    status, text = run_until_exit(env, tmp_path / "worker.log")
-    assert status != 0, text[-3000:]
-    assert f"Kafka refused a record of {spec.app_id}" in text, text[-3000:]
+    text = _stopped_by_a_refusal(run, tmp_path)
     assert f"output record to {spec.output.topic}[" in text, text[-3000:]
     assert "MSG_SIZE_TOO_LARGE" in text, text[-3000:]
 
@@ -244,18 +251,14 @@ def test_a_worker_whose_internal_records_kafka_refuses_stops_and_commits_nothing
 ) -> None:
     """The re-key stage's records to the internal topic are refused (too large): the worker
     stops, saying which record Kafka refused and why, and commits none of the input."""
-    spec, env = run.spec, run.env
+    spec = run.spec
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
     internal = f"{spec.app_id}-{INTERNAL_TOPIC}"
     tiny = NewTopic(
         internal, spec.output.partitions, replication_factor=1, config={"max.message.bytes": "64"}
     )
     admin.create_topics([tiny])[internal].result(30)  # before the worker makes it
-    placed = int(time.time() * 1000)
-    publish(run, [_order(n, placed) for n in range(10)], placed)
-    status, text = run_until_exit(env, tmp_path / "worker.log")
-    assert status != 0, text[-3000:]
-    assert f"Kafka refused a record of {spec.app_id}" in text, text[-3000:]
+    text = _stopped_by_a_refusal(run, tmp_path)
     assert f"internal record to {internal}[" in text, text[-3000:]
     assert "MessageSizeTooLarge" in text, text[-3000:]
     assert (
