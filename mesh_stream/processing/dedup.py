@@ -82,6 +82,29 @@ SLOT_IDS = 64
 
 _NOT_LOADED = object()
 
+Listing = tuple[list[str], dict[str, list[Any]], dict[str, int]]
+"""A state's seen entries (:data:`SEEN_IN`, :data:`SEEN_OPEN`, :data:`SEEN_WRITTEN`), copied."""
+
+
+def listing(state: dict[str, Any]) -> Listing:
+    """A copy of ``state``'s seen entries: what a worker's cached seen ids depend on (every
+    slot's ids are loaded by its count and last write, which only these entries hold)."""
+    opened = state.get(SEEN_OPEN)
+    return (
+        list(state.get(SEEN_IN, ())),
+        {bucket: list(entry) for bucket, entry in opened.items()} if opened else {},
+        dict(state.get(SEEN_WRITTEN, ())),
+    )
+
+
+def matches(copied: Listing, state: dict[str, Any]) -> bool:
+    """Whether ``state``'s seen entries equal ``copied`` (a :func:`listing`)."""
+    return bool(
+        copied[0] == state.get(SEEN_IN, [])
+        and copied[1] == state.get(SEEN_OPEN, {})
+        and copied[2] == state.get(SEEN_WRITTEN, {})
+    )
+
 
 def _bucket_of(slot: str) -> str:
     """The arrival-time bucket a slot belongs to (with a horizon)."""
@@ -150,6 +173,9 @@ class SeenEvents:
         self._loaded: dict[str, dict[str, object]] = {}
         #: Per cached key: open slot -> its ids (what the table holds, plus this batch's).
         self._open: dict[str, dict[str, dict[str, str]]] = {}
+        #: Per cached key: its state's seen entries as the cache last matched them. A state
+        #: listing the same needs no check slot by slot (most keys, most batches).
+        self._matched: dict[str, Listing] = {}
 
     def for_key(self, key: str, state: dict[str, Any]) -> KeySeen:
         """The seen ids of ``key``, complete for every slot that ``state`` lists."""
@@ -162,9 +188,13 @@ class SeenEvents:
                 evicted, _ = self._ids.popitem(last=False)
                 del self._loaded[evicted]
                 del self._open[evicted]
+                self._matched.pop(evicted, None)
         else:
             self._ids.move_to_end(key)
         loaded, chunks = self._loaded[key], self._open[key]
+        matched = self._matched.get(key)
+        if matched is not None and matches(matched, state):
+            return KeySeen(self, key, state, ids, loaded, chunks)
         listed = state.get(SEEN_IN, ())
         if not loaded.keys() <= set(listed):
             ids.clear()  # slots were expired elsewhere: forget them, reload what is listed
@@ -182,6 +212,7 @@ class SeenEvents:
                     chunks[slot] = dict(entry)
         for slot in [slot for slot in chunks if slot not in open_counts]:
             del chunks[slot]  # closed (or never stored): it takes no more ids
+        self._matched[key] = listing(state)
         return KeySeen(self, key, state, ids, loaded, chunks)
 
     def forget(self, key: str, state: dict[str, Any]) -> None:
@@ -193,6 +224,7 @@ class SeenEvents:
         if self._ids.pop(key, None) is not None:
             del self._loaded[key]
             del self._open[key]
+            self._matched.pop(key, None)
 
 
 class KeySeen:
@@ -291,6 +323,8 @@ class KeySeen:
         for entry_name, value in ((SEEN_IN, listed), (SEEN_OPEN, opened), (SEEN_WRITTEN, written)):
             if not value:
                 self._state.pop(entry_name, None)
+        if changed:  # the cache now matches the state as stored
+            owner._matched[self._key] = listing(self._state)
         return changed
 
     def _expire(self, *, before_ms: int, written_before_ms: int) -> bool:

@@ -112,6 +112,8 @@ log = logging.getLogger(__name__)
 
 #: Longest the aggregate waits for a missing internal record to come back (ReadInOrder).
 REREAD_TIMEOUT_S = 120.0
+#: Longest the aggregate waits for the broker to say where a partition starts (ReadInOrder).
+START_QUERY_TIMEOUT_S = 10.0
 
 
 def _release(version: str) -> tuple[int, ...]:
@@ -207,7 +209,10 @@ class ReadInOrder:
     half-way through a fetch does not stick). An event at or before the expected offset is a
     record read again (after a seek): the replay guard refuses what was applied already. A
     partition's first event of an assignment is expected at the offset faust sought to, the
-    committed one; an event of an earlier assignment is set aside. Records the broker no
+    committed one (asked of the broker when faust's consumer does not know it yet: at a
+    takeover its records may come before faust looked it up, and a new group has none, so it
+    starts at the earliest offset the broker has); an event of an earlier assignment is set
+    aside. Records the broker no
     longer has (deleted by retention before they were read) are skipped with a warning. A
     missing offset that does not come within ``timeout_s`` is an error (the worker stops)
     rather than a skip.
@@ -231,6 +236,8 @@ class ReadInOrder:
         self._generation: int | None = None
         #: partition -> offset its next event must have
         self._next: dict[Any, int] = {}
+        #: partition -> where the broker said this assignment starts (see learn_start)
+        self._start: dict[Any, int] = {}
         #: partition -> (first offset missing, events set aside, loop time it went missing)
         self.rereading: dict[Any, tuple[int, int, float]] = {}
         #: gaps found since the worker started
@@ -248,11 +255,7 @@ class ReadInOrder:
         """True if ``message`` is to be taken: its partition's next, or one read again; False
         if it is of an earlier assignment or records before it are missing (then
         :meth:`read_again`)."""
-        generation = self.app.consumer_generation_id
-        if generation != self._generation:  # a new assignment: faust sought every partition
-            self._generation = generation
-            self._next.clear()
-            self.rereading.clear()
+        generation = self._current_generation()
         if message.generation_id != generation:
             return False
         tp, offset = message.tp, message.offset
@@ -269,6 +272,37 @@ class ReadInOrder:
                 set_aside,
             )
         return True
+
+    def needs_start(self, message: Any) -> bool:
+        """True if nothing here says yet where ``message``'s partition starts in this
+        assignment (no event taken, no committed offset in faust's consumer): then
+        :meth:`learn_start` before :meth:`admit`."""
+        generation = self._current_generation()
+        return message.generation_id == generation and self._expected(message.tp) is None
+
+    async def learn_start(self, message: Any) -> None:
+        """Ask the broker where ``message``'s partition starts for this consumer group: its
+        committed offset, or with none the earliest offset it has, where a new group's
+        consumer starts (the engine sets faust's ``consumer_auto_offset_reset`` to earliest).
+        Without it the first event handed over would be taken as the start,
+        and a record faust dropped before it would go unnoticed. If the broker cannot say,
+        that first event is the start, as before, with a warning."""
+        generation = self._current_generation()
+        tp = message.tp
+        start = await self._committed(tp)
+        if start is None:
+            start = await self._earliest(tp)
+        if self._current_generation() != generation:
+            return  # a rebalance while the broker was asked: the next assignment asks again
+        if start is None:
+            log.warning(
+                "%s: could not learn where the partition starts; taking offset %d, the first "
+                "record handed over, as its start",
+                _where(tp),
+                message.offset,
+            )
+            start = message.offset
+        self._start[tp] = start
 
     async def read_again(self, message: Any) -> bool:
         """Set ``message`` aside (never acknowledged); if records before it are missing, send
@@ -318,11 +352,40 @@ class ReadInOrder:
             await self._seek(tp, expected, generation)  # (again) reading past the gap
         return False
 
+    def _current_generation(self) -> int:
+        """The consumer's generation, forgetting what was noted under an earlier one (a new
+        assignment: faust sought every partition)."""
+        generation: int = self.app.consumer_generation_id
+        if generation != self._generation:
+            self._generation = generation
+            self._next.clear()
+            self._start.clear()
+            self.rereading.clear()
+        return generation
+
     def _expected(self, tp: Any) -> Any:
         """The offset ``tp``'s next event must have: one past the last taken, or at the start
-        of an assignment the committed offset faust sought to (None if there is none)."""
+        of an assignment the committed offset faust sought to, or where the broker said the
+        partition starts (None if neither is known)."""
         expected = self._next.get(tp)
-        return expected if expected is not None else self.consumer._committed_offset.get(tp)
+        if expected is None:
+            expected = self.consumer._committed_offset.get(tp)
+        return expected if expected is not None else self._start.get(tp)
+
+    async def _committed(self, tp: Any) -> int | None:
+        """The group's committed offset of ``tp`` as the broker has it; None if there is none
+        or the broker cannot say now. Asked through the aiokafka consumer in faust's consumer
+        thread (faust has no call for it; it reads it only as it seeks)."""
+        try:
+            thread = self.consumer._thread
+            async with asyncio.timeout(START_QUERY_TIMEOUT_S):
+                offset = await thread.call_thread(thread._ensure_consumer().committed, tp)
+        except Exception as exc:  # the earliest offset, or the first record, stands in
+            log.warning(
+                "%s: could not ask the broker for the committed offset: %r", _where(tp), exc
+            )
+            return None
+        return offset if isinstance(offset, int) and offset >= 0 else None
 
     async def _seek(self, tp: Any, offset: int, generation: int) -> None:
         """Send the consumer back to ``offset`` of ``tp``; nothing if a rebalance took the
@@ -410,6 +473,7 @@ async def _take_ready_events(
     queue = channel.queue  # what the consumer has fetched and the stream has not yet read
     loop = asyncio.get_running_loop()
     events: list[faust.EventT[Any]] = []
+    opened = asyncio.Event()  # the batch in the making has its first event
     ready = asyncio.Event()  # hand the batch over now
     taken = asyncio.Event()  # a full batch was handed over: collect again
     handing_over: asyncio.Future[None] | None = None
@@ -427,11 +491,15 @@ async def _take_ready_events(
             event = concrete.current_event
             if event is None:
                 raise RuntimeError("a batched stream found no current event")
-            if not in_order.admit(event.message) and not await in_order.read_again(event.message):
+            message = event.message
+            if in_order.needs_start(message):
+                await in_order.learn_start(message)
+            if not in_order.admit(message) and not await in_order.read_again(message):
                 return value  # set aside: records before it are being read again
             now = loop.time()
             if not events:
                 opened_idle = now - last_event_at >= idle_s
+                opened.set()
             last_event_at = now
             events.append(event)
             if len(events) >= max_events:
@@ -453,6 +521,11 @@ async def _take_ready_events(
     concrete._enable_passive(cast("faust.ChannelT[Any]", channel))
     try:
         while not concrete.should_stop:
+            if not events:
+                # Nothing to time until a batch opens: waking every within_s instead cost an
+                # idle worker a few ms of CPU a second (mode's wait makes and cancels tasks).
+                await concrete.wait_for_stopped(opened)  # type: ignore[arg-type]
+                continue
             await concrete.wait_for_stopped(ready, timeout=within_s)  # type: ignore[arg-type]
             if not events:
                 ready.clear()
@@ -463,6 +536,7 @@ async def _take_ready_events(
             finally:
                 batch = list(events)
                 events.clear()
+                opened.clear()
                 ready.clear()
                 for event in batch:
                     await concrete.ack(event)

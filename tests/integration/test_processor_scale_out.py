@@ -459,20 +459,27 @@ def test_two_workers_share_the_work_and_one_survives_the_other_s_kill(
         registry.close()
 
 
+@pytest.mark.parametrize(
+    "lost_offset",
+    # a 3 s stream in 20 ms re-key batches writes ~150 records a partition; offset 0 is the
+    # first record a new group reads, with no committed offset anywhere yet
+    [40, 0],
+    ids=["within-the-stream", "first-of-a-new-group"],
+)
 def test_a_record_faust_loses_on_its_way_to_the_stream_is_read_again(
-    settings: MeshSettings, workers: tuple[Worker, Worker, str]
+    settings: MeshSettings, workers: tuple[Worker, Worker, str], lost_offset: int
 ) -> None:
     """faust's consumer can hand a record over and lose it before the stream takes it (its
     flow control empties the streams' queues when a worker starts on new partitions); the
     aggregate notices the hole in the offsets and reads the partition again from it. The
     worker loses one internal record per partition here, three times over
     (``LOSE_HANDOVER_VARIABLE``), the way faust loses them; every window must still be exact,
-    and no commit may pass a lost record before the stream has it again."""
+    and no commit may pass a lost record before the stream has it again. A partition's very
+    first record counts too: where it starts is asked of the broker."""
     worker, _, run_id = workers
     bootstrap = settings.resolved_bootstrap_servers()
     spec = scale_out_spec(settings, run_id)
     internal = f"{spec.app_id}-{INTERNAL_TOPIC}"
-    lost_offset = 40  # a 3 s stream in 20 ms re-key batches writes ~150 records a partition
     # each lost three times: read again, lost again, until the fourth handover
     worker.env[LOSE_HANDOVER_VARIABLE] = ",".join(
         f"{partition}:{lost_offset}:3" for partition in range(PARTITIONS)

@@ -276,3 +276,41 @@ def test_an_open_slot_another_worker_appended_to_is_read_again() -> None:
     _apply_batch(worker_a, table, states, "w", [("b", 2, 0), ("c", 2, 1)])  # b: a duplicate
     assert states["w"]["count"] == 3
     assert table == {"w#0:0": {"a": "0:0", "b": "0:1", "c": "0:2:1"}}
+
+
+class _CountingTable(dict[str, Any]):
+    """A seen table that counts reads."""
+
+    reads = 0
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.reads += 1
+        return super().get(key, default)
+
+
+def test_a_state_listing_what_the_cache_matched_is_not_checked_slot_by_slot_again() -> None:
+    """A worker's own next batch of a key reads no slot again; a state another worker moved on
+    (its open slot holds more ids) or one the cache never matched is read as before."""
+    table = _CountingTable()
+    states: dict[str, dict[str, Any]] = {}
+    worker_a, worker_b = SeenEvents(table, slot_ids=2), SeenEvents(table, slot_ids=2)
+    for offset, event_id in enumerate("abcde"):  # three slots: two full, one open
+        _apply_batch(worker_a, table, states, "w", [(event_id, offset, 0)])
+    assert len(states["w"][SEEN_IN]) == 3
+    before = table.reads
+    _apply_batch(worker_a, table, states, "w", [("a", 9, 0), ("f", 10, 0)])  # a: a duplicate
+    assert table.reads == before
+    assert states["w"]["count"] == 6
+    # worker B appends to the open slot; A's cache no longer matches, so it reads it again
+    _apply_batch(worker_b, table, states, "w", [("g", 11, 0)])
+    before = table.reads
+    _apply_batch(worker_a, table, states, "w", [("g", 12, 0), ("h", 13, 0)])  # g: a duplicate
+    assert table.reads > before
+    assert states["w"]["count"] == 8
+    # a state the cache stored but that was never kept (a crash before the state write) is
+    # checked again too, and its ids recorded again at the same positions
+    _apply_batch(worker_a, table, states, "w", [("i", 14, 0)], crash_before_state=True)
+    before = table.reads
+    _apply_batch(worker_a, table, states, "w", [("i", 14, 0)])
+    assert table.reads > before
+    assert states["w"]["count"] == 9

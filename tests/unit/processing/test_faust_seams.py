@@ -101,6 +101,13 @@ def test_each_internal_used_still_exists() -> None:
     )
     for method in ("seek_wait", "earliest_offsets"):
         assert callable(getattr(faust.transport.consumer.ThreadDelegateConsumer, method))
+    # ReadInOrder.learn_start: the group's committed offset, asked in faust's consumer thread
+    assert "self._thread = " in inspect.getsource(
+        faust.transport.consumer.ThreadDelegateConsumer.__init__
+    )
+    assert inspect.iscoroutinefunction(AIOKafkaConsumerThread.call_thread)
+    assert callable(AIOKafkaConsumerThread._ensure_consumer)
+    assert inspect.iscoroutinefunction(aiokafka.AIOKafkaConsumer.committed)
     assert "app.consumer_generation_id = generation" in inspect.getsource(
         ConsumerRebalanceListener.on_partitions_assigned
     )
@@ -272,6 +279,23 @@ def test_with_no_idle_spell_needed_a_steady_flow_is_handed_over_as_it_comes() ->
     assert len(burst) < len(values)
 
 
+def test_an_idle_stream_leaves_the_batch_loop_asleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no batch open there is nothing to time: waking every within_s for nothing cost an
+    idle worker half its CPU (mode's wait makes and cancels tasks each time)."""
+    waits: list[float] = []
+    original = faust.Stream.wait_for_stopped
+
+    async def counted(self: Any, *coros: Any, **kwargs: Any) -> Any:
+        waits.append(time.monotonic())
+        return await original(self, *coros, **kwargs)
+
+    monkeypatch.setattr(faust.Stream, "wait_for_stopped", counted)
+    taken = _batches_of("ours", [(0.5, 1), (0.0, 2)], within_s=0.02, idle_s=0.0)
+    assert [value for _, batch in taken for value in batch] == [1, 2]
+    # about 0.6 s in all, idle most of it: a wake every 20 ms would be some 30 waits
+    assert len(waits) <= 2 + 3 * len(taken)
+
+
 def test_the_records_of_one_fetch_go_in_one_batch_though_faust_hands_them_over_one_by_one() -> None:
     """faust's consumer waits on the event loop between two records of a fetch, so the
     stream's queue is empty between them: the batch waits until the fetch is all in."""
@@ -344,11 +368,39 @@ def test_a_fetch_of_every_partition_waits_long_and_one_that_leaves_one_out_waits
     assert fetcher.asked == [500, 10, 10, 500]
 
 
-class _Consumer:
-    """What ReadInOrder uses of faust's consumer: offsets it keeps, a seek, the earliest."""
+class _ConsumerThread:
+    """faust's consumer thread as ReadInOrder asks it for the group's committed offset."""
 
-    def __init__(self, committed: int | None = None, earliest: int = 0) -> None:
+    def __init__(self, committed: int | None) -> None:
+        self.committed_in_group = committed
+        self.unreachable = False
+        self.asked: list[TP] = []
+
+    def _ensure_consumer(self) -> _ConsumerThread:
+        return self  # stands in for the aiokafka consumer it holds
+
+    async def committed(self, tp: TP) -> int | None:
+        self.asked.append(tp)
+        if self.unreachable:
+            raise ConnectionError("broker unreachable")
+        return self.committed_in_group
+
+    async def call_thread(self, method: Any, *args: Any) -> Any:
+        return await method(*args)
+
+
+class _Consumer:
+    """What ReadInOrder uses of faust's consumer: offsets it keeps, a seek, the earliest, and
+    (through its thread) the group's committed offset as the broker has it."""
+
+    def __init__(
+        self,
+        committed: int | None = None,
+        earliest: int = 0,
+        committed_in_group: int | None = None,
+    ) -> None:
         self._committed_offset: dict[TP, int | None] = {_TP: committed}
+        self._thread = _ConsumerThread(committed if committed is not None else committed_in_group)
         self._read_offset: dict[TP, int | None] = {}
         self._acked: dict[TP, list[int]] = {}
         self._acked_index: dict[TP, set[int]] = {}
@@ -385,6 +437,8 @@ def _admitted(guard: faust_seams.ReadInOrder, consumer: _Consumer, *offsets: int
         consumer._read_offset[_TP] = offset  # faust's consumer notes what it handed over
         generation = guard.app.consumer_generation_id
         message = SimpleNamespace(tp=_TP, offset=offset, acked=False, generation_id=generation)
+        if guard.needs_start(message):  # as the batching does
+            asyncio.run(guard.learn_start(message))
         if guard.admit(message) or asyncio.run(guard.read_again(message)):
             taken.append(offset)
         else:
@@ -445,9 +499,37 @@ def test_the_first_record_of_an_assignment_is_expected_at_the_committed_offset()
     consumer._committed_offset[_TP] = 5
     guard.app.consumer_generation_id = 2
     assert _admitted(guard, consumer, 5, 6) == [5, 6]
-    # with no committed offset yet (a new group), the first record sets the order
-    fresh = _Consumer(committed=None)
-    assert _admitted(_guard(fresh), fresh, 7, 8) == [7, 8]
+    assert consumer._thread.asked == []  # faust knew the committed offsets: nothing asked
+
+
+def test_where_faust_does_not_know_the_committed_offset_the_broker_is_asked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """At a takeover faust hands records over before it looked the committed offset up, and
+    a new group has none: the start is asked of the broker, so a record faust drops before
+    the first one it hands over is read again rather than passed by."""
+    takeover = _Consumer(committed=None, committed_in_group=92)
+    assert _admitted(_guard(takeover), takeover, 92, 93) == [92, 93]
+    assert takeover._thread.asked == [_TP]
+    assert takeover.sought == []
+    dropped = _Consumer(committed=None, committed_in_group=92)
+    assert _admitted(_guard(dropped), dropped, 93) == []
+    assert dropped.sought == [92]
+    # a new group starts where the broker's log starts (faust resets to the earliest offset)
+    new_group = _Consumer(committed=None, earliest=7)
+    assert _admitted(_guard(new_group), new_group, 7, 8) == [7, 8]
+    first_dropped = _Consumer(committed=None, earliest=0)
+    assert _admitted(_guard(first_dropped), first_dropped, 1) == []
+    assert first_dropped.sought == [0]
+    # a broker that cannot say: the first record sets the order, with a warning
+    unreachable = _Consumer(committed=None, earliest=-1)
+    unreachable._thread.unreachable = True
+    assert _admitted(_guard(unreachable), unreachable, 5, 6) == [5, 6]
+    said = [record.getMessage() for record in caplog.records]
+    assert any(
+        "app-by-key[0]: could not learn where the partition starts; taking offset 5" in line
+        for line in said
+    ), said
 
 
 def test_records_deleted_by_retention_are_skipped_with_a_warning(
