@@ -483,11 +483,6 @@ async def _take_ready_events(
     async def collect(value: Any) -> Any:
         nonlocal handing_over, last_event_at, opened_idle
         try:
-            if handing_over is not None:  # the last batch is being acknowledged
-                try:
-                    await handing_over
-                finally:
-                    handing_over = None
             event = concrete.current_event
             if event is None:
                 raise RuntimeError("a batched stream found no current event")
@@ -496,6 +491,14 @@ async def _take_ready_events(
                 await in_order.learn_start(message)
             if not in_order.admit(message) and not await in_order.read_again(message):
                 return value  # set aside: records before it are being read again
+            # Last, after every other suspension: a batch handed over meanwhile must be
+            # handled and acknowledged before this event joins the next (it would be
+            # acknowledged with that batch, never handled).
+            if handing_over is not None:
+                try:
+                    await handing_over
+                finally:
+                    handing_over = None
             now = loop.time()
             if not events:
                 opened_idle = now - last_event_at >= idle_s

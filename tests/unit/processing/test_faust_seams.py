@@ -207,10 +207,12 @@ def _batches_of(
     max_events: int = 5,
     idle_s: float | None = None,
     fetched_left: list[int] | None = None,
+    handle_s: float = 0.0,
 ) -> list[tuple[float, list[int]]]:
     """(seconds after the first send, values) of each batch an agent took, sending each
     (pause before it, value) of ``sends`` through faust's own agent test context; with
-    ``fetched_left``, the consumer's fetch still holds that many records after each send."""
+    ``fetched_left``, the consumer's fetch still holds that many records after each send;
+    the agent takes ``handle_s`` to handle each batch."""
     app = faust.App(f"take-{take}", broker="kafka://127.0.0.1:1", store="memory://")
     taken: list[tuple[float, list[int]]] = []
     started = [0.0]
@@ -222,6 +224,7 @@ def _batches_of(
             batched = stream.take_events(max_events, within=within_s)
         async for events in batched:
             taken.append((time.monotonic() - started[0], [event.value for event in events]))
+            await asyncio.sleep(handle_s)
             yield None
 
     agent = app.agent(name="batches")(batches)
@@ -235,7 +238,7 @@ def _batches_of(
                 if fetched_left is not None:
                     faust_seams.FetchedInHand.of(app.consumer).left = fetched_left[number]
                 await running.put(value, wait=False)
-            await asyncio.sleep(within_s * 2)
+            await asyncio.sleep(within_s * 2 + handle_s * 3)
 
     asyncio.run(scenario())
     return taken
@@ -294,6 +297,28 @@ def test_an_idle_stream_leaves_the_batch_loop_asleep(monkeypatch: pytest.MonkeyP
     assert [value for _, batch in taken for value in batch] == [1, 2]
     # about 0.6 s in all, idle most of it: a wake every 20 ms would be some 30 waits
     assert len(waits) <= 2 + 3 * len(taken)
+
+
+def test_an_event_that_waited_for_the_broker_joins_the_next_batch_not_the_one_handled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An event whose start was being asked of the broker while a batch was handed over
+    waits for that batch to be handled: added to it, it would be acknowledged unhandled."""
+
+    asked: list[Any] = []
+
+    async def second_start_is_slow(self: Any, message: Any) -> None:
+        del self
+        asked.append(message)
+        if len(asked) == 2:
+            await asyncio.sleep(0.1)  # a broker round trip
+
+    monkeypatch.setattr(faust_seams.ReadInOrder, "needs_start", lambda *_: True)
+    monkeypatch.setattr(faust_seams.ReadInOrder, "learn_start", second_start_is_slow)
+    # 1 and 2 come together; 2's start is asked while 1's batch, handed over when its window
+    # ends (2 was still queued), takes 0.3 s to handle
+    taken = _batches_of("ours", [(0.0, 1), (0.0, 2)], within_s=0.05, idle_s=0.0, handle_s=0.3)
+    assert [batch for _, batch in taken] == [[1], [2]]
 
 
 def test_the_records_of_one_fetch_go_in_one_batch_though_faust_hands_them_over_one_by_one() -> None:
