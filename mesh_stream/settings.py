@@ -385,6 +385,15 @@ class MeshSettings(BaseSettings):
         "of 10 ms instead of 16 ms (p99 20 instead of 34 ms) for about half as much again "
         "worker CPU per event (docs/benchmarks.md).",
     )
+    processor_stall_seconds: float = Field(
+        default=120.0,
+        ge=5.0,
+        le=86_400.0,
+        description="A processor worker stops (and is restarted, reading them again) when "
+        "records of an internal partition it owns wait in Kafka and none has reached its "
+        "aggregate for this long, outside rebalances and state recovery: a takeover under load "
+        "once left faust's consumer handing over none of two partitions, silently.",
+    )
     processor_event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
         default="auto",
         description="Event loop of a processor worker. auto: uvloop when installed (it comes "

@@ -433,7 +433,12 @@ def add_aggregate_agent(
     async def aggregate(stream: faust.StreamT[Any]) -> None:
         within_s = spec.settings.processor_batch_wait_ms / 1000
         take = faust_seams.take_ready_events(
-            stream, BATCH_MAX_EVENTS, within_s, idle_s=BATCH_IDLE_S, crash=crash
+            stream,
+            BATCH_MAX_EVENTS,
+            within_s,
+            idle_s=BATCH_IDLE_S,
+            crash=crash,
+            stall_s=spec.settings.processor_stall_seconds,
         )
         async for events in take:
             current: dict[int, faust.EventT[Any]] = {}

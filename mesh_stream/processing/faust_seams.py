@@ -114,6 +114,8 @@ log = logging.getLogger(__name__)
 REREAD_TIMEOUT_S = 120.0
 #: Longest the aggregate waits for the broker to say where a partition starts (ReadInOrder).
 START_QUERY_TIMEOUT_S = 10.0
+#: How often the aggregate checks that each internal partition's records reach it (StallWatch).
+STALL_CHECK_EVERY_S = 5.0
 
 
 def _release(version: str) -> tuple[int, ...]:
@@ -289,9 +291,7 @@ class ReadInOrder:
         that first event is the start, as before, with a warning."""
         generation = self._current_generation()
         tp = message.tp
-        start = await self._committed(tp)
-        if start is None:
-            start = await self._earliest(tp)
+        start = await self.broker_start(tp)
         if self._current_generation() != generation:
             return  # a rebalance while the broker was asked: the next assignment asks again
         if start is None:
@@ -303,6 +303,18 @@ class ReadInOrder:
             )
             start = message.offset
         self._start[tp] = start
+
+    async def broker_start(self, tp: Any) -> int | None:
+        """Where the broker says ``tp`` starts for this group (its committed offset, else the
+        earliest offset it has); None if it cannot say now."""
+        start = await self._committed(tp)
+        return start if start is not None else await self._earliest(tp)
+
+    def next_expected(self, tp: Any) -> int | None:
+        """The offset ``tp``'s next event must have in this assignment (None if unknown)."""
+        self._current_generation()
+        expected = self._expected(tp)
+        return expected if isinstance(expected, int) else None
 
     async def read_again(self, message: Any) -> bool:
         """Set ``message`` aside (never acknowledged); if records before it are missing, send
@@ -422,12 +434,85 @@ def _where(tp: Any) -> str:
     return f"{tp.topic}[{tp.partition}]"
 
 
+class PartitionStalledError(RuntimeError):
+    """Records of an assigned partition wait, and none has reached the stream for too long."""
+
+
+class StallWatch:
+    """Stops the worker when records of an assigned partition of ``in_order``'s topics wait in
+    Kafka and none reaches the stream for ``stall_s`` (outside rebalances and recovery).
+
+    A scale-out run under load once saw faust's consumer, after a takeover, go on handing
+    over one partition's records and none of the two it took over, without a word: nothing
+    lost (nothing past them was committed), nothing done either. A restart reads them again,
+    so a stall becomes one line and a restart instead of a silent standstill."""
+
+    def __init__(self, consumer: Any, app: Any, in_order: ReadInOrder, stall_s: float) -> None:
+        self.consumer = consumer
+        self.app = app
+        self.in_order = in_order
+        self.stall_s = stall_s
+        self._generation: int | None = None
+        #: partition -> (the offset its next event must have, loop time it was first seen so)
+        self._waiting: dict[Any, tuple[int, float]] = {}
+
+    async def run(self, crash: Callable[[BaseException], Awaitable[None]]) -> None:
+        """Check every STALL_CHECK_EVERY_S until cancelled; a stall goes to ``crash``."""
+        while True:
+            await asyncio.sleep(STALL_CHECK_EVERY_S)
+            try:
+                await self.check()
+            except PartitionStalledError as exc:
+                log.error("%s", exc)
+                await crash(exc)
+                return
+            except Exception as exc:  # the broker did not answer: not a stall of ours
+                log.warning("could not check the internal partitions for a stall: %r", exc)
+
+    async def check(self, now: float | None = None) -> None:
+        """Raise :class:`PartitionStalledError` if a partition has stalled for ``stall_s``."""
+        app = self.app
+        generation = app.consumer_generation_id
+        recovering = app.tables.recovery.in_recovery
+        if generation != self._generation or app.rebalancing or recovering:
+            self._generation = generation
+            self._waiting.clear()  # a new assignment (or one settling): every clock starts again
+            return
+        topics = self.in_order.topics
+        assigned = [tp for tp in self.consumer.assignment() if tp.topic in topics]
+        if not assigned:
+            return
+        ends = await self.consumer.highwaters(*assigned)
+        if app.consumer_generation_id != generation:
+            return
+        now = asyncio.get_running_loop().time() if now is None else now
+        for tp in assigned:
+            end = ends.get(tp)
+            expected = self.in_order.next_expected(tp)
+            if expected is None:
+                expected = await self.in_order.broker_start(tp)
+            if end is None or expected is None or end <= expected or tp in self.in_order.rereading:
+                self._waiting.pop(tp, None)  # nothing waiting (or ReadInOrder times its re-read)
+                continue
+            since = self._waiting.get(tp)
+            if since is None or since[0] != expected:
+                self._waiting[tp] = (expected, now)  # records wait; the clock starts
+            elif now - since[1] >= self.stall_s:
+                raise PartitionStalledError(
+                    f"{_where(tp)}: {end - expected} record(s) wait from offset {expected} and "
+                    f"none reached the stream for {now - since[1]:.0f} s; stopping the worker "
+                    f"so that a restart reads them again (nothing past offset {expected} of "
+                    f"it is committed)"
+                )
+
+
 def take_ready_events(
     stream: faust.StreamT[Any],
     max_events: int,
     within_s: float,
     idle_s: float | None = None,
     crash: Callable[[BaseException], Awaitable[None]] | None = None,
+    stall_s: float | None = None,
 ) -> AsyncIterator[Sequence[faust.EventT[Any]]]:
     """Batches of up to ``max_events`` events, as faust's ``Stream.take_events``, except that a
     batch whose first event found the stream idle (no event for ``idle_s``, default
@@ -440,7 +525,8 @@ def take_ready_events(
     :func:`withhold_acks`). Each partition's events are taken in offset order, none left out
     (:class:`ReadInOrder`: the stream's topics must have no holes in their offsets, as the
     internal topic has none). An error while an event is added stops the stream (faust's
-    ``crash``), or goes to ``crash`` if given."""
+    ``crash``), or goes to ``crash`` if given; so does, with ``stall_s``, a partition whose
+    records wait and none reaches the stream for that long (:class:`StallWatch`)."""
     concrete = cast("faust.Stream[Any]", stream)
     app = concrete.app
     in_hand = FetchedInHand.of(app.consumer)
@@ -454,6 +540,7 @@ def take_ready_events(
         in_hand,
         in_order,
         crash if crash is not None else concrete.crash,
+        StallWatch(app.consumer, app, in_order, stall_s) if stall_s is not None else None,
     )
     # Registered as faust registers its own take's, so a stopping stream closes it.
     concrete._active_agens.add(batches)
@@ -468,6 +555,7 @@ async def _take_ready_events(
     in_hand: FetchedInHand,
     in_order: ReadInOrder,
     crash: Callable[[BaseException], Awaitable[None]],
+    stall_watch: StallWatch | None,
 ) -> AsyncGenerator[Sequence[faust.EventT[Any]], None]:
     channel = cast("faust.Channel[Any]", aiter(concrete.channel))
     queue = channel.queue  # what the consumer has fetched and the stream has not yet read
@@ -522,6 +610,7 @@ async def _take_ready_events(
     concrete.enable_acks = False  # acknowledged below, once the batch has been handled
     concrete.add_processor(collect)
     concrete._enable_passive(cast("faust.ChannelT[Any]", channel))
+    watching = asyncio.ensure_future(stall_watch.run(crash)) if stall_watch is not None else None
     try:
         while not concrete.should_stop:
             if not events:
@@ -547,6 +636,8 @@ async def _take_ready_events(
                     handing_over.set_result(None)
                 taken.set()
     finally:
+        if watching is not None:
+            watching.cancel()
         concrete.enable_acks = acks_before
         concrete._processors.remove(collect)
 

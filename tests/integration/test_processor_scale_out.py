@@ -48,6 +48,7 @@ from tests.integration.workers.scale_out_revenue import (
     LOSE_HANDOVER_VARIABLE,
     PARTITIONS,
     RUN_ID_VARIABLE,
+    STALL_PARTITION_VARIABLE,
     scale_out_spec,
 )
 
@@ -201,6 +202,13 @@ class Worker:
 
     def tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-6000:]
+
+    def start_until_ready(self, timeout_s: float = 60.0) -> None:
+        self.start()
+        deadline = time.monotonic() + timeout_s
+        while not self.ready():
+            assert time.monotonic() < deadline, f"{self.name} not ready after 60 s:\n{self.tail()}"
+            time.sleep(0.2)
 
 
 def where_orders_went(
@@ -493,11 +501,7 @@ def test_a_record_faust_loses_on_its_way_to_the_stream_is_read_again(
     orders = Orders(publisher, base, seed=20261204)
     reader = OutputReader(bootstrap, registry, spec.output)
     try:
-        worker.start()
-        deadline = time.monotonic() + 60
-        while not worker.ready():
-            assert time.monotonic() < deadline, f"worker not ready after 60 s:\n{worker.tail()}"
-            time.sleep(0.2)
+        worker.start_until_ready()
         orders.stream_for(3.0)
         orders.publish(AFTER_KILL)
         reader.wait_for(expected_windows(orders.published), timeout=120)
@@ -517,4 +521,46 @@ def test_a_record_faust_loses_on_its_way_to_the_stream_is_read_again(
     finally:
         publisher.close()
         reader.close()
+        registry.close()
+
+
+def test_a_partition_whose_records_never_reach_the_stream_stops_the_worker(
+    settings: MeshSettings, workers: tuple[Worker, Worker, str]
+) -> None:
+    """If faust's consumer stops handing a partition's records over (seen once after a
+    takeover under load), the worker does not sit there: once the records have waited
+    ``processor_stall_seconds`` it stops with one line naming the partition and offsets, and
+    commits nothing past them, so a restart reads them again. Here the worker loses every
+    record of internal partition 1 (``STALL_PARTITION_VARIABLE``)."""
+    worker, _, run_id = workers
+    bootstrap = settings.resolved_bootstrap_servers()
+    spec = scale_out_spec(settings, run_id)
+    internal = f"{spec.app_id}-{INTERNAL_TOPIC}"
+    worker.env[STALL_PARTITION_VARIABLE] = "1"
+    worker.env["MESH_PROCESSOR_STALL_SECONDS"] = "10"
+    registry = RegistryClient.from_settings(settings)
+    publisher = ProductPublisher(
+        spec.inputs[0], bootstrap_servers=bootstrap, registry=registry, root=REPO
+    )
+    now = int(time.time() * 1000)
+    orders = Orders(publisher, now - now % MINUTE - 15 * MINUTE, seed=20261205)
+    try:
+        worker.start_until_ready()
+        orders.stream_for(3.0)
+        assert worker.process is not None
+        status = worker.process.wait(90)  # 10 s of stall, checked every 5 s, then the stop
+        assert status != 0, worker.tail()
+        log = worker.log_path.read_text(errors="replace")
+        said = f"{internal}[1]: "
+        stalled = [line for line in log.splitlines() if said in line and "record(s) wait" in line]
+        assert stalled, worker.tail()
+        assert "from offset 0 and none reached the stream for 1" in stalled[0], stalled[0]
+        probe = Consumer({"bootstrap.servers": bootstrap, "group.id": spec.app_id})
+        try:
+            [committed] = probe.committed([TopicPartition(internal, 1)], timeout=10)
+        finally:
+            probe.close()
+        assert committed.offset < 0, f"{internal}[1] committed at {committed.offset}"
+    finally:
+        publisher.close()
         registry.close()

@@ -38,6 +38,8 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 PARTITIONS = 3
 RUN_ID_VARIABLE = "MESH_SCALE_OUT_RUN_ID"
 LOSE_HANDOVER_VARIABLE = "MESH_TEST_LOSE_HANDOVER"
+#: An internal partition every record of which the worker loses on its way to the stream.
+STALL_PARTITION_VARIABLE = "MESH_TEST_STALL_PARTITION"
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +99,13 @@ class CommitWatch(faust.Sensor):
                 )
 
 
-def lose_handovers(internal_topic: str, losses: dict[tuple[int, int], int]) -> None:
+def lose_handovers(
+    internal_topic: str, losses: dict[tuple[int, int], int], stalled: int | None = None
+) -> None:
     """Make faust lose the records of ``internal_topic`` at each (partition, offset) of
     ``losses`` the given number of times, between its consumer and the stream, where its flow
-    control drops them; a :class:`CommitWatch` checks the commits meanwhile."""
+    control drops them, and every record of partition ``stalled``; a :class:`CommitWatch`
+    checks the commits meanwhile."""
     build = Conductor._build_handler
     left = dict(losses)
 
@@ -109,6 +114,8 @@ def lose_handovers(internal_topic: str, losses: dict[tuple[int, int], int]) -> N
 
         async def losing_on_message(message: Any) -> None:
             where = (message.partition, message.offset)
+            if message.topic == internal_topic and message.partition == stalled:
+                return
             if message.topic == internal_topic and left.get(where, 0) > 0:
                 left[where] -= 1
                 return
@@ -132,12 +139,14 @@ def lose_handovers(internal_topic: str, losses: dict[tuple[int, int], int]) -> N
 
 def main() -> None:
     spec = scale_out_spec(MeshSettings(), os.environ[RUN_ID_VARIABLE])
-    if lose := os.environ.get(LOSE_HANDOVER_VARIABLE):
+    lose, stall = os.environ.get(LOSE_HANDOVER_VARIABLE), os.environ.get(STALL_PARTITION_VARIABLE)
+    if lose or stall:
         losses = {}
-        for each in lose.split(","):
+        for each in (lose or "").split(",") if lose else ():
             partition, offset, times = (int(part) for part in each.split(":"))
             losses[partition, offset] = times
-        lose_handovers(f"{spec.app_id}-{INTERNAL_TOPIC}", losses)
+        stalled = int(stall) if stall else None
+        lose_handovers(f"{spec.app_id}-{INTERNAL_TOPIC}", losses, stalled)
     run(retarget(revenue.PROCESSOR, spec), spec=spec)
 
 

@@ -108,6 +108,10 @@ def test_each_internal_used_still_exists() -> None:
     assert inspect.iscoroutinefunction(AIOKafkaConsumerThread.call_thread)
     assert callable(AIOKafkaConsumerThread._ensure_consumer)
     assert inspect.iscoroutinefunction(aiokafka.AIOKafkaConsumer.committed)
+    # StallWatch: what it reads to leave rebalances and recovery alone, and the end offsets
+    assert "self.rebalancing = True" in inspect.getsource(faust.App.on_rebalance_start)
+    assert "in_recovery: bool" in inspect.getsource(Recovery)
+    assert inspect.iscoroutinefunction(faust.transport.consumer.ThreadDelegateConsumer.highwaters)
     assert "app.consumer_generation_id = generation" in inspect.getsource(
         ConsumerRebalanceListener.on_partitions_assigned
     )
@@ -430,6 +434,7 @@ class _Consumer:
         self._acked: dict[TP, list[int]] = {}
         self._acked_index: dict[TP, set[int]] = {}
         self.earliest = earliest
+        self.end = 0  # the offset past the partition's last record, as the broker says
         self.sought: list[int] = []
         self.gaps_added: list[tuple[TP, int, int]] = []
         self.refuse_seeks = False
@@ -445,6 +450,9 @@ class _Consumer:
             raise aiokafka.errors.IllegalStateError("No current assignment for partition")
         self.sought.append(partitions[_TP])
         self._read_offset.update(partitions)
+
+    async def highwaters(self, *tps: TP) -> dict[TP, int]:
+        return dict.fromkeys(tps, self.end)
 
     async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
         if self.earliest < 0:
@@ -555,6 +563,63 @@ def test_where_faust_does_not_know_the_committed_offset_the_broker_is_asked(
         "app-by-key[0]: could not learn where the partition starts; taking offset 5" in line
         for line in said
     ), said
+
+
+class _StallApp:
+    """What StallWatch reads of the app: the generation, and whether it is rebalancing or
+    recovering its tables."""
+
+    def __init__(self) -> None:
+        self.consumer_generation_id = 1
+        self.rebalancing = False
+        self.tables = SimpleNamespace(recovery=SimpleNamespace(in_recovery=False))
+
+
+def _stall_watch(end: int, committed: int = 10) -> tuple[faust_seams.StallWatch, Any, Any]:
+    consumer = _Consumer(committed=committed)
+    consumer.end = end
+    app = _StallApp()
+    guard = faust_seams.ReadInOrder(consumer, app, [_TP.topic])
+    return faust_seams.StallWatch(consumer, app, guard, stall_s=60.0), consumer, guard
+
+
+def test_a_partition_whose_records_wait_and_never_reach_the_stream_stops_the_worker() -> None:
+    watch, _, _ = _stall_watch(end=25)
+    for now in (0.0, 1.0, 30.0, 60.0):  # the first check only notes the assignment
+        asyncio.run(watch.check(now=now))
+    with pytest.raises(faust_seams.PartitionStalledError) as stalled:
+        asyncio.run(watch.check(now=62.0))
+    assert str(stalled.value).startswith(
+        "app-by-key[0]: 15 record(s) wait from offset 10 and none reached the stream for 61 s"
+    )
+
+
+def test_a_partition_that_moves_on_or_has_nothing_waiting_is_no_stall() -> None:
+    watch, consumer, guard = _stall_watch(end=25)
+    asyncio.run(watch.check(now=0.0))
+    asyncio.run(watch.check(now=1.0))
+    for offset, now in zip(range(10, 15), (40.0, 80.0, 120.0, 160.0, 200.0), strict=True):
+        message = SimpleNamespace(tp=_TP, offset=offset, acked=False, generation_id=1)
+        assert guard.admit(message)  # one event taken every 40 s: slow, not stalled
+        asyncio.run(watch.check(now=now))
+    consumer.end = 15  # everything taken: nothing waits, however long
+    for now in (300.0, 400.0, 500.0):
+        asyncio.run(watch.check(now=now))
+
+
+def test_rebalances_and_recovery_restart_the_stall_clock() -> None:
+    watch, _, _ = _stall_watch(end=25)
+    asyncio.run(watch.check(now=0.0))
+    asyncio.run(watch.check(now=1.0))
+    watch.app.tables.recovery.in_recovery = True  # restoring tables: records wait, rightly
+    asyncio.run(watch.check(now=100.0))
+    watch.app.tables.recovery.in_recovery = False
+    watch.app.consumer_generation_id = 2  # a new assignment
+    asyncio.run(watch.check(now=101.0))
+    asyncio.run(watch.check(now=102.0))
+    asyncio.run(watch.check(now=150.0))  # 48 s since the clock started again
+    with pytest.raises(faust_seams.PartitionStalledError):
+        asyncio.run(watch.check(now=170.0))
 
 
 def test_records_deleted_by_retention_are_skipped_with_a_warning(
