@@ -291,30 +291,29 @@ class ReadInOrder:
         that first event is the start, as before, with a warning."""
         generation = self._current_generation()
         tp = message.tp
-        start = await self.broker_start(tp)
-        if self._current_generation() != generation:
-            return  # a rebalance while the broker was asked: the next assignment asks again
-        if start is None:
+        if await self.start_of(tp) is None and self._current_generation() == generation:
             log.warning(
                 "%s: could not learn where the partition starts; taking offset %d, the first "
                 "record handed over, as its start",
                 _where(tp),
                 message.offset,
             )
-            start = message.offset
-        self._start[tp] = start
+            self._start[tp] = message.offset
 
-    async def broker_start(self, tp: Any) -> int | None:
-        """Where the broker says ``tp`` starts for this group (its committed offset, else the
-        earliest offset it has); None if it cannot say now."""
-        start = await self._committed(tp)
-        return start if start is not None else await self._earliest(tp)
-
-    def next_expected(self, tp: Any) -> int | None:
-        """The offset ``tp``'s next event must have in this assignment (None if unknown)."""
-        self._current_generation()
+    async def start_of(self, tp: Any) -> int | None:
+        """The offset ``tp``'s next event must have in this assignment; when nothing here
+        knows it, asked of the broker (the group's committed offset, else the earliest) and
+        kept for the assignment. None if the broker cannot say now."""
+        generation = self._current_generation()
         expected = self._expected(tp)
-        return expected if isinstance(expected, int) else None
+        if expected is not None:
+            return cast("int", expected)
+        start = await self._committed(tp)
+        if start is None:
+            start = await self._earliest(tp)
+        if start is not None and self._current_generation() == generation:
+            self._start[tp] = start  # a rebalance meanwhile: the next assignment asks again
+        return start
 
     async def read_again(self, message: Any) -> bool:
         """Set ``message`` aside (never acknowledged); if records before it are missing, send
@@ -488,9 +487,7 @@ class StallWatch:
         now = asyncio.get_running_loop().time() if now is None else now
         for tp in assigned:
             end = ends.get(tp)
-            expected = self.in_order.next_expected(tp)
-            if expected is None:
-                expected = await self.in_order.broker_start(tp)
+            expected = await self.in_order.start_of(tp)
             if end is None or expected is None or end <= expected or tp in self.in_order.rereading:
                 self._waiting.pop(tp, None)  # nothing waiting (or ReadInOrder times its re-read)
                 continue
