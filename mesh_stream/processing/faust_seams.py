@@ -33,6 +33,11 @@ integration tests.
   pure-Python stream acknowledges a record it skips), and turns faust's gap bookkeeping
   (``Consumer._add_gap``) off for the internal topic: it counts skipped offsets as
   acknowledged.
+* :class:`StallWatch` -- part of :func:`take_ready_events`: stops a worker whose owned
+  partition's records wait and none reaches the stream (asks ``highwaters``; reads
+  ``App.rebalancing`` and ``Recovery.in_recovery``); its report ends with
+  :func:`consumer_view`, which reads faust's ``_active_partitions``, ``_paused_partitions``
+  and ``_buffered_partitions`` and aiokafka's partition state and prefetched records.
 * :func:`size_producer_buffer` -- the producer buffer's ``max_messages`` (faust's 100 stalls
   every batch that queues thousands of outputs and changelog records).
 * :func:`withhold_acks` -- keep a failed batch's offsets from ever being committed
@@ -95,6 +100,7 @@ __all__ = [
     "ReadInOrder",
     "adapt_fetch_wait",
     "check_faust_version",
+    "consumer_view",
     "current_event",
     "drain_producer_buffer",
     "flush_producer_buffer_fully",
@@ -433,6 +439,40 @@ def _where(tp: Any) -> str:
     return f"{tp.topic}[{tp.partition}]"
 
 
+def consumer_view(consumer: Any, tp: Any) -> str:
+    """What faust's consumer and aiokafka's under it hold of ``tp``, for a stall's report:
+    whether faust fetches it (active), has it paused, or left it out for a full stream buffer,
+    and aiokafka's position, pause and prefetched records. Read from the consumer's thread
+    without a lock, so a snapshot that may be a moment stale; "?" for what could not be read."""
+    faust_side = [
+        name
+        for name, held in (
+            ("active", getattr(consumer, "_active_partitions", None)),
+            ("paused", getattr(consumer, "_paused_partitions", None)),
+            ("buffer-full", getattr(consumer, "_buffered_partitions", None)),
+        )
+        if held is not None and tp in held
+    ]
+    view = f"faust: {','.join(faust_side) or 'not fetched'}"
+    try:
+        aiokafka_consumer = consumer._thread._consumer
+        state = aiokafka_consumer._subscription.subscription.assignment.state_value(tp)
+        prefetched = tp in aiokafka_consumer._fetcher._records
+    except Exception:  # a consumer being rebuilt, or another aiokafka: the report goes on
+        return f"{view}; aiokafka: ?"
+    if state is None:
+        return f"{view}; aiokafka: not assigned"
+    position = state.position if state.has_valid_position else "none"
+    flags = "".join(
+        (
+            ", paused" if state.paused else "",
+            ", awaiting reset" if state.awaiting_reset else "",
+            ", records prefetched" if prefetched else "",
+        )
+    )
+    return f"{view}; aiokafka: position {position}{flags}"
+
+
 class PartitionStalledError(RuntimeError):
     """Records of an assigned partition wait, and none has reached the stream for too long."""
 
@@ -499,7 +539,7 @@ class StallWatch:
                     f"{_where(tp)}: {end - expected} record(s) wait from offset {expected} and "
                     f"none reached the stream for {now - since[1]:.0f} s; stopping the worker "
                     f"so that a restart reads them again (nothing past offset {expected} of "
-                    f"it is committed)"
+                    f"it is committed; {consumer_view(self.consumer, tp)})"
                 )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -555,6 +556,8 @@ def test_a_partition_whose_records_never_reach_the_stream_stops_the_worker(
         stalled = [line for line in log.splitlines() if said in line and "record(s) wait" in line]
         assert stalled, worker.tail()
         assert "from offset 0 and none reached the stream for 1" in stalled[0], stalled[0]
+        # what faust's and aiokafka's consumers held of it: fetched, so neither paused it
+        assert re.search(r"faust: active; aiokafka: position [1-9]\d*\)", stalled[0]), stalled[0]
         probe = Consumer({"bootstrap.servers": bootstrap, "group.id": spec.app_id})
         try:
             [committed] = probe.committed([TopicPartition(internal, 1)], timeout=10)

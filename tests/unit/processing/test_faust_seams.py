@@ -17,8 +17,10 @@ import faust
 import faust.streams
 import faust.transport.consumer
 import pytest
-from aiokafka.consumer.fetcher import Fetcher
+from aiokafka.consumer.fetcher import Fetcher, OffsetResetStrategy
+from aiokafka.consumer.subscription_state import SubscriptionState
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.structs import TopicPartition as AioTP
 from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, ConsumerRebalanceListener
 from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducer
@@ -115,6 +117,14 @@ def test_each_internal_used_still_exists() -> None:
     assert "app.consumer_generation_id = generation" in inspect.getsource(
         ConsumerRebalanceListener.on_partitions_assigned
     )
+    # consumer_view: the sets faust fetches from, and aiokafka's state of a partition
+    reset_state = inspect.getsource(faust.transport.consumer.Consumer._reset_state)
+    for held in ("_active_partitions", "_paused_partitions", "_buffered_partitions"):
+        assert f"self.{held} = set()" in reset_state
+    assert "self._subscription = SubscriptionState(" in inspect.getsource(
+        aiokafka.AIOKafkaConsumer.__init__
+    )
+    assert "self._records = collections.OrderedDict()" in inspect.getsource(Fetcher.__init__)
 
 
 class _SlowChannel:
@@ -605,6 +615,42 @@ def test_a_partition_that_moves_on_or_has_nothing_waiting_is_no_stall() -> None:
     consumer.end = 15  # everything taken: nothing waits, however long
     for now in (300.0, 400.0, 500.0):
         asyncio.run(watch.check(now=now))
+
+
+def test_a_stall_report_says_what_faust_and_aiokafka_hold_of_the_partition() -> None:
+    asyncio.run(_stall_report_views())
+
+
+async def _stall_report_views() -> None:  # aiokafka's partition states need a running loop
+    subscription = SubscriptionState()
+    subscription.subscribe(topics={_TP.topic})
+    subscription.assign_from_subscribed({AioTP(_TP.topic, _TP.partition)})
+    state = subscription.subscription.assignment.state_value(_TP)
+    aiokafka_consumer = SimpleNamespace(
+        _subscription=subscription, _fetcher=SimpleNamespace(_records={})
+    )
+    consumer = SimpleNamespace(
+        _active_partitions=set(),
+        _paused_partitions=set(),
+        _buffered_partitions={_TP},
+        _thread=SimpleNamespace(_consumer=aiokafka_consumer),
+    )
+    assert faust_seams.consumer_view(consumer, _TP) == "faust: buffer-full; aiokafka: position none"
+    state.await_reset(OffsetResetStrategy.EARLIEST)
+    assert faust_seams.consumer_view(consumer, _TP).endswith("position none, awaiting reset")
+    state.seek(290)
+    state.pause()
+    aiokafka_consumer._fetcher._records[_TP] = object()
+    consumer._active_partitions.add(_TP)
+    assert faust_seams.consumer_view(consumer, _TP) == (
+        "faust: active,buffer-full; aiokafka: position 290, paused, records prefetched"
+    )
+    other = TP(_TP.topic, _TP.partition + 1)
+    assert faust_seams.consumer_view(consumer, other) == (
+        "faust: not fetched; aiokafka: not assigned"
+    )
+    del consumer._thread  # a consumer being rebuilt
+    assert faust_seams.consumer_view(consumer, _TP) == "faust: active,buffer-full; aiokafka: ?"
 
 
 def test_rebalances_and_recovery_restart_the_stall_clock() -> None:
