@@ -496,7 +496,11 @@ class StallWatch:
         self._waiting: dict[Any, tuple[int, float]] = {}
 
     async def run(self, crash: Callable[[BaseException], Awaitable[None]]) -> None:
-        """Check every STALL_CHECK_EVERY_S until cancelled; a stall goes to ``crash``."""
+        """Check every STALL_CHECK_EVERY_S until cancelled; a stall goes to ``crash``. Checks
+        that fail (the broker away) are said once, and once more when they work again, not
+        every STALL_CHECK_EVERY_S."""
+        failing_since: float | None = None
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(STALL_CHECK_EVERY_S)
             try:
@@ -506,7 +510,20 @@ class StallWatch:
                 await crash(exc)
                 return
             except Exception as exc:  # the broker did not answer: not a stall of ours
-                log.warning("could not check the internal partitions for a stall: %r", exc)
+                if failing_since is None:
+                    failing_since = loop.time()
+                    log.warning(
+                        "could not check the internal partitions for a stall: %r (said once "
+                        "until a check works again)",
+                        exc,
+                    )
+                continue
+            if failing_since is not None:
+                log.info(
+                    "checking the internal partitions for a stall again, after %.0f s without",
+                    loop.time() - failing_since,
+                )
+                failing_since = None
 
     async def check(self, now: float | None = None) -> None:
         """Raise :class:`PartitionStalledError` if a partition has stalled for ``stall_s``."""

@@ -617,6 +617,38 @@ def test_a_partition_that_moves_on_or_has_nothing_waiting_is_no_stall() -> None:
         asyncio.run(watch.check(now=now))
 
 
+def test_a_broker_away_during_stall_checks_is_said_once_not_every_check(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(faust_seams, "STALL_CHECK_EVERY_S", 0.001)
+    watch, consumer, _ = _stall_watch(end=10)
+    answers = iter([True] * 2 + [False] * 20 + [True] * 3 + [False] * 5 + [True] * 1000)
+
+    async def highwaters(*tps: TP) -> dict[TP, int]:
+        if not next(answers):
+            raise TimeoutError("no broker")
+        return dict.fromkeys(tps, consumer.end)
+
+    consumer.highwaters = highwaters
+
+    async def watch_a_while() -> None:
+        async def crash(exc: BaseException) -> None:
+            raise AssertionError(f"no stall here: {exc}")
+
+        running = asyncio.ensure_future(watch.run(crash))
+        await asyncio.sleep(0.5)
+        running.cancel()
+
+    with caplog.at_level(logging.INFO, logger=faust_seams.log.name):
+        asyncio.run(watch_a_while())
+    said = [record.getMessage() for record in caplog.records]
+    failed = [line for line in said if line.startswith("could not check")]
+    again = [line for line in said if line.startswith("checking the internal partitions")]
+    assert len(failed) == 2, said  # two spells of 20 and 5 failed checks
+    assert "TimeoutError('no broker')" in failed[0]
+    assert len(again) == 2, said
+
+
 def test_a_stall_report_says_what_faust_and_aiokafka_hold_of_the_partition() -> None:
     asyncio.run(_stall_report_views())
 
