@@ -391,8 +391,9 @@ class MeshSettings(BaseSettings):
         le=86_400.0,
         description="A processor worker stops (and is restarted, reading them again) when "
         "records of an internal partition it owns wait in Kafka and none has reached its "
-        "aggregate for this long, outside rebalances and state recovery: a takeover under load "
-        "once left faust's consumer handing over none of two partitions, silently.",
+        "aggregate for this long, outside rebalances and state recovery, or when a recovery of "
+        "its state has changelog records left and reads none for this long: a takeover under "
+        "load left faust recovering two partitions' state for minutes, reading nothing.",
     )
     processor_event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
         default="auto",

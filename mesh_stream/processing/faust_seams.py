@@ -35,7 +35,9 @@ integration tests.
   acknowledged.
 * :class:`StallWatch` -- part of :func:`take_ready_events`: stops a worker whose owned
   partition's records wait and none reaches the stream (asks ``highwaters``; reads
-  ``App.rebalancing`` and ``Recovery.in_recovery``); its report ends with
+  ``App.rebalancing`` and ``Recovery.in_recovery``), or whose recovery of its state reads
+  nothing of the changelog records left (``Recovery.active_remaining`` and
+  ``active_offsets``); its report ends with
   :func:`consumer_view`, which reads faust's ``_active_partitions``, ``_paused_partitions``
   and ``_buffered_partitions`` and aiokafka's partition state and prefetched records.
 * :func:`size_producer_buffer` -- the producer buffer's ``max_messages`` (faust's 100 stalls
@@ -479,12 +481,16 @@ class PartitionStalledError(RuntimeError):
 
 class StallWatch:
     """Stops the worker when records of an assigned partition of ``in_order``'s topics wait in
-    Kafka and none reaches the stream for ``stall_s`` (outside rebalances and recovery).
+    Kafka and none reaches the stream for ``stall_s`` (outside rebalances and recovery), or
+    when a recovery of the tables' state has changelog records left and reads none of them
+    for ``stall_s``.
 
-    A scale-out run under load once saw faust's consumer, after a takeover, go on handing
-    over one partition's records and none of the two it took over, without a word: nothing
-    lost (nothing past them was committed), nothing done either. A restart reads them again,
-    so a stall becomes one line and a restart instead of a silent standstill."""
+    Scale-out runs under load saw the surviving worker, after a takeover, go on with its own
+    partition and do nothing for the two it took over, for minutes: its recovery of their
+    state from the changelogs never received a record (faust only warns "No event received
+    for active tp ... since recovery start", every 5 s, for ever). Nothing is lost (nothing
+    past them was committed), nothing done either. A restart recovers and reads them again,
+    so a stall becomes one line and a restart instead of a standstill."""
 
     def __init__(self, consumer: Any, app: Any, in_order: ReadInOrder, stall_s: float) -> None:
         self.consumer = consumer
@@ -494,6 +500,8 @@ class StallWatch:
         self._generation: int | None = None
         #: partition -> (the offset its next event must have, loop time it was first seen so)
         self._waiting: dict[Any, tuple[int, float]] = {}
+        #: (changelog partitions with records left, and the offsets reached), loop time first so
+        self._recovering: tuple[frozenset[tuple[Any, int]], float] | None = None
 
     async def run(self, crash: Callable[[BaseException], Awaitable[None]]) -> None:
         """Check every STALL_CHECK_EVERY_S until cancelled; a stall goes to ``crash``. Checks
@@ -529,10 +537,20 @@ class StallWatch:
         """Raise :class:`PartitionStalledError` if a partition has stalled for ``stall_s``."""
         app = self.app
         generation = app.consumer_generation_id
-        recovering = app.tables.recovery.in_recovery
-        if generation != self._generation or app.rebalancing or recovering:
+        recovery = app.tables.recovery
+        now = asyncio.get_running_loop().time() if now is None else now
+        if generation != self._generation:
             self._generation = generation
-            self._waiting.clear()  # a new assignment (or one settling): every clock starts again
+            self._waiting.clear()  # a new assignment: every clock starts again
+            self._recovering = None
+            return
+        if recovery.in_recovery:  # faust's rebalance lasts until the recovery ends
+            self._waiting.clear()  # records wait, rightly, until the state is back
+            self._check_recovery(recovery, now)
+            return
+        self._recovering = None
+        if app.rebalancing:
+            self._waiting.clear()  # an assignment settling
             return
         topics = self.in_order.topics
         assigned = [tp for tp in self.consumer.assignment() if tp.topic in topics]
@@ -541,7 +559,6 @@ class StallWatch:
         ends = await self.consumer.highwaters(*assigned)
         if app.consumer_generation_id != generation:
             return
-        now = asyncio.get_running_loop().time() if now is None else now
         for tp in assigned:
             end = ends.get(tp)
             expected = await self.in_order.start_of(tp)
@@ -558,6 +575,29 @@ class StallWatch:
                     f"so that a restart reads them again (nothing past offset {expected} of "
                     f"it is committed; {consumer_view(self.consumer, tp)})"
                 )
+
+    def _check_recovery(self, recovery: Any, now: float) -> None:
+        """Raise :class:`PartitionStalledError` if the changelog partitions ``recovery`` has
+        records left of have read none for ``stall_s``."""
+        left = {tp: n for tp, n in recovery.active_remaining().items() if n > 0}
+        if not left:
+            self._recovering = None
+            return
+        offsets = recovery.active_offsets
+        reached = frozenset((tp, offsets[tp]) for tp in left)
+        if self._recovering is None or self._recovering[0] != reached:
+            self._recovering = (reached, now)  # a record was read (or a new recovery): clock
+            return
+        if now - self._recovering[1] < self.stall_s:
+            return
+        tp = min(left, key=_where)
+        others = f" (and {len(left) - 1} more changelog partition(s))" if len(left) > 1 else ""
+        raise PartitionStalledError(
+            f"{_where(tp)}: the recovery of the state from its changelog has {left[tp]} "
+            f"record(s) left after offset {offsets[tp]} and read none for "
+            f"{now - self._recovering[1]:.0f} s{others}; stopping the worker so that a restart "
+            f"recovers again ({consumer_view(self.consumer, tp)})"
+        )
 
 
 def take_ready_events(

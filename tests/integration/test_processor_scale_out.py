@@ -49,6 +49,7 @@ from tests.integration.workers.scale_out_revenue import (
     LOSE_HANDOVER_VARIABLE,
     PARTITIONS,
     RUN_ID_VARIABLE,
+    STALL_CHANGELOG_VARIABLE,
     STALL_PARTITION_VARIABLE,
     scale_out_spec,
 )
@@ -58,6 +59,9 @@ pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
 REPO = Path(__file__).resolve().parents[2]
 WORKER_MODULE = "tests.integration.workers.scale_out_revenue"
 MINUTE = 60_000
+#: How a worker stopped by StallWatch ends its line, and how the test marks its restart.
+STALL_STOP = "stopping the worker so that a restart"
+RESTARTED = "TEST: restarted after a stall"
 REGIONS = ("eu-west", "eu-central", "us-east", "us-west", "ap-south")
 WINDOWS = 6
 BACKLOG = 3_000
@@ -152,10 +156,16 @@ class OutputReader:
                 self.latest[record["window_id"]] = record
                 self.received += 1
 
-    def wait_for(self, expected: dict[str, dict[str, Any]], timeout: float) -> None:
+    def wait_for(
+        self,
+        expected: dict[str, dict[str, Any]],
+        timeout: float,
+        meanwhile: Callable[[], object] = lambda: None,
+    ) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.latest != expected:
             self.poll()
+            meanwhile()
         wrong = {
             key: {"expected": want, "got": self.latest.get(key)}
             for key, want in expected.items()
@@ -179,6 +189,7 @@ class Worker:
         self.env = {**env, "MESH_DATA_DIR": str(self.data_dir)}
         self.log_path = tmp_path / f"worker-{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
 
     def start(self) -> None:
         with self.log_path.open("ab") as log:
@@ -203,6 +214,27 @@ class Worker:
 
     def tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-6000:]
+
+    def restart_if_stalled(self) -> bool:
+        """Start the worker again if it stopped on a stall (:class:`StallWatch`'s line), as
+        `mesh up`'s supervisor (or an orchestrator) does; any other exit is left for the test
+        to see. True if it was restarted."""
+        if self.process is None or self.process.poll() in (None, 0):
+            return False
+        log = self.log_path.read_text(errors="replace")
+        if STALL_STOP not in log.split(RESTARTED)[-1]:
+            return False
+        with self.log_path.open("a") as out:
+            out.write(f"{RESTARTED} (exit status {self.process.returncode})\n")
+        self.restarts += 1
+        self.start()
+        return True
+
+    def stop_cleanly(self) -> None:
+        """SIGTERM, as an orchestrator stops a worker: it must commit and exit with status 0."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        assert self.process.wait(60) == 0, self.tail()
 
     def start_until_ready(self, timeout_s: float = 60.0) -> None:
         self.start()
@@ -393,6 +425,8 @@ def test_two_workers_share_the_work_and_one_survives_the_other_s_kill(
     settings: MeshSettings, workers: tuple[Worker, Worker, str], tmp_path: Path
 ) -> None:
     a, b, run_id = workers
+    for worker in (a, b):
+        worker.env["MESH_PROCESSOR_STALL_SECONDS"] = "30"  # within the final wait of 180 s
     bootstrap = settings.resolved_bootstrap_servers()
     spec = scale_out_spec(settings, run_id)
     source = spec.inputs[0]
@@ -440,11 +474,11 @@ def test_two_workers_share_the_work_and_one_survives_the_other_s_kill(
         assert distinct < len(orders.published) - AFTER_KILL // DUPLICATE_EVERY
         # (B takes A's input partitions once A's session times out and both groups rebalance;
         # on a loaded 2-core machine that and the backlog took more than a minute)
-        reader.wait_for(expected, timeout=180)
+        # A stall (StallWatch, 30 s here) stops B; restarted as `mesh up` would, it recovers
+        # and reads again, and the windows must still come out exact.
+        reader.wait_for(expected, timeout=180, meanwhile=b.restart_if_stalled)
         assert b.running(), b.tail()
-        assert b.process is not None
-        b.process.send_signal(signal.SIGTERM)
-        assert b.process.wait(60) == 0, b.tail()
+        b.stop_cleanly()
     except AssertionError as failure:
         try:
             lookup = where_orders_went(
@@ -460,7 +494,8 @@ def test_two_workers_share_the_work_and_one_survives_the_other_s_kill(
         raise AssertionError(
             f"{failure}\n\nA killed at {killed_at:.3f}"
             f"\n\n--- where the short windows' orders are ---\n{lookup}"
-            f"\n\n--- worker A ---\n{a.tail()}\n\n--- worker B ---\n{b.tail()}"
+            f"\n\n--- worker A ---\n{a.tail()}\n\n--- worker B (restarted after a stall "
+            f"{b.restarts} time(s)) ---\n{b.tail()}"
         ) from failure
     finally:
         publisher.close()
@@ -516,9 +551,7 @@ def test_a_record_faust_loses_on_its_way_to_the_stream_is_read_again(
             assert f"{internal}[{partition}]: read again from offset {lost_offset}" in log
         assert "TEST: losing" in log  # the commit watch was on ...
         assert "TEST: " + internal not in log, worker.tail()  # ... and saw no commit pass
-        assert worker.process is not None
-        worker.process.send_signal(signal.SIGTERM)
-        assert worker.process.wait(60) == 0, worker.tail()
+        worker.stop_cleanly()
     finally:
         publisher.close()
         reader.close()
@@ -565,5 +598,65 @@ def test_a_partition_whose_records_never_reach_the_stream_stops_the_worker(
             probe.close()
         assert committed.offset < 0, f"{internal}[1] committed at {committed.offset}"
     finally:
+        publisher.close()
+        registry.close()
+
+
+def test_a_state_recovery_that_reads_nothing_stops_the_worker(
+    settings: MeshSettings, workers: tuple[Worker, Worker, str]
+) -> None:
+    """If the recovery of a taken-over partition's state never receives a changelog record
+    (seen after a takeover under load: faust only warned, every 5 s, for minutes), the worker
+    stops once ``processor_stall_seconds`` passed with records left, naming the changelog
+    partition, and a restart recovers again. Worker A builds state; worker B, starting with
+    none, loses every record of changelog partition 1 (``STALL_CHANGELOG_VARIABLE``), stops,
+    and, restarted without that loss, brings every window to its exact value."""
+    first, second, run_id = workers
+    bootstrap = settings.resolved_bootstrap_servers()
+    spec = scale_out_spec(settings, run_id)
+    changelog = f"{spec.app_id}-state-changelog"  # written with the seen-changelog
+    registry = RegistryClient.from_settings(settings)
+    publisher = ProductPublisher(
+        spec.inputs[0], bootstrap_servers=bootstrap, registry=registry, root=REPO
+    )
+    now = int(time.time() * 1000)
+    orders = Orders(publisher, now - now % MINUTE - 15 * MINUTE, seed=20261206)
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{run_id}"})
+    reader = OutputReader(bootstrap, registry, spec.output)
+    try:
+        first.start_until_ready()
+        orders.stream_for(3.0)
+        deadline = time.monotonic() + 60
+        while probe.get_watermark_offsets(TopicPartition(changelog, 1), timeout=10)[1] <= 0:
+            assert time.monotonic() < deadline, f"no state written:\n{first.tail()}"
+            time.sleep(0.5)
+        first.stop_cleanly()
+        second.env[STALL_CHANGELOG_VARIABLE] = "1"
+        second.env["MESH_PROCESSOR_STALL_SECONDS"] = "10"
+        second.start()
+        assert second.process is not None
+        status = second.process.wait(120)  # 10 s without a record, checked every 5 s
+        assert status != 0, second.tail()
+        log = second.log_path.read_text(errors="replace")
+        stalled = [line for line in log.splitlines() if "the recovery of the state" in line]
+        assert stalled, second.tail()
+        # the first of its two changelog partitions 1 (state and seen events), by name
+        assert re.search(
+            rf"{re.escape(spec.app_id)}-seen-changelog\[1\]: the recovery of the state from its "
+            r"changelog has [1-9]\d* record\(s\) left after offset -1 and read none for 1\d s "
+            r"\(and 1 more changelog partition\(s\)\)",
+            stalled[0],
+        ), stalled[0]
+        # faust fetched them (the test drops them after): active, and aiokafka moved past them
+        assert re.search(r"faust: active; aiokafka: position [1-9]\d*\)", stalled[0]), stalled[0]
+        # restarted (as `mesh up` does), it recovers the state A left and goes on, exact
+        del second.env[STALL_CHANGELOG_VARIABLE]
+        second.start_until_ready()
+        orders.publish(AFTER_KILL)
+        reader.wait_for(expected_windows(orders.published), timeout=120)
+        second.stop_cleanly()
+    finally:
+        reader.close()
+        probe.close()
         publisher.close()
         registry.close()

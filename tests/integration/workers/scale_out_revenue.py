@@ -40,6 +40,9 @@ RUN_ID_VARIABLE = "MESH_SCALE_OUT_RUN_ID"
 LOSE_HANDOVER_VARIABLE = "MESH_TEST_LOSE_HANDOVER"
 #: An internal partition every record of which the worker loses on its way to the stream.
 STALL_PARTITION_VARIABLE = "MESH_TEST_STALL_PARTITION"
+#: A partition of the tables' changelogs every record of which the worker loses on its way to
+#: the state's recovery.
+STALL_CHANGELOG_VARIABLE = "MESH_TEST_STALL_CHANGELOG"
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +103,16 @@ class CommitWatch(faust.Sensor):
 
 
 def lose_handovers(
-    internal_topic: str, losses: dict[tuple[int, int], int], stalled: int | None = None
+    internal_topic: str,
+    losses: dict[tuple[int, int], int],
+    stalled: int | None = None,
+    stalled_changelog: int | None = None,
 ) -> None:
     """Make faust lose the records of ``internal_topic`` at each (partition, offset) of
     ``losses`` the given number of times, between its consumer and the stream, where its flow
-    control drops them, and every record of partition ``stalled``; a :class:`CommitWatch`
-    checks the commits meanwhile."""
+    control drops them, every record of partition ``stalled``, and every record of the tables'
+    changelogs' partition ``stalled_changelog``; a :class:`CommitWatch` checks the commits
+    meanwhile."""
     build = Conductor._build_handler
     left = dict(losses)
 
@@ -115,6 +122,8 @@ def lose_handovers(
         async def losing_on_message(message: Any) -> None:
             where = (message.partition, message.offset)
             if message.topic == internal_topic and message.partition == stalled:
+                return
+            if message.topic.endswith("-changelog") and message.partition == stalled_changelog:
                 return
             if message.topic == internal_topic and left.get(where, 0) > 0:
                 left[where] -= 1
@@ -140,13 +149,15 @@ def lose_handovers(
 def main() -> None:
     spec = scale_out_spec(MeshSettings(), os.environ[RUN_ID_VARIABLE])
     lose, stall = os.environ.get(LOSE_HANDOVER_VARIABLE), os.environ.get(STALL_PARTITION_VARIABLE)
-    if lose or stall:
+    stall_changelog = os.environ.get(STALL_CHANGELOG_VARIABLE)
+    if lose or stall or stall_changelog:
         losses = {}
         for each in (lose or "").split(",") if lose else ():
             partition, offset, times = (int(part) for part in each.split(":"))
             losses[partition, offset] = times
         stalled = int(stall) if stall else None
-        lose_handovers(f"{spec.app_id}-{INTERNAL_TOPIC}", losses, stalled)
+        stalled_changelog = int(stall_changelog) if stall_changelog else None
+        lose_handovers(f"{spec.app_id}-{INTERNAL_TOPIC}", losses, stalled, stalled_changelog)
     run(retarget(revenue.PROCESSOR, spec), spec=spec)
 
 

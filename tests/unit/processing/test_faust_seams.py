@@ -8,8 +8,9 @@ import importlib.metadata
 import inspect
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterable
-from types import SimpleNamespace
+from types import MethodType, SimpleNamespace
 from typing import Any
 
 import aiokafka
@@ -113,6 +114,8 @@ def test_each_internal_used_still_exists() -> None:
     # StallWatch: what it reads to leave rebalances and recovery alone, and the end offsets
     assert "self.rebalancing = True" in inspect.getsource(faust.App.on_rebalance_start)
     assert "in_recovery: bool" in inspect.getsource(Recovery)
+    assert "active_offsets: Counter[TP]" in inspect.getsource(Recovery)
+    assert "highwater - offsets[tp]" in inspect.getsource(Recovery.active_remaining)
     assert inspect.iscoroutinefunction(faust.transport.consumer.ThreadDelegateConsumer.highwaters)
     assert "app.consumer_generation_id = generation" in inspect.getsource(
         ConsumerRebalanceListener.on_partitions_assigned
@@ -576,13 +579,17 @@ def test_where_faust_does_not_know_the_committed_offset_the_broker_is_asked(
 
 
 class _StallApp:
-    """What StallWatch reads of the app: the generation, and whether it is rebalancing or
-    recovering its tables."""
+    """What StallWatch reads of the app: the generation, whether it is rebalancing, and its
+    tables' recovery (faust's own ``active_remaining`` over the offsets set here)."""
 
     def __init__(self) -> None:
         self.consumer_generation_id = 1
         self.rebalancing = False
-        self.tables = SimpleNamespace(recovery=SimpleNamespace(in_recovery=False))
+        recovery = SimpleNamespace(
+            in_recovery=False, active_highwaters=Counter(), active_offsets=Counter()
+        )
+        recovery.active_remaining = MethodType(Recovery.active_remaining, recovery)
+        self.tables = SimpleNamespace(recovery=recovery)
 
 
 def _stall_watch(end: int, committed: int = 10) -> tuple[faust_seams.StallWatch, Any, Any]:
@@ -593,13 +600,19 @@ def _stall_watch(end: int, committed: int = 10) -> tuple[faust_seams.StallWatch,
     return faust_seams.StallWatch(consumer, app, guard, stall_s=60.0), consumer, guard
 
 
-def test_a_partition_whose_records_wait_and_never_reach_the_stream_stops_the_worker() -> None:
-    watch, _, _ = _stall_watch(end=25)
-    for now in (0.0, 1.0, 30.0, 60.0):  # the first check only notes the assignment
+def _stop_of(watch: faust_seams.StallWatch) -> str:
+    """The stop of ``watch`` checked at 0, 1, 30 and 60 s (nothing yet: the first check only
+    notes the assignment, and 60 s have not passed since the second) and then at 62 s."""
+    for now in (0.0, 1.0, 30.0, 60.0):
         asyncio.run(watch.check(now=now))
     with pytest.raises(faust_seams.PartitionStalledError) as stalled:
         asyncio.run(watch.check(now=62.0))
-    assert str(stalled.value).startswith(
+    return str(stalled.value)
+
+
+def test_a_partition_whose_records_wait_and_never_reach_the_stream_stops_the_worker() -> None:
+    watch, _, _ = _stall_watch(end=25)
+    assert _stop_of(watch).startswith(
         "app-by-key[0]: 15 record(s) wait from offset 10 and none reached the stream for 61 s"
     )
 
@@ -615,6 +628,39 @@ def test_a_partition_that_moves_on_or_has_nothing_waiting_is_no_stall() -> None:
     consumer.end = 15  # everything taken: nothing waits, however long
     for now in (300.0, 400.0, 500.0):
         asyncio.run(watch.check(now=now))
+
+
+def test_a_state_recovery_that_reads_nothing_of_its_changelog_stops_the_worker() -> None:
+    watch, _, _ = _stall_watch(end=25)
+    recovery = watch.app.tables.recovery
+    changelog = TP("app-state-changelog", 2)
+    watch.app.rebalancing = True  # faust's rebalance lasts until its recovery ends
+    recovery.in_recovery = True
+    recovery.active_highwaters[changelog] = 116
+    recovery.active_offsets[changelog] = -1  # nothing read yet: 117 records to recover
+    assert _stop_of(watch).startswith(
+        "app-state-changelog[2]: the recovery of the state from its changelog has 117 "
+        "record(s) left after offset -1 and read none for 61 s; stopping the worker"
+    )
+
+
+def test_a_state_recovery_that_moves_on_or_ends_is_no_stall() -> None:
+    watch, _, _ = _stall_watch(end=25)
+    recovery = watch.app.tables.recovery
+    changelog = TP("app-state-changelog", 2)
+    recovery.in_recovery = True
+    recovery.active_highwaters[changelog] = 116
+    recovery.active_offsets[changelog] = -1
+    asyncio.run(watch.check(now=0.0))
+    for offset, now in zip((10, 20, 30, 40), (50.0, 100.0, 150.0, 200.0), strict=True):
+        recovery.active_offsets[changelog] = offset  # slow, but reading: no stall
+        asyncio.run(watch.check(now=now))
+    recovery.active_offsets[changelog] = 116  # all read: recovery about to end
+    for now in (300.0, 400.0):
+        asyncio.run(watch.check(now=now))
+    recovery.in_recovery = False  # the stream's records now count, from a fresh clock
+    asyncio.run(watch.check(now=401.0))
+    asyncio.run(watch.check(now=450.0))
 
 
 def test_a_broker_away_during_stall_checks_is_said_once_not_every_check(
