@@ -347,6 +347,9 @@ class ReadInOrder:
                     earliest - 1,
                 )
                 self._next[tp] = expected = earliest
+                # faust commits a partition only from its committed offset on, with no hole
+                # (its gap bookkeeping is off here): from the earliest, or never again
+                self.consumer._committed_offset[tp] = earliest
                 if offset <= earliest:
                     message.acked = False
                     return self.admit(message)
@@ -444,7 +447,8 @@ def _where(tp: Any) -> str:
 def consumer_view(consumer: Any, tp: Any) -> str:
     """What faust's consumer and aiokafka's under it hold of ``tp``, for a stall's report:
     whether faust fetches it (active), has it paused, or left it out for a full stream buffer,
-    and aiokafka's position, pause and prefetched records. Read from the consumer's thread
+    its read offset (below which it drops fetched records), and aiokafka's position, pause and
+    prefetched records. Read from the consumer's thread
     without a lock, so a snapshot that may be a moment stale; "?" for what could not be read."""
     faust_side = [
         name
@@ -456,6 +460,9 @@ def consumer_view(consumer: Any, tp: Any) -> str:
         if held is not None and tp in held
     ]
     view = f"faust: {','.join(faust_side) or 'not fetched'}"
+    read_offset = getattr(consumer, "_read_offset", {}).get(tp)
+    if read_offset is not None:  # faust drops, silently, a fetched record below it
+        view += f", read offset {read_offset}"
     try:
         aiokafka_consumer = consumer._thread._consumer
         state = aiokafka_consumer._subscription.subscription.assignment.state_value(tp)
@@ -592,11 +599,13 @@ class StallWatch:
             return
         tp = min(left, key=_where)
         others = f" (and {len(left) - 1} more changelog partition(s))" if len(left) > 1 else ""
+        queue = getattr(self.app.tables, "changelog_queue", None)
+        queued = f"; {queue.qsize()} changelog record(s) queued" if queue is not None else ""
         raise PartitionStalledError(
             f"{_where(tp)}: the recovery of the state from its changelog has {left[tp]} "
             f"record(s) left after offset {offsets[tp]} and read none for "
             f"{now - self._recovering[1]:.0f} s{others}; stopping the worker so that a restart "
-            f"recovers again ({consumer_view(self.consumer, tp)})"
+            f"recovers again ({consumer_view(self.consumer, tp)}{queued})"
         )
 
 

@@ -590,7 +590,9 @@ def test_a_partition_whose_records_never_reach_the_stream_stops_the_worker(
         assert stalled, worker.tail()
         assert "from offset 0 and none reached the stream for 1" in stalled[0], stalled[0]
         # what faust's and aiokafka's consumers held of it: fetched, so neither paused it
-        assert re.search(r"faust: active; aiokafka: position [1-9]\d*\)", stalled[0]), stalled[0]
+        assert re.search(
+            r"faust: active, read offset -?\d+; aiokafka: position [1-9]\d*", stalled[0]
+        ), stalled[0]
         probe = Consumer({"bootstrap.servers": bootstrap, "group.id": spec.app_id})
         try:
             [committed] = probe.committed([TopicPartition(internal, 1)], timeout=10)
@@ -648,7 +650,9 @@ def test_a_state_recovery_that_reads_nothing_stops_the_worker(
             stalled[0],
         ), stalled[0]
         # faust fetched them (the test drops them after): active, and aiokafka moved past them
-        assert re.search(r"faust: active; aiokafka: position [1-9]\d*\)", stalled[0]), stalled[0]
+        assert re.search(
+            r"faust: active, read offset -?\d+; aiokafka: position [1-9]\d*", stalled[0]
+        ), stalled[0]
         # restarted (as `mesh up` does), it recovers the state A left and goes on, exact
         del second.env[STALL_CHANGELOG_VARIABLE]
         second.start_until_ready()
