@@ -418,6 +418,12 @@ class ReadInOrder:
             if self.app.consumer_generation_id == generation and tp in self.consumer.assignment():
                 raise
             log.info("%s: not read again from %d: the partition was reassigned", _where(tp), offset)
+            return
+        if self.app.consumer_generation_id == generation:
+            # faust drops a fetched record below its read offset, which the seek set in the
+            # consumer's thread while faust's delivery loop, here, may have raised it again to
+            # the record just set aside: the records read again would then be dropped
+            self.consumer._read_offset[tp] = offset
 
     def _forget_acks_from(self, tp: Any, offset: int) -> None:
         """Drop the consumer's acknowledgements of ``tp`` from ``offset`` on: none of those

@@ -531,6 +531,25 @@ def test_after_a_lost_record_the_partition_is_read_again_from_it(
     )
 
 
+class _RacedConsumer(_Consumer):
+    """A consumer whose delivery loop notes the record it handed over (3) after the seek's
+    thread set the read offset to the missing one: faust would drop what is read again."""
+
+    async def seek_wait(self, partitions: dict[TP, int]) -> None:
+        await super().seek_wait(partitions)
+        await asyncio.sleep(0)
+        self._read_offset[_TP] = 3
+
+
+def test_a_read_offset_raised_during_the_seek_is_set_back_to_the_missing_record() -> None:
+    consumer = _RacedConsumer(committed=0)
+    guard = _guard(consumer)
+    assert _admitted(guard, consumer, 0, 1, 3) == [0, 1]
+    assert consumer.sought == [2]
+    assert consumer._read_offset[_TP] == 2  # so faust hands 2 over when it comes again
+    assert _admitted(guard, consumer, 2, 3) == [2, 3]
+
+
 def test_a_record_read_again_after_faust_s_own_seek_is_taken() -> None:
     """Records before the next expected come again after a seek: the replay guard refuses
     what was applied, so they are taken, and the order goes on from them."""
