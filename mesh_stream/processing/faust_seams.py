@@ -454,8 +454,8 @@ def consumer_view(consumer: Any, tp: Any) -> str:
     """What faust's consumer and aiokafka's under it hold of ``tp``, for a stall's report:
     whether faust fetches it (active), has it paused, or left it out for a full stream buffer,
     its read offset (below which it drops fetched records), and aiokafka's position, pause and
-    prefetched records. Read from the consumer's thread
-    without a lock, so a snapshot that may be a moment stale; "?" for what could not be read."""
+    prefetched records. Read without a lock while faust's consumer thread may change them, so
+    a snapshot that may be a moment stale; "?" for what could not be read."""
     faust_side = [
         name
         for name, held in (
@@ -590,8 +590,8 @@ class StallWatch:
                 )
 
     def _check_recovery(self, recovery: Any, now: float) -> None:
-        """Raise :class:`PartitionStalledError` if the changelog partitions ``recovery`` has
-        records left of have read none for ``stall_s``."""
+        """Raise :class:`PartitionStalledError` if the changelog partitions ``recovery`` still
+        has records of have read none of them for ``stall_s``."""
         left = {tp: n for tp, n in recovery.active_remaining().items() if n > 0}
         if not left:
             self._recovering = None
@@ -635,7 +635,8 @@ def take_ready_events(
     (:class:`ReadInOrder`: the stream's topics must have no holes in their offsets, as the
     internal topic has none). An error while an event is added stops the stream (faust's
     ``crash``), or goes to ``crash`` if given; so does, with ``stall_s``, a partition whose
-    records wait and none reaches the stream for that long (:class:`StallWatch`)."""
+    records wait and none reaches the stream for that long, or a recovery of the state that
+    reads none of the changelog records it has left for that long (:class:`StallWatch`)."""
     concrete = cast("faust.Stream[Any]", stream)
     app = concrete.app
     in_hand = FetchedInHand.of(app.consumer)

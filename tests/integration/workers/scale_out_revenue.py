@@ -152,7 +152,7 @@ def main() -> None:
     stall_changelog = os.environ.get(STALL_CHANGELOG_VARIABLE)
     if lose or stall or stall_changelog:
         losses = {}
-        for each in (lose or "").split(",") if lose else ():
+        for each in lose.split(",") if lose else ():
             partition, offset, times = (int(part) for part in each.split(":"))
             losses[partition, offset] = times
         stalled = int(stall) if stall else None
