@@ -70,6 +70,7 @@ FIGURES = (
     "broker_cpu_us_per_event",
     "latency_p50_ms",
     "latency_p99_ms",
+    "latency_to_output_p50_ms",
     "live_worker_cpu_us_per_event",
     "live_broker_cpu_us_per_event",
 )
@@ -140,6 +141,7 @@ def mesh_worker(
         spec.output.topic,
         spec.output.partitions,
         decode,
+        stamps_at_send=True,
     )
 
 

@@ -63,6 +63,9 @@ class Worker:
     output_topic: str
     output_partitions: int
     decode: OutputDecoder
+    #: Whether an output record's Kafka timestamp is when the worker produced it (Quix stamps
+    #: a window's records with the window's time instead).
+    stamps_at_send: bool = False
 
 
 @dataclass
@@ -79,6 +82,7 @@ class OutputWatcher:
     worker: Worker
     latest: dict[str, WindowTotal] = field(default_factory=dict)
     seen_at: dict[str, dict[int, float]] = field(default_factory=lambda: defaultdict(dict))
+    created_at: dict[str, dict[int, float]] = field(default_factory=lambda: defaultdict(dict))
     first_output_at: float | None = None
     #: Called on the reading thread with the orders counted by the first output, as it arrives.
     on_first_output: Callable[[int], None] | None = None
@@ -119,11 +123,12 @@ class OutputWatcher:
                     continue
                 value = message.value()
                 if value is not None:
-                    self._take(time.time(), *self.worker.decode(value))
+                    stamped = message.timestamp()[1] / 1000
+                    self._take(time.time(), stamped, *self.worker.decode(value))
         except BaseException as exc:  # handed to the caller by poll()
             self._failed = exc
 
-    def _take(self, now: float, key: str, count: int, cents: int) -> None:
+    def _take(self, now: float, created: float, key: str, count: int, cents: int) -> None:
         with self._lock:
             first = self.first_output_at is None
             if first:
@@ -135,6 +140,7 @@ class OutputWatcher:
             if before != self.latest[key]:
                 self.last_change_at = now
             self.seen_at[key].setdefault(count, now)
+            self.created_at[key].setdefault(count, created)
             if first and self.on_first_output is not None:
                 self.on_first_output(self.total)
 
@@ -156,8 +162,16 @@ class OutputWatcher:
 
     def visible_at(self, key: str, nth: int) -> float | None:
         """When a record of window ``key`` counting at least ``nth`` orders was first seen."""
+        return self._first(self.seen_at, key, nth)
+
+    def created_for(self, key: str, nth: int) -> float | None:
+        """The Kafka timestamp of the first record of window ``key`` counting at least ``nth``
+        orders: when the worker produced it."""
+        return self._first(self.created_at, key, nth)
+
+    def _first(self, times: dict[str, dict[int, float]], key: str, nth: int) -> float | None:
         with self._lock:
-            seen = dict(self.seen_at.get(key, {}))
+            seen = dict(times.get(key, {}))
         counts = sorted(seen)
         index = bisect.bisect_left(counts, nth)
         return min((seen[count] for count in counts[index:]), default=None)
@@ -404,6 +418,7 @@ def _live(
     worker_cpu = _difference(process_cpu_seconds(process.pid), worker_cpu)
     broker_cpu = _difference(process_cpu_seconds(broker_pid), broker_cpu)
     latencies = []
+    in_worker = []
     by_second: dict[int, list[float]] = defaultdict(list)
     missing = 0
     for key, times in published_at.items():
@@ -413,6 +428,9 @@ def _live(
                 missing += 1
             else:
                 latencies.append((seen - sent_at) * 1000)
+                created = watcher.created_for(key, baseline.get(key, 0) + n)
+                if created is not None and watcher.worker.stamps_at_send:
+                    in_worker.append((created - sent_at) * 1000)
                 by_second[int(sent_at - started_at)].append(latencies[-1])
     return {
         "exact_after_live": exact,
@@ -422,6 +440,9 @@ def _live(
         "latency_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
         "latency_p99_ms": round(percentile(latencies, 0.99), 1) if latencies else None,
         "latency_max_ms": round(max(latencies), 1) if latencies else None,
+        # Up to the output record's Kafka timestamp (when the worker produced it, ms
+        # resolution): the part of the latency before the output's own delivery.
+        "latency_to_output_p50_ms": round(statistics.median(in_worker), 1) if in_worker else None,
         # When in the phase the slow ones were published: a stall shows as one bad second.
         "latency_max_ms_by_second": [round(max(by_second[s]), 1) for s in sorted(by_second)],
         "live_worker_cpu_us_per_event": _per_event_us(worker_cpu, count),
