@@ -23,7 +23,7 @@ import io
 import threading
 import typing
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -81,6 +81,10 @@ DEFAULT_PRODUCER_CONFIG: dict[str, Any] = {
 }
 #: librdkafka's default ``message.max.bytes``: the largest record a producer sends.
 LIBRDKAFKA_MESSAGE_MAX_BYTES = 1_000_000
+#: librdkafka's default ``batch.size``: the most bytes of records it sends in one batch.
+LIBRDKAFKA_BATCH_SIZE = 1_000_000
+#: What a v2 record batch adds to its records (header, CRC, producer id and sequence).
+BATCH_OVERHEAD_BYTES = 61
 #: What librdkafka adds to key + value + headers before comparing with ``message.max.bytes``
 #: (RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD: the varints and attributes of one v2 record).
 RECORD_OVERHEAD_BYTES = 36
@@ -103,12 +107,14 @@ _SECURITY_CODES = frozenset(
 @dataclass(frozen=True)
 class UndeliveredRecord:
     """A record Kafka did not acknowledge: its key, the reason, and the record itself
-    (decoded back from what was sent, so it can be published again)."""
+    (decoded back from what was sent, so it can be published again; ``value`` is what was
+    sent, which tells records with the same key apart)."""
 
     topic: str
     key: str | bytes | None
     error: str
     record: dict[str, Any] | None = None
+    value: bytes | None = field(default=None, repr=False)
 
     def describe(self) -> str:
         return f"key {self.key!r}: {self.error}"
@@ -166,16 +172,38 @@ class DeliveredRecord:
     timestamp_ms: int
 
 
+#: What a refusal for size says in place of librdkafka's "Broker: Message size too large".
+TOO_LARGE = "refused by the broker as too large"
+
+
+def _delivery_failure(error: KafkaError, topic: str, message: Message) -> str:
+    """Why a record was not delivered, in words that say what to change."""
+    if error.code() != KafkaError.MSG_SIZE_TOO_LARGE:
+        return str(error.str())
+    size = len(message.value() or b"") + len(message.key() or b"")
+    return (
+        f"{TOO_LARGE} ({size:,} bytes of key and value before compression): over the "
+        f"limit of topic {topic} (its max.message.bytes) or of the broker (message.max.bytes);"
+        f" send smaller records, or have the limit raised"
+    )
+
+
 def _describe_failures(
     product: str, topic: str, failed: list[UndeliveredRecord], queued: int = 0
 ) -> str:
     shown = "; ".join(item.describe() for item in failed[:SHOWN_RECORDS])
     more = f"; and {len(failed) - SHOWN_RECORDS} more" if len(failed) > SHOWN_RECORDS else ""
     still = f"; {queued} more still queued" if queued else ""
+    sized = all(item.error.startswith(TOO_LARGE) for item in failed) and not queued
+    hint = (
+        ""
+        if sized
+        else ". Check that the broker is reachable; records wait up to "
+        "`message.timeout.ms` (publisher config) before they fail"
+    )
     return (
         f"{len(failed)} record(s) of {product} were not delivered to topic {topic}: "
-        f"{shown}{more}{still}. Check that the broker is reachable; records wait up to "
-        f"`message.timeout.ms` (publisher config) before they fail"
+        f"{shown}{more}{still}{hint}"
     )
 
 
@@ -283,9 +311,10 @@ class ProductPublisher:
         #: The largest key + value librdkafka sends with this config (``message.max.bytes``).
         self.max_record_bytes = self._max_record_bytes(settings)
         if create_topic:
-            ensure_topic(product, self.connection)
+            limits = [ensure_topic(product, self.connection)]
             for dlq_topic in self._dlq_topics():
-                ensure_topic(product, self.connection, topic=dlq_topic)
+                limits.append(ensure_topic(product, self.connection, topic=dlq_topic))
+            settings = _batches_within(settings, [limit for limit in limits if limit])
         self._producer = make_producer(self.connection, settings)
         self._produce = self._producer.produce
         self._poll = self._producer.poll
@@ -591,7 +620,9 @@ class ProductPublisher:
                 body.seek(HEADER_SIZE)
                 decoded = schemaless_reader(body, self.encoder.parsed, None)
         record = decoded if isinstance(decoded, dict) else None
-        return UndeliveredRecord(self.topic, key, error.str(), record)
+        return UndeliveredRecord(
+            self.topic, key, _delivery_failure(error, self.topic, message), record, data
+        )
 
     def publish_many(
         self,
@@ -781,7 +812,7 @@ class AsyncProductPublisher:
             if future.done():
                 return
             if error is not None:
-                failed = UndeliveredRecord(topic, key, error.str())
+                failed = UndeliveredRecord(topic, key, _delivery_failure(error, topic, message))
                 refused = self._publisher._security_error(error)
                 future.set_exception(
                     refused
@@ -865,18 +896,20 @@ def resolve_connection(
 
 def ensure_topic(
     product: DataProduct, connection: KafkaConnection, *, topic: str | None = None
-) -> None:
+) -> int | None:
     """Create the product's topic (or ``topic``, e.g. its DLQ) as the descriptor says, if missing.
 
     The spec (partitions, retention, cleanup policy, replication factor and
     ``min.insync.replicas``) comes from :func:`mesh_stream.kafka.topics.product_topic_spec`;
     an existing topic that differs from it is reported (a warning), see that module.
+    Returns an existing topic's ``max.message.bytes`` when it is known (None otherwise).
     """
     name = topic or product.topic
+    configs: dict[str, Mapping[str, str]] = {}
     try:
         cluster = topics.cluster_info(connection)
         spec = topics.product_topic_spec(product, cluster, topic=name)
-        topics.ensure_topic(connection, spec)
+        topics.ensure_topic(connection, spec, configs=configs)
     except KafkaSecurityError:
         raise
     except ConfigurationError:
@@ -886,6 +919,22 @@ def ensure_topic(
             f"cannot create topic {name} for {product.name} at {connection.bootstrap_servers}: "
             f"{exc}; start Kafka with `mesh broker start` or set MESH_BOOTSTRAP_SERVERS"
         ) from exc
+    limit = configs.get(name, {}).get("max.message.bytes")
+    return int(limit) if limit is not None and limit.isdigit() else None
+
+
+def _batches_within(settings: dict[str, Any], limits: list[int]) -> dict[str, Any]:
+    """``settings`` with ``batch.size`` below the smallest of the topics' ``limits``.
+
+    The broker refuses a whole batch over a topic's ``max.message.bytes``, so one large
+    record would fail every record sent with it. Batches that fit leave it alone in its own
+    batch (librdkafka sends a record over ``batch.size`` by itself), refused alone.
+    """
+    if not limits:
+        return settings
+    fitting = min(limits) - BATCH_OVERHEAD_BYTES
+    given = int(settings.get("batch.size", LIBRDKAFKA_BATCH_SIZE))
+    return settings if given <= fitting else {**settings, "batch.size": max(1, fitting)}
 
 
 def open_publisher(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -17,7 +17,7 @@ from mesh_stream.cli.options import (
 )
 from mesh_stream.errors import ConfigurationError, DeliveryError, MeshError, SerializationError
 from mesh_stream.kafka.connection import KafkaConnection
-from mesh_stream.producer import ProductPublisher
+from mesh_stream.producer import ProductPublisher, UndeliveredRecord
 from mesh_stream.project import resolve_product
 from mesh_stream.schema.codec import coerce_json
 from mesh_stream.settings import MeshSettings
@@ -252,8 +252,14 @@ def publish(
             publisher.flush()
         except DeliveryError as exc:
             click.echo(f"error: {exc}", err=True)
-            failed = len(getattr(exc, "failed", None) or []) or publisher.in_flight
-            _summary(descriptor, sent - dead - failed, dead, errors, unsent, failed)
+            undelivered = list(getattr(exc, "failed", None) or [])
+            lost = _undelivered_lines(publisher, good, unsent, undelivered)
+            for number, reason in lost[:SHOWN_ERRORS]:
+                click.echo(f"{name}:{number}: not delivered: {reason}", err=True)
+            failed = len(undelivered) or publisher.in_flight
+            _summary(
+                descriptor, sent - dead - failed, dead, errors, unsent, failed, [n for n, _ in lost]
+            )
             ctx.exit(1)
     _summary(descriptor, sent - dead, dead, errors, unsent, 0)
     if errors or unsent:
@@ -280,6 +286,32 @@ def _send(
     return sent, dead, unsent
 
 
+def _undelivered_lines(
+    publisher: ProductPublisher,
+    good: list[tuple[int, dict[str, Any]]],
+    unsent: list[int],
+    undelivered: list[UndeliveredRecord],
+) -> list[tuple[int, str]]:
+    """(line, reason) of each record Kafka did not acknowledge, found by the bytes it sent:
+    only the failure path encodes the lines again."""
+    reasons = {item.value: item.error for item in undelivered if item.value is not None}
+    if not reasons:
+        return []
+    skipped = set(unsent)
+    found: list[tuple[int, str]] = []
+    for number, record in good:
+        if number in skipped:
+            continue
+        try:
+            value, _key = publisher.prepare(record)
+        except MeshError:
+            continue
+        reason = reasons.get(value)
+        if reason is not None:
+            found.append((number, reason))
+    return found
+
+
 def _summary(
     descriptor: Any,
     published: int,
@@ -287,9 +319,10 @@ def _summary(
     errors: list[tuple[int, str]],
     unsent: list[int],
     unacknowledged: int,
+    undelivered: Sequence[int] = (),
 ) -> None:
     """One line: what was published, and which lines were not."""
-    missed = sorted({number for number, _text in errors} | set(unsent))
+    missed = sorted({number for number, _text in errors} | set(unsent) | set(undelivered))
     click.echo(
         f"published {published} record(s) to {descriptor.topic}"
         + (f"; dead-lettered {dead} to {descriptor.dlq_topic} (quality rules)" if dead else "")

@@ -228,14 +228,18 @@ def ensure_topic(
     admin: AdminClient | None = None,
     strict: bool = False,
     timeout: float = 30.0,
+    configs: dict[str, Mapping[str, str]] | None = None,
 ) -> list[TopicDifference]:
     """Create ``spec``'s topic if missing; else compare it with the spec.
 
     Returns the differences of an existing topic (empty when created or equal), each also
     logged as a warning; with ``strict`` they raise :class:`TopicMismatchError`. Waits
     until every partition of a new topic has a leader, so the first write lands.
+    ``configs`` is as for :func:`ensure_topics`.
     """
-    return ensure_topics(conn, [spec], admin=admin, strict=strict, timeout=timeout)[spec.name]
+    return ensure_topics(
+        conn, [spec], admin=admin, strict=strict, timeout=timeout, configs=configs
+    )[spec.name]
 
 
 def ensure_topics(
@@ -246,11 +250,14 @@ def ensure_topics(
     strict: bool = False,
     timeout: float = 30.0,
     created: list[str] | None = None,
+    configs: dict[str, Mapping[str, str]] | None = None,
 ) -> dict[str, list[TopicDifference]]:
     """:func:`ensure_topic` for several topics with one admin client and one create call.
 
     ``created``, if given, gets the names this call created: not the ones the broker said
     already exist, even when a metadata answer just before had not shown them yet.
+    ``configs``, if given, gets the configs of each topic that existed (as far as the
+    principal may read them), e.g. a ``max.message.bytes`` lower than the broker's.
     """
     wanted = {spec.name: spec for spec in specs}
     admin = admin or make_admin(conn, {"log_level": 0})
@@ -294,7 +301,10 @@ def ensure_topics(
                 if created is not None:
                     created.append(spec.name)
     for name in [n for n in wanted if n in existing or n in raced]:
-        result[name] = compare(admin, conn, wanted[name], timeout=timeout)
+        state = describe_topic(admin, conn, name, timeout=timeout)
+        result[name] = [] if state is None else differences(wanted[name], state)
+        if configs is not None and state is not None:
+            configs[name] = state.config
     problems = {name: found for name, found in result.items() if found}
     for name, found in problems.items() if not strict else ():
         log.warning(

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
+import string
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from click.testing import CliRunner
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from mesh_stream.cli.main import cli
 from mesh_stream.descriptor import DataProduct
@@ -155,6 +158,38 @@ def test_an_oversize_line_is_named_and_the_other_lines_are_published_or_none(
             "line(s) 3"
         ]
         assert sum(end_offsets(kafka.bootstrap_servers, product.topic, 3)) == 5
+
+
+def test_a_line_the_broker_refuses_for_its_size_is_named_and_the_others_arrive(
+    env: dict[str, str], kafka: KafkaAddress, tmp_path: Path
+) -> None:
+    """Under the producer's limit but over the topic's max.message.bytes: only the broker can
+    refuse it, at delivery. The line is still named, and the lines sent with it arrive."""
+    product = new_product("cli-sized")
+    root = _repo(product, tmp_path / "repo")
+    assert _publish(env, root, product, "--register-only").exit_code == 0  # the topic
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
+    limit = ConfigEntry("max.message.bytes", "20000", incremental_operation=AlterConfigOpType.SET)
+    resource = ConfigResource("topic", product.topic, incremental_configs=[limit])
+    admin.incremental_alter_configs([resource])[resource].result(30)
+    orders = [make_order(i) for i in range(40)]
+    noise = "".join(random.Random(3).choices(string.ascii_letters, k=50_000))  # incompressible
+    orders[7]["customer_email"] = noise
+    orders[7]["order_id"] = orders[8]["order_id"]  # the same key as the next line
+    records = tmp_path / "records.jsonl"
+    records.write_bytes(b"".join(_line(order) for order in orders))
+
+    result = _publish(env, root, product, "-f", str(records))
+    assert result.exit_code == 1, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(f"error: 1 record(s) of {product.name} were not delivered")
+    assert lines[1].startswith(f"{records}:8: not delivered: refused by the broker as too large")
+    assert f"over the limit of topic {product.topic} (its max.message.bytes)" in lines[1]
+    assert lines[2:] == [
+        f"published 39 record(s) to {product.topic}; 1 record(s) not acknowledged by Kafka; "
+        "not published: line(s) 8"
+    ]
+    assert sum(end_offsets(kafka.bootstrap_servers, product.topic, 3)) == 39
 
 
 def test_decimals_over_the_precision_in_exponent_form_are_rejected_like_plain_ones(

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import random
+import string
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from mesh_stream.consumer import ConsumedRecord, ProductConsumer
 from mesh_stream.descriptor import DataProduct
-from mesh_stream.errors import ConfigurationError, SerializationError
+from mesh_stream.errors import ConfigurationError, DeliveryError, SerializationError
 from mesh_stream.producer import AsyncProductPublisher, ProductPublisher
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.schema.models import model_from_schema
@@ -259,6 +261,53 @@ def test_async_publisher_resolves_with_where_kafka_stored_the_record(
     assert {d.topic for d in delivered} == {product.topic}
     raw = read_raw(kafka.bootstrap_servers, product.topic, 30)
     assert len(raw) == 30
+
+
+def test_a_record_over_the_topics_size_limit_is_refused_alone_and_named_with_its_size(
+    kafka: KafkaAddress, client: RegistryClient
+) -> None:
+    """The topic's max.message.bytes is lower than the producer's own limit, so only the
+    broker can refuse the record. The broker refuses a whole batch: the publisher keeps its
+    batches under the topic's limit, so the records sent with it still arrive, and the error
+    names the record, its size and the limit, and no broker outage."""
+    product = new_product("sized", partitions=1)
+    with publisher_for(product, kafka, client):
+        pass  # creates the topic
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
+    limit = ConfigEntry("max.message.bytes", "20000", incremental_operation=AlterConfigOpType.SET)
+    resource = ConfigResource("topic", product.topic, incremental_configs=[limit])
+    admin.incremental_alter_configs([resource])[resource].result(30)
+    noise = "".join(random.Random(7).choices(string.ascii_letters, k=60_000))  # incompressible
+    big = {**make_order(30), "note": noise}
+    # 60 of about 800 bytes: more than one batch under the topic's limit
+    small = [{**make_order(i), "note": "n" * 700} for i in range(60)]
+    publisher = publisher_for(product, kafka, client)
+    for record in [*small[:30], big, *small[30:]]:
+        publisher.publish(record)
+    with pytest.raises(DeliveryError) as caught:
+        publisher.flush()
+    publisher.close()
+    message = str(caught.value)
+    assert f"1 record(s) of {product.name} were not delivered to topic {product.topic}" in message
+    assert f"key {big['order_id']!r}: refused by the broker as too large (" in message
+    assert f"over the limit of topic {product.topic} (its max.message.bytes)" in message
+    assert "reachable" not in message  # nothing was wrong with the broker
+    assert [item.key for item in caught.value.failed] == [big["order_id"]]
+    assert caught.value.failed[0].record is not None  # given back, to be sent again smaller
+    assert caught.value.failed[0].record["note"] == noise
+    assert end_offsets(kafka.bootstrap_servers, product.topic, 1) == [60]
+    delivered = [m.key() for m in read_raw(kafka.bootstrap_servers, product.topic, 60)]
+    assert delivered == [record["order_id"].encode() for record in small]
+
+    async def one_big() -> None:
+        async with AsyncProductPublisher(
+            product, bootstrap_servers=kafka.bootstrap_servers, registry=client, root=REPO_ROOT
+        ) as publisher:
+            await publisher.publish(big)
+
+    with pytest.raises(DeliveryError, match="refused by the broker as too large") as async_caught:
+        asyncio.run(one_big())
+    assert "reachable" not in str(async_caught.value)
 
 
 def test_no_registry_calls_per_record_after_warm_up(
