@@ -77,6 +77,7 @@ import functools
 import importlib.metadata
 import logging
 import re
+import threading
 import weakref
 from collections.abc import (
     AsyncGenerator,
@@ -879,6 +880,139 @@ def wait_by_left_out(fetcher: Any, topics: Collection[str], busy_ms: int, idle_m
     fetcher._get_actions_per_node = actions_per_node
 
 
+class UntakenFetches:
+    """Gives back to aiokafka the records faust's consumer thread fetched for a caller that
+    no longer takes them, so that they are fetched again instead of being lost.
+
+    faust calls aiokafka's ``fetched_records`` in its consumer thread on behalf of the event
+    loop (``AIOKafkaConsumerThread.getmany``, a mode ``call_thread``). A rebalance stops
+    faust's fetcher, which cancels that call on the event loop's side only: the thread goes
+    on waiting, through the rebalance (aiokafka waits for the new assignment), and then takes
+    the records of whatever partitions faust's live set of active partitions holds by then,
+    or of every partition when that set is empty. aiokafka's position moves past them and
+    mode drops the result of a cancelled call. When the records were a changelog's, the
+    state recovery that had just sought to them waits for them for ever (the stall seen in
+    the scale-out test: aiokafka's position at the changelog's end, nothing delivered).
+    Records of a partition faust's ``getmany`` will not hand over (not active, not buffered)
+    are given back the same way. Giving back is a seek to the first record given back, and
+    only while aiokafka's position is still just past the last one (no seek since).
+    """
+
+    ATTRIBUTE = "_mesh_untaken_fetches"
+
+    def __init__(self) -> None:
+        self.given_back = 0
+
+    @classmethod
+    def install(cls, thread: Any) -> UntakenFetches:
+        """Wrap ``thread``'s (faust's ``AIOKafkaConsumerThread``) ``getmany`` once."""
+        found = getattr(thread, cls.ATTRIBUTE, None)
+        if isinstance(found, cls):
+            return found
+        guard = cls()
+        fetch_records = thread._fetch_records
+        faust_consumer = thread.consumer
+
+        async def taking(
+            handoff: _Handoff,
+            consumer: Any,
+            active: Any,
+            timeout: float | None = None,
+            max_records: int | None = None,
+        ) -> Any:
+            records = await fetch_records(
+                consumer, active, timeout=timeout, max_records=max_records
+            )
+            if not records:
+                return records
+            if not faust_consumer.flow_active or not handoff.hand(records):
+                guard.give_back(consumer, records, "its caller gave up (a rebalance)")
+                return {}
+            wanted = faust_consumer._get_active_partitions()
+            buffered = faust_consumer._buffered_partitions
+            untaken = {
+                tp: batch
+                for tp, batch in records.items()
+                if tp not in wanted and tp not in buffered
+            }
+            if untaken:
+                guard.give_back(consumer, untaken, "faust would not hand them over")
+                return {tp: batch for tp, batch in records.items() if tp not in untaken}
+            return records
+
+        async def getmany(active_partitions: Any, timeout: float) -> Any:
+            consumer = thread._ensure_consumer()
+            handoff = _Handoff()
+            try:
+                return await thread.call_thread(
+                    taking,
+                    handoff,
+                    consumer,
+                    active_partitions,
+                    timeout=timeout,
+                    max_records=consumer._max_poll_records,
+                )
+            except asyncio.CancelledError:
+                taken = handoff.abandon()
+                if taken:  # handed over just as the call was cancelled: give back in the thread
+                    reason = "its caller gave up (a rebalance)"
+                    thread.thread_loop.call_soon_threadsafe(
+                        guard.give_back, consumer, taken, reason
+                    )
+                raise
+
+        thread.getmany = getmany
+        setattr(thread, cls.ATTRIBUTE, guard)
+        return guard
+
+    def give_back(self, consumer: Any, records: Any, reason: str) -> None:
+        """Seek each partition of ``records`` (aiokafka's, by partition) back to its first
+        record, unless something moved its position since they were taken."""
+        subscription = consumer._subscription.subscription
+        assignment = subscription.assignment if subscription is not None else None
+        for tp, batch in records.items():
+            state = assignment.state_value(tp) if assignment is not None else None
+            if not batch or state is None or not state.has_valid_position:
+                continue  # revoked: its next owner starts from the committed offset
+            first, last = batch[0].offset, batch[-1].offset
+            if state.position != last + 1:
+                continue  # sought elsewhere since: that seek stands
+            consumer.seek(tp, first)
+            self.given_back += len(batch)
+            log.info(
+                "%s: gave %d fetched record(s) (offsets %d-%d) back to the consumer, to be "
+                "fetched again: %s",
+                _where(tp),
+                len(batch),
+                first,
+                last,
+                reason,
+            )
+
+
+class _Handoff:
+    """Whether a fetch's caller still takes its records: decided once, under a lock, by the
+    first of the consumer thread (handing them) and the event loop (giving up)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._taken: Any = None
+
+    def hand(self, records: Any) -> bool:
+        with self._lock:
+            if self._abandoned:
+                return False
+            self._taken = records
+            return True
+
+    def abandon(self) -> Any:
+        with self._lock:
+            self._abandoned = True
+            taken, self._taken = self._taken, None
+            return taken
+
+
 async def adapt_fetch_wait(
     app: faust.App, topics: Collection[str], busy_ms: int, idle_ms: int, timeout_s: float = 120.0
 ) -> bool:
@@ -895,6 +1029,7 @@ async def adapt_fetch_wait(
         if consumer is not None and fetcher is not None:
             consumer._fetch_max_wait_ms = busy_ms  # a rebuilt fetcher keeps the short wait
             wait_by_left_out(fetcher, frozenset(topics), busy_ms, idle_ms)
+            UntakenFetches.install(thread)
             return True
         if loop.time() > deadline:
             return False

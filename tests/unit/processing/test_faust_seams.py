@@ -17,6 +17,7 @@ import aiokafka
 import faust
 import faust.streams
 import faust.transport.consumer
+import mode.threads
 import pytest
 from aiokafka.consumer.fetcher import Fetcher, OffsetResetStrategy
 from aiokafka.consumer.subscription_state import SubscriptionState
@@ -134,6 +135,31 @@ def test_each_internal_used_still_exists() -> None:
     assert "if min(acked) - committed_offset > 1:" in inspect.getsource(
         faust.transport.consumer.Consumer._new_offset
     )
+    # UntakenFetches: why fetched records go missing (a rebalance cancels the event loop's
+    # side of a getmany only; aiokafka waits through the reassignment, then drains the live
+    # active set, or every partition when it is empty; mode drops a cancelled call's
+    # result), and what the wrapper calls in place of faust's getmany
+    assert "await self._stop_fetcher()" in inspect.getsource(faust.App._stop_consumer)
+    assert "self._drainer.cancel()" in inspect.getsource(faust.transport.consumer.Fetcher.on_stop)
+    thread_getmany = inspect.getsource(AIOKafkaConsumerThread.getmany)
+    assert "self._fetch_records," in thread_getmany
+    assert "max_records=_consumer._max_poll_records" in thread_getmany
+    fetched = inspect.getsource(Fetcher.fetched_records)
+    assert "await self._subscriptions.wait_for_assignment()" in fetched
+    assert "if partitions and tp not in partitions:" in fetched
+    assert "self._active_partitions.update(" in inspect.getsource(
+        faust.transport.consumer.Consumer._set_active_tps
+    )
+    assert "tp in self._buffered_partitions" in inspect.getsource(
+        faust.transport.consumer.Consumer.getmany
+    )
+    assert "maybe_set_result, promise, result" in inspect.getsource(
+        mode.threads.MethodQueue._process_enqueued
+    )
+    assert "if not self.consumer.flow_active:" in inspect.getsource(
+        AIOKafkaConsumerThread._fetch_records
+    )
+    assert "thread_loop" in inspect.getsource(mode.threads.ServiceThread.__init__)
 
 
 class _SlowChannel:
@@ -968,3 +994,163 @@ def test_a_record_sent_together_and_refused_names_where_and_reaches_the_sensors(
     assert str(refused).startswith("internal record to internal[1] refused: MessageSizeTooLarge")
     assert isinstance(refused.__cause__, aiokafka.errors.MessageSizeTooLargeError)
     assert errors == [refused]
+
+
+class _FetchingThread:
+    """faust's consumer thread as :class:`UntakenFetches` sees it, over a real aiokafka
+    subscription. ``call_thread`` runs the call as a task of its own whose result, as mode's
+    does, is dropped when the caller was cancelled meanwhile; ``_fetch_records`` hands out
+    ``records`` once ``release`` is set, moving aiokafka's position past them, as aiokafka's
+    ``fetched_records`` does."""
+
+    def __init__(self, records: dict[Any, list[Any]]) -> None:
+        self.subscription = SubscriptionState()
+        self.subscription.subscribe(topics={tp.topic for tp in records})
+        self.subscription.assign_from_subscribed({AioTP(tp.topic, tp.partition) for tp in records})
+        for tp, batch in records.items():
+            self.state(tp).seek(batch[0].offset)
+        self.records = records
+        self.release = asyncio.Event()
+        self.seeks: list[tuple[Any, int]] = []
+        self.calls: list[asyncio.Task[Any]] = []
+        #: Called as soon as a call's result is set, before its caller can resume.
+        self.on_result: Any = None
+        self.thread_loop = asyncio.get_running_loop()
+        self.consumer = SimpleNamespace(
+            flow_active=True,
+            _active=set(records),
+            _buffered_partitions=set(),
+        )
+        self.consumer._get_active_partitions = lambda: self.consumer._active
+        self._aiokafka = SimpleNamespace(
+            _subscription=self.subscription, _max_poll_records=500, seek=self._seek
+        )
+
+    def state(self, tp: Any) -> Any:
+        return self.subscription.subscription.assignment.state_value(tp)
+
+    def _seek(self, tp: Any, offset: int) -> None:
+        self.seeks.append((tp, offset))
+        self.state(tp).seek(offset)
+
+    def _ensure_consumer(self) -> Any:
+        return self._aiokafka
+
+    async def _fetch_records(
+        self, consumer: Any, active: Any, timeout: Any = None, max_records: Any = None
+    ) -> dict[Any, list[Any]]:
+        del consumer, active, timeout, max_records
+        await self.release.wait()
+        for tp, batch in self.records.items():
+            self.state(tp).consumed_to(batch[-1].offset + 1)
+        return dict(self.records)
+
+    async def call_thread(self, fun: Any, *args: Any, **kwargs: Any) -> Any:
+        promise = asyncio.get_running_loop().create_future()
+
+        async def run() -> None:
+            result = await fun(*args, **kwargs)
+            if not promise.cancelled():
+                promise.set_result(result)
+                if self.on_result is not None:
+                    self.on_result()
+
+        self.calls.append(asyncio.ensure_future(run()))
+        return await promise
+
+
+def _fetched(tp: Any, first: int, last: int) -> list[Any]:
+    return [SimpleNamespace(offset=offset) for offset in range(first, last + 1)]
+
+
+_CHANGELOG = TP("app-seen-changelog", 1)
+
+
+def test_faust_loses_the_records_a_call_cancelled_by_a_rebalance_fetches_and_they_are_given_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario(guarded: bool) -> tuple[int, list[tuple[Any, int]]]:
+        thread = _FetchingThread({_CHANGELOG: _fetched(_CHANGELOG, 0, 107)})
+        if guarded:
+            faust_seams.UntakenFetches.install(thread)
+        else:  # faust's own getmany, on the same thread
+            thread.getmany = MethodType(AIOKafkaConsumerThread.getmany, thread)  # type: ignore[attr-defined]
+        caller = asyncio.ensure_future(thread.getmany({_CHANGELOG}, 1.0))  # type: ignore[attr-defined]
+        await asyncio.sleep(0)  # the call is in the thread, waiting for records
+        caller.cancel()  # the fetcher stopped for a rebalance
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        thread.release.set()  # after the reassignment, the abandoned call takes the records
+        await asyncio.gather(*thread.calls)
+        return thread.state(_CHANGELOG).position, thread.seeks
+
+    # faust alone: aiokafka is past all 108 records and nobody got them (the recovery hang)
+    assert asyncio.run(scenario(guarded=False)) == (108, [])
+    caplog.set_level(logging.INFO, logger=faust_seams.__name__)
+    assert asyncio.run(scenario(guarded=True)) == (0, [(_CHANGELOG, 0)])
+    assert (
+        "app-seen-changelog[1]: gave 108 fetched record(s) (offsets 0-107) back to the "
+        "consumer, to be fetched again: its caller gave up (a rebalance)" in caplog.text
+    )
+
+
+def test_records_handed_over_as_the_call_is_cancelled_are_given_back_too() -> None:
+    async def scenario() -> tuple[int, list[tuple[Any, int]]]:
+        thread = _FetchingThread({_CHANGELOG: _fetched(_CHANGELOG, 40, 49)})
+        faust_seams.UntakenFetches.install(thread)
+        caller = asyncio.ensure_future(thread.getmany({_CHANGELOG}, 1.0))  # type: ignore[attr-defined]
+        await asyncio.sleep(0)
+        thread.on_result = caller.cancel  # handed over, and cancelled before it resumes
+        thread.release.set()
+        await asyncio.gather(*thread.calls)
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        await asyncio.sleep(0)  # the give-back runs in the consumer thread's loop
+        return thread.state(_CHANGELOG).position, thread.seeks
+
+    assert asyncio.run(scenario()) == (40, [(_CHANGELOG, 40)])
+
+
+def test_a_call_whose_caller_takes_the_records_gives_nothing_back() -> None:
+    async def scenario() -> tuple[Any, int, list[tuple[Any, int]]]:
+        thread = _FetchingThread({_TP: _fetched(_TP, 5, 9)})
+        faust_seams.UntakenFetches.install(thread)
+        caller = asyncio.ensure_future(thread.getmany({_TP}, 1.0))  # type: ignore[attr-defined]
+        await asyncio.sleep(0)
+        thread.release.set()
+        records = await caller
+        return records, thread.state(_TP).position, thread.seeks
+
+    records, position, seeks = asyncio.run(scenario())
+    assert [r.offset for r in records[_TP]] == [5, 6, 7, 8, 9]
+    assert (position, seeks) == (10, [])
+
+
+def test_records_of_a_partition_faust_would_not_hand_over_are_given_back() -> None:
+    async def scenario() -> tuple[Any, dict[Any, int], list[tuple[Any, int]]]:
+        thread = _FetchingThread({_TP: _fetched(_TP, 5, 9), _CHANGELOG: _fetched(_CHANGELOG, 0, 3)})
+        faust_seams.UntakenFetches.install(thread)
+        caller = asyncio.ensure_future(thread.getmany({_TP, _CHANGELOG}, 1.0))  # type: ignore[attr-defined]
+        await asyncio.sleep(0)
+        thread.consumer._active.discard(_TP)  # paused while the call waited (faust drops these)
+        thread.release.set()
+        records = await caller
+        positions = {tp: thread.state(tp).position for tp in (_TP, _CHANGELOG)}
+        return records, positions, thread.seeks
+
+    records, positions, seeks = asyncio.run(scenario())
+    assert list(records) == [_CHANGELOG]
+    assert positions == {_TP: 5, _CHANGELOG: 4}
+    assert seeks == [(_TP, 5)]
+
+
+def test_a_seek_since_the_records_were_taken_stands() -> None:
+    async def scenario() -> tuple[int, list[tuple[Any, int]]]:
+        thread = _FetchingThread({_CHANGELOG: _fetched(_CHANGELOG, 0, 9)})
+        guard = faust_seams.UntakenFetches.install(thread)
+        thread.state(_CHANGELOG).consumed_to(10)
+        thread.state(_CHANGELOG).seek(3)  # the recovery sought after they were taken
+        guard.give_back(thread._aiokafka, thread.records, "test")
+        return thread.state(_CHANGELOG).position, thread.seeks
+
+    assert asyncio.run(scenario()) == (3, [])
