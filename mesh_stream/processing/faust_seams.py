@@ -59,6 +59,12 @@ integration tests.
 * :func:`key_partition` -- the partition faust's producer gives a keyed record (aiokafka's
   default partitioner), so records of several keys can be sent together to a key's
   partition without moving any key away from the table partition holding its state.
+* :class:`UntakenFetches` -- records faust's consumer thread fetched for a ``getmany``
+  whose caller gave up (a rebalance cancels the event loop's side only; the thread's call
+  drains what faust's live active-partition set holds after the reassignment, and mode drops
+  the result), or that faust would skip, are given back to aiokafka (a seek to the first).
+  Wraps ``AIOKafkaConsumerThread.getmany`` and reads faust's ``_get_active_partitions``,
+  ``_buffered_partitions`` and ``flow_active``, and aiokafka's partition positions.
 * :func:`adapt_fetch_wait` -- the longest the broker holds a fetch of faust's consumer
   (faust passes aiokafka a fixed 1,500 ms). aiokafka sends no new fetch to a broker while one
   is in flight, so records arriving on a partition left out of the pending fetch (it still had
