@@ -962,9 +962,10 @@ class UntakenFetches:
                 taken = handoff.abandon()
                 if taken:  # handed over just as the call was cancelled: give back in the thread
                     reason = "its caller gave up (a rebalance)"
-                    thread.thread_loop.call_soon_threadsafe(
-                        guard.give_back, consumer, taken, reason
-                    )
+                    with contextlib.suppress(RuntimeError):  # its loop closed: consumer stopped
+                        thread.thread_loop.call_soon_threadsafe(
+                            guard.give_back, consumer, taken, reason
+                        )
                 raise
 
         thread.getmany = getmany
