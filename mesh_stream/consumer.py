@@ -811,6 +811,13 @@ class ProductConsumer:
         # Other errors (partition EOF, a topic not created yet, a broker restarting) are
         # transient: librdkafka retries them itself.
 
+    @property
+    def registry_outage_seconds(self) -> float | None:
+        """How long records have been waiting for the registry to give a writer schema (None
+        when none waits): they and their partitions' later records are not returned yet."""
+        outage = self._outage
+        return None if outage is None else time.monotonic() - outage.since
+
     def position_text(self) -> str:
         """Where reading stands: each partition's next offset as ``topic[partition]@offset``
         (the records returned and not yet committed), for error messages."""

@@ -120,9 +120,28 @@ def tail(
         )
     shown = 0
     last_seen = time.monotonic()
+    said_waiting = False
     try:
         while max_records is None or shown < max_records:
+            waiting = consumer.registry_outage_seconds
+            if waiting is not None and not said_waiting:
+                said_waiting = True
+                click.echo(
+                    f"the registry at {settings.registry_url} does not answer: records whose "
+                    f"writer schema is not cached wait, with the later records of their "
+                    f"partitions, up to {settings.consumer_registry_wait_seconds:g} s "
+                    f"(MESH_CONSUMER_REGISTRY_WAIT_SECONDS)",
+                    err=True,
+                )
             if timeout is not None and time.monotonic() - last_seen >= timeout:
+                if waiting is not None:
+                    raise ConsumerError(
+                        f"{descriptor.topic}: stopped after --timeout {timeout:g} s with "
+                        f"records still waiting for a writer schema from the registry at "
+                        f"{settings.registry_url} (failing for {waiting:.1f} s; "
+                        f"{consumer.position_text()}); start the registry or check "
+                        f"MESH_REGISTRY_URL"
+                    )
                 break
             wait = 0.5 if timeout is None else max(0.05, min(0.5, timeout))
             want = 500 if max_records is None else min(500, max_records - shown)

@@ -16,7 +16,7 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 
 from mesh_stream.cli.main import cli
 from mesh_stream.descriptor import DataProduct
-from mesh_stream.errors import ConfigurationError
+from mesh_stream.errors import ConfigurationError, ConsumerError
 from mesh_stream.schema.codec import json_default
 from tests.conftest import KafkaAddress, RegistryAddress
 from tests.fixtures.sdk.helpers import FIXTURES, decoded, end_offsets, make_order, new_product
@@ -120,6 +120,35 @@ def test_tail_says_when_the_products_topic_does_not_exist_yet(
         f"topic {product.topic} does not exist yet at {env['MESH_BOOTSTRAP_SERVERS']}; waiting "
         f"for its first record (publish with `mesh publish {product.name} --file FILE`)"
     ]
+
+
+def test_tail_says_it_waits_for_a_registry_that_does_not_answer_and_fails_at_its_timeout(
+    env: dict[str, str], kafka: KafkaAddress, tmp_path: Path
+) -> None:
+    """Records are there, but their writer schema is not cached and the registry is away:
+    tail says so once, and --timeout ends with an error (exit 1), never an empty success."""
+    product = new_product("cli-noregistry")
+    root = _repo(product, tmp_path / "repo")
+    records = tmp_path / "records.jsonl"
+    records.write_bytes(b"".join(_line(make_order(i)) for i in range(3)))
+    assert _publish(env, root, product, "-f", str(records)).exit_code == 0
+    away = {**env, "MESH_REGISTRY_URL": "http://127.0.0.1:1"}
+    result = CliRunner().invoke(
+        cli,
+        ["tail", product.name, "--from-beginning", "--timeout", "2", "--project", str(root)],
+        env={**away, "MESH_CONSUMER_REGISTRY_WAIT_SECONDS": "60"},
+    )
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "the registry at http://127.0.0.1:1 does not answer: records whose writer schema is "
+        "not cached wait, with the later records of their partitions, up to 60 s "
+        "(MESH_CONSUMER_REGISTRY_WAIT_SECONDS)"
+    ]
+    assert isinstance(result.exception, ConsumerError)  # `mesh` says it as `error: ...`, exit 1
+    assert str(result.exception).startswith(
+        f"{product.topic}: stopped after --timeout 2 s with records still waiting for a writer "
+        "schema from the registry at http://127.0.0.1:1 (failing for "
+    )
 
 
 def _publish(env: dict[str, str], root: Path, product: DataProduct, *args: str) -> Any:
