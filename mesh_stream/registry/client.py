@@ -29,10 +29,11 @@ import httpx
 from pydantic import ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay
 
-from mesh_stream.descriptor import DataProduct
+from mesh_stream.descriptor import DataProduct, product_name_problem
 from mesh_stream.errors import (
     ConfigurationError,
     InvalidPrincipalError,
+    ProductNotFoundError,
     RegistryError,
     RegistryUnavailableError,
 )
@@ -598,7 +599,14 @@ class RegistryClient:
         return answer
 
     def get_product(self, name: str) -> dict[str, Any]:
-        answer: dict[str, Any] = self._request("GET", f"/products/{_path(name)}")
+        problem = product_name_problem(name)
+        if problem is not None:  # "" or "." would ask for another route
+            raise ProductNotFoundError(
+                f"no such data product: {problem}", status=404, error_code=40404
+            )
+        answer: dict[str, Any] = self._shaped(
+            self._request("GET", f"/products/{_path(name)}"), dict, f"/products/{name}"
+        )
         return answer
 
     def list_products(
@@ -617,14 +625,35 @@ class RegistryClient:
             "kind": kind,
             "q": query,
         }
-        answer: list[dict[str, Any]] = self._request("GET", "/products", params=params)
+        answer: list[dict[str, Any]] = self._shaped(
+            self._request("GET", "/products", params=params), list, "/products"
+        )
+        if not all(isinstance(item, dict) for item in answer):
+            self._shaped(None, dict, "/products (an item)")
         return answer
 
     def lineage(self, name: str, direction: str = "both") -> dict[str, Any]:
-        answer: dict[str, Any] = self._request(
-            "GET", f"/products/{_path(name)}/lineage", params={"direction": direction}
+        answer: dict[str, Any] = self._shaped(
+            self._request(
+                "GET", f"/products/{_path(name)}/lineage", params={"direction": direction}
+            ),
+            dict,
+            f"/products/{name}/lineage",
         )
         return answer
+
+    def _shaped(self, answer: Any, kind: type, path: str) -> Any:
+        """``answer`` if it is a ``kind`` (a JSON object or list); else the error that says
+        the URL answered like no mesh registry (a crash on it would blame mesh)."""
+        if isinstance(answer, kind):
+            return answer
+        shown = "an object" if kind is dict else "a list"
+        raise RegistryError(
+            f"registry at {self.url} answered GET {path} with {type(answer).__name__}, not "
+            f"{shown}; is MESH_REGISTRY_URL a mesh registry?",
+            status=502,
+            error_code=50201,
+        )
 
     def product_schemas(self, name: str) -> list[dict[str, Any]]:
         """The product's value schema history, oldest first."""

@@ -12,6 +12,7 @@ from mesh_stream.errors import (
     AuthenticationError,
     ConfigurationError,
     PermissionDeniedError,
+    ProductNotFoundError,
     RegistryError,
 )
 from mesh_stream.registry.client import RegistryClient
@@ -187,4 +188,63 @@ def test_a_filter_too_long_or_not_encodable_is_named_not_blamed_on_the_url() -> 
     assert str(raised.value) == (
         "GET http://127.0.0.1:1/products: a name or filter holds text UTF-8 cannot encode "
         "(character 2: surrogates not allowed, e.g. a lone surrogate)"
+    )
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "a/../b", "Orders.Placed"])
+def test_a_name_that_cannot_be_a_product_is_not_found_without_asking(
+    other_server: str, name: str
+) -> None:
+    # other_server answers every path with HTML: asking it would be a "not a registry" error
+    with RegistryClient(other_server) as client, pytest.raises(ProductNotFoundError) as raised:
+        client.get_product(name)
+    assert str(raised.value).startswith(f"no such data product: {name!r} is not ")
+    assert str(raised.value).endswith("(HTTP 404, error_code 40404)")
+
+
+class _WrongShape(BaseHTTPRequestHandler):
+    """A JSON server that answers every path with a list."""
+
+    body = b"[]"
+
+    def do_GET(self) -> None:
+        body = self.body
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        """Keep test output quiet."""
+
+
+class _ObjectsOnly(_WrongShape):
+    body = b'{"products": []}'
+
+
+@pytest.mark.parametrize(
+    ("handler", "call", "path", "found", "wanted"),
+    [
+        (_WrongShape, "get_product", "/products/orders.order-placed", "list", "an object"),
+        (_WrongShape, "lineage", "/products/orders.order-placed/lineage", "list", "an object"),
+        (_ObjectsOnly, "list_products", "/products", "dict", "a list"),
+    ],
+)
+def test_an_answer_in_the_wrong_shape_is_named_not_a_crash(
+    handler: type[BaseHTTPRequestHandler], call: str, path: str, found: str, wanted: str
+) -> None:
+    httpd = HTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    args = () if call == "list_products" else ("orders.order-placed",)
+    try:
+        with RegistryClient(url) as client, pytest.raises(RegistryError) as raised:
+            getattr(client, call)(*args)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert str(raised.value) == (
+        f"registry at {url} answered GET {path} with {found}, not {wanted}; is "
+        "MESH_REGISTRY_URL a mesh registry? (HTTP 502, error_code 50201)"
     )

@@ -560,14 +560,19 @@ def test_the_client_never_lets_a_principal_name_reach_another_route(name: str) -
 
 
 def test_a_huge_name_in_a_registry_call_is_not_repeated_whole() -> None:
+    from mesh_stream.errors import ProductNotFoundError
     from mesh_stream.registry.client import RegistryClient
 
     gone = RegistryClient("http://127.0.0.1:9", retry_seconds=0)
     with gone, pytest.raises(RegistryUnavailableError) as caught:
-        gone.get_product("orders." + "x" * 5_000)
+        gone.lineage("orders." + "x" * 5_000)
     assert "GET /products/orders.xxx" in str(caught.value)
-    assert "... (5017 characters) was not cached" in str(caught.value)
+    assert "... (5025 characters) was not cached" in str(caught.value)
     assert len(str(caught.value)) < 600
+    with gone, pytest.raises(ProductNotFoundError) as refused:  # no product has such a name
+        gone.get_product("orders." + "x" * 5_000)
+    assert "has 5007 characters; a product name has at most 240" in str(refused.value)
+    assert len(str(refused.value)) < 300
 
 
 def test_a_registry_url_with_a_wrong_path_says_so() -> None:
