@@ -341,7 +341,9 @@ class MeshSettings(BaseSettings):
     monitor_interval_seconds: float = Field(
         default=60.0,
         ge=1,
-        description="How often `mesh monitor` measures every product (seconds).",
+        le=604_800,
+        description="How often `mesh monitor` measures every product (seconds, at most a "
+        "week).",
     )
     health_topic: str = Field(
         default="_mesh_product_health",

@@ -100,8 +100,9 @@ def _stopping_on_signals(stop: threading.Event) -> Iterator[None]:
 @click.command("monitor", short_help="Measure every product against its SLOs, every interval.")
 @click.option(
     "--interval",
-    type=FiniteFloatRange(min=1),
-    help="Seconds between measurements. [env: MESH_MONITOR_INTERVAL_SECONDS; default 60]",
+    type=FiniteFloatRange(min=1, max=604_800),
+    help="Seconds between measurements, at most a week. [env: MESH_MONITOR_INTERVAL_SECONDS; "
+    "default 60]",
 )
 @click.option(
     "--once",

@@ -127,3 +127,11 @@ def test_a_state_folder_that_is_a_file_is_refused(
     monkeypatch.setenv("MESH_DATA_DIR", str(afile))
     with pytest.raises(ValidationError, match="is a file; name a folder"):
         MeshSettings()
+
+
+def test_a_monitor_interval_past_a_week_is_refused_before_the_sleep_overflows() -> None:
+    """1e10 s ran one round, then failed in the sleep with OverflowError (exit 70)."""
+    assert MeshSettings(monitor_interval_seconds=604_800).monitor_interval_seconds == 604_800
+    with pytest.raises(ValidationError) as caught:
+        MeshSettings(monitor_interval_seconds=1e10)
+    assert "less than or equal to 604800" in str(caught.value)
