@@ -342,8 +342,7 @@ class MeshSettings(BaseSettings):
         default=60.0,
         ge=1,
         le=604_800,
-        description="How often `mesh monitor` measures every product (seconds, at most a "
-        "week).",
+        description="How often `mesh monitor` measures every product (seconds, at most a week).",
     )
     health_topic: str = Field(
         default="_mesh_product_health",
