@@ -204,9 +204,29 @@ def main() -> None:
     A crash inside a C extension (librdkafka, RocksDB) prints the Python stack of every
     thread to stderr before the process dies, instead of a bare exit by signal.
     """
+    closed = open_standard_streams()
+    if closed is not None:
+        _say(f"error: {closed}")
+        sys.exit(1)
     faulthandler.enable()
     debug = os.environ.get(DEBUG_VARIABLE, "").strip().lower() not in ("", "0", "false", "no")
     sys.exit(run(debug=debug))
+
+
+def open_standard_streams() -> str | None:
+    """Stand the null device in for a closed stdin or stderr (Python leaves them None, which
+    crashed `-f -` and click's error output); a closed stdout is refused with this message,
+    since every command's output would be lost."""
+    if sys.stdin is None:
+        sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 - for the process's life
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+    if sys.stdout is None:
+        return (
+            "standard output is closed, so what the command prints would be lost; run it "
+            "with standard output open (`> /dev/null` discards it)"
+        )
+    return None
 
 
 if __name__ == "__main__":

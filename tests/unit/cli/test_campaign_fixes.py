@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mesh_stream.cli.main import run
+from mesh_stream.cli.main import open_standard_streams, run
 from mesh_stream.cli.monitor import _serve_metrics
 from mesh_stream.errors import BrokerUnreachableError, ConfigurationError, KafkaAuthenticationError
 from mesh_stream.exports.datahub import post_proposals
@@ -265,3 +265,20 @@ def test_products_plan_names_a_broken_descriptor_before_asking_kafka(
     assert status == 1
     assert f"{broken}:2: not valid YAML" in said
     assert "no Kafka broker answers" not in said
+
+
+def test_a_closed_stdin_or_stderr_reads_and_writes_nothing_and_a_closed_stdout_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Python leaves a closed standard stream None: `-f -` then crashed inside click
+    (RuntimeError, exit 70) and any output with AttributeError."""
+    monkeypatch.setattr(sys, "stdin", None)
+    monkeypatch.setattr(sys, "stderr", None)
+    assert open_standard_streams() is None
+    assert sys.stdin.read() == ""
+    assert sys.stdin.buffer.read() == b""  # what click's `-` file reads
+    sys.stderr.write("lost, as with 2>&-")
+    monkeypatch.setattr(sys, "stdout", None)
+    refused = open_standard_streams()
+    assert refused is not None
+    assert refused.startswith("standard output is closed, so what the command prints")
