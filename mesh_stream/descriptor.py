@@ -512,10 +512,24 @@ def parse_descriptor(text: str, source: str = "<string>") -> DataProduct:
 def load_descriptor(path: Path) -> DataProduct:
     """Read and validate one descriptor file."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DescriptorError(f"{path}: cannot read descriptor: {exc.strerror}") from exc
+        text = read_descriptor_text(path)
+    except DescriptorError as exc:
+        raise DescriptorError(f"{path}: {exc}") from exc
     return parse_descriptor(text, str(path))
+
+
+def read_descriptor_text(path: Path) -> str:
+    """The text of a descriptor file, or a :class:`DescriptorError` saying why it cannot be
+    read (without the path: each caller names the file its own way)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DescriptorError(f"cannot read descriptor: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise DescriptorError(
+            f"cannot read descriptor: not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+            f"offset {exc.start}); save it as UTF-8"
+        ) from exc
 
 
 DESCRIPTOR_SUFFIXES = (".yaml", ".yml")

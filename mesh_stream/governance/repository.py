@@ -20,8 +20,14 @@ import fastavro
 import yaml
 from pydantic import ValidationError
 
-from mesh_stream.descriptor import DataProduct, descriptor_files, load_yaml, yaml_problem
-from mesh_stream.errors import ConfigurationError, SchemaError
+from mesh_stream.descriptor import (
+    DataProduct,
+    descriptor_files,
+    load_yaml,
+    read_descriptor_text,
+    yaml_problem,
+)
+from mesh_stream.errors import ConfigurationError, DescriptorError, SchemaError
 from mesh_stream.governance import locate
 from mesh_stream.governance.catalog import Catalog, LayeredCatalog, StaticCatalog
 from mesh_stream.governance.config import GLOBAL_POLICIES_FILE, GovernanceConfig, load_governance
@@ -106,11 +112,9 @@ class _Loaded:
 
 def _load_descriptor(path: Path, display: str) -> tuple[_Loaded | None, list[Violation]]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, [
-            _file_violation("descriptor-valid", f"cannot read descriptor: {exc}", display, None)
-        ]
+        text = read_descriptor_text(path)
+    except DescriptorError as exc:
+        return None, [_file_violation("descriptor-valid", str(exc), display, None)]
     try:
         data = load_yaml(text)
     except (yaml.YAMLError, ValueError, RecursionError) as exc:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from mesh_stream.descriptor import parse_descriptor
+from mesh_stream.descriptor import load_descriptor, load_descriptors, parse_descriptor
 from mesh_stream.errors import DescriptorError
 
 
@@ -50,3 +52,23 @@ def test_a_merge_key_may_repeat_what_it_merges() -> None:
 
     text = "base: &b {a: 1, b: 2}\nuse:\n  <<: *b\n  b: 3\n"
     assert load_yaml(text)["use"] == {"a": 1, "b": 3}
+
+
+def test_a_descriptor_that_is_not_utf8_is_named_with_its_file_wherever_it_is_loaded(
+    tmp_path: Path,
+) -> None:
+    """`products plan`, `acl plan`, `publish` and `tail` said only "text that is not valid
+    Unicode/UTF-8 ... (UnicodeDecodeError)", with no file; `lint` said it its own way."""
+    folder = tmp_path / "domains" / "shop" / "products"
+    folder.mkdir(parents=True)
+    bad = folder / "bad.yaml"
+    bad.write_bytes(b"name: shop.x\n\xa1\xa2 latin-1 text\n")
+    expected = (
+        f"{bad}: cannot read descriptor: not UTF-8 text (byte 0xa1 at offset 13); save it as UTF-8"
+    )
+    with pytest.raises(DescriptorError) as one:
+        load_descriptor(bad)
+    assert str(one.value) == expected
+    with pytest.raises(DescriptorError) as every:
+        load_descriptors(tmp_path / "domains")
+    assert str(every.value) == expected
