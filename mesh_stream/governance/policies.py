@@ -120,6 +120,16 @@ BUILTIN_POLICIES["descriptor-valid"] = Policy(
     check=_no_findings,
     configurable=False,
 )
+BUILTIN_POLICIES["domain-in-project"] = Policy(
+    "domain-in-project",
+    description="Every descriptor's domain is one of the project's `domains` (mesh.yaml).",
+    why="A project publishes only the domains it owns: `mesh products plan` and the SDK "
+    "refuse a product of any other domain.",
+    fix="Add the domain to `domains` in mesh.yaml, or move the descriptor to the repository of "
+    "the domain that owns it.",
+    check=_no_findings,
+    configurable=False,
+)
 BUILTIN_POLICIES["schema-valid"] = Policy(
     "schema-valid",
     description="Every descriptor points at a readable, valid Avro record schema.",

@@ -130,7 +130,8 @@ def test_default_path_is_the_nearest_folder_holding_mesh_yaml(
     mesh_tree: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = mesh_tree("key-field")
-    (root / "mesh.yaml").write_text("domains: [shop]\n")
+    domains = sorted(folder.name for folder in (root / "domains").iterdir() if folder.is_dir())
+    (root / "mesh.yaml").write_text(f"domains: [{', '.join(domains)}]\n")
     monkeypatch.chdir(root / "schemas" / "shop")
     monkeypatch.delenv("MESH_PROJECT_ROOT", raising=False)
     result = CliRunner().invoke(cli, ["lint", "--json"])
