@@ -81,6 +81,10 @@ def registry_url_problem(url: str) -> str | None:
     return None
 
 
+#: The prefixes librdkafka takes before a bootstrap server's host (a listener's protocol).
+KAFKA_LISTENER_PROTOCOLS = ("plaintext", "ssl", "sasl_plaintext", "sasl_ssl")
+
+
 def bootstrap_servers_problem(servers: str) -> str | None:
     """What is wrong with a bootstrap servers list (None when librdkafka can take it)."""
     if not servers.strip():
@@ -94,6 +98,12 @@ def bootstrap_servers_problem(servers: str) -> str | None:
     for server in servers.split(","):
         if not server:
             return "has an empty entry (`host:port,host:port`)"
+        scheme, separator, _rest = server.partition("://")
+        if separator and scheme.lower() not in KAFKA_LISTENER_PROTOCOLS:
+            return (
+                f"has {scheme + separator!r} in {server!r}: bootstrap servers are Kafka "
+                f"listeners (host:port), not URLs"
+            )
         host, colon, port = server.partition("://")[2 if "://" in server else 0].rpartition(":")
         if colon and host and not host.endswith(":") and not port.isdigit():
             return f"has port {port!r} in {server!r}, not a port number (0-65535)"

@@ -21,6 +21,7 @@ from mesh_stream.cli import product_health as health_view
 from mesh_stream.cli.options import (
     FiniteFloatRange,
     checked_bootstrap_servers,
+    checked_kafka_id,
     checked_registry_url,
 )
 from mesh_stream.descriptor import PRODUCT_NAME, Classification, ProductKind
@@ -331,6 +332,7 @@ def _field_list(_ctx: click.Context, _param: click.Parameter, value: str | None)
     "--register",
     "register_group",
     metavar="GROUP",
+    callback=checked_kafka_id,
     help="Register this consumer group on the product (again: replace its registration).",
 )
 @click.option(

@@ -15,10 +15,17 @@ from mesh_stream.cli.options import (
     checked_registry_url,
     project_option,
 )
-from mesh_stream.errors import ConfigurationError, DeliveryError, MeshError, SerializationError
+from mesh_stream.errors import (
+    ConfigurationError,
+    DeliveryError,
+    MeshError,
+    SchemaError,
+    SerializationError,
+)
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.producer import ProductPublisher, UndeliveredRecord
 from mesh_stream.project import resolve_product
+from mesh_stream.schema.avro import parse_schema
 from mesh_stream.schema.codec import coerce_json
 from mesh_stream.settings import MeshSettings
 
@@ -120,7 +127,18 @@ def _parse_lines(
 
 
 def _read_schema(path: Path) -> Any:
-    """The ``--schema`` file as JSON, or an error naming the file, line and column."""
+    """The ``--schema`` file as JSON, or an error naming the file, line and column, or the
+    file and what makes it no Avro schema."""
+    document = _read_json(path)
+    try:
+        parse_schema(document)
+    except SchemaError as exc:
+        where = "" if not exc.loc else f" at {'.'.join(str(part) for part in exc.loc)}"
+        raise ConfigurationError(f"{path}: --schema{where}: {exc}") from exc
+    return document
+
+
+def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:

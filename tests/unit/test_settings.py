@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from mesh_stream.settings import MeshSettings, jvm_options
+from mesh_stream.settings import MeshSettings, bootstrap_servers_problem, jvm_options
 
 
 def test_defaults_point_at_the_local_platform(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -135,3 +135,25 @@ def test_a_monitor_interval_past_a_week_is_refused_before_the_sleep_overflows() 
     with pytest.raises(ValidationError) as caught:
         MeshSettings(monitor_interval_seconds=1e10)
     assert "less than or equal to 604800" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("servers", "problem"),
+    [
+        ("http://127.0.0.1:9092", "has 'http://' in 'http://127.0.0.1:9092': bootstrap servers"),
+        ("a:9092,ftp://x", "has 'ftp://' in 'ftp://x': bootstrap servers are Kafka listeners"),
+        ("a:9092,b:x", "has port 'x' in 'b:x', not a port number (0-65535)"),
+    ],
+)
+def test_a_bootstrap_url_or_bad_port_is_refused_before_anything_connects(
+    servers: str, problem: str
+) -> None:
+    """`http://host:port` passed and then waited 15 s for "no Kafka broker answers"."""
+    found = bootstrap_servers_problem(servers)
+    assert found is not None
+    assert found.startswith(problem)
+
+
+@pytest.mark.parametrize("servers", ["127.0.0.1:9092", "PLAINTEXT://k1:9092,SASL_SSL://k2:9093"])
+def test_listeners_with_or_without_their_protocol_are_bootstrap_servers(servers: str) -> None:
+    assert bootstrap_servers_problem(servers) is None

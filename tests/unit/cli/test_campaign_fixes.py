@@ -282,3 +282,26 @@ def test_a_closed_stdin_or_stderr_reads_and_writes_nothing_and_a_closed_stdout_i
     refused = open_standard_streams()
     assert refused is not None
     assert refused.startswith("standard output is closed, so what the command prints")
+
+
+def test_a_schema_file_that_is_json_but_no_avro_schema_is_named_with_the_field(
+    tmp_path: Path,
+) -> None:
+    """`publish --schema` said only "invalid Avro schema: Undefined type: recrd"."""
+    from mesh_stream.cli.publish import _read_schema
+
+    schema = tmp_path / "bad.avsc"
+    schema.write_text('{"type": "record", "name": "x", "fields": [{"name": "a", "type": "strng"}]}')
+    with pytest.raises(ConfigurationError) as refused:
+        _read_schema(schema)
+    assert str(refused.value).startswith(
+        f'{schema}: --schema at fields.0.type: invalid Avro schema: x.a: unknown type "strng"'
+    )
+
+
+def test_an_empty_group_to_register_is_a_usage_error_not_a_listing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`products consumers X --register ""` listed the consumers and exited 0."""
+    assert run(["products", "consumers", "orders.order-placed", "--register", ""]) == 2
+    assert "Invalid value for '--register': '' is empty" in capsys.readouterr().err
