@@ -393,13 +393,14 @@ def find_project(
     *,
     cwd: Path | None = None,
     named_by: str = "--project DIR",
+    explicit_as: str = "--project",
 ) -> MeshProject:
     """The project: ``explicit`` (``--project``), else ``settings.project_root``
     (``MESH_PROJECT_ROOT``), else the nearest ``mesh.yaml`` upwards from ``cwd``.
     ``named_by`` is how the command lets a user name the folder, for the error when none is
-    found."""
+    found; ``explicit_as`` names where ``explicit`` came from (an argument, for some)."""
     if explicit is not None:
-        return _load_named(explicit, "--project")
+        return _load_named(explicit, explicit_as)
     if settings.project_root is not None:
         return _load_named(settings.project_root, ROOT_SETTING)
     start = _working_directory(cwd)

@@ -446,7 +446,7 @@ def _plan(
 ) -> tuple[ProjectPlan, MeshProject, RegistryClient, KafkaConnection]:
     if bootstrap_servers:
         settings = settings.model_copy(update={"bootstrap_servers": bootstrap_servers})
-    project = find_project(path, settings)
+    project = find_project(path, settings, named_by="PATH", explicit_as="PATH")
     conn = KafkaConnection.from_settings(settings, default_client_id="mesh-products")
     try:
         probe(conn, timeout=reachability.DEFAULT_PROBE_TIMEOUT)

@@ -449,3 +449,12 @@ def test_a_field_naming_the_wrong_kind_of_path_is_refused(
 def test_an_unnamed_policy_file_may_be_absent(tmp_path: Path) -> None:
     make_project(tmp_path)
     assert not load_project(tmp_path).policies_file.exists()
+
+
+def test_a_folder_given_as_an_argument_is_named_as_the_argument(tmp_path: Path) -> None:
+    """`mesh products apply FOLDER` said "point --project at ...", an option apply lacks."""
+    with pytest.raises(ProjectNotFoundError) as missing:
+        find_project(tmp_path, MeshSettings(), named_by="PATH", explicit_as="PATH")
+    assert str(missing.value).startswith(
+        f"PATH={tmp_path}: no mesh.yaml there; point PATH at the folder holding mesh.yaml"
+    )
