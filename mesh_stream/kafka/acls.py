@@ -20,12 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._acl import (
     AclBinding,
     AclBindingFilter,
     AclOperation,
     AclPermissionType,
 )
+from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.admin._resource import ResourcePatternType, ResourceType
 
 from mesh_stream.errors import KafkaAuthorizationError, KafkaSecurityError, MeshError
@@ -207,14 +209,34 @@ def _error(exc: KafkaException, conn: KafkaConnection, operation: str) -> MeshEr
     """Our error for a failed ACL request: no authorizer, not allowed, or the broker's text."""
     error = exc.args[0] if exc.args else None
     if isinstance(error, KafkaError) and error.code() == KafkaError.SECURITY_DISABLED:
-        return KafkaSecurityError(
-            f"the cluster at {conn.bootstrap_servers} has no authorizer, so it keeps no ACLs "
-            f"(SECURITY_DISABLED): start it with `mesh broker start --security sasl` (or set "
-            f"authorizer.class.name on your brokers) and rerun"
-        )
+        return _no_authorizer(conn)
     if isinstance(error, KafkaError) and error.code() == KafkaError.CLUSTER_AUTHORIZATION_FAILED:
         return _not_an_acl_admin(conn, operation)
     return explain_kafka_error(exc, conn, operation=operation)
+
+
+def _no_authorizer(conn: KafkaConnection) -> KafkaSecurityError:
+    return KafkaSecurityError(
+        f"the cluster at {conn.bootstrap_servers} has no authorizer, so it keeps no ACLs "
+        f"(SECURITY_DISABLED): start it with `mesh broker start --security sasl` (or set "
+        f"authorizer.class.name on your brokers) and rerun"
+    )
+
+
+def has_authorizer(admin: AdminClient, timeout: float = 15.0) -> bool | None:
+    """Whether the brokers run an authorizer (``authorizer.class.name`` set); None when
+    their config cannot be read. (Kafka 4 answers DescribeAcls with an empty list rather
+    than SECURITY_DISABLED when there is none, so the ACLs alone do not tell.)"""
+    try:
+        brokers = sorted(admin.list_topics(timeout=timeout).brokers)
+        if not brokers:
+            return None
+        resource = ConfigResource(ResourceType.BROKER, str(brokers[0]))
+        entries = admin.describe_configs([resource], request_timeout=timeout)[resource]
+        entry = entries.result(timeout).get("authorizer.class.name")
+    except KafkaException:
+        return None
+    return None if entry is None else bool(entry.value)
 
 
 def _not_an_acl_admin(conn: KafkaConnection, operation: str) -> KafkaAuthorizationError:
@@ -247,6 +269,8 @@ def describe_acls(
     admin = make_admin(conn, QUIET)
     try:
         bindings = admin.describe_acls(_everything(), request_timeout=timeout).result()
+        if not bindings and has_authorizer(admin, timeout) is False:
+            raise _no_authorizer(conn)  # Kafka 4 answers an empty list, not SECURITY_DISABLED
         if not bindings and not _may_describe_acls(admin, timeout):
             raise _not_an_acl_admin(conn, "DESCRIBE")
     except KafkaException as exc:

@@ -28,6 +28,7 @@ Like :mod:`mesh_stream.governance`, a model, an engine and one place that render
 from __future__ import annotations
 
 from mesh_stream.governance.registered import field_line
+from mesh_stream.kafka.acls import has_authorizer
 from mesh_stream.products_plan.apply import apply_plan
 from mesh_stream.products_plan.judge import (
     ADMIN_PRINCIPAL,
@@ -53,7 +54,6 @@ from mesh_stream.products_plan.model import (
 from mesh_stream.products_plan.plan import (
     RegistryCatalog,
     domain_acls,
-    has_authorizer,
     plan_project,
 )
 

@@ -13,8 +13,6 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.admin._config import ConfigResource
-from confluent_kafka.admin._resource import ResourceType
 
 from mesh_stream.contracts import compile_contract
 from mesh_stream.descriptor import DataProduct, descriptor_files, load_descriptor
@@ -34,7 +32,7 @@ from mesh_stream.governance.model import Severity
 from mesh_stream.governance.registered import consumer_verdict
 from mesh_stream.governance.repository import LintReport, lint_project
 from mesh_stream.kafka import topics
-from mesh_stream.kafka.acls import Acl, describe_acls, diff
+from mesh_stream.kafka.acls import Acl, describe_acls, diff, has_authorizer
 from mesh_stream.kafka.clients import make_admin
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.products_plan.judge import (
@@ -273,22 +271,6 @@ def _no_authorizer(exc: KafkaSecurityError) -> bool:
     cause = exc.__cause__
     error = cause.args[0] if isinstance(cause, KafkaException) and cause.args else None
     return isinstance(error, KafkaError) and error.code() == KafkaError.SECURITY_DISABLED
-
-
-def has_authorizer(admin: AdminClient, timeout: float = 15.0) -> bool | None:
-    """Whether the brokers run an authorizer (``authorizer.class.name`` set); None when
-    their config cannot be read. (Kafka 4 answers DescribeAcls with an empty list rather
-    than SECURITY_DISABLED when there is none, so the ACLs alone do not tell.)"""
-    try:
-        brokers = sorted(admin.list_topics(timeout=timeout).brokers)
-        if not brokers:
-            return None
-        resource = ConfigResource(ResourceType.BROKER, str(brokers[0]))
-        entries = admin.describe_configs([resource], request_timeout=timeout)[resource]
-        entry = entries.result(timeout).get("authorizer.class.name")
-    except KafkaException:
-        return None
-    return None if entry is None else bool(entry.value)
 
 
 def _plan_acls(

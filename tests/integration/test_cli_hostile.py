@@ -14,6 +14,7 @@ import yaml
 
 from mesh_stream.cli.main import INTERNAL_ERROR, run
 from mesh_stream.descriptor import DataProduct
+from mesh_stream.scaffold import scaffold
 from mesh_stream.schema.codec import json_default
 from tests.conftest import KafkaAddress, RegistryAddress
 from tests.fixtures.sdk.helpers import FIXTURES, end_offsets, make_order, new_product
@@ -231,3 +232,21 @@ def test_tail_takes_odd_but_legal_options_and_shows_the_record(
     assert [json.loads(line)["order_id"] for line in out.splitlines()] == [
         "00000000-0000-0000-0000-000000000001"
     ]
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_acl_apply_on_a_cluster_without_an_authorizer_says_so_even_as_a_dry_run(
+    env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], dry_run: bool
+) -> None:
+    """The test broker runs no authorizer; Kafka 4 answers DescribeAcls there with an empty
+    list, so a dry run said "would create 50 ACL(s)" and exited 0."""
+    project = tmp_path / "orders-repo"
+    scaffold("orders", project)
+    flag = ["--dry-run"] if dry_run else []
+    status, out, err = _mesh(["acl", "apply", "--project", str(project), *flag], capsys)
+    assert status == 1
+    assert "would create" not in out
+    assert err.strip().endswith(
+        "has no authorizer, so it keeps no ACLs (SECURITY_DISABLED): start it with `mesh "
+        "broker start --security sasl` (or set authorizer.class.name on your brokers) and rerun"
+    )
