@@ -177,17 +177,24 @@ class MeshProject:
     def owns(self, domain: str) -> bool:
         return domain in self.domains
 
+    def foreign_domain(self, domain: str) -> str | None:
+        """Why a product of ``domain`` does not belong here (None when the project owns it)."""
+        if self.owns(domain):
+            return None
+        return (
+            f"domain {domain!r} is not one of this project's domains {list(self.domains)}; "
+            f"add it to `domains` in {self.config_file}"
+        )
+
     def descriptors(self) -> list[DataProduct]:
         """Every local descriptor; one of a domain the project does not own is an error."""
         products = load_descriptors(self.descriptors_dir)
-        strangers = [p for p in products if not self.owns(p.domain)]
+        strangers = [(p, problem) for p in products if (problem := self.foreign_domain(p.domain))]
         if strangers:
             raise DescriptorError(
                 "\n".join(
-                    f"{self.descriptors_dir / p.domain}: product {p.name}: domain {p.domain!r} "
-                    f"is not one of this project's domains {list(self.domains)}; add it to "
-                    f"`domains` in {self.config_file}"
-                    for p in strangers
+                    f"{self.descriptors_dir / p.domain}: product {p.name}: {problem}"
+                    for p, problem in strangers
                 )
             )
         return products

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -364,7 +364,7 @@ def lint_project(
         products_dir=project.descriptors_dir,
         schemas_dir=project.schemas_dir,
         outside=outside,
-        domains=(project.domains, project.config_file),
+        project=project,
     )
 
 
@@ -382,14 +382,14 @@ def lint_repository(
     products_dir: Path | None = None,
     schemas_dir: Path | None = None,
     outside: Catalog | None = None,
-    domains: tuple[Sequence[str], Path] | None = None,
+    project: MeshProject | None = None,
 ) -> LintReport:
     """Run every policy over the descriptors below ``products_dir`` (default
     ``root/domains``) and their schemas (the unreferenced ones under ``schemas_dir``,
     default ``root/schemas``). ``outside`` is the rest of the mesh (the registry, for
     `mesh products plan`): inputs from other domains' repositories are found there.
-    ``domains`` is a project's (its domains, its mesh.yaml): a product of another domain is
-    an error, as `mesh products plan` and the SDK refuse it."""
+    With ``project``, a product of a domain it does not own is an error, as `mesh products
+    plan` and the SDK refuse it."""
     layout = _Layout(root, products_dir or root / "domains", schemas_dir or root / "schemas")
     if not layout.products.is_dir():
         raise ConfigurationError(
@@ -414,13 +414,12 @@ def lint_repository(
             _load_schema(root, item)
             violations.extend(item.problems)
             loaded.append(item)
-            owned, config_file = domains if domains is not None else ((), root)
-            if domains is not None and item.product.domain not in owned:
+            foreign = project.foreign_domain(item.product.domain) if project else None
+            if foreign is not None:
                 violations.append(
                     _file_violation(
                         "domain-in-project",
-                        f"domain {item.product.domain!r} is not one of this project's domains "
-                        f"{list(owned)}; add it to `domains` in {config_file}",
+                        foreign,
                         display,
                         item.descriptor.line(("domain",)),
                         product=item.product.name,

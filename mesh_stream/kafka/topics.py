@@ -379,14 +379,6 @@ def describe_topic(
     return TopicState(name, len(partitions), replicas, config)
 
 
-def compare(
-    admin: AdminClient, conn: KafkaConnection, spec: TopicSpec, *, timeout: float = 30.0
-) -> list[TopicDifference]:
-    """How the existing topic ``spec.name`` differs from ``spec`` (empty: it matches)."""
-    state = describe_topic(admin, conn, spec.name, timeout=timeout)
-    return [] if state is None else differences(spec, state)
-
-
 def _create_error(conn: KafkaConnection, spec: TopicSpec, exc: KafkaException) -> Exception:
     error = exc.args[0] if exc.args else None
     if isinstance(error, KafkaError) and error.code() == KafkaError.INVALID_REPLICATION_FACTOR:

@@ -628,8 +628,8 @@ class RegistryClient:
         answer: list[dict[str, Any]] = self._shaped(
             self._request("GET", "/products", params=params), list, "/products"
         )
-        if not all(isinstance(item, dict) for item in answer):
-            self._shaped(None, dict, "/products (an item)")
+        for item in answer:
+            self._shaped(item, dict, "/products", inside=True)
         return answer
 
     def lineage(self, name: str, direction: str = "both") -> dict[str, Any]:
@@ -642,15 +642,17 @@ class RegistryClient:
         )
         return answer
 
-    def _shaped(self, answer: Any, kind: type, path: str) -> Any:
+    def _shaped(self, answer: Any, kind: type, path: str, *, inside: bool = False) -> Any:
         """``answer`` if it is a ``kind`` (a JSON object or list); else the error that says
-        the URL answered like no mesh registry (a crash on it would blame mesh)."""
+        the URL answered like no mesh registry (a crash on it would blame mesh). ``inside``:
+        ``answer`` is an item of the list the path answered."""
         if isinstance(answer, kind):
             return answer
         shown = "an object" if kind is dict else "a list"
+        found = f"a list holding {type(answer).__name__}" if inside else type(answer).__name__
         raise RegistryError(
-            f"registry at {self.url} answered GET {path} with {type(answer).__name__}, not "
-            f"{shown}; is MESH_REGISTRY_URL a mesh registry?",
+            f"registry at {self.url} answered GET {path} with {found}, not {shown}; is "
+            f"MESH_REGISTRY_URL a mesh registry?",
             status=502,
             error_code=50201,
         )

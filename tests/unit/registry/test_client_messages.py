@@ -223,12 +223,17 @@ class _ObjectsOnly(_WrongShape):
     body = b'{"products": []}'
 
 
+class _Numbers(_WrongShape):
+    body = b"[1, 2]"
+
+
 @pytest.mark.parametrize(
     ("handler", "call", "path", "found", "wanted"),
     [
         (_WrongShape, "get_product", "/products/orders.order-placed", "list", "an object"),
         (_WrongShape, "lineage", "/products/orders.order-placed/lineage", "list", "an object"),
         (_ObjectsOnly, "list_products", "/products", "dict", "a list"),
+        (_Numbers, "list_products", "/products", "a list holding int", "an object"),
     ],
 )
 def test_an_answer_in_the_wrong_shape_is_named_not_a_crash(
