@@ -37,8 +37,39 @@ from mesh_stream.cli.verify import verify
 from mesh_stream.errors import MeshError
 from mesh_stream.settings import MeshSettings, environment_problems
 
+HELP_OPTIONS = ("-h", "--help")
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+class _MeshGroup(click.Group):
+    """The `mesh` group, keeping its arguments so that a subcommand's ``--help`` is shown
+    even when the ``MESH_*`` settings are invalid (help needs none of them)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["mesh.args"] = list(args)
+        return super().parse_args(ctx, args)
+
+
+class _UnusableSettings:
+    """Stands in for settings that did not validate while a subcommand shows its help; any
+    use raises the settings' problem, as the group would have."""
+
+    def __init__(self, problem: str) -> None:
+        self._problem = problem
+
+    def __getattr__(self, name: str) -> object:
+        raise click.UsageError(self._problem)
+
+
+def _asks_for_help(ctx: click.Context) -> bool:
+    args: list[str] = ctx.meta.get("mesh.args", [])
+    before_end = args[: args.index("--")] if "--" in args else args
+    return any(arg in HELP_OPTIONS for arg in before_end)
+
+
+@click.group(
+    cls=_MeshGroup,
+    context_settings={"help_option_names": list(HELP_OPTIONS), "max_content_width": 100},
+)
 @click.version_option(package_name="mesh-stream", prog_name="mesh")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
@@ -52,7 +83,10 @@ def cli(ctx: click.Context) -> None:
     try:
         ctx.obj = MeshSettings()
     except ValidationError as exc:
-        raise click.UsageError(environment_problems(exc)) from exc
+        problem = environment_problems(exc)
+        if not _asks_for_help(ctx):
+            raise click.UsageError(problem) from exc
+        ctx.obj = _UnusableSettings(problem)  # the subcommand prints its help and exits
 
 
 cli.add_command(acl)

@@ -131,3 +131,21 @@ def test_urls_other_services_use_are_checked_up_front(
     assert result.exit_code == 2
     assert expected in result.stderr
     assert "s3cr3t" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [["lint", "--help"], ["products", "plan", "-h"]])
+def test_a_subcommand_s_help_needs_no_valid_settings(command: list[str]) -> None:
+    result = CliRunner().invoke(cli, command, env={"MESH_BOOTSTRAP_SERVERS": "http://kafka:9092"})
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"Usage: cli {' '.join(command[:-1])} [OPTIONS]")
+
+
+def test_an_option_value_that_reads_like_help_still_meets_the_settings_problem() -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["tail", "orders.order-placed", "--group", "-h"],
+        env={"MESH_BOOTSTRAP_SERVERS": "http://kafka:9092"},
+    )
+    assert result.exit_code == 2
+    assert "Error: invalid MESH_* environment setting:" in result.stderr
+    assert "MESH_BOOTSTRAP_SERVERS='http://kafka:9092'" in result.stderr
