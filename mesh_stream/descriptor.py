@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
 import re
 import stat
@@ -33,9 +34,11 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from mesh_stream.errors import (
     ConfigurationError,
@@ -126,6 +129,16 @@ class Owner(BaseModel):
     )
 
 
+_SLO_VALUES = {
+    "availability": "a percentage between 0 and 100, e.g. 99.9",
+    "freshness_seconds": "a number of seconds above 0, e.g. 5",
+    "max_dlq_ratio": "a ratio from 0 to 1, e.g. 0.01, or leave it out",
+    "max_lag_seconds": "a number of seconds above 0, e.g. 60, or leave it out",
+    "min_records_per_minute": "a number of records from 0 up, e.g. 10, or leave it out",
+}
+"""What each SLO wants instead of NaN."""
+
+
 class Slos(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -151,6 +164,17 @@ class Slos(BaseModel):
         ge=0,
         description="Fewest records a minute the product should carry; unset = not judged.",
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_nan(cls, value: Any, info: ValidationInfo) -> Any:
+        """YAML's ``.nan`` fails every bound check, so the bound's message ("should be less
+        than or equal to 100") would send the author the wrong way: say it is not a number."""
+        if isinstance(value, float) and math.isnan(value):
+            name = info.field_name or "the value"
+            want = _SLO_VALUES.get(name, "a number")
+            raise PydanticCustomError("not_a_number", f"{name} is NaN (not a number): give {want}")
+        return value
 
 
 class Retention(BaseModel):
@@ -522,7 +546,12 @@ def read_descriptor_text(path: Path) -> str:
     """The text of a descriptor file, or a :class:`DescriptorError` saying why it cannot be
     read (without the path: each caller names the file its own way)."""
     try:
-        return path.read_text(encoding="utf-8")
+        return read_regular_text(path)
+    except NotRegularFileError as exc:
+        raise DescriptorError(
+            f"cannot read descriptor: {exc.strerror}; a descriptor is a regular YAML file: "
+            f"remove this one or replace it with one"
+        ) from exc
     except OSError as exc:
         raise DescriptorError(f"cannot read descriptor: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
@@ -530,6 +559,44 @@ def read_descriptor_text(path: Path) -> str:
             f"cannot read descriptor: not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
             f"offset {exc.start}); save it as UTF-8"
         ) from exc
+
+
+class NotRegularFileError(OSError):
+    """A path to read is a FIFO, a device, a socket or a folder. An ``OSError`` (not a
+    :class:`MeshError`) on purpose: every reader already reports ``OSError`` with its
+    ``strerror`` and the file it was reading."""
+
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _not_regular(path: Path, mode: int) -> NotRegularFileError:
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "another kind of file")
+    return NotRegularFileError(errno.EINVAL, f"not a regular file but {kind}", str(path))
+
+
+def read_regular_text(path: Path) -> str:
+    """``path.read_text(encoding="utf-8")`` for regular files (or links to one) only.
+
+    Anything else is refused before it is opened (:class:`NotRegularFileError`): reading a
+    FIFO waits for a writer for ever and a device may never end, so a stray ``x.yaml`` pipe
+    would hang `mesh lint`. Descriptors, schemas and policy files are read through it.
+    """
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        raise _not_regular(path, mode)
+    # O_NONBLOCK: a file swapped for a FIFO after the check still does not block the open.
+    with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), encoding="utf-8") as handle:
+        mode = os.fstat(handle.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(path, mode)
+        return handle.read()
 
 
 DESCRIPTOR_SUFFIXES = (".yaml", ".yml")

@@ -45,23 +45,42 @@ def _show(violation: Violation) -> None:
     click.echo(f"    fix: {violation.fix}")
 
 
-def _list_policies(project: MeshProject, policies_file: Path | None) -> None:
+def _list_policies(project: MeshProject, policies_file: Path | None, *, as_json: bool) -> None:
+    """The policies in force: a table, or with --json the same rows as data for scripts."""
     config = load_governance(project.root, policies_file, domains_dir=project.descriptors_dir)
-    click.echo(f"policies from {config.source or 'built-in defaults'}:")
-    for name, rule in config.global_rules.items():
-        overridable = "overridable" if rule.overridable else "fixed"
-        severity = rule.severity.value if rule.policy.configurable else "error"
-        params = rule.params.model_dump()
-        click.echo(f"  {name:30} {severity:8} {overridable:12} {rule.policy.summary}")
-        if params:
-            click.echo(f"  {'':30} params: {json.dumps(params)}")
+    source = config.source or "built-in defaults"
+    rows = [
+        {
+            "name": name,
+            "severity": rule.severity.value if rule.policy.configurable else "error",
+            "overridable": rule.overridable,
+            "configurable": rule.policy.configurable,
+            "summary": rule.policy.summary,
+            "params": rule.params.model_dump(mode="json"),
+        }
+        for name, rule in config.global_rules.items()
+    ]
+    if as_json:
+        click.echo(json.dumps({"policies_source": source, "policies": rows}, indent=2))
+        return
+    click.echo(f"policies from {source}:")
+    for row in rows:
+        overridable = "overridable" if row["overridable"] else "fixed"
+        click.echo(f"  {row['name']:30} {row['severity']:8} {overridable:12} {row['summary']}")
+        if row["params"]:
+            click.echo(f"  {'':30} params: {json.dumps(row['params'])}")
 
 
 @click.command()
 @click.argument(
     "path", type=click.Path(exists=True, file_okay=False, path_type=Path), required=False
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON report instead of text.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON report instead of text (with --list-policies: the policies as JSON).",
+)
 @click.option(
     "--policies",
     "policies_file",
@@ -121,7 +140,7 @@ def lint(
     if policies_file is None:
         policies_file = project_policies(project)
     if list_policies:
-        _list_policies(project, policies_file)
+        _list_policies(project, policies_file, as_json=as_json)
         return
     with _registry(ctx.obj) as registry:
         catalog = RegistryCatalog(registry)

@@ -38,6 +38,18 @@ class FieldSpot:
         return self.field.get("pii") is True
 
 
+@dataclass(frozen=True)
+class LogicalSpot:
+    """A type carrying a ``logicalType``, with the dotted path of the field it types."""
+
+    path: str
+    loc: Loc
+    logical: Any
+    """The ``logicalType`` as written (not always a string: the schema is not trusted)."""
+    base: Any
+    """The type it annotates: ``"long"``, ``"fixed"``, ..."""
+
+
 def root_name(schema: Mapping[str, Any]) -> str:
     """The root record's name (``?`` when the schema is not a named record)."""
     name = schema.get("name")
@@ -108,3 +120,27 @@ def pii_within(schema: Mapping[str, Any], path: str) -> list[str]:
         for marked in pii_paths(schema)
         if marked == path or path.startswith(f"{marked}.") or marked.startswith(f"{path}.")
     ]
+
+
+def _logical_in(type_: Any, loc: Loc, path: str) -> Iterator[LogicalSpot]:
+    """The logical types in a field's type; records inside are left to :func:`walk`."""
+    if isinstance(type_, list):
+        for index, member in enumerate(type_):
+            yield from _logical_in(member, (*loc, index), path)
+    elif isinstance(type_, Mapping):
+        kind = type_.get("type")
+        if "logicalType" in type_:
+            yield LogicalSpot(path, loc, type_["logicalType"], kind)
+        if kind == "array":
+            yield from _logical_in(type_.get("items"), (*loc, "items"), path)
+        elif kind == "map":
+            yield from _logical_in(type_.get("values"), (*loc, "values"), path)
+        elif isinstance(kind, (list, Mapping)):  # a wrapped type: {"type": {...}}
+            yield from _logical_in(kind, (*loc, "type"), path)
+
+
+def logical_types(schema: Mapping[str, Any]) -> Iterator[LogicalSpot]:
+    """Every ``logicalType`` on a field's type (in unions, array items and map values too),
+    in document order."""
+    for spot in fields(schema):
+        yield from _logical_in(spot.field.get("type"), (*spot.loc, "type"), spot.path)

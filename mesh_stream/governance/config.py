@@ -32,7 +32,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from mesh_stream.descriptor import load_yaml, yaml_problem
+from mesh_stream.descriptor import load_yaml, read_regular_text, yaml_problem
 from mesh_stream.errors import ConfigurationError
 from mesh_stream.governance import locate
 from mesh_stream.governance.model import Loc, Severity, Violation
@@ -186,7 +186,7 @@ def _unreadable(exc: OSError | UnicodeDecodeError) -> str:
 def load_global_policies(path: Path) -> dict[str, RuleSetting]:
     """Read ``mesh-policies.yaml`` (see :func:`parse_global_policies`)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_text(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigurationError(
             f"{path}: cannot read the global policies: {_unreadable(exc)}; pass --policies FILE "
@@ -311,7 +311,7 @@ def load_governance(
         domain = path.parent.name
         display = path.relative_to(root).as_posix()
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_regular_text(path)
         except (OSError, UnicodeDecodeError) as exc:
             problem = _Problem((), f"cannot read the domain's overrides: {_unreadable(exc)}")
             violation = _override_violation(display, None, problem)

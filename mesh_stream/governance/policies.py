@@ -5,14 +5,16 @@ violation), a built-in severity and overridability (the global config file may c
 both), a *why* and a *how to fix* shown with each violation, an optional pydantic model of
 its parameters, and a check that yields :class:`Finding` objects for one product.
 
-Three more names are reserved for problems of the governance inputs themselves and cannot
-be configured: ``descriptor-valid`` (a descriptor does not load), ``schema-valid`` (its
-Avro schema is missing or broken) and ``policy-override`` (a domain's `policies.yaml` is
-wrong or overrides a rule it may not).
+More names are reserved for problems of the governance inputs themselves and cannot be
+configured: ``descriptor-valid`` (a descriptor does not load), ``domain-in-project`` (a
+descriptor of a domain the project does not own), ``schema-valid`` (its Avro schema is
+missing or broken), ``logical-types`` (a ``logicalType`` Avro would ignore) and
+``policy-override`` (a domain's `policies.yaml` is wrong or overrides a rule it may not).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -140,6 +142,18 @@ BUILTIN_POLICIES["schema-valid"] = Policy(
     check=_no_findings,
     configurable=False,
 )
+BUILTIN_POLICIES["logical-types"] = Policy(
+    "logical-types",
+    description="Every `logicalType` in a schema is one the mesh supports, on the type it needs.",
+    why="Avro ignores a logical type it does not know or one on the wrong type, without an "
+    "error: producers and consumers then see the bare underlying value (a long, not a "
+    "timestamp), and the contract promises what the topic does not carry.",
+    fix="Use a supported logical type on the type it needs (the message lists them), e.g. "
+    '`{"type": "long", "logicalType": "timestamp-micros"}`, or drop `logicalType` and say in '
+    "the field's doc what the value means.",
+    check=_no_findings,
+    configurable=False,
+)
 BUILTIN_POLICIES["policy-override"] = Policy(
     "policy-override",
     description="A domain overrides only overridable policies, with valid values and a reason.",
@@ -150,6 +164,54 @@ BUILTIN_POLICIES["policy-override"] = Policy(
     check=_no_findings,
     configurable=False,
 )
+
+
+LOGICAL_TYPES: dict[str, tuple[str, ...]] = {
+    "date": ("int",),
+    "decimal": ("bytes", "fixed"),
+    "local-timestamp-micros": ("long",),
+    "local-timestamp-millis": ("long",),
+    "time-micros": ("long",),
+    "time-millis": ("int",),
+    "timestamp-micros": ("long",),
+    "timestamp-millis": ("long",),
+    "uuid": ("string",),
+}
+"""The logical types the SDK's codec (fastavro) converts, with the types each applies to."""
+
+
+def _shown(value: Any, *, quoted: bool = False) -> str:
+    """A schema value for a message: a name as is (or quoted), anything else as short JSON."""
+    if isinstance(value, str):
+        return repr(value[:60]) if quoted else value[:60]
+    return json.dumps(value)[:60]
+
+
+def ignored_logical_types(schema: Mapping[str, Any]) -> Iterator[Finding]:
+    """The ``logicalType`` annotations of ``schema`` that Avro would ignore: unknown ones
+    and known ones on the wrong type (``logical-types``, reported by the schema loader)."""
+    root = avro_walk.root_name(schema)
+    supported = ", ".join(f"{name} ({'/'.join(bases)})" for name, bases in LOGICAL_TYPES.items())
+    for spot in avro_walk.logical_types(schema):
+        where = f"{root}.{spot.path}"
+        base, logical = _shown(spot.base), _shown(spot.logical, quoted=True)
+        needs = LOGICAL_TYPES.get(spot.logical) if isinstance(spot.logical, str) else None
+        if needs is None:
+            yield Finding(
+                f"field {where}: logicalType {logical} is not one the mesh supports, so Avro "
+                f"ignores it and the field is a plain {base}; supported: {supported}",
+                where,
+                (*spot.loc, "logicalType"),
+                True,
+            )
+        elif base not in needs:
+            yield Finding(
+                f"field {where}: logicalType {logical} needs type {' or '.join(needs)}, "
+                f"not {base}, so Avro ignores it and the field is a plain {base}",
+                where,
+                (*spot.loc, "logicalType"),
+                True,
+            )
 
 
 # -- naming ----------------------------------------------------------------------------------

@@ -16,7 +16,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from mesh_stream.descriptor import Compatibility, DataProduct, descriptor_files, load_descriptor
+from mesh_stream.descriptor import (
+    Compatibility,
+    DataProduct,
+    descriptor_files,
+    load_descriptor,
+    read_regular_text,
+)
 from mesh_stream.errors import (
     AuthError,
     ConfigurationError,
@@ -35,6 +41,7 @@ from mesh_stream.governance.evolution import (
     judge_evolution,
 )
 from mesh_stream.governance.model import Severity, Violation
+from mesh_stream.governance.repository import logical_type_warnings_off
 from mesh_stream.project import MeshProject
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.schema.avro import (
@@ -251,12 +258,12 @@ def lint_against_registry(project: MeshProject, registry: RegistryClient) -> lis
     Descriptors or schemas that do not load are skipped: the lint reports those already.
     """
     violations: list[Violation] = []
-    with registry_errors(registry):
+    with registry_errors(registry), logical_type_warnings_off():
         for path in descriptor_files(project.descriptors_dir):
             try:
                 product = load_descriptor(path)
                 schema_path = project.schema_path(product)
-                text = schema_path.read_text(encoding="utf-8")
+                text = read_regular_text(schema_path)
                 parse_schema(text, strict=False)
             except (MeshError, OSError, UnicodeDecodeError):
                 continue

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import fastavro
 import yaml
+from avro.errors import IgnoredLogicalType
 from pydantic import ValidationError
 
 from mesh_stream.descriptor import (
@@ -25,6 +28,7 @@ from mesh_stream.descriptor import (
     descriptor_files,
     load_yaml,
     read_descriptor_text,
+    read_regular_text,
     yaml_problem,
 )
 from mesh_stream.errors import ConfigurationError, DescriptorError, SchemaError
@@ -33,7 +37,12 @@ from mesh_stream.governance.catalog import Catalog, LayeredCatalog, StaticCatalo
 from mesh_stream.governance.config import GLOBAL_POLICIES_FILE, GovernanceConfig, load_governance
 from mesh_stream.governance.engine import Locator, check_product
 from mesh_stream.governance.model import Finding, Loc, Severity, Violation
-from mesh_stream.governance.policies import BUILTIN_POLICIES, Layout, Review
+from mesh_stream.governance.policies import (
+    BUILTIN_POLICIES,
+    Layout,
+    Review,
+    ignored_logical_types,
+)
 from mesh_stream.project import MeshProject
 from mesh_stream.schema.avro import parse_schema
 
@@ -166,7 +175,7 @@ def _load_schema(root: Path, loaded: _Loaded) -> None:
         )
         return
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_text(path)
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else str(exc)
         loaded.problems.append(
@@ -215,8 +224,9 @@ def _load_schema(root: Path, loaded: _Loaded) -> None:
     try:
         # The specification's rules with field paths, as the registry applies them; then
         # fastavro, which the SDK encodes with.
-        parse_schema(schema)
-        fastavro.parse_schema(schema)
+        with logical_type_warnings_off():
+            parse_schema(schema)
+            fastavro.parse_schema(schema)
     except SchemaError as exc:
         reason = str(exc).removeprefix("invalid Avro schema: ")
         line = _Document(display, locate.compose(text)).line(exc.loc) or 1
@@ -238,7 +248,28 @@ def _load_schema(root: Path, loaded: _Loaded) -> None:
         )
         return
     loaded.schema = schema
-    loaded.schema_document = _Document(display, locate.compose(text))
+    loaded.schema_document = document = _Document(display, locate.compose(text))
+    for finding in ignored_logical_types(schema):
+        loaded.problems.append(
+            _file_violation(
+                "logical-types",
+                finding.message,
+                display,
+                document.line(finding.loc),
+                field=finding.field,
+                product=product.name,
+            )
+        )
+
+
+@contextmanager
+def logical_type_warnings_off() -> Iterator[None]:
+    """Silence the ``avro`` package's IgnoredLogicalType warnings while parsing: the
+    ``logical-types`` policy reports the same annotations with file:line, the field and the
+    types supported, where the raw warning (once per process, no file) would only confuse."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IgnoredLogicalType)
+        yield
 
 
 def _locator(loaded: _Loaded) -> Locator:
@@ -291,7 +322,7 @@ def _schemas_without_product(
 
 def _text_or_empty(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return read_regular_text(path)
     except (OSError, UnicodeDecodeError):
         return ""
 
@@ -310,7 +341,7 @@ def _misplaced_descriptors(layout: _Layout) -> list[Violation]:
         if path in read or relative.parts[1:] == (DOMAIN_POLICIES_FILE,) or not path.is_file():
             continue
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            data = yaml.safe_load(read_regular_text(path))
         except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError, RecursionError):
             continue
         if not (isinstance(data, dict) and "name" in data and "kind" in data):

@@ -79,6 +79,34 @@ def test_policies_option_and_listing(mesh_tree: Callable[[str], Path], tmp_path:
     assert names == list(BUILTIN_POLICIES)
 
 
+def test_list_policies_with_json_prints_the_listing_as_json(
+    mesh_tree: Callable[[str], Path],
+) -> None:
+    """--json with --list-policies used to print the text table: scripts got no JSON."""
+    root = mesh_tree("good")
+    (root / "mesh-policies.yaml").write_text(
+        "policies:\n  partition-bounds:\n    severity: warning\n    params: {max: 12}\n"
+    )
+    result = CliRunner().invoke(cli, ["lint", str(root), "--list-policies", "--json"])
+    assert result.exit_code == 0, result.output
+    listing = json.loads(result.stdout)
+    assert listing["policies_source"] == "mesh-policies.yaml"
+    rows = {row["name"]: row for row in listing["policies"]}
+    assert list(rows) == list(BUILTIN_POLICIES)
+    assert rows["partition-bounds"] == {
+        "name": "partition-bounds",
+        "severity": "warning",
+        "overridable": False,
+        "configurable": True,
+        "summary": BUILTIN_POLICIES["partition-bounds"].summary,
+        "params": {"min": 1, "max": 12},
+    }
+    assert rows["slos-declared"]["overridable"] is True
+    assert rows["schema-valid"]["configurable"] is False
+    assert rows["schema-valid"]["severity"] == "error"
+    assert rows["naming"]["params"] == {}
+
+
 def test_console_script_reports_a_path_without_domains(tmp_path: Path) -> None:
     done = subprocess.run(
         [MESH, "lint", str(tmp_path)], capture_output=True, text=True, check=False

@@ -17,6 +17,7 @@ import yaml
 from mesh_stream.governance import Severity, lint_repository
 from mesh_stream.governance.policies import (
     BUILTIN_POLICIES,
+    LOGICAL_TYPES,
     UNMARKED_PII,
     PartitionBounds,
     RetentionBounds,
@@ -100,6 +101,26 @@ def schema_broken_json(root: Path) -> Expected:
     except json.JSONDecodeError as exc:
         message = f"not valid JSON: {exc.msg}"
     return ("schema-valid", SHOP_SCHEMA, line_containing(root / SHOP_SCHEMA, '",}'), None, message)
+
+
+def logical_types(root: Path) -> Expected:
+    schema = json.loads((root / SHOP_SCHEMA).read_text())
+    (field,) = [
+        f for f in schema["fields"] if isinstance(f["type"], dict) and "logicalType" in f["type"]
+    ]
+    logical, base = field["type"]["logicalType"], field["type"]["type"]
+    assert logical not in LOGICAL_TYPES
+    where = f"{schema['name']}.{field['name']}"
+    return (
+        "logical-types",
+        SHOP_SCHEMA,
+        line_containing(root / SHOP_SCHEMA, '"logicalType"'),
+        where,
+        f"field {where}: logicalType {logical!r} is not one the mesh supports, so Avro ignores "
+        f"it and the field is a plain {base}; supported: date (int), decimal (bytes/fixed), "
+        "local-timestamp-micros (long), local-timestamp-millis (long), time-micros (long), "
+        "time-millis (int), timestamp-micros (long), timestamp-millis (long), uuid (string)",
+    )
 
 
 def naming(root: Path) -> Expected:
@@ -351,6 +372,7 @@ CASES: dict[str, Callable[[Path], Expected]] = {
     "descriptor-field-type": descriptor_field_type,
     "schema-missing": schema_missing,
     "schema-broken-json": schema_broken_json,
+    "logical-types": logical_types,
     "schema-has-product": schema_has_product,
     "naming": naming,
     "naming-schema-folder": naming_schema_folder,

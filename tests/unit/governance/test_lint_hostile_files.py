@@ -1,0 +1,196 @@
+"""`mesh lint` on hostile files: pipes where files should be, NaN SLOs, logical types Avro
+ignores. Each is reported at its file (and line) and the run goes on; none hangs or prints a
+library's raw warning."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mesh_stream.descriptor import load_descriptors, parse_descriptor
+from mesh_stream.errors import DescriptorError
+from mesh_stream.governance import lint_repository
+from tests.unit.governance.conftest import line_containing
+
+MESH = str(Path(sys.executable).with_name("mesh"))
+SHOP = "domains/shop/products/order-placed.yaml"
+SHOP_SCHEMA = "schemas/shop/order-placed.avsc"
+FIFO = "not a regular file but a named pipe (FIFO)"
+
+
+# -- files that are not regular files -------------------------------------------------------
+
+
+@pytest.mark.timeout(10)
+def test_a_fifo_among_the_descriptors_is_an_error_at_its_path_not_a_hang(
+    mesh_tree: Callable[[str], Path],
+) -> None:
+    root = mesh_tree("good")
+    os.mkfifo(root / "domains/shop/products/something.yaml")  # no writer: reading blocks
+    report = lint_repository(root)
+    assert [(v.policy, v.file, v.line, v.message) for v in report.violations] == [
+        (
+            "descriptor-valid",
+            "domains/shop/products/something.yaml",
+            None,
+            f"cannot read descriptor: {FIFO}; a descriptor is a regular YAML file: remove "
+            f"this one or replace it with one",
+        )
+    ]
+    assert report.products == 3  # the others are still linted
+
+
+@pytest.mark.timeout(10)
+def test_loading_descriptors_names_the_fifo(mesh_tree: Callable[[str], Path]) -> None:
+    root = mesh_tree("good")
+    fifo = root / "domains/shop/products/something.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(DescriptorError) as caught:
+        load_descriptors(root / "domains")
+    assert str(caught.value) == (
+        f"{fifo}: cannot read descriptor: {FIFO}; a descriptor is a regular YAML file: remove "
+        f"this one or replace it with one"
+    )
+
+
+@pytest.mark.timeout(10)
+def test_a_fifo_as_schema_or_domain_policies_is_an_error_not_a_hang(
+    mesh_tree: Callable[[str], Path],
+) -> None:
+    root = mesh_tree("good")
+    (root / SHOP_SCHEMA).unlink()
+    os.mkfifo(root / SHOP_SCHEMA)
+    os.mkfifo(root / "domains/shop/policies.yaml")
+    found = {(v.policy, v.file, v.message) for v in lint_repository(root).violations}
+    assert found == {
+        ("schema-valid", SHOP, f"cannot read schema {SHOP_SCHEMA!r}: {FIFO}"),
+        (
+            "policy-override",
+            "domains/shop/policies.yaml",
+            f"cannot read the domain's overrides: {FIFO}",
+        ),
+    }
+
+
+# -- NaN in an SLO --------------------------------------------------------------------------
+
+
+def test_nan_availability_is_said_to_be_no_number(mesh_tree: Callable[[str], Path]) -> None:
+    """`.nan` failed the `le=100` bound: "should be less than or equal to 100" was wrong."""
+    root = mesh_tree("good")
+    descriptor = root / SHOP
+    descriptor.write_text(
+        descriptor.read_text().replace("availability: 99.9", "availability: .nan")
+    )
+    assert [
+        (v.policy, v.file, v.line, v.field, v.message) for v in lint_repository(root).violations
+    ] == [
+        (
+            "slos-declared",
+            SHOP,
+            line_containing(descriptor, "availability: .nan"),
+            "slos.availability",
+            "slos.availability: availability is NaN (not a number): give a percentage between "
+            "0 and 100, e.g. 99.9",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("slo", "want"),
+    [
+        ("freshness_seconds", "a number of seconds above 0, e.g. 5"),
+        ("max_dlq_ratio", "a ratio from 0 to 1, e.g. 0.01, or leave it out"),
+    ],
+)
+def test_nan_in_any_slo_is_said_to_be_no_number(
+    mesh_tree: Callable[[str], Path], slo: str, want: str
+) -> None:
+    text = (mesh_tree("good") / SHOP).read_text()
+    text = re.sub(rf"^  {slo}: .*\n", "", text, flags=re.MULTILINE)
+    text = text.replace("slos:\n", f"slos:\n  {slo}: .NaN\n")  # on line 15
+    with pytest.raises(DescriptorError) as caught:
+        parse_descriptor(text, SHOP)
+    assert str(caught.value) == f"{SHOP}:15: slos.{slo}: {slo} is NaN (not a number): give {want}"
+
+
+# -- logical types Avro ignores -------------------------------------------------------------
+
+
+def _with_fields(root: Path, *fields: dict[str, object]) -> Path:
+    schema_file = root / SHOP_SCHEMA
+    schema = json.loads(schema_file.read_text())
+    schema["fields"].extend(fields)
+    schema_file.write_text(json.dumps(schema, indent=2))
+    return schema_file
+
+
+def test_logical_types_avro_ignores_are_errors_at_their_field_and_line(
+    mesh_tree: Callable[[str], Path],
+) -> None:
+    root = mesh_tree("good")
+    schema_file = _with_fields(
+        root,
+        {"name": "day", "doc": "d", "type": {"type": "string", "logicalType": "date"}},
+        {
+            "name": "seen",
+            "doc": "s",
+            "type": {
+                "type": "array",
+                "items": ["null", {"type": "long", "logicalType": "x-nanos"}],
+            },
+        },
+        {"name": "fine", "doc": "f", "type": {"type": "int", "logicalType": "date"}},
+    )
+    day, seen, _fine = [
+        number
+        for number, line in enumerate(schema_file.read_text().splitlines(), 1)
+        if '"logicalType"' in line
+    ]
+    found = [
+        (v.policy, v.file, v.line, v.field, v.message) for v in lint_repository(root).violations
+    ]
+    assert found == [
+        (
+            "logical-types",
+            SHOP_SCHEMA,
+            day,
+            "OrderPlaced.day",
+            "field OrderPlaced.day: logicalType 'date' needs type int, not string, so Avro "
+            "ignores it and the field is a plain string",
+        ),
+        (
+            "logical-types",
+            SHOP_SCHEMA,
+            seen,
+            "OrderPlaced.seen",
+            "field OrderPlaced.seen: logicalType 'x-nanos' is not one the mesh supports, so Avro "
+            "ignores it and the field is a plain long; supported: date (int), decimal "
+            "(bytes/fixed), local-timestamp-micros (long), local-timestamp-millis (long), "
+            "time-micros (long), time-millis (int), timestamp-micros (long), timestamp-millis "
+            "(long), uuid (string)",
+        ),
+    ]
+
+
+def test_lint_prints_no_raw_avro_warning(mesh_tree: Callable[[str], Path]) -> None:
+    """A fresh process: the ``avro`` package warns once per process, on stderr."""
+    root = mesh_tree("logical-types")
+    done = subprocess.run(
+        [MESH, "lint", str(root)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "MESH_REGISTRY_URL": "http://127.0.0.1:9"},
+    )
+    assert done.returncode == 1
+    assert "error [logical-types] OrderPlaced.placed_at" in done.stdout
+    assert "IgnoredLogicalType" not in done.stderr
+    assert "warnings.warn" not in done.stderr
