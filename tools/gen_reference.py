@@ -218,9 +218,9 @@ def policies_page() -> str:
         "the project root sets each configurable policy's severity (`error` fails, `warning` "
         "reports, `off`), its parameters and whether a domain may override it in "
         "`domains/<domain>/policies.yaml`; the values below are the built-in ones, which the "
-        "sample project's `mesh-policies.yaml` repeats. The first three are reserved: they "
-        "report problems of the inputs themselves and cannot be configured. Every violation "
-        "prints the policy's *why* and *fix* with the file, line and field.",
+        "sample project's `mesh-policies.yaml` repeats. The reserved ones (below, always "
+        "errors) report problems of the inputs themselves and cannot be configured. Every "
+        "violation prints the policy's *why* and *fix* with the file, line and field.",
         "",
         "| policy | severity | overridable | demands |",
         "| --- | --- | --- | --- |",
