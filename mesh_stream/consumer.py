@@ -756,19 +756,18 @@ class ProductConsumer:
         if self._dlq is None:
             self._dlq = make_producer(self.connection, settings)
         data = message.value()
+        framed = data is not None and len(data) >= HEADER_SIZE and data[0] == MAGIC_BYTE
         headers = list(message.headers() or [])
-        headers += [
-            (dlq.MESH_ERROR, str(error).encode()),
-            (dlq.MESH_ERROR_TYPE, type(error.__cause__ or error).__name__.encode()),
-            (dlq.MESH_SOURCE_TOPIC, message.topic().encode()),
-            (dlq.MESH_SOURCE_PARTITION, str(message.partition()).encode()),
-            (dlq.MESH_SOURCE_OFFSET, str(message.offset()).encode()),
-            (dlq.MESH_SOURCE_TIMESTAMP, str(message.timestamp()[1]).encode()),
-            (dlq.MESH_CONSUMER_GROUP, self.group_id.encode()),
-        ]
-        if data is not None and len(data) >= HEADER_SIZE and data[0] == MAGIC_BYTE:
-            schema_id = _SCHEMA_ID.unpack_from(data, 1)[0]
-            headers.append((dlq.MESH_SCHEMA_ID, str(schema_id).encode()))
+        headers += dlq.poison_pill_headers(
+            error=str(error),
+            error_type=type(error.__cause__ or error).__name__,
+            topic=message.topic(),
+            partition=message.partition(),
+            offset=message.offset(),
+            timestamp_ms=message.timestamp()[1],
+            group=self.group_id,
+            schema_id=_SCHEMA_ID.unpack_from(data, 1)[0] if framed and data else None,
+        )
         failures: list[str] = []
 
         def delivered(err: KafkaError | None, _msg: Message) -> None:
