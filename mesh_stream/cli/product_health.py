@@ -150,25 +150,46 @@ class KafkaAlerts:
             },
         )
         self._assigned = False
+        #: Why the topic could not be read, as last said (said again only when it changes).
+        self._told: str | None = None
 
-    def _assign(self) -> None:
-        """Every partition at its end; the topic may not exist yet (asked again next time)."""
+    def _assign(self) -> str | None:
+        """Every partition at its end; the topic may not exist yet (asked again next time).
+        Returns why it could not be assigned."""
         try:
             metadata = self._consumer.list_topics(self.topic, timeout=2)
-        except Exception:
-            return
+        except Exception as exc:  # librdkafka's KafkaException, or its client refusing
+            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            why = error.str() if error is not None else str(exc)
+            return (
+                f"alerts topic {self.topic} cannot be read: {why}; new alerts show once "
+                f"Kafka answers"
+            )
         found = metadata.topics.get(self.topic)
+        if (
+            found is not None
+            and found.error is not None
+            and found.error.code() != (KafkaError.UNKNOWN_TOPIC_OR_PART)
+        ):
+            return f"alerts topic {self.topic} cannot be read: {found.error.str()}"
         if found is None or found.error is not None or not found.partitions:
-            return
+            return (
+                f"alerts topic {self.topic} does not exist yet (no `mesh monitor` has "
+                f"published to it); new alerts show once it does"
+            )
         self._consumer.assign([TopicPartition(self.topic, p, OFFSET_END) for p in found.partitions])
         self._assigned = True
+        return None
 
     def poll(self, timeout: float) -> list[Alert | str]:
         if not self._assigned:
-            self._assign()
+            started = time.monotonic()
+            why = self._assign()
             if not self._assigned:
-                time.sleep(timeout)
-                return []
+                time.sleep(max(0.0, timeout - (time.monotonic() - started)))
+                told, self._told = self._told, why
+                return [why] if why is not None and why != told else []
+            self._told = None
         found: list[Alert | str] = []
         for message in self._consumer.consume(100, timeout):
             error = message.error()

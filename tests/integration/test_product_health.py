@@ -150,3 +150,56 @@ def test_health_records_on_kafka_are_served_and_shown(kafka: KafkaAddress) -> No
         running.stop()
         store.close()
     assert _feeds() == feeds_before  # the feed stopped with the store
+
+
+def test_the_alert_reader_says_once_why_it_cannot_read_the_alerts_topic(
+    kafka: KafkaAddress,
+) -> None:
+    """`--watch` with no broker, or before any monitor made the alerts topic, says so once
+    (not every poll), then reads the topic once it is there."""
+    from mesh_stream.broker.cluster import free_port
+
+    nowhere = KafkaAlerts(
+        KafkaConnection(bootstrap_servers=f"127.0.0.1:{free_port()}"), "_mesh_product_alerts"
+    )
+    try:
+        (said,) = nowhere.poll(0.1)
+        assert isinstance(said, str)
+        assert said.startswith("alerts topic _mesh_product_alerts cannot be read: ")
+        assert said.endswith("; new alerts show once Kafka answers")
+        assert nowhere.poll(0.1) == []  # said once
+    finally:
+        nowhere.close()
+
+    topic = f"_mesh_product_alerts-missing-{uuid.uuid4().hex[:8]}"
+    conn = KafkaConnection(bootstrap_servers=kafka.bootstrap_servers)
+    alerts = KafkaAlerts(conn, topic)
+    try:
+        assert alerts.poll(0.1) == [
+            f"alerts topic {topic} does not exist yet (no `mesh monitor` has published to it); "
+            "new alerts show once it does"
+        ]
+        assert alerts.poll(0.1) == []
+        admin = make_admin(conn)
+        for future in admin.create_topics([new_topic(topic, partitions=1)]).values():
+            future.result(timeout=30)
+        _eventually(lambda: alerts.poll(0.2) == [] and alerts._assigned, timeout=20)
+        assert alerts._assigned
+        alert = Alert(
+            kind="breach",
+            product="orders.order-placed",
+            figure=FigureName.FRESHNESS_SECONDS,
+            slo=5.0,
+            value=9.0,
+            status=Status.BREACHED,
+            since_ms=int(time.time() * 1000),
+            reason="newest record age",
+        )
+        producer = make_producer(conn)
+        producer.produce(topic, key=b"orders.order-placed", value=alert.model_dump_json())
+        assert producer.flush(10) == 0
+        seen: list[Alert | str] = []
+        _eventually(lambda: seen.extend(alerts.poll(0.5)) or seen, timeout=20)
+        assert seen == [alert]
+    finally:
+        alerts.close()
