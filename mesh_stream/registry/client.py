@@ -13,23 +13,31 @@ retried write never registers twice. So is a request sent but not answered withi
 timeout (a busy registry), when asking again cannot change the outcome (not deletes, not the
 credential calls). Unreachable (no connection at all) is not retried here: the SDK's callers
 decide what waiting means for them (see the consumer's registry wait).
+
+Every answer the client reads is checked against the shape it expects (:data:`_Shape`) in
+:meth:`_request` too: an answer of another shape (a list where an object belongs, a field
+missing) is a :class:`~mesh_stream.errors.RegistryError` naming the URL and where the answer
+differs, never a crash in the code that reads it.
 """
 
 from __future__ import annotations
 
+import base64
+import itertools
 import json
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httpx
 from pydantic import ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay
 
-from mesh_stream.descriptor import DataProduct, product_name_problem
+from mesh_stream.descriptor import Compatibility, DataProduct, product_name_problem
 from mesh_stream.errors import (
     ConfigurationError,
     InvalidPrincipalError,
@@ -53,6 +61,12 @@ MAX_RETRY_WAIT_SECONDS = 2.0
 
 #: Error codes that are never worth retrying even with Retry-After (a wrong credential).
 _NOT_RETRIED = frozenset({42901})
+
+#: The longest credential header every registry takes: most HTTP servers refuse a header
+#: over 8 KB (Jetty under Confluent's registry, nginx, aiohttp under Karapace); the mesh
+#: registry (uvicorn with h11) closes the connection on a request head over 16 KB that does
+#: not arrive in one read, so a larger one fails or passes by chance.
+LONG_HEADER_BYTES = 8 * 1024
 
 
 def _passing(exc: BaseException) -> bool:
@@ -85,6 +99,89 @@ def _maybe_applied(method: str, repeatable: bool) -> str:
         "; the registry may still apply it (its Kafka is slow or away): look before asking "
         "again, a repeat is not harmless"
     )
+
+
+@dataclass(frozen=True)
+class _Optional:
+    """A field of a :data:`_Shape` object that may be absent or null."""
+
+    shape: _Shape
+
+
+_Shape: TypeAlias = "type | list[_Shape] | dict[str, _Shape | _Optional]"
+"""The shape the client expects of an answer: ``dict``, ``list``, ``str``, ``int``, ``bool``
+or ``object`` (anything); ``[item]`` a list of items; ``{"field": shape}`` an object with
+those fields (others are not looked at)."""
+
+_KINDS: dict[type, str] = {
+    dict: "an object",
+    list: "a list",
+    str: "a string",
+    int: "a whole number",
+    bool: "true or false",
+}
+
+
+def _json_kind(value: Any) -> str:
+    """A JSON value's kind in a message (never the value: it might be anything)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    for kind in (dict, list, str):
+        if isinstance(value, kind):
+            return _KINDS[kind]
+    return "a number"
+
+
+def _shape_problem(value: Any, shape: _Shape, at: str = "") -> str | None:
+    """What ``value`` holds where it differs from ``shape`` (None: it does not), e.g. "a
+    string at [0].registry.consumers, not a list"; ``at`` is where ``value`` sits."""
+    where = f" at {at}" if at else ""
+    if isinstance(shape, list):
+        if not isinstance(value, list):
+            return f"{_json_kind(value)}{where}, not a list"
+        for index, item in enumerate(value):
+            problem = _shape_problem(item, shape[0], f"{at}[{index}]")
+            if problem is not None:
+                return problem
+        return None
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            return f"{_json_kind(value)}{where}, not an object"
+        for name, field in shape.items():
+            if isinstance(field, _Optional) and value.get(name) is None:
+                continue
+            if name not in value:
+                return f"an object{where} without {name!r}"
+            inner = field.shape if isinstance(field, _Optional) else field
+            problem = _shape_problem(value[name], inner, f"{at}.{name}" if at else name)
+            if problem is not None:
+                return problem
+        return None
+    if shape is object:
+        return None
+    if isinstance(value, shape) and not (shape is int and isinstance(value, bool)):
+        return None
+    return f"{_json_kind(value)}{where}, not {_KINDS[shape]}"
+
+
+#: What the client reads of the answers of the mesh registry and Confluent's API.
+_REGISTERED: _Shape = {"version": int, "id": int, "schema": str, "subject": _Optional(str)}
+_REGISTERED_ID: _Shape = {"id": int, "version": _Optional(int)}
+_CONSUMER: _Shape = {"group": str, "reads": _Optional([str])}
+_PRODUCT: _Shape = {
+    "registry": _Optional({"downstream": _Optional([str]), "consumers": _Optional([_CONSUMER])})
+}
+_SCHEMA_HISTORY: _Shape = [{"version": int, "schema": str, "subject": _Optional(str)}]
+_ISSUED: _Shape = {
+    "principal": str,
+    "token": str,
+    "token_id": object,
+    "created_at": object,
+    "created_by": object,
+}
+_CREDENTIALS: _Shape = [{"principal": str, "source": str}]
 
 
 @dataclass(frozen=True)
@@ -162,6 +259,29 @@ def _credential_part(value: str | None, setting: str, *, basic: bool) -> str | N
     return stripped
 
 
+def _credential_size(
+    principal: str | None, token: str | None, *, principal_setting: str, token_setting: str
+) -> tuple[int, str, int]:
+    """The bytes of the ``Authorization`` header sent, and the setting that makes up most
+    of it with its length (what a too-long header message names; never the value)."""
+    if token is None:
+        return 0, token_setting, 0
+    if principal is None:
+        return len("Bearer ") + len(token.encode()), token_setting, len(token.encode())
+    pair = base64.b64encode(f"{principal}:{token}".encode())
+    longer = max((len(token.encode()), token_setting), (len(principal.encode()), principal_setting))
+    return len("Basic ") + len(pair), longer[1], longer[0]
+
+
+def _why_too_long(setting: str, length: int) -> str:
+    """Why a credential this long fails, naming its setting, never its value."""
+    return (
+        f"{setting} is {length:,} bytes long, more than HTTP servers take in a header (most "
+        f"stop at {LONG_HEADER_BYTES // 1024} KB; a registry token is far shorter); copy it "
+        f"again (its value is not shown)"
+    )
+
+
 class RegistryClient:
     """Talks to the mesh registry (or any Confluent-compatible one for the schema calls)."""
 
@@ -205,6 +325,9 @@ class RegistryClient:
         headers = {"Accept": f"{CONFLUENT_JSON}, application/json"}
         if token is not None and principal is None:
             headers["Authorization"] = f"Bearer {token}"
+        self._credential = _credential_size(
+            principal, token, principal_setting=principal_setting, token_setting=token_setting
+        )
         try:
             self._http = httpx.Client(
                 base_url=self.url, auth=auth, timeout=timeout, headers=headers
@@ -237,15 +360,28 @@ class RegistryClient:
         *,
         body: Any = None,
         params: Mapping[str, Any] | None = None,
+        shape: _Shape | None = None,
     ) -> Any:
-        """One call, retried while the registry answers that it is passing (see module doc)."""
+        """One call, retried while the registry answers that it is passing (see module doc);
+        its answer checked against ``shape`` when given."""
         retrying = Retrying(
             retry=retry_if_exception(_passing),
             wait=_wait_asked,
             stop=stop_after_delay(self.retry_seconds),
             reraise=True,
         )
-        return retrying(self._request_once, method, path, body=body, params=params)
+        started, attempts = time.monotonic(), itertools.count(1)
+        return retrying(
+            lambda: self._request_once(
+                method,
+                path,
+                body=body,
+                params=params,
+                shape=shape,
+                attempt=next(attempts),
+                started=started,
+            )
+        )
 
     def _request_once(
         self,
@@ -254,7 +390,12 @@ class RegistryClient:
         *,
         body: Any = None,
         params: Mapping[str, Any] | None = None,
+        shape: _Shape | None = None,
+        attempt: int = 1,
+        started: float | None = None,
     ) -> Any:
+        """One HTTP exchange; ``attempt`` and ``started`` (of the first) let a timeout say how
+        long the call has waited in all."""
         with self._lock:
             self.http_calls += 1
         # How messages name the call: a 5,000-character product name is not repeated whole.
@@ -286,23 +427,25 @@ class RegistryClient:
             # Asked again when a repeat cannot change the outcome (reads, registrations,
             # PUTs); a delete or a credential issue might have happened, so it is not.
             repeatable = _repeatable(method, path)
+            waited = f"within {self._http.timeout.read:g} s"
+            if attempt > 1 and started is not None:
+                waited += f" each, {attempt} attempts over {time.monotonic() - started:.0f} s"
             unanswered = RegistryUnavailableError(
-                f"registry at {self.url} did not answer {method} {shown} within "
-                f"{self._http.timeout.read}s{_maybe_applied(method, repeatable)}",
+                f"registry at {self.url} did not answer {method} {shown} "
+                f"{waited}{_maybe_applied(method, repeatable)}",
                 status=503,
                 error_code=50302,
             )
             if repeatable:
                 unanswered.retry_in = 1  # type: ignore[attr-defined]
             raise unanswered from exc
+        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:
+            # The connection was made and then closed on us: a registry refusing the
+            # request's head (a credential too long) does that; else it went away.
+            refused = self._refused_as_too_long(method, shown, type(exc).__name__)
+            raise refused or self._unreachable(method, shown, exc) from exc
         except httpx.TransportError as exc:
-            raise RegistryUnavailableError(
-                f"registry at {self.url} is unreachable ({type(exc).__name__}: {exc}) and "
-                f"{method} {shown} was not cached; start it (`mesh registry serve`) or fix "
-                f"MESH_REGISTRY_URL",
-                status=503,
-                error_code=50302,
-            ) from exc
+            raise self._unreachable(method, shown, exc) from exc
         except httpx.HTTPError as exc:
             raise RegistryError(f"{method} {self.url}{shown} failed: {exc}") from exc
         except httpx.InvalidURL as exc:
@@ -327,6 +470,10 @@ class RegistryClient:
                 payload = {}
             if not isinstance(payload, dict):
                 payload = {}
+            if response.status_code == 431 or (response.status_code == 400 and not payload):
+                refused = self._refused_as_too_long(method, shown, f"HTTP {response.status_code}")
+                if refused is not None:
+                    raise refused
             if not payload:
                 raise self._not_a_registry(method, shown, response)
             if response.status_code == 404 and payload.get("error_code") in (None, 404):
@@ -357,12 +504,43 @@ class RegistryClient:
             ):
                 error.retry_in = int(retry_after)  # type: ignore[attr-defined]
             raise error
-        if response.status_code == 204 or not response.content:
+        answer = None
+        if response.status_code != 204 and response.content:
+            try:
+                answer = response.json()
+            except ValueError:
+                raise self._not_a_registry(method, shown, response) from None
+        if shape is not None:
+            problem = "no content" if answer is None else _shape_problem(answer, shape)
+            if problem is not None:
+                raise RegistryError(
+                    f"registry at {self.url} answered {method} {shown} with {problem}; is "
+                    f"MESH_REGISTRY_URL (or --registry-url) a mesh registry?",
+                    status=502,
+                    error_code=50201,
+                )
+        return answer
+
+    def _unreachable(self, method: str, shown: str, exc: Exception) -> RegistryUnavailableError:
+        return RegistryUnavailableError(
+            f"registry at {self.url} is unreachable ({type(exc).__name__}: {exc}) and "
+            f"{method} {shown} was not cached; start it (`mesh registry serve`) or fix "
+            f"MESH_REGISTRY_URL",
+            status=503,
+            error_code=50302,
+        )
+
+    def _refused_as_too_long(self, method: str, shown: str, what: str) -> ConfigurationError | None:
+        """The error for a registry that refused (``what``: a closed connection, HTTP 431)
+        a request whose credential header is longer than registries take; None when it is
+        not. The credential is measured, never shown."""
+        size, setting, length = self._credential
+        if size <= LONG_HEADER_BYTES:
             return None
-        try:
-            return response.json()
-        except ValueError:
-            raise self._not_a_registry(method, shown, response) from None
+        return ConfigurationError(
+            f"{method} {self.url}{shown}: the registry refused the request ({what}): its "
+            f"Authorization header is {size:,} bytes: {_why_too_long(setting, length)}"
+        )
 
     def _not_a_registry(self, method: str, path: str, response: httpx.Response) -> RegistryError:
         """Something answered, but not with the registry's JSON: most likely a wrong URL."""
@@ -385,6 +563,9 @@ class RegistryClient:
         if self.principal is None and "Authorization" not in self._http.headers:
             whose = "any principal's" if method == "GET" else "the owning domain's"
             return f"; set MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN ({whose})"
+        size, setting, length = self._credential
+        if size > LONG_HEADER_BYTES:
+            return f"; {_why_too_long(setting, length)}"
         return "; check MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN"
 
     # -- schemas --------------------------------------------------------------------------
@@ -450,10 +631,13 @@ class RegistryClient:
         if cached is not None:
             return cached
         answer = self._request(
-            "POST", f"/subjects/{_path(subject)}/versions", body={"schema": text}
+            "POST",
+            f"/subjects/{_path(subject)}/versions",
+            body={"schema": text},
+            shape=_REGISTERED_ID,
         )
         schema_id = int(answer["id"])
-        if "version" in answer:
+        if answer.get("version") is not None:
             self._remember(RegisteredSchema(subject, int(answer["version"]), schema_id, text))
         else:
             self._id_by_schema[(subject, text)] = schema_id
@@ -481,16 +665,22 @@ class RegistryClient:
         if cached is not None:
             return cached
         body = self._body(text, metadata, rule_set)
-        answer = self._request("POST", f"/subjects/{_path(subject)}/versions", body=body)
-        if "version" in answer and "schema" in answer and "ruleSet" in answer:
+        answer = self._request(
+            "POST", f"/subjects/{_path(subject)}/versions", body=body, shape=_REGISTERED_ID
+        )
+        if answer.get("version") is not None and "schema" in answer and "ruleSet" in answer:
             registered = self._registered(answer, subject)
-        elif "version" in answer:
+        elif answer.get("version") is not None:
             found = self._request(
-                "GET", f"/subjects/{_path(subject)}/versions/{int(answer['version'])}"
+                "GET",
+                f"/subjects/{_path(subject)}/versions/{int(answer['version'])}",
+                shape=_REGISTERED,
             )
             registered = self._registered(found, subject)
         else:
-            found = self._request("POST", f"/subjects/{_path(subject)}", body=body)
+            found = self._request(
+                "POST", f"/subjects/{_path(subject)}", body=body, shape=_REGISTERED
+            )
             registered = self._registered(found, subject)
         self._remember(registered)
         self._by_contract[key] = registered
@@ -501,7 +691,7 @@ class RegistryClient:
         cached = self._schema_by_id.get(schema_id)
         if cached is not None:
             return cached
-        answer = self._request("GET", f"/schemas/ids/{int(schema_id)}")
+        answer = self._request("GET", f"/schemas/ids/{int(schema_id)}", shape={"schema": str})
         text = str(answer["schema"])
         self._schema_by_id[schema_id] = text
         return text
@@ -510,14 +700,19 @@ class RegistryClient:
         """The subjects this schema id is registered under, soft-deleted versions included
         (not cached: a subject may register the same schema later)."""
         answer = self._request(
-            "GET", f"/schemas/ids/{int(schema_id)}/versions", params={"deleted": "true"}
+            "GET",
+            f"/schemas/ids/{int(schema_id)}/versions",
+            params={"deleted": "true"},
+            shape=[{"subject": str}],
         )
         return sorted({str(item["subject"]) for item in answer})
 
     def get_latest(self, subject: str) -> RegisteredSchema:
         """The newest version; the last one seen when the registry is unreachable."""
         try:
-            answer = self._request("GET", f"/subjects/{_path(subject)}/versions/latest")
+            answer = self._request(
+                "GET", f"/subjects/{_path(subject)}/versions/latest", shape=_REGISTERED
+            )
         except RegistryUnavailableError:
             cached = self._latest.get(subject)
             if cached is None:
@@ -530,7 +725,9 @@ class RegistryClient:
         cached = self._by_version.get((subject, version))
         if cached is not None:
             return cached
-        answer = self._request("GET", f"/subjects/{_path(subject)}/versions/{int(version)}")
+        answer = self._request(
+            "GET", f"/subjects/{_path(subject)}/versions/{int(version)}", shape=_REGISTERED
+        )
         return self._remember(self._registered(answer, subject))
 
     def lookup(
@@ -549,7 +746,10 @@ class RegistryClient:
         if cached is not None:
             return cached
         answer = self._request(
-            "POST", f"/subjects/{_path(subject)}", body=self._body(text, metadata, rule_set)
+            "POST",
+            f"/subjects/{_path(subject)}",
+            body=self._body(text, metadata, rule_set),
+            shape=_REGISTERED,
         )
         return self._remember(self._registered(answer, subject))
 
@@ -559,16 +759,24 @@ class RegistryClient:
         self._request("PUT", path, body={"compatibility": level})
 
     def get_compatibility(self, subject: str | None = None) -> str:
-        """The level in force: the subject's own, else the global one."""
-        if subject is None:
-            return str(self._request("GET", "/config")["compatibilityLevel"])
-        answer = self._request(
-            "GET", f"/config/{_path(subject)}", params={"defaultToGlobal": "true"}
-        )
-        return str(answer["compatibilityLevel"])
+        """The level in force: the subject's own, else the global one (one of Confluent's
+        seven: another would be compared with nothing, so it is an error here)."""
+        path = "/config" if subject is None else f"/config/{_path(subject)}"
+        params = None if subject is None else {"defaultToGlobal": "true"}
+        answer = self._request("GET", path, params=params, shape={"compatibilityLevel": str})
+        level = str(answer["compatibilityLevel"])
+        if level not in Compatibility.__members__:
+            raise RegistryError(
+                f"registry at {self.url} answered GET {path} with compatibilityLevel "
+                f"{level[:40]!r}, not one of {', '.join(Compatibility)}; is MESH_REGISTRY_URL "
+                f"(or --registry-url) a mesh registry?",
+                status=502,
+                error_code=50201,
+            )
+        return level
 
     def subjects(self) -> list[str]:
-        return [str(s) for s in self._request("GET", "/subjects")]
+        return [str(s) for s in self._request("GET", "/subjects", shape=[str])]
 
     def check_compatibility(
         self, subject: str, schema: str | Mapping[str, Any], *, version: int | str | None = "latest"
@@ -583,7 +791,11 @@ class RegistryClient:
         if version is not None:
             path += f"/{_path(str(version))}"
         answer = self._request(
-            "POST", path, body={"schema": self._text(schema)}, params={"verbose": "true"}
+            "POST",
+            path,
+            body={"schema": self._text(schema)},
+            params={"verbose": "true"},
+            shape={"is_compatible": _Optional(bool), "messages": _Optional([object])},
         )
         if answer.get("is_compatible", False):
             return []
@@ -595,7 +807,9 @@ class RegistryClient:
         """Create or update a product from its descriptor; returns what the registry stored."""
         document = product.to_document() if isinstance(product, DataProduct) else dict(product)
         name = str(document.get("name", ""))
-        answer: dict[str, Any] = self._request("PUT", f"/products/{_path(name)}", body=document)
+        answer: dict[str, Any] = self._request(
+            "PUT", f"/products/{_path(name)}", body=document, shape=_PRODUCT
+        )
         return answer
 
     def get_product(self, name: str) -> dict[str, Any]:
@@ -604,9 +818,7 @@ class RegistryClient:
             raise ProductNotFoundError(
                 f"no such data product: {problem}", status=404, error_code=40404
             )
-        answer: dict[str, Any] = self._shaped(
-            self._request("GET", f"/products/{_path(name)}"), dict, f"/products/{name}"
-        )
+        answer: dict[str, Any] = self._request("GET", f"/products/{_path(name)}", shape=_PRODUCT)
         return answer
 
     def list_products(
@@ -625,41 +837,25 @@ class RegistryClient:
             "kind": kind,
             "q": query,
         }
-        answer: list[dict[str, Any]] = self._shaped(
-            self._request("GET", "/products", params=params), list, "/products"
+        answer: list[dict[str, Any]] = self._request(
+            "GET", "/products", params=params, shape=[_PRODUCT]
         )
-        for item in answer:
-            self._shaped(item, dict, "/products", inside=True)
         return answer
 
     def lineage(self, name: str, direction: str = "both") -> dict[str, Any]:
-        answer: dict[str, Any] = self._shaped(
-            self._request(
-                "GET", f"/products/{_path(name)}/lineage", params={"direction": direction}
-            ),
-            dict,
-            f"/products/{name}/lineage",
+        answer: dict[str, Any] = self._request(
+            "GET",
+            f"/products/{_path(name)}/lineage",
+            params={"direction": direction},
+            shape={"edges": [{"from": str, "to": str}]},
         )
         return answer
 
-    def _shaped(self, answer: Any, kind: type, path: str, *, inside: bool = False) -> Any:
-        """``answer`` if it is a ``kind`` (a JSON object or list); else the error that says
-        the URL answered like no mesh registry (a crash on it would blame mesh). ``inside``:
-        ``answer`` is an item of the list the path answered."""
-        if isinstance(answer, kind):
-            return answer
-        shown = "an object" if kind is dict else "a list"
-        found = f"a list holding {type(answer).__name__}" if inside else type(answer).__name__
-        raise RegistryError(
-            f"registry at {self.url} answered GET {path} with {found}, not {shown}; is "
-            f"MESH_REGISTRY_URL a mesh registry?",
-            status=502,
-            error_code=50201,
-        )
-
     def product_schemas(self, name: str) -> list[dict[str, Any]]:
         """The product's value schema history, oldest first."""
-        answer: list[dict[str, Any]] = self._request("GET", f"/products/{_path(name)}/schemas")
+        answer: list[dict[str, Any]] = self._request(
+            "GET", f"/products/{_path(name)}/schemas", shape=_SCHEMA_HISTORY
+        )
         return answer
 
     def delete_product(self, name: str) -> None:
@@ -689,14 +885,12 @@ class RegistryClient:
     def product_health_history(self, name: str, minutes: int = 60) -> list[ProductHealth]:
         """``name``'s measurements of the last ``minutes`` minutes (1..10080), oldest first."""
         path = f"/products/{_path(name)}/health/history"
-        answer = self._request("GET", path, params={"minutes": minutes})
-        return [self._health(item, path) for item in answer or []]
+        answer = self._request("GET", path, params={"minutes": minutes}, shape=[object])
+        return [self._health(item, path) for item in answer]
 
     def all_product_health(self) -> dict[str, ProductHealth]:
         """The latest health of every registered product, by name (one request)."""
-        answer = self._request("GET", "/product-health")
-        if not isinstance(answer, Mapping):
-            self._health(answer, "/product-health")  # raises: not what the registry serves
+        answer = self._request("GET", "/product-health", shape=dict)
         return {str(name): self._health(item, "/product-health") for name, item in answer.items()}
 
     # -- registered consumers -------------------------------------------------------------
@@ -715,12 +909,16 @@ class RegistryClient:
         Registering again replaces the registration (only its owner domain or admin may)."""
         body: dict[str, Any] = {"reads": list(reads)}
         body.update({k: v for k, v in (("contact", contact), ("description", description)) if v})
-        answer: dict[str, Any] = self._request("PUT", _consumer_path(product, group), body=body)
+        answer: dict[str, Any] = self._request(
+            "PUT", _consumer_path(product, group), body=body, shape=_CONSUMER
+        )
         return answer
 
     def consumers(self, product: str) -> list[dict[str, Any]]:
         """The consumer groups registered on ``product`` (group, owner, reads, ...)."""
-        answer: list[dict[str, Any]] = self._request("GET", f"/products/{_path(product)}/consumers")
+        answer: list[dict[str, Any]] = self._request(
+            "GET", f"/products/{_path(product)}/consumers", shape=[_CONSUMER]
+        )
         return answer
 
     def unregister_consumer(self, product: str, group: str) -> None:
@@ -732,27 +930,31 @@ class RegistryClient:
     def add_credential(self, principal: str) -> dict[str, Any]:
         """Issue ``principal``'s first token; the answer holds it (the only time it is shown)."""
         answer: dict[str, Any] = self._request(
-            "POST", f"/admin/credentials/{_principal_path(principal)}"
+            "POST", f"/admin/credentials/{_principal_path(principal)}", shape=_ISSUED
         )
         return answer
 
     def rotate_credential(self, principal: str) -> dict[str, Any]:
         """Replace ``principal``'s token; the old one stops at once, the answer holds the new."""
         answer: dict[str, Any] = self._request(
-            "POST", f"/admin/credentials/{_principal_path(principal)}/rotate"
+            "POST", f"/admin/credentials/{_principal_path(principal)}/rotate", shape=_ISSUED
         )
         return answer
 
     def revoke_credential(self, principal: str) -> dict[str, Any]:
         """End ``principal``'s token (issued or from the file) until it is added again."""
         answer: dict[str, Any] = self._request(
-            "DELETE", f"/admin/credentials/{_principal_path(principal)}"
+            "DELETE",
+            f"/admin/credentials/{_principal_path(principal)}",
+            shape={"revoked_at": object},
         )
         return answer
 
     def list_credentials(self) -> list[dict[str, Any]]:
         """Every principal with a token or a revocation: source, token id, dates; no secret."""
-        answer: list[dict[str, Any]] = self._request("GET", "/admin/credentials")
+        answer: list[dict[str, Any]] = self._request(
+            "GET", "/admin/credentials", shape=_CREDENTIALS
+        )
         return answer
 
     # -- lifecycle ------------------------------------------------------------------------

@@ -230,10 +230,10 @@ class _Numbers(_WrongShape):
 @pytest.mark.parametrize(
     ("handler", "call", "path", "found", "wanted"),
     [
-        (_WrongShape, "get_product", "/products/orders.order-placed", "list", "an object"),
-        (_WrongShape, "lineage", "/products/orders.order-placed/lineage", "list", "an object"),
-        (_ObjectsOnly, "list_products", "/products", "dict", "a list"),
-        (_Numbers, "list_products", "/products", "a list holding int", "an object"),
+        (_WrongShape, "get_product", "/products/orders.order-placed", "a list", "an object"),
+        (_WrongShape, "lineage", "/products/orders.order-placed/lineage", "a list", "an object"),
+        (_ObjectsOnly, "list_products", "/products", "an object", "a list"),
+        (_Numbers, "list_products", "/products", "a number at [0]", "an object"),
     ],
 )
 def test_an_answer_in_the_wrong_shape_is_named_not_a_crash(
@@ -251,5 +251,5 @@ def test_an_answer_in_the_wrong_shape_is_named_not_a_crash(
         httpd.server_close()
     assert str(raised.value) == (
         f"registry at {url} answered GET {path} with {found}, not {wanted}; is "
-        "MESH_REGISTRY_URL a mesh registry? (HTTP 502, error_code 50201)"
+        "MESH_REGISTRY_URL (or --registry-url) a mesh registry? (HTTP 502, error_code 50201)"
     )
