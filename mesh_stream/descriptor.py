@@ -46,6 +46,7 @@ from mesh_stream.errors import (
     MeshError,
     ProductNotFoundError,
 )
+from mesh_stream.files import NotRegularFileError, read_regular_text
 
 
 class ProductSource(Protocol):
@@ -559,44 +560,6 @@ def read_descriptor_text(path: Path) -> str:
             f"cannot read descriptor: not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
             f"offset {exc.start}); save it as UTF-8"
         ) from exc
-
-
-class NotRegularFileError(OSError):
-    """A path to read is a FIFO, a device, a socket or a folder. An ``OSError`` (not a
-    :class:`MeshError`) on purpose: every reader already reports ``OSError`` with its
-    ``strerror`` and the file it was reading."""
-
-
-_FILE_KINDS = (
-    (stat.S_ISDIR, "a folder"),
-    (stat.S_ISFIFO, "a named pipe (FIFO)"),
-    (stat.S_ISSOCK, "a socket"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-)
-
-
-def _not_regular(path: Path, mode: int) -> NotRegularFileError:
-    kind = next((name for test, name in _FILE_KINDS if test(mode)), "another kind of file")
-    return NotRegularFileError(errno.EINVAL, f"not a regular file but {kind}", str(path))
-
-
-def read_regular_text(path: Path) -> str:
-    """``path.read_text(encoding="utf-8")`` for regular files (or links to one) only.
-
-    Anything else is refused before it is opened (:class:`NotRegularFileError`): reading a
-    FIFO waits for a writer for ever and a device may never end, so a stray ``x.yaml`` pipe
-    would hang `mesh lint`. Descriptors, schemas and policy files are read through it.
-    """
-    mode = path.stat().st_mode
-    if not stat.S_ISREG(mode):
-        raise _not_regular(path, mode)
-    # O_NONBLOCK: a file swapped for a FIFO after the check still does not block the open.
-    with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), encoding="utf-8") as handle:
-        mode = os.fstat(handle.fileno()).st_mode
-        if not stat.S_ISREG(mode):
-            raise _not_regular(path, mode)
-        return handle.read()
 
 
 DESCRIPTOR_SUFFIXES = (".yaml", ".yml")

@@ -46,6 +46,7 @@ from mesh_stream.errors import (
     TooManyAuthFailuresError,
     TooManyRequestsError,
 )
+from mesh_stream.files import read_regular_text
 from mesh_stream.kafka import topics
 from mesh_stream.kafka.clients import make_admin
 from mesh_stream.kafka.connection import KafkaConnection
@@ -191,11 +192,16 @@ def schema_text(product: DataProduct, project_root: Path) -> str:
     descriptor field."""
     path = project_root / product.schema_file
     try:
-        return path.read_text(encoding="utf-8")
+        return read_regular_text(path)
     except OSError as exc:
         raise SchemaError(
             f"{product.name}: schema: cannot read {path}: {exc.strerror}; the descriptor's "
             "`schema` must be a path relative to the project root (the folder of mesh.yaml)"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise SchemaError(
+            f"{product.name}: schema: {path} is not UTF-8 text (byte "
+            f"{exc.object[exc.start]:#04x} at offset {exc.start}); save it as UTF-8"
         ) from exc
 
 

@@ -22,6 +22,7 @@ from mesh_stream.errors import (
     SchemaError,
     SerializationError,
 )
+from mesh_stream.files import read_regular_text
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.producer import ProductPublisher, UndeliveredRecord
 from mesh_stream.project import resolve_product
@@ -140,7 +141,9 @@ def _read_schema(path: Path) -> Any:
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_regular_text(path))
+    except OSError as exc:  # e.g. a FIFO, refused rather than waited on for ever
+        raise ConfigurationError(f"{path}: --schema cannot be read: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise ConfigurationError(f"{path}: --schema is not UTF-8 text ({exc.reason})") from exc
     except json.JSONDecodeError as exc:

@@ -23,6 +23,7 @@ from mesh_stream.cli.options import (
     checked_topic,
 )
 from mesh_stream.errors import ConfigurationError, MeshError, PermissionDeniedError
+from mesh_stream.files import read_regular_bytes
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.logformat import configure_logging
 from mesh_stream.registry.client import RegistryClient
@@ -280,7 +281,7 @@ def _check_credentials_text(path: Path) -> None:
     parser would otherwise fail on it without saying which file or setting)."""
     where = f"{path} (--credentials / MESH_REGISTRY_CREDENTIALS_FILE)"
     try:
-        data = path.read_bytes()
+        data = read_regular_bytes(path)
     except OSError as exc:
         raise ConfigurationError(
             f"{where}: cannot read registry credentials ({exc.strerror})"

@@ -32,8 +32,9 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from mesh_stream.descriptor import load_yaml, read_regular_text, yaml_problem
+from mesh_stream.descriptor import load_yaml, yaml_problem
 from mesh_stream.errors import ConfigurationError
+from mesh_stream.files import read_regular_text
 from mesh_stream.governance import locate
 from mesh_stream.governance.model import Loc, Severity, Violation
 from mesh_stream.governance.policies import BUILTIN_POLICIES, Policy

@@ -21,7 +21,6 @@ from mesh_stream.descriptor import (
     DataProduct,
     descriptor_files,
     load_descriptor,
-    read_regular_text,
 )
 from mesh_stream.errors import (
     AuthError,
@@ -32,6 +31,7 @@ from mesh_stream.errors import (
     RegistryUnavailableError,
     SubjectNotFoundError,
 )
+from mesh_stream.files import read_regular_text
 from mesh_stream.governance import avro_walk, locate
 from mesh_stream.governance.evolution import (
     VIA_REGISTRATION,

@@ -28,10 +28,10 @@ from mesh_stream.descriptor import (
     descriptor_files,
     load_yaml,
     read_descriptor_text,
-    read_regular_text,
     yaml_problem,
 )
 from mesh_stream.errors import ConfigurationError, DescriptorError, SchemaError
+from mesh_stream.files import read_regular_text
 from mesh_stream.governance import locate
 from mesh_stream.governance.catalog import Catalog, LayeredCatalog, StaticCatalog
 from mesh_stream.governance.config import GLOBAL_POLICIES_FILE, GovernanceConfig, load_governance

@@ -69,7 +69,7 @@ def apply_plan(
             result.unchanged.append(product.name)
             continue
         if item.schema is not Status.UNCHANGED:
-            text = project.schema_path(product).read_text(encoding="utf-8")
+            text = registration.schema_text(product, project.root)
             schema_id = registration.register_value_schema(registry, product, text)
             done(f"{product.name}: schema registered under {item.subject} (id {schema_id})")
         if item.level_change is not None:

@@ -26,6 +26,7 @@ from mesh_stream.errors import (
     SchemaNotFoundError,
     SubjectNotFoundError,
 )
+from mesh_stream.files import read_regular_text
 from mesh_stream.governance import locate
 from mesh_stream.governance.acl_plan import MONITOR_PRINCIPAL, REGISTRY_PRINCIPAL, plan_acls
 from mesh_stream.governance.model import Severity
@@ -92,7 +93,7 @@ def _load_local(project: MeshProject, products: Iterable[DataProduct]) -> list[_
         schema_text: str | None = None
         schema_json: dict[str, Any] | None = None
         with contextlib.suppress(OSError, UnicodeDecodeError):
-            schema_text = schema_path.read_text(encoding="utf-8")
+            schema_text = read_regular_text(schema_path)
         if schema_text is not None:
             with contextlib.suppress(ValueError, SchemaError, RecursionError):
                 parse_schema(schema_text)

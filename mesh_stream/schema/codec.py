@@ -54,6 +54,7 @@ from mesh_stream.errors import (
     SchemaNotFoundError,
     SerializationError,
 )
+from mesh_stream.files import read_regular_text
 from mesh_stream.schema.wire import HEADER_SIZE, header, unframe
 
 __all__ = [
@@ -121,9 +122,14 @@ class SubjectSchemaSource(SchemaSource, Protocol):
 def load_schema_file(path: Path) -> dict[str, Any]:
     """Read an ``.avsc`` file; errors name the file (and line:column for bad JSON)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_text(path)
     except OSError as exc:
         raise SchemaError(f"{path}: cannot read schema file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise SchemaError(
+            f"{path}: schema file is not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+            f"offset {exc.start}); save it as UTF-8"
+        ) from exc
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -20,6 +20,7 @@ PACKAGE = Path(mesh_stream.__file__).parent
 LAYERS: dict[str, int] = {
     "errors": 0,
     "settings": 0,
+    "files": 0,  # reading user-named files: regular files only
     "health": 1,  # the product-health shapes the monitor, registry and CLI share
     "logformat": 0,  # the log line formats entry points install (text or JSON)
     "tracing": 1,  # trace context on records (OpenTelemetry optional, imported lazily)

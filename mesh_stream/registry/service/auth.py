@@ -27,6 +27,7 @@ from pydantic import SecretStr
 
 from mesh_stream.descriptor import repeated_key
 from mesh_stream.errors import AuthenticationError, ConfigurationError, PermissionDeniedError
+from mesh_stream.files import open_regular
 from mesh_stream.project import SERVICE_USERS
 
 ADMIN = "admin"
@@ -137,7 +138,7 @@ class Credentials:
     def load(cls, path: Path) -> Credentials:
         """A YAML or JSON mapping of principal to token."""
         try:
-            with path.open("rb") as handle:
+            with open_regular(path) as handle:
                 raw = handle.read(MAX_CREDENTIALS_FILE_BYTES + 1)
             text = raw.decode("utf-8")
         except OSError as exc:
