@@ -11,7 +11,7 @@ import click
 from mesh_stream.errors import ProjectNotFoundError
 from mesh_stream.governance.config import GLOBAL_POLICIES_FILE, load_governance
 from mesh_stream.governance.model import Severity, Violation
-from mesh_stream.governance.registered import lint_against_registry
+from mesh_stream.governance.registered import lint_against_registry, unavailable
 from mesh_stream.governance.repository import lint_project, project_policies
 from mesh_stream.products_plan.plan import RegistryCatalog
 from mesh_stream.project import MeshProject, find_project, load_project
@@ -92,7 +92,7 @@ def _list_policies(project: MeshProject, policies_file: Path | None, *, as_json:
     "--list-policies",
     is_flag=True,
     help="List the policies in force (severity, overridable, what each demands, parameters) "
-    "and exit.",
+    "and exit, linting nothing (so not with --against-registry).",
 )
 @click.option(
     "--against-registry",
@@ -127,6 +127,13 @@ def lint(
     product reading it, with the field, why and the fix). Exit status 1 when there is an
     error-level violation, else 0.
     """
+    if list_policies and against_registry:
+        # Listing lints nothing: a flag that would be ignored must not look obeyed.
+        raise click.UsageError(
+            "--list-policies lists the policies and exits, it compares no schema: drop "
+            "--against-registry (or --list-policies to lint against the registry)",
+            ctx=ctx,
+        )
     if path is not None:
         project = load_project(path, defaults_without_file=True)  # a bare folder: the defaults
     else:
@@ -164,9 +171,10 @@ def lint(
         )
         click.secho(summary, fg="red" if report.errors else "green", err=True)
     if catalog.unreachable is not None:
+        said, fix = unavailable(registry, catalog.unreachable)
         click.secho(
-            f"inputs from other repositories not verified: the registry at {registry.url} is "
-            f"unreachable; set MESH_REGISTRY_URL to the mesh's registry",
+            f"inputs from other repositories not verified: the registry at {registry.url} "
+            f"{said}; {fix}",
             fg="yellow",
             err=True,
         )

@@ -15,13 +15,15 @@ missing or broken), ``logical-types`` (a ``logicalType`` Avro would ignore) and
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from mesh_stream.descriptor import Classification, CleanupPolicy, Compatibility, DataProduct
 from mesh_stream.governance import avro_walk
@@ -343,6 +345,35 @@ class SloBounds(BaseModel):
 
     min_availability: float = Field(default=99.0, gt=0, le=100)
     max_freshness_seconds: float = Field(default=3600.0, gt=0)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_nan(cls, value: Any, info: ValidationInfo) -> Any:
+        """YAML's ``.nan`` fails every bound, so the bound's words ("should be less than or
+        equal to 100") would send the author the wrong way: say it is not a number."""
+        if _is_nan(value):
+            want = _SLO_BOUND_VALUES.get(info.field_name or "", "a number")
+            raise PydanticCustomError(
+                "not_a_number", f"the value is NaN (not a number); give {want}"
+            )
+        return value
+
+
+_SLO_BOUND_VALUES = {
+    "min_availability": "a percentage above 0 and at most 100, e.g. 99",
+    "max_freshness_seconds": "a number of seconds above 0, e.g. 3600, or .inf for no maximum",
+}
+"""What each bound wants instead of NaN."""
+
+
+def _is_nan(value: Any) -> bool:
+    """A NaN float, or text pydantic would read as one ("nan" in quotes)."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return False
+    return isinstance(value, float) and math.isnan(value)
 
 
 @_policy(

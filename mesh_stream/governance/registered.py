@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 from mesh_stream.descriptor import (
     Compatibility,
     DataProduct,
@@ -29,6 +31,7 @@ from mesh_stream.errors import (
     ProductNotFoundError,
     RegistryError,
     RegistryUnavailableError,
+    SchemaError,
     SubjectNotFoundError,
 )
 from mesh_stream.files import read_regular_text
@@ -151,9 +154,10 @@ def registered_verdict(
     """The registry's verdict on ``schema_text`` as the next version of ``product``'s value
     subject; None when the subject has no version yet (nothing to be compatible with).
 
-    Raises :class:`ConfigurationError` (one line, the setting to fix) when the registry
-    cannot be reached or refuses the credential: a verdict that was never asked must not
-    pass for a clean one.
+    Raises :class:`ConfigurationError` (one line, what to fix) when the registry cannot be
+    reached, does not answer in time or refuses the credential, and :class:`SchemaError`
+    naming the version, subject, product and registry when a registered version is not Avro:
+    a verdict that was never asked must not pass for a clean one.
     """
     subject = product.value_subject
     with registry_errors(registry):
@@ -181,19 +185,39 @@ def registered_verdict(
 def _live_versions(registry: RegistryClient, product: DataProduct) -> list[tuple[int, AvroSchema]]:
     """The live versions of the product's value subject, oldest first: the product's schema
     history when the product is registered, else the subject's latest version."""
+    subject = product.value_subject
     try:
         history = registry.product_schemas(product.name)
     except ProductNotFoundError:
         try:
-            latest = registry.get_latest(product.value_subject)
+            with _held(registry, product, "the latest version"):  # the client reads it too
+                latest = registry.get_latest(subject)
         except SubjectNotFoundError:
             return []
-        return [(latest.version, parse_schema(latest.schema, strict=False))]
-    return [
-        (int(item["version"]), parse_schema(str(item["schema"]), strict=False))
-        for item in history
-        if item.get("subject", product.value_subject) == product.value_subject
-    ]
+        with _held(registry, product, f"version {latest.version}"):
+            return [(latest.version, parse_schema(latest.schema, strict=False))]
+    found = []
+    for item in history:
+        if item.get("subject", subject) != subject:
+            continue
+        version = int(item["version"])
+        with _held(registry, product, f"version {version}"):
+            found.append((version, parse_schema(str(item["schema"]), strict=False)))
+    return found
+
+
+@contextmanager
+def _held(registry: RegistryClient, product: DataProduct, which: str) -> Iterator[None]:
+    """A registered version that is not Avro named by where it is held (``which`` version,
+    subject, product, registry), or the author would look for the fault in their `.avsc`."""
+    try:
+        yield
+    except SchemaError as exc:
+        raise SchemaError(
+            f"{which} of subject {product.value_subject} (product {product.name}) held by the "
+            f"registry at {registry.url} is not usable: {exc}; no local schema can be judged "
+            f"against it until the registry's operator repairs or deletes that version"
+        ) from exc
 
 
 def _consumers(registry: RegistryClient, name: str) -> list[DataProduct]:
@@ -221,26 +245,61 @@ def registered_groups(registry: RegistryClient, name: str) -> list[RegisteredCon
         raise
     return [
         RegisteredConsumer(
-            str(item["group"]), str(item.get("owner", "")), tuple(item.get("reads") or ())
+            str(item["group"]), _owner(item.get("owner")), tuple(item.get("reads") or ())
         )
         for item in listing
     ]
+
+
+NO_OWNER = "not recorded"
+"""How a registration without an owner is named ("consumer group 'billing' (owner not
+recorded)"): the registry may hold one made before owners were recorded, or another
+registry may leave the field out."""
+
+
+def _owner(owner: object) -> str:
+    return NO_OWNER if owner is None or not str(owner).strip() else str(owner)
 
 
 def _descriptor_only(document: dict[str, object]) -> dict[str, object]:
     return {k: v for k, v in document.items() if k != "registry"}
 
 
+def unavailable(registry: RegistryClient, exc: RegistryUnavailableError) -> tuple[str, str]:
+    """Why the registry gave no answer, as the rest of "the registry at URL ...", and what to
+    do: it never answered a connection it accepted (a read timeout), no connection could be
+    made, or it answered that it cannot serve now (HTTP 503). Each needs another fix."""
+    if isinstance(exc.__cause__, httpx.ReadTimeout):
+        # The client's message says which call and how long: "did not answer GET ... within 5 s".
+        said = exc.message.removeprefix(f"registry at {registry.url} ")
+        if said == exc.message:
+            said = f"did not answer in time ({exc.message})"
+        return (
+            f"accepted the connection but {said}",
+            "it is up but busy or stuck (a slow Kafka under it?), or MESH_REGISTRY_URL points "
+            "at something else that listens; check it and run again",
+        )
+    if isinstance(exc.__cause__, httpx.HTTPError):
+        return (
+            "is unreachable",
+            "start it (`mesh registry serve`) or set MESH_REGISTRY_URL to the mesh's registry",
+        )
+    return (
+        f"answered that it cannot serve now ({exc})",
+        "run again once it is back (its log says why)",
+    )
+
+
 @contextmanager
 def registry_errors(registry: RegistryClient) -> Iterator[None]:
-    """Turn an unreachable registry or a refused credential into one clear line: a verdict
-    that was never asked must not pass for a clean one."""
+    """Turn a registry that gives no answer or refuses the credential into one clear line: a
+    verdict that was never asked must not pass for a clean one."""
     try:
         yield
     except RegistryUnavailableError as exc:
+        said, fix = unavailable(registry, exc)
         raise ConfigurationError(
-            f"cannot compare with the registry at {registry.url}: it is unreachable; start it "
-            f"(`mesh registry serve`) or set MESH_REGISTRY_URL to the mesh's registry, or drop "
+            f"cannot compare with the registry at {registry.url}: it {said}; {fix}, or drop "
             f"--against-registry"
         ) from exc
     except AuthError as exc:

@@ -19,6 +19,7 @@ from mesh_stream.registry.client import RegistryClient
 from mesh_stream.registry.service import InMemoryStore, create_app
 from mesh_stream.registry.service.auth import Credentials
 from mesh_stream.registry.service.server import RegistryServer
+from tests.unit.governance.conftest import answering_registry, silent_registry
 from tests.unit.registry.conftest import descriptor
 
 REPO = Path(__file__).resolve().parents[3]
@@ -233,3 +234,113 @@ def test_a_subject_without_its_product_is_judged_against_its_latest_version(
         PLACED,
     )
     assert violation["message"].endswith("breaks the subject's level BACKWARD")
+
+
+# -- registries that answer badly (hostile-input campaign) --------------------------------
+
+SCHEMAS = f"/products/{PLACED}/schemas"
+SUBJECT = f"{PLACED}.v1-value"
+LEVEL = {f"/config/{SUBJECT}": {"compatibilityLevel": "BACKWARD"}}
+
+
+def test_a_registry_that_never_answers_is_said_to_not_answer_within_the_timeout(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It accepted the connection: "unreachable" sent the author to start a running registry."""
+    from mesh_stream.cli import lint as lint_cli
+
+    monkeypatch.setattr(lint_cli, "LOOKUP_TIMEOUT", 0.3)
+    with silent_registry() as url:
+        status, err = _run_cli(url, monkeypatch, capsys)
+    assert status == 1
+    [line] = [line for line in err.splitlines() if line.startswith("error:")]
+    assert line == (
+        f"error: cannot compare with the registry at {url}: it accepted the connection but did "
+        f"not answer GET {SCHEMAS} within 0.3 s; it is up but busy or stuck (a slow Kafka "
+        f"under it?), or MESH_REGISTRY_URL points at something else that listens; check it "
+        f"and run again, or drop --against-registry"
+    )
+
+
+def test_a_registry_answering_that_it_is_unavailable_is_quoted_not_called_unreachable(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    answer = (503, {"error_code": 50302, "message": "the store is replaying"})
+    with answering_registry({"/": answer}) as url:
+        status, err = _run_cli(url, monkeypatch, capsys)
+    assert status == 1
+    [line] = [line for line in err.splitlines() if line.startswith("error:")]
+    assert line == (
+        f"error: cannot compare with the registry at {url}: it answered that it cannot serve "
+        f"now (GET {SCHEMAS}: the store is replaying (HTTP 503, error_code 50302)); run again "
+        f"once it is back (its log says why), or drop --against-registry"
+    )
+
+
+@pytest.mark.parametrize(
+    ("routes", "which"),
+    [
+        (
+            {SCHEMAS: [{"version": 3, "subject": SUBJECT, "schema": "oops, not JSON"}]},
+            "version 3",
+        ),
+        (  # no product registered: the subject's latest version is the one compared with
+            {
+                f"/subjects/{SUBJECT}/versions/latest": {
+                    "subject": SUBJECT,
+                    "version": 2,
+                    "id": 7,
+                    "schema": "oops, not JSON",
+                }
+            },
+            "the latest version",
+        ),
+    ],
+    ids=["product history", "subject latest"],
+)
+def test_a_registered_version_that_is_not_avro_is_named_with_where_it_is_held(
+    project: Path,
+    routes: dict[str, Any],
+    which: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """It used to read as if the local .avsc were broken ("invalid Avro schema: ...")."""
+    with answering_registry(routes) as url:
+        with_secret = url.replace("http://", "http://admin:s3cret-token@")
+        status, err = _run_cli(with_secret, monkeypatch, capsys)
+    assert status == 1
+    [line] = [line for line in err.splitlines() if line.startswith("error:")]
+    assert line == (
+        f"error: {which} of subject {SUBJECT} (product {PLACED}) held by the "
+        f"registry at {url} is not usable: invalid Avro schema: not valid JSON at line 1 "
+        f"column 1: Expecting value; no local schema can be judged against it until the "
+        f"registry's operator repairs or deletes that version"
+    )
+    assert "s3cret-token" not in err
+
+
+@pytest.mark.parametrize("owner", [None, "", "  "], ids=["null", "empty", "blank"])
+def test_a_consumer_group_without_an_owner_is_said_to_have_none_recorded(
+    project: Path, owner: str | None
+) -> None:
+    """A registration with ``owner: null`` was named "(owner None)"."""
+    routes = {
+        SCHEMAS: [{"version": 1, "subject": SUBJECT, "schema": SCHEMA.read_text()}],
+        **LEVEL,
+        f"/products/{PLACED}": {"name": PLACED, "registry": {"downstream": []}},
+        f"/products/{PLACED}/consumers": [
+            {"group": "billing", "owner": owner, "reads": ["total_amount"]}
+        ],
+    }
+    _edit_schema(project, lambda fields: fields.pop(6))  # total_amount
+    with answering_registry(routes) as url:
+        result = _lint(url, "--json")
+    assert result.exit_code == 1, result.output
+    messages = [v["message"] for v in json.loads(result.stdout)["violations"]]
+    assert messages[0] == (
+        f"{SUBJECT}: consumer group 'billing' (owner not recorded) reads field total_amount "
+        f"(registered reads), which the new version removes"
+    )
+    assert "None" not in result.stdout
+    assert "(owner )" not in result.stdout

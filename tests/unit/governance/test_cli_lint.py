@@ -107,6 +107,20 @@ def test_list_policies_with_json_prints_the_listing_as_json(
     assert rows["naming"]["params"] == {}
 
 
+def test_list_policies_with_against_registry_is_a_usage_error(
+    mesh_tree: Callable[[str], Path],
+) -> None:
+    """--list-policies lints nothing, so --against-registry was silently ignored."""
+    root = mesh_tree("good")
+    result = CliRunner().invoke(cli, ["lint", str(root), "--list-policies", "--against-registry"])
+    assert result.exit_code == 2, result.output
+    assert "policies from" not in result.stdout
+    assert (
+        "Error: --list-policies lists the policies and exits, it compares no schema: drop "
+        "--against-registry (or --list-policies to lint against the registry)"
+    ) in result.stderr
+
+
 def test_console_script_reports_a_path_without_domains(tmp_path: Path) -> None:
     done = subprocess.run(
         [MESH, "lint", str(tmp_path)], capture_output=True, text=True, check=False

@@ -11,6 +11,7 @@ from mesh_stream.errors import ConfigurationError
 from mesh_stream.governance import Severity, lint_repository, load_governance
 from mesh_stream.governance.config import (
     builtin_rules,
+    load_global_policies,
     parse_domain_overrides,
     parse_global_policies,
 )
@@ -229,3 +230,55 @@ def test_an_empty_or_list_policy_file_is_named_without_internals(text: str, firs
         parse_global_policies(text, "mesh-policies.yaml")
     assert str(caught.value).startswith(first)
     assert "_GlobalFile" not in str(caught.value)
+
+
+NAN_WANTS = {
+    "min_availability": "a percentage above 0 and at most 100, e.g. 99",
+    "max_freshness_seconds": "a number of seconds above 0, e.g. 3600, or .inf for no maximum",
+}
+
+
+@pytest.mark.parametrize("value", [".nan", ".NaN", "'nan'"], ids=["nan", "NaN", "quoted"])
+@pytest.mark.parametrize("param", list(NAN_WANTS))
+def test_a_nan_bound_in_the_global_file_is_called_nan_not_out_of_range(
+    param: str, value: str, tmp_path: Path
+) -> None:
+    """NaN failed the bound checks, so it was told "less than or equal to 100" or "greater
+    than 0": the author looked for a number too big or too small."""
+    path = tmp_path / "mesh-policies.yaml"
+    path.write_text(
+        f"policies:\n  slos-declared:\n    severity: error\n    params:\n      {param}: {value}\n"
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        load_global_policies(path)
+    assert str(caught.value).splitlines()[0] == (
+        f"{path}:5: policies.slos-declared.params.{param}: the value is NaN (not a number); "
+        f"give {NAN_WANTS[param]}"
+    )
+
+
+def test_a_nan_bound_in_a_domain_override_is_called_nan(mesh_tree: Callable[[str], Path]) -> None:
+    root = mesh_tree("override-legal")
+    (root / "domains/insights/policies.yaml").write_text(
+        "overrides:\n  slos-declared:\n    reason: nightly\n    params:\n"
+        "      max_freshness_seconds: .nan\n"
+    )
+    [problem] = load_governance(root).problems
+    assert (problem.policy, problem.file, problem.line, problem.message) == (
+        "policy-override",
+        "domains/insights/policies.yaml",
+        5,
+        "overrides.slos-declared.params.max_freshness_seconds: the value is NaN (not a "
+        f"number); give {NAN_WANTS['max_freshness_seconds']}",
+    )
+
+
+def test_an_infinite_freshness_bound_still_means_no_maximum(tmp_path: Path) -> None:
+    path = tmp_path / "mesh-policies.yaml"
+    path.write_text(
+        "policies:\n  slos-declared:\n    severity: error\n    params:\n"
+        "      max_freshness_seconds: .inf\n"
+    )
+    bounds = load_global_policies(path)["slos-declared"].params
+    assert isinstance(bounds, SloBounds)
+    assert bounds.max_freshness_seconds == float("inf")

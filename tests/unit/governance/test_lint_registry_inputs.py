@@ -17,6 +17,7 @@ from mesh_stream.registry.client import RegistryClient
 from mesh_stream.registry.service import InMemoryStore, create_app
 from mesh_stream.registry.service.server import RegistryServer
 from mesh_stream.scaffold import scaffold
+from tests.unit.governance.conftest import silent_registry
 from tests.unit.registry.conftest import descriptor
 
 TOTALS = """\
@@ -124,8 +125,26 @@ def test_with_the_registry_unreachable_the_input_is_an_unverified_warning(
     )
     assert (
         f"inputs from other repositories not verified: the registry at {url} is unreachable; "
-        "set MESH_REGISTRY_URL to the mesh's registry"
+        "start it (`mesh registry serve`) or set MESH_REGISTRY_URL to the mesh's registry"
     ) in stderr
+
+
+def test_a_registry_that_never_answers_is_not_called_unreachable(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It accepted the connection: "unreachable" sent the author to start a running registry."""
+    from mesh_stream.cli import lint as lint_cli
+
+    monkeypatch.setattr(lint_cli, "LOOKUP_TIMEOUT", 0.3)
+    with silent_registry() as url:
+        status, report, stderr = _lint(project, url)
+    assert status == 0, report
+    assert (
+        f"inputs from other repositories not verified: the registry at {url} accepted the "
+        f"connection but did not answer GET /products/orders.stock-event within 0.3 s; it is "
+        f"up but busy or stuck"
+    ) in stderr
+    assert "is unreachable" not in stderr
 
 
 def test_a_local_input_needs_no_registry(project: Path) -> None:
