@@ -208,19 +208,32 @@ def run(args: Sequence[str] | None = None, *, debug: bool = False) -> int:
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except SystemError as exc:
+        return 130 if _interrupted_inside_c(exc) else _unexpected(exc, args, debug)
     except Exception as exc:
-        if debug:
-            traceback.print_exception(exc)
-        message = explain_missing_module(exc, cli, sys.argv[1:] if args is None else args)
-        message = message or explain(exc)
-        if message is None:
-            _say(
-                f"error: unexpected {type(exc).__name__}: {_first_line(exc)} (a bug in mesh; "
-                f"rerun with {DEBUG_VARIABLE}=1 for the traceback and report it)"
-            )
-            return INTERNAL_ERROR
-        _say(f"error: {message}")
-        return 1
+        return _unexpected(exc, args, debug)
+
+
+def _interrupted_inside_c(exc: SystemError) -> bool:
+    """Ctrl-C landing while a C extension (librdkafka's consume) returned: Python reports
+    "returned a result with an exception set", a SystemError caused by the interrupt."""
+    return isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt)
+
+
+def _unexpected(exc: Exception, args: Sequence[str] | None, debug: bool) -> int:
+    """One `error:` line for an exception no command handled (exit 1, or 70 for a bug)."""
+    if debug:
+        traceback.print_exception(exc)
+    message = explain_missing_module(exc, cli, sys.argv[1:] if args is None else args)
+    message = message or explain(exc)
+    if message is None:
+        _say(
+            f"error: unexpected {type(exc).__name__}: {_first_line(exc)} (a bug in mesh; "
+            f"rerun with {DEBUG_VARIABLE}=1 for the traceback and report it)"
+        )
+        return INTERNAL_ERROR
+    _say(f"error: {message}")
+    return 1
 
 
 def _say(message: str) -> None:

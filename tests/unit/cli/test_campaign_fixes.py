@@ -305,3 +305,30 @@ def test_an_empty_group_to_register_is_a_usage_error_not_a_listing(
     """`products consumers X --register ""` listed the consumers and exited 0."""
     assert run(["products", "consumers", "orders.order-placed", "--register", ""]) == 2
     assert "Invalid value for '--register': '' is empty" in capsys.readouterr().err
+
+
+def _raise_inside_c(cause: BaseException) -> None:
+    """What Python raises when a C call (librdkafka's consume) returns while ``cause`` is
+    pending: a SystemError caused by it."""
+    try:
+        raise cause
+    except BaseException as pending:
+        raise SystemError(
+            "<built-in method consume> returned a result with an exception set"
+        ) from pending
+
+
+def test_ctrl_c_inside_a_c_call_is_an_interrupt_not_a_bug(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`mesh tail` interrupted at the wrong moment said 'unexpected SystemError ... a bug'."""
+    from mesh_stream.cli import main as cli_main
+
+    monkeypatch.setattr(
+        cli_main.cli, "main", lambda **_kwargs: _raise_inside_c(KeyboardInterrupt())
+    )
+    assert run(["tail", "orders.order-placed"]) == 130
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(cli_main.cli, "main", lambda **_kwargs: _raise_inside_c(ValueError("x")))
+    assert run(["tail", "orders.order-placed"]) == 70  # any other SystemError stays a bug
+    assert "error: unexpected SystemError: <built-in method consume>" in capsys.readouterr().err
