@@ -17,7 +17,8 @@ import yaml
 
 from mesh_stream.cli.main import run
 from tests.conftest import KafkaAddress, RegistryAddress
-from tests.unit.registry.test_client_answers import HUGE, TAIL, answering
+from tests.registry_stubs import answering
+from tests.unit.registry.test_client_answers import HUGE, TAIL
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

@@ -9,15 +9,10 @@ with h11, as `mesh registry serve` runs it) over the in-memory store.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,64 +26,13 @@ from mesh_stream.registry.client import RegistryClient
 from mesh_stream.registry.service import InMemoryStore, create_app
 from mesh_stream.registry.service.auth import Credentials
 from mesh_stream.registry.service.server import RegistryServer
+from tests.registry_stubs import answering, silent
 from tests.unit.registry.conftest import TOKENS, descriptor, schema
 
 REPO = Path(__file__).resolve().parents[3]
 PRODUCT = "orders.order-placed"
 SUBJECT = f"{PRODUCT}.v1-value"
 TAIL = "; is MESH_REGISTRY_URL (or --registry-url) a mesh registry? (HTTP 502, error_code 50201)"
-
-
-class _Answers(BaseHTTPRequestHandler):
-    """Answers the JSON of the longest path prefix in ``routes`` (bytes: sent as they are);
-    other paths get the registry's 404 for an unknown product."""
-
-    routes: Mapping[str, Any] = {}
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        path = self.path.split("?")[0]
-        hit = max((p for p in self.routes if path.startswith(p)), key=len, default=None)
-        if hit is None:
-            status, body = 404, b'{"error_code": 40404, "message": "no such data product"}'
-        else:
-            answer = self.routes[hit]
-            status, body = 200, answer if isinstance(answer, bytes) else json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self) -> None:
-        self._answer()
-
-    def do_POST(self) -> None:
-        self._answer()
-
-    def do_PUT(self) -> None:
-        self._answer()
-
-    def do_DELETE(self) -> None:
-        self._answer()
-
-    def log_message(self, *args: object) -> None:
-        """Keep test output quiet."""
-
-
-@contextmanager
-def answering(routes: Mapping[str, Any]) -> Iterator[str]:
-    """The URL of a server answering ``routes`` (see :class:`_Answers`)."""
-    handler = type("Handler", (_Answers,), {"routes": dict(routes)})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 def _error_line(err: str) -> str:
@@ -442,29 +386,6 @@ def test_monitor_once_says_what_the_registry_answered(
 
 
 # -- a registry that accepts the connection and never answers -------------------------------
-
-
-@contextmanager
-def silent() -> Iterator[tuple[str, list[socket.socket]]]:
-    """The URL of a socket that accepts connections and never answers, and the connections
-    it accepted (one per attempt: the client opens a new one after a timeout)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    accepted: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                accepted.append(listener.accept()[0])
-            except OSError:
-                return
-
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}", accepted
-    finally:
-        listener.close()
-        for connection in accepted:
-            connection.close()
 
 
 def test_a_read_asked_again_says_how_many_times_and_how_long_in_all() -> None:
