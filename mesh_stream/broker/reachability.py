@@ -10,7 +10,7 @@ from __future__ import annotations
 from confluent_kafka import KafkaException
 
 from mesh_stream.errors import BrokerUnreachableError, KafkaSecurityError
-from mesh_stream.kafka.clients import make_admin
+from mesh_stream.kafka.clients import listener_problem, make_admin, plaintext_mismatch
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 
 DEFAULT_PROBE_TIMEOUT = 10.0
@@ -32,7 +32,10 @@ def existing_topics(kafka: KafkaConnection | str, timeout: float | None = None) 
     except KafkaException as exc:
         explained = explain_kafka_error(exc, conn, operation="DESCRIBE")
         if isinstance(explained, KafkaSecurityError):
-            raise explained from exc
+            raise plaintext_mismatch(conn) or explained from exc
+        problem = listener_problem(conn, timeout)  # a listener that wants other settings
+        if problem is not None:
+            raise problem from exc
         error = exc.args[0] if exc.args else exc
         reason = error.str() if hasattr(error, "str") else str(error)
         raise BrokerUnreachableError(

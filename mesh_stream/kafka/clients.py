@@ -20,8 +20,8 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._metadata import ClusterMetadata
 from confluent_kafka.cimpl import NewTopic
 
-from mesh_stream.errors import BrokerUnreachableError, KafkaAuthenticationError
-from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
+from mesh_stream.errors import BrokerUnreachableError, KafkaAuthenticationError, MeshError
+from mesh_stream.kafka.connection import KafkaConnection, SecurityProtocol, explain_kafka_error
 
 # Error codes after which waiting longer cannot help: the credentials or TLS are wrong.
 _FATAL_CONNECT_CODES = frozenset(
@@ -95,13 +95,13 @@ def probe(conn: KafkaConnection, timeout: float = 10.0) -> ClusterMetadata:
         admin.poll(0)  # serves error_cb
         fatal = next((e for e in seen if e.code() in _FATAL_CONNECT_CODES), None)
         if fatal is not None:
-            raise explain_kafka_error(fatal, conn) from KafkaException(fatal)
+            mismatch = plaintext_mismatch(conn)  # SASL or TLS against a PLAINTEXT listener
+            raise mismatch or explain_kafka_error(fatal, conn) from KafkaException(fatal)
         down = next((e for e in seen if e.code() in _DOWN_CODES), None)
         if down is not None and time.monotonic() - started >= 2.0:
-            reply = _listener_reply(conn)
-            if reply is not None:
-                waited = time.monotonic() - started
-                raise _handshake_error(conn, reply, waited) from KafkaException(down)
+            problem = listener_problem(conn, time.monotonic() - started)
+            if problem is not None:
+                raise problem from KafkaException(down)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             admin.poll(0)
@@ -127,13 +127,35 @@ REPLY_WAIT = 2.0
 #: An ApiVersions v0 request (api key 18), correlation id 1, client id "mesh": the request
 #: every Kafka listener answers before any authentication, and a TLS listener rejects.
 _API_VERSIONS = b"\x00\x00\x00\x0e\x00\x12\x00\x00\x00\x00\x00\x01\x00\x04mesh"
+#: A Metadata v0 request (api key 3) for no topic, correlation id 2: a PLAINTEXT listener
+#: answers it; a SASL listener closes the connection (it wants the handshake first).
+_METADATA = b"\x00\x00\x00\x12\x00\x03\x00\x00\x00\x00\x00\x02\x00\x04mesh\x00\x00\x00\x00"
 
-ListenerReply = Literal["answered", "closed", "silent"]
+ListenerReply = Literal["plain", "answered", "closed", "silent"]
+
+
+def _answered(sock: socket.socket) -> bool:
+    """Whether a whole Kafka response comes back (its size, then that many bytes)."""
+    head = b""
+    while len(head) < 4:
+        chunk = sock.recv(4 - len(head))
+        if not chunk:
+            return False
+        head += chunk
+    left = int.from_bytes(head, "big")
+    while left > 0:
+        chunk = sock.recv(min(left, 65536))
+        if not chunk:
+            return False
+        left -= len(chunk)
+    return True
 
 
 def _listener_reply(conn: KafkaConnection, wait: float = REPLY_WAIT) -> ListenerReply | None:
-    """What a bootstrap server that accepts TCP does with a plain Kafka request: answers it,
-    closes the connection, or stays silent for ``wait`` s; None when none accepts TCP."""
+    """What a bootstrap server that accepts TCP does with plain Kafka requests: answers them
+    all (``plain``: a PLAINTEXT listener), answers ApiVersions only and closes on the next
+    (``answered``: a SASL listener), closes the connection, or stays silent for ``wait`` s;
+    None when none accepts TCP."""
     for server in conn.bootstrap_servers.split(","):
         host, _, port = server.strip().rpartition(":")
         try:
@@ -144,12 +166,36 @@ def _listener_reply(conn: KafkaConnection, wait: float = REPLY_WAIT) -> Listener
             try:
                 sock.settimeout(wait)
                 sock.sendall(_API_VERSIONS)
-                return "answered" if sock.recv(4) else "closed"
+                if not _answered(sock):
+                    return "closed"
             except TimeoutError:
                 return "silent"
             except OSError:  # reset by the peer
                 return "closed"
+            try:
+                sock.sendall(_METADATA)
+                return "plain" if _answered(sock) else "answered"
+            except OSError:  # closed on the second request (a timeout too: not plain Kafka)
+                return "answered"
     return None
+
+
+def plaintext_mismatch(conn: KafkaConnection) -> KafkaAuthenticationError | None:
+    """The error to give when ``conn`` uses SASL or TLS and its bootstrap server is a
+    PLAINTEXT listener (its SASL handshake or TLS then fails, which reads as a refused
+    credential or certificate); None otherwise."""
+    if conn.security_protocol is SecurityProtocol.PLAINTEXT:
+        return None
+    problem = _handshake_error(conn, "plain", 0) if _listener_reply(conn) == "plain" else None
+    return problem if isinstance(problem, KafkaAuthenticationError) else None
+
+
+def listener_problem(conn: KafkaConnection, waited: float) -> MeshError | None:
+    """Why a client on ``conn`` got nothing from a bootstrap server that accepts TCP (the
+    listener wants other security settings, or is no Kafka listener); None when no server
+    accepts TCP at all (nothing listens)."""
+    reply = _listener_reply(conn)
+    return None if reply is None else _handshake_error(conn, reply, waited)
 
 
 def _handshake_error(
@@ -160,6 +206,14 @@ def _handshake_error(
     wants other security settings (a SASL listener answers ApiVersions, then closes on the
     next request); one that never answers may not be Kafka at all."""
     protocol = conn.security_protocol.value
+    if reply == "plain" and conn.security_protocol is not SecurityProtocol.PLAINTEXT:
+        return KafkaAuthenticationError(
+            f"{conn.bootstrap_servers} is a PLAINTEXT listener (it answers Kafka requests "
+            f"without credentials or TLS), but mesh connects over {protocol}: set "
+            f"MESH_KAFKA_SECURITY_PROTOCOL=PLAINTEXT (and drop the MESH_KAFKA_SASL_* and "
+            f"MESH_KAFKA_SSL_* settings), or point MESH_BOOTSTRAP_SERVERS at the cluster's "
+            f"{protocol} listener"
+        )
     if reply == "silent":
         return BrokerUnreachableError(
             f"{conn.bootstrap_servers} accepts TCP connections but gave no Kafka answer within "

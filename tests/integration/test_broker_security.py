@@ -34,6 +34,7 @@ from mesh_stream.kafka import (
     probe,
 )
 from mesh_stream.settings import MeshSettings
+from tests.conftest import KafkaAddress
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -262,6 +263,37 @@ def test_no_credentials_against_the_sasl_listener_fails_clearly(
         "MESH_KAFKA_SECURITY_PROTOCOL, MESH_KAFKA_SASL_MECHANISM, MESH_KAFKA_SASL_USERNAME / "
         "MESH_KAFKA_SASL_PASSWORD and MESH_KAFKA_SSL_CA_LOCATION"
     )
+
+
+def test_sasl_settings_against_a_plaintext_listener_name_the_protocol_setting(
+    kafka: KafkaAddress,
+) -> None:
+    """SASL credentials pointed at a PLAINTEXT listener: the listener answers plain Kafka
+    requests, so the error says the protocol is wrong, not the credentials (hostile-input
+    campaign: it said the listener needs credentials or TLS)."""
+    from mesh_stream.broker.reachability import existing_topics
+
+    conn = KafkaConnection.from_settings(
+        MeshSettings(
+            bootstrap_servers=kafka.bootstrap_servers,
+            kafka_security_protocol="SASL_PLAINTEXT",
+            kafka_sasl_mechanism="SCRAM-SHA-512",
+            kafka_sasl_username="orders",
+            kafka_sasl_password="not-shown-anywhere",
+        )
+    )
+    expected = (
+        f"{kafka.bootstrap_servers} is a PLAINTEXT listener (it answers Kafka requests without "
+        "credentials or TLS), but mesh connects over SASL_PLAINTEXT: set "
+        "MESH_KAFKA_SECURITY_PROTOCOL=PLAINTEXT (and drop the MESH_KAFKA_SASL_* and "
+        "MESH_KAFKA_SSL_* settings), or point MESH_BOOTSTRAP_SERVERS at the cluster's "
+        "SASL_PLAINTEXT listener"
+    )
+    for ask in (lambda: probe(conn, timeout=20), lambda: existing_topics(conn, timeout=5)):
+        with pytest.raises(KafkaAuthenticationError) as caught:
+            ask()
+        assert str(caught.value) == expected
+        assert "not-shown-anywhere" not in str(caught.value)
 
 
 def test_a_restart_with_a_new_domain_adds_its_user_and_keeps_the_others(
