@@ -7,10 +7,17 @@ exit 0. One metadata request with a deadline turns that into a clear error up fr
 
 from __future__ import annotations
 
+from functools import partial
+
 from confluent_kafka import KafkaException
 
 from mesh_stream.errors import BrokerUnreachableError, KafkaSecurityError
-from mesh_stream.kafka.clients import listener_problem, make_admin, plaintext_mismatch
+from mesh_stream.kafka.clients import (
+    interruptibly,
+    listener_problem,
+    make_admin,
+    plaintext_mismatch,
+)
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 
 DEFAULT_PROBE_TIMEOUT = 10.0
@@ -28,7 +35,7 @@ def existing_topics(kafka: KafkaConnection | str, timeout: float | None = None) 
     timeout = DEFAULT_PROBE_TIMEOUT if timeout is None else timeout
     try:
         admin = make_admin(conn, {"log_level": 0})
-        metadata = admin.list_topics(timeout=timeout)
+        metadata = interruptibly(partial(admin.list_topics, timeout=timeout))
     except KafkaException as exc:
         explained = explain_kafka_error(exc, conn, operation="DESCRIBE")
         if isinstance(explained, KafkaSecurityError):

@@ -11,9 +11,11 @@ for every part of the mesh at once. ``config`` adds the client's own keys on top
 from __future__ import annotations
 
 import socket
+import threading
 import time
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any, Literal, TypeVar, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
@@ -80,6 +82,33 @@ def new_topic(
     )
 
 
+T = TypeVar("T")
+
+
+def interruptibly(call: Callable[[], T]) -> T:
+    """``call()`` (a blocking librdkafka call) run on a daemon thread and waited for here.
+
+    A Ctrl-C during librdkafka's own wait is handled only once the call returns, and is
+    lost when the call then raises a KafkaException; a Python wait is interrupted at once.
+    """
+    outcome: list[tuple[bool, Any]] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=run, daemon=True, name="mesh-kafka-wait")
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.2)
+    done, value = outcome[0]
+    if not done:
+        raise value
+    return cast(T, value)
+
+
 def probe(conn: KafkaConnection, timeout: float = 10.0) -> ClusterMetadata:
     """The cluster's metadata, or our error if it cannot be had within ``timeout`` s.
 
@@ -107,7 +136,8 @@ def probe(conn: KafkaConnection, timeout: float = 10.0) -> ClusterMetadata:
             admin.poll(0)
             break
         try:
-            return admin.list_topics(timeout=max(0.1, min(1.0, remaining)))
+            wait = max(0.1, min(1.0, remaining))
+            return interruptibly(partial(admin.list_topics, timeout=wait))
         except KafkaException as exc:
             last = exc
     cause = seen[-1] if seen else last

@@ -332,3 +332,38 @@ def test_ctrl_c_inside_a_c_call_is_an_interrupt_not_a_bug(
     monkeypatch.setattr(cli_main.cli, "main", lambda **_kwargs: _raise_inside_c(ValueError("x")))
     assert run(["tail", "orders.order-placed"]) == 70  # any other SystemError stays a bug
     assert "error: unexpected SystemError: <built-in method consume>" in capsys.readouterr().err
+
+
+def test_ctrl_c_while_waiting_for_an_unreachable_broker_stops_at_once(tmp_path: Path) -> None:
+    """`mesh tail` asking a broker that is not there for its topics held a Ctrl-C until
+    librdkafka's 10 s wait ended (and the KafkaException raised then lost it): the wait now
+    runs on a thread of its own, and the command stops within a fraction of a second."""
+    import signal
+    import subprocess
+    import time
+
+    with socket.socket() as unused:  # a port nobody listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    # `mesh tail` with Python's own Ctrl-C handler, whatever the test runner left ignored
+    command = (
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from mesh_stream.cli.main import main; "
+        "sys.argv = ['mesh', 'tail', 'orders.order-placed', '--timeout', '5']; main()"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", command],
+        env={**os.environ, "MESH_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}"},
+        cwd=Path(__file__).resolve().parents[3],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2.5)  # past the imports, inside the broker wait
+    assert process.poll() is None
+    interrupted = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _out, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert time.monotonic() - interrupted < 3, err  # before: up to the 10 s wait's end
+    assert "Traceback" not in err
