@@ -151,8 +151,25 @@ def _parts(expr: str) -> tuple[str | None, str]:
     return (guard if guard.strip() else None), rest
 
 
+#: The longest rule expression taken. The CEL parser panics (a Rust panic, which Python
+#: cannot catch as an ordinary exception) on a syntax error past column 65,535, and no rule
+#: needs a fraction of that.
+MAX_EXPRESSION_CHARS = 10_000
+
+
+def _is_panic(exc: BaseException) -> bool:
+    """Whether ``exc`` is a Rust panic surfacing from the CEL package (pyo3's
+    ``PanicException``, a BaseException that no module exports under a stable name)."""
+    return type(exc).__name__ == "PanicException"
+
+
 def check_expression(expr: str) -> str | None:
     """None when ``expr`` compiles (guard included), else the parser's complaint."""
+    if len(expr) > MAX_EXPRESSION_CHARS:
+        return (
+            f"is {len(expr):,} characters long; a rule's expression is at most "
+            f"{MAX_EXPRESSION_CHARS:,}"
+        )
     cel = _cel()
     for part in _parts(expr):
         if part is None:
@@ -161,6 +178,10 @@ def check_expression(expr: str) -> str | None:
             program = cel.compile(part)
         except ValueError as exc:
             return " ".join(str(exc).split())
+        except BaseException as exc:
+            if not _is_panic(exc):
+                raise
+            return f"the CEL parser failed on it ({' '.join(str(exc).split())})"
         foreign = sorted(CONFLUENT_ONLY_FUNCTIONS & set(program.references()["functions"]))
         if foreign:
             return (
@@ -552,7 +573,8 @@ class RuleEngine:
                 )
             problem = check_expression(expr)
             if problem is not None:
-                raise ConfigurationError(f"{where} ({name}): expr {expr!r}: {problem}")
+                shown = expr if len(expr) <= 200 else f"{expr[:200]}..."
+                raise ConfigurationError(f"{where} ({name}): expr {shown!r}: {problem}")
             guard, body = _parts(expr)
             params = rule.get("params") or {}
             fields = _fields_read([expr])

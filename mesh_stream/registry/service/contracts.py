@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mesh_stream.contracts.cel import MAX_EXPRESSION_CHARS
 from mesh_stream.errors import InvalidSchemaError
 
 RULE_KINDS = ("CONDITION", "TRANSFORM")
@@ -161,6 +162,12 @@ def _rule(value: Any, path: str, modes: tuple[str, ...]) -> dict[str, Any]:
     for key in ("doc", "expr"):
         if document.get(key) is not None:
             rule[key] = _string(document[key], f"{path}.{key}")
+    if len(rule.get("expr", "")) > MAX_EXPRESSION_CHARS:  # no client could compile it
+        raise _bad(
+            f"{path}.expr",
+            f"is {len(rule['expr']):,} characters long",
+            f"keep a rule's expression to at most {MAX_EXPRESSION_CHARS:,} characters",
+        )
     if document.get("tags") is not None:
         rule["tags"] = _strings(document["tags"], f"{path}.tags")
     if document.get("params") is not None:

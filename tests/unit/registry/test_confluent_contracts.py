@@ -148,6 +148,11 @@ def _with(path: list[Any], value: Any) -> dict[str, Any]:
         (["domainRules"], {"a": 1}, "ruleSet.domainRules is not a list"),
         (["migrationRules"], [{**RULE, "name": "m"}], "ruleSet.migrationRules[0].mode"),
         (["extraRules"], [], "ruleSet.extraRules is not a ruleSet field"),
+        (  # the CEL parser panics on a syntax error past column 65,535 (a 500 before)
+            ["domainRules", 1, "expr"],
+            "true" + " " * 66_000 + " &&",
+            "ruleSet.domainRules[1].expr is 66,007 characters long",
+        ),
     ],
 )
 def test_a_bad_rule_is_a_422_naming_its_path(
