@@ -26,7 +26,8 @@ def _default_cache_dir() -> Path:
     return Path.home() / ".cache" / "mesh-stream"
 
 
-def _default_data_dir() -> Path:
+def default_data_dir() -> Path:
+    """Where the mesh keeps its state (the broker's data, logs) unless MESH_DATA_DIR says."""
     return Path.home() / ".local" / "share" / "mesh-stream"
 
 
@@ -324,7 +325,7 @@ class MeshSettings(BaseSettings):
         description="Where fetched Kafka jars are kept (one folder per version).",
     )
     data_dir: Path = Field(
-        default_factory=_default_data_dir,
+        default_factory=default_data_dir,
         description="Where the local broker, registry and processors keep their state.",
     )
     broker_port: int = Field(
@@ -504,6 +505,8 @@ class MeshSettings(BaseSettings):
             raise ValueError("is empty; unset it for the default folder, or name a folder")
         if isinstance(value, (str, Path)) and Path(value).expanduser().is_file():
             raise ValueError("is a file; name a folder (it is made if missing)")
+        if isinstance(value, (str, Path)):  # `~/x` and `data` name the same folder everywhere
+            return Path(value).expanduser().absolute()
         return value
 
     @field_validator("processor_instance_id")

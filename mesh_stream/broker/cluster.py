@@ -22,6 +22,7 @@ import base64
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -65,6 +66,7 @@ from mesh_stream.errors import (
 from mesh_stream.kafka.clients import make_admin
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 from mesh_stream.project import SERVICE_USERS, domain_name_problem
+from mesh_stream.settings import default_data_dir
 
 STATE_FILE = "cluster.json"
 HOST = "127.0.0.1"
@@ -219,12 +221,21 @@ class LocalCluster:
         progress: Progress = _silent,
     ) -> None:
         self.distribution = distribution
-        self.data_dir = data_dir
+        #: Absolute: Kafka runs in each node's folder, and reads its files by these paths.
+        self.data_dir = Path(data_dir).expanduser().absolute()
         self.heap = heap
         self.jvm_options = jvm_options
         self.progress = progress
 
     # -- state -------------------------------------------------------------------------
+    @property
+    def stop_command(self) -> str:
+        """The command that stops this cluster: `mesh broker stop` finds a cluster by its
+        data folder (``<data dir>/broker``), so it is named unless it is the default one."""
+        if self.data_dir.name != "broker" or self.data_dir.parent == default_data_dir():
+            return "mesh broker stop"
+        return f"mesh broker stop --data-dir {shlex.quote(str(self.data_dir.parent))}"
+
     @property
     def state_file(self) -> Path:
         return self.data_dir / STATE_FILE
@@ -337,14 +348,14 @@ class LocalCluster:
             pids = ", ".join(str(node.pid) for node in current.nodes if node.running)
             raise BrokerAlreadyRunningError(
                 f"a broker already runs from {self.data_dir} at {current.bootstrap_servers} "
-                f"(pid {pids}); use it, or stop it first with `mesh broker stop`"
+                f"(pid {pids}); use it, or stop it first with `{self.stop_command}`"
             )
         strays = self.stray_pids()
         if strays:
             raise BrokerAlreadyRunningError(
                 f"Kafka nodes from {self.data_dir} still run (pid "
                 f"{', '.join(map(str, strays))}) though {self.state_file} does not record them; "
-                f"stop them with `mesh broker stop`"
+                f"stop them with `{self.stop_command}`"
             )
         java = require_tool("java", "run Apache Kafka")
         self.distribution.fetch(self.progress)

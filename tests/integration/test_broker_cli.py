@@ -94,3 +94,34 @@ def test_three_node_cluster_takes_replication_factor_three(tmp_path: Path) -> No
     finally:
         stopped = mesh(tmp_path, "broker", "stop")
     assert stopped.returncode == 0, stopped.stderr
+
+
+def test_a_relative_data_dir_starts_and_the_second_start_names_it(tmp_path: Path) -> None:
+    """`--data-dir b` from the folder holding it: Kafka runs in each node's folder, and was
+    handed `b/broker/node-1/server.properties`, which it then could not find (hostile-input
+    campaign 2). The refusal of a second start names the folder `mesh broker stop` needs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
+    if "MESH_CACHE_DIR" in os.environ:
+        env["MESH_CACHE_DIR"] = os.environ["MESH_CACHE_DIR"]
+
+    def relative(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*MESH, "broker", *args, "--data-dir", "b"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+
+    started = relative("start", "--port", "0")
+    assert started.returncode == 0, started.stderr
+    try:
+        assert "log " + str(tmp_path / "b" / "broker" / "node-1" / "server.log") in started.stdout
+        again = relative("start", "--port", "0")
+        assert again.returncode == 1
+        assert f"stop it first with `mesh broker stop --data-dir {tmp_path / 'b'}`" in again.stderr
+    finally:
+        stopped = relative("stop")
+    assert stopped.returncode == 0, stopped.stderr

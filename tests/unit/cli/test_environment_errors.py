@@ -149,3 +149,17 @@ def test_an_option_value_that_reads_like_help_still_meets_the_settings_problem()
     assert result.exit_code == 2
     assert "Error: invalid MESH_* environment setting:" in result.stderr
     assert "MESH_BOOTSTRAP_SERVERS='http://kafka:9092'" in result.stderr
+
+
+def test_a_relative_or_home_data_dir_is_made_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kafka and the workers run in folders of their own: a relative MESH_DATA_DIR must name
+    the folder it named where the command was given; `~` is the home folder, not a folder
+    named `~`."""
+    from mesh_stream.settings import MeshSettings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert MeshSettings(data_dir="b").data_dir == tmp_path / "b"
+    assert MeshSettings(data_dir="~/mesh").data_dir == tmp_path / "home" / "mesh"
