@@ -37,8 +37,13 @@ def processor_module(name: str, project: MeshProject) -> str:
     if project.runnables is not None:
         try:
             listed = importlib.import_module(project.runnables).runnables(1.0)
-        except Exception:  # a broken runnables module: take the name as a module
-            return name
+        except Exception as exc:  # a name with a '-' is no module: the runnables must say
+            raise ConfigurationError(
+                f"cannot find the processor of {name}: the project's runnables "
+                f"({project.runnables}) failed: {type(exc).__name__}: {exc}; fix that module, "
+                f"or give the processor's module instead (e.g. "
+                f"domains.analytics.processors.revenue)"
+            ) from exc
         for runnable in listed:
             argv = list(getattr(runnable, "argv", []))
             if getattr(runnable, "name", None) == name and "-m" in argv[:-1]:

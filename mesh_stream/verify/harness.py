@@ -187,12 +187,19 @@ def load_processor(module: str) -> Processor:
             f"{module}: importing it exited with status {0 if status is None else status} "
             f"(sys.exit at module level); move that call under `if __name__ == '__main__':`"
         ) from exc
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # any other BaseException its code raises is its failure
         raise ConfigurationError(
             f"{module}: importing it raised {type(exc).__name__}: {exc}"
         ) from exc
     processor = getattr(imported, "PROCESSOR", None)
-    if not isinstance(processor, Processor):
+    if processor is not None and not isinstance(processor, Processor):
+        raise ConfigurationError(
+            f"{module}.PROCESSOR is {type(processor).__name__}, not a Processor(...) "
+            f"(mesh_stream.processing.spec); `mesh verify` checks processors declared on the spec"
+        )
+    if processor is None:
         raise ConfigurationError(
             f"{module} has no PROCESSOR = Processor(...) (mesh_stream.processing.spec); "
             f"`mesh verify` checks processors declared on the spec"

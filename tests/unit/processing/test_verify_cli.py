@@ -11,6 +11,7 @@ from mesh_stream.cli.main import run
 from mesh_stream.cli.verify import processor_module
 from mesh_stream.errors import ConfigurationError
 from mesh_stream.project import load_project
+from mesh_stream.verify.harness import load_processor
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -123,6 +124,42 @@ def test_an_output_product_no_runnable_runs_is_named_as_a_product(tmp_path: Path
     )
     with pytest.raises(ConfigurationError, match="listed in the project's runnables"):
         processor_module("analytics.no-such-output", load_project(REPO))
+
+
+def test_a_broken_runnables_module_is_named_not_taken_for_a_module_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It said "'shop.order-totals' is not a Python module name" (hostile-input campaign 2)."""
+    (tmp_path / "mesh.yaml").write_text("domains: [shop]\nrunnables: shop_runnables\n")
+    (tmp_path / "shop_runnables.py").write_text("def runnables(:\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigurationError) as caught:
+        processor_module("shop.order-totals", load_project(tmp_path))
+    assert str(caught.value).startswith(
+        "cannot find the processor of shop.order-totals: the project's runnables "
+        "(shop_runnables) failed: SyntaxError: "
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("PROCESSOR = 42\n", "{name}.PROCESSOR is int, not a Processor(...)"),
+        (
+            "class Stop(BaseException):\n    pass\nraise Stop('no')\n",
+            "{name}: importing it raised Stop: no",
+        ),
+    ],
+)
+def test_a_module_with_a_wrong_processor_or_a_base_exception_is_a_clear_refusal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, message: str
+) -> None:
+    name = f"verify_hostile_{abs(hash(source)) % 10_000}"
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigurationError) as caught:
+        load_processor(name)
+    assert str(caught.value).startswith(message.format(name=name))
 
 
 def revenue_variant(tmp_path: Path, name: str, change: str) -> str:
