@@ -18,7 +18,7 @@ def _domain(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
 
 @click.command()
 @click.argument("domain", callback=_domain)
-@click.argument("directory", required=False, type=click.Path(path_type=Path))
+@click.argument("directory", metavar="[DIR]", required=False, type=click.Path(path_type=Path))
 @click.option("--force", is_flag=True, help="Write into DIR even when it is not empty.")
 def init(domain: str, directory: Path | None, force: bool) -> None:
     """Create a repository for DOMAIN's data products in DIR (default: ./DOMAIN).
@@ -29,9 +29,10 @@ def init(domain: str, directory: Path | None, force: bool) -> None:
     be new or empty unless --force.
     """
     target = directory if directory is not None else Path(domain)
+    before = _files_in(target)  # what --force writes over
     made = scaffold(domain, target, force=force)
     for name in made.files:
-        click.echo(f"  created {name}")
+        click.echo(f"  {'replaced' if name in before else 'created'} {name}")
     click.echo(f"domain {domain}: project in {made.root}")
     click.echo("next:")
     click.echo(f"  cd {target}")
@@ -40,3 +41,13 @@ def init(domain: str, directory: Path | None, force: bool) -> None:
     click.echo(f"  MESH_REGISTRY_PRINCIPAL={domain} MESH_REGISTRY_TOKEN=... mesh products apply")
     click.echo(f"  python domains/{domain}/publisher.py")
     click.echo(f"  mesh tail {made.product} --from-beginning --max 10")
+
+
+def _files_in(folder: Path) -> set[str]:
+    """The files under ``folder`` (slash-separated, relative to it), as scaffold names them."""
+    try:
+        if not folder.is_dir():
+            return set()
+        return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    except OSError:  # a folder it cannot look into: scaffold says why
+        return set()

@@ -100,7 +100,8 @@ def _print_aligned(rows: list[tuple[str, ...]]) -> None:
 
 @click.group()
 def products() -> None:
-    """Find data products: list and search them, show one, follow its lineage."""
+    """Data products: find them (list, show, lineage), follow their health (status),
+    register a project's own (plan, then apply) and who reads them (consumers)."""
 
 
 @products.command("list")

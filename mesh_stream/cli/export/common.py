@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 import yaml
 
-from mesh_stream.cli.options import checked_registry_url
+from mesh_stream.cli.options import NonEmptyPath, checked_registry_url
 from mesh_stream.errors import ConfigurationError, MeshError, ProjectNotFoundError
 from mesh_stream.exports.source import ExportedProduct, RegistrySource
 from mesh_stream.project import MeshProject, locate_project
@@ -30,7 +30,9 @@ def product_selection(command: F) -> F:
     command = click.option(
         "--output",
         "output",
-        type=click.Path(file_okay=False, path_type=Path),
+        type=NonEmptyPath(
+            hint="write the documents to standard output", file_okay=False, path_type=Path
+        ),
         help="Folder to write one file per document into (created when missing); "
         "without it the documents go to standard output.",
     )(command)
@@ -62,6 +64,11 @@ def selected(
     if not export_all and not names:
         raise click.UsageError("name at least one product, or pass --all")
     wanted = source.names() if export_all else list(dict.fromkeys(names))
+    if export_all and not wanted:
+        raise ConfigurationError(
+            "--all: the registry holds no data product yet, so there is "
+            "nothing to export (register some with `mesh products apply`)"
+        )
     found = [source.product(name) for name in wanted]
     for item in found:
         for warning in item.warnings:

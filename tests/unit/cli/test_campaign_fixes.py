@@ -367,3 +367,36 @@ def test_ctrl_c_while_waiting_for_an_unreachable_broker_stops_at_once(tmp_path: 
     assert process.returncode == 130, err
     assert time.monotonic() - interrupted < 3, err  # before: up to the 10 s wait's end
     assert "Traceback" not in err
+
+
+def test_export_refuses_an_empty_output_and_says_when_all_finds_nothing(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`--output ""` wrote into the current folder; `--all` on an empty registry printed
+    nothing and exited 0 (hostile-input campaign 2)."""
+    from tests.registry_stubs import answering
+
+    monkeypatch.chdir(tmp_path)
+    assert run(["export", "odcs", "orders.order-placed", "--output", ""]) == 2
+    assert "'--output': is empty; give a path" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    with answering({"/products": []}) as url:
+        assert run(["export", "asyncapi", "--all", "--registry-url", url]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "error: --all: the registry holds no data product yet, so there is nothing to export "
+        "(register some with `mesh products apply`)"
+    )
+
+
+def test_init_force_says_which_files_it_replaced(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = tmp_path / "shop"
+    assert run(["init", "shop", str(target)]) == 0
+    assert "  created mesh.yaml" in capsys.readouterr().out
+    (target / "extra.txt").write_text("kept")
+    assert run(["init", "shop", str(target), "--force"]) == 0
+    out = capsys.readouterr().out
+    assert "  replaced mesh.yaml" in out
+    assert "  created mesh.yaml" not in out
+    assert (target / "extra.txt").read_text() == "kept"
