@@ -61,7 +61,9 @@ def answering(routes: Mapping[str, Any]) -> Iterator[str]:
     """The URL of an HTTP server answering ``routes`` (see :class:`_Answers`)."""
     handler = type("Handler", (_Answers,), {"routes": dict(routes)})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    ).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:

@@ -148,7 +148,7 @@ def test_gms_url_sends_the_proposals_with_the_token_never_printed(
             del format, args
 
     gms = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=gms.serve_forever, daemon=True).start()
+    threading.Thread(target=gms.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
     for name, value in _env(registry, kafka).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("MESH_DATAHUB_TOKEN", "dh-token-42")

@@ -167,7 +167,9 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def gms() -> Iterator[Gms]:
     server = Gms()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    ).start()
     try:
         yield server
     finally:

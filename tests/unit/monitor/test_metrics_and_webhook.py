@@ -110,7 +110,9 @@ class _Hook(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def hook() -> Iterator[str]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    ).start()
     _Hook.received.clear()
     _Hook.answer = 204
     try:

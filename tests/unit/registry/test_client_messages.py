@@ -120,7 +120,9 @@ class _NotARegistry(BaseHTTPRequestHandler):
 @pytest.fixture
 def other_server() -> Iterator[str]:
     httpd = HTTPServer(("127.0.0.1", 0), _NotARegistry)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
@@ -240,7 +242,9 @@ def test_an_answer_in_the_wrong_shape_is_named_not_a_crash(
     handler: type[BaseHTTPRequestHandler], call: str, path: str, found: str, wanted: str
 ) -> None:
     httpd = HTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    ).start()
     url = f"http://127.0.0.1:{httpd.server_address[1]}"
     args = () if call == "list_products" else ("orders.order-placed",)
     try:
