@@ -525,7 +525,13 @@ class RegistryClient:
         return RegistryUnavailableError(
             f"registry at {self.url} is unreachable ({type(exc).__name__}: {exc}) and "
             f"{method} {shown} was not cached; start it (`mesh registry serve`) or fix "
-            f"MESH_REGISTRY_URL",
+            f"MESH_REGISTRY_URL (or --registry-url)"
+            + (  # a connection was made, then closed without an HTTP answer
+                ": it took the connection and closed it without an HTTP answer (a registry "
+                "going down, or another service's port, Kafka's say)"
+                if isinstance(exc, httpx.RemoteProtocolError)
+                else ""
+            ),
             status=503,
             error_code=50302,
         )
