@@ -36,6 +36,11 @@ DEFAULT_MODE = Mode.READWRITE
 
 def parse_mode(value: object) -> Mode:
     """A mode from a request body; anything else is Confluent 42204."""
+    if value is None:
+        allowed = ", ".join(m.value for m in Mode)
+        raise InvalidModeError(
+            f'the body has no mode; send one of {allowed} (body {{"mode": "READONLY"}})'
+        )
     try:
         return Mode(str(value).strip().upper())
     except ValueError:
