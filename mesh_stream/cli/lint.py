@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -56,7 +57,11 @@ def _list_policies(project: MeshProject, policies_file: Path | None, *, as_json:
             "overridable": rule.overridable,
             "configurable": rule.policy.configurable,
             "summary": rule.policy.summary,
-            "params": rule.params.model_dump(mode="json"),
+            "params": {
+                # strict JSON: a bound of .inf ("no maximum") is null
+                key: None if isinstance(value, float) and not math.isfinite(value) else value
+                for key, value in rule.params.model_dump(mode="json").items()
+            },
         }
         for name, rule in config.global_rules.items()
     ]

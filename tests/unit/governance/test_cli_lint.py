@@ -107,6 +107,26 @@ def test_list_policies_with_json_prints_the_listing_as_json(
     assert rows["naming"]["params"] == {}
 
 
+def test_list_policies_json_is_strict_json_with_an_unbounded_freshness(
+    mesh_tree: Callable[[str], Path],
+) -> None:
+    """`max_freshness_seconds: .inf` (no maximum) came out as `Infinity`, which JSON lacks."""
+    root = mesh_tree("good")
+    (root / "mesh-policies.yaml").write_text(
+        "policies:\n  slos-declared:\n    severity: error\n"
+        "    params: {max_freshness_seconds: .inf}\n"
+    )
+    result = CliRunner().invoke(cli, ["lint", str(root), "--list-policies", "--json"])
+    assert result.exit_code == 0, result.output
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not JSON: {constant}")
+
+    listing = json.loads(result.stdout, parse_constant=refuse)
+    rows = {row["name"]: row for row in listing["policies"]}
+    assert rows["slos-declared"]["params"]["max_freshness_seconds"] is None
+
+
 def test_list_policies_with_against_registry_is_a_usage_error(
     mesh_tree: Callable[[str], Path],
 ) -> None:
