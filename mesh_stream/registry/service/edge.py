@@ -242,6 +242,19 @@ def _is_octet_stream(content_type: bytes | None) -> bool:
     return content_type.split(b";")[0].strip().lower() == b"application/octet-stream"
 
 
+def _is_portal(scope: Scope) -> bool:
+    """Whether the request is for the web portal under ``/ui`` (whose forms post
+    ``application/x-www-form-urlencoded``)."""
+    path = str(scope.get("path", ""))
+    return path == "/ui" or path.startswith("/ui/")
+
+
+def _shown_type(content_type: bytes | None) -> str:
+    """A request's media type as a message may show it (its first 80 characters)."""
+    shown = (content_type or b"").split(b";")[0].strip().decode("latin-1")[:80]
+    return repr(shown)
+
+
 def _as_json(scope: Scope) -> Scope:
     """The request with its content type replaced by Confluent's JSON type (body unchanged)."""
     headers = [(k, v) for k, v in scope.get("headers", []) if k != b"content-type"]
@@ -313,6 +326,14 @@ class BodyGuard:
                 headers = dict(scope["headers"])
             if body and _is_json(headers.get(b"content-type")):
                 decode_json_body(body)
+            elif body and not _is_portal(scope):  # the API reads JSON only (the portal, forms)
+                raise InvalidRequestError(
+                    f"the body is sent as {_shown_type(headers.get(b'content-type'))}; send "
+                    f"JSON, with Content-Type application/vnd.schemaregistry.v1+json or "
+                    f"application/json",
+                    status=415,
+                    error_code=415,
+                )
         except RegistryError as exc:
             await self.render(exc)(scope, receive, send)
             return

@@ -229,6 +229,26 @@ def test_bodies_are_json_whatever_confluent_content_type_says(
     assert (bad.status_code, bad.json()["error_code"]) == (400, 40001)
 
 
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"]
+)
+def test_a_body_of_another_media_type_is_a_415_naming_it(
+    client: TestClient, content_type: str
+) -> None:
+    """Valid JSON sent as text or a form got 422 "Input should be a valid dictionary"."""
+    body = json.dumps({"schema": schema()}).encode()
+    for path in (f"/subjects/{A}/versions", "/products"):
+        answer = client.post(
+            path, content=body, headers={"content-type": content_type}, auth=ORDERS
+        )
+        assert answer.status_code == 415, answer.text
+        assert answer.json() == {
+            "error_code": 415,
+            "message": f"the body is sent as {content_type!r}; send JSON, with Content-Type "
+            "application/vnd.schemaregistry.v1+json or application/json",
+        }
+
+
 def test_confluent_client_lists_pages_and_reads_by_guid_and_metadata(served: str) -> None:
     sr = SchemaRegistryClient({"url": served, "basic.auth.user.info": "orders:orders-secret"})
     owner = Metadata(None, MetadataProperties({"owner": "checkout"}), None)
