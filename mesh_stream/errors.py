@@ -139,6 +139,10 @@ class RegistryError(MeshError):
 class RegistryUnavailableError(RegistryError):
     """The registry could not be reached and nothing usable was cached."""
 
+    #: Why, as the registry client saw it: ``unreachable`` (no connection), ``unanswered``
+    #: (a connection, no answer in time) or ``refused`` (an answer that it cannot serve now).
+    why: str = "refused"
+
 
 class SubjectNotFoundError(RegistryError):
     """No subject by that name (Confluent 40401)."""

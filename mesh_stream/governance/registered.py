@@ -16,8 +16,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from mesh_stream.descriptor import (
     Compatibility,
     DataProduct,
@@ -269,7 +267,7 @@ def unavailable(registry: RegistryClient, exc: RegistryUnavailableError) -> tupl
     """Why the registry gave no answer, as the rest of "the registry at URL ...", and what to
     do: it never answered a connection it accepted (a read timeout), no connection could be
     made, or it answered that it cannot serve now (HTTP 503). Each needs another fix."""
-    if isinstance(exc.__cause__, httpx.ReadTimeout):
+    if exc.why == "unanswered":
         # The client's message says which call and how long: "did not answer GET ... within 5 s".
         said = exc.message.removeprefix(f"registry at {registry.url} ")
         if said == exc.message:
@@ -279,7 +277,7 @@ def unavailable(registry: RegistryClient, exc: RegistryUnavailableError) -> tupl
             "it is up but busy or stuck (a slow Kafka under it?), or MESH_REGISTRY_URL points "
             "at something else that listens; check it and run again",
         )
-    if isinstance(exc.__cause__, httpx.HTTPError):
+    if exc.why == "unreachable":
         return (
             "is unreachable",
             "start it (`mesh registry serve`) or set MESH_REGISTRY_URL to the mesh's registry",

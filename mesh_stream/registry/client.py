@@ -436,6 +436,7 @@ class RegistryClient:
                 status=503,
                 error_code=50302,
             )
+            unanswered.why = "unanswered"
             if repeatable:
                 unanswered.retry_in = 1  # type: ignore[attr-defined]
             raise unanswered from exc
@@ -522,7 +523,7 @@ class RegistryClient:
         return answer
 
     def _unreachable(self, method: str, shown: str, exc: Exception) -> RegistryUnavailableError:
-        return RegistryUnavailableError(
+        unreachable = RegistryUnavailableError(
             f"registry at {self.url} is unreachable ({type(exc).__name__}: {exc}) and "
             f"{method} {shown} was not cached; start it (`mesh registry serve`) or fix "
             f"MESH_REGISTRY_URL (or --registry-url)"
@@ -535,6 +536,8 @@ class RegistryClient:
             status=503,
             error_code=50302,
         )
+        unreachable.why = "unreachable"
+        return unreachable
 
     def _refused_as_too_long(self, method: str, shown: str, what: str) -> ConfigurationError | None:
         """The error for a registry that refused (``what``: a closed connection, HTTP 431)
