@@ -119,6 +119,12 @@ class BrokerUnreachableError(BrokerError):
 class RegistryError(MeshError):
     """An error from the registry, with the HTTP status and Confluent ``error_code``."""
 
+    #: Set by the registry client when what answered at the registry URL is not a registry
+    #: (a web page or another body that is not JSON, or 404 on a route every mesh registry
+    #: has): the HTTP status and content type it answered with. None otherwise.
+    answered_status: int | None = None
+    answered_type: str | None = None
+
     def __init__(self, message: str, *, status: int = 500, error_code: int | None = None):
         super().__init__(message)
         self.message = message
@@ -142,6 +148,11 @@ class RegistryUnavailableError(RegistryError):
     #: Why, as the registry client saw it: ``unreachable`` (no connection), ``unanswered``
     #: (a connection, no answer in time) or ``refused`` (an answer that it cannot serve now).
     why: str = "refused"
+    #: Set by the registry client: the call that got no answer (``GET /products/...``) and,
+    #: when ``unanswered``, how many seconds each attempt waited and how many were made.
+    request: str | None = None
+    waited: float | None = None
+    attempts: int = 1
 
 
 class SubjectNotFoundError(RegistryError):

@@ -12,7 +12,7 @@ import click
 from mesh_stream.errors import ProjectNotFoundError
 from mesh_stream.governance.config import GLOBAL_POLICIES_FILE, load_governance
 from mesh_stream.governance.model import Severity, Violation
-from mesh_stream.governance.registered import lint_against_registry, unavailable
+from mesh_stream.governance.registered import RegistryLookup, lint_against_registry
 from mesh_stream.governance.repository import lint_project, project_policies
 from mesh_stream.products_plan.plan import RegistryCatalog
 from mesh_stream.project import MeshProject, find_project, load_project
@@ -105,7 +105,8 @@ def _list_policies(project: MeshProject, policies_file: Path | None, *, as_json:
     help="Also compare each local .avsc with the registered versions of its product's value "
     "subject (MESH_REGISTRY_URL), at the level the registry enforces: the subject's level "
     "and, for products other products or registered consumer groups read, consumer "
-    "protection. An unreachable registry or a refused credential is an error.",
+    "protection. A registry that is unreachable, does not answer or is no registry (a "
+    "wrong URL), or a refused credential, is an error.",
 )
 @click.pass_context
 def lint(
@@ -125,7 +126,8 @@ def lint(
     default PATH/mesh-policies.yaml). Each domain may override, in
     <products>/<domain>/policies.yaml, what the global set marks overridable. Inputs that
     live in other domains' repositories are looked up in the registry (MESH_REGISTRY_URL);
-    when it cannot be reached they are reported as unverified warnings. Every
+    when it cannot be reached, does not answer, or what answers is no registry, they are
+    reported as unverified warnings (and the reason once on stderr). Every
     violation is printed with file:line, field, policy, why the policy exists and how to fix
     it. With --against-registry each local schema is also judged as the registry would
     judge it as the next version (every change that breaks the subject's level or a
@@ -155,7 +157,7 @@ def lint(
         _list_policies(project, policies_file, as_json=as_json)
         return
     with _registry(ctx.obj) as registry:
-        catalog = RegistryCatalog(registry)
+        catalog = RegistryLookup(RegistryCatalog(registry), registry.url)
         report = lint_project(project, policies_file, outside=catalog)
         if against_registry:
             found = lint_against_registry(project, registry)
@@ -175,13 +177,10 @@ def lint(
             f"product(s) under {path} (policies: {report.policies_source or 'built-in defaults'})"
         )
         click.secho(summary, fg="red" if report.errors else "green", err=True)
-    if catalog.unreachable is not None:
-        said, fix = unavailable(registry, catalog.unreachable)
+    unverified = catalog.unverified()
+    if unverified is not None:
         click.secho(
-            f"inputs from other repositories not verified: the registry at {registry.url} "
-            f"{said}; {fix}",
-            fg="yellow",
-            err=True,
+            f"inputs from other repositories not verified: {unverified}", fg="yellow", err=True
         )
     if report.errors:
         ctx.exit(1)

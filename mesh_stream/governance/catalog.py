@@ -9,7 +9,7 @@ state to the same protocol.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from mesh_stream.descriptor import DataProduct
 
@@ -38,6 +38,22 @@ class Catalog(Protocol):
         """The consumer groups registered on product ``name`` in the registry, each as
         ``<group> (<owner domain>)``, sorted; empty where no registry is consulted."""
         ...
+
+
+@runtime_checkable
+class Unverified(Protocol):
+    """A catalog that can say why it cannot tell whether a product exists (``known`` answered
+    None): what the registry behind it did and the fix."""
+
+    def unverified(self) -> str | None:
+        """The rest of "could not be verified: ..." (naming the registry), or None while
+        this catalog can tell."""
+        ...
+
+
+def unverified(catalog: Catalog) -> str | None:
+    """Why ``catalog`` cannot tell, when it says (see :class:`Unverified`); else None."""
+    return catalog.unverified() if isinstance(catalog, Unverified) else None
 
 
 class StaticCatalog:
@@ -100,3 +116,6 @@ class LayeredCatalog:
 
     def consumer_groups(self, name: str) -> list[str]:
         return self.outside.consumer_groups(name)
+
+    def unverified(self) -> str | None:
+        return unverified(self.outside)

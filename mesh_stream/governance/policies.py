@@ -27,7 +27,7 @@ from pydantic_core import PydanticCustomError
 
 from mesh_stream.descriptor import Classification, CleanupPolicy, Compatibility, DataProduct
 from mesh_stream.governance import avro_walk
-from mesh_stream.governance.catalog import Catalog
+from mesh_stream.governance.catalog import Catalog, unverified
 from mesh_stream.governance.model import Finding, Severity
 
 KAFKA_MAX_TOPIC_LENGTH = 249
@@ -585,10 +585,12 @@ def check_inputs_exist(review: Review, _params: NoParams) -> Iterator[Finding]:
             continue
         known = review.catalog.known(name)
         if known is None:
+            said = unverified(review.catalog) or (
+                "the registry could not be asked; set MESH_REGISTRY_URL to the mesh's "
+                "registry to check it"
+            )
             yield Finding(
-                f"input {name!r} is not in this repository and could not be verified: the "
-                f"registry is unreachable; set MESH_REGISTRY_URL to the mesh's registry to "
-                f"check it",
+                f"input {name!r} is not in this repository and could not be verified: {said}",
                 f"inputs[{index}]",
                 ("inputs", index),
                 at_most=Severity.WARNING,

@@ -6,15 +6,20 @@ and registered consumer groups that read it, then judge the local `.avsc` with t
 the registry runs on register (:func:`mesh_stream.schema.avro.incompatibilities` at the
 subject's level, and :func:`mesh_stream.governance.evolution.judge_evolution` for its
 consumers), so the answer before applying is the answer at applying.
+
+`mesh lint` also looks inputs from other repositories up in the registry
+(:class:`RegistryLookup`); :func:`unavailable` words, for both, why a registry gave no usable
+answer.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 from mesh_stream.descriptor import (
     Compatibility,
@@ -34,6 +39,7 @@ from mesh_stream.errors import (
 )
 from mesh_stream.files import read_regular_text
 from mesh_stream.governance import avro_walk, locate
+from mesh_stream.governance.catalog import Catalog
 from mesh_stream.governance.evolution import (
     VIA_REGISTRATION,
     EvolutionVerdict,
@@ -55,6 +61,8 @@ from mesh_stream.schema.avro import (
 SUBJECT_POLICY = "schema-compatibility"
 """The name a subject-level incompatibility is reported under (the registry's 409)."""
 CONSUMER_POLICY = "compatibility-with-consumers"
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -263,21 +271,29 @@ def _descriptor_only(document: dict[str, object]) -> dict[str, object]:
     return {k: v for k, v in document.items() if k != "registry"}
 
 
-def unavailable(registry: RegistryClient, exc: RegistryUnavailableError) -> tuple[str, str]:
-    """Why the registry gave no answer, as the rest of "the registry at URL ...", and what to
-    do: it never answered a connection it accepted (a read timeout), no connection could be
-    made, or it answered that it cannot serve now (HTTP 503). Each needs another fix."""
-    if exc.why == "unanswered":
-        # The client's message says which call and how long: "did not answer GET ... within 5 s".
-        said = exc.message.removeprefix(f"registry at {registry.url} ")
-        if said == exc.message:
-            said = f"did not answer in time ({exc.message})"
+def not_a_registry(exc: RegistryError) -> bool:
+    """Whether what answered at the registry URL is no mesh-stream registry (a web server, a
+    Confluent registry without the mesh's routes): a wrong URL, not a registry's refusal."""
+    return exc.answered_status is not None
+
+
+def unavailable(exc: RegistryError) -> tuple[str, str]:
+    """Why the registry gave no usable answer, as the rest of "the registry at URL ...", and
+    what to do: it never answered a connection it accepted (a read timeout), no connection
+    could be made, what answered is not a registry, or it answered that it cannot serve now
+    (HTTP 503). Each needs another fix."""
+    if not_a_registry(exc):
         return (
-            f"accepted the connection but {said}",
+            f"answered {exc.answered_status} with {exc.answered_type}: not a mesh-stream registry",
+            "set MESH_REGISTRY_URL (or --registry-url) to the URL `mesh registry serve` prints",
+        )
+    if isinstance(exc, RegistryUnavailableError) and exc.why == "unanswered":
+        return (
+            f"accepted the connection but {_unanswered(exc)}",
             "it is up but busy or stuck (a slow Kafka under it?), or MESH_REGISTRY_URL points "
             "at something else that listens; check it and run again",
         )
-    if exc.why == "unreachable":
+    if isinstance(exc, RegistryUnavailableError) and exc.why == "unreachable":
         return (
             "is unreachable",
             "start it (`mesh registry serve`) or set MESH_REGISTRY_URL to the mesh's registry",
@@ -288,24 +304,97 @@ def unavailable(registry: RegistryClient, exc: RegistryUnavailableError) -> tupl
     )
 
 
+def _unanswered(exc: RegistryUnavailableError) -> str:
+    """Which call went unanswered and how long it waited, from the client's fields."""
+    if exc.request is None:
+        return "did not answer in time"
+    said = f"did not answer {exc.request}"
+    if exc.waited is not None:
+        said += f" within {exc.waited:g} s"
+    if exc.attempts > 1:
+        said += f" ({exc.attempts} attempts)"
+    return said
+
+
 @contextmanager
 def registry_errors(registry: RegistryClient) -> Iterator[None]:
-    """Turn a registry that gives no answer or refuses the credential into one clear line: a
-    verdict that was never asked must not pass for a clean one."""
+    """Turn a registry that gives no answer, is no registry or refuses the credential into
+    one clear line: a verdict that was never asked must not pass for a clean one."""
     try:
         yield
-    except RegistryUnavailableError as exc:
-        said, fix = unavailable(registry, exc)
+    except RegistryError as exc:
+        if isinstance(exc, AuthError):
+            raise ConfigurationError(
+                f"cannot compare with the registry at {registry.url}: it refused the "
+                f"credential ({exc}); set MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN to "
+                f"a credential that may read it, or drop --against-registry"
+            ) from exc
+        if not (isinstance(exc, RegistryUnavailableError) or not_a_registry(exc)):
+            raise
+        said, fix = unavailable(exc)
         raise ConfigurationError(
             f"cannot compare with the registry at {registry.url}: it {said}; {fix}, or drop "
             f"--against-registry"
         ) from exc
-    except AuthError as exc:
-        raise ConfigurationError(
-            f"cannot compare with the registry at {registry.url}: it refused the credential "
-            f"({exc}); set MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN to a credential "
-            f"that may read it, or drop --against-registry"
-        ) from exc
+
+
+class RememberingCatalog(Catalog, Protocol):
+    """A catalog of the registry's products that stops asking once the registry could not be
+    reached or never answered, and keeps that error
+    (:class:`mesh_stream.products_plan.RegistryCatalog`)."""
+
+    unreachable: RegistryUnavailableError | None
+
+
+class RegistryLookup:
+    """The registry's products as `mesh lint` looks inputs from other repositories up in
+    them: a registry that cannot be asked (it never answers, cannot be reached, or what
+    answers at its URL is no registry) leaves those inputs unverified (``known`` answers
+    None) and the lint local, instead of failing it; :meth:`unverified` says what happened.
+    """
+
+    def __init__(self, inner: RememberingCatalog, url: str) -> None:
+        self.inner = inner
+        self.url = url
+        self._foreign: RegistryError | None = None
+
+    @property
+    def failure(self) -> RegistryError | None:
+        """The error that made the lookups stop, if one did."""
+        return self.inner.unreachable or self._foreign
+
+    def unverified(self) -> str | None:
+        """What the registry did and the fix, as the rest of "not verified: ..."."""
+        if self.failure is None:
+            return None
+        said, fix = unavailable(self.failure)
+        return f"the registry at {self.url} {said}; {fix}"
+
+    def _ask(self, question: Callable[[], _T], otherwise: _T) -> _T:
+        if self._foreign is not None:
+            return otherwise
+        try:
+            return question()
+        except RegistryError as exc:
+            if not not_a_registry(exc):
+                raise
+            self._foreign = exc
+            return otherwise
+
+    def known(self, name: str) -> bool | None:
+        return self._ask(lambda: self.inner.known(name), None)
+
+    def product(self, name: str) -> DataProduct | None:
+        return self._ask(lambda: self.inner.product(name), None)
+
+    def schema(self, name: str) -> Mapping[str, Any] | None:
+        return self._ask(lambda: self.inner.schema(name), None)
+
+    def downstream(self, name: str) -> list[str]:
+        return self._ask(lambda: self.inner.downstream(name), [])
+
+    def consumer_groups(self, name: str) -> list[str]:
+        return self._ask(lambda: self.inner.consumer_groups(name), [])
 
 
 def lint_against_registry(project: MeshProject, registry: RegistryClient) -> list[Violation]:

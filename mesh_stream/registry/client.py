@@ -197,6 +197,10 @@ class RegisteredSchema:
     rule_set: dict[str, Any] | None = None
 
 
+def _content_type(response: httpx.Response) -> str:
+    return str(response.headers.get("content-type", "no content type")).split(";")[0]
+
+
 def _path(name: str) -> str:
     """One URL path segment; `/`, `..` and unicode are percent-encoded, never interpreted."""
     return quote(name, safe="")
@@ -437,6 +441,8 @@ class RegistryClient:
                 error_code=50302,
             )
             unanswered.why = "unanswered"
+            unanswered.request = f"{method} {shown}"
+            unanswered.waited, unanswered.attempts = self._http.timeout.read, attempt
             if repeatable:
                 unanswered.retry_in = 1  # type: ignore[attr-defined]
             raise unanswered from exc
@@ -479,12 +485,15 @@ class RegistryClient:
                 raise self._not_a_registry(method, shown, response)
             if response.status_code == 404 and payload.get("error_code") in (None, 404):
                 # Not "no such product" (40404) but no such route: a URL with a wrong path.
-                raise RegistryError(
-                    f"{method} {shown}: {self.url} has no such route (HTTP 404); is "
-                    f"MESH_REGISTRY_URL (or --registry-url) the URL `mesh registry serve` "
-                    f"prints, without a path?",
-                    status=404,
-                    error_code=404,
+                raise self._answered_by(
+                    response,
+                    RegistryError(
+                        f"{method} {shown}: {self.url} has no such route (HTTP 404); is "
+                        f"MESH_REGISTRY_URL (or --registry-url) the URL `mesh registry serve` "
+                        f"prints, without a path?",
+                        status=404,
+                        error_code=404,
+                    ),
                 )
             message = str(payload.get("message") or response.reason_phrase)
             if response.status_code in (401, 403):
@@ -537,6 +546,7 @@ class RegistryClient:
             error_code=50302,
         )
         unreachable.why = "unreachable"
+        unreachable.request = f"{method} {shown}"
         return unreachable
 
     def _refused_as_too_long(self, method: str, shown: str, what: str) -> ConfigurationError | None:
@@ -553,14 +563,24 @@ class RegistryClient:
 
     def _not_a_registry(self, method: str, path: str, response: httpx.Response) -> RegistryError:
         """Something answered, but not with the registry's JSON: most likely a wrong URL."""
-        kind = response.headers.get("content-type", "no content type").split(";")[0]
-        return RegistryError(
-            f"{method} {path}: {self.url} answered HTTP {response.status_code} with {kind}, "
-            f"not a registry response; is MESH_REGISTRY_URL (or --registry-url) the URL of "
-            f"`mesh registry serve`?",
-            status=502,
-            error_code=50201,
+        return self._answered_by(
+            response,
+            RegistryError(
+                f"{method} {path}: {self.url} answered HTTP {response.status_code} with "
+                f"{_content_type(response)}, not a registry response; is MESH_REGISTRY_URL (or "
+                f"--registry-url) the URL of `mesh registry serve`?",
+                status=502,
+                error_code=50201,
+            ),
         )
+
+    @staticmethod
+    def _answered_by(response: httpx.Response, error: RegistryError) -> RegistryError:
+        """``error``, marked as answered by something that is not a registry (its status and
+        content type), so a caller can tell a wrong URL from a registry's own refusal."""
+        error.answered_status = response.status_code
+        error.answered_type = _content_type(response)
+        return error
 
     def _credential_hint(self, status: int, method: str) -> str:
         """What to change when the registry refused the credential (or its absence)."""

@@ -120,8 +120,9 @@ def test_with_the_registry_unreachable_the_input_is_an_unverified_warning(
         "inputs[0]",
     )
     assert violation["message"] == (
-        "input 'orders.stock-event' is not in this repository and could not be verified: the "
-        "registry is unreachable; set MESH_REGISTRY_URL to the mesh's registry to check it"
+        f"input 'orders.stock-event' is not in this repository and could not be verified: the "
+        f"registry at {url} is unreachable; start it (`mesh registry serve`) or set "
+        f"MESH_REGISTRY_URL to the mesh's registry"
     )
     assert (
         f"inputs from other repositories not verified: the registry at {url} is unreachable; "
