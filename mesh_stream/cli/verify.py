@@ -7,6 +7,7 @@ import logging
 import os
 import random
 import signal
+import stat
 import sys
 from pathlib import Path
 
@@ -22,7 +23,8 @@ from mesh_stream.cli.options import (
 from mesh_stream.descriptor import PRODUCT_NAME
 from mesh_stream.errors import ConfigurationError, ProcessorError
 from mesh_stream.project import MeshProject
-from mesh_stream.settings import MeshSettings
+from mesh_stream.settings import MeshSettings, registry_url_problem, shown_url
+from mesh_stream.verify.limits import MAX_KILLS, MAX_RECORDS
 
 #: Exit statuses: the outputs equal the recomputation / they do not, a worker crashed, or the
 #: processor's own key, apply or emit failed / the run could not be made (usage,
@@ -61,6 +63,61 @@ def processor_module(name: str, project: MeshProject) -> str:
     return name
 
 
+def _checked_live_registry_url(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> str | None:
+    """``--registry-url``, judged now by the registry URL's rule
+    (:func:`~mesh_stream.settings.registry_url_problem`): a run that never reads the live
+    registry would otherwise accept ``ftp://x`` without a word."""
+    value = checked_registry_url(ctx, param, value)
+    if value is not None and (problem := registry_url_problem(value)) is not None:
+        raise click.BadParameter(
+            f"{shown_url(value)!r} {problem} (e.g. http://127.0.0.1:8081)", param=param
+        )
+    return value
+
+
+def _kind(mode: int) -> str:
+    kinds = {
+        stat.S_ISREG: "a file",
+        stat.S_ISCHR: "a character device",
+        stat.S_ISBLK: "a block device",
+        stat.S_ISFIFO: "a named pipe",
+        stat.S_ISSOCK: "a socket",
+    }
+    return next((name for test, name in kinds.items() if test(mode)), "a special file")
+
+
+def _checked_work_dir(
+    _ctx: click.Context, param: click.Parameter, value: Path | None
+) -> Path | None:
+    """``--work-dir``: a folder, or a path where one can be made. A device (``/dev/null``) or
+    a path under a file is refused by name here, instead of by mkdir's "File exists" after the
+    input was generated (click's Path refuses a regular file itself)."""
+    if value is None:
+        return None
+    for place in (value, *value.parents):
+        try:
+            mode = place.stat().st_mode
+        except OSError:  # missing, or under a file (its parent, checked next, says so)
+            continue
+        if stat.S_ISDIR(mode):
+            return value
+        what = _kind(mode)
+        if place == value:
+            raise click.BadParameter(
+                f"{str(value)!r} is {what}, not a folder; name a folder (it is made if "
+                f"missing), or leave the option out for a temporary one",
+                param=param,
+            )
+        raise click.BadParameter(
+            f"{str(value)!r} cannot be a folder: {str(place)!r} is {what}, not a folder; name "
+            f"a folder (it is made if missing), or leave the option out for a temporary one",
+            param=param,
+        )
+    return value
+
+
 def _interrupted(_signal: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -71,7 +128,7 @@ def _interrupted(_signal: int, _frame: object) -> None:
 @click.argument("processor")
 @click.option(
     "--records",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_RECORDS),
     default=2_000,
     show_default=True,
     help="Records generated per input (plus copies of some).",
@@ -79,13 +136,13 @@ def _interrupted(_signal: int, _frame: object) -> None:
 @click.option(
     "--from-live",
     "from_live",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_RECORDS),
     help="Instead of generating, take the last N records of each live input topic "
     "(MESH_BOOTSTRAP_SERVERS, MESH_REGISTRY_URL); they are only read.",
 )
 @click.option(
     "--kills",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_KILLS),
     default=3,
     show_default=True,
     help="SIGKILLs (each costs a worker restart, a few seconds).",
@@ -117,6 +174,7 @@ def _interrupted(_signal: int, _frame: object) -> None:
 @click.option(
     "--work-dir",
     type=click.Path(file_okay=False, path_type=Path),
+    callback=_checked_work_dir,
     help="Folder for the throwaway Kafka's data and the worker logs (kept). [default: a "
     "temporary folder, removed when the processor passes]",
 )
@@ -128,7 +186,7 @@ def _interrupted(_signal: int, _frame: object) -> None:
 )
 @click.option(
     "--registry-url",
-    callback=checked_registry_url,
+    callback=_checked_live_registry_url,
     help="Registry of the live mesh: inputs the project lacks, --from-live's schemas. "
     "[env: MESH_REGISTRY_URL]",
 )
@@ -183,9 +241,15 @@ def verify(
             if folder not in sys.path:
                 sys.path.insert(0, folder)
         module = processor_module(processor, found)
-        from mesh_stream.verify import VerifyOptions, load_processor
-        from mesh_stream.verify import verify as run_verify
+        from mesh_stream.verify.loading import import_apart, load_processor
 
+        # The module's first import runs apart (its code may end the process, which no
+        # `except` sees), while this process imports the heavy harness.
+        with import_apart(module) as probe:
+            from mesh_stream.verify import VerifyOptions
+            from mesh_stream.verify import verify as run_verify
+
+            probe.wait()
         declared = load_processor(module)
         options = VerifyOptions(
             module=module,

@@ -24,7 +24,6 @@ module globals), and once in another order of partitions in a freshly imported m
 
 from __future__ import annotations
 
-import importlib
 import json
 import random
 import shutil
@@ -56,6 +55,8 @@ from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 from mesh_stream.verify.compare import Comparison, as_written, compare, render
 from mesh_stream.verify.generate import generate_inputs, keyed_share
+from mesh_stream.verify.limits import MAX_KILLS, MAX_RECORDS
+from mesh_stream.verify.loading import load_processor
 from mesh_stream.verify.records import (
     OutputWatcher,
     lagging_groups,
@@ -87,11 +88,6 @@ MIN_PARTITIONS = 3
 SETTLE_S = 3.0
 #: Longest wait for a worker to show it is busy with a slice before it is killed anyway.
 BUSY_WAIT_S = 30.0
-#: Most kills of one run: each costs a worker restart and its recovery, seconds apiece.
-MAX_KILLS = 100
-#: Most records per input (generated or taken live): the run keeps them all in memory for the
-#: recomputation, about a kilobyte each.
-MAX_RECORDS = 1_000_000
 #: Seconds between the starts of the two recomputations in the same order: a wall clock read
 #: by the processor (even in whole seconds) then differs between them.
 REPEAT_PAUSE_S = 1.0
@@ -158,53 +154,6 @@ class VerifyResult:
             and self.nondeterministic is None
             and self.order_dependent is None
         )
-
-
-def load_processor(module: str) -> Processor:
-    """The ``PROCESSOR`` of ``module`` (importable from ``sys.path``)."""
-    if not all(part.isidentifier() for part in module.split(".")):
-        raise ConfigurationError(
-            f"{module!r} is not a Python module name; give a dotted module such as "
-            f"domains.analytics.processors.revenue"
-        )
-    try:
-        imported = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        parts = module.split(".")
-        if exc.name not in {".".join(parts[: i + 1]) for i in range(len(parts))}:
-            raise ConfigurationError(
-                f"{module}: importing it failed: {exc} (a module it imports is missing)"
-            ) from exc
-        raise ConfigurationError(
-            f"no module {module!r}: give a processor module importable from the current folder "
-            f"or the project root, e.g. domains.analytics.processors.revenue"
-        ) from exc
-    except MeshError:
-        raise
-    except SystemExit as exc:  # sys.exit() at import time: a refusal to load, not our exit
-        status = exc.code if exc.code is None or isinstance(exc.code, int) else repr(exc.code)
-        raise ConfigurationError(
-            f"{module}: importing it exited with status {0 if status is None else status} "
-            f"(sys.exit at module level); move that call under `if __name__ == '__main__':`"
-        ) from exc
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:  # any other BaseException its code raises is its failure
-        raise ConfigurationError(
-            f"{module}: importing it raised {type(exc).__name__}: {exc}"
-        ) from exc
-    processor = getattr(imported, "PROCESSOR", None)
-    if processor is not None and not isinstance(processor, Processor):
-        raise ConfigurationError(
-            f"{module}.PROCESSOR is {type(processor).__name__}, not a Processor(...) "
-            f"(mesh_stream.processing.spec); `mesh verify` checks processors declared on the spec"
-        )
-    if processor is None:
-        raise ConfigurationError(
-            f"{module} has no PROCESSOR = Processor(...) (mesh_stream.processing.spec); "
-            f"`mesh verify` checks processors declared on the spec"
-        )
-    return processor
 
 
 def fresh_processor(module: str, fallback: Processor) -> Processor:
