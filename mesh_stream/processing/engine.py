@@ -92,11 +92,14 @@ from mesh_stream.processing.reads import check_reads
 from mesh_stream.processing.rekey import (
     CLOCK_HEADER,
     CRASH_EXIT_S,
+    ENVELOPES_PER_RECORD,
+    RECORD_SPLIT_BYTES,
     TRACE,
     Envelope,
     Route,
     Wire,
     exit_if_still_running,
+    records_of,
 )
 from mesh_stream.processing.spec import (
     Event,
@@ -354,6 +357,8 @@ class Aggregation:
             declared = processor.input(product)
             self.by_topic[topic] = (len(layout), declared)
             layout.append([declared.product, topic, list(declared.reads)])
+        #: Each input's topic, by its place in the layout.
+        self._topics = [topic for _product, topic, _reads in layout]
         #: What every internal record starts with: the format, then each input's fields.
         self._head = _FORMAT_MARK + json.dumps(layout, separators=(",", ":")).encode() + b","
         self.states = states
@@ -458,6 +463,47 @@ class Aggregation:
         except TypeError as exc:  # orjson's own words; ours (naming the type) is the cause
             raise TypeError(str(exc.__cause__ or exc)) from exc
         return self._head + body[1:]
+
+    def encode_records(
+        self,
+        groups: list[tuple[str, list[Wire]]],
+        max_bytes: int,
+        *,
+        most: int = ENVELOPES_PER_RECORD,
+        split_bytes: int = RECORD_SPLIT_BYTES,
+    ) -> list[bytes]:
+        """``groups`` (one internal partition's keys of a batch, each with its wires) as the
+        values of internal records, in order: at most ``most`` events each, and a record over
+        ``split_bytes`` split in two until it fits or holds one event. An event alone over
+        ``max_bytes`` (what the producer sends) stops the worker, naming its input record,
+        rather than leaving Kafka to refuse the record again at every restart."""
+        encoded: list[bytes] = []
+        pending = list(records_of(groups, most))
+        pending.reverse()
+        while pending:
+            record = pending.pop()
+            data = self.encode(record)
+            if len(data) <= split_bytes:
+                encoded.append(data)
+                continue
+            events = sum(len(wires) for _key, wires in record)
+            if events > 1:
+                first, second = records_of(record, (events + 1) // 2)
+                pending += (second, first)
+                continue
+            if len(data) > max_bytes:
+                wire = record[0][1][0]
+                index, partition, offset = wire[0], wire[1], wire[2]
+                declared = self.by_topic[self._topics[index]][1]
+                too_large = ProcessorError(
+                    f"the fields it reads take {len(data):,} bytes on the internal topic, "
+                    f"over the {max_bytes:,} one internal record may hold; declare fewer or "
+                    f"smaller fields in the reads of input {declared.product} "
+                    f"({', '.join(declared.reads)})"
+                )
+                raise self._fail(f"{self._topics[index]}[{partition}]@{offset}", too_large)
+            encoded.append(data)
+        return encoded
 
     @staticmethod
     def envelopes(
@@ -696,7 +742,7 @@ def build(
         decoder = CountingDecoder(RegistryClient.from_settings(spec.settings).get_schema, metrics)
     windowed = aggregation.expiry is not None
     stage = add_rekey_stage(
-        app, spec, by_key, route, decoder, aggregation.encode, on_crash, clocked=windowed
+        app, spec, by_key, route, decoder, aggregation.encode_records, on_crash, clocked=windowed
     )
     refusals = StopOnSendError(spec.app_id, stage)
     app.sensors.add(refusals)

@@ -69,8 +69,14 @@ log = logging.getLogger(__name__)
 BATCH_MAX_RECORDS = 2_000
 #: Longest one read waits for a first record; the stage commits and checks for a stop between.
 IDLE_POLL_S = 0.1
-#: Most events in one internal record, which keeps it well under Kafka's 1 MB message limit.
+#: Most events in one internal record.
 ENVELOPES_PER_RECORD = 500
+#: An internal record longer than this is split in two (and again), so that events reading
+#: large fields still travel in records well under the producer's and Kafka's limit (1 MB).
+RECORD_SPLIT_BYTES = 256 * 1024
+#: Room left under faust's ``producer_max_request_size`` for a record's own overhead and
+#: its clock header: an internal record holding one event may take the rest.
+RECORD_HEADROOM_BYTES = 64 * 1024
 #: Batches forwarded but not yet acknowledged by Kafka; reading goes on while they are in flight.
 BATCHES_IN_FLIGHT = 4
 #: Acknowledged input offsets are committed at most this often (and at a clean stop), as
@@ -108,8 +114,9 @@ Route = Callable[[str, int, int, dict[str, Any], int], Iterable[tuple[str, Wire]
 """(input topic, partition, offset, decoded record, arrival ms) -> the (internal key, wire)
 pairs to forward: none drops the record, several send it to several keys (windows)."""
 
-Encode = Callable[[list[tuple[str, list[Wire]]]], bytes]
-"""(key, its wires) of one partition of a batch -> the internal record's value."""
+Encode = Callable[[list[tuple[str, list[Wire]]], int], list[bytes]]
+"""((key, its wires) of one partition of a batch, the most bytes one record may take) -> the
+internal records' values, in order (see :meth:`~.engine.Aggregation.encode_records`)."""
 
 _SCHEMA_ID = struct.Struct(">I")
 
@@ -312,6 +319,8 @@ class RekeyStage(Service):
         self.route = route
         self.decoder = decoder
         self.encode = encode
+        #: The most bytes one internal record may take (faust's producer refuses more).
+        self.record_max_bytes = app.conf.producer_max_request_size - RECORD_HEADROOM_BYTES
         self.on_crash = on_crash
         #: Whether internal records carry CLOCK_HEADER (only a windowed aggregate reads it).
         self.clocked = clocked
@@ -468,12 +477,12 @@ class RekeyStage(Service):
         clocked = self.clocked
         internals: list[tuple[bytes, int, list[tuple[str, bytes]] | None]] = []
         for to, groups in by_partition.items():
-            records = list(records_of(groups, ENVELOPES_PER_RECORD))
+            records = encode(groups, self.record_max_bytes)
             before_last, last = clock_bounds(groups) if clocked else (b"", b"")
             for number, internal in enumerate(records, 1):
                 bound = last if number == len(records) else before_last
                 headers = [(CLOCK_HEADER, bound)] if clocked else None
-                internals.append((encode(internal), to, headers))
+                internals.append((internal, to, headers))
         # One produce request for the whole batch, so the aggregate fetches it in one go.
         sends += await faust_seams.send_together(
             self.app, self.target_name, internals, what="internal record"

@@ -222,6 +222,61 @@ def test_a_failing_route_stops_the_worker_and_loses_no_order(
         client.close()
 
 
+def expect_windows(windows: dict[str, dict[str, Any]], orders: list[dict[str, Any]]) -> None:
+    """Each region's window counts its orders once, and their gross."""
+    expected_counts = Counter(order["region"] for order in orders)
+    expected_gross: dict[str, Decimal] = {}
+    for order in orders:
+        region = order["region"]
+        expected_gross[region] = expected_gross.get(region, Decimal(0)) + order["total_amount"]
+    assert {w["region"]: w["order_count"] for w in windows.values()} == expected_counts
+    assert {w["region"]: w["gross_revenue"] for w in windows.values()} == expected_gross
+
+
+def test_orders_whose_read_fields_exceed_kafkas_record_limit_together_are_all_counted(
+    kafka: KafkaAddress, run: BenchRun, tmp_path: Path
+) -> None:
+    """A processor reading each order's lines: 40 orders of 3,000 lines take some 7 MB on
+    the internal topic, far over the 1 MB one Kafka record may hold, in one batch of one
+    partition. The re-key stage splits them into records that fit, and every order counts."""
+    spec, env = run.spec, {**run.env, "MESH_TEST_READ_ITEMS": "1"}
+    placed = int(time.time() * 1000)
+    orders = []
+    for n in range(ORDERS):
+        order = _order(n, placed)
+        order["items"] = [
+            {"sku": f"sku-{i:04d}", "quantity": 1, "unit_price": Decimal("0.01")}
+            for i in range(3_000)
+        ]
+        orders.append(order)
+    publish(run, orders, placed)
+    log = tmp_path / "worker.log"
+    worker = start_worker(env, log)
+    try:
+        with RegistryClient.from_settings(run.settings) as client:
+            windows = read_windows(
+                kafka.bootstrap_servers, client, spec.output.topic, spec.output.partitions, ORDERS
+            )
+        expect_windows(windows, orders)
+        internal = f"{spec.app_id}-{INTERNAL_TOPIC}"
+        assert worker.poll() is None, log.read_text(errors="replace")[-3000:]
+        worker.terminate()
+        assert worker.wait(60) == 0, log.read_text(errors="replace")[-3000:]
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    probe = Consumer({"bootstrap.servers": kafka.bootstrap_servers, "group.id": "it-sizes"})
+    try:
+        probe.assign([TopicPartition(internal, 0, 0)])
+        sizes: list[int] = []
+        while batch := probe.consume(1000, timeout=5):
+            sizes += [len(m.value() or b"") for m in batch if m.error() is None]
+    finally:
+        probe.close()
+    assert sum(sizes) > 5_000_000  # the orders' lines did travel
+    assert max(sizes) < 1_000_000
+
+
 def _stopped_by_a_refusal(run: BenchRun, tmp_path: Path) -> str:
     """Publish 10 orders and run the worker until it stops, which it must (not 0) with the
     stop-on-send-error line first; its log."""

@@ -4,7 +4,9 @@
 processor over private 1-partition copies of its products (run ``MESH_BENCH_RUN_ID``); its
 ``key`` (or, with ``MESH_TEST_FAIL_IN=apply``, its ``apply``) raises on the order whose
 ``order_id`` is ``MESH_TEST_FAIL_ORDER`` (when that is set), the way a bug in a processor's own
-code would. With ``MESH_TEST_RETAIN_MS`` its closed windows are kept that long (not a day).
+code would. With ``MESH_TEST_RETAIN_MS`` its closed windows are kept that long (not a day);
+with ``MESH_TEST_READ_ITEMS`` it also reads each order's lines (``items``), which its
+``apply`` does not use, so that large orders make large internal records.
 """
 
 from __future__ import annotations
@@ -64,9 +66,12 @@ def main() -> None:
             raise ValueError(f"apply cannot handle order {failing}")
         revenue.add_order(window, event)
 
+    reads = (*orders.reads, "order_id")
+    if os.environ.get("MESH_TEST_READ_ITEMS"):
+        reads += ("items",)
     buggy = dataclasses.replace(
         revenue.PROCESSOR,
-        inputs=(dataclasses.replace(orders, key=key, reads=(*orders.reads, "order_id")),),
+        inputs=(dataclasses.replace(orders, key=key, reads=reads),),
         apply=apply,
     )
     retain = os.environ.get("MESH_TEST_RETAIN_MS")

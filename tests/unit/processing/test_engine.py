@@ -48,7 +48,6 @@ from mesh_stream.processing.rekey import (
     Envelope,
     Wire,
     clock_bounds,
-    records_of,
 )
 from mesh_stream.registration import schema_text
 from mesh_stream.settings import MeshSettings
@@ -60,6 +59,8 @@ TOPIC = "orders.order-placed.v1"
 #: Partitions of the internal topic, and most events an internal record holds, in these tests.
 INTERNAL_PARTITIONS = 3
 EVENTS_PER_RECORD = 7
+#: Longest internal record before it is split, in these tests: a few events' worth.
+SPLIT_BYTES = 900
 
 
 class JsonTable(MutableMapping[str, Any]):
@@ -161,11 +162,12 @@ class Worker:
         internal = []
         for partition, groups in by_partition.items():
             before_last, last = clock_bounds(groups)
-            records = list(records_of(groups, EVENTS_PER_RECORD))
-            for number, record in enumerate(records, 1):
+            records = self.aggregation.encode_records(
+                groups, 10**9, most=EVENTS_PER_RECORD, split_bytes=SPLIT_BYTES
+            )
+            for number, value in enumerate(records, 1):
                 offset = self.internal_offsets.get(partition, 0)
                 self.internal_offsets[partition] = offset + 1
-                value = self.aggregation.encode(record)
                 bound = last if number == len(records) else before_last
                 internal.append(Internal(partition, value, offset, [(CLOCK_HEADER, bound)]))
         return internal
@@ -421,6 +423,64 @@ def test_envelopes_keep_nan_and_infinities_at_any_depth_and_refuse_dates_by_name
     [(_key, wire)] = aggregation.route(TOPIC, 0, 4, {"day": date(2026, 12, 4)}, BASE)
     with pytest.raises(TypeError, match="date cannot travel on the internal topic"):
         aggregation.encode([("k", [wire])])
+
+
+def _noted(key: str = "k") -> tuple[Aggregation, list[Wire]]:
+    """An aggregation reading a free-text note, and the wires of notes of 10 to 30,000
+    characters (input records 0-11 of partition 3)."""
+    processor = Processor(
+        output="analytics.notes",
+        inputs=(Input("orders.order-placed", reads=("note",), key=lambda _f: key),),
+        apply=lambda _state, _event: None,
+        emit=lambda _key, _state: {},
+    )
+    aggregation = Aggregation(processor, {TOPIC: "orders.order-placed"}, JsonTable(), None, print)
+    sizes = [10, 30_000, 200, 5, 12_000, 40, 25_000, 7, 7, 7, 9_000, 1]
+    wires = [
+        wire
+        for offset, size in enumerate(sizes)
+        for _key, wire in aggregation.route(TOPIC, 3, offset, {"note": "n" * size}, BASE)
+    ]
+    return aggregation, wires
+
+
+def test_internal_records_over_the_split_size_are_split_keeping_every_event_in_order() -> None:
+    """Events that read large fields would make one partition's share of a batch a record
+    Kafka refuses (its 1 MB limit) at every restart: a record over the split size is halved
+    until it fits or holds one event, and the events still arrive once each, in order."""
+    aggregation, wires = _noted()
+    groups = [("a", wires[:5]), ("b", wires[5:])]
+    records = aggregation.encode_records(groups, 10**6, split_bytes=20_000)
+    assert len(records) > 2
+    for value in records:
+        events = [e for _k, found in Aggregation.envelopes(value, None, 0, 0) for e in found]
+        assert len(value) <= 20_000 or len(events) == 1
+    got = [
+        (key, envelope.source_offset, len(envelope.fields["note"]))
+        for value in records
+        for key, found in Aggregation.envelopes(value, None, 0, 0)
+        for envelope in found
+    ]
+    expected = [(key, wire[2], len(wire[5][0])) for key, group in groups for wire in group]
+    assert got == expected
+    # under the split size, a record is left whole
+    assert len(aggregation.encode_records(groups, 10**6, split_bytes=10**6)) == 1
+
+
+def test_an_event_alone_over_the_record_limit_stops_the_worker_naming_its_input_record(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    aggregation, wires = _noted()
+    with caplog.at_level(logging.ERROR), pytest.raises(Exception, match="internal topic"):
+        aggregation.encode_records([("k", wires)], 20_000, split_bytes=1_000)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"processor analytics.notes crashed on {TOPIC}[3]@1: the fields it reads take "
+        f"{len(aggregation.encode([('k', [wires[1]])])):,} bytes on the internal topic, over "
+        "the 20,000 one internal record may hold; declare fewer or smaller fields in the "
+        "reads of input orders.order-placed (note)"
+    ]
+    # an event under the limit, though over the split size, travels alone
+    assert len(aggregation.encode_records([("k", wires[4:5])], 20_000, split_bytes=1_000)) == 1
 
 
 def test_records_of_the_first_internal_format_are_still_read() -> None:

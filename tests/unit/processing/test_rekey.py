@@ -181,7 +181,7 @@ def test_a_busy_input_s_batch_waits_the_configured_processor_batch_wait(wait_ms:
     spec = ProcessorSpec(output, (products["orders.order-placed"],), 1, settings, "{}")
     app = faust.App(f"t-{uuid.uuid4().hex[:6]}", broker="kafka://127.0.0.1:1", store="memory://")
     target = app.topic("internal")
-    stage = RekeyStage(app, spec, target, lambda *_a: (), None, lambda _g: b"")  # type: ignore[arg-type]
+    stage = RekeyStage(app, spec, target, lambda *_a: (), None, lambda _g, _m: [])  # type: ignore[arg-type]
     reads = _Reads()
     stage._consumer = reads  # type: ignore[assignment]
     stage._last_read = time.monotonic()  # a batch was just read: the input is busy
