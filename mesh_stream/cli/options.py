@@ -19,6 +19,8 @@ from mesh_stream.settings import (
     client_name_problem,
     kafka_topic_problem,
     quoted_name,
+    registry_url_problem,
+    shown_url,
 )
 
 _R = TypeVar("_R")
@@ -76,13 +78,18 @@ def checked_registry_url(
     _ctx: click.Context, param: click.Parameter, value: str | None
 ) -> str | None:
     """A callback for ``--registry-url``: an empty value (an unset shell variable, say) is
-    refused instead of quietly meaning MESH_REGISTRY_URL or the default. Other values are
-    judged by the registry client, which names the setting to fix."""
+    refused instead of quietly meaning MESH_REGISTRY_URL or the default, and any other by the
+    registry URL's rule (:func:`~mesh_stream.settings.registry_url_problem`) before anything
+    runs, so ``ftp://x`` is named even by a command that would not ask the registry."""
     if value is not None and not value.strip():
         raise click.BadParameter(
             "is empty; give the registry's URL, or leave the option out to use "
             "MESH_REGISTRY_URL (default http://127.0.0.1:8081)",
             param=param,
+        )
+    if value is not None and (problem := registry_url_problem(value)) is not None:
+        raise click.BadParameter(
+            f"{shown_url(value)!r} {problem} (e.g. http://127.0.0.1:8081)", param=param
         )
     return value
 

@@ -23,7 +23,7 @@ from mesh_stream.cli.options import (
 from mesh_stream.descriptor import PRODUCT_NAME
 from mesh_stream.errors import ConfigurationError, ProcessorError
 from mesh_stream.project import MeshProject
-from mesh_stream.settings import MeshSettings, registry_url_problem, shown_url
+from mesh_stream.settings import MeshSettings
 from mesh_stream.verify.limits import MAX_KILLS, MAX_RECORDS
 
 #: Exit statuses: the outputs equal the recomputation / they do not, a worker crashed, or the
@@ -61,20 +61,6 @@ def processor_module(name: str, project: MeshProject) -> str:
             f"module instead (e.g. domains.analytics.processors.revenue)"
         )
     return name
-
-
-def _checked_live_registry_url(
-    ctx: click.Context, param: click.Parameter, value: str | None
-) -> str | None:
-    """``--registry-url``, judged now by the registry URL's rule
-    (:func:`~mesh_stream.settings.registry_url_problem`): a run that never reads the live
-    registry would otherwise accept ``ftp://x`` without a word."""
-    value = checked_registry_url(ctx, param, value)
-    if value is not None and (problem := registry_url_problem(value)) is not None:
-        raise click.BadParameter(
-            f"{shown_url(value)!r} {problem} (e.g. http://127.0.0.1:8081)", param=param
-        )
-    return value
 
 
 def _kind(mode: int) -> str:
@@ -186,7 +172,7 @@ def _interrupted(_signal: int, _frame: object) -> None:
 )
 @click.option(
     "--registry-url",
-    callback=_checked_live_registry_url,
+    callback=checked_registry_url,
     help="Registry of the live mesh: inputs the project lacks, --from-live's schemas. "
     "[env: MESH_REGISTRY_URL]",
 )
