@@ -26,6 +26,7 @@ from mesh_stream.health import Status
 from mesh_stream.registry.portal.access import ViewerDep
 from mesh_stream.registry.portal.web import TEMPLATES, echo, find_product, render
 from mesh_stream.registry.service.context import Services
+from mesh_stream.registry.service.routes.products import SentProductName
 from mesh_stream.registry.service.sample import pii_field_paths
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -238,7 +239,7 @@ TEMPLATES.env.globals["lineage_view"] = lineage_view
 @router.get("/products/{name}/lineage", response_class=HTMLResponse)
 async def lineage_page(
     request: Request,
-    name: str,
+    name: SentProductName,
     viewer: ViewerDep,  # noqa: ARG001 - read auth
 ) -> HTMLResponse:
     services: Services = request.app.state.services
@@ -256,7 +257,7 @@ async def lineage_page(
 @router.get("/api/products/{name}/lineage")
 async def lineage_document(
     request: Request,
-    name: str,
+    name: SentProductName,
     viewer: ViewerDep,  # noqa: ARG001 - read auth
 ) -> JSONResponse:
     services: Services = request.app.state.services

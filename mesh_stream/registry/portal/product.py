@@ -37,6 +37,7 @@ from mesh_stream.registry.portal.schema_view import (
 from mesh_stream.registry.portal.search import record_time
 from mesh_stream.registry.portal.web import echo, find_product, render
 from mesh_stream.registry.service.context import Services
+from mesh_stream.registry.service.routes.products import SentProductName
 from mesh_stream.registry.service.schemas import SchemaVersion
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -602,7 +603,7 @@ def _swaps_fragment(request: Request) -> bool:
 
 
 @router.get("/products/{name}", response_class=HTMLResponse)
-async def product_page(request: Request, name: str, viewer: ViewerDep) -> HTMLResponse:
+async def product_page(request: Request, name: SentProductName, viewer: ViewerDep) -> HTMLResponse:
     services = _services(request)
     product = find_product(services, name)
     if product is None:
@@ -617,7 +618,7 @@ async def product_page(request: Request, name: str, viewer: ViewerDep) -> HTMLRe
 @router.get("/products/{name}/diff", response_class=HTMLResponse)
 async def product_diff(
     request: Request,
-    name: str,
+    name: SentProductName,
     viewer: ViewerDep,
     raw_from: Annotated[str | None, Query(alias="from")] = None,
     raw_to: Annotated[str | None, Query(alias="to")] = None,

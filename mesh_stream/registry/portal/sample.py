@@ -25,6 +25,7 @@ from mesh_stream.errors import MeshError
 from mesh_stream.registry.portal.access import ViewerDep
 from mesh_stream.registry.portal.web import echo, find_product, render
 from mesh_stream.registry.service.context import Services
+from mesh_stream.registry.service.routes.products import SentProductName
 from mesh_stream.registry.service.sample import (
     DEFAULT_LIMIT,
     MASK,
@@ -112,7 +113,7 @@ def _row(record: SampledRecord, fields: list[str]) -> Row:
 
 @router.get("/products/{name}/sample", response_class=HTMLResponse)
 async def sample_rows(
-    request: Request, name: str, viewer: ViewerDep, limit: str | None = None
+    request: Request, name: SentProductName, viewer: ViewerDep, limit: str | None = None
 ) -> HTMLResponse:
     """The rows fragment to htmx (always 200: htmx swaps only successes, so a problem is a
     message in place of the rows); a whole page otherwise (404 for an unknown product)."""

@@ -13,8 +13,11 @@ from fastapi import APIRouter, Body, Response
 
 from mesh_stream.registry.service.auth import refuse_service, require_principal
 from mesh_stream.registry.service.context import CallerDep, ServicesDep
+from mesh_stream.registry.service.routes.products import PRODUCT_SEGMENT
 
-router = APIRouter(prefix="/products/{name}/consumers", tags=["consumers"])
+router = APIRouter(
+    prefix="/products/{name}/consumers", tags=["consumers"], dependencies=[PRODUCT_SEGMENT]
+)
 
 RegistrationBody = Body(
     None,

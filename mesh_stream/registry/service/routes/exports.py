@@ -24,8 +24,9 @@ from mesh_stream.exports.odcs import odcs_contract
 from mesh_stream.exports.source import ExportedProduct, KafkaServer
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.registry.service.context import Services, ServicesDep
+from mesh_stream.registry.service.routes.products import PRODUCT_SEGMENT
 
-router = APIRouter(tags=["products"])
+router = APIRouter(tags=["products"], dependencies=[PRODUCT_SEGMENT])
 
 Format = Annotated[
     Literal["json", "yaml"],

@@ -13,8 +13,9 @@ from fastapi import APIRouter, Query
 
 from mesh_stream.registry.service.context import ServicesDep
 from mesh_stream.registry.service.product_health import MAX_HISTORY_MINUTES
+from mesh_stream.registry.service.routes.products import PRODUCT_SEGMENT
 
-router = APIRouter(tags=["product health"])
+router = APIRouter(tags=["product health"], dependencies=[PRODUCT_SEGMENT])
 
 
 @router.get("/products/{name}/health", summary="A product's latest health, each figure and SLO")

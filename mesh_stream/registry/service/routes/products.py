@@ -1,16 +1,78 @@
-"""``/products``: data product descriptors, search, lineage and schema history (mesh API)."""
+"""``/products``: data product descriptors, search, lineage and schema history (mesh API).
+
+Routing reads the percent-decoded path, so ``GET /products/X%2Fschemas`` would reach X's
+schema history. Every route taking a product name (these, and those of ``exports``,
+``product_health``, ``sample`` and ``consumers``) therefore depends on
+:func:`check_product_segment`: a name the client sent other than routing read it (a ``/``
+in it, sent as ``%2F``) is 422 (42210) naming it, as subject, principal and consumer-group
+segments are refused with their own codes. Any other name that is no registered product,
+malformed or not, stays the 404 (40404) of every ``/products/{name}`` route. The portal's
+product pages look up :func:`sent_product_name` too, so such a name is their "not found".
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import unquote_to_bytes
 
-from fastapi import APIRouter, Body, Response
+from fastapi import APIRouter, Body, Depends, Request, Response
 
+from mesh_stream.descriptor import product_name_problem
+from mesh_stream.errors import InvalidProductError
 from mesh_stream.registry.service.auth import authorize_product
 from mesh_stream.registry.service.context import CallerDep, HeavyDep, ServicesDep
 from mesh_stream.registry.service.products import validate_descriptor
+from mesh_stream.settings import quoted_name
 
-router = APIRouter(prefix="/products", tags=["products"])
+
+def sent_product_name(request: Request) -> str:
+    """The route's ``{name}`` as the client sent it: the raw path segment after
+    ``products``, percent-decoded once.
+
+    Routing splits the decoded path, so for ``/products/X%2Fschemas`` it finds ``X``; this
+    is ``X/schemas``. A separator hidden before that segment (``/products%2FX``) gives the
+    piece that hid it. Without a raw path (a server that sends none), the routed name.
+    """
+    routed = str(request.path_params.get("name", ""))
+    raw = request.scope.get("raw_path")
+    if not raw:
+        return routed
+    sent = [unquote_to_bytes(part).decode("utf-8", "replace") for part in raw.split(b"/")]
+    if "products" in sent:
+        at = sent.index("products") + 1
+        return sent[at] if at < len(sent) else ""
+    return next((part for part in sent if "/" in part), routed)
+
+
+SentProductName = Annotated[str, Depends(sent_product_name)]
+
+
+def check_product_segment(request: Request) -> None:
+    """422 (42210) when a route's ``{name}`` is not the product segment the client sent
+    (:func:`sent_product_name`), which then holds a ``/`` or percent-encoding and so is no
+    product name (:func:`~mesh_stream.descriptor.product_name_problem` says why). Routes
+    without ``{name}`` pass."""
+    routed = request.path_params.get("name")
+    if routed is None:
+        return
+    sent = sent_product_name(request)
+    if sent == routed:
+        return
+    what = (
+        "holds a '/' (sent as %2F), which is never read as a path separator"
+        if "/" in sent
+        else "is not a product name"
+    )
+    problem = product_name_problem(sent) or f"routing read it as {quoted_name(str(routed))}"
+    raise InvalidProductError(
+        f"the product segment of the URL path {what}: {problem}", status=422, error_code=42210
+    )
+
+
+#: The dependency of every router whose routes take a product name.
+PRODUCT_SEGMENT = Depends(check_product_segment)
+
+router = APIRouter(prefix="/products", tags=["products"], dependencies=[PRODUCT_SEGMENT])
 
 DescriptorBody = Body(
     description="The descriptor document (YAML field names of DataProduct; `schema` is the "

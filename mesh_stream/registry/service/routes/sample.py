@@ -13,9 +13,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from mesh_stream.registry.service.context import CallerDep, ServicesDep
+from mesh_stream.registry.service.routes.products import PRODUCT_SEGMENT
 from mesh_stream.registry.service.sample import DEFAULT_LIMIT, MAX_LIMIT, no_kafka_error
 
-router = APIRouter(tags=["products"])
+router = APIRouter(tags=["products"], dependencies=[PRODUCT_SEGMENT])
 
 
 @router.get(
