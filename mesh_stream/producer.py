@@ -47,7 +47,7 @@ from mesh_stream.errors import (
     SerializationError,
 )
 from mesh_stream.kafka import topics
-from mesh_stream.kafka.clients import make_producer
+from mesh_stream.kafka.clients import batches_within, make_producer
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 from mesh_stream.kafka.dlq import RULE_NAME, rule_dead_letter
 from mesh_stream.project import MeshProject, locate_project, resolve_product
@@ -81,10 +81,6 @@ DEFAULT_PRODUCER_CONFIG: dict[str, Any] = {
 }
 #: librdkafka's default ``message.max.bytes``: the largest record a producer sends.
 LIBRDKAFKA_MESSAGE_MAX_BYTES = 1_000_000
-#: librdkafka's default ``batch.size``: the most bytes of records it sends in one batch.
-LIBRDKAFKA_BATCH_SIZE = 1_000_000
-#: What a v2 record batch adds to its records (header, CRC, producer id and sequence).
-BATCH_OVERHEAD_BYTES = 61
 #: What librdkafka adds to key + value + headers before comparing with ``message.max.bytes``
 #: (RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD: the varints and attributes of one v2 record).
 RECORD_OVERHEAD_BYTES = 36
@@ -314,7 +310,7 @@ class ProductPublisher:
             limits = [ensure_topic(product, self.connection)]
             for dlq_topic in self._dlq_topics():
                 limits.append(ensure_topic(product, self.connection, topic=dlq_topic))
-            settings = _batches_within(settings, [limit for limit in limits if limit])
+            settings = batches_within(settings, [limit for limit in limits if limit])
         self._producer = make_producer(self.connection, settings)
         self._produce = self._producer.produce
         self._poll = self._producer.poll
@@ -921,20 +917,6 @@ def ensure_topic(
         ) from exc
     limit = configs.get(name, {}).get("max.message.bytes")
     return int(limit) if limit is not None and limit.isdigit() else None
-
-
-def _batches_within(settings: dict[str, Any], limits: list[int]) -> dict[str, Any]:
-    """``settings`` with ``batch.size`` below the smallest of the topics' ``limits``.
-
-    The broker refuses a whole batch over a topic's ``max.message.bytes``, so one large
-    record would fail every record sent with it. Batches that fit leave it alone in its own
-    batch (librdkafka sends a record over ``batch.size`` by itself), refused alone.
-    """
-    if not limits:
-        return settings
-    fitting = min(limits) - BATCH_OVERHEAD_BYTES
-    given = int(settings.get("batch.size", LIBRDKAFKA_BATCH_SIZE))
-    return settings if given <= fitting else {**settings, "batch.size": max(1, fitting)}
 
 
 def open_publisher(

@@ -50,6 +50,28 @@ def is_fatal(error: KafkaError) -> bool:
     return bool(error.fatal()) or error.code() == KafkaError._FATAL
 
 
+#: librdkafka's default ``batch.size``: the most bytes of records it sends in one batch.
+LIBRDKAFKA_BATCH_SIZE = 1_000_000
+#: What a v2 record batch adds to its records (header, CRC, producer id and sequence).
+BATCH_OVERHEAD_BYTES = 61
+
+
+def batches_within(settings: Mapping[str, Any], limits: list[int]) -> dict[str, Any]:
+    """Producer ``settings`` with ``batch.size`` below the smallest of the topics' ``limits``
+    (their ``max.message.bytes``).
+
+    The broker refuses a whole batch over a topic's ``max.message.bytes``, so records that
+    fit one by one would fail together, and again at every retry. Batches that fit leave a
+    large record alone in its own batch (librdkafka sends a record over ``batch.size`` by
+    itself), refused alone.
+    """
+    if not limits:
+        return dict(settings)
+    fitting = min(limits) - BATCH_OVERHEAD_BYTES
+    given = int(settings.get("batch.size", LIBRDKAFKA_BATCH_SIZE))
+    return dict(settings) if given <= fitting else {**settings, "batch.size": max(1, fitting)}
+
+
 def make_producer(conn: KafkaConnection, config: Mapping[str, Any] | None = None) -> Producer:
     """A confluent-kafka ``Producer`` on ``conn`` with ``config`` on top."""
     return Producer(conn.librdkafka_config(config))

@@ -31,9 +31,10 @@ from typing import Any
 import faust
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from mesh_stream.errors import ProcessorError
-from mesh_stream.kafka.clients import make_producer
+from mesh_stream.errors import MeshError, ProcessorError
+from mesh_stream.kafka.clients import batches_within, make_admin, make_producer
 from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.kafka.topics import describe_topic
 from mesh_stream.processing.deferred import FlushBeforeCommit
 
 __all__ = ["OUTPUT_PRODUCER_CONFIG", "OutputProducer", "OutputRefusedError", "flush_with_commits"]
@@ -63,6 +64,8 @@ class OutputProducer:
     def __init__(self, connection: KafkaConnection, app_id: str) -> None:
         self.connection = connection
         self.app_id = app_id
+        #: The client's config: :meth:`start` keeps batches under the topic's record limit.
+        self.config = dict(OUTPUT_PRODUCER_CONFIG)
         #: Told of the first refused record (the engine sets the worker's StopOnSendError).
         self.on_refused: Callable[[BaseException], None] = self._log_refusal
         #: The first refusal; once set, every flush raises it.
@@ -72,12 +75,36 @@ class OutputProducer:
     def start(self, topic: str, timeout_s: float = 10.0) -> None:
         """Make the client and learn ``topic``'s partition leaders now, so the first output
         is sent at once rather than after the client's own start (a worker calls this as it
-        starts; :meth:`send` makes the client itself if it was not)."""
+        starts; :meth:`send` makes the client itself if it was not).
+
+        A topic whose ``max.message.bytes`` is below librdkafka's batch size gets batches
+        under it first: Kafka refuses a whole batch over it, outputs that fit one by one
+        included, and would again after every restart.
+        """
+        if self._producer is None:
+            limit = self._record_limit(topic, timeout_s)
+            self.config = batches_within(OUTPUT_PRODUCER_CONFIG, [limit] if limit else [])
         producer = self._client()
         try:
             producer.list_topics(topic, timeout=timeout_s)
         except KafkaException as exc:  # the first send will try again, and report a refusal
             log.warning("%s: could not read the metadata of %s yet: %s", self.app_id, topic, exc)
+
+    def _record_limit(self, topic: str, timeout_s: float) -> int | None:
+        """``topic``'s ``max.message.bytes``, or None when it cannot be read (no
+        DescribeConfigs right, say: batches then keep librdkafka's size)."""
+        try:
+            state = describe_topic(
+                make_admin(self.connection, {"log_level": 0}),
+                self.connection,
+                topic,
+                timeout=timeout_s,
+            )
+        except MeshError as exc:
+            log.warning("%s: could not read the configs of %s: %s", self.app_id, topic, exc)
+            return None
+        limit = state.config.get("max.message.bytes", "") if state is not None else ""
+        return int(limit) if limit.isdigit() else None
 
     def send(self, topic: str, key: bytes, value: bytes, headers: Mapping[str, bytes]) -> None:
         """Hand one record to librdkafka (it is sent at once, from its own thread)."""
@@ -94,7 +121,7 @@ class OutputProducer:
 
     def _client(self) -> Producer:
         if self._producer is None:
-            self._producer = make_producer(self.connection, OUTPUT_PRODUCER_CONFIG)
+            self._producer = make_producer(self.connection, self.config)
         return self._producer
 
     def flush(self, timeout_s: float = FLUSH_TIMEOUT_S) -> None:

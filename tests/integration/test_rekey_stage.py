@@ -277,6 +277,55 @@ def test_orders_whose_read_fields_exceed_kafkas_record_limit_together_are_all_co
     assert max(sizes) < 1_000_000
 
 
+def test_outputs_go_in_batches_under_the_output_topics_record_limit(
+    kafka: KafkaAddress, run: BenchRun, tmp_path: Path
+) -> None:
+    """An output topic whose ``max.message.bytes`` (600) takes a few outputs, not a
+    backlog's worth: Kafka refuses a whole batch over it, at every restart. The worker keeps
+    its output batches under the topic's limit and every order of 100 windows counts."""
+    spec = run.spec
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
+    limit = ConfigEntry("max.message.bytes", "600", incremental_operation=AlterConfigOpType.SET)
+    resource = ConfigResource("topic", spec.output.topic, incremental_configs=[limit])
+    admin.incremental_alter_configs([resource])[resource].result(30)
+    first_window = (int(time.time() * 1000) // 60_000 - 100) * 60_000
+    orders = [_order(n, first_window + n * 12_000) for n in range(500)]  # 5 a window
+    with (
+        RegistryClient.from_settings(run.settings) as client,
+        ProductPublisher(
+            spec.inputs[0],
+            bootstrap_servers=run.settings.resolved_bootstrap_servers(),
+            registry=client,
+            root=REPO,
+        ) as publisher,
+    ):
+        for order in orders:  # on time: each arrives as it is placed
+            publisher.publish(order, timestamp_ms=order["placed_at"])
+        publisher.flush()
+    log = tmp_path / "worker.log"
+    worker = start_worker(run.env, log)
+    try:
+        with RegistryClient.from_settings(run.settings) as client:
+            windows = read_windows(
+                kafka.bootstrap_servers, client, spec.output.topic, spec.output.partitions, 500
+            )
+        assert worker.poll() is None, log.read_text(errors="replace")[-3000:]
+        worker.terminate()
+        assert worker.wait(60) == 0, log.read_text(errors="replace")[-3000:]
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    expected = Counter(
+        (order["region"], order["placed_at"] - order["placed_at"] % 60_000) for order in orders
+    )
+
+    def start_ms(value: Any) -> int:
+        return value if isinstance(value, int) else int(value.timestamp() * 1000)
+
+    found = {(w["region"], start_ms(w["window_start"])): w["order_count"] for w in windows.values()}
+    assert found == dict(expected)
+
+
 def _stopped_by_a_refusal(run: BenchRun, tmp_path: Path) -> str:
     """Publish 10 orders and run the worker until it stops, which it must (not 0) with the
     stop-on-send-error line first; its log."""
