@@ -14,48 +14,84 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from mesh_stream.consumer import ConsumedRecord, ProductConsumer
-from mesh_stream.descriptor import DataProduct, load_descriptor, load_descriptors
-from mesh_stream.errors import (
-    AuthError,
-    BrokerError,
-    ConfigurationError,
-    DeliveryError,
-    DescriptorError,
-    DeserializationError,
-    IncompatibleSchemaError,
-    MeshError,
-    ProductNotFoundError,
-    ProductRejectedError,
-    RegistryError,
-    RegistryUnavailableError,
-    RuleViolationError,
-    SchemaError,
-    SerializationError,
-)
-from mesh_stream.producer import (
-    AsyncProductPublisher,
-    DeadLetteredRecord,
-    ProductPublisher,
-    PublishReport,
-    open_publisher,
-)
-from mesh_stream.registry import RegisteredSchema, RegistryClient
-from mesh_stream.schema.models import model_from_schema
-from mesh_stream.settings import MeshSettings
-
 if TYPE_CHECKING:
     from mesh_stream.broker import LocalCluster, local_cluster
+    from mesh_stream.consumer import ConsumedRecord, ProductConsumer
+    from mesh_stream.descriptor import DataProduct, load_descriptor, load_descriptors
+    from mesh_stream.errors import (
+        AuthError,
+        BrokerError,
+        ConfigurationError,
+        DeliveryError,
+        DescriptorError,
+        DeserializationError,
+        IncompatibleSchemaError,
+        MeshError,
+        ProductNotFoundError,
+        ProductRejectedError,
+        RegistryError,
+        RegistryUnavailableError,
+        RuleViolationError,
+        SchemaError,
+        SerializationError,
+    )
     from mesh_stream.governance import LintReport, Violation, lint_repository
+    from mesh_stream.producer import (
+        AsyncProductPublisher,
+        DeadLetteredRecord,
+        ProductPublisher,
+        PublishReport,
+        open_publisher,
+    )
+    from mesh_stream.registry import RegisteredSchema, RegistryClient
+    from mesh_stream.schema.models import model_from_schema
+    from mesh_stream.settings import MeshSettings
 
-#: Public names of the platform-team layers (launcher, governance), imported on first use
-#: so that ``import mesh_stream`` in a domain service loads only the SDK.
+#: Where each public name lives. Names are imported on first use, so ``import mesh_stream``
+#: costs nothing until a name is used: a domain service that uses the SDK loads only the
+#: SDK's modules, and the ``mesh`` command starts without them (a Ctrl-C while Python loads
+#: it ends quietly, see ``cli/entry.py``).
 _LAZY = {
-    "LocalCluster": "mesh_stream.broker",
-    "local_cluster": "mesh_stream.broker",
-    "LintReport": "mesh_stream.governance",
-    "Violation": "mesh_stream.governance",
-    "lint_repository": "mesh_stream.governance",
+    **dict.fromkeys(("ConsumedRecord", "ProductConsumer"), "mesh_stream.consumer"),
+    **dict.fromkeys(
+        ("DataProduct", "load_descriptor", "load_descriptors"), "mesh_stream.descriptor"
+    ),
+    **dict.fromkeys(
+        (
+            "AuthError",
+            "BrokerError",
+            "ConfigurationError",
+            "DeliveryError",
+            "DescriptorError",
+            "DeserializationError",
+            "IncompatibleSchemaError",
+            "MeshError",
+            "ProductNotFoundError",
+            "ProductRejectedError",
+            "RegistryError",
+            "RegistryUnavailableError",
+            "RuleViolationError",
+            "SchemaError",
+            "SerializationError",
+        ),
+        "mesh_stream.errors",
+    ),
+    **dict.fromkeys(
+        (
+            "AsyncProductPublisher",
+            "DeadLetteredRecord",
+            "ProductPublisher",
+            "PublishReport",
+            "open_publisher",
+        ),
+        "mesh_stream.producer",
+    ),
+    **dict.fromkeys(("RegisteredSchema", "RegistryClient"), "mesh_stream.registry"),
+    "model_from_schema": "mesh_stream.schema.models",
+    "MeshSettings": "mesh_stream.settings",
+    # the platform team's layers (launcher, governance)
+    **dict.fromkeys(("LocalCluster", "local_cluster"), "mesh_stream.broker"),
+    **dict.fromkeys(("LintReport", "Violation", "lint_repository"), "mesh_stream.governance"),
 }
 
 
@@ -66,6 +102,10 @@ def __getattr__(name: str) -> Any:
     value = getattr(import_module(module), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 __all__ = [
