@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import ConfigResource
 
 from mesh_stream.broker import local_cluster
@@ -61,7 +61,20 @@ def wait_for(predicate: Any, timeout: float, what: str | Callable[[], str]) -> N
 
 
 def records(conn: KafkaConnection, topic: str) -> list[Any]:
-    """Every record now in ``topic`` (all partitions, up to their end offsets)."""
+    """Every record now in ``topic`` (all partitions, up to their end offsets), asked again
+    while the cluster's metadata still changes after a broker's death: librdkafka then
+    destroys the dead broker's handle under a pending call (``_DESTROY_BROKER``)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return _records(conn, topic)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._DESTROY_BROKER or time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+
+
+def _records(conn: KafkaConnection, topic: str) -> list[Any]:
     consumer = make_consumer(
         conn, {"group.id": f"up-secure-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False}
     )
