@@ -38,7 +38,7 @@ from typing import Any
 import faust
 import orjson
 
-from mesh_stream.errors import MeshError
+from mesh_stream.errors import MeshError, ProcessorError
 from mesh_stream.processing import faust_seams
 
 __all__ = ["DeferredTable", "DeferredWrites", "FlushBeforeCommit", "defer_writes"]
@@ -54,16 +54,33 @@ _STRICT = (
 )
 
 
+#: Room left under faust's ``producer_max_request_size`` for a changelog record's key and
+#: overhead: a table value (as JSON) may take the rest.
+CHANGELOG_HEADROOM_BYTES = 16 * 1024
+
+
 class DeferredWritesFailedError(MeshError):
     """A flush of kept table writes failed: no commit may follow it."""
+
+
+class StateTooLargeError(ProcessorError):
+    """A table value larger than a changelog record may be (faust's producer would refuse
+    it at every flush)."""
 
 
 class DeferredWrites:
     """The deferred tables of one worker, flushed together and in order (see the module)."""
 
-    def __init__(self, tables: Sequence[MutableMapping[str, Any]], flush_at: int) -> None:
+    def __init__(
+        self,
+        tables: Sequence[MutableMapping[str, Any]],
+        flush_at: int,
+        max_value_bytes: int | None = None,
+    ) -> None:
         self.tables = tuple(DeferredTable(table, self) for table in tables)
         self.flush_at = flush_at
+        #: The longest value (as JSON) a table's changelog record may carry, when known.
+        self.max_value_bytes = max_value_bytes
         self.failed: BaseException | None = None
 
     def flush(self) -> int:
@@ -126,6 +143,15 @@ class DeferredTable(MutableMapping[str, Any]):
                 f"the state of key {key!r} cannot be stored: {exc}; keep JSON values in it "
                 f"(numbers, strings, lists, dicts; e.g. integer cents for a decimal)"
             ) from exc
+        most = self._writes.max_value_bytes
+        if most is not None and len(text) > most:
+            # refused now, naming the key, rather than by faust's producer at the next flush,
+            # which would stop the worker at every restart with aiokafka's words
+            raise StateTooLargeError(
+                f"the state of key {key!r} takes {len(text):,} bytes as JSON, over the "
+                f"{most:,} one changelog record may hold; keep less in it (totals rather than "
+                f"the events themselves)"
+            )
         self._keep(key, text)
 
     def __delitem__(self, key: str) -> None:
@@ -203,7 +229,8 @@ def defer_writes(
     """Wrap ``tables`` (flushed in this order) so their writes wait for faust's commits (or
     ``flush_at`` of them are kept; 1 writes each at once), and flush them when faust revokes
     partitions; returns the wrappers."""
-    writes = DeferredWrites(tables, flush_at)
+    most = app.conf.producer_max_request_size - CHANGELOG_HEADROOM_BYTES
+    writes = DeferredWrites(tables, flush_at, most)
     app.sensors.add(FlushBeforeCommit(writes.flush))
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's handler type is narrow

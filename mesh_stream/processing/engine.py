@@ -77,7 +77,7 @@ from mesh_stream.processing.app import (
     schema_decoder,
 )
 from mesh_stream.processing.dedup import SeenEvents, apply_once
-from mesh_stream.processing.deferred import DeferredTable, defer_writes
+from mesh_stream.processing.deferred import DeferredTable, StateTooLargeError, defer_writes
 from mesh_stream.processing.expiry import WindowExpiry, clock_key
 from mesh_stream.processing.lineage import LineageRun
 from mesh_stream.processing.metrics import (
@@ -585,11 +585,14 @@ class Aggregation:
                 changed = True
         if key_seen is not None:
             newest = max(envelope.arrival_ms for envelope in envelopes)
-            changed = key_seen.store(now_ms=newest) or changed  # seen entries first ...
+            try:
+                changed = key_seen.store(now_ms=newest) or changed  # seen entries first ...
+            except StateTooLargeError as exc:  # ids too long for a slot of them
+                raise self._fail(envelopes[-1].where, exc) from exc
         if changed:
             try:
                 self.states[kafka_key] = stored  # ... then the state listing them
-            except TypeError as exc:  # apply left something that is not JSON in the state
+            except (TypeError, StateTooLargeError) as exc:  # not JSON, or too much of it
                 raise self._fail(envelopes[-1].where, exc) from exc
         if fresh:
             last = envelopes[-1]

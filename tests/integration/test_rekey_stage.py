@@ -277,6 +277,32 @@ def test_orders_whose_read_fields_exceed_kafkas_record_limit_together_are_all_co
     assert max(sizes) < 1_000_000
 
 
+def test_a_state_grown_past_a_changelog_record_stops_the_worker_with_one_line(
+    kafka: KafkaAddress, run: BenchRun, tmp_path: Path
+) -> None:
+    """An ``apply`` that keeps every order's 3,000 SKUs: a region's window passes the 1 MB a
+    changelog record may hold after some 30 orders. The worker stops saying so, naming the
+    order and the key, rather than failing at its next flush in aiokafka's words."""
+    spec = run.spec
+    env = {**run.env, "MESH_TEST_READ_ITEMS": "1", "MESH_TEST_KEEP_SKUS": "1"}
+    placed = int(time.time() * 1000)
+    orders = []
+    for n in range(200):  # 40 a region
+        order = _order(n, placed)
+        order["items"] = [
+            {"sku": f"sku-{i:04d}", "quantity": 1, "unit_price": Decimal("0.01")}
+            for i in range(3_000)
+        ]
+        orders.append(order)
+    publish(run, orders, placed)
+    status, text = run_until_exit(env, tmp_path / "worker.log")
+    assert status != 0, text[-3000:]
+    [line] = [line for line in text.splitlines() if "crashed on" in line]
+    assert f"processor {spec.output.name} crashed on {spec.inputs[0].topic}[0]@" in line, line
+    assert "bytes as JSON, over the 983,616 one changelog record may hold; keep less" in line
+    assert "MessageSizeTooLarge" not in text, text[-3000:]
+
+
 def test_outputs_go_in_batches_under_the_output_topics_record_limit(
     kafka: KafkaAddress, run: BenchRun, tmp_path: Path
 ) -> None:

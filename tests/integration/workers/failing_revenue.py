@@ -6,7 +6,9 @@ processor over private 1-partition copies of its products (run ``MESH_BENCH_RUN_
 ``order_id`` is ``MESH_TEST_FAIL_ORDER`` (when that is set), the way a bug in a processor's own
 code would. With ``MESH_TEST_RETAIN_MS`` its closed windows are kept that long (not a day);
 with ``MESH_TEST_READ_ITEMS`` it also reads each order's lines (``items``), which its
-``apply`` does not use, so that large orders make large internal records.
+``apply`` does not use, so that large orders make large internal records; with
+``MESH_TEST_KEEP_SKUS`` as well its ``apply`` keeps every line's SKU in the window's state,
+which then grows with every order.
 """
 
 from __future__ import annotations
@@ -61,10 +63,14 @@ def main() -> None:
             raise ValueError(f"route cannot handle order {failing}")
         return orders.key(order)
 
+    keep_skus = bool(os.environ.get("MESH_TEST_KEEP_SKUS"))
+
     def apply(window: dict[str, Any], event: Event) -> None:
         if event.fields["order_id"] == failing and in_apply:
             raise ValueError(f"apply cannot handle order {failing}")
         revenue.add_order(window, event)
+        if keep_skus:
+            window.setdefault("skus", []).extend(item["sku"] for item in event.fields["items"])
 
     reads = (*orders.reads, "order_id")
     if os.environ.get("MESH_TEST_READ_ITEMS"):

@@ -22,6 +22,7 @@ from mesh_stream.processing.deferred import (
     DeferredWrites,
     DeferredWritesFailedError,
     FlushBeforeCommit,
+    StateTooLargeError,
     defer_writes,
 )
 from mesh_stream.settings import MeshSettings
@@ -310,6 +311,21 @@ def test_a_value_json_would_read_back_as_another_type_is_refused(value: Any) -> 
     ):
         deferred["eu@0"] = value
     assert deferred.pending == 0
+
+
+def test_a_value_longer_than_a_changelog_record_may_be_is_refused_naming_the_key() -> None:
+    """faust's producer would refuse its changelog record at every flush (and so at every
+    restart, in aiokafka's words): refused as it is written, naming the key and the sizes."""
+    (deferred,) = DeferredWrites([RecordingTable("state", [])], 1000, max_value_bytes=100).tables
+    with faust_seams.current_event(Event("t", 0)):  # type: ignore[arg-type]
+        deferred["eu@0"] = {"note": "n" * 80}  # 91 bytes: kept
+        with pytest.raises(
+            StateTooLargeError,
+            match=r"the state of key 'eu@0' takes 1,011 bytes as JSON, over the 100 one "
+            r"changelog record may hold; keep less in it",
+        ):
+            deferred["eu@0"] = {"note": "n" * 1_000}
+    assert deferred["eu@0"] == {"note": "n" * 80}  # the last value that fitted stays
 
 
 def test_nulls_and_nested_values_read_back_as_written() -> None:

@@ -35,6 +35,7 @@ from mesh_stream.processing.app import (
     confirmed_flush,
     handle_batch,
 )
+from mesh_stream.processing.deferred import DeferredWrites
 from mesh_stream.processing.engine import (
     Aggregation,
     crash_line,
@@ -581,6 +582,49 @@ def test_a_state_that_is_not_json_stops_the_worker_naming_the_input_record(
     assert "Decimal is not JSON serializable" in line
     assert worker.outputs == {}
     assert worker.states.data == {}
+
+
+def test_a_state_grown_past_a_changelog_record_stops_the_worker_naming_the_input_record(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An ``apply`` that keeps every event makes a state faust's producer would refuse at
+    every restart: the worker stops at the event that made it too large, naming it."""
+
+    def keeps_every_note(state: dict[str, Any], event: Any) -> None:
+        state.setdefault("notes", []).append(event.fields["note"])
+
+    processor = Processor(
+        "analytics.t",
+        (Input("orders.order-placed", key=lambda _f: "all", reads=("note",)),),
+        keeps_every_note,
+        lambda _key, state: {"count": len(state["notes"])},
+    )
+    (states,) = DeferredWrites([JsonTable()], 1000, max_value_bytes=5_000).tables
+    published: list[Any] = []
+    aggregation = Aggregation(
+        processor, {TOPIC: "orders.order-placed"}, states, None, lambda *a: published.append(a)
+    )
+    wires = [
+        wire
+        for offset in range(10)
+        for _key, wire in aggregation.route(TOPIC, 0, offset, {"note": "n" * 1_000}, BASE)
+    ]
+    [(key, envelopes)] = Aggregation.envelopes(aggregation.encode([("all", wires)]), None, 0, 0)
+
+    class Current:  # what the deferred table reads of faust's current event
+        message = types.SimpleNamespace(topic="by-key", partition=0)
+
+    current = Current()
+    with faust_seams.current_event(current), caplog.at_level(logging.ERROR):  # type: ignore[arg-type]
+        for envelope in envelopes[:4]:
+            aggregation.update(key, [envelope])
+        with pytest.raises(Exception, match="changelog record"):
+            aggregation.update(key, [envelopes[4]])
+    [line] = [record.getMessage() for record in caplog.records]
+    assert line.startswith(f"processor analytics.t crashed on {TOPIC}[0]@4: the state of key ")
+    assert "over the 5,000 one changelog record may hold; keep less in it" in line
+    assert len(published) == 4  # the four events that fitted were published, not the fifth
+    assert len(states["all"]["value"]["notes"]) == 4
 
 
 def test_crash_line_names_function_exception_and_field() -> None:
