@@ -47,7 +47,12 @@ from mesh_stream.errors import (
     SerializationError,
 )
 from mesh_stream.kafka import topics
-from mesh_stream.kafka.clients import batches_within, make_producer
+from mesh_stream.kafka.clients import (
+    LIBRDKAFKA_MESSAGE_MAX_BYTES,
+    RECORD_OVERHEAD_BYTES,
+    batches_within,
+    make_producer,
+)
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 from mesh_stream.kafka.dlq import RULE_NAME, rule_dead_letter
 from mesh_stream.project import MeshProject, locate_project, resolve_product
@@ -79,11 +84,6 @@ DEFAULT_PRODUCER_CONFIG: dict[str, Any] = {
     "compression.type": "lz4",
     "log_level": 3,
 }
-#: librdkafka's default ``message.max.bytes``: the largest record a producer sends.
-LIBRDKAFKA_MESSAGE_MAX_BYTES = 1_000_000
-#: What librdkafka adds to key + value + headers before comparing with ``message.max.bytes``
-#: (RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD: the varints and attributes of one v2 record).
-RECORD_OVERHEAD_BYTES = 36
 POLL_EVERY = 256
 SHOWN_RECORDS = 10
 # Delivery errors that mean "this principal may not write here": raised as our

@@ -50,6 +50,11 @@ def is_fatal(error: KafkaError) -> bool:
     return bool(error.fatal()) or error.code() == KafkaError._FATAL
 
 
+#: librdkafka's default ``message.max.bytes``: the largest record a producer sends.
+LIBRDKAFKA_MESSAGE_MAX_BYTES = 1_000_000
+#: What librdkafka adds to key + value + headers before comparing with ``message.max.bytes``
+#: (RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD: the varints and attributes of one v2 record).
+RECORD_OVERHEAD_BYTES = 36
 #: librdkafka's default ``batch.size``: the most bytes of records it sends in one batch.
 LIBRDKAFKA_BATCH_SIZE = 1_000_000
 #: What a v2 record batch adds to its records (header, CRC, producer id and sequence).

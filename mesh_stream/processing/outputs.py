@@ -32,7 +32,14 @@ import faust
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from mesh_stream.errors import MeshError, ProcessorError
-from mesh_stream.kafka.clients import batches_within, make_admin, make_producer
+from mesh_stream.kafka.clients import (
+    BATCH_OVERHEAD_BYTES,
+    LIBRDKAFKA_MESSAGE_MAX_BYTES,
+    RECORD_OVERHEAD_BYTES,
+    batches_within,
+    make_admin,
+    make_producer,
+)
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.kafka.topics import describe_topic
 from mesh_stream.processing.deferred import FlushBeforeCommit
@@ -66,6 +73,9 @@ class OutputProducer:
         self.app_id = app_id
         #: The client's config: :meth:`start` keeps batches under the topic's record limit.
         self.config = dict(OUTPUT_PRODUCER_CONFIG)
+        #: The most bytes one record's key, value and headers may take: the producer's limit,
+        #: and once :meth:`start` read it, the topic's.
+        self.max_record_bytes = LIBRDKAFKA_MESSAGE_MAX_BYTES - RECORD_OVERHEAD_BYTES
         #: Told of the first refused record (the engine sets the worker's StopOnSendError).
         self.on_refused: Callable[[BaseException], None] = self._log_refusal
         #: The first refusal; once set, every flush raises it.
@@ -84,6 +94,9 @@ class OutputProducer:
         if self._producer is None:
             limit = self._record_limit(topic, timeout_s)
             self.config = batches_within(OUTPUT_PRODUCER_CONFIG, [limit] if limit else [])
+            if limit:
+                alone = limit - BATCH_OVERHEAD_BYTES - RECORD_OVERHEAD_BYTES
+                self.max_record_bytes = min(self.max_record_bytes, alone)
         producer = self._client()
         try:
             producer.list_topics(topic, timeout=timeout_s)
@@ -107,7 +120,16 @@ class OutputProducer:
         return int(limit) if limit.isdigit() else None
 
     def send(self, topic: str, key: bytes, value: bytes, headers: Mapping[str, bytes]) -> None:
-        """Hand one record to librdkafka (it is sent at once, from its own thread)."""
+        """Hand one record to librdkafka (it is sent at once, from its own thread); a record
+        Kafka could not take is a :class:`ProcessorError` (what ``emit`` returned), before
+        anything is sent."""
+        size = len(key) + len(value) + sum(len(name) + len(data) for name, data in headers.items())
+        if size > self.max_record_bytes:
+            raise ProcessorError(
+                f"it takes {size:,} bytes, over the {self.max_record_bytes:,} one record of "
+                f"{topic} may take (the topic's max.message.bytes and the producer's "
+                f"message.max.bytes, less their overhead); emit a smaller record"
+            )
         producer = self._producer or self._client()
         while True:
             try:

@@ -310,10 +310,7 @@ def test_outputs_go_in_batches_under_the_output_topics_record_limit(
     backlog's worth: Kafka refuses a whole batch over it, at every restart. The worker keeps
     its output batches under the topic's limit and every order of 100 windows counts."""
     spec = run.spec
-    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
-    limit = ConfigEntry("max.message.bytes", "600", incremental_operation=AlterConfigOpType.SET)
-    resource = ConfigResource("topic", spec.output.topic, incremental_configs=[limit])
-    admin.incremental_alter_configs([resource])[resource].result(30)
+    _limit_output_records(kafka, run, 600)
     first_window = (int(time.time() * 1000) // 60_000 - 100) * 60_000
     orders = [_order(n, first_window + n * 12_000) for n in range(500)]  # 5 a window
     with (
@@ -363,17 +360,57 @@ def _stopped_by_a_refusal(run: BenchRun, tmp_path: Path) -> str:
     return text
 
 
+def _limit_output_records(kafka: KafkaAddress, run: BenchRun, max_bytes: int) -> None:
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
+    limit = ConfigEntry(
+        "max.message.bytes", str(max_bytes), incremental_operation=AlterConfigOpType.SET
+    )
+    resource = ConfigResource("topic", run.spec.output.topic, incremental_configs=[limit])
+    admin.incremental_alter_configs([resource])[resource].result(30)
+
+
 def test_a_worker_whose_outputs_kafka_refuses_stops(
     kafka: KafkaAddress, run: BenchRun, tmp_path: Path
 ) -> None:
+    """The output topic's limit drops below an output's size once the worker runs (it read
+    the limit as it started, so only Kafka can refuse): the worker stops on the refusal."""
     spec = run.spec
-    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
-    limit = ConfigEntry("max.message.bytes", "64", incremental_operation=AlterConfigOpType.SET)
-    too_small = ConfigResource("topic", spec.output.topic, incremental_configs=[limit])
-    admin.incremental_alter_configs([too_small])[too_small].result(30)  # outputs are larger
-    text = _stopped_by_a_refusal(run, tmp_path)
+    placed = int(time.time() * 1000)
+    publish(run, [_order(n, placed) for n in range(10)], placed)
+    log = tmp_path / "worker.log"
+    worker = start_worker(run.env, log)
+    try:
+        with RegistryClient.from_settings(run.settings) as client:
+            assert read_windows(kafka.bootstrap_servers, client, spec.output.topic, 1, 10)
+        _limit_output_records(kafka, run, 64)  # outputs are larger
+        publish(run, [_order(n, placed) for n in range(10, 20)], placed)
+        status = worker.wait(120)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    text = log.read_text(errors="replace")
+    assert status != 0, text[-3000:]
+    assert f"Kafka refused a record of {spec.app_id}" in text, text[-3000:]
     assert f"output record to {spec.output.topic}[" in text, text[-3000:]
     assert "MSG_SIZE_TOO_LARGE" in text, text[-3000:]
+
+
+def test_an_output_larger_than_its_topic_takes_stops_the_worker_naming_the_input_record(
+    kafka: KafkaAddress, run: BenchRun, tmp_path: Path
+) -> None:
+    """A topic limit the worker knows as it starts: an output over it is what ``emit``
+    returned, named with its key and input record before anything is sent."""
+    spec = run.spec
+    _limit_output_records(kafka, run, 150)  # room for 53 bytes of key, value and headers
+    placed = int(time.time() * 1000)
+    publish(run, [_order(n, placed) for n in range(10)], placed)
+    status, text = run_until_exit(run.env, tmp_path / "worker.log")
+    assert status != 0, text[-3000:]
+    [line] = [line for line in text.splitlines() if "crashed on" in line]
+    assert f"processor {spec.output.name} crashed on {spec.inputs[0].topic}[0]@" in line, line
+    assert "emit returned a record for key '" in line, line
+    assert f"over the 53 one record of {spec.output.topic} may take" in line, line
+    assert "MSG_SIZE_TOO_LARGE" not in text, text[-3000:]
 
 
 def test_a_worker_whose_internal_records_kafka_refuses_stops_and_commits_nothing(

@@ -781,6 +781,28 @@ def test_an_emitted_record_the_output_refuses_stops_the_worker_naming_emit_and_k
     assert said in line
 
 
+def test_an_output_larger_than_its_topic_takes_stops_the_worker_before_it_is_sent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Kafka would refuse it at every restart: refused as what ``emit`` returned, naming the
+    key, the input record and the limit, and never handed to librdkafka."""
+    worker = Worker(revenue.PROCESSOR)
+    output = _revenue_output()
+    output.sender.max_record_bytes = 50  # as start() sets it for a topic taking 147 bytes
+    worker.aggregation.publish = output.publish
+    order = orders(random.Random(4), 1)[0] | {"region": "eu-west", "placed_at": BASE}
+    with caplog.at_level(logging.ERROR), pytest.raises(Exception):  # noqa: B017, PT011
+        worker.aggregate(worker.forward([InputRecord("orders.order-placed", order, BASE)]))
+    [line] = [r.getMessage() for r in caplog.records]
+    window = f"eu-west@{BASE - BASE % 60_000}"
+    assert line.startswith(
+        "processor analytics.revenue-by-region crashed on orders.order-placed.v1[0]@0: emit "
+        f"returned a record for key {window!r}: it takes "
+    )
+    assert "bytes, over the 50 one record of analytics.revenue-by-region.v1 may take" in line
+    assert output.sender._producer is None  # nothing reached librdkafka
+
+
 def test_run_reports_a_configuration_problem_in_one_line_and_exits_1(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

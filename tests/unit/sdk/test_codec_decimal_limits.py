@@ -10,7 +10,7 @@ import pytest
 from confluent_kafka import KafkaException, Producer
 
 from mesh_stream.errors import SerializationError
-from mesh_stream.producer import LIBRDKAFKA_MESSAGE_MAX_BYTES, RECORD_OVERHEAD_BYTES
+from mesh_stream.kafka.clients import LIBRDKAFKA_MESSAGE_MAX_BYTES, RECORD_OVERHEAD_BYTES
 from mesh_stream.schema.codec import RecordDecoder, RecordEncoder, coerce_json
 from tests.unit.sdk.conftest import MemorySchemas
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from mesh_stream.errors import SchemaRejectedError, SerializationError
-from mesh_stream.producer import RECORD_OVERHEAD_BYTES, ProductPublisher
+from mesh_stream.kafka.clients import RECORD_OVERHEAD_BYTES
+from mesh_stream.producer import ProductPublisher
 from mesh_stream.registry.client import RegistryClient
 from tests.unit.sdk.test_rules_contract import SCHEMA, client, product, server
 
