@@ -60,6 +60,7 @@ from mesh_stream.registry.service.routes import (
 )
 from mesh_stream.registry.service.schemas import SchemaRegistry
 from mesh_stream.registry.service.store import CatchingUpStore, RegistryStore, SharedStore
+from mesh_stream.settings import quoted_name
 
 log = logging.getLogger(__name__)
 
@@ -177,10 +178,21 @@ def create_app(
         return error_response(422, 422, "invalid request: " + "; ".join(parts))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: Exception) -> RegistryJSONResponse:
+    async def http_error(request: Request, exc: Exception) -> RegistryJSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 400:  # FastAPI could not parse the body (e.g. nested too deeply)
             return error_response(400, 40001, f"malformed JSON body: {exc.detail}")
+        if exc.status_code in (404, 405) and exc.detail in ("Not Found", "Method Not Allowed"):
+            # routing's own answer: say which route, as the path was read (once decoded, so
+            # a %2F inside a name is a separator here)
+            answer = error_response(
+                exc.status_code,
+                exc.status_code,
+                f"HTTP {exc.status_code} {exc.detail}: no route for {request.method} "
+                f"{quoted_name(request.url.path)}; the API is described at /docs",
+            )
+            answer.headers.update(exc.headers or {})  # 405's Allow
+            return answer
         return error_response(
             exc.status_code, exc.status_code, f"HTTP {exc.status_code} {exc.detail}"
         )
