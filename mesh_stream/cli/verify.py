@@ -15,6 +15,7 @@ import click
 
 from mesh_stream.cli.options import (
     FiniteFloatRange,
+    NonEmptyPath,
     ProjectChoice,
     checked_bootstrap_servers,
     checked_registry_url,
@@ -159,7 +160,9 @@ def _interrupted(_signal: int, _frame: object) -> None:
 )
 @click.option(
     "--work-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=NonEmptyPath(
+        file_okay=False, path_type=Path, hint="use a temporary folder, removed when it passes"
+    ),
     callback=_checked_work_dir,
     help="Folder for the throwaway Kafka's data and the worker logs (kept). [default: a "
     "temporary folder, removed when the processor passes]",

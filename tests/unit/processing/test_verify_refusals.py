@@ -186,6 +186,18 @@ def test_a_work_dir_that_is_a_device_is_named_as_not_a_folder(
     ) in " ".join(said.split())
 
 
+def test_an_empty_work_dir_is_refused_rather_than_taken_as_the_current_folder(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An unset shell variable (`--work-dir "$DIR"`) meant the current folder."""
+    status, said = mesh(capsys, "any_module", "--work-dir", "")
+    assert status == 2
+    assert (
+        "Invalid value for '--work-dir': is empty; give a path, or leave the option out to use "
+        "a temporary folder, removed when it passes"
+    ) in " ".join(said.split())
+
+
 @pytest.mark.parametrize(
     ("make", "under", "what"),
     [
