@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
 
 import mesh_stream
 from mesh_stream import errors
@@ -75,3 +77,24 @@ def test_serde_errors_are_also_confluent_kafka_errors() -> None:
 
     assert issubclass(errors.SerializationError, KafkaSerializationError)
     assert issubclass(errors.DeserializationError, KafkaSerializationError)
+
+
+def test_names_load_on_first_use_and_submodules_stay_reachable_as_attributes() -> None:
+    """``import mesh_stream`` imports nothing until a name is used (the `mesh` command's
+    start-up and its Ctrl-C rely on it); what the eager imports once gave still works."""
+    code = (
+        "import sys, mesh_stream\n"
+        "before = 'mesh_stream.producer' in sys.modules\n"
+        "from mesh_stream import ProductPublisher\n"
+        "print(before, 'mesh_stream.producer' in sys.modules, mesh_stream.errors.MeshError)\n"
+        "try:\n"
+        "    mesh_stream.no_such_name\n"
+        "except AttributeError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == [
+        "False True <class 'mesh_stream.errors.MeshError'>",
+        "module 'mesh_stream' has no attribute 'no_such_name'",
+    ]
+    assert set(dir(mesh_stream)) >= EXPECTED
