@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -59,7 +59,14 @@ class _Answers(BaseHTTPRequestHandler):
 @contextmanager
 def answering(routes: Mapping[str, Any]) -> Iterator[str]:
     """The URL of an HTTP server answering ``routes`` (see :class:`_Answers`)."""
-    handler = type("Handler", (_Answers,), {"routes": dict(routes)})
+    with serving(type("Handler", (_Answers,), {"routes": dict(routes)})) as url:
+        yield url
+
+
+@contextmanager
+def serving(handler: Callable[..., BaseHTTPRequestHandler]) -> Iterator[str]:
+    """The URL of an HTTP server on a free local port whose requests ``handler`` answers,
+    on a thread of its own until the block ends."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True

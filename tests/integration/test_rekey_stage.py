@@ -74,6 +74,15 @@ def _order(n: int, placed_at: int) -> dict[str, Any]:
     }
 
 
+def _order_of_3000_lines(n: int, placed_at: int) -> dict[str, Any]:
+    """Order ``n`` with 3,000 lines: some 200 KB as the re-key stage forwards its lines."""
+    order = _order(n, placed_at)
+    order["items"] = [
+        {"sku": f"sku-{i:04d}", "quantity": 1, "unit_price": Decimal("0.01")} for i in range(3_000)
+    ]
+    return order
+
+
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
@@ -222,6 +231,27 @@ def test_a_failing_route_stops_the_worker_and_loses_no_order(
         client.close()
 
 
+def windows_then_clean_stop(
+    kafka: KafkaAddress, run: BenchRun, env: dict[str, str], log: Path, want: int
+) -> dict[str, dict[str, Any]]:
+    """Run a worker until its windows count ``want`` orders, then stop it, which must end
+    cleanly (status 0) with the worker still running until then; its latest windows."""
+    worker = start_worker(env, log)
+    try:
+        with RegistryClient.from_settings(run.settings) as client:
+            output = run.spec.output
+            windows = read_windows(
+                kafka.bootstrap_servers, client, output.topic, output.partitions, want
+            )
+        assert worker.poll() is None, log.read_text(errors="replace")[-3000:]
+        worker.terminate()
+        assert worker.wait(60) == 0, log.read_text(errors="replace")[-3000:]
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    return windows
+
+
 def expect_windows(windows: dict[str, dict[str, Any]], orders: list[dict[str, Any]]) -> None:
     """Each region's window counts its orders once, and their gross."""
     expected_counts = Counter(order["region"] for order in orders)
@@ -241,30 +271,11 @@ def test_orders_whose_read_fields_exceed_kafkas_record_limit_together_are_all_co
     partition. The re-key stage splits them into records that fit, and every order counts."""
     spec, env = run.spec, {**run.env, "MESH_TEST_READ_ITEMS": "1"}
     placed = int(time.time() * 1000)
-    orders = []
-    for n in range(ORDERS):
-        order = _order(n, placed)
-        order["items"] = [
-            {"sku": f"sku-{i:04d}", "quantity": 1, "unit_price": Decimal("0.01")}
-            for i in range(3_000)
-        ]
-        orders.append(order)
+    orders = [_order_of_3000_lines(n, placed) for n in range(ORDERS)]
     publish(run, orders, placed)
-    log = tmp_path / "worker.log"
-    worker = start_worker(env, log)
-    try:
-        with RegistryClient.from_settings(run.settings) as client:
-            windows = read_windows(
-                kafka.bootstrap_servers, client, spec.output.topic, spec.output.partitions, ORDERS
-            )
-        expect_windows(windows, orders)
-        internal = f"{spec.app_id}-{INTERNAL_TOPIC}"
-        assert worker.poll() is None, log.read_text(errors="replace")[-3000:]
-        worker.terminate()
-        assert worker.wait(60) == 0, log.read_text(errors="replace")[-3000:]
-    finally:
-        if worker.poll() is None:
-            worker.kill()
+    windows = windows_then_clean_stop(kafka, run, env, tmp_path / "worker.log", ORDERS)
+    expect_windows(windows, orders)
+    internal = f"{spec.app_id}-{INTERNAL_TOPIC}"
     probe = Consumer({"bootstrap.servers": kafka.bootstrap_servers, "group.id": "it-sizes"})
     try:
         probe.assign([TopicPartition(internal, 0, 0)])
@@ -286,14 +297,7 @@ def test_a_state_grown_past_a_changelog_record_stops_the_worker_with_one_line(
     spec = run.spec
     env = {**run.env, "MESH_TEST_READ_ITEMS": "1", "MESH_TEST_KEEP_SKUS": "1"}
     placed = int(time.time() * 1000)
-    orders = []
-    for n in range(200):  # 40 a region
-        order = _order(n, placed)
-        order["items"] = [
-            {"sku": f"sku-{i:04d}", "quantity": 1, "unit_price": Decimal("0.01")}
-            for i in range(3_000)
-        ]
-        orders.append(order)
+    orders = [_order_of_3000_lines(n, placed) for n in range(200)]  # 40 a region
     publish(run, orders, placed)
     status, text = run_until_exit(env, tmp_path / "worker.log")
     assert status != 0, text[-3000:]
@@ -325,19 +329,7 @@ def test_outputs_go_in_batches_under_the_output_topics_record_limit(
         for order in orders:  # on time: each arrives as it is placed
             publisher.publish(order, timestamp_ms=order["placed_at"])
         publisher.flush()
-    log = tmp_path / "worker.log"
-    worker = start_worker(run.env, log)
-    try:
-        with RegistryClient.from_settings(run.settings) as client:
-            windows = read_windows(
-                kafka.bootstrap_servers, client, spec.output.topic, spec.output.partitions, 500
-            )
-        assert worker.poll() is None, log.read_text(errors="replace")[-3000:]
-        worker.terminate()
-        assert worker.wait(60) == 0, log.read_text(errors="replace")[-3000:]
-    finally:
-        if worker.poll() is None:
-            worker.kill()
+    windows = windows_then_clean_stop(kafka, run, run.env, tmp_path / "worker.log", 500)
     expected = Counter(
         (order["region"], order["placed_at"] - order["placed_at"] % 60_000) for order in orders
     )

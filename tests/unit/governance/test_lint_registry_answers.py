@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import functools
 import json
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from mesh_stream.errors import RegistryUnavailableError
 from mesh_stream.governance.registered import unavailable
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.scaffold import scaffold
-from tests.registry_stubs import answering, silent
+from tests.registry_stubs import answering, serving, silent
 from tests.unit.governance.test_lint_registry_inputs import TOTALS, TOTALS_SCHEMA
 
 NOT_A_REGISTRY = (
@@ -50,15 +49,8 @@ class _Quiet(SimpleHTTPRequestHandler):
 def web_server(folder: Path) -> Iterator[str]:
     """`python -m http.server` serving an empty ``folder``: a 404 HTML page for every path."""
     folder.mkdir()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
-    threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-    ).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(functools.partial(_Quiet, directory=str(folder))) as url:
+        yield url
 
 
 Server = Callable[[Path], AbstractContextManager[str]]
