@@ -40,7 +40,10 @@ def processor_module(name: str, project: MeshProject) -> str:
     if project.runnables is not None:
         try:
             listed = importlib.import_module(project.runnables).runnables(1.0)
-        except Exception as exc:  # a name with a '-' is no module: the runnables must say
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a '-' is in no module name: the runnables must say
+            # (sys.exit in that module too: its status must not pass for the verdict)
             raise ConfigurationError(
                 f"cannot find the processor of {name}: the project's runnables "
                 f"({project.runnables}) failed: {type(exc).__name__}: {exc}; fix that module, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -126,18 +127,25 @@ def test_an_output_product_no_runnable_runs_is_named_as_a_product(tmp_path: Path
         processor_module("analytics.no-such-output", load_project(REPO))
 
 
+@pytest.mark.parametrize(
+    ("source", "raised"),
+    [("def runnables(:\n", "SyntaxError: "), ("import sys\nsys.exit(0)\n", "SystemExit: 0")],
+    ids=["syntax error", "sys.exit(0) at import"],
+)
 def test_a_broken_runnables_module_is_named_not_taken_for_a_module_name(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    source: str, raised: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """It said "'shop.order-totals' is not a Python module name" (hostile-input campaign 2)."""
+    """It said "'shop.order-totals' is not a Python module name" (hostile-input campaign 2);
+    a module that exits at import would have ended `mesh verify` with its status, 0 a pass."""
     (tmp_path / "mesh.yaml").write_text("domains: [shop]\nrunnables: shop_runnables\n")
-    (tmp_path / "shop_runnables.py").write_text("def runnables(:\n")
+    (tmp_path / "shop_runnables.py").write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "shop_runnables", raising=False)
     with pytest.raises(ConfigurationError) as caught:
         processor_module("shop.order-totals", load_project(tmp_path))
     assert str(caught.value).startswith(
         "cannot find the processor of shop.order-totals: the project's runnables "
-        "(shop_runnables) failed: SyntaxError: "
+        f"(shop_runnables) failed: {raised}"
     )
 
 
