@@ -62,7 +62,7 @@ class ProductSource(Protocol):
 
 
 NAME_PART = r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*"
-PRODUCT_NAME = re.compile(rf"^(?P<domain>{NAME_PART})\.(?P<product>{NAME_PART})$")
+PRODUCT_NAME = re.compile(rf"^(?P<domain>{NAME_PART})\.(?P<product>{NAME_PART})\Z")
 #: Longest product name: its topic ``<name>.v<version>`` must fit Kafka's 249 characters.
 MAX_PRODUCT_NAME = 240
 
@@ -83,7 +83,7 @@ def product_name_problem(name: str) -> str | None:
     return None
 
 
-TOPIC_NAME = re.compile(rf"^(?P<name>{NAME_PART}\.{NAME_PART})\.v(?P<major>[1-9][0-9]*)$")
+TOPIC_NAME = re.compile(rf"^(?P<name>{NAME_PART}\.{NAME_PART})\.v(?P<major>[1-9][0-9]*)\Z")
 
 
 class ProductKind(StrEnum):

@@ -41,8 +41,8 @@ from mesh_stream.settings import MeshSettings
 
 PROJECT_FILE = "mesh.yaml"
 ROOT_SETTING = "MESH_PROJECT_ROOT"
-_DOMAIN = re.compile(rf"^{NAME_PART}$")
-_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_DOMAIN = re.compile(rf"^{NAME_PART}\Z")
+_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 #: A domain is also a principal (registry tokens, broker users): the registry issues tokens
 #: to names of at most this length and never to ``admin``, its super user.
 MAX_DOMAIN_LENGTH = 64

@@ -35,7 +35,7 @@ CREDENTIALS_FILE = "credentials.json"
 TLS_DIR = "tls"
 ADMIN = "admin"
 MECHANISM = SaslMechanism.SCRAM_SHA_512
-_USER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+_USER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}\Z")
 
 
 def protocol_of(security: str) -> SecurityProtocol:

@@ -28,7 +28,7 @@ AVRO_SCHEMA_FORMAT = "application/vnd.apache.avro+json;version=1.9.0"
 #: Records are Avro binary in Confluent's framing (magic byte, 4-byte schema id, body).
 CONTENT_TYPE = "application/vnd.apache.avro"
 #: AsyncAPI's pattern for component (and message) keys.
-COMPONENT_KEY = re.compile(r"^[a-zA-Z0-9\.\-_]+$")
+COMPONENT_KEY = re.compile(r"^[a-zA-Z0-9\.\-_]+\Z")
 
 #: SASL mechanism -> the AsyncAPI 3.0 security scheme type (also its components key).
 SASL_SCHEMES = {
@@ -122,7 +122,7 @@ def _contact(owners: Sequence[tuple[str, str]]) -> dict[str, str]:
     team, contact = owners[0]
     if re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", contact):
         return {"name": team, "email": contact}
-    if re.match(r"https?://\S+$", contact):
+    if re.match(r"https?://\S+\Z", contact):
         return {"name": team, "url": contact}
     return {"name": f"{team} ({contact})"}
 

@@ -80,7 +80,7 @@ STATUS_GROUP_PREFIX = "mesh-products-status-"
 PROCESSOR_PREFIX = f"{PLATFORM_NAME}-"
 """Processor app ids are ``mesh-<product>`` (see :mod:`mesh_stream.processing.app`)."""
 
-_DOMAIN = re.compile(rf"^{NAME_PART}$")
+_DOMAIN = re.compile(rf"^{NAME_PART}\Z")
 
 _OWN_TOPIC_OPS = (
     Operation.READ,

@@ -312,7 +312,7 @@ def undocumented(schema: Mapping[str, Any]) -> Iterator[Finding]:
                 yield Finding(f"field {where} has no doc", where, spot.loc, True)
 
 
-CONTACT = re.compile(r"^(?:[^@\s]+@[^@\s]+\.[^@\s.]+|#[a-z0-9][a-z0-9._-]*|https?://\S+)$")
+CONTACT = re.compile(r"^(?:[^@\s]+@[^@\s]+\.[^@\s.]+|#[a-z0-9][a-z0-9._-]*|https?://\S+)\Z")
 
 
 @_policy(

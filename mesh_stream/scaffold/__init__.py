@@ -18,7 +18,7 @@ from mesh_stream.descriptor import NAME_PART
 from mesh_stream.errors import ConfigurationError
 from mesh_stream.project import domain_name_problem
 
-DOMAIN_NAME = re.compile(rf"^{NAME_PART}$")
+DOMAIN_NAME = re.compile(rf"^{NAME_PART}\Z")
 
 #: template file -> where it goes in the new repository (``{domain}`` is the domain).
 LAYOUT: dict[str, str] = {

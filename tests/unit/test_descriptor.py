@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mesh_stream.descriptor import (
+    PRODUCT_NAME,
+    TOPIC_NAME,
     Classification,
     DataProduct,
     load_descriptor,
     load_descriptors,
     parse_descriptor,
+    product_name_problem,
 )
 from mesh_stream.errors import DescriptorError
 
@@ -183,3 +187,27 @@ def test_a_product_name_too_long_for_its_topic_is_named_before_any_file_is_opene
         DescriptorError, match=r"name: Value error, 'orders\.x+'\.\.\. has 241 characters"
     ):
         parse_descriptor(f"name: {longest}x\n", "f.yaml")
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        lambda name: product_name_problem(name) is not None,
+        lambda name: PRODUCT_NAME.match(name) is None,
+        lambda name: TOPIC_NAME.match(f"{name}.v1") is None,
+    ],
+    ids=["product_name_problem", "PRODUCT_NAME", "TOPIC_NAME"],
+)
+def test_a_name_ending_in_a_newline_is_no_name(check: Any) -> None:
+    """A regex's ``$`` also matches before a final newline: `inventory.example-event\\n`
+    passed lint and reached the registry as the subject `inventory.example-event\\n.v1-value`
+    (hostile-input campaign 3)."""
+    assert check("orders.order-placed\n")
+    assert not check("orders.order-placed")
+
+
+def test_a_descriptor_whose_name_ends_in_a_newline_is_refused_at_its_line() -> None:
+    with pytest.raises(
+        DescriptorError, match=r"f\.yaml:1: name: Value error, 'orders\.order-placed\\n'"
+    ):
+        parse_descriptor('name: "orders.order-placed\\n"\n', "f.yaml")
