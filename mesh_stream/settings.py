@@ -20,6 +20,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from mesh_stream.errors import ConfigurationError
 
 DEFAULT_KAFKA_VERSION = "4.1.1"
+#: Compacted topic of the registry's state unless MESH_REGISTRY_TOPIC says otherwise.
+_DEFAULT_REGISTRY_TOPIC = "_mesh_registry"
 
 
 def _default_cache_dir() -> Path:
@@ -166,7 +168,7 @@ _NAME_RULES: dict[str, tuple[Callable[[str], str | None], str]] = {
     "registry_url": (registry_url_problem, "http://127.0.0.1:8081"),
     "registry_advertised_url": (registry_url_problem, "http://registry-1.internal:8081"),
     "bootstrap_servers": (bootstrap_servers_problem, "127.0.0.1:9092,kafka-2:9092"),
-    "registry_topic": (kafka_topic_problem, "_mesh_registry"),
+    "registry_topic": (kafka_topic_problem, _DEFAULT_REGISTRY_TOPIC),
     "health_topic": (kafka_topic_problem, "_mesh_product_health"),
     "alerts_topic": (kafka_topic_problem, "_mesh_product_alerts"),
     "registry_writer_id": (client_name_problem, "mesh-registry-writer"),
@@ -238,12 +240,15 @@ class MeshSettings(BaseSettings):
         description="Registry credentials as `principal:token,...` (instead of the file).",
     )
     registry_topic: str = Field(
-        default="_mesh_registry", description="Compacted Kafka topic holding the registry state."
+        default=_DEFAULT_REGISTRY_TOPIC,
+        description="Compacted Kafka topic holding the registry state.",
     )
     registry_writer_id: str = Field(
         default="mesh-registry-writer",
         description="transactional.id every registry instance on the topic shares; the one "
-        "taking the writer role fences the previous writer with it.",
+        "taking the writer role fences the previous writer with it. Left unset, a registry "
+        "on another topic than _mesh_registry uses `mesh-registry-writer-<topic>`, so "
+        "registries on different topics never fence each other.",
     )
     registry_advertised_url: str | None = Field(
         default=None,
@@ -528,6 +533,17 @@ class MeshSettings(BaseSettings):
         """Options only (each starts with ``-``), so nothing can replace the broker's class."""
         jvm_options(value)
         return value
+
+    @property
+    def resolved_registry_writer_id(self) -> str:
+        """The registry's transactional.id: the setting when given, else one per registry
+        topic (the default topic keeps the plain default), so a second registry on its own
+        topic cannot fence the first."""
+        if "registry_writer_id" in self.model_fields_set or self.registry_topic == (
+            _DEFAULT_REGISTRY_TOPIC
+        ):
+            return self.registry_writer_id
+        return f"{self.registry_writer_id}-{self.registry_topic}"
 
     def resolved_bootstrap_servers(self) -> str:
         """The bootstrap servers to use: the configured ones, else the local broker's port.

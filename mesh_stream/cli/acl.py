@@ -57,7 +57,7 @@ def _plan(
         domains=found.domains,
         registry_principal=registry_principal,
         registry_topic=settings.registry_topic,
-        registry_writer_id=settings.registry_writer_id,
+        registry_writer_id=settings.resolved_registry_writer_id,
         monitor_principal=monitor_principal,
         health_topic=settings.health_topic,
         alerts_topic=settings.alerts_topic,

@@ -75,6 +75,7 @@ from mesh_stream.supervisor import (
     ChildSpec,
     Supervisor,
     SupervisorEvent,
+    describe_exit,
 )
 from mesh_stream.up.broker_watch import BrokerWatch, broker_status, probe_kafka
 from mesh_stream.up.plan import domain_of, topological
@@ -241,6 +242,7 @@ class MeshUp:
                 f"no product descriptors under {project.descriptors_dir}/*/products/ (the "
                 f"`products` folder of {project.config_file})"
             )
+        listed = None if self.options.register_only else self._list_runnables()
         if self.options.fresh or self.options.secure:
             self._refuse_fresh_on_a_foreign_cluster()
         domains = sorted({p.domain for p in products} | set(project.domains))
@@ -262,7 +264,7 @@ class MeshUp:
         if self.options.register_only:
             self._stop.set()
             return
-        self._start_runnables(root, tokens)
+        self._start_runnables(tokens, listed)
         self._start_product_monitor(tokens)
         self._run.monitor = MeshMonitor(
             self._connection(bootstrap),
@@ -384,7 +386,7 @@ class MeshUp:
             products,
             domains=self.options.project.domains,
             registry_topic=settings.registry_topic,
-            registry_writer_id=settings.registry_writer_id,
+            registry_writer_id=settings.resolved_registry_writer_id,
             health_topic=settings.health_topic,
             alerts_topic=settings.alerts_topic,
         )
@@ -472,13 +474,19 @@ class MeshUp:
         supervisor = self._run.supervisor
         assert supervisor is not None
         deadline = time.monotonic() + REGISTRY_READY_TIMEOUT
+        log = supervisor.log_file("registry")
         while time.monotonic() < deadline:
-            supervisor.poll()
-            if supervisor.running("registry") and probe_registry(url, timeout=1.0):
+            status = supervisor.give_up_if_exited("registry")
+            if status is not None:
+                raise RegistryUnavailableError(
+                    f"the registry `mesh up` started at {url} {describe_exit(status)} before it "
+                    f"answered: {_last_line(log)} (log: {log})",
+                    status=503,
+                )
+            if supervisor.running("registry") and probe_registry(url, 1.0, starting=True):
                 self.say(f"registry: ready at {url}; portal: {url}/ui")
                 return
             time.sleep(0.3)
-        log = supervisor.log_file("registry")
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
         raise RegistryUnavailableError(
             f"the registry did not answer at {url} within {REGISTRY_READY_TIMEOUT:.0f}s. Last "
@@ -540,35 +548,71 @@ class MeshUp:
         return client.all_product_health
 
     # -- stage 4: simulators and processors ------------------------------------------------
-    def _start_runnables(self, root: Path, tokens: Mapping[str, str]) -> None:
-        name = self.options.project.runnables
+    def _list_runnables(self) -> list[Any] | None:
+        """What the project's ``runnables`` module lists (None when mesh.yaml names none),
+        asked before anything starts: whatever that module raises is its failure, said as one
+        line naming it, never ours (sys.exit in it too; Ctrl-C still interrupts)."""
+        project = self.options.project
+        name = project.runnables
         if name is None:
-            self.note(
-                f"simulators and processors: none, {self.options.project.config_file} names "
-                f"no `runnables` module"
-            )
-            return
+            return None
         # The project's module, imported from the project root like the children run it.
-        if str(root) not in sys.path:
-            sys.path.insert(0, str(root))
+        if str(project.root) not in sys.path:
+            sys.path.insert(0, str(project.root))
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
             parts = name.split(".")
             if exc.name not in {".".join(parts[: i + 1]) for i in range(len(parts))}:
-                raise
+                raise self._runnables_failed(exc, "while imported") from exc
             raise ConfigurationError(
-                f"{self.options.project.config_file}: runnables: module {name!r} not found "
-                f"under {root}; fix `runnables` or add {name.replace('.', '/')}.py"
+                f"{project.config_file}: runnables: module {name!r} not found "
+                f"under {project.root}; fix `runnables` or add {name.replace('.', '/')}.py"
             ) from exc
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            raise self._runnables_failed(exc, "while imported") from exc
         if not callable(getattr(module, "runnables", None)):
             raise ConfigurationError(
-                f"{self.options.project.config_file}: runnables: module {name!r} has no "
+                f"{project.config_file}: runnables: module {name!r} has no "
                 f"function runnables(rate, seed=...)"
             )
+        try:
+            listed = list(module.runnables(self.options.rate, seed=self.options.seed))
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            raise self._runnables_failed(exc, "calling runnables(rate, seed=...)") from exc
+        for item in listed:
+            missing = [a for a in ("name", "kind", "argv", "env") if not hasattr(item, a)]
+            if missing:
+                raise ConfigurationError(
+                    f"the project's runnables module {name!r} ({project.config_file} "
+                    f"`runnables`) listed {item!r}, which has no {', '.join(missing)}; list "
+                    f"objects with name, kind, argv and env"
+                )
+        return listed
+
+    def _runnables_failed(self, exc: BaseException, when: str) -> ConfigurationError:
+        said = (str(exc).strip().splitlines() or [""])[0]
+        raised = f"{type(exc).__name__}: {said}" if said else type(exc).__name__
+        return ConfigurationError(
+            f"the project's runnables module {self.options.project.runnables!r} "
+            f"({self.options.project.config_file} `runnables`) raised {raised} ({when}); fix it"
+        )
+
+    def _start_runnables(self, tokens: Mapping[str, str], listed: list[Any] | None) -> None:
+        root = self.options.project.root
+        name = self.options.project.runnables
+        if listed is None:
+            self.note(
+                f"simulators and processors: none, {self.options.project.config_file} names "
+                f"no `runnables` module"
+            )
+            return
         supervisor = self._run.supervisor
         assert supervisor is not None
-        listed = module.runnables(self.options.rate, seed=self.options.seed)
         for kind in ("simulator", "processor"):
             for runnable in (r for r in listed if r.kind == kind):
                 env = dict(runnable.env)
@@ -703,6 +747,17 @@ def _kinds_started(supervisor: Supervisor) -> list[str]:
     started = {s.kind for s in supervisor.status() if s.pid is not None or s.last_exit is not None}
     order = [k for k in SHUTDOWN_ORDER if k in started] + sorted(started - set(SHUTDOWN_ORDER))
     return [kind if kind in {"registry", "monitor"} else f"{kind}s" for kind in order]
+
+
+def _last_line(log: Path) -> str:
+    """The last thing a child said in its log (its error, when it died), past `mesh up`'s
+    own ``=== ... start #n`` header."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        lines = []
+    said = [line.strip() for line in lines if line.strip() and not line.startswith("=== ")]
+    return said[-1] if said else "it wrote nothing"
 
 
 def _instance_id(name: str, data_dir: Path) -> str:

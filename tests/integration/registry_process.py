@@ -30,14 +30,20 @@ class RegistryProcess:
     """``start()``, ``kill()`` (SIGKILL) and ``start()`` again; the URL never changes."""
 
     def __init__(
-        self, kafka: KafkaAddress, *, topic: str | None = None, writer_id: str | None = None
+        self,
+        kafka: KafkaAddress,
+        *,
+        topic: str | None = None,
+        writer_id: str | None = None,
+        default_writer_id: bool = False,
     ) -> None:
+        """``default_writer_id`` leaves ``--writer-id`` out, so the registry picks its own."""
         self.kafka = kafka
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         session = uuid.uuid4().hex[:8]
         self.topic = topic or f"_mesh_registry-consumer-{session}"
-        self.writer_id = writer_id or f"writer-consumer-{session}"
+        self.writer_id = None if default_writer_id else writer_id or f"writer-consumer-{session}"
         self.process: subprocess.Popen[str] | None = None
         self.log: list[str] = []
 
@@ -49,8 +55,10 @@ class RegistryProcess:
         }
         env.pop("MESH_REGISTRY_CREDENTIALS_FILE", None)
         command = [MESH, "registry", "serve", "--port", str(self.port), "--topic", self.topic]
+        if self.writer_id is not None:
+            command += ["--writer-id", self.writer_id]
         process = subprocess.Popen(
-            [*command, "--writer-id", self.writer_id],
+            command,
             env=env,
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,

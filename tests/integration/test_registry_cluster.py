@@ -235,3 +235,32 @@ def test_killing_the_writer_mid_burst_loses_no_acknowledged_registration(
         by_id = httpx.get(f"{survivor.url}/schemas/ids/{max(ids)}").json()["schema"]
         assert json.loads(by_id) == json.loads(ids[max(ids)])
         assert answer.json()["id"] == max(ids) + 1
+
+
+def test_registries_on_different_topics_never_fence_each_other(kafka: KafkaAddress) -> None:
+    """Left to their own writer id, a registry on another topic takes one of its own: both
+    stay writers and every registration is answered (with one shared id each took the
+    writer role from the other, and half the writes were 503; hostile-input campaign 3)."""
+    session = uuid.uuid4().hex[:8]
+    with ExitStack() as stack:
+        registries = [
+            stack.enter_context(
+                RegistryProcess(
+                    kafka, topic=f"_mesh_registry-{name}-{session}", default_writer_id=True
+                )
+            )
+            for name in ("main", "staging")
+        ]
+        answers = []
+        for n in range(6):
+            for registry in registries:
+                answer = httpx.post(
+                    f"{registry.url}/subjects/orders.item-value/versions",
+                    json={"schema": _schema(n)},
+                    auth=AUTH,
+                    timeout=30,
+                )
+                answers.append((answer.status_code, answer.text[:200]))
+                time.sleep(0.3)
+        assert {status for status, _ in answers} == {200}, answers
+        assert [_ready(registry.url)["role"] for registry in registries] == ["writer", "writer"]

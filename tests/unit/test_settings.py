@@ -157,3 +157,18 @@ def test_a_bootstrap_url_or_bad_port_is_refused_before_anything_connects(
 @pytest.mark.parametrize("servers", ["127.0.0.1:9092", "PLAINTEXT://k1:9092,SASL_SSL://k2:9093"])
 def test_listeners_with_or_without_their_protocol_are_bootstrap_servers(servers: str) -> None:
     assert bootstrap_servers_problem(servers) is None
+
+
+def test_the_registry_writer_id_is_one_per_topic_unless_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Registries on different topics must never fence each other with one transactional.id."""
+    for name in ("MESH_REGISTRY_TOPIC", "MESH_REGISTRY_WRITER_ID"):
+        monkeypatch.delenv(name, raising=False)
+    assert MeshSettings().resolved_registry_writer_id == "mesh-registry-writer"
+    staging = MeshSettings(registry_topic="_mesh_registry_staging")
+    assert staging.resolved_registry_writer_id == "mesh-registry-writer-_mesh_registry_staging"
+    given = staging.model_copy(update={"registry_writer_id": "ours"})
+    assert given.resolved_registry_writer_id == "ours"
+    monkeypatch.setenv("MESH_REGISTRY_WRITER_ID", "from-env")
+    assert MeshSettings(registry_topic="t").resolved_registry_writer_id == "from-env"

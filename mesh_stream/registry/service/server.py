@@ -75,7 +75,7 @@ def build_registry(
     store = KafkaStore(
         KafkaConnection.from_settings(settings, default_client_id="mesh-registry"),
         topic=settings.registry_topic,
-        transactional_id=settings.registry_writer_id,
+        transactional_id=settings.resolved_registry_writer_id,
         advertised_url=advertised_url or settings.registry_advertised_url,
         progress=progress,
     )
