@@ -26,6 +26,7 @@ from mesh_stream.files import read_regular_text
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.producer import ProductPublisher, UndeliveredRecord
 from mesh_stream.project import resolve_product
+from mesh_stream.schema import strict_json
 from mesh_stream.schema.avro import parse_schema
 from mesh_stream.schema.codec import coerce_json
 from mesh_stream.settings import MeshSettings
@@ -141,7 +142,7 @@ def _read_schema(path: Path) -> Any:
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(read_regular_text(path))
+        return strict_json.loads(read_regular_text(path))
     except OSError as exc:  # e.g. a FIFO, refused rather than waited on for ever
         raise ConfigurationError(f"{path}: --schema cannot be read: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
@@ -152,6 +153,8 @@ def _read_json(path: Path) -> Any:
         ) from exc
     except RecursionError as exc:
         raise ConfigurationError(f"{path}: --schema is nested too deeply to read") from exc
+    except strict_json.NonFiniteNumberError as exc:
+        raise ConfigurationError(f"{path}: --schema at {exc.located}") from None
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
         raise ConfigurationError(
             f"{path}: --schema is not valid JSON: {str(exc).split(';')[0]}"

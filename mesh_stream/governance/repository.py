@@ -44,6 +44,7 @@ from mesh_stream.governance.policies import (
     ignored_logical_types,
 )
 from mesh_stream.project import MeshProject
+from mesh_stream.schema import strict_json
 from mesh_stream.schema.avro import parse_schema
 
 LOAD_ERROR_POLICY = {
@@ -191,7 +192,7 @@ def _load_schema(root: Path, loaded: _Loaded) -> None:
         return
     display = PurePosixPath(product.schema_file).as_posix()
     try:
-        schema = json.loads(text)
+        schema = strict_json.loads(text)
     except RecursionError:
         loaded.problems.append(
             _file_violation(
@@ -206,6 +207,17 @@ def _load_schema(root: Path, loaded: _Loaded) -> None:
                 f"not valid JSON: {exc.msg}",
                 display,
                 exc.lineno,
+                product=product.name,
+            )
+        )
+        return
+    except strict_json.NonFiniteNumberError as exc:
+        loaded.problems.append(
+            _file_violation(
+                "schema-valid",
+                f"not a valid Avro schema: {exc.located}",
+                display,
+                _Document(display, locate.compose(text)).line(exc.loc) or 1,
                 product=product.name,
             )
         )

@@ -34,6 +34,7 @@ from avro.compatibility import (
 
 from mesh_stream.descriptor import Compatibility
 from mesh_stream.errors import SchemaError
+from mesh_stream.schema import strict_json
 from mesh_stream.schema.spec import DEFAULT_LIMITS, SchemaLimits, check_schema, check_utf8
 
 AvroSchema = avro.schema.Schema
@@ -72,7 +73,7 @@ def parse_schema(
     Every failure becomes :class:`SchemaError` whose message says what is wrong and where,
     because the ``avro`` package raises a mix of its own and builtin exceptions on odd input.
     """
-    document, size = _decode(schema)
+    document, size = _decode(schema, strict=strict)
     if strict:
         if limits.max_bytes is not None and size > limits.max_bytes:
             raise SchemaError(
@@ -111,14 +112,21 @@ def parse_schema(
     return parsed
 
 
-def _decode(schema: str | Mapping[str, Any] | Sequence[Any]) -> tuple[Any, int]:
-    """The schema as decoded JSON, and its size in bytes of JSON text."""
+def _decode(schema: str | Mapping[str, Any] | Sequence[Any], *, strict: bool) -> tuple[Any, int]:
+    """The schema as decoded JSON, and its size in bytes of JSON text.
+
+    ``strict`` refuses numbers JSON cannot carry (``NaN``, ``Infinity``, ``1e999``), naming
+    their JSON path; lenient decoding keeps reading schemas stored before that rule.
+    """
     try:
         if isinstance(schema, str):
             text = schema
-            document = json.loads(text)
+            document = strict_json.loads(text) if strict else json.loads(text)
         else:
             document = schema
+            found = strict_json.non_finite(document) if strict else None
+            if found is not None:
+                raise strict_json.NonFiniteNumberError(*found)
             text = json.dumps(schema, ensure_ascii=False)
     except RecursionError as exc:
         raise SchemaError("invalid Avro schema: nested too deeply") from exc
@@ -127,6 +135,8 @@ def _decode(schema: str | Mapping[str, Any] | Sequence[Any]) -> tuple[Any, int]:
             f"invalid Avro schema: not valid JSON at line {exc.lineno} column {exc.colno}: "
             f"{exc.msg}"
         ) from exc
+    except strict_json.NonFiniteNumberError as exc:
+        raise SchemaError(f"invalid Avro schema: {exc.located}", loc=exc.loc) from None
     except (TypeError, ValueError) as exc:
         raise SchemaError(f"invalid Avro schema: not JSON data: {exc}") from exc
     return document, len(text.encode("utf-8", "surrogatepass"))

@@ -55,6 +55,7 @@ from mesh_stream.errors import (
     SerializationError,
 )
 from mesh_stream.files import read_regular_text
+from mesh_stream.schema import strict_json
 from mesh_stream.schema.wire import HEADER_SIZE, header, unframe
 
 __all__ = [
@@ -131,9 +132,11 @@ def load_schema_file(path: Path) -> dict[str, Any]:
             f"offset {exc.start}); save it as UTF-8"
         ) from exc
     try:
-        document = json.loads(text)
+        document = strict_json.loads(text)
     except json.JSONDecodeError as exc:
         raise SchemaError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from exc
+    except strict_json.NonFiniteNumberError as exc:
+        raise SchemaError(f"{path}: invalid Avro schema: {exc.located}", loc=exc.loc) from None
     if not isinstance(document, dict):
         raise SchemaError(f"{path}: a product schema must be an Avro record (a JSON object)")
     parse_schema(document, source=str(path))

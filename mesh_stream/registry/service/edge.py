@@ -47,6 +47,7 @@ from mesh_stream.errors import (
     TooManyRequestsError,
     UnencodableInputError,
 )
+from mesh_stream.schema import strict_json
 from mesh_stream.settings import MeshSettings
 
 T = TypeVar("T")
@@ -109,26 +110,6 @@ def _brackets(raw: bytes) -> bytes:
 def json_depth(raw: bytes) -> int:
     """Deepest ``[``/``{`` nesting of JSON text, brackets inside strings ignored (no recursion)."""
     return max(accumulate(map(_DELTA.__getitem__, _brackets(raw))), default=0)
-
-
-def _finite(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):
-        raise ValueError(f"number {text[:20]} is out of range for a 64-bit float")
-    return number
-
-
-def _integer(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise ValueError(
-            f"a number of {len(text.lstrip('-'))} digits, more than the {MAX_INT_DIGITS} a "
-            f"registry request may have"
-        )
-    return int(text)
-
-
-def _constant(text: str) -> float:
-    raise ValueError(f"{text} is not JSON")
 
 
 def _paths(value: Any) -> Iterator[tuple[str, str]]:
@@ -196,9 +177,7 @@ def decode_json_body(raw: bytes) -> Any:
             error_code=40001,
         )
     try:
-        document = json.loads(
-            text, parse_float=_finite, parse_int=_integer, parse_constant=_constant
-        )
+        document = strict_json.loads(text, max_int_digits=MAX_INT_DIGITS)
     except json.JSONDecodeError as exc:
         raise InvalidRequestError(
             f"malformed JSON body: {exc.msg} (line {exc.lineno}, column {exc.colno})",

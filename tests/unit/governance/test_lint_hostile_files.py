@@ -194,3 +194,33 @@ def test_lint_prints_no_raw_avro_warning(mesh_tree: Callable[[str], Path]) -> No
     assert "error [logical-types] OrderPlaced.placed_at" in done.stdout
     assert "IgnoredLogicalType" not in done.stderr
     assert "warnings.warn" not in done.stderr
+
+
+# -- numbers JSON cannot carry in a schema --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("literal", "reason"),
+    [
+        ("Infinity", "Infinity is not JSON"),
+        ("NaN", "NaN is not JSON"),
+        ("1e999", "number 1e999 is out of range for a 64-bit float"),
+    ],
+)
+def test_a_non_finite_schema_number_is_an_error_at_its_field_and_line(
+    mesh_tree: Callable[[str], Path], literal: str, reason: str
+) -> None:
+    root = mesh_tree("good")
+    schema_file = _with_fields(root, {"name": "ratio", "type": "double", "doc": "r", "default": 0})
+    index = len(json.loads(schema_file.read_text())["fields"]) - 1
+    schema_file.write_text(schema_file.read_text().replace('"default": 0', f'"default": {literal}'))
+    found = [(v.policy, v.file, v.line, v.message) for v in lint_repository(root).violations]
+    assert found == [
+        (
+            "schema-valid",
+            SHOP_SCHEMA,
+            line_containing(schema_file, f'"default": {literal}'),
+            f"not a valid Avro schema: fields[{index}].default: {reason}; JSON numbers are "
+            f"finite 64-bit floats (NaN and infinities have no JSON form): write a finite number",
+        )
+    ]

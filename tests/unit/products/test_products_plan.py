@@ -278,6 +278,34 @@ def test_a_broken_schema_is_a_lint_refusal_naming_the_file(project_root: Path) -
     assert registry.asked == []
 
 
+def test_a_non_finite_schema_default_is_refused_at_its_line_and_nothing_applied(
+    project_root: Path,
+) -> None:
+    registry = FakeRegistry()
+    path = _schema_file(project_root)
+    schema = json.loads(path.read_text())
+    schema["fields"].append({"name": "ratio", "type": "double", "doc": "r", "default": 0})
+    path.write_text(json.dumps(schema, indent=2).replace('"default": 0', '"default": Infinity'))
+    line = path.read_text().splitlines().index('      "default": Infinity') + 1
+    project = load_project(project_root)
+
+    plan = plan_project(project, registry, None, principal="inventory")  # type: ignore[arg-type]
+
+    [refusal] = plan.all_refusals
+    assert (refusal.policy, refusal.location) == (
+        "schema-valid",
+        f"schemas/inventory/example-event.avsc:{line}",
+    )
+    assert refusal.message == (
+        f"not a valid Avro schema: fields[{len(schema['fields']) - 1}].default: Infinity is "
+        f"not JSON; JSON numbers are finite 64-bit floats (NaN and infinities have no JSON "
+        f"form): write a finite number"
+    )
+    with pytest.raises(PlanRefusedError, match=r"nothing applied: 1 refusal\(s\)"):
+        apply_plan(plan, project, registry, None)  # type: ignore[arg-type]
+    assert registry.writes == []
+
+
 def test_a_refused_plan_writes_nothing(project_root: Path) -> None:
     registry = FakeRegistry()
     project = load_project(project_root)
