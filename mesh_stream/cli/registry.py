@@ -22,6 +22,7 @@ from mesh_stream.cli.options import (
     checked_registry_url,
     checked_topic,
 )
+from mesh_stream.descriptor import TOPIC_NAME
 from mesh_stream.errors import ConfigurationError, MeshError, PermissionDeniedError
 from mesh_stream.files import read_regular_bytes
 from mesh_stream.kafka.connection import KafkaConnection
@@ -197,6 +198,7 @@ def serve(
         raise click.BadParameter(
             f"{shown_url(advertised_url)!r} {problem}", param_hint="--advertised-url"
         )
+    _check_topic(settings)
     _check_credentials(settings)
     # Kafka answers, or one line says so: the registry's clients would retry for ever,
     # printing librdkafka's connection errors, before its own start-up timeout.
@@ -249,6 +251,28 @@ def _status_printer(log_format: str) -> Callable[[str], None]:
     if log_format == "json":
         return logging.getLogger("mesh_stream.registry.serve").info
     return lambda line: click.echo(line, err=True)
+
+
+def _check_topic(settings: MeshSettings) -> None:
+    """Refuse a registry topic that holds something else: the registry would log every
+    record there as skipped, then write its own records into it (another tool's data)."""
+    topic = settings.registry_topic
+    owners = {
+        settings.health_topic: "the product monitor's health topic (MESH_HEALTH_TOPIC)",
+        settings.alerts_topic: "the product monitor's alerts topic (MESH_ALERTS_TOPIC)",
+    }
+    if topic.startswith("__"):
+        what = "one of Kafka's own topics (names starting with `__`)"
+    elif topic in owners:
+        what = owners[topic]
+    elif TOPIC_NAME.match(topic.removesuffix(".dlq")):
+        what = "named like a data product's topic (`<domain>.<product>.v<N>`)"
+    else:
+        return
+    raise ConfigurationError(
+        f"registry topic {topic!r} (--topic, MESH_REGISTRY_TOPIC) is {what}; the registry "
+        f"keeps its state in a compacted topic of its own (default _mesh_registry)"
+    )
 
 
 def _check_credentials(settings: MeshSettings) -> None:

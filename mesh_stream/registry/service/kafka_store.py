@@ -72,6 +72,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TOPIC = "_mesh_registry"
 DEFAULT_TRANSACTIONAL_ID = "mesh-registry-writer"
+#: Records that are no registry records told one by one, before only every 1000th is.
+SKIPPED_SHOWN = 10
 #: A dead writer is replaced within this (plus a second or two); renewed every third of it.
 DEFAULT_WRITER_LEASE = 10.0
 #: How often a follower checks whether the writer's claim has lapsed.
@@ -119,6 +121,8 @@ class KafkaStore:
         self.advertised_url = advertised_url.rstrip("/") if advertised_url else None
         self.topic = topic
         self.transactional_id = transactional_id
+        #: Records of the topic that were no registry records (each told up to SKIPPED_SHOWN).
+        self._skipped = 0
         self.timeout = timeout
         self.writer_lease = writer_lease
         self.progress_every = progress_every
@@ -371,8 +375,20 @@ class KafkaStore:
                 log.warning("%s: %s (an old clash; the first schema is kept)", where, exc.message)
             else:
                 self._set_conflict(f"{where}: {exc.message}")
-        except Exception:
-            log.exception("%s[0]@%s: registry record skipped", self.topic, offset)
+        except Exception as exc:  # not a registry record (another tool's topic?) or a bug
+            self._skipped += 1
+            if self._skipped <= SKIPPED_SHOWN or self._skipped % 1000 == 0:
+                log.error(
+                    "%s[0]@%s: registry record skipped: %s: %s%s",
+                    self.topic,
+                    offset,
+                    type(exc).__name__,
+                    str(exc)[:300],
+                    f" ({self._skipped} skipped so far; only every 1000th is told from here)"
+                    if self._skipped >= SKIPPED_SHOWN
+                    else "",
+                    exc_info=log.isEnabledFor(logging.DEBUG),
+                )
 
     def _advance(self, next_offset: int) -> None:
         with self._progress:
