@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import math
 import os
 import re
@@ -65,6 +66,11 @@ NAME_PART = r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*"
 PRODUCT_NAME = re.compile(rf"^(?P<domain>{NAME_PART})\.(?P<product>{NAME_PART})\Z")
 #: Longest product name: its topic ``<name>.v<version>`` must fit Kafka's 249 characters.
 MAX_PRODUCT_NAME = 240
+#: Longest product description, in characters: what a record means, not a manual.
+MAX_DESCRIPTION_CHARS = 20_000
+#: Largest descriptor as JSON, well under the registry's smallest request body (1 MiB by
+#: default, MESH_REGISTRY_MAX_BODY_BYTES).
+MAX_DESCRIPTOR_BYTES = 256 * 1024
 
 
 def product_name_problem(name: str) -> str | None:
@@ -253,7 +259,11 @@ class DataProduct(BaseModel):
         description="source-aligned (the domain's own facts), or aggregate / consumer-aligned "
         "(built from `inputs`)."
     )
-    description: StrictStr = Field(min_length=1, description="What a record means, for people.")
+    description: StrictStr = Field(
+        min_length=1,
+        max_length=MAX_DESCRIPTION_CHARS,
+        description="What a record means, for people.",
+    )
     owner: Owner = Field(description="Who answers for the product.")
     version: StrictInt = Field(
         default=1, ge=1, description="Major version; part of the topic name."
@@ -358,6 +368,19 @@ class DataProduct(BaseModel):
             raise ValueError(
                 f"name {self.name!r} must start with its domain {self.domain!r} "
                 f"(a product belongs to exactly one domain)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _fits_the_registry(self) -> DataProduct:
+        """A descriptor the registry would refuse as too large (HTTP 413) is refused here,
+        before `mesh products apply` has created its topic and registered its schema."""
+        size = len(json.dumps(self.to_document(), ensure_ascii=False).encode())
+        if size > MAX_DESCRIPTOR_BYTES:
+            raise ValueError(
+                f"the descriptor takes {size:,} bytes as JSON, over the {MAX_DESCRIPTOR_BYTES:,} "
+                f"a descriptor may take; keep long documentation in the schema's docs or a "
+                f"linked page"
             )
         return self
 

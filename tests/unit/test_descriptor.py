@@ -211,3 +211,32 @@ def test_a_descriptor_whose_name_ends_in_a_newline_is_refused_at_its_line() -> N
         DescriptorError, match=r"f\.yaml:1: name: Value error, 'orders\.order-placed\\n'"
     ):
         parse_descriptor('name: "orders.order-placed\\n"\n', "f.yaml")
+
+
+BIG = """name: orders.big
+domain: orders
+kind: source-aligned
+description: {description}
+owner: {{team: t, contact: a@b.co}}
+schema: schemas/orders/big.avsc
+slos: {{freshness_seconds: 5, availability: 99}}
+classification: internal
+tags: [{tags}]
+"""
+
+
+def test_a_descriptor_the_registry_would_refuse_as_too_large_is_refused_at_its_file() -> None:
+    """`mesh products plan` said "applicable" and `apply` created the topic and registered
+    the schema before the registry refused a 2 MB description (HTTP 413; campaign 3)."""
+    with pytest.raises(
+        DescriptorError, match=r"^f\.yaml:4: description: String should have at most 20000"
+    ):
+        parse_descriptor(BIG.format(description="x" * 20_001, tags=""), "f.yaml")
+    tags = ",".join(f"tag{n}" for n in range(30_000))
+    with pytest.raises(
+        DescriptorError,
+        match=r"^f\.yaml:1: \(a descriptor\): Value error, the descriptor takes 349,399 bytes "
+        r"as JSON, over the 262,144 a descriptor may take",
+    ):
+        parse_descriptor(BIG.format(description="ok", tags=tags), "f.yaml")
+    assert parse_descriptor(BIG.format(description="x" * 20_000, tags="a"), "f.yaml").name
