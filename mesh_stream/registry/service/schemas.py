@@ -199,7 +199,7 @@ class SchemaRegistry:
                 subject = check_subject_name(subject)
             except InvalidSubjectNameError as exc:
                 raise InvalidSchemaError(
-                    f"Invalid schema: references[{i}].subject: {exc}"
+                    f"Invalid schema: references[{i}].subject: {exc.message}"
                 ) from None
             versions = self._all_versions(subject)
             if number == -1:

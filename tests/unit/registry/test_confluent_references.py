@@ -157,6 +157,7 @@ def test_a_bad_reference_is_a_42201_naming_it(
     answer = register(with_address, ORDER_SUBJECT, ORDER, references)
     assert error(answer) == (422, 42201)
     assert named in answer.json()["message"]
+    assert "HTTP 500" not in answer.json()["message"]  # no status of an inner error leaks
     assert with_address.get(f"/subjects/{ORDER_SUBJECT}/versions").status_code == 404
 
 
