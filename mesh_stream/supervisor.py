@@ -188,6 +188,13 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
+def _kill_orphans(pgid: int) -> None:
+    """SIGKILL what is left of a dead child's process group (its orphans)."""
+    for pid in group_members(pgid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def _die_with_parent() -> Callable[[], None] | None:
     """A pre-exec hook that asks Linux to SIGTERM the child when its parent thread dies."""
     if sys.platform != "linux":
@@ -386,9 +393,7 @@ class Supervisor:
             process = child.process
             if process is not None and process.poll() is not None:
                 child.process = None
-                for pid in group_members(process.pid):  # a dead child's orphans go too
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
+                _kill_orphans(process.pid)
                 status = process.returncode
                 events.append(self._schedule_restart(child, status, describe_exit(status)))
             elif (
@@ -398,6 +403,34 @@ class Supervisor:
             ):
                 events.extend(self._spawn(child))
         return events
+
+    def give_up_if_exited(self, name: str) -> int | None:
+        """The exit status of child ``name`` if it has died, and then it is *not* restarted;
+        None while it runs (or before it was started).
+
+        For a child its caller waits on while it starts (`mesh up`'s registry): one that dies
+        before it was ever ready dies the same way on every restart (its port taken, a setting
+        wrong), so the caller stops with its reason rather than retrying forever. A child that
+        dies later is still restarted by :meth:`poll`.
+        """
+        child = self._children[name]
+        process = child.process
+        if process is None or process.poll() is None:
+            return None
+        child.process = None
+        _kill_orphans(process.pid)
+        status = process.returncode
+        child.last_exit = status
+        child.stopped = True
+        ran = self._clock() - child.started_at
+        self._emit(
+            name,
+            EventKind.FAILED_TO_START,
+            f"{describe_exit(status)} after {ran:.1f}s, while starting; not restarted "
+            f"(log: {child.log_file})",
+            exit_status=status,
+        )
+        return status
 
     def next_restart_at(self) -> float | None:
         """Clock time of the earliest pending restart, if any."""

@@ -478,10 +478,10 @@ class MeshUp:
         while time.monotonic() < deadline:
             status = supervisor.give_up_if_exited("registry")
             if status is not None:
-                raise RegistryUnavailableError(
+                # Its settings, its port, its extras: what a restart would meet again.
+                raise ConfigurationError(
                     f"the registry `mesh up` started at {url} {describe_exit(status)} before it "
-                    f"answered: {_last_line(log)} (log: {log})",
-                    status=503,
+                    f"answered: {_last_line(log)} (log: {log})"
                 )
             if supervisor.running("registry") and probe_registry(url, 1.0, starting=True):
                 self.say(f"registry: ready at {url}; portal: {url}/ui")

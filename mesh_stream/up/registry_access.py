@@ -6,8 +6,10 @@ second `mesh up` and the children of the first agree on them.
 
 from __future__ import annotations
 
+import errno
 import json
 import secrets
+import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -45,15 +47,36 @@ def registry_credentials(path: Path, principals: Sequence[str]) -> dict[str, str
     return tokens
 
 
-def probe_registry(url: str, timeout: float = 2.0) -> bool:
-    """True when a registry answers at ``url``; False when nothing listens there.
+#: Why a connection was never made: nothing listens at that port, or no such host is reached.
+_NOTHING_THERE = frozenset({errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH})
 
-    Raises :class:`ConfigurationError` when something else answers (a port clash).
+
+def probe_registry(url: str, timeout: float = 2.0, *, starting: bool = False) -> bool:
+    """True when a registry answers at ``url``; False when nothing listens there (the
+    connection is refused, the host is unknown, unreachable or silent) or a registry there is
+    not ready yet.
+
+    Raises :class:`ConfigurationError` when something else holds the address: an HTTP
+    service that is not a registry, or a port that takes the connection and then gives no
+    HTTP answer within ``timeout`` (Kafka's, say). Pass ``starting=True`` while the registry
+    `mesh up` started there comes up: it takes connections as soon as it has bound its port
+    and answers only once it has joined Kafka, so no answer yet means not ready yet.
     """
     try:
         response = httpx.get(f"{url.rstrip('/')}/subjects", timeout=timeout)
-    except httpx.TransportError:
-        return False
+    except (httpx.ConnectTimeout, httpx.ConnectError) as exc:
+        if starting or isinstance(exc, httpx.ConnectTimeout) or _nothing_there(exc):
+            return False
+        raise _not_a_registry(url, f"the connection failed: {_reason(exc)}") from exc
+    except httpx.TransportError as exc:
+        if starting:
+            return False
+        if isinstance(exc, httpx.TimeoutException):
+            raise _not_a_registry(
+                url,
+                f"it took the connection, then gave no answer to GET /subjects within {timeout:g}s",
+            ) from exc
+        raise _not_a_registry(url, f"no HTTP answer to GET /subjects: {_reason(exc)}") from exc
     if response.status_code in (401, 403):
         return True  # a registry whose reads need a credential
     try:
@@ -64,9 +87,32 @@ def probe_registry(url: str, timeout: float = 2.0) -> bool:
         return True
     if response.status_code == 503 and isinstance(body, dict) and "error_code" in body:
         return False  # a registry still replaying its log (or cut off from Kafka): not yet
-    raise ConfigurationError(
-        f"something that is not a mesh registry answers at {url} (GET /subjects gave HTTP "
-        f"{response.status_code}); stop it, or point MESH_REGISTRY_URL elsewhere"
+    raise _not_a_registry(url, f"GET /subjects gave HTTP {response.status_code}", "answers at")
+
+
+def _nothing_there(exc: httpx.ConnectError) -> bool:
+    """The connection failed because no one is there: refused, unknown host, unreachable."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, socket.gaierror):
+            return True
+        if isinstance(cause, OSError) and cause.errno in _NOTHING_THERE:
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def _reason(exc: Exception) -> str:
+    said = (str(exc).strip().splitlines() or [""])[0][:160]
+    return f"{type(exc).__name__}: {said}" if said else type(exc).__name__
+
+
+def _not_a_registry(url: str, what: str, verb: str = "listens at") -> ConfigurationError:
+    return ConfigurationError(
+        f"something that is not a mesh registry {verb} {url} ({what}); stop it, or point "
+        f"MESH_REGISTRY_URL elsewhere"
     )
 
 
