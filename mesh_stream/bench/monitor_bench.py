@@ -127,8 +127,12 @@ def populate(
         registry.register_consumer(product.name, group_of(product), reads=["order_id"])
 
     with ThreadPoolExecutor(8) as pool:  # sources first: an aggregate needs its input
-        list(pool.map(register, [p for p in products if not p.inputs]))
-        list(pool.map(register, [p for p in products if p.inputs]))
+        try:
+            list(pool.map(register, [p for p in products if not p.inputs]))
+            list(pool.map(register, [p for p in products if p.inputs]))
+        except BaseException:  # e.g. SIGTERM: drop the queued registrations, do not wait them
+            pool.shutdown(cancel_futures=True)
+            raise
     took["registry_s"] = time.perf_counter() - started
 
     started = time.perf_counter()

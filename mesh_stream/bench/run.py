@@ -28,14 +28,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from mesh_stream.bench.cases import WRITE_CASES, cases_problem, read_source
 from mesh_stream.bench.codec_bench import RECORDS as CODEC_RECORDS
 from mesh_stream.bench.codec_bench import REPEATS as CODEC_REPEATS
 from mesh_stream.bench.codec_bench import CodecCase
 from mesh_stream.bench.environment import BenchEnvironment, bench_environment
 from mesh_stream.bench.sdk_bench import (
     LABELS,
-    READ_CASES,
-    WRITE_CASES,
     Config,
     bench_product,
     schema,
@@ -219,6 +218,9 @@ def run_benchmarks(
     ``processing_peer`` (``"quix"``) runs the processing benchmark side by side with that
     peer, ``repeats`` interleaved runs each, instead of one mesh-stream run.
     """
+    problem = cases_problem(cases)
+    if problem is not None:  # before the codec benchmark and the broker, not after them
+        raise ValueError(f"cases {cases!r}: {problem}")
     codec = run_codec(codec_root, codec_records, codec_repeats, progress) if codec_records else None
     with bench_environment(settings, progress) as environment:
         report = _run_sdk(environment, records, warmup, cases, progress, repeats)
@@ -339,9 +341,7 @@ def _run_sdk(
     def product_name(case: str) -> str:
         return f"bench.run-{run_id}-{case}"
 
-    read_source = "d" if "d" in cases else next((c for c in cases if c in WRITE_CASES), "d")
-    if any(case in READ_CASES for case in cases) and read_source not in cases:
-        raise ValueError("read cases need a write case (d) in the same run to fill the topic")
+    source = read_source(cases)
     runs: dict[str, list[dict[str, Any]]] = {case: [] for case in cases}
     for attempt in range(1, repeats + 1):
         for case in cases:
@@ -350,7 +350,7 @@ def _run_sdk(
                 records,
                 warmup,
                 product=f"{product_name(case)}-{attempt}" if case in WRITE_CASES else "",
-                read_product=f"{product_name(read_source)}-1",
+                read_product=f"{product_name(source)}-1",
             )
             if case in WRITE_CASES:
                 ensure_topic(bench_product(config.product), connection)

@@ -34,6 +34,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import StringDeserializer, StringSerializer
 
+from mesh_stream.bench.cases import READ_CASES, WRITE_CASES
 from mesh_stream.consumer import ProductConsumer
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.kafka.clients import make_consumer, make_producer
@@ -44,8 +45,6 @@ from mesh_stream.schema.models import model_from_schema
 
 #: The benchmark record's schema, package data next to this module (works from a wheel).
 SCHEMA_RESOURCE = "order_event.avsc"
-WRITE_CASES = ("a", "b", "c", "d", "e", "j")
-READ_CASES = ("f", "g", "h", "i")
 LABELS = {
     "a": "raw confluent-kafka produce (pre-encoded bytes)",
     "b": "hand-written fastavro + header + produce",

@@ -7,32 +7,129 @@ alone needs the sample mesh, a mesh-stream checkout, and is skipped without it).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
+from mesh_stream.bench.cases import cases_problem
 from mesh_stream.cli.extras import require_extras
 from mesh_stream.settings import MeshSettings
 
 #: The codec benchmark's defaults (mesh_stream.bench.codec_bench, which needs fastavro only).
 CODEC_RECORDS = 2_000
 CODEC_REPEATS = 11
+#: Exit status after SIGTERM, once what the run started is stopped (128 + the signal, as a
+#: shell reports a process the signal ended).
+TERMINATED = 128 + signal.SIGTERM
+#: The most counts a list option (--monitor-products, --scale-subjects, --portal-products)
+#: takes: each is a benchmark run of its own.
+MAX_SIZES = 10
+
+
+class Counts(click.ParamType):
+    """A comma-separated list of counts, each 1 to ``most``, at most :data:`MAX_SIZES` of
+    them; refused while the options are parsed, before anything starts."""
+
+    name = "counts"
+
+    def __init__(self, noun: str, example: str, most: int) -> None:
+        self.noun, self.example, self.most = noun, example, most
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[int, ...]:
+        if isinstance(value, tuple):
+            return value
+        text = str(value)
+        try:
+            sizes = tuple(int(part) for part in text.split(","))
+        except ValueError:
+            sizes = ()
+        if not sizes or any(size < 1 for size in sizes):
+            self.fail(
+                f"{text!r} is not a list of positive {self.noun} counts; e.g. {self.example}",
+                param,
+                ctx,
+            )
+        if len(sizes) > MAX_SIZES:
+            self.fail(
+                f"{text!r} lists {len(sizes)} counts, each a benchmark run of its own; give at "
+                f"most {MAX_SIZES}",
+                param,
+                ctx,
+            )
+        if max(sizes) > self.most:
+            self.fail(
+                f"{text!r}: {max(sizes):,} {self.noun}s is more than this benchmark takes "
+                f"(at most {self.most:,}); e.g. {self.example}",
+                param,
+                ctx,
+            )
+        return sizes
+
+
+#: The options each benchmark run alone reads (besides --json and --output); any other
+#: given with it would be ignored, so it is refused. ``None``: the full run (no such flag).
+USED_BY: dict[str | None, frozenset[str]] = {
+    "--codec-only": frozenset({"codec_records", "codec_repeats"}),
+    "--registry-scale": frozenset({"scale_subjects"}),
+    "--portal": frozenset({"portal_products"}),
+    "--instructions": frozenset({"instruction_records", "warmup"}),
+    "--monitor-only": frozenset({"monitor_products", "repeats"}),
+    "--sdk-only": frozenset(
+        {"records", "warmup", "repeats", "cases", "codec_records", "codec_repeats"}
+    ),
+    None: frozenset(
+        {
+            "records",
+            "warmup",
+            "repeats",
+            "cases",
+            "codec_records",
+            "codec_repeats",
+            "processing_peer",
+            "scale_subjects",
+            "monitor_products",
+        }
+    ),
+}
+#: Options every run reads, or that choose the run.
+EVERY_RUN = frozenset(
+    {
+        "as_json",
+        "output",
+        "codec_only",
+        "sdk_only",
+        "registry_scale",
+        "monitor_only",
+        "portal",
+        "instructions",
+    }
+)
+#: Options read by one benchmark only: named in the refusal of a run without it.
+OWNER = {"portal_products": "--portal", "instruction_records": "--instructions"}
 
 
 @click.command("bench")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON on stdout.")
 @click.option(
     "--records",
-    type=click.IntRange(min=1000),
+    type=click.IntRange(min=1000, max=10_000_000),
     default=100_000,
     show_default=True,
     help="Records per case in the timed part (after the warm-up).",
 )
 @click.option(
     "--warmup",
-    type=click.IntRange(min=100),
+    type=click.IntRange(min=100, max=1_000_000),
     default=5_000,
     show_default=True,
     help="Records per case before the clock starts (connections, schema, group join).",
@@ -48,12 +145,14 @@ CODEC_REPEATS = 11
     "--cases",
     default="abcdefghij",
     show_default=True,
-    help="Which cases to run: a-e and j write, f-i read (reads need d); j is d with 3 CEL "
-    "rules (the cost of rules, j/d); see mesh_stream.bench.sdk_bench.",
+    callback=lambda _ctx, _param, value: _cases(value),
+    help="Which cases to run, in order, each once: a-e and j write, f-i read (reads need d, "
+    "before them); j is d with 3 CEL rules (the cost of rules, j/d); see "
+    "mesh_stream.bench.sdk_bench.",
 )
 @click.option(
     "--codec-records",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=1_000_000),
     default=CODEC_RECORDS,
     show_default=True,
     help="Records per schema in the codec benchmark (encode/decode vs fastavro, no Kafka); "
@@ -94,10 +193,11 @@ CODEC_REPEATS = 11
 )
 @click.option(
     "--scale-subjects",
+    type=Counts("subject", "1000,10000", 1_000_000),
     default=None,
     metavar="N,N,...",
-    help="Subject counts of the registry scale benchmark [default: 1000,10000; with "
-    "--registry-scale 1000,10000,100000].",
+    help="Subject counts of the registry scale benchmark, each 1 to 1,000,000 [default: "
+    "1000,10000; with --registry-scale 1000,10000,100000].",
 )
 @click.option(
     "--monitor-only",
@@ -107,11 +207,13 @@ CODEC_REPEATS = 11
 )
 @click.option(
     "--monitor-products",
+    type=Counts("product", "12,1000", 10_000),
     default="12,1000",
     show_default=True,
     metavar="N,N,...",
-    help="Product counts of the product monitor benchmark; each is set up on a registry of "
-    "its own (descriptor, topic, DLQ topic, records, a consumer group per product).",
+    help="Product counts of the product monitor benchmark, each 1 to 10,000; each is set up "
+    "on a registry of its own (descriptor, topic, DLQ topic, records, a consumer group per "
+    "product).",
 )
 @click.option(
     "--portal",
@@ -122,10 +224,12 @@ CODEC_REPEATS = 11
 )
 @click.option(
     "--portal-products",
+    type=Counts("product", "1000", 10_000),
     default="1000",
     show_default=True,
     metavar="N,N,...",
-    help="Product counts of the portal benchmark; each on an in-memory registry of its own.",
+    help="Product counts of the portal benchmark, each 1 to 10,000; each on an in-memory "
+    "registry of its own.",
 )
 @click.option(
     "--instructions",
@@ -138,18 +242,19 @@ CODEC_REPEATS = 11
 )
 @click.option(
     "--instruction-records",
-    type=click.IntRange(min=1000),
+    type=click.IntRange(min=1000, max=1_000_000),
     default=10_000,
     show_default=True,
     help="Timed records of the shorter --instructions run (valgrind runs ~50x slower).",
 )
 @click.option(
     "--output",
-    type=click.Path(file_okay=False),
+    type=click.Path(),
+    metavar="DIRECTORY",
     callback=lambda _ctx, _param, value: _output_folder(value),
     default="bench-results",
     show_default=True,
-    help="Folder for sdk-bench.json and sdk-bench.txt.",
+    help="Folder for sdk-bench.json and sdk-bench.txt (made if missing).",
 )
 @click.pass_obj
 def bench(
@@ -165,11 +270,11 @@ def bench(
     sdk_only: bool,
     processing_peer: str | None,
     registry_scale: bool,
-    scale_subjects: str | None,
+    scale_subjects: tuple[int, ...] | None,
     monitor_only: bool,
-    monitor_products: str,
+    monitor_products: tuple[int, ...],
     portal: bool,
-    portal_products: str,
+    portal_products: tuple[int, ...],
     instructions: bool,
     instruction_records: int,
     output: Path,
@@ -188,15 +293,11 @@ def bench(
     products (`--monitor-only` alone) and, inside a checkout (the sample mesh), the
     processing benchmark. `--portal` runs the portal's page-speed benchmark alone, and
     `--instructions` the quality rules' cost counted in instructions (valgrind).
+
+    SIGTERM stops it like Ctrl-C: the broker and registry it started are stopped and its
+    temporary folder removed; then it exits 143.
     """
     require_extras("bench")
-    from mesh_stream.bench.run import (
-        render_table,
-        run_benchmarks,
-        sample_mesh_root,
-        write_report,
-    )
-
     alone = {
         "--codec-only": codec_only,
         "--registry-scale": registry_scale,
@@ -208,14 +309,75 @@ def bench(
     chosen = [flag for flag, given in alone.items() if given]
     if len(chosen) > 1:  # each runs one benchmark alone: the first used to win, silently
         raise click.UsageError(f"{' and '.join(chosen)} each run one benchmark alone; pick one")
-    unknown = sorted(set(cases) - set("abcdefghij"))
-    if unknown or not cases:
+    _refuse_ignored_options(click.get_current_context(), chosen[0] if chosen else None)
+    if codec_only and codec_records == 0:
+        raise click.UsageError(
+            "--codec-records 0 skips the codec benchmark, which --codec-only runs alone; "
+            "give a count above 0 or drop --codec-records"
+        )
+    try:  # made now, not after the benchmark ran (a place where no folder can be made)
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
         raise click.BadParameter(
-            f"unknown case(s) {unknown}; use letters a-j", param_hint="--cases"
+            f"{str(output)!r} cannot be made: {exc.strerror or exc}; name a folder for the "
+            "report, e.g. bench-results",
+            param_hint="--output",
+        ) from exc
+    with _terminated_like_interrupted():
+        _run(
+            settings,
+            as_json=as_json,
+            records=records,
+            warmup=warmup,
+            repeats=repeats,
+            cases=cases,
+            codec_records=codec_records,
+            codec_repeats=codec_repeats,
+            codec_only=codec_only,
+            sdk_only=sdk_only,
+            processing_peer=processing_peer,
+            registry_scale=registry_scale,
+            sizes=_scale_sizes(scale_subjects, registry_scale),
+            monitor_only=monitor_only,
+            product_counts=monitor_products,
+            portal=portal,
+            portal_products=portal_products,
+            instructions=instructions,
+            instruction_records=instruction_records,
+            output=output,
         )
 
-    sizes = _scale_sizes(scale_subjects, registry_scale)
-    product_counts = _counts(monitor_products, "--monitor-products", "product counts; e.g. 12,1000")
+
+def _run(
+    settings: MeshSettings,
+    *,
+    as_json: bool,
+    records: int,
+    warmup: int,
+    repeats: int,
+    cases: str,
+    codec_records: int,
+    codec_repeats: int,
+    codec_only: bool,
+    sdk_only: bool,
+    processing_peer: str | None,
+    registry_scale: bool,
+    sizes: tuple[int, ...],
+    monitor_only: bool,
+    product_counts: tuple[int, ...],
+    portal: bool,
+    portal_products: tuple[int, ...],
+    instructions: bool,
+    instruction_records: int,
+    output: Path,
+) -> None:
+    """The benchmark the options chose, its report printed and written to ``output``."""
+    from mesh_stream.bench.run import (
+        render_table,
+        run_benchmarks,
+        sample_mesh_root,
+        write_report,
+    )
 
     def progress(message: str) -> None:
         click.echo(message, err=True)
@@ -227,9 +389,7 @@ def bench(
             write_codec_report,
         )
 
-        codec = run_codec_only(
-            sample_mesh_root(settings), codec_records or CODEC_RECORDS, codec_repeats, progress
-        )
+        codec = run_codec_only(sample_mesh_root(settings), codec_records, codec_repeats, progress)
         _emit(codec, write_codec_report(codec, output), render_codec_report(codec), as_json)
         return
 
@@ -247,8 +407,7 @@ def bench(
         from mesh_stream.bench.portal_bench import LOADS, render_portal
         from mesh_stream.bench.run import run_portal_only, write_portal_report
 
-        counts = _counts(portal_products, "--portal-products", "product counts; e.g. 1000")
-        speed = run_portal_only(counts, LOADS, progress)
+        speed = run_portal_only(portal_products, LOADS, progress)
         _emit(speed, write_portal_report(speed, output), render_portal(speed["portal"]), as_json)
         return
 
@@ -300,32 +459,102 @@ def _emit(report: dict[str, Any], written: tuple[Path, Path], text: str, as_json
     click.echo(f"wrote {written[0]} and {written[1]}", err=True)
 
 
-def _scale_sizes(text: str | None, full: bool) -> tuple[int, ...]:
-    if text is None:
+def _scale_sizes(given: tuple[int, ...] | None, full: bool) -> tuple[int, ...]:
+    """--scale-subjects, or its default (larger with --registry-scale)."""
+    if given is None:
         return (1_000, 10_000, 100_000) if full else (1_000, 10_000)
-    return _counts(text, "--scale-subjects", "subject counts; e.g. 1000,10000")
+    return given
 
 
-def _counts(text: str, option: str, what: str) -> tuple[int, ...]:
-    """A comma-separated list of positive counts, or the option's one-line error."""
-    try:
-        sizes = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        sizes = ()
-    if not sizes or any(size < 1 for size in sizes):
-        raise click.BadParameter(
-            f"{text!r} is not a list of positive {what}",
-            param_hint=option,
+def _cases(value: str) -> str:
+    """--cases, checked by the benchmark's own rule (:mod:`mesh_stream.bench.cases`)."""
+    problem = cases_problem(value)
+    if problem is not None:
+        raise click.BadParameter(problem, param_hint="--cases")
+    return value
+
+
+def _refuse_ignored_options(ctx: click.Context, alone: str | None) -> None:
+    """A usage error naming an option given with a benchmark that would ignore it (e.g.
+    --processing-peer with --codec-only), rather than a run that silently drops it."""
+    used = USED_BY[alone] | EVERY_RUN
+    for param in ctx.command.params:
+        name = param.name
+        if name is None or name in used:
+            continue
+        source = ctx.get_parameter_source(name)
+        if source in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
+            continue
+        option = param.opts[0]
+        if alone is None:
+            owner = OWNER[name]
+            raise click.UsageError(
+                f"{option} is read by {owner} only; add {owner} or drop {option}"
+            )
+        raise click.UsageError(
+            f"{option} has no effect with {alone}, which runs its benchmark without it; "
+            f"drop one of them"
         )
-    return sizes
+
+
+@contextlib.contextmanager
+def _terminated_like_interrupted() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C (a KeyboardInterrupt in the main thread), so every
+    ``finally`` and context manager below runs: the broker and registry this run started
+    are stopped and its temporary folder removed. Then ``Terminated.`` and exit 143. A
+    second SIGTERM while stopping is ignored (SIGKILL still ends it). Installed here, at
+    the entry point, never in the benchmark code."""
+    received: list[int] = []
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        if not received:
+            received.append(signum)
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, handle)
+    try:
+        yield
+    except (KeyboardInterrupt, SystemError):
+        # SystemError: the signal landed while librdkafka's C code returned (see cli.main)
+        if not received:
+            raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if received:
+        click.echo("Terminated.", err=True)
+        raise click.exceptions.Exit(TERMINATED)
 
 
 def _output_folder(value: str) -> Path:
-    """``--output`` as a path; an empty one is refused (``Path("")`` would quietly be the
-    current folder)."""
+    """``--output`` as a folder that can be made or written to, checked before anything
+    runs: an empty one is refused (``Path("")`` would quietly be the current folder), and
+    so is a file or device (``/dev/null``) or a place where no folder can be made."""
     if not value.strip():
         raise click.BadParameter(
             f"{value!r} is empty; give the folder for the report, e.g. bench-results",
             param_hint="--output",
         )
-    return Path(value)
+    path = Path(value)
+    problem = _folder_problem(path)
+    if problem is not None:
+        raise click.BadParameter(
+            f"{problem}; name a folder for the report (made if missing), e.g. bench-results",
+            param_hint="--output",
+        )
+    return path
+
+
+def _folder_problem(path: Path) -> str | None:
+    """Why the report's files cannot be written into ``path`` (made if missing), or None."""
+    place = path
+    while not place.exists() and not place.is_symlink() and place != place.parent:
+        place = place.parent
+    what = repr(str(path)) if place == path else f"{str(path)!r} cannot be made: {str(place)!r}"
+    if not place.exists():
+        return f"{what} is a symbolic link to nothing"
+    if not place.is_dir():
+        kind = "a file" if place.is_file() else "a device or other special file"
+        return f"{what} is {kind}, not a folder"
+    if not os.access(place, os.W_OK | os.X_OK):
+        return f"{what} is a folder this user cannot write to"
+    return None
