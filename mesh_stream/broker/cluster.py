@@ -22,6 +22,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -144,6 +145,23 @@ class ClusterStatus:
     @property
     def pids(self) -> list[int]:
         return [node.pid for node in self.nodes if node.pid is not None and node.running]
+
+
+#: Kafka's default log cleaner buffer (128 MiB), taken from the heap at start-up.
+CLEANER_BUFFER_MAX = 128 * 1024 * 1024
+_HEAP = re.compile(r"([1-9][0-9]*)([kKmMgG]?)\Z")
+
+
+def cleaner_buffer_bytes(heap: str) -> int | None:
+    """The log cleaner's dedupe buffer for a node of ``heap`` (-Xmx, e.g. ``256m``): an
+    eighth of it, at most Kafka's 128 MiB default. At 256 MiB of heap that default made a
+    node fail at start-up now and then (OutOfMemoryError in the cleaner's SkimpyOffsetMap).
+    None when the heap cannot be read (the default stays)."""
+    match = _HEAP.match(heap.strip())
+    if match is None:
+        return None
+    scale = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[match.group(2).lower()]
+    return min(CLEANER_BUFFER_MAX, int(match.group(1)) * scale // 8)
 
 
 def new_cluster_id() -> str:
@@ -519,6 +537,9 @@ class LocalCluster:
             "auto.create.topics.enable": "true",
             "log.retention.hours": 168,
         }
+        dedupe = cleaner_buffer_bytes(self.heap)
+        if dedupe is not None:
+            settings["log.cleaner.dedupe.buffer.size"] = dedupe
         if credentials is not None:
             settings.update(self._security_properties(node, credentials))
         lines = [f"# Written by mesh-stream for node {node.node_id} of cluster {state.cluster_id}"]

@@ -17,6 +17,7 @@ from mesh_stream.broker.cluster import (
     ClusterState,
     LocalCluster,
     NodeState,
+    cleaner_buffer_bytes,
     free_port,
     new_cluster_id,
     process_alive,
@@ -144,6 +145,28 @@ def test_three_node_properties_form_one_quorum(cluster: LocalCluster) -> None:
     assert lines["default.replication.factor"] == "3"
     assert lines["min.insync.replicas"] == "2"
     assert lines["offsets.topic.replication.factor"] == "3"
+
+
+@pytest.mark.parametrize(
+    ("heap", "buffer"),
+    [
+        ("256m", 32 * 1024**2),
+        ("512M", 64 * 1024**2),
+        ("4g", 128 * 1024**2),
+        ("65536k", 8 * 1024**2),
+    ],
+)
+def test_the_log_cleaner_takes_an_eighth_of_the_heap_at_most(
+    cluster: LocalCluster, heap: str, buffer: int
+) -> None:
+    """Kafka's 128 MiB default made a 256 MiB node fail now and then at start-up
+    (OutOfMemoryError in the log cleaner), as in a clean-clone CI run."""
+    cluster.heap = heap
+    state = cluster._plan(None, brokers=1, port=0)
+    props = cluster._properties(state, state.nodes[0])
+    lines = dict(line.split("=", 1) for line in props.splitlines() if "=" in line)
+    assert int(lines["log.cleaner.dedupe.buffer.size"]) == buffer
+    assert cleaner_buffer_bytes("lots") is None  # unread: Kafka's default stays
 
 
 def test_requested_ports_are_consecutive(cluster: LocalCluster) -> None:
