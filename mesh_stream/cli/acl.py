@@ -8,13 +8,16 @@ import click
 
 from mesh_stream.broker import reachability
 from mesh_stream.cli.options import ProjectChoice, checked_bootstrap_servers, project_option
+from mesh_stream.errors import ConfigurationError
 from mesh_stream.governance.acl_plan import (
     MONITOR_PRINCIPAL,
     REGISTRY_PRINCIPAL,
     AclPlan,
+    is_domain_name,
     plan_acls,
+    plan_retirement,
     principal_problem,
-    retired_domains,
+    refuse_planned_retirees,
 )
 from mesh_stream.kafka.acls import Acl, apply_acls, describe_acls
 from mesh_stream.kafka.connection import KafkaConnection
@@ -25,6 +28,15 @@ def _principal(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     problem = principal_problem(value)
     if problem is not None:
         raise click.BadParameter(problem)
+    return value
+
+
+def _domains(
+    _ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    for domain in value:
+        if not is_domain_name(domain):
+            raise click.BadParameter(f"{domain!r} is not a domain name (like shipping)")
     return value
 
 
@@ -128,6 +140,15 @@ def plan(
     help="Kafka to apply the ACLs to. [env: MESH_BOOTSTRAP_SERVERS; default local broker]",
 )
 @click.option("--dry-run", is_flag=True, help="Print what would change; change nothing.")
+@click.option(
+    "--retire",
+    multiple=True,
+    metavar="DOMAIN",
+    callback=_domains,
+    help="Delete every ACL the mesh granted for DOMAIN, a domain gone from the mesh (its "
+    "user's, and others' on its names). Repeatable. Without it, a domain the cluster has "
+    "and this project lacks is named and left alone.",
+)
 @click.pass_obj
 def apply(
     settings: MeshSettings,
@@ -136,18 +157,21 @@ def apply(
     monitor_principal: str,
     bootstrap_servers: str | None,
     dry_run: bool,
+    retire: tuple[str, ...],
 ) -> None:
     """Make the cluster's ACLs match `mesh acl plan`: create the missing ones, delete the
     mesh's own ACLs no longer planned. Idempotent: a second run changes nothing.
 
-    A domain removed from the project (its folder gone) loses every ACL the mesh granted
-    for it: its principal's, and others' on its topics. The cluster shows such a domain by
-    the grants only the mesh makes together: User:<domain> may WRITE topics prefixed
-    `<domain>.` and READ `mesh-tail-` groups.
+    A project may hold only some of the mesh's domains (one repository per domain), so a
+    domain the cluster has and the project lacks is named on stderr and left alone. Once a
+    domain is gone from the mesh, `--retire DOMAIN` deletes every ACL the mesh granted for
+    it: its user's, and others' on its names. The cluster shows such a domain by the grants
+    only the mesh makes together: User:<domain> may WRITE topics prefixed `<domain>.` and
+    READ `mesh-tail-` groups.
 
     Connects with the MESH_KAFKA_* settings, which must be a user allowed to alter ACLs
     (the local secured cluster's `admin`). Only ALLOW ACLs of the plan's principals (and of
-    removed domains) on the mesh's names (`<domain>.`, `<domain>-`, `mesh-<domain>.`,
+    retired domains) on the mesh's names (`<domain>.`, `<domain>-`, `mesh-<domain>.`,
     `mesh-tail-`, `mesh-products-status-`, `mesh-registry-`, `mesh-monitor-`, the registry,
     health and alerts topics, the cluster) are ever deleted.
     """
@@ -155,18 +179,31 @@ def apply(
         settings = settings.model_copy(update={"bootstrap_servers": bootstrap_servers})
     result = _plan(settings, project, registry_principal, monitor_principal)
     _warn(result)
+    try:
+        refuse_planned_retirees(result, retire)
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--retire") from None
     conn = KafkaConnection.from_settings(settings, default_client_id="mesh-acl")
     existing = describe_acls(conn, connect_timeout=reachability.DEFAULT_PROBE_TIMEOUT)
-    retired = retired_domains(result, existing)
-    for domain in retired:
+    retirement = plan_retirement(result, existing, retire)
+    for domain in retirement.left_alone:
         click.secho(
-            f"domain {domain!r} is no longer in the project (the cluster still lets "
-            f"User:{domain} write its topics): {'would delete' if dry_run else 'deleting'} "
+            f"domain {domain!r} is not in this project, but the cluster still lets "
+            f"User:{domain} write its topics: its ACLs are left alone (if {domain!r} is gone "
+            f"from the mesh, run again with --retire {domain})",
+            fg="yellow",
+            err=True,
+        )
+    for domain in retirement.nothing_left:
+        click.echo(f"domain {domain!r}: the cluster holds no ACL the mesh granted for it", err=True)
+    for domain in retirement.retire:
+        click.secho(
+            f"domain {domain!r} is retired: {'would delete' if dry_run else 'deleting'} "
             f"every ACL the mesh granted for it",
             fg="yellow",
             err=True,
         )
-    result = result.retiring(retired)
+    result = result.retiring(retirement.retire)
     changes = apply_acls(
         conn,
         result.acls,

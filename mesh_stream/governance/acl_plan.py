@@ -36,11 +36,13 @@ these ACLs, one principal ``User:<domain>`` per domain. :func:`plan_acls` derive
 The plan also *scopes* what ``mesh acl apply`` may delete: only ALLOW ACLs of the plan's
 principals on the mesh's names (:meth:`AclPlan.manages`). Anything else on the cluster
 (other principals, other names, DENY rules) is never touched, with one exception: a domain
-removed from the project. The cluster still shows it by two grants only the mesh makes
-together, its principal's WRITE on topics prefixed with its own name and READ on
-``mesh-tail-`` groups (:func:`retired_domains`); apply then
-also manages that principal and that domain's names (:meth:`AclPlan.retiring`), so every ACL
-the mesh granted for it goes, the grants of others on its topics included.
+gone from the mesh, named with ``--retire``. The cluster shows such a domain by two grants
+only the mesh makes together, its principal's WRITE on topics prefixed with its own name and
+READ on ``mesh-tail-`` groups (:func:`retired_domains`); apply then also manages that
+principal and that domain's names (:meth:`AclPlan.retiring`), so every ACL the mesh granted
+for it goes, the grants of others on its topics included. A domain the cluster shows and the
+project lacks is otherwise left alone (:func:`plan_retirement`): with one repository per
+domain, a project lacking a domain does not mean the mesh lost it.
 """
 
 from __future__ import annotations
@@ -94,6 +96,11 @@ _READ_OPS = (Operation.READ, Operation.DESCRIBE, Operation.DESCRIBE_CONFIGS)
 _DLQ_OPS = (Operation.WRITE, Operation.CREATE, Operation.DESCRIBE, Operation.DESCRIBE_CONFIGS)
 _TXN_OPS = (Operation.WRITE, Operation.DESCRIBE)
 _PEEK_OPS = (Operation.READ, Operation.DESCRIBE)
+
+
+def is_domain_name(value: str) -> bool:
+    """Whether ``value`` has the shape of a domain name (``shipping``, ``order-fulfilment``)."""
+    return _DOMAIN.match(value) is not None
 
 
 def principal(domain: str) -> str:
@@ -303,6 +310,53 @@ def retired_domains(plan: AclPlan, existing: Iterable[Acl]) -> list[str]:
         elif grant == (Resource.GROUP, Operation.READ, TAIL_GROUP_PREFIX):
             tails.add(domain)
     return sorted(writes & tails)
+
+
+@dataclass(frozen=True)
+class Retirement:
+    """What ``mesh acl apply`` does about domains the cluster shows and the project lacks.
+
+    A project may hold only some of the mesh's domains (one repository per domain), so a
+    domain missing from it is not proof that the domain is gone: only the domains named
+    with ``--retire`` lose their ACLs."""
+
+    retire: tuple[str, ...]
+    """Asked for and found on the cluster: every ACL the mesh granted for them goes."""
+    left_alone: tuple[str, ...]
+    """Found on the cluster, not in the project, not asked for: untouched."""
+    nothing_left: tuple[str, ...]
+    """Asked for, but the cluster shows no mesh grant of theirs (already retired)."""
+
+
+def refuse_planned_retirees(plan: AclPlan, asked: Iterable[str]) -> None:
+    """Raise :class:`~mesh_stream.errors.ConfigurationError` when a domain ``asked`` to retire
+    is one whose user the plan still grants: retiring it would undo the plan."""
+    planned = sorted({d for d in asked if principal(d) in plan.principals})
+    if planned:
+        raise ConfigurationError(
+            ", ".join(repr(d) for d in planned)
+            + ": this project still grants "
+            + ("it" if len(planned) == 1 else "them")
+            + " (a domain of the project, or a reader its descriptors name); remove it from "
+            "the project before retiring it"
+        )
+
+
+def plan_retirement(plan: AclPlan, existing: Iterable[Acl], asked: Iterable[str]) -> Retirement:
+    """Split the domains ``asked`` to retire (and those the cluster shows, see
+    :func:`retired_domains`) into what apply deletes, leaves alone, or finds already gone.
+
+    A domain asked for whose user the plan still grants is refused
+    (:class:`~mesh_stream.errors.ConfigurationError`): it is in the project, or a ``readers``
+    entry of one of its descriptors, so retiring it would undo the plan."""
+    wanted = sorted(set(asked))
+    refuse_planned_retirees(plan, wanted)
+    found = retired_domains(plan, existing)
+    return Retirement(
+        retire=tuple(d for d in found if d in wanted),
+        left_alone=tuple(d for d in found if d not in wanted),
+        nothing_left=tuple(d for d in wanted if d not in found),
+    )
 
 
 def _refuse_shared_grants(

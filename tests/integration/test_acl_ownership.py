@@ -284,8 +284,9 @@ def test_a_second_apply_changes_nothing_and_stale_mesh_acls_are_removed(
 def test_a_domain_removed_from_the_project_loses_every_acl_the_mesh_granted_for_it(
     cluster: SecuredCluster, applied: subprocess.CompletedProcess[str]
 ) -> None:
-    """The project drops `shipping` (and the analytics product built from it): apply deletes
-    User:shipping's ACLs and everyone's on shipping's names, and shipping can write nothing."""
+    """The project drops `shipping` (and the analytics product built from it): apply leaves
+    shipping's ACLs alone until `--retire shipping`, which deletes User:shipping's ACLs and
+    everyone's on shipping's names, and shipping can write nothing."""
     admin = as_user(cluster, "admin")
     dispatched = "shipping.shipment-dispatched.v1"
     kafka_admin = make_admin(cluster.connection("admin"))  # kept: its futures need it alive
@@ -300,25 +301,40 @@ def test_a_domain_removed_from_the_project_loses_every_acl_the_mesh_granted_for_
     expected = set(plan_project(REPO).acls) - set(plan_project(project).acls)
     assert {acl.principal for acl in expected} >= {"User:shipping", "User:monitor"}
 
-    dry = mesh(cluster.data_dir, "acl", "apply", "--dry-run", "--root", str(project), env=admin)
-    assert dry.returncode == 0, dry.stderr
-    assert "domain 'shipping' is no longer in the project" in dry.stderr
-    assert "would delete every ACL the mesh granted for it" in dry.stderr
-    assert produce(cluster.connection("shipping"), dispatched, b"dry run") is None
-    retired = mesh(cluster.data_dir, "acl", "apply", "--root", str(project), env=admin)
+    # Without --retire, a domain the project lacks is named and left alone: a project may
+    # be one domain's repository. Only the analytics product built from shipping goes.
+    kept = mesh(cluster.data_dir, "acl", "apply", "--root", str(project), env=admin)
+    alone = "domain 'shipping' is not in this project, but the cluster still lets User:shipping"
     try:
+        assert kept.returncode == 0, kept.stderr
+        assert alone in kept.stderr
+        assert "run again with --retire shipping" in kept.stderr
+        deleted = {line for line in kept.stdout.splitlines() if line.startswith("deleted: ")}
+        assert deleted
+        assert not [line for line in deleted if "shipping" in line.split(" on ")[0]]
+        assert produce(cluster.connection("shipping"), dispatched, b"kept") is None
+        retire = ("acl", "apply", "--root", str(project), "--retire", "shipping")
+        dry = mesh(cluster.data_dir, *retire, "--dry-run", env=admin)
+        assert dry.returncode == 0, dry.stderr
+        assert "domain 'shipping' is retired: would delete every ACL the mesh granted" in dry.stderr
+        assert produce(cluster.connection("shipping"), dispatched, b"dry run") is None
+        retired = mesh(cluster.data_dir, *retire, env=admin)
         assert retired.returncode == 0, retired.stderr
-        deleted = {line for line in retired.stdout.splitlines() if line.startswith("deleted: ")}
+        deleted |= {line for line in retired.stdout.splitlines() if line.startswith("deleted: ")}
         assert deleted == {f"deleted: {acl}" for acl in expected}
         assert "created: " not in retired.stdout
         error = produce(cluster.connection("shipping"), dispatched, b"after")
         assert error is not None
         assert error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
-        assert records_in(cluster, dispatched) == 2  # "before" and "dry run"
-        again = mesh(cluster.data_dir, "acl", "apply", "--root", str(project), env=admin)
+        assert records_in(cluster, dispatched) == 3  # "before", "kept" and "dry run"
+        again = mesh(cluster.data_dir, *retire, env=admin)
         assert again.returncode == 0, again.stderr
         assert again.stdout.startswith("no changes: the ")
-        assert "no longer in the project" not in again.stderr
+        assert "domain 'shipping': the cluster holds no ACL the mesh granted for it" in again.stderr
+        assert alone not in again.stderr
+        planned = mesh(cluster.data_dir, *retire[:-1], "orders", env=admin)
+        assert planned.returncode == 2
+        assert "'orders': this project still grants it" in planned.stderr
     finally:
         restored = mesh(cluster.data_dir, "acl", "apply", "--root", str(REPO), env=admin)
         assert restored.returncode == 0, restored.stderr

@@ -11,7 +11,12 @@ import yaml
 
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import ConfigurationError, DescriptorError
-from mesh_stream.governance.acl_plan import plan_acls, plan_project, retired_domains
+from mesh_stream.governance.acl_plan import (
+    plan_acls,
+    plan_project,
+    plan_retirement,
+    retired_domains,
+)
 from mesh_stream.kafka.acls import CLUSTER, Acl, Operation, Pattern, Permission, Resource, diff
 
 T, G, X, C = Resource.TOPIC, Resource.GROUP, Resource.TRANSACTIONAL_ID, Resource.CLUSTER
@@ -281,6 +286,23 @@ def test_a_domain_removed_from_the_project_is_found_by_its_own_write_grant_and_r
     assert {acl.principal for acl in gone} >= {"User:people", "User:monitor", "User:registry"}
     assert not unrelated & set(changes.delete)
     assert now.retiring([]) is now
+
+
+def test_a_domain_the_project_lacks_is_retired_only_when_asked() -> None:
+    """One repository per domain: a project lacking `people` does not mean the mesh lost it.
+    Only a domain named with --retire loses its ACLs; one asked for that the cluster no
+    longer shows is reported; one the project still grants is refused."""
+    before = plan_acls(MESH)
+    now = plan_acls([SHOP, product("stats.summary", inputs=["shop.order"])])
+    existing = set(before.acls)
+    left = plan_retirement(now, existing, [])
+    assert (left.retire, left.left_alone, left.nothing_left) == ((), ("people",), ())
+    asked = plan_retirement(now, existing, ["people", "gone"])
+    assert (asked.retire, asked.left_alone, asked.nothing_left) == (("people",), (), ("gone",))
+    changes = diff(now.acls, existing, now.retiring(left.retire).manages)
+    assert not any("people" in str(acl) for acl in changes.delete)
+    with pytest.raises(ConfigurationError, match=r"'shop': this project still grants it"):
+        plan_retirement(now, existing, ["shop", "people"])
 
 
 def test_readers_must_be_domain_names() -> None:
