@@ -17,6 +17,7 @@ from mesh_stream.governance.acl_plan import (
     plan_acls,
     plan_retirement,
     principal_problem,
+    refuse_planned_principals,
     refuse_planned_retirees,
 )
 from mesh_stream.kafka.acls import Acl, apply_acls, describe_acls
@@ -149,6 +150,14 @@ def plan(
     "user's, and others' on its names). Repeatable. Without it, a domain the cluster has "
     "and this project lacks is named and left alone.",
 )
+@click.option(
+    "--retire-principal",
+    multiple=True,
+    metavar="User:NAME",
+    help="Delete the ACLs the mesh granted a service principal you replaced with "
+    "--registry-principal or --monitor-principal (on the names this project manages). "
+    "Repeatable.",
+)
 @click.pass_obj
 def apply(
     settings: MeshSettings,
@@ -158,6 +167,7 @@ def apply(
     bootstrap_servers: str | None,
     dry_run: bool,
     retire: tuple[str, ...],
+    retire_principal: tuple[str, ...],
 ) -> None:
     """Make the cluster's ACLs match `mesh acl plan`: create the missing ones, delete the
     mesh's own ACLs no longer planned. Idempotent: a second run changes nothing.
@@ -179,10 +189,14 @@ def apply(
         settings = settings.model_copy(update={"bootstrap_servers": bootstrap_servers})
     result = _plan(settings, project, registry_principal, monitor_principal)
     _warn(result)
-    try:
-        refuse_planned_retirees(result, retire)
-    except ConfigurationError as exc:
-        raise click.BadParameter(str(exc), param_hint="--retire") from None
+    for hint, check, asked in (
+        ("--retire", refuse_planned_retirees, retire),
+        ("--retire-principal", refuse_planned_principals, retire_principal),
+    ):
+        try:
+            check(result, asked)
+        except ConfigurationError as exc:
+            raise click.BadParameter(str(exc), param_hint=hint) from None
     conn = KafkaConnection.from_settings(settings, default_client_id="mesh-acl")
     existing = describe_acls(conn, connect_timeout=reachability.DEFAULT_PROBE_TIMEOUT)
     retirement = plan_retirement(result, existing, retire)
@@ -203,7 +217,14 @@ def apply(
             fg="yellow",
             err=True,
         )
-    result = result.retiring(retirement.retire)
+    for service in sorted(set(retire_principal)):
+        click.secho(
+            f"{service} is retired: {'would delete' if dry_run else 'deleting'} the ACLs the "
+            f"mesh granted it",
+            fg="yellow",
+            err=True,
+        )
+    result = result.retiring(retirement.retire, retire_principal)
     changes = apply_acls(
         conn,
         result.acls,

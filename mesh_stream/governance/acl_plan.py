@@ -137,17 +137,19 @@ class AclPlan:
             return True
         return acl.name in self.literals or any(acl.name.startswith(p) for p in self.prefixes)
 
-    def retiring(self, domains: Iterable[str]) -> AclPlan:
+    def retiring(self, domains: Iterable[str], principals: Iterable[str] = ()) -> AclPlan:
         """This plan, managing also the principals and names of ``domains``, which it no
-        longer has (:func:`retired_domains`): nothing is planned for them, so apply deletes
-        every ACL the mesh granted for them."""
+        longer has (:func:`retired_domains`), and the ``principals`` of replaced services:
+        nothing is planned for them, so apply deletes every ACL the mesh granted for them
+        (a replaced service's on the names this plan manages)."""
         retired = sorted(set(domains))
-        if not retired:
+        services = set(principals)
+        if not retired and not services:
             return self
         names = [name for d in retired for name in _namespace(d)]
         return dataclasses.replace(
             self,
-            principals=self.principals | {principal(d) for d in retired},
+            principals=self.principals | {principal(d) for d in retired} | services,
             prefixes=tuple(sorted({*self.prefixes, *names})),
         )
 
@@ -340,6 +342,20 @@ def refuse_planned_retirees(plan: AclPlan, asked: Iterable[str]) -> None:
             + " (a domain of the project, or a reader its descriptors name); remove it from "
             "the project before retiring it"
         )
+
+
+def refuse_planned_principals(plan: AclPlan, asked: Iterable[str]) -> None:
+    """Raise :class:`~mesh_stream.errors.ConfigurationError` when a principal ``asked`` to
+    retire is malformed or one the plan still grants (a service's or a domain's)."""
+    problems = [problem for value in asked if (problem := principal_problem(value))]
+    planned = sorted({p for p in asked if p in plan.principals})
+    problems += [
+        f"{value} is still granted by this plan (a domain's user, a reader its descriptors "
+        f"name, or --registry-principal / --monitor-principal)"
+        for value in planned
+    ]
+    if problems:
+        raise ConfigurationError("; ".join(problems))
 
 
 def plan_retirement(plan: AclPlan, existing: Iterable[Acl], asked: Iterable[str]) -> Retirement:

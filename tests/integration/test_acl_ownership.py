@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from mesh_stream.cli.product_health import KafkaAlerts
 from mesh_stream.descriptor import load_descriptors
@@ -339,6 +339,54 @@ def test_a_domain_removed_from_the_project_loses_every_acl_the_mesh_granted_for_
         restored = mesh(cluster.data_dir, "acl", "apply", "--root", str(REPO), env=admin)
         assert restored.returncode == 0, restored.stderr
     assert f"created {len(expected)}, deleted 0 ACL(s)" in restored.stdout
+
+
+def monitor_sees(cluster: SecuredCluster, topic: str) -> bool:
+    """Whether User:monitor may read ``topic``'s offsets (as the product monitor does)."""
+    consumer = make_consumer(cluster.connection("monitor"), {"group.id": "mesh-monitor-test"})
+    try:
+        consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    except KafkaException as exc:
+        # an unauthorized topic is left out of the metadata: "unknown partition"
+        hidden = (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError._UNKNOWN_PARTITION)
+        if exc.args[0].code() not in hidden:
+            raise
+        return False
+    finally:
+        consumer.close()
+    return True
+
+
+def test_a_replaced_monitor_principal_keeps_its_grants_until_retired(
+    cluster: SecuredCluster, applied: subprocess.CompletedProcess[str]
+) -> None:
+    """--monitor-principal User:monitor2 alone leaves the old User:monitor reading the pii
+    profile; --retire-principal User:monitor deletes exactly the old principal's ACLs."""
+    admin = as_user(cluster, "admin")
+    replaced = ("acl", "apply", "--root", str(REPO), "--monitor-principal", "User:monitor2")
+    old = {acl for acl in plan_project(REPO).acls if acl.principal == "User:monitor"}
+    assert monitor_sees(cluster, PROFILE)
+    moved = mesh(cluster.data_dir, *replaced, env=admin)
+    try:
+        assert moved.returncode == 0, moved.stderr
+        assert "User:monitor ALLOW" not in moved.stdout
+        assert f"created {len(old)}, deleted 0 ACL(s)" in moved.stdout  # monitor2's
+        assert monitor_sees(cluster, PROFILE)
+        refused = mesh(
+            cluster.data_dir, *replaced, "--retire-principal", "User:monitor2", env=admin
+        )
+        assert refused.returncode == 2
+        assert "User:monitor2 is still granted by this plan" in refused.stderr
+        retired = mesh(cluster.data_dir, *replaced, "--retire-principal", "User:monitor", env=admin)
+        assert retired.returncode == 0, retired.stderr
+        assert "User:monitor is retired: deleting the ACLs the mesh granted it" in retired.stderr
+        deleted = {line for line in retired.stdout.splitlines() if line.startswith("deleted: ")}
+        assert deleted == {f"deleted: {acl}" for acl in old}
+        assert not monitor_sees(cluster, PROFILE)
+    finally:
+        restored = mesh(cluster.data_dir, "acl", "apply", "--root", str(REPO), env=admin)
+        assert restored.returncode == 0, restored.stderr
+    assert monitor_sees(cluster, PROFILE)
 
 
 def test_apply_by_a_domain_user_is_a_one_line_authorization_error(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from mesh_stream.governance.acl_plan import (
     plan_acls,
     plan_project,
     plan_retirement,
+    refuse_planned_principals,
     retired_domains,
 )
 from mesh_stream.kafka.acls import CLUSTER, Acl, Operation, Pattern, Permission, Resource, diff
@@ -303,6 +305,30 @@ def test_a_domain_the_project_lacks_is_retired_only_when_asked() -> None:
     assert not any("people" in str(acl) for acl in changes.delete)
     with pytest.raises(ConfigurationError, match=r"'shop': this project still grants it"):
         plan_retirement(now, existing, ["shop", "people"])
+
+
+def test_a_replaced_service_principal_is_retired_on_the_names_the_plan_manages() -> None:
+    """--monitor-principal User:monitor2 leaves the old User:monitor reading every product
+    until --retire-principal names it; the plan's own principals are refused."""
+    before = plan_acls(MESH)
+    now = plan_acls(MESH, monitor_principal="User:monitor2")
+    elsewhere = Acl("User:monitor", T, LIT, "legacy-topic", Op.READ)  # not a mesh name
+    existing = set(before.acls) | {elsewhere}
+    assert not [
+        a for a in diff(now.acls, existing, now.manages).delete if "User:monitor " in str(a)
+    ]
+    changes = diff(now.acls, existing, now.retiring([], ["User:monitor"]).manages)
+    assert set(changes.delete) == of(before.acls, "User:monitor")
+    assert set(changes.create) == of(now.acls, "User:monitor2")
+    refuse_planned_principals(now, ["User:monitor"])
+    for asked, said in [
+        (["User:monitor2"], "User:monitor2 is still granted by this plan"),
+        (["User:shop"], "User:shop is still granted by this plan"),
+        (["monitor"], "'monitor' is not a Kafka principal"),
+        (["User:*"], "'User:*' is not a Kafka principal"),
+    ]:
+        with pytest.raises(ConfigurationError, match=re.escape(said)):
+            refuse_planned_principals(now, asked)
 
 
 def test_readers_must_be_domain_names() -> None:
