@@ -17,6 +17,7 @@ answer within the store's timeout, the answer is 503 (``error_code`` 50302) with
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -106,11 +107,13 @@ class WriteForwarder:
                 )
             if route.url is None:
                 raise _unavailable(str(route.reason))
-            await self._authenticate(scope, headers)
+            vouched = await self._authenticate(scope, headers)
             body = await _read_body(receive)
             if body is None:
                 return
             response = await self._forward(scope, headers, body, route)
+            if vouched and response.status_code == 401:
+                response = self._credentials_differ(response, route)
         except RegistryError as exc:
             answer = self.render(exc)
             if answer.status_code == 503:
@@ -119,16 +122,41 @@ class WriteForwarder:
             return
         await response(scope, receive, send)
 
-    async def _authenticate(self, scope: Scope, headers: Headers) -> None:
+    async def _authenticate(self, scope: Scope, headers: Headers) -> bool:
         """A wrong (or revoked) credential is refused here, counted against the client's
-        address."""
+        address. True when this instance checked the credential and accepted it."""
         services: Any = getattr(scope["app"].state, "services", None)
         header = headers.get("authorization")
         if services is None or services.auth is None or header is None:
-            return  # no credential: the writer answers 401 where one is needed
+            return False  # no credential: the writer answers 401 where one is needed
         client = scope.get("client")
         address = f"client {client[0]}" if client else "client (unknown address)"
         await authenticate(services, header, address)
+        return True
+
+    def _credentials_differ(self, refused: Response, route: WriteRoute) -> Response:
+        """The writer refused a credential this instance accepted: the instances were given
+        different credentials. Say so in the 401's message, which alone would send the
+        client to check a credential that is right here."""
+        log.warning(
+            "the writer %s refused a credential this instance (%s) accepted: the registry "
+            "instances' credentials differ",
+            route.writer,
+            self.advertised_url,
+        )
+        try:
+            answer = json.loads(bytes(refused.body))
+            message = str(answer["message"])
+        except (ValueError, TypeError, KeyError):
+            return refused
+        answer["message"] = (
+            f"{message} (the writer {route.writer} refused a credential that the instance "
+            f"which forwarded it, {self.advertised_url}, accepts: unless it was revoked a "
+            f"moment ago, the registry instances have different credentials; give every "
+            f"instance the same MESH_REGISTRY_CREDENTIALS or credentials file)"
+        )
+        headers = {k: v for k, v in refused.headers.items() if k.lower() != "content-length"}
+        return Response(json.dumps(answer), status_code=401, headers=headers)
 
     async def _forward(
         self, scope: Scope, headers: Headers, body: bytes, route: WriteRoute

@@ -129,6 +129,42 @@ def test_a_wrong_credential_is_refused_by_the_follower_itself(
     assert direct.status_code == 200, direct.text
 
 
+def test_a_credential_the_writer_refuses_and_the_follower_accepts_names_the_difference(
+    writer: RegistryServer,
+) -> None:
+    """A follower given other credentials than the writer's accepts a token the writer
+    refuses: the 401 says the instances differ, where it alone would blame the token."""
+    store = FollowerStore()
+    store.advertised_url = "http://follower:1"  # what a Kafka store advertises
+    other = {**TOKENS, "orders": "follower-only-secret"}
+    running = RegistryServer(create_app(store, credentials=Credentials(other)))
+    running.start()
+    try:
+        store.route = WriteRoute.forward(writer.url, "the test writer", 5.0)
+        refused = HTTP.post(
+            f"{running.url}/subjects/{SUBJECT}/versions",
+            json={"schema": schema()},
+            auth=("orders", other["orders"]),
+        )
+        assert (refused.status_code, refused.json()["error_code"]) == (401, 40101)
+        assert refused.json()["message"].endswith(
+            "(the writer the test writer refused a credential that the instance which "
+            "forwarded it, http://follower:1, accepts: unless it was revoked a moment ago, "
+            "the registry instances have different credentials; give every instance the "
+            "same MESH_REGISTRY_CREDENTIALS or credentials file)"
+        )
+        # A credential both accept goes through; no credential gets the writer's plain 401.
+        admin = HTTP.put(f"{running.url}/config", json={"compatibility": "FULL"}, auth=ADMIN)
+        assert admin.status_code == 200, admin.text
+        anonymous = HTTP.post(
+            f"{running.url}/subjects/{SUBJECT}/versions", json={"schema": schema()}
+        )
+        assert anonymous.status_code == 401
+        assert "instances" not in anonymous.json()["message"]
+    finally:
+        running.stop()
+
+
 def test_no_writer_a_dead_writer_and_a_forwarding_loop_answer_503_with_retry_after(
     follower: tuple[RegistryServer, FollowerStore],
 ) -> None:
