@@ -29,6 +29,7 @@ from mesh_stream.descriptor import Classification, CleanupPolicy, Compatibility,
 from mesh_stream.governance import avro_walk
 from mesh_stream.governance.catalog import Catalog, unverified
 from mesh_stream.governance.model import Finding, Severity
+from mesh_stream.schema.spec import LOGICAL_TYPES
 
 KAFKA_MAX_TOPIC_LENGTH = 249
 """Kafka refuses longer topic names; the dead-letter topic adds ``.dlq`` to the product's."""
@@ -166,20 +167,6 @@ BUILTIN_POLICIES["policy-override"] = Policy(
     check=_no_findings,
     configurable=False,
 )
-
-
-LOGICAL_TYPES: dict[str, tuple[str, ...]] = {
-    "date": ("int",),
-    "decimal": ("bytes", "fixed"),
-    "local-timestamp-micros": ("long",),
-    "local-timestamp-millis": ("long",),
-    "time-micros": ("long",),
-    "time-millis": ("int",),
-    "timestamp-micros": ("long",),
-    "timestamp-millis": ("long",),
-    "uuid": ("string",),
-}
-"""The logical types the SDK's codec (fastavro) converts, with the types each applies to."""
 
 
 def _shown(value: Any, *, quoted: bool = False) -> str:

@@ -52,6 +52,20 @@ LONG_RANGE = (-(2**63), 2**63 - 1)
 MAX_VALUE_DEPTH = 100
 
 
+LOGICAL_TYPES: dict[str, tuple[str, ...]] = {
+    "date": ("int",),
+    "decimal": ("bytes", "fixed"),
+    "local-timestamp-micros": ("long",),
+    "local-timestamp-millis": ("long",),
+    "time-micros": ("long",),
+    "time-millis": ("int",),
+    "timestamp-micros": ("long",),
+    "timestamp-millis": ("long",),
+    "uuid": ("string",),
+}
+"""The logical types the SDK's codec (fastavro) converts, with the types each applies to."""
+
+
 @dataclass(frozen=True)
 class SchemaLimits:
     """What one schema may cost; ``None`` switches a bound off (schemas stored earlier)."""
