@@ -12,6 +12,7 @@ import json
 import os
 import signal
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -116,6 +117,33 @@ EVERY_RUN = frozenset(
 )
 #: Options read by one benchmark only: named in the refusal of a run without it.
 OWNER = {"portal_products": "--portal", "instruction_records": "--instructions"}
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """`mesh bench`'s options as click parsed them: one field per option, named as its
+    parameter (``bench(**options)`` builds it, so an option without a field fails at once).
+    """
+
+    as_json: bool
+    records: int
+    warmup: int
+    repeats: int
+    cases: str
+    codec_records: int
+    codec_repeats: int
+    codec_only: bool
+    sdk_only: bool
+    processing_peer: str | None
+    registry_scale: bool
+    scale_subjects: tuple[int, ...] | None
+    monitor_only: bool
+    monitor_products: tuple[int, ...]
+    portal: bool
+    portal_products: tuple[int, ...]
+    instructions: bool
+    instruction_records: int
+    output: Path
 
 
 @click.command("bench")
@@ -257,28 +285,7 @@ OWNER = {"portal_products": "--portal", "instruction_records": "--instructions"}
     help="Folder for sdk-bench.json and sdk-bench.txt (made if missing).",
 )
 @click.pass_obj
-def bench(
-    settings: MeshSettings,
-    as_json: bool,
-    records: int,
-    warmup: int,
-    repeats: int,
-    cases: str,
-    codec_records: int,
-    codec_repeats: int,
-    codec_only: bool,
-    sdk_only: bool,
-    processing_peer: str | None,
-    registry_scale: bool,
-    scale_subjects: tuple[int, ...] | None,
-    monitor_only: bool,
-    monitor_products: tuple[int, ...],
-    portal: bool,
-    portal_products: tuple[int, ...],
-    instructions: bool,
-    instruction_records: int,
-    output: Path,
-) -> None:
+def bench(settings: MeshSettings, /, **options: Any) -> None:
     """Measure publishing and consuming: raw confluent-kafka, hand-written fastavro,
     confluent-kafka's Avro serde and mesh-stream, with acks=all and idempotence.
 
@@ -298,80 +305,38 @@ def bench(
     temporary folder removed; then it exits 143.
     """
     require_extras("bench")
+    given = BenchOptions(**options)
     alone = {
-        "--codec-only": codec_only,
-        "--registry-scale": registry_scale,
-        "--portal": portal,
-        "--instructions": instructions,
-        "--monitor-only": monitor_only,
-        "--sdk-only": sdk_only,
+        "--codec-only": given.codec_only,
+        "--registry-scale": given.registry_scale,
+        "--portal": given.portal,
+        "--instructions": given.instructions,
+        "--monitor-only": given.monitor_only,
+        "--sdk-only": given.sdk_only,
     }
-    chosen = [flag for flag, given in alone.items() if given]
+    chosen = [flag for flag, on in alone.items() if on]
     if len(chosen) > 1:  # each runs one benchmark alone: the first used to win, silently
         raise click.UsageError(f"{' and '.join(chosen)} each run one benchmark alone; pick one")
     _refuse_ignored_options(click.get_current_context(), chosen[0] if chosen else None)
-    if codec_only and codec_records == 0:
+    if given.codec_only and given.codec_records == 0:
         raise click.UsageError(
             "--codec-records 0 skips the codec benchmark, which --codec-only runs alone; "
             "give a count above 0 or drop --codec-records"
         )
     try:  # made now, not after the benchmark ran (a place where no folder can be made)
-        output.mkdir(parents=True, exist_ok=True)
+        given.output.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise click.BadParameter(
-            f"{str(output)!r} cannot be made: {exc.strerror or exc}; name a folder for the "
-            "report, e.g. bench-results",
+            f"{str(given.output)!r} cannot be made: {exc.strerror or exc}; name a folder for "
+            "the report, e.g. bench-results",
             param_hint="--output",
         ) from exc
     with _terminated_like_interrupted():
-        _run(
-            settings,
-            as_json=as_json,
-            records=records,
-            warmup=warmup,
-            repeats=repeats,
-            cases=cases,
-            codec_records=codec_records,
-            codec_repeats=codec_repeats,
-            codec_only=codec_only,
-            sdk_only=sdk_only,
-            processing_peer=processing_peer,
-            registry_scale=registry_scale,
-            sizes=_scale_sizes(scale_subjects, registry_scale),
-            monitor_only=monitor_only,
-            product_counts=monitor_products,
-            portal=portal,
-            portal_products=portal_products,
-            instructions=instructions,
-            instruction_records=instruction_records,
-            output=output,
-        )
+        _run(settings, given)
 
 
-def _run(
-    settings: MeshSettings,
-    *,
-    as_json: bool,
-    records: int,
-    warmup: int,
-    repeats: int,
-    cases: str,
-    codec_records: int,
-    codec_repeats: int,
-    codec_only: bool,
-    sdk_only: bool,
-    processing_peer: str | None,
-    registry_scale: bool,
-    sizes: tuple[int, ...],
-    monitor_only: bool,
-    product_counts: tuple[int, ...],
-    portal: bool,
-    portal_products: tuple[int, ...],
-    instructions: bool,
-    instruction_records: int,
-    output: Path,
-) -> None:
-    """The benchmark the options chose, its report printed and written to ``output``."""
+def _run(settings: MeshSettings, given: BenchOptions) -> None:
+    """The benchmark the options chose, its report printed and written to ``--output``."""
     from mesh_stream.bench.run import (
         render_table,
         run_benchmarks,
@@ -382,18 +347,22 @@ def _run(
     def progress(message: str) -> None:
         click.echo(message, err=True)
 
-    if codec_only:
+    sizes = _scale_sizes(given.scale_subjects, given.registry_scale)
+    output, as_json = given.output, given.as_json
+    if given.codec_only:
         from mesh_stream.bench.run import (
             render_codec_report,
             run_codec_only,
             write_codec_report,
         )
 
-        codec = run_codec_only(sample_mesh_root(settings), codec_records, codec_repeats, progress)
+        codec = run_codec_only(
+            sample_mesh_root(settings), given.codec_records, given.codec_repeats, progress
+        )
         _emit(codec, write_codec_report(codec, output), render_codec_report(codec), as_json)
         return
 
-    if registry_scale:
+    if given.registry_scale:
         from mesh_stream.bench.registry_scale import render_scale
         from mesh_stream.bench.run import run_registry_scale_only, write_scale_report
 
@@ -403,20 +372,20 @@ def _run(
         )
         return
 
-    if portal:
+    if given.portal:
         from mesh_stream.bench.portal_bench import LOADS, render_portal
         from mesh_stream.bench.run import run_portal_only, write_portal_report
 
-        speed = run_portal_only(portal_products, LOADS, progress)
+        speed = run_portal_only(given.portal_products, LOADS, progress)
         _emit(speed, write_portal_report(speed, output), render_portal(speed["portal"]), as_json)
         return
 
-    if instructions:
+    if given.instructions:
         from mesh_stream.bench.instructions import find_valgrind, render_instructions
         from mesh_stream.bench.run import run_instructions_only, write_instructions_report
 
         find_valgrind()  # before a broker is started for nothing
-        counted = run_instructions_only(settings, instruction_records, warmup, progress)
+        counted = run_instructions_only(settings, given.instruction_records, given.warmup, progress)
         _emit(
             counted,
             write_instructions_report(counted, output),
@@ -425,30 +394,30 @@ def _run(
         )
         return
 
-    if monitor_only:
+    if given.monitor_only:
         from mesh_stream.bench.monitor_bench import render_monitor
         from mesh_stream.bench.run import run_monitor_only, write_monitor_report
 
-        cost = run_monitor_only(settings, product_counts, max(3, repeats), progress)
+        cost = run_monitor_only(settings, given.monitor_products, max(3, given.repeats), progress)
         _emit(cost, write_monitor_report(cost, output), render_monitor(cost["monitor"]), as_json)
         return
 
     sample_root = sample_mesh_root(settings)
     report = run_benchmarks(
         settings,
-        records=records,
-        warmup=warmup,
-        cases=cases,
-        repeats=repeats,
+        records=given.records,
+        warmup=given.warmup,
+        cases=given.cases,
+        repeats=given.repeats,
         progress=progress,
-        others=not sdk_only,
+        others=not given.sdk_only,
         scale_sizes=sizes,
-        monitor_products=product_counts,
-        sample_root=None if sdk_only else sample_root,
+        monitor_products=given.monitor_products,
+        sample_root=None if given.sdk_only else sample_root,
         codec_root=sample_root,
-        codec_records=codec_records,
-        codec_repeats=codec_repeats,
-        processing_peer=processing_peer,
+        codec_records=given.codec_records,
+        codec_repeats=given.codec_repeats,
+        processing_peer=given.processing_peer,
     )
     _emit(report, write_report(report, output), render_table(report), as_json)
 
