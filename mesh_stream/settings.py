@@ -527,6 +527,18 @@ class MeshSettings(BaseSettings):
             )
         return value
 
+    @field_validator("broker_start_timeout")
+    @classmethod
+    def _check_start_timeout(cls, value: float) -> float:
+        """At least 1 s, as `mesh broker start --timeout` (a Kafka node never answers sooner;
+        a smaller wait only fails every start)."""
+        if value < 1:
+            raise ValueError(
+                "is less than 1 second, which no broker start fits in; give at least 1 (as "
+                "`mesh broker start --timeout`), or unset it for the default 90"
+            )
+        return value
+
     @field_validator("broker_jvm_options")
     @classmethod
     def _check_jvm_options(cls, value: str) -> str:
