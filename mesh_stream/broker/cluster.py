@@ -218,6 +218,10 @@ def process_alive(pid: int) -> bool:
     return not cmdline or b"kafka.Kafka" in cmdline
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def log_tail(path: Path, lines: int = 25) -> str:
     try:
         content = path.read_text(errors="replace").splitlines()
@@ -406,8 +410,8 @@ class LocalCluster:
         credentials: BrokerCredentials | None = None
         added: list[str] = []
         with self._data_dir_errors():
-            if fresh and self.data_dir.exists():
-                shutil.rmtree(self.data_dir)
+            if fresh:
+                self._erase_data_dir()
             if security != PLAINTEXT:
                 wanted = [*users, *SERVICE_USERS]
                 credentials, added = ensure_credentials(self.data_dir, security, wanted)
@@ -465,6 +469,26 @@ class LocalCluster:
             except Exception as exc:
                 raise BrokerError(f"creating the SCRAM user {name!r} failed: {exc}") from exc
         self.progress(f"added SCRAM users: {', '.join(names)}")
+
+    def _erase_data_dir(self) -> None:
+        """``--fresh``: remove the data folder whole and say what it held: every entry at its
+        top (the state file, credentials, TLS files, one folder per node), and how many files
+        and folders in all (each node's data, log and configuration below them)."""
+        if not self.data_dir.exists():
+            self.progress(f"--fresh: {self.data_dir} does not exist yet; nothing to erase")
+            return
+        files = folders = 0
+        for _place, inner, names in os.walk(self.data_dir):
+            folders += len(inner)
+            files += len(names)
+        top = sorted(
+            entry.name + ("/" if entry.is_dir() else "") for entry in self.data_dir.iterdir()
+        )
+        shutil.rmtree(self.data_dir)
+        self.progress(
+            f"--fresh: erased {self.data_dir} ({_count(files, 'file')} and "
+            f"{_count(folders, 'folder')} in it): {', '.join(top) or 'it was empty'}"
+        )
 
     @contextlib.contextmanager
     def _data_dir_errors(self) -> Iterator[None]:
