@@ -23,6 +23,13 @@ from mesh_stream.registry.service.product_health import KafkaHealthFeed, stale_a
 from mesh_stream.registry.service.sample import ProductSampler
 from mesh_stream.settings import MeshSettings
 
+#: How to move the registry to another port, for both ways it is started: the server cannot
+#: tell which (`mesh up` runs `mesh registry serve --port` with the port of its URL).
+CHOOSE_ANOTHER_PORT = (
+    "choose another port: with `mesh registry serve --port PORT` (0 picks a free one), or, "
+    "for the registry `mesh up` starts, in MESH_REGISTRY_URL (e.g. http://127.0.0.1:8082)"
+)
+
 
 def credentials_from_settings(settings: MeshSettings) -> Credentials | None:
     """Credentials from the file or ``MESH_REGISTRY_CREDENTIALS``; None only in open mode."""
@@ -133,7 +140,7 @@ def bind_listener(host: str, port: int) -> socket.socket:
         listener.close()
         raise ConfigurationError(
             f"cannot listen on {host}:{port}: {exc.strerror}; is the port taken (another "
-            f"registry?) choose another with `mesh registry serve --port` (0 picks a free one)"
+            f"registry?) {CHOOSE_ANOTHER_PORT}"
         ) from exc
     return listener
 
@@ -190,7 +197,7 @@ class RegistryServer:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise ConfigurationError(
                     f"the registry HTTP server did not start on {self.host}:{self.port}; "
-                    f"is the port taken? choose another with `mesh registry serve --port`"
+                    f"is the port taken? {CHOOSE_ANOTHER_PORT}"
                 )
             time.sleep(0.02)
         self.port = self._server.servers[0].sockets[0].getsockname()[1]
