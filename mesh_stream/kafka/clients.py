@@ -168,6 +168,14 @@ def probe(conn: KafkaConnection, timeout: float = 10.0) -> ClusterMetadata:
         except KafkaException as exc:
             last = exc
     cause = seen[-1] if seen else last
+    # A port that takes the connection and never answers may not have been reported down
+    # before the deadline: named as what it is (as reachability.existing_topics names it),
+    # not as "no Kafka broker answers" (hostile-input campaign).
+    waited = time.monotonic() - started
+    if _listener_reply(conn) == "silent":
+        raise _handshake_error(conn, "silent", waited) from (
+            cause if isinstance(cause, KafkaException | None) else KafkaException(cause)
+        )
     if cause is None:
         raise BrokerUnreachableError(
             f"no Kafka broker answered at {conn.bootstrap_servers} within {timeout:g} s; "
