@@ -588,6 +588,21 @@ def read_descriptor_text(path: Path) -> str:
 DESCRIPTOR_SUFFIXES = (".yaml", ".yml")
 
 
+def is_hidden(name: str) -> bool:
+    """A name starting with ``.``: never a descriptor or a domain folder, however it ends.
+    Editors and tools leave such files beside the real ones (``.orders.yaml.swp``, Emacs's
+    ``.#orders.yaml`` lock link, macOS's ``._orders.yaml`` copies, a ``.orders.yaml``
+    backup), and reading one as a descriptor would report a product twice or a file that
+    is not YAML."""
+    return name.startswith(".")
+
+
+def is_descriptor_name(name: str) -> bool:
+    """Whether a file named ``name`` in a ``products/`` folder is read as a descriptor: it
+    ends in ``.yaml`` or ``.yml`` and is not hidden (:func:`is_hidden`)."""
+    return name.endswith(DESCRIPTOR_SUFFIXES) and not is_hidden(name)
+
+
 def _folder_entries(folder: Path, problems: list[str]) -> list[os.DirEntry[str]]:
     """The entries of ``folder``; one it cannot list is a problem (named with the OS's reason)."""
     try:
@@ -628,7 +643,8 @@ def _products_folder(domain: Path, problems: list[str]) -> Path | None:
 
 def descriptor_files(domains_dir: Path) -> list[Path]:
     """Every descriptor under ``domains/<domain>/products/`` (``.yaml`` files, then ``.yml``),
-    each group sorted.
+    each group sorted. Hidden names (starting with ``.``, :func:`is_hidden`) are skipped, as
+    files and as domain folders.
 
     The one place descriptors are discovered (lint, plan, apply, up, ... all come here). A
     folder on that path that cannot be read (permissions, a broken link, not a folder) is a
@@ -644,14 +660,14 @@ def descriptor_files(domains_dir: Path) -> list[Path]:
     problems: list[str] = []
     found: list[Path] = []
     for entry in _folder_entries(domains_dir, problems):
-        if not entry.is_dir():  # files beside the domains (runnables.py, README.md)
+        if not entry.is_dir() or is_hidden(entry.name):  # runnables.py, README.md, .git
             continue
         products = _products_folder(domains_dir / entry.name, problems)
         if products is not None:
             found.extend(
                 products / item.name
                 for item in _folder_entries(products, problems)
-                if item.name.endswith(DESCRIPTOR_SUFFIXES)
+                if is_descriptor_name(item.name)
             )
     if problems:
         raise DescriptorError("\n".join(problems))
@@ -692,13 +708,17 @@ def _from_registry_document(document: Mapping[str, Any]) -> DataProduct:
 
 
 def _local_descriptor(name: str, folder: Path, short: str) -> DataProduct | None:
-    for suffix in (".yaml", ".yml"):
+    for suffix in DESCRIPTOR_SUFFIXES:
         candidate = folder / f"{short}{suffix}"
         if candidate.exists():
             product = load_descriptor(candidate)
             if product.name == name:
                 return product
-    for path in sorted(folder.glob("*.y*ml")) if folder.is_dir() else []:
+    try:
+        others = sorted(p for p in folder.iterdir() if is_descriptor_name(p.name))
+    except OSError:  # no such folder, or one that cannot be listed: the registry is next
+        others = []
+    for path in others:
         with contextlib.suppress(DescriptorError):
             product = load_descriptor(path)
             if product.name == name:

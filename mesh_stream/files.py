@@ -1,5 +1,10 @@
 """Reading the files a user names (descriptors, schemas, policies, credentials): regular
-files only, so a stray FIFO or device named like one is an error instead of a hang."""
+files only, so a stray FIFO or device named like one is an error instead of a hang.
+
+Their text is UTF-8: a leading byte-order mark (which editors on Windows write) is dropped,
+since no format mesh-stream reads gives it a meaning (YAML skips it, JSON refuses it), and
+bytes that are not UTF-8 are :class:`NotUTF8Error`, naming the byte and its offset.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,19 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["NotRegularFileError", "open_regular", "read_regular_bytes", "read_regular_text"]
+__all__ = [
+    "UTF8_BOM",
+    "NotRegularFileError",
+    "NotUTF8Error",
+    "decode_utf8",
+    "file_kind",
+    "open_regular",
+    "read_regular_bytes",
+    "read_regular_text",
+]
+
+#: The UTF-8 byte-order mark, dropped from the start of the text files a user names.
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 class NotRegularFileError(OSError):
@@ -27,9 +44,27 @@ _FILE_KINDS = (
 )
 
 
+class NotUTF8Error(UnicodeDecodeError):
+    """A file's bytes are not UTF-8 text. A ``UnicodeDecodeError`` whose ``object`` is the
+    whole file and ``start`` the offset of the first bad byte in it (a dropped byte-order
+    mark counted); ``str()`` names both and the fix, without the file (each reader names it
+    its own way, as for ``OSError``)."""
+
+    def __str__(self) -> str:
+        return (
+            f"not UTF-8 text (byte {self.object[self.start]:#04x} at offset {self.start}); "
+            f"save it as UTF-8"
+        )
+
+
+def file_kind(mode: int) -> str:
+    """What a ``st_mode`` that is not a regular file's is, for a message: ``a folder``,
+    ``a named pipe (FIFO)``, ..."""
+    return next((name for test, name in _FILE_KINDS if test(mode)), "another kind of file")
+
+
 def _not_regular(path: Path, mode: int) -> NotRegularFileError:
-    kind = next((name for test, name in _FILE_KINDS if test(mode)), "another kind of file")
-    return NotRegularFileError(errno.EINVAL, f"not a regular file but {kind}", str(path))
+    return NotRegularFileError(errno.EINVAL, f"not a regular file but {file_kind(mode)}", str(path))
 
 
 def _open_regular(path: Path) -> int:
@@ -49,9 +84,21 @@ def _open_regular(path: Path) -> int:
 
 
 def read_regular_text(path: Path) -> str:
-    """``path.read_text(encoding="utf-8")`` for regular files (or links to one) only."""
-    with open(_open_regular(path), encoding="utf-8") as handle:
-        return handle.read()
+    """``path.read_text(encoding="utf-8")`` for regular files (or links to one) only, without
+    a leading byte-order mark; bytes that are not UTF-8 are :class:`NotUTF8Error`."""
+    return decode_utf8(read_regular_bytes(path))
+
+
+def decode_utf8(data: bytes) -> str:
+    """``data`` as UTF-8 text, as text mode reads it (CR LF and CR line ends become LF),
+    without a leading byte-order mark; :class:`NotUTF8Error`, at its offset in ``data``, when
+    it is not UTF-8."""
+    skip = len(UTF8_BOM) if data.startswith(UTF8_BOM) else 0
+    try:
+        text = data[skip:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NotUTF8Error("utf-8", data, exc.start + skip, exc.end + skip, exc.reason) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def open_regular(path: Path) -> BinaryIO:

@@ -17,12 +17,17 @@ repository works exactly like the sample mesh. ``mesh.yaml``::
 Unknown keys, a key given twice and bad values are refused with
 ``mesh.yaml:line: field: problem``; so are a file far larger than any real ``mesh.yaml``
 (:data:`MAX_PROJECT_FILE_BYTES`) and a root that cannot be resolved (a symlink loop, a name
-too long), each as one line rather than a traceback.
+too long), each as one line rather than a traceback. A ``mesh.yaml`` that is there but is no
+file (a folder, a symlink loop, a broken symlink, a FIFO) is named as what it is, never read
+as "no mesh.yaml": looking upwards from the working directory stops at it too.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -32,11 +37,13 @@ from mesh_stream.descriptor import (
     NAME_PART,
     DataProduct,
     ProductSource,
+    is_hidden,
     load_descriptors,
     validate_yaml,
 )
 from mesh_stream.descriptor import resolve_product as _resolve_in
 from mesh_stream.errors import ConfigurationError, DescriptorError, ProjectNotFoundError
+from mesh_stream.files import file_kind
 from mesh_stream.settings import MeshSettings
 
 PROJECT_FILE = "mesh.yaml"
@@ -213,18 +220,9 @@ def load_project(root: Path, *, defaults_without_file: bool = False) -> MeshProj
     ``defaults_without_file`` (the old ``--root`` flag) reads the folder with the defaults."""
     root = _resolved(root, "project root")
     config_file = root / PROJECT_FILE
-    if defaults_without_file and not _exists(config_file):
+    if defaults_without_file and not _present(config_file):
         return _project(root, ProjectFile())
-    if _is_dir(config_file):
-        raise ConfigurationError(
-            f"{config_file} is a folder; the project file must be a YAML file named "
-            f"{PROJECT_FILE} (rename the folder)"
-        )
-    if not _is_file(config_file):
-        raise ProjectNotFoundError(
-            f"{root} holds no {PROJECT_FILE}; create a project with `mesh init DOMAIN {root}` "
-            f"or point --project / {ROOT_SETTING} at the folder holding {PROJECT_FILE}"
-        )
+    _refuse_unusable(root, config_file)
     text = _read_project_file(config_file)
     spec = validate_yaml(
         text,
@@ -236,6 +234,48 @@ def load_project(root: Path, *, defaults_without_file: bool = False) -> MeshProj
     )
     _refuse_wrong_kinds(root, spec, config_file)
     return _project(root, spec)
+
+
+def _refuse_unusable(root: Path, config_file: Path) -> None:
+    """No ``mesh.yaml`` in ``root`` is :class:`ProjectNotFoundError`; one that is there but
+    cannot be the project file (a folder, a symlink loop, a broken symlink, a FIFO, a folder
+    that cannot be searched) is a :class:`ConfigurationError` saying what it is."""
+    must_be = f"the project file must be a YAML file named {PROJECT_FILE}"
+    try:
+        mode = config_file.stat().st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigurationError(
+                f"{config_file} is a symlink loop (following it leads back to it); {must_be}: "
+                f"replace the link with the file, or point it at one"
+            ) from exc
+        if exc.errno == errno.ENOENT and _is_symlink(config_file):
+            raise ConfigurationError(
+                f"{config_file} is a broken symlink (to {_link_target(config_file)}, which "
+                f"does not exist); {must_be}: point the link at one, or replace it with the file"
+            ) from exc
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG):
+            raise ProjectNotFoundError(
+                f"{root} holds no {PROJECT_FILE}; create a project with `mesh init DOMAIN "
+                f"{root}` or point --project / {ROOT_SETTING} at the folder holding "
+                f"{PROJECT_FILE}"
+            ) from exc
+        raise ConfigurationError(
+            f"{config_file}: cannot read: {exc.strerror or exc}; check its permissions"
+        ) from exc
+    if stat.S_ISDIR(mode):
+        raise ConfigurationError(f"{config_file} is a folder; {must_be} (rename the folder)")
+    if not stat.S_ISREG(mode):
+        raise ConfigurationError(
+            f"{config_file} is {file_kind(mode)}, not a file; {must_be} (replace it with one)"
+        )
+
+
+def _link_target(path: Path) -> str:
+    try:
+        return _shown(os.readlink(path))
+    except OSError:
+        return "?"
 
 
 def _refuse_wrong_kinds(root: Path, spec: ProjectFile, config_file: Path) -> None:
@@ -290,7 +330,11 @@ def _project(root: Path, spec: ProjectFile) -> MeshProject:
     domains = spec.domains
     if domains is None:
         domains = tuple(
-            sorted(d.parent.name for d in descriptors_dir.glob("*/products") if d.is_dir())
+            sorted(
+                d.parent.name
+                for d in descriptors_dir.glob("*/products")
+                if d.is_dir() and not is_hidden(d.parent.name)
+            )
             if _is_dir(descriptors_dir)
             else ()
         )
@@ -339,6 +383,25 @@ def _resolved(path: Path, label: str) -> Path:
         ) from exc
 
 
+def _present(path: Path) -> bool:
+    """Whether anything at all is named ``path`` (a broken or looping symlink too); True
+    when no permission lets the OS say, so that the reader names why it cannot read."""
+    try:
+        path.lstat()
+    except PermissionError:
+        return True
+    except (OSError, ValueError):  # none, or a name too long to be one
+        return False
+    return True
+
+
+def _is_symlink(path: Path) -> bool:
+    try:
+        return path.is_symlink()
+    except (OSError, ValueError):
+        return False
+
+
 def _is_file(path: Path) -> bool:
     """``Path.is_file`` that answers False, rather than raising, for a name too long or a
     folder that cannot be searched: such a path holds no project file we can use."""
@@ -377,9 +440,11 @@ def _working_directory(cwd: Path | None) -> Path:
 
 
 def nearest_project_root(start: Path) -> Path | None:
-    """The nearest folder from ``start`` upwards holding ``mesh.yaml``, or None."""
+    """The nearest folder from ``start`` upwards holding ``mesh.yaml``, or None. Anything
+    named ``mesh.yaml`` counts (a folder, a broken link): :func:`load_project` then says
+    what is wrong with it, rather than a project further up being taken instead."""
     start = _resolved(start, "working directory")
-    return next((d for d in (start, *start.parents) if _is_file(d / PROJECT_FILE)), None)
+    return next((d for d in (start, *start.parents) if _present(d / PROJECT_FILE)), None)
 
 
 def locate_project(
@@ -430,14 +495,12 @@ def _load_named(root: Path, source: str) -> MeshProject:
             f"{shown} is the project file itself; point {source} at its folder "
             f"{_shown(folder.parent)}"
         )
-    if _is_dir(folder / PROJECT_FILE):
-        return load_project(folder)  # says that mesh.yaml is a folder
-    if not _is_file(folder / PROJECT_FILE):
+    if not _present(folder / PROJECT_FILE):
         raise ProjectNotFoundError(
             f"{shown}: no {PROJECT_FILE} there; point {source} at the folder holding "
             f"{PROJECT_FILE}, or create a project with `mesh init DOMAIN {_shown(root)}`"
         )
-    return load_project(folder)
+    return load_project(folder)  # names a mesh.yaml that is a folder, a loop, ...
 
 
 def resolve_product(

@@ -146,7 +146,7 @@ def _read_json(path: Path) -> Any:
     except OSError as exc:  # e.g. a FIFO, refused rather than waited on for ever
         raise ConfigurationError(f"{path}: --schema cannot be read: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
-        raise ConfigurationError(f"{path}: --schema is not UTF-8 text ({exc.reason})") from exc
+        raise ConfigurationError(f"{path}: --schema is {exc}") from exc
     except json.JSONDecodeError as exc:
         raise ConfigurationError(
             f"{path}:{exc.lineno}: --schema is not valid JSON (column {exc.colno}): {exc.msg}"

@@ -18,6 +18,7 @@ from mesh_stream.errors import ProductNotFoundError, RegistryError, SubjectNotFo
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.project import MeshProject
 from mesh_stream.registry.client import RegistryClient
+from mesh_stream.schema.codec import load_schema_file
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def local_product(project: MeshProject, name: str, *, reason: str) -> ExportedPr
             error_code=40404,
         )
     path = project.schema_path(product)
-    schema = json.loads(path.read_text(encoding="utf-8"))
+    schema = load_schema_file(path)  # SchemaError naming the file, as everywhere
     return ExportedProduct(
         product=product,
         schema=schema,

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from mesh_stream.descriptor import (
     DataProduct,
     descriptor_files,
+    is_hidden,
     load_yaml,
     read_descriptor_text,
     yaml_problem,
@@ -351,6 +352,8 @@ def _misplaced_descriptors(layout: _Layout) -> list[Violation]:
     for path in sorted([*domains.rglob("*.yaml"), *domains.rglob("*.yml")]):
         relative = path.relative_to(domains)
         if path in read or relative.parts[1:] == (DOMAIN_POLICIES_FILE,) or not path.is_file():
+            continue
+        if any(is_hidden(part) for part in relative.parts):  # never read as descriptors
             continue
         try:
             data = yaml.safe_load(read_regular_text(path))

@@ -88,7 +88,9 @@ def _load_local(project: MeshProject, products: Iterable[DataProduct]) -> list[_
     loaded = []
     for product in products:
         path = files.get(product.name, project.descriptors_dir)
-        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        text = ""  # the file loaded just before; its text only places lines
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            text = read_regular_text(path)
         schema_path = project.schema_path(product)
         schema_text: str | None = None
         schema_json: dict[str, Any] | None = None
@@ -386,6 +388,19 @@ class RegistryCatalog:
         )
 
 
+def _nothing_to_apply(project: MeshProject) -> str:
+    """The warning of a plan whose project holds no descriptor at all. A warning, not a
+    refusal: apply would write nothing, as `mesh lint` passes such a project (a domain may
+    have retired its last product); but a plan that says only "applicable" would hide a
+    descriptor left out (misplaced, hidden, ``products`` naming the wrong folder)."""
+    folder = project.descriptors_dir
+    return (
+        f"no descriptors under {folder}: nothing to apply; a descriptor is "
+        f"{folder}/<domain>/products/<product>.yaml (names starting with `.` are skipped), "
+        f"`products` in {project.config_file} names the folder"
+    )
+
+
 def plan_project(
     project: MeshProject,
     registry: RegistryClient,
@@ -415,6 +430,9 @@ def plan_project(
                 Refusal("descriptor-valid", line, "fix the descriptor as the message says")
                 for line in str(exc).splitlines()
             ]
+    else:
+        if not products:
+            plan.warnings.append(_nothing_to_apply(project))
     by_product: dict[str, list[Refusal]] = {}
     for refusal in lint_refusals:
         if refusal.product is not None and any(p.name == refusal.product for p in products):

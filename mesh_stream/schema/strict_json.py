@@ -6,16 +6,22 @@ holding one would be stored, then served as ``Infinity`` (not JSON) or ``null`` 
 schema), so :func:`loads` refuses them with :class:`NonFiniteNumberError`, naming the JSON
 path of the first one (``fields[0].default``) and the literal as written. :func:`non_finite`
 finds the same in an already-decoded document.
+
+It also keeps the last of two equal keys in an object silently (``{"type": "record", "type":
+"enum"}`` is an enum), which hides a mistake as YAML's repeated keys do: :func:`loads` refuses
+one with :class:`DuplicateKeyError`, a :class:`json.JSONDecodeError` at the second key, so
+every reader that names a bad JSON text's line names this one's.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["NonFiniteNumberError", "json_path", "loads", "non_finite"]
+__all__ = ["DuplicateKeyError", "NonFiniteNumberError", "json_path", "loads", "non_finite"]
 
 Loc = tuple[str | int, ...]
 
@@ -49,6 +55,64 @@ class NonFiniteNumberError(ValueError):
         )
 
 
+class DuplicateKeyError(json.JSONDecodeError):
+    """An object gives ``key`` twice: ``pos`` (``lineno``, ``colno``) is the second one, ``loc``
+    the object's JSON path, ``first_line`` the line of the first. ``msg`` says all but the
+    second one's line, which readers put in front as for any JSON error."""
+
+    key: str = ""
+    loc: Loc = ()
+    first_line: int = 0
+
+
+def _duplicate_key(text: str, key: str, loc: Loc, pos: int, first: int) -> DuplicateKeyError:
+    first_line = text.count("\n", 0, first) + 1
+    shown = json.dumps(key if len(key) <= 60 else f"{key[:59]}…", ensure_ascii=False)
+    inside = f" in {json_path(loc)}" if loc else ""
+    error = DuplicateKeyError(
+        f"key {shown} given twice{inside} (first on line {first_line}); keep one", text, pos
+    )
+    error.key, error.loc, error.first_line = key, loc, first_line
+    return error
+
+
+# A JSON text's tokens: strings, punctuation, and the rest (numbers, literals) between them.
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]:,]|[^\s{}\[\]:,"]+', re.DOTALL)
+
+
+def _first_duplicate_key(text: str) -> DuplicateKeyError | None:
+    """The second occurrence, in document order, of a key its object already has; ``text``
+    is JSON the decoder read (so a token scan suffices). Iterative: no nesting exhausts it.
+
+    Each open container is a list on the stack: ``[keys seen (dict key -> offset), current
+    key, expecting a key]`` for an object, ``[None, index]`` for an array.
+    """
+    stack: list[list[Any]] = []
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        top = stack[-1] if stack else None
+        if token in ("{", "["):
+            stack.append([{}, None, True] if token == "{" else [None, 0])
+        elif token in ("}", "]"):
+            stack.pop()
+        elif top is None:
+            continue
+        elif token == ",":
+            if top[0] is None:
+                top[1] += 1
+            else:
+                top[2] = True
+        elif token == ":":
+            top[2] = False
+        elif top[0] is not None and top[2] and token.startswith('"'):
+            key = json.loads(token)
+            if key in top[0]:
+                loc = tuple(frame[1] for frame in stack[:-1])
+                return _duplicate_key(text, key, loc, match.start(), top[0][key])
+            top[0][key], top[1] = match.start(), key
+    return None
+
+
 class _Refused:
     """What the decoder's hooks put in place of a number JSON cannot carry."""
 
@@ -67,13 +131,21 @@ def json_path(loc: Loc, root: str = "(top level)") -> str:
 
 
 def loads(text: str | bytes, *, max_int_digits: int | None = None) -> Any:
-    """The JSON document in ``text``, refusing non-finite numbers (:class:`NonFiniteNumberError`).
+    """The JSON document in ``text``, refusing a key given twice in an object
+    (:class:`DuplicateKeyError`) and non-finite numbers (:class:`NonFiniteNumberError`).
 
     Otherwise as :func:`json.loads`: :class:`json.JSONDecodeError` for text that is not
     JSON, :class:`ValueError` for an integer of more than ``max_int_digits`` digits (or
     Python's own 4300), :class:`RecursionError` for absurd nesting.
     """
     refused: list[_Refused] = []
+    repeated = False
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal repeated
+        document = dict(items)
+        repeated = repeated or len(document) != len(items)
+        return document
 
     def constant(literal: str) -> _Refused:
         refused.append(_Refused(literal))
@@ -92,10 +164,21 @@ def loads(text: str | bytes, *, max_int_digits: int | None = None) -> Any:
             )
         return int(literal)
 
-    document = json.loads(text, parse_constant=constant, parse_float=number, parse_int=integer)
+    document = json.loads(
+        text,
+        object_pairs_hook=pairs,
+        parse_constant=constant,
+        parse_float=number,
+        parse_int=integer,
+    )
+    if repeated:  # rare: only then is the text scanned again for where
+        decoded = text if isinstance(text, str) else text.decode(json.detect_encoding(text))
+        duplicate = _first_duplicate_key(decoded)
+        if duplicate is not None:
+            raise duplicate
     if refused:
         found = non_finite(document)
-        if found is not None:  # always, unless a hook's value was dropped (a repeated key)
+        if found is not None:  # always: no hook's value was dropped (no key is repeated)
             raise NonFiniteNumberError(*found)
     return document
 
