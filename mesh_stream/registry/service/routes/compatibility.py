@@ -1,4 +1,7 @@
-"""``/compatibility``: would this schema be accepted? (no write happens)"""
+"""``/compatibility``: would this schema be accepted? (no write happens)
+
+The subject segment is checked like ``/subjects``' (:mod:`.segments`).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,14 @@ from typing import Any
 from fastapi import APIRouter
 
 from mesh_stream.registry.service.context import HeavyDep, SchemaBody, ServicesDep
+from mesh_stream.registry.service.routes.segments import SubjectRoute, subject_segment
 
-router = APIRouter(prefix="/compatibility", tags=["compatibility"])
+router = APIRouter(
+    prefix="/compatibility",
+    tags=["compatibility"],
+    route_class=SubjectRoute,
+    dependencies=[subject_segment("subjects")],
+)
 
 
 def _answer(problems: list[str], verbose: bool) -> dict[str, Any]:

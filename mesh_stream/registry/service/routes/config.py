@@ -1,6 +1,7 @@
 """``/config``: global and per-subject compatibility levels (default BACKWARD), and the
 contract parts (defaultMetadata, overrideMetadata, defaultRuleSet, overrideRuleSet) every
-new version of a subject gets."""
+new version of a subject gets. The subject segment is checked like ``/subjects``'
+(:mod:`.segments`)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,14 @@ from fastapi import APIRouter
 from mesh_stream.registry.service.auth import authorize_subject
 from mesh_stream.registry.service.context import CallerDep, ConfigBody, ServicesDep
 from mesh_stream.registry.service.contexts import owned_name
+from mesh_stream.registry.service.routes.segments import SubjectRoute, subject_segment
 
-router = APIRouter(prefix="/config", tags=["config"])
+router = APIRouter(
+    prefix="/config",
+    tags=["config"],
+    route_class=SubjectRoute,
+    dependencies=[subject_segment("config")],
+)
 
 
 def _update(services: ServicesDep, subject: str | None, body: ConfigBody) -> dict[str, Any]:

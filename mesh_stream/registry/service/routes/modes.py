@@ -1,7 +1,8 @@
 """``/mode``: the registry's and each subject's mode (READWRITE, READONLY, IMPORT, ...).
 
 Reads are open like ``/config``; every change is admin's, since a mode stops or reshapes
-every writer of a subject (see :mod:`..modes`).
+every writer of a subject (see :mod:`..modes`). The subject segment is checked like
+``/subjects``' (:mod:`.segments`).
 """
 
 from __future__ import annotations
@@ -10,8 +11,14 @@ from fastapi import APIRouter
 
 from mesh_stream.registry.service.auth import authorize_subject
 from mesh_stream.registry.service.context import CallerDep, ModeBody, ServicesDep
+from mesh_stream.registry.service.routes.segments import SubjectRoute, subject_segment
 
-router = APIRouter(prefix="/mode", tags=["mode"])
+router = APIRouter(
+    prefix="/mode",
+    tags=["mode"],
+    route_class=SubjectRoute,
+    dependencies=[subject_segment("mode")],
+)
 
 
 @router.get("", summary="The global mode")

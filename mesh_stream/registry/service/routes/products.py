@@ -13,7 +13,6 @@ product pages look up :func:`sent_product_name` too, so such a name is their "no
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
-from urllib.parse import unquote_to_bytes
 
 from fastapi import APIRouter, Body, Depends, Request, Response
 
@@ -22,6 +21,7 @@ from mesh_stream.errors import InvalidProductError
 from mesh_stream.registry.service.auth import authorize_product
 from mesh_stream.registry.service.context import CallerDep, HeavyDep, ServicesDep
 from mesh_stream.registry.service.products import validate_descriptor
+from mesh_stream.registry.service.routes.segments import sent_segment
 from mesh_stream.settings import quoted_name
 
 
@@ -33,15 +33,7 @@ def sent_product_name(request: Request) -> str:
     is ``X/schemas``. A separator hidden before that segment (``/products%2FX``) gives the
     piece that hid it. Without a raw path (a server that sends none), the routed name.
     """
-    routed = str(request.path_params.get("name", ""))
-    raw = request.scope.get("raw_path")
-    if not raw:
-        return routed
-    sent = [unquote_to_bytes(part).decode("utf-8", "replace") for part in raw.split(b"/")]
-    if "products" in sent:
-        at = sent.index("products") + 1
-        return sent[at] if at < len(sent) else ""
-    return next((part for part in sent if "/" in part), routed)
+    return sent_segment(request, "name", "products")
 
 
 SentProductName = Annotated[str, Depends(sent_product_name)]

@@ -1,4 +1,8 @@
-"""``/subjects``: register, list, look up and delete subject versions (Confluent API)."""
+"""``/subjects``: register, list, look up and delete subject versions (Confluent API).
+
+A subject sent with a ``/`` (``%2F``) or a control character in it is refused by name
+(422, 42215) before any route reads it: :mod:`.segments`.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +22,15 @@ from mesh_stream.registry.service.context import (
     ServicesDep,
 )
 from mesh_stream.registry.service.contexts import owned_name
+from mesh_stream.registry.service.routes.segments import SubjectRoute, subject_segment
 from mesh_stream.registry.service.schemas import page
 
-router = APIRouter(prefix="/subjects", tags=["subjects"])
+router = APIRouter(
+    prefix="/subjects",
+    tags=["subjects"],
+    route_class=SubjectRoute,
+    dependencies=[subject_segment("subjects")],
+)
 
 
 @router.get(
