@@ -250,13 +250,53 @@ def _plan_topic(
     drift = topics.differences(spec, state)
     plan.topic_status = TopicStatus.DRIFTED if drift else TopicStatus.AS_SPECIFIED
     plan.topic_drift = [d.describe() for d in drift]
-    if drift:
+    promised = [d for d in drift if d.setting in _PROMISED]
+    for difference in promised:
+        plan.refusals.append(_contradiction(plan, local, spec.name, difference))
+    operational = [d.describe() for d in drift if d not in promised]
+    if operational:
         plan.warnings.append(
             f"topic {spec.name} differs from its descriptor: "
-            + "; ".join(plan.topic_drift)
+            + "; ".join(operational)
             + " (apply never alters an existing topic: change it with kafka-configs / "
             "kafka-reassign-partitions, or make the descriptor match)"
         )
+
+
+#: What a descriptor promises its consumers about its topic, by the topic setting, with the
+#: descriptor field that says it: the catalog must not describe a topic that is not there.
+_PROMISED: dict[str, tuple[str, ...]] = {
+    "partitions": ("partitions",),
+    "cleanup.policy": ("retention", "cleanup_policy"),
+    "retention.ms": ("retention", "ms"),
+}
+
+
+def _contradiction(
+    plan: ProductPlan, local: _Local, topic: str, difference: topics.TopicDifference
+) -> Refusal:
+    """A refusal for a descriptor that says of its existing topic what the topic is not."""
+    field = ".".join(_PROMISED[difference.setting])
+    if difference.setting == "partitions" and int(difference.expected) < int(difference.actual):
+        fix = f"set `partitions: {difference.actual}` (Kafka cannot take partitions away)"
+    else:
+        tool = "kafka-topics --alter --partitions" if field == "partitions" else "kafka-configs"
+        fix = (
+            f"set `{field}` to the topic's {difference.actual}, or have the topic altered "
+            f"first ({tool}; apply never alters an existing topic)"
+        )
+    return Refusal(
+        policy="topic-contradiction",
+        message=(
+            f"topic {topic} exists with {difference.setting} {difference.actual}, but the "
+            f"descriptor says {difference.expected}: the catalog would describe a topic that "
+            f"is not there"
+        ),
+        fix=fix,
+        file=local.descriptor_file,
+        line=locate.line_of(local.descriptor_node, _PROMISED[difference.setting]),
+        product=plan.name,
+    )
 
 
 def domain_acls(

@@ -19,10 +19,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
 from mesh_stream import ProductConsumer, RegistryClient
 from mesh_stream.cli.main import run
 from mesh_stream.kafka import KafkaConnection
+from mesh_stream.kafka.clients import make_admin
 from mesh_stream.scaffold import scaffold
 from mesh_stream.settings import MeshSettings
 from tests.conftest import KafkaAddress
@@ -400,21 +402,65 @@ def test_refused_applies_name_the_file_and_write_nothing(
     assert _mesh(["products", "apply"], project, env).exit_code == 0
     assert _versions(registry, SUBJECT) == [1, 2]
 
-    # More partitions in the descriptor: the catalog is updated, the topic is reported as
-    # drifted and left alone (apply never alters an existing topic).
+    # More partitions in the descriptor than the topic has: the catalog would describe a
+    # topic that is not there, so it is refused at the line, and nothing is written.
     descriptor = project / "domains/inventory/products/example-event.yaml"
-    descriptor.write_text(descriptor.read_text().replace("partitions: 3", "partitions: 6"))
+    text = descriptor.read_text()
+    line = text.splitlines().index("partitions: 3") + 1
+    descriptor.write_text(text.replace("partitions: 3", "partitions: 6"))
+    topic = "inventory.example-event.v1"
     plan = _mesh(["products", "plan"], project, env)
-    assert plan.exit_code == 0, plan.stderr
+    assert plan.exit_code == 1, plan.stderr
     assert "    descriptor partitions: 3 -> 6" in plan.stdout
-    assert "topic inventory.example-event.v1: drifted" in plan.stdout
-    apply = _mesh(["products", "apply"], project, env)
-    assert apply.exit_code == 0, apply.stderr
-    assert f"{PRODUCT}: descriptor updated" in apply.stdout
-    assert (
-        "warning: topic inventory.example-event.v1 differs from its descriptor: partitions is "
-        "3, the spec says 6" in apply.stderr
+    assert f"topic {topic}: drifted" in plan.stdout
+    assert "[topic-contradiction]" in plan.stderr
+    refused = _mesh(["products", "apply"], project, env)
+    assert refused.exit_code == 1
+    [contradiction] = [e for e in _errors(refused) if "[topic-contradiction]" in e]
+    assert contradiction == (
+        f"refused: domains/inventory/products/example-event.yaml:{line}: [topic-contradiction] "
+        f"topic {topic} exists with partitions 3, but the descriptor says 6: the catalog would "
+        "describe a topic that is not there; fix: set `partitions` to the topic's 3, or have "
+        "the topic altered first (kafka-topics --alter --partitions; apply never alters an "
+        "existing topic)"
     )
+    # Fewer than the topic has: Kafka cannot take partitions away, so the fix is the descriptor.
+    descriptor.write_text(text.replace("partitions: 3", "partitions: 2"))
+    fewer = _mesh(["products", "apply"], project, env)
+    assert fewer.exit_code == 1
+    assert (
+        f"[topic-contradiction] topic {topic} exists with partitions 3, but the descriptor says "
+        "2: the catalog would describe a topic that is not there; fix: set `partitions: 3` "
+        "(Kafka cannot take partitions away)"
+    ) in fewer.stderr
+    # Another retention: refused until the topic has it (the platform alters it), then the
+    # same descriptor goes through. The topic is shared with other tests: set back after.
+    day = "86400000"
+    descriptor.write_text(text.replace("ms: 604800000", f"ms: {day}"))
+    longer = _mesh(["products", "apply"], project, env)
+    assert longer.exit_code == 1
+    assert f"exists with retention.ms 604800000, but the descriptor says {day}" in longer.stderr
+    try:
+        _set_retention(kafka, topic, day)
+        apply = _mesh(["products", "apply"], project, env)
+        assert apply.exit_code == 0, apply.stderr
+        assert f"{PRODUCT}: descriptor updated" in apply.stdout
+        assert "differs from its descriptor" not in apply.stderr
+    finally:
+        _set_retention(kafka, topic, "604800000")
+
+
+def _set_retention(kafka: KafkaAddress, topic: str, retention_ms: str) -> None:
+    """Alter ``topic``'s retention.ms, as the platform would with kafka-configs."""
+    admin = make_admin(KafkaConnection(bootstrap_servers=kafka.bootstrap_servers))
+    change = ConfigResource(
+        ResourceType.TOPIC,
+        topic,
+        incremental_configs=[
+            ConfigEntry("retention.ms", retention_ms, incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
+    admin.incremental_alter_configs([change])[change].result(30)
 
 
 def test_a_project_root_without_mesh_yaml_is_one_line_naming_the_setting(
