@@ -23,7 +23,7 @@ from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.registry.service.server import bind_listener
 from mesh_stream.settings import MeshSettings
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 
 class ReachedWork(BaseException):
