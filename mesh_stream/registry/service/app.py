@@ -184,12 +184,13 @@ def create_app(
             return error_response(400, 40001, f"malformed JSON body: {exc.detail}")
         if exc.status_code in (404, 405) and exc.detail in ("Not Found", "Method Not Allowed"):
             # routing's own answer: say which route, as the path was read (once decoded, so
-            # a %2F inside a name is a separator here)
+            # a %2F inside a name is a separator here; the scope's path keeps a decoded
+            # newline, which the URL object drops)
             answer = error_response(
                 exc.status_code,
                 exc.status_code,
                 f"HTTP {exc.status_code} {exc.detail}: no route for {request.method} "
-                f"{quoted_name(request.url.path)}; the API is described at /docs",
+                f"{quoted_name(request.scope['path'])}; the API is described at /docs",
             )
             answer.headers.update(exc.headers or {})  # 405's Allow
             return answer

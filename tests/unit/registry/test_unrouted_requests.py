@@ -35,3 +35,10 @@ def test_a_long_path_is_not_echoed_whole(client: TestClient) -> None:
     message = answer.json()["message"]
     assert "... (5009 characters)" in message
     assert len(message) < 200
+
+
+def test_a_decoded_newline_in_an_unrouted_path_is_shown(client: TestClient) -> None:
+    """The URL object drops a decoded newline; the message names the path as routed."""
+    answer = client.get("/nowhere/a%0Ab")
+    assert answer.status_code == 404
+    assert "no route for GET '/nowhere/a\\nb'" in answer.json()["message"]
