@@ -104,9 +104,15 @@ class Worker:
                     f"{self.name} ({self.module}) crashed: {report}; its log: {self.log_path}"
                 )
             return
+        said = self.first_error()
+        if said is None and self.process.returncode == 0:
+            said = (
+                "no error line in its log; a worker is `python -m MODULE worker`, so does the "
+                'module end with `if __name__ == "__main__": run(PROCESSOR)`?'
+            )
         raise WorkerFailedError(
             f"{self.name} ({self.module}) stopped by itself with exit status "
-            f"{self.process.returncode}: {self.first_error() or 'no error line in its log'}; "
+            f"{self.process.returncode}: {said or 'no error line in its log'}; "
             f"its log: {self.log_path}"
         )
 

@@ -143,3 +143,18 @@ def test_a_worker_dying_before_faust_logs_is_named_by_its_exception(tmp_path: Pa
     assert "exit status 1: ModuleNotFoundError: No module named 'pricing'; its log" in str(
         failure.value
     )
+
+
+def test_a_module_that_exits_at_once_without_a_word_is_asked_for_its_run_call(
+    tmp_path: Path,
+) -> None:
+    """A processor module without `if __name__ == "__main__": run(PROCESSOR)` imports,
+    does nothing and exits 0: the error says what a worker module must end with."""
+    silent = worker(tmp_path, "PROCESSOR = None\n")
+    silent.start()
+    with pytest.raises(WorkerFailedError) as stopped:
+        silent.wait_ready(timeout=20)
+    assert "stopped by itself with exit status 0: no error line in its log; a worker is " in (
+        str(stopped.value)
+    )
+    assert 'end with `if __name__ == "__main__": run(PROCESSOR)`?' in str(stopped.value)
