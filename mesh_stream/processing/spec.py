@@ -37,10 +37,12 @@ What the functions may rely on, and what they must keep:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mesh_stream.descriptor import product_name_problem
 from mesh_stream.errors import ConfigurationError, ProcessorError
 
 __all__ = [
@@ -85,11 +87,26 @@ class Input:
     event_time: str | None = None
 
     def __post_init__(self) -> None:
+        # Only a str: the product name check (as for Processor.output) would refuse the
+        # one-word input names some tests give processors they only recompute.
+        if not isinstance(self.product, str) or not self.product:
+            raise ConfigurationError(
+                f"Input product must be a product name (a str `<domain>.<product>`), "
+                f"got {_shown(self.product)}"
+            )
+        where = f"Input {self.product}:"
+        _check_callable(where, "key", self.key)
+        object.__setattr__(self, "reads", _field_names(where, self.reads))
         if not self.reads:
-            raise ConfigurationError(f"input {self.product}: `reads` names no field")
+            raise ConfigurationError(f"{where} `reads` names no field")
+        if self.event_time is not None and not isinstance(self.event_time, str):
+            raise ConfigurationError(
+                f"{where} event_time must be the name of one of `reads` (a str) or None, "
+                f"got {_shown(self.event_time)}"
+            )
         if self.event_time is not None and self.event_time not in self.reads:
             raise ConfigurationError(
-                f"input {self.product}: event_time {self.event_time!r} is not in `reads` "
+                f"{where} event_time {self.event_time!r} is not in `reads` "
                 f"{list(self.reads)}; add it there"
             )
 
@@ -140,7 +157,7 @@ class Tumbling:
     retain_ms: int = DEFAULT_RETAIN_MS
 
     def __post_init__(self) -> None:
-        _check_window(self.size_ms, self.size_ms, self.grace_ms, self.retain_ms)
+        _check_window(self)
 
     @property
     def advance_ms(self) -> int:
@@ -168,7 +185,7 @@ class Hopping:
     retain_ms: int = DEFAULT_RETAIN_MS
 
     def __post_init__(self) -> None:
-        _check_window(self.size_ms, self.advance_ms, self.grace_ms, self.retain_ms)
+        _check_window(self)
 
     def windows(self, key: str, event_ms: int, arrival_ms: int) -> Iterator[WindowKey]:
         return _windows(self.size_ms, self.advance_ms, self.grace_ms, key, event_ms, arrival_ms)
@@ -181,17 +198,100 @@ class Hopping:
 Window = Tumbling | Hopping
 
 
-def _check_window(size_ms: int, advance_ms: int, grace_ms: int, retain_ms: int) -> None:
+#: The most windows one event may fall in (``size_ms / advance_ms``, rounded up, for a
+#: :class:`Hopping` window): each is a state the event is applied to, so a hop of 1 ms over a
+#: day would have every event apply 86,400,000 times, and the worker never get through one.
+MAX_WINDOWS_PER_EVENT = 1_000
+
+
+def _check_window(window: Tumbling | Hopping) -> None:
+    """A window's parameters are ints (not bools, floats or strs) in their ranges, and an
+    event falls in at most :data:`MAX_WINDOWS_PER_EVENT` of its windows."""
+    name = type(window).__name__
+    size_ms = _whole_ms(name, "size_ms", window.size_ms, "> 0")
     if size_ms <= 0:
-        raise ConfigurationError(f"window size_ms must be > 0, got {size_ms}")
-    if advance_ms <= 0 or advance_ms > size_ms:
+        raise ConfigurationError(f"{name} size_ms must be > 0, got {size_ms}")
+    if isinstance(window, Hopping):
+        bounds = f"in 1..size_ms ({size_ms})"
+        advance_ms = _whole_ms(name, "advance_ms", window.advance_ms, bounds)
+        if advance_ms <= 0 or advance_ms > size_ms:  # above size_ms: gaps no window holds
+            raise ConfigurationError(f"{name} advance_ms must be {bounds}, got {advance_ms}")
+        per_event = -(-size_ms // advance_ms)
+        if per_event > MAX_WINDOWS_PER_EVENT:
+            raise ConfigurationError(
+                f"{name}(size_ms={size_ms}, advance_ms={advance_ms}) puts every event in "
+                f"{per_event} windows, more than MAX_WINDOWS_PER_EVENT "
+                f"({MAX_WINDOWS_PER_EVENT}); raise advance_ms to at least "
+                f"{-(-size_ms // MAX_WINDOWS_PER_EVENT)}"
+            )
+    for parameter in ("grace_ms", "retain_ms"):
+        value = _whole_ms(name, parameter, getattr(window, parameter), ">= 0")
+        if value < 0:
+            raise ConfigurationError(f"{name} {parameter} must be >= 0, got {value}")
+
+
+def _whole_ms(owner: str, parameter: str, value: object, bounds: str) -> int:
+    """``value`` if it is an int (a bool, a float, even 60000.0, a str or None is refused,
+    naming ``owner``, ``parameter`` and the value; ``bounds`` says the range)."""
+    if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigurationError(
-            f"window advance_ms must be in 1..size_ms ({size_ms}), got {advance_ms}"
+            f"{owner} {parameter} must be a whole number of milliseconds {bounds}, "
+            f"got {_shown(value)}"
         )
-    if grace_ms < 0:
-        raise ConfigurationError(f"window grace_ms must be >= 0, got {grace_ms}")
-    if retain_ms < 0:
-        raise ConfigurationError(f"window retain_ms must be >= 0, got {retain_ms}")
+    return value
+
+
+def _shown(value: object) -> str:
+    """``value`` for a message: ``nan``, ``None``, ``5``, else with its type
+    (``the str '60'``, ``the bool True``), cut short when long."""
+    text = repr(value)
+    if len(text) > 80:
+        text = text[:77] + "..."
+    if value is None or type(value) is int:
+        return text
+    if isinstance(value, float) and not math.isfinite(value):
+        return text
+    return f"the {type(value).__name__} {text}"
+
+
+def _check_output(output: object) -> None:
+    """``output`` is a product name (``<domain>.<product>``, the descriptors' own check)."""
+    if not isinstance(output, str):
+        raise ConfigurationError(
+            f"Processor output must be a product name (a str `<domain>.<product>`), "
+            f"got {_shown(output)}"
+        )
+    problem = product_name_problem(output)
+    if problem is not None:
+        raise ConfigurationError(f"Processor output {problem}")
+
+
+def _check_callable(where: str, parameter: str, value: object) -> None:
+    if not callable(value):
+        raise ConfigurationError(
+            f"{where} {parameter} must be a function (callable), got {_shown(value)}"
+        )
+
+
+def _field_names(where: str, reads: object) -> tuple[str, ...]:
+    """``reads`` as a tuple of non-empty field names (a list is taken too); a bare str, which
+    would be read letter by letter, is refused with the tuple to write instead."""
+    if isinstance(reads, str):
+        raise ConfigurationError(
+            f"{where} reads must be a tuple of field names, got {_shown(reads)}; "
+            f"write reads=({reads!r},)"
+        )
+    if not isinstance(reads, (tuple, list)):
+        raise ConfigurationError(
+            f"{where} reads must be a tuple of field names, got {_shown(reads)}"
+        )
+    for name in reads:
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(
+                f"{where} reads must be a tuple of field names (non-empty strs), "
+                f"got {_shown(name)} in it"
+            )
+    return tuple(reads)
 
 
 def _windows(
@@ -223,8 +323,34 @@ class Dedup:
     horizon_ms: int | None = None
 
     def __post_init__(self) -> None:
-        if self.horizon_ms is not None and self.horizon_ms <= 0:
-            raise ConfigurationError(f"dedup horizon_ms must be > 0, got {self.horizon_ms}")
+        if not isinstance(self.field, str) or not self.field:
+            raise ConfigurationError(
+                f"Dedup field must be a field name (a non-empty str), got {_shown(self.field)}"
+            )
+        if self.horizon_ms is not None:
+            bounds = "> 0, or None"
+            horizon_ms = _whole_ms("Dedup", "horizon_ms", self.horizon_ms, bounds)
+            if horizon_ms <= 0:
+                raise ConfigurationError(f"Dedup horizon_ms must be {bounds}, got {horizon_ms}")
+
+
+def _inputs(where: str, inputs: object) -> tuple[Input, ...]:
+    """``inputs`` as a tuple of :class:`Input` (a list is taken too)."""
+    if isinstance(inputs, Input):
+        raise ConfigurationError(
+            f"{where} inputs must be a tuple of Input(...), got one Input ({inputs.product}); "
+            f"write inputs=(Input(...),) with the trailing comma"
+        )
+    if not isinstance(inputs, (tuple, list)):
+        raise ConfigurationError(
+            f"{where} inputs must be a tuple of Input(...), got {_shown(inputs)}"
+        )
+    for item in inputs:
+        if not isinstance(item, Input):
+            raise ConfigurationError(
+                f"{where} inputs must be a tuple of Input(...), got {_shown(item)} in it"
+            )
+    return tuple(inputs)
 
 
 @dataclass(frozen=True)
@@ -241,24 +367,35 @@ class Processor:
     description: str = field(default="")
 
     def __post_init__(self) -> None:
+        _check_output(self.output)
+        where = f"Processor of {self.output}:"
+        object.__setattr__(self, "inputs", _inputs(where, self.inputs))
         if not self.inputs:
-            raise ConfigurationError(f"processor of {self.output}: no inputs declared")
+            raise ConfigurationError(f"{where} no inputs declared")
         names = [spec.product for spec in self.inputs]
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
-            raise ConfigurationError(
-                f"processor of {self.output}: input {repeated[0]} is declared twice"
-            )
+            raise ConfigurationError(f"{where} input {repeated[0]} is declared twice")
+        _check_callable(where, "apply", self.apply)
+        _check_callable(where, "emit", self.emit)
         if self.window is not None and not isinstance(self.window, (Tumbling, Hopping)):
             raise ConfigurationError(
-                f"processor of {self.output}: window must be Tumbling(...) or Hopping(...), "
-                f"got {type(self.window).__name__}"
+                f"{where} window must be Tumbling(...) or Hopping(...), got {_shown(self.window)}"
+            )
+        if self.dedup is not None and not isinstance(self.dedup, Dedup):
+            raise ConfigurationError(
+                f"{where} dedup must be Dedup(...) or None, got {_shown(self.dedup)}; "
+                f'e.g. dedup=Dedup(field="event_id")'
+            )
+        if not isinstance(self.description, str):
+            raise ConfigurationError(
+                f"{where} description must be a str, got {_shown(self.description)}"
             )
         if self.dedup is not None:
             missing = [spec.product for spec in self.inputs if self.dedup.field not in spec.reads]
             if len(missing) == len(self.inputs):  # an input without it is not deduplicated
                 raise ConfigurationError(
-                    f"processor of {self.output}: dedup field {self.dedup.field!r} is not in "
+                    f"{where} dedup field {self.dedup.field!r} is not in "
                     f"`reads` of {', '.join(missing)}; add it there (or dedup by another field)"
                 )
 
@@ -266,7 +403,7 @@ class Processor:
         for spec in self.inputs:
             if spec.product == product:
                 return spec
-        raise ConfigurationError(f"processor of {self.output}: {product} is not one of its inputs")
+        raise ConfigurationError(f"Processor of {self.output}: {product} is not one of its inputs")
 
     def event(self, product: str, fields: Mapping[str, Any], arrival_ms: int) -> Event:
         """The :class:`Event` ``apply`` gets for a record of ``product`` (its reads only)."""
