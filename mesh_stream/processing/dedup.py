@@ -11,6 +11,13 @@ Two different things repeat an event, and each needs its own guard:
   own state value, the highest position applied per partition. Since one state value is one
   changelog record, the state and its "already applied" mark are restored together, never
   one without the other.
+* **A re-sent event**: after a crash of the re-key stage, it reads its inputs again from its
+  last commit and forwards events the aggregate may have applied already, at *new* internal
+  positions. No dedup field is needed to recognise them: :func:`apply_once` also keeps, per
+  input topic and partition, the highest input offset applied to the key. Per key and input
+  partition, events reach the internal topic in input order, and a re-key worker starts
+  from an offset at or below what its predecessor sent, so anything at or below the mark is
+  a repeat (a predecessor still sending after a rebalance sends the same records).
 
 A position is the internal record's partition and offset plus the ``index`` of the event inside
 that record: the re-key stage packs all events of one key from one batch into one record.
@@ -30,6 +37,9 @@ from collections.abc import MutableMapping
 from typing import Any
 
 APPLIED = "_applied"
+"""State entry: the highest internal position applied, per internal partition."""
+APPLIED_INPUTS = "_applied_inputs"
+"""State entry: the highest input offset applied, per ``<partition>:<input topic>``."""
 
 
 def position(partition: int, offset: int, index: int = 0) -> str:
@@ -37,12 +47,22 @@ def position(partition: int, offset: int, index: int = 0) -> str:
     return f"{partition}:{offset}" if index == 0 else f"{partition}:{offset}:{index}"
 
 
-def apply_once(state: dict[str, Any], partition: int, offset: int, index: int = 0) -> bool:
+def apply_once(
+    state: dict[str, Any],
+    partition: int,
+    offset: int,
+    index: int = 0,
+    source: tuple[str, int, int] | None = None,
+) -> bool:
     """Mark the event at ``partition``/``offset``/``index`` applied to ``state``; False if it was.
 
     Events of one partition are processed in (offset, index) order, so one position per
     partition is enough: ``offset`` alone while every index is 0, else ``[offset, index]``.
-    Call it only when about to change ``state`` and store ``state`` afterwards.
+    With ``source``, the event's input record (topic, partition, offset), an event whose input
+    record was applied to this key before, at another internal position, is refused too (a
+    re-sent event, see the module docstring). One input record brings a key one event at
+    most, so its offset alone marks it. Call it only when about to change ``state`` and store
+    ``state`` afterwards.
     """
     applied: dict[str, int | list[int]] = state.setdefault(APPLIED, {})
     key = str(partition)
@@ -51,6 +71,14 @@ def apply_once(state: dict[str, Any], partition: int, offset: int, index: int = 
     if (last_offset, last_index) >= (offset, index):
         return False
     applied[key] = offset if index == 0 else [offset, index]
+    if source is None:
+        return True
+    topic, source_partition, source_offset = source
+    inputs: dict[str, int] = state.setdefault(APPLIED_INPUTS, {})
+    mark = f"{source_partition}:{topic}"
+    if inputs.get(mark, -1) >= source_offset:
+        return False
+    inputs[mark] = source_offset
     return True
 
 
@@ -75,7 +103,7 @@ SEEN_WRITTEN = "_seen_written"
 buckets by processing time, and tells a worker whether its cached ids of a bucket are stale."""
 
 #: State entries that are bookkeeping, not the aggregate's value.
-BOOKKEEPING = frozenset({APPLIED, SEEN_IN, SEEN_OPEN, SEEN_WRITTEN})
+BOOKKEEPING = frozenset({APPLIED, APPLIED_INPUTS, SEEN_IN, SEEN_OPEN, SEEN_WRITTEN})
 
 #: Most event ids one slot takes before the key opens a new one.
 SLOT_IDS = 64

@@ -16,7 +16,8 @@ stay pure business logic:
   product's dead-letter topic.
 * **update** (aggregate agent): per state key and batch, an event is dropped if it is a
   duplicate by ``processor.dedup`` (:class:`~mesh_stream.processing.dedup.SeenEvents`, with
-  its horizon), and applied only if not applied before the last crash
+  its horizon), and applied only if neither its internal record nor its input record was
+  applied before the last crash of either stage
   (:func:`~mesh_stream.processing.dedup.apply_once`, always); the seen entries are stored
   before the state that lists them; if any event was a first delivery, ``emit(key, state)``
   is sent to the output product. The engine's bookkeeping lives next to the business state,
@@ -574,7 +575,8 @@ class Aggregation:
             newest_input_ms = max(newest_input_ms, envelope.arrival_ms)
             if reflected is not None:  # every event counts in the span, traced or not
                 reflected.append(envelope.trace or {})
-            if apply_once(stored, *position):
+            source = (envelope.topic, envelope.source_partition, envelope.source_offset)
+            if apply_once(stored, *position, source=source):
                 event = Event(
                     envelope.input, envelope.fields, envelope.arrival_ms, envelope.event_ms
                 )

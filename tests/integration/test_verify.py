@@ -90,6 +90,24 @@ def test_a_correct_processor_passes_through_kills_and_a_rebalance(
     assert "PASSED (seed 11)" in report
 
 
+def test_a_processor_without_dedup_passes_through_kills(
+    capsys: pytest.CaptureFixture[str], work_dir: Path
+) -> None:
+    """No dedup field: the events the re-key stage forwards again after a kill (its input
+    offsets were not committed) are recognised by their input offsets, not counted twice."""
+    status, report = verify(
+        capsys,
+        work_dir,
+        "verify_revenue_without_dedup_declared",
+        "--records",
+        "200",
+        "--kills",
+        "2",
+    )
+    assert status == 0, report
+    assert "PASSED (seed 11)" in report
+
+
 def test_the_engine_without_its_replay_guard_fails_with_the_keys_counted_twice(
     capsys: pytest.CaptureFixture[str], work_dir: Path
 ) -> None:

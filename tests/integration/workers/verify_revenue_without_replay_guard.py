@@ -21,8 +21,14 @@ from mesh_stream.processing import run
 from tests.integration.workers.verify_revenue import PROCESSOR
 
 
-def apply_always(state: dict[str, Any], partition: int, offset: int, index: int = 0) -> bool:
-    del state, partition, offset, index
+def apply_always(
+    state: dict[str, Any],
+    partition: int,
+    offset: int,
+    index: int = 0,
+    source: tuple[str, int, int] | None = None,
+) -> bool:
+    del state, partition, offset, index, source
     return True
 
 

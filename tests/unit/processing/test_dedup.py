@@ -7,6 +7,7 @@ from typing import Any
 
 from mesh_stream.processing.dedup import (
     APPLIED,
+    APPLIED_INPUTS,
     SEEN_IN,
     SeenEvents,
     apply_once,
@@ -23,6 +24,22 @@ def test_apply_once_refuses_offsets_already_applied_per_partition() -> None:
     assert apply_once(state, 0, 6)
     assert state[APPLIED] == {"0": 6, "1": 2}
     assert without_bookkeeping({**state, "count": 3}) == {"count": 3}
+
+
+def test_apply_once_refuses_an_input_record_sent_again_at_a_new_internal_position() -> None:
+    """The re-key stage, restarted, forwards input records again as new internal records:
+    their input offsets, per input topic and partition, mark them as applied."""
+    state: dict[str, Any] = {}
+    assert apply_once(state, 0, 5, source=("orders", 1, 40))
+    assert apply_once(state, 0, 6, source=("orders", 1, 41))
+    assert apply_once(state, 0, 7, source=("orders", 2, 3))  # another input partition
+    assert apply_once(state, 0, 8, source=("payments", 1, 2))  # another input topic
+    assert not apply_once(state, 0, 9, source=("orders", 1, 41))  # sent again
+    assert not apply_once(state, 0, 10, source=("orders", 1, 40))
+    assert apply_once(state, 0, 11, source=("orders", 1, 42))
+    assert not apply_once(state, 0, 11, source=("orders", 1, 43))  # a replay of the record
+    assert state[APPLIED_INPUTS] == {"1:orders": 42, "2:orders": 3, "1:payments": 2}
+    assert without_bookkeeping({**state, "count": 1}) == {"count": 1}
 
 
 def _apply_batch(

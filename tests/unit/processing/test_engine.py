@@ -198,7 +198,9 @@ def run_with_crashes(
     processor: Processor, records: list[InputRecord], seed: int
 ) -> dict[str, dict[str, Any]]:
     """Batches of random size; after some batches a crash: the batch is replayed, with the
-    state table as it was before the batch (its changelog record lost) or as it is."""
+    state table as it was before the batch (its changelog record lost) or as it is; or the
+    re-key stage crashed and forwards the batch's input records again, as new internal
+    records."""
     rng = random.Random(seed)
     worker = Worker(processor)
     position = 0
@@ -206,6 +208,7 @@ def run_with_crashes(
         size = rng.randint(1, 40)
         batch = records[position : position + size]
         position += size
+        read_from = dict(worker.offsets)
         internal = worker.forward(batch)
         before = dict(worker.states.data)
         worker.aggregate(internal)
@@ -215,6 +218,9 @@ def run_with_crashes(
             worker.aggregate(internal)
         elif crash < 0.4:  # offsets not committed: everything is read again
             worker.aggregate(internal)
+        elif crash < 0.55:  # the re-key stage's offsets not committed: it sends them again
+            worker.offsets = read_from
+            worker.aggregate(worker.forward(batch))
     return worker.outputs
 
 
@@ -330,10 +336,32 @@ def test_without_the_replay_guard_a_replay_counts_twice(monkeypatch: pytest.Monk
     """The comparison finds the bug the guard prevents (a mutation check of the harness)."""
     rng = random.Random(7)
     records = [InputRecord("orders.order-placed", o, o["placed_at"]) for o in orders(rng, 200)]
-    monkeypatch.setattr(engine_module, "apply_once", lambda *_args: True)
+    monkeypatch.setattr(engine_module, "apply_once", lambda *_args, **_kwargs: True)
     assert run_with_crashes(revenue.PROCESSOR, records, seed=1) != recompute(
         revenue.PROCESSOR, records
     )
+
+
+def test_without_dedup_events_the_rekey_stage_sends_again_count_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No dedup field: an event the re-key stage forwards again after its crash (same input
+    record, a new internal position) is recognised by its input offset alone; without that
+    guard, it counts twice."""
+    rng = random.Random(11)
+    records = [InputRecord("orders.order-placed", o, o["placed_at"]) for o in orders(rng, 300)]
+    plain = dataclasses.replace(revenue.PROCESSOR, dedup=None)
+    expected = recompute(plain, records)
+    for seed in range(4):
+        assert run_with_crashes(plain, records, seed=seed) == expected
+    guard = engine_module.apply_once
+
+    def internal_positions_only(*args: Any, source: Any = None) -> bool:
+        del source
+        return guard(*args)
+
+    monkeypatch.setattr(engine_module, "apply_once", internal_positions_only)
+    assert run_with_crashes(plain, records, seed=1) != expected
 
 
 def test_engine_bookkeeping_is_hidden_from_apply_and_emit() -> None:
