@@ -87,13 +87,7 @@ class Input:
     event_time: str | None = None
 
     def __post_init__(self) -> None:
-        # Only a str: the product name check (as for Processor.output) would refuse the
-        # one-word input names some tests give processors they only recompute.
-        if not isinstance(self.product, str) or not self.product:
-            raise ConfigurationError(
-                f"Input product must be a product name (a str `<domain>.<product>`), "
-                f"got {_shown(self.product)}"
-            )
+        _check_product_name("Input product", self.product)
         where = f"Input {self.product}:"
         _check_callable(where, "key", self.key)
         object.__setattr__(self, "reads", _field_names(where, self.reads))
@@ -256,14 +250,18 @@ def _shown(value: object) -> str:
 
 def _check_output(output: object) -> None:
     """``output`` is a product name (``<domain>.<product>``, the descriptors' own check)."""
-    if not isinstance(output, str):
+    _check_product_name("Processor output", output)
+
+
+def _check_product_name(what: str, value: object) -> None:
+    """``value`` is a product name (``<domain>.<product>``, the descriptors' own check)."""
+    if not isinstance(value, str):
         raise ConfigurationError(
-            f"Processor output must be a product name (a str `<domain>.<product>`), "
-            f"got {_shown(output)}"
+            f"{what} must be a product name (a str `<domain>.<product>`), got {_shown(value)}"
         )
-    problem = product_name_problem(output)
+    problem = product_name_problem(value)
     if problem is not None:
-        raise ConfigurationError(f"Processor output {problem}")
+        raise ConfigurationError(f"{what} {problem}")
 
 
 def _check_callable(where: str, parameter: str, value: object) -> None:

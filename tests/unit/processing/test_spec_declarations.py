@@ -271,6 +271,12 @@ BAD = [
     ),
     case(
         orders_input,
+        {"product": "orders"},
+        "Input product 'orders' is not `<domain>.<product>`",
+        "product-one-word",
+    ),
+    case(
+        orders_input,
         {"key": "region"},
         "Input orders.order-placed: key must be a function (callable), got the str 'region'",
         "key-str",

@@ -157,16 +157,16 @@ def keep_least(state: dict[str, Any], event: Event) -> None:
 def processor(apply: Any) -> Processor:
     return Processor(
         output="analytics.totals",
-        inputs=(Input("things", key=lambda _fields: "k", reads=("name",)),),
+        inputs=(Input("shop.things", key=lambda _fields: "k", reads=("name",)),),
         apply=apply,
         emit=total,
     )
 
 
 INPUTS = [
-    InputRecord("things", {"name": "b"}, 10, "things.v1[0]@0"),
-    InputRecord("things", {"name": "a"}, 20, "things.v1[1]@0"),
-    InputRecord("things", {"name": "c"}, 30, "things.v1[0]@1"),
+    InputRecord("shop.things", {"name": "b"}, 10, "shop.things.v1[0]@0"),
+    InputRecord("shop.things", {"name": "a"}, 20, "shop.things.v1[1]@0"),
+    InputRecord("shop.things", {"name": "c"}, 30, "shop.things.v1[0]@1"),
 ]
 
 
@@ -205,7 +205,7 @@ def count(state, event):
 
 PROCESSOR = Processor(
     output="analytics.totals",
-    inputs=(Input("things", key=lambda fields: "k", reads=("name",)),),
+    inputs=(Input("shop.things", key=lambda fields: "k", reads=("name",)),),
     apply=count,
     emit=lambda key, state: {
         "key": key,
@@ -294,7 +294,7 @@ def test_the_processors_own_error_in_the_recomputation_names_the_record() -> Non
     with pytest.raises(ProcessorError) as failed:
         expected_records(lambda: processor(refuse), INPUTS, SCHEMA, pause_s=0)
     assert str(failed.value) == (
-        "processor analytics.totals on things.v1[0]@0: apply raised ValueError no b"
+        "processor analytics.totals on shop.things.v1[0]@0: apply raised ValueError no b"
     )
 
 
