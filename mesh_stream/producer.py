@@ -203,11 +203,96 @@ def _describe_failures(
     )
 
 
-def _replayed_rule(headers: Mapping[str, bytes] | None) -> str | None:
+#: What a publisher takes as ``headers=``: confluent-kafka's two forms, checked and copied
+#: by :func:`_checked_headers` (a list keeps repeated names, as Kafka does).
+Headers = Mapping[str, bytes | str | None] | list[tuple[str, bytes | str | None]]
+#: librdkafka takes a record timestamp as a signed 64-bit count of milliseconds.
+_MAX_TIMESTAMP_MS = 2**63 - 1
+
+
+def _described(value: Any) -> str:
+    """``int 123``, ``dict {...}``: a refused argument as the messages show it."""
+    if value is None:
+        return "None"
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+def _check_key(key: Any) -> None:
+    """Refuse an explicit ``key=`` confluent-kafka cannot send (it takes str or bytes; a
+    descriptor's ``key_field`` value is turned into text, an explicit key is not)."""
+    if key is not None and not isinstance(key, (str, bytes)):
+        raise ConfigurationError(
+            f"key must be str or bytes, got {_described(key)}; give str(key) for its text, or "
+            f"leave key= out to key the record by the descriptor's key_field"
+        )
+
+
+def _check_timestamp(timestamp_ms: Any) -> None:
+    """Refuse a ``timestamp_ms=`` Kafka would not store as given: not an int (a bool is
+    none), negative, beyond 64 bits, or 0 (which librdkafka reads as "now")."""
+    if timestamp_ms is None:
+        return
+    if type(timestamp_ms) is not int:
+        raise ConfigurationError(
+            f"timestamp_ms must be an int of milliseconds since the epoch, got "
+            f"{_described(timestamp_ms)}"
+        )
+    if timestamp_ms == 0:
+        raise ConfigurationError(
+            "timestamp_ms must be positive, got 0: Kafka's client reads 0 as 'now', so the "
+            "record would not carry it; leave timestamp_ms out to stamp the record now"
+        )
+    if not 0 < timestamp_ms <= _MAX_TIMESTAMP_MS:
+        raise ConfigurationError(
+            f"timestamp_ms must be from 1 to {_MAX_TIMESTAMP_MS} (milliseconds since the "
+            f"epoch), got {timestamp_ms}"
+        )
+
+
+def _checked_headers(headers: Any) -> dict[str, Any] | list[tuple[str, Any]]:
+    """``headers=`` as confluent-kafka takes it, or :class:`ConfigurationError` naming the
+    header that is not a name (str) with a value of bytes, str or None."""
+    if isinstance(headers, Mapping):
+        pairs: list[Any] = list(headers.items())
+    elif isinstance(headers, (list, tuple)):
+        pairs = list(headers)
+    else:
+        raise ConfigurationError(
+            f"headers must be a mapping of name to bytes, str or None, or a list of (name, "
+            f"value) pairs, got {_described(headers)}"
+        )
+    for index, pair in enumerate(pairs):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ConfigurationError(
+                f"headers[{index}] must be a (name, value) pair, got {_described(pair)}"
+            )
+        name, value = pair
+        if not isinstance(name, str):
+            raise ConfigurationError(
+                f"header names must be str, got {_described(name)} (headers[{index}])"
+            )
+        if value is not None and not isinstance(value, (bytes, str)):
+            raise ConfigurationError(
+                f"header {name!r} must be bytes, str or None, got {_described(value)}"
+            )
+    if isinstance(headers, Mapping):
+        return dict(pairs)
+    return [(name, value) for name, value in pairs]
+
+
+def _header_pairs(headers: Headers | None) -> Iterable[tuple[str, bytes | str | None]]:
+    if not headers:
+        return ()
+    return headers.items() if isinstance(headers, Mapping) else headers
+
+
+def _replayed_rule(headers: Headers | None) -> str | None:
     """The rule a dead letter published again failed (its ``__rule.name`` header)."""
     if not headers:
         return None
-    name = headers.get(RULE_NAME)
+    found = dict(_header_pairs(headers))
+    name = found.get(RULE_NAME)
     if isinstance(name, bytes):
         with contextlib.suppress(UnicodeDecodeError):
             return name.decode()
@@ -383,14 +468,15 @@ class ProductPublisher:
         return limit - RECORD_OVERHEAD_BYTES
 
     def _check_size(
-        self, value: bytes, key: str | bytes | None, headers: Mapping[str, Any] | None = None
+        self, value: bytes, key: str | bytes | None, headers: Headers | None = None
     ) -> None:
         """Refuse a record librdkafka would refuse for its size (MSG_SIZE_TOO_LARGE)."""
         size = len(value)
         if key is not None:
             size += len(key.encode() if isinstance(key, str) else key)
-        for name, item in (headers or {}).items():
-            size += len(name.encode()) + len(item or b"") + 10  # two varints
+        for name, item in _header_pairs(headers):
+            data = item.encode() if isinstance(item, str) else item or b""
+            size += len(name.encode()) + len(data) + 10  # two varints
         if self._trace is not None:
             size += 80  # the traceparent header a traced send adds
         if size > self.max_record_bytes:
@@ -455,7 +541,7 @@ class ProductPublisher:
         *,
         key: str | bytes | None = None,
         timestamp_ms: int | None = None,
-        headers: Mapping[str, bytes] | None = None,
+        headers: Headers | None = None,
     ) -> DeadLetteredRecord | None:
         """Validate, encode and hand ``record`` to Kafka; ``flush`` confirms delivery.
 
@@ -467,9 +553,19 @@ class ProductPublisher:
         :class:`DeadLetteredRecord` returned says so (None: the record went to the product's
         topic). This is the hot path: keep it free of lookups that could be done once in
         ``__init__``.
+
+        ``key`` (str or bytes) replaces the ``key_field`` key; ``timestamp_ms`` (a positive
+        int) the time of sending; ``headers`` is a mapping of name to bytes, str or None, or a
+        list of such (name, value) pairs. Anything else raises :class:`ConfigurationError`
+        naming the argument.
         """
         if self._closed:
-            raise ConfigurationError(f"the publisher of {self.product.name} is closed")
+            raise self._closed_error()
+        if key is not None or timestamp_ms is not None or headers is not None:
+            _check_key(key)
+            _check_timestamp(timestamp_ms)
+            if headers is not None:
+                headers = _checked_headers(headers)
         if self.rules is not None:
             mapping = record if type(record) is dict else self._as_record(record)
             breach = self.rules.first_breach(mapping, skip=_replayed_rule(headers))
@@ -505,6 +601,9 @@ class ProductPublisher:
             self._poll(0)  # serve delivery reports now and then (they also come on flush)
         return None
 
+    def _closed_error(self) -> ConfigurationError:
+        return ConfigurationError(f"the publisher of {self.product.name} is closed")
+
     # -- quality rules ----------------------------------------------------------------------
     def _violation(self, breach: RuleBreach, index: int | None) -> RuleViolationError:
         rule = breach.rule
@@ -524,7 +623,7 @@ class ProductPublisher:
         record: Mapping[str, Any],
         index: int | None,
         key: str | bytes | None,
-        headers: Mapping[str, bytes] | None,
+        headers: Headers | None,
     ) -> DeadLetteredRecord:
         """Refuse ``record`` (ERROR rule) or send it to the dead-letter topic (DLQ rule)."""
         rule = breach.rule
@@ -542,7 +641,9 @@ class ProductPublisher:
             error=str(self._violation(breach, index)),
             error_type=RuleViolationError.__name__,
             schema_id=self.schema_id,
-            headers=headers,
+            # carried as given: str and None values too, which confluent-kafka sends as it does
+            # for the record itself (rule_dead_letter's annotation says bytes only)
+            headers=typing.cast("Mapping[str, bytes] | None", headers),
         )
         self._send(value, key, self._on_delivery, topic=topic, headers=dlq_headers)
         self._sent += 1
@@ -555,13 +656,14 @@ class ProductPublisher:
         callback: Any,
         *,
         timestamp: int | None = None,
-        headers: Mapping[str, bytes] | None = None,
+        headers: Headers | None = None,
     ) -> None:
         """Send one record under a PRODUCER span whose context its headers carry; the span
         ends with the record's delivery report."""
         trace = self._trace
         assert trace is not None
-        sent, span = trace.start(headers)
+        # start copies the headers with dict(), which takes (name, value) pairs too
+        sent, span = trace.start(typing.cast("Mapping[str, bytes] | None", headers))
         try:
             self._send(
                 value, key, trace.reporting(span, callback), timestamp=timestamp or 0, headers=sent
@@ -636,6 +738,8 @@ class ProductPublisher:
         record means none is published nor dead-lettered (a :class:`SerializationError`
         lists them all). Records Kafka refuses raise :class:`DeliveryError`.
         """
+        if self._closed:
+            raise self._closed_error()
         rejected: list[RejectedRecord] = []
         prepared: list[tuple[bytes, str | bytes | None]] = []
         diverted: list[tuple[int, RuleBreach, Mapping[str, Any]]] = []
@@ -668,7 +772,7 @@ class ProductPublisher:
         for value, key in prepared:
             send(value, key, self._on_delivery)
             self._sent += 1
-        self.flush(flush_timeout)
+        self._flush(flush_timeout)
         return PublishReport(
             published=len(prepared), rejected=tuple(rejected), dead_lettered=tuple(dead)
         )
@@ -679,8 +783,15 @@ class ProductPublisher:
 
         Raises :class:`DeliveryError` naming (by key) each record Kafka refused or that
         timed out (``.failed`` holds them as :class:`UndeliveredRecord`, with the record),
-        or saying how many are still queued after ``timeout`` seconds.
+        or saying how many are still queued after ``timeout`` seconds. After :meth:`close`
+        it raises :class:`ConfigurationError`, unless records are still queued (a ``close``
+        that raised :class:`DeliveryError` for them): it waits for those again.
         """
+        if self._closed and not self.in_flight:
+            raise self._closed_error()
+        self._flush(timeout)
+
+    def _flush(self, timeout: float) -> None:
         self._producer.flush(timeout)
         queued = self.in_flight
         failed, self._failed = self._failed, []
@@ -718,7 +829,7 @@ class ProductPublisher:
             return
         self._closed = True
         try:
-            self.flush(timeout)
+            self._flush(timeout)
         finally:
             if not self.in_flight:
                 with contextlib.suppress(Exception):
@@ -786,14 +897,22 @@ class AsyncProductPublisher:
         *,
         key: str | bytes | None = None,
         timestamp_ms: int | None = None,
-        headers: Mapping[str, bytes] | None = None,
+        headers: Headers | None = None,
     ) -> DeliveredRecord | DeadLetteredRecord:
         """Publish ``record`` and wait for Kafka's acknowledgement (or a DeliveryError).
 
         A record a DLQ quality rule diverts resolves at once to a :class:`DeadLetteredRecord`
-        (its delivery to the dead-letter topic is checked by ``flush``/``close``).
+        (its delivery to the dead-letter topic is checked by ``flush``/``close``). ``key``,
+        ``timestamp_ms`` and ``headers`` are checked as :meth:`ProductPublisher.publish`
+        checks them.
         """
         publisher = self._publisher
+        if publisher._closed:
+            raise publisher._closed_error()
+        _check_key(key)
+        _check_timestamp(timestamp_ms)
+        if headers is not None:
+            headers = _checked_headers(headers)
         if publisher.rules is not None:
             mapping = record if type(record) is dict else publisher._as_record(record)
             breach = publisher.rules.first_breach(mapping, skip=_replayed_rule(headers))
@@ -833,7 +952,7 @@ class AsyncProductPublisher:
         if timestamp_ms is not None:
             extra["timestamp"] = timestamp_ms
         if headers is not None:
-            extra["headers"] = dict(headers)
+            extra["headers"] = headers
         self._publisher._send(value, key, report, **extra)
         return await future
 
@@ -849,6 +968,8 @@ class AsyncProductPublisher:
         await asyncio.to_thread(self._publisher.flush, timeout)
 
     async def close(self, timeout: float = 30.0) -> None:
+        if self._publisher._closed:  # closing twice is fine
+            return
         try:
             await asyncio.to_thread(self._publisher.flush, timeout)
         finally:
@@ -939,6 +1060,10 @@ def open_publisher(
     descriptor registered (after its schema), so publishing makes it discoverable; a
     governance refusal raises :class:`ProductRejectedError` naming the policy and the file.
     """
+    if not isinstance(product, (str, DataProduct)):
+        raise ConfigurationError(
+            f"product must be a product name like orders.order-placed, got {_described(product)}"
+        )
     if registry is None:
         from mesh_stream.registry.client import RegistryClient
 

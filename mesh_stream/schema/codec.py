@@ -15,7 +15,9 @@ Anything they do not take (a missing field that has a default, an extra field, a
 the wrong type, a damaged body) raises inside them and goes the checked way: fastavro's
 writer behind a small *guard* compiled from the schema, which refuses what fastavro would
 silently write wrongly (``1.5`` or ``True`` in an ``int``, 64-bit values in an ``int``,
-anything in a ``boolean``, a value for ``null``, a malformed ``uuid``), and on failure the
+anything in a ``boolean``, a value for ``null``, a malformed ``uuid``, a finite value beyond
+32 bits in a ``float``, a naive datetime in a ``timestamp-*``, a datetime in a ``date``),
+and on failure the
 full validator (:func:`schema_problems`) explains it with the field path, the expected type
 and the value received. Schemas are parsed once and writer schemas cached by id, so a
 record costs no registry lookup.
@@ -99,6 +101,15 @@ UUID_TEXT = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
 LONG_RANGE = (-(2**63), 2**63 - 1)
+#: A float (double) at or beyond this magnitude has no 32-bit float: it would round to
+#: infinity (what ``struct.pack("<f")`` refuses and fastavro writes). 2**128 - 2**103 is
+#: float32's largest value plus half a step.
+FLOAT32_LIMIT = float(2**128 - 2**103)
+#: The same bound for ints, which become a double first: those within half a double's step
+#: (2**74) of FLOAT32_LIMIT round up to it.
+FLOAT32_INT_LIMIT = 2**128 - 2**103 - 2**74
+#: Logical types holding an instant: a datetime for them must say which (be aware).
+INSTANTS = ("timestamp-millis", "timestamp-micros")
 _MISSING = object()
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _SCHEMA_ID = struct.Struct(">I").unpack_from
@@ -236,13 +247,21 @@ def _logical_problems(schema: Mapping[str, Any], value: Any, path: str) -> list[
     """Problems for a logical type, or None when ``schema`` has no logical type we check."""
     logical = schema.get("logicalType")
     base = schema.get("type")
+    if logical in INSTANTS and isinstance(value, dt.datetime) and value.utcoffset() is None:
+        return [
+            f"{path or '(record)'}: a timestamp needs a timezone-aware datetime (e.g. "
+            f"datetime.now(timezone.utc)), got naive {value}"
+        ]
     if logical in ("timestamp-millis", "timestamp-micros", "local-timestamp-millis",
                    "local-timestamp-micros"):  # fmt: skip
         ok = isinstance(value, dt.datetime) or _is_int(value, LONG_RANGE)
     elif logical == "date":
-        ok = (isinstance(value, dt.date) and not isinstance(value, dt.datetime)) or _is_int(
-            value, INT_RANGE
-        )
+        if isinstance(value, dt.datetime):
+            return [
+                f"{path or '(record)'}: expected {_type_label(schema)}, got datetime {value}, "
+                f"whose time of day would be dropped; give its .date()"
+            ]
+        ok = isinstance(value, dt.date) or _is_int(value, INT_RANGE)
     elif logical in ("time-millis", "time-micros"):
         bounds = INT_RANGE if logical == "time-millis" else LONG_RANGE
         ok = isinstance(value, dt.time) or _is_int(value, bounds)
@@ -375,6 +394,12 @@ def _primitive_problems(kind: str, value: Any, path: str) -> list[str]:
         ok = _is_int(value, LONG_RANGE)
     elif kind in ("float", "double"):
         ok = type(value) in (int, float)
+        if ok and not (_float_fits(value) if kind == "float" else _double_fits(value)):
+            limit = " (32 bits: up to ±3.4028235e+38; a double holds more)"
+            return [
+                f"{path or '(record)'}: {_preview(value)} is outside the range of an Avro "
+                f"{kind}{limit if kind == 'float' else ''}"
+            ]
     elif kind == "string":
         if isinstance(value, str):
             return _text_problems(value, path)
@@ -466,6 +491,28 @@ def _number_guard(value: Any) -> bool:
     return kind is float or kind is int
 
 
+def _float_fits(value: float | int) -> bool:
+    """Whether a number has a 32-bit float: finite within its range, or NaN or an infinity
+    (written as they are)."""
+    if type(value) is int:
+        return -FLOAT32_INT_LIMIT < value < FLOAT32_INT_LIMIT
+    return -FLOAT32_LIMIT < value < FLOAT32_LIMIT or value - value != 0  # inf - inf is NaN
+
+
+def _double_fits(value: float | int) -> bool:
+    """Whether a number has a double (ints beyond 2**1024 have none)."""
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
+def _float_guard(value: Any) -> bool:
+    """fastavro writes a value beyond 32 bits into a ``float`` as an infinity."""
+    return (type(value) is float or type(value) is int) and _float_fits(value)
+
+
 def _uuid_guard(value: Any) -> bool:
     """A UUID, or its canonical 36-character text (what Java's ``UUID.fromString`` reads)."""
     if type(value) is str:
@@ -474,19 +521,56 @@ def _uuid_guard(value: Any) -> bool:
 
 
 def _timestamp_guard(value: Any) -> bool:
+    """A ``local-timestamp-*``: a number, or any datetime (naive ones are what it holds)."""
     return (type(value) is int and LONG_RANGE[0] <= value <= LONG_RANGE[1]) or isinstance(
         value, dt.datetime
     )
 
 
+def _instant_guard(value: Any) -> bool:
+    """A ``timestamp-*``: a number, or an aware datetime (fastavro takes a naive one as the
+    host's local time, so the instant stored would depend on the machine's time zone). A
+    tzinfo whose offset is None passes: fastavro refuses it, and the explainer names it."""
+    return (type(value) is int and LONG_RANGE[0] <= value <= LONG_RANGE[1]) or (
+        isinstance(value, dt.datetime) and value.tzinfo is not None
+    )
+
+
+def _date_guard(value: Any) -> bool:
+    """fastavro writes a datetime into a ``date`` without its time of day (other values it
+    checks itself)."""
+    return not isinstance(value, dt.datetime)
+
+
 _inline(_bool_guard, "(type(v) is bool)")
 _inline(_null_guard, "(v is None)")
 _inline(_number_guard, "(type(v) is float or type(v) is int)")
+_inline(
+    _float_guard,
+    f"((type(v) is float and (-{FLOAT32_LIMIT!r} < v < {FLOAT32_LIMIT!r} or v - v != 0)) "
+    f"or (type(v) is int and -{FLOAT32_INT_LIMIT} < v < {FLOAT32_INT_LIMIT}))",
+)
+_inline(_date_guard, "(not isinstance(v, _datetime))")
 _inline(_uuid_guard, "((type(v) is str and _uuid_text(v) is not None) or isinstance(v, _UUID))")
 _inline(
     _timestamp_guard,
     f"((type(v) is int and {LONG_RANGE[0]} <= v <= {LONG_RANGE[1]}) or isinstance(v, _datetime))",
 )
+_inline(
+    _instant_guard,
+    f"((type(v) is int and {LONG_RANGE[0]} <= v <= {LONG_RANGE[1]}) "
+    "or (isinstance(v, _datetime) and v.tzinfo is not None))",
+)
+
+
+def _nullable_guard(other: Guard) -> Guard:
+    """The guard of a ``[null, X]`` union: None, or what X's guard lets through."""
+
+    def guard(value: Any) -> bool:
+        return value is None or other(value)
+
+    expression = getattr(other, "inline", None)
+    return guard if expression is None else _inline(guard, f"(v is None or {expression})")
 
 
 def _decimal_guard(schema: Mapping[str, Any]) -> Guard:
@@ -499,28 +583,36 @@ def _decimal_guard(schema: Mapping[str, Any]) -> Guard:
     return guard
 
 
-def _mentions_decimal(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) -> bool:
-    """Whether a decimal occurs in ``schema`` (through named types, not recursing twice)."""
+#: Logical types whose values fastavro may write wrongly inside a union (see _mentions_guarded).
+_GUARDED_LOGICAL = frozenset({"decimal", "date", *INSTANTS})
+
+
+def _mentions_guarded(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) -> bool:
+    """Whether ``schema`` holds a type whose values fastavro writes wrongly even when a union
+    branch takes them: a decimal (of any size), a float (beyond 32 bits), a timestamp (a naive
+    datetime) or a date (a datetime). Through named types, not recursing twice."""
     if isinstance(schema, str):
         if schema in named and schema not in seen:
-            return _mentions_decimal(named[schema], named, seen | {schema})
-        return False
+            return _mentions_guarded(named[schema], named, seen | {schema})
+        return schema == "float"
     if isinstance(schema, list):
-        return any(_mentions_decimal(branch, named, seen) for branch in schema)
+        return any(_mentions_guarded(branch, named, seen) for branch in schema)
     if not isinstance(schema, Mapping):
         return False
-    if schema.get("logicalType") == "decimal":
+    if schema.get("logicalType") in _GUARDED_LOGICAL:
         return True
     name = schema.get("name")
     inner = seen | {name} if isinstance(name, str) else seen
     kind = schema.get("type")
     if kind == "record":
-        return any(_mentions_decimal(f["type"], named, inner) for f in schema["fields"])
+        return any(_mentions_guarded(f["type"], named, inner) for f in schema["fields"])
     if kind == "array":
-        return _mentions_decimal(schema["items"], named, inner)
+        return _mentions_guarded(schema["items"], named, inner)
     if kind == "map":
-        return _mentions_decimal(schema["values"], named, inner)
-    return isinstance(kind, (dict, list)) and _mentions_decimal(kind, named, inner)
+        return _mentions_guarded(schema["values"], named, inner)
+    return kind == "float" or (
+        isinstance(kind, (dict, list)) and _mentions_guarded(kind, named, inner)
+    )
 
 
 def _compile_guard(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) -> Guard | None:
@@ -538,23 +630,30 @@ def _compile_guard(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) 
             "long": _range_guard(LONG_RANGE),
             "boolean": _bool_guard,
             "null": _null_guard,
-            "float": _number_guard,
+            "float": _float_guard,
             "double": _number_guard,
         }.get(schema)
     if isinstance(schema, list):
-        if not any(_mentions_decimal(branch, named, seen) for branch in schema):
+        if not any(_mentions_guarded(branch, named, seen) for branch in schema):
             return None
+        if len(schema) == 2 and "null" in schema:  # a nullable type: its type's guard
+            other = _compile_guard(schema[1 - schema.index("null")], named, seen)
+            if other is not None:
+                return _nullable_guard(other)
         union = list(schema)
 
-        def union_guard(value: Any) -> bool:  # fastavro writes any Decimal in a decimal
+        def union_guard(value: Any) -> bool:  # fastavro writes any Decimal in a decimal, ...
             return not schema_problems(union, value, named)
 
         return union_guard
     logical = schema.get("logicalType")
     kind = schema.get("type")
-    if logical in ("timestamp-millis", "timestamp-micros", "local-timestamp-millis",
-                   "local-timestamp-micros"):  # fmt: skip
+    if logical in INSTANTS:
+        return _instant_guard
+    if logical in ("local-timestamp-millis", "local-timestamp-micros"):
         return _timestamp_guard
+    if logical == "date":
+        return _date_guard
     if logical == "uuid":
         return _uuid_guard
     if logical == "decimal" and kind in ("bytes", "fixed"):
@@ -594,11 +693,11 @@ def _record_guard(
     """
     name = schema.get("name")
     inner = seen | {name} if isinstance(name, str) else seen
-    checks: list[tuple[str, Guard]] = []
+    checks: list[tuple[str, Guard, bool]] = []
     for field in schema["fields"]:
         guard = _compile_guard(field["type"], named, inner)
         if guard is not None:
-            checks.append((field["name"], guard))
+            checks.append((field["name"], guard, "default" in field))
     if not checks:
         return None
     namespace: dict[str, Any] = {
@@ -607,8 +706,9 @@ def _record_guard(
         "_UUID": uuid.UUID,
         "_uuid_text": UUID_TEXT.fullmatch,
     }
-    # Fast variant: every field present (r[key]); a missing field (it may have a default)
-    # falls back to the lenient variant that skips absent fields.
+    # Fast variant: every field without a default present (r[key]), one with a default
+    # (often left out) looked up with get; a missing field without a default falls back to
+    # the lenient variant that skips absent fields (fastavro then names it missing).
     fast = [
         "def record_guard(r):",
         "    if type(r) is not dict:",
@@ -616,16 +716,24 @@ def _record_guard(
         "    try:",
     ]
     lenient = ["def lenient_guard(r):", "    get = r.get"]
-    for index, (key, guard) in enumerate(checks):
+    for index, (key, guard, optional) in enumerate(checks):
         expression = getattr(guard, "inline", None)
         if expression is None:
             namespace[f"_g{index}"] = guard
             expression = f"_g{index}(v)"
-        fast += [
-            f"        v = r[{key!r}]",
-            f"        if not {expression}:",
-            "            return False",
-        ]
+        fast += (
+            [
+                f"        v = r.get({key!r}, _M)",
+                f"        if v is not _M and not {expression}:",
+                "            return False",
+            ]
+            if optional
+            else [
+                f"        v = r[{key!r}]",
+                f"        if not {expression}:",
+                "            return False",
+            ]
+        )
         lenient += [
             f"    v = get({key!r}, _M)",
             f"    if v is not _M and not {expression}:",
@@ -764,9 +872,15 @@ class _EncoderSource:
             low, high = LONG_RANGE
             self.emit(indent, f"if type(v) is int and {low} <= v <= {high}:")
             self.varint(indent + 4)
-            self.emit(indent, "elif isinstance(v, _datetime):")
+            if schema["logicalType"] in INSTANTS:  # a naive datetime: the checked path refuses
+                self.emit(indent, "elif isinstance(v, _datetime) and v.tzinfo is not None:")
+            else:
+                self.emit(indent, "elif isinstance(v, _datetime):")
             self.delegate(schema, indent + 4, guarded=True)
             self.emit(indent, "else:", "    raise _F")
+        elif isinstance(schema, dict) and schema.get("logicalType") == "date":
+            self.emit(indent, "if isinstance(v, _datetime):", "    raise _F")  # see _date_guard
+            self.delegate(schema, indent, guarded=True)
         elif isinstance(schema, dict) and schema.get("logicalType") == "uuid":
             self.emit(indent, "if type(v) is str and _uuid_text(v) is not None:")
             self.text(indent + 4)
