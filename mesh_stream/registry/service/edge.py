@@ -48,7 +48,7 @@ from mesh_stream.errors import (
     UnencodableInputError,
 )
 from mesh_stream.schema import strict_json
-from mesh_stream.settings import MeshSettings
+from mesh_stream.settings import MeshSettings, quoted_name
 
 T = TypeVar("T")
 
@@ -242,16 +242,27 @@ def _as_json(scope: Scope) -> Scope:
 
 
 def check_url(scope: Scope) -> None:
-    """The path and query, percent-decoded, must be UTF-8 (names are never silently mangled)."""
+    """The path and query, percent-decoded, must be UTF-8 (names are never silently mangled),
+    and an API path must hold no newline: routing stops at one (a route's ``$`` even matches
+    before a final one, so ``DELETE /subjects/S%0A`` would reach subject S). Other control
+    characters reach the routes, whose name checks refuse them; the portal's pages answer
+    such names with their own 404 page."""
     for part, raw in (("path", scope.get("raw_path") or b""), ("query", scope["query_string"])):
         decoded = unquote_to_bytes(raw)
         try:
-            decoded.decode("utf-8")
+            text = decoded.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise UnencodableInputError(
                 f"the URL {part} is not valid UTF-8 after percent-decoding (byte {exc.start}: "
                 f"{decoded[exc.start : exc.start + 4]!r}); names must be UTF-8 text"
             ) from None
+        if part == "path" and "\n" in text and not _is_portal(scope):
+            raise InvalidRequestError(
+                f"the URL path {quoted_name(text)} holds a newline ('\\n'); no registry name "
+                f"or route has one",
+                status=400,
+                error_code=40001,
+            )
 
 
 ErrorRenderer = Callable[[Exception], Any]

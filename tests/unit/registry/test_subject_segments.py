@@ -1,11 +1,13 @@
 """A subject path segment holding a percent-encoded ``/`` or a newline reaches no other route.
 
 Routing reads the decoded path, so ``GET /subjects/S%2Fversions`` was answered as S's version
-list and ``DELETE /subjects/S%2Fversions%2F1`` deleted S's version 1; ``{subject:path}``'s
-``.*`` stopped at a newline, so ``/subjects/a%0Ab/versions`` was a 404 showing the path without
-it, and ``DELETE /subjects/S%0A`` (a newline at the end, which the route pattern's ``$``
-ignores) deleted S. Every route taking a subject (``/subjects``, ``/config``, ``/mode``,
-``/compatibility``) now answers 422 (42215) naming the segment as sent, escaped.
+list and ``DELETE /subjects/S%2Fversions%2F1`` deleted S's version 1: every route taking a
+subject (``/subjects``, ``/config``, ``/mode``, ``/compatibility``) now answers 422 (42215)
+naming the segment as sent. ``{subject:path}``'s ``.*`` stopped at a newline, so
+``/subjects/a%0Ab/versions`` was a 404 showing the path without it, and ``DELETE
+/subjects/S%0A`` (a newline at the end, which the route pattern's ``$`` ignores) deleted S:
+the HTTP edge now refuses any path holding a control character, 400 (40001), naming it
+escaped, before any route.
 """
 
 from __future__ import annotations
@@ -36,12 +38,9 @@ def separator_message(segment: str) -> str:
     )
 
 
-def control_message(shown: str, segment: str) -> str:
-    """The 422's message for a subject segment holding the control characters ``shown``."""
-    return (
-        f"the subject segment of the URL path holds a control character ({shown}), which is "
-        f"not allowed in a subject name: {segment!r}"
-    )
+def newline_message(path: str) -> str:
+    """The edge's 400 message for a URL path (decoded) holding a newline."""
+    return f"the URL path {path!r} holds a newline ('\\n'); no registry name or route has one"
 
 
 def _register(client: TestClient) -> None:
@@ -148,33 +147,36 @@ def test_a_double_encoded_slash_routed_twice_decoded_is_refused(orders: TestClie
     }
 
 
-#: (method, path, what the subject segment decodes to): a newline matched no route (404).
+#: (method, path, the path decoded): a newline matched no route (404), or the wrong one.
 NEWLINES = [
-    ("GET", "/subjects/a%0Ab/versions", "a\nb"),
-    ("GET", "/subjects/%0A/versions", "\n"),
-    ("GET", "/subjects/a%0D%0Ab/versions/1", "a\r\nb"),
-    ("POST", "/subjects/a%0Ab/versions", "a\nb"),
-    ("POST", "/subjects/a%0Ab", "a\nb"),
-    ("GET", "/config/a%0Ab", "a\nb"),
-    ("PUT", "/config/a%0Ab", "a\nb"),
-    ("GET", "/mode/a%0Ab", "a\nb"),
-    ("DELETE", "/mode/a%0Ab", "a\nb"),
-    ("POST", "/compatibility/subjects/a%0Ab/versions", "a\nb"),
-    ("POST", "/compatibility/subjects/a%0Ab/versions/latest", "a\nb"),
+    ("GET", "/subjects/a%0Ab/versions", "/subjects/a\nb/versions"),
+    ("GET", "/subjects/%0A/versions", "/subjects/\n/versions"),
+    ("GET", "/subjects/a%0D%0Ab/versions/1", "/subjects/a\r\nb/versions/1"),
+    ("POST", "/subjects/a%0Ab/versions", "/subjects/a\nb/versions"),
+    ("POST", "/subjects/a%0Ab", "/subjects/a\nb"),
+    ("GET", "/config/a%0Ab", "/config/a\nb"),
+    ("PUT", "/config/a%0Ab", "/config/a\nb"),
+    ("GET", "/mode/a%0Ab", "/mode/a\nb"),
+    ("DELETE", "/mode/a%0Ab", "/mode/a\nb"),
+    ("POST", "/compatibility/subjects/a%0Ab/versions", "/compatibility/subjects/a\nb/versions"),
+    (
+        "POST",
+        "/compatibility/subjects/a%0Ab/versions/latest",
+        "/compatibility/subjects/a\nb/versions/latest",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "segment"), NEWLINES)
-def test_a_newline_in_the_subject_is_a_422_naming_it_escaped(
-    orders: TestClient, method: str, path: str, segment: str
+@pytest.mark.parametrize(("method", "path", "decoded"), NEWLINES)
+def test_a_newline_in_the_path_is_a_400_naming_it_escaped(
+    orders: TestClient, method: str, path: str, decoded: str
 ) -> None:
     body = {"schema": schema(), "compatibility": "NONE", "mode": "READONLY"}
     answer = orders.request(
         method, path, json=body if method in ("POST", "PUT") else None, auth=ADMIN
     )
-    assert answer.status_code == 422, answer.text
-    shown = ", ".join(repr(c) for c in dict.fromkeys(c for c in segment if c in "\r\n"))
-    assert answer.json() == {"error_code": 42215, "message": control_message(shown, segment)}
+    assert answer.status_code == 400, answer.text
+    assert answer.json() == {"error_code": 40001, "message": newline_message(decoded)}
     assert "\n" not in answer.json()["message"]
 
 
@@ -183,36 +185,26 @@ def test_a_trailing_newline_deletes_nothing(orders: TestClient) -> None:
     was routed as S's delete."""
     before = _state(orders)
     answer = orders.delete(f"/subjects/{SUBJECT}%0A", auth=ADMIN)
-    assert answer.status_code == 422, answer.text
-    assert answer.json() == {
-        "error_code": 42215,
-        "message": control_message("'\\n'", f"{SUBJECT}\n"),
-    }
-    assert orders.delete(f"/config/{SUBJECT}%0A", auth=ADMIN).status_code == 422
-    assert _state(orders) == before
-
-
-def test_a_newline_after_the_subject_is_a_400_naming_the_path(orders: TestClient) -> None:
-    """``GET /subjects/S/versions%0A`` was S's version list (the newline dropped)."""
-    answer = orders.get(f"/subjects/{SUBJECT}/versions%0A", auth=ADMIN)
     assert answer.status_code == 400, answer.text
     assert answer.json() == {
         "error_code": 40001,
-        "message": f"the URL path '/subjects/{SUBJECT}/versions\\n' holds a newline ('\\n') "
-        "outside the subject name; no registry route takes one",
+        "message": newline_message(f"/subjects/{SUBJECT}\n"),
     }
+    assert orders.delete(f"/config/{SUBJECT}%0A", auth=ADMIN).status_code == 400
+    assert orders.get(f"/subjects/{SUBJECT}/versions%0A", auth=ADMIN).status_code == 400
+    assert _state(orders) == before
 
 
 #: Hostile variants and their exact answers (status, error_code, text in the message).
 HOSTILE = [
     ("/subjects/%2F/versions", 422, 42215, "in a subject name: '/'"),
     ("/subjects/%2F%2F%2F/versions", 422, 42215, "in a subject name: '///'"),
-    ("/subjects/%00/versions", 422, 42215, "control character ('\\x00')"),
-    ("/subjects/a%00%0Ab%1F/versions", 422, 42215, "('\\x00', '\\n', '\\x1f')"),
+    ("/subjects/%00/versions", 422, 42215, "contains control"),
+    ("/subjects/a%00%0Ab%1F/versions", 400, 40001, "'/subjects/a\\x00\\nb\\x1f/versions'"),
     ("/subjects/" + "x" * 5000 + "%2Fversions", 422, 42215, "'... (5009 characters)"),
-    ("/subjects/" + "x" * 5000 + "%0A/versions", 422, 42215, "'... (5001 characters)"),
-    ("/subjects/%0A" + "%2F" * 1000 + "/versions", 422, 42215, "(1001 characters)"),
-    ("/config/" + "%0A" * 3000, 422, 42215, "('\\n')"),
+    ("/subjects/" + "x" * 5000 + "%0A/versions", 400, 40001, "'... (5020 characters)"),
+    ("/subjects/%0A" + "%2F" * 1000 + "/versions", 400, 40001, "(1020 characters)"),
+    ("/config/" + "%0A" * 3000, 400, 40001, "holds a newline ('\\n')"),
 ]
 
 
@@ -273,13 +265,13 @@ def test_a_real_server_refuses_the_encoded_slash_and_the_newline(served_orders: 
     )
     status, body = _raw(served_orders, "GET", "/subjects/a%0Ab/versions")
     assert (status, body) == (
-        422,
-        {"error_code": 42215, "message": control_message("'\\n'", "a\nb")},
+        400,
+        {"error_code": 40001, "message": newline_message("/subjects/a\nb/versions")},
     )
     status, body = _raw(served_orders, "DELETE", f"/subjects/{SUBJECT}%0A")
     assert (status, body) == (
-        422,
-        {"error_code": 42215, "message": control_message("'\\n'", f"{SUBJECT}\n")},
+        400,
+        {"error_code": 40001, "message": newline_message(f"/subjects/{SUBJECT}\n")},
     )
     # Decoded once by the server, %252F is a subject holding "%2F": no subject by that name.
     status, body = _raw(served_orders, "GET", f"/subjects/{SUBJECT}%252Fx/versions")

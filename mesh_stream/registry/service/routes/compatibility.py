@@ -10,12 +10,11 @@ from typing import Any
 from fastapi import APIRouter
 
 from mesh_stream.registry.service.context import HeavyDep, SchemaBody, ServicesDep
-from mesh_stream.registry.service.routes.segments import SubjectRoute, subject_segment
+from mesh_stream.registry.service.routes.segments import subject_segment
 
 router = APIRouter(
     prefix="/compatibility",
     tags=["compatibility"],
-    route_class=SubjectRoute,
     dependencies=[subject_segment("subjects")],
 )
 

@@ -12,12 +12,11 @@ from fastapi import APIRouter
 from mesh_stream.registry.service.auth import authorize_subject
 from mesh_stream.registry.service.context import CallerDep, ConfigBody, ServicesDep
 from mesh_stream.registry.service.contexts import owned_name
-from mesh_stream.registry.service.routes.segments import SubjectRoute, subject_segment
+from mesh_stream.registry.service.routes.segments import subject_segment
 
 router = APIRouter(
     prefix="/config",
     tags=["config"],
-    route_class=SubjectRoute,
     dependencies=[subject_segment("config")],
 )
 

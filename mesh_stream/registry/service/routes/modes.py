@@ -11,12 +11,11 @@ from fastapi import APIRouter
 
 from mesh_stream.registry.service.auth import authorize_subject
 from mesh_stream.registry.service.context import CallerDep, ModeBody, ServicesDep
-from mesh_stream.registry.service.routes.segments import SubjectRoute, subject_segment
+from mesh_stream.registry.service.routes.segments import subject_segment
 
 router = APIRouter(
     prefix="/mode",
     tags=["mode"],
-    route_class=SubjectRoute,
     dependencies=[subject_segment("mode")],
 )
 

@@ -22,13 +22,12 @@ from mesh_stream.registry.service.context import (
     ServicesDep,
 )
 from mesh_stream.registry.service.contexts import owned_name
-from mesh_stream.registry.service.routes.segments import SubjectRoute, subject_segment
+from mesh_stream.registry.service.routes.segments import subject_segment
 from mesh_stream.registry.service.schemas import page
 
 router = APIRouter(
     prefix="/subjects",
     tags=["subjects"],
-    route_class=SubjectRoute,
     dependencies=[subject_segment("subjects")],
 )
 
