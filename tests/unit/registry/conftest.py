@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -17,6 +17,8 @@ from mesh_stream.registry.problems import DescriptorValidator
 from mesh_stream.registry.service import InMemoryStore, create_app
 from mesh_stream.registry.service.auth import Credentials
 from mesh_stream.registry.service.server import RegistryServer
+from mesh_stream.registry.service.state import Record
+from mesh_stream.registry.service.store import Apply
 
 TOKENS = {"admin": "admin-secret", "orders": "orders-secret", "payments": "payments-secret"}
 ADMIN = ("admin", TOKENS["admin"])
@@ -76,3 +78,39 @@ def descriptor(name: str = "orders.order-placed", **changes: Any) -> dict[str, A
     }
     document.update(changes)
     return document
+
+
+class SharedLog:
+    """One log, as the registry topic is for every instance."""
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+
+
+class TrailingStore(InMemoryStore):
+    """An instance whose view reads the shared log only when asked to catch up (as a
+    follower whose tail has not fetched yet), counting how often it is asked."""
+
+    def __init__(self, log: SharedLog) -> None:
+        super().__init__()
+        self.log = log
+        self.seen = 0
+        self.catch_ups = 0
+
+    def open(self, apply: Apply, *, wait: bool = True) -> None:  # noqa: ARG002
+        self._apply = apply
+        self._read()
+
+    def _read(self) -> None:
+        assert self._apply is not None
+        for record in self.log.records[self.seen :]:
+            self._apply(record)
+        self.seen = len(self.log.records)
+
+    def append(self, records: Sequence[Record]) -> None:
+        self.log.records.extend(records)
+        self._read()
+
+    def catch_up_view(self, timeout: float) -> None:  # noqa: ARG002
+        self.catch_ups += 1
+        self._read()

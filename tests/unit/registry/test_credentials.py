@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -20,9 +19,16 @@ from mesh_stream.errors import ConfigurationError, ProductNotFoundError, Registr
 from mesh_stream.registry.service import InMemoryStore, create_app
 from mesh_stream.registry.service.auth import Credentials, token_id
 from mesh_stream.registry.service.credentials import principal_problem
-from mesh_stream.registry.service.state import Record
-from mesh_stream.registry.service.store import Apply, CatchingUpStore
-from tests.unit.registry.conftest import ADMIN, ORDERS, TOKENS, make_client, schema
+from mesh_stream.registry.service.store import CatchingUpStore
+from tests.unit.registry.conftest import (
+    ADMIN,
+    ORDERS,
+    TOKENS,
+    SharedLog,
+    TrailingStore,
+    make_client,
+    schema,
+)
 
 SUBJECT = "inventory.stock-level.v1-value"
 
@@ -217,42 +223,6 @@ def test_a_registry_without_authentication_issues_nothing() -> None:
     refused = open_registry.post("/admin/credentials/inventory")
     assert (refused.status_code, refused.json()["error_code"]) == (409, 40912)
     assert "--open-writes" in refused.json()["message"]
-
-
-class SharedLog:
-    """One log, as the registry topic is for every instance."""
-
-    def __init__(self) -> None:
-        self.records: list[Record] = []
-
-
-class TrailingStore(InMemoryStore):
-    """An instance whose view reads the shared log only when asked to catch up (as a
-    follower whose tail has not fetched yet), counting how often it is asked."""
-
-    def __init__(self, log: SharedLog) -> None:
-        super().__init__()
-        self.log = log
-        self.seen = 0
-        self.catch_ups = 0
-
-    def open(self, apply: Apply, *, wait: bool = True) -> None:  # noqa: ARG002
-        self._apply = apply
-        self._read()
-
-    def _read(self) -> None:
-        assert self._apply is not None
-        for record in self.log.records[self.seen :]:
-            self._apply(record)
-        self.seen = len(self.log.records)
-
-    def append(self, records: Sequence[Record]) -> None:
-        self.log.records.extend(records)
-        self._read()
-
-    def catch_up_view(self, timeout: float) -> None:  # noqa: ARG002
-        self.catch_ups += 1
-        self._read()
 
 
 def test_a_revocation_through_one_instance_is_refused_at_once_by_another() -> None:

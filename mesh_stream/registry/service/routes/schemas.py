@@ -1,16 +1,36 @@
-"""``/schemas``: schemas by their global id or guid (what deserializers call), and listed."""
+"""``/schemas``: schemas by their global id or guid (what deserializers call), and listed.
+
+An id or guid this instance does not know is looked up again once its view has caught up
+with the log (:meth:`~mesh_stream.registry.service.store.CatchingUpStore.catch_up_view`)
+before the answer is "not found": a follower may trail a schema the writer registered a
+moment ago, and a consumer dead-letters a record whose schema id is not found.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import anyio.to_thread
 from fastapi import APIRouter
 
-from mesh_stream.registry.service.context import PageDep, ServicesDep
+from mesh_stream.errors import SchemaNotFoundError
+from mesh_stream.registry.service.context import PageDep, Services, ServicesDep
 from mesh_stream.registry.service.schemas import page
 
+T = TypeVar("T")
+
 router = APIRouter(prefix="/schemas", tags=["schemas"])
+
+
+async def _found(services: Services, read: Callable[[], T]) -> T:
+    """``read()``; if it finds nothing, again once the view holds the whole log."""
+    try:
+        return read()
+    except SchemaNotFoundError:
+        await anyio.to_thread.run_sync(services.catch_up)
+        return read()
 
 
 @router.get(
@@ -42,17 +62,17 @@ async def get_schema(
     services: ServicesDep,
     subject: str | None = None,  # noqa: ARG001 - Confluent clients send it; ids are global
 ) -> dict[str, Any]:
-    return services.schemas.get_schema_document(schema_id)
+    return await _found(services, lambda: services.schemas.get_schema_document(schema_id))
 
 
 @router.get("/guids/{guid}", summary="The schema with this guid")
 async def get_schema_by_guid(guid: str, services: ServicesDep) -> dict[str, Any]:
-    return services.schemas.get_by_guid(guid)
+    return await _found(services, lambda: services.schemas.get_by_guid(guid))
 
 
 @router.get("/ids/{schema_id}/schema", summary="The raw schema with this id")
 async def get_raw_schema(schema_id: int, services: ServicesDep) -> Any:
-    return json.loads(services.schemas.get_schema(schema_id))
+    return json.loads(await _found(services, lambda: services.schemas.get_schema(schema_id)))
 
 
 @router.get(
@@ -67,7 +87,7 @@ async def subjects_of(
     subject: str | None = None,
     deleted: bool = False,  # noqa: ARG001 - soft-deleted versions are always included
 ) -> list[str]:
-    services.schemas.get_schema(schema_id)
+    await _found(services, lambda: services.schemas.get_schema(schema_id))
     found = sorted(
         {
             s
@@ -89,7 +109,7 @@ async def versions_of(
     subject: str | None = None,
     deleted: bool = False,  # noqa: ARG001 - soft-deleted versions are always included
 ) -> list[dict[str, Any]]:
-    services.schemas.get_schema(schema_id)
+    await _found(services, lambda: services.schemas.get_schema(schema_id))
     found = [
         {"subject": s, "version": v}
         for s, v in services.schemas.subject_versions_of(schema_id)
