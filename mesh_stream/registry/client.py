@@ -23,11 +23,12 @@ differs, never a crash in the code that reads it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeAlias
@@ -79,6 +80,15 @@ def _wait_asked(state: RetryCallState) -> float:
     exc = state.outcome.exception() if state.outcome is not None else None
     asked = getattr(exc, "retry_in", None)
     return min(float(asked), MAX_RETRY_WAIT_SECONDS) if asked is not None else 0.0
+
+
+def _wait_asked_within(left: Callable[[], float | None]) -> Callable[[RetryCallState], float]:
+    """:func:`_wait_asked`, never past what ``left()`` says remains of a deadline."""
+
+    def wait(state: RetryCallState) -> float:
+        return min(_wait_asked(state), left() or 0.0)
+
+    return wait
 
 
 def _repeatable(method: str, path: str) -> bool:
@@ -343,6 +353,8 @@ class RegistryClient:
             ) from exc
         self.http_calls = 0
         self._lock = threading.Lock()
+        #: Per thread: the monotonic time by which a call must return (:meth:`within`).
+        self._deadline = threading.local()
         self._schema_by_id: dict[int, str] = {}
         self._by_version: dict[tuple[str, int], RegisteredSchema] = {}
         self._by_schema: dict[tuple[str, str], RegisteredSchema] = {}
@@ -354,6 +366,24 @@ class RegistryClient:
     def from_settings(cls, settings: MeshSettings) -> RegistryClient:
         token = settings.registry_token.get_secret_value() if settings.registry_token else None
         return cls(settings.registry_url, principal=settings.registry_principal, token=token)
+
+    @contextlib.contextmanager
+    def within(self, seconds: float) -> Iterator[None]:
+        """Calls made by this thread in the block return within ``seconds`` (at least
+        0.1 s): each exchange waits no longer than what is left, and retries stop there.
+        A consumer's ``consume(timeout=...)`` bounds its registry calls with it."""
+        outer: float | None = getattr(self._deadline, "at", None)
+        at = time.monotonic() + max(0.1, seconds)
+        self._deadline.at = at if outer is None else min(outer, at)
+        try:
+            yield
+        finally:
+            self._deadline.at = outer
+
+    def _left(self) -> float | None:
+        """Seconds left before this thread's deadline (:meth:`within`), None without one."""
+        at: float | None = getattr(self._deadline, "at", None)
+        return None if at is None else max(0.0, at - time.monotonic())
 
     # -- the one HTTP boundary ------------------------------------------------------------
 
@@ -368,10 +398,13 @@ class RegistryClient:
     ) -> Any:
         """One call, retried while the registry answers that it is passing (see module doc);
         its answer checked against ``shape`` when given."""
+        left = self._left()
         retrying = Retrying(
             retry=retry_if_exception(_passing),
-            wait=_wait_asked,
-            stop=stop_after_delay(self.retry_seconds),
+            wait=_wait_asked if left is None else _wait_asked_within(self._left),
+            stop=stop_after_delay(
+                self.retry_seconds if left is None else min(self.retry_seconds, left)
+            ),
             reraise=True,
         )
         started, attempts = time.monotonic(), itertools.count(1)
@@ -411,6 +444,9 @@ class RegistryClient:
                 f"{method} {shown}: the request holds text UTF-8 cannot encode (character "
                 f"{exc.start + 1}: {exc.reason}, e.g. a lone surrogate such as \\ud800)"
             ) from exc
+        left = self._left()
+        read_s = self._http.timeout.read or 10.0
+        waits = read_s if left is None else round(max(0.1, min(read_s, left)), 1)
         try:
             response = self._http.request(
                 method,
@@ -418,6 +454,7 @@ class RegistryClient:
                 content=content,
                 headers={"Content-Type": CONFLUENT_JSON} if body is not None else None,
                 params={k: v for k, v in (params or {}).items() if v is not None},
+                timeout=self._http.timeout if left is None else httpx.Timeout(waits),
             )
         except httpx.LocalProtocolError:
             # h11 refused a header before sending; its message quotes the header, which may
@@ -431,7 +468,7 @@ class RegistryClient:
             # Asked again when a repeat cannot change the outcome (reads, registrations,
             # PUTs); a delete or a credential issue might have happened, so it is not.
             repeatable = _repeatable(method, path)
-            waited = f"within {self._http.timeout.read:g} s"
+            waited = f"within {waits:g} s"
             if attempt > 1 and started is not None:
                 waited += f" each, {attempt} attempts over {time.monotonic() - started:.0f} s"
             unanswered = RegistryUnavailableError(
@@ -442,7 +479,7 @@ class RegistryClient:
             )
             unanswered.why = "unanswered"
             unanswered.request = f"{method} {shown}"
-            unanswered.waited, unanswered.attempts = self._http.timeout.read, attempt
+            unanswered.waited, unanswered.attempts = waits, attempt
             if repeatable:
                 unanswered.retry_in = 1  # type: ignore[attr-defined]
             raise unanswered from exc

@@ -1,0 +1,63 @@
+"""`RegistryClient.within`: calls return by a deadline, however long a silent registry would
+keep them (10 s a read, retried for 30 s), so a consumer's `consume(timeout=1)` returns."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from mesh_stream.errors import RegistryUnavailableError
+from mesh_stream.registry.client import RegistryClient
+
+
+@pytest.fixture
+def silent_registry() -> Iterator[str]:
+    """A port that takes connections and requests and never answers (a hung registry)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(5)
+        for connection in held:
+            connection.close()
+        listener.close()
+
+
+def test_a_call_within_a_deadline_gives_up_there(silent_registry: str) -> None:
+    client = RegistryClient(silent_registry, timeout=10.0, retry_seconds=30.0)
+    started = time.monotonic()
+    with client.within(1.0), pytest.raises(RegistryUnavailableError) as unanswered:
+        client.get_schema(1)
+    took = time.monotonic() - started
+    assert took < 5.0, took  # without the deadline: 30 s and more
+    assert "did not answer GET /schemas/ids/1 within 1 s" in str(unanswered.value)
+    assert unanswered.value.waited == 1.0
+    assert client._left() is None  # the deadline ends with the block
+
+
+def test_an_inner_deadline_never_outlasts_the_outer_one(silent_registry: str) -> None:
+    client = RegistryClient(silent_registry, timeout=10.0)
+    with client.within(0.5), client.within(60.0):
+        left = client._left()
+        assert left is not None
+        assert left <= 0.5
