@@ -15,7 +15,9 @@ schema the consumer chose (Avro evolution), and optionally validated into a pyda
 A record that cannot be decoded (a poison pill) goes to ``<topic>.dlq`` with the error and
 its source topic/partition/offset/schema id in headers, and consumption goes on. The
 committed position never passes a record that was neither delivered nor dead-lettered
-(registry outages and a refused dead letter included; see :class:`ProductConsumer`).
+(registry outages and a refused dead letter included; see :class:`ProductConsumer`). A
+mistake of the consumer's own configuration (a model or reader schema that does not fit
+records valid per the product's contract) stops it at that record instead.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import numbers
 import struct
 import time
 from collections import deque
@@ -55,6 +58,8 @@ from mesh_stream.errors import (
     MeshError,
     RegistryError,
     RegistryUnavailableError,
+    SchemaError,
+    SchemaNotFoundError,
 )
 from mesh_stream.kafka import dlq
 from mesh_stream.kafka.clients import is_fatal, make_consumer, make_producer
@@ -73,6 +78,7 @@ from mesh_stream.schema.codec import (
     DecodePlan,
     RecordDecoder,
     SchemaLike,
+    as_document,
     fastavro_read_data,
     schema_name,
     trailing_bytes_error,
@@ -119,6 +125,11 @@ _SECURITY_CODES = frozenset(
 
 
 _UNREAD = object()
+
+#: The most records one ``consume()`` call may ask for (librdkafka's limit).
+MAX_RECORDS_PER_CALL = 1_000_000
+#: The longest ``consume()`` timeout in seconds (librdkafka's: 2**31 - 1 milliseconds).
+MAX_TIMEOUT_SECONDS = 2_147_483.0
 
 
 class ConsumedRecord:
@@ -304,10 +315,16 @@ class _Source:
     product: DataProduct
     decoder: RecordDecoder
     model: type[BaseModel] | None
+    #: The consumer's reader schema as Apache Avro parsed it (None: records as written).
+    reader: Any = None
 
     name: str = ""
     #: The decoder's plans for fastavro's reader by schema id (read on the hot path).
     plans: dict[int, DecodePlan] = field(default_factory=dict)
+    #: Writer schema ids the reader schema was checked against and can read.
+    readable: set[int] = field(default_factory=set)
+    #: Writer schema ids of the product the reader schema cannot read, with the error.
+    unreadable: dict[int, ConfigurationError] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.name = self.product.name
@@ -318,6 +335,15 @@ class _Blocked(Exception):  # noqa: N818 - internal signal, never leaves the con
     """A record's schema cannot be fetched now: its partition waits, re-read from it later."""
 
     def __init__(self, error: MeshError | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Stopped(Exception):  # noqa: N818 - internal signal, never leaves the consumer
+    """The consumer's configuration cannot take a record: the batch was already sought back
+    from it (the records dead-lettered before it stay handled)."""
+
+    def __init__(self, error: ConfigurationError) -> None:
         super().__init__(str(error))
         self.error = error
 
@@ -376,7 +402,16 @@ class ProductConsumer:
       raises :class:`RegistryUnavailableError` naming the record, and calling it again
       keeps waiting.
     - Undecodable records (bad framing, unknown, foreign or non-record schema id, a bad
-      body, bytes after the body, a value the model refuses) go to ``<topic>.dlq``.
+      body, bytes after the body) go to ``<topic>.dlq``.
+    - A record its writer schema decodes is valid per the product's contract, so when the
+      consumer's own configuration cannot take it (``models`` refuses the value, or the
+      reader schema cannot read that registered writer schema, checked with Avro's checker
+      once per schema id) the consumer is wrong, not the record: :class:`ConfigurationError`
+      names the record (``topic[partition]@offset``), the model and field path or the
+      writer schema id, version and incompatibility, whatever ``dead_letters`` says. The
+      records decoded before it are returned first; nothing from it on is dead-lettered or
+      committed: its partition is read again from it, so every later call meets it and
+      raises again until the configuration is fixed.
     - If Kafka refuses the dead letter, :class:`DeliveryError` names the record and the
       DLQ topic, and the whole batch is read again (nothing of it is committed).
 
@@ -418,8 +453,19 @@ class ProductConsumer:
         reads: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
         register: bool | None = None,
     ) -> None:
+        consumed = _consumed_names(products)
         if not products:
             raise ValueError("give at least one product to consume")
+        readers = _by_consumed_product("reader_schemas", reader_schemas, consumed)
+        chosen_models = _by_consumed_product("models", models, consumed)
+        for name, model in chosen_models.items():
+            if not (isinstance(model, type) and issubclass(model, BaseModel)):
+                shown = model.__name__ if isinstance(model, type) else repr(model)
+                raise ConfigurationError(
+                    f"models[{name!r}] is {shown}, not a pydantic model class: give a subclass "
+                    f"of pydantic.BaseModel (e.g. mesh_stream.schema.models.model_from_schema("
+                    f"schema)), or leave {name} out of models to get its values as dicts"
+                )
         if registry_wait_seconds < 0:
             raise ValueError(f"registry_wait_seconds must be >= 0, got {registry_wait_seconds}")
         # Before librdkafka sees it: a NUL aborts the process, an overlong id never joins.
@@ -435,18 +481,18 @@ class ProductConsumer:
         self.bootstrap_servers = self.connection.bootstrap_servers
         self.dead_letters = dead_letters
         self.registry_wait_seconds = registry_wait_seconds
-        readers = dict(reader_schemas or {})
-        chosen_models = dict(models or {})
         self._sources: dict[str, _Source] = {}
         named = any(not isinstance(item, DataProduct) for item in products)
         project = _project_of(root, settings) if named else None
         for item in products:
             product = resolve_product(item, project=project, registry=registry)
-            decoder = RecordDecoder(
-                registry, readers.get(product.name), subject=product.value_subject
-            )
+            reader = readers.get(product.name)
+            decoder = RecordDecoder(registry, reader, subject=product.value_subject)
             self._sources[product.topic] = _Source(
-                product, decoder, chosen_models.get(product.name)
+                product,
+                decoder,
+                chosen_models.get(product.name),
+                _avro_reader(product.name, reader) if reader is not None else None,
             )
         # Checked before any Kafka client exists, so a wrong argument leaves nothing open.
         fields = _reads_by_product(reads, [s.product.name for s in self._sources.values()])
@@ -510,9 +556,15 @@ class ProductConsumer:
     def consume(self, max_records: int = 500, timeout: float = 1.0) -> list[ConsumedRecord]:
         """Up to ``max_records`` decoded records, waiting at most ``timeout`` for the first.
 
-        While the registry is unavailable and a record needs a schema not seen yet, this
-        may return fewer records (or none) after waiting up to ``timeout``; see the class.
+        ``max_records`` is 1 to 1,000,000 and ``timeout`` 0 to 2,147,483 seconds (librdkafka's
+        limits); else :class:`ConfigurationError` names the argument. While the registry is
+        unavailable and a record needs a schema not seen yet, this may return fewer records
+        (or none) after waiting up to ``timeout``; see the class. After :meth:`close` it
+        raises :class:`ConfigurationError`.
         """
+        if self._closed:
+            raise self._closed_error()
+        _check_batch(max_records, timeout)
         until = time.monotonic() + timeout
         messages: list[Any]
         if self._buffered:
@@ -537,8 +589,9 @@ class ProductConsumer:
         6.9 µs a record). None of these objects forms a cycle; reference counting still
         frees everything at once.
 
-        Anything unexpected (a refused dead letter, an interrupt) forgets the batch: the
-        positions go back to where they were and its partitions are read again from it.
+        Anything unexpected (a refused dead letter, a configuration error, an interrupt)
+        forgets the batch: the positions go back to where they were and its partitions are
+        read again from it.
         """
         pause = gc.isenabled()
         if pause:
@@ -548,6 +601,8 @@ class ProductConsumer:
             return self._decode_batch(messages, until)
         except DeserializationError:
             raise  # dead_letters=False: the consumer moved past the pill on purpose
+        except _Stopped as stop:  # already read again from the record that stopped it
+            raise stop.error from stop.error.__cause__
         except BaseException:
             self._positions = before
             self._seek_back(_first_offsets(messages))
@@ -614,7 +669,7 @@ class ProductConsumer:
                     if body.tell() != len(data):
                         raise trailing_bytes_error(len(data) - body.tell(), schema_id, plan[0])
                 if source.model is not None:
-                    value = _as_model(source.model, value)
+                    value = _as_model(source, value, message, schema_id)
             except _Blocked as wait:
                 blocked[(topic, message.partition())] = message.offset()
                 waited = waited or wait.error
@@ -628,6 +683,16 @@ class ProductConsumer:
                         return records
                 self._poison(message, source, exc)
                 continue
+            except ConfigurationError as exc:
+                # The consumer's own configuration cannot take this record (a model or a
+                # reader schema that does not fit it): stop at it, never dead-letter it or
+                # move past it. Its partition and the rest of the batch are read again from
+                # Kafka; what was delivered or dead-lettered before it stays so, and records
+                # decoded before it are handed out first (the next call meets it again).
+                self._seek_back({**_first_offsets(messages[index:]), **blocked})
+                if records:
+                    return records
+                raise _Stopped(exc) from exc
             partition = message.partition()
             offset = message.offset()
             positions[(topic, partition)] = offset + 1
@@ -670,6 +735,8 @@ class ProductConsumer:
                         raise _Blocked(None)
                     time.sleep(pause)
             try:
+                if source.reader is not None and schema_id not in source.readable:
+                    self._check_reader(source, schema_id, message)
                 plan = source.decoder.plan_for(schema_id)
             except RegistryError as exc:
                 where = _where(message)
@@ -705,6 +772,63 @@ class ProductConsumer:
                 continue
             self._outage = None
             return plan
+
+    def _check_reader(self, source: _Source, schema_id: int, message: Any) -> None:
+        """Refuse, as the consumer's configuration error, a reader schema that cannot read a
+        writer schema registered for the product: every record of that version is valid per
+        the product's contract, so dead-lettering them would lose them for the consumer's
+        mistake. Checked with Apache Avro's checker once per writer schema id; any other
+        refusal (unknown id, a foreign id of another product, a schema that is no record)
+        is the record's and left to the decoder."""
+        from mesh_stream.schema.avro import incompatibilities, type_name
+        from mesh_stream.schema.avro import parse_schema as avro_parse
+
+        known = source.unreadable.get(schema_id)
+        if known is not None:
+            raise known
+        try:
+            text = self.registry.get_schema(schema_id)
+        except SchemaNotFoundError:
+            return  # the decoder dead-letters it: the id is unknown
+        try:
+            writer = avro_parse(text, strict=False)
+        except Exception:  # the decoder says why it cannot read this schema
+            return
+        subject = source.product.value_subject
+        try:
+            found = incompatibilities(
+                source.reader, [(schema_id, writer)], "BACKWARD", subject=subject
+            )
+        except Exception:  # Avro's checker refused the writer schema: the decoder says so
+            return
+        if not found:
+            source.readable.add(schema_id)
+            return
+        try:
+            subjects = self.registry.get_schema_subjects(schema_id)
+        except SchemaNotFoundError:
+            subjects = []
+        if subject not in subjects:
+            return  # a foreign id (another product's record): dead-lettered by the decoder
+        version = ""
+        with contextlib.suppress(Exception):  # the version only adds to the message
+            version = f", version {self.registry.lookup(subject, text).version} of {subject}"
+        problems = "; ".join(
+            f"{f'field {spot.field}' if spot.field else 'the record'}: {spot.change} (fix: "
+            f"{spot.fix})"
+            for spot in found
+        )
+        error = ConfigurationError(
+            f"{source.name}: the reader schema reader_schemas[{source.name!r}] "
+            f"({type_name(source.reader)}) cannot read the product's writer schema id "
+            f"{schema_id}{version} (met at {_where(message)}): {problems}; records written "
+            f"with it are valid per the product's contract, so nothing from this record on "
+            f"was delivered, dead-lettered or committed: fix the reader schema (new fields "
+            f"need defaults, the record keeps the writer's name or lists it in `aliases`), or "
+            f"consume without reader_schemas to get records as written"
+        )
+        source.unreadable[schema_id] = error
+        raise error
 
     def _seek_back(self, first: Mapping[tuple[str, int], int]) -> None:
         """Read each partition again from the given offset (dropping what is buffered)."""
@@ -828,6 +952,11 @@ class ProductConsumer:
         """Commit the offsets of every record returned so far (call after processing them)."""
         if not self._positions:
             return
+        if self._closed:
+            raise self._closed_error(
+                f"; the records returned since the last commit ({self.position_text()}) were not "
+                f"committed and the group reads them again"
+            )
         offsets = [
             TopicPartition(topic, partition, offset)
             for (topic, partition), offset in self._positions.items()
@@ -890,8 +1019,17 @@ class ProductConsumer:
             m for m in self._buffered if (m.topic(), m.partition()) not in revoked
         )
 
+    def _closed_error(self, more: str = "") -> ConfigurationError:
+        names = ", ".join(source.name for source in self._sources.values())
+        return ConfigurationError(
+            f"the consumer of {names} (group {self.group_id}) is closed{more}; open a new "
+            f"ProductConsumer to read on"
+        )
+
     def close(self) -> None:
-        """Leave the group and release the connection (uncommitted records are re-read)."""
+        """Leave the group and release the connection (uncommitted records are re-read).
+        Closing again does nothing; reading or committing afterwards is
+        :class:`ConfigurationError`."""
         if self._closed:
             return
         self._closed = True
@@ -915,6 +1053,94 @@ class ProductConsumer:
                 self.commit()
         finally:
             self.close()
+
+
+def _consumed_names(products: Any) -> list[str]:
+    """The product names ``products`` holds: a list or tuple of names and descriptors.
+
+    A bare string is refused rather than read letter by letter."""
+    if not isinstance(products, (list, tuple)):
+        hint = f" (products=[{products!r}])" if isinstance(products, str) else ""
+        raise ConfigurationError(
+            f"products={_short(products)} is not a list of products: give a list or tuple of "
+            f"product names or DataProduct descriptors{hint}"
+        )
+    names: list[str] = []
+    for item in products:
+        if isinstance(item, DataProduct):
+            names.append(item.name)
+        elif isinstance(item, str):
+            names.append(item)
+        else:
+            raise ConfigurationError(
+                f"products holds {_short(item)} ({type(item).__name__}), neither a product name "
+                f"(e.g. 'orders.order-placed') nor a DataProduct descriptor"
+            )
+    return names
+
+
+def _by_consumed_product(
+    option: str, given: Mapping[str, Any] | None, consumed: Sequence[str]
+) -> dict[str, Any]:
+    """``given`` (``models`` or ``reader_schemas``) as a dict keyed by consumed products only:
+    a key naming no consumed product is a typo, refused rather than silently ignored."""
+    if given is None:
+        return {}
+    if not isinstance(given, Mapping):
+        raise ConfigurationError(
+            f"{option}={_short(given)} is not a mapping: give {option}={{product name: ...}} "
+            f"keyed by consumed product names"
+        )
+    unknown = [key for key in given if key not in consumed]
+    if unknown:
+        raise ConfigurationError(
+            f"{option} names {', '.join(_short(key) for key in unknown)}, which this consumer "
+            f"does not consume (it consumes {', '.join(consumed)}); key {option} by consumed "
+            f"product names"
+        )
+    return dict(given)
+
+
+def _avro_reader(product: str, reader: SchemaLike) -> Any:
+    """The reader schema as Apache Avro parses it, to check it against writer schemas."""
+    from mesh_stream.schema.avro import parse_schema as avro_parse  # avro: only when needed
+
+    try:
+        return avro_parse(as_document(reader), strict=False)
+    except (SchemaError, ValueError, TypeError) as exc:
+        raise ConfigurationError(
+            f"reader_schemas[{product!r}] is not a valid Avro schema: {exc}"
+        ) from exc
+
+
+def _short(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 80 else f"{shown[:77]}..."
+
+
+def _check_batch(max_records: Any, timeout: Any) -> None:
+    """Refuse ``consume()`` arguments librdkafka would refuse in its own words (or misread:
+    it takes an infinite or huge timeout as no wait at all)."""
+    if (
+        isinstance(max_records, bool)
+        or not isinstance(max_records, numbers.Integral)
+        or not 1 <= int(max_records) <= MAX_RECORDS_PER_CALL
+    ):
+        raise ConfigurationError(
+            f"max_records={_short(max_records)} is not a whole number from 1 to "
+            f"{MAX_RECORDS_PER_CALL:_}: it is how many records one consume() call returns at "
+            f"most (default 500)"
+        )
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, numbers.Real)
+        or not 0 <= float(timeout) <= MAX_TIMEOUT_SECONDS
+    ):
+        raise ConfigurationError(
+            f"timeout={_short(timeout)} is not a number of seconds from 0 to "
+            f"{MAX_TIMEOUT_SECONDS:_.0f}: it is how long consume() or poll() waits for a first "
+            f"record (default 1.0; 0 does not wait)"
+        )
 
 
 def _reads_by_product(
@@ -970,17 +1196,31 @@ def _frame_error(data: bytes | None) -> DeserializationError:
     )
 
 
-def _as_model(model: type[BaseModel], value: Any) -> BaseModel:
+def _as_model(source: _Source, value: Any, message: Any, schema_id: int) -> BaseModel:
+    """``value`` as the product's model. A record that decoded with its writer schema is valid
+    per the product's contract, so a model that refuses it is the consumer's configuration
+    error (:class:`ConfigurationError`), never a dead letter."""
+    model: Any = source.model
     try:
-        return model.model_validate(value)
+        result: BaseModel = model.model_validate(value)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in exc.errors()
+            f"{'.'.join(str(part) for part in item['loc']) or '(the record)'}: {item['msg']}"
+            for item in exc.errors()
         )
-        raise DeserializationError(
-            f"the record does not fit model {model.__name__}: {problems}"
-        ) from exc
-    except Exception as exc:  # a validator of the model failed otherwise: still the record's
-        raise DeserializationError(
-            f"the record does not fit model {model.__name__}: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise _misfit(source, message, schema_id, problems) from exc
+    except Exception as exc:  # a validator of the model failed otherwise: still the model
+        raise _misfit(source, message, schema_id, f"{type(exc).__name__}: {exc}") from exc
+    return result
+
+
+def _misfit(source: _Source, message: Any, schema_id: int, problems: str) -> ConfigurationError:
+    model: Any = source.model
+    return ConfigurationError(
+        f"{_where(message)}: the record does not fit model {model.__name__} "
+        f"(models[{source.name!r}]): {problems}; it decoded with its writer schema id "
+        f"{schema_id}, so it is valid per the product's contract and the model is wrong: "
+        f"nothing from this record on was delivered, dead-lettered or committed (fix the model "
+        f"to accept every record the schema allows, e.g. model_from_schema(schema), or consume "
+        f"without models to get dicts)"
+    )
