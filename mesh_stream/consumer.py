@@ -734,10 +734,14 @@ class ProductConsumer:
                         time.sleep(max(0.0, left))
                         raise _Blocked(None)
                     time.sleep(pause)
+            asked = time.monotonic()
             try:
-                if source.reader is not None and schema_id not in source.readable:
-                    self._check_reader(source, schema_id, message)
-                plan = source.decoder.plan_for(schema_id)
+                # a hung registry holds a call for 10 s a read, retried for 30 s: bound it by
+                # what is left of consume()'s timeout
+                with self._within(until - asked):
+                    if source.reader is not None and schema_id not in source.readable:
+                        self._check_reader(source, schema_id, message)
+                    plan = source.decoder.plan_for(schema_id)
             except RegistryError as exc:
                 where = _where(message)
                 if not exc.retryable:
@@ -749,8 +753,8 @@ class ProductConsumer:
                         )
                     ) from exc
                 now = time.monotonic()
-                if outage is None:
-                    outage = self._outage = _Outage(now)
+                if outage is None:  # failing since the call that failed was made
+                    outage = self._outage = _Outage(asked)
                 outage.failed(now)
                 if moved:
                     raise _Blocked(None) from exc
@@ -772,6 +776,11 @@ class ProductConsumer:
                 continue
             self._outage = None
             return plan
+
+    def _within(self, seconds: float) -> contextlib.AbstractContextManager[None]:
+        """Registry calls bounded to ``seconds`` (a client without deadlines: unbounded)."""
+        bound = getattr(self.registry, "within", None)
+        return bound(seconds) if bound is not None else contextlib.nullcontext()
 
     def _check_reader(self, source: _Source, schema_id: int, message: Any) -> None:
         """Refuse, as the consumer's configuration error, a reader schema that cannot read a

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -193,6 +194,59 @@ def test_registry_down_the_consumer_waits_raises_after_its_deadline_and_skips_no
     assert [r.value for r in got[200:]] == [decoded(v2_order(i)) for i in range(200, 300)]
     assert [r.schema_id for r in got[199:201]] == [got[0].schema_id, v2_id]
     assert committed_offsets(bootstrap, group, product.topic, 1) == {0: 300}
+
+
+def test_a_hung_registry_holds_consume_no_longer_than_its_timeout(kafka: KafkaAddress) -> None:
+    """A registry that takes requests and never answers (SIGSTOP) held each consume() call for
+    the client's 10 s a read, retried for 30 s: consume(timeout=1) returned after 32 s and the
+    outage clock started after the first failure. Now each call returns within its timeout,
+    and the wait counts from the first call."""
+    bootstrap = kafka.bootstrap_servers
+    product = new_product("hung", partitions=1)
+    group = f"hung-{uuid.uuid4().hex[:8]}"
+    with (
+        RegistryProcess(kafka) as registry,
+        RegistryClient(registry.url, principal="orders", token=TOKENS["orders"]) as writer,
+        RegistryClient(registry.url) as reader,
+    ):
+        with ProductPublisher(
+            product, bootstrap_servers=bootstrap, registry=writer, root=REPO_ROOT
+        ) as publisher:
+            publisher.publish_many([make_order(i) for i in range(10)])
+        assert registry.process is not None
+        registry.process.send_signal(signal.SIGSTOP)
+        consumer = ProductConsumer(
+            [product],
+            group_id=group,
+            bootstrap_servers=bootstrap,
+            registry=reader,
+            from_beginning=True,
+            registry_wait_seconds=4.0,
+        )
+        try:
+            began = time.monotonic()
+            calls: list[float] = []
+            error: RegistryUnavailableError | None = None
+            while error is None and time.monotonic() - began < 60:
+                started = time.monotonic()
+                try:
+                    assert consumer.consume(100, timeout=1.0) == []
+                except RegistryUnavailableError as exc:
+                    error = exc
+                calls.append(time.monotonic() - started)
+            assert error is not None, "no RegistryUnavailableError within 60 s"
+            assert max(calls) < 5.0, calls  # before: 32 s a call
+            assert time.monotonic() - began < 15.0  # registry_wait_seconds=4, plus a call
+            assert f"{product.topic}[0]@0: writer schema id " in str(error)
+            assert "beyond registry_wait_seconds=4 (" in str(error)
+            registry.process.send_signal(signal.SIGCONT)
+            got: list[ConsumedRecord] = []
+            consume_until(consumer, 10, got)
+            assert [r.offset for r in got] == list(range(10))
+        finally:
+            if registry.process is not None:
+                registry.process.send_signal(signal.SIGCONT)
+            consumer.close()
 
 
 # -- poison pills ----------------------------------------------------------------------
