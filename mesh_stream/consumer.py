@@ -31,6 +31,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import FrozenInstanceError, dataclass, field
+from functools import partial
 from io import BytesIO
 from pathlib import Path
 from types import TracebackType
@@ -46,6 +47,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 from pydantic import BaseModel, ValidationError
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from mesh_stream import tracing
 from mesh_stream.descriptor import DataProduct
@@ -122,6 +124,32 @@ _SECURITY_CODES = frozenset(
         KafkaError.SASL_AUTHENTICATION_FAILED,
     }
 )
+
+
+#: How long commit() asks again while Kafka says the group's coordinator is moving (a broker
+#: restart): a routine failover is ridden out, not raised to the application.
+COMMIT_RETRY_SECONDS = 30.0
+
+
+#: Commit errors that mean "not now": the group's coordinator is moving or did not answer.
+#: A rebalance is not among them: the offsets may no longer be this member's to commit.
+_COORDINATOR_MOVING = frozenset(
+    {
+        KafkaError._WAIT_COORD,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    }
+)
+
+
+def _commit_may_succeed_later(exc: BaseException) -> bool:
+    """A commit Kafka refused for now (no coordinator yet, a request timed out)."""
+    error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+    return isinstance(error, KafkaError) and error.code() in _COORDINATOR_MOVING
 
 
 _UNREAD = object()
@@ -971,7 +999,13 @@ class ProductConsumer:
             for (topic, partition), offset in self._positions.items()
         ]
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
+            retrying = Retrying(
+                retry=retry_if_exception(_commit_may_succeed_later),
+                wait=wait_exponential(multiplier=0.1, max=2.0),
+                stop=stop_after_delay(COMMIT_RETRY_SECONDS),
+                reraise=True,
+            )
+            retrying(partial(self._consumer.commit, offsets=offsets, asynchronous=False))
         except KafkaException as exc:
             error = exc.args[0] if exc.args else None
             if isinstance(error, KafkaError) and error.code() == KafkaError._NO_OFFSET:
