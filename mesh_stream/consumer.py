@@ -82,6 +82,7 @@ from mesh_stream.schema.codec import (
     SchemaLike,
     as_document,
     fastavro_read_data,
+    read_failure,
     schema_name,
     trailing_bytes_error,
 )
@@ -692,7 +693,7 @@ class ProductConsumer:
                     except Exception as exc:
                         raise DeserializationError(
                             f"cannot decode the Avro body with writer schema id {schema_id} "
-                            f"({schema_name(plan[0])}): {type(exc).__name__}: {exc}"
+                            f"({schema_name(plan[0])}): {read_failure(exc)}"
                         ) from exc
                     if body.tell() != len(data):
                         raise trailing_bytes_error(len(data) - body.tell(), schema_id, plan[0])

@@ -1741,7 +1741,7 @@ def read_body(
     except Exception as exc:
         raise DeserializationError(
             f"cannot decode {len(body)}-byte Avro body with writer schema id {schema_id} "
-            f"({schema_name(writer)}): {type(exc).__name__}: {exc}"
+            f"({schema_name(writer)}): {read_failure(exc)}"
         ) from exc
     if buffer.tell() != len(body):
         raise trailing_bytes_error(len(body) - buffer.tell(), schema_id, writer)
@@ -1750,6 +1750,14 @@ def read_body(
             f"schema id {schema_id} decodes to {type(value).__name__}, not a record"
         )
     return value
+
+
+def read_failure(exc: BaseException) -> str:
+    """Why a body could not be read, for a dead letter's error: the exception's type and
+    words; a body cut short (fastavro's bare ``EOFError``) is said as such."""
+    if isinstance(exc, EOFError) and not str(exc):
+        return "the body ends before the record does (EOFError: truncated or not this schema)"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def trailing_bytes_error(extra: int, schema_id: int, writer: ParsedSchema) -> DeserializationError:

@@ -62,6 +62,17 @@ def test_the_fastavro_path_refuses_bytes_after_the_body(
         decoder.decode(framed + b"abc")
 
 
+def test_a_body_cut_short_says_so(order_v1: dict[str, Any]) -> None:
+    """fastavro's EOFError has no words; the error says the body ends before the record."""
+    decoder = RecordDecoder(MemorySchemas({1: order_v1}))
+    framed = RecordEncoder(order_v1, 1).encode(make_order(3))
+    with pytest.raises(DeserializationError) as caught:
+        decoder.decode(framed[:5])  # the header alone
+    assert str(caught.value).endswith(
+        "the body ends before the record does (EOFError: truncated or not this schema)"
+    )
+
+
 def test_a_non_record_schema_id_is_a_deserialization_error_asked_once() -> None:
     source = MemorySchemas({6: '"string"'}, {6: ["other.thing.v1-value"]})
     decoder = RecordDecoder(source)
