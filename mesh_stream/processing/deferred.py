@@ -31,7 +31,6 @@ crash.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from typing import Any
 
@@ -40,19 +39,9 @@ import orjson
 
 from mesh_stream.errors import MeshError, ProcessorError
 from mesh_stream.processing import faust_seams
+from mesh_stream.processing.spec import state_json
 
 __all__ = ["DeferredTable", "DeferredWrites", "FlushBeforeCommit", "defer_writes"]
-
-#: Values orjson would write as something else than JSON's own types (a datetime as a string,
-#: a dataclass as a dict) are refused instead, so a state reads back as it was written. NaN
-#: and infinities are refused too (see DeferredTable.__setitem__): JSON has none, and faust
-#: (with orjson) would store them as null.
-_STRICT = (
-    orjson.OPT_PASSTHROUGH_DATETIME
-    | orjson.OPT_PASSTHROUGH_DATACLASS
-    | orjson.OPT_PASSTHROUGH_SUBCLASS
-)
-
 
 #: Room left under faust's ``producer_max_request_size`` for a changelog record's key and
 #: overhead: a table value (as JSON) may take the rest.
@@ -134,15 +123,7 @@ class DeferredTable(MutableMapping[str, Any]):
         return default if kept[0] is None else orjson.loads(kept[0])
 
     def __setitem__(self, key: str, value: Any) -> None:
-        try:
-            text = orjson.dumps(value, option=_STRICT)
-            if b"null" in text:  # perhaps a NaN or an infinity, which orjson writes as null
-                json.dumps(value, allow_nan=False)  # raises ValueError if so
-        except (TypeError, ValueError) as exc:
-            raise TypeError(
-                f"the state of key {key!r} cannot be stored: {exc}; keep JSON values in it "
-                f"(numbers, strings, lists, dicts; e.g. integer cents for a decimal)"
-            ) from exc
+        text = state_json(key, value)
         most = self._writes.max_value_bytes
         if most is not None and len(text) > most:
             # refused now, naming the key, rather than by faust's producer at the next flush,

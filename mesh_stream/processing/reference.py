@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from mesh_stream.errors import ConfigurationError, ProcessorError
-from mesh_stream.processing.spec import Input, Processor, apply_checked, check_key, not_read_error
+from mesh_stream.processing.spec import (
+    Input,
+    Processor,
+    apply_checked,
+    check_key,
+    not_read_error,
+    state_json,
+)
 
 __all__ = ["InputRecord", "project_fields", "recompute"]
 
@@ -89,7 +96,9 @@ def recompute(processor: Processor, records: Iterable[InputRecord]) -> dict[str,
                         continue
                     seen[value] = item.arrival_ms
             with _blamed(processor, "apply", item):
-                apply_checked(processor.apply, states.setdefault(state_key, {}), event)
+                state = states.setdefault(state_key, {})
+                apply_checked(processor.apply, state, event)
+                state_json(str(state_key), state)  # what the engine could not store
             last_of[state_key] = item
     outputs: dict[str, dict[str, Any]] = {}
     for state_key, state in states.items():

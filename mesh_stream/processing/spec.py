@@ -37,10 +37,13 @@ What the functions may rely on, and what they must keep:
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from mesh_stream.descriptor import product_name_problem
 from mesh_stream.errors import ConfigurationError, ProcessorError
@@ -450,6 +453,33 @@ def apply_checked(
             f"apply returned {type(returned).__name__}, which would be lost; it must change "
             f"the state it is given in place and return None"
         )
+
+
+#: Values orjson would write as something else than JSON's own types (a datetime as a string,
+#: a dataclass as a dict) are refused instead, so a state reads back as it was written. NaN
+#: and infinities are refused too (see :func:`state_json`): JSON has none, and faust (with
+#: orjson) would store them as null.
+_STRICT_JSON = (
+    orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def state_json(key: str, value: Any) -> bytes:
+    """``value``, a state stored under ``key``, as the JSON the engine stores; a TypeError
+    naming the key when it is no JSON a restart reads back the same (a Decimal, a set, a
+    datetime, NaN, a dict key that is not a string). ``recompute`` holds states to it too."""
+    try:
+        text = orjson.dumps(value, option=_STRICT_JSON)
+        if b"null" in text:  # perhaps a NaN or an infinity, which orjson writes as null
+            json.dumps(value, allow_nan=False)  # raises ValueError if so
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"the state of key {key!r} cannot be stored: {exc}; keep JSON values in it "
+            f"(numbers, strings, lists, dicts; e.g. integer cents for a decimal)"
+        ) from exc
+    return text
 
 
 def key_field_differs(key_field: str, key: str, record: Mapping[str, Any]) -> bool:

@@ -388,3 +388,28 @@ def test_an_input_neither_the_project_nor_the_registry_knows_is_named() -> None:
         r"at http://live-registry:8081 cannot give it: product payments.payment-failed not found",
     ):
         _input_sources(declared, OnlyOutputProject(), lambda: live)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kept", "said"),
+    [
+        (Decimal("1.50"), "Type is not JSON serializable: decimal.Decimal"),
+        ({"a"}, "Type is not JSON serializable: set"),
+        (float("nan"), "Out of range float values are not JSON compliant"),
+        ({1: 2}, "Dict key must be str"),
+    ],
+)
+def test_a_state_the_engine_could_not_store_fails_the_recomputation(kept: Any, said: str) -> None:
+    """The engine stops a worker whose state is no JSON; the recomputation (and so mesh
+    verify's check before any worker starts) does too, naming the record and the key."""
+
+    def keep(state: dict[str, Any], event: Event) -> None:
+        state["kept"] = kept
+
+    with pytest.raises(ProcessorError) as failed:
+        expected_records(lambda: processor(keep), INPUTS, SCHEMA, pause_s=0)
+    assert str(failed.value).startswith(
+        "processor analytics.totals on shop.things.v1[0]@0: apply raised TypeError the state "
+        "of key 'k' cannot be stored: "
+    )
+    assert said in str(failed.value)
