@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import http.client
 import json
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -114,3 +117,20 @@ class TrailingStore(InMemoryStore):
     def catch_up_view(self, timeout: float) -> None:  # noqa: ARG002
         self.catch_ups += 1
         self._read()
+
+
+def send_raw(url: str, method: str, path: str) -> tuple[int, Any]:
+    """``path`` sent byte for byte (no client normalises or re-encodes it), as admin: the
+    status and the JSON answer."""
+    where = urlsplit(url)
+    connection = http.client.HTTPConnection(where.hostname or "", where.port, timeout=10)
+    basic = base64.b64encode(":".join(ADMIN).encode()).decode()
+    try:
+        connection.putrequest(method, path, skip_accept_encoding=True)
+        connection.putheader("Authorization", f"Basic {basic}")
+        connection.putheader("Content-Length", "0")
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()

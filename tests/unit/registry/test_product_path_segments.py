@@ -9,12 +9,7 @@ pages answer their "not found". A malformed name without a hidden separator stay
 
 from __future__ import annotations
 
-import base64
-import http.client
-import json
 from collections.abc import Iterator
-from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -22,7 +17,7 @@ from fastapi.testclient import TestClient
 from mesh_stream.registry.service import InMemoryStore, create_app
 from mesh_stream.registry.service.auth import Credentials
 from mesh_stream.registry.service.server import RegistryServer
-from tests.unit.registry.conftest import ADMIN, ORDERS, TOKENS, descriptor, schema
+from tests.unit.registry.conftest import ADMIN, ORDERS, TOKENS, descriptor, schema, send_raw
 
 PRODUCT = "orders.order-placed"
 SUBJECT = f"{PRODUCT}.v1-value"
@@ -170,43 +165,27 @@ def served_orders() -> Iterator[str]:
         running.stop()
 
 
-def _raw(url: str, method: str, path: str) -> tuple[int, Any]:
-    """``path`` sent byte for byte (no client normalises ``..`` or re-encodes it), as admin."""
-    where = urlsplit(url)
-    connection = http.client.HTTPConnection(where.hostname or "", where.port, timeout=10)
-    basic = base64.b64encode(":".join(ADMIN).encode()).decode()
-    try:
-        connection.putrequest(method, path, skip_accept_encoding=True)
-        connection.putheader("Authorization", f"Basic {basic}")
-        connection.putheader("Content-Length", "0")
-        connection.endheaders()
-        response = connection.getresponse()
-        return response.status, json.loads(response.read())
-    finally:
-        connection.close()
-
-
 def test_a_real_server_refuses_the_encoded_slash_and_keeps_other_names_404(
     served_orders: str,
 ) -> None:
-    status, body = _raw(served_orders, "GET", f"/products/{PRODUCT}%2Fschemas")
+    status, body = send_raw(served_orders, "GET", f"/products/{PRODUCT}%2Fschemas")
     assert (status, body) == (
         422,
         {"error_code": 42210, "message": separator_message(f"{PRODUCT}/schemas")},
     )
-    status, body = _raw(served_orders, "DELETE", f"/products/{PRODUCT}%2Fconsumers%2Fx")
+    status, body = send_raw(served_orders, "DELETE", f"/products/{PRODUCT}%2Fconsumers%2Fx")
     assert (status, body) == (
         422,
         {"error_code": 42210, "message": separator_message(f"{PRODUCT}/consumers/x")},
     )
     # Decoded once by the server, %252F is a name holding "%2F": no product by that name.
-    status, body = _raw(served_orders, "GET", f"/products/{PRODUCT}%252Fschemas")
+    status, body = send_raw(served_orders, "GET", f"/products/{PRODUCT}%252Fschemas")
     assert (status, body) == (
         404,
         {"error_code": 40404, "message": f"Product '{PRODUCT}%2Fschemas' not found."},
     )
-    status, body = _raw(served_orders, "GET", "/products/../schemas")
+    status, body = send_raw(served_orders, "GET", "/products/../schemas")
     assert (status, body) == (404, {"error_code": 40404, "message": "Product '..' not found."})
-    status, body = _raw(served_orders, "GET", f"/products/{PRODUCT}/schemas")
+    status, body = send_raw(served_orders, "GET", f"/products/{PRODUCT}/schemas")
     assert status == 200
     assert [v["version"] for v in body] == [1]

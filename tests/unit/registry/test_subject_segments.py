@@ -12,12 +12,8 @@ escaped, before any route.
 
 from __future__ import annotations
 
-import base64
-import http.client
-import json
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -25,7 +21,7 @@ from fastapi.testclient import TestClient
 from mesh_stream.registry.service import InMemoryStore, create_app
 from mesh_stream.registry.service.auth import Credentials
 from mesh_stream.registry.service.server import RegistryServer
-from tests.unit.registry.conftest import ADMIN, ORDERS, TOKENS, make_client, schema
+from tests.unit.registry.conftest import ADMIN, ORDERS, TOKENS, make_client, schema, send_raw
 
 SUBJECT = "orders.order-placed.v1-value"
 
@@ -236,54 +232,38 @@ def served_orders() -> Iterator[str]:
         running.stop()
 
 
-def _raw(url: str, method: str, path: str) -> tuple[int, Any]:
-    """``path`` sent byte for byte (no client normalises or re-encodes it), as admin."""
-    where = urlsplit(url)
-    connection = http.client.HTTPConnection(where.hostname or "", where.port, timeout=10)
-    basic = base64.b64encode(":".join(ADMIN).encode()).decode()
-    try:
-        connection.putrequest(method, path, skip_accept_encoding=True)
-        connection.putheader("Authorization", f"Basic {basic}")
-        connection.putheader("Content-Length", "0")
-        connection.endheaders()
-        response = connection.getresponse()
-        return response.status, json.loads(response.read())
-    finally:
-        connection.close()
-
-
 def test_a_real_server_refuses_the_encoded_slash_and_the_newline(served_orders: str) -> None:
-    status, body = _raw(served_orders, "GET", f"/subjects/{SUBJECT}%2Fversions")
+    status, body = send_raw(served_orders, "GET", f"/subjects/{SUBJECT}%2Fversions")
     assert (status, body) == (
         422,
         {"error_code": 42215, "message": separator_message(f"{SUBJECT}/versions")},
     )
-    status, body = _raw(served_orders, "DELETE", f"/subjects/{SUBJECT}%2Fversions%2F1")
+    status, body = send_raw(served_orders, "DELETE", f"/subjects/{SUBJECT}%2Fversions%2F1")
     assert (status, body) == (
         422,
         {"error_code": 42215, "message": separator_message(f"{SUBJECT}/versions/1")},
     )
-    status, body = _raw(served_orders, "GET", "/subjects/a%0Ab/versions")
+    status, body = send_raw(served_orders, "GET", "/subjects/a%0Ab/versions")
     assert (status, body) == (
         400,
         {"error_code": 40001, "message": newline_message("/subjects/a\nb/versions")},
     )
-    status, body = _raw(served_orders, "DELETE", f"/subjects/{SUBJECT}%0A")
+    status, body = send_raw(served_orders, "DELETE", f"/subjects/{SUBJECT}%0A")
     assert (status, body) == (
         400,
         {"error_code": 40001, "message": newline_message(f"/subjects/{SUBJECT}\n")},
     )
     # Decoded once by the server, %252F is a subject holding "%2F": no subject by that name.
-    status, body = _raw(served_orders, "GET", f"/subjects/{SUBJECT}%252Fx/versions")
+    status, body = send_raw(served_orders, "GET", f"/subjects/{SUBJECT}%252Fx/versions")
     assert (status, body) == (
         404,
         {"error_code": 40401, "message": f"Subject '{SUBJECT}%2Fx' not found."},
     )
     # A '/' sent as '/' stays the subject name's own refusal.
-    status, body = _raw(served_orders, "GET", "/subjects/a/b/versions")
+    status, body = send_raw(served_orders, "GET", "/subjects/a/b/versions")
     assert (status, body) == (
         422,
         {"error_code": 42215, "message": "subject name 'a/b' contains a path separator"},
     )
-    status, body = _raw(served_orders, "GET", f"/subjects/{SUBJECT}/versions")
+    status, body = send_raw(served_orders, "GET", f"/subjects/{SUBJECT}/versions")
     assert (status, body) == (200, [1])
