@@ -127,6 +127,10 @@ _SECURITY_CODES = frozenset(
 )
 
 
+#: The least time a registry call of consume() gets, even when its ``timeout`` is shorter
+#: (``timeout=0`` polls): a registry a few hundred ms away must still be able to answer.
+REGISTRY_CALL_FLOOR_S = 1.0
+
 #: How long commit() asks again while Kafka says the group's coordinator is moving (a broker
 #: restart): a routine failover is ridden out, not raised to the application.
 COMMIT_RETRY_SECONDS = 30.0
@@ -586,15 +590,14 @@ class ProductConsumer:
         """Up to ``max_records`` decoded records, waiting at most ``timeout`` for the first.
 
         ``max_records`` is 1 to 1,000,000 and ``timeout`` 0 to 2,147,483 seconds (librdkafka's
-        limits); else :class:`ConfigurationError` names the argument. While the registry is
-        unavailable and a record needs a schema not seen yet, this may return fewer records
-        (or none) after waiting up to ``timeout``; see the class. After :meth:`close` it
-        raises :class:`ConfigurationError`.
+        limits); else :class:`ConfigurationError` names the argument. A record whose writer
+        schema is not cached yet gets up to ``timeout`` more (at least 1 s) for the registry's
+        answer; while the registry is unavailable, this may return fewer records (or none)
+        then; see the class. After :meth:`close` it raises :class:`ConfigurationError`.
         """
         if self._closed:
             raise self._closed_error()
         _check_batch(max_records, timeout)
-        until = time.monotonic() + timeout
         messages: list[Any]
         if self._buffered:
             count = min(max_records, len(self._buffered))
@@ -607,7 +610,9 @@ class ProductConsumer:
                     f"cannot consume {', '.join(self._sources)} in group {self.group_id} "
                     f"(read up to {self.position_text()}): {exc}"
                 ) from exc
-        return self._decode(messages, until)
+        # the registry gets its own ``timeout`` from when the records are in hand: librdkafka
+        # may have used all of it waiting for them (a quiet topic)
+        return self._decode(messages, time.monotonic() + timeout)
 
     def _decode(self, messages: list[Any], until: float = 0.0) -> list[ConsumedRecord]:
         """Decode a batch with the cyclic garbage collector paused (then as it was before).
@@ -767,7 +772,7 @@ class ProductConsumer:
             try:
                 # a hung registry holds a call for 10 s a read, retried for 30 s: bound it by
                 # what is left of consume()'s timeout
-                with self._within(until - asked):
+                with self._within(max(until - asked, REGISTRY_CALL_FLOOR_S)):
                     if source.reader is not None and schema_id not in source.readable:
                         self._check_reader(source, schema_id, message)
                     plan = source.decoder.plan_for(schema_id)
