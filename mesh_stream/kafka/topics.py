@@ -351,10 +351,16 @@ def differences(spec: TopicSpec, state: TopicState) -> list[TopicDifference]:
         expected, actual_value = spec.config.get(key), state.config.get(key)
         if expected is None or actual_value is None or actual_value == expected:
             continue
+        if key == "cleanup.policy" and _policies(actual_value) == _policies(expected):
+            continue  # "compact,delete" is "delete,compact"
         if key == "min.insync.replicas" and int(actual_value) >= int(expected):
             continue
         found.append(TopicDifference(key, expected, actual_value))
     return found
+
+
+def _policies(value: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in value.split(",") if part.strip())
 
 
 def describe_topic(

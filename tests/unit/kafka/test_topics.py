@@ -136,3 +136,13 @@ def test_each_difference_is_reported_with_the_spec_and_the_actual_value() -> Non
 def test_a_stricter_min_insync_and_unknown_configs_are_not_differences() -> None:
     state = TopicState(SPEC.name, 6, frozenset({3}), {"min.insync.replicas": "3"})
     assert differences(SPEC, state) == []
+
+
+def test_cleanup_policies_in_another_order_are_the_same_policy() -> None:
+    both = TopicSpec(SPEC.name, 6, 3, {**SPEC.config, "cleanup.policy": "compact,delete"})
+    state = TopicState(
+        SPEC.name, 6, frozenset({3}), {**SPEC.config, "cleanup.policy": "delete, compact"}
+    )
+    assert differences(both, state) == []
+    state = TopicState(SPEC.name, 6, frozenset({3}), {**SPEC.config, "cleanup.policy": "compact"})
+    assert [d.setting for d in differences(both, state)] == ["cleanup.policy"]
