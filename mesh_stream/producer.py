@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import operator
 import threading
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -218,36 +219,46 @@ def _described(value: Any) -> str:
     return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
-def _check_key(key: Any) -> None:
-    """Refuse an explicit ``key=`` confluent-kafka cannot send (it takes str or bytes; a
-    descriptor's ``key_field`` value is turned into text, an explicit key is not)."""
+def _check_key(key: Any) -> Any:
+    """An explicit ``key=`` as confluent-kafka sends it (str or bytes; a bytearray or
+    memoryview as its bytes); refused otherwise (a descriptor's ``key_field`` value is turned
+    into text, an explicit key is not)."""
+    if isinstance(key, (bytearray, memoryview)):
+        return bytes(key)
     if key is not None and not isinstance(key, (str, bytes)):
         raise ConfigurationError(
             f"key must be str or bytes, got {_described(key)}; give str(key) for its text, or "
             f"leave key= out to key the record by the descriptor's key_field"
         )
+    return key
 
 
-def _check_timestamp(timestamp_ms: Any) -> None:
-    """Refuse a ``timestamp_ms=`` Kafka would not store as given: not an int (a bool is
-    none), negative, beyond 64 bits, or 0 (which librdkafka reads as "now")."""
+def _check_timestamp(timestamp_ms: Any) -> int | None:
+    """A ``timestamp_ms=`` as an int (anything integral, numpy's too, but not a bool);
+    refused when Kafka would not store it as given: negative, beyond 64 bits, or 0 (which
+    librdkafka reads as "now")."""
     if timestamp_ms is None:
-        return
-    if type(timestamp_ms) is not int:
+        return None
+    try:
+        if isinstance(timestamp_ms, bool):
+            raise TypeError("a bool")
+        stamp: int = operator.index(timestamp_ms)
+    except TypeError:
         raise ConfigurationError(
             f"timestamp_ms must be an int of milliseconds since the epoch, got "
             f"{_described(timestamp_ms)}"
-        )
-    if timestamp_ms == 0:
+        ) from None
+    if stamp == 0:
         raise ConfigurationError(
             "timestamp_ms must be positive, got 0: Kafka's client reads 0 as 'now', so the "
             "record would not carry it; leave timestamp_ms out to stamp the record now"
         )
-    if not 0 < timestamp_ms <= _MAX_TIMESTAMP_MS:
+    if not 0 < stamp <= _MAX_TIMESTAMP_MS:
         raise ConfigurationError(
             f"timestamp_ms must be from 1 to {_MAX_TIMESTAMP_MS} (milliseconds since the "
-            f"epoch), got {timestamp_ms}"
+            f"epoch), got {stamp}"
         )
+    return stamp
 
 
 def _checked_headers(headers: Any) -> dict[str, Any] | list[tuple[str, Any]]:
@@ -562,8 +573,8 @@ class ProductPublisher:
         if self._closed:
             raise self._closed_error()
         if key is not None or timestamp_ms is not None or headers is not None:
-            _check_key(key)
-            _check_timestamp(timestamp_ms)
+            key = _check_key(key)
+            timestamp_ms = _check_timestamp(timestamp_ms)
             if headers is not None:
                 headers = _checked_headers(headers)
         if self.rules is not None:
@@ -909,8 +920,8 @@ class AsyncProductPublisher:
         publisher = self._publisher
         if publisher._closed:
             raise publisher._closed_error()
-        _check_key(key)
-        _check_timestamp(timestamp_ms)
+        key = _check_key(key)
+        timestamp_ms = _check_timestamp(timestamp_ms)
         if headers is not None:
             headers = _checked_headers(headers)
         if publisher.rules is not None:
