@@ -17,6 +17,7 @@ from mesh_stream.governance.acl_plan import (
     plan_acls,
     plan_retirement,
     principal_problem,
+    refuse_domain_principals,
     refuse_planned_principals,
     refuse_planned_retirees,
 )
@@ -199,6 +200,10 @@ def apply(
             raise click.BadParameter(str(exc), param_hint=hint) from None
     conn = KafkaConnection.from_settings(settings, default_client_id="mesh-acl")
     existing = describe_acls(conn, connect_timeout=reachability.DEFAULT_PROBE_TIMEOUT)
+    try:
+        refuse_domain_principals(existing, retire_principal)
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--retire-principal") from None
     retirement = plan_retirement(result, existing, retire)
     for domain in retirement.left_alone:
         click.secho(

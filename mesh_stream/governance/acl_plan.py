@@ -367,12 +367,50 @@ def plan_retirement(plan: AclPlan, existing: Iterable[Acl], asked: Iterable[str]
     entry of one of its descriptors, so retiring it would undo the plan."""
     wanted = sorted(set(asked))
     refuse_planned_retirees(plan, wanted)
+    existing = list(existing)
     found = retired_domains(plan, existing)
+    held = [d for d in wanted if _holds_any(d, existing)]
     return Retirement(
-        retire=tuple(d for d in found if d in wanted),
+        retire=tuple(held),  # partly retired ones too (a grant removed by hand)
         left_alone=tuple(d for d in found if d not in wanted),
-        nothing_left=tuple(d for d in wanted if d not in found),
+        nothing_left=tuple(d for d in wanted if d not in held),
     )
+
+
+def _holds_any(domain: str, existing: Iterable[Acl]) -> bool:
+    """Whether the cluster still holds an ALLOW ACL of ``domain``'s user or on its names."""
+    who, names = principal(domain), tuple(_namespace(domain))
+    return any(
+        acl.permission is Permission.ALLOW and (acl.principal == who or acl.name.startswith(names))
+        for acl in existing
+    )
+
+
+def refuse_domain_principals(existing: Iterable[Acl], asked: Iterable[str]) -> None:
+    """Raise :class:`~mesh_stream.errors.ConfigurationError` when a principal ``asked`` to
+    retire as a replaced service is a domain's user on the cluster (it may WRITE topics
+    prefixed with its own name): that is another repository's domain, retired only with
+    ``--retire`` once it is gone from the mesh."""
+    existing = list(existing)
+    domains = sorted(
+        {
+            value
+            for value in asked
+            for acl in existing
+            if acl.principal == value
+            and acl.permission is Permission.ALLOW
+            and (acl.resource, acl.pattern, acl.operation)
+            == (Resource.TOPIC, Pattern.PREFIXED, Operation.WRITE)
+            and acl.name == f"{value.removeprefix('User:')}."
+        }
+    )
+    if domains:
+        raise ConfigurationError(
+            ", ".join(domains)
+            + " is a domain's user on the cluster (it writes the topics named after it), not a "
+            "replaced service; once the domain is gone from the mesh, retire it with --retire "
+            + " --retire ".join(d.removeprefix("User:") for d in domains)
+        )
 
 
 def _refuse_shared_grants(

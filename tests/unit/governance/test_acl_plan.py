@@ -16,6 +16,7 @@ from mesh_stream.governance.acl_plan import (
     plan_acls,
     plan_project,
     plan_retirement,
+    refuse_domain_principals,
     refuse_planned_principals,
     retired_domains,
 )
@@ -305,6 +306,10 @@ def test_a_domain_the_project_lacks_is_retired_only_when_asked() -> None:
     assert not any("people" in str(acl) for acl in changes.delete)
     with pytest.raises(ConfigurationError, match=r"'shop': this project still grants it"):
         plan_retirement(now, existing, ["shop", "people"])
+    # Partly retired (its WRITE grant removed by hand): still retired when asked for.
+    partly = {a for a in existing if (a.principal, a.name) != ("User:people", "people.")}
+    assert retired_domains(now, partly) == []
+    assert plan_retirement(now, partly, ["people"]).retire == ("people",)
 
 
 def test_a_replaced_service_principal_is_retired_on_the_names_the_plan_manages() -> None:
@@ -321,6 +326,9 @@ def test_a_replaced_service_principal_is_retired_on_the_names_the_plan_manages()
     assert set(changes.delete) == of(before.acls, "User:monitor")
     assert set(changes.create) == of(now.acls, "User:monitor2")
     refuse_planned_principals(now, ["User:monitor"])
+    with pytest.raises(ConfigurationError, match=r"User:people is a domain's user on the clus"):
+        refuse_domain_principals(existing, ["User:people"])  # another repository's domain
+    refuse_domain_principals(existing, ["User:monitor"])
     for asked, said in [
         (["User:monitor2"], "User:monitor2 is still granted by this plan"),
         (["User:shop"], "User:shop is still granted by this plan"),
