@@ -890,14 +890,17 @@ class KafkaStore:
                 self._view_end = (started, end)
         if isinstance(end, RegistryUnavailableError):
             raise _unavailable(
-                f"cannot check the credential against the latest revocations: {end.message}"
+                f"cannot bring this instance up to its log's end (to check a credential "
+                f"against the latest revocations, or look up a schema registered through "
+                f"another instance): {end.message}"
             )
         with self._progress:
             if not self._progress.wait_for(lambda: self._next_offset >= end, timeout=timeout):
                 raise _unavailable(
                     f"the registry view is behind its log (offset {self._next_offset:,} of "
                     f"{end:,} of {self.topic!r} after {timeout:.0f}s), so a credential cannot "
-                    f"be checked against the latest revocations; retry"
+                    f"be checked against the latest revocations, nor a schema registered "
+                    f"through another instance found; retry"
                 )
 
     def _end_offset(self, timeout: float) -> int:

@@ -76,4 +76,4 @@ def test_callers_that_arrive_together_share_one_request_and_its_failure() -> Non
         list(pool.map(call, range(16)))
     assert len(failures) == 16
     assert down.asked <= 3  # not one timeout per queued request
-    assert "cannot check the credential against the latest revocations" in failures[0].message
+    assert "to check a credential against the latest revocations" in failures[0].message
