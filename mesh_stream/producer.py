@@ -673,8 +673,15 @@ class ProductPublisher:
         ends with the record's delivery report."""
         trace = self._trace
         assert trace is not None
+        pairs = list(headers) if isinstance(headers, (list, tuple)) else None
         # start copies the headers with dict(), which takes (name, value) pairs too
+        sent: Any
         sent, span = trace.start(typing.cast("Mapping[str, bytes] | None", headers))
+        if pairs is not None:  # a list keeps repeated names: only the span's context changes
+            context = (tracing.TRACEPARENT, tracing.TRACESTATE)
+            sent = [pair for pair in pairs if pair[0] not in context] + [
+                (name, sent[name]) for name in context if name in sent
+            ]
         try:
             self._send(
                 value, key, trace.reporting(span, callback), timestamp=timestamp or 0, headers=sent

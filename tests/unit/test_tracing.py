@@ -205,6 +205,18 @@ def test_a_record_published_again_continues_the_trace_its_headers_carry(
     assert span_id_of(sent[0]["headers"]["traceparent"]) != span_id_of(upstream)  # ours now
 
 
+def test_headers_given_as_pairs_keep_repeated_names_under_a_span(
+    spans: InMemorySpanExporter,
+) -> None:
+    made, sent = publisher()
+    made.publish(ORDER, headers=[("hop", b"a"), ("hop", b"b"), ("traceparent", b"stale")])
+    [span] = spans.get_finished_spans()
+    headers = sent[0]["headers"]
+    assert [value for name, value in headers if name == "hop"] == [b"a", b"b"]
+    [traceparent] = [value for name, value in headers if name == "traceparent"]
+    assert span_id_of(traceparent) == span.context.span_id
+
+
 def test_a_record_kafka_did_not_acknowledge_ends_its_span_as_failed(
     spans: InMemorySpanExporter,
 ) -> None:
