@@ -43,8 +43,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from mesh_stream.descriptor import product_name_problem
 from mesh_stream.errors import ConfigurationError, ProcessorError
 
@@ -455,23 +453,25 @@ def apply_checked(
         )
 
 
-#: Values orjson would write as something else than JSON's own types (a datetime as a string,
-#: a dataclass as a dict) are refused instead, so a state reads back as it was written. NaN
-#: and infinities are refused too (see :func:`state_json`): JSON has none, and faust (with
-#: orjson) would store them as null.
-_STRICT_JSON = (
-    orjson.OPT_PASSTHROUGH_DATETIME
-    | orjson.OPT_PASSTHROUGH_DATACLASS
-    | orjson.OPT_PASSTHROUGH_SUBCLASS
-)
-
-
 def state_json(key: str, value: Any) -> bytes:
     """``value``, a state stored under ``key``, as the JSON the engine stores; a TypeError
     naming the key when it is no JSON a restart reads back the same (a Decimal, a set, a
-    datetime, NaN, a dict key that is not a string). ``recompute`` holds states to it too."""
+    datetime, NaN, a dict key that is not a string). ``recompute`` holds states to it too.
+
+    Values orjson would write as something else than JSON's own types (a datetime as a
+    string, a dataclass as a dict) are refused, so a state reads back as it was written; so
+    are NaN and infinities, which JSON has none of and orjson writes as null. orjson is the
+    processing extra's, imported here: the spec module loads without it (a core install).
+    """
+    import orjson
+
+    strict = (
+        orjson.OPT_PASSTHROUGH_DATETIME
+        | orjson.OPT_PASSTHROUGH_DATACLASS
+        | orjson.OPT_PASSTHROUGH_SUBCLASS
+    )
     try:
-        text = orjson.dumps(value, option=_STRICT_JSON)
+        text = orjson.dumps(value, option=strict)
         if b"null" in text:  # perhaps a NaN or an infinity, which orjson writes as null
             json.dumps(value, allow_nan=False)  # raises ValueError if so
     except (TypeError, ValueError) as exc:
