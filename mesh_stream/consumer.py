@@ -431,7 +431,8 @@ class ProductConsumer:
     - A record whose schema id is new while the registry is unavailable waits, and so do
       the records after it in its partition (they are read again from it later; records of
       other partitions keep coming). ``consume()`` retries the registry with back-off
-      within its ``timeout``; once the outage is older than ``registry_wait_seconds`` it
+      for up to its ``timeout`` more (at least 1 s) once the records are in hand; once the
+      outage is older than ``registry_wait_seconds`` it
       raises :class:`RegistryUnavailableError` naming the record, and calling it again
       keeps waiting.
     - Undecodable records (bad framing, unknown, foreign or non-record schema id, a bad
