@@ -1496,6 +1496,13 @@ class RecordDecoder:
         subject: str | None = None,
         recheck_seconds: float = 60.0,
     ) -> None:
+        if subject is not None and not callable(getattr(registry, "get_schema_subjects", None)):
+            # refused here rather than as an AttributeError at the first record
+            raise TypeError(
+                f"a decoder checking subject {subject!r} needs a schema source that says an "
+                f"id's subjects (get_schema_subjects, as RegistryClient has); "
+                f"{type(registry).__name__} has none"
+            )
         self.registry = registry
         self.subject = subject
         self.recheck_seconds = recheck_seconds

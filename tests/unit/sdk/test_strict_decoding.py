@@ -250,3 +250,15 @@ def test_a_schema_deleted_between_the_two_lookups_counts_as_foreign(
         f"foreign schema id 1: it is registered under no subject, not under {SUBJECT}; the "
         f"record was written for another product"
     )
+
+
+def test_a_subject_check_without_a_source_of_subjects_is_refused_at_construction(
+    order_v1: dict[str, Any],
+) -> None:
+    class IdsOnly:
+        def get_schema(self, schema_id: int) -> str:
+            return str(order_v1) if schema_id == 1 else ""
+
+    with pytest.raises(TypeError, match=r"subject 'orders\.strict\.v1-value'.*IdsOnly has none"):
+        RecordDecoder(IdsOnly(), subject=SUBJECT)
+    RecordDecoder(IdsOnly())  # without a subject to check, ids alone are enough
