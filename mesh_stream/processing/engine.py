@@ -721,6 +721,7 @@ def build(
         flush_at=spec.settings.processor_state_flush_at,
     )
     states, seen = tables[-1], (tables[0] if len(tables) == 2 else None)
+    faust_seams.start_tables_at_once(app)  # every table is declared: no wait for late ones
     outputs = OutputProducer(spec.connection, spec.app_id)
     flush_with_commits(app, outputs, spec.output.topic)
     output = KeyedOutput(spec, outputs)

@@ -7,6 +7,7 @@ import contextvars
 import importlib.metadata
 import inspect
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -23,6 +24,7 @@ from aiokafka.consumer.fetcher import Fetcher, OffsetResetStrategy
 from aiokafka.consumer.subscription_state import SubscriptionState
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition as AioTP
+from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, ConsumerRebalanceListener
 from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducer
@@ -74,6 +76,13 @@ def test_each_internal_used_still_exists() -> None:
     assert "await self._wait_next_records(timeout)" in getmany
     assert "to_message = self._to_message" in getmany
     assert "yield tp, to_message(tp, record)" in getmany
+    # start_tables_at_once: faust's table manager start, which it repeats less the sleep
+    started = inspect.getsource(TableManager.on_start)
+    assert re.findall(r"await [\w.]+\(", started) == [
+        "await self.sleep(",
+        "await self._update_channels(",
+        "await self.recovery.start(",
+    ], started
     # the sensor hook the engine relies on to stop on a refused send
     assert callable(faust.Sensor.on_send_error)
     # adapt_fetch_wait: faust's consumer thread holds the aiokafka consumer, whose fetcher
@@ -235,6 +244,32 @@ def test_a_buffer_that_cannot_drain_fails_the_flush_instead_of_waiting_for_ever(
         return "drained"
 
     assert asyncio.run(scenario()).startswith("producer buffer not drained after 0 s")
+
+
+def test_the_table_manager_starts_without_fausts_sleep_and_still_opens_changelogs_and_recovery(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = faust.App("seam-tables", broker="memory://", store="memory://")
+    app.Table("counts", default=int)
+    tables: Any = app.tables
+    done: list[str] = []
+
+    async def no_sleep(seconds: float) -> None:
+        raise AssertionError(f"slept {seconds} s")
+
+    async def update_channels() -> None:
+        done.append("changelogs")
+
+    class FakeRecovery:
+        async def start(self) -> None:
+            done.append("recovery")
+
+    monkeypatch.setattr(tables, "sleep", no_sleep)
+    monkeypatch.setattr(tables, "_update_channels", update_channels)
+    monkeypatch.setattr(TableManager, "recovery", FakeRecovery())
+    faust_seams.start_tables_at_once(app)
+    asyncio.run(tables.on_start())
+    assert done == ["changelogs", "recovery"]
 
 
 def test_a_key_goes_to_the_partition_fausts_producer_gives_it() -> None:
