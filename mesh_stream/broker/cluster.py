@@ -74,6 +74,10 @@ HOST = "127.0.0.1"
 #: Most nodes of a local cluster: each is a JVM of its own (~0.5 GB), and a quorum of 3 or 5
 #: is what a production-like test needs.
 MAX_BROKERS = 9
+#: Partitions of Kafka's group-offset and transaction-state topics (Kafka's default is 50
+#: each): a broker creates and loads them on the first consumer group or transaction, which
+#: held a freshly started local broker's first group or transaction up for about 2 s.
+INTERNAL_TOPIC_PARTITIONS = 6
 #: The highest TCP port.
 MAX_PORT = 65535
 
@@ -553,6 +557,8 @@ class LocalCluster:
             "default.replication.factor": count,
             "min.insync.replicas": min_isr,
             "offsets.topic.replication.factor": count,
+            "offsets.topic.num.partitions": INTERNAL_TOPIC_PARTITIONS,
+            "transaction.state.log.num.partitions": INTERNAL_TOPIC_PARTITIONS,
             "transaction.state.log.replication.factor": count,
             "transaction.state.log.min.isr": min_isr,
             "share.coordinator.state.topic.replication.factor": count,

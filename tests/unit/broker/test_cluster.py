@@ -145,6 +145,9 @@ def test_three_node_properties_form_one_quorum(cluster: LocalCluster) -> None:
     assert lines["default.replication.factor"] == "3"
     assert lines["min.insync.replicas"] == "2"
     assert lines["offsets.topic.replication.factor"] == "3"
+    # Kafka's own topics of group offsets and transactions: a few partitions, not 50 each
+    assert lines["offsets.topic.num.partitions"] == "6"
+    assert lines["transaction.state.log.num.partitions"] == "6"
 
 
 @pytest.mark.parametrize(
