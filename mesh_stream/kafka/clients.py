@@ -23,7 +23,12 @@ from confluent_kafka.admin._metadata import ClusterMetadata
 from confluent_kafka.cimpl import NewTopic
 
 from mesh_stream.errors import BrokerUnreachableError, KafkaAuthenticationError, MeshError
-from mesh_stream.kafka.connection import KafkaConnection, SecurityProtocol, explain_kafka_error
+from mesh_stream.kafka.connection import (
+    SETTING,
+    KafkaConnection,
+    SecurityProtocol,
+    explain_kafka_error,
+)
 
 # Error codes after which waiting longer cannot help: the credentials or TLS are wrong.
 _FATAL_CONNECT_CODES = frozenset(
@@ -285,6 +290,15 @@ def _handshake_error(
             f"{waited:.0f} s (over {protocol}): it may not be a Kafka listener, or it is stuck; "
             f"check MESH_BOOTSTRAP_SERVERS (or --bootstrap-servers) and "
             f"MESH_KAFKA_SECURITY_PROTOCOL"
+        )
+    if reply == "answered" and conn.security_protocol is SecurityProtocol.SASL_PLAINTEXT:
+        # a SASL_PLAINTEXT listener (it answers ApiVersions, then closes on a request sent
+        # before logging in), the protocol mesh speaks: so mesh's login itself was refused
+        return KafkaAuthenticationError(
+            f"authentication to {conn.bootstrap_servers} failed as {conn.sasl_username} with "
+            f"{conn.sasl_mechanism}: the listener speaks SASL_PLAINTEXT, as mesh does, and "
+            f"closes mesh's connections; check {SETTING['sasl_username']} / "
+            f"{SETTING['sasl_password']} (and {SETTING['sasl_mechanism']})"
         )
     settings = "MESH_KAFKA_SECURITY_PROTOCOL"
     if not conn.security_protocol.uses_sasl:

@@ -245,6 +245,20 @@ def test_a_wrong_password_is_a_clear_authentication_error(sasl_cluster: SecuredC
     )
     assert "invalid credentials with SASL mechanism SCRAM-SHA-512" in message
     assert "not-the-password" not in message
+    # what `mesh tail`, `mesh monitor` and `mesh registry serve` ask first names the
+    # credentials too (a docs audit: it said the listener needs credentials or TLS, and to
+    # check the protocol and CA settings)
+    from mesh_stream.broker.reachability import existing_topics
+
+    with pytest.raises(KafkaAuthenticationError) as caught:
+        existing_topics(conn, timeout=5)
+    message = str(caught.value)
+    assert message.startswith(
+        f"authentication to {sasl_cluster.bootstrap_servers} failed as payments with "
+        "SCRAM-SHA-512: "
+    ), message
+    assert "check MESH_KAFKA_SASL_USERNAME / MESH_KAFKA_SASL_PASSWORD" in message
+    assert "not-the-password" not in message
 
 
 def test_no_credentials_against_the_sasl_listener_fails_clearly(
