@@ -39,12 +39,12 @@ def shown_url(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep:
         scheme, rest = "", url
+    if "@" in rest:  # everything before the last @ (a password may hold '#', '/' or '?')
+        rest = "<hidden>@" + rest.rpartition("@")[2]
     rest, _, _fragment = rest.partition("#")
     rest, question, query = rest.partition("?")
     slash = rest.find("/")
     netloc, path = (rest, "") if slash < 0 else (rest[:slash], rest[slash:])
-    if "@" in netloc:
-        netloc = "<hidden>@" + netloc.rpartition("@")[2]
     shown = f"{scheme}{sep}{netloc}{path}"
     if question:
         hidden = (
@@ -65,12 +65,17 @@ def registry_url_problem(url: str) -> str | None:
         return f"is not a URL ({exc})"
     if parts.scheme not in ("http", "https"):
         return "must start with http:// or https://"
+    if "@" in url and "@" not in parts.netloc:
+        return (
+            "has an '@' after its host part: a password holding '#', '/' or '?' must be "
+            "percent-encoded (%23, %2F, %3F)"
+        )
     if not parts.hostname:
         return "has no host name"
     try:
         port = parts.port
     except ValueError:
-        given = parts.netloc.rpartition(":")[2]
+        given = parts.netloc.rpartition("@")[2].rpartition(":")[2]
         return f"has port {given!r}, not a number from 1 to 65535"
     if port == 0:
         return "has port 0, not a number from 1 to 65535"
@@ -82,6 +87,15 @@ def registry_url_problem(url: str) -> str | None:
             "goes in MESH_REGISTRY_TOKEN or as http://principal:token@host)"
         )
     return None
+
+
+def advertised_url_problem(url: str) -> str | None:
+    """:func:`registry_url_problem`, and no ``user:token@``: the URL is logged and stored in
+    the registry's log, and a forwarded write carries its caller's own credential."""
+    problem = registry_url_problem(url)
+    if problem is None and "@" in url:
+        return "carries credentials (user:token@); forwarded writes carry their caller's own"
+    return problem
 
 
 #: The prefixes librdkafka takes before a bootstrap server's host (a listener's protocol).
@@ -101,17 +115,26 @@ def bootstrap_servers_problem(servers: str) -> str | None:
     for server in servers.split(","):
         if not server:
             return "has an empty entry (`host:port,host:port`)"
+        shown = repr(shown_url(server))
+        if "@" in server:
+            return (
+                f"has credentials (user@) in {shown}: Kafka credentials go in "
+                f"MESH_KAFKA_SASL_USERNAME and MESH_KAFKA_SASL_PASSWORD"
+            )
         scheme, separator, _rest = server.partition("://")
         if separator and scheme.lower() not in KAFKA_LISTENER_PROTOCOLS:
             return (
-                f"has {scheme + separator!r} in {server!r}: bootstrap servers are Kafka "
+                f"has {scheme + separator!r} in {shown}: bootstrap servers are Kafka "
                 f"listeners (host:port), not URLs"
             )
         host, colon, port = server.partition("://")[2 if "://" in server else 0].rpartition(":")
-        if colon and host and not host.endswith(":") and not port.isdigit():
-            return f"has port {port!r} in {server!r}, not a port number (0-65535)"
-        if colon and port.isdigit() and int(port) > 65535:
-            return f"has port {port} in {server!r}, not a port number (0-65535)"
+        number = port.isascii() and port.isdigit()
+        if colon and not host:
+            return f"has no host name in {shown} (host:port)"
+        if colon and not host.endswith(":") and not number:
+            return f"has port {port!r} in {shown}, not a port number (0-65535)"
+        if colon and number and int(port) > 65535:
+            return f"has port {port} in {shown}, not a port number (0-65535)"
     return None
 
 
@@ -160,17 +183,23 @@ def client_name_problem(name: str) -> str | None:
     bad = next((c for c in name if not c.isprintable()), None)
     if bad is not None:
         return f"contains the unprintable character {bad!r}; use printable characters only"
+    if name != name.strip():
+        return "is blank or has blanks around it"
     return None
 
+
+#: A JVM heap size as -Xmx takes it: bytes, or a number of k, m or g.
+HEAP_SIZE = re.compile(r"([1-9][0-9]*)([kKmMgG]?)\Z")
 
 #: Field -> (the rule that names what is wrong with a value, an example of a good one).
 _NAME_RULES: dict[str, tuple[Callable[[str], str | None], str]] = {
     "registry_url": (registry_url_problem, "http://127.0.0.1:8081"),
-    "registry_advertised_url": (registry_url_problem, "http://registry-1.internal:8081"),
+    "registry_advertised_url": (advertised_url_problem, "http://registry-1.internal:8081"),
     "bootstrap_servers": (bootstrap_servers_problem, "127.0.0.1:9092,kafka-2:9092"),
     "registry_topic": (kafka_topic_problem, _DEFAULT_REGISTRY_TOPIC),
     "health_topic": (kafka_topic_problem, "_mesh_product_health"),
     "alerts_topic": (kafka_topic_problem, "_mesh_product_alerts"),
+    "openlineage_topic": (kafka_topic_problem, "_mesh_lineage"),
     "registry_writer_id": (client_name_problem, "mesh-registry-writer"),
 }
 
@@ -180,7 +209,7 @@ def jvm_options(text: str) -> tuple[str, ...]:
     try:
         words = tuple(shlex.split(text))
     except ValueError as exc:
-        raise ValueError(f"cannot split {text!r} as a shell would: {exc}") from None
+        raise ValueError(f"cannot be split as a shell would: {exc}") from None
     for word in words:
         if not word.startswith("-") or word in ("-cp", "-classpath", "-jar"):
             raise ValueError(
@@ -336,7 +365,11 @@ class MeshSettings(BaseSettings):
     broker_port: int = Field(
         default=9092, ge=0, le=65535, description="First listener port of the local broker."
     )
-    broker_heap: str = Field(default="512m", description="JVM -Xmx of each local broker node.")
+    broker_heap: str = Field(
+        default="512m",
+        description="JVM -Xmx of each local broker node: a number of bytes, optionally with "
+        "k, m or g (e.g. 512m, 2g).",
+    )
     broker_jvm_options: str = Field(
         default="",
         description="More JVM options for each local broker node, split as a shell would "
@@ -349,6 +382,7 @@ class MeshSettings(BaseSettings):
     consumer_registry_wait_seconds: float = Field(
         default=300.0,
         ge=0,
+        le=604_800,
         description="How long a consumer, `mesh tail` and a processor's re-key stage wait "
         "for an unavailable registry when a record needs a schema they have not seen, before "
         "they fail (nothing is skipped).",
@@ -439,8 +473,10 @@ class MeshSettings(BaseSettings):
     )
     openlineage_running_minutes: float = Field(
         default=5.0,
-        gt=0,
-        description="Minutes between a processor's OpenLineage RUNNING events.",
+        ge=0.01,
+        le=10_080,
+        description="Minutes between a processor's OpenLineage RUNNING events (0.01, i.e. "
+        "0.6 s, to a week).",
     )
     datahub_token: SecretStr | None = Field(
         default=None,
@@ -466,6 +502,7 @@ class MeshSettings(BaseSettings):
         "registry_writer_id",
         "health_topic",
         "alerts_topic",
+        "openlineage_topic",
     )
     @classmethod
     def _check_names(cls, value: str | None, info: ValidationInfo) -> str | None:
@@ -487,7 +524,7 @@ class MeshSettings(BaseSettings):
             raise ValueError("is not an Apache Kafka release number (e.g. 4.1.1)")
         return value
 
-    @field_validator("alert_webhook_url")
+    @field_validator("alert_webhook_url", "openlineage_url")
     @classmethod
     def _check_webhook(cls, value: SecretStr | None) -> SecretStr | None:
         """An http(s) URL, checked up front: a bad one would only show when an alert is lost.
@@ -510,6 +547,12 @@ class MeshSettings(BaseSettings):
             raise ValueError("is empty; unset it for the default folder, or name a folder")
         if isinstance(value, (str, Path)) and Path(value).expanduser().is_file():
             raise ValueError("is a file; name a folder (it is made if missing)")
+        if isinstance(value, (str, Path)):
+            path = Path(value).expanduser()
+            if path.exists() and not path.is_dir():
+                raise ValueError("is not a folder (a device or socket?); name a folder")
+            if not path.exists() and any(p.exists() and not p.is_dir() for p in path.parents):
+                raise ValueError("lies under something that is not a folder; name a folder")
         if isinstance(value, (str, Path)):  # `~/x` and `data` name the same folder everywhere
             return Path(value).expanduser().absolute()
         return value
@@ -522,8 +565,8 @@ class MeshSettings(BaseSettings):
             return None
         if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", value):
             raise ValueError(
-                f"{value!r} is not a Kafka group instance id: 1 to 200 of letters, digits, "
-                f"'.', '_' and '-' (e.g. revenue-worker-1)"
+                "is not a Kafka group instance id: 1 to 200 of letters, digits, '.', '_' and "
+                "'-' (e.g. revenue-worker-1)"
             )
         return value
 
@@ -537,6 +580,14 @@ class MeshSettings(BaseSettings):
                 "is less than 1 second, which no broker start fits in; give at least 1 (as "
                 "`mesh broker start --timeout`), or unset it for the default 90"
             )
+        return value
+
+    @field_validator("broker_heap")
+    @classmethod
+    def _check_heap(cls, value: str) -> str:
+        """What the JVM's -Xmx takes, checked before a broker start fails on it."""
+        if not HEAP_SIZE.fullmatch(value):
+            raise ValueError("is not a heap size: a number of bytes, optionally with k, m or g")
         return value
 
     @field_validator("broker_jvm_options")
@@ -567,14 +618,22 @@ class MeshSettings(BaseSettings):
         problem = bootstrap_servers_problem(servers)
         if problem is not None:
             raise ConfigurationError(
-                f"bootstrap servers {servers!r} {problem} (e.g. 127.0.0.1:9092); fix "
+                f"bootstrap servers {shown_url(servers)!r} {problem} (e.g. 127.0.0.1:9092); fix "
                 f"MESH_BOOTSTRAP_SERVERS or --bootstrap-servers"
             )
         return servers
 
 
 #: Settings whose values an error never repeats.
-_SECRET_WORDS = ("token", "credentials", "password", "secret", "webhook")
+_SECRET_WORDS = (
+    "token",
+    "credentials",
+    "password",
+    "secret",
+    "webhook",
+    "openlineage_url",
+    "jvm_options",
+)
 
 
 def _shortened(text: str, limit: int = 80) -> str:
@@ -588,7 +647,7 @@ def environment_problems(exc: ValidationError) -> str:
         field = ".".join(str(part) for part in problem["loc"])
         secret = any(word in field for word in _SECRET_WORDS)
         shown = problem.get("input")
-        if isinstance(shown, str) and "://" in shown:  # a user:token@ or ?token= is hidden
+        if isinstance(shown, str) and ("://" in shown or "@" in shown):  # user:token@, ?token=
             shown = shown_url(shown)
         given = "<hidden>" if secret else _shortened(repr(shown))
         lines.append(f"  MESH_{field.upper()}={given}: {problem['msg']}")

@@ -22,7 +22,6 @@ import base64
 import contextlib
 import json
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -67,7 +66,7 @@ from mesh_stream.errors import (
 from mesh_stream.kafka.clients import make_admin
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 from mesh_stream.project import SERVICE_USERS, domain_name_problem
-from mesh_stream.settings import default_data_dir
+from mesh_stream.settings import HEAP_SIZE, default_data_dir
 
 STATE_FILE = "cluster.json"
 HOST = "127.0.0.1"
@@ -153,7 +152,6 @@ class ClusterStatus:
 
 #: Kafka's default log cleaner buffer (128 MiB), taken from the heap at start-up.
 CLEANER_BUFFER_MAX = 128 * 1024 * 1024
-_HEAP = re.compile(r"([1-9][0-9]*)([kKmMgG]?)\Z")
 
 
 def cleaner_buffer_bytes(heap: str) -> int | None:
@@ -161,7 +159,7 @@ def cleaner_buffer_bytes(heap: str) -> int | None:
     eighth of it, at most Kafka's 128 MiB default. At 256 MiB of heap that default made a
     node fail at start-up now and then (OutOfMemoryError in the cleaner's SkimpyOffsetMap).
     None when the heap cannot be read (the default stays)."""
-    match = _HEAP.match(heap.strip())
+    match = HEAP_SIZE.match(heap.strip())
     if match is None:
         return None
     scale = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[match.group(2).lower()]

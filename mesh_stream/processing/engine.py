@@ -831,6 +831,13 @@ def run(
     except MeshError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
+    except OSError as exc:  # the state folder under MESH_DATA_DIR cannot be made or used
+        print(
+            f"error: {exc.strerror or exc}: {exc.filename or settings.data_dir}; check "
+            f"MESH_DATA_DIR ({settings.data_dir}), where the worker keeps its state",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
     _run_faust(app, args, settings.log_format)
 
 

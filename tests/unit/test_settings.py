@@ -47,7 +47,7 @@ def test_broker_jvm_options_are_options_only(monkeypatch: pytest.MonkeyPatch) ->
     for bad, says in (
         ("-cp /tmp/evil", "'-cp' is not a JVM option this setting takes"),
         ("-Xss1m Main", "'Main' is not a JVM option this setting takes"),
-        ("'-Dunclosed", "cannot split"),
+        ("'-Dunclosed", "cannot be split as a shell would"),
     ):
         monkeypatch.setenv("MESH_BROKER_JVM_OPTIONS", bad)
         with pytest.raises(ValidationError) as caught:
@@ -172,3 +172,93 @@ def test_the_registry_writer_id_is_one_per_topic_unless_given(
     assert given.resolved_registry_writer_id == "ours"
     monkeypatch.setenv("MESH_REGISTRY_WRITER_ID", "from-env")
     assert MeshSettings(registry_topic="t").resolved_registry_writer_id == "from-env"
+
+
+# -- a settings campaign's findings (hostile values, secrets in messages) -------------------
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("MESH_BOOTSTRAP_SERVERS", "http://user:s3cret-1@host:9092"),
+        ("MESH_BOOTSTRAP_SERVERS", "plaintext://admin:s3cret-1@127.0.0.1:1"),
+        ("MESH_REGISTRY_URL", "http://admin:s3cret-1#1@registry:8081"),
+        ("MESH_REGISTRY_URL", "user:s3cret-1@host:8081"),
+        ("MESH_REGISTRY_URL", "http:/user:s3cret-1@host"),
+        ("MESH_BROKER_JVM_OPTIONS", "-Djavax.net.ssl.keyStorePassword=s3cret-1 x"),
+        ("MESH_OPENLINEAGE_URL", "admin:s3cret-1"),
+        ("MESH_REGISTRY_ADVERTISED_URL", "http://admin:s3cret-1@127.0.0.1:1"),
+    ],
+)
+def test_a_refused_value_never_shows_its_secret(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    from mesh_stream.settings import environment_problems
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError) as caught:
+        MeshSettings()
+    message = environment_problems(caught.value)
+    assert variable in message
+    assert "s3cret-1" not in message, message
+
+
+@pytest.mark.parametrize(
+    ("servers", "problem"),
+    [
+        ("host:²", "has port '²' in 'host:²', not a port number"),
+        ("host:١٢٣", "has port '١٢٣' in 'host:١٢٣', not a port number"),
+        (":9092", "has no host name in ':9092'"),
+        (":abc", "has no host name in ':abc'"),
+        ("admin:pw@host:9092", "has credentials (user@) in '<hidden>@host:9092'"),
+    ],
+)
+def test_bootstrap_servers_need_a_host_ascii_digits_and_no_credentials(
+    servers: str, problem: str
+) -> None:
+    found = bootstrap_servers_problem(servers)
+    assert found is not None
+    assert found.startswith(problem), found
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("MESH_CONSUMER_REGISTRY_WAIT_SECONDS", "1e308", "less than or equal to 604800"),
+        ("MESH_OPENLINEAGE_RUNNING_MINUTES", "1e-9", "greater than or equal to 0.01"),
+        ("MESH_OPENLINEAGE_TOPIC", "bad topic!", "contains ' '; Kafka allows only"),
+        ("MESH_OPENLINEAGE_URL", "abc", "must be an http:// or https:// URL with a host name"),
+        ("MESH_REGISTRY_WRITER_ID", "   ", "is blank or has blanks around it"),
+        ("MESH_BROKER_HEAP", "abc", "is not a heap size"),
+        ("MESH_BROKER_HEAP", "", "is not a heap size"),
+        ("MESH_DATA_DIR", "/dev/null", "is not a folder"),
+        ("MESH_CACHE_DIR", "/dev/null/x", "lies under something that is not a folder"),
+        ("MESH_REGISTRY_ADVERTISED_URL", "http://a:b@h:1", "carries credentials"),
+    ],
+)
+def test_hostile_values_are_refused_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, says: str
+) -> None:
+    from mesh_stream.settings import environment_problems
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError) as caught:
+        MeshSettings()
+    message = environment_problems(caught.value)
+    assert variable in message
+    assert says in message, message
+
+
+def test_sensible_values_of_the_newly_bounded_settings_are_taken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for variable, value in (
+        ("MESH_CONSUMER_REGISTRY_WAIT_SECONDS", "604800"),
+        ("MESH_OPENLINEAGE_RUNNING_MINUTES", "0.01"),
+        ("MESH_OPENLINEAGE_TOPIC", "_mesh_lineage"),
+        ("MESH_OPENLINEAGE_URL", "http://marquez:5000"),
+        ("MESH_BROKER_HEAP", "2g"),
+        ("MESH_REGISTRY_ADVERTISED_URL", "http://registry-1.internal:8081"),
+    ):
+        monkeypatch.setenv(variable, value)
+    settings = MeshSettings()
+    assert settings.broker_heap == "2g"
+    assert settings.openlineage_running_minutes == 0.01

@@ -132,6 +132,11 @@ class Credentials:
                     f"each principal one token"
                 )
             tokens[principal] = token
+        if not tokens:  # an empty variable: a registry nobody could write to, said nowhere
+            raise ConfigurationError(
+                f"{source} names no principal: give `principal:token,...` (e.g. "
+                f"`admin:s3cret,orders:t0ken`), or unset it"
+            )
         return cls(tokens, source)
 
     @classmethod

@@ -838,6 +838,28 @@ def test_run_reports_a_configuration_problem_in_one_line_and_exits_1(
     assert err == "error: processor analytics.revenue-by-region reads field 'region'\n"
 
 
+def test_run_names_a_state_folder_it_cannot_make_in_one_line_and_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The worker's state folder under MESH_DATA_DIR made by the processor's app (a settings
+    campaign: an unusable one was a traceback)."""
+    blocked = tmp_path / "blocked"
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise PermissionError(13, "Permission denied", str(blocked / "processors"))
+
+    monkeypatch.setattr(engine_module, "prepare", refuse)
+    chosen = types.SimpleNamespace(processor_event_loop="asyncio", data_dir=blocked)
+    monkeypatch.setattr(engine_module, "MeshSettings", lambda: chosen)
+    with pytest.raises(SystemExit) as exited:
+        engine_module.run(revenue.PROCESSOR, ["worker"])
+    assert exited.value.code == 1
+    assert capsys.readouterr().err == (
+        f"error: Permission denied: {blocked / 'processors'}; check MESH_DATA_DIR "
+        f"({blocked}), where the worker keeps its state\n"
+    )
+
+
 def test_run_names_a_bad_setting_in_one_line_and_exits_1(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

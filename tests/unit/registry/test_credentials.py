@@ -436,6 +436,19 @@ def test_the_credentials_string_trims_each_item_and_refuses_a_principal_twice() 
     )
 
 
+@pytest.mark.parametrize("text", ["", " , ", ","])
+def test_a_credentials_string_naming_no_principal_is_refused(text: str) -> None:
+    """It started a registry nobody could write to, saying nothing (a settings campaign)."""
+    from mesh_stream.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError) as caught:
+        Credentials.parse(text)
+    assert str(caught.value) == (
+        "MESH_REGISTRY_CREDENTIALS names no principal: give `principal:token,...` (e.g. "
+        "`admin:s3cret,orders:t0ken`), or unset it"
+    )
+
+
 def test_a_token_in_the_registry_url_is_sent_as_basic_and_never_shown() -> None:
     from mesh_stream.errors import RegistryUnavailableError
     from mesh_stream.registry.client import RegistryClient
