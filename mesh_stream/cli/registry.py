@@ -28,7 +28,7 @@ from mesh_stream.files import read_regular_bytes
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.logformat import configure_logging
 from mesh_stream.registry.client import RegistryClient
-from mesh_stream.settings import MeshSettings, registry_url_problem, shown_url
+from mesh_stream.settings import MeshSettings, advertised_url_problem, shown_url
 
 _T = TypeVar("_T")
 
@@ -194,7 +194,7 @@ def serve(
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     # Every setting problem before the port is taken or Kafka is asked (the credentials are
     # read again by build_registry: a small file).
-    if advertised_url is not None and (problem := registry_url_problem(advertised_url)):
+    if advertised_url is not None and (problem := advertised_url_problem(advertised_url)):
         raise click.BadParameter(
             f"{shown_url(advertised_url)!r} {problem}", param_hint="--advertised-url"
         )
