@@ -117,6 +117,10 @@ class KafkaConfig(dict[str, Any]):
     __str__ = __repr__
 
 
+#: A :attr:`KafkaConnection.client_log_level` that keeps only librdkafka's critical lines.
+QUIET_LOG_LEVEL = 2
+
+
 @dataclass(frozen=True)
 class KafkaConnection:
     """Where a Kafka cluster is and how to authenticate to it; validated when built.
@@ -135,6 +139,11 @@ class KafkaConnection:
     ssl_certificate_location: Path | None = None
     ssl_key_location: Path | None = None
     client_id: str | None = None
+    #: librdkafka's own ``log_level`` for every client made on this connection (syslog
+    #: levels: 2 keeps only critical lines); None leaves librdkafka's default (6). A server
+    #: that says in its own words when Kafka is away sets it: librdkafka wrote a line per
+    #: failed reconnect of each client to stderr, 45 a second from the registry.
+    client_log_level: int | None = None
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -228,6 +237,8 @@ class KafkaConnection:
             config["ssl.key.location"] = str(self.ssl_key_location)
         if self.client_id is not None:
             config["client.id"] = self.client_id
+        if self.client_log_level is not None:
+            config["log_level"] = self.client_log_level
         config.update(extra or {})
         return config
 

@@ -82,6 +82,9 @@ ELECTION_EVERY = 0.5
 #: stored). Below the registry client's 10 s, so a client never gives up on a write that
 #: has not started yet and then sees it applied.
 WRITE_CATCH_UP_S = 5.0
+#: How long a closing writer asks Kafka whether it answers (to release its claim), and then
+#: waits for each of its threads when it does not.
+CLOSE_PROBE_S = 1.0
 WRITER_KEY = ("writer",)
 _FENCED_CODES = (KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH)
 
@@ -937,8 +940,6 @@ class KafkaStore:
         """A writer stopping cleanly lets its claim lapse now, so a follower takes over at once."""
         if not self.is_writer() or self._writer_problem is not None:
             return
-        if self._kafka_problem() is not None:
-            return
         value = {**self._claim_value(), "lease_ms": 0}
         try:
             with self._write_lock:
@@ -951,20 +952,29 @@ class KafkaStore:
         self._on_close.append(callback)
 
     def close(self) -> None:
+        """Stop: release the writer claim, stop the threads, close the clients. With Kafka
+        away, nothing waits for it (a stop took 16 s): the threads, each in a Kafka call
+        then, are daemons, and what the producer still holds could not be sent anyway."""
         for callback in self._on_close:
             callback()
-        self._release()
+        kafka_away = self._offsets is None or self._kafka_problem(CLOSE_PROBE_S) is not None
+        if not kafka_away:
+            self._release()
         self._stop.set()
         for thread in self._threads:
             if thread is not threading.current_thread():
-                thread.join(timeout=5)
+                thread.join(timeout=CLOSE_PROBE_S if kafka_away else 5)
         for client in (self._consumer, self._offsets):
-            if client is not None:
+            if client is not None and kafka_away:  # librdkafka's close waits for the broker
+                threading.Thread(
+                    target=client.close, name="registry-consumer-close", daemon=True
+                ).start()
+            elif client is not None:
                 client.close()
         self._consumer = self._offsets = None
         if self._producer is not None:
             producer, self._producer = self._producer, None
-            if self._writer_problem is None:
+            if self._writer_problem is None and not kafka_away:
                 producer.flush(5)
             _dispose(producer)
 

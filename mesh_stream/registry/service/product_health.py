@@ -162,7 +162,7 @@ class KafkaHealthFeed:
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=1)  # a daemon: one stuck on an absent Kafka is left
 
 
 def stale_after_ms(monitor_interval_seconds: float) -> int:

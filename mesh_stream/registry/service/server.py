@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from mesh_stream.errors import ConfigurationError
 from mesh_stream.governance.registry_hook import governance_validators
-from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.kafka.connection import QUIET_LOG_LEVEL, KafkaConnection
 from mesh_stream.registry.problems import DescriptorValidator
 from mesh_stream.registry.service.app import create_app
 from mesh_stream.registry.service.auth import Credentials
@@ -80,7 +80,9 @@ def build_registry(
         validators = governance_validators(settings)
     credentials = credentials_from_settings(settings)
     store = KafkaStore(
-        KafkaConnection.from_settings(settings, default_client_id="mesh-registry"),
+        KafkaConnection.from_settings(settings, default_client_id="mesh-registry").replace(
+            client_log_level=QUIET_LOG_LEVEL
+        ),
         topic=settings.registry_topic,
         transactional_id=settings.resolved_registry_writer_id,
         advertised_url=advertised_url or settings.registry_advertised_url,

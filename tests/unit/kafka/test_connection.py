@@ -456,3 +456,32 @@ def test_a_kafka_exception_without_an_error_object_keeps_its_text() -> None:
         "Kafka error at b1:9092,b2:9092 (SASL_PLAINTEXT to b1:9092,b2:9092 as orders "
         "(SCRAM-SHA-512)): something odd"
     )
+
+
+def test_a_quiet_connection_keeps_librdkafkas_reconnect_lines_off_stderr(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The registry's clients use one (``QUIET_LOG_LEVEL``): with its broker away, a
+    registry wrote 45 raw ``%3|...|FAIL|`` lines a second while saying it in its own words.
+    Shown by real librdkafka clients reconnecting to a port nothing listens on."""
+    import socket
+    import time
+
+    from mesh_stream.kafka.clients import make_producer
+    from mesh_stream.kafka.connection import QUIET_LOG_LEVEL
+
+    with socket.socket() as spare:
+        spare.bind(("127.0.0.1", 0))
+        closed = spare.getsockname()[1]
+    conn = KafkaConnection.create(f"127.0.0.1:{closed}")
+
+    def stderr_of(connection: KafkaConnection) -> str:
+        producer = make_producer(connection, {"reconnect.backoff.max.ms": 100})
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            producer.poll(0.1)
+        del producer
+        return capfd.readouterr().err
+
+    assert "|FAIL|" in stderr_of(conn)  # librdkafka's default: a line per failed connect
+    assert stderr_of(conn.replace(client_log_level=QUIET_LOG_LEVEL)) == ""
