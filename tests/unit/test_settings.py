@@ -175,6 +175,18 @@ def test_the_registry_writer_id_is_one_per_topic_unless_given(
 
 
 # -- a settings campaign's findings (hostile values, secrets in messages) -------------------
+def refusal(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> str:
+    """What a command prints for ``variable=value`` (refused), which names the variable."""
+    from mesh_stream.settings import environment_problems
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError) as caught:
+        MeshSettings()
+    message = environment_problems(caught.value)
+    assert variable in message
+    return message
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
@@ -191,13 +203,7 @@ def test_the_registry_writer_id_is_one_per_topic_unless_given(
 def test_a_refused_value_never_shows_its_secret(
     monkeypatch: pytest.MonkeyPatch, variable: str, value: str
 ) -> None:
-    from mesh_stream.settings import environment_problems
-
-    monkeypatch.setenv(variable, value)
-    with pytest.raises(ValidationError) as caught:
-        MeshSettings()
-    message = environment_problems(caught.value)
-    assert variable in message
+    message = refusal(monkeypatch, variable, value)
     assert "s3cret-1" not in message, message
 
 
@@ -237,13 +243,7 @@ def test_bootstrap_servers_need_a_host_ascii_digits_and_no_credentials(
 def test_hostile_values_are_refused_naming_the_setting(
     monkeypatch: pytest.MonkeyPatch, variable: str, value: str, says: str
 ) -> None:
-    from mesh_stream.settings import environment_problems
-
-    monkeypatch.setenv(variable, value)
-    with pytest.raises(ValidationError) as caught:
-        MeshSettings()
-    message = environment_problems(caught.value)
-    assert variable in message
+    message = refusal(monkeypatch, variable, value)
     assert says in message, message
 
 
