@@ -1,5 +1,6 @@
 """Reading the files a user names (descriptors, schemas, policies, credentials): regular
-files only, so a stray FIFO or device named like one is an error instead of a hang.
+files only, so a stray FIFO or device named like one is an error instead of a hang. And
+writing the documents mesh makes (:func:`write_replacing`): whole or not at all.
 
 Their text is UTF-8: a leading byte-order mark (which editors on Windows write) is dropped,
 since no format mesh-stream reads gives it a meaning (YAML skips it, JSON refuses it), and
@@ -8,9 +9,11 @@ bytes that are not UTF-8 are :class:`NotUTF8Error`, naming the byte and its offs
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
+import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
@@ -23,6 +26,7 @@ __all__ = [
     "open_regular",
     "read_regular_bytes",
     "read_regular_text",
+    "write_replacing",
 ]
 
 #: The UTF-8 byte-order mark, dropped from the start of the text files a user names.
@@ -110,3 +114,25 @@ def read_regular_bytes(path: Path) -> bytes:
     """``path.read_bytes()`` for regular files (or links to one) only."""
     with open_regular(path) as handle:
         return handle.read()
+
+
+def write_replacing(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` whole or not at all: into a new file beside it,
+    then renamed over it. A write cut short (a full disk, a file size limit) leaves no
+    truncated file that still reads as a document, and a symlink at ``path`` is replaced
+    rather than written through. An OSError leaves ``path`` as it was."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        # mkstemp makes it private; give it the mode the file had, or a document's 0644
+        try:
+            before = os.lstat(path).st_mode
+        except FileNotFoundError:
+            before = 0
+        os.chmod(temporary, stat.S_IMODE(before) if stat.S_ISREG(before) else 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise

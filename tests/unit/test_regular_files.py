@@ -5,6 +5,8 @@ pipe with no writer blocks for ever)."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,59 @@ def test_registry_credentials_given_as_a_fifo_are_refused(
         f"error: {fifo} (--credentials / MESH_REGISTRY_CREDENTIALS_FILE): cannot read registry "
         f"credentials ({FIFO})"
     )
+
+
+# -- writing: whole or not at all (an export campaign's findings) -------------------------
+def test_a_written_document_replaces_a_symlink_instead_of_writing_through_it(
+    tmp_path: Path,
+) -> None:
+    from mesh_stream.files import write_replacing
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    link = tmp_path / "asyncapi-orders.yaml"
+    link.symlink_to(victim)
+    write_replacing(link, "asyncapi: 3.0.0\n")
+    assert victim.read_text() == "keep me"
+    assert not link.is_symlink()
+    assert link.read_text() == "asyncapi: 3.0.0\n"
+    assert oct(link.stat().st_mode & 0o777) == "0o644"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["asyncapi-orders.yaml", "victim.txt"]
+
+
+def test_an_export_cut_short_leaves_no_truncated_document_and_names_the_file(
+    tmp_path: Path,
+) -> None:
+    """With a file size limit (as with a full disk), the export wrote the first 6 KiB of a
+    document, which still loaded as YAML, and said only `File too large (OSError)`."""
+    script = f"""
+import resource, signal, sys
+from pathlib import Path
+from mesh_stream.cli.export.common import write_documents
+from mesh_stream.errors import ConfigurationError
+out = Path({str(tmp_path)!r})
+(out / "asyncapi-orders.yaml").write_text("old: document\\n")
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (6144, 6144))
+channels = {{f"c{{i}}": {{"address": "x" * 40}} for i in range(400)}}
+big = {{"asyncapi": "3.0.0", "channels": channels}}
+try:
+    write_documents([("asyncapi-small.yaml", {{"a": 1}}), ("asyncapi-orders.yaml", big)], out)
+except ConfigurationError as exc:
+    print(exc)
+    sys.exit(3)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.startswith(
+        f"{tmp_path / 'asyncapi-orders.yaml'}: cannot write it: File too large; the file is "
+        "as it was (1 document(s) before it were written whole)"
+    ), done.stdout
+    assert (tmp_path / "asyncapi-orders.yaml").read_text() == "old: document\n"
+    assert (tmp_path / "asyncapi-small.yaml").read_text() == "a: 1\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "asyncapi-orders.yaml",
+        "asyncapi-small.yaml",
+    ]

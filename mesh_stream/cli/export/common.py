@@ -14,6 +14,7 @@ import yaml
 from mesh_stream.cli.options import NonEmptyPath, checked_registry_url
 from mesh_stream.errors import ConfigurationError, MeshError, ProjectNotFoundError
 from mesh_stream.exports.source import ExportedProduct, RegistrySource
+from mesh_stream.files import write_replacing
 from mesh_stream.project import MeshProject, locate_project
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
@@ -97,7 +98,13 @@ def write_documents(
             sys.stdout.write(f"---\n{text}" if index and yaml_text else text)
             continue
         path = output / file_name
-        path.write_text(text, encoding="utf-8")
+        try:
+            write_replacing(path, text)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"{path}: cannot write it: {exc.strerror or exc}; the file is as it was "
+                f"({len(written)} document(s) before it were written whole)"
+            ) from exc
         written.append(path)
         click.echo(f"wrote {path}", err=True)
     return written
