@@ -70,9 +70,16 @@ class ExportedProduct:
         return self.schema_id is not None
 
 
-def local_product(project: MeshProject, name: str, *, reason: str) -> ExportedProduct:
-    """``name`` from the project's own descriptor and ``.avsc``, warned as unregistered."""
-    product = project.descriptor(name)
+def local_product(
+    project: MeshProject,
+    name: str,
+    *,
+    reason: str,
+    descriptors: Mapping[str, DataProduct] | None = None,
+) -> ExportedProduct:
+    """``name`` from the project's own descriptor and ``.avsc``, warned as unregistered;
+    ``descriptors`` (the project's, by name) saves reading every descriptor again per name."""
+    product = descriptors.get(name) if descriptors is not None else project.descriptor(name)
     if product is None:
         raise ProductNotFoundError(
             f"product '{name}' is neither in the registry nor in the project at {project.root}; "
@@ -96,6 +103,14 @@ class RegistrySource:
     def __init__(self, client: RegistryClient, project: MeshProject | None = None) -> None:
         self.client = client
         self.project = project
+        #: The project's descriptors by name, read once when a product is not registered
+        #: (read per product, 1,000 unregistered products took minutes).
+        self._local: dict[str, DataProduct] | None = None
+
+    def _local_product(self, project: MeshProject, name: str, reason: str) -> ExportedProduct:
+        if self._local is None:
+            self._local = {product.name: product for product in project.descriptors()}
+        return local_product(project, name, reason=reason, descriptors=self._local)
 
     def names(self) -> list[str]:
         return sorted(str(p["name"]) for p in self.client.list_products())
@@ -111,14 +126,14 @@ class RegistrySource:
                     status=404,
                     error_code=40404,
                 ) from None
-            return local_product(self.project, name, reason="not registered in the registry")
+            return self._local_product(self.project, name, "not registered in the registry")
         facts = document.pop("registry", {})
         product = DataProduct.model_validate(document)
         try:
             latest = self.client.get_latest(product.value_subject)
         except (SubjectNotFoundError, RegistryError) as exc:
             if isinstance(exc, SubjectNotFoundError) and self.project is not None:
-                return local_product(self.project, name, reason="its schema is not registered")
+                return self._local_product(self.project, name, "its schema is not registered")
             raise
         try:
             compatibility: str | None = self.client.get_compatibility(product.value_subject)
