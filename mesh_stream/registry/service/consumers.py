@@ -25,6 +25,7 @@ so every instance serves them and they survive restarts.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -213,6 +214,15 @@ class ConsumerRegistrations:
                 raise _invalid(f"{name}: must be text, not {type(text).__name__}")
             if len(text) > limit:
                 raise _invalid(f"{name}: longer than {limit} characters ({len(text)})")
+            allowed = "\n\t" if name == "description" else ""
+            control = next(
+                (c for c in text if unicodedata.category(c) == "Cc" and c not in allowed), None
+            )
+            if control is not None:  # an escape sequence would reach every reader's terminal
+                raise _invalid(
+                    f"{name}: contains the control character {control!r} at offset "
+                    f"{text.index(control)}; give plain text"
+                )
             parsed[name] = text
         return parsed
 

@@ -133,6 +133,20 @@ def test_bad_registrations_are_refused_naming_the_field(orders: TestClient) -> N
             "the body must be a JSON object with any of reads, contact, description",
         ),
         (f"{CONSUMERS}/g", {"contact": 5}, 422, 42219, "contact: must be text, not int"),
+        (  # an escape sequence would reach the terminal of whoever lists the groups
+            f"{CONSUMERS}/g",
+            {"contact": "\x1b[31mred\x1b[0m"},
+            422,
+            42219,
+            "contact: contains the control character '\\x1b' at offset 0; give plain text",
+        ),
+        (
+            f"{CONSUMERS}/g",
+            {"description": "line one\nline two\x07\x9b"},
+            422,
+            42219,
+            "description: contains the control character '\\x07' at offset 17",
+        ),
         (
             f"{CONSUMERS}/billing%20app",
             {},
