@@ -22,7 +22,7 @@ from mesh_stream.errors import (
     SchemaError,
     SerializationError,
 )
-from mesh_stream.files import read_regular_text
+from mesh_stream.files import UTF8_BOM, read_regular_text
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.producer import ProductPublisher, UndeliveredRecord
 from mesh_stream.project import resolve_product
@@ -238,6 +238,8 @@ def publish(
         # Read first: an empty file is refused before the schema is registered or the topic made.
         name = getattr(records_file, "name", name)
         lines = records_file.readlines()
+        if lines and lines[0].startswith(UTF8_BOM):  # as the lines are read (a BOM alone too)
+            lines[0] = lines[0][len(UTF8_BOM) :]
         if not any(line.strip() for line in lines):
             raise ConfigurationError(
                 f"{name}: no records in the file (JSON Lines: one JSON object per line)"

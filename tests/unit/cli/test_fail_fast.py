@@ -37,7 +37,7 @@ def test_tail_names_the_setting_when_no_broker_answers(monkeypatch: pytest.Monke
     assert result.stdout == ""
 
 
-@pytest.mark.parametrize("content", ["", "\n  \n\n"])
+@pytest.mark.parametrize("content", ["", "\n  \n\n", "\ufeff\n", "\ufeff"])  # a BOM alone too
 def test_publish_refuses_an_empty_file_before_touching_registry_or_kafka(
     tmp_path: Path, content: str
 ) -> None:
