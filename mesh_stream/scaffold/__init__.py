@@ -16,6 +16,7 @@ from pathlib import Path
 
 from mesh_stream.descriptor import NAME_PART
 from mesh_stream.errors import ConfigurationError
+from mesh_stream.files import write_replacing
 from mesh_stream.project import domain_name_problem
 
 DOMAIN_NAME = re.compile(rf"^{NAME_PART}\Z")
@@ -114,7 +115,7 @@ def scaffold(domain: str, target: Path, *, force: bool = False) -> Scaffold:
             relative = destination.format(domain=domain)
             path = target / relative
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(render(template, domain), encoding="utf-8")
+            write_replacing(path, render(template, domain))  # never through a symlink
             written.append(relative)
     except OSError as exc:  # e.g. a parent that is a file, or a folder that cannot be made
         raise _cannot_write(target, exc, written) from exc

@@ -70,6 +70,21 @@ def test_init_refuses_a_non_empty_folder_unless_forced(tmp_path: Path) -> None:
     assert (tmp_path / "mesh.yaml").is_file()
 
 
+def test_init_forced_over_a_symlink_replaces_the_link_not_what_it_points_at(
+    tmp_path: Path,
+) -> None:
+    """`mesh init --force` wrote README.md through a symlink there (an export campaign)."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    target = tmp_path / "repo"
+    target.mkdir()
+    (target / "README.md").symlink_to(victim)
+    scaffold("inventory", target, force=True)
+    assert victim.read_text() == "keep me"
+    assert not (target / "README.md").is_symlink()
+    assert "inventory" in (target / "README.md").read_text()
+
+
 @pytest.mark.parametrize("domain", ["Inventory", "1st", "in_ventory", "a" * 65, "", "inv.x", "a-"])
 def test_init_refuses_a_bad_domain_in_one_line(tmp_path: Path, domain: str) -> None:
     result = CliRunner().invoke(cli, ["init", domain, str(tmp_path / "x")])
