@@ -102,6 +102,13 @@ class Credentials:
                 )
             if not token.strip():
                 raise _empty_token(principal, source)
+            if any(c.isspace() or not c.isprintable() for c in token.strip()):
+                # no client could send it: they refuse a token with whitespace inside
+                raise ConfigurationError(
+                    f"{source}: the token of principal {principal!r} holds whitespace or "
+                    f"control characters inside it, which no client can send (its value is "
+                    f"not shown)"
+                )
 
     def __bool__(self) -> bool:
         return bool(self._tokens)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -447,6 +448,21 @@ def test_a_credentials_string_naming_no_principal_is_refused(text: str) -> None:
         "MESH_REGISTRY_CREDENTIALS names no principal: give `principal:token,...` (e.g. "
         "`admin:s3cret,orders:t0ken`), or unset it"
     )
+
+
+def test_a_token_no_client_could_send_is_refused_without_showing_it(tmp_path: Path) -> None:
+    """A credentials file took `admin: "SECRETX 1234567890abc"`, which every client then
+    refused to send (an export campaign)."""
+    from mesh_stream.errors import ConfigurationError
+
+    path = tmp_path / "credentials.yaml"
+    path.write_text('admin: "SECRETX 1234567890abc"\n')
+    with pytest.raises(ConfigurationError) as caught:
+        Credentials.load(path)
+    assert "the token of principal 'admin' holds whitespace or control characters" in str(
+        caught.value
+    )
+    assert "SECRETX" not in str(caught.value)
 
 
 def test_a_token_in_the_registry_url_is_sent_as_basic_and_never_shown() -> None:
