@@ -107,6 +107,31 @@ def v2_order(index: int) -> dict[str, Any]:
     return record
 
 
+def publish_orders(
+    product: DataProduct, bootstrap: str, writer: RegistryClient, numbers: range
+) -> None:
+    """Orders ``numbers`` published to ``product`` with its latest schema, all delivered."""
+    with ProductPublisher(
+        product, bootstrap_servers=bootstrap, registry=writer, root=REPO_ROOT
+    ) as publisher:
+        publisher.publish_many([make_order(i) for i in numbers])
+
+
+def outage_consumer(
+    product: DataProduct, group: str, bootstrap: str, reader: RegistryClient, wait_seconds: float
+) -> ProductConsumer:
+    """``group``'s consumer of ``product`` from the beginning, waiting ``wait_seconds`` for an
+    unavailable registry."""
+    return ProductConsumer(
+        [product],
+        group_id=group,
+        bootstrap_servers=bootstrap,
+        registry=reader,
+        from_beginning=True,
+        registry_wait_seconds=wait_seconds,
+    )
+
+
 def consume_until(
     consumer: ProductConsumer, count: int, into: list[ConsumedRecord], seconds: float = 30
 ) -> None:
@@ -137,25 +162,12 @@ def test_registry_down_the_consumer_waits_raises_after_its_deadline_and_skips_no
         RegistryClient(registry.url, principal="orders", token=TOKENS["orders"]) as writer,
         RegistryClient(registry.url) as reader,
     ):
-        with ProductPublisher(
-            product, bootstrap_servers=bootstrap, registry=writer, root=REPO_ROOT
-        ) as publisher:
-            publisher.publish_many([make_order(i) for i in range(100)])
+        publish_orders(product, bootstrap, writer, range(100))
         got: list[ConsumedRecord] = []
-        consumer = ProductConsumer(
-            [product],
-            group_id=group,
-            bootstrap_servers=bootstrap,
-            registry=reader,
-            from_beginning=True,
-            registry_wait_seconds=2.0,
-        )
+        consumer = outage_consumer(product, group, bootstrap, reader, 2.0)
         try:
             consume_until(consumer, 100, got)  # schema v1 is now cached, v2 is not
-            with ProductPublisher(
-                product, bootstrap_servers=bootstrap, registry=writer, root=REPO_ROOT
-            ) as publisher:
-                publisher.publish_many([make_order(i) for i in range(100, 200)])
+            publish_orders(product, bootstrap, writer, range(100, 200))
             with ProductPublisher(
                 product,
                 bootstrap_servers=bootstrap,
@@ -209,20 +221,10 @@ def test_a_hung_registry_holds_consume_no_longer_than_its_timeout(kafka: KafkaAd
         RegistryClient(registry.url, principal="orders", token=TOKENS["orders"]) as writer,
         RegistryClient(registry.url) as reader,
     ):
-        with ProductPublisher(
-            product, bootstrap_servers=bootstrap, registry=writer, root=REPO_ROOT
-        ) as publisher:
-            publisher.publish_many([make_order(i) for i in range(10)])
+        publish_orders(product, bootstrap, writer, range(10))
         assert registry.process is not None
         registry.process.send_signal(signal.SIGSTOP)
-        consumer = ProductConsumer(
-            [product],
-            group_id=group,
-            bootstrap_servers=bootstrap,
-            registry=reader,
-            from_beginning=True,
-            registry_wait_seconds=4.0,
-        )
+        consumer = outage_consumer(product, group, bootstrap, reader, 4.0)
         try:
             began = time.monotonic()
             calls: list[float] = []
