@@ -132,9 +132,9 @@ def bootstrap_servers_problem(servers: str) -> str | None:
         if colon and not host:
             return f"has no host name in {shown} (host:port)"
         if colon and not host.endswith(":") and not number:
-            return f"has port {port!r} in {shown}, not a port number (0-65535)"
-        if colon and number and int(port) > 65535:
-            return f"has port {port} in {shown}, not a port number (0-65535)"
+            return f"has port {port!r} in {shown}, not a port number (1-65535)"
+        if colon and number and not 1 <= int(port) <= 65535:
+            return f"has port {port} in {shown}, not a port number (1-65535)"
     return None
 
 
@@ -488,10 +488,20 @@ class MeshSettings(BaseSettings):
         "(one JSON object per line).",
     )
 
-    @field_validator("project_root", mode="before")
+    @field_validator(
+        "project_root",
+        "governance_root",
+        "kafka_ssl_ca_location",
+        "kafka_ssl_certificate_location",
+        "kafka_ssl_key_location",
+        "registry_credentials_file",
+        "processor_metrics_port",
+        mode="before",
+    )
     @classmethod
-    def _empty_root_is_unset(cls, value: object) -> object:
-        """``MESH_PROJECT_ROOT=`` means unset (the nearest mesh.yaml upwards), not Path(".")."""
+    def _empty_is_unset(cls, value: object) -> object:
+        """``MESH_PROJECT_ROOT=`` means unset (the nearest mesh.yaml upwards), not Path("."):
+        an empty optional path or port is the same as no setting, never the current folder."""
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator(

@@ -142,7 +142,8 @@ def test_a_monitor_interval_past_a_week_is_refused_before_the_sleep_overflows() 
     [
         ("http://127.0.0.1:9092", "has 'http://' in 'http://127.0.0.1:9092': bootstrap servers"),
         ("a:9092,ftp://x", "has 'ftp://' in 'ftp://x': bootstrap servers are Kafka listeners"),
-        ("a:9092,b:x", "has port 'x' in 'b:x', not a port number (0-65535)"),
+        ("a:9092,b:x", "has port 'x' in 'b:x', not a port number (1-65535)"),
+        ("a:0", "has port 0 in 'a:0', not a port number (1-65535)"),
     ],
 )
 def test_a_bootstrap_url_or_bad_port_is_refused_before_anything_connects(
@@ -262,3 +263,24 @@ def test_sensible_values_of_the_newly_bounded_settings_are_taken(
     settings = MeshSettings()
     assert settings.broker_heap == "2g"
     assert settings.openlineage_running_minutes == 0.01
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "MESH_GOVERNANCE_ROOT",
+        "MESH_KAFKA_SSL_CA_LOCATION",
+        "MESH_KAFKA_SSL_CERTIFICATE_LOCATION",
+        "MESH_KAFKA_SSL_KEY_LOCATION",
+        "MESH_REGISTRY_CREDENTIALS_FILE",
+        "MESH_PROCESSOR_METRICS_PORT",
+    ],
+)
+def test_an_empty_optional_path_or_port_is_unset_not_the_current_folder(
+    variable: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`MESH_KAFKA_SSL_CA_LOCATION=` became Path("."), which librdkafka then failed to read
+    as a CA file; an empty metrics port was a validation error."""
+    monkeypatch.setenv(variable, "  ")
+    field = variable.removeprefix("MESH_").lower()
+    assert getattr(MeshSettings(), field) is None
