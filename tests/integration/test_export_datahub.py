@@ -128,6 +128,30 @@ def test_an_unknown_product_is_one_line_naming_it(
         assert "nowhere.no-such-product" in lines[0]
 
 
+def test_lineage_of_source_products_only_is_an_error_and_writes_nothing(
+    registry: RegistryAddress,
+    kafka: KafkaAddress,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """A source product has no inputs: the export wrote an empty openlineage.jsonl (over any
+    file already there) and exited 0 with a warning."""
+    for name, value in _env(registry, kafka).items():
+        monkeypatch.setenv(name, value)
+    earlier = tmp_path / "openlineage.jsonl"
+    earlier.write_text("{}\n")
+    args = ["export", "openlineage", "orders.order-placed", "--output", str(tmp_path)]
+    assert run(args) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [
+        "error: no lineage to export: none of orders.order-placed is built from other "
+        "products (no inputs); name an aggregate product, or see `mesh products lineage`; "
+        "nothing written"
+    ]
+    assert earlier.read_text() == "{}\n"
+
+
 def test_gms_url_sends_the_proposals_with_the_token_never_printed(
     registry: RegistryAddress,
     kafka: KafkaAddress,

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mesh_stream.cli.export.common import open_source, product_selection, selected, write_documents
-from mesh_stream.errors import ProductNotFoundError, SubjectNotFoundError
+from mesh_stream.errors import MeshError, ProductNotFoundError, SubjectNotFoundError
 from mesh_stream.exports.source import ExportedProduct, KafkaServer, RegistrySource
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.settings import MeshSettings
@@ -50,5 +50,10 @@ def openlineage(
     server = KafkaServer.from_connection(KafkaConnection.from_settings(settings))
     events = static_lineage(chosen, server, known=inputs_of(source, chosen))
     if not events:
-        click.echo("warning: none of these products is built from others: no lineage", err=True)
+        names_shown = [item.product.name for item in chosen]
+        which = ", ".join(names_shown) if len(names_shown) <= 5 else f"the {len(names_shown)}"
+        raise MeshError(
+            f"no lineage to export: none of {which} is built from other products (no inputs); "
+            f"name an aggregate product, or see `mesh products lineage`; nothing written"
+        )
     write_documents([(FILE_NAME, [to_document(event) for event in events])], output)
