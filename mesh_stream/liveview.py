@@ -38,6 +38,7 @@ from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.processing.names import processor_app_id, sources_group
 from mesh_stream.schema.codec import RecordDecoder, SchemaSource
 from mesh_stream.supervisor import ChildState, ChildStatus, SupervisorEvent
+from mesh_stream.terminal import cell, visible
 
 #: Decodes one Confluent-framed record value into a mapping.
 Decoder = Callable[[bytes], Mapping[str, Any]]
@@ -515,18 +516,18 @@ def render(
     for stats in snapshot.products if snapshot else ():
         dlq = f"[red]{stats.dead_letters}[/]" if stats.dead_letters else "0"
         products.add_row(
-            stats.name,
+            cell(stats.name),
             stats.kind,
-            stats.topic,
+            cell(stats.topic),
             "no topic" if stats.records is None else str(stats.records),
             _rate_text(stats.rate),
             dlq,
             health_text(stats.health),
         )
         if stats.latest is not None:
-            latest.add_row(stats.name, format_record(stats.latest, width=400))
+            latest.add_row(cell(stats.name), cell(format_record(stats.latest, width=400)))
         elif stats.latest_error:
-            latest.add_row(stats.name, Text(stats.latest_error, style="red"))
+            latest.add_row(cell(stats.name), cell(stats.latest_error, style="red"))
     parts.append(products)
     if latest.row_count:
         parts.append(latest)
@@ -537,7 +538,7 @@ def render(
         lag.add_column("lag", justify="right")
         lag.add_column("topics")
         for group in snapshot.groups:
-            lag.add_row(group.group, str(group.lag), ", ".join(group.topics))
+            lag.add_row(cell(group.group), str(group.lag), cell(", ".join(group.topics)))
         parts.append(lag)
 
     counts = log_errors or {}
@@ -561,7 +562,7 @@ def render(
         stopped = Text()
         for name, line in sorted(crashes.items()):
             stopped.append(f"{name}: ", style="bold")
-            stopped.append(f"{line}\n", style="red")
+            stopped.append(f"{visible(line)}\n", style="red")
         parts.append(Text("Processor crashes (latest per process)", style="bold italic"))
         parts.append(stopped)
 
@@ -570,9 +571,9 @@ def render(
     if recent or problems:
         lines = Text()
         for problem in problems[-max_events:]:
-            lines.append(f"monitor: {problem}\n", style="red")
+            lines.append(f"monitor: {visible(problem)}\n", style="red")
         for event in recent:
-            lines.append(event.line() + "\n", style="red" if event.is_problem else "")
+            lines.append(visible(event.line()) + "\n", style="red" if event.is_problem else "")
         parts.append(Text("Recent events", style="bold italic"))
         parts.append(lines)
     return Group(*parts)

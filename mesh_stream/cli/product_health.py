@@ -23,6 +23,7 @@ from mesh_stream.health import Alert, Figure, ProductHealth, worst
 from mesh_stream.kafka.clients import make_consumer
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.liveview import health_text, status_text
+from mesh_stream.terminal import cell, visible
 
 #: How often `--watch` asks the registry again.
 WATCH_SECONDS = 5.0
@@ -57,11 +58,11 @@ def status_table(every: Mapping[str, ProductHealth], title: str = "product healt
     for name, health in sorted(every.items()):
         figure = worst_figure(health)
         table.add_row(
-            name,
+            cell(name),
             health_text(health),
             when(health.since_ms),
-            figure_text(figure) if figure is not None else "",
-            health.reason,
+            cell(figure_text(figure) if figure is not None else ""),
+            cell(health.reason),
         )
     return table
 
@@ -95,7 +96,7 @@ def health_block(health: ProductHealth) -> RenderableType:
     )
     parts: list[RenderableType] = [head]
     if health.reason:
-        parts.append(Text(f"reason: {health.reason}"))
+        parts.append(Text(f"reason: {visible(health.reason)}"))
     if health.upstream_breached:
         parts.append(Text(f"upstream breached: {', '.join(health.upstream_breached)}", style="red"))
     if health.figures:
@@ -103,11 +104,11 @@ def health_block(health: ProductHealth) -> RenderableType:
         for figure in health.figures:
             figures.add_row(
                 figure.name.value,
-                figure.subject or "",
+                cell(figure.subject or ""),
                 _number(figure.value),
                 _number(figure.slo),
                 status_text(figure.status),
-                figure.reason,
+                cell(figure.reason),
             )
         parts.append(figures)
     return Group(*parts)

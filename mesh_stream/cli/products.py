@@ -50,6 +50,7 @@ from mesh_stream.products_plan import (
 from mesh_stream.project import MeshProject, find_project
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
+from mesh_stream.terminal import cell, visible
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 url_option = click.option(
@@ -153,7 +154,7 @@ def list_products(
             product.get("registry", {}).get("topic", ""),
             f"v{product.get('registry', {}).get('schema_version')} "
             f"(id {product.get('registry', {}).get('schema_id')})",
-            " ".join(str(product["description"]).split()),
+            visible(" ".join(str(product["description"]).split())),
         )
         for product in found
     ]
@@ -186,13 +187,15 @@ def show(settings: MeshSettings, name: str, as_json: bool, registry_url: str | N
     table = Table("field", "value", show_header=False)
     for key, value in {**product, **facts}.items():
         shown = value if isinstance(value, str) else json.dumps(value)
-        table.add_row(key, shown)
+        table.add_row(cell(key), cell(shown))
     console = Console()
     console.print(table)
     version = facts.get("schema_version")
     listing = Table("name", "type", "pii", "doc", title=f"schema fields (version {version})")
     for item in fields:
-        listing.add_row(item.name, item.type, "pii" if item.pii else "", item.doc or "")
+        listing.add_row(
+            cell(item.name), cell(item.type), "pii" if item.pii else "", cell(item.doc or "")
+        )
     console.print(listing)
     if health is None:
         console.print("health: unknown (this registry does not serve product health)")
@@ -302,7 +305,7 @@ def lineage(
         _print_json(graph)
         return
     edges = [(e["from"], e["to"]) for e in graph["edges"]]
-    root = Tree(f"[bold]{name}[/bold]")
+    root = Tree(cell(name, style="bold"))
     if direction in ("upstream", "both"):
         branch = root.add("upstream (built from)")
         if not _grow(branch, name, edges, upstream=True, seen=set()):
@@ -386,11 +389,11 @@ def consumers(
     table = Table("group", "owner", "reads", "contact", "registered", title=f"consumers of {name}")
     for item in found:
         table.add_row(
-            item["group"],
-            str(item.get("owner") or ""),
-            ", ".join(item.get("reads") or []) or "(no field named)",
-            str(item.get("contact") or ""),
-            f"{item.get('registered_at') or ''} by {item.get('registered_by') or '?'}",
+            cell(item["group"]),
+            cell(item.get("owner") or ""),
+            cell(", ".join(item.get("reads") or []) or "(no field named)"),
+            cell(item.get("contact") or ""),
+            cell(f"{item.get('registered_at') or ''} by {item.get('registered_by') or '?'}"),
         )
     Console().print(table)
     click.echo(f"{len(found)} consumer group(s)", err=True)
@@ -406,7 +409,7 @@ def _grow(
         else sorted(b for a, b in edges if a == name)
     )
     for item in nexts:
-        child = node.add(item)
+        child = node.add(cell(item))
         if item not in seen:
             seen.add(item)
             _grow(child, item, edges, upstream=upstream, seen=seen)

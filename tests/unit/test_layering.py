@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "files": 0,  # reading user-named files: regular files only
     "health": 1,  # the product-health shapes the monitor, registry and CLI share
     "logformat": 0,  # the log line formats entry points install (text or JSON)
+    "terminal": 0,  # other people's text made safe for a terminal (rich markup, controls)
     "tracing": 1,  # trace context on records (OpenTelemetry optional, imported lazily)
     "schema": 1,
     "kafka": 1,

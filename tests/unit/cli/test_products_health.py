@@ -259,3 +259,13 @@ def test_an_interval_without_watch_is_refused() -> None:
     result = CliRunner().invoke(cli, ["products", "status", "--interval", "3"])
     assert result.exit_code == 2
     assert "--interval sets how often --watch redraws; add --watch" in result.stderr
+
+
+def test_the_worst_figures_subject_is_shown_in_its_brackets() -> None:
+    """`lag_seconds [mesh-orders.revenue-rekey] ...`: rich took the bracketed group name for
+    markup and dropped it from the status table."""
+    lagging = LAG.model_copy(update={"status": Status.BREACHED})
+    every = {PLACED: _health(PLACED, Status.BREACHED, 1, figures=(lagging,))}
+    out = io.StringIO()
+    Console(file=out, width=200).print(health_view.status_table(every))
+    assert "lag_seconds [mesh-orders.revenue-rekey] 1.5 (SLO 30) breached" in out.getvalue()

@@ -35,6 +35,13 @@ SCHEMA = {
 }
 
 
+NOTES = {
+    "type": "record",
+    "name": "Note",
+    "fields": [{"name": "amount", "type": "long", "doc": "amount [cents], closing [/b]"}],
+}
+
+
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
     running = RegistryServer(create_app(InMemoryStore()))
@@ -47,6 +54,14 @@ def url() -> Iterator[str]:
                 schema="schemas/customers/profile.avsc",
                 classification="pii",
                 key_field="customer_id",
+            )
+        )
+        client.register_schema("customers.notes.v1-value", json.dumps(NOTES))
+        client.put_product(
+            descriptor(
+                "customers.notes",
+                schema="schemas/customers/notes.avsc",
+                description="Notes [/x] in [brackets]",
             )
         )
     yield address
@@ -79,3 +94,15 @@ def test_show_prints_a_fields_table(url: str) -> None:
     assert [cell.strip() for cell in rows[0].strip("│ ").split("│")] == [
         "email", "string", "pii", "Where to write to."
     ]  # fmt: skip
+
+
+def test_show_prints_descriptions_and_docs_with_brackets_as_written(url: str) -> None:
+    """rich took `[cents]` for markup and dropped it; `[/x]` raised MarkupError (exit 70)."""
+    result = CliRunner().invoke(
+        cli,
+        ["products", "show", "customers.notes"],
+        env={"MESH_REGISTRY_URL": url, "COLUMNS": "160"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "Notes [/x] in [brackets]" in result.stdout
+    assert "amount [cents], closing [/b]" in result.stdout

@@ -143,6 +143,24 @@ def test_render_shows_products_lag_children_and_events(tmp_path: Path) -> None:
     assert "monitor: end offset of x[0] unknown: timeout" in text
 
 
+def test_record_values_and_group_names_are_shown_literally(tmp_path: Path) -> None:
+    """rich read `[...]` in a cell as markup: `[/x]` raised MarkupError (the whole view
+    stopped) and `[cents]` vanished; an ESC in a record reached the terminal."""
+    record = {"note": "amount [cents] then [/x]", "raw": "\x1b[2Jgone"}
+    stats = ProductStats("a.b", "aggregate", "a.b.v1", 1, 0.1, 0, latest=record)
+    view = MeshSnapshot(
+        taken_at=1.0,
+        products=(stats,),
+        groups=(GroupLag("[group]", 3, ("a.b.v1",)),),
+        problems=("bad \x1b]0;title\x07",),
+    )
+    text = render_text(render(ViewContext("k:1", None, tmp_path, 0.0), view, [], []), 300)
+    assert "note=amount [cents] then [/x] raw=\\x1b[2Jgone" in text
+    assert "[group]" in text
+    assert "monitor: bad \\x1b]0;title\\x07" in text
+    assert "\x1b" not in text
+
+
 def test_render_before_the_first_sample(tmp_path: Path) -> None:
     context = ViewContext("k:1", None, tmp_path, started_at=10.0)
     text = render_text(render(context, None, [], [], now=12.0))

@@ -1,0 +1,33 @@
+"""Text other people wrote (descriptors, schema docs, consumer registrations, records), made
+safe to show in a terminal.
+
+rich reads ``[...]`` in a plain string as markup: ``amount [cents]`` lost its word and
+``[/x]`` raised ``MarkupError``. And a control character (ESC, a bidi override) in a stored
+field would reach the reader's terminal. Every table cell and tree label that shows such text
+goes through :func:`cell`.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+__all__ = ["cell", "visible"]
+
+#: Kept as they are: a description may span lines.
+_LAYOUT = frozenset("\n\t")
+
+
+def visible(value: object) -> str:
+    """``value`` as text whose unprintable characters are written as escapes (``\\x1b``)."""
+    text = value if isinstance(value, str) else str(value)
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() or c in _LAYOUT else c.encode("unicode_escape").decode("ascii")
+        for c in text
+    )
+
+
+def cell(value: object, style: str = "") -> Text:
+    """A table cell or tree label showing ``value`` literally: no markup, no control codes."""
+    return Text(visible(value), style=style)
