@@ -10,6 +10,7 @@ for every part of the mesh at once. ``config`` adds the client's own keys on top
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -82,14 +83,26 @@ def batches_within(settings: Mapping[str, Any], limits: list[int]) -> dict[str, 
     return dict(settings) if given <= fitting else {**settings, "batch.size": max(1, fitting)}
 
 
+#: Where the producers' and consumers' own librdkafka lines go (a failed connect, a broker
+#: gone), served by their ``poll``/``consume``/``flush``: through Python logging, so the
+#: application's setup decides their format (``MESH_LOG_FORMAT=json`` too), level and place.
+#: Written straight to stderr by librdkafka instead, they bypassed all three. An application
+#: that sets up no logging still sees the warnings and errors on stderr (Python's last resort).
+LIBRDKAFKA_LOGGER = logging.getLogger("mesh_stream.kafka.librdkafka")
+
+
+def _logged(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {"logger": LIBRDKAFKA_LOGGER, **(config or {})}
+
+
 def make_producer(conn: KafkaConnection, config: Mapping[str, Any] | None = None) -> Producer:
     """A confluent-kafka ``Producer`` on ``conn`` with ``config`` on top."""
-    return Producer(conn.librdkafka_config(config))
+    return Producer(conn.librdkafka_config(_logged(config)))
 
 
 def make_consumer(conn: KafkaConnection, config: Mapping[str, Any] | None = None) -> Consumer:
     """A confluent-kafka ``Consumer`` on ``conn``; ``config`` must hold ``group.id``."""
-    return Consumer(conn.librdkafka_config(config))
+    return Consumer(conn.librdkafka_config(_logged(config)))
 
 
 def make_admin(conn: KafkaConnection, config: Mapping[str, Any] | None = None) -> AdminClient:

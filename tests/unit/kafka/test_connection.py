@@ -458,16 +458,20 @@ def test_a_kafka_exception_without_an_error_object_keeps_its_text() -> None:
     )
 
 
-def test_a_quiet_connection_keeps_librdkafkas_reconnect_lines_off_stderr(
-    capfd: pytest.CaptureFixture[str],
+def test_librdkafkas_own_lines_go_through_python_logging_and_a_quiet_connection_has_none(
+    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The registry's clients use one (``QUIET_LOG_LEVEL``): with its broker away, a
-    registry wrote 45 raw ``%3|...|FAIL|`` lines a second while saying it in its own words.
-    Shown by real librdkafka clients reconnecting to a port nothing listens on."""
+    """librdkafka wrote its lines (`%3|...|FAIL|...`, one per failed reconnect of each
+    client) straight to stderr, past the application's logging and MESH_LOG_FORMAT=json.
+    They now reach the `mesh_stream.kafka.librdkafka` logger. The registry's clients use a
+    quiet connection (``QUIET_LOG_LEVEL``): with its broker away, it wrote 45 such lines a
+    second while saying it in its own words. Shown by real librdkafka clients reconnecting to
+    a port nothing listens on."""
+    import logging
     import socket
     import time
 
-    from mesh_stream.kafka.clients import make_producer
+    from mesh_stream.kafka.clients import LIBRDKAFKA_LOGGER, make_consumer, make_producer
     from mesh_stream.kafka.connection import QUIET_LOG_LEVEL
 
     with socket.socket() as spare:
@@ -475,13 +479,26 @@ def test_a_quiet_connection_keeps_librdkafkas_reconnect_lines_off_stderr(
         closed = spare.getsockname()[1]
     conn = KafkaConnection.create(f"127.0.0.1:{closed}")
 
-    def stderr_of(connection: KafkaConnection) -> str:
+    def lines_of(connection: KafkaConnection) -> list[str]:
+        caplog.clear()
         producer = make_producer(connection, {"reconnect.backoff.max.ms": 100})
+        consumer = make_consumer(connection, {"group.id": "g", "reconnect.backoff.max.ms": 100})
+        consumer.subscribe(["t"])
         deadline = time.monotonic() + 1.5
         while time.monotonic() < deadline:
-            producer.poll(0.1)
+            producer.poll(0.05)
+            consumer.poll(0.05)
+        consumer.close()
         del producer
-        return capfd.readouterr().err
+        assert capfd.readouterr().err == ""  # nothing written past Python logging
+        return [
+            f"{r.levelname} {r.getMessage()}"
+            for r in caplog.records
+            if r.name == LIBRDKAFKA_LOGGER.name
+        ]
 
-    assert "|FAIL|" in stderr_of(conn)  # librdkafka's default: a line per failed connect
-    assert stderr_of(conn.replace(client_log_level=QUIET_LOG_LEVEL)) == ""
+    with caplog.at_level(logging.INFO, logger=LIBRDKAFKA_LOGGER.name):
+        found = lines_of(conn)
+        assert any(line.startswith("ERROR FAIL [rdkafka#producer") for line in found), found
+        assert any(line.startswith("ERROR FAIL [rdkafka#consumer") for line in found), found
+        assert lines_of(conn.replace(client_log_level=QUIET_LOG_LEVEL)) == []
