@@ -40,6 +40,7 @@ from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import ProcessorError
 from mesh_stream.health import NEWEST_INPUT_HEADER
 from mesh_stream.kafka import topics
+from mesh_stream.kafka.clients import probe
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.processing import faust_seams
 from mesh_stream.processing.codec import FramedAvroDecoder, FramedAvroEncoder
@@ -66,6 +67,9 @@ log = logging.getLogger(__name__)
 #: "exactly_once" was tried with faust-streaming 0.15.3 / aiokafka 0.14: after a kill -9 and
 #: restart the correctness test found lost updates, so at-least-once + dedup is used instead.
 PROCESSING_GUARANTEE = "at_least_once"
+#: Seconds a worker waits at start for Kafka to answer before it says why it cannot connect
+#: (an authentication, TLS or protocol error is said at once).
+KAFKA_WAIT_S = 30.0
 #: How often faust commits what the aggregate agent has processed (and flushed).
 COMMIT_INTERVAL_S = 1.0
 
@@ -151,6 +155,10 @@ def prepare(
         conn = KafkaConnection.from_settings(
             settings, default_client_id=processor_app_id(output.name)
         )
+        # Kafka checked the way the CLI checks it: a wrong protocol or credential is named
+        # at once (TLS against a PLAINTEXT listener waited 30 s in the topics' creation,
+        # then said that no broker answers).
+        probe(conn, timeout=KAFKA_WAIT_S)
         ensure_topics(conn, (*inputs, output))
         for product in inputs:  # where undecodable input records go
             ensure_internal_topic(conn, product.dlq_topic, product.partitions)

@@ -310,6 +310,24 @@ def test_sasl_settings_against_a_plaintext_listener_name_the_protocol_setting(
         assert "not-shown-anywhere" not in str(caught.value)
 
 
+def test_tls_against_a_plaintext_listener_is_named_at_once(kafka: KafkaAddress) -> None:
+    """A processor worker with MESH_KAFKA_SECURITY_PROTOCOL=SSL against a PLAINTEXT broker
+    waited 30 s in the topics' creation, then said that no broker answers; `prepare` now
+    asks through `probe`, as the CLI does."""
+    conn = KafkaConnection.from_settings(
+        MeshSettings(bootstrap_servers=kafka.bootstrap_servers, kafka_security_protocol="SSL")
+    )
+    started = time.monotonic()
+    with pytest.raises(KafkaAuthenticationError) as caught:
+        probe(conn, timeout=30)
+    assert time.monotonic() - started < 15
+    assert str(caught.value).startswith(
+        f"{kafka.bootstrap_servers} is a PLAINTEXT listener (it answers Kafka requests without "
+        "credentials or TLS), but mesh connects over SSL: set MESH_KAFKA_SECURITY_PROTOCOL="
+        "PLAINTEXT"
+    )
+
+
 def test_a_restart_with_a_new_domain_adds_its_user_and_keeps_the_others(
     sasl_cluster: SecuredCluster,
 ) -> None:

@@ -110,7 +110,9 @@ def test_prepare_builds_the_spec_from_the_project_and_the_registry(
 ) -> None:
     published = publish_input(server)
     created: list[list[str]] = []
-    # The topics are Kafka's business (tests/integration/test_processors.py); here: which ones.
+    # The topics are Kafka's business (tests/integration/test_processors.py); here: which ones,
+    # after Kafka's settings are checked (a wrong protocol is named at once, not in 30 s).
+    monkeypatch.setattr(processing_app, "probe", lambda _conn, **_timeout: created.append(["?"]))
     monkeypatch.setattr(
         processing_app,
         "ensure_topics",
@@ -128,7 +130,7 @@ def test_prepare_builds_the_spec_from_the_project_and_the_registry(
     assert spec.output == project.descriptor(OUTPUT)
     assert spec.output_schema == project.schema_path(spec.output).read_text(encoding="utf-8")
     assert set(spec.input_schemas) == {INPUT}
-    assert created == [[published.topic, spec.output.topic], [published.dlq_topic]]
+    assert created == [["?"], [published.topic, spec.output.topic], [published.dlq_topic]]
     registered = analytics.get_latest(spec.output.value_subject)
     assert registered.schema_id == spec.output_schema_id
     assert analytics.get_product(OUTPUT)["inputs"] == [INPUT]  # its lineage, in the catalog
@@ -245,6 +247,7 @@ def test_prepare_registers_the_rekey_group_with_the_fields_the_processor_reads(
     """Once a processor has started, the registry refuses an input version that drops a
     field it reads, naming its group (not only products that declare field_lineage)."""
     published = publish_input(server)
+    monkeypatch.setattr(processing_app, "probe", lambda _conn, **_timeout: None)
     monkeypatch.setattr(processing_app, "ensure_topics", lambda _conn, _products: None)
     monkeypatch.setattr(processing_app, "ensure_internal_topic", lambda _c, _t, _p: None)
 
