@@ -279,6 +279,16 @@ class MeshSettings(BaseSettings):
         "on another topic than _mesh_registry uses `mesh-registry-writer-<topic>`, so "
         "registries on different topics never fence each other.",
     )
+    registry_writer_lease_seconds: float = Field(
+        default=10.0,
+        ge=2.0,
+        le=600.0,
+        description="How long the writer's claim holds without renewal (renewed every third of "
+        "it): when a writer dies, another instance takes over this long (plus a second or two) "
+        "after its last renewal. Shorter fails over faster; longer rides out longer pauses "
+        "(GC, a frozen VM, a slow broker) without a takeover. Each writer states its own in "
+        "its claim.",
+    )
     registry_advertised_url: str | None = Field(
         default=None,
         description="URL the other registry instances forward writes to while this one is the "

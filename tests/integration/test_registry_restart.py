@@ -259,20 +259,21 @@ def test_a_second_writer_id_on_the_topic_is_refused_at_start_up(kafka: KafkaAddr
         assert sorted(_all_ids(url)) == [1, 2, 3, 4]
 
 
-# A registry with a short writer lease, in a process of its own so the test can freeze it
+# A registry with a short writer lease (MESH_REGISTRY_WRITER_LEASE_SECONDS), as `mesh registry
+# serve` builds it, in a process of its own so the test can freeze it
 # (SIGSTOP: a long GC pause, a frozen VM) past its lease and let another writer take over.
 LEASED_REGISTRY = """
 import sys, time
-from mesh_stream.registry.service.app import create_app
-from mesh_stream.registry.service.kafka_store import KafkaStore
-from mesh_stream.registry.service.server import RegistryServer, bind_listener
+from mesh_stream.registry.service.server import RegistryServer, bind_listener, build_registry
+from mesh_stream.settings import MeshSettings
 listener = bind_listener("127.0.0.1", 0)
 url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-store = KafkaStore(
-    sys.argv[1], topic=sys.argv[2], transactional_id=sys.argv[3], writer_lease=2.0,
-    advertised_url=url,
+settings = MeshSettings(
+    bootstrap_servers=sys.argv[1], registry_topic=sys.argv[2], registry_writer_id=sys.argv[3],
+    registry_writer_lease_seconds=2, registry_open_writes=True,
 )
-server = RegistryServer(create_app(store), listener=listener)
+app, store = build_registry(settings, validators=[], advertised_url=url)
+server = RegistryServer(app, listener=listener)
 print(server.start(), flush=True)
 while True:
     time.sleep(1)

@@ -85,6 +85,7 @@ def build_registry(
         ),
         topic=settings.registry_topic,
         transactional_id=settings.resolved_registry_writer_id,
+        writer_lease=settings.registry_writer_lease_seconds,
         advertised_url=advertised_url or settings.registry_advertised_url,
         progress=progress,
     )
