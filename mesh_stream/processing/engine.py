@@ -48,7 +48,9 @@ import gc
 import importlib.util
 import json
 import logging
+import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from decimal import Decimal
@@ -92,14 +94,12 @@ from mesh_stream.processing.outputs import OutputProducer, flush_with_commits
 from mesh_stream.processing.reads import check_reads
 from mesh_stream.processing.rekey import (
     CLOCK_HEADER,
-    CRASH_EXIT_S,
     ENVELOPES_PER_RECORD,
     RECORD_SPLIT_BYTES,
     TRACE,
     Envelope,
     Route,
     Wire,
-    exit_if_still_running,
     records_of,
 )
 from mesh_stream.processing.spec import (
@@ -784,6 +784,29 @@ def _stage_readiness(stage: Service) -> tuple[bool, str]:
 
 
 # -- the worker entry point ---------------------------------------------------------------
+
+
+#: Longest a crashed worker may take to stop before its process exits with status 1 (armed by
+#: :func:`run`, the worker entry point, never by the library).
+CRASH_EXIT_S = 15.0
+
+
+def exit_if_still_running(seconds: float, why: str) -> None:
+    """Exit the process with status 1 in ``seconds`` unless it has exited by then.
+
+    Process-wide, so only the worker entry point (:func:`run`) arms it, from the
+    ``on_crash`` it gives :func:`build`: faust's stop waits for its agents to acknowledge
+    the events they hold, which an agent interrupted by a crash may never do.
+    """
+
+    def exit_now() -> None:
+        log.critical("%s; not stopped after %.0f s, exiting", why, seconds)
+        logging.shutdown()
+        os._exit(1)
+
+    timer = threading.Timer(seconds, exit_now)
+    timer.daemon = True
+    timer.start()
 
 
 def run(

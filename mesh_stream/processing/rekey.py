@@ -37,9 +37,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import struct
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -89,9 +87,6 @@ REGISTRY_RETRY_FIRST_S = 0.1
 REGISTRY_RETRY_MAX_S = 2.0
 #: Longest a stop waits for Kafka to acknowledge the batches in flight before leaving them.
 STOP_TIMEOUT_S = 30.0
-#: Longest a crashed worker may take to stop before its process exits with status 1 (armed by
-#: the worker entry point, :func:`mesh_stream.processing.engine.run`, never by the library).
-CRASH_EXIT_S = 15.0
 
 Wire = list[Any]
 """One forwarded event as the re-key stage sends it (the engine's ``route`` makes it):
@@ -204,24 +199,6 @@ async def decode_when_registry_answers(
             time.monotonic() - started,
         )
         return record
-
-
-def exit_if_still_running(seconds: float, why: str) -> None:
-    """Exit the process with status 1 in ``seconds`` unless it has exited by then.
-
-    Process-wide, so only a worker entry point arms it (see ``on_crash`` of
-    :class:`RekeyStage`): faust's stop waits for its agents to acknowledge the events they
-    hold, which an agent interrupted by a crash may never do.
-    """
-
-    def exit_now() -> None:
-        log.critical("%s; not stopped after %.0f s, exiting", why, seconds)
-        logging.shutdown()
-        os._exit(1)
-
-    timer = threading.Timer(seconds, exit_now)
-    timer.daemon = True
-    timer.start()
 
 
 def records_of(

@@ -13,6 +13,7 @@ import math
 import random
 import subprocess
 import sys
+import time
 import types
 import uuid
 from collections.abc import Iterator, MutableMapping
@@ -1385,3 +1386,21 @@ def test_without_uvloop_auto_falls_back_and_uvloop_is_refused(
     assert engine_module.use_event_loop("auto") == "asyncio"
     with pytest.raises(ConfigurationError, match="MESH_PROCESSOR_EVENT_LOOP=uvloop, but uvloop"):
         engine_module.use_event_loop("uvloop")
+
+
+def test_a_crashed_worker_that_cannot_stop_exits_with_status_1() -> None:
+    """What a crashed stage arms: faust's stop may wait for ever on an interrupted agent."""
+    hung = (
+        "import logging, time\n"
+        "from mesh_stream.processing.engine import exit_if_still_running\n"
+        "logging.basicConfig()\n"
+        "exit_if_still_running(1.0, 'mesh-x crashed: ValueError()')\n"
+        "time.sleep(30)\n"
+    )
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", hung], capture_output=True, text=True, timeout=20, check=False
+    )
+    assert done.returncode == 1
+    assert "mesh-x crashed: ValueError(); not stopped after 1 s, exiting" in done.stderr
+    assert time.monotonic() - started < 15
