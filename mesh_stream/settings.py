@@ -24,6 +24,10 @@ DEFAULT_KAFKA_VERSION = "4.1.1"
 _DEFAULT_REGISTRY_TOPIC = "_mesh_registry"
 
 
+#: The fewest characters ``MESH_REGISTRY_SESSION_SECRET`` may have.
+SESSION_SECRET_MIN = 16
+
+
 def _default_cache_dir() -> Path:
     return Path.home() / ".cache" / "mesh-stream"
 
@@ -299,9 +303,9 @@ class MeshSettings(BaseSettings):
     )
     registry_session_secret: SecretStr | None = Field(
         default=None,
-        description="Key that seals the portal's sign-in cookie; registry instances behind one "
-        "address need the same key. Unset: a random key per process (a restart signs "
-        "everybody out).",
+        description="Key that seals the portal's sign-in cookie (at least 16 characters, "
+        "random); registry instances behind one address need the same key. Unset: a random "
+        "key per process (a restart signs everybody out).",
     )
     registry_open_writes: bool = Field(
         default=False,
@@ -542,6 +546,19 @@ class MeshSettings(BaseSettings):
         `4.1.1/..` must never reach either."""
         if not re.fullmatch(r"[0-9]+(\.[0-9]+){1,3}(-[A-Za-z0-9]+)?", value):
             raise ValueError("is not an Apache Kafka release number (e.g. 4.1.1)")
+        return value
+
+    @field_validator("registry_session_secret")
+    @classmethod
+    def _check_session_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        """Whoever guesses the key can seal a sign-in cookie for any principal, admin too: a
+        short one is refused (the message never repeats it)."""
+        if value is not None and len(value.get_secret_value().strip()) < SESSION_SECRET_MIN:
+            raise ValueError(
+                f"is shorter than {SESSION_SECRET_MIN} characters: whoever guesses it can sign "
+                f"in as anyone; use a random key, e.g. from `python -c 'import secrets; "
+                f"print(secrets.token_urlsafe(32))'`"
+            )
         return value
 
     @field_validator("alert_webhook_url", "openlineage_url")

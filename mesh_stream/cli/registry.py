@@ -278,13 +278,14 @@ def _check_topic(settings: MeshSettings) -> None:
 def _check_credentials(settings: MeshSettings) -> None:
     """Load the credentials once up front, so any problem with them is one line naming the
     file or setting, before the port is taken or Kafka is asked."""
+    from mesh_stream.registry.service.auth import TOKEN_MIN
     from mesh_stream.registry.service.server import credentials_from_settings
 
     path = settings.registry_credentials_file
     if path is not None:
         _check_credentials_text(path)
     try:
-        credentials_from_settings(settings)
+        credentials = credentials_from_settings(settings)
     except MeshError:
         raise
     except (ValueError, RecursionError) as exc:  # e.g. a 5000-digit YAML integer
@@ -298,6 +299,14 @@ def _check_credentials(settings: MeshSettings) -> None:
             f"{where}: registry credentials cannot be read ({type(exc).__name__}: {reason}); "
             f"they map each principal to its token, e.g. `admin: s3cret`"
         ) from exc
+    short = credentials.short() if credentials is not None else []
+    if short:
+        click.echo(
+            f"warning: registry credentials: the token of {', '.join(short)} has fewer than "
+            f"{TOKEN_MIN} characters and may be guessed; use long random tokens (`mesh registry "
+            f"credentials rotate PRINCIPAL` makes one)",
+            err=True,
+        )
 
 
 def _check_credentials_text(path: Path) -> None:

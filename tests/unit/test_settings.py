@@ -284,3 +284,18 @@ def test_an_empty_optional_path_or_port_is_unset_not_the_current_folder(
     monkeypatch.setenv(variable, "  ")
     field = variable.removeprefix("MESH_").lower()
     assert getattr(MeshSettings(), field) is None
+
+
+def test_a_short_portal_session_secret_is_refused_without_repeating_it() -> None:
+    """`MESH_REGISTRY_SESSION_SECRET=a` was accepted: whoever guesses the key seals a sign-in
+    cookie for any principal."""
+    from mesh_stream.settings import environment_problems
+
+    with pytest.raises(ValidationError) as caught:
+        MeshSettings(registry_session_secret="hunter2-hunter2")
+    shown = environment_problems(caught.value)
+    assert "MESH_REGISTRY_SESSION_SECRET=<hidden>: Value error, is shorter than 16" in shown
+    assert "hunter2" not in shown
+    secret = MeshSettings(registry_session_secret="x" * 16).registry_session_secret
+    assert secret is not None
+    assert secret.get_secret_value() == "x" * 16

@@ -81,6 +81,11 @@ def _yaml_scalars_as_written(text: str, path: Path) -> dict[str, str]:
     }
 
 
+#: Tokens shorter than this are warned about when the registry starts: each failed guess
+#: costs an attacker only one request (rate-limited per address, not per principal).
+TOKEN_MIN = 16
+
+
 class Credentials:
     """Tokens per principal; compares in constant time. Blank tokens are refused."""
 
@@ -112,6 +117,10 @@ class Credentials:
 
     def __bool__(self) -> bool:
         return bool(self._tokens)
+
+    def short(self, fewest: int = TOKEN_MIN) -> list[str]:
+        """The principals whose token has fewer than ``fewest`` characters (guessable)."""
+        return sorted(p for p, token in self._tokens.items() if len(token.strip()) < fewest)
 
     @property
     def principals(self) -> list[str]:
