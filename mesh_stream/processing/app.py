@@ -143,7 +143,7 @@ def prepare(
     and its re-key group is registered on each input with the fields it reads (best effort),
     so the registry refuses an input version that removes or retypes one of them.
     """
-    project = project if project is not None else find_project(None, settings)
+    project = project if project is not None else find_project(None, settings, named_by=None)
     output = find_product(project.descriptors(), output_name)
     output_schema = schema_text(output, project.root)
     with contextlib.ExitStack() as stack:

@@ -55,6 +55,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from decimal import Decimal
 from functools import partial
+from types import MappingProxyType
 from typing import Any
 
 import faust
@@ -89,7 +90,7 @@ from mesh_stream.processing.metrics import (
     MetricsServer,
     ProcessorMetrics,
 )
-from mesh_stream.processing.names import INTERNAL_TOPIC
+from mesh_stream.processing.names import INTERNAL_TOPIC, processor_app_id
 from mesh_stream.processing.outputs import OutputProducer, flush_with_commits
 from mesh_stream.processing.reads import check_reads
 from mesh_stream.processing.rekey import (
@@ -109,6 +110,7 @@ from mesh_stream.processing.spec import (
     WindowKey,
     apply_checked,
     check_key,
+    emit_checked,
     not_read_error,
 )
 from mesh_stream.registry.client import RegistryClient
@@ -344,6 +346,7 @@ class Aggregation:
         publish: Callable[[str, Mapping[str, Any], int], None],
         partition_of: Callable[[str], int] | None = None,
         input_partitions: Mapping[str, int] | None = None,
+        app_id: str | None = None,
     ) -> None:
         """``topics`` maps each input topic to the declared input product it holds;
         ``seen_table`` is needed when the processor declares dedup. With ``partition_of``
@@ -351,6 +354,8 @@ class Aggregation:
         topic's partition count), a windowed processor's closed windows are deleted
         ``retain_ms`` after they closed (:mod:`.expiry`)."""
         self.processor = processor
+        #: The worker's app id (its consumer group; its internal topic's prefix).
+        self.app_id = app_id or processor_app_id(processor.output)
         #: Input topic -> (its place in the records' layout, its declaration).
         self.by_topic: dict[str, tuple[int, Input]] = {}
         layout: list[list[Any]] = []
@@ -360,6 +365,8 @@ class Aggregation:
             layout.append([declared.product, topic, list(declared.reads)])
         #: Each input's topic, by its place in the layout.
         self._topics = [topic for _product, topic, _reads in layout]
+        #: The layout this version writes; a record with another one is checked (see unpack).
+        self._layout = layout
         #: What every internal record starts with: the format, then each input's fields.
         self._head = _FORMAT_MARK + json.dumps(layout, separators=(",", ":")).encode() + b","
         self.states = states
@@ -496,15 +503,45 @@ class Aggregation:
                 wire = record[0][1][0]
                 index, partition, offset = wire[0], wire[1], wire[2]
                 declared = self.by_topic[self._topics[index]][1]
+                key_bytes = len(record[0][0].encode("utf-8", "surrogatepass"))
                 too_large = ProcessorError(
-                    f"the fields it reads take {len(data):,} bytes on the internal topic, "
-                    f"over the {max_bytes:,} one internal record may hold; declare fewer or "
-                    f"smaller fields in the reads of input {declared.product} "
-                    f"({', '.join(declared.reads)})"
+                    f"its event takes {len(data):,} bytes on the internal topic, over the "
+                    f"{max_bytes:,} one internal record may hold: "
+                    + (
+                        f"its key (what key returned, with its window) is {key_bytes:,} "
+                        f"bytes; key must return a short identifier"
+                        if key_bytes * 2 > len(data)
+                        else f"declare fewer or smaller fields in the reads of input "
+                        f"{declared.product} ({', '.join(declared.reads)})"
+                    )
                 )
                 raise self._fail(f"{self._topics[index]}[{partition}]@{offset}", too_large)
             encoded.append(data)
         return encoded
+
+    def _check_layout(self, layout: list[list[Any]], partition: int, offset: int) -> None:
+        """A record written by another version of the processor (other inputs or ``reads``,
+        e.g. records it left behind when it stopped) must hold every field this version
+        reads; apply would otherwise fail on a field that the input record has."""
+        for product, _topic, reads in layout:
+            try:
+                declared = self.processor.input(product)
+            except ConfigurationError:
+                missing, what = [], f"input {product}, which this version does not declare"
+            else:
+                missing = [name for name in declared.reads if name not in reads]
+                what = f"{product}'s fields {reads}, without {missing}, which this version reads"
+            if missing or not isinstance(reads, list):
+                raise self._fail(
+                    f"internal record {partition}@{offset}",
+                    ProcessorError(
+                        f"it was written by an earlier version of this processor, reading "
+                        f"{what}; its events cannot be read again from the input (the re-key "
+                        f"stage committed them). Run the earlier version until consumer group "
+                        f"{self.app_id} has no lag on {self.app_id}-{INTERNAL_TOPIC}, then this "
+                        f"one"
+                    ),
+                )
 
     @staticmethod
     def envelopes(
@@ -525,7 +562,16 @@ class Aggregation:
         """:meth:`envelopes`, the record's arrivals noted for the window clock: its
         ``headers``' bounds (:data:`~.rekey.CLOCK_HEADER`), or for a record written without
         them (an older worker's) its events' own arrivals."""
-        layout, found = _parse(data, key, partition, offset)
+        try:
+            layout, found = _parse(data, key, partition, offset)
+        except (ValueError, TypeError, IndexError, KeyError) as exc:
+            unreadable = ProcessorError(
+                f"the internal record cannot be read ({type(exc).__name__}: {exc}); it was "
+                f"not written by this engine's re-key stage as this version reads it"
+            )
+            raise self._fail(f"internal record {partition}@{offset}", unreadable) from exc
+        if layout is not None and layout != self._layout:
+            self._check_layout(layout, partition, offset)
         expiry = self.expiry
         if expiry is None:
             return found
@@ -578,7 +624,10 @@ class Aggregation:
             source = (envelope.topic, envelope.source_partition, envelope.source_offset)
             if apply_once(stored, *position, source=source):
                 event = Event(
-                    envelope.input, envelope.fields, envelope.arrival_ms, envelope.event_ms
+                    envelope.input,
+                    MappingProxyType(envelope.fields),
+                    envelope.arrival_ms,
+                    envelope.event_ms,
                 )
                 try:
                     apply_checked(processor.apply, value, event)
@@ -601,7 +650,7 @@ class Aggregation:
             window_of = last.window
             state_key: Any = WindowKey(*window_of) if window_of is not None else kafka_key
             try:
-                record = processor.emit(state_key, value)
+                record = emit_checked(processor.emit, state_key, value)
             except Exception as exc:
                 raise self._fail(last.where, exc, None, "emit") from exc
             try:
@@ -735,13 +784,27 @@ def build(
     update: Callable[[str, list[Envelope]], None]
     if metrics is None:
         aggregation = Aggregation(
-            processor, topics, states, seen, output.publish, partition_of, input_partitions
+            processor,
+            topics,
+            states,
+            seen,
+            output.publish,
+            partition_of,
+            input_partitions,
+            app_id=spec.app_id,
         )
         route, update, decoder = aggregation.route, aggregation.update, schema_decoder(spec)
     else:
         publish = metrics.counted_publish(output.publish)
         aggregation = Aggregation(
-            processor, topics, states, seen, publish, partition_of, input_partitions
+            processor,
+            topics,
+            states,
+            seen,
+            publish,
+            partition_of,
+            input_partitions,
+            app_id=spec.app_id,
         )
         route = metrics.counted_route(aggregation.route)
         update = metrics.counted_update(aggregation.update)

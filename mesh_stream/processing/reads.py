@@ -15,24 +15,56 @@ from typing import Any
 from mesh_stream.errors import ConfigurationError
 from mesh_stream.processing.spec import Processor
 
-__all__ = ["check_reads", "schema_fields"]
+__all__ = ["check_reads", "schema_field_types", "schema_fields", "time_type_problem"]
 
 
 def schema_fields(schema_text: str) -> frozenset[str]:
     """Top-level field names of an Avro record schema (empty for anything else)."""
+    return frozenset(schema_field_types(schema_text))
+
+
+def schema_field_types(schema_text: str) -> dict[str, Any]:
+    """Top-level field name -> Avro type of a record schema (empty for anything else)."""
     try:
         schema: Any = json.loads(schema_text)
     except ValueError:
-        return frozenset()
+        return {}
     if not isinstance(schema, dict) or schema.get("type") != "record":
-        return frozenset()
-    return frozenset(field["name"] for field in schema.get("fields", []) if isinstance(field, dict))
+        return {}
+    return {
+        field["name"]: field.get("type")
+        for field in schema.get("fields", [])
+        if isinstance(field, dict) and "name" in field
+    }
+
+
+#: Logical types whose long is epoch milliseconds (none: a plain long, taken as such).
+_MILLIS = (None, "timestamp-millis", "local-timestamp-millis")
+
+
+def time_type_problem(avro_type: Any) -> str | None:
+    """Why a field of ``avro_type`` cannot hold an event time in epoch milliseconds (a long,
+    plain or timestamp-millis, or a union of null and one), or None when it can."""
+    if isinstance(avro_type, list):
+        others = [item for item in avro_type if item != "null"]
+        if len(others) == 1:
+            return time_type_problem(others[0])
+        return f"the union {json.dumps(avro_type)}"
+    base, logical = avro_type, None
+    if isinstance(avro_type, dict):
+        base, logical = avro_type.get("type"), avro_type.get("logicalType")
+    if base == "long" and logical in _MILLIS:
+        return None
+    if isinstance(base, str) and logical is not None:
+        return f"{base} ({logical})"
+    return json.dumps(base) if not isinstance(base, str) else base
 
 
 def check_reads(processor: Processor, input_schemas: Mapping[str, str]) -> None:
     """Every field ``processor`` reads (its ``reads``, which hold ``event_time`` and the
-    dedup field) must be in the latest registered schema of its input; an input whose schema
-    is not given is not checked."""
+    dedup field) must be in the latest registered schema of its input, and the
+    ``event_time`` field must hold epoch milliseconds; an input whose schema is not given is
+    not checked."""
     for declared in processor.inputs:
         schema = input_schemas.get(declared.product)
         if schema is None:
@@ -46,3 +78,13 @@ def check_reads(processor: Processor, input_schemas: Mapping[str, str]) -> None:
                 f"(fields: {', '.join(sorted(known))}); remove it from `reads` of that input "
                 f"(and from key/apply), or restore the field in {declared.product}"
             )
+        if declared.event_time is not None:
+            problem = time_type_problem(schema_field_types(schema).get(declared.event_time))
+            if problem is not None:
+                raise ConfigurationError(
+                    f"processor {processor.output}: event_time {declared.event_time!r} of "
+                    f"{declared.product} is {problem} in its latest registered schema; "
+                    f"windows need epoch milliseconds (a long, or a long with logicalType "
+                    f"timestamp-millis): name such a field, or leave event_time out to use "
+                    f"the arrival time"
+                )

@@ -25,6 +25,7 @@ from mesh_stream.processing.spec import (
     Processor,
     apply_checked,
     check_key,
+    emit_checked,
     not_read_error,
     state_json,
 )
@@ -103,7 +104,7 @@ def recompute(processor: Processor, records: Iterable[InputRecord]) -> dict[str,
     outputs: dict[str, dict[str, Any]] = {}
     for state_key, state in states.items():
         with _blamed(processor, "emit", last_of[state_key]):
-            outputs[str(state_key)] = dict(processor.emit(state_key, state))
+            outputs[str(state_key)] = emit_checked(processor.emit, state_key, state)
     return outputs
 
 

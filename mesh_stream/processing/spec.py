@@ -41,6 +41,7 @@ import json
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from mesh_stream.descriptor import product_name_problem
@@ -57,6 +58,7 @@ __all__ = [
     "WindowKey",
     "apply_checked",
     "check_key",
+    "emit_checked",
     "key_field_differs",
     "not_read_error",
 ]
@@ -68,7 +70,8 @@ class Event:
 
     #: The input product's name, e.g. ``orders.order-placed``.
     input: str
-    #: The record's declared ``reads`` fields (only those).
+    #: The record's declared ``reads`` fields (only those), read-only: under a Hopping window
+    #: one event is applied to several windows, so a change made for one would reach the next.
     fields: Mapping[str, Any]
     #: When the record reached Kafka (its record timestamp), epoch ms.
     arrival_ms: int
@@ -128,6 +131,10 @@ class WindowKey:
 
 #: How long a closed window's state is kept by default (as Kafka Streams and faust do: a day).
 DEFAULT_RETAIN_MS = 24 * 60 * 60 * 1000
+#: The longest a window's size, advance, grace or retention may be: a hundred years. Window
+#: starts and ends are epoch milliseconds stored as JSON and Avro longs; a size of 2**62 made
+#: window keys past 2**64 that no state could hold.
+MAX_WINDOW_MS = 100 * 365 * 24 * 60 * 60 * 1000
 
 
 @dataclass(frozen=True)
@@ -223,6 +230,12 @@ def _check_window(window: Tumbling | Hopping) -> None:
         value = _whole_ms(name, parameter, getattr(window, parameter), ">= 0")
         if value < 0:
             raise ConfigurationError(f"{name} {parameter} must be >= 0, got {value}")
+    for parameter in ("size_ms", "grace_ms", "retain_ms"):
+        value = getattr(window, parameter)
+        if value > MAX_WINDOW_MS:
+            raise ConfigurationError(
+                f"{name} {parameter} must be at most {MAX_WINDOW_MS} (100 years), got {value}"
+            )
 
 
 def _whole_ms(owner: str, parameter: str, value: object, bounds: str) -> int:
@@ -290,6 +303,9 @@ def _field_names(where: str, reads: object) -> tuple[str, ...]:
                 f"{where} reads must be a tuple of field names (non-empty strs), "
                 f"got {_shown(name)} in it"
             )
+    repeated = sorted({name for name in reads if reads.count(name) > 1})
+    if repeated:  # each read field travels once per event on the internal topic
+        raise ConfigurationError(f"{where} reads names {repeated[0]!r} more than once")
     return tuple(reads)
 
 
@@ -406,7 +422,8 @@ class Processor:
 
     def event(self, product: str, fields: Mapping[str, Any], arrival_ms: int) -> Event:
         """The :class:`Event` ``apply`` gets for a record of ``product`` (its reads only)."""
-        return Event(product, fields, arrival_ms, self.input(product).event_ms(fields, arrival_ms))
+        event_ms = self.input(product).event_ms(fields, arrival_ms)
+        return Event(product, MappingProxyType(fields), arrival_ms, event_ms)
 
     def keys(self, event: Event, key: str) -> list[Any]:
         """The state keys ``event`` (keyed ``key`` by its input) is applied to: ``key``
@@ -444,13 +461,35 @@ def apply_checked(
     apply: Callable[[dict[str, Any], Event], object], state: dict[str, Any], event: Event
 ) -> None:
     """``apply(state, event)``, which changes the state in place: a ProcessorError if it
-    returns anything, which would be lost."""
-    returned = apply(state, event)
+    returns anything, which would be lost, or changes the event."""
+    try:
+        returned = apply(state, event)
+    except (TypeError, AttributeError) as exc:
+        if "mappingproxy" not in str(exc):
+            raise
+        raise ProcessorError(
+            f"apply changed event.fields ({exc}), which is read-only: one event may be "
+            f"applied to several windows; copy it first, e.g. dict(event.fields)"
+        ) from exc
     if returned is not None:
         raise ProcessorError(
             f"apply returned {type(returned).__name__}, which would be lost; it must change "
             f"the state it is given in place and return None"
         )
+
+
+def emit_checked(
+    emit: Callable[[Any, dict[str, Any]], Mapping[str, Any]], key: Any, state: dict[str, Any]
+) -> dict[str, Any]:
+    """``emit(key, state)`` as a dict: a ProcessorError if it returns anything but a mapping
+    (None, a list), which is no output record."""
+    record = emit(key, state)
+    if not isinstance(record, Mapping):
+        raise ProcessorError(
+            f"emit returned {_shown(record)} for key {str(key)!r}; it must return the "
+            f"output record (a dict of its fields)"
+        )
+    return dict(record)
 
 
 def state_json(key: str, value: Any) -> bytes:

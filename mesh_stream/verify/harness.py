@@ -41,6 +41,7 @@ from mesh_stream.errors import ConfigurationError, MeshError, ProcessorError
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.processing.codec import FramedAvroDecoder
 from mesh_stream.processing.names import INTERNAL_TOPIC, processor_app_id, sources_group
+from mesh_stream.processing.reads import check_reads
 from mesh_stream.processing.reference import InputRecord, recompute
 from mesh_stream.processing.spec import Processor
 from mesh_stream.producer import ProductPublisher
@@ -534,6 +535,8 @@ def verify(
             return live_clients[0]
 
         sources = _input_sources(processor, project, live)
+        # the fields it reads and its event time's type, as a worker checks them at start
+        check_reads(processor, {source.product.name: source.schema for source in sources})
         if options.from_live is not None:
             records = _live_records(sources, settings, live, options.from_live, progress)
         else:

@@ -504,13 +504,77 @@ def test_an_event_alone_over_the_record_limit_stops_the_worker_naming_its_input_
     with caplog.at_level(logging.ERROR), pytest.raises(Exception, match="internal topic"):
         aggregation.encode_records([("k", wires)], 20_000, split_bytes=1_000)
     assert [r.getMessage() for r in caplog.records] == [
-        f"processor analytics.notes crashed on {TOPIC}[3]@1: the fields it reads take "
+        f"processor analytics.notes crashed on {TOPIC}[3]@1: its event takes "
         f"{len(aggregation.encode([('k', [wires[1]])])):,} bytes on the internal topic, over "
-        "the 20,000 one internal record may hold; declare fewer or smaller fields in the "
+        "the 20,000 one internal record may hold: declare fewer or smaller fields in the "
         "reads of input orders.order-placed (note)"
     ]
     # an event under the limit, though over the split size, travels alone
     assert len(aggregation.encode_records([("k", wires[4:5])], 20_000, split_bytes=1_000)) == 1
+
+
+def test_an_event_over_the_record_limit_for_its_key_blames_the_key(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A 2 MB key was blamed on the (tiny) fields the processor reads."""
+    aggregation, wires = _noted(key="k" * 30_000)
+    with caplog.at_level(logging.ERROR), pytest.raises(Exception, match="internal topic"):
+        aggregation.encode_records([("k" * 30_000, wires[:1])], 20_000, split_bytes=1_000)
+    assert (
+        caplog.records[0]
+        .getMessage()
+        .endswith(
+            "over the 20,000 one internal record may hold: its key (what key returned, with its "
+            "window) is 30,000 bytes; key must return a short identifier"
+        )
+    )
+
+
+def test_records_an_earlier_version_left_without_a_field_this_one_reads_say_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A version that crashed with records on its internal topic, fixed to read one more
+    field: its restart blamed apply for a KeyError of a field the input record has."""
+    earlier = _contract_breaker()  # reads ("region",)
+    record = InputRecord("orders.order-placed", {"region": "eu", "amount": 3}, BASE)
+    left = Worker(earlier).forward([record])
+
+    def add(state: dict[str, Any], event: Any) -> None:
+        state["total"] = state.get("total", 0) + event.fields["amount"]
+
+    fixed = Worker(_contract_breaker(reads=("region", "amount"), apply=add))
+    with caplog.at_level(logging.ERROR), pytest.raises(Exception):  # noqa: B017, PT011
+        fixed.aggregate(left)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"processor analytics.t crashed on internal record {left[0].partition}@0: it was "
+        "written by an earlier version of this processor, reading orders.order-placed's "
+        "fields ['region'], without ['amount'], which this version reads; its events cannot "
+        "be read again from the input (the re-key stage committed them). Run the earlier "
+        "version until consumer group mesh-analytics.t has no lag on "
+        "mesh-analytics.t-by-key, then this one"
+    ]
+    # a version reading fewer fields reads them
+    fewer = Worker(_contract_breaker())
+    fewer.aggregate(Worker(_contract_breaker(reads=("region", "amount"))).forward([record]))
+    assert fewer.outputs == {"eu": {"n": 1}}
+
+
+def test_an_internal_record_this_engine_cannot_read_is_one_line_naming_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    worker = Worker(_contract_breaker())
+    value = worker.forward([InputRecord("orders.order-placed", {"region": "eu"}, BASE)])[0].value
+    broken = value.replace(b'["eu",', b'["eu","extra",', 1)  # a key group of three items
+    assert broken != value
+    with caplog.at_level(logging.ERROR), pytest.raises(Exception):  # noqa: B017, PT011
+        worker.aggregate([Internal(1, broken, 7, [])])
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith(
+        "processor analytics.t crashed on internal record 1@7: the internal record cannot be read ("
+    )
+    assert line.endswith(
+        "it was not written by this engine's re-key stage as this version reads it"
+    )
 
 
 def test_records_of_the_first_internal_format_are_still_read() -> None:
@@ -683,6 +747,10 @@ def _contract_breaker(**changes: Any) -> Processor:
     return dataclasses.replace(processor, **changes)
 
 
+def _renames_the_region(_state: dict[str, Any], event: Any) -> None:
+    event.fields["region"] = "x"  # under a Hopping window, the next window saw "x"
+
+
 BROKEN_CONTRACTS = {
     "key returns an int": (
         {"key": lambda f: len(f["region"])},
@@ -698,16 +766,34 @@ BROKEN_CONTRACTS = {
         "apply returned dict, which would be lost; it must change the state it is given in "
         "place and return None",
     ),
+    "apply changes the event": (
+        {"apply": _renames_the_region},
+        "apply changed event.fields ('mappingproxy' object does not support item assignment), "
+        "which is read-only: one event may be applied to several windows; copy it first, e.g. "
+        "dict(event.fields)",
+    ),
+}
+EMIT_BREAKERS = {
+    "emit returns None": (
+        {"emit": lambda _key, _state: None},
+        "emit returned None for key 'eu'; it must return the output record (a dict of its fields)",
+    ),
+    "emit returns a list": (
+        {"emit": lambda _key, state: list(state.items())},
+        "emit returned the list [('n', 1)] for key 'eu'; it must return the output record (a "
+        "dict of its fields)",
+    ),
 }
 
 
-@pytest.mark.parametrize("case", list(BROKEN_CONTRACTS))
+@pytest.mark.parametrize("case", [*BROKEN_CONTRACTS, *EMIT_BREAKERS])
 def test_a_broken_function_contract_stops_the_worker_with_one_line_saying_which(
     case: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """What a new team gets wrong first: the line names the function and what it did wrong,
-    and nothing is stored or published."""
-    changes, said = BROKEN_CONTRACTS[case]
+    and nothing is published (nor stored, before emit: emit returning None was a raw
+    TypeError from deep in the engine, with no crash line)."""
+    changes, said = {**BROKEN_CONTRACTS, **EMIT_BREAKERS}[case]
     worker = Worker(_contract_breaker(**changes))
     record = InputRecord("orders.order-placed", {"region": "eu"}, BASE)
     with caplog.at_level(logging.ERROR), pytest.raises(Exception):  # noqa: B017, PT011
@@ -716,7 +802,8 @@ def test_a_broken_function_contract_stops_the_worker_with_one_line_saying_which(
         f"processor analytics.t crashed on orders.order-placed.v1[0]@0: {said}"
     ]
     assert worker.outputs == {}
-    assert worker.states.data == {}
+    if case in BROKEN_CONTRACTS:  # emit runs once the state is written
+        assert worker.states.data == {}
     # the recomputation that mesh verify compares with refuses it the same way
     with pytest.raises(ProcessorError) as refused:
         recompute(worker.processor, [dataclasses.replace(record, where="o.v1[0]@0")])

@@ -12,6 +12,7 @@ import pytest
 from mesh_stream.errors import ConfigurationError
 from mesh_stream.processing.reference import InputRecord, recompute
 from mesh_stream.processing.spec import (
+    MAX_WINDOW_MS,
     MAX_WINDOWS_PER_EVENT,
     Dedup,
     Event,
@@ -73,6 +74,32 @@ def case(make: Callable[..., object], changes: dict[str, Any], message: str, id:
 
 
 BAD = [
+    # windows: at most a hundred years (2**62 made window keys past 2**64, stored nowhere)
+    case(
+        Tumbling,
+        {"size_ms": 2**62},
+        f"Tumbling size_ms must be at most {MAX_WINDOW_MS} (100 years), got {2**62}",
+        "size-2**62",
+    ),
+    case(
+        Hopping,
+        {"size_ms": 60_000, "advance_ms": 60_000, "grace_ms": 10**30},
+        f"Hopping grace_ms must be at most {MAX_WINDOW_MS} (100 years), got {10**30}",
+        "grace-10**30",
+    ),
+    case(
+        Tumbling,
+        {"size_ms": 60_000, "retain_ms": 2**63},
+        f"Tumbling retain_ms must be at most {MAX_WINDOW_MS} (100 years)",
+        "retain-2**63",
+    ),
+    # reads: each field once (a repeated one broke every internal record the worker wrote)
+    case(
+        orders_input,
+        {"reads": ("event_id", "region", "region")},
+        "Input orders.order-placed: reads names 'region' more than once",
+        "reads-repeated",
+    ),
     # windows: only ints (no bool, float or str), in their ranges
     case(Tumbling, {"size_ms": NAN}, f"Tumbling size_ms {WHOLE_MS} > 0, got nan", "size-nan"),
     case(Tumbling, {"size_ms": INF}, f"Tumbling size_ms {WHOLE_MS} > 0, got inf", "size-inf"),
