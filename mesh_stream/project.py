@@ -464,13 +464,14 @@ def find_project(
     settings: MeshSettings,
     *,
     cwd: Path | None = None,
-    named_by: str = "--project DIR",
+    named_by: str | None = "--project DIR",
     explicit_as: str = "--project",
 ) -> MeshProject:
     """The project: ``explicit`` (``--project``), else ``settings.project_root``
     (``MESH_PROJECT_ROOT``), else the nearest ``mesh.yaml`` upwards from ``cwd``.
     ``named_by`` is how the command lets a user name the folder, for the error when none is
-    found; ``explicit_as`` names where ``explicit`` came from (an argument, for some)."""
+    found (None: only ``MESH_PROJECT_ROOT``, e.g. for a processor worker, which has no such
+    flag); ``explicit_as`` names where ``explicit`` came from (an argument, for some)."""
     if explicit is not None:
         return _load_named(explicit, explicit_as)
     if settings.project_root is not None:
@@ -480,7 +481,8 @@ def find_project(
     if root is None:
         raise ProjectNotFoundError(
             f"no {PROJECT_FILE} in {start} or any folder above it; run inside a project, "
-            f"create one with `mesh init DOMAIN`, or name it with {named_by} or {ROOT_SETTING}"
+            f"create one with `mesh init DOMAIN`, or name it with "
+            + (f"{named_by} or {ROOT_SETTING}" if named_by else ROOT_SETTING)
         )
     return load_project(root)
 

@@ -462,6 +462,7 @@ def registered_inputs(
     processor, so a missing input is waited for up to ``wait`` seconds, then named.
     """
     deadline = time.monotonic() + wait
+    told = False
     while True:
         found: dict[str, tuple[DataProduct, str]] = {}
         missing: list[str] = []
@@ -475,6 +476,16 @@ def registered_inputs(
             found[name] = (descriptor, latest.schema)
         if not missing:
             break
+        if not told and time.monotonic() < deadline:  # a wait of minutes is said at once
+            told = True
+            log.warning(
+                "%s: input %s is not registered in the registry at %s yet; waiting up to "
+                "%g s for its publisher",
+                product.name,
+                ", ".join(missing),
+                registry.url,
+                wait,
+            )
         if time.monotonic() >= deadline:
             waited = f" after {wait:.0f} s" if wait > 0 else ""
             raise ProductNotFoundError(

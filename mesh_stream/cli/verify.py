@@ -218,6 +218,12 @@ def verify(
     raised or broke its contract (the keys, the crash line or the error are printed); 2 the
     run could not be made (usage, configuration, the sandbox did not start).
     """
+    given = click.get_current_context().get_parameter_source("records")
+    if from_live is not None and given is click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError(
+            "--records is how many records to generate; --from-live N reads N live records "
+            "per input instead: give one of them"
+        )
     updates = {"bootstrap_servers": bootstrap_servers, "registry_url": registry_url}
     settings = settings.model_copy(update={k: v for k, v in updates.items() if v is not None})
     chosen_seed = seed if seed is not None else random.SystemRandom().randrange(10**6)
@@ -259,6 +265,11 @@ def verify(
             f"verify {declared.output} ({module}): {source} per input, seed {chosen_seed}, "
             f"{kills} kills, {workers} worker{'s' if workers > 1 else ''}"
         )
+        if kills == 0:
+            click.echo(
+                "note: --kills 0: no worker is killed, so restarts and replays go untested; "
+                "the run checks the outputs of an undisturbed run only"
+            )
         result = run_verify(
             declared,
             options,

@@ -15,12 +15,14 @@ harness, which it imports while the child runs.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,9 +37,14 @@ __all__ = ["ImportProbe", "check_module_name", "import_apart", "load_processor"]
 def check_module_name(module: str) -> None:
     """A :class:`ConfigurationError` unless ``module`` is a dotted Python module name."""
     if not all(part.isidentifier() for part in module.split(".")):
+        dotted = module.removeprefix("./").removesuffix(".py").strip("/").replace("/", ".")
+        example = (
+            dotted
+            if dotted and all(part.isidentifier() for part in dotted.split("."))
+            else "domains.analytics.processors.revenue"
+        )
         raise ConfigurationError(
-            f"{module!r} is not a Python module name; give a dotted module such as "
-            f"domains.analytics.processors.revenue"
+            f"{module!r} is not a Python module name; give a dotted module such as {example}"
         )
 
 
@@ -59,8 +66,8 @@ def load_processor(module: str) -> Processor:
             f"no module {module!r}: give a processor module importable from the current folder "
             f"or the project root, e.g. domains.analytics.processors.revenue"
         ) from exc
-    except MeshError:
-        raise
+    except MeshError as exc:  # e.g. a window declared with size_ms=0: where it is declared
+        raise ConfigurationError(f"{_where(module, exc)}{exc}") from exc
     except SystemExit as exc:  # sys.exit() at import time: a refusal to load, not our exit
         status = exc.code if exc.code is None or isinstance(exc.code, int) else repr(exc.code)
         raise ConfigurationError(
@@ -71,7 +78,7 @@ def load_processor(module: str) -> Processor:
         raise
     except BaseException as exc:  # any other BaseException its code raises is its failure
         raise ConfigurationError(
-            f"{module}: importing it raised {type(exc).__name__}: {exc}"
+            f"{_where(module, exc)}{module}: importing it raised {type(exc).__name__}: {exc}"
         ) from exc
     processor = getattr(imported, "PROCESSOR", None)
     if processor is not None and not isinstance(processor, Processor):
@@ -85,6 +92,20 @@ def load_processor(module: str) -> Processor:
             f"`mesh verify` checks processors declared on the spec"
         )
     return processor
+
+
+def _where(module: str, exc: BaseException) -> str:
+    """``file:line: `` of the last line of ``module``'s own file that the exception passed
+    through (the declaration that raised), or "" when it passed through none."""
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return ""
+    origin = found.origin if found is not None else None
+    if not origin:
+        return ""
+    lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == origin]
+    return f"{origin}:{lines[-1]}: " if lines else ""
 
 
 #: The child's program: this process's ``sys.path``, then :func:`_load_and_report`.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -152,6 +153,23 @@ def test_an_unregistered_input_is_named_with_the_fix_before_kafka_is_touched(
     )
 
 
+def test_a_wait_for_an_input_is_said_when_it_starts_not_only_when_it_ends(
+    analytics: RegistryClient, project: MeshProject, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker waiting for a missing input logged nothing for 120 s (processor campaign)."""
+    output = project.descriptor(OUTPUT)
+    assert output is not None
+    with (
+        caplog.at_level(logging.WARNING, logger="mesh_stream.registration"),
+        pytest.raises(ProductNotFoundError),
+    ):
+        registered_inputs(analytics, output, wait=0.3, poll_interval=0.1)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{OUTPUT}: input {INPUT} is not registered in the registry at {analytics.url} yet; "
+        "waiting up to 0.3 s for its publisher"
+    ]
+
+
 def test_an_input_registered_while_the_processor_waits_is_taken(
     server: RegistryServer, analytics: RegistryClient, project: MeshProject
 ) -> None:
@@ -265,3 +283,16 @@ def test_prepare_registers_the_rekey_group_with_the_fields_the_processor_reads(
         orders.register_schema(published.value_subject, json.dumps(schema))
     assert f"mesh-{OUTPUT}-rekey" in str(refused.value)
     assert "region" in str(refused.value)
+
+
+def test_a_worker_outside_any_project_is_told_the_setting_it_has(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was told to pass --project DIR, which a worker (faust's command line) lacks."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(MeshError) as caught:
+        processing_app.prepare(SETTINGS.model_copy(update={"project_root": None}), OUTPUT)
+    assert str(caught.value).endswith(
+        "run inside a project, create one with `mesh init DOMAIN`, or name it with "
+        "MESH_PROJECT_ROOT"
+    )

@@ -61,6 +61,15 @@ def test_flags_out_of_range_are_usage_errors(capsys: pytest.CaptureFixture[str])
     assert "Traceback" not in err
 
 
+def test_records_and_from_live_together_are_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--from-live 5 --records 10` was taken, --records silently ignored."""
+    status, _, err = mesh(capsys, "m", "--from-live", "5", "--records", "10")
+    assert status == 2
+    assert "Error: --records is how many records to generate; --from-live N reads" in err
+
+
 def test_a_processor_whose_output_the_project_lacks_is_named(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -155,7 +164,11 @@ def test_a_broken_runnables_module_is_named_not_taken_for_a_module_name(
         ("PROCESSOR = 42\n", "{name}.PROCESSOR is int, not a Processor(...)"),
         (
             "class Stop(BaseException):\n    pass\nraise Stop('no')\n",
-            "{name}: importing it raised Stop: no",
+            "{path}:3: {name}: importing it raised Stop: no",
+        ),
+        (  # a declaration refused at import: where it is (it named neither file nor line)
+            "from mesh_stream.processing import Tumbling\n\nWINDOW = Tumbling(size_ms=0)\n",
+            "{path}:3: Tumbling size_ms must be > 0, got 0",
         ),
     ],
 )
@@ -167,7 +180,8 @@ def test_a_module_with_a_wrong_processor_or_a_base_exception_is_a_clear_refusal(
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ConfigurationError) as caught:
         load_processor(name)
-    assert str(caught.value).startswith(message.format(name=name))
+    path = tmp_path / f"{name}.py"
+    assert str(caught.value).startswith(message.format(name=name, path=path))
 
 
 def revenue_variant(tmp_path: Path, name: str, change: str) -> str:
@@ -226,3 +240,18 @@ def test_the_processors_own_error_fails_it_with_its_record_before_any_kafka(
     assert "bug in mesh" not in out + err
     assert "Traceback" not in out + err
     assert "throwaway Kafka" not in out  # found before the sandbox starts
+    # with --kills 0 nothing is killed, and the run says so
+    assert "note: --kills 0: no worker is killed, so restarts and replays go untested" in out
+
+
+def test_a_file_path_for_a_module_is_refused_with_its_dotted_name() -> None:
+    """`mesh verify domains/inventory/processors/totals.py` said only that it is no module
+    name (processor campaign)."""
+    from mesh_stream.verify.loading import check_module_name
+
+    with pytest.raises(ConfigurationError) as refused:
+        check_module_name("./domains/inventory/processors/totals.py")
+    assert str(refused.value) == (
+        "'./domains/inventory/processors/totals.py' is not a Python module name; give a dotted "
+        "module such as domains.inventory.processors.totals"
+    )
