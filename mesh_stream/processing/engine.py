@@ -983,8 +983,9 @@ def _run_faust(app: faust.App, args: list[str], log_format: LogFormat = "text") 
         # call of aiokafka and faust still builds a LogRecord: a tenth of the CPU per event.
         root = logging.getLogger()
         root.setLevel(level)
-        if log_format == "json":  # faust set up its handlers by now: JSON lines from here on
-            for handler in root.handlers:
+        for handler in root.handlers:  # faust set up its handlers by now
+            handler.addFilter(_without_reported_tracebacks)
+            if log_format == "json":  # JSON lines from here on
                 handler.setFormatter(JsonFormatter())
 
     app.task(honour_log_level)
@@ -994,6 +995,27 @@ def _run_faust(app: faust.App, args: list[str], log_format: LogFormat = "text") 
     gc.set_threshold(*GC_THRESHOLDS)
     sys.argv = [sys.argv[0], *args]
     app.main()
+
+
+def _without_reported_tracebacks(record: logging.LogRecord) -> bool:
+    """Keep faust's lines about a crash the worker already reported in one line (its
+    ``Crashed reason=...`` and its agents' cancellation), without their tracebacks: those
+    repeated the same failure through five chained exceptions after the crash line."""
+    if record.exc_info and _reported(record.exc_info[1]):
+        record.exc_info = None
+        record.exc_text = None
+    return True
+
+
+def _reported(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is, or was raised while handling, a :class:`_ReportedError`."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, _ReportedError):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _requested_level(args: list[str]) -> int:

@@ -1491,3 +1491,23 @@ def test_a_crashed_worker_that_cannot_stop_exits_with_status_1() -> None:
     assert done.returncode == 1
     assert "mesh-x crashed: ValueError(); not stopped after 1 s, exiting" in done.stderr
     assert time.monotonic() - started < 15
+
+
+def test_faust_lines_about_a_reported_crash_lose_their_tracebacks_only() -> None:
+    """After the one crash line, faust logged `Crashed reason=_ReportedError(...)` and its
+    agents' CancelledError, each with the same chain of five tracebacks (processor campaign:
+    2 to 10 tracebacks after every crash line). Other tracebacks stay."""
+    reported = engine_module._ReportedError("emit returned a record for key 'eu': ...")
+
+    def logged(exc: BaseException) -> logging.LogRecord:
+        record = logging.LogRecord("faust", logging.ERROR, __file__, 1, "Crashed", None, None)
+        record.exc_info = (type(exc), exc, exc.__traceback__)
+        engine_module._without_reported_tracebacks(record)
+        return record
+
+    cancelled = asyncio.CancelledError()
+    cancelled.__context__ = reported  # raised while the agent handled the crash
+    assert logged(reported).exc_info is None
+    assert logged(cancelled).exc_info is None
+    other = ValueError("a bug of faust's own")
+    assert logged(other).exc_info == (ValueError, other, None)
