@@ -310,6 +310,13 @@ def verify(
             why = "the processor is not deterministic (see NOT DETERMINISTIC above)"
         elif result.order_dependent is not None:
             why = "the processor depends on the order of partitions (see ORDER-DEPENDENT above)"
+        if result.nondeterministic is None and result.order_dependent is None:
+            click.echo(
+                "hint: the recomputation runs in this process, the workers in others; a key, "
+                "apply or emit that gives other results in another process (Python's hash() "
+                "of a str changes per process: use zlib.crc32 or hashlib) differs only here, "
+                "as does an apply that counts an event replayed after a kill twice"
+            )
         click.secho(f"FAILED: {why} (seed {chosen_seed})", fg="red")
     return FAILED
 

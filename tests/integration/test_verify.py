@@ -122,6 +122,7 @@ def test_the_engine_without_its_replay_guard_fails_with_the_keys_counted_twice(
     assert any(int(pending) > 0 for pending in replays), report  # what was applied twice
     assert re.search(r"^\d+ keys expected, \d+ in the output: [1-9]\d* differ", report, re.M)
     assert "FAILED: outputs differ from the recomputation (seed 11)" in report
+    assert "hint: the recomputation runs in this process, the workers in others;" in report
     assert f"worker logs and Kafka data kept in {work_dir}" in report
     assert (work_dir / "logs" / "worker-1.log").exists()
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import py_compile
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -123,6 +126,28 @@ def test_apply_without_a_registry_credential_is_one_line_before_anything_connect
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("error: mesh products apply writes as the products' domain")
     assert "MESH_REGISTRY_PRINCIPAL" in line
+
+
+def test_the_scaffolded_publisher_says_a_mesh_error_in_one_line(tmp_path: Path) -> None:
+    """Without a registry it ended in a 40-line traceback (processor campaign); the example
+    every team starts from now shows the one line mesh-stream's errors are written for."""
+    scaffold("inventory", tmp_path)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MESH_")} | {
+        "MESH_REGISTRY_URL": "http://127.0.0.1:1",
+        "MESH_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+    }
+    done = subprocess.run(
+        [sys.executable, "domains/inventory/publisher.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("error: "), line
 
 
 def test_the_scaffolded_processor_totals_each_item_once(tmp_path: Path) -> None:
