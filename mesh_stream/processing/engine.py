@@ -99,6 +99,7 @@ from mesh_stream.processing.rekey import (
     RECORD_SPLIT_BYTES,
     TRACE,
     Envelope,
+    FatalKafkaStop,
     Route,
     Wire,
     records_of,
@@ -1008,10 +1009,11 @@ def _without_reported_tracebacks(record: logging.LogRecord) -> bool:
 
 
 def _reported(exc: BaseException | None) -> bool:
-    """Whether ``exc`` is, or was raised while handling, a :class:`_ReportedError`."""
+    """Whether ``exc`` is, or was raised while handling, an error already logged in one line
+    (a record's :class:`_ReportedError`, the re-key stage's :class:`FatalKafkaStop`)."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
-        if isinstance(exc, _ReportedError):
+        if isinstance(exc, (_ReportedError, FatalKafkaStop)):
             return True
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__

@@ -89,6 +89,12 @@ REGISTRY_RETRY_MAX_S = 2.0
 STOP_TIMEOUT_S = 30.0
 
 Wire = list[Any]
+
+
+class FatalKafkaStop(KafkaException):
+    """The re-key stage stops on a fatal Kafka error it has already logged in one line."""
+
+
 """One forwarded event as the re-key stage sends it (the engine's ``route`` makes it):
 ``[input index, partition, offset, arrival ms, event ms, [read field values], window, trace]``,
 the position and time of its input record, the values of its input's ``reads`` in order, its
@@ -564,7 +570,7 @@ class RekeyStage(Service):
             f"and can read no more: {cause}"
         )
         log.error("%s", line)  # the one line that says why, before faust's stop
-        raise KafkaException(KafkaError(error.code(), line, fatal=True))
+        raise FatalKafkaStop(KafkaError(error.code(), line, fatal=True))
 
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
         if error is not None:  # replayed after a restart, where dedup counts them once

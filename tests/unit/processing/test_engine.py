@@ -48,6 +48,7 @@ from mesh_stream.processing.reference import InputRecord, recompute
 from mesh_stream.processing.rekey import (
     CLOCK_HEADER,
     Envelope,
+    FatalKafkaStop,
     Wire,
     clock_bounds,
 )
@@ -1509,5 +1510,6 @@ def test_faust_lines_about_a_reported_crash_lose_their_tracebacks_only() -> None
     cancelled.__context__ = reported  # raised while the agent handled the crash
     assert logged(reported).exc_info is None
     assert logged(cancelled).exc_info is None
+    assert logged(FatalKafkaStop("re-key stage of x stops: ...")).exc_info is None
     other = ValueError("a bug of faust's own")
     assert logged(other).exc_info == (ValueError, other, None)
