@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -66,10 +70,10 @@ def _line_ranges(numbers: list[int]) -> str:
     return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans)
 
 
-def _parse_lines(
-    stream: Iterable[bytes], name: str, publisher: ProductPublisher
-) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, str]]]:
-    """(line number, record) for each good line, and one error text per bad line.
+def _checked(
+    lines: Iterable[tuple[int, bytes]], name: str, publisher: ProductPublisher
+) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """(line number, record) for each good line, (line number, error text) for each bad one.
 
     Each good record is fully prepared (schema, ERROR quality rules, encoded size against
     the producer's ``message.max.bytes``), so whatever can be checked before sending is.
@@ -77,19 +81,15 @@ def _parse_lines(
     Lines are decoded one by one, so a line that is not UTF-8 is reported like any other
     bad line instead of ending the whole run.
     """
-    good: list[tuple[int, dict[str, Any]]] = []
-    errors: list[tuple[int, str]] = []
     parsed = publisher.encoder.parsed
-    for number, raw in enumerate(stream, start=1):
+    for number, raw in lines:
         try:
-            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            errors.append(
-                (
-                    number,
-                    f"{name}:{number}: not UTF-8 text (byte {raw[exc.start]:#04x} at column "
-                    f"{exc.start + 1}); JSON Lines files must be UTF-8",
-                )
+            yield (
+                number,
+                f"{name}:{number}: not UTF-8 text (byte {raw[exc.start]:#04x} at column "
+                f"{exc.start + 1}); JSON Lines files must be UTF-8",
             )
             continue
         if not line.strip():
@@ -97,35 +97,82 @@ def _parse_lines(
         try:
             document = json.loads(line.rstrip("\r\n"))
         except json.JSONDecodeError as exc:
-            errors.append(
-                (number, f"{name}:{number}: not valid JSON (column {exc.colno}): {exc.msg}")
-            )
+            yield number, f"{name}:{number}: not valid JSON (column {exc.colno}): {exc.msg}"
             continue
         except RecursionError:
-            errors.append((number, f"{name}:{number}: JSON nested too deeply to read"))
+            yield number, f"{name}:{number}: JSON nested too deeply to read"
             continue
         except ValueError as exc:  # e.g. an integer of more than 4300 digits
-            errors.append((number, f"{name}:{number}: not valid JSON: {str(exc).split(';')[0]}"))
+            yield number, f"{name}:{number}: not valid JSON: {str(exc).split(';')[0]}"
             continue
         if not isinstance(document, dict):
-            errors.append(
-                (
-                    number,
-                    f"{name}:{number}: a record must be a JSON object, got {_json_kind(document)}",
-                )
+            yield (
+                number,
+                f"{name}:{number}: a record must be a JSON object, got {_json_kind(document)}",
             )
             continue
         try:
             record = coerce_json(parsed, document)
             publisher.prepare(record)
         except SerializationError as exc:
-            errors.append((number, f"{name}:{number}: {exc}"))
+            yield number, f"{name}:{number}: {exc}"
             continue
         except RecursionError:
-            errors.append((number, f"{name}:{number}: the record is nested too deeply to check"))
+            yield number, f"{name}:{number}: the record is nested too deeply to check"
             continue
-        good.append((number, record))
-    return good, errors
+        yield number, record
+
+
+class _RecordsFile:
+    """The records file, read line by line as often as the command needs (checking first
+    with --all-or-nothing, finding undelivered lines), never whole into memory: a file of
+    millions of lines publishes in constant memory. Standard input or a pipe, which cannot be
+    read twice, is first copied to a temporary file."""
+
+    def __init__(self, given: IO[bytes], stack: ExitStack) -> None:
+        self.name = str(getattr(given, "name", "<stdin>"))
+        if self.name == "<stdin>" or not _seekable(given):
+            # closed by the stack, when the command ends
+            spool = stack.enter_context(tempfile.TemporaryFile(prefix="mesh-publish-"))  # noqa: SIM115
+            shutil.copyfileobj(given, spool, 1 << 20)
+            given = spool
+        self._handle = given
+
+    def lines(self) -> Iterator[tuple[int, bytes]]:
+        """(line number, bytes) of each line, from the first, without a leading BOM."""
+        self._handle.seek(0)
+        for number, raw in enumerate(self._handle, start=1):
+            yield number, raw[len(UTF8_BOM) :] if number == 1 and raw.startswith(UTF8_BOM) else raw
+
+    def has_records(self) -> bool:
+        """Whether any line is not blank (read up to the first such line only)."""
+        return any(raw.strip() for _number, raw in self.lines())
+
+
+def _seekable(handle: IO[bytes]) -> bool:
+    try:
+        return handle.seekable()
+    except (OSError, ValueError):
+        return False
+
+
+@dataclass
+class _Tally:
+    """What a run did with the lines, kept as counts and line numbers, not as records."""
+
+    rejected: list[int] = field(default_factory=list)  # bad lines
+    unsent: list[int] = field(default_factory=list)  # refused by Kafka at once
+    sent: int = 0
+    dead: int = 0
+
+    def reject(self, number: int, text: str) -> None:
+        self.rejected.append(number)
+        if len(self.rejected) <= SHOWN_ERRORS:
+            click.echo(text, err=True)
+
+    def said_all(self) -> None:
+        if len(self.rejected) > SHOWN_ERRORS:
+            click.echo(f"... and {len(self.rejected) - SHOWN_ERRORS} more bad line(s)", err=True)
 
 
 def _read_schema(path: Path) -> Any:
@@ -232,104 +279,103 @@ def publish(
         )
     if records_file is None and not register_only:
         raise click.UsageError("give the records with --file FILE (or `-` for stdin)")
-    lines: list[bytes] = []
-    name = "<stdin>"
-    if records_file is not None:
-        # Read first: an empty file is refused before the schema is registered or the topic made.
-        name = getattr(records_file, "name", name)
-        lines = records_file.readlines()
-        if lines and lines[0].startswith(UTF8_BOM):  # as the lines are read (a BOM alone too)
-            lines[0] = lines[0][len(UTF8_BOM) :]
-        if not any(line.strip() for line in lines):
-            raise ConfigurationError(
-                f"{name}: no records in the file (JSON Lines: one JSON object per line)"
-            )
-    registry = registry_for(settings)
-    found = project.locate(settings)
-    descriptor = resolve_product(product, project=found, registry=registry)
-    schema = _read_schema(schema_file) if schema_file else None
-    publisher = ProductPublisher(
-        descriptor,
-        connection=KafkaConnection.from_settings(settings, default_client_id="mesh-publish"),
-        registry=registry,
-        schema=schema,
-        schema_source=f"--schema {schema_file}" if schema_file else None,
-        root=found.root if found is not None else None,
-    )
-    with publisher:
-        if register_only:
-            click.echo(
-                f"registered schema id {publisher.schema_id} under {descriptor.value_subject}; "
-                f"topic {descriptor.topic} is ready"
-            )
-            return
-        good, errors = _parse_lines(lines, name, publisher)
-        for _number, text in errors[:SHOWN_ERRORS]:
-            click.echo(text, err=True)
-        if len(errors) > SHOWN_ERRORS:
-            click.echo(f"... and {len(errors) - SHOWN_ERRORS} more bad line(s)", err=True)
-        if errors and all_or_nothing:
-            click.echo(
-                f"published nothing: {len(errors)} bad line(s) and --all-or-nothing", err=True
-            )
+    with ExitStack() as stack:
+        source: _RecordsFile | None = None
+        if records_file is not None:
+            # Read first: an empty file is refused before the schema is registered or the
+            # topic made.
+            source = _RecordsFile(records_file, stack)
+            if not source.has_records():
+                raise ConfigurationError(
+                    f"{source.name}: no records in the file (JSON Lines: one JSON object per line)"
+                )
+        registry = registry_for(settings)
+        found = project.locate(settings)
+        descriptor = resolve_product(product, project=found, registry=registry)
+        schema = _read_schema(schema_file) if schema_file else None
+        publisher = ProductPublisher(
+            descriptor,
+            connection=KafkaConnection.from_settings(settings, default_client_id="mesh-publish"),
+            registry=registry,
+            schema=schema,
+            schema_source=f"--schema {schema_file}" if schema_file else None,
+            root=found.root if found is not None else None,
+        )
+        with publisher:
+            if source is None:
+                click.echo(
+                    f"registered schema id {publisher.schema_id} under "
+                    f"{descriptor.value_subject}; topic {descriptor.topic} is ready"
+                )
+                return
+            tally = _Tally()
+            if all_or_nothing:  # a first pass checks every line; nothing is sent
+                for number, checked in _checked(source.lines(), source.name, publisher):
+                    if isinstance(checked, str):
+                        tally.reject(number, checked)
+                tally.said_all()
+                if tally.rejected:
+                    click.echo(
+                        f"published nothing: {len(tally.rejected)} bad line(s) and "
+                        f"--all-or-nothing",
+                        err=True,
+                    )
+                    ctx.exit(1)
+            for number, checked in _checked(source.lines(), source.name, publisher):
+                if isinstance(checked, str):
+                    tally.reject(number, checked)
+                else:
+                    _send(publisher, tally, number, checked, source.name)
+            tally.said_all()
+            try:
+                publisher.flush()
+            except DeliveryError as exc:
+                click.echo(f"error: {exc}", err=True)
+                undelivered = list(getattr(exc, "failed", None) or [])
+                lost = _undelivered_lines(publisher, source, tally, undelivered)
+                for number, reason in lost[:SHOWN_ERRORS]:
+                    click.echo(f"{source.name}:{number}: not delivered: {reason}", err=True)
+                failed = len(undelivered) or publisher.in_flight
+                _summary(descriptor, tally, failed, [n for n, _ in lost])
+                ctx.exit(1)
+        _summary(descriptor, tally, 0)
+        if tally.rejected or tally.unsent:
             ctx.exit(1)
-        sent, dead, unsent = _send(publisher, good, name)
-        try:
-            publisher.flush()
-        except DeliveryError as exc:
-            click.echo(f"error: {exc}", err=True)
-            undelivered = list(getattr(exc, "failed", None) or [])
-            lost = _undelivered_lines(publisher, good, unsent, undelivered)
-            for number, reason in lost[:SHOWN_ERRORS]:
-                click.echo(f"{name}:{number}: not delivered: {reason}", err=True)
-            failed = len(undelivered) or publisher.in_flight
-            _summary(
-                descriptor, sent - dead - failed, dead, errors, unsent, failed, [n for n, _ in lost]
-            )
-            ctx.exit(1)
-    _summary(descriptor, sent - dead, dead, errors, unsent, 0)
-    if errors or unsent:
-        ctx.exit(1)
 
 
 def _send(
-    publisher: ProductPublisher, good: list[tuple[int, dict[str, Any]]], name: str
-) -> tuple[int, int, list[int]]:
-    """Hand each good record to Kafka: (records sent, of them dead-lettered, lines not sent).
-
-    A record Kafka refuses at once is reported as FILE:LINE and the next lines still go."""
-    sent = dead = 0
-    unsent: list[int] = []
-    for number, record in good:
-        try:
-            dead += publisher.publish(record) is not None
-        except MeshError as exc:
-            unsent.append(number)
-            if len(unsent) <= SHOWN_ERRORS:
-                click.echo(f"{name}:{number}: not published: {exc}", err=True)
-            continue
-        sent += 1
-    return sent, dead, unsent
+    publisher: ProductPublisher, tally: _Tally, number: int, record: dict[str, Any], name: str
+) -> None:
+    """Hand one good record to Kafka. A record Kafka refuses at once is reported as
+    FILE:LINE and the next lines still go."""
+    try:
+        tally.dead += publisher.publish(record) is not None
+    except MeshError as exc:
+        tally.unsent.append(number)
+        if len(tally.unsent) <= SHOWN_ERRORS:
+            click.echo(f"{name}:{number}: not published: {exc}", err=True)
+        return
+    tally.sent += 1
 
 
 def _undelivered_lines(
     publisher: ProductPublisher,
-    good: list[tuple[int, dict[str, Any]]],
-    unsent: list[int],
+    source: _RecordsFile,
+    tally: _Tally,
     undelivered: list[UndeliveredRecord],
 ) -> list[tuple[int, str]]:
     """(line, reason) of each record Kafka did not acknowledge, found by the bytes it sent:
-    only the failure path encodes the lines again."""
+    only the failure path reads the file and encodes its lines again."""
     reasons = {item.value: item.error for item in undelivered if item.value is not None}
     if not reasons:
         return []
-    skipped = set(unsent)
+    skipped = set(tally.unsent)
     found: list[tuple[int, str]] = []
-    for number, record in good:
-        if number in skipped:
+    for number, checked in _checked(source.lines(), source.name, publisher):
+        if isinstance(checked, str) or number in skipped:
             continue
         try:
-            value, _key = publisher.prepare(record)
+            value, _key = publisher.prepare(checked)
         except MeshError:
             continue
         reason = reasons.get(value)
@@ -339,21 +385,20 @@ def _undelivered_lines(
 
 
 def _summary(
-    descriptor: Any,
-    published: int,
-    dead: int,
-    errors: list[tuple[int, str]],
-    unsent: list[int],
-    unacknowledged: int,
-    undelivered: Sequence[int] = (),
+    descriptor: Any, tally: _Tally, unacknowledged: int, undelivered: Sequence[int] = ()
 ) -> None:
     """One line: what was published, and which lines were not."""
-    missed = sorted({number for number, _text in errors} | set(unsent) | set(undelivered))
+    published = tally.sent - tally.dead - unacknowledged
+    missed = sorted(set(tally.rejected) | set(tally.unsent) | set(undelivered))
     click.echo(
         f"published {published} record(s) to {descriptor.topic}"
-        + (f"; dead-lettered {dead} to {descriptor.dlq_topic} (quality rules)" if dead else "")
-        + (f"; rejected {len(errors)} line(s)" if errors else "")
-        + (f"; {len(unsent)} line(s) refused by Kafka" if unsent else "")
+        + (
+            f"; dead-lettered {tally.dead} to {descriptor.dlq_topic} (quality rules)"
+            if tally.dead
+            else ""
+        )
+        + (f"; rejected {len(tally.rejected)} line(s)" if tally.rejected else "")
+        + (f"; {len(tally.unsent)} line(s) refused by Kafka" if tally.unsent else "")
         + (f"; {unacknowledged} record(s) not acknowledged by Kafka" if unacknowledged else "")
         + (f"; not published: line(s) {_line_ranges(missed)}" if missed else ""),
         err=True,

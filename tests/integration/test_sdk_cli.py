@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,8 @@ from mesh_stream.registry.client import RegistryClient
 from mesh_stream.schema.codec import json_default
 from tests.conftest import KafkaAddress, RegistryAddress
 from tests.fixtures.sdk.helpers import FIXTURES, decoded, end_offsets, make_order, new_product
+
+MESH = [sys.executable, "-m", "mesh_stream.cli.main"]
 
 
 @pytest.fixture
@@ -115,6 +120,38 @@ def test_all_or_nothing_publishes_nothing_when_a_line_is_bad(
     assert f"{records}:2: record does not fit schema" in result.stderr
     assert "published nothing: 1 bad line(s) and --all-or-nothing" in result.stderr
     assert sum(end_offsets(kafka.bootstrap_servers, product.topic, 3)) == 0
+
+
+def test_records_piped_on_standard_input_are_checked_then_published_all_or_nothing(
+    env: dict[str, str], kafka: KafkaAddress, tmp_path: Path
+) -> None:
+    """`-f -` from a real pipe, which cannot be read twice: --all-or-nothing checks every line
+    before sending any (the file is read line by line, never whole into memory; a pipe is
+    copied to a temporary file first)."""
+    product = new_product("cli-pipe")
+    root = repo_with(product, tmp_path / "repo")
+    good = [json.dumps(as_json_line(make_order(i))) for i in range(2_000)]
+    command = [
+        *MESH, "publish", product.name, "-f", "-", "--root", str(root), "--all-or-nothing"
+    ]  # fmt: skip
+    bad = "\n".join([*good[:1_500], '{"order_id": 1}', *good[1_500:]]) + "\n"
+    refused = subprocess.run(
+        command, input=bad, env={**os.environ, **env}, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 1, refused.stderr
+    assert refused.stderr.splitlines()[-1] == (
+        "published nothing: 1 bad line(s) and --all-or-nothing"
+    )
+    assert "<stdin>:1501: record does not fit schema" in refused.stderr
+    assert sum(end_offsets(kafka.bootstrap_servers, product.topic, 3)) == 0
+    done = subprocess.run(
+        command, input="\n".join(good) + "\n", env={**os.environ, **env}, capture_output=True,
+        text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [f"published 2000 record(s) to {product.topic}"]
+    assert sum(end_offsets(kafka.bootstrap_servers, product.topic, 3)) == 2_000
 
 
 def test_register_only_registers_the_schema_and_tail_finds_the_product_in_the_registry(

@@ -332,9 +332,8 @@ def test_publish_a_100k_deep_or_huge_number_line_is_a_bad_line_not_a_traceback(
             return None
 
     lines = [*files["deep"].read_bytes().splitlines(keepends=True), files["huge"].read_bytes()]
-    good, errors = publish_cli._parse_lines(lines, "f.jsonl", Publisher())  # type: ignore[arg-type]
-    assert (good, errors) == (
-        [],
+    checked = publish_cli._checked(enumerate(lines, 1), "f.jsonl", Publisher())  # type: ignore[arg-type]
+    assert list(checked) == (
         [
             (1, "f.jsonl:1: JSON nested too deeply to read"),
             (
@@ -342,7 +341,7 @@ def test_publish_a_100k_deep_or_huge_number_line_is_a_bad_line_not_a_traceback(
                 "f.jsonl:2: not valid JSON: Exceeds the limit (4300 digits) for integer string "
                 "conversion: value has 5000 digits",
             ),
-        ],
+        ]
     )
     monkeypatch.setenv("MESH_REGISTRY_URL", "http://127.0.0.1:99999")
     status, _out, err = _invoke(["publish", PRODUCT, "-f", str(files["deep"])], capsys)
