@@ -74,7 +74,33 @@ def selected(
     for item in found:
         for warning in item.warnings:
             click.echo(f"warning: {warning}", err=True)
+    drafts = [item.product.name for item in found if not item.registered]
+    if drafts and source.project is not None:
+        _warn_of_lint_errors(source.project, drafts)
     return found
+
+
+def _warn_of_lint_errors(project: MeshProject, names: Sequence[str]) -> None:
+    """The registry checks a product's policies when it is registered; one exported from its
+    local files has not been through that, so lint's errors for it are said here."""
+    from mesh_stream.governance.model import Severity
+    from mesh_stream.governance.repository import lint_project
+
+    try:
+        report = lint_project(project)
+    except MeshError:  # a project lint cannot read: `mesh lint` says why
+        return
+    for name in names:
+        errors = [
+            v for v in report.violations if v.product == name and v.severity is Severity.ERROR
+        ]
+        if errors:
+            first = errors[0]
+            click.echo(
+                f"warning: {name}: `mesh lint` finds {len(errors)} error(s) the registry would "
+                f"refuse it for, e.g. {first.location}: {first.message}",
+                err=True,
+            )
 
 
 def write_documents(
