@@ -590,7 +590,8 @@ _GUARDED_LOGICAL = frozenset({"decimal", "date", *INSTANTS})
 def _mentions_guarded(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) -> bool:
     """Whether ``schema`` holds a type whose values fastavro writes wrongly even when a union
     branch takes them: a decimal (of any size), a float (beyond 32 bits), a timestamp (a naive
-    datetime) or a date (a datetime). Through named types, not recursing twice."""
+    datetime), a date (a datetime) or an array (any sequence, bytes too). Through named types,
+    not recursing twice."""
     if isinstance(schema, str):
         if schema in named and schema not in seen:
             return _mentions_guarded(named[schema], named, seen | {schema})
@@ -606,8 +607,8 @@ def _mentions_guarded(schema: Any, named: Mapping[str, Any], seen: frozenset[str
     kind = schema.get("type")
     if kind == "record":
         return any(_mentions_guarded(f["type"], named, inner) for f in schema["fields"])
-    if kind == "array":
-        return _mentions_guarded(schema["items"], named, inner)
+    if kind == "array":  # any iterable would be written: see _compile_guard
+        return True
     if kind == "map":
         return _mentions_guarded(schema["values"], named, inner)
     return kind == "float" or (
@@ -663,12 +664,12 @@ def _compile_guard(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) 
     if kind == "record":
         return _record_guard(schema, named, seen)
     if kind == "array":
+        # Always guarded: fastavro writes any iterable as an array, a str letter by letter, a
+        # dict by its keys, a set in no given order (an SDK campaign: "vw" stored as v, w).
         item = _compile_guard(schema["items"], named, seen)
-        if item is None:
-            return None
 
         def array_guard(value: Any) -> bool:
-            return not isinstance(value, (list, tuple)) or all(map(item, value))
+            return isinstance(value, (list, tuple)) and (item is None or all(map(item, value)))
 
         return array_guard
     if kind == "map":
@@ -803,7 +804,7 @@ class _EncoderSource:
             "_Decimal": decimal.Decimal,
             "_w": fastavro_write_data,
             "_N": named,
-            "_O": {"strict": False, "strict_allow_default": True, "disable_tuple_notation": False},
+            "_O": {"strict": False, "strict_allow_default": True, "disable_tuple_notation": True},
         }
         self.lines: list[str] = []
         self.counter = 0
@@ -1107,7 +1108,14 @@ class RecordEncoder:
         buffer = BytesIO()  # a fresh one is cheaper than truncating a reused one
         buffer.write(self._header)
         try:
-            schemaless_writer(buffer, self.parsed, record, strict_allow_default=True)
+            # a tuple is an array's items, never fastavro's (branch name, value) notation
+            schemaless_writer(
+                buffer,
+                self.parsed,
+                record,
+                strict_allow_default=True,
+                disable_tuple_notation=True,
+            )
         except Exception as exc:
             raise self.error(record, exc) from exc
         return buffer.getvalue()

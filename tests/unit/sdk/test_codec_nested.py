@@ -272,6 +272,34 @@ def test_recursive_types_maps_and_general_unions_agree_with_fastavro() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"weights": {"a": "vw"}}, "weights['a']: expected array of long, got str 'vw'"),
+        ({"children": "ab"}, "children: expected array of sdktest.nested.Node, got str 'ab'"),
+        ({"children": {"a": 1}}, "children: expected array of sdktest.nested.Node, got dict"),
+        ({"weights": {"a": {1, 2}}}, "weights['a']: expected array of long, got set"),
+        ({"weights": {"a": b"\x01\x02"}}, "weights['a']: expected array of long, got bytes"),
+    ],
+    ids=["str-in-map", "str", "dict", "set", "bytes"],
+)
+def test_an_array_is_a_list_or_tuple_never_another_iterable(
+    change: dict[str, Any], said: str
+) -> None:
+    """fastavro writes any iterable as an array: "vw" was stored as ["v", "w"], a dict as
+    its keys, a set in no given order (an SDK campaign); refused, naming the field."""
+    record = {**node("root", 0), **change}
+    with pytest.raises(SerializationError) as refused:
+        RecordEncoder(NESTED, SCHEMA_ID).encode(record)
+    assert said in str(refused.value)
+    # a tuple is an array's items (not fastavro's union notation), written as a list is
+    as_tuples = {**node("root", 0), "weights": {"a": (1, 2)}}
+    framed = RecordEncoder(NESTED, SCHEMA_ID).encode(as_tuples)
+    assert framed == RecordEncoder(NESTED, SCHEMA_ID).encode(
+        {**as_tuples, "weights": {"a": [1, 2]}}
+    )
+
+
 def negative_blocks(record: dict[str, Any]) -> bytes:
     """``record`` with its ``weights`` map written as one block of negative count followed by
     its byte size (legal Avro other writers produce; fastavro never writes it)."""
