@@ -81,7 +81,7 @@ from mesh_stream.schema.codec import (
     RecordDecoder,
     SchemaLike,
     as_document,
-    fastavro_read_data,
+    read_data,
     read_failure,
     schema_name,
     trailing_bytes_error,
@@ -659,7 +659,7 @@ class ProductConsumer:
         sources = self._sources
         positions = self._positions
         unpack = _SCHEMA_ID.unpack_from
-        read = fastavro_read_data
+        read = read_data  # fastavro's, measuring the nesting of recursive types first
         options = READ_OPTIONS
         builder = _RecordBuilder
         record_class = ConsumedRecord

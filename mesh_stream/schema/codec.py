@@ -58,6 +58,12 @@ from mesh_stream.errors import (
 )
 from mesh_stream.files import read_regular_text
 from mesh_stream.schema import strict_json
+from mesh_stream.schema.nesting import (
+    MAX_NESTING,
+    bytes_nest_deeper,
+    recursive_names,
+    value_nests_deeper,
+)
 from mesh_stream.schema.wire import HEADER_SIZE, header, unframe
 
 __all__ = [
@@ -76,6 +82,7 @@ __all__ = [
     "load_schema_file",
     "parse_schema",
     "read_body",
+    "read_data",
     "schema_name",
     "schema_problems",
     "trailing_bytes_error",
@@ -1073,7 +1080,16 @@ class RecordEncoder:
     wrongly, then fastavro writes (applying defaults). Safe to share between threads.
     """
 
-    __slots__ = ("_fast", "_guard", "_header", "document", "name", "parsed", "schema_id")
+    __slots__ = (
+        "_fast",
+        "_guard",
+        "_header",
+        "_recursive",
+        "document",
+        "name",
+        "parsed",
+        "schema_id",
+    )
 
     def __init__(self, schema: SchemaLike, schema_id: int) -> None:
         self.document = as_document(schema)
@@ -1084,6 +1100,8 @@ class RecordEncoder:
         self._guard = _compile_guard(self.parsed, named, frozenset())
         self._header = header(schema_id)
         self._fast = _compile_fast_encoder(self.parsed, named, self._header)
+        #: A recursive type: a record's nesting is measured first (see schema/nesting.py).
+        self._recursive = bool(recursive_names(named))
 
     @property
     def fast(self) -> Callable[[Any], bytes] | None:
@@ -1092,6 +1110,8 @@ class RecordEncoder:
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         """Framed bytes for ``record``; :class:`SerializationError` names every bad field."""
+        if self._recursive and value_nests_deeper(record):
+            raise self.too_deep()
         fast = self._fast
         if fast is not None:
             try:
@@ -1102,6 +1122,8 @@ class RecordEncoder:
 
     def encode_checked(self, record: Mapping[str, Any]) -> bytes:
         """:meth:`encode` without the compiled encoder: guard, then fastavro's writer."""
+        if self._recursive and value_nests_deeper(record):
+            raise self.too_deep()
         guard = self._guard
         if guard is not None and not guard(record):
             raise self.error(record)
@@ -1119,6 +1141,17 @@ class RecordEncoder:
         except Exception as exc:
             raise self.error(record, exc) from exc
         return buffer.getvalue()
+
+    def too_deep(self) -> SerializationError:
+        """The error for a record nested past :data:`MAX_NESTING` (fastavro's C writer, and
+        every reader's, would crash the process on it)."""
+        problem = (
+            f"(record): nests records, arrays and maps more than {MAX_NESTING} levels deep; "
+            f"a record of a recursive type may nest at most {MAX_NESTING}"
+        )
+        error = SerializationError(f"record does not fit schema {self.name}: {problem}")
+        error.problems = [problem]  # type: ignore[attr-defined]
+        return error
 
     def problems(self, record: Any) -> list[str]:
         """Why ``record`` does not fit the schema (empty if it does)."""
@@ -1175,7 +1208,7 @@ class _DecoderSource:
             "_Z": _ONE_BYTE_ZIGZAG,
             "_uf": struct.Struct("<f").unpack_from,
             "_ud": struct.Struct("<d").unpack_from,
-            "_read": fastavro_read_data,
+            "_read": read_data,  # a recursive type's nesting is measured first
             "_BytesIO": BytesIO,
             "_N": {"writer": named, "reader": {}},
             "_O": READ_OPTIONS,
@@ -1752,7 +1785,7 @@ def read_body(
     naming the schema id (bytes left after the body included)."""
     buffer = io.BytesIO(body)
     try:
-        value = fastavro_read_data(buffer, writer, named, reader, READ_OPTIONS)
+        value = read_data(buffer, writer, named, reader, READ_OPTIONS)
     except Exception as exc:
         raise DeserializationError(
             f"cannot decode {len(body)}-byte Avro body with writer schema id {schema_id} "
@@ -1765,6 +1798,33 @@ def read_body(
             f"schema id {schema_id} decodes to {type(value).__name__}, not a record"
         )
     return value
+
+
+#: id of a parsed writer schema -> (the schema, whether it holds a recursive type).
+_RECURSIVE: dict[int, tuple[Any, bool]] = {}
+
+
+def read_data(
+    body: io.BytesIO,
+    writer: Any,
+    named: dict[str, Any],
+    reader: Any,
+    options: dict[str, Any],
+) -> Any:
+    """fastavro's reader (its arguments), after measuring the nesting of a record of a
+    recursive type (a ``ValueError`` past :data:`MAX_NESTING`: see schema/nesting.py)."""
+    known = _RECURSIVE.get(id(writer))
+    if known is None or known[0] is not writer:
+        known = _RECURSIVE[id(writer)] = (writer, bool(recursive_names(named["writer"])))
+    if known[1]:
+        with body.getbuffer() as view:
+            deep = bytes_nest_deeper(view, body.tell(), writer, named["writer"])
+        if deep:
+            raise ValueError(
+                f"the record nests records, arrays and maps more than {MAX_NESTING} levels "
+                f"deep; a record of a recursive type may nest at most {MAX_NESTING}"
+            )
+    return fastavro_read_data(body, writer, named, reader, options)
 
 
 def read_failure(exc: BaseException) -> str:

@@ -57,3 +57,20 @@ def order_v1() -> dict[str, Any]:
 @pytest.fixture
 def order_v2() -> dict[str, Any]:
     return load("order_v2.avsc")
+
+
+def offline_consumer(product: Any, registry: Any) -> Any:
+    """A ProductConsumer whose messages a test hands to ``_decode`` directly: nothing answers
+    at its address, and it asks for no metadata (new topics read from the beginning)."""
+    from mesh_stream.consumer import ProductConsumer
+
+    return ProductConsumer(
+        [product],
+        group_id="unit",
+        bootstrap_servers="127.0.0.1:9",
+        registry=registry,
+        dead_letters=False,
+        from_beginning=True,
+        config={"log_level": 0},
+        root=None,
+    )

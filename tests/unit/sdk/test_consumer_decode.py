@@ -13,22 +13,13 @@ from mesh_stream.consumer import ConsumedRecord, ProductConsumer
 from mesh_stream.errors import DeserializationError
 from mesh_stream.schema.codec import RecordEncoder
 from tests.fixtures.sdk.helpers import SCHEMA_V1, decoded, new_product
-from tests.unit.sdk.conftest import MemorySchemas, make_order
+from tests.unit.sdk.conftest import MemorySchemas, make_order, offline_consumer
 
 
 @pytest.fixture
 def consumer(order_v1: dict[str, Any]) -> Iterator[tuple[ProductConsumer, str]]:
     product = new_product("unit", schema=SCHEMA_V1)
-    consumer = ProductConsumer(
-        [product],
-        group_id="unit",
-        bootstrap_servers="127.0.0.1:9",  # never contacted: messages are handed in directly
-        registry=MemorySchemas({4: order_v1}, {4: [product.value_subject]}),  # type: ignore[arg-type]
-        dead_letters=False,
-        from_beginning=True,  # no metadata request for new topics (nothing answers here)
-        config={"log_level": 0},
-        root=None,
-    )
+    consumer = offline_consumer(product, MemorySchemas({4: order_v1}, {4: [product.value_subject]}))
     yield consumer, product.topic
     consumer.close()
 

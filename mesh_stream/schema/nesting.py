@@ -1,0 +1,200 @@
+"""How deep a record of a recursive type nests, checked before fastavro writes or reads it.
+
+fastavro's compiled writer and reader recurse in C, one level per nested record, array or
+map, outside Python's recursion limit: a record of a recursive type (a ``Node`` holding
+``Node`` children) nested a few thousand levels deep ended the process with a segmentation
+fault, in a publisher and in every consumer that read the record again after a restart (an
+SDK campaign: a 40 KB record). A schema without a recursive type cannot nest deeper than it
+is written, so only records of recursive types are measured: a value by walking its dicts
+and lists, bytes by walking the Avro encoding, both with a stack of their own, and refused
+beyond :data:`MAX_NESTING` levels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["MAX_NESTING", "bytes_nest_deeper", "recursive_names", "value_nests_deeper"]
+
+#: The most levels of records, arrays and maps one record of a recursive type may nest.
+#: fastavro's C stack took a few thousand; a tree of comments or a parsed document rarely
+#: needs fifty.
+MAX_NESTING = 200
+
+#: Bytes each fixed-size primitive takes.
+_FIXED_SIZES = {"null": 0, "boolean": 1, "float": 4, "double": 8}
+#: Work the byte walk may do per byte of the record, beyond a base: an array of a million
+#: nulls is a few bytes long, and counting through it is fastavro's business, not this one's.
+_STEPS_PER_BYTE = 8
+_BASE_STEPS = 10_000
+
+
+def recursive_names(named: Mapping[str, Any]) -> frozenset[str]:
+    """The named types (fastavro's parsed ``__named_schemas``) that can hold themselves."""
+    edges = {name: _names_in(schema, named) for name, schema in named.items()}
+    found = set()
+    for start, reached in edges.items():
+        stack, seen = list(reached), set()
+        while stack:
+            name = stack.pop()
+            if name == start:
+                found.add(start)
+                break
+            if name not in seen:
+                seen.add(name)
+                stack.extend(edges.get(name, ()))
+    return frozenset(found)
+
+
+def _names_in(schema: Any, named: Mapping[str, Any]) -> set[str]:
+    """The named types ``schema`` refers to, directly or inside its own nested types."""
+    found: set[str] = set()
+    stack = [schema]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if item in named:
+                found.add(item)
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, Mapping):
+            kind = item.get("type")
+            if kind == "record":
+                stack.extend(field.get("type") for field in item.get("fields", ()))
+            elif kind == "array":
+                stack.append(item.get("items"))
+            elif kind == "map":
+                stack.append(item.get("values"))
+            elif isinstance(kind, (list, Mapping)) or (isinstance(kind, str) and kind in named):
+                stack.append(kind)
+    return found
+
+
+def value_nests_deeper(value: Any, limit: int = MAX_NESTING) -> bool:
+    """Whether ``value`` nests dicts, lists and tuples more than ``limit`` deep."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children: Any = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        if depth + 1 > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def bytes_nest_deeper(
+    data: bytes | memoryview,
+    position: int,
+    schema: Any,
+    named: Mapping[str, Any],
+    limit: int = MAX_NESTING,
+) -> bool:
+    """Whether the Avro value of ``schema`` at ``position`` of ``data`` nests records,
+    arrays and maps more than ``limit`` deep. It reads the bytes without building values;
+    bytes that end early or make no sense give False, and the reader then says what is
+    wrong with them."""
+    try:
+        return _Walk(data, position, named, limit).deeper(schema)
+    except (IndexError, KeyError, TypeError, ValueError):
+        return False
+
+
+class _Walk:
+    """One walk over Avro bytes with an explicit stack (see :func:`bytes_nest_deeper`)."""
+
+    def __init__(
+        self, data: bytes | memoryview, position: int, named: Mapping[str, Any], limit: int
+    ) -> None:
+        self.data = data
+        self.position = position
+        self.named = named
+        self.limit = limit
+        self.steps = _BASE_STEPS + _STEPS_PER_BYTE * len(data)
+
+    def long(self) -> int:
+        """A zig-zag varint (Avro's int and long)."""
+        data, position, shift, raw = self.data, self.position, 0, 0
+        while True:
+            byte = data[position]
+            position += 1
+            raw |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                break
+            shift += 7
+            if shift > 63:
+                raise ValueError("varint longer than 10 bytes")
+        self.position = position
+        return (raw >> 1) ^ -(raw & 1)
+
+    def skip(self, size: int) -> None:
+        if size < 0 or self.position + size > len(self.data):
+            raise ValueError("past the end")
+        self.position += size
+
+    def deeper(self, schema: Any) -> bool:
+        # ("v", schema, depth): a value; ("b", items, depth, left, is_map): an array's or
+        # map's items, ``left`` in the current block
+        stack: list[tuple[Any, ...]] = [("v", schema, 0)]
+        while stack:
+            self.steps -= 1
+            if self.steps < 0:
+                raise ValueError("too much work for the bytes given")
+            task = stack.pop()
+            if task[0] == "b":
+                _, items, depth, left, is_map = task
+                if left == 0:
+                    left = self.long()
+                    if left == 0:
+                        continue  # the container ends
+                    if left < 0:
+                        left = -left
+                        self.long()  # the block's size in bytes
+                stack.append(("b", items, depth, left - 1, is_map))
+                stack.append(("v", items, depth))
+                if is_map:
+                    stack.append(("v", "string", depth))
+                continue
+            _, kind, depth = task
+            if isinstance(kind, str) and kind in self.named:
+                kind = self.named[kind]
+            if isinstance(kind, Sequence) and not isinstance(kind, str):
+                branch = self.long()
+                if branch < 0:
+                    raise ValueError("negative union index")
+                stack.append(("v", kind[branch], depth))
+                continue
+            if isinstance(kind, Mapping):
+                name = kind.get("type")
+                if name == "record":
+                    if depth + 1 > self.limit:
+                        return True
+                    fields = kind["fields"]
+                    stack.extend(("v", field["type"], depth + 1) for field in reversed(fields))
+                    continue
+                if name in ("array", "map"):
+                    if depth + 1 > self.limit:
+                        return True
+                    items = kind["items"] if name == "array" else kind["values"]
+                    stack.append(("b", items, depth + 1, 0, name == "map"))
+                    continue
+                if name == "enum":
+                    self.long()
+                    continue
+                if name == "fixed":
+                    self.skip(int(kind["size"]))
+                    continue
+                stack.append(("v", name, depth))  # a logical type: its underlying type
+                continue
+            if kind in ("int", "long"):
+                self.long()
+            elif kind in ("bytes", "string"):
+                self.skip(self.long())
+            else:
+                self.skip(_FIXED_SIZES[kind])
+        return False

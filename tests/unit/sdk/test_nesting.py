@@ -1,0 +1,147 @@
+"""Records of recursive types nested past MAX_NESTING are refused, before fastavro's C code
+(which recursed until the process died with a segmentation fault) writes or reads them."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from confluent_kafka import Message
+
+from mesh_stream.errors import DeserializationError, SerializationError
+from mesh_stream.schema.codec import RecordDecoder, RecordEncoder, parse_schema
+from mesh_stream.schema.nesting import (
+    MAX_NESTING,
+    bytes_nest_deeper,
+    recursive_names,
+    value_nests_deeper,
+)
+from tests.fixtures.sdk.helpers import new_product
+from tests.unit.sdk.conftest import MemorySchemas, offline_consumer
+
+NODE: dict[str, Any] = {
+    "type": "record",
+    "name": "Node",
+    "namespace": "t",
+    "fields": [
+        {"name": "v", "type": "int"},
+        {"name": "next", "type": ["null", "Node"], "default": None},
+    ],
+}
+TREE: dict[str, Any] = {
+    "type": "record",
+    "name": "Tree",
+    "namespace": "t",
+    "fields": [
+        {"name": "label", "type": "string"},
+        {"name": "children", "type": {"type": "map", "values": {"type": "array", "items": "Tree"}}},
+    ],
+}
+
+
+def chain(levels: int) -> dict[str, Any] | None:
+    value = None
+    for number in range(levels):
+        value = {"v": number, "next": value}
+    return value
+
+
+def framed_chain(levels: int) -> bytes:
+    """A Node chain ``levels`` deep as Avro bytes, built without any Avro writer."""
+    return b"\x00" + struct.pack(">I", 1) + b"\x00\x02" * (levels - 1) + b"\x00\x00"
+
+
+def tree(levels: int) -> dict[str, Any]:
+    node: dict[str, Any] = {"label": "leaf", "children": {}}
+    for _ in range(levels - 1):
+        node = {"label": "inner", "children": {"kids": [node]}}
+    return node
+
+
+def test_only_types_that_can_hold_themselves_are_recursive() -> None:
+    assert recursive_names(parse_schema(NODE)["__named_schemas"]) == {"t.Node"}
+    assert recursive_names(parse_schema(TREE)["__named_schemas"]) == {"t.Tree"}
+    flat = {"type": "record", "name": "F", "fields": [{"name": "a", "type": NODE}]}
+    assert recursive_names(parse_schema(flat)["__named_schemas"]) == {"t.Node"}
+    plain = {"type": "record", "name": "P", "fields": [{"name": "a", "type": "int"}]}
+    assert recursive_names(parse_schema(plain)["__named_schemas"]) == frozenset()
+
+
+@pytest.mark.parametrize(("schema", "make"), [(NODE, chain), (TREE, tree)], ids=["union", "map"])
+def test_a_record_at_the_limit_round_trips_and_one_past_it_is_refused_both_ways(
+    schema: dict[str, Any], make: Any
+) -> None:
+    # a Tree level is three containers (record, map, array); a Node level one record
+    levels = MAX_NESTING if schema is NODE else (MAX_NESTING + 2) // 3
+    encoder = RecordEncoder(schema, 1)
+    at_limit = make(levels)
+    framed = encoder.encode(at_limit)
+    decoder = RecordDecoder(MemorySchemas({1: schema}))  # type: ignore[arg-type]
+    assert decoder.decode(framed) == at_limit
+    past = make(levels + 1)
+    with pytest.raises(SerializationError) as refused:
+        encoder.encode(past)
+    assert f"nests records, arrays and maps more than {MAX_NESTING} levels deep" in str(
+        refused.value
+    )
+    with pytest.raises(SerializationError):
+        encoder.encode_checked(past)
+
+
+def test_bytes_nested_thousands_deep_are_a_deserialization_error_not_a_crash() -> None:
+    """Run apart: before, fastavro's reader ended the process (SIGSEGV) at about 6,000
+    levels, and an SDK consumer crashed on the record at every restart."""
+    program = (
+        "import struct\n"
+        "from mesh_stream.errors import DeserializationError\n"
+        "from mesh_stream.schema.codec import RecordDecoder\n"
+        "from tests.unit.sdk.test_nesting import NODE, framed_chain\n"
+        "from tests.unit.sdk.conftest import MemorySchemas\n"
+        "decoder = RecordDecoder(MemorySchemas({1: NODE}))\n"
+        "try:\n"
+        "    decoder.decode(framed_chain(50_000))\n"
+        "except DeserializationError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith(
+        "cannot decode 100000-byte Avro body with writer schema id 1 (t.Node): ValueError: "
+        f"the record nests records, arrays and maps more than {MAX_NESTING} levels deep"
+    )
+
+
+def test_the_consumer_dead_letters_such_a_record_and_reads_on() -> None:
+    product = new_product("deep")
+    consumer = offline_consumer(product, MemorySchemas({1: NODE}, {1: [product.value_subject]}))
+    try:
+        good = RecordEncoder(NODE, 1).encode(chain(3))
+        messages = [
+            Message(topic=product.topic, partition=0, offset=0, value=framed_chain(20_000)),
+            Message(topic=product.topic, partition=0, offset=1, value=good),
+        ]
+        with pytest.raises(DeserializationError) as refused:
+            consumer._decode(messages)
+        assert str(refused.value).startswith(f"{product.topic}[0]@0: ")
+        assert "more than 200 levels deep" in str(refused.value)
+    finally:
+        consumer.close()
+
+
+def test_damaged_or_endless_bytes_are_left_to_the_reader_without_hanging() -> None:
+    named = parse_schema(TREE)["__named_schemas"]
+    schema = parse_schema(TREE)
+    huge_count = b"\x00" + b"\xfe\xff\xff\xff\xff\xff\xff\xff\x7f"  # label "", 2**62 entries
+    assert bytes_nest_deeper(huge_count, 0, schema, named) is False
+    assert bytes_nest_deeper(b"\x02", 0, schema, named) is False  # ends early
+    assert bytes_nest_deeper(b"\x00\x01", 0, schema, named) is False  # a negative count, no size
+
+
+def test_value_nesting_counts_dicts_lists_and_tuples() -> None:
+    assert not value_nests_deeper({"a": [({"b": 1},)]}, limit=4)
+    assert value_nests_deeper({"a": [({"b": {}},)]}, limit=4)
