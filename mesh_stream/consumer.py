@@ -169,7 +169,8 @@ class ConsumedRecord:
     """One decoded record of a product, with where Kafka keeps it. Immutable.
 
     Fields: ``product, topic, partition, offset, key, value, timestamp_ms, headers,
-    schema_id`` (and ``trace_context``, read from the headers). The consumer fills ``key``
+    schema_id`` (and ``trace_context``, read from the headers; ``headers`` is a dict, so a
+    repeated name keeps its last value: ``header_list`` has every pair in order). The consumer fills ``key``
     (text when it is UTF-8, else bytes), ``timestamp_ms`` and ``headers`` from the Kafka
     message the first time they are read: most consumers never look at them, and building
     them for every record cost about a sixth of decoding it. Compares equal to a record built
@@ -259,6 +260,15 @@ class ConsumedRecord:
             object.__setattr__(self, "_headers", headers)
         result: dict[str, bytes] = headers
         return result
+
+    @property
+    def header_list(self) -> list[tuple[str, bytes | None]]:
+        """Every header as Kafka holds it, in order: a name given several times (which
+        :attr:`headers`, a dict, keeps the last value of) appears once per value."""
+        if self._message is None:  # built by hand: its headers are the dict it was given
+            return list(self.headers.items())
+        found = self._message.headers()
+        return list(found) if found else []
 
     @property
     def trace_context(self) -> Context | None:

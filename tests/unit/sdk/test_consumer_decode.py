@@ -79,3 +79,17 @@ def test_a_poison_pill_without_dead_letters_comes_after_the_good_records_before_
     assert [r.offset for r in rest] == [4, 5]
     assert [r.value for r in rest] == [decoded(make_order(3)), decoded(make_order(4))]
     assert reader._positions == {(topic, 0): 6}
+
+
+def test_repeated_headers_are_all_in_header_list(
+    consumer: tuple[ProductConsumer, str], order_v1: dict[str, Any]
+) -> None:
+    """The publisher keeps repeated names (a list of pairs); the dict `headers` keeps only
+    the last of them (an SDK campaign), `header_list` has them all, in order."""
+    reader, topic = consumer
+    sent = [("trace", b"a"), ("trace", b"b"), ("empty", None), ("trace", b"c")]
+    value = RecordEncoder(order_v1, 4).encode(make_order(1))
+    incoming = Message(topic=topic, partition=0, offset=0, value=value, headers=sent)
+    [record] = reader._decode([incoming])
+    assert record.headers == {"trace": b"c", "empty": None}
+    assert record.header_list == sent
