@@ -171,10 +171,10 @@ class ConsumedRecord:
     Fields: ``product, topic, partition, offset, key, value, timestamp_ms, headers,
     schema_id`` (and ``trace_context``, read from the headers; ``headers`` is a dict, so a
     repeated name keeps its last value: ``header_list`` has every pair in order). The
-    consumer fills ``key`` (text when it is UTF-8, else bytes), ``timestamp_ms`` and ``headers`` from the Kafka
-    message the first time they are read: most consumers never look at them, and building
-    them for every record cost about a sixth of decoding it. Compares equal to a record built
-    with the same field values.
+    consumer fills ``key`` (text when it is UTF-8, else bytes), ``timestamp_ms`` and
+    ``headers`` from the Kafka message the first time they are read: most consumers never
+    look at them, and building them for every record cost about a sixth of decoding it.
+    Compares equal to a record built with the same field values.
     """
 
     __slots__ = (
