@@ -565,6 +565,8 @@ class ProductConsumer:
         self._dlq: Producer | None = None
         self._dlq_topics: set[str] = set()
         self._closed = False
+        #: Where reading stood at close() with records not committed (None: nothing left).
+        self._left_at_close: str | None = None
         self.registered: tuple[str, ...] = (
             self._register_group(fields, every=bool(register)) if wanted else ()
         )
@@ -1004,13 +1006,16 @@ class ProductConsumer:
     # -- offsets ---------------------------------------------------------------------------
     def commit(self) -> None:
         """Commit the offsets of every record returned so far (call after processing them)."""
+        if self._closed:  # first: close() forgets the positions as it leaves the group
+            left = self._left_at_close
+            raise self._closed_error(
+                f"; the records returned since the last commit ({left}) were not committed and "
+                f"the group reads them again"
+                if left
+                else ""
+            )
         if not self._positions:
             return
-        if self._closed:
-            raise self._closed_error(
-                f"; the records returned since the last commit ({self.position_text()}) were not "
-                f"committed and the group reads them again"
-            )
         offsets = [
             TopicPartition(topic, partition, offset)
             for (topic, partition), offset in self._positions.items()
@@ -1093,6 +1098,7 @@ class ProductConsumer:
         if self._closed:
             return
         self._closed = True
+        self._left_at_close = self.position_text() if self._positions else None
         try:
             if self._dlq is not None:
                 self._dlq.flush(30)

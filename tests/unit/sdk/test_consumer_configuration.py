@@ -12,10 +12,11 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from confluent_kafka import Message
+from confluent_kafka import Message, TopicPartition
 from pydantic import BaseModel, Field, model_validator
 
 from mesh_stream.consumer import ProductConsumer
@@ -335,6 +336,27 @@ def test_reading_or_committing_after_close_names_the_closed_consumer(
         f"committed and the group reads them again"
     )
     assert list(consumer) == []
+
+
+def test_committing_after_close_is_refused_though_leaving_the_group_forgot_the_positions(
+    harness: Harness, order_v1: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a broker, close() leaves the group and the revocation forgets the positions: a
+    commit afterwards returned None, and the records were never committed (an SDK
+    campaign). It is refused, naming them, as the docs say."""
+    consumer = harness.open()
+    consumer._decode(messages(harness.topic, orders(order_v1, 2)))
+    leave = consumer._consumer.close
+
+    def leaving_the_group() -> None:  # what librdkafka does on a broker: revoke, then close
+        consumer._on_revoke(consumer._consumer, [TopicPartition(harness.topic, 0)])
+        leave()
+
+    monkeypatch.setattr(consumer, "_consumer", SimpleNamespace(close=leaving_the_group))
+    consumer.close()
+    with pytest.raises(ConfigurationError) as caught:
+        consumer.commit()
+    assert f"({harness.topic}[0]@2) were not committed" in str(caught.value)
 
 
 # -- 5. consume() arguments -------------------------------------------------------------------
