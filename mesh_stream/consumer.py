@@ -497,9 +497,17 @@ class ProductConsumer:
         reads: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
         register: bool | None = None,
     ) -> None:
+        if settings is not None and not isinstance(settings, MeshSettings):
+            raise ConfigurationError(
+                f"settings must be a MeshSettings (e.g. MeshSettings(), which reads MESH_*), "
+                f"got {type(settings).__name__}"
+            )
         consumed = _consumed_names(products)
         if not products:
-            raise ValueError("give at least one product to consume")
+            raise ConfigurationError(
+                "products is empty: give at least one product to consume, e.g. "
+                '["orders.order-placed"]'
+            )
         readers = _by_consumed_product("reader_schemas", reader_schemas, consumed)
         chosen_models = _by_consumed_product("models", models, consumed)
         for name, model in chosen_models.items():
@@ -510,8 +518,15 @@ class ProductConsumer:
                     f"of pydantic.BaseModel (e.g. mesh_stream.schema.models.model_from_schema("
                     f"schema)), or leave {name} out of models to get its values as dicts"
                 )
-        if registry_wait_seconds < 0:
-            raise ValueError(f"registry_wait_seconds must be >= 0, got {registry_wait_seconds}")
+        if (
+            isinstance(registry_wait_seconds, bool)
+            or not isinstance(registry_wait_seconds, (int, float))
+            or not 0 <= registry_wait_seconds <= MAX_TIMEOUT_SECONDS
+        ):
+            raise ConfigurationError(
+                f"registry_wait_seconds={_short(registry_wait_seconds)} is not a number of "
+                f"seconds from 0 to {MAX_TIMEOUT_SECONDS:_.0f}"
+            )
         # Before librdkafka sees it: a NUL aborts the process, an overlong id never joins.
         problem = client_name_problem(group_id) if isinstance(group_id, str) else "is not text"
         if problem is not None:

@@ -60,10 +60,10 @@ from mesh_stream.project import MeshProject, locate_project, resolve_product
 from mesh_stream.schema.codec import RecordEncoder, as_document, load_schema_file
 from mesh_stream.schema.models import check_model
 from mesh_stream.schema.wire import HEADER_SIZE
+from mesh_stream.settings import MeshSettings
 
 if TYPE_CHECKING:
     from mesh_stream.registry.client import RegistryClient
-    from mesh_stream.settings import MeshSettings
 
 __all__ = [
     "AsyncProductPublisher",
@@ -86,6 +86,8 @@ DEFAULT_PRODUCER_CONFIG: dict[str, Any] = {
     "log_level": 3,
 }
 POLL_EVERY = 256
+#: The longest flush() may wait, seconds (librdkafka's own limit, as consume()'s).
+MAX_FLUSH_SECONDS = 2_147_483.0
 SHOWN_RECORDS = 10
 # Delivery errors that mean "this principal may not write here": raised as our
 # KafkaSecurityError (topic, principal, missing ACL), not as a plain DeliveryError.
@@ -758,6 +760,13 @@ class ProductPublisher:
         """
         if self._closed:
             raise self._closed_error()
+        if isinstance(records, (Mapping, BaseModel, str, bytes)) or not isinstance(
+            records, Iterable
+        ):
+            raise ConfigurationError(
+                f"publish_many takes a list of records (dicts or models), got "
+                f"{type(records).__name__}; publish one record with publish()"
+            )
         rejected: list[RejectedRecord] = []
         prepared: list[tuple[bytes, str | bytes | None]] = []
         diverted: list[tuple[int, RuleBreach, Mapping[str, Any]]] = []
@@ -805,6 +814,16 @@ class ProductPublisher:
         it raises :class:`ConfigurationError`, unless records are still queued (a ``close``
         that raised :class:`DeliveryError` for them): it waits for those again.
         """
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not 0 <= timeout <= MAX_FLUSH_SECONDS
+        ):
+            raise ConfigurationError(
+                f"timeout={timeout!r:.60} is not a number of seconds from 0 to "
+                f"{MAX_FLUSH_SECONDS:_.0f}: it is how long flush() waits for Kafka's "
+                f"acknowledgements (default 30; 0 does not wait)"
+            )
         if self._closed and not self.in_flight:
             raise self._closed_error()
         self._flush(timeout)
@@ -1081,6 +1100,11 @@ def open_publisher(
     if not isinstance(product, (str, DataProduct)):
         raise ConfigurationError(
             f"product must be a product name like orders.order-placed, got {_described(product)}"
+        )
+    if not isinstance(settings, MeshSettings):
+        raise ConfigurationError(
+            f"settings must be a MeshSettings (e.g. MeshSettings(), which reads MESH_*), got "
+            f"{_described(settings)}"
         )
     if registry is None:
         from mesh_stream.registry.client import RegistryClient

@@ -215,10 +215,10 @@ class MeshProject:
         return self.root / product.schema_file
 
 
-def load_project(root: Path, *, defaults_without_file: bool = False) -> MeshProject:
+def load_project(root: Path | str, *, defaults_without_file: bool = False) -> MeshProject:
     """Read ``root/mesh.yaml``; a missing file is :class:`ProjectNotFoundError`, unless
     ``defaults_without_file`` (the old ``--root`` flag) reads the folder with the defaults."""
-    root = _resolved(root, "project root")
+    root = _resolved(_folder(root, "project root"), "project root")
     config_file = root / PROJECT_FILE
     if defaults_without_file and not _present(config_file):
         return _project(root, ProjectFile())
@@ -487,7 +487,17 @@ def find_project(
     return load_project(root)
 
 
-def _load_named(root: Path, source: str) -> MeshProject:
+def _folder(root: object, source: str) -> Path:
+    """``root`` as a Path: the SDK's ``root=`` may be a str; anything else is refused."""
+    if not isinstance(root, (str, os.PathLike)):
+        raise ProjectNotFoundError(
+            f"{source} must name a folder (a str or a Path), got {type(root).__name__}"
+        )
+    return Path(root)
+
+
+def _load_named(given: Path | str, source: str) -> MeshProject:
+    root = _folder(given, source)
     folder = _resolved(root, source)
     shown = f"{source}={_shown(root)}"
     if not root.expanduser().is_absolute():

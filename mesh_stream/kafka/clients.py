@@ -23,7 +23,12 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._metadata import ClusterMetadata
 from confluent_kafka.cimpl import NewTopic
 
-from mesh_stream.errors import BrokerUnreachableError, KafkaAuthenticationError, MeshError
+from mesh_stream.errors import (
+    BrokerUnreachableError,
+    ConfigurationError,
+    KafkaAuthenticationError,
+    MeshError,
+)
 from mesh_stream.kafka.connection import (
     SETTING,
     KafkaConnection,
@@ -97,17 +102,35 @@ def _logged(config: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def make_producer(conn: KafkaConnection, config: Mapping[str, Any] | None = None) -> Producer:
     """A confluent-kafka ``Producer`` on ``conn`` with ``config`` on top."""
-    return Producer(conn.librdkafka_config(_logged(config)))
+    return _built(Producer, conn.librdkafka_config(_logged(config)))
 
 
 def make_consumer(conn: KafkaConnection, config: Mapping[str, Any] | None = None) -> Consumer:
     """A confluent-kafka ``Consumer`` on ``conn``; ``config`` must hold ``group.id``."""
-    return Consumer(conn.librdkafka_config(_logged(config)))
+    return _built(Consumer, conn.librdkafka_config(_logged(config)))
 
 
 def make_admin(conn: KafkaConnection, config: Mapping[str, Any] | None = None) -> AdminClient:
     """A confluent-kafka ``AdminClient`` on ``conn`` with ``config`` on top."""
-    return AdminClient(conn.librdkafka_config(config))
+    return _built(AdminClient, conn.librdkafka_config(config))
+
+
+_Client = TypeVar("_Client")
+
+
+def _built(make: Callable[[dict[str, Any]], _Client], config: dict[str, Any]) -> _Client:
+    """``make(config)``; a setting librdkafka refuses (an unknown name, a value it cannot
+    take, e.g. from an SDK user's ``config=``) is a ConfigurationError in its words, which
+    name the setting."""
+    try:
+        return make(config)
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args else None
+        if isinstance(error, KafkaError) and error.code() == KafkaError._INVALID_ARG:
+            raise ConfigurationError(f"Kafka client configuration refused: {error.str()}") from exc
+        raise
+    except (TypeError, ValueError) as exc:  # a value of a type confluent-kafka cannot pass
+        raise ConfigurationError(f"Kafka client configuration refused: {exc}") from exc
 
 
 def new_topic(

@@ -458,3 +458,20 @@ def test_a_folder_given_as_an_argument_is_named_as_the_argument(tmp_path: Path) 
     assert str(missing.value).startswith(
         f"PATH={tmp_path}: no mesh.yaml there; point PATH at the folder holding mesh.yaml"
     )
+
+
+def test_a_project_root_given_as_text_is_a_folder_and_other_types_are_named(
+    tmp_path: Path,
+) -> None:
+    """The SDK's root= given a str failed with AttributeError deep in the library (an SDK
+    campaign); a str is a path, anything else one line."""
+    from mesh_stream.errors import ProjectNotFoundError
+    from mesh_stream.scaffold import scaffold
+    from mesh_stream.settings import MeshSettings
+
+    scaffold("inventory", tmp_path)
+    assert load_project(str(tmp_path)).root == tmp_path.resolve()
+    assert find_project(str(tmp_path), MeshSettings()).root == tmp_path.resolve()  # type: ignore[arg-type]
+    with pytest.raises(ProjectNotFoundError) as refused:
+        load_project(5)  # type: ignore[arg-type]
+    assert str(refused.value) == "project root must name a folder (a str or a Path), got int"

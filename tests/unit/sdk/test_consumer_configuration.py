@@ -414,3 +414,32 @@ def test_valid_arguments_still_consume(harness: Harness) -> None:
     consumer = harness.open()
     assert consumer.consume(1_000_000, 0) == []
     assert consumer.poll(0) is None
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        ({"products": []}, "products is empty: give at least one product to consume"),
+        ({"registry_wait_seconds": -1}, "registry_wait_seconds=-1 is not a number of seconds"),
+        ({"settings": {}}, "settings must be a MeshSettings (e.g. MeshSettings()"),
+        ({"config": {"no.such.setting": 1}}, 'No such configuration property: "no.such.setting"'),
+    ],
+    ids=["no-products", "negative-wait", "settings-dict", "unknown-config"],
+)
+def test_argument_mistakes_are_configuration_errors_not_raw_library_errors(
+    harness: Harness, options: dict[str, Any], said: str
+) -> None:
+    """Each was a ValueError, an AttributeError or confluent-kafka's own KafkaException
+    from deep inside (an SDK campaign)."""
+    arguments: dict[str, Any] = {
+        "products": [harness.product],
+        "group_id": "unit",
+        "bootstrap_servers": "127.0.0.1:9",
+        "registry": harness.registry,
+        "from_beginning": True,
+        "root": None,
+        **options,
+    }
+    with pytest.raises(ConfigurationError) as refused:
+        ProductConsumer(**arguments)
+    assert said in str(refused.value)

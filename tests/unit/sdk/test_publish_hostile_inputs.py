@@ -380,3 +380,36 @@ def test_open_publisher_refuses_what_is_not_a_product_name(product: Any, shown: 
     assert str(caught.value) == (
         f"product must be a product name like orders.order-placed, got {shown}"
     )
+
+
+@pytest.mark.parametrize(
+    ("call", "said"),
+    [
+        (lambda p: p.publish_many(None), "publish_many takes a list of records"),
+        (lambda p: p.publish_many({"order_id": "o-1"}), "got dict; publish one record with"),
+        (lambda p: p.flush("x"), "timeout='x' is not a number of seconds from 0 to"),
+        (lambda p: p.flush(-1), "timeout=-1 is not a number of seconds from 0 to"),
+    ],
+    ids=["many-none", "many-one-dict", "flush-str", "flush-negative"],
+)
+def test_call_mistakes_are_configuration_errors(
+    client: RegistryClient, call: Callable[[ProductPublisher], Any], said: str
+) -> None:
+    """publish_many(None) and flush("x") were TypeErrors from inside, publish_many of one
+    dict walked its keys, and flush(-1) was taken (an SDK campaign)."""
+    made = broker_less_publisher(client)
+    try:
+        with pytest.raises(ConfigurationError) as refused:
+            call(made)
+        assert said in str(refused.value)
+    finally:
+        made.close()
+
+
+def test_settings_that_are_no_mesh_settings_are_named() -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        open_publisher("orders.order-placed", settings={})  # type: ignore[arg-type]
+    assert str(refused.value).startswith(
+        "settings must be a MeshSettings (e.g. MeshSettings(), which reads MESH_*), got "
+    )
+    assert "dict" in str(refused.value)
