@@ -239,6 +239,13 @@ def _only_branch_for(union: list[Any], value: Any) -> Any:
     return others[0] if len(others) == 1 else None
 
 
+def _kind_of(schema: Any, named: Mapping[str, Any]) -> Any:
+    """The Avro type of ``schema`` (``record``, ``map``, ``string``...), names resolved."""
+    if isinstance(schema, str):
+        return _kind_of(named[schema], named) if schema in named else schema
+    return schema.get("type") if isinstance(schema, Mapping) else None
+
+
 def _mismatch(path: str, schema: Any, value: Any) -> list[str]:
     return [
         f"{path or '(record)'}: expected {_type_label(schema)}, got "
@@ -342,7 +349,10 @@ def schema_problems(
             if not schema_problems(branch, value, named, path):
                 return []
         only = _only_branch_for(schema, value)
-        if only is not None:  # a nullable type: say what is wrong with the value as that type
+        if only is None and isinstance(value, Mapping):  # the one branch a dict can be
+            takers = [b for b in schema if _kind_of(b, named) in ("record", "map")]
+            only = takers[0] if len(takers) == 1 else None
+        if only is not None:  # the branch the value was meant for: what is wrong as that type
             explained = schema_problems(only, value, named, path)
             if explained != _mismatch(path, only, value):
                 return explained

@@ -439,3 +439,21 @@ def test_uuid_text_is_read_exactly_as_fastavro_reads_it(text: str) -> None:
     assert decoded == expected
     assert decoded["event_id"].is_safe == expected["event_id"].is_safe
     assert type(decoded["event_id"]) is type(expected["event_id"])
+
+
+def test_a_dict_in_a_union_with_one_record_branch_is_explained_as_that_record() -> None:
+    """It said only `note: expected one of [null, string, Line], got dict {...}` (an SDK
+    campaign), not which field of the record was wrong."""
+    line = {
+        "type": "record",
+        "name": "Line",
+        "fields": [{"name": "sku", "type": "string"}, {"name": "qty", "type": "int"}],
+    }
+    schema = {
+        "type": "record",
+        "name": "R",
+        "fields": [{"name": "note", "type": ["null", "string", line]}],
+    }
+    with pytest.raises(SerializationError) as refused:
+        RecordEncoder(schema, SCHEMA_ID).encode({"note": {"sku": "a", "qty": "x"}})
+    assert str(refused.value) == "record does not fit schema R: note.qty: expected int, got str 'x'"
