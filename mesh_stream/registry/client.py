@@ -623,8 +623,9 @@ class RegistryClient:
         """What to change when the registry refused the credential (or its absence)."""
         if status == 403:
             return (
-                f"; send the owning domain's credential instead of {self.principal or 'this'}"
-                f" one (MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN)"
+                "; send the owning domain's credential, not "
+                + (f"that of principal {self.principal}" if self.principal else "this one")
+                + " (MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN)"
             )
         if self.principal is None and "Authorization" not in self._http.headers:
             whose = "any principal's" if method == "GET" else "the owning domain's"

@@ -78,7 +78,7 @@ def test_another_domains_credential_is_told_to_use_the_owners(url: str) -> None:
     ):
         client.register_schema(SUBJECT, schema())
     assert str(raised.value).endswith(
-        "; send the owning domain's credential instead of payments one "
+        "; send the owning domain's credential, not that of principal payments "
         "(MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN) (HTTP 403, error_code 40301)"
     )
 
