@@ -227,7 +227,12 @@ class MeshSettings(BaseSettings):
     """Every knob of the platform, each settable as ``MESH_<NAME>``."""
 
     # nan or inf is no number of seconds, bytes or records: refused for every float setting
-    model_config = SettingsConfigDict(env_prefix="MESH_", extra="ignore", allow_inf_nan=False)
+    # hide_input_in_errors: a ValidationError printed as it is (outside the CLI, e.g. by a
+    # service building MeshSettings()) must not show a secret's value; environment_problems
+    # names each bad value itself, masking the secrets.
+    model_config = SettingsConfigDict(
+        env_prefix="MESH_", extra="ignore", allow_inf_nan=False, hide_input_in_errors=True
+    )
 
     bootstrap_servers: str | None = Field(
         default=None,

@@ -55,7 +55,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from decimal import Decimal
 from functools import partial
-from types import MappingProxyType
 from typing import Any
 
 import faust
@@ -572,7 +571,14 @@ class Aggregation:
             )
             raise self._fail(f"internal record {partition}@{offset}", unreadable) from exc
         if layout is not None and layout != self._layout:
-            self._check_layout(layout, partition, offset)
+            try:
+                self._check_layout(layout, partition, offset)
+            except (ValueError, TypeError) as exc:  # a layout of another shape altogether
+                unreadable = ProcessorError(
+                    f"the internal record cannot be read ({type(exc).__name__}: {exc}); it "
+                    f"was not written by this engine's re-key stage as this version reads it"
+                )
+                raise self._fail(f"internal record {partition}@{offset}", unreadable) from exc
         expiry = self.expiry
         if expiry is None:
             return found
@@ -625,10 +631,7 @@ class Aggregation:
             source = (envelope.topic, envelope.source_partition, envelope.source_offset)
             if apply_once(stored, *position, source=source):
                 event = Event(
-                    envelope.input,
-                    MappingProxyType(envelope.fields),
-                    envelope.arrival_ms,
-                    envelope.event_ms,
+                    envelope.input, envelope.fields, envelope.arrival_ms, envelope.event_ms
                 )
                 try:
                     apply_checked(processor.apply, value, event)

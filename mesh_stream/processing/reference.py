@@ -14,6 +14,8 @@ horizon may be judged differently; ``mesh verify`` generates copies well inside 
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -85,8 +87,11 @@ def recompute(processor: Processor, records: Iterable[InputRecord]) -> dict[str,
         with _blamed(processor, "window", item):
             state_keys = list(processor.keys(event, key))
         for state_key in state_keys:
+            # each application its own fields, as the engine reads each window's event from
+            # the internal topic: a change apply makes reaches no other window, nor the input
+            event = dataclasses.replace(event, fields=copy.deepcopy(fields))
             if dedup is not None:
-                value = fields.get(dedup.field)
+                value = event.fields.get(dedup.field)
                 if value is not None:
                     seen = first_arrivals.setdefault(state_key, {})
                     first = seen.get(value)

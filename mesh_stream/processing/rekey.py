@@ -89,16 +89,15 @@ REGISTRY_RETRY_MAX_S = 2.0
 STOP_TIMEOUT_S = 30.0
 
 Wire = list[Any]
+"""One forwarded event as the re-key stage sends it (the engine's ``route`` makes it):
+``[input index, partition, offset, arrival ms, event ms, [read field values], window, trace]``,
+the position and time of its input record, the values of its input's ``reads`` in order, its
+window ``[key, start ms, end ms]`` (or None) and its trace context (see TRACE)."""
 
 
 class FatalKafkaStop(KafkaException):
     """The re-key stage stops on a fatal Kafka error it has already logged in one line."""
 
-
-"""One forwarded event as the re-key stage sends it (the engine's ``route`` makes it):
-``[input index, partition, offset, arrival ms, event ms, [read field values], window, trace]``,
-the position and time of its input record, the values of its input's ``reads`` in order, its
-window ``[key, start ms, end ms]`` (or None) and its trace context (see TRACE)."""
 
 #: Header of every internal record: per input partition, how far a windowed processor's clock
 #: may move once the record is handled (:func:`clock_bounds`). A batch's events reach a

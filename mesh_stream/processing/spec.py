@@ -41,7 +41,6 @@ import json
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 from mesh_stream.descriptor import product_name_problem
@@ -70,8 +69,8 @@ class Event:
 
     #: The input product's name, e.g. ``orders.order-placed``.
     input: str
-    #: The record's declared ``reads`` fields (only those), read-only: under a Hopping window
-    #: one event is applied to several windows, so a change made for one would reach the next.
+    #: The record's declared ``reads`` fields (only those). Each application gets its own
+    #: (under a Hopping window, each window's), so a change made in one reaches no other.
     fields: Mapping[str, Any]
     #: When the record reached Kafka (its record timestamp), epoch ms.
     arrival_ms: int
@@ -131,9 +130,9 @@ class WindowKey:
 
 #: How long a closed window's state is kept by default (as Kafka Streams and faust do: a day).
 DEFAULT_RETAIN_MS = 24 * 60 * 60 * 1000
-#: The longest a window's size, advance, grace or retention may be: a hundred years. Window
-#: starts and ends are epoch milliseconds stored as JSON and Avro longs; a size of 2**62 made
-#: window keys past 2**64 that no state could hold.
+#: The longest a window's size, grace or retention may be (its advance is at most its size):
+#: a hundred years. Window starts and ends are epoch milliseconds stored as JSON and Avro
+#: longs; a size of 2**62 made window keys past 2**64 that no state could hold.
 MAX_WINDOW_MS = 100 * 365 * 24 * 60 * 60 * 1000
 
 
@@ -422,8 +421,7 @@ class Processor:
 
     def event(self, product: str, fields: Mapping[str, Any], arrival_ms: int) -> Event:
         """The :class:`Event` ``apply`` gets for a record of ``product`` (its reads only)."""
-        event_ms = self.input(product).event_ms(fields, arrival_ms)
-        return Event(product, MappingProxyType(fields), arrival_ms, event_ms)
+        return Event(product, fields, arrival_ms, self.input(product).event_ms(fields, arrival_ms))
 
     def keys(self, event: Event, key: str) -> list[Any]:
         """The state keys ``event`` (keyed ``key`` by its input) is applied to: ``key``
@@ -461,16 +459,8 @@ def apply_checked(
     apply: Callable[[dict[str, Any], Event], object], state: dict[str, Any], event: Event
 ) -> None:
     """``apply(state, event)``, which changes the state in place: a ProcessorError if it
-    returns anything, which would be lost, or changes the event."""
-    try:
-        returned = apply(state, event)
-    except (TypeError, AttributeError) as exc:
-        if "mappingproxy" not in str(exc):
-            raise
-        raise ProcessorError(
-            f"apply changed event.fields ({exc}), which is read-only: one event may be "
-            f"applied to several windows; copy it first, e.g. dict(event.fields)"
-        ) from exc
+    returns anything, which would be lost."""
+    returned = apply(state, event)
     if returned is not None:
         raise ProcessorError(
             f"apply returned {type(returned).__name__}, which would be lost; it must change "

@@ -607,8 +607,7 @@ _GUARDED_LOGICAL = frozenset({"decimal", "date", *INSTANTS})
 def _mentions_guarded(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) -> bool:
     """Whether ``schema`` holds a type whose values fastavro writes wrongly even when a union
     branch takes them: a decimal (of any size), a float (beyond 32 bits), a timestamp (a naive
-    datetime), a date (a datetime) or an array (any sequence, bytes too). Through named types,
-    not recursing twice."""
+    datetime) or a date (a datetime). Through named types, not recursing twice."""
     if isinstance(schema, str):
         if schema in named and schema not in seen:
             return _mentions_guarded(named[schema], named, seen | {schema})
@@ -624,8 +623,8 @@ def _mentions_guarded(schema: Any, named: Mapping[str, Any], seen: frozenset[str
     kind = schema.get("type")
     if kind == "record":
         return any(_mentions_guarded(f["type"], named, inner) for f in schema["fields"])
-    if kind == "array":  # any iterable would be written: see _compile_guard
-        return True
+    if kind == "array":
+        return _mentions_guarded(schema["items"], named, inner)
     if kind == "map":
         return _mentions_guarded(schema["values"], named, inner)
     return kind == "float" or (
@@ -652,12 +651,15 @@ def _compile_guard(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) 
             "double": _number_guard,
         }.get(schema)
     if isinstance(schema, list):
+        if len(schema) == 2 and "null" in schema:  # a nullable type: its type's guard
+            branch = schema[1 - schema.index("null")]
+            # fastavro's union writer takes any sequence, bytes too, for an array branch
+            if _kind_of(branch, named) == "array" or _mentions_guarded(branch, named, seen):
+                other = _compile_guard(branch, named, seen)
+                if other is not None:
+                    return _nullable_guard(other)
         if not any(_mentions_guarded(branch, named, seen) for branch in schema):
             return None
-        if len(schema) == 2 and "null" in schema:  # a nullable type: its type's guard
-            other = _compile_guard(schema[1 - schema.index("null")], named, seen)
-            if other is not None:
-                return _nullable_guard(other)
         union = list(schema)
 
         def union_guard(value: Any) -> bool:  # fastavro writes any Decimal in a decimal, ...
@@ -1115,8 +1117,10 @@ class RecordEncoder:
 
     @property
     def fast(self) -> Callable[[Any], bytes] | None:
-        """The compiled encoder: framed bytes, or any exception meaning "use :meth:`encode`"."""
-        return self._fast
+        """The compiled encoder: framed bytes, or any exception meaning "use :meth:`encode`".
+        None for a schema with a recursive type, whose records :meth:`encode` measures first
+        (the compiled encoder hands the recursion to fastavro's C writer)."""
+        return None if self._recursive else self._fast
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         """Framed bytes for ``record``; :class:`SerializationError` names every bad field."""
@@ -1812,6 +1816,8 @@ def read_body(
 
 #: id of a parsed writer schema -> (the schema, whether it holds a recursive type).
 _RECURSIVE: dict[int, tuple[Any, bool]] = {}
+#: The most schemas :data:`_RECURSIVE` keeps (a process building decoders over and over).
+_RECURSIVE_KEPT = 1_000
 
 
 def read_data(
@@ -1825,6 +1831,8 @@ def read_data(
     recursive type (a ``ValueError`` past :data:`MAX_NESTING`: see schema/nesting.py)."""
     known = _RECURSIVE.get(id(writer))
     if known is None or known[0] is not writer:
+        if len(_RECURSIVE) >= _RECURSIVE_KEPT:  # schemas of decoders long gone: start again
+            _RECURSIVE.clear()
         known = _RECURSIVE[id(writer)] = (writer, bool(recursive_names(named["writer"])))
     if known[1]:
         with body.getbuffer() as view:
@@ -1832,7 +1840,8 @@ def read_data(
         if deep:
             raise ValueError(
                 f"the record nests records, arrays and maps more than {MAX_NESTING} levels "
-                f"deep; a record of a recursive type may nest at most {MAX_NESTING}"
+                f"deep (or is too damaged to measure); a record of a recursive type may nest "
+                f"at most {MAX_NESTING}"
             )
     return fastavro_read_data(body, writer, named, reader, options)
 

@@ -24,9 +24,7 @@ MAX_NESTING = 200
 
 #: Bytes each fixed-size primitive takes.
 _FIXED_SIZES = {"null": 0, "boolean": 1, "float": 4, "double": 8}
-#: Work the byte walk may do per byte of the record, beyond a base: an array of a million
-#: nulls is a few bytes long, and counting through it is fastavro's business, not this one's.
-_STEPS_PER_BYTE = 8
+#: Steps the byte walk may take beyond those its bytes allow (see :class:`_Walk`).
 _BASE_STEPS = 10_000
 
 
@@ -98,11 +96,18 @@ def bytes_nest_deeper(
     """Whether the Avro value of ``schema`` at ``position`` of ``data`` nests records,
     arrays and maps more than ``limit`` deep. It reads the bytes without building values;
     bytes that end early or make no sense give False, and the reader then says what is
-    wrong with them."""
+    wrong with them. Bytes that take more steps than any valid encoding of their size give
+    True: nothing valid does, so the reader is never handed them."""
     try:
         return _Walk(data, position, named, limit).deeper(schema)
-    except (IndexError, KeyError, TypeError, ValueError):
+    except _TooMuchWorkError:
+        return True
+    except (IndexError, KeyError, TypeError, ValueError, RecursionError):
         return False
+
+
+class _TooMuchWorkError(Exception):
+    """The walk took more steps than a valid encoding of the bytes allows."""
 
 
 class _Walk:
@@ -115,7 +120,11 @@ class _Walk:
         self.position = position
         self.named = named
         self.limit = limit
-        self.steps = _BASE_STEPS + _STEPS_PER_BYTE * len(data)
+        # Every step reads a byte or more, but for the fields of a record taking none (null)
+        # and the zero-size items of an array or map, which are skipped by their count: so
+        # a valid encoding takes at most this many steps.
+        self.steps = _BASE_STEPS + (4 + _most_fields(named)) * len(data)
+        self._zero: dict[int, bool] = {}
 
     def long(self) -> int:
         """A zig-zag varint (Avro's int and long)."""
@@ -137,6 +146,14 @@ class _Walk:
             raise ValueError("past the end")
         self.position += size
 
+    def zero_size(self, schema: Any) -> bool:
+        """Whether every value of ``schema`` is encoded in no bytes (null, fixed of size 0,
+        a record of such fields)."""
+        known = self._zero.get(id(schema))
+        if known is None:
+            known = self._zero[id(schema)] = _zero_size(schema, self.named, frozenset())
+        return known
+
     def deeper(self, schema: Any) -> bool:
         # ("v", schema, depth): a value; ("b", items, depth, left, is_map): an array's or
         # map's items, ``left`` in the current block
@@ -144,7 +161,7 @@ class _Walk:
         while stack:
             self.steps -= 1
             if self.steps < 0:
-                raise ValueError("too much work for the bytes given")
+                raise _TooMuchWorkError
             task = stack.pop()
             if task[0] == "b":
                 _, items, depth, left, is_map = task
@@ -155,6 +172,9 @@ class _Walk:
                     if left < 0:
                         left = -left
                         self.long()  # the block's size in bytes
+                if not is_map and self.zero_size(items):
+                    stack.append(("b", items, depth, 0, is_map))  # the block, skipped whole
+                    continue
                 stack.append(("b", items, depth, left - 1, is_map))
                 stack.append(("v", items, depth))
                 if is_map:
@@ -198,3 +218,34 @@ class _Walk:
             else:
                 self.skip(_FIXED_SIZES[kind])
         return False
+
+
+def _zero_size(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) -> bool:
+    if isinstance(schema, str):
+        if schema in named:
+            return schema not in seen and _zero_size(named[schema], named, seen | {schema})
+        return schema == "null"
+    if not isinstance(schema, Mapping):
+        return False  # a union: its index takes a byte
+    kind = schema.get("type")
+    if kind == "fixed":
+        return bool(schema.get("size") == 0)
+    if kind == "record":
+        name = schema.get("name")
+        inner = seen | {name} if isinstance(name, str) else seen
+        return all(_zero_size(f.get("type"), named, inner) for f in schema.get("fields", ()))
+    if kind in ("array", "map", "enum"):
+        return False
+    return _zero_size(kind, named, seen)
+
+
+def _most_fields(named: Mapping[str, Any]) -> int:
+    """The most fields any record of the schema's named types has."""
+    return max(
+        (
+            len(schema.get("fields", ()))
+            for schema in named.values()
+            if isinstance(schema, Mapping) and schema.get("type") == "record"
+        ),
+        default=0,
+    )

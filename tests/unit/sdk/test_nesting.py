@@ -133,6 +133,39 @@ def test_the_consumer_dead_letters_such_a_record_and_reads_on() -> None:
         consumer.close()
 
 
+def test_the_publishers_own_fast_path_measures_a_recursive_record_too() -> None:
+    """ProductPublisher.publish calls `encoder.fast` directly: for a recursive type it ran
+    fastavro's C writer unmeasured and crashed on a deep record (the session's review).
+    Such a schema has no compiled encoder to call; encode_checked measures."""
+    encoder = RecordEncoder(NODE, 1)
+    assert encoder.fast is None
+    with pytest.raises(SerializationError):
+        encoder.encode_checked(chain(MAX_NESTING + 1))
+
+
+def test_a_deep_record_behind_a_million_nulls_is_still_found() -> None:
+    """An array of a million nulls takes a few bytes: counting through it one by one ran the
+    walk out of work, which then let fastavro read the 20,000 levels behind it (the
+    session's review). Zero-size items are skipped by their count."""
+    schema = {
+        "type": "record",
+        "name": "Padded",
+        "namespace": "t",
+        "fields": [
+            {"name": "pad", "type": {"type": "array", "items": "null"}},
+            {"name": "next", "type": ["null", "Padded"]},
+        ],
+    }
+    parsed = parse_schema(schema)
+    named = parsed["__named_schemas"]
+    million = b"\x80\x89\x7a"  # zig-zag 1,000,000: one block of a million nulls
+    level = million + b"\x00" + b"\x02"  # the block, the end of the array, next: Padded
+    deep = level * 20_000 + b"\x00\x00"
+    assert bytes_nest_deeper(deep, 0, parsed, named)
+    shallow = level * 10 + b"\x00\x00"
+    assert not bytes_nest_deeper(shallow, 0, parsed, named)
+
+
 def test_damaged_or_endless_bytes_are_left_to_the_reader_without_hanging() -> None:
     named = parse_schema(TREE)["__named_schemas"]
     schema = parse_schema(TREE)
