@@ -136,9 +136,9 @@ def bootstrap_servers_problem(servers: str) -> str | None:
         if colon and not host:
             return f"has no host name in {shown} (host:port)"
         if colon and not host.endswith(":") and not number:
-            return f"has port {port!r} in {shown}, not a port number (1-65535)"
-        if colon and number and not 1 <= int(port) <= 65535:
-            return f"has port {port} in {shown}, not a port number (1-65535)"
+            return f"has port {port!r} in {shown}, not a port number (0-65535)"
+        if colon and number and int(port) > 65535:
+            return f"has port {port} in {shown}, not a port number (0-65535)"
     return None
 
 

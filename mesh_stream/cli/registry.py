@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
@@ -199,13 +199,17 @@ def serve(
             f"{shown_url(advertised_url)!r} {problem}", param_hint="--advertised-url"
         )
     _check_topic(settings)
-    _check_credentials(settings)
+    short_tokens = _check_credentials(settings)
     # Kafka answers, or one line says so: the registry's clients would retry for ever,
     # printing librdkafka's connection errors, before its own start-up timeout.
     existing_topics(KafkaConnection.from_settings(settings))
     # Put back when the command ends: it may run inside another process (a test's).
     click.get_current_context().call_on_close(configure_logging(log_level, settings.log_format))
     say = _status_printer(settings.log_format)
+    if short_tokens:  # a log line (JSON with MESH_LOG_FORMAT=json), once logging is set up
+        logging.getLogger("mesh_stream.registry.serve").warning(
+            "%s", short_tokens_warning(short_tokens)
+        )
     # The port first: it is in the URL this instance advertises, and taking the writer role
     # fences the writer of a registry that may run.
     listener = bind_listener(host, port)
@@ -275,10 +279,10 @@ def _check_topic(settings: MeshSettings) -> None:
     )
 
 
-def _check_credentials(settings: MeshSettings) -> None:
+def _check_credentials(settings: MeshSettings) -> list[str]:
     """Load the credentials once up front, so any problem with them is one line naming the
-    file or setting, before the port is taken or Kafka is asked."""
-    from mesh_stream.registry.service.auth import TOKEN_MIN
+    file or setting, before the port is taken or Kafka is asked; the principals whose token
+    is too short to be safe."""
     from mesh_stream.registry.service.server import credentials_from_settings
 
     path = settings.registry_credentials_file
@@ -299,14 +303,18 @@ def _check_credentials(settings: MeshSettings) -> None:
             f"{where}: registry credentials cannot be read ({type(exc).__name__}: {reason}); "
             f"they map each principal to its token, e.g. `admin: s3cret`"
         ) from exc
-    short = credentials.short() if credentials is not None else []
-    if short:
-        click.echo(
-            f"warning: registry credentials: the token of {', '.join(short)} has fewer than "
-            f"{TOKEN_MIN} characters and may be guessed; use long random tokens (`mesh registry "
-            f"credentials rotate PRINCIPAL` makes one)",
-            err=True,
-        )
+    return credentials.short() if credentials is not None else []
+
+
+def short_tokens_warning(principals: Sequence[str]) -> str:
+    """What `serve` says of credentials-file tokens too short to be safe (never the tokens)."""
+    from mesh_stream.registry.service.auth import TOKEN_MIN
+
+    return (
+        f"registry credentials: the token of {', '.join(principals)} has fewer than "
+        f"{TOKEN_MIN} characters and may be guessed; use long random tokens (`mesh registry "
+        f"credentials rotate PRINCIPAL` makes one)"
+    )
 
 
 def _check_credentials_text(path: Path) -> None:

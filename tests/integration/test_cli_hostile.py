@@ -163,7 +163,7 @@ def test_a_bad_bootstrap_port_is_a_usage_error_naming_the_option(
     assert status == 2
     assert err.splitlines()[-1] == (
         "Error: Invalid value for '--bootstrap-servers': 'host:abc' has port 'abc' in "
-        "'host:abc', not a port number (1-65535) (host:port[,host:port...], e.g. "
+        "'host:abc', not a port number (0-65535) (host:port[,host:port...], e.g. "
         "127.0.0.1:9092)"
     )
 

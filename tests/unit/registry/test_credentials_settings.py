@@ -41,21 +41,19 @@ def test_open_writes_alone_means_no_credentials() -> None:
     assert credentials_from_settings(settings) is None
 
 
-def test_serve_warns_of_short_tokens_naming_principals_never_tokens(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_serve_warns_of_short_tokens_naming_principals_never_tokens() -> None:
     """A 5-character token was served without a word; guessing it costs a request a try."""
-    from mesh_stream.cli.registry import _check_credentials
+    from mesh_stream.cli.registry import _check_credentials, short_tokens_warning
 
     long_token = "k" * 24
     settings = MeshSettings(
         registry_credentials=SecretStr(f"admin:short,orders:{long_token},billing:tiny1"),
         registry_credentials_file=None,
     )
-    _check_credentials(settings)
-    err = capsys.readouterr().err
-    assert err == (
-        "warning: registry credentials: the token of admin, billing has fewer than 16 "
-        "characters and may be guessed; use long random tokens (`mesh registry credentials "
-        "rotate PRINCIPAL` makes one)\n"
+    short = _check_credentials(settings)
+    assert short == ["admin", "billing"]
+    assert short_tokens_warning(short) == (
+        "registry credentials: the token of admin, billing has fewer than 16 characters and "
+        "may be guessed; use long random tokens (`mesh registry credentials rotate PRINCIPAL` "
+        "makes one)"
     )
