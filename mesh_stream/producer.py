@@ -873,6 +873,8 @@ class ProductPublisher:
                     self._producer.close()
 
     def __enter__(self) -> Self:
+        if self._closed:  # a with block on a closed one would do nothing, silently
+            raise self._closed_error()
         return self
 
     def __exit__(

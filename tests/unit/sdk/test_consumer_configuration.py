@@ -336,6 +336,9 @@ def test_reading_or_committing_after_close_names_the_closed_consumer(
         f"committed and the group reads them again"
     )
     assert list(consumer) == []
+    with pytest.raises(ConfigurationError) as caught, consumer:  # entered without complaint
+        pass
+    assert str(caught.value) == f"{closed}; open a new ProductConsumer to read on"
 
 
 def test_committing_after_close_is_refused_though_leaving_the_group_forgot_the_positions(

@@ -413,3 +413,12 @@ def test_settings_that_are_no_mesh_settings_are_named() -> None:
         "settings must be a MeshSettings (e.g. MeshSettings(), which reads MESH_*), got "
     )
     assert "dict" in str(refused.value)
+
+
+def test_a_with_block_on_a_closed_publisher_is_refused(client: RegistryClient) -> None:
+    """It entered without complaint, and every publish in it then failed (an SDK campaign)."""
+    made = broker_less_publisher(client)
+    made.close()
+    with pytest.raises(ConfigurationError) as refused, made:
+        pass
+    assert "is closed" in str(refused.value)
