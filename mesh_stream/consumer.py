@@ -64,7 +64,13 @@ from mesh_stream.errors import (
     SchemaNotFoundError,
 )
 from mesh_stream.kafka import dlq
-from mesh_stream.kafka.clients import is_fatal, make_consumer, make_producer
+from mesh_stream.kafka.clients import (
+    MAX_WAIT_SECONDS,
+    is_fatal,
+    is_wait_seconds,
+    make_consumer,
+    make_producer,
+)
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 from mesh_stream.producer import FIXED_PRODUCER_CONFIG, ensure_topic, resolve_connection
 from mesh_stream.project import (
@@ -162,7 +168,7 @@ _UNREAD = object()
 #: The most records one ``consume()`` call may ask for (librdkafka's limit).
 MAX_RECORDS_PER_CALL = 1_000_000
 #: The longest ``consume()`` timeout in seconds (librdkafka's: 2**31 - 1 milliseconds).
-MAX_TIMEOUT_SECONDS = 2_147_483.0
+MAX_TIMEOUT_SECONDS = MAX_WAIT_SECONDS
 
 
 class ConsumedRecord:
@@ -518,11 +524,7 @@ class ProductConsumer:
                     f"of pydantic.BaseModel (e.g. mesh_stream.schema.models.model_from_schema("
                     f"schema)), or leave {name} out of models to get its values as dicts"
                 )
-        if (
-            isinstance(registry_wait_seconds, bool)
-            or not isinstance(registry_wait_seconds, (int, float))
-            or not 0 <= registry_wait_seconds <= MAX_TIMEOUT_SECONDS
-        ):
+        if not is_wait_seconds(registry_wait_seconds):
             raise ConfigurationError(
                 f"registry_wait_seconds={_short(registry_wait_seconds)} is not a number of "
                 f"seconds from 0 to {MAX_TIMEOUT_SECONDS:_.0f}"
@@ -1214,11 +1216,7 @@ def _check_batch(max_records: Any, timeout: Any) -> None:
             f"{MAX_RECORDS_PER_CALL:_}: it is how many records one consume() call returns at "
             f"most (default 500)"
         )
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, numbers.Real)
-        or not 0 <= float(timeout) <= MAX_TIMEOUT_SECONDS
-    ):
+    if not is_wait_seconds(timeout):
         raise ConfigurationError(
             f"timeout={_short(timeout)} is not a number of seconds from 0 to "
             f"{MAX_TIMEOUT_SECONDS:_.0f}: it is how long consume() or poll() waits for a first "

@@ -50,8 +50,10 @@ from mesh_stream.errors import (
 from mesh_stream.kafka import topics
 from mesh_stream.kafka.clients import (
     LIBRDKAFKA_MESSAGE_MAX_BYTES,
+    MAX_WAIT_SECONDS,
     RECORD_OVERHEAD_BYTES,
     batches_within,
+    is_wait_seconds,
     make_producer,
 )
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
@@ -86,8 +88,6 @@ DEFAULT_PRODUCER_CONFIG: dict[str, Any] = {
     "log_level": 3,
 }
 POLL_EVERY = 256
-#: The longest flush() may wait, seconds (librdkafka's own limit, as consume()'s).
-MAX_FLUSH_SECONDS = 2_147_483.0
 SHOWN_RECORDS = 10
 # Delivery errors that mean "this principal may not write here": raised as our
 # KafkaSecurityError (topic, principal, missing ACL), not as a plain DeliveryError.
@@ -814,14 +814,10 @@ class ProductPublisher:
         it raises :class:`ConfigurationError`, unless records are still queued (a ``close``
         that raised :class:`DeliveryError` for them): it waits for those again.
         """
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, (int, float))
-            or not 0 <= timeout <= MAX_FLUSH_SECONDS
-        ):
+        if not is_wait_seconds(timeout):
             raise ConfigurationError(
                 f"timeout={timeout!r:.60} is not a number of seconds from 0 to "
-                f"{MAX_FLUSH_SECONDS:_.0f}: it is how long flush() waits for Kafka's "
+                f"{MAX_WAIT_SECONDS:_.0f}: it is how long flush() waits for Kafka's "
                 f"acknowledgements (default 30; 0 does not wait)"
             )
         if self._closed and not self.in_flight:

@@ -11,6 +11,7 @@ for every part of the mesh at once. ``config`` adds the client's own keys on top
 from __future__ import annotations
 
 import logging
+import numbers
 import socket
 import threading
 import time
@@ -59,6 +60,21 @@ def is_fatal(error: KafkaError) -> bool:
     group), and through ``error_cb`` with the flag set: both count.
     """
     return bool(error.fatal()) or error.code() == KafkaError._FATAL
+
+
+#: The longest a librdkafka call may wait, seconds (2**31 - 1 milliseconds): consume(),
+#: poll(), flush().
+MAX_WAIT_SECONDS = 2_147_483.0
+
+
+def is_wait_seconds(value: object) -> bool:
+    """Whether ``value`` is a number of seconds a librdkafka call can wait: 0 (no wait) to
+    :data:`MAX_WAIT_SECONDS`, not a bool (a negative wait would be for ever)."""
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and 0 <= float(value) <= MAX_WAIT_SECONDS
+    )
 
 
 #: librdkafka's default ``message.max.bytes``: the largest record a producer sends.
