@@ -16,15 +16,18 @@ the wrong type, a damaged body) raises inside them and goes the checked way: fas
 writer behind a small *guard* compiled from the schema, which refuses what fastavro would
 silently write wrongly (``1.5`` or ``True`` in an ``int``, 64-bit values in an ``int``,
 anything in a ``boolean``, a value for ``null``, a malformed ``uuid``, a finite value beyond
-32 bits in a ``float``, a naive datetime in a ``timestamp-*``, a datetime in a ``date``),
-and on failure the
+32 bits in a ``float``, a naive datetime in a ``timestamp-*``, a datetime in a ``date``,
+a sequence other than a list or tuple as an array), and on failure the
 full validator (:func:`schema_problems`) explains it with the field path, the expected type
-and the value received. Schemas are parsed once and writer schemas cached by id, so a
+and the value received. A schema with a union fastavro may write under the wrong branch
+(:func:`misrouting_unions`) has no compiled encoder: its records name their branches.
+Schemas are parsed once and writer schemas cached by id, so a
 record costs no registry lookup.
 """
 
 from __future__ import annotations
 
+import array
 import contextlib
 import datetime as dt
 import decimal
@@ -590,6 +593,19 @@ def _nullable_guard(other: Guard) -> Guard:
     return guard if expression is None else _inline(guard, f"(v is None or {expression})")
 
 
+def _array_union_guard(array_guard: Guard | None) -> Guard:
+    """The guard of a union whose one guarded branch is an array: a list or tuple is the
+    array's (no other branch takes one), and any other sequence but a str is refused, which
+    fastavro would write as an array (``b"ab"`` as ``[97, 98]``)."""
+
+    def guard(value: Any) -> bool:
+        if isinstance(value, (list, tuple)):
+            return array_guard is None or array_guard(value)
+        return isinstance(value, str) or not isinstance(value, (Sequence, array.array))
+
+    return guard
+
+
 def _decimal_guard(schema: Mapping[str, Any]) -> Guard:
     """fastavro writes a Decimal of any size or exponent into a decimal: :func:`decimal_problem`
     decides instead (``1e12`` in a ``decimal(12,2)`` would be written as 15 digits)."""
@@ -607,7 +623,8 @@ _GUARDED_LOGICAL = frozenset({"decimal", "date", *INSTANTS})
 def _mentions_guarded(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) -> bool:
     """Whether ``schema`` holds a type whose values fastavro writes wrongly even when a union
     branch takes them: a decimal (of any size), a float (beyond 32 bits), a timestamp (a naive
-    datetime) or a date (a datetime). Through named types, not recursing twice."""
+    datetime), a date (a datetime) or an array (any sequence: bytes as their ints). Through
+    named types, not recursing twice."""
     if isinstance(schema, str):
         if schema in named and schema not in seen:
             return _mentions_guarded(named[schema], named, seen | {schema})
@@ -624,7 +641,7 @@ def _mentions_guarded(schema: Any, named: Mapping[str, Any], seen: frozenset[str
     if kind == "record":
         return any(_mentions_guarded(f["type"], named, inner) for f in schema["fields"])
     if kind == "array":
-        return _mentions_guarded(schema["items"], named, inner)
+        return True
     if kind == "map":
         return _mentions_guarded(schema["values"], named, inner)
     return kind == "float" or (
@@ -653,13 +670,16 @@ def _compile_guard(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) 
     if isinstance(schema, list):
         if len(schema) == 2 and "null" in schema:  # a nullable type: its type's guard
             branch = schema[1 - schema.index("null")]
-            # fastavro's union writer takes any sequence, bytes too, for an array branch
-            if _kind_of(branch, named) == "array" or _mentions_guarded(branch, named, seen):
+            if _mentions_guarded(branch, named, seen):
                 other = _compile_guard(branch, named, seen)
                 if other is not None:
                     return _nullable_guard(other)
         if not any(_mentions_guarded(branch, named, seen) for branch in schema):
             return None
+        arrays = [branch for branch in schema if _kind_of(branch, named) == "array"]
+        others = [branch for branch in schema if branch not in arrays]
+        if len(arrays) == 1 and not any(_mentions_guarded(b, named, seen) for b in others):
+            return _array_union_guard(_compile_guard(arrays[0], named, seen))
         union = list(schema)
 
         def union_guard(value: Any) -> bool:  # fastavro writes any Decimal in a decimal, ...
@@ -770,6 +790,87 @@ def _record_guard(
     exec(compile("\n".join(lines), f"<guard of {name}>", "exec"), namespace)
     record_guard: Guard = namespace["record_guard"]
     return record_guard
+
+
+# -- unions fastavro would write under the wrong branch ----------------------------------
+
+#: Avro types written by name in fastavro's (branch name, value) notation.
+_NAMED_KINDS = frozenset({"record", "enum", "fixed", "error"})
+
+
+def misrouting_unions(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) -> bool:
+    """Whether ``schema`` holds a union in which fastavro may write a valid value under the
+    wrong branch: an array branch before a ``bytes`` or ``fixed`` one. fastavro's union
+    writer takes the first branch whose check passes, and its array check passes any
+    sequence, so ``b"ab"`` meant for the bytes branch was written as the array ``[97, 98]``.
+    Through named types, not recursing twice."""
+    if isinstance(schema, str):
+        if schema in named and schema not in seen:
+            return misrouting_unions(named[schema], named, seen | {schema})
+        return False
+    if isinstance(schema, list):
+        kinds = [_kind_of(branch, named) for branch in schema]
+        if "array" in kinds and any(
+            kind in ("bytes", "fixed") for kind in kinds[kinds.index("array") + 1 :]
+        ):
+            return True
+        return any(misrouting_unions(branch, named, seen) for branch in schema)
+    if not isinstance(schema, Mapping):
+        return False
+    name = schema.get("name")
+    inner = seen | {name} if isinstance(name, str) else seen
+    kind = schema.get("type")
+    if kind == "record":
+        return any(misrouting_unions(f["type"], named, inner) for f in schema["fields"])
+    if kind == "array":
+        return misrouting_unions(schema["items"], named, inner)
+    if kind == "map":
+        return misrouting_unions(schema["values"], named, inner)
+    return isinstance(kind, (dict, list)) and misrouting_unions(kind, named, inner)
+
+
+def _branch_name(branch: Any) -> Any:
+    """How fastavro's (branch name, value) notation names ``branch``."""
+    if isinstance(branch, str):
+        return branch
+    kind = branch.get("type")
+    return branch.get("name") if kind in _NAMED_KINDS else kind
+
+
+def with_explicit_branches(schema: Any, value: Any, named: Mapping[str, Any]) -> Any:
+    """``value`` (which fits ``schema``: :func:`schema_problems` found nothing) ready for
+    fastavro's writer with its (branch name, value) notation on: every union value names
+    the first branch it fits (a ``double`` after a fitting ``float`` preferred, as fastavro
+    does), and every array is a list, so that no tuple reads as that notation."""
+    if isinstance(schema, str):
+        if schema in named:
+            return with_explicit_branches(named[schema], value, named)
+        return value
+    if isinstance(schema, list):
+        fitting = [b for b in schema if not schema_problems(b, value, named)]
+        branch = fitting[0]  # the value fits the union, so one branch at least
+        if _kind_of(branch, named) == "float":
+            branch = next((b for b in fitting if _kind_of(b, named) == "double"), branch)
+        return (_branch_name(branch), with_explicit_branches(branch, value, named))
+    if schema.get("logicalType") is not None:
+        return value
+    kind = schema.get("type")
+    if kind == "record":
+        fields = {f["name"]: f["type"] for f in schema["fields"]}
+        return {
+            key: with_explicit_branches(fields[key], item, named) if key in fields else item
+            for key, item in value.items()
+        }
+    if kind == "array":
+        return [with_explicit_branches(schema["items"], item, named) for item in value]
+    if kind == "map":
+        return {
+            key: with_explicit_branches(schema["values"], item, named)
+            for key, item in value.items()
+        }
+    if isinstance(kind, (dict, list)) or (isinstance(kind, str) and kind in named):
+        return with_explicit_branches(kind, value, named)
+    return value
 
 
 # -- encoder: the compiled fast path ----------------------------------------------------
@@ -1096,6 +1197,7 @@ class RecordEncoder:
         "_fast",
         "_guard",
         "_header",
+        "_misrouting",
         "_recursive",
         "document",
         "name",
@@ -1114,12 +1216,18 @@ class RecordEncoder:
         self._fast = _compile_fast_encoder(self.parsed, named, self._header)
         #: A recursive type: a record's nesting is measured first (see schema/nesting.py).
         self._recursive = bool(recursive_names(named))
+        #: A union fastavro may write under the wrong branch: every record names its
+        #: branches (:func:`misrouting_unions`), so neither fast path applies.
+        self._misrouting = misrouting_unions(self.parsed, named, frozenset())
+        if self._misrouting:
+            self._fast = None
 
     @property
     def fast(self) -> Callable[[Any], bytes] | None:
         """The compiled encoder: framed bytes, or any exception meaning "use :meth:`encode`".
         None for a schema with a recursive type, whose records :meth:`encode` measures first
-        (the compiled encoder hands the recursion to fastavro's C writer)."""
+        (the compiled encoder hands the recursion to fastavro's C writer), or with a union
+        fastavro may write under the wrong branch."""
         return None if self._recursive else self._fast
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
@@ -1138,6 +1246,8 @@ class RecordEncoder:
         """:meth:`encode` without the compiled encoder: guard, then fastavro's writer."""
         if self._recursive and value_nests_deeper(record):
             raise self.too_deep()
+        if self._misrouting:
+            return self._encode_explicitly(record)
         guard = self._guard
         if guard is not None and not guard(record):
             raise self.error(record)
@@ -1152,6 +1262,22 @@ class RecordEncoder:
                 strict_allow_default=True,
                 disable_tuple_notation=True,
             )
+        except Exception as exc:
+            raise self.error(record, exc) from exc
+        return buffer.getvalue()
+
+    def _encode_explicitly(self, record: Mapping[str, Any]) -> bytes:
+        """A record of a schema with a misrouting union: checked in full, then written with
+        each union value's branch named (about 10x the checked path's cost; such unions
+        are rare)."""
+        named = _named(self.parsed)
+        if schema_problems(self.parsed, record, named):
+            raise self.error(record)
+        buffer = BytesIO()
+        buffer.write(self._header)
+        try:
+            explicit = with_explicit_branches(self.parsed, record, named)
+            schemaless_writer(buffer, self.parsed, explicit, strict_allow_default=True)
         except Exception as exc:
             raise self.error(record, exc) from exc
         return buffer.getvalue()

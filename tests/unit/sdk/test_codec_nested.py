@@ -300,6 +300,71 @@ def test_an_array_is_a_list_or_tuple_never_another_iterable(
     )
 
 
+def with_field(field_type: Any) -> dict[str, Any]:
+    return {
+        "type": "record",
+        "name": "Holder",
+        "namespace": "sdktest.unions",
+        "fields": [{"name": "f", "type": field_type}],
+    }
+
+
+NUMBERS = {"type": "array", "items": "int"}
+DIGEST = {"type": "fixed", "name": "Digest", "size": 2}
+
+
+@pytest.mark.parametrize(
+    ("field_type", "value", "read"),
+    [
+        (["null", NUMBERS, "bytes"], b"ab", b"ab"),
+        (["null", NUMBERS, "bytes"], bytearray(b"ab"), b"ab"),
+        ([NUMBERS, "bytes"], b"ab", b"ab"),
+        (["null", NUMBERS, "string", "bytes"], b"ab", b"ab"),
+        (["null", NUMBERS, DIGEST], b"ab", b"ab"),
+        (["null", NUMBERS, "bytes"], (1, 2), [1, 2]),
+        (
+            {"type": "array", "items": ["null", NUMBERS, "bytes"]},
+            [b"ab", (1, 2), None],
+            [b"ab", [1, 2], None],
+        ),
+        ({"type": "map", "values": [NUMBERS, "bytes"]}, {"k": b"ab", "l": [3]}, None),
+    ],
+    ids=["bytes", "bytearray", "no-null", "four", "fixed", "tuple", "in-array", "in-map"],
+)
+def test_bytes_in_a_union_with_an_earlier_array_branch_stay_bytes(
+    field_type: Any, value: Any, read: Any
+) -> None:
+    """fastavro's union writer takes the first branch whose check passes, and its array check
+    passes bytes: b"ab" was written as the array [97, 98] (a valid record, silently changed).
+    Such a schema's records now name their union branches."""
+    document = with_field(field_type)
+    encoder = RecordEncoder(document, SCHEMA_ID)
+    assert encoder.fast is None  # neither compiled path applies to such a schema
+    framed = encoder.encode({"f": value})
+    expected = value if read is None else read
+    assert RecordDecoder(OneSchema(document)).decode(framed) == {"f": expected}
+    assert fastavro_read(document, framed) == {"f": expected}
+
+
+@pytest.mark.parametrize(
+    ("field_type", "value", "said"),
+    [
+        (["null", NUMBERS, "string"], b"ab", "f: expected one of [null, array of int, string]"),
+        (["null", {"type": "map", "values": NUMBERS}], {"k": b"ab"}, "f['k']: expected array"),
+        (["null", "string", NUMBERS], range(3), "f: expected one of [null, string, array"),
+    ],
+    ids=["no-bytes-branch", "nullable-map-of-arrays", "range"],
+)
+def test_a_sequence_that_is_no_list_is_not_written_as_a_union_array(
+    field_type: Any, value: Any, said: str
+) -> None:
+    """Without a bytes branch to take it, bytes (or a range) met fastavro's array check and
+    were written as an array of numbers; refused, naming the field."""
+    with pytest.raises(SerializationError) as refused:
+        RecordEncoder(with_field(field_type), SCHEMA_ID).encode({"f": value})
+    assert said in str(refused.value)
+
+
 def negative_blocks(record: dict[str, Any]) -> bytes:
     """``record`` with its ``weights`` map written as one block of negative count followed by
     its byte size (legal Avro other writers produce; fastavro never writes it)."""
