@@ -37,6 +37,7 @@ What the functions may rely on, and what they must keep:
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from collections.abc import Callable, Iterator, Mapping
@@ -92,7 +93,7 @@ class Input:
     def __post_init__(self) -> None:
         _check_product_name("Input product", self.product)
         where = f"Input {self.product}:"
-        _check_callable(where, "key", self.key)
+        _check_callable(where, "key", self.key, "record")
         object.__setattr__(self, "reads", _field_names(where, self.reads))
         if not self.reads:
             raise ConfigurationError(f"{where} `reads` names no field")
@@ -277,11 +278,28 @@ def _check_product_name(what: str, value: object) -> None:
         raise ConfigurationError(f"{what} {problem}")
 
 
-def _check_callable(where: str, parameter: str, value: object) -> None:
+def _check_callable(where: str, parameter: str, value: object, *arguments: str) -> None:
+    """``value`` is a function that takes ``arguments`` positionally: a mistake in its
+    parameters is told where the processor is declared, not at the first record."""
     if not callable(value):
         raise ConfigurationError(
             f"{where} {parameter} must be a function (callable), got {_shown(value)}"
         )
+    try:
+        signature = inspect.signature(value)
+    except (TypeError, ValueError):  # a builtin or C function: no signature to read
+        return
+    try:
+        signature.bind(*arguments)
+    except TypeError as exc:
+        name = getattr(value, "__name__", parameter)
+        empty = inspect.Parameter.empty
+        bare = [p.replace(annotation=empty) for p in signature.parameters.values()]
+        signature = signature.replace(parameters=bare, return_annotation=empty)
+        raise ConfigurationError(
+            f"{where} {parameter} must be callable as {parameter}({', '.join(arguments)}); "
+            f"{name}{signature} cannot be: {exc}"
+        ) from None
 
 
 def _field_names(where: str, reads: object) -> tuple[str, ...]:
@@ -390,8 +408,8 @@ class Processor:
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
             raise ConfigurationError(f"{where} input {repeated[0]} is declared twice")
-        _check_callable(where, "apply", self.apply)
-        _check_callable(where, "emit", self.emit)
+        _check_callable(where, "apply", self.apply, "state", "event")
+        _check_callable(where, "emit", self.emit, "key", "state")
         if self.window is not None and not isinstance(self.window, (Tumbling, Hopping)):
             raise ConfigurationError(
                 f"{where} window must be Tumbling(...) or Hopping(...), got {_shown(self.window)}"

@@ -68,6 +68,10 @@ def orders_input(**changes: Any) -> Input:
 WHOLE_MS = "must be a whole number of milliseconds"
 
 
+def apply_with_a_clock(state: dict[str, Any], event: Event, now: int) -> None:
+    """A mistake a team makes: an extra parameter the engine never passes."""
+
+
 def case(make: Callable[..., object], changes: dict[str, Any], message: str, id: str) -> Any:
     """``make(**changes)`` must raise a ConfigurationError holding ``message``."""
     return pytest.param(make, changes, message, id=id)
@@ -279,6 +283,27 @@ BAD = [
     ),
     case(
         processor,
+        {"apply": lambda state: None},
+        "Processor of analytics.totals: apply must be callable as apply(state, event); "
+        "<lambda>(state) cannot be: too many positional arguments",
+        "apply-one-parameter",
+    ),
+    case(
+        processor,
+        {"apply": apply_with_a_clock},
+        "apply must be callable as apply(state, event); apply_with_a_clock(state, event, now) "
+        "cannot be: missing a required argument: 'now'",
+        "apply-three-parameters",
+    ),
+    case(
+        processor,
+        {"emit": lambda state: {}},
+        "Processor of analytics.totals: emit must be callable as emit(key, state); "
+        "<lambda>(state) cannot be: too many positional arguments",
+        "emit-one-parameter",
+    ),
+    case(
+        processor,
         {"dedup": "event_id"},
         "Processor of analytics.totals: dedup must be Dedup(...) or None, got the str 'event_id'",
         "dedup-str",
@@ -307,6 +332,13 @@ BAD = [
         {"key": "region"},
         "Input orders.order-placed: key must be a function (callable), got the str 'region'",
         "key-str",
+    ),
+    case(
+        orders_input,
+        {"key": lambda: "eu"},
+        "Input orders.order-placed: key must be callable as key(record); <lambda>() cannot be: "
+        "too many positional arguments",
+        "key-no-parameter",
     ),
     case(
         orders_input,
