@@ -283,9 +283,9 @@ BAD = [
     ),
     case(
         processor,
-        {"apply": lambda state: None},
+        {"apply": lambda _state: None},
         "Processor of analytics.totals: apply must be callable as apply(state, event); "
-        "<lambda>(state) cannot be: too many positional arguments",
+        "<lambda>(_state) cannot be: too many positional arguments",
         "apply-one-parameter",
     ),
     case(
@@ -297,9 +297,9 @@ BAD = [
     ),
     case(
         processor,
-        {"emit": lambda state: {}},
+        {"emit": lambda _state: {}},
         "Processor of analytics.totals: emit must be callable as emit(key, state); "
-        "<lambda>(state) cannot be: too many positional arguments",
+        "<lambda>(_state) cannot be: too many positional arguments",
         "emit-one-parameter",
     ),
     case(
