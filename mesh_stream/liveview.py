@@ -37,6 +37,7 @@ from mesh_stream.health import ProductHealth, Status
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.processing.names import processor_app_id, sources_group
 from mesh_stream.schema.codec import RecordDecoder, SchemaSource
+from mesh_stream.settings import shown_url
 from mesh_stream.supervisor import ChildState, ChildStatus, SupervisorEvent
 from mesh_stream.terminal import cell, visible
 
@@ -493,10 +494,11 @@ def render(
     """The whole screen: header, products, processors' lag, children, recent events."""
     now = time.monotonic() if now is None else now
     up_for = int(now - context.started_at)
+    registry = shown_url(context.registry_url) if context.registry_url else "(none)"
     header = Text.assemble(
         ("mesh up", "bold"),
         f"  up {up_for // 60}m{up_for % 60:02d}s  Kafka {context.bootstrap_servers}  ",
-        f"registry {context.registry_url or '(none)'}  logs {context.log_dir}  ",
+        f"registry {registry}  logs {context.log_dir}  ",
         ("Ctrl-C stops everything", "dim"),
     )
     parts: list[RenderableType] = [header]

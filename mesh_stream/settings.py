@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -223,6 +223,10 @@ def jvm_options(text: str) -> tuple[str, ...]:
     return words
 
 
+#: Settings holding a URL that may carry ``principal:token@`` (shown by :func:`shown_url`).
+_URL_SETTINGS = frozenset({"registry_url"})
+
+
 class MeshSettings(BaseSettings):
     """Every knob of the platform, each settable as ``MESH_<NAME>``."""
 
@@ -233,6 +237,13 @@ class MeshSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MESH_", extra="ignore", allow_inf_nan=False, hide_input_in_errors=True
     )
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """What ``repr`` and ``str`` show: a ``principal:token@`` in the registry URL (the
+        documented way to give a token) hidden, as every secret is."""
+        for name, value in super().__repr_args__():
+            shown = shown_url(value) if name in _URL_SETTINGS and isinstance(value, str) else value
+            yield name, shown
 
     bootstrap_servers: str | None = Field(
         default=None,

@@ -14,6 +14,7 @@ import httpx
 
 from mesh_stream.errors import ConfigurationError
 from mesh_stream.registry.client import RegistryClient
+from mesh_stream.settings import shown_url
 
 BENCH_SUBJECT = "bench.registry-bench.v1-value"
 BENCH_SCHEMA = {
@@ -108,7 +109,7 @@ def run_registry_bench(
         load = asyncio.run(_load(registry_url, schema_id, seconds, concurrency))
         cache = _cache_hit_ns(client, schema_id, cache_iterations)
     return {
-        "registry_url": registry_url,
+        "registry_url": shown_url(registry_url),
         "schema_id": schema_id,
         "concurrency": concurrency,
         "get_schema_by_id": load,

@@ -42,6 +42,7 @@ from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.producer import DEFAULT_PRODUCER_CONFIG, FIXED_PRODUCER_CONFIG, ProductPublisher
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.schema.models import model_from_schema
+from mesh_stream.settings import shown_url
 
 #: The benchmark record's schema, package data next to this module (works from a wheel).
 SCHEMA_RESOURCE = "order_event.avsc"
@@ -270,8 +271,8 @@ def run_write(case: str, config: Config) -> CaseResult:
         )
         if case == "j" and (publisher.rules is None or len(publisher.rules.checks) != 3):
             raise RuntimeError(
-                f"the registry at {config.registry_url} did not keep the ruleSet registered "
-                "with the schema, so case (j) would measure no rules"
+                f"the registry at {shown_url(config.registry_url)} did not keep the ruleSet "
+                "registered with the schema, so case (j) would measure no rules"
             )
         producer = publisher._producer
         calls = lambda: client.http_calls  # noqa: E731

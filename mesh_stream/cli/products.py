@@ -49,7 +49,7 @@ from mesh_stream.products_plan import (
 )
 from mesh_stream.project import MeshProject, find_project
 from mesh_stream.registry.client import RegistryClient
-from mesh_stream.settings import MeshSettings
+from mesh_stream.settings import MeshSettings, shown_url
 from mesh_stream.terminal import cell, visible
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
@@ -503,7 +503,7 @@ def _product_lines(item: ProductPlan) -> list[str]:
 def _print_plan(plan: ProjectPlan) -> None:
     click.echo(
         f"project {plan.root} (domains: {', '.join(plan.domains) or 'none'}) against "
-        f"{plan.registry_url} and Kafka at {plan.bootstrap_servers}"
+        f"{shown_url(plan.registry_url)} and Kafka at {plan.bootstrap_servers}"
     )
     for item in plan.products:
         for line in _product_lines(item):

@@ -24,7 +24,7 @@ from mesh_stream.governance.acl_plan import TAIL_GROUP_PREFIX
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.project import resolve_product
 from mesh_stream.schema.codec import json_default
-from mesh_stream.settings import MeshSettings
+from mesh_stream.settings import MeshSettings, shown_url
 
 
 def _as_json(record: ConsumedRecord) -> str:
@@ -127,9 +127,9 @@ def tail(
             if waiting is not None and not said_waiting:
                 said_waiting = True
                 click.echo(
-                    f"the registry at {settings.registry_url} does not answer: records whose "
-                    f"writer schema is not cached wait, with the later records of their "
-                    f"partitions, up to {settings.consumer_registry_wait_seconds:g} s "
+                    f"the registry at {shown_url(settings.registry_url)} does not answer: "
+                    f"records whose writer schema is not cached wait, with the later records "
+                    f"of their partitions, up to {settings.consumer_registry_wait_seconds:g} s "
                     f"(MESH_CONSUMER_REGISTRY_WAIT_SECONDS)",
                     err=True,
                 )
@@ -138,7 +138,7 @@ def tail(
                     raise ConsumerError(
                         f"{descriptor.topic}: stopped after --timeout {timeout:g} s with "
                         f"records still waiting for a writer schema from the registry at "
-                        f"{settings.registry_url} (failing for {waiting:.1f} s; "
+                        f"{shown_url(settings.registry_url)} (failing for {waiting:.1f} s; "
                         f"{consumer.position_text()}); start the registry or check "
                         f"MESH_REGISTRY_URL"
                     )

@@ -68,7 +68,7 @@ from mesh_stream.liveview import (
 )
 from mesh_stream.project import MONITOR_USER, REGISTRY_USER, SERVICE_USERS, MeshProject
 from mesh_stream.registry.client import RegistryClient
-from mesh_stream.settings import MeshSettings
+from mesh_stream.settings import MeshSettings, shown_url
 from mesh_stream.supervisor import (
     SHUTDOWN_ORDER,
     Backoff,
@@ -425,7 +425,7 @@ class MeshUp:
         """The registry URL and the tokens to use (principal -> token)."""
         url = self.settings.registry_url.rstrip("/")
         if probe_registry(url):
-            self.say(f"registry: using the one that answers at {url}")
+            self.say(f"registry: using the one that answers at {shown_url(url)}")
             tokens: dict[str, str] = {}
             if self.settings.registry_principal and self.settings.registry_token is not None:
                 token = self.settings.registry_token.get_secret_value()

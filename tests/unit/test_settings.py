@@ -299,3 +299,16 @@ def test_a_short_portal_session_secret_is_refused_without_repeating_it() -> None
     secret = MeshSettings(registry_session_secret="x" * 16).registry_session_secret
     assert secret is not None
     assert secret.get_secret_value() == "x" * 16
+
+
+def test_repr_and_str_of_the_settings_hide_a_token_in_the_registry_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The docs give a token as ``http://principal:token@host``; a settings object that an
+    application logs or prints must not show it (a design-rules audit found it in both)."""
+    monkeypatch.setenv("MESH_REGISTRY_URL", "http://orders:s3cret-1@registry:8081")
+    settings = MeshSettings()
+    assert settings.registry_url == "http://orders:s3cret-1@registry:8081"  # still usable
+    for shown in (repr(settings), str(settings)):
+        assert "s3cret-1" not in shown
+        assert "registry_url='http://<hidden>@registry:8081'" in shown
