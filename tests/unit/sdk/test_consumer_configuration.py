@@ -9,6 +9,7 @@ and committing past them would lose the group's whole input without a word.
 
 from __future__ import annotations
 
+import gc
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from mesh_stream.consumer import ProductConsumer
 from mesh_stream.errors import ConfigurationError
 from mesh_stream.schema.codec import RecordEncoder
 from mesh_stream.schema.models import model_from_schema
+from mesh_stream.settings import MeshSettings
 from tests.fixtures.sdk.helpers import SCHEMA_V1, new_product
 from tests.unit.sdk.conftest import MemorySchemas, make_order
 
@@ -127,6 +129,32 @@ def test_a_bare_string_of_products_is_refused_not_read_letter_by_letter() -> Non
         "products='shop.example-event' is not a list of products: give a list or tuple of "
         "product names or DataProduct descriptors (products=['shop.example-event'])"
     )
+
+
+def test_settings_alone_give_the_kafka_connection_and_the_registry() -> None:
+    """As open_publisher does: the public API alone (MeshSettings) makes a consumer; before,
+    it asked for a KafkaConnection, which mesh_stream did not export (a design audit)."""
+    settings = MeshSettings(bootstrap_servers="127.0.0.1:9", registry_url="http://127.0.0.1:1")
+    product = new_product("unit", schema=SCHEMA_V1)
+    consumer = ProductConsumer(
+        [product],
+        group_id="unit",
+        settings=settings,
+        from_beginning=True,
+        config={"log_level": 0},
+    )
+    assert consumer.connection.bootstrap_servers == "127.0.0.1:9"
+    assert consumer.registry.url == "http://127.0.0.1:1"
+    consumer.close()
+    assert consumer.registry._http.is_closed  # the client it made is its own to close
+
+
+def test_without_settings_a_consumer_names_what_to_give() -> None:
+    product = new_product("unit", schema=SCHEMA_V1)
+    with pytest.raises(ConfigurationError, match=r"^no Kafka to talk to: give settings="):
+        ProductConsumer([product], group_id="unit", registry=MemorySchemas({}))  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"^no registry to decode with: give settings="):
+        ProductConsumer([product], group_id="unit", bootstrap_servers="127.0.0.1:9")
 
 
 def test_a_product_that_is_neither_a_name_nor_a_descriptor_is_named() -> None:
@@ -446,3 +474,19 @@ def test_argument_mistakes_are_configuration_errors_not_raw_library_errors(
     with pytest.raises(ConfigurationError) as refused:
         ProductConsumer(**arguments)
     assert said in str(refused.value)
+
+
+def test_decoding_a_batch_leaves_the_garbage_collector_alone(
+    harness: Harness, order_v1: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Process-wide state belongs to the application: the consumer once paused the GC for
+    each batch, and its restore could undo another thread's gc.disable()."""
+
+    def touched(*_args: Any) -> None:
+        raise AssertionError("the consumer changed the garbage collector's state")
+
+    for name in ("disable", "enable", "freeze", "set_threshold"):
+        monkeypatch.setattr(gc, name, touched)
+    consumer = harness.open()
+    decoded = consumer._decode(messages(harness.topic, orders(order_v1, 5)))
+    assert [record.offset for record in decoded] == [0, 1, 2, 3, 4]
