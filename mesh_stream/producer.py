@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import operator
 import threading
 import typing
@@ -30,7 +29,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from confluent_kafka import KafkaError, KafkaException, Message
-from fastavro import schemaless_reader
 from pydantic import BaseModel
 
 from mesh_stream import registration, tracing
@@ -39,6 +37,7 @@ from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import (
     ConfigurationError,
     DeliveryError,
+    DeserializationError,
     KafkaSecurityError,
     MeshError,
     ProductNotFoundError,
@@ -59,9 +58,8 @@ from mesh_stream.kafka.clients import (
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 from mesh_stream.kafka.dlq import RULE_NAME, rule_dead_letter
 from mesh_stream.project import MeshProject, locate_project, resolve_product
-from mesh_stream.schema.codec import RecordEncoder, as_document, load_schema_file
+from mesh_stream.schema.codec import FramedReader, RecordEncoder, as_document, load_schema_file
 from mesh_stream.schema.models import check_model
-from mesh_stream.schema.wire import HEADER_SIZE
 from mesh_stream.settings import MeshSettings
 
 if TYPE_CHECKING:
@@ -393,6 +391,8 @@ class ProductPublisher:
             dlq_topic=product.dlq_topic,
         )
         self.encoder = RecordEncoder(document, self.schema_id)
+        #: Reads an undelivered record's bytes back for its report (see _undelivered).
+        self._read_back: FramedReader | None = None
         self._key_field = product.key_field
         if self._key_field is not None and not any(
             item.get("name") == self._key_field for item in document.get("fields", [])
@@ -730,14 +730,13 @@ class ProductPublisher:
         if isinstance(key, bytes):
             with contextlib.suppress(UnicodeDecodeError):
                 key = key.decode()
-        decoded: Any = None
+        record: dict[str, Any] | None = None
         data = message.value()
         if data is not None:
-            with contextlib.suppress(Exception):
-                body = io.BytesIO(data)
-                body.seek(HEADER_SIZE)
-                decoded = schemaless_reader(body, self.encoder.parsed, None)
-        record = decoded if isinstance(decoded, dict) else None
+            if self._read_back is None:  # made once, at the first record Kafka refused
+                self._read_back = FramedReader(self.encoder.parsed, self.schema_id)
+            with contextlib.suppress(DeserializationError):
+                record = self._read_back(data)
         return UndeliveredRecord(
             self.topic, key, _delivery_failure(error, self.topic, message), record, data
         )
