@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+import re
 import socket
 import threading
 import time
@@ -110,6 +111,49 @@ def batches_within(settings: Mapping[str, Any], limits: list[int]) -> dict[str, 
 #: Written straight to stderr by librdkafka instead, they bypassed all three. An application
 #: that sets up no logging still sees the warnings and errors on stderr (Python's last resort).
 LIBRDKAFKA_LOGGER = logging.getLogger("mesh_stream.kafka.librdkafka")
+
+#: A librdkafka line said again within this many seconds is counted, not logged.
+REPEAT_QUIET_S = 30.0
+
+
+class RepeatedLines(logging.Filter):
+    """Lets a librdkafka line through once per :data:`REPEAT_QUIET_S`, then with a count.
+
+    A client whose broker is down retries every 50-100 ms and says so each time: a consumer
+    of an unreachable Kafka logged 20 identical ERROR lines a second. Lines that differ only
+    in their times and counts (``after 0ms in state CONNECT``) count as the same; the next
+    one let through after the quiet time says how many were not shown.
+    """
+
+    _NUMBERS = re.compile(r"\d+(?=ms\b)|\d+(?= identical)")
+    _KEPT = 1_000  # distinct lines remembered (a long run of different ones starts again)
+
+    def __init__(self, quiet_s: float = REPEAT_QUIET_S) -> None:
+        super().__init__()
+        self.quiet_s = quiet_s
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[float, int]] = {}  # line -> (let through at, held since)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        line = self._NUMBERS.sub("#", record.getMessage())
+        now = time.monotonic()
+        with self._lock:
+            shown_at, held = self._seen.get(line, (None, 0))
+            if shown_at is not None and now - shown_at < self.quiet_s:
+                self._seen[line] = (shown_at, held + 1)
+                return False
+            if len(self._seen) >= self._KEPT:
+                self._seen.clear()
+            self._seen[line] = (now, 0)
+        if held:
+            record.msg = (
+                f"{record.getMessage()} ({held} more like it in {self.quiet_s:g} s not shown)"
+            )
+            record.args = ()
+        return True
+
+
+LIBRDKAFKA_LOGGER.addFilter(RepeatedLines())
 
 
 def _logged(config: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -502,3 +502,31 @@ def test_librdkafkas_own_lines_go_through_python_logging_and_a_quiet_connection_
         assert any(line.startswith("ERROR FAIL [rdkafka#producer") for line in found), found
         assert any(line.startswith("ERROR FAIL [rdkafka#consumer") for line in found), found
         assert lines_of(conn.replace(client_log_level=QUIET_LOG_LEVEL)) == []
+
+
+def test_a_librdkafka_line_said_again_and_again_is_logged_once_then_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A consumer of an unreachable Kafka logged the same ERROR line 20 times a second."""
+    import logging
+
+    from mesh_stream.kafka import clients
+
+    now = [100.0]
+    monkeypatch.setattr(clients.time, "monotonic", lambda: now[0])
+    repeats = clients.RepeatedLines(quiet_s=30.0)
+
+    def passes(message: str) -> str | None:
+        record = logging.LogRecord("x", logging.ERROR, "", 0, message, (), None)
+        return record.getMessage() if repeats.filter(record) else None
+
+    fail = "FAIL [rdkafka#consumer-1]: Connect to 127.0.0.1:9 failed (after {}ms in state CONNECT)"
+    assert passes(fail.format(0)) == fail.format(0)
+    for waited in range(1, 20):  # the same line, a few ms apart, for 19 s
+        now[0] += 1.0
+        assert passes(fail.format(waited)) is None
+    other = "FAIL [rdkafka#consumer-1]: Connect to 127.0.0.1:9093 failed (after 0ms in state X)"
+    assert passes(other) == other  # another broker is another line
+    now[0] += 11.0
+    assert passes(fail.format(7)) == (fail.format(7) + " (19 more like it in 30 s not shown)")
+    assert passes(fail.format(8)) is None  # and quiet again
