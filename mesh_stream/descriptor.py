@@ -557,13 +557,25 @@ def parse_descriptor(text: str, source: str = "<string>") -> DataProduct:
     return validate_yaml(text, source, DataProduct, DescriptorError, "a descriptor")
 
 
-def load_descriptor(path: Path) -> DataProduct:
-    """Read and validate one descriptor file."""
+def load_descriptor(path: Path | str) -> DataProduct:
+    """Read and validate one descriptor file (a path, or its text as a str path)."""
+    path = _as_path("load_descriptor", path)
     try:
         text = read_descriptor_text(path)
     except DescriptorError as exc:
         raise DescriptorError(f"{path}: {exc}") from exc
     return parse_descriptor(text, str(path))
+
+
+def _as_path(function: str, path: object) -> Path:
+    """``path`` as a Path (a str is one); anything else is a DescriptorError naming it."""
+    if isinstance(path, str):
+        return Path(path)
+    if not isinstance(path, Path):
+        raise DescriptorError(
+            f"{function} needs a file path (a pathlib.Path or a str), got {type(path).__name__}"
+        )
+    return path
 
 
 def read_descriptor_text(path: Path) -> str:
@@ -677,8 +689,9 @@ def descriptor_files(domains_dir: Path) -> list[Path]:
     ]
 
 
-def load_descriptors(domains_dir: Path) -> list[DataProduct]:
+def load_descriptors(domains_dir: Path | str) -> list[DataProduct]:
     """Load every descriptor below ``domains_dir``; all errors are reported together."""
+    domains_dir = _as_path("load_descriptors", domains_dir)
     products: list[DataProduct] = []
     errors: list[str] = []
     for path in descriptor_files(domains_dir):

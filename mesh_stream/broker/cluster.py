@@ -65,6 +65,7 @@ from mesh_stream.errors import (
 )
 from mesh_stream.kafka.clients import make_admin
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
+from mesh_stream.kafka.topics import min_insync_replicas
 from mesh_stream.project import SERVICE_USERS, domain_name_problem
 from mesh_stream.settings import HEAP_SIZE, default_data_dir
 
@@ -539,7 +540,7 @@ class LocalCluster:
         self, state: ClusterState, node: NodeState, credentials: BrokerCredentials | None = None
     ) -> str:
         count = len(state.nodes)
-        min_isr = 2 if count >= 3 else 1
+        min_isr = min_insync_replicas(count)  # the topics' own rule, at the default RF
         voters = ",".join(f"{n.node_id}@{HOST}:{n.controller_port}" for n in state.nodes)
         settings = {
             "process.roles": "broker,controller",

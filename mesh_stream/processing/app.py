@@ -37,7 +37,7 @@ from mode import Service
 
 from mesh_stream import tracing
 from mesh_stream.descriptor import DataProduct
-from mesh_stream.errors import ProcessorError
+from mesh_stream.errors import DeliveryError, ProcessorError
 from mesh_stream.health import NEWEST_INPUT_HEADER
 from mesh_stream.kafka import topics
 from mesh_stream.kafka.clients import probe
@@ -269,7 +269,7 @@ def confirmed_flush(
         outputs.flush()
         await app.producer.flush()
         if refusals.refused is not None:
-            raise RuntimeError(
+            raise DeliveryError(
                 f"Kafka refused a record of {refusals.app_id} ({refusals.refused!r}): "
                 f"nothing more is written"
             )

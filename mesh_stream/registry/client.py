@@ -49,6 +49,7 @@ from mesh_stream.errors import (
 from mesh_stream.health import ProductHealth
 from mesh_stream.registry.error_codes import error_for
 from mesh_stream.schema.avro import normalize
+from mesh_stream.schema.wire import MAX_SCHEMA_ID
 from mesh_stream.settings import MeshSettings, registry_url_problem, shown_url
 
 CONFLUENT_JSON = "application/vnd.schemaregistry.v1+json"
@@ -123,12 +124,19 @@ _Shape: TypeAlias = "type | list[_Shape] | dict[str, _Shape | _Optional]"
 or ``object`` (anything); ``[item]`` a list of items; ``{"field": shape}`` an object with
 those fields (others are not looked at)."""
 
+
+class _SchemaId(int):
+    """The shape of a schema id in an answer: a whole number that fits the wire format's
+    4 unsigned bytes (a larger one could not frame a record)."""
+
+
 _KINDS: dict[type, str] = {
     dict: "an object",
     list: "a list",
     str: "a string",
     int: "a whole number",
     bool: "true or false",
+    _SchemaId: f"a schema id (a whole number from 0 to {MAX_SCHEMA_ID})",
 }
 
 
@@ -171,14 +179,25 @@ def _shape_problem(value: Any, shape: _Shape, at: str = "") -> str | None:
         return None
     if shape is object:
         return None
+    if shape is _SchemaId:
+        fits = isinstance(value, int) and not isinstance(value, bool)
+        if fits and 0 <= value <= MAX_SCHEMA_ID:
+            return None
+        shown = f"{value}" if fits else _json_kind(value)
+        return f"{shown}{where}, not {_KINDS[shape]}"
     if isinstance(value, shape) and not (shape is int and isinstance(value, bool)):
         return None
     return f"{_json_kind(value)}{where}, not {_KINDS[shape]}"
 
 
 #: What the client reads of the answers of the mesh registry and Confluent's API.
-_REGISTERED: _Shape = {"version": int, "id": int, "schema": str, "subject": _Optional(str)}
-_REGISTERED_ID: _Shape = {"id": int, "version": _Optional(int)}
+_REGISTERED: _Shape = {
+    "version": int,
+    "id": _SchemaId,
+    "schema": str,
+    "subject": _Optional(str),
+}
+_REGISTERED_ID: _Shape = {"id": _SchemaId, "version": _Optional(int)}
 _CONSUMER: _Shape = {"group": str, "reads": _Optional([str])}
 _PRODUCT: _Shape = {
     "registry": _Optional({"downstream": _Optional([str]), "consumers": _Optional([_CONSUMER])})
@@ -308,6 +327,11 @@ class RegistryClient:
         timeout: float = 10.0,
         retry_seconds: float = RETRY_SECONDS,
     ) -> None:
+        if not isinstance(url, str):
+            raise ConfigurationError(
+                f"the registry URL must be a str such as 'http://127.0.0.1:8081', got "
+                f"{type(url).__name__}"
+            )
         url, in_url = _without_userinfo(url)
         principal_setting = "MESH_REGISTRY_PRINCIPAL"
         token_setting = "MESH_REGISTRY_TOKEN (or --token)"
@@ -758,7 +782,12 @@ class RegistryClient:
         cached = self._schema_by_id.get(schema_id)
         if cached is not None:
             return cached
-        answer = self._request("GET", f"/schemas/ids/{int(schema_id)}", shape={"schema": str})
+        if not isinstance(schema_id, int) or isinstance(schema_id, bool):
+            raise ConfigurationError(
+                f"a schema id is a whole number (the 4 bytes after a record's magic byte), "
+                f"got {type(schema_id).__name__} {schema_id!r:.40}"
+            )
+        answer = self._request("GET", f"/schemas/ids/{schema_id}", shape={"schema": str})
         text = str(answer["schema"])
         self._schema_by_id[schema_id] = text
         return text

@@ -129,6 +129,17 @@ def test_load_descriptors_reports_every_bad_file_and_misplaced_domain(tmp_path: 
     assert [p.name for p in load_descriptors(tmp_path)] == ["orders.order-placed"]
 
 
+def test_a_path_given_as_a_str_is_read_and_anything_else_is_named(tmp_path: Path) -> None:
+    """A str path raised AttributeError from inside the loader (a design audit)."""
+    good = tmp_path / "orders" / "products" / "order-placed.yaml"
+    good.parent.mkdir(parents=True)
+    good.write_text(VALID)
+    assert load_descriptor(str(good)).name == "orders.order-placed"
+    assert [p.name for p in load_descriptors(str(tmp_path))] == ["orders.order-placed"]
+    with pytest.raises(DescriptorError, match=r"^load_descriptor needs a file path .*got int"):
+        load_descriptor(3)  # type: ignore[arg-type]
+
+
 def test_unreadable_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(DescriptorError, match=r"missing\.yaml: cannot read descriptor"):
         load_descriptor(tmp_path / "missing.yaml")

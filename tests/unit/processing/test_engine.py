@@ -26,7 +26,7 @@ import pytest
 
 from domains.analytics.processors import customer_360, fulfilment_sla, revenue
 from mesh_stream.descriptor import load_descriptors
-from mesh_stream.errors import ConfigurationError, ProcessorError
+from mesh_stream.errors import ConfigurationError, DeliveryError, ProcessorError
 from mesh_stream.processing import Dedup, Hopping, Input, Processor, Tumbling, faust_seams
 from mesh_stream.processing import engine as engine_module
 from mesh_stream.processing.app import (
@@ -1471,7 +1471,7 @@ def test_the_confirmed_flush_raises_once_kafka_refused_a_record() -> None:
         flush = confirmed_flush(app, refusals, cast(Any, Outputs()))
         await flush()  # nothing refused: it returns
         refusals.on_send_error(None, ValueError("MESSAGE_TOO_LARGE"), None)
-        with pytest.raises(RuntimeError, match=r"Kafka refused a record of analytics\.revenue"):
+        with pytest.raises(DeliveryError, match=r"Kafka refused a record of analytics\.revenue"):
             await flush()
 
     asyncio.run(scenario())

@@ -116,6 +116,13 @@ CALLS: list[tuple[str, Callable[[RegistryClient], Any], Mapping[str, Any], str]]
         f"GET {VERSIONS}/latest with an object without 'schema'",
     ),
     (
+        "get_latest id beyond 4 bytes",
+        lambda c: c.get_latest(SUBJECT),
+        {f"{VERSIONS}/latest": {"version": 1, "id": 2**32, "schema": '"string"'}},
+        f"GET {VERSIONS}/latest with 4294967296 at id, not a schema id (a whole number from "
+        f"0 to 4294967295)",
+    ),
+    (
         "get_schema",
         lambda c: c.get_schema(1),
         {"/schemas/ids/1": 42},
@@ -513,3 +520,22 @@ def test_a_long_token_the_registry_read_and_refused_is_said_to_be_long(
         f"8 KB; a registry token is far shorter); copy it again (its value is not shown) "
         f"(HTTP 401, error_code 40101)"
     )
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (lambda: RegistryClient(None), "the registry URL must be a str such as"),  # type: ignore[arg-type]
+        (
+            lambda: RegistryClient("http://127.0.0.1:1").get_schema("7"),  # type: ignore[arg-type]
+            "a schema id is a whole number (the 4 bytes after a record's magic byte), got str",
+        ),
+    ],
+    ids=["url-none", "schema-id-str"],
+)
+def test_a_wrong_argument_is_a_configuration_error_naming_it(
+    make: Callable[[], Any], said: str
+) -> None:
+    """A design audit found a raw TypeError and ValueError from inside the client."""
+    with pytest.raises(ConfigurationError, match=re.escape(said)):
+        make()
