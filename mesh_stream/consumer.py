@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import numbers
-import struct
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
@@ -90,7 +89,13 @@ from mesh_stream.schema.codec import (
     schema_name,
     trailing_bytes_error,
 )
-from mesh_stream.schema.wire import HEADER_SIZE, MAGIC_BYTE
+from mesh_stream.schema.wire import (
+    HEADER_SIZE,
+    MAGIC_BYTE,
+    framing_error,
+    schema_id_of,
+    unpack_schema_id,
+)
 from mesh_stream.settings import (
     KAFKA_MAX_NAME_LENGTH,
     MeshSettings,
@@ -118,7 +123,6 @@ DLQ_HEADERS = (
     dlq.MESH_CONSUMER_GROUP,
     dlq.MESH_SCHEMA_ID,  # only when the record was framed (it names an id)
 )
-_SCHEMA_ID = struct.Struct(">I")
 # Errors that mean "these credentials may not do this": raised as our KafkaSecurityError
 # (topic or group, principal, missing ACL) rather than retried forever.
 _SECURITY_CODES = frozenset(
@@ -702,7 +706,7 @@ class ProductConsumer:
         append = records.append
         sources = self._sources
         positions = self._positions
-        unpack = _SCHEMA_ID.unpack_from
+        unpack = unpack_schema_id
         read = read_data  # fastavro's, measuring the nesting of recursive types first
         options = READ_OPTIONS
         builder = _RecordBuilder
@@ -723,7 +727,7 @@ class ProductConsumer:
             value: Any
             try:
                 if data is None or len(data) < HEADER_SIZE or data[0] != MAGIC_BYTE:
-                    raise _frame_error(data)
+                    raise framing_error(data)
                 schema_id = unpack(data, 1)[0]
                 plan = source.plans.get(schema_id)
                 if plan is None:
@@ -968,7 +972,6 @@ class ProductConsumer:
         if self._dlq is None:
             self._dlq = make_producer(self.connection, settings)
         data = message.value()
-        framed = data is not None and len(data) >= HEADER_SIZE and data[0] == MAGIC_BYTE
         headers = list(message.headers() or [])
         headers += dlq.poison_pill_headers(
             error=str(error),
@@ -978,7 +981,7 @@ class ProductConsumer:
             offset=message.offset(),
             timestamp_ms=message.timestamp()[1],
             group=self.group_id,
-            schema_id=_SCHEMA_ID.unpack_from(data, 1)[0] if framed and data else None,
+            schema_id=schema_id_of(data),
         )
         failures: list[str] = []
 
@@ -1278,20 +1281,6 @@ def _first_offsets(messages: Sequence[Any]) -> dict[tuple[str, int], int]:
         if message.error() is None:
             first.setdefault((message.topic(), message.partition()), message.offset())
     return first
-
-
-def _frame_error(data: bytes | None) -> DeserializationError:
-    if data is None:
-        return DeserializationError("the record has no value (a tombstone), not an Avro record")
-    if len(data) < HEADER_SIZE:
-        return DeserializationError(
-            f"{len(data)} byte(s) cannot be a Confluent-framed Avro record (it needs a "
-            f"{HEADER_SIZE}-byte header)"
-        )
-    return DeserializationError(
-        f"unknown magic byte {data[0]} (expected {MAGIC_BYTE}): the record was not written "
-        f"with the Confluent wire format"
-    )
 
 
 def _as_model(source: _Source, value: Any, message: Any, schema_id: int) -> BaseModel:

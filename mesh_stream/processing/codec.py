@@ -29,9 +29,7 @@ from mesh_stream.errors import (
 )
 from mesh_stream.schema.codec import FramedReader, RecordEncoder
 from mesh_stream.schema.codec import parse_schema as parse_avro
-from mesh_stream.schema.wire import HEADER_SIZE, MAGIC_BYTE
-
-MAGIC = MAGIC_BYTE
+from mesh_stream.schema.wire import HEADER_SIZE, framing_error, schema_id_of
 
 SchemaFetcher = Callable[[int], str]
 """Returns the Avro schema text registered under a schema id (a registry lookup)."""
@@ -187,16 +185,10 @@ class FramedAvroDecoder:
     def _decode_checked(
         self, data: bytes | None, where: str, fields: Collection[str] | None
     ) -> dict[str, Any]:
-        if data is None or len(data) < HEADER_SIZE:
-            raise DeserializationError(
-                f"{where}: value of {0 if data is None else len(data)} bytes is too short for "
-                "Confluent framing (magic byte + 4-byte schema id + Avro body)"
-            )
-        if data[0] != MAGIC:
-            raise DeserializationError(
-                f"{where}: magic byte is {data[0]}, expected {MAGIC}: not Confluent-framed Avro"
-            )
-        schema_id = int.from_bytes(data[1:HEADER_SIZE], "big")
+        schema_id = schema_id_of(data)
+        if schema_id is None:
+            raise framing_error(data, f"{where}: ")
+        assert data is not None
         wanted = None if fields is None else tuple(fields)
         reader = self._readers.get((schema_id, wanted)) or self._framed_reader(
             schema_id, wanted, where

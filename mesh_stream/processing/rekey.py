@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import struct
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +54,7 @@ from mesh_stream.kafka import dlq
 from mesh_stream.kafka.clients import is_fatal, make_consumer
 from mesh_stream.processing import faust_seams
 from mesh_stream.processing.names import sources_group
+from mesh_stream.schema.wire import schema_id_of
 
 if TYPE_CHECKING:
     from mesh_stream.processing.app import ProcessorSpec
@@ -117,8 +117,6 @@ pairs to forward: none drops the record, several send it to several keys (window
 Encode = Callable[[list[tuple[str, list[Wire]]], int], list[bytes]]
 """((key, its wires) of one partition of a batch, the most bytes one record may take) -> the
 internal records' values, in order (see :meth:`~.engine.Aggregation.encode_records`)."""
-
-_SCHEMA_ID = struct.Struct(">I")
 
 
 @dataclass(slots=True)
@@ -482,7 +480,6 @@ class RekeyStage(Service):
             where,
         )
         value = message.value()
-        framed = value is not None and len(value) >= 5 and value[0] == 0
         own: list[Any] = list(message.headers() or [])
         headers: list[tuple[str, bytes]] = [(str(h[0]), bytes(h[1] or b"")) for h in own]
         headers += [
@@ -495,7 +492,7 @@ class RekeyStage(Service):
                 offset=message.offset() or 0,
                 timestamp_ms=message.timestamp()[1],
                 group=self.group_id,
-                schema_id=_SCHEMA_ID.unpack_from(value, 1)[0] if framed and value else None,
+                schema_id=schema_id_of(value),
             )
         ]
         return await dead_letters.send(key=message.key(), value=value, headers=headers, force=True)

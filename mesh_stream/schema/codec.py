@@ -67,7 +67,7 @@ from mesh_stream.schema.nesting import (
     recursive_names,
     value_nests_deeper,
 )
-from mesh_stream.schema.wire import HEADER_SIZE, header, unframe
+from mesh_stream.schema.wire import HEADER_SIZE, header, unframe, unpack_schema_id
 
 __all__ = [
     "READ_OPTIONS",
@@ -122,7 +122,6 @@ FLOAT32_INT_LIMIT = 2**128 - 2**103 - 2**74
 INSTANTS = ("timestamp-millis", "timestamp-micros")
 _MISSING = object()
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_SCHEMA_ID = struct.Struct(">I").unpack_from
 _PREVIEW = 60
 
 
@@ -1819,7 +1818,7 @@ class RecordDecoder:
             return self._decode_fields(data, tuple(fields))
         if type(data) is bytes:  # the hot path: a known schema id with a compiled decoder
             try:
-                fast = self.plans[_SCHEMA_ID(data, 1)[0]][3] if data[0] == 0 else None
+                fast = self.plans[unpack_schema_id(data, 1)[0]][3] if data[0] == 0 else None
                 if fast is not None:
                     record: dict[str, Any] = fast(data)
                     return record

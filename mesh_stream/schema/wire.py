@@ -15,6 +15,10 @@ HEADER_SIZE = 5
 _HEADER = struct.Struct(">bI")
 MAX_SCHEMA_ID = 2**32 - 1
 
+#: ``unpack_schema_id(data, 1)[0]``: the schema id of framed bytes, for a hot loop that has
+#: checked the framing itself (``len(data) >= HEADER_SIZE and data[0] == MAGIC_BYTE``).
+unpack_schema_id = struct.Struct(">I").unpack_from
+
 
 def header(schema_id: int) -> bytes:
     """The 5 bytes that precede every Avro body written with schema ``schema_id``."""
@@ -28,6 +32,41 @@ def frame(schema_id: int, payload: bytes | bytearray | memoryview) -> bytes:
     return header(schema_id) + bytes(payload)
 
 
+def frame_problem(data: bytes | bytearray | memoryview | None) -> str | None:
+    """Why ``data`` (a record's value) is not Confluent-framed; None when it is."""
+    if data is None:
+        return "the record has no value (a tombstone), not an Avro record"
+    if len(data) < HEADER_SIZE:
+        return (
+            f"{len(data)} byte(s) cannot be a Confluent-framed Avro record: it needs a "
+            f"{HEADER_SIZE}-byte header (magic byte 0 + 4-byte schema id)"
+        )
+    if data[0] != MAGIC_BYTE:
+        return (
+            f"unknown magic byte {data[0] & 0xFF} (expected {MAGIC_BYTE}): the record was not "
+            f"written with the Confluent wire format"
+        )
+    return None
+
+
+def framing_error(
+    data: bytes | bytearray | memoryview | None, where: str = ""
+) -> DeserializationError:
+    """The error for ``data`` that is not framed (see :func:`frame_problem`), after
+    ``where`` (e.g. ``topic[partition]@offset: ``)."""
+    return DeserializationError(f"{where}{frame_problem(data) or 'framed'}")
+
+
+def schema_id_of(data: bytes | bytearray | memoryview | None) -> int | None:
+    """The schema id of framed ``data``; None when it is not framed (a dead letter's
+    ``mesh.dlq.schema-id`` header names an id only when there is one)."""
+    if frame_problem(data) is not None:
+        return None
+    assert data is not None
+    schema_id: int = unpack_schema_id(data, 1)[0]
+    return schema_id
+
+
 def unframe(data: bytes | bytearray | memoryview) -> tuple[int, memoryview]:
     """Split framed bytes into (schema id, Avro body) without copying the body.
 
@@ -35,15 +74,7 @@ def unframe(data: bytes | bytearray | memoryview) -> tuple[int, memoryview]:
     with the magic byte, i.e. they were not written by a Confluent-compatible serializer.
     """
     view = memoryview(data)
-    if len(view) < HEADER_SIZE:
-        raise DeserializationError(
-            f"{len(view)} byte(s) cannot be a Confluent-framed Avro record: it needs a "
-            f"{HEADER_SIZE}-byte header (magic byte 0 + 4-byte schema id)"
-        )
-    magic, schema_id = _HEADER.unpack_from(view)
-    if magic != MAGIC_BYTE:
-        raise DeserializationError(
-            f"unknown magic byte {magic & 0xFF} (expected {MAGIC_BYTE}): the record was not "
-            f"written with the Confluent wire format"
-        )
-    return schema_id, view[HEADER_SIZE:]
+    problem = frame_problem(view)
+    if problem is not None:
+        raise DeserializationError(problem)
+    return unpack_schema_id(view, 1)[0], view[HEADER_SIZE:]

@@ -323,7 +323,7 @@ def assert_dead_lettered(
     product: DataProduct,
     where: tuple[int, int],
     value: bytes = NOT_AVRO,
-    error: str = "magic byte is 7",
+    error: str = "unknown magic byte 7 (expected 0)",
 ) -> None:
     """The revenue re-key agent sent the poison pill to the DLQ, saying what and where."""
     consumer = Consumer(
@@ -592,7 +592,7 @@ def test_outputs_are_exact_through_duplicates_lateness_kill_and_clean_restart(
         topic = by_name["orders.order-placed"].topic
         said = (
             "processor analytics.revenue-by-region could not decode an input record: "
-            f"{topic}[{poison[0]}]@{poison[1]}: magic byte is 7"
+            f"{topic}[{poison[0]}]@{poison[1]}: unknown magic byte 7 (expected 0)"
         )
         assert said in workers["analytics.revenue-by-region"].log_path.read_text(errors="replace")
         registered = registry.get_product("analytics.customer-360")

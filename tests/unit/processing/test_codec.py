@@ -63,8 +63,8 @@ def test_record_that_does_not_fit_names_the_field() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b"\x00\x00", "too short for Confluent framing"),
-        (b"\x01\x00\x00\x00\x07abc", "magic byte is 1"),
+        (b"\x00\x00", r"2 byte\(s\) cannot be a Confluent-framed Avro record"),
+        (b"\x01\x00\x00\x00\x07abc", r"unknown magic byte 1 \(expected 0\)"),
         (b"\x00\x00\x00\x00\x07\xff", "does not match writer schema id 7"),
     ],
 )
