@@ -50,6 +50,7 @@ from mesh_stream.kafka import topics
 from mesh_stream.kafka.clients import (
     LIBRDKAFKA_MESSAGE_MAX_BYTES,
     MAX_WAIT_SECONDS,
+    NO_LOSS_PRODUCER_CONFIG,
     RECORD_OVERHEAD_BYTES,
     batches_within,
     is_wait_seconds,
@@ -79,7 +80,7 @@ __all__ = [
 ]
 
 #: Settings no caller may weaken: they are what makes "nothing lost" true.
-FIXED_PRODUCER_CONFIG: dict[str, Any] = {"acks": "all", "enable.idempotence": True}
+FIXED_PRODUCER_CONFIG: dict[str, Any] = NO_LOSS_PRODUCER_CONFIG
 DEFAULT_PRODUCER_CONFIG: dict[str, Any] = {
     "linger.ms": 5,
     "compression.type": "lz4",

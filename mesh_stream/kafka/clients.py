@@ -105,6 +105,12 @@ def batches_within(settings: Mapping[str, Any], limits: list[int]) -> dict[str, 
     return dict(settings) if given <= fitting else {**settings, "batch.size": max(1, fitting)}
 
 
+#: What every producer of the platform sets, and no caller may weaken: acknowledged by every
+#: in-sync replica, and retried without duplicates or reordering. It is what makes "nothing
+#: lost" true for the SDK's publishers, the processors' outputs, the monitor and the registry.
+NO_LOSS_PRODUCER_CONFIG: dict[str, Any] = {"acks": "all", "enable.idempotence": True}
+
+
 #: Where the producers' and consumers' own librdkafka lines go (a failed connect, a broker
 #: gone), served by their ``poll``/``consume``/``flush``: through Python logging, so the
 #: application's setup decides their format (``MESH_LOG_FORMAT=json`` too), level and place.

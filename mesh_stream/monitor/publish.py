@@ -31,7 +31,12 @@ from mesh_stream.health import (
     health_key,
 )
 from mesh_stream.kafka import topics
-from mesh_stream.kafka.clients import make_admin, make_consumer, make_producer
+from mesh_stream.kafka.clients import (
+    NO_LOSS_PRODUCER_CONFIG,
+    make_admin,
+    make_consumer,
+    make_producer,
+)
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 
 log = logging.getLogger(__name__)
@@ -219,7 +224,7 @@ class Publisher:
         self._conn = conn
         self._webhook_url = webhook_url
         self._producer = make_producer(
-            conn, {"acks": "all", "enable.idempotence": True, "linger.ms": 20, "log_level": 0}
+            conn, {**NO_LOSS_PRODUCER_CONFIG, "linger.ms": 20, "log_level": 0}
         )
         self._http: httpx.Client | None = None
         if webhook_url is not None:

@@ -35,6 +35,7 @@ from mesh_stream.errors import MeshError, ProcessorError
 from mesh_stream.kafka.clients import (
     BATCH_OVERHEAD_BYTES,
     LIBRDKAFKA_MESSAGE_MAX_BYTES,
+    NO_LOSS_PRODUCER_CONFIG,
     RECORD_OVERHEAD_BYTES,
     batches_within,
     make_admin,
@@ -51,8 +52,7 @@ log = logging.getLogger(__name__)
 #: On top of the connection's settings. Idempotence keeps a key's records in order through
 #: retries; no linger, since each send is one batch's output and a wait only adds latency.
 OUTPUT_PRODUCER_CONFIG: dict[str, Any] = {
-    "acks": "all",
-    "enable.idempotence": True,
+    **NO_LOSS_PRODUCER_CONFIG,
     "linger.ms": 0,
     "partitioner": "murmur2_random",
 }
