@@ -40,7 +40,6 @@ from confluent_kafka import (
     KafkaError,
     KafkaException,
     Message,
-    Producer,
     TopicPartition,
 )
 from pydantic import BaseModel, ValidationError
@@ -66,10 +65,9 @@ from mesh_stream.kafka.clients import (
     is_fatal,
     is_wait_seconds,
     make_consumer,
-    make_producer,
 )
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
-from mesh_stream.producer import FIXED_PRODUCER_CONFIG, ensure_topic, resolve_connection
+from mesh_stream.producer import ensure_topic, resolve_connection
 from mesh_stream.project import (
     MeshProject,
     load_project,
@@ -93,7 +91,6 @@ from mesh_stream.schema.wire import (
     HEADER_SIZE,
     MAGIC_BYTE,
     framing_error,
-    schema_id_of,
     unpack_schema_id,
 )
 from mesh_stream.settings import (
@@ -604,7 +601,7 @@ class ProductConsumer:
         self._positions: dict[tuple[str, int], int] = {}
         self._buffered: deque[Any] = deque()
         self._outage: _Outage | None = None
-        self._dlq: Producer | None = None
+        self._dlq = dlq.DeadLetterWriter(self.connection, group_id)
         self._dlq_topics: set[str] = set()
         self._closed = False
         #: Where reading stood at close() with records not committed (None: nothing left).
@@ -956,54 +953,19 @@ class ProductConsumer:
     def _send_dead_letter(self, message: Any, source: _Source, error: DeserializationError) -> None:
         dlq_topic = source.product.dlq_topic
         where = _where(message)
-        settings = {"log_level": 3, **FIXED_PRODUCER_CONFIG}
         stop = (
             f"consumption stopped before it: nothing from {where} on was committed and this "
             f"batch will be read again"
         )
-        if dlq_topic not in self._dlq_topics:
-            try:
-                ensure_topic(source.product, self.connection, topic=dlq_topic)
-            except MeshError as exc:
-                raise DeliveryError(
-                    f"cannot dead-letter the undecodable record {where}: {exc}; {stop}"
-                ) from exc
-            self._dlq_topics.add(dlq_topic)
-        if self._dlq is None:
-            self._dlq = make_producer(self.connection, settings)
-        data = message.value()
-        headers = list(message.headers() or [])
-        headers += dlq.poison_pill_headers(
-            error=str(error),
-            error_type=type(error.__cause__ or error).__name__,
-            topic=message.topic(),
-            partition=message.partition(),
-            offset=message.offset(),
-            timestamp_ms=message.timestamp()[1],
-            group=self.group_id,
-            schema_id=schema_id_of(data),
-        )
-        failures: list[str] = []
-
-        def delivered(err: KafkaError | None, _msg: Message) -> None:
-            if err is not None:
-                failures.append(err.str())
-
         try:
-            self._dlq.produce(
-                dlq_topic, data, message.key(), headers=headers, on_delivery=delivered
-            )
-            remaining = self._dlq.flush(30)
-        except (KafkaException, BufferError) as exc:
-            failures.append(str(exc))
-            remaining = 0
-        if remaining or failures:
-            self._dlq = None  # a fresh producer for the next attempt
+            if dlq_topic not in self._dlq_topics:
+                ensure_topic(source.product, self.connection, topic=dlq_topic)
+                self._dlq_topics.add(dlq_topic)
+            self._dlq.write(message, dlq_topic, error)
+        except MeshError as exc:
             raise DeliveryError(
-                f"Kafka refused to dead-letter the undecodable record {where} to {dlq_topic}: "
-                f"{'; '.join(failures) or 'not acknowledged within 30s'}; {stop} (check that "
-                f"topic: its max.message.bytes, its ACLs for this consumer)"
-            )
+                f"cannot dead-letter the undecodable record {where}: {exc}; {stop}"
+            ) from exc
 
     def _on_error(self, message: Any) -> None:
         error = message.error()
@@ -1135,8 +1097,7 @@ class ProductConsumer:
         self._closed = True
         self._left_at_close = self.position_text() if self._positions else None
         try:
-            if self._dlq is not None:
-                self._dlq.flush(30)
+            self._dlq.close()
         finally:
             self._consumer.close()
             if self._owns_registry:

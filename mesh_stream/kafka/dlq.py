@@ -1,6 +1,8 @@
-"""Dead letters, the one home of their headers: what a record refused by a ``DLQ`` quality
-rule carries (the publisher), and the names of the ``mesh.dlq.*`` headers a poison pill
-carries too (the consumer, :data:`mesh_stream.consumer.DLQ_HEADERS`).
+"""Dead letters, the one home of their headers and of their writer: what a record refused by
+a ``DLQ`` quality rule carries (the publisher sends it with the records of its batch), the
+``mesh.dlq.*`` headers a poison pill carries (:data:`mesh_stream.consumer.DLQ_HEADERS`), and
+:class:`DeadLetterWriter`, through which the SDK consumer and the processors' re-key stage
+write the records they cannot decode.
 
 The headers and value follow confluent-kafka's ``DlqAction`` on write, so a record
 dead-lettered by our publisher and one dead-lettered by a Confluent serializer running the
@@ -14,7 +16,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from mesh_stream.errors import DeliveryError
+from mesh_stream.kafka.clients import NO_LOSS_PRODUCER_CONFIG, make_producer
+from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.schema.wire import schema_id_of
 
 __all__ = [
     "MESH_CONSUMER_GROUP",
@@ -30,6 +39,7 @@ __all__ = [
     "RULE_NAME",
     "RULE_SUBJECT",
     "RULE_TOPIC",
+    "DeadLetterWriter",
     "poison_pill_headers",
     "rule_dead_letter",
 ]
@@ -115,3 +125,67 @@ def poison_pill_headers(
     if schema_id is not None:
         headers.append((MESH_SCHEMA_ID, str(schema_id).encode()))
     return headers
+
+
+class DeadLetterWriter:
+    """Writes records that could not be decoded to a dead-letter topic: unchanged (key, value
+    and their own headers), with the :func:`poison_pill_headers` of the consumer ``group``.
+
+    :meth:`write` returns once Kafka acknowledged the dead letter, else raises
+    :class:`DeliveryError`: a reader may move past a poison pill only once it is kept. Its
+    producer is made at the first dead letter (most readers never write one) and made again
+    after a failure.
+    """
+
+    def __init__(self, connection: KafkaConnection, group: str, *, timeout_s: float = 30.0):
+        self.connection = connection
+        self.group = group
+        self.timeout_s = timeout_s
+        self._producer: Producer | None = None
+
+    def write(self, message: Message, dlq_topic: str, error: BaseException) -> None:
+        """Dead-letter ``message``, which could not be decoded because of ``error``."""
+        data = message.value()
+        own = cast("list[tuple[str, bytes | None]]", message.headers() or [])
+        headers: list[tuple[str, str | bytes | None]] = list(own)
+        headers += poison_pill_headers(
+            error=str(error),
+            error_type=type(error.__cause__ or error).__name__,
+            topic=message.topic() or "",
+            partition=message.partition() or 0,
+            offset=message.offset() or 0,
+            timestamp_ms=message.timestamp()[1],
+            group=self.group,
+            schema_id=schema_id_of(data),
+        )
+        failures: list[str] = []
+
+        def delivered(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                failures.append(err.str())
+
+        if self._producer is None:
+            config = {"log_level": 3, **NO_LOSS_PRODUCER_CONFIG}
+            self._producer = make_producer(self.connection, config)
+        try:
+            self._producer.produce(
+                dlq_topic, data, message.key(), headers=headers, on_delivery=delivered
+            )
+            remaining = self._producer.flush(self.timeout_s)
+        except (KafkaException, BufferError) as exc:
+            failures.append(str(exc))
+            remaining = 0
+        if remaining or failures:
+            self._producer = None  # a fresh producer for the next attempt
+            said = "; ".join(failures) or f"not acknowledged within {self.timeout_s:g} s"
+            raise DeliveryError(
+                f"Kafka refused the dead letter to {dlq_topic}: {said} (check that topic: its "
+                f"max.message.bytes, its ACLs for this reader)"
+            )
+
+    def close(self) -> None:
+        """Wait (at most ``timeout_s``) for anything still unacknowledged; writes are
+        acknowledged one by one, so this is only for a write an interrupt cut short."""
+        if self._producer is not None:
+            self._producer.flush(self.timeout_s)
+            self._producer = None

@@ -22,8 +22,9 @@ restart replays nothing. A record whose writer schema is new while the registry 
 unavailable waits for it (:func:`decode_when_registry_answers`, up to
 ``MESH_CONSUMER_REGISTRY_WAIT_SECONDS``), and nothing after it is read meanwhile. A record
 that cannot be decoded (an unknown schema id included) goes, unchanged, to its product's
-dead-letter topic with the same ``mesh.dlq.*`` headers the SDK consumer writes
-(:func:`mesh_stream.kafka.dlq.poison_pill_headers`). Any other failure (a bug in the
+dead-letter topic through the SDK consumer's writer
+(:class:`mesh_stream.kafka.dlq.DeadLetterWriter`, the same ``mesh.dlq.*`` headers), and the
+stage goes on once Kafka has kept it. Any other failure (a bug in the
 processor's ``key``, a send Kafka refuses, a fatal consumer error such as a static member
 fenced out of its group) crashes the stage, which stops the worker without committing.
 
@@ -54,7 +55,6 @@ from mesh_stream.kafka import dlq
 from mesh_stream.kafka.clients import is_fatal, make_consumer
 from mesh_stream.processing import faust_seams
 from mesh_stream.processing.names import sources_group
-from mesh_stream.schema.wire import schema_id_of
 
 if TYPE_CHECKING:
     from mesh_stream.processing.app import ProcessorSpec
@@ -304,13 +304,11 @@ class RekeyStage(Service):
         self.on_crash = on_crash
         #: Whether internal records carry CLOCK_HEADER (only a windowed aggregate reads it).
         self.clocked = clocked
-        self.dead_letters = {
-            product.topic: app.topic(
-                product.dlq_topic, key_serializer="raw", value_serializer="raw"
-            )
-            for product in spec.inputs
-        }
+        #: Each input's dead-letter topic (``prepare`` made them).
+        self.dead_letter_topics = {product.topic: product.dlq_topic for product in spec.inputs}
         self.group_id = sources_group(spec.app_id)
+        #: Writes the records no input schema decodes, as the SDK consumer does.
+        self._dead_letters = dlq.DeadLetterWriter(spec.connection, self.group_id)
         #: How long a record waits for an unavailable registry before the stage stops.
         self.registry_wait_s = spec.settings.consumer_registry_wait_seconds
         #: Whether envelopes carry their input record's ``traceparent`` (asked once).
@@ -380,6 +378,7 @@ class RekeyStage(Service):
                 )
             await self._call(self._consumer.close)
             self._consumer = None
+        await self._call(self._dead_letters.close)
         self._thread.shutdown(wait=True)
 
     async def _run(self) -> None:
@@ -441,7 +440,7 @@ class RekeyStage(Service):
                         self.spec.app_id,
                     )
             except DeserializationError as exc:
-                sends.append(await self._dead_letter(message, exc))
+                await self._dead_letter(message, exc)
                 continue
             pairs = route(topic, partition, offset, record, message.timestamp()[1])
             context = tracing.carried(message.headers()) if traced else None
@@ -470,32 +469,18 @@ class RekeyStage(Service):
         offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
         return asyncio.ensure_future(asyncio.gather(*sends)), offsets
 
-    async def _dead_letter(self, message: Message, exc: Exception) -> Awaitable[Any]:
-        dead_letters = self.dead_letters[message.topic() or ""]
-        where = dead_letters.get_topic_name()
+    async def _dead_letter(self, message: Message, exc: Exception) -> None:
+        """Write ``message`` to its dead-letter topic and wait for Kafka to keep it (on the
+        stage's consumer thread: poison pills are rare); a refusal stops the worker, so
+        the batch is never committed past a record neither forwarded nor kept."""
+        where = self.dead_letter_topics[message.topic() or ""]
         log.error(
             "processor %s could not decode an input record: %s; sent to %s",
             self.spec.output.name,
             exc,
             where,
         )
-        value = message.value()
-        own: list[Any] = list(message.headers() or [])
-        headers: list[tuple[str, bytes]] = [(str(h[0]), bytes(h[1] or b"")) for h in own]
-        headers += [
-            (name, data or b"")
-            for name, data in dlq.poison_pill_headers(
-                error=str(exc),
-                error_type=type(exc.__cause__ or exc).__name__,
-                topic=message.topic() or "",
-                partition=message.partition() or 0,
-                offset=message.offset() or 0,
-                timestamp_ms=message.timestamp()[1],
-                group=self.group_id,
-                schema_id=schema_id_of(value),
-            )
-        ]
-        return await dead_letters.send(key=message.key(), value=value, headers=headers, force=True)
+        await self._call(self._dead_letters.write, message, where, exc)
 
     async def _commit_acknowledged(self, *, wait: bool, final: bool = False) -> None:
         """Commit the offsets of the oldest batches whose records Kafka acknowledged, at most

@@ -356,14 +356,14 @@ def test_a_refused_dead_letter_stops_before_the_record_and_commits_nothing_after
         assert len(errors) == 2  # the record is read again, and refused again
         for error in errors:
             assert error.startswith(
-                f"Kafka refused to dead-letter the undecodable record {product.topic}[0]@5 to "
-                f"{product.dlq_topic}: "
+                f"cannot dead-letter the undecodable record {product.topic}[0]@5: Kafka "
+                f"refused the dead letter to {product.dlq_topic}: "
             )
             assert "too large" in error
             assert error.endswith(
+                f"(check that topic: its max.message.bytes, its ACLs for this reader); "
                 f"consumption stopped before it: nothing from {product.topic}[0]@5 on was "
-                f"committed and this batch will be read again (check that topic: its "
-                f"max.message.bytes, its ACLs for this consumer)"
+                f"committed and this batch will be read again"
             )
         assert all(r.offset < 5 for r in got)
 
