@@ -65,29 +65,66 @@ def layer_of(module: str) -> int | None:
     return LAYERS[max(matches, key=len)]
 
 
-def imports_of(path: Path) -> list[tuple[str, int]]:
-    """``(imported mesh_stream module, line)`` for every absolute import in ``path``."""
+def module_of(path: Path, package: Path) -> str:
+    parts = path.relative_to(package.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_module(package: Path, name: str) -> bool:
+    """Whether ``name`` (``mesh_stream.<...>``) is a module or package of ``package``."""
+    where = package.parent.joinpath(*name.split("."))
+    return where.with_suffix(".py").is_file() or (where / "__init__.py").is_file()
+
+
+def imports_of(path: Path, package: Path = PACKAGE) -> list[tuple[str, int]]:
+    """``(imported mesh_stream module, line)`` for every import in ``path``: absolute and
+    relative ones, a submodule named by ``from package import submodule``, a public name of
+    the package imported lazily (``from mesh_stream import LocalCluster`` loads the
+    launcher), ``import_module("mesh_stream....")`` with a literal name, and the packages
+    above each (importing ``a.b.c`` runs ``a/__init__`` and ``a/b/__init__`` too)."""
+    module = module_of(path, package)
+    lazy: dict[str, str] = mesh_stream._LAZY  # type: ignore[attr-defined]
     found: list[tuple[str, int]] = []
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module]
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from the module's own package upwards
+                here = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+                anchor = here[: len(here) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            names.append(base)
+            for alias in node.names:
+                if _is_module(package, f"{base}.{alias.name}"):
+                    names.append(f"{base}.{alias.name}")
+                elif base == "mesh_stream" and alias.name in lazy:
+                    names.append(lazy[alias.name])
         elif isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
-        else:
-            continue
-        found += [(name, node.lineno) for name in names if name.startswith("mesh_stream")]
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", None)) == "import_module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            names = [node.args[0].value]
+        for name in names:
+            if not name.startswith("mesh_stream"):
+                continue
+            parts = name.split(".")
+            found += [(".".join(parts[:n]), node.lineno) for n in range(2, len(parts) + 1)]
     return found
 
 
 def upward_imports(package: Path) -> list[str]:
     problems: list[str] = []
     for path in sorted(package.rglob("*.py")):
-        parts = path.relative_to(package.parent).with_suffix("").parts
-        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        module = module_of(path, package)
         own = layer_of(module)
         if own is None:
             continue
-        for name, line in imports_of(path):
+        for name, line in sorted(set(imports_of(path, package)), key=lambda f: (f[1], f[0])):
             other = layer_of(name)
             if other is not None and other > own:
                 problems.append(
@@ -111,6 +148,38 @@ def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
     )
     assert upward_imports(fake) == [
         "mesh_stream.schema.codec (layer 1) imports mesh_stream.consumer (layer 2) at line 4"
+    ]
+
+
+def test_the_check_sees_relative_submodule_and_literal_imports(tmp_path: Path) -> None:
+    """A design audit planted five upward imports; the first check saw two."""
+    fake = tmp_path / "mesh_stream"
+    for folder in ("schema", "registry/service", "broker"):
+        (fake / folder).mkdir(parents=True)
+        (fake / folder / "__init__.py").write_text("")
+    (fake / "consumer.py").write_text("")
+    (fake / "registry" / "client.py").write_text("")
+    (fake / "schema" / "codec.py").write_text(
+        "from .. import consumer\n"
+        "from mesh_stream.registry import service\n"
+        "import importlib\n"
+        "importlib.import_module('mesh_stream.broker')\n"
+    )
+    assert upward_imports(fake) == [
+        "mesh_stream.schema.codec (layer 1) imports mesh_stream.consumer (layer 2) at line 1",
+        "mesh_stream.schema.codec (layer 1) imports mesh_stream.registry (layer 2) at line 2",
+        "mesh_stream.schema.codec (layer 1) imports mesh_stream.registry.service (layer 3) at "
+        "line 2",
+        "mesh_stream.schema.codec (layer 1) imports mesh_stream.broker (layer 4) at line 4",
+    ]
+
+
+def test_a_lazy_public_name_counts_as_its_module(tmp_path: Path) -> None:
+    fake = tmp_path / "mesh_stream"
+    (fake / "schema").mkdir(parents=True)
+    (fake / "schema" / "codec.py").write_text("from mesh_stream import LocalCluster\n")
+    assert upward_imports(fake) == [
+        "mesh_stream.schema.codec (layer 1) imports mesh_stream.broker (layer 4) at line 1"
     ]
 
 
