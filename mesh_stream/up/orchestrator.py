@@ -557,8 +557,10 @@ class MeshUp:
         if name is None:
             return None
         # The project's module, imported from the project root like the children run it.
-        if str(project.root) not in sys.path:
-            sys.path.insert(0, str(project.root))
+        with _importable_from(project.root):
+            return self._import_runnables(project, name)
+
+    def _import_runnables(self, project: MeshProject, name: str) -> list[Any]:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -771,3 +773,18 @@ def _instance_id(name: str, data_dir: Path) -> str:
     digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:8]
     readable = re.sub(r"[^A-Za-z0-9._-]", "-", name)[:190] or "processor"
     return f"{readable}-{digest}"
+
+
+@contextlib.contextmanager
+def _importable_from(root: Path) -> Iterator[None]:
+    """The project's modules importable for the block; ``sys.path`` is as it was after."""
+    entry = str(root)
+    added = entry not in sys.path
+    if added:
+        sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        if added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(entry)

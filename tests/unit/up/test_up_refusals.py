@@ -301,6 +301,7 @@ def test_a_runnables_module_that_fails_is_named_before_anything_starts(
     ), captured.err
     assert "Kafka" not in captured.err + captured.out  # nothing started, nothing registered
     assert not (data / "logs").exists()
+    assert str(root) not in sys.path  # the import path is left as it was (a design audit)
 
 
 @pytest.mark.usefixtures("clean_imports")
