@@ -570,12 +570,16 @@ class ProductConsumer:
         for item in products:
             product = resolve_product(item, project=project, registry=registry)
             reader = readers.get(product.name)
-            decoder = RecordDecoder(registry, reader, subject=product.value_subject)
+            # first: Avro's own parser names the product and what is wrong with the schema
+            checked = _avro_reader(product.name, reader) if reader is not None else None
+            try:
+                decoder = RecordDecoder(registry, reader, subject=product.value_subject)
+            except SchemaError as exc:  # a default fastavro refuses, which Avro's took
+                raise ConfigurationError(
+                    f"reader_schemas[{product.name!r}] is not a valid Avro schema: {exc}"
+                ) from exc
             self._sources[product.topic] = _Source(
-                product,
-                decoder,
-                chosen_models.get(product.name),
-                _avro_reader(product.name, reader) if reader is not None else None,
+                product, decoder, chosen_models.get(product.name), checked
             )
         # Checked before any Kafka client exists, so a wrong argument leaves nothing open.
         fields = _reads_by_product(reads, [s.product.name for s in self._sources.values()])

@@ -490,3 +490,35 @@ def test_decoding_a_batch_leaves_the_garbage_collector_alone(
     consumer = harness.open()
     decoded = consumer._decode(messages(harness.topic, orders(order_v1, 5)))
     assert [record.offset for record in decoded] == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("reader", "said"),
+    [
+        ({"type": "record"}, "Name None must be a string"),
+        (
+            {
+                "type": "record",
+                "name": "r",
+                "fields": [{"name": "a", "type": "int", "default": "z"}],
+            },
+            "Default value <z> must match schema type: int",
+        ),
+    ],
+    ids=["no-name", "bad-default"],
+)
+def test_an_invalid_reader_schema_names_its_product(reader: Any, said: str) -> None:
+    """The second raised a SchemaError that named no product (an SDK campaign)."""
+    product = new_product("unit", schema=SCHEMA_V1)
+    with pytest.raises(ConfigurationError) as caught:
+        ProductConsumer(
+            [product],
+            group_id="unit",
+            bootstrap_servers="127.0.0.1:9",
+            registry=MemorySchemas({}),  # type: ignore[arg-type]
+            reader_schemas={product.name: reader},
+            config={"log_level": 0},
+        )
+    message = str(caught.value)
+    assert message.startswith(f"reader_schemas[{product.name!r}] is not a valid Avro schema: ")
+    assert said in message
