@@ -35,6 +35,7 @@ from mesh_stream import registration, tracing
 from mesh_stream.contracts import RuleBreach, RuleEngine
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import (
+    BrokerUnreachableError,
     ConfigurationError,
     DeliveryError,
     DeserializationError,
@@ -1066,6 +1067,11 @@ def ensure_topic(
         raise
     except ConfigurationError:
         raise
+    except BrokerUnreachableError as exc:  # nothing was sent: not a delivery that failed
+        raise BrokerUnreachableError(
+            f"cannot create topic {name} for {product.name}: {exc}; start Kafka with "
+            f"`mesh broker start` or set MESH_BOOTSTRAP_SERVERS"
+        ) from exc
     except MeshError as exc:
         raise DeliveryError(
             f"cannot create topic {name} for {product.name} at {connection.bootstrap_servers}: "

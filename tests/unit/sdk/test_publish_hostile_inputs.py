@@ -422,3 +422,32 @@ def test_a_with_block_on_a_closed_publisher_is_refused(client: RegistryClient) -
     with pytest.raises(ConfigurationError) as refused, made:
         pass
     assert "is closed" in str(refused.value)
+
+
+def test_no_kafka_when_a_publisher_opens_is_unreachable_not_a_failed_delivery(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing was sent, so no DeliveryError (an SDK campaign): the broker is unreachable."""
+    import socket
+    from functools import partial
+
+    from mesh_stream.errors import BrokerUnreachableError, DeliveryError
+    from mesh_stream.kafka import topics
+    from mesh_stream.kafka.connection import KafkaConnection
+    from mesh_stream.producer import ensure_topic
+    from tests.fixtures.sdk.helpers import SCHEMA_V1, new_product
+
+    # the cluster is asked for up to 15 s; 2 s tell the same here
+    monkeypatch.setattr(topics, "cluster_info", partial(topics.cluster_info, timeout=2.0))
+
+    with socket.socket() as spare:
+        spare.bind(("127.0.0.1", 0))
+        closed = spare.getsockname()[1]
+    product = new_product("unit", schema=SCHEMA_V1)
+    with pytest.raises(BrokerUnreachableError) as caught:
+        ensure_topic(product, KafkaConnection.create(f"127.0.0.1:{closed}"))
+    assert not isinstance(caught.value, DeliveryError)
+    message = str(caught.value)
+    assert message.startswith(f"cannot create topic {product.topic} for {product.name}: ")
+    assert f"no Kafka broker answers at 127.0.0.1:{closed}" in message
+    assert message.endswith("start Kafka with `mesh broker start` or set MESH_BOOTSTRAP_SERVERS")
