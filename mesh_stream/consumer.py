@@ -2,7 +2,7 @@
 
 ::
 
-    with ProductConsumer(["orders.order-placed"], group_id="billing",
+    with ProductConsumer(["orders.order-placed"], group_id="billing.invoices",
                          settings=MeshSettings()) as consumer:
         for record in consumer:          # or consumer.consume(500, timeout=1.0)
             handle(record.value)

@@ -60,6 +60,9 @@ RESERVED_PRINCIPAL = "admin"
 REGISTRY_USER = "registry"
 MONITOR_USER = "monitor"
 SERVICE_USERS = (REGISTRY_USER, MONITOR_USER)
+#: The owner the registry records for what was registered while it ran without
+#: authentication (``--open-writes``): a domain of that name would take those over.
+ANONYMOUS_PRINCIPAL = "anonymous"
 #: The platform's own names start so: processors' ``mesh-<domain>.…`` topics, groups and
 #: transactional ids, the registry's ``mesh-registry-…``, the monitor's ``mesh-monitor-…``,
 #: ``mesh tail``'s ``mesh-tail-…``. A domain named ``mesh`` or ``mesh-…`` would be granted
@@ -90,6 +93,12 @@ def domain_name_problem(domain: str) -> str | None:
             f"{domain!r} is the Kafka user of the platform's {domain}, not a domain (the "
             f"domain would share its password and grants); name the domain after what it "
             f"owns (e.g. orders)"
+        )
+    if domain == ANONYMOUS_PRINCIPAL:
+        return (
+            "'anonymous' is the owner the registry records for what was registered while it "
+            "ran without authentication, not a domain (the domain would take those "
+            "registrations over); name the domain after what it owns (e.g. orders)"
         )
     if domain == PLATFORM_NAME or domain.startswith(f"{PLATFORM_NAME}-"):
         return (

@@ -557,7 +557,9 @@ class RegistryClient:
                     ),
                 )
             message = str(payload.get("message") or response.reason_phrase)
-            if response.status_code in (401, 403):
+            # a refusal that names its own fix (a group name the domain does not own) needs
+            # no hint about credentials, which would point the wrong way
+            if response.status_code in (401, 403) and "; name your " not in message:
                 message += self._credential_hint(response.status_code, method)
             code = payload.get("error_code")
             error = error_for(

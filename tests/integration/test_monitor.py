@@ -82,7 +82,7 @@ def test_monitor_measures_judges_and_alerts_on_the_real_broker(
     empty = _product("empty", partitions=1)
     session = uuid.uuid4().hex[:8]
     health_topic, alerts_topic = f"_mesh_health-{session}", f"_mesh_alerts-{session}"
-    group = f"billing-{session}"
+    group = f"payments.billing-{session}"
     conn = KafkaConnection.create(bootstrap)
     admin = RegistryClient(registry.url, principal="admin", token=registry.admin_token)
     payments = RegistryClient(registry.url, principal="payments", token=registry.tokens["payments"])

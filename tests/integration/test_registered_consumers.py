@@ -43,7 +43,7 @@ def test_a_consumer_registered_with_reads_is_protected_by_the_registry(
     product = new_product("reader", partitions=1, schema="schemas/orders/reader.avsc")
     (tmp_path / "schemas" / "orders").mkdir(parents=True)
     (tmp_path / product.schema_file).write_text(json.dumps(schema))
-    group = f"billing-{uuid.uuid4().hex[:8]}"
+    group = f"payments.billing-{uuid.uuid4().hex[:8]}"
     with _client(registry, "orders") as orders, _client(registry, "payments") as payments:
         orders.register_schema(product.value_subject, json.dumps(schema))
         orders.put_product(product)
@@ -82,8 +82,8 @@ def test_a_consumer_registered_with_reads_is_protected_by_the_registry(
         assert [r.key for r in records] == [make_order(0)["order_id"]]
         assert (
             f"consumer group {group}-typo is not registered on product {product.name} (PUT "
-            f"/products/{product.name}/consumers/{group}-typo: reads[0]: 'totl' is not a "
-            f"top-level field"
+            f"/products/{product.name}/consumers/{group.replace('.', '%2E')}-typo: reads[0]: "
+            f"'totl' is not a top-level field"
         ) in caplog.text
 
         before = _versions(registry, product.value_subject)  # the publisher's contract too

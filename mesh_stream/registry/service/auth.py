@@ -274,9 +274,16 @@ def presented_credential(authorization: str | None) -> tuple[str | None, str] | 
         )
     if scheme.lower() == "basic":
         try:
-            user, sep, token = base64.b64decode(value, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+            decoded = base64.b64decode(value, validate=True)
+        except binascii.Error:
             raise AuthenticationError("Basic credentials are not base64 `user:token`") from None
+        try:
+            user, sep, token = decoded.decode().partition(":")
+        except UnicodeDecodeError:
+            raise AuthenticationError(
+                "Basic credentials are base64 but not UTF-8 text; send base64 of the UTF-8 "
+                "`user:token`"
+            ) from None
         if not token:
             raise AuthenticationError("Basic credentials with an empty password never match")
         if not sep or not user:

@@ -9,11 +9,16 @@ its owner. No HTTP in here; the routes are :mod:`.routes.consumers`.
 
 The rules, in one place:
 
-* Anyone with a credential may register a group on any product (reading is open). The
-  registration belongs to the caller's domain; admin overwriting one keeps its owner, a new
-  one by admin is owned by ``admin``, and without authentication (``--open-writes``) by
-  ``anonymous``.
-* Only the owner domain, or admin, may overwrite or delete a registration.
+* Anyone with a credential may register a group on any product (reading is open), under a
+  group name its domain owns (the names the broker ACLs grant it, see docs/how-to/acls.md):
+  ``<domain>.…`` or ``<domain>-…``, or a processor's ``mesh-<product>`` /
+  ``mesh-<product>-rekey`` for a product of its domain. Admin registers any name. So no
+  domain can squat another's group and block it.
+* The registration belongs to the caller's domain; admin overwriting one keeps its owner, a
+  new one by admin is owned by ``admin``, and without authentication (``--open-writes``) by
+  ``anonymous`` (a name no domain may have, :func:`mesh_stream.project.domain_name_problem`).
+* Only the owner domain, or admin, may overwrite a registration; those, and the domain that
+  owns the product, may delete it (so the product's owner can always clear its product).
 * ``reads`` names top-level fields of the product's latest schema; ``contact`` and
   ``description`` are free text for the product's owners.
 * A product with registered consumers cannot be deleted until they are unregistered.
@@ -30,7 +35,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from mesh_stream.descriptor import DataProduct
+from mesh_stream.descriptor import PRODUCT_NAME, DataProduct
 from mesh_stream.errors import (
     ConsumerNotFoundError,
     InvalidConsumerError,
@@ -38,13 +43,14 @@ from mesh_stream.errors import (
     ProductNotFoundError,
 )
 from mesh_stream.governance.evolution import RegisteredConsumer
-from mesh_stream.registry.service.auth import ADMIN
+from mesh_stream.project import ANONYMOUS_PRINCIPAL
+from mesh_stream.registry.service.auth import ADMIN, domain_of
 from mesh_stream.registry.service.schemas import SchemaRegistry
 from mesh_stream.registry.service.state import Record, RegistryState
 from mesh_stream.settings import quoted_name
 
 #: The owner of registrations made while the registry runs without authentication.
-ANONYMOUS = "anonymous"
+ANONYMOUS = ANONYMOUS_PRINCIPAL
 #: A consumer group name: what Kafka allows in topic names (letters, digits, ``.``, ``_``,
 #: ``-``), so it is one URL segment; Kafka's own limit on length.
 GROUP_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
@@ -65,6 +71,36 @@ def check_group(group: str) -> str:
             f"digits, '.', '_' or '-' (not '.' or '..' alone), e.g. billing-service"
         )
     return group
+
+
+#: A processor's groups: ``mesh-<product>`` (its app id) and ``mesh-<product>-rekey`` (its
+#: re-key stage, :func:`mesh_stream.processing.names.sources_group`). A product name's parts
+#: may hold ``-``, so both are ``mesh-`` and a product name.
+PROCESSOR_GROUP_PREFIX = "mesh-"
+
+
+def group_name_problem(group: str, principal: str) -> str | None:
+    """Why domain ``principal`` may not register a group named ``group`` (None: it may).
+
+    A domain owns ``<domain>.…`` and ``<domain>-…``, and the groups of the processors of its
+    own products, ``mesh-<domain>.<product>`` with or without ``-rekey``: the names the
+    broker ACLs grant it. Admin owns every name.
+    """
+    if principal == ADMIN:
+        return None
+    if group.startswith((f"{principal}.", f"{principal}-")):
+        return None
+    processed = group.removeprefix(PROCESSOR_GROUP_PREFIX)
+    found = PRODUCT_NAME.match(processed) if processed != group else None
+    if found is not None and found.group("domain") == principal:
+        return None
+    shown = group[:60] + ("…" if len(group) > 60 else "")
+    return (
+        f"principal '{principal}' may not register consumer group '{shown}': a domain "
+        f"registers only groups named after it, so no domain can take another's name; name "
+        f"your group `{principal}.…` or `{principal}-…` (or, for a processor of your product "
+        f"P, `mesh-P` / `mesh-P-rekey`)"
+    )
 
 
 def registered_consumers(state: RegistryState, product: str) -> list[RegisteredConsumer]:
@@ -152,7 +188,8 @@ class ConsumerRegistrations:
                     f"(registered: {', '.join(known) or 'none'}; GET "
                     f"/products/{product}/consumers lists them)"
                 )
-            self._check_owner(product, group, existing, principal, "unregister")
+            if principal != domain_of(product):  # a product's owner clears its product
+                self._check_owner(product, group, existing, principal, "unregister")
             self.schemas.store.append([Record(("consumer", product, group), None)])
 
     # -- rules ---------------------------------------------------------------------------
@@ -165,6 +202,10 @@ class ConsumerRegistrations:
         principal: str,
         authenticated: bool,
     ) -> str:
+        if authenticated:
+            problem = group_name_problem(group, principal)
+            if problem is not None:
+                raise PermissionDeniedError(problem)
         if existing is not None:
             self._check_owner(product, group, existing, principal, "overwrite")
             return str(existing.get("owner"))
@@ -175,12 +216,24 @@ class ConsumerRegistrations:
         product: str, group: str, existing: Mapping[str, Any], principal: str, action: str
     ) -> None:
         owner = existing.get("owner")
-        if principal not in (ADMIN, owner):
+        if principal in (ADMIN, owner):
+            return
+        domain = domain_of(product)
+        removing = action != "overwrite"
+        if owner == ANONYMOUS:
             raise PermissionDeniedError(
                 f"principal '{principal}' may not {action} consumer group '{group}' on product "
-                f"'{product}': it was registered by domain '{owner}', and only that domain or "
-                f"admin may change it; register your application under a group of its own"
+                f"'{product}': it was registered while the registry ran without "
+                f"authentication (--open-writes), so no domain owns it; an admin token "
+                + (f"or the product's domain '{domain}' may remove it" if removing else "")
+                + ("" if removing else "may change it")
             )
+        raise PermissionDeniedError(
+            f"principal '{principal}' may not {action} consumer group '{group}' on product "
+            f"'{product}': it was registered by domain '{owner}', and only that domain"
+            + (f", the product's domain '{domain}'" if removing else "")
+            + " or admin may change it; register your application under a group of its own"
+        )
 
     @staticmethod
     def _parse(document: Any) -> dict[str, Any]:

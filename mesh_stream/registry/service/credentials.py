@@ -15,7 +15,11 @@ The rules, in one place:
 * ``admin`` is never managed here: its token lives only in the credentials file, so no API
   call can lock the operator out by accident.
 * Names are domain names (lowercase words joined by ``-``), the principals that own
-  subjects and products.
+  subjects and products. A token is issued (``add``, ``rotate``) only to a name ``mesh init``
+  accepts as a domain (:func:`mesh_stream.project.domain_name_problem`: not ``registry``,
+  ``anonymous``, ``mesh`` or ``mesh-…``), or to ``monitor``, the platform's read-only
+  product monitor. ``revoke`` takes any domain name, so a token issued before that rule
+  can still be ended.
 
 A token is ``secrets.token_urlsafe(32)``, shown once in the answer to ``add``/``rotate``
 and stored only as a salted hash (why that hash: :mod:`.auth`, which checks tokens).
@@ -36,7 +40,7 @@ from mesh_stream.errors import (
     CredentialsDisabledError,
     InvalidPrincipalError,
 )
-from mesh_stream.project import MAX_DOMAIN_LENGTH
+from mesh_stream.project import MAX_DOMAIN_LENGTH, MONITOR_USER, domain_name_problem
 from mesh_stream.registry.service.auth import ADMIN, Credentials, hash_token, token_id
 from mesh_stream.registry.service.state import Record, RegistryState
 from mesh_stream.registry.service.store import RegistryStore
@@ -68,8 +72,33 @@ def principal_problem(name: str) -> str | None:
     return None
 
 
+#: The platform's services that may be issued a token: the product monitor reads the registry
+#: with one under --read-requires-auth (docs/how-to/credentials.md); it writes nothing.
+ISSUED_SERVICES = (MONITOR_USER,)
+
+
+def issue_problem(name: str) -> str | None:
+    """Why no token may be issued to ``name`` (None when one may): a name the platform keeps
+    for itself, by the rule ``mesh init`` applies to domains, except :data:`ISSUED_SERVICES`.
+    """
+    problem = principal_problem(name)
+    if problem is not None or name in ISSUED_SERVICES:
+        return problem
+    reserved = domain_name_problem(name)
+    if reserved is None:
+        return None
+    return f"no token is issued to principal {name!r}, the rule for domain names: {reserved}"
+
+
 def check_principal(name: str) -> str:
     problem = principal_problem(name)
+    if problem is not None:
+        raise InvalidPrincipalError(problem, status=422, error_code=42217)
+    return name
+
+
+def check_issuable(name: str) -> str:
+    problem = issue_problem(name)
     if problem is not None:
         raise InvalidPrincipalError(problem, status=422, error_code=42217)
     return name
@@ -161,7 +190,7 @@ class CredentialBook:
     def add(self, principal: str, *, by: str) -> IssuedToken:
         """A first token for ``principal`` (or again after a revocation)."""
         file = self._require_auth(f"add a token for {principal!r}")
-        check_principal(principal)
+        check_issuable(principal)
         with self.write_lock:
             entry = self.state.credentials.get(principal)
             if entry is not None and entry.get("state") == ACTIVE:
@@ -181,7 +210,7 @@ class CredentialBook:
     def rotate(self, principal: str, *, by: str) -> IssuedToken:
         """A new token for ``principal``; its old one (issued or from the file) stops at once."""
         file = self._require_auth(f"rotate the token of {principal!r}")
-        check_principal(principal)
+        check_issuable(principal)
         with self.write_lock:
             entry = self.state.credentials.get(principal)
             if entry is None and principal not in file.principals:

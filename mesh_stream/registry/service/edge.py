@@ -3,11 +3,11 @@
 * :class:`EdgeLimits` — every limit, with the ``MESH_REGISTRY_*`` setting that changes it.
 * :class:`HeadAsGet` — HEAD answered as GET without the body.
 * :class:`BodyGuard` — ASGI middleware in front of every route: body size (413), a URL that
-  is not UTF-8, a body sent as ``application/octet-stream`` or with no content type read as
-  JSON (Confluent accepts both), and a JSON body decoded once here so that malformed,
-  non-UTF-8, too deeply nested, non-finite or over-long numbers are a 400 and strings the
-  registry could not store (lone surrogates such as ``"\\ud800"``) a 422 naming the field
-  path — before any handler.
+  is not UTF-8, more than one ``Authorization`` header (400), a body sent as
+  ``application/octet-stream`` or with no content type read as JSON (Confluent accepts
+  both), and a JSON body decoded once here so that malformed, non-UTF-8, too deeply nested,
+  non-finite or over-long numbers are a 400 and strings the registry could not store (lone
+  surrogates such as ``"\\ud800"``) a 422 naming the field path — before any handler.
 * :func:`check_schema_text` — schema bytes, fields and nesting depth, and lone surrogates
   inside the schema text, checked before the ``avro`` parser sees it (422, 42201 / 42216).
 * :class:`HeavyGate` — parsing, normalising and compatibility checks run in a small thread
@@ -265,6 +265,19 @@ def check_url(scope: Scope) -> None:
             )
 
 
+def check_headers(scope: Scope) -> None:
+    """One ``Authorization`` header at most: with two, which credential counts would depend
+    on which one each part of the registry read (the first, silently)."""
+    count = sum(1 for name, _value in scope.get("headers", []) if name.lower() == b"authorization")
+    if count > 1:
+        raise InvalidRequestError(
+            f"the request has {count} Authorization headers; only one is allowed: send one "
+            f"credential (Basic or Bearer)",
+            status=400,
+            error_code=40001,
+        )
+
+
 ErrorRenderer = Callable[[Exception], Any]
 
 
@@ -307,6 +320,7 @@ class BodyGuard:
             return
         try:
             check_url(scope)
+            check_headers(scope)
             body = await self._body(scope, receive)
             if body is None:
                 return

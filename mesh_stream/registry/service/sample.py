@@ -31,6 +31,7 @@ from mesh_stream.errors import (
     DeserializationError,
     MeshError,
     RegistryUnavailableError,
+    SchemaNotFoundError,
 )
 from mesh_stream.kafka.clients import make_consumer
 from mesh_stream.kafka.connection import KafkaConnection
@@ -254,6 +255,14 @@ def jsonable(value: Any) -> Any:
 # -- reading -------------------------------------------------------------------------------
 
 
+class SchemaNotRegisteredError(SchemaNotFoundError):
+    """An unknown schema id met in-process: no HTTP answer was involved, so its text claims
+    no status (a :class:`~mesh_stream.errors.RegistryError` says "HTTP 500" by default)."""
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class _RegistrySchemas:
     """The registry's own state as the decoder's schema source (no HTTP round trip)."""
 
@@ -261,7 +270,14 @@ class _RegistrySchemas:
         self.schemas = schemas
 
     def get_schema(self, schema_id: int) -> str:
-        return self.schemas.get_schema(schema_id)
+        try:
+            return self.schemas.get_schema(schema_id)
+        except SchemaNotFoundError:
+            raise SchemaNotRegisteredError(
+                f"schema id {schema_id} is not registered (no subject version uses it)",
+                status=404,
+                error_code=40403,
+            ) from None
 
     def get_schema_subjects(self, schema_id: int) -> list[str]:
         return sorted(

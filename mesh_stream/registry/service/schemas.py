@@ -302,6 +302,27 @@ class SchemaRegistry:
         except SchemaError as exc:
             raise InvalidSchemaError(f"Invalid schema: {exc}") from exc
 
+    def _checked_request(
+        self,
+        subject: str,
+        schema: str | Mapping[str, Any],
+        schema_type: str | None,
+        references: Any,
+        metadata: Any,
+        rule_set: Any,
+    ) -> tuple[
+        str,
+        tuple[dict[str, Any] | None, dict[str, Any] | None],
+        tuple[AvroSchema, str, list[dict[str, Any]] | None],
+    ]:
+        """A register request's parts, each checked (422 naming the first bad one): the
+        subject name, the metadata and ruleSet as sent, and :meth:`_prepare`'s schema. One
+        function for :meth:`register` and :meth:`check_compatibility`, so a compatibility
+        check never says yes to a body registration refuses."""
+        subject = check_subject_name(subject)
+        sent = requested(metadata, rule_set)
+        return subject, sent, self._prepare(schema, schema_type, references)
+
     # -- reads -------------------------------------------------------------------------
 
     def live_versions(self, subject: str) -> list[SchemaVersion]:
@@ -610,10 +631,19 @@ class SchemaRegistry:
         schema_type: str | None = None,
         version: str | int | None = None,
         references: Any = None,
+        *,
+        metadata: Any = None,
+        rule_set: Any = None,
     ) -> list[str]:
-        """Problems of ``schema`` against one version (``version``) or per the subject's level."""
-        subject = check_subject_name(subject)
-        candidate, _text, _resolved = self._prepare(schema, schema_type, references)
+        """Problems of ``schema`` against one version (``version``) or per the subject's level.
+
+        The body is checked as :meth:`register` checks it (:meth:`_checked_request`): what
+        registering would refuse with a 422 is refused here with the same 422, never
+        answered "compatible".
+        """
+        subject, _sent, (candidate, _text, _resolved) = self._checked_request(
+            subject, schema, schema_type, references, metadata, rule_set
+        )
         level = self.effective_level(subject)
         if version is None:
             against = [(v.version, self.parsed(v.schema_id)) for v in self._live(subject)]
@@ -643,9 +673,9 @@ class SchemaRegistry:
         ``rule_set`` is the subject's latest live version's (Confluent's inheritance).
         ``schema_id`` and ``version`` are taken only in IMPORT mode (see :mod:`.modes`).
         """
-        subject = check_subject_name(subject)
-        sent_metadata, sent_rules = requested(metadata, rule_set)
-        parsed, text, resolved = self._prepare(schema, schema_type, references)
+        subject, (sent_metadata, sent_rules), (parsed, text, resolved) = self._checked_request(
+            subject, schema, schema_type, references, metadata, rule_set
+        )
         with self.write_lock:
             mode = self._require_writable(subject)
             live = self._live(subject)

@@ -16,6 +16,8 @@ PRODUCT = "orders.order-placed"
 SUBJECT = f"{PRODUCT}.v1-value"
 CONSUMERS = f"/products/{PRODUCT}/consumers"
 PAYMENTS = ("payments", TOKENS["payments"])
+#: payments' application: a domain registers groups named after it
+BILLING = "payments.billing-app"
 
 
 def _register(client: TestClient, text: str, auth: Any = ORDERS) -> Any:
@@ -41,12 +43,12 @@ def test_a_group_is_registered_listed_shown_on_the_product_and_unregistered(
     orders: TestClient,
 ) -> None:
     body = {"reads": ["order_id", "coupon_code", "order_id"], "contact": "billing@example.com"}
-    answer = orders.put(f"{CONSUMERS}/billing-app", json=body, auth=PAYMENTS)
+    answer = orders.put(f"{CONSUMERS}/{BILLING}", json=body, auth=PAYMENTS)
     assert answer.status_code == 200, answer.text
     registration = answer.json()
     assert registration == {
         "product": PRODUCT,
-        "group": "billing-app",
+        "group": "payments.billing-app",
         "owner": "payments",
         "reads": ["coupon_code", "order_id"],
         "contact": "billing@example.com",
@@ -54,41 +56,54 @@ def test_a_group_is_registered_listed_shown_on_the_product_and_unregistered(
         "registered_by": "payments",
         "registered_at": registration["registered_at"],
     }
-    assert orders.put(f"{CONSUMERS}/audit", auth=ORDERS).json()["reads"] == []  # no body
-    assert [c["group"] for c in orders.get(CONSUMERS).json()] == ["audit", "billing-app"]
+    assert orders.put(f"{CONSUMERS}/orders-audit", auth=ORDERS).json()["reads"] == []  # no body
+    assert [c["group"] for c in orders.get(CONSUMERS).json()] == [
+        "orders-audit",
+        "payments.billing-app",
+    ]
     shown = orders.get(f"/products/{PRODUCT}").json()["registry"]["consumers"]
     assert shown == orders.get(CONSUMERS).json()
 
-    assert orders.delete(f"{CONSUMERS}/billing-app", auth=PAYMENTS).status_code == 204
-    assert [c["group"] for c in orders.get(CONSUMERS).json()] == ["audit"]
-    gone = orders.delete(f"{CONSUMERS}/billing-app", auth=PAYMENTS)
+    assert orders.delete(f"{CONSUMERS}/{BILLING}", auth=PAYMENTS).status_code == 204
+    assert [c["group"] for c in orders.get(CONSUMERS).json()] == ["orders-audit"]
+    gone = orders.delete(f"{CONSUMERS}/{BILLING}", auth=PAYMENTS)
     assert (gone.status_code, gone.json()["error_code"]) == (404, 40410)
     assert gone.json()["message"] == (
-        "no consumer group 'billing-app' is registered on product 'orders.order-placed' "
-        "(registered: audit; GET /products/orders.order-placed/consumers lists them)"
+        "no consumer group 'payments.billing-app' is registered on product 'orders.order-placed' "
+        "(registered: orders-audit; GET /products/orders.order-placed/consumers lists them)"
     )
 
 
 def test_only_the_owner_domain_or_admin_changes_a_registration(orders: TestClient) -> None:
-    assert orders.put(f"{CONSUMERS}/billing-app", json={}, auth=PAYMENTS).status_code == 200
+    assert orders.put(f"{CONSUMERS}/{BILLING}", json={}, auth=PAYMENTS).status_code == 200
+    assert orders.put(f"{CONSUMERS}/orders-audit", json={}, auth=ORDERS).status_code == 200
     for answer in (
-        orders.put(f"{CONSUMERS}/billing-app", json={"reads": []}, auth=ORDERS),
-        orders.delete(f"{CONSUMERS}/billing-app", auth=ORDERS),
+        orders.put(f"{CONSUMERS}/{BILLING}", json={"reads": []}, auth=ORDERS),
+        orders.put(f"{CONSUMERS}/orders-audit", json={"reads": []}, auth=PAYMENTS),
+        orders.delete(f"{CONSUMERS}/orders-audit", auth=PAYMENTS),
     ):
         assert (answer.status_code, answer.json()["error_code"]) == (403, 40301)
-    assert orders.delete(f"{CONSUMERS}/billing-app", auth=ORDERS).json()["message"] == (
-        "principal 'orders' may not unregister consumer group 'billing-app' on product "
-        "'orders.order-placed': it was registered by domain 'payments', and only that domain "
-        "or admin may change it; register your application under a group of its own"
+    assert orders.put(f"{CONSUMERS}/{BILLING}", json={}, auth=ORDERS).json()["message"] == (
+        "principal 'orders' may not register consumer group 'payments.billing-app': a domain "
+        "registers only groups named after it, so no domain can take another's name; name your "
+        "group `orders.…` or `orders-…` (or, for a processor of your product P, `mesh-P` / "
+        "`mesh-P-rekey`)"
     )
-    by_admin = orders.put(f"{CONSUMERS}/billing-app", json={"reads": ["channel"]}, auth=ADMIN)
+    assert orders.delete(f"{CONSUMERS}/orders-audit", auth=PAYMENTS).json()["message"] == (
+        "principal 'payments' may not unregister consumer group 'orders-audit' on product "
+        "'orders.order-placed': it was registered by domain 'orders', and only that domain, "
+        "the product's domain 'orders' or admin may change it; register your application under "
+        "a group of its own"
+    )
+    by_admin = orders.put(f"{CONSUMERS}/{BILLING}", json={"reads": ["channel"]}, auth=ADMIN)
     assert by_admin.json()["owner"] == "payments"  # admin acts for the owner
     assert by_admin.json()["registered_by"] == "admin"
     assert orders.put(f"{CONSUMERS}/ops", auth=ADMIN).json()["owner"] == "admin"
     anonymous = orders.put(f"{CONSUMERS}/sneaky", json={})
     assert (anonymous.status_code, anonymous.json()["error_code"]) == (401, 40101)
-    assert orders.delete(f"{CONSUMERS}/billing-app").status_code == 401
-    assert orders.delete(f"{CONSUMERS}/billing-app", auth=ADMIN).status_code == 204
+    assert orders.delete(f"{CONSUMERS}/{BILLING}").status_code == 401
+    assert orders.delete(f"{CONSUMERS}/{BILLING}", auth=ADMIN).status_code == 204
+    assert orders.delete(f"{CONSUMERS}/orders-audit", auth=ORDERS).status_code == 204
     assert [c["group"] for c in orders.get(CONSUMERS).json()] == ["ops"]
 
 
@@ -170,26 +185,27 @@ def test_a_version_that_drops_a_field_a_group_reads_is_refused_naming_it(
     orders: TestClient,
 ) -> None:
     body = {"reads": ["coupon_code"]}
-    assert orders.put(f"{CONSUMERS}/billing-app", json=body, auth=PAYMENTS).status_code == 200
+    assert orders.put(f"{CONSUMERS}/{BILLING}", json=body, auth=PAYMENTS).status_code == 200
     dropped = _register(orders, schema("channel"))
     assert (dropped.status_code, dropped.json()["error_code"]) == (409, 409)
     assert dropped.json()["message"] == (
         "schema for subject 'orders.order-placed.v1-value' would break consumer group "
-        "'billing-app' (owner payments) (downstream of 'orders.order-placed', checked at "
-        "FULL_TRANSITIVE, consumer protection): consumer group 'billing-app' (owner payments) "
-        "reads field coupon_code (registered reads), which the new version removes; fix: keep "
-        "the field and its type (deprecate it in its doc); or, once that group no longer reads "
-        "it, its owner registers it again without coupon_code in reads (`mesh products "
-        "consumers PRODUCT --register GROUP --reads ...`) or unregisters it; or publish a new "
-        "major version orders.order-placed.v2 (`version: 2` in the descriptor)"
+        "'payments.billing-app' (owner payments) (downstream of 'orders.order-placed', checked "
+        "at FULL_TRANSITIVE, consumer protection): consumer group 'payments.billing-app' (owner "
+        "payments) reads field coupon_code (registered reads), which the new version removes; "
+        "fix: keep the field and its type (deprecate it in its doc); or, once that group no "
+        "longer reads it, its owner registers it again without coupon_code in reads (`mesh "
+        "products consumers PRODUCT --register GROUP --reads ...`) or unregisters it; or "
+        "publish a new major version orders.order-placed.v2 (`version: 2` in the descriptor)"
     )
     retyped = json.loads(schema("coupon_code", "channel"))
     retyped["fields"][1]["type"] = ["null", "int"]
     answer = _register(orders, json.dumps(retyped))
     assert answer.status_code == 409
     assert (
-        "consumer group 'billing-app' (owner payments) reads field coupon_code (registered "
-        'reads), which the new version retypes from ["null", "string"] to ["null", "int"]; fix:'
+        "consumer group 'payments.billing-app' (owner payments) reads field coupon_code "
+        '(registered reads), which the new version retypes from ["null", "string"] to '
+        '["null", "int"]; fix:'
     ) in answer.json()["message"]
     # admin is held to it too; nothing was stored
     assert _register(orders, schema("channel"), auth=ADMIN).status_code == 409
@@ -198,7 +214,7 @@ def test_a_version_that_drops_a_field_a_group_reads_is_refused_naming_it(
     assert _register(orders, schema("coupon_code")).status_code == 200
     assert _register(orders, schema("coupon_code", "note")).status_code == 200
     # once the group re-registers without the field, it may go too
-    assert orders.put(f"{CONSUMERS}/billing-app", json={}, auth=PAYMENTS).status_code == 200
+    assert orders.put(f"{CONSUMERS}/{BILLING}", json={}, auth=PAYMENTS).status_code == 200
     assert _register(orders, schema("note")).status_code == 200
 
 
@@ -206,13 +222,14 @@ def test_a_registered_group_raises_the_level_to_full_transitive(client: TestClie
     assert _register(client, _with_required("total", "tax")).status_code == 200
     assert client.put(f"/products/{PRODUCT}", json=descriptor(), auth=ORDERS).status_code == 200
     # BACKWARD (the default) lets a required field go; a registered group forbids it
-    assert client.put(f"{CONSUMERS}/audit", auth=ORDERS).status_code == 200
+    assert client.put(f"{CONSUMERS}/orders-audit", auth=ORDERS).status_code == 200
     refused = _register(client, _with_required("total"))
     assert refused.status_code == 409
     message = refused.json()["message"]
     assert message.startswith(
-        "schema for subject 'orders.order-placed.v1-value' would break consumer group 'audit' "
-        "(owner orders) (downstream of 'orders.order-placed', checked at FULL_TRANSITIVE"
+        "schema for subject 'orders.order-placed.v1-value' would break consumer group "
+        "'orders-audit' (owner orders) (downstream of 'orders.order-placed', checked at "
+        "FULL_TRANSITIVE"
     )
     assert "tax" in message
     # the domain may declare a weaker level with a reason
@@ -220,7 +237,7 @@ def test_a_registered_group_raises_the_level_to_full_transitive(client: TestClie
     assert client.put(f"/products/{PRODUCT}", json=relaxed, auth=ORDERS).status_code == 200
     assert _register(client, _with_required("total")).status_code == 200
     # without a registered group the default level is BACKWARD again
-    assert client.delete(f"{CONSUMERS}/audit", auth=ORDERS).status_code == 204
+    assert client.delete(f"{CONSUMERS}/orders-audit", auth=ORDERS).status_code == 204
     assert client.put(f"/products/{PRODUCT}", json=descriptor(), auth=ORDERS).status_code == 200
     assert _register(client, _with_required()).status_code == 200
 
@@ -230,19 +247,19 @@ def test_registrations_survive_a_restart_and_hold_the_product(store: InMemorySto
     assert _register(client, schema("coupon_code")).status_code == 200
     assert client.put(f"/products/{PRODUCT}", json=descriptor(), auth=ORDERS).status_code == 200
     body = {"reads": ["coupon_code"], "description": "Bills orders."}
-    assert client.put(f"{CONSUMERS}/billing-app", json=body, auth=PAYMENTS).status_code == 200
-    assert client.put(f"{CONSUMERS}/gone", auth=PAYMENTS).status_code == 200
-    assert client.delete(f"{CONSUMERS}/gone", auth=PAYMENTS).status_code == 204
+    assert client.put(f"{CONSUMERS}/{BILLING}", json=body, auth=PAYMENTS).status_code == 200
+    assert client.put(f"{CONSUMERS}/payments.gone", auth=PAYMENTS).status_code == 200
+    assert client.delete(f"{CONSUMERS}/payments.gone", auth=PAYMENTS).status_code == 204
 
     restarted = make_client(InMemoryStore(store.records))
     assert restarted.get(CONSUMERS).json() == client.get(CONSUMERS).json()
-    assert [c["group"] for c in restarted.get(CONSUMERS).json()] == ["billing-app"]
+    assert [c["group"] for c in restarted.get(CONSUMERS).json()] == ["payments.billing-app"]
     assert _register(restarted, schema()).status_code == 409  # still protected
     held = restarted.delete(f"/products/{PRODUCT}", auth=ADMIN)
     assert (held.status_code, held.json()["error_code"]) == (409, 40910)
     assert held.json()["message"] == (
-        "product 'orders.order-placed' cannot be deleted: consumer groups billing-app are "
-        "registered on it; unregister them first (DELETE "
+        "product 'orders.order-placed' cannot be deleted: consumer groups payments.billing-app "
+        "are registered on it; unregister them first (DELETE "
         "/products/orders.order-placed/consumers/<group>)"
     )
 
@@ -251,7 +268,7 @@ def test_without_authentication_registrations_are_owned_by_anonymous() -> None:
     client = TestClient(create_app(InMemoryStore()), raise_server_exceptions=False)
     assert _register(client, schema("coupon_code"), auth=None).status_code == 200
     assert client.put(f"/products/{PRODUCT}", json=descriptor()).status_code == 200
-    answer = client.put(f"{CONSUMERS}/billing-app", json={"reads": ["coupon_code"]})
+    answer = client.put(f"{CONSUMERS}/{BILLING}", json={"reads": ["coupon_code"]})
     assert (answer.json()["owner"], answer.json()["registered_by"]) == ("anonymous", "admin")
 
 
@@ -288,10 +305,10 @@ def test_a_weaker_compatibility_without_a_reason_is_refused_once_a_group_reads_t
     assert _register(governed, schema("coupon_code", "channel")).status_code == 200
     weaker = descriptor(compatibility="BACKWARD")
     assert governed.put(f"/products/{PRODUCT}", json=weaker, auth=ORDERS).status_code == 200
-    assert governed.put(f"{CONSUMERS}/billing-app", json={}, auth=PAYMENTS).status_code == 200
+    assert governed.put(f"{CONSUMERS}/{BILLING}", json={}, auth=PAYMENTS).status_code == 200
 
     refused = governed.put(f"/products/{PRODUCT}", json=weaker, auth=ORDERS)
     assert (refused.status_code, refused.json()["error_code"]) == (422, 42211), refused.text
-    assert "read by consumer group billing-app (payments)" in refused.json()["message"]
+    assert "read by consumer group payments.billing-app (payments)" in refused.json()["message"]
     reasoned = descriptor(compatibility="BACKWARD", compatibility_reason="retiring channel")
     assert governed.put(f"/products/{PRODUCT}", json=reasoned, auth=ORDERS).status_code == 200

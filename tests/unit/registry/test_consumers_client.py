@@ -62,23 +62,23 @@ def _as(url: str, domain: str) -> RegistryClient:
 def test_the_client_registers_lists_and_unregisters(url: str) -> None:
     with _as(url, "payments") as payments, _as(url, "orders") as orders:
         done = payments.register_consumer(
-            PLACED, "billing.v2", reads=["total_amount"], contact="billing@example.com"
+            PLACED, "payments.billing.v2", reads=["total_amount"], contact="billing@example.com"
         )
         assert (done["group"], done["owner"], done["reads"]) == (
-            "billing.v2",
+            "payments.billing.v2",
             "payments",
             ["total_amount"],
         )
-        assert [c["group"] for c in orders.consumers(PLACED)] == ["billing.v2"]
-        with pytest.raises(PermissionDeniedError, match="registered by domain 'payments'"):
-            orders.unregister_consumer(PLACED, "billing.v2")
+        assert [c["group"] for c in orders.consumers(PLACED)] == ["payments.billing.v2"]
+        with pytest.raises(PermissionDeniedError, match=r"name your group `orders\.…`"):
+            orders.register_consumer(PLACED, "payments.billing.v2")
         with pytest.raises(InvalidConsumerError, match=r"reads\[0\]: 'nope' is not a top-level"):
-            payments.register_consumer(PLACED, "billing.v2", reads=["nope"])
+            payments.register_consumer(PLACED, "payments.billing.v2", reads=["nope"])
         with pytest.raises(InvalidConsumerError, match=r"group: '\.\.' cannot be registered"):
             payments.register_consumer(PLACED, "..")
-        payments.unregister_consumer(PLACED, "billing.v2")
+        payments.unregister_consumer(PLACED, "payments.billing.v2")
         with pytest.raises(ConsumerNotFoundError, match="registered: none"):
-            payments.unregister_consumer(PLACED, "billing.v2")
+            payments.unregister_consumer(PLACED, "payments.billing.v2")
         assert orders.consumers(PLACED) == []
 
 
@@ -96,29 +96,36 @@ def _mesh(url: str, *args: str, domain: str = "payments") -> Any:
 
 def test_mesh_products_consumers_registers_lists_and_unregisters(url: str) -> None:
     added = _mesh(
-        url, "products", "consumers", PLACED, "--register", "billing", "--reads", "order_id, region"
+        url,
+        "products",
+        "consumers",
+        PLACED,
+        "--register",
+        "payments.billing",
+        "--reads",
+        "order_id, region",
     )
     assert added.exit_code == 0, added.output
     assert (
-        "registered consumer group billing on orders.order-placed (owner payments, reads "
+        "registered consumer group payments.billing on orders.order-placed (owner payments, reads "
         "order_id, region)"
     ) in added.stderr
     listed = _mesh(url, "products", "consumers", PLACED, "--json")
     [row] = json.loads(listed.stdout)
     assert (row["group"], row["owner"], row["reads"]) == (
-        "billing",
+        "payments.billing",
         "payments",
         ["order_id", "region"],
     )
     table = _mesh(url, "products", "consumers", PLACED)
-    assert "billing" in table.stdout
+    assert "payments.billing" in table.stdout
     assert "1 consumer group(s)" in table.stderr
     refused = _mesh(
-        url, "products", "consumers", PLACED, "--unregister", "billing", domain="orders"
+        url, "products", "consumers", PLACED, "--register", "payments.billing", domain="orders"
     )
     assert refused.exit_code != 0
-    assert "registered by domain 'payments'" in str(refused.exception or refused.output)
-    gone = _mesh(url, "products", "consumers", PLACED, "--unregister", "billing", "--json")
+    assert "name your group `orders.…`" in str(refused.exception or refused.output)
+    gone = _mesh(url, "products", "consumers", PLACED, "--unregister", "payments.billing", "--json")
     assert gone.exit_code == 0, gone.output
     assert json.loads(gone.stdout) == []
     misuse = _mesh(url, "products", "consumers", PLACED, "--reads", "order_id")
@@ -130,7 +137,7 @@ def test_lint_against_the_registry_names_a_registered_group_whose_field_goes(
     url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with _as(url, "payments") as payments:
-        payments.register_consumer(PLACED, "billing", reads=["region"])
+        payments.register_consumer(PLACED, "payments.billing", reads=["region"])
     products = tmp_path / "domains" / "orders" / "products"
     products.mkdir(parents=True)
     (products / "order-placed.yaml").write_text(yaml.safe_dump(_sample_descriptor()))
@@ -150,11 +157,13 @@ def test_lint_against_the_registry_names_a_registered_group_whose_field_goes(
     violations = json.loads(result.stdout)["violations"]
     lineage = [v for v in violations if "registered reads" in v["message"]]
     assert [v["message"] for v in lineage] == [
-        f"{SUBJECT}: consumer group 'billing' (owner payments) reads field region (registered "
-        f"reads), which the new version removes"
+        f"{SUBJECT}: consumer group 'payments.billing' (owner payments) reads field region "
+        f"(registered reads), which the new version removes"
     ]
     assert lineage[0]["policy"] == "compatibility-with-consumers"
-    assert lineage[0]["why"].startswith("consumer group 'billing' (owner payments) registered")
+    assert lineage[0]["why"].startswith(
+        "consumer group 'payments.billing' (owner payments) registered"
+    )
     assert lineage[0]["fix"].startswith("keep the field and its type")
 
 
@@ -176,7 +185,7 @@ def _consumer(registry: RegistryClient, **options: Any) -> ProductConsumer:
     product = DataProduct.model_validate(_sample_descriptor())
     return ProductConsumer(
         [product],
-        group_id="billing",
+        group_id="payments.billing",
         bootstrap_servers="127.0.0.1:9",
         registry=registry,
         from_beginning=True,
@@ -193,7 +202,9 @@ def test_the_sdk_consumer_registers_its_group_best_effort(
         assert payments.consumers(PLACED) == []
         with _consumer(payments, register=True) as everywhere:
             assert everywhere.registered == (PLACED,)
-        assert [(c["group"], c["reads"]) for c in payments.consumers(PLACED)] == [("billing", [])]
+        assert [(c["group"], c["reads"]) for c in payments.consumers(PLACED)] == [
+            ("payments.billing", [])
+        ]
         with _consumer(payments, reads=["order_id"]) as reading:
             assert reading.registered == (PLACED,)
         assert payments.consumers(PLACED)[0]["reads"] == ["order_id"]
@@ -207,9 +218,9 @@ def test_the_sdk_consumer_registers_its_group_best_effort(
     ):
         assert consumer.registered == ()
     assert (
-        f"consumer group billing is not registered on product {PLACED} (registry at {down} is "
-        f"unreachable"
+        f"consumer group payments.billing is not registered on product {PLACED} (registry at "
+        f"{down} is unreachable"
     ) in caplog.text
-    assert f"(`mesh products consumers {PLACED} --register billing --reads order_id`)" in (
+    assert f"(`mesh products consumers {PLACED} --register payments.billing --reads order_id`)" in (
         caplog.text
     )

@@ -47,6 +47,8 @@ async def against_version(
         body.schemaType,
         version,
         body.references,
+        metadata=body.metadata,
+        rule_set=body.ruleSet,
     )
     return _answer(problems, verbose)
 
@@ -71,5 +73,7 @@ async def against_level(
         body.schemaType,
         None,
         body.references,
+        metadata=body.metadata,
+        rule_set=body.ruleSet,
     )
     return _answer(problems, verbose)

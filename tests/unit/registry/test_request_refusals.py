@@ -1,0 +1,134 @@
+"""What a hostile campaign found the registry answering wrongly: a compatibility check that
+said yes to a body registration refuses, an unknown schema id in a sample said to be an
+HTTP 500, Basic credentials that are not UTF-8 called not base64, and two Authorization
+headers of which the first silently won."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+from confluent_kafka import Message
+from fastapi.testclient import TestClient
+
+from mesh_stream.errors import SchemaNotFoundError
+from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.registry.service import InMemoryStore, create_app
+from mesh_stream.registry.service.context import Services
+from mesh_stream.registry.service.sample import ProductSampler
+from tests.unit.registry.conftest import ADMIN, ORDERS, TOKENS, descriptor, schema
+
+SUBJECT = "orders.order-placed.v1-value"
+BAD_RULE_SET = {"domainRules": [{"name": "r", "kind": "CHECK", "mode": "WRITE", "type": "CEL"}]}
+PAYMENTS = ("payments", TOKENS["payments"])
+
+
+def _basic(user: str, token: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()
+
+
+# -- 4. the compatibility check validates the body as registration does ----------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("ruleSet", BAD_RULE_SET),
+        ("ruleSet", {"extraRules": []}),
+        ("ruleSet", "rules"),
+        ("metadata", {"labels": {}}),
+        ("metadata", {"properties": {"owner": 3}}),
+        ("metadata", []),
+    ],
+)
+@pytest.mark.parametrize("against", ["", "/latest", "/1"])
+def test_the_compatibility_check_refuses_what_registration_refuses(
+    client: TestClient, field: str, value: Any, against: str
+) -> None:
+    first = client.post(f"/subjects/{SUBJECT}/versions", json={"schema": schema()}, auth=ORDERS)
+    assert first.status_code == 200, first.text
+    body = {"schema": schema("note"), field: value}
+    registered = client.post(f"/subjects/{SUBJECT}/versions", json=body, auth=ORDERS)
+    assert (registered.status_code, registered.json()["error_code"]) == (422, 42201)
+    checked = client.post(f"/compatibility/subjects/{SUBJECT}/versions{against}", json=body)
+    assert (checked.status_code, checked.json()) == (422, registered.json()), checked.text
+    # a well-formed body is checked as before
+    fine = {"schema": schema("note"), "ruleSet": {"domainRules": []}, "metadata": {}}
+    answer = client.post(f"/compatibility/subjects/{SUBJECT}/versions{against}", json=fine)
+    assert answer.json() == {"is_compatible": True}
+
+
+# -- 5a. an unknown schema id in a sample claims no HTTP status --------------------------------
+
+
+def test_a_sampled_record_of_an_unknown_schema_id_says_it_is_not_registered() -> None:
+    app = create_app(InMemoryStore())
+    services: Services = app.state.services
+    services.schemas.register(SUBJECT, schema())
+    services.products.put(descriptor(), principal="admin")
+    product = services.products.get_product("orders.order-placed")
+    assert product is not None
+    sampler = ProductSampler(KafkaConnection.create("127.0.0.1:1"), services.products)
+    framed = b"\x00" + (99999).to_bytes(4, "big") + b"\x02a"
+    message = Message(topic=product.topic, partition=0, offset=3, value=framed, timestamp=(1, 5))
+    [record] = sampler.assemble(product, [message], "orders", limit=5).records
+    assert record.error is not None
+    assert "schema id 99999 is not registered" in record.error, record.error
+    assert "HTTP" not in record.error
+    assert "500" not in record.error
+
+
+def test_the_in_process_schema_source_raises_a_not_found_with_its_real_status() -> None:
+    from mesh_stream.registry.service.sample import SchemaNotRegisteredError, _RegistrySchemas
+
+    app = create_app(InMemoryStore())
+    with pytest.raises(SchemaNotFoundError) as raised:
+        _RegistrySchemas(app.state.services.schemas).get_schema(99999)
+    assert isinstance(raised.value, SchemaNotRegisteredError)
+    assert (raised.value.status, raised.value.error_code) == (404, 40403)
+    assert str(raised.value) == "schema id 99999 is not registered (no subject version uses it)"
+
+
+# -- 5b. Basic credentials that are base64 but not UTF-8 ---------------------------------------
+
+
+def test_basic_credentials_that_are_not_utf8_are_called_so(client: TestClient) -> None:
+    not_utf8 = client.get("/subjects", headers={"Authorization": "Basic //46/w=="})
+    assert (not_utf8.status_code, not_utf8.json()["error_code"]) == (401, 40101)
+    message = not_utf8.json()["message"]
+    assert "not UTF-8" in message
+    assert "not base64" not in message
+    not_base64 = client.get("/subjects", headers={"Authorization": "Basic ***"})
+    assert not_base64.status_code == 401
+    assert "Basic credentials are not base64" in not_base64.json()["message"]
+
+
+# -- 5c. one Authorization header per request -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("Authorization", _basic(*ADMIN)), ("Authorization", _basic(*ORDERS))],
+        [("Authorization", _basic(*ORDERS)), ("Authorization", _basic(*ORDERS))],
+        [("Authorization", f"Bearer {TOKENS['payments']}"), ("authorization", "Bearer x")],
+    ],
+)
+def test_two_authorization_headers_are_refused_whichever_they_are(
+    client: TestClient, headers: list[tuple[str, str]]
+) -> None:
+    for method, path, body in (
+        ("GET", "/subjects", None),
+        ("POST", f"/subjects/{SUBJECT}/versions", {"schema": schema()}),
+        ("GET", "/admin/credentials", None),
+    ):
+        answer = client.request(method, path, headers=headers, json=body)
+        assert (answer.status_code, answer.json()["error_code"]) == (400, 40001), answer.text
+        assert answer.json()["message"] == (
+            "the request has 2 Authorization headers; only one is allowed: send one "
+            "credential (Basic or Bearer)"
+        )
+    assert client.get("/subjects").json() == []  # nothing was registered
+    one = client.get("/subjects", headers=[("Authorization", _basic(*PAYMENTS))])
+    assert one.status_code == 200
