@@ -60,7 +60,8 @@ def broker() -> None:
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
-    help="Client port of node 1 (node N takes PORT+N-1); 0 picks free ports. "
+    help="Client port of node 1 (node N takes PORT+N-1); 0 picks free ports. Each node's "
+    "KRaft controller listener takes a free port of its own, kept with the cluster's state. "
     "[env: MESH_BROKER_PORT; default 9092]",
 )
 @data_dir_option
