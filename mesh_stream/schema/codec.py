@@ -592,17 +592,38 @@ def _nullable_guard(other: Guard) -> Guard:
     return guard if expression is None else _inline(guard, f"(v is None or {expression})")
 
 
-def _array_union_guard(array_guard: Guard | None) -> Guard:
+def _array_union_guard(array_guard: Guard | None, byte_sizes: frozenset[int | None]) -> Guard:
     """The guard of a union whose one guarded branch is an array: a list or tuple is the
-    array's (no other branch takes one), and any other sequence but a str is refused, which
-    fastavro would write as an array (``b"ab"`` as ``[97, 98]``)."""
+    array's (no other branch takes one); bytes go to a ``bytes`` branch (size None in
+    ``byte_sizes``) or a ``fixed`` of their length, which fastavro tries first (a union
+    with the array first is written by named branches instead, see
+    :func:`misrouting_unions`); any other sequence but a str is refused, which fastavro
+    would write as an array (``b"ab"`` as ``[97, 98]``)."""
 
     def guard(value: Any) -> bool:
         if isinstance(value, (list, tuple)):
             return array_guard is None or array_guard(value)
+        if isinstance(value, (bytes, bytearray)):
+            return None in byte_sizes or len(value) in byte_sizes
         return isinstance(value, str) or not isinstance(value, (Sequence, array.array))
 
     return guard
+
+
+def _byte_sizes(union: list[Any], named: Mapping[str, Any]) -> frozenset[int | None]:
+    """What plain bytes a union's branches take: None for a ``bytes`` branch, the size of
+    each ``fixed`` (logical types aside: a decimal takes a Decimal)."""
+    sizes: set[int | None] = set()
+    for branch in union:
+        resolved = named.get(branch, branch) if isinstance(branch, str) else branch
+        if resolved == "bytes":
+            sizes.add(None)
+        elif isinstance(resolved, Mapping) and resolved.get("logicalType") is None:
+            if resolved.get("type") == "bytes":
+                sizes.add(None)
+            elif resolved.get("type") == "fixed" and isinstance(resolved.get("size"), int):
+                sizes.add(resolved["size"])
+    return frozenset(sizes)
 
 
 def _decimal_guard(schema: Mapping[str, Any]) -> Guard:
@@ -678,7 +699,9 @@ def _compile_guard(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) 
         arrays = [branch for branch in schema if _kind_of(branch, named) == "array"]
         others = [branch for branch in schema if branch not in arrays]
         if len(arrays) == 1 and not any(_mentions_guarded(b, named, seen) for b in others):
-            return _array_union_guard(_compile_guard(arrays[0], named, seen))
+            return _array_union_guard(
+                _compile_guard(arrays[0], named, seen), _byte_sizes(list(schema), named)
+            )
         union = list(schema)
 
         def union_guard(value: Any) -> bool:  # fastavro writes any Decimal in a decimal, ...
@@ -851,9 +874,9 @@ def with_explicit_branches(schema: Any, value: Any, named: Mapping[str, Any]) ->
         if _kind_of(branch, named) == "float":
             branch = next((b for b in fitting if _kind_of(b, named) == "double"), branch)
         return (_branch_name(branch), with_explicit_branches(branch, value, named))
-    if schema.get("logicalType") is not None:
-        return value
     kind = schema.get("type")
+    if schema.get("logicalType") is not None and kind not in ("record", "array", "map"):
+        return value  # a logical value (an unknown logical type on a container is ignored)
     if kind == "record":
         fields = {f["name"]: f["type"] for f in schema["fields"]}
         return {
