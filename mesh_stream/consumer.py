@@ -548,71 +548,75 @@ class ProductConsumer:
                 )
             connection = KafkaConnection.from_settings(settings)
         self.connection = resolve_connection(connection, bootstrap_servers)
-        #: Whether close() closes the registry client (made here from ``settings``).
-        self._owns_registry = registry is None
-        if registry is None:
-            if settings is None:
-                raise ConfigurationError(
-                    "no registry to decode with: give settings=MeshSettings() (its "
-                    "MESH_REGISTRY_URL and credentials) or registry=RegistryClient(...)"
-                )
-            from mesh_stream.registry.client import RegistryClient
+        with contextlib.ExitStack() as undo:
+            #: Whether close() closes the registry client (made here from ``settings``).
+            self._owns_registry = registry is None
+            if registry is None:
+                if settings is None:
+                    raise ConfigurationError(
+                        "no registry to decode with: give settings=MeshSettings() (its "
+                        "MESH_REGISTRY_URL and credentials) or registry=RegistryClient(...)"
+                    )
+                from mesh_stream.registry.client import RegistryClient
 
-            registry = RegistryClient.from_settings(settings)
-        self.registry = registry
-        self.group_id = group_id
-        self.bootstrap_servers = self.connection.bootstrap_servers
-        self.dead_letters = dead_letters
-        self.registry_wait_seconds = registry_wait_seconds
-        self._sources: dict[str, _Source] = {}
-        named = any(not isinstance(item, DataProduct) for item in products)
-        project = _project_of(root, settings) if named else None
-        for item in products:
-            product = resolve_product(item, project=project, registry=registry)
-            reader = readers.get(product.name)
-            # first: Avro's own parser names the product and what is wrong with the schema
-            checked = _avro_reader(product.name, reader) if reader is not None else None
-            try:
-                decoder = RecordDecoder(registry, reader, subject=product.value_subject)
-            except SchemaError as exc:  # a default fastavro refuses, which Avro's took
-                raise ConfigurationError(
-                    f"reader_schemas[{product.name!r}] is not a valid Avro schema: {exc}"
-                ) from exc
-            self._sources[product.topic] = _Source(
-                product, decoder, chosen_models.get(product.name), checked
+                registry = RegistryClient.from_settings(settings)
+                undo.callback(registry.close)  # a refusal below leaves nothing open
+            self.registry = registry
+            self.group_id = group_id
+            self.bootstrap_servers = self.connection.bootstrap_servers
+            self.dead_letters = dead_letters
+            self.registry_wait_seconds = registry_wait_seconds
+            self._sources: dict[str, _Source] = {}
+            named = any(not isinstance(item, DataProduct) for item in products)
+            project = _project_of(root, settings) if named else None
+            for item in products:
+                product = resolve_product(item, project=project, registry=registry)
+                reader = readers.get(product.name)
+                # first: Avro's own parser names the product and what is wrong with the schema
+                checked = _avro_reader(product.name, reader) if reader is not None else None
+                try:
+                    decoder = RecordDecoder(registry, reader, subject=product.value_subject)
+                except SchemaError as exc:  # a default fastavro refuses, which Avro's took
+                    raise ConfigurationError(
+                        f"reader_schemas[{product.name!r}] is not a valid Avro schema: {exc}"
+                    ) from exc
+                self._sources[product.topic] = _Source(
+                    product, decoder, chosen_models.get(product.name), checked
+                )
+            # Checked before any Kafka client exists, so a wrong argument leaves nothing open.
+            fields = _reads_by_product(reads, [s.product.name for s in self._sources.values()])
+            wanted = bool(fields) if register is None else register
+            client_config = {
+                "group.id": group_id,
+                "auto.offset.reset": "earliest" if from_beginning else "latest",
+                "enable.partition.eof": False,
+                "log_level": 3,
+                # How soon a subscribed topic created later is noticed (librdkafka: 5 minutes).
+                "topic.metadata.refresh.interval.ms": 5000,
+                **dict(config or {}),
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+            }
+            strategy = client_config.get("partition.assignment.strategy")
+            self._cooperative = "cooperative" in str(strategy)
+            self._consumer = make_consumer(self.connection, client_config)
+            undo.callback(self._consumer.close)
+            self._new_topics = set() if from_beginning else self._missing_topics()
+            self._consumer.subscribe(
+                list(self._sources), on_assign=self._on_assign, on_revoke=self._on_revoke
             )
-        # Checked before any Kafka client exists, so a wrong argument leaves nothing open.
-        fields = _reads_by_product(reads, [s.product.name for s in self._sources.values()])
-        wanted = bool(fields) if register is None else register
-        client_config = {
-            "group.id": group_id,
-            "auto.offset.reset": "earliest" if from_beginning else "latest",
-            "enable.partition.eof": False,
-            "log_level": 3,
-            # How soon a subscribed topic created later is noticed (librdkafka: 5 minutes).
-            "topic.metadata.refresh.interval.ms": 5000,
-            **dict(config or {}),
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-        }
-        strategy = client_config.get("partition.assignment.strategy")
-        self._cooperative = "cooperative" in str(strategy)
-        self._consumer = make_consumer(self.connection, client_config)
-        self._new_topics = set() if from_beginning else self._missing_topics()
-        self._consumer.subscribe(
-            list(self._sources), on_assign=self._on_assign, on_revoke=self._on_revoke
-        )
-        self._positions: dict[tuple[str, int], int] = {}
-        self._buffered: deque[Any] = deque()
-        self._outage: _Outage | None = None
-        self._dlq = dlq.DeadLetterWriter(self.connection, group_id)
-        self._dlq_topics: set[str] = set()
-        self._closed = False
-        #: Where reading stood at close() with records not committed (None: nothing left).
-        self._left_at_close: str | None = None
-        self.registered: tuple[str, ...] = (
-            self._register_group(fields, every=bool(register)) if wanted else ()
-        )
+            self._positions: dict[tuple[str, int], int] = {}
+            self._buffered: deque[Any] = deque()
+            self._outage: _Outage | None = None
+            self._dlq = dlq.DeadLetterWriter(self.connection, group_id)
+            self._dlq_topics: set[str] = set()
+            self._closed = False
+            #: Where reading stood at close() with records not committed (None: nothing left).
+            self._left_at_close: str | None = None
+            self.registered: tuple[str, ...] = (
+                self._register_group(fields, every=bool(register)) if wanted else ()
+            )
+            undo.pop_all()  # opened: close() closes them from now on
 
     @property
     def products(self) -> list[DataProduct]:

@@ -175,12 +175,17 @@ class DeadLetterWriter:
         except (KafkaException, BufferError) as exc:
             failures.append(str(exc))
             remaining = 0
-        if remaining or failures:
+        if failures:
             self._producer = None  # a fresh producer for the next attempt
-            said = "; ".join(failures) or f"not acknowledged within {self.timeout_s:g} s"
             raise DeliveryError(
-                f"Kafka refused the dead letter to {dlq_topic}: {said} (check that topic: its "
-                f"max.message.bytes, its ACLs for this reader)"
+                f"Kafka refused the dead letter to {dlq_topic}: {'; '.join(failures)} (check "
+                f"that topic: its max.message.bytes, its ACLs for this reader)"
+            )
+        if remaining:
+            self._producer = None
+            raise DeliveryError(
+                f"the dead letter to {dlq_topic} was not acknowledged within "
+                f"{self.timeout_s:g} s: is Kafka reachable at {self.connection.bootstrap_servers}?"
             )
 
     def close(self) -> None:

@@ -250,7 +250,7 @@ def _consumer_path(product: str, group: str) -> str:
     return f"/products/{_path(product)}/consumers/{_path(group).replace('.', '%2E')}"
 
 
-def _without_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
+def without_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
     """``url`` without ``user:token@`` and the pair it held (None when it held none).
 
     The URL is repeated in error messages; a token written into it must not be."""
@@ -332,7 +332,7 @@ class RegistryClient:
                 f"the registry URL must be a str such as 'http://127.0.0.1:8081', got "
                 f"{type(url).__name__}"
             )
-        url, in_url = _without_userinfo(url)
+        url, in_url = without_userinfo(url)
         principal_setting = "MESH_REGISTRY_PRINCIPAL"
         token_setting = "MESH_REGISTRY_TOKEN (or --token)"
         if in_url is not None and principal is None and token is None:

@@ -67,8 +67,8 @@ from mesh_stream.liveview import (
     render_text,
 )
 from mesh_stream.project import MONITOR_USER, REGISTRY_USER, SERVICE_USERS, MeshProject
-from mesh_stream.registry.client import RegistryClient
-from mesh_stream.settings import MeshSettings, shown_url
+from mesh_stream.registry.client import RegistryClient, without_userinfo
+from mesh_stream.settings import MeshSettings
 from mesh_stream.supervisor import (
     SHUTDOWN_ORDER,
     Backoff,
@@ -423,13 +423,17 @@ class MeshUp:
     # -- stage 2: registry -----------------------------------------------------------------
     def _start_registry(self, domains: Sequence[str]) -> tuple[str, dict[str, str]]:
         """The registry URL and the tokens to use (principal -> token)."""
-        url = self.settings.registry_url.rstrip("/")
+        # A principal:token@ in the URL is a credential (as the registry client takes it),
+        # never part of the URL shown or handed on.
+        url, in_url = without_userinfo(self.settings.registry_url.rstrip("/"))
         if probe_registry(url):
-            self.say(f"registry: using the one that answers at {shown_url(url)}")
+            self.say(f"registry: using the one that answers at {url}")
             tokens: dict[str, str] = {}
             if self.settings.registry_principal and self.settings.registry_token is not None:
                 token = self.settings.registry_token.get_secret_value()
                 tokens[self.settings.registry_principal] = token
+            elif in_url is not None:
+                tokens[in_url[0]] = in_url[1]
             return url, tokens
         parts = urlsplit(url)
         if parts.hostname not in LOCAL_HOSTS or parts.scheme != "http":

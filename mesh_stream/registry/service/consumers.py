@@ -82,13 +82,18 @@ PROCESSOR_GROUP_PREFIX = "mesh-"
 def group_name_problem(group: str, principal: str) -> str | None:
     """Why domain ``principal`` may not register a group named ``group`` (None: it may).
 
-    A domain owns ``<domain>.…`` and ``<domain>-…``, and the groups of the processors of its
-    own products, ``mesh-<domain>.<product>`` with or without ``-rekey``: the names the
-    broker ACLs grant it. Admin owns every name.
+    A domain owns ``<domain>.…`` and ``<domain>-…`` without a dot (``orders-eu.x`` is domain
+    orders-eu's), and the groups of the processors of its own products,
+    ``mesh-<domain>.<product>`` with or without ``-rekey``: the names the broker ACLs grant
+    it. Admin owns every name.
     """
     if principal == ADMIN:
         return None
-    if group.startswith((f"{principal}.", f"{principal}-")):
+    if group.startswith(f"{principal}."):
+        return None
+    # <d>-… without a dot, or whose part before the first dot is <d>'s own: ``orders-eu.x``
+    # is domain orders-eu's `<d>.…` name, which orders must not take
+    if group.startswith(f"{principal}-") and "." not in group:
         return None
     processed = group.removeprefix(PROCESSOR_GROUP_PREFIX)
     found = PRODUCT_NAME.match(processed) if processed != group else None

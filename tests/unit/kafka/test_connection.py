@@ -530,3 +530,27 @@ def test_a_librdkafka_line_said_again_and_again_is_logged_once_then_counted(
     now[0] += 11.0
     assert passes(fail.format(7)) == (fail.format(7) + " (19 more like it in 30 s not shown)")
     assert passes(fail.format(8)) is None  # and quiet again
+
+
+def test_a_dead_letter_kafka_never_acknowledges_says_so_not_refused() -> None:
+    """A review: an unreachable Kafka was reported as a refusal, with hints about ACLs."""
+    import socket
+
+    from confluent_kafka import Message
+
+    from mesh_stream.errors import DeliveryError
+    from mesh_stream.kafka.dlq import DeadLetterWriter
+
+    with socket.socket() as spare:
+        spare.bind(("127.0.0.1", 0))
+        closed = spare.getsockname()[1]
+    writer = DeadLetterWriter(
+        KafkaConnection.create(f"127.0.0.1:{closed}"), "billing.invoices", timeout_s=1.0
+    )
+    pill = Message(topic="t", partition=0, offset=3, key=b"k", value=b"x", timestamp=(1, 5))
+    with pytest.raises(DeliveryError) as caught:
+        writer.write(pill, "t.dlq", ValueError("bad"))
+    assert str(caught.value) == (
+        f"the dead letter to t.dlq was not acknowledged within 1 s: is Kafka reachable at "
+        f"127.0.0.1:{closed}?"
+    )

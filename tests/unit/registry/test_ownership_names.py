@@ -210,3 +210,15 @@ def test_the_monitor_and_domains_are_still_issued_tokens() -> None:
     admin = client.post("/admin/credentials/admin", auth=ADMIN)  # refused as before
     assert (admin.status_code, admin.json()["error_code"]) == (422, 42217)
     assert "bootstrap principal" in admin.json()["message"]
+
+
+def test_a_dashed_prefix_does_not_reach_another_domains_dotted_names() -> None:
+    """orders could register orders-eu's `orders-eu.…` groups through its `orders-…` names
+    (a review of the session's diff)."""
+    from mesh_stream.registry.service.consumers import group_name_problem
+
+    assert group_name_problem("orders-billing", "orders") is None
+    assert group_name_problem("orders-eu.billing", "orders-eu") is None
+    refused = group_name_problem("orders-eu.billing", "orders")
+    assert refused is not None
+    assert "name your group `orders.…` or `orders-…`" in refused

@@ -149,6 +149,21 @@ def test_settings_alone_give_the_kafka_connection_and_the_registry() -> None:
     assert consumer.registry._http.is_closed  # the client it made is its own to close
 
 
+def test_a_refused_consumer_closes_the_registry_client_it_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A review found the client left open when a later argument was refused."""
+    from mesh_stream.registry.client import RegistryClient
+
+    closed: list[str] = []
+    monkeypatch.setattr(RegistryClient, "close", lambda self: closed.append(self.url))
+    settings = MeshSettings(bootstrap_servers="127.0.0.1:9", registry_url="http://127.0.0.1:1")
+    product = new_product("unit", schema=SCHEMA_V1)
+    with pytest.raises(ConfigurationError, match=r"^reads='total' is a string"):
+        ProductConsumer([product], group_id="unit", settings=settings, reads="total")  # type: ignore[arg-type]
+    assert closed == ["http://127.0.0.1:1"]
+
+
 def test_without_settings_a_consumer_names_what_to_give() -> None:
     product = new_product("unit", schema=SCHEMA_V1)
     with pytest.raises(ConfigurationError, match=r"^no Kafka to talk to: give settings="):

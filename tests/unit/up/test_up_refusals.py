@@ -167,6 +167,22 @@ def test_mesh_up_starts_no_registry_on_a_port_something_else_holds(
     assert "registry: starting" not in out.getvalue()
 
 
+def test_a_token_in_the_registry_url_is_never_shown_and_is_used_as_the_credential(
+    tmp_path: Path,
+) -> None:
+    """mesh up printed MESH_REGISTRY_URL as given, token and all (a review)."""
+    from mesh_stream.errors import RegistryUnavailableError
+
+    with socket.socket() as spare:
+        spare.bind(("127.0.0.1", 0))
+        closed = spare.getsockname()[1]
+    up, out = mesh_up(tmp_path, f"https://orders:s3cret-1@127.0.0.1:{closed}")
+    with pytest.raises(RegistryUnavailableError) as refused:
+        up._start_registry(["shop"])
+    assert "s3cret-1" not in str(refused.value) + out.getvalue()
+    assert f"MESH_REGISTRY_URL=https://127.0.0.1:{closed};" in str(refused.value)
+
+
 def test_a_registry_child_that_dies_while_starting_stops_mesh_up_with_its_reason(
     tmp_path: Path,
 ) -> None:
