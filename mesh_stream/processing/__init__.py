@@ -17,6 +17,7 @@ with), :mod:`~mesh_stream.processing.engine` (the worker), and the engine's part
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 from mesh_stream.processing.spec import (
@@ -40,6 +41,20 @@ def run(
 ) -> None:
     """Run ``processor``'s faust worker with faust's command line ``argv`` (default:
     ``sys.argv[1:]``, e.g. ``worker -l info``); see :func:`mesh_stream.processing.engine.run`."""
-    from mesh_stream.processing.engine import run as run_worker  # faust only when run
-
+    try:
+        from mesh_stream.processing.engine import run as run_worker  # faust only when run
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in PROCESSING_EXTRA_MODULES:
+            raise
+        # the worker's entry point: one line and status 1, as engine.run says its problems
+        print(
+            f"error: running a processor needs the processing extra: pip install "
+            f"'mesh-stream[processing]' (no module named {exc.name!r})",
+            file=sys.stderr,
+        )
+        sys.exit(1)
     run_worker(processor, argv, spec=spec)
+
+
+#: What the processing extra installs (pyproject.toml), which the worker imports.
+PROCESSING_EXTRA_MODULES = frozenset({"faust", "mode", "aiokafka", "rocksdict"})
