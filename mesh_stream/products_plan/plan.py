@@ -20,6 +20,7 @@ from mesh_stream.errors import (
     ConfigurationError,
     DescriptorError,
     KafkaSecurityError,
+    MeshError,
     ProductNotFoundError,
     RegistryUnavailableError,
     SchemaError,
@@ -135,6 +136,8 @@ def _plan_registry(plan: ProductPlan, local: _Local, registry: RegistryClient) -
             _registered_document(registered), product.to_document()
         )
         plan.descriptor = Status.CHANGED if plan.descriptor_changes else Status.UNCHANGED
+    if plan.descriptor is not Status.UNCHANGED and local.schema_text is not None:
+        _registry_policies(plan, local, registry)
     try:
         latest = registry.get_latest(plan.subject)
     except SubjectNotFoundError:
@@ -188,6 +191,56 @@ def _plan_registry(plan: ProductPlan, local: _Local, registry: RegistryClient) -
             plan.compatible = False
             plan.compatibility_messages += verdict.lines()
             plan.refusals.append(consumer_refusal(plan, verdict, local.schema_text))
+
+
+def _registry_policies(plan: ProductPlan, local: _Local, registry: RegistryClient) -> None:
+    """Refusals for what the registry's own policies (its ``MESH_GOVERNANCE_ROOT``, which a
+    domain's ``policies.yaml`` does not reach) would refuse in the descriptor: asked before
+    apply writes anything, so a descriptor the registry refuses leaves no topic or schema
+    behind (a new team's campaign: apply made both, then the registry refused)."""
+    try:
+        problems = registry.check_product(local.product, local.schema_text)
+    except RegistryUnavailableError:
+        raise
+    except MeshError as exc:  # an older registry without the check, or one that refuses
+        if getattr(exc, "status", None) in (404, 405):
+            plan.warnings.append(
+                f"{local.descriptor_file}: the registry at {registry.url} cannot check a "
+                f"descriptor before it is written (an older registry); its policies are "
+                f"applied when apply registers it"
+            )
+            return
+        plan.refusals.append(
+            Refusal(
+                "registry-check",
+                str(exc),
+                "fix the descriptor as the message says",
+                file=local.descriptor_file,
+                product=local.product.name,
+            )
+        )
+        return
+    known = {refusal.policy for refusal in plan.refusals}
+    for problem in problems:
+        policy, message = str(problem.get("policy")), str(problem.get("message"))
+        field = problem.get("field")
+        if problem.get("severity") != "error":
+            plan.warnings.append(f"{local.descriptor_file}: [{policy}] (registry) {message}")
+            continue
+        if policy in known:  # the local lint said it already
+            continue
+        where = tuple(str(field).split(".")) if field else ()
+        plan.refusals.append(
+            Refusal(
+                policy,
+                f"{field}: {message}" if field else message,
+                "the registry applies the platform's policies, not the domain's "
+                "policies.yaml: change the descriptor to fit them, or ask the platform team",
+                file=local.descriptor_file,
+                line=locate.line_of(local.descriptor_node, where),
+                product=local.product.name,
+            )
+        )
 
 
 def _contract_changes(

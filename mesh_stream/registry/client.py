@@ -910,6 +910,22 @@ class RegistryClient:
         )
         return answer
 
+    def check_product(
+        self, product: DataProduct | Mapping[str, Any], schema: str | None = None
+    ) -> list[dict[str, Any]]:
+        """What the registry's lineage checks and governance policies find in the descriptor
+        (with ``schema``, the value schema it comes with), storing nothing: each problem's
+        ``policy``, ``severity`` (``error`` refuses a PUT), ``message`` and ``field``."""
+        document = product.to_document() if isinstance(product, DataProduct) else dict(product)
+        name = str(document.get("name", ""))
+        answer = self._request(
+            "POST",
+            f"/products/{_path(name)}/check",
+            body={"descriptor": document, "schema": schema},
+            shape={"problems": [dict]},
+        )
+        return [dict(problem) for problem in answer["problems"]]
+
     def get_product(self, name: str) -> dict[str, Any]:
         problem = product_name_problem(name)
         if problem is not None:  # "" or "." would ask for another route

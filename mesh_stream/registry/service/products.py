@@ -7,6 +7,7 @@ a registered product; then the governance validators (the hook of
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -342,17 +343,7 @@ class ProductCatalog:
                     f"product '{product.name}': inputs {', '.join(missing)} are not registered "
                     f"products; register them first"
                 )
-            cycle = self._cycle_through(product)
-            if cycle:
-                raise InvalidProductError(
-                    f"product '{product.name}': inputs would make a lineage cycle "
-                    f"{' -> '.join(cycle)}",
-                    status=422,
-                    error_code=42210,
-                )
-            problems: list[DescriptorProblem] = []
-            for validator in self.validators:
-                problems.extend(validator(product, latest, self))
+            problems = self._judged(product, latest)
             errors = [p for p in problems if p.severity == "error"]
             if errors:
                 raise ProductRejectedError(
@@ -375,6 +366,61 @@ class ProductCatalog:
         result = self.describe(product.name)
         result["registry"]["warnings"] = [p.to_dict() for p in problems]
         return result
+
+    def _judged(self, product: DataProduct, latest: Mapping[str, Any]) -> list[DescriptorProblem]:
+        """The lineage checks (422) and what the governance validators find, for
+        :meth:`put` and :meth:`check` alike."""
+        cycle = self._cycle_through(product)
+        if cycle:
+            raise InvalidProductError(
+                f"product '{product.name}': inputs would make a lineage cycle {' -> '.join(cycle)}",
+                status=422,
+                error_code=42210,
+            )
+        problems: list[DescriptorProblem] = []
+        for validator in self.validators:
+            problems.extend(validator(product, latest, self))
+        return problems
+
+    def check(
+        self, document: Any, *, path_name: str, schema: str | None = None
+    ) -> list[DescriptorProblem]:
+        """What :meth:`put` would find in ``document``, storing nothing: ``mesh products
+        plan`` asks before ``apply`` writes a topic or a schema, so a descriptor the
+        registry's policies refuse is refused before anything is written. ``schema`` is the
+        value schema the descriptor comes with (the project's ``.avsc``), judged instead of
+        the subject's latest; inputs not registered yet are not held against it (the same
+        apply may register them first)."""
+        product = validate_descriptor(document)
+        if path_name != product.name:
+            raise InvalidProductError(
+                f"the URL names product '{path_name}' but the descriptor's name is "
+                f"'{product.name}'",
+                status=422,
+                error_code=42214,
+            )
+        latest: Mapping[str, Any] | None
+        if schema is not None:
+            try:
+                parsed = json.loads(schema)
+            except ValueError as exc:
+                raise InvalidProductError(
+                    f"schema: not JSON ({exc})", status=422, error_code=42201
+                ) from None
+            latest = parsed if isinstance(parsed, Mapping) else None
+        else:
+            latest = self.latest_schema(product.value_subject)
+        if latest is None:
+            raise ProductSubjectMissingError(
+                f"product '{product.name}': give its value schema (schema) or register it under "
+                f"'{product.value_subject}' first"
+            )
+        if product.name in product.inputs:
+            raise InvalidProductError(
+                f"product '{product.name}' lists itself in inputs", status=422, error_code=42210
+            )
+        with self.schemas.write_lock:  # the same view of the catalog put would judge with
+            return self._judged(product, latest)
 
     def _cycle_through(self, product: DataProduct) -> list[str]:
         """A path product -> input -> ... -> product through registered inputs, if any."""

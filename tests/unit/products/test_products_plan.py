@@ -55,6 +55,14 @@ class FakeRegistry:
     contracts: dict[str, Contract] = field(default_factory=dict)
     #: product -> the consumer groups registered on it (as GET .../consumers answers)
     groups: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: what the registry's own policies find in a descriptor (POST /products/{name}/check)
+    policy_problems: list[dict[str, Any]] = field(default_factory=list)
+
+    def check_product(self, product: Any, schema: str | None = None) -> list[dict[str, Any]]:
+        self.asked.append((product.name, "check"))
+        assert schema is not None  # the local .avsc goes with it
+        assert json.loads(schema)
+        return list(self.policy_problems)
 
     def get_product(self, name: str) -> dict[str, Any]:
         if name not in self.products:
@@ -314,6 +322,37 @@ def test_a_refused_plan_writes_nothing(project_root: Path) -> None:
     with pytest.raises(PlanRefusedError, match=r"nothing applied: 1 refusal\(s\)") as caught:
         apply_plan(plan, project, registry, None)  # type: ignore[arg-type]
     assert caught.value.refusals == plan.all_refusals
+    assert registry.writes == []
+
+
+def test_what_the_registrys_policies_refuse_is_refused_before_anything_is_written(
+    project_root: Path,
+) -> None:
+    """A domain's policies.yaml does not reach the registry: apply made the topic and the
+    schema, and only then did the registry refuse the descriptor (a new team's campaign)."""
+    registry = FakeRegistry(
+        policy_problems=[
+            {
+                "policy": "retention-bounds",
+                "severity": "error",
+                "message": "retention.ms 15552000000 is outside the platform bounds",
+                "field": "retention",
+            },
+            {"policy": "tags", "severity": "warning", "message": "no tags", "field": None},
+        ]
+    )
+    project = load_project(project_root)
+    plan = plan_project(project, registry, None, principal="inventory")  # type: ignore[arg-type]
+
+    [refusal] = plan.all_refusals
+    assert refusal.policy == "retention-bounds"
+    assert refusal.message == "retention: retention.ms 15552000000 is outside the platform bounds"
+    assert refusal.file == "domains/inventory/products/example-event.yaml"
+    assert "not the domain's policies.yaml" in refusal.fix
+    assert any("[tags] (registry) no tags" in w for w in plan.products[0].warnings)
+    assert (PRODUCT, "check") in registry.asked
+    with pytest.raises(PlanRefusedError):
+        apply_plan(plan, project, registry, None)  # type: ignore[arg-type]
     assert registry.writes == []
 
 

@@ -132,3 +132,39 @@ def test_two_authorization_headers_are_refused_whichever_they_are(
     assert client.get("/subjects").json() == []  # nothing was registered
     one = client.get("/subjects", headers=[("Authorization", _basic(*PAYMENTS))])
     assert one.status_code == 200
+
+
+def test_a_product_check_says_what_a_put_would_refuse_and_stores_nothing() -> None:
+    """`mesh products plan` asks this before apply writes a topic or a schema (a new team's
+    campaign: apply made both, then the registry refused the descriptor)."""
+    from mesh_stream.governance import registry_validator
+    from mesh_stream.registry.service import InMemoryStore
+    from tests.unit.registry.conftest import ORDERS, descriptor, make_client, schema
+
+    client = make_client(InMemoryStore(), validators=(registry_validator(),))
+    long_kept = descriptor(retention={"ms": 180 * 86_400_000})
+    name = long_kept["name"]
+    # the subject has no schema yet: the check judges the one given with the descriptor
+    checked = client.post(
+        f"/products/{name}/check", json={"descriptor": long_kept, "schema": schema()}
+    )
+    assert checked.status_code == 200, checked.text
+    errors = [p for p in checked.json()["problems"] if p["severity"] == "error"]
+    assert [p["policy"] for p in errors] == ["retention-bounds"]
+    assert client.get(f"/products/{name}").status_code == 404  # nothing stored
+    assert client.get("/subjects").json() == []
+
+    # what PUT then says of the same descriptor, once its schema is registered
+    subject = f"{name}.v1-value"
+    assert client.post(f"/subjects/{subject}/versions", json={"schema": schema()}, auth=ORDERS)
+    put = client.put(f"/products/{name}", json=long_kept, auth=ORDERS)
+    assert put.status_code == 422
+    assert "retention-bounds" in put.json()["message"]
+
+    fine = client.post(
+        f"/products/{name}/check", json={"descriptor": descriptor(), "schema": schema()}
+    )
+    assert [p for p in fine.json()["problems"] if p["severity"] == "error"] == []
+    bad = client.post(f"/products/{name}/check", json={"descriptor": "x"})
+    assert bad.status_code == 422
+    assert bad.json()["message"].startswith('the body must be {"descriptor": {...}')

@@ -72,6 +72,12 @@ DescriptorBody = Body(
 )
 
 
+CheckBody = Body(
+    description='{"descriptor": <the descriptor document>, "schema": <the value schema as '
+    "JSON text, optional: the subject's latest is judged without it>}"
+)
+
+
 @router.get("", summary="List and search products (all filters must match)")
 async def list_products(
     services: ServicesDep,
@@ -115,6 +121,29 @@ async def put_product(
 ) -> dict[str, Any]:
     who = authorize_product(principal, name, "write")
     return await work.run(services.products.put, document, principal=who, path_name=name)
+
+
+@router.post(
+    "/{name}/check",
+    summary="What a PUT of this descriptor would meet: lineage and governance, nothing stored",
+)
+async def check_product(
+    name: str,
+    services: ServicesDep,
+    work: HeavyDep,
+    body: dict[str, Any] = CheckBody,
+) -> dict[str, Any]:
+    document = body.get("descriptor")
+    schema = body.get("schema")
+    if not isinstance(document, dict) or not (schema is None or isinstance(schema, str)):
+        raise InvalidProductError(
+            'the body must be {"descriptor": {...}, "schema": "<Avro schema JSON text>"} '
+            "(schema optional: the subject's latest is judged without it)",
+            status=422,
+            error_code=42214,
+        )
+    problems = await work.run(services.products.check, document, path_name=name, schema=schema)
+    return {"problems": [problem.to_dict() for problem in problems]}
 
 
 @router.delete("/{name}", summary="Delete a product nobody is built from", status_code=204)
