@@ -1542,3 +1542,13 @@ def test_faust_lines_about_a_reported_crash_lose_their_tracebacks_only() -> None
     assert logged(FatalKafkaStop("re-key stage of x stops: ...")).exc_info is None
     other = ValueError("a bug of faust's own")
     assert logged(other).exc_info == (ValueError, other, None)
+
+    # mode's "Error while stopping child" once the loop is closed: noise after a crash only
+    closed = RuntimeError("Event loop is closed")
+    assert logged(closed).exc_info == (RuntimeError, closed, None)
+    engine_module._STOPPING_AFTER_CRASH.set()
+    try:
+        assert logged(closed).exc_info is None
+        assert logged(other).exc_info == (ValueError, other, None)
+    finally:
+        engine_module._STOPPING_AFTER_CRASH.clear()
