@@ -47,8 +47,7 @@ def processor_module(name: str, project: MeshProject) -> str:
             raise ConfigurationError(
                 f"cannot find the processor of {name}: the project's runnables "
                 f"({project.runnables}) failed: {type(exc).__name__}: {exc}; fix that module, "
-                f"or give the processor's module instead (e.g. "
-                f"domains.analytics.processors.revenue)"
+                f"or give the processor's module instead (e.g. {_example_module(name)})"
             ) from exc
         for runnable in listed:
             argv = list(getattr(runnable, "argv", []))
@@ -62,9 +61,18 @@ def processor_module(name: str, project: MeshProject) -> str:
         )
         raise ConfigurationError(
             f"no processor for product {name} is listed in {where}; give the processor's "
-            f"module instead (e.g. domains.analytics.processors.revenue)"
+            f"module instead (e.g. {_example_module(name)})"
         )
     return name
+
+
+def _example_module(product: str) -> str:
+    """Where ``mesh init``'s layout puts the processor of ``product`` (an example to give)."""
+    found = PRODUCT_NAME.match(product)
+    if found is None:
+        return "domains.<domain>.processors.<module>"
+    short = product.split(".", 1)[1].replace("-", "_").replace(".", "_")
+    return f"domains.{found.group('domain')}.processors.{short}"
 
 
 def _kind(mode: int) -> str:

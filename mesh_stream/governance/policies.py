@@ -120,8 +120,8 @@ BUILTIN_POLICIES["descriptor-valid"] = Policy(
     "descriptor-valid",
     description="Every descriptor file loads (valid YAML, every field valid).",
     why="A descriptor that does not load cannot be discovered, addressed or checked.",
-    fix="Correct the YAML at the line shown; the fields are documented in "
-    "mesh_stream/descriptor.py (DataProduct).",
+    fix="Correct the YAML at the line shown; every field is described in the descriptor "
+    "reference of the mesh-stream docs (reference/descriptor).",
     check=_no_findings,
     configurable=False,
 )

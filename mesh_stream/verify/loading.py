@@ -41,7 +41,7 @@ def check_module_name(module: str) -> None:
         example = (
             dotted
             if dotted and all(part.isidentifier() for part in dotted.split("."))
-            else "domains.analytics.processors.revenue"
+            else "domains.<domain>.processors.<module>"
         )
         raise ConfigurationError(
             f"{module!r} is not a Python module name; give a dotted module such as {example}"
@@ -64,7 +64,7 @@ def load_processor(module: str) -> Processor:
             ) from exc
         raise ConfigurationError(
             f"no module {module!r}: give a processor module importable from the current folder "
-            f"or the project root, e.g. domains.analytics.processors.revenue"
+            f"or the project root, e.g. domains.<domain>.processors.<module>"
         ) from exc
     except MeshError as exc:  # e.g. a window declared with size_ms=0: where it is declared
         raise ConfigurationError(f"{_where(module, exc)}{exc}") from exc

@@ -130,7 +130,7 @@ def test_an_output_product_no_runnable_runs_is_named_as_a_product(tmp_path: Path
     assert str(caught.value) == (
         f"no processor for product shop.order-totals is listed in {tmp_path / 'mesh.yaml'} "
         "(it sets no `runnables`); give the processor's module instead (e.g. "
-        "domains.analytics.processors.revenue)"
+        "domains.shop.processors.order_totals)"
     )
     with pytest.raises(ConfigurationError, match="listed in the project's runnables"):
         processor_module("analytics.no-such-output", load_project(REPO))
