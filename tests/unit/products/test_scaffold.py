@@ -49,6 +49,9 @@ def test_init_writes_every_template_with_no_placeholder_left(tmp_path: Path) -> 
     assert "mesh lint" in steps
     assert "mesh products plan" in steps
     assert "${{ vars.MESH_REGISTRY_URL }}" in (tmp_path / ".github/workflows/mesh.yml").read_text()
+    # the lint sees the mesh's registry too: other domains' inputs are checked there
+    [lint] = [step for step in workflow["jobs"]["products"]["steps"] if step.get("name") == "lint"]
+    assert "vars.MESH_REGISTRY_URL" in lint["env"]["MESH_REGISTRY_URL"]
 
 
 def test_the_scaffolded_test_runs_mesh_lint_and_fails_when_lint_fails(tmp_path: Path) -> None:
