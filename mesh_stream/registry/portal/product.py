@@ -397,8 +397,7 @@ def consume_snippets(
         else ""
     )
     sdk = (
-        "from mesh_stream import MeshSettings, ProductConsumer, RegistryClient\n"
-        "from mesh_stream.kafka import KafkaConnection\n"
+        "from mesh_stream import MeshSettings, ProductConsumer\n"
         "\n"
         "# Kafka from MESH_BOOTSTRAP_SERVERS (and MESH_KAFKA_* for TLS/SASL).\n"
         f"{auth_sdk}"
@@ -406,8 +405,7 @@ def consume_snippets(
         "with ProductConsumer(\n"
         f"    [{_py(product.name)}],\n"
         f"    group_id={_py(group)},\n"
-        "    connection=KafkaConnection.from_settings(settings),\n"
-        "    registry=RegistryClient.from_settings(settings),\n"
+        "    settings=settings,\n"
         "    from_beginning=True,\n"
         ") as consumer:\n"
         "    while True:\n"
@@ -422,6 +420,7 @@ def consume_snippets(
             '    "basic.auth.user.info": "<domain>:<token>",  # your registry credential\n}'
         )
     confluent = (
+        "# pip install 'confluent-kafka[avro,schemaregistry]'\n"
         "from confluent_kafka import Consumer\n"
         "from confluent_kafka.schema_registry import SchemaRegistryClient\n"
         "from confluent_kafka.schema_registry.avro import AvroDeserializer\n"
