@@ -57,4 +57,6 @@ def run(
 
 
 #: What the processing extra installs (pyproject.toml), which the worker imports.
-PROCESSING_EXTRA_MODULES = frozenset({"faust", "mode", "aiokafka", "rocksdict"})
+PROCESSING_EXTRA_MODULES = frozenset(
+    {"faust", "mode", "aiokafka", "rocksdict", "orjson", "uvloop", "cramjam"}
+)

@@ -136,8 +136,6 @@ def _plan_registry(plan: ProductPlan, local: _Local, registry: RegistryClient) -
             _registered_document(registered), product.to_document()
         )
         plan.descriptor = Status.CHANGED if plan.descriptor_changes else Status.UNCHANGED
-    if plan.descriptor is not Status.UNCHANGED and local.schema_text is not None:
-        _registry_policies(plan, local, registry)
     try:
         latest = registry.get_latest(plan.subject)
     except SubjectNotFoundError:
@@ -193,11 +191,31 @@ def _plan_registry(plan: ProductPlan, local: _Local, registry: RegistryClient) -
             plan.refusals.append(consumer_refusal(plan, verdict, local.schema_text))
 
 
-def _registry_policies(plan: ProductPlan, local: _Local, registry: RegistryClient) -> None:
+def _registry_policies(
+    plan: ProductPlan, local: _Local, registry: RegistryClient, project_products: set[str]
+) -> None:
     """Refusals for what the registry's own policies (its ``MESH_GOVERNANCE_ROOT``, which a
     domain's ``policies.yaml`` does not reach) would refuse in the descriptor: asked before
     apply writes anything, so a descriptor the registry refuses leaves no topic or schema
-    behind (a new team's campaign: apply made both, then the registry refused)."""
+    behind (a new team's campaign: apply made both, then the registry refused).
+
+    Not asked when the local checks refuse the product already (their refusal says it
+    first), nor when an input is a product of this project the registry does not hold yet
+    (apply registers it first; until then the registry cannot judge the lineage): a
+    warning says so, and the registry judges the descriptor when apply registers it."""
+    if plan.refusals or local.schema_text is None:
+        return
+    pending = [
+        name
+        for name in local.product.inputs
+        if name in project_products and not _registered_product(registry, name)
+    ]
+    if pending:
+        plan.warnings.append(
+            f"{local.descriptor_file}: the registry's own policies are checked when apply "
+            f"registers it, after its input(s) {', '.join(pending)} of this project"
+        )
+        return
     try:
         problems = registry.check_product(local.product, local.schema_text)
     except RegistryUnavailableError:
@@ -229,7 +247,7 @@ def _registry_policies(plan: ProductPlan, local: _Local, registry: RegistryClien
             continue
         if policy in known:  # the local lint said it already
             continue
-        where = tuple(str(field).split(".")) if field else ()
+        where = _field_path(str(field)) if field else ()
         plan.refusals.append(
             Refusal(
                 policy,
@@ -241,6 +259,27 @@ def _registry_policies(plan: ProductPlan, local: _Local, registry: RegistryClien
                 product=local.product.name,
             )
         )
+
+
+def _registered_product(registry: RegistryClient, name: str) -> bool:
+    try:
+        registry.get_product(name)
+    except ProductNotFoundError:
+        return False
+    return True
+
+
+def _field_path(field: str) -> tuple[str | int, ...]:
+    """A policy's field (``inputs[0]``, ``retention.ms``) as a path into the YAML."""
+    path: list[str | int] = []
+    for part in field.split("."):
+        name, _, rest = part.partition("[")
+        if name:
+            path.append(name)
+        for index in rest.replace("]", "").split("[") if rest else []:
+            if index.isdigit():
+                path.append(int(index))
+    return tuple(path)
 
 
 def _contract_changes(
@@ -554,6 +593,11 @@ def plan_project(
         if owner is not None:
             item.refusals.insert(0, owner)
         _plan_registry(item, local, registry)
+        if Status.NEW in (item.descriptor, item.schema) or Status.CHANGED in (
+            item.descriptor,
+            item.schema,
+        ):
+            _registry_policies(item, local, registry, {p.name for p in products})
         if conn is not None and admin is not None and cluster is not None:
             _plan_topic(item, local, conn, admin, cluster, existing)
         plan.products.append(item)

@@ -99,6 +99,19 @@ def _repeatable(method: str, path: str) -> bool:
     return method != "DELETE" and not path.startswith("/admin/")
 
 
+def _reads_only(method: str, path: str) -> bool:
+    """A request that changes nothing: a GET, or a POST that asks (a compatibility check, a
+    product check, a lookup), as the registry's own forwarding judges it."""
+    if method == "GET":
+        return True
+    if method != "POST":
+        return False
+    trimmed = path.split("?", 1)[0].rstrip("/")
+    return trimmed.startswith("/compatibility/") or (
+        trimmed.startswith("/products/") and trimmed.endswith("/check")
+    )
+
+
 def _maybe_applied(method: str, repeatable: bool) -> str:
     """What an unanswered write may still do: the registry finishes a write whose Kafka
     transaction outlives the client's wait, so "no answer" is not "not done"."""
@@ -495,9 +508,9 @@ class RegistryClient:
             waited = f"within {waits:g} s"
             if attempt > 1 and started is not None:
                 waited += f" each, {attempt} attempts over {time.monotonic() - started:.0f} s"
+            may = "" if _reads_only(method, path) else _maybe_applied(method, repeatable)
             unanswered = RegistryUnavailableError(
-                f"registry at {self.url} did not answer {method} {shown} "
-                f"{waited}{_maybe_applied(method, repeatable)}",
+                f"registry at {self.url} did not answer {method} {shown} {waited}{may}",
                 status=503,
                 error_code=50302,
             )

@@ -612,13 +612,14 @@ def _array_union_guard(array_guard: Guard | None, byte_sizes: frozenset[int | No
 
 def _byte_sizes(union: list[Any], named: Mapping[str, Any]) -> frozenset[int | None]:
     """What plain bytes a union's branches take: None for a ``bytes`` branch, the size of
-    each ``fixed`` (logical types aside: a decimal takes a Decimal)."""
+    each ``fixed`` (a decimal aside: it takes a Decimal; other logical types on bytes or
+    fixed, ``duration`` say, take bytes)."""
     sizes: set[int | None] = set()
     for branch in union:
         resolved = named.get(branch, branch) if isinstance(branch, str) else branch
         if resolved == "bytes":
             sizes.add(None)
-        elif isinstance(resolved, Mapping) and resolved.get("logicalType") is None:
+        elif isinstance(resolved, Mapping) and resolved.get("logicalType") != "decimal":
             if resolved.get("type") == "bytes":
                 sizes.add(None)
             elif resolved.get("type") == "fixed" and isinstance(resolved.get("size"), int):

@@ -424,7 +424,7 @@ class MeshUp:
     def _start_registry(self, domains: Sequence[str]) -> tuple[str, dict[str, str]]:
         """The registry URL and the tokens to use (principal -> token)."""
         # A principal:token@ in the URL is a credential (as the registry client takes it),
-        # never part of the URL shown or handed on.
+        # never part of the URL shown (children get MESH_REGISTRY_URL as it was set).
         url, in_url = without_userinfo(self.settings.registry_url.rstrip("/"))
         if probe_registry(url):
             self.say(f"registry: using the one that answers at {url}")
@@ -432,7 +432,7 @@ class MeshUp:
             if self.settings.registry_principal and self.settings.registry_token is not None:
                 token = self.settings.registry_token.get_secret_value()
                 tokens[self.settings.registry_principal] = token
-            elif in_url is not None:
+            elif in_url is not None and in_url[1]:  # a user without a token is none
                 tokens[in_url[0]] = in_url[1]
             return url, tokens
         parts = urlsplit(url)

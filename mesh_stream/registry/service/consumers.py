@@ -103,8 +103,8 @@ def group_name_problem(group: str, principal: str) -> str | None:
     return (
         f"principal '{principal}' may not register consumer group '{shown}': a domain "
         f"registers only groups named after it, so no domain can take another's name; name "
-        f"your group `{principal}.…` or `{principal}-…` (or, for a processor of your product "
-        f"P, `mesh-P` / `mesh-P-rekey`)"
+        f"your group `{principal}.…` or `{principal}-…` without a dot (or, for a processor of "
+        f"your product P, `mesh-P` / `mesh-P-rekey`)"
     )
 
 
@@ -207,7 +207,8 @@ class ConsumerRegistrations:
         principal: str,
         authenticated: bool,
     ) -> str:
-        if authenticated:
+        # a registration the caller owns already (made before this rule) stays its own
+        if authenticated and (existing is None or existing.get("owner") != principal):
             problem = group_name_problem(group, principal)
             if problem is not None:
                 raise PermissionDeniedError(problem)

@@ -64,6 +64,8 @@ def is_write(method: str, path: str) -> bool:
     if method == "POST":
         if path.startswith("/compatibility/"):
             return False
+        if path.startswith("/products/") and path.rstrip("/").endswith("/check"):
+            return False  # a product check stores nothing: any instance answers it
         if path.startswith("/subjects/") and not path.rstrip("/").endswith("/versions"):
             return False  # POST /subjects/{s}: look a schema up
     return True

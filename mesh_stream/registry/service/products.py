@@ -389,8 +389,9 @@ class ProductCatalog:
         plan`` asks before ``apply`` writes a topic or a schema, so a descriptor the
         registry's policies refuse is refused before anything is written. ``schema`` is the
         value schema the descriptor comes with (the project's ``.avsc``), judged instead of
-        the subject's latest; inputs not registered yet are not held against it (the same
-        apply may register them first)."""
+        the subject's latest. An input not registered yet is not refused as :meth:`put`
+        refuses it (42213), but the governance policies still judge the lineage against the
+        catalog, so the plan asks only once a product's inputs are registered."""
         product = validate_descriptor(document)
         if path_name != product.name:
             raise InvalidProductError(

@@ -250,7 +250,7 @@ def test_a_transitive_level_is_checked_against_every_version(project_root: Path)
 
     [item] = plan_project(load_project(project_root), registry, None, principal=None).products  # type: ignore[arg-type]
 
-    assert registry.asked == [(SUBJECT, None)]
+    assert [a for a in registry.asked if a[1] != "check"] == [(SUBJECT, None)]
     assert [c.describe() for c in item.schema_changes] == ["- action: string", "+ what: string"]
     assert item.level_change == ("FULL_TRANSITIVE", "BACKWARD")
     assert item.compatible is True
@@ -616,3 +616,45 @@ def test_a_change_that_breaks_a_registered_consumer_group_is_refused_naming_it(
         "read by consumer group 'stock-app' (owner shop): FULL_TRANSITIVE (consumer "
         "protection): BREAKS THEM"
     ) in lines
+
+
+def test_the_registry_check_waits_for_an_input_new_in_the_same_project(
+    project_root: Path,
+) -> None:
+    """The registry cannot judge the lineage of an input it does not hold yet (apply
+    registers it first): no refusal, a warning (a review: plan refused such products)."""
+    import yaml
+
+    source = project_root / "domains/inventory/products/example-event.yaml"
+    derived = yaml.safe_load(source.read_text())
+    derived.update(name="inventory.stock-levels", inputs=["inventory.example-event"])
+    derived["kind"] = "aggregate"
+    derived["schema"] = "schemas/inventory/stock-levels.avsc"
+    (project_root / "domains/inventory/products/stock-levels.yaml").write_text(
+        yaml.safe_dump(derived)
+    )
+    schemas = project_root / "schemas/inventory"
+    (schemas / "stock-levels.avsc").write_text(
+        (schemas / "example-event.avsc").read_text().replace("ExampleEvent", "StockLevel")
+    )
+    registry = FakeRegistry(
+        policy_problems=[
+            {"policy": "inputs-exist", "severity": "error", "message": "not a product"}
+        ]
+    )
+    plan = plan_project(load_project(project_root), registry, None, principal="inventory")  # type: ignore[arg-type]
+    by_name = {item.name: item for item in plan.products}
+    assert ("inventory.stock-levels", "check") not in registry.asked
+    assert any(
+        "checked when apply registers it, after its input(s) inventory.example-event" in w
+        for w in by_name["inventory.stock-levels"].warnings
+    )
+    assert [r.policy for r in by_name["inventory.stock-levels"].refusals] == []
+
+
+def test_a_policys_field_is_a_path_into_the_descriptor() -> None:
+    from mesh_stream.products_plan.plan import _field_path
+
+    assert _field_path("inputs[0]") == ("inputs", 0)
+    assert _field_path("retention.ms") == ("retention", "ms")
+    assert _field_path("field_lineage.total[1]") == ("field_lineage", "total", 1)

@@ -86,7 +86,8 @@ def test_only_the_owner_domain_or_admin_changes_a_registration(orders: TestClien
     assert orders.put(f"{CONSUMERS}/{BILLING}", json={}, auth=ORDERS).json()["message"] == (
         "principal 'orders' may not register consumer group 'payments.billing-app': a domain "
         "registers only groups named after it, so no domain can take another's name; name your "
-        "group `orders.…` or `orders-…` (or, for a processor of your product P, `mesh-P` / "
+        "group `orders.…` or `orders-…` without a dot (or, for a processor of your product P, "
+        "`mesh-P` / "
         "`mesh-P-rekey`)"
     )
     assert orders.delete(f"{CONSUMERS}/orders-audit", auth=PAYMENTS).json()["message"] == (

@@ -44,8 +44,8 @@ def test_a_domain_cannot_register_a_group_named_after_another_domain() -> None:
     assert squat.json()["message"] == (
         "principal 'payments' may not register consumer group 'orders.g9': a domain registers "
         "only groups named after it, so no domain can take another's name; name your group "
-        "`payments.…` or `payments-…` (or, for a processor of your product P, `mesh-P` / "
-        "`mesh-P-rekey`)"
+        "`payments.…` or `payments-…` without a dot (or, for a processor of your product P, "
+        "`mesh-P` / `mesh-P-rekey`)"
     )
     assert client.get(CONSUMERS).json() == []  # nothing stored
     # the owner of the name registers it, unregisters it, and deletes its product
@@ -222,3 +222,16 @@ def test_a_dashed_prefix_does_not_reach_another_domains_dotted_names() -> None:
     refused = group_name_problem("orders-eu.billing", "orders")
     assert refused is not None
     assert "name your group `orders.…` or `orders-…`" in refused
+
+
+def test_a_registration_the_domain_owns_from_before_the_rule_stays_its_own() -> None:
+    """`orders-app.v2` registered by orders before the name rule: orders still updates it
+    (its consumer re-registers its reads at every start; a review)."""
+    client = _with_product(make_client())
+    store: InMemoryStore = client.app.state.services.schemas.store  # type: ignore[attr-defined]
+    owned = {"owner": "orders", "reads": ["order_id"], "registered_by": "orders"}
+    store.append([Record(("consumer", PRODUCT, "orders-app.v2"), owned)])
+    again = client.put(f"{CONSUMERS}/orders-app.v2", json={"reads": ["order_id"]}, auth=ORDERS)
+    assert again.status_code == 200, again.text
+    new = client.put(f"{CONSUMERS}/orders-app.v3", json={}, auth=ORDERS)
+    assert (new.status_code, new.json()["error_code"]) == (403, 40301)

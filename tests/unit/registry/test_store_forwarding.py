@@ -73,6 +73,7 @@ def follower() -> Iterator[tuple[RegistryServer, FollowerStore]]:
         ("POST", "/products", True),
         ("PUT", "/products/orders.x", True),
         ("DELETE", "/products/orders.x", True),
+        ("POST", "/products/orders.x/check", False),  # stores nothing: any instance answers
         ("POST", "/health/ready", False),
     ],
 )

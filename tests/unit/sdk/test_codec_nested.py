@@ -357,6 +357,7 @@ def test_bytes_in_a_union_with_an_earlier_array_branch_stay_bytes(
         ({"type": "map", "values": ["null", DIGEST, NUMBERS]}, {"k": b"ab", "l": [2]}),
         ({"type": "array", "items": ["null", NUMBERS, "bytes"], "logicalType": "x"}, [b"ab"]),
         ({"type": "map", "values": ["null", NUMBERS, "bytes"], "logicalType": "x"}, {"k": b"a"}),
+        (["null", {**DIGEST, "name": "Span", "logicalType": "duration"}, NUMBERS], b"ab"),
     ],
     ids=[
         "bytes-first",
@@ -367,6 +368,7 @@ def test_bytes_in_a_union_with_an_earlier_array_branch_stay_bytes(
         "in-map",
         "lt-a",
         "lt-m",
+        "fixed-with-a-logical-type",
     ],
 )
 def test_bytes_for_a_bytes_branch_are_taken_wherever_the_array_is(
