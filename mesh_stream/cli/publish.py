@@ -13,7 +13,6 @@ from typing import IO, Any
 
 import click
 
-from mesh_stream import registration
 from mesh_stream.cli.options import (
     ProjectChoice,
     checked_bootstrap_servers,
@@ -29,7 +28,7 @@ from mesh_stream.errors import (
 )
 from mesh_stream.files import UTF8_BOM, read_regular_text
 from mesh_stream.kafka.connection import KafkaConnection
-from mesh_stream.producer import ProductPublisher, UndeliveredRecord, local_product
+from mesh_stream.producer import ProductPublisher, UndeliveredRecord
 from mesh_stream.project import resolve_product
 from mesh_stream.schema import strict_json
 from mesh_stream.schema.avro import parse_schema
@@ -303,10 +302,6 @@ def publish(
             root=found.root if found is not None else None,
         )
         with publisher:
-            local = local_product(product, found)
-            if local is not None and found is not None:  # as open_publisher does: the
-                # schema is registered now, and the catalog gets the descriptor too
-                registration.register_missing_descriptor(registry, local, found)
             if source is None:
                 click.echo(
                     f"registered schema id {publisher.schema_id} under "

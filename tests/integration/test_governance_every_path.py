@@ -231,5 +231,6 @@ def test_mesh_products_apply_is_refused(gated: Gated) -> None:
     assert refused.exit_code == 1, refused.stdout + refused.stderr
     assert "Traceback" not in refused.stderr
     _policies_named(refused.stderr)
-    assert "42218" in refused.stderr
+    # the plan asked the registry (POST /products/{name}/check) before writing anything
+    assert "nothing applied" in refused.stderr
     _nothing_stored(gated, before)

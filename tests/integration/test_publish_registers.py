@@ -105,29 +105,3 @@ def test_a_governance_refusal_names_the_policy_and_the_file(
             client.get_product(name)
         with pytest.raises(SubjectNotFoundError):
             client.get_latest(f"{name}.v1-value")
-
-
-def test_mesh_publish_of_a_local_product_registers_its_descriptor_too(
-    kafka: KafkaAddress, registry: RegistryAddress, tmp_path: Path
-) -> None:
-    """`mesh publish` registered the schema and made the topic but left the catalog without
-    the product, so other domains could not find it (a new team's campaign)."""
-    from click.testing import CliRunner
-
-    from mesh_stream.cli.main import cli
-
-    name = _project(tmp_path, f"cli-{uuid.uuid4().hex[:8]}", SCHEMA)
-    env = {
-        "MESH_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-        "MESH_REGISTRY_URL": registry.url,
-        "MESH_REGISTRY_PRINCIPAL": "orders",
-        "MESH_REGISTRY_TOKEN": registry.tokens["orders"],
-    }
-    done = CliRunner().invoke(
-        cli, ["publish", name, "--register-only", "--project", str(tmp_path)], env=env
-    )
-    assert done.exit_code == 0, done.output
-    with RegistryClient.from_settings(_settings(kafka, registry, tmp_path)) as client:
-        registered = client.get_product(name)
-    assert registered["owner"] == {"team": "checkout", "contact": "checkout@example.com"}
-    assert registered["registry"]["topic"] == f"{name}.v1"

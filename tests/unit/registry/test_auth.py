@@ -251,7 +251,7 @@ def test_every_route_but_health_needs_a_credential_when_reads_do() -> None:
         "/docs",
     }
     guarded = [r for r in routes if not is_public(r)]
-    assert len(guarded) == 53  # 38 schema, mode, context and product routes, 3 consumer
+    assert len(guarded) == 54  # 39 schema, mode, context and product routes, 3 consumer
     # registration routes, 6 credential routes, 3 product health routes, 1 live sample route,
     # 2 export routes (asyncapi, odcs)
     for route in guarded:
