@@ -192,7 +192,7 @@ def _plan_registry(plan: ProductPlan, local: _Local, registry: RegistryClient) -
 
 
 def _registry_policies(
-    plan: ProductPlan, local: _Local, registry: RegistryClient, project_products: set[str]
+    plan: ProductPlan, local: _Local, catalog: RegistryCatalog, project_products: set[str]
 ) -> None:
     """Refusals for what the registry's own policies (its ``MESH_GOVERNANCE_ROOT``, which a
     domain's ``policies.yaml`` does not reach) would refuse in the descriptor: asked before
@@ -205,10 +205,11 @@ def _registry_policies(
     warning says so, and the registry judges the descriptor when apply registers it."""
     if plan.refusals or local.schema_text is None:
         return
+    registry = catalog.registry
     pending = [
         name
         for name in local.product.inputs
-        if name in project_products and not _registered_product(registry, name)
+        if name in project_products and not catalog.known(name)
     ]
     if pending:
         plan.warnings.append(
@@ -259,14 +260,6 @@ def _registry_policies(
                 product=local.product.name,
             )
         )
-
-
-def _registered_product(registry: RegistryClient, name: str) -> bool:
-    try:
-        registry.get_product(name)
-    except ProductNotFoundError:
-        return False
-    return True
 
 
 def _field_path(field: str) -> tuple[str | int, ...]:
@@ -550,7 +543,8 @@ def plan_project(
         registry_url=registry.url,
         bootstrap_servers=conn.bootstrap_servers if conn is not None else None,
     )
-    report = lint_project(project, outside=RegistryCatalog(registry))
+    catalog = RegistryCatalog(registry)  # the lint's and the registry check's, asked once
+    report = lint_project(project, outside=catalog)
     plan.lint_errors, plan.lint_warnings = report.errors, report.warnings
     lint_refusals, plan.warnings = _lint_refusals(report)
     try:
@@ -597,7 +591,7 @@ def plan_project(
             item.descriptor,
             item.schema,
         ):
-            _registry_policies(item, local, registry, {p.name for p in products})
+            _registry_policies(item, local, catalog, {p.name for p in products})
         if conn is not None and admin is not None and cluster is not None:
             _plan_topic(item, local, conn, admin, cluster, existing)
         plan.products.append(item)
