@@ -1115,7 +1115,7 @@ def open_publisher(
 
         registry = RegistryClient.from_settings(settings)
     project = locate_project(root, settings)
-    local = _local_product(product, project)
+    local = local_product(product, project)
     descriptor = local or resolve_product(product, project=None, registry=registry)
     publisher = ProductPublisher(
         descriptor,
@@ -1133,7 +1133,7 @@ def open_publisher(
     return publisher
 
 
-def _local_product(product: str | DataProduct, project: MeshProject | None) -> DataProduct | None:
+def local_product(product: str | DataProduct, project: MeshProject | None) -> DataProduct | None:
     """The project's own descriptor of the product named ``product`` (None: not local)."""
     if project is None or isinstance(product, DataProduct):
         return None

@@ -13,6 +13,7 @@ from typing import IO, Any
 
 import click
 
+from mesh_stream import registration
 from mesh_stream.cli.options import (
     ProjectChoice,
     checked_bootstrap_servers,
@@ -28,7 +29,7 @@ from mesh_stream.errors import (
 )
 from mesh_stream.files import UTF8_BOM, read_regular_text
 from mesh_stream.kafka.connection import KafkaConnection
-from mesh_stream.producer import ProductPublisher, UndeliveredRecord
+from mesh_stream.producer import ProductPublisher, UndeliveredRecord, local_product
 from mesh_stream.project import resolve_product
 from mesh_stream.schema import strict_json
 from mesh_stream.schema.avro import parse_schema
@@ -221,8 +222,9 @@ def _read_json(path: Path) -> Any:
 @click.option(
     "--register-only",
     is_flag=True,
-    help="Register the product's schema (subject <topic>-value) and create its topic, "
-    "then stop without publishing (refused with --file).",
+    help="Register the product's schema (subject <topic>-value), create its topic and, for a "
+    "product of the local project the catalog lacks, register its descriptor; then stop "
+    "without publishing (refused with --file).",
 )
 @click.option(
     "--schema",
@@ -302,6 +304,15 @@ def publish(
             root=found.root if found is not None else None,
         )
         with publisher:
+            local = local_product(product, found)
+            # as open_publisher does: the schema is registered now, and the catalog gets
+            # the project's descriptor too, so that other domains find the product
+            if (
+                local is not None
+                and found is not None
+                and registration.register_missing_descriptor(registry, local, found)
+            ):
+                click.echo(f"registered the descriptor of {local.name} in the catalog", err=True)
             if source is None:
                 click.echo(
                     f"registered schema id {publisher.schema_id} under "

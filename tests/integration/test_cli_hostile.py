@@ -17,7 +17,13 @@ from mesh_stream.descriptor import DataProduct
 from mesh_stream.scaffold import scaffold
 from mesh_stream.schema.codec import json_default
 from tests.conftest import KafkaAddress, RegistryAddress
-from tests.fixtures.sdk.helpers import FIXTURES, end_offsets, make_order, new_product
+from tests.fixtures.sdk.helpers import (
+    FIXTURES,
+    PROJECT_SCHEMA_V1,
+    end_offsets,
+    make_order,
+    new_product,
+)
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -63,7 +69,7 @@ def _line(record: dict[str, Any]) -> bytes:
 def test_publish_names_each_hostile_line_and_publishes_the_good_ones(
     kafka: KafkaAddress, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    product = new_product("cli-hostile")
+    product = new_product("cli-hostile", schema=PROJECT_SCHEMA_V1)
     root = _repo(product, tmp_path / "repo")
     records = tmp_path / "records.jsonl"
     records.write_bytes(
@@ -78,8 +84,9 @@ def test_publish_names_each_hostile_line_and_publishes_the_good_ones(
     status, _out, err = _mesh(
         ["publish", product.name, "-f", str(records), "--root", str(root)], capsys
     )
-    lines = err.splitlines()
+    registered, *lines = err.splitlines()
     assert status == 1
+    assert registered == f"registered the descriptor of {product.name} in the catalog"
     assert lines[0] == f"{records}:2: JSON nested too deeply to read"
     assert lines[1] == (
         f"{records}:3: not valid JSON: Exceeds the limit (4300 digits) for integer string "
@@ -103,7 +110,7 @@ def test_a_schema_the_specification_forbids_is_refused_by_the_registry_in_one_li
 ) -> None:
     schema = json.loads((FIXTURES / "order_v1.avsc").read_text())
     schema["fields"][5]["default"] = 2**40  # quantity: an int
-    product = new_product("cli-strict")
+    product = new_product("cli-strict", schema=PROJECT_SCHEMA_V1)
     root = _repo(product, tmp_path / "repo", schema)
     status, _out, err = _mesh(
         ["publish", product.name, "--register-only", "--root", str(root)], capsys
@@ -227,7 +234,7 @@ def test_products_with_hostile_filters_answer_in_one_line(
 def test_tail_takes_odd_but_legal_options_and_shows_the_record(
     extra: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    product = new_product("cli-tail-hostile")
+    product = new_product("cli-tail-hostile", schema=PROJECT_SCHEMA_V1)
     root = _repo(product, tmp_path / "repo")
     records = tmp_path / "records.jsonl"
     records.write_bytes(_line(make_order(0)))

@@ -19,7 +19,14 @@ from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import ConfigurationError, ConsumerError
 from mesh_stream.schema.codec import json_default
 from tests.conftest import KafkaAddress, RegistryAddress
-from tests.fixtures.sdk.helpers import FIXTURES, decoded, end_offsets, make_order, new_product
+from tests.fixtures.sdk.helpers import (
+    FIXTURES,
+    PROJECT_SCHEMA_V1,
+    decoded,
+    end_offsets,
+    make_order,
+    new_product,
+)
 
 
 @pytest.fixture
@@ -54,7 +61,7 @@ def _line(record: dict[str, Any]) -> bytes:
 def test_a_line_that_is_not_utf8_is_named_and_the_good_lines_are_published(
     env: dict[str, str], kafka: KafkaAddress, tmp_path: Path
 ) -> None:
-    product = new_product("cli-utf8")
+    product = new_product("cli-utf8", schema=PROJECT_SCHEMA_V1)
     root = _repo(product, tmp_path / "repo")
     bad = b'{"order_id": "caf\xe9"}\n'
     records = tmp_path / "records.jsonl"
@@ -67,6 +74,7 @@ def test_a_line_that_is_not_utf8_is_named_and_the_good_lines_are_published(
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
+        f"registered the descriptor of {product.name} in the catalog",
         f"{records}:2: not UTF-8 text (byte 0xe9 at column {column}); JSON Lines files must "
         "be UTF-8",
         f"published 2 record(s) to {product.topic}; rejected 1 line(s); not published: line(s) 2",
@@ -88,7 +96,7 @@ def test_a_line_that_is_not_utf8_is_named_and_the_good_lines_are_published(
 def test_a_schema_file_that_is_not_json_is_named_with_line_and_column(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    product = new_product("cli-schema")
+    product = new_product("cli-schema", schema=PROJECT_SCHEMA_V1)
     root = _repo(product, tmp_path / "repo")
     broken = tmp_path / "broken.avsc"
     broken.write_text('{"type": "record",\n "name": }\n')
@@ -109,7 +117,7 @@ def test_a_schema_file_that_is_not_json_is_named_with_line_and_column(
 def test_tail_says_when_the_products_topic_does_not_exist_yet(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    product = new_product("cli-notopic")
+    product = new_product("cli-notopic", schema=PROJECT_SCHEMA_V1)
     root = _repo(product, tmp_path / "repo", mesh_yaml=False)
     result = CliRunner().invoke(  # the old --root still takes a folder without mesh.yaml
         cli, ["tail", product.name, "--timeout", "1", "--root", str(root)], env=env
@@ -127,7 +135,7 @@ def test_tail_says_it_waits_for_a_registry_that_does_not_answer_and_fails_at_its
 ) -> None:
     """Records are there, but their writer schema is not cached and the registry is away:
     tail says so once, and --timeout ends with an error (exit 1), never an empty success."""
-    product = new_product("cli-noregistry")
+    product = new_product("cli-noregistry", schema=PROJECT_SCHEMA_V1)
     root = _repo(product, tmp_path / "repo")
     records = tmp_path / "records.jsonl"
     records.write_bytes(b"".join(_line(make_order(i)) for i in range(3)))
@@ -161,7 +169,7 @@ def _publish(env: dict[str, str], root: Path, product: DataProduct, *args: str) 
 def test_an_oversize_line_is_named_and_the_other_lines_are_published_or_none(
     env: dict[str, str], kafka: KafkaAddress, tmp_path: Path, all_or_nothing: bool
 ) -> None:
-    product = new_product("cli-huge")
+    product = new_product("cli-huge", schema=PROJECT_SCHEMA_V1)
     root = _repo(product, tmp_path / "repo")
     orders = [make_order(i) for i in range(6)]
     orders[2]["customer_email"] = "x" * 3_000_000
@@ -171,7 +179,8 @@ def test_an_oversize_line_is_named_and_the_other_lines_are_published_or_none(
 
     result = _publish(env, root, product, "-f", str(records), *flag)
     assert result.exit_code == 1, result.stderr
-    lines = result.stderr.splitlines()
+    registered, *lines = result.stderr.splitlines()
+    assert registered == f"registered the descriptor of {product.name} in the catalog"
     assert lines[0].startswith(f"{records}:3: record of {product.name} is 300")
     assert lines[0].endswith(
         " bytes encoded, over the producer's limit of 1000000 bytes (message.max.bytes; the "
@@ -194,7 +203,7 @@ def test_a_line_the_broker_refuses_for_its_size_is_named_and_the_others_arrive(
 ) -> None:
     """Under the producer's limit but over the topic's max.message.bytes: only the broker can
     refuse it, at delivery. The line is still named, and the lines sent with it arrive."""
-    product = new_product("cli-sized")
+    product = new_product("cli-sized", schema=PROJECT_SCHEMA_V1)
     root = _repo(product, tmp_path / "repo")
     assert _publish(env, root, product, "--register-only").exit_code == 0  # the topic
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
@@ -224,7 +233,7 @@ def test_a_line_the_broker_refuses_for_its_size_is_named_and_the_others_arrive(
 def test_decimals_over_the_precision_in_exponent_form_are_rejected_like_plain_ones(
     env: dict[str, str], kafka: KafkaAddress, tmp_path: Path
 ) -> None:
-    product = new_product("cli-decimal")
+    product = new_product("cli-decimal", schema=PROJECT_SCHEMA_V1)
     root = _repo(product, tmp_path / "repo")
     totals: list[Any] = ["12345678901234.00", "99999999.99", "1e12", "1E+15", 1e308, "1e400",
                          "-1e-5", "-0", "1e2"]  # fmt: skip
@@ -239,7 +248,9 @@ def test_decimals_over_the_precision_in_exponent_form_are_rejected_like_plain_on
     result = _publish(env, root, product, "-f", str(records))
     assert result.exit_code == 1
     shown = {1: "12345678901234.00", 3: "1E+12", 4: "1E+15", 5: "1E+308", 6: "1E+400"}
-    assert result.stderr.splitlines() == [
+    registered, *lines = result.stderr.splitlines()
+    assert registered == f"registered the descriptor of {product.name} in the catalog"
+    assert lines == [
         f"{records}:{number}: record does not fit schema {product_schema_name()}: total: "
         f"expected decimal(12,2) (at most 12 digits), got {value}"
         for number, value in shown.items()
@@ -269,7 +280,7 @@ def product_schema_name() -> str:
 def test_null_and_lone_surrogate_lines_are_named_in_json_terms_and_by_field(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    product = new_product("cli-null")
+    product = new_product("cli-null", schema=PROJECT_SCHEMA_V1)
     root = _repo(product, tmp_path / "repo")
     surrogate = json.loads(_line(make_order(1)))
     surrogate["customer_email"] = "\ud800"
@@ -280,6 +291,7 @@ def test_null_and_lone_surrogate_lines_are_named_in_json_terms_and_by_field(
     result = _publish(env, root, product, "-f", str(records))
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
+        f"registered the descriptor of {product.name} in the catalog",
         f"{records}:1: a record must be a JSON object, got null",
         f"{records}:2: a record must be a JSON object, got an array",
         f"{records}:3: record does not fit schema {product_schema_name()}: customer_email: "
@@ -290,7 +302,7 @@ def test_null_and_lone_surrogate_lines_are_named_in_json_terms_and_by_field(
 
 
 def test_register_only_with_a_file_is_a_usage_error(env: dict[str, str], tmp_path: Path) -> None:
-    product = new_product("cli-regonly")
+    product = new_product("cli-regonly", schema=PROJECT_SCHEMA_V1)
     root = _repo(product, tmp_path / "repo")
     records = tmp_path / "records.jsonl"
     records.write_bytes(_line(make_order(0)))
@@ -302,7 +314,7 @@ def test_register_only_with_a_file_is_a_usage_error(env: dict[str, str], tmp_pat
 def test_a_schema_the_registry_refuses_is_named_as_the_schema_option(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    product = new_product("cli-refused")
+    product = new_product("cli-refused", schema=PROJECT_SCHEMA_V1)
     root = _repo(product, tmp_path / "repo")
     first = _publish(env, root, product, "--register-only")
     assert first.exit_code == 0, first.stderr

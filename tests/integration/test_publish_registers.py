@@ -18,6 +18,7 @@ from mesh_stream.producer import open_publisher
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 from tests.conftest import KafkaAddress, RegistryAddress
+from tests.fixtures.sdk.helpers import end_offsets
 
 SCHEMA: dict[str, Any] = {
     "type": "record",
@@ -105,3 +106,68 @@ def test_a_governance_refusal_names_the_policy_and_the_file(
             client.get_product(name)
         with pytest.raises(SubjectNotFoundError):
             client.get_latest(f"{name}.v1-value")
+
+
+def test_mesh_publish_of_a_local_product_registers_its_descriptor_too(
+    kafka: KafkaAddress, registry: RegistryAddress, tmp_path: Path
+) -> None:
+    """`mesh publish` registered the schema and made the topic but left the catalog without
+    the product, so other domains could not find it (a new team's campaign)."""
+    from click.testing import CliRunner
+
+    from mesh_stream.cli.main import cli
+
+    name = _project(tmp_path, f"cli-{uuid.uuid4().hex[:8]}", SCHEMA)
+    env = {
+        "MESH_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "MESH_REGISTRY_URL": registry.url,
+        "MESH_REGISTRY_PRINCIPAL": "orders",
+        "MESH_REGISTRY_TOKEN": registry.tokens["orders"],
+    }
+    done = CliRunner().invoke(
+        cli, ["publish", name, "--register-only", "--project", str(tmp_path)], env=env
+    )
+    assert done.exit_code == 0, done.output
+    assert f"registered the descriptor of {name} in the catalog" in done.stderr
+    with RegistryClient.from_settings(_settings(kafka, registry, tmp_path)) as client:
+        registered = client.get_product(name)
+    assert registered["owner"] == {"team": "checkout", "contact": "checkout@example.com"}
+    assert registered["registry"]["topic"] == f"{name}.v1"
+
+
+def test_mesh_publish_of_a_descriptor_the_registry_refuses_publishes_nothing(
+    kafka: KafkaAddress,
+    registry: RegistryAddress,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The registry's naming policy wants the schema in an orders/ folder; `mesh publish`
+    says which file and policy, and no record reaches the topic."""
+    from mesh_stream.cli.main import run
+
+    short = f"misplaced-{uuid.uuid4().hex[:8]}"
+    name = _project(tmp_path, short, SCHEMA)
+    descriptor_file = tmp_path / f"domains/orders/products/{short}.yaml"
+    descriptor = yaml.safe_load(descriptor_file.read_text())
+    (tmp_path / "schemas/shared").mkdir()
+    (tmp_path / f"schemas/orders/{short}.avsc").rename(tmp_path / f"schemas/shared/{short}.avsc")
+    descriptor["schema"] = f"schemas/shared/{short}.avsc"
+    descriptor_file.write_text(yaml.safe_dump(descriptor))
+    records = tmp_path / "records.jsonl"
+    records.write_text(json.dumps({"item_id": "item-1", "quantity": 1}) + "\n")
+    monkeypatch.setenv("MESH_BOOTSTRAP_SERVERS", kafka.bootstrap_servers)
+    monkeypatch.setenv("MESH_REGISTRY_URL", registry.url)
+    monkeypatch.setenv("MESH_REGISTRY_PRINCIPAL", "orders")
+    monkeypatch.setenv("MESH_REGISTRY_TOKEN", registry.tokens["orders"])
+    status = run(["publish", name, "-f", str(records), "--project", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert status == 1, err
+    assert err.startswith(
+        f"error: domains/orders/products/{short}.yaml: the registry refused the descriptor of "
+        f"{name}: [naming] schema: "
+    ), err
+    client = RegistryClient.from_settings(_settings(kafka, registry, tmp_path))
+    with client, pytest.raises(ProductNotFoundError):
+        client.get_product(name)
+    assert sum(end_offsets(kafka.bootstrap_servers, f"{name}.v1", 1)) == 0

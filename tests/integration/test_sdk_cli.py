@@ -19,7 +19,14 @@ from mesh_stream.descriptor import DataProduct
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.schema.codec import json_default
 from tests.conftest import KafkaAddress, RegistryAddress
-from tests.fixtures.sdk.helpers import FIXTURES, decoded, end_offsets, make_order, new_product
+from tests.fixtures.sdk.helpers import (
+    FIXTURES,
+    PROJECT_SCHEMA_V1,
+    decoded,
+    end_offsets,
+    make_order,
+    new_product,
+)
 
 MESH = [sys.executable, "-m", "mesh_stream.cli.main"]
 
@@ -58,7 +65,7 @@ def run(env: dict[str, str], *args: str) -> Any:
 def test_publish_reports_bad_lines_and_publishes_the_good_ones_then_tail_shows_them(
     env: dict[str, str], kafka: KafkaAddress, tmp_path: Path
 ) -> None:
-    product = new_product("cli")
+    product = new_product("cli", schema=PROJECT_SCHEMA_V1)
     root = repo_with(product, tmp_path / "repo")
     good = [as_json_line(make_order(i)) for i in range(3)]
     lines = [
@@ -76,6 +83,7 @@ def test_publish_reports_bad_lines_and_publishes_the_good_ones_then_tail_shows_t
     result = run(env, "publish", product.name, "--file", str(records), "--root", str(root))
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
+        f"registered the descriptor of {product.name} in the catalog",
         f"{records}:3: not valid JSON (column 14): Expecting value",
         f"{records}:5: record does not fit schema sdktest.orders.OrderPlaced: "
         "quantity: expected int, got str 'x'",
@@ -108,7 +116,7 @@ def test_publish_reports_bad_lines_and_publishes_the_good_ones_then_tail_shows_t
 def test_all_or_nothing_publishes_nothing_when_a_line_is_bad(
     env: dict[str, str], kafka: KafkaAddress, tmp_path: Path
 ) -> None:
-    product = new_product("cli-aon")
+    product = new_product("cli-aon", schema=PROJECT_SCHEMA_V1)
     root = repo_with(product, tmp_path / "repo")
     records = tmp_path / "records.jsonl"
     good = as_json_line(make_order(1))
@@ -128,7 +136,7 @@ def test_records_piped_on_standard_input_are_checked_then_published_all_or_nothi
     """`-f -` from a real pipe, which cannot be read twice: --all-or-nothing checks every line
     before sending any (the file is read line by line, never whole into memory; a pipe is
     copied to a temporary file first)."""
-    product = new_product("cli-pipe")
+    product = new_product("cli-pipe", schema=PROJECT_SCHEMA_V1)
     root = repo_with(product, tmp_path / "repo")
     good = [json.dumps(as_json_line(make_order(i))) for i in range(2_000)]
     command = [
@@ -157,7 +165,7 @@ def test_records_piped_on_standard_input_are_checked_then_published_all_or_nothi
 def test_register_only_registers_the_schema_and_tail_finds_the_product_in_the_registry(
     env: dict[str, str], registry: RegistryAddress, tmp_path: Path
 ) -> None:
-    named = new_product("cli-reg")
+    named = new_product("cli-reg", schema=PROJECT_SCHEMA_V1)
     # Governance wants a registered product's contract at schemas/<domain>/<product>.avsc.
     short = named.name.split(".", 1)[1]
     product = named.model_copy(update={"schema_file": f"schemas/orders/{short}.avsc"})
