@@ -59,6 +59,7 @@ from mesh_stream.kafka.clients import (
 )
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 from mesh_stream.kafka.dlq import RULE_NAME, rule_dead_letter
+from mesh_stream.kafka.partitions import KEY_PARTITIONER
 from mesh_stream.project import MeshProject, locate_project, resolve_product
 from mesh_stream.schema.codec import FramedReader, RecordEncoder, as_document, load_schema_file
 from mesh_stream.schema.models import check_model
@@ -82,7 +83,10 @@ __all__ = [
 
 #: Settings no caller may weaken: they are what makes "nothing lost" true.
 FIXED_PRODUCER_CONFIG: dict[str, Any] = NO_LOSS_PRODUCER_CONFIG
+#: Defaults a caller's producer config may change. The partitioner is Java's (the mesh's, see
+#: kafka/partitions.py), so a key lands where the processors and Java services put it.
 DEFAULT_PRODUCER_CONFIG: dict[str, Any] = {
+    "partitioner": KEY_PARTITIONER,
     "linger.ms": 5,
     "compression.type": "lz4",
     "log_level": 3,

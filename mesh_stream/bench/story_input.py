@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import random
 import uuid
-import zlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
+
+from mesh_stream.kafka.partitions import key_partition
 
 __all__ = [
     "REGIONS",
@@ -118,9 +119,9 @@ class WindowTotal:
 
 
 def partition_of(key: str, partitions: int) -> int:
-    """The partition librdkafka's default partitioner (``consistent_random``: CRC-32 of the
-    key) gives a record keyed ``key``; the SDK publisher keys orders by ``order_id``."""
-    return zlib.crc32(key.encode()) % partitions
+    """The partition the SDK publisher gives a record keyed ``key`` (the mesh's partitioner,
+    :func:`mesh_stream.kafka.partitions.key_partition`); it keys orders by ``order_id``."""
+    return key_partition(key, partitions)
 
 
 def make_story(

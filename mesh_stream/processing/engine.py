@@ -64,6 +64,7 @@ from pydantic import ValidationError
 
 from mesh_stream import tracing
 from mesh_stream.errors import ConfigurationError, MeshError, ProcessorError, SerializationError
+from mesh_stream.kafka.partitions import key_partition
 from mesh_stream.logformat import JsonFormatter, LogFormat
 from mesh_stream.processing import faust_seams
 from mesh_stream.processing.app import (
@@ -782,7 +783,7 @@ def build(
     input_partitions = {product.topic: product.partitions for product in spec.inputs}
 
     def partition_of(key: str) -> int:
-        return faust_seams.key_partition(key, partitions)
+        return key_partition(key, partitions)
 
     route: Route
     update: Callable[[str, list[Envelope]], None]

@@ -60,9 +60,10 @@ integration tests.
   into a produce request of its own, and the aggregate then fetched and handled each apart.
   This sends through faust's producer (``app.producer.send``, public), past the topic's
   serializers, which raw bytes do not need.
-* :func:`key_partition` -- the partition faust's producer gives a keyed record (aiokafka's
-  default partitioner), so records of several keys can be sent together to a key's
-  partition without moving any key away from the table partition holding its state.
+* the partition faust's producer gives a keyed record (aiokafka's default partitioner) must
+  be :func:`mesh_stream.kafka.partitions.key_partition`'s, so records of several keys can be
+  sent together to a key's partition without moving any key away from the table partition
+  holding its state (checked by a test against aiokafka's partitioner).
 * :class:`UntakenFetches` -- records faust's consumer thread fetched for a ``getmany``
   whose caller gave up (a rebalance cancels the event loop's side only; the thread's call
   drains what faust's live active-partition set holds after the reassignment, and mode drops
@@ -102,7 +103,6 @@ from collections.abc import (
 from typing import Any, cast
 
 import faust
-from aiokafka.partitioner import murmur2
 from faust.streams import _current_event
 
 from mesh_stream.errors import ConfigurationError, ProcessorError
@@ -117,7 +117,6 @@ __all__ = [
     "current_event",
     "drain_producer_buffer",
     "flush_producer_buffer_fully",
-    "key_partition",
     "size_producer_buffer",
     "start_tables_at_once",
     "take_ready_events",
@@ -866,13 +865,6 @@ def _settle(
     named.set_exception(refused)
     # faust hands each sensor its own state of the send (``state[sensor]``); there is none.
     app.sensors.on_send_error(producer, refused, collections.defaultdict(lambda: None))
-
-
-@functools.lru_cache(maxsize=65_536)
-def key_partition(key: str, partitions: int) -> int:
-    """The partition of ``partitions`` that faust's producer sends a record keyed ``key`` to
-    (aiokafka's default partitioner: Java's murmur2 of the key's UTF-8 bytes)."""
-    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 def withhold_acks(events: Iterable[faust.EventT[Any]]) -> None:

@@ -13,9 +13,9 @@ own threads (docs/design/processing.md). What faust's producer guaranteed still 
 * **a refused record stops the worker**: the first record Kafka refuses is handed to
   :attr:`OutputProducer.on_refused` (the worker's ``StopOnSendError``), and every later flush
   raises, so no commit follows it;
-* **a key keeps its partition**: librdkafka's ``murmur2_random`` partitioner is Java's (and
-  aiokafka's, which faust used) murmur2 for keyed records, so an output key goes to the
-  partition it always went to.
+* **a key keeps its partition**: the mesh's partitioner (:mod:`mesh_stream.kafka.partitions`,
+  Java's murmur2, aiokafka's too, which faust used) for keyed records, so an output key goes
+  to the partition it always went to.
 
 Everything runs on the worker's event-loop thread: a send serves the delivery reports that
 have arrived (``poll(0)``), and a flush blocks that thread until the records in hand are
@@ -42,6 +42,7 @@ from mesh_stream.kafka.clients import (
     make_producer,
 )
 from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.kafka.partitions import KEY_PARTITIONER
 from mesh_stream.kafka.topics import describe_topic
 from mesh_stream.processing.deferred import FlushBeforeCommit
 
@@ -57,7 +58,7 @@ _Headers = dict[str, str | bytes | None]
 OUTPUT_PRODUCER_CONFIG: dict[str, Any] = {
     **NO_LOSS_PRODUCER_CONFIG,
     "linger.ms": 0,
-    "partitioner": "murmur2_random",
+    "partitioner": KEY_PARTITIONER,
     # Only a refusal reaches Python: a callback per acknowledged output was CPU for nothing
     # (flush still waits for every record in flight).
     "delivery.report.only.error": True,

@@ -10,7 +10,7 @@ C, in its own threads), decodes each record, asks the processor's ``route`` for 
 sends each partition's events of a batch, grouped by key, as one record (see
 :mod:`mesh_stream.processing.engine`) to the processor's internal topic through faust's
 producer, on the partition faust's producer would give the key itself
-(:func:`~mesh_stream.processing.faust_seams.key_partition`), where its table partition is.
+(:func:`~mesh_stream.kafka.partitions.key_partition`), where its table partition is.
 
 Offsets of the input products are committed (consumer group ``<app id>-rekey``) only after
 Kafka acknowledged every internal record made from them, so nothing is lost: a crash replays
@@ -53,6 +53,7 @@ from mesh_stream import tracing
 from mesh_stream.errors import DeserializationError, RegistryError, RegistryUnavailableError
 from mesh_stream.kafka import dlq
 from mesh_stream.kafka.clients import is_fatal, make_consumer
+from mesh_stream.kafka.partitions import key_partition
 from mesh_stream.processing import faust_seams
 from mesh_stream.processing.names import sources_group
 
@@ -451,7 +452,7 @@ class RekeyStage(Service):
         partitions = self.spec.output.partitions
         by_partition: dict[int, list[tuple[str, list[Wire]]]] = {}
         for key, wires in by_key.items():
-            to = faust_seams.key_partition(key, partitions)
+            to = key_partition(key, partitions)
             by_partition.setdefault(to, []).append((key, wires))
         clocked = self.clocked
         internals: list[tuple[bytes, int, list[tuple[str, bytes]] | None]] = []

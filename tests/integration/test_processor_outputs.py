@@ -10,8 +10,8 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.kafka.partitions import key_partition
 from mesh_stream.kafka.topics import TopicSpec, ensure_topic
-from mesh_stream.processing import faust_seams
 from mesh_stream.processing.outputs import OutputProducer, OutputRefusedError
 from tests.conftest import KafkaAddress
 
@@ -50,7 +50,7 @@ def test_keys_keep_faust_s_partitions_and_a_flush_means_acknowledged(kafka: Kafk
     found = _read_all(kafka.bootstrap_servers, topic, len(keys))
     assert sorted(k for k, _, _ in found) == sorted(k.encode() for k in keys)
     for key, partition, value in found:
-        assert partition == faust_seams.key_partition(key.decode(), PARTITIONS)
+        assert partition == key_partition(key.decode(), PARTITIONS)
         assert value == b"value of " + key
 
 

@@ -6,6 +6,7 @@ import asyncio
 import random
 import string
 import uuid
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 from mesh_stream.consumer import ConsumedRecord, ProductConsumer
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import ConfigurationError, DeliveryError, SerializationError
+from mesh_stream.kafka.partitions import key_partition
 from mesh_stream.producer import AsyncProductPublisher, ProductPublisher
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.schema.models import model_from_schema
@@ -153,6 +155,38 @@ def test_publish_many_reports_bad_records_by_index_and_publishes_the_rest(
         records = consume_all(consumer, 17)
     good = [decoded(batch[i]) for i in range(20) if i not in bad]
     assert sorted(r.value["order_id"] for r in records) == sorted(g["order_id"] for g in good)
+
+
+def test_a_key_lands_where_java_and_the_processors_put_it_unless_the_config_says_otherwise(
+    kafka: KafkaAddress, client: RegistryClient
+) -> None:
+    """The SDK's partitioner is the mesh's (Java's murmur2, as the processors' outputs and
+    faust's producer use), not librdkafka's CRC-32 default; a team may choose another."""
+    product = new_product("partitioner", partitions=5)
+    orders = [make_order(i) for i in range(60)]
+    with publisher_for(product, kafka, client) as publisher:
+        for order in orders:
+            publisher.publish(order)
+    messages = read_raw(kafka.bootstrap_servers, product.topic, len(orders))
+    placed = {m.key().decode(): m.partition() for m in messages}
+    assert len(placed) == len(orders)
+    assert placed == {o["order_id"]: key_partition(o["order_id"], 5) for o in orders}
+    crc = {o["order_id"]: zlib.crc32(o["order_id"].encode()) % 5 for o in orders}
+    assert placed != crc  # the two partitioners differ on these keys
+
+    other = new_product("partitioner-crc", partitions=5)
+    chosen = ProductPublisher(
+        other,
+        bootstrap_servers=kafka.bootstrap_servers,
+        registry=client,
+        root=REPO_ROOT,
+        config={"partitioner": "consistent_random"},
+    )
+    with chosen:
+        for order in orders:
+            chosen.publish(order)
+    messages = read_raw(kafka.bootstrap_servers, other.topic, len(orders))
+    assert {m.key().decode(): m.partition() for m in messages} == crc
 
 
 def test_producer_settings_that_could_lose_records_are_refused(

@@ -4,7 +4,6 @@ declaration run through reference.recompute."""
 
 from __future__ import annotations
 
-import zlib
 from collections import Counter
 from decimal import Decimal
 
@@ -77,11 +76,15 @@ def test_records_come_in_arrival_order_spread_over_partitions_windows_and_region
     assert len(set(regions.values())) == 5  # regions sell unequally
 
 
-def test_partition_of_is_crc32_of_the_order_key() -> None:
-    """librdkafka's default partitioner (consistent_random) for keyed records."""
+def test_partition_of_is_the_sdk_publishers_placement_of_the_order_key() -> None:
+    """Java's murmur2 of the key, the partitioner the SDK publisher uses."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    every = [0, 1, 2]
     for item in STORY.records[:100]:
         key = item.record["order_id"]
-        assert item.partition == partition_of(key, 3) == zlib.crc32(key.encode()) % 3
+        assert item.partition == partition_of(key, 3)
+        assert item.partition == DefaultPartitioner()(key.encode(), every, every)
 
 
 def test_the_same_seed_tells_the_same_story() -> None:

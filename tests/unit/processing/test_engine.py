@@ -27,6 +27,7 @@ import pytest
 from domains.analytics.processors import customer_360, fulfilment_sla, revenue
 from mesh_stream.descriptor import load_descriptors
 from mesh_stream.errors import ConfigurationError, DeliveryError, ProcessorError
+from mesh_stream.kafka.partitions import key_partition
 from mesh_stream.processing import Dedup, Hopping, Input, Processor, Tumbling, faust_seams
 from mesh_stream.processing import engine as engine_module
 from mesh_stream.processing.app import (
@@ -98,7 +99,7 @@ class Internal(NamedTuple):
 
 
 def partition_of(key: str) -> int:
-    return faust_seams.key_partition(key, INTERNAL_PARTITIONS)
+    return key_partition(key, INTERNAL_PARTITIONS)
 
 
 class Worker:
@@ -160,7 +161,7 @@ class Worker:
         # as the re-key stage sends them: per partition, keys together, a few events a record
         by_partition: dict[int, list[tuple[str, list[Wire]]]] = {}
         for key, wires in by_key.items():
-            partition = faust_seams.key_partition(key, INTERNAL_PARTITIONS)
+            partition = key_partition(key, INTERNAL_PARTITIONS)
             by_partition.setdefault(partition, []).append((key, wires))
         internal = []
         for partition, groups in by_partition.items():
@@ -183,7 +184,7 @@ class Worker:
             groups = by_partition.setdefault(partition, {})
             unpacked = self.aggregation.unpack(value, None, partition, offset, headers)
             for key, envelopes in unpacked:
-                assert faust_seams.key_partition(key, INTERNAL_PARTITIONS) == partition
+                assert key_partition(key, INTERNAL_PARTITIONS) == partition
                 groups.setdefault(key, []).extend(envelopes)
         forgetting = self.aggregation if self.aggregation.expiry is not None else None
         batch = handle_batch(

@@ -34,6 +34,7 @@ from intervaltree import IntervalTree
 from mode.utils.queues import FlowControlEvent
 
 from mesh_stream.errors import ConfigurationError
+from mesh_stream.kafka.partitions import key_partition
 from mesh_stream.processing import faust_seams
 
 
@@ -281,7 +282,7 @@ def test_a_key_goes_to_the_partition_fausts_producer_gives_it() -> None:
         every = list(range(partitions))
         for key in ("eu-west@1796219460000", "us-west", "cust-042", "é", ""):
             expected = partitioner(key.encode(), every, every)
-            assert faust_seams.key_partition(key, partitions) == expected
+            assert key_partition(key, partitions) == expected
 
 
 def _batches_of(

@@ -163,10 +163,10 @@ def test_a_wait_for_an_input_is_said_when_it_starts_not_only_when_it_ends(
         caplog.at_level(logging.WARNING, logger="mesh_stream.registration"),
         pytest.raises(ProductNotFoundError),
     ):
-        registered_inputs(analytics, output, wait=0.3, poll_interval=0.1)
+        registered_inputs(analytics, output, wait=2.0, poll_interval=0.2)
     assert [r.getMessage() for r in caplog.records] == [
         f"{OUTPUT}: input {INPUT} is not registered in the registry at {analytics.url} yet; "
-        "waiting up to 0.3 s for its publisher"
+        "waiting up to 2 s for its publisher"
     ]
 
 
