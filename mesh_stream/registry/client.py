@@ -472,8 +472,10 @@ class RegistryClient:
         long the call has waited in all."""
         with self._lock:
             self.http_calls += 1
-        # How messages name the call: a 5,000-character product name is not repeated whole.
-        shown = path if len(path) <= 200 else f"{path[:160]}... ({len(path)} characters)"
+        # How messages name the call: a 5,000-character product name is not repeated whole,
+        # and a name's dots read as dots (only the URL needs them encoded).
+        shown = path.replace("%2E", ".")
+        shown = shown if len(shown) <= 200 else f"{shown[:160]}... ({len(shown)} characters)"
         try:
             content = None if body is None else json.dumps(body).encode()
         except UnicodeEncodeError as exc:
