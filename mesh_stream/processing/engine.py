@@ -395,6 +395,7 @@ class Aggregation:
         #: Records ``key`` dropped (returned None) while it has kept none, up to the warning.
         self._dropped_by_key = 0
         self._kept_any = False
+        self._empty_key_told = False
         #: Writes the expiry clock ahead of any kept (deferred) write (see expiry.py).
         self._write_now: Callable[[str, Any], None] = (
             states.write_now if isinstance(states, DeferredTable) else states.__setitem__
@@ -432,6 +433,8 @@ class Aggregation:
                     self._warn_if_nothing_kept(f"{topic}[{partition}]@{offset}")
                 return ()
             check_key(key)
+            if not key and not self._empty_key_told:
+                self._warn_empty_key(f"{topic}[{partition}]@{offset}")
             self._kept_any = True
             # what Processor.keys does, without an Event per record
             function = "event_time"
@@ -463,6 +466,18 @@ class Aggregation:
                 NOTHING_KEPT_WARNING_AFTER,
                 where,
             )
+
+    def _warn_empty_key(self, where: str) -> None:
+        """An empty key is legal but rarely meant (a field looked up with a default of ""):
+        every such record folds into one key, silently. Said once per worker."""
+        self._empty_key_told = True
+        log.warning(
+            "processor %s: key returned an empty string for %s; every record given that key "
+            "is folded into one state and one output record: return None to drop a record, "
+            "else a non-empty identifier",
+            self.processor.output,
+            where,
+        )
 
     def encode(self, groups: Sequence[tuple[str, list[Wire]]]) -> bytes:
         """One internal record's value: each key's wires, after the record's head (format,

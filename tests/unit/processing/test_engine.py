@@ -868,6 +868,25 @@ def test_a_key_that_drops_every_record_is_said_once(caplog: pytest.LogCaptureFix
     assert caplog.records == []
 
 
+def test_an_empty_key_is_kept_and_said_once(caplog: pytest.LogCaptureFixture) -> None:
+    """A key looked up with a default of "" folds every record without the field into one
+    key; that runs on (it is legal), and one warning names the first such record."""
+    records = [
+        InputRecord("orders.order-placed", {"region": region}, BASE + n)
+        for n, region in enumerate(["eu", "", "", "us", ""])
+    ]
+    worker = Worker(_contract_breaker(key=lambda f: f["region"]))
+    with caplog.at_level(logging.WARNING):
+        worker.aggregate(worker.forward(records))
+    assert [r.getMessage() for r in caplog.records] == [
+        "processor analytics.t: key returned an empty string for orders.order-placed.v1[0]@1; "
+        "every record given that key is folded into one state and one output record: return "
+        "None to drop a record, else a non-empty identifier"
+    ]
+    assert worker.outputs == recompute(worker.processor, records)
+    assert set(worker.outputs) == {"eu", "", "us"}
+
+
 def test_the_recomputation_names_the_function_that_raised_and_the_record() -> None:
     def emit(_key: str, _state: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("no currency")
