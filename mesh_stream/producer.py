@@ -1103,7 +1103,8 @@ def open_publisher(
     the project does not hold, or code outside any project, uses the registry's descriptor
     and latest schema. A product of the project that the registry's catalog lacks gets its
     descriptor registered (after its schema), so publishing makes it discoverable; a
-    governance refusal raises :class:`ProductRejectedError` naming the policy and the file.
+    governance refusal raises :class:`ProductRejectedError` naming the policy and the file,
+    before any schema or topic is written (the registry checks the descriptor first).
     """
     if not isinstance(product, (str, DataProduct)):
         raise ConfigurationError(
@@ -1121,14 +1122,20 @@ def open_publisher(
     project = locate_project(root, settings)
     local = local_product(product, project)
     descriptor = local or resolve_product(product, project=None, registry=registry)
+    # the registry judges a descriptor it lacks before the publisher writes a schema or topic
+    missing = (
+        local is not None
+        and project is not None
+        and registration.check_missing_descriptor(registry, local, project)
+    )
     publisher = ProductPublisher(
         descriptor,
         connection=connection or KafkaConnection.from_settings(settings),
         registry=registry,
-        config=config,
+        config={"partitioner": settings.producer_partitioner, **(config or {})},
         root=project.root if project is not None else None,
     )
-    if local is not None and project is not None:
+    if missing and local is not None and project is not None:
         try:  # the schema is registered now; the catalog gets the descriptor too
             registration.register_missing_descriptor(registry, local, project)
         except BaseException:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -51,7 +52,7 @@ from mesh_stream.kafka import topics
 from mesh_stream.kafka.clients import make_admin
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.project import MeshProject
-from mesh_stream.schema.codec import as_document
+from mesh_stream.schema.codec import as_document, load_schema_file
 
 
 class SchemaVersion(Protocol):
@@ -373,6 +374,57 @@ def register_descriptor(registry: ProductRegistry, product: DataProduct) -> None
     _patiently(lambda: registry.put_product(product))
 
 
+class CheckingRegistry(ProductRegistry, Protocol):
+    """A registry that can judge a descriptor without storing it (``POST
+    /products/{name}/check``)."""
+
+    def check_product(
+        self, product: DataProduct | Mapping[str, Any], schema: str | None = None
+    ) -> list[dict[str, Any]]: ...
+
+
+def check_missing_descriptor(
+    registry: CheckingRegistry,
+    product: DataProduct,
+    project: MeshProject,
+    schema: str | Mapping[str, Any] | None = None,
+) -> bool:
+    """Before anything is written for ``project``'s own ``product``: True when the registry's
+    catalog lacks it (register it with :func:`register_missing_descriptor` once its schema
+    is). The registry judges the descriptor with its value schema (``schema``, else the
+    project's ``.avsc``) first and stores nothing, so a descriptor its policies refuse raises
+    :class:`ProductRejectedError` (the file and the policies) before a schema or a topic
+    exists: a topic made with refused partitions could never shrink. Without a local schema,
+    or with a registry that has no check (an older one), registration judges it later."""
+    if _is_registered(registry, product.name):
+        return False
+    if schema is None:
+        path = project.root / product.schema_file
+        if not path.is_file():
+            return True  # the publisher takes the registry's latest, or says what is missing
+        schema = load_schema_file(path)  # bad JSON is named with file:line, as it is later
+    text = schema if isinstance(schema, str) else json.dumps(schema)
+    try:
+        problems = registry.check_product(product, text)
+    except MeshError as exc:
+        if getattr(exc, "status", None) in (404, 405):  # an older registry: no check route
+            return True
+        raise
+    refused = [p for p in problems if p.get("severity", "error") == "error"]
+    if refused:
+        raise _rejection(
+            ProductRejectedError(
+                f"the registry refused the descriptor of {product.name}",
+                violations=problems,
+                status=422,
+                error_code=42211,
+            ),
+            product,
+            project,
+        )
+    return True
+
+
 def register_missing_descriptor(
     registry: ProductRegistry, product: DataProduct, project: MeshProject
 ) -> bool:
@@ -406,7 +458,8 @@ def _rejection(
     )
     return ProductRejectedError(
         f"{file}: the registry refused the descriptor of {product.name}: {reasons}; fix the "
-        f"descriptor (`mesh lint` checks the same policies) and publish again",
+        f"descriptor or its schema as shown (`mesh lint` checks the same policies) and "
+        f"publish again",
         violations=exc.violations,
         status=exc.status,
         error_code=exc.error_code,

@@ -417,6 +417,17 @@ class MeshSettings(BaseSettings):
         "for an unavailable registry when a record needs a schema they have not seen, before "
         "they fail (nothing is skipped).",
     )
+    producer_partitioner: Literal[
+        "murmur2_random", "murmur2", "consistent_random", "consistent", "fnv1a_random", "fnv1a"
+    ] = Field(
+        default="murmur2_random",
+        description="The partition a publisher built from settings (`open_publisher`, `mesh "
+        "publish`, `mesh up`'s simulators) gives a keyed record, as librdkafka names it: "
+        "Java's murmur2 by default, where Java clients and the processors put a key. "
+        "`consistent_random` (librdkafka's CRC-32 default, which mesh-stream used before) "
+        "keeps a topic already written that way in place: a key must not change partitions "
+        "during a topic's life.",
+    )
 
     monitor_interval_seconds: float = Field(
         default=60.0,

@@ -295,20 +295,30 @@ def publish(
         found = project.locate(settings)
         descriptor = resolve_product(product, project=found, registry=registry)
         schema = _read_schema(schema_file) if schema_file else None
+        local = local_product(product, found)
+        # as open_publisher does: the registry judges a descriptor of the project it lacks
+        # before anything is written, and the catalog gets it once its schema is registered,
+        # so that other domains find the product
+        missing = (
+            local is not None
+            and found is not None
+            and registration.check_missing_descriptor(
+                registry, local, found, None if schema is None else json.dumps(schema)
+            )
+        )
         publisher = ProductPublisher(
             descriptor,
             connection=KafkaConnection.from_settings(settings, default_client_id="mesh-publish"),
             registry=registry,
+            config={"partitioner": settings.producer_partitioner},
             schema=schema,
             schema_source=f"--schema {schema_file}" if schema_file else None,
             root=found.root if found is not None else None,
         )
         with publisher:
-            local = local_product(product, found)
-            # as open_publisher does: the schema is registered now, and the catalog gets
-            # the project's descriptor too, so that other domains find the product
             if (
-                local is not None
+                missing
+                and local is not None
                 and found is not None
                 and registration.register_missing_descriptor(registry, local, found)
             ):

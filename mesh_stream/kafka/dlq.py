@@ -23,6 +23,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from mesh_stream.errors import DeliveryError
 from mesh_stream.kafka.clients import NO_LOSS_PRODUCER_CONFIG, make_producer
 from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.kafka.partitions import KEY_PARTITIONER
 from mesh_stream.schema.wire import schema_id_of
 
 __all__ = [
@@ -165,7 +166,8 @@ class DeadLetterWriter:
                 failures.append(err.str())
 
         if self._producer is None:
-            config = {"log_level": 3, **NO_LOSS_PRODUCER_CONFIG}
+            # dead letters keep their record's key where the publisher's (DLQ rules) put it
+            config = {"log_level": 3, "partitioner": KEY_PARTITIONER, **NO_LOSS_PRODUCER_CONFIG}
             self._producer = make_producer(self.connection, config)
         try:
             self._producer.produce(

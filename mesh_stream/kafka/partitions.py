@@ -1,11 +1,14 @@
 """Which partition a keyed record goes to: the one home of the mesh's partitioner.
 
-Every writer of the mesh places a key where Java's producer would: the SDK publisher, the
-processors' outputs (librdkafka's ``murmur2_random``) and faust's producer (aiokafka's
-default) all use Java's murmur2 of the key's bytes. So a product written by a Java service
-and by the SDK, or re-keyed by a processor, keeps each key in one partition, and with it the
-key's order. librdkafka's own default (``consistent_random``, CRC-32) would put the same key
-elsewhere.
+Every writer of a product's topics places a key where Java's producer would: the SDK
+publisher (unless ``producer_partitioner`` or its ``config`` says otherwise), the dead-letter
+writer, the processors' outputs (librdkafka's ``murmur2_random``) and faust's producer
+(aiokafka's default) all use Java's murmur2 of the key's bytes. So a product written by a
+Java service and by the SDK, or re-keyed by a processor, keeps each key in one partition,
+and with it the key's order. librdkafka's own default (``consistent_random``, CRC-32, which
+other librdkafka clients such as Go's and .NET's use unless told) puts the same key
+elsewhere. The monitor's and lineage topics are written by one writer each, so their
+placement is their own.
 
 :func:`key_partition` works the placement out in Python, for what must know it without
 producing: the processors' window expiry and the benchmark's story input.

@@ -11,14 +11,18 @@ from typing import Any
 
 import pytest
 import yaml
+from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
-from mesh_stream.errors import ProductNotFoundError, SchemaRejectedError, SubjectNotFoundError
+from mesh_stream.errors import (
+    ProductNotFoundError,
+    ProductRejectedError,
+    SubjectNotFoundError,
+)
 from mesh_stream.producer import open_publisher
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 from tests.conftest import KafkaAddress, RegistryAddress
-from tests.fixtures.sdk.helpers import end_offsets
 
 SCHEMA: dict[str, Any] = {
     "type": "record",
@@ -86,26 +90,25 @@ def test_publishing_a_new_local_product_registers_its_descriptor(
         assert client.get_product(name) == registered
 
 
-def test_a_governance_refusal_names_the_policy_and_the_file(
+def test_a_governance_refusal_names_the_policy_and_the_file_and_writes_nothing(
     kafka: KafkaAddress, registry: RegistryAddress, tmp_path: Path
 ) -> None:
     short = f"undocumented-{uuid.uuid4().hex[:8]}"
     undocumented = {**SCHEMA, "fields": [SCHEMA["fields"][0], {"name": "quantity", "type": "int"}]}
     name = _project(tmp_path, short, undocumented)
     settings = _settings(kafka, registry, tmp_path)
-    with RegistryClient.from_settings(settings) as client:
-        # the registry's gate refuses the schema itself, before any descriptor points at it
-        with pytest.raises(SchemaRejectedError) as refused:
-            open_publisher(name, settings=settings, registry=client)
-        message = str(refused.value)
-        assert f"subject '{name}.v1-value'" in message
-        assert "documentation: field" in message
-        assert "quantity" in message
-        assert refused.value.error_code == 42218
-        with pytest.raises(ProductNotFoundError):
-            client.get_product(name)
-        with pytest.raises(SubjectNotFoundError):
-            client.get_latest(f"{name}.v1-value")
+    # the registry judges the descriptor with its schema before the schema is registered
+    with pytest.raises(ProductRejectedError) as refused:
+        open_publisher(name, settings=settings)
+    assert str(refused.value) == (
+        f"domains/orders/products/{short}.yaml: the registry refused the descriptor of {name}: "
+        "[documentation] StockChange.quantity: field StockChange.quantity has no doc (fix: Add "
+        'a non-empty `"doc"` to the record or field in the `.avsc` shown.); fix the descriptor '
+        "or its schema as shown (`mesh lint` checks the same policies) and publish again "
+        "(HTTP 422, error_code 42211)"
+    )
+    assert refused.value.error_code == 42211
+    _nothing_written(kafka, registry, tmp_path, name)
 
 
 def test_mesh_publish_of_a_local_product_registers_its_descriptor_too(
@@ -167,7 +170,38 @@ def test_mesh_publish_of_a_descriptor_the_registry_refuses_publishes_nothing(
         f"error: domains/orders/products/{short}.yaml: the registry refused the descriptor of "
         f"{name}: [naming] schema: "
     ), err
-    client = RegistryClient.from_settings(_settings(kafka, registry, tmp_path))
-    with client, pytest.raises(ProductNotFoundError):
-        client.get_product(name)
-    assert sum(end_offsets(kafka.bootstrap_servers, f"{name}.v1", 1)) == 0
+    _nothing_written(kafka, registry, tmp_path, name)
+
+
+def test_a_descriptor_over_the_partition_bounds_writes_no_topic_it_could_not_shrink(
+    kafka: KafkaAddress, registry: RegistryAddress, tmp_path: Path
+) -> None:
+    """The registry judges the descriptor before the publisher makes the schema or the topic:
+    a topic made with 60 partitions, then refused, could never be brought down to 6."""
+    short = f"wide-{uuid.uuid4().hex[:8]}"
+    name = _project(tmp_path, short, SCHEMA)
+    descriptor_file = tmp_path / f"domains/orders/products/{short}.yaml"
+    descriptor = yaml.safe_load(descriptor_file.read_text())
+    descriptor_file.write_text(yaml.safe_dump({**descriptor, "partitions": 60}))
+    settings = _settings(kafka, registry, tmp_path)
+    with pytest.raises(ProductRejectedError) as refused:
+        open_publisher(name, settings=settings)
+    assert str(refused.value).startswith(
+        f"domains/orders/products/{short}.yaml: the registry refused the descriptor of {name}: "
+        "[partition-bounds] partitions: partitions 60 is outside"
+    ), str(refused.value)
+    _nothing_written(kafka, registry, tmp_path, name)
+
+
+def _nothing_written(kafka: KafkaAddress, registry: RegistryAddress, root: Path, name: str) -> None:
+    """No descriptor, no schema and no topic of product ``name``."""
+    client = RegistryClient.from_settings(_settings(kafka, registry, root))
+    with client:
+        with pytest.raises(ProductNotFoundError):
+            client.get_product(name)
+        with pytest.raises(SubjectNotFoundError):
+            client.get_latest(f"{name}.v1-value")
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
+    topics = admin.list_topics(timeout=10).topics
+    assert f"{name}.v1" not in topics
+    assert f"{name}.v1.dlq" not in topics

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from click.testing import CliRunner
 
 from mesh_stream.cli.main import cli
 from mesh_stream.descriptor import DataProduct
+from mesh_stream.kafka.partitions import key_partition
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.schema.codec import json_default
 from tests.conftest import KafkaAddress, RegistryAddress
@@ -26,6 +28,7 @@ from tests.fixtures.sdk.helpers import (
     end_offsets,
     make_order,
     new_product,
+    read_raw,
 )
 
 MESH = [sys.executable, "-m", "mesh_stream.cli.main"]
@@ -160,6 +163,27 @@ def test_records_piped_on_standard_input_are_checked_then_published_all_or_nothi
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines() == [f"published 2000 record(s) to {product.topic}"]
     assert sum(end_offsets(kafka.bootstrap_servers, product.topic, 3)) == 2_000
+
+
+def test_the_partitioner_setting_keeps_a_topic_written_the_old_way_in_place(
+    env: dict[str, str], kafka: KafkaAddress, tmp_path: Path
+) -> None:
+    """MESH_PRODUCER_PARTITIONER=consistent_random places keys where librdkafka's CRC-32
+    default put them (mesh-stream's publisher before murmur2), for `mesh publish` too."""
+    product = new_product("cli-crc", schema=PROJECT_SCHEMA_V1)
+    root = repo_with(product, tmp_path / "repo")
+    orders = [as_json_line(make_order(i)) for i in range(40)]
+    records = tmp_path / "records.jsonl"
+    records.write_text("".join(json.dumps(order) + "\n" for order in orders))
+    crc = {"MESH_PRODUCER_PARTITIONER": "consistent_random"}
+    result = run({**env, **crc}, "publish", product.name, "-f", str(records), "--root", str(root))
+    assert result.exit_code == 0, result.stderr
+    placed = {
+        m.key().decode(): m.partition()
+        for m in read_raw(kafka.bootstrap_servers, product.topic, len(orders))
+    }
+    assert placed == {o["order_id"]: zlib.crc32(o["order_id"].encode()) % 3 for o in orders}
+    assert placed != {o["order_id"]: key_partition(o["order_id"], 3) for o in orders}
 
 
 def test_register_only_registers_the_schema_and_tail_finds_the_product_in_the_registry(

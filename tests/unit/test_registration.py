@@ -3,6 +3,7 @@ waiting for its inputs, clearly; the level when asked; nobody else registers des
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from mesh_stream.errors import (
 )
 from mesh_stream.project import MeshProject, load_project
 from mesh_stream.registration import (
+    check_missing_descriptor,
     register_missing_descriptor,
     register_product,
     schema_text,
@@ -182,6 +184,58 @@ def test_a_governance_refusal_names_the_policy_and_the_descriptor_file() -> None
     assert str(caught.value) == (
         "domains/orders/products/order-placed.yaml: the registry refused the descriptor of "
         "orders.order-placed: [ownership] owner.contact: no contact (fix: add one); fix the "
-        "descriptor (`mesh lint` checks the same policies) and publish again (HTTP 422, "
+        "descriptor or its schema as shown (`mesh lint` checks the same policies) and publish "
+        "again (HTTP 422, "
         "error_code 42211)"
     )
+
+
+class Checking(StubRegistry):
+    """A registry with the descriptor check: answers ``problems``, or 404 when None."""
+
+    def __init__(self, registered: set[str], problems: list[dict[str, Any]] | None) -> None:
+        super().__init__(registered)
+        self.problems = problems
+        self.checked: list[tuple[str, str | None]] = []
+
+    def check_product(self, product: Any, schema: str | None = None) -> list[dict[str, Any]]:
+        self.checked.append((product.name, schema))
+        if self.problems is None:
+            raise ProductNotFoundError("POST /products/x/check: no such route", status=404)
+        return self.problems
+
+
+def test_a_missing_descriptor_is_checked_with_the_project_schema_before_anything_is_written() -> (
+    None
+):
+    product = PRODUCTS["orders.order-placed"]
+    project = _sample_project()
+    warning = {"policy": "documentation", "severity": "warning", "message": "m"}
+    fine = Checking(set(), [warning])
+    assert check_missing_descriptor(fine, product, project)  # type: ignore[arg-type]
+    [(name, sent)] = fine.checked
+    assert name == product.name
+    assert json.loads(sent or "") == json.loads(schema_text(product, project.root))
+    assert fine.schemas == {}
+    assert fine.put == []
+
+    known = Checking({product.name}, [])
+    assert not check_missing_descriptor(known, product, project)  # type: ignore[arg-type]
+    assert known.checked == []
+
+    older = Checking(set(), None)  # no check route: registration judges it later
+    assert check_missing_descriptor(older, product, project)  # type: ignore[arg-type]
+
+    refused = Checking(
+        set(),
+        [warning, {"policy": "naming", "severity": "error", "field": "name", "message": "bad"}],
+    )
+    with pytest.raises(ProductRejectedError) as caught:
+        check_missing_descriptor(refused, product, project, {"type": "record"})  # type: ignore[arg-type]
+    assert str(caught.value).startswith(
+        "domains/orders/products/order-placed.yaml: the registry refused the descriptor of "
+        "orders.order-placed: [naming] name: bad; fix the descriptor or its schema as shown"
+    )
+    assert refused.checked == [(product.name, '{"type": "record"}')]
+    assert refused.schemas == {}
+    assert refused.put == []
