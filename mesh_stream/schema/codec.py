@@ -120,6 +120,26 @@ FLOAT32_LIMIT = float(2**128 - 2**103)
 FLOAT32_INT_LIMIT = 2**128 - 2**103 - 2**74
 #: Logical types holding an instant: a datetime for them must say which (be aware).
 INSTANTS = ("timestamp-millis", "timestamp-micros")
+#: The logical types fastavro applies, as ``<base type>-<logicalType>``. Any other
+#: ``logicalType`` (unknown, or on another base type: ``timestamp-millis`` on a string, ``uuid``
+#: on a fixed) is ignored, as the Avro specification says: the value is its base type's.
+APPLIED_LOGICAL = frozenset(
+    {
+        "bytes-decimal",
+        "fixed-decimal",
+        "int-date",
+        "int-time-millis",
+        "long-time-micros",
+        "long-timestamp-millis",
+        "long-timestamp-micros",
+        "long-local-timestamp-millis",
+        "long-local-timestamp-micros",
+        "string-uuid",
+    }
+)
+#: Milliseconds (and microseconds) in a day: a time of day is below it, and not negative.
+DAY_MS = 86_400_000
+DAY_US = DAY_MS * 1000
 _MISSING = object()
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _PREVIEW = 60
@@ -194,6 +214,16 @@ def parse_schema(schema: SchemaLike, *, source: str = "schema") -> ParsedSchema:
     return parsed
 
 
+def applied_logical(schema: Any) -> str | None:
+    """The logical type of ``schema`` that applies (see :data:`APPLIED_LOGICAL`), or None."""
+    if not isinstance(schema, Mapping):
+        return None
+    logical = schema.get("logicalType")
+    if logical is None or f"{schema.get('type')}-{logical}" not in APPLIED_LOGICAL:
+        return None
+    return str(logical)
+
+
 def schema_name(parsed: ParsedSchema) -> str:
     """The full name of a record schema (``namespace.Name``)."""
     return str(parsed.get("name", parsed.get("type", "?")))
@@ -217,7 +247,7 @@ def _type_label(schema: Any) -> str:
         return schema
     if isinstance(schema, list):
         return "one of [" + ", ".join(_type_label(branch) for branch in schema) + "]"
-    logical = schema.get("logicalType")
+    logical = applied_logical(schema)
     kind = schema.get("type")
     if logical == "decimal":
         return f"decimal({schema.get('precision')},{schema.get('scale', 0)})"
@@ -261,7 +291,7 @@ def _is_int(value: Any, bounds: tuple[int, int]) -> bool:
 
 def _logical_problems(schema: Mapping[str, Any], value: Any, path: str) -> list[str] | None:
     """Problems for a logical type, or None when ``schema`` has no logical type we check."""
-    logical = schema.get("logicalType")
+    logical = applied_logical(schema)
     base = schema.get("type")
     if logical in INSTANTS and isinstance(value, dt.datetime) and value.utcoffset() is None:
         return [
@@ -279,8 +309,13 @@ def _logical_problems(schema: Mapping[str, Any], value: Any, path: str) -> list[
             ]
         ok = isinstance(value, dt.date) or _is_int(value, INT_RANGE)
     elif logical in ("time-millis", "time-micros"):
-        bounds = INT_RANGE if logical == "time-millis" else LONG_RANGE
-        ok = isinstance(value, dt.time) or _is_int(value, bounds)
+        end = DAY_MS if logical == "time-millis" else DAY_US
+        if type(value) is int and not 0 <= value < end:
+            return [
+                f"{path or '(record)'}: expected {_type_label(schema)} (a time of day: 0 to "
+                f"{end - 1}), got {value}"
+            ]
+        ok = isinstance(value, dt.time) or type(value) is int
     elif logical == "uuid" and base == "string":
         ok = _uuid_guard(value)
     elif logical == "decimal" and base in ("bytes", "fixed"):
@@ -556,9 +591,21 @@ def _instant_guard(value: Any) -> bool:
 
 
 def _date_guard(value: Any) -> bool:
-    """fastavro writes a datetime into a ``date`` without its time of day (other values it
-    checks itself)."""
-    return not isinstance(value, dt.datetime)
+    """A ``date``: a date (not a datetime, whose time of day fastavro drops) or an int (not
+    a bool or a float, which fastavro would write as 1 or truncate)."""
+    return (type(value) is int and INT_RANGE[0] <= value <= INT_RANGE[1]) or (
+        isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+    )
+
+
+def _time_millis_guard(value: Any) -> bool:
+    """A ``time-millis``: a time, or an int within a day."""
+    return (type(value) is int and 0 <= value < DAY_MS) or isinstance(value, dt.time)
+
+
+def _time_micros_guard(value: Any) -> bool:
+    """A ``time-micros``: a time, or an int within a day."""
+    return (type(value) is int and 0 <= value < DAY_US) or isinstance(value, dt.time)
 
 
 _inline(_bool_guard, "(type(v) is bool)")
@@ -569,7 +616,13 @@ _inline(
     f"((type(v) is float and (-{FLOAT32_LIMIT!r} < v < {FLOAT32_LIMIT!r} or v - v != 0)) "
     f"or (type(v) is int and -{FLOAT32_INT_LIMIT} < v < {FLOAT32_INT_LIMIT}))",
 )
-_inline(_date_guard, "(not isinstance(v, _datetime))")
+_inline(
+    _date_guard,
+    f"((type(v) is int and {INT_RANGE[0]} <= v <= {INT_RANGE[1]}) "
+    "or (isinstance(v, _date) and not isinstance(v, _datetime)))",
+)
+_inline(_time_millis_guard, f"((type(v) is int and 0 <= v < {DAY_MS}) or isinstance(v, _time))")
+_inline(_time_micros_guard, f"((type(v) is int and 0 <= v < {DAY_US}) or isinstance(v, _time))")
 _inline(_uuid_guard, "((type(v) is str and _uuid_text(v) is not None) or isinstance(v, _UUID))")
 _inline(
     _timestamp_guard,
@@ -619,7 +672,7 @@ def _byte_sizes(union: list[Any], named: Mapping[str, Any]) -> frozenset[int | N
         resolved = named.get(branch, branch) if isinstance(branch, str) else branch
         if resolved == "bytes":
             sizes.add(None)
-        elif isinstance(resolved, Mapping) and resolved.get("logicalType") != "decimal":
+        elif isinstance(resolved, Mapping) and applied_logical(resolved) != "decimal":
             if resolved.get("type") == "bytes":
                 sizes.add(None)
             elif resolved.get("type") == "fixed" and isinstance(resolved.get("size"), int):
@@ -638,7 +691,7 @@ def _decimal_guard(schema: Mapping[str, Any]) -> Guard:
 
 
 #: Logical types whose values fastavro may write wrongly inside a union (see _mentions_guarded).
-_GUARDED_LOGICAL = frozenset({"decimal", "date", *INSTANTS})
+_GUARDED_LOGICAL = frozenset({"decimal", "date", "time-millis", "time-micros", *INSTANTS})
 
 
 def _mentions_guarded(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) -> bool:
@@ -654,7 +707,7 @@ def _mentions_guarded(schema: Any, named: Mapping[str, Any], seen: frozenset[str
         return any(_mentions_guarded(branch, named, seen) for branch in schema)
     if not isinstance(schema, Mapping):
         return False
-    if schema.get("logicalType") in _GUARDED_LOGICAL:
+    if applied_logical(schema) in _GUARDED_LOGICAL:
         return True
     name = schema.get("name")
     inner = seen | {name} if isinstance(name, str) else seen
@@ -709,7 +762,7 @@ def _compile_guard(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) 
             return not schema_problems(union, value, named)
 
         return union_guard
-    logical = schema.get("logicalType")
+    logical = applied_logical(schema)  # any other logicalType is ignored: the base type's
     kind = schema.get("type")
     if logical in INSTANTS:
         return _instant_guard
@@ -717,12 +770,14 @@ def _compile_guard(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) 
         return _timestamp_guard
     if logical == "date":
         return _date_guard
+    if logical == "time-millis":
+        return _time_millis_guard
+    if logical == "time-micros":
+        return _time_micros_guard
     if logical == "uuid":
         return _uuid_guard
-    if logical == "decimal" and kind in ("bytes", "fixed"):
+    if logical == "decimal":
         return _decimal_guard(schema)
-    if logical is not None:
-        return None  # fastavro type-checks the other logical types itself
     if kind == "record":
         return _record_guard(schema, named, seen)
     if kind == "array":
@@ -766,6 +821,8 @@ def _record_guard(
     namespace: dict[str, Any] = {
         "_M": _MISSING,
         "_datetime": dt.datetime,
+        "_date": dt.date,
+        "_time": dt.time,
         "_UUID": uuid.UUID,
         "_uuid_text": UUID_TEXT.fullmatch,
     }
@@ -823,9 +880,13 @@ _NAMED_KINDS = frozenset({"record", "enum", "fixed", "error"})
 
 def misrouting_unions(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) -> bool:
     """Whether ``schema`` holds a union in which fastavro may write a valid value under the
-    wrong branch: an array branch before a ``bytes`` or ``fixed`` one. fastavro's union
-    writer takes the first branch whose check passes, and its array check passes any
-    sequence, so ``b"ab"`` meant for the bytes branch was written as the array ``[97, 98]``.
+    wrong branch. fastavro's union writer takes the first branch whose check passes, and
+    some checks pass more than their type:
+    - an array's passes any sequence, so ``b"ab"`` meant for a later ``bytes`` or ``fixed``
+      branch was written as the array ``[97, 98]``;
+    - a logical type's passes its base type's values and more (a ``date``'s any str), so in
+      ``[date, string]`` the text ``"2020-01-01"`` came back as a date and ``"hello"`` was
+      refused; a logical branch before any other non-null branch is such a union.
     Through named types, not recursing twice."""
     if isinstance(schema, str):
         if schema in named and schema not in seen:
@@ -836,6 +897,9 @@ def misrouting_unions(schema: Any, named: Mapping[str, Any], seen: frozenset[str
         if "array" in kinds and any(
             kind in ("bytes", "fixed") for kind in kinds[kinds.index("array") + 1 :]
         ):
+            return True
+        others = [named.get(b, b) if isinstance(b, str) else b for b in schema if b != "null"]
+        if any(applied_logical(branch) is not None for branch in others[:-1]):
             return True
         return any(misrouting_unions(branch, named, seen) for branch in schema)
     if not isinstance(schema, Mapping):
@@ -876,8 +940,8 @@ def with_explicit_branches(schema: Any, value: Any, named: Mapping[str, Any]) ->
             branch = next((b for b in fitting if _kind_of(b, named) == "double"), branch)
         return (_branch_name(branch), with_explicit_branches(branch, value, named))
     kind = schema.get("type")
-    if schema.get("logicalType") is not None and kind not in ("record", "array", "map"):
-        return value  # a logical value (an unknown logical type on a container is ignored)
+    if applied_logical(schema) is not None:
+        return value  # a logical value
     if kind == "record":
         fields = {f["name"]: f["type"] for f in schema["fields"]}
         return {
@@ -943,6 +1007,8 @@ class _EncoderSource:
             "_pd": struct.Struct("<d").pack,
             "_uuid_text": UUID_TEXT.fullmatch,
             "_datetime": dt.datetime,
+            "_date": dt.date,
+            "_time": dt.time,
             "_UUID": uuid.UUID,
             "_Decimal": decimal.Decimal,
             "_w": fastavro_write_data,
@@ -981,7 +1047,8 @@ class _EncoderSource:
                 self.delegate(schema, indent)
                 return
             schema = self.named[schema]
-        if isinstance(schema, dict) and schema.get("logicalType") is None:
+        logical = applied_logical(schema)  # any other logicalType: the base type's value
+        if isinstance(schema, dict) and logical is None:
             kind = schema.get("type")
             if kind == "enum":
                 table = {symbol: _SMALL[i] for i, symbol in enumerate(schema["symbols"])}
@@ -1012,20 +1079,17 @@ class _EncoderSource:
                 f"    b += {_SMALL[1 - schema.index('null')]!r}",
             )
             self.value(other, indent + 4, expanding)
-        elif isinstance(schema, dict) and schema.get("logicalType") in _TIMESTAMPS:
+        elif logical in _TIMESTAMPS:
             low, high = LONG_RANGE
             self.emit(indent, f"if type(v) is int and {low} <= v <= {high}:")
             self.varint(indent + 4)
-            if schema["logicalType"] in INSTANTS:  # a naive datetime: the checked path refuses
+            if logical in INSTANTS:  # a naive datetime: the checked path refuses
                 self.emit(indent, "elif isinstance(v, _datetime) and v.tzinfo is not None:")
             else:
                 self.emit(indent, "elif isinstance(v, _datetime):")
             self.delegate(schema, indent + 4, guarded=True)
             self.emit(indent, "else:", "    raise _F")
-        elif isinstance(schema, dict) and schema.get("logicalType") == "date":
-            self.emit(indent, "if isinstance(v, _datetime):", "    raise _F")  # see _date_guard
-            self.delegate(schema, indent, guarded=True)
-        elif isinstance(schema, dict) and schema.get("logicalType") == "uuid":
+        elif logical == "uuid":
             self.emit(indent, "if type(v) is str and _uuid_text(v) is not None:")
             self.text(indent + 4)
             self.emit(indent, "elif isinstance(v, _UUID):", "    v = str(v)")  # as fastavro does
@@ -1033,7 +1097,7 @@ class _EncoderSource:
             self.emit(indent, "else:", "    raise _F")
         elif (
             isinstance(schema, dict)
-            and schema.get("logicalType") == "decimal"
+            and logical == "decimal"
             and schema.get("type") == "bytes"
             and isinstance(schema.get("precision"), int)
             and 0 < schema["precision"] <= _DECIMAL_INLINE_PRECISION
@@ -2064,7 +2128,7 @@ def coerce_json(schema: Any, value: Any, named: Mapping[str, Any] | None = None)
                 return candidate
         only = _only_branch_for(schema, value)  # a nullable type: coerced as that type, so
         return value if only is None else coerce_json(only, value, named)  # its error says why
-    logical = schema.get("logicalType")
+    logical = applied_logical(schema)
     kind = schema.get("type")
     if logical is not None and isinstance(value, (str, int, float)):
         converted = _coerce_logical(logical, value)
