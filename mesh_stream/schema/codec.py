@@ -140,6 +140,17 @@ APPLIED_LOGICAL = frozenset(
 #: Milliseconds (and microseconds) in a day: a time of day is below it, and not negative.
 DAY_MS = 86_400_000
 DAY_US = DAY_MS * 1000
+_FIRST_MS, _LAST_MS = -62_135_596_800_000, 253_402_300_799_999  # 0001-01-01 .. 9999-12-31
+#: The numbers a timestamp or date may hold: those a reader's datetime (Python's, years 1 to
+#: 9999) can hold. Avro's long allows more, but a consumer would dead-letter such a record;
+#: nanoseconds given to a millisecond field land far beyond.
+STAMP_RANGES: dict[str, tuple[int, int]] = {
+    "timestamp-millis": (_FIRST_MS, _LAST_MS),
+    "timestamp-micros": (_FIRST_MS * 1000, _LAST_MS * 1000 + 999),
+    "local-timestamp-millis": (_FIRST_MS, _LAST_MS),
+    "local-timestamp-micros": (_FIRST_MS * 1000, _LAST_MS * 1000 + 999),
+}
+DATE_RANGE = (-719_162, 2_932_896)  # days from 1970-01-01 to 0001-01-01 and 9999-12-31
 _MISSING = object()
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _PREVIEW = 60
@@ -298,16 +309,22 @@ def _logical_problems(schema: Mapping[str, Any], value: Any, path: str) -> list[
             f"{path or '(record)'}: a timestamp needs a timezone-aware datetime (e.g. "
             f"datetime.now(timezone.utc)), got naive {value}"
         ]
-    if logical in ("timestamp-millis", "timestamp-micros", "local-timestamp-millis",
-                   "local-timestamp-micros"):  # fmt: skip
-        ok = isinstance(value, dt.datetime) or _is_int(value, LONG_RANGE)
-    elif logical == "date":
-        if isinstance(value, dt.datetime):
+    if logical in STAMP_RANGES or logical == "date":
+        if logical == "date" and isinstance(value, dt.datetime):
             return [
                 f"{path or '(record)'}: expected {_type_label(schema)}, got datetime {value}, "
                 f"whose time of day would be dropped; give its .date()"
             ]
-        ok = isinstance(value, dt.date) or _is_int(value, INT_RANGE)
+        low, high = STAMP_RANGES.get(logical, DATE_RANGE)
+        if type(value) is int and not low <= value <= high:
+            hint = "; nanoseconds where milliseconds belong?" if logical.endswith("millis") else ""
+            return [
+                f"{path or '(record)'}: expected {_type_label(schema)}, got {value}, beyond "
+                f"the years 1 to 9999 (from {low} to {high}), which no reader's datetime "
+                f"holds{hint}"
+            ]
+        kind = dt.date if logical == "date" else dt.datetime
+        ok = isinstance(value, kind) or type(value) is int
     elif logical in ("time-millis", "time-micros"):
         end = DAY_MS if logical == "time-millis" else DAY_US
         if type(value) is int and not 0 <= value < end:
@@ -574,26 +591,42 @@ def _uuid_guard(value: Any) -> bool:
     return isinstance(value, uuid.UUID)
 
 
-def _timestamp_guard(value: Any) -> bool:
-    """A ``local-timestamp-*``: a number, or any datetime (naive ones are what it holds)."""
-    return (type(value) is int and LONG_RANGE[0] <= value <= LONG_RANGE[1]) or isinstance(
-        value, dt.datetime
+def _stamp_guard(logical: str) -> Guard:
+    """A ``timestamp-*``: a number within :data:`STAMP_RANGES`, or an aware datetime
+    (fastavro takes a naive one as the host's local time, so the instant stored would depend
+    on the machine's time zone; a tzinfo whose offset is None passes: fastavro refuses it, and
+    the explainer names it). A ``local-timestamp-*`` takes any datetime (naive ones are what
+    it holds)."""
+    low, high = STAMP_RANGES[logical]
+    if logical in INSTANTS:
+
+        def instant(value: Any) -> bool:
+            return (type(value) is int and low <= value <= high) or (
+                isinstance(value, dt.datetime) and value.tzinfo is not None
+            )
+
+        return _inline(
+            instant,
+            f"((type(v) is int and {low} <= v <= {high}) "
+            "or (isinstance(v, _datetime) and v.tzinfo is not None))",
+        )
+
+    def local(value: Any) -> bool:
+        return (type(value) is int and low <= value <= high) or isinstance(value, dt.datetime)
+
+    return _inline(
+        local, f"((type(v) is int and {low} <= v <= {high}) or isinstance(v, _datetime))"
     )
 
 
-def _instant_guard(value: Any) -> bool:
-    """A ``timestamp-*``: a number, or an aware datetime (fastavro takes a naive one as the
-    host's local time, so the instant stored would depend on the machine's time zone). A
-    tzinfo whose offset is None passes: fastavro refuses it, and the explainer names it."""
-    return (type(value) is int and LONG_RANGE[0] <= value <= LONG_RANGE[1]) or (
-        isinstance(value, dt.datetime) and value.tzinfo is not None
-    )
+_STAMP_GUARDS = {logical: _stamp_guard(logical) for logical in STAMP_RANGES}
 
 
 def _date_guard(value: Any) -> bool:
-    """A ``date``: a date (not a datetime, whose time of day fastavro drops) or an int (not
-    a bool or a float, which fastavro would write as 1 or truncate)."""
-    return (type(value) is int and INT_RANGE[0] <= value <= INT_RANGE[1]) or (
+    """A ``date``: a date (not a datetime, whose time of day fastavro drops) or an int day
+    within :data:`DATE_RANGE` (not a bool or a float, which fastavro would write as 1 or
+    truncate)."""
+    return (type(value) is int and DATE_RANGE[0] <= value <= DATE_RANGE[1]) or (
         isinstance(value, dt.date) and not isinstance(value, dt.datetime)
     )
 
@@ -618,21 +651,12 @@ _inline(
 )
 _inline(
     _date_guard,
-    f"((type(v) is int and {INT_RANGE[0]} <= v <= {INT_RANGE[1]}) "
+    f"((type(v) is int and {DATE_RANGE[0]} <= v <= {DATE_RANGE[1]}) "
     "or (isinstance(v, _date) and not isinstance(v, _datetime)))",
 )
 _inline(_time_millis_guard, f"((type(v) is int and 0 <= v < {DAY_MS}) or isinstance(v, _time))")
 _inline(_time_micros_guard, f"((type(v) is int and 0 <= v < {DAY_US}) or isinstance(v, _time))")
 _inline(_uuid_guard, "((type(v) is str and _uuid_text(v) is not None) or isinstance(v, _UUID))")
-_inline(
-    _timestamp_guard,
-    f"((type(v) is int and {LONG_RANGE[0]} <= v <= {LONG_RANGE[1]}) or isinstance(v, _datetime))",
-)
-_inline(
-    _instant_guard,
-    f"((type(v) is int and {LONG_RANGE[0]} <= v <= {LONG_RANGE[1]}) "
-    "or (isinstance(v, _datetime) and v.tzinfo is not None))",
-)
 
 
 def _nullable_guard(other: Guard) -> Guard:
@@ -764,10 +788,8 @@ def _compile_guard(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) 
         return union_guard
     logical = applied_logical(schema)  # any other logicalType is ignored: the base type's
     kind = schema.get("type")
-    if logical in INSTANTS:
-        return _instant_guard
-    if logical in ("local-timestamp-millis", "local-timestamp-micros"):
-        return _timestamp_guard
+    if logical in _STAMP_GUARDS:
+        return _STAMP_GUARDS[logical]
     if logical == "date":
         return _date_guard
     if logical == "time-millis":
@@ -981,12 +1003,6 @@ _SMALL = tuple(_zigzag(number) for number in range(_ZIGZAG_TABLE_SIZE))
 _SIMPLE_TYPES = ("null", "boolean", "int", "long", "float", "double", "string", "bytes")
 #: Decimals up to this precision are written inline (their digits never need rounding).
 _DECIMAL_INLINE_PRECISION = 28
-_TIMESTAMPS = (
-    "timestamp-millis",
-    "timestamp-micros",
-    "local-timestamp-millis",
-    "local-timestamp-micros",
-)
 
 
 class _FallbackError(Exception):
@@ -1079,8 +1095,8 @@ class _EncoderSource:
                 f"    b += {_SMALL[1 - schema.index('null')]!r}",
             )
             self.value(other, indent + 4, expanding)
-        elif logical in _TIMESTAMPS:
-            low, high = LONG_RANGE
+        elif logical in STAMP_RANGES:
+            low, high = STAMP_RANGES[logical]
             self.emit(indent, f"if type(v) is int and {low} <= v <= {high}:")
             self.varint(indent + 4)
             if logical in INSTANTS:  # a naive datetime: the checked path refuses

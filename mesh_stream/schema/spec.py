@@ -10,7 +10,10 @@ such a schema hands every Avro implementation a contract some of them refuse, so
 It also bounds what one schema may cost: bytes, fields, named types and nesting depth
 (:class:`SchemaLimits`), because the parsers are recursive and super-linear in the number
 of fields, and strings that cannot be encoded as UTF-8 (lone
-surrogates such as ``"\\ud800"``), which would fail later when the schema is stored or sent.
+surrogates such as ``"\\ud800"``), which would fail later when the schema is stored or sent,
+and arrays whose items take no bytes (``null``, a zero-size ``fixed``, a record of only such):
+six bytes of a record could claim a billion items, which fastavro's reader (and Java's)
+would build until memory runs out, so one hostile record could stop every consumer.
 
 Paths: a record's full name, then ``.field`` per field, ``[]`` into array items and ``{}``
 into map values (union branches add nothing: a field's record branch is still ``.field``).
@@ -269,6 +272,32 @@ class _Checker:
             return self._branch_key(kind, namespace)
         return str(kind)
 
+    def _takes_no_bytes(self, node: Any, namespace: str, seen: frozenset[str]) -> bool:
+        """Whether every value of ``node`` is encoded in zero bytes."""
+        if isinstance(node, str):
+            if node in PRIMITIVES:
+                return node == "null"
+            found = self.resolve(node, namespace)
+            if found is None or node in seen:
+                return False
+            return self._takes_no_bytes(found, namespace, seen | {node})
+        if not isinstance(node, Mapping):
+            return False  # a union: its branch index takes a byte
+        kind = node.get("type")
+        if isinstance(kind, (list, Mapping)) or kind == "null":
+            return kind == "null" or self._takes_no_bytes(kind, namespace, seen)
+        if kind == "fixed":
+            return node.get("size") == 0
+        if kind == "record":
+            inner = str(node.get("namespace", namespace))
+            return all(
+                isinstance(field, Mapping) and self._takes_no_bytes(field.get("type"), inner, seen)
+                for field in node.get("fields", ())
+            )
+        if isinstance(kind, str) and kind not in PRIMITIVES and kind not in ("array", "map"):
+            return self._takes_no_bytes(kind, namespace, seen)
+        return False
+
     @staticmethod
     def named_fullname(node: Mapping[str, Any], namespace: str) -> str:
         name = str(node.get("name", ""))
@@ -296,6 +325,13 @@ class _Checker:
                 raise self.error(f"{where}: an array needs `items`")
             with self.at("items"):
                 self.schema(node["items"], f"{where}[]", namespace, depth + 1)
+                if self._takes_no_bytes(node["items"], namespace, frozenset()):
+                    raise self.error(
+                        f"{where}: an array of items that take no bytes (null, a fixed of size "
+                        f"0, a record of only such fields): a record of a few bytes could "
+                        f"claim a billion of them, which every reader would build; hold a "
+                        f"count (an int) instead"
+                    )
         elif kind == "map":
             if "values" not in node:
                 raise self.error(f"{where}: a map needs `values`")
