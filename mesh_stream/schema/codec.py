@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import copy
 import datetime as dt
 import decimal
 import io
@@ -1796,6 +1797,8 @@ class RecordDecoder:
             else None
         )
         self._reader_form = _canonical(self.reader) if self.reader is not None else None
+        #: The reader schema as fastavro reads with it (logical defaults converted), made once.
+        self._reading: ParsedSchema | None = None
         # schema id -> (parsed writer schema, reader schema or None when identical)
         self._schemas: dict[int, tuple[ParsedSchema, ParsedSchema | None]] = {}
         # schema id -> what fastavro's reader takes for it (read on the consumer's hot path)
@@ -1856,13 +1859,17 @@ class RecordDecoder:
                     exc,
                     forever=True,
                 ) from exc
+        if reader is not None:
+            if self._reading is None:
+                self._reading = with_logical_defaults(reader)
+            reader = self._reading
         named = {"writer": _named(writer), "reader": _named(reader) if reader is not None else {}}
         fast = None
         if reader is None:
             # Should the compiler fail on a schema, fastavro's reader alone reads it (slower).
             with contextlib.suppress(Exception):
                 fast = _compile_fast_decoder(writer, named["writer"])
-        found = (writer, reader)
+        found = (writer, self.reader if reader is not None else None)
         self._schemas[schema_id] = found
         self._refused.pop(schema_id, None)
         self.plans[schema_id] = (writer, named, reader, fast)
@@ -2103,6 +2110,63 @@ def _canonical(parsed: ParsedSchema) -> str:
     return json.dumps(
         {k: v for k, v in parsed.items() if not k.startswith("__")}, sort_keys=True, default=str
     )
+
+
+def with_logical_defaults(reader: ParsedSchema) -> ParsedSchema:
+    """A copy of ``reader`` whose field defaults of a logical type are the values a written
+    one reads as. fastavro hands a default over as its JSON: a field added with a decimal
+    default read back as the str of its byte code points, a timestamp's as an int, a
+    uuid's as a str, where every written value is a Decimal, a datetime, a UUID."""
+    converted: ParsedSchema = copy.deepcopy(reader)
+    named = _named(converted)
+    done: set[str] = set()
+
+    def walk(schema: Any) -> None:
+        if isinstance(schema, str):
+            if schema in named and schema not in done:
+                done.add(schema)
+                walk(named[schema])
+            return
+        if isinstance(schema, list):
+            for branch in schema:
+                walk(branch)
+            return
+        if not isinstance(schema, dict):
+            return
+        kind = schema.get("type")
+        if kind == "record":
+            done.add(str(schema.get("name")))
+            for field in schema["fields"]:
+                if field.get("default") is not None:
+                    field["default"] = _logical_default(field["type"], field["default"], named)
+                walk(field["type"])
+        elif kind == "array":
+            walk(schema["items"])
+        elif kind == "map":
+            walk(schema["values"])
+        elif isinstance(kind, (dict, list)):
+            walk(kind)
+
+    walk(converted)
+    return converted
+
+
+def _logical_default(schema: Any, default: Any, named: Mapping[str, Any]) -> Any:
+    """``default`` (JSON) of a field of type ``schema`` as a written value reads, if it is of a
+    logical type (a union's default is of its first branch); else ``default`` as it is."""
+    if isinstance(schema, list):
+        schema = schema[0] if schema else None
+    if isinstance(schema, str):
+        schema = named.get(schema, schema)
+    logical = applied_logical(schema)
+    if logical is None:
+        return default
+    kind = schema["type"]
+    raw = default.encode("latin-1") if kind in ("bytes", "fixed") else default
+    try:
+        return LOGICAL_READERS[f"{kind}-{logical}"](raw, schema, schema)
+    except Exception:  # a default the schema's checks let through but fastavro cannot read
+        return default
 
 
 def _check_resolvable(writer: ParsedSchema, reader: ParsedSchema, schema_id: int) -> None:
