@@ -901,15 +901,33 @@ def _record_guard(
 _NAMED_KINDS = frozenset({"record", "enum", "fixed", "error"})
 
 
+#: The kinds of later union branches whose values fastavro writes under an earlier branch of
+#: each logical type (its preparation takes them; found by trying every pair).
+_TAKEN_BY_LOGICAL: dict[str, tuple[str, ...]] = {
+    "decimal": ("bytes", "fixed"),
+    "date": ("string", "enum", "long"),
+    "time-millis": ("long",),
+    "time-micros": ("int",),
+    "timestamp-millis": ("int",),
+    "timestamp-micros": ("int",),
+    "local-timestamp-millis": ("int",),
+    "local-timestamp-micros": ("int",),
+    "uuid": ("enum",),
+}
+#: What a value of a logical type is in Python; any other value is its base type's.
+_LOGICAL_VALUES = (decimal.Decimal, dt.date, dt.time, uuid.UUID)
+
+
 def misrouting_unions(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) -> bool:
     """Whether ``schema`` holds a union in which fastavro may write a valid value under the
     wrong branch. fastavro's union writer takes the first branch whose check passes, and
     some checks pass more than their type:
     - an array's passes any sequence, so ``b"ab"`` meant for a later ``bytes`` or ``fixed``
       branch was written as the array ``[97, 98]``;
-    - a logical type's passes its base type's values and more (a ``date``'s any str), so in
-      ``[date, string]`` the text ``"2020-01-01"`` came back as a date and ``"hello"`` was
-      refused; a logical branch before any other non-null branch is such a union.
+    - a logical type's passes its base type's values and more (:data:`_TAKEN_BY_LOGICAL`):
+      in ``[date, string]`` the text ``"2020-01-01"`` came back as a date and ``"hello"`` was
+      refused, in ``[uuid, enum]`` a symbol was written as an unreadable uuid, in
+      ``[timestamp-millis, int]`` the int 5 came back as a datetime.
     Through named types, not recursing twice."""
     if isinstance(schema, str):
         if schema in named and schema not in seen:
@@ -921,9 +939,11 @@ def misrouting_unions(schema: Any, named: Mapping[str, Any], seen: frozenset[str
             kind in ("bytes", "fixed") for kind in kinds[kinds.index("array") + 1 :]
         ):
             return True
-        others = [named.get(b, b) if isinstance(b, str) else b for b in schema if b != "null"]
-        if any(applied_logical(branch) is not None for branch in others[:-1]):
-            return True
+        for index, branch in enumerate(schema):
+            resolved = named.get(branch, branch) if isinstance(branch, str) else branch
+            taken = _TAKEN_BY_LOGICAL.get(str(applied_logical(resolved)), ())
+            if any(kind in taken for kind in kinds[index + 1 :]):
+                return True
         return any(misrouting_unions(branch, named, seen) for branch in schema)
     if not isinstance(schema, Mapping):
         return False
@@ -958,6 +978,13 @@ def with_explicit_branches(schema: Any, value: Any, named: Mapping[str, Any]) ->
         return value
     if isinstance(schema, list):
         fitting = [b for b in schema if not schema_problems(b, value, named)]
+        if not isinstance(value, _LOGICAL_VALUES):  # a plain value: a plain branch first
+            plain = [
+                b
+                for b in fitting
+                if applied_logical(named.get(b, b) if isinstance(b, str) else b) is None
+            ]
+            fitting = plain or fitting
         branch = fitting[0]  # the value fits the union, so one branch at least
         if _kind_of(branch, named) == "float":
             branch = next((b for b in fitting if _kind_of(b, named) == "double"), branch)

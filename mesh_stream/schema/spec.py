@@ -148,6 +148,8 @@ class _Checker:
         self.named: dict[str, Mapping[str, Any]] = {}
         self.fields = 0
         self.loc: list[str | int] = []  # JSON path of the node being checked
+        #: Whether the walk is in the schema judged (not in one it references).
+        self.own_types = True
 
     @contextmanager
     def at(self, *parts: str | int) -> Iterator[None]:
@@ -273,30 +275,32 @@ class _Checker:
         return str(kind)
 
     def _takes_no_bytes(self, node: Any, namespace: str, seen: frozenset[str]) -> bool:
-        """Whether every value of ``node`` is encoded in zero bytes."""
+        """Whether every value of ``node`` (walked already, so its named types are known) is
+        encoded in zero bytes; names resolve as the walk resolved them."""
+        found: Mapping[str, Any] | None = None
         if isinstance(node, str):
             if node in PRIMITIVES:
                 return node == "null"
             found = self.resolve(node, namespace)
-            if found is None or node in seen:
-                return False
-            return self._takes_no_bytes(found, namespace, seen | {node})
-        if not isinstance(node, Mapping):
-            return False  # a union: its branch index takes a byte
-        kind = node.get("type")
-        if isinstance(kind, (list, Mapping)) or kind == "null":
-            return kind == "null" or self._takes_no_bytes(kind, namespace, seen)
-        if kind == "fixed":
-            return node.get("size") == 0
-        if kind == "record":
-            inner = str(node.get("namespace", namespace))
-            return all(
-                isinstance(field, Mapping) and self._takes_no_bytes(field.get("type"), inner, seen)
-                for field in node.get("fields", ())
-            )
-        if isinstance(kind, str) and kind not in PRIMITIVES and kind not in ("array", "map"):
-            return self._takes_no_bytes(kind, namespace, seen)
-        return False
+        elif isinstance(node, Mapping):
+            kind = node.get("type")
+            if isinstance(kind, (list, Mapping)):
+                return self._takes_no_bytes(kind, namespace, seen)
+            if kind == "null":
+                return True
+            if kind in NAMED:
+                found = self.resolve(self.named_fullname(node, namespace), "")
+            elif isinstance(kind, str) and kind not in PRIMITIVES and kind not in ("array", "map"):
+                return self._takes_no_bytes(kind, namespace, seen)
+        if found is None or str(found["__fullname"]) in seen:
+            return False  # a union (its branch index takes a byte), or a type that does
+        inner, space = seen | {str(found["__fullname"])}, str(found["__namespace"])
+        if found.get("type") == "fixed":
+            return found.get("size") == 0
+        return found.get("type") == "record" and all(
+            isinstance(field, Mapping) and self._takes_no_bytes(field.get("type"), space, inner)
+            for field in found.get("fields", ())
+        )
 
     @staticmethod
     def named_fullname(node: Mapping[str, Any], namespace: str) -> str:
@@ -325,7 +329,7 @@ class _Checker:
                 raise self.error(f"{where}: an array needs `items`")
             with self.at("items"):
                 self.schema(node["items"], f"{where}[]", namespace, depth + 1)
-                if self._takes_no_bytes(node["items"], namespace, frozenset()):
+                if self.own_types and self._takes_no_bytes(node["items"], namespace, frozenset()):
                     raise self.error(
                         f"{where}: an array of items that take no bytes (null, a fixed of size "
                         f"0, a record of only such fields): a record of a few bytes could "
@@ -582,6 +586,8 @@ def check_schema(
     """
     check_utf8(document)
     checker = _Checker(limits)
+    checker.own_types = False  # a referenced schema was judged when it was registered
     for index, referenced in enumerate(named_types):
         checker.schema(referenced, f"(reference {index})", "", 1)
+    checker.own_types = True
     checker.schema(document, "(schema)", "", 1)

@@ -35,8 +35,33 @@ ENUM = {"type": "enum", "name": "E", "symbols": ["A", "B"]}
 FIXED = {"type": "fixed", "name": "F", "size": 2}
 ITEM = rec({"name": "sku", "type": "string"}, {"name": "qty", "type": "int"}, name="Item")
 
+ZERO = {"type": "fixed", "name": "Z", "size": 0}
+# x.Z (4 bytes) is what `Z` means inside x.R, though o.Z (0 bytes) is defined first
+ITEMS_OF_X_Z = {
+    "type": "record",
+    "name": "x.R",
+    "fields": [{"name": "w", "type": {**ZERO, "size": 4}}, {"name": "z", "type": "Z"}],
+}
+
 VALID: list[tuple[str, Any]] = [
     ("primitive", "string"),
+    (
+        "array of items named in another namespace",
+        rec(
+            {"name": "zz", "type": ZERO},
+            {"name": "a", "type": {"type": "array", "items": ITEMS_OF_X_Z}},
+            namespace="o",
+        ),
+    ),
+    (
+        "array of records holding an array of ints",
+        field(
+            {
+                "type": "array",
+                "items": rec({"name": "x", "type": {"type": "array", "items": "int"}}, name="Q"),
+            }
+        ),
+    ),
     ("names with underscores", rec({"name": "_a1", "type": "int"}, name="_R")),
     ("namespace", rec({"name": "a", "type": "int"}, namespace="orders.v1")),
     ("full name", rec({"name": "a", "type": "int"}, name="orders.v1.R")),
@@ -118,6 +143,7 @@ INVALID: list[tuple[str, Any, str]] = [
     ("array of nulls", field({"type": "array", "items": "null"}), "R.f: an array of items that take no bytes (null, a fixed of size 0, a record of only such fields): a record of a few bytes could claim a billion of them, which every reader would build; hold a count (an int) instead"),
     ("array of empty records", field({"type": "array", "items": {"type": "record", "name": "E", "fields": []}}), "R.f: an array of items that take no bytes (null, a fixed of size 0, a record of only such fields): a record of a few bytes could claim a billion of them, which every reader would build; hold a count (an int) instead"),
     ("array of zero-size fixed", field({"type": "array", "items": {"type": "fixed", "name": "Z", "size": 0}}), "R.f: an array of items that take no bytes (null, a fixed of size 0, a record of only such fields): a record of a few bytes could claim a billion of them, which every reader would build; hold a count (an int) instead"),
+    ("array of a dotted name's zero-size record", rec({"name": "a", "type": {"type": "array", "items": {"type": "record", "name": "x.R", "fields": [{"name": "w", "type": ZERO}]}}}, namespace="o"), "o.R.a: an array of items that take no bytes (null, a fixed of size 0, a record of only such fields): a record of a few bytes could claim a billion of them, which every reader would build; hold a count (an int) instead"),
     ("doc not a string", field("int", doc=5), "R.f: doc 5 must be a string"),
     ("order unknown", field("int", order="up"), 'R.f: order "up" is not ascending, descending or ignore'),
     ("field without type", rec({"name": "a"}), "R.a: the field has no `type`"),
@@ -285,3 +311,14 @@ def test_a_refusal_carries_the_json_path_of_the_problem() -> None:
     with pytest.raises(SchemaError) as raised:
         parse_schema(field(["null", "int", "int"]))
     assert raised.value.loc == ("fields", 0, "type")
+
+
+def test_a_referenced_schema_is_not_judged_again() -> None:
+    """A schema registered before the rule on zero-size array items still serves as a
+    reference; the rule judges the new schema's own types."""
+    stored = {
+        "type": "record",
+        "name": "r.Old",
+        "fields": [{"name": "a", "type": {"type": "array", "items": "null"}}],
+    }
+    parse_schema(rec({"name": "o", "type": "r.Old"}), named_types=[stored])

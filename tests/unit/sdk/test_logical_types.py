@@ -220,3 +220,38 @@ def test_a_field_added_with_a_logical_default_reads_as_a_written_value_would() -
     }
     assert decoder.reader is not None  # the checks still see the schema as written
     assert decoder.reader["fields"][2]["default"] == "\u0000d"
+
+
+def test_unions_whose_logical_branch_fastavro_would_take_for_a_later_branch_name_it() -> None:
+    """Tried pair by pair: fastavro's union writer took these values for the earlier logical
+    branch (a symbol written as an unreadable uuid, an int read back as a datetime, bytes as a
+    Decimal)."""
+    enum = {"type": "enum", "name": "E", "symbols": ["A", "B"]}
+    uuid_or_symbol = [{"type": "string", "logicalType": "uuid"}, enum]
+    assert _round_trip(uuid_or_symbol, "A") == "A"
+    assert _round_trip(uuid_or_symbol, UUID_TEXT) == uuid.UUID(UUID_TEXT)
+    stamp_or_int = [{"type": "long", "logicalType": "timestamp-millis"}, "int"]
+    assert _round_trip(stamp_or_int, 5) == 5
+    instant = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    assert _round_trip(stamp_or_int, instant) == instant
+    fixed_decimal = {
+        "type": "fixed",
+        "name": "D",
+        "size": 8,
+        "logicalType": "decimal",
+        "precision": 4,
+        "scale": 2,
+    }
+    decimal_or_bytes = [fixed_decimal, {"type": "fixed", "name": "F", "size": 8}]
+    assert _round_trip(decimal_or_bytes, b"abcdefgh") == b"abcdefgh"
+    assert _round_trip(decimal_or_bytes, Decimal("1.25")) == Decimal("1.25")
+
+
+def test_unions_fastavro_routes_right_keep_the_compiled_encoder() -> None:
+    for union in (
+        ["null", {"type": "long", "logicalType": "timestamp-millis"}, "string"],
+        ["null", {"type": "string", "logicalType": "uuid"}, "long"],
+        [{"type": "bytes", "logicalType": "decimal", "precision": 4, "scale": 2}, "string"],
+    ):
+        assert _encoder(union).fast is not None, union
+    assert _encoder([{"type": "int", "logicalType": "date"}, "string"]).fast is None
