@@ -310,6 +310,11 @@ def _logical_problems(schema: Mapping[str, Any], value: Any, path: str) -> list[
             f"{path or '(record)'}: a timestamp needs a timezone-aware datetime (e.g. "
             f"datetime.now(timezone.utc)), got naive {value}"
         ]
+    if logical in INSTANTS and isinstance(value, dt.datetime) and not _utc_fits(value):
+        return [
+            f"{path or '(record)'}: expected {_type_label(schema)}, got {value}, beyond the "
+            f"years 1 to 9999 in UTC, which no reader's datetime holds"
+        ]
     if logical in STAMP_RANGES or logical == "date":
         if logical == "date" and isinstance(value, dt.datetime):
             return [
@@ -603,13 +608,15 @@ def _stamp_guard(logical: str) -> Guard:
 
         def instant(value: Any) -> bool:
             return (type(value) is int and low <= value <= high) or (
-                isinstance(value, dt.datetime) and value.tzinfo is not None
+                isinstance(value, dt.datetime)
+                and value.tzinfo is not None
+                and (1 < value.year < 9999 or _utc_fits(value))
             )
 
         return _inline(
             instant,
-            f"((type(v) is int and {low} <= v <= {high}) "
-            "or (isinstance(v, _datetime) and v.tzinfo is not None))",
+            f"((type(v) is int and {low} <= v <= {high}) or (isinstance(v, _datetime) and "
+            "v.tzinfo is not None and (1 < v.year < 9999 or _utc_fits(v))))",
         )
 
     def local(value: Any) -> bool:
@@ -621,6 +628,16 @@ def _stamp_guard(logical: str) -> Guard:
 
 
 _STAMP_GUARDS = {logical: _stamp_guard(logical) for logical in STAMP_RANGES}
+
+
+def _utc_fits(value: dt.datetime) -> bool:
+    """Whether an aware datetime of the year 1 or 9999 is still within them in UTC (year 1 at
+    +05:00 is not: it is written, and no Python reader reads it back)."""
+    try:
+        value.astimezone(dt.UTC)
+    except (OverflowError, ValueError):
+        return False
+    return True
 
 
 def _date_guard(value: Any) -> bool:
@@ -846,6 +863,7 @@ def _record_guard(
         "_datetime": dt.datetime,
         "_date": dt.date,
         "_time": dt.time,
+        "_utc_fits": _utc_fits,
         "_UUID": uuid.UUID,
         "_uuid_text": UUID_TEXT.fullmatch,
     }
@@ -1053,6 +1071,7 @@ class _EncoderSource:
             "_datetime": dt.datetime,
             "_date": dt.date,
             "_time": dt.time,
+            "_utc_fits": _utc_fits,
             "_UUID": uuid.UUID,
             "_Decimal": decimal.Decimal,
             "_w": fastavro_write_data,
@@ -1128,7 +1147,11 @@ class _EncoderSource:
             self.emit(indent, f"if type(v) is int and {low} <= v <= {high}:")
             self.varint(indent + 4)
             if logical in INSTANTS:  # a naive datetime: the checked path refuses
-                self.emit(indent, "elif isinstance(v, _datetime) and v.tzinfo is not None:")
+                self.emit(
+                    indent,
+                    "elif isinstance(v, _datetime) and v.tzinfo is not None and "
+                    "(1 < v.year < 9999 or _utc_fits(v)):",
+                )
             else:
                 self.emit(indent, "elif isinstance(v, _datetime):")
             self.delegate(schema, indent + 4, guarded=True)

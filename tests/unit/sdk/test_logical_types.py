@@ -255,3 +255,19 @@ def test_unions_fastavro_routes_right_keep_the_compiled_encoder() -> None:
     ):
         assert _encoder(union).fast is not None, union
     assert _encoder([{"type": "int", "logicalType": "date"}, "string"]).fast is None
+
+
+def test_an_aware_datetime_beyond_the_years_1_to_9999_in_utc_is_refused() -> None:
+    stamp = {"type": "long", "logicalType": "timestamp-millis"}
+    east = dt.timezone(dt.timedelta(hours=5))
+    early = dt.datetime(1, 1, 1, 1, tzinfo=east)  # 0000-12-31T20:00Z
+    assert _refused(stamp, early) == (
+        f"f: expected timestamp-millis (long), got {early}, beyond the years 1 to 9999 in UTC, "
+        "which no reader's datetime holds"
+    )
+    inside = dt.datetime(1, 1, 1, 6, tzinfo=east)
+    assert _round_trip(stamp, inside) == inside
+    late = dt.datetime(9999, 12, 31, 23, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    assert _refused({"type": "long", "logicalType": "timestamp-micros"}, late).startswith(
+        "f: expected timestamp-micros (long), got 9999-12-31 23:00:00-05:00, beyond"
+    )
