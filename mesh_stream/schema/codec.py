@@ -2202,21 +2202,36 @@ def with_logical_defaults(reader: ParsedSchema) -> ParsedSchema:
 
 
 def _logical_default(schema: Any, default: Any, named: Mapping[str, Any]) -> Any:
-    """``default`` (JSON) of a field of type ``schema`` as a written value reads, if it is of a
-    logical type (a union's default is of its first branch); else ``default`` as it is."""
+    """``default`` (JSON) of a field of type ``schema`` as a written value reads: a logical
+    type's value converted, through records, arrays and maps (a union's default is of its
+    first branch); anything else as it is."""
     if isinstance(schema, list):
-        schema = schema[0] if schema else None
+        return _logical_default(schema[0], default, named) if schema else default
     if isinstance(schema, str):
-        schema = named.get(schema, schema)
+        schema = named.get(schema)
+    if not isinstance(schema, Mapping) or default is None:
+        return default
     logical = applied_logical(schema)
-    if logical is None:
-        return default
-    kind = schema["type"]
-    raw = default.encode("latin-1") if kind in ("bytes", "fixed") else default
-    try:
-        return LOGICAL_READERS[f"{kind}-{logical}"](raw, schema, schema)
-    except Exception:  # a default the schema's checks let through but fastavro cannot read
-        return default
+    kind = schema.get("type")
+    if logical is not None:
+        raw = default.encode("latin-1") if kind in ("bytes", "fixed") else default
+        try:
+            return LOGICAL_READERS[f"{kind}-{logical}"](raw, schema, schema)
+        except Exception:  # a default the schema's checks let through but fastavro cannot read
+            return default
+    if kind == "record" and isinstance(default, Mapping):
+        types = {field["name"]: field["type"] for field in schema["fields"]}
+        return {
+            name: _logical_default(types[name], value, named) if name in types else value
+            for name, value in default.items()
+        }
+    if kind == "array" and isinstance(default, list):
+        return [_logical_default(schema["items"], item, named) for item in default]
+    if kind == "map" and isinstance(default, Mapping):
+        return {key: _logical_default(schema["values"], v, named) for key, v in default.items()}
+    if isinstance(kind, (Mapping, list)) or (isinstance(kind, str) and kind in named):
+        return _logical_default(kind, default, named)
+    return default
 
 
 def _check_resolvable(writer: ParsedSchema, reader: ParsedSchema, schema_id: int) -> None:

@@ -271,3 +271,30 @@ def test_an_aware_datetime_beyond_the_years_1_to_9999_in_utc_is_refused() -> Non
     assert _refused({"type": "long", "logicalType": "timestamp-micros"}, late).startswith(
         "f: expected timestamp-micros (long), got 9999-12-31 23:00:00-05:00, beyond"
     )
+
+
+def test_logical_values_inside_a_complex_default_read_as_written_ones() -> None:
+    from mesh_stream.schema.codec import RecordDecoder
+    from tests.unit.sdk.conftest import MemorySchemas
+
+    old = {"type": "record", "name": "R", "fields": [{"name": "a", "type": "int"}]}
+    stamp = {"type": "long", "logicalType": "timestamp-millis"}
+    at = {"type": "record", "name": "At", "fields": [{"name": "t", "type": stamp}]}
+    new = {
+        "type": "record",
+        "name": "R",
+        "fields": [
+            {"name": "a", "type": "int"},
+            {"name": "at", "type": at, "default": {"t": 0}},
+            {"name": "times", "type": {"type": "array", "items": stamp}, "default": [0, 1000]},
+            {"name": "by", "type": {"type": "map", "values": "At"}, "default": {"k": {"t": 0}}},
+        ],
+    }
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    decoder = RecordDecoder(MemorySchemas({1: old}), reader_schema=new)
+    assert decoder.decode(RecordEncoder(old, 1).encode({"a": 1})) == {
+        "a": 1,
+        "at": {"t": epoch},
+        "times": [epoch, epoch + dt.timedelta(seconds=1)],
+        "by": {"k": {"t": epoch}},
+    }
