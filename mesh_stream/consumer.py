@@ -1180,7 +1180,7 @@ def _avro_reader(product: str, reader: SchemaLike) -> Any:
     from mesh_stream.schema.avro import parse_schema as avro_parse  # avro: only when needed
 
     try:
-        return avro_parse(as_document(reader), strict=False)
+        return avro_parse(as_document(reader))  # strict: a reader schema is written now
     except (SchemaError, ValueError, TypeError) as exc:
         raise ConfigurationError(
             f"reader_schemas[{product!r}] is not a valid Avro schema: {exc}"

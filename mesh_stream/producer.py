@@ -891,7 +891,9 @@ class AsyncProductPublisher:
     """asyncio publisher: ``await publish(record)`` resolves once Kafka stored the record.
 
     A background thread serves librdkafka's delivery reports and hands each result to the
-    event loop, so awaiting never blocks the loop. Use ``async with``.
+    event loop, so awaiting never blocks the loop. Use ``async with``. Cancelling an await
+    does not withdraw its record, which Kafka may still store; if it fails instead, ``flush``
+    and ``close`` report it, as they report every record no await is left to hear of.
     """
 
     def __init__(
@@ -964,11 +966,13 @@ class AsyncProductPublisher:
         name, topic = self.product.name, self.topic
 
         def settle(error: KafkaError | None, message: Message) -> None:
-            if future.done():
+            if future.done():  # cancelled: a failure is flush's and close's to report
+                if error is not None:
+                    publisher._failed.append(publisher._undelivered(error, message))
                 return
             if error is not None:
-                failed = UndeliveredRecord(topic, key, _delivery_failure(error, topic, message))
-                refused = self._publisher._security_error(error)
+                failed = publisher._undelivered(error, message)
+                refused = publisher._security_error(error)
                 future.set_exception(
                     refused
                     or DeliveryError(_describe_failures(name, topic, [failed]), failed=[failed])
@@ -983,17 +987,23 @@ class AsyncProductPublisher:
                 )
 
         def report(error: KafkaError | None, message: Message) -> None:
-            loop.call_soon_threadsafe(settle, error, message)
+            publisher._settled += 1
+            try:
+                loop.call_soon_threadsafe(settle, error, message)
+            except RuntimeError:  # the loop has ended: nobody awaits this record any more
+                if error is not None:
+                    publisher._failed.append(publisher._undelivered(error, message))
 
         if publisher._trace is not None:
             publisher._send_traced(value, key, report, timestamp=timestamp_ms, headers=headers)
-            return await future
-        extra: dict[str, Any] = {}
-        if timestamp_ms is not None:
-            extra["timestamp"] = timestamp_ms
-        if headers is not None:
-            extra["headers"] = headers
-        self._publisher._send(value, key, report, **extra)
+        else:
+            extra: dict[str, Any] = {}
+            if timestamp_ms is not None:
+                extra["timestamp"] = timestamp_ms
+            if headers is not None:
+                extra["headers"] = headers
+            publisher._send(value, key, report, **extra)
+        publisher._sent += 1  # counted, so flush and close wait for it too
         return await future
 
     async def publish_many(
@@ -1008,16 +1018,25 @@ class AsyncProductPublisher:
         await asyncio.to_thread(self._publisher.flush, timeout)
 
     async def close(self, timeout: float = 30.0) -> None:
-        if self._publisher._closed:  # closing twice is fine
+        """Wait for every record sent (raising :class:`DeliveryError` for any refused, timed
+        out, or still queued after ``timeout``), then release. Records still queued keep
+        being served, so their awaits settle; closing again waits for them again."""
+        publisher = self._publisher
+        if publisher._closed and not self._poller.is_alive():  # closing twice is fine
             return
+        publisher._closed = True
         try:
-            await asyncio.to_thread(self._publisher.flush, timeout)
+            await asyncio.to_thread(publisher._flush, timeout)
         finally:
-            self._stop.set()
-            await asyncio.to_thread(self._poller.join)
-            self._publisher._closed = True
+            if not publisher.in_flight:
+                self._stop.set()
+                await asyncio.to_thread(self._poller.join)
+                with contextlib.suppress(Exception):
+                    publisher._producer.close()
 
     async def __aenter__(self) -> Self:
+        if self._publisher._closed:  # an async with block on a closed one would do nothing
+            raise self._publisher._closed_error()
         return self
 
     async def __aexit__(

@@ -342,6 +342,37 @@ def test_a_record_over_the_topics_size_limit_is_refused_alone_and_named_with_its
     with pytest.raises(DeliveryError, match="refused by the broker as too large") as async_caught:
         asyncio.run(one_big())
     assert "reachable" not in str(async_caught.value)
+    assert async_caught.value.failed[0].record["note"] == noise  # given back here too
+
+    # An await cancelled, or left behind by its ended event loop, does not withdraw the
+    # record; its failure is close's to report (it was lost silently, and the thread serving
+    # delivery reports died on the closed loop, so later awaits hung).
+    publisher_async = AsyncProductPublisher(
+        product, bootstrap_servers=kafka.bootstrap_servers, registry=client, root=REPO_ROOT
+    )
+
+    async def cancelled_big() -> None:
+        pending = asyncio.ensure_future(publisher_async.publish(big))
+        await asyncio.sleep(0)
+        pending.cancel()
+
+    async def a_small_then_close() -> Any:
+        delivered = await publisher_async.publish(small[0])
+        await publisher_async.close()
+        return delivered
+
+    asyncio.run(cancelled_big())
+    with pytest.raises(DeliveryError, match="refused by the broker as too large") as at_close:
+        asyncio.run(a_small_then_close())
+    assert [item.key for item in at_close.value.failed] == [big["order_id"]]
+    assert at_close.value.failed[0].record["note"] == noise
+
+    async def enter_closed() -> None:
+        async with publisher_async:
+            pass
+
+    with pytest.raises(ConfigurationError, match="is closed"):
+        asyncio.run(enter_closed())
 
 
 def test_no_registry_calls_per_record_after_warm_up(

@@ -510,17 +510,25 @@ def test_decoding_a_batch_leaves_the_garbage_collector_alone(
 @pytest.mark.parametrize(
     ("reader", "said"),
     [
-        ({"type": "record"}, "Name None must be a string"),
+        ({"type": "record"}, "(schema): a record needs a `name` (a string)"),
         (
             {
                 "type": "record",
                 "name": "r",
                 "fields": [{"name": "a", "type": "int", "default": "z"}],
             },
-            "Default value <z> must match schema type: int",
+            'r.a: default "z" is not an int',
+        ),
+        (  # Avro's lenient parse took it: every record went to the DLQ (a campaign)
+            {
+                "type": "record",
+                "name": "r",
+                "fields": [{"name": "a", "type": ["null", "string"], "default": "x"}],
+            },
+            'r.a: default "x" does not match the union\'s first branch (null)',
         ),
     ],
-    ids=["no-name", "bad-default"],
+    ids=["no-name", "bad-default", "union-default"],
 )
 def test_an_invalid_reader_schema_names_its_product(reader: Any, said: str) -> None:
     """The second raised a SchemaError that named no product (an SDK campaign)."""
