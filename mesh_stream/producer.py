@@ -919,10 +919,29 @@ class AsyncProductPublisher:
         self.product = product
         self.topic = product.topic
         self._stop = threading.Event()
-        self._poller = threading.Thread(
-            target=self._serve_reports, name=f"mesh-publisher-{product.name}", daemon=True
+        self._poller = self._start_poller()
+
+    def _start_poller(self) -> threading.Thread:
+        """The thread serving delivery reports while no flush does."""
+        self._stop.clear()
+        poller = threading.Thread(
+            target=self._serve_reports, name=f"mesh-publisher-{self.product.name}", daemon=True
         )
-        self._poller.start()
+        poller.start()
+        return poller
+
+    async def _serving_alone(self, call: Callable[[], None]) -> None:
+        """``call`` (a flush) on a worker thread, with the report thread stopped meanwhile:
+        one thread at a time serves delivery reports, so no count of them is lost to a race.
+        The report thread starts again unless the publisher is closed with nothing left."""
+        self._stop.set()
+        await asyncio.to_thread(self._poller.join)
+        try:
+            await asyncio.to_thread(call)
+        finally:
+            publisher = self._publisher
+            if not publisher._closed or publisher.in_flight:
+                self._poller = self._start_poller()
 
     @property
     def schema_id(self) -> int:
@@ -1015,7 +1034,7 @@ class AsyncProductPublisher:
         )
 
     async def flush(self, timeout: float = 30.0) -> None:
-        await asyncio.to_thread(self._publisher.flush, timeout)
+        await self._serving_alone(lambda: self._publisher.flush(timeout))
 
     async def close(self, timeout: float = 30.0) -> None:
         """Wait for every record sent (raising :class:`DeliveryError` for any refused, timed
@@ -1026,11 +1045,9 @@ class AsyncProductPublisher:
             return
         publisher._closed = True
         try:
-            await asyncio.to_thread(publisher._flush, timeout)
+            await self._serving_alone(lambda: publisher._flush(timeout))
         finally:
             if not publisher.in_flight:
-                self._stop.set()
-                await asyncio.to_thread(self._poller.join)
                 with contextlib.suppress(Exception):
                     publisher._producer.close()
 
