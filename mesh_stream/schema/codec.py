@@ -64,8 +64,10 @@ from mesh_stream.files import read_regular_text
 from mesh_stream.schema import strict_json
 from mesh_stream.schema.nesting import (
     MAX_NESTING,
-    bytes_nest_deeper,
+    bytes_refusal,
+    holds_empty_item_arrays,
     recursive_names,
+    takes_no_bytes,
     value_nests_deeper,
 )
 from mesh_stream.schema.wire import HEADER_SIZE, header, unframe, unpack_schema_id
@@ -1348,6 +1350,7 @@ class RecordEncoder:
     """
 
     __slots__ = (
+        "_empty_items",
         "_fast",
         "_guard",
         "_header",
@@ -1370,6 +1373,9 @@ class RecordEncoder:
         self._fast = _compile_fast_encoder(self.parsed, named, self._header)
         #: A recursive type: a record's nesting is measured first (see schema/nesting.py).
         self._recursive = bool(recursive_names(named))
+        #: An array of items that take no bytes: a written record's count of them is
+        #: checked as every reader checks it (see schema/nesting.py).
+        self._empty_items = holds_empty_item_arrays(named)
         #: A union fastavro may write under the wrong branch: every record names its
         #: branches (:func:`misrouting_unions`), so neither fast path applies.
         self._misrouting = misrouting_unions(self.parsed, named, frozenset())
@@ -1381,14 +1387,15 @@ class RecordEncoder:
         """The compiled encoder: framed bytes, or any exception meaning "use :meth:`encode`".
         None for a schema with a recursive type, whose records :meth:`encode` measures first
         (the compiled encoder hands the recursion to fastavro's C writer), or with a union
-        fastavro may write under the wrong branch."""
-        return None if self._recursive else self._fast
+        fastavro may write under the wrong branch, or with an array of items that take no
+        bytes, whose records :meth:`encode` counts."""
+        return None if self._recursive or self._empty_items else self._fast
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         """Framed bytes for ``record``; :class:`SerializationError` names every bad field."""
         if self._recursive and value_nests_deeper(record):
             raise self.too_deep()
-        fast = self._fast
+        fast = self.fast
         if fast is not None:
             try:
                 return fast(record)
@@ -1401,7 +1408,8 @@ class RecordEncoder:
         if self._recursive and value_nests_deeper(record):
             raise self.too_deep()
         if self._misrouting:
-            return self._encode_explicitly(record)
+            framed = self._encode_explicitly(record)
+            return self._counted(framed) if self._empty_items else framed
         guard = self._guard
         if guard is not None and not guard(record):
             raise self.error(record)
@@ -1418,7 +1426,20 @@ class RecordEncoder:
             )
         except Exception as exc:
             raise self.error(record, exc) from exc
+        if self._empty_items:
+            return self._counted(buffer.getvalue())
         return buffer.getvalue()
+
+    def _counted(self, framed: bytes) -> bytes:
+        """``framed`` if its arrays of items that take no bytes hold no more than every
+        reader takes (:data:`~.nesting.MAX_EMPTY_ITEMS`); else the error."""
+        refusal = bytes_refusal(framed, HEADER_SIZE, self.parsed, _named(self.parsed))
+        if refusal is None:
+            return framed
+        problem = f"(record): {refusal.removeprefix('the record ')}"
+        error = SerializationError(f"record does not fit schema {self.name}: {problem}")
+        error.problems = [problem]  # type: ignore[attr-defined]
+        raise error
 
     def _encode_explicitly(self, record: Mapping[str, Any]) -> bytes:
         """A record of a schema with a misrouting union: checked in full, then written with
@@ -1677,6 +1698,9 @@ class _DecoderSource:
         collected, count, item = self.fresh("a"), self.fresh("c"), self.fresh("x")
         self.emit(indent, f"{collected} = {{}}" if is_map else f"{collected} = []")
         self.number(indent, count)
+        if not is_map and takes_no_bytes(schema["items"], self.named):
+            # items that take no bytes: fastavro reads them, after read_data counted them
+            self.emit(indent, f"if {count}:", "    raise _F")
         self.emit(indent, f"while {count}:")
         body = indent + 4
         self.emit(body, f"if {count} < 0:", f"    {count} = -{count}")
@@ -1712,6 +1736,8 @@ class _DecoderSource:
             if kind in ("array", "map"):
                 count = self.fresh("c")
                 self.number(indent, count)
+                if kind == "array" and takes_no_bytes(schema["items"], self.named):
+                    self.emit(indent, f"if {count}:", "    raise _F")  # see blocks()
                 self.emit(indent, f"while {count}:")
                 self.emit(indent + 4, f"if {count} < 0:")
                 self.number(indent + 8, "n")  # the block's size in bytes: jump over it
@@ -2100,10 +2126,11 @@ def read_body(
     return value
 
 
-#: id of a parsed writer schema -> (the schema, whether it holds a recursive type).
-_RECURSIVE: dict[int, tuple[Any, bool]] = {}
-#: The most schemas :data:`_RECURSIVE` keeps (a process building decoders over and over).
-_RECURSIVE_KEPT = 1_000
+#: id of a parsed writer schema -> (the schema, whether its records are walked first: a
+#: recursive type, or an array of items that take no bytes).
+_WALKED: dict[int, tuple[Any, bool]] = {}
+#: The most schemas :data:`_WALKED` keeps (a process building decoders over and over).
+_WALKED_KEPT = 1_000
 
 
 def read_data(
@@ -2113,22 +2140,22 @@ def read_data(
     reader: Any,
     options: dict[str, Any],
 ) -> Any:
-    """fastavro's reader (its arguments), after measuring the nesting of a record of a
-    recursive type (a ``ValueError`` past :data:`MAX_NESTING`: see schema/nesting.py)."""
-    known = _RECURSIVE.get(id(writer))
+    """fastavro's reader (its arguments), after walking the bytes of a record whose schema
+    has a recursive type or an array of items that take no bytes (a ``ValueError`` past
+    :data:`MAX_NESTING` levels or :data:`MAX_EMPTY_ITEMS` such items: see
+    schema/nesting.py)."""
+    known = _WALKED.get(id(writer))
     if known is None or known[0] is not writer:
-        if len(_RECURSIVE) >= _RECURSIVE_KEPT:  # schemas of decoders long gone: start again
-            _RECURSIVE.clear()
-        known = _RECURSIVE[id(writer)] = (writer, bool(recursive_names(named["writer"])))
+        if len(_WALKED) >= _WALKED_KEPT:  # schemas of decoders long gone: start again
+            _WALKED.clear()
+        types = named["writer"]
+        walked = bool(recursive_names(types)) or holds_empty_item_arrays(types)
+        known = _WALKED[id(writer)] = (writer, walked)
     if known[1]:
         with body.getbuffer() as view:
-            deep = bytes_nest_deeper(view, body.tell(), writer, named["writer"])
-        if deep:
-            raise ValueError(
-                f"the record nests records, arrays and maps more than {MAX_NESTING} levels "
-                f"deep (or is too damaged to measure); a record of a recursive type may nest "
-                f"at most {MAX_NESTING}"
-            )
+            refusal = bytes_refusal(view, body.tell(), writer, named["writer"])
+        if refusal is not None:
+            raise ValueError(refusal)
     return fastavro_read_data(body, writer, named, reader, options)
 
 

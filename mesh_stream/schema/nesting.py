@@ -1,4 +1,5 @@
-"""How deep a record of a recursive type nests, checked before fastavro writes or reads it.
+"""How deep a record of a recursive type nests, and how many items that take no bytes it
+claims, checked before fastavro writes or reads it.
 
 fastavro's compiled writer and reader recurse in C, one level per nested record, array or
 map, outside Python's recursion limit: a record of a recursive type (a ``Node`` holding
@@ -8,19 +9,38 @@ SDK campaign: a 40 KB record). A schema without a recursive type cannot nest dee
 is written, so only records of recursive types are measured: a value by walking its dicts
 and lists, bytes by walking the Avro encoding, both with a stack of their own, and refused
 beyond :data:`MAX_NESTING` levels.
+
+An array whose items take no bytes (null, a fixed of size 0, a record of only such fields)
+holds as many items as its count says: six bytes claiming a billion made every reader build
+a billion-item list and run out of memory. The registry refuses such arrays in new schemas;
+records of a schema stored before that rule, or read from another registry, are walked the
+same way and refused beyond :data:`MAX_EMPTY_ITEMS` such items.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-__all__ = ["MAX_NESTING", "bytes_nest_deeper", "recursive_names", "value_nests_deeper"]
+__all__ = [
+    "MAX_EMPTY_ITEMS",
+    "MAX_NESTING",
+    "bytes_nest_deeper",
+    "bytes_refusal",
+    "holds_empty_item_arrays",
+    "recursive_names",
+    "takes_no_bytes",
+    "value_nests_deeper",
+]
 
 #: The most levels of records, arrays and maps one record of a recursive type may nest.
 #: fastavro's C stack took a few thousand; a tree of comments or a parsed document rarely
 #: needs fifty.
 MAX_NESTING = 200
+
+#: The most array items that take no bytes one record may hold, all arrays together: each
+#: is still a list slot (or an empty dict) in every reader's memory.
+MAX_EMPTY_ITEMS = 100_000
 
 #: Bytes each fixed-size primitive takes.
 _FIXED_SIZES = {"null": 0, "boolean": 1, "float": 4, "double": 8}
@@ -45,16 +65,31 @@ def recursive_names(named: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(found)
 
 
+def holds_empty_item_arrays(named: Mapping[str, Any]) -> bool:
+    """Whether any array of the schema's types (fastavro's parsed ``__named_schemas``, the
+    record itself among them) has items that take no bytes."""
+    return any(
+        isinstance(node, Mapping)
+        and node.get("type") == "array"
+        and _zero_size(node.get("items"), named, frozenset())
+        for schema in named.values()
+        for node in _types_within(schema)
+    )
+
+
 def _names_in(schema: Any, named: Mapping[str, Any]) -> set[str]:
     """The named types ``schema`` refers to, directly or inside its own nested types."""
-    found: set[str] = set()
+    return {node for node in _types_within(schema) if isinstance(node, str) and node in named}
+
+
+def _types_within(schema: Any) -> Iterator[Any]:
+    """``schema`` and every type written inside it (a record's fields, an array's items, a
+    map's values, a union's branches, a wrapped type); a name is yielded, not followed."""
     stack = [schema]
     while stack:
         item = stack.pop()
-        if isinstance(item, str):
-            if item in named:
-                found.add(item)
-        elif isinstance(item, list):
+        yield item
+        if isinstance(item, list):
             stack.extend(item)
         elif isinstance(item, Mapping):
             kind = item.get("type")
@@ -64,9 +99,8 @@ def _names_in(schema: Any, named: Mapping[str, Any]) -> set[str]:
                 stack.append(item.get("items"))
             elif kind == "map":
                 stack.append(item.get("values"))
-            elif isinstance(kind, (list, Mapping)) or (isinstance(kind, str) and kind in named):
+            elif isinstance(kind, (list, Mapping, str)):
                 stack.append(kind)
-    return found
 
 
 def value_nests_deeper(value: Any, limit: int = MAX_NESTING) -> bool:
@@ -84,6 +118,35 @@ def value_nests_deeper(value: Any, limit: int = MAX_NESTING) -> bool:
             return True
         stack.extend((child, depth + 1) for child in children)
     return False
+
+
+def bytes_refusal(
+    data: bytes | memoryview, position: int, schema: Any, named: Mapping[str, Any]
+) -> str | None:
+    """Why fastavro must not read the Avro value of ``schema`` at ``position`` of ``data``
+    (nested past :data:`MAX_NESTING`, or more than :data:`MAX_EMPTY_ITEMS` array items that
+    take no bytes), or None. Bytes that end early or make no sense give None, as in
+    :func:`bytes_nest_deeper`, and the reader says what is wrong with them."""
+    walk = _Walk(data, position, named, MAX_NESTING, empty_items=MAX_EMPTY_ITEMS)
+    try:
+        deeper = walk.deeper(schema)
+    except _TooManyEmptyItemsError as exc:
+        return (
+            f"the record claims {exc.args[0]:,} or more items of arrays whose items take no "
+            f"bytes, beyond the {MAX_EMPTY_ITEMS:,} a record may hold (a few bytes could "
+            f"otherwise make every reader build a billion)"
+        )
+    except _TooMuchWorkError:
+        deeper = True
+    except (IndexError, KeyError, TypeError, ValueError, RecursionError):
+        return None
+    if not deeper:
+        return None
+    return (
+        f"the record nests records, arrays and maps more than {MAX_NESTING} levels deep (or "
+        f"is too damaged to measure); a record of a recursive type may nest at most "
+        f"{MAX_NESTING}"
+    )
 
 
 def bytes_nest_deeper(
@@ -110,11 +173,21 @@ class _TooMuchWorkError(Exception):
     """The walk took more steps than a valid encoding of the bytes allows."""
 
 
+class _TooManyEmptyItemsError(Exception):
+    """The record claims more array items that take no bytes than its walk allows."""
+
+
 class _Walk:
     """One walk over Avro bytes with an explicit stack (see :func:`bytes_nest_deeper`)."""
 
     def __init__(
-        self, data: bytes | memoryview, position: int, named: Mapping[str, Any], limit: int
+        self,
+        data: bytes | memoryview,
+        position: int,
+        named: Mapping[str, Any],
+        limit: int,
+        *,
+        empty_items: int | None = None,
     ) -> None:
         self.data = data
         self.position = position
@@ -125,6 +198,9 @@ class _Walk:
         # a valid encoding takes at most this many steps.
         self.steps = _BASE_STEPS + (4 + _most_fields(named)) * len(data)
         self._zero: dict[int, bool] = {}
+        #: Array items that take no bytes the walk may still meet (None: any number).
+        self.empty_items = empty_items
+        self._claimed = 0
 
     def long(self) -> int:
         """A zig-zag varint (Avro's int and long)."""
@@ -173,6 +249,10 @@ class _Walk:
                         left = -left
                         self.long()  # the block's size in bytes
                 if not is_map and self.zero_size(items):
+                    if self.empty_items is not None:
+                        self._claimed += left
+                        if self._claimed > self.empty_items:
+                            raise _TooManyEmptyItemsError(self._claimed)
                     stack.append(("b", items, depth, 0, is_map))  # the block, skipped whole
                     continue
                 stack.append(("b", items, depth, left - 1, is_map))
@@ -218,6 +298,12 @@ class _Walk:
             else:
                 self.skip(_FIXED_SIZES[kind])
         return False
+
+
+def takes_no_bytes(schema: Any, named: Mapping[str, Any]) -> bool:
+    """Whether every value of ``schema`` (a parsed schema's node, names resolved through
+    ``named``) is encoded in no bytes: null, a fixed of size 0, a record of such fields."""
+    return _zero_size(schema, named, frozenset())
 
 
 def _zero_size(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) -> bool:

@@ -14,8 +14,10 @@ from confluent_kafka import Message
 from mesh_stream.errors import DeserializationError, SerializationError
 from mesh_stream.schema.codec import RecordDecoder, RecordEncoder, parse_schema
 from mesh_stream.schema.nesting import (
+    MAX_EMPTY_ITEMS,
     MAX_NESTING,
     bytes_nest_deeper,
+    holds_empty_item_arrays,
     recursive_names,
     value_nests_deeper,
 )
@@ -59,6 +61,41 @@ def tree(levels: int) -> dict[str, Any]:
     for _ in range(levels - 1):
         node = {"label": "inner", "children": {"kids": [node]}}
     return node
+
+
+EMPTY_ITEMS: dict[str, Any] = {
+    "type": "record",
+    "name": "Padded",
+    "namespace": "t",
+    "fields": [
+        {"name": "id", "type": "string"},
+        {"name": "marks", "type": {"type": "array", "items": "null"}},
+        {
+            "name": "blanks",
+            "type": {
+                "type": "array",
+                "items": {"type": "record", "name": "Blank", "fields": []},
+            },
+        },
+    ],
+}
+
+
+def varint(number: int) -> bytes:
+    """Avro's zig-zag varint, written without any Avro writer."""
+    raw, out = (number << 1) ^ (number >> 63), bytearray()
+    while raw >= 0x80:
+        out.append(raw & 0x7F | 0x80)
+        raw >>= 7
+    out.append(raw)
+    return bytes(out)
+
+
+def framed_padded(*mark_blocks: int, blanks: int = 0) -> bytes:
+    """A Padded record ``id="a"`` whose ``marks`` array is written as the given blocks."""
+    marks = b"".join(varint(count) for count in mark_blocks) + b"\x00"
+    blank = (varint(blanks) if blanks else b"") + b"\x00"
+    return b"\x00" + struct.pack(">I", 1) + b"\x02a" + marks + blank
 
 
 def test_only_types_that_can_hold_themselves_are_recursive() -> None:
@@ -116,19 +153,33 @@ def test_bytes_nested_thousands_deep_are_a_deserialization_error_not_a_crash() -
     )
 
 
-def test_the_consumer_dead_letters_such_a_record_and_reads_on() -> None:
+@pytest.mark.parametrize(
+    ("schema", "bad", "good", "said"),
+    [
+        (NODE, lambda: framed_chain(20_000), lambda: framed_chain(3), "more than 200 levels deep"),
+        (
+            EMPTY_ITEMS,  # six bytes claiming a billion nulls
+            lambda: framed_padded(10**9),
+            lambda: framed_padded(2),
+            "claims 1,000,000,000 or more items",
+        ),
+    ],
+    ids=["deep", "a-billion-nulls"],
+)
+def test_the_consumer_dead_letters_such_a_record_and_reads_on(
+    schema: Any, bad: Any, good: Any, said: str
+) -> None:
     product = new_product("deep")
-    consumer = offline_consumer(product, MemorySchemas({1: NODE}, {1: [product.value_subject]}))
+    consumer = offline_consumer(product, MemorySchemas({1: schema}, {1: [product.value_subject]}))
     try:
-        good = RecordEncoder(NODE, 1).encode(chain(3))
         messages = [
-            Message(topic=product.topic, partition=0, offset=0, value=framed_chain(20_000)),
-            Message(topic=product.topic, partition=0, offset=1, value=good),
+            Message(topic=product.topic, partition=0, offset=0, value=bad()),
+            Message(topic=product.topic, partition=0, offset=1, value=good()),
         ]
         with pytest.raises(DeserializationError) as refused:
             consumer._decode(messages)
         assert str(refused.value).startswith(f"{product.topic}[0]@0: ")
-        assert "more than 200 levels deep" in str(refused.value)
+        assert said in str(refused.value)
     finally:
         consumer.close()
 
@@ -178,3 +229,65 @@ def test_damaged_or_endless_bytes_are_left_to_the_reader_without_hanging() -> No
 def test_value_nesting_counts_dicts_lists_and_tuples() -> None:
     assert not value_nests_deeper({"a": [({"b": 1},)]}, limit=4)
     assert value_nests_deeper({"a": [({"b": {}},)]}, limit=4)
+
+
+def test_only_schemas_with_arrays_of_items_taking_no_bytes_are_walked_for_them() -> None:
+    assert holds_empty_item_arrays(parse_schema(EMPTY_ITEMS)["__named_schemas"])
+    assert not holds_empty_item_arrays(parse_schema(NODE)["__named_schemas"])
+    zero = {"type": "fixed", "name": "Z", "size": 0}
+    fixed = {"type": "record", "name": "F", "fields": [
+        {"name": "a", "type": {"type": "array", "items": zero}},
+    ]}  # fmt: skip
+    assert holds_empty_item_arrays(parse_schema(fixed)["__named_schemas"])
+    union = {"type": "record", "name": "U", "fields": [
+        {"name": "a", "type": {"type": "array", "items": ["null", "int"]}},  # a byte each
+        {"name": "m", "type": {"type": "map", "values": "null"}},  # a key each
+    ]}  # fmt: skip
+    assert not holds_empty_item_arrays(parse_schema(union)["__named_schemas"])
+
+
+@pytest.mark.parametrize(
+    ("framed", "claimed"),
+    [
+        (framed_padded(1_000_000_000), "1,000,000,000"),  # six bytes claiming a billion
+        (framed_padded(*[60_000, 60_000]), "120,000"),  # blocks add up
+        (framed_padded(-100_001), "100,001"),  # a negative count, then the block's size
+        (framed_padded(50_000, blanks=50_001), "100,001"),  # both arrays together
+    ],
+    ids=["a-billion", "two-blocks", "sized-block", "two-arrays"],
+)
+def test_a_record_claiming_too_many_items_that_take_no_bytes_is_refused_unbuilt(
+    framed: bytes, claimed: str
+) -> None:
+    """Before, every reader built the list (a billion items: memory exhausted); the compiled
+    decoder handed the record to fastavro, which built it."""
+    if framed_padded(-100_001) == framed:  # a sized block: its size in bytes follows
+        framed = framed[:7] + varint(-100_001) + varint(0) + b"\x00\x00"
+    decoder = RecordDecoder(MemorySchemas({1: EMPTY_ITEMS}))  # type: ignore[arg-type]
+    with pytest.raises(DeserializationError) as refused:
+        decoder.decode(framed)
+    assert f"the record claims {claimed} or more items of arrays whose items take no bytes" in (
+        str(refused.value)
+    )
+    assert f"beyond the {MAX_EMPTY_ITEMS:,} a record may hold" in str(refused.value)
+    with pytest.raises(DeserializationError):  # the projection a processor reads through
+        decoder.decode(framed, fields=["id"])
+
+
+def test_items_that_take_no_bytes_up_to_the_limit_are_read_and_written() -> None:
+    decoder = RecordDecoder(MemorySchemas({1: EMPTY_ITEMS}))  # type: ignore[arg-type]
+    framed = framed_padded(MAX_EMPTY_ITEMS - 3, blanks=3)
+    record = decoder.decode(framed)
+    assert record["marks"] == [None] * (MAX_EMPTY_ITEMS - 3)
+    assert record["blanks"] == [{}, {}, {}]
+    assert decoder.decode(framed, fields=["id"]) == {"id": "a"}
+    encoder = RecordEncoder(EMPTY_ITEMS, 1)
+    assert encoder.fast is None  # every record is counted
+    assert encoder.encode(record) == framed_padded(MAX_EMPTY_ITEMS - 3, blanks=3)
+    with pytest.raises(SerializationError) as refused:
+        encoder.encode({**record, "blanks": [{}] * 4})
+    assert str(refused.value) == (
+        "record does not fit schema t.Padded: (record): claims 100,001 or more items of "
+        "arrays whose items take no bytes, beyond the 100,000 a record may hold (a few bytes "
+        "could otherwise make every reader build a billion)"
+    )
