@@ -165,6 +165,29 @@ class PublishReport:
         return not self.rejected and not self.dead_lettered
 
 
+#: What ``publish_many`` refuses as its batch: one record, or text.
+_NOT_A_BATCH = (Mapping, BaseModel, str, bytes)
+
+
+def _check_flush_timeout(timeout: Any, name: str) -> None:
+    """A :class:`ConfigurationError` unless ``timeout`` is a number of seconds to flush."""
+    if not is_wait_seconds(timeout):
+        raise ConfigurationError(
+            f"{name}={timeout!r:.60} is not a number of seconds from 0 to "
+            f"{MAX_WAIT_SECONDS:_.0f}: it is how long a flush waits for Kafka's "
+            f"acknowledgements (default 30; 0 does not wait)"
+        )
+
+
+@dataclass
+class _CheckedBatch:
+    """A ``publish_many`` batch checked and encoded, not yet sent."""
+
+    prepared: list[tuple[bytes, str | bytes | None]] = field(default_factory=list)
+    rejected: list[RejectedRecord] = field(default_factory=list)
+    diverted: list[tuple[int, RuleBreach, Mapping[str, Any]]] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class DeliveredRecord:
     """Where Kafka stored a record (what the asyncio API's ``publish`` resolves to)."""
@@ -765,16 +788,22 @@ class ProductPublisher:
         """
         if self._closed:
             raise self._closed_error()
-        if isinstance(records, (Mapping, BaseModel, str, bytes)) or not isinstance(
-            records, Iterable
-        ):
+        _check_flush_timeout(flush_timeout, "flush_timeout")
+        report = self._send_batch(self._checked_batch(records, all_or_nothing))
+        self._flush(flush_timeout)
+        return report
+
+    def _checked_batch(
+        self, records: Iterable[Mapping[str, Any] | BaseModel], all_or_nothing: bool
+    ) -> _CheckedBatch:
+        """``publish_many``'s records checked and encoded, nothing sent (so it may run on
+        another thread than the one sending: it touches no count)."""
+        if isinstance(records, _NOT_A_BATCH) or not isinstance(records, Iterable):
             raise ConfigurationError(
                 f"publish_many takes a list of records (dicts or models), got "
                 f"{type(records).__name__}; publish one record with publish()"
             )
-        rejected: list[RejectedRecord] = []
-        prepared: list[tuple[bytes, str | bytes | None]] = []
-        diverted: list[tuple[int, RuleBreach, Mapping[str, Any]]] = []
+        batch = _CheckedBatch()
         rules = self.rules
         for index, record in enumerate(records):
             try:
@@ -784,29 +813,34 @@ class ProductPublisher:
                     if breach is not None:
                         if breach.rule.action != "DLQ":
                             raise self._violation(breach, index)
-                        diverted.append((index, breach, mapping))
+                        batch.diverted.append((index, breach, mapping))
                         continue
-                prepared.append(self._prepared(record, None, check_rules=False))
+                batch.prepared.append(self._prepared(record, None, check_rules=False))
             except SerializationError as exc:
-                rejected.append(RejectedRecord(index, exc))
+                batch.rejected.append(RejectedRecord(index, exc))
+        rejected = batch.rejected
         if rejected and all_or_nothing:
             details = "; ".join(item.describe() for item in rejected[:SHOWN_RECORDS])
             error = SerializationError(
-                f"{len(rejected)} of {len(prepared) + len(rejected)} records do not fit schema "
-                f"{self.encoder.name}, so none was published (all_or_nothing): {details}"
+                f"{len(rejected)} of {len(batch.prepared) + len(rejected)} records do not fit "
+                f"schema {self.encoder.name}, so none was published (all_or_nothing): {details}"
             )
             error.rejected = rejected  # type: ignore[attr-defined]
             raise error
+        return batch
+
+    def _send_batch(self, batch: _CheckedBatch) -> PublishReport:
+        """Send a checked batch (its dead letters first); the report once it is flushed."""
         dead = [
-            self._divert(breach, mapping, index, None, None) for index, breach, mapping in diverted
+            self._divert(breach, mapping, index, None, None)
+            for index, breach, mapping in batch.diverted
         ]
         send = self._send if self._trace is None else self._send_traced
-        for value, key in prepared:
+        for value, key in batch.prepared:
             send(value, key, self._on_delivery)
             self._sent += 1
-        self._flush(flush_timeout)
         return PublishReport(
-            published=len(prepared), rejected=tuple(rejected), dead_lettered=tuple(dead)
+            published=len(batch.prepared), rejected=tuple(batch.rejected), dead_lettered=tuple(dead)
         )
 
     # -- delivery --------------------------------------------------------------------------
@@ -819,12 +853,7 @@ class ProductPublisher:
         it raises :class:`ConfigurationError`, unless records are still queued (a ``close``
         that raised :class:`DeliveryError` for them): it waits for those again.
         """
-        if not is_wait_seconds(timeout):
-            raise ConfigurationError(
-                f"timeout={timeout!r:.60} is not a number of seconds from 0 to "
-                f"{MAX_WAIT_SECONDS:_.0f}: it is how long flush() waits for Kafka's "
-                f"acknowledgements (default 30; 0 does not wait)"
-            )
+        _check_flush_timeout(timeout, "timeout")
         if self._closed and not self.in_flight:
             raise self._closed_error()
         self._flush(timeout)
@@ -1026,12 +1055,28 @@ class AsyncProductPublisher:
         return await future
 
     async def publish_many(
-        self, records: Iterable[Mapping[str, Any] | BaseModel], *, all_or_nothing: bool = False
+        self,
+        records: Iterable[Mapping[str, Any] | BaseModel],
+        *,
+        all_or_nothing: bool = False,
+        flush_timeout: float = 30.0,
     ) -> PublishReport:
-        """Like :meth:`ProductPublisher.publish_many`, without blocking the event loop."""
-        return await asyncio.to_thread(
-            self._publisher.publish_many, list(records), all_or_nothing=all_or_nothing
-        )
+        """Like :meth:`ProductPublisher.publish_many`, without blocking the event loop: the
+        records are checked and encoded on a worker thread, sent from the loop's (as
+        :meth:`publish` sends, so one thread counts what is sent), and flushed as
+        :meth:`flush` flushes."""
+        publisher = self._publisher
+        if publisher._closed:
+            raise publisher._closed_error()
+        _check_flush_timeout(flush_timeout, "flush_timeout")
+        if isinstance(records, Iterable) and not isinstance(records, _NOT_A_BATCH):
+            records = list(records)  # a generator is read here, on the loop's thread
+        batch = await asyncio.to_thread(publisher._checked_batch, records, all_or_nothing)
+        if publisher._closed:  # closed while the batch was checked
+            raise publisher._closed_error()
+        report = publisher._send_batch(batch)
+        await self._serving_alone(lambda: publisher._flush(flush_timeout))
+        return report
 
     async def flush(self, timeout: float = 30.0) -> None:
         await self._serving_alone(lambda: self._publisher.flush(timeout))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import string
+import threading
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from mesh_stream.errors import ConfigurationError, DeliveryError, SerializationE
 from mesh_stream.kafka.partitions import key_partition
 from mesh_stream.producer import AsyncProductPublisher, ProductPublisher
 from mesh_stream.registry.client import RegistryClient
+from mesh_stream.schema.codec import RecordDecoder
 from mesh_stream.schema.models import model_from_schema
 from mesh_stream.schema.wire import unframe
 from tests.conftest import KafkaAddress, RegistryAddress
@@ -295,6 +297,51 @@ def test_async_publisher_resolves_with_where_kafka_stored_the_record(
     assert {d.topic for d in delivered} == {product.topic}
     raw = read_raw(kafka.bootstrap_servers, product.topic, 30)
     assert len(raw) == 30
+
+
+def test_async_publish_many_beside_awaits_sends_from_the_loop_and_loses_no_count(
+    kafka: KafkaAddress, client: RegistryClient
+) -> None:
+    """publish_many ran the sync one on a worker thread, which counted its records and
+    served delivery reports while the loop's publish calls and the report thread did the
+    same (a lost count makes close wait for one record less, or call one queued). Now the
+    batch is checked on a worker thread and sent, hence counted, on the loop's."""
+    product = new_product("async-many", partitions=2)
+    publisher = AsyncProductPublisher(
+        product, bootstrap_servers=kafka.bootstrap_servers, registry=client, root=REPO_ROOT
+    )
+    sending_threads: set[int] = set()
+    send = publisher._publisher._send
+
+    def counted_send(*args: Any, **kwargs: Any) -> None:
+        sending_threads.add(threading.get_ident())
+        send(*args, **kwargs)
+
+    publisher._publisher._send = counted_send  # type: ignore[method-assign]
+    batch = [make_order(i) for i in range(40)] + [{**make_order(40), "channel": "FAX"}]
+
+    async def scenario() -> tuple[Any, list[Any], int]:
+        async with publisher:
+            report, *delivered = await asyncio.gather(
+                publisher.publish_many(batch),
+                *(publisher.publish(make_order(100 + i)) for i in range(30)),
+            )
+        return report, delivered, threading.get_ident()
+
+    report, delivered, loop_thread = asyncio.run(scenario())
+    assert report.published == 40
+    assert [rejected.index for rejected in report.rejected] == [40]
+    assert len(delivered) == 30
+    assert sending_threads == {loop_thread}
+    assert publisher._publisher.in_flight == 0
+    assert publisher._publisher._sent == 70
+    stored = read_raw(kafka.bootstrap_servers, product.topic, 70)
+    reader = RecordDecoder(client)
+    ids = sorted(str(reader.decode(message.value())["order_id"]) for message in stored)
+    assert ids == sorted(
+        [str(make_order(i)["order_id"]) for i in range(40)]
+        + [str(make_order(100 + i)["order_id"]) for i in range(30)]
+    )
 
 
 def test_a_record_over_the_topics_size_limit_is_refused_alone_and_named_with_its_size(

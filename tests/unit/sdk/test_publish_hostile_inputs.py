@@ -389,8 +389,12 @@ def test_open_publisher_refuses_what_is_not_a_product_name(product: Any, shown: 
         (lambda p: p.publish_many({"order_id": "o-1"}), "got dict; publish one record with"),
         (lambda p: p.flush("x"), "timeout='x' is not a number of seconds from 0 to"),
         (lambda p: p.flush(-1), "timeout=-1 is not a number of seconds from 0 to"),
+        (
+            lambda p: p.publish_many([], flush_timeout="1"),
+            "flush_timeout='1' is not a number of seconds from 0 to",
+        ),
     ],
-    ids=["many-none", "many-one-dict", "flush-str", "flush-negative"],
+    ids=["many-none", "many-one-dict", "flush-str", "flush-negative", "many-flush-str"],
 )
 def test_call_mistakes_are_configuration_errors(
     client: RegistryClient, call: Callable[[ProductPublisher], Any], said: str
