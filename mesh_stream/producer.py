@@ -948,6 +948,8 @@ class AsyncProductPublisher:
         self.product = product
         self.topic = product.topic
         self._stop = threading.Event()
+        #: Held by the worker thread of a flush, close or publish_many (:meth:`_serving_alone`).
+        self._flushing = threading.Lock()
         self._poller = self._start_poller()
 
     def _start_poller(self) -> threading.Thread:
@@ -961,16 +963,22 @@ class AsyncProductPublisher:
 
     async def _serving_alone(self, call: Callable[[], None]) -> None:
         """``call`` (a flush) on a worker thread, with the report thread stopped meanwhile:
-        one thread at a time serves delivery reports, so no count of them is lost to a race.
-        The report thread starts again unless the publisher is closed with nothing left."""
-        self._stop.set()
-        await asyncio.to_thread(self._poller.join)
-        try:
-            await asyncio.to_thread(call)
-        finally:
-            publisher = self._publisher
-            if not publisher._closed or publisher.in_flight:
-                self._poller = self._start_poller()
+        one thread at a time serves delivery reports, so no count of them is lost to a race
+        (concurrent flushes take turns). The report thread starts again unless the
+        publisher is closed with nothing left."""
+
+        def alone() -> None:
+            with self._flushing:
+                self._stop.set()
+                self._poller.join()
+                try:
+                    call()
+                finally:
+                    publisher = self._publisher
+                    if not publisher._closed or publisher.in_flight:
+                        self._poller = self._start_poller()
+
+        await asyncio.to_thread(alone)
 
     @property
     def schema_id(self) -> int:

@@ -6,6 +6,7 @@ import asyncio
 import random
 import string
 import threading
+import time
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -319,29 +320,45 @@ def test_async_publish_many_beside_awaits_sends_from_the_loop_and_loses_no_count
 
     publisher._publisher._send = counted_send  # type: ignore[method-assign]
     batch = [make_order(i) for i in range(40)] + [{**make_order(40), "channel": "FAX"}]
+    second = [make_order(200 + i) for i in range(25)]
 
-    async def scenario() -> tuple[Any, list[Any], int]:
+    at_once, most_at_once, poller_alive = 0, 0, []
+
+    def probe() -> None:  # a flush's worker: alone, with the report thread stopped
+        nonlocal at_once, most_at_once
+        at_once += 1
+        most_at_once = max(most_at_once, at_once)
+        poller_alive.append(publisher._poller.is_alive())
+        time.sleep(0.05)
+        at_once -= 1
+
+    async def scenario() -> tuple[Any, Any, list[Any], int]:
         async with publisher:
-            report, *delivered = await asyncio.gather(
+            await asyncio.gather(*(publisher._serving_alone(probe) for _ in range(3)))
+            report, other, _flushed, *delivered = await asyncio.gather(
                 publisher.publish_many(batch),
+                publisher.publish_many(second),  # two flushes at once take turns
+                publisher.flush(),
                 *(publisher.publish(make_order(100 + i)) for i in range(30)),
             )
-        return report, delivered, threading.get_ident()
+        return report, other, delivered, threading.get_ident()
 
-    report, delivered, loop_thread = asyncio.run(scenario())
+    report, other, delivered, loop_thread = asyncio.run(scenario())
+    assert (most_at_once, poller_alive) == (1, [False, False, False])
     assert report.published == 40
     assert [rejected.index for rejected in report.rejected] == [40]
+    assert (other.published, other.rejected) == (25, ())
     assert len(delivered) == 30
     assert sending_threads == {loop_thread}
     assert publisher._publisher.in_flight == 0
-    assert publisher._publisher._sent == 70
-    stored = read_raw(kafka.bootstrap_servers, product.topic, 70)
+    assert publisher._publisher._sent == 95
+    pollers = [t for t in threading.enumerate() if t.name == f"mesh-publisher-{product.name}"]
+    assert pollers == []  # closed: no thread serving reports is left behind
+    stored = read_raw(kafka.bootstrap_servers, product.topic, 95)
     reader = RecordDecoder(client)
     ids = sorted(str(reader.decode(message.value())["order_id"]) for message in stored)
-    assert ids == sorted(
-        [str(make_order(i)["order_id"]) for i in range(40)]
-        + [str(make_order(100 + i)["order_id"]) for i in range(30)]
-    )
+    written = [*range(40), *range(100, 130), *range(200, 225)]
+    assert ids == sorted(str(make_order(i)["order_id"]) for i in written)
 
 
 def test_a_record_over_the_topics_size_limit_is_refused_alone_and_named_with_its_size(
