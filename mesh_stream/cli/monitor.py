@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType
 
 import click
 
@@ -18,6 +14,7 @@ from mesh_stream.cli.options import (
     checked_bootstrap_servers,
     checked_registry_url,
 )
+from mesh_stream.cli.signals import on_stop_signals
 from mesh_stream.errors import ConfigurationError
 from mesh_stream.health import Figure, FigureName, ProductHealth
 from mesh_stream.kafka.connection import KafkaConnection
@@ -80,21 +77,6 @@ def checked_host(param: click.Parameter, value: str) -> str:
             param=param,
         )
     return value
-
-
-@contextmanager
-def _stopping_on_signals(stop: threading.Event) -> Iterator[None]:
-    """Ctrl-C and SIGTERM end the loop after the round in progress (entry point only)."""
-
-    def handle(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @click.command("monitor", short_help="Measure every product against its SLOs, every interval.")
@@ -206,7 +188,8 @@ def monitor(
                 settings.alerts_topic,
             )
             stop = threading.Event()
-            with _stopping_on_signals(stop):
+            # Ctrl-C and SIGTERM end the loop after the round in progress
+            with on_stop_signals(lambda _signum, _frame: stop.set()):
                 products.run(
                     stop, on_round=(lambda done: show(done, as_json=True)) if as_json else None
                 )

@@ -16,6 +16,7 @@ from mesh_stream.cli.options import (
     ProjectChoice,
     project_option,
 )
+from mesh_stream.cli.signals import on_stop_signals
 from mesh_stream.settings import MeshSettings
 from mesh_stream.up import MeshUp, UpOptions
 
@@ -125,6 +126,8 @@ def up(
         secure=secure,
         brokers=nodes,
     )
-    status = MeshUp(settings, options).run()
+    up = MeshUp(settings, options)
+    with on_stop_signals(up.on_signal):
+        status = up.run()
     if status:
         raise click.exceptions.Exit(status)

@@ -191,7 +191,10 @@ class MeshUp:
             self._emit(event.line(), "red" if event.is_problem else None)
 
     # -- signals ---------------------------------------------------------------------------
-    def _handle_signal(self, signum: int, _frame: FrameType | None) -> None:
+    def on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        """What SIGINT or SIGTERM does (the entry point installs it around :meth:`run`): the
+        first stops everything in order (during start-up, by interrupting it); a second
+        kills every child now."""
         self._signals += 1
         self._stop.set()
         if self._signals > 1 and self._run.supervisor is not None:
@@ -206,24 +209,17 @@ class MeshUp:
         """Start everything, show the view, stop everything. Returns the exit status: 0, or
         1 when ``--register-only`` did not register every schema and descriptor (a setup
         step that did not set up must not look like success to CI)."""
-        previous = {
-            sig: signal.signal(sig, self._handle_signal) for sig in (signal.SIGINT, signal.SIGTERM)
-        }
-        try:
-            with single_instance(self.settings.data_dir):
-                try:
-                    self._start_all()
-                    self._starting = False
-                    if not self._stop.is_set():
-                        self._watch()
-                except KeyboardInterrupt:
-                    self.say("interrupted during start-up; stopping what was started")
-                finally:
-                    self._starting = False
-                    self._stop_all()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        with single_instance(self.settings.data_dir):
+            try:
+                self._start_all()
+                self._starting = False
+                if not self._stop.is_set():
+                    self._watch()
+            except KeyboardInterrupt:
+                self.say("interrupted during start-up; stopping what was started")
+            finally:
+                self._starting = False
+                self._stop_all()
         if self.options.register_only and not self._run.registered_all:
             self._emit(
                 "mesh up --register-only: not every schema and descriptor was registered "

@@ -1,0 +1,30 @@
+"""Signal handling for the commands that run until stopped (`mesh up`, `mesh monitor`).
+
+Handlers are process-wide state, so only command entry points install them, and only for as
+long as the command runs; the library code they drive says what a signal means (e.g.
+:meth:`mesh_stream.up.MeshUp.on_signal`).
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+__all__ = ["on_stop_signals"]
+
+#: The signals that ask a foreground command to stop: Ctrl-C and `kill`.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def on_stop_signals(handle: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """``handle`` receives SIGINT and SIGTERM inside the block; the previous handlers are
+    back after it."""
+    previous = {sig: signal.signal(sig, handle) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
