@@ -845,6 +845,10 @@ def _compile_guard(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) 
     return _compile_guard(kind, named, seen)
 
 
+def _is_mapping(value: Any) -> bool:
+    return isinstance(value, Mapping)
+
+
 def _record_guard(
     schema: Mapping[str, Any], named: Mapping[str, Any], seen: frozenset[str]
 ) -> Guard | None:
@@ -858,8 +862,8 @@ def _record_guard(
         guard = _compile_guard(field["type"], named, inner)
         if guard is not None:
             checks.append((field["name"], guard, "default" in field))
-    if not checks:
-        return None
+    if not checks:  # no field needs a check, the record itself does: fastavro writes a list
+        return _is_mapping  # given for a record without fields as that record
     namespace: dict[str, Any] = {
         "_M": _MISSING,
         "_datetime": dt.datetime,

@@ -300,6 +300,26 @@ def test_an_array_is_a_list_or_tuple_never_another_iterable(
     )
 
 
+@pytest.mark.parametrize("value", [[], (), "", 0], ids=["list", "tuple", "str", "int"])
+def test_a_record_without_fields_is_a_mapping_never_an_empty_list(value: Any) -> None:
+    """A record type without fields needed no field check, so nothing checked the value:
+    fastavro wrote ``[]`` as the record (a review); refused, naming the field."""
+    empty = {"type": "record", "name": "Marker", "fields": []}
+    schema = with_field(empty)
+    with pytest.raises(SerializationError) as refused:
+        RecordEncoder(schema, SCHEMA_ID).encode({"f": value})
+    assert f"f: expected record sdktest.unions.Marker, got {type(value).__name__}" in str(
+        refused.value
+    )
+    many = with_field({"type": "array", "items": "sdktest.unions.Marker"})
+    many["fields"].insert(0, {"name": "m", "type": empty})
+    with pytest.raises(SerializationError) as refused:
+        RecordEncoder(many, SCHEMA_ID).encode({"m": {}, "f": [{}, value]})
+    assert "f[1]: expected record sdktest.unions.Marker" in str(refused.value)
+    framed = RecordEncoder(schema, SCHEMA_ID).encode({"f": {}})
+    assert RecordDecoder(OneSchema(schema)).decode(framed) == {"f": {}}
+
+
 def with_field(field_type: Any) -> dict[str, Any]:
     return {
         "type": "record",
