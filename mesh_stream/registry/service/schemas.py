@@ -614,13 +614,24 @@ class SchemaRegistry:
 
     def _require_writable(self, subject: str) -> Mode:
         mode = self.mode_of(subject)
-        if not mode.writable:
-            raise OperationNotPermittedError(
-                f"Subject '{subject}' is in read-only mode ({mode.value}); an admin can allow "
-                f'writes with PUT /mode/{subject} {{"mode": "READWRITE"}} (or PUT /mode for '
-                f"the whole registry)"
+        if mode.writable:
+            return mode
+        if self.state.modes.get(None) is Mode.READONLY_OVERRIDE:
+            allow = (
+                "the registry's mode READONLY_OVERRIDE overrides every subject's: an admin can "
+                'allow writes with PUT /mode {"mode": "READWRITE"}'
             )
-        return mode
+        elif self.state.modes.get(subject) is None:
+            allow = (
+                f"the subject follows the registry's mode: an admin can allow writes with PUT "
+                f'/mode {{"mode": "READWRITE"}}, or for this subject alone with PUT '
+                f'/mode/{subject} {{"mode": "READWRITE"}}'
+            )
+        else:
+            allow = f'an admin can allow writes with PUT /mode/{subject} {{"mode": "READWRITE"}}'
+        raise OperationNotPermittedError(
+            f"Subject '{subject}' is in read-only mode ({mode.value}); {allow}"
+        )
 
     # -- compatibility -------------------------------------------------------------------
 
@@ -677,7 +688,7 @@ class SchemaRegistry:
             subject, schema, schema_type, references, metadata, rule_set
         )
         with self.write_lock:
-            mode = self._require_writable(subject)
+            mode = self.mode_of(subject)
             live = self._live(subject)
             previous = self.state.contract(live[-1].schema_id) if live else NO_CONTRACT
             contract = inherit(sent_metadata, sent_rules, previous, resolved)
@@ -685,15 +696,19 @@ class SchemaRegistry:
                 return self._import(subject, parsed, text, contract, schema_id, version)
             contract = with_config(contract, self.config_parts_for(subject))
             if schema_id is not None or version is not None:
+                self._require_writable(subject)
                 raise OperationNotPermittedError(
                     f"Subject '{subject}' is not in import mode: a register request may name "
                     f"its id or version only in IMPORT mode (an admin sets it with PUT "
                     f'/mode/{subject} {{"mode": "IMPORT"}}); drop "id" and "version"'
                 )
+            # Already registered: its id, read-only or not (Confluent answers so, and its
+            # serializers register on every start).
             existing_id = self.state.ids_by_schema.get(contract.identity(text))
             for record in live:
                 if record.schema_id == existing_id:
                     return self._version_obj(record)
+            self._require_writable(subject)
             if self.consumer_gate is not None:
                 self.consumer_gate(subject, parsed)
             problems = compatibility_problems(

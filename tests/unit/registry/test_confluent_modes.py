@@ -45,9 +45,16 @@ def test_read_only_refuses_schema_writes_and_serves_reads(client: TestClient) ->
     assert client.get("/mode").json() == {"mode": "READONLY"}
     refused = register(client, A, schema("note"))
     assert error(refused) == (422, 42205)
-    assert f"Subject '{A}' is in read-only mode" in refused.json()["message"]
-    assert "PUT /mode" in refused.json()["message"]
-    assert error(register(client, A, schema())) == (422, 42205)  # even an existing schema
+    assert refused.json()["message"] == (
+        f"Subject '{A}' is in read-only mode (READONLY); the subject follows the registry's "
+        f'mode: an admin can allow writes with PUT /mode {{"mode": "READWRITE"}}, or for this '
+        f'subject alone with PUT /mode/{A} {{"mode": "READWRITE"}}'
+    )
+    # A schema registered already answers its id, as Confluent's registry does: its
+    # serializers register on every start (auto.register.schemas), read-only or not.
+    again = register(client, A, schema())
+    assert (again.status_code, again.json()["id"]) == (200, registered["id"])
+    assert error(register(client, A, schema("other"), ADMIN, id=99)) == (422, 42205)
     assert error(client.delete(f"/subjects/{A}/versions/1", auth=ORDERS)) == (422, 42205)
     assert error(client.delete(f"/subjects/{A}", auth=ORDERS)) == (422, 42205)
     assert client.get(f"/subjects/{A}/versions/1").json()["id"] == registered["id"]
@@ -56,7 +63,22 @@ def test_read_only_refuses_schema_writes_and_serves_reads(client: TestClient) ->
     assert put_mode(client, "READWRITE", A).json() == {"mode": "READWRITE"}
     assert register(client, A, schema("note")).status_code == 200
     assert put_mode(client, "READONLY_OVERRIDE").status_code == 200
-    assert error(register(client, A, schema("note", "more"))) == (422, 42205)
+    overridden = register(client, A, schema("note", "more"))
+    assert error(overridden) == (422, 42205)
+    assert overridden.json()["message"] == (
+        f"Subject '{A}' is in read-only mode (READONLY_OVERRIDE); the registry's mode "
+        f"READONLY_OVERRIDE overrides every subject's: an admin can allow writes with PUT "
+        f'/mode {{"mode": "READWRITE"}}'
+    )
+    assert put_mode(client, "READONLY", A).status_code == 200
+    assert put_mode(client, "READWRITE").status_code == 200
+    own = register(client, A, schema("note", "more"))
+    assert own.json()["message"] == (
+        f"Subject '{A}' is in read-only mode (READONLY); an admin can allow writes with PUT "
+        f'/mode/{A} {{"mode": "READWRITE"}}'
+    )
+    assert put_mode(client, "READWRITE", A).status_code == 200
+    assert put_mode(client, "READONLY_OVERRIDE").status_code == 200
     assert client.get(f"/mode/{A}?defaultToGlobal=true").json() == {"mode": "READONLY_OVERRIDE"}
     assert put_mode(client, "READWRITE").status_code == 200
     assert register(client, A, schema("note", "more")).status_code == 200
