@@ -46,6 +46,7 @@ from mesh_stream.errors import (
     DescriptorError,
     MeshError,
     ProductNotFoundError,
+    SchemaError,
 )
 from mesh_stream.files import NotRegularFileError, read_regular_text
 
@@ -408,6 +409,27 @@ class DataProduct(BaseModel):
     @property
     def dlq_topic(self) -> str:
         return f"{self.topic}.dlq"
+
+    def schema_path(self, root: Path) -> Path:
+        """The ``.avsc`` of this product in the project at ``root``: the one place a
+        descriptor's ``schema`` becomes a file, so none is read from outside the project
+        (an absolute path, ``..`` or a symlink leaving it), where a parse error would quote
+        a file that is none of the project's."""
+        path = root / self.schema_file
+        try:
+            inside = path.resolve().is_relative_to(root.resolve())
+        except (OSError, RuntimeError, ValueError) as exc:  # a loop, a name too long, NUL
+            problem = "a symlink loop" if isinstance(exc, RuntimeError) else str(exc)
+            raise SchemaError(
+                f"{self.name}: schema: {self.schema_file!r} cannot be used ({problem})"
+            ) from exc
+        if not inside:
+            raise SchemaError(
+                f"{self.name}: schema: {self.schema_file!r} lies outside the project at {root} "
+                f"(an absolute path, `..` or a symlink leaving it); the descriptor's `schema` "
+                f"must be a path inside the project"
+            )
+        return path
 
     def to_document(self) -> dict[str, Any]:
         """The descriptor as plain JSON-able data, with the YAML field names.

@@ -407,7 +407,7 @@ class ProductPublisher:
         self.topic = product.topic
         self.registry = registry
         document = self._schema_document(product, registry, schema, root)
-        local = root / product.schema_file if root is not None and schema is None else None
+        local = product.schema_path(root) if root is not None and schema is None else None
         source: Path | str | None = local if local is not None and local.exists() else None
         if schema is not None:  # a refusal must not send the user to the descriptor's file
             source = schema_source or f"the schema given to {type(self).__name__}(schema=...)"
@@ -470,7 +470,7 @@ class ProductPublisher:
         if schema is not None:
             return as_document(schema)
         if root is not None:
-            path = root / product.schema_file
+            path = product.schema_path(root)
             if path.exists():
                 return load_schema_file(path)
         try:

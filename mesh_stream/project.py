@@ -221,7 +221,7 @@ class MeshProject:
 
     def schema_path(self, product: DataProduct) -> Path:
         """The ``.avsc`` of a local product (the descriptor's ``schema`` is root-relative)."""
-        return self.root / product.schema_file
+        return product.schema_path(self.root)
 
 
 def load_project(root: Path | str, *, defaults_without_file: bool = False) -> MeshProject:

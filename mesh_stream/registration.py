@@ -191,7 +191,7 @@ def ensure_internal_topic(
 def schema_text(product: DataProduct, project_root: Path) -> str:
     """The `.avsc` of ``product`` in the project at ``project_root``; errors name the
     descriptor field."""
-    path = project_root / product.schema_file
+    path = product.schema_path(project_root)
     try:
         return read_regular_text(path)
     except OSError as exc:
@@ -226,7 +226,7 @@ def register_product(
         registry,
         product,
         schema_text(product, project_root),
-        source=project_root / product.schema_file,
+        source=product.schema_path(project_root),
     )
     if set_level:
         set_compatibility(registry, product)
@@ -399,7 +399,7 @@ def check_missing_descriptor(
     if _is_registered(registry, product.name):
         return False
     if schema is None:
-        path = project.root / product.schema_file
+        path = product.schema_path(project.root)
         if not path.is_file():
             return True  # the publisher takes the registry's latest, or says what is missing
         schema = load_schema_file(path)  # bad JSON is named with file:line, as it is later

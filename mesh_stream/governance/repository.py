@@ -163,23 +163,15 @@ def _load_schema(root: Path, loaded: _Loaded) -> None:
     """Read, parse and validate the product's Avro schema; problems go on ``loaded``."""
     product = loaded.product
     where = loaded.descriptor
-    path = (root / product.schema_file).resolve()
-    if not path.is_relative_to(root.resolve()):
-        loaded.problems.append(
-            _file_violation(
-                "schema-valid",
-                f"schema {product.schema_file!r} lies outside the repository",
-                where.display,
-                where.line(("schema",)),
-                field="schema",
-                product=product.name,
-            )
-        )
-        return
     try:
-        text = read_regular_text(path)
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        text = read_regular_text(product.schema_path(root))
+    except (OSError, UnicodeDecodeError, SchemaError) as exc:
+        if isinstance(exc, SchemaError):  # outside the project, or a symlink loop
+            reason = str(exc).removeprefix(f"{product.name}: schema: {product.schema_file!r} ")
+        elif isinstance(exc, OSError):
+            reason = exc.strerror or str(exc)
+        else:
+            reason = str(exc)
         loaded.problems.append(
             _file_violation(
                 "schema-valid",
@@ -295,6 +287,14 @@ def _locator(loaded: _Loaded) -> Locator:
     return locate_finding
 
 
+def _resolved_or_none(path: Path) -> Path | None:
+    """``path`` with symlinks followed, None for a symlink loop (reported where it is read)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
 def _schemas_without_product(
     layout: _Layout, config: GovernanceConfig, loaded: list[_Loaded], unloadable_files: list[Path]
 ) -> list[Violation]:
@@ -304,14 +304,14 @@ def _schemas_without_product(
     text counts as a reference too (no second report for the same mistake).
     """
     root = layout.root
-    referenced = {(root / item.product.schema_file).resolve() for item in loaded}
+    referenced = {_resolved_or_none(root / item.product.schema_file) for item in loaded}
     for path in unloadable_files:
         found = re.search(r"^schema:\s*['\"]?([^'\"\s#]+)", _text_or_empty(path), re.MULTILINE)
         if found:
-            referenced.add((root / found.group(1)).resolve())
+            referenced.add(_resolved_or_none(root / found.group(1)))
     violations = []
     for schema in sorted(layout.schemas.glob("**/*.avsc")):
-        if schema.resolve() in referenced:
+        if _resolved_or_none(schema) in referenced:
             continue
         display = schema.relative_to(root).as_posix()
         domain = schema.relative_to(layout.schemas).parts[0]

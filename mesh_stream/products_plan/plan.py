@@ -92,11 +92,15 @@ def _load_local(project: MeshProject, products: Iterable[DataProduct]) -> list[_
         text = ""  # the file loaded just before; its text only places lines
         with contextlib.suppress(OSError, UnicodeDecodeError):
             text = read_regular_text(path)
-        schema_path = project.schema_path(product)
         schema_text: str | None = None
         schema_json: dict[str, Any] | None = None
-        with contextlib.suppress(OSError, UnicodeDecodeError):
-            schema_text = read_regular_text(schema_path)
+        try:
+            schema_path = project.schema_path(product)
+        except SchemaError:  # outside the project: named as written, never read (lint says why)
+            schema_path = project.root / product.schema_file
+        else:
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                schema_text = read_regular_text(schema_path)
         if schema_text is not None:
             with contextlib.suppress(ValueError, SchemaError, RecursionError):
                 parse_schema(schema_text)

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from mesh_stream.descriptor import load_descriptors, parse_descriptor
-from mesh_stream.errors import DescriptorError
+from mesh_stream.descriptor import load_descriptor, load_descriptors, parse_descriptor
+from mesh_stream.errors import DescriptorError, SchemaError
+from mesh_stream.exports.source import local_product
 from mesh_stream.governance import lint_repository
+from mesh_stream.project import load_project
 from tests.unit.governance.conftest import line_containing
 
 MESH = str(Path(sys.executable).with_name("mesh"))
@@ -77,6 +79,47 @@ def test_a_fifo_as_schema_or_domain_policies_is_an_error_not_a_hang(
             f"cannot read the domain's overrides: {FIFO}",
         ),
     }
+
+
+# -- schema paths leaving the project -------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["absolute", "dot-dot", "symlink-out", "symlink-loop"])
+def test_a_schema_outside_the_project_is_never_read_by_lint_or_export(
+    mesh_tree: Callable[[str], Path], tmp_path: Path, how: str
+) -> None:
+    """`mesh export` read a descriptor's absolute or symlinked `schema` from outside the
+    project and quoted the file in its parse error (a key file's secret, in a campaign);
+    a symlink loop ended lint with an internal error (exit 70)."""
+    root = mesh_tree("good")
+    secret = tmp_path / "key.json"
+    secret.write_text('{"type": "service_account", "private_key": "FAKE-SECRET"}')
+    descriptor = root / SHOP
+    text = descriptor.read_text()
+    written = {
+        "absolute": str(secret),
+        "dot-dot": os.path.relpath(secret, root),
+        "symlink-out": "schemas/shop/linked.avsc",
+        "symlink-loop": "schemas/shop/loop.avsc",
+    }[how]
+    if how == "symlink-out":
+        (root / written).symlink_to(secret)
+    if how == "symlink-loop":
+        (root / written).symlink_to(root / written)
+    descriptor.write_text(text.replace(f"schema: {SHOP_SCHEMA}", f"schema: {written}"))
+    why = (
+        "cannot be used (a symlink loop)"
+        if how == "symlink-loop"
+        else f"lies outside the project at {root} (an absolute path, `..` or a symlink leaving "
+        f"it); the descriptor's `schema` must be a path inside the project"
+    )
+    found = [(v.policy, v.file, v.message) for v in lint_repository(root).violations]
+    assert ("schema-valid", SHOP, f"cannot read schema {written!r}: {why}") in found
+    product = load_descriptor(descriptor)
+    with pytest.raises(SchemaError) as refused:
+        local_product(load_project(root, defaults_without_file=True), product.name, reason="-")
+    assert str(refused.value) == f"{product.name}: schema: {written!r} {why}"
+    assert "FAKE-SECRET" not in str(refused.value)
 
 
 # -- NaN in an SLO --------------------------------------------------------------------------
