@@ -711,11 +711,20 @@ def descriptor_files(domains_dir: Path) -> list[Path]:
     ]
 
 
+def described_twice(name: str, first: Path | str) -> str:
+    """Why a second descriptor of product ``name`` is refused (the first is ``first``)."""
+    return (
+        f"product {name!r} is also described by {first}; a product has one descriptor (each "
+        f"tool would take one of the two): remove one"
+    )
+
+
 def load_descriptors(domains_dir: Path | str) -> list[DataProduct]:
     """Load every descriptor below ``domains_dir``; all errors are reported together."""
     domains_dir = _as_path("load_descriptors", domains_dir)
     products: list[DataProduct] = []
     errors: list[str] = []
+    first: dict[str, Path] = {}
     for path in descriptor_files(domains_dir):
         try:
             product = load_descriptor(path)
@@ -728,6 +737,10 @@ def load_descriptors(domains_dir: Path | str) -> list[DataProduct]:
                 f"{path.parent.parent.name!r}; move it to domains/{product.domain}/products/"
             )
             continue
+        if product.name in first:
+            errors.append(f"{path}: name: {described_twice(product.name, first[product.name])}")
+            continue
+        first[product.name] = path
         products.append(product)
     if errors:
         raise DescriptorError("\n".join(errors))

@@ -108,6 +108,10 @@ def principal(domain: str) -> str:
     return f"User:{domain}"
 
 
+#: The principal Kafka gives a client that did not authenticate (a PLAINTEXT listener).
+KAFKA_ANONYMOUS = "ANONYMOUS"
+
+
 def principal_problem(value: str) -> str | None:
     """Why ``value`` cannot be a service's principal, None when it can: ``User:<name>``, the
     only kind the mesh's SCRAM users have, and never the wildcard ``User:*``, which would give
@@ -115,6 +119,11 @@ def principal_problem(value: str) -> str | None:
     name = value.removeprefix("User:")
     if name == value or not re.fullmatch(r"[^\s,*]+", name):
         return f"{value!r} is not a Kafka principal like User:registry (User:<name>, no '*')"
+    if name == KAFKA_ANONYMOUS:
+        return (
+            f"{value!r} is the principal Kafka gives every unauthenticated client: each "
+            f"would get the service's grants; give the service a user of its own"
+        )
     return None
 
 
@@ -199,6 +208,7 @@ def plan_acls(
     all_domains = sorted({*domains, *(p.domain for p in products)})
     _refuse_shared_grants(
         all_domains,
+        products,
         {"--registry-principal": registry_principal, "--monitor-principal": monitor_principal},
         {
             "MESH_REGISTRY_TOPIC": registry_topic,
@@ -414,11 +424,21 @@ def refuse_domain_principals(existing: Iterable[Acl], asked: Iterable[str]) -> N
 
 
 def _refuse_shared_grants(
-    domains: Sequence[str], services: dict[str, str], topics: dict[str, str]
+    domains: Sequence[str],
+    products: Sequence[DataProduct],
+    services: dict[str, str],
+    topics: dict[str, str],
 ) -> None:
     """Raise when a grant of the plan would also be someone else's (see :func:`plan_acls`);
     ``services`` and ``topics`` map the setting that names each to its value."""
     problems = [problem for domain in domains if (problem := domain_name_problem(domain))]
+    problems += [
+        f"{product.name}: readers: {problem} (User:{reader} would be granted READ on "
+        f"{product.topic} and WRITE on {product.dlq_topic})"
+        for product in products
+        for reader in product.readers
+        if (problem := domain_name_problem(reader))
+    ]
     problems += [problem for value in services.values() if (problem := principal_problem(value))]
     users = {principal(domain): domain for domain in domains}
     problems += [

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from mesh_stream.descriptor import (
     DataProduct,
+    described_twice,
     descriptor_files,
     is_hidden,
     load_yaml,
@@ -44,7 +45,7 @@ from mesh_stream.governance.policies import (
     Review,
     ignored_logical_types,
 )
-from mesh_stream.project import MeshProject
+from mesh_stream.project import MeshProject, domain_name_problem
 from mesh_stream.schema import strict_json
 from mesh_stream.schema.avro import parse_schema
 
@@ -287,6 +288,24 @@ def _locator(loaded: _Loaded) -> Locator:
     return locate_finding
 
 
+def _reserved_readers(loaded: _Loaded, display: str) -> list[Violation]:
+    """``readers`` entries that name no domain can have (a platform service's user, ``admin``,
+    ``mesh-…``): `mesh acl` would grant that user READ, and WRITE on the dead-letter topic."""
+    product = loaded.product
+    return [
+        _file_violation(
+            "descriptor-valid",
+            f"readers: {problem}",
+            display,
+            loaded.descriptor.line(("readers", index)),
+            field=f"readers[{index}]",
+            product=product.name,
+        )
+        for index, reader in enumerate(product.readers)
+        if (problem := domain_name_problem(reader))
+    ]
+
+
 def _resolved_or_none(path: Path) -> Path | None:
     """``path`` with symlinks followed, None for a symlink loop (reported where it is read)."""
     try:
@@ -448,6 +467,7 @@ def lint_repository(
     loaded: list[_Loaded] = []
     unloadable: list[str] = []
     unloadable_files: list[Path] = []
+    first: dict[str, str] = {}  # product name -> its first descriptor
     for path in descriptor_files(layout.products):
         display = path.relative_to(root).as_posix()
         item, problems = _load_descriptor(path, display)
@@ -456,7 +476,20 @@ def lint_repository(
             unloadable_files.append(path)
             unloadable.append(f"{path.parent.parent.name}.{path.stem}")
             unloadable.extend(v.product for v in problems if v.product)
+        elif item.product.name in first:
+            violations.append(
+                _file_violation(
+                    "descriptor-valid",
+                    described_twice(item.product.name, first[item.product.name]),
+                    display,
+                    item.descriptor.line(("name",)),
+                    field="name",
+                    product=item.product.name,
+                )
+            )
         else:
+            first[item.product.name] = display
+            violations += _reserved_readers(item, display)
             _load_schema(root, item)
             violations.extend(item.problems)
             loaded.append(item)

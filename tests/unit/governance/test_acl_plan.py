@@ -203,6 +203,11 @@ def test_the_monitor_reads_products_and_dlqs_describes_groups_and_owns_its_topic
         ({"registry_principal": "Group:x"}, "'Group:x' is not a Kafka principal like User:"),
         ({"monitor_principal": "User:shop"}, "is also the Kafka user of domain 'shop'"),
         ({"monitor_principal": "User:registry"}, "name one user (User:registry)"),
+        # Kafka's principal for every client that did not authenticate
+        (
+            {"registry_principal": "User:ANONYMOUS"},
+            "'User:ANONYMOUS' is the principal Kafka gives every unauthenticated client",
+        ),
         # a service topic another party may write, or another service's
         ({"health_topic": "_mesh_registry"}, "MESH_HEALTH_TOPIC and MESH_REGISTRY_TOPIC name"),
         ({"alerts_topic": "shop.order.v1"}, "MESH_ALERTS_TOPIC 'shop.order.v1' lies among"),
@@ -213,6 +218,30 @@ def test_a_plan_that_would_share_a_grant_is_refused(changes: dict[str, Any], rea
     with pytest.raises(ConfigurationError, match=r"^ACL plan refused: ") as refused:
         plan_acls(MESH, **changes)
     assert reason in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("reader", "said"),
+    [
+        ("registry", "'registry' is the Kafka user of the platform's registry"),
+        ("monitor", "'monitor' is the Kafka user of the platform's monitor"),
+        ("admin", "'admin' is the registry's and the broker's super user"),
+        ("mesh-x", "'mesh-x' would own the platform's own names"),
+        ("anonymous", "'anonymous' is the owner the registry records"),
+    ],
+)
+def test_readers_naming_a_platform_user_are_refused(reader: str, said: str) -> None:
+    """The plan granted a pii product's readers READ and WRITE/CREATE on its DLQ: with
+    `readers: [registry, monitor]` the platform's services could write a dead-letter topic,
+    which the docs say they never do (a campaign; it was only a warning)."""
+    secret = product("shop.secret", "pii", readers=[reader])
+    with pytest.raises(ConfigurationError, match=r"^ACL plan refused: ") as refused:
+        plan_acls([*MESH, secret])
+    assert f"shop.secret: readers: {said}" in str(refused.value)
+    assert (
+        f"(User:{reader} would be granted READ on shop.secret.v1 and WRITE on "
+        f"shop.secret.v1.dlq)" in str(refused.value)
+    )
 
 
 def test_a_registry_writer_id_of_its_own_is_granted_literally() -> None:

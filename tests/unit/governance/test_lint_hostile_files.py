@@ -18,7 +18,7 @@ from mesh_stream.descriptor import load_descriptor, load_descriptors, parse_desc
 from mesh_stream.errors import DescriptorError, SchemaError
 from mesh_stream.exports.source import local_product
 from mesh_stream.governance import lint_repository
-from mesh_stream.project import load_project
+from mesh_stream.project import domain_name_problem, load_project
 from tests.unit.governance.conftest import line_containing
 
 MESH = str(Path(sys.executable).with_name("mesh"))
@@ -120,6 +120,66 @@ def test_a_schema_outside_the_project_is_never_read_by_lint_or_export(
         local_product(load_project(root, defaults_without_file=True), product.name, reason="-")
     assert str(refused.value) == f"{product.name}: schema: {written!r} {why}"
     assert "FAKE-SECRET" not in str(refused.value)
+
+
+# -- a product described twice; readers naming the platform's users ---------------------------
+
+
+def test_a_product_described_twice_is_an_error_and_no_tool_picks_one(
+    mesh_tree: Callable[[str], Path],
+) -> None:
+    """With `order-placed.yaml` and `order-placed.yml` for one product, lint was clean while
+    `mesh acl plan` and `mesh export` silently took the `.yml` (a campaign)."""
+    root = mesh_tree("good")
+    copy = root / "domains/shop/products/order-placed.yml"
+    copy.write_text((root / SHOP).read_text().replace("partitions: 6", "partitions: 12"))
+    said = (
+        "product 'shop.order-placed' is also described by domains/shop/products/"
+        "order-placed.yaml; a product has one descriptor (each tool would take one of the "
+        "two): remove one"
+    )
+    found = [(v.policy, v.file, v.line, v.message) for v in lint_repository(root).violations]
+    assert found == [
+        ("descriptor-valid", "domains/shop/products/order-placed.yml", 1, said),
+    ]
+    with pytest.raises(DescriptorError) as refused:
+        load_descriptors(root / "domains")
+    assert str(refused.value) == (
+        f"{copy}: name: {said.replace('domains/', f'{root}/domains/', 1)}"
+    )
+
+
+def test_readers_naming_a_platform_user_are_errors_at_their_line(
+    mesh_tree: Callable[[str], Path],
+) -> None:
+    root = mesh_tree("good")
+    descriptor = root / SHOP
+    descriptor.write_text(
+        descriptor.read_text().replace("classification: internal", "classification: pii")
+        + "readers:\n  - people\n  - registry\n  - mesh-x\n"
+    )
+    violations = lint_repository(root).violations
+    found = [
+        (v.policy, v.line, v.field, v.message)
+        for v in violations
+        if v.field and "readers" in v.field
+    ]
+    assert found == [
+        (
+            "descriptor-valid",
+            line_containing(descriptor, "- registry"),
+            "readers[1]",
+            "readers: 'registry' is the Kafka user of the platform's registry, not a domain "
+            "(the domain would share its password and grants); name the domain after what it "
+            "owns (e.g. orders)",
+        ),
+        (
+            "descriptor-valid",
+            line_containing(descriptor, "- mesh-x"),
+            "readers[2]",
+            f"readers: {domain_name_problem('mesh-x')}",
+        ),
+    ]
 
 
 # -- NaN in an SLO --------------------------------------------------------------------------
