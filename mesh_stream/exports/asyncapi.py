@@ -30,6 +30,22 @@ CONTENT_TYPE = "application/vnd.apache.avro"
 #: AsyncAPI's pattern for component (and message) keys.
 COMPONENT_KEY = re.compile(r"^[a-zA-Z0-9\.\-_]+\Z")
 
+#: An address the ``email`` format of AsyncAPI's validators (ajv-formats, full mode) accepts.
+CONTACT_EMAIL = re.compile(
+    r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]*[a-z0-9])?",
+    re.IGNORECASE | re.ASCII,
+)
+_URL_CHAR = r"(?:[a-z0-9\-._~!$&'()*+,;=:@]|%[0-9a-f]{2})"
+_HOST_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+#: An http(s) URL with a host name, every character where RFC 3986 allows it: a subset of
+#: what the ``uri`` format accepts (braces, ``|`` or a stray ``[`` are not).
+CONTACT_URL = re.compile(
+    rf"https?://{_HOST_LABEL}(?:\.{_HOST_LABEL})*(?::\d{{1,5}})?"
+    rf"(?:/{_URL_CHAR}*)*(?:\?(?:{_URL_CHAR}|[/?])*)?(?:#(?:{_URL_CHAR}|[/?])*)?",
+    re.IGNORECASE | re.ASCII,
+)
+
 #: SASL mechanism -> the AsyncAPI 3.0 security scheme type (also its components key).
 SASL_SCHEMES = {
     "PLAIN": "plain",
@@ -116,13 +132,17 @@ def _info(products: Sequence[ExportedProduct], title: str, version: str) -> dict
 
 
 def _contact(owners: Sequence[tuple[str, str]]) -> dict[str, str]:
-    """AsyncAPI's contact: one owner's team and its email or URL; several owners by name."""
+    """AsyncAPI's contact: one owner's team and its email or URL; several owners by name.
+
+    ``email`` and ``url`` are typed (formats ``email`` and ``uri``): a contact the validators
+    would refuse there, though the ownership policy let it through, stays in ``name``.
+    """
     if len(owners) > 1:
         return {"name": ", ".join(f"{team} ({contact})" for team, contact in owners)}
     team, contact = owners[0]
-    if re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", contact):
+    if CONTACT_EMAIL.fullmatch(contact):
         return {"name": team, "email": contact}
-    if re.match(r"https?://\S+\Z", contact):
+    if CONTACT_URL.fullmatch(contact):
         return {"name": team, "url": contact}
     return {"name": f"{team} ({contact})"}
 

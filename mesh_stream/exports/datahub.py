@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +28,7 @@ import httpx
 
 from mesh_stream.descriptor import DataProduct, topic_for
 from mesh_stream.errors import ConfigurationError, MeshError
+from mesh_stream.exports.avro_names import Scope
 from mesh_stream.exports.source import ExportedProduct
 from mesh_stream.settings import shown_url
 
@@ -98,50 +100,69 @@ _LOGICAL = {
 }
 
 
-def _describe(avro: Any) -> tuple[str, str, bool, list[Any]]:
-    """(DataHub type, native type, nullable, nested record fields) of an Avro type."""
+@dataclass(frozen=True)
+class _Shape:
+    """How DataHub shows an Avro type, and the nested record fields listed under it."""
+
+    kind: str
+    native: str
+    nullable: bool = False
+    nested: Sequence[Mapping[str, Any]] = ()
+    #: where the nested fields are read (None: nothing nested)
+    scope: Scope | None = None
+    #: a record used inside itself: named, its fields not listed again
+    recursive: bool = False
+
+
+def _describe(avro: Any, scope: Scope) -> _Shape:
     if isinstance(avro, list):
         branches = [b for b in avro if b != "null"]
         if len(branches) == 1:
-            kind, native, _, nested = _describe(branches[0])
-            return kind, native, True, nested
-        return "UnionType", "union", "null" in avro, []
+            return replace(_describe(branches[0], scope), nullable=True)
+        return _Shape("UnionType", "union", nullable="null" in avro)
     if isinstance(avro, str):
-        return _PRIMITIVES.get(avro, "RecordType"), avro, False, []
+        found = scope.resolve(avro)
+        if found is not None:
+            return _describe(*found)
+        return _Shape(_PRIMITIVES.get(avro, "RecordType"), avro)
     if isinstance(avro, Mapping):
         logical = avro.get("logicalType")
         if isinstance(logical, str) and logical in _LOGICAL:
-            return _LOGICAL[logical], logical, False, []
+            return _Shape(_LOGICAL[logical], logical)
         shape = avro.get("type")
-        if shape == "record":
-            return "RecordType", str(avro.get("name", "record")), False, list(avro["fields"])
+        if shape in ("record", "error"):
+            name = str(avro.get("name", "record"))
+            inner = scope.enter(avro)
+            if inner is None:
+                return _Shape("RecordType", name, recursive=True)
+            return _Shape("RecordType", name, nested=list(avro["fields"]), scope=inner)
         if shape == "enum":
-            return "EnumType", "enum", False, []
+            return _Shape("EnumType", "enum")
         if shape == "fixed":
-            return "FixedType", "fixed", False, []
+            return _Shape("FixedType", "fixed")
         if shape == "array":
-            _, native, _, nested = _describe(avro.get("items"))
-            return "ArrayType", f"array<{native}>", False, nested
+            items = _describe(avro.get("items"), scope)
+            return replace(items, kind="ArrayType", native=f"array<{items.native}>", nullable=False)
         if shape == "map":
-            _, native, _, nested = _describe(avro.get("values"))
-            return "MapType", f"map<{native}>", False, nested
-        return _describe(shape)
-    return "NullType", "unknown", True, []
+            values = _describe(avro.get("values"), scope)
+            return replace(values, kind="MapType", native=f"map<{values.native}>", nullable=False)
+        return _describe(shape, scope)
+    return _Shape("NullType", "unknown", nullable=True)
 
 
 def _schema_fields(
-    fields: Sequence[Mapping[str, Any]], key_field: str | None, prefix: str = ""
+    fields: Sequence[Mapping[str, Any]], key_field: str | None, scope: Scope, prefix: str = ""
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for item in fields:
         path = f"{prefix}{item['name']}"
-        kind, native, nullable, nested = _describe(item.get("type"))
+        shape = _describe(item.get("type"), scope)
         field: dict[str, Any] = {
             "fieldPath": path,
-            "nullable": nullable,
-            "type": {"type": {f"com.linkedin.schema.{kind}": {}}},
-            "nativeDataType": native,
-            "recursive": False,
+            "nullable": shape.nullable,
+            "type": {"type": {f"com.linkedin.schema.{shape.kind}": {}}},
+            "nativeDataType": shape.native,
+            "recursive": shape.recursive,
             "isPartOfKey": not prefix and path == key_field,
         }
         if item.get("doc"):
@@ -149,7 +170,8 @@ def _schema_fields(
         if item.get("pii") is True:
             field["globalTags"] = {"tags": [{"tag": PII_TAG}]}
         out.append(field)
-        out.extend(_schema_fields(nested, key_field, f"{path}."))
+        if shape.scope is not None:
+            out.extend(_schema_fields(shape.nested, key_field, shape.scope, f"{path}."))
     return out
 
 
@@ -168,7 +190,9 @@ def _schema_metadata(item: ExportedProduct) -> dict[str, Any]:
                 "documentSchemaType": "AVRO",
             }
         },
-        "fields": _schema_fields(item.schema.get("fields", ()), product.key_field),
+        "fields": _schema_fields(
+            item.schema.get("fields", ()), product.key_field, Scope.of(item.schema)
+        ),
     }
 
 

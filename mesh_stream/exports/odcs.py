@@ -10,9 +10,11 @@ Kafka server. What ODCS has no slot for (kind, lineage, registry facts) goes int
 Avro to ODCS, field by field: ``logicalType`` is ODCS's portable type, ``physicalType`` the
 Avro type it is written as, and ``customProperties`` keep the Avro details a reader needs to
 decode (``avroLogicalType``, ``precision``/``scale``, ``avroDefault``) under the names
-datacontract-cli's own Avro import and export use. A union of ``null`` and one type is that
-type, not required; any other union is an object with one optional property per branch
-(named like the branch, as Avro's JSON encoding writes a union value).
+datacontract-cli's own Avro import and export use, and what it has no name for: former names
+(``avroAliases`` of a field or the record, ``avroTypeAliases`` of a nested named type) and a
+field's sort ``avroOrder``. A union of ``null`` and one type is that type, not required; any
+other union is an object with one optional property per branch (named like the branch, as
+Avro's JSON encoding writes a union value).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from mesh_stream.descriptor import (
     QualityRule,
     RuleFailure,
 )
+from mesh_stream.exports.avro_names import NamedTypes, full_name
 from mesh_stream.exports.source import ExportedProduct, KafkaServer
 
 #: the newest ODCS v3 the published JSON Schema (open-data-contract-standard 3.2.0) accepts
@@ -151,9 +154,9 @@ def _server(descriptor: DataProduct, server: KafkaServer) -> dict[str, Any]:
 def _schema_object(product: ExportedProduct) -> dict[str, Any]:
     descriptor = product.product
     schema = product.schema
-    names = _NamedTypes(schema)
+    names = NamedTypes(schema)
     properties = [
-        _field_property(field, descriptor, names, parents=(_full_name(schema, None),))
+        _field_property(field, descriptor, names, parents=(full_name(schema, None),))
         for field in schema.get("fields", [])
     ]
     obj: dict[str, Any] = {
@@ -172,53 +175,10 @@ def _schema_object(product: ExportedProduct) -> dict[str, Any]:
     obj_custom = [custom("avroType", "record"), custom("valueSubject", descriptor.value_subject)]
     if schema.get("namespace"):
         obj_custom.append(custom("namespace", schema["namespace"]))
+    if schema.get("aliases"):
+        obj_custom.append(custom("avroAliases", list(schema["aliases"])))
     obj["customProperties"] = obj_custom
     return obj
-
-
-class _NamedTypes:
-    """Records, enums and fixed types by full name, so a later reference finds its definition."""
-
-    def __init__(self, schema: Mapping[str, Any]) -> None:
-        self.types: dict[str, Mapping[str, Any]] = {}
-        self._collect(schema, None)
-
-    def _collect(self, schema: Any, namespace: str | None) -> None:
-        if isinstance(schema, list):
-            for branch in schema:
-                self._collect(branch, namespace)
-            return
-        if not isinstance(schema, Mapping):
-            return
-        kind = schema.get("type")
-        if kind in ("record", "error", "enum", "fixed") and "name" in schema:
-            full = _full_name(schema, namespace)
-            self.types.setdefault(full, schema)
-            namespace = full.rpartition(".")[0] or None
-        for field in schema.get("fields", []) if kind in ("record", "error") else []:
-            self._collect(field.get("type"), namespace)
-        for key in ("items", "values"):
-            if key in schema:
-                self._collect(schema[key], namespace)
-        if isinstance(kind, (Mapping, list)):
-            self._collect(kind, namespace)
-
-    def resolve(self, name: str, namespace: str | None) -> Mapping[str, Any] | None:
-        if "." not in name and namespace:
-            found = self.types.get(f"{namespace}.{name}")
-            if found is not None:
-                return found
-        return self.types.get(name) or next(
-            (t for full, t in self.types.items() if full.rpartition(".")[2] == name), None
-        )
-
-
-def _full_name(schema: Mapping[str, Any], namespace: str | None) -> str:
-    name = str(schema.get("name", ""))
-    if "." in name:
-        return name
-    own = schema.get("namespace", namespace)
-    return f"{own}.{name}" if own else name
 
 
 def _is_pii(field: Mapping[str, Any]) -> bool:
@@ -228,7 +188,7 @@ def _is_pii(field: Mapping[str, Any]) -> bool:
 def _field_property(
     field: Mapping[str, Any],
     descriptor: DataProduct,
-    names: _NamedTypes,
+    names: NamedTypes,
     parents: tuple[str, ...],
     path: str = "",
 ) -> dict[str, Any]:
@@ -258,6 +218,10 @@ def _field_property(
     extra = list(prop.pop("customProperties", []))
     if "default" in field:
         extra.append(custom("avroDefault", _default_value(field["default"])))
+    if field.get("aliases"):
+        extra.append(custom("avroAliases", list(field["aliases"])))
+    if "order" in field:
+        extra.append(custom("avroOrder", field["order"]))
     if sources:
         extra.append(custom("fieldLineage", list(sources)))
     if extra:
@@ -276,7 +240,7 @@ def _default_value(default: Any) -> Any:
 def _type_part(
     avro: Any,
     descriptor: DataProduct,
-    names: _NamedTypes,
+    names: NamedTypes,
     parents: tuple[str, ...],
     path: str,
 ) -> tuple[dict[str, Any], bool]:
@@ -296,12 +260,12 @@ def _type_part(
         named = names.resolve(avro, namespace)
         if named is None:
             return {"physicalType": avro}, True
-        if _full_name(named, namespace) in parents:
+        if full_name(named, namespace) in parents:
             # a recursive record: name it, do not unfold it again
             return {
                 "logicalType": "object",
                 "physicalType": "record",
-                "customProperties": [custom("avroRecord", _full_name(named, namespace))],
+                "customProperties": [custom("avroRecord", full_name(named, namespace))],
             }, True
         return _type_part(named, descriptor, names, parents, path)
     if not isinstance(avro, Mapping):
@@ -310,7 +274,7 @@ def _type_part(
     if isinstance(kind, (list, Mapping)):
         return _type_part(kind, descriptor, names, parents, path)
     if kind in ("record", "error"):
-        full = _full_name(avro, namespace)
+        full = full_name(avro, namespace)
         props = [
             _field_property(f, descriptor, names, (*parents, full), path)
             for f in avro.get("fields", [])
@@ -325,7 +289,7 @@ def _type_part(
             "logicalType": "string",
             "physicalType": "enum",
             "enum": [{"value": str(symbol)} for symbol in avro.get("symbols", [])],
-            "customProperties": _named_custom(avro, _full_name(avro, namespace)),
+            "customProperties": _named_custom(avro, full_name(avro, namespace)),
         }
         return part, True
     if kind == "array":
@@ -341,7 +305,7 @@ def _type_part(
     if kind == "fixed":
         part = _primitive("fixed", avro)
         part.setdefault("customProperties", []).extend(
-            [*_named_custom(avro, _full_name(avro, namespace)), custom("size", avro.get("size"))]
+            [*_named_custom(avro, full_name(avro, namespace)), custom("size", avro.get("size"))]
         )
         return part, True
     if isinstance(kind, str) and kind in _PRIMITIVES:
@@ -377,13 +341,15 @@ def _named_custom(avro: Mapping[str, Any], full_name: str) -> list[dict[str, Any
     items = [custom("avroName", full_name)]
     if avro.get("doc"):
         items.append(custom("avroDoc", str(avro["doc"])))
+    if avro.get("aliases"):
+        items.append(custom("avroTypeAliases", list(avro["aliases"])))
     return items
 
 
 def _union(
     branches: Sequence[Any],
     descriptor: DataProduct,
-    names: _NamedTypes,
+    names: NamedTypes,
     parents: tuple[str, ...],
     path: str,
 ) -> dict[str, Any]:
@@ -403,14 +369,14 @@ def _union(
     }
 
 
-def _branch_label(branch: Any, names: _NamedTypes, namespace: str | None) -> str:
+def _branch_label(branch: Any, names: NamedTypes, namespace: str | None) -> str:
     """How Avro's JSON encoding names a union branch: the type's (full) name."""
     if isinstance(branch, str):
         named = None if branch in _PRIMITIVES else names.resolve(branch, namespace)
-        return _full_name(named, namespace) if named is not None else branch
+        return full_name(named, namespace) if named is not None else branch
     if isinstance(branch, Mapping):
         if branch.get("type") in ("record", "error", "enum", "fixed"):
-            return _full_name(branch, namespace)
+            return full_name(branch, namespace)
         return str(branch.get("type"))
     return str(branch)
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from mesh_stream.descriptor import DataProduct, topic_for
 from mesh_stream.errors import ConfigurationError
+from mesh_stream.exports.avro_names import Scope
 from mesh_stream.exports.source import ExportedProduct, KafkaServer
 
 try:
@@ -92,45 +93,50 @@ def dataset_namespace(server: KafkaServer) -> str:
 # -- schema -------------------------------------------------------------------------------
 
 
-def _type_of(avro: Any) -> tuple[str, list[Any]]:
-    """(type name, nested record fields) of an Avro type; a union with null is its other
-    branch (the field is nullable), a logical type is named by it."""
+def _type_of(avro: Any, scope: Scope) -> tuple[str, list[Any], Scope]:
+    """(type name, nested record fields, the scope they are read in) of an Avro type; a
+    union with null is its other branch (the field is nullable), a logical type is named by
+    it, a named type is its definition wherever it is used."""
     if isinstance(avro, list):
         branches = [b for b in avro if b != "null"]
         if len(branches) == 1:
-            return _type_of(branches[0])
-        return "union", []
+            return _type_of(branches[0], scope)
+        return "union", [], scope
     if isinstance(avro, str):
-        return avro, []
+        found = scope.resolve(avro)
+        return _type_of(*found) if found is not None else (avro, [], scope)
     if isinstance(avro, Mapping):
         if "logicalType" in avro:
-            return str(avro["logicalType"]), []
+            return str(avro["logicalType"]), [], scope
         kind = str(avro.get("type"))
-        if kind == "record":
-            return "record", list(avro.get("fields", ()))
+        if kind in ("record", "error"):
+            inner = scope.enter(avro)
+            if inner is None:
+                return "record", [], scope
+            return "record", list(avro.get("fields", ())), inner
         if kind == "array":
-            _, nested = _type_of(avro.get("items"))
-            return "array", nested
+            _, nested, inner = _type_of(avro.get("items"), scope)
+            return "array", nested, inner
         if kind == "map":
-            _, nested = _type_of(avro.get("values"))
-            return "map", nested
+            _, nested, inner = _type_of(avro.get("values"), scope)
+            return "map", nested, inner
         if kind in ("enum", "fixed"):
-            return kind, []
-        return _type_of(avro.get("type"))
-    return "unknown", []
+            return kind, [], scope
+        return _type_of(avro.get("type"), scope)
+    return "unknown", [], scope
 
 
-def _schema_fields(fields: Sequence[Mapping[str, Any]]) -> list[Any]:
+def _schema_fields(fields: Sequence[Mapping[str, Any]], scope: Scope) -> list[Any]:
     out = []
     for position, item in enumerate(fields, start=1):
-        kind, nested = _type_of(item.get("type"))
+        kind, nested, inner = _type_of(item.get("type"), scope)
         out.append(
             schema_dataset.SchemaDatasetFacetFields(
                 name=str(item["name"]),
                 type=kind,
                 description=item.get("doc"),
                 ordinal_position=position,
-                fields=_schema_fields(nested),
+                fields=_schema_fields(nested, inner),
             )
         )
     return out
@@ -140,7 +146,8 @@ def _facets(item: ExportedProduct, server: KafkaServer) -> dict[str, Any]:
     product = item.product
     return {
         "schema": schema_dataset.SchemaDatasetFacet(
-            fields=_schema_fields(item.schema.get("fields", ())), producer=PRODUCER
+            fields=_schema_fields(item.schema.get("fields", ()), Scope.of(item.schema)),
+            producer=PRODUCER,
         ),
         "documentation": documentation_dataset.DocumentationDatasetFacet(
             description=product.description, contentType="text/plain", producer=PRODUCER

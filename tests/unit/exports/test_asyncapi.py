@@ -255,6 +255,42 @@ def test_channel_operation_and_message_describe_the_product(
     assert "servers" not in again
 
 
+#: Owner contacts the ownership policy lets through -> the document's ``info.contact``: only
+#: what AsyncAPI's ``email`` and ``uri`` formats accept goes into ``email`` or ``url``.
+CONTACTS = {
+    "orders-team@example.com": {"name": "orders-team", "email": "orders-team@example.com"},
+    "https://wiki.example.com:8443/teams/orders?tab=on-call#now": {
+        "name": "orders-team",
+        "url": "https://wiki.example.com:8443/teams/orders?tab=on-call#now",
+    },
+    "https://wiki.example.com/teams/{orders}": {
+        "name": "orders-team (https://wiki.example.com/teams/{orders})"
+    },
+    "https://example.com/a|b": {"name": "orders-team (https://example.com/a|b)"},
+    "https://[oops": {"name": "orders-team (https://[oops)"},
+    "orders(team)@example.com": {"name": "orders-team (orders(team)@example.com)"},
+    "orders..team@example.com": {"name": "orders-team (orders..team@example.com)"},
+    "#orders-on-call": {"name": "orders-team (#orders-on-call)"},
+}
+
+
+def test_a_contact_asyncapi_would_refuse_as_email_or_url_stays_in_the_name(
+    sample: list[ExportedProduct], tmp_path: Path
+) -> None:
+    item = sample[0]
+    paths = []
+    for number, (contact, expected) in enumerate(CONTACTS.items()):
+        owner = item.product.owner.model_copy(update={"team": "orders-team", "contact": contact})
+        product = item.product.model_copy(update={"owner": owner})
+        document = asyncapi_document(
+            [dataclasses.replace(item, product=product)], None, title=product.name
+        )
+        assert document["info"]["contact"] == expected, contact
+        paths.append(tmp_path / f"contact-{number}.json")
+        paths[-1].write_text(json.dumps(document), encoding="utf-8")
+    assert errors_of(asyncapi_problems(paths, parse=False)) == {}
+
+
 @pytest.mark.parametrize(
     ("kind", "protocol", "scheme"),
     [

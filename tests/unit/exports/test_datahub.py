@@ -15,6 +15,7 @@ from mesh_stream.errors import MeshError
 from mesh_stream.exports import datahub
 from mesh_stream.exports.source import ExportedProduct, local_product
 from mesh_stream.project import load_project
+from tests.unit.exports.schemas import ADDRESS_REUSED, RECURSIVE
 
 ROOT = Path(__file__).resolve().parents[3]
 C360 = "urn:li:dataset:(urn:li:dataPlatform:kafka,analytics.customer-360.v1,PROD)"
@@ -117,6 +118,49 @@ def test_schema_fields_docs_pii_tags_and_nesting(
         docs = {f["fieldPath"]: f.get("description") for f in described["fields"]}
         for field in item.schema["fields"]:
             assert docs[field["name"]] == field["doc"]
+
+
+def schema_field_rows(
+    sample: list[ExportedProduct], schema: dict[str, Any]
+) -> list[tuple[str, str, str, bool, bool]]:
+    """(fieldPath, DataHub type, native type, nullable, recursive) of each schema field."""
+    item = ExportedProduct(product=sample[0].product, schema=schema)
+    mcps = datahub.proposals([item])
+    fields = aspect(mcps, datahub.dataset_urn(item.product.topic), "schemaMetadata")["fields"]
+    return [
+        (
+            f["fieldPath"],
+            next(iter(f["type"]["type"])).rpartition(".")[2],
+            f["nativeDataType"],
+            f["nullable"],
+            f["recursive"],
+        )
+        for f in fields
+    ]
+
+
+def test_every_use_of_a_named_record_lists_its_fields(sample: list[ExportedProduct]) -> None:
+    assert schema_field_rows(sample, ADDRESS_REUSED) == [
+        ("home", "RecordType", "Address", False, False),
+        ("home.city", "StringType", "string", False, False),
+        ("work", "RecordType", "Address", False, False),
+        ("work.city", "StringType", "string", False, False),
+        ("maybe", "RecordType", "Address", True, False),
+        ("maybe.city", "StringType", "string", False, False),
+        ("past", "ArrayType", "array<Address>", False, False),
+        ("past.city", "StringType", "string", False, False),
+    ]
+
+
+def test_a_record_inside_itself_is_listed_once_and_marked_recursive(
+    sample: list[ExportedProduct],
+) -> None:
+    assert schema_field_rows(sample, RECURSIVE) == [
+        ("root", "RecordType", "Node", False, False),
+        ("root.value", "NumberType", "long", False, False),
+        ("root.next", "RecordType", "Node", True, True),
+        ("parent", "RecordType", "Tree", True, True),
+    ]
 
 
 def test_domains_and_data_products(

@@ -410,3 +410,50 @@ def test_nested_records_arrays_maps_unions_and_logical_types(
     assert props["count"]["logicalTypeOptions"] == {"format": "i32"}
     assert custom(props["count"])["avroDefault"] == "0"
     assert all(p["required"] for n, p in props.items() if n not in ("payload", "next"))
+
+
+#: The record, a field and a nested record renamed (``aliases``), fields with a sort ``order``.
+RENAMED = {
+    "type": "record",
+    "name": "Event",
+    "namespace": "x",
+    "aliases": ["OldEvent"],
+    "fields": [
+        {"name": "action", "type": "string", "aliases": ["verb"], "order": "descending"},
+        {
+            "name": "place",
+            "type": {
+                "type": "record",
+                "name": "Place",
+                "aliases": ["Spot"],
+                "fields": [{"name": "city", "type": "string", "order": "ignore"}],
+            },
+        },
+    ],
+}
+
+
+def test_aliases_and_sort_order_are_custom_properties(
+    sample: dict[str, ExportedProduct], tmp_path: Path
+) -> None:
+    base = sample["orders.order-placed"]
+    contract = odcs_contract(ExportedProduct(product=base.product, schema=RENAMED), None)
+    [obj] = contract["schema"]
+    assert obj["customProperties"][-1] == {
+        "property": "avroAliases",
+        "value": ["OldEvent"],
+        "vendor": "mesh-stream",
+    }
+    action, place = obj["properties"]
+    assert action["customProperties"] == [
+        {"property": "avroAliases", "value": ["verb"], "vendor": "mesh-stream"},
+        {"property": "avroOrder", "value": "descending", "vendor": "mesh-stream"},
+    ]
+    assert place["customProperties"] == [
+        {"property": "avroName", "value": "x.Place", "vendor": "mesh-stream"},
+        {"property": "avroTypeAliases", "value": ["Spot"], "vendor": "mesh-stream"},
+    ]
+    assert place["properties"][0]["customProperties"] == [
+        {"property": "avroOrder", "value": "ignore", "vendor": "mesh-stream"}
+    ]
+    odcs_check("schema", {"renamed": contract}, tmp_path)

@@ -12,6 +12,7 @@ import pytest
 from mesh_stream.exports import openlineage as ol
 from mesh_stream.exports.source import ExportedProduct, KafkaServer, local_product
 from mesh_stream.project import load_project
+from tests.unit.exports.schemas import ADDRESS_REUSED, RECURSIVE
 
 ROOT = Path(__file__).resolve().parents[3]
 SERVER = KafkaServer("broker-1:9092, broker-2:9092", "SASL_SSL", "PLAIN")
@@ -87,6 +88,49 @@ def test_dataset_carries_schema_docs_owner_and_source(
 def test_nullable_union_is_its_other_branch(sample: dict[str, ExportedProduct]) -> None:
     dataset = ol.to_document(ol.input_dataset(sample["customers.customer-profile"], SERVER))
     assert _fields(dataset["facets"]["schema"]["fields"])["phone"]["type"] == "string"
+
+
+def _schema_facet_fields(
+    sample: dict[str, ExportedProduct], schema: dict[str, Any]
+) -> list[dict[str, Any]]:
+    item = ExportedProduct(product=sample["orders.order-placed"].product, schema=schema)
+    fields: list[dict[str, Any]] = ol.to_document(ol.input_dataset(item, SERVER))["facets"][
+        "schema"
+    ]["fields"]
+    return fields
+
+
+def test_every_use_of_a_named_record_lists_its_fields(
+    sample: dict[str, ExportedProduct],
+) -> None:
+    city = {
+        "name": "city",
+        "type": "string",
+        "description": "City.",
+        "ordinal_position": 1,
+        "fields": [],
+    }
+    assert _schema_facet_fields(sample, ADDRESS_REUSED) == [
+        {"name": "home", "type": "record", "ordinal_position": 1, "fields": [city]},
+        {"name": "work", "type": "record", "ordinal_position": 2, "fields": [city]},
+        {"name": "maybe", "type": "record", "ordinal_position": 3, "fields": [city]},
+        {"name": "past", "type": "array", "ordinal_position": 4, "fields": [city]},
+    ]
+
+
+def test_a_record_inside_itself_is_listed_once(sample: dict[str, ExportedProduct]) -> None:
+    assert _schema_facet_fields(sample, RECURSIVE) == [
+        {
+            "name": "root",
+            "type": "record",
+            "ordinal_position": 1,
+            "fields": [
+                {"name": "value", "type": "long", "ordinal_position": 1, "fields": []},
+                {"name": "next", "type": "record", "ordinal_position": 2, "fields": []},
+            ],
+        },
+        {"name": "parent", "type": "record", "ordinal_position": 2, "fields": []},
+    ]
 
 
 def test_column_lineage_from_field_lineage(sample: dict[str, ExportedProduct]) -> None:
