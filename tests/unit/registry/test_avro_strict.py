@@ -144,6 +144,7 @@ INVALID: list[tuple[str, Any, str]] = [
     ("array of empty records", field({"type": "array", "items": {"type": "record", "name": "E", "fields": []}}), "R.f: an array of items that take no bytes (null, a fixed of size 0, a record of only such fields): a record of a few bytes could claim a billion of them, which every reader would build; hold a count (an int) instead"),
     ("array of zero-size fixed", field({"type": "array", "items": {"type": "fixed", "name": "Z", "size": 0}}), "R.f: an array of items that take no bytes (null, a fixed of size 0, a record of only such fields): a record of a few bytes could claim a billion of them, which every reader would build; hold a count (an int) instead"),
     ("array of a dotted name's zero-size record", rec({"name": "a", "type": {"type": "array", "items": {"type": "record", "name": "x.R", "fields": [{"name": "w", "type": ZERO}]}}}, namespace="o"), "o.R.a: an array of items that take no bytes (null, a fixed of size 0, a record of only such fields): a record of a few bytes could claim a billion of them, which every reader would build; hold a count (an int) instead"),
+    ("null namespace inside a namespace", rec({"name": "i", "type": {"type": "record", "name": "In", "namespace": "", "fields": []}}, namespace="shop"), 'shop.R.i: `namespace: ""` (the null namespace) inside namespace \'shop\': the registry\'s Avro parser would keep the type as shop.In, so the schema served would name another type than the one written; give the type a namespace of its own, or define it outside every namespace'),
     ("doc not a string", field("int", doc=5), "R.f: doc 5 must be a string"),
     ("order unknown", field("int", order="up"), 'R.f: order "up" is not ascending, descending or ignore'),
     ("field without type", rec({"name": "a"}), "R.a: the field has no `type`"),
@@ -311,6 +312,15 @@ def test_a_refusal_carries_the_json_path_of_the_problem() -> None:
     with pytest.raises(SchemaError) as raised:
         parse_schema(field(["null", "int", "int"]))
     assert raised.value.loc == ("fields", 0, "type")
+
+
+def test_the_null_namespace_outside_every_namespace_is_taken() -> None:
+    """`namespace: ""` where no namespace encloses the type means what it says; refused only
+    where the registry's parser would put the type in the enclosing namespace."""
+    top = rec({"name": "i", "type": {"type": "record", "name": "In", "namespace": "", "fields": [{"name": "x", "type": "int"}]}}, namespace="")  # fmt: skip
+    assert parse_schema(top).fullname == "R"
+    stored = rec({"name": "i", "type": {"type": "record", "name": "In", "namespace": "", "fields": [{"name": "x", "type": "int"}]}}, namespace="shop")  # fmt: skip
+    assert parse_schema(stored, strict=False).fullname == "shop.R"  # stored before: still read
 
 
 def test_a_referenced_schema_is_not_judged_again() -> None:
