@@ -179,7 +179,7 @@ class _Checker:
             space, short = (own if own is not None else namespace), name
             if own == "" and namespace and self.own_types:
                 raise self.error(
-                    f"{where}: `namespace: \"\"` (the null namespace) inside namespace "
+                    f'{where}: `namespace: ""` (the null namespace) inside namespace '
                     f"{namespace!r}: the registry's Avro parser would keep the type as "
                     f"{namespace}.{short}, so the schema served would name another type than "
                     f"the one written; give the type a namespace of its own, or define it "
