@@ -164,7 +164,29 @@ def normalize(
         if isinstance(schema, avro.schema.Schema)
         else parse_schema(schema, strict=False, named_types=named_types)
     )
-    return json.dumps(parsed.to_json(names), separators=(",", ":"), ensure_ascii=False)
+    written = _defined_once(parsed.to_json(names), None, set())
+    return json.dumps(written, separators=(",", ":"), ensure_ascii=False)
+
+
+def _defined_once(node: Any, namespace: str | None, defined: set[str]) -> Any:
+    """``node`` (avro's JSON of a parsed schema) with every named type written out once and
+    named after: avro writes a fixed decimal out in full at each use, a schema that then
+    defines its name twice and that no parser takes."""
+    if isinstance(node, list):
+        return [_defined_once(item, namespace, defined) for item in node]
+    if not isinstance(node, dict):
+        return node
+    kind = node.get("type")
+    if kind in ("record", "error", "enum", "fixed") and isinstance(node.get("name"), str):
+        name = node["name"]
+        space = node.get("namespace", namespace) if "." not in name else name.rpartition(".")[0]
+        short = name.rpartition(".")[2]
+        full = f"{space}.{short}" if space else short
+        if full in defined:
+            return short if (space or None) == (namespace or None) else full
+        defined.add(full)
+        namespace = space
+    return {key: _defined_once(value, namespace, defined) for key, value in node.items()}
 
 
 def canonical_form(schema: str | Mapping[str, Any] | AvroSchema) -> str:

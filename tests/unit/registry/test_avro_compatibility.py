@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from mesh_stream.descriptor import Compatibility
 from mesh_stream.errors import SchemaError
 from mesh_stream.schema.avro import (
+    canonical_form,
     compatibility_problems,
     field_docs,
     fingerprint,
@@ -143,6 +144,48 @@ def test_normal_form_keeps_docs_and_defaults_but_canonical_fingerprint_ignores_t
     assert normalize(documented) != normalize(plain)
     assert fingerprint(documented) == fingerprint(plain)
     assert len(fingerprint(plain, "sha256")) == 64
+
+
+def test_a_named_fixed_decimal_used_again_is_written_out_once() -> None:
+    """avro writes a fixed decimal out in full at every use: the normal form of a valid
+    schema defined `x.Money` twice, which no parser took, so `mesh products apply` of it
+    was refused and a registry storing it could not read it back (a campaign)."""
+    money = {
+        "type": "fixed",
+        "name": "Money",
+        "size": 16,
+        "logicalType": "decimal",
+        "precision": 20,
+        "scale": 2,
+    }
+    other = {
+        "type": "fixed",
+        "name": "Money",
+        "namespace": "y",
+        "size": 4,
+        "logicalType": "decimal",
+        "precision": 9,
+        "scale": 2,
+    }
+    schema = {
+        "type": "record",
+        "name": "R",
+        "namespace": "x",
+        "fields": [
+            {"name": "a", "type": money},
+            {"name": "b", "type": ["null", "Money"], "default": None},
+            {"name": "c", "type": {"type": "array", "items": "x.Money"}},
+            {"name": "d", "type": other},
+            {"name": "e", "type": "y.Money"},
+        ],
+    }
+    written = json.loads(normalize(json.dumps(schema)))
+    types = [field["type"] for field in written["fields"]]
+    assert types[1:3] == [["null", "Money"], {"type": "array", "items": "Money"}]
+    assert types[4] == "y.Money"
+    assert (types[0]["name"], types[3]["name"]) == ("Money", "Money")
+    assert normalize(json.dumps(written)) == json.dumps(written, separators=(",", ":"))
+    assert canonical_form(json.dumps(written)) == canonical_form(json.dumps(schema))
 
 
 def test_invalid_schema_says_why() -> None:
