@@ -28,8 +28,8 @@ import httpx
 
 from mesh_stream.descriptor import DataProduct, topic_for
 from mesh_stream.errors import ConfigurationError, MeshError
-from mesh_stream.exports.avro_names import Scope
 from mesh_stream.exports.source import ExportedProduct
+from mesh_stream.schema.names import Scope
 from mesh_stream.settings import shown_url
 
 PLATFORM = "urn:li:dataPlatform:kafka"

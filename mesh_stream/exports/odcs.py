@@ -30,8 +30,8 @@ from mesh_stream.descriptor import (
     QualityRule,
     RuleFailure,
 )
-from mesh_stream.exports.avro_names import NamedTypes, full_name
 from mesh_stream.exports.source import ExportedProduct, KafkaServer
+from mesh_stream.schema.names import NamedTypes, full_name
 
 #: the newest ODCS v3 the published JSON Schema (open-data-contract-standard 3.2.0) accepts
 API_VERSION = "v3.2.0"

@@ -24,8 +24,8 @@ from typing import Any
 
 from mesh_stream.descriptor import DataProduct, topic_for
 from mesh_stream.errors import ConfigurationError
-from mesh_stream.exports.avro_names import Scope
 from mesh_stream.exports.source import ExportedProduct, KafkaServer
+from mesh_stream.schema.names import Scope
 
 try:
     from openlineage.client.event_v2 import (

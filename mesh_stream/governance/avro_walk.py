@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mesh_stream.governance.model import Loc
+from mesh_stream.schema.names import Scope
 
 
 @dataclass(frozen=True)
@@ -105,12 +106,59 @@ def top_level_fields(schema: Mapping[str, Any]) -> list[str]:
 
 
 def pii_paths(schema: Mapping[str, Any]) -> list[str]:
-    """Dotted paths of the fields marked ``"pii": true``."""
-    return [spot.path for spot in fields(schema) if spot.is_pii]
+    """Dotted paths of the fields marked ``"pii": true``, at every use of their record."""
+    return [path for path, field in field_paths(schema) if field.get("pii") is True]
 
 
 def has_field(schema: Mapping[str, Any], path: str) -> bool:
-    return any(spot.path == path for spot in fields(schema))
+    """Whether ``path`` names a field, through records used by name and in unions too."""
+    return any(found == path for found, _field in field_paths(schema))
+
+
+def field_paths(schema: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """(dotted path, field) of every field a record holds, following records used again by
+    name (``work: Address``, ``["null", "Address"]``), where :func:`walk` visits each
+    definition once: a field of ``Address`` is at ``home.city`` and at ``work.city``. A
+    record inside itself is not entered again."""
+    if not isinstance(schema, Mapping) or schema.get("type") not in ("record", "error"):
+        return []
+    return list(_record_paths(schema, Scope.of(schema), ""))
+
+
+def _record_paths(
+    record: Mapping[str, Any], scope: Scope, path: str
+) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    fields = record.get("fields")
+    for field in fields if isinstance(fields, list) else ():
+        if isinstance(field, Mapping):
+            field_path = f"{path}.{field.get('name')}" if path else str(field.get("name"))
+            yield field_path, field
+            yield from _type_paths(field.get("type"), scope, field_path)
+
+
+def _type_paths(type_: Any, scope: Scope, path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    if isinstance(type_, list):
+        for member in type_:
+            yield from _type_paths(member, scope, path)
+        return
+    if isinstance(type_, str):
+        found = scope.resolve(type_)
+        if found is not None:
+            yield from _type_paths(found[0], found[1], path)
+        return
+    if not isinstance(type_, Mapping):
+        return
+    kind = type_.get("type")
+    if kind in ("record", "error"):
+        inner = scope.enter(type_)
+        if inner is not None:
+            yield from _record_paths(type_, inner, path)
+    elif kind == "array":
+        yield from _type_paths(type_.get("items"), scope, path)
+    elif kind == "map":
+        yield from _type_paths(type_.get("values"), scope, path)
+    elif isinstance(kind, (list, Mapping)):
+        yield from _type_paths(kind, scope, path)
 
 
 def pii_within(schema: Mapping[str, Any], path: str) -> list[str]:
