@@ -47,7 +47,7 @@ from mesh_stream.governance.policies import (
 )
 from mesh_stream.project import MeshProject, domain_name_problem
 from mesh_stream.schema import strict_json
-from mesh_stream.schema.avro import parse_schema
+from mesh_stream.schema.avro import parse_schema, size_problem
 
 LOAD_ERROR_POLICY = {
     "owner": "ownership",
@@ -185,6 +185,13 @@ def _load_schema(root: Path, loaded: _Loaded) -> None:
         )
         return
     display = PurePosixPath(product.schema_file).as_posix()
+    too_big = size_problem(len(text.encode("utf-8", "surrogatepass")))
+    if too_big is not None:  # before reading it as JSON: 50 MB took a minute and a GB
+        problem = f"not a valid Avro schema: {too_big}"
+        loaded.problems.append(
+            _file_violation("schema-valid", problem, display, 1, product=product.name)
+        )
+        return
     try:
         schema = strict_json.loads(text)
     except RecursionError:

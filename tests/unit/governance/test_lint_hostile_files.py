@@ -122,6 +122,35 @@ def test_a_schema_outside_the_project_is_never_read_by_lint_or_export(
     assert "FAKE-SECRET" not in str(refused.value)
 
 
+@pytest.mark.timeout(20)
+def test_a_schema_over_the_size_limit_is_refused_before_it_is_read_as_json(
+    mesh_tree: Callable[[str], Path],
+) -> None:
+    """A 50 MB `.avsc` was decoded and walked in full (a minute, over a GB) before its size
+    was judged (a campaign)."""
+    root = mesh_tree("good")
+    schema = json.loads((root / SHOP_SCHEMA).read_text())
+    schema["fields"] += [
+        {"name": f"f{i}", "type": "string", "doc": "d" * 200} for i in range(100_000)
+    ]
+    text = json.dumps(schema)
+    (root / SHOP_SCHEMA).write_text(text)
+    found = [
+        (v.policy, v.file, v.line, v.message)
+        for v in lint_repository(root).violations
+        if v.policy == "schema-valid"
+    ]
+    assert found == [
+        (
+            "schema-valid",
+            SHOP_SCHEMA,
+            1,
+            f"not a valid Avro schema: {len(text)} bytes of JSON, more than the limit of "
+            f"1048576 a schema may have (the registry's is MESH_REGISTRY_MAX_SCHEMA_BYTES)",
+        )
+    ]
+
+
 # -- a product described twice; readers naming the platform's users ---------------------------
 
 

@@ -213,11 +213,14 @@ def test_limits_name_themselves() -> None:
     assert str(raised.value) == (
         "invalid Avro schema: R.f[][][][]: types nested more than 5 levels deep (max_depth 5)"
     )
-    with pytest.raises(SchemaError) as raised:
-        parse_schema(field("int", doc="x" * 100), limits=SchemaLimits(max_bytes=100))
-    assert str(raised.value) == (
-        "invalid Avro schema: 184 bytes of JSON, more than the limit of 100 (max_bytes)"
-    )
+    too_big = field("int", doc="x" * 100)
+    for given in (too_big, json.dumps(too_big)):  # text is measured before it is decoded
+        with pytest.raises(SchemaError) as raised:
+            parse_schema(given, limits=SchemaLimits(max_bytes=100))
+        assert str(raised.value) == (
+            "invalid Avro schema: 184 bytes of JSON, more than the limit of 100 a schema may "
+            "have (the registry's is MESH_REGISTRY_MAX_SCHEMA_BYTES)"
+        )
 
 
 def test_default_limits_take_the_largest_real_schemas_and_refuse_absurd_ones() -> None:
