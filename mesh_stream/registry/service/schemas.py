@@ -21,6 +21,7 @@ from mesh_stream.descriptor import Compatibility
 from mesh_stream.errors import (
     IncompatibleSchemaError,
     InvalidCompatibilityLevelError,
+    InvalidRequestError,
     InvalidSchemaError,
     InvalidSubjectNameError,
     InvalidVersionError,
@@ -158,6 +159,31 @@ def page(items: Sequence[T], offset: int, limit: int) -> list[T]:
     """Confluent's pagination: skip ``offset`` items, then at most ``limit`` (negative: all)."""
     rest = list(items[max(offset, 0) :])
     return rest if limit < 0 else rest[:limit]
+
+
+#: Confluent config fields whose one value this registry always applies: taken when sent so.
+ALWAYS_APPLIED = {"normalize": True, "validateFields": True}
+
+
+def _refuse_unkept_config(document: Mapping[str, Any]) -> None:
+    """Refuse a config field the registry would not keep (Confluent's ``alias``,
+    ``compatibilityGroup``, ``normalize: false``, a misspelt level, ...): a 200 that drops
+    it would let the sender believe it applies."""
+    kept = {"compatibility", "compatibilityLevel", *CONFIG_PARTS}
+    unkept = [
+        f"{key}={json.dumps(value)[:60]}"
+        for key, value in document.items()
+        if key not in kept and value is not None and ALWAYS_APPLIED.get(key) is not value
+    ]
+    if unkept:
+        raise InvalidRequestError(
+            f"config field(s) this registry does not keep: {', '.join(unkept)}; it takes "
+            f"compatibility (or compatibilityLevel), {', '.join(CONFIG_PARTS)}, and normalize "
+            f"and validateFields as true only (it always normalizes schemas and checks their "
+            f"names)",
+            status=422,
+            error_code=42203,
+        )
 
 
 class SchemaRegistry:
@@ -543,6 +569,7 @@ class SchemaRegistry:
 
         A contract part sent as ``{}`` is removed. Answers the config as stored.
         """
+        _refuse_unkept_config(document)
         parts = check_config_parts(document)
         compatibility = None if level is None else parse_level(level)
         if compatibility is None and not parts:

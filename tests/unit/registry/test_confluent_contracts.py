@@ -291,6 +291,10 @@ def test_config_defaults_and_overrides_shape_every_new_version(client: TestClien
         ({"overrideMetadata": {"properties": {"a": 1}}}, "overrideMetadata.properties.a"),
         ({}, 'body needs {"compatibility": <level>} or one of defaultMetadata'),
         ({"compatibility": "SOMETIMES"}, "Invalid compatibility level 'SOMETIMES'"),
+        # Confluent fields this registry would not keep: a 200 dropped them (a campaign)
+        ({"compatibility": "FULL", "compatibilityGroup": "app"}, 'compatibilityGroup="app"'),
+        ({"compatibility": "FULL", "normalize": False}, "does not keep: normalize=false;"),
+        ({"compatability": "FULL"}, 'does not keep: compatability="FULL"; it takes'),
     ],
 )
 def test_a_bad_config_is_a_422_naming_the_field(
@@ -300,6 +304,11 @@ def test_a_bad_config_is_a_422_naming_the_field(
     assert answer.status_code == 422, answer.text
     assert named in answer.json()["message"]
     assert client.get("/config").json() == {"compatibilityLevel": "BACKWARD"}
+
+
+def test_what_the_registry_always_does_may_be_asked_for(client: TestClient) -> None:
+    body = {"compatibility": "FULL", "normalize": True, "validateFields": True, "alias": None}
+    assert client.put("/config", json=body, auth=ADMIN).json() == {"compatibility": "FULL"}
 
 
 def test_confluent_client_sets_and_reads_config_defaults(served: str) -> None:
