@@ -12,11 +12,13 @@ import json
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 
 import click
 import httpx
 import yaml
+from avro.errors import IgnoredLogicalType
 from confluent_kafka import KafkaError, KafkaException
 from pydantic import ValidationError
 
@@ -256,6 +258,9 @@ def main() -> None:
         _say(f"error: {closed}")
         sys.exit(1)
     faulthandler.enable()
+    # The avro package warns, once per process and with no file, about a logicalType it
+    # ignores; the `logical-types` policy reports each with file:line and what is supported.
+    warnings.filterwarnings("ignore", category=IgnoredLogicalType)
     debug = os.environ.get(DEBUG_VARIABLE, "").strip().lower() not in ("", "0", "false", "no")
     sys.exit(run(debug=debug))
 
