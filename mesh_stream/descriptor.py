@@ -570,8 +570,18 @@ def validate_yaml(
             path = ".".join(str(part) for part in loc) or f"({what})"
             line = _line_of(node, loc)
             where = f"{source}:{line}" if line else source
-            problems.append(f"{where}: {path}: {item['msg']}")
+            problems.append(f"{where}: {path}: {field_problem(item)}")
         raise error("\n".join(problems)) from exc
+
+
+def field_problem(item: Mapping[str, Any]) -> str:
+    """pydantic's words for one problem of a YAML field, said in YAML's terms where pydantic
+    speaks Python's ("Input should be a valid tuple" for `domains: orders`)."""
+    if item.get("type") in ("tuple_type", "list_type", "set_type"):
+        given = item.get("input")
+        shown = f"the text {given!r:.60}" if isinstance(given, str) else type(given).__name__
+        return f"must be a list (`[a, b]`, or one `- item` per line), not {shown}"
+    return str(item["msg"])
 
 
 def parse_descriptor(text: str, source: str = "<string>") -> DataProduct:

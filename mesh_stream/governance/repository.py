@@ -27,6 +27,7 @@ from mesh_stream.descriptor import (
     DataProduct,
     described_twice,
     descriptor_files,
+    field_problem,
     is_hidden,
     load_yaml,
     read_descriptor_text,
@@ -149,7 +150,7 @@ def _load_descriptor(path: Path, display: str) -> tuple[_Loaded | None, list[Vio
             violations.append(
                 _file_violation(
                     name or "descriptor-valid",
-                    f"{path_text}: {error['msg']}",
+                    f"{path_text}: {field_problem(error)}",
                     display,
                     document.line(loc),
                     field=path_text,

@@ -126,6 +126,22 @@ def test_bad_values_name_file_line_and_field(
         load_project(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("config", "shown"), [("domains: shop\n", "the text 'shop'"), ("domains: 5\n", "int")]
+)
+def test_a_list_given_as_one_value_is_said_in_yaml_terms(
+    tmp_path: Path, config: str, shown: str
+) -> None:
+    """pydantic said "Input should be a valid tuple" (a campaign)."""
+    make_project(tmp_path, config=config)
+    with pytest.raises(ConfigurationError) as refused:
+        load_project(tmp_path)
+    assert str(refused.value) == (
+        f"{tmp_path / 'mesh.yaml'}:1: domains: must be a list (`[a, b]`, or one `- item` per "
+        f"line), not {shown}"
+    )
+
+
 def test_broken_yaml_names_the_line(tmp_path: Path) -> None:
     make_project(tmp_path, config="domains: [shop\nproducts: x\n")
     with pytest.raises(ConfigurationError, match=r"mesh\.yaml:\d+: not valid YAML"):
