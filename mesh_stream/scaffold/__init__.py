@@ -8,6 +8,7 @@ else is substituted, so GitHub's ``${{ }}`` and Python's braces pass through unt
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -83,6 +84,19 @@ def _cannot_write(target: Path, exc: OSError, written: Sequence[str] = ()) -> Co
 
 
 def _unexpected_entries(target: Path) -> list[str]:
+    if target.is_symlink() and not target.exists():  # "file exists" would not say why
+        try:
+            points_to = os.readlink(target)
+        except OSError:
+            points_to = "?"
+        kind = "a symlink"
+        try:
+            target.resolve(strict=True)
+        except RuntimeError:
+            kind = "a symlink loop"
+        except OSError:
+            kind = f"a broken symlink (to {points_to}, which does not exist)"
+        raise ConfigurationError(f"{target} is {kind}; pick another DIR or remove the link")
     try:
         if not target.exists():
             return []

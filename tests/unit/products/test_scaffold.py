@@ -91,6 +91,21 @@ def test_init_forced_over_a_symlink_replaces_the_link_not_what_it_points_at(
     assert "inventory" in (target / "README.md").read_text()
 
 
+@pytest.mark.parametrize("kind", ["loop", "broken"])
+def test_init_into_a_link_to_nothing_says_what_the_link_is(tmp_path: Path, kind: str) -> None:
+    """`mesh init` into a symlink loop or a broken link said "file exists" (a campaign)."""
+    link = tmp_path / "repo"
+    link.symlink_to(link if kind == "loop" else tmp_path / "nowhere")
+    with pytest.raises(ConfigurationError) as refused:
+        scaffold("orders", link)
+    said = (
+        "a symlink loop"
+        if kind == "loop"
+        else f"a broken symlink (to {tmp_path / 'nowhere'}, which does not exist)"
+    )
+    assert str(refused.value) == f"{link} is {said}; pick another DIR or remove the link"
+
+
 @pytest.mark.parametrize("domain", ["Inventory", "1st", "in_ventory", "a" * 65, "", "inv.x", "a-"])
 def test_init_refuses_a_bad_domain_in_one_line(tmp_path: Path, domain: str) -> None:
     result = CliRunner().invoke(cli, ["init", domain, str(tmp_path / "x")])
