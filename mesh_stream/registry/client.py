@@ -372,6 +372,12 @@ class RegistryClient:
                 f"to its token too (or unset MESH_REGISTRY_PRINCIPAL to send no credential)"
             )
         self.principal = principal
+        #: Where the credential came from, for a refusal's hint (never its value).
+        self._credential_settings = (
+            "the user and password in MESH_REGISTRY_URL"
+            if principal_setting.endswith("MESH_REGISTRY_URL")
+            else "MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN"
+        )
         auth = (principal, token) if principal is not None and token is not None else None
         headers = {"Accept": f"{CONFLUENT_JSON}, application/json"}
         if token is not None and principal is None:
@@ -666,7 +672,7 @@ class RegistryClient:
             return (
                 "; send the owning domain's credential, not "
                 + (f"that of principal {self.principal}" if self.principal else "this one")
-                + " (MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN)"
+                + f" ({self._credential_settings})"
             )
         if self.principal is None and "Authorization" not in self._http.headers:
             whose = "any principal's" if method == "GET" else "the owning domain's"
@@ -674,7 +680,7 @@ class RegistryClient:
         size, setting, length = self._credential
         if size > LONG_HEADER_BYTES:
             return f"; {_why_too_long(setting, length)}"
-        return "; check MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN"
+        return f"; check {self._credential_settings}"
 
     # -- schemas --------------------------------------------------------------------------
 

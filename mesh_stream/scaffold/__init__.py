@@ -8,6 +8,7 @@ else is substituted, so GitHub's ``${{ }}`` and Python's braces pass through unt
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Sequence
@@ -84,7 +85,10 @@ def _cannot_write(target: Path, exc: OSError, written: Sequence[str] = ()) -> Co
 
 
 def _unexpected_entries(target: Path) -> list[str]:
-    if target.is_symlink() and not target.exists():  # "file exists" would not say why
+    dangling = False
+    with contextlib.suppress(OSError):  # a name too long: said below, as any other
+        dangling = target.is_symlink() and not target.exists()
+    if dangling:  # "file exists" would not say why
         try:
             points_to = os.readlink(target)
         except OSError:

@@ -70,6 +70,21 @@ def test_wrong_token_says_which_settings_to_check(url: str) -> None:
     )
 
 
+def test_a_wrong_token_in_the_url_is_told_to_check_the_url(url: str) -> None:
+    """Credentials given as http://principal:token@host were refused with a hint to check
+    MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN, which the user never set (a campaign)."""
+    with_userinfo = url.replace("http://", "http://orders:not-the-s3cret@", 1)
+    with (
+        RegistryClient(with_userinfo) as client,
+        pytest.raises(AuthenticationError) as raised,
+    ):
+        client.register_schema(SUBJECT, schema())
+    assert str(raised.value).endswith(
+        "; check the user and password in MESH_REGISTRY_URL (HTTP 401, error_code 40101)"
+    )
+    assert "s3cret" not in str(raised.value)
+
+
 def test_another_domains_credential_is_told_to_use_the_owners(url: str) -> None:
     token = TOKENS["payments"]
     with (
