@@ -106,68 +106,101 @@ def top_level_fields(schema: Mapping[str, Any]) -> list[str]:
 
 
 def pii_paths(schema: Mapping[str, Any]) -> list[str]:
-    """Dotted paths of the fields marked ``"pii": true``, at every use of their record."""
-    return [path for path, field in field_paths(schema) if field.get("pii") is True]
+    """Dotted paths of the fields marked ``"pii": true``, where each record is defined (see
+    :func:`pii_within` for a path through a record used again by name)."""
+    return [spot.path for spot in fields(schema) if spot.is_pii]
 
 
 def has_field(schema: Mapping[str, Any], path: str) -> bool:
     """Whether ``path`` names a field, through records used by name and in unions too."""
-    return any(found == path for found, _field in field_paths(schema))
-
-
-def field_paths(schema: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
-    """(dotted path, field) of every field a record holds, following records used again by
-    name (``work: Address``, ``["null", "Address"]``), where :func:`walk` visits each
-    definition once: a field of ``Address`` is at ``home.city`` and at ``work.city``. A
-    record inside itself is not entered again."""
-    if not isinstance(schema, Mapping) or schema.get("type") not in ("record", "error"):
-        return []
-    return list(_record_paths(schema, Scope.of(schema), ""))
-
-
-def _record_paths(
-    record: Mapping[str, Any], scope: Scope, path: str
-) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    fields = record.get("fields")
-    for field in fields if isinstance(fields, list) else ():
-        if isinstance(field, Mapping):
-            field_path = f"{path}.{field.get('name')}" if path else str(field.get("name"))
-            yield field_path, field
-            yield from _type_paths(field.get("type"), scope, field_path)
-
-
-def _type_paths(type_: Any, scope: Scope, path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    if isinstance(type_, list):
-        for member in type_:
-            yield from _type_paths(member, scope, path)
-        return
-    if isinstance(type_, str):
-        found = scope.resolve(type_)
-        if found is not None:
-            yield from _type_paths(found[0], found[1], path)
-        return
-    if not isinstance(type_, Mapping):
-        return
-    kind = type_.get("type")
-    if kind in ("record", "error"):
-        inner = scope.enter(type_)
-        if inner is not None:
-            yield from _record_paths(type_, inner, path)
-    elif kind == "array":
-        yield from _type_paths(type_.get("items"), scope, path)
-    elif kind == "map":
-        yield from _type_paths(type_.get("values"), scope, path)
-    elif isinstance(kind, (list, Mapping)):
-        yield from _type_paths(kind, scope, path)
+    return _field_chain(schema, path) is not None
 
 
 def pii_within(schema: Mapping[str, Any], path: str) -> list[str]:
-    """The PII-marked paths that flow with field ``path``: itself, an ancestor or a child."""
-    return [
-        marked
-        for marked in pii_paths(schema)
-        if marked == path or path.startswith(f"{marked}.") or marked.startswith(f"{path}.")
-    ]
+    """The PII-marked paths that flow with field ``path``: itself, an ancestor or a child,
+    following records used again by name (``work.city`` is as personal as ``home.city`` when
+    both are an ``Address``). Children are listed once per record type, so a schema that
+    nests one record twice in each of many levels costs its size, not 2**levels."""
+    chain = _field_chain(schema, path)
+    if chain is None:
+        return []
+    found = [prefix for prefix, field, _scope in chain if field.get("pii") is True]
+    _prefix, last, scope = chain[-1]
+    seen: set[int] = set()
+    for child, field in _fields_below(last.get("type"), scope, path, seen):
+        if field.get("pii") is True:
+            found.append(child)
+    return found
+
+
+def _field_chain(
+    schema: Mapping[str, Any], path: str
+) -> list[tuple[str, Mapping[str, Any], Scope]] | None:
+    """The fields ``path`` walks through, each with its path and the scope its type is read
+    in; None when some segment is no field there."""
+    if not isinstance(schema, Mapping) or schema.get("type") not in ("record", "error"):
+        return None
+    chain: list[tuple[str, Mapping[str, Any], Scope]] = []
+    holders: list[tuple[Mapping[str, Any], Scope]] = [(schema, Scope.of(schema))]
+    prefix = ""
+    for segment in path.split("."):
+        prefix = f"{prefix}.{segment}" if prefix else segment
+        step = next(
+            (
+                (field, scope)
+                for record, scope in holders
+                for field in _record_fields(record)
+                if field.get("name") == segment
+            ),
+            None,
+        )
+        if step is None:
+            return None
+        field, scope = step
+        chain.append((prefix, field, scope))
+        holders = list(_records_in(field.get("type"), scope))
+    return chain
+
+
+def _record_fields(record: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    fields = record.get("fields")
+    return [f for f in fields if isinstance(f, Mapping)] if isinstance(fields, list) else []
+
+
+def _records_in(type_: Any, scope: Scope) -> Iterator[tuple[Mapping[str, Any], Scope]]:
+    """The records a value of ``type_`` may be (through names, unions, arrays and maps), each
+    with the scope its fields' types are read in."""
+    if isinstance(type_, list):
+        for member in type_:
+            yield from _records_in(member, scope)
+    elif isinstance(type_, str):
+        found = scope.resolve(type_)
+        if found is not None:
+            yield from _records_in(*found)
+    elif isinstance(type_, Mapping):
+        kind = type_.get("type")
+        if kind in ("record", "error"):
+            yield type_, scope.inside(type_)
+        elif kind == "array":
+            yield from _records_in(type_.get("items"), scope)
+        elif kind == "map":
+            yield from _records_in(type_.get("values"), scope)
+        elif isinstance(kind, (list, Mapping)):
+            yield from _records_in(kind, scope)
+
+
+def _fields_below(
+    type_: Any, scope: Scope, path: str, seen: set[int]
+) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(path, field) of the fields under a value of ``type_``, each record type once."""
+    for record, inner in _records_in(type_, scope):
+        if id(record) in seen:
+            continue
+        seen.add(id(record))
+        for field in _record_fields(record):
+            child = f"{path}.{field.get('name')}"
+            yield child, field
+            yield from _fields_below(field.get("type"), inner, child, seen)
 
 
 def _logical_in(type_: Any, loc: Loc, path: str) -> Iterator[LogicalSpot]:

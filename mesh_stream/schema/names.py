@@ -11,6 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+#: The most record uses a document lists with their fields; beyond it, a record is named
+#: without its fields, as a record inside itself is.
+MAX_UNFOLDED = 2_000
+
 PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 NAMED_KINDS = frozenset({"record", "error", "enum", "fixed"})
 
@@ -33,6 +37,8 @@ class NamedTypes:
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
         self.types: dict[str, Mapping[str, Any]] = {}
+        #: Records :meth:`Scope.enter` has unfolded in this document so far.
+        self.unfolded = 0
         self._collect(schema, None)
 
     def _collect(self, schema: Any, namespace: str | None) -> None:
@@ -101,8 +107,17 @@ class Scope:
 
     def enter(self, record: Mapping[str, Any]) -> Scope | None:
         """The scope of ``record``'s fields; None when it is already being listed around
-        here (a recursive type), so its fields are not unfolded again."""
+        here (a recursive type), or when the document has unfolded :data:`MAX_UNFOLDED`
+        records already (a valid schema nesting one record twice in each of 20 levels
+        would otherwise list a million fields), so its fields are not unfolded again."""
         full = full_name(record, self.namespace)
-        if full in self.records:
+        if full in self.records or self.names.unfolded >= MAX_UNFOLDED:
             return None
+        self.names.unfolded += 1
         return Scope(self.names, namespace_of(full), (*self.records, full))
+
+    def inside(self, record: Mapping[str, Any]) -> Scope:
+        """The scope of ``record``'s fields, for reading them (names resolve in its
+        namespace), with no guard: for walks that follow one path, not every use."""
+        full = full_name(record, self.namespace)
+        return Scope(self.names, namespace_of(full), self.records)

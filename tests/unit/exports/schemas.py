@@ -44,3 +44,17 @@ ADDRESS_REUSED: dict[str, Any] = {
         {"name": "past", "type": {"type": "array", "items": "Address"}},
     ],
 }
+
+
+def doubling(levels: int) -> dict[str, Any]:
+    """Records R1..Rn, each holding the one before twice (by name the second time): a valid
+    schema of a few KB whose field paths number 2**levels."""
+    leaf = {"name": "v", "type": "string", "pii": True}
+    inner: Any = {"type": "record", "name": "R0", "fields": [leaf]}
+    for level in range(1, levels + 1):
+        inner = {
+            "type": "record",
+            "name": f"R{level}",
+            "fields": [{"name": "a", "type": inner}, {"name": "b", "type": f"R{level - 1}"}],
+        }
+    return {"type": "record", "name": "Top", "fields": [{"name": "t", "type": inner}]}

@@ -12,7 +12,8 @@ import pytest
 from mesh_stream.exports import openlineage as ol
 from mesh_stream.exports.source import ExportedProduct, KafkaServer, local_product
 from mesh_stream.project import load_project
-from tests.unit.exports.schemas import ADDRESS_REUSED, RECURSIVE
+from mesh_stream.schema.names import MAX_UNFOLDED
+from tests.unit.exports.schemas import ADDRESS_REUSED, RECURSIVE, doubling
 
 ROOT = Path(__file__).resolve().parents[3]
 SERVER = KafkaServer("broker-1:9092, broker-2:9092", "SASL_SSL", "PLAIN")
@@ -131,6 +132,22 @@ def test_a_record_inside_itself_is_listed_once(sample: dict[str, ExportedProduct
         },
         {"name": "parent", "type": "record", "ordinal_position": 2, "fields": []},
     ]
+
+
+@pytest.mark.timeout(20)
+def test_a_record_nested_twice_per_level_is_unfolded_a_bounded_number_of_times(
+    sample: dict[str, ExportedProduct],
+) -> None:
+    """Every use of a record is listed, up to MAX_UNFOLDED record uses a document: a valid
+    schema nesting one record twice in each of 60 levels would list 2**60 fields (a
+    review: 2 s at 16 levels, doubling with each)."""
+    fields = _schema_facet_fields(sample, doubling(60))
+
+    def count(listed: list[dict[str, Any]]) -> int:
+        return sum(1 + count(field["fields"]) for field in listed)
+
+    assert MAX_UNFOLDED <= count(fields) <= 2 * MAX_UNFOLDED + 2
+    assert [fields[0]["name"], fields[0]["fields"][0]["name"]] == ["t", "a"]
 
 
 def test_column_lineage_from_field_lineage(sample: dict[str, ExportedProduct]) -> None:
