@@ -31,7 +31,7 @@ from mesh_stream.descriptor import (
     RuleFailure,
 )
 from mesh_stream.exports.source import ExportedProduct, KafkaServer
-from mesh_stream.schema.names import NamedTypes, full_name
+from mesh_stream.schema.names import MAX_UNFOLDED, NamedTypes, full_name
 
 #: the newest ODCS v3 the published JSON Schema (open-data-contract-standard 3.2.0) accepts
 API_VERSION = "v3.2.0"
@@ -260,13 +260,14 @@ def _type_part(
         named = names.resolve(avro, namespace)
         if named is None:
             return {"physicalType": avro}, True
-        if full_name(named, namespace) in parents:
-            # a recursive record: name it, do not unfold it again
+        if full_name(named, namespace) in parents or names.unfolded >= MAX_UNFOLDED:
+            # a recursive record, or one document's worth unfolded: name it, do not unfold it
             return {
                 "logicalType": "object",
                 "physicalType": "record",
                 "customProperties": [custom("avroRecord", full_name(named, namespace))],
             }, True
+        names.unfolded += 1
         return _type_part(named, descriptor, names, parents, path)
     if not isinstance(avro, Mapping):
         return {"physicalType": str(avro)}, True

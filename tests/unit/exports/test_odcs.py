@@ -18,6 +18,8 @@ from mesh_stream.descriptor import QualityRule, RuleFailure, Slos
 from mesh_stream.exports.odcs import API_VERSION, odcs_contract
 from mesh_stream.exports.source import ExportedProduct, KafkaServer, local_product
 from mesh_stream.project import MeshProject, load_project
+from mesh_stream.schema.names import MAX_UNFOLDED
+from tests.unit.exports.schemas import doubling
 
 ROOT = Path(__file__).resolve().parents[3]
 TOOLS_PYTHON = ROOT / ".tools" / "datacontract" / "bin" / "python"
@@ -150,6 +152,20 @@ def test_every_field_doc_and_pii_mark_is_in_the_contract(
                 assert "pii" not in prop.get("tags", []), f"{name}: {path}"
                 assert prop["classification"] == item.product.classification.value
     assert pii_seen == 3  # customers.customer-profile: full_name, email, phone
+
+
+@pytest.mark.timeout(20)
+def test_a_record_nested_twice_per_level_is_unfolded_a_bounded_number_of_times(
+    sample: dict[str, ExportedProduct],
+) -> None:
+    """ODCS unfolded every use of a named record: 3 s at 16 levels, doubling with each, on
+    the registry's event loop for GET /products/{name}/odcs (a review)."""
+    item = ExportedProduct(product=sample["orders.order-placed"].product, schema=doubling(60))
+    [obj] = odcs_contract(item, None)["schema"]
+    listed = dict(odcs_properties(obj))
+    assert MAX_UNFOLDED < len(listed) < 4 * MAX_UNFOLDED  # unfolded by name: each counts
+    assert "t.a.v" not in listed  # the deepest inline definition is far below
+    assert "t.b" in listed
 
 
 def test_key_nullability_and_field_lineage(sample: dict[str, ExportedProduct]) -> None:
