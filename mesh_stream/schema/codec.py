@@ -67,7 +67,6 @@ from mesh_stream.schema.nesting import (
     bytes_refusal,
     holds_empty_item_arrays,
     recursive_names,
-    takes_no_bytes,
     value_nests_deeper,
 )
 from mesh_stream.schema.wire import HEADER_SIZE, header, unframe, unpack_schema_id
@@ -1379,7 +1378,7 @@ class RecordEncoder:
         self._recursive = bool(recursive_names(named))
         #: An array of items that take no bytes: a written record's count of them is
         #: checked as every reader checks it (see schema/nesting.py).
-        self._empty_items = holds_empty_item_arrays(named)
+        self._empty_items = holds_empty_item_arrays(self.parsed, named)
         #: A union fastavro may write under the wrong branch: every record names its
         #: branches (:func:`misrouting_unions`), so neither fast path applies.
         self._misrouting = misrouting_unions(self.parsed, named, frozenset())
@@ -1702,9 +1701,6 @@ class _DecoderSource:
         collected, count, item = self.fresh("a"), self.fresh("c"), self.fresh("x")
         self.emit(indent, f"{collected} = {{}}" if is_map else f"{collected} = []")
         self.number(indent, count)
-        if not is_map and takes_no_bytes(schema["items"], self.named):
-            # items that take no bytes: fastavro reads them, after read_data counted them
-            self.emit(indent, f"if {count}:", "    raise _F")
         self.emit(indent, f"while {count}:")
         body = indent + 4
         self.emit(body, f"if {count} < 0:", f"    {count} = -{count}")
@@ -1740,8 +1736,6 @@ class _DecoderSource:
             if kind in ("array", "map"):
                 count = self.fresh("c")
                 self.number(indent, count)
-                if kind == "array" and takes_no_bytes(schema["items"], self.named):
-                    self.emit(indent, f"if {count}:", "    raise _F")  # see blocks()
                 self.emit(indent, f"while {count}:")
                 self.emit(indent + 4, f"if {count} < 0:")
                 self.number(indent + 8, "n")  # the block's size in bytes: jump over it
@@ -1813,6 +1807,10 @@ def _compile_fast_decoder(
     Without a reader schema only.
     """
     if not isinstance(writer, dict) or writer.get("type") != "record":
+        return None
+    if holds_empty_item_arrays(writer, named):
+        # read_data counts such items over the whole record before fastavro builds any; the
+        # compiled code hands recursive values to it one by one, each counted apart
         return None
     source = _DecoderSource(named)
     source.emit(0, "def fast_decode(d):", f"    p = {HEADER_SIZE}", "    L = len(d)")
@@ -2153,7 +2151,7 @@ def read_data(
         if len(_WALKED) >= _WALKED_KEPT:  # schemas of decoders long gone: start again
             _WALKED.clear()
         types = named["writer"]
-        walked = bool(recursive_names(types)) or holds_empty_item_arrays(types)
+        walked = bool(recursive_names(types)) or holds_empty_item_arrays(writer, types)
         known = _WALKED[id(writer)] = (writer, walked)
     if known[1]:
         with body.getbuffer() as view:

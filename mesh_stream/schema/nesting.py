@@ -29,7 +29,6 @@ __all__ = [
     "bytes_refusal",
     "holds_empty_item_arrays",
     "recursive_names",
-    "takes_no_bytes",
     "value_nests_deeper",
 ]
 
@@ -41,6 +40,9 @@ MAX_NESTING = 200
 #: The most array items that take no bytes one record may hold, all arrays together: each
 #: is still a list slot (or an empty dict) in every reader's memory.
 MAX_EMPTY_ITEMS = 100_000
+
+#: The types whose values are records (Avro's ``error`` is a record too).
+_RECORDS = ("record", "error")
 
 #: Bytes each fixed-size primitive takes.
 _FIXED_SIZES = {"null": 0, "boolean": 1, "float": 4, "double": 8}
@@ -65,15 +67,15 @@ def recursive_names(named: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(found)
 
 
-def holds_empty_item_arrays(named: Mapping[str, Any]) -> bool:
-    """Whether any array of the schema's types (fastavro's parsed ``__named_schemas``, the
-    record itself among them) has items that take no bytes."""
+def holds_empty_item_arrays(schema: Any, named: Mapping[str, Any]) -> bool:
+    """Whether any array of ``schema`` (fastavro's parsed form, a record or not) or of its
+    named types (``__named_schemas``) has items that take no bytes."""
     return any(
         isinstance(node, Mapping)
         and node.get("type") == "array"
         and _zero_size(node.get("items"), named, frozenset())
-        for schema in named.values()
-        for node in _types_within(schema)
+        for root in (schema, *named.values())
+        for node in _types_within(root)
     )
 
 
@@ -93,7 +95,7 @@ def _types_within(schema: Any) -> Iterator[Any]:
             stack.extend(item)
         elif isinstance(item, Mapping):
             kind = item.get("type")
-            if kind == "record":
+            if kind in _RECORDS:
                 stack.extend(field.get("type") for field in item.get("fields", ()))
             elif kind == "array":
                 stack.append(item.get("items"))
@@ -271,7 +273,7 @@ class _Walk:
                 continue
             if isinstance(kind, Mapping):
                 name = kind.get("type")
-                if name == "record":
+                if name in _RECORDS:
                     if depth + 1 > self.limit:
                         return True
                     fields = kind["fields"]
@@ -300,12 +302,6 @@ class _Walk:
         return False
 
 
-def takes_no_bytes(schema: Any, named: Mapping[str, Any]) -> bool:
-    """Whether every value of ``schema`` (a parsed schema's node, names resolved through
-    ``named``) is encoded in no bytes: null, a fixed of size 0, a record of such fields."""
-    return _zero_size(schema, named, frozenset())
-
-
 def _zero_size(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) -> bool:
     if isinstance(schema, str):
         if schema in named:
@@ -316,7 +312,7 @@ def _zero_size(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) -> b
     kind = schema.get("type")
     if kind == "fixed":
         return bool(schema.get("size") == 0)
-    if kind == "record":
+    if kind in _RECORDS:
         name = schema.get("name")
         inner = seen | {name} if isinstance(name, str) else seen
         return all(_zero_size(f.get("type"), named, inner) for f in schema.get("fields", ()))
@@ -331,7 +327,7 @@ def _most_fields(named: Mapping[str, Any]) -> int:
         (
             len(schema.get("fields", ()))
             for schema in named.values()
-            if isinstance(schema, Mapping) and schema.get("type") == "record"
+            if isinstance(schema, Mapping) and schema.get("type") in _RECORDS
         ),
         default=0,
     )

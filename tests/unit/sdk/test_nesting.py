@@ -231,19 +231,32 @@ def test_value_nesting_counts_dicts_lists_and_tuples() -> None:
     assert value_nests_deeper({"a": [({"b": {}},)]}, limit=4)
 
 
+def named_of(schema: Any) -> tuple[Any, Any]:
+    parsed = parse_schema(schema)
+    return parsed, parsed["__named_schemas"] if isinstance(parsed, dict) else {}
+
+
 def test_only_schemas_with_arrays_of_items_taking_no_bytes_are_walked_for_them() -> None:
-    assert holds_empty_item_arrays(parse_schema(EMPTY_ITEMS)["__named_schemas"])
-    assert not holds_empty_item_arrays(parse_schema(NODE)["__named_schemas"])
+    assert holds_empty_item_arrays(*named_of(EMPTY_ITEMS))
+    assert not holds_empty_item_arrays(*named_of(NODE))
     zero = {"type": "fixed", "name": "Z", "size": 0}
-    fixed = {"type": "record", "name": "F", "fields": [
-        {"name": "a", "type": {"type": "array", "items": zero}},
-    ]}  # fmt: skip
-    assert holds_empty_item_arrays(parse_schema(fixed)["__named_schemas"])
-    union = {"type": "record", "name": "U", "fields": [
-        {"name": "a", "type": {"type": "array", "items": ["null", "int"]}},  # a byte each
-        {"name": "m", "type": {"type": "map", "values": "null"}},  # a key each
-    ]}  # fmt: skip
-    assert not holds_empty_item_arrays(parse_schema(union)["__named_schemas"])
+    fixed = {
+        "type": "record",
+        "name": "F",
+        "fields": [
+            {"name": "a", "type": {"type": "array", "items": zero}},
+        ],
+    }
+    assert holds_empty_item_arrays(*named_of(fixed))
+    union = {
+        "type": "record",
+        "name": "U",
+        "fields": [
+            {"name": "a", "type": {"type": "array", "items": ["null", "int"]}},  # a byte each
+            {"name": "m", "type": {"type": "map", "values": "null"}},  # a key each
+        ],
+    }
+    assert not holds_empty_item_arrays(*named_of(union))
 
 
 @pytest.mark.parametrize(
@@ -291,3 +304,61 @@ def test_items_that_take_no_bytes_up_to_the_limit_are_read_and_written() -> None
         "arrays whose items take no bytes, beyond the 100,000 a record may hold (a few bytes "
         "could otherwise make every reader build a billion)"
     )
+
+
+def error_holding_nulls() -> dict[str, Any]:
+    """Avro's `error` type is a record too."""
+    error = {
+        "type": "error",
+        "name": "E",
+        "fields": [{"name": "n", "type": {"type": "array", "items": "null"}}],
+    }
+    return {
+        "type": "record",
+        "name": "R",
+        "namespace": "t",
+        "fields": [{"name": "e", "type": error}],
+    }
+
+
+def union_values_holding_nulls() -> dict[str, Any]:
+    """Nulls inside the values of a three-branch union, which the compiled decoder hands
+    to fastavro one value at a time."""
+    holder = {
+        "type": "record",
+        "name": "E",
+        "fields": [{"name": "n", "type": {"type": "array", "items": "null"}}],
+    }
+    items = {"type": "array", "items": ["int", "string", holder]}
+    return {
+        "type": "record",
+        "name": "R",
+        "namespace": "t",
+        "fields": [{"name": "xs", "type": items}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("schema", "body", "claimed"),
+    [
+        (error_holding_nulls(), varint(5_000_000) + b"\x00", "5,000,000"),
+        # 50 union values of 100,000 nulls each: counted over the record, not per value
+        (
+            union_values_holding_nulls(),
+            varint(50) + (varint(2) + varint(MAX_EMPTY_ITEMS) + b"\x00") * 50 + b"\x00",
+            "200,000",
+        ),
+        ({"type": "array", "items": "null"}, varint(5_000_000) + b"\x00", "5,000,000"),
+    ],
+    ids=["error-type", "union-values", "top-level-array"],
+)
+def test_items_that_take_no_bytes_are_counted_wherever_they_are(
+    schema: Any, body: bytes, claimed: str
+) -> None:
+    """A review found three ways past the count: an `error` type was no record to the walk,
+    the compiled decoder counted each union value apart, and a writer schema that is an
+    array was not looked at (each built 5,000,000 nulls from a few bytes)."""
+    decoder = RecordDecoder(MemorySchemas({1: schema}))  # type: ignore[arg-type]
+    with pytest.raises(DeserializationError) as refused:
+        decoder.decode(b"\x00" + struct.pack(">I", 1) + body)
+    assert f"the record claims {claimed} or more items of arrays" in str(refused.value)
