@@ -317,12 +317,39 @@ class SchemaRegistry:
             raise InvalidSchemaError(f"Invalid schema: {exc}") from exc
 
     def _prepare(
-        self, schema: str | Mapping[str, Any], schema_type: str | None, references: Any
+        self,
+        schema: str | Mapping[str, Any],
+        schema_type: str | None,
+        references: Any,
+        *,
+        known_in: str | None = None,
     ) -> tuple[AvroSchema, str, list[dict[str, Any]] | None]:
-        """The parsed schema, its stored text and its resolved references."""
+        """The parsed schema, its stored text and its resolved references.
+
+        A schema a rule added since refuses is still taken when it is one ``known_in`` (a
+        subject) holds already: Confluent's serializers register or look up their schema on
+        every start, and an older schema must keep answering its id.
+        """
         resolved = self._resolve_references(references)
         named = self._named_types(resolved)
-        parsed = self._normalized(schema, schema_type, named)
+        try:
+            parsed = self._normalized(schema, schema_type, named)
+        except InvalidSchemaError as refused:
+            if known_in is None or schema_type not in (None, "AVRO"):
+                raise
+            if not self._all_versions(known_in):
+                raise
+            try:
+                parsed = parse_schema(schema, strict=False, named_types=named)
+                text = normalize(parsed, named_types=named)
+            except SchemaError:
+                raise refused from None
+            held = {
+                self.state.schemas.get(v.schema_id) for v in self._all_versions(known_in).values()
+            }
+            if text not in held:
+                raise
+            return parsed, text, resolved
         try:
             return parsed, normalize(parsed, named_types=named), resolved
         except SchemaError as exc:
@@ -347,7 +374,7 @@ class SchemaRegistry:
         check never says yes to a body registration refuses."""
         subject = check_subject_name(subject)
         sent = requested(metadata, rule_set)
-        return subject, sent, self._prepare(schema, schema_type, references)
+        return subject, sent, self._prepare(schema, schema_type, references, known_in=subject)
 
     # -- reads -------------------------------------------------------------------------
 
@@ -492,7 +519,7 @@ class SchemaRegistry:
         wanted_metadata, wanted_rules = requested(metadata, rule_set)
         if not self._all_versions(subject) or (not deleted and not self._live(subject)):
             raise SubjectNotFoundError(f"Subject '{subject}' not found.")
-        _parsed, text, resolved = self._prepare(schema, schema_type, references)
+        _parsed, text, resolved = self._prepare(schema, schema_type, references, known_in=subject)
 
         def matches_request(record: SubjectVersion) -> bool:
             if self.state.schemas.get(record.schema_id) != text:

@@ -326,6 +326,27 @@ def test_the_null_namespace_outside_every_namespace_is_taken() -> None:
     assert parse_schema(stored, strict=False).fullname == "shop.R"  # stored before: still read
 
 
+def test_a_schema_stored_before_a_rule_still_answers_its_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A schema a newer rule refuses (here `namespace: ""` inside a namespace) was 422 on
+    re-registration and lookup, which Confluent's serializers do on every start (a review):
+    the subject holding it still answers its id; another subject is refused it."""
+    inner = {"type": "record", "name": "In", "namespace": "", "fields": [{"name": "x", "type": "int"}]}  # fmt: skip
+    older = json.dumps(rec({"name": "i", "type": inner}, namespace="shop"))
+    store = InMemoryStore()
+    registry = SchemaRegistry(store)
+    store.open(registry.state.apply)
+    subject = "orders.order-placed.v1-value"
+    with monkeypatch.context() as earlier:  # the rules of the release that stored it
+        earlier.setattr("mesh_stream.schema.avro.check_schema", lambda *_a, **_k: None)
+        stored = registry.register(subject, older)
+    assert registry.register(subject, older).schema_id == stored.schema_id
+    assert registry.lookup(subject, older).schema_id == stored.schema_id
+    with pytest.raises(InvalidSchemaError, match=r"the null namespace\) inside namespace"):
+        registry.register("orders.other.v1-value", older)
+
+
 def test_a_referenced_schema_is_not_judged_again() -> None:
     """A schema registered before the rule on zero-size array items still serves as a
     reference; the rule judges the new schema's own types."""
