@@ -443,6 +443,9 @@ class ProductPublisher:
         self._poll = self._producer.poll
         self._sent = 0
         self._settled = 0
+        #: Set when several threads send or serve delivery reports (the asyncio publisher):
+        #: then every change of the two counts above holds it, so none is lost.
+        self._count_lock: threading.Lock | None = None
         self._failed: list[UndeliveredRecord] = []
         self._refusal: KafkaError | None = None
         self._model_converters: dict[type[BaseModel], Callable[[BaseModel], Mapping[str, Any]]] = {}
@@ -688,7 +691,7 @@ class ProductPublisher:
             headers=typing.cast("Mapping[str, bytes] | None", headers),
         )
         self._send(value, key, self._on_delivery, topic=topic, headers=dlq_headers)
-        self._sent += 1
+        self._count_sent()
         return DeadLetteredRecord(rule.name, rule.expr, topic, breach.reason, index)
 
     def _send_traced(
@@ -741,6 +744,22 @@ class ProductPublisher:
                     f"{exc.args[0] if exc.args else exc}"
                 ) from exc
 
+    def _count_sent(self) -> None:
+        lock = self._count_lock
+        if lock is None:
+            self._sent += 1
+        else:
+            with lock:
+                self._sent += 1
+
+    def _count_settled(self) -> None:
+        lock = self._count_lock
+        if lock is None:
+            self._settled += 1
+        else:
+            with lock:
+                self._settled += 1
+
     def _security_error(self, error: KafkaError | KafkaException) -> KafkaSecurityError | None:
         """Our authentication/authorization error for ``error``, None for any other."""
         explained = explain_kafka_error(error, self.connection, topic=self.topic, operation="WRITE")
@@ -748,7 +767,7 @@ class ProductPublisher:
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
         """The delivery report of every record: one shared callback, no per-record state."""
-        self._settled += 1
+        self._count_settled()
         if error is not None:
             self._failed.append(self._undelivered(error, message))
             if self._refusal is None and error.code() in _SECURITY_CODES:
@@ -838,7 +857,7 @@ class ProductPublisher:
         send = self._send if self._trace is None else self._send_traced
         for value, key in batch.prepared:
             send(value, key, self._on_delivery)
-            self._sent += 1
+            self._count_sent()
         return PublishReport(
             published=len(batch.prepared), rejected=tuple(batch.rejected), dead_lettered=tuple(dead)
         )
@@ -945,6 +964,9 @@ class AsyncProductPublisher:
             config=config,
             root=root,
         )
+        # The loop's thread sends, a worker thread sends publish_many's batches, and the
+        # report thread and flushes serve delivery reports: every count holds a lock.
+        self._publisher._count_lock = threading.Lock()
         self.product = product
         self.topic = product.topic
         self._stop = threading.Event()
@@ -1043,7 +1065,7 @@ class AsyncProductPublisher:
                 )
 
         def report(error: KafkaError | None, message: Message) -> None:
-            publisher._settled += 1
+            publisher._count_settled()
             try:
                 loop.call_soon_threadsafe(settle, error, message)
             except RuntimeError:  # the loop has ended: nobody awaits this record any more
@@ -1059,7 +1081,7 @@ class AsyncProductPublisher:
             if headers is not None:
                 extra["headers"] = headers
             publisher._send(value, key, report, **extra)
-        publisher._sent += 1  # counted, so flush and close wait for it too
+        publisher._count_sent()  # counted, so flush and close wait for it too
         return await future
 
     async def publish_many(
@@ -1070,9 +1092,8 @@ class AsyncProductPublisher:
         flush_timeout: float = 30.0,
     ) -> PublishReport:
         """Like :meth:`ProductPublisher.publish_many`, without blocking the event loop: the
-        records are checked and encoded on a worker thread, sent from the loop's (as
-        :meth:`publish` sends, so one thread counts what is sent), and flushed as
-        :meth:`flush` flushes."""
+        records are checked, encoded, sent and flushed on worker threads (a full queue
+        waits there), the report thread stopped meanwhile, as :meth:`flush` does."""
         publisher = self._publisher
         if publisher._closed:
             raise publisher._closed_error()
@@ -1080,11 +1101,16 @@ class AsyncProductPublisher:
         if isinstance(records, Iterable) and not isinstance(records, _NOT_A_BATCH):
             records = list(records)  # a generator is read here, on the loop's thread
         batch = await asyncio.to_thread(publisher._checked_batch, records, all_or_nothing)
-        if publisher._closed:  # closed while the batch was checked
-            raise publisher._closed_error()
-        report = publisher._send_batch(batch)
-        await self._serving_alone(lambda: publisher._flush(flush_timeout))
-        return report
+        reported: list[PublishReport] = []
+
+        def send_and_flush() -> None:  # a full queue waits here, never on the loop
+            if publisher._closed:  # closed while the batch was checked
+                raise publisher._closed_error()
+            reported.append(publisher._send_batch(batch))
+            publisher._flush(flush_timeout)
+
+        await self._serving_alone(send_and_flush)
+        return reported[0]
 
     async def flush(self, timeout: float = 30.0) -> None:
         await self._serving_alone(lambda: self._publisher.flush(timeout))

@@ -300,22 +300,22 @@ def test_async_publisher_resolves_with_where_kafka_stored_the_record(
     assert len(raw) == 30
 
 
-def test_async_publish_many_beside_awaits_sends_from_the_loop_and_loses_no_count(
+def test_async_publish_many_beside_awaits_loses_no_count_and_leaves_the_loop_free(
     kafka: KafkaAddress, client: RegistryClient
 ) -> None:
-    """publish_many ran the sync one on a worker thread, which counted its records and
-    served delivery reports while the loop's publish calls and the report thread did the
-    same (a lost count makes close wait for one record less, or call one queued). Now the
-    batch is checked on a worker thread and sent, hence counted, on the loop's."""
+    """publish_many's worker thread counted its records and served delivery reports while
+    the loop's publish calls and the report thread did the same (a lost count makes close
+    wait for one record less, or call one queued). Every count now holds a lock, and the
+    batch is sent off the loop's thread, so a full queue never stalls the loop."""
     product = new_product("async-many", partitions=2)
     publisher = AsyncProductPublisher(
         product, bootstrap_servers=kafka.bootstrap_servers, registry=client, root=REPO_ROOT
     )
-    sending_threads: set[int] = set()
+    sending_threads: list[int] = []
     send = publisher._publisher._send
 
     def counted_send(*args: Any, **kwargs: Any) -> None:
-        sending_threads.add(threading.get_ident())
+        sending_threads.append(threading.get_ident())
         send(*args, **kwargs)
 
     publisher._publisher._send = counted_send  # type: ignore[method-assign]
@@ -349,7 +349,8 @@ def test_async_publish_many_beside_awaits_sends_from_the_loop_and_loses_no_count
     assert [rejected.index for rejected in report.rejected] == [40]
     assert (other.published, other.rejected) == (25, ())
     assert len(delivered) == 30
-    assert sending_threads == {loop_thread}
+    assert sending_threads.count(loop_thread) == 30  # the awaited publishes; batches elsewhere
+    assert len(sending_threads) == 95
     assert publisher._publisher.in_flight == 0
     assert publisher._publisher._sent == 95
     pollers = [t for t in threading.enumerate() if t.name == f"mesh-publisher-{product.name}"]
