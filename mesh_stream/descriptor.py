@@ -578,10 +578,24 @@ def field_problem(item: Mapping[str, Any]) -> str:
     """pydantic's words for one problem of a YAML field, said in YAML's terms where pydantic
     speaks Python's ("Input should be a valid tuple" for `domains: orders`)."""
     if item.get("type") in ("tuple_type", "list_type", "set_type"):
-        given = item.get("input")
-        shown = f"the text {given!r:.60}" if isinstance(given, str) else type(given).__name__
-        return f"must be a list (`[a, b]`, or one `- item` per line), not {shown}"
+        given = _yaml_kind(item.get("input"))
+        return f"must be a list (`[a, b]`, or one `- item` per line), not {given}"
     return str(item["msg"])
+
+
+def _yaml_kind(value: Any) -> str:
+    """What a YAML value is, in YAML's words."""
+    if isinstance(value, str):
+        return f"the text {value[:40]!r}" + ("..." if len(value) > 40 else "")
+    if value is None:
+        return "an empty value (null)"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, Mapping):
+        return "a mapping (`key: value` lines)"
+    return f"a {type(value).__name__}"
 
 
 def parse_descriptor(text: str, source: str = "<string>") -> DataProduct:

@@ -127,7 +127,13 @@ def test_bad_values_name_file_line_and_field(
 
 
 @pytest.mark.parametrize(
-    ("config", "shown"), [("domains: shop\n", "the text 'shop'"), ("domains: 5\n", "int")]
+    ("config", "shown"),
+    [
+        ("domains: shop\n", "the text 'shop'"),
+        ("domains: 5\n", "the number 5"),
+        ("domains: {shop: 1}\n", "a mapping (`key: value` lines)"),
+        (f"domains: {'x' * 50}\n", f"the text '{'x' * 40}'..."),
+    ],
 )
 def test_a_list_given_as_one_value_is_said_in_yaml_terms(
     tmp_path: Path, config: str, shown: str
