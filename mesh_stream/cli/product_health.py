@@ -230,6 +230,7 @@ def watch(
                     live.console.print(Text(alert_line(item), style=style))
                 else:
                     live.console.print(Text(item, style="yellow"))
+                live.console.file.flush()  # a redirected stdout gets each alert as it comes
             if time.monotonic() >= next_fetch:
                 next_fetch = time.monotonic() + interval
                 try:

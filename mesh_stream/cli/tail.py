@@ -37,6 +37,8 @@ def render(record: ConsumedRecord, as_json: bool) -> str:
     if as_json:
         return _as_json(record)
     key = record.key.decode("latin-1") if isinstance(record.key, bytes) else record.key
+    if isinstance(key, str) and not key.isprintable():  # a newline would forge a record line
+        key = json.dumps(key)  # escaped and quoted, as the value is
     return (
         f"{record.topic}[{record.partition}]@{record.offset} key={key} "
         f"schema={record.schema_id} {_as_json(record)}"

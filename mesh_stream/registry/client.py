@@ -212,9 +212,10 @@ _REGISTERED: _Shape = {
 }
 _REGISTERED_ID: _Shape = {"id": _SchemaId, "version": _Optional(int)}
 _CONSUMER: _Shape = {"group": str, "reads": _Optional([str])}
-_PRODUCT: _Shape = {
-    "registry": _Optional({"downstream": _Optional([str]), "consumers": _Optional([_CONSUMER])})
-}
+_FACTS = _Optional({"downstream": _Optional([str]), "consumers": _Optional([_CONSUMER])})
+_PRODUCT: _Shape = {"registry": _FACTS}
+#: A product as the catalog reads it back: named (a descriptor document and the facts).
+_NAMED_PRODUCT: _Shape = {"name": str, "registry": _FACTS}
 _SCHEMA_HISTORY: _Shape = [{"version": int, "schema": str, "subject": _Optional(str)}]
 _ISSUED: _Shape = {
     "principal": str,
@@ -953,7 +954,17 @@ class RegistryClient:
             raise ProductNotFoundError(
                 f"no such data product: {problem}", status=404, error_code=40404
             )
-        answer: dict[str, Any] = self._request("GET", f"/products/{_path(name)}", shape=_PRODUCT)
+        answer: dict[str, Any] = self._request(
+            "GET", f"/products/{_path(name)}", shape=_NAMED_PRODUCT
+        )
+        if answer["name"] != name:  # another product, or something that is no registry
+            raise RegistryError(
+                f"registry at {self.url} answered GET /products/{name} with product "
+                f"{str(answer['name'])[:80]!r}; is MESH_REGISTRY_URL (or --registry-url) a "
+                f"mesh registry?",
+                status=502,
+                error_code=50201,
+            )
         return answer
 
     def list_products(
@@ -973,7 +984,7 @@ class RegistryClient:
             "q": query,
         }
         answer: list[dict[str, Any]] = self._request(
-            "GET", "/products", params=params, shape=[_PRODUCT]
+            "GET", "/products", params=params, shape=[_NAMED_PRODUCT]
         )
         return answer
 

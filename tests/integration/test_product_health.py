@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -203,3 +204,43 @@ def test_the_alert_reader_says_once_why_it_cannot_read_the_alerts_topic(
         assert seen == [alert]
     finally:
         alerts.close()
+
+
+def test_sigterm_ends_the_watch_with_its_output_written(
+    kafka: KafkaAddress, registry: Any, tmp_path: Any
+) -> None:
+    """`products status --watch > file` ended by SIGTERM left the file empty: the table and
+    the alert lines died in the buffer with the process (a campaign). SIGTERM now ends the
+    watch as Ctrl-C does."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "status.txt"
+    env = {
+        **os.environ,
+        "MESH_REGISTRY_URL": registry.url,
+        "MESH_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "MESH_ALERTS_TOPIC": f"_mesh_product_alerts-{uuid.uuid4().hex[:8]}",
+    }
+    mesh = str(Path(sys.executable).with_name("mesh"))
+    with out.open("w") as stdout:
+        watching = subprocess.Popen(
+            [mesh, "products", "status", "--watch", "--interval", "1"],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        try:
+            time.sleep(4)  # past start-up: the table is drawn, alerts are being read
+            watching.send_signal(signal.SIGTERM)
+            _, stderr = watching.communicate(timeout=30)
+        finally:
+            if watching.poll() is None:
+                watching.kill()
+    assert watching.returncode == 0, stderr
+    assert "stopped watching" in stderr
+    written = out.read_text()
+    assert "product" in written.lower(), written

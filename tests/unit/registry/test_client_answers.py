@@ -171,6 +171,18 @@ CALLS: list[tuple[str, Callable[[RegistryClient], Any], Mapping[str, Any], str]]
         {f"/products/{PRODUCT}": {"name": PRODUCT, "registry": {"downstream": [1]}}},
         f"GET /products/{PRODUCT} with a number at registry.downstream[0], not a string",
     ),
+    (  # what `mesh products show` printed as the product, exit status 0 (a campaign)
+        "get_product-unnamed",
+        lambda c: c.get_product(PRODUCT),
+        {f"/products/{PRODUCT}": {"products": "nope", "name": 5, "version": -1}},
+        f"GET /products/{PRODUCT} with a number at name, not a string",
+    ),
+    (
+        "get_product-another",
+        lambda c: c.get_product(PRODUCT),
+        {f"/products/{PRODUCT}": {"name": "orders.other"}},
+        f"GET /products/{PRODUCT} with product 'orders.other'",
+    ),
     (
         "put_product",
         lambda c: c.put_product(descriptor()),
@@ -303,7 +315,7 @@ LEVEL = {f"/config/{SUBJECT}": {"compatibilityLevel": "BACKWARD"}}
             {
                 SCHEMAS: _history(),
                 **LEVEL,
-                f"/products/{PRODUCT}": {"registry": {"downstream": "x"}},
+                f"/products/{PRODUCT}": {"name": PRODUCT, "registry": {"downstream": "x"}},
             },
             f"GET /products/{PRODUCT} with a string at registry.downstream, not a list",
         ),
@@ -311,7 +323,7 @@ LEVEL = {f"/config/{SUBJECT}": {"compatibilityLevel": "BACKWARD"}}
             {
                 SCHEMAS: _history(),
                 **LEVEL,
-                f"/products/{PRODUCT}": {},
+                f"/products/{PRODUCT}": {"name": PRODUCT},
                 f"/products/{PRODUCT}/consumers": [{"group": 5}],
             },
             f"GET /products/{PRODUCT}/consumers with a number at [0].group, not a string",

@@ -1,0 +1,31 @@
+"""How `mesh tail` prints a record: one line each, whatever the key holds."""
+
+from __future__ import annotations
+
+import pytest
+
+from mesh_stream.cli.tail import render
+from mesh_stream.consumer import ConsumedRecord
+
+
+def record(key: str | bytes | None) -> ConsumedRecord:
+    return ConsumedRecord("orders.x", "orders.x.v1", 2, 41, key, {"a": 1}, 0, {}, 4)
+
+
+@pytest.mark.parametrize(
+    ("key", "shown"),
+    [
+        ("o-1", "o-1"),
+        ("with space", "with space"),
+        ("a\norders.x.v1[9]@999 key=FAKE", '"a\\norders.x.v1[9]@999 key=FAKE"'),
+        ("\x1b[2Jcleared", '"\\u001b[2Jcleared"'),
+        (b"\x00\xff", '"\\u0000\\u00ff"'),
+        (None, "None"),
+    ],
+    ids=["plain", "space", "newline", "escape", "bytes", "none"],
+)
+def test_a_key_that_is_not_printable_text_is_shown_escaped(key: str | None, shown: str) -> None:
+    """A key holding a newline printed a second, forged record line (a campaign)."""
+    line = render(record(key), as_json=False)
+    assert line == f'orders.x.v1[2]@41 key={shown} schema=4 {{"a": 1}}'
+    assert "\n" not in line
