@@ -74,12 +74,25 @@ def assess(
             ),
         )
     if topic.end_offsets == 0:
+        never = figure(
+            FigureName.FRESHNESS_SECONDS,
+            None,
+            slos.freshness_seconds,
+            f"no record ever written to {topic.topic}",
+        )
+        dead = reading.dlq.records_last_minute
+        if not dead:
+            return (never,)
+        # every record written went to the dead-letter topic: the one thing worth seeing
         return (
+            never,
+            _dlq_count(dead, reading.dlq.topic),
             figure(
-                FigureName.FRESHNESS_SECONDS,
+                FigureName.DLQ_RATIO,
                 None,
-                slos.freshness_seconds,
-                f"no record ever written to {topic.topic}",
+                slos.max_dlq_ratio,
+                f"{dead} dead letters in the last minute and no record ever written to "
+                f"{topic.topic}: every record was dead-lettered",
             ),
         )
     newest = topic.newest
@@ -114,15 +127,7 @@ def assess(
         figure(FigureName.RECORDS_PER_MINUTE, records, slos.min_records_per_minute, volume)
     )
     dead = reading.dlq.records_last_minute
-    figures.append(
-        figure(
-            FigureName.DLQ_RECORDS_PER_MINUTE,
-            float(dead),
-            None,
-            f"{dead} dead letters in the last minute on {reading.dlq.topic}",
-            judged=False,
-        )
-    )
+    figures.append(_dlq_count(dead, reading.dlq.topic))
     figures.append(dlq_ratio(dead, topic.records_last_minute, slos.max_dlq_ratio))
     for lag in reading.lags:
         figures.extend(_lag_figures(lag, topic.topic, slos.max_lag_seconds))
@@ -133,6 +138,16 @@ def assess(
             )
         )
     return tuple(figures)
+
+
+def _dlq_count(dead: int, dlq_topic: str) -> Figure:
+    return figure(
+        FigureName.DLQ_RECORDS_PER_MINUTE,
+        float(dead),
+        None,
+        f"{dead} dead letters in the last minute on {dlq_topic}",
+        judged=False,
+    )
 
 
 def _lag_figures(lag: GroupLag, topic: str, slo: float | None) -> tuple[Figure, Figure]:

@@ -166,6 +166,22 @@ def test_a_product_without_records_is_no_data_not_an_error(
     assert result.reason == f"freshness_seconds: {reason}"
 
 
+def test_a_product_whose_every_record_was_dead_lettered_shows_its_dead_letters() -> None:
+    """An empty topic beside a DLQ taking records was "no record ever written" and nothing
+    more: the dead letters, the one sign of what went wrong, were hidden (a campaign)."""
+    source = product()
+    figures = assess(source, reading(source, end_offsets=0, ages={0: None}, records=0, dead=5))
+    assert [(f.name, f.value) for f in figures] == [
+        (FigureName.FRESHNESS_SECONDS, None),
+        (FigureName.DLQ_RECORDS_PER_MINUTE, 5.0),
+        (FigureName.DLQ_RATIO, None),
+    ]
+    assert by(figures, FigureName.DLQ_RATIO).reason == (
+        "5 dead letters in the last minute and no record ever written to "
+        "orders.order-placed.v1: every record was dead-lettered"
+    )
+
+
 def test_records_removed_by_retention_leave_freshness_unknown() -> None:
     source = product()
     figures = assess(source, reading(source, ages={0: None}, records=0))
