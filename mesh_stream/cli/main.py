@@ -189,8 +189,8 @@ def run(args: Sequence[str] | None = None, *, debug: bool = False) -> int:
 
     Exit status: 0 success, 1 an error (its message says what and where), 2 a usage error
     (click), 3 `broker status` not running, 4 `monitor --once` found a breached product, 130
-    interrupted, 70 an exception nothing translated (a bug: the message says so, and
-    ``MESH_DEBUG=1`` shows the traceback).
+    interrupted, 141 the reader of stdout went away (`| head`), 70 an exception nothing
+    translated (a bug: the message says so, and ``MESH_DEBUG=1`` shows the traceback).
     """
     try:
         status = cli.main(args=args, standalone_mode=False, prog_name="mesh")
@@ -206,14 +206,24 @@ def run(args: Sequence[str] | None = None, *, debug: bool = False) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
-        # The reader went away (`mesh tail | head`): nothing to say, nowhere to say it.
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
+        return _reader_gone()
+    except SystemExit as exc:
+        # click turns a broken pipe into exit 1, which reads as a failure to `set -o pipefail`
+        if isinstance(exc.__context__, BrokenPipeError):
+            return _reader_gone()
+        raise
     except SystemError as exc:
         return 130 if _interrupted_inside_c(exc) else _unexpected(exc, args, debug)
     except Exception as exc:
         return _unexpected(exc, args, debug)
+
+
+def _reader_gone() -> int:
+    """The reader of stdout went away (`mesh tail | head`): nothing to say, nowhere to say
+    it; 141 is what a shell gives a command SIGPIPE ended (128 + 13)."""
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 141
 
 
 def _interrupted_inside_c(exc: SystemError) -> bool:
