@@ -234,7 +234,7 @@ def test_sigterm_ends_the_watch_with_its_output_written(
             text=True,
         )
         try:
-            time.sleep(4)  # past start-up: the table is drawn, alerts are being read
+            time.sleep(2.5)  # past start-up: the table is drawn, alerts are being read
             watching.send_signal(signal.SIGTERM)
             _, stderr = watching.communicate(timeout=30)
         finally:
