@@ -119,46 +119,48 @@ def has_field(schema: Mapping[str, Any], path: str) -> bool:
 def pii_within(schema: Mapping[str, Any], path: str) -> list[str]:
     """The PII-marked paths that flow with field ``path``: itself, an ancestor or a child,
     following records used again by name (``work.city`` is as personal as ``home.city`` when
-    both are an ``Address``). Children are listed once per record type, so a schema that
-    nests one record twice in each of many levels costs its size, not 2**levels."""
+    both are an ``Address``) and every union branch that has the field. Children are listed
+    once per record type, so a schema that nests one record twice in each of many levels
+    costs its size, not 2**levels."""
     chain = _field_chain(schema, path)
     if chain is None:
         return []
-    found = [prefix for prefix, field, _scope in chain if field.get("pii") is True]
-    _prefix, last, scope = chain[-1]
+    found = [prefix for prefix, fields in chain if any(f.get("pii") is True for f, _ in fields)]
     seen: set[int] = set()
-    for child, field in _fields_below(last.get("type"), scope, path, seen):
-        if field.get("pii") is True:
-            found.append(child)
+    for last, scope in chain[-1][1]:
+        for child, field in _fields_below(last.get("type"), scope, path, seen):
+            if field.get("pii") is True and child not in found:
+                found.append(child)
     return found
 
 
 def _field_chain(
     schema: Mapping[str, Any], path: str
-) -> list[tuple[str, Mapping[str, Any], Scope]] | None:
-    """The fields ``path`` walks through, each with its path and the scope its type is read
-    in; None when some segment is no field there."""
+) -> list[tuple[str, list[tuple[Mapping[str, Any], Scope]]]] | None:
+    """For each segment of ``path``, its path and the fields it names (one per union
+    branch, record use or array item type that has it), each with the scope its type is
+    read in; None when some segment is no field anywhere there."""
     if not isinstance(schema, Mapping) or schema.get("type") not in ("record", "error"):
         return None
-    chain: list[tuple[str, Mapping[str, Any], Scope]] = []
+    chain: list[tuple[str, list[tuple[Mapping[str, Any], Scope]]]] = []
     holders: list[tuple[Mapping[str, Any], Scope]] = [(schema, Scope.of(schema))]
     prefix = ""
     for segment in path.split("."):
         prefix = f"{prefix}.{segment}" if prefix else segment
-        step = next(
-            (
-                (field, scope)
-                for record, scope in holders
-                for field in _record_fields(record)
-                if field.get("name") == segment
-            ),
-            None,
-        )
-        if step is None:
+        steps = [
+            (field, scope)
+            for record, scope in holders
+            for field in _record_fields(record)
+            if field.get("name") == segment
+        ]
+        if not steps:
             return None
-        field, scope = step
-        chain.append((prefix, field, scope))
-        holders = list(_records_in(field.get("type"), scope))
+        chain.append((prefix, steps))
+        reached: dict[int, tuple[Mapping[str, Any], Scope]] = {}  # each record type once
+        for field, scope in steps:
+            for record, inner in _records_in(field.get("type"), scope):
+                reached.setdefault(id(record), (record, inner))
+        holders = list(reached.values())
     return chain
 
 

@@ -136,3 +136,25 @@ def test_a_record_nested_twice_per_level_costs_its_size_not_two_to_the_levels() 
     assert not avro_walk.has_field(schema, "t" + ".b" * 61)
     assert avro_walk.pii_within(schema, deepest) == [deepest]
     assert avro_walk.pii_within(schema, "t.b.b") == ["t.b.b.a" + ".a" * 57 + ".v"]
+
+
+def test_every_union_branch_with_the_field_is_followed() -> None:
+    """Only the first branch holding a field of that name was followed: `u.x.y` was no
+    field when the first branch's `x` is an int, and pii below the second branch's `x` was
+    missed by pii-lineage (a review)."""
+    leaf = {"type": "record", "name": "C", "fields": [{"name": "y", "type": "string", "pii": True}]}
+    first = {"type": "record", "name": "A", "fields": [{"name": "x", "type": "int"}]}
+    second = {"type": "record", "name": "B", "fields": [{"name": "x", "type": leaf}]}
+    marked = {"type": "record", "name": "D", "fields": [{"name": "x", "type": "int", "pii": True}]}
+    schema = {
+        "type": "record",
+        "name": "Top",
+        "fields": [
+            {"name": "u", "type": ["null", first, second]},
+            {"name": "v", "type": [{**first, "name": "A2"}, marked]},
+        ],
+    }
+    assert avro_walk.has_field(schema, "u.x.y")
+    assert avro_walk.pii_within(schema, "u.x") == ["u.x.y"]
+    assert avro_walk.pii_within(schema, "v.x") == ["v.x"]
+    assert avro_walk.pii_within(schema, "u") == ["u.x.y"]
