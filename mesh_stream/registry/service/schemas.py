@@ -15,7 +15,7 @@ import threading
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from mesh_stream.descriptor import Compatibility
 from mesh_stream.errors import (
@@ -186,6 +186,16 @@ def _refuse_unkept_config(document: Mapping[str, Any]) -> None:
         )
 
 
+class _Prepared(NamedTuple):
+    """A register or lookup request's schema, checked (see :meth:`SchemaRegistry._prepare`)."""
+
+    parsed: AvroSchema
+    text: str
+    resolved: list[dict[str, Any]] | None
+    #: Set when today's rules refuse the schema and only the subject holding it takes it.
+    refused: InvalidSchemaError | None
+
+
 class SchemaRegistry:
     """Subjects, versions, schema ids and compatibility config over a :class:`RegistryStore`."""
 
@@ -323,12 +333,13 @@ class SchemaRegistry:
         references: Any,
         *,
         known_in: str | None = None,
-    ) -> tuple[AvroSchema, str, list[dict[str, Any]] | None]:
+    ) -> _Prepared:
         """The parsed schema, its stored text and its resolved references.
 
-        A schema a rule added since refuses is still taken when it is one ``known_in`` (a
-        subject) holds already: Confluent's serializers register or look up their schema on
-        every start, and an older schema must keep answering its id.
+        A schema a rule added since refuses is still read when ``known_in`` (a subject)
+        holds it already, with the refusal kept on ``refused``: Confluent's serializers
+        register or look up their schema on every start, and an older schema must keep
+        answering its id, while nothing new (a version, a contract) may be made of it.
         """
         resolved = self._resolve_references(references)
         named = self._named_types(resolved)
@@ -349,9 +360,9 @@ class SchemaRegistry:
             }
             if text not in held:
                 raise
-            return parsed, text, resolved
+            return _Prepared(parsed, text, resolved, refused)
         try:
-            return parsed, normalize(parsed, named_types=named), resolved
+            return _Prepared(parsed, normalize(parsed, named_types=named), resolved, None)
         except SchemaError as exc:
             raise InvalidSchemaError(f"Invalid schema: {exc}") from exc
 
@@ -363,11 +374,7 @@ class SchemaRegistry:
         references: Any,
         metadata: Any,
         rule_set: Any,
-    ) -> tuple[
-        str,
-        tuple[dict[str, Any] | None, dict[str, Any] | None],
-        tuple[AvroSchema, str, list[dict[str, Any]] | None],
-    ]:
+    ) -> tuple[str, tuple[dict[str, Any] | None, dict[str, Any] | None], _Prepared]:
         """A register request's parts, each checked (422 naming the first bad one): the
         subject name, the metadata and ruleSet as sent, and :meth:`_prepare`'s schema. One
         function for :meth:`register` and :meth:`check_compatibility`, so a compatibility
@@ -519,7 +526,9 @@ class SchemaRegistry:
         wanted_metadata, wanted_rules = requested(metadata, rule_set)
         if not self._all_versions(subject) or (not deleted and not self._live(subject)):
             raise SubjectNotFoundError(f"Subject '{subject}' not found.")
-        _parsed, text, resolved = self._prepare(schema, schema_type, references, known_in=subject)
+        _parsed, text, resolved, _refused = self._prepare(
+            schema, schema_type, references, known_in=subject
+        )
 
         def matches_request(record: SubjectVersion) -> bool:
             if self.state.schemas.get(record.schema_id) != text:
@@ -706,7 +715,7 @@ class SchemaRegistry:
         registering would refuse with a 422 is refused here with the same 422, never
         answered "compatible".
         """
-        subject, _sent, (candidate, _text, _resolved) = self._checked_request(
+        subject, _sent, (candidate, _text, _resolved, _refused) = self._checked_request(
             subject, schema, schema_type, references, metadata, rule_set
         )
         level = self.effective_level(subject)
@@ -738,8 +747,8 @@ class SchemaRegistry:
         ``rule_set`` is the subject's latest live version's (Confluent's inheritance).
         ``schema_id`` and ``version`` are taken only in IMPORT mode (see :mod:`.modes`).
         """
-        subject, (sent_metadata, sent_rules), (parsed, text, resolved) = self._checked_request(
-            subject, schema, schema_type, references, metadata, rule_set
+        subject, (sent_metadata, sent_rules), (parsed, text, resolved, refused) = (
+            self._checked_request(subject, schema, schema_type, references, metadata, rule_set)
         )
         with self.write_lock:
             mode = self.mode_of(subject)
@@ -747,6 +756,8 @@ class SchemaRegistry:
             previous = self.state.contract(live[-1].schema_id) if live else NO_CONTRACT
             contract = inherit(sent_metadata, sent_rules, previous, resolved)
             if mode is Mode.IMPORT:  # kept as the source registry had it
+                if refused is not None:  # an import writes: only what today's rules take
+                    raise refused
                 return self._import(subject, parsed, text, contract, schema_id, version)
             contract = with_config(contract, self.config_parts_for(subject))
             if schema_id is not None or version is not None:
@@ -762,6 +773,8 @@ class SchemaRegistry:
             for record in live:
                 if record.schema_id == existing_id:
                     return self._version_obj(record)
+            if refused is not None:  # held already, but not this way: nothing new of it
+                raise refused
             self._require_writable(subject)
             if self.consumer_gate is not None:
                 self.consumer_gate(subject, parsed)

@@ -343,8 +343,16 @@ def test_a_schema_stored_before_a_rule_still_answers_its_id(
         stored = registry.register(subject, older)
     assert registry.register(subject, older).schema_id == stored.schema_id
     assert registry.lookup(subject, older).schema_id == stored.schema_id
-    with pytest.raises(InvalidSchemaError, match=r"the null namespace\) inside namespace"):
+    refusal = r"the null namespace\) inside namespace"
+    with pytest.raises(InvalidSchemaError, match=refusal):
         registry.register("orders.other.v1-value", older)
+    # nothing new is made of it: another contract, a live copy of a deleted version
+    with pytest.raises(InvalidSchemaError, match=refusal):
+        registry.register(subject, older, metadata={"properties": {"owner": "x"}})
+    registry.delete_subject(subject)
+    with pytest.raises(InvalidSchemaError, match=refusal):
+        registry.register(subject, older)
+    assert registry.versions(subject, deleted=True) == [1]
 
 
 def test_a_referenced_schema_is_not_judged_again() -> None:
