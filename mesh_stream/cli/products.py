@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import threading
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from mesh_stream.cli.options import (
     checked_kafka_id,
     checked_registry_url,
 )
-from mesh_stream.cli.signals import on_stop_signals
+from mesh_stream.cli.signals import terminate_as_interrupt
 from mesh_stream.descriptor import PRODUCT_NAME, Classification, ProductKind
 from mesh_stream.errors import (
     ConfigurationError,
@@ -277,14 +276,12 @@ def status(
             raise click.UsageError("--watch draws a table; drop --json (or --watch)")
         conn = KafkaConnection.from_settings(settings, default_client_id="mesh-products-status")
         alerts = health_view.KafkaAlerts(conn, settings.alerts_topic)
-        stop = threading.Event()
         try:
-            # Ctrl-C and SIGTERM end the watch in order: the last table and every alert line
-            # reach a redirected stdout (SIGTERM killed it with them still buffered)
-            with on_stop_signals(lambda _signum, _frame: stop.set()):
-                health_view.watch(
-                    client.all_product_health, alerts, Console(), interval=interval, stop=stop
-                )
+            # SIGTERM ends the watch as Ctrl-C does, so the last table and every alert line
+            # reach a redirected stdout (it killed the process with them still buffered)
+            with terminate_as_interrupt():
+                health_view.watch(client.all_product_health, alerts, Console(), interval=interval)
+        except KeyboardInterrupt:
             click.echo("stopped watching", err=True)
         finally:
             alerts.close()

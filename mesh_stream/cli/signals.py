@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-__all__ = ["on_stop_signals"]
+__all__ = ["on_stop_signals", "terminate_as_interrupt"]
 
 #: The signals that ask a foreground command to stop: Ctrl-C and `kill`.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -28,3 +28,18 @@ def on_stop_signals(handle: Callable[[int, FrameType | None], None]) -> Iterator
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM inside the block ends the command as Ctrl-C does (a ``KeyboardInterrupt``,
+    which also breaks a blocking call), so what it printed is flushed as it exits."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
