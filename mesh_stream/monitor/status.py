@@ -87,9 +87,9 @@ def assess(
         return (
             never,
             _dlq_count(dead, reading.dlq.topic),
-            figure(
+            figure(  # 1: every record a producer sent was dead-lettered, none written
                 FigureName.DLQ_RATIO,
-                None,
+                1.0,
                 slos.max_dlq_ratio,
                 f"{dead} dead letters in the last minute and no record ever written to "
                 f"{topic.topic}: every record was dead-lettered",

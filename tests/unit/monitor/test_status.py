@@ -174,11 +174,12 @@ def test_a_product_whose_every_record_was_dead_lettered_shows_its_dead_letters()
     assert [(f.name, f.value) for f in figures] == [
         (FigureName.FRESHNESS_SECONDS, None),
         (FigureName.DLQ_RECORDS_PER_MINUTE, 5.0),
-        (FigureName.DLQ_RATIO, None),
+        (FigureName.DLQ_RATIO, 1.0),  # every record: judged, so an alert goes out
     ]
+    assert by(figures, FigureName.DLQ_RATIO).status == Status.BREACHED
     assert by(figures, FigureName.DLQ_RATIO).reason == (
         "5 dead letters in the last minute and no record ever written to "
-        "orders.order-placed.v1: every record was dead-lettered"
+        "orders.order-placed.v1: every record was dead-lettered (SLO <= 0.1)"
     )
 
 
