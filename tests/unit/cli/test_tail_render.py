@@ -16,13 +16,15 @@ def record(key: str | bytes | None) -> ConsumedRecord:
     ("key", "shown"),
     [
         ("o-1", "o-1"),
-        ("with space", "with space"),
+        ("k schema=9 {}", '"k schema=9 {}"'),
+        ('"a\\nb"', '"\\"a\\\\nb\\""'),
+        ("", '""'),
         ("a\norders.x.v1[9]@999 key=FAKE", '"a\\norders.x.v1[9]@999 key=FAKE"'),
         ("\x1b[2Jcleared", '"\\u001b[2Jcleared"'),
         (b"\x00\xff", '"\\u0000\\u00ff"'),
         (None, "None"),
     ],
-    ids=["plain", "space", "newline", "escape", "bytes", "none"],
+    ids=["plain", "blank", "quoted", "empty", "newline", "escape", "bytes", "none"],
 )
 def test_a_key_that_is_not_printable_text_is_shown_escaped(key: str | None, shown: str) -> None:
     """A key holding a newline printed a second, forged record line (a campaign)."""
