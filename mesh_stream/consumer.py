@@ -608,6 +608,7 @@ class ProductConsumer:
             self._positions: dict[tuple[str, int], int] = {}
             self._buffered: deque[Any] = deque()
             self._outage: _Outage | None = None
+            self._joined = False
             self._dlq = dlq.DeadLetterWriter(self.connection, group_id)
             self._dlq_topics: set[str] = set()
             self._closed = False
@@ -996,6 +997,12 @@ class ProductConsumer:
         # transient: librdkafka retries them itself.
 
     @property
+    def joined(self) -> bool:
+        """Whether the group has given this consumer its partitions (at least once): until
+        then no record can come, however long one waits."""
+        return self._joined
+
+    @property
     def registry_outage_seconds(self) -> float | None:
         """How long records have been waiting for the registry to give a writer schema (None
         when none waits): they and their partitions' later records are not returned yet."""
@@ -1059,6 +1066,7 @@ class ProductConsumer:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Start partitions of topics created after subscribing at their first record when
         the group has no committed offset for them (see the class docstring)."""
+        self._joined = True
         fresh = [tp for tp in partitions if tp.topic in self._new_topics]
         if not fresh:
             return

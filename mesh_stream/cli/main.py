@@ -7,6 +7,7 @@ work on a fresh machine. The settings are read once here and handed to each comm
 from __future__ import annotations
 
 import contextlib
+import difflib
 import faulthandler
 import json
 import os
@@ -198,6 +199,10 @@ def run(args: Sequence[str] | None = None, *, debug: bool = False) -> int:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 130
+    except click.exceptions.NoSuchOption as exc:
+        exc.possibilities = visible_options_like(exc)
+        exc.show()
+        return exc.exit_code
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
@@ -216,6 +221,26 @@ def run(args: Sequence[str] | None = None, *, debug: bool = False) -> int:
         return 130 if _interrupted_inside_c(exc) else _unexpected(exc, args, debug)
     except Exception as exc:
         return _unexpected(exc, args, debug)
+
+
+def visible_options_like(error: click.exceptions.NoSuchOption) -> list[str]:
+    """The command's options a mistyped one may have meant: those it begins (``--from`` for
+    ``--from-beginning``), then those close to it; never a hidden option (click's own
+    suggestions offer any option spelled alike, hidden ones included)."""
+    command = error.ctx.command if error.ctx is not None else None
+    if command is None:
+        return list(error.possibilities or ())
+    names = [
+        name
+        for param in command.params
+        if isinstance(param, click.Option) and not param.hidden
+        for name in (*param.opts, *param.secondary_opts)
+        if name.startswith("--")
+    ]
+    typed = error.option_name
+    started = [name for name in names if name.startswith(typed)]
+    close = [name for name in difflib.get_close_matches(typed, names) if name not in started]
+    return started + close
 
 
 def _reader_gone() -> int:

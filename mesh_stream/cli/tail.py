@@ -18,13 +18,23 @@ from mesh_stream.cli.options import (
     project_option,
 )
 from mesh_stream.cli.publish import registry_for
+from mesh_stream.cli.signals import terminate_as_interrupt
 from mesh_stream.consumer import ConsumedRecord, ProductConsumer
-from mesh_stream.errors import ConsumerError, DeserializationError, MeshError
+from mesh_stream.descriptor import DataProduct
+from mesh_stream.errors import (
+    ConsumerError,
+    DeserializationError,
+    MeshError,
+    RegistryUnavailableError,
+)
 from mesh_stream.governance.acl_plan import TAIL_GROUP_PREFIX
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.project import resolve_product
 from mesh_stream.schema.codec import json_default
 from mesh_stream.settings import MeshSettings, shown_url
+
+#: Longest ``--timeout`` waits for the group to give tail its partitions before counting.
+JOIN_WAIT_S = 10.0
 
 
 def _as_json(record: ConsumedRecord) -> str:
@@ -61,7 +71,10 @@ def render(record: ConsumedRecord, as_json: bool) -> str:
 @click.option(
     "--timeout",
     type=FiniteFloatRange(min=0, min_open=True),
-    help="Stop after S seconds without a new record. [default: wait until Ctrl-C]",
+    help=(
+        "Stop after S seconds without a new record, counted once the group has given tail its "
+        "partitions. [default: wait until Ctrl-C]"
+    ),
 )
 @click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object per line (the value only)."
@@ -110,7 +123,7 @@ def tail(
     descriptor = resolve_product(product, project=project.locate(settings), registry=registry)
     connection = KafkaConnection.from_settings(settings, default_client_id="mesh-tail")
     bootstrap = connection.bootstrap_servers
-    existing_topics(connection)  # a clear error when no broker answers or it refuses us
+    topics = existing_topics(connection)  # a clear error when no broker answers or refuses us
     consumer = ProductConsumer(
         [descriptor],
         group_id=group or f"{TAIL_GROUP_PREFIX}{uuid.uuid4().hex[:12]}",
@@ -127,58 +140,104 @@ def tail(
             f"first record (publish with `mesh publish {descriptor.name} --file FILE`)",
             err=True,
         )
-    shown = 0
-    last_seen = time.monotonic()
-    said_waiting = False
     try:
-        while max_records is None or shown < max_records:
-            waiting = consumer.registry_outage_seconds
-            if waiting is not None and not said_waiting:
-                said_waiting = True
-                click.echo(
-                    f"the registry at {shown_url(settings.registry_url)} does not answer: "
-                    f"records whose writer schema is not cached wait, with the later records "
-                    f"of their partitions, up to {settings.consumer_registry_wait_seconds:g} s "
-                    f"(MESH_CONSUMER_REGISTRY_WAIT_SECONDS)",
-                    err=True,
-                )
-            if timeout is not None and time.monotonic() - last_seen >= timeout:
-                if waiting is not None:
-                    raise ConsumerError(
-                        f"{descriptor.topic}: stopped after --timeout {timeout:g} s with "
-                        f"records still waiting for a writer schema from the registry at "
-                        f"{shown_url(settings.registry_url)} (failing for {waiting:.1f} s; "
-                        f"{consumer.position_text()}); start the registry or check "
-                        f"MESH_REGISTRY_URL"
-                    )
-                break
-            wait = 0.5 if timeout is None else max(0.05, min(0.5, timeout))
-            want = 500 if max_records is None else min(500, max_records - shown)
-            try:
-                records = consumer.consume(want, wait)
-            except DeserializationError as exc:
-                click.echo(
-                    f"skipped: {_undecodable(exc, descriptor.dlq_topic, bootstrap)}", err=True
-                )
-                last_seen = time.monotonic()
-                continue
-            except MeshError:
-                raise  # its message names the record (topic[partition]@offset)
-            except Exception as exc:
-                raise ConsumerError(
-                    f"{descriptor.topic}: reading after {shown} record(s) failed "
-                    f"({consumer.position_text()}): {type(exc).__name__}: {exc}"
-                ) from exc
-            if records:
-                last_seen = time.monotonic()
-            for record in records:
-                click.echo(render(record, as_json))
-            shown += len(records)
-    except KeyboardInterrupt:
-        pass
+        with terminate_as_interrupt():  # SIGTERM ends it as Ctrl-C does: exit 130, closed
+            _print_records(
+                consumer,
+                descriptor,
+                settings,
+                max_records=max_records,
+                timeout=timeout,
+                as_json=as_json,
+                topic_exists=descriptor.topic in topics,
+            )
     finally:
         consumer.close()
         registry.close()
+
+
+def _print_records(
+    consumer: ProductConsumer,
+    descriptor: DataProduct,
+    settings: MeshSettings,
+    *,
+    max_records: int | None,
+    timeout: float | None,
+    as_json: bool,
+    topic_exists: bool,
+) -> None:
+    """Print records until ``max_records`` are shown or ``timeout`` seconds pass without one.
+
+    The timeout counts from when a record could first come: once the group has given tail
+    its partitions (at once for a topic not made yet, which has none to give; after
+    ``JOIN_WAIT_S`` at the latest), so a short one does not end tail while it joins.
+    """
+    registry_url = shown_url(settings.registry_url)
+    wait_setting = settings.consumer_registry_wait_seconds
+    shown = 0
+    started = time.monotonic()
+    last_seen: float | None = None if topic_exists else started
+    said_waiting = False
+    while max_records is None or shown < max_records:
+        if last_seen is None and (consumer.joined or time.monotonic() - started >= JOIN_WAIT_S):
+            last_seen = time.monotonic()
+        waiting = consumer.registry_outage_seconds
+        if waiting is not None and not said_waiting:
+            said_waiting = True
+            click.echo(
+                f"the registry at {registry_url} does not answer: records whose writer schema "
+                f"is not cached wait, with the later records of their partitions, up to "
+                f"{wait_setting:g} s (MESH_CONSUMER_REGISTRY_WAIT_SECONDS)",
+                err=True,
+            )
+        if (
+            timeout is not None
+            and last_seen is not None
+            and time.monotonic() - last_seen >= timeout
+        ):
+            if waiting is not None:
+                raise ConsumerError(
+                    f"{descriptor.topic}: stopped after --timeout {timeout:g} s with records "
+                    f"still waiting for a writer schema from the registry at {registry_url} "
+                    f"(failing for {waiting:.1f} s{_at(consumer, shown)}); start the registry or "
+                    f"check MESH_REGISTRY_URL"
+                )
+            return
+        wait = 0.5 if timeout is None else max(0.05, min(0.5, timeout))
+        want = 500 if max_records is None else min(500, max_records - shown)
+        try:
+            records = consumer.consume(want, wait)
+        except DeserializationError as exc:
+            bootstrap = consumer.connection.bootstrap_servers
+            click.echo(f"skipped: {_undecodable(exc, descriptor.dlq_topic, bootstrap)}", err=True)
+            last_seen = time.monotonic()
+            continue
+        except RegistryUnavailableError as exc:
+            raise ConsumerError(
+                f"{descriptor.topic}: stopped: records waited {wait_setting:g} s "
+                f"(MESH_CONSUMER_REGISTRY_WAIT_SECONDS) for a writer schema from the registry "
+                f"at {registry_url}, which does not answer ({exc.why}{_at(consumer, shown)}); "
+                f"start the registry or check MESH_REGISTRY_URL, then run tail again (it "
+                f"commits nothing, so nothing is skipped)"
+            ) from exc
+        except MeshError:
+            raise  # its message names the record (topic[partition]@offset)
+        except Exception as exc:
+            raise ConsumerError(
+                f"{descriptor.topic}: reading after {shown} record(s) failed"
+                f"{_at(consumer, shown)}: {type(exc).__name__}: {exc}"
+            ) from exc
+        if records:
+            last_seen = time.monotonic()
+        for record in records:
+            click.echo(render(record, as_json))
+        shown += len(records)
+
+
+def _at(consumer: ProductConsumer, shown: int) -> str:
+    """Where reading stands once records were shown (tail commits nothing: the consumer's
+    own "since the last commit" would mislead)."""
+    return f"; read up to {consumer.position_text()}" if shown else ""
 
 
 def _undecodable(error: DeserializationError, dlq_topic: str, bootstrap: str) -> str:

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
+import signal
 import string
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +162,76 @@ def test_tail_says_it_waits_for_a_registry_that_does_not_answer_and_fails_at_its
         f"{product.topic}: stopped after --timeout 2 s with records still waiting for a writer "
         "schema from the registry at http://127.0.0.1:1 (failing for "
     )
+
+
+def test_a_registry_away_past_its_wait_stops_tail_with_a_message_for_the_command_line(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """When records waited MESH_CONSUMER_REGISTRY_WAIT_SECONDS for the registry, tail ends
+    naming that setting and the registry, not the SDK's `consume() again` advice."""
+    product = new_product("cli-registry-wait", schema=PROJECT_SCHEMA_V1)
+    root = _repo(product, tmp_path / "repo")
+    records = tmp_path / "records.jsonl"
+    records.write_bytes(b"".join(_line(make_order(i)) for i in range(2)))
+    assert _publish(env, root, product, "-f", str(records)).exit_code == 0
+    away = {**env, "MESH_REGISTRY_URL": "http://127.0.0.1:1"}
+    result = CliRunner().invoke(
+        cli,
+        ["tail", product.name, "--from-beginning", "--project", str(root)],
+        env={**away, "MESH_CONSUMER_REGISTRY_WAIT_SECONDS": "1"},
+    )
+    assert isinstance(result.exception, ConsumerError), result.output
+    message = str(result.exception)
+    assert message.startswith(
+        f"{product.topic}: stopped: records waited 1 s (MESH_CONSUMER_REGISTRY_WAIT_SECONDS) "
+        "for a writer schema from the registry at http://127.0.0.1:1, which does not answer ("
+    ), message
+    assert message.endswith(
+        "start the registry or check MESH_REGISTRY_URL, then run tail again (it commits "
+        "nothing, so nothing is skipped)"
+    ), message
+    assert "consume()" not in message
+    assert "last commit" not in message
+
+
+def test_a_short_timeout_counts_from_the_join_and_a_signal_ends_tail_as_ctrl_c(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """`--timeout 0.1` waits for the group to give tail its partitions before counting, so
+    every record is shown; SIGINT and SIGTERM mid-stream end tail with 130 (as Ctrl-C ends
+    every command), the records it printed kept in the file it printed them to."""
+    product = new_product("cli-tail-signals", schema=PROJECT_SCHEMA_V1)
+    root = _repo(product, tmp_path / "repo")
+    records = tmp_path / "records.jsonl"
+    records.write_bytes(b"".join(_line(make_order(i)) for i in range(7)))
+    assert _publish(env, root, product, "-f", str(records)).exit_code == 0
+    mesh = str(Path(sys.executable).with_name("mesh"))
+    tail = [mesh, "tail", product.name, "--from-beginning", "--json", "--project", str(root)]
+    quick = subprocess.run(
+        [*tail, "--timeout", "0.1"],
+        env={**os.environ, **env},
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert quick.returncode == 0, quick.stderr
+    assert len(quick.stdout.splitlines()) == 7
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        printed = tmp_path / f"tail-{signum.name}.jsonl"
+        with printed.open("wb") as out:
+            running = subprocess.Popen(
+                tail, env={**os.environ, **env}, stdout=out, stderr=subprocess.PIPE
+            )
+            deadline = time.monotonic() + 60
+            while len(printed.read_bytes().splitlines()) < 7:
+                assert running.poll() is None, signum
+                assert time.monotonic() < deadline, signum
+                time.sleep(0.2)
+            running.send_signal(signum)
+            assert running.wait(30) == 130, (signum, running.stderr and running.stderr.read())
+        assert [json.loads(line)["order_id"] for line in printed.read_bytes().splitlines()] == [
+            json.loads(line)["order_id"] for line in quick.stdout.splitlines()
+        ]
 
 
 def _publish(env: dict[str, str], root: Path, product: DataProduct, *args: str) -> Any:

@@ -400,3 +400,23 @@ def test_init_force_says_which_files_it_replaced(
     assert "  replaced mesh.yaml" in out
     assert "  created mesh.yaml" not in out
     assert (target / "extra.txt").read_text() == "kept"
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["tail", "x", "--from"], "No such option: --from (Possible options: --from-beginning,"),
+        (["tail", "x", "--from-beggining"], "Did you mean --from-beginning?"),
+        (["broker", "start", "--fresch"], "Did you mean --fresh?"),
+    ],
+)
+def test_a_mistyped_option_is_offered_the_visible_options_it_may_mean_never_a_hidden_one(
+    capsys: pytest.CaptureFixture[str], args: list[str], said: str
+) -> None:
+    """click offers any option spelled alike, hidden ones too (`--from` was offered `tail`'s
+    hidden `--root`) and not the one it begins; the suggestions are the command's visible
+    options, those it begins first."""
+    assert run(args) == 2
+    error = capsys.readouterr().err
+    assert said in error, error
+    assert "--root" not in error
