@@ -652,7 +652,9 @@ class Aggregation:
                 try:
                     apply_checked(processor.apply, value, event)
                 except Exception as exc:
-                    raise self._fail(envelope.where, exc, None, "apply") from exc
+                    declared = processor.input(envelope.input)
+                    not_read = not_read_error(declared, exc, "apply")
+                    raise self._fail(envelope.where, not_read or exc, None, "apply") from exc
                 changed = True
         if key_seen is not None:
             newest = max(envelope.arrival_ms for envelope in envelopes)

@@ -101,7 +101,7 @@ def recompute(processor: Processor, records: Iterable[InputRecord]) -> dict[str,
                     if within:
                         continue
                     seen[value] = item.arrival_ms
-            with _blamed(processor, "apply", item):
+            with _blamed(processor, "apply", item, processor.input(item.product)):
                 state = states.setdefault(state_key, {})
                 apply_checked(processor.apply, state, event)
                 state_json(str(state_key), state)  # what the engine could not store
@@ -123,7 +123,7 @@ def _blamed(
     except ProcessorError as exc:
         raise ProcessorError(f"{_on(processor, item)}: {exc}") from exc
     except Exception as exc:
-        not_read = not_read_error(declared, exc) if declared is not None else None
+        not_read = not_read_error(declared, exc, function) if declared is not None else None
         what = str(not_read) if not_read else f"{function} raised {type(exc).__name__} {exc}"
         raise ProcessorError(f"{_on(processor, item)}: {what}") from exc
 

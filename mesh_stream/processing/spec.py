@@ -452,16 +452,23 @@ class Processor:
 # -- what the engine and the reference check of a processor's own functions ----------------
 
 
-def not_read_error(declared: Input, exc: Exception) -> ProcessorError | None:
-    """For a KeyError of a field that ``key`` looked up but ``reads`` does not declare (only
-    declared fields are forwarded): an error saying so, else None."""
-    if isinstance(exc, KeyError) and exc.args and exc.args[0] not in declared.reads:
+def not_read_error(declared: Input, exc: Exception, function: str = "key") -> ProcessorError | None:
+    """For a KeyError of a name that ``reads`` does not declare (only declared fields are
+    given to the processor): an error saying so, else None. ``key`` looks up only fields;
+    ``apply`` may also have missed a key of its state, so its message says both."""
+    if not isinstance(exc, KeyError) or not exc.args or exc.args[0] in declared.reads:
+        return None
+    name = exc.args[0]
+    if function == "key":
         return ProcessorError(
-            f"key raised KeyError {exc.args[0]!r}: field {exc.args[0]!r} of "
-            f"{declared.product} is not in the input's `reads` (only those are given to the "
-            f"processor); add it there"
+            f"key raised KeyError {name!r}: field {name!r} of {declared.product} is not in "
+            f"the input's `reads` (only those are given to the processor); add it there"
         )
-    return None
+    return ProcessorError(
+        f"{function} raised KeyError {name!r}: {name!r} is not one of the fields {function} "
+        f"is given of {declared.product}, its `reads` ({', '.join(declared.reads)}); if it is "
+        f"a field of {declared.product}, add it there"
+    )
 
 
 def check_key(key: object) -> None:

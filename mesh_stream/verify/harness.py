@@ -127,6 +127,17 @@ class VerifyOptions:
             raise ConfigurationError(
                 f"--from-live must be 1 to {MAX_RECORDS}, got {self.from_live}"
             )
+        given, flag = (
+            (self.records, "--records")
+            if self.from_live is None
+            else (self.from_live, "--from-live")
+        )
+        if self.kills >= given:
+            raise ConfigurationError(
+                f"--kills {self.kills} needs more records than kills: each kill follows a slice "
+                f"of the input (--kills + 1 slices), and {flag} is {given}; give {flag} "
+                f"{self.kills + 1} or more, or fewer --kills"
+            )
 
 
 @dataclass
@@ -342,8 +353,16 @@ def order_dependence(dependent: Comparison) -> list[str]:
 
 
 def _slices(records: list[InputRecord], count: int) -> list[list[InputRecord]]:
-    size = max(1, -(-len(records) // count))
-    return [records[i : i + size] for i in range(0, len(records), size)] or [[]]
+    """``records`` in order, in ``count`` slices whose sizes differ by one at most (one
+    slice per record when there are fewer; one empty slice when there are none)."""
+    count = max(1, min(count, len(records)))
+    size, longer = divmod(len(records), count)
+    slices, start = [], 0
+    for number in range(count):
+        end = start + size + (1 if number < longer else 0)
+        slices.append(records[start:end])
+        start = end
+    return slices
 
 
 class _Run:
@@ -628,16 +647,22 @@ def _run(
         if options.workers == 2 and options.kills == 0:
             run.start(workers[1])
         slices = _slices(records, options.kills + 1)
+        kills = len(slices) - 1 if records else options.kills
+        if kills < options.kills:  # live topics held fewer records than --kills asks for
+            progress(
+                f"only {len(records)} input records: {kills} kill(s), one after each slice "
+                f"but the last, instead of --kills {options.kills}"
+            )
         try:
             for number, chunk in enumerate(slices, start=1):
                 before = run.watcher.received
                 run.publish(chunk)
                 progress(f"slice {number}/{len(slices)}: {len(chunk)} records published")
-                if number <= options.kills:
+                if number <= kills:
                     if not run.wait_busy(before):
                         progress(f"(no output within {BUSY_WAIT_S:.0f} s of slice {number})")
                     run.crash_point(number)
-            for skipped in range(len(slices), options.kills):  # fewer slices than kills
+            for skipped in range(len(slices), kills):  # no input at all: the kills still run
                 run.crash_point(skipped + 1)
             expected = run.expected()
             progress("draining: waiting for every consumer group to catch up ...")

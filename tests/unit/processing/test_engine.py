@@ -655,7 +655,8 @@ def test_apply_and_emit_failures_name_the_input_record(caplog: pytest.LogCapture
         worker.aggregate(internal)
     assert caplog.records[0].getMessage() == (
         "processor analytics.t crashed on orders.order-placed.v1[0]@0: apply raised KeyError "
-        "'total' (field 'total')"
+        "'total': 'total' is not one of the fields apply is given of orders.order-placed, its "
+        "`reads` (region); if it is a field of orders.order-placed, add it there"
     )
     assert worker.outputs == {}
     assert worker.states.data == {}

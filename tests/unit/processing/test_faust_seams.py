@@ -10,7 +10,7 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from types import MethodType, SimpleNamespace
 from typing import Any
 
@@ -66,6 +66,7 @@ def test_each_internal_used_still_exists() -> None:
     assert "self.message_sent = asyncio.Event()" in inspect.getsource(ProducerBuffer)
     assert "self.pending = asyncio.Queue()" in inspect.getsource(ProducerBuffer)
     assert "await self.buffer.flush()" in inspect.getsource(AIOKafkaProducer.flush)
+    assert "await self._producer_flush(self.log)" in inspect.getsource(faust.App.on_stop)
     assert "acked" in Message.__slots__
     # take_ready_events: the stream internals faust's own take is built on
     assert callable(faust.Stream._enable_passive)
@@ -215,7 +216,7 @@ def test_the_buffer_flush_waits_until_every_record_reached_the_client() -> None:
     async def scenario() -> tuple[list[int], int]:
         buffer, channel = _slow_buffer()
         await buffer.start()
-        app = SimpleNamespace(producer=SimpleNamespace(buffer=buffer))
+        app = SimpleNamespace(producer=SimpleNamespace(buffer=buffer), on_stop=None)
         faust_seams.flush_producer_buffer_fully(app)  # type: ignore[arg-type]
         for number in range(3):
             buffer.put(_record(channel, number))
@@ -226,6 +227,44 @@ def test_the_buffer_flush_waits_until_every_record_reached_the_client() -> None:
         return sent, left
 
     assert asyncio.run(scenario()) == ([0, 1, 2], 0)
+
+
+def test_a_crash_stop_says_in_one_line_what_the_buffer_never_sent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A crashed worker's app stops with records in its stopped buffer: the flush of its
+    stop is one warning line, no "Error while stopping child" traceback; another error of
+    the stop still raises."""
+
+    async def scenario(failure: BaseException) -> None:
+        # what drain_producer_buffer reads of a buffer a crash stopped with two records in it
+        buffer = SimpleNamespace(size=2, should_stop=True, state="stopping")
+
+        async def on_stop() -> None:  # faust's App.on_stop: its last step is this flush
+            await buffer.flush()
+
+        log = logging.getLogger("seam-app")
+        app = SimpleNamespace(producer=SimpleNamespace(buffer=buffer), on_stop=on_stop, log=log)
+        faust_seams.flush_producer_buffer_fully(app)  # type: ignore[arg-type]
+        if not isinstance(failure, faust_seams.BufferStoppedError):
+            buffer.flush = _raising(failure)
+        await app.on_stop()
+
+    with caplog.at_level(logging.WARNING, logger="seam-app"):
+        asyncio.run(scenario(faust_seams.BufferStoppedError()))
+    assert [r.getMessage() for r in caplog.records] == [
+        "producer buffer stopped with 2 records in it, never sent: no offset after them was "
+        "committed, so a restart makes them again"
+    ]
+    with pytest.raises(RuntimeError, match="other"):
+        asyncio.run(scenario(RuntimeError("other")))
+
+
+def _raising(failure: BaseException) -> Callable[[], Awaitable[None]]:
+    async def fail() -> None:
+        raise failure
+
+    return fail
 
 
 def test_a_buffer_that_cannot_drain_fails_the_flush_instead_of_waiting_for_ever() -> None:

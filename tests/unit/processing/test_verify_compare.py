@@ -4,6 +4,7 @@ would refuse, and a recomputation that is not deterministic or depends on the or
 from __future__ import annotations
 
 import json
+import re
 import sys
 import textwrap
 import time
@@ -298,8 +299,27 @@ def test_the_processors_own_error_in_the_recomputation_names_the_record() -> Non
     )
 
 
+def test_apply_looking_up_a_name_not_in_reads_is_told_which_fields_it_is_given() -> None:
+    """As `key`'s failure names `reads`, so does `apply`'s (it may also have missed a key
+    of its own state, so the message says both)."""
+
+    def read_more(state: dict[str, Any], event: Event) -> None:
+        state["where"] = event.fields["warehouse"]
+
+    with pytest.raises(ProcessorError) as failed:
+        expected_records(lambda: processor(read_more), INPUTS, SCHEMA, pause_s=0)
+    assert str(failed.value) == (
+        "processor analytics.totals on shop.things.v1[0]@0: apply raised KeyError 'warehouse': "
+        "'warehouse' is not one of the fields apply is given of shop.things, its `reads` "
+        "(name); if it is a field of shop.things, add it there"
+    )
+
+
 def test_the_input_is_cut_into_kills_plus_one_slices() -> None:
-    assert [len(s) for s in _slices(list(range(10)), 3)] == [4, 4, 2]
+    assert [len(s) for s in _slices(list(range(10)), 3)] == [4, 3, 3]
+    assert [n for part in _slices(list(range(23)), 11) for n in part] == list(range(23))
+    assert [len(s) for s in _slices(list(range(23)), 11)] == [3] + [2] * 10  # 11, not 8
+    assert _slices(list(range(2)), 5) == [[0], [1]]
     assert _slices([], 3) == [[]]
 
 
@@ -311,10 +331,17 @@ def test_the_input_is_cut_into_kills_plus_one_slices() -> None:
         ({"kills": 10**20}, "--kills must be 0 to 100, got 100000000000000000000"),
         ({"from_live": 0}, "--from-live must be 1 to 1000000, got 0"),
         ({"records": 1_000_001}, "--records must be 1 to 1000000, got 1000001"),
+        (
+            {"records": 20, "kills": 100},
+            "--kills 100 needs more records than kills: each kill follows a slice of the input "
+            "(--kills + 1 slices), and --records is 20; give --records 101 or more, or fewer "
+            "--kills",
+        ),
+        ({"from_live": 3, "kills": 3}, "and --from-live is 3; give --from-live 4 or more"),
     ],
 )
 def test_options_out_of_range_are_refused(changes: dict[str, Any], message: str) -> None:
-    with pytest.raises(ConfigurationError, match=message):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
         VerifyOptions(module="m", **changes)
 
 
