@@ -175,6 +175,10 @@ def create_app(
             detail = "; ".join(str(e.get("ctx", {}).get("error", e["msg"])) for e in errors)
             return error_response(400, 40001, f"malformed JSON body: {detail}")
         parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:10]]
+        if errors and all(e["loc"][:1] == ("path",) for e in errors):
+            # /schemas/ids/abc names no resource: Confluent's registry answers 404, as for a
+            # path no route takes, and its clients read a 422 as a refused schema
+            return error_response(404, 404, "HTTP 404 Not Found: " + "; ".join(parts))
         return error_response(422, 422, "invalid request: " + "; ".join(parts))
 
     @app.exception_handler(StarletteHTTPException)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 from unittest.mock import ANY
 
+import pytest
 from fastapi.testclient import TestClient
 
 from mesh_stream.descriptor import DataProduct
@@ -70,6 +71,21 @@ def test_soft_then_hard_delete_follow_confluents_rules(client: TestClient) -> No
     assert client.get(f"/schemas/ids/{ids[0]}").json()["error_code"] == 40403
     # Ids are never reused: a new schema gets a fresh one.
     assert register(client, SUBJECT, schema("z")).json()["id"] == max(ids) + 1
+
+
+@pytest.mark.parametrize("path", ["/schemas/ids/abc", "/schemas/ids/1.5/versions"])
+def test_a_schema_id_that_is_no_number_names_no_schema_404_as_confluents(
+    client: TestClient, path: str
+) -> None:
+    """Confluent's registry answers 404 where a path's id is no number; a 422 reads to its
+    clients as a schema refused."""
+    answer = client.get(path)
+    assert answer.status_code == 404
+    assert answer.json() == {
+        "error_code": 404,
+        "message": "HTTP 404 Not Found: path.schema_id: Input should be a valid integer, "
+        "unable to parse string as an integer",
+    }
 
 
 def test_config_levels(client: TestClient) -> None:
