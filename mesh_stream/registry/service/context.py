@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import anyio
 from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mesh_stream.errors import (
     AuthenticationError,
@@ -268,6 +268,14 @@ class SchemaBody(BaseModel):
     version: int | None = Field(
         default=None, ge=1, le=MAX_PAGE, description="IMPORT mode only: the version to keep."
     )
+
+    @field_validator("id", "version", mode="before")
+    @classmethod
+    def _no_bool(cls, value: Any) -> Any:
+        """``true`` is no id (pydantic would take it as 1, and Confluent refuses it)."""
+        if isinstance(value, bool):
+            raise ValueError("must be a whole number, not a boolean")
+        return value
 
 
 class ModeBody(BaseModel):

@@ -170,6 +170,20 @@ def test_import_keeps_ids_and_versions_and_never_overwrites(client: TestClient) 
     assert error(register(client, A, schema(), id=41, auth=ADMIN)) == (422, 42205)
 
 
+@pytest.mark.parametrize("field", ["id", "version"])
+def test_an_import_id_or_version_given_as_a_boolean_is_refused_not_taken_as_1(
+    client: TestClient, field: str
+) -> None:
+    assert put_mode(client, "IMPORT", B).status_code == 200
+    chosen = {"id": 40, "version": 3, field: True}
+    refused = register(client, B, schema(name="B"), **chosen, auth=ADMIN)
+    assert error(refused) == (422, 422)
+    assert refused.json()["message"] == (
+        f"invalid request: body.{field}: Value error, must be a whole number, not a boolean"
+    )
+    assert client.get(f"/subjects/{B}/versions").status_code == 404  # nothing imported
+
+
 def test_modes_survive_a_replay(store: InMemoryStore) -> None:
     client = make_client(store)
     put_mode(client, "READONLY")
