@@ -48,7 +48,7 @@ from mesh_stream.errors import (
     ProductNotFoundError,
     SchemaError,
 )
-from mesh_stream.files import NotRegularFileError, read_regular_text
+from mesh_stream.files import NotRegularFileError, not_utf8, read_regular_text
 
 
 class ProductSource(Protocol):
@@ -561,6 +561,10 @@ def validate_yaml(
         data = {}
     if not isinstance(data, dict):
         raise error(f"{source}: {what} must be a YAML mapping of fields")
+    untext = non_text_key(node)
+    if untext is not None:
+        key, path = untext
+        raise error(f"{source}:{key.start_mark.line + 1}: {path}{key_problem(key)}")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -572,6 +576,51 @@ def validate_yaml(
             where = f"{source}:{line}" if line else source
             problems.append(f"{where}: {path}: {field_problem(item)}")
         raise error("\n".join(problems)) from exc
+
+
+_TAG_WORDS = {
+    "bool": "a boolean",
+    "null": "null (no value)",
+    "int": "a number",
+    "float": "a number",
+    "timestamp": "a date",
+}
+
+
+def non_text_key(node: yaml.Node | None) -> tuple[yaml.Node, str] | None:
+    """The first mapping key YAML reads as something other than text (``yes:``, ``~:``,
+    ``1:``), with the path of the mapping holding it (``slos.``), or None. Every key of the
+    documents mesh reads is a name; pydantic would only say "Keys should be strings" at the
+    mapping's first line."""
+    stack: list[tuple[yaml.Node, str]] = [(node, "")] if node is not None else []
+    seen: set[int] = set()  # an alias makes the same node a child twice, or of itself
+    while stack:
+        current, path = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, yaml.MappingNode):
+            for key, value in current.value:
+                if key.tag == "tag:yaml.org,2002:merge":
+                    continue
+                if key.tag != "tag:yaml.org,2002:str":
+                    return key, path
+                stack.append((value, f"{path}{key.value}."))
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(
+                (item, f"{path.rstrip('.')}[{n}].") for n, item in enumerate(current.value)
+            )
+    return None
+
+
+def key_problem(key: yaml.Node) -> str:
+    if not isinstance(key, yaml.ScalarNode):
+        return "a key must be a name, not a list or mapping"
+    kind = _TAG_WORDS.get(key.tag.rsplit(":", 1)[-1], "a value other than text")
+    return (
+        f'{key.value}: YAML reads this key as {kind}, not a name; quote it ("{key.value}":) '
+        f"or fix its spelling"
+    )
 
 
 def field_problem(item: Mapping[str, Any]) -> str:
@@ -637,10 +686,7 @@ def read_descriptor_text(path: Path) -> str:
     except OSError as exc:
         raise DescriptorError(f"cannot read descriptor: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
-        raise DescriptorError(
-            f"cannot read descriptor: not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
-            f"offset {exc.start}); save it as UTF-8"
-        ) from exc
+        raise DescriptorError(f"cannot read descriptor: {not_utf8(exc)}; save it as UTF-8") from exc
 
 
 DESCRIPTOR_SUFFIXES = (".yaml", ".yml")

@@ -23,6 +23,7 @@ __all__ = [
     "NotUTF8Error",
     "decode_utf8",
     "file_kind",
+    "not_utf8",
     "open_regular",
     "read_regular_bytes",
     "read_regular_text",
@@ -55,10 +56,28 @@ class NotUTF8Error(UnicodeDecodeError):
     its own way, as for ``OSError``)."""
 
     def __str__(self) -> str:
-        return (
-            f"not UTF-8 text (byte {self.object[self.start]:#04x} at offset {self.start}); "
-            f"save it as UTF-8"
-        )
+        return f"{not_utf8(self)}; save it as UTF-8"
+
+
+#: Byte-order marks of the encodings an editor may have saved a file in instead of UTF-8,
+#: longest first (UTF-32's little-endian mark begins with UTF-16's).
+_OTHER_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+
+
+def not_utf8(error: UnicodeDecodeError) -> str:
+    """What bytes that failed to decode as UTF-8 are, for a message: ``UTF-16 text, not
+    UTF-8`` when they begin with that encoding's byte-order mark, else the first bad byte
+    and its offset."""
+    data = bytes(error.object)
+    for mark, encoding in _OTHER_BOMS:
+        if data.startswith(mark):
+            return f"{encoding} text (it begins with a {encoding} byte-order mark), not UTF-8"
+    return f"not UTF-8 text (byte {data[error.start]:#04x} at offset {error.start})"
 
 
 def file_kind(mode: int) -> str:

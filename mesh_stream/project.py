@@ -43,7 +43,7 @@ from mesh_stream.descriptor import (
 )
 from mesh_stream.descriptor import resolve_product as _resolve_in
 from mesh_stream.errors import ConfigurationError, DescriptorError, ProjectNotFoundError
-from mesh_stream.files import file_kind
+from mesh_stream.files import file_kind, not_utf8
 from mesh_stream.settings import MeshSettings
 
 PROJECT_FILE = "mesh.yaml"
@@ -330,7 +330,7 @@ def _read_project_file(config_file: Path) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigurationError(
-            f"{config_file}: cannot read: not UTF-8 text (byte {exc.start}); save it as UTF-8"
+            f"{config_file}: cannot read: {not_utf8(exc)}; save it as UTF-8"
         ) from exc
 
 

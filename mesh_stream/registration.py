@@ -47,7 +47,7 @@ from mesh_stream.errors import (
     TooManyAuthFailuresError,
     TooManyRequestsError,
 )
-from mesh_stream.files import read_regular_text
+from mesh_stream.files import not_utf8, read_regular_text
 from mesh_stream.kafka import topics
 from mesh_stream.kafka.clients import make_admin
 from mesh_stream.kafka.connection import KafkaConnection
@@ -201,8 +201,7 @@ def schema_text(product: DataProduct, project_root: Path) -> str:
         ) from exc
     except UnicodeDecodeError as exc:
         raise SchemaError(
-            f"{product.name}: schema: {path} is not UTF-8 text (byte "
-            f"{exc.object[exc.start]:#04x} at offset {exc.start}); save it as UTF-8"
+            f"{product.name}: schema: {path} is {not_utf8(exc)}; save it as UTF-8"
         ) from exc
 
 

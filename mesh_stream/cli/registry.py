@@ -24,7 +24,7 @@ from mesh_stream.cli.options import (
 )
 from mesh_stream.descriptor import TOPIC_NAME
 from mesh_stream.errors import ConfigurationError, MeshError, PermissionDeniedError
-from mesh_stream.files import read_regular_bytes
+from mesh_stream.files import not_utf8, read_regular_bytes
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.logformat import configure_logging
 from mesh_stream.registry.client import RegistryClient
@@ -331,8 +331,8 @@ def _check_credentials_text(path: Path) -> None:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigurationError(
-            f"{where}: registry credentials are not UTF-8 text (byte {exc.start}); the file "
-            f"maps each principal to its token in YAML or JSON, e.g. `admin: s3cret`"
+            f"{where}: registry credentials are {not_utf8(exc)}; the file maps each principal "
+            f"to its token in YAML or JSON, e.g. `admin: s3cret`"
         ) from exc
     if "\x00" in text:
         raise ConfigurationError(

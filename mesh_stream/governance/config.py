@@ -34,7 +34,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from mesh_stream.descriptor import load_yaml, yaml_problem
 from mesh_stream.errors import ConfigurationError
-from mesh_stream.files import read_regular_text
+from mesh_stream.files import not_utf8, read_regular_text
 from mesh_stream.governance import locate
 from mesh_stream.governance.model import Loc, Severity, Violation
 from mesh_stream.governance.policies import BUILTIN_POLICIES, Policy
@@ -180,7 +180,7 @@ def parse_global_policies(text: str, source: str = GLOBAL_POLICIES_FILE) -> dict
 
 def _unreadable(exc: OSError | UnicodeDecodeError) -> str:
     if isinstance(exc, UnicodeDecodeError):
-        return f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+        return not_utf8(exc)
     return str(exc.strerror)
 
 

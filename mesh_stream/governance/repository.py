@@ -29,7 +29,9 @@ from mesh_stream.descriptor import (
     descriptor_files,
     field_problem,
     is_hidden,
+    key_problem,
     load_yaml,
+    non_text_key,
     read_descriptor_text,
     yaml_problem,
 )
@@ -139,6 +141,12 @@ def _load_descriptor(path: Path, display: str) -> tuple[_Loaded | None, list[Vio
     if not isinstance(data, dict):
         message = "a descriptor must be a YAML mapping of fields (name, domain, kind, ...)"
         return None, [_file_violation("descriptor-valid", message, display, 1)]
+    untext = non_text_key(document.node)
+    if untext is not None:
+        key, held_by = untext
+        line = key.start_mark.line + 1
+        problem = f"{held_by}{key_problem(key)}"
+        return None, [_file_violation("descriptor-valid", problem, display, line)]
     try:
         product = DataProduct.model_validate(data)
     except ValidationError as exc:

@@ -60,7 +60,7 @@ from mesh_stream.errors import (
     SchemaNotFoundError,
     SerializationError,
 )
-from mesh_stream.files import read_regular_text
+from mesh_stream.files import not_utf8, read_regular_text
 from mesh_stream.schema import strict_json
 from mesh_stream.schema.nesting import (
     MAX_NESTING,
@@ -180,10 +180,7 @@ def load_schema_file(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise SchemaError(f"{path}: cannot read schema file: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
-        raise SchemaError(
-            f"{path}: schema file is not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
-            f"offset {exc.start}); save it as UTF-8"
-        ) from exc
+        raise SchemaError(f"{path}: schema file is {not_utf8(exc)}; save it as UTF-8") from exc
     try:
         document = strict_json.loads(text)
     except json.JSONDecodeError as exc:

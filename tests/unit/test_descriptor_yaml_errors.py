@@ -5,8 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
-from mesh_stream.descriptor import load_descriptor, load_descriptors, parse_descriptor
+from mesh_stream.descriptor import (
+    load_descriptor,
+    load_descriptors,
+    non_text_key,
+    parse_descriptor,
+)
 from mesh_stream.errors import DescriptorError
 
 
@@ -52,6 +58,35 @@ def test_a_merge_key_may_repeat_what_it_merges() -> None:
 
     text = "base: &b {a: 1, b: 2}\nuse:\n  <<: *b\n  b: 3\n"
     assert load_yaml(text)["use"] == {"a": 1, "b": 3}
+
+
+def test_a_key_yaml_reads_as_no_name_is_named_where_descriptors_load(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"name: shop.x\nowner:\n  team: t\n  on: call\n")
+    with pytest.raises(DescriptorError) as caught:
+        load_descriptor(bad)
+    assert str(caught.value) == (
+        f'{bad}:4: owner.on: YAML reads this key as a boolean, not a name; quote it ("on":) '
+        "or fix its spelling"
+    )
+
+
+def test_the_key_check_ends_on_an_alias_holding_itself() -> None:
+    node = yaml.compose("a: &x {b: *x, c: [*x]}\nd: &y [*y, {1: 2}]\n")
+    found = non_text_key(node)
+    assert found is not None
+    assert (found[0].value, found[1]) == ("1", "d[1].")
+
+
+def test_a_descriptor_saved_as_utf16_is_called_utf16_not_a_bad_byte(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes("name: shop.x\n".encode("utf-16"))
+    with pytest.raises(DescriptorError) as caught:
+        load_descriptor(bad)
+    assert str(caught.value) == (
+        f"{bad}: cannot read descriptor: UTF-16 text (it begins with a UTF-16 byte-order "
+        "mark), not UTF-8; save it as UTF-8"
+    )
 
 
 def test_a_descriptor_that_is_not_utf8_is_named_with_its_file_wherever_it_is_loaded(

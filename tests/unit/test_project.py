@@ -257,8 +257,12 @@ def _one_line_refusal(error: type[Exception], call: Any) -> str:
     ("content", "expected"),
     [
         (b"- shop\n- depot\n", r"mesh\.yaml: mesh\.yaml must be a YAML mapping of fields$"),
-        (b"\xff\xfe\x00garbage", r"mesh\.yaml: cannot read: not UTF-8 text \(byte 0\)"),
-        ("name: x\n".encode("utf-16"), r"mesh\.yaml: cannot read: not UTF-8 text"),
+        (b"\xfe\x00garbage", r"mesh\.yaml: cannot read: not UTF-8 text \(byte 0xfe at offset 0\)"),
+        (
+            "name: x\n".encode("utf-16"),
+            r"mesh\.yaml: cannot read: UTF-16 text \(it begins with a UTF-16 byte-order mark\), "
+            r"not UTF-8; save it as UTF-8$",
+        ),
         (b"a: " + b"[" * 50_000 + b"]" * 50_000, r"mesh\.yaml: not valid YAML: nested too deep"),
         (b"name: !!python/object/apply:os.system [x]\n", r"mesh\.yaml:1: not valid YAML: "),
         (b"domains: [shop]\nname: a\nname: b\n", r"mesh\.yaml:3: name: given twice \(first on "),

@@ -27,7 +27,7 @@ from pydantic import SecretStr
 
 from mesh_stream.descriptor import repeated_key
 from mesh_stream.errors import AuthenticationError, ConfigurationError, PermissionDeniedError
-from mesh_stream.files import open_regular
+from mesh_stream.files import not_utf8, open_regular
 from mesh_stream.project import SERVICE_USERS
 
 ADMIN = "admin"
@@ -169,7 +169,7 @@ class Credentials:
             ) from exc
         except UnicodeDecodeError as exc:
             raise ConfigurationError(
-                f"{path}: registry credentials are not UTF-8 text (byte {exc.start}); fix "
+                f"{path}: registry credentials are {not_utf8(exc)}; fix "
                 f"MESH_REGISTRY_CREDENTIALS_FILE or --credentials"
             ) from exc
         if len(raw) > MAX_CREDENTIALS_FILE_BYTES:

@@ -72,7 +72,7 @@ def test_a_credentials_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError) as caught:
         Credentials.load(creds)
     assert str(caught.value) == (
-        f"{creds}: registry credentials are not UTF-8 text (byte 8); fix "
+        f"{creds}: registry credentials are not UTF-8 text (byte 0xff at offset 8); fix "
         "MESH_REGISTRY_CREDENTIALS_FILE or --credentials"
     )
 

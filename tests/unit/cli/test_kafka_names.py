@@ -228,9 +228,10 @@ def test_serve_names_a_bad_registry_setting(
     [
         (
             b"\xff\xfe\x00\x01binary\x00\x80" * 64,
-            "registry credentials are not UTF-8 text (byte 0)",
+            "registry credentials are UTF-16 text (it begins with a UTF-16 byte-order mark), "
+            "not UTF-8",
         ),
-        (b"admin: caf\xe9\n", "registry credentials are not UTF-8 text (byte 10)"),
+        (b"admin: caf\xe9\n", "registry credentials are not UTF-8 text (byte 0xe9 at offset 10)"),
         (b"admin: s3cret\x00\n", "registry credentials contain a NUL byte (offset 13)"),
     ],
     ids=["binary", "latin-1", "nul"],

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -84,6 +85,28 @@ def test_a_descriptor_key_given_twice_is_a_violation_at_its_line() -> None:
     assert violations[0].message == (
         f"classification: given twice (first on line {first}); keep one"
     )
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        ("yes: 1\n", "yes: YAML reads this key as a boolean, not a name"),
+        ("~: 1\n", "~: YAML reads this key as null (no value), not a name"),
+        ("rules:\n  - when: 1\n    2: x\n", "rules[0].2: YAML reads this key as a number"),
+    ],
+)
+def test_a_key_yaml_reads_as_no_name_is_named_at_its_own_line(extra: str, said: str) -> None:
+    """pydantic said "1: Keys should be strings" at the mapping's first line for `yes:`."""
+    text = (FIXTURES / "good" / SHOP).read_text()
+    changed = text + extra
+    (violation,) = _lint_with({SHOP: changed})
+    assert (violation.policy, violation.file, violation.line) == (
+        "descriptor-valid",
+        SHOP,
+        changed.count("\n"),
+    )
+    assert violation.message.startswith(said), violation.message
+    assert violation.message.endswith("or fix its spelling"), violation.message
 
 
 def test_impossible_date_and_absurd_nesting_are_violations() -> None:
