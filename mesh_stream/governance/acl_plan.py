@@ -136,12 +136,21 @@ class AclPlan:
     prefixes: tuple[str, ...]
     literals: frozenset[str]
     warnings: tuple[str, ...] = ()
+    #: Readers (``readers:``) that are no domain of the project: another repository's
+    #: domains, whose own grants that project's apply manages.
+    outside_readers: frozenset[str] = frozenset()
+    #: The topic prefixes of the project's own domains (``<domain>.``).
+    own_topics: tuple[str, ...] = ()
 
     def manages(self, acl: Acl) -> bool:
         """True for an ACL the mesh would itself grant: an ALLOW of one of the plan's
-        principals on the cluster or on a name in the mesh's namespaces."""
+        principals on the cluster or on a name in the mesh's namespaces. Of a reader from
+        outside the project, only its grants on the project's own topics: the rest (its
+        cluster operations, its `mesh tail` groups) its own project grants."""
         if acl.permission is not Permission.ALLOW or acl.principal not in self.principals:
             return False
+        if acl.principal in self.outside_readers:
+            return acl.resource is Resource.TOPIC and acl.name.startswith(self.own_topics)
         if acl.resource is Resource.CLUSTER:
             return True
         return acl.name in self.literals or any(acl.name.startswith(p) for p in self.prefixes)
@@ -160,6 +169,7 @@ class AclPlan:
             self,
             principals=self.principals | {principal(d) for d in retired} | services,
             prefixes=tuple(sorted({*self.prefixes, *names})),
+            outside_readers=self.outside_readers - {principal(d) for d in retired},
         )
 
     def by_principal(self) -> dict[str, list[Acl]]:
@@ -249,12 +259,15 @@ def plan_acls(
         for other in all_domains
         if other.startswith(f"{domain}-")
     ]
+    outside: set[str] = set()
     for product in sorted(products, key=lambda p: p.name):
         for reader in _readers(product, all_domains):
             if reader == product.domain:
                 continue  # its own prefix covers it
             who = principal(reader)
             principals.add(who)
+            if reader not in all_domains:
+                outside.add(who)
             build.grant(who, Resource.TOPIC, Pattern.LITERAL, product.topic, _READ_OPS)
             build.grant(who, Resource.TOPIC, Pattern.LITERAL, product.dlq_topic, _DLQ_OPS)
         warnings += _unknown_readers(product, all_domains)
@@ -297,6 +310,8 @@ def plan_acls(
         prefixes=tuple(sorted(set(prefixes))),
         literals=frozenset({registry_topic, health_topic, alerts_topic}),
         warnings=tuple(warnings),
+        outside_readers=frozenset(outside),
+        own_topics=tuple(f"{domain}." for domain in all_domains),
     )
 
 

@@ -13,6 +13,7 @@ import yaml
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import ConfigurationError, DescriptorError
 from mesh_stream.governance.acl_plan import (
+    ALERTS_TOPIC,
     plan_acls,
     plan_project,
     plan_retirement,
@@ -289,6 +290,27 @@ def test_manages_only_allow_acls_of_plan_principals_on_mesh_names() -> None:
     assert not plan.manages(Acl("User:bob", T, LIT, "shop.order.v1", Op.READ))
     assert not plan.manages(Acl("User:audit", T, LIT, "legacy-topic", Op.READ))
     assert not plan.manages(Acl("User:audit", T, LIT, "shop.order.v1", Op.READ, Permission.DENY))
+
+
+def test_a_reader_from_another_repository_keeps_the_grants_its_own_project_made() -> None:
+    """`readers: [billing]` where billing is another repository's domain: this project's
+    apply grants it READ on the product and manages only its grants on this project's
+    topics; its cluster operations, `mesh tail` groups and alerts read are billing's own
+    project's (apply here deleted them, breaking billing's idempotent producer)."""
+    plan = plan_acls([product("shop.secret", "pii", readers=["billing"])])
+    assert Acl("User:billing", T, LIT, "shop.secret.v1", Op.READ) in plan.acls
+    assert plan.manages(Acl("User:billing", T, LIT, "shop.secret.v1", Op.READ))
+    assert plan.manages(Acl("User:billing", T, LIT, "shop.old.v1", Op.READ))  # a grant undone
+    for its_own in (
+        Acl("User:billing", C, LIT, CLUSTER, Op.IDEMPOTENT_WRITE),
+        Acl("User:billing", G, PRE, "mesh-tail-", Op.READ),
+        Acl("User:billing", G, PRE, "mesh-products-status-", Op.READ),
+        Acl("User:billing", T, LIT, ALERTS_TOPIC, Op.READ),
+        Acl("User:billing", T, PRE, "billing.", Op.WRITE),
+    ):
+        assert not plan.manages(its_own), its_own
+    # retired with --retire, the domain is the project's to clean up after all
+    assert plan.retiring(["billing"]).manages(Acl("User:billing", C, LIT, CLUSTER, Op.ALTER))
 
 
 def test_a_domain_removed_from_the_project_is_found_by_its_own_write_grant_and_retired() -> None:
