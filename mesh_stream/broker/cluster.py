@@ -29,7 +29,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -233,6 +233,32 @@ def log_tail(path: Path, lines: int = 25) -> str:
     return "\n".join(content[-lines:])
 
 
+def properties_text(text: str) -> str:
+    """``text`` as Java reads a ``.properties`` file, ISO-8859-1: every character past ASCII
+    as its ``\\uXXXX`` escape (a data dir holding ``ü``, written as UTF-8, was read as
+    ``Ã¼``: Kafka kept its data in another folder)."""
+    if text.isascii():
+        return text
+    return "".join(char if char.isascii() else _unicode_escape(char) for char in text)
+
+
+def _unicode_escape(char: str) -> str:
+    """``ü`` as ``\\u00fc``; a character past the BMP as its two UTF-16 units, as Java has it."""
+    units = char.encode("utf-16-be", "surrogatepass").hex()
+    return "".join(f"\\u{units[i : i + 4]}" for i in range(0, len(units), 4))
+
+
+def java_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment Kafka's JVMs run in: this one, in a UTF-8 locale. Java names files
+    in the locale's encoding, so under a POSIX locale a data dir holding ``ü`` became
+    another, garbled folder outside it (which ``--fresh`` then missed)."""
+    env = dict(os.environ if environ is None else environ)
+    chosen = env.get("LC_ALL") or env.get("LC_CTYPE") or env.get("LANG") or ""
+    if chosen.lower().replace("utf8", "utf-8").partition(".")[2].split("@")[0] != "utf-8":
+        env["LC_ALL"] = "C.UTF-8"
+    return env
+
+
 class LocalCluster:
     """Start, stop and inspect a Kafka cluster whose state lives in ``data_dir``."""
 
@@ -364,9 +390,10 @@ class LocalCluster:
         if problem is not None:
             raise ConfigurationError(problem)
         users = [user.strip() for user in users]
-        for user in users:
-            if user in SERVICE_USERS:  # the service's user is made anyway, with its own grants
-                raise ConfigurationError(f"--domains: {domain_name_problem(user)}")
+        for user in users:  # before anything is erased (--fresh) or started
+            problem = domain_name_problem(user) if user else None
+            if problem is not None:  # a service's user is made anyway, with its own grants
+                raise ConfigurationError(f"--domains: {problem}")
         check_mode(security)
         current = self.status()
         if any(node.running for node in current.nodes):
@@ -627,7 +654,7 @@ class LocalCluster:
         directory = self.node_dir(node.node_id)
         directory.mkdir(parents=True, exist_ok=True)
         properties = directory / "server.properties"
-        text = self._properties(state, node, credentials)
+        text = properties_text(self._properties(state, node, credentials))
         if credentials is None:
             properties.write_text(text)
         else:
@@ -659,7 +686,9 @@ class LocalCluster:
         else:
             command = [java, *arguments]
         try:
-            result = subprocess.run(command, capture_output=True, text=True, check=False)
+            result = subprocess.run(
+                command, capture_output=True, text=True, check=False, env=java_environment()
+            )
         finally:
             argfile.unlink(missing_ok=True)
         if result.returncode != 0:
@@ -709,6 +738,7 @@ class LocalCluster:
                 stdin=subprocess.DEVNULL,
                 cwd=directory,
                 start_new_session=True,
+                env=java_environment(),
             )
         return process.pid
 

@@ -19,8 +19,10 @@ from mesh_stream.broker.cluster import (
     NodeState,
     cleaner_buffer_bytes,
     free_port,
+    java_environment,
     new_cluster_id,
     process_alive,
+    properties_text,
 )
 from mesh_stream.broker.distribution import KafkaDistribution, require_tool
 from mesh_stream.errors import (
@@ -282,3 +284,53 @@ def test_a_domain_user_named_like_a_platform_service_is_refused(cluster: LocalCl
     assert str(refused.value).startswith(
         "--domains: 'monitor' is the Kafka user of the platform's monitor, not a domain"
     )
+
+
+@pytest.mark.parametrize(
+    ("user", "said"),
+    [
+        ("../x", "--domains: '../x' is not a domain name"),
+        ("admin", "--domains: 'admin' is the registry's and the broker's super user"),
+        ("anonymous", "--domains: 'anonymous' is the owner the registry records"),
+        ("mesh-x", "--domains: 'mesh-x' would own the platform's own names"),
+        ("a_b", "--domains: 'a_b' is not a domain name"),
+    ],
+)
+def test_a_domain_no_project_could_hold_is_refused_before_fresh_erases_anything(
+    cluster: LocalCluster, user: str, said: str
+) -> None:
+    """`--fresh --domains ../x` erased the cluster, then refused the name (a campaign); the
+    launcher takes only the names `mesh init` and the registry take, and checks them first."""
+    kept = cluster.data_dir / "node-1" / "data" / "meta.properties"
+    kept.parent.mkdir(parents=True)
+    kept.write_text("cluster.id=still-here\n")
+    with pytest.raises(ConfigurationError) as refused:
+        cluster.start(security="sasl", users=["orders", user], fresh=True)
+    assert str(refused.value).startswith(said), refused.value
+    assert kept.read_text() == "cluster.id=still-here\n"
+
+
+def test_a_path_past_ascii_is_written_as_java_reads_properties_files() -> None:
+    """Java reads server.properties as ISO-8859-1: `ü` written as UTF-8 was `Ã¼`, and
+    Kafka kept its data in a garbled folder outside the data dir (a campaign)."""
+    assert properties_text("log.dirs=/tmp/d\u00fc/x\U0001f600\n") == (
+        "log.dirs=/tmp/d\\u00fc/x\\ud83d\\ude00\n"
+    )
+    assert properties_text("plain=ascii\n") == "plain=ascii\n"
+
+
+@pytest.mark.parametrize(
+    ("environ", "forced"),
+    [
+        ({}, True),
+        ({"LANG": "C"}, True),
+        ({"LC_ALL": "POSIX", "LANG": "en_US.UTF-8"}, True),
+        ({"LANG": "en_US.UTF-8"}, False),
+        ({"LC_CTYPE": "de_DE.utf8@euro"}, False),
+    ],
+)
+def test_kafkas_jvms_run_in_a_utf8_locale(environ: dict[str, str], forced: bool) -> None:
+    """Java names files in the locale's encoding: under POSIX a path's `ü` is lost."""
+    env = java_environment(environ)
+    assert (env.get("LC_ALL") == "C.UTF-8") is forced
+    assert env == ({**environ, "LC_ALL": "C.UTF-8"} if forced else environ)
