@@ -375,6 +375,7 @@ class LocalCluster:
         fresh: bool = False,
         security: str = PLAINTEXT,
         users: Sequence[str] = (),
+        port_chosen: bool = False,
     ) -> ClusterState:
         """Start a cluster of ``brokers`` nodes; return its state once it answers.
 
@@ -383,6 +384,8 @@ class LocalCluster:
         ``plaintext``, ``sasl`` or ``sasl_ssl``; ``users`` are SCRAM users made besides
         ``admin`` (one per domain) in the secured modes, and so are the platform's services'
         users (``registry``, ``monitor``: see :mod:`mesh_stream.governance.acl_plan`).
+        Existing data keeps its ports; ``port_chosen`` (the user named ``port``) refuses
+        another port rather than quietly not using it.
         """
         if not 1 <= brokers <= MAX_BROKERS:
             raise ConfigurationError(f"--brokers must be 1 to {MAX_BROKERS}, got {brokers}")
@@ -398,6 +401,13 @@ class LocalCluster:
         current = self.status()
         if any(node.running for node in current.nodes):
             pids = ", ".join(str(node.pid) for node in current.nodes if node.running)
+            down = [str(node.node_id) for node in current.nodes if not node.running]
+            if down:  # a node killed: only a stop and a start bring the cluster back whole
+                raise BrokerAlreadyRunningError(
+                    f"the cluster from {self.data_dir} runs partly: node "
+                    f"{', '.join(down)} stopped, the others run (pid {pids}); stop it with "
+                    f"`{self.stop_command}`, then start it again to bring every node back"
+                )
             raise BrokerAlreadyRunningError(
                 f"a broker already runs from {self.data_dir} at {current.bootstrap_servers} "
                 f"(pid {pids}); use it, or stop it first with `{self.stop_command}`"
@@ -418,6 +428,12 @@ class LocalCluster:
                 f"{self.data_dir} holds a {len(previous.nodes)}-node cluster, not {brokers}; "
                 f"start it with --brokers {len(previous.nodes)}, use --fresh to erase it, "
                 f"or pick another MESH_DATA_DIR"
+            )
+        if port_chosen and port and previous is not None and previous.nodes[0].port != port:
+            raise ConfigurationError(
+                f"{self.data_dir} holds a cluster on port {previous.nodes[0].port}, not {port}; "
+                f"start it with --port {previous.nodes[0].port} (or without --port and "
+                f"MESH_BROKER_PORT), use --fresh to erase it, or pick another MESH_DATA_DIR"
             )
         if previous is not None and previous.security != security:
             raise ConfigurationError(

@@ -130,6 +130,7 @@ def start(
         fresh=fresh,
         security=security,
         users=users if security != PLAINTEXT else (),
+        port_chosen=port is not None or "broker_port" in settings.model_fields_set,
     )
     click.echo(f"bootstrap servers: {state.bootstrap_servers}")
     for node in state.nodes:
@@ -213,7 +214,14 @@ def status(settings: MeshSettings, data_dir: Path | None, as_json: bool) -> None
     elif not report.nodes:
         click.echo(f"not running (no broker was ever started from {report.data_dir})")
     else:
-        word = "running" if report.running else "not running"
+        up = sum(1 for n in report.nodes if n.running)
+        word = (
+            "running"
+            if report.running
+            else f"partly running ({up} of {len(report.nodes)} nodes)"
+            if up
+            else "not running"
+        )
         click.echo(f"{word}: {report.bootstrap_servers} (data {report.data_dir})")
         if report.credentials_file is not None:
             click.echo(f"  security {report.security}; credentials in {report.credentials_file}")

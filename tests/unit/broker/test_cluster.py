@@ -120,6 +120,18 @@ def test_taken_port_is_named_with_the_fix(cluster: LocalCluster) -> None:
     assert "MESH_BROKER_PORT" in message
 
 
+def test_a_port_named_for_existing_data_must_be_its_port(cluster: LocalCluster) -> None:
+    """A second start with another --port came up on the recorded port, silently."""
+    cluster._save_state(ClusterState("abc", "9.9.9", [NodeState(1, 19999, 19998)]))
+    with pytest.raises(ConfigurationError) as refused:
+        cluster.start(port=19990, port_chosen=True)
+    assert str(refused.value) == (
+        f"{cluster.data_dir} holds a cluster on port 19999, not 19990; start it with --port "
+        f"19999 (or without --port and MESH_BROKER_PORT), use --fresh to erase it, or pick "
+        f"another MESH_DATA_DIR"
+    )
+
+
 def test_node_count_must_match_existing_data(cluster: LocalCluster) -> None:
     cluster._save_state(ClusterState("abc", "9.9.9", [NodeState(1, 19999, 19998)]))
     with pytest.raises(ConfigurationError, match=r"holds a 1-node cluster, not 3.*--fresh"):
@@ -334,3 +346,36 @@ def test_kafkas_jvms_run_in_a_utf8_locale(environ: dict[str, str], forced: bool)
     env = java_environment(environ)
     assert (env.get("LC_ALL") == "C.UTF-8") is forced
     assert env == ({**environ, "LC_ALL": "C.UTF-8"} if forced else environ)
+
+
+def test_a_cluster_with_a_killed_node_is_partly_running_and_start_says_how_to_mend_it(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """After `kill -9` of one node of three, status said "not running" and start "a broker
+    already runs" (a campaign)."""
+    cluster = LocalCluster(cluster.distribution, tmp_path / "mesh" / "broker")
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "kafka.Kafka"])
+    try:
+        wait_until_exec(alive.pid, "kafka.Kafka")
+        nodes = [NodeState(1, 19991, 19981, pid=alive.pid), NodeState(2, 19992, 19982)]
+        cluster._save_state(ClusterState("abc", "9.9.9", nodes))
+        env = {**os.environ, "MESH_DATA_DIR": str(cluster.data_dir.parent)}
+        shown = subprocess.run(
+            [str(Path(sys.executable).with_name("mesh")), "broker", "status"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert shown.returncode == 3
+        assert shown.stdout.startswith("partly running (1 of 2 nodes): "), shown.stdout
+        with pytest.raises(BrokerAlreadyRunningError) as refused:
+            cluster.start(brokers=2)
+        assert str(refused.value) == (
+            f"the cluster from {cluster.data_dir} runs partly: node 2 stopped, the others run "
+            f"(pid {alive.pid}); stop it with `{cluster.stop_command}`, then start it again "
+            f"to bring every node back"
+        )
+    finally:
+        alive.kill()
+        alive.wait()
