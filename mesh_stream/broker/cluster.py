@@ -310,8 +310,8 @@ class LocalCluster:
             )
         except (ValueError, KeyError, TypeError, ConfigurationError) as exc:
             raise ConfigurationError(
-                f"{self.state_file} is damaged ({exc}); remove {self.data_dir} or start with "
-                f"--fresh to begin a new cluster"
+                f"{self.state_file} is damaged ({exc}); stop what runs from it with "
+                f"`{self.stop_command}`, then start with --fresh to begin a new cluster"
             ) from exc
 
     def _save_state(self, state: ClusterState) -> None:
@@ -398,8 +398,13 @@ class LocalCluster:
             if problem is not None:  # a service's user is made anyway, with its own grants
                 raise ConfigurationError(f"--domains: {problem}")
         check_mode(security)
-        current = self.status()
-        if any(node.running for node in current.nodes):
+        try:
+            current: ClusterStatus | None = self.status()
+        except ConfigurationError:  # cluster.json damaged: --fresh starts over (strays below)
+            if not fresh:
+                raise
+            current = None
+        if current is not None and any(node.running for node in current.nodes):
             pids = ", ".join(str(node.pid) for node in current.nodes if node.running)
             down = [str(node.node_id) for node in current.nodes if not node.running]
             if down:  # a node killed: only a stop and a start bring the cluster back whole
@@ -817,11 +822,19 @@ class LocalCluster:
         return sorted(found)
 
     def stop(self, timeout: float = 30.0) -> list[int]:
-        """Stop every node: SIGTERM, wait up to ``timeout``, then SIGKILL. Returns pids."""
-        state = self._load_state()
-        if state is None:
-            return []
-        pids = [n.pid for n in state.nodes if n.pid is not None and process_alive(n.pid)]
+        """Stop every node: SIGTERM, wait up to ``timeout``, then SIGKILL. Returns pids.
+
+        With ``cluster.json`` damaged, the nodes still running from the data folder (found by
+        their command line) are stopped all the same, so that ``--fresh`` can follow."""
+        try:
+            state = self._load_state()
+        except ConfigurationError:
+            state = None  # damaged: the running nodes are found by their command lines
+        else:
+            if state is None:
+                return []
+        recorded = state.nodes if state is not None else []
+        pids = [n.pid for n in recorded if n.pid is not None and process_alive(n.pid)]
         pids += [pid for pid in self.stray_pids() if pid not in pids]
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
@@ -837,7 +850,8 @@ class LocalCluster:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and any(process_alive(pid) for pid in pids):
             time.sleep(0.1)
-        for node in state.nodes:
-            node.pid = None
-        self._save_state(state)
+        if state is not None:  # a damaged cluster.json stays for --fresh to replace
+            for node in state.nodes:
+                node.pid = None
+            self._save_state(state)
         return pids

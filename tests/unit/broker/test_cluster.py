@@ -145,6 +145,32 @@ def test_damaged_state_file_is_reported_with_its_path(cluster: LocalCluster) -> 
         cluster.status()
 
 
+def test_a_damaged_state_file_still_lets_stop_stop_what_runs_from_it(
+    cluster: LocalCluster,
+) -> None:
+    """`mesh broker stop` failed on a damaged cluster.json and left the JVM running, and the
+    message's `--fresh` failed the same way (a campaign)."""
+    node = cluster.node_dir(1)
+    node.mkdir(parents=True)
+    cluster.state_file.write_text("{not json")
+    running = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "kafka.Kafka", f"{node}/x"]
+    )
+    try:
+        wait_until_exec(running.pid, "kafka.Kafka")
+        with pytest.raises(ConfigurationError) as damaged:
+            cluster.start()
+        assert f"stop what runs from it with `{cluster.stop_command}`" in str(damaged.value)
+        with pytest.raises(BrokerAlreadyRunningError, match="still run"):
+            cluster.start(fresh=True)  # past the damaged file: refused only for what runs
+        assert cluster.stop(timeout=5) == [running.pid]
+        assert running.wait(5) is not None
+        assert cluster.state_file.read_text() == "{not json"  # --fresh replaces it
+    finally:
+        running.kill()
+        running.wait()
+
+
 def test_three_node_properties_form_one_quorum(cluster: LocalCluster) -> None:
     state = cluster._plan(None, brokers=3, port=0)
     ports = [n.port for n in state.nodes] + [n.controller_port for n in state.nodes]
