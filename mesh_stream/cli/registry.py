@@ -23,10 +23,16 @@ from mesh_stream.cli.options import (
     checked_topic,
 )
 from mesh_stream.descriptor import TOPIC_NAME
-from mesh_stream.errors import ConfigurationError, MeshError, PermissionDeniedError
+from mesh_stream.errors import (
+    ConfigurationError,
+    KafkaAuthorizationError,
+    MeshError,
+    PermissionDeniedError,
+)
 from mesh_stream.files import not_utf8, read_regular_bytes
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.logformat import configure_logging
+from mesh_stream.project import REGISTRY_USER
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings, advertised_url_problem, shown_url
 
@@ -202,7 +208,8 @@ def serve(
     short_tokens = _check_credentials(settings)
     # Kafka answers, or one line says so: the registry's clients would retry for ever,
     # printing librdkafka's connection errors, before its own start-up timeout.
-    existing_topics(KafkaConnection.from_settings(settings))
+    connection = KafkaConnection.from_settings(settings)
+    existing_topics(connection)
     # Put back when the command ends: it may run inside another process (a test's).
     click.get_current_context().call_on_close(configure_logging(log_level, settings.log_format))
     say = _status_printer(settings.log_format)
@@ -221,6 +228,9 @@ def serve(
             advertised_url=settings.registry_advertised_url
             or default_advertised_url(host, listener.getsockname()[1]),
         )
+    except KafkaAuthorizationError as exc:
+        listener.close()
+        raise _not_the_registrys_user(exc, connection, settings.registry_topic) from exc
     except BaseException:
         listener.close()
         raise
@@ -276,6 +286,24 @@ def _check_topic(settings: MeshSettings) -> None:
     raise ConfigurationError(
         f"registry topic {topic!r} (--topic, MESH_REGISTRY_TOPIC) is {what}; the registry "
         f"keeps its state in a compacted topic of its own (default _mesh_registry)"
+    )
+
+
+def _not_the_registrys_user(
+    refused: KafkaAuthorizationError, connection: KafkaConnection, topic: str
+) -> KafkaAuthorizationError:
+    """The broker's refusal, with the registry's own Kafka user as the way out when another
+    user ran it: the error's own advice (grant that user the topic) would let a domain
+    rewrite every domain's schemas."""
+    own = f"User:{REGISTRY_USER}"
+    if connection.principal == own or not connection.security_protocol.uses_sasl:
+        return refused
+    return KafkaAuthorizationError(
+        f"the registry runs as {connection.principal}, which the broker does not let use the "
+        f"registry's topic {topic}; run it as its own Kafka user, {own} "
+        f"(MESH_KAFKA_SASL_USERNAME={REGISTRY_USER} with its password), which `mesh acl "
+        f"apply` grants that topic: another user granted it could rewrite every domain's "
+        f"schemas"
     )
 
 

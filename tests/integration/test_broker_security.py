@@ -232,6 +232,38 @@ def test_a_domain_user_authenticates_and_the_broker_enforces_acls(
     )
 
 
+def test_a_registry_run_as_a_domains_user_is_told_to_run_as_its_own(
+    sasl_cluster: SecuredCluster,
+) -> None:
+    """The broker's refusal advised granting User:orders the registry's topic, which would
+    let a domain rewrite every domain's schemas (a campaign)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
+    env |= {
+        "MESH_BOOTSTRAP_SERVERS": sasl_cluster.bootstrap_servers,
+        "MESH_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "MESH_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "MESH_KAFKA_SASL_USERNAME": "orders",
+        "MESH_KAFKA_SASL_PASSWORD": sasl_cluster.passwords["orders"],
+        "MESH_REGISTRY_TOPIC": f"_mesh_registry_{uuid.uuid4().hex[:6]}",
+    }
+    served = subprocess.run(
+        [*MESH, "registry", "serve", "--port", "0", "--open-writes"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert served.returncode == 1, served.stderr
+    last = served.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f"error: the registry runs as User:orders, which the broker does not let use the "
+        f"registry's topic {env['MESH_REGISTRY_TOPIC']}; run it as its own Kafka user, "
+        "User:registry (MESH_KAFKA_SASL_USERNAME=registry with its password)"
+    ), served.stderr
+    assert sasl_cluster.passwords["orders"] not in served.stdout + served.stderr
+
+
 def test_a_wrong_password_is_a_clear_authentication_error(sasl_cluster: SecuredCluster) -> None:
     conn = sasl_cluster.connection("payments", kafka_sasl_password="not-the-password")
     started = time.monotonic()
