@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
 import random
-import signal
 import stat
 import sys
 from pathlib import Path
@@ -21,6 +21,7 @@ from mesh_stream.cli.options import (
     checked_registry_url,
     project_option,
 )
+from mesh_stream.cli.signals import terminate_as_interrupt
 from mesh_stream.descriptor import PRODUCT_NAME
 from mesh_stream.errors import ConfigurationError, ProcessorError
 from mesh_stream.project import MeshProject
@@ -114,10 +115,6 @@ def _checked_work_dir(
             param=param,
         )
     return value
-
-
-def _interrupted(_signal: int, _frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 @click.command(
@@ -236,7 +233,8 @@ def verify(
     settings = settings.model_copy(update={k: v for k, v in updates.items() if v is not None})
     chosen_seed = seed if seed is not None else random.SystemRandom().randrange(10**6)
     # SIGTERM unwinds like Ctrl-C, so the throwaway Kafka and the workers are stopped.
-    previous = signal.signal(signal.SIGTERM, _interrupted)
+    signals = contextlib.ExitStack()
+    signals.enter_context(terminate_as_interrupt())
     # The sandbox registry's role notes ("this instance is the writer") mean nothing here.
     registry_log = logging.getLogger("mesh_stream.registry")
     level = registry_log.level
@@ -301,7 +299,7 @@ def verify(
         click.secho(f"Error: {message}", fg="red", err=True)
         return UNUSABLE
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signals.close()
         registry_log.setLevel(level)
     for line in result.lines:
         click.echo(line)
