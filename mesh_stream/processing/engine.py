@@ -873,7 +873,7 @@ def _stage_readiness(stage: Service) -> tuple[bool, str]:
 
 #: Longest a crashed worker may take to stop before its process exits with status 1 (armed by
 #: :func:`run`, the worker entry point, never by the library).
-CRASH_EXIT_S = 15.0
+CRASH_EXIT_S = 5.0
 
 
 def exit_if_still_running(seconds: float, why: str) -> None:
