@@ -38,6 +38,9 @@ def init(domain: str, directory: Path | None, force: bool) -> None:
     click.echo(f"  cd {target}")
     click.echo("  mesh lint")
     click.echo("  mesh products plan")
+    click.echo(
+        f"  # the token: a registry admin runs `mesh registry credentials add {domain}` once"
+    )
     click.echo(f"  MESH_REGISTRY_PRINCIPAL={domain} MESH_REGISTRY_TOKEN=... mesh products apply")
     click.echo(f"  python domains/{domain}/publisher.py")
     click.echo(f"  mesh tail {made.product} --from-beginning --max 10")

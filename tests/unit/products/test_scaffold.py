@@ -243,3 +243,18 @@ def test_a_folder_that_cannot_be_made_is_one_line_naming_it(tmp_path: Path) -> N
         f"cannot write the new project into {blocker / 'project'}: "
         f"{blocker / 'project'}: not a directory; pick a folder that can be created and written"
     )
+
+
+def test_init_says_where_the_token_of_its_next_steps_comes_from(tmp_path: Path) -> None:
+    """The next steps used a MESH_REGISTRY_TOKEN=... nothing said how to get (a campaign)."""
+    from click.testing import CliRunner
+
+    from mesh_stream.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["init", "inventory", str(tmp_path / "repo")])
+    assert result.exit_code == 0, result.output
+    steps = result.stdout.split("next:\n", 1)[1].splitlines()
+    hint = "  # the token: a registry admin runs `mesh registry credentials add inventory` once"
+    assert steps[steps.index(hint) + 1].startswith(
+        "  MESH_REGISTRY_PRINCIPAL=inventory MESH_REGISTRY_TOKEN=... mesh products apply"
+    )
