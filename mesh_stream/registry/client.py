@@ -625,6 +625,9 @@ class RegistryClient:
                 ": it took the connection and closed it without an HTTP answer (a registry "
                 "going down, or another service's port, Kafka's say)"
                 if isinstance(exc, httpx.RemoteProtocolError)
+                else ": it answered the TLS handshake with something else, so it likely "
+                "speaks plain HTTP (an http:// URL)"
+                if self.url.startswith("https://") and "WRONG_VERSION_NUMBER" in str(exc)
                 else ""
             ),
             status=503,

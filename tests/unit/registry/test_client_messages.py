@@ -160,6 +160,19 @@ def test_a_url_that_is_not_the_registry_is_named(
     )
 
 
+def test_an_https_url_to_a_plain_http_server_says_it_speaks_http(other_server: str) -> None:
+    """It was only "unreachable" (a campaign), with the TLS library's words."""
+    https = other_server.replace("http://", "https://")
+    with RegistryClient(https, timeout=5) as client, pytest.raises(RegistryError) as raised:
+        client.list_products()
+    message = str(raised.value)
+    assert message.startswith(f"registry at {https} is unreachable ("), message
+    assert (
+        "it answered the TLS handshake with something else, so it likely speaks plain HTTP "
+        "(an http:// URL)"
+    ) in message
+
+
 @pytest.mark.parametrize(
     ("given", "problem"),
     [
