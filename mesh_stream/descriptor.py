@@ -594,6 +594,7 @@ def non_text_key(node: yaml.Node | None) -> tuple[yaml.Node, str] | None:
     mapping's first line."""
     stack: list[tuple[yaml.Node, str]] = [(node, "")] if node is not None else []
     seen: set[int] = set()  # an alias makes the same node a child twice, or of itself
+    found: list[tuple[yaml.Node, str]] = []
     while stack:
         current, path = stack.pop()
         if id(current) in seen:
@@ -602,20 +603,21 @@ def non_text_key(node: yaml.Node | None) -> tuple[yaml.Node, str] | None:
         if isinstance(current, yaml.MappingNode):
             for key, value in current.value:
                 if key.tag == "tag:yaml.org,2002:merge":
-                    continue
-                if key.tag != "tag:yaml.org,2002:str":
-                    return key, path
-                stack.append((value, f"{path}{key.value}."))
+                    stack.append((value, path))  # what it merges are this mapping's keys
+                elif key.tag != "tag:yaml.org,2002:str":
+                    found.append((key, path))
+                else:
+                    stack.append((value, f"{path}{key.value}."))
         elif isinstance(current, yaml.SequenceNode):
             stack.extend(
                 (item, f"{path.rstrip('.')}[{n}].") for n, item in enumerate(current.value)
             )
-    return None
+    return min(found, key=lambda item: item[0].start_mark.index, default=None)
 
 
 def key_problem(key: yaml.Node) -> str:
-    if not isinstance(key, yaml.ScalarNode):
-        return "a key must be a name, not a list or mapping"
+    """``yes: YAML reads this key as a boolean, ...``: the key and what YAML made of it (a
+    list or mapping as a key never gets here: the loader refuses it as unhashable)."""
     kind = _TAG_WORDS.get(key.tag.rsplit(":", 1)[-1], "a value other than text")
     return (
         f'{key.value}: YAML reads this key as {kind}, not a name; quote it ("{key.value}":) '

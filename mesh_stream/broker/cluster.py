@@ -817,7 +817,9 @@ class LocalCluster:
                 cmdline = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if b"kafka.Kafka" in cmdline and marker in cmdline and process_alive(int(entry.name)):
+            arguments = cmdline.split(b"\0")
+            ours = any(argument.startswith(marker) for argument in arguments)
+            if ours and b"kafka.Kafka" in arguments and process_alive(int(entry.name)):
                 found.append(int(entry.name))
         return sorted(found)
 

@@ -225,7 +225,7 @@ def run(args: Sequence[str] | None = None, *, debug: bool = False) -> int:
 
 def visible_options_like(error: click.exceptions.NoSuchOption) -> list[str]:
     """The command's options a mistyped one may have meant: those it begins (``--from`` for
-    ``--from-beginning``), then those close to it; never a hidden option (click's own
+    ``--from-beginning``), else those close to it; never a hidden option (click's own
     suggestions offer any option spelled alike, hidden ones included)."""
     command = error.ctx.command if error.ctx is not None else None
     if command is None:
@@ -239,8 +239,7 @@ def visible_options_like(error: click.exceptions.NoSuchOption) -> list[str]:
     ]
     typed = error.option_name
     started = [name for name in names if name.startswith(typed)]
-    close = [name for name in difflib.get_close_matches(typed, names) if name not in started]
-    return started + close
+    return started or difflib.get_close_matches(typed, names)
 
 
 def _reader_gone() -> int:

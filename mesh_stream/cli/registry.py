@@ -300,10 +300,10 @@ def _not_the_registrys_user(
         return refused
     return KafkaAuthorizationError(
         f"the registry runs as {connection.principal}, which the broker does not let use the "
-        f"registry's topic {topic}; run it as its own Kafka user, {own} "
-        f"(MESH_KAFKA_SASL_USERNAME={REGISTRY_USER} with its password), which `mesh acl "
-        f"apply` grants that topic: another user granted it could rewrite every domain's "
-        f"schemas"
+        f"registry's topic {topic}; run it as the registry's own Kafka user, the one `mesh acl "
+        f"apply` grants that topic ({own} unless it was given --registry-principal; "
+        f"MESH_KAFKA_SASL_USERNAME={REGISTRY_USER} with its password): a domain's user "
+        f"granted it could rewrite every domain's schemas"
     )
 
 

@@ -216,9 +216,9 @@ def _print_records(
             raise ConsumerError(
                 f"{descriptor.topic}: stopped: records waited {wait_setting:g} s "
                 f"(MESH_CONSUMER_REGISTRY_WAIT_SECONDS) for a writer schema from the registry "
-                f"at {registry_url}, which does not answer ({exc.why}{_at(consumer, shown)}); "
-                f"start the registry or check MESH_REGISTRY_URL, then run tail again (it "
-                f"commits nothing, so nothing is skipped)"
+                f"at {registry_url}, which does not answer{_at(consumer, shown)}; start the "
+                f"registry or check MESH_REGISTRY_URL, then run tail again (it commits "
+                f"nothing, so nothing is skipped)"
             ) from exc
         except MeshError:
             raise  # its message names the record (topic[partition]@offset)

@@ -170,6 +170,7 @@ class AclPlan:
             principals=self.principals | {principal(d) for d in retired} | services,
             prefixes=tuple(sorted({*self.prefixes, *names})),
             outside_readers=self.outside_readers - {principal(d) for d in retired},
+            own_topics=tuple(sorted({*self.own_topics, *(f"{d}." for d in retired)})),
         )
 
     def by_principal(self) -> dict[str, list[Acl]]:

@@ -647,7 +647,7 @@ def _run(
         if options.workers == 2 and options.kills == 0:
             run.start(workers[1])
         slices = _slices(records, options.kills + 1)
-        kills = len(slices) - 1 if records else options.kills
+        kills = len(slices) - 1  # no record at all: nothing to interrupt, no kill
         if kills < options.kills:  # live topics held fewer records than --kills asks for
             progress(
                 f"only {len(records)} input records: {kills} kill(s), one after each slice "
@@ -662,8 +662,6 @@ def _run(
                     if not run.wait_busy(before):
                         progress(f"(no output within {BUSY_WAIT_S:.0f} s of slice {number})")
                     run.crash_point(number)
-            for skipped in range(len(slices), kills):  # no input at all: the kills still run
-                run.crash_point(skipped + 1)
             expected = run.expected()
             progress("draining: waiting for every consumer group to catch up ...")
             result.failure = run.drain(expected)
@@ -684,9 +682,10 @@ def _run(
             )
         result.lines = render(result.comparison, limit=options.show)
         if options.kills and not run.replayed:
+            more = "--records" if options.from_live is None else "--from-live (or live records)"
             result.lines.append(
                 "note: no kill found work that was not committed yet, so nothing was replayed "
-                "and the replay guard went untested; run again with more --records"
+                f"and the replay guard went untested; run again with more {more}"
             )
         recomputation = run.recomputation
         if recomputation is not None and not recomputation.repeated.equal:

@@ -258,8 +258,9 @@ def test_a_registry_run_as_a_domains_user_is_told_to_run_as_its_own(
     last = served.stderr.strip().splitlines()[-1]
     assert last.startswith(
         f"error: the registry runs as User:orders, which the broker does not let use the "
-        f"registry's topic {env['MESH_REGISTRY_TOPIC']}; run it as its own Kafka user, "
-        "User:registry (MESH_KAFKA_SASL_USERNAME=registry with its password)"
+        f"registry's topic {env['MESH_REGISTRY_TOPIC']}; run it as the registry's own Kafka "
+        "user, the one `mesh acl apply` grants that topic (User:registry unless it was given "
+        "--registry-principal; MESH_KAFKA_SASL_USERNAME=registry with its password)"
     ), served.stderr
     assert sasl_cluster.passwords["orders"] not in served.stdout + served.stderr
 

@@ -71,6 +71,16 @@ def test_a_key_yaml_reads_as_no_name_is_named_where_descriptors_load(tmp_path: P
     )
 
 
+def test_the_key_check_names_the_first_bad_key_and_looks_into_merges() -> None:
+    node = yaml.compose("a: {1: x}\nb: {2: y}\n")
+    found = non_text_key(node)
+    assert found is not None
+    assert (found[0].value, found[1]) == ("1", "a.")
+    merged = non_text_key(yaml.compose("c:\n  <<: {3: z}\n"))
+    assert merged is not None
+    assert (merged[0].value, merged[1]) == ("3", "c.")
+
+
 def test_the_key_check_ends_on_an_alias_holding_itself() -> None:
     node = yaml.compose("a: &x {b: *x, c: [*x]}\nd: &y [*y, {1: 2}]\n")
     found = non_text_key(node)

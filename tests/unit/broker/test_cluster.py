@@ -405,3 +405,23 @@ def test_a_cluster_with_a_killed_node_is_partly_running_and_start_says_how_to_me
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_strays_are_nodes_of_this_data_dir_not_of_one_whose_path_holds_it(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """The data dir's path inside another's (`/x/<ours>/node-1`) was taken for ours, which a
+    stop with a damaged cluster.json would then signal (a review)."""
+    inner = f"{tmp_path}/outer{cluster.node_dir(1)}/server.properties"
+    ours = f"{cluster.node_dir(1)}/server.properties"
+    code = "import time; time.sleep(60)"
+    other = subprocess.Popen([sys.executable, "-c", code, "kafka.Kafka", inner])
+    mine = subprocess.Popen([sys.executable, "-c", code, "kafka.Kafka", ours])
+    try:
+        wait_until_exec(other.pid, "kafka.Kafka")
+        wait_until_exec(mine.pid, "kafka.Kafka")
+        assert cluster.stray_pids() == [mine.pid]
+    finally:
+        for process in (other, mine):
+            process.kill()
+            process.wait()

@@ -405,7 +405,8 @@ def test_init_force_says_which_files_it_replaced(
 @pytest.mark.parametrize(
     ("args", "said"),
     [
-        (["tail", "x", "--from"], "No such option: --from (Possible options: --from-beginning,"),
+        (["tail", "x", "--from"], "No such option: --from Did you mean --from-beginning?"),
+        (["acl", "apply", "--retir"], "(Possible options: --retire, --retire-principal)"),
         (["tail", "x", "--from-beggining"], "Did you mean --from-beginning?"),
         (["broker", "start", "--fresch"], "Did you mean --fresh?"),
     ],

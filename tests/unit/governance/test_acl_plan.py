@@ -311,6 +311,9 @@ def test_a_reader_from_another_repository_keeps_the_grants_its_own_project_made(
         assert not plan.manages(its_own), its_own
     # retired with --retire, the domain is the project's to clean up after all
     assert plan.retiring(["billing"]).manages(Acl("User:billing", C, LIT, CLUSTER, Op.ALTER))
+    # and a retired domain's topics are, its outside readers' grants on them included
+    assert not plan.manages(Acl("User:billing", T, LIT, "old.thing.v1", Op.READ))
+    assert plan.retiring(["old"]).manages(Acl("User:billing", T, LIT, "old.thing.v1", Op.READ))
 
 
 def test_a_domain_removed_from_the_project_is_found_by_its_own_write_grant_and_retired() -> None:
