@@ -826,21 +826,30 @@ def flush_producer_buffer_fully(app: faust.App) -> None:
         await drain_producer_buffer(buffer)
 
     buffer.flush = flush  # type: ignore[method-assign]  # this one buffer, on purpose
-    stop = app.on_stop
+    told: list[bool] = []
 
-    async def on_stop() -> None:
+    def told_once(stop: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
         # The app's stop flushes last, after its consumer stopped and committed (each commit
-        # flushed first): records a crash left in the buffer are told in one line here, not
-        # as "Error while stopping child" with a traceback after the crash line.
-        try:
-            await stop()
-        except BufferStoppedError as exc:
-            app.log.warning(
-                "%s, never sent: no offset after them was committed, so a restart makes them again",
-                exc,
-            )
+        # flushed first), and so does the buffer's own stop after it: records a crash left
+        # in the buffer are told in one line, not as "Error while stopping child" with a
+        # traceback after the crash line.
+        async def stopping() -> None:
+            try:
+                await stop()
+            except BufferStoppedError as exc:
+                if not told:
+                    told.append(True)
+                    app.log.warning(
+                        "%s, never sent: no offset after them was committed, so a restart "
+                        "makes them again",
+                        exc,
+                    )
 
-    app.on_stop = on_stop  # type: ignore[method-assign]  # this one app, on purpose
+        return stopping
+
+    app.on_stop = told_once(app.on_stop)  # type: ignore[method-assign,assignment]  # this app
+    stopping_buffer: Any = buffer  # ProducerBufferT does not declare mode's on_stop
+    stopping_buffer.on_stop = told_once(stopping_buffer.on_stop)
 
 
 class SendRefusedError(ProcessorError):

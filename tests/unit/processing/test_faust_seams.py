@@ -67,6 +67,7 @@ def test_each_internal_used_still_exists() -> None:
     assert "self.pending = asyncio.Queue()" in inspect.getsource(ProducerBuffer)
     assert "await self.buffer.flush()" in inspect.getsource(AIOKafkaProducer.flush)
     assert "await self._producer_flush(self.log)" in inspect.getsource(faust.App.on_stop)
+    assert "await self.flush()" in inspect.getsource(ProducerBuffer.on_stop)
     assert "acked" in Message.__slots__
     # take_ready_events: the stream internals faust's own take is built on
     assert callable(faust.Stream._enable_passive)
@@ -232,23 +233,25 @@ def test_the_buffer_flush_waits_until_every_record_reached_the_client() -> None:
 def test_a_crash_stop_says_in_one_line_what_the_buffer_never_sent(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A crashed worker's app stops with records in its stopped buffer: the flush of its
-    stop is one warning line, no "Error while stopping child" traceback; another error of
-    the stop still raises."""
+    """A crashed worker's app stops with records in its stopped buffer: the flushes of its
+    stop and of the buffer's own stop after it are one warning line, no "Error while
+    stopping child" traceback; another error of the stop still raises."""
 
     async def scenario(failure: BaseException) -> None:
         # what drain_producer_buffer reads of a buffer a crash stopped with two records in it
         buffer = SimpleNamespace(size=2, should_stop=True, state="stopping")
 
-        async def on_stop() -> None:  # faust's App.on_stop: its last step is this flush
+        async def flush_last() -> None:  # faust's App.on_stop and ProducerBuffer.on_stop
             await buffer.flush()
 
+        buffer.on_stop = flush_last
         log = logging.getLogger("seam-app")
-        app = SimpleNamespace(producer=SimpleNamespace(buffer=buffer), on_stop=on_stop, log=log)
+        app = SimpleNamespace(producer=SimpleNamespace(buffer=buffer), on_stop=flush_last, log=log)
         faust_seams.flush_producer_buffer_fully(app)  # type: ignore[arg-type]
         if not isinstance(failure, faust_seams.BufferStoppedError):
             buffer.flush = _raising(failure)
         await app.on_stop()
+        await buffer.on_stop()
 
     with caplog.at_level(logging.WARNING, logger="seam-app"):
         asyncio.run(scenario(faust_seams.BufferStoppedError()))
