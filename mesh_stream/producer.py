@@ -411,9 +411,11 @@ class ProductPublisher:
         source: Path | str | None = local if local is not None and local.exists() else None
         if schema is not None:  # a refusal must not send the user to the descriptor's file
             source = schema_source or f"the schema given to {type(self).__name__}(schema=...)"
-        version = registration.register_contract(registry, product, document, source=source)
+        registered = registration.register_contract(registry, product, document, source=source)
+        version = registration.enforced_version(registry, product, registered)
         self.schema_id = version.schema_id
-        #: The CEL rules of the registered version (its ruleSet), None when it has none.
+        #: The CEL rules of the registered version (its ruleSet), or of the subject's latest
+        #: version when it holds the same schema (as use.latest.version), None when none.
         self.rules = RuleEngine.from_rule_set(
             version.rule_set,
             owner=f"{product.name} ({product.value_subject})",

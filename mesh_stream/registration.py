@@ -41,6 +41,7 @@ from mesh_stream.errors import (
     ProductNotFoundError,
     ProductRejectedError,
     RegistryError,
+    RegistryUnavailableError,
     SchemaError,
     SchemaRejectedError,
     SubjectNotFoundError,
@@ -98,7 +99,7 @@ class ProductRegistry(ProductSource, Protocol):
         rule_set: Mapping[str, Any] | None = None,
     ) -> ContractVersion: ...
 
-    def get_latest(self, subject: str) -> SchemaVersion: ...
+    def get_latest(self, subject: str) -> ContractVersion: ...
 
     def set_compatibility(self, level: str, subject: str | None = None) -> None: ...
 
@@ -278,6 +279,24 @@ def register_contract(
     subject and ``source``, the ``.avsc`` file (the descriptor's ``schema`` when not given).
     """
     return _register(registry.register_version, product, schema, source)
+
+
+def enforced_version(
+    registry: ProductRegistry, product: DataProduct, registered: ContractVersion
+) -> ContractVersion:
+    """The version whose contract a publisher of ``registered``'s schema enforces: the
+    subject's latest when it holds the same schema, else ``registered``. Rules added to the
+    subject since (through Confluent's API, not the descriptor) are on the latest version
+    only, and a Confluent serializer with ``use.latest.version`` enforces them: so does the
+    publisher. A latest version with another schema is another publisher's change; the
+    publisher keeps its own schema and its contract."""
+    try:
+        latest = registry.get_latest(product.value_subject)
+    except RegistryUnavailableError:
+        return registered  # registered a moment ago; the latest can wait for a restart
+    if latest.version > registered.version and latest.schema == registered.schema:
+        return latest
+    return registered
 
 
 def _register(

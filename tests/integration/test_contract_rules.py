@@ -274,3 +274,46 @@ def test_the_asyncio_publisher_runs_the_rules_too(
     assert (diverted.rule, diverted.topic) == ("known-currency", placed.dlq_topic)
     [letter] = read_raw(kafka.bootstrap_servers, placed.dlq_topic, 1)
     assert json.loads(letter.value()) == dead
+
+
+def test_rules_added_through_confluents_api_on_the_same_schema_are_enforced_as_latest(
+    kafka: KafkaAddress, registry: RegistryAddress, client: RegistryClient
+) -> None:
+    """A later version of the same schema carrying a rule (posted through Confluent's API,
+    not the descriptor) is what a Confluent serializer with use.latest.version enforces;
+    our publisher registered the descriptor's version, matched the older one, and published
+    what the rule refuses (a campaign)."""
+    plain = product("latest").model_copy(update={"rules": []})
+    first = ProductPublisher(
+        plain, bootstrap_servers=kafka.bootstrap_servers, registry=client, schema=schema()
+    )
+    first.close()
+    registered = client.get_latest(plain.value_subject)
+    ruled = client.register_version(
+        plain.value_subject,
+        registered.schema,
+        rule_set={
+            "domainRules": [
+                {
+                    "name": "amount-not-negative",
+                    "kind": "CONDITION",
+                    "type": "CEL",
+                    "mode": "WRITE",
+                    "expr": "message.amount_cents >= 0",
+                    "onFailure": "ERROR",
+                }
+            ]
+        },
+    )
+    assert ruled.version == registered.version + 1
+    bad = records()[2]  # amount_cents -5
+    with (
+        RegistryClient(registry.url, principal="orders", token=registry.tokens["orders"]) as fresh,
+        ProductPublisher(
+            plain, bootstrap_servers=kafka.bootstrap_servers, registry=fresh, schema=schema()
+        ) as publisher,
+    ):
+        assert publisher.schema_id == ruled.schema_id
+        with pytest.raises(RuleViolationError, match="amount-not-negative"):
+            publisher.publish(bad)
+        assert publisher.publish(records()[0]) is None
