@@ -156,6 +156,31 @@ def _parts(expr: str) -> tuple[str | None, str]:
 #: needs a fraction of that.
 MAX_EXPRESSION_CHARS = 10_000
 
+#: The deepest comprehensions (``all``, ``exists``, ``exists_one``, ``map``, ``filter``) may
+#: nest. Each level multiplies a rule's work by a list's length, and the evaluator cannot
+#: be interrupted (not even by Ctrl-C): five levels over 100 items are 10^10 steps, for
+#: every record.
+MAX_COMPREHENSION_NESTING = 2
+_COMPREHENSION_OR_PAREN = re.compile(r"\.\s*(?:all|exists_one|exists|map|filter)\s*\(|[()]")
+
+
+def comprehension_nesting(expr: str) -> int:
+    """How deep ``expr`` nests comprehensions (strings and comments aside)."""
+    open_parens: list[bool] = []  # per open parenthesis: does it open a comprehension?
+    deepest = inside = 0
+    for match in _COMPREHENSION_OR_PAREN.finditer(_LITERALS.sub(" ", expr)):
+        token = match.group()
+        if token == ")":
+            if open_parens and open_parens.pop():
+                inside -= 1
+        elif token == "(":
+            open_parens.append(False)
+        else:
+            open_parens.append(True)
+            inside += 1
+            deepest = max(deepest, inside)
+    return deepest
+
 
 def _is_panic(exc: BaseException) -> bool:
     """Whether ``exc`` is a Rust panic surfacing from the CEL package (pyo3's
@@ -169,6 +194,13 @@ def check_expression(expr: str) -> str | None:
         return (
             f"is {len(expr):,} characters long; a rule's expression is at most "
             f"{MAX_EXPRESSION_CHARS:,}"
+        )
+    nesting = comprehension_nesting(expr)
+    if nesting > MAX_COMPREHENSION_NESTING:
+        return (
+            f"nests comprehensions (all, exists, exists_one, map, filter) {nesting} deep; at "
+            f"most {MAX_COMPREHENSION_NESTING}: each level multiplies the work by a list's "
+            f"length, for every record"
         )
     cel = _cel()
     for part in _parts(expr):
