@@ -15,7 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mesh_stream.contracts.cel import MAX_EXPRESSION_CHARS
+from mesh_stream.contracts.cel import (
+    MAX_COMPREHENSION_NESTING,
+    MAX_EXPRESSION_CHARS,
+    comprehension_nesting,
+)
 from mesh_stream.errors import InvalidSchemaError
 
 RULE_KINDS = ("CONDITION", "TRANSFORM")
@@ -167,6 +171,14 @@ def _rule(value: Any, path: str, modes: tuple[str, ...]) -> dict[str, Any]:
             f"{path}.expr",
             f"is {len(rule['expr']):,} characters long",
             f"keep a rule's expression to at most {MAX_EXPRESSION_CHARS:,} characters",
+        )
+    nesting = comprehension_nesting(rule.get("expr", "")) if rule["type"] == "CEL" else 0
+    if nesting > MAX_COMPREHENSION_NESTING:  # no publisher could run it in bounded time
+        raise _bad(
+            f"{path}.expr",
+            f"nests comprehensions {nesting} deep",
+            f"nest all, exists, exists_one, map and filter at most {MAX_COMPREHENSION_NESTING} "
+            f"deep: each level multiplies the work by a list's length, for every record",
         )
     if document.get("tags") is not None:
         rule["tags"] = _strings(document["tags"], f"{path}.tags")

@@ -153,6 +153,11 @@ def _with(path: list[Any], value: Any) -> dict[str, Any]:
             "true" + " " * 66_000 + " &&",
             "ruleSet.domainRules[1].expr is 66,007 characters long",
         ),
+        (  # no publisher could run it in bounded time (a campaign's hang)
+            ["domainRules", 1, "expr"],
+            "message.xs.all(a, message.xs.all(b, message.xs.all(c, a + b + c > 0)))",
+            "ruleSet.domainRules[1].expr nests comprehensions 3 deep",
+        ),
     ],
 )
 def test_a_bad_rule_is_a_422_naming_its_path(
