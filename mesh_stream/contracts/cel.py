@@ -290,7 +290,9 @@ def _either(guard: str, body: str) -> str:
 
 def _cel_value(value: Any) -> Any:
     """``value`` as the CEL package takes it, converted like confluent-kafka's executor
-    (a UUID is its string, a date its day number since the epoch)."""
+    (a UUID is its string, a date its day number since the epoch). A datetime is its
+    instant in UTC, as Avro keeps it: ``getHours()`` of 01:00+01:00 is 0, as of 00:00Z (a
+    naive one is UTC, as the encoder takes it)."""
     if type(value) in _NATIVE:
         return value
     if isinstance(value, Mapping):
@@ -300,7 +302,7 @@ def _cel_value(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, dt.datetime):
-        return value
+        return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
     if isinstance(value, dt.date):
         return value.toordinal() - _EPOCH_DAY
     return value

@@ -1,0 +1,41 @@
+"""A timestamp reaches a rule as its instant in UTC, as Avro keeps it, whatever offset the
+record gave it: `getHours()` of 01:00+01:00 refused what 00:00Z passed (a campaign)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from mesh_stream.contracts import RuleEngine
+
+MIDNIGHT = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        MIDNIGHT,
+        MIDNIGHT.astimezone(dt.timezone(dt.timedelta(hours=1))),  # 01:00+01:00
+        MIDNIGHT.astimezone(dt.timezone(dt.timedelta(hours=-5))),  # 19:00-05:00, a day before
+        MIDNIGHT.replace(tzinfo=None),  # naive: UTC, as the encoder takes it
+    ],
+)
+def test_a_rule_on_the_hour_sees_the_same_instant_however_it_was_written(
+    given: dt.datetime,
+) -> None:
+    rule_set = {
+        "domainRules": [
+            {
+                "name": "midnight-utc",
+                "kind": "CONDITION",
+                "type": "CEL",
+                "mode": "WRITE",
+                "expr": "message.placed_at.getHours() == 0 && message.placed_at.getDate() == 1",
+            }
+        ]
+    }
+    engine = RuleEngine.from_rule_set(rule_set, owner="shop.x", dlq_topic="shop.x.v1.dlq")
+    assert engine is not None
+    assert engine.first_breach({"placed_at": given}) is None
+    assert engine.first_breach({"placed_at": given + dt.timedelta(hours=1)}) is not None
