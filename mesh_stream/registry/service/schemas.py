@@ -713,7 +713,9 @@ class SchemaRegistry:
 
         The body is checked as :meth:`register` checks it (:meth:`_checked_request`): what
         registering would refuse with a 422 is refused here with the same 422, never
-        answered "compatible".
+        answered "compatible". What the consumers' protection (:attr:`consumer_gate`) would
+        refuse with a 409 is a problem here too, so a CI check on this answer and the
+        registration after it agree.
         """
         subject, _sent, (candidate, _text, _resolved, _refused) = self._checked_request(
             subject, schema, schema_type, references, metadata, rule_set
@@ -725,7 +727,13 @@ class SchemaRegistry:
             target = self.get_version(subject, version)
             against = [(target.version, self.parsed(target.schema_id))]
             level = Compatibility(level.value.removesuffix("_TRANSITIVE"))
-        return compatibility_problems(candidate, against, level, subject=subject)
+        problems = compatibility_problems(candidate, against, level, subject=subject)
+        if self.consumer_gate is not None:
+            try:
+                self.consumer_gate(subject, candidate)
+            except IncompatibleSchemaError as exc:
+                problems = [*problems, exc.message]
+        return problems
 
     # -- writes ------------------------------------------------------------------------
 

@@ -219,6 +219,36 @@ def test_a_version_that_drops_a_field_a_group_reads_is_refused_naming_it(
     assert _register(orders, schema("note")).status_code == 200
 
 
+def test_the_compatibility_check_says_what_consumer_protection_would_refuse(
+    orders: TestClient,
+) -> None:
+    """POST /compatibility answered is_compatible true for a version registration then
+    refused under consumer protection, so a CI check on it passed a doomed release (a
+    campaign)."""
+    body = {"reads": ["coupon_code"]}
+    assert orders.put(f"{CONSUMERS}/{BILLING}", json=body, auth=PAYMENTS).status_code == 200
+    for target in ("versions/latest", "versions"):
+        checked = orders.post(
+            f"/compatibility/subjects/{SUBJECT}/{target}?verbose=true",
+            json={"schema": schema("channel")},
+            auth=ORDERS,
+        )
+        assert checked.status_code == 200, checked.text
+        assert checked.json()["is_compatible"] is False
+        [message] = checked.json()["messages"]
+        assert message.startswith(
+            "schema for subject 'orders.order-placed.v1-value' would break consumer group "
+            "'payments.billing-app'"
+        ), message
+    fine = orders.post(
+        f"/compatibility/subjects/{SUBJECT}/versions/latest",
+        json={"schema": schema("coupon_code", "note")},
+        auth=ORDERS,
+    )
+    assert fine.json() == {"is_compatible": True}
+    assert _register(orders, schema("channel")).status_code == 409  # as the check said
+
+
 def test_a_registered_group_raises_the_level_to_full_transitive(client: TestClient) -> None:
     assert _register(client, _with_required("total", "tax")).status_code == 200
     assert client.put(f"/products/{PRODUCT}", json=descriptor(), auth=ORDERS).status_code == 200
