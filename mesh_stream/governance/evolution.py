@@ -203,6 +203,8 @@ def _field_change(old: AvroSchema, new: AvroSchema, path: str) -> str | None:
     if after is None:
         return "the new version removes"
     if after.canonical_form != before.canonical_form:
+        if type_name(before) == type_name(after):  # the same named type, changed inside
+            return f"the new version changes {type_name(before)} (the same name)"
         return f"the new version retypes from {type_name(before)} to {type_name(after)}"
     return None
 

@@ -252,3 +252,28 @@ def test_a_renamed_record_and_a_subject_that_is_no_product() -> None:
     removed = schema(f("order_id"), f("status", STATUS))
     [plain] = compatibility_problems(removed, [(1, base)], "FORWARD", subject="plain-value")
     assert plain.endswith("publish a new major version (a new topic and subject)")
+
+
+def test_a_named_type_changed_inside_is_not_said_to_be_retyped_to_itself() -> None:
+    """An enum a group reads gaining a symbol read "retypes from enum S to enum S" (a
+    campaign)."""
+    from mesh_stream.governance.evolution import _field_change
+
+    def with_symbols(*symbols: str) -> Any:
+        return parse_schema(
+            json.dumps(
+                {
+                    "type": "record",
+                    "name": "R",
+                    "namespace": "shop",
+                    "fields": [
+                        {"name": "s", "type": {"type": "enum", "name": "S", "symbols": symbols}}
+                    ],
+                }
+            )
+        )
+
+    assert _field_change(with_symbols("A", "B"), with_symbols("A", "B", "C"), "s") == (
+        "the new version changes enum shop.S (the same name)"
+    )
+    assert _field_change(with_symbols("A"), with_symbols("A"), "s") is None
