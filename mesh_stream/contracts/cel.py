@@ -57,6 +57,7 @@ __all__ = [
     "RuleCheck",
     "RuleEngine",
     "check_expression",
+    "fields_named",
 ]
 
 #: Functions confluent-kafka's CEL executor adds to CEL (protovalidate's); this evaluator
@@ -233,6 +234,16 @@ def _parser_complaint(text: str) -> str:
     if "Recursion limit" in said:
         return "nested too deeply for the CEL parser (its recursion limit); flatten it"
     return said if len(said) <= MAX_COMPLAINT_CHARS else f"{said[:MAX_COMPLAINT_CHARS]}..."
+
+
+_HAS_FIELD = re.compile(r"\bhas\s*\(\s*message\s*\.\s*\w+\s*\)")
+
+
+def fields_named(expr: str) -> list[str]:
+    """The top-level fields ``expr`` reads as ``message.<field>``, in order, leaving out
+    those it only tests with ``has()`` (strings and comments aside)."""
+    code = _HAS_FIELD.sub(" ", _LITERALS.sub(" ", expr))
+    return list(dict.fromkeys(_FIELD_ACCESS.findall(code)))
 
 
 def _fields_read(expressions: Sequence[str]) -> frozenset[str] | None:

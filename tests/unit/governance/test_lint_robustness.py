@@ -122,3 +122,23 @@ def test_impossible_date_and_absurd_nesting_are_violations() -> None:
         # the unreadable descriptor no longer points at its schema
         ("schema-has-product", SHOP_SCHEMA),
     ]
+
+
+def test_a_rule_reading_a_field_the_schema_lacks_is_named_at_its_expression() -> None:
+    """It passed lint and apply, then refused (or dead-lettered) every record (a campaign);
+    a field only tested with has() may be missing."""
+    text = (FIXTURES / "good" / SHOP).read_text()
+    rules = (
+        "rules:\n"
+        "  - name: known-customer\n"
+        "    expr: \"message.customer_id != '' && has(message.coupon)\"\n"
+        "  - name: typo\n"
+        "    expr: \"size(message.custmer_id) > 0 // message.in_a_comment\"\n"
+    )
+    (violation,) = _lint_with({SHOP: text + rules})
+    assert (violation.policy, violation.file) == ("rules-read-schema-fields", SHOP)
+    assert violation.line == (text + rules).count("\n")
+    assert violation.message == (
+        "rule 'typo' reads message.custmer_id, but OrderPlaced has no field 'custmer_id': the "
+        "rule fails on every record"
+    )

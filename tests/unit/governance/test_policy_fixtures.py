@@ -175,6 +175,17 @@ def ownership(root: Path) -> Expected:
     )
 
 
+def rules_read_schema_fields(root: Path) -> Expected:
+    return (
+        "rules-read-schema-fields",
+        SHOP,
+        line_containing(root / SHOP, "expr:"),
+        "rules.0.expr",
+        "rule 'customer-named' reads message.customer, but OrderPlaced has no field "
+        "'customer': the rule fails on every record",
+    )
+
+
 def ownership_missing(root: Path) -> Expected:
     return (
         "ownership",
@@ -393,6 +404,7 @@ CASES: dict[str, Callable[[Path], Expected]] = {
     "key-field-compacted": key_field_compacted,
     "partition-bounds": partition_bounds,
     "retention-bounds": retention_bounds,
+    "rules-read-schema-fields": rules_read_schema_fields,
     "policy-override": policy_override,
 }
 
