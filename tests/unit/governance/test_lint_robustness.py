@@ -133,7 +133,7 @@ def test_a_rule_reading_a_field_the_schema_lacks_is_named_at_its_expression() ->
         "  - name: known-customer\n"
         "    expr: \"message.customer_id != '' && has(message.coupon)\"\n"
         "  - name: typo\n"
-        "    expr: \"size(message.custmer_id) > 0 // message.in_a_comment\"\n"
+        '    expr: "size(message.custmer_id) > 0 // message.in_a_comment"\n'
     )
     (violation,) = _lint_with({SHOP: text + rules})
     assert (violation.policy, violation.file) == ("rules-read-schema-fields", SHOP)
