@@ -849,19 +849,19 @@ class ProductConsumer:
                     raise _Blocked(None) from exc
                 if now - outage.since >= self.registry_wait_seconds:
                     self._outage = None  # calling consume() again waits anew
-                    raise _Blocked(
-                        RegistryUnavailableError(
-                            f"{where}: writer schema id {schema_id} is not cached and the "
-                            f"registry has failed for {now - outage.since:.1f}s, beyond "
-                            f"registry_wait_seconds={self.registry_wait_seconds:g} "
-                            f"({exc.message}); nothing from this record on was delivered or "
-                            f"committed: consume() again to keep waiting, or raise "
-                            f"registry_wait_seconds (MESH_CONSUMER_REGISTRY_WAIT_SECONDS for "
-                            f"`mesh tail` and processors)",
-                            status=exc.status,
-                            error_code=exc.error_code,
-                        )
-                    ) from exc
+                    gave_up = RegistryUnavailableError(
+                        f"{where}: writer schema id {schema_id} is not cached and the "
+                        f"registry has failed for {now - outage.since:.1f}s, beyond "
+                        f"registry_wait_seconds={self.registry_wait_seconds:g} "
+                        f"({exc.message}); nothing from this record on was delivered or "
+                        f"committed: consume() again to keep waiting, or raise "
+                        f"registry_wait_seconds (MESH_CONSUMER_REGISTRY_WAIT_SECONDS for "
+                        f"`mesh tail` and processors)",
+                        status=exc.status,
+                        error_code=exc.error_code,
+                    )
+                    gave_up.record, gave_up.schema_id = where, schema_id
+                    raise _Blocked(gave_up) from exc
                 continue
             self._outage = None
             return plan

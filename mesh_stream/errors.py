@@ -153,6 +153,10 @@ class RegistryUnavailableError(RegistryError):
     request: str | None = None
     waited: float | None = None
     attempts: int = 1
+    #: Set by the consumer: the record that waited for its writer schema
+    #: (``topic[partition]@offset``) and that schema's id.
+    record: str | None = None
+    schema_id: int | None = None
 
 
 class SubjectNotFoundError(RegistryError):

@@ -213,12 +213,13 @@ def _print_records(
             last_seen = time.monotonic()
             continue
         except RegistryUnavailableError as exc:
+            which = f"writer schema id {exc.schema_id}" if exc.schema_id else "a writer schema"
             raise ConsumerError(
-                f"{descriptor.topic}: stopped: records waited {wait_setting:g} s "
-                f"(MESH_CONSUMER_REGISTRY_WAIT_SECONDS) for a writer schema from the registry "
-                f"at {registry_url}, which does not answer{_at(consumer, shown)}; start the "
-                f"registry or check MESH_REGISTRY_URL, then run tail again (it commits "
-                f"nothing, so nothing is skipped)"
+                f"{exc.record or descriptor.topic}: stopped: it waited {wait_setting:g} s "
+                f"(MESH_CONSUMER_REGISTRY_WAIT_SECONDS) for {which} from the registry at "
+                f"{registry_url}, which does not answer; start the registry or check "
+                f"MESH_REGISTRY_URL, then run tail again (it commits nothing, so nothing is "
+                f"skipped)"
             ) from exc
         except MeshError:
             raise  # its message names the record (topic[partition]@offset)

@@ -60,16 +60,20 @@ def wait_for(predicate: Any, timeout: float, what: str | Callable[[], str]) -> N
         time.sleep(1.0)
 
 
+#: What a broker's death leaves for a moment: librdkafka destroys the dead broker's handle
+#: under a pending call, and a partition's new leader has not caught up its high watermark.
+_PASSING = (KafkaError._DESTROY_BROKER, KafkaError.OFFSET_NOT_AVAILABLE)
+
+
 def records(conn: KafkaConnection, topic: str) -> list[Any]:
     """Every record now in ``topic`` (all partitions, up to their end offsets), asked again
-    while the cluster's metadata still changes after a broker's death: librdkafka then
-    destroys the dead broker's handle under a pending call (``_DESTROY_BROKER``)."""
+    while the cluster still settles after a broker's death (:data:`_PASSING`)."""
     deadline = time.monotonic() + 60
     while True:
         try:
             return _records(conn, topic)
         except KafkaException as exc:
-            if exc.args[0].code() != KafkaError._DESTROY_BROKER or time.monotonic() > deadline:
+            if exc.args[0].code() not in _PASSING or time.monotonic() > deadline:
                 raise
             time.sleep(1.0)
 

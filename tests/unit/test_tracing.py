@@ -109,6 +109,8 @@ class Registry:
 
         return Version()
 
+    get_latest = register_version  # the same one version: it is the latest
+
 
 def publisher(fail: bool = False) -> tuple[ProductPublisher, list[dict[str, Any]]]:
     """A publisher whose produce call records its arguments and reports a delivery (or a
