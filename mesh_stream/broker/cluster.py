@@ -395,7 +395,7 @@ class LocalCluster:
         users = [user.strip() for user in users]
         for user in users:  # before anything is erased (--fresh) or started
             problem = domain_name_problem(user) if user else None
-            if problem is not None:  # a service's user is made anyway, with its own grants
+            if problem is not None:  # reserved or malformed: the names a project could hold
                 raise ConfigurationError(f"--domains: {problem}")
         check_mode(security)
         try:
