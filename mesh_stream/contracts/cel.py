@@ -57,7 +57,7 @@ __all__ = [
     "RuleCheck",
     "RuleEngine",
     "check_expression",
-    "fields_named",
+    "field_paths_named",
 ]
 
 #: Functions confluent-kafka's CEL executor adds to CEL (protovalidate's); this evaluator
@@ -236,14 +236,22 @@ def _parser_complaint(text: str) -> str:
     return said if len(said) <= MAX_COMPLAINT_CHARS else f"{said[:MAX_COMPLAINT_CHARS]}..."
 
 
-_HAS_FIELD = re.compile(r"\bhas\s*\(\s*message\s*\.\s*\w+\s*\)")
+# `has(message.a.b)` may name a field that is missing; what it tests is not read.
+_HAS_FIELD = re.compile(r"\bhas\s*\(\s*message(?:\s*\.\s*\w+)+\s*\)")
+# `message.a.b` as far as it selects fields: a name followed by `(` is a method call.
+_FIELD_PATH = re.compile(r"\bmessage((?:\s*\.\s*[A-Za-z_][A-Za-z0-9_]*\b(?!\s*\())+)")
 
 
-def fields_named(expr: str) -> list[str]:
-    """The top-level fields ``expr`` reads as ``message.<field>``, in order, leaving out
-    those it only tests with ``has()`` (strings and comments aside)."""
+def field_paths_named(expr: str) -> list[tuple[str, ...]]:
+    """The field paths ``expr`` reads as ``message.<field>[.<field>...]``, in order, leaving
+    out those it only tests with ``has()`` (strings and comments aside): ``message.lines[0]``
+    reads ``("lines",)``, ``message.name.size()`` reads ``("name",)``."""
     code = _HAS_FIELD.sub(" ", _LITERALS.sub(" ", expr))
-    return list(dict.fromkeys(_FIELD_ACCESS.findall(code)))
+    paths = (
+        tuple(part.strip() for part in match.group(1).split(".")[1:])
+        for match in _FIELD_PATH.finditer(code)
+    )
+    return list(dict.fromkeys(paths))
 
 
 def _fields_read(expressions: Sequence[str]) -> frozenset[str] | None:

@@ -8,12 +8,12 @@ referenced by name are not followed again: they were visited where they were def
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from mesh_stream.governance.model import Loc
-from mesh_stream.schema.names import Scope
+from mesh_stream.schema.names import PRIMITIVES, Scope
 
 
 @dataclass(frozen=True)
@@ -162,6 +162,65 @@ def _field_chain(
                 reached.setdefault(id(record), (record, inner))
         holders = list(reached.values())
     return chain
+
+
+def selection_problem(schema: Mapping[str, Any], path: Sequence[str]) -> str | None:
+    """Why CEL's ``message.<path>`` fails on every record of ``schema``, or None when it
+    may not: a segment that no record there has as a field, or a field selected from a value
+    that has none (a number, a string, a list). A map takes any key, so a path is not
+    checked past one; a union is checked against each of its branches but null."""
+    holders: list[tuple[Any, Scope]] = [(schema, Scope.of(schema))]
+    shown = "message"
+    for segment in path:
+        kinds = [kind for type_, scope in holders for kind in _value_kinds(type_, scope)]
+        if not kinds or any(name == "map" for name, _, _ in kinds):
+            return None  # an unknown name (not ours to judge) or a map's key
+        records = [(record, scope) for name, record, scope in kinds if name == "record"]
+        if not records:
+            names = " or ".join(dict.fromkeys(name for name, _, _ in kinds))
+            return f"{shown} is {'an' if names[0] in 'aeiou' else 'a'} {names}, without fields"
+        steps = [
+            (field.get("type"), scope)
+            for record, scope in records
+            for field in _record_fields(record)
+            if field.get("name") == segment
+        ]
+        if not steps:
+            owners = ", ".join(dict.fromkeys(root_name(record) for record, _ in records))
+            at = f" ({shown})" if shown != "message" else ""
+            return f"{owners}{at} has no field {segment!r}"
+        holders = steps
+        shown = f"{shown}.{segment}"
+    return None
+
+
+def _value_kinds(type_: Any, scope: Scope) -> Iterator[tuple[str, Mapping[str, Any], Scope]]:
+    """(kind, definition, scope of its fields) for each branch a value of ``type_`` may be,
+    null aside: ``record``, ``map``, ``array``, ``enum``, ``fixed`` or a primitive's name."""
+    if isinstance(type_, list):
+        for member in type_:
+            yield from _value_kinds(member, scope)
+    elif isinstance(type_, str):
+        if type_ in PRIMITIVES:
+            if type_ != "null":
+                yield type_, {}, scope
+        else:
+            found = scope.resolve(type_)
+            if found is not None:
+                yield from _value_kinds(*found)
+    elif isinstance(type_, Mapping):
+        kind = type_.get("type")
+        if isinstance(kind, (list, Mapping)):
+            yield from _value_kinds(kind, scope)
+        elif kind in ("record", "error"):
+            yield "record", type_, scope.inside(type_)
+        elif kind in PRIMITIVES:  # a primitive with attributes, such as a logical type
+            if kind == "null":
+                return
+            logical = type_.get("logicalType")
+            yield (f"{kind} ({logical})" if isinstance(logical, str) else kind), type_, scope
+        elif isinstance(kind, str):
+            yield kind, type_, scope
 
 
 def _record_fields(record: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from mesh_stream.contracts.cel import fields_named
+from mesh_stream.contracts.cel import field_paths_named
 from mesh_stream.descriptor import Classification, CleanupPolicy, Compatibility, DataProduct
 from mesh_stream.governance import avro_walk
 from mesh_stream.governance.catalog import Catalog, unverified
@@ -273,22 +273,23 @@ def check_naming(review: Review, _params: NoParams) -> Iterator[Finding]:
     "rules-read-schema-fields",
     why="A quality rule reading a field the schema lacks fails on every record: each one is "
     "refused or dead-lettered at publish time, however good it is.",
-    fix="Correct the field's name in the rule's `expr` (`message.<field>`, as the `.avsc` "
-    "names it), or add the field to the schema; test a field that may be missing with "
-    "`has(message.<field>)`.",
+    fix="Correct the field's path in the rule's `expr` (`message.<field>.<nested field>`, as "
+    "the `.avsc` names them), or add the field to the schema; test a field that may be "
+    "missing with `has(message.<field>)`.",
 )
 def check_rules_read_schema_fields(review: Review, _params: NoParams) -> Iterator[Finding]:
-    """Every field a quality rule reads as `message.<field>` is a field of the schema."""
+    """Every field a quality rule reads as `message.<field>` (or `message.<a>.<b>`, through
+    nested records) is a field of the schema, and no field is selected from a value without
+    fields."""
     if review.schema is None or not review.product.rules:
         return
-    known = set(avro_walk.top_level_fields(review.schema))
-    root = avro_walk.root_name(review.schema)
     for index, rule in enumerate(review.product.rules):
-        for name in fields_named(rule.expr):
-            if name not in known:
+        for path in field_paths_named(rule.expr):
+            problem = avro_walk.selection_problem(review.schema, path)
+            if problem is not None:
                 yield Finding(
-                    f"rule {rule.name!r} reads message.{name}, but {root} has no field "
-                    f"{name!r}: the rule fails on every record",
+                    f"rule {rule.name!r} reads message.{'.'.join(path)}, but {problem}: "
+                    f"the rule fails on every record",
                     f"rules.{index}.expr",
                     ("rules", index, "expr"),
                 )

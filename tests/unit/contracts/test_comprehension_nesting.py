@@ -7,7 +7,11 @@ from __future__ import annotations
 import pytest
 
 from mesh_stream.contracts import RuleEngine, check_expression
-from mesh_stream.contracts.cel import MAX_COMPREHENSION_NESTING, comprehension_nesting
+from mesh_stream.contracts.cel import (
+    MAX_COMPREHENSION_NESTING,
+    comprehension_nesting,
+    field_paths_named,
+)
 from mesh_stream.errors import ConfigurationError
 
 DEEP = "message.xs.all(a, message.xs.all(b, message.xs.exists(c, a + b + c > 0)))"
@@ -56,3 +60,21 @@ def test_a_parser_complaint_is_short_and_deep_nesting_says_so() -> None:
     problem = check_expression(long_bad)
     assert problem is not None
     assert len(problem) <= 403
+
+
+@pytest.mark.parametrize(
+    ("expr", "paths"),
+    [
+        ("message.a.b.c > 1", [("a", "b", "c")]),
+        ("message . a . b == 2", [("a", "b")]),
+        ("message.name.startsWith('x')", [("name",)]),
+        ("message.lines[0].sku == ''", [("lines",)]),
+        ("has(message.a.b) && message.c.size() > 0", [("c",)]),
+        ("'message.x' == message.y // message.z", [("y",)]),
+        ("message.a.all(l, l.q > 0) && message.a.all(l, l.r > 0)", [("a",)]),
+    ],
+)
+def test_the_field_paths_a_rule_reads(expr: str, paths: list[tuple[str, ...]]) -> None:
+    """What rules-read-schema-fields checks: selections from `message`, not method calls,
+    indexes, strings, comments or has() tests."""
+    assert field_paths_named(expr) == paths

@@ -158,3 +158,31 @@ def test_every_union_branch_with_the_field_is_followed() -> None:
     assert avro_walk.pii_within(schema, "u.x") == ["u.x.y"]
     assert avro_walk.pii_within(schema, "v.x") == ["v.x"]
     assert avro_walk.pii_within(schema, "u") == ["u.x.y"]
+
+
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        (("contact", "email"), None),
+        (("again", "region"), None),  # a record used again by name
+        (("extra", "anything"), None),  # a map takes any key
+        (("contact", "emial"), "Contact (message.contact) has no field 'emial'"),
+        (("nope",), "Root has no field 'nope'"),
+        (("lines", "sku"), "message.lines is an array, without fields"),
+        (("id", "x"), "message.id is a string, without fields"),
+        (("contact", "email", "x"), "message.contact.email is a string, without fields"),
+    ],
+)
+def test_what_a_field_selection_cannot_find(path: tuple[str, ...], problem: str | None) -> None:
+    assert avro_walk.selection_problem(SCHEMA, path) == problem
+
+
+def test_a_logical_type_is_named_with_its_base() -> None:
+    schema = {
+        "type": "record",
+        "name": "R",
+        "fields": [{"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}}],
+    }
+    assert avro_walk.selection_problem(schema, ("at", "seconds")) == (
+        "message.at is a long (timestamp-millis), without fields"
+    )

@@ -142,3 +142,29 @@ def test_a_rule_reading_a_field_the_schema_lacks_is_named_at_its_expression() ->
         "rule 'typo' reads message.custmer_id, but OrderPlaced has no field 'custmer_id': the "
         "rule fails on every record"
     )
+
+
+def test_a_rule_selecting_a_nested_field_the_schema_lacks_or_from_a_number_is_named() -> None:
+    """A nested path is followed through the schema's records; a field selected from a
+    value without fields (a long, a list) fails on every record too (a campaign left it)."""
+    text = (FIXTURES / "good" / SHOP).read_text()
+    rules = (
+        "rules:\n"
+        "  - name: lines-known\n"
+        '    expr: "message.lines.all(l, l.quantity > 0) && size(message.lines) > 0"\n'
+        "  - name: lines-picked\n"
+        "    expr: \"message.lines.sku != ''\"\n"
+        "  - name: cents-part\n"
+        "    expr: \"message.total_cents.amount >= 0 && message.order_id.startsWith('o')\"\n"
+    )
+    violations = _lint_with({SHOP: text + rules})
+    assert [(v.policy, v.file, v.field) for v in violations] == [
+        ("rules-read-schema-fields", SHOP, "rules.1.expr"),
+        ("rules-read-schema-fields", SHOP, "rules.2.expr"),
+    ]
+    assert [v.message for v in violations] == [
+        "rule 'lines-picked' reads message.lines.sku, but message.lines is an array, without "
+        "fields: the rule fails on every record",
+        "rule 'cents-part' reads message.total_cents.amount, but message.total_cents is a "
+        "long, without fields: the rule fails on every record",
+    ]
