@@ -63,7 +63,7 @@ from mesh_stream.kafka.partitions import KEY_PARTITIONER
 from mesh_stream.project import MeshProject, locate_project, resolve_product
 from mesh_stream.schema.codec import FramedReader, RecordEncoder, as_document, load_schema_file
 from mesh_stream.schema.models import check_model
-from mesh_stream.settings import MeshSettings
+from mesh_stream.settings import KeyPartitioner, MeshSettings
 
 if TYPE_CHECKING:
     from mesh_stream.registry.client import RegistryClient
@@ -495,6 +495,13 @@ class ProductPublisher:
     @staticmethod
     def _producer_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
         given = dict(config or {})
+        partitioner = given.get("partitioner", KEY_PARTITIONER)
+        if partitioner not in typing.get_args(KeyPartitioner):
+            raise ConfigurationError(
+                f"producer config partitioner={partitioner!r} is not allowed: a key must keep "
+                f"one partition (its records their order); use one of "
+                f"{', '.join(typing.get_args(KeyPartitioner))}"
+            )
         for key, value in FIXED_PRODUCER_CONFIG.items():
             if key in given and str(given[key]).lower() not in (str(value).lower(), "-1"):
                 raise ConfigurationError(
@@ -571,11 +578,11 @@ class ProductPublisher:
     ) -> tuple[bytes, str | bytes | None]:
         if type(record) is not dict:
             record = self._as_record(record)
+        value = self._encode(record)  # the schema first: a misfit never reaches the rules
         if check_rules and self.rules is not None:
             breach = self.rules.first_breach(record)
             if breach is not None and breach.rule.action == "ERROR":
                 raise self._violation(breach, None)
-        value = self._encode(record)
         if key is None and self._key_field is not None:
             key = self._key_of(record)
         if len(value) > self._unchecked_bytes:
@@ -593,9 +600,10 @@ class ProductPublisher:
         """Validate, encode and hand ``record`` to Kafka; ``flush`` confirms delivery.
 
         A record that does not fit the schema raises :class:`SerializationError` (field
-        path, expected type, value received) and never reaches Kafka. When the product's
-        registered schema version has quality rules (CEL), they run first, on the record as
-        given: a failed ``ERROR`` rule raises :class:`RuleViolationError`; a failed ``DLQ``
+        path, expected type, value received) and reaches neither Kafka nor the dead-letter
+        topic. When the product's registered schema version has quality rules (CEL), they
+        then run on the record as given: a failed ``ERROR`` rule raises
+        :class:`RuleViolationError`; a failed ``DLQ``
         rule sends the record to the dead-letter topic instead, and the
         :class:`DeadLetteredRecord` returned says so (None: the record went to the product's
         topic). This is the hot path: keep it free of lookups that could be done once in
@@ -613,11 +621,6 @@ class ProductPublisher:
             timestamp_ms = _check_timestamp(timestamp_ms)
             if headers is not None:
                 headers = _checked_headers(headers)
-        if self.rules is not None:
-            mapping = record if type(record) is dict else self._as_record(record)
-            breach = self.rules.first_breach(mapping, skip=_replayed_rule(headers))
-            if breach is not None:
-                return self._divert(breach, mapping, None, key, headers)
         if type(record) is dict:
             try:  # a valid plain dict: the encoder compiled for the schema
                 value = self._fast_encode(record)
@@ -626,6 +629,10 @@ class ProductPublisher:
         else:
             record = self._as_record(record)
             value = self._encode(record)
+        if self.rules is not None:  # on a record that fits the schema only
+            breach = self.rules.first_breach(record, skip=_replayed_rule(headers))
+            if breach is not None:
+                return self._divert(breach, record, None, key, headers)
         if key is None and self._key_field is not None:
             key = record.get(self._key_field)
             if key is not None and type(key) is not str and not isinstance(key, bytes):
@@ -826,25 +833,28 @@ class ProductPublisher:
             )
         batch = _CheckedBatch()
         rules = self.rules
+        count = 0
         for index, record in enumerate(records):
+            count += 1
             try:
+                mapping = record if type(record) is dict else self._as_record(record)
+                prepared = self._prepared(mapping, None, check_rules=False)
                 if rules is not None:
-                    mapping = record if type(record) is dict else self._as_record(record)
                     breach = rules.first_breach(mapping)
                     if breach is not None:
                         if breach.rule.action != "DLQ":
                             raise self._violation(breach, index)
                         batch.diverted.append((index, breach, mapping))
                         continue
-                batch.prepared.append(self._prepared(record, None, check_rules=False))
+                batch.prepared.append(prepared)
             except SerializationError as exc:
                 batch.rejected.append(RejectedRecord(index, exc))
         rejected = batch.rejected
         if rejected and all_or_nothing:
             details = "; ".join(item.describe() for item in rejected[:SHOWN_RECORDS])
             error = SerializationError(
-                f"{len(rejected)} of {len(batch.prepared) + len(rejected)} records do not fit "
-                f"schema {self.encoder.name}, so none was published (all_or_nothing): {details}"
+                f"{len(rejected)} of {count} records do not fit schema {self.encoder.name} or "
+                f"fail a quality rule, so none was published (all_or_nothing): {details}"
             )
             error.rejected = rejected  # type: ignore[attr-defined]
             raise error
@@ -1035,12 +1045,12 @@ class AsyncProductPublisher:
         timestamp_ms = _check_timestamp(timestamp_ms)
         if headers is not None:
             headers = _checked_headers(headers)
-        if publisher.rules is not None:
-            mapping = record if type(record) is dict else publisher._as_record(record)
+        mapping = record if type(record) is dict else publisher._as_record(record)
+        value, key = publisher._prepared(mapping, key, check_rules=False)
+        if publisher.rules is not None:  # on a record that fits the schema only
             breach = publisher.rules.first_breach(mapping, skip=_replayed_rule(headers))
             if breach is not None:
                 return publisher._divert(breach, mapping, None, key, headers)
-        value, key = publisher._prepared(record, key, check_rules=False)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[DeliveredRecord] = loop.create_future()
         name, topic = self.product.name, self.topic

@@ -227,6 +227,12 @@ def jvm_options(text: str) -> tuple[str, ...]:
 _URL_SETTINGS = frozenset({"registry_url"})
 
 
+#: librdkafka's partitioners that keep a key in one partition (``random`` does not).
+KeyPartitioner = Literal[
+    "murmur2_random", "murmur2", "consistent_random", "consistent", "fnv1a_random", "fnv1a"
+]
+
+
 class MeshSettings(BaseSettings):
     """Every knob of the platform, each settable as ``MESH_<NAME>``."""
 
@@ -417,9 +423,7 @@ class MeshSettings(BaseSettings):
         "for an unavailable registry when a record needs a schema they have not seen, before "
         "they fail (nothing is skipped).",
     )
-    producer_partitioner: Literal[
-        "murmur2_random", "murmur2", "consistent_random", "consistent", "fnv1a_random", "fnv1a"
-    ] = Field(
+    producer_partitioner: KeyPartitioner = Field(
         default="murmur2_random",
         description="The partition a publisher built from settings (`open_publisher`, `mesh "
         "publish`, `mesh up`'s simulators) gives a keyed record, as librdkafka names it: "

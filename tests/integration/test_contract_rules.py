@@ -33,6 +33,7 @@ from mesh_stream.bench.sdk_bench import make_record, schema
 from mesh_stream.cli.main import cli
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import RuleViolationError
+from mesh_stream.errors import SerializationError as MeshSerializationError
 from mesh_stream.producer import (
     AsyncProductPublisher,
     DeadLetteredRecord,
@@ -41,7 +42,7 @@ from mesh_stream.producer import (
 )
 from mesh_stream.registry.client import RegistryClient
 from tests.conftest import KafkaAddress, RegistryAddress
-from tests.fixtures.sdk.helpers import read_raw
+from tests.fixtures.sdk.helpers import end_offsets, read_raw
 
 RULES = [
     {"name": "amount-not-negative", "expr": "message.amount_cents >= 0"},
@@ -274,6 +275,40 @@ def test_the_asyncio_publisher_runs_the_rules_too(
     assert (diverted.rule, diverted.topic) == ("known-currency", placed.dlq_topic)
     [letter] = read_raw(kafka.bootstrap_servers, placed.dlq_topic, 1)
     assert json.loads(letter.value()) == dead
+
+
+def test_a_record_that_does_not_fit_the_schema_is_refused_before_any_rule_runs(
+    kafka: KafkaAddress, client: RegistryClient
+) -> None:
+    """A misfit failing a DLQ rule too went to the dead-letter topic (an object as its
+    note's text) instead of raising (a campaign): the schema is checked first, everywhere."""
+    placed = product("misfit")
+    misfit = {**records()[4], "amount_cents": "12", "note": object()}  # currency JPY: DLQ rule
+    with ProductPublisher(
+        placed, bootstrap_servers=kafka.bootstrap_servers, registry=client, schema=schema()
+    ) as publisher:
+        with pytest.raises(MeshSerializationError, match="amount_cents: expected long") as one:
+            publisher.publish(misfit)
+        assert not isinstance(one.value, RuleViolationError)
+        report = publisher.publish_many([records()[0], misfit, records()[4]])
+        assert [r.index for r in report.rejected] == [1]
+        assert "amount_cents: expected long" in str(report.rejected[0].error)
+        assert [d.index for d in report.dead_lettered] == [2]
+        with pytest.raises(MeshSerializationError, match="2 of 3 records do not fit") as many:
+            publisher.publish_many([misfit, records()[1], records()[2]], all_or_nothing=True)
+        assert "amount_cents: expected long" in str(many.value)
+        assert "'amount-not-negative'" in str(many.value)  # record 2 fails an ERROR rule
+
+    async def publish_async() -> None:
+        async with AsyncProductPublisher(
+            placed, bootstrap_servers=kafka.bootstrap_servers, registry=client, schema=schema()
+        ) as publisher:
+            with pytest.raises(MeshSerializationError, match="amount_cents: expected long"):
+                await publisher.publish(misfit)
+
+    asyncio.run(publish_async())
+    assert end_offsets(kafka.bootstrap_servers, placed.dlq_topic, 1) == [1]  # records()[4] only
+    assert end_offsets(kafka.bootstrap_servers, placed.topic, 1) == [1]  # records()[0] only
 
 
 def test_rules_added_through_confluents_api_on_the_same_schema_are_enforced_as_latest(

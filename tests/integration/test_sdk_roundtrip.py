@@ -145,7 +145,8 @@ def test_publish_many_reports_bad_records_by_index_and_publishes_the_rest(
     for index, change in bad.items():
         batch[index] = {**batch[index], **change}
     with publisher_for(product, kafka, client) as publisher:
-        with pytest.raises(SerializationError, match="3 of 20 records do not fit") as caught:
+        refused = r"3 of 20 records do not fit schema .* or fail a quality rule"
+        with pytest.raises(SerializationError, match=refused) as caught:
             publisher.publish_many(batch, all_or_nothing=True)
         assert [r.index for r in caught.value.rejected] == [3, 11, 17]  # type: ignore[attr-defined]
         assert sum(end_offsets(kafka.bootstrap_servers, product.topic, 3)) == 0
@@ -192,7 +193,7 @@ def test_a_key_lands_where_java_and_the_processors_put_it_unless_the_config_says
     assert {m.key().decode(): m.partition() for m in messages} == crc
 
 
-def test_producer_settings_that_could_lose_records_are_refused(
+def test_producer_settings_that_could_lose_or_reorder_records_are_refused(
     kafka: KafkaAddress, client: RegistryClient
 ) -> None:
     with pytest.raises(ConfigurationError, match="acks='1' is not allowed"):
@@ -202,6 +203,15 @@ def test_producer_settings_that_could_lose_records_are_refused(
             registry=client,
             root=REPO_ROOT,
             config={"acks": "1"},
+        )
+    # a campaign: one key landed in all 3 partitions, breaking its records' order
+    with pytest.raises(ConfigurationError, match="partitioner='random' is not allowed: a key"):
+        ProductPublisher(
+            new_product("random"),
+            bootstrap_servers=kafka.bootstrap_servers,
+            registry=client,
+            root=REPO_ROOT,
+            config={"partitioner": "random"},
         )
 
 
