@@ -37,7 +37,7 @@ from confluent_kafka.admin._metadata import ClusterMetadata
 from confluent_kafka.admin._resource import ResourceType
 
 from mesh_stream.errors import BrokerError, ConfigurationError, TopicMismatchError
-from mesh_stream.kafka.clients import make_admin, new_topic
+from mesh_stream.kafka.clients import make_admin, new_topic, probe
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 
 if TYPE_CHECKING:
@@ -260,8 +260,13 @@ def ensure_topics(
     principal may read them), e.g. a ``max.message.bytes`` lower than the broker's.
     """
     wanted = {spec.name: spec for spec in specs}
-    admin = admin or make_admin(conn, {"log_level": 0})
-    metadata = _list_topics(admin, conn, timeout)
+    if admin is None:
+        # The probe names a refused password or a listener needing SASL or TLS at once; a
+        # bare metadata request waits out its timeout, then says no broker answers.
+        metadata = probe(conn, timeout)
+        admin = make_admin(conn, {"log_level": 0})
+    else:
+        metadata = _list_topics(admin, conn, timeout)
     existing = metadata.topics
     missing = [spec for name, spec in wanted.items() if name not in existing]
     result: dict[str, list[TopicDifference]] = {name: [] for name in wanted}

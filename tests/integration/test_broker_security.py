@@ -33,6 +33,7 @@ from mesh_stream.kafka import (
     new_topic,
     probe,
 )
+from mesh_stream.kafka.topics import TopicSpec, ensure_topic
 from mesh_stream.settings import MeshSettings
 from tests.conftest import KafkaAddress
 
@@ -292,6 +293,12 @@ def test_a_wrong_password_is_a_clear_authentication_error(sasl_cluster: SecuredC
     ), message
     assert "check MESH_KAFKA_SASL_USERNAME / MESH_KAFKA_SASL_PASSWORD" in message
     assert "not-the-password" not in message
+    # and so does a publisher opening, which creates its topic first (a campaign: after 19 s
+    # it said no broker answers, and to start Kafka)
+    started = time.monotonic()
+    with pytest.raises(KafkaAuthenticationError, match="failed as payments with SCRAM-SHA-512"):
+        ensure_topic(conn, TopicSpec("payments.anything.v1", 1, 1), timeout=20)
+    assert time.monotonic() - started < 10
 
 
 def test_no_credentials_against_the_sasl_listener_fails_clearly(
