@@ -28,6 +28,7 @@ from mesh_stream.contracts import Contract, compile_contract
 from mesh_stream.descriptor import (
     DataProduct,
     ProductSource,
+    RuleFailure,
     descriptor_files,
     load_descriptor,
     resolve_product,
@@ -156,6 +157,30 @@ def ensure_topics(
     created: list[str] = []
     topics.ensure_topics(conn, specs, admin=admin, timeout=timeout, created=created)
     return [topic for topic in wanted if topic in created]
+
+
+def writes_dead_letters(product: DataProduct) -> bool:
+    """Whether a quality rule of ``product`` sends failing records to its dead-letter topic."""
+    return any(rule.on_failure is RuleFailure.DLQ for rule in product.rules)
+
+
+def ensure_dlq_topics(
+    kafka: KafkaConnection | str, products: Iterable[DataProduct], *, timeout: float = 30.0
+) -> list[str]:
+    """Create the missing dead-letter topics of ``products`` whose DLQ rules write there,
+    each as its product's topic is specified; returns the names created."""
+    conn = _connection(kafka)
+    writers = [product for product in products if writes_dead_letters(product)]
+    if not writers:
+        return []
+    admin = make_admin(conn, {"log_level": 0})
+    cluster = topics.cluster_info(conn, admin=admin, timeout=timeout)
+    specs = [
+        topics.product_topic_spec(product, cluster, topic=product.dlq_topic) for product in writers
+    ]
+    created: list[str] = []
+    topics.ensure_topics(conn, specs, admin=admin, timeout=timeout, created=created)
+    return created
 
 
 def ensure_internal_topic(

@@ -501,6 +501,10 @@ def _product_lines(item: ProductPlan) -> list[str]:
         topic += f", apply creates it ({item.topic_spec})"
     lines.append(topic)
     lines += [f"      {drift}" for drift in item.topic_drift]
+    if item.dlq_topic_missing is not None:
+        lines.append(
+            f"    dead-letter topic {item.dlq_topic_missing} (DLQ rules): missing, apply creates it"
+        )
     return lines
 
 

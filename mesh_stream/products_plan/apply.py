@@ -63,6 +63,9 @@ def apply_plan(
         if item.topic_status is TopicStatus.MISSING:
             registration.ensure_topics(conn, [product])
             done(f"{product.name}: topic {product.topic} created ({item.topic_spec})")
+        if item.dlq_topic_missing is not None:
+            registration.ensure_dlq_topics(conn, [product])
+            done(f"{product.name}: dead-letter topic {item.dlq_topic_missing} created")
     for product in products:
         item = items[product.name]
         if item.unchanged:

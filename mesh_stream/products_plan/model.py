@@ -131,6 +131,8 @@ class ProductPlan:
     topic_status: TopicStatus = TopicStatus.UNCHECKED
     topic_spec: str | None = None
     topic_drift: list[str] = field(default_factory=list)
+    dlq_topic_missing: str | None = None
+    """The dead-letter topic a DLQ rule writes to, when it does not exist yet."""
     refusals: list[Refusal] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -141,6 +143,7 @@ class ProductPlan:
             and self.schema is Status.UNCHANGED
             and self.level_change is None
             and self.topic_status is not TopicStatus.MISSING
+            and self.dlq_topic_missing is None
         )
 
     def to_dict(self) -> dict[str, Any]:
