@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -36,7 +37,12 @@ from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.admin._metadata import ClusterMetadata
 from confluent_kafka.admin._resource import ResourceType
 
-from mesh_stream.errors import BrokerError, ConfigurationError, TopicMismatchError
+from mesh_stream.errors import (
+    BrokerError,
+    ConfigurationError,
+    KafkaAuthorizationError,
+    TopicMismatchError,
+)
 from mesh_stream.kafka.clients import make_admin, new_topic, probe
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 
@@ -390,6 +396,10 @@ def describe_topic(
     return TopicState(name, len(partitions), replicas, config)
 
 
+#: A domain's name as a topic's first segment (``_mesh_…`` topics are the platform's).
+_DOMAIN_PREFIX = re.compile(r"[a-z][a-z0-9-]*")
+
+
 def _create_error(conn: KafkaConnection, spec: TopicSpec, exc: KafkaException) -> Exception:
     error = exc.args[0] if exc.args else None
     if isinstance(error, KafkaError) and error.code() == KafkaError.INVALID_REPLICATION_FACTOR:
@@ -399,6 +409,22 @@ def _create_error(conn: KafkaConnection, spec: TopicSpec, exc: KafkaException) -
             f"brokers up (`mesh broker status`)? Or set `replication_factor` in the descriptor"
         )
     explained = explain_kafka_error(exc, conn, topic=spec.name, operation="CREATE")
+    owner = spec.name.split(".", 1)[0]
+    if (
+        isinstance(error, KafkaError)
+        and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+        and _DOMAIN_PREFIX.fullmatch(owner)
+        and conn.sasl_username not in (None, owner)
+        and "." in spec.name
+    ):
+        # Granting the CREATE the general message suggests would let one domain write
+        # another's product (a campaign): the topic's name says whose it is.
+        return KafkaAuthorizationError(
+            f"{conn.principal} may not CREATE topic {spec.name} at {conn.bootstrap_servers} "
+            f"(TOPIC_AUTHORIZATION_FAILED): its name makes it domain {owner}'s, and only "
+            f"{owner}'s user creates and writes it; publish with {owner}'s credentials "
+            f"(MESH_KAFKA_SASL_USERNAME / MESH_KAFKA_SASL_PASSWORD)"
+        )
     if type(explained).__name__ == "MeshError":
         return BrokerError(f"cannot create topic {spec.name}: {explained}")
     return explained

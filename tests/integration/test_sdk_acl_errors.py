@@ -157,6 +157,10 @@ def test_creating_another_domains_topic_names_the_create_acl(
             product, connection=sasl.connection("payments"), registry=client, root=REPO_ROOT
         )
     assert str(caught.value).startswith(f"User:payments may not CREATE topic {product.topic} ")
+    # the topic's name says whose it is: no advice to grant payments a CREATE on it (a
+    # campaign), but to publish with the owning domain's credentials
+    assert f"its name makes it domain {product.domain}'s" in str(caught.value)
+    assert "grant ALLOW" not in str(caught.value)
 
 
 def test_reading_without_a_read_acl_names_the_read_acl(sasl: Sasl, client: RegistryClient) -> None:
