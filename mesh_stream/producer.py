@@ -420,6 +420,7 @@ class ProductPublisher:
             version.rule_set,
             owner=f"{product.name} ({product.value_subject})",
             dlq_topic=product.dlq_topic,
+            schema=document,
         )
         self.encoder = RecordEncoder(document, self.schema_id)
         #: Reads an undelivered record's bytes back for its report (see _undelivered).

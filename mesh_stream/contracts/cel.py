@@ -319,6 +319,31 @@ def _either(guard: str, body: str) -> str:
     return f"{_grouped(guard)} ? {_grouped(body)} : true"
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_TIMESTAMP_UNITS = {
+    "timestamp-millis": dt.timedelta(milliseconds=1),
+    "timestamp-micros": dt.timedelta(microseconds=1),
+    "local-timestamp-millis": dt.timedelta(milliseconds=1),
+    "local-timestamp-micros": dt.timedelta(microseconds=1),
+}
+
+
+def timestamp_fields(schema: Mapping[str, Any] | None) -> dict[str, dt.timedelta]:
+    """The root record's timestamp fields (also as a union's branch), each with the unit
+    of a number given for it."""
+    found: dict[str, dt.timedelta] = {}
+    fields = schema.get("fields") if isinstance(schema, Mapping) else None
+    for field in fields if isinstance(fields, list) else ():
+        if not isinstance(field, Mapping) or not isinstance(field.get("name"), str):
+            continue
+        branches = field.get("type")
+        for branch in branches if isinstance(branches, list) else [branches]:
+            logical = branch.get("logicalType") if isinstance(branch, Mapping) else None
+            if logical in _TIMESTAMP_UNITS and branch.get("type") == "long":  # type: ignore[union-attr]
+                found[field["name"]] = _TIMESTAMP_UNITS[logical]
+    return found
+
+
 def _cel_value(value: Any) -> Any:
     """``value`` as the CEL package takes it, converted like confluent-kafka's executor
     (a UUID is its string, a date its day number since the epoch). A datetime is its
@@ -554,8 +579,17 @@ class RuleEngine:
     why, so the switch changes how fast a record passes, never a verdict.
     """
 
-    def __init__(self, checks: Sequence[RuleCheck], *, all_at_once: bool = True) -> None:
+    def __init__(
+        self,
+        checks: Sequence[RuleCheck],
+        *,
+        all_at_once: bool = True,
+        instants: Mapping[str, dt.timedelta] | None = None,
+    ) -> None:
         self.checks = tuple(checks)
+        #: Top-level timestamp fields (name -> the unit of a number given for one): a number
+        #: reaches the rules as the instant it stands for, as a datetime does.
+        self._instants = dict(instants or {})
         self._needs_now = any(check.uses_now for check in self.checks)
         self._context: Callable[[dict[str, Any]], Any] = _cel().Context
         self._compile: Callable[[str], Any] = _cel().compile
@@ -601,8 +635,12 @@ class RuleEngine:
         owner: str,
         dlq_topic: str,
         all_at_once: bool = True,
+        schema: Mapping[str, Any] | None = None,
     ) -> RuleEngine | None:
         """The engine for a registered ``ruleSet`` (None when it has nothing to run on write).
+
+        With the version's ``schema``, a top-level timestamp field given as a number (epoch
+        milliseconds or microseconds, as the encoder takes it) is a timestamp to the rules.
 
         ``owner`` names the product/subject in errors; ``dlq_topic`` is where DLQ rules send
         records unless their ``dlq.topic`` parameter says otherwise. A write rule this
@@ -662,7 +700,7 @@ class RuleEngine:
             )
         if not checks:
             return None
-        return cls(checks, all_at_once=all_at_once)
+        return cls(checks, all_at_once=all_at_once, instants=timestamp_fields(schema))
 
     def first_breach(
         self, record: Mapping[str, Any], *, skip: str | None = None
@@ -671,6 +709,8 @@ class RuleEngine:
         fails, or None: the record may be published. NONE rules that fail are passed by,
         and so is the rule named ``skip`` (a dead letter published again carries the rule
         it failed in its ``__rule.name`` header; confluent-kafka skips that rule too)."""
+        if self._instants:
+            record = self._as_instants(record)
         if skip is None and self._lanes is not None and self.all_pass(record):
             return None
         whole = None  # the whole record's context, built once when a rule needs it
@@ -687,6 +727,22 @@ class RuleEngine:
                 continue
             return RuleBreach(check, error)
         return None
+
+    def _as_instants(self, record: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``record`` with each timestamp field given as a number made a datetime (a copy,
+        only when there is one)."""
+        changed: dict[str, Any] | None = None
+        for name, unit in self._instants.items():
+            value = record.get(name)
+            if type(value) is int or type(value) is float:
+                try:
+                    instant = _EPOCH + unit * value
+                except (OverflowError, ValueError):
+                    continue  # outside datetime's years: the encoder refuses the record
+                if changed is None:
+                    changed = dict(record)
+                changed[name] = instant
+        return record if changed is None else changed
 
     def all_pass(self, record: Mapping[str, Any]) -> bool:
         """True when every rule that can stop a record passes ``record``, found with at most

@@ -39,3 +39,49 @@ def test_a_rule_on_the_hour_sees_the_same_instant_however_it_was_written(
     assert engine is not None
     assert engine.first_breach({"placed_at": given}) is None
     assert engine.first_breach({"placed_at": given + dt.timedelta(hours=1)}) is not None
+
+
+def _schema(logical: str, nullable: bool = False) -> dict[str, object]:
+    kind: object = {"type": "long", "logicalType": logical}
+    return {
+        "type": "record",
+        "name": "Placed",
+        "fields": [{"name": "placed_at", "type": ["null", kind] if nullable else kind}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("logical", "number", "nullable"),
+    [
+        ("timestamp-millis", 1_767_225_600_000, False),
+        ("timestamp-micros", 1_767_225_600_000_000, False),
+        ("timestamp-millis", 1_767_225_600_000, True),
+        ("local-timestamp-millis", 1_767_225_600_000, False),
+    ],
+)
+def test_a_timestamp_given_as_a_number_is_the_instant_it_stands_for(
+    logical: str, number: int, nullable: bool
+) -> None:
+    """A valid record giving the instant as epoch milliseconds (as JSON Lines do) failed a
+    timestamp rule with "No such overload" that its datetime passed (a campaign)."""
+    rule_set = {
+        "domainRules": [
+            {
+                "name": "this-year",
+                "kind": "CONDITION",
+                "type": "CEL",
+                "mode": "WRITE",
+                "expr": "message.placed_at >= timestamp('2026-01-01T00:00:00Z') && "
+                "message.placed_at < timestamp('2027-01-01T00:00:00Z')",
+            }
+        ]
+    }
+    engine = RuleEngine.from_rule_set(
+        rule_set, owner="shop.x", dlq_topic="shop.x.v1.dlq", schema=_schema(logical, nullable)
+    )
+    assert engine is not None
+    assert engine.first_breach({"placed_at": number}) is None
+    assert engine.first_breach({"placed_at": MIDNIGHT}) is None
+    a_year_before = engine.first_breach({"placed_at": number - number // 56})
+    assert a_year_before is not None
+    assert a_year_before.rule.name == "this-year"
