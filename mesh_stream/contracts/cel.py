@@ -700,7 +700,11 @@ class RuleEngine:
             )
         if not checks:
             return None
-        return cls(checks, all_at_once=all_at_once, instants=timestamp_fields(schema))
+        instants = timestamp_fields(schema)
+        if all(check.fields is not None for check in checks):  # only those a rule reads
+            read = {name for check in checks for name in check.fields or ()}
+            instants = {name: unit for name, unit in instants.items() if name in read}
+        return cls(checks, all_at_once=all_at_once, instants=instants)
 
     def first_breach(
         self, record: Mapping[str, Any], *, skip: str | None = None
