@@ -164,7 +164,7 @@ class _Tally:
     rejected: list[int] = field(default_factory=list)  # bad lines
     unsent: list[int] = field(default_factory=list)  # refused by Kafka at once
     sent: int = 0
-    dead: int = 0
+    dead: list[int] = field(default_factory=list)  # sent to the dead-letter topic
 
     def reject(self, number: int, text: str) -> None:
         self.rejected.append(number)
@@ -370,7 +370,15 @@ def _send(
     """Hand one good record to Kafka. A record Kafka refuses at once is reported as
     FILE:LINE and the next lines still go."""
     try:
-        tally.dead += publisher.publish(record) is not None
+        dead = publisher.publish(record)
+        if dead is not None:
+            tally.dead.append(number)
+            if len(tally.dead) <= SHOWN_ERRORS:
+                click.echo(
+                    f"{name}:{number}: dead-lettered to {dead.topic}: fails quality rule "
+                    f"{dead.rule!r} ({dead.expr}): {dead.reason}",
+                    err=True,
+                )
     except MeshError as exc:
         tally.unsent.append(number)
         if len(tally.unsent) <= SHOWN_ERRORS:
@@ -409,12 +417,13 @@ def _summary(
     descriptor: Any, tally: _Tally, unacknowledged: int, undelivered: Sequence[int] = ()
 ) -> None:
     """One line: what was published, and which lines were not."""
-    published = tally.sent - tally.dead - unacknowledged
+    published = tally.sent - len(tally.dead) - unacknowledged
     missed = sorted(set(tally.rejected) | set(tally.unsent) | set(undelivered))
     click.echo(
         f"published {published} record(s) to {descriptor.topic}"
         + (
-            f"; dead-lettered {tally.dead} to {descriptor.dlq_topic} (quality rules)"
+            f"; dead-lettered {len(tally.dead)} to {descriptor.dlq_topic} (quality rules): "
+            f"line(s) {_line_ranges(tally.dead)}"
             if tally.dead
             else ""
         )

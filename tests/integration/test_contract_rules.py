@@ -250,7 +250,12 @@ def test_mesh_publish_counts_dead_letters_apart(
     assert result.exit_code == 0, result.output
     assert (
         f"published 2 record(s) to {placed.topic}; dead-lettered 1 to {placed.dlq_topic} "
-        "(quality rules)"
+        "(quality rules): line(s) 2"
+    ) in result.output
+    # which line, and why (a campaign: every other outcome was named by FILE:LINE)
+    assert (
+        f"{lines}:2: dead-lettered to {placed.dlq_topic}: fails quality rule 'known-currency' "
+        "(message.currency in ['EUR', 'USD', 'GBP']): "
     ) in result.output
 
 
