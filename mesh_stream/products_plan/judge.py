@@ -87,12 +87,64 @@ def schema_changes(registered: Mapping[str, Any], local: Mapping[str, Any]) -> l
     changes = [
         SchemaChange(name, "removed", before=before[name]) for name in before if name not in after
     ]
+    inside_before, inside_after = _enums_and_fixed(registered), _enums_and_fixed(local)
     for name, kind in after.items():
         if name not in before:
             changes.append(SchemaChange(name, "added", after=kind))
         elif before[name] != kind:
             changes.append(SchemaChange(name, "type changed", before[name], kind))
+        else:
+            inside = _inside_change(inside_before.get(name, {}), inside_after.get(name, {}))
+            if inside:  # the same label, another enum's symbols or fixed's size
+                changes.append(SchemaChange(name, "type changed", kind, f"{kind} ({inside})"))
     return sorted(changes, key=lambda c: c.field)
+
+
+def _enums_and_fixed(schema: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per field path, the enums (name -> symbols) and fixed types (name -> size) its type
+    defines, through unions, arrays and maps: what a type label leaves out."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def collect(node: Any, into: dict[str, Any]) -> None:
+        if isinstance(node, list):
+            for branch in node:
+                collect(branch, into)
+        elif isinstance(node, Mapping):
+            kind = node.get("type")
+            if kind == "enum":
+                into[str(node.get("name"))] = list(node.get("symbols") or [])
+            elif kind == "fixed":
+                into[str(node.get("name"))] = node.get("size")
+            elif kind == "array":
+                collect(node.get("items"), into)
+            elif kind == "map":
+                collect(node.get("values"), into)
+
+    for spot in avro_walk.fields(schema):
+        inner: dict[str, Any] = {}
+        collect(spot.field.get("type"), inner)
+        if inner:
+            found[spot.path] = inner
+    return found
+
+
+def _inside_change(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+    """What changed inside same-named enums and fixed types: symbols added and removed, or
+    a size ("" when nothing did)."""
+    said: list[str] = []
+    for name in sorted(before.keys() & after.keys()):
+        old, new = before[name], after[name]
+        if old == new:
+            continue
+        if isinstance(old, list) and isinstance(new, list):
+            added = [str(s) for s in new if s not in old]
+            removed = [str(s) for s in old if s not in new]
+            parts = [f"+ {', '.join(added)}"] if added else []
+            parts += [f"- {', '.join(removed)}"] if removed else []
+            said.append(f"symbols {'; '.join(parts) or 'reordered'}")
+        else:
+            said.append(f"size {old} -> {new}")
+    return "; ".join(said)
 
 
 def ownership_refusal(

@@ -658,3 +658,25 @@ def test_a_policys_field_is_a_path_into_the_descriptor() -> None:
     assert _field_path("inputs[0]") == ("inputs", 0)
     assert _field_path("retention.ms") == ("retention", "ms")
     assert _field_path("field_lineage.total[1]") == ("field_lineage", "total", 1)
+
+
+def test_an_enum_gaining_or_losing_symbols_and_a_fixed_resized_are_changes() -> None:
+    """The plan said "changed" with no change listed, and an incompatible enum change was
+    refused at line 1 (a campaign): the label `enum Reason` is the same both sides."""
+    registered = {
+        "type": "record",
+        "name": "Adjusted",
+        "fields": [
+            {"name": "reason", "type": {"type": "enum", "name": "Reason", "symbols": ["A", "B"]}},
+            {"name": "hash", "type": ["null", {"type": "fixed", "name": "Hash", "size": 16}]},
+            {"name": "kept", "type": {"type": "enum", "name": "Kept", "symbols": ["X"]}},
+        ],
+    }
+    local = json.loads(json.dumps(registered))
+    local["fields"][0]["type"]["symbols"] = ["A", "LOST"]
+    local["fields"][1]["type"][1]["size"] = 32
+    assert [c.describe() for c in schema_changes(registered, local)] == [
+        "~ hash: null|fixed Hash -> null|fixed Hash (size 16 -> 32)",
+        "~ reason: enum Reason -> enum Reason (symbols + LOST; - B)",
+    ]
+    assert schema_changes(registered, registered) == []
