@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import operator
 import threading
 import typing
@@ -68,6 +69,8 @@ from mesh_stream.settings import KeyPartitioner, MeshSettings
 if TYPE_CHECKING:
     from mesh_stream.registry.client import RegistryClient
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "AsyncProductPublisher",
     "DeadLetteredRecord",
@@ -78,6 +81,7 @@ __all__ = [
     "UndeliveredRecord",
     "ensure_topic",
     "open_publisher",
+    "register_descriptor",
     "resolve_connection",
 ]
 
@@ -436,8 +440,15 @@ class ProductPublisher:
         settings = self._producer_config(config)
         #: The largest key + value librdkafka sends with this config (``message.max.bytes``).
         self.max_record_bytes = self._max_record_bytes(settings)
+        #: How the existing topic contradicts what the descriptor promises its consumers
+        #: (partitions, retention, cleanup policy): the catalog must not get the descriptor.
+        self.topic_contradictions: tuple[str, ...] = ()
         if create_topic:
-            limits = [ensure_topic(product, self.connection)]
+            drift: list[topics.TopicDifference] = []
+            limits = [ensure_topic(product, self.connection, differences=drift)]
+            self.topic_contradictions = tuple(
+                d.describe() for d in drift if d.setting in topics.PROMISED_SETTINGS
+            )
             for dlq_topic in self._dlq_topics():
                 limits.append(ensure_topic(product, self.connection, topic=dlq_topic))
             settings = batches_within(settings, [limit for limit in limits if limit])
@@ -1180,21 +1191,28 @@ def resolve_connection(
 
 
 def ensure_topic(
-    product: DataProduct, connection: KafkaConnection, *, topic: str | None = None
+    product: DataProduct,
+    connection: KafkaConnection,
+    *,
+    topic: str | None = None,
+    differences: list[topics.TopicDifference] | None = None,
 ) -> int | None:
     """Create the product's topic (or ``topic``, e.g. its DLQ) as the descriptor says, if missing.
 
     The spec (partitions, retention, cleanup policy, replication factor and
     ``min.insync.replicas``) comes from :func:`mesh_stream.kafka.topics.product_topic_spec`;
     an existing topic that differs from it is reported (a warning), see that module.
-    Returns an existing topic's ``max.message.bytes`` when it is known (None otherwise).
+    Returns an existing topic's ``max.message.bytes`` when it is known (None otherwise);
+    ``differences``, if given, gets how an existing topic differs from the spec.
     """
     name = topic or product.topic
     configs: dict[str, Mapping[str, str]] = {}
     try:
         cluster = topics.cluster_info(connection)
         spec = topics.product_topic_spec(product, cluster, topic=name)
-        topics.ensure_topic(connection, spec, configs=configs)
+        found = topics.ensure_topic(connection, spec, configs=configs)
+        if differences is not None:
+            differences.extend(found)
     except KafkaSecurityError:
         raise
     except ConfigurationError:
@@ -1265,11 +1283,29 @@ def open_publisher(
     )
     if missing and local is not None and project is not None:
         try:  # the schema is registered now; the catalog gets the descriptor too
-            registration.register_missing_descriptor(registry, local, project)
+            register_descriptor(publisher, local, project)
         except BaseException:
             publisher.close()
             raise
     return publisher
+
+
+def register_descriptor(
+    publisher: ProductPublisher, local: DataProduct, project: MeshProject
+) -> bool:
+    """Put the project's descriptor the catalog lacks into it (True when it did), unless
+    the existing topic contradicts it: then the catalog would describe a topic that is not
+    there (what `mesh products apply` refuses), so it is left out, with a warning."""
+    if publisher.topic_contradictions:
+        log.warning(
+            "the descriptor of %s is not registered in the catalog: its topic %s %s; fix the "
+            "descriptor or the topic, then run `mesh products apply`",
+            local.name,
+            publisher.topic,
+            "; ".join(publisher.topic_contradictions),
+        )
+        return False
+    return registration.register_missing_descriptor(publisher.registry, local, project)
 
 
 def local_product(product: str | DataProduct, project: MeshProject | None) -> DataProduct | None:

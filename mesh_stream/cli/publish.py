@@ -29,7 +29,12 @@ from mesh_stream.errors import (
 )
 from mesh_stream.files import UTF8_BOM, read_regular_text
 from mesh_stream.kafka.connection import KafkaConnection
-from mesh_stream.producer import ProductPublisher, UndeliveredRecord, local_product
+from mesh_stream.producer import (
+    ProductPublisher,
+    UndeliveredRecord,
+    local_product,
+    register_descriptor,
+)
 from mesh_stream.project import resolve_product
 from mesh_stream.schema import strict_json
 from mesh_stream.schema.avro import parse_schema
@@ -320,7 +325,7 @@ def publish(
                 missing
                 and local is not None
                 and found is not None
-                and registration.register_missing_descriptor(registry, local, found)
+                and register_descriptor(publisher, local, found)
             ):
                 click.echo(f"registered the descriptor of {local.name} in the catalog", err=True)
             if source is None:

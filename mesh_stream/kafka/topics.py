@@ -79,6 +79,11 @@ class TopicSpec:
     config: Mapping[str, str] = field(default_factory=dict)
 
 
+#: Topic settings a product's descriptor promises its consumers: an existing topic that
+#: differs in one contradicts the descriptor (the catalog would describe another topic).
+PROMISED_SETTINGS = frozenset({"partitions", "cleanup.policy", "retention.ms"})
+
+
 @dataclass(frozen=True)
 class TopicDifference:
     """One way an existing topic differs from its spec."""

@@ -19,7 +19,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+from confluent_kafka.admin import (
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 
 from mesh_stream import ProductConsumer, RegistryClient
 from mesh_stream.cli.main import run
@@ -54,6 +60,7 @@ def registry(kafka: KafkaAddress) -> Iterator[Registry]:
         "inventory": "inv-secret",
         "orders": "orders-secret",
         "reporting": "reporting-secret",
+        "depot": "depot-secret",
     }
     session = uuid.uuid4().hex[:8]
     settings = MeshSettings(
@@ -337,6 +344,51 @@ def test_a_domain_team_ships_a_product_from_its_own_repository(
     assert [
         edge["to"] for edge in json.loads(lineage.stdout)["edges"] if edge["to"].startswith("rep")
     ] == ["reporting.item-totals"]
+
+
+def test_a_publisher_leaves_out_of_the_catalog_a_descriptor_its_topic_contradicts(
+    kafka: KafkaAddress, registry: Registry, workspace: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`mesh products apply` refuses a descriptor promising 3 partitions and `delete` for a
+    topic with 1 and `compact`; a publisher opening first put it in the catalog all the same
+    (a campaign). It publishes to the topic as it is, and leaves the catalog alone."""
+    env = _env(kafka, registry, "depot")
+    project = workspace / "depot"
+    assert _mesh(["init", "depot", str(project)], workspace, env).exit_code == 0
+    topic = "depot.example-event.v1"
+    admin = make_admin(KafkaConnection.create(kafka.bootstrap_servers), {"log_level": 0})
+    created = admin.create_topics([NewTopic(topic, 1, 1, config={"cleanup.policy": "compact"})])[
+        topic
+    ]
+    created.result(30)
+    records = project / "records.jsonl"
+    records.write_text(
+        json.dumps(
+            {
+                "event_id": str(uuid.uuid4()),
+                "item_id": "item-1",
+                "action": "CREATED",
+                "quantity": 1,
+                "occurred_at": 1_767_225_600_000,
+            }
+        )
+        + "\n"
+    )
+    with caplog.at_level("WARNING"):
+        published = _mesh(["publish", "depot.example-event", "--file", str(records)], project, env)
+    assert published.exit_code == 0, published.stdout + published.stderr
+    assert "registered the descriptor" not in published.stderr
+    warned = [
+        r.getMessage()
+        for r in caplog.records
+        if "is not registered in the catalog" in r.getMessage()
+    ]
+    assert warned, caplog.text
+    assert warned[0].startswith(
+        f"the descriptor of depot.example-event is not registered in the catalog: its topic "
+        f"{topic} partitions is 1, the spec says 3"
+    ), warned[0]
+    assert httpx.get(f"{registry.url}/products/depot.example-event", timeout=10).status_code == 404
 
 
 def test_refused_applies_name_the_file_and_write_nothing(
