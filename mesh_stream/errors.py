@@ -345,7 +345,8 @@ class SchemaRejectedError(InvalidSchemaError):
 
 
 class ProductInUseError(RegistryError):
-    """A product cannot be deleted while other products are built from it (409, 40910)."""
+    """A product, or a schema version its topic's records use, cannot be deleted while other
+    products or registered consumer groups read it (409, 40910)."""
 
 
 class ConsumerNotFoundError(RegistryError):

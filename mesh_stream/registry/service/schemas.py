@@ -11,6 +11,7 @@ a register request that omits a part inherits the subject's latest version's.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +27,7 @@ from mesh_stream.errors import (
     InvalidSubjectNameError,
     InvalidVersionError,
     OperationNotPermittedError,
+    ProductInUseError,
     ReferenceExistsError,
     SchemaError,
     SchemaNotFoundError,
@@ -196,6 +198,17 @@ class _Prepared(NamedTuple):
     refused: InvalidSchemaError | None
 
 
+#: A product's value subject: ``<product name>.v<major>-value``.
+_PRODUCT_SUBJECT = re.compile(r"(.+)\.v[1-9][0-9]*-value")
+
+
+def _inputs(entry: Any) -> list[Any]:
+    """The inputs a catalog entry's descriptor lists (none when it is not a mapping)."""
+    descriptor = entry.get("descriptor") if isinstance(entry, dict) else None
+    inputs = descriptor.get("inputs") if isinstance(descriptor, dict) else None
+    return inputs if isinstance(inputs, list) else []
+
+
 class SchemaRegistry:
     """Subjects, versions, schema ids and compatibility config over a :class:`RegistryStore`."""
 
@@ -294,6 +307,29 @@ class SchemaRegistry:
                     f"version={number}}}: schema ids {referrers} ({', '.join(users[:5])}) "
                     f"reference it; delete those versions permanently first"
                 )
+
+    def _refuse_if_read(self, subject: str, what: str, schema_ids: Sequence[int]) -> None:
+        """Refuse the permanent deletion of ``what`` (a version or the subject) of a catalog
+        product's value subject while other products or registered consumer groups read the
+        product: records on its topic written with those schemas would be unreadable to
+        them (a campaign: every record of the product's history went to their DLQs)."""
+        match = _PRODUCT_SUBJECT.fullmatch(subject)
+        if match is None or match.group(1) not in self.state.products:
+            return
+        name = match.group(1)
+        products = self.state.products
+        downstream = sorted(o for o, e in products.items() if name in _inputs(e))
+        groups = sorted(self.state.consumers.get(name, {}))
+        if not downstream and not groups:
+            return
+        readers = [*downstream, *(f"consumer group {g}" for g in groups)]
+        ids = ", ".join(str(i) for i in sorted(set(schema_ids)))
+        raise ProductInUseError(
+            f"{what} of subject '{subject}' cannot be deleted permanently: product {name} is "
+            f"read by {', '.join(readers)}, and records on its topic written with schema id(s) "
+            f"{ids} would become unreadable to them; a soft delete keeps them readable. Change "
+            f"or unregister those readers first"
+        )
 
     def _all_versions(self, subject: str) -> dict[int, SubjectVersion]:
         return self.state.versions.get(subject, {})
@@ -874,6 +910,9 @@ class SchemaRegistry:
                         f"Subject '{subject}' was not deleted first before being permanently "
                         f"deleted"
                     )
+                self._refuse_if_read(
+                    subject, "every version", [v.schema_id for v in versions.values()]
+                )
                 numbers = sorted(versions)
                 records = [Record(("version", subject, n), None) for n in numbers]
                 if subject in self.state.configs:
@@ -914,6 +953,7 @@ class SchemaRegistry:
                         f"Subject '{subject}' Version {number} was not deleted first before "
                         f"being permanently deleted"
                     )
+                self._refuse_if_read(subject, f"version {number}", [record.schema_id])
                 self.store.append([Record(("version", subject, number), None)])
             else:
                 if record.deleted:

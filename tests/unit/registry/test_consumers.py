@@ -343,3 +343,29 @@ def test_a_weaker_compatibility_without_a_reason_is_refused_once_a_group_reads_t
     assert "read by consumer group payments.billing-app (payments)" in refused.json()["message"]
     reasoned = descriptor(compatibility="BACKWARD", compatibility_reason="retiring channel")
     assert governed.put(f"/products/{PRODUCT}", json=reasoned, auth=ORDERS).status_code == 200
+
+
+def test_a_version_a_registered_group_reads_is_not_deleted_permanently(
+    orders: TestClient,
+) -> None:
+    """The producing domain deleted version 1 for good while a group read it, and the
+    group's next consumer dead-lettered every record written with it (a campaign). A soft
+    delete keeps ids readable and goes through; the permanent one waits for the readers."""
+    assert orders.put(f"{CONSUMERS}/{BILLING}", json={}, auth=PAYMENTS).status_code == 200
+    schema_id = orders.get(f"/subjects/{SUBJECT}/versions/1").json()["id"]
+    assert orders.delete(f"/subjects/{SUBJECT}/versions/1", auth=ORDERS).status_code == 200
+    for path in (f"/subjects/{SUBJECT}/versions/1", f"/subjects/{SUBJECT}"):
+        held = orders.delete(path, params={"permanent": "true"}, auth=ORDERS)
+        assert (held.status_code, held.json()["error_code"]) == (409, 40910), held.text
+        assert f"product {PRODUCT} is read by consumer group {BILLING}" in held.json()["message"]
+        assert (
+            f"written with schema id(s) {schema_id} would become unreadable"
+            in (held.json()["message"])
+        )
+    assert orders.get(f"/schemas/ids/{schema_id}").status_code == 200
+    # without readers the permanent delete goes through, as Confluent's does
+    assert orders.delete(f"{CONSUMERS}/{BILLING}", auth=PAYMENTS).status_code == 204
+    gone = orders.delete(
+        f"/subjects/{SUBJECT}/versions/1", params={"permanent": "true"}, auth=ORDERS
+    )
+    assert gone.status_code == 200, gone.text
