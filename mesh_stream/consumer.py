@@ -424,6 +424,9 @@ def _project_of(root: Path | None, settings: MeshSettings | None) -> MeshProject
     return load_project(found) if found is not None else None
 
 
+#: librdkafka settings the consumer keeps off: it stores and commits offsets itself.
+_OWN_COMMITS = ("enable.auto.commit", "enable.auto.offset.store")
+
 class ProductConsumer:
     """Consume one or more products as decoded records, in a consumer group.
 
@@ -586,6 +589,14 @@ class ProductConsumer:
             # Checked before any Kafka client exists, so a wrong argument leaves nothing open.
             fields = _reads_by_product(reads, [s.product.name for s in self._sources.values()])
             wanted = bool(fields) if register is None else register
+            for name in _OWN_COMMITS:  # refused as a publisher refuses acks=1, not ignored
+                given = (config or {}).get(name)
+                if given is not None and str(given).lower() not in ("false", "0"):
+                    raise ConfigurationError(
+                        f"consumer config {name}={given!r} is not allowed: the consumer "
+                        f"commits a record's offset only once it was handled or dead-lettered "
+                        f"(commit() or leaving the `with` block), never on a timer"
+                    )
             client_config = {
                 "group.id": group_id,
                 "auto.offset.reset": "earliest" if from_beginning else "latest",

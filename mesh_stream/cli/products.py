@@ -283,8 +283,13 @@ def status(
                 health_view.watch(client.all_product_health, alerts, Console(), interval=interval)
         except KeyboardInterrupt:
             click.echo("stopped watching", err=True)
+            interrupted = True
+        else:
+            interrupted = False
         finally:
             alerts.close()
+        if interrupted:  # as `mesh tail`: 130 for Ctrl-C and SIGTERM, as the reference says
+            raise SystemExit(130)
 
 
 @products.command()

@@ -65,7 +65,10 @@ def render(record: ConsumedRecord, as_json: bool) -> str:
 @click.command("tail", short_help="Print a product's records, decoded, as they arrive.")
 @click.argument("product")
 @click.option(
-    "--from-beginning", is_flag=True, help="Start at the oldest record (default: only new ones)."
+    "--from-beginning",
+    is_flag=True,
+    help="Start at the oldest record (default: only new ones). With --group, a partition "
+    "the group has committed offsets on starts there instead, with or without this flag.",
 )
 @click.option("--max", "max_records", type=click.IntRange(min=1), help="Stop after N records.")
 @click.option(
@@ -82,7 +85,9 @@ def render(record: ConsumedRecord, as_json: bool) -> str:
 @click.option(
     "--group",
     callback=checked_kafka_id,
-    help="Consumer group id. [default: a new throw-away group; tail never commits offsets]",
+    help="Consumer group id: tail reads from the group's committed offsets (and never "
+    "commits). Joining a group an application uses takes partitions away from it while tail "
+    "runs. [default: a new throw-away group]",
 )
 @project_option
 @click.option(

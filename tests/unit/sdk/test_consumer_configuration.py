@@ -469,8 +469,11 @@ def test_valid_arguments_still_consume(harness: Harness) -> None:
         ({"registry_wait_seconds": -1}, "registry_wait_seconds=-1 is not a number of seconds"),
         ({"settings": {}}, "settings must be a MeshSettings (e.g. MeshSettings()"),
         ({"config": {"no.such.setting": 1}}, 'No such configuration property: "no.such.setting"'),
+        # accepted and ignored before (a campaign), where a publisher refuses acks=1
+        ({"config": {"enable.auto.commit": True}}, "enable.auto.commit=True is not allowed"),
+        ({"config": {"enable.auto.offset.store": "true"}}, "offset.store='true' is not allowed"),
     ],
-    ids=["no-products", "negative-wait", "settings-dict", "unknown-config"],
+    ids=["no-products", "negative-wait", "settings-dict", "unknown-config", "auto-commit", "store"],
 )
 def test_argument_mistakes_are_configuration_errors_not_raw_library_errors(
     harness: Harness, options: dict[str, Any], said: str
