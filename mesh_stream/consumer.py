@@ -427,6 +427,7 @@ def _project_of(root: Path | None, settings: MeshSettings | None) -> MeshProject
 #: librdkafka settings the consumer keeps off: it stores and commits offsets itself.
 _OWN_COMMITS = ("enable.auto.commit", "enable.auto.offset.store")
 
+
 class ProductConsumer:
     """Consume one or more products as decoded records, in a consumer group.
 
