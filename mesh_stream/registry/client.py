@@ -582,7 +582,9 @@ class RegistryClient:
             # a refusal that names its own fix (a group name the domain does not own) needs
             # no hint about credentials, which would point the wrong way
             if response.status_code in (401, 403) and "; name your " not in message:
-                message += self._credential_hint(response.status_code, method)
+                message += self._credential_hint(
+                    response.status_code, method, consumer_group="/consumers/" in shown
+                )
             code = payload.get("error_code")
             error = error_for(
                 response.status_code,
@@ -670,16 +672,19 @@ class RegistryClient:
         error.answered_type = _content_type(response)
         return error
 
-    def _credential_hint(self, status: int, method: str) -> str:
-        """What to change when the registry refused the credential (or its absence)."""
+    def _credential_hint(self, status: int, method: str, *, consumer_group: bool = False) -> str:
+        """What to change when the registry refused the credential (or its absence). A
+        consumer group is registered with the credential of the domain it is named after,
+        not the product's owner."""
+        owner = "the group's own domain's" if consumer_group else "the owning domain's"
         if status == 403:
             return (
-                "; send the owning domain's credential, not "
+                f"; send {owner} credential, not "
                 + (f"that of principal {self.principal}" if self.principal else "this one")
                 + f" ({self._credential_settings})"
             )
         if self.principal is None and "Authorization" not in self._http.headers:
-            whose = "any principal's" if method == "GET" else "the owning domain's"
+            whose = "any principal's" if method == "GET" else owner
             return f"; set MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN ({whose})"
         size, setting, length = self._credential
         if size > LONG_HEADER_BYTES:

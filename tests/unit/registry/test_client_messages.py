@@ -98,6 +98,14 @@ def test_another_domains_credential_is_told_to_use_the_owners(url: str) -> None:
     )
 
 
+def test_a_consumer_group_without_credential_is_told_to_use_its_own_domains(url: str) -> None:
+    """A group is registered with the credential of the domain it is named after: the
+    hint said the product owner's, which then got a 403 (a campaign)."""
+    with RegistryClient(url) as client, pytest.raises(AuthenticationError) as raised:
+        client.register_consumer("orders.order-placed", "payments.billing-app", reads=["x"])
+    assert "(the group's own domain's) (HTTP 401" in str(raised.value)
+
+
 def test_principal_without_token_is_refused_up_front() -> None:
     with pytest.raises(ConfigurationError) as raised:
         RegistryClient("http://127.0.0.1:8081", principal="orders")
