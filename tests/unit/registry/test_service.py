@@ -196,6 +196,14 @@ def test_search_lineage_history_and_delete(client: TestClient) -> None:
         "payments.payment-settled"
     ]
     assert names(client.get("/products?kind=aggregate")) == ["orders.order-value"]
+    # an unknown value or a repeated filter matched nothing or the last one, silently
+    for bad in ("classification=bogus", "kind=bogus"):
+        refused = client.get(f"/products?{bad}")
+        assert refused.status_code == 422, refused.text
+        assert "Input should be" in refused.json()["message"]
+    twice = client.get("/products?domain=orders&domain=payments")
+    assert (twice.status_code, twice.json()["error_code"]) == (400, 40001)
+    assert twice.json()["message"].startswith("?domain= is given 2 times")
     assert names(client.get("/products?q=COUPON")) == ["orders.order-placed"]  # field name
     assert names(client.get("/products?q=the%20coupon_code")) == ["orders.order-placed"]
     assert names(client.get("/products?q=joined")) == ["orders.order-value"]  # description

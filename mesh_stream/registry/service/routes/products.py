@@ -16,8 +16,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Request, Response
 
-from mesh_stream.descriptor import product_name_problem
-from mesh_stream.errors import InvalidProductError
+from mesh_stream.descriptor import Classification, ProductKind, product_name_problem
+from mesh_stream.errors import InvalidProductError, InvalidRequestError
 from mesh_stream.registry.service.auth import authorize_product
 from mesh_stream.registry.service.context import CallerDep, HeavyDep, ServicesDep
 from mesh_stream.registry.service.products import validate_descriptor
@@ -78,17 +78,36 @@ CheckBody = Body(
 )
 
 
+_FILTERS = ("domain", "tag", "classification", "kind", "q")
+
+
 @router.get("", summary="List and search products (all filters must match)")
 async def list_products(
     services: ServicesDep,
+    request: Request,
     domain: str | None = None,
     tag: str | None = None,
-    classification: str | None = None,
-    kind: str | None = None,
+    classification: Classification | None = None,
+    kind: ProductKind | None = None,
     q: str | None = None,
 ) -> list[dict[str, Any]]:
+    # A repeated filter kept its last value only, and an unknown classification or kind
+    # matched nothing, both without a word (a campaign): refused, naming the filter.
+    for name in _FILTERS:
+        given = request.query_params.getlist(name)
+        if len(given) > 1:
+            raise InvalidRequestError(
+                f"?{name}= is given {len(given)} times; every filter must match, so give each "
+                f"once (one {name} per request)",
+                status=400,
+                error_code=40001,
+            )
     return services.products.search(
-        domain=domain, tag=tag, classification=classification, kind=kind, query=q
+        domain=domain,
+        tag=tag,
+        classification=classification.value if classification is not None else None,
+        kind=kind.value if kind is not None else None,
+        query=q,
     )
 
 
