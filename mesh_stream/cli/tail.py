@@ -45,16 +45,24 @@ def _as_json(record: ConsumedRecord) -> str:
 def _ambiguous(key: str) -> bool:
     """Whether ``key`` shown bare could be read as something else: a control character
     (a newline starts a forged line), a blank (`k schema=9 ...` reads as more fields), a
-    leading quote (a quoted key is how such keys are shown), or nothing at all."""
-    return not key or not key.isprintable() or " " in key or key.startswith('"')
+    leading quote (a quoted key is how such keys are shown), a leading ``b'`` or ``b"``
+    (how a key that is no UTF-8 text is shown), or nothing at all."""
+    return (
+        not key
+        or not key.isprintable()
+        or " " in key
+        or key.startswith(('"', "b'", 'b"'))
+    )
 
 
 def render(record: ConsumedRecord, as_json: bool) -> str:
     """One output line: the value as JSON, or with its coordinates for humans."""
     if as_json:
         return _as_json(record)
-    key = record.key.decode("latin-1") if isinstance(record.key, bytes) else record.key
-    if isinstance(key, str) and _ambiguous(key):  # a newline would forge a record line
+    key = record.key
+    if isinstance(key, bytes):  # no UTF-8 text: its bytes, escaped (b'\xff\xfe')
+        key = repr(key)
+    elif isinstance(key, str) and _ambiguous(key):  # a newline would forge a record line
         key = json.dumps(key)  # escaped and quoted, as the value is
     return (
         f"{record.topic}[{record.partition}]@{record.offset} key={key} "

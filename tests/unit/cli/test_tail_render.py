@@ -21,10 +21,16 @@ def record(key: str | bytes | None) -> ConsumedRecord:
         ("", '""'),
         ("a\norders.x.v1[9]@999 key=FAKE", '"a\\norders.x.v1[9]@999 key=FAKE"'),
         ("\x1b[2Jcleared", '"\\u001b[2Jcleared"'),
-        (b"\x00\xff", '"\\u0000\\u00ff"'),
+        (b"\x00\xff", "b'\\x00\\xff'"),
+        # no UTF-8 text: shown as its bytes, not as look-alike characters (a campaign)
+        (b"\xff\xfe", "b'\\xff\\xfe'"),
+        ("b'\\xff'", '"b\'\\\\xff\'"'),  # text that looks like bytes is quoted
         (None, "None"),
     ],
-    ids=["plain", "blank", "quoted", "empty", "newline", "escape", "bytes", "none"],
+    ids=[
+        "plain", "blank", "quoted", "empty", "newline", "escape", "bytes", "not-utf8",
+        "bytes-lookalike", "none",
+    ],  # fmt: skip
 )
 def test_a_key_that_is_not_printable_text_is_shown_escaped(key: str | None, shown: str) -> None:
     """A key holding a newline printed a second, forged record line (a campaign)."""
