@@ -28,9 +28,17 @@ def record(key: str | bytes | None) -> ConsumedRecord:
         (None, "None"),
     ],
     ids=[
-        "plain", "blank", "quoted", "empty", "newline", "escape", "bytes", "not-utf8",
-        "bytes-lookalike", "none",
-    ],  # fmt: skip
+        "plain",
+        "blank",
+        "quoted",
+        "empty",
+        "newline",
+        "escape",
+        "bytes",
+        "not-utf8",
+        "bytes-lookalike",
+        "none",
+    ],
 )
 def test_a_key_that_is_not_printable_text_is_shown_escaped(key: str | None, shown: str) -> None:
     """A key holding a newline printed a second, forged record line (a campaign)."""
