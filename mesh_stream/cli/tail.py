@@ -47,12 +47,7 @@ def _ambiguous(key: str) -> bool:
     (a newline starts a forged line), a blank (`k schema=9 ...` reads as more fields), a
     leading quote (a quoted key is how such keys are shown), a leading ``b'`` or ``b"``
     (how a key that is no UTF-8 text is shown), or nothing at all."""
-    return (
-        not key
-        or not key.isprintable()
-        or " " in key
-        or key.startswith(('"', "b'", 'b"'))
-    )
+    return not key or not key.isprintable() or " " in key or key.startswith(('"', "b'", 'b"'))
 
 
 def render(record: ConsumedRecord, as_json: bool) -> str:

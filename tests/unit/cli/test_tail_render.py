@@ -24,7 +24,7 @@ def record(key: str | bytes | None) -> ConsumedRecord:
         (b"\x00\xff", "b'\\x00\\xff'"),
         # no UTF-8 text: shown as its bytes, not as look-alike characters (a campaign)
         (b"\xff\xfe", "b'\\xff\\xfe'"),
-        ("b'\\xff'", '"b\'\\\\xff\'"'),  # text that looks like bytes is quoted
+        ("b'\\xff'", "\"b'\\\\xff'\""),  # text that looks like bytes is quoted
         (None, "None"),
     ],
     ids=[
