@@ -101,7 +101,14 @@ def _checked(
         if not line.strip():
             continue
         try:
-            document = json.loads(line.rstrip("\r\n"))
+            document = json.loads(line.rstrip("\r\n"), object_pairs_hook=_once_each)
+        except _RepeatedKey:  # rare: read again to say which key, and where
+            try:
+                strict_json.loads(line.rstrip("\r\n"))
+            except json.JSONDecodeError as exc:
+                message = exc.msg.replace(" (first on line 1)", "")
+                yield number, f"{name}:{number}: not valid JSON (column {exc.colno}): {message}"
+            continue
         except json.JSONDecodeError as exc:
             yield number, f"{name}:{number}: not valid JSON (column {exc.colno}): {exc.msg}"
             continue
@@ -127,6 +134,19 @@ def _checked(
             yield number, f"{name}:{number}: the record is nested too deeply to check"
             continue
         yield number, record
+
+
+class _RepeatedKey(ValueError):
+    """A JSON object of a line gives a key twice (json.loads would keep the last)."""
+
+
+def _once_each(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object's pairs as a dict, refusing a key given twice: which value was meant
+    cannot be told (a campaign: the last one was published without a word)."""
+    document = dict(items)
+    if len(document) != len(items):
+        raise _RepeatedKey
+    return document
 
 
 class _RecordsFile:

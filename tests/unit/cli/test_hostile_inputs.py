@@ -317,6 +317,26 @@ def test_a_hostile_environment_is_one_clean_line(
 # -- the defects the issue found, by name ------------------------------------------------
 
 
+def test_publish_a_line_giving_a_key_twice_is_a_bad_line() -> None:
+    """The last value was published without a word (a campaign); descriptors already
+    refuse a key given twice."""
+    from mesh_stream.cli import publish as publish_cli
+
+    class Publisher:
+        def __init__(self) -> None:
+            self.encoder = type("Encoder", (), {"parsed": {}})()
+
+        def prepare(self, _record: object) -> None:
+            return None
+
+    lines = [b'{"item_id": "o1", "item_id": "o1-dup"}\n', b'{"a": {"b": 1, "b": 2}}\n']
+    checked = publish_cli._checked(enumerate(lines, 1), "f.jsonl", Publisher())  # type: ignore[arg-type]
+    assert list(checked) == [
+        (1, 'f.jsonl:1: not valid JSON (column 19): key "item_id" given twice; keep one'),
+        (2, 'f.jsonl:2: not valid JSON (column 16): key "b" given twice in a; keep one'),
+    ]
+
+
 def test_publish_a_100k_deep_or_huge_number_line_is_a_bad_line_not_a_traceback(
     files: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
