@@ -102,7 +102,7 @@ def _checked(
             continue
         try:
             document = json.loads(line.rstrip("\r\n"), object_pairs_hook=_once_each)
-        except _RepeatedKey:  # rare: read again to say which key, and where
+        except _RepeatedKeyError:  # rare: read again to say which key, and where
             try:
                 strict_json.loads(line.rstrip("\r\n"))
             except json.JSONDecodeError as exc:
@@ -136,7 +136,7 @@ def _checked(
         yield number, record
 
 
-class _RepeatedKey(ValueError):
+class _RepeatedKeyError(ValueError):
     """A JSON object of a line gives a key twice (json.loads would keep the last)."""
 
 
@@ -145,7 +145,7 @@ def _once_each(items: list[tuple[str, Any]]) -> dict[str, Any]:
     cannot be told (a campaign: the last one was published without a word)."""
     document = dict(items)
     if len(document) != len(items):
-        raise _RepeatedKey
+        raise _RepeatedKeyError
     return document
 
 
