@@ -394,6 +394,10 @@ def test_the_evaluators_known_differences_are_pinned(confluent_verdict: Any) -> 
         # -0.0 keeps its sign here, not there
         ("string(message.discount) == '-0'", order(discount=-0.0), True, False),
         ("1.0 / message.discount > 0.0", order(discount=-0.0), False, True),
+        # NaN compared: an evaluation error here (the rule fails), false there
+        ("!(message.discount < 0.0)", order(discount=float("nan")), False, True),
+        # ... and the way the page gives to refuse NaN refuses it in both
+        ("message.discount == message.discount", order(discount=float("nan")), False, False),
     ]
     for expr, record, ours, theirs in cases:
         assert (_engine(expr).first_breach(record) is None) == ours, expr
