@@ -758,10 +758,22 @@ class RetentionBounds(BaseModel):
     overridable=True,
 )
 def check_retention(review: Review, params: RetentionBounds) -> Iterator[Finding]:
-    """`retention.ms` of deleting topics lies within the platform's bounds."""
+    """`retention.ms` of deleting topics lies within the platform's bounds; on a compacted
+    topic, where it does not apply, a `retention.ms` other than -1 is a warning."""
     retention = review.product.retention
     if retention.cleanup_policy is CleanupPolicy.COMPACT:
-        return  # compaction keeps the latest value per key; retention.ms does not apply
+        # compaction keeps the latest value per key; retention.ms does not apply, and the
+        # topic is made without it, so the catalog must not promise it (a campaign)
+        if "ms" in retention.model_fields_set and retention.ms != -1:  # -1: kept, as compact
+            yield Finding(
+                f"retention.ms {retention.ms} has no effect with cleanup_policy 'compact' (the "
+                f"topic keeps every key's latest value, and is created without it); drop it, "
+                f"or use cleanup_policy 'compact,delete' to also delete older records",
+                "retention.ms",
+                ("retention", "ms"),
+                at_most=Severity.WARNING,
+            )
+        return
     upper = "unbounded" if params.max_ms is None else f"{params.max_ms}"
     if retention.ms == -1:
         if params.max_ms is not None:

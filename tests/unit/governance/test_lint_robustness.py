@@ -168,3 +168,21 @@ def test_a_rule_selecting_a_nested_field_the_schema_lacks_or_from_a_number_is_na
         "rule 'cents-part' reads message.total_cents.amount, but message.total_cents is a "
         "long, without fields: the rule fails on every record",
     ]
+
+
+def test_a_retention_a_compacted_topic_ignores_is_a_warning_at_its_line() -> None:
+    """The topic is created without it, yet the catalog showed it (a campaign); -1 (keep
+    for ever) is what compaction does anyway and passes."""
+    customer = "domains/people/products/customer.yaml"
+    text = (FIXTURES / "good" / customer).read_text()
+    assert "  ms: -1\n" in text
+    (violation,) = _lint_with({customer: text.replace("  ms: -1\n", "  ms: 86400000\n")})
+    assert (violation.policy, violation.file, violation.severity.value) == (
+        "retention-bounds",
+        customer,
+        "warning",
+    )
+    assert violation.line == text.splitlines().index("  ms: -1") + 1
+    assert violation.message.startswith(
+        "retention.ms 86400000 has no effect with cleanup_policy 'compact'"
+    )
