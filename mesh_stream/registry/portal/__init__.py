@@ -8,6 +8,6 @@ API's rule (:mod:`.access`). Layout: :mod:`.web` (templates, CSP, mounting), one
 page family.
 """
 
-from mesh_stream.registry.portal.web import install_portal
+from mesh_stream.registry.portal.web import error_page, install_portal
 
-__all__ = ["install_portal"]
+__all__ = ["error_page", "install_portal"]

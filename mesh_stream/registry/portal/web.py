@@ -21,9 +21,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.types import Scope
 
 from mesh_stream.descriptor import PRODUCT_NAME, DataProduct
 from mesh_stream.errors import MeshError, RegistryUnavailableError
+from mesh_stream.registry.error_codes import status_and_code
 from mesh_stream.registry.portal.access import SessionSealer, ViewerDep, drop_session, safe_next
 from mesh_stream.registry.service.context import Services, render_error
 
@@ -111,6 +113,23 @@ def render(
     values = {"request": request, "viewer": getattr(request.state, "viewer", None)}
     values.update(context or {})
     return TEMPLATES.TemplateResponse(request, template, values, status_code=status_code)
+
+
+def error_page(scope: Scope, exc: Exception) -> HTMLResponse:
+    """The portal's error page for a request refused before any page ran (a URL that is
+    not UTF-8, say): the status the API would answer, in HTML."""
+    status, _code = status_and_code(exc)
+    page = render(
+        Request(scope),
+        "error.html",
+        {
+            "title": HTTPStatus(status).phrase,
+            "message": str(getattr(exc, "message", None) or exc),
+        },
+        status_code=status,
+    )
+    page.headers.update({**SECURITY_HEADERS, "Cache-Control": "no-store"})  # outside theirs
+    return page
 
 
 def is_guarded(path: str) -> bool:

@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mesh_stream.errors import MeshError
-from mesh_stream.registry.portal import install_portal
+from mesh_stream.registry.portal import error_page, install_portal
 from mesh_stream.registry.problems import DescriptorValidator
 from mesh_stream.registry.service.auth import Authenticator, Credentials
 from mesh_stream.registry.service.consumers import ConsumerRegistrations
@@ -215,7 +215,12 @@ def create_app(
             render=render_error,
             advertised_url=getattr(store, "advertised_url", None),
         )
-    app.add_middleware(BodyGuard, limits=lambda: services.edge.limits, render=render_error)
+    app.add_middleware(
+        BodyGuard,
+        limits=lambda: services.edge.limits,
+        render=render_error,
+        render_page=error_page,
+    )
     if not wait_for_replay:
         app.add_middleware(health.StartingGate, store=store)
     app.add_middleware(HeadAsGet)

@@ -308,11 +308,17 @@ class BodyGuard:
     """Reads the whole body (at most ``max_body_bytes``) and vets it before any route runs."""
 
     def __init__(
-        self, app: ASGIApp, limits: Callable[[], EdgeLimits], render: ErrorRenderer
+        self,
+        app: ASGIApp,
+        limits: Callable[[], EdgeLimits],
+        render: ErrorRenderer,
+        render_page: Callable[[Scope, Exception], Any] | None = None,
     ) -> None:
         self.app = app
         self.limits = limits
         self.render = render
+        #: The portal's own error page for its pages (an API error's JSON elsewhere).
+        self.render_page = render_page
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -339,7 +345,12 @@ class BodyGuard:
                     error_code=415,
                 )
         except RegistryError as exc:
-            await self.render(exc)(scope, receive, send)
+            page = self.render_page is not None and _is_portal(scope)
+            if page and not str(scope.get("path", "")).startswith("/ui/api/"):
+                assert self.render_page is not None
+                await self.render_page(scope, exc)(scope, receive, send)
+            else:
+                await self.render(exc)(scope, receive, send)
             return
         sent = False
 

@@ -132,8 +132,10 @@ def test_hostile_paths_and_query_values_never_break_a_page(client: TestClient) -
                 url = page.format(name=EVIL) + f"?{parameter}={value}&{parameter}=2"
                 answer = client.get(url)
                 _sane(answer, url)
-                if answer.status_code < 300:
-                    assert "text/html" in answer.headers["content-type"], url
+                if answer.status_code < 300 or "/api/" not in url:
+                    # a page, its errors too: a URL that is not UTF-8 got the API's JSON
+                    # (a campaign)
+                    assert "text/html" in answer.headers["content-type"], (url, answer.text)
         for method in ("POST", "PUT", "DELETE", "PATCH"):
             url = page.format(name=EVIL)
             if url in ("/ui/login",) and method == "POST":
