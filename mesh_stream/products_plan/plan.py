@@ -342,7 +342,7 @@ def _plan_topic(
     drift = topics.differences(spec, state)
     plan.topic_status = TopicStatus.DRIFTED if drift else TopicStatus.AS_SPECIFIED
     plan.topic_drift = [d.describe() for d in drift]
-    promised = [d for d in drift if d.setting in _PROMISED]
+    promised = [d for d in drift if d.setting in topics.PROMISED_SETTINGS]
     for difference in promised:
         plan.refusals.append(_contradiction(plan, local, spec.name, difference))
     operational = [d.describe() for d in drift if d not in promised]
@@ -355,8 +355,8 @@ def _plan_topic(
         )
 
 
-#: What a descriptor promises its consumers about its topic, by the topic setting, with the
-#: descriptor field that says it: the catalog must not describe a topic that is not there.
+#: The descriptor field that says each setting of topics.PROMISED_SETTINGS (what a
+#: descriptor promises its consumers about its topic).
 _PROMISED: dict[str, tuple[str, ...]] = {
     "partitions": ("partitions",),
     "cleanup.policy": ("retention", "cleanup_policy"),

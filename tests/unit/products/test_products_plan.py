@@ -680,3 +680,11 @@ def test_an_enum_gaining_or_losing_symbols_and_a_fixed_resized_are_changes() -> 
         "~ reason: enum Reason -> enum Reason (symbols + LOST; - B)",
     ]
     assert schema_changes(registered, registered) == []
+
+
+def test_every_promised_topic_setting_has_the_descriptor_field_that_says_it() -> None:
+    """One list of promised settings (kafka.topics) serves the plan and the publisher."""
+    from mesh_stream.kafka.topics import PROMISED_SETTINGS
+    from mesh_stream.products_plan import plan as plan_module
+
+    assert set(plan_module._PROMISED) == PROMISED_SETTINGS
