@@ -103,11 +103,15 @@ def _checked(
         try:
             document = json.loads(line.rstrip("\r\n"), object_pairs_hook=_once_each)
         except _RepeatedKeyError:  # rare: read again to say which key, and where
+            said = f"{name}:{number}: not valid JSON: an object gives a key twice"
             try:
                 strict_json.loads(line.rstrip("\r\n"))
             except json.JSONDecodeError as exc:
                 message = exc.msg.replace(" (first on line 1)", "")
-                yield number, f"{name}:{number}: not valid JSON (column {exc.colno}): {message}"
+                said = f"{name}:{number}: not valid JSON (column {exc.colno}): {message}"
+            except (ValueError, RecursionError):  # refused for another reason first
+                pass
+            yield number, said
             continue
         except json.JSONDecodeError as exc:
             yield number, f"{name}:{number}: not valid JSON (column {exc.colno}): {exc.msg}"

@@ -250,6 +250,8 @@ def field_paths_named(expr: str) -> list[tuple[str, ...]]:
     paths = (
         tuple(part.strip() for part in match.group(1).split(".")[1:])
         for match in _FIELD_PATH.finditer(code)
+        # `l.message.code` selects from another value (a comprehension's variable)
+        if not code[: match.start()].rstrip().endswith(".")
     )
     return list(dict.fromkeys(paths))
 

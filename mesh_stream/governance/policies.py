@@ -764,7 +764,10 @@ def check_retention(review: Review, params: RetentionBounds) -> Iterator[Finding
     if retention.cleanup_policy is CleanupPolicy.COMPACT:
         # compaction keeps the latest value per key; retention.ms does not apply, and the
         # topic is made without it, so the catalog must not promise it (a campaign)
-        if "ms" in retention.model_fields_set and retention.ms != -1:  # -1: kept, as compact
+        # -1 (kept, as compaction does) and the default, which a descriptor sent to the
+        # registry carries though its YAML never said it, are no promise of their own
+        default = type(retention).model_fields["ms"].default
+        if "ms" in retention.model_fields_set and retention.ms not in (-1, default):
             yield Finding(
                 f"retention.ms {retention.ms} has no effect with cleanup_policy 'compact' (the "
                 f"topic keeps every key's latest value, and is created without it); drop it, "

@@ -249,6 +249,12 @@ def probe(conn: KafkaConnection, timeout: float = 10.0) -> ClusterMetadata:
     Fails early (not at the timeout) on an authentication or TLS error, with the
     message of :func:`~mesh_stream.kafka.connection.explain_kafka_error`.
     """
+    return probed_admin(conn, timeout)[0]
+
+
+def probed_admin(conn: KafkaConnection, timeout: float = 10.0) -> tuple[ClusterMetadata, Any]:
+    """:func:`probe`, with the admin client that asked, for the caller to go on with (one
+    connection, not two)."""
     seen: list[KafkaError] = []
     admin = make_admin(conn, {"error_cb": seen.append, "log_level": 0})
     deadline = time.monotonic() + timeout
@@ -270,8 +276,11 @@ def probe(conn: KafkaConnection, timeout: float = 10.0) -> ClusterMetadata:
             admin.poll(0)
             break
         try:
-            wait = max(0.1, min(1.0, remaining))
-            return interruptibly(partial(admin.list_topics, timeout=wait))
+            # short asks while errors may still come in; then the rest of the time at once,
+            # for a cluster whose metadata takes longer than a second to answer
+            early = time.monotonic() - started < FAIL_FAST_S
+            wait = max(0.1, min(1.0, remaining) if early else remaining)
+            return interruptibly(partial(admin.list_topics, timeout=wait)), admin
         except KafkaException as exc:
             last = exc
     cause = seen[-1] if seen else last
@@ -292,6 +301,10 @@ def probe(conn: KafkaConnection, timeout: float = 10.0) -> ClusterMetadata:
         cause if isinstance(cause, KafkaException) else KafkaException(cause)
     )
 
+
+#: Seconds :func:`probe` asks in short steps, so an authentication or TLS error reported
+#: meanwhile stops it at once.
+FAIL_FAST_S = 3.0
 
 #: Seconds :func:`_listener_reply` waits for a reply to its Kafka request.
 REPLY_WAIT = 2.0

@@ -43,7 +43,7 @@ from mesh_stream.errors import (
     KafkaAuthorizationError,
     TopicMismatchError,
 )
-from mesh_stream.kafka.clients import make_admin, new_topic, probe
+from mesh_stream.kafka.clients import make_admin, new_topic, probed_admin
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 
 if TYPE_CHECKING:
@@ -274,8 +274,7 @@ def ensure_topics(
     if admin is None:
         # The probe names a refused password or a listener needing SASL or TLS at once; a
         # bare metadata request waits out its timeout, then says no broker answers.
-        metadata = probe(conn, timeout)
-        admin = make_admin(conn, {"log_level": 0})
+        metadata, admin = probed_admin(conn, timeout)
     else:
         metadata = _list_topics(admin, conn, timeout)
     existing = metadata.topics
@@ -401,8 +400,9 @@ def describe_topic(
     return TopicState(name, len(partitions), replicas, config)
 
 
-#: A domain's name as a topic's first segment (``_mesh_…`` topics are the platform's).
-_DOMAIN_PREFIX = re.compile(r"[a-z][a-z0-9-]*")
+#: A product's own topic, ``<domain>.<name>.v<major>``: not its ``.dlq`` topic, which
+#: readers may be granted to create, nor an internal or ``_mesh_…`` platform topic.
+_PRODUCT_TOPIC = re.compile(r"[a-z][a-z0-9-]*\.[^.]+\.v[1-9][0-9]*")
 
 
 def _create_error(conn: KafkaConnection, spec: TopicSpec, exc: KafkaException) -> Exception:
@@ -418,9 +418,8 @@ def _create_error(conn: KafkaConnection, spec: TopicSpec, exc: KafkaException) -
     if (
         isinstance(error, KafkaError)
         and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
-        and _DOMAIN_PREFIX.fullmatch(owner)
+        and _PRODUCT_TOPIC.fullmatch(spec.name)
         and conn.sasl_username not in (None, owner)
-        and "." in spec.name
     ):
         # Granting the CREATE the general message suggests would let one domain write
         # another's product (a campaign): the topic's name says whose it is.

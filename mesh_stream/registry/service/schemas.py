@@ -199,7 +199,14 @@ class _Prepared(NamedTuple):
 
 
 #: A product's value subject: ``<product name>.v<major>-value``.
-_PRODUCT_SUBJECT = re.compile(r"(.+)\.v[1-9][0-9]*-value")
+_PRODUCT_SUBJECT = re.compile(r"(.+)\.v([1-9][0-9]*)-value")
+
+
+def _major(entry: Any) -> int:
+    """The major version a catalog entry's descriptor declares (1 unless it says)."""
+    descriptor = entry.get("descriptor") if isinstance(entry, dict) else None
+    version = descriptor.get("version", 1) if isinstance(descriptor, dict) else 1
+    return version if isinstance(version, int) else 1
 
 
 def _inputs(entry: Any) -> list[Any]:
@@ -308,27 +315,35 @@ class SchemaRegistry:
                     f"reference it; delete those versions permanently first"
                 )
 
-    def _refuse_if_read(self, subject: str, what: str, schema_ids: Sequence[int]) -> None:
-        """Refuse the permanent deletion of ``what`` (a version or the subject) of a catalog
-        product's value subject while other products or registered consumer groups read the
-        product: records on its topic written with those schemas would be unreadable to
-        them (a campaign: every record of the product's history went to their DLQs)."""
+    def _refuse_if_read(self, subject: str, what: str, numbers: Sequence[int]) -> None:
+        """Refuse the permanent deletion of ``what`` (versions ``numbers`` of ``subject``)
+        when it is the value subject of a catalog product's current major, other products
+        or registered consumer groups read the product, and schema ids would stop resolving:
+        records on its topic written with them would be unreadable to those readers (a
+        campaign: every record of the product's history went to their DLQs). An id another
+        version still uses stays resolvable, so it does not count."""
         match = _PRODUCT_SUBJECT.fullmatch(subject)
-        if match is None or match.group(1) not in self.state.products:
+        entry = self.state.products.get(match.group(1)) if match is not None else None
+        if match is None or entry is None or _major(entry) != int(match.group(2)):
             return
         name = match.group(1)
+        going = {(subject, number) for number in numbers}
+        versions = self._all_versions(subject)
+        ids = {versions[n].schema_id for n in numbers if n in versions}
+        lost = sorted(i for i in ids if self.state.users.get(i, frozenset()) <= going)
+        if not lost:
+            return
         products = self.state.products
         downstream = sorted(o for o, e in products.items() if name in _inputs(e))
         groups = sorted(self.state.consumers.get(name, {}))
         if not downstream and not groups:
             return
         readers = [*downstream, *(f"consumer group {g}" for g in groups)]
-        ids = ", ".join(str(i) for i in sorted(set(schema_ids)))
         raise ProductInUseError(
             f"{what} of subject '{subject}' cannot be deleted permanently: product {name} is "
             f"read by {', '.join(readers)}, and records on its topic written with schema id(s) "
-            f"{ids} would become unreadable to them; a soft delete keeps them readable. Change "
-            f"or unregister those readers first"
+            f"{', '.join(map(str, lost))} would become unreadable to them; a soft delete keeps "
+            f"them readable. Change or unregister those readers first"
         )
 
     def _all_versions(self, subject: str) -> dict[int, SubjectVersion]:
@@ -910,9 +925,7 @@ class SchemaRegistry:
                         f"Subject '{subject}' was not deleted first before being permanently "
                         f"deleted"
                     )
-                self._refuse_if_read(
-                    subject, "every version", [v.schema_id for v in versions.values()]
-                )
+                self._refuse_if_read(subject, "every version", sorted(versions))
                 numbers = sorted(versions)
                 records = [Record(("version", subject, n), None) for n in numbers]
                 if subject in self.state.configs:
@@ -953,7 +966,7 @@ class SchemaRegistry:
                         f"Subject '{subject}' Version {number} was not deleted first before "
                         f"being permanently deleted"
                     )
-                self._refuse_if_read(subject, f"version {number}", [record.schema_id])
+                self._refuse_if_read(subject, f"version {number}", [number])
                 self.store.append([Record(("version", subject, number), None)])
             else:
                 if record.deleted:

@@ -329,11 +329,17 @@ def test_publish_a_line_giving_a_key_twice_is_a_bad_line() -> None:
         def prepare(self, _record: object) -> None:
             return None
 
-    lines = [b'{"item_id": "o1", "item_id": "o1-dup"}\n', b'{"a": {"b": 1, "b": 2}}\n']
+    huge = b"1" * 5000  # a second reading refuses it first (a review: it ended the run)
+    lines = [
+        b'{"item_id": "o1", "item_id": "o1-dup"}\n',
+        b'{"a": {"b": 1, "b": 2}}\n',
+        b'{"m": {"x": 1, "x": 2}, "b": ' + huge + b"}\n",
+    ]
     checked = publish_cli._checked(enumerate(lines, 1), "f.jsonl", Publisher())  # type: ignore[arg-type]
     assert list(checked) == [
         (1, 'f.jsonl:1: not valid JSON (column 19): key "item_id" given twice; keep one'),
         (2, 'f.jsonl:2: not valid JSON (column 16): key "b" given twice in a; keep one'),
+        (3, "f.jsonl:3: not valid JSON: an object gives a key twice"),
     ]
 
 

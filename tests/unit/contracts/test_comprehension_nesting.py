@@ -72,6 +72,9 @@ def test_a_parser_complaint_is_short_and_deep_nesting_says_so() -> None:
         ("has(message.a.b) && message.c.size() > 0", [("c",)]),
         ("'message.x' == message.y // message.z", [("y",)]),
         ("message.a.all(l, l.q > 0) && message.a.all(l, l.r > 0)", [("a",)]),
+        # a field named `message` of a comprehension's variable is not the record (a review)
+        ("message.lines.all(l, l.message.code != '')", [("lines",)]),
+        ("message.lines.all(l, l . message.code != '')", [("lines",)]),
     ],
 )
 def test_the_field_paths_a_rule_reads(expr: str, paths: list[tuple[str, ...]]) -> None:

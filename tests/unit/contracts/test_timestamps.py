@@ -85,3 +85,25 @@ def test_a_timestamp_given_as_a_number_is_the_instant_it_stands_for(
     a_year_before = engine.first_breach({"placed_at": number - number // 56})
     assert a_year_before is not None
     assert a_year_before.rule.name == "this-year"
+
+
+def test_only_the_timestamp_fields_a_rule_reads_are_converted() -> None:
+    """Products whose rules read no timestamp pay nothing for the conversion (the
+    benchmark's); a rule reading the whole `message` may read any of them."""
+
+    def engine(expr: str) -> RuleEngine:
+        rule = {"name": "r", "kind": "CONDITION", "type": "CEL", "mode": "WRITE", "expr": expr}
+        made = RuleEngine.from_rule_set(
+            {"domainRules": [rule]},
+            owner="shop.x",
+            dlq_topic="shop.x.v1.dlq",
+            schema=_schema("timestamp-millis"),
+        )
+        assert made is not None
+        return made
+
+    assert engine("message.quantity > 0")._instants == {}
+    assert set(engine("message.placed_at > timestamp('2026-01-01T00:00:00Z')")._instants) == {
+        "placed_at"
+    }
+    assert set(engine("size(message) > 0")._instants) == {"placed_at"}

@@ -186,3 +186,18 @@ def test_a_retention_a_compacted_topic_ignores_is_a_warning_at_its_line() -> Non
     assert violation.message.startswith(
         "retention.ms 86400000 has no effect with cleanup_policy 'compact'"
     )
+
+
+def test_a_compact_descriptor_sent_to_the_registry_gets_no_retention_warning() -> None:
+    """A review: the document the SDK sends carries the default retention.ms, which the
+    YAML never set; the registry's check of it warned to drop a key the file lacks."""
+    from mesh_stream.descriptor import DataProduct
+    from mesh_stream.governance.policies import RetentionBounds, Review, check_retention
+
+    customer = FIXTURES / "good" / "domains/people/products/customer.yaml"
+    document = yaml.safe_load(customer.read_text())
+    del document["retention"]["ms"]
+    sent = DataProduct.model_validate(DataProduct.model_validate(document).to_document())
+    assert "ms" in sent.retention.model_fields_set  # as the registry sees it
+    review = Review(product=sent, schema=None, catalog=None)  # type: ignore[arg-type]
+    assert list(check_retention(review, RetentionBounds())) == []

@@ -146,3 +146,37 @@ def test_cleanup_policies_in_another_order_are_the_same_policy() -> None:
     assert differences(both, state) == []
     state = TopicState(SPEC.name, 6, frozenset({3}), {**SPEC.config, "cleanup.policy": "compact"})
     assert [d.setting for d in differences(both, state)] == ["cleanup.policy"]
+
+
+@pytest.mark.parametrize(
+    ("topic", "owned"),
+    [
+        ("orders.order-placed.v1", True),
+        ("orders.order-placed.v1.dlq", False),  # readers may be granted CREATE on it
+        ("mesh-analytics.revenue-by-key", False),
+        ("_mesh_registry", False),
+    ],
+)
+def test_a_refused_create_names_the_owner_only_for_a_products_own_topic(
+    topic: str, owned: bool
+) -> None:
+    """payments opening orders' product is told to use orders' credentials; a reader
+    refused the CREATE of orders' dead-letter topic is told which grant is missing (a
+    review: it was told to publish as orders)."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    from mesh_stream.kafka import KafkaConnection
+    from mesh_stream.kafka.topics import TopicSpec, _create_error
+
+    conn = KafkaConnection.create(
+        "b1:9092",
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="payments",
+        sasl_password="p",
+    )
+    refused = KafkaException(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
+    message = str(_create_error(conn, TopicSpec(topic, 1, 1), refused))
+    assert message.startswith(f"User:payments may not CREATE topic {topic} ")
+    assert ("its name makes it domain orders's" in message) is owned, message
+    assert ("grant ALLOW CREATE" in message) is not owned, message

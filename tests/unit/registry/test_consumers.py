@@ -369,3 +369,42 @@ def test_a_version_a_registered_group_reads_is_not_deleted_permanently(
         f"/subjects/{SUBJECT}/versions/1", params={"permanent": "true"}, auth=ORDERS
     )
     assert gone.status_code == 200, gone.text
+
+
+def test_a_permanent_delete_is_refused_only_when_ids_would_stop_resolving(
+    orders: TestClient,
+) -> None:
+    """A review: an id another version still uses resolves after the delete, and an old
+    major's subject is not the current topic's; downstream products count as readers."""
+    value = "orders.order-value"
+    assert (
+        orders.post(
+            f"/subjects/{value}.v1-value/versions", json={"schema": schema(name="V")}, auth=ORDERS
+        ).status_code
+        == 200
+    )
+    downstream = descriptor(value, kind="aggregate", inputs=[PRODUCT])
+    assert orders.put(f"/products/{value}", json=downstream, auth=ORDERS).status_code == 200
+    # read by a downstream product: version 1's id would stop resolving
+    assert orders.delete(f"/subjects/{SUBJECT}/versions/1", auth=ORDERS).status_code == 200
+    held = orders.delete(f"/subjects/{SUBJECT}/versions/1?permanent=true", auth=ORDERS)
+    assert (held.status_code, held.json()["error_code"]) == (409, 40910), held.text
+    assert f"product {PRODUCT} is read by {value}," in held.json()["message"]
+    # the same schema again (a rollback) is version 2 with the same id: nothing is lost
+    again = _register(orders, schema("coupon_code", "channel"))
+    assert again.status_code == 200, again.text
+    assert (
+        orders.delete(f"/subjects/{SUBJECT}/versions/1?permanent=true", auth=ORDERS).status_code
+        == 200
+    )
+    # an old major (the product now at version 2) is not the topic its readers read
+    assert _register(orders, schema("coupon_code")).status_code == 200  # a new id, v3
+    moved = descriptor(version=2)
+    v2 = f"{PRODUCT}.v2-value"
+    assert (
+        orders.post(f"/subjects/{v2}/versions", json={"schema": schema()}, auth=ORDERS).status_code
+        == 200
+    )
+    assert orders.put(f"/products/{PRODUCT}", json=moved, auth=ORDERS).status_code == 200
+    assert orders.delete(f"/subjects/{SUBJECT}", auth=ORDERS).status_code == 200
+    assert orders.delete(f"/subjects/{SUBJECT}?permanent=true", auth=ORDERS).status_code == 200
