@@ -61,6 +61,7 @@ def registry(kafka: KafkaAddress) -> Iterator[Registry]:
         "orders": "orders-secret",
         "reporting": "reporting-secret",
         "depot": "depot-secret",
+        "stock": "stock-secret",
     }
     session = uuid.uuid4().hex[:8]
     settings = MeshSettings(
@@ -254,24 +255,6 @@ def test_a_domain_team_ships_a_product_from_its_own_repository(
     assert replan["unchanged"] is True
     assert replan["products"][0]["topic_status"] == "as specified"
 
-    # A DLQ rule's dead-letter topic is created by apply, not at a publisher's first open
-    # (a campaign: ACLs and monitoring set up after apply saw no such topic).
-    descriptor = project / "domains/inventory/products/example-event.yaml"
-    descriptor.write_text(
-        descriptor.read_text()
-        + "rules:\n  - name: counted\n    expr: message.quantity >= 0\n    on_failure: DLQ\n"
-    )
-    dlq_topic = "inventory.example-event.v1.dlq"
-    ruled = _mesh(["products", "plan"], project, env)
-    assert ruled.exit_code == 0, ruled.stdout + ruled.stderr
-    assert f"dead-letter topic {dlq_topic} (DLQ rules): missing, apply creates it" in ruled.stdout
-    ruled_apply = _mesh(["products", "apply"], project, env)
-    assert ruled_apply.exit_code == 0, ruled_apply.stderr
-    assert f"{PRODUCT}: dead-letter topic {dlq_topic} created" in ruled_apply.stdout
-    admin = make_admin(KafkaConnection.create(kafka.bootstrap_servers), {"log_level": 0})
-    assert dlq_topic in admin.list_topics(timeout=10).topics
-    assert json.loads(_mesh(["products", "plan", "--json"], project, env).stdout)["unchanged"]
-
     publisher = subprocess.run(
         [sys.executable, "domains/inventory/publisher.py"],
         cwd=project,
@@ -344,6 +327,34 @@ def test_a_domain_team_ships_a_product_from_its_own_repository(
     assert [
         edge["to"] for edge in json.loads(lineage.stdout)["edges"] if edge["to"].startswith("rep")
     ] == ["reporting.item-totals"]
+
+
+def test_apply_creates_the_dead_letter_topic_of_a_dlq_rule(
+    kafka: KafkaAddress, registry: Registry, workspace: Path
+) -> None:
+    """A DLQ rule's dead-letter topic is created by apply, not at a publisher's first open
+    (a campaign: ACLs and monitoring set up after apply saw no such topic). Its own domain:
+    the module's registry is shared, and a contract with rules would be the latest version
+    of the other tests' subject."""
+    env = _env(kafka, registry, "stock")
+    project = workspace / "stock"
+    assert _mesh(["init", "stock", str(project)], workspace, env).exit_code == 0
+    assert _mesh(["products", "apply"], project, env).exit_code == 0
+    descriptor = project / "domains/stock/products/example-event.yaml"
+    descriptor.write_text(
+        descriptor.read_text()
+        + "rules:\n  - name: counted\n    expr: message.quantity >= 0\n    on_failure: DLQ\n"
+    )
+    dlq_topic = "stock.example-event.v1.dlq"
+    ruled = _mesh(["products", "plan"], project, env)
+    assert ruled.exit_code == 0, ruled.stdout + ruled.stderr
+    assert f"dead-letter topic {dlq_topic} (DLQ rules): missing, apply creates it" in ruled.stdout
+    ruled_apply = _mesh(["products", "apply"], project, env)
+    assert ruled_apply.exit_code == 0, ruled_apply.stderr
+    assert f"stock.example-event: dead-letter topic {dlq_topic} created" in ruled_apply.stdout
+    admin = make_admin(KafkaConnection.create(kafka.bootstrap_servers), {"log_level": 0})
+    assert dlq_topic in admin.list_topics(timeout=10).topics
+    assert json.loads(_mesh(["products", "plan", "--json"], project, env).stdout)["unchanged"]
 
 
 def test_a_publisher_leaves_out_of_the_catalog_a_descriptor_its_topic_contradicts(
