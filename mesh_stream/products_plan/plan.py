@@ -161,6 +161,23 @@ def _plan_registry(plan: ProductPlan, local: _Local, registry: RegistryClient) -
         return  # lint names what is wrong with the local schema
     if normalize(local.schema_text) == normalize(latest.schema):
         plan.contract_changes = _contract_changes(product, local.schema_json, latest)
+        held = (
+            _older_contract(registry, plan.subject, local, product, latest.version)
+            if plan.contract_changes
+            else None
+        )
+        if held is not None:
+            # Registering returns that version (Confluent's semantics): the latest keeps its
+            # contract, and apply would "register" on every run, changing nothing.
+            plan.warnings.append(
+                f"the registry holds this schema with the descriptor's contract as version "
+                f"{held} of {plan.subject}, older than the latest version {latest.version} "
+                f"({'; '.join(plan.contract_changes)}): registering returns version {held}, so "
+                f"apply leaves the latest as it is and publishers enforce its contract; to go "
+                f"back to version {held}'s, soft-delete the later version(s) (DELETE "
+                f"/subjects/{plan.subject}/versions/<n>)"
+            )
+            plan.contract_changes = []
         plan.schema = Status.CHANGED if plan.contract_changes else Status.UNCHANGED
         plan.compatible = True
         return
@@ -296,6 +313,23 @@ def _contract_changes(
         if registered.get(part, {}) != contract.metadata.get(part, {}):
             changes.append(f"metadata {part} (field tags and product properties)")
     return changes
+
+
+def _older_contract(
+    registry: RegistryClient, subject: str, local: _Local, product: DataProduct, latest: int
+) -> int | None:
+    """The version before ``latest`` that holds the local schema with the descriptor's
+    contract (ruleSet and metadata), if any: registering them returns it."""
+    assert local.schema_json is not None
+    assert local.schema_text is not None
+    contract = compile_contract(product, local.schema_json)
+    try:
+        found = registry.lookup(
+            subject, local.schema_text, metadata=contract.metadata, rule_set=contract.rule_set
+        )
+    except SchemaNotFoundError:
+        return None
+    return found.version if found.version < latest else None
 
 
 def _older_version(registry: RegistryClient, subject: str, schema_text: str) -> int | None:

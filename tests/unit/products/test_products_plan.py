@@ -108,10 +108,21 @@ class FakeRegistry:
         json.loads(schema)  # the local schema text is what is sent
         return list(self.verdict)
 
-    def lookup(self, subject: str, schema: str) -> RegisteredSchema:
+    #: (subject, version) -> the contract of a version before the latest, for lookups
+    #: narrowed by contract
+    older: dict[tuple[str, int], Contract] = field(default_factory=dict)
+
+    def lookup(
+        self, subject: str, schema: str, *, metadata: Any = None, rule_set: Any = None
+    ) -> RegisteredSchema:
         for number, text in enumerate(self.schemas.get(subject, []), start=1):
-            if normalize(text) == normalize(schema):
-                return RegisteredSchema(subject, number, number, text)
+            if normalize(text) != normalize(schema):
+                continue
+            if rule_set is not None or metadata is not None:
+                held = self.older.get((subject, number))
+                if held is None or (held.rule_set, held.metadata) != (rule_set, metadata):
+                    continue
+            return RegisteredSchema(subject, number, number, text)
         raise SchemaNotFoundError(f"not under {subject}")
 
     def register_schema(self, subject: str, schema: str, **_contract: Any) -> int:
@@ -688,3 +699,43 @@ def test_every_promised_topic_setting_has_the_descriptor_field_that_says_it() ->
     from mesh_stream.products_plan import plan as plan_module
 
     assert set(plan_module._PROMISED) == PROMISED_SETTINGS
+
+
+def test_a_contract_an_older_version_holds_is_a_warning_not_a_change_apply_repeats(
+    project_root: Path,
+) -> None:
+    """Registering returns the older version holding the same schema and contract
+    (Confluent's semantics), so dropping the rules version 2 added was planned as a change
+    and apply "registered" on every run, changing nothing (seen when a shared registry held
+    a ruled version). Without such an older version it is a change, a new version."""
+    registry = FakeRegistry()
+    _registered(project_root, registry)
+    descriptor = project_root / "domains/inventory/products/example-event.yaml"
+    plain = descriptor.read_text()
+    schema = json.loads(_schema_file(project_root).read_text())
+    [product] = load_project(project_root).descriptors()
+    descriptor.write_text(
+        plain + "rules:\n  - name: positive-quantity\n    expr: message.quantity > 0\n"
+    )
+    [ruled] = load_project(project_root).descriptors()
+    registry.contracts[SUBJECT] = compile_contract(ruled, schema)  # the latest has the rule
+    descriptor.write_text(plain)
+
+    [item] = plan_project(
+        load_project(project_root), registry, None, principal="inventory"
+    ).products  # type: ignore[arg-type]
+    assert item.contract_changes == ["quality rules: ['positive-quantity'] -> none"]
+
+    registry.schemas[SUBJECT] = registry.schemas[SUBJECT] * 2  # version 1 without the rule
+    registry.older[(SUBJECT, 1)] = compile_contract(product, schema)
+    [item] = plan_project(
+        load_project(project_root), registry, None, principal="inventory"
+    ).products  # type: ignore[arg-type]
+    assert item.schema is Status.UNCHANGED
+    assert item.contract_changes == []
+    [warning] = [w for w in item.warnings if "older than the latest" in w]
+    assert warning.startswith(
+        f"the registry holds this schema with the descriptor's contract as version 1 of "
+        f"{SUBJECT}, older than the latest version 2 (quality rules: ['positive-quantity'] -> "
+        "none): registering returns version 1"
+    )
