@@ -213,9 +213,13 @@ class ProductMonitor:
             started = time.monotonic()
             try:
                 done = self.measure()
-            except (MeshError, KafkaException) as exc:
+            except (MeshError, KafkaException, TimeoutError) as exc:
+                # an admin request's future that Kafka did not answer in time raises the
+                # builtin TimeoutError, without a message (a campaign: it ended the monitor)
+                late = f"a Kafka request was not answered in time ({type(exc).__name__})"
+                said = str(exc) or late
                 retry = min(self.interval, RETRY_SECONDS)
-                log.warning("measurement skipped: %s; trying again in %.0f s", exc, retry)
+                log.warning("measurement skipped: %s; trying again in %.0f s", said, retry)
                 stop.wait(max(0.0, retry - (time.monotonic() - started)))
                 continue
             else:

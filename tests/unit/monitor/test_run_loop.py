@@ -1,0 +1,47 @@
+"""The monitor's loop goes on through a failed round, whatever Kafka's client raises."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+
+from mesh_stream.errors import RegistryUnavailableError
+from mesh_stream.monitor.service import ProductMonitor
+
+
+@pytest.mark.parametrize(
+    ("failure", "said"),
+    [
+        # an admin future Kafka did not answer in time: the builtin, without a message (a
+        # campaign: `error: TimeoutError (TimeoutError)` ended the monitor mid-outage)
+        (TimeoutError(), "a Kafka request was not answered in time (TimeoutError)"),
+        (KafkaException(KafkaError(KafkaError._TRANSPORT, "down")), "down"),
+        (RegistryUnavailableError("registry at http://r is unreachable"), "unreachable"),
+    ],
+)
+def test_a_failed_round_is_logged_and_the_next_one_runs(
+    failure: BaseException, said: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    monitor = object.__new__(ProductMonitor)  # no Kafka: only the loop runs
+    monitor.interval = 0.01
+    monitor.metrics = None
+    stop = threading.Event()
+    calls: list[int] = []
+
+    def measure() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise failure
+        stop.set()
+        raise failure  # the second round fails too; the loop ends on the stop
+
+    monitor.measure = measure  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING):
+        monitor.run(stop)
+    assert len(calls) == 2
+    skipped = [r.getMessage() for r in caplog.records if "measurement skipped" in r.getMessage()]
+    assert len(skipped) == 2
+    assert said in skipped[0]
