@@ -340,9 +340,12 @@ def timestamp_fields(schema: Mapping[str, Any] | None) -> dict[str, dt.timedelta
             continue
         branches = field.get("type")
         for branch in branches if isinstance(branches, list) else [branches]:
-            logical = branch.get("logicalType") if isinstance(branch, Mapping) else None
-            if logical in _TIMESTAMP_UNITS and branch.get("type") == "long":  # type: ignore[union-attr]
-                found[field["name"]] = _TIMESTAMP_UNITS[logical]
+            if not isinstance(branch, Mapping) or branch.get("type") != "long":
+                continue
+            logical = branch.get("logicalType")
+            unit = _TIMESTAMP_UNITS.get(logical) if isinstance(logical, str) else None
+            if unit is not None:
+                found[field["name"]] = unit
     return found
 
 
