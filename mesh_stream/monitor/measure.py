@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import (
+    Consumer,
     ConsumerGroupTopicPartitions,
     IsolationLevel,
     KafkaError,
@@ -135,8 +136,20 @@ class KafkaMeter:
         self.conn = conn
         self.timeout = timeout
         self._admin = make_admin(conn, {"log_level": 0})
-        self._reader = make_consumer(
-            conn,
+        self._reader = self._new_reader()
+
+    def reconnect(self) -> None:
+        """New Kafka clients for the next round. After a broker restart, librdkafka's admin
+        client keeps asking for consumer groups' committed offsets where no answer comes
+        (every request times out until the client is replaced; a new one is answered at
+        once), so a round that failed or timed out asks with new clients."""
+        self._reader.close()
+        self._admin = make_admin(self.conn, {"log_level": 0})
+        self._reader = self._new_reader()
+
+    def _new_reader(self) -> Consumer:
+        return make_consumer(
+            self.conn,
             {
                 "group.id": READER_GROUP,
                 "enable.auto.commit": False,
@@ -270,16 +283,22 @@ class KafkaMeter:
                 )
                 asked[(group, topic)] = futures[group]
         found: dict[tuple[str, str], dict[int, int]] = {}
+        unanswered = False
         for key, future in asked.items():
             try:
                 answer = future.result(self.timeout)
-            except KafkaException as exc:
-                log.warning("committed offsets of group %s on %s: %s", key[0], key[1], exc)
+            except (KafkaException, TimeoutError) as exc:
+                unanswered = True
+                said = str(exc) or f"no answer within {self.timeout:.0f} s"
+                log.warning("committed offsets of group %s on %s: %s", key[0], key[1], said)
                 continue
             found[key] = {
                 tp.partition: (tp.offset if tp.error is None and tp.offset >= 0 else -1)
                 for tp in answer.topic_partitions
             }
+        if unanswered:
+            log.info("the next round asks with a new admin client (see KafkaMeter.reconnect)")
+            self._admin = make_admin(self.conn, {"log_level": 0})
         return found
 
     def _unconsumed(

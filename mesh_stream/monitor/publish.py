@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import httpx
-from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from pydantic import ValidationError
 
 from mesh_stream.errors import DeliveryError
@@ -84,8 +84,14 @@ class HealthLog:
         self.latest: dict[str, ProductHealth] = {}
         self.volumes: dict[str, deque[tuple[int, float]]] = {}
         self._conn = conn
-        self._consumer = make_consumer(
-            conn,
+        self._consumer = self._new_consumer()
+        self._assigned = False
+        self._next: dict[int, int] = {}  # partition -> next offset to read
+        self._start_ms = now_ms - READ_BACK_MS
+
+    def _new_consumer(self) -> Consumer:
+        return make_consumer(
+            self._conn,
             {
                 "group.id": "mesh-monitor-health-reader",  # never subscribes nor commits
                 "enable.auto.commit": False,
@@ -93,12 +99,19 @@ class HealthLog:
                 "log_level": 0,
             },
         )
-        self._assigned = False
-        self._next: dict[int, int] = {}  # partition -> next offset to read
-        self._start_ms = now_ms - READ_BACK_MS
 
     def close(self) -> None:
         self._consumer.close()
+
+    def reconnect(self, *, now_ms: int) -> None:
+        """A new consumer that reads the last hour back again (a round failed: a restarted
+        or recreated topic may have left the old one's positions behind). What was read
+        stays; reading it twice changes nothing."""
+        self._consumer.close()
+        self._consumer = self._new_consumer()
+        self._assigned = False
+        self._next = {}
+        self._start_ms = now_ms - READ_BACK_MS
 
     def remember(self, health: ProductHealth) -> None:
         """Take one measurement in (read back or just written); the newest one wins."""
@@ -129,9 +142,15 @@ class HealthLog:
         ends: dict[int, int] = {}
         for partition in self._next:
             tp = TopicPartition(self.topic, partition)
-            ends[partition] = self._consumer.get_watermark_offsets(
-                tp, timeout=timeout, cached=False
-            )[1]
+            try:
+                ends[partition] = self._consumer.get_watermark_offsets(
+                    tp, timeout=timeout, cached=False
+                )[1]
+            except KafkaException as exc:
+                problem = explain_kafka_error(exc, self._conn, topic=self.topic, operation="READ")
+                raise type(problem)(
+                    f"reading back the health topic {self.topic}[{partition}]: {problem}"
+                ) from exc
         pending = {p for p, high in ends.items() if high > self._next[p]}
         read = 0
         deadline = time.monotonic() + timeout

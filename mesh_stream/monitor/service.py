@@ -148,6 +148,7 @@ class ProductMonitor:
         metrics: MonitorMetrics | None = None,
         name: str | None = None,
         clock: Callable[[], float] = time.time,
+        kafka_timeout: float = 15.0,
     ) -> None:
         self.catalog = catalog
         self.interval = interval
@@ -155,7 +156,7 @@ class ProductMonitor:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self._clock = clock
         ensure_monitor_topics(conn, health_topic, alerts_topic)
-        self._meter = KafkaMeter(conn)
+        self._meter = KafkaMeter(conn, timeout=kafka_timeout)
         self._log = HealthLog(conn, health_topic, now_ms=self._now_ms())
         self._publisher = Publisher(
             conn,
@@ -178,6 +179,13 @@ class ProductMonitor:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+    def reconnect(self) -> None:
+        """New Kafka clients for the meter and the health log (see
+        :meth:`KafkaMeter.reconnect`): a long-running monitor must come back after a broker
+        restart by itself. The publisher's idempotent producer recovers on its own."""
+        self._meter.reconnect()
+        self._log.reconnect(now_ms=self._now_ms())
 
     def latest(self, product: str) -> ProductHealth | None:
         """The latest known health of ``product`` (this instance's or another's)."""
@@ -219,7 +227,12 @@ class ProductMonitor:
                 late = f"a Kafka request was not answered in time ({type(exc).__name__})"
                 said = str(exc) or late
                 retry = min(self.interval, RETRY_SECONDS)
-                log.warning("measurement skipped: %s; trying again in %.0f s", said, retry)
+                log.warning(
+                    "measurement skipped: %s; trying again in %.0f s with new Kafka clients",
+                    said,
+                    retry,
+                )
+                self.reconnect()
                 stop.wait(max(0.0, retry - (time.monotonic() - started)))
                 continue
             else:

@@ -1,4 +1,5 @@
-"""The monitor's loop goes on through a failed round, whatever Kafka's client raises."""
+"""The monitor's loop goes on through a failed round, whatever Kafka's client raises, and
+asks the next one with new Kafka clients."""
 
 from __future__ import annotations
 
@@ -38,10 +39,13 @@ def test_a_failed_round_is_logged_and_the_next_one_runs(
         stop.set()
         raise failure  # the second round fails too; the loop ends on the stop
 
+    reconnects: list[int] = []
     monitor.measure = measure  # type: ignore[method-assign]
+    monitor.reconnect = lambda: reconnects.append(1)  # type: ignore[method-assign]
     with caplog.at_level(logging.WARNING):
         monitor.run(stop)
     assert len(calls) == 2
     skipped = [r.getMessage() for r in caplog.records if "measurement skipped" in r.getMessage()]
     assert len(skipped) == 2
     assert said in skipped[0]
+    assert len(reconnects) == 2  # each failed round: new Kafka clients for the next one
