@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.admin._config import ConfigResource
+from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, ConfigResource
 from confluent_kafka.admin._metadata import ClusterMetadata
 from confluent_kafka.admin._resource import ResourceType
 
@@ -262,6 +262,7 @@ def ensure_topics(
     timeout: float = 30.0,
     created: list[str] | None = None,
     configs: dict[str, Mapping[str, str]] | None = None,
+    correct: bool = False,
 ) -> dict[str, list[TopicDifference]]:
     """:func:`ensure_topic` for several topics with one admin client and one create call.
 
@@ -269,6 +270,9 @@ def ensure_topics(
     already exist, even when a metadata answer just before had not shown them yet.
     ``configs``, if given, gets the configs of each topic that existed (as far as the
     principal may read them), e.g. a ``max.message.bytes`` lower than the broker's.
+    ``correct`` alters an existing topic's differing configs to the spec's (for topics the
+    platform owns, which a broker may have auto-created with its defaults); partitions and
+    replication factor are never changed.
     """
     wanted = {spec.name: spec for spec in specs}
     if admin is None:
@@ -320,6 +324,9 @@ def ensure_topics(
         result[name] = [] if state is None else differences(wanted[name], state)
         if configs is not None and state is not None:
             configs[name] = state.config
+    if correct:
+        for name, found in result.items():
+            result[name] = _correct_configs(admin, conn, name, found, timeout)
     problems = {name: found for name, found in result.items() if found}
     for name, found in problems.items() if not strict else ():
         log.warning(
@@ -372,6 +379,44 @@ def differences(spec: TopicSpec, state: TopicState) -> list[TopicDifference]:
             continue
         found.append(TopicDifference(key, expected, actual_value))
     return found
+
+
+def _correct_configs(
+    admin: AdminClient,
+    conn: KafkaConnection,
+    name: str,
+    found: list[TopicDifference],
+    timeout: float,
+) -> list[TopicDifference]:
+    """Alter ``name``'s differing configs to the spec's; the differences left (partitions,
+    replication factor, or configs the principal may not alter)."""
+    fixable = [item for item in found if item.setting in COMPARED_CONFIGS]
+    if not fixable:
+        return found
+    resource = ConfigResource(
+        ResourceType.TOPIC,
+        name,
+        incremental_configs=[
+            ConfigEntry(item.setting, item.expected, incremental_operation=AlterConfigOpType.SET)
+            for item in fixable
+        ],
+    )
+    try:
+        admin.incremental_alter_configs([resource])[resource].result(timeout)
+    except (KafkaException, TimeoutError) as exc:
+        problem = (
+            explain_kafka_error(exc, conn, topic=name, operation="ALTER_CONFIGS")
+            if isinstance(exc, KafkaException)
+            else f"no answer within {timeout:.0f} s"
+        )
+        log.warning("topic %s: could not correct its configs: %s", name, problem)
+        return found
+    log.warning(
+        "topic %s differed from its spec and was corrected: %s",
+        name,
+        "; ".join(f"{item.setting} {item.actual} -> {item.expected}" for item in fixable),
+    )
+    return [item for item in found if item not in fixable]
 
 
 def _policies(value: str) -> frozenset[str]:

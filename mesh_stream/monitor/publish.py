@@ -52,8 +52,9 @@ WEBHOOK_TIMEOUT = 5.0
 def ensure_monitor_topics(
     conn: KafkaConnection, health_topic: str, alerts_topic: str, *, timeout: float = 30.0
 ) -> None:
-    """Create the health and alerts topics when missing (an existing one that differs is
-    reported by :func:`mesh_stream.kafka.topics.ensure_topics`, not altered)."""
+    """Create the health and alerts topics when missing; an existing one whose configs
+    differ (a broker that auto-created it with its defaults: not compacted, kept 7 days)
+    is corrected, since the platform owns them."""
     admin = make_admin(conn, {"log_level": 0})
     cluster = topics.cluster_info(conn, admin=admin, timeout=timeout)
     specs = [
@@ -72,7 +73,7 @@ def ensure_monitor_topics(
             retention_ms=ALERT_RETENTION_MS,
         ),
     ]
-    topics.ensure_topics(conn, specs, admin=admin, timeout=timeout)
+    topics.ensure_topics(conn, specs, admin=admin, timeout=timeout, correct=True)
 
 
 class HealthLog:

@@ -352,3 +352,53 @@ def test_a_failed_round_is_tried_again_soon_not_a_whole_interval_later(
         runner.join(10)
     assert not runner.is_alive()
     assert len(attempts) >= 4, attempts
+
+
+def test_monitor_topics_a_broker_auto_created_are_corrected(
+    kafka: KafkaAddress, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broker that auto-creates topics (the local one does) can make the monitor's topics
+    with its defaults before the monitor starts (a producer of a wiped cluster asking for
+    them): the health topic not compacted, alerts kept 7 days. The monitor corrects the
+    configs it owns instead of warning on every start."""
+    from confluent_kafka.admin import ConfigResource
+
+    from mesh_stream.health import ALERT_RETENTION_MS
+    from mesh_stream.kafka.clients import make_admin, new_topic
+    from mesh_stream.monitor.publish import ensure_monitor_topics
+
+    suffix = uuid.uuid4().hex[:8]
+    health_topic, alerts_topic = f"_health-auto-{suffix}", f"_alerts-auto-{suffix}"
+    conn = KafkaConnection.create(kafka.bootstrap_servers)
+    admin = make_admin(conn)
+    as_the_broker_would = {"cleanup.policy": "delete", "retention.ms": "604800000"}
+    for future in admin.create_topics(
+        [
+            new_topic(t, partitions=1, config=as_the_broker_would)
+            for t in (health_topic, alerts_topic)
+        ]
+    ).values():
+        future.result(30)
+
+    with caplog.at_level("WARNING"):
+        ensure_monitor_topics(conn, health_topic, alerts_topic)
+
+    def config(topic: str) -> dict[str, str]:
+        resource = ConfigResource("topic", topic)
+        found = admin.describe_configs([resource])[resource].result(30)
+        return {key: str(entry.value) for key, entry in found.items()}
+
+    assert set(config(health_topic)["cleanup.policy"].split(",")) == {"compact", "delete"}
+    assert config(alerts_topic)["retention.ms"] == str(ALERT_RETENTION_MS)
+    said = [r.getMessage() for r in caplog.records]
+    assert any(
+        f"topic {health_topic} differed from its spec and was corrected: cleanup.policy delete"
+        in line
+        for line in said
+    ), said
+    assert not any("using it as it is" in line for line in said), said
+    # A second start finds nothing to correct.
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        ensure_monitor_topics(conn, health_topic, alerts_topic)
+    assert not [r for r in caplog.records if "topic _" in r.getMessage()]
