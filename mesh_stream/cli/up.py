@@ -35,7 +35,9 @@ from mesh_stream.up import MeshUp, UpOptions
     type=int,
     default=42,
     show_default=True,
-    help="Seed of the simulated story: the same seed gives the same events.",
+    help="Seed of the simulated story, passed to the project's runnables(rate, seed=...). "
+    "In the sample mesh the same seed gives the same customers, amounts and timing, and "
+    "each start new ids, so a restart adds orders instead of sending the last run's again.",
 )
 @click.option(
     "--fresh",

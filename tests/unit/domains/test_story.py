@@ -39,6 +39,26 @@ def test_same_seed_same_story_and_another_seed_another(events: list[StoryEvent])
     assert [e.value for e in other] != [e.value for e in again]
 
 
+def test_another_start_tells_the_story_with_other_ids(events: list[StoryEvent]) -> None:
+    """`mesh up` starts the story again at each start on the same topics: a restart must not
+    send the first run's event and order ids again (processors would count them twice)."""
+    later = list(itertools.islice(Story(seed=7, epoch_ms=9_000_000, rate=100).events(), 500))
+    id_fields = ("event_id", "order_id", "payment_id", "shipment_id", "session_id")
+
+    def ids(sample: list[StoryEvent]) -> set[str]:
+        return {str(e.value[f]) for e in sample for f in id_fields if f in e.value}
+
+    first = ids(events[:500])
+    assert first and ids(later) and not first & ids(later)
+    # the same shop: the same customers, amounts and gaps, only shifted in time
+    assert [e.value.get("customer_id") for e in later] == [
+        e.value.get("customer_id") for e in events[:500]
+    ]
+    assert [e.emit_at_ms - 9_000_000 for e in later] == [
+        e.emit_at_ms - 1_000_000 for e in events[:500]
+    ]
+
+
 def test_events_come_in_emit_order_at_about_the_asked_rate(events: list[StoryEvent]) -> None:
     assert all(a.emit_at_ms <= b.emit_at_ms for a, b in itertools.pairwise(events))
     seconds = (events[-1].emit_at_ms - events[0].emit_at_ms) / 1000
