@@ -12,9 +12,10 @@ The story includes the awkward cases on purpose:
 * duplicates: a retrying service sends the very same event (same ``event_id``) twice.
 
 The generator is pure and deterministic: ``Story(seed, epoch_ms, rate)`` always yields the same
-events in the same order; another start (``epoch_ms``) tells the seed's story again with
-other event, order, payment and shipment ids. Amounts are :class:`~decimal.Decimal` with two places, timestamps are
-epoch milliseconds, ids are strings, exactly what the Avro contracts in ``schemas/`` expect.
+events in the same order; another start (``epoch_ms``) tells the seed's story again with other
+event, order, payment and shipment ids. Amounts are :class:`~decimal.Decimal` with two places,
+timestamps are epoch milliseconds, ids are strings, exactly what the Avro contracts in
+``schemas/`` expect.
 """
 
 from __future__ import annotations
