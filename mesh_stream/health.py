@@ -109,6 +109,12 @@ class ProductHealth(BaseModel):
         default=(), description="Input products (transitively) whose status is `breached`."
     )
     monitor: str = Field(default="", description="The monitor instance that measured.")
+    interval_ms: int | None = Field(
+        default=None,
+        ge=1,
+        description="The measuring monitor's interval (ms): the registry serves a record "
+        "older than 3 of them (at least 5 minutes) as `no data`.",
+    )
 
 
 class Alert(BaseModel):

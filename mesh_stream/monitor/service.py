@@ -92,6 +92,7 @@ def judge_round(
     history: Callable[[str], Sequence[float]],
     *,
     monitor: str = "",
+    interval_ms: int | None = None,
 ) -> list[ProductHealth]:
     """The health of every target from its reading: own figures first, then upstream
     breaches (lineage, transitively) from the other products' own statuses."""
@@ -124,6 +125,7 @@ def judge_round(
             previous=latest.get(t.product.name),
             upstream_breached=judging.breached_upstream(t.product.name, inputs, statuses),
             monitor=monitor,
+            interval_ms=interval_ms,
         )
         for t in targets
     ]
@@ -198,7 +200,12 @@ class ProductMonitor:
         self._log.catch_up()
         readings = self._meter.read(targets, self._now_ms())
         healths = judge_round(
-            targets, readings, self._log.latest, self._log.history, monitor=self.name
+            targets,
+            readings,
+            self._log.latest,
+            self._log.history,
+            monitor=self.name,
+            interval_ms=max(1, int(self.interval * 1000)),
         )
         alerts = [
             alert

@@ -226,6 +226,7 @@ def health(
     previous: ProductHealth | None = None,
     upstream_breached: Sequence[str] = (),
     monitor: str = "",
+    interval_ms: int | None = None,
 ) -> ProductHealth:
     """The product's health: the worst figure (a product without any judged record is ``no
     data``), at least ``degraded`` while an input is breached, since when."""
@@ -257,6 +258,7 @@ def health(
         figures=tuple(figures),
         upstream_breached=tuple(upstream_breached),
         monitor=monitor,
+        interval_ms=interval_ms,
     )
 
 

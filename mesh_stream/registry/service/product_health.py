@@ -167,7 +167,8 @@ class KafkaHealthFeed:
 
 def stale_after_ms(monitor_interval_seconds: float) -> int:
     """How old a measurement may be before it is ``no data``: 5 minutes, or 3 intervals of
-    the monitor (``MESH_MONITOR_INTERVAL_SECONDS``) when that is longer."""
+    the monitor (``MESH_MONITOR_INTERVAL_SECONDS``) when that is longer. A record that
+    carries its monitor's own interval is judged by that one (:meth:`ProductHealthView.stale`)."""
     return max(STALE_AFTER_MS, int(STALE_AFTER_INTERVALS * monitor_interval_seconds * 1000))
 
 
@@ -298,7 +299,7 @@ class ProductHealthView:
                 since_ms=now,
             )
         age = now - latest.measured_at_ms
-        if age <= self.stale_after_ms or latest.status is Status.NO_DATA:
+        if age <= self.stale_ms(latest) or latest.status is Status.NO_DATA:
             return latest
         return latest.model_copy(
             update={
@@ -308,6 +309,15 @@ class ProductHealthView:
                 f"{': ' + latest.reason if latest.reason else ''}); is `mesh monitor` running?",
             }
         )
+
+    def stale_ms(self, record: ProductHealth) -> int:
+        """The age after which ``record`` is served as ``no data``: 3 intervals of the
+        monitor that wrote it, at least 5 minutes (a monitor run with `--interval 600` is
+        not judged by this registry's own ``MESH_MONITOR_INTERVAL_SECONDS``, which only
+        serves for records that do not carry an interval)."""
+        if record.interval_ms is None:
+            return self.stale_after_ms
+        return max(STALE_AFTER_MS, STALE_AFTER_INTERVALS * record.interval_ms)
 
     def history(self, name: str, minutes: int = 60) -> list[ProductHealth]:
         """``name``'s measurements of the last ``minutes`` minutes, oldest first."""

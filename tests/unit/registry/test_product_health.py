@@ -252,6 +252,32 @@ def test_a_long_monitor_interval_lengthens_how_long_a_measurement_stays_fresh() 
     assert stale_after_ms(600) == 30 * MINUTE
 
 
+def test_a_record_is_judged_stale_by_the_interval_of_the_monitor_that_wrote_it(
+    registry: TestClient, feed: InMemoryHealthFeed
+) -> None:
+    """A monitor run with `--interval 400` against a registry left at the default: its
+    record of 6 minutes ago is its latest, not `no data` (a platform operator's campaign)."""
+    slow = measured(6).model_copy(update={"interval_ms": 400_000})
+    push(feed, slow)
+    answer = registry.get(f"/products/{PRODUCT}/health").json()
+    assert answer["status"] == "ok"
+    assert answer["interval_ms"] == 400_000
+    view: ProductHealthView = registry.app.state.services.health  # type: ignore[attr-defined]
+    assert view.stale_ms(slow) == 20 * MINUTE  # 3 of its intervals
+    # a fast monitor's record still gets the 5 minutes; one without an interval: the registry's
+    assert view.stale_ms(slow.model_copy(update={"interval_ms": 5_000})) == 5 * MINUTE
+    assert view.stale_ms(slow.model_copy(update={"interval_ms": None})) == view.stale_after_ms
+
+
+def test_a_record_older_than_three_of_its_monitor_s_intervals_is_no_data(
+    registry: TestClient, feed: InMemoryHealthFeed
+) -> None:
+    push(feed, measured(21).model_copy(update={"interval_ms": 400_000}))
+    answer = registry.get(f"/products/{PRODUCT}/health").json()
+    assert answer["status"] == "no data"
+    assert answer["reason"].startswith("last measured 21 min ago (then ok")
+
+
 def test_a_day_of_history_is_kept_as_its_json_compactly_and_served_the_same() -> None:
     """A parsed measurement with five figures took ~7 KB: a day of minutes for a thousand
     products would have been 10 GB of registry memory. The book keeps the JSON instead."""
