@@ -185,6 +185,16 @@ _clusters: dict[str, ClusterInfo] = {}
 _clusters_lock = threading.Lock()
 
 
+def cluster_id(
+    conn: KafkaConnection, *, admin: AdminClient | None = None, timeout: float = 15.0
+) -> str | None:
+    """The id of the cluster behind ``conn`` (None when the broker does not say), asked
+    every time: a cluster recreated at the same address has another one."""
+    admin = admin or make_admin(conn, {"log_level": 0})
+    found = _list_topics(admin, conn, timeout).cluster_id
+    return str(found) if found else None
+
+
 def cluster_info(
     conn: KafkaConnection, *, admin: AdminClient | None = None, timeout: float = 15.0
 ) -> ClusterInfo:

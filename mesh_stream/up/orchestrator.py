@@ -54,6 +54,7 @@ from mesh_stream.errors import (
 from mesh_stream.governance.acl_plan import plan_acls
 from mesh_stream.kafka.acls import apply_acls
 from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.kafka.topics import cluster_id
 from mesh_stream.liveview import (
     Decoder,
     HealthSource,
@@ -83,6 +84,7 @@ from mesh_stream.up.registry_access import (
     monitor_credential,
     probe_registry,
     registry_credentials,
+    registry_kafka_cluster,
     writer_credential,
 )
 
@@ -253,7 +255,7 @@ class MeshUp:
             on_event=self._on_event,
         )
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        url, tokens = self._start_registry(domains)
+        url, tokens = self._start_registry(domains, bootstrap)
         self._prepare_products(self._connection(bootstrap), url, tokens, products, root)
         self._bootstrap = bootstrap
         self._registry_url = url
@@ -417,12 +419,29 @@ class MeshUp:
         return env
 
     # -- stage 2: registry -----------------------------------------------------------------
-    def _start_registry(self, domains: Sequence[str]) -> tuple[str, dict[str, str]]:
+    def _refuse_a_registry_of_another_cluster(self, url: str, bootstrap: str) -> None:
+        """A registry found running must keep its log on this mesh's Kafka: one of another
+        mesh would take this mesh's products into its catalog and serve its own cluster's
+        product health for them (every product `ok` with nothing published here)."""
+        theirs = registry_kafka_cluster(url)
+        if theirs is None:  # an older registry, or one that did not answer in time
+            return
+        ours = cluster_id(self._connection(bootstrap))
+        if ours is not None and ours != theirs:
+            raise ConfigurationError(
+                f"the registry at MESH_REGISTRY_URL={url} keeps its data on another Kafka "
+                f"cluster (id {theirs}) than this mesh's at {bootstrap} (id {ours}): it is "
+                f"another mesh's registry. Stop it, or point MESH_REGISTRY_URL at a free port "
+                f"(http://127.0.0.1:<port>) to let `mesh up` run one on this cluster"
+            )
+
+    def _start_registry(self, domains: Sequence[str], bootstrap: str) -> tuple[str, dict[str, str]]:
         """The registry URL and the tokens to use (principal -> token)."""
         # A principal:token@ in the URL is a credential (as the registry client takes it),
         # never part of the URL shown (children get MESH_REGISTRY_URL as it was set).
         url, in_url = without_userinfo(self.settings.registry_url.rstrip("/"))
         if probe_registry(url):
+            self._refuse_a_registry_of_another_cluster(url, bootstrap)
             self.say(f"registry: using the one that answers at {url}")
             tokens: dict[str, str] = {}
             if self.settings.registry_principal and self.settings.registry_token is not None:

@@ -90,6 +90,17 @@ def probe_registry(url: str, timeout: float = 2.0, *, starting: bool = False) ->
     raise _not_a_registry(url, f"GET /subjects gave HTTP {response.status_code}", "answers at")
 
 
+def registry_kafka_cluster(url: str, timeout: float = 2.0) -> str | None:
+    """The id of the Kafka cluster the registry at ``url`` keeps its log on, as its
+    ``/health/ready`` says (None: it does not say, or did not answer)."""
+    try:
+        body = httpx.get(f"{url.rstrip('/')}/health/ready", timeout=timeout).json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    found = body.get("kafka_cluster_id") if isinstance(body, dict) else None
+    return found if isinstance(found, str) and found else None
+
+
 def _nothing_there(exc: httpx.ConnectError) -> bool:
     """The connection failed because no one is there: refused, unknown host, unreachable."""
     seen: set[int] = set()

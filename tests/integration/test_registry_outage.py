@@ -365,3 +365,40 @@ def test_a_registry_stopped_while_its_broker_is_down_exits_without_waiting_for_i
     assert "registry stopped" in text
     assert "|FAIL|" not in text, text[-3000:]  # librdkafka's own stderr line
     assert "FAIL [rdkafka#" not in text, text[-3000:]  # the same line through Python logging
+
+
+def test_mesh_up_refuses_a_running_registry_that_keeps_its_data_on_another_cluster(
+    own_broker: LocalCluster, kafka: KafkaAddress, tmp_path: Path
+) -> None:
+    """A registry of another mesh (its log on this module's own cluster) at MESH_REGISTRY_URL
+    of a `mesh up` on the shared cluster: it was used without a word, every simulator
+    crash-looped on it and the view showed its health as this mesh's (a platform operator's
+    campaign). Its `/health/ready` names its cluster, and `mesh up` stops, naming both."""
+    bootstrap = running(own_broker)
+    topic = f"_mesh_registry-other-{uuid.uuid4().hex[:8]}"
+    transactions_ready(bootstrap, f"w-{topic}")
+    store = KafkaStore(bootstrap, topic=topic, transactional_id=f"w-{topic}")
+    with serve(store) as http:
+        ready = wait_ready(http)
+        assert ready["kafka_cluster_id"]  # the own cluster's id
+        url = str(http.base_url).rstrip("/")
+        env = {
+            **os.environ,
+            "MESH_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+            "MESH_REGISTRY_URL": url,
+        }
+        argv = [sys.executable, "-m", "mesh_stream.cli.main", "up", "--register-only"]
+        argv += ["--project", str(Path(__file__).resolve().parents[2])]
+        argv += ["--data-dir", str(tmp_path)]
+        done = subprocess.run(
+            argv, env=env, capture_output=True, text=True, timeout=90, check=False
+        )
+    said = done.stdout + done.stderr
+    assert done.returncode == 1, said
+    assert (
+        f"error: the registry at MESH_REGISTRY_URL={url} keeps its data on another Kafka "
+        f"cluster (id {ready['kafka_cluster_id']}) than this mesh's at "
+        f"{kafka.bootstrap_servers} (id "
+    ) in said
+    assert "registration:" not in said
+    assert "registry: using" not in said

@@ -124,6 +124,9 @@ class KafkaStore:
         self.advertised_url = advertised_url.rstrip("/") if advertised_url else None
         self.topic = topic
         self.transactional_id = transactional_id
+        #: The Kafka cluster the registry keeps its log on (from its first metadata answer):
+        #: `mesh up` checks that a registry it finds running uses its cluster.
+        self.kafka_cluster_id: str | None = None
         #: Records of the topic that were no registry records (each told up to SKIPPED_SHOWN).
         self._skipped = 0
         self.timeout = timeout
@@ -171,6 +174,7 @@ class KafkaStore:
                 f"Kafka at {self.bootstrap_servers} did not answer: {exc}; check "
                 f"MESH_BOOTSTRAP_SERVERS or start a broker with `mesh broker start`"
             ) from exc
+        self.kafka_cluster_id = metadata.cluster_id
         if self.topic in metadata.topics:
             self._check_compacted(admin)
         # One partition (one order), compacted, replicated as every topic of the mesh; an
@@ -661,6 +665,7 @@ class KafkaStore:
             "records": self._next_offset,
             "role": "writer" if writer else "follower",
             "writer_url": claim.get("url") if claim and self._alive(claim) else None,
+            "kafka_cluster_id": self.kafka_cluster_id,
         }
         if reason is not None:
             return False, {"reason": reason, **details}

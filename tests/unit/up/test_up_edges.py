@@ -79,7 +79,9 @@ def register_only_run(
     out = io.StringIO()
     up = MeshUp(MeshSettings(data_dir=tmp_path), options, out=out)
     monkeypatch.setattr(up, "_start_broker", lambda _domains: "127.0.0.1:1")
-    monkeypatch.setattr(up, "_start_registry", lambda _domains: ("http://127.0.0.1:1", tokens))
+    monkeypatch.setattr(
+        up, "_start_registry", lambda _domains, _bootstrap: ("http://127.0.0.1:1", tokens)
+    )
     return up.run(), out.getvalue(), registered
 
 

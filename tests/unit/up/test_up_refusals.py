@@ -157,7 +157,7 @@ def test_mesh_up_starts_no_registry_on_a_port_something_else_holds(
     up, out = mesh_up(tmp_path, url)
     began = time.monotonic()
     with pytest.raises(ConfigurationError) as refused:
-        up._start_registry(["shop"])
+        up._start_registry(["shop"], "127.0.0.1:1")
     assert str(refused.value) == refusal(
         url, "it took the connection, then gave no answer to GET /subjects within 2s"
     )
@@ -178,7 +178,7 @@ def test_a_token_in_the_registry_url_is_never_shown_and_is_used_as_the_credentia
         closed = spare.getsockname()[1]
     up, out = mesh_up(tmp_path, f"https://orders:s3cret-1@127.0.0.1:{closed}")
     with pytest.raises(RegistryUnavailableError) as refused:
-        up._start_registry(["shop"])
+        up._start_registry(["shop"], "127.0.0.1:1")
     assert "s3cret-1" not in str(refused.value) + out.getvalue()
     assert f"MESH_REGISTRY_URL=https://127.0.0.1:{closed};" in str(refused.value)
 
@@ -200,7 +200,7 @@ def test_a_registry_child_that_dies_while_starting_stops_mesh_up_with_its_reason
     try:
         began = time.monotonic()
         with pytest.raises(ConfigurationError) as stopped:
-            up._start_registry(["shop"])
+            up._start_registry(["shop"], "127.0.0.1:1")
         assert time.monotonic() - began < 30  # one attempt, not the 90 s wait or a loop
         lines = [line for line in log.read_text().splitlines() if line.strip()]
         assert lines[0].startswith("=== ")
