@@ -53,7 +53,11 @@ _STATUS_STYLE = {
     Status.NO_DATA: "dim",
 }
 
-_ERROR_LINE = re.compile(rb"\b(ERROR|CRITICAL)\b|^Traceback \(most recent call last\)")
+#: A logged error, a traceback, or the project's own CLI error line ("error: ..." or
+#: "orders simulator: error: ...", which a child prints when it stops).
+_ERROR_LINE = re.compile(
+    rb"\b(ERROR|CRITICAL)\b|^Traceback \(most recent call last\)|(^|: )error: "
+)
 #: The one line a processor worker logs before it stops on a record
 #: (:func:`mesh_stream.processing.engine.crash_line`): "processor <name> crashed on <where>: ...".
 _CRASH_LINE = re.compile(rb"processor \S+ crashed on \S+: .*")
@@ -490,8 +494,13 @@ def render(
     crashes: Mapping[str, str] | None = None,
     now: float | None = None,
     max_events: int = 8,
+    size: tuple[int, int] | None = None,
 ) -> RenderableType:
-    """The whole screen: header, products, processors' lag, children, recent events."""
+    """The whole screen: header, products, processors' lag, children, crashes, recent events.
+
+    With ``size`` (the terminal's columns and rows), a frame taller than the terminal leaves
+    out the latest values first, then the lag table, then older events: what went wrong
+    (crashes, events) must stay on screen, where a terminal would cut the bottom."""
     now = time.monotonic() if now is None else now
     up_for = int(now - context.started_at)
     registry = shown_url(context.registry_url) if context.registry_url else "(none)"
@@ -501,10 +510,10 @@ def render(
         f"registry {registry}  logs {context.log_dir}  ",
         ("Ctrl-C stops everything", "dim"),
     )
-    parts: list[RenderableType] = [header]
-    parts.extend(Text(note, style="yellow") for note in context.notes)
+    top: list[RenderableType] = [header]
+    top.extend(Text(note, style="yellow") for note in context.notes)
 
-    products = Table(title="Products", expand=True, title_justify="left")
+    products = _table("Products")
     products.add_column("product", no_wrap=True)
     products.add_column("kind", no_wrap=True)
     products.add_column("topic", no_wrap=True)
@@ -512,9 +521,9 @@ def render(
     products.add_column("msg/s", justify="right", no_wrap=True)
     products.add_column("DLQ", justify="right", no_wrap=True)
     products.add_column("SLO status", no_wrap=True)
-    latest = Table(title="Latest value of each derived product", expand=True, title_justify="left")
+    latest = _table("Latest value of each derived product")
     latest.add_column("product", no_wrap=True)
-    latest.add_column("value", overflow="fold", ratio=1)
+    latest.add_column("value", no_wrap=True, overflow="ellipsis", ratio=1)
     for stats in snapshot.products if snapshot else ():
         dlq = f"[red]{stats.dead_letters}[/]" if stats.dead_letters else "0"
         products.add_row(
@@ -530,27 +539,24 @@ def render(
             latest.add_row(cell(stats.name), cell(format_record(stats.latest, width=400)))
         elif stats.latest_error:
             latest.add_row(cell(stats.name), cell(stats.latest_error, style="red"))
-    parts.append(products)
-    if latest.row_count:
-        parts.append(latest)
 
+    lag: Table | None = None
     if snapshot and snapshot.groups:
-        lag = Table(title="Processor lag (consumer groups)", expand=True, title_justify="left")
+        lag = _table("Processor lag (consumer groups)")
         lag.add_column("group", no_wrap=True)
         lag.add_column("lag", justify="right")
         lag.add_column("topics")
         for group in snapshot.groups:
             lag.add_row(cell(group.group), str(group.lag), cell(", ".join(group.topics)))
-        parts.append(lag)
 
     counts = log_errors or {}
-    table = Table(title="Processes", expand=True, title_justify="left")
+    processes = _table("Processes")
     for column in ("name", "kind", "state", "pid", "restarts", "errors in log", "log"):
-        table.add_column(column, no_wrap=column != "log")
+        processes.add_column(column, no_wrap=column != "log")
     for child in children:
         style = {ChildState.RUNNING: "green", ChildState.RESTARTING: "red"}.get(child.state, "")
         errors = counts.get(child.name, 0)
-        table.add_row(
+        processes.add_row(
             child.name,
             child.kind,
             f"[{style}]{child.state.value}[/]" if style else child.state.value,
@@ -559,26 +565,60 @@ def render(
             f"[red]{errors}[/]" if errors else "0",
             str(child.log_file),
         )
-    parts.append(table)
+    stopped: list[RenderableType] = []
     if crashes:
-        stopped = Text()
-        for name, line in sorted(crashes.items()):
-            stopped.append(f"{name}: ", style="bold")
-            stopped.append(f"{visible(line)}\n", style="red")
-        parts.append(Text("Processor crashes (latest per process)", style="bold italic"))
-        parts.append(stopped)
-
-    recent = list(events)[-max_events:]
-    problems = list(snapshot.problems) if snapshot else []
-    if recent or problems:
         lines = Text()
-        for problem in problems[-max_events:]:
-            lines.append(f"monitor: {visible(problem)}\n", style="red")
-        for event in recent:
-            lines.append(visible(event.line()) + "\n", style="red" if event.is_problem else "")
-        parts.append(Text("Recent events", style="bold italic"))
-        parts.append(lines)
+        for name, line in sorted(crashes.items()):
+            lines.append(f"{name}: ", style="bold")
+            lines.append(f"{visible(line)}\n", style="red")
+        lines.rstrip()
+        stopped = [Text("Processor crashes (latest per process)", style="bold italic"), lines]
+
+    problems = [f"monitor: {visible(p)}" for p in (snapshot.problems if snapshot else ())]
+    happened = [(problem, True) for problem in problems[-max_events:]]
+    happened += [(visible(e.line()), e.is_problem) for e in list(events)[-max_events:]]
+
+    def recent(count: int) -> list[RenderableType]:
+        shown = happened[-count:] if count else []
+        if not shown:
+            return []
+        lines = Text()
+        for line, is_problem in shown:
+            lines.append(line + "\n", style="red" if is_problem else "")
+        lines.rstrip()
+        return [Text("Recent events", style="bold italic"), lines]
+
+    optional = [table for table in (latest, lag) if table is not None and table.row_count]
+
+    def frame(kept: Sequence[Table], events_shown: int) -> list[RenderableType]:
+        middle = [products, *kept, processes]
+        return [*top, *middle, *stopped, *recent(events_shown)]
+
+    shown = len(happened)
+    parts = frame(optional, shown)
+    if size is not None:
+        width, height = size
+        while _height(parts, width) > height:
+            if optional:
+                optional.pop(0)  # the latest values first, then the lag table
+            elif shown > 2:
+                shown -= 1
+            else:
+                break
+            parts = frame(optional, shown)
     return Group(*parts)
+
+
+def _table(title: str) -> Table:
+    """A table of the view, without the outer border (two lines fewer each)."""
+    return Table(title=title, expand=True, title_justify="left", show_edge=False)
+
+
+def _height(parts: Sequence[RenderableType], width: int) -> int:
+    """How many terminal lines ``parts`` take at ``width`` columns."""
+    console = Console(width=width, file=io.StringIO(), color_system=None)
+    options = console.options.update(width=width)
+    return sum(len(console.render_lines(part, options, pad=False)) for part in parts)
 
 
 def render_text(renderable: RenderableType, width: int = 160) -> str:
@@ -611,3 +651,9 @@ class LiveView:
 
     def update(self, renderable: RenderableType) -> None:
         self._live.update(renderable, refresh=True)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The terminal's columns and rows (a line fewer: the cursor's)."""
+        width, height = self._live.console.size
+        return width, max(1, height - 1)

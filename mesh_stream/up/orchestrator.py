@@ -710,7 +710,13 @@ class MeshUp:
                 s.name: line for s in children if (line := errors.crash(s.log_file)) is not None
             }
             return render(
-                context, snapshot, children, supervisor.events, log_errors=counts, crashes=crashes
+                context,
+                snapshot,
+                children,
+                supervisor.events,
+                log_errors=counts,
+                crashes=crashes,
+                size=view.size if view is not None else None,
             )
 
         if self._run.cluster is not None and not self.options.secure:

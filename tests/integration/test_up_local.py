@@ -128,7 +128,7 @@ def test_second_run_reuses_the_data_ctrl_c_leaves_nothing_and_fresh_starts_over(
         "stopping: Kafka ...",
     ]
     assert "mesh up: everything stopped" in output
-    assert re.search(r"│ kafka +│ broker +│ running +│ \d+ ", output), output  # last frame
+    assert re.search(r"(?m)^ ?kafka +│ broker +│ running +│ \d+ ", output), output  # last frame
     assert not cluster.status().running
     assert processes_with(f"MESH_DATA_DIR={data_dir}") == []
 

@@ -119,7 +119,7 @@ def test_render_shows_products_lag_children_and_events(tmp_path: Path) -> None:
     rows: dict[str, list[list[str]]] = {}
     for line in text.splitlines():
         if "│" in line:
-            cells = [c.strip() for c in line.split("│")[1:-1]]
+            cells = [c.strip() for c in line.split("│")]
             rows.setdefault(cells[0], []).append(cells)
     assert rows["orders.order-placed"] == [
         [
@@ -185,6 +185,12 @@ def test_log_error_counter_counts_only_new_complete_lines(tmp_path: Path) -> Non
     with log.open("a") as handle:
         handle.write("OR later\nCRITICAL down, ERROR too\nNo ERRORS here\n")
     assert counter.count(log) == 4  # one per line: "ERROR later" and the CRITICAL one
+    # the CLI's own error line, which a child prints as it stops (a campaign: a simulator
+    # refused on every start showed 0 errors)
+    with log.open("a") as handle:
+        handle.write("orders simulator: error: POST /subjects/x (HTTP 401)\nerror: no broker\n")
+        handle.write("INFO retried after an error: in passing, not counted\n")
+    assert counter.count(log) == 6
 
 
 def test_registry_decoder_reads_confluent_framed_avro_once_per_schema() -> None:
@@ -271,3 +277,43 @@ def test_the_monitor_takes_health_from_the_registry_and_survives_it_being_down()
         sampled = down.sample()
     assert sampled.product(product.name).health is None
     assert "health unknown: registry at http://127.0.0.1:1 is unreachable" in sampled.problems
+
+
+def test_a_frame_taller_than_the_terminal_keeps_what_went_wrong(tmp_path: Path) -> None:
+    """At 160x60 the sample mesh's frame was taller than the terminal, which cut the bottom:
+    'Kafka stopped running' and a crash never showed (a platform operator's campaign). The
+    latest values go first, then the lag table, then older events; crashes and the newest
+    event stay."""
+    context = ViewContext("k:1", None, tmp_path, started_at=0.0)
+    events = [
+        SupervisorEvent(
+            datetime(2026, 1, 2, 3, 4, second, tzinfo=UTC),
+            "kafka",
+            EventKind.EXITED,
+            f"Kafka stopped running; restart #{second}",
+            exit_status=1,
+        )
+        for second in range(8)
+    ]
+    crash = "processor r crashed on t[0]@5: KeyError 'region' (field 'region')"
+
+    def lines(size: tuple[int, int] | None) -> list[str]:
+        drawn = render(
+            context, snapshot(), children(tmp_path), events, crashes={"r": crash}, size=size
+        )
+        return render_text(drawn, width=160).rstrip("\n").splitlines()
+
+    whole = lines(None)
+    assert any("Latest value" in line for line in whole)
+    assert lines((160, len(whole))) == whole  # fits: nothing left out
+    short = lines((160, len(whole) - 3))
+    assert len(short) <= len(whole) - 3
+    assert not any("Latest value" in line for line in short)
+    assert any("Processor lag" in line for line in short)
+    tiny = lines((160, 20))
+    assert len(tiny) <= 20
+    for cut in (short, tiny):
+        assert any(crash in line for line in cut)
+        assert any("Kafka stopped running; restart #7" in line for line in cut)
+    assert not any("Processor lag" in line for line in tiny)
+    assert not any("restart #0" in line for line in tiny)  # older events went
