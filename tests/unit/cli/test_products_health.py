@@ -269,3 +269,19 @@ def test_the_worst_figures_subject_is_shown_in_its_brackets() -> None:
     out = io.StringIO()
     Console(file=out, width=200).print(health_view.status_table(every))
     assert "lag_seconds [mesh-orders.revenue-rekey] 1.5 (SLO 30) breached" in out.getvalue()
+
+
+def test_names_are_never_cut_to_look_alike_at_80_columns() -> None:
+    """At 80 columns both products showed as `orders.order-…` and a processor's three groups
+    as `mesh-analytic…`, so one could not tell which lagged (a campaign)."""
+    groups = [f"mesh-analytics.order-fulfilment-sla-{n}-rekey" for n in ("a", "b")]
+    figures = tuple(LAG.model_copy(update={"subject": group}) for group in groups)
+    names = ("orders.order-placed", "orders.order-status-changed")
+    every = {name: _health(name, Status.DEGRADED, 1, figures=figures) for name in names}
+    out = io.StringIO()
+    console = Console(file=out, width=80)
+    console.print(health_view.status_table(every))
+    console.print(health_view.health_block(every[names[0]]))
+    shown = out.getvalue()
+    for name in (*names, *groups):
+        assert name in shown, shown
