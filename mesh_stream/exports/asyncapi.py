@@ -180,13 +180,13 @@ def _servers(
     if registry_url:
         binding["schemaRegistryUrl"] = registry_url
         binding["schemaRegistryVendor"] = "confluent"
-    hosts = [host.strip() for host in server.bootstrap_servers.split(",") if host.strip()]
+    hosts = server.hosts
     if not hosts:
         raise ConfigurationError("the Kafka bootstrap servers are empty (MESH_BOOTSTRAP_SERVERS)")
     servers: dict[str, Any] = {}
     for index, host in enumerate(hosts, start=1):
         entry: dict[str, Any] = {
-            "host": host.split("://", 1)[-1],
+            "host": host,
             "protocol": "kafka" if protocol in ("PLAINTEXT", "SASL_PLAINTEXT") else "kafka-secure",
             "description": f"Kafka bootstrap server ({protocol}).",
         }

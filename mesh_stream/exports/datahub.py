@@ -381,6 +381,23 @@ def post_proposals(
             if response.status_code >= 400:
                 raise MeshError(
                     f"DataHub GMS at {shown} refused {where}: HTTP {response.status_code} "
-                    f"{response.text[:300]}"
+                    f"{_gms_said(response)}"
                 )
     return len(mcps)
+
+
+def _gms_said(response: httpx.Response) -> str:
+    """GMS's own message in one line, or what answered instead (an HTML error page printed
+    whole buried the status; a campaign)."""
+    kind = response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        message = body.get("message") or body.get("exceptionClass") or json.dumps(body)
+        return " ".join(str(message).split())[:300]
+    return (
+        f"with {kind}, not a DataHub GMS answer; is --gms-url the GMS (its REST API, port "
+        f"8080 by default), not the DataHub frontend?"
+    )

@@ -142,7 +142,7 @@ def _server(descriptor: DataProduct, server: KafkaServer) -> dict[str, Any]:
         "server": "kafka",
         "type": "kafka",
         "description": f"The Kafka cluster; the product is topic {descriptor.topic}.",
-        "host": server.bootstrap_servers,
+        "host": ",".join(server.hosts),
         "format": "avro",
         "customProperties": properties,
     }

@@ -82,12 +82,9 @@ __all__ = [
 
 def dataset_namespace(server: KafkaServer) -> str:
     """``kafka://host:port`` of the first bootstrap server (OpenLineage's Kafka naming)."""
-    first = server.bootstrap_servers.split(",")[0].strip()
-    if "://" in first:
-        first = first.split("://", 1)[1]
-    if not first:
+    if not server.hosts:
         raise ConfigurationError("no bootstrap server to name the datasets' namespace with")
-    return f"kafka://{first}"
+    return f"kafka://{server.hosts[0]}"
 
 
 # -- schema -------------------------------------------------------------------------------

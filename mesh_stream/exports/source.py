@@ -33,6 +33,13 @@ class KafkaServer:
     #: whether clients present a certificate (mutual TLS: AsyncAPI's X509 scheme)
     client_certificate: bool = False
 
+    @property
+    def hosts(self) -> list[str]:
+        """Each bootstrap server as ``host:port``: a listener name such as ``PLAINTEXT://``
+        in MESH_BOOTSTRAP_SERVERS is the client's business, not a document's."""
+        found = [host.strip() for host in self.bootstrap_servers.split(",")]
+        return [host.split("://", 1)[-1] for host in found if host.split("://", 1)[-1]]
+
     @classmethod
     def from_connection(cls, connection: KafkaConnection) -> KafkaServer:
         return cls(

@@ -187,6 +187,7 @@ class Gms(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.requests: list[tuple[str, dict[str, str], dict[str, Any]]] = []
         self.status = 200
+        self.html = False
 
     @property
     def url(self) -> str:
@@ -199,6 +200,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
         self.server.requests.append((self.path, dict(self.headers.items()), body))
+        if self.server.html:  # not a GMS: a web server's error page
+            self.send_error(501, "Unsupported method ('POST')")
+            return
         self.send_response(self.server.status)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
@@ -245,6 +249,26 @@ def test_a_refusal_names_what_was_refused_never_the_token(
     assert "HTTP 401" in str(err.value)
     assert "tok-secret" not in str(err.value)
     assert len(gms.requests) == 1  # stops at the first refusal
+
+
+def test_a_refusal_gives_gms_s_message_or_says_what_answered_instead_in_one_line(
+    gms: Gms, mcps: list[dict[str, Any]]
+) -> None:
+    """A web server's HTML error page was printed whole, cut mid-sentence (a campaign)."""
+    gms.status = 422
+    with pytest.raises(MeshError) as err:
+        datahub.post_proposals(mcps, gms.url)
+    assert str(err.value).endswith("domainProperties: HTTP 422 nope")
+    gms.html = True
+    with pytest.raises(MeshError) as err:
+        datahub.post_proposals(mcps, gms.url)
+    said = str(err.value)
+    assert "\n" not in said
+    assert "<" not in said
+    assert said.endswith(
+        "domainProperties: HTTP 501 with text/html, not a DataHub GMS answer; is --gms-url the "
+        "GMS (its REST API, port 8080 by default), not the DataHub frontend?"
+    )
 
 
 def test_an_unreachable_or_odd_gms_url_is_one_clear_error(gms: Gms) -> None:
