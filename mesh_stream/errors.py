@@ -132,6 +132,10 @@ class RegistryError(MeshError):
         self.error_code = error_code if error_code is not None else status
 
     def __str__(self) -> str:
+        if self.answered_status is not None:
+            # the message names the status that answered; a second, synthetic one (502)
+            # beside it only confused (a campaign)
+            return self.message
         return f"{self.message} (HTTP {self.status}, error_code {self.error_code})"
 
     @property

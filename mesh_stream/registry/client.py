@@ -375,7 +375,7 @@ class RegistryClient:
         self.principal = principal
         #: Where the credential came from, for a refusal's hint (never its value).
         self._credential_settings = (
-            "the user and password in MESH_REGISTRY_URL"
+            "the user and password in the registry URL (MESH_REGISTRY_URL or --registry-url)"
             if principal_setting.endswith("MESH_REGISTRY_URL")
             else "MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN"
         )
