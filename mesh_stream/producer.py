@@ -391,6 +391,10 @@ class ProductPublisher:
     default 1000000, or ``config=``) is refused like a record that fails its schema, before
     anything is sent. ``schema_source`` names a given ``schema`` in errors (a command line
     says ``--schema FILE``).
+
+    The schema is registered with the descriptor's data contract unless ``auto_register``
+    is False: then the version must already hold them (``mesh products apply``), else a
+    :class:`ConfigurationError` says so and nothing is written.
     """
 
     def __init__(
@@ -405,6 +409,7 @@ class ProductPublisher:
         root: Path | None = None,
         create_topic: bool = True,
         schema_source: str | None = None,
+        auto_register: bool = True,
     ) -> None:
         self.connection = resolve_connection(connection, bootstrap_servers)
         self.product = product
@@ -415,7 +420,8 @@ class ProductPublisher:
         source: Path | str | None = local if local is not None and local.exists() else None
         if schema is not None:  # a refusal must not send the user to the descriptor's file
             source = schema_source or f"the schema given to {type(self).__name__}(schema=...)"
-        registered = registration.register_contract(registry, product, document, source=source)
+        find = registration.register_contract if auto_register else registration.registered_contract
+        registered = find(registry, product, document, source=source)
         version = registration.enforced_version(registry, product, registered)
         self.schema_id = version.schema_id
         #: The CEL rules of the registered version (its ruleSet), or of the subject's latest
@@ -1251,6 +1257,9 @@ def open_publisher(
     descriptor registered (after its schema), so publishing makes it discoverable; a
     governance refusal raises :class:`ProductRejectedError` naming the policy and the file,
     before any schema or topic is written (the registry checks the descriptor first).
+    With ``MESH_PRODUCER_AUTO_REGISTER=false`` nothing is registered: the schema and contract
+    must be the ones `mesh products apply` registered, and a descriptor the catalog lacks
+    is only a warning.
     """
     if not isinstance(product, (str, DataProduct)):
         raise ConfigurationError(
@@ -1269,6 +1278,7 @@ def open_publisher(
     local = local_product(product, project)
     descriptor = local or resolve_product(product, project=None, registry=registry)
     # the registry judges a descriptor it lacks before the publisher writes a schema or topic
+    auto_register = settings.producer_auto_register
     missing = (
         local is not None
         and project is not None
@@ -1280,8 +1290,16 @@ def open_publisher(
         registry=registry,
         config={"partitioner": settings.producer_partitioner, **(config or {})},
         root=project.root if project is not None else None,
+        auto_register=auto_register,
     )
-    if missing and local is not None and project is not None:
+    if missing and local is not None and not auto_register:
+        log.warning(
+            "the catalog has no descriptor of %s; publishing anyway, but consumers cannot "
+            "discover it until `mesh products apply` registers it (MESH_PRODUCER_AUTO_REGISTER"
+            "=false: publishers register nothing)",
+            local.name,
+        )
+    elif missing and local is not None and project is not None:
         try:  # the schema is registered now; the catalog gets the descriptor too
             register_descriptor(publisher, local, project)
         except BaseException:

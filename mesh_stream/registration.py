@@ -44,6 +44,7 @@ from mesh_stream.errors import (
     RegistryError,
     RegistryUnavailableError,
     SchemaError,
+    SchemaNotFoundError,
     SchemaRejectedError,
     SubjectNotFoundError,
     TooManyAuthFailuresError,
@@ -101,6 +102,15 @@ class ProductRegistry(ProductSource, Protocol):
     ) -> ContractVersion: ...
 
     def get_latest(self, subject: str) -> ContractVersion: ...
+
+    def lookup(
+        self,
+        subject: str,
+        schema: str | Mapping[str, Any],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        rule_set: Mapping[str, Any] | None = None,
+    ) -> ContractVersion: ...
 
     def set_compatibility(self, level: str, subject: str | None = None) -> None: ...
 
@@ -304,6 +314,37 @@ def register_contract(
     subject and ``source``, the ``.avsc`` file (the descriptor's ``schema`` when not given).
     """
     return _register(registry.register_version, product, schema, source)
+
+
+def registered_contract(
+    registry: ProductRegistry,
+    product: DataProduct,
+    schema: str | Mapping[str, Any],
+    *,
+    source: Path | str | None = None,
+) -> ContractVersion:
+    """The version already holding ``schema`` with the product's contract (as
+    :func:`register_contract` would register it), never registering one: for publishers
+    whose auto-registration is off. None registered is a :class:`ConfigurationError`
+    naming the product, the subject and ``source``, and how to register it."""
+    contract = _contract(product, schema)
+    try:
+        return _patiently(
+            lambda: registry.lookup(
+                product.value_subject,
+                schema,
+                metadata=contract.metadata,
+                rule_set=contract.rule_set,
+            )
+        )
+    except (SchemaNotFoundError, SubjectNotFoundError) as exc:
+        raise ConfigurationError(
+            f"{source or product.schema_file}: the value schema of {product.name} with its "
+            f"descriptor's contract is not registered under {product.value_subject}, and "
+            f"MESH_PRODUCER_AUTO_REGISTER=false keeps publishers from registering it; "
+            f"register it with `mesh products plan` / `mesh products apply` (or publish with "
+            f"the schema and rules the registry holds)"
+        ) from exc
 
 
 def enforced_version(

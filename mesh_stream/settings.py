@@ -432,6 +432,15 @@ class MeshSettings(BaseSettings):
         "keeps a topic already written that way in place: a key must not change partitions "
         "during a topic's life.",
     )
+    producer_auto_register: bool = Field(
+        default=True,
+        description="Whether a publisher built from settings (`open_publisher`, `mesh "
+        "publish`, `mesh up`'s simulators) registers its value schema and data contract, and "
+        "a descriptor the catalog lacks, itself (as Confluent's `auto.register.schemas`). "
+        "`false` for production publishers: they only use the version `mesh products apply` "
+        "registered and refuse to start without it, so a working copy cannot change a "
+        "contract.",
+    )
 
     monitor_interval_seconds: float = Field(
         default=60.0,

@@ -335,6 +335,8 @@ def publish(
                 registry, local, found, None if schema is None else json.dumps(schema)
             )
         )
+        # --register-only asks for registration; publishing honours the setting
+        auto_register = settings.producer_auto_register or register_only
         publisher = ProductPublisher(
             descriptor,
             connection=KafkaConnection.from_settings(settings, default_client_id="mesh-publish"),
@@ -343,9 +345,17 @@ def publish(
             schema=schema,
             schema_source=f"--schema {schema_file}" if schema_file else None,
             root=found.root if found is not None else None,
+            auto_register=auto_register,
         )
         with publisher:
-            if (
+            if missing and local is not None and not auto_register:
+                click.echo(
+                    f"warning: the catalog has no descriptor of {local.name}; consumers cannot "
+                    f"discover it until `mesh products apply` registers it "
+                    f"(MESH_PRODUCER_AUTO_REGISTER=false)",
+                    err=True,
+                )
+            elif (
                 missing
                 and local is not None
                 and found is not None

@@ -257,3 +257,47 @@ def test_a_refused_schema_given_to_the_publisher_is_named_as_that_not_the_avsc(
         "the schema given to ProductPublisher(schema=...): the registry refused the value "
         "schema of orders.order-refunded (subject orders.order-refunded.v1-value): "
     )
+
+
+def test_a_publisher_without_auto_registration_uses_the_applied_contract_or_refuses(
+    client: RegistryClient,
+) -> None:
+    """A publisher run from a working copy registered its changed schema and rules itself
+    (as Confluent's auto.register.schemas), so the catalog's descriptor and the contract in
+    force drifted apart. With auto-registration off it registers nothing: it uses the version
+    that holds its schema and contract, and refuses one that no version holds."""
+    from mesh_stream.errors import ConfigurationError
+
+    def publisher(made: DataProduct, schema: dict[str, Any] = SCHEMA) -> ProductPublisher:
+        return ProductPublisher(
+            made,
+            bootstrap_servers="127.0.0.1:1",
+            registry=client,
+            schema=schema,
+            create_topic=False,
+            auto_register=False,
+        )
+
+    placed = product()
+    with pytest.raises(ConfigurationError) as refused:  # nothing applied yet
+        publisher(placed)
+    assert str(refused.value) == (
+        "the schema given to ProductPublisher(schema=...): the value schema of "
+        "orders.order-placed with its descriptor's contract is not registered under "
+        "orders.order-placed.v1-value, and MESH_PRODUCER_AUTO_REGISTER=false keeps publishers "
+        "from registering it; register it with `mesh products plan` / `mesh products apply` "
+        "(or publish with the schema and rules the registry holds)"
+    )
+    assert client.subjects() == []  # nothing was registered
+
+    applied = register_contract(client, placed, SCHEMA)  # what apply does
+    with publisher(placed) as found:
+        assert found.schema_id == applied.schema_id
+        assert found.rules is not None
+    # a working copy's changed rule, or a changed schema: refused, the registry unchanged
+    looser = product(rules=[{"name": "total-any", "expr": "message.total > -1"}])
+    wider = {**SCHEMA, "fields": [*SCHEMA["fields"], {"name": "note", "type": "string"}]}
+    for changed, schema in ((looser, SCHEMA), (placed, wider)):
+        with pytest.raises(ConfigurationError, match="is not registered under"):
+            publisher(changed, schema)
+    assert client.get_latest(placed.value_subject).version == applied.version
