@@ -304,6 +304,8 @@ class ProductHealthView:
         return latest.model_copy(
             update={
                 "status": Status.NO_DATA,
+                # as stale as the status: "no data (upstream breached)" read as a verdict
+                "upstream_breached": (),
                 "since_ms": latest.measured_at_ms,
                 "reason": f"last measured {age // 60_000} min ago (then {latest.status.value}"
                 f"{': ' + latest.reason if latest.reason else ''}); is `mesh monitor` running?",

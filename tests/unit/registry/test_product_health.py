@@ -189,6 +189,17 @@ def test_a_measurement_gone_stale_is_no_data_saying_when_it_was_last_measured(
     assert body["figures"][0]["value"] == 2.0  # what was measured is still shown
 
 
+def test_a_stale_measurement_claims_no_upstream_breach_either(
+    registry: TestClient, feed: InMemoryHealthFeed
+) -> None:
+    """`no data (upstream breached)` paired a stale status with a stale upstream verdict."""
+    push(feed, measured(42, Status.DEGRADED))
+    body = registry.get(f"/products/{PRODUCT}/health").json()
+    assert body["status"] == "no data"
+    assert body["upstream_breached"] == []
+    assert body["reason"].startswith("last measured 42 min ago (then degraded")
+
+
 def test_health_reads_need_a_credential_when_reads_are_guarded(feed: InMemoryHealthFeed) -> None:
     app = create_app(
         InMemoryStore(), credentials=Credentials(TOKENS), read_requires_auth=True, health_feed=feed
