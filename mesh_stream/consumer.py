@@ -980,7 +980,7 @@ class ProductConsumer:
         )
         try:
             if dlq_topic not in self._dlq_topics:
-                ensure_topic(source.product, self.connection, topic=dlq_topic)
+                ensure_topic(source.product, self.connection, topic=dlq_topic, dead_letters=True)
                 self._dlq_topics.add(dlq_topic)
             self._dlq.write(message, dlq_topic, error)
         except MeshError as exc:

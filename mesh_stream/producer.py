@@ -456,7 +456,9 @@ class ProductPublisher:
                 d.describe() for d in drift if d.setting in topics.PROMISED_SETTINGS
             )
             for dlq_topic in self._dlq_topics():
-                limits.append(ensure_topic(product, self.connection, topic=dlq_topic))
+                limits.append(
+                    ensure_topic(product, self.connection, topic=dlq_topic, dead_letters=True)
+                )
             settings = batches_within(settings, [limit for limit in limits if limit])
         self._producer = make_producer(self.connection, settings)
         self._produce = self._producer.produce
@@ -1202,8 +1204,12 @@ def ensure_topic(
     *,
     topic: str | None = None,
     differences: list[topics.TopicDifference] | None = None,
+    dead_letters: bool = False,
 ) -> int | None:
     """Create the product's topic (or ``topic``, e.g. its DLQ) as the descriptor says, if missing.
+
+    ``dead_letters``: ``topic`` is a dead-letter topic of the product, specified by
+    :func:`mesh_stream.kafka.topics.dlq_topic_spec` (never compacted).
 
     The spec (partitions, retention, cleanup policy, replication factor and
     ``min.insync.replicas``) comes from :func:`mesh_stream.kafka.topics.product_topic_spec`;
@@ -1215,7 +1221,11 @@ def ensure_topic(
     configs: dict[str, Mapping[str, str]] = {}
     try:
         cluster = topics.cluster_info(connection)
-        spec = topics.product_topic_spec(product, cluster, topic=name)
+        spec = (
+            topics.dlq_topic_spec(product, cluster, topic=name)
+            if dead_letters
+            else topics.product_topic_spec(product, cluster, topic=name)
+        )
         found = topics.ensure_topic(connection, spec, configs=configs)
         if differences is not None:
             differences.extend(found)

@@ -175,19 +175,23 @@ def writes_dead_letters(product: DataProduct) -> bool:
 
 
 def ensure_dlq_topics(
-    kafka: KafkaConnection | str, products: Iterable[DataProduct], *, timeout: float = 30.0
+    kafka: KafkaConnection | str,
+    products: Iterable[DataProduct],
+    *,
+    timeout: float = 30.0,
+    every: bool = False,
 ) -> list[str]:
-    """Create the missing dead-letter topics of ``products`` whose DLQ rules write there,
-    each as its product's topic is specified; returns the names created."""
+    """Create the missing dead-letter topics of ``products`` whose DLQ rules write there
+    (``every``: of all of them, e.g. a processor's inputs, whose undecodable records go
+    there), each from :func:`mesh_stream.kafka.topics.dlq_topic_spec`; returns the names
+    created."""
     conn = _connection(kafka)
-    writers = [product for product in products if writes_dead_letters(product)]
+    writers = [product for product in products if every or writes_dead_letters(product)]
     if not writers:
         return []
     admin = make_admin(conn, {"log_level": 0})
     cluster = topics.cluster_info(conn, admin=admin, timeout=timeout)
-    specs = [
-        topics.product_topic_spec(product, cluster, topic=product.dlq_topic) for product in writers
-    ]
+    specs = [topics.dlq_topic_spec(product, cluster) for product in writers]
     created: list[str] = []
     topics.ensure_topics(conn, specs, admin=admin, timeout=timeout, created=created)
     return created

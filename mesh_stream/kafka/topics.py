@@ -169,6 +169,31 @@ def product_topic_spec(
     )
 
 
+#: How long a dead-letter topic keeps its records when its product's retention does not say
+#: (a compacted product): a week to look into them and publish them again.
+DLQ_RETENTION_MS = 7 * 24 * 3_600_000
+
+
+def dlq_topic_spec(
+    product: DataProduct, cluster: ClusterInfo, *, topic: str | None = None
+) -> TopicSpec:
+    """A product's dead-letter topic (or ``topic``, a rule's own): the product's partitions
+    and replication, always ``delete``, never compacted, whatever the product is: compaction
+    would keep one dead letter per key, and a compacted topic refuses a record without a key.
+    The product's retention when it deletes, else :data:`DLQ_RETENTION_MS`."""
+    product_spec = product_topic_spec(product, cluster, topic=topic or product.dlq_topic)
+    deletes = "delete" in _policies(product_spec.config.get("cleanup.policy", "delete"))
+    retention = product.retention.ms if deletes and product.retention.ms > 0 else DLQ_RETENTION_MS
+    return topic_spec(
+        product_spec.name,
+        cluster,
+        partitions=product_spec.partitions,
+        replication_factor=product.replication_factor,
+        cleanup_policy="delete",
+        retention_ms=retention,
+    )
+
+
 #: Errors of a partition whose leader is not known yet (a topic just created, or a leader
 #: moving): asked again, they go away within seconds.
 NO_LEADER_YET = frozenset(

@@ -51,6 +51,7 @@ from mesh_stream.processing.rekey import Encode, Envelope, RekeyStage, Route
 from mesh_stream.processing.spec import Processor, key_field_differs
 from mesh_stream.project import MeshProject, find_project
 from mesh_stream.registration import (
+    ensure_dlq_topics,
     ensure_internal_topic,
     ensure_topics,
     find_product,
@@ -160,8 +161,7 @@ def prepare(
         # then said that no broker answers).
         probe(conn, timeout=KAFKA_WAIT_S)
         ensure_topics(conn, (*inputs, output))
-        for product in inputs:  # where undecodable input records go
-            ensure_internal_topic(conn, product.dlq_topic, product.partitions)
+        ensure_dlq_topics(conn, inputs, every=True)  # where undecodable input records go
         schema_id = register_product(registry, output, project.root, wait_for_inputs=0)
         if processor is not None:  # the registry then protects what the processor reads
             group = sources_group(processor_app_id(output.name))

@@ -133,3 +133,40 @@ def test_without_dead_letters_the_error_names_the_record_and_the_rest_still_come
         assert error.startswith(f"{product.topic}[0]@{offset}: ")
         assert text in error
         assert f"dead_letters=True to route such records to {product.dlq_topic}" in error
+
+
+def test_a_compacted_product_s_dead_letter_topic_is_never_compacted(
+    kafka: KafkaAddress, client: RegistryClient
+) -> None:
+    """The dead-letter topic of a compacted product was made compacted like it: compaction
+    would keep one dead letter per key (here the three pills share one). It deletes by age."""
+    from confluent_kafka.admin import ConfigResource
+
+    from mesh_stream.kafka.clients import make_admin
+    from mesh_stream.kafka.connection import KafkaConnection
+    from mesh_stream.kafka.topics import DLQ_RETENTION_MS
+
+    document = new_product("dlq-compact", partitions=1).model_dump(mode="json", by_alias=True)
+    document["retention"] = {"ms": -1, "cleanup_policy": "compact"}
+    product = DataProduct.model_validate(document)
+    assert product.retention.cleanup_policy.value == "compact"
+    _, pills = write_mixed(product, kafka, client)
+    with ProductConsumer(
+        [product],
+        group_id=f"dlq-{uuid.uuid4().hex[:8]}",
+        bootstrap_servers=kafka.bootstrap_servers,
+        registry=client,
+        from_beginning=True,
+    ) as consumer:
+        records: list[ConsumedRecord] = []
+        for _ in range(30):
+            records += consumer.consume(10 - len(records), 1.0)
+            if len(records) == 10:
+                break
+    assert len(records) == 10
+    assert len(read_raw(kafka.bootstrap_servers, product.dlq_topic, 3)) == len(pills) == 3
+    admin = make_admin(KafkaConnection.create(kafka.bootstrap_servers))
+    resource = ConfigResource("topic", product.dlq_topic)
+    config = admin.describe_configs([resource])[resource].result(30)
+    assert config["cleanup.policy"].value == "delete"
+    assert config["retention.ms"].value == str(DLQ_RETENTION_MS)

@@ -9,10 +9,12 @@ import pytest
 from mesh_stream.descriptor import load_descriptors, parse_descriptor
 from mesh_stream.errors import ConfigurationError, DescriptorError
 from mesh_stream.kafka.topics import (
+    DLQ_RETENTION_MS,
     ClusterInfo,
     TopicSpec,
     TopicState,
     differences,
+    dlq_topic_spec,
     min_insync_replicas,
     product_topic_spec,
     topic_spec,
@@ -91,6 +93,23 @@ def test_dlq_internal_and_changelog_topics_use_the_same_function() -> None:
     compacted = product_topic_spec(ORDERS, THREE, topic="t", compacted=True)
     assert compacted.config["cleanup.policy"] == "compact"
     assert "retention.ms" not in compacted.config
+
+
+def test_a_dead_letter_topic_deletes_by_age_whatever_its_product_does() -> None:
+    """A compacted product's DLQ was compacted like it: one dead letter kept per key."""
+    dlq = dlq_topic_spec(ORDERS, THREE)
+    assert (dlq.name, dlq.partitions, dlq.replication_factor) == (
+        ORDERS.dlq_topic,
+        ORDERS.partitions,
+        3,
+    )
+    assert dlq.config["cleanup.policy"] == "delete"
+    assert dlq.config["retention.ms"] == str(ORDERS.retention.ms)
+    [profile] = [p for p in PRODUCTS.values() if p.retention.cleanup_policy.value == "compact"][:1]
+    upserts = dlq_topic_spec(profile, ONE, topic="orders.rule-letters")
+    assert upserts.name == "orders.rule-letters"
+    assert upserts.config["cleanup.policy"] == "delete"
+    assert upserts.config["retention.ms"] == str(DLQ_RETENTION_MS)
 
 
 def test_descriptor_replication_factor_is_an_optional_strict_positive_int() -> None:
