@@ -306,7 +306,8 @@ def _logical_problems(schema: Mapping[str, Any], value: Any, path: str) -> list[
     if logical in INSTANTS and isinstance(value, dt.datetime) and value.utcoffset() is None:
         return [
             f"{path or '(record)'}: a timestamp needs a timezone-aware datetime (e.g. "
-            f"datetime.now(timezone.utc)), got naive {value}"
+            f"datetime.now(timezone.utc); in JSON an offset, e.g. 2026-01-02T03:04:05Z), got "
+            f"naive {value}"
         ]
     if logical in INSTANTS and isinstance(value, dt.datetime) and not _utc_fits(value):
         return [
@@ -2336,10 +2337,9 @@ def _coerce_logical(logical: str, value: str | int | float) -> Any:
             return number.copy_abs() if number.is_zero() else number  # JSON -0 is 0
         if isinstance(value, str):
             if logical.startswith(("timestamp-", "local-timestamp-")):
-                stamp = dt.datetime.fromisoformat(value)
-                if logical.startswith("timestamp-") and stamp.tzinfo is None:
-                    stamp = stamp.replace(tzinfo=dt.UTC)
-                return stamp
+                # A timestamp without an offset stays naive, so the encoder refuses it as the
+                # SDK does: which zone was meant cannot be told (it was taken as UTC).
+                return dt.datetime.fromisoformat(value)
             if logical == "date":
                 return dt.date.fromisoformat(value)
             if logical.startswith("time-"):

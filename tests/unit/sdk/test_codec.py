@@ -286,3 +286,31 @@ def test_a_nullable_value_of_the_wrong_shape_is_explained_as_its_type(
     with pytest.raises(SerializationError) as caught:
         RecordEncoder(NULLABLE, 1).encode(coerce_json(NULLABLE, record))
     assert message in str(caught.value)
+
+
+def test_a_json_timestamp_without_an_offset_is_refused_not_taken_as_utc() -> None:
+    """`mesh publish` took `2026-12-06T10:00:00` as UTC where the SDK refuses a naive
+    datetime: which zone was meant cannot be told, so both refuse it, naming the field."""
+    schema = {
+        "type": "record",
+        "name": "Stamped",
+        "fields": [
+            {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+            {
+                "name": "maybe",
+                "type": ["null", {"type": "long", "logicalType": "timestamp-micros"}],
+                "default": None,
+            },
+        ],
+    }
+    encoder = RecordEncoder(schema, 1)
+    offsets = {"at": "2026-12-06T10:00:00Z", "maybe": "2026-12-06T11:00:00+01:00"}
+    assert encoder.encode_checked(coerce_json(schema, offsets)) == encoder.encode_checked(
+        coerce_json(schema, {"at": "2026-12-06T10:00:00+00:00", "maybe": "2026-12-06T10:00Z"})
+    )
+    for field, bad in (
+        ("at", {"at": "2026-12-06T10:00:00"}),
+        ("maybe", {**offsets, "maybe": "2026-12-06T10:00:00"}),
+    ):
+        with pytest.raises(SerializationError, match=f"{field}: a timestamp needs a timezone"):
+            encoder.encode_checked(coerce_json(schema, bad))

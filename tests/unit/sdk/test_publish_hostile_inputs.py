@@ -173,8 +173,8 @@ def test_an_int_too_large_for_a_double_is_refused_with_its_field_path(
 # -- 2. naive datetimes --------------------------------------------------------------------
 
 NAIVE_MESSAGE = (
-    "a timestamp needs a timezone-aware datetime (e.g. datetime.now(timezone.utc)), got naive "
-    "2024-01-01 12:00:00"
+    "a timestamp needs a timezone-aware datetime (e.g. datetime.now(timezone.utc); in JSON an "
+    "offset, e.g. 2026-01-02T03:04:05Z), got naive 2024-01-01 12:00:00"
 )
 
 
