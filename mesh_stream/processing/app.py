@@ -37,7 +37,7 @@ from mode import Service
 
 from mesh_stream import tracing
 from mesh_stream.descriptor import DataProduct
-from mesh_stream.errors import DeliveryError, ProcessorError
+from mesh_stream.errors import ConfigurationError, DeliveryError, ProcessorError
 from mesh_stream.health import NEWEST_INPUT_HEADER
 from mesh_stream.kafka import topics
 from mesh_stream.kafka.clients import probe
@@ -48,7 +48,7 @@ from mesh_stream.processing.names import INTERNAL_TOPIC, processor_app_id, sourc
 from mesh_stream.processing.outputs import OutputProducer
 from mesh_stream.processing.reads import check_reads
 from mesh_stream.processing.rekey import Encode, Envelope, RekeyStage, Route
-from mesh_stream.processing.spec import Processor, key_field_differs
+from mesh_stream.processing.spec import Processor, inputs_problem, key_field_differs
 from mesh_stream.project import MeshProject, find_project
 from mesh_stream.registration import (
     ensure_dlq_topics,
@@ -146,6 +146,10 @@ def prepare(
     """
     project = project if project is not None else find_project(None, settings, named_by=None)
     output = find_product(project.descriptors(), output_name)
+    if processor is not None:  # before waiting for inputs it may not even read
+        problem = inputs_problem(processor, output.inputs, output.name)
+        if problem is not None:
+            raise ConfigurationError(problem)
     output_schema = schema_text(output, project.root)
     with contextlib.ExitStack() as stack:
         if registry is None:

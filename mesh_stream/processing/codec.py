@@ -27,7 +27,7 @@ from mesh_stream.errors import (
     SchemaError,
     SerializationError,
 )
-from mesh_stream.schema.codec import FramedReader, RecordEncoder
+from mesh_stream.schema.codec import FramedReader, RecordEncoder, with_logical_defaults
 from mesh_stream.schema.codec import parse_schema as parse_avro
 from mesh_stream.schema.wire import HEADER_SIZE, framing_error, schema_id_of
 
@@ -214,3 +214,23 @@ def decimal_cents(amount: Decimal) -> int:
 
 def cents_decimal(cents: int) -> Decimal:
     return (Decimal(cents) / 100).quantize(Decimal("0.01"))
+
+
+def field_defaults(schema_text: str, fields: Collection[str]) -> dict[str, Any]:
+    """The defaults the record schema ``schema_text`` gives ``fields``, as a processor reads
+    values (:func:`plain`): what a record written before such a field was added reads it
+    as, as a consumer reading with this schema would (an added field with a default is a
+    change that always goes through). Fields without a default are left out."""
+    try:
+        document: Any = json.loads(schema_text)
+        parsed = parse_schema(without_plain_logical_types(document))
+    except (ValueError, SchemaError):
+        return {}
+    if not isinstance(parsed, dict) or parsed.get("type") != "record":
+        return {}
+    converted = with_logical_defaults(parsed)
+    return {
+        field["name"]: plain(field["default"])
+        for field in converted["fields"]
+        if field["name"] in fields and "default" in field
+    }

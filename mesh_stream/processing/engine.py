@@ -80,6 +80,7 @@ from mesh_stream.processing.app import (
     processor_app,
     schema_decoder,
 )
+from mesh_stream.processing.codec import field_defaults
 from mesh_stream.processing.dedup import SeenEvents, apply_once
 from mesh_stream.processing.deferred import DeferredTable, StateTooLargeError, defer_writes
 from mesh_stream.processing.expiry import WindowExpiry, clock_key
@@ -112,6 +113,7 @@ from mesh_stream.processing.spec import (
     apply_checked,
     check_key,
     emit_checked,
+    inputs_problem,
     not_read_error,
 )
 from mesh_stream.registry.client import RegistryClient
@@ -326,6 +328,9 @@ def _input_topics(processor: Processor, spec: ProcessorSpec) -> dict[str, str]:
                 f"the descriptor's `inputs`"
             )
         topics[product.topic] = declared.product
+    problem = inputs_problem(processor, list(products), spec.output.name)
+    if problem is not None:  # the re-key stage reads every input the spec holds
+        raise ConfigurationError(problem)
     return topics
 
 
@@ -348,13 +353,18 @@ class Aggregation:
         partition_of: Callable[[str], int] | None = None,
         input_partitions: Mapping[str, int] | None = None,
         app_id: str | None = None,
+        defaults: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         """``topics`` maps each input topic to the declared input product it holds;
+        ``defaults`` each input product's defaults of the fields it reads (a record written
+        before a field was added with a default reads it as that, see
+        :func:`~mesh_stream.processing.codec.field_defaults`);
         ``seen_table`` is needed when the processor declares dedup. With ``partition_of``
         (a state key's partition of the internal topic) and ``input_partitions`` (each input
         topic's partition count), a windowed processor's closed windows are deleted
         ``retain_ms`` after they closed (:mod:`.expiry`)."""
         self.processor = processor
+        self._defaults = defaults or {}
         #: The worker's app id (its consumer group; its internal topic's prefix).
         self.app_id = app_id or processor_app_id(processor.output)
         #: Input topic -> (its place in the records' layout, its declaration).
@@ -414,6 +424,29 @@ class Aggregation:
         log.error("%s", crash_line(self.processor.output, where, exc, field, function))
         return _ReportedError(str(exc))
 
+    def _with_defaults(
+        self, declared: Input, record: Mapping[str, Any], where: str
+    ) -> dict[str, Any]:
+        """The fields ``declared`` reads of a record written before some were added: those
+        get their defaults from the input's latest schema; one without a default stops the
+        worker, saying so."""
+        defaults = self._defaults.get(declared.product, {})
+        fields: dict[str, Any] = {}
+        for name in declared.reads:
+            if name in record:
+                fields[name] = record[name]
+            elif name in defaults:
+                fields[name] = defaults[name]
+            else:
+                missing = ProcessorError(
+                    f"field {name!r} of {declared.product} is not in the record: its writer "
+                    f"schema lacks it, and the latest schema gives it no default (give the "
+                    f"field a default in {declared.product}'s schema, or leave it out of "
+                    f"`reads`)"
+                )
+                raise self._fail(where, missing, name) from KeyError(name)
+        return fields
+
     def route(
         self, topic: str, partition: int, offset: int, record: dict[str, Any], arrival_ms: int
     ) -> Iterable[tuple[str, Wire]]:
@@ -421,9 +454,8 @@ class Aggregation:
         index, declared = self.by_topic[topic]
         try:
             fields = {name: record[name] for name in declared.reads}
-        except KeyError as missing:
-            where = f"{topic}[{partition}]@{offset}"
-            raise self._fail(where, missing, str(missing.args[0])) from missing
+        except KeyError:
+            fields = self._with_defaults(declared, record, f"{topic}[{partition}]@{offset}")
         window = self.processor.window
         function = "key"
         try:
@@ -798,6 +830,11 @@ def build(
     output = KeyedOutput(spec, outputs)
     partitions = spec.output.partitions
     input_partitions = {product.topic: product.partitions for product in spec.inputs}
+    defaults = {
+        declared.product: field_defaults(spec.input_schemas[declared.product], declared.reads)
+        for declared in processor.inputs
+        if declared.product in spec.input_schemas
+    }
 
     def partition_of(key: str) -> int:
         return key_partition(key, partitions)
@@ -814,6 +851,7 @@ def build(
             partition_of,
             input_partitions,
             app_id=spec.app_id,
+            defaults=defaults,
         )
         route, update, decoder = aggregation.route, aggregation.update, schema_decoder(spec)
     else:
@@ -827,6 +865,7 @@ def build(
             partition_of,
             input_partitions,
             app_id=spec.app_id,
+            defaults=defaults,
         )
         route = metrics.counted_route(aggregation.route)
         update = metrics.counted_update(aggregation.update)

@@ -40,7 +40,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +59,7 @@ __all__ = [
     "apply_checked",
     "check_key",
     "emit_checked",
+    "inputs_problem",
     "key_field_differs",
     "not_read_error",
 ]
@@ -540,3 +541,26 @@ def key_field_differs(key_field: str, key: str, record: Mapping[str, Any]) -> bo
     """Whether ``record`` holds the output's ``key_field`` with a value other than ``key``,
     the Kafka key it is published under (readers and compaction go by that key)."""
     return key_field in record and str(record[key_field]) != key
+
+
+def inputs_problem(processor: Processor, listed: Sequence[str], output: str) -> str | None:
+    """Why ``processor`` cannot build ``output``, whose descriptor lists ``listed`` as its
+    ``inputs``: it reads one the descriptor does not list, or the descriptor lists one it
+    does not read (a worker reads every listed input, and the lineage must say what the
+    product is built from; one left unread crashed the worker at its first record). None
+    when they agree."""
+    declared = [item.product for item in processor.inputs]
+    undeclared = [name for name in declared if name not in listed]
+    if undeclared:
+        return (
+            f"processor of {output} reads {', '.join(undeclared)}, which its descriptor does "
+            f"not list in `inputs`; add it there"
+        )
+    unread = [name for name in listed if name not in declared]
+    if unread:
+        return (
+            f"{output} lists {', '.join(unread)} in its descriptor's `inputs`, which its "
+            f"processor does not read: add an Input for it, or remove it from the "
+            f"descriptor's `inputs` (its lineage says what the product is built from)"
+        )
+    return None

@@ -43,7 +43,7 @@ from mesh_stream.processing.codec import FramedAvroDecoder
 from mesh_stream.processing.names import INTERNAL_TOPIC, processor_app_id, sources_group
 from mesh_stream.processing.reads import check_reads
 from mesh_stream.processing.reference import InputRecord, recompute
-from mesh_stream.processing.spec import Processor
+from mesh_stream.processing.spec import Processor, inputs_problem
 from mesh_stream.producer import ProductPublisher
 from mesh_stream.project import MeshProject, resolve_product
 from mesh_stream.registration import (
@@ -539,12 +539,9 @@ def verify(
     replaced by the sandbox's), ``worker_cwd`` where they start.
     """
     output = find_product(project.descriptors(), processor.output)
-    undeclared = [i.product for i in processor.inputs if i.product not in output.inputs]
-    if undeclared:
-        raise ConfigurationError(
-            f"processor of {output.name} reads {', '.join(undeclared)}, which its descriptor "
-            f"does not list in `inputs`; add it there"
-        )
+    problem = inputs_problem(processor, output.inputs, output.name)
+    if problem is not None:
+        raise ConfigurationError(problem)
     with ExitStack() as stack:
         live_clients: list[RegistryClient] = []
 

@@ -16,7 +16,7 @@ import sys
 import time
 import types
 import uuid
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -105,8 +105,11 @@ def partition_of(key: str) -> int:
 class Worker:
     """An Aggregation fed the way the re-key stage and the aggregate agent feed it."""
 
-    def __init__(self, processor: Processor) -> None:
+    def __init__(
+        self, processor: Processor, defaults: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> None:
         self.processor = processor
+        self.defaults = defaults
         self.states, self.seen = JsonTable(), JsonTable()
         topics = {f"{spec.product}.v1": spec.product for spec in processor.inputs}
         self.topics = topics
@@ -129,6 +132,7 @@ class Worker:
             self.publish,
             partition_of,
             dict.fromkeys(self.topics, 1),
+            defaults=self.defaults,
         )
 
     def publish(self, key: str, record: Any, newest_input_ms: int) -> None:
@@ -634,9 +638,60 @@ def test_a_record_lacking_a_declared_field_is_one_line_with_the_field(
         list(worker.aggregation.route("orders.order-placed.v1", 2, 1041, record, BASE))
     assert [r.getMessage() for r in caplog.records] == [
         "processor analytics.revenue-by-region crashed on orders.order-placed.v1[2]@1041: "
-        "KeyError 'region' (field 'region')"
+        "field 'region' of orders.order-placed is not in the record: its writer schema lacks "
+        "it, and the latest schema gives it no default (give the field a default in "
+        "orders.order-placed's schema, or leave it out of `reads`)"
     ]
     assert isinstance(raised.value.__cause__, KeyError)
+
+
+def test_a_field_added_with_a_default_reads_as_it_in_records_written_before() -> None:
+    """Upstream added `colour` with a default (a change that always goes through): every
+    record written before it stopped the worker with KeyError 'colour', even with
+    `.get()` in apply (a processor team's campaign)."""
+    from mesh_stream.processing.codec import field_defaults
+
+    latest = json.dumps(
+        {
+            "type": "record",
+            "name": "Event",
+            "fields": [
+                {"name": "region", "type": "string"},
+                {"name": "colour", "type": ["null", "string"], "default": None},
+                {"name": "units", "type": "int", "default": 1},
+            ],
+        }
+    )
+    seen: list[tuple[Any, Any]] = []
+
+    def fold(state: dict[str, Any], event: Any) -> None:
+        seen.append((event.fields["colour"], event.fields["units"]))
+        state["n"] = state.get("n", 0) + 1
+
+    processor = Processor(
+        "analytics.t",
+        (
+            Input(
+                "orders.order-placed",
+                key=lambda f: f["region"],
+                reads=("region", "colour", "units"),
+            ),
+        ),
+        fold,
+        lambda _key, state: state,
+    )
+    defaults = {"orders.order-placed": field_defaults(latest, ("region", "colour", "units"))}
+    assert defaults == {"orders.order-placed": {"colour": None, "units": 1}}
+    worker = Worker(processor, defaults=defaults)
+    old, new = {"region": "eu"}, {"region": "eu", "colour": "red", "units": 4}
+    internal = worker.forward(
+        [
+            InputRecord("orders.order-placed", old, BASE),
+            InputRecord("orders.order-placed", new, BASE),
+        ]
+    )
+    worker.aggregate(internal)
+    assert seen == [(None, 1), ("red", 4)]
 
 
 def test_apply_and_emit_failures_name_the_input_record(caplog: pytest.LogCaptureFixture) -> None:

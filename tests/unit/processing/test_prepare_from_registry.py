@@ -121,8 +121,8 @@ def test_prepare_builds_the_spec_from_the_project_and_the_registry(
     )
     monkeypatch.setattr(
         processing_app,
-        "ensure_internal_topic",
-        lambda _conn, topic, _partitions: created.append([topic]),
+        "ensure_dlq_topics",
+        lambda _conn, products, every: created.append([p.dlq_topic for p in products if every]),
     )
 
     spec = processing_app.prepare(SETTINGS, OUTPUT, project=project, registry=analytics)
@@ -267,7 +267,7 @@ def test_prepare_registers_the_rekey_group_with_the_fields_the_processor_reads(
     published = publish_input(server)
     monkeypatch.setattr(processing_app, "probe", lambda _conn, **_timeout: None)
     monkeypatch.setattr(processing_app, "ensure_topics", lambda _conn, _products: None)
-    monkeypatch.setattr(processing_app, "ensure_internal_topic", lambda _c, _t, _p: None)
+    monkeypatch.setattr(processing_app, "ensure_dlq_topics", lambda _c, _p, **_every: None)
 
     processing_app.prepare(
         SETTINGS, OUTPUT, project=project, registry=analytics, processor=revenue.PROCESSOR

@@ -110,6 +110,32 @@ def test_a_processor_reading_an_undeclared_input_is_named(
     )
 
 
+def test_a_processor_leaving_an_input_of_its_descriptor_unread_is_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker read every input its descriptor lists and crashed with a raw KeyError at
+    the first record of one the processor did not declare; verify waited 120 s for that
+    input's registration (a processor team's campaign). Both refuse it at once now."""
+    (tmp_path / "partial_processor.py").write_text(
+        "from mesh_stream.processing.spec import Input, Processor\n"
+        "PROCESSOR = Processor(\n"
+        "    output='analytics.customer-360',\n"
+        "    inputs=(Input('orders.order-placed', key=lambda f: 'k', reads=('region',)),),\n"
+        "    apply=lambda state, event: None,\n"
+        "    emit=lambda key, state: {},\n"
+        ")\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    status, _, err = mesh(capsys, "partial_processor", "--project", str(REPO))
+    assert status == 2
+    assert err.strip() == (
+        "Error: analytics.customer-360 lists customers.customer-profile, "
+        "customers.engagement-event in its descriptor's `inputs`, which its processor does "
+        "not read: add an Input for it, or remove it from the descriptor's `inputs` (its "
+        "lineage says what the product is built from)"
+    )
+
+
 def test_an_output_product_the_runnables_map_names_its_module() -> None:
     project = load_project(REPO)
     assert (
