@@ -34,6 +34,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from mesh_stream.errors import ConfigurationError
+from mesh_stream.terminal import visible
 
 #: Kinds stop in this order; kinds not listed stop last.
 SHUTDOWN_ORDER: tuple[str, ...] = ("processor", "simulator", "monitor", "registry")
@@ -193,6 +194,30 @@ def _kill_orphans(pgid: int) -> None:
     for pid in group_members(pgid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+#: How much of a child's last log line an exit event quotes.
+QUOTED_CHARS = 200
+
+
+def last_log_line(log_file: Path) -> str | None:
+    """The last line a child wrote to its log in its last run, shortened and with control
+    characters shown escaped, or None: what an exit event quotes, since a child that fails
+    on every start (a module that does not exist) said why only in its log."""
+    try:
+        with log_file.open("rb") as handle:
+            handle.seek(max(0, log_file.stat().st_size - 8192))
+            tail = handle.read()
+    except OSError:
+        return None
+    for raw in reversed(tail.splitlines()):
+        line = raw.decode("utf-8", "replace").strip()
+        if line.startswith("=== ") and " mesh up: start #" in line:
+            return None  # the run wrote nothing after its start marker
+        if line:
+            shown = visible(line)
+            return shown if len(shown) <= QUOTED_CHARS else shown[: QUOTED_CHARS - 1] + "…"
+    return None
 
 
 def _die_with_parent() -> Callable[[], None] | None:
@@ -375,10 +400,13 @@ class Supervisor:
         child.last_exit = status
         child.restarts += 1
         ran_text = f" after {ran:.1f}s" if status is not None else ""
+        said = last_log_line(child.log_file) if status is not None and status > 0 else None
+        said_text = f": {said}" if said else ""
         return self._emit(
             child.spec.name,
             EventKind.EXITED if status is not None else EventKind.FAILED_TO_START,
-            f"{what}{ran_text}; restart #{child.restarts} in {delay:.1f}s (log: {child.log_file})",
+            f"{what}{ran_text}{said_text}; restart #{child.restarts} in {delay:.1f}s "
+            f"(log: {child.log_file})",
             exit_status=status,
             restart_in=delay,
         )
