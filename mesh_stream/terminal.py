@@ -9,9 +9,12 @@ goes through :func:`cell`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from rich.table import Table
 from rich.text import Text
 
-__all__ = ["cell", "visible"]
+__all__ = ["cell", "visible", "whole_names"]
 
 #: Kept as they are: a description may span lines.
 _LAYOUT = frozenset("\n\t")
@@ -31,3 +34,11 @@ def visible(value: object) -> str:
 def cell(value: object, style: str = "") -> Text:
     """A table cell or tree label showing ``value`` literally: no markup, no control codes."""
     return Text(visible(value), style=style)
+
+
+def whole_names(table: Table, column: int, names: Iterable[str]) -> None:
+    """Show ``column``'s names (products, consumer groups) whole, on one line: cut to fit
+    80 columns, two products (or a processor's three groups) looked the same
+    (``orders.order-…``). The other columns wrap instead."""
+    table.columns[column].min_width = max((len(name) for name in names), default=0)
+    table.columns[column].no_wrap = True

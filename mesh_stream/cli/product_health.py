@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -23,7 +23,7 @@ from mesh_stream.health import Alert, Figure, ProductHealth, worst
 from mesh_stream.kafka.clients import make_consumer
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.liveview import health_text, status_text
-from mesh_stream.terminal import cell, visible
+from mesh_stream.terminal import cell, visible, whole_names
 
 #: How often `--watch` asks the registry again.
 WATCH_SECONDS = 5.0
@@ -55,7 +55,7 @@ def worst_figure(health: ProductHealth) -> Figure | None:
 
 def status_table(every: Mapping[str, ProductHealth], title: str = "product health") -> Table:
     table = Table("product", "status", "since", "worst figure", "reason", title=title)
-    _never_cut(table, 0, every)
+    whole_names(table, 0, every)
     for name, health in sorted(every.items()):
         figure = worst_figure(health)
         table.add_row(
@@ -66,14 +66,6 @@ def status_table(every: Mapping[str, ProductHealth], title: str = "product healt
             cell(health.reason),
         )
     return table
-
-
-def _never_cut(table: Table, column: int, names: Iterable[str]) -> None:
-    """Product and group names whole, on one line: cut to fit 80 columns, two products (or
-    a processor's three groups) looked the same (`orders.order-…`); the reason wraps."""
-    widest = max((len(name) for name in names), default=0)
-    table.columns[column].min_width = widest
-    table.columns[column].no_wrap = True
 
 
 def status_lines(every: Mapping[str, ProductHealth]) -> list[str]:
@@ -110,7 +102,7 @@ def health_block(health: ProductHealth) -> RenderableType:
         parts.append(Text(f"upstream breached: {', '.join(health.upstream_breached)}", style="red"))
     if health.figures:
         figures = Table("figure", "subject", "value", "SLO", "status", "reason")
-        _never_cut(figures, 1, [f.subject or "" for f in health.figures])
+        whole_names(figures, 1, [f.subject or "" for f in health.figures])
         for figure in health.figures:
             figures.add_row(
                 figure.name.value,

@@ -51,7 +51,7 @@ from mesh_stream.products_plan import (
 from mesh_stream.project import MeshProject, find_project
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings, shown_url
-from mesh_stream.terminal import cell, visible
+from mesh_stream.terminal import cell, visible, whole_names
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 url_option = click.option(
@@ -396,6 +396,7 @@ def consumers(
         _print_json(found)
         return
     table = Table("group", "owner", "reads", "contact", "registered", title=f"consumers of {name}")
+    whole_names(table, 0, [str(item["group"]) for item in found])
     for item in found:
         table.add_row(
             cell(item["group"]),
