@@ -399,6 +399,9 @@ class Aggregation:
         self.expiry: WindowExpiry | None = None
         #: Windows forgotten, and events dropped for reaching one, since the worker started.
         self.forgotten = self.dropped = 0
+        #: Events that arrived after every window holding them closed, since the start.
+        self.late = 0
+        self._next_late_warning = 0.0  # monotonic time the next late event may be logged
         #: Internal partitions whose forgetting an idle input partition holds back, told once.
         self._held_back_told: set[int] = set()
         self._next_drop_warning = 0.0  # monotonic time the next drop may be logged
@@ -482,8 +485,32 @@ class Aggregation:
             values = [_finite(value) for value in values]
         if window is None:
             return ((key, [index, partition, offset, arrival_ms, event_ms, values, None, None]),)
+        if not windows:
+            self._left_out_late(f"{topic}[{partition}]@{offset}", event_ms, arrival_ms)
+            return ()
         head = [index, partition, offset, arrival_ms, event_ms, values]
         return [(str(w), [*head, [w.key, w.start_ms, w.end_ms], None]) for w in windows]
+
+    def _left_out_late(self, where: str, event_ms: int, arrival_ms: int) -> None:
+        """An event that arrived after every window holding it closed (its grace) is left
+        out, as windows promise; counted (``mesh_processor_late_events_dropped``) and said at
+        most every :data:`DROP_WARNING_EVERY_S`, so a team tuning ``grace_ms`` sees it."""
+        self.late += 1
+        now = time.monotonic()
+        if now < self._next_late_warning:
+            return
+        self._next_late_warning = now + DROP_WARNING_EVERY_S
+        log.warning(
+            "processor %s left out %s: it arrived %d ms after its event time, after every "
+            "window holding it closed (grace_ms %d); %d late event(s) left out since the "
+            "worker started (said at most every %.0f s)",
+            self.processor.output,
+            where,
+            arrival_ms - event_ms,
+            getattr(self.processor.window, "grace_ms", 0),
+            self.late,
+            DROP_WARNING_EVERY_S,
+        )
 
     def _warn_if_nothing_kept(self, where: str) -> None:
         """A ``key`` that drops every record is legal but rarely meant: say so once, since
@@ -893,6 +920,8 @@ def build(
         metrics.ready = lambda: _stage_readiness(stage)
         if aggregation.expiry is not None:
             metrics.forgetting = lambda: (aggregation.forgotten, aggregation.dropped)
+        if processor.window is not None:
+            metrics.late_events = lambda: aggregation.late
     return app
 
 

@@ -95,6 +95,8 @@ class ProcessorMetrics:
         self.ready: Callable[[], tuple[bool, str]] = lambda: (False, "not started")
         #: () -> (windows forgotten, events dropped for a forgotten window), when windowed
         self.forgetting: Callable[[], tuple[int, int]] | None = None
+        #: Events a windowed processor left out for arriving after their windows closed.
+        self.late_events: Callable[[], int] | None = None
         self.registry.register(_CountCollector(self))
 
     # -- the hot path's wrappers -----------------------------------------------------------
@@ -220,6 +222,14 @@ class _CountCollector(Collector):
                 family = CounterMetricFamily(metric, what, labels=["processor"])
                 family.add_metric([name], count)
                 yield family
+        if metrics.late_events is not None:
+            late = CounterMetricFamily(
+                "mesh_processor_late_events_dropped",
+                "Events left out for arriving after every window holding them closed (grace).",
+                labels=["processor"],
+            )
+            late.add_metric([name], metrics.late_events())
+            yield late
         yield from self._lag()
 
     def _lag(self) -> Iterator[GaugeMetricFamily]:

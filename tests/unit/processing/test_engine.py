@@ -1628,3 +1628,33 @@ def test_faust_lines_about_a_reported_crash_lose_their_tracebacks_only() -> None
         assert logged(other).exc_info == (ValueError, other, None)
     finally:
         engine_module._STOPPING_AFTER_CRASH.clear()
+
+
+def test_an_event_arriving_after_its_windows_closed_is_counted_and_said(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Events past the grace were left out with no log line and no metric, so a team
+    tuning grace_ms could not see them (a processor team's campaign)."""
+    worker = Worker(revenue.PROCESSOR)
+    grace = revenue.PROCESSOR.window.grace_ms  # type: ignore[union-attr]
+    record = {
+        "event_id": "e1",
+        "region": "eu",
+        "total_amount": Decimal(1),
+        "currency": "EUR",
+        "placed_at": BASE + 5_000,
+    }
+    in_time = BASE + MINUTE + grace - 1
+    assert list(worker.aggregation.route(TOPIC, 0, 7, record, in_time))
+    too_late = BASE + MINUTE + grace
+    with caplog.at_level(logging.WARNING):
+        assert list(worker.aggregation.route(TOPIC, 0, 8, record, too_late)) == []
+        assert list(worker.aggregation.route(TOPIC, 0, 9, record, too_late + 1)) == []
+    assert worker.aggregation.late == 2
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [  # once: the next within DROP_WARNING_EVERY_S only counts
+        f"processor analytics.revenue-by-region left out {TOPIC}[0]@8: it arrived "
+        f"{too_late - BASE - 5_000} ms after its event time, after every window holding it "
+        f"closed (grace_ms {grace}); 1 late event(s) left out since the worker started (said "
+        f"at most every 10 s)"
+    ]

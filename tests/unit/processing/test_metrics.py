@@ -135,3 +135,8 @@ def test_forgotten_windows_and_the_events_dropped_for_them_are_counted() -> None
     kept = [key for key in worker.states.data if window_start(key) is not None]
     assert forgotten == len(windows) - len(kept) > 0
     assert samples[("mesh_processor_expired_events_dropped_total", labels())] == 1
+    metrics.late_events = lambda: worker.aggregation.late
+    late = first.record["placed_at"] + 10 * MINUTE  # long after every window holding it
+    worker.aggregation.route("orders.order-placed.v1", 0, 99, dict(first.record), late)
+    samples = parse(metrics.exposition().decode())
+    assert samples[("mesh_processor_late_events_dropped_total", labels())] == 1
