@@ -321,7 +321,9 @@ def verify(
                 "hint: the recomputation runs in this process, the workers in others; a key, "
                 "apply or emit that gives other results in another process (Python's hash() "
                 "of a str changes per process: use zlib.crc32 or hashlib) differs only here, "
-                "as does an apply that counts an event replayed after a kill twice"
+                "as does an apply that counts an event replayed after a kill twice, or one "
+                "that depends on the order of events from different partitions in a way this "
+                "run's reordered recomputations did not show (run again with more --records)"
             )
         click.secho(f"FAILED: {why} (seed {chosen_seed})", fg="red")
     return FAILED

@@ -182,6 +182,23 @@ def test_a_processor_keeping_the_first_event_seen_is_order_dependent() -> None:
     assert lines[1] == "    e.g. key k: first is 'b' in one order, 'a' in the other"
 
 
+def test_order_dependence_is_found_when_the_merged_order_is_the_descending_one() -> None:
+    """The merged order here begins with partition 1, as the descending pass does: with one
+    reordering, an apply keeping the first event seen passed (a campaign, at 100 records)."""
+    merged_like_descending = [
+        InputRecord("shop.things", {"name": "a"}, 10, "shop.things.v1[1]@0"),
+        InputRecord("shop.things", {"name": "b"}, 20, "shop.things.v1[0]@0"),
+    ]
+    recomputed = expected_records(
+        lambda: processor(keep_first), merged_like_descending, SCHEMA, pause_s=0
+    )
+    assert recomputed.expected["k"]["first"] == "a"
+    assert not recomputed.reordered.equal
+    assert order_dependence(recomputed.reordered)[1] == (
+        "    e.g. key k: first is 'a' in one order, 'b' in the other"
+    )
+
+
 def test_a_processor_taking_the_least_value_is_not() -> None:
     recomputed = expected_records(lambda: processor(keep_least), INPUTS, SCHEMA, pause_s=0)
     assert recomputed.expected["k"]["first"] == "a"
