@@ -229,9 +229,10 @@ def test_a_short_timeout_counts_from_the_join_and_a_signal_ends_tail_as_ctrl_c(
                 time.sleep(0.2)
             running.send_signal(signum)
             assert running.wait(30) == 130, (signum, running.stderr and running.stderr.read())
-        assert [json.loads(line)["order_id"] for line in printed.read_bytes().splitlines()] == [
-            json.loads(line)["order_id"] for line in quick.stdout.splitlines()
-        ]
+        # the same records; across the three partitions their order is the fetches' own
+        assert sorted(
+            json.loads(line)["order_id"] for line in printed.read_bytes().splitlines()
+        ) == sorted(json.loads(line)["order_id"] for line in quick.stdout.splitlines())
 
 
 def _publish(env: dict[str, str], root: Path, product: DataProduct, *args: str) -> Any:
