@@ -132,6 +132,7 @@ def _registered_document(document: Mapping[str, Any]) -> dict[str, Any]:
 
 def _plan_registry(plan: ProductPlan, local: _Local, registry: RegistryClient) -> None:
     product = local.product
+    registered: dict[str, Any] | None = None
     try:
         registered = registry.get_product(product.name)
     except ProductNotFoundError:
@@ -151,6 +152,8 @@ def _plan_registry(plan: ProductPlan, local: _Local, registry: RegistryClient) -
                 SchemaChange(f.name, "added", after=f.type)
                 for f in schema_fields(local.schema_json)
             ]
+            if registered is not None:
+                plan.warnings += _dropped_by_new_major(registry, product, registered, local)
         return
     plan.registered_version = latest.version
     level = registry.get_compatibility(plan.subject)
@@ -211,6 +214,42 @@ def _plan_registry(plan: ProductPlan, local: _Local, registry: RegistryClient) -
             plan.compatible = False
             plan.compatibility_messages += verdict.lines()
             plan.refusals.append(consumer_refusal(plan, verdict, local.schema_text))
+
+
+def _dropped_by_new_major(
+    registry: RegistryClient, product: DataProduct, registered: Mapping[str, Any], local: _Local
+) -> list[str]:
+    """Warnings for a new major version whose schema lacks fields the current major's
+    readers use: a registered group's ``reads``, a downstream product's ``field_lineage``.
+    The registry protects readers within a major only (a new major is a new subject and
+    topic), so their processors would refuse to start once they move (a campaign: plan
+    said "applicable" and nothing else)."""
+    before = registered.get("version")
+    if not isinstance(before, int) or before >= product.version or local.schema_json is None:
+        return []
+    kept = {field.name for field in schema_fields(local.schema_json)}
+    readers: dict[str, list[str]] = {}
+    facts = registered.get("registry") or {}
+    for entry in facts.get("consumers") or []:
+        if isinstance(entry, dict):
+            for name in entry.get("reads") or []:
+                if name not in kept:
+                    readers.setdefault(str(name), []).append(f"consumer group {entry.get('group')}")
+    for other in facts.get("downstream") or []:
+        with contextlib.suppress(MeshError):
+            lineage = registry.get_product(str(other)).get("field_lineage") or {}
+            for sources in lineage.values():
+                for source in sources:
+                    name, _, field = str(source).partition(":")
+                    if name == product.name and field and field not in kept:
+                        readers.setdefault(field, []).append(f"product {other}'s field_lineage")
+    return [
+        f"major version {product.version} of {product.name} drops field {field!r}, which "
+        f"{', '.join(sorted(set(who)))} read(s) on version {before}: they keep reading "
+        f"version {before}'s topic, and must stop reading {field!r} before they move to "
+        f"version {product.version} (a processor refuses to start on a field its input lacks)"
+        for field, who in sorted(readers.items())
+    ]
 
 
 def _registry_policies(

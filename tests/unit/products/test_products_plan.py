@@ -70,7 +70,8 @@ class FakeRegistry:
         downstream = sorted(
             other for other, doc in self.products.items() if name in doc.get("inputs", [])
         )
-        return {**self.products[name], "registry": {"topic": "x", "downstream": downstream}}
+        facts = {"topic": "x", "downstream": downstream, "consumers": self.groups.get(name, [])}
+        return {**self.products[name], "registry": facts}
 
     def consumers(self, name: str) -> list[dict[str, Any]]:
         if name not in self.products:
@@ -627,6 +628,34 @@ def test_a_change_that_breaks_a_registered_consumer_group_is_refused_naming_it(
         "read by consumer group 'stock-app' (owner shop): FULL_TRANSITIVE (consumer "
         "protection): BREAKS THEM"
     ) in lines
+
+
+def test_a_new_major_dropping_a_field_its_readers_use_is_a_warning_naming_them(
+    project_root: Path,
+) -> None:
+    """A new major is a new subject and topic, so the registry protects no reader of the
+    old one; plan said "applicable" and nothing else, and the reading processor refused to
+    start once it moved (a processor team's campaign)."""
+    registry = FakeRegistry()
+    _registered(project_root, registry)
+    _read_by_counts(registry)
+    registry.groups[PRODUCT] = [{"group": "stock-app", "owner": "shop", "reads": ["action"]}]
+    document = json.loads(_schema_file(project_root).read_text())
+    document["fields"] = [f for f in document["fields"] if f["name"] != "action"]
+    _schema_file(project_root).write_text(json.dumps(document, indent=2))
+    descriptor_file = project_root / "domains/inventory/products/example-event.yaml"
+    descriptor_file.write_text(descriptor_file.read_text() + "version: 2\n")
+
+    plan = plan_project(load_project(project_root), registry, None, principal="inventory")  # type: ignore[arg-type]
+
+    assert plan.applicable  # a warning, not a refusal: v1 readers keep reading v1
+    [item] = plan.products
+    assert [w for w in item.warnings if "drops field" in w] == [
+        "major version 2 of inventory.example-event drops field 'action', which consumer "
+        "group stock-app, product analytics.action-counts's field_lineage read(s) on version "
+        "1: they keep reading version 1's topic, and must stop reading 'action' before they "
+        "move to version 2 (a processor refuses to start on a field its input lacks)"
+    ]
 
 
 def test_the_registry_check_waits_for_an_input_new_in_the_same_project(
