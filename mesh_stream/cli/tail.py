@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from typing import Any
 
 import click
+from confluent_kafka import KafkaError
 
 from mesh_stream.broker.reachability import existing_topics
 from mesh_stream.cli.options import (
@@ -28,10 +30,13 @@ from mesh_stream.errors import (
     RegistryUnavailableError,
 )
 from mesh_stream.governance.acl_plan import TAIL_GROUP_PREFIX
-from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.kafka.clients import make_consumer
+from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
+from mesh_stream.kafka.dlq import dead_letter_view
 from mesh_stream.project import resolve_product
 from mesh_stream.schema.codec import json_default
 from mesh_stream.settings import MeshSettings, shown_url
+from mesh_stream.terminal import visible
 
 #: Longest ``--timeout`` waits for the group to give tail its partitions before counting.
 JOIN_WAIT_S = 10.0
@@ -86,6 +91,13 @@ def render(record: ConsumedRecord, as_json: bool) -> str:
     "--json", "as_json", is_flag=True, help="Print one JSON object per line (the value only)."
 )
 @click.option(
+    "--dead-letters",
+    is_flag=True,
+    help="Print the product's dead-letter topic instead (<topic>.dlq): each record's place, "
+    "key, mesh.dlq.* / __rule.* headers (why, and where it came from) and value (text, "
+    "else base64), one line each or one JSON object with --json.",
+)
+@click.option(
     "--group",
     callback=checked_kafka_id,
     help="Consumer group id: tail reads from the group's committed offsets (and never "
@@ -111,6 +123,7 @@ def tail(
     max_records: int | None,
     timeout: float | None,
     as_json: bool,
+    dead_letters: bool,
     group: str | None,
     project: ProjectChoice,
     bootstrap_servers: str | None,
@@ -132,6 +145,25 @@ def tail(
     connection = KafkaConnection.from_settings(settings, default_client_id="mesh-tail")
     bootstrap = connection.bootstrap_servers
     topics = existing_topics(connection)  # a clear error when no broker answers or refuses us
+    if dead_letters:
+        registry.close()
+        if descriptor.dlq_topic not in topics:
+            click.echo(
+                f"topic {descriptor.dlq_topic} does not exist yet at {bootstrap}: nothing was "
+                f"dead-lettered; waiting for the first dead letter",
+                err=True,
+            )
+        with terminate_as_interrupt():
+            _print_dead_letters(
+                connection,
+                descriptor.dlq_topic,
+                group=group,
+                from_beginning=from_beginning,
+                max_records=max_records,
+                timeout=timeout,
+                as_json=as_json,
+            )
+        return
     consumer = ProductConsumer(
         [descriptor],
         group_id=group or f"{TAIL_GROUP_PREFIX}{uuid.uuid4().hex[:12]}",
@@ -241,6 +273,74 @@ def _print_records(
         for record in records:
             click.echo(render(record, as_json))
         shown += len(records)
+
+
+#: Characters of a dead letter's value a line shows (--json shows it whole).
+SHOWN_VALUE_CHARS = 300
+
+
+def _print_dead_letters(
+    connection: KafkaConnection,
+    topic: str,
+    *,
+    group: str | None,
+    from_beginning: bool,
+    max_records: int | None,
+    timeout: float | None,
+    as_json: bool,
+) -> None:
+    """Print ``topic``'s dead letters as they are (never decoded: a poison pill is not
+    Avro); the timeout counts as for records, from the join."""
+    joined: list[bool] = []
+    consumer = make_consumer(
+        connection,
+        {
+            "group.id": group or f"{TAIL_GROUP_PREFIX}{uuid.uuid4().hex[:12]}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest" if from_beginning else "latest",
+            "log_level": 0,
+        },
+    )
+    try:
+        consumer.subscribe([topic], on_assign=lambda _consumer, _parts: joined.append(True))
+        shown, started = 0, time.monotonic()
+        last_seen: float | None = None
+        while max_records is None or shown < max_records:
+            if last_seen is None and (joined or time.monotonic() - started >= JOIN_WAIT_S):
+                last_seen = time.monotonic()
+            late = last_seen is not None and time.monotonic() - last_seen >= (timeout or 0)
+            if timeout is not None and late:
+                return
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                if error.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._PARTITION_EOF):
+                    continue  # not made yet: it appears with the first dead letter
+                raise explain_kafka_error(error, connection, topic=topic, operation="READ")
+            last_seen = time.monotonic()
+            shown += 1
+            view = dead_letter_view(message)
+            click.echo(json.dumps(view) if as_json else _dead_letter_line(view))
+    finally:
+        consumer.close()
+
+
+def _dead_letter_line(view: dict[str, Any]) -> str:
+    place = f"{view['topic']}[{view['partition']}]@{view['offset']}"
+    key = json.dumps(view["key"]) if view["key"] is not None else "null"
+    headers = " ".join(f"{name}={json.dumps(value)}" for name, value in view["headers"].items())
+    if "value" in view:
+        value = view["value"] if view["value"] is not None else ""
+        shown = json.dumps(value[:SHOWN_VALUE_CHARS])
+        cut = f" ({len(value)} chars; --json shows all)" if len(value) > SHOWN_VALUE_CHARS else ""
+        body = f"value={shown}{cut}"
+    else:
+        encoded = view["value_base64"]
+        cut = " (cut; --json shows all)" if len(encoded) > SHOWN_VALUE_CHARS else ""
+        body = f"value_base64={encoded[:SHOWN_VALUE_CHARS]}{cut}"
+    return visible(f"{place} key={key} {headers} {body}")
 
 
 def _at(consumer: ProductConsumer, shown: int) -> str:

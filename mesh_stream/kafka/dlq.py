@@ -14,6 +14,7 @@ the ones the consumer's dead letters carry too where they apply.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
@@ -41,6 +42,7 @@ __all__ = [
     "RULE_SUBJECT",
     "RULE_TOPIC",
     "DeadLetterWriter",
+    "dead_letter_view",
     "poison_pill_headers",
     "rule_dead_letter",
 ]
@@ -196,3 +198,35 @@ class DeadLetterWriter:
         if self._producer is not None:
             self._producer.flush(self.timeout_s)
             self._producer = None
+
+
+def dead_letter_view(message: Message) -> dict[str, Any]:
+    """One dead letter as a person (or ``jq``) reads it: where it sits, its key, every header
+    as text, and its value: text when it is UTF-8 (a rule's dead letter is the record as
+    JSON), else base64 (a poison pill's bytes, as they were)."""
+
+    def text(raw: bytes | str | None) -> str | None:
+        if raw is None or isinstance(raw, str):
+            return raw
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return repr(raw)
+
+    value = message.value()
+    view: dict[str, Any] = {
+        "topic": message.topic(),
+        "partition": message.partition(),
+        "offset": message.offset(),
+        "timestamp_ms": message.timestamp()[1],
+        "key": text(message.key()),
+        "headers": {name: text(raw) for name, raw in cast(Headers, message.headers() or [])},
+    }
+    if isinstance(value, bytes):
+        try:
+            view["value"] = value.decode("utf-8")
+        except UnicodeDecodeError:
+            view["value_base64"] = base64.b64encode(value).decode("ascii")
+    else:
+        view["value"] = value
+    return view

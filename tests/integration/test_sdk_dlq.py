@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import yaml
 from confluent_kafka import Message, Producer
 
 from mesh_stream.consumer import ConsumedRecord, ProductConsumer
@@ -170,3 +172,59 @@ def test_a_compacted_product_s_dead_letter_topic_is_never_compacted(
     config = admin.describe_configs([resource])[resource].result(30)
     assert config["cleanup.policy"].value == "delete"
     assert config["retention.ms"].value == str(DLQ_RETENTION_MS)
+
+
+def test_mesh_tail_dead_letters_shows_each_one_with_why_and_where(
+    kafka: KafkaAddress, registry: RegistryAddress, client: RegistryClient, tmp_path: Path
+) -> None:
+    """No command read a dead-letter topic: `mesh tail X.dlq` is not a product name (a
+    processor team's campaign). `mesh tail PRODUCT --dead-letters` reads its `.dlq`."""
+    import base64
+    import json
+
+    from click.testing import CliRunner
+
+    from mesh_stream.cli.main import cli
+
+    product = new_product("dlq-tail", partitions=1)
+    _, pills = write_mixed(product, kafka, client)
+    products = tmp_path / "domains" / "orders" / "products"  # a project holding it
+    products.mkdir(parents=True)
+    (products / "dlq-tail.yaml").write_text(yaml.safe_dump(product.to_document()))
+    (tmp_path / "mesh.yaml").write_text("domains: [orders]\n")
+    with ProductConsumer(
+        [product],
+        group_id=f"dlq-{uuid.uuid4().hex[:8]}",
+        bootstrap_servers=kafka.bootstrap_servers,
+        registry=client,
+        from_beginning=True,
+    ) as consumer:
+        records: list[ConsumedRecord] = []
+        for _ in range(30):
+            records += consumer.consume(10 - len(records), 1.0)
+            if len(records) == 10:
+                break
+    assert len(read_raw(kafka.bootstrap_servers, product.dlq_topic, 3)) == 3
+    env = {"MESH_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "MESH_REGISTRY_URL": registry.url}
+    argv = ["tail", product.name, "--dead-letters", "--from-beginning", "--max", "3"]
+    argv += ["--project", str(tmp_path)]
+    shown = CliRunner().invoke(cli, [*argv, "--timeout", "30", "--json"], env=env)
+    assert shown.exit_code == 0, shown.stderr
+    letters = [json.loads(line) for line in shown.stdout.splitlines()]
+    assert len(letters) == 3
+    for letter in letters:
+        assert letter["topic"] == product.dlq_topic
+        assert letter["key"] == "poison"
+        source = int(letter["headers"]["mesh.dlq.source.offset"])
+        value, error_text, error_type = pills[source]
+        assert letter["headers"]["mesh.dlq.error.type"] == error_type
+        assert error_text in letter["headers"]["mesh.dlq.error"]
+        if "value" in letter:
+            assert letter["value"].encode() == value
+        else:
+            assert base64.b64decode(letter["value_base64"]) == value
+    lines = CliRunner().invoke(cli, [*argv, "--timeout", "30"], env=env)
+    assert lines.exit_code == 0, lines.stderr
+    first = lines.stdout.splitlines()[0]
+    assert first.startswith(f'{product.dlq_topic}[0]@0 key="poison" ')
+    assert 'mesh.dlq.error.type="DeserializationError"' in first
