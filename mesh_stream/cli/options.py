@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
+from mesh_stream.descriptor import PRODUCT_NAME
 from mesh_stream.project import MeshProject, find_project, load_project, locate_project
 from mesh_stream.settings import (
     KAFKA_MAX_NAME_LENGTH,
@@ -64,6 +65,23 @@ def _checked(
     if problem is not None:
         raise click.BadParameter(f"{quoted_name(value or '')} {problem} ({rule})", param=param)
     return value
+
+
+def checked_product_name(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """Refuse what cannot be a product name before asking the registry about it."""
+    if not PRODUCT_NAME.match(value):
+        raise click.BadParameter(
+            f"{value!r} is not a product name `<domain>.<product>` (lowercase, e.g. "
+            f"orders.order-placed); `mesh products list` shows the registered ones"
+        )
+    return value
+
+
+def checked_product_names(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    """:func:`checked_product_name` for each of several names."""
+    return tuple(checked_product_name(ctx, param, value) for value in values)
 
 
 def checked_kafka_id(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

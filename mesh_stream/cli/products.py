@@ -22,10 +22,11 @@ from mesh_stream.cli.options import (
     FiniteFloatRange,
     checked_bootstrap_servers,
     checked_kafka_id,
+    checked_product_name,
     checked_registry_url,
 )
 from mesh_stream.cli.signals import terminate_as_interrupt
-from mesh_stream.descriptor import PRODUCT_NAME, Classification, ProductKind
+from mesh_stream.descriptor import Classification, ProductKind
 from mesh_stream.errors import (
     ConfigurationError,
     MeshError,
@@ -67,17 +68,7 @@ def _client(settings: MeshSettings, url: str | None) -> RegistryClient:
     return RegistryClient.from_settings(settings)
 
 
-def _product_name(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
-    """Refuse what cannot be a product name before asking the registry about it."""
-    if not PRODUCT_NAME.match(value):
-        raise click.BadParameter(
-            f"{value!r} is not a product name `<domain>.<product>` (lowercase, e.g. "
-            f"orders.order-placed); `mesh products list` shows the registered ones"
-        )
-    return value
-
-
-name_argument = click.argument("name", callback=_product_name)
+name_argument = click.argument("name", callback=checked_product_name)
 
 
 def _print_json(data: Any) -> None:

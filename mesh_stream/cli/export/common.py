@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 import yaml
 
-from mesh_stream.cli.options import NonEmptyPath, checked_registry_url
+from mesh_stream.cli.options import NonEmptyPath, checked_product_names, checked_registry_url
 from mesh_stream.errors import ConfigurationError, MeshError, ProjectNotFoundError
 from mesh_stream.exports.source import ExportedProduct, RegistrySource
 from mesh_stream.files import write_replacing
@@ -24,7 +24,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def product_selection(command: F) -> F:
     """``PRODUCT...``, ``--all``, ``--output DIR`` and ``--registry-url``."""
-    command = click.argument("names", metavar="[PRODUCT]...", nargs=-1)(command)
+    command = click.argument(
+        "names", metavar="[PRODUCT]...", nargs=-1, callback=checked_product_names
+    )(command)
     command = click.option(
         "--all", "export_all", is_flag=True, help="Every product in the registry."
     )(command)

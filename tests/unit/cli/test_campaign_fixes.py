@@ -388,6 +388,19 @@ def test_export_refuses_an_empty_output_and_says_when_all_finds_nothing(
     )
 
 
+@pytest.mark.parametrize("command", ["asyncapi", "odcs", "openlineage", "datahub"])
+def test_export_refuses_what_cannot_be_a_product_name_as_a_usage_error(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`mesh export asyncapi 'BAD NAME'` asked the registry and said 404 (exit 1)."""
+    status, said = mesh(["export", command, "orders.order-placed", "BAD NAME"], capsys)
+    assert status == 2
+    assert (
+        "'BAD NAME' is not a product name `<domain>.<product>` (lowercase, e.g. "
+        "orders.order-placed)"
+    ) in said
+
+
 def test_init_force_says_which_files_it_replaced(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
