@@ -80,7 +80,6 @@ from mesh_stream.processing.app import (
     processor_app,
     schema_decoder,
 )
-from mesh_stream.processing.codec import field_defaults
 from mesh_stream.processing.dedup import SeenEvents, apply_once
 from mesh_stream.processing.deferred import DeferredTable, StateTooLargeError, defer_writes
 from mesh_stream.processing.expiry import WindowExpiry, clock_key
@@ -93,7 +92,7 @@ from mesh_stream.processing.metrics import (
 )
 from mesh_stream.processing.names import INTERNAL_TOPIC, processor_app_id
 from mesh_stream.processing.outputs import OutputProducer, flush_with_commits
-from mesh_stream.processing.reads import check_reads
+from mesh_stream.processing.reads import check_reads, read_defaults
 from mesh_stream.processing.rekey import (
     CLOCK_HEADER,
     ENVELOPES_PER_RECORD,
@@ -115,6 +114,7 @@ from mesh_stream.processing.spec import (
     emit_checked,
     inputs_problem,
     not_read_error,
+    read_fields,
 )
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings, environment_problems
@@ -433,22 +433,17 @@ class Aggregation:
         """The fields ``declared`` reads of a record written before some were added: those
         get their defaults from the input's latest schema; one without a default stops the
         worker, saying so."""
-        defaults = self._defaults.get(declared.product, {})
-        fields: dict[str, Any] = {}
-        for name in declared.reads:
-            if name in record:
-                fields[name] = record[name]
-            elif name in defaults:
-                fields[name] = defaults[name]
-            else:
-                missing = ProcessorError(
-                    f"field {name!r} of {declared.product} is not in the record: its writer "
-                    f"schema lacks it, and the latest schema gives it no default (give the "
-                    f"field a default in {declared.product}'s schema, or leave it out of "
-                    f"`reads`)"
-                )
-                raise self._fail(where, missing, name) from KeyError(name)
-        return fields
+        try:
+            return read_fields(declared.reads, record, self._defaults.get(declared.product, {}))
+        except KeyError as lacking:
+            name = str(lacking.args[0])
+            missing = ProcessorError(
+                f"field {name!r} of {declared.product} is not in the record: its writer "
+                f"schema lacks it, and the latest schema gives it no default (give the "
+                f"field a default in {declared.product}'s schema, or leave it out of "
+                f"`reads`)"
+            )
+            raise self._fail(where, missing, name) from lacking
 
     def route(
         self, topic: str, partition: int, offset: int, record: dict[str, Any], arrival_ms: int
@@ -857,11 +852,7 @@ def build(
     output = KeyedOutput(spec, outputs)
     partitions = spec.output.partitions
     input_partitions = {product.topic: product.partitions for product in spec.inputs}
-    defaults = {
-        declared.product: field_defaults(spec.input_schemas[declared.product], declared.reads)
-        for declared in processor.inputs
-        if declared.product in spec.input_schemas
-    }
+    defaults = read_defaults(processor, spec.input_schemas)
 
     def partition_of(key: str) -> int:
         return key_partition(key, partitions)

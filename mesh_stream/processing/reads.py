@@ -13,9 +13,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from mesh_stream.errors import ConfigurationError
+from mesh_stream.processing.codec import field_defaults
 from mesh_stream.processing.spec import Processor
 
-__all__ = ["check_reads", "schema_field_types", "schema_fields", "time_type_problem"]
+__all__ = [
+    "check_reads",
+    "read_defaults",
+    "schema_field_types",
+    "schema_fields",
+    "time_type_problem",
+]
 
 
 def schema_fields(schema_text: str) -> frozenset[str]:
@@ -88,3 +95,16 @@ def check_reads(processor: Processor, input_schemas: Mapping[str, str]) -> None:
                     f"timestamp-millis): name such a field, or leave event_time out to use "
                     f"the arrival time"
                 )
+
+
+def read_defaults(
+    processor: Processor, input_schemas: Mapping[str, str]
+) -> dict[str, dict[str, Any]]:
+    """Input product -> the defaults its latest schema (``input_schemas``) gives the fields
+    ``processor`` reads, as a worker and its reference take them for records written before
+    such a field was added (:func:`~mesh_stream.processing.codec.field_defaults`)."""
+    return {
+        declared.product: field_defaults(input_schemas[declared.product], declared.reads)
+        for declared in processor.inputs
+        if declared.product in input_schemas
+    }

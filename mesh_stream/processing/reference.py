@@ -29,6 +29,7 @@ from mesh_stream.processing.spec import (
     check_key,
     emit_checked,
     not_read_error,
+    read_fields,
     state_json,
 )
 
@@ -47,12 +48,19 @@ class InputRecord:
     where: str = ""
 
 
-def project_fields(processor: Processor, item: InputRecord) -> dict[str, Any]:
-    """The declared ``reads`` of ``item`` (what the engine forwards); a field the record
-    lacks is an error naming the processor, the input, the field and where the record is."""
+def project_fields(
+    processor: Processor,
+    item: InputRecord,
+    defaults: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The declared ``reads`` of ``item`` (what the engine forwards), a field its writer
+    schema lacks taking the input's default from ``defaults`` (input product -> field ->
+    value, :func:`~mesh_stream.processing.codec.field_defaults`) as the engine does; a field
+    missing without one is an error naming the processor, the input, the field and where
+    the record is."""
     reads = processor.input(item.product).reads
     try:
-        return {name: item.record[name] for name in reads}
+        return read_fields(reads, item.record, (defaults or {}).get(item.product, {}))
     except KeyError as missing:
         where = f" at {item.where}" if item.where else ""
         raise ConfigurationError(
@@ -61,8 +69,14 @@ def project_fields(processor: Processor, item: InputRecord) -> dict[str, Any]:
         ) from None
 
 
-def recompute(processor: Processor, records: Iterable[InputRecord]) -> dict[str, dict[str, Any]]:
-    """The final output record per Kafka key (``str`` of the state key) after ``records``.
+def recompute(
+    processor: Processor,
+    records: Iterable[InputRecord],
+    *,
+    defaults: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The final output record per Kafka key (``str`` of the state key) after ``records``
+    (``defaults`` as for :func:`project_fields`).
 
     Records are taken in the order given; give each input partition's records in offset
     order (``apply`` may not depend on anything more). The processor's own functions are
@@ -75,7 +89,7 @@ def recompute(processor: Processor, records: Iterable[InputRecord]) -> dict[str,
     last_of: dict[Any, InputRecord] = {}  # the newest record each state saw, for emit's errors
     dedup = processor.dedup
     for item in records:
-        fields = project_fields(processor, item)
+        fields = project_fields(processor, item, defaults)
         declared = processor.input(item.product)
         with _blamed(processor, "key", item, declared):
             key = declared.key(fields)

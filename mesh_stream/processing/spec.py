@@ -62,6 +62,7 @@ __all__ = [
     "inputs_problem",
     "key_field_differs",
     "not_read_error",
+    "read_fields",
 ]
 
 
@@ -564,3 +565,21 @@ def inputs_problem(processor: Processor, listed: Sequence[str], output: str) -> 
             f"descriptor's `inputs` (its lineage says what the product is built from)"
         )
     return None
+
+
+def read_fields(
+    reads: Sequence[str], record: Mapping[str, Any], defaults: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The ``reads`` of a decoded record, as the engine and its reference both read them: a
+    field the record's writer schema lacks takes its value from ``defaults`` (the input's
+    latest schema's defaults: a field added with one). A field missing without a default
+    raises ``KeyError`` naming it."""
+    fields: dict[str, Any] = {}
+    for name in reads:
+        if name in record:
+            fields[name] = record[name]
+        elif name in defaults:
+            fields[name] = defaults[name]
+        else:
+            raise KeyError(name)
+    return fields

@@ -41,7 +41,7 @@ from mesh_stream.errors import ConfigurationError, MeshError, ProcessorError
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.processing.codec import FramedAvroDecoder
 from mesh_stream.processing.names import INTERNAL_TOPIC, processor_app_id, sources_group
-from mesh_stream.processing.reads import check_reads
+from mesh_stream.processing.reads import check_reads, read_defaults
 from mesh_stream.processing.reference import InputRecord, recompute
 from mesh_stream.processing.spec import Processor, inputs_problem
 from mesh_stream.producer import ProductPublisher
@@ -283,6 +283,7 @@ def expected_records(
     output: DataProduct | None = None,
     *,
     pause_s: float = REPEAT_PAUSE_S,
+    defaults: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Recomputation:
     """The final record per key that ``inputs`` (partitions merged by timestamp) must give,
     as ``schema`` writes it, by the processor ``load`` returns (a freshly imported one each
@@ -303,15 +304,17 @@ def expected_records(
     """
     processor = load()
     began = time.monotonic()
-    expected = as_written(schema, recompute(processor, inputs), output)
+    expected = as_written(schema, recompute(processor, inputs, defaults=defaults), output)
     time.sleep(max(0.0, began + pause_s - time.monotonic()))
-    again = as_written(schema, recompute(processor, inputs), output)
+    again = as_written(schema, recompute(processor, inputs, defaults=defaults), output)
     reordered = compare(expected, expected)
     for descending in (True, False):
         by_partition = sorted(
             inputs, key=lambda item: item.where.rpartition("@")[0], reverse=descending
         )
-        reordered = compare(expected, as_written(schema, recompute(load(), by_partition), output))
+        reordered = compare(
+            expected, as_written(schema, recompute(load(), by_partition, defaults=defaults), output)
+        )
         if _keys(reordered):
             break
     return Recomputation(expected, compare(expected, again), reordered)
@@ -520,7 +523,11 @@ class _Run:
         schema = self.registry.get_latest(self.output.value_subject).schema
         module, declared = self.options.module, self.processor
         self.recomputation = expected_records(
-            lambda: fresh_processor(module, declared), inputs, schema, self.output
+            lambda: fresh_processor(module, declared),
+            inputs,
+            schema,
+            self.output,
+            defaults=read_defaults(declared, {s.product.name: s.schema for s in self.sources}),
         )
         return self.recomputation.expected
 
@@ -567,7 +574,12 @@ def verify(
             records = _generated_records(processor, sources, options, progress)
     # The processor's own functions over this input, before any Kafka: one that raises or
     # breaks its contract is named with its record at once (a ProcessorError).
-    as_written(schema_text(output, project.root), recompute(processor, records), output)
+    recomputed = recompute(
+        processor,
+        records,
+        defaults=read_defaults(processor, {s.product.name: s.schema for s in sources}),
+    )
+    as_written(schema_text(output, project.root), recomputed, output)
     work_dir = options.work_dir or Path(tempfile.mkdtemp(prefix="mesh-verify-"))
     work_dir.mkdir(parents=True, exist_ok=True)
     result = VerifyResult(None)

@@ -650,6 +650,7 @@ def test_a_field_added_with_a_default_reads_as_it_in_records_written_before() ->
     record written before it stopped the worker with KeyError 'colour', even with
     `.get()` in apply (a processor team's campaign)."""
     from mesh_stream.processing.codec import field_defaults
+    from mesh_stream.processing.reads import read_defaults
 
     latest = json.dumps(
         {
@@ -680,8 +681,9 @@ def test_a_field_added_with_a_default_reads_as_it_in_records_written_before() ->
         fold,
         lambda _key, state: state,
     )
-    defaults = {"orders.order-placed": field_defaults(latest, ("region", "colour", "units"))}
+    defaults = read_defaults(processor, {"orders.order-placed": latest})
     assert defaults == {"orders.order-placed": {"colour": None, "units": 1}}
+    assert field_defaults(latest, ("region",)) == {}
     worker = Worker(processor, defaults=defaults)
     old, new = {"region": "eu"}, {"region": "eu", "colour": "red", "units": 4}
     internal = worker.forward(
@@ -692,6 +694,14 @@ def test_a_field_added_with_a_default_reads_as_it_in_records_written_before() ->
     )
     worker.aggregate(internal)
     assert seen == [(None, 1), ("red", 4)]
+    # the reference reads the old record the same way (mesh verify recomputes with it)
+    inputs = [
+        InputRecord("orders.order-placed", old, BASE),
+        InputRecord("orders.order-placed", new, BASE),
+    ]
+    assert recompute(processor, inputs, defaults=defaults) == worker.outputs
+    with pytest.raises(ConfigurationError, match="has no field 'colour'"):
+        recompute(processor, inputs)  # without the defaults: the field is missing
 
 
 def test_apply_and_emit_failures_name_the_input_record(caplog: pytest.LogCaptureFixture) -> None:
