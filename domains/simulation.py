@@ -99,7 +99,8 @@ def simulate(
                 connection=connection,
             )
             stack.callback(publisher.close)
-            register_source_product(registry, product, project.root)
+            if settings.producer_auto_register:  # else `mesh products apply` registers it
+                register_source_product(registry, product, project.root)
             publishers[product.name] = publisher
         for event in paced(domain_events(story, domain), stop=stop):
             if end_ms is not None and event.emit_at_ms >= end_ms:

@@ -439,7 +439,8 @@ class MeshSettings(BaseSettings):
         "a descriptor the catalog lacks, itself (as Confluent's `auto.register.schemas`). "
         "`false` for production publishers: they only use the version `mesh products apply` "
         "registered and refuse to start without it, so a working copy cannot change a "
-        "contract.",
+        "contract. (`mesh up` itself still registers its project when it starts, as `mesh "
+        "products apply` would.)",
     )
 
     monitor_interval_seconds: float = Field(

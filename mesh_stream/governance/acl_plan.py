@@ -292,7 +292,10 @@ def plan_acls(
     build.grant(reg, Resource.TOPIC, Pattern.LITERAL, health_topic, _PEEK_OPS)
     mon = monitor_principal
     for topic in (health_topic, alerts_topic):
-        build.grant(mon, Resource.TOPIC, Pattern.LITERAL, topic, _OWN_TOPIC_OPS)
+        # ALTER_CONFIGS: the monitor corrects its topics when a broker auto-created them
+        build.grant(
+            mon, Resource.TOPIC, Pattern.LITERAL, topic, (*_OWN_TOPIC_OPS, Operation.ALTER_CONFIGS)
+        )
     build.grant(mon, Resource.GROUP, Pattern.PREFIXED, MONITOR_PREFIX, [Operation.READ])
     build.grant(mon, Resource.CLUSTER, Pattern.LITERAL, CLUSTER, _CLUSTER_OPS)
     for domain in all_domains:

@@ -165,7 +165,8 @@ def test_the_monitor_reads_products_and_dlqs_describes_groups_and_owns_its_topic
         health_topic="_health",
         alerts_topic="_alerts",
     )
-    owned = (Op.READ, Op.WRITE, Op.CREATE, Op.DESCRIBE, Op.DESCRIBE_CONFIGS)
+    # ALTER_CONFIGS: it corrects its topics when a broker auto-created them with its defaults
+    owned = (Op.READ, Op.WRITE, Op.CREATE, Op.DESCRIBE, Op.DESCRIBE_CONFIGS, Op.ALTER_CONFIGS)
     domains = ("audit", "people", "shop", "stats")
     assert of(plan.acls, "User:mon") == grants(
         "User:mon",
@@ -433,7 +434,7 @@ def test_mesh_acl_plan_prints_the_bindings_grouped_by_principal(
     assert run(["acl", "plan"]) == 0
     out, err = capsys.readouterr()
     assert out.splitlines()[:3] == [
-        "User:monitor (32 ACLs)",
+        "User:monitor (34 ACLs)",
         "  ALLOW DESCRIBE_CONFIGS CLUSTER          LITERAL  kafka-cluster",
         "  ALLOW IDEMPOTENT_WRITE CLUSTER          LITERAL  kafka-cluster",
     ]
