@@ -36,9 +36,16 @@ def cell(value: object, style: str = "") -> Text:
     return Text(visible(value), style=style)
 
 
+#: The widest a name column asks to be: a longer name folds onto more lines, whole, so the
+#: other columns keep room (a 65-character name at 80 columns emptied them all).
+WHOLE_NAME_WIDTH = 48
+
+
 def whole_names(table: Table, column: int, names: Iterable[str]) -> None:
-    """Show ``column``'s names (products, consumer groups) whole, on one line: cut to fit
-    80 columns, two products (or a processor's three groups) looked the same
-    (``orders.order-…``). The other columns wrap instead."""
-    table.columns[column].min_width = max((len(name) for name in names), default=0)
-    table.columns[column].no_wrap = True
+    """Show ``column``'s names (products, consumer groups) whole: cut to fit 80 columns, two
+    products (or a processor's three groups) looked the same (``orders.order-…``). The
+    column asks for its longest name's width, up to :data:`WHOLE_NAME_WIDTH`; a name wider
+    than that folds onto further lines rather than losing its end."""
+    longest = max((len(name) for name in names), default=0)
+    table.columns[column].min_width = min(longest, WHOLE_NAME_WIDTH)
+    table.columns[column].overflow = "fold"

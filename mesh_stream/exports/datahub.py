@@ -381,22 +381,35 @@ def post_proposals(
             if response.status_code >= 400:
                 raise MeshError(
                     f"DataHub GMS at {shown} refused {where}: HTTP {response.status_code} "
-                    f"{_gms_said(response)}"
+                    f"{_gms_said(response, token=token is not None)}"
                 )
     return len(mcps)
 
 
-def _gms_said(response: httpx.Response) -> str:
+def _gms_said(response: httpx.Response, *, token: bool) -> str:
     """GMS's own message in one line, or what answered instead (an HTML error page printed
-    whole buried the status; a campaign)."""
+    whole buried the status; a campaign); a refused credential names the token setting."""
     kind = response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
     try:
         body = response.json()
     except ValueError:
         body = None
+    said = ""
     if isinstance(body, dict):
-        message = body.get("message") or body.get("exceptionClass") or json.dumps(body)
-        return " ".join(str(message).split())[:300]
+        said = str(body.get("message") or body.get("exceptionClass") or json.dumps(body))
+    elif body is not None:
+        said = json.dumps(body)
+    said = " ".join(said.split())[:300]
+    if response.status_code in (401, 403):
+        fix = (
+            "check that MESH_DATAHUB_TOKEN is a valid DataHub access token allowed to ingest"
+            if token
+            else "set MESH_DATAHUB_TOKEN to a DataHub access token (metadata service "
+            "authentication is on)"
+        )
+        return f"{said + '; ' if said else ''}{fix}"
+    if said:
+        return said
     return (
         f"with {kind}, not a DataHub GMS answer; is --gms-url the GMS (its REST API, port "
         f"8080 by default), not the DataHub frontend?"

@@ -143,9 +143,9 @@ class KafkaMeter:
         client keeps asking for consumer groups' committed offsets where no answer comes
         (every request times out until the client is replaced; a new one is answered at
         once), so a round that failed or timed out asks with new clients."""
-        self._reader.close()
+        reader, self._reader = self._reader, self._new_reader()  # new first: no closed one
         self._admin = make_admin(self.conn, {"log_level": 0})
-        self._reader = self._new_reader()
+        reader.close()
 
     def _new_reader(self) -> Consumer:
         return make_consumer(
@@ -288,7 +288,9 @@ class KafkaMeter:
             try:
                 answer = future.result(self.timeout)
             except (KafkaException, TimeoutError) as exc:
-                unanswered = True
+                # only no answer calls for a new client; a refusal (no DESCRIBE on the group)
+                # would make one every round
+                unanswered = unanswered or _unanswered(exc)
                 said = str(exc) or f"no answer within {self.timeout:.0f} s"
                 log.warning("committed offsets of group %s on %s: %s", key[0], key[1], said)
                 continue
@@ -413,6 +415,17 @@ class KafkaMeter:
             return call()
         except KafkaException as exc:
             raise explain_kafka_error(exc, self.conn, operation=operation) from exc
+
+
+#: Errors of a request nobody answered (not a refusal): a new admin client may be answered.
+_NO_ANSWER = frozenset({KafkaError._TIMED_OUT, KafkaError.REQUEST_TIMED_OUT, KafkaError._TRANSPORT})
+
+
+def _unanswered(exc: BaseException) -> bool:
+    if isinstance(exc, TimeoutError):
+        return True
+    error = exc.args[0] if exc.args else None
+    return isinstance(error, KafkaError) and error.code() in _NO_ANSWER
 
 
 def _recent(minute_offset: int, end: int, earliest: int) -> int:

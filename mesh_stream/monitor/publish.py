@@ -108,8 +108,8 @@ class HealthLog:
         """A new consumer that reads the last hour back again (a round failed: a restarted
         or recreated topic may have left the old one's positions behind). What was read
         stays; reading it twice changes nothing."""
-        self._consumer.close()
-        self._consumer = self._new_consumer()
+        consumer, self._consumer = self._consumer, self._new_consumer()  # no closed one left
+        consumer.close()
         self._assigned = False
         self._next = {}
         self._start_ms = now_ms - READ_BACK_MS

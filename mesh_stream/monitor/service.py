@@ -30,7 +30,7 @@ from confluent_kafka import KafkaException
 from pydantic import ValidationError
 
 from mesh_stream.descriptor import DataProduct
-from mesh_stream.errors import MeshError
+from mesh_stream.errors import ConfigurationError, MeshError, RegistryError
 from mesh_stream.health import Alert, ProductHealth, Status
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.monitor import status as judging
@@ -234,12 +234,18 @@ class ProductMonitor:
                 late = f"a Kafka request was not answered in time ({type(exc).__name__})"
                 said = str(exc) or late
                 retry = min(self.interval, RETRY_SECONDS)
+                kafka = not isinstance(exc, (RegistryError, ConfigurationError))
                 log.warning(
-                    "measurement skipped: %s; trying again in %.0f s with new Kafka clients",
+                    "measurement skipped: %s; trying again in %.0f s%s",
                     said,
                     retry,
+                    " with new Kafka clients" if kafka else "",
                 )
-                self.reconnect()
+                if kafka:  # a registry outage leaves Kafka's clients as they are
+                    try:
+                        self.reconnect()
+                    except Exception as failed:  # the loop never stops on a failed round
+                        log.warning("new Kafka clients could not be made: %s", failed)
                 stop.wait(max(0.0, retry - (time.monotonic() - started)))
                 continue
             else:

@@ -285,3 +285,16 @@ def test_names_are_never_cut_to_look_alike_at_80_columns() -> None:
     shown = out.getvalue()
     for name in (*names, *groups):
         assert name in shown, shown
+
+
+def test_a_very_long_name_folds_whole_and_leaves_the_other_columns_room() -> None:
+    """Asking for the longest name's width emptied every other column at 80 columns."""
+    long_name = "orders." + "very-long-product-name-" * 3 + "x"
+    every = {long_name: _health(long_name, Status.DEGRADED, 1, figures=(LAG,))}
+    out = io.StringIO()
+    Console(file=out, width=80).print(health_view.status_table(every))
+    shown = out.getvalue()
+    assert "".join(line.split("│")[1].strip() for line in shown.splitlines() if "│" in line) == (
+        long_name
+    )
+    assert "degraded" in shown

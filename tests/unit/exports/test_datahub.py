@@ -200,8 +200,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
         self.server.requests.append((self.path, dict(self.headers.items()), body))
-        if self.server.html:  # not a GMS: a web server's error page
-            self.send_error(501, "Unsupported method ('POST')")
+        if self.server.html:  # a web server's error page (501), or a refused token's (401)
+            status = 501 if self.server.status < 400 else self.server.status
+            self.send_error(status, "Unsupported method ('POST')")
             return
         self.send_response(self.server.status)
         self.send_header("Content-Type", "application/json")
@@ -259,7 +260,7 @@ def test_a_refusal_gives_gms_s_message_or_says_what_answered_instead_in_one_line
     with pytest.raises(MeshError) as err:
         datahub.post_proposals(mcps, gms.url)
     assert str(err.value).endswith("domainProperties: HTTP 422 nope")
-    gms.html = True
+    gms.status, gms.html = 200, True  # a web server answering POST with its 501 page
     with pytest.raises(MeshError) as err:
         datahub.post_proposals(mcps, gms.url)
     said = str(err.value)
@@ -269,6 +270,27 @@ def test_a_refusal_gives_gms_s_message_or_says_what_answered_instead_in_one_line
         "domainProperties: HTTP 501 with text/html, not a DataHub GMS answer; is --gms-url the "
         "GMS (its REST API, port 8080 by default), not the DataHub frontend?"
     )
+
+
+@pytest.mark.parametrize(
+    ("token", "fix"),
+    [
+        (None, "set MESH_DATAHUB_TOKEN to a DataHub access token (metadata service "
+               "authentication is on)"),
+        ("tok-secret", "check that MESH_DATAHUB_TOKEN is a valid DataHub access token "
+                       "allowed to ingest"),
+    ],
+)  # fmt: skip
+def test_a_refused_credential_names_the_token_setting_not_the_url(
+    gms: Gms, mcps: list[dict[str, Any]], token: str | None, fix: str
+) -> None:
+    """A GMS refusing the token with an HTML page was called 'not a DataHub GMS answer; is
+    --gms-url the GMS' (review h29)."""
+    gms.status, gms.html = 401, True
+    with pytest.raises(MeshError) as err:
+        datahub.post_proposals(mcps, gms.url, token=token)
+    assert str(err.value).endswith(f"domainProperties: HTTP 401 {fix}")
+    assert "tok-secret" not in str(err.value)
 
 
 def test_an_unreachable_or_odd_gms_url_is_one_clear_error(gms: Gms) -> None:

@@ -48,4 +48,31 @@ def test_a_failed_round_is_logged_and_the_next_one_runs(
     skipped = [r.getMessage() for r in caplog.records if "measurement skipped" in r.getMessage()]
     assert len(skipped) == 2
     assert said in skipped[0]
-    assert len(reconnects) == 2  # each failed round: new Kafka clients for the next one
+    # each round Kafka failed: new Kafka clients for the next one; a registry outage: none
+    assert len(reconnects) == (0 if isinstance(failure, RegistryUnavailableError) else 2)
+
+
+def test_clients_that_cannot_be_made_again_do_not_end_the_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monitor = object.__new__(ProductMonitor)
+    monitor.interval = 0.01
+    monitor.metrics = None
+    stop = threading.Event()
+    calls: list[int] = []
+
+    def measure() -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            stop.set()
+        raise TimeoutError
+
+    def reconnect() -> None:
+        raise RuntimeError("no memory for a client")
+
+    monitor.measure = measure  # type: ignore[method-assign]
+    monitor.reconnect = reconnect  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING):
+        monitor.run(stop)
+    assert len(calls) == 2  # the loop went on
+    assert "new Kafka clients could not be made: no memory for a client" in caplog.text
