@@ -112,6 +112,7 @@ class ProductHealth(BaseModel):
     interval_ms: int | None = Field(
         default=None,
         ge=1,
+        le=604_800_000,  # the monitor's own limit (a week): no record stays fresh for longer
         description="The measuring monitor's interval (ms): the registry serves a record "
         "older than 3 of them (at least 5 minutes) as `no data`.",
     )

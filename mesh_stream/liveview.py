@@ -575,8 +575,10 @@ def render(
         stopped = [Text("Processor crashes (latest per process)", style="bold italic"), lines]
 
     problems = [f"monitor: {visible(p)}" for p in (snapshot.problems if snapshot else ())]
-    happened = [(problem, True) for problem in problems[-max_events:]]
-    happened += [(visible(e.line()), e.is_problem) for e in list(events)[-max_events:]]
+    # the supervisor's events, oldest first, then what the monitor finds wrong now: a short
+    # terminal loses the oldest events first
+    happened = [(visible(e.line()), e.is_problem) for e in list(events)[-max_events:]]
+    happened += [(problem, True) for problem in problems[-max_events:]]
 
     def recent(count: int) -> list[RenderableType]:
         shown = happened[-count:] if count else []
@@ -590,9 +592,14 @@ def render(
 
     optional = [table for table in (latest, lag) if table is not None and table.row_count]
 
-    def frame(kept: Sequence[Table], events_shown: int) -> list[RenderableType]:
+    def frame(
+        kept: Sequence[Table], events_shown: int, *, first: bool = False
+    ) -> list[RenderableType]:
         middle = [products, *kept, processes]
-        return [*top, *middle, *stopped, *recent(events_shown)]
+        wrong = [*stopped, *recent(events_shown)]
+        if first:  # nothing else can go: what went wrong above the tables a terminal cuts
+            return [*top, *wrong, *middle]
+        return [*top, *middle, *wrong]
 
     shown = len(happened)
     parts = frame(optional, shown)
@@ -604,6 +611,7 @@ def render(
             elif shown > 2:
                 shown -= 1
             else:
+                parts = frame(optional, shown, first=True)
                 break
             parts = frame(optional, shown)
     return Group(*parts)

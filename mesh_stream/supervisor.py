@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -196,6 +197,7 @@ def _kill_orphans(pgid: int) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
 #: How much of a child's last log line an exit event quotes.
 QUOTED_CHARS = 200
 
@@ -215,7 +217,8 @@ def last_log_line(log_file: Path) -> str | None:
         if line.startswith("=== ") and " mesh up: start #" in line:
             return None  # the run wrote nothing after its start marker
         if line:
-            shown = visible(line)
+            # a library may echo a URL with its user:password: never quoted as it is
+            shown = visible(_USERINFO.sub(r"\1<hidden>@", line))
             return shown if len(shown) <= QUOTED_CHARS else shown[: QUOTED_CHARS - 1] + "…"
     return None
 

@@ -180,10 +180,11 @@ def dlq_topic_spec(
     """A product's dead-letter topic (or ``topic``, a rule's own): the product's partitions
     and replication, always ``delete``, never compacted, whatever the product is: compaction
     would keep one dead letter per key, and a compacted topic refuses a record without a key.
-    The product's retention when it deletes, else :data:`DLQ_RETENTION_MS`."""
+    The product's retention (-1: for ever) when it deletes, else :data:`DLQ_RETENTION_MS`."""
     product_spec = product_topic_spec(product, cluster, topic=topic or product.dlq_topic)
     deletes = "delete" in _policies(product_spec.config.get("cleanup.policy", "delete"))
-    retention = product.retention.ms if deletes and product.retention.ms > 0 else DLQ_RETENTION_MS
+    # -1 (kept for ever) is the product's too; a compacted product's keeps DLQ_RETENTION_MS
+    retention = product.retention.ms if deletes and product.retention.ms != 0 else DLQ_RETENTION_MS
     return topic_spec(
         product_spec.name,
         cluster,

@@ -110,6 +110,10 @@ def test_a_dead_letter_topic_deletes_by_age_whatever_its_product_does() -> None:
     assert upserts.name == "orders.rule-letters"
     assert upserts.config["cleanup.policy"] == "delete"
     assert upserts.config["retention.ms"] == str(DLQ_RETENTION_MS)
+    forever = ORDERS.model_copy(
+        update={"retention": ORDERS.retention.model_copy(update={"ms": -1})}
+    )
+    assert dlq_topic_spec(forever, ONE).config["retention.ms"] == "-1"  # the product's
 
 
 def test_descriptor_replication_factor_is_an_optional_strict_positive_int() -> None:

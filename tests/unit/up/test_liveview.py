@@ -317,3 +317,27 @@ def test_a_frame_taller_than_the_terminal_keeps_what_went_wrong(tmp_path: Path) 
         assert any("Kafka stopped running; restart #7" in line for line in cut)
     assert not any("Processor lag" in line for line in tiny)
     assert not any("restart #0" in line for line in tiny)  # older events went
+
+
+def test_a_terminal_too_short_for_any_table_shows_what_went_wrong_first(tmp_path: Path) -> None:
+    """Cut at the bottom, a frame still too tall lost its crashes and events (review h29);
+    the monitor's current problems outlast older supervisor events."""
+    context = ViewContext("k:1", None, tmp_path, started_at=0.0)
+    events = [
+        SupervisorEvent(
+            datetime(2026, 1, 2, 3, 4, second, tzinfo=UTC),
+            "kafka",
+            EventKind.EXITED,
+            f"Kafka stopped running; restart #{second}",
+            exit_status=1,
+        )
+        for second in range(5)
+    ]
+    crash = "processor r crashed on t[0]@5: KeyError 'region' (field 'region')"
+    drawn = render(
+        context, snapshot(), children(tmp_path), events, crashes={"r": crash}, size=(160, 8)
+    )
+    lines = render_text(drawn, width=160).splitlines()
+    assert any(crash in line for line in lines[:8])
+    assert any("monitor: end offset of x[0] unknown: timeout" in line for line in lines[:8])
+    assert not any("restart #0" in line for line in lines)  # older events went first

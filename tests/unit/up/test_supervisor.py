@@ -358,3 +358,18 @@ def test_duplicate_names_are_refused(tmp_path: Path) -> None:
     spec = ChildSpec("twin", "simulator", python("pass"))
     with pytest.raises(Exception, match="two supervised children are named 'twin'"):
         Supervisor([spec, spec], tmp_path)
+
+
+def test_a_quoted_last_line_never_shows_a_url_s_password(tmp_path: Path) -> None:
+    """The exit event quotes the child's last line; a library echoing a URL with its
+    user:password would have put the password on mesh up's output (review h29)."""
+    from mesh_stream.supervisor import last_log_line
+
+    log = tmp_path / "child.log"
+    log.write_text(
+        "\n=== 2026 mesh up: start #1: x\n"
+        "error: cannot reach http://admin:S3CRET@reg:8081/x (ConnectError)\n\n"
+    )
+    assert last_log_line(log) == "error: cannot reach http://<hidden>@reg:8081/x (ConnectError)"
+    log.write_text("\n=== 2026 mesh up: start #1: x\n")
+    assert last_log_line(log) is None  # this run wrote nothing
