@@ -69,12 +69,11 @@ def write_mixed(
     return schema_id, dict(zip(offsets, pills, strict=True))
 
 
-def test_poison_pills_go_to_the_dead_letter_topic_and_consumption_goes_on(
-    kafka: KafkaAddress, client: RegistryClient
-) -> None:
-    product = new_product("dlq", partitions=1)
-    _, pills = write_mixed(product, kafka, client)
-    group = f"dlq-{uuid.uuid4().hex[:8]}"
+def consume_ten(
+    product: DataProduct, kafka: KafkaAddress, client: RegistryClient, group: str
+) -> list[ConsumedRecord]:
+    """The ten good records of :func:`write_mixed`, as a dead-lettering consumer reads them
+    (the pills go to the dead-letter topic on the way)."""
     with ProductConsumer(
         [product],
         group_id=group,
@@ -87,6 +86,16 @@ def test_poison_pills_go_to_the_dead_letter_topic_and_consumption_goes_on(
             records += consumer.consume(10 - len(records), 1.0)
             if len(records) == 10:
                 break
+    return records
+
+
+def test_poison_pills_go_to_the_dead_letter_topic_and_consumption_goes_on(
+    kafka: KafkaAddress, client: RegistryClient
+) -> None:
+    product = new_product("dlq", partitions=1)
+    _, pills = write_mixed(product, kafka, client)
+    group = f"dlq-{uuid.uuid4().hex[:8]}"
+    records = consume_ten(product, kafka, client, group)
     assert [r.value for r in records] == [decoded(make_order(i)) for i in range(10)]
     assert [r.offset for r in records] == [o for o in range(13) if o not in pills]
 
@@ -153,18 +162,7 @@ def test_a_compacted_product_s_dead_letter_topic_is_never_compacted(
     product = DataProduct.model_validate(document)
     assert product.retention.cleanup_policy.value == "compact"
     _, pills = write_mixed(product, kafka, client)
-    with ProductConsumer(
-        [product],
-        group_id=f"dlq-{uuid.uuid4().hex[:8]}",
-        bootstrap_servers=kafka.bootstrap_servers,
-        registry=client,
-        from_beginning=True,
-    ) as consumer:
-        records: list[ConsumedRecord] = []
-        for _ in range(30):
-            records += consumer.consume(10 - len(records), 1.0)
-            if len(records) == 10:
-                break
+    records = consume_ten(product, kafka, client, f"dlq-{uuid.uuid4().hex[:8]}")
     assert len(records) == 10
     assert len(read_raw(kafka.bootstrap_servers, product.dlq_topic, 3)) == len(pills) == 3
     admin = make_admin(KafkaConnection.create(kafka.bootstrap_servers))
@@ -192,18 +190,7 @@ def test_mesh_tail_dead_letters_shows_each_one_with_why_and_where(
     products.mkdir(parents=True)
     (products / "dlq-tail.yaml").write_text(yaml.safe_dump(product.to_document()))
     (tmp_path / "mesh.yaml").write_text("domains: [orders]\n")
-    with ProductConsumer(
-        [product],
-        group_id=f"dlq-{uuid.uuid4().hex[:8]}",
-        bootstrap_servers=kafka.bootstrap_servers,
-        registry=client,
-        from_beginning=True,
-    ) as consumer:
-        records: list[ConsumedRecord] = []
-        for _ in range(30):
-            records += consumer.consume(10 - len(records), 1.0)
-            if len(records) == 10:
-                break
+    consume_ten(product, kafka, client, f"dlq-{uuid.uuid4().hex[:8]}")
     assert len(read_raw(kafka.bootstrap_servers, product.dlq_topic, 3)) == 3
     env = {"MESH_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "MESH_REGISTRY_URL": registry.url}
     argv = ["tail", product.name, "--dead-letters", "--from-beginning", "--max", "3"]

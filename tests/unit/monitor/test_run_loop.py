@@ -13,6 +13,14 @@ from mesh_stream.errors import RegistryUnavailableError
 from mesh_stream.monitor.service import ProductMonitor
 
 
+def loop_only() -> ProductMonitor:
+    """A monitor without Kafka or a registry: only its loop runs (measure is replaced)."""
+    monitor = object.__new__(ProductMonitor)
+    monitor.interval = 0.01
+    monitor.metrics = None
+    return monitor
+
+
 @pytest.mark.parametrize(
     ("failure", "said"),
     [
@@ -26,9 +34,7 @@ from mesh_stream.monitor.service import ProductMonitor
 def test_a_failed_round_is_logged_and_the_next_one_runs(
     failure: BaseException, said: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monitor = object.__new__(ProductMonitor)  # no Kafka: only the loop runs
-    monitor.interval = 0.01
-    monitor.metrics = None
+    monitor = loop_only()
     stop = threading.Event()
     calls: list[int] = []
 
@@ -55,9 +61,7 @@ def test_a_failed_round_is_logged_and_the_next_one_runs(
 def test_clients_that_cannot_be_made_again_do_not_end_the_loop(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monitor = object.__new__(ProductMonitor)
-    monitor.interval = 0.01
-    monitor.metrics = None
+    monitor = loop_only()
     stop = threading.Event()
     calls: list[int] = []
 

@@ -279,13 +279,9 @@ def test_the_monitor_takes_health_from_the_registry_and_survives_it_being_down()
     assert "health unknown: registry at http://127.0.0.1:1 is unreachable" in sampled.problems
 
 
-def test_a_frame_taller_than_the_terminal_keeps_what_went_wrong(tmp_path: Path) -> None:
-    """At 160x60 the sample mesh's frame was taller than the terminal, which cut the bottom:
-    'Kafka stopped running' and a crash never showed (a platform operator's campaign). The
-    latest values go first, then the lag table, then older events; crashes and the newest
-    event stay."""
-    context = ViewContext("k:1", None, tmp_path, started_at=0.0)
-    events = [
+def broker_restarts(count: int) -> list[SupervisorEvent]:
+    """``count`` events of the broker stopping, one a second, the newest last."""
+    return [
         SupervisorEvent(
             datetime(2026, 1, 2, 3, 4, second, tzinfo=UTC),
             "kafka",
@@ -293,8 +289,17 @@ def test_a_frame_taller_than_the_terminal_keeps_what_went_wrong(tmp_path: Path) 
             f"Kafka stopped running; restart #{second}",
             exit_status=1,
         )
-        for second in range(8)
+        for second in range(count)
     ]
+
+
+def test_a_frame_taller_than_the_terminal_keeps_what_went_wrong(tmp_path: Path) -> None:
+    """At 160x60 the sample mesh's frame was taller than the terminal, which cut the bottom:
+    'Kafka stopped running' and a crash never showed (a platform operator's campaign). The
+    latest values go first, then the lag table, then older events; crashes and the newest
+    event stay."""
+    context = ViewContext("k:1", None, tmp_path, started_at=0.0)
+    events = broker_restarts(8)
     crash = "processor r crashed on t[0]@5: KeyError 'region' (field 'region')"
 
     def lines(size: tuple[int, int] | None) -> list[str]:
@@ -323,16 +328,7 @@ def test_a_terminal_too_short_for_any_table_shows_what_went_wrong_first(tmp_path
     """Cut at the bottom, a frame still too tall lost its crashes and events (review h29);
     the monitor's current problems outlast older supervisor events."""
     context = ViewContext("k:1", None, tmp_path, started_at=0.0)
-    events = [
-        SupervisorEvent(
-            datetime(2026, 1, 2, 3, 4, second, tzinfo=UTC),
-            "kafka",
-            EventKind.EXITED,
-            f"Kafka stopped running; restart #{second}",
-            exit_status=1,
-        )
-        for second in range(5)
-    ]
+    events = broker_restarts(5)
     crash = "processor r crashed on t[0]@5: KeyError 'region' (field 'region')"
     drawn = render(
         context, snapshot(), children(tmp_path), events, crashes={"r": crash}, size=(160, 8)
