@@ -22,6 +22,7 @@ import base64
 import contextlib
 import json
 import os
+import random
 import shlex
 import shutil
 import signal
@@ -179,7 +180,24 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
+#: Where :func:`free_port` picks from: below Linux's ephemeral range (32768-60999), so no
+#: outgoing connection's local port takes the one picked before its listener binds it (a
+#: registry started on a picked port lost it that way).
+PICKED_PORTS = range(20_000, 32_768)
+_picker = random.Random()  # its own generator: the process's random state is left alone
+
+
 def free_port() -> int:
+    """A port nothing listens on now, picked outside the ephemeral range when one is free
+    there (else one the kernel gives)."""
+    for _ in range(64):
+        port = _picker.randrange(PICKED_PORTS.start, PICKED_PORTS.stop)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])

@@ -425,3 +425,18 @@ def test_strays_are_nodes_of_this_data_dir_not_of_one_whose_path_holds_it(
         for process in (other, mine):
             process.kill()
             process.wait()
+
+
+def test_a_free_port_is_picked_below_the_ephemeral_range_and_can_be_bound() -> None:
+    """A port the kernel gave (bind 0) sits in the ephemeral range, where any outgoing
+    connection may take it before the listener binds it: a test's registry lost its port
+    that way (verify28). Picked below that range, each is free when returned."""
+    import socket
+
+    from mesh_stream.broker.cluster import PICKED_PORTS
+
+    ports = [free_port() for _ in range(20)]
+    assert all(port in PICKED_PORTS for port in ports)
+    assert len(set(ports)) > 1  # picked at random, not one after the other
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", ports[0]))
