@@ -331,16 +331,8 @@ def registered_contract(
     :func:`register_contract` would register it), never registering one: for publishers
     whose auto-registration is off. None registered is a :class:`ConfigurationError`
     naming the product, the subject and ``source``, and how to register it."""
-    contract = _contract(product, schema)
     try:
-        return _patiently(
-            lambda: registry.lookup(
-                product.value_subject,
-                schema,
-                metadata=contract.metadata,
-                rule_set=contract.rule_set,
-            )
-        )
+        return _register(registry.lookup, product, schema, source)  # the same request's body
     except (SchemaNotFoundError, SubjectNotFoundError) as exc:
         raise ConfigurationError(
             f"{source or product.schema_file}: the value schema of {product.name} with its "
@@ -375,7 +367,7 @@ def _register(
     schema: str | Mapping[str, Any],
     source: Path | str | None,
 ) -> T:
-    """``call`` (a register method) with the value subject, ``schema`` and the product's
+    """``call`` (a register or lookup method) with the value subject, ``schema`` and the product's
     compiled contract, retried while the registry is unreachable; a refusal names the
     product, the subject and ``source``."""
     contract = _contract(product, schema)

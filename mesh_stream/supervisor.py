@@ -35,6 +35,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from mesh_stream.errors import ConfigurationError
+from mesh_stream.settings import shown_url
 from mesh_stream.terminal import visible
 
 #: Kinds stop in this order; kinds not listed stop last.
@@ -197,7 +198,7 @@ def _kill_orphans(pgid: int) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
 #: How much of a child's last log line an exit event quotes.
 QUOTED_CHARS = 200
 
@@ -217,8 +218,8 @@ def last_log_line(log_file: Path) -> str | None:
         if line.startswith("=== ") and " mesh up: start #" in line:
             return None  # the run wrote nothing after its start marker
         if line:
-            # a library may echo a URL with its user:password: never quoted as it is
-            shown = visible(_USERINFO.sub(r"\1<hidden>@", line))
+            # a library may echo a URL with its user:password or a token: as messages show it
+            shown = visible(_URL.sub(lambda url: shown_url(url.group()), line))
             return shown if len(shown) <= QUOTED_CHARS else shown[: QUOTED_CHARS - 1] + "…"
     return None
 

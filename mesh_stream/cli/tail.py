@@ -308,8 +308,11 @@ def _print_dead_letters(
         while max_records is None or shown < max_records:
             if last_seen is None and (joined or time.monotonic() - started >= JOIN_WAIT_S):
                 last_seen = time.monotonic()
-            late = last_seen is not None and time.monotonic() - last_seen >= (timeout or 0)
-            if timeout is not None and late:
+            if (
+                timeout is not None
+                and last_seen is not None
+                and time.monotonic() - last_seen >= timeout
+            ):
                 return
             message = consumer.poll(0.5)
             if message is None:

@@ -32,6 +32,7 @@ from confluent_kafka import (
     KafkaException,
     TopicPartition,
 )
+from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec
 
 from mesh_stream.descriptor import DataProduct
@@ -135,7 +136,7 @@ class KafkaMeter:
     def __init__(self, conn: KafkaConnection, *, timeout: float = 15.0) -> None:
         self.conn = conn
         self.timeout = timeout
-        self._admin = make_admin(conn, {"log_level": 0})
+        self._admin = self._new_admin()
         self._reader = self._new_reader()
 
     def reconnect(self) -> None:
@@ -144,8 +145,11 @@ class KafkaMeter:
         (every request times out until the client is replaced; a new one is answered at
         once), so a round that failed or timed out asks with new clients."""
         reader, self._reader = self._reader, self._new_reader()  # new first: no closed one
-        self._admin = make_admin(self.conn, {"log_level": 0})
+        self._admin = self._new_admin()
         reader.close()
+
+    def _new_admin(self) -> AdminClient:
+        return make_admin(self.conn, {"log_level": 0})
 
     def _new_reader(self) -> Consumer:
         return make_consumer(
@@ -300,7 +304,7 @@ class KafkaMeter:
             }
         if unanswered:
             log.info("the next round asks with a new admin client (see KafkaMeter.reconnect)")
-            self._admin = make_admin(self.conn, {"log_level": 0})
+            self._admin = self._new_admin()
         return found
 
     def _unconsumed(

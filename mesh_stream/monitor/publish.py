@@ -86,6 +86,10 @@ class HealthLog:
         self.volumes: dict[str, deque[tuple[int, float]]] = {}
         self._conn = conn
         self._consumer = self._new_consumer()
+        self._read_back_from(now_ms)
+
+    def _read_back_from(self, now_ms: int) -> None:
+        """Assign again at the next catch-up, from the hour before ``now_ms``."""
         self._assigned = False
         self._next: dict[int, int] = {}  # partition -> next offset to read
         self._start_ms = now_ms - READ_BACK_MS
@@ -110,9 +114,7 @@ class HealthLog:
         stays; reading it twice changes nothing."""
         consumer, self._consumer = self._consumer, self._new_consumer()  # no closed one left
         consumer.close()
-        self._assigned = False
-        self._next = {}
-        self._start_ms = now_ms - READ_BACK_MS
+        self._read_back_from(now_ms)
 
     def remember(self, health: ProductHealth) -> None:
         """Take one measurement in (read back or just written); the newest one wins."""

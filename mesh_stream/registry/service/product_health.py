@@ -168,7 +168,8 @@ class KafkaHealthFeed:
 def stale_after_ms(monitor_interval_seconds: float) -> int:
     """How old a measurement may be before it is ``no data``: 5 minutes, or 3 intervals of
     the monitor (``MESH_MONITOR_INTERVAL_SECONDS``) when that is longer. A record that
-    carries its monitor's own interval is judged by that one (:meth:`ProductHealthView.stale`)."""
+    carries its monitor's own interval is judged by that one
+    (:meth:`ProductHealthView.stale_ms`)."""
     return max(STALE_AFTER_MS, int(STALE_AFTER_INTERVALS * monitor_interval_seconds * 1000))
 
 
