@@ -65,6 +65,7 @@ from mesh_stream.kafka.clients import (
     is_fatal,
     is_wait_seconds,
     make_consumer,
+    unread_partitions,
 )
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 from mesh_stream.producer import ensure_topic, resolve_connection
@@ -614,6 +615,8 @@ class ProductConsumer:
             self._consumer = make_consumer(self.connection, client_config)
             undo.callback(self._consumer.close)
             self._new_topics = set() if from_beginning else self._missing_topics()
+            #: Topics whose partitions start at their oldest record without a committed offset.
+            self._from_start = set(self._sources) if from_beginning else self._new_topics
             self._consumer.subscribe(
                 list(self._sources), on_assign=self._on_assign, on_revoke=self._on_revoke
             )
@@ -1013,6 +1016,17 @@ class ProductConsumer:
         """Whether the group has given this consumer its partitions (at least once): until
         then no record can come, however long one waits."""
         return self._joined
+
+    def unread(self, timeout: float = 5.0) -> list[str]:
+        """This consumer's partitions holding records it has not returned yet, each as
+        ``topic[partition]@next..high`` (empty when it has returned all there was, or when
+        Kafka cannot say within ``timeout`` s): whether waiting longer is sure to give more."""
+        if self._closed:
+            return []
+        held = sorted({f"{m.topic()}[{m.partition()}] (waiting)" for m in self._buffered})
+        return held or unread_partitions(
+            self._consumer, from_start=self._from_start, timeout=timeout
+        )
 
     @property
     def registry_outage_seconds(self) -> float | None:

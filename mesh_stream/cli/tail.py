@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import click
@@ -30,7 +32,7 @@ from mesh_stream.errors import (
     RegistryUnavailableError,
 )
 from mesh_stream.governance.acl_plan import TAIL_GROUP_PREFIX
-from mesh_stream.kafka.clients import make_consumer
+from mesh_stream.kafka.clients import make_consumer, unread_partitions
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 from mesh_stream.kafka.dlq import dead_letter_view
 from mesh_stream.project import resolve_product
@@ -40,6 +42,25 @@ from mesh_stream.terminal import visible
 
 #: Longest ``--timeout`` waits for the group to give tail its partitions before counting.
 JOIN_WAIT_S = 10.0
+#: Longest an ended ``--timeout`` goes on for records Kafka says tail has not read yet.
+UNREAD_WAIT_S = 10.0
+
+
+def _read_all(unread: Callable[[], list[str]], over: float, topic: str) -> bool:
+    """Whether an ended ``--timeout`` may stop tail ``over`` s after it ended: once no
+    partition holds records tail has not shown (the first fetch after the join can take
+    longer than a short timeout), or ``UNREAD_WAIT_S`` later, saying which were left."""
+    left = unread()
+    if not left:
+        return True
+    if over < UNREAD_WAIT_S:
+        return False
+    click.echo(
+        f"{topic}: stopped {UNREAD_WAIT_S:g} s after --timeout ended with records not read "
+        f"from {', '.join(left)} (held back by an open transaction, or not fetched in time)",
+        err=True,
+    )
+    return True
 
 
 def _as_json(record: ConsumedRecord) -> str:
@@ -84,7 +105,8 @@ def render(record: ConsumedRecord, as_json: bool) -> str:
     type=FiniteFloatRange(min=0, min_open=True),
     help=(
         "Stop after S seconds without a new record, counted once the group has given tail its "
-        "partitions. [default: wait until Ctrl-C]"
+        "partitions, and once it has read what they held (up to 10 s more). "
+        "[default: wait until Ctrl-C]"
     ),
 )
 @click.option(
@@ -210,7 +232,8 @@ def _print_records(
 
     The timeout counts from when a record could first come: once the group has given tail
     its partitions (at once for a topic not made yet, which has none to give; after
-    ``JOIN_WAIT_S`` at the latest), so a short one does not end tail while it joins.
+    ``JOIN_WAIT_S`` at the latest), so a short one does not end tail while it joins; and
+    it ends only once tail has shown what those partitions held (see :func:`_read_all`).
     """
     registry_url = shown_url(settings.registry_url)
     wait_setting = settings.consumer_registry_wait_seconds
@@ -230,11 +253,8 @@ def _print_records(
                 f"{wait_setting:g} s (MESH_CONSUMER_REGISTRY_WAIT_SECONDS)",
                 err=True,
             )
-        if (
-            timeout is not None
-            and last_seen is not None
-            and time.monotonic() - last_seen >= timeout
-        ):
+        quiet = 0.0 if last_seen is None else time.monotonic() - last_seen
+        if timeout is not None and last_seen is not None and quiet >= timeout:
             if waiting is not None:
                 raise ConsumerError(
                     f"{descriptor.topic}: stopped after --timeout {timeout:g} s with records "
@@ -242,7 +262,8 @@ def _print_records(
                     f"(failing for {waiting:.1f} s{_at(consumer, shown)}); start the registry or "
                     f"check MESH_REGISTRY_URL"
                 )
-            return
+            if _read_all(consumer.unread, quiet - timeout, descriptor.topic):
+                return
         wait = 0.5 if timeout is None else max(0.05, min(0.5, timeout))
         want = 500 if max_records is None else min(500, max_records - shown)
         try:
@@ -302,16 +323,23 @@ def _print_dead_letters(
         },
     )
     try:
+        from_start = {topic} if from_beginning else set()
         consumer.subscribe([topic], on_assign=lambda _consumer, _parts: joined.append(True))
         shown, started = 0, time.monotonic()
         last_seen: float | None = None
         while max_records is None or shown < max_records:
             if last_seen is None and (joined or time.monotonic() - started >= JOIN_WAIT_S):
                 last_seen = time.monotonic()
+            quiet = 0.0 if last_seen is None else time.monotonic() - last_seen
             if (
                 timeout is not None
                 and last_seen is not None
-                and time.monotonic() - last_seen >= timeout
+                and quiet >= timeout
+                and _read_all(
+                    partial(unread_partitions, consumer, from_start=from_start),
+                    quiet - timeout,
+                    topic,
+                )
             ):
                 return
             message = consumer.poll(0.5)

@@ -16,11 +16,11 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from functools import partial
 from typing import Any, Literal, TypeVar, cast
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._metadata import ClusterMetadata
 from confluent_kafka.cimpl import NewTopic
@@ -214,6 +214,40 @@ def new_topic(
         replication_factor=replication_factor,
         config=dict(config or {}),
     )
+
+
+def unread_partitions(
+    consumer: Consumer, *, from_start: Container[str], timeout: float = 5.0
+) -> list[str]:
+    """The consumer's assigned partitions that hold records it has not returned yet, each as
+    ``topic[partition]@next..high`` (empty when it has read all there was, or when Kafka
+    cannot say within ``timeout`` s).
+
+    A partition nothing was returned from yet starts at the group's committed offset, else
+    at its oldest record for a topic in ``from_start`` and at its end for the others (the
+    consumer's ``auto.offset.reset``). Being assigned a partition is not having its records:
+    a ``--timeout`` counted from the join alone can end before the first fetch answers.
+    """
+    try:
+        positions = consumer.position(consumer.assignment())
+        unknown = [TopicPartition(tp.topic, tp.partition) for tp in positions if tp.offset < 0]
+        committed = {
+            (tp.topic, tp.partition): tp.offset
+            for tp in (consumer.committed(unknown, timeout=timeout) if unknown else [])
+        }
+        unread = []
+        for tp in positions:
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(tp.topic, tp.partition), timeout=timeout
+            )
+            start = tp.offset if tp.offset >= 0 else committed.get((tp.topic, tp.partition), -1)
+            if start < 0:
+                start = low if tp.topic in from_start else high
+            if start < high:
+                unread.append(f"{tp.topic}[{tp.partition}]@{start}..{high}")
+        return unread
+    except KafkaException:
+        return []
 
 
 T = TypeVar("T")

@@ -197,8 +197,9 @@ def test_a_registry_away_past_its_wait_stops_tail_with_a_message_for_the_command
 def test_a_short_timeout_counts_from_the_join_and_a_signal_ends_tail_as_ctrl_c(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    """`--timeout 0.1` waits for the group to give tail its partitions before counting, so
-    every record is shown; SIGINT and SIGTERM mid-stream end tail with 130 (as Ctrl-C ends
+    """`--timeout 0.001` waits for the group to give tail its partitions before counting, and
+    for the records Kafka says they hold (the first fetch takes longer), so every record is
+    shown; SIGINT and SIGTERM mid-stream end tail with 130 (as Ctrl-C ends
     every command), the records it printed kept in the file it printed them to."""
     product = new_product("cli-tail-signals", schema=PROJECT_SCHEMA_V1)
     root = _repo(product, tmp_path / "repo")
@@ -208,7 +209,7 @@ def test_a_short_timeout_counts_from_the_join_and_a_signal_ends_tail_as_ctrl_c(
     mesh = str(Path(sys.executable).with_name("mesh"))
     tail = [mesh, "tail", product.name, "--from-beginning", "--json", "--project", str(root)]
     quick = subprocess.run(
-        [*tail, "--timeout", "0.1"],
+        [*tail, "--timeout", "0.001"],
         env={**os.environ, **env},
         capture_output=True,
         timeout=60,

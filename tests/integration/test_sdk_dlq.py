@@ -212,6 +212,12 @@ def test_mesh_tail_dead_letters_shows_each_one_with_why_and_where(
             assert base64.b64decode(letter["value_base64"]) == value
     lines = CliRunner().invoke(cli, [*argv, "--timeout", "30"], env=env)
     assert lines.exit_code == 0, lines.stderr
+    # A timeout shorter than the first fetch still waits for the letters the topic holds.
+    quick = [a for a in argv if a not in ("--max", "3")]
+    assert (
+        len(CliRunner().invoke(cli, [*quick, "--timeout", "0.001"], env=env).stdout.splitlines())
+        == 3
+    )
     first = lines.stdout.splitlines()[0]
     assert first.startswith(f'{product.dlq_topic}[0]@0 key="poison" ')
     assert 'mesh.dlq.error.type="DeserializationError"' in first

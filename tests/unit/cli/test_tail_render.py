@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mesh_stream.cli import tail
 from mesh_stream.cli.tail import render
 from mesh_stream.consumer import ConsumedRecord
 
@@ -45,3 +46,18 @@ def test_a_key_that_is_not_printable_text_is_shown_escaped(key: str | None, show
     line = render(record(key), as_json=False)
     assert line == f'orders.x.v1[2]@41 key={shown} schema=4 {{"a": 1}}'
     assert "\n" not in line
+
+
+def test_an_ended_timeout_waits_for_records_kafka_says_are_unread_and_then_names_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--timeout ends tail at once when nothing is left unread; records a partition is known
+    to hold keep it going up to UNREAD_WAIT_S longer, after which it stops naming them."""
+    left = ["orders.x[2]@3..7"]
+    assert tail._read_all(list, 0.0, "orders.x") is True
+    assert tail._read_all(lambda: left, tail.UNREAD_WAIT_S - 0.1, "orders.x") is False
+    assert capsys.readouterr().err == ""
+    assert tail._read_all(lambda: left, tail.UNREAD_WAIT_S, "orders.x") is True
+    said = capsys.readouterr().err
+    assert "orders.x: stopped 10 s after --timeout ended" in said
+    assert "orders.x[2]@3..7" in said

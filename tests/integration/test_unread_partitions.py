@@ -1,0 +1,65 @@
+"""Whether a consumer has read all its partitions hold, asked of a real broker: what lets a
+short ``mesh tail --timeout`` wait for the first fetch instead of ending before it."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from confluent_kafka import Consumer, TopicPartition
+
+from mesh_stream.kafka.clients import make_consumer, make_producer, unread_partitions
+from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.kafka.topics import cluster_info, ensure_topic, topic_spec
+from tests.conftest import KafkaAddress
+
+
+def _consumer(conn: KafkaConnection, group: str) -> Consumer:
+    config = {"group.id": group, "enable.auto.commit": False, "auto.offset.reset": "earliest"}
+    return make_consumer(conn, config)
+
+
+def _read(consumer: Consumer, count: int) -> list[int]:
+    offsets: list[int] = []
+    deadline = time.monotonic() + 30
+    while len(offsets) < count and time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is not None and message.error() is None:
+            offsets.append(message.offset())
+    return offsets
+
+
+def test_unread_partitions_follow_the_start_the_reads_and_the_committed_offsets(
+    kafka: KafkaAddress,
+) -> None:
+    conn = KafkaConnection(bootstrap_servers=kafka.bootstrap_servers)
+    topic = f"it.unread.{uuid.uuid4().hex[:8]}"
+    ensure_topic(conn, topic_spec(topic, cluster_info(conn), partitions=2))
+    producer = make_producer(conn, {"acks": "all"})
+    for i in range(7):
+        producer.produce(topic, value=str(i).encode(), partition=0)
+    assert producer.flush(30) == 0
+    p0, p1 = TopicPartition(topic, 0), TopicPartition(topic, 1)
+
+    group = f"it-unread-{uuid.uuid4().hex[:8]}"
+    first = _consumer(conn, group)
+    try:
+        first.assign([p0, p1])  # assigned, nothing fetched yet
+        assert unread_partitions(first, from_start={topic}) == [f"{topic}[0]@0..7"]
+        assert unread_partitions(first, from_start=()) == []  # told it starts at the end
+        assert _read(first, 4) == [0, 1, 2, 3]
+        assert unread_partitions(first, from_start={topic}) == [f"{topic}[0]@4..7"]
+        first.commit(offsets=[TopicPartition(topic, 0, 5)], asynchronous=False)
+        assert _read(first, 3) == [4, 5, 6]
+        assert unread_partitions(first, from_start={topic}) == []
+    finally:
+        first.close()
+
+    second = _consumer(conn, group)  # the group's committed offset is where it starts
+    try:
+        second.assign([p0, p1])
+        assert unread_partitions(second, from_start=()) == [f"{topic}[0]@5..7"]
+        assert _read(second, 2) == [5, 6]
+        assert unread_partitions(second, from_start={topic}) == []
+    finally:
+        second.close()
