@@ -505,8 +505,9 @@ def test_two_workers_share_the_work_and_one_survives_the_other_s_kill(
 
 @pytest.mark.parametrize(
     "lost_offset",
-    # a 3 s stream in 20 ms re-key batches writes ~150 records a partition; offset 0 is the
-    # first record a new group reads, with no committed offset anywhere yet
+    # a 3 s stream in 20 ms re-key batches writes ~150 records a partition (it streams on
+    # until offset 41 is there); offset 0 is the first record a new group reads, with no
+    # committed offset anywhere yet
     [40, 0],
     ids=["within-the-stream", "first-of-a-new-group"],
 )
@@ -536,9 +537,25 @@ def test_a_record_faust_loses_on_its_way_to_the_stream_is_read_again(
     )
     orders = Orders(publisher, base, seed=20261204)
     reader = OutputReader(bootstrap, registry, spec.output)
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{run_id}"})
+
+    def past_the_lost_offset() -> bool:
+        """Whether every internal partition holds the record after the lost one: a loaded
+        machine's re-key stage writes fewer, larger batches in the same time."""
+        return all(
+            probe.get_watermark_offsets(TopicPartition(internal, p), timeout=10)[1]
+            > lost_offset + 1
+            for p in range(PARTITIONS)
+        )
+
     try:
         worker.start_until_ready()
-        orders.stream_for(3.0)
+        until = time.monotonic() + 3.0
+        orders.stream_until(
+            lambda: time.monotonic() >= until and past_the_lost_offset(),
+            120,
+            f"past offset {lost_offset + 1} of every internal partition",
+        )
         orders.publish(AFTER_KILL)
         reader.wait_for(expected_windows(orders.published), timeout=120)
         log = worker.log_path.read_text(errors="replace")
@@ -553,6 +570,7 @@ def test_a_record_faust_loses_on_its_way_to_the_stream_is_read_again(
         assert "TEST: " + internal not in log, worker.tail()  # ... and saw no commit pass
         worker.stop_cleanly()
     finally:
+        probe.close()
         publisher.close()
         reader.close()
         registry.close()
