@@ -7,6 +7,7 @@ never reads the environment itself; it takes a :class:`MeshSettings` or plain va
 
 from __future__ import annotations
 
+import enum
 import re
 import shlex
 from collections.abc import Callable, Iterator
@@ -231,6 +232,61 @@ _URL_SETTINGS = frozenset({"registry_url"})
 KeyPartitioner = Literal[
     "murmur2_random", "murmur2", "consistent_random", "consistent", "fnv1a_random", "fnv1a"
 ]
+
+
+class SecurityProtocol(enum.StrEnum):
+    """``security.protocol`` of every Kafka client (MESH_KAFKA_SECURITY_PROTOCOL)."""
+
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_PLAINTEXT = "SASL_PLAINTEXT"
+    SASL_SSL = "SASL_SSL"
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self in (SecurityProtocol.SASL_PLAINTEXT, SecurityProtocol.SASL_SSL)
+
+    @property
+    def uses_tls(self) -> bool:
+        return self in (SecurityProtocol.SSL, SecurityProtocol.SASL_SSL)
+
+
+class SaslMechanism(enum.StrEnum):
+    """``sasl.mechanism`` of every Kafka client (MESH_KAFKA_SASL_MECHANISM)."""
+
+    PLAIN = "PLAIN"
+    SCRAM_SHA_256 = "SCRAM-SHA-256"
+    SCRAM_SHA_512 = "SCRAM-SHA-512"
+
+
+def choices(kind: type[enum.StrEnum]) -> str:
+    """An enum's values as an error message lists them."""
+    return ", ".join(member.value for member in kind)
+
+
+def security_protocol(value: str | None) -> SecurityProtocol:
+    """``value`` as a security protocol (case, blanks and ``-``/``_`` aside; unset is
+    PLAINTEXT); a ValueError names the choices."""
+    if value is None or not str(value).strip():
+        return SecurityProtocol.PLAINTEXT
+    try:
+        return SecurityProtocol(str(value).strip().upper().replace("-", "_"))
+    except ValueError:
+        raise ValueError(
+            f"is not a security protocol; use one of {choices(SecurityProtocol)}"
+        ) from None
+
+
+def sasl_mechanism(value: str | None) -> SaslMechanism | None:
+    """``value`` as a SASL mechanism (as :func:`security_protocol`; unset is None)."""
+    if value is None or not str(value).strip():
+        return None
+    try:
+        return SaslMechanism(str(value).strip().upper().replace("_", "-"))
+    except ValueError:
+        raise ValueError(
+            f"is not a supported SASL mechanism; use one of {choices(SaslMechanism)}"
+        ) from None
 
 
 class MeshSettings(BaseSettings):
@@ -579,6 +635,18 @@ class MeshSettings(BaseSettings):
         if problem is not None:
             raise ValueError(f"{problem} (e.g. {example})")
         return value
+
+    @field_validator("kafka_security_protocol", mode="before")
+    @classmethod
+    def _check_security_protocol(cls, value: str | None) -> str:
+        """Refused at start-up like every other bad MESH_* value, not at the first client."""
+        return security_protocol(value).value
+
+    @field_validator("kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _check_sasl_mechanism(cls, value: str | None) -> str | None:
+        mechanism = sasl_mechanism(value)
+        return None if mechanism is None else mechanism.value
 
     @field_validator("kafka_version")
     @classmethod

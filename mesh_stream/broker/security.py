@@ -24,8 +24,9 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from mesh_stream.errors import ConfigurationError
-from mesh_stream.kafka.connection import KafkaConnection, SaslMechanism, SecurityProtocol
+from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.project import load_project, nearest_project_root
+from mesh_stream.settings import SaslMechanism, SecurityProtocol
 
 PLAINTEXT = "plaintext"
 SASL = "sasl"

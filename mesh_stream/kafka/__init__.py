@@ -8,13 +8,8 @@ live in :mod:`mesh_stream.kafka.clients`. Importing this package does not import
 from __future__ import annotations
 
 from mesh_stream.kafka.clients import make_admin, make_consumer, make_producer, new_topic, probe
-from mesh_stream.kafka.connection import (
-    KafkaConfig,
-    KafkaConnection,
-    SaslMechanism,
-    SecurityProtocol,
-    explain_kafka_error,
-)
+from mesh_stream.kafka.connection import KafkaConfig, KafkaConnection, explain_kafka_error
+from mesh_stream.settings import SaslMechanism, SecurityProtocol
 
 __all__ = [
     "KafkaConfig",

@@ -31,12 +31,8 @@ from mesh_stream.errors import (
     KafkaAuthenticationError,
     MeshError,
 )
-from mesh_stream.kafka.connection import (
-    SETTING,
-    KafkaConnection,
-    SecurityProtocol,
-    explain_kafka_error,
-)
+from mesh_stream.kafka.connection import SETTING, KafkaConnection, explain_kafka_error
+from mesh_stream.settings import SecurityProtocol
 
 # Error codes after which waiting longer cannot help: the credentials or TLS are wrong.
 _FATAL_CONNECT_CODES = frozenset(

@@ -25,7 +25,6 @@ setting to check or which ACL is missing.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import os
 import ssl
 from collections.abc import Mapping
@@ -41,6 +40,13 @@ from mesh_stream.errors import (
     KafkaAuthenticationError,
     KafkaAuthorizationError,
     MeshError,
+)
+from mesh_stream.settings import (
+    SaslMechanism,
+    SecurityProtocol,
+    choices,
+    sasl_mechanism,
+    security_protocol,
 )
 
 if TYPE_CHECKING:
@@ -74,31 +80,6 @@ SECRET_KEYS = frozenset(
         "sasl.oauthbearer.client.secret",
     }
 )
-
-
-class SecurityProtocol(enum.StrEnum):
-    PLAINTEXT = "PLAINTEXT"
-    SSL = "SSL"
-    SASL_PLAINTEXT = "SASL_PLAINTEXT"
-    SASL_SSL = "SASL_SSL"
-
-    @property
-    def uses_sasl(self) -> bool:
-        return self in (SecurityProtocol.SASL_PLAINTEXT, SecurityProtocol.SASL_SSL)
-
-    @property
-    def uses_tls(self) -> bool:
-        return self in (SecurityProtocol.SSL, SecurityProtocol.SASL_SSL)
-
-
-class SaslMechanism(enum.StrEnum):
-    PLAIN = "PLAIN"
-    SCRAM_SHA_256 = "SCRAM-SHA-256"
-    SCRAM_SHA_512 = "SCRAM-SHA-512"
-
-
-def _choices(kind: type[enum.StrEnum]) -> str:
-    return ", ".join(member.value for member in kind)
 
 
 class KafkaConfig(dict[str, Any]):
@@ -308,27 +289,17 @@ def _path(value: str | Path | None) -> Path | None:
 
 
 def _parse_protocol(value: str | SecurityProtocol | None) -> SecurityProtocol:
-    if value is None or value == "":
-        return SecurityProtocol.PLAINTEXT
     try:
-        return SecurityProtocol(str(value).strip().upper().replace("-", "_"))
-    except ValueError:
-        raise ConfigurationError(
-            f"{SETTING['security_protocol']}={value!r} is not a security protocol; "
-            f"use one of {_choices(SecurityProtocol)}"
-        ) from None
+        return security_protocol(value)
+    except ValueError as exc:
+        raise ConfigurationError(f"{SETTING['security_protocol']}={value!r} {exc}") from None
 
 
 def _parse_mechanism(value: str | SaslMechanism | None) -> SaslMechanism | None:
-    if value is None or value == "":
-        return None
     try:
-        return SaslMechanism(str(value).strip().upper().replace("_", "-"))
-    except ValueError:
-        raise ConfigurationError(
-            f"{SETTING['sasl_mechanism']}={value!r} is not a supported SASL mechanism; "
-            f"use one of {_choices(SaslMechanism)}"
-        ) from None
+        return sasl_mechanism(value)
+    except ValueError as exc:
+        raise ConfigurationError(f"{SETTING['sasl_mechanism']}={value!r} {exc}") from None
 
 
 def _validate(conn: KafkaConnection) -> None:
@@ -386,7 +357,7 @@ def _validate_sasl(conn: KafkaConnection, protocol: SecurityProtocol) -> None:
     if conn.sasl_mechanism is None:
         raise ConfigurationError(
             f"{SETTING['security_protocol']} is {protocol.value}, which needs "
-            f"{SETTING['sasl_mechanism']}; use one of {_choices(SaslMechanism)}"
+            f"{SETTING['sasl_mechanism']}; use one of {choices(SaslMechanism)}"
         )
 
 

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from mesh_stream.cli.main import cli
 from mesh_stream.errors import ConfigurationError
+from mesh_stream.settings import MeshSettings
 
 
 def test_each_bad_variable_gets_one_line_naming_it() -> None:
@@ -163,3 +164,40 @@ def test_a_relative_or_home_data_dir_is_made_absolute(
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert MeshSettings(data_dir="b").data_dir == tmp_path / "b"
     assert MeshSettings(data_dir="~/mesh").data_dir == tmp_path / "home" / "mesh"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        (
+            "MESH_KAFKA_SECURITY_PROTOCOL",
+            "TLS",
+            "is not a security protocol; use one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL",
+        ),
+        (
+            "MESH_KAFKA_SASL_MECHANISM",
+            "GSSAPI",
+            "is not a supported SASL mechanism; use one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512",
+        ),
+    ],
+)
+def test_a_kafka_security_setting_is_a_bad_environment_setting_like_the_others(
+    variable: str, value: str, expected: str
+) -> None:
+    """A security protocol or SASL mechanism that is none is refused with the other bad
+    MESH_* values (usage, exit 2) before any command starts, not at its first Kafka client
+    (it was exit 1 there, and only for commands that reach Kafka)."""
+    result = CliRunner().invoke(cli, ["products", "list"], env={variable: value})
+    assert result.exit_code == 2, result.output
+    assert f"{variable}='{value}': Value error, {expected}" in result.stderr
+
+
+def test_security_settings_are_read_in_any_case_and_spelling() -> None:
+    settings = MeshSettings(
+        kafka_security_protocol="sasl-ssl", kafka_sasl_mechanism="scram_sha_512"
+    )
+    assert (settings.kafka_security_protocol, settings.kafka_sasl_mechanism) == (
+        "SASL_SSL",
+        "SCRAM-SHA-512",
+    )
+    assert MeshSettings(kafka_security_protocol=" ").kafka_security_protocol == "PLAINTEXT"

@@ -14,9 +14,8 @@ from mesh_stream.broker import LocalCluster
 from mesh_stream.broker.security import BrokerCredentials
 from mesh_stream.cli.main import cli
 from mesh_stream.errors import ConfigurationError
-from mesh_stream.kafka.connection import SecurityProtocol
 from mesh_stream.project import load_project
-from mesh_stream.settings import MeshSettings
+from mesh_stream.settings import MeshSettings, SecurityProtocol
 from mesh_stream.up import MeshUp, UpOptions
 
 ROOT = Path(__file__).resolve().parents[3]
