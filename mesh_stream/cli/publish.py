@@ -77,12 +77,18 @@ def _line_ranges(numbers: list[int]) -> str:
 
 
 def _checked(
-    lines: Iterable[tuple[int, bytes]], name: str, publisher: ProductPublisher
+    lines: Iterable[tuple[int, bytes]],
+    name: str,
+    publisher: ProductPublisher,
+    *,
+    prepare: bool = True,
 ) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """(line number, record) for each good line, (line number, error text) for each bad one.
 
-    Each good record is fully prepared (schema, ERROR quality rules, encoded size against
-    the producer's ``message.max.bytes``), so whatever can be checked before sending is.
+    With ``prepare`` each good record is fully prepared (schema, ERROR quality rules,
+    encoded size against the producer's ``message.max.bytes``), so whatever can be checked
+    before sending is; without, only its JSON is read and fitted to the schema's types, and
+    publishing it checks the rest (once, not twice per line).
 
     Lines are decoded one by one, so a line that is not UTF-8 is reported like any other
     bad line instead of ending the whole run.
@@ -130,14 +136,19 @@ def _checked(
             continue
         try:
             record = coerce_json(parsed, document)
-            publisher.prepare(record)
+            if prepare:
+                publisher.prepare(record)
         except SerializationError as exc:
             yield number, f"{name}:{number}: {exc}"
             continue
         except RecursionError:
-            yield number, f"{name}:{number}: the record is nested too deeply to check"
+            yield number, _too_deep(name, number)
             continue
         yield number, record
+
+
+def _too_deep(name: str, number: int) -> str:
+    return f"{name}:{number}: the record is nested too deeply to check"
 
 
 class _RepeatedKeyError(ValueError):
@@ -381,7 +392,7 @@ def publish(
                         err=True,
                     )
                     ctx.exit(1)
-            for number, checked in _checked(source.lines(), source.name, publisher):
+            for number, checked in _checked(source.lines(), source.name, publisher, prepare=False):
                 if isinstance(checked, str):
                     tally.reject(number, checked)
                 else:
@@ -406,23 +417,30 @@ def publish(
 def _send(
     publisher: ProductPublisher, tally: _Tally, number: int, record: dict[str, Any], name: str
 ) -> None:
-    """Hand one good record to Kafka. A record Kafka refuses at once is reported as
-    FILE:LINE and the next lines still go."""
+    """Hand one record to Kafka. One that does not fit the schema, fails an ERROR quality
+    rule or is too large is a bad line (FILE:LINE: why); one Kafka refuses at once is
+    reported as not published; the next lines still go either way."""
     try:
         dead = publisher.publish(record)
-        if dead is not None:
-            tally.dead.append(number)
-            if len(tally.dead) <= SHOWN_ERRORS:
-                click.echo(
-                    f"{name}:{number}: dead-lettered to {dead.topic}: fails quality rule "
-                    f"{dead.rule!r} ({dead.expr}): {dead.reason}",
-                    err=True,
-                )
+    except SerializationError as exc:
+        tally.reject(number, f"{name}:{number}: {exc}")
+        return
+    except RecursionError:
+        tally.reject(number, _too_deep(name, number))
+        return
     except MeshError as exc:
         tally.unsent.append(number)
         if len(tally.unsent) <= SHOWN_ERRORS:
             click.echo(f"{name}:{number}: not published: {exc}", err=True)
         return
+    if dead is not None:
+        tally.dead.append(number)
+        if len(tally.dead) <= SHOWN_ERRORS:
+            click.echo(
+                f"{name}:{number}: dead-lettered to {dead.topic}: fails quality rule "
+                f"{dead.rule!r} ({dead.expr}): {dead.reason}",
+                err=True,
+            )
     tally.sent += 1
 
 
