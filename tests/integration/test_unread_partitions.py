@@ -63,3 +63,39 @@ def test_unread_partitions_follow_the_start_the_reads_and_the_committed_offsets(
         assert unread_partitions(second, from_start={topic}) == []
     finally:
         second.close()
+
+
+def test_transactions_leave_nothing_unread_once_their_records_are_read(
+    kafka: KafkaAddress,
+) -> None:
+    """A transactional writer's commit markers, its aborted records and a transaction still
+    open hold nothing a read_committed consumer can read: none of them keeps a partition
+    "unread" (a tail of such a product would otherwise wait its extra 10 s every time)."""
+    conn = KafkaConnection(bootstrap_servers=kafka.bootstrap_servers)
+    topic = f"it.unread-tx.{uuid.uuid4().hex[:8]}"
+    ensure_topic(conn, topic_spec(topic, cluster_info(conn), partitions=1))
+    writer = make_producer(conn, {"transactional.id": f"it-unread-{topic}"})
+    writer.init_transactions(30)
+    writer.begin_transaction()
+    for i in range(3):
+        writer.produce(topic, value=str(i).encode())
+    writer.commit_transaction(30)  # offsets 0-2, the commit marker at 3
+    writer.begin_transaction()
+    writer.produce(topic, value=b"aborted")
+    writer.abort_transaction(30)  # offset 4, its abort marker at 5
+    writer.begin_transaction()
+    writer.produce(topic, value=b"open")  # offset 6, not committed
+    writer.flush(30)
+    reader = _consumer(conn, f"it-unread-{uuid.uuid4().hex[:8]}")
+    try:
+        reader.assign([TopicPartition(topic, 0)])
+        [before] = unread_partitions(reader, from_start={topic})  # up to the stable offset,
+        assert before.startswith(f"{topic}[0]@0..")  # 4 or 6 as the abort's marker lands
+        assert _read(reader, 3) == [0, 1, 2]
+        deadline = time.monotonic() + 10
+        while unread_partitions(reader, from_start={topic}) and time.monotonic() < deadline:
+            reader.poll(0.2)  # what follows the last record read is markers and aborted
+        assert unread_partitions(reader, from_start={topic}) == []
+    finally:
+        reader.close()
+        writer.abort_transaction(30)
