@@ -46,7 +46,7 @@ from pydantic import BaseModel, ValidationError
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from mesh_stream import tracing
-from mesh_stream.descriptor import DataProduct
+from mesh_stream.descriptor import DataProduct, topic_for
 from mesh_stream.errors import (
     ConfigurationError,
     ConsumerError,
@@ -480,7 +480,12 @@ class ProductConsumer:
     metadata refresh saw the topic. If the broker cannot be asked at construction, topics
     count as existing (``from_beginning`` alone decides). Subscribed topics are looked for
     every 5 s (``topic.metadata.refresh.interval.ms`` in ``config``; librdkafka's default
-    is 5 minutes).
+    is 5 minutes). Likewise a product's new major (``.v2``) is read from its first record
+    by a group that committed offsets on an earlier major's topic and none on the new one
+    (logged as a warning): the group has not seen what the new topic holds, so restarting
+    after the product moved skips nothing. To stay on an earlier major, pass its
+    :class:`DataProduct` with that ``version`` (e.g. ``descriptor.model_copy(update={"version":
+    1})``).
 
     ``reads`` names the top-level fields the application reads: a list when it consumes one
     product, else a mapping of product name to fields. With it (or ``register=True``) the
@@ -615,8 +620,22 @@ class ProductConsumer:
             self._consumer = make_consumer(self.connection, client_config)
             undo.callback(self._consumer.close)
             self._new_topics = set() if from_beginning else self._missing_topics()
+            #: Current topic -> the earlier majors' topics this group committed offsets on.
+            self._moved = self._moved_majors()
+            for topic, earlier in self._moved.items():
+                log.warning(
+                    "group %s committed offsets on %s, an earlier major of %s: it reads %s "
+                    "from its first record where it has committed nothing there, so no record "
+                    "published since the product moved is skipped",
+                    group_id,
+                    ", ".join(earlier),
+                    self._sources[topic].product.name,
+                    topic,
+                )
             #: Topics whose partitions start at their oldest record without a committed offset.
-            self._from_start = set(self._sources) if from_beginning else self._new_topics
+            self._from_start = (
+                set(self._sources) if from_beginning else self._new_topics | set(self._moved)
+            )
             self._consumer.subscribe(
                 list(self._sources), on_assign=self._on_assign, on_revoke=self._on_revoke
             )
@@ -1089,11 +1108,48 @@ class ProductConsumer:
             return set()
         return {topic for topic in self._sources if topic not in metadata.topics}
 
+    def _moved_majors(self) -> dict[str, list[str]]:
+        """For each consumed product past its first major, the earlier majors' topics this
+        group has committed offsets on (empty when the broker cannot say): a group that read
+        ``.v1`` and now subscribes to ``.v2`` has not seen what ``.v2`` holds."""
+        earlier = {
+            topic: [topic_for(s.product.name, k) for k in range(1, s.product.version)]
+            for topic, s in self._sources.items()
+            if s.product.version > 1
+        }
+        if not earlier:
+            return {}
+        moved: dict[str, list[str]] = {}
+        try:
+            known = self._consumer.list_topics(timeout=10).topics
+            for topic, olds in earlier.items():
+                asked = [
+                    TopicPartition(old, partition)
+                    for old in olds
+                    if old in known
+                    for partition in known[old].partitions
+                ]
+                committed = self._consumer.committed(asked, timeout=10) if asked else []
+                read = sorted({tp.topic for tp in committed if tp.offset >= 0})
+                if read:
+                    moved[topic] = read
+        except KafkaException:
+            return moved
+        return moved
+
+    @property
+    def moved_topics(self) -> Mapping[str, tuple[str, ...]]:
+        """Topics of products that moved to a new major since this group last read them
+        (each with the earlier topics it committed on): read from their first record where
+        the group has committed nothing yet, whatever ``from_beginning`` says."""
+        return {topic: tuple(olds) for topic, olds in self._moved.items()}
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Start partitions of topics created after subscribing at their first record when
-        the group has no committed offset for them (see the class docstring)."""
+        """Start partitions of topics created after subscribing, or of a product's new major
+        the group read an earlier one of, at their first record when the group has no
+        committed offset for them (see the class docstring)."""
         self._joined = True
-        fresh = [tp for tp in partitions if tp.topic in self._new_topics]
+        fresh = [tp for tp in partitions if tp.topic in self._new_topics or tp.topic in self._moved]
         if not fresh:
             return
         try:

@@ -8,6 +8,7 @@ another client) with the offsets the application got and the ones in the dead-le
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -422,6 +423,46 @@ def test_a_consumer_subscribed_before_its_topic_exists_reads_it_from_the_first_r
     for partition in {r.partition for r in got}:
         offsets = [r.offset for r in got if r.partition == partition]
         assert offsets == list(range(len(offsets)))
+
+
+def test_a_group_that_read_an_earlier_major_reads_the_new_one_from_its_first_record(
+    kafka: KafkaAddress, client: RegistryClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A product moved to `version: 2` while its reader was stopped: restarted (with the
+    default "only new records"), the group reads `.v2` from its first record, so the records
+    published since the move are not skipped; a group that never read the product still
+    starts at the end."""
+    bootstrap = kafka.bootstrap_servers
+    v1 = new_product("major-move", partitions=2)
+    v2 = v1.model_copy(update={"version": 2})
+    group = f"major-{uuid.uuid4().hex[:8]}"
+    publish_orders(v1, bootstrap, client, range(4))
+    before: list[ConsumedRecord] = []
+    with ProductConsumer(
+        [v1], group_id=group, bootstrap_servers=bootstrap, registry=client, from_beginning=True
+    ) as consumer:
+        consume_until(consumer, 4, before)
+    publish_orders(v2, bootstrap, client, range(4, 9))  # while the reader is away
+    after: list[ConsumedRecord] = []
+    with (
+        caplog.at_level(logging.WARNING, logger="mesh_stream.consumer"),
+        ProductConsumer(
+            [v2], group_id=group, bootstrap_servers=bootstrap, registry=client
+        ) as consumer,
+    ):
+        assert consumer.moved_topics == {v2.topic: (v1.topic,)}
+        consume_until(consumer, 5, after, seconds=60)
+    assert {r.topic for r in after} == {v2.topic}
+    assert sorted(r.value["order_id"] for r in after) == sorted(
+        decoded(make_order(i))["order_id"] for i in range(4, 9)
+    )
+    assert f"group {group} committed offsets on {v1.topic}, an earlier major of" in caplog.text
+    assert f"it reads {v2.topic} from its first record" in caplog.text
+    with ProductConsumer(
+        [v2], group_id=f"{group}-new", bootstrap_servers=bootstrap, registry=client
+    ) as newcomer:
+        assert newcomer.moved_topics == {}
+        assert newcomer.consume(10, 3.0) == []  # "only new records", as asked
 
 
 def tail_process(
