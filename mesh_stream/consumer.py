@@ -88,6 +88,7 @@ from mesh_stream.schema.codec import (
     schema_name,
     trailing_bytes_error,
 )
+from mesh_stream.schema.models import source_schema
 from mesh_stream.schema.wire import (
     HEADER_SIZE,
     MAGIC_BYTE,
@@ -440,7 +441,9 @@ class ProductConsumer:
     block), covering the records returned so far: at-least-once with commit after
     processing. ``from_beginning`` reads from the oldest record when the group has no
     committed offset yet (else from new records). ``reader_schemas`` maps product name to
-    the Avro schema to decode into; ``models`` to a pydantic model for ``value``. With
+    the Avro schema to decode into; ``models`` to a pydantic model for ``value`` (one made by
+    :func:`~mesh_stream.schema.models.model_from_schema` decodes with its schema unless
+    ``reader_schemas`` names another, so fields later versions add do not stop it). With
     ``dead_letters=False`` a poison pill raises :class:`DeserializationError` instead
     (the consumer has moved past it; catching the error and continuing skips it).
     Product names resolve like :func:`~mesh_stream.producer.open_publisher` resolves them:
@@ -537,6 +540,11 @@ class ProductConsumer:
                     f"of pydantic.BaseModel (e.g. mesh_stream.schema.models.model_from_schema("
                     f"schema)), or leave {name} out of models to get its values as dicts"
                 )
+            # A model made from a schema reads with that schema: fields a later version adds
+            # (a change the registry accepts) are dropped by Avro, not refused by the model.
+            made_from = source_schema(model)
+            if made_from is not None and name not in readers:
+                readers[name] = made_from
         if not is_wait_seconds(registry_wait_seconds):
             raise ConfigurationError(
                 f"registry_wait_seconds={_short(registry_wait_seconds)} is not a number of "

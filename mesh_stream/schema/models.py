@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from mesh_stream.errors import SchemaError
 from mesh_stream.schema.codec import INT_RANGE, LONG_RANGE, SchemaLike, parse_schema
 
-__all__ = ["avro_kind", "check_model", "model_from_schema"]
+__all__ = ["avro_kind", "check_model", "model_from_schema", "source_schema"]
 
 _TIMESTAMPS = ("timestamp-millis", "timestamp-micros", "local-timestamp-millis",
                "local-timestamp-micros")  # fmt: skip
@@ -128,13 +128,27 @@ class _Builder:
         return model
 
 
+#: Where a generated model keeps the schema it was made from (see :func:`source_schema`).
+_SOURCE_SCHEMA = "__mesh_source_schema__"
+
+
 def model_from_schema(schema: SchemaLike) -> type[BaseModel]:
-    """A pydantic model class for a record schema (JSON text or mapping)."""
+    """A pydantic model class for a record schema (JSON text or mapping); it remembers the
+    schema, so a consumer given only the model reads with that schema (:func:`source_schema`)."""
     parsed = parse_schema(schema)
     if parsed.get("type") != "record":
         raise SchemaError(f"{parsed.get('name', 'schema')}: only record schemas become models")
     builder = _Builder(parsed.get("__named_schemas", {}))
-    return builder.model(parsed)
+    model = builder.model(parsed)
+    setattr(model, _SOURCE_SCHEMA, schema)
+    return model
+
+
+def source_schema(model: type[BaseModel]) -> SchemaLike | None:
+    """The schema :func:`model_from_schema` made ``model`` from (None for a hand-written
+    model): the reader schema that model fits, whatever fields later versions add."""
+    found = model.__dict__.get(_SOURCE_SCHEMA)
+    return found if isinstance(found, (str, Mapping)) else None
 
 
 # -- checking a hand-written model ----------------------------------------------------------

@@ -286,6 +286,33 @@ def test_consumer_gives_models_when_asked(kafka: KafkaAddress, client: RegistryC
     )
 
 
+def test_a_model_made_from_a_schema_reads_later_versions_without_a_reader_schema(
+    kafka: KafkaAddress, client: RegistryClient
+) -> None:
+    """A consumer given only `models=` (made with model_from_schema from v1) kept reading
+    when the producer moved to a version that adds a defaulted field (a change the registry
+    accepts): the model's own schema is its reader schema, so the new field is dropped by
+    Avro instead of refused by the model (it stopped the consumer for good: h30)."""
+    product = new_product("model-evolves")
+    model = model_from_schema(load_schema("order_v1.avsc"))
+    with publisher_for(product, kafka, client) as v1:
+        v1.publish_many([make_order(i) for i in range(3)])
+    v2_records = [{**make_order(i), "channel": f"ch-{i}"} for i in range(3, 6)]
+    for record in v2_records:
+        del record["note"]
+    v2_product = product.model_copy(update={"schema_file": SCHEMA_V2})
+    with publisher_for(v2_product, kafka, client) as v2:
+        v2.publish_many(v2_records)
+    with consumer_for([product], kafka, client, models={product.name: model}) as consumer:
+        got = {r.key: r.value for r in consume_all(consumer, 6)}
+    assert all(isinstance(value, model) for value in got.values())
+    for i in range(3):
+        assert got[make_order(i)["order_id"]] == model.model_validate(make_order(i))
+    for record in v2_records:
+        as_v1 = {k: v for k, v in record.items() if k != "channel"}
+        assert got[record["order_id"]] == model.model_validate({**as_v1, "note": None})
+
+
 def test_async_publisher_resolves_with_where_kafka_stored_the_record(
     kafka: KafkaAddress, client: RegistryClient
 ) -> None:
