@@ -1375,6 +1375,7 @@ def _misfit(source: _Source, message: Any, schema_id: int, problems: str) -> Con
         f"(models[{source.name!r}]): {problems}; it decoded with its writer schema id "
         f"{schema_id}, so it is valid per the product's contract and the model is wrong: "
         f"nothing from this record on was delivered, dead-lettered or committed (fix the model "
-        f"to accept every record the schema allows, e.g. model_from_schema(schema), or consume "
-        f"without models to get dicts)"
+        f"to accept every record the schema allows, e.g. model_from_schema(schema), which reads "
+        f"with that schema; give a hand-written model the schema it was written for as "
+        f"reader_schemas[{source.name!r}]; or consume without models to get dicts)"
     )
