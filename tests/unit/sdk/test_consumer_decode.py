@@ -93,3 +93,19 @@ def test_repeated_headers_are_all_in_header_list(
     [record] = reader._decode([incoming])
     assert record.headers == {"trace": b"c", "empty": None}
     assert record.header_list == sent
+
+
+def test_a_corrupt_body_says_what_in_it_does_not_fit_not_only_a_python_error(
+    consumer: tuple[ProductConsumer, str],
+) -> None:
+    """A framed record whose first string claims a negative length (h30: it read as
+    `IndexError: string index out of range` alone)."""
+    reader, topic = consumer
+    with pytest.raises(DeserializationError) as caught:
+        reader._decode([message(topic, 0, b"\x00\x00\x00\x00\x04\xff\xff")])
+    said = str(caught.value)
+    assert said.startswith(f"{topic}[0]@0: cannot decode the Avro body with writer schema id 4")
+    assert (
+        "a length, union branch, enum index or text in the body does not fit the schema "
+        "(damaged, or written with another schema): IndexError: " in said
+    )
