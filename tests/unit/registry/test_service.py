@@ -204,6 +204,14 @@ def test_search_lineage_history_and_delete(client: TestClient) -> None:
     twice = client.get("/products?domain=orders&domain=payments")
     assert (twice.status_code, twice.json()["error_code"]) == (400, 40001)
     assert twice.json()["message"].startswith("?domain= is given 2 times")
+    # a filter the search does not have answered every product (h30)
+    unknown = client.get("/products?owner=orders&limit=2&domain=orders")
+    assert (unknown.status_code, unknown.json()["error_code"]) == (400, 40001)
+    assert unknown.json()["message"] == (
+        "unknown query parameter(s) ?limit=, ?owner=: products are searched by ?domain=, "
+        "?tag=, ?classification=, ?kind=, ?q= (every one given must match), and every match "
+        "is answered (no paging)"
+    )
     assert names(client.get("/products?q=COUPON")) == ["orders.order-placed"]  # field name
     assert names(client.get("/products?q=the%20coupon_code")) == ["orders.order-placed"]
     assert names(client.get("/products?q=joined")) == ["orders.order-value"]  # description

@@ -92,7 +92,17 @@ async def list_products(
     q: str | None = None,
 ) -> list[dict[str, Any]]:
     # A repeated filter kept its last value only, and an unknown classification or kind
-    # matched nothing, both without a word (a campaign): refused, naming the filter.
+    # matched nothing, both without a word (a campaign): refused, naming the filter. So is
+    # a filter this search does not have (?owner=, ?limit=): it answered every product.
+    unknown = sorted({name for name in request.query_params if name not in _FILTERS})
+    if unknown:
+        raise InvalidRequestError(
+            f"unknown query parameter(s) {', '.join(f'?{n}=' for n in unknown)}: products are "
+            f"searched by {', '.join(f'?{n}=' for n in _FILTERS)} (every one given must "
+            f"match), and every match is answered (no paging)",
+            status=400,
+            error_code=40001,
+        )
     for name in _FILTERS:
         given = request.query_params.getlist(name)
         if len(given) > 1:
