@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -72,8 +73,15 @@ def _ambiguous(key: str) -> bool:
     """Whether ``key`` shown bare could be read as something else: a control character
     (a newline starts a forged line), a blank (`k schema=9 ...` reads as more fields), a
     leading quote (a quoted key is how such keys are shown), a leading ``b'`` or ``b"``
-    (how a key that is no UTF-8 text is shown), or nothing at all."""
-    return not key or not key.isprintable() or " " in key or key.startswith(('"', "b'", 'b"'))
+    (how a key that is no UTF-8 text is shown), ``None`` (how no key is shown), or nothing
+    at all."""
+    return (
+        not key
+        or not key.isprintable()
+        or " " in key
+        or key.startswith(('"', "b'", 'b"'))
+        or key == "None"  # how a record without a key is shown
+    )
 
 
 def render(record: ConsumedRecord, as_json: bool) -> str:
@@ -360,7 +368,10 @@ def _print_dead_letters(
 
 def _dead_letter_line(view: dict[str, Any]) -> str:
     place = f"{view['topic']}[{view['partition']}]@{view['offset']}"
-    key = json.dumps(view["key"]) if view["key"] is not None else "null"
+    if "key_base64" in view:  # no UTF-8 text: its bytes, as a record line shows them
+        key = repr(base64.b64decode(view["key_base64"]))
+    else:
+        key = json.dumps(view["key"]) if view["key"] is not None else "null"
     headers = " ".join(f"{name}={json.dumps(value)}" for name, value in view["headers"].items())
     if "value" in view:
         value = view["value"] if view["value"] is not None else ""

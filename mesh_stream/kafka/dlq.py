@@ -203,7 +203,8 @@ class DeadLetterWriter:
 def dead_letter_view(message: Message) -> dict[str, Any]:
     """One dead letter as a person (or ``jq``) reads it: where it sits, its key, every header
     as text, and its value: text when it is UTF-8 (a rule's dead letter is the record as
-    JSON), else base64 (a poison pill's bytes, as they were)."""
+    JSON), else base64 (a poison pill's bytes, as they were). A key that is no UTF-8 text
+    is ``key_base64`` likewise (its repr would read as a text key)."""
 
     def text(raw: bytes | str | None) -> str | None:
         if raw is None or isinstance(raw, str):
@@ -222,6 +223,13 @@ def dead_letter_view(message: Message) -> dict[str, Any]:
         "key": text(message.key()),
         "headers": {name: text(raw) for name, raw in cast(Headers, message.headers() or [])},
     }
+    key = message.key()
+    if isinstance(key, bytes):
+        try:
+            key.decode("utf-8")
+        except UnicodeDecodeError:
+            del view["key"]
+            view["key_base64"] = base64.b64encode(key).decode("ascii")
     if isinstance(value, bytes):
         try:
             view["value"] = value.decode("utf-8")

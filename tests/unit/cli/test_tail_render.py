@@ -20,6 +20,7 @@ def record(key: str | bytes | None) -> ConsumedRecord:
         ("k schema=9 {}", '"k schema=9 {}"'),
         ('"a\\nb"', '"\\"a\\\\nb\\""'),
         ("", '""'),
+        ("None", '"None"'),  # the text, not a record without a key (h30)
         ("a\norders.x.v1[9]@999 key=FAKE", '"a\\norders.x.v1[9]@999 key=FAKE"'),
         ("\x1b[2Jcleared", '"\\u001b[2Jcleared"'),
         (b"\x00\xff", "b'\\x00\\xff'"),
@@ -33,6 +34,7 @@ def record(key: str | bytes | None) -> ConsumedRecord:
         "blank",
         "quoted",
         "empty",
+        "text-none",
         "newline",
         "escape",
         "bytes",

@@ -1,0 +1,41 @@
+"""How `mesh tail --dead-letters` sees one dead letter: keys and values that are no text
+are base64, never a repr that reads as a text key."""
+
+from __future__ import annotations
+
+import base64
+
+from confluent_kafka import Message
+
+from mesh_stream.cli.tail import _dead_letter_line
+from mesh_stream.kafka.dlq import dead_letter_view
+
+
+def letter(key: bytes | None, value: bytes) -> Message:
+    return Message(
+        topic="orders.x.v1.dlq",
+        partition=1,
+        offset=7,
+        key=key,
+        value=value,
+        headers=[("mesh.dlq.error", b"unknown magic byte 255")],
+        timestamp=(1, 1_000),
+    )
+
+
+def test_a_key_that_is_no_text_is_base64_and_shown_as_its_bytes() -> None:
+    view = dead_letter_view(letter(b"\xff\xfe", b"\xff"))
+    assert "key" not in view
+    assert base64.b64decode(view["key_base64"]) == b"\xff\xfe"
+    assert base64.b64decode(view["value_base64"]) == b"\xff"
+    line = _dead_letter_line(view)
+    assert line.startswith("orders.x.v1.dlq[1]@7 key=b'\\xff\\xfe' ")
+    # the text key that looks like those bytes stays distinguishable: a JSON string
+    text = _dead_letter_line(dead_letter_view(letter(b"b'\\xff\\xfe'", b"x")))
+    assert text.startswith("orders.x.v1.dlq[1]@7 key=\"b'\\\\xff\\\\xfe'\" ")
+
+
+def test_text_and_missing_keys_are_as_they_were() -> None:
+    assert dead_letter_view(letter(b"poison", b"v"))["key"] == "poison"
+    assert dead_letter_view(letter(None, b"v"))["key"] is None
+    assert " key=null " in _dead_letter_line(dead_letter_view(letter(None, b"v")))
