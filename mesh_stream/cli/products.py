@@ -484,7 +484,10 @@ def _product_lines(item: ProductPlan) -> list[str]:
         lines += [f"      contract: {change}" for change in item.contract_changes]
     if item.compatible is not None and item.schema is Status.CHANGED:
         verdict = "compatible" if item.compatible else "INCOMPATIBLE"
-        lines.append(f"    compatibility {item.compatibility_level}: {verdict} (registry)")
+        lines.append(
+            f"    compatibility {item.compatibility_level} (the subject's level): {verdict} "
+            f"(registry)"
+        )
     if item.protects_consumers is not None and item.schema is Status.CHANGED:
         verdict = "compatible" if item.protects_consumers else "BREAKS THEM"
         lines.append(
