@@ -305,11 +305,17 @@ class ProductCatalog:
         }
 
     def schema_history(self, name: str) -> list[dict[str, Any]]:
-        """Every live version of the product's value subject, oldest first."""
+        """Every live version of the product's value subjects, oldest first: its earlier
+        majors' too (each entry names its subject), which records still on their topics
+        were written with and their readers still read."""
         product = self.get_product(name)
         if product is None:
             raise unknown_product(name)
-        return [v.to_dict() for v in self.schemas.live_versions(product.value_subject)]
+        subjects = [
+            product.model_copy(update={"version": major}).value_subject
+            for major in range(1, product.version + 1)
+        ]
+        return [v.to_dict() for s in subjects for v in self.schemas.live_versions(s)]
 
     # -- writes -------------------------------------------------------------------------
 

@@ -228,6 +228,16 @@ def test_search_lineage_history_and_delete(client: TestClient) -> None:
     assert shown["registry"]["schema_version"] == 2
     assert shown["registry"]["downstream"] == ["orders.order-value"]
     assert DataProduct.model_validate({k: v for k, v in shown.items() if k != "registry"})
+    # a new major: the history keeps the earlier one's versions, which its topic still holds
+    register(client, "orders.order-placed.v2-value", schema("coupon_code"))
+    moved = client.put("/products/orders.order-placed", json=descriptor(version=2), auth=ORDERS)
+    assert moved.status_code == 200, moved.text
+    history = client.get("/products/orders.order-placed/schemas").json()
+    assert [(h["subject"], h["version"]) for h in history] == [
+        (SUBJECT, 1),
+        (SUBJECT, 2),
+        ("orders.order-placed.v2-value", 1),
+    ]
     in_use = client.delete("/products/orders.order-placed", auth=ORDERS)
     assert in_use.status_code == 409
     assert in_use.json()["error_code"] == 40910
