@@ -128,6 +128,12 @@ def render(record: ConsumedRecord, as_json: bool) -> str:
     "else base64), one line each or one JSON object with --json.",
 )
 @click.option(
+    "--major",
+    type=click.IntRange(min=1),
+    help="Read an earlier major version's topic (<product>.v<N>), which keeps its records "
+    "and readers after the product moved on. [default: the product's current version]",
+)
+@click.option(
     "--group",
     callback=checked_kafka_id,
     help="Consumer group id: tail reads from the group's committed offsets (and never "
@@ -154,6 +160,7 @@ def tail(
     timeout: float | None,
     as_json: bool,
     dead_letters: bool,
+    major: int | None,
     group: str | None,
     project: ProjectChoice,
     bootstrap_servers: str | None,
@@ -172,6 +179,15 @@ def tail(
     settings = settings.model_copy(update={k: v for k, v in updates.items() if v is not None})
     registry = registry_for(settings)
     descriptor = resolve_product(product, project=project.locate(settings), registry=registry)
+    if major is not None and major != descriptor.version:
+        if major > descriptor.version:
+            registry.close()
+            raise click.BadParameter(
+                f"{descriptor.name} is at major version {descriptor.version}; --major names "
+                f"an earlier one (1 to {descriptor.version})",
+                param_hint="'--major'",
+            )
+        descriptor = descriptor.model_copy(update={"version": major})
     connection = KafkaConnection.from_settings(settings, default_client_id="mesh-tail")
     bootstrap = connection.bootstrap_servers
     topics = existing_topics(connection)  # a clear error when no broker answers or refuses us

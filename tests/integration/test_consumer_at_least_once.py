@@ -426,7 +426,10 @@ def test_a_consumer_subscribed_before_its_topic_exists_reads_it_from_the_first_r
 
 
 def test_a_group_that_read_an_earlier_major_reads_the_new_one_from_its_first_record(
-    kafka: KafkaAddress, client: RegistryClient, caplog: pytest.LogCaptureFixture
+    kafka: KafkaAddress,
+    client: RegistryClient,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
 ) -> None:
     """A product moved to `version: 2` while its reader was stopped: restarted (with the
     default "only new records"), the group reads `.v2` from its first record, so the records
@@ -463,6 +466,25 @@ def test_a_group_that_read_an_earlier_major_reads_the_new_one_from_its_first_rec
     ) as newcomer:
         assert newcomer.moved_topics == {}
         assert newcomer.consume(10, 3.0) == []  # "only new records", as asked
+    # `mesh tail --major 1` still reads the old topic of a project now at version 2
+    from click.testing import CliRunner
+
+    from mesh_stream.cli.main import cli
+
+    products = tmp_path / "domains" / "orders" / "products"
+    products.mkdir(parents=True)
+    (products / "major-move.yaml").write_text(yaml.safe_dump(v2.to_document()))
+    (tmp_path / "mesh.yaml").write_text("domains: [orders]\n")
+    env = {"MESH_BOOTSTRAP_SERVERS": bootstrap, "MESH_REGISTRY_URL": client.url}
+    argv = ["tail", v1.name, "--from-beginning", "--json", "--project", str(tmp_path)]
+    old = CliRunner().invoke(cli, [*argv, "--major", "1", "--max", "4", "--timeout", "30"], env=env)
+    assert old.exit_code == 0, old.stderr
+    assert sorted(json.loads(line)["order_id"] for line in old.stdout.splitlines()) == sorted(
+        str(decoded(make_order(i))["order_id"]) for i in range(4)
+    )
+    later = CliRunner().invoke(cli, [*argv, "--major", "3"], env=env)
+    assert later.exit_code == 2
+    assert f"{v1.name} is at major version 2; --major names an earlier one" in later.stderr
 
 
 def tail_process(
