@@ -483,7 +483,8 @@ def _product_lines(item: ProductPlan) -> list[str]:
         lines += [f"      {change.describe()}" for change in item.schema_changes]
         lines += [f"      contract: {change}" for change in item.contract_changes]
     if item.compatible is not None and item.schema is Status.CHANGED:
-        verdict = "compatible" if item.compatible else "INCOMPATIBLE"
+        accepted = item.compatible if item.level_compatible is None else item.level_compatible
+        verdict = "compatible" if accepted else "INCOMPATIBLE"
         lines.append(
             f"    compatibility {item.compatibility_level} (the subject's level): {verdict} "
             f"(registry)"

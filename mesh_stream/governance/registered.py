@@ -453,6 +453,19 @@ def field_line(schema_text: str, path: str) -> int | None:
     return None if spot is None else locate.line_of(locate.compose(schema_text), spot.loc)
 
 
+def level_problems(
+    registry: RegistryClient, product: DataProduct, schema_text: str, level: str
+) -> list[Incompatibility]:
+    """What the subject's own ``level`` alone refuses in ``schema_text`` (consumer protection
+    aside): the registry's compatibility answer folds both together."""
+    registered = _live_versions(registry, product)
+    if not registered:
+        return []
+    candidate = parse_schema(schema_text, strict=False)
+    subject = product.value_subject
+    return list(incompatibilities(candidate, registered, Compatibility(level), subject=subject))
+
+
 def consumer_verdict(
     registry: RegistryClient, product: DataProduct, schema_text: str
 ) -> EvolutionVerdict | None:

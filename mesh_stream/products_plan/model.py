@@ -120,6 +120,8 @@ class ProductPlan:
     compatibility_level: str | None = None
     level_change: tuple[str, str] | None = None  # (registered, descriptor)
     compatible: bool | None = None
+    level_compatible: bool | None = None
+    """Whether the subject's own level accepts the schema (``compatible`` adds the readers)."""
     compatibility_messages: list[str] = field(default_factory=list)
     consumers: list[str] = field(default_factory=list)
     """Registered products and consumer groups that read this one (consumer protection

@@ -32,7 +32,7 @@ from mesh_stream.files import read_regular_text
 from mesh_stream.governance import locate
 from mesh_stream.governance.acl_plan import MONITOR_PRINCIPAL, REGISTRY_PRINCIPAL, plan_acls
 from mesh_stream.governance.model import Severity
-from mesh_stream.governance.registered import consumer_verdict
+from mesh_stream.governance.registered import consumer_verdict, level_problems
 from mesh_stream.governance.repository import LintReport, lint_project
 from mesh_stream.kafka import topics
 from mesh_stream.kafka.acls import Acl, describe_acls, diff, has_authorizer
@@ -199,13 +199,23 @@ def _plan_registry(plan: ProductPlan, local: _Local, registry: RegistryClient) -
     plan.schema_changes = schema_changes(json.loads(latest.schema), local.schema_json)
     against = None if level.endswith("_TRANSITIVE") else "latest"
     messages = registry.check_compatibility(plan.subject, local.schema_text, version=against)
+    verdict = consumer_verdict(registry, product, local.schema_text)
+    # The registry's answer holds consumer protection too: when the readers' refusal below
+    # says it and the subject's own level passes, the same reason is not refused twice
+    # (under a level it does not break).
+    said_by_readers = (
+        bool(messages)
+        and verdict is not None
+        and verdict.refused
+        and not level_problems(registry, product, local.schema_text, level)
+    )
     plan.compatible = not messages
-    plan.compatibility_messages = list(messages)
-    if messages:
+    plan.level_compatible = not messages or said_by_readers
+    plan.compatibility_messages = [] if said_by_readers else list(messages)
+    if messages and not said_by_readers:
         plan.refusals.append(
             compatibility_refusal(plan, messages, local.schema_text, product.version + 1)
         )
-    verdict = consumer_verdict(registry, product, local.schema_text)
     if verdict is not None:
         plan.consumers = list(verdict.consumers)
         plan.consumer_level = verdict.level.value

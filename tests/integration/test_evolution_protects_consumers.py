@@ -242,6 +242,10 @@ def test_mesh_products_apply_is_refused(mesh: Mesh) -> None:
     assert "[compatibility-with-consumers]" in refused.stderr
     _names_reader_and_field(mesh, refused.stderr, "total_amount")
     assert mesh.versions() == before
+    # said once: the subject's own level (BACKWARD) lets a removal through, so the readers'
+    # refusal is not repeated as a schema-compatibility one under that level (h28)
+    assert "[schema-compatibility]" not in refused.stderr
+    assert "error: nothing applied: 1 refusal(s) above" in refused.stderr
 
 
 def test_put_products_refuses_a_weaker_level_without_a_reason(mesh: Mesh) -> None:
