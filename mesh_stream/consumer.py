@@ -83,6 +83,7 @@ from mesh_stream.schema.codec import (
     RecordDecoder,
     SchemaLike,
     as_document,
+    parse_schema,
     read_data,
     read_failure,
     schema_name,
@@ -367,6 +368,8 @@ class _Source:
     model: type[BaseModel] | None
     #: The consumer's reader schema as Apache Avro parsed it (None: records as written).
     reader: Any = None
+    #: Whether that reader schema is the one ``model`` was made from (not reader_schemas).
+    reader_of_model: bool = False
 
     name: str = ""
     #: The decoder's plans for fastavro's reader by schema id (read on the hot path).
@@ -532,6 +535,7 @@ class ProductConsumer:
             )
         readers = _by_consumed_product("reader_schemas", reader_schemas, consumed)
         chosen_models = _by_consumed_product("models", models, consumed)
+        from_models: set[str] = set()  # products whose reader schema is their model's
         for name, model in chosen_models.items():
             if not (isinstance(model, type) and issubclass(model, BaseModel)):
                 shown = model.__name__ if isinstance(model, type) else repr(model)
@@ -545,6 +549,7 @@ class ProductConsumer:
             made_from = source_schema(model)
             if made_from is not None and name not in readers:
                 readers[name] = made_from
+                from_models.add(name)
         if not is_wait_seconds(registry_wait_seconds):
             raise ConfigurationError(
                 f"registry_wait_seconds={_short(registry_wait_seconds)} is not a number of "
@@ -590,6 +595,9 @@ class ProductConsumer:
             for item in products:
                 product = resolve_product(item, project=project, registry=registry)
                 reader = readers.get(product.name)
+                implicit = product.name in from_models
+                if implicit and not _usable_reader(product.name, reader):
+                    reader = None  # a model's schema Avro refuses: records as written
                 # first: Avro's own parser names the product and what is wrong with the schema
                 checked = _avro_reader(product.name, reader) if reader is not None else None
                 try:
@@ -599,7 +607,11 @@ class ProductConsumer:
                         f"reader_schemas[{product.name!r}] is not a valid Avro schema: {exc}"
                     ) from exc
                 self._sources[product.topic] = _Source(
-                    product, decoder, chosen_models.get(product.name), checked
+                    product,
+                    decoder,
+                    chosen_models.get(product.name),
+                    checked,
+                    reader_of_model=implicit and reader is not None,
                 )
             # Checked before any Kafka client exists, so a wrong argument leaves nothing open.
             fields = _reads_by_product(reads, [s.product.name for s in self._sources.values()])
@@ -627,22 +639,28 @@ class ProductConsumer:
             self._cooperative = "cooperative" in str(strategy)
             self._consumer = make_consumer(self.connection, client_config)
             undo.callback(self._consumer.close)
-            self._new_topics = set() if from_beginning else self._missing_topics()
-            #: Current topic -> the earlier majors' topics this group committed offsets on.
-            self._moved = self._moved_majors()
+            known = None if from_beginning else self._known_topics()
+            self._new_topics = set() if known is None else set(self._sources) - set(known)
+            #: Current topic -> the earlier majors' topics this group committed offsets on
+            #: while it has none on the current one (until it commits there).
+            self._moved = {} if known is None else self._moved_majors(known)
             for topic, earlier in self._moved.items():
                 log.warning(
-                    "group %s committed offsets on %s, an earlier major of %s: it reads %s "
-                    "from its first record where it has committed nothing there, so no record "
-                    "published since the product moved is skipped",
+                    "group %s committed offsets on %s, an earlier major of %s, and none on %s "
+                    "yet: it reads %s from its first record, so no record published since the "
+                    "product moved is skipped",
                     group_id,
                     ", ".join(earlier),
                     self._sources[topic].product.name,
                     topic,
+                    topic,
                 )
             #: Topics whose partitions start at their oldest record without a committed offset.
+            reset = str(client_config.get("auto.offset.reset", "")).lower()
             self._from_start = (
-                set(self._sources) if from_beginning else self._new_topics | set(self._moved)
+                set(self._sources)
+                if reset in ("earliest", "smallest", "beginning")
+                else self._new_topics | set(self._moved)
             )
             self._consumer.subscribe(
                 list(self._sources), on_assign=self._on_assign, on_revoke=self._on_revoke
@@ -958,14 +976,25 @@ class ProductConsumer:
             f"{spot.fix})"
             for spot in found
         )
+        if source.reader_of_model:
+            which = (
+                f"the schema models[{source.name!r}] was made from (model_from_schema, its "
+                f"reader schema)"
+            )
+            instead = (
+                f"or give reader_schemas[{source.name!r}] a schema that reads it (or a "
+                f"hand-written model, which gets records as written)"
+            )
+        else:
+            which = f"the reader schema reader_schemas[{source.name!r}]"
+            instead = "or consume without reader_schemas to get records as written"
         error = ConfigurationError(
-            f"{source.name}: the reader schema reader_schemas[{source.name!r}] "
-            f"({type_name(source.reader)}) cannot read the product's writer schema id "
-            f"{schema_id}{version} (met at {_where(message)}): {problems}; records written "
-            f"with it are valid per the product's contract, so nothing from this record on "
-            f"was delivered, dead-lettered or committed: fix the reader schema (new fields "
-            f"need defaults, the record keeps the writer's name or lists it in `aliases`), or "
-            f"consume without reader_schemas to get records as written"
+            f"{source.name}: {which} ({type_name(source.reader)}) cannot read the product's "
+            f"writer schema id {schema_id}{version} (met at {_where(message)}): {problems}; "
+            f"records written with it are valid per the product's contract, so nothing from "
+            f"this record on was delivered, dead-lettered or committed: fix that schema (new "
+            f"fields need defaults, the record keeps the writer's name or lists it in "
+            f"`aliases`), {instead}"
         )
         source.unreadable[schema_id] = error
         raise error
@@ -1107,49 +1136,47 @@ class ProductConsumer:
                 f"{exc}"
             ) from exc
         self._positions.clear()
+        for tp in offsets:  # committed there now: a later rebalance resumes as for any topic
+            self._moved.pop(tp.topic, None)
 
-    def _missing_topics(self) -> set[str]:
-        """The subscribed topics the broker says do not exist yet (empty if it cannot say)."""
+    def _known_topics(self) -> dict[str, Any] | None:
+        """The cluster's topics and their partitions (None when the broker cannot say: every
+        subscribed topic then counts as existing, and none as moved)."""
         try:
-            metadata = self._consumer.list_topics(timeout=10)
+            return dict(self._consumer.list_topics(timeout=10).topics)
         except KafkaException:
-            return set()
-        return {topic for topic in self._sources if topic not in metadata.topics}
+            return None
 
-    def _moved_majors(self) -> dict[str, list[str]]:
-        """For each consumed product past its first major, the earlier majors' topics this
-        group has committed offsets on (empty when the broker cannot say): a group that read
-        ``.v1`` and now subscribes to ``.v2`` has not seen what ``.v2`` holds."""
-        earlier = {
-            topic: [topic_for(s.product.name, k) for k in range(1, s.product.version)]
-            for topic, s in self._sources.items()
-            if s.product.version > 1
-        }
-        if not earlier:
-            return {}
+    def _moved_majors(self, known: Mapping[str, Any]) -> dict[str, list[str]]:
+        """For each consumed product past its first major whose topic the group has committed
+        nothing on, the earlier majors' topics it has committed offsets on (empty when the
+        broker cannot say): a group that read ``.v1`` and now subscribes to ``.v2`` has not
+        seen what ``.v2`` holds. A group already reading ``.v2`` has not moved."""
         moved: dict[str, list[str]] = {}
-        try:
-            known = self._consumer.list_topics(timeout=10).topics
-            for topic, olds in earlier.items():
-                asked = [
-                    TopicPartition(old, partition)
-                    for old in olds
-                    if old in known
-                    for partition in known[old].partitions
-                ]
-                committed = self._consumer.committed(asked, timeout=10) if asked else []
-                read = sorted({tp.topic for tp in committed if tp.offset >= 0})
-                if read:
-                    moved[topic] = read
-        except KafkaException:
-            return moved
+        for topic, source in self._sources.items():
+            olds = [topic_for(source.product.name, k) for k in range(1, source.product.version)]
+            asked = [
+                TopicPartition(name, partition)
+                for name in [topic, *olds]
+                if name in known
+                for partition in known[name].partitions
+            ]
+            if not olds or not asked:
+                continue
+            try:
+                committed = self._consumer.committed(asked, timeout=10)
+            except KafkaException:
+                continue
+            read = {tp.topic for tp in committed if tp.offset >= 0}
+            if read and topic not in read:
+                moved[topic] = sorted(read)
         return moved
 
     @property
     def moved_topics(self) -> Mapping[str, tuple[str, ...]]:
         """Topics of products that moved to a new major since this group last read them
-        (each with the earlier topics it committed on): read from their first record where
-        the group has committed nothing yet, whatever ``from_beginning`` says."""
+        (each with the earlier topics it committed on): the group has committed nothing on
+        them yet, so they are read from their first record (until it commits there)."""
         return {topic: tuple(olds) for topic, olds in self._moved.items()}
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -1166,7 +1193,10 @@ class ProductConsumer:
             )
             start = {(tp.topic, tp.partition) for tp in committed if tp.offset < 0}
         except KafkaException:
-            start = {(tp.topic, tp.partition) for tp in fresh}  # re-read rather than skip
+            # A new topic is re-read rather than skipped; a moved major's partitions are
+            # left to the group's committed offsets (it may have read there since): a lookup
+            # failing in a rebalance must not replay a whole topic.
+            start = {(tp.topic, tp.partition) for tp in fresh if tp.topic in self._new_topics}
         if not start:
             return
         for tp in partitions:
@@ -1271,6 +1301,19 @@ def _by_consumed_product(
             f"product names"
         )
     return dict(given)
+
+
+def _usable_reader(product: str, reader: SchemaLike | None) -> bool:
+    """Whether both Avro's parser and fastavro take ``reader`` (a model's schema that one of
+    them refuses is not made the reader: the model then gets records as written)."""
+    if reader is None:
+        return False
+    try:
+        _avro_reader(product, reader)
+        parse_schema(reader, source="reader schema")
+    except (ConfigurationError, SchemaError):
+        return False
+    return True
 
 
 def _avro_reader(product: str, reader: SchemaLike) -> Any:

@@ -2164,7 +2164,7 @@ def read_failure(exc: BaseException) -> str:
     words; a body cut short (fastavro's bare ``EOFError``) is said as such."""
     if isinstance(exc, EOFError) and not str(exc):
         return "the body ends before the record does (EOFError: truncated or not this schema)"
-    if isinstance(exc, (IndexError, KeyError, OverflowError, UnicodeDecodeError)):
+    if isinstance(exc, (IndexError, OverflowError, UnicodeDecodeError)):
         return (
             f"a length, union branch, enum index or text in the body does not fit the schema "
             f"(damaged, or written with another schema): {type(exc).__name__}: {exc}"

@@ -10,6 +10,7 @@ against it, so a domain's code and its Avro contract cannot drift apart unnotice
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import decimal
 import enum
@@ -140,15 +141,23 @@ def model_from_schema(schema: SchemaLike) -> type[BaseModel]:
         raise SchemaError(f"{parsed.get('name', 'schema')}: only record schemas become models")
     builder = _Builder(parsed.get("__named_schemas", {}))
     model = builder.model(parsed)
-    setattr(model, _SOURCE_SCHEMA, schema)
+    # a copy: the caller's mapping changed later must not change what the model reads with
+    setattr(model, _SOURCE_SCHEMA, schema if isinstance(schema, str) else copy.deepcopy(schema))
     return model
 
 
 def source_schema(model: type[BaseModel]) -> SchemaLike | None:
-    """The schema :func:`model_from_schema` made ``model`` from (None for a hand-written
-    model): the reader schema that model fits, whatever fields later versions add."""
-    found = model.__dict__.get(_SOURCE_SCHEMA)
-    return found if isinstance(found, (str, Mapping)) else None
+    """The schema :func:`model_from_schema` made ``model`` (or the generated model it
+    subclasses without adding fields) from; None for a hand-written model: the reader schema
+    that model fits, whatever fields later versions add."""
+    for klass in model.__mro__:
+        found = klass.__dict__.get(_SOURCE_SCHEMA)
+        if isinstance(found, (str, Mapping)) and isinstance(klass, type):
+            same = issubclass(klass, BaseModel) and klass.model_fields.keys() == (
+                model.model_fields.keys()
+            )
+            return found if same else None
+    return None
 
 
 # -- checking a hand-written model ----------------------------------------------------------

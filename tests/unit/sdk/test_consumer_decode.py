@@ -109,3 +109,37 @@ def test_a_corrupt_body_says_what_in_it_does_not_fit_not_only_a_python_error(
         "a length, union branch, enum index or text in the body does not fit the schema "
         "(damaged, or written with another schema): IndexError: " in said
     )
+
+
+def test_a_model_whose_schema_cannot_read_the_writer_names_the_model_not_reader_schemas(
+    order_v1: dict[str, Any],
+) -> None:
+    """A model made from a schema renamed from the writer's reads with that schema, and Avro
+    refuses a renamed record: the error names models[...] and model_from_schema (the user
+    gave no reader_schemas) and says what would read it."""
+    from mesh_stream.errors import ConfigurationError
+    from mesh_stream.schema.models import model_from_schema
+
+    product = new_product("unit-model", schema=SCHEMA_V1)
+    renamed = {**order_v1, "name": "Order", "namespace": "elsewhere"}
+    registry = MemorySchemas({4: order_v1}, {4: [product.value_subject]})
+    reader = ProductConsumer(
+        [product],
+        group_id="unit",
+        bootstrap_servers="127.0.0.1:9",
+        registry=registry,
+        from_beginning=True,
+        config={"log_level": 0},
+        models={product.name: model_from_schema(renamed)},
+        root=None,
+    )
+    try:
+        encoded = RecordEncoder(order_v1, 4).encode(make_order(0))
+        with pytest.raises(ConfigurationError) as caught:
+            reader._decode([message(product.topic, 0, encoded)])
+    finally:
+        reader.close()
+    said = str(caught.value)
+    assert f"the schema models[{product.name!r}] was made from (model_from_schema" in said
+    assert f"or give reader_schemas[{product.name!r}] a schema that reads it" in said
+    assert "consume without reader_schemas" not in said

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from mesh_stream.errors import SchemaError
 from mesh_stream.schema.codec import RecordDecoder, RecordEncoder
-from mesh_stream.schema.models import check_model, model_from_schema
+from mesh_stream.schema.models import check_model, model_from_schema, source_schema
 from tests.unit.sdk.conftest import MemorySchemas, make_order
 
 
@@ -117,3 +117,36 @@ def test_mismatching_model_names_every_field(order_v1: dict[str, Any]) -> None:
 def test_only_records_become_models() -> None:
     with pytest.raises(SchemaError, match="a product schema must be an Avro record"):
         model_from_schema('"string"')
+
+
+def test_a_generated_model_remembers_its_schema_as_given_then() -> None:
+    """The consumer reads with it (a later version's added fields are dropped, not refused);
+    a subclass adding methods only keeps it; one adding fields does not fit it; the caller
+    changing its mapping afterwards changes nothing."""
+    schema: dict[str, Any] = {
+        "type": "record",
+        "name": "z",
+        "fields": [{"name": "a", "type": "int"}],
+    }
+    model = model_from_schema(schema)
+    schema["fields"].append({"name": "b", "type": "int"})
+    assert source_schema(model) == {
+        "type": "record",
+        "name": "z",
+        "fields": [{"name": "a", "type": "int"}],
+    }
+
+    class WithMethods(model):  # type: ignore[misc,valid-type]
+        def doubled(self) -> int:
+            return 2 * int(self.a)
+
+    class WithFields(model):  # type: ignore[misc,valid-type]
+        extra_field: int = 0
+
+    assert source_schema(WithMethods) == source_schema(model)
+    assert source_schema(WithFields) is None
+
+    class HandWritten(BaseModel):
+        a: int
+
+    assert source_schema(HandWritten) is None
