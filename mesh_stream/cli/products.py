@@ -486,8 +486,8 @@ def _product_lines(item: ProductPlan) -> list[str]:
         accepted = item.compatible if item.level_compatible is None else item.level_compatible
         verdict = "compatible" if accepted else "INCOMPATIBLE"
         lines.append(
-            f"    compatibility {item.compatibility_level} (the subject's level): {verdict} "
-            f"(registry)"
+            f"    compatibility {item.compatibility_level} (the subject's level in force): "
+            f"{verdict} (registry)"
         )
     if item.protects_consumers is not None and item.schema is Status.CHANGED:
         verdict = "compatible" if item.protects_consumers else "BREAKS THEM"

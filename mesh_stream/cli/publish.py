@@ -457,7 +457,7 @@ def _undelivered_lines(
         return []
     skipped = set(tally.unsent)
     found: list[tuple[int, str]] = []
-    for number, checked in _checked(source.lines(), source.name, publisher):
+    for number, checked in _checked(source.lines(), source.name, publisher, prepare=False):
         if isinstance(checked, str) or number in skipped:
             continue
         try:

@@ -7,7 +7,6 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import click
@@ -45,23 +44,37 @@ from mesh_stream.terminal import visible
 JOIN_WAIT_S = 10.0
 #: Longest an ended ``--timeout`` goes on for records Kafka says tail has not read yet.
 UNREAD_WAIT_S = 10.0
+#: How often, at most, an ended ``--timeout`` asks Kafka what is left (one request a partition).
+UNREAD_CHECK_S = 0.5
 
 
-def _read_all(unread: Callable[[], list[str]], over: float, topic: str) -> bool:
-    """Whether an ended ``--timeout`` may stop tail ``over`` s after it ended: once no
-    partition holds records tail has not shown (the first fetch after the join can take
-    longer than a short timeout), or ``UNREAD_WAIT_S`` later, saying which were left."""
-    left = unread()
-    if not left:
-        return True
-    if over < UNREAD_WAIT_S:
-        return False
-    click.echo(
-        f"{topic}: stopped {UNREAD_WAIT_S:g} s after --timeout ended with records not read "
-        f"from {', '.join(left)} (held back by an open transaction, or not fetched in time)",
-        err=True,
-    )
-    return True
+class _EndOfTimeout:
+    """Whether an ended ``--timeout`` may stop tail: once no partition holds records tail
+    has not shown (the first fetch after the join can take longer than a short timeout).
+    Kafka is asked at most every ``UNREAD_CHECK_S``, each time within what is left of
+    ``UNREAD_WAIT_S``; records still unread then end tail with an error naming them."""
+
+    def __init__(self, unread: Callable[[float], list[str]], topic: str) -> None:
+        self._unread = unread
+        self._topic = topic
+        self._next = 0.0
+
+    def reached(self, over: float) -> bool:
+        """``over``: seconds since the timeout ended."""
+        now = time.monotonic()
+        if over < UNREAD_WAIT_S and now < self._next:
+            return False
+        self._next = now + UNREAD_CHECK_S
+        left = self._unread(max(0.5, min(5.0, UNREAD_WAIT_S - over)))
+        if not left:
+            return True
+        if over < UNREAD_WAIT_S:
+            return False
+        raise ConsumerError(
+            f"{self._topic}: stopped {UNREAD_WAIT_S:g} s after --timeout ended with records "
+            f"not read from {', '.join(left)} (held back by an open transaction, or not "
+            f"fetched in time); run tail again with a longer --timeout"
+        )
 
 
 def _as_json(record: ConsumedRecord) -> str:
@@ -113,7 +126,7 @@ def render(record: ConsumedRecord, as_json: bool) -> str:
     type=FiniteFloatRange(min=0, min_open=True),
     help=(
         "Stop after S seconds without a new record, counted once the group has given tail its "
-        "partitions, and once it has read what they held (up to 10 s more). "
+        "partitions, and once it has read what they held (up to 10 s more, then an error). "
         "[default: wait until Ctrl-C]"
     ),
 )
@@ -179,18 +192,26 @@ def tail(
     settings = settings.model_copy(update={k: v for k, v in updates.items() if v is not None})
     registry = registry_for(settings)
     descriptor = resolve_product(product, project=project.locate(settings), registry=registry)
+    current = descriptor.version
     if major is not None and major != descriptor.version:
         if major > descriptor.version:
             registry.close()
             raise click.BadParameter(
                 f"{descriptor.name} is at major version {descriptor.version}; --major names "
-                f"an earlier one (1 to {descriptor.version})",
+                f"it or an earlier one (1 to {descriptor.version})",
                 param_hint="'--major'",
             )
         descriptor = descriptor.model_copy(update={"version": major})
     connection = KafkaConnection.from_settings(settings, default_client_id="mesh-tail")
     bootstrap = connection.bootstrap_servers
     topics = existing_topics(connection)  # a clear error when no broker answers or refuses us
+    if major is not None and descriptor.topic not in topics and major != current:
+        registry.close()
+        raise ConsumerError(
+            f"topic {descriptor.topic} does not exist at {bootstrap}: major version {major} "
+            f"of {descriptor.name} has no topic there (its current major is {current}); "
+            f"nothing is published to an earlier major's topic, so tail would wait for ever"
+        )
     if dead_letters:
         registry.close()
         if descriptor.dlq_topic not in topics:
@@ -257,7 +278,7 @@ def _print_records(
     The timeout counts from when a record could first come: once the group has given tail
     its partitions (at once for a topic not made yet, which has none to give; after
     ``JOIN_WAIT_S`` at the latest), so a short one does not end tail while it joins; and
-    it ends only once tail has shown what those partitions held (see :func:`_read_all`).
+    it ends only once tail has shown what those partitions held (see :class:`_EndOfTimeout`).
     """
     registry_url = shown_url(settings.registry_url)
     wait_setting = settings.consumer_registry_wait_seconds
@@ -265,6 +286,7 @@ def _print_records(
     started = time.monotonic()
     last_seen: float | None = None if topic_exists else started
     said_waiting = False
+    end_check = _EndOfTimeout(consumer.unread, descriptor.topic)
     while max_records is None or shown < max_records:
         if last_seen is None and (consumer.joined or time.monotonic() - started >= JOIN_WAIT_S):
             last_seen = time.monotonic()
@@ -286,7 +308,7 @@ def _print_records(
                     f"(failing for {waiting:.1f} s{_at(consumer, shown)}); start the registry or "
                     f"check MESH_REGISTRY_URL"
                 )
-            if _read_all(consumer.unread, quiet - timeout, descriptor.topic):
+            if end_check.reached(quiet - timeout):
                 return
         wait = 0.5 if timeout is None else max(0.05, min(0.5, timeout))
         want = 500 if max_records is None else min(500, max_records - shown)
@@ -348,6 +370,10 @@ def _print_dead_letters(
     )
     try:
         from_start = {topic} if from_beginning else set()
+        end_check = _EndOfTimeout(
+            lambda budget: unread_partitions(consumer, from_start=from_start, timeout=budget),
+            topic,
+        )
         consumer.subscribe([topic], on_assign=lambda _consumer, _parts: joined.append(True))
         shown, started = 0, time.monotonic()
         last_seen: float | None = None
@@ -359,11 +385,7 @@ def _print_dead_letters(
                 timeout is not None
                 and last_seen is not None
                 and quiet >= timeout
-                and _read_all(
-                    partial(unread_partitions, consumer, from_start=from_start),
-                    quiet - timeout,
-                    topic,
-                )
+                and end_check.reached(quiet - timeout)
             ):
                 return
             message = consumer.poll(0.5)

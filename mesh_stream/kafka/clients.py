@@ -216,34 +216,43 @@ def unread_partitions(
     consumer: Consumer, *, from_start: Container[str], timeout: float = 5.0
 ) -> list[str]:
     """The consumer's assigned partitions that hold records it has not returned yet, each as
-    ``topic[partition]@next..high`` (empty when it has read all there was, or when Kafka
-    cannot say within ``timeout`` s).
+    ``topic[partition]@next..end`` (empty when it has read all there was, or when Kafka
+    cannot say within ``timeout`` s in all: what was found by then is returned).
 
-    A partition nothing was returned from yet starts at the group's committed offset, else
-    at its oldest record for a topic in ``from_start`` and at its end for the others (the
-    consumer's ``auto.offset.reset``). Being assigned a partition is not having its records:
-    a ``--timeout`` counted from the join alone can end before the first fetch answers.
+    A partition nothing was returned from yet starts at the group's committed offset (while
+    Kafka still holds it), else at its oldest record for a topic in ``from_start`` and at its
+    end for the others (the consumer's ``auto.offset.reset``). ``end`` is what a
+    read_committed consumer can read: a transaction's markers, aborted records and an open
+    transaction count as read. Being assigned a partition is not having its records: a
+    ``--timeout`` counted from the join alone can end before the first fetch answers.
     """
+    deadline = time.monotonic() + timeout
+
+    def left() -> float:
+        return max(0.05, deadline - time.monotonic())
+
+    unread: list[str] = []
     try:
         positions = consumer.position(consumer.assignment())
         unknown = [TopicPartition(tp.topic, tp.partition) for tp in positions if tp.offset < 0]
         committed = {
             (tp.topic, tp.partition): tp.offset
-            for tp in (consumer.committed(unknown, timeout=timeout) if unknown else [])
+            for tp in (consumer.committed(unknown, timeout=left()) if unknown else [])
         }
-        unread = []
         for tp in positions:
+            if time.monotonic() >= deadline:
+                break
             low, high = consumer.get_watermark_offsets(
-                TopicPartition(tp.topic, tp.partition), timeout=timeout
+                TopicPartition(tp.topic, tp.partition), timeout=left()
             )
             start = tp.offset if tp.offset >= 0 else committed.get((tp.topic, tp.partition), -1)
-            if start < 0:
+            if start < low:  # none, or gone with retention: where the reset policy starts
                 start = low if tp.topic in from_start else high
             if start < high:
                 unread.append(f"{tp.topic}[{tp.partition}]@{start}..{high}")
-        return unread
     except KafkaException:
-        return []
+        pass
+    return unread
 
 
 T = TypeVar("T")

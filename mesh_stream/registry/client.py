@@ -1006,7 +1006,8 @@ class RegistryClient:
         return answer
 
     def product_schemas(self, name: str) -> list[dict[str, Any]]:
-        """The product's value schema history, oldest first."""
+        """The product's value schema history: each major's subject in turn, oldest first
+        within it (every entry names its subject)."""
         answer: list[dict[str, Any]] = self._request(
             "GET", f"/products/{_path(name)}/schemas", shape=_SCHEMA_HISTORY
         )

@@ -499,7 +499,16 @@ def test_a_group_that_read_an_earlier_major_reads_the_new_one_from_its_first_rec
     )
     later = CliRunner().invoke(cli, [*argv, "--major", "3"], env=env)
     assert later.exit_code == 2
-    assert f"{v1.name} is at major version 2; --major names an earlier one" in later.stderr
+    assert f"{v1.name} is at major version 2; --major names it or an earlier one" in later.stderr
+    unmade = new_product("major-unmade").model_copy(update={"version": 2})
+    (products / "major-unmade.yaml").write_text(yaml.safe_dump(unmade.to_document()))
+    argv = ["tail", unmade.name, "--major", "1", "--timeout", "30", "--project", str(tmp_path)]
+    missing = CliRunner().invoke(cli, argv, env=env)
+    assert missing.exit_code == 1, missing.output
+    assert (
+        f"topic {unmade.name}.v1 does not exist at {bootstrap}: major version 1 of "
+        f"{unmade.name} has no topic there (its current major is 2)"
+    ) in str(missing.exception)  # the entry point prints it as one `error:` line
 
 
 def tail_process(

@@ -213,11 +213,12 @@ def test_mesh_tail_dead_letters_shows_each_one_with_why_and_where(
     lines = CliRunner().invoke(cli, [*argv, "--timeout", "30"], env=env)
     assert lines.exit_code == 0, lines.stderr
     # A timeout shorter than the first fetch still waits for the letters the topic holds.
-    quick = [a for a in argv if a not in ("--max", "3")]
-    assert (
-        len(CliRunner().invoke(cli, [*quick, "--timeout", "0.001"], env=env).stdout.splitlines())
-        == 3
-    )
+    quick = ["tail", product.name, "--dead-letters", "--from-beginning", "--json"]
+    quick += ["--project", str(tmp_path), "--timeout", "0.001"]
+    shown_quickly = CliRunner().invoke(cli, quick, env=env)
+    assert shown_quickly.exit_code == 0, shown_quickly.stderr
+    quick_letters = [json.loads(line) for line in shown_quickly.stdout.splitlines()]
+    assert sorted(int(q["offset"]) for q in quick_letters) == [0, 1, 2]
     first = lines.stdout.splitlines()[0]
     assert first.startswith(f'{product.dlq_topic}[0]@0 key="poison" ')
     assert 'mesh.dlq.error.type="DeserializationError"' in first

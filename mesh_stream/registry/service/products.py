@@ -305,9 +305,9 @@ class ProductCatalog:
         }
 
     def schema_history(self, name: str) -> list[dict[str, Any]]:
-        """Every live version of the product's value subjects, oldest first: its earlier
-        majors' too (each entry names its subject), which records still on their topics
-        were written with and their readers still read."""
+        """Every live version of the product's value subjects, one major after the other,
+        oldest first within each (each entry names its subject): the earlier majors' too,
+        which records still on their topics were written with and their readers still read."""
         product = self.get_product(name)
         if product is None:
             raise unknown_product(name)

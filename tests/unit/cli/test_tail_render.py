@@ -50,16 +50,34 @@ def test_a_key_that_is_not_printable_text_is_shown_escaped(key: str | None, show
     assert "\n" not in line
 
 
-def test_an_ended_timeout_waits_for_records_kafka_says_are_unread_and_then_names_them(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_an_ended_timeout_waits_for_records_kafka_says_are_unread_and_then_names_them() -> None:
     """--timeout ends tail at once when nothing is left unread; records a partition is known
-    to hold keep it going up to UNREAD_WAIT_S longer, after which it stops naming them."""
+    to hold keep it going up to UNREAD_WAIT_S longer (Kafka asked at most every
+    UNREAD_CHECK_S, within what is left of that wait), after which it stops with an error
+    naming them."""
+    from mesh_stream.errors import ConsumerError
+
+    budgets: list[float] = []
+
+    def nothing(budget: float) -> list[str]:
+        budgets.append(budget)
+        return []
+
+    assert tail._EndOfTimeout(nothing, "orders.x").reached(0.0) is True
+    assert budgets == [5.0]
     left = ["orders.x[2]@3..7"]
-    assert tail._read_all(list, 0.0, "orders.x") is True
-    assert tail._read_all(lambda: left, tail.UNREAD_WAIT_S - 0.1, "orders.x") is False
-    assert capsys.readouterr().err == ""
-    assert tail._read_all(lambda: left, tail.UNREAD_WAIT_S, "orders.x") is True
-    said = capsys.readouterr().err
-    assert "orders.x: stopped 10 s after --timeout ended" in said
-    assert "orders.x[2]@3..7" in said
+
+    def some(budget: float) -> list[str]:
+        budgets.append(budget)
+        return left
+
+    check = tail._EndOfTimeout(some, "orders.x")
+    assert check.reached(tail.UNREAD_WAIT_S - 0.8) is False
+    assert check.reached(tail.UNREAD_WAIT_S - 0.7) is False  # not asked again so soon
+    assert budgets[1:] == [pytest.approx(0.8)]
+    with pytest.raises(ConsumerError) as stopped:
+        check.reached(tail.UNREAD_WAIT_S)  # asked at the end whatever the last ask
+    assert str(stopped.value).startswith(
+        "orders.x: stopped 10 s after --timeout ended with records not read from orders.x[2]@3..7"
+    )
+    assert budgets[2:] == [0.5]

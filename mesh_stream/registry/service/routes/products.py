@@ -191,6 +191,9 @@ async def lineage(
     return services.products.lineage(name, direction)
 
 
-@router.get("/{name}/schemas", summary="The product's value schema history, oldest first")
+@router.get(
+    "/{name}/schemas",
+    summary="The product's value schema history, each major in turn, oldest first",
+)
 async def schemas(name: str, services: ServicesDep) -> list[dict[str, Any]]:
     return services.products.schema_history(name)
