@@ -36,7 +36,15 @@ class FieldSpot:
 
     @property
     def is_pii(self) -> bool:
-        return self.field.get("pii") is True
+        return marked_pii(self.field)
+
+
+def marked_pii(field: Mapping[str, Any]) -> bool:
+    """Whether ``field`` carries a ``pii`` mark: any value but ``false`` counts, so a mark
+    written ``"true"`` or ``1`` is never taken for no mark (the pii-classification policy
+    refuses such a mark; masking and lineage treat it as PII meanwhile)."""
+    value = field.get("pii", False)
+    return value is not None and value is not False
 
 
 @dataclass(frozen=True)
@@ -125,11 +133,11 @@ def pii_within(schema: Mapping[str, Any], path: str) -> list[str]:
     chain = _field_chain(schema, path)
     if chain is None:
         return []
-    found = [prefix for prefix, fields in chain if any(f.get("pii") is True for f, _ in fields)]
+    found = [prefix for prefix, fields in chain if any(marked_pii(f) for f, _ in fields)]
     seen: set[int] = set()
     for last, scope in chain[-1][1]:
         for child, field in _fields_below(last.get("type"), scope, path, seen):
-            if field.get("pii") is True and child not in found:
+            if marked_pii(field) and child not in found:
                 found.append(child)
     return found
 

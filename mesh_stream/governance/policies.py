@@ -442,10 +442,23 @@ def check_classification(_review: Review, _params: NoParams) -> Iterator[Finding
     fix='Classify the product `pii`, or remove/mask the field and drop its `"pii": true`.',
 )
 def check_pii_classification(review: Review, _params: NoParams) -> Iterator[Finding]:
-    """Fields marked `"pii": true` appear only in products classified `pii`."""
-    if review.schema is None or review.product.classification is Classification.PII:
+    """Fields marked `"pii": true` appear only in products classified `pii`; a mark is the
+    boolean `true` (or `false`), never `"true"` or `1`."""
+    if review.schema is None:
         return
     root = avro_walk.root_name(review.schema)
+    for spot in avro_walk.fields(review.schema):
+        mark = spot.field.get("pii", False)
+        if not isinstance(mark, bool):
+            yield Finding(
+                f'field {root}.{spot.path} has "pii": {json.dumps(mark)}, not the boolean '
+                f'true or false (it counts as PII meanwhile); write "pii": true',
+                f"{root}.{spot.path}",
+                spot.loc,
+                True,
+            )
+    if review.product.classification is Classification.PII:
+        return
     for spot in avro_walk.fields(review.schema):
         if spot.is_pii:
             yield Finding(

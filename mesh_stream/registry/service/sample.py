@@ -33,6 +33,7 @@ from mesh_stream.errors import (
     RegistryUnavailableError,
     SchemaNotFoundError,
 )
+from mesh_stream.governance.avro_walk import marked_pii
 from mesh_stream.kafka.clients import make_consumer
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.registry.service.auth import ADMIN
@@ -135,7 +136,7 @@ def pii_field_paths(schema: Any) -> set[str]:
     """Dotted paths (arrays and maps transparent) of every field marked ``"pii": true``."""
     found: set[str] = set()
     for path, field_schema, _type in _fields(schema, "", {}, set()):
-        if field_schema.get("pii") is True:
+        if marked_pii(field_schema):
             found.add(path)
     return found
 
@@ -201,7 +202,7 @@ def _mask(value: Any, schema: Any, prefix: str, paths: set[str], named: dict[str
             if not isinstance(name, str) or name not in value:
                 continue
             path = f"{prefix}.{name}" if prefix else name
-            if path in paths or item.get("pii") is True:  # marked here: recursive types too
+            if path in paths or marked_pii(item):  # marked here: recursive types too
                 masked[name] = MASK
             else:
                 masked[name] = _mask(value[name], item.get("type"), path, paths, named)

@@ -465,3 +465,35 @@ def test_pii_product_without_field_marks_taints_every_field(
         (v.policy, v.file, v.line, v.field, v.message) for v in lint_repository(root).violations
     ]
     assert found == expected
+
+
+@pytest.mark.parametrize("mark", ["true", 1])
+def test_a_pii_mark_that_is_no_boolean_is_refused_and_counts_as_pii(
+    mesh_tree: Callable[[str], Path], mark: object
+) -> None:
+    """`"pii": "true"` or `1` was taken for no mark: lint and the registry accepted it on a
+    non-pii product and the portal's sample served the value unmasked (h32)."""
+    from mesh_stream.governance import avro_walk
+
+    root = mesh_tree("good")
+    path = root / "schemas/shop/order-placed.avsc"
+    schema = json.loads(path.read_text())
+    field = next(f for f in schema["fields"] if not f.get("pii"))
+    field["pii"] = mark
+    path.write_text(json.dumps(schema, indent=2))
+    found = {
+        (v.policy, v.field, v.message)
+        for v in lint_repository(root).violations
+        if v.field == f"{schema['name']}.{field['name']}"
+    }
+    where = f"{schema['name']}.{field['name']}"
+    assert (
+        "pii-classification",
+        where,
+        f'field {where} has "pii": {json.dumps(mark)}, not the boolean true or false (it '
+        f'counts as PII meanwhile); write "pii": true',
+    ) in found
+    assert any(message.startswith(f"field {where} is marked PII") for _, _, message in found)
+    assert field["name"] in avro_walk.pii_paths(schema)
+    assert avro_walk.marked_pii({"pii": False}) is False
+    assert avro_walk.marked_pii({}) is False
