@@ -454,11 +454,8 @@ class Authenticator:
                 f"{entry.get('revoked_by')}, which also blocks its token in the credentials "
                 f"file; an admin can add it again (`mesh registry credentials add {principal}`)"
             )
-        if entry.get("state") != "active":
-            return (
-                f"principal '{principal}' was revoked at {entry.get('revoked_at')}; an admin "
-                f"can add it again (`mesh registry credentials add {principal}`)"
-            )
+        # A token that was never this principal's learns nothing about it (not even that it
+        # was revoked, or when): as for any wrong token.
         return "unknown principal or wrong token"
 
 

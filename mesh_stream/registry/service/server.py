@@ -177,6 +177,10 @@ class RegistryServer:
                 log_config=None,
                 access_log=False,
                 lifespan="off",
+                # The peer's address is the client's: a forwarded-for header (which uvicorn
+                # trusts from 127.0.0.1 by default) would let any local caller pick the
+                # address its failed sign-ins count against.
+                proxy_headers=False,
             )
         )
         self._thread = threading.Thread(target=self._run, name="registry-http", daemon=True)

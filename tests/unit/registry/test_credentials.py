@@ -104,6 +104,9 @@ def test_revoke_refuses_the_token_until_the_principal_is_added_again(client: Tes
         assert (refused.status_code, refused.json()["error_code"]) == (401, 40101)
         assert "was revoked at" in refused.json()["message"]
         assert "mesh registry credentials add inventory" in refused.json()["message"]
+    guessed = _register(client, ("inventory", "not-its-token-at-all-0123456789"))
+    assert (guessed.status_code, guessed.json()["error_code"]) == (401, 40101)
+    assert "revoked" not in guessed.json()["message"]  # a wrong token learns nothing (h32)
     twice = client.delete("/admin/credentials/inventory", auth=ADMIN)
     assert (twice.status_code, twice.json()["error_code"]) == (404, 40409)
     assert "already revoked" in twice.json()["message"]

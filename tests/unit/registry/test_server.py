@@ -197,3 +197,33 @@ def test_a_body_of_many_containers_is_refused_before_it_is_parsed() -> None:
         "request may have"
     )
     assert decode_json_body(json.dumps([[] for _ in range(9_999)]).encode()) == [[]] * 9_999
+
+
+def test_a_forwarded_for_header_does_not_move_a_caller_out_of_its_failure_budget() -> None:
+    """uvicorn trusted X-Forwarded-For from 127.0.0.1: every failed sign-in named another
+    address and none was ever refused with 429 (h32). The peer's address counts."""
+    import httpx
+
+    from mesh_stream.registry.service.auth import Credentials
+    from mesh_stream.registry.service.edge import EdgeLimits
+
+    app = create_app(
+        InMemoryStore(),
+        credentials=Credentials({"admin": "a-long-enough-token"}),
+        limits=EdgeLimits(auth_failures_per_minute=3),
+    )
+    server = RegistryServer(app)
+    url = server.start()
+    try:
+        statuses = [
+            httpx.get(
+                f"{url}/subjects",
+                auth=("admin", "wrong"),
+                headers={"X-Forwarded-For": f"203.0.113.{n}"},
+            ).status_code
+            for n in range(5)
+        ]
+    finally:
+        server.stop()
+    assert statuses[:3] == [401, 401, 401]
+    assert statuses[3:] == [429, 429]
