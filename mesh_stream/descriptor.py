@@ -318,6 +318,11 @@ class DataProduct(BaseModel):
         "`customers.customer-profile:region`).",
     )
 
+    @field_validator("compatibility_reason")
+    @classmethod
+    def _check_reason(cls, value: str | None) -> str | None:
+        return None if value is None else said_why(value)
+
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
@@ -445,6 +450,14 @@ class DataProduct(BaseModel):
         if not document.get("rules"):
             document.pop("rules", None)
         return document
+
+
+def said_why(reason: str) -> str:
+    """``reason`` when it says something: a reason of blanks alone is refused (a weaker
+    level, an override or an exception must say why)."""
+    if not reason.strip():
+        raise ValueError("is blank: say why, in words")
+    return reason
 
 
 def topic_for(product_name: str, version: int = 1) -> str:

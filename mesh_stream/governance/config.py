@@ -30,9 +30,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 
-from mesh_stream.descriptor import load_yaml, yaml_problem
+from mesh_stream.descriptor import load_yaml, said_why, yaml_problem
 from mesh_stream.errors import ConfigurationError
 from mesh_stream.files import not_utf8, read_regular_text
 from mesh_stream.governance import locate
@@ -83,7 +90,9 @@ class _GlobalFile(BaseModel):
 class _Override(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, description="Why the domain needs its own setting.")
+    reason: Annotated[str, AfterValidator(said_why)] = Field(
+        min_length=1, description="Why the domain needs its own setting."
+    )
     severity: Annotated[Severity | None, BeforeValidator(_off_from_yaml)] = None
     params: dict[str, Any] = Field(default_factory=dict)
 

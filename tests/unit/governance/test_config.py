@@ -282,3 +282,29 @@ def test_an_infinite_freshness_bound_still_means_no_maximum(tmp_path: Path) -> N
     bounds = load_global_policies(path)["slos-declared"].params
     assert isinstance(bounds, SloBounds)
     assert bounds.max_freshness_seconds == float("inf")
+
+
+def test_a_reason_of_blanks_is_no_reason() -> None:
+    """A domain override and a descriptor's compatibility_reason must say why (h32: three
+    spaces were accepted)."""
+    from pydantic import ValidationError
+
+    from mesh_stream.descriptor import DataProduct
+    from mesh_stream.governance.config import _Override
+
+    with pytest.raises(ValidationError, match="reason\n  Value error, is blank: say why"):
+        _Override.model_validate({"reason": "   ", "severity": "warning"})
+    assert _Override.model_validate({"reason": " nightly export "}).reason == " nightly export "
+    document = {
+        "name": "orders.x",
+        "domain": "orders",
+        "description": "An order.",
+        "owner": {"team": "orders", "email": "o@example.com"},
+        "schema": "schemas/orders/x.avsc",
+        "classification": "internal",
+        "slos": {"freshness_seconds": 60, "availability": 99.0},
+        "compatibility": "BACKWARD",
+        "compatibility_reason": " \t ",
+    }
+    with pytest.raises(ValidationError, match="compatibility_reason\n  Value error, is blank"):
+        DataProduct.model_validate(document)
