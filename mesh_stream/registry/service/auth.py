@@ -28,7 +28,7 @@ from pydantic import SecretStr
 from mesh_stream.descriptor import repeated_key
 from mesh_stream.errors import AuthenticationError, ConfigurationError, PermissionDeniedError
 from mesh_stream.files import not_utf8, open_regular
-from mesh_stream.project import SERVICE_USERS
+from mesh_stream.project import MONITOR_USER, SERVICE_USERS, domain_name_problem
 
 ADMIN = "admin"
 #: A credentials file is a few lines per domain; past this it is a mistake, refused before
@@ -86,6 +86,17 @@ def _yaml_scalars_as_written(text: str, path: Path) -> dict[str, str]:
 TOKEN_MIN = 16
 
 
+def _bootstrap_problem(principal: str) -> str | None:
+    """Why the credentials file or MESH_REGISTRY_CREDENTIALS may not hold a token for
+    ``principal`` (None when it may): ``admin``, the monitor, or a name a domain may have;
+    never ``anonymous``, a platform service's user or a ``mesh-`` name, whose token would
+    take over what is theirs."""
+    if principal in (ADMIN, MONITOR_USER):
+        return None
+    problem = domain_name_problem(principal)
+    return None if problem is None else f"principal {principal[:40]!r}: {problem}"
+
+
 class Credentials:
     """Tokens per principal; compares in constant time. Blank tokens are refused."""
 
@@ -105,6 +116,9 @@ class Credentials:
                     f"{source}: principal {principal[:40]!r} holds whitespace or control "
                     f"characters; principals are domain names (e.g. orders)"
                 )
+            refused = _bootstrap_problem(principal)
+            if refused is not None:  # as `mesh registry credentials add` refuses it
+                raise ConfigurationError(f"{source}: no token is given to {refused}")
             if not token.strip():
                 raise _empty_token(principal, source)
             if any(c.isspace() or not c.isprintable() for c in token.strip()):

@@ -296,3 +296,18 @@ def test_a_failed_authentication_counts_once_per_request_on_every_kind_of_route(
     assert [s.status_code for s in statuses] == [401, 401, 401, 429]
     assert statuses[-1].json()["error_code"] == 42901
     assert client.get("/subjects").status_code == 200  # no credential: nothing to refuse
+
+
+@pytest.mark.parametrize("principal", ["anonymous", "registry", "mesh-x", "Orders"])
+def test_the_bootstrap_credentials_give_no_token_to_a_name_no_domain_may_have(
+    principal: str,
+) -> None:
+    """`mesh registry credentials add` refused these names; the credentials file and
+    MESH_REGISTRY_CREDENTIALS handed them out (h32): a token for `anonymous` takes over what
+    was registered without authentication."""
+    with pytest.raises(ConfigurationError, match=f"no token is given to principal '{principal}'"):
+        Credentials.parse(f"admin:{'a' * 32},{principal}:{'b' * 32}")
+    assert Credentials.parse(f"admin:{'a' * 32},monitor:{'c' * 32}").principals == [
+        "admin",
+        "monitor",
+    ]
