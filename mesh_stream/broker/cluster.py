@@ -28,6 +28,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -185,11 +186,35 @@ def new_cluster_id() -> str:
 #: registry started on a picked port lost it that way).
 PICKED_PORTS = range(20_000, 32_768)
 _picker = random.Random()  # its own generator: the process's random state is left alone
+#: How long a picked port stays promised to its picker against other processes' picks.
+PORT_PROMISE_S = 600.0
+
+
+def _promise(port: int) -> bool:
+    """Promise ``port`` to this process for :data:`PORT_PROMISE_S` (a marker file in the
+    temp folder), False when another process's promise of it still holds: two processes
+    starting brokers at once could otherwise both pick a port nothing listens on yet, and
+    one Kafka node then found another cluster's controller on it (verify33)."""
+    folder = Path(tempfile.gettempdir()) / "mesh-stream-ports"
+    marker = folder / str(port)
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            if time.time() - marker.stat().st_mtime < PORT_PROMISE_S:
+                return False
+            marker.unlink()
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return False  # promised by another process just now
+    except OSError:
+        return True  # no temp folder to write: the bind check alone decides
+    return True
 
 
 def free_port() -> int:
-    """A port nothing listens on now, picked outside the ephemeral range when one is free
-    there (else one the kernel gives)."""
+    """A port nothing listens on now and no other process picked in the last
+    :data:`PORT_PROMISE_S`, outside the ephemeral range when one is free there (else one
+    the kernel gives)."""
     for _ in range(64):
         port = _picker.randrange(PICKED_PORTS.start, PICKED_PORTS.stop)
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -197,6 +222,7 @@ def free_port() -> int:
                 sock.bind((HOST, port))
             except OSError:
                 continue
+        if _promise(port):
             return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))

@@ -440,3 +440,27 @@ def test_a_free_port_is_picked_below_the_ephemeral_range_and_can_be_bound() -> N
     assert len(set(ports)) > 1  # picked at random, not one after the other
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", ports[0]))
+
+
+def test_a_port_another_process_picked_is_not_picked_again_while_promised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two processes starting brokers at once both picked a port nothing listened on yet:
+    one Kafka node then met another cluster's controller there (verify33). A picked port
+    is promised for a while (a marker in the temp folder) and skipped by every picker."""
+    import itertools
+    import tempfile
+    import time
+
+    from mesh_stream.broker import cluster
+
+    promised, other = free_port(), free_port()  # both now promised to this process
+    folder = Path(tempfile.gettempdir()) / "mesh-stream-ports"
+    assert (folder / str(promised)).is_file()
+    candidates = itertools.cycle([promised, other])
+    monkeypatch.setattr(cluster._picker, "randrange", lambda _a, _b: next(candidates))
+    (folder / str(other)).unlink()  # as if `other`'s promise had run out
+    assert free_port() == other
+    stale = time.time() - cluster.PORT_PROMISE_S - 1
+    os.utime(folder / str(promised), (stale, stale))
+    assert free_port() == promised  # an old promise no longer holds
