@@ -82,12 +82,16 @@ class Policy:
     overridable: bool = False
     configurable: bool = True
     description: str | None = None
-    """What the policy demands; default: the first line of the check's docstring."""
+    """What the policy demands; default: the first paragraph of the check's docstring."""
 
     @property
     def summary(self) -> str:
-        """One line saying what the policy demands."""
-        return self.description or (self.check.__doc__ or self.name).strip().splitlines()[0]
+        """One line saying what the policy demands (a paragraph's lines joined, never cut
+        mid-sentence)."""
+        if self.description:
+            return self.description
+        first = (self.check.__doc__ or self.name).strip().split("\n\n")[0]
+        return " ".join(line.strip() for line in first.splitlines())
 
 
 BUILTIN_POLICIES: dict[str, Policy] = {}
