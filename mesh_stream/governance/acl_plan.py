@@ -253,13 +253,6 @@ def plan_acls(
             build.grant(who, Resource.GROUP, Pattern.PREFIXED, mine, [Operation.READ])
             build.grant(who, Resource.TRANSACTIONAL_ID, Pattern.PREFIXED, mine, _TXN_OPS)
 
-    warnings += [
-        f"domain {other!r} starts with '{domain}-': User:{domain} may use its consumer groups "
-        f"and transactional ids (granted on the prefix '{domain}-'); rename one of the domains"
-        for domain in all_domains
-        for other in all_domains
-        if other.startswith(f"{domain}-")
-    ]
     outside: set[str] = set()
     for product in sorted(products, key=lambda p: p.name):
         for reader in _readers(product, all_domains):
@@ -457,6 +450,13 @@ def _refuse_shared_grants(
         for product in products
         for reader in product.readers
         if (problem := domain_name_problem(reader))
+    ]
+    problems += [
+        f"domain {other!r} starts with '{domain}-': User:{domain} would be granted its consumer "
+        f"groups and transactional ids (on the prefix '{domain}-'); rename one of the domains"
+        for domain in domains
+        for other in domains
+        if other.startswith(f"{domain}-")
     ]
     problems += [problem for value in services.values() if (problem := principal_problem(value))]
     users = {principal(domain): domain for domain in domains}

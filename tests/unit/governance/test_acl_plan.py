@@ -273,11 +273,16 @@ def test_a_processor_reading_a_pii_product_it_is_no_reader_of_is_a_warning() -> 
     assert not any(a.name == "people.profile.v1" and a.principal == "User:stats" for a in plan.acls)
 
 
-def test_overlapping_domain_names_are_a_warning() -> None:
-    plan = plan_acls([SHOP], domains=["shop-eu"])
-    assert plan.warnings == (
-        "domain 'shop-eu' starts with 'shop-': User:shop may use its consumer groups and "
-        "transactional ids (granted on the prefix 'shop-'); rename one of the domains",
+def test_overlapping_domain_names_are_refused() -> None:
+    """`orders` and `orders-eu`: the `orders-` grants cover `orders-eu`'s groups and
+    transactional ids, so User:orders could fence its producers and join its groups (h32:
+    a warning only, and applied)."""
+    with pytest.raises(ConfigurationError) as refused:
+        plan_acls([SHOP], domains=["shop-eu"])
+    assert str(refused.value) == (
+        "ACL plan refused: domain 'shop-eu' starts with 'shop-': User:shop would be granted "
+        "its consumer groups and transactional ids (on the prefix 'shop-'); rename one of the "
+        "domains"
     )
 
 
