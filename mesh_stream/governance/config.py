@@ -36,6 +36,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
 )
 
@@ -77,7 +78,7 @@ class _GlobalRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     severity: Annotated[Severity, BeforeValidator(_off_from_yaml)]
-    overridable: bool = False
+    overridable: StrictBool = False  # `1` or "no" would be read as a flag: said instead
     params: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -63,7 +63,7 @@ class Review:
 class NoParams(BaseModel):
     """Parameters of a policy that takes none."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 Check = Callable[[Review, Any], Iterable[Finding]]
@@ -362,7 +362,7 @@ def check_ownership(review: Review, _params: NoParams) -> Iterator[Finding]:
 class SloBounds(BaseModel):
     """Least each product must promise."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     min_availability: float = Field(default=99.0, gt=0, le=100)
     max_freshness_seconds: float = Field(default=3600.0, gt=0)
@@ -718,7 +718,7 @@ def check_key_field(review: Review, _params: NoParams) -> Iterator[Finding]:
 class PartitionBounds(BaseModel):
     """Partition counts the platform supports."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     min: int = Field(default=1, ge=1)
     max: int = Field(default=48, ge=1)
@@ -754,7 +754,7 @@ DAY_MS = 24 * 3600 * 1000
 class RetentionBounds(BaseModel):
     """Retention the platform accepts for topics that delete old segments."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     min_ms: int = Field(default=3600 * 1000, ge=0)
     max_ms: int | None = Field(default=90 * DAY_MS, ge=1, description="None = no upper bound.")

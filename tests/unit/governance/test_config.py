@@ -70,6 +70,24 @@ def test_global_file_sets_severity_overridability_and_params() -> None:
             "policies.schema-valid: reserved for load problems, always an error; remove it",
         ),
         ("rules: {}\n", 1, "policies: Field required"),
+        # never converted (h32: `true` was read as 1 %, `1` as overridable)
+        (
+            "policies:\n  slos-declared:\n    severity: error\n    params:\n"
+            "      min_availability: true\n",
+            5,
+            "policies.slos-declared.params.min_availability: Input should be a valid number",
+        ),
+        (
+            "policies:\n  partition-bounds:\n    severity: error\n    params:\n"
+            "      max: '48'\n",
+            5,
+            "policies.partition-bounds.params.max: Input should be a valid integer",
+        ),
+        (
+            "policies:\n  partition-bounds:\n    severity: error\n    overridable: 1\n",
+            4,
+            "policies.partition-bounds.overridable: Input should be a valid boolean",
+        ),
     ],
 )
 def test_bad_global_file_names_file_line_and_field(text: str, line: int, message: str) -> None:
