@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from mesh_stream.descriptor import PRODUCT_NAME, DataProduct
+from mesh_stream.descriptor import PRODUCT_NAME, Classification, DataProduct
 from mesh_stream.errors import (
     ConsumerNotFoundError,
     InvalidConsumerError,
@@ -108,6 +108,25 @@ def group_name_problem(group: str, principal: str) -> str | None:
     )
 
 
+def _check_may_read(product: DataProduct, principal: str) -> None:
+    """A domain registers a group only on a product it may read: a ``pii`` product is its
+    own domain's and its ``readers``' (as the ACL plan grants at the broker). Another
+    domain's registration would hold the owner to keeping the fields it names."""
+    if (
+        product.classification is not Classification.PII
+        or principal in (ADMIN, product.domain)
+        or principal in product.readers
+    ):
+        return
+    readers = ", ".join(product.readers) or "none"
+    raise PermissionDeniedError(
+        f"principal '{principal}' may not register a consumer group on product "
+        f"'{product.name}': it is classified pii, and only domain '{product.domain}' and its "
+        f"readers ({readers}) may read it, at the broker too; ask its owners to add "
+        f"'{principal}' to `readers` in its descriptor"
+    )
+
+
 def registered_consumers(state: RegistryState, product: str) -> list[RegisteredConsumer]:
     """The consumer groups registered on ``product``, by group name (for the schema gate)."""
     groups = state.consumers.get(product, {})
@@ -171,6 +190,8 @@ class ConsumerRegistrations:
         fields = self._parse(document)
         with self.schemas.write_lock:
             found = self._product(product)
+            if authenticated:
+                _check_may_read(found, principal)
             reads = self._check_reads(found, fields.get("reads", []))
             existing = self._state.consumers.get(product, {}).get(group)
             owner = self._owner(product, group, existing, principal, authenticated)

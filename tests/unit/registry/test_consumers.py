@@ -408,3 +408,23 @@ def test_a_permanent_delete_is_refused_only_when_ids_would_stop_resolving(
     assert orders.put(f"/products/{PRODUCT}", json=moved, auth=ORDERS).status_code == 200
     assert orders.delete(f"/subjects/{SUBJECT}", auth=ORDERS).status_code == 200
     assert orders.delete(f"/subjects/{SUBJECT}?permanent=true", auth=ORDERS).status_code == 200
+
+
+def test_a_domain_registers_on_a_pii_product_only_as_one_of_its_readers(
+    orders: TestClient,
+) -> None:
+    """A domain the broker refuses on a pii product registered a group on it with `reads`
+    naming its personal fields, and so held the owner to keeping them (h32)."""
+    closed = descriptor(classification="pii")
+    assert orders.put(f"/products/{PRODUCT}", json=closed, auth=ORDERS).status_code == 200
+    refused = orders.put(f"{CONSUMERS}/{BILLING}", json={"reads": ["order_id"]}, auth=PAYMENTS)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["message"] == (
+        f"principal 'payments' may not register a consumer group on product '{PRODUCT}': it is "
+        f"classified pii, and only domain 'orders' and its readers (none) may read it, at the "
+        f"broker too; ask its owners to add 'payments' to `readers` in its descriptor"
+    )
+    opened = descriptor(classification="pii", readers=["payments"])
+    assert orders.put(f"/products/{PRODUCT}", json=opened, auth=ORDERS).status_code == 200
+    allowed = orders.put(f"{CONSUMERS}/{BILLING}", json={"reads": ["order_id"]}, auth=PAYMENTS)
+    assert allowed.status_code == 200, allowed.text
