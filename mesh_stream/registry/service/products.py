@@ -28,6 +28,7 @@ from mesh_stream.errors import (
     UnknownInputProductError,
 )
 from mesh_stream.governance.evolution import EvolutionVerdict, judge_evolution
+from mesh_stream.project import domain_name_problem
 from mesh_stream.registry.problems import DescriptorProblem, DescriptorValidator, SchemaValidator
 from mesh_stream.registry.service.consumers import registered_consumers, registration_document
 from mesh_stream.registry.service.schemas import SchemaRegistry
@@ -51,13 +52,23 @@ def validate_descriptor(document: Any) -> DataProduct:
     if not isinstance(document, Mapping):
         raise InvalidProductError("a product descriptor must be a JSON object of fields")
     try:
-        return DataProduct.model_validate(dict(document))
+        product = DataProduct.model_validate(dict(document))
     except ValidationError as exc:
         problems = [
             f"{'.'.join(str(p) for p in err['loc']) or '(descriptor)'}: {err['msg']}"
             for err in exc.errors()
         ]
         raise InvalidProductError("invalid descriptor: " + "; ".join(problems)) from exc
+    # As lint judges them: a platform service's user, `anonymous` or a `mesh-` name in
+    # `readers` would be granted the product at the broker (h32: the registry took them).
+    problems = [
+        f"readers.{index}: {problem}"
+        for index, reader in enumerate(product.readers)
+        if (problem := domain_name_problem(reader))
+    ]
+    if problems:
+        raise InvalidProductError("invalid descriptor: " + "; ".join(problems))
+    return product
 
 
 class ProductCatalog:

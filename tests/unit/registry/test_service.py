@@ -181,6 +181,13 @@ def test_product_refusals_name_the_problem(client: TestClient) -> None:
     ).json()
     assert invalid["error_code"] == 42210
     assert "partitions" in invalid["message"]
+    # readers lint refuses, the registry refuses too: they would be granted it (h32)
+    for reader in ("registry", "monitor", "anonymous", "mesh-x"):
+        refused = client.put(
+            "/products/orders.order-placed", json=descriptor(readers=[reader]), auth=ORDERS
+        ).json()
+        assert refused["error_code"] == 42210, refused
+        assert refused["message"].startswith("invalid descriptor: readers.0: ")
     assert client.get("/products/orders.nope").json()["error_code"] == 40404
 
 
