@@ -468,11 +468,27 @@ def explain_kafka_error(
     if code in authorization:
         kind, name = authorization[code]
         resource = f"{kind} {name}" if name else f"the {kind}"
-        return KafkaAuthorizationError(
+        said = (
             f"{conn.principal} may not {op} {resource} at {where}: no ACL allows it "
-            f"({KafkaError(code).name()}); grant ALLOW {op} on {resource} to "
-            f"{conn.principal}, or use the credentials of the owning domain "
-            f"({SETTING['sasl_username']})"
+            f"({KafkaError(code).name()})"
+        )
+        owner = name.split(".", 1)[0] if kind == "topic" and name and "." in name else None
+        if owner is not None and owner != conn.sasl_username and op == "WRITE":
+            return KafkaAuthorizationError(
+                f"{said}; topic {name} belongs to domain {owner} (its name says so) and only "
+                f"that domain's Kafka user writes it: publish with {owner}'s credentials "
+                f"({SETTING['sasl_username']}), or ask {owner} to publish it"
+            )
+        if owner is not None and owner != conn.sasl_username:
+            return KafkaAuthorizationError(
+                f"{said}; the ACL plan (`mesh acl plan`) lets every domain read domain "
+                f"{owner}'s products except one classified pii, which only the domains in "
+                f"its descriptor's `readers` read: ask {owner} to add "
+                f"{conn.sasl_username or 'your domain'} to `readers`, then `mesh acl apply`"
+            )
+        return KafkaAuthorizationError(
+            f"{said}; grant ALLOW {op} on {resource} to {conn.principal}, or use the "
+            f"credentials of the owning domain ({SETTING['sasl_username']})"
         )
     if code in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE):
         return BrokerUnreachableError(

@@ -108,9 +108,9 @@ def test_publishing_to_another_domains_topic_names_topic_principal_and_acl(
     message = str(caught.value)
     assert message.startswith(
         f"User:payments may not WRITE topic {product.topic} at {sasl.bootstrap_servers}: "
-        "no ACL allows it (TOPIC_AUTHORIZATION_FAILED); grant ALLOW WRITE on topic "
-        f"{product.topic} to User:payments, or use the credentials of the owning domain "
-        "(MESH_KAFKA_SASL_USERNAME)"
+        f"no ACL allows it (TOPIC_AUTHORIZATION_FAILED); topic {product.topic} belongs "
+        "to domain orders (its name says so) and only that domain's Kafka user writes it: "
+        "publish with orders's credentials (MESH_KAFKA_SASL_USERNAME), or ask orders to publish it"
     )
     assert "3 record(s) of" in message
     assert len(caught.value.failed) == 3  # type: ignore[attr-defined]

@@ -392,10 +392,28 @@ def test_a_missing_acl_names_topic_principal_and_operation() -> None:
     assert isinstance(error, KafkaAuthorizationError)
     assert str(error) == (
         "User:payments may not WRITE topic orders.order-placed.v1 at b1:9092,b2:9092: no ACL "
-        "allows it (TOPIC_AUTHORIZATION_FAILED); grant ALLOW WRITE on topic "
-        "orders.order-placed.v1 to User:payments, or use the credentials of the owning "
-        "domain (MESH_KAFKA_SASL_USERNAME)"
+        "allows it (TOPIC_AUTHORIZATION_FAILED); topic orders.order-placed.v1 belongs "
+        "to domain orders (its name says so) and only that domain's Kafka user writes it: "
+        "publish with orders's credentials (MESH_KAFKA_SASL_USERNAME), or ask orders to publish it"
+    )  # not "grant yourself the ACL": `mesh acl apply` would remove it (h32)
+    read = explain_kafka_error(
+        KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED),
+        sasl(sasl_username="payments"),
+        topic="customers.customer-profile.v1",
+        operation="READ",
     )
+    assert str(read).endswith(
+        "the ACL plan (`mesh acl plan`) lets every domain read domain customers's products "
+        "except one classified pii, which only the domains in its descriptor's `readers` "
+        "read: ask customers to add payments to `readers`, then `mesh acl apply`"
+    )
+    own = explain_kafka_error(
+        KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED),
+        sasl(sasl_username="orders"),
+        topic="orders.order-placed.v1",
+        operation="WRITE",
+    )
+    assert "grant ALLOW WRITE on topic orders.order-placed.v1 to User:orders" in str(own)
     group = explain_kafka_error(
         KafkaError(KafkaError.GROUP_AUTHORIZATION_FAILED),
         sasl(),
