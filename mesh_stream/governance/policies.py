@@ -474,6 +474,26 @@ def check_pii_classification(review: Review, _params: NoParams) -> Iterator[Find
             )
 
 
+def unmarked_pii(previous: Mapping[str, Any], schema: Mapping[str, Any]) -> Iterator[Finding]:
+    """Fields ``previous`` (the subject's latest version) marks PII that ``schema`` keeps
+    without the mark: records written before still hold personal data under that field, and
+    a product reading it could then copy it below `pii` (the registry runs this on each new
+    version, under pii-classification)."""
+    kept = {spot.path: spot for spot in avro_walk.fields(schema)}
+    root = avro_walk.root_name(schema)
+    for path in avro_walk.pii_paths(previous):
+        spot = kept.get(path)
+        if spot is not None and not spot.is_pii:
+            yield Finding(
+                f"field {root}.{path} was marked PII in the subject's latest version and this "
+                f"version drops the mark: the records already written hold personal data "
+                f'under it; keep "pii": true (a mark is dropped only with a new major version)',
+                f"{root}.{path}",
+                spot.loc,
+                True,
+            )
+
+
 UNMARKED_PII = "all fields: classified pii, no field marked"
 """What a `pii` product without `"pii": true` marks carries: any field may be personal."""
 

@@ -22,7 +22,7 @@ from mesh_stream.errors import ConfigurationError
 from mesh_stream.governance.config import GovernanceConfig, RuleSetting, load_governance
 from mesh_stream.governance.engine import check_product
 from mesh_stream.governance.model import Finding, Severity, Violation
-from mesh_stream.governance.policies import Review, undocumented
+from mesh_stream.governance.policies import Review, undocumented, unmarked_pii
 from mesh_stream.governance.repository import project_policies
 from mesh_stream.project import load_project
 from mesh_stream.registry.problems import CatalogView, DescriptorProblem, DescriptorValidator
@@ -112,7 +112,19 @@ class GovernanceGate:
             }
             review = Review(product, schema, RegistryCatalog(view))
             found = check_product(review, rules)
-            return _problems([*found, *self._downstream_pii(product, schema, view)])
+            previous = review.catalog.schema(product.name)
+            marks = rules.get("pii-classification")
+            dropped: list[Violation] = []
+            if (
+                previous is not None
+                and subject == product.value_subject
+                and marks is not None
+                and marks.severity is not Severity.OFF
+            ):
+                found_marks = unmarked_pii(previous, schema)
+                dropped = _violations("pii-classification", marks, found_marks, subject)
+            downstream = self._downstream_pii(product, schema, view)
+            return _problems([*found, *dropped, *downstream])
         topic = subject.removesuffix("-value")
         match = TOPIC_NAME.match(topic) if topic != subject else None
         if match is None:

@@ -116,6 +116,27 @@ def test_the_same_pii_field_is_accepted_in_a_pii_product() -> None:
     assert answer.status_code == 200, answer.text
 
 
+def test_a_pii_mark_is_not_dropped_within_a_major_version() -> None:
+    """Dropping `"pii": true` from one field of a pii product's next version was accepted
+    without a word, and a public downstream product could then copy the field (h32): the
+    records written before still hold personal data under it."""
+    client = governed()
+    placed_product(client, classification="pii")
+    marked = record("Placed", field("order_id"), optional("email", pii=True))
+    assert register(client, PLACED, marked).status_code == 200
+    unmarked = record("Placed", field("order_id"), optional("email"))
+    body = assert_refused(register(client, PLACED, unmarked), "pii-classification", "Placed.email")
+    assert any(
+        "field Placed.email was marked PII in the subject's latest version and this version "
+        "drops the mark" in v["message"]
+        for v in body["violations"]
+    )
+    assert_nothing_stored(client, PLACED, [1, 2])
+    # removing the field itself is no laundering: nothing carries it on
+    without = record("Placed", field("order_id"), optional("note"))
+    assert register(client, PLACED, without).status_code == 200
+
+
 def test_admin_is_held_to_the_same_schema_policies() -> None:
     client = governed()
     placed_product(client)
