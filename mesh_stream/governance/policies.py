@@ -818,8 +818,8 @@ def check_retention(review: Review, params: RetentionBounds) -> Iterator[Finding
     if retention.ms == -1:
         if params.max_ms is not None:
             yield Finding(
-                f"retention.ms -1 keeps data forever; the platform allows "
-                f"{params.min_ms}..{upper} ms for cleanup_policy "
+                f"retention.ms -1 keeps data forever; the bounds in force for domain "
+                f"{review.product.domain!r} allow {params.min_ms}..{upper} ms for cleanup_policy "
                 f"{retention.cleanup_policy.value!r}",
                 "retention.ms",
                 ("retention", "ms"),
@@ -827,8 +827,9 @@ def check_retention(review: Review, params: RetentionBounds) -> Iterator[Finding
         return
     if retention.ms < params.min_ms or (params.max_ms is not None and retention.ms > params.max_ms):
         yield Finding(
-            f"retention.ms {retention.ms} is outside the platform bounds "
-            f"{params.min_ms}..{upper} ms",
+            f"retention.ms {retention.ms} is outside the bounds in force for domain "
+            f"{review.product.domain!r} {params.min_ms}..{upper} ms (mesh-policies.yaml, or "
+            f"the domain's policies.yaml where it overrides them)",
             "retention.ms",
             ("retention", "ms"),
         )

@@ -362,7 +362,9 @@ def retention_bounds(root: Path) -> Expected:
         SHOP,
         line_containing(root / SHOP, "  ms:"),
         "retention.ms",
-        f"retention.ms {ms} is outside the platform bounds {bounds.min_ms}..{bounds.max_ms} ms",
+        f"retention.ms {ms} is outside the bounds in force for domain 'shop' "
+        f"{bounds.min_ms}..{bounds.max_ms} ms (mesh-policies.yaml, or the domain's "
+        f"policies.yaml where it overrides them)",
     )
 
 
