@@ -283,7 +283,11 @@ class DataProduct(BaseModel):
     )
     retention: Retention = Field(default_factory=Retention, description="How long records stay.")
     slos: Slos = Field(description="What consumers may rely on.")
-    classification: Classification = Field(description="Sensitivity; decides who may read it.")
+    classification: Classification = Field(
+        description="Sensitivity. `pii` limits reading to the domain and its `readers` (the "
+        "ACL plan) and holds lineage to it; `public`, `internal` and `confidential` label the "
+        "product for its consumers and every domain may read it."
+    )
     tags: tuple[StrictStr, ...] = Field(default=(), description="Words to find it by.")
     inputs: tuple[StrictStr, ...] = Field(
         default=(), description="Products this one is built from (its lineage)."
