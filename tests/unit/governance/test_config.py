@@ -78,8 +78,7 @@ def test_global_file_sets_severity_overridability_and_params() -> None:
             "policies.slos-declared.params.min_availability: Input should be a valid number",
         ),
         (
-            "policies:\n  partition-bounds:\n    severity: error\n    params:\n"
-            "      max: '48'\n",
+            "policies:\n  partition-bounds:\n    severity: error\n    params:\n      max: '48'\n",
             5,
             "policies.partition-bounds.params.max: Input should be a valid integer",
         ),
