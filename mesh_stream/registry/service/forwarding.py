@@ -152,7 +152,7 @@ class WriteForwarder:
         except (ValueError, TypeError, KeyError):
             return refused
         answer["message"] = (
-            f"{message} (the writer {route.writer} refused a credential that the instance "
+            f"{message} (the writer, {route.writer}, refused a credential that the instance "
             f"which forwarded it, {self.advertised_url}, accepts: unless it was revoked a "
             f"moment ago, the registry instances have different credentials; give every "
             f"instance the same MESH_REGISTRY_CREDENTIALS or credentials file)"
@@ -179,14 +179,14 @@ class WriteForwarder:
                 )
         except TimeoutError:
             raise _unavailable(
-                f"registry write forwarded to the writer {route.writer} got no answer within "
+                f"registry write forwarded to the writer, {route.writer}, got no answer within "
                 f"{route.timeout:.0f}s; it may have been stored: retry (registering the same "
                 f"schema again returns its id)"
             ) from None
         except httpx.HTTPError as exc:
             log.warning("registry write not forwarded to %s: %s", route.url, exc)
             raise _unavailable(
-                f"registry write not forwarded: the writer {route.writer} does not answer "
+                f"registry write not forwarded: the writer, {route.writer}, does not answer "
                 f"({type(exc).__name__}: {exc}); if it is down, another instance takes over "
                 f"once its claim lapses: retry"
             ) from exc

@@ -624,7 +624,7 @@ class KafkaStore:
             )
         if not claim.get("url"):
             return WriteRoute.nowhere(
-                f"the registry writer {self._describe(claim)} has no advertised URL to forward "
+                f"the registry writer, {self._describe(claim)}, has no advertised URL to forward "
                 f"writes to; start it with `mesh registry serve --advertised-url` "
                 f"(MESH_REGISTRY_ADVERTISED_URL), or write to it directly",
                 retry,

@@ -149,7 +149,7 @@ def test_a_credential_the_writer_refuses_and_the_follower_accepts_names_the_diff
         )
         assert (refused.status_code, refused.json()["error_code"]) == (401, 40101)
         assert refused.json()["message"].endswith(
-            "(the writer the test writer refused a credential that the instance which "
+            "(the writer, the test writer, refused a credential that the instance which "
             "forwarded it, http://follower:1, accepts: unless it was revoked a moment ago, "
             "the registry instances have different credentials; give every instance the "
             "same MESH_REGISTRY_CREDENTIALS or credentials file)"
@@ -181,7 +181,7 @@ def test_no_writer_a_dead_writer_and_a_forwarding_loop_answer_503_with_retry_aft
     gone = HTTP.post(f"{server.url}/subjects/{SUBJECT}/versions", json=body, auth=ORDERS)
     assert (gone.status_code, gone.json()["error_code"]) == (503, 50302)
     assert gone.json()["message"].startswith(
-        f"registry write not forwarded: the writer writer id 'w' (at {dead}) does not answer "
+        f"registry write not forwarded: the writer, writer id 'w' (at {dead}), does not answer "
         f"(ConnectError: "
     )
     assert gone.headers["retry-after"] == "2"
