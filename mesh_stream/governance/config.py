@@ -24,6 +24,7 @@ violation and not applied.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -123,7 +124,12 @@ def _validation_problems(exc: ValidationError, prefix: Loc = ()) -> list[_Proble
     problems = []
     for error in exc.errors():
         loc = (*prefix, *(part for part in error["loc"] if isinstance(part, (int, str))))
-        problems.append(_Problem(loc, f"{'.'.join(map(str, loc))}: {error['msg']}"))
+        # pydantic names our model class ("... or instance of _GlobalRule"): not the user's
+        said = re.sub(r" or instance of _?\w+", "", error["msg"])
+        if error["type"] == "model_type":
+            given = "nothing" if error.get("input") is None else type(error["input"]).__name__
+            said = f"should be a mapping of settings (`key: value` lines), got {given}"
+        problems.append(_Problem(loc, f"{'.'.join(map(str, loc))}: {said}"))
     return problems
 
 

@@ -70,6 +70,11 @@ def test_global_file_sets_severity_overridability_and_params() -> None:
             "policies.schema-valid: reserved for load problems, always an error; remove it",
         ),
         ("rules: {}\n", 1, "policies: Field required"),
+        (
+            "policies:\n  naming:\n",
+            2,
+            "policies.naming: should be a mapping of settings (`key: value` lines), got nothing",
+        ),
         # never converted (h32: `true` was read as 1 %, `1` as overridable)
         (
             "policies:\n  slos-declared:\n    severity: error\n    params:\n"
