@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from mesh_stream.errors import ProjectNotFoundError
+from mesh_stream.errors import ConfigurationError, ProjectNotFoundError
 from mesh_stream.governance.config import GLOBAL_POLICIES_FILE, load_governance
 from mesh_stream.governance.model import Severity, Violation
 from mesh_stream.governance.registered import RegistryLookup, lint_against_registry
@@ -158,7 +158,12 @@ def lint(
         return
     with _registry(ctx.obj) as registry:
         catalog = RegistryLookup(RegistryCatalog(registry), registry.url)
-        report = lint_project(project, policies_file, outside=catalog)
+        try:
+            report = lint_project(project, policies_file, outside=catalog)
+        except ConfigurationError as exc:  # a policy file it cannot read: still one report
+            if as_json:
+                click.echo(json.dumps({"error": str(exc), "violations": []}, indent=2))
+            raise
         if against_registry:
             found = lint_against_registry(project, registry)
             ordered = sorted(

@@ -79,6 +79,19 @@ def test_policies_option_and_listing(mesh_tree: Callable[[str], Path], tmp_path:
     assert names == list(BUILTIN_POLICIES)
 
 
+def test_json_output_of_an_unreadable_policy_file_is_still_json(
+    mesh_tree: Callable[[str], Path],
+) -> None:
+    """`--json` printed nothing on stdout when the policy file was broken (h32)."""
+    root = mesh_tree("good")
+    (root / "mesh-policies.yaml").write_text("policies:\n  naming: [1\n")
+    result = CliRunner().invoke(cli, ["lint", str(root), "--json"])
+    assert result.exit_code != 0
+    answer = json.loads(result.stdout)
+    assert answer["violations"] == []
+    assert answer["error"].startswith(f"{root / 'mesh-policies.yaml'}:3: not valid YAML")
+
+
 def test_list_policies_with_json_prints_the_listing_as_json(
     mesh_tree: Callable[[str], Path],
 ) -> None:
