@@ -24,6 +24,7 @@ violation and not applied.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -126,6 +127,12 @@ def _validation_problems(exc: ValidationError, prefix: Loc = ()) -> list[_Proble
         loc = (*prefix, *(part for part in error["loc"] if isinstance(part, (int, str))))
         # pydantic names our model class ("... or instance of _GlobalRule"): not the user's
         said = re.sub(r" or instance of _?\w+", "", error["msg"])
+        given = error.get("input")
+        if error["type"] in ("int_type", "float_type") and isinstance(given, str):
+            with contextlib.suppress(ValueError):
+                number = float(given)
+                whole = int(number) if number.is_integer() else number
+                said += f" (the file gives the text {given!r}: write the number {whole}, unquoted)"
         if error["type"] == "model_type":
             given = "nothing" if error.get("input") is None else type(error["input"]).__name__
             said = f"should be a mapping of settings (`key: value` lines), got {given}"

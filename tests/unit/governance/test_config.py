@@ -85,7 +85,8 @@ def test_global_file_sets_severity_overridability_and_params() -> None:
         (
             "policies:\n  partition-bounds:\n    severity: error\n    params:\n      max: '48'\n",
             5,
-            "policies.partition-bounds.params.max: Input should be a valid integer",
+            "policies.partition-bounds.params.max: Input should be a valid integer (the file "
+            "gives the text '48': write the number 48, unquoted)",
         ),
         (
             "policies:\n  partition-bounds:\n    severity: error\n    overridable: 1\n",
