@@ -8,6 +8,7 @@ never reads the environment itself; it takes a :class:`MeshSettings` or plain va
 from __future__ import annotations
 
 import enum
+import os
 import re
 import shlex
 from collections.abc import Callable, Iterator
@@ -31,6 +32,12 @@ SESSION_SECRET_MIN = 16
 
 def _default_cache_dir() -> Path:
     return Path.home() / ".cache" / "mesh-stream"
+
+
+def shared_cache_dir() -> Path:
+    """MESH_CACHE_DIR, else the default cache folder: for what every process of the user
+    shares without settings at hand (picked ports), as the Kafka jars are shared."""
+    return Path(os.environ.get("MESH_CACHE_DIR") or _default_cache_dir()).expanduser()
 
 
 def default_data_dir() -> Path:

@@ -28,7 +28,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -69,7 +68,7 @@ from mesh_stream.kafka.clients import make_admin
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 from mesh_stream.kafka.topics import min_insync_replicas
 from mesh_stream.project import SERVICE_USERS, domain_name_problem
-from mesh_stream.settings import HEAP_SIZE, default_data_dir
+from mesh_stream.settings import HEAP_SIZE, default_data_dir, shared_cache_dir
 
 STATE_FILE = "cluster.json"
 HOST = "127.0.0.1"
@@ -192,13 +191,13 @@ PORT_PROMISE_S = 600.0
 
 def _promise(port: int) -> bool:
     """Promise ``port`` to this process for :data:`PORT_PROMISE_S` (a marker file in the
-    temp folder), False when another process's promise of it still holds: two processes
+    shared cache folder), False when another process's promise of it still holds: two processes
     starting brokers at once could otherwise both pick a port nothing listens on yet, and
     one Kafka node then found another cluster's controller on it (verify33)."""
-    folder = Path(tempfile.gettempdir()) / "mesh-stream-ports"
+    folder = shared_cache_dir() / "ports"
     marker = folder / str(port)
     try:
-        folder.mkdir(mode=0o700, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             if time.time() - marker.stat().st_mtime < PORT_PROMISE_S:
                 return False
@@ -207,7 +206,7 @@ def _promise(port: int) -> bool:
     except FileExistsError:
         return False  # promised by another process just now
     except OSError:
-        return True  # no temp folder to write: the bind check alone decides
+        return True  # no folder to write: the bind check alone decides
     return True
 
 

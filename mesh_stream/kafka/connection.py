@@ -404,6 +404,10 @@ def _check_pem_file(setting: str, path: Path) -> None:
 
 
 # -- errors from librdkafka ---------------------------------------------------------------
+#: Operations on another domain's topic whose refusal is explained by the ACL plan's grants.
+_OWNED_OPS = ("WRITE", "READ")
+
+
 def explain_kafka_error(
     error: KafkaError | KafkaException,
     conn: KafkaConnection,
@@ -473,6 +477,8 @@ def explain_kafka_error(
             f"({KafkaError(code).name()})"
         )
         owner = name.split(".", 1)[0] if kind == "topic" and name and "." in name else None
+        if owner is not None and (owner.startswith(("mesh-", "_")) or op not in _OWNED_OPS):
+            owner = None  # the platform's names, and grants no domain plan gives: generic
         if owner is not None and owner != conn.sasl_username and op == "WRITE":
             return KafkaAuthorizationError(
                 f"{said}; topic {name} belongs to domain {owner} (its name says so) and only "

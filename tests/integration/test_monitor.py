@@ -55,6 +55,7 @@ def _product(label: str, **changes: Any) -> DataProduct:
             "max_lag_seconds": 600.0,
         },
         "classification": "pii",
+        "readers": ["payments"],  # payments' group registers on it
         "tags": ["test"],
     }
     document.update(changes)

@@ -41,6 +41,8 @@ def test_a_consumer_registered_with_reads_is_protected_by_the_registry(
 ) -> None:
     schema = load_schema("order_v1.avsc")
     product = new_product("reader", partitions=1, schema="schemas/orders/reader.avsc")
+    # a pii product: payments registers (and reads) it as one of its readers
+    product = product.model_copy(update={"readers": ("payments",)})
     (tmp_path / "schemas" / "orders").mkdir(parents=True)
     (tmp_path / product.schema_file).write_text(json.dumps(schema))
     group = f"payments.billing-{uuid.uuid4().hex[:8]}"
