@@ -13,7 +13,7 @@ import re
 import shlex
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -271,29 +271,32 @@ def choices(kind: type[enum.StrEnum]) -> str:
     return ", ".join(member.value for member in kind)
 
 
+_Member = TypeVar("_Member", bound=enum.StrEnum)
+
+
+def _member(kind: type[_Member], value: str, joiner: str, what: str) -> _Member:
+    """``value`` as a member of ``kind`` whatever its case and ``-``/``_`` (``joiner`` is
+    the one the values use); a ValueError names the choices."""
+    other = "_" if joiner == "-" else "-"
+    try:
+        return kind(value.strip().upper().replace(other, joiner))
+    except ValueError:
+        raise ValueError(f"is not {what}; use one of {choices(kind)}") from None
+
+
 def security_protocol(value: str | None) -> SecurityProtocol:
     """``value`` as a security protocol (case, blanks and ``-``/``_`` aside; unset is
     PLAINTEXT); a ValueError names the choices."""
     if value is None or not str(value).strip():
         return SecurityProtocol.PLAINTEXT
-    try:
-        return SecurityProtocol(str(value).strip().upper().replace("-", "_"))
-    except ValueError:
-        raise ValueError(
-            f"is not a security protocol; use one of {choices(SecurityProtocol)}"
-        ) from None
+    return _member(SecurityProtocol, str(value), "_", "a security protocol")
 
 
 def sasl_mechanism(value: str | None) -> SaslMechanism | None:
     """``value`` as a SASL mechanism (as :func:`security_protocol`; unset is None)."""
     if value is None or not str(value).strip():
         return None
-    try:
-        return SaslMechanism(str(value).strip().upper().replace("_", "-"))
-    except ValueError:
-        raise ValueError(
-            f"is not a supported SASL mechanism; use one of {choices(SaslMechanism)}"
-        ) from None
+    return _member(SaslMechanism, str(value), "-", "a supported SASL mechanism")
 
 
 class MeshSettings(BaseSettings):

@@ -314,20 +314,12 @@ def test_a_reason_of_blanks_is_no_reason() -> None:
 
     from mesh_stream.descriptor import DataProduct
     from mesh_stream.governance.config import _Override
+    from tests.fixtures.sdk.helpers import new_product
 
     with pytest.raises(ValidationError, match="reason\n  Value error, is blank: say why"):
         _Override.model_validate({"reason": "   ", "severity": "warning"})
     assert _Override.model_validate({"reason": " nightly export "}).reason == " nightly export "
-    document = {
-        "name": "orders.x",
-        "domain": "orders",
-        "description": "An order.",
-        "owner": {"team": "orders", "email": "o@example.com"},
-        "schema": "schemas/orders/x.avsc",
-        "classification": "internal",
-        "slos": {"freshness_seconds": 60, "availability": 99.0},
-        "compatibility": "BACKWARD",
-        "compatibility_reason": " \t ",
-    }
+    document = new_product("reason").to_document()
+    document.update(compatibility="BACKWARD", compatibility_reason=" \t ")
     with pytest.raises(ValidationError, match="compatibility_reason\n  Value error, is blank"):
         DataProduct.model_validate(document)
