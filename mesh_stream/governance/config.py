@@ -265,8 +265,23 @@ def parse_domain_overrides(
         for name, entry in document.overrides.items():
             loc: Loc = ("overrides", name)
             rule = global_rules.get(name)
-            if rule is None or not rule.policy.configurable:
-                problems.append(_Problem(loc, f"overrides.{name}: no such policy"))
+            if rule is None:
+                problems.append(
+                    _Problem(
+                        loc,
+                        f"overrides.{name}: no such policy; known: "
+                        f"{', '.join(n for n, r in global_rules.items() if r.policy.configurable)}",
+                    )
+                )
+                continue
+            if not rule.policy.configurable:
+                problems.append(
+                    _Problem(
+                        loc,
+                        f"overrides.{name}: reserved for load problems, always an error; "
+                        f"a domain cannot override it",
+                    )
+                )
                 continue
             if not rule.overridable:
                 problems.append(

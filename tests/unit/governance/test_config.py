@@ -160,12 +160,14 @@ def test_legal_override_changes_the_rule_for_that_domain_only() -> None:
         (
             "overrides:\n  spelling:\n    reason: x\n",
             "spelling:",
-            "overrides.spelling: no such policy",
+            "overrides.spelling: no such policy; known: "
+            + ", ".join(n for n, p in BUILTIN_POLICIES.items() if p.configurable),
         ),
         (
             "overrides:\n  descriptor-valid:\n    reason: x\n",
             "descriptor-valid:",
-            "overrides.descriptor-valid: no such policy",
+            "overrides.descriptor-valid: reserved for load problems, always an error; "
+            "a domain cannot override it",
         ),
     ],
 )
