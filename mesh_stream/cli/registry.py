@@ -409,7 +409,7 @@ def _admin_client(
 
     url = registry_url or settings.registry_url
     if admin_token is not None:
-        return RegistryClient(url, principal=ADMIN, token=admin_token)
+        return RegistryClient(url, principal=ADMIN, token=admin_token, credential_from="--token")
     if settings.registry_token is None:
         raise click.UsageError(
             "managing credentials needs the admin token: set MESH_REGISTRY_TOKEN (with "

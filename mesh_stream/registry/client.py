@@ -340,7 +340,10 @@ class RegistryClient:
         token: str | None = None,
         timeout: float = 10.0,
         retry_seconds: float = RETRY_SECONDS,
+        credential_from: str | None = None,
     ) -> None:
+        """``credential_from`` names where the caller took the credential (e.g. a CLI option),
+        for the hint of a refusal; by default, the settings (MESH_REGISTRY_PRINCIPAL/_TOKEN)."""
         if not isinstance(url, str):
             raise ConfigurationError(
                 f"the registry URL must be a str such as 'http://127.0.0.1:8081', got "
@@ -348,7 +351,7 @@ class RegistryClient:
             )
         url, in_url = without_userinfo(url)
         principal_setting = "MESH_REGISTRY_PRINCIPAL"
-        token_setting = "MESH_REGISTRY_TOKEN (or --token)"
+        token_setting = credential_from or "MESH_REGISTRY_TOKEN (or --token)"
         if in_url is not None and principal is None and token is None:
             principal, token = in_url  # http://user:token@host, as Confluent clients allow
             principal_setting = "the user in MESH_REGISTRY_URL"
@@ -377,7 +380,7 @@ class RegistryClient:
         self._credential_settings = (
             "the user and password in the registry URL (MESH_REGISTRY_URL or --registry-url)"
             if principal_setting.endswith("MESH_REGISTRY_URL")
-            else "MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN"
+            else credential_from or "MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN"
         )
         auth = (principal, token) if principal is not None and token is not None else None
         headers = {"Accept": f"{CONFLUENT_JSON}, application/json"}
@@ -507,7 +510,7 @@ class RegistryClient:
             # be the token, so none of it is repeated (nor chained).
             raise ConfigurationError(
                 f"{method} {self.url}{shown}: the request could not be sent: a header value is "
-                f"not allowed; check MESH_REGISTRY_PRINCIPAL and MESH_REGISTRY_TOKEN (not shown)"
+                f"not allowed; check {self._credential_settings} (not shown)"
             ) from None
         except httpx.ReadTimeout as exc:
             # Sent, but no answer in time: a busy registry (its Kafka transaction is slow).

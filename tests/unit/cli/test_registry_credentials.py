@@ -123,6 +123,17 @@ def test_a_domain_caller_is_told_only_admin_manages_credentials(
     assert _mesh(capsys, "add", "inventory", "--token", TOKENS["admin"])[0] == 0
 
 
+def test_a_wrong_token_option_is_named_in_the_refusal(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _out, err = _mesh(capsys, "list", "--token", "not-the-admin-token")
+    assert status == 1
+    assert "(HTTP 401" in err
+    assert "check --token" in err
+    assert "MESH_REGISTRY_TOKEN" not in err
+    assert "not-the-admin-token" not in err
+
+
 def test_no_token_and_a_registry_that_is_down(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
