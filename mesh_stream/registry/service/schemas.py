@@ -73,7 +73,8 @@ def check_subject_name(subject: str) -> str:
     could not be a topic-derived subject or could escape a path.
 
     Empty, over-long, control or separator characters (lone surrogates included), path
-    separators, `..` anywhere and empty dot segments. Bytes that are not UTF-8 never reach
+    separators, `..` anywhere and empty dot segments (also just before a `-key`/`-value`
+    suffix, whose topic would end with `.`). Bytes that are not UTF-8 never reach
     here: the HTTP edge refuses such a URL before decoding it (edge.check_url).
     """
     if not subject or len(subject) > MAX_SUBJECT_LENGTH:
@@ -92,10 +93,12 @@ def check_subject_name(subject: str) -> str:
             f"subject name {subject!r} contains `..`; subjects are dot-separated names "
             f"(e.g. orders.order-placed.v1-value)"
         )
-    if "" in subject.split("."):
+    topic = subject.removesuffix("-value").removesuffix("-key")  # TopicNameStrategy's suffix
+    if "" in subject.split(".") or "" in topic.split("."):
         raise InvalidSubjectNameError(
-            f"subject name {subject!r} starts or ends with `.` (an empty segment); subjects "
-            f"are dot-separated names (e.g. orders.order-placed.v1-value)"
+            f"subject name {subject!r} starts or ends with `.` (an empty segment"
+            f"{'' if topic == subject else ' before its -key/-value suffix'}); subjects are "
+            f"dot-separated names (e.g. orders.order-placed.v1-value)"
         )
     return canonical_subject(subject)
 

@@ -20,6 +20,16 @@ REFUSED = [
     ("orders.x.", f"subject name 'orders.x.' starts or ends with `.` (an empty segment); {DOTS}"),
     (".orders", f"subject name '.orders' starts or ends with `.` (an empty segment); {DOTS}"),
     (".", f"subject name '.' starts or ends with `.` (an empty segment); {DOTS}"),
+    (
+        "payments.-value",
+        "subject name 'payments.-value' starts or ends with `.` (an empty segment before its "
+        f"-key/-value suffix); {DOTS}",
+    ),
+    (
+        "payments.-key",
+        "subject name 'payments.-key' starts or ends with `.` (an empty segment before its "
+        f"-key/-value suffix); {DOTS}",
+    ),
     ("a/b", "subject name 'a/b' contains a path separator"),
     (
         "orders\x00x",
@@ -45,7 +55,10 @@ def test_bad_subject_names_are_refused_naming_the_rule(name: str, message: str) 
     assert status_and_code(raised.value) == (422, 42215)
 
 
-@pytest.mark.parametrize("name", ["orders.order-placed.v1-value", "my-subject", "a.b_c.D-1"])
+@pytest.mark.parametrize(
+    "name",
+    ["orders.order-placed.v1-value", "orders.x-key", "my-subject", "a.b_c.D-1", "com.acme.Order"],
+)
 def test_ordinary_subject_names_pass(name: str) -> None:
     assert check_subject_name(name) == name
 
