@@ -1075,8 +1075,9 @@ class ProductConsumer:
 
     def unread(self, timeout: float = 5.0) -> list[str]:
         """This consumer's partitions holding records it has not returned yet, each as
-        ``topic[partition]@next..high`` (empty when it has returned all there was, or when
-        Kafka cannot say within ``timeout`` s): whether waiting longer is sure to give more."""
+        ``topic[partition]@next..high`` (empty when it has returned all there was; a
+        partition Kafka cannot say of within ``timeout`` s is listed as not checked): whether
+        waiting longer may give more."""
         if self._closed:
             return []
         held = sorted({f"{m.topic()}[{m.partition()}] (waiting)" for m in self._buffered})

@@ -72,8 +72,8 @@ class _EndOfTimeout:
             return False
         raise ConsumerError(
             f"{self._topic}: stopped {UNREAD_WAIT_S:g} s after --timeout ended with records "
-            f"not read from {', '.join(left)} (held back by an open transaction, or not "
-            f"fetched in time); run tail again with a longer --timeout"
+            f"not read from {', '.join(left)} (held back by an open transaction, not fetched "
+            f"in time, or Kafka could not say); run tail again with a longer --timeout"
         )
 
 

@@ -216,8 +216,9 @@ def unread_partitions(
     consumer: Consumer, *, from_start: Container[str], timeout: float = 5.0
 ) -> list[str]:
     """The consumer's assigned partitions that hold records it has not returned yet, each as
-    ``topic[partition]@next..end`` (empty when it has read all there was, or when Kafka
-    cannot say within ``timeout`` s in all: what was found by then is returned).
+    ``topic[partition]@next..end`` (empty when it has read all there was). A partition Kafka
+    cannot say of within ``timeout`` s in all counts as unread, as ``topic[partition] (not
+    checked: ...)``: "nothing left" is said only when Kafka said so.
 
     A partition nothing was returned from yet starts at the group's committed offset (while
     Kafka still holds it), else at its oldest record for a topic in ``from_start`` and at its
@@ -227,13 +228,35 @@ def unread_partitions(
     ``--timeout`` counted from the join alone can end before the first fetch answers.
     """
     deadline = time.monotonic() + timeout
+    assigned = consumer.assignment()
+    while True:
+        unread, checked, why = _unread_once(consumer, assigned, from_start, deadline)
+        if why is None or not why[1] or time.monotonic() + 0.1 >= deadline:
+            break
+        time.sleep(0.1)  # e.g. the group coordinator still loading: asked again
+    reason = f"Kafka did not answer within {timeout:g} s" if why is None else why[0]
+    unread.extend(
+        f"{tp.topic}[{tp.partition}] (not checked: {reason})" for tp in assigned[checked:]
+    )
+    return unread
+
+
+def _unread_once(
+    consumer: Consumer,
+    assigned: list[TopicPartition],
+    from_start: Container[str],
+    deadline: float,
+) -> tuple[list[str], int, tuple[str, bool] | None]:
+    """:func:`unread_partitions`' one attempt: the unread found, how many partitions were
+    checked, and why it stopped short (Kafka's error and whether it is retriable), if so."""
 
     def left() -> float:
         return max(0.05, deadline - time.monotonic())
 
     unread: list[str] = []
+    checked = 0
     try:
-        positions = consumer.position(consumer.assignment())
+        positions = consumer.position(assigned)
         unknown = [TopicPartition(tp.topic, tp.partition) for tp in positions if tp.offset < 0]
         committed = {
             (tp.topic, tp.partition): tp.offset
@@ -250,9 +273,13 @@ def unread_partitions(
                 start = low if tp.topic in from_start else high
             if start < high:
                 unread.append(f"{tp.topic}[{tp.partition}]@{start}..{high}")
-    except KafkaException:
-        pass
-    return unread
+            checked += 1
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+        if error is None:
+            return unread, checked, (f"Kafka: {exc}", False)
+        return unread, checked, (f"Kafka: {error.str()}", error.retriable())
+    return unread, checked, None
 
 
 T = TypeVar("T")

@@ -3,6 +3,7 @@ short ``mesh tail --timeout`` wait for the first fetch instead of ending before 
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 
@@ -90,7 +91,7 @@ def test_transactions_leave_nothing_unread_once_their_records_are_read(
     try:
         reader.assign([TopicPartition(topic, 0)])
         [before] = unread_partitions(reader, from_start={topic})  # up to the stable offset,
-        assert before.startswith(f"{topic}[0]@0..")  # 4 or 6 as the abort's marker lands
+        assert before.startswith(f"{topic}[0]@0.."), before  # 4 or 6 as the abort's marker lands
         assert _read(reader, 3) == [0, 1, 2]
         deadline = time.monotonic() + 10
         while unread_partitions(reader, from_start={topic}) and time.monotonic() < deadline:
@@ -99,3 +100,20 @@ def test_transactions_leave_nothing_unread_once_their_records_are_read(
     finally:
         reader.close()
         writer.abort_transaction(30)
+
+
+def test_a_partition_kafka_cannot_say_of_counts_as_unread_not_as_read() -> None:
+    with socket.socket() as probe:  # a port nothing listens on: no broker answers there
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    conn = KafkaConnection(bootstrap_servers=f"127.0.0.1:{closed}")
+    consumer = _consumer(conn, f"it-unread-{uuid.uuid4().hex[:8]}")
+    try:
+        consumer.assign([TopicPartition("it.unread.nowhere", 0), TopicPartition("it.x", 3)])
+        started = time.monotonic()
+        left = unread_partitions(consumer, from_start=(), timeout=0.5)
+        assert time.monotonic() - started < 5
+        assert [item.split(" (")[0] for item in left] == ["it.unread.nowhere[0]", "it.x[3]"]
+        assert all(" (not checked: Kafka" in item for item in left), left
+    finally:
+        consumer.close()
