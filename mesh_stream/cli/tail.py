@@ -410,7 +410,13 @@ def _dead_letter_line(view: dict[str, Any]) -> str:
         key = repr(base64.b64decode(view["key_base64"]))
     else:
         key = json.dumps(view["key"]) if view["key"] is not None else "null"
-    headers = " ".join(f"{name}={json.dumps(value)}" for name, value in view["headers"].items())
+    headers = " ".join(
+        [f"{name}={json.dumps(value)}" for name, value in view["headers"].items()]
+        + [  # no UTF-8 text: its bytes, as a key's
+            f"{name}={base64.b64decode(raw)!r}"
+            for name, raw in view.get("headers_base64", {}).items()
+        ]
+    )
     if "value" in view:
         value = view["value"] if view["value"] is not None else ""
         shown = json.dumps(value[:SHOWN_VALUE_CHARS])

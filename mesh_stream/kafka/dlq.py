@@ -204,26 +204,27 @@ def dead_letter_view(message: Message) -> dict[str, Any]:
     """One dead letter as a person (or ``jq``) reads it: where it sits, its key, every header
     as text, and its value: text when it is UTF-8 (a rule's dead letter is the record as
     JSON), else base64 (a poison pill's bytes, as they were). A key that is no UTF-8 text
-    is ``key_base64`` likewise (its repr would read as a text key)."""
-
-    def text(raw: bytes | str | None) -> str | None:
-        if raw is None or isinstance(raw, str):
-            return raw
+    is ``key_base64`` likewise (its repr would read as a text key), and such a header is in
+    ``headers_base64`` instead of ``headers``."""
+    headers: dict[str, str | None] = {}
+    headers_base64: dict[str, str] = {}
+    for name, raw in cast(Headers, message.headers() or []):
         try:
-            return raw.decode("utf-8")
+            headers[name] = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         except UnicodeDecodeError:
-            return repr(raw)
-
+            headers_base64[name] = base64.b64encode(raw).decode("ascii")
     value = message.value()
+    key = message.key()
     view: dict[str, Any] = {
         "topic": message.topic(),
         "partition": message.partition(),
         "offset": message.offset(),
         "timestamp_ms": message.timestamp()[1],
-        "key": text(message.key()),
-        "headers": {name: text(raw) for name, raw in cast(Headers, message.headers() or [])},
+        "key": key.decode("utf-8", errors="replace") if isinstance(key, bytes) else key,
+        "headers": headers,
     }
-    key = message.key()
+    if headers_base64:
+        view["headers_base64"] = headers_base64
     if isinstance(key, bytes):
         try:
             key.decode("utf-8")

@@ -39,3 +39,20 @@ def test_text_and_missing_keys_are_as_they_were() -> None:
     assert dead_letter_view(letter(b"poison", b"v"))["key"] == "poison"
     assert dead_letter_view(letter(None, b"v"))["key"] is None
     assert " key=null " in _dead_letter_line(dead_letter_view(letter(None, b"v")))
+
+
+def test_a_header_that_is_no_text_is_base64_not_a_repr() -> None:
+    message = Message(
+        topic="orders.x.v1.dlq",
+        partition=1,
+        offset=7,
+        key=b"k",
+        value=b"v",
+        headers=[("mesh.dlq.error", b"bad"), ("trace", b"\xff\x00"), ("empty", None)],
+        timestamp=(1, 1_000),
+    )
+    view = dead_letter_view(message)
+    assert view["headers"] == {"mesh.dlq.error": "bad", "empty": None}
+    assert base64.b64decode(view["headers_base64"]["trace"]) == b"\xff\x00"
+    line = _dead_letter_line(view)
+    assert 'mesh.dlq.error="bad" empty=null trace=b\'\\xff\\x00\' value="v"' in line
