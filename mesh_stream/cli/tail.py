@@ -77,6 +77,15 @@ class _EndOfTimeout:
         )
 
 
+def _registered_major(name: str, registry: Any) -> int:
+    """The major version the registry has of ``name`` (0 when it cannot say): a project
+    checkout behind the registry does not bound ``--major``."""
+    try:
+        return resolve_product(name, project=None, registry=registry).version
+    except MeshError:
+        return 0
+
+
 def _as_json(record: ConsumedRecord) -> str:
     value = record.value.model_dump() if hasattr(record.value, "model_dump") else record.value
     return json.dumps(value, default=json_default, ensure_ascii=False, sort_keys=False)
@@ -193,12 +202,14 @@ def tail(
     registry = registry_for(settings)
     descriptor = resolve_product(product, project=project.locate(settings), registry=registry)
     current = descriptor.version
+    if major is not None and major > current:
+        current = max(current, _registered_major(descriptor.name, registry))
     if major is not None and major != descriptor.version:
-        if major > descriptor.version:
+        if major > current:
             registry.close()
             raise click.BadParameter(
-                f"{descriptor.name} is at major version {descriptor.version}; --major names "
-                f"it or an earlier one (1 to {descriptor.version})",
+                f"{descriptor.name} is at major version {current}; --major names "
+                f"it or an earlier one (1 to {current})",
                 param_hint="'--major'",
             )
         descriptor = descriptor.model_copy(update={"version": major})

@@ -34,6 +34,7 @@ from mesh_stream.consumer import DLQ_HEADERS, ConsumedRecord, ProductConsumer
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import DeliveryError, RegistryUnavailableError
 from mesh_stream.producer import ProductPublisher
+from mesh_stream.registration import register_descriptor
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.schema.codec import RecordEncoder
 from mesh_stream.schema.wire import frame
@@ -500,6 +501,25 @@ def test_a_group_that_read_an_earlier_major_reads_the_new_one_from_its_first_rec
     later = CliRunner().invoke(cli, [*argv, "--major", "3"], env=env)
     assert later.exit_code == 2
     assert f"{v1.name} is at major version 2; --major names it or an earlier one" in later.stderr
+    # a checkout behind the registry (its descriptor still at 1) reads the registry's major 2
+    # (its schema path as the registry's naming policy wants; the path is not read there)
+    register_descriptor(
+        client, DataProduct.model_validate({**v2.to_document(), "schema": "orders/order.avsc"})
+    )
+    behind = tmp_path / "behind"
+    (behind / "domains" / "orders" / "products").mkdir(parents=True)
+    (behind / "domains" / "orders" / "products" / "major-move.yaml").write_text(
+        yaml.safe_dump(v1.to_document())
+    )
+    (behind / "mesh.yaml").write_text("domains: [orders]\n")
+    argv_behind = ["tail", v1.name, "--from-beginning", "--json", "--project", str(behind)]
+    newer = CliRunner().invoke(
+        cli, [*argv_behind, "--major", "2", "--max", "6", "--timeout", "30"], env=env
+    )
+    assert newer.exit_code == 0, newer.stderr
+    assert sorted(json.loads(line)["order_id"] for line in newer.stdout.splitlines()) == sorted(
+        str(decoded(make_order(i))["order_id"]) for i in range(4, 10)
+    )
     unmade = new_product("major-unmade").model_copy(update={"version": 2})
     (products / "major-unmade.yaml").write_text(yaml.safe_dump(unmade.to_document()))
     argv = ["tail", unmade.name, "--major", "1", "--timeout", "30", "--project", str(tmp_path)]
