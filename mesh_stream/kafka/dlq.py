@@ -209,8 +209,11 @@ def dead_letter_view(message: Message) -> dict[str, Any]:
     headers: dict[str, str | None] = {}
     headers_base64: dict[str, str] = {}
     for name, raw in cast(Headers, message.headers() or []):
+        if not isinstance(raw, bytes):
+            headers[name] = raw
+            continue
         try:
-            headers[name] = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+            headers[name] = raw.decode("utf-8")
         except UnicodeDecodeError:
             headers_base64[name] = base64.b64encode(raw).decode("ascii")
     value = message.value()
