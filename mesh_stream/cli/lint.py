@@ -46,10 +46,28 @@ def _show(violation: Violation) -> None:
     click.echo(f"    fix: {violation.fix}")
 
 
-def _list_policies(project: MeshProject, policies_file: Path | None, *, as_json: bool) -> None:
-    """The policies in force: a table, or with --json the same rows as data for scripts."""
+def _list_policies(
+    project: MeshProject, policies_file: Path | None, *, as_json: bool, domain: str | None
+) -> None:
+    """The policies in force (for ``domain``: with its overrides): a table, or with --json
+    the same rows as data for scripts."""
     config = load_governance(project.root, policies_file, domains_dir=project.descriptors_dir)
     source = config.source or "built-in defaults"
+    rules = config.global_rules
+    overridden: dict[str, str] = {}
+    if domain is not None:
+        if domain not in project.domains and domain not in config.domains:
+            raise click.BadParameter(
+                f"domain {domain!r} is not one of the project's domains "
+                f"({', '.join(project.domains) or 'none'}, mesh.yaml `domains`)",
+                param_hint="'--domain'",
+            )
+        rules = config.rules_for(domain)
+        overrides = config.domains.get(domain)
+        if overrides is not None:
+            overridden = dict.fromkeys(overrides.rules, overrides.source)
+            for problem in overrides.problems:  # what is not applied, and why
+                click.echo(f"{problem.location}: {problem.message} (not applied)", err=True)
     rows = [
         {
             "name": name,
@@ -62,18 +80,23 @@ def _list_policies(project: MeshProject, policies_file: Path | None, *, as_json:
                 key: None if isinstance(value, float) and not math.isfinite(value) else value
                 for key, value in rule.params.model_dump(mode="json").items()
             },
+            **({"overridden_in": overridden.get(name)} if domain is not None else {}),
         }
-        for name, rule in config.global_rules.items()
+        for name, rule in rules.items()
     ]
     if as_json:
-        click.echo(json.dumps({"policies_source": source, "policies": rows}, indent=2))
+        scope = {"domain": domain} if domain is not None else {}
+        click.echo(json.dumps({"policies_source": source, **scope, "policies": rows}, indent=2))
         return
-    click.echo(f"policies from {source}:")
+    for_domain = f" with the overrides of domain {domain}" if domain is not None else ""
+    click.echo(f"policies from {source}{for_domain}:")
     for row in rows:
         overridable = "overridable" if row["overridable"] else "fixed"
         click.echo(f"  {row['name']:30} {row['severity']:8} {overridable:12} {row['summary']}")
         if row["params"]:
             click.echo(f"  {'':30} params: {json.dumps(row['params'])}")
+        if row.get("overridden_in"):
+            click.echo(f"  {'':30} overridden in {row['overridden_in']}")
 
 
 @click.command()
@@ -100,6 +123,12 @@ def _list_policies(project: MeshProject, policies_file: Path | None, *, as_json:
     "and exit, linting nothing (so not with --against-registry).",
 )
 @click.option(
+    "--domain",
+    metavar="DOMAIN",
+    help="With --list-policies: the policies as they hold for DOMAIN, its own overrides "
+    "(<products>/<domain>/policies.yaml) applied and named.",
+)
+@click.option(
     "--against-registry",
     is_flag=True,
     help="Also compare each local .avsc with the registered versions of its product's value "
@@ -115,6 +144,7 @@ def lint(
     as_json: bool,
     policies_file: Path | None,
     list_policies: bool,
+    domain: str | None,
     against_registry: bool,
 ) -> None:
     """Check every data product descriptor of the project at PATH and its Avro schema
@@ -141,6 +171,12 @@ def lint(
             "--against-registry (or --list-policies to lint against the registry)",
             ctx=ctx,
         )
+    if domain is not None and not list_policies:
+        raise click.UsageError(
+            "--domain only chooses whose overrides --list-policies shows; lint checks every "
+            "domain of the project (add --list-policies, or drop --domain)",
+            ctx=ctx,
+        )
     if path is not None:
         project = load_project(path, defaults_without_file=True)  # a bare folder: the defaults
     else:
@@ -154,7 +190,7 @@ def lint(
     if policies_file is None:
         policies_file = project_policies(project)
     if list_policies:
-        _list_policies(project, policies_file, as_json=as_json)
+        _list_policies(project, policies_file, as_json=as_json, domain=domain)
         return
     with _registry(ctx.obj) as registry:
         catalog = RegistryLookup(RegistryCatalog(registry), registry.url)

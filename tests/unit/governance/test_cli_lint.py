@@ -214,3 +214,42 @@ def test_default_path_is_the_nearest_folder_holding_mesh_yaml(
     report = json.loads(result.stdout)
     assert report["root"] == str(root)
     assert [v["policy"] for v in report["violations"]] == ["key-field"]
+
+
+def test_list_policies_for_a_domain_shows_its_overrides_applied_and_named(
+    mesh_tree: Callable[[str], Path],
+) -> None:
+    """`--list-policies` showed the global set only: a domain could not see what holds for
+    it once its own overrides apply (h32)."""
+    root = mesh_tree("good")
+    (root / "mesh-policies.yaml").write_text(
+        "policies:\n  partition-bounds:\n    severity: error\n    overridable: true\n"
+        "    params: {max: 12}\n"
+    )
+    (root / "domains" / "shop" / "policies.yaml").write_text(
+        "overrides:\n  partition-bounds:\n    reason: a busy topic\n    params: {max: 24}\n"
+        "  spelling:\n    reason: x\n"
+    )
+    argv = ["lint", str(root), "--list-policies", "--json"]
+    shop = CliRunner().invoke(cli, [*argv, "--domain", "shop"])
+    assert shop.exit_code == 0, shop.output
+    rows = {row["name"]: row for row in json.loads(shop.stdout)["policies"]}
+    assert json.loads(shop.stdout)["domain"] == "shop"
+    assert rows["partition-bounds"]["params"] == {"min": 1, "max": 24}
+    assert rows["partition-bounds"]["overridden_in"] == "domains/shop/policies.yaml"
+    assert rows["naming"]["overridden_in"] is None
+    assert "overrides.spelling: no such policy" in shop.stderr  # shown, not applied
+    people = CliRunner().invoke(cli, [*argv, "--domain", "people"])
+    rows = {row["name"]: row for row in json.loads(people.stdout)["policies"]}
+    assert rows["partition-bounds"]["params"] == {"min": 1, "max": 12}
+    text = CliRunner().invoke(cli, ["lint", str(root), "--list-policies", "--domain", "shop"])
+    assert text.stdout.startswith(
+        "policies from mesh-policies.yaml with the overrides of domain shop:\n"
+    )
+    assert "overridden in domains/shop/policies.yaml" in text.stdout
+    unknown = CliRunner().invoke(cli, [*argv, "--domain", "shipping"])
+    assert unknown.exit_code == 2
+    assert "domain 'shipping' is not one of the project's domains" in unknown.stderr
+    alone = CliRunner().invoke(cli, ["lint", str(root), "--domain", "shop"])
+    assert alone.exit_code == 2
+    assert "--domain only chooses whose overrides --list-policies shows" in alone.stderr
