@@ -161,7 +161,8 @@ def lint(
     violation is printed with file:line, field, policy, why the policy exists and how to fix
     it. With --against-registry each local schema is also judged as the registry would
     judge it as the next version (every change that breaks the subject's level or a
-    product reading it, with the field, why and the fix). Exit status 1 when there is an
+    product reading it, and each PII mark of the latest version it drops, with the field,
+    why and the fix). Exit status 1 when there is an
     error-level violation, else 0.
     """
     if list_policies and against_registry:

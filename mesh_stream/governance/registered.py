@@ -48,6 +48,7 @@ from mesh_stream.governance.evolution import (
     judge_evolution,
 )
 from mesh_stream.governance.model import Severity, Violation
+from mesh_stream.governance.policies import BUILTIN_POLICIES, unmarked_pii
 from mesh_stream.governance.repository import logical_type_warnings_off
 from mesh_stream.project import MeshProject
 from mesh_stream.registry.client import RegistryClient
@@ -88,11 +89,16 @@ class RegisteredVerdict:
     consumers: EvolutionVerdict | None = None
     unchanged: bool = False
     """The local schema is the latest registered version (same wire shape)."""
+    dropped_pii: tuple[Breach, ...] = ()
+    """Fields the latest version marks PII that the local schema keeps without the mark
+    (the registry refuses such a version; a mark is no part of the wire shape)."""
 
     @property
     def refused(self) -> bool:
-        return bool(self.subject_problems) or (
-            self.consumers is not None and self.consumers.refused
+        return (
+            bool(self.subject_problems)
+            or bool(self.dropped_pii)
+            or (self.consumers is not None and self.consumers.refused)
         )
 
     def breaches(self) -> list[Breach]:
@@ -132,7 +138,7 @@ class RegisteredVerdict:
                     problem.fix,
                 )
             )
-        return found
+        return [*found, *self.dropped_pii]
 
 
 def _why_field(item: LineageBreak) -> str:
@@ -167,7 +173,8 @@ def registered_verdict(
     """
     subject = product.value_subject
     with registry_errors(registry):
-        registered = _live_versions(registry, product)
+        texts = _live_texts(registry, product)
+        registered = _parsed(registry, product, texts)
         if not registered:
             return None
         level = registry.get_compatibility(subject)
@@ -175,12 +182,14 @@ def registered_verdict(
         groups = registered_groups(registry, product.name)
     versions = tuple(n for n, _ in registered)
     candidate = parse_schema(schema_text, strict=False)
+    dropped = _dropped_pii(texts[-1][1], schema_text)
     if candidate.canonical_form == registered[-1][1].canonical_form:
-        return RegisteredVerdict(subject, level, versions, unchanged=True)
+        return RegisteredVerdict(subject, level, versions, unchanged=True, dropped_pii=dropped)
     return RegisteredVerdict(
         subject,
         level,
         versions,
+        dropped_pii=dropped,
         subject_problems=tuple(
             incompatibilities(candidate, registered, Compatibility(level), subject=subject)
         ),
@@ -191,6 +200,11 @@ def registered_verdict(
 def _live_versions(registry: RegistryClient, product: DataProduct) -> list[tuple[int, AvroSchema]]:
     """The live versions of the product's value subject, oldest first: the product's schema
     history when the product is registered, else the subject's latest version."""
+    return _parsed(registry, product, _live_texts(registry, product))
+
+
+def _live_texts(registry: RegistryClient, product: DataProduct) -> list[tuple[int, str]]:
+    """:func:`_live_versions` as the registry holds them (each version's schema text)."""
     subject = product.value_subject
     try:
         history = registry.product_schemas(product.name)
@@ -200,16 +214,45 @@ def _live_versions(registry: RegistryClient, product: DataProduct) -> list[tuple
                 latest = registry.get_latest(subject)
         except SubjectNotFoundError:
             return []
-        with _held(registry, product, f"version {latest.version}"):
-            return [(latest.version, parse_schema(latest.schema, strict=False))]
+        return [(latest.version, latest.schema)]
+    return [
+        (int(item["version"]), str(item["schema"]))
+        for item in history
+        if item.get("subject", subject) == subject
+    ]
+
+
+def _parsed(
+    registry: RegistryClient, product: DataProduct, texts: list[tuple[int, str]]
+) -> list[tuple[int, AvroSchema]]:
     found = []
-    for item in history:
-        if item.get("subject", subject) != subject:
-            continue
-        version = int(item["version"])
+    for version, text in texts:
         with _held(registry, product, f"version {version}"):
-            found.append((version, parse_schema(str(item["schema"]), strict=False)))
+            found.append((version, parse_schema(text, strict=False)))
     return found
+
+
+def _dropped_pii(latest_text: str, schema_text: str) -> tuple[Breach, ...]:
+    """The registry's refusal of a version dropping a PII mark (``unmarked_pii``), as
+    breaches of pii-classification."""
+    try:
+        previous, schema = json.loads(latest_text), json.loads(schema_text)
+    except ValueError:
+        return ()
+    if not isinstance(previous, dict) or not isinstance(schema, dict):
+        return ()
+    policy = BUILTIN_POLICIES["pii-classification"]
+    root = f"{avro_walk.root_name(schema)}."
+    return tuple(
+        Breach(
+            policy.name,
+            (finding.field or "").removeprefix(root) or None,  # the field's path in the record
+            finding.message,
+            policy.why,
+            policy.fix,
+        )
+        for finding in unmarked_pii(previous, schema)
+    )
 
 
 @contextmanager

@@ -344,3 +344,55 @@ def test_a_consumer_group_without_an_owner_is_said_to_have_none_recorded(
     )
     assert "None" not in result.stdout
     assert "(owner )" not in result.stdout
+
+
+def test_a_schema_dropping_a_pii_mark_the_registry_holds_is_an_error_at_its_field(
+    project: Path, registry_url: str
+) -> None:
+    """The registry refuses a version that keeps a field its latest version marks PII
+    without the mark; lint saw only the local schema and passed it (h32)."""
+    name = "orders.order-contact"
+    fields: list[dict[str, Any]] = [
+        {"name": "order_id", "type": "string", "doc": "The order."},
+        {"name": "email", "type": "string", "doc": "The buyer's e-mail.", "pii": True},
+    ]
+    marked = {
+        "type": "record",
+        "name": "OrderContact",
+        "doc": "Who to contact about an order.",
+        "fields": fields,
+    }
+    with RegistryClient(registry_url) as client:
+        client.register_schema(f"{name}.v1-value", json.dumps(marked))
+    document = {
+        **_sample_descriptor(),
+        "name": name,
+        "schema": "schemas/orders/order-contact.avsc",
+        "classification": "pii",
+    }
+    (project / "domains/orders/products/order-contact.yaml").write_text(yaml.safe_dump(document))
+    schema_file = project / "schemas/orders/order-contact.avsc"
+    schema_file.write_text(json.dumps(marked, indent=2))
+    assert _lint(registry_url).exit_code == 0  # the mark kept: nothing to say
+    del fields[1]["pii"]
+    one_per_line = ",\n    ".join(json.dumps(f) for f in fields)
+    schema_file.write_text(
+        '{"type": "record", "name": "OrderContact", "doc": "Who to contact.",\n'
+        f'  "fields": [\n    {one_per_line}\n  ]\n}}\n'
+    )
+    result = _lint(registry_url, "--json")
+    assert result.exit_code == 1, result.output
+    [dropped] = json.loads(result.stdout)["violations"]
+    assert (dropped["policy"], dropped["field"], dropped["file"], dropped["line"]) == (
+        "pii-classification",
+        "email",
+        "schemas/orders/order-contact.avsc",
+        next(
+            n for n, line in enumerate(schema_file.read_text().splitlines(), 1) if '"email"' in line
+        ),
+    )
+    assert dropped["message"].startswith(
+        "field OrderContact.email was marked PII in the subject's latest version and this "
+        "version drops the mark"
+    )
+    assert CliRunner().invoke(cli, ["lint"]).exit_code == 0  # only the registry knows
