@@ -2,8 +2,8 @@
 
 The templates are package data (``mesh_stream/scaffold/templates``, read through
 :mod:`importlib.resources`, so they work from a wheel or a zip). Each holds ``__DOMAIN__``
-(and ``__NAMESPACE__``, the domain as an Avro namespace) where the domain's name goes; nothing
-else is substituted, so GitHub's ``${{ }}`` and Python's braces pass through untouched.
+(and ``__NAMESPACE__``, the domain as an Avro namespace) where the domain's name goes, and
+``__VERSION__`` for the installed mesh-stream version; nothing else is substituted, so GitHub's ``${{ }}`` and Python's braces pass through untouched.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from importlib.resources import files
 from pathlib import Path
 
@@ -62,11 +63,21 @@ def domain_problem(domain: str) -> str | None:
     return domain_name_problem(domain)
 
 
+def _installed_version() -> str:
+    """The mesh-stream version making the repository: its CI installs that one, not
+    whatever a package index calls mesh-stream later."""
+    try:
+        return version("mesh-stream")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "0.0.0"
+
+
 def render(template: str, domain: str) -> str:
     """A template's text with the domain put in; a leftover placeholder is a bug."""
     text = files(__package__).joinpath("templates", template).read_text(encoding="utf-8")
     text = text.replace("__NAMESPACE__", f"com.example.{domain.replace('-', '_')}")
     text = text.replace("__DOMAIN__", domain)
+    text = text.replace("__VERSION__", _installed_version())
     leftover = PLACEHOLDER.search(text)
     if leftover is not None:
         raise ConfigurationError(f"template {template}: unknown placeholder {leftover.group()}")

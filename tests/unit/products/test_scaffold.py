@@ -258,3 +258,18 @@ def test_init_says_where_the_token_of_its_next_steps_comes_from(tmp_path: Path) 
     assert steps[steps.index(hint) + 1].startswith(
         "  MESH_REGISTRY_PRINCIPAL=inventory MESH_REGISTRY_TOKEN=... mesh products apply"
     )
+
+
+def test_the_scaffolded_ci_installs_the_mesh_stream_that_made_it(tmp_path: Path) -> None:
+    """`pip install mesh-stream` unpinned failed where no index serves it, and would take
+    any package of that name an index served later (h34)."""
+    from importlib.metadata import version
+
+    workflow = yaml.safe_load(render("workflow.yml.tmpl", "shipping"))
+    installs = [
+        s["run"] for s in workflow["jobs"]["products"]["steps"] if "pip" in s.get("run", "")
+    ]
+    assert installs == [
+        "pip install ${{ vars.MESH_STREAM_PIP_ARGS }} "
+        f"'mesh-stream=={version('mesh-stream')}' pytest"
+    ]
