@@ -28,6 +28,7 @@ import errno
 import os
 import re
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -106,6 +107,22 @@ def domain_name_problem(domain: str) -> str | None:
             f"topics, the registry's `mesh-registry-` ids), since a domain is granted the "
             f"names it starts; name the domain after what it owns (e.g. orders)"
         )
+    return None
+
+
+def overlapping_domain(domain: str, others: Iterable[str]) -> str | None:
+    """Why ``domain`` cannot be a domain beside ``others`` (None when it can): one of the two
+    names is the other followed by ``-`` (orders, orders-eu), so the shorter one's
+    ``<d>-…`` consumer groups and transactional ids, granted by prefix, would be the
+    longer one's names too."""
+    for other in sorted(set(others) - {domain}):
+        shorter, longer = sorted((domain, other), key=len)
+        if longer.startswith(f"{shorter}-"):
+            return (
+                f"domain {longer!r} starts with '{shorter}-': the `{shorter}-…` consumer "
+                f"groups and transactional ids of domain {shorter!r} would cover those of "
+                f"{longer!r}"
+            )
     return None
 
 

@@ -61,6 +61,7 @@ from mesh_stream.project import (
     PLATFORM_NAME,
     REGISTRY_USER,
     domain_name_problem,
+    overlapping_domain,
 )
 from mesh_stream.settings import MeshSettings
 
@@ -452,11 +453,10 @@ def _refuse_shared_grants(
         if (problem := domain_name_problem(reader))
     ]
     problems += [
-        f"domain {other!r} starts with '{domain}-': User:{domain} would be granted its consumer "
-        f"groups and transactional ids (on the prefix '{domain}-'); rename one of the domains"
+        f"{problem}, granted to User:{domain} by prefix; rename one of the domains"
         for domain in domains
         for other in domains
-        if other.startswith(f"{domain}-")
+        if len(other) > len(domain) and (problem := overlapping_domain(domain, [other]))
     ]
     problems += [problem for value in services.values() if (problem := principal_problem(value))]
     users = {principal(domain): domain for domain in domains}

@@ -28,7 +28,12 @@ from pydantic import SecretStr
 from mesh_stream.descriptor import repeated_key
 from mesh_stream.errors import AuthenticationError, ConfigurationError, PermissionDeniedError
 from mesh_stream.files import not_utf8, open_regular
-from mesh_stream.project import MONITOR_USER, SERVICE_USERS, domain_name_problem
+from mesh_stream.project import (
+    MONITOR_USER,
+    SERVICE_USERS,
+    domain_name_problem,
+    overlapping_domain,
+)
 
 ADMIN = "admin"
 #: A credentials file is a few lines per domain; past this it is a mistake, refused before
@@ -127,6 +132,16 @@ class Credentials:
                     f"{source}: the token of principal {principal!r} holds whitespace or "
                     f"control characters inside it, which no client can send (its value is "
                     f"not shown)"
+                )
+
+        domains = set(self._tokens) - {ADMIN, MONITOR_USER}
+        for principal in sorted(domains):
+            # the longer name of a pair is refused, as `mesh registry credentials add` does
+            overlap = overlapping_domain(principal, {d for d in domains if len(d) < len(principal)})
+            if overlap is not None:
+                raise ConfigurationError(
+                    f"{source}: no token is given to principal {principal!r}: {overlap}; name "
+                    f"the domain so that neither name is the other followed by '-'"
                 )
 
     def __bool__(self) -> bool:

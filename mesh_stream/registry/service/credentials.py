@@ -40,7 +40,12 @@ from mesh_stream.errors import (
     CredentialsDisabledError,
     InvalidPrincipalError,
 )
-from mesh_stream.project import MAX_DOMAIN_LENGTH, MONITOR_USER, domain_name_problem
+from mesh_stream.project import (
+    MAX_DOMAIN_LENGTH,
+    MONITOR_USER,
+    domain_name_problem,
+    overlapping_domain,
+)
 from mesh_stream.registry.service.auth import ADMIN, Credentials, hash_token, token_id
 from mesh_stream.registry.service.state import Record, RegistryState
 from mesh_stream.registry.service.store import RegistryStore
@@ -204,6 +209,17 @@ class CredentialBook:
                     f"principal '{principal}' already has a token in the credentials file; "
                     f"rotate it to replace that with an issued one, or revoke it"
                 )
+            if entry is None:  # a new domain: its names must not be another's
+                known = {*file.principals, *self.state.credentials} - {ADMIN, MONITOR_USER}
+                overlap = overlapping_domain(principal, known)
+                if overlap is not None:
+                    raise InvalidPrincipalError(
+                        f"no token is issued to principal {principal!r}: {overlap}, and the "
+                        f"broker's ACL plan refuses such a pair; name the domain so that "
+                        f"neither name is the other followed by '-'",
+                        status=422,
+                        error_code=42217,
+                    )
             previous = entry.get("previous") if entry is not None else None
             return self._issue(principal, by, previous)
 

@@ -280,9 +280,9 @@ def test_overlapping_domain_names_are_refused() -> None:
     with pytest.raises(ConfigurationError) as refused:
         plan_acls([SHOP], domains=["shop-eu"])
     assert str(refused.value) == (
-        "ACL plan refused: domain 'shop-eu' starts with 'shop-': User:shop would be granted "
-        "its consumer groups and transactional ids (on the prefix 'shop-'); rename one of the "
-        "domains"
+        "ACL plan refused: domain 'shop-eu' starts with 'shop-': the `shop-…` consumer groups "
+        "and transactional ids of domain 'shop' would cover those of 'shop-eu', granted to "
+        "User:shop by prefix; rename one of the domains"
     )
 
 

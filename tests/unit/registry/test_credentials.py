@@ -596,3 +596,30 @@ def test_a_registry_url_with_a_wrong_path_says_so() -> None:
             right.get_product("orders.nope")
     finally:
         running.stop()
+
+
+def test_a_domain_whose_names_another_domains_cover_gets_no_token(client: TestClient) -> None:
+    """`shipping` could register `shipping-eu-later`, a group of domain `shipping-eu`, and
+    lock it out: the registry issued a token to both (h34), which the ACL plan refuses."""
+    for overlapping, known in (("orders-eu", "orders"), ("payments-x", "payments")):
+        answer = client.post(f"/admin/credentials/{overlapping}", auth=ADMIN)
+        assert (answer.status_code, answer.json()["error_code"]) == (422, 42217), answer.text
+        assert answer.json()["message"].startswith(
+            f"no token is issued to principal '{overlapping}': domain '{overlapping}' starts "
+            f"with '{known}-'"
+        )
+    assert client.post("/admin/credentials/shipping", auth=ADMIN).status_code == 201
+    shorter = client.post("/admin/credentials/ship", auth=ADMIN)
+    assert shorter.status_code == 201  # `ship-` does not cover `shipping`
+    covering = client.post("/admin/credentials/shipping-eu", auth=ADMIN)
+    assert covering.status_code == 422
+    assert client.post("/admin/credentials/orders/rotate", auth=ADMIN).status_code == 200
+
+
+def test_a_credentials_file_with_overlapping_domains_is_refused_naming_the_longer() -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        Credentials({"admin": "a" * 24, "orders": "b" * 24, "orders-eu": "c" * 24}, "creds.yaml")
+    assert str(refused.value).startswith(
+        "creds.yaml: no token is given to principal 'orders-eu': domain 'orders-eu' starts "
+        "with 'orders-'"
+    )
