@@ -3,7 +3,8 @@
 The templates are package data (``mesh_stream/scaffold/templates``, read through
 :mod:`importlib.resources`, so they work from a wheel or a zip). Each holds ``__DOMAIN__``
 (and ``__NAMESPACE__``, the domain as an Avro namespace) where the domain's name goes, and
-``__VERSION__`` for the installed mesh-stream version; nothing else is substituted, so GitHub's ``${{ }}`` and Python's braces pass through untouched.
+``__VERSION__`` for the installed mesh-stream version; nothing else is substituted, so
+GitHub's ``${{ }}`` and Python's braces pass through untouched.
 """
 
 from __future__ import annotations
