@@ -226,9 +226,13 @@ def cluster_info(
 ) -> ClusterInfo:
     """The cluster behind ``conn``: broker count and ``default.replication.factor``.
 
-    Read once per bootstrap servers and cached (a cluster's default does not change under
-    a running process); a 1-broker answer is not cached, since a cluster still starting
-    may show fewer brokers than it has.
+    The brokers counted are those alive and those holding a replica of some partition: a
+    broker that is down drops out of Kafka's metadata, yet the cluster still has it (one
+    lost broker must not stop a product with ``replication_factor: 3`` nor make new topics
+    smaller). Read once per bootstrap servers and cached (a cluster's default does not
+    change under a running process), unless a 1-broker cluster answered without its
+    config (one still starting may show fewer brokers than it has) or a counted broker is
+    down: then it is asked again next time.
     """
     key = conn.bootstrap_servers
     with _clusters_lock:
@@ -237,7 +241,10 @@ def cluster_info(
         return known
     admin = admin or make_admin(conn, {"log_level": 0})
     metadata = _list_topics(admin, conn, timeout)
-    brokers = len(metadata.brokers)
+    counted: set[int] = set(metadata.brokers).union(
+        *(p.replicas for t in metadata.topics.values() for p in t.partitions.values())
+    )
+    brokers = len(counted)
     info = ClusterInfo.of_size(brokers)
     broker_ids = sorted(metadata.brokers)
     if broker_ids:
@@ -248,7 +255,8 @@ def cluster_info(
             value = entries.get("default.replication.factor")
             if value is not None and value.value is not None and int(value.value) >= 1:
                 info = ClusterInfo(brokers, int(value.value))
-    if brokers > 1 or info.source == "default.replication.factor":
+    all_up = len(metadata.brokers) == brokers
+    if all_up and (brokers > 1 or info.source == "default.replication.factor"):
         with _clusters_lock:
             _clusters[key] = info
     return info

@@ -28,7 +28,12 @@ from mesh_stream.consumer import ProductConsumer
 from mesh_stream.errors import DeliveryError, TopicMismatchError
 from mesh_stream.kafka.clients import make_admin, make_consumer, make_producer, new_topic
 from mesh_stream.kafka.connection import KafkaConnection
-from mesh_stream.kafka.topics import cluster_info, ensure_topic, product_topic_spec
+from mesh_stream.kafka.topics import (
+    cluster_info,
+    ensure_topic,
+    forget_cluster,
+    product_topic_spec,
+)
 from mesh_stream.processing.app import ProcessorSpec, processor_app
 from mesh_stream.producer import ProductPublisher
 from mesh_stream.registration import ensure_internal_topic, ensure_topics, schema_text
@@ -227,3 +232,14 @@ def test_every_acknowledged_record_survives_a_sigkilled_broker_exactly_once(
     duplicated = {key for key, count in keys.items() if count > 1}
     assert not missing, f"{len(missing)} acknowledged records lost, e.g. {sorted(missing)[:5]}"
     assert not duplicated, f"{len(duplicated)} records written twice"
+    # The node stays down: the cluster still has three brokers (its replicas say so), so a
+    # process meeting it now still opens a product that asks for three replicas (h33: "the
+    # cluster has 2", and the publisher, its DLQ and the plan refused it for the outage).
+    forget_cluster(conn)
+    info = cluster_info(conn)
+    assert (info.brokers, info.default_replication_factor) == (3, 3)
+    three = new_product("rf-three", partitions=2).model_copy(update={"replication_factor": 3})
+    with ProductPublisher(three, connection=conn, registry=client, root=REPO_ROOT) as publisher:
+        publisher.publish(make_order(1))
+        publisher.flush(60)
+    assert replication(conn, three.topic) == ({3}, "2")
