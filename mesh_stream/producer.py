@@ -122,9 +122,20 @@ class UndeliveredRecord:
     error: str
     record: dict[str, Any] | None = None
     value: bytes | None = field(default=None, repr=False)
+    maybe_stored: bool = False
+    """Kafka did not answer in time (``message.timeout.ms``): the record may have been
+    stored all the same (a leader kept it and its acknowledgement was lost), so sending it
+    again may write it twice; a refused record (False) was not stored."""
+
+    @property
+    def reason(self) -> str:
+        """``error``, with whether the record may have been stored all the same."""
+        if self.maybe_stored:
+            return f"{self.error} (no answer in time: it may have been stored)"
+        return self.error
 
     def describe(self) -> str:
-        return f"key {self.key!r}: {self.error}"
+        return f"key {self.key!r}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -202,6 +213,9 @@ class DeliveredRecord:
     timestamp_ms: int
 
 
+#: librdkafka's codes for a record whose outcome is unknown: no answer within
+#: ``message.timeout.ms`` (it may have been sent and stored).
+_UNANSWERED = frozenset({KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT})
 #: What a refusal for size says in place of librdkafka's "Broker: Message size too large".
 TOO_LARGE = "refused by the broker as too large"
 
@@ -228,12 +242,19 @@ def _describe_failures(
     hint = (
         ""
         if sized
-        else ". Check that the broker is reachable; records wait up to "
-        "`message.timeout.ms` (publisher config) before they fail"
+        else ". Check that the broker is reachable and the topic's partitions have "
+        "min.insync.replicas in sync; records wait up to `message.timeout.ms` (publisher "
+        "config) before they fail"
     )
+    unknown = sum(item.maybe_stored for item in failed)
+    if unknown:
+        hint += (
+            f". {unknown} of them got no answer in time and may have been stored all the "
+            f"same: sending them again may write them twice (readers dedupe by key or id)"
+        )
+    outcome = "were not acknowledged by" if unknown else "were not delivered to"
     return (
-        f"{len(failed)} record(s) of {product} were not delivered to topic {topic}: "
-        f"{shown}{more}{still}{hint}"
+        f"{len(failed)} record(s) of {product} {outcome} topic {topic}: {shown}{more}{still}{hint}"
     )
 
 
@@ -815,7 +836,12 @@ class ProductPublisher:
             with contextlib.suppress(DeserializationError):
                 record = self._read_back(data)
         return UndeliveredRecord(
-            self.topic, key, _delivery_failure(error, self.topic, message), record, data
+            self.topic,
+            key,
+            _delivery_failure(error, self.topic, message),
+            record,
+            data,
+            maybe_stored=error.code() in _UNANSWERED,
         )
 
     def publish_many(

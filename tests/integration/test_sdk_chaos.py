@@ -133,8 +133,10 @@ def test_outage_longer_than_the_delivery_timeout_names_every_lost_record(
         assert by_key[make_order(index)["order_id"]] == decoded(make_order(index))
     message = str(lost.value)
     assert message.startswith(
-        f"7 record(s) of {product.name} were not delivered to topic {product.topic}: "
+        f"7 record(s) of {product.name} were not acknowledged by topic {product.topic}: "
     )
+    assert all(f.maybe_stored for f in failed)  # no answer: their outcome is not known
+    assert "7 of them got no answer in time and may have been stored all the same" in message
     for key in keys:
         assert f"key {key!r}: " in message
     assert "`message.timeout.ms`" in message
