@@ -428,8 +428,10 @@ def _dead_letter_line(view: dict[str, Any]) -> str:
             for name, raw in view.get("headers_base64", {}).items()
         ]
     )
-    if "value" in view:
-        value = view["value"] if view["value"] is not None else ""
+    if "value" in view and view["value"] is None:  # a tombstone, not an empty value
+        body = "value=null"
+    elif "value" in view:
+        value = view["value"]
         shown = json.dumps(value[:SHOWN_VALUE_CHARS])
         cut = f" ({len(value)} chars; --json shows all)" if len(value) > SHOWN_VALUE_CHARS else ""
         body = f"value={shown}{cut}"

@@ -56,3 +56,10 @@ def test_a_header_that_is_no_text_is_base64_not_a_repr() -> None:
     assert base64.b64decode(view["headers_base64"]["trace"]) == b"\xff\x00"
     line = _dead_letter_line(view)
     assert 'mesh.dlq.error="bad" empty=null trace=b\'\\xff\\x00\' value="v"' in line
+
+
+def test_a_tombstone_is_shown_as_null_not_as_an_empty_value() -> None:
+    tombstone = Message(topic="t.dlq", partition=0, offset=1, key=b"k", value=None)
+    empty = Message(topic="t.dlq", partition=0, offset=2, key=b"k", value=b"")
+    assert _dead_letter_line(dead_letter_view(tombstone)).endswith(" value=null")
+    assert _dead_letter_line(dead_letter_view(empty)).endswith(' value=""')
