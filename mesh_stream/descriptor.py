@@ -273,7 +273,10 @@ class DataProduct(BaseModel):
         alias="schema", description="Path of the `.avsc`, relative to the project root."
     )
     key_field: StrictStr | None = Field(
-        default=None, description="Record field whose value is the Kafka key."
+        default=None,
+        description="Top-level record field whose value is the Kafka key, as the text of "
+        "what Avro writes: a string, uuid (lowercase) or enum symbol as it is; an int, long, "
+        "date (days) or timestamp (epoch ms or µs) as its digits.",
     )
     partitions: StrictInt = Field(default=3, ge=1, description="Partitions of the topic.")
     replication_factor: StrictInt | None = Field(

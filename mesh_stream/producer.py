@@ -62,6 +62,7 @@ from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 from mesh_stream.kafka.dlq import RULE_NAME, rule_dead_letter
 from mesh_stream.kafka.partitions import KEY_PARTITIONER
 from mesh_stream.project import MeshProject, locate_project, resolve_product
+from mesh_stream.schema import keys
 from mesh_stream.schema.codec import FramedReader, RecordEncoder, as_document, load_schema_file
 from mesh_stream.schema.models import check_model
 from mesh_stream.settings import KeyPartitioner, MeshSettings
@@ -464,6 +465,12 @@ class ProductPublisher:
                 f"{product.name}: key_field {self._key_field!r} is not a field of its schema "
                 f"{self.encoder.name}; fix `key_field` in the product descriptor"
             )
+        #: The key of a key_field value: the text of what Avro writes (mesh_stream.schema.keys),
+        #: so one value gives one key whether given as a datetime or an int, say.
+        kind = keys.key_type(document, self._key_field) if self._key_field is not None else None
+        self._key_text = keys.key_text(kind)
+        #: A uuid given as text is written in its canonical form (lowercase) too.
+        self._key_recased = kind is not None and kind.logical_type == "uuid"
         settings = self._producer_config(config)
         #: The largest key + value librdkafka sends with this config (``message.max.bytes``).
         self.max_record_bytes = self._max_record_bytes(settings)
@@ -586,9 +593,9 @@ class ProductPublisher:
     # -- publishing ------------------------------------------------------------------------
     def _key_of(self, record: Mapping[str, Any]) -> str | bytes | None:
         value = record.get(self._key_field) if self._key_field is not None else None
-        if value is None or isinstance(value, (str, bytes)):
+        if value is None or (type(value) is str and not self._key_recased):
             return value
-        return str(value)
+        return self._key_text(value)
 
     def _as_record(self, record: Any) -> Mapping[str, Any]:
         """A dict-like view of ``record``: Mappings as they are, pydantic models converted."""
@@ -676,8 +683,8 @@ class ProductPublisher:
                 return self._divert(breach, record, None, key, headers)
         if key is None and self._key_field is not None:
             key = record.get(self._key_field)
-            if key is not None and type(key) is not str and not isinstance(key, bytes):
-                key = str(key)
+            if key is not None and (type(key) is not str or self._key_recased):
+                key = self._key_text(key)
         if len(value) > self._unchecked_bytes or headers is not None:
             self._check_size(value, key, headers)
         if self._trace is not None:

@@ -30,6 +30,7 @@ from mesh_stream.descriptor import Classification, CleanupPolicy, Compatibility,
 from mesh_stream.governance import avro_walk
 from mesh_stream.governance.catalog import Catalog, unverified
 from mesh_stream.governance.model import Finding, Severity
+from mesh_stream.schema import keys
 from mesh_stream.schema.spec import LOGICAL_TYPES
 
 KAFKA_MAX_TOPIC_LENGTH = 249
@@ -708,11 +709,13 @@ def check_compatibility(review: Review, _params: NoParams) -> Iterator[Finding]:
     "key-field",
     why="The key decides partitioning (ordering per key) and what compaction keeps; a key "
     "field the records do not have makes every key null.",
-    fix="Set `key_field` to a top-level field of the schema (required when cleanup_policy "
-    "includes compact).",
+    fix="Set `key_field` to a top-level, non-null field of the schema of type string, uuid, "
+    "enum, int, long, date or timestamp (required when cleanup_policy includes compact).",
 )
 def check_key_field(review: Review, _params: NoParams) -> Iterator[Finding]:
-    """The key field is a top-level field of the schema; compacted products have one."""
+    """The key field is a top-level field of the schema with one text as a key (a string,
+    uuid, enum, int, long, date or timestamp), never null on a compacted product;
+    compacted products have one."""
     product = review.product
     if product.key_field is None:
         if product.retention.cleanup_policy is not CleanupPolicy.DELETE:
@@ -732,6 +735,30 @@ def check_key_field(review: Review, _params: NoParams) -> Iterator[Finding]:
             f"(fields: {', '.join(names)})",
             "key_field",
             ("key_field",),
+        )
+        return
+    kind = keys.key_type(review.schema, product.key_field)
+    if kind is None:
+        return
+    problem = keys.key_field_problem(kind)
+    if problem is not None:
+        yield Finding(f"key_field {product.key_field!r}: {problem}", "key_field", ("key_field",))
+    elif kind.nullable and product.retention.cleanup_policy is not CleanupPolicy.DELETE:
+        yield Finding(
+            f"key_field {product.key_field!r} may be null, and a record without a key is "
+            f"refused by a compacted topic (cleanup_policy "
+            f"{product.retention.cleanup_policy.value!r}); make the field non-null",
+            "key_field",
+            ("key_field",),
+        )
+    elif kind.nullable:
+        yield Finding(
+            f"key_field {product.key_field!r} may be null: such a record is published without "
+            f"a key, to a partition Kafka picks, out of order with the others; make the field "
+            f"non-null unless that is meant",
+            "key_field",
+            ("key_field",),
+            at_most=Severity.WARNING,
         )
 
 

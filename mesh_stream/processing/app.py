@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ from mesh_stream.registration import (
     schema_text,
 )
 from mesh_stream.registry.client import RegistryClient
+from mesh_stream.schema import keys
 from mesh_stream.settings import MeshSettings
 
 log = logging.getLogger(__name__)
@@ -381,9 +383,9 @@ async def handle_batch(
     partition's next owner.
     """
     due = []
-    for partition, keys in groups.items():
+    for partition, by_key in groups.items():
         with within(partition):
-            for key, envelopes in keys.items():
+            for key, envelopes in by_key.items():
                 update(key, envelopes)
             if forgetting is not None and forgetting.settle(partition):
                 due.append(partition)
@@ -496,6 +498,11 @@ class KeyedOutput:
         self.trace = tracing.PublishTrace(spec.output.topic) if tracing.active() else None
         #: The descriptor's key field, whose value must be the record's Kafka key.
         self.key_field = spec.output.key_field
+        self.key_text = keys.key_text(
+            keys.key_type(json.loads(spec.output_schema), self.key_field)
+            if self.key_field is not None
+            else None
+        )
 
     def publish(self, key: str, record: Mapping[str, Any], newest_input_ms: int) -> None:
         """Queue the record in the output producer, flushed before offsets are committed.
@@ -507,7 +514,7 @@ class KeyedOutput:
         product (and its compaction) go by the key.
         """
         key_field = self.key_field
-        if key_field is not None and key_field_differs(key_field, key, record):
+        if key_field is not None and key_field_differs(key_field, key, record, self.key_text):
             raise ProcessorError(
                 f"its key field {key_field!r} is {record[key_field]!r}, but the record is "
                 f"published under the processor's key {key!r}; the two must be equal"

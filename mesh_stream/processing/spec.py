@@ -538,10 +538,17 @@ def state_json(key: str, value: Any) -> bytes:
     return text
 
 
-def key_field_differs(key_field: str, key: str, record: Mapping[str, Any]) -> bool:
+def key_field_differs(
+    key_field: str, key: str, record: Mapping[str, Any], key_text: Callable[[Any], str | bytes]
+) -> bool:
     """Whether ``record`` holds the output's ``key_field`` with a value other than ``key``,
-    the Kafka key it is published under (readers and compaction go by that key)."""
-    return key_field in record and str(record[key_field]) != key
+    the Kafka key it is published under (readers and compaction go by that key). The value
+    is compared as ``key_text`` gives it (:func:`mesh_stream.schema.keys.key_text` of the
+    field's type), as the SDK keys a record."""
+    if key_field not in record:
+        return False
+    value = record[key_field]
+    return value is None or key_text(value) != key
 
 
 def inputs_problem(processor: Processor, listed: Sequence[str], output: str) -> str | None:

@@ -10,6 +10,7 @@ processor's error, not a difference: the worker crashes on that record too.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -19,6 +20,7 @@ from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import ProcessorError, SerializationError
 from mesh_stream.processing.codec import FramedAvroDecoder, FramedAvroEncoder
 from mesh_stream.processing.spec import key_field_differs
+from mesh_stream.schema import keys
 
 __all__ = ["Comparison", "FieldDifference", "KeyDifference", "as_written", "compare", "render"]
 
@@ -69,11 +71,14 @@ def as_written(
     """
     name = f"processor {output.name}" if output is not None else "the processor"
     key_field = output.key_field if output is not None else None
+    key_text = keys.key_text(
+        keys.key_type(json.loads(schema), key_field) if key_field is not None else None
+    )
     encoder = FramedAvroEncoder(schema, 0)
     decoder = FramedAvroDecoder(lambda _schema_id: schema)
     written: dict[str, Any] = {}
     for key, record in records.items():
-        if key_field is not None and key_field_differs(key_field, key, record):
+        if key_field is not None and key_field_differs(key_field, key, record, key_text):
             raise ProcessorError(
                 f"{name}: emit's record of key {key!r} has {key_field} = "
                 f"{record[key_field]!r}; the record is published under its key and its "

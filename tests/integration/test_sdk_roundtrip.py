@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import random
 import string
 import threading
@@ -191,6 +192,32 @@ def test_a_key_lands_where_java_and_the_processors_put_it_unless_the_config_says
             chosen.publish(order)
     messages = read_raw(kafka.bootstrap_servers, other.topic, len(orders))
     assert {m.key().decode(): m.partition() for m in messages} == crc
+
+
+def test_one_key_value_is_one_kafka_key_whatever_form_it_was_given_in(
+    kafka: KafkaAddress, client: RegistryClient
+) -> None:
+    """A timestamp key given as a datetime, as one in another zone and as epoch ms, and a
+    uuid given upper-case: one key each, on one partition (h34: three keys, two partitions)."""
+    product = new_product("key-forms", partitions=5).model_copy(update={"key_field": "placed_at"})
+    order = make_order(3)
+    instant = order["placed_at"]
+    paris = instant.astimezone(dt.timezone(dt.timedelta(hours=1)))
+    millis = int(instant.timestamp() * 1000)
+    with publisher_for(product, kafka, client) as publisher:
+        for given in (instant, paris, millis):
+            publisher.publish({**order, "placed_at": given})
+        publisher.publish_many([{**order, "placed_at": paris}])
+    messages = read_raw(kafka.bootstrap_servers, product.topic, 4)
+    assert {(m.key(), m.partition()) for m in messages} == {
+        (str(millis).encode(), key_partition(str(millis), 5))
+    }
+    by_id = new_product("key-uuid", partitions=5)
+    with publisher_for(by_id, kafka, client) as publisher:
+        publisher.publish({**order, "order_id": order["order_id"].upper()})
+        publisher.publish({**order, "order_id": uuid.UUID(order["order_id"])})
+    keys = {m.key() for m in read_raw(kafka.bootstrap_servers, by_id.topic, 2)}
+    assert keys == {order["order_id"].encode()}
 
 
 def test_producer_settings_that_could_lose_or_reorder_records_are_refused(

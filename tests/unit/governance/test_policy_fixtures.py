@@ -342,6 +342,32 @@ def key_field_compacted(root: Path) -> Expected:
     )
 
 
+def key_field_type(root: Path) -> Expected:
+    file = "domains/people/products/customer.yaml"
+    return (
+        "key-field",
+        file,
+        line_containing(root / file, "key_field:"),
+        "key_field",
+        "key_field 'address': its type is record or null, which has no one text as a Kafka "
+        "key (the same value could key records differently, e.g. 1.5 and 1.50, and other "
+        "clients could not reproduce it); key by a string, uuid, enum, int, long, date or "
+        "timestamp field",
+    )
+
+
+def key_field_nullable_compacted(root: Path) -> Expected:
+    file = "domains/people/products/customer.yaml"
+    return (
+        "key-field",
+        file,
+        line_containing(root / file, "key_field:"),
+        "key_field",
+        "key_field 'customer_id' may be null, and a record without a key is refused by a "
+        "compacted topic (cleanup_policy 'compact'); make the field non-null",
+    )
+
+
 def partition_bounds(root: Path) -> Expected:
     partitions = _yaml(root, SHOP)["partitions"]
     bounds = PartitionBounds()
@@ -404,6 +430,8 @@ CASES: dict[str, Callable[[Path], Expected]] = {
     "compatibility-with-consumers": compatibility_with_consumers,
     "key-field": key_field,
     "key-field-compacted": key_field_compacted,
+    "key-field-type": key_field_type,
+    "key-field-nullable-compacted": key_field_nullable_compacted,
     "partition-bounds": partition_bounds,
     "retention-bounds": retention_bounds,
     "rules-read-schema-fields": rules_read_schema_fields,
@@ -499,3 +527,23 @@ def test_a_pii_mark_that_is_no_boolean_is_refused_and_counts_as_pii(
     assert field["name"] in avro_walk.pii_paths(schema)
     assert avro_walk.marked_pii({"pii": False}) is False
     assert avro_walk.marked_pii({}) is False
+
+
+def test_a_nullable_key_field_of_a_deleting_product_is_a_warning(
+    mesh_tree: Callable[[str], Path],
+) -> None:
+    root = mesh_tree("good")
+    schema = root / SHOP_SCHEMA
+    schema.write_text(
+        schema.read_text().replace(
+            '{"name": "order_id", "type": "string",',
+            '{"name": "order_id", "type": ["null", "string"], "default": null,',
+        )
+    )
+    report = lint_repository(root)
+    assert [(v.policy, v.severity, v.file, v.field) for v in report.violations] == [
+        ("key-field", Severity.WARNING, SHOP, "key_field")
+    ]
+    assert report.violations[0].message.startswith(
+        "key_field 'order_id' may be null: such a record is published without a key"
+    )
