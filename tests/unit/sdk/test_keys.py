@@ -71,14 +71,16 @@ def test_types_with_no_one_text_cannot_key_a_product() -> None:
         kind = key_type(SCHEMA, field)
         assert kind is not None
         problem = key_field_problem(kind)
-        assert problem is not None and problem.startswith("its type is "), field
+        assert problem is not None, field
+        assert problem.startswith("its type is "), field
     assert key_type(SCHEMA, "amount") == KeyType("bytes", "decimal")
     assert key_type(SCHEMA, "either") == KeyType(
         "union", nullable=True, union_of=("string", "long")
     )
     for field in ("name", "id", "count", "at", "day", "carrier", "again", "maybe"):
         kind = key_type(SCHEMA, field)
-        assert kind is not None and key_field_problem(kind) is None, field
+        assert kind is not None, field
+        assert key_field_problem(kind) is None, field
     assert key_type(SCHEMA, "maybe") == KeyType("string", nullable=True)
     assert key_type(SCHEMA, "nowhere") is None
 
