@@ -47,13 +47,17 @@ def descriptor_changes(
 
 def type_label(avro_type: Any) -> str:
     """A short readable form of an Avro type: ``string``, ``null|string``, ``long
-    (timestamp-millis)``, ``array<OrderLine>``, ``enum SalesChannel``."""
+    (timestamp-millis)``, ``bytes (decimal(12,2))``, ``array<OrderLine>``, ``enum
+    SalesChannel``."""
     if isinstance(avro_type, list):
         return "|".join(type_label(member) for member in avro_type)
     if not isinstance(avro_type, Mapping):
         return str(avro_type)
     kind = avro_type.get("type")
     logical = avro_type.get("logicalType")
+    if logical == "decimal":  # precision and scale are the value's meaning: shown
+        precision, scale = avro_type.get("precision"), avro_type.get("scale", 0)
+        return f"{type_label(kind)} (decimal({precision},{scale}))"
     if logical:
         return f"{type_label(kind)} ({logical})"
     if kind in ("record", "error"):

@@ -418,6 +418,26 @@ def test_schema_changes_see_nested_fields_and_type_labels() -> None:
     assert type_label({"type": "map", "values": {"type": "enum", "name": "E"}}) == "map<enum E>"
 
 
+def test_a_decimal_rescaled_is_a_type_change_with_its_precision_and_scale() -> None:
+    """`decimal(12,2)` to `decimal(14,4)` showed as "schema changed" with no field line, and
+    `show` said `bytes (decimal)` (h34): a reader's scale decides what the bytes mean."""
+
+    def record(precision: int, scale: int) -> dict[str, object]:
+        money = {"type": "bytes", "logicalType": "decimal", "precision": precision}
+        return {
+            "type": "record",
+            "name": "R",
+            "fields": [{"name": "value", "type": {**money, "scale": scale}}],
+        }
+
+    assert schema_changes(record(12, 2), record(14, 4)) == [
+        SchemaChange("value", "type changed", "bytes (decimal(12,2))", "bytes (decimal(14,4))")
+    ]
+    assert [f.type for f in schema_fields(record(8, 3))] == ["bytes (decimal(8,3))"]
+    unscaled = {"type": "fixed", "name": "F", "size": 8, "logicalType": "decimal", "precision": 9}
+    assert type_label(unscaled) == "fixed (decimal(9,0))"
+
+
 def test_show_fields_carry_doc_and_pii() -> None:
     schema = {
         "type": "record",
