@@ -47,6 +47,7 @@ from mesh_stream.errors import (
     RuleViolationError,
     SchemaError,
     SerializationError,
+    SubjectNotFoundError,
 )
 from mesh_stream.kafka import topics
 from mesh_stream.kafka.clients import (
@@ -1288,8 +1289,13 @@ def open_publisher(
     root: Path | None = None,
     config: Mapping[str, Any] | None = None,
     connection: KafkaConnection | None = None,
+    major: int | None = None,
 ) -> ProductPublisher:
     """A :class:`ProductPublisher` for ``product`` (a name or descriptor), set up from settings.
+
+    ``major`` (below the descriptor's ``version``) publishes to an earlier major version's
+    topic with that subject's latest registered schema, registering nothing: the old topic
+    is kept going while its consumers move (:func:`earlier_major`).
 
     The Kafka connection defaults to ``KafkaConnection.from_settings(settings)``
     (``MESH_BOOTSTRAP_SERVERS``, ``MESH_KAFKA_*``); the registry client to one built from
@@ -1320,6 +1326,17 @@ def open_publisher(
     project = locate_project(root, settings)
     local = local_product(product, project)
     descriptor = local or resolve_product(product, project=None, registry=registry)
+    if major is not None and major != descriptor.version:
+        old, schema = earlier_major(descriptor, major, registry)
+        return ProductPublisher(
+            old,
+            connection=connection or KafkaConnection.from_settings(settings),
+            registry=registry,
+            config={"partitioner": settings.producer_partitioner, **(config or {})},
+            schema=schema,
+            schema_source=f"the latest version of subject {old.value_subject}",
+            auto_register=False,
+        )
     # the registry judges a descriptor it lacks before the publisher writes a schema or topic
     auto_register = settings.producer_auto_register
     missing = (
@@ -1349,6 +1366,29 @@ def open_publisher(
             publisher.close()
             raise
     return publisher
+
+
+def earlier_major(
+    descriptor: DataProduct, major: object, registry: RegistryClient
+) -> tuple[DataProduct, dict[str, Any]]:
+    """The descriptor of ``descriptor``'s earlier major version ``major`` and the latest
+    schema registered for it: what publishing to the old topic while consumers move takes.
+    The project's ``.avsc`` is the current major's, so it is not used."""
+    if type(major) is not int or not 1 <= major <= descriptor.version:
+        raise ConfigurationError(
+            f"major must be a major version of {descriptor.name}, 1 to {descriptor.version}, "
+            f"got {_described(major)}"
+        )
+    old = descriptor.model_copy(update={"version": major})
+    try:
+        latest = registry.get_latest(old.value_subject)
+    except SubjectNotFoundError as exc:
+        raise ConfigurationError(
+            f"major version {major} of {descriptor.name} has no schema registered (subject "
+            f"{old.value_subject}): nothing was published to {old.topic}, so there is no "
+            f"contract to keep publishing under"
+        ) from exc
+    return old, as_document(latest.schema)
 
 
 def register_descriptor(

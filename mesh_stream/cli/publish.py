@@ -32,6 +32,7 @@ from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.producer import (
     ProductPublisher,
     UndeliveredRecord,
+    earlier_major,
     local_product,
     register_descriptor,
 )
@@ -274,6 +275,13 @@ def _read_json(path: Path) -> Any:
     "else the latest registered]",
 )
 @click.option(
+    "--major",
+    type=click.IntRange(min=1),
+    help="Publish to an earlier major version's topic (<product>.v<N>) with the latest schema "
+    "registered for it, registering nothing: keep the old topic going while its consumers "
+    "move to the new major. [default: the descriptor's version]",
+)
+@click.option(
     "--all-or-nothing",
     is_flag=True,
     help="Publish nothing when any line is bad (by default the good lines are published).",
@@ -297,6 +305,7 @@ def publish(
     records_file: IO[bytes] | None,
     register_only: bool,
     schema_file: Path | None,
+    major: int | None,
     all_or_nothing: bool,
     project: ProjectChoice,
     bootstrap_servers: str | None,
@@ -321,6 +330,11 @@ def publish(
         )
     if records_file is None and not register_only:
         raise click.UsageError("give the records with --file FILE (or `-` for stdin)")
+    if major is not None and (register_only or schema_file is not None):
+        raise click.UsageError(
+            "--major publishes with the schema already registered for that major version: "
+            "drop --register-only and --schema"
+        )
     with ExitStack() as stack:
         source: _RecordsFile | None = None
         if records_file is not None:
@@ -335,7 +349,20 @@ def publish(
         found = project.locate(settings)
         descriptor = resolve_product(product, project=found, registry=registry)
         schema = _read_schema(schema_file) if schema_file else None
+        schema_source = f"--schema {schema_file}" if schema_file else None
         local = local_product(product, found)
+        earlier = False
+        if major is not None and major != descriptor.version:
+            earlier = True
+            if major > descriptor.version:
+                raise click.BadParameter(
+                    f"{descriptor.name} is at major version {descriptor.version}; --major "
+                    f"names it or an earlier one (1 to {descriptor.version})",
+                    param_hint="'--major'",
+                )
+            descriptor, schema = earlier_major(descriptor, major, registry)
+            schema_source = f"the latest version of subject {descriptor.value_subject}"
+            local = None  # the project's descriptor and .avsc are the current major's
         # as open_publisher does: the registry judges a descriptor of the project it lacks
         # before anything is written, and the catalog gets it once its schema is registered,
         # so that other domains find the product
@@ -346,15 +373,16 @@ def publish(
                 registry, local, found, None if schema is None else json.dumps(schema)
             )
         )
-        # --register-only asks for registration; publishing honours the setting
-        auto_register = settings.producer_auto_register or register_only
+        # --register-only asks for registration; publishing honours the setting; an earlier
+        # major registers nothing
+        auto_register = (settings.producer_auto_register or register_only) and not earlier
         publisher = ProductPublisher(
             descriptor,
             connection=KafkaConnection.from_settings(settings, default_client_id="mesh-publish"),
             registry=registry,
             config={"partitioner": settings.producer_partitioner},
             schema=schema,
-            schema_source=f"--schema {schema_file}" if schema_file else None,
+            schema_source=schema_source,
             root=found.root if found is not None else None,
             auto_register=auto_register,
         )

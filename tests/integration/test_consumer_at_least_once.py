@@ -33,11 +33,12 @@ from confluent_kafka.admin import (
 from mesh_stream.consumer import DLQ_HEADERS, ConsumedRecord, ProductConsumer
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import DeliveryError, RegistryUnavailableError
-from mesh_stream.producer import ProductPublisher
+from mesh_stream.producer import ProductPublisher, open_publisher
 from mesh_stream.registration import register_descriptor
 from mesh_stream.registry.client import RegistryClient
-from mesh_stream.schema.codec import RecordEncoder
+from mesh_stream.schema.codec import RecordEncoder, json_default
 from mesh_stream.schema.wire import frame
+from mesh_stream.settings import MeshSettings
 from tests.conftest import KafkaAddress, RegistryAddress
 from tests.fixtures.sdk.helpers import (
     REPO_ROOT,
@@ -520,6 +521,28 @@ def test_a_group_that_read_an_earlier_major_reads_the_new_one_from_its_first_rec
     assert sorted(json.loads(line)["order_id"] for line in newer.stdout.splitlines()) == sorted(
         str(decoded(make_order(i))["order_id"]) for i in range(4, 10)
     )
+    # the project at version 2 keeps publishing to the old major while its readers move
+    more = tmp_path / "more.jsonl"
+    more.write_bytes(
+        b"".join(json.dumps(make_order(i), default=json_default).encode() + b"\n" for i in (20, 21))
+    )
+    pushed = CliRunner().invoke(
+        cli,
+        ["publish", v1.name, "--major", "1", "-f", str(more), "--project", str(tmp_path)],
+        env=env,
+    )
+    assert pushed.exit_code == 0, pushed.stderr
+    settings = MeshSettings(bootstrap_servers=bootstrap, registry_url=client.url)
+    with open_publisher(v1.name, settings=settings, root=tmp_path, major=1) as publisher:
+        assert (publisher.topic, publisher.product.version) == (v1.topic, 1)
+        publisher.publish(make_order(22))
+    on_v1 = CliRunner().invoke(
+        cli, [*argv, "--major", "1", "--max", "7", "--timeout", "30"], env=env
+    )
+    assert on_v1.exit_code == 0, on_v1.stderr
+    assert sorted(json.loads(line)["order_id"] for line in on_v1.stdout.splitlines()) == sorted(
+        str(decoded(make_order(i))["order_id"]) for i in (0, 1, 2, 3, 20, 21, 22)
+    )
     unmade = new_product("major-unmade").model_copy(update={"version": 2})
     (products / "major-unmade.yaml").write_text(yaml.safe_dump(unmade.to_document()))
     argv = ["tail", unmade.name, "--major", "1", "--timeout", "30", "--project", str(tmp_path)]
@@ -529,6 +552,16 @@ def test_a_group_that_read_an_earlier_major_reads_the_new_one_from_its_first_rec
         f"topic {unmade.name}.v1 does not exist at {bootstrap}: major version 1 of "
         f"{unmade.name} has no topic there (its current major is 2)"
     ) in str(missing.exception)  # the entry point prints it as one `error:` line
+    publish_argv = ["publish", "-f", str(more), "--project", str(tmp_path), "--major"]
+    above = CliRunner().invoke(cli, [*publish_argv, "3", v1.name], env=env)
+    assert above.exit_code == 2
+    assert f"{v1.name} is at major version 2; --major names it or an earlier one" in above.stderr
+    never = CliRunner().invoke(cli, [*publish_argv, "1", unmade.name], env=env)
+    assert never.exit_code == 1
+    assert (
+        f"major version 1 of {unmade.name} has no schema registered (subject "
+        f"{unmade.name}.v1-value): nothing was published to {unmade.name}.v1"
+    ) in str(never.exception)
 
 
 def tail_process(
