@@ -449,6 +449,16 @@ def lint_project(
     )
 
 
+def _project_setting(project: MeshProject, key: str) -> str | None:
+    """``mesh.yaml:LINE`` of ``key`` when the project file sets it (None: a default)."""
+    try:
+        text = read_regular_text(project.config_file)
+        line = locate.line_of(locate.compose(text), (key,))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError):
+        return None
+    return f"{project.config_file}:{line}" if line is not None else None
+
+
 def project_policies(project: MeshProject) -> Path | None:
     """The policy file mesh.yaml names, when it exists and is not the default one (that one
     :func:`load_governance` finds and names relative to the root itself)."""
@@ -472,6 +482,14 @@ def lint_repository(
     With ``project``, a product of a domain it does not own is an error, as `mesh products
     plan` and the SDK refuse it."""
     layout = _Layout(root, products_dir or root / "domains", schemas_dir or root / "schemas")
+    if not layout.products.is_dir() and project is not None:
+        where = _project_setting(project, "products")
+        if where is not None:  # mesh.yaml names a folder that is not there: a typo there
+            raise ConfigurationError(
+                f"{where}: products: folder {layout.products_name!r} does not exist under "
+                f"{root}; fix `products` in {project.config_file.name} (the folder holding "
+                f"<domain>/products/*.yaml), or create the folder"
+            )
     if not layout.products.is_dir():
         raise ConfigurationError(
             f"{root}: no {layout.products_name}/ folder here; pass the repository root that "

@@ -253,3 +253,18 @@ def test_list_policies_for_a_domain_shows_its_overrides_applied_and_named(
     alone = CliRunner().invoke(cli, ["lint", str(root), "--domain", "shop"])
     assert alone.exit_code == 2
     assert "--domain only chooses whose overrides --list-policies shows" in alone.stderr
+
+
+def test_a_products_folder_mesh_yaml_misnames_is_blamed_on_mesh_yaml(tmp_path: Path) -> None:
+    """`products: domain` (for domains) said "pass the repository root" (h34)."""
+    assert CliRunner().invoke(cli, ["init", "shipping", str(tmp_path / "repo")]).exit_code == 0
+    config = tmp_path / "repo" / "mesh.yaml"
+    config.write_text(config.read_text().replace("products: domains ", "products: domain  "))
+    result = CliRunner().invoke(cli, ["lint", str(tmp_path / "repo")])
+    assert result.exit_code == 1  # the entry point prints the exception as one `error:` line
+    line = next(
+        n for n, text in enumerate(config.read_text().splitlines(), 1) if "products:" in text
+    )
+    assert str(result.exception).startswith(
+        f"{config}:{line}: products: folder 'domain' does not exist under"
+    )
