@@ -154,9 +154,11 @@ def test_the_scaffolded_publisher_says_a_mesh_error_in_one_line(tmp_path: Path) 
         "MESH_REGISTRY_URL": "http://127.0.0.1:1",
         "MESH_BOOTSTRAP_SERVERS": "127.0.0.1:1",
     }
-    done = subprocess.run(
-        [sys.executable, "domains/inventory/publisher.py"],
-        cwd=tmp_path,
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-elsewhere"
+    elsewhere.mkdir()
+    done = subprocess.run(  # run from outside the project: it finds its own (h34)
+        [sys.executable, str(tmp_path / "domains/inventory/publisher.py")],
+        cwd=elsewhere,
         env=env,
         capture_output=True,
         text=True,
@@ -166,6 +168,7 @@ def test_the_scaffolded_publisher_says_a_mesh_error_in_one_line(tmp_path: Path) 
     assert done.returncode == 1, done.stderr
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("error: "), line
+    assert "mesh.yaml" not in line  # the registry's error, not "no project here"
 
 
 def test_the_scaffolded_processor_totals_each_item_once(tmp_path: Path) -> None:
