@@ -1337,6 +1337,7 @@ def open_publisher(
             schema_source=f"the latest version of subject {old.value_subject}",
             auto_register=False,
         )
+    warn_if_schema_missing(local, project)
     # the registry judges a descriptor it lacks before the publisher writes a schema or topic
     auto_register = settings.producer_auto_register
     missing = (
@@ -1366,6 +1367,24 @@ def open_publisher(
             publisher.close()
             raise
     return publisher
+
+
+def warn_if_schema_missing(local: DataProduct | None, project: MeshProject | None) -> None:
+    """Say so when a product of the project has no `.avsc` where its descriptor says: the
+    publisher then uses the registry's latest schema (a service image that forgot to ship
+    its schema would otherwise publish under whatever is latest, silently)."""
+    if local is None or project is None:
+        return
+    path = project.schema_path(local)
+    if not path.exists():
+        log.warning(
+            "%s: its schema %s is not in the project (%s); publishing with the latest schema "
+            "registered for %s",
+            local.name,
+            local.schema_file,
+            path,
+            local.value_subject,
+        )
 
 
 def earlier_major(

@@ -35,6 +35,7 @@ from mesh_stream.producer import (
     earlier_major,
     local_product,
     register_descriptor,
+    warn_if_schema_missing,
 )
 from mesh_stream.project import resolve_product
 from mesh_stream.schema import strict_json
@@ -351,6 +352,8 @@ def publish(
         schema = _read_schema(schema_file) if schema_file else None
         schema_source = f"--schema {schema_file}" if schema_file else None
         local = local_product(product, found)
+        if schema is None and major is None:
+            warn_if_schema_missing(local, found)
         earlier = False
         if major is not None and major != descriptor.version:
             earlier = True
