@@ -58,6 +58,7 @@ from mesh_stream.errors import (
     RegistryUnavailableError,
     SchemaError,
     SchemaNotFoundError,
+    validation_problem,
 )
 from mesh_stream.kafka import dlq
 from mesh_stream.kafka.clients import (
@@ -1403,7 +1404,8 @@ def _as_model(source: _Source, value: Any, message: Any, schema_id: int) -> Base
         result: BaseModel = model.model_validate(value)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc']) or '(the record)'}: {item['msg']}"
+            f"{'.'.join(str(part) for part in item['loc']) or '(the record)'}: "
+            f"{validation_problem(item)}"
             for item in exc.errors()
         )
         raise _misfit(source, message, schema_id, problems) from exc

@@ -47,6 +47,7 @@ from mesh_stream.errors import (
     MeshError,
     ProductNotFoundError,
     SchemaError,
+    validation_problem,
 )
 from mesh_stream.files import NotRegularFileError, not_utf8, read_regular_text
 
@@ -651,7 +652,7 @@ def field_problem(item: Mapping[str, Any]) -> str:
     if item.get("type") in ("tuple_type", "list_type", "set_type"):
         given = _yaml_kind(item.get("input"))
         return f"must be a list (`[a, b]`, or one `- item` per line), not {given}"
-    return str(item["msg"])
+    return validation_problem(item)
 
 
 def _yaml_kind(value: Any) -> str:

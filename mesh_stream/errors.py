@@ -66,7 +66,7 @@ violations on ``.violations``; ``mesh lint`` reports violations rather than rais
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from confluent_kafka.serialization import SerializationError as _KafkaSerializationError
@@ -445,3 +445,11 @@ class KafkaAuthenticationError(KafkaSecurityError):
 
 class KafkaAuthorizationError(KafkaSecurityError):
     """The principal authenticated but lacks an ACL (topic, group, transactional id, cluster)."""
+
+
+def validation_problem(item: Mapping[str, Any]) -> str:
+    """One problem of a pydantic ``ValidationError.errors()``, in the words of the validator
+    that found it: our validators' messages without pydantic's ``Value error, `` prefix."""
+    if item.get("type") == "value_error" and "error" in (item.get("ctx") or {}):
+        return str(item["ctx"]["error"])
+    return str(item.get("msg", item))

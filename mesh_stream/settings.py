@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from mesh_stream.errors import ConfigurationError
+from mesh_stream.errors import ConfigurationError, validation_problem
 
 DEFAULT_KAFKA_VERSION = "4.1.1"
 #: Compacted topic of the registry's state unless MESH_REGISTRY_TOPIC says otherwise.
@@ -806,5 +806,5 @@ def environment_problems(exc: ValidationError) -> str:
         if isinstance(shown, str) and ("://" in shown or "@" in shown):  # user:token@, ?token=
             shown = shown_url(shown)
         given = "<hidden>" if secret else _shortened(repr(shown))
-        lines.append(f"  MESH_{field.upper()}={given}: {problem['msg']}")
+        lines.append(f"  MESH_{field.upper()}={given}: {validation_problem(problem)}")
     return "\n".join(lines)

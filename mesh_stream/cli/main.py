@@ -37,7 +37,7 @@ from mesh_stream.cli.registry import registry
 from mesh_stream.cli.tail import tail
 from mesh_stream.cli.up import up
 from mesh_stream.cli.verify import verify
-from mesh_stream.errors import MeshError
+from mesh_stream.errors import MeshError, validation_problem
 from mesh_stream.settings import MeshSettings, environment_problems
 
 HELP_OPTIONS = ("-h", "--help")
@@ -140,7 +140,8 @@ def _http_error(exc: httpx.HTTPError) -> str:
 
 def _validation_error(exc: ValidationError) -> str:
     problems = [
-        f"{'.'.join(str(part) for part in problem['loc']) or exc.title}: {problem['msg']}"
+        f"{'.'.join(str(part) for part in problem['loc']) or exc.title}: "
+        f"{validation_problem(problem)}"
         for problem in exc.errors(include_url=False)
     ]
     return f"invalid {exc.title}: " + "; ".join(problems)

@@ -43,7 +43,7 @@ from pydantic import (
 )
 
 from mesh_stream.descriptor import load_yaml, said_why, yaml_problem
-from mesh_stream.errors import ConfigurationError
+from mesh_stream.errors import ConfigurationError, validation_problem
 from mesh_stream.files import not_utf8, read_regular_text
 from mesh_stream.governance import locate
 from mesh_stream.governance.model import Loc, Severity, Violation
@@ -126,7 +126,7 @@ def _validation_problems(exc: ValidationError, prefix: Loc = ()) -> list[_Proble
     for error in exc.errors():
         loc = (*prefix, *(part for part in error["loc"] if isinstance(part, (int, str))))
         # pydantic names our model class ("... or instance of _GlobalRule"): not the user's
-        said = re.sub(r" or instance of _?\w+", "", error["msg"])
+        said = re.sub(r" or instance of _?\w+", "", validation_problem(error))
         given = error.get("input")
         if error["type"] in ("int_type", "float_type") and isinstance(given, str):
             with contextlib.suppress(ValueError):

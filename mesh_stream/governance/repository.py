@@ -153,15 +153,15 @@ def _load_descriptor(path: Path, display: str) -> tuple[_Loaded | None, list[Vio
         violations = []
         for error in exc.errors():
             loc = tuple(part for part in error["loc"] if isinstance(part, (int, str)))
-            path_text = ".".join(map(str, loc)) or "(descriptor)"
+            path_text = ".".join(map(str, loc))
             name = LOAD_ERROR_POLICY.get(str(loc[0]), "descriptor-valid") if loc else None
             violations.append(
                 _file_violation(
                     name or "descriptor-valid",
-                    f"{path_text}: {field_problem(error)}",
+                    f"{path_text}: {field_problem(error)}" if loc else field_problem(error),
                     display,
                     document.line(loc),
-                    field=path_text,
+                    field=path_text or None,
                     product=data.get("name") if isinstance(data.get("name"), str) else None,
                 )
             )

@@ -30,7 +30,7 @@ from confluent_kafka import KafkaException
 from pydantic import ValidationError
 
 from mesh_stream.descriptor import DataProduct
-from mesh_stream.errors import ConfigurationError, MeshError, RegistryError
+from mesh_stream.errors import ConfigurationError, MeshError, RegistryError, validation_problem
 from mesh_stream.health import Alert, ProductHealth, Status
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.monitor import status as judging
@@ -77,7 +77,9 @@ def targets_of(documents: Sequence[Mapping[str, Any]]) -> list[Target]:
         try:
             product = DataProduct.model_validate({k: v for k, v in document.items() if k in known})
         except ValidationError as exc:
-            log.warning("product %s left out: %s", document.get("name"), exc.errors()[0]["msg"])
+            log.warning(
+                "product %s left out: %s", document.get("name"), validation_problem(exc.errors()[0])
+            )
             continue
         facts = document.get("registry") or {}
         groups = tuple(str(c["group"]) for c in facts.get("consumers") or () if c.get("group"))

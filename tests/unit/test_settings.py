@@ -293,7 +293,7 @@ def test_a_short_portal_session_secret_is_refused_without_repeating_it() -> None
     with pytest.raises(ValidationError) as caught:
         MeshSettings(registry_session_secret="hunter2-hunter2")
     shown = environment_problems(caught.value)
-    assert "MESH_REGISTRY_SESSION_SECRET=<hidden>: Value error, is shorter than 16" in shown
+    assert "MESH_REGISTRY_SESSION_SECRET=<hidden>: is shorter than 16" in shown
     assert "hunter2" not in shown
     assert "hunter2" not in str(caught.value)  # printed as it is, outside the CLI
     secret = MeshSettings(registry_session_secret="x" * 16).registry_session_secret

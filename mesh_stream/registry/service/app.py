@@ -18,7 +18,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mesh_stream.errors import MeshError
+from mesh_stream.errors import MeshError, validation_problem
 from mesh_stream.registry.portal import error_page, install_portal
 from mesh_stream.registry.problems import DescriptorValidator
 from mesh_stream.registry.service.auth import Authenticator, Credentials
@@ -174,7 +174,9 @@ def create_app(
         if any(e.get("type") == "json_invalid" for e in errors):
             detail = "; ".join(str(e.get("ctx", {}).get("error", e["msg"])) for e in errors)
             return error_response(400, 40001, f"malformed JSON body: {detail}")
-        parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:10]]
+        parts = [
+            f"{'.'.join(str(p) for p in e['loc'])}: {validation_problem(e)}" for e in errors[:10]
+        ]
         if errors and all(e["loc"][:1] == ("path",) for e in errors):
             # /schemas/ids/abc names no resource: Confluent's registry answers 404, as for a
             # path no route takes, and its clients read a 422 as a refused schema

@@ -16,7 +16,7 @@ from typing import Any, Literal, cast
 
 from pydantic import ValidationError
 
-from mesh_stream.descriptor import DataProduct, topic_for
+from mesh_stream.descriptor import DataProduct, field_problem, topic_for
 from mesh_stream.errors import (
     IncompatibleSchemaError,
     InvalidProductError,
@@ -55,7 +55,7 @@ def validate_descriptor(document: Any) -> DataProduct:
         product = DataProduct.model_validate(dict(document))
     except ValidationError as exc:
         problems = [
-            f"{'.'.join(str(p) for p in err['loc']) or '(descriptor)'}: {err['msg']}"
+            f"{'.'.join(str(p) for p in err['loc']) or '(descriptor)'}: {field_problem(err)}"
             for err in exc.errors()
         ]
         raise InvalidProductError("invalid descriptor: " + "; ".join(problems)) from exc

@@ -250,13 +250,13 @@ def test_every_number_option_of_every_command_refuses_nan_and_inf() -> None:
         (
             "MESH_REGISTRY_URL",
             "http://127.0.0.1:99999",
-            "  MESH_REGISTRY_URL='http://127.0.0.1:99999': Value error, has port '99999', not a "
+            "  MESH_REGISTRY_URL='http://127.0.0.1:99999': has port '99999', not a "
             "number from 1 to 65535 (e.g. http://127.0.0.1:8081)",
         ),
         (
             "MESH_REGISTRY_URL",
             "http://x:abc",
-            "  MESH_REGISTRY_URL='http://x:abc': Value error, has port 'abc', not a number from "
+            "  MESH_REGISTRY_URL='http://x:abc': has port 'abc', not a number from "
             "1 to 65535 (e.g. http://127.0.0.1:8081)",
         ),
         (
@@ -372,7 +372,7 @@ def test_publish_a_100k_deep_or_huge_number_line_is_a_bad_line_not_a_traceback(
     monkeypatch.setenv("MESH_REGISTRY_URL", "http://127.0.0.1:99999")
     status, _out, err = _invoke(["publish", PRODUCT, "-f", str(files["deep"])], capsys)
     assert status == 2
-    assert "MESH_REGISTRY_URL='http://127.0.0.1:99999': Value error, has port '99999'" in err
+    assert "MESH_REGISTRY_URL='http://127.0.0.1:99999': has port '99999'" in err
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:99999", "http://x:abc"])

@@ -186,25 +186,25 @@ def test_serve_refuses_a_bad_topic_or_writer_id_before_connecting(
         (
             "MESH_REGISTRY_TOPIC",
             "reg/istry",
-            "  MESH_REGISTRY_TOPIC='reg/istry': Value error, contains '/'; Kafka allows only "
+            "  MESH_REGISTRY_TOPIC='reg/istry': contains '/'; Kafka allows only "
             "letters a-z A-Z, digits, '.', '_' and '-' (e.g. _mesh_registry)",
         ),
         (
             "MESH_REGISTRY_TOPIC",
             "t" * 250,
-            f"  MESH_REGISTRY_TOPIC={repr('t' * 250)[:80]}... (252 characters): Value error, "
+            f"  MESH_REGISTRY_TOPIC={repr('t' * 250)[:80]}... (252 characters): "
             f"has 250 characters; Kafka allows "
             f"at most 249 (e.g. _mesh_registry)",
         ),
         (
             "MESH_REGISTRY_WRITER_ID",
             "",
-            "  MESH_REGISTRY_WRITER_ID='': Value error, is empty (e.g. mesh-registry-writer)",
+            "  MESH_REGISTRY_WRITER_ID='': is empty (e.g. mesh-registry-writer)",
         ),
         (
             "MESH_REGISTRY_WRITER_ID",
             "a\tb",
-            "  MESH_REGISTRY_WRITER_ID='a\\tb': Value error, contains the unprintable character "
+            "  MESH_REGISTRY_WRITER_ID='a\\tb': contains the unprintable character "
             "'\\t'; use printable characters only (e.g. mesh-registry-writer)",
         ),
     ],

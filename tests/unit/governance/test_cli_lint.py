@@ -268,3 +268,16 @@ def test_a_products_folder_mesh_yaml_misnames_is_blamed_on_mesh_yaml(tmp_path: P
     assert str(result.exception).startswith(
         f"{config}:{line}: products: folder 'domain' does not exist under"
     )
+
+
+def test_a_whole_descriptor_problem_is_said_once_in_our_words(tmp_path: Path) -> None:
+    """`[descriptor-valid] (descriptor): (descriptor): Value error, name ...` (h34)."""
+    assert CliRunner().invoke(cli, ["init", "shipping", str(tmp_path / "repo")]).exit_code == 0
+    descriptor = tmp_path / "repo/domains/shipping/products/example-event.yaml"
+    descriptor.write_text(
+        descriptor.read_text().replace("name: shipping.example-event", "name: orders.x")
+    )
+    result = CliRunner().invoke(cli, ["lint", str(tmp_path / "repo"), "--json"])
+    [violation] = json.loads(result.stdout)["violations"]
+    assert violation["field"] is None
+    assert violation["message"].startswith("name 'orders.x' must start with its domain 'shipping'")

@@ -51,7 +51,7 @@ def test_global_file_sets_severity_overridability_and_params() -> None:
         (
             "policies:\n  partition-bounds:\n    severity: error\n    params: {min: 9, max: 3}\n",
             4,
-            "policies.partition-bounds.params: Value error, min 9 is above max 3",
+            "policies.partition-bounds.params: min 9 is above max 3",
         ),
         (
             "policies:\n  naming:\n    severity: fatal\n",

@@ -179,7 +179,7 @@ def test_an_import_id_or_version_given_as_a_boolean_is_refused_not_taken_as_1(
     refused = register(client, B, schema(name="B"), **chosen, auth=ADMIN)
     assert error(refused) == (422, 422)
     assert refused.json()["message"] == (
-        f"invalid request: body.{field}: Value error, must be a whole number, not a boolean"
+        f"invalid request: body.{field}: must be a whole number, not a boolean"
     )
     assert client.get(f"/subjects/{B}/versions").status_code == 404  # nothing imported
 

@@ -133,7 +133,7 @@ def test_a_rule_that_is_not_cel_is_refused_where_it_is_written() -> None:
         parse_descriptor(yaml.safe_dump(document, sort_keys=False), "placed.yaml")
     message = str(caught.value)
     assert message.startswith("placed.yaml:")
-    assert ": rules.0.expr: Value error, not valid CEL: Failed to parse expression " in message
+    assert ": rules.0.expr: not valid CEL: Failed to parse expression " in message
     assert "Syntax error" in message
 
 
