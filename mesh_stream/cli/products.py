@@ -478,6 +478,11 @@ def _product_lines(item: ProductPlan) -> list[str]:
     lines = [f"{mark} {item.name} ({item.descriptor_file}): {head}"]
     lines += [f"    descriptor {change.describe()}" for change in item.descriptor_changes]
     version = f", registered version {item.registered_version}" if item.registered_version else ""
+    if item.local_version is not None:  # not the latest: the warning below says what follows
+        version = (
+            f" (the local schema is registered version {item.local_version}, older than the "
+            f"latest {item.registered_version})"
+        )
     lines.append(f"    schema {item.subject}: {item.schema.value}{version}")
     if item.schema is not Status.UNCHANGED:
         lines += [f"      {change.describe()}" for change in item.schema_changes]

@@ -117,6 +117,9 @@ class ProductPlan:
     """Parts of the registered contract (``ruleSet``, ``metadata``) the descriptor changes
     while the schema text stays: apply registers a new version with the same schema."""
     registered_version: int | None = None
+    local_version: int | None = None
+    """The registered version the local schema is, when it is an older one than the latest
+    (apply then leaves the subject as it is; publishers write with that version)."""
     compatibility_level: str | None = None
     level_change: tuple[str, str] | None = None  # (registered, descriptor)
     compatible: bool | None = None

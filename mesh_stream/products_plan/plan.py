@@ -188,6 +188,7 @@ def _plan_registry(plan: ProductPlan, local: _Local, registry: RegistryClient) -
     if older is not None:
         # Registering it again would only return its id: the latest version stays.
         plan.schema = Status.UNCHANGED
+        plan.local_version = older
         plan.compatible = True
         plan.warnings.append(
             f"{local.schema_file} is version {older} of {plan.subject}, older than the latest "

@@ -547,6 +547,13 @@ def test_a_schema_registered_as_an_older_version_is_unchanged_with_a_warning(
     assert "is version 1 of inventory.example-event.v1-value, older than the latest version 2" in (
         warning
     )
+    assert item.local_version == 1
+    from mesh_stream.cli.products import _product_lines
+
+    assert (
+        f"    schema {SUBJECT}: unchanged (the local schema is registered version 1, older than "
+        f"the latest 2)"
+    ) in _product_lines(item)  # not "unchanged, registered version 2" beside the warning (h34)
 
 
 def _read_by_counts(registry: FakeRegistry) -> None:
