@@ -623,7 +623,8 @@ def check_field_lineage(review: Review, _params: NoParams) -> Iterator[Finding]:
     "from; register or add the missing ones first.",
 )
 def check_inputs_exist(review: Review, _params: NoParams) -> Iterator[Finding]:
-    """Aggregate and consumer-aligned products name inputs, and every input exists."""
+    """Aggregate and consumer-aligned products name inputs, and every input exists; a pii
+    input the product's domain is not a reader of is a warning (the broker refuses it)."""
     product = review.product
     derived = product.kind.value != "source-aligned"
     if derived and not product.inputs:
@@ -656,6 +657,26 @@ def check_inputs_exist(review: Review, _params: NoParams) -> Iterator[Finding]:
                 f"inputs[{index}]",
                 ("inputs", index),
             )
+        elif (closed := _closed_to(review.catalog.product(name), product.domain)) is not None:
+            yield Finding(
+                f"input {name!r} is classified pii and domain {product.domain!r} is not among "
+                f"its readers ({closed}): on a secured cluster the broker refuses this "
+                f"product's processor its records; ask the owners of {name} to add "
+                f"{product.domain!r} to `readers`",
+                f"inputs[{index}]",
+                ("inputs", index),
+                at_most=Severity.WARNING,
+            )
+
+
+def _closed_to(upstream: DataProduct | None, domain: str) -> str | None:
+    """``upstream``'s readers, said, when it is a pii product ``domain`` may not read (its
+    own domain and its ``readers`` may, as the ACL plan grants); None when it may."""
+    if upstream is None or upstream.classification is not Classification.PII:
+        return None
+    if domain == upstream.domain or domain in upstream.readers:
+        return None
+    return ", ".join(upstream.readers) or "none"
 
 
 @_policy(
