@@ -427,16 +427,22 @@ def register_reader(
     try:
         registry.register_consumer(product, group, reads=list(reads), description=description)
     except MeshError as exc:
+        status = getattr(exc, "status", None)
+        if isinstance(status, int) and 400 <= status < 500:
+            # refused for what was asked: the same command would be refused again
+            later = "fix what the registry says (the group's name or `reads`) and start again"
+        else:
+            later = (
+                f"`mesh products consumers {product} --register {group} --reads "
+                f"{','.join(reads)}` once the registry answers"
+            )
         log.warning(
             "consumer group %s is not registered on product %s (%s); reading anyway, but the "
-            "registry does not protect the fields it reads until it is "
-            "(`mesh products consumers %s --register %s --reads %s`)",
+            "registry does not protect the fields it reads until it is: %s",
             group,
             product,
             exc,
-            product,
-            group,
-            ",".join(reads),
+            later,
         )
         return False
     return True

@@ -221,6 +221,16 @@ def test_the_sdk_consumer_registers_its_group_best_effort(
         f"consumer group payments.billing is not registered on product {PLACED} (registry at "
         f"{down} is unreachable"
     ) in caplog.text
-    assert f"(`mesh products consumers {PLACED} --register payments.billing --reads order_id`)" in (
-        caplog.text
-    )
+    assert (
+        f"`mesh products consumers {PLACED} --register payments.billing --reads order_id` once "
+        f"the registry answers"
+    ) in caplog.text
+    caplog.clear()
+    with (  # refused for what it asked: the same command is not suggested again (h34)
+        caplog.at_level(logging.WARNING, logger="mesh_stream.consumer"),
+        _as(url, "payments") as payments,
+        _consumer(payments, reads=["no_such_field"]) as refused,
+    ):
+        assert refused.registered == ()
+    assert "fix what the registry says (the group's name or `reads`)" in caplog.text
+    assert "--reads no_such_field" not in caplog.text
