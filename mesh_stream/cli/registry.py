@@ -442,7 +442,7 @@ def credentials() -> None:
 
     Tokens are kept hashed in the registry's Kafka topic, so every instance knows them at
     once and after restarts; a new token is shown only once. The credentials file stays
-    the bootstrap for admin. See docs/how-to/credentials.md.
+    the bootstrap for admin. See the "Registry credentials" how-to of the mesh-stream docs.
     """
 
 
