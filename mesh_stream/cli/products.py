@@ -144,7 +144,7 @@ def list_products(
             product["kind"],
             product["classification"],
             product.get("registry", {}).get("topic", ""),
-            f"v{product.get('registry', {}).get('schema_version')} "
+            f"version {product.get('registry', {}).get('schema_version')} "
             f"(id {product.get('registry', {}).get('schema_id')})",
             visible(" ".join(str(product["description"]).split())),
         )

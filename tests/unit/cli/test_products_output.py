@@ -38,7 +38,7 @@ def test_list_piped_prints_one_whole_line_per_product(url: str) -> None:
                 "source-aligned",
                 descriptor()["classification"],
                 "orders.order-placed.v1",
-                "v1 (id 1)",
+                "version 1 (id 1)",  # the schema version, not the topic's major
                 " ".join(LONG.split()),
             ]
         )
