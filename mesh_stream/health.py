@@ -30,6 +30,7 @@ __all__ = [
     "DEGRADED_AT",
     "HEALTH_RETENTION_MS",
     "NEWEST_INPUT_HEADER",
+    "NOT_MEASURED",
     "Alert",
     "Figure",
     "FigureName",
@@ -44,6 +45,8 @@ __all__ = [
 #: input record the output reflects. The monitor's end-to-end figure is an output's own
 #: timestamp minus this one.
 NEWEST_INPUT_HEADER = "mesh.input.newest-ms"
+#: The reason the registry gives for a product no monitor has measured (no times to show).
+NOT_MEASURED = "not measured yet"
 #: A figure past this share of its SLO bound (and not past the bound) is ``degraded``.
 DEGRADED_AT = 0.8
 #: How long measurements stay in the health topic (compact + delete): 7 days.

@@ -19,7 +19,7 @@ from rich.text import Text
 
 from mesh_stream.errors import RegistryError
 from mesh_stream.governance.acl_plan import STATUS_GROUP_PREFIX
-from mesh_stream.health import Alert, Figure, ProductHealth, worst
+from mesh_stream.health import NOT_MEASURED, Alert, Figure, ProductHealth, worst
 from mesh_stream.kafka.clients import make_consumer
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.liveview import health_text, status_text
@@ -90,11 +90,10 @@ def status_lines(every: Mapping[str, ProductHealth]) -> list[str]:
 
 def health_block(health: ProductHealth) -> RenderableType:
     """`mesh products show`'s health: status, since, reason, each figure, upstream breached."""
-    head = Text.assemble(
-        ("health: ", "bold"),
-        health_text(health),
-        f" since {when(health.since_ms)} (measured {when(health.measured_at_ms)})",
-    )
+    times = f" since {when(health.since_ms)} (measured {when(health.measured_at_ms)})"
+    if health.reason == NOT_MEASURED:  # no measurement: the times would be the request's
+        times = ""
+    head = Text.assemble(("health: ", "bold"), health_text(health), times)
     parts: list[RenderableType] = [head]
     if health.reason:
         parts.append(Text(f"reason: {visible(health.reason)}"))

@@ -22,7 +22,7 @@ from typing import Protocol
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from pydantic import ValidationError
 
-from mesh_stream.health import ProductHealth, Status, health_key
+from mesh_stream.health import NOT_MEASURED, ProductHealth, Status, health_key
 from mesh_stream.kafka.clients import make_consumer
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.registry.service.products import ProductCatalog, unknown_product
@@ -39,7 +39,6 @@ STALE_AFTER_MS = 5 * 60_000
 STALE_AFTER_INTERVALS = 3
 #: Unparsable records logged at warning before the rest are only counted.
 WARN_SKIPPED = 5
-NOT_MEASURED = "not measured yet"
 
 #: Receives one record of the health topic: key, value (None: a tombstone), where it was.
 Deliver = Callable[[bytes | None, bytes | None, str], None]

@@ -139,6 +139,16 @@ def test_show_has_a_health_block_with_each_figure(served: Served) -> None:
     assert ["lag_seconds", "mesh-orders.revenue-rekey", "1.5", "30", "ok", ""] in rows
 
 
+def test_show_of_a_product_never_measured_gives_no_times(served: Served) -> None:
+    """"no data since 20:38:21Z (measured 20:38:21Z)" for a product no monitor measured: the
+    times were the request's (h34)."""
+    code, out, _ = _mesh(served, "products", "show", REVENUE)
+    assert code == 0, out
+    [line] = [line for line in out.splitlines() if line.startswith("health:")]
+    assert line.rstrip() == "health: no data"
+    assert "reason: not measured yet" in out
+
+
 def test_show_names_the_breached_upstream(served: Served) -> None:
     served.feed.push(
         _health(
