@@ -140,7 +140,7 @@ def test_show_has_a_health_block_with_each_figure(served: Served) -> None:
 
 
 def test_show_of_a_product_never_measured_gives_no_times(served: Served) -> None:
-    """"no data since 20:38:21Z (measured 20:38:21Z)" for a product no monitor measured: the
+    """A product no monitor measured showed `no data since 20:38:21Z (measured 20:38:21Z)`: the
     times were the request's (h34)."""
     code, out, _ = _mesh(served, "products", "show", REVENUE)
     assert code == 0, out
