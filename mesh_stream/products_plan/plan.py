@@ -202,20 +202,21 @@ def _plan_registry(plan: ProductPlan, local: _Local, registry: RegistryClient) -
     messages = registry.check_compatibility(plan.subject, local.schema_text, version=against)
     verdict = consumer_verdict(registry, product, local.schema_text)
     # The registry's answer holds consumer protection too: when the readers' refusal below
-    # says it and the subject's own level passes, the same reason is not refused twice
-    # (under a level it does not break).
-    said_by_readers = (
-        bool(messages)
-        and verdict is not None
-        and verdict.refused
-        and not level_problems(registry, product, local.schema_text, level)
+    # says it, the level's refusal says only what the subject's own level refuses (nothing,
+    # when it passes), so no reason is refused twice.
+    readers_refuse = bool(messages) and verdict is not None and verdict.refused
+    own = (
+        [str(p) for p in level_problems(registry, product, local.schema_text, level)]
+        if readers_refuse
+        else list(messages)
     )
+    said_by_readers = readers_refuse and not own
     plan.compatible = not messages
     plan.level_compatible = not messages or said_by_readers
-    plan.compatibility_messages = [] if said_by_readers else list(messages)
-    if messages and not said_by_readers:
+    plan.compatibility_messages = own
+    if own:
         plan.refusals.append(
-            compatibility_refusal(plan, messages, local.schema_text, product.version + 1)
+            compatibility_refusal(plan, own, local.schema_text, product.version + 1)
         )
     if verdict is not None:
         plan.consumers = list(verdict.consumers)

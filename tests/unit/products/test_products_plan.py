@@ -609,6 +609,32 @@ def test_a_change_that_breaks_a_reading_product_is_refused_naming_it(
     )
 
 
+def test_a_change_both_the_level_and_the_readers_refuse_says_each_reason_once(
+    project_root: Path,
+) -> None:
+    """The registry's 409 holds consumer protection's text too: the level's refusal repeated
+    it in full before the readers' own refusal (h34: 3,000 characters, each reason twice)."""
+    registry = FakeRegistry(verdict=["LEVEL AND READERS TEXT OF THE REGISTRY"])
+    _registered(project_root, registry)
+    _read_by_counts(registry)
+    text = _schema_file(project_root).read_text()
+    _schema_file(project_root).write_text(  # BACKWARD refuses string -> int as well
+        text.replace('"action", "type": "string"', '"action", "type": "int"')
+    )
+
+    plan = plan_project(load_project(project_root), registry, None, principal="inventory")  # type: ignore[arg-type]
+
+    level, readers = plan.all_refusals
+    assert (level.policy, readers.policy) == (
+        "schema-compatibility",
+        "compatibility-with-consumers",
+    )
+    assert "LEVEL AND READERS TEXT" not in level.message
+    assert "field action" in level.message
+    assert "analytics.action-counts" not in level.message  # the readers' refusal says it
+    assert "analytics.action-counts reads field action" in readers.message
+
+
 def test_a_compatible_change_keeps_the_reading_products_working(project_root: Path) -> None:
     registry = FakeRegistry()
     _registered(project_root, registry)
