@@ -401,6 +401,23 @@ class TopicState:
     config: Mapping[str, str] = field(default_factory=dict)
 
 
+def one_broker_stops_writes(state: TopicState) -> str | None:
+    """Why losing any one broker stops every ``acks=all`` write to the topic (None when it
+    does not): its ``min.insync.replicas`` is not below its replication factor. Stricter
+    than a spec, so no difference, but the outage it turns into is worth saying."""
+    required = state.config.get("min.insync.replicas", "")
+    if not required.isdigit() or not state.replica_counts:
+        return None
+    replicas = min(state.replica_counts)
+    if replicas < 2 or int(required) < replicas:
+        return None
+    return (
+        f"min.insync.replicas {required} is not below its replication factor {replicas}: with "
+        f"any one broker down, every write to it is refused (NOT_ENOUGH_REPLICAS); "
+        f"{replicas - 1} keeps writes going through one lost broker"
+    )
+
+
 def differences(spec: TopicSpec, state: TopicState) -> list[TopicDifference]:
     """Each way ``state`` differs from ``spec`` (empty: the topic is as specified).
 

@@ -425,6 +425,9 @@ def _plan_topic(
         plan.topic_status = TopicStatus.MISSING
         return
     drift = topics.differences(spec, state)
+    fragile = topics.one_broker_stops_writes(state)
+    if fragile is not None:
+        plan.warnings.append(f"topic {spec.name}: {fragile}")
     plan.topic_status = TopicStatus.DRIFTED if drift else TopicStatus.AS_SPECIFIED
     plan.topic_drift = [d.describe() for d in drift]
     promised = [d for d in drift if d.setting in topics.PROMISED_SETTINGS]

@@ -16,6 +16,7 @@ from mesh_stream.kafka.topics import (
     differences,
     dlq_topic_spec,
     min_insync_replicas,
+    one_broker_stops_writes,
     product_topic_spec,
     topic_spec,
 )
@@ -203,3 +204,17 @@ def test_a_refused_create_names_the_owner_only_for_a_products_own_topic(
     assert message.startswith(f"User:payments may not CREATE topic {topic} ")
     assert ("its name makes it domain orders's" in message) is owned, message
     assert ("grant ALLOW CREATE" in message) is not owned, message
+
+
+def test_a_topic_whose_min_insync_equals_its_replicas_is_said_to_stop_on_one_lost_broker() -> None:
+    """`mesh products plan` said "as specified" of RF 3 with min.insync.replicas 3 (h33)."""
+
+    def state(replicas: int, required: str) -> TopicState:
+        return TopicState("t", 3, frozenset({replicas}), {"min.insync.replicas": required})
+
+    said = one_broker_stops_writes(state(3, "3"))
+    assert said is not None
+    assert said.startswith("min.insync.replicas 3 is not below its replication factor 3")
+    assert one_broker_stops_writes(state(3, "2")) is None
+    assert one_broker_stops_writes(state(1, "1")) is None  # one broker: nothing to lose
+    assert one_broker_stops_writes(TopicState("t", 3, frozenset({3}), {})) is None
