@@ -1269,8 +1269,8 @@ def ensure_topic(
         raise
     except BrokerUnreachableError as exc:  # nothing was sent: not a delivery that failed
         raise BrokerUnreachableError(
-            f"cannot create topic {name} for {product.name}: {exc}; start Kafka with "
-            f"`mesh broker start` or set MESH_BOOTSTRAP_SERVERS"
+            f"cannot check or create topic {name} for {product.name}: {exc}; start Kafka "
+            f"with `mesh broker start` or set MESH_BOOTSTRAP_SERVERS"
         ) from exc
     except MeshError as exc:
         raise DeliveryError(

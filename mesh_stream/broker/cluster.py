@@ -449,12 +449,24 @@ class LocalCluster:
             current = None
         if current is not None and any(node.running for node in current.nodes):
             pids = ", ".join(str(node.pid) for node in current.nodes if node.running)
-            down = [str(node.node_id) for node in current.nodes if not node.running]
-            if down:  # a node killed: only a stop and a start bring the cluster back whole
+            down = [node.node_id for node in current.nodes if not node.running]
+            previous = self._load_state()
+            if (
+                down
+                and not fresh
+                and previous is not None
+                and len(previous.nodes) == brokers
+                and previous.security == security
+            ):  # a node killed: started again beside the others, as a broker restart
+                return self._restart_nodes(previous, down, timeout)
+            if down:
                 raise BrokerAlreadyRunningError(
                     f"the cluster from {self.data_dir} runs partly: node "
-                    f"{', '.join(down)} stopped, the others run (pid {pids}); stop it with "
-                    f"`{self.stop_command}`, then start it again to bring every node back"
+                    f"{', '.join(map(str, down))} stopped, the others run (pid {pids}); start "
+                    f"it as it was (--brokers {len(current.nodes)}"
+                    + (f", --security {previous.security}" if previous is not None else "")
+                    + f", no --fresh) to bring node {', '.join(map(str, down))} back, or stop "
+                    f"it with `{self.stop_command}`"
                 )
             raise BrokerAlreadyRunningError(
                 f"a broker already runs from {self.data_dir} at {current.bootstrap_servers} "
@@ -535,6 +547,23 @@ class LocalCluster:
         except BaseException:
             self.stop()
             raise
+        return state
+
+    def _restart_nodes(self, state: ClusterState, down: list[int], timeout: float) -> ClusterState:
+        """Start nodes ``down`` of a cluster whose other nodes run (one was killed, say): each
+        with its own configuration and data, as an operator restarts a broker; return once
+        every node answers again."""
+        java = require_tool("java", "run Apache Kafka")
+        self.distribution.fetch(self.progress)
+        restarted = [node for node in state.nodes if node.node_id in down]
+        self.progress(
+            f"Restarting node {', '.join(str(n.node_id) for n in restarted)} of the cluster at "
+            f"{state.bootstrap_servers} (the other nodes run) ..."
+        )
+        for node in restarted:
+            node.pid = self._launch(node, java)
+        self._save_state(state)
+        self._wait_ready(state, timeout, self.connection())
         return state
 
     def _add_users(

@@ -91,6 +91,22 @@ def test_three_node_cluster_takes_replication_factor_three(tmp_path: Path) -> No
             assert sorted(partition.replicas) == [1, 2, 3]
             assert sorted(partition.isrs) == [1, 2, 3]
         del admin
+        # one node killed, as an SRE drill does: `mesh broker start` brings it back (h33: it
+        # refused until the whole cluster was stopped)
+        state = json.loads((tmp_path / "broker" / "cluster.json").read_text())
+        victim = state["nodes"][1]
+        os.kill(victim["pid"], 9)
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{victim['pid']}").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        partly = mesh(tmp_path, "broker", "status")
+        assert partly.stdout.startswith("partly running (2 of 3 nodes)"), partly.stdout
+        again = mesh(tmp_path, "broker", "start", "--brokers", "3")
+        assert again.returncode == 0, again.stderr
+        assert f"Restarting node {victim['node_id']} of the cluster" in again.stderr + again.stdout
+        whole = mesh(tmp_path, "broker", "status")
+        assert whole.returncode == 0, whole.stdout
+        assert whole.stdout.startswith("running"), whole.stdout
     finally:
         stopped = mesh(tmp_path, "broker", "stop")
     assert stopped.returncode == 0, stopped.stderr

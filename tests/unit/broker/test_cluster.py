@@ -396,11 +396,11 @@ def test_a_cluster_with_a_killed_node_is_partly_running_and_start_says_how_to_me
         assert shown.returncode == 3
         assert shown.stdout.startswith("partly running (1 of 2 nodes): "), shown.stdout
         with pytest.raises(BrokerAlreadyRunningError) as refused:
-            cluster.start(brokers=2)
+            cluster.start(brokers=3)  # not the cluster it was: its stopped node is not started
         assert str(refused.value) == (
             f"the cluster from {cluster.data_dir} runs partly: node 2 stopped, the others run "
-            f"(pid {alive.pid}); stop it with `{cluster.stop_command}`, then start it again "
-            f"to bring every node back"
+            f"(pid {alive.pid}); start it as it was (--brokers 2, --security plaintext, no "
+            f"--fresh) to bring node 2 back, or stop it with `{cluster.stop_command}`"
         )
     finally:
         alive.kill()

@@ -452,6 +452,6 @@ def test_no_kafka_when_a_publisher_opens_is_unreachable_not_a_failed_delivery(
         ensure_topic(product, KafkaConnection.create(f"127.0.0.1:{closed}"))
     assert not isinstance(caught.value, DeliveryError)
     message = str(caught.value)
-    assert message.startswith(f"cannot create topic {product.topic} for {product.name}: ")
+    assert message.startswith(f"cannot check or create topic {product.topic} for {product.name}: ")
     assert f"no Kafka broker answers at 127.0.0.1:{closed}" in message
     assert message.endswith("start Kafka with `mesh broker start` or set MESH_BOOTSTRAP_SERVERS")
