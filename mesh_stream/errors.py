@@ -162,6 +162,11 @@ class RegistryUnavailableError(RegistryError):
     record: str | None = None
     schema_id: int | None = None
 
+    def __str__(self) -> str:
+        if self.why != "refused":  # no HTTP answer came: no status to show
+            return self.message
+        return super().__str__()
+
 
 class SubjectNotFoundError(RegistryError):
     """No subject by that name (Confluent 40401)."""

@@ -623,9 +623,9 @@ class RegistryClient:
 
     def _unreachable(self, method: str, shown: str, exc: Exception) -> RegistryUnavailableError:
         unreachable = RegistryUnavailableError(
-            f"registry at {self.url} is unreachable ({type(exc).__name__}: {exc}) and "
-            f"{method} {shown} was not cached; start it (`mesh registry serve`) or fix "
-            f"MESH_REGISTRY_URL (or --registry-url)"
+            f"registry at {self.url} is unreachable ({type(exc).__name__}: {exc}) and no "
+            f"earlier answer to {method} {shown} is cached; start it (`mesh registry serve`) "
+            f"or fix MESH_REGISTRY_URL (or --registry-url)"
             + (  # a connection was made, then closed without an HTTP answer
                 ": it took the connection and closed it without an HTTP answer (a registry "
                 "going down, or another service's port, Kafka's say)"

@@ -415,7 +415,7 @@ def test_a_read_asked_again_says_how_many_times_and_how_long_in_all() -> None:
         waited = time.monotonic() - started
     found = re.fullmatch(
         rf"registry at {re.escape(url)} did not answer GET /subjects within 0\.3 s each, "
-        r"(\d+) attempts over (\d+) s \(HTTP 503, error_code 50302\)",
+        r"(\d+) attempts over (\d+) s",  # no HTTP answer came: no status is shown
         str(raised.value),
     )
     assert found is not None, str(raised.value)
