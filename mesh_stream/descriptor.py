@@ -551,7 +551,23 @@ def yaml_problem(exc: BaseException) -> str:
     if isinstance(exc, RecursionError):
         return "not valid YAML: nested too deeply"
     problem = getattr(exc, "problem", None) or (str(exc).splitlines() or [repr(exc)])[0]
-    return problem if isinstance(exc, RepeatedKeyError) else f"not valid YAML: {problem}"
+    if isinstance(exc, RepeatedKeyError):
+        return str(problem)
+    # PyYAML finds an unclosed `[` or `{` only at the next line's key: say where it opened
+    context, opened, found = (
+        getattr(exc, "context", None),
+        getattr(exc, "context_mark", None),
+        getattr(exc, "problem_mark", None),
+    )
+    if (
+        str(context).startswith("while parsing a flow")
+        and opened is not None
+        and found is not None
+        and opened.line != found.line
+    ):
+        what = str(context).removeprefix("while parsing a ")
+        problem = f"{problem} (in the {what} that starts on line {opened.line + 1})"
+    return f"not valid YAML: {problem}"
 
 
 def validate_yaml(

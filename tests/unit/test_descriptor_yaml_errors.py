@@ -26,6 +26,11 @@ from mesh_stream.errors import DescriptorError
          "constructor for the tag 'tag:yaml.org,2002:python/object:os.system'"),
         ("name: x\nwhen: 2026-02-30\n", "f.yaml: not valid YAML: day is out of range for month"),
         ("a: " + "[" * 5000 + "]" * 5000 + "\n", "f.yaml: not valid YAML: nested too deeply"),
+        # an unclosed `[` is found at the next key: where it opened is said too (h34)
+        ("name: x\ntags: [a, b\nkind: y\n", "f.yaml:3: not valid YAML: expected ',' or ']', "
+         "but got ':' (in the flow sequence that starts on line 2)"),
+        ("owner: {team: t\nkind: y\n", "f.yaml:2: not valid YAML: expected ',' or '}', but "
+         "got ':' (in the flow mapping that starts on line 1)"),
     ],
 )  # fmt: skip
 def test_yaml_errors_are_one_line_with_file_and_line(text: str, expected: str) -> None:

@@ -47,7 +47,8 @@ def descriptor_valid(root: Path) -> Expected:
         SHOP,
         tags_line + 1,
         None,
-        "not valid YAML: expected ',' or ']', but got ':'",
+        f"not valid YAML: expected ',' or ']', but got ':' (in the flow sequence that starts "
+        f"on line {tags_line})",
     )
 
 
