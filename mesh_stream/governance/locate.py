@@ -37,8 +37,18 @@ def line_of(node: yaml.Node | None, loc: Loc) -> int | None:
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
             child = node.value[part] if 0 <= part < len(node.value) else None
             if child is not None:
-                line = child.start_mark.line + 1
+                line = _named_line(child)
         if child is None:
             break
         node = child
     return line
+
+
+def _named_line(node: yaml.Node) -> int:
+    """The line of a list item: of its ``name`` key when it is a mapping that has one (an
+    Avro field written over several lines starts with ``{`` a line above its name)."""
+    if isinstance(node, yaml.MappingNode):
+        for key, _value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value == "name":
+                return int(key.start_mark.line) + 1
+    return int(node.start_mark.line) + 1
