@@ -276,7 +276,7 @@ class DataProduct(BaseModel):
     key_field: StrictStr | None = Field(
         default=None,
         description="Top-level record field whose value is the Kafka key, as the text of "
-        "what Avro writes: a string, uuid (lowercase) or enum symbol as it is; an int, long, "
+        "what Avro writes: a string, uuid or enum symbol as written; an int, long, "
         "date (days) or timestamp (epoch ms or µs) as its digits.",
     )
     partitions: StrictInt = Field(default=3, ge=1, description="Partitions of the topic.")

@@ -454,7 +454,10 @@ class KafkaAuthorizationError(KafkaSecurityError):
 
 def validation_problem(item: Mapping[str, Any]) -> str:
     """One problem of a pydantic ``ValidationError.errors()``, in the words of the validator
-    that found it: our validators' messages without pydantic's ``Value error, `` prefix."""
-    if item.get("type") == "value_error" and "error" in (item.get("ctx") or {}):
+    that found it: our validators' messages without pydantic's ``Value error, `` (or
+    ``Assertion failed, ``) prefix."""
+    if item.get("type") in ("value_error", "assertion_error") and "error" in (
+        item.get("ctx") or {}
+    ):
         return str(item["ctx"]["error"])
     return str(item.get("msg", item))

@@ -470,8 +470,8 @@ class ProductPublisher:
         #: so one value gives one key whether given as a datetime or an int, say.
         kind = keys.key_type(document, self._key_field) if self._key_field is not None else None
         self._key_text = keys.key_text(kind)
-        #: A uuid given as text is written in its canonical form (lowercase) too.
-        self._key_recased = kind is not None and kind.logical_type == "uuid"
+        #: Whether a str value is its own key (a string or uuid field): no call for it.
+        self._key_str_as_is = kind is None or kind.logical_type in (None, "uuid")
         settings = self._producer_config(config)
         #: The largest key + value librdkafka sends with this config (``message.max.bytes``).
         self.max_record_bytes = self._max_record_bytes(settings)
@@ -594,7 +594,7 @@ class ProductPublisher:
     # -- publishing ------------------------------------------------------------------------
     def _key_of(self, record: Mapping[str, Any]) -> str | bytes | None:
         value = record.get(self._key_field) if self._key_field is not None else None
-        if value is None or (type(value) is str and not self._key_recased):
+        if value is None or (type(value) is str and self._key_str_as_is):
             return value
         return self._key_text(value)
 
@@ -684,7 +684,7 @@ class ProductPublisher:
                 return self._divert(breach, record, None, key, headers)
         if key is None and self._key_field is not None:
             key = record.get(self._key_field)
-            if key is not None and (type(key) is not str or self._key_recased):
+            if key is not None and (type(key) is not str or not self._key_str_as_is):
                 key = self._key_text(key)
         if len(value) > self._unchecked_bytes or headers is not None:
             self._check_size(value, key, headers)
@@ -1407,7 +1407,17 @@ def earlier_major(
             f"{old.value_subject}): nothing was published to {old.topic}, so there is no "
             f"contract to keep publishing under"
         ) from exc
-    return old, as_document(latest.schema)
+    schema = as_document(latest.schema)
+    fields = {f.get("name") for f in schema.get("fields", ()) if isinstance(f, Mapping)}
+    if descriptor.key_field is not None and descriptor.key_field not in fields:
+        raise ConfigurationError(
+            f"major version {major} of {descriptor.name} has no field {descriptor.key_field!r} "
+            f"(the key_field of version {descriptor.version}) in its latest schema (subject "
+            f"{old.value_subject}), so its records cannot be keyed by it; publish to it with "
+            f"the SDK, giving each record's key (`publish(record, key=...)`), from a "
+            f"descriptor of major {major} with its own key_field"
+        )
+    return old, schema
 
 
 def register_descriptor(

@@ -428,14 +428,18 @@ def register_reader(
         registry.register_consumer(product, group, reads=list(reads), description=description)
     except MeshError as exc:
         status = getattr(exc, "status", None)
-        if isinstance(status, int) and 400 <= status < 500:
-            # refused for what was asked: the same command would be refused again
-            later = "fix what the registry says (the group's name or `reads`) and start again"
-        else:
+        if getattr(exc, "retryable", True):  # unreachable, busy or failing: ask again later
             later = (
                 f"`mesh products consumers {product} --register {group} --reads "
                 f"{','.join(reads)}` once the registry answers"
             )
+        elif status in (401, 403):
+            later = (
+                "register it with the credential of the domain the group is named after "
+                "(MESH_REGISTRY_PRINCIPAL / MESH_REGISTRY_TOKEN), as the registry says"
+            )
+        else:  # refused for what was asked: the same command would be refused again
+            later = "fix what the registry says (the group's name or `reads`) and start again"
         log.warning(
             "consumer group %s is not registered on product %s (%s); reading anyway, but the "
             "registry does not protect the fields it reads until it is: %s",

@@ -457,6 +457,8 @@ class LocalCluster:
                 and previous is not None
                 and len(previous.nodes) == brokers
                 and previous.security == security
+                and not (port_chosen and port and previous.nodes[0].port != port)
+                and not (users and security != PLAINTEXT)  # new users need a whole start
             ):  # a node killed: started again beside the others, as a broker restart
                 return self._restart_nodes(previous, down, timeout)
             if down:
@@ -464,9 +466,13 @@ class LocalCluster:
                     f"the cluster from {self.data_dir} runs partly: node "
                     f"{', '.join(map(str, down))} stopped, the others run (pid {pids}); start "
                     f"it as it was (--brokers {len(current.nodes)}"
-                    + (f", --security {previous.security}" if previous is not None else "")
-                    + f", no --fresh) to bring node {', '.join(map(str, down))} back, or stop "
-                    f"it with `{self.stop_command}`"
+                    + (
+                        f", --security {previous.security}, port {previous.nodes[0].port}"
+                        if previous is not None
+                        else ""
+                    )
+                    + f", no --fresh, no new --domains) to bring node "
+                    f"{', '.join(map(str, down))} back, or stop it with `{self.stop_command}`"
                 )
             raise BrokerAlreadyRunningError(
                 f"a broker already runs from {self.data_dir} at {current.bootstrap_servers} "

@@ -734,9 +734,9 @@ def check_compatibility(review: Review, _params: NoParams) -> Iterator[Finding]:
     "enum, int, long, date or timestamp (required when cleanup_policy includes compact).",
 )
 def check_key_field(review: Review, _params: NoParams) -> Iterator[Finding]:
-    """The key field is a top-level field of the schema with one text as a key (a string,
-    uuid, enum, int, long, date or timestamp), never null on a compacted product;
-    compacted products have one."""
+    """The key field is a top-level field of the schema; compacted products have one. A key
+    field without one text as a key (not a string, uuid, enum, int, long, date, time or
+    timestamp), or one that may be null on a compacted product, is a warning."""
     product = review.product
     if product.key_field is None:
         if product.retention.cleanup_policy is not CleanupPolicy.DELETE:
@@ -761,9 +761,16 @@ def check_key_field(review: Review, _params: NoParams) -> Iterator[Finding]:
     kind = keys.key_type(review.schema, product.key_field)
     if kind is None:
         return
+    # Warnings, not errors: products keyed so before this check stay publishable (their key
+    # can only change with a new major version).
     problem = keys.key_field_problem(kind)
     if problem is not None:
-        yield Finding(f"key_field {product.key_field!r}: {problem}", "key_field", ("key_field",))
+        yield Finding(
+            f"key_field {product.key_field!r}: {problem}",
+            "key_field",
+            ("key_field",),
+            at_most=Severity.WARNING,
+        )
     elif kind.nullable and product.retention.cleanup_policy is not CleanupPolicy.DELETE:
         yield Finding(
             f"key_field {product.key_field!r} may be null, and a record without a key is "
@@ -771,6 +778,7 @@ def check_key_field(review: Review, _params: NoParams) -> Iterator[Finding]:
             f"{product.retention.cleanup_policy.value!r}); make the field non-null",
             "key_field",
             ("key_field",),
+            at_most=Severity.WARNING,
         )
     elif kind.nullable:
         yield Finding(

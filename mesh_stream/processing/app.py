@@ -515,9 +515,11 @@ class KeyedOutput:
         """
         key_field = self.key_field
         if key_field is not None and key_field_differs(key_field, key, record, self.key_text):
+            value = record[key_field]
+            as_key = self.key_text(value) if value is not None else None
             raise ProcessorError(
-                f"its key field {key_field!r} is {record[key_field]!r}, but the record is "
-                f"published under the processor's key {key!r}; the two must be equal"
+                f"its key field {key_field!r} is {value!r} (as a key: {as_key!r}), but the "
+                f"record is published under the processor's key {key!r}; the two must be equal"
             )
         value = self.encoder.encode(record)
         stamp = str(newest_input_ms).encode()

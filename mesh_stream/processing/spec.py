@@ -543,12 +543,12 @@ def key_field_differs(
 ) -> bool:
     """Whether ``record`` holds the output's ``key_field`` with a value other than ``key``,
     the Kafka key it is published under (readers and compaction go by that key). The value
-    is compared as ``key_text`` gives it (:func:`mesh_stream.schema.keys.key_text` of the
-    field's type), as the SDK keys a record."""
+    matches as ``key_text`` gives it (:func:`mesh_stream.schema.keys.key_text` of the field's
+    type, as the SDK keys a record) or as ``str()`` gives it (how processors keyed before)."""
     if key_field not in record:
         return False
     value = record[key_field]
-    return value is None or key_text(value) != key
+    return value is None or key not in (key_text(value), str(value))
 
 
 def inputs_problem(processor: Processor, listed: Sequence[str], output: str) -> str | None:

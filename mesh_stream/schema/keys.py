@@ -2,32 +2,28 @@
 
 A key decides a record's partition (its order among the key's records) and what compaction
 keeps, so one value must always give one key, in any client. The key is therefore the text
-of the value Avro writes for the field, not of the Python object given: a
-``timestamp-millis`` field's key is its epoch milliseconds whether a ``datetime`` or an
-``int`` was given, a ``date`` its day number, a ``uuid`` the canonical lowercase form, an
-``int``/``long`` its decimal digits, a ``string`` or enum symbol itself.
+of the value Avro writes for the field (fastavro's own conversion of a logical type, the one
+the record's encoding used), not of the Python object given: a ``timestamp-millis`` field's
+key is its epoch milliseconds whether a ``datetime`` or an ``int`` was given, a ``date`` its
+day number, a ``time-millis`` its milliseconds since midnight, an ``int``/``long`` its
+decimal digits, a ``string`` (``uuid`` included: a ``UUID`` is written as its canonical
+text, a string as given) or enum symbol itself.
 
 Types with no such text (floats, booleans, bytes, fixed, decimals, arrays, maps, records,
-unions of several types) cannot key a product: :func:`key_field_problem` says why, for the
-``key-field`` policy. A field that may be null keys a record with no key (Kafka then picks
-its partition), which a compacted topic refuses.
+unions of several types) should not key a product: :func:`key_field_problem` says why, for
+the ``key-field`` policy. A field that may be null keys a record with no key (Kafka then
+picks its partition), which a compacted topic refuses.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["KeyType", "key_field_problem", "key_text", "key_type"]
+from fastavro.write import LOGICAL_WRITERS
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_NAIVE_EPOCH = dt.datetime(1970, 1, 1)
-_EPOCH_DAY = dt.date(1970, 1, 1)
-_MS = dt.timedelta(milliseconds=1)
-_US = dt.timedelta(microseconds=1)
+__all__ = ["KeyType", "key_field_problem", "key_text", "key_type"]
 
 #: The (Avro type, logical type) pairs a key may have.
 KEYABLE = frozenset(
@@ -46,6 +42,19 @@ KEYABLE = frozenset(
         ("long", "local-timestamp-micros"),
     }
 )
+#: Why each kind of type has no one text as a key.
+_NO_ONE_TEXT = {
+    "float": "a float has no one text (1.5 and 1.50, rounding)",
+    "double": "a double has no one text (1.5 and 1.50, rounding)",
+    "boolean": "a boolean keys at most two partitions' worth of records",
+    "bytes": "bytes are no text",
+    "fixed": "bytes are no text",
+    "decimal": "a decimal has no one text (1.5 and 1.50)",
+    "record": "a record's text depends on the client that prints it",
+    "array": "a list's text depends on the client that prints it",
+    "map": "a map's text depends on the client that prints it",
+    "union": "a union's values have several types",
+}
 
 
 @dataclass(frozen=True)
@@ -76,93 +85,40 @@ def key_type(schema: Mapping[str, Any], field: str) -> KeyType | None:
 
 
 def key_field_problem(kind: KeyType) -> str | None:
-    """Why a field of type ``kind`` cannot key a product (None when it can)."""
+    """Why a field of type ``kind`` cannot key a product well (None when it can)."""
     if (kind.avro_type, kind.logical_type) in KEYABLE:
         return None
+    reason = _NO_ONE_TEXT.get(kind.logical_type or "") or _NO_ONE_TEXT.get(
+        kind.avro_type, "its values have no one text as a key"
+    )
     return (
-        f"its type is {kind.label}, which has no one text as a Kafka key (the same value "
-        f"could key records differently, e.g. 1.5 and 1.50, and other clients could not "
-        f"reproduce it); key by a string, uuid, enum, int, long, date or timestamp field"
+        f"its type is {kind.label}: {reason}, so the same value could key records "
+        f"differently and other clients could not reproduce the key; key by a string, uuid, "
+        f"enum, int, long, date, time or timestamp field"
     )
 
 
 def key_text(kind: KeyType | None) -> Callable[[Any], str | bytes]:
-    """The key of a (non-null) value of a field of type ``kind``, as Kafka gets it."""
-    if kind is None:
+    """The key of a (non-null) value of a field of type ``kind``, as Kafka gets it: the text
+    of what Avro writes for it."""
+    if kind is None or (kind.avro_type, kind.logical_type) not in KEYABLE:
         return _plain
-    convert = _CONVERTERS.get((kind.avro_type, kind.logical_type))
-    return convert if convert is not None else _plain
+    if kind.logical_type is None:
+        return _number if kind.avro_type in ("int", "long") else _plain
+    write = LOGICAL_WRITERS[f"{kind.avro_type}-{kind.logical_type}"]
+
+    def written(value: Any) -> str | bytes:
+        return _plain(write(value, {}))
+
+    return written
 
 
 def _plain(value: Any) -> str | bytes:
     return value if isinstance(value, (str, bytes)) else str(value)
 
 
-def _uuid(value: Any) -> str:
-    if type(value) is str and _canonical_uuid(value):  # the common case, without parsing
-        return value
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    try:
-        return str(uuid.UUID(str(value)))
-    except ValueError:
-        return str(value)
-
-
-def _canonical_uuid(text: str) -> bool:
-    return (
-        len(text) == 36
-        and text[8] == text[13] == text[18] == text[23] == "-"
-        and text == text.lower()
-    )
-
-
-def _number(value: Any) -> str:
-    return str(int(value)) if isinstance(value, int) else str(value)
-
-
-def _timestamp(unit: dt.timedelta, epoch: dt.datetime) -> Callable[[Any], str]:
-    def text(value: Any) -> str:
-        if isinstance(value, dt.datetime):
-            return str((value - epoch) // unit)
-        return _number(value)
-
-    return text
-
-
-def _date(value: Any) -> str:
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        return str((value - _EPOCH_DAY).days)
-    return _number(value)
-
-
-def _time(unit: dt.timedelta) -> Callable[[Any], str]:
-    def text(value: Any) -> str:
-        if isinstance(value, dt.time):
-            since_midnight = dt.timedelta(
-                hours=value.hour,
-                minutes=value.minute,
-                seconds=value.second,
-                microseconds=value.microsecond,
-            )
-            return str(since_midnight // unit)
-        return _number(value)
-
-    return text
-
-
-_CONVERTERS: dict[tuple[str, str | None], Callable[[Any], str | bytes]] = {
-    ("string", "uuid"): _uuid,
-    ("int", None): _number,
-    ("long", None): _number,
-    ("int", "date"): _date,
-    ("int", "time-millis"): _time(_MS),
-    ("long", "time-micros"): _time(_US),
-    ("long", "timestamp-millis"): _timestamp(_MS, _EPOCH),
-    ("long", "timestamp-micros"): _timestamp(_US, _EPOCH),
-    ("long", "local-timestamp-millis"): _timestamp(_MS, _NAIVE_EPOCH),
-    ("long", "local-timestamp-micros"): _timestamp(_US, _NAIVE_EPOCH),
-}
+def _number(value: Any) -> str | bytes:
+    return str(int(value)) if isinstance(value, int) else _plain(value)
 
 
 def _full_name(name: str, namespace: str | None) -> str:
@@ -216,5 +172,6 @@ def _type_of(node: Any, named: Mapping[str, Mapping[str, Any]], namespace: str |
                 return KeyType("fixed", "decimal")
             return KeyType(str(kind))
         inner = _type_of(kind, named, namespace)
-        return KeyType(inner.avro_type, logical if isinstance(logical, str) else None)
+        applied = isinstance(logical, str) and f"{inner.avro_type}-{logical}" in LOGICAL_WRITERS
+        return KeyType(inner.avro_type, logical if applied else None)  # Avro ignores the rest
     return KeyType(type(node).__name__)

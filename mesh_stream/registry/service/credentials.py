@@ -210,7 +210,8 @@ class CredentialBook:
                     f"rotate it to replace that with an issued one, or revoke it"
                 )
             if entry is None:  # a new domain: its names must not be another's
-                known = {*file.principals, *self.state.credentials} - {ADMIN, MONITOR_USER}
+                active = (p for p, e in self.state.credentials.items() if e.get("state") == ACTIVE)
+                known = {*file.principals, *active} - {ADMIN, MONITOR_USER}
                 overlap = overlapping_domain(principal, known)
                 if overlap is not None:
                     raise InvalidPrincipalError(

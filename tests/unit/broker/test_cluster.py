@@ -399,8 +399,9 @@ def test_a_cluster_with_a_killed_node_is_partly_running_and_start_says_how_to_me
             cluster.start(brokers=3)  # not the cluster it was: its stopped node is not started
         assert str(refused.value) == (
             f"the cluster from {cluster.data_dir} runs partly: node 2 stopped, the others run "
-            f"(pid {alive.pid}); start it as it was (--brokers 2, --security plaintext, no "
-            f"--fresh) to bring node 2 back, or stop it with `{cluster.stop_command}`"
+            f"(pid {alive.pid}); start it as it was (--brokers 2, --security plaintext, port "
+            f"19991, no --fresh, no new --domains) to bring node 2 back, or stop it with "
+            f"`{cluster.stop_command}`"
         )
     finally:
         alive.kill()
