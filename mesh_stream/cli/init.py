@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from mesh_stream.project import nearest_project_root
 from mesh_stream.scaffold import domain_problem, scaffold
 
 
@@ -30,7 +31,15 @@ def init(domain: str, directory: Path | None, force: bool) -> None:
     """
     target = directory if directory is not None else Path(domain)
     before = _files_in(target)  # what --force writes over
+    outer = nearest_project_root(target.resolve().parent)
     made = scaffold(domain, target, force=force)
+    if outer is not None:  # tools run inside it now find the new, inner mesh.yaml first
+        click.echo(
+            f"warning: {made.root} is inside the project at {outer}; commands run in it use "
+            f"its own mesh.yaml, not {outer / 'mesh.yaml'} (a domain's repository is usually "
+            f"a folder of its own)",
+            err=True,
+        )
     for name in made.files:
         click.echo(f"  {'replaced' if name in before else 'created'} {name}")
     click.echo(f"domain {domain}: project in {made.root}")

@@ -276,3 +276,15 @@ def test_the_scaffolded_ci_installs_the_mesh_stream_that_made_it(tmp_path: Path)
         "pip install ${{ vars.MESH_STREAM_PIP_ARGS }} "
         f"'mesh-stream=={version('mesh-stream')}' pytest"
     ]
+
+
+def test_init_inside_a_project_warns_that_the_new_one_is_nested(tmp_path: Path) -> None:
+    """`mesh init shipping repo/sub` made a project inside another without a word (h34)."""
+    assert CliRunner().invoke(cli, ["init", "orders", str(tmp_path / "repo")]).exit_code == 0
+    nested = CliRunner().invoke(cli, ["init", "shipping", str(tmp_path / "repo" / "sub")])
+    assert nested.exit_code == 0, nested.output
+    assert f"warning: {tmp_path / 'repo' / 'sub'} is inside the project at {tmp_path / 'repo'}" in (
+        nested.stderr
+    )
+    alone = CliRunner().invoke(cli, ["init", "payments", str(tmp_path / "payments")])
+    assert "warning" not in alone.stderr
