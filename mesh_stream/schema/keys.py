@@ -17,11 +17,13 @@ picks its partition), which a compacted topic refuses.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from fastavro.write import LOGICAL_WRITERS
+
+from mesh_stream.schema.names import Scope
 
 __all__ = ["KeyType", "key_field_problem", "key_text", "key_type"]
 
@@ -77,10 +79,10 @@ class KeyType:
 
 def key_type(schema: Mapping[str, Any], field: str) -> KeyType | None:
     """The type of top-level ``field`` of record ``schema`` (None: no such field)."""
-    named = dict(_named_types(schema, schema.get("namespace")))
+    scope = Scope.of(schema)
     for item in schema.get("fields", ()):
         if isinstance(item, Mapping) and item.get("name") == field:
-            return _type_of(item.get("type"), named, schema.get("namespace"))
+            return _type_of(item.get("type"), scope)
     return None
 
 
@@ -121,49 +123,18 @@ def _number(value: Any) -> str | bytes:
     return str(int(value)) if isinstance(value, int) else _plain(value)
 
 
-def _full_name(name: str, namespace: str | None) -> str:
-    return name if "." in name or not namespace else f"{namespace}.{name}"
-
-
-def _named_types(node: Any, namespace: str | None) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """Every named type (record, enum, fixed) under ``node``, by full and short name."""
-    if isinstance(node, list):
-        for branch in node:
-            yield from _named_types(branch, namespace)
-        return
-    if not isinstance(node, Mapping):
-        return
-    kind = node.get("type")
-    if kind in ("record", "error", "enum", "fixed") and isinstance(node.get("name"), str):
-        space = node.get("namespace", namespace)
-        full = _full_name(node["name"], space if isinstance(space, str) else None)
-        yield full, node
-        yield full.rsplit(".", 1)[-1], node
-        namespace = full.rsplit(".", 1)[0] if "." in full else namespace
-    if kind in ("record", "error"):
-        for item in node.get("fields", ()):
-            if isinstance(item, Mapping):
-                yield from _named_types(item.get("type"), namespace)
-    elif kind == "array":
-        yield from _named_types(node.get("items"), namespace)
-    elif kind == "map":
-        yield from _named_types(node.get("values"), namespace)
-    elif isinstance(kind, (Mapping, list)):
-        yield from _named_types(kind, namespace)
-
-
-def _type_of(node: Any, named: Mapping[str, Mapping[str, Any]], namespace: str | None) -> KeyType:
+def _type_of(node: Any, scope: Scope) -> KeyType:
     if isinstance(node, list):
         branches = [branch for branch in node if branch != "null"]
         nullable = len(branches) < len(node)
         if len(branches) != 1:
-            labels = tuple(_type_of(b, named, namespace).label for b in branches)
+            labels = tuple(_type_of(b, scope).label for b in branches)
             return KeyType("union", nullable=nullable, union_of=labels)
-        inner = _type_of(branches[0], named, namespace)
+        inner = _type_of(branches[0], scope)
         return KeyType(inner.avro_type, inner.logical_type, nullable or inner.nullable)
     if isinstance(node, str):
-        found = named.get(_full_name(node, namespace)) or named.get(node)
-        return _type_of(found, named, namespace) if found is not None else KeyType(node)
+        found = scope.resolve(node)  # a named type defined before: its definition
+        return _type_of(found[0], found[1]) if found is not None else KeyType(node)
     if isinstance(node, Mapping):
         kind = node.get("type")
         logical = node.get("logicalType")
@@ -171,7 +142,7 @@ def _type_of(node: Any, named: Mapping[str, Mapping[str, Any]], namespace: str |
             if kind == "fixed" and logical == "decimal":
                 return KeyType("fixed", "decimal")
             return KeyType(str(kind))
-        inner = _type_of(kind, named, namespace)
+        inner = _type_of(kind, scope)
         applied = isinstance(logical, str) and f"{inner.avro_type}-{logical}" in LOGICAL_WRITERS
         return KeyType(inner.avro_type, logical if applied else None)  # Avro ignores the rest
     return KeyType(type(node).__name__)
