@@ -4,6 +4,7 @@ and the ownership and compatibility refusals (each names its policy, file:line a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -69,6 +70,16 @@ def type_label(avro_type: Any) -> str:
     if kind == "map":
         return f"map<{type_label(avro_type.get('values'))}>"
     return type_label(kind)
+
+
+_SCALE = re.compile(r"decimal\(\d+,(\d+)\)")
+
+
+def rescaled(before: str | None, after: str | None) -> bool:
+    """Whether a type change moves a decimal to another scale (labels of :func:`type_label`):
+    the same bytes then mean another number to a reader resolving with the new schema."""
+    old, new = _SCALE.search(before or ""), _SCALE.search(after or "")
+    return old is not None and new is not None and old.group(1) != new.group(1)
 
 
 def schema_fields(schema: Mapping[str, Any]) -> list[SchemaField]:

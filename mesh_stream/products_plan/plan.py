@@ -43,6 +43,7 @@ from mesh_stream.products_plan.judge import (
     consumer_refusal,
     descriptor_changes,
     ownership_refusal,
+    rescaled,
     schema_changes,
     schema_fields,
 )
@@ -198,6 +199,15 @@ def _plan_registry(plan: ProductPlan, local: _Local, registry: RegistryClient) -
         return
     plan.schema = Status.CHANGED
     plan.schema_changes = schema_changes(json.loads(latest.schema), local.schema_json)
+    plan.warnings += [
+        f"{plan.subject}: field {change.field} is rescaled ({change.before} -> {change.after}): "
+        f"Avro's checkers accept it, but a reader resolving old records with the new schema "
+        f"(Java's, or a deserializer given a reader schema) reads their digits at the new scale "
+        f"(99.90 as 0.9990); mesh-stream's readers use the writer's. Prefer a new field, or a "
+        f"new major version"
+        for change in plan.schema_changes
+        if change.change == "type changed" and rescaled(change.before, change.after)
+    ]
     against = None if level.endswith("_TRANSITIVE") else "latest"
     messages = registry.check_compatibility(plan.subject, local.schema_text, version=against)
     verdict = consumer_verdict(registry, product, local.schema_text)

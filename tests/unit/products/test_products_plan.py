@@ -438,6 +438,33 @@ def test_a_decimal_rescaled_is_a_type_change_with_its_precision_and_scale() -> N
     assert type_label(unscaled) == "fixed (decimal(9,0))"
 
 
+def test_a_rescaled_decimal_is_planned_with_a_warning_for_readers_with_reader_schemas(
+    project_root: Path,
+) -> None:
+    """Avro's checkers accept `decimal(12,2)` -> `decimal(14,4)`; Java reading old records
+    with the new schema reads 99.90 as 0.9990 (h34)."""
+    registry = FakeRegistry()
+    document = json.loads(_schema_file(project_root).read_text())
+    money = {"type": "bytes", "logicalType": "decimal", "precision": 12, "scale": 2}
+    document["fields"].append({"name": "price", "type": money, "doc": "Unit price."})
+    _schema_file(project_root).write_text(json.dumps(document, indent=2))
+    _registered(project_root, registry)
+    document["fields"][-1]["type"] = {**money, "precision": 14, "scale": 4}
+    _schema_file(project_root).write_text(json.dumps(document, indent=2))
+
+    plan = plan_project(load_project(project_root), registry, None, principal="inventory")  # type: ignore[arg-type]
+
+    [item] = plan.products
+    assert item.schema_changes == [
+        SchemaChange("price", "type changed", "bytes (decimal(12,2))", "bytes (decimal(14,4))")
+    ]
+    [warning] = [w for w in item.warnings if "rescaled" in w]
+    assert warning.startswith(
+        f"{SUBJECT}: field price is rescaled (bytes (decimal(12,2)) -> bytes (decimal(14,4)))"
+    )
+    assert "(99.90 as 0.9990)" in warning
+
+
 def test_show_fields_carry_doc_and_pii() -> None:
     schema = {
         "type": "record",
