@@ -201,7 +201,7 @@ def _plan_registry(plan: ProductPlan, local: _Local, registry: RegistryClient) -
     plan.schema_changes = schema_changes(json.loads(latest.schema), local.schema_json)
     plan.warnings += [
         f"{plan.subject}: field {change.field} is rescaled ({change.before} -> {change.after}): "
-        f"Avro's checkers accept it, but a reader resolving old records with the new schema "
+        f"the registry's check accepts it, but a reader resolving old records with the new schema "
         f"(Java's, or a deserializer given a reader schema) reads their digits at the new scale "
         f"(99.90 as 0.9990); mesh-stream's readers use the writer's. Prefer a new field, or a "
         f"new major version"
