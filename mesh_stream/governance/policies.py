@@ -105,10 +105,11 @@ def _policy(
     fix: str,
     params: type[BaseModel] = NoParams,
     overridable: bool = False,
+    severity: Severity = Severity.ERROR,
 ) -> Callable[[Check], Check]:
     def register(check: Check) -> Check:
         BUILTIN_POLICIES[name] = Policy(
-            name, why, fix, check, params=params, overridable=overridable
+            name, why, fix, check, severity=severity, params=params, overridable=overridable
         )
         return check
 
@@ -623,8 +624,7 @@ def check_field_lineage(review: Review, _params: NoParams) -> Iterator[Finding]:
     "from; register or add the missing ones first.",
 )
 def check_inputs_exist(review: Review, _params: NoParams) -> Iterator[Finding]:
-    """Aggregate and consumer-aligned products name inputs, and every input exists; a pii
-    input the product's domain is not a reader of is a warning (the broker refuses it)."""
+    """Aggregate and consumer-aligned products name inputs, and every input exists."""
     product = review.product
     derived = product.kind.value != "source-aligned"
     if derived and not product.inputs:
@@ -657,15 +657,32 @@ def check_inputs_exist(review: Review, _params: NoParams) -> Iterator[Finding]:
                 f"inputs[{index}]",
                 ("inputs", index),
             )
-        elif (closed := _closed_to(review.catalog.product(name), product.domain)) is not None:
+
+
+@_policy(
+    "pii-input-readers",
+    why="A pii product's records reach only its own domain and its `readers` (the ACL plan "
+    "grants no one else READ at the broker): another domain's product built from it has a "
+    "processor the broker refuses on a secured cluster.",
+    fix="Ask the input's owners to add this product's domain to `readers` in their "
+    "descriptor, or build the product from inputs this domain may read.",
+    severity=Severity.WARNING,
+)
+def check_pii_input_readers(review: Review, _params: NoParams) -> Iterator[Finding]:
+    """Every pii input of a product is one its domain may read (its own, or one listing
+    the domain in `readers`)."""
+    product = review.product
+    for index, name in enumerate(product.inputs):
+        if name == product.name or not review.catalog.known(name):
+            continue  # inputs-exist says so
+        closed = _closed_to(review.catalog.product(name), product.domain)
+        if closed is not None:
             yield Finding(
                 f"input {name!r} is classified pii and domain {product.domain!r} is not among "
                 f"its readers ({closed}): on a secured cluster the broker refuses this "
-                f"product's processor its records; ask the owners of {name} to add "
-                f"{product.domain!r} to `readers`",
+                f"product's processor its records",
                 f"inputs[{index}]",
                 ("inputs", index),
-                at_most=Severity.WARNING,
             )
 
 
