@@ -1408,8 +1408,7 @@ def earlier_major(
             f"contract to keep publishing under"
         ) from exc
     schema = as_document(latest.schema)
-    fields = {f.get("name") for f in schema.get("fields", ()) if isinstance(f, Mapping)}
-    if descriptor.key_field is not None and descriptor.key_field not in fields:
+    if descriptor.key_field is not None and keys.key_type(schema, descriptor.key_field) is None:
         raise ConfigurationError(
             f"major version {major} of {descriptor.name} has no field {descriptor.key_field!r} "
             f"(the key_field of version {descriptor.version}) in its latest schema (subject "

@@ -483,12 +483,7 @@ def _undelivered_lines(
 ) -> list[tuple[int, str]]:
     """(line, reason) of each record Kafka did not acknowledge, found by the bytes it sent:
     only the failure path reads the file and encodes its lines again."""
-    reasons = {
-        item.value: item.error
-        + (" (no answer in time: it may have been stored)" * item.maybe_stored)
-        for item in undelivered
-        if item.value is not None
-    }
+    reasons = {item.value: item.reason for item in undelivered if item.value is not None}
     if not reasons:
         return []
     skipped = set(tally.unsent)

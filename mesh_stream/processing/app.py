@@ -498,11 +498,7 @@ class KeyedOutput:
         self.trace = tracing.PublishTrace(spec.output.topic) if tracing.active() else None
         #: The descriptor's key field, whose value must be the record's Kafka key.
         self.key_field = spec.output.key_field
-        self.key_text = keys.key_text(
-            keys.key_type(json.loads(spec.output_schema), self.key_field)
-            if self.key_field is not None
-            else None
-        )
+        self.key_text = keys.field_key_text(json.loads(spec.output_schema), self.key_field)
 
     def publish(self, key: str, record: Mapping[str, Any], newest_input_ms: int) -> None:
         """Queue the record in the output producer, flushed before offsets are committed.

@@ -25,7 +25,7 @@ from fastavro.write import LOGICAL_WRITERS
 
 from mesh_stream.schema.names import Scope
 
-__all__ = ["KeyType", "key_field_problem", "key_text", "key_type"]
+__all__ = ["KeyType", "field_key_text", "key_field_problem", "key_text", "key_type"]
 
 #: The (Avro type, logical type) pairs a key may have.
 KEYABLE = frozenset(
@@ -113,6 +113,11 @@ def key_text(kind: KeyType | None) -> Callable[[Any], str | bytes]:
         return _plain(write(value, {}))
 
     return written
+
+
+def field_key_text(schema: Mapping[str, Any], field: str | None) -> Callable[[Any], str | bytes]:
+    """:func:`key_text` of ``field`` of record ``schema`` (no ``key_field``: plain text)."""
+    return key_text(key_type(schema, field) if field is not None else None)
 
 
 def _plain(value: Any) -> str | bytes:

@@ -71,9 +71,7 @@ def as_written(
     """
     name = f"processor {output.name}" if output is not None else "the processor"
     key_field = output.key_field if output is not None else None
-    key_text = keys.key_text(
-        keys.key_type(json.loads(schema), key_field) if key_field is not None else None
-    )
+    key_text = keys.field_key_text(json.loads(schema), key_field)
     encoder = FramedAvroEncoder(schema, 0)
     decoder = FramedAvroDecoder(lambda _schema_id: schema)
     written: dict[str, Any] = {}
