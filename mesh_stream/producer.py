@@ -443,6 +443,8 @@ class ProductPublisher:
         source: Path | str | None = local if local is not None and local.exists() else None
         if schema is not None:  # a refusal must not send the user to the descriptor's file
             source = schema_source or f"the schema given to {type(self).__name__}(schema=...)"
+        if create_topic:  # a topic Kafka cannot have is refused before anything is registered
+            ensure_topic(product, self.connection, create=False)
         find = registration.register_contract if auto_register else registration.registered_contract
         registered = find(registry, product, document, source=source)
         version = registration.enforced_version(registry, product, registered)
@@ -1239,6 +1241,7 @@ def ensure_topic(
     topic: str | None = None,
     differences: list[topics.TopicDifference] | None = None,
     dead_letters: bool = False,
+    create: bool = True,
 ) -> int | None:
     """Create the product's topic (or ``topic``, e.g. its DLQ) as the descriptor says, if missing.
 
@@ -1250,6 +1253,8 @@ def ensure_topic(
     an existing topic that differs from it is reported (a warning), see that module.
     Returns an existing topic's ``max.message.bytes`` when it is known (None otherwise);
     ``differences``, if given, gets how an existing topic differs from the spec.
+    With ``create=False`` the spec is only made (a replication factor above the cluster's
+    brokers is refused) and nothing is created.
     """
     name = topic or product.topic
     configs: dict[str, Mapping[str, str]] = {}
@@ -1260,6 +1265,8 @@ def ensure_topic(
             if dead_letters
             else topics.product_topic_spec(product, cluster, topic=name)
         )
+        if not create:
+            return None
         found = topics.ensure_topic(connection, spec, configs=configs)
         if differences is not None:
             differences.extend(found)

@@ -15,6 +15,7 @@ from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
 from mesh_stream.errors import (
+    ConfigurationError,
     ProductNotFoundError,
     ProductRejectedError,
     SubjectNotFoundError,
@@ -191,6 +192,19 @@ def test_a_descriptor_over_the_partition_bounds_writes_no_topic_it_could_not_shr
         "[partition-bounds] partitions: partitions 60 is outside"
     ), str(refused.value)
     _nothing_written(kafka, registry, tmp_path, name)
+
+
+def test_a_replication_factor_the_cluster_cannot_have_is_refused_before_registering(
+    kafka: KafkaAddress, registry: RegistryAddress, tmp_path: Path
+) -> None:
+    short = f"replicated-{uuid.uuid4().hex[:8]}"
+    name = _project(tmp_path, short, SCHEMA)
+    path = tmp_path / f"domains/orders/products/{short}.yaml"
+    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "replication_factor": 3}))
+    with pytest.raises(ConfigurationError) as refused:
+        open_publisher(name, settings=_settings(kafka, registry, tmp_path))
+    assert f"topic {name}.v1: replication_factor 3 needs at least 3 brokers" in str(refused.value)
+    _nothing_written(kafka, registry, tmp_path, name)  # no schema registered for it either
 
 
 def _nothing_written(kafka: KafkaAddress, registry: RegistryAddress, root: Path, name: str) -> None:
