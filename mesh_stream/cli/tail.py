@@ -29,6 +29,7 @@ from mesh_stream.errors import (
     ConsumerError,
     DeserializationError,
     MeshError,
+    ProductNotFoundError,
     RegistryUnavailableError,
 )
 from mesh_stream.governance.acl_plan import TAIL_GROUP_PREFIX
@@ -77,13 +78,16 @@ class _EndOfTimeout:
         )
 
 
-def _registered_major(name: str, registry: Any) -> int:
-    """The major version the registry has of ``name`` (0 when it cannot say): a project
-    checkout behind the registry does not bound ``--major``."""
+def _registered_major(name: str, registry: Any) -> tuple[int, str]:
+    """The major version the registry has of ``name`` (0 when it has none), so a project
+    checkout behind the registry does not bound ``--major``; and, when the registry could
+    not be asked, a note saying so for the refusal (the local major may be behind)."""
     try:
-        return resolve_product(name, project=None, registry=registry).version
-    except MeshError:
-        return 0
+        return resolve_product(name, project=None, registry=registry).version, ""
+    except ProductNotFoundError:
+        return 0, ""
+    except MeshError as exc:
+        return 0, f" (the registry could not say whether it has a later one: {exc})"
 
 
 def _as_json(record: ConsumedRecord) -> str:
@@ -202,14 +206,16 @@ def tail(
     registry = registry_for(settings)
     descriptor = resolve_product(product, project=project.locate(settings), registry=registry)
     current = descriptor.version
+    unasked = ""
     if major is not None and major > current:
-        current = max(current, _registered_major(descriptor.name, registry))
+        registered, unasked = _registered_major(descriptor.name, registry)
+        current = max(current, registered)
     if major is not None and major != descriptor.version:
         if major > current:
             registry.close()
             raise click.BadParameter(
                 f"{descriptor.name} is at major version {current}; --major names "
-                f"it or an earlier one (1 to {current})",
+                f"it or an earlier one (1 to {current}){unasked}",
                 param_hint="'--major'",
             )
         descriptor = descriptor.model_copy(update={"version": major})

@@ -502,6 +502,11 @@ def test_a_group_that_read_an_earlier_major_reads_the_new_one_from_its_first_rec
     later = CliRunner().invoke(cli, [*argv, "--major", "3"], env=env)
     assert later.exit_code == 2
     assert f"{v1.name} is at major version 2; --major names it or an earlier one" in later.stderr
+    # a registry that cannot be asked is said to be why no later major was found
+    away = {**env, "MESH_REGISTRY_URL": "http://127.0.0.1:9"}
+    unasked = CliRunner().invoke(cli, [*argv, "--major", "3"], env=away)
+    assert unasked.exit_code == 2
+    assert "(1 to 2) (the registry could not say whether it has a later one: " in unasked.stderr
     # a checkout behind the registry (its descriptor still at 1) reads the registry's major 2
     # (its schema path as the registry's naming policy wants; the path is not read there)
     register_descriptor(
