@@ -118,6 +118,9 @@ class ChildStatus:
     restarts: int
     last_exit: int | None
     log_file: Path
+    #: Exits in a row, each after a run shorter than the back-off's ``stable_after``: two or
+    #: more is a crash loop.
+    failures: int = 0
 
 
 @dataclass
@@ -288,6 +291,7 @@ class Supervisor:
                 restarts=child.restarts,
                 last_exit=child.last_exit,
                 log_file=child.log_file,
+                failures=child.failures,
             )
             for child in self._children.values()
         ]

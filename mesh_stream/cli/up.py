@@ -53,7 +53,8 @@ from mesh_stream.up import MeshUp, UpOptions
 @click.option(
     "--duration",
     type=FiniteFloatRange(min=0, min_open=True),
-    help="Stop by itself after S seconds of running (tests, CI). Default: until Ctrl-C.",
+    help="Stop by itself after S seconds of running (tests, CI); exit status 1 when a child "
+    "was then down or crash-looping. Default: until Ctrl-C.",
 )
 @click.option(
     "--register-only",

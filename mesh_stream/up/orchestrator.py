@@ -74,9 +74,11 @@ from mesh_stream.supervisor import (
     SHUTDOWN_ORDER,
     Backoff,
     ChildSpec,
+    ChildState,
     Supervisor,
     SupervisorEvent,
     describe_exit,
+    last_log_line,
 )
 from mesh_stream.up.broker_watch import BrokerWatch, broker_status, probe_kafka
 from mesh_stream.up.plan import domain_of, topological
@@ -155,6 +157,8 @@ class _Run:
     #: Every schema and descriptor registered (False: skipped for want of a credential, or
     #: some refused); `--register-only` exits 1 unless it is True.
     registered_all: bool = False
+    #: Children down or crash-looping when ``--duration`` ran out (that run exits 1).
+    unhealthy_at_end: list[str] = field(default_factory=list)
 
 
 class MeshUp:
@@ -226,6 +230,13 @@ class MeshUp:
             self._emit(
                 "mesh up --register-only: not every schema and descriptor was registered "
                 "(see above); exit status 1",
+                "red",
+            )
+            return 1
+        if self._run.unhealthy_at_end:
+            self._emit(
+                f"mesh up --duration: when the {self.options.duration:g}s ran out, "
+                f"{'; '.join(self._run.unhealthy_at_end)}; exit status 1",
                 "red",
             )
             return 1
@@ -734,6 +745,7 @@ class MeshUp:
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
                     self.say(f"--duration {self.options.duration:g}s reached; stopping")
+                    self._run.unhealthy_at_end = _unhealthy(supervisor)
                     self._stop.set()
                     break
                 supervisor.poll()
@@ -766,6 +778,29 @@ class MeshUp:
             pids = run.cluster.stop()
             self.say(f"stopped Kafka (pid {', '.join(map(str, pids))}); data kept for next time")
         self.say("mesh up: everything stopped")
+
+
+def _unhealthy(supervisor: Supervisor) -> list[str]:
+    """Each child that is down (waiting for a restart) or crash-looping (two exits in a row,
+    each soon after its start), with its last exit and last log line: a run with
+    ``--duration`` (a CI check) that ends with one must not look like success. A child that
+    crashed once and has run since is not counted; its restart is in the log."""
+    found = []
+    for status in supervisor.status():
+        down = status.state is ChildState.RESTARTING
+        if not down and status.failures < 2:
+            continue
+        state = "was down" if down else "was crash-looping"
+        exit_text = (
+            f", last {describe_exit(status.last_exit)}" if status.last_exit is not None else ""
+        )
+        said = last_log_line(status.log_file)
+        found.append(
+            f"{status.name} {state} (restarted {status.restarts} time(s){exit_text}"
+            + (f": {said}" if said else "")
+            + f"; log: {status.log_file})"
+        )
+    return found
 
 
 def _kinds_started(supervisor: Supervisor) -> list[str]:

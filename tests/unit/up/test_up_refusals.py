@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import shutil
 import socket
 import struct
@@ -21,9 +22,9 @@ from mesh_stream.cli.main import run
 from mesh_stream.errors import ConfigurationError
 from mesh_stream.project import load_project
 from mesh_stream.settings import MeshSettings
-from mesh_stream.supervisor import ChildSpec, ChildState, EventKind, Supervisor
+from mesh_stream.supervisor import Backoff, ChildSpec, ChildState, EventKind, Supervisor
 from mesh_stream.up import MeshUp, UpOptions, probe_registry
-from mesh_stream.up.orchestrator import RESTART_BACKOFF
+from mesh_stream.up.orchestrator import RESTART_BACKOFF, _unhealthy
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -329,3 +330,31 @@ def test_ctrl_c_inside_the_runnables_module_still_interrupts(tmp_path: Path) -> 
     up = MeshUp(MeshSettings(data_dir=tmp_path / "data"), options, out=io.StringIO())
     with pytest.raises(KeyboardInterrupt):
         up._list_runnables()
+
+
+def test_a_crash_looping_or_down_child_is_named_when_duration_runs_out(tmp_path: Path) -> None:
+    """What `mesh up --duration` exits 1 for: a child down or crash-looping at the end, with
+    its last exit and what it said; a child that runs is not named."""
+    loops = (sys.executable, "-c", "print('no such input product'); raise SystemExit(3)")
+    fine = (sys.executable, "-c", "import time; time.sleep(60)")
+    fast = Backoff(initial=0.05, factor=1.0, maximum=0.05, stable_after=60.0)
+    supervisor = Supervisor([], tmp_path, backoff=fast)
+    try:
+        supervisor.add(ChildSpec("proc-loops", "processor", loops))
+        supervisor.add(ChildSpec("sim-fine", "simulator", fine))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            supervisor.poll()
+            if {s.name: s.failures for s in supervisor.status()}["proc-loops"] >= 3:
+                break
+            time.sleep(0.02)
+        [named] = _unhealthy(supervisor)
+        log = tmp_path / "proc-loops.log"
+        assert re.fullmatch(
+            rf"proc-loops was (down|crash-looping) \(restarted \d+ time\(s\), last exited with "
+            rf"status 3: no such input product; log: {re.escape(str(log))}\)",
+            named,
+        ), named
+        assert "sim-fine" not in named
+    finally:
+        supervisor.stop(timeout=5)
