@@ -53,11 +53,24 @@ _STATUS_STYLE = {
     Status.NO_DATA: "dim",
 }
 
-#: A logged error, a traceback, or the project's own CLI error line ("error: ..." or
-#: "orders simulator: error: ...", which a child prints when it stops).
-_ERROR_LINE = re.compile(
-    rb"\b(ERROR|CRITICAL)\b|^Traceback \(most recent call last\)|(^|: )error: "
-)
+#: A traceback, or the project's own CLI error line ("error: ..." or "orders simulator:
+#: error: ...", which a child prints when it stops).
+_ERROR_LINE = re.compile(rb"^Traceback \(most recent call last\)|^error: |: error: ")
+#: A log level's name; the first one in a line is that line's level (a WARNING that quotes
+#: "ERROR" or a library's "error: ..." is not an error).
+_LEVEL = re.compile(rb"\b(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL)\b")
+_ERROR_LEVELS = frozenset({b"ERROR", b"CRITICAL", b"FATAL"})
+
+
+def is_error_line(line: bytes) -> bool:
+    """Whether a child's log line reports an error: a line at level ERROR or CRITICAL, a
+    traceback's first line, or a CLI error line; a line at a lower level never is."""
+    if line.startswith((b"Traceback (most recent call last)", b"error: ")):
+        return True
+    level = _LEVEL.search(line)
+    if level is not None:
+        return level.group() in _ERROR_LEVELS
+    return _ERROR_LINE.search(line) is not None
 #: The one line a processor worker logs before it stops on a record
 #: (:func:`mesh_stream.processing.engine.crash_line`): "processor <name> crashed on <where>: ...".
 _CRASH_LINE = re.compile(rb"processor \S+ crashed on \S+: .*")
@@ -418,7 +431,7 @@ class LogErrorCounter:
             end = chunk.rfind(b"\n") + 1
             found = 0
             for line in chunk[:end].splitlines():
-                if _ERROR_LINE.search(line):
+                if is_error_line(line):
                     found += 1
                     crash = _CRASH_LINE.search(line)
                     if crash is not None:

@@ -191,6 +191,14 @@ def test_log_error_counter_counts_only_new_complete_lines(tmp_path: Path) -> Non
         handle.write("orders simulator: error: POST /subjects/x (HTTP 401)\nerror: no broker\n")
         handle.write("INFO retried after an error: in passing, not counted\n")
     assert counter.count(log) == 6
+    # a line's own level decides: a warning quoting a library's "error:" or "ERROR" is none
+    with log.open("a") as handle:
+        handle.write("2026-12-06 10:00:00,000 WARNING mesh_stream.x: broker said: error: retry\n")
+        handle.write("[2026-12-06 10:00:01,000] [7] [WARNING] Kafka reported ERROR 7; retrying\n")
+        handle.write('{"ts": "2026-12-06T10:00:02Z", "level": "INFO", "message": "no ERROR"}\n')
+        handle.write('{"ts": "2026-12-06T10:00:03Z", "level": "ERROR", "message": "broke"}\n')
+        handle.write("2026-12-06 10:00:04,000 ERROR mesh_stream.x: a WARNING ignored\n")
+    assert counter.count(log) == 8
 
 
 def test_registry_decoder_reads_confluent_framed_avro_once_per_schema() -> None:
