@@ -71,6 +71,8 @@ def is_error_line(line: bytes) -> bool:
     if level is not None:
         return level.group() in _ERROR_LEVELS
     return _ERROR_LINE.search(line) is not None
+
+
 #: The one line a processor worker logs before it stops on a record
 #: (:func:`mesh_stream.processing.engine.crash_line`): "processor <name> crashed on <where>: ...".
 _CRASH_LINE = re.compile(rb"processor \S+ crashed on \S+: .*")
