@@ -784,6 +784,19 @@ def _products_folder(domain: Path, problems: list[str]) -> Path | None:
     return folder
 
 
+def _dangling_link(link: Path, problems: list[str]) -> None:
+    """A problem when ``link`` (a symlink in the domains folder) leads nowhere readable: it
+    is most likely a domain folder kept elsewhere, and must not vanish without a word."""
+    try:
+        link.stat()
+    except OSError as exc:
+        reason = "a broken symlink" if exc.errno == errno.ENOENT else exc.strerror or str(exc)
+        problems.append(
+            f"{link}: cannot read the folder ({reason}), so the descriptors of domain "
+            f"{link.name!r} are not seen; fix the link (or remove it)"
+        )
+
+
 def descriptor_files(domains_dir: Path) -> list[Path]:
     """Every descriptor under ``domains/<domain>/products/`` (``.yaml`` files, then ``.yml``),
     each group sorted. Hidden names (starting with ``.``, :func:`is_hidden`) are skipped, as
@@ -803,7 +816,11 @@ def descriptor_files(domains_dir: Path) -> list[Path]:
     problems: list[str] = []
     found: list[Path] = []
     for entry in _folder_entries(domains_dir, problems):
-        if not entry.is_dir() or is_hidden(entry.name):  # runnables.py, README.md, .git
+        if is_hidden(entry.name):  # .git
+            continue
+        if not entry.is_dir():  # runnables.py, README.md; but a link to nothing is a domain lost
+            if entry.is_symlink():
+                _dangling_link(domains_dir / entry.name, problems)
             continue
         products = _products_folder(domains_dir / entry.name, problems)
         if products is not None:

@@ -108,3 +108,20 @@ def test_the_projects_descriptors_come_through_the_same_check(repo: Path) -> Non
     replace_products_folder(repo, "fifo")
     with pytest.raises(DescriptorError, match="domains/shop/products: not a folder"):
         load_project(repo).descriptors()
+
+
+def test_a_domain_folder_that_is_a_broken_symlink_is_an_error_and_lint_fails(repo: Path) -> None:
+    """h36: a domain kept elsewhere behind a link to nothing was left out, lint exit 0."""
+    shutil.rmtree(repo / "domains/shop")
+    link = repo / "domains/shop"
+    link.symlink_to(repo.parent / "elsewhere" / "shop")
+    (repo / "domains/notes.md").symlink_to(repo / "domains/runnables.py")  # a file: skipped
+    with pytest.raises(DescriptorError) as caught:
+        descriptor_files(repo / "domains")
+    assert str(caught.value) == (
+        f"{link}: cannot read the folder (a broken symlink), so the descriptors of domain "
+        f"'shop' are not seen; fix the link (or remove it)"
+    )
+    result = CliRunner().invoke(cli, ["lint", str(repo)])
+    assert result.exit_code == 1
+    assert f"{link}: cannot read the folder (a broken symlink)" in str(result.exception)
