@@ -319,8 +319,9 @@ def cli_page() -> str:
         "`mesh` is the console script the package installs. Every option can also come from "
         "its `MESH_*` environment variable ([settings](settings.md)); flags win. Errors are "
         "one line, `error: ...`, naming what is wrong and where, with exit status 1; usage "
-        "errors exit 2; Ctrl-C 130; a reader of stdout gone away (`mesh tail ... | head -1`) "
-        "141, silently.",
+        "errors exit 2, bad `MESH_*` variables too (`error: invalid MESH_* environment "
+        "setting:`, then one line per variable: its value and what is expected); Ctrl-C 130; "
+        "a reader of stdout gone away (`mesh tail ... | head -1`) 141, silently.",
     ]
     for path, text in _commands(cli, ("mesh",), None):
         lines += ["", f"## `{' '.join(path)}`", "", "```text", text.rstrip(), "```"]

@@ -15,6 +15,7 @@ import sys
 import traceback
 import warnings
 from collections.abc import Sequence
+from typing import IO, Any
 
 import click
 import httpx
@@ -52,6 +53,17 @@ class _MeshGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
+class EnvironmentSettingError(click.ClickException):
+    """Bad ``MESH_*`` variables: a usage error (exit status 2) shown as the CLI's other
+    errors are, ``error: ...`` with one line per variable, without click's usage lines (the
+    command line itself was fine)."""
+
+    exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=file is None, file=file)
+
+
 class _UnusableSettings:
     """Stands in for settings that did not validate while a subcommand shows its help; any
     use raises the settings' problem, as the group would have."""
@@ -60,7 +72,7 @@ class _UnusableSettings:
         self._problem = problem
 
     def __getattr__(self, name: str) -> object:
-        raise click.UsageError(self._problem)
+        raise EnvironmentSettingError(self._problem)
 
 
 def _asks_for_help(ctx: click.Context) -> bool:
@@ -88,7 +100,7 @@ def cli(ctx: click.Context) -> None:
     except ValidationError as exc:
         problem = environment_problems(exc)
         if not _asks_for_help(ctx):
-            raise click.UsageError(problem) from exc
+            raise EnvironmentSettingError(problem) from exc
         ctx.obj = _UnusableSettings(problem)  # the subcommand prints its help and exits
 
 

@@ -462,6 +462,9 @@ def _check_results(
     assert sorted((item, int(quantity)) for _p, _o, item, quantity in consumed) == sorted(
         (event["item_id"], event["quantity"]) for event in events
     )
+    # where the page says each item's events are (the mesh's partitioner, murmur2)
+    placed = {(item, int(partition)) for partition, _o, item, _q in consumed}
+    assert placed == {("item-0", 0), ("item-1", 0), ("item-2", 2)}
 
     # The processor's output: the newest record per key equals the recomputation.
     expected = _recomputed_totals(events)

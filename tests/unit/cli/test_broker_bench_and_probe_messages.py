@@ -81,7 +81,7 @@ def test_a_start_timeout_under_one_second_is_refused_naming_the_variable(
     status, err = _mesh(["broker", "status"], capsys)
     assert status == 2
     assert err.splitlines()[-2:] == [
-        "Error: invalid MESH_* environment setting:",
+        "error: invalid MESH_* environment setting:",
         "  MESH_BROKER_START_TIMEOUT='0.5': is less than 1 second, which no broker "
         "start fits in; give at least 1 (as `mesh broker start --timeout`), or unset it for "
         "the default 90",

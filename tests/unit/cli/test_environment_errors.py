@@ -20,12 +20,13 @@ def test_each_bad_variable_gets_one_line_naming_it() -> None:
     )
     assert result.exit_code == 2
     assert result.stderr.splitlines()[-3:] == [
-        "Error: invalid MESH_* environment setting:",
+        "error: invalid MESH_* environment setting:",
         "  MESH_BROKER_PORT='abc': Input should be a valid integer, unable to parse string as "
         "an integer",
         "  MESH_BROKER_START_TIMEOUT='-1': Input should be greater than 0",
     ]
     assert "errors.pydantic.dev" not in result.stderr
+    assert "Usage:" not in result.stderr  # the command line was fine: no usage lines (h36)
 
 
 def test_a_broken_credentials_file_is_named_with_its_line(tmp_path: Path) -> None:
@@ -148,7 +149,7 @@ def test_an_option_value_that_reads_like_help_still_meets_the_settings_problem()
         env={"MESH_BOOTSTRAP_SERVERS": "http://kafka:9092"},
     )
     assert result.exit_code == 2
-    assert "Error: invalid MESH_* environment setting:" in result.stderr
+    assert "error: invalid MESH_* environment setting:" in result.stderr
     assert "MESH_BOOTSTRAP_SERVERS='http://kafka:9092'" in result.stderr
 
 

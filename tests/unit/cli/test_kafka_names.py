@@ -220,7 +220,7 @@ def test_serve_names_a_bad_registry_setting(
     monkeypatch.setenv(variable, value)
     status, err = _mesh(SERVE, capsys)
     assert status == 2
-    assert err.splitlines()[-2:] == ["Error: invalid MESH_* environment setting:", expected]
+    assert err.splitlines()[-2:] == ["error: invalid MESH_* environment setting:", expected]
 
 
 @pytest.mark.parametrize(
