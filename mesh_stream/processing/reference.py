@@ -8,8 +8,10 @@ that, so a processor whose ``apply`` counts a replay twice, or whose dedup does 
 found by comparison rather than by reading its code.
 
 Dedup here keeps each id's first arrival and drops a copy arriving less than the horizon
-after it. The engine forgets ids by arrival-time buckets, so a copy arriving close to the
-horizon may be judged differently; ``mesh verify`` generates copies well inside it.
+after it. The engine keeps ids at least that long and forgets them later (by minutes of
+arrival, once no write touched them for the horizon in its own time), so a copy arriving at
+or past the horizon may count there or not: ``past_horizon`` collects the keys of such
+copies, which ``mesh verify`` reports instead of judging.
 """
 
 from __future__ import annotations
@@ -74,9 +76,12 @@ def recompute(
     records: Iterable[InputRecord],
     *,
     defaults: Mapping[str, Mapping[str, Any]] | None = None,
+    past_horizon: dict[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The final output record per Kafka key (``str`` of the state key) after ``records``
-    (``defaults`` as for :func:`project_fields`).
+    (``defaults`` as for :func:`project_fields`). ``past_horizon``, when given, gets each
+    key whose result depends on a copy that arrived at or past the dedup horizon after its
+    first, with the first such copy described (see the module).
 
     Records are taken in the order given; give each input partition's records in offset
     order (``apply`` may not depend on anything more). The processor's own functions are
@@ -114,6 +119,14 @@ def recompute(
                     )
                     if within:
                         continue
+                    if first is not None and past_horizon is not None:
+                        past_horizon.setdefault(
+                            str(state_key),
+                            f"{dedup.field} {value!r} arrived again {item.arrival_ms - first:,} "
+                            f"ms after its first copy{f' ({item.where})' if item.where else ''}"
+                            f", at or past horizon_ms {dedup.horizon_ms:,}: a worker may "
+                            f"still remember it and drop it",
+                        )
                     seen[value] = item.arrival_ms
             with _blamed(processor, "apply", item, processor.input(item.product)):
                 state = states.setdefault(state_key, {})

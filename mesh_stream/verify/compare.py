@@ -53,6 +53,9 @@ class Comparison:
     missing: list[str] = field(default_factory=list)
     #: Keys the output has and the recomputation does not.
     unexpected: list[str] = field(default_factory=list)
+    #: Keys not judged, with why: their result depends on a duplicate that arrived past the
+    #: dedup horizon, which a worker may count or not (see reference.recompute).
+    not_judged: dict[str, str] = field(default_factory=dict)
 
     @property
     def equal(self) -> bool:
@@ -121,16 +124,21 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def compare(
-    expected: Mapping[str, Mapping[str, Any]], got: Mapping[str, Mapping[str, Any]]
+    expected: Mapping[str, Mapping[str, Any]],
+    got: Mapping[str, Mapping[str, Any]],
+    not_judged: Mapping[str, str] | None = None,
 ) -> Comparison:
-    """Every key whose final record differs, is missing or is unexpected, in key order."""
+    """Every key whose final record differs, is missing or is unexpected, in key order;
+    a key of ``not_judged`` (key -> why) that differs is reported there instead."""
     result = Comparison(expected, got)
     for key in sorted(expected):
         if key not in got:
             result.missing.append(key)
             continue
         differences = tuple(_differences(expected[key], got[key], ""))
-        if differences:
+        if differences and not_judged is not None and key in not_judged:
+            result.not_judged[key] = not_judged[key]
+        elif differences:
             result.differing.append(KeyDifference(key, differences))
     result.unexpected = sorted(key for key in got if key not in expected)
     return result
@@ -168,6 +176,8 @@ def render(comparison: Comparison, *, limit: int = 20) -> list[str]:
     wrong = len(comparison.differing) + len(comparison.missing) + len(comparison.unexpected)
     if wrong > shown:
         lines.append(f"... and {wrong - shown} more keys (--show N lists more)")
+    for key, why in list(comparison.not_judged.items())[:limit]:
+        lines.append(f"key {key}: differs, not judged: {why}")
     lines.append(summary(comparison))
     return lines
 
@@ -175,9 +185,16 @@ def render(comparison: Comparison, *, limit: int = 20) -> list[str]:
 def summary(comparison: Comparison) -> str:
     """One line: how many keys, and how many of them are wrong in which way."""
     head = f"{len(comparison.expected)} keys expected, {len(comparison.got)} in the output"
+    aside = (
+        f" ({len(comparison.not_judged)} differing key(s) not judged: a duplicate arrived past "
+        f"the dedup horizon, which a worker may count or not)"
+        if comparison.not_judged
+        else ""
+    )
     if comparison.equal:
-        return f"{head}: every key's final record equals the recomputation"
+        every = "every other" if comparison.not_judged else "every"
+        return f"{head}: {every} key's final record equals the recomputation{aside}"
     return (
         f"{head}: {len(comparison.differing)} differ, {len(comparison.missing)} missing, "
-        f"{len(comparison.unexpected)} unexpected"
+        f"{len(comparison.unexpected)} unexpected{aside}"
     )

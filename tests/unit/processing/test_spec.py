@@ -99,6 +99,13 @@ def test_a_dedup_horizon_forgets_ids() -> None:
         order("a", "eu", 1, 0, 1_000),
     ]
     assert recompute(processor, records)["eu"]["n"] == 2
+    # the copy at the horizon may still be remembered by a worker: its key is named (h37)
+    past: dict[str, str] = {}
+    recompute(processor, [*records, order("b", "us", 1, 0, 5)], past_horizon=past)
+    assert past == {
+        "eu": "event_id 'a' arrived again 1,000 ms after its first copy, at or past "
+        "horizon_ms 1,000: a worker may still remember it and drop it"
+    }
 
 
 def test_a_record_missing_a_declared_field_is_named() -> None:

@@ -457,3 +457,25 @@ def test_a_state_the_engine_could_not_store_fails_the_recomputation(kept: Any, s
         "of key 'k' cannot be stored: "
     )
     assert said in str(failed.value)
+
+
+def test_a_key_that_hangs_on_a_duplicate_past_the_horizon_is_reported_not_judged() -> None:
+    """h37: a worker keeps dedup ids at least the horizon and forgets them later, so a copy
+    past it may be dropped there while the recomputation counts it: not a processor bug."""
+    expected = {"d1": record("d1", 3), "d2": record("d2", 2)}
+    got = {"d1": record("d1", 2), "d2": record("d2", 2)}
+    why = {"d1": "event_id 'E1' arrived again 70,000 ms after its first copy, ..."}
+    comparison = compare(expected, got, why)
+    assert comparison.equal
+    assert comparison.not_judged == why
+    lines = render(comparison)
+    assert lines == [
+        "key d1: differs, not judged: event_id 'E1' arrived again 70,000 ms after its first "
+        "copy, ...",
+        "2 keys expected, 2 in the output: every other key's final record equals the "
+        "recomputation (1 differing key(s) not judged: a duplicate arrived past the dedup "
+        "horizon, which a worker may count or not)",
+    ]
+    # a key named there but wrong in another way (missing) is still wrong; equal ones are quiet
+    assert compare(expected, {"d2": record("d2", 2)}, why).missing == ["d1"]
+    assert compare(expected, expected, why).not_judged == {}
