@@ -50,6 +50,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from mode import Service
 
 from mesh_stream import tracing
+from mesh_stream.descriptor import DataProduct, topic_for
 from mesh_stream.errors import DeserializationError, RegistryError, RegistryUnavailableError
 from mesh_stream.kafka import dlq
 from mesh_stream.kafka.clients import is_fatal, make_consumer
@@ -259,6 +260,70 @@ def offsets_to_commit(
     return [tp for where, tp in latest.items() if where in assigned]
 
 
+@dataclass(frozen=True)
+class MajorMove:
+    """An input now read at a later major than the re-key group last read it at."""
+
+    product: str
+    topic: str
+    #: The earlier majors' topics the group committed offsets on.
+    earlier: tuple[str, ...]
+    #: Records of those topics past the group's committed offsets: never read by it now.
+    unread: int
+
+    def describe(self, app_id: str, group: str) -> str:
+        left = (
+            f"{self.unread:,} record(s) of {', '.join(self.earlier)} it had not read, and any "
+            f"published there from now on, are not read by this processor (republish them to "
+            f"{self.topic} if it must count them)"
+            if self.unread
+            else f"it had read everything on {', '.join(self.earlier)}; records published "
+            f"there from now on are not read by this processor"
+        )
+        return (
+            f"processor {app_id}: input {self.product} moved to {self.topic}: re-key group "
+            f"{group} committed offsets on {', '.join(self.earlier)} and none on {self.topic} "
+            f"yet, so it reads {self.topic} from its first record; {left}"
+        )
+
+
+def major_moves(
+    consumer: Consumer, products: Iterable[DataProduct], timeout: float = 10.0
+) -> list[MajorMove]:
+    """The inputs (products past their first major) whose current topic ``consumer``'s group
+    has committed nothing on while it has committed on an earlier major's topic, as the SDK
+    consumer tells of them; Kafka not answering is no move (nothing is said)."""
+    moves: list[MajorMove] = []
+    try:
+        known = consumer.list_topics(timeout=timeout).topics
+    except KafkaException:
+        return moves
+    for product in products:
+        olds = [topic_for(product.name, major) for major in range(1, product.version)]
+        asked = [
+            TopicPartition(name, partition)
+            for name in (product.topic, *olds)
+            if name in known
+            for partition in known[name].partitions
+        ]
+        if not olds or not asked:
+            continue
+        try:
+            committed = consumer.committed(asked, timeout=timeout)
+            read = {tp.topic for tp in committed if tp.offset >= 0}
+            if not read or product.topic in read:
+                continue
+            unread = 0
+            for tp in committed:
+                if tp.topic in read:
+                    low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+                    unread += max(0, high - max(tp.offset, low))
+        except KafkaException:
+            continue
+        moves.append(MajorMove(product.name, product.topic, tuple(sorted(read)), unread))
+    return moves
+
+
 def read_batch(
     consumer: Consumer, count: int, within: float, last_read: float
 ) -> tuple[list[Message], float]:
@@ -348,8 +413,11 @@ class RekeyStage(Service):
         if instance is not None:  # a restart takes its partitions back without waiting
             config["group.instance.id"] = instance
         consumer = make_consumer(self.spec.connection, config)
-        consumer.subscribe([product.topic for product in self.spec.inputs])
         self._consumer = consumer
+        # said before reading, as the SDK consumer does: what the group leaves behind
+        for move in await self._call(major_moves, consumer, self.spec.inputs):
+            log.warning("%s", move.describe(self.spec.app_id, self.group_id))
+        consumer.subscribe([product.topic for product in self.spec.inputs])
         self.add_future(self._run())
 
     async def crash(self, reason: BaseException) -> None:
