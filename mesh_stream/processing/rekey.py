@@ -294,6 +294,9 @@ def major_moves(
     has committed nothing on while it has committed on an earlier major's topic, as the SDK
     consumer tells of them; Kafka not answering is no move (nothing is said)."""
     moves: list[MajorMove] = []
+    products = [product for product in products if product.version > 1]
+    if not products:
+        return moves
     try:
         known = consumer.list_topics(timeout=timeout).topics
     except KafkaException:
