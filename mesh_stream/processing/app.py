@@ -49,7 +49,12 @@ from mesh_stream.processing.names import INTERNAL_TOPIC, processor_app_id, sourc
 from mesh_stream.processing.outputs import OutputProducer
 from mesh_stream.processing.reads import check_reads
 from mesh_stream.processing.rekey import Encode, Envelope, RekeyStage, Route
-from mesh_stream.processing.spec import Processor, inputs_problem, key_field_differs
+from mesh_stream.processing.spec import (
+    Processor,
+    inputs_problem,
+    key_field_differs,
+    shown_key,
+)
 from mesh_stream.project import MeshProject, find_project
 from mesh_stream.registration import (
     ensure_dlq_topics,
@@ -514,8 +519,10 @@ class KeyedOutput:
             value = record[key_field]
             as_key = self.key_text(value) if value is not None else None
             raise ProcessorError(
-                f"its key field {key_field!r} is {value!r} (as a key: {as_key!r}), but the "
-                f"record is published under the processor's key {key!r}; the two must be equal"
+                f"its key field {key_field!r} is {shown_key(value)} (as a key: "
+                f"{shown_key(as_key)}), but the "
+                f"record is published under the processor's key {shown_key(key)}; the two must be "
+                f"equal"
             )
         value = self.encoder.encode(record)
         stamp = str(newest_input_ms).encode()

@@ -39,7 +39,7 @@ import orjson
 
 from mesh_stream.errors import MeshError, ProcessorError
 from mesh_stream.processing import faust_seams
-from mesh_stream.processing.spec import state_json
+from mesh_stream.processing.spec import shown_key, state_json
 
 __all__ = ["DeferredTable", "DeferredWrites", "FlushBeforeCommit", "defer_writes"]
 
@@ -129,7 +129,7 @@ class DeferredTable(MutableMapping[str, Any]):
             # refused now, naming the key, rather than by faust's producer at the next flush,
             # which would stop the worker at every restart with aiokafka's words
             raise StateTooLargeError(
-                f"the state of key {key!r} takes {len(text):,} bytes as JSON, over the "
+                f"the state of key {shown_key(key)} takes {len(text):,} bytes as JSON, over the "
                 f"{most:,} one changelog record may hold; keep less in it (totals rather than "
                 f"the events themselves)"
             )

@@ -115,6 +115,7 @@ from mesh_stream.processing.spec import (
     inputs_problem,
     not_read_error,
     read_fields,
+    shown_key,
 )
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings, environment_problems
@@ -425,7 +426,8 @@ class Aggregation:
         function: str | None = None,
     ) -> _ReportedError:
         log.error("%s", crash_line(self.processor.output, where, exc, field, function))
-        return _ReportedError(str(exc))
+        said = str(exc)  # in mode's "Crashed reason=..." line too: the crash line has it all
+        return _ReportedError(said if len(said) <= 300 else f"{said[:297]}...")
 
     def _with_defaults(
         self, declared: Input, record: Mapping[str, Any], where: str
@@ -736,7 +738,8 @@ class Aggregation:
                     with self.trace.processing(reflected):
                         self.publish(kafka_key, record, newest_input_ms)
             except (SerializationError, ProcessorError) as exc:  # what emit returned
-                unfit = ProcessorError(f"emit returned a record for key {kafka_key!r}: {exc}")
+                shown = shown_key(kafka_key)
+                unfit = ProcessorError(f"emit returned a record for key {shown}: {exc}")
                 raise self._fail(last.where, unfit) from exc
 
     def _within_retention(self, expiry: WindowExpiry, key: str, envelopes: list[Envelope]) -> bool:

@@ -63,6 +63,7 @@ __all__ = [
     "key_field_differs",
     "not_read_error",
     "read_fields",
+    "shown_key",
 ]
 
 
@@ -473,11 +474,21 @@ def not_read_error(declared: Input, exc: Exception, function: str = "key") -> Pr
     )
 
 
+def shown_key(key: object, limit: int = 80) -> str:
+    """``repr(key)`` for a message, cut short with its length when long: a key of a megabyte
+    must not make the one crash line a megabyte too (log shippers drop or split such lines)."""
+    text = repr(key)
+    if len(text) <= limit:
+        return text
+    length = len(key) if isinstance(key, (str, bytes)) else len(text)
+    return f"{text[: limit - 3]}... ({length:,} characters)"
+
+
 def check_key(key: object) -> None:
     """``key``'s return value is a str or None; a :class:`ProcessorError` otherwise."""
     if key is not None and not isinstance(key, str):
         raise ProcessorError(
-            f"key returned {type(key).__name__} {key!r}; it must return a str (or None to "
+            f"key returned {type(key).__name__} {shown_key(key)}; it must return a str (or None to "
             f"drop the record)"
         )
 
@@ -503,7 +514,7 @@ def emit_checked(
     record = emit(key, state)
     if not isinstance(record, Mapping):
         raise ProcessorError(
-            f"emit returned {_shown(record)} for key {str(key)!r}; it must return the "
+            f"emit returned {_shown(record)} for key {shown_key(str(key))}; it must return the "
             f"output record (a dict of its fields)"
         )
     return dict(record)
@@ -532,7 +543,7 @@ def state_json(key: str, value: Any) -> bytes:
             json.dumps(value, allow_nan=False)  # raises ValueError if so
     except (TypeError, ValueError) as exc:
         raise TypeError(
-            f"the state of key {key!r} cannot be stored: {exc}; keep JSON values in it "
+            f"the state of key {shown_key(key)} cannot be stored: {exc}; keep JSON values in it "
             f"(numbers, strings, lists, dicts; e.g. integer cents for a decimal)"
         ) from exc
     return text

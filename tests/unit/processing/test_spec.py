@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mesh_stream.errors import ConfigurationError
+from mesh_stream.errors import ConfigurationError, ProcessorError
 from mesh_stream.processing.reference import InputRecord, recompute
 from mesh_stream.processing.spec import (
     Dedup,
@@ -17,6 +17,8 @@ from mesh_stream.processing.spec import (
     Processor,
     Tumbling,
     WindowKey,
+    check_key,
+    shown_key,
 )
 
 
@@ -132,3 +134,17 @@ def test_bad_declarations_are_refused_with_the_fix() -> None:
         Processor("analytics.t", (ORDERS, ORDERS), count, emit)
     with pytest.raises(ConfigurationError, match=r"window must be Tumbling\(\.\.\.\) or Hopping"):
         Processor("analytics.t", (ORDERS,), count, emit, window=object())  # type: ignore[arg-type]
+
+
+def test_a_huge_key_is_cut_short_in_messages() -> None:
+    """h37: a 900 KB key made a 1.8 MB crash log, the key written out in full twice."""
+    assert shown_key("eu@1764") == "'eu@1764'"
+    huge = "big" * 300_000
+    assert shown_key(huge) == repr(huge)[:77] + "... (900,000 characters)"
+    with pytest.raises(ProcessorError) as refused:
+        check_key(b"k" * 1_000_000)
+    assert str(refused.value) == (
+        f"key returned bytes {shown_key(b'k' * 1_000_000)}; it must return a str (or None to "
+        "drop the record)"
+    )
+    assert len(str(refused.value)) < 200
