@@ -9,12 +9,15 @@ that crash loop into one line naming the field, the input and the processor.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from mesh_stream.errors import ConfigurationError
 from mesh_stream.processing.codec import field_defaults
 from mesh_stream.processing.spec import Processor
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "check_reads",
@@ -84,6 +87,17 @@ def check_reads(processor: Processor, input_schemas: Mapping[str, str]) -> None:
                 f"{declared.product}, which its latest registered schema does not have "
                 f"(fields: {', '.join(sorted(known))}); remove it from `reads` of that input "
                 f"(and from key/apply), or restore the field in {declared.product}"
+            )
+        dedup = processor.dedup
+        if dedup is not None and dedup.field in known and dedup.field not in declared.reads:
+            log.warning(
+                "processor %s: input %s has the dedup field %r but does not read it, so its "
+                "records are not deduplicated (a retried copy counts twice); add %r to that "
+                "input's `reads`",
+                processor.output,
+                declared.product,
+                dedup.field,
+                dedup.field,
             )
         if declared.event_time is not None:
             problem = time_type_problem(schema_field_types(schema).get(declared.event_time))

@@ -79,3 +79,31 @@ def test_an_event_time_that_is_no_epoch_milliseconds_is_refused_naming_field_and
         f"or a long with logicalType timestamp-millis): name such a field, or leave "
         f"event_time out to use the arrival time"
     )
+
+
+def test_an_input_that_has_the_dedup_field_and_does_not_read_it_is_warned_of(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """h37: its records were silently not deduplicated."""
+    from mesh_stream.processing import Dedup
+
+    def key(fields: Mapping[str, Any]) -> str:
+        return str(fields["item_id"])
+
+    def fold(state: dict[str, Any], _event: Any) -> None:
+        state["n"] = state.get("n", 0) + 1
+
+    events = Input("teamx.events", key=key, reads=("item_id", "event_id"))
+    prices = Input("teamx.prices", key=key, reads=("item_id",))  # has event_id, reads it not
+    processor = Processor(
+        "teamx.joined", (events, prices), fold, lambda _k, s: s, dedup=Dedup("event_id")
+    )
+    fields = [{"name": "item_id", "type": "string"}, {"name": "event_id", "type": "string"}]
+    schema = json.dumps({"type": "record", "name": "E", "fields": fields})
+    with caplog.at_level("WARNING"):
+        check_reads(processor, {"teamx.events": schema, "teamx.prices": schema})
+    assert [record.getMessage() for record in caplog.records] == [
+        "processor teamx.joined: input teamx.prices has the dedup field 'event_id' but does not "
+        "read it, so its records are not deduplicated (a retried copy counts twice); add "
+        "'event_id' to that input's `reads`"
+    ]
