@@ -900,6 +900,26 @@ def _local_descriptor(name: str, folder: Path, short: str) -> DataProduct | None
     return None
 
 
+def _topic_hint(name: str) -> str:
+    """What to write instead when ``name`` is a product's topic (``orders.order-placed.v1``)
+    or dead-letter topic (``....v1.dlq``, ``....dlq``) rather than its name."""
+    found = re.fullmatch(r"(?P<product>[^.]+\.[^.]+?)(\.v(?P<major>\d+))?(?P<dlq>\.dlq)?", name)
+    if (
+        found is None
+        or not (found["major"] or found["dlq"])
+        or not PRODUCT_NAME.match(found["product"])
+    ):
+        return ""
+    product = found["product"]
+    major = f" --major {found['major']}" if found["major"] and found["major"] != "1" else ""
+    if found["dlq"]:
+        return (
+            f"; that is a dead-letter topic: its product is {product} (read its dead letters "
+            f"with `mesh tail {product}{major} --dead-letters`)"
+        )
+    return f"; that is a topic: name its product, {product}" + (f", with{major}" if major else "")
+
+
 def resolve_product(
     name: str | DataProduct,
     *,
@@ -922,6 +942,7 @@ def resolve_product(
     if match is None:
         raise ConfigurationError(
             f"{name!r} is not a product name `<domain>.<product>` (e.g. orders.order-placed)"
+            + _topic_hint(name)
         )
     folder = (products_dir or (root or Path(".")) / "domains") / match["domain"] / "products"
     if root is not None:

@@ -125,3 +125,37 @@ def test_a_domain_folder_that_is_a_broken_symlink_is_an_error_and_lint_fails(rep
     result = CliRunner().invoke(cli, ["lint", str(repo)])
     assert result.exit_code == 1
     assert f"{link}: cannot read the folder (a broken symlink)" in str(result.exception)
+
+
+@pytest.mark.parametrize(
+    ("given", "hint"),
+    [
+        (
+            "orders.order-placed.dlq",
+            "; that is a dead-letter topic: its product is orders.order-placed (read its dead "
+            "letters with `mesh tail orders.order-placed --dead-letters`)",
+        ),
+        (
+            "orders.order-placed.v2.dlq",
+            "; that is a dead-letter topic: its product is orders.order-placed (read its dead "
+            "letters with `mesh tail orders.order-placed --major 2 --dead-letters`)",
+        ),
+        ("orders.order-placed.v1", "; that is a topic: name its product, orders.order-placed"),
+        (
+            "orders.order-placed.v3",
+            "; that is a topic: name its product, orders.order-placed, with --major 3",
+        ),
+        ("orders", ""),
+        ("orders.order-placed.extra", ""),
+    ],
+)
+def test_a_topic_given_for_a_product_name_is_named_as_such(given: str, hint: str) -> None:
+    """h37: `mesh tail teamx.example-event.dlq` said only that it is no product name."""
+    from mesh_stream.descriptor import resolve_product
+    from mesh_stream.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError) as refused:
+        resolve_product(given, registry=None, root=None)
+    assert str(refused.value) == (
+        f"{given!r} is not a product name `<domain>.<product>` (e.g. orders.order-placed){hint}"
+    )
