@@ -61,7 +61,7 @@ def asyncapi(
             group, server, title=title, version=version, registry_url=schema_registry
         )
         documents.append((f"asyncapi-{file_stem}.{suffix}", document))
-    if output is None and len(documents) > 1:
+    if output is None and (len(documents) > 1 or as_json):  # JSON: a line per document
         write_stream(documents, as_json=as_json)
         return
     write_documents(documents, output, as_json=as_json)

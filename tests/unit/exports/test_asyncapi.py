@@ -403,6 +403,8 @@ def test_cli_writes_streams_and_files_without_secrets(
     ]
     single = yaml.safe_load(mesh("orders.order-placed"))
     assert list(single["channels"]) == ["orders.order-placed"]
+    [line] = mesh("orders.order-placed", "--json").splitlines()  # one document: one line too
+    assert json.loads(line) == single
     mesh("--all", "--per-product", "--json", "--output", str(tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "asyncapi-customers.customer-profile.json",
