@@ -118,9 +118,16 @@ class ChildStatus:
     restarts: int
     last_exit: int | None
     log_file: Path
-    #: Exits in a row, each after a run shorter than the back-off's ``stable_after``: two or
-    #: more is a crash loop.
+    #: Exits in a row, each after a run shorter than the back-off's ``stable_after`` (reset
+    #: only by the next exit): two or more, with the current run not yet that long, is a
+    #: crash loop.
     failures: int = 0
+    #: Seconds the current run has lasted (None when not running).
+    up_for: float | None = None
+    #: Whether the current run has lasted the back-off's ``stable_after``.
+    stable: bool = False
+    #: The last line the child wrote before its last exit, as its exit event quoted it.
+    last_said: str | None = None
 
 
 @dataclass
@@ -133,6 +140,7 @@ class _Child:
     restarts: int = 0
     next_start: float | None = None
     last_exit: int | None = None
+    last_said: str | None = None
     stopped: bool = False
 
 
@@ -282,19 +290,26 @@ class Supervisor:
         return self._children[name].log_file
 
     def status(self) -> list[ChildStatus]:
-        return [
-            ChildStatus(
-                name=child.spec.name,
-                kind=child.spec.kind,
-                state=self._state(child),
-                pid=child.process.pid if child.process is not None else None,
-                restarts=child.restarts,
-                last_exit=child.last_exit,
-                log_file=child.log_file,
-                failures=child.failures,
+        now = self._clock()
+        found = []
+        for child in self._children.values():
+            up_for = now - child.started_at if child.process is not None else None
+            found.append(
+                ChildStatus(
+                    name=child.spec.name,
+                    kind=child.spec.kind,
+                    state=self._state(child),
+                    pid=child.process.pid if child.process is not None else None,
+                    restarts=child.restarts,
+                    last_exit=child.last_exit,
+                    log_file=child.log_file,
+                    failures=child.failures,
+                    up_for=up_for,
+                    stable=up_for is not None and up_for >= self.backoff.stable_after,
+                    last_said=child.last_said,
+                )
             )
-            for child in self._children.values()
-        ]
+        return found
 
     def _state(self, child: _Child) -> ChildState:
         if child.process is not None:
@@ -409,6 +424,7 @@ class Supervisor:
         child.restarts += 1
         ran_text = f" after {ran:.1f}s" if status is not None else ""
         said = last_log_line(child.log_file) if status is not None and status > 0 else None
+        child.last_said = said
         said_text = f": {said}" if said else ""
         return self._emit(
             child.spec.name,

@@ -32,7 +32,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -75,10 +75,10 @@ from mesh_stream.supervisor import (
     Backoff,
     ChildSpec,
     ChildState,
+    ChildStatus,
     Supervisor,
     SupervisorEvent,
     describe_exit,
-    last_log_line,
 )
 from mesh_stream.up.broker_watch import BrokerWatch, broker_status, probe_kafka
 from mesh_stream.up.plan import domain_of, topological
@@ -745,7 +745,10 @@ class MeshUp:
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
                     self.say(f"--duration {self.options.duration:g}s reached; stopping")
-                    self._run.unhealthy_at_end = _unhealthy(supervisor)
+                    statuses = supervisor.status()
+                    if self._run.cluster is not None:  # the broker `mesh up` started
+                        statuses.insert(0, broker_status(self._run.cluster, broker_watch))
+                    self._run.unhealthy_at_end = _unhealthy(statuses)
                     self._stop.set()
                     break
                 supervisor.poll()
@@ -780,25 +783,25 @@ class MeshUp:
         self.say("mesh up: everything stopped")
 
 
-def _unhealthy(supervisor: Supervisor) -> list[str]:
-    """Each child that is down (waiting for a restart) or crash-looping (two exits in a row,
-    each soon after its start), with its last exit and last log line: a run with
+def _unhealthy(statuses: Iterable[ChildStatus]) -> list[str]:
+    """Each child (or the local broker) that is down, waiting for a restart, or
+    crash-looping (two exits in a row, each soon after its start, and not yet running
+    stably since), with its last exit and the line it wrote before it: a run with
     ``--duration`` (a CI check) that ends with one must not look like success. A child that
-    crashed once and has run since is not counted; its restart is in the log."""
+    crashed and has run stably since is not counted; its restarts are in the log."""
     found = []
-    for status in supervisor.status():
-        down = status.state is ChildState.RESTARTING
-        if not down and status.failures < 2:
+    for status in statuses:
+        down = status.state is not ChildState.RUNNING
+        if not down and (status.failures < 2 or status.stable):
             continue
         state = "was down" if down else "was crash-looping"
         exit_text = (
             f", last {describe_exit(status.last_exit)}" if status.last_exit is not None else ""
         )
-        said = last_log_line(status.log_file)
+        said = f": {status.last_said}" if status.last_said else ""
         found.append(
-            f"{status.name} {state} (restarted {status.restarts} time(s){exit_text}"
-            + (f": {said}" if said else "")
-            + f"; log: {status.log_file})"
+            f"{status.name} {state} (restarted {status.restarts} time(s){exit_text}{said}; "
+            f"log: {status.log_file})"
         )
     return found
 

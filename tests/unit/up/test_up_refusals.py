@@ -334,7 +334,7 @@ def test_ctrl_c_inside_the_runnables_module_still_interrupts(tmp_path: Path) -> 
 
 def test_a_crash_looping_or_down_child_is_named_when_duration_runs_out(tmp_path: Path) -> None:
     """What `mesh up --duration` exits 1 for: a child down or crash-looping at the end, with
-    its last exit and what it said; a child that runs is not named."""
+    its last exit and the line it wrote before it; a child that runs is not named."""
     loops = (sys.executable, "-c", "print('no such input product'); raise SystemExit(3)")
     fine = (sys.executable, "-c", "import time; time.sleep(60)")
     fast = Backoff(initial=0.05, factor=1.0, maximum=0.05, stable_after=60.0)
@@ -348,13 +348,67 @@ def test_a_crash_looping_or_down_child_is_named_when_duration_runs_out(tmp_path:
             if {s.name: s.failures for s in supervisor.status()}["proc-loops"] >= 3:
                 break
             time.sleep(0.02)
-        [named] = _unhealthy(supervisor)
         log = tmp_path / "proc-loops.log"
+        assert [name.split(" ")[0] for name in _unhealthy(supervisor.status())] == ["proc-loops"]
+        [named] = _unhealthy(supervisor.status())
         assert re.fullmatch(
             rf"proc-loops was (down|crash-looping) \(restarted \d+ time\(s\), last exited with "
             rf"status 3: no such input product; log: {re.escape(str(log))}\)",
             named,
         ), named
-        assert "sim-fine" not in named
     finally:
         supervisor.stop(timeout=5)
+
+
+def test_a_child_that_crashed_at_start_and_then_ran_stably_is_not_named(tmp_path: Path) -> None:
+    """h38: two exits at start-up (a registry not ready yet) then a healthy run was still
+    called crash-looping, quoting the running child's newest line."""
+    marker = tmp_path / "starts"
+    flaky = (
+        sys.executable,
+        "-c",
+        f"import pathlib, time; p = pathlib.Path({str(marker)!r}); n = len(p.read_text()) "
+        f"if p.exists() else 0; p.write_text('x' * (n + 1)); print('attempt', n + 1, "
+        f"flush=True); raise SystemExit(3) if n < 2 else time.sleep(60)",
+    )
+    fast = Backoff(initial=0.05, factor=1.0, maximum=0.05, stable_after=0.5)
+    supervisor = Supervisor([], tmp_path, backoff=fast)
+    try:
+        supervisor.add(ChildSpec("proc-flaky", "processor", flaky))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            supervisor.poll()
+            [status] = supervisor.status()
+            if status.restarts == 2 and status.state is ChildState.RUNNING:
+                break
+            time.sleep(0.02)
+        [status] = supervisor.status()
+        assert (status.failures, status.last_said) == (2, "attempt 2")
+        assert _unhealthy([status]) == [  # running, but not stably yet: still a loop
+            f"proc-flaky was crash-looping (restarted 2 time(s), last exited with status 3: "
+            f"attempt 2; log: {tmp_path / 'proc-flaky.log'})"
+        ]
+        time.sleep(0.6)
+        supervisor.poll()
+        assert _unhealthy(supervisor.status()) == []  # stable since: healthy at the end
+    finally:
+        supervisor.stop(timeout=5)
+
+
+def test_run_exits_1_and_names_the_unhealthy_children(tmp_path: Path) -> None:
+    """What the CLI returns when --duration ran out on a crash loop."""
+    out = io.StringIO()
+    options = UpOptions(rate=1, seed=1, fresh=False, view=False, duration=5, project=None)
+    up = MeshUp(MeshSettings(data_dir=tmp_path / "data"), options, out=out)
+    said = "proc-x was crash-looping (restarted 4 time(s), last exited with status 3: boom)"
+
+    def start_all() -> None:
+        up._run.unhealthy_at_end = [said]
+        up._stop.set()  # as if --duration had run out
+
+    up._start_all = start_all  # type: ignore[method-assign]
+    assert up.run() == 1
+    assert f"mesh up --duration: when the 5s ran out, {said}; exit status 1" in out.getvalue()
+    up._start_all = up._stop.set  # type: ignore[method-assign]
+    up._run.unhealthy_at_end = []
+    assert up.run() == 0
