@@ -53,9 +53,9 @@ _STATUS_STYLE = {
     Status.NO_DATA: "dim",
 }
 
-#: A traceback, or the project's own CLI error line ("error: ..." or "orders simulator:
-#: error: ...", which a child prints when it stops).
-_ERROR_LINE = re.compile(rb"^Traceback \(most recent call last\)|^error: |: error: ")
+#: The project's own CLI error line, which a child prints when it stops: "error: ..." or
+#: "orders simulator: error: ..." (a name of words before it).
+_CLI_ERROR = re.compile(rb"^(error|[\w.-]+( [\w.-]+)*: error): ")
 #: A log level's name; the first one in a line is that line's level (a WARNING that quotes
 #: "ERROR" or a library's "error: ..." is not an error).
 _LEVEL = re.compile(rb"\b(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL)\b")
@@ -65,12 +65,10 @@ _ERROR_LEVELS = frozenset({b"ERROR", b"CRITICAL", b"FATAL"})
 def is_error_line(line: bytes) -> bool:
     """Whether a child's log line reports an error: a line at level ERROR or CRITICAL, a
     traceback's first line, or a CLI error line; a line at a lower level never is."""
-    if line.startswith((b"Traceback (most recent call last)", b"error: ")):
+    if line.startswith(b"Traceback (most recent call last)") or _CLI_ERROR.match(line):
         return True
     level = _LEVEL.search(line)
-    if level is not None:
-        return level.group() in _ERROR_LEVELS
-    return _ERROR_LINE.search(line) is not None
+    return level is not None and level.group() in _ERROR_LEVELS
 
 
 #: The one line a processor worker logs before it stops on a record

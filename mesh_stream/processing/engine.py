@@ -281,12 +281,23 @@ def crash_line(
     KeyError 'region' (field 'region')``: the processor's ``function`` that failed, if one
     did; a :class:`~mesh_stream.errors.ProcessorError` says what broke in its own words."""
     if isinstance(exc, ProcessorError):
-        return f"processor {output} crashed on {where}: {exc}"
+        return f"processor {output} crashed on {where}: {_cut(str(exc))}"
     if field is None and isinstance(exc, KeyError) and exc.args:
         field = str(exc.args[0])
-    involved = f" (field {field!r})" if field is not None else ""
+    involved = f" (field {shown_key(field)})" if field is not None else ""
     raised = f"{function} raised " if function is not None else ""
-    return f"processor {output} crashed on {where}: {raised}{type(exc).__name__} {exc}{involved}"
+    said = _cut(str(exc))
+    return f"processor {output} crashed on {where}: {raised}{type(exc).__name__} {said}{involved}"
+
+
+#: The most characters of an exception's text a crash line quotes (a KeyError of a huge key).
+CRASH_TEXT_LIMIT = 1_000
+
+
+def _cut(text: str, limit: int = CRASH_TEXT_LIMIT) -> str:
+    """``text`` cut short, with its length, when longer than ``limit``: the one crash line
+    must stay a line a log shipper takes whole."""
+    return text if len(text) <= limit else f"{text[: limit - 3]}... ({len(text):,} characters)"
 
 
 class _ReportedError(Exception):
@@ -426,8 +437,7 @@ class Aggregation:
         function: str | None = None,
     ) -> _ReportedError:
         log.error("%s", crash_line(self.processor.output, where, exc, field, function))
-        said = str(exc)  # in mode's "Crashed reason=..." line too: the crash line has it all
-        return _ReportedError(said if len(said) <= 300 else f"{said[:297]}...")
+        return _ReportedError(_cut(str(exc)))  # in mode's "Crashed reason=..." line too
 
     def _with_defaults(
         self, declared: Input, record: Mapping[str, Any], where: str

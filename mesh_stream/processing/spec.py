@@ -480,7 +480,9 @@ def shown_key(key: object, limit: int = 80) -> str:
     text = repr(key)
     if len(text) <= limit:
         return text
-    length = len(key) if isinstance(key, (str, bytes)) else len(text)
+    if isinstance(key, bytes):
+        return f"{text[: limit - 3]}... ({len(key):,} bytes)"
+    length = len(key) if isinstance(key, str) else len(text)
     return f"{text[: limit - 3]}... ({length:,} characters)"
 
 

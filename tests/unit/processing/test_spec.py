@@ -148,3 +148,17 @@ def test_a_huge_key_is_cut_short_in_messages() -> None:
         "drop the record)"
     )
     assert len(str(refused.value)) < 200
+    assert shown_key(b"k" * 100).endswith("... (100 bytes)")
+
+
+def test_a_crash_line_quoting_a_huge_key_stays_short() -> None:
+    """h38: apply raising KeyError(key) of a 900 KB key wrote it twice in the crash line."""
+    from mesh_stream.processing.engine import crash_line
+
+    line = crash_line("analytics.x", "orders.v1[0]@5", KeyError("k" * 900_000), None, "apply")
+    assert line.startswith(
+        "processor analytics.x crashed on orders.v1[0]@5: apply raised KeyError "
+    )
+    assert "... (900,002 characters) (field 'kkkk" in line  # str(KeyError) is quoted: +2
+    assert line.endswith("... (900,000 characters))")
+    assert len(line) < 2_200

@@ -199,6 +199,10 @@ def test_log_error_counter_counts_only_new_complete_lines(tmp_path: Path) -> Non
         handle.write('{"ts": "2026-12-06T10:00:03Z", "level": "ERROR", "message": "broke"}\n')
         handle.write("2026-12-06 10:00:04,000 ERROR mesh_stream.x: a WARNING ignored\n")
     assert counter.count(log) == 8
+    # a child's own error line stays one even when it quotes a level's name (h38)
+    with log.open("a") as handle:
+        handle.write("orders simulator: error: MESH_LOG_LEVEL=DEBUG is not allowed here\n")
+    assert counter.count(log) == 9
 
 
 def test_registry_decoder_reads_confluent_framed_avro_once_per_schema() -> None:
