@@ -350,8 +350,9 @@ class Dedup:
     and records whose ``field`` is null, are not deduplicated.
 
     With ``horizon_ms`` a copy is recognised when it arrives within that long of the first
-    (ids are forgotten afterwards, so state stays bounded); without, ids are kept per key for
-    as long as the key lives, which suits keys that stop receiving events (closed windows).
+    (ids are kept at least that long and forgotten some time after, so state stays bounded);
+    without, ids are kept per key for as long as the key lives, which suits keys that stop
+    receiving events (closed windows).
     """
 
     field: str = "event_id"

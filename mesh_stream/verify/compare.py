@@ -53,8 +53,9 @@ class Comparison:
     missing: list[str] = field(default_factory=list)
     #: Keys the output has and the recomputation does not.
     unexpected: list[str] = field(default_factory=list)
-    #: Keys not judged, with why: their result depends on a duplicate that arrived past the
-    #: dedup horizon, which a worker may count or not (see reference.recompute).
+    #: Keys whose output is the other allowed result, with why: it hangs on a duplicate that
+    #: arrived past the dedup horizon, which a worker may still remember and drop (see
+    #: reference.recompute); their output equals the recomputation with that copy dropped.
     not_judged: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -126,18 +127,20 @@ def _same(a: Any, b: Any) -> bool:
 def compare(
     expected: Mapping[str, Mapping[str, Any]],
     got: Mapping[str, Mapping[str, Any]],
-    not_judged: Mapping[str, str] | None = None,
+    allowed: Mapping[str, tuple[str, Mapping[str, Any]]] | None = None,
 ) -> Comparison:
-    """Every key whose final record differs, is missing or is unexpected, in key order;
-    a key of ``not_judged`` (key -> why) that differs is reported there instead."""
+    """Every key whose final record differs, is missing or is unexpected, in key order.
+    ``allowed`` gives a key another result it may end with, and why (key -> (why, record)):
+    a key that differs from ``expected`` but equals that record is in ``not_judged``."""
     result = Comparison(expected, got)
     for key in sorted(expected):
         if key not in got:
             result.missing.append(key)
             continue
         differences = tuple(_differences(expected[key], got[key], ""))
-        if differences and not_judged is not None and key in not_judged:
-            result.not_judged[key] = not_judged[key]
+        other = allowed.get(key) if allowed is not None else None
+        if differences and other is not None and not any(_differences(other[1], got[key], "")):
+            result.not_judged[key] = other[0]
         elif differences:
             result.differing.append(KeyDifference(key, differences))
     result.unexpected = sorted(key for key in got if key not in expected)
@@ -177,7 +180,7 @@ def render(comparison: Comparison, *, limit: int = 20) -> list[str]:
     if wrong > shown:
         lines.append(f"... and {wrong - shown} more keys (--show N lists more)")
     for key, why in list(comparison.not_judged.items())[:limit]:
-        lines.append(f"key {key}: differs, not judged: {why}")
+        lines.append(f"key {key}: as if that copy were dropped, allowed: {why}")
     lines.append(summary(comparison))
     return lines
 
@@ -186,8 +189,8 @@ def summary(comparison: Comparison) -> str:
     """One line: how many keys, and how many of them are wrong in which way."""
     head = f"{len(comparison.expected)} keys expected, {len(comparison.got)} in the output"
     aside = (
-        f" ({len(comparison.not_judged)} differing key(s) not judged: a duplicate arrived past "
-        f"the dedup horizon, which a worker may count or not)"
+        f" ({len(comparison.not_judged)} key(s) as if a duplicate that arrived past the dedup "
+        f"horizon were dropped, which a worker may do)"
         if comparison.not_judged
         else ""
     )

@@ -24,6 +24,7 @@ module globals), and once in another order of partitions in a freshly imported m
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import shutil
@@ -274,9 +275,10 @@ class Recomputation:
     #: ``expected`` against the input recomputed one partition after the other, by a freshly
     #: imported module: keys differing there depend on the order of partitions.
     reordered: Comparison
-    #: Keys whose result depends on a duplicate past the dedup horizon, with why: a worker
-    #: may count it or not, so such a key is reported, not judged.
-    past_horizon: dict[str, str] = field(default_factory=dict)
+    #: Keys whose result hangs on a duplicate past the dedup horizon, which a worker may
+    #: count or drop: the reason, and the key's record with such copies dropped (key ->
+    #: (why, record)), the other result it may end with.
+    allowed: dict[str, tuple[str, Any]] = field(default_factory=dict)
 
 
 def expected_records(
@@ -322,7 +324,14 @@ def expected_records(
         )
         if _keys(reordered):
             break
-    return Recomputation(expected, compare(expected, again), reordered, past_horizon)
+    allowed: dict[str, tuple[str, Any]] = {}
+    if past_horizon and processor.dedup is not None:  # the result with those copies dropped
+        remembering = dataclasses.replace(
+            processor, dedup=dataclasses.replace(processor.dedup, horizon_ms=None)
+        )
+        dropped = as_written(schema, recompute(remembering, inputs, defaults=defaults), output)
+        allowed = {key: (why, dropped[key]) for key, why in past_horizon.items() if key in dropped}
+    return Recomputation(expected, compare(expected, again), reordered, allowed)
 
 
 def _examples(comparison: Comparison, first: str, second: str) -> list[str]:
@@ -695,8 +704,8 @@ def _run(
             result.failure = str(exc)
             run.stop()
             return
-        past_horizon = run.recomputation.past_horizon if run.recomputation is not None else {}
-        result.comparison = compare(expected, run.watcher.latest, past_horizon)
+        allowed = run.recomputation.allowed if run.recomputation is not None else {}
+        result.comparison = compare(expected, run.watcher.latest, allowed)
         run.stop()
         if run.watcher.undecodable:
             progress(
