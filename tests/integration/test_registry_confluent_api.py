@@ -121,6 +121,22 @@ def test_a_registry_migrated_in_import_mode_keeps_ids_contracts_and_references(
                     f"{url}/subjects/{subject}/versions", json=body, auth=ADMIN
                 ).json()
                 assert (answer["id"], answer["version"]) == (found.schema_id, found.version)
+        # ids come in any order: a free id below one already imported is taken (h39: a 503
+        # "the view moved ... retry", on every retry); a taken one is a 422
+        top = old_parcel.schema_id + 1_000
+        for n, schema_id in enumerate((top, top - 500)):
+            answer = httpx.post(
+                f"{url}/subjects/shipping.extra{n}-{session}.v1-value/versions",
+                json={"schema": '"string"', "id": schema_id, "version": 1},
+                auth=ADMIN,
+            )
+            assert (answer.status_code, answer.json()["id"]) == (200, schema_id), answer.text
+        taken = httpx.post(
+            f"{url}/subjects/shipping.extra2-{session}.v1-value/versions",
+            json={"schema": '"long"', "id": top - 500, "version": 1},
+            auth=ADMIN,
+        )
+        assert (taken.status_code, taken.json()["error_code"]) == (422, 42205), taken.text
         assert new.update_mode(parcel_subject, "READONLY") == "READONLY"
         assert new.update_global_mode("READWRITE") == "READWRITE"
 

@@ -141,7 +141,8 @@ class KafkaStore:
         self._apply: Apply | None = None
         self._next_offset = 0
         self._replay_end: int | None = None  # known once the first end offset is read
-        self._max_schema_id = 0
+        #: Every schema id in the log: a write of one of them was prepared on an older view.
+        self._schema_ids: set[int] = set()
         self._progress = threading.Condition()
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
@@ -373,7 +374,7 @@ class KafkaStore:
             if kind == "writer":
                 self._on_claim(record.value, offset)
             elif kind == "schema":
-                self._max_schema_id = max(self._max_schema_id, int(record.key[1]))
+                self._schema_ids.add(int(record.key[1]))
             assert self._apply is not None
             self._apply(record)
         except RegistryWriterConflictError as exc:
@@ -734,10 +735,11 @@ class KafkaStore:
             # doubt), so the checks below and the ids the caller chose see it.
             self._catch_up(min(self.timeout, WRITE_CATCH_UP_S))
             self._check_writable()
+            # an id is in the log once; an imported one may be below those already there
             stale = [
                 int(r.key[1])
                 for r in records
-                if r.key[0] == "schema" and int(r.key[1]) <= self._max_schema_id
+                if r.key[0] == "schema" and int(r.key[1]) in self._schema_ids
             ]
             if stale:
                 raise _unavailable(
