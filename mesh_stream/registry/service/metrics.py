@@ -192,6 +192,8 @@ class RequestObserver:
             path = str(scope.get("path", ""))
             if len(path) > MAX_LOGGED_PATH:
                 path = f"{path[:MAX_LOGGED_PATH]}...({len(path)} characters)"
+            # a CR, LF or escape sequence in a URL must not forge a log line or reach a terminal
+            path = "".join(c if c.isprintable() else repr(c)[1:-1] for c in path)
             client = scope.get("client")
             address = str(client[0]) if client else "-"
             duration_ms = round(seconds * 1000, 2)

@@ -141,6 +141,21 @@ def test_access_log_has_one_line_per_request_without_secrets(
         assert "Basic " not in text
 
 
+def test_access_log_escapes_control_characters_of_the_path(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """h39: `GET /nothing%0D%0Aforged-line` wrote a second, forged line into the log."""
+    client = make_client()
+    caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
+    client.get("/nothing%0D%0Aforged-line")
+    client.get("/subjects/%1B%5B31mRED%1B%5B0m/versions")
+    paths = [r.path for r in caplog.records if r.name == ACCESS_LOGGER]  # type: ignore[attr-defined]
+    assert paths == ["/nothing\\r\\nforged-line", "/subjects/\\x1b[31mRED\\x1b[0m/versions"]
+    for record in caplog.records:
+        assert "\n" not in record.getMessage()
+        assert "\x1b" not in record.getMessage()
+
+
 class ReplayingStore(InMemoryStore):
     """A store still replaying its log (as a Kafka store is right after start)."""
 
