@@ -63,6 +63,8 @@ from mesh_stream.schema.avro import AvroSchema, compatibility_problems, normaliz
 DEFAULT_COMPATIBILITY = Compatibility.BACKWARD
 MAX_SUBJECT_LENGTH = 255
 MAX_VERSION = 2**31 - 1
+#: The largest schema id: the wire format's four bytes, read as a signed int by Java clients.
+MAX_SCHEMA_ID = 2**31 - 1
 #: Deepest chain of schema references (A references B references C ...).
 MAX_REFERENCE_DEPTH = 32
 T = TypeVar("T")
@@ -866,6 +868,16 @@ class SchemaRegistry:
         version: int,
     ) -> SchemaVersion:
         """Run the gate, then append the schema (if its id is new) and the version."""
+        if schema_id > MAX_SCHEMA_ID or version > MAX_VERSION:  # after an import at the top
+            what, value, top = (
+                ("schema id", schema_id, MAX_SCHEMA_ID)
+                if schema_id > MAX_SCHEMA_ID
+                else (f"version of subject '{subject}'", version, MAX_VERSION)
+            )
+            raise OperationNotPermittedError(
+                f"no {what} is left: the next would be {value}, over {top}, the largest that "
+                f"clients read (four bytes, signed); nothing was stored"
+            )
         if self.gate is not None:
             self.gate(subject, parsed)
         records: list[Record] = []

@@ -170,6 +170,39 @@ def test_import_keeps_ids_and_versions_and_never_overwrites(client: TestClient) 
     assert error(register(client, A, schema(), id=41, auth=ADMIN)) == (422, 42205)
 
 
+def test_no_id_or_version_past_the_top_is_handed_out_after_an_import_there(
+    client: TestClient,
+) -> None:
+    """h39: after an import at 2147483647, the next id and version went past what clients
+    read (Java reads the id as negative) and the registry refused its own version on GET."""
+    top, c = 2**31 - 1, "orders.c.v1-value"
+
+    def imported(subject: str, schema_id: int, version: int) -> None:
+        assert put_mode(client, "IMPORT", subject).status_code == 200
+        answer = register(
+            client, subject, schema(name="B"), id=schema_id, version=version, auth=ADMIN
+        )
+        assert (answer.json()["id"], answer.json()["version"]) == (schema_id, version)
+        assert client.delete(f"/mode/{subject}", auth=ADMIN).status_code == 200
+
+    imported(c, 5, top)
+    no_version = register(client, c, schema("x", name="B"), auth=ADMIN)  # id 6 is free
+    assert error(no_version) == (422, 42205)
+    assert no_version.json()["message"] == (
+        f"no version of subject '{c}' is left: the next would be {top + 1}, over {top}, the "
+        "largest that clients read (four bytes, signed); nothing was stored"
+    )
+    imported(B, top, 1)
+    no_id = register(client, A, schema())
+    assert error(no_id) == (422, 42205)
+    assert no_id.json()["message"] == (
+        f"no schema id is left: the next would be {top + 1}, over {top}, the largest that "
+        "clients read (four bytes, signed); nothing was stored"
+    )
+    assert client.get(f"/subjects/{c}/versions").json() == [top]
+    assert client.get(f"/subjects/{A}/versions").status_code == 404
+
+
 @pytest.mark.parametrize("field", ["id", "version"])
 def test_an_import_id_or_version_given_as_a_boolean_is_refused_not_taken_as_1(
     client: TestClient, field: str
