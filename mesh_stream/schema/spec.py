@@ -51,6 +51,8 @@ NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 ORDERS = frozenset(("ascending", "descending", "ignore"))
 INT_RANGE = (-(2**31), 2**31 - 1)
 LONG_RANGE = (-(2**63), 2**63 - 1)
+#: The largest fixed size: Java's Avro (Kafka Connect's, Confluent's Java serdes') reads an int.
+MAX_FIXED = 2**31 - 1
 #: JSON nesting allowed inside a default or a custom property (values, not types).
 MAX_VALUE_DEPTH = 100
 
@@ -256,6 +258,8 @@ class _Checker:
             )
 
     def _union(self, branches: list[Any], where: str, namespace: str, depth: int) -> None:
+        if not branches:
+            raise self.error(f"{where}: a union needs at least one branch (`[]` holds no value)")
         seen: set[str] = set()
         for index, branch in enumerate(branches):
             if isinstance(branch, list):
@@ -390,9 +394,10 @@ class _Checker:
             self._enum(node, where)
         elif kind == "fixed":
             size = node.get("size")
-            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_FIXED:
                 raise self.error(
-                    f"{where}: fixed size {_show(size)} must be a non-negative integer"
+                    f"{where}: fixed size {_show(size)} must be an integer from 0 to "
+                    f"{MAX_FIXED} (Java's Avro, Kafka Connect's, reads it as an int)"
                 )
         else:
             self._record(node, where, space, depth)
