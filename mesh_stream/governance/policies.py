@@ -663,10 +663,11 @@ def check_inputs_exist(review: Review, _params: NoParams) -> Iterator[Finding]:
     "pii-input-readers",
     why="A pii product's records reach only its own domain and its `readers` (the ACL plan "
     "grants no one else READ at the broker): another domain's product built from it has a "
-    "processor the broker refuses on a secured cluster.",
+    "processor the broker refuses on a secured cluster, and as a registered input it would "
+    "hold the owner's product (no delete, every schema change checked against it) without "
+    "the owner's consent, which `readers` gives.",
     fix="Ask the input's owners to add this product's domain to `readers` in their "
     "descriptor, or build the product from inputs this domain may read.",
-    severity=Severity.WARNING,
 )
 def check_pii_input_readers(review: Review, _params: NoParams) -> Iterator[Finding]:
     """Every pii input of a product is one its domain may read (its own, or one listing

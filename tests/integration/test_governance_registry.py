@@ -153,3 +153,27 @@ def test_registry_checks_lineage_against_its_catalog(admin: httpx.Client) -> Non
             "compatibility",
         )
     ]
+
+
+def test_a_pii_input_the_domain_may_not_read_is_refused(admin: httpx.Client) -> None:
+    """h39: a domain not among a pii product's readers listed it as an input (a warning),
+    and so held the owner's product: no delete, every schema change checked against it."""
+    tag = uuid.uuid4().hex[:8]
+    secret_name, built_name = f"customers.secret-{tag}", f"payments.built-{tag}"
+    secret = _descriptor(secret_name, classification="pii", readers=[])
+    _register(admin, secret, _schema("Secret", [{"name": "id", "type": "string", "doc": "K."}]))
+    assert admin.put(f"/products/{secret_name}", json=secret).status_code == 200
+    built = _descriptor(built_name, kind="aggregate", inputs=[secret_name], classification="pii")
+    _register(admin, built, _schema("Built", [{"name": "id", "type": "string", "doc": "K."}]))
+    refused = admin.put(f"/products/{built_name}", json=built)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["violations"] == [
+        _expected(
+            "pii-input-readers",
+            f"input {secret_name!r} is classified pii and domain 'payments' is not among its "
+            "readers (none): on a secured cluster the broker refuses this product's processor "
+            "its records",
+            "inputs[0]",
+        )
+    ]
+    assert admin.delete(f"/products/{secret_name}").status_code in (200, 204)  # not held
