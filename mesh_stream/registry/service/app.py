@@ -16,7 +16,10 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import Scope
 
 from mesh_stream.errors import MeshError, validation_problem
 from mesh_stream.registry.portal import error_page, install_portal
@@ -83,6 +86,17 @@ def configure_edge(app: FastAPI, limits: EdgeLimits) -> None:
     """Apply ``limits`` (e.g. ``EdgeLimits.from_settings(settings)``) before serving."""
     services: Services = app.state.services
     services.edge = Edge(limits)
+
+
+def _allowed(app: FastAPI, scope: Scope) -> list[str]:
+    """The methods of every route whose path matches ``scope``'s (a 405's ``Allow``):
+    Starlette names only the first such route's."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(app.routes):  # flat, as the metrics' route templates
+        found = getattr(route, "methods", None)
+        if found and route.matches(scope)[0] is not Match.NONE:
+            methods |= set(found)
+    return sorted(methods)
 
 
 def create_app(
@@ -198,7 +212,9 @@ def create_app(
                 f"HTTP {exc.status_code} {exc.detail}: no route for {request.method} "
                 f"{quoted_name(request.scope['path'])}; the API is described at /docs",
             )
-            answer.headers.update(exc.headers or {})  # 405's Allow
+            answer.headers.update(exc.headers or {})  # 405's Allow, of the first route only
+            if exc.status_code == 405:  # every method some route takes at this path
+                answer.headers["Allow"] = ", ".join(_allowed(app, request.scope))
             return answer
         return error_response(
             exc.status_code, exc.status_code, f"HTTP {exc.status_code} {exc.detail}"

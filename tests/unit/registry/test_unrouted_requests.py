@@ -29,6 +29,17 @@ def test_a_method_the_route_lacks_is_named_and_allow_kept(client: TestClient) ->
     )
 
 
+def test_allow_names_every_method_some_route_takes_at_the_path(client: TestClient) -> None:
+    """h39: Starlette's Allow named only its first matching route's method."""
+    for path, allowed in [
+        ("/config", "DELETE, GET, PUT"),
+        ("/products", "GET, POST"),
+        ("/products/orders.customers", "DELETE, GET, PUT"),
+    ]:
+        answer = client.patch(path, json={})
+        assert (answer.status_code, answer.headers["allow"]) == (405, allowed), path
+
+
 def test_a_long_path_is_not_echoed_whole(client: TestClient) -> None:
     answer = client.get("/nowhere/" + "x" * 5_000)
     assert answer.status_code == 404
