@@ -40,6 +40,7 @@ from mesh_stream.errors import (
     VersionNotSoftDeletedError,
     VersionSoftDeletedError,
 )
+from mesh_stream.registry.service.auth import domain_of
 from mesh_stream.registry.service.contexts import (
     ANY_CONTEXT,
     canonical_subject,
@@ -313,11 +314,19 @@ class SchemaRegistry:
         for number in numbers:
             referrers = self._referrers(subject, number)
             if referrers:
-                users = sorted({f"{s} v{v}" for i in referrers for s, v in self.state.users[i]})
+                using = {(s, v) for i in referrers for s, v in self.state.users[i]}
+                users = sorted(f"{s} v{v}" for s, v in using)
+                # a context's subjects (":.ctx:...") are admin's alone
+                owners = sorted({domain_of(s) for s, _v in using if not s.startswith(":")})
+                who = (
+                    f"their subjects' owners (domain {', '.join(owners)}) or admin"
+                    if owners
+                    else "admin"
+                )
                 raise ReferenceExistsError(
                     f"One or more references exist to the schema {{subject={subject}, "
                     f"version={number}}}: schema ids {referrers} ({', '.join(users[:5])}) "
-                    f"reference it; delete those versions permanently first"
+                    f"reference it; those versions must be deleted permanently first, by {who}"
                 )
 
     def _refuse_if_read(self, subject: str, what: str, numbers: Sequence[int]) -> None:

@@ -169,6 +169,13 @@ def test_a_referenced_version_cannot_be_deleted(with_address: TestClient) -> Non
         assert error(refused) == (422, 42206)
         assert "One or more references exist" in refused.json()["message"]
         assert ORDER_SUBJECT in refused.json()["message"]
+        # who may do it (h39: a domain whose subject another domain references was told to
+        # delete versions it has no right to delete)
+        owner = ORDER_SUBJECT.split(".", 1)[0]
+        assert refused.json()["message"].endswith(
+            f"those versions must be deleted permanently first, by their subjects' owners "
+            f"(domain {owner}) or admin"
+        )
     assert client.delete(f"/subjects/{ORDER_SUBJECT}", auth=ORDERS).status_code == 200
     # A soft-deleted referrer still decodes its records: the reference still holds.
     assert error(client.delete(f"/subjects/{ADDRESS_SUBJECT}", auth=ORDERS)) == (422, 42206)
