@@ -63,6 +63,7 @@ from mesh_stream.errors import (
 from mesh_stream.kafka import dlq
 from mesh_stream.kafka.clients import (
     MAX_WAIT_SECONDS,
+    earlier_reads,
     is_fatal,
     is_wait_seconds,
     make_consumer,
@@ -1154,25 +1155,12 @@ class ProductConsumer:
         nothing on, the earlier majors' topics it has committed offsets on (empty when the
         broker cannot say): a group that read ``.v1`` and now subscribes to ``.v2`` has not
         seen what ``.v2`` holds. A group already reading ``.v2`` has not moved."""
-        moved: dict[str, list[str]] = {}
-        for topic, source in self._sources.items():
-            olds = [topic_for(source.product.name, k) for k in range(1, source.product.version)]
-            asked = [
-                TopicPartition(name, partition)
-                for name in [topic, *olds]
-                if name in known
-                for partition in known[name].partitions
-            ]
-            if not olds or not asked:
-                continue
-            try:
-                committed = self._consumer.committed(asked, timeout=10)
-            except KafkaException:
-                continue
-            read = {tp.topic for tp in committed if tp.offset >= 0}
-            if read and topic not in read:
-                moved[topic] = sorted(read)
-        return moved
+        earlier = {
+            topic: [topic_for(source.product.name, k) for k in range(1, source.product.version)]
+            for topic, source in self._sources.items()
+        }
+        moved = earlier_reads(self._consumer, earlier, known)
+        return {topic: list(read.topics) for topic, read in moved.items()}
 
     @property
     def moved_topics(self) -> Mapping[str, tuple[str, ...]]:

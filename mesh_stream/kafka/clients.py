@@ -16,7 +16,8 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Callable, Container, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, TypeVar, cast
 
@@ -210,6 +211,58 @@ def new_topic(
         replication_factor=replication_factor,
         config=dict(config or {}),
     )
+
+
+@dataclass(frozen=True)
+class EarlierRead:
+    """A topic its group has committed nothing on, having read earlier topics of it (a
+    product's earlier majors)."""
+
+    #: The earlier topics the group committed offsets on.
+    topics: tuple[str, ...]
+    #: Their records past those offsets: what the group leaves unread there by moving on.
+    unread: int
+
+
+def earlier_reads(
+    consumer: Consumer,
+    earlier: Mapping[str, Sequence[str]],
+    known: Mapping[str, Any] | None = None,
+    timeout: float = 10.0,
+) -> dict[str, EarlierRead]:
+    """For each topic of ``earlier`` (topic -> its earlier topics, e.g. a product's earlier
+    majors) that ``consumer``'s group has committed nothing on while it has committed on one
+    of the earlier ones: those, and the records it has not read there. ``known`` is the
+    cluster's topic metadata, asked when not given; Kafka not answering is no move."""
+    moved: dict[str, EarlierRead] = {}
+    wanted = {topic: olds for topic, olds in earlier.items() if olds}
+    if not wanted:
+        return moved
+    try:
+        if known is None:
+            known = consumer.list_topics(timeout=timeout).topics
+        for topic, olds in wanted.items():
+            asked = [
+                TopicPartition(name, partition)
+                for name in (topic, *olds)
+                if name in known
+                for partition in known[name].partitions
+            ]
+            if not asked:
+                continue
+            committed = consumer.committed(asked, timeout=timeout)
+            read = {tp.topic for tp in committed if tp.offset >= 0}
+            if not read or topic in read:
+                continue
+            unread = 0
+            for tp in committed:
+                if tp.topic in read:
+                    low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+                    unread += max(0, high - max(tp.offset, low))
+            moved[topic] = EarlierRead(tuple(sorted(read)), unread)
+    except KafkaException:
+        return moved
+    return moved
 
 
 def unread_partitions(

@@ -53,7 +53,7 @@ from mesh_stream import tracing
 from mesh_stream.descriptor import DataProduct, topic_for
 from mesh_stream.errors import DeserializationError, RegistryError, RegistryUnavailableError
 from mesh_stream.kafka import dlq
-from mesh_stream.kafka.clients import is_fatal, make_consumer
+from mesh_stream.kafka.clients import earlier_reads, is_fatal, make_consumer
 from mesh_stream.kafka.partitions import key_partition
 from mesh_stream.processing import faust_seams
 from mesh_stream.processing.names import sources_group
@@ -292,39 +292,16 @@ def major_moves(
 ) -> list[MajorMove]:
     """The inputs (products past their first major) whose current topic ``consumer``'s group
     has committed nothing on while it has committed on an earlier major's topic, as the SDK
-    consumer tells of them; Kafka not answering is no move (nothing is said)."""
-    moves: list[MajorMove] = []
-    products = [product for product in products if product.version > 1]
-    if not products:
-        return moves
-    try:
-        known = consumer.list_topics(timeout=timeout).topics
-    except KafkaException:
-        return moves
-    for product in products:
-        olds = [topic_for(product.name, major) for major in range(1, product.version)]
-        asked = [
-            TopicPartition(name, partition)
-            for name in (product.topic, *olds)
-            if name in known
-            for partition in known[name].partitions
-        ]
-        if not olds or not asked:
-            continue
-        try:
-            committed = consumer.committed(asked, timeout=timeout)
-            read = {tp.topic for tp in committed if tp.offset >= 0}
-            if not read or product.topic in read:
-                continue
-            unread = 0
-            for tp in committed:
-                if tp.topic in read:
-                    low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
-                    unread += max(0, high - max(tp.offset, low))
-        except KafkaException:
-            continue
-        moves.append(MajorMove(product.name, product.topic, tuple(sorted(read)), unread))
-    return moves
+    consumer tells of them (:func:`~mesh_stream.kafka.clients.earlier_reads`)."""
+    by_topic = {product.topic: product for product in products if product.version > 1}
+    earlier = {
+        topic: [topic_for(product.name, major) for major in range(1, product.version)]
+        for topic, product in by_topic.items()
+    }
+    return [
+        MajorMove(by_topic[topic].name, topic, read.topics, read.unread)
+        for topic, read in earlier_reads(consumer, earlier, timeout=timeout).items()
+    ]
 
 
 def read_batch(
