@@ -902,24 +902,24 @@ def _local_descriptor(name: str, folder: Path, short: str) -> DataProduct | None
     return None
 
 
-def _topic_hint(name: str) -> str:
-    """What to write instead when ``name`` is a product's topic (``orders.order-placed.v1``)
-    or dead-letter topic (``....v1.dlq``, ``....dlq``) rather than its name."""
-    found = re.fullmatch(r"(?P<product>[^.]+\.[^.]+?)(\.v(?P<major>\d+))?(?P<dlq>\.dlq)?", name)
-    if (
-        found is None
-        or not (found["major"] or found["dlq"])
-        or not PRODUCT_NAME.match(found["product"])
-    ):
+def topic_name_hint(name: str) -> str:
+    """What ``name`` is when it is a product's topic (``orders.order-placed.v1``) or
+    dead-letter topic (``....v1.dlq``) rather than its name, as a clause to add to the
+    refusal ("; that is ..."); empty for anything else."""
+    found = re.fullmatch(r"(?P<product>[^.]+\.[^.]+)(\.v(?P<major>[1-9]\d*))?(?P<dlq>\.dlq)?", name)
+    if found is None or not (found["major"] or found["dlq"]):
         return ""
-    product = found["product"]
-    major = f" --major {found['major']}" if found["major"] and found["major"] != "1" else ""
+    product, major = found["product"], int(found["major"] or 1)
+    if not PRODUCT_NAME.match(product):
+        return ""
+    of = f"product {product}" + (f" (major {major})" if major > 1 else "")
     if found["dlq"]:
+        option = f" --major {major}" if major > 1 else ""
         return (
-            f"; that is a dead-letter topic: its product is {product} (read its dead letters "
-            f"with `mesh tail {product}{major} --dead-letters`)"
+            f"; that is the dead-letter topic of {of}: `mesh tail {product}{option} "
+            f"--dead-letters` reads it"
         )
-    return f"; that is a topic: name its product, {product}" + (f", with{major}" if major else "")
+    return f"; that is the topic of {of}"
 
 
 def resolve_product(
@@ -944,7 +944,7 @@ def resolve_product(
     if match is None:
         raise ConfigurationError(
             f"{name!r} is not a product name `<domain>.<product>` (e.g. orders.order-placed)"
-            + _topic_hint(name)
+            + topic_name_hint(name)
         )
     folder = (products_dir or (root or Path(".")) / "domains") / match["domain"] / "products"
     if root is not None:

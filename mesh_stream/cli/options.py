@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from mesh_stream.descriptor import PRODUCT_NAME
+from mesh_stream.descriptor import PRODUCT_NAME, topic_name_hint
 from mesh_stream.project import MeshProject, find_project, load_project, locate_project
 from mesh_stream.settings import (
     KAFKA_MAX_NAME_LENGTH,
@@ -72,7 +72,8 @@ def checked_product_name(_ctx: click.Context, _param: click.Parameter, value: st
     if not PRODUCT_NAME.match(value):
         raise click.BadParameter(
             f"{value!r} is not a product name `<domain>.<product>` (lowercase, e.g. "
-            f"orders.order-placed); `mesh products list` shows the registered ones"
+            f"orders.order-placed){topic_name_hint(value)}; `mesh products list` shows "
+            f"the registered ones"
         )
     return value
 

@@ -132,19 +132,18 @@ def test_a_domain_folder_that_is_a_broken_symlink_is_an_error_and_lint_fails(rep
     [
         (
             "orders.order-placed.dlq",
-            "; that is a dead-letter topic: its product is orders.order-placed (read its dead "
-            "letters with `mesh tail orders.order-placed --dead-letters`)",
+            "; that is the dead-letter topic of product orders.order-placed: `mesh tail "
+            "orders.order-placed --dead-letters` reads it",
         ),
         (
             "orders.order-placed.v2.dlq",
-            "; that is a dead-letter topic: its product is orders.order-placed (read its dead "
-            "letters with `mesh tail orders.order-placed --major 2 --dead-letters`)",
+            "; that is the dead-letter topic of product orders.order-placed (major 2): `mesh "
+            "tail orders.order-placed --major 2 --dead-letters` reads it",
         ),
-        ("orders.order-placed.v1", "; that is a topic: name its product, orders.order-placed"),
-        (
-            "orders.order-placed.v3",
-            "; that is a topic: name its product, orders.order-placed, with --major 3",
-        ),
+        ("orders.order-placed.v1", "; that is the topic of product orders.order-placed"),
+        ("orders.order-placed.v3", "; that is the topic of product orders.order-placed (major 3)"),
+        ("orders.order-placed.v0", ""),
+        ("orders.order-placed.v01", ""),
         ("orders", ""),
         ("orders.order-placed.extra", ""),
     ],
@@ -158,4 +157,10 @@ def test_a_topic_given_for_a_product_name_is_named_as_such(given: str, hint: str
         resolve_product(given, registry=None, root=None)
     assert str(refused.value) == (
         f"{given!r} is not a product name `<domain>.<product>` (e.g. orders.order-placed){hint}"
+    )
+    # the CLI's own check of a NAME argument says the same (mesh products show/lineage)
+    shown = CliRunner().invoke(cli, ["products", "show", given])
+    assert shown.exit_code == 2
+    assert f"orders.order-placed){hint}; `mesh products list` shows" in " ".join(
+        shown.stderr.split()
     )
