@@ -820,8 +820,8 @@ def descriptor_files(domains_dir: Path) -> list[Path]:
     for entry in _folder_entries(domains_dir, problems):
         if is_hidden(entry.name):  # .git
             continue
-        if not entry.is_dir():  # runnables.py, README.md; but a link to nothing is a domain lost
-            if entry.is_symlink():
+        if not entry.is_dir():  # runnables.py, README.md; but a link to nothing named like a
+            if entry.is_symlink() and re.fullmatch(NAME_PART, entry.name):  # domain is one lost
                 _dangling_link(domains_dir / entry.name, problems)
             continue
         products = _products_folder(domains_dir / entry.name, problems)

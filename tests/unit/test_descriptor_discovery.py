@@ -116,6 +116,7 @@ def test_a_domain_folder_that_is_a_broken_symlink_is_an_error_and_lint_fails(rep
     link = repo / "domains/shop"
     link.symlink_to(repo.parent / "elsewhere" / "shop")
     (repo / "domains/notes.md").symlink_to(repo / "domains/runnables.py")  # a file: skipped
+    (repo / "domains/README.md").symlink_to(repo / "gone.md")  # no domain's name: skipped
     with pytest.raises(DescriptorError) as caught:
         descriptor_files(repo / "domains")
     assert str(caught.value) == (
