@@ -87,7 +87,7 @@ def _registered_major(name: str, registry: Any) -> tuple[int, str]:
     except ProductNotFoundError:
         return 0, ""
     except MeshError as exc:
-        return 0, f" (the registry could not say whether it has a later one: {exc})"
+        return 0, f"; the registry could not say whether it has a later one: {exc}"
 
 
 def _as_json(record: ConsumedRecord) -> str:

@@ -506,7 +506,7 @@ def test_a_group_that_read_an_earlier_major_reads_the_new_one_from_its_first_rec
     away = {**env, "MESH_REGISTRY_URL": "http://127.0.0.1:9"}
     unasked = CliRunner().invoke(cli, [*argv, "--major", "3"], env=away)
     assert unasked.exit_code == 2
-    assert "(1 to 2) (the registry could not say whether it has a later one: " in unasked.stderr
+    assert "(1 to 2); the registry could not say whether it has a later one: " in unasked.stderr
     # a checkout behind the registry (its descriptor still at 1) reads the registry's major 2
     # (its schema path as the registry's naming policy wants; the path is not read there)
     register_descriptor(
