@@ -326,10 +326,13 @@ class _Checker:
     def _complex(self, node: Mapping[str, Any], where: str, namespace: str, depth: int) -> None:
         kind = node.get("type")
         if isinstance(kind, (list, Mapping)):
-            # {"type": {...}} or {"type": [...]}: a wrapped type.
+            # {"type": {...}} or {"type": [...]}: a type wrapped in an object, which the avro
+            # package (and so this registry) cannot read: said here with the path
             with self.at("type"):
-                self.schema(kind, where, namespace, depth + 1)
-            return
+                raise self.error(
+                    f"{where}: `type` holds a type ({_show(kind)}), not a type name; write "
+                    f"that type in place of the object around it"
+                )
         if not isinstance(kind, str):
             raise self.error(f"{where}: `type` {_show(kind)} is not a type name")
         self._check_doc(node, where)

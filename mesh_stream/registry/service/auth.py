@@ -521,6 +521,12 @@ def authorize_subject(principal: str | None, subject: str | None, action: str) -
     refuse_service(who, action if subject is None else f"{action} subject '{subject}'")
     if subject is None:
         raise PermissionDeniedError(f"principal '{who}' may not {action}: only admin may")
+    if subject.startswith(":"):  # a context's own (default-context names arrive short)
+        raise PermissionDeniedError(
+            f"principal '{who}' may not {action} subject '{subject}': subjects in a schema "
+            f"context other than the default (':.<context>:…') are admin's; a domain writes "
+            f"'{who}.…' in the default context"
+        )
     if not subject.startswith(f"{who}."):
         raise PermissionDeniedError(
             f"principal '{who}' may not {action} subject '{subject}': a domain writes only "

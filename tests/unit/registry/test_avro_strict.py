@@ -138,6 +138,7 @@ INVALID: list[tuple[str, Any, str]] = [
     ("fixed size string", field({"type": "fixed", "name": "F", "size": "4"}), """R.f: fixed size "4" must be an integer from 0 to 2147483647 (Java's Avro, Kafka Connect's, reads it as an int)"""),
     ("fixed size over an int", field({"type": "fixed", "name": "F", "size": 2**31}), "R.f: fixed size 2147483648 must be an integer from 0 to 2147483647 (Java's Avro, Kafka Connect's, reads it as an int)"),
     ("empty union", field([]), "R.f: a union needs at least one branch (`[]` holds no value)"),
+    ("wrapped type", field({"type": {"type": "int"}}), 'R.f: `type` holds a type ({"type": "int"}), not a type name; write that type in place of the object around it'),
     ("duplicate field", rec({"name": "a", "type": "int"}, {"name": "a", "type": "long"}), "R.a: the record has two fields named 'a'"),
     ("unknown type", field("nope"), 'R.f: unknown type "nope" (neither a primitive type nor a named type defined earlier in the schema)'),
     ("union in union", field(["null", ["int"]]), "R.f: union branch 2 is a union (not allowed)"),

@@ -33,6 +33,11 @@ def test_another_context_holds_its_own_subjects(client: TestClient) -> None:
     plain = register(client, SUBJECT, schema())
     refused = client.post(f"/subjects/{STAGING}/versions", json={"schema": schema()}, auth=ORDERS)
     assert (refused.status_code, refused.json()["error_code"]) == (403, 40301)
+    assert refused.json()["message"] == (  # the rule that applies, not the domain's naming
+        f"principal 'orders' may not register schemas under subject '{STAGING}': subjects in "
+        "a schema context other than the default (':.<context>:…') are admin's; a domain "
+        "writes 'orders.…' in the default context"
+    )
     staged = register(client, STAGING, schema("note"), auth=ADMIN)
     assert staged["version"] == 1
     assert staged["id"] != plain["id"]

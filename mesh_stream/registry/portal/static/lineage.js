@@ -113,7 +113,6 @@
       layout: { name: "preset", fit: true, padding: 24 },
       minZoom: 0.2,
       maxZoom: 3,
-      wheelSensitivity: 0.3,
       boxSelectionEnabled: false,
       autoungrabify: true
     });

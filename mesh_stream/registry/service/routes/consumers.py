@@ -50,7 +50,9 @@ def register_consumer(
 
 
 @router.delete(
-    "/{group:path}", summary="Unregister a consumer group (its owner or admin)", status_code=204
+    "/{group:path}",
+    summary="Unregister a consumer group (its owner, the product's domain or admin)",
+    status_code=204,
 )
 def unregister_consumer(
     name: str, group: str, services: ServicesDep, principal: CallerDep
