@@ -76,12 +76,12 @@ def recompute(
     records: Iterable[InputRecord],
     *,
     defaults: Mapping[str, Mapping[str, Any]] | None = None,
-    past_horizon: dict[str, str] | None = None,
+    past_horizon: dict[str, list[str]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The final output record per Kafka key (``str`` of the state key) after ``records``
     (``defaults`` as for :func:`project_fields`). ``past_horizon``, when given, gets each
     key whose result depends on a copy that arrived at or past the dedup horizon after its
-    first, with the first such copy described (see the module).
+    first, with each such copy described (see the module).
 
     Records are taken in the order given; give each input partition's records in offset
     order (``apply`` may not depend on anything more). The processor's own functions are
@@ -120,8 +120,7 @@ def recompute(
                     if within:
                         continue
                     if first is not None and past_horizon is not None:
-                        past_horizon.setdefault(
-                            str(state_key),
+                        past_horizon.setdefault(str(state_key), []).append(
                             f"{dedup.field} {value!r} arrived again {item.arrival_ms - first:,} "
                             f"ms after its first copy{f' ({item.where})' if item.where else ''}"
                             f", at or past horizon_ms {dedup.horizon_ms:,}: a worker may "

@@ -276,8 +276,8 @@ class Recomputation:
     #: imported module: keys differing there depend on the order of partitions.
     reordered: Comparison
     #: Keys whose result hangs on a duplicate past the dedup horizon, which a worker may
-    #: count or drop: the reason, and the key's record with such copies dropped (key ->
-    #: (why, record)), the other result it may end with.
+    #: count or drop: the reason, and the key's record with that copy dropped, the other
+    #: result it may end with (None, for several such copies: any result, not judged).
     allowed: dict[str, tuple[str, Any]] = field(default_factory=dict)
 
 
@@ -309,7 +309,7 @@ def expected_records(
     """
     processor = load()
     began = time.monotonic()
-    past_horizon: dict[str, str] = {}
+    past_horizon: dict[str, list[str]] = {}
     recomputed = recompute(processor, inputs, defaults=defaults, past_horizon=past_horizon)
     expected = as_written(schema, recomputed, output)
     time.sleep(max(0.0, began + pause_s - time.monotonic()))
@@ -325,12 +325,17 @@ def expected_records(
         if _keys(reordered):
             break
     allowed: dict[str, tuple[str, Any]] = {}
-    if past_horizon and processor.dedup is not None:  # the result with those copies dropped
+    if past_horizon and processor.dedup is not None:  # the result with such a copy dropped
         remembering = dataclasses.replace(
             processor, dedup=dataclasses.replace(processor.dedup, horizon_ms=None)
         )
         dropped = as_written(schema, recompute(remembering, inputs, defaults=defaults), output)
-        allowed = {key: (why, dropped[key]) for key, why in past_horizon.items() if key in dropped}
+        for key, copies in past_horizon.items():
+            if len(copies) == 1:  # counted or dropped: one of two results
+                allowed[key] = (copies[0], dropped.get(key))
+            else:  # a worker decides copy by copy: any mix of them, not judged
+                more = f" (and {len(copies) - 1} more such copies: not judged)"
+                allowed[key] = (copies[0] + more, None)
     return Recomputation(expected, compare(expected, again), reordered, allowed)
 
 

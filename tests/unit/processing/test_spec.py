@@ -102,11 +102,13 @@ def test_a_dedup_horizon_forgets_ids() -> None:
     ]
     assert recompute(processor, records)["eu"]["n"] == 2
     # the copy at the horizon may still be remembered by a worker: its key is named (h37)
-    past: dict[str, str] = {}
+    past: dict[str, list[str]] = {}
     recompute(processor, [*records, order("b", "us", 1, 0, 5)], past_horizon=past)
     assert past == {
-        "eu": "event_id 'a' arrived again 1,000 ms after its first copy, at or past "
-        "horizon_ms 1,000: a worker may still remember it and drop it"
+        "eu": [
+            "event_id 'a' arrived again 1,000 ms after its first copy, at or past "
+            "horizon_ms 1,000: a worker may still remember it and drop it"
+        ]
     }
 
 
