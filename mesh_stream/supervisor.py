@@ -124,8 +124,6 @@ class ChildStatus:
     failures: int = 0
     #: Seconds the current run has lasted (None when not running).
     up_for: float | None = None
-    #: Whether the current run has lasted the back-off's ``stable_after``.
-    stable: bool = False
     #: The last line the child wrote before its last exit, as its exit event quoted it.
     last_said: str | None = None
 
@@ -305,7 +303,6 @@ class Supervisor:
                     log_file=child.log_file,
                     failures=child.failures,
                     up_for=up_for,
-                    stable=up_for is not None and up_for >= self.backoff.stable_after,
                     last_said=child.last_said,
                 )
             )
@@ -424,7 +421,8 @@ class Supervisor:
         child.restarts += 1
         ran_text = f" after {ran:.1f}s" if status is not None else ""
         said = last_log_line(child.log_file) if status is not None and status > 0 else None
-        child.last_said = said
+        # what it wrote last, a signal's victim too (an OOM kill), for the --duration summary
+        child.last_said = last_log_line(child.log_file) if status else None
         said_text = f": {said}" if said else ""
         return self._emit(
             child.spec.name,

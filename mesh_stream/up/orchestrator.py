@@ -746,7 +746,9 @@ class MeshUp:
                 if deadline is not None and now >= deadline:
                     self.say(f"--duration {self.options.duration:g}s reached; stopping")
                     statuses = supervisor.status()
-                    if self._run.cluster is not None:  # the broker `mesh up` started
+                    if self._run.cluster is not None and broker_watch is not None:
+                        # the broker `mesh up` started and restarts (a secured cluster of
+                        # several nodes outlives a lost node, and is not watched)
                         statuses.insert(0, broker_status(self._run.cluster, broker_watch))
                     self._run.unhealthy_at_end = _unhealthy(statuses)
                     self._stop.set()
@@ -783,16 +785,22 @@ class MeshUp:
         self.say("mesh up: everything stopped")
 
 
-def _unhealthy(statuses: Iterable[ChildStatus]) -> list[str]:
+#: How long a child that exited twice in a row soon after starting must have run since, as
+#: ``--duration`` runs out, to count as up again rather than crash-looping.
+SETTLED_S = 10.0
+
+
+def _unhealthy(statuses: Iterable[ChildStatus], settled_s: float = SETTLED_S) -> list[str]:
     """Each child (or the local broker) that is down, waiting for a restart, or
-    crash-looping (two exits in a row, each soon after its start, and not yet running
-    stably since), with its last exit and the line it wrote before it: a run with
-    ``--duration`` (a CI check) that ends with one must not look like success. A child that
-    crashed and has run stably since is not counted; its restarts are in the log."""
+    crash-looping (two exits in a row, each soon after its start, and its current run
+    shorter than ``settled_s``), with its last exit and the line it wrote before it: a run
+    with ``--duration`` (a CI check) that ends with one must not look like success. A child
+    that crashed and has run since is not counted; its restarts are in the log."""
     found = []
     for status in statuses:
         down = status.state is not ChildState.RUNNING
-        if not down and (status.failures < 2 or status.stable):
+        settled = status.up_for is not None and status.up_for >= settled_s
+        if not down and (status.failures < 2 or settled):
             continue
         state = "was down" if down else "was crash-looping"
         exit_text = (

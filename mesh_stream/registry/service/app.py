@@ -213,8 +213,12 @@ def create_app(
                 f"{quoted_name(request.scope['path'])}; the API is described at /docs",
             )
             answer.headers.update(exc.headers or {})  # 405's Allow, of the first route only
-            if exc.status_code == 405:  # every method some route takes at this path
-                answer.headers["Allow"] = ", ".join(_allowed(app, request.scope))
+            if exc.status_code == 405:  # and every method the other routes of the path take
+                given = (exc.headers or {}).get("Allow", "")
+                methods = {m.strip() for m in given.split(",") if m.strip()}
+                methods |= set(_allowed(app, request.scope))
+                if methods:
+                    answer.headers["Allow"] = ", ".join(sorted(methods))
             return answer
         return error_response(
             exc.status_code, exc.status_code, f"HTTP {exc.status_code} {exc.detail}"

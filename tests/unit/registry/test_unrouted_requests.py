@@ -38,6 +38,9 @@ def test_allow_names_every_method_some_route_takes_at_the_path(client: TestClien
     ]:
         answer = client.patch(path, json={})
         assert (answer.status_code, answer.headers["allow"]) == (405, allowed), path
+    # a mounted app's own Allow (the portal's static files) is kept (h40)
+    static = client.post("/ui/static/lineage.js")
+    assert (static.status_code, static.headers["allow"]) == (405, "GET, HEAD")
 
 
 def test_a_long_path_is_not_echoed_whole(client: TestClient) -> None:

@@ -390,7 +390,7 @@ def test_a_child_that_crashed_at_start_and_then_ran_stably_is_not_named(tmp_path
         ]
         time.sleep(0.6)
         supervisor.poll()
-        assert _unhealthy(supervisor.status()) == []  # stable since: healthy at the end
+        assert _unhealthy(supervisor.status(), settled_s=0.5) == []  # up since: healthy
     finally:
         supervisor.stop(timeout=5)
 
