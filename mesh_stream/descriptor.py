@@ -345,9 +345,7 @@ class DataProduct(BaseModel):
         for item in value:
             if not PRODUCT_NAME.match(item):
                 raise ValueError(f"input {item!r} is not a product name `<domain>.<product>`")
-        # each input once, in order (as a consumer group's reads): lineage has no duplicates,
-        # and a descriptor stored with some still reads
-        return tuple(dict.fromkeys(value))
+        return value
 
     @field_validator("readers")
     @classmethod

@@ -247,9 +247,3 @@ def test_a_descriptor_the_registry_would_refuse_as_too_large_is_refused_at_its_f
     ):
         parse_descriptor(BIG.format(description="ok", tags=tags), "f.yaml")
     assert parse_descriptor(BIG.format(description="x" * 20_000, tags="a"), "f.yaml").name
-
-
-def test_an_input_listed_twice_is_kept_once() -> None:
-    """h39: the registry stored `inputs` with a duplicate as sent (reads are de-duplicated)."""
-    text = VALID.replace("tags: [orders, sales]", "inputs: [customers.a, customers.b, customers.a]")
-    assert parse_descriptor(text, "d.yaml").inputs == ("customers.a", "customers.b")

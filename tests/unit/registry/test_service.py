@@ -162,6 +162,10 @@ def _setup_products(client: TestClient) -> None:
         inputs=["orders.order-placed", "payments.payment-settled"],
     )
     assert client.put("/products/orders.order-value", json=value, auth=ORDERS).status_code == 200
+    # an input listed twice is stored once (h39)
+    twice = {**value, "inputs": [*value["inputs"], "payments.payment-settled"]}
+    stored = client.put("/products/orders.order-value", json=twice, auth=ORDERS).json()
+    assert stored["inputs"] == ["orders.order-placed", "payments.payment-settled"]
 
 
 def test_product_refusals_name_the_problem(client: TestClient) -> None:
