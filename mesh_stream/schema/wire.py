@@ -14,6 +14,8 @@ MAGIC_BYTE = 0
 HEADER_SIZE = 5
 _HEADER = struct.Struct(">bI")
 MAX_SCHEMA_ID = 2**32 - 1
+#: The largest id a registry hands out: Java clients read the four bytes as a signed int.
+MAX_SIGNED_SCHEMA_ID = 2**31 - 1
 
 #: ``unpack_schema_id(data, 1)[0]``: the schema id of framed bytes, for a hot loop that has
 #: checked the framing itself (``len(data) >= HEADER_SIZE and data[0] == MAGIC_BYTE``).

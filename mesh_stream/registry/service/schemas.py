@@ -60,12 +60,11 @@ from mesh_stream.registry.service.modes import Mode, effective_mode, parse_mode
 from mesh_stream.registry.service.state import Record, RegistryState, SubjectVersion
 from mesh_stream.registry.service.store import RegistryStore
 from mesh_stream.schema.avro import AvroSchema, compatibility_problems, normalize, parse_schema
+from mesh_stream.schema.wire import MAX_SIGNED_SCHEMA_ID
 
 DEFAULT_COMPATIBILITY = Compatibility.BACKWARD
 MAX_SUBJECT_LENGTH = 255
 MAX_VERSION = 2**31 - 1
-#: The largest schema id: the wire format's four bytes, read as a signed int by Java clients.
-MAX_SCHEMA_ID = 2**31 - 1
 #: Deepest chain of schema references (A references B references C ...).
 MAX_REFERENCE_DEPTH = 32
 T = TypeVar("T")
@@ -877,15 +876,21 @@ class SchemaRegistry:
         version: int,
     ) -> SchemaVersion:
         """Run the gate, then append the schema (if its id is new) and the version."""
-        if schema_id > MAX_SCHEMA_ID or version > MAX_VERSION:  # after an import at the top
-            what, value, top = (
-                ("schema id", schema_id, MAX_SCHEMA_ID)
-                if schema_id > MAX_SCHEMA_ID
-                else (f"version of subject '{subject}'", version, MAX_VERSION)
+        if schema_id > MAX_SIGNED_SCHEMA_ID or version > MAX_VERSION:  # an import at the top
+            what, top, highest = (
+                ("schema id", MAX_SIGNED_SCHEMA_ID, "the highest id in use")
+                if schema_id > MAX_SIGNED_SCHEMA_ID
+                else (
+                    f"version of subject '{subject}'",
+                    MAX_VERSION,
+                    "the subject's highest version",
+                )
             )
             raise OperationNotPermittedError(
-                f"no {what} is left: the next would be {value}, over {top}, the largest that "
-                f"clients read (four bytes, signed); nothing was stored"
+                f"no {what} is left: new ones are handed out above {highest}, {top}, the "
+                f"largest clients read (four bytes, signed), most likely imported; nothing was "
+                f"stored. Register with an explicit id and version in IMPORT mode, or delete "
+                f"that version permanently"
             )
         if self.gate is not None:
             self.gate(subject, parsed)

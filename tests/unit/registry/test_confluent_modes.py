@@ -189,15 +189,19 @@ def test_no_id_or_version_past_the_top_is_handed_out_after_an_import_there(
     no_version = register(client, c, schema("x", name="B"), auth=ADMIN)  # id 6 is free
     assert error(no_version) == (422, 42205)
     assert no_version.json()["message"] == (
-        f"no version of subject '{c}' is left: the next would be {top + 1}, over {top}, the "
-        "largest that clients read (four bytes, signed); nothing was stored"
+        f"no version of subject '{c}' is left: new ones are handed out above the subject's "
+        f"highest version, {top}, the largest clients read (four bytes, signed), most likely "
+        "imported; nothing was stored. Register with an explicit id and version in IMPORT "
+        "mode, or delete that version permanently"
     )
     imported(B, top, 1)
     no_id = register(client, A, schema())
     assert error(no_id) == (422, 42205)
     assert no_id.json()["message"] == (
-        f"no schema id is left: the next would be {top + 1}, over {top}, the largest that "
-        "clients read (four bytes, signed); nothing was stored"
+        f"no schema id is left: new ones are handed out above the highest id in use, {top}, "
+        "the largest clients read (four bytes, signed), most likely imported; nothing was "
+        "stored. Register with an explicit id and version in IMPORT mode, or delete that "
+        "version permanently"
     )
     assert client.get(f"/subjects/{c}/versions").json() == [top]
     assert client.get(f"/subjects/{A}/versions").status_code == 404
