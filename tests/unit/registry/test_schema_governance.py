@@ -166,6 +166,7 @@ def _pii_source_and_summary(client: TestClient) -> str:
         descriptor(
             "payments.card-holder",
             classification="pii",
+            readers=["orders"],  # orders may build on it (policy pii-input-readers)
             schema="schemas/payments/card-holder.avsc",
         ),
     )
