@@ -1159,7 +1159,7 @@ class ProductConsumer:
             topic: [topic_for(source.product.name, k) for k in range(1, source.product.version)]
             for topic, source in self._sources.items()
         }
-        moved = earlier_reads(self._consumer, earlier, known)
+        moved = earlier_reads(self._consumer, earlier, known, count_unread=False)
         return {topic: list(read.topics) for topic, read in moved.items()}
 
     @property

@@ -220,7 +220,8 @@ class EarlierRead:
 
     #: The earlier topics the group committed offsets on.
     topics: tuple[str, ...]
-    #: Their records past those offsets: what the group leaves unread there by moving on.
+    #: Their records past those offsets: what the group leaves unread there by moving on (0
+    #: when not counted).
     unread: int
 
 
@@ -229,39 +230,46 @@ def earlier_reads(
     earlier: Mapping[str, Sequence[str]],
     known: Mapping[str, Any] | None = None,
     timeout: float = 10.0,
+    *,
+    count_unread: bool = True,
 ) -> dict[str, EarlierRead]:
     """For each topic of ``earlier`` (topic -> its earlier topics, e.g. a product's earlier
     majors) that ``consumer``'s group has committed nothing on while it has committed on one
-    of the earlier ones: those, and the records it has not read there. ``known`` is the
-    cluster's topic metadata, asked when not given; Kafka not answering is no move."""
+    of the earlier ones: those, and (``count_unread``) the records it has not read there.
+    ``known`` is the cluster's topic metadata, asked when not given. A topic Kafka does not
+    answer for is no move (the others are still said)."""
     moved: dict[str, EarlierRead] = {}
     wanted = {topic: olds for topic, olds in earlier.items() if olds}
     if not wanted:
         return moved
-    try:
-        if known is None:
+    if known is None:
+        try:
             known = consumer.list_topics(timeout=timeout).topics
-        for topic, olds in wanted.items():
-            asked = [
-                TopicPartition(name, partition)
-                for name in (topic, *olds)
-                if name in known
-                for partition in known[name].partitions
-            ]
-            if not asked:
-                continue
+        except KafkaException:
+            return moved
+    for topic, olds in wanted.items():
+        asked = [
+            TopicPartition(name, partition)
+            for name in (topic, *olds)
+            if name in known
+            for partition in known[name].partitions
+        ]
+        if not asked:
+            continue
+        try:
             committed = consumer.committed(asked, timeout=timeout)
             read = {tp.topic for tp in committed if tp.offset >= 0}
             if not read or topic in read:
                 continue
             unread = 0
-            for tp in committed:
+            for tp in committed if count_unread else ():
                 if tp.topic in read:
-                    low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
-                    unread += max(0, high - max(tp.offset, low))
-            moved[topic] = EarlierRead(tuple(sorted(read)), unread)
-    except KafkaException:
-        return moved
+                    marks = consumer.get_watermark_offsets(tp, timeout=timeout)
+                    if marks is not None:  # None: no answer in time, not counted
+                        unread += max(0, marks[1] - max(tp.offset, marks[0]))
+        except KafkaException:
+            continue
+        moved[topic] = EarlierRead(tuple(sorted(read)), unread)
     return moved
 
 
