@@ -818,8 +818,8 @@ def descriptor_files(domains_dir: Path) -> list[Path]:
     for entry in _folder_entries(domains_dir, problems):
         if is_hidden(entry.name):  # .git
             continue
-        if not entry.is_dir():  # runnables.py, README.md; but a link to nothing named like a
-            if entry.is_symlink() and re.fullmatch(NAME_PART, entry.name):  # domain is one lost
+        if not entry.is_dir():  # runnables.py, README.md; but a link to nothing without a
+            if entry.is_symlink() and "." not in entry.name:  # file's suffix: a domain lost
                 _dangling_link(domains_dir / entry.name, problems)
             continue
         products = _products_folder(domains_dir / entry.name, problems)
@@ -917,7 +917,9 @@ def topic_name_hint(name: str) -> str:
             f"; that is the dead-letter topic of {of}: `mesh tail {product}{option} "
             f"--dead-letters` reads it"
         )
-    return f"; that is the topic of {of}"
+    return f"; that is the topic of {of}: name the product" + (
+        f", with major {major} (`--major {major}`, `major={major}`)" if major > 1 else ""
+    )
 
 
 def resolve_product(

@@ -1904,9 +1904,15 @@ class RecordDecoder:
         try:
             text = self.registry.get_schema(schema_id)
         except SchemaNotFoundError as exc:
+            said = str(exc)  # the registry's words, with the id named once
+            missing = (
+                said
+                if f"schema id {schema_id} " in said
+                else (f"schema id {schema_id} is not in the registry ({said})")
+            )
             raise DeserializationError(
-                f"schema id {schema_id} is not in the registry ({exc}); the record was written "
-                f"against another registry or its schema was deleted"
+                f"{missing}; the record was written against another registry or its schema "
+                f"was deleted"
             ) from exc
         try:
             writer = parse_schema(text, source=f"writer schema id {schema_id}")

@@ -116,7 +116,7 @@ def test_a_domain_folder_that_is_a_broken_symlink_is_an_error_and_lint_fails(rep
     link = repo / "domains/shop"
     link.symlink_to(repo.parent / "elsewhere" / "shop")
     (repo / "domains/notes.md").symlink_to(repo / "domains/runnables.py")  # a file: skipped
-    (repo / "domains/README.md").symlink_to(repo / "gone.md")  # no domain's name: skipped
+    (repo / "domains/README.md").symlink_to(repo / "gone.md")  # a file's name: skipped
     with pytest.raises(DescriptorError) as caught:
         descriptor_files(repo / "domains")
     assert str(caught.value) == (
@@ -126,6 +126,12 @@ def test_a_domain_folder_that_is_a_broken_symlink_is_an_error_and_lint_fails(rep
     result = CliRunner().invoke(cli, ["lint", str(repo)])
     assert result.exit_code == 1
     assert f"{link}: cannot read the folder (a broken symlink)" in str(result.exception)
+    # a name no domain may have is still no file's: reported, not skipped (h40)
+    link.unlink()
+    odd = repo / "domains/Billing_v2"
+    odd.symlink_to(repo.parent / "elsewhere" / "billing")
+    with pytest.raises(DescriptorError, match="Billing_v2: cannot read the folder"):
+        descriptor_files(repo / "domains")
 
 
 @pytest.mark.parametrize(
@@ -141,8 +147,15 @@ def test_a_domain_folder_that_is_a_broken_symlink_is_an_error_and_lint_fails(rep
             "; that is the dead-letter topic of product orders.order-placed (major 2): `mesh "
             "tail orders.order-placed --major 2 --dead-letters` reads it",
         ),
-        ("orders.order-placed.v1", "; that is the topic of product orders.order-placed"),
-        ("orders.order-placed.v3", "; that is the topic of product orders.order-placed (major 3)"),
+        (
+            "orders.order-placed.v1",
+            "; that is the topic of product orders.order-placed: name the product",
+        ),
+        (
+            "orders.order-placed.v3",
+            "; that is the topic of product orders.order-placed (major 3): name the product, "
+            "with major 3 (`--major 3`, `major=3`)",
+        ),
         ("orders.order-placed.v0", ""),
         ("orders.order-placed.v01", ""),
         ("orders", ""),

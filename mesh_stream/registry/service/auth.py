@@ -26,7 +26,12 @@ import yaml
 from pydantic import SecretStr
 
 from mesh_stream.descriptor import repeated_key
-from mesh_stream.errors import AuthenticationError, ConfigurationError, PermissionDeniedError
+from mesh_stream.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    InvalidSubjectNameError,
+    PermissionDeniedError,
+)
 from mesh_stream.files import not_utf8, open_regular
 from mesh_stream.project import (
     MONITOR_USER,
@@ -34,6 +39,7 @@ from mesh_stream.project import (
     domain_name_problem,
     overlapping_domain,
 )
+from mesh_stream.registry.service.contexts import DEFAULT_CONTEXT, split_context
 
 ADMIN = "admin"
 #: A credentials file is a few lines per domain; past this it is a mistake, refused before
@@ -511,6 +517,15 @@ def refuse_service(who: str, action: str) -> None:
         )
 
 
+def _in_other_context(subject: str) -> bool:
+    """Whether ``subject`` is a well-formed name in a schema context other than the default
+    (a malformed ``:...`` name is refused for its name, not for its context)."""
+    try:
+        return split_context(subject)[0] != DEFAULT_CONTEXT
+    except InvalidSubjectNameError:
+        return False
+
+
 def authorize_subject(principal: str | None, subject: str | None, action: str) -> str:
     """Admin writes anything; a domain writes subjects ``<domain>.…`` (None = global config)."""
     who = require_principal(
@@ -521,7 +536,7 @@ def authorize_subject(principal: str | None, subject: str | None, action: str) -
     refuse_service(who, action if subject is None else f"{action} subject '{subject}'")
     if subject is None:
         raise PermissionDeniedError(f"principal '{who}' may not {action}: only admin may")
-    if subject.startswith(":"):  # a context's own (default-context names arrive short)
+    if subject.startswith(":") and _in_other_context(subject):  # default's arrive short
         raise PermissionDeniedError(
             f"principal '{who}' may not {action} subject '{subject}': subjects in a schema "
             f"context other than the default (':.<context>:…') are admin's; a domain writes "

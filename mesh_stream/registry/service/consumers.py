@@ -202,7 +202,7 @@ class ConsumerRegistrations:
         return registration_document(product, group, value)
 
     def unregister(self, product: str, group: str, *, principal: str) -> None:
-        """Remove the registration (its owner domain or admin)."""
+        """Remove the registration (its owner domain, the product's domain or admin)."""
         check_group(group)
         with self.schemas.write_lock:
             self._product(product)

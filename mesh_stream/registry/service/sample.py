@@ -275,7 +275,7 @@ class _RegistrySchemas:
             return self.schemas.get_schema(schema_id)
         except SchemaNotFoundError:
             raise SchemaNotRegisteredError(
-                "no subject version uses it",  # the decoder names the id (one mention)
+                f"schema id {schema_id} is not registered (no subject version uses it)",
                 status=404,
                 error_code=40403,
             ) from None

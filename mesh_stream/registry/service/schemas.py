@@ -45,6 +45,7 @@ from mesh_stream.registry.service.contexts import (
     ANY_CONTEXT,
     canonical_subject,
     contexts_in_use,
+    owned_name,
 )
 from mesh_stream.registry.service.contracts import (
     CONFIG_PARTS,
@@ -315,8 +316,10 @@ class SchemaRegistry:
             if referrers:
                 using = {(s, v) for i in referrers for s, v in self.state.users[i]}
                 users = sorted(f"{s} v{v}" for s, v in using)
-                # a context's subjects (":.ctx:...") are admin's alone
-                owners = sorted({domain_of(s) for s, _v in using if not s.startswith(":")})
+                # who may delete each: its domain, as authorize_subject judges (a context's
+                # subjects, and names of no domain, are admin's alone)
+                named = [owned_name(s) for s, _v in using]
+                owners = sorted({domain_of(n) for n in named if "." in n and n[0] != ":"})
                 who = (
                     f"their subjects' owners (domain {', '.join(owners)}) or admin"
                     if owners

@@ -74,7 +74,7 @@ def test_a_sampled_record_of_an_unknown_schema_id_says_it_is_not_registered() ->
     message = Message(topic=product.topic, partition=0, offset=3, value=framed, timestamp=(1, 5))
     [record] = sampler.assemble(product, [message], "orders", limit=5).records
     assert record.error is not None
-    assert "schema id 99999 is not in the registry (no subject version uses it)" in record.error
+    assert "schema id 99999 is not registered (no subject version uses it)" in record.error
     assert record.error.count("99999") == 1, record.error  # h39: said twice
     assert "HTTP" not in record.error
     assert "500" not in record.error
@@ -88,7 +88,7 @@ def test_the_in_process_schema_source_raises_a_not_found_with_its_real_status() 
         _RegistrySchemas(app.state.services.schemas).get_schema(99999)
     assert isinstance(raised.value, SchemaNotRegisteredError)
     assert (raised.value.status, raised.value.error_code) == (404, 40403)
-    assert str(raised.value) == "no subject version uses it"  # the decoder names the id
+    assert str(raised.value) == "schema id 99999 is not registered (no subject version uses it)"
 
 
 # -- 5b. Basic credentials that are base64 but not UTF-8 ---------------------------------------
