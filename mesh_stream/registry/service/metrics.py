@@ -189,11 +189,14 @@ class RequestObserver:
         self.metrics.requests.labels(method, route, str(status)).inc()
         self.metrics.latency.labels(method, route).observe(seconds)
         if access_log.isEnabledFor(logging.INFO):
-            path = str(scope.get("path", ""))
-            if len(path) > MAX_LOGGED_PATH:
-                path = f"{path[:MAX_LOGGED_PATH]}...({len(path)} characters)"
-            # a CR, LF or escape sequence in a URL must not forge a log line or reach a terminal
-            path = "".join(c if c.isprintable() else repr(c)[1:-1] for c in path)
+            raw = str(scope.get("path", ""))
+            # a CR, LF or escape sequence in a URL must not forge a log line or reach a
+            # terminal; a backslash is escaped too, so an escape reads one way only
+            path = "".join(
+                c if c.isprintable() and c != "\\" else repr(c)[1:-1] for c in raw[:MAX_LOGGED_PATH]
+            )
+            if len(raw) > MAX_LOGGED_PATH:
+                path = f"{path}...({len(raw)} characters)"
             client = scope.get("client")
             address = str(client[0]) if client else "-"
             duration_ms = round(seconds * 1000, 2)

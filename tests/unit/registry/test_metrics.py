@@ -149,8 +149,13 @@ def test_access_log_escapes_control_characters_of_the_path(
     caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
     client.get("/nothing%0D%0Aforged-line")
     client.get("/subjects/%1B%5B31mRED%1B%5B0m/versions")
+    client.get("/a%5Cr%5Cn")  # a backslash is escaped too: not read as the CR LF above
     paths = [r.path for r in caplog.records if r.name == ACCESS_LOGGER]  # type: ignore[attr-defined]
-    assert paths == ["/nothing\\r\\nforged-line", "/subjects/\\x1b[31mRED\\x1b[0m/versions"]
+    assert paths == [
+        "/nothing\\r\\nforged-line",
+        "/subjects/\\x1b[31mRED\\x1b[0m/versions",
+        "/a\\\\r\\\\n",
+    ]
     for record in caplog.records:
         assert "\n" not in record.getMessage()
         assert "\x1b" not in record.getMessage()
