@@ -65,9 +65,12 @@ _ERROR_LEVELS = frozenset({b"ERROR", b"CRITICAL", b"FATAL"})
 def is_error_line(line: bytes) -> bool:
     """Whether a child's log line reports an error: a line at level ERROR or CRITICAL, a
     traceback's first line, or a CLI error line; a line at a lower level never is."""
-    if line.startswith(b"Traceback (most recent call last)") or _CLI_ERROR.match(line):
+    if line.startswith(b"Traceback (most recent call last)"):
         return True
     level = _LEVEL.search(line)
+    cli = _CLI_ERROR.match(line)
+    if cli is not None and (level is None or level.start() >= cli.end()):
+        return True  # a level name only after `error:` is quoted, not the line's level
     return level is not None and level.group() in _ERROR_LEVELS
 
 
