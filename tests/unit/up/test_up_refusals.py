@@ -371,7 +371,7 @@ def test_a_child_that_crashed_at_start_and_then_ran_stably_is_not_named(tmp_path
         f"if p.exists() else 0; p.write_text('x' * (n + 1)); print('attempt', n + 1, "
         f"flush=True); raise SystemExit(3) if n < 2 else time.sleep(60)",
     )
-    fast = Backoff(initial=0.05, factor=1.0, maximum=0.05, stable_after=0.5)
+    fast = Backoff(initial=0.05, factor=1.0, maximum=0.05, stable_after=60.0)
     supervisor = Supervisor([], tmp_path, backoff=fast)
     try:
         supervisor.add(ChildSpec("proc-flaky", "processor", flaky))
