@@ -420,9 +420,9 @@ class Supervisor:
         child.last_exit = status
         child.restarts += 1
         ran_text = f" after {ran:.1f}s" if status is not None else ""
-        said = last_log_line(child.log_file) if status is not None and status > 0 else None
         # what it wrote last, a signal's victim too (an OOM kill), for the --duration summary
         child.last_said = last_log_line(child.log_file) if status else None
+        said = child.last_said if status is not None and status > 0 else None
         said_text = f": {said}" if said else ""
         return self._emit(
             child.spec.name,

@@ -520,9 +520,8 @@ class KeyedOutput:
             as_key = self.key_text(value) if value is not None else None
             raise ProcessorError(
                 f"its key field {key_field!r} is {shown_key(value)} (as a key: "
-                f"{shown_key(as_key)}), but the "
-                f"record is published under the processor's key {shown_key(key)}; the two must be "
-                f"equal"
+                f"{shown_key(as_key)}), but the record is published under the processor's key "
+                f"{shown_key(key)}; the two must be equal"
             )
         value = self.encoder.encode(record)
         stamp = str(newest_input_ms).encode()

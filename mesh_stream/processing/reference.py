@@ -11,7 +11,8 @@ Dedup here keeps each id's first arrival and drops a copy arriving less than the
 after it. The engine keeps ids at least that long and forgets them later (by minutes of
 arrival, once no write touched them for the horizon in its own time), so a copy arriving at
 or past the horizon may count there or not: ``past_horizon`` collects the keys of such
-copies, which ``mesh verify`` reports instead of judging.
+copies, for which ``mesh verify`` also accepts the result with the copy dropped (with
+several, any result).
 """
 
 from __future__ import annotations

@@ -711,11 +711,15 @@ class MeshUp:
 
         broker_watch: BrokerWatch | None = None
 
-        def frame() -> Any:
+        def processes() -> list[ChildStatus]:
             children = supervisor.status()
             cluster = self._run.cluster
             if cluster is not None:  # the broker `mesh up` started is one of its processes
                 children.insert(0, broker_status(cluster, broker_watch))
+            return children
+
+        def frame() -> Any:
+            children = processes()
             counts = {s.name: errors.count(s.log_file) for s in children}
             crashes = {
                 s.name: line for s in children if (line := errors.crash(s.log_file)) is not None
@@ -745,12 +749,11 @@ class MeshUp:
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
                     self.say(f"--duration {self.options.duration:g}s reached; stopping")
-                    statuses = supervisor.status()
-                    if self._run.cluster is not None and broker_watch is not None:
-                        # the broker `mesh up` started and restarts (a secured cluster of
-                        # several nodes outlives a lost node, and is not watched)
-                        statuses.insert(0, broker_status(self._run.cluster, broker_watch))
-                    self._run.unhealthy_at_end = _unhealthy(statuses)
+                    # the broker counts when `mesh up` restarts it (a secured cluster of
+                    # several nodes outlives a lost node, and is not watched)
+                    self._run.unhealthy_at_end = _unhealthy(
+                        s for s in processes() if s.kind != "broker" or broker_watch is not None
+                    )
                     self._stop.set()
                     break
                 supervisor.poll()

@@ -53,9 +53,10 @@ class Comparison:
     missing: list[str] = field(default_factory=list)
     #: Keys the output has and the recomputation does not.
     unexpected: list[str] = field(default_factory=list)
-    #: Keys whose output is the other allowed result, with why: it hangs on a duplicate that
+    #: Keys whose output differs but is allowed, with why: it hangs on duplicates that
     #: arrived past the dedup horizon, which a worker may still remember and drop (see
-    #: reference.recompute); their output equals the recomputation with that copy dropped.
+    #: reference.recompute): the recomputation with that copy dropped, or, for several
+    #: such copies, any result.
     not_judged: dict[str, str] = field(default_factory=dict)
 
     @property
