@@ -7,11 +7,12 @@ never reads the environment itself; it takes a :class:`MeshSettings` or plain va
 
 from __future__ import annotations
 
+import difflib
 import enum
 import os
 import re
 import shlex
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -808,3 +809,23 @@ def environment_problems(exc: ValidationError) -> str:
         given = "<hidden>" if secret else _shortened(repr(shown))
         lines.append(f"  MESH_{field.upper()}={given}: {validation_problem(problem)}")
     return "\n".join(lines)
+
+
+def misspelled_settings(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for each ``MESH_*`` variable that is no setting but close to an unset one
+    (``MESH_BOOTSTRAP_SERVER`` for ``MESH_BOOTSTRAP_SERVERS``): settings ignore unknown
+    variables, so a typo would otherwise silently leave the default in force. Names far
+    from every setting (a team's own ``MESH_*`` variables) are not mentioned."""
+    environ = os.environ if environ is None else environ
+    known = ["MESH_" + name.upper() for name in MeshSettings.model_fields]
+    given = {name.upper() for name in environ}  # settings read names in any case
+    warnings = []
+    for name in sorted(environ):
+        if not name.upper().startswith("MESH_") or name.upper() in known:
+            continue
+        close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.8)
+        if close and close[0] not in given:
+            warnings.append(
+                f"{name} is not a mesh-stream setting and is ignored; did you mean {close[0]}?"
+            )
+    return warnings

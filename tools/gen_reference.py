@@ -150,7 +150,9 @@ def settings_page() -> str:
         "(a local broker on port 9092, a local registry on port 8081). Library code never reads "
         "the environment: build `MeshSettings()` at your program's edge and pass it down. "
         "Secrets (passwords, tokens, credentials) are `SecretStr`: they are never printed, "
-        "logged or shown in `--help`.",
+        "logged or shown in `--help`. Other `MESH_*` names are ignored; the CLI and a worker "
+        "warn of one close to a setting that is not set (`warning: MESH_BOOTSTRAP_SERVER is "
+        "not a mesh-stream setting and is ignored; did you mean MESH_BOOTSTRAP_SERVERS?`).",
         "",
         "| variable | type | default | meaning |",
         "| --- | --- | --- | --- |",

@@ -39,7 +39,7 @@ from mesh_stream.cli.tail import tail
 from mesh_stream.cli.up import up
 from mesh_stream.cli.verify import verify
 from mesh_stream.errors import MeshError, validation_problem
-from mesh_stream.settings import MeshSettings, environment_problems
+from mesh_stream.settings import MeshSettings, environment_problems, misspelled_settings
 
 HELP_OPTIONS = ("-h", "--help")
 
@@ -95,6 +95,8 @@ def cli(ctx: click.Context) -> None:
     MESH_BOOTSTRAP_SERVERS, MESH_REGISTRY_URL, MESH_DATA_DIR); flags win over the
     environment, and the defaults run everything locally.
     """
+    for warning in misspelled_settings():
+        click.echo(f"warning: {warning}", err=True)
     try:
         ctx.obj = MeshSettings()
     except ValidationError as exc:

@@ -118,7 +118,7 @@ from mesh_stream.processing.spec import (
     shown_key,
 )
 from mesh_stream.registry.client import RegistryClient
-from mesh_stream.settings import MeshSettings, environment_problems
+from mesh_stream.settings import MeshSettings, environment_problems, misspelled_settings
 
 __all__ = [
     "Aggregation",
@@ -975,8 +975,9 @@ def run(
     """Run faust's command line (e.g. ``worker -l info``) for ``processor``'s worker.
 
     The entry point of a processor module, and the only place that touches the process:
-    it reads ``MESH_*`` settings, resolves and checks the products (:func:`prepare`; a
-    problem is one line on stderr and exit status 1, no traceback), arms a hard exit for a
+    it reads ``MESH_*`` settings (a bad one: exit status 2, a misspelled name: a warning),
+    resolves and checks the products (:func:`prepare`; a problem is one line on stderr and
+    exit status 1, no traceback), arms a hard exit for a
     worker that crashes but cannot stop within ``CRASH_EXIT_S``, raises the garbage
     collector's thresholds, chooses the event loop (``processor_event_loop``), sets the root
     logger to the requested level (its lines JSON objects with ``MESH_LOG_FORMAT=json``, once
@@ -984,11 +985,13 @@ def run(
     ``spec`` to run over other products than the processor's own (see :func:`retarget`).
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    for warning in misspelled_settings():
+        print(f"warning: {warning}", file=sys.stderr)
     try:
         settings = MeshSettings()
-    except ValidationError as exc:
+    except ValidationError as exc:  # a usage error, as the CLI's exit status says
         print(f"error: {environment_problems(exc)}", file=sys.stderr)
-        raise SystemExit(1) from None
+        raise SystemExit(2) from None
     try:
         use_event_loop(settings.processor_event_loop)
         if spec is None:

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from mesh_stream.cli.main import cli
 from mesh_stream.errors import ConfigurationError
-from mesh_stream.settings import MeshSettings
+from mesh_stream.settings import MeshSettings, misspelled_settings
 
 
 def test_each_bad_variable_gets_one_line_naming_it() -> None:
@@ -202,3 +202,32 @@ def test_security_settings_are_read_in_any_case_and_spelling() -> None:
         "SCRAM-SHA-512",
     )
     assert MeshSettings(kafka_security_protocol=" ").kafka_security_protocol == "PLAINTEXT"
+
+
+def test_a_misspelled_variable_is_warned_of_and_a_teams_own_is_not(tmp_path: Path) -> None:
+    """A typo left the default in force without a word (h38): now one warning names it and
+    the setting it is close to; a variable far from every setting stays unmentioned."""
+    result = CliRunner().invoke(
+        cli,
+        ["broker", "status"],
+        env={
+            "MESH_DATA_DIR": str(tmp_path),
+            "MESH_BOOTSTRAP_SERVER": "kafka:9092",
+            "mesh_kafka_sasl_passwd": "x",  # settings read names in any case
+            "MESH_ADMIN_TOKEN": "a team's own variable",
+        },
+    )
+    assert result.stderr.splitlines()[:2] == [
+        "warning: MESH_BOOTSTRAP_SERVER is not a mesh-stream setting and is ignored; did you "
+        "mean MESH_BOOTSTRAP_SERVERS?",
+        "warning: mesh_kafka_sasl_passwd is not a mesh-stream setting and is ignored; did you "
+        "mean MESH_KAFKA_SASL_PASSWORD?",
+    ]
+    assert "MESH_ADMIN_TOKEN" not in result.stderr
+
+
+def test_a_near_name_beside_the_setting_it_resembles_is_not_warned_of() -> None:
+    environ = {"MESH_DATA_DIR": "/d", "MESH_DATADIR": "/e", "MESH_REGISTRY": "x"}
+    assert misspelled_settings(environ) == [
+        "MESH_REGISTRY is not a mesh-stream setting and is ignored; did you mean MESH_REGISTRY_URL?"
+    ]

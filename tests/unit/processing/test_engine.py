@@ -1064,14 +1064,17 @@ def test_run_names_a_state_folder_it_cannot_make_in_one_line_and_exits_1(
     )
 
 
-def test_run_names_a_bad_setting_in_one_line_and_exits_1(
+def test_run_names_a_bad_setting_in_one_line_and_exits_2_as_the_cli_does(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("MESH_PROCESSOR_STATE_FLUSH_AT", "0")
+    monkeypatch.setenv("MESH_PROCESSOR_BATCH_WAIT", "5")  # a typo, warned of first
     with pytest.raises(SystemExit) as exited:
         engine_module.run(revenue.PROCESSOR, ["worker"])
-    assert exited.value.code == 1
+    assert exited.value.code == 2
     assert capsys.readouterr().err == (
+        "warning: MESH_PROCESSOR_BATCH_WAIT is not a mesh-stream setting and is ignored; "
+        "did you mean MESH_PROCESSOR_BATCH_WAIT_MS?\n"
         "error: invalid MESH_* environment setting:\n"
         "  MESH_PROCESSOR_STATE_FLUSH_AT='0': Input should be greater than or equal to 1\n"
     )
