@@ -169,6 +169,33 @@ def ensure_topics(
     return [topic for topic in wanted if topic in created]
 
 
+def absent_topics(
+    kafka: KafkaConnection | str,
+    products: Iterable[DataProduct],
+    *,
+    wait: float = 5.0,
+    timeout: float = 30.0,
+) -> list[DataProduct]:
+    """The ``products`` whose topic the cluster does not have, asked again for up to ``wait``
+    seconds (a topic just created may take a moment to show on every broker).
+
+    For readers such as a processor: a product's topic is its owning domain's to create
+    (with its partitions and retention), never a reader's.
+    """
+    conn = _connection(kafka)
+    wanted = list(products)
+    if not wanted:
+        return []
+    admin = make_admin(conn, {"log_level": 0})
+    deadline = time.monotonic() + wait
+    while True:
+        existing = topics.list_topic_names(admin, conn, timeout=timeout)
+        absent = [product for product in wanted if product.topic not in existing]
+        if not absent or time.monotonic() >= deadline:
+            return absent
+        time.sleep(0.5)
+
+
 def writes_dead_letters(product: DataProduct) -> bool:
     """Whether a quality rule of ``product`` sends failing records to its dead-letter topic."""
     return any(rule.on_failure is RuleFailure.DLQ for rule in product.rules)

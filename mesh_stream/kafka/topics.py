@@ -275,6 +275,13 @@ def _list_topics(admin: AdminClient, conn: KafkaConnection, timeout: float) -> C
         raise explain_kafka_error(exc, conn, operation="DESCRIBE") from exc
 
 
+def list_topic_names(
+    admin: AdminClient, conn: KafkaConnection, *, timeout: float = 30.0
+) -> frozenset[str]:
+    """The names of the topics the cluster shows this principal."""
+    return frozenset(_list_topics(admin, conn, timeout).topics)
+
+
 # -- creating ---------------------------------------------------------------------------------
 def ensure_topic(
     conn: KafkaConnection,

@@ -57,6 +57,7 @@ from mesh_stream.processing.spec import (
 )
 from mesh_stream.project import MeshProject, find_project
 from mesh_stream.registration import (
+    absent_topics,
     ensure_dlq_topics,
     ensure_internal_topic,
     ensure_topics,
@@ -139,14 +140,15 @@ def prepare(
     wait_for_inputs: float = 120.0,
     processor: Processor | None = None,
 ) -> ProcessorSpec:
-    """Resolve the processor's products, create their topics, register the output.
+    """Resolve the processor's products, create the output's topic, register the output.
 
     The output is the ``project``'s own descriptor and ``.avsc`` (default: the project
     :func:`~mesh_stream.project.find_project` finds from ``settings``); each input is read
     from the ``registry`` (default: one built from ``settings``): its descriptor and the
     latest schema of its value subject. An input not registered within ``wait_for_inputs``
     seconds (its publisher may be starting too) is an error naming it, before any topic is
-    created. With ``processor``, the fields it reads are checked against those schemas
+    created; so is an input whose topic the cluster lacks (its domain creates it, not a
+    reader). With ``processor``, the fields it reads are checked against those schemas
     (:func:`~mesh_stream.processing.reads.check_reads`), also before any topic is created,
     and its re-key group is registered on each input with the fields it reads (best effort),
     so the registry refuses an input version that removes or retypes one of them.
@@ -171,7 +173,10 @@ def prepare(
         # at once (TLS against a PLAINTEXT listener waited 30 s in the topics' creation,
         # then said that no broker answers).
         probe(conn, timeout=KAFKA_WAIT_S)
-        ensure_topics(conn, (*inputs, output))
+        absent = absent_topics(conn, inputs)
+        if absent:
+            raise ConfigurationError(_absent_inputs_message(absent, output, conn))
+        ensure_topics(conn, (output,))
         ensure_dlq_topics(conn, inputs, every=True)  # where undecodable input records go
         schema_id = register_product(registry, output, project.root, wait_for_inputs=0)
         if processor is not None:  # the registry then protects what the processor reads
@@ -187,6 +192,26 @@ def prepare(
     spec = ProcessorSpec(output, inputs, schema_id, settings, output_schema, input_schemas)
     spec.__dict__["connection"] = conn  # the cached_property's value: built once
     return spec
+
+
+def _absent_inputs_message(
+    absent: Sequence[DataProduct], output: DataProduct, conn: KafkaConnection
+) -> str:
+    named = ", ".join(f"{product.name} ({product.topic})" for product in absent)
+    owners = sorted({product.domain for product in absent})
+    what = (
+        f"the topic of input {named} does not"
+        if len(absent) == 1
+        else (f"the topics of inputs {named} do not")
+    )
+    return (
+        f"processor {output.name}: {what} exist on the cluster at "
+        f"{conn.bootstrap_servers}, though the registry has the product; a processor never "
+        "creates its inputs' "
+        f"topics: their domain ({', '.join(owners)}) does, with `mesh products apply` in its "
+        "project or its publisher's first start (or point MESH_BOOTSTRAP_SERVERS at the "
+        "cluster that has them)"
+    )
 
 
 def processor_app(spec: ProcessorSpec) -> faust.App:

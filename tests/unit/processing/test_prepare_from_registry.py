@@ -116,6 +116,11 @@ def test_prepare_builds_the_spec_from_the_project_and_the_registry(
     monkeypatch.setattr(processing_app, "probe", lambda _conn, **_timeout: created.append(["?"]))
     monkeypatch.setattr(
         processing_app,
+        "absent_topics",
+        lambda _conn, products: created.append(["absent?", *(p.topic for p in products)]) or [],
+    )
+    monkeypatch.setattr(
+        processing_app,
         "ensure_topics",
         lambda _conn, products: created.append([p.topic for p in products]),
     )
@@ -131,7 +136,12 @@ def test_prepare_builds_the_spec_from_the_project_and_the_registry(
     assert spec.output == project.descriptor(OUTPUT)
     assert spec.output_schema == project.schema_path(spec.output).read_text(encoding="utf-8")
     assert set(spec.input_schemas) == {INPUT}
-    assert created == [["?"], [published.topic, spec.output.topic], [published.dlq_topic]]
+    assert created == [
+        ["?"],
+        ["absent?", published.topic],  # an input's topic is its domain's to create
+        [spec.output.topic],
+        [published.dlq_topic],
+    ]
     registered = analytics.get_latest(spec.output.value_subject)
     assert registered.schema_id == spec.output_schema_id
     assert analytics.get_product(OUTPUT)["inputs"] == [INPUT]  # its lineage, in the catalog
@@ -266,6 +276,7 @@ def test_prepare_registers_the_rekey_group_with_the_fields_the_processor_reads(
     field it reads, naming its group (not only products that declare field_lineage)."""
     published = publish_input(server)
     monkeypatch.setattr(processing_app, "probe", lambda _conn, **_timeout: None)
+    monkeypatch.setattr(processing_app, "absent_topics", lambda _conn, _products: [])
     monkeypatch.setattr(processing_app, "ensure_topics", lambda _conn, _products: None)
     monkeypatch.setattr(processing_app, "ensure_dlq_topics", lambda _c, _p, **_every: None)
 
