@@ -115,6 +115,22 @@ def advertised_url_problem(url: str) -> str | None:
 KAFKA_LISTENER_PROTOCOLS = ("plaintext", "ssl", "sasl_plaintext", "sasl_ssl")
 
 
+def bootstrap_addresses(servers: str) -> list[tuple[str, str]]:
+    """``(host, port)`` of each entry of a bootstrap servers list, without the listener
+    protocol librdkafka accepts before it (``SASL_SSL://broker1:9093``): the one parse every
+    client other than librdkafka (faust's URL, socket probes) builds its addresses from. An
+    entry without ``:port`` has port ``""``."""
+    addresses = []
+    for entry in (part.strip() for part in servers.split(",")):
+        if not entry:
+            continue
+        scheme, separator, rest = entry.partition("://")
+        address = rest if separator and scheme.lower() in KAFKA_LISTENER_PROTOCOLS else entry
+        host, colon, port = address.rpartition(":")
+        addresses.append((host, port) if colon else (address, ""))
+    return addresses
+
+
 def bootstrap_servers_problem(servers: str) -> str | None:
     """What is wrong with a bootstrap servers list (None when librdkafka can take it)."""
     if not servers.strip():

@@ -44,6 +44,7 @@ from mesh_stream.bench.story_input import Story, StoryRecord, WindowTotal, story
 from mesh_stream.kafka.clients import make_consumer
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.producer import ProductPublisher
+from mesh_stream.settings import bootstrap_addresses
 
 #: (window id, order count, gross cents) of one output record.
 OutputDecoder = Callable[[bytes], tuple[str, int, int]]
@@ -198,7 +199,7 @@ def process_cpu_seconds(pid: int | None) -> float | None:
 def listening_pid(bootstrap_servers: str) -> int | None:
     """The pid of the local process listening on the first bootstrap server's port (the
     broker), from ``/proc/net/tcp*``; None for a remote broker or without ``/proc``."""
-    port = int(bootstrap_servers.split(",", maxsplit=1)[0].rsplit(":", 1)[1])
+    port = int(bootstrap_addresses(bootstrap_servers)[0][1])
     inodes: set[str] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:

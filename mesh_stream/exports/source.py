@@ -19,6 +19,7 @@ from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.project import MeshProject
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.schema.codec import load_schema_file
+from mesh_stream.settings import bootstrap_addresses
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,10 @@ class KafkaServer:
     def hosts(self) -> list[str]:
         """Each bootstrap server as ``host:port``: a listener name such as ``PLAINTEXT://``
         in MESH_BOOTSTRAP_SERVERS is the client's business, not a document's."""
-        found = [host.strip() for host in self.bootstrap_servers.split(",")]
-        return [host.split("://", 1)[-1] for host in found if host.split("://", 1)[-1]]
+        return [
+            f"{host}:{port}" if port else host
+            for host, port in bootstrap_addresses(self.bootstrap_servers)
+        ]
 
     @classmethod
     def from_connection(cls, connection: KafkaConnection) -> KafkaServer:

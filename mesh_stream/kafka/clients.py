@@ -468,8 +468,7 @@ def _listener_reply(conn: KafkaConnection, wait: float = REPLY_WAIT) -> Listener
     all (``plain``: a PLAINTEXT listener), answers ApiVersions only and closes on the next
     (``answered``: a SASL listener), closes the connection, or stays silent for ``wait`` s;
     None when none accepts TCP."""
-    for server in conn.bootstrap_servers.split(","):
-        host, _, port = server.strip().rpartition(":")
+    for host, port in conn.addresses:
         try:
             sock = socket.create_connection((host.strip("[]"), int(port)), timeout=1.0)
         except (OSError, ValueError):

@@ -44,6 +44,7 @@ from mesh_stream.errors import (
 from mesh_stream.settings import (
     SaslMechanism,
     SecurityProtocol,
+    bootstrap_addresses,
     choices,
     sasl_mechanism,
     security_protocol,
@@ -230,8 +231,12 @@ class KafkaConnection:
     # -- faust / aiokafka ----------------------------------------------------------------
     def faust_broker_url(self) -> str:
         """faust's ``broker`` setting: ``kafka://host:port;kafka://host:port``."""
-        servers = [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
-        return ";".join(f"kafka://{server}" for server in servers)
+        return ";".join(f"kafka://{host}:{port}" for host, port in self.addresses)
+
+    @property
+    def addresses(self) -> list[tuple[str, str]]:
+        """``(host, port)`` of each bootstrap server, without a listener protocol prefix."""
+        return bootstrap_addresses(self.bootstrap_servers)
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """A client TLS context (CA, client certificate) for aiokafka; None without TLS."""
@@ -315,8 +320,8 @@ def _validate(conn: KafkaConnection) -> None:
         value = getattr(conn, name)
         if value is not None and not isinstance(value, Path):
             coerce(conn, name, _path(value))
-    servers = [s.strip() for s in conn.bootstrap_servers.split(",") if s.strip()]
-    if not servers or any(":" not in s for s in servers):
+    addresses = bootstrap_addresses(conn.bootstrap_servers)
+    if not addresses or any(not host or not port for host, port in addresses):
         raise ConfigurationError(
             f"{SETTING['bootstrap_servers']}={conn.bootstrap_servers!r} is not a list of "
             f"host:port; set it to your cluster's bootstrap servers, e.g. broker1:9092,broker2:9092"

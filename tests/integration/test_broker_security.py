@@ -319,17 +319,20 @@ def test_no_credentials_against_the_sasl_listener_fails_clearly(
     )
 
 
+@pytest.mark.parametrize("listener_prefix", ["", "PLAINTEXT://"])
 def test_sasl_settings_against_a_plaintext_listener_name_the_protocol_setting(
-    kafka: KafkaAddress,
+    kafka: KafkaAddress, listener_prefix: str
 ) -> None:
     """SASL credentials pointed at a PLAINTEXT listener: the listener answers plain Kafka
     requests, so the error says the protocol is wrong, not the credentials (hostile-input
-    campaign: it said the listener needs credentials or TLS)."""
+    campaign: it said the listener needs credentials or TLS). A server given with its
+    listener's protocol, as librdkafka allows, is probed too (h41: it was skipped)."""
     from mesh_stream.broker.reachability import existing_topics
 
+    servers = listener_prefix + kafka.bootstrap_servers
     conn = KafkaConnection.from_settings(
         MeshSettings(
-            bootstrap_servers=kafka.bootstrap_servers,
+            bootstrap_servers=servers,
             kafka_security_protocol="SASL_PLAINTEXT",
             kafka_sasl_mechanism="SCRAM-SHA-512",
             kafka_sasl_username="orders",
@@ -337,7 +340,7 @@ def test_sasl_settings_against_a_plaintext_listener_name_the_protocol_setting(
         )
     )
     expected = (
-        f"{kafka.bootstrap_servers} is a PLAINTEXT listener (it answers Kafka requests without "
+        f"{servers} is a PLAINTEXT listener (it answers Kafka requests without "
         "credentials or TLS), but mesh connects over SASL_PLAINTEXT: set "
         "MESH_KAFKA_SECURITY_PROTOCOL=PLAINTEXT (and drop the MESH_KAFKA_SASL_* and "
         "MESH_KAFKA_SSL_* settings), or point MESH_BOOTSTRAP_SERVERS at the cluster's "

@@ -55,6 +55,20 @@ def sasl(**changes: object) -> KafkaConnection:
     return KafkaConnection.create("b1:9092,b2:9092", **values)  # type: ignore[arg-type]
 
 
+def test_a_listener_protocol_before_a_server_is_librdkafkas_alone() -> None:
+    """librdkafka takes ``SASL_SSL://host:port``; faust's URL and the socket probes get the
+    address without it (h41: faust was given ``kafka://PLAINTEXT://...``)."""
+    conn = KafkaConnection.create("PLAINTEXT://b1:9092, sasl_ssl://[::1]:9093")
+    assert (
+        conn.librdkafka_config()["bootstrap.servers"]
+        == "PLAINTEXT://b1:9092, sasl_ssl://[::1]:9093"
+    )
+    assert conn.addresses == [("b1", "9092"), ("[::1]", "9093")]
+    assert conn.faust_broker_url() == "kafka://b1:9092;kafka://[::1]:9093"
+    with pytest.raises(ConfigurationError, match="is not a list of host:port"):
+        KafkaConnection.create("PLAINTEXT://b1")
+
+
 def test_defaults_render_a_plaintext_local_config() -> None:
     conn = KafkaConnection.from_settings(MeshSettings())
     assert conn.security_protocol is SecurityProtocol.PLAINTEXT
