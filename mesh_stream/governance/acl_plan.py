@@ -61,6 +61,7 @@ from mesh_stream.project import (
     PLATFORM_NAME,
     REGISTRY_USER,
     domain_name_problem,
+    load_project,
     overlapping_domain,
 )
 from mesh_stream.settings import MeshSettings
@@ -504,9 +505,9 @@ def _unknown_readers(product: DataProduct, domains: Sequence[str]) -> list[str]:
     ]
 
 
-def project_domains(root: Path) -> list[str]:
-    """The domain folders under ``root/domains`` (named like domains)."""
-    folder = root / "domains"
+def project_domains(folder: Path) -> list[str]:
+    """The domain folders under ``folder``, a project's products folder (named like
+    domains)."""
     if not folder.is_dir():
         return []
     return sorted(e.name for e in folder.iterdir() if e.is_dir() and _DOMAIN.match(e.name))
@@ -518,13 +519,14 @@ def plan_project(
     registry_principal: str = REGISTRY_PRINCIPAL,
     registry_topic: str = REGISTRY_TOPIC,
 ) -> AclPlan:
-    """The plan for the project at ``root``: its ``domains/<d>/products/*.yaml`` descriptors
-    and its domain folders. Descriptor errors raise :class:`~mesh_stream.errors.DescriptorError`
-    (all of them, with file:line)."""
-    products = load_descriptors(root / "domains")
+    """The plan for the project at ``root``: its ``<products>/<d>/products/*.yaml``
+    descriptors and its domain folders (``products`` as its mesh.yaml says, ``domains``
+    without one). Descriptor errors raise :class:`~mesh_stream.errors.DescriptorError` (all
+    of them, with file:line)."""
+    folder = load_project(root, defaults_without_file=True).descriptors_dir
     return plan_acls(
-        products,
-        domains=project_domains(root),
+        load_descriptors(folder),
+        domains=project_domains(folder),
         registry_principal=registry_principal,
         registry_topic=registry_topic,
     )

@@ -48,7 +48,7 @@ from mesh_stream.governance.policies import (
     Review,
     ignored_logical_types,
 )
-from mesh_stream.project import MeshProject, domain_name_problem
+from mesh_stream.project import PROJECT_FILE, MeshProject, domain_name_problem, load_project
 from mesh_stream.schema import strict_json
 from mesh_stream.schema.avro import parse_schema, size_problem
 
@@ -467,7 +467,7 @@ def project_policies(project: MeshProject) -> Path | None:
 
 
 def lint_repository(
-    root: Path,
+    root: Path | str,
     policies_file: Path | None = None,
     *,
     products_dir: Path | None = None,
@@ -480,7 +480,13 @@ def lint_repository(
     default ``root/schemas``). ``outside`` is the rest of the mesh (the registry, for
     `mesh products plan`): inputs from other domains' repositories are found there.
     With ``project``, a product of a domain it does not own is an error, as `mesh products
-    plan` and the SDK refuse it."""
+    plan` and the SDK refuse it. A ``root`` holding ``mesh.yaml``, given without folders or
+    ``project``, is linted as that project (:func:`lint_project`: its folders and policy
+    file)."""
+    root = Path(root)
+    bare = project is None and products_dir is None and schemas_dir is None
+    if bare and (root / PROJECT_FILE).is_file():
+        return lint_project(load_project(root), policies_file, outside=outside)
     layout = _Layout(root, products_dir or root / "domains", schemas_dir or root / "schemas")
     if not layout.products.is_dir() and project is not None:
         where = _project_setting(project, "products")

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from mesh_stream import lint_repository
 from mesh_stream.cli.main import cli
 from mesh_stream.errors import DescriptorError
 
@@ -120,3 +121,17 @@ def test_the_acl_plan_reads_the_projects_descriptors(project: Path) -> None:
         f"{project}/src/products/orders: product orders.order-placed: domain 'orders' is not "
         "one of this project's domains ['payments']"
     )
+
+
+def test_the_public_lint_repository_follows_mesh_yaml_given_a_folder_as_text(
+    project: Path,
+) -> None:
+    """`mesh_stream.lint_repository("path")` assumed domains/ and schemas/ and raised a
+    TypeError for a str (h41); a folder with mesh.yaml is linted as its project."""
+    report = lint_repository(str(project))
+    assert report.products == 1
+    assert not report.violations
+    (project / "mesh.yaml").write_text(MESH_YAML.replace("[orders]", "[payments]"))
+    [violation] = lint_repository(str(project)).violations
+    assert "orders" in violation.message
+    assert "payments" in violation.message
