@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import difflib
 import enum
+import getpass
 import os
 import re
 import shlex
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -35,10 +37,13 @@ def _default_cache_dir() -> Path:
     return Path.home() / ".cache" / "mesh-stream"
 
 
-def shared_cache_dir() -> Path:
-    """MESH_CACHE_DIR, else the default cache folder: for what every process of the user
-    shares without settings at hand (picked ports), as the Kafka jars are shared."""
-    return Path(os.environ.get("MESH_CACHE_DIR") or _default_cache_dir()).expanduser()
+def user_scratch_dir() -> Path:
+    """A folder of this user's that every process finds whatever its settings (the
+    temporary folder's ``mesh-stream-<user>``): for what processes must share without
+    settings at hand, such as the ports they picked. Settings are never read here; library
+    code leaves the environment to the entry points."""
+    user = str(os.getuid()) if hasattr(os, "getuid") else getpass.getuser()
+    return Path(tempfile.gettempdir()) / f"mesh-stream-{user}"
 
 
 def default_data_dir() -> Path:

@@ -68,7 +68,7 @@ from mesh_stream.kafka.clients import make_admin
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 from mesh_stream.kafka.topics import min_insync_replicas
 from mesh_stream.project import SERVICE_USERS, domain_name_problem
-from mesh_stream.settings import HEAP_SIZE, default_data_dir, shared_cache_dir
+from mesh_stream.settings import HEAP_SIZE, default_data_dir, user_scratch_dir
 
 STATE_FILE = "cluster.json"
 HOST = "127.0.0.1"
@@ -191,10 +191,11 @@ PORT_PROMISE_S = 600.0
 
 def _promise(port: int) -> bool:
     """Promise ``port`` to this process for :data:`PORT_PROMISE_S` (a marker file in the
-    shared cache folder), False when another process's promise of it still holds: two processes
-    starting brokers at once could otherwise both pick a port nothing listens on yet, and
-    one Kafka node then found another cluster's controller on it (verify33)."""
-    folder = shared_cache_dir() / "ports"
+    user's scratch folder, the same for every process whatever its settings), False when
+    another process's promise of it still holds: two processes starting brokers at once
+    could otherwise both pick a port nothing listens on yet, and one Kafka node then found
+    another cluster's controller on it (verify33)."""
+    folder = user_scratch_dir() / "ports"
     marker = folder / str(port)
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -448,16 +448,16 @@ def test_a_port_another_process_picked_is_not_picked_again_while_promised(
 ) -> None:
     """Two processes starting brokers at once both picked a port nothing listened on yet:
     one Kafka node then met another cluster's controller there (verify33). A picked port
-    is promised for a while (a marker in the shared cache folder) and skipped by every
+    is promised for a while (a marker in the user's scratch folder) and skipped by every
     picker."""
     import itertools
     import time
 
     from mesh_stream.broker import cluster
-    from mesh_stream.settings import shared_cache_dir
+    from mesh_stream.settings import user_scratch_dir
 
     promised, other = free_port(), free_port()  # both now promised to this process
-    folder = shared_cache_dir() / "ports"
+    folder = user_scratch_dir() / "ports"
     assert (folder / str(promised)).is_file()
     candidates = itertools.cycle([promised, other])
     monkeypatch.setattr(cluster._picker, "randrange", lambda _a, _b: next(candidates))
