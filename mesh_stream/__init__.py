@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from mesh_stream.consumer import ConsumedRecord, ProductConsumer
     from mesh_stream.descriptor import DataProduct, load_descriptor, load_descriptors
     from mesh_stream.errors import (
+        AuthenticationError,
         AuthError,
         BrokerError,
         BrokerUnreachableError,
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
         KafkaAuthorizationError,
         KafkaSecurityError,
         MeshError,
+        PermissionDeniedError,
+        ProcessorError,
         ProductNotFoundError,
         ProductRejectedError,
         ProjectNotFoundError,
@@ -39,7 +42,13 @@ if TYPE_CHECKING:
         RegistryUnavailableError,
         RuleViolationError,
         SchemaError,
+        SchemaNotFoundError,
         SerializationError,
+        SettingsError,
+        SubjectNotFoundError,
+        TooManyRequestsError,
+        TopicMismatchError,
+        VersionNotFoundError,
     )
     from mesh_stream.governance import LintReport, Violation, lint_repository
     from mesh_stream.kafka.connection import KafkaConnection
@@ -66,6 +75,7 @@ _LAZY = {
     **dict.fromkeys(
         (
             "AuthError",
+            "AuthenticationError",
             "BrokerError",
             "BrokerUnreachableError",
             "ConfigurationError",
@@ -78,6 +88,8 @@ _LAZY = {
             "KafkaAuthorizationError",
             "KafkaSecurityError",
             "MeshError",
+            "PermissionDeniedError",
+            "ProcessorError",
             "ProductNotFoundError",
             "ProductRejectedError",
             "ProjectNotFoundError",
@@ -85,7 +97,13 @@ _LAZY = {
             "RegistryUnavailableError",
             "RuleViolationError",
             "SchemaError",
+            "SchemaNotFoundError",
             "SerializationError",
+            "SettingsError",
+            "SubjectNotFoundError",
+            "TooManyRequestsError",
+            "TopicMismatchError",
+            "VersionNotFoundError",
         ),
         "mesh_stream.errors",
     ),
@@ -130,6 +148,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "AsyncProductPublisher",
     "AuthError",
+    "AuthenticationError",
     "BrokerError",
     "BrokerUnreachableError",
     "ConfigurationError",
@@ -149,6 +168,8 @@ __all__ = [
     "LocalCluster",
     "MeshError",
     "MeshSettings",
+    "PermissionDeniedError",
+    "ProcessorError",
     "ProductConsumer",
     "ProductNotFoundError",
     "ProductPublisher",
@@ -161,7 +182,13 @@ __all__ = [
     "RegistryUnavailableError",
     "RuleViolationError",
     "SchemaError",
+    "SchemaNotFoundError",
     "SerializationError",
+    "SettingsError",
+    "SubjectNotFoundError",
+    "TooManyRequestsError",
+    "TopicMismatchError",
+    "VersionNotFoundError",
     "Violation",
     "lint_repository",
     "load_descriptor",

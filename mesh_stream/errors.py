@@ -7,6 +7,7 @@ original kept as ``__cause__``::
 
     MeshError
     ├── ConfigurationError          a setting or a file is wrong; the message names it
+    │   ├── SettingsError           MeshSettings did not validate (one line per MESH_* value)
     │   ├── TopicMismatchError      an existing topic differs from its spec (strict mode)
     │   └── ProjectNotFoundError    no mesh.yaml where the project was looked for
     ├── BrokerError                 the local Kafka launcher
@@ -78,6 +79,11 @@ class MeshError(Exception):
 
 class ConfigurationError(MeshError):
     """A setting, flag or file is wrong; the message names which and how to fix it."""
+
+
+class SettingsError(ConfigurationError):
+    """``MeshSettings`` did not validate: one line per bad ``MESH_*`` value (a secret's
+    hidden) and what is expected; pydantic's ``ValidationError`` is the ``__cause__``."""
 
 
 class TopicMismatchError(ConfigurationError):

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from mesh_stream.errors import ConfigurationError, validation_problem
+from mesh_stream.errors import ConfigurationError, SettingsError, validation_problem
 
 DEFAULT_KAFKA_VERSION = "4.1.1"
 #: Compacted topic of the registry's state unless MESH_REGISTRY_TOPIC says otherwise.
@@ -331,6 +331,14 @@ class MeshSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MESH_", extra="ignore", allow_inf_nan=False, hide_input_in_errors=True
     )
+
+    def __init__(self, **values: Any) -> None:
+        """Read the ``MESH_*`` variables (``values`` win); a bad one raises
+        :class:`~mesh_stream.errors.SettingsError`, a ``MeshError`` like every other."""
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise SettingsError(environment_problems(exc)) from exc
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         """What ``repr`` and ``str`` show: a ``principal:token@`` in the registry URL (the

@@ -38,8 +38,8 @@ from mesh_stream.cli.registry import registry
 from mesh_stream.cli.tail import tail
 from mesh_stream.cli.up import up
 from mesh_stream.cli.verify import verify
-from mesh_stream.errors import MeshError, validation_problem
-from mesh_stream.settings import MeshSettings, environment_problems, misspelled_settings
+from mesh_stream.errors import MeshError, SettingsError, validation_problem
+from mesh_stream.settings import MeshSettings, misspelled_settings
 
 HELP_OPTIONS = ("-h", "--help")
 
@@ -99,8 +99,8 @@ def cli(ctx: click.Context) -> None:
         click.echo(f"warning: {warning}", err=True)
     try:
         ctx.obj = MeshSettings()
-    except ValidationError as exc:
-        problem = environment_problems(exc)
+    except SettingsError as exc:
+        problem = str(exc)
         if not _asks_for_help(ctx):
             raise EnvironmentSettingError(problem) from exc
         ctx.obj = _UnusableSettings(problem)  # the subcommand prints its help and exits

@@ -60,10 +60,15 @@ from typing import Any
 import faust
 import orjson
 from mode import Service
-from pydantic import ValidationError
 
 from mesh_stream import tracing
-from mesh_stream.errors import ConfigurationError, MeshError, ProcessorError, SerializationError
+from mesh_stream.errors import (
+    ConfigurationError,
+    MeshError,
+    ProcessorError,
+    SerializationError,
+    SettingsError,
+)
 from mesh_stream.kafka.partitions import key_partition
 from mesh_stream.logformat import JsonFormatter, LogFormat
 from mesh_stream.processing import faust_seams
@@ -118,7 +123,7 @@ from mesh_stream.processing.spec import (
     shown_key,
 )
 from mesh_stream.registry.client import RegistryClient
-from mesh_stream.settings import MeshSettings, environment_problems, misspelled_settings
+from mesh_stream.settings import MeshSettings, misspelled_settings
 
 __all__ = [
     "Aggregation",
@@ -989,8 +994,8 @@ def run(
         print(f"warning: {warning}", file=sys.stderr)
     try:
         settings = MeshSettings()
-    except ValidationError as exc:  # a usage error, as the CLI's exit status says
-        print(f"error: {environment_problems(exc)}", file=sys.stderr)
+    except SettingsError as exc:  # a usage error, as the CLI's exit status says
+        print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     try:
         use_event_loop(settings.processor_event_loop)

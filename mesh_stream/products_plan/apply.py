@@ -76,7 +76,7 @@ def apply_plan(
             schema_id = registration.register_value_schema(registry, product, text)
             done(f"{product.name}: schema registered under {item.subject} (id {schema_id})")
         if item.level_change is not None:
-            registry.set_compatibility(product.compatibility_level.value, item.subject)
+            registration.set_compatibility(registry, product)  # retried while it answers 429
             done(
                 f"{product.name}: compatibility of {item.subject} set to "
                 f"{product.compatibility_level.value} (was {item.level_change[0]})"

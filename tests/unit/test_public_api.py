@@ -10,6 +10,15 @@ import mesh_stream
 from mesh_stream import errors
 
 EXPECTED = {
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "ProcessorError",
+    "SchemaNotFoundError",
+    "SettingsError",
+    "SubjectNotFoundError",
+    "TooManyRequestsError",
+    "TopicMismatchError",
+    "VersionNotFoundError",
     "AsyncProductPublisher",
     "AuthError",
     "BrokerError",

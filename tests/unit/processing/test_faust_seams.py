@@ -455,10 +455,12 @@ def test_the_records_of_one_fetch_go_in_one_batch_though_faust_hands_them_over_o
     sends = [(0.02, value) for value in values]
     one_by_one = _batches_of("ours", sends, within_s=0.4, idle_s=0.0, fetched_left=[0] * 4)
     assert [batch for _, batch in one_by_one] == [[0], [1], [2], [3]]
-    fetch = _batches_of("ours", sends, within_s=0.4, idle_s=0.0, fetched_left=[3, 2, 1, 0])
+    # A window long beside the sends: handed over with the last record, not at its end,
+    # however late a loaded machine makes the sends (verify: 0.5 s for 4 sends of 20 ms).
+    fetch = _batches_of("ours", sends, within_s=1.5, idle_s=0.0, fetched_left=[3, 2, 1, 0])
     [(after, batch)] = fetch
     assert batch == values
-    assert after < 0.02 * len(values) + 0.1  # handed over with the last, not at 0.4 s
+    assert after < 1.2
 
 
 def test_fetched_in_hand_counts_a_fetch_down_as_its_records_become_messages() -> None:
