@@ -69,8 +69,7 @@ from mesh_stream.kafka.clients import (
     make_consumer,
     unread_partitions,
 )
-from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
-from mesh_stream.producer import ensure_topic, resolve_connection
+from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error, resolve_connection
 from mesh_stream.project import (
     MeshProject,
     load_project,
@@ -78,7 +77,7 @@ from mesh_stream.project import (
     nearest_project_root,
     resolve_product,
 )
-from mesh_stream.registration import register_reader
+from mesh_stream.registration import ensure_product_topic, register_reader
 from mesh_stream.schema.codec import (
     READ_OPTIONS,
     DecodePlan,
@@ -1041,7 +1040,9 @@ class ProductConsumer:
         )
         try:
             if dlq_topic not in self._dlq_topics:
-                ensure_topic(source.product, self.connection, topic=dlq_topic, dead_letters=True)
+                ensure_product_topic(
+                    source.product, self.connection, topic=dlq_topic, dead_letters=True
+                )
                 self._dlq_topics.add(dlq_topic)
             self._dlq.write(message, dlq_topic, error)
         except MeshError as exc:

@@ -36,12 +36,10 @@ from mesh_stream import registration, tracing
 from mesh_stream.contracts import RuleBreach, RuleEngine
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.errors import (
-    BrokerUnreachableError,
     ConfigurationError,
     DeliveryError,
     DeserializationError,
     KafkaSecurityError,
-    MeshError,
     ProductNotFoundError,
     RegistryUnavailableError,
     RuleViolationError,
@@ -59,7 +57,7 @@ from mesh_stream.kafka.clients import (
     is_wait_seconds,
     make_producer,
 )
-from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
+from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error, resolve_connection
 from mesh_stream.kafka.dlq import RULE_NAME, rule_dead_letter
 from mesh_stream.kafka.partitions import KEY_PARTITIONER
 from mesh_stream.project import MeshProject, locate_project, resolve_product
@@ -81,10 +79,8 @@ __all__ = [
     "PublishReport",
     "RejectedRecord",
     "UndeliveredRecord",
-    "ensure_topic",
     "open_publisher",
     "register_descriptor",
-    "resolve_connection",
 ]
 
 #: Settings no caller may weaken: they are what makes "nothing lost" true.
@@ -444,7 +440,7 @@ class ProductPublisher:
         if schema is not None:  # a refusal must not send the user to the descriptor's file
             source = schema_source or f"the schema given to {type(self).__name__}(schema=...)"
         if create_topic:  # a topic Kafka cannot have is refused before anything is registered
-            ensure_topic(product, self.connection, create=False)
+            registration.ensure_product_topic(product, self.connection, create=False)
         find = registration.register_contract if auto_register else registration.registered_contract
         registered = find(registry, product, document, source=source)
         version = registration.enforced_version(registry, product, registered)
@@ -482,13 +478,17 @@ class ProductPublisher:
         self.topic_contradictions: tuple[str, ...] = ()
         if create_topic:
             drift: list[topics.TopicDifference] = []
-            limits = [ensure_topic(product, self.connection, differences=drift)]
+            limits = [
+                registration.ensure_product_topic(product, self.connection, differences=drift)
+            ]
             self.topic_contradictions = tuple(
                 d.describe() for d in drift if d.setting in topics.PROMISED_SETTINGS
             )
             for dlq_topic in self._dlq_topics():
                 limits.append(
-                    ensure_topic(product, self.connection, topic=dlq_topic, dead_letters=True)
+                    registration.ensure_product_topic(
+                        product, self.connection, topic=dlq_topic, dead_letters=True
+                    )
                 )
             settings = batches_within(settings, [limit for limit in limits if limit])
         self._producer = make_producer(self.connection, settings)
@@ -1210,82 +1210,6 @@ class AsyncProductPublisher:
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
-
-
-# -- topics ---------------------------------------------------------------------------------
-
-
-def resolve_connection(
-    connection: KafkaConnection | None, bootstrap_servers: str | None
-) -> KafkaConnection:
-    """``connection``, or a PLAINTEXT connection to ``bootstrap_servers`` (the shorthand)."""
-    if connection is not None:
-        if bootstrap_servers is not None and bootstrap_servers != connection.bootstrap_servers:
-            raise ConfigurationError(
-                f"bootstrap_servers={bootstrap_servers!r} differs from the connection's "
-                f"{connection.bootstrap_servers!r}; give only connection="
-            )
-        return connection
-    if bootstrap_servers is None:
-        raise ConfigurationError(
-            "no Kafka to talk to: give connection=KafkaConnection.from_settings(settings) "
-            "(or bootstrap_servers='host:port' for a PLAINTEXT cluster)"
-        )
-    return KafkaConnection.create(bootstrap_servers)
-
-
-def ensure_topic(
-    product: DataProduct,
-    connection: KafkaConnection,
-    *,
-    topic: str | None = None,
-    differences: list[topics.TopicDifference] | None = None,
-    dead_letters: bool = False,
-    create: bool = True,
-) -> int | None:
-    """Create the product's topic (or ``topic``, e.g. its DLQ) as the descriptor says, if missing.
-
-    ``dead_letters``: ``topic`` is a dead-letter topic of the product, specified by
-    :func:`mesh_stream.kafka.topics.dlq_topic_spec` (never compacted).
-
-    The spec (partitions, retention, cleanup policy, replication factor and
-    ``min.insync.replicas``) comes from :func:`mesh_stream.kafka.topics.product_topic_spec`;
-    an existing topic that differs from it is reported (a warning), see that module.
-    Returns an existing topic's ``max.message.bytes`` when it is known (None otherwise);
-    ``differences``, if given, gets how an existing topic differs from the spec.
-    With ``create=False`` the spec is only made (a replication factor above the cluster's
-    brokers is refused) and nothing is created.
-    """
-    name = topic or product.topic
-    configs: dict[str, Mapping[str, str]] = {}
-    try:
-        cluster = topics.cluster_info(connection)
-        spec = (
-            topics.dlq_topic_spec(product, cluster, topic=name)
-            if dead_letters
-            else topics.product_topic_spec(product, cluster, topic=name)
-        )
-        if not create:
-            return None
-        found = topics.ensure_topic(connection, spec, configs=configs)
-        if differences is not None:
-            differences.extend(found)
-    except KafkaSecurityError:
-        raise
-    except ConfigurationError:
-        raise
-    except BrokerUnreachableError as exc:  # nothing was sent: not a delivery that failed
-        raise BrokerUnreachableError(
-            f"cannot check or create topic {name} for {product.name}: {exc}; start Kafka "
-            f"with `mesh broker start` or set MESH_BOOTSTRAP_SERVERS"
-        ) from exc
-    except MeshError as exc:
-        raise DeliveryError(
-            f"cannot create topic {name} for {product.name} at {connection.bootstrap_servers}: "
-            f"{exc}; start Kafka with `mesh broker start` or set MESH_BOOTSTRAP_SERVERS"
-        ) from exc
-    limit = configs.get(name, {}).get("max.message.bytes")
-    return int(limit) if limit is not None and limit.isdigit() else None
 
 
 def open_publisher(

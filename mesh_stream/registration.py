@@ -35,9 +35,12 @@ from mesh_stream.descriptor import (
 )
 from mesh_stream.errors import (
     BrokerError,
+    BrokerUnreachableError,
     ConfigurationError,
+    DeliveryError,
     DescriptorError,
     IncompatibleSchemaError,
+    KafkaSecurityError,
     MeshError,
     ProductNotFoundError,
     ProductRejectedError,
@@ -194,6 +197,60 @@ def absent_topics(
         if not absent or time.monotonic() >= deadline:
             return absent
         time.sleep(0.5)
+
+
+def ensure_product_topic(
+    product: DataProduct,
+    connection: KafkaConnection,
+    *,
+    topic: str | None = None,
+    differences: list[topics.TopicDifference] | None = None,
+    dead_letters: bool = False,
+    create: bool = True,
+) -> int | None:
+    """Create the product's topic (or ``topic``, e.g. its DLQ) as the descriptor says, if missing.
+
+    ``dead_letters``: ``topic`` is a dead-letter topic of the product, specified by
+    :func:`mesh_stream.kafka.topics.dlq_topic_spec` (never compacted).
+
+    The spec (partitions, retention, cleanup policy, replication factor and
+    ``min.insync.replicas``) comes from :func:`mesh_stream.kafka.topics.product_topic_spec`;
+    an existing topic that differs from it is reported (a warning), see that module.
+    Returns an existing topic's ``max.message.bytes`` when it is known (None otherwise);
+    ``differences``, if given, gets how an existing topic differs from the spec.
+    With ``create=False`` the spec is only made (a replication factor above the cluster's
+    brokers is refused) and nothing is created.
+    """
+    name = topic or product.topic
+    configs: dict[str, Mapping[str, str]] = {}
+    try:
+        cluster = topics.cluster_info(connection)
+        spec = (
+            topics.dlq_topic_spec(product, cluster, topic=name)
+            if dead_letters
+            else topics.product_topic_spec(product, cluster, topic=name)
+        )
+        if not create:
+            return None
+        found = topics.ensure_topic(connection, spec, configs=configs)
+        if differences is not None:
+            differences.extend(found)
+    except KafkaSecurityError:
+        raise
+    except ConfigurationError:
+        raise
+    except BrokerUnreachableError as exc:  # nothing was sent: not a delivery that failed
+        raise BrokerUnreachableError(
+            f"cannot check or create topic {name} for {product.name}: {exc}; start Kafka "
+            f"with `mesh broker start` or set MESH_BOOTSTRAP_SERVERS"
+        ) from exc
+    except MeshError as exc:
+        raise DeliveryError(
+            f"cannot create topic {name} for {product.name} at {connection.bootstrap_servers}: "
+            f"{exc}; start Kafka with `mesh broker start` or set MESH_BOOTSTRAP_SERVERS"
+        ) from exc
+    limit = configs.get(name, {}).get("max.message.bytes")
+    return int(limit) if limit is not None and limit.isdigit() else None
 
 
 def writes_dead_letters(product: DataProduct) -> bool:

@@ -40,8 +40,8 @@ from mesh_stream.bench.sdk_bench import (
     schema,
 )
 from mesh_stream.kafka.connection import KafkaConnection
-from mesh_stream.producer import ensure_topic
 from mesh_stream.project import locate_project
+from mesh_stream.registration import ensure_product_topic
 from mesh_stream.settings import MeshSettings
 
 #: (name, numerator, denominator, target): the ratios issue 4 asks for.
@@ -353,7 +353,7 @@ def _run_sdk(
                 read_product=f"{product_name(source)}-1",
             )
             if case in WRITE_CASES:
-                ensure_topic(bench_product(config.product), connection)
+                ensure_product_topic(bench_product(config.product), connection)
             progress(f"[{attempt}/{repeats}] ({case}) {LABELS[case]} ...")
             runs[case].append(_run_case(case, config))
             progress(f"[{attempt}/{repeats}] ({case}) {runs[case][-1]['msgs_per_s']:,.0f} msgs/s")
@@ -613,7 +613,7 @@ def run_instructions_only(
         connection = KafkaConnection.create(environment.bootstrap_servers)
 
         def make_product(name: str) -> str:
-            ensure_topic(bench_product(name), connection)
+            ensure_product_topic(bench_product(name), connection)
             return name
 
         config = case_config(

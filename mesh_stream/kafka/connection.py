@@ -307,6 +307,25 @@ def _parse_mechanism(value: str | SaslMechanism | None) -> SaslMechanism | None:
         raise ConfigurationError(f"{SETTING['sasl_mechanism']}={value!r} {exc}") from None
 
 
+def resolve_connection(
+    connection: KafkaConnection | None, bootstrap_servers: str | None
+) -> KafkaConnection:
+    """``connection``, or a PLAINTEXT connection to ``bootstrap_servers`` (the shorthand)."""
+    if connection is not None:
+        if bootstrap_servers is not None and bootstrap_servers != connection.bootstrap_servers:
+            raise ConfigurationError(
+                f"bootstrap_servers={bootstrap_servers!r} differs from the connection's "
+                f"{connection.bootstrap_servers!r}; give only connection="
+            )
+        return connection
+    if bootstrap_servers is None:
+        raise ConfigurationError(
+            "no Kafka to talk to: give connection=KafkaConnection.from_settings(settings) "
+            "(or bootstrap_servers='host:port' for a PLAINTEXT cluster)"
+        )
+    return KafkaConnection.create(bootstrap_servers)
+
+
 def _validate(conn: KafkaConnection) -> None:
     # Direct construction with plain strings is normalised like create() does.
     coerce = object.__setattr__

@@ -438,7 +438,7 @@ def test_no_kafka_when_a_publisher_opens_is_unreachable_not_a_failed_delivery(
     from mesh_stream.errors import BrokerUnreachableError, DeliveryError
     from mesh_stream.kafka import topics
     from mesh_stream.kafka.connection import KafkaConnection
-    from mesh_stream.producer import ensure_topic
+    from mesh_stream.registration import ensure_product_topic
     from tests.fixtures.sdk.helpers import SCHEMA_V1, new_product
 
     # the cluster is asked for up to 15 s; 2 s tell the same here
@@ -449,7 +449,7 @@ def test_no_kafka_when_a_publisher_opens_is_unreachable_not_a_failed_delivery(
         closed = spare.getsockname()[1]
     product = new_product("unit", schema=SCHEMA_V1)
     with pytest.raises(BrokerUnreachableError) as caught:
-        ensure_topic(product, KafkaConnection.create(f"127.0.0.1:{closed}"))
+        ensure_product_topic(product, KafkaConnection.create(f"127.0.0.1:{closed}"))
     assert not isinstance(caught.value, DeliveryError)
     message = str(caught.value)
     assert message.startswith(f"cannot check or create topic {product.topic} for {product.name}: ")
