@@ -60,6 +60,13 @@ original kept as ``__cause__``::
         ├── KafkaAuthenticationError  wrong or missing SASL credentials, untrusted TLS
         └── KafkaAuthorizationError   authenticated, but an ACL is missing
 
+A few errors live beside the one module that raises them, in this tree all the same:
+``StateTooLargeError``, ``OutputRefusedError`` and ``SendRefusedError`` (processors, under
+``ProcessorError``), ``DeferredWritesFailedError`` (a processor's state writes) and
+``WorkerFailedError`` (`mesh verify`'s workers) under ``MeshError``,
+``SchemaNotRegisteredError`` (the registry's sample reader, under ``SchemaNotFoundError``) and
+``SignInRequiredError`` (the portal, under ``AuthenticationError``).
+
 Governance refusals by the registry are ``ProductRejectedError`` for a descriptor (422,
 ``error_code`` 42211) and ``SchemaRejectedError`` for a schema version (422, 42218), the
 violations on ``.violations``; ``mesh lint`` reports violations rather than raising.

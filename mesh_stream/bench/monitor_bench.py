@@ -47,7 +47,7 @@ from pydantic import SecretStr
 
 from mesh_stream.bench.sdk_bench import make_record, schema
 from mesh_stream.descriptor import DataProduct
-from mesh_stream.kafka.clients import make_admin, make_producer
+from mesh_stream.kafka.clients import NO_LOSS_PRODUCER_CONFIG, make_admin, make_producer
 from mesh_stream.kafka.connection import KafkaConfig, KafkaConnection
 from mesh_stream.kafka.topics import cluster_info, ensure_topics, product_topic_spec
 from mesh_stream.monitor import ProductMonitor
@@ -149,7 +149,7 @@ def _write_records(conn: KafkaConnection, products: Sequence[DataProduct], schem
     body = io.BytesIO()
     fastavro.schemaless_writer(body, fastavro.parse_schema(schema()), make_record(0))
     value = frame(schema_id, body.getvalue())
-    producer = make_producer(conn, {"acks": "all", "enable.idempotence": True, "linger.ms": 20})
+    producer = make_producer(conn, {**NO_LOSS_PRODUCER_CONFIG, "linger.ms": 20})
     failures: list[str] = []
 
     def delivered(err: Any, _msg: Any) -> None:

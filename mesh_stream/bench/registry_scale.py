@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from mesh_stream.kafka.clients import make_producer
+from mesh_stream.kafka.clients import NO_LOSS_PRODUCER_CONFIG, make_producer
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.kafka.topics import cluster_info, ensure_topic, topic_spec
 from mesh_stream.registry.service.app import create_app
@@ -83,12 +83,7 @@ def fill_topic(bootstrap_servers: str, topic: str, subjects: int) -> dict[int, s
             raise AssertionError(f"the generated schema of subject {n} is not in normal form")
     producer = make_producer(
         conn,
-        {
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 20,
-            "compression.type": "lz4",
-        },
+        {**NO_LOSS_PRODUCER_CONFIG, "linger.ms": 20, "compression.type": "lz4"},
     )
     failures: list[str] = []
 

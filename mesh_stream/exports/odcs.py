@@ -31,7 +31,7 @@ from mesh_stream.descriptor import (
     RuleFailure,
 )
 from mesh_stream.exports.source import ExportedProduct, KafkaServer
-from mesh_stream.schema.names import MAX_UNFOLDED, NamedTypes, full_name
+from mesh_stream.schema.names import MAX_UNFOLDED, NAMED_KINDS, NamedTypes, full_name
 
 #: the newest ODCS v3 the published JSON Schema (open-data-contract-standard 3.2.0) accepts
 API_VERSION = "v3.2.0"
@@ -376,7 +376,7 @@ def _branch_label(branch: Any, names: NamedTypes, namespace: str | None) -> str:
         named = None if branch in _PRIMITIVES else names.resolve(branch, namespace)
         return full_name(named, namespace) if named is not None else branch
     if isinstance(branch, Mapping):
-        if branch.get("type") in ("record", "error", "enum", "fixed"):
+        if isinstance(branch.get("type"), str) and branch.get("type") in NAMED_KINDS:
             return full_name(branch, namespace)
         return str(branch.get("type"))
     return str(branch)

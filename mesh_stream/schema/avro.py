@@ -35,6 +35,7 @@ from avro.compatibility import (
 from mesh_stream.descriptor import Compatibility
 from mesh_stream.errors import SchemaError
 from mesh_stream.schema import strict_json
+from mesh_stream.schema.names import NAMED_KINDS
 from mesh_stream.schema.spec import DEFAULT_LIMITS, SchemaLimits, check_schema, check_utf8
 
 AvroSchema = avro.schema.Schema
@@ -189,7 +190,7 @@ def _defined_once(node: Any, namespace: str | None, defined: set[str]) -> Any:
     if not isinstance(node, dict):
         return node
     kind = node.get("type")
-    if kind in ("record", "error", "enum", "fixed") and isinstance(node.get("name"), str):
+    if isinstance(kind, str) and kind in NAMED_KINDS and isinstance(node.get("name"), str):
         name = node["name"]
         space = node.get("namespace", namespace) if "." not in name else name.rpartition(".")[0]
         short = name.rpartition(".")[2]

@@ -23,7 +23,7 @@ from typing import Any
 
 from fastavro.write import LOGICAL_WRITERS
 
-from mesh_stream.schema.names import Scope
+from mesh_stream.schema.names import NAMED_KINDS, Scope
 
 __all__ = ["KeyType", "field_key_text", "key_field_problem", "key_text", "key_type"]
 
@@ -143,7 +143,7 @@ def _type_of(node: Any, scope: Scope) -> KeyType:
     if isinstance(node, Mapping):
         kind = node.get("type")
         logical = node.get("logicalType")
-        if kind in ("record", "error", "enum", "fixed", "array", "map"):
+        if isinstance(kind, str) and (kind in NAMED_KINDS or kind in ("array", "map")):
             if kind == "fixed" and logical == "decimal":
                 return KeyType("fixed", "decimal")
             return KeyType(str(kind))

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mesh_stream.errors import SchemaError
+from mesh_stream.schema.names import NAMED_KINDS
 
 __all__ = ["MAX_SCHEMA_BYTES", "MAX_SCHEMA_DEPTH", "MAX_SCHEMA_FIELDS", "MAX_SCHEMA_NAMED_TYPES"]
 __all__ += ["DEFAULT_LIMITS", "UNLIMITED", "SchemaLimits", "check_schema", "check_utf8"]
@@ -46,7 +47,6 @@ MAX_SCHEMA_NAMED_TYPES = 1_000
 MAX_SCHEMA_DEPTH = 64
 
 PRIMITIVES = frozenset(("null", "boolean", "int", "long", "float", "double", "bytes", "string"))
-NAMED = frozenset(("record", "error", "enum", "fixed"))
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 ORDERS = frozenset(("ascending", "descending", "ignore"))
 INT_RANGE = (-(2**31), 2**31 - 1)
@@ -281,7 +281,7 @@ class _Checker:
             found = self.resolve(branch, namespace)
             return str(found.get("__fullname", branch)) if found is not None else branch
         kind = branch.get("type")
-        if kind in NAMED:
+        if kind in NAMED_KINDS:
             return self.named_fullname(branch, namespace)
         if isinstance(kind, str) and kind not in PRIMITIVES and kind not in ("array", "map"):
             return self._branch_key(kind, namespace)
@@ -301,7 +301,7 @@ class _Checker:
                 return self._takes_no_bytes(kind, namespace, seen)
             if kind == "null":
                 return True
-            if kind in NAMED:
+            if kind in NAMED_KINDS:
                 found = self.resolve(self.named_fullname(node, namespace), "")
             elif isinstance(kind, str) and kind not in PRIMITIVES and kind not in ("array", "map"):
                 return self._takes_no_bytes(kind, namespace, seen)
@@ -357,7 +357,7 @@ class _Checker:
                 raise self.error(f"{where}: a map needs `values`")
             with self.at("values"):
                 self.schema(node["values"], f"{where}{{}}", namespace, depth + 1)
-        elif kind in NAMED:
+        elif kind in NAMED_KINDS:
             self._named(node, kind, where, namespace, depth)
         elif self.resolve(kind, namespace) is None:
             raise self.error(
@@ -493,7 +493,7 @@ class _Checker:
             kind = schema.get("type")
             if isinstance(kind, (list, Mapping)):
                 return self.default_problem(kind, value, namespace, at)
-            if kind in NAMED:
+            if kind in NAMED_KINDS:
                 space = str(schema.get("__namespace", namespace))
                 if "__fullname" not in schema:
                     found = self.resolve(self.named_fullname(schema, namespace), "")
@@ -586,7 +586,7 @@ class _Checker:
             return schema
         if isinstance(schema, Mapping):
             kind = schema.get("type")
-            if kind in NAMED:
+            if kind in NAMED_KINDS:
                 return f"{kind} {self.named_fullname(schema, namespace)}"
             return str(kind)
         return "union"

@@ -88,6 +88,30 @@ def test_every_error_class_appears_in_the_documented_tree() -> None:
     assert missing == []
 
 
+def test_every_error_of_the_package_is_a_mesh_error_named_in_the_tree() -> None:
+    """Errors defined beside their one use (processing, verify, the registry) belong to the
+    tree too, and its docstring names them (h41: seven were missing from it)."""
+    code = (
+        "import importlib, pkgutil, mesh_stream\n"
+        "from mesh_stream.errors import MeshError\n"
+        "for info in pkgutil.walk_packages(mesh_stream.__path__, 'mesh_stream.'):\n"
+        "    importlib.import_module(info.name)\n"
+        "def below(c):\n"
+        "    for s in c.__subclasses__():\n"
+        "        yield s\n"
+        "        yield from below(s)\n"
+        "print('\\n'.join(sorted({c.__name__ for c in below(MeshError)"
+        " if c.__module__.startswith('mesh_stream.')})))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    names = done.stdout.split()
+    assert len(names) > 60
+    doc = errors.__doc__ or ""
+    assert [name for name in names if name not in doc] == []
+
+
 def test_serde_errors_are_also_confluent_kafka_errors() -> None:
     from confluent_kafka.serialization import SerializationError as KafkaSerializationError
 

@@ -62,7 +62,12 @@ from mesh_stream.errors import (
     RegistryWriterConflictError,
     RequestTooLargeError,
 )
-from mesh_stream.kafka.clients import make_admin, make_consumer, make_producer
+from mesh_stream.kafka.clients import (
+    NO_LOSS_PRODUCER_CONFIG,
+    make_admin,
+    make_consumer,
+    make_producer,
+)
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.kafka.topics import cluster_info, ensure_topic, topic_spec
 from mesh_stream.registry.service.state import Record
@@ -212,12 +217,7 @@ class KafkaStore:
         """A transactional producer, initialised (which fences older ones with this id)."""
         producer = make_producer(
             self.connection,
-            {
-                "transactional.id": self.transactional_id,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 0,
-            },
+            {**NO_LOSS_PRODUCER_CONFIG, "transactional.id": self.transactional_id, "linger.ms": 0},
         )
         try:
             producer.init_transactions(timeout)
