@@ -63,6 +63,8 @@ from mesh_stream.errors import (
 from mesh_stream.kafka import dlq
 from mesh_stream.kafka.clients import (
     MAX_WAIT_SECONDS,
+    ConnectRefusals,
+    connect_refusal,
     earlier_reads,
     is_fatal,
     is_wait_seconds,
@@ -636,11 +638,16 @@ class ProductConsumer:
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
             }
+            # A refused password or certificate comes only through error_cb: kept, to be
+            # raised instead of polling nothing for ever (h42).
+            self._refusals = ConnectRefusals(client_config.get("error_cb"))
+            client_config["error_cb"] = self._refusals
             strategy = client_config.get("partition.assignment.strategy")
             self._cooperative = "cooperative" in str(strategy)
             self._consumer = make_consumer(self.connection, client_config)
             undo.callback(self._consumer.close)
             known = None if from_beginning else self._known_topics()
+            self._raise_refusal()
             self._new_topics = set() if known is None else set(self._sources) - set(known)
             #: Current topic -> the earlier majors' topics this group committed offsets on
             #: while it has none on the current one (until it commits there).
@@ -732,6 +739,8 @@ class ProductConsumer:
                     f"cannot consume {', '.join(self._sources)} in group {self.group_id} "
                     f"(read up to {self.position_text()}): {exc}"
                 ) from exc
+            if not messages:
+                self._raise_refusal()
         # the registry gets its own ``timeout`` from when the records are in hand: librdkafka
         # may have used all of it waiting for them (a quiet topic)
         return self._decode(messages, time.monotonic() + timeout)
@@ -1142,6 +1151,15 @@ class ProductConsumer:
         self._positions.clear()
         for tp in offsets:  # committed there now: a later rebalance resumes as for any topic
             self._moved.pop(tp.topic, None)
+
+    def _raise_refusal(self) -> None:
+        """Raise the refused login or TLS handshake librdkafka reported, if any, naming the
+        settings to fix (:class:`KafkaSecurityError`); it never heals by waiting."""
+        first = self._refusals.first
+        if first is not None:
+            refused = connect_refusal(self.connection, [first])
+            if refused is not None:
+                raise refused
 
     def _known_topics(self) -> dict[str, Any] | None:
         """The cluster's topics and their partitions (None when the broker cannot say: every

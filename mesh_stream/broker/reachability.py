@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from functools import partial
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 
 from mesh_stream.errors import BrokerUnreachableError, KafkaSecurityError
 from mesh_stream.kafka.clients import (
+    connect_refusal,
     interruptibly,
     listener_problem,
     make_admin,
@@ -33,10 +34,15 @@ def existing_topics(kafka: KafkaConnection | str, timeout: float | None = None) 
     conn = kafka if isinstance(kafka, KafkaConnection) else KafkaConnection.create(kafka)
     bootstrap_servers = conn.bootstrap_servers
     timeout = DEFAULT_PROBE_TIMEOUT if timeout is None else timeout
+    seen: list[KafkaError] = []
     try:
-        admin = make_admin(conn, {"log_level": 0})
+        admin = make_admin(conn, {"error_cb": seen.append, "log_level": 0})
         metadata = interruptibly(partial(admin.list_topics, timeout=timeout))
     except KafkaException as exc:
+        admin.poll(0)  # serves error_cb
+        refused = connect_refusal(conn, seen)  # a refused password, an untrusted certificate
+        if refused is not None:
+            raise refused from exc
         explained = explain_kafka_error(exc, conn, operation="DESCRIBE")
         if isinstance(explained, KafkaSecurityError):
             raise plaintext_mismatch(conn) or explained from exc

@@ -16,7 +16,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Container, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, TypeVar, cast
@@ -379,6 +379,33 @@ def probe(conn: KafkaConnection, timeout: float = 10.0) -> ClusterMetadata:
     return probed_admin(conn, timeout)[0]
 
 
+class ConnectRefusals:
+    """An ``error_cb`` keeping the first refused login or TLS handshake a client reports
+    (nothing else: a long outage's transport errors are not kept)."""
+
+    def __init__(self, then: Callable[[KafkaError], object] | None = None) -> None:
+        self.first: KafkaError | None = None
+        self._then = then  # a caller's own error_cb, still called with every error
+
+    def __call__(self, error: KafkaError) -> None:
+        if self.first is None and error.code() in _FATAL_CONNECT_CODES:
+            self.first = error
+        if self._then is not None:
+            self._then(error)
+
+
+def connect_refusal(conn: KafkaConnection, seen: Iterable[KafkaError]) -> MeshError | None:
+    """The error to raise for the first refused login or TLS handshake among ``seen`` (a
+    client's ``error_cb`` reports), naming the settings to fix; None when there is none."""
+    fatal = next((e for e in seen if e.code() in _FATAL_CONNECT_CODES), None)
+    if fatal is None:
+        return None
+    mismatch = plaintext_mismatch(conn)  # SASL or TLS against a PLAINTEXT listener
+    found = mismatch or explain_kafka_error(fatal, conn)
+    found.__cause__ = KafkaException(fatal)
+    return found
+
+
 def probed_admin(conn: KafkaConnection, timeout: float = 10.0) -> tuple[ClusterMetadata, Any]:
     """:func:`probe`, with the admin client that asked, for the caller to go on with (one
     connection, not two)."""
@@ -389,10 +416,9 @@ def probed_admin(conn: KafkaConnection, timeout: float = 10.0) -> tuple[ClusterM
     started = time.monotonic()
     while True:
         admin.poll(0)  # serves error_cb
-        fatal = next((e for e in seen if e.code() in _FATAL_CONNECT_CODES), None)
-        if fatal is not None:
-            mismatch = plaintext_mismatch(conn)  # SASL or TLS against a PLAINTEXT listener
-            raise mismatch or explain_kafka_error(fatal, conn) from KafkaException(fatal)
+        refused = connect_refusal(conn, seen)
+        if refused is not None:
+            raise refused
         down = next((e for e in seen if e.code() in _DOWN_CODES), None)
         if down is not None and time.monotonic() - started >= 2.0:
             problem = listener_problem(conn, time.monotonic() - started)
@@ -541,14 +567,31 @@ def _handshake_error(
             f"closes mesh's connections; check {SETTING['sasl_username']} / "
             f"{SETTING['sasl_password']} (and {SETTING['sasl_mechanism']})"
         )
-    settings = "MESH_KAFKA_SECURITY_PROTOCOL"
-    if not conn.security_protocol.uses_sasl:
-        settings += (
-            ", MESH_KAFKA_SASL_MECHANISM, MESH_KAFKA_SASL_USERNAME / MESH_KAFKA_SASL_PASSWORD"
+    if conn.security_protocol is SecurityProtocol.PLAINTEXT:
+        return KafkaAuthenticationError(
+            f"{conn.bootstrap_servers} accepts connections but closes them on Kafka requests "
+            f"sent over {protocol}: the listener needs credentials or TLS; check "
+            "MESH_KAFKA_SECURITY_PROTOCOL, MESH_KAFKA_SASL_MECHANISM, MESH_KAFKA_SASL_USERNAME "
+            "/ MESH_KAFKA_SASL_PASSWORD and MESH_KAFKA_SSL_CA_LOCATION"
         )
-    if not conn.security_protocol.uses_tls:
-        settings += " and MESH_KAFKA_SSL_CA_LOCATION"
+    # A secured client: a plain probe cannot tell a refused login from an untrusted
+    # certificate or another protocol, so every setting in use is named (h42: a SASL_SSL
+    # client with a wrong password or CA was told to check the protocol alone).
+    checks = []
+    if conn.security_protocol.uses_tls:
+        checks.append(
+            f"{SETTING['ssl_ca_location']} (the CA that signed the brokers' certificates)"
+        )
+        if conn.ssl_certificate_location is not None:
+            checks.append(f"{SETTING['ssl_certificate_location']} / {SETTING['ssl_key_location']}")
+    if conn.security_protocol.uses_sasl:
+        checks.append(
+            f"{SETTING['sasl_username']} / {SETTING['sasl_password']} (as {conn.sasl_username}, "
+            f"with {SETTING['sasl_mechanism']}={conn.sasl_mechanism})"
+        )
+    checks.append(f"{SETTING['security_protocol']} (the listener's own)")
     return KafkaAuthenticationError(
-        f"{conn.bootstrap_servers} accepts connections but closes them on Kafka requests sent "
-        f"over {protocol}: the listener needs credentials or TLS; check {settings}"
+        f"{conn.bootstrap_servers} accepts connections but closes mesh's {protocol} connections: "
+        f"the TLS handshake or the login failed, or the listener speaks another protocol; check "
+        + ", ".join(checks)
     )

@@ -207,7 +207,7 @@ NO_LEADER_YET = frozenset(
 
 
 # -- the cluster ------------------------------------------------------------------------------
-_clusters: dict[str, ClusterInfo] = {}
+_clusters: dict[tuple[str, str, str | None], ClusterInfo] = {}
 _clusters_lock = threading.Lock()
 
 
@@ -234,13 +234,17 @@ def cluster_info(
     config (one still starting may show fewer brokers than it has) or a counted broker is
     down: then it is asked again next time.
     """
-    key = conn.bootstrap_servers
+    key = _cluster_key(conn)
     with _clusters_lock:
         known = _clusters.get(key)
     if known is not None:
         return known
-    admin = admin or make_admin(conn, {"log_level": 0})
-    metadata = _list_topics(admin, conn, timeout)
+    if admin is None:
+        # The probe names a refused password, a listener wanting SASL or TLS or an untrusted
+        # certificate at once; a bare metadata request calls all of them "no broker answers".
+        metadata, admin = probed_admin(conn, timeout)
+    else:
+        metadata = _list_topics(admin, conn, timeout)
     counted: set[int] = set(metadata.brokers).union(
         *(p.replicas for t in metadata.topics.values() for p in t.partitions.values())
     )
@@ -262,10 +266,16 @@ def cluster_info(
     return info
 
 
+def _cluster_key(conn: KafkaConnection) -> tuple[str, str, str | None]:
+    """What a cached :class:`ClusterInfo` is kept under: the cluster and who asks (another
+    principal's answer must not spare this one its own connection's check)."""
+    return (conn.bootstrap_servers, conn.security_protocol.value, conn.sasl_username)
+
+
 def forget_cluster(conn: KafkaConnection) -> None:
     """Drop the cached :class:`ClusterInfo` of ``conn`` (tests that restart a cluster)."""
     with _clusters_lock:
-        _clusters.pop(conn.bootstrap_servers, None)
+        _clusters.pop(_cluster_key(conn), None)
 
 
 def _list_topics(admin: AdminClient, conn: KafkaConnection, timeout: float) -> ClusterMetadata:

@@ -402,16 +402,39 @@ def test_over_tls_a_client_with_the_generated_ca_produces_and_consumes(
 def test_over_tls_a_client_without_the_ca_names_the_ca_setting(
     sasl_ssl_cluster: SecuredCluster,
 ) -> None:
+    """Asked by the probe (publishers, processors) and by what `mesh tail`, `mesh monitor`
+    and `mesh registry serve` ask first (h42: those named only the protocol setting)."""
+    from mesh_stream.broker.reachability import existing_topics
+
     conn = sasl_ssl_cluster.connection("orders", kafka_ssl_ca_location=None)
-    started = time.monotonic()
-    with pytest.raises(KafkaAuthenticationError) as caught:
-        probe(conn, timeout=20)
-    assert time.monotonic() - started < 10
-    assert str(caught.value).startswith(
-        f"the TLS certificate of {sasl_ssl_cluster.bootstrap_servers} could not be verified: "
-        "set MESH_KAFKA_SSL_CA_LOCATION to the PEM file of the CA that signed it (now unset, "
-        "so the system's CAs are used)"
-    )
+    for ask in (lambda: probe(conn, timeout=20), lambda: existing_topics(conn, timeout=10)):
+        started = time.monotonic()
+        with pytest.raises(KafkaAuthenticationError) as caught:
+            ask()
+        assert time.monotonic() - started < 15
+        assert str(caught.value).startswith(
+            f"the TLS certificate of {sasl_ssl_cluster.bootstrap_servers} could not be "
+            "verified: set MESH_KAFKA_SSL_CA_LOCATION to the PEM file of the CA that signed it "
+            "(now unset, so the system's CAs are used)"
+        )
+
+
+def test_over_tls_a_refused_password_names_the_credentials(
+    sasl_ssl_cluster: SecuredCluster,
+) -> None:
+    from mesh_stream.broker.reachability import existing_topics
+
+    conn = sasl_ssl_cluster.connection("orders", kafka_sasl_password="not-the-password")
+    for ask in (lambda: probe(conn, timeout=20), lambda: existing_topics(conn, timeout=10)):
+        with pytest.raises(KafkaAuthenticationError) as caught:
+            ask()
+        message = str(caught.value)
+        assert message.startswith(
+            f"authentication to {sasl_ssl_cluster.bootstrap_servers} failed as orders with "
+            "SCRAM-SHA-512"
+        ), message
+        assert "MESH_KAFKA_SASL_USERNAME / MESH_KAFKA_SASL_PASSWORD" in message
+        assert "not-the-password" not in message
 
 
 def test_faust_credentials_connect_aiokafka_over_sasl_ssl(

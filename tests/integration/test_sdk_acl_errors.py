@@ -29,11 +29,12 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 
 from mesh_stream.broker import local_cluster
 from mesh_stream.consumer import ProductConsumer
-from mesh_stream.errors import KafkaAuthorizationError
+from mesh_stream.errors import KafkaAuthenticationError, KafkaAuthorizationError
 from mesh_stream.kafka.clients import make_admin, make_consumer
 from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.kafka.topics import forget_cluster
 from mesh_stream.producer import ProductPublisher
-from mesh_stream.registration import ensure_topics
+from mesh_stream.registration import ensure_product_topic, ensure_topics
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 from tests.conftest import RegistryAddress
@@ -185,3 +186,51 @@ def test_reading_without_a_read_acl_names_the_read_acl(sasl: Sasl, client: Regis
 def consume_for(consumer: ProductConsumer, *, seconds: int) -> None:
     for _ in range(seconds):
         consumer.consume(10, 1.0)
+
+
+@pytest.mark.parametrize("from_beginning", [False, True])
+def test_a_consumer_with_a_refused_password_raises_naming_the_settings(
+    sasl: Sasl, client: RegistryClient, from_beginning: bool
+) -> None:
+    """A wrong password came only through librdkafka's error callback: the consumer opened
+    and then polled nothing for ever (h42). It now raises KafkaAuthenticationError naming
+    the username and password settings: as it opens (which asks the cluster for its topics),
+    or at the first empty consume (from the beginning it asks nothing as it opens)."""
+    product = new_product("acl-refused")
+    ensure_topics(sasl.connection("admin"), [product])
+    client.register_schema(product.value_subject, (REPO_ROOT / product.schema_file).read_text())
+    wrong = sasl.connection("payments").replace(sasl_password="not-the-password")
+
+    def open_and_read() -> None:
+        with ProductConsumer(
+            [product],
+            group_id=f"payments-{uuid.uuid4().hex[:8]}",
+            connection=wrong,
+            registry=client,
+            from_beginning=from_beginning,
+        ) as consumer:
+            consume_for(consumer, seconds=30)
+
+    started = time.monotonic()
+    with pytest.raises(KafkaAuthenticationError) as caught:
+        open_and_read()
+    assert time.monotonic() - started < 25
+    message = str(caught.value)
+    assert "failed as payments with SCRAM-SHA-512" in message
+    assert "MESH_KAFKA_SASL_USERNAME / MESH_KAFKA_SASL_PASSWORD" in message
+    assert "not-the-password" not in message
+
+
+def test_a_publisher_with_a_refused_password_is_told_so_not_that_no_broker_answers(
+    sasl: Sasl,
+) -> None:
+    """`mesh publish` with a wrong password, mechanism or protocol said "no Kafka broker
+    answers ... start Kafka" (h42): the cluster's description asked without the probe that
+    names refused credentials."""
+    product = new_product("acl-refused-publisher")
+    wrong = sasl.connection("orders").replace(sasl_password="not-the-password")
+    forget_cluster(wrong)  # what this process learnt as orders before
+    with pytest.raises(KafkaAuthenticationError) as caught:
+        ensure_product_topic(product, wrong)
+    assert "failed as orders with SCRAM-SHA-512" in str(caught.value)
+    assert "not-the-password" not in str(caught.value)
