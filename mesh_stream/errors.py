@@ -7,7 +7,7 @@ original kept as ``__cause__``::
 
     MeshError
     ├── ConfigurationError          a setting or a file is wrong; the message names it
-    │   ├── SettingsError           MeshSettings did not validate (one line per MESH_* value)
+    │   ├── SettingsError           bad MESH_* settings, alone or together (CLI exit 2)
     │   ├── TopicMismatchError      an existing topic differs from its spec (strict mode)
     │   └── ProjectNotFoundError    no mesh.yaml where the project was looked for
     ├── BrokerError                 the local Kafka launcher
@@ -89,8 +89,10 @@ class ConfigurationError(MeshError):
 
 
 class SettingsError(ConfigurationError):
-    """``MeshSettings`` did not validate: one line per bad ``MESH_*`` value (a secret's
-    hidden) and what is expected; pydantic's ``ValidationError`` is the ``__cause__``."""
+    """Settings that cannot work, alone or together: ``MeshSettings`` did not validate (one
+    line per bad ``MESH_*`` value, a secret's hidden; pydantic's ``ValidationError`` is the
+    ``__cause__``), or the Kafka ones do not fit one another (a password without a
+    username, a CA file that is no PEM file). The CLI exits 2 for it, as for a usage error."""
 
 
 class TopicMismatchError(ConfigurationError):

@@ -324,7 +324,9 @@ def cli_page() -> str:
         "its `MESH_*` environment variable ([settings](settings.md)); flags win. Errors are "
         "one line, `error: ...`, naming what is wrong and where, with exit status 1; usage "
         "errors exit 2, bad `MESH_*` variables too (`error: invalid MESH_* environment "
-        "setting:`, then one line per variable: its value and what is expected); Ctrl-C 130; "
+        "setting:`, then one line per variable: its value and what is expected), and so do "
+        "settings that do not fit together (a SASL password without a username, a CA file "
+        "that is no PEM file); Ctrl-C 130; "
         "a reader of stdout gone away (`mesh tail ... | head -1`) 141, silently.",
     ]
     for path, text in _commands(cli, ("mesh",), None):

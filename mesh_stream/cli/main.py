@@ -204,8 +204,9 @@ def run(args: Sequence[str] | None = None, *, debug: bool = False) -> int:
     """Run the CLI and return its exit status; every exception becomes one `error:` line.
 
     Exit status: 0 success, 1 an error (its message says what and where), 2 a usage error
-    (click), 3 `broker status` not running, 4 `monitor --once` found a breached product, 130
-    interrupted, 141 the reader of stdout went away (`| head`), 70 an exception nothing
+    (click) or settings that cannot work (:class:`SettingsError`), 3 `broker status` not
+    running, 4 `monitor --once` found a breached product, 130 interrupted, 141 the reader
+    of stdout went away (`| head`), 70 an exception nothing
     translated (a bug: the message says so, and ``MESH_DEBUG=1`` shows the traceback).
     """
     try:
@@ -275,6 +276,9 @@ def _unexpected(exc: Exception, args: Sequence[str] | None, debug: bool) -> int:
     """One `error:` line for an exception no command handled (exit 1, or 70 for a bug)."""
     if debug:
         traceback.print_exception(exc)
+    if isinstance(exc, SettingsError):  # settings that cannot work: a usage error
+        _say(f"error: {exc}")
+        return 2
     message = explain_missing_module(exc, cli, sys.argv[1:] if args is None else args)
     message = message or explain(exc)
     if message is None:

@@ -40,6 +40,7 @@ from mesh_stream.errors import (
     KafkaAuthenticationError,
     KafkaAuthorizationError,
     MeshError,
+    SettingsError,
 )
 from mesh_stream.settings import (
     SaslMechanism,
@@ -246,7 +247,7 @@ class KafkaConnection:
             cafile = str(self.ssl_ca_location) if self.ssl_ca_location else None
             context = ssl.create_default_context(cafile=cafile)
         except ssl.SSLError as exc:
-            raise ConfigurationError(
+            raise SettingsError(
                 f"{SETTING['ssl_ca_location']}: {self.ssl_ca_location} is not a usable PEM CA "
                 f"certificate ({exc.reason or exc})"
             ) from exc
@@ -254,7 +255,7 @@ class KafkaConnection:
             try:
                 context.load_cert_chain(self.ssl_certificate_location, self.ssl_key_location)
             except ssl.SSLError as exc:
-                raise ConfigurationError(
+                raise SettingsError(
                     f"{SETTING['ssl_certificate_location']} / {SETTING['ssl_key_location']}: "
                     f"{self.ssl_certificate_location} and {self.ssl_key_location} are not a "
                     f"matching PEM certificate and unencrypted key ({exc.reason or exc})"
@@ -297,14 +298,14 @@ def _parse_protocol(value: str | SecurityProtocol | None) -> SecurityProtocol:
     try:
         return security_protocol(value)
     except ValueError as exc:
-        raise ConfigurationError(f"{SETTING['security_protocol']}={value!r} {exc}") from None
+        raise SettingsError(f"{SETTING['security_protocol']}={value!r} {exc}") from None
 
 
 def _parse_mechanism(value: str | SaslMechanism | None) -> SaslMechanism | None:
     try:
         return sasl_mechanism(value)
     except ValueError as exc:
-        raise ConfigurationError(f"{SETTING['sasl_mechanism']}={value!r} {exc}") from None
+        raise SettingsError(f"{SETTING['sasl_mechanism']}={value!r} {exc}") from None
 
 
 def resolve_connection(
@@ -341,7 +342,7 @@ def _validate(conn: KafkaConnection) -> None:
             coerce(conn, name, _path(value))
     addresses = bootstrap_addresses(conn.bootstrap_servers)
     if not addresses or any(not host or not port for host, port in addresses):
-        raise ConfigurationError(
+        raise SettingsError(
             f"{SETTING['bootstrap_servers']}={conn.bootstrap_servers!r} is not a list of "
             f"host:port; set it to your cluster's bootstrap servers, e.g. broker1:9092,broker2:9092"
         )
@@ -358,28 +359,28 @@ def _validate_sasl(conn: KafkaConnection, protocol: SecurityProtocol) -> None:
     ]
     if not protocol.uses_sasl:
         if given:
-            raise ConfigurationError(
+            raise SettingsError(
                 f"{' and '.join(given)} set, but {SETTING['security_protocol']} is "
                 f"{protocol.value}; set it to SASL_PLAINTEXT or SASL_SSL, or unset them"
             )
         return
     if conn.sasl_password is not None and conn.sasl_username is None:
-        raise ConfigurationError(
+        raise SettingsError(
             f"{SETTING['sasl_password']} is set without {SETTING['sasl_username']}; "
             f"set both or neither"
         )
     if conn.sasl_username is not None and conn.sasl_password is None:
-        raise ConfigurationError(
+        raise SettingsError(
             f"{SETTING['sasl_username']} is set without {SETTING['sasl_password']}; "
             f"set both or neither"
         )
     if conn.sasl_username is None:
-        raise ConfigurationError(
+        raise SettingsError(
             f"{SETTING['security_protocol']} is {protocol.value}, which needs "
             f"{SETTING['sasl_username']} and {SETTING['sasl_password']}; set them"
         )
     if conn.sasl_mechanism is None:
-        raise ConfigurationError(
+        raise SettingsError(
             f"{SETTING['security_protocol']} is {protocol.value}, which needs "
             f"{SETTING['sasl_mechanism']}; use one of {choices(SaslMechanism)}"
         )
@@ -392,19 +393,19 @@ def _validate_tls(conn: KafkaConnection, protocol: SecurityProtocol) -> None:
         if getattr(conn, name) is not None
     }
     if files and not protocol.uses_tls:
-        raise ConfigurationError(
+        raise SettingsError(
             f"{' and '.join(SETTING[name] for name in files)} set, but "
             f"{SETTING['security_protocol']} is {protocol.value}; TLS files need SSL or "
             f"SASL_SSL"
         )
     cert, key = conn.ssl_certificate_location, conn.ssl_key_location
     if cert is not None and key is None:
-        raise ConfigurationError(
+        raise SettingsError(
             f"{SETTING['ssl_certificate_location']} is set without "
             f"{SETTING['ssl_key_location']}; a client certificate needs its private key"
         )
     if key is not None and cert is None:
-        raise ConfigurationError(
+        raise SettingsError(
             f"{SETTING['ssl_key_location']} is set without "
             f"{SETTING['ssl_certificate_location']}; a private key needs its certificate"
         )
@@ -414,17 +415,17 @@ def _validate_tls(conn: KafkaConnection, protocol: SecurityProtocol) -> None:
 
 def _check_pem_file(setting: str, path: Path) -> None:
     if not path.exists():
-        raise ConfigurationError(f"{setting}: {path} does not exist; point it at a PEM file")
+        raise SettingsError(f"{setting}: {path} does not exist; point it at a PEM file")
     if not path.is_file():
-        raise ConfigurationError(f"{setting}: {path} is not a file; point it at a PEM file")
+        raise SettingsError(f"{setting}: {path} is not a file; point it at a PEM file")
     if not os.access(path, os.R_OK):
-        raise ConfigurationError(f"{setting}: {path} is not readable by this user")
+        raise SettingsError(f"{setting}: {path} is not readable by this user")
     try:
         head = path.read_bytes()[:65536]
     except OSError as exc:
-        raise ConfigurationError(f"{setting}: {path} cannot be read ({exc.strerror})") from exc
+        raise SettingsError(f"{setting}: {path} cannot be read ({exc.strerror})") from exc
     if b"-----BEGIN " not in head:
-        raise ConfigurationError(f"{setting}: {path} is not a PEM file (no -----BEGIN line)")
+        raise SettingsError(f"{setting}: {path} is not a PEM file (no -----BEGIN line)")
 
 
 # -- errors from librdkafka ---------------------------------------------------------------

@@ -1019,7 +1019,7 @@ def run(
             lineage.attach(app)
     except MeshError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
+        raise SystemExit(2 if isinstance(exc, SettingsError) else 1) from None
     except OSError as exc:  # the state folder under MESH_DATA_DIR cannot be made or used
         print(
             f"error: {exc.strerror or exc}: {exc.filename or settings.data_dir}; check "

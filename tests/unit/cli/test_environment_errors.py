@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mesh_stream.cli.main import cli
+from mesh_stream.cli.main import cli, run
 from mesh_stream.errors import ConfigurationError
 from mesh_stream.settings import MeshSettings, misspelled_settings
 
@@ -231,3 +231,35 @@ def test_a_near_name_beside_the_setting_it_resembles_is_not_warned_of() -> None:
     assert misspelled_settings(environ) == [
         "MESH_REGISTRY is not a mesh-stream setting and is ignored; did you mean MESH_REGISTRY_URL?"
     ]
+
+
+@pytest.mark.parametrize(
+    ("variables", "says"),
+    [
+        (
+            {"MESH_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "MESH_KAFKA_SASL_PASSWORD": "pw"},
+            "MESH_KAFKA_SASL_USERNAME",
+        ),
+        (
+            {"MESH_KAFKA_SECURITY_PROTOCOL": "SSL", "MESH_KAFKA_SSL_CA_LOCATION": "/nowhere.pem"},
+            "MESH_KAFKA_SSL_CA_LOCATION: /nowhere.pem does not exist",
+        ),
+    ],
+)
+def test_settings_that_do_not_fit_together_are_a_usage_error(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variables: dict[str, str],
+    says: str,
+) -> None:
+    """Each variable valid alone, the whole unusable: exit 2 as for one bad variable (h42:
+    exit 1, so a script could not tell "fix your configuration" from a failure)."""
+    monkeypatch.setenv("MESH_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MESH_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert run(["tail", "orders.order-placed", "--timeout", "1"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: ")
+    assert says in line
