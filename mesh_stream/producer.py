@@ -490,6 +490,12 @@ class ProductPublisher:
                         product, self.connection, topic=dlq_topic, dead_letters=True
                     )
                 )
+            if product.dlq_topic not in self._dlq_topics():
+                # where its readers dead-letter what they cannot decode: the owner creates
+                # it, readers may only write there (they would choose its retention)
+                registration.ensure_product_topic(
+                    product, self.connection, topic=product.dlq_topic, dead_letters=True
+                )
             settings = batches_within(settings, [limit for limit in limits if limit])
         self._producer = make_producer(self.connection, settings)
         self._produce = self._producer.produce

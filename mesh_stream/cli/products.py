@@ -508,9 +508,7 @@ def _product_lines(item: ProductPlan) -> list[str]:
     lines.append(topic)
     lines += [f"      {drift}" for drift in item.topic_drift]
     if item.dlq_topic_missing is not None:
-        lines.append(
-            f"    dead-letter topic {item.dlq_topic_missing} (DLQ rules): missing, apply creates it"
-        )
+        lines.append(f"    dead-letter topic {item.dlq_topic_missing}: missing, apply creates it")
     return lines
 
 

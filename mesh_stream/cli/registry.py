@@ -340,8 +340,10 @@ def short_tokens_warning(principals: Sequence[str]) -> str:
 
     return (
         f"registry credentials: the token of {', '.join(principals)} has fewer than "
-        f"{TOKEN_MIN} characters and may be guessed; use long random tokens (`mesh registry "
-        f"credentials rotate PRINCIPAL` makes one)"
+        f"{TOKEN_MIN} characters and may be guessed; put long random tokens in the credentials "
+        f"(file or MESH_REGISTRY_CREDENTIALS; `python3 -c 'import secrets; "
+        f"print(secrets.token_urlsafe(24))'` makes one) and restart: these principals' tokens "
+        f"live only there"
     )
 
 

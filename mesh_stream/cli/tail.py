@@ -233,8 +233,9 @@ def tail(
         registry.close()
         if descriptor.dlq_topic not in topics:
             click.echo(
-                f"topic {descriptor.dlq_topic} does not exist yet at {bootstrap}: nothing was "
-                f"dead-lettered; waiting for the first dead letter",
+                f"topic {descriptor.dlq_topic} does not exist yet at {bootstrap}"
+                f"{_unseen(connection, descriptor)}: nothing was dead-lettered; waiting for "
+                f"the first dead letter",
                 err=True,
             )
         with terminate_as_interrupt():
@@ -260,8 +261,9 @@ def tail(
     )
     if descriptor.topic in consumer.new_topics:  # said once the consumer has subscribed
         click.echo(
-            f"topic {descriptor.topic} does not exist yet at {bootstrap}; waiting for its "
-            f"first record (publish with `mesh publish {descriptor.name} --file FILE`)",
+            f"topic {descriptor.topic} does not exist yet at {bootstrap}"
+            f"{_unseen(connection, descriptor)}; waiting for its first record (publish with "
+            f"`mesh publish {descriptor.name} --file FILE`)",
             err=True,
         )
     try:
@@ -466,4 +468,16 @@ def _undecodable(error: DeserializationError, dlq_topic: str, bootstrap: str) ->
         f"{topic}[{partition}]@{offset}: {cause} (tail skips it; see its bytes with `kcat -C "
         f"-b {bootstrap} -t {topic} -p {partition} -o {offset} -c 1 | xxd`; the product's "
         f"dead-lettering consumers send such records to {dlq_topic})"
+    )
+
+
+def _unseen(connection: KafkaConnection, product: DataProduct) -> str:
+    """For another domain's user: a topic it may not DESCRIBE is left out of the cluster's
+    answer, so "does not exist" may mean "not yours to see" (h42: a pii product's)."""
+    user = connection.sasl_username
+    if user is None or user == product.domain:
+        return ""
+    return (
+        f" (or {connection.principal} may not see it: Kafka leaves out of its answer a topic "
+        "one may not DESCRIBE)"
     )

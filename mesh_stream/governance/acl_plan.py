@@ -12,8 +12,9 @@ these ACLs, one principal ``User:<domain>`` per domain. :func:`plan_acls` derive
   descriptor names in ``readers``. DESCRIBE_CONFIGS too: a processor compares an existing
   input topic with its spec (:func:`mesh_stream.kafka.topics.ensure_topics`).
 - **dead letters**: a reader writes the records it cannot decode to ``<topic>.dlq`` (the
-  SDK consumer, the processors' re-key stage, which also creates it): WRITE, CREATE,
-  DESCRIBE and DESCRIBE_CONFIGS on that literal topic. Only the owner reads a DLQ.
+  SDK consumer, the processors' re-key stage): WRITE, DESCRIBE and DESCRIBE_CONFIGS on that
+  literal topic. Only the owner creates a DLQ (`mesh products apply`, `mesh up`, its
+  publisher) and reads it: a reader allowed to create it could choose its retention.
 - **groups and transactions**: READ on consumer groups and WRITE + DESCRIBE on
   transactional ids prefixed ``<d>.`` or ``<d>-`` (the SDK's naming rule for a domain's own
   groups); READ on ``mesh-tail-`` groups (`mesh tail`'s throw-away groups); READ + DESCRIBE
@@ -95,7 +96,9 @@ _OWN_TOPIC_OPS = (
 )
 _CLUSTER_OPS = (Operation.IDEMPOTENT_WRITE, Operation.DESCRIBE_CONFIGS)
 _READ_OPS = (Operation.READ, Operation.DESCRIBE, Operation.DESCRIBE_CONFIGS)
-_DLQ_OPS = (Operation.WRITE, Operation.CREATE, Operation.DESCRIBE, Operation.DESCRIBE_CONFIGS)
+#: A reader's rights on another domain's dead-letter topic: it writes what it cannot decode
+#: there, but never creates it (it would choose its retention): its owner does.
+_DLQ_OPS = (Operation.WRITE, Operation.DESCRIBE, Operation.DESCRIBE_CONFIGS)
 _TXN_OPS = (Operation.WRITE, Operation.DESCRIBE)
 _PEEK_OPS = (Operation.READ, Operation.DESCRIBE)
 

@@ -31,6 +31,7 @@ from mesh_stream.errors import (
     ConfigurationError,
     KafkaAuthenticationError,
     MeshError,
+    SettingsError,
 )
 from mesh_stream.kafka.connection import SETTING, KafkaConnection, explain_kafka_error
 from mesh_stream.settings import SecurityProtocol
@@ -190,10 +191,35 @@ def _built(make: Callable[[dict[str, Any]], _Client], config: dict[str, Any]) ->
     except KafkaException as exc:
         error = exc.args[0] if exc.args else None
         if isinstance(error, KafkaError) and error.code() == KafkaError._INVALID_ARG:
+            unusable = _unusable_pem(config, error.str())
+            if unusable is not None:
+                raise unusable from exc
             raise ConfigurationError(f"Kafka client configuration refused: {error.str()}") from exc
         raise
     except (TypeError, ValueError) as exc:  # a value of a type confluent-kafka cannot pass
         raise ConfigurationError(f"Kafka client configuration refused: {exc}") from exc
+
+
+#: librdkafka's TLS file properties and the settings that give them.
+_PEM_SETTINGS = {
+    "ssl.ca.location": "MESH_KAFKA_SSL_CA_LOCATION",
+    "ssl.certificate.location": "MESH_KAFKA_SSL_CERTIFICATE_LOCATION",
+    "ssl.key.location": "MESH_KAFKA_SSL_KEY_LOCATION",
+}
+
+
+def _unusable_pem(config: Mapping[str, Any], text: str) -> SettingsError | None:
+    """A PEM file OpenSSL could not read (a BEGIN line over a broken body), named by its
+    setting rather than librdkafka's property (h42); None for any other refusal."""
+    for prop, setting in _PEM_SETTINGS.items():
+        if f"{prop} failed" in text:
+            return SettingsError(
+                f"{setting}: {config.get(prop)} is not a usable PEM file (OpenSSL could not "
+                f"read it: {text.rsplit(':', 1)[-1].strip() or text}); point it at the PEM "
+                f"{'CA certificate' if prop == 'ssl.ca.location' else 'file'} the cluster "
+                f"gave you"
+            )
+    return None
 
 
 def new_topic(

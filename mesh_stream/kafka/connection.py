@@ -384,6 +384,20 @@ def _validate_sasl(conn: KafkaConnection, protocol: SecurityProtocol) -> None:
             f"{SETTING['security_protocol']} is {protocol.value}, which needs "
             f"{SETTING['sasl_mechanism']}; use one of {choices(SaslMechanism)}"
         )
+    # A value read from a file with its newline, or pasted with a blank, is refused here,
+    # naming the setting (never the value): the broker would only say the login failed (h42).
+    username = conn.sasl_username
+    if any(c.isspace() or not c.isprintable() for c in username):
+        raise SettingsError(
+            f"{SETTING['sasl_username']} holds blanks or control characters (e.g. a newline "
+            f"read with it from a file); Kafka user names have neither"
+        )
+    password = conn.sasl_password.get_secret_value() if conn.sasl_password is not None else ""
+    if any(not c.isprintable() and c != " " for c in password):
+        raise SettingsError(
+            f"{SETTING['sasl_password']} holds control characters (e.g. a newline read with it "
+            f"from a file; its value is not shown); strip them"
+        )
 
 
 def _validate_tls(conn: KafkaConnection, protocol: SecurityProtocol) -> None:
@@ -430,7 +444,67 @@ def _check_pem_file(setting: str, path: Path) -> None:
 
 # -- errors from librdkafka ---------------------------------------------------------------
 #: Operations on another domain's topic whose refusal is explained by the ACL plan's grants.
-_OWNED_OPS = ("WRITE", "READ")
+def _owner_domain(name: str) -> str | None:
+    """The domain a topic or group name says it belongs to: ``<domain>.…``, or a processor's
+    ``mesh-<domain>.…`` (its app id); None for the platform's own names."""
+    if name.startswith("_") or "." not in name:
+        return None
+    head = name.split(".", 1)[0]
+    if head.startswith("mesh-"):
+        head = head.removeprefix("mesh-")
+        return head or None
+    return head
+
+
+def _others_resource(
+    kind: str, name: str | None, owner: str, op: str, me: str | None
+) -> str | None:
+    """What to do when a domain is refused ``op`` on domain ``owner``'s topic or group: the
+    ownership rule, never an ACL to grant oneself (h42: the hints said to grant User:orders
+    READ on payments' group, CREATE on analytics' processor topic)."""
+    yours = me or "your domain"
+    if kind == "group":
+        return (
+            f"group {name} is domain {owner}'s (its name says so): a domain's groups are named "
+            f"`{yours}.<name>` or `{yours}-<name>`, or run with {owner}'s credentials"
+        )
+    if name is not None and name.startswith("mesh-"):
+        return (
+            f"topic {name} belongs to a processor of domain {owner} (its name says so): run "
+            f"that processor with {owner}'s credentials ({SETTING['sasl_username']})"
+        )
+    if name is not None and name.endswith(".dlq"):
+        if op == "READ":
+            return f"{name} is a dead-letter topic: only its owner, domain {owner}, reads it"
+        if op == "CREATE":
+            return (
+                f"dead-letter topic {name} does not exist yet, and only its owner, domain "
+                f"{owner}, creates it (its readers write there): ask {owner} to run `mesh "
+                f"products apply`, which creates it"
+            )
+        return (
+            f"the readers of domain {owner}'s product write its dead letters there once `mesh "
+            f"acl apply` has granted them reading it (a pii product: only the domains in its "
+            f"`readers`)"
+        )
+    if op == "WRITE":
+        return (
+            f"topic {name} belongs to domain {owner} (its name says so) and only that "
+            f"domain's Kafka user writes it: publish with {owner}'s credentials "
+            f"({SETTING['sasl_username']}), or ask {owner} to publish it"
+        )
+    if op == "CREATE":
+        return (
+            f"topic {name} belongs to domain {owner} (its name says so) and only that domain "
+            f"creates it: ask {owner} to run `mesh products apply`"
+        )
+    if op in ("READ", "DESCRIBE"):
+        return (
+            f"the ACL plan (`mesh acl plan`) lets every domain read domain {owner}'s products "
+            f"except one classified pii, which only the domains in its descriptor's `readers` "
+            f"read: ask {owner} to add {yours} to `readers`, then `mesh acl apply`"
+        )
+    return None
 
 
 def explain_kafka_error(
@@ -501,22 +575,11 @@ def explain_kafka_error(
             f"{conn.principal} may not {op} {resource} at {where}: no ACL allows it "
             f"({KafkaError(code).name()})"
         )
-        owner = name.split(".", 1)[0] if kind == "topic" and name and "." in name else None
-        if owner is not None and (owner.startswith(("mesh-", "_")) or op not in _OWNED_OPS):
-            owner = None  # the platform's names, and grants no domain plan gives: generic
-        if owner is not None and owner != conn.sasl_username and op == "WRITE":
-            return KafkaAuthorizationError(
-                f"{said}; topic {name} belongs to domain {owner} (its name says so) and only "
-                f"that domain's Kafka user writes it: publish with {owner}'s credentials "
-                f"({SETTING['sasl_username']}), or ask {owner} to publish it"
-            )
-        if owner is not None and owner != conn.sasl_username:
-            return KafkaAuthorizationError(
-                f"{said}; the ACL plan (`mesh acl plan`) lets every domain read domain "
-                f"{owner}'s products except one classified pii, which only the domains in "
-                f"its descriptor's `readers` read: ask {owner} to add "
-                f"{conn.sasl_username or 'your domain'} to `readers`, then `mesh acl apply`"
-            )
+        me = conn.sasl_username
+        owner = _owner_domain(name) if kind in ("topic", "group") and name else None
+        hint = None if owner is None or owner == me else _others_resource(kind, name, owner, op, me)
+        if hint is not None:
+            return KafkaAuthorizationError(f"{said}; {hint}")
         return KafkaAuthorizationError(
             f"{said}; grant ALLOW {op} on {resource} to {conn.principal}, or use the "
             f"credentials of the owning domain ({SETTING['sasl_username']})"

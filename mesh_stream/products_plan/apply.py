@@ -64,7 +64,7 @@ def apply_plan(
             registration.ensure_topics(conn, [product])
             done(f"{product.name}: topic {product.topic} created ({item.topic_spec})")
         if item.dlq_topic_missing is not None:
-            registration.ensure_dlq_topics(conn, [product])
+            registration.ensure_dlq_topics(conn, [product], every=True)
             done(f"{product.name}: dead-letter topic {item.dlq_topic_missing} created")
     for product in products:
         item = items[product.name]

@@ -14,7 +14,6 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
-from mesh_stream import registration
 from mesh_stream.contracts import compile_contract
 from mesh_stream.descriptor import DataProduct, descriptor_files, load_descriptor
 from mesh_stream.errors import (
@@ -426,7 +425,9 @@ def _plan_topic(
     plan.topic_spec = f"{spec.partitions} partition(s), RF {spec.replication_factor}, " + ", ".join(
         f"{k}={v}" for k, v in sorted(spec.config.items())
     )
-    if registration.writes_dead_letters(local.product) and local.product.dlq_topic not in existing:
+    # Every product's dead-letter topic is its owner's to create: its readers write there
+    # but may not create it (they would choose its retention, h42).
+    if local.product.dlq_topic not in existing:
         plan.dlq_topic_missing = local.product.dlq_topic
     # Asking for one topic by name may auto-create it on brokers that allow that, so only a
     # topic already in the full listing is described: a plan never writes.

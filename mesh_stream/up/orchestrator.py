@@ -536,7 +536,12 @@ class MeshUp:
         """Create every product topic, register every schema and descriptor; notes what
         was skipped or refused and records in ``registered_all`` whether all went in."""
         created = registration.ensure_topics(kafka, products)
-        self.say(f"topics: {len(products)} product topics ready ({len(created)} created now)")
+        # each product's dead-letter topic too: the owner creates it, its readers write there
+        created += registration.ensure_dlq_topics(kafka, products, every=True)
+        self.say(
+            f"topics: {len(products)} product topics and their dead-letter topics ready "
+            f"({len(created)} created now)"
+        )
         principal, token = writer_credential(tokens)
         if token is None:
             self.note(

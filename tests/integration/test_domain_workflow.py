@@ -329,29 +329,23 @@ def test_a_domain_team_ships_a_product_from_its_own_repository(
     ] == ["reporting.item-totals"]
 
 
-def test_apply_creates_the_dead_letter_topic_of_a_dlq_rule(
+def test_apply_creates_every_products_dead_letter_topic(
     kafka: KafkaAddress, registry: Registry, workspace: Path
 ) -> None:
-    """A DLQ rule's dead-letter topic is created by apply, not at a publisher's first open
-    (a campaign: ACLs and monitoring set up after apply saw no such topic). Its own domain:
-    the module's registry is shared, and a contract with rules would be the latest version
-    of the other tests' subject."""
+    """A product's dead-letter topic is created by apply, its owner's tool (a campaign: ACLs
+    and monitoring set up after apply saw no such topic), whether or not a DLQ rule writes
+    there: its readers dead-letter what they cannot decode there, and may not create it
+    (they would choose its retention, h42). Its own domain: the module's registry is shared."""
     env = _env(kafka, registry, "stock")
     project = workspace / "stock"
     assert _mesh(["init", "stock", str(project)], workspace, env).exit_code == 0
-    assert _mesh(["products", "apply"], project, env).exit_code == 0
-    descriptor = project / "domains/stock/products/example-event.yaml"
-    descriptor.write_text(
-        descriptor.read_text()
-        + "rules:\n  - name: counted\n    expr: message.quantity >= 0\n    on_failure: DLQ\n"
-    )
     dlq_topic = "stock.example-event.v1.dlq"
-    ruled = _mesh(["products", "plan"], project, env)
-    assert ruled.exit_code == 0, ruled.stdout + ruled.stderr
-    assert f"dead-letter topic {dlq_topic} (DLQ rules): missing, apply creates it" in ruled.stdout
-    ruled_apply = _mesh(["products", "apply"], project, env)
-    assert ruled_apply.exit_code == 0, ruled_apply.stderr
-    assert f"stock.example-event: dead-letter topic {dlq_topic} created" in ruled_apply.stdout
+    planned = _mesh(["products", "plan"], project, env)
+    assert planned.exit_code == 0, planned.stdout + planned.stderr
+    assert f"dead-letter topic {dlq_topic}: missing, apply creates it" in planned.stdout
+    applied = _mesh(["products", "apply"], project, env)
+    assert applied.exit_code == 0, applied.stderr
+    assert f"stock.example-event: dead-letter topic {dlq_topic} created" in applied.stdout
     admin = make_admin(KafkaConnection.create(kafka.bootstrap_servers), {"log_level": 0})
     assert dlq_topic in admin.list_topics(timeout=10).topics
     assert json.loads(_mesh(["products", "plan", "--json"], project, env).stdout)["unchanged"]

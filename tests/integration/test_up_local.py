@@ -71,7 +71,10 @@ def test_second_run_reuses_the_data_ctrl_c_leaves_nothing_and_fresh_starts_over(
     )  # fmt: skip
     output = first.stdout + first.stderr
     assert first.returncode == 0, output
-    assert f"topics: {len(products)} product topics ready ({len(products)} created now)" in output
+    assert (
+        f"topics: {len(products)} product topics and their dead-letter topics ready "
+        f"({2 * len(products)} created now)"
+    ) in output
     assert f"registry: {len(products)} of {len(products)} schemas and descriptors" in output
     assert "stopped Kafka" in output
     assert not cluster.status().running
@@ -120,7 +123,9 @@ def test_second_run_reuses_the_data_ctrl_c_leaves_nothing_and_fresh_starts_over(
     reader.join(10)
     output = "".join(lines)
     # The same broker data: every topic and registration was already there.
-    assert f"topics: {len(products)} product topics ready (0 created now)" in output
+    assert (
+        f"topics: {len(products)} product topics and their dead-letter topics ready (0 created now)"
+    ) in output
     assert f"registry: {len(products)} of {len(products)} schemas and descriptors" in output
     stopping = [line for line in output.splitlines() if line.startswith("stopping: ")]
     assert stopping == [  # each kind that runs, in the order they stop
@@ -142,7 +147,7 @@ def test_second_run_reuses_the_data_ctrl_c_leaves_nothing_and_fresh_starts_over(
     output = fresh.stdout + fresh.stderr
     assert fresh.returncode == 0, output
     assert f"--fresh: erased {data_dir / 'logs'}" in output
-    assert f"({len(products)} created now)" in output
+    assert f"({2 * len(products)} created now)" in output  # each topic and its DLQ
     assert {path.name for path in (data_dir / "logs").iterdir()} == {
         "registry.log",
         "supervisor.log",

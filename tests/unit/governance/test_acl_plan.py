@@ -76,7 +76,7 @@ def reads(who: str, topic: str) -> set[Acl]:
     return grants(
         who,
         (T, LIT, topic, (Op.READ, Op.DESCRIBE, Op.DESCRIBE_CONFIGS)),
-        (T, LIT, f"{topic}.dlq", (Op.WRITE, Op.CREATE, Op.DESCRIBE, Op.DESCRIBE_CONFIGS)),
+        (T, LIT, f"{topic}.dlq", (Op.WRITE, Op.DESCRIBE, Op.DESCRIBE_CONFIGS)),
     )
 
 

@@ -16,6 +16,7 @@ from mesh_stream.errors import (
     ConfigurationError,
     KafkaAuthenticationError,
     KafkaAuthorizationError,
+    SettingsError,
 )
 from mesh_stream.kafka import KafkaConnection, SaslMechanism, SecurityProtocol, explain_kafka_error
 from mesh_stream.settings import MeshSettings
@@ -435,6 +436,26 @@ def test_a_missing_acl_names_topic_principal_and_operation() -> None:
         operation="READ",
     )
     assert str(group).startswith("User:orders may not READ group analytics-revenue at ")
+    others = explain_kafka_error(
+        KafkaError(KafkaError.GROUP_AUTHORIZATION_FAILED),
+        sasl(),
+        group="payments.billing",
+        operation="READ",
+    )
+    assert str(others).endswith(
+        "group payments.billing is domain payments's (its name says so): a domain's groups "
+        "are named `orders.<name>` or `orders-<name>`, or run with payments's credentials"
+    )  # not "grant ALLOW READ on group payments.billing to User:orders" (h42)
+    dead_letters = explain_kafka_error(
+        KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED),
+        sasl(),
+        topic="payments.payment-captured.v1.dlq",
+        operation="READ",
+    )
+    assert str(dead_letters).endswith(
+        "payments.payment-captured.v1.dlq is a dead-letter topic: only its owner, domain "
+        "payments, reads it"
+    )  # not "ask payments to add orders to `readers`" (h42)
 
 
 def test_other_errors_keep_librdkafkas_text() -> None:
@@ -585,4 +606,56 @@ def test_a_dead_letter_kafka_never_acknowledges_says_so_not_refused() -> None:
     assert str(caught.value) == (
         f"the dead letter to t.dlq was not acknowledged within 1 s: is Kafka reachable at "
         f"127.0.0.1:{closed}?"
+    )
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "says"),
+    [
+        ("orders x", "pw", "MESH_KAFKA_SASL_USERNAME holds blanks or control characters"),
+        ("orders\n", "pw", "MESH_KAFKA_SASL_USERNAME holds blanks or control characters"),
+        ("orders", "s3cret-pw\n", "MESH_KAFKA_SASL_PASSWORD holds control characters"),
+        ("orders", "s3cret\x01pw", "MESH_KAFKA_SASL_PASSWORD holds control characters"),
+    ],
+)
+def test_sasl_credentials_with_control_characters_are_refused_naming_the_setting(
+    username: str, password: str, says: str
+) -> None:
+    """A password read from a file with its newline was sent as it was; the broker said only
+    that the login failed (h42). The value is never shown."""
+    with pytest.raises(SettingsError) as caught:
+        KafkaConnection.create(
+            "b1:9092",
+            security_protocol="SASL_PLAINTEXT",
+            sasl_mechanism="SCRAM-SHA-512",
+            sasl_username=username,
+            sasl_password=password,
+        )
+    assert str(caught.value).startswith(says)
+    assert "s3cret" not in str(caught.value)
+
+
+def test_a_password_with_a_blank_is_a_password() -> None:
+    conn = KafkaConnection.create(
+        "b1:9092",
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="PLAIN",
+        sasl_username="orders",
+        sasl_password="correct horse battery staple",
+    )
+    assert conn.sasl_password is not None
+
+
+def test_a_pem_file_openssl_cannot_read_is_named_by_its_setting(tmp_path: Path) -> None:
+    """A file with BEGIN/END lines over a broken body passed our check, then librdkafka
+    refused `ssl.ca.location` in its own words (h42): now the setting and path are named."""
+    from mesh_stream.kafka.clients import make_admin
+
+    fake = tmp_path / "ca.pem"
+    fake.write_text("-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n")
+    conn = KafkaConnection.create("127.0.0.1:1", security_protocol="SSL", ssl_ca_location=fake)
+    with pytest.raises(SettingsError) as caught:
+        make_admin(conn, {"log_level": 0})
+    assert str(caught.value).startswith(
+        f"MESH_KAFKA_SSL_CA_LOCATION: {fake} is not a usable PEM file (OpenSSL could not read it"
     )

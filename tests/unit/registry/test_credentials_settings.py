@@ -54,6 +54,8 @@ def test_serve_warns_of_short_tokens_naming_principals_never_tokens() -> None:
     assert short == ["admin", "billing"]
     assert short_tokens_warning(short) == (
         "registry credentials: the token of admin, billing has fewer than 16 characters and "
-        "may be guessed; use long random tokens (`mesh registry credentials rotate PRINCIPAL` "
-        "makes one)"
+        "may be guessed; put long random tokens in the credentials (file or "
+        "MESH_REGISTRY_CREDENTIALS; `python3 -c 'import secrets; "
+        "print(secrets.token_urlsafe(24))'` makes one) and restart: these principals' tokens "
+        "live only there"
     )

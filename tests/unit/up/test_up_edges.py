@@ -71,6 +71,7 @@ def register_only_run(
         registered.append(product.name)
 
     monkeypatch.setattr(registration, "ensure_topics", lambda *_a, **_k: [])
+    monkeypatch.setattr(registration, "ensure_dlq_topics", lambda *_a, **_k: [])
     monkeypatch.setattr(registration, "register_product", register)
     options = UpOptions(
         rate=1, seed=1, fresh=False, view=False, duration=None, project=load_project(ROOT),
