@@ -614,8 +614,9 @@ class MeshSettings(BaseSettings):
     openlineage_url: SecretStr | None = Field(
         default=None,
         description="HTTP endpoint (e.g. Marquez `http://host:5000`) processors send their "
-        "OpenLineage run events to (START, RUNNING, COMPLETE, FAIL); secret: it may carry a "
-        "token. Unset (and no openlineage_topic): no events.",
+        "OpenLineage run events to (START, RUNNING, COMPLETE, FAIL): a URL whose path ends in "
+        "`lineage` is posted to as it is (query kept), any other gets `api/v1/lineage` "
+        "appended; secret: it may carry a token. Unset (and no openlineage_topic): no events.",
     )
     openlineage_topic: str | None = Field(
         default=None,

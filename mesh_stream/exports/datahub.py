@@ -348,6 +348,9 @@ def gms_url_problem(gms_url: str) -> str | None:
         return f"is not a usable URL ({exc})"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "is not an http(s) URL with a host (e.g. http://localhost:8080)"
+    if parts.query or parts.fragment:
+        # the API path is appended to the URL: a query would swallow it (h42)
+        return "has a query or fragment; give the GMS base URL, and its token with --token"
     return None
 
 

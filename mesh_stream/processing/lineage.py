@@ -16,6 +16,7 @@ import json
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import faust
 from mode import Service
@@ -38,6 +39,8 @@ SEND_TIMEOUT_S = 5.0
 #: No retries: the client's default (5, with backoff) kept a dead endpoint busy for 9 s per
 #: event and urllib3 logged every retry; a lost event is followed by the next RUNNING one.
 SEND_RETRY = {"total": 0, "status_forcelist": [], "allowed_methods": ["POST"]}
+#: Where an OpenLineage server takes events, under its base URL (Marquez's too).
+DEFAULT_ENDPOINT = "api/v1/lineage"
 
 
 class _Senders:
@@ -51,8 +54,10 @@ class _Senders:
         self.producer: Any = None
         self.topic = settings.openlineage_topic
         if settings.openlineage_url is not None:
-            url = settings.openlineage_url.get_secret_value()
-            config = HttpConfig(url=url, timeout=SEND_TIMEOUT_S, retry=SEND_RETRY)
+            base, endpoint = lineage_endpoint(settings.openlineage_url.get_secret_value())
+            config = HttpConfig(
+                url=base, endpoint=endpoint, timeout=SEND_TIMEOUT_S, retry=SEND_RETRY
+            )
             self.client = OpenLineageClient(transport=HttpTransport(config))
         if self.topic:
             try:  # a topic the broker does not know would refuse every event
@@ -70,6 +75,22 @@ class _Senders:
             self.producer.produce(self.topic, key=job.encode(), value=Serde.to_json(event))
             if self.producer.flush(SEND_TIMEOUT_S) > 0:
                 raise TimeoutError(f"topic {self.topic}: not acknowledged in {SEND_TIMEOUT_S} s")
+
+
+def lineage_endpoint(url: str) -> tuple[str, str]:
+    """``(base, endpoint)`` for OpenLineage's HTTP transport, which posts to the base joined
+    with the endpoint: a URL ending in ``.../lineage`` is the endpoint itself, any other is a
+    base under which ``api/v1/lineage`` is (a proxy's prefix path kept); its query (a token)
+    goes with the endpoint. Given whole, the transport doubled the path and dropped the
+    query (h42)."""
+    parts = urlsplit(url)
+    path = parts.path.strip("/")
+    endpoint = (
+        path if path.endswith("lineage") else "/".join(p for p in (path, DEFAULT_ENDPOINT) if p)
+    )
+    if parts.query:
+        endpoint += f"?{parts.query}"
+    return urlunsplit((parts.scheme, parts.netloc, "/", "", "")), endpoint
 
 
 def _input_schema(spec: ProcessorSpec, product: DataProduct) -> dict[str, Any]:

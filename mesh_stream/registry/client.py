@@ -356,6 +356,13 @@ class RegistryClient:
             principal, token = in_url  # http://user:token@host, as Confluent clients allow
             principal_setting = "the user in MESH_REGISTRY_URL"
             token_setting = "the password in MESH_REGISTRY_URL"
+        elif in_url is not None and token is not None and tuple(in_url) != (principal, token):
+            # two credentials, one silently ignored (h42): which one was meant is unknowable
+            raise ConfigurationError(
+                f"the registry URL carries a credential (user:token@) and "
+                f"{credential_from or 'MESH_REGISTRY_TOKEN (or --token)'} gives another; give "
+                f"one of them (the tokens are not shown)"
+            )
         self.url = url.rstrip("/")  # never holds a secret: every message may show it
         self.retry_seconds = retry_seconds
         problem = registry_url_problem(self.url)

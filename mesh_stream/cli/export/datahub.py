@@ -24,7 +24,9 @@ def _checked_gms_url(param: click.Parameter, value: str | None) -> str | None:
         else gms_url_problem(value)
     )
     if problem is not None:
-        raise click.BadParameter(f"{shown_url(value)!r} {problem}", param=param)
+        # a URL that does not parse may still hold a token: shown only once it parses (h42)
+        shown = repr(shown_url(value)) if "://" in value else "the value (not shown)"
+        raise click.BadParameter(f"{shown} {problem}", param=param)
     return value
 
 

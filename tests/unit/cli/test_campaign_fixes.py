@@ -434,3 +434,23 @@ def test_a_mistyped_option_is_offered_the_visible_options_it_may_mean_never_a_hi
     error = capsys.readouterr().err
     assert said in error, error
     assert "--root" not in error
+
+
+def test_a_gms_url_with_a_query_is_refused_and_a_malformed_one_is_not_echoed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--gms-url http://gms/x?token=T` posted to `/x?token=T/aspects?...`; a value that is
+    no URL was echoed whole, token and all (h42)."""
+    status, said = mesh(
+        ["export", "datahub", "orders.order-placed", "--gms-url", "http://gms:8080/x?token=T0K"],
+        capsys,
+    )
+    assert status == 2
+    assert "has a query or fragment; give the GMS base URL" in said
+    assert "T0K" not in said
+    status, said = mesh(
+        ["export", "datahub", "orders.order-placed", "--gms-url", "gms s3cret-t0ken"], capsys
+    )
+    assert status == 2
+    assert "the value (not shown) is not an http(s) URL with a host" in said
+    assert "s3cret-t0ken" not in said

@@ -293,3 +293,15 @@ def test_an_answer_in_the_wrong_shape_is_named_not_a_crash(
         f"registry at {url} answered GET {path} with {found}, not {wanted}; is "
         "MESH_REGISTRY_URL (or --registry-url) a mesh registry? (HTTP 502, error_code 50201)"
     )
+
+
+def test_a_url_credential_and_a_token_that_differ_are_refused_not_one_ignored() -> None:
+    """`MESH_REGISTRY_URL=http://admin:WRONG@host` with a right MESH_REGISTRY_TOKEN worked,
+    the URL's token silently ignored (h42): now the conflict is named, no token shown."""
+    with pytest.raises(ConfigurationError) as caught:
+        RegistryClient("http://admin:url-t0ken@127.0.0.1:1", principal="admin", token="env-t0ken")
+    message = str(caught.value)
+    assert message.startswith("the registry URL carries a credential (user:token@) and ")
+    assert "t0ken" not in message
+    same = RegistryClient("http://admin:t0k@127.0.0.1:1", principal="admin", token="t0k")
+    same.close()  # the same credential twice is no conflict
