@@ -79,8 +79,8 @@ __all__ = [
     "PublishReport",
     "RejectedRecord",
     "UndeliveredRecord",
+    "catalog_local_descriptor",
     "open_publisher",
-    "register_descriptor",
 ]
 
 #: Settings no caller may weaken: they are what makes "nothing lost" true.
@@ -1299,7 +1299,7 @@ def open_publisher(
         )
     elif missing and local is not None and project is not None:
         try:  # the schema is registered now; the catalog gets the descriptor too
-            register_descriptor(publisher, local, project)
+            catalog_local_descriptor(publisher, local, project)
         except BaseException:
             publisher.close()
             raise
@@ -1356,7 +1356,7 @@ def earlier_major(
     return old, schema
 
 
-def register_descriptor(
+def catalog_local_descriptor(
     publisher: ProductPublisher, local: DataProduct, project: MeshProject
 ) -> bool:
     """Put the project's descriptor the catalog lacks into it (True when it did), unless

@@ -32,9 +32,9 @@ from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.producer import (
     ProductPublisher,
     UndeliveredRecord,
+    catalog_local_descriptor,
     earlier_major,
     local_product,
-    register_descriptor,
     warn_if_schema_missing,
 )
 from mesh_stream.project import resolve_product
@@ -401,7 +401,7 @@ def publish(
                 missing
                 and local is not None
                 and found is not None
-                and register_descriptor(publisher, local, found)
+                and catalog_local_descriptor(publisher, local, found)
             ):
                 click.echo(f"registered the descriptor of {local.name} in the catalog", err=True)
             if source is None:
