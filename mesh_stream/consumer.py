@@ -739,7 +739,9 @@ class ProductConsumer:
                     f"cannot consume {', '.join(self._sources)} in group {self.group_id} "
                     f"(read up to {self.position_text()}): {exc}"
                 ) from exc
-            if not messages:
+            if messages:
+                self._refusals.clear()  # the connection works: an earlier refusal healed
+            else:
                 self._raise_refusal()
         # the registry gets its own ``timeout`` from when the records are in hand: librdkafka
         # may have used all of it waiting for them (a quiet topic)

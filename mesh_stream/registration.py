@@ -264,11 +264,13 @@ def ensure_dlq_topics(
     *,
     timeout: float = 30.0,
     every: bool = False,
+    correct: bool = False,
 ) -> list[str]:
     """Create the missing dead-letter topics of ``products`` whose DLQ rules write there
     (``every``: of all of them, e.g. a processor's inputs, whose undecodable records go
     there), each from :func:`mesh_stream.kafka.topics.dlq_topic_spec`; returns the names
-    created."""
+    created. ``correct`` (their owner only) sets an existing one's retention and cleanup
+    policy to the spec's."""
     conn = _connection(kafka)
     writers = [product for product in products if every or writes_dead_letters(product)]
     if not writers:
@@ -277,7 +279,9 @@ def ensure_dlq_topics(
     cluster = topics.cluster_info(conn, admin=admin, timeout=timeout)
     specs = [topics.dlq_topic_spec(product, cluster) for product in writers]
     created: list[str] = []
-    topics.ensure_topics(conn, specs, admin=admin, timeout=timeout, created=created)
+    topics.ensure_topics(
+        conn, specs, admin=admin, timeout=timeout, created=created, correct=correct
+    )
     return created
 
 

@@ -38,10 +38,10 @@ def _default_cache_dir() -> Path:
 
 
 def user_scratch_dir() -> Path:
-    """A folder of this user's that every process finds whatever its settings (the
-    temporary folder's ``mesh-stream-<user>``): for what processes must share without
-    settings at hand, such as the ports they picked. Settings are never read here; library
-    code leaves the environment to the entry points."""
+    """A folder of this user's that every process finds without mesh-stream settings (the
+    temporary folder's ``mesh-stream-<user>``; processes given another ``TMPDIR`` do not
+    share it): for what processes must share without settings at hand, such as the ports
+    they picked. Only a folder this user owns is used (see ``broker.cluster``)."""
     user = str(os.getuid()) if hasattr(os, "getuid") else getpass.getuser()
     return Path(tempfile.gettempdir()) / f"mesh-stream-{user}"
 
@@ -614,9 +614,10 @@ class MeshSettings(BaseSettings):
     openlineage_url: SecretStr | None = Field(
         default=None,
         description="HTTP endpoint (e.g. Marquez `http://host:5000`) processors send their "
-        "OpenLineage run events to (START, RUNNING, COMPLETE, FAIL): a URL whose path ends in "
-        "`lineage` is posted to as it is (query kept), any other gets `api/v1/lineage` "
-        "appended; secret: it may carry a token. Unset (and no openlineage_topic): no events.",
+        "OpenLineage run events to (START, RUNNING, COMPLETE, FAIL): a URL whose path's last "
+        "segment is `lineage` is posted to as it is (query kept), any other gets "
+        "`api/v1/lineage` appended; secret: it may carry a token. Unset (and no "
+        "openlineage_topic): no events.",
     )
     openlineage_topic: str | None = Field(
         default=None,

@@ -199,6 +199,8 @@ def _promise(port: int) -> bool:
     marker = folder / str(port)
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if hasattr(os, "getuid") and folder.stat().st_uid != os.getuid():
+            return True  # another user's folder in a shared /tmp: the bind check alone decides
         with contextlib.suppress(FileNotFoundError):
             if time.time() - marker.stat().st_mtime < PORT_PROMISE_S:
                 return False

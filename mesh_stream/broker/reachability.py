@@ -35,8 +35,8 @@ def existing_topics(kafka: KafkaConnection | str, timeout: float | None = None) 
     bootstrap_servers = conn.bootstrap_servers
     timeout = DEFAULT_PROBE_TIMEOUT if timeout is None else timeout
     seen: list[KafkaError] = []
+    admin = make_admin(conn, {"error_cb": seen.append, "log_level": 0})
     try:
-        admin = make_admin(conn, {"error_cb": seen.append, "log_level": 0})
         metadata = interruptibly(partial(admin.list_topics, timeout=timeout))
     except KafkaException as exc:
         admin.poll(0)  # serves error_cb

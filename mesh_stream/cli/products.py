@@ -509,6 +509,11 @@ def _product_lines(item: ProductPlan) -> list[str]:
     lines += [f"      {drift}" for drift in item.topic_drift]
     if item.dlq_topic_missing is not None:
         lines.append(f"    dead-letter topic {item.dlq_topic_missing}: missing, apply creates it")
+    if item.dlq_topic_drift:
+        lines.append(
+            f"    dead-letter topic {item.topic}.dlq: differs from its spec, apply sets it"
+        )
+        lines += [f"      {drift}" for drift in item.dlq_topic_drift]
     return lines
 
 

@@ -34,7 +34,7 @@ from mesh_stream.errors import (
 )
 from mesh_stream.governance.acl_plan import TAIL_GROUP_PREFIX
 from mesh_stream.kafka.clients import make_consumer, unread_partitions
-from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
+from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error, unseen_hint
 from mesh_stream.kafka.dlq import dead_letter_view
 from mesh_stream.project import resolve_product
 from mesh_stream.schema.codec import json_default
@@ -234,8 +234,8 @@ def tail(
         if descriptor.dlq_topic not in topics:
             click.echo(
                 f"topic {descriptor.dlq_topic} does not exist yet at {bootstrap}"
-                f"{_unseen(connection, descriptor)}: nothing was dead-lettered; waiting for "
-                f"the first dead letter",
+                f"{unseen_hint(connection, descriptor.domain)}: nothing was dead-lettered; "
+                f"waiting for the first dead letter",
                 err=True,
             )
         with terminate_as_interrupt():
@@ -262,8 +262,8 @@ def tail(
     if descriptor.topic in consumer.new_topics:  # said once the consumer has subscribed
         click.echo(
             f"topic {descriptor.topic} does not exist yet at {bootstrap}"
-            f"{_unseen(connection, descriptor)}; waiting for its first record (publish with "
-            f"`mesh publish {descriptor.name} --file FILE`)",
+            f"{unseen_hint(connection, descriptor.domain)}; waiting for its first record "
+            f"(publish with `mesh publish {descriptor.name} --file FILE`)",
             err=True,
         )
     try:
@@ -468,16 +468,4 @@ def _undecodable(error: DeserializationError, dlq_topic: str, bootstrap: str) ->
         f"{topic}[{partition}]@{offset}: {cause} (tail skips it; see its bytes with `kcat -C "
         f"-b {bootstrap} -t {topic} -p {partition} -o {offset} -c 1 | xxd`; the product's "
         f"dead-lettering consumers send such records to {dlq_topic})"
-    )
-
-
-def _unseen(connection: KafkaConnection, product: DataProduct) -> str:
-    """For another domain's user: a topic it may not DESCRIBE is left out of the cluster's
-    answer, so "does not exist" may mean "not yours to see" (h42: a pii product's)."""
-    user = connection.sasl_username
-    if user is None or user == product.domain:
-        return ""
-    return (
-        f" (or {connection.principal} may not see it: Kafka leaves out of its answer a topic "
-        "one may not DESCRIBE)"
     )

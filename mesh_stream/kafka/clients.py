@@ -407,9 +407,12 @@ def probe(conn: KafkaConnection, timeout: float = 10.0) -> ClusterMetadata:
 
 class ConnectRefusals:
     """An ``error_cb`` keeping the first refused login or TLS handshake a client reports
-    (nothing else: a long outage's transport errors are not kept)."""
+    since it last got records (nothing else: a long outage's transport errors are not kept);
+    :meth:`clear` when records come, so a refusal that healed is forgotten."""
 
     def __init__(self, then: Callable[[KafkaError], object] | None = None) -> None:
+        if then is not None and not callable(then):
+            raise ConfigurationError(f"error_cb must be callable, got {type(then).__name__}")
         self.first: KafkaError | None = None
         self._then = then  # a caller's own error_cb, still called with every error
 
@@ -418,6 +421,9 @@ class ConnectRefusals:
             self.first = error
         if self._then is not None:
             self._then(error)
+
+    def clear(self) -> None:
+        self.first = None
 
 
 def connect_refusal(conn: KafkaConnection, seen: Iterable[KafkaError]) -> MeshError | None:

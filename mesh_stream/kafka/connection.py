@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import ssl
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -387,13 +389,13 @@ def _validate_sasl(conn: KafkaConnection, protocol: SecurityProtocol) -> None:
     # A value read from a file with its newline, or pasted with a blank, is refused here,
     # naming the setting (never the value): the broker would only say the login failed (h42).
     username = conn.sasl_username
-    if any(c.isspace() or not c.isprintable() for c in username):
+    if any(c.isspace() or unicodedata.category(c) == "Cc" for c in username):
         raise SettingsError(
             f"{SETTING['sasl_username']} holds blanks or control characters (e.g. a newline "
             f"read with it from a file); Kafka user names have neither"
         )
     password = conn.sasl_password.get_secret_value() if conn.sasl_password is not None else ""
-    if any(not c.isprintable() and c != " " for c in password):
+    if any(unicodedata.category(c) == "Cc" for c in password):
         raise SettingsError(
             f"{SETTING['sasl_password']} holds control characters (e.g. a newline read with it "
             f"from a file; its value is not shown); strip them"
@@ -444,16 +446,33 @@ def _check_pem_file(setting: str, path: Path) -> None:
 
 # -- errors from librdkafka ---------------------------------------------------------------
 #: Operations on another domain's topic whose refusal is explained by the ACL plan's grants.
+def unseen_hint(conn: KafkaConnection, owner: str) -> str:
+    """For a topic of domain ``owner`` missing from the cluster's answer: when ``conn`` is
+    another domain's user, it may be one Kafka hides from it (no DESCRIBE right, e.g. a pii
+    product it is not a reader of), which "does not exist" must not hide (h42, h43)."""
+    user = conn.sasl_username
+    if user is None or user == owner:
+        return ""
+    return (
+        f" (or {conn.principal} may not see it: Kafka leaves out of its answer a topic one may "
+        f"not DESCRIBE; a pii product: ask {owner} to add {user} to its `readers`)"
+    )
+
+
+#: Names the platform's own clients use (`mesh tail`, `mesh products status --watch`, the
+#: registry, the monitor): no domain's, whatever follows.
+_PLATFORM_PREFIXES = ("_", "mesh-tail-", "mesh-products-status-", "mesh-registry", "mesh-monitor")
+_DOMAIN_HEAD = re.compile(r"[a-z][a-z0-9-]*")
+
+
 def _owner_domain(name: str) -> str | None:
     """The domain a topic or group name says it belongs to: ``<domain>.…``, or a processor's
-    ``mesh-<domain>.…`` (its app id); None for the platform's own names."""
-    if name.startswith("_") or "." not in name:
+    ``mesh-<domain>.…`` (its app id); None for the platform's own names and for names whose
+    head is no domain name."""
+    if name.startswith(_PLATFORM_PREFIXES) or "." not in name:
         return None
-    head = name.split(".", 1)[0]
-    if head.startswith("mesh-"):
-        head = head.removeprefix("mesh-")
-        return head or None
-    return head
+    head = name.split(".", 1)[0].removeprefix("mesh-")
+    return head if _DOMAIN_HEAD.fullmatch(head) else None
 
 
 def _others_resource(
@@ -464,9 +483,12 @@ def _others_resource(
     READ on payments' group, CREATE on analytics' processor topic)."""
     yours = me or "your domain"
     if kind == "group":
+        if me is not None and name is not None and name.startswith((f"{me}.", f"{me}-")):
+            return None  # named as the caller's own: a grant is missing
         return (
-            f"group {name} is domain {owner}'s (its name says so): a domain's groups are named "
-            f"`{yours}.<name>` or `{yours}-<name>`, or run with {owner}'s credentials"
+            f"group {name} is not named as {yours}'s: the ACL plan grants a domain the groups "
+            f"named `{yours}.<name>` or `{yours}-<name>`; rename it so, or run with the "
+            f"credentials of the domain it belongs to"
         )
     if name is not None and name.startswith("mesh-"):
         return (
@@ -577,6 +599,8 @@ def explain_kafka_error(
         )
         me = conn.sasl_username
         owner = _owner_domain(name) if kind in ("topic", "group") and name else None
+        if kind == "group" and me is not None and name and not name.startswith(_PLATFORM_PREFIXES):
+            owner = owner or "another"  # any group not named as the caller's own
         hint = None if owner is None or owner == me else _others_resource(kind, name, owner, op, me)
         if hint is not None:
             return KafkaAuthorizationError(f"{said}; {hint}")

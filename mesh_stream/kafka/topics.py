@@ -207,7 +207,7 @@ NO_LEADER_YET = frozenset(
 
 
 # -- the cluster ------------------------------------------------------------------------------
-_clusters: dict[tuple[str, str, str | None], ClusterInfo] = {}
+_clusters: dict[tuple[str, str, str | None, str | None], ClusterInfo] = {}
 _clusters_lock = threading.Lock()
 
 
@@ -266,10 +266,17 @@ def cluster_info(
     return info
 
 
-def _cluster_key(conn: KafkaConnection) -> tuple[str, str, str | None]:
-    """What a cached :class:`ClusterInfo` is kept under: the cluster and who asks (another
-    principal's answer must not spare this one its own connection's check)."""
-    return (conn.bootstrap_servers, conn.security_protocol.value, conn.sasl_username)
+def _cluster_key(conn: KafkaConnection) -> tuple[str, str, str | None, str | None]:
+    """What a cached :class:`ClusterInfo` is kept under: the cluster and who asks, by SASL
+    user or client certificate (another principal's answer must not spare this one its own
+    connection's check)."""
+    certificate = conn.ssl_certificate_location
+    return (
+        conn.bootstrap_servers,
+        conn.security_protocol.value,
+        conn.sasl_username,
+        str(certificate) if certificate is not None else None,
+    )
 
 
 def forget_cluster(conn: KafkaConnection) -> None:

@@ -38,11 +38,16 @@ from mode import Service
 
 from mesh_stream import tracing
 from mesh_stream.descriptor import DataProduct
-from mesh_stream.errors import ConfigurationError, DeliveryError, ProcessorError
+from mesh_stream.errors import (
+    ConfigurationError,
+    DeliveryError,
+    KafkaAuthorizationError,
+    ProcessorError,
+)
 from mesh_stream.health import NEWEST_INPUT_HEADER
 from mesh_stream.kafka import topics
 from mesh_stream.kafka.clients import probe
-from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.kafka.connection import KafkaConnection, unseen_hint
 from mesh_stream.processing import faust_seams
 from mesh_stream.processing.codec import FramedAvroDecoder, FramedAvroEncoder
 from mesh_stream.processing.names import INTERNAL_TOPIC, processor_app_id, sources_group
@@ -177,7 +182,14 @@ def prepare(
         if absent:
             raise ConfigurationError(_absent_inputs_message(absent, output, conn))
         ensure_topics(conn, (output,))
-        ensure_dlq_topics(conn, inputs, every=True)  # where undecodable input records go
+        try:  # where undecodable input records go: their owners' to create
+            ensure_dlq_topics(conn, inputs, every=True)
+        except KafkaAuthorizationError as exc:  # a secured cluster: readers may not create it
+            log.warning(
+                "%s; the processor starts all the same, and an undecodable record of that input "
+                "stops it (nothing is committed past it) until the topic exists",
+                exc,
+            )
         schema_id = register_product(registry, output, project.root, wait_for_inputs=0)
         if processor is not None:  # the registry then protects what the processor reads
             group = sources_group(processor_app_id(output.name))
@@ -204,9 +216,10 @@ def _absent_inputs_message(
         if len(absent) == 1
         else (f"the topics of inputs {named} do not")
     )
+    hidden = "".join(dict.fromkeys(unseen_hint(conn, product.domain) for product in absent))
     return (
         f"processor {output.name}: {what} exist on the cluster at "
-        f"{conn.bootstrap_servers}, though the registry has the product; a processor never "
+        f"{conn.bootstrap_servers}{hidden}, though the registry has the product; a processor never "
         "creates its inputs' "
         f"topics: their domain ({', '.join(owners)}) does, with `mesh products apply` in its "
         "project or its publisher's first start (or point MESH_BOOTSTRAP_SERVERS at the "

@@ -79,15 +79,14 @@ class _Senders:
 
 def lineage_endpoint(url: str) -> tuple[str, str]:
     """``(base, endpoint)`` for OpenLineage's HTTP transport, which posts to the base joined
-    with the endpoint: a URL ending in ``.../lineage`` is the endpoint itself, any other is a
-    base under which ``api/v1/lineage`` is (a proxy's prefix path kept); its query (a token)
-    goes with the endpoint. Given whole, the transport doubled the path and dropped the
-    query (h42)."""
+    with the endpoint: a URL whose path's last segment is ``lineage`` is the endpoint itself,
+    any other is a base under which ``api/v1/lineage`` is (a proxy's prefix path kept); its
+    query (a token) goes with the endpoint. Given whole, the transport doubled the path and
+    dropped the query (h42)."""
     parts = urlsplit(url)
     path = parts.path.strip("/")
-    endpoint = (
-        path if path.endswith("lineage") else "/".join(p for p in (path, DEFAULT_ENDPOINT) if p)
-    )
+    last = path.rsplit("/", 1)[-1]
+    endpoint = path if last == "lineage" else "/".join(p for p in (path, DEFAULT_ENDPOINT) if p)
     if parts.query:
         endpoint += f"?{parts.query}"
     return urlunsplit((parts.scheme, parts.netloc, "/", "", "")), endpoint

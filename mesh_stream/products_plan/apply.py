@@ -66,6 +66,12 @@ def apply_plan(
         if item.dlq_topic_missing is not None:
             registration.ensure_dlq_topics(conn, [product], every=True)
             done(f"{product.name}: dead-letter topic {item.dlq_topic_missing} created")
+        if item.dlq_topic_drift:
+            registration.ensure_dlq_topics(conn, [product], every=True, correct=True)
+            done(
+                f"{product.name}: dead-letter topic {product.dlq_topic} set as specified "
+                f"({'; '.join(item.dlq_topic_drift)})"
+            )
     for product in products:
         item = items[product.name]
         if item.unchanged:

@@ -137,7 +137,10 @@ class ProductPlan:
     topic_spec: str | None = None
     topic_drift: list[str] = field(default_factory=list)
     dlq_topic_missing: str | None = None
-    """The dead-letter topic a DLQ rule writes to, when it does not exist yet."""
+    """The product's dead-letter topic, when it does not exist yet (its owner creates it)."""
+    dlq_topic_drift: list[str] = field(default_factory=list)
+    """How an existing dead-letter topic's configs differ from its spec (a reader may have
+    created it before owners did): apply sets them."""
     refusals: list[Refusal] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -149,6 +152,7 @@ class ProductPlan:
             and self.level_change is None
             and self.topic_status is not TopicStatus.MISSING
             and self.dlq_topic_missing is None
+            and not self.dlq_topic_drift
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -429,6 +429,15 @@ def _plan_topic(
     # but may not create it (they would choose its retention, h42).
     if local.product.dlq_topic not in existing:
         plan.dlq_topic_missing = local.product.dlq_topic
+    else:  # one a reader created before may keep dead letters a second (h42)
+        dlq_spec = topics.dlq_topic_spec(local.product, cluster)
+        dlq_state = topics.describe_topic(admin, conn, dlq_spec.name)
+        if dlq_state is not None:
+            plan.dlq_topic_drift = [
+                d.describe()
+                for d in topics.differences(dlq_spec, dlq_state)
+                if d.setting in topics.COMPARED_CONFIGS
+            ]
     # Asking for one topic by name may auto-create it on brokers that allow that, so only a
     # topic already in the full listing is described: a plan never writes.
     state = topics.describe_topic(admin, conn, spec.name) if spec.name in existing else None

@@ -356,7 +356,15 @@ class RegistryClient:
             principal, token = in_url  # http://user:token@host, as Confluent clients allow
             principal_setting = "the user in MESH_REGISTRY_URL"
             token_setting = "the password in MESH_REGISTRY_URL"
-        elif in_url is not None and token is not None and tuple(in_url) != (principal, token):
+        elif in_url is not None and token is None and principal == in_url[0]:
+            token = in_url[1]  # the principal named twice, its token in the URL
+            token_setting = "the password in MESH_REGISTRY_URL"
+        elif in_url is not None and principal is None and token == in_url[1]:
+            principal = in_url[0]  # the token given twice, its principal in the URL
+        elif in_url is not None and (
+            (token is not None and token != in_url[1])
+            or (principal is not None and principal != in_url[0])
+        ):
             # two credentials, one silently ignored (h42): which one was meant is unknowable
             raise ConfigurationError(
                 f"the registry URL carries a credential (user:token@) and "

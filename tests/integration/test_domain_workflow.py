@@ -349,6 +349,28 @@ def test_apply_creates_every_products_dead_letter_topic(
     admin = make_admin(KafkaConnection.create(kafka.bootstrap_servers), {"log_level": 0})
     assert dlq_topic in admin.list_topics(timeout=10).topics
     assert json.loads(_mesh(["products", "plan", "--json"], project, env).stdout)["unchanged"]
+    # One a reader made with a retention of a second, before owners created them (h42): plan
+    # says so, and apply sets it as specified (h43).
+    config = ConfigResource(
+        ResourceType.TOPIC,
+        dlq_topic,
+        incremental_configs=[
+            ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
+    admin.incremental_alter_configs([config])[config].result(30)
+    drifted = _mesh(["products", "plan"], project, env)
+    assert f"dead-letter topic {dlq_topic}: differs from its spec, apply sets it" in (
+        drifted.stdout
+    ), drifted.stdout
+    assert "retention.ms is 1000" in drifted.stdout
+    fixed = _mesh(["products", "apply"], project, env)
+    assert fixed.exit_code == 0, fixed.stderr
+    assert f"stock.example-event: dead-letter topic {dlq_topic} set as specified" in fixed.stdout
+    described = ConfigResource(ResourceType.TOPIC, dlq_topic)
+    entries = admin.describe_configs([described])[described].result(30)
+    assert entries["retention.ms"].value == "604800000"
+    assert json.loads(_mesh(["products", "plan", "--json"], project, env).stdout)["unchanged"]
 
 
 def test_a_publisher_leaves_out_of_the_catalog_a_descriptor_its_topic_contradicts(

@@ -443,9 +443,27 @@ def test_a_missing_acl_names_topic_principal_and_operation() -> None:
         operation="READ",
     )
     assert str(others).endswith(
-        "group payments.billing is domain payments's (its name says so): a domain's groups "
-        "are named `orders.<name>` or `orders-<name>`, or run with payments's credentials"
+        "group payments.billing is not named as orders's: the ACL plan grants a domain the "
+        "groups named `orders.<name>` or `orders-<name>`; rename it so, or run with the "
+        "credentials of the domain it belongs to"
     )  # not "grant ALLOW READ on group payments.billing to User:orders" (h42)
+    for named_elsewise in ("com.acme.reader", "billing-reader"):  # no domain is guessed (h43)
+        said = str(
+            explain_kafka_error(
+                KafkaError(KafkaError.GROUP_AUTHORIZATION_FAILED),
+                sasl(),
+                group=named_elsewise,
+                operation="READ",
+            )
+        )
+        assert f"group {named_elsewise} is not named as orders's" in said
+    own = explain_kafka_error(
+        KafkaError(KafkaError.GROUP_AUTHORIZATION_FAILED),
+        sasl(),
+        group="orders-reporting.v2",
+        operation="READ",
+    )
+    assert "grant ALLOW READ on group orders-reporting.v2 to User:orders" in str(own)
     dead_letters = explain_kafka_error(
         KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED),
         sasl(),
@@ -659,3 +677,25 @@ def test_a_pem_file_openssl_cannot_read_is_named_by_its_setting(tmp_path: Path) 
     assert str(caught.value).startswith(
         f"MESH_KAFKA_SSL_CA_LOCATION: {fake} is not a usable PEM file (OpenSSL could not read it"
     )
+
+
+def test_connect_refusals_keep_the_first_refusal_until_records_come() -> None:
+    """A consumer raised a refused login on every later empty poll, even once librdkafka
+    had reconnected (h43): the refusal is forgotten when records come."""
+    from confluent_kafka import KafkaError
+
+    from mesh_stream.kafka.clients import ConnectRefusals
+
+    seen: list[int] = []
+    refusals = ConnectRefusals(lambda error: seen.append(error.code()))
+    refusals(KafkaError(KafkaError._TRANSPORT, "down"))  # an outage: not kept
+    assert refusals.first is None
+    refusals(KafkaError(KafkaError._AUTHENTICATION, "refused"))
+    refusals(KafkaError(KafkaError._SSL, "later"))
+    assert refusals.first is not None
+    assert refusals.first.code() == KafkaError._AUTHENTICATION
+    assert seen == [KafkaError._TRANSPORT, KafkaError._AUTHENTICATION, KafkaError._SSL]
+    refusals.clear()
+    assert refusals.first is None
+    with pytest.raises(ConfigurationError, match="error_cb must be callable"):
+        ConnectRefusals("not callable")  # type: ignore[arg-type]

@@ -20,6 +20,7 @@ from mesh_stream.processing.lineage import lineage_endpoint
             "https://u:p@lineage.example/api/v1/lineage?api_key=K",
         ),
         ("http://proxy/marquez", "http://proxy/marquez/api/v1/lineage"),
+        ("http://proxy/openlineage", "http://proxy/openlineage/api/v1/lineage"),  # h43
         ("http://proxy/ol/api/v1/lineage/", "http://proxy/ol/api/v1/lineage"),
     ],
 )

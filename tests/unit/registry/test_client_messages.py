@@ -303,5 +303,8 @@ def test_a_url_credential_and_a_token_that_differ_are_refused_not_one_ignored() 
     message = str(caught.value)
     assert message.startswith("the registry URL carries a credential (user:token@) and ")
     assert "t0ken" not in message
-    same = RegistryClient("http://admin:t0k@127.0.0.1:1", principal="admin", token="t0k")
-    same.close()  # the same credential twice is no conflict
+    for principal, token in (("admin", "t0k"), (None, "t0k"), ("admin", None)):
+        same = RegistryClient("http://admin:t0k@127.0.0.1:1", principal=principal, token=token)
+        same.close()  # the same credential, whole or in part, is no conflict (h43)
+    with pytest.raises(ConfigurationError):
+        RegistryClient("http://admin:t0k@127.0.0.1:1", principal="orders", token=None)
