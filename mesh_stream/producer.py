@@ -39,6 +39,7 @@ from mesh_stream.errors import (
     ConfigurationError,
     DeliveryError,
     DeserializationError,
+    KafkaAuthorizationError,
     KafkaSecurityError,
     ProductNotFoundError,
     RegistryUnavailableError,
@@ -492,10 +493,18 @@ class ProductPublisher:
                 )
             if product.dlq_topic not in self._dlq_topics():
                 # where its readers dead-letter what they cannot decode: the owner creates
-                # it, readers may only write there (they would choose its retention)
-                registration.ensure_product_topic(
-                    product, self.connection, topic=product.dlq_topic, dead_letters=True
-                )
+                # it, readers may only write there (they would choose its retention). Not the
+                # publisher's own need: a principal that may not create it still publishes.
+                try:
+                    registration.ensure_product_topic(
+                        product, self.connection, topic=product.dlq_topic, dead_letters=True
+                    )
+                except KafkaAuthorizationError as exc:
+                    log.warning(
+                        "%s; its readers cannot dead-letter records until it exists (`mesh "
+                        "products apply` with the owning domain's credentials creates it)",
+                        exc,
+                    )
             settings = batches_within(settings, [limit for limit in limits if limit])
         self._producer = make_producer(self.connection, settings)
         self._produce = self._producer.produce
