@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import difflib
 import enum
-import getpass
 import os
 import re
 import shlex
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -38,12 +36,10 @@ def _default_cache_dir() -> Path:
 
 
 def user_scratch_dir() -> Path:
-    """A folder of this user's that every process finds without mesh-stream settings (the
-    temporary folder's ``mesh-stream-<user>``; processes given another ``TMPDIR`` do not
-    share it): for what processes must share without settings at hand, such as the ports
-    they picked. Only a folder this user owns is used (see ``broker.cluster``)."""
-    user = str(os.getuid()) if hasattr(os, "getuid") else getpass.getuser()
-    return Path(tempfile.gettempdir()) / f"mesh-stream-{user}"
+    """The user's default cache folder (``~/.cache/mesh-stream``), the same for every process
+    of the user whatever its settings (``MESH_CACHE_DIR`` and ``TMPDIR`` aside): for what
+    processes must share without settings at hand, such as the ports they picked."""
+    return _default_cache_dir()
 
 
 def default_data_dir() -> Path:

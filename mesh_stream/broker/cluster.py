@@ -191,7 +191,7 @@ PORT_PROMISE_S = 600.0
 
 def _promise(port: int) -> bool:
     """Promise ``port`` to this process for :data:`PORT_PROMISE_S` (a marker file in the
-    user's scratch folder, the same for every process whatever its settings), False when
+    user's default cache folder, the same for every process whatever its settings), False when
     another process's promise of it still holds: two processes starting brokers at once
     could otherwise both pick a port nothing listens on yet, and one Kafka node then found
     another cluster's controller on it (verify33)."""

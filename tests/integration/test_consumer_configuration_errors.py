@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from pydantic import BaseModel, Field
 
@@ -70,8 +71,20 @@ def read_all(consumer: ProductConsumer, count: int) -> list[ConsumedRecord]:
 
 
 def assert_no_dead_letters(kafka: KafkaAddress, product: DataProduct) -> None:
+    """The product's dead-letter topic (its publisher created it) holds no record."""
     topics = AdminClient({"bootstrap.servers": kafka.bootstrap_servers}).list_topics(timeout=15)
-    assert product.dlq_topic not in topics.topics  # never even created
+    found = topics.topics.get(product.dlq_topic)
+    if found is None:
+        return
+    watcher = Consumer({"bootstrap.servers": kafka.bootstrap_servers, "group.id": "dlq-check"})
+    try:
+        for partition in found.partitions:
+            low, high = watcher.get_watermark_offsets(
+                TopicPartition(product.dlq_topic, partition), timeout=15
+            )
+            assert high == low == 0, f"{product.dlq_topic}[{partition}] holds {high - low}"
+    finally:
+        watcher.close()
 
 
 def test_a_reader_schema_that_cannot_read_the_writer_stops_without_losing_a_record(

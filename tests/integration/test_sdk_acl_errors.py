@@ -29,12 +29,12 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 
 from mesh_stream.broker import local_cluster
 from mesh_stream.consumer import ProductConsumer
-from mesh_stream.errors import KafkaAuthenticationError, KafkaAuthorizationError
-from mesh_stream.kafka.clients import make_admin, make_consumer
+from mesh_stream.errors import DeliveryError, KafkaAuthenticationError, KafkaAuthorizationError
+from mesh_stream.kafka.clients import make_admin, make_consumer, make_producer
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.kafka.topics import forget_cluster
 from mesh_stream.producer import ProductPublisher
-from mesh_stream.registration import ensure_product_topic, ensure_topics
+from mesh_stream.registration import ensure_dlq_topics, ensure_product_topic, ensure_topics
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 from tests.conftest import RegistryAddress
@@ -234,3 +234,66 @@ def test_a_publisher_with_a_refused_password_is_told_so_not_that_no_broker_answe
         ensure_product_topic(product, wrong)
     assert "failed as orders with SCRAM-SHA-512" in str(caught.value)
     assert "not-the-password" not in str(caught.value)
+
+
+def test_a_reader_without_its_inputs_dead_letter_topic_stops_naming_the_owner_then_goes_on(
+    sasl: Sasl, client: RegistryClient
+) -> None:
+    """Readers write another domain's dead-letter topic but may not create it (h42): a poison
+    pill with no DLQ stops the consumer, committing nothing past it and naming the domain that
+    creates the topic; once the owner has, the same group dead-letters it and goes on."""
+    product = new_product("dlq-owner")
+    admin = make_admin(sasl.connection("admin"), {"log_level": 0})
+    ensure_topics(sasl.connection("admin"), [product])
+    client.register_schema(product.value_subject, (REPO_ROOT / product.schema_file).read_text())
+    group = f"payments-{uuid.uuid4().hex[:8]}"
+    grants = [  # what the ACL plan gives a reader: READ the product, WRITE (not CREATE) its DLQ
+        (ResourceType.TOPIC, product.topic, AclOperation.READ),
+        (ResourceType.TOPIC, product.topic, AclOperation.DESCRIBE),
+        (ResourceType.TOPIC, product.dlq_topic, AclOperation.WRITE),
+        (ResourceType.TOPIC, product.dlq_topic, AclOperation.DESCRIBE),
+        (ResourceType.GROUP, group, AclOperation.READ),
+    ]
+    bindings = [
+        AclBinding(kind, name, ResourcePatternType.LITERAL, "User:payments", "*", op,
+                   AclPermissionType.ALLOW)
+        for kind, name, op in grants
+    ]  # fmt: skip
+    for future in admin.create_acls(bindings).values():
+        future.result(30)
+    pill = make_producer(sasl.connection("admin"), {"acks": "all"})
+    pill.produce(product.topic, b"not a framed record", b"pill", partition=0)
+    assert pill.flush(30) == 0
+
+    def read(seconds: int) -> None:
+        with ProductConsumer(
+            [product],
+            group_id=group,
+            connection=sasl.connection("payments"),
+            registry=client,
+            from_beginning=True,
+        ) as consumer:
+            consume_for(consumer, seconds=seconds)
+
+    with pytest.raises(DeliveryError) as stopped:
+        read(60)
+    message = str(stopped.value)
+    assert f"cannot dead-letter the undecodable record {product.topic}[0]@0" in message
+    assert f"dead-letter topic {product.dlq_topic} does not exist yet, and only its owner, " in (
+        message
+    )
+    assert "domain orders, creates it" in message
+    assert "grant ALLOW CREATE" not in message
+    assert committed_offset(sasl, group, product.topic) is None  # nothing past the pill
+    ensure_dlq_topics(sasl.connection("admin"), [product], every=True)  # the owner's apply
+    read(10)  # the pill goes to the DLQ now, and the group goes on past it
+    assert committed_offset(sasl, group, product.topic) == 1
+
+
+def committed_offset(sasl: Sasl, group: str, topic: str) -> int | None:
+    consumer = make_consumer(sasl.connection("admin"), {"group.id": group})
+    try:
+        [found] = consumer.committed([TopicPartition(topic, 0)], timeout=30)
+    finally:
+        consumer.close()
+    return found.offset if found.offset >= 0 else None

@@ -329,7 +329,11 @@ def test_a_password_or_token_in_the_gms_url_is_never_repeated(gms: Gms) -> None:
         "aspect": {"json": {"name": "x"}},
     }
     with pytest.raises(MeshError) as err:
-        datahub.post_proposals([one], f"http://ingest:hunter2@127.0.0.1:{port}/?t=tok9", timeout=2)
-    assert f"GMS at http://<hidden>@127.0.0.1:{port}/?t=<hidden> unreachable" in str(err.value)
+        datahub.post_proposals([one], f"http://ingest:hunter2@127.0.0.1:{port}/", timeout=2)
+    assert f"GMS at http://<hidden>@127.0.0.1:{port}/ unreachable" in str(err.value)
+    assert "hunter2" not in str(err.value)
+    with pytest.raises(MeshError) as err:  # a query would swallow the API path (h42)
+        datahub.post_proposals([one], f"http://ingest:hunter2@127.0.0.1:{port}/?t=tok9")
+    assert "has a query or fragment" in str(err.value)
     assert "hunter2" not in str(err.value)
     assert "tok9" not in str(err.value)
