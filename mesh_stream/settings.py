@@ -850,7 +850,7 @@ def misspelled_settings(environ: Mapping[str, str] | None = None) -> list[str]:
     for name in sorted(environ):
         if not name.upper().startswith("MESH_") or name.upper() in known:
             continue
-        close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.8)
+        close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.85)
         if close and close[0] not in given:
             warnings.append(
                 f"{name} is not a mesh-stream setting and is ignored; did you mean {close[0]}?"

@@ -18,6 +18,7 @@ from mesh_stream.broker.security import (
     protocol_of,
 )
 from mesh_stream.cli.options import DATA_DIR_DEFAULT, FiniteFloatRange, NonEmptyPath
+from mesh_stream.project import domain_name_problem
 from mesh_stream.settings import MeshSettings
 
 
@@ -117,11 +118,14 @@ def start(
     )
     if problem is not None:
         raise click.UsageError(problem)
+    given = None if domains is None else [n.strip() for n in domains.split(",") if n.strip()]
+    for name in given or ():  # the flag's own values: a usage error, exit 2 (h42)
+        named = domain_name_problem(name)
+        if named is not None:
+            raise click.BadParameter(named, param_hint="'--domains'")
     cluster = local_cluster(settings, progress=_progress)
     users = (
-        [name for name in domains.split(",") if name.strip()]
-        if domains is not None
-        else find_domains(Path.cwd(), project_root=settings.project_root)
+        given if given is not None else find_domains(Path.cwd(), project_root=settings.project_root)
     )
     state = cluster.start(
         brokers=brokers,

@@ -204,3 +204,18 @@ def test_every_command_says_the_same_of_a_silent_port(
     status, err = _mesh(command, capsys)
     assert status == 1
     assert err.splitlines()[-1] == f"error: {_silent_wording(silent_port, 1)}"
+
+
+def test_a_bad_domain_in_broker_start_domains_is_a_usage_error_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--domains "orders,Bad Name"` exited 1 from deep in the launcher (h42): the flag's
+    own value is a usage error, exit 2, naming the flag; nothing is started."""
+    monkeypatch.setenv("MESH_DATA_DIR", str(tmp_path))
+    started: list[object] = []
+    monkeypatch.setattr(LocalCluster, "start", lambda *a, **k: started.append(a))
+    status = run(["broker", "start", "--security", "sasl", "--domains", "orders, Bad Name"])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "Invalid value for '--domains': 'Bad Name' is not a domain name" in err
+    assert started == []
