@@ -213,7 +213,7 @@ def test_a_bad_domain_in_broker_start_domains_is_a_usage_error_before_anything_s
     own value is a usage error, exit 2, naming the flag; nothing is started."""
     monkeypatch.setenv("MESH_DATA_DIR", str(tmp_path))
     started: list[object] = []
-    monkeypatch.setattr(LocalCluster, "start", lambda *a, **k: started.append(a))
+    monkeypatch.setattr(LocalCluster, "start", lambda *a, **_k: started.append(a))
     status = run(["broker", "start", "--security", "sasl", "--domains", "orders, Bad Name"])
     assert status == 2
     err = capsys.readouterr().err
