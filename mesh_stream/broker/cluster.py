@@ -200,7 +200,7 @@ def _promise(port: int) -> bool:
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         if hasattr(os, "getuid") and folder.stat().st_uid != os.getuid():
-            return True  # another user's folder in a shared /tmp: the bind check alone decides
+            return True  # not this user's folder: the bind check alone decides
         with contextlib.suppress(FileNotFoundError):
             if time.time() - marker.stat().st_mtime < PORT_PROMISE_S:
                 return False

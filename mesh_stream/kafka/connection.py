@@ -445,7 +445,6 @@ def _check_pem_file(setting: str, path: Path) -> None:
 
 
 # -- errors from librdkafka ---------------------------------------------------------------
-#: Operations on another domain's topic whose refusal is explained by the ACL plan's grants.
 def unseen_hint(conn: KafkaConnection, owner: str) -> str:
     """For a topic of domain ``owner`` missing from the cluster's answer: when ``conn`` is
     another domain's user, it may be one Kafka hides from it (no DESCRIBE right, e.g. a pii

@@ -219,11 +219,10 @@ def _absent_inputs_message(
     hidden = "".join(dict.fromkeys(unseen_hint(conn, product.domain) for product in absent))
     return (
         f"processor {output.name}: {what} exist on the cluster at "
-        f"{conn.bootstrap_servers}{hidden}, though the registry has the product; a processor never "
-        "creates its inputs' "
-        f"topics: their domain ({', '.join(owners)}) does, with `mesh products apply` in its "
-        "project or its publisher's first start (or point MESH_BOOTSTRAP_SERVERS at the "
-        "cluster that has them)"
+        f"{conn.bootstrap_servers}{hidden}, though the registry has the product; a processor "
+        f"never creates its inputs' topics: their domain ({', '.join(owners)}) does, with "
+        "`mesh products apply` in its project or its publisher's first start (or point "
+        "MESH_BOOTSTRAP_SERVERS at the cluster that has them)"
     )
 
 
