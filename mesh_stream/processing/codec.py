@@ -48,12 +48,9 @@ def plain(value: Any) -> Any:
     return value
 
 
-def parse_schema(schema: str | Mapping[str, Any]) -> Any:
-    """Parse Avro schema text or a JSON document; errors become SchemaError."""
-    try:
-        return parse_avro(schema)
-    except SchemaError as exc:
-        raise SchemaError(f"cannot parse Avro schema: {exc}") from exc
+def parse_schema(schema: str | Mapping[str, Any], *, source: str = "schema") -> Any:
+    """Parse Avro schema text or a JSON document; a SchemaError names ``source``."""
+    return parse_avro(schema, source=source)
 
 
 class FramedAvroEncoder:
@@ -64,7 +61,7 @@ class FramedAvroEncoder:
         try:
             self._encoder = RecordEncoder(schema, schema_id)
         except SchemaError as exc:
-            raise SchemaError(f"cannot parse Avro schema: {exc}") from exc
+            raise SchemaError(f"{where}: {exc}" if where else str(exc)) from exc
         self.schema = self._encoder.parsed
         self.schema_id = schema_id
         self.where = where
@@ -142,7 +139,11 @@ class FramedAvroDecoder:
             except ValueError:
                 document = text  # not JSON: parse_schema below names the problem
             stripped = without_plain_logical_types(document)
-            reader = (parse_schema(stripped), _has_logical_type(stripped, NEEDS_PLAIN))
+            try:
+                parsed = parse_schema(stripped, source=f"writer schema id {schema_id}")
+            except SchemaError as exc:  # the registry's answer will not change: undecodable
+                raise DeserializationError(str(exc)) from exc
+            reader = (parsed, _has_logical_type(stripped, NEEDS_PLAIN))
             self._schemas[schema_id] = reader
         return reader
 
