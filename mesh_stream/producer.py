@@ -215,6 +215,9 @@ class DeliveredRecord:
 #: librdkafka's codes for a record whose outcome is unknown: no answer within
 #: ``message.timeout.ms`` (it may have been sent and stored).
 _UNANSWERED = frozenset({KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT})
+#: librdkafka's words for NOT_ENOUGH_REPLICAS, should a record fail with it rather than
+#: time out retrying it.
+_TOO_FEW_IN_SYNC = KafkaError(KafkaError.NOT_ENOUGH_REPLICAS).str()
 #: What a refusal for size says in place of librdkafka's "Broker: Message size too large".
 TOO_LARGE = "refused by the broker as too large"
 
@@ -232,19 +235,29 @@ def _delivery_failure(error: KafkaError, topic: str, message: Message) -> str:
 
 
 def _describe_failures(
-    product: str, topic: str, failed: list[UndeliveredRecord], queued: int = 0
+    product: str,
+    topic: str,
+    failed: list[UndeliveredRecord],
+    queued: int = 0,
+    *,
+    cause: str | None = None,
 ) -> str:
+    """The DeliveryError's message; ``cause`` is what the cluster says about the topic
+    (:func:`~mesh_stream.kafka.topics.writes_refused_for_replicas`), when it said why."""
     shown = "; ".join(item.describe() for item in failed[:SHOWN_RECORDS])
     more = f"; and {len(failed) - SHOWN_RECORDS} more" if len(failed) > SHOWN_RECORDS else ""
     still = f"; {queued} more still queued" if queued else ""
     sized = all(item.error.startswith(TOO_LARGE) for item in failed) and not queued
-    hint = (
-        ""
-        if sized
-        else ". Check that the broker is reachable and the topic's partitions have "
-        "min.insync.replicas in sync; records wait up to `message.timeout.ms` (publisher "
-        "config) before they fail"
-    )
+    if sized:
+        hint = ""
+    elif cause is not None:
+        hint = f". The cluster says why: {cause}"
+    else:
+        hint = (
+            ". Check that the broker is reachable and the topic's partitions have "
+            "min.insync.replicas in sync; records wait up to `message.timeout.ms` (publisher "
+            "config) before they fail"
+        )
     unknown = sum(item.maybe_stored for item in failed)
     if unknown:
         hint += (
@@ -960,6 +973,12 @@ class ProductPublisher:
             raise self._closed_error()
         self._flush(timeout)
 
+    def _refused_for_replicas(self, timeout: float) -> str | None:
+        """What the cluster says of the topic's in-sync replicas, asked for at most as long
+        as the caller was ready to wait (1-5 s): an unreachable cluster says nothing."""
+        wait = min(5.0, max(1.0, timeout))
+        return topics.writes_refused_for_replicas(self.connection, self.topic, timeout=wait)
+
     def _flush(self, timeout: float) -> None:
         self._producer.flush(timeout)
         queued = self.in_flight
@@ -976,15 +995,21 @@ class ProductPublisher:
                 error.failed = failed  # type: ignore[attr-defined]
                 raise error from KafkaException(refusal)
         if failed:
+            cause = None
+            if any(item.maybe_stored or item.error == _TOO_FEW_IN_SYNC for item in failed):
+                cause = self._refused_for_replicas(timeout)
             raise DeliveryError(
-                _describe_failures(self.product.name, self.topic, failed, queued), failed=failed
+                _describe_failures(self.product.name, self.topic, failed, queued, cause=cause),
+                failed=failed,
             )
         if queued:
+            cause = self._refused_for_replicas(timeout)
+            why = "the broker is slow or unreachable" if cause is None else cause
             raise DeliveryError(
                 f"{queued} record(s) of {self.product.name} are not yet acknowledged by Kafka "
-                f"after {timeout:g}s (still queued for topic {self.topic}): the broker is slow "
-                f"or unreachable. librdkafka keeps retrying them until `message.timeout.ms` "
-                f"(publisher config), then reports each as failed; call flush() again to wait"
+                f"after {timeout:g}s (still queued for topic {self.topic}): {why}. librdkafka "
+                f"keeps retrying them until `message.timeout.ms` (publisher config), then "
+                f"reports each as failed; call flush() again to wait"
             )
 
     @property

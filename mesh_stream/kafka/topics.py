@@ -442,6 +442,47 @@ def one_broker_stops_writes(state: TopicState) -> str | None:
     )
 
 
+def writes_refused_for_replicas(
+    conn: KafkaConnection, topic: str, *, timeout: float = 5.0
+) -> str | None:
+    """Why ``acks=all`` writes to ``topic`` are refused now, if it is that too few of its
+    partitions' replicas are in sync (fewer than its ``min.insync.replicas``): the broker
+    answers NOT_ENOUGH_REPLICAS, which the producer retries and reports only as a timeout.
+    None when every partition has enough in sync, or the cluster cannot tell within
+    ``timeout`` (a diagnosis for an error already raised: it never raises itself)."""
+    try:
+        admin = make_admin(conn, {"log_level": 0, "socket.timeout.ms": int(timeout * 1000)})
+        described = admin.list_topics(topic, timeout=timeout).topics.get(topic)
+        if described is None or described.error is not None:
+            return None
+        resource = ConfigResource(ResourceType.TOPIC, topic)
+        entries = admin.describe_configs([resource], request_timeout=timeout)[resource]
+        required = entries.result(timeout).get("min.insync.replicas")
+    except (KafkaException, ConfigurationError, TimeoutError, RuntimeError):
+        return None
+    if required is None or not str(required.value).isdigit():
+        return None
+    needed = int(str(required.value))
+    short = {  # Kafka holds a partition to at most as many replicas as it has
+        number: partition
+        for number, partition in sorted(described.partitions.items())
+        if len(partition.isrs) < min(needed, len(partition.replicas))
+    }
+    if not short:
+        return None
+    numbers = ", ".join(str(number) for number in short)
+    lagging = sorted(
+        {broker for p in short.values() for broker in p.replicas if broker not in p.isrs}
+    )
+    in_sync = "/".join(str(count) for count in sorted({len(p.isrs) for p in short.values()}))
+    return (
+        f"partition(s) {numbers} of topic {topic} have {in_sync} replica(s) in sync, fewer "
+        f"than its min.insync.replicas {needed}, so Kafka refuses every acks=all write to "
+        f"them (NOT_ENOUGH_REPLICAS) until broker(s) {', '.join(map(str, lagging))} are "
+        f"back in sync"
+    )
+
+
 def differences(spec: TopicSpec, state: TopicState) -> list[TopicDifference]:
     """Each way ``state`` differs from ``spec`` (empty: the topic is as specified).
 

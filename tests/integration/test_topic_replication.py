@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import KafkaError
-from confluent_kafka.admin import ConfigResource
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
 from mesh_stream.broker import local_cluster
 from mesh_stream.broker.cluster import LocalCluster
@@ -243,3 +243,60 @@ def test_every_acknowledged_record_survives_a_sigkilled_broker_exactly_once(
         publisher.publish(make_order(1))
         publisher.flush(60)
     assert replication(conn, three.topic) == ({3}, "2")
+
+
+def test_writes_refused_for_too_few_in_sync_replicas_say_so(
+    three_nodes: ThreeNodes, client: RegistryClient
+) -> None:
+    """librdkafka retries NOT_ENOUGH_REPLICAS until the delivery timeout and then says only
+    "timed out": the publisher asks the cluster why and names the partitions, the replicas in
+    sync, the topic's min.insync.replicas and the broker that is out of sync."""
+    conn = three_nodes.connection
+    status = three_nodes.cluster.status()
+    down = [node for node in status.nodes if not node.running]
+    if not down:  # run alone: the test above leaves one node down
+        victim = status.nodes[-1]
+        assert victim.pid is not None
+        os.kill(victim.pid, signal.SIGKILL)
+        down = [victim]
+    product = new_product("in-sync", partitions=2)
+    with ProductPublisher(
+        product,
+        connection=conn,
+        registry=client,
+        root=REPO_ROOT,
+        config={"message.timeout.ms": 6000},
+    ) as publisher:
+        publisher.publish(make_order(0))
+        publisher.flush(60)  # two of three replicas in sync meet min.insync.replicas 2
+        admin = make_admin(conn, {"log_level": 0})
+        strict = ConfigResource(
+            "topic",
+            product.topic,
+            incremental_configs=[
+                ConfigEntry("min.insync.replicas", "3", incremental_operation=AlterConfigOpType.SET)
+            ],
+        )
+        admin.incremental_alter_configs([strict])[strict].result(30)
+        described = admin.list_topics(product.topic, timeout=30).topics[product.topic]
+        lagging = sorted(
+            {b for p in described.partitions.values() for b in p.replicas if b not in p.isrs}
+        )
+        assert lagging == [down[0].node_id]
+        for i in range(1, 4):
+            publisher.publish(make_order(i))
+        why = (
+            f"partition(s) 0, 1 of topic {product.topic} have 2 replica(s) in sync, fewer than "
+            f"its min.insync.replicas 3, so Kafka refuses every acks=all write to them "
+            f"(NOT_ENOUGH_REPLICAS) until broker(s) {down[0].node_id} are back in sync"
+        )
+        with pytest.raises(DeliveryError) as queued:
+            publisher.flush(1)
+        assert str(queued.value).startswith(
+            f"3 record(s) of {product.name} are not yet acknowledged by Kafka after 1s "
+            f"(still queued for topic {product.topic}): {why}. librdkafka keeps retrying"
+        )
+        with pytest.raises(DeliveryError) as failed:
+            publisher.flush(60)
+        assert len(failed.value.failed) == 3
+        assert f"The cluster says why: {why}. 3 of them got no answer" in str(failed.value)
