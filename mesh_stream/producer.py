@@ -54,6 +54,7 @@ from mesh_stream.kafka.clients import (
     MAX_WAIT_SECONDS,
     NO_LOSS_PRODUCER_CONFIG,
     RECORD_OVERHEAD_BYTES,
+    UNANSWERED_CODES,
     batches_within,
     is_wait_seconds,
     make_producer,
@@ -212,9 +213,6 @@ class DeliveredRecord:
     timestamp_ms: int
 
 
-#: librdkafka's codes for a record whose outcome is unknown: no answer within
-#: ``message.timeout.ms`` (it may have been sent and stored).
-_UNANSWERED = frozenset({KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT})
 #: librdkafka's words for NOT_ENOUGH_REPLICAS, should a record fail with it rather than
 #: time out retrying it.
 _TOO_FEW_IN_SYNC = KafkaError(KafkaError.NOT_ENOUGH_REPLICAS).str()
@@ -879,7 +877,7 @@ class ProductPublisher:
             _delivery_failure(error, self.topic, message),
             record,
             data,
-            maybe_stored=error.code() in _UNANSWERED,
+            maybe_stored=error.code() in UNANSWERED_CODES,
         )
 
     def publish_many(

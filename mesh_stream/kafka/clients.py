@@ -107,6 +107,9 @@ def batches_within(settings: Mapping[str, Any], limits: list[int]) -> dict[str, 
 #: in-sync replica, and retried without duplicates or reordering. It is what makes "nothing
 #: lost" true for the SDK's publishers, the processors' outputs, the monitor and the registry.
 NO_LOSS_PRODUCER_CONFIG: dict[str, Any] = {"acks": "all", "enable.idempotence": True}
+#: librdkafka's codes for a record that got no answer within ``message.timeout.ms``: it may
+#: have been stored all the same, and a NOT_ENOUGH_REPLICAS retried to the end ends so too.
+UNANSWERED_CODES = frozenset({KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT})
 
 
 #: Where the producers' and consumers' own librdkafka lines go (a failed connect, a broker

@@ -37,13 +37,14 @@ from mesh_stream.kafka.clients import (
     LIBRDKAFKA_MESSAGE_MAX_BYTES,
     NO_LOSS_PRODUCER_CONFIG,
     RECORD_OVERHEAD_BYTES,
+    UNANSWERED_CODES,
     batches_within,
     make_admin,
     make_producer,
 )
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.kafka.partitions import KEY_PARTITIONER
-from mesh_stream.kafka.topics import describe_topic
+from mesh_stream.kafka.topics import describe_topic, writes_refused_for_replicas
 from mesh_stream.processing.deferred import FlushBeforeCommit
 
 __all__ = ["OUTPUT_PRODUCER_CONFIG", "OutputProducer", "OutputRefusedError", "flush_with_commits"]
@@ -88,6 +89,8 @@ class OutputProducer:
         #: The first refusal; once set, every flush raises it.
         self.refused: OutputRefusedError | None = None
         self._producer: Producer | None = None
+        #: The output topic, once :meth:`start` was told it.
+        self._topic: str | None = None
 
     def start(self, topic: str, timeout_s: float = 10.0) -> None:
         """Make the client and learn ``topic``'s partition leaders now, so the first output
@@ -98,6 +101,7 @@ class OutputProducer:
         under it first: Kafka refuses a whole batch over it, outputs that fit one by one
         included, and would again after every restart.
         """
+        self._topic = topic
         if self._producer is None:
             limit = self._record_limit(topic, timeout_s)
             self.config = batches_within(OUTPUT_PRODUCER_CONFIG, [limit] if limit else [])
@@ -161,7 +165,7 @@ class OutputProducer:
             if left and self.refused is None:
                 self._refuse(
                     f"{left} output record(s) of {self.app_id} not acknowledged by Kafka "
-                    f"within {timeout_s:.0f} s"
+                    f"within {timeout_s:.0f} s{self._why_unacknowledged()}"
                 )
         if self.refused is not None:
             raise self.refused
@@ -169,7 +173,16 @@ class OutputProducer:
     def _delivered(self, error: KafkaError | None, message: Message) -> None:
         if error is not None and self.refused is None:
             where = f"{message.topic()}[{message.partition()}]"
-            self._refuse(f"output record to {where} refused: {error.name()} ({error.str()})")
+            why = self._why_unacknowledged() if error.code() in UNANSWERED_CODES else ""
+            self._refuse(f"output record to {where} refused: {error.name()} ({error.str()}){why}")
+
+    def _why_unacknowledged(self) -> str:
+        """What the cluster says of the output topic's in-sync replicas, when that is why
+        records go unacknowledged (librdkafka retries NOT_ENOUGH_REPLICAS to a timeout)."""
+        if self._topic is None:
+            return ""
+        cause = writes_refused_for_replicas(self.connection, self._topic)
+        return "" if cause is None else f": {cause}"
 
     def _refuse(self, text: str) -> None:
         self.refused = OutputRefusedError(text)

@@ -35,6 +35,7 @@ from mesh_stream.kafka.topics import (
     product_topic_spec,
 )
 from mesh_stream.processing.app import ProcessorSpec, processor_app
+from mesh_stream.processing.outputs import OutputProducer, OutputRefusedError
 from mesh_stream.producer import ProductPublisher
 from mesh_stream.registration import ensure_internal_topic, ensure_topics, schema_text
 from mesh_stream.registry.client import RegistryClient
@@ -300,3 +301,12 @@ def test_writes_refused_for_too_few_in_sync_replicas_say_so(
             publisher.flush(60)
         assert len(failed.value.failed) == 3
         assert f"The cluster says why: {why}. 3 of them got no answer" in str(failed.value)
+    # A processor's outputs to such a topic stop the worker with the same words.
+    outputs = OutputProducer(conn, "analytics.in-sync-check")
+    outputs.start(product.topic)
+    outputs.send(product.topic, b"k", b"v", {})
+    with pytest.raises(OutputRefusedError) as stopped:
+        outputs.flush(5)
+    assert str(stopped.value) == (
+        f"1 output record(s) of analytics.in-sync-check not acknowledged by Kafka within 5 s: {why}"
+    )
