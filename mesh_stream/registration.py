@@ -684,14 +684,17 @@ def registered_inputs(
     *,
     wait: float = 120.0,
     poll_interval: float = 1.0,
+    majors: Mapping[str, int] | None = None,
 ) -> tuple[tuple[DataProduct, ...], dict[str, str]]:
     """The inputs of ``product`` as the registry knows them: each one's descriptor and the
     latest schema of its value subject (name -> schema text), in the order of ``inputs``.
 
     Inputs are other domains' products: the processor's repository need not hold their YAML.
     Publishers register their products when they start, possibly at the same time as this
-    processor, so a missing input is waited for up to ``wait`` seconds, then named.
+    processor, so a missing input is waited for up to ``wait`` seconds, then named. An input
+    named in ``majors`` is read at that major (:func:`input_at_major`), not the current one.
     """
+    majors = majors or {}
     deadline = time.monotonic() + wait
     told = False
     while True:
@@ -700,8 +703,20 @@ def registered_inputs(
         for name in product.inputs:
             try:
                 descriptor = resolve_product(name, registry=registry, root=None)
+                if name in majors:
+                    descriptor = input_at_major(descriptor, majors[name], product.name)
                 latest = registry.get_latest(descriptor.value_subject)
-            except (ProductNotFoundError, SubjectNotFoundError):
+            except ProductNotFoundError:
+                missing.append(name)
+                continue
+            except SubjectNotFoundError:
+                if name in majors:  # the product is registered; that major's subject is not
+                    raise ConfigurationError(
+                        f"{product.name}: input {name} is read at major {majors[name]}, but the "
+                        f"registry at {registry.url} has no schema under "
+                        f"{descriptor.value_subject} (that major was retired, or never "
+                        f"published); read another major"
+                    ) from None
                 missing.append(name)
                 continue
             found[name] = (descriptor, latest.schema)
@@ -730,6 +745,18 @@ def registered_inputs(
         time.sleep(poll_interval)
     inputs = tuple(found[name][0] for name in product.inputs)
     return inputs, {name: found[name][1] for name in product.inputs}
+
+
+def input_at_major(descriptor: DataProduct, major: int, reader: str) -> DataProduct:
+    """``descriptor`` (an input's current one) as of ``major``: its topic and subjects are
+    that major's; a major past the current one is an error naming both."""
+    if major > descriptor.version:
+        raise ConfigurationError(
+            f"{reader}: input {descriptor.name} is read at major {major}, but its current "
+            f"major is {descriptor.version} ({descriptor.topic}); read a major from 1 to "
+            f"{descriptor.version}"
+        )
+    return descriptor.model_copy(update={"version": major})
 
 
 def _is_registered(registry: ProductRegistry, name: str) -> bool:

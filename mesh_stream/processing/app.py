@@ -150,7 +150,8 @@ def prepare(
     The output is the ``project``'s own descriptor and ``.avsc`` (default: the project
     :func:`~mesh_stream.project.find_project` finds from ``settings``); each input is read
     from the ``registry`` (default: one built from ``settings``): its descriptor and the
-    latest schema of its value subject. An input not registered within ``wait_for_inputs``
+    latest schema of its value subject (of the major an :class:`Input` names, if it names
+    one). An input not registered within ``wait_for_inputs``
     seconds (its publisher may be starting too) is an error naming it, before any topic is
     created; so is an input whose topic the cluster lacks (its domain creates it, not a
     reader). With ``processor``, the fields it reads are checked against those schemas
@@ -168,7 +169,10 @@ def prepare(
     with contextlib.ExitStack() as stack:
         if registry is None:
             registry = stack.enter_context(RegistryClient.from_settings(settings))
-        inputs, input_schemas = registered_inputs(registry, output, wait=wait_for_inputs)
+        majors = {} if processor is None else processor.majors()
+        inputs, input_schemas = registered_inputs(
+            registry, output, wait=wait_for_inputs, majors=majors
+        )
         if processor is not None:
             check_reads(processor, input_schemas)
         conn = KafkaConnection.from_settings(

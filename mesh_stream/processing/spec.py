@@ -92,10 +92,21 @@ class Input:
     reads: tuple[str, ...]
     #: The field holding the event time (int ms) that windows use; None: the arrival time.
     event_time: str | None = None
+    #: The major version read (its topic ``<product>.v<major>`` and that subject's latest
+    #: schema); None: the product's current major, followed when a new one is published.
+    major: int | None = None
 
     def __post_init__(self) -> None:
         _check_product_name("Input product", self.product)
         where = f"Input {self.product}:"
+        if self.major is not None and (
+            isinstance(self.major, bool) or not isinstance(self.major, int) or self.major < 1
+        ):
+            raise ConfigurationError(
+                f"{where} major must be a whole number from 1 (the major version to read, "
+                f"e.g. major=1 for {self.product}.v1) or None for the current one, "
+                f"got {_shown(self.major)}"
+            )
         _check_callable(where, "key", self.key, "record")
         object.__setattr__(self, "reads", _field_names(where, self.reads))
         if not self.reads:
@@ -434,6 +445,10 @@ class Processor:
                     f"{where} dedup field {self.dedup.field!r} is not in "
                     f"`reads` of {', '.join(missing)}; add it there (or dedup by another field)"
                 )
+
+    def majors(self) -> dict[str, int]:
+        """The inputs read at a major of their own choosing (product name -> major)."""
+        return {item.product: item.major for item in self.inputs if item.major is not None}
 
     def input(self, product: str) -> Input:
         for spec in self.inputs:

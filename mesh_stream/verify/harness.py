@@ -50,6 +50,7 @@ from mesh_stream.project import MeshProject, resolve_product
 from mesh_stream.registration import (
     ensure_topics,
     find_product,
+    input_at_major,
     register_descriptor,
     schema_text,
 )
@@ -194,16 +195,19 @@ class _Source:
 def _input_sources(
     processor: Processor, project: MeshProject, live: Callable[[], RegistryClient]
 ) -> list[_Source]:
-    """Each input's descriptor and schema: the project's own, else the live registry's."""
+    """Each input's descriptor and schema: the project's own, else the live registry's (an
+    input read at an earlier major than the project's descriptor: the registry's too)."""
     sources = []
     for spec in processor.inputs:
         local = project.descriptor(spec.product)
-        if local is not None:
+        if local is not None and spec.major in (None, local.version):
             product, schema = local, schema_text(local, project.root)
         else:
             registry = live()
             try:
                 product = resolve_product(spec.product, project=None, registry=registry)
+                if spec.major is not None:
+                    product = input_at_major(product, spec.major, processor.output)
                 schema = registry.get_latest(product.value_subject).schema
             except MeshError as exc:
                 raise ConfigurationError(

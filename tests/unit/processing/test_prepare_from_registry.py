@@ -307,3 +307,87 @@ def test_a_worker_outside_any_project_is_told_the_setting_it_has(
         "run inside a project, create one with `mesh init DOMAIN`, or name it with "
         "MESH_PROJECT_ROOT"
     )
+
+
+def publish_major_two_without(server: RegistryServer, field: str) -> DataProduct:
+    """The orders domain moves its product to major 2, a new topic and subject whose schema
+    drops ``field`` (the registry checks nothing across majors)."""
+    product = load_descriptor(REPO / "domains" / "orders" / "products" / "order-placed.yaml")
+    product = product.model_copy(update={"version": 2})
+    document = json.loads((REPO / product.schema_file).read_text(encoding="utf-8"))
+    document["fields"] = [item for item in document["fields"] if item["name"] != field]
+    with client(server, "orders") as orders:
+        orders.register_schema(product.value_subject, json.dumps(document))
+        orders.put_product(product)
+    return product
+
+
+def pinned(major: object) -> Any:
+    [orders] = revenue.PROCESSOR.inputs
+    return dataclasses.replace(
+        revenue.PROCESSOR, inputs=(dataclasses.replace(orders, major=major),)
+    )
+
+
+def prepare_without_kafka(
+    monkeypatch: pytest.MonkeyPatch, project: MeshProject, registry: RegistryClient, processor: Any
+) -> Any:
+    for name in ("probe", "ensure_topics"):
+        monkeypatch.setattr(processing_app, name, lambda *_args, **_kwargs: None)
+    monkeypatch.setattr(processing_app, "absent_topics", lambda _conn, _products: [])
+    monkeypatch.setattr(processing_app, "ensure_dlq_topics", lambda *_args, **_kwargs: None)
+    return processing_app.prepare(
+        SETTINGS, OUTPUT, project=project, registry=registry, processor=processor
+    )
+
+
+def test_an_input_read_at_an_earlier_major_keeps_its_topic_and_schema(
+    server: RegistryServer,
+    analytics: RegistryClient,
+    project: MeshProject,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A new major that drops a field the processor reads stops it at its current major; held
+    at major 1, it reads the v1 topic with the v1 subject's latest schema."""
+    first = publish_input(server)
+    publish_major_two_without(server, "region")
+    with pytest.raises(ConfigurationError, match="reads field 'region'"):
+        prepare_without_kafka(monkeypatch, project, analytics, revenue.PROCESSOR)
+
+    spec = prepare_without_kafka(monkeypatch, project, analytics, pinned(1))
+
+    assert [product.topic for product in spec.inputs] == ["orders.order-placed.v1"]
+    assert spec.inputs[0] == first
+    assert spec.input_schemas == {INPUT: analytics.get_latest(first.value_subject).schema}
+
+
+def test_an_input_major_that_is_not_there_is_named(
+    server: RegistryServer,
+    analytics: RegistryClient,
+    project: MeshProject,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    publish_major_two_without(server, "coupon_code")  # only major 2 was ever published
+    with pytest.raises(ConfigurationError) as ahead:
+        prepare_without_kafka(monkeypatch, project, analytics, pinned(3))
+    assert str(ahead.value) == (
+        f"{OUTPUT}: input {INPUT} is read at major 3, but its current major is 2 "
+        f"({INPUT}.v2); read a major from 1 to 2"
+    )
+    with pytest.raises(ConfigurationError) as retired:
+        prepare_without_kafka(monkeypatch, project, analytics, pinned(1))
+    assert str(retired.value) == (
+        f"{OUTPUT}: input {INPUT} is read at major 1, but the registry at {analytics.url} has "
+        f"no schema under {INPUT}.v1-value (that major was retired, or never published); read "
+        f"another major"
+    )
+
+
+@pytest.mark.parametrize("major", [0, -1, True, "1", 1.0])
+def test_a_major_that_is_no_version_number_is_refused_naming_the_input(major: object) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        pinned(major)
+    assert str(refused.value).startswith(
+        f"Input {INPUT}: major must be a whole number from 1 (the major version to read, "
+        f"e.g. major=1 for {INPUT}.v1) or None for the current one, got "
+    )
