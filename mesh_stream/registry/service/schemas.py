@@ -333,14 +333,15 @@ class SchemaRegistry:
 
     def _refuse_if_read(self, subject: str, what: str, numbers: Sequence[int]) -> None:
         """Refuse the permanent deletion of ``what`` (versions ``numbers`` of ``subject``)
-        when it is the value subject of a catalog product's current major, other products
-        or registered consumer groups read the product, and schema ids would stop resolving:
-        records on its topic written with them would be unreadable to those readers (a
-        campaign: every record of the product's history went to their DLQs). An id another
-        version still uses stays resolvable, so it does not count."""
+        when it is the value subject of a catalog product's current or an earlier major, other
+        products or registered consumer groups read the product, and schema ids would stop
+        resolving: records on its topic written with them would be unreadable to those readers
+        (a campaign: every record of the product's history went to their DLQs; another: every
+        record of the earlier major a reader was still draining). An id another version still
+        uses stays resolvable, so it does not count."""
         match = _PRODUCT_SUBJECT.fullmatch(subject)
         entry = self.state.products.get(match.group(1)) if match is not None else None
-        if match is None or entry is None or _major(entry) != int(match.group(2)):
+        if match is None or entry is None or int(match.group(2)) > _major(entry):
             return
         name = match.group(1)
         going = {(subject, number) for number in numbers}
@@ -355,11 +356,18 @@ class SchemaRegistry:
         if not downstream and not groups:
             return
         readers = [*downstream, *(f"consumer group {g}" for g in groups)]
+        major, current = int(match.group(2)), _major(entry)
+        earlier = (
+            f" (its major {major}, which readers that have not moved to major {current}, or "
+            f"processors held at major {major}, still read)"
+            if major < current
+            else ""
+        )
         raise ProductInUseError(
             f"{what} of subject '{subject}' cannot be deleted permanently: product {name} is "
-            f"read by {', '.join(readers)}, and records on its topic written with schema id(s) "
-            f"{', '.join(map(str, lost))} would become unreadable to them; a soft delete keeps "
-            f"them readable. Change or unregister those readers first"
+            f"read by {', '.join(readers)}, and records on its topic{earlier} written with "
+            f"schema id(s) {', '.join(map(str, lost))} would become unreadable to them; a soft "
+            f"delete keeps them readable. Change or unregister those readers first"
         )
 
     def _all_versions(self, subject: str) -> dict[int, SubjectVersion]:

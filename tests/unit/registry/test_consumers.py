@@ -374,8 +374,8 @@ def test_a_version_a_registered_group_reads_is_not_deleted_permanently(
 def test_a_permanent_delete_is_refused_only_when_ids_would_stop_resolving(
     orders: TestClient,
 ) -> None:
-    """A review: an id another version still uses resolves after the delete, and an old
-    major's subject is not the current topic's; downstream products count as readers."""
+    """A review: an id another version still uses resolves after the delete; downstream
+    products count as readers, of an old major's subject too."""
     value = "orders.order-value"
     assert (
         orders.post(
@@ -397,7 +397,9 @@ def test_a_permanent_delete_is_refused_only_when_ids_would_stop_resolving(
         orders.delete(f"/subjects/{SUBJECT}/versions/1?permanent=true", auth=ORDERS).status_code
         == 200
     )
-    # an old major (the product now at version 2) is not the topic its readers read
+    # an old major (the product now at version 2) is still read by readers that have not
+    # moved, or processors held at it: its ids stay too (h44: every record of the major being
+    # drained went to the readers' DLQs), until the product has no readers
     assert _register(orders, schema("coupon_code")).status_code == 200  # a new id, v3
     moved = descriptor(version=2)
     v2 = f"{PRODUCT}.v2-value"
@@ -407,6 +409,14 @@ def test_a_permanent_delete_is_refused_only_when_ids_would_stop_resolving(
     )
     assert orders.put(f"/products/{PRODUCT}", json=moved, auth=ORDERS).status_code == 200
     assert orders.delete(f"/subjects/{SUBJECT}", auth=ORDERS).status_code == 200
+    held = orders.delete(f"/subjects/{SUBJECT}?permanent=true", auth=ORDERS)
+    assert (held.status_code, held.json()["error_code"]) == (409, 40910), held.text
+    assert (
+        f"product {PRODUCT} is read by {value}, and records on its topic (its major 1, which "
+        f"readers that have not moved to major 2, or processors held at major 1, still read) "
+        f"written with schema id(s) "
+    ) in held.json()["message"]
+    assert orders.delete(f"/products/{value}", auth=ORDERS).status_code == 204
     assert orders.delete(f"/subjects/{SUBJECT}?permanent=true", auth=ORDERS).status_code == 200
 
 
