@@ -69,7 +69,7 @@ from mesh_stream.schema.models import check_model
 from mesh_stream.settings import KeyPartitioner, MeshSettings
 
 if TYPE_CHECKING:
-    from mesh_stream.registry.client import RegistryClient
+    from mesh_stream.registry.client import RegisteredSchema, RegistryClient
 
 log = logging.getLogger(__name__)
 
@@ -425,7 +425,9 @@ class ProductPublisher:
 
     The schema is registered with the descriptor's data contract unless ``auto_register``
     is False: then the version must already hold them (``mesh products apply``), else a
-    :class:`ConfigurationError` says so and nothing is written.
+    :class:`ConfigurationError` says so and nothing is written. ``registered`` (a version the
+    registry holds, e.g. an earlier major's latest) is published under as it is: its schema,
+    id and rules, whatever the descriptor's ``rules`` say.
     """
 
     def __init__(
@@ -441,11 +443,14 @@ class ProductPublisher:
         create_topic: bool = True,
         schema_source: str | None = None,
         auto_register: bool = True,
+        registered: RegisteredSchema | None = None,
     ) -> None:
         self.connection = resolve_connection(connection, bootstrap_servers)
         self.product = product
         self.topic = product.topic
         self.registry = registry
+        if registered is not None:  # a version as the registry holds it: its own contract
+            schema = registered.schema
         document = self._schema_document(product, registry, schema, root)
         local = product.schema_path(root) if root is not None and schema is None else None
         source: Path | str | None = local if local is not None and local.exists() else None
@@ -453,9 +458,16 @@ class ProductPublisher:
             source = schema_source or f"the schema given to {type(self).__name__}(schema=...)"
         if create_topic:  # a topic Kafka cannot have is refused before anything is registered
             registration.ensure_product_topic(product, self.connection, create=False)
-        find = registration.register_contract if auto_register else registration.registered_contract
-        registered = find(registry, product, document, source=source)
-        version = registration.enforced_version(registry, product, registered)
+        if registered is not None:
+            version: registration.ContractVersion = registered
+        else:
+            find = (
+                registration.register_contract
+                if auto_register
+                else registration.registered_contract
+            )
+            made = find(registry, product, document, source=source)
+            version = registration.enforced_version(registry, product, made)
         self.schema_id = version.schema_id
         #: The CEL rules of the registered version (its ruleSet), or of the subject's latest
         #: version when it holds the same schema (as use.latest.version), None when none.
@@ -1296,15 +1308,14 @@ def open_publisher(
     local = local_product(product, project)
     descriptor = local or resolve_product(product, project=None, registry=registry)
     if major is not None and major != descriptor.version:
-        old, schema = earlier_major(descriptor, major, registry)
+        old, latest = earlier_major(descriptor, major, registry)
         return ProductPublisher(
             old,
             connection=connection or KafkaConnection.from_settings(settings),
             registry=registry,
             config={"partitioner": settings.producer_partitioner, **(config or {})},
-            schema=schema,
             schema_source=f"the latest version of subject {old.value_subject}",
-            auto_register=False,
+            registered=latest,
         )
     warn_if_schema_missing(local, project)
     # the registry judges a descriptor it lacks before the publisher writes a schema or topic
@@ -1358,10 +1369,12 @@ def warn_if_schema_missing(local: DataProduct | None, project: MeshProject | Non
 
 def earlier_major(
     descriptor: DataProduct, major: object, registry: RegistryClient
-) -> tuple[DataProduct, dict[str, Any]]:
+) -> tuple[DataProduct, RegisteredSchema]:
     """The descriptor of ``descriptor``'s earlier major version ``major`` and the latest
-    schema registered for it: what publishing to the old topic while consumers move takes.
-    The project's ``.avsc`` is the current major's, so it is not used."""
+    version registered for it: what publishing to the old topic while consumers move takes.
+    The project's ``.avsc`` and the descriptor's ``rules`` are the current major's, so
+    neither is used: the old major keeps its registered contract (h44: a rule renamed with
+    its field in major 2 stopped every publish to major 1)."""
     if type(major) is not int or not 1 <= major <= descriptor.version:
         raise ConfigurationError(
             f"major must be a major version of {descriptor.name}, 1 to {descriptor.version}, "
@@ -1385,7 +1398,7 @@ def earlier_major(
             f"the SDK, giving each record's key (`publish(record, key=...)`), from a "
             f"descriptor of major {major} with its own key_field"
         )
-    return old, schema
+    return old, latest
 
 
 def catalog_local_descriptor(

@@ -355,6 +355,7 @@ def publish(
         if schema is None and major is None:
             warn_if_schema_missing(local, found)
         earlier = False
+        registered = None
         if major is not None and major != descriptor.version:
             earlier = True
             if major > descriptor.version:
@@ -363,7 +364,8 @@ def publish(
                     f"names it or an earlier one (1 to {descriptor.version})",
                     param_hint="'--major'",
                 )
-            descriptor, schema = earlier_major(descriptor, major, registry)
+            descriptor, registered = earlier_major(descriptor, major, registry)
+            schema = None
             schema_source = f"the latest version of subject {descriptor.value_subject}"
             local = None  # the project's descriptor and .avsc are the current major's
         # as open_publisher does: the registry judges a descriptor of the project it lacks
@@ -388,6 +390,7 @@ def publish(
             schema_source=schema_source,
             root=found.root if found is not None else None,
             auto_register=auto_register,
+            registered=registered,
         )
         with publisher:
             if missing and local is not None and not auto_register:

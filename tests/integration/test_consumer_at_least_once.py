@@ -526,7 +526,11 @@ def test_a_group_that_read_an_earlier_major_reads_the_new_one_from_its_first_rec
     assert sorted(json.loads(line)["order_id"] for line in newer.stdout.splitlines()) == sorted(
         str(decoded(make_order(i))["order_id"]) for i in range(4, 10)
     )
-    # the project at version 2 keeps publishing to the old major while its readers move
+    # the project at version 2 keeps publishing to the old major while its readers move, under
+    # the old major's registered contract: a rule major 2 added (here one no record passes)
+    # is not the old major's (h44: publishing to major 1 stopped once major 2's rules differed)
+    ruled = {**v2.to_document(), "rules": [{"name": "v2-only", "expr": "message.order_id == ''"}]}
+    (products / "major-move.yaml").write_text(yaml.safe_dump(ruled))
     more = tmp_path / "more.jsonl"
     more.write_bytes(
         b"".join(json.dumps(make_order(i), default=json_default).encode() + b"\n" for i in (20, 21))
