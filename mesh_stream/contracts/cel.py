@@ -349,6 +349,28 @@ def timestamp_fields(schema: Mapping[str, Any] | None) -> dict[str, dt.timedelta
     return found
 
 
+def written_defaults(schema: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The root record's fields that have a default, each with the value a record leaving it
+    out is written with (Avro fills it in): what a rule reading the field sees then, as a
+    reader of the record would (an optional field left out is ``null``, not missing)."""
+    fields = schema.get("fields") if isinstance(schema, Mapping) else None
+    if not isinstance(fields, list) or not any(
+        isinstance(field, Mapping) and "default" in field for field in fields
+    ):
+        return {}
+    from mesh_stream.schema.codec import parse_schema, with_logical_defaults
+
+    try:
+        parsed = with_logical_defaults(parse_schema(dict(schema or {})))
+    except Exception:  # not a schema the encoder takes either: it says what is wrong
+        return {}
+    return {
+        str(field["name"]): field["default"]
+        for field in parsed.get("fields", ())
+        if "default" in field
+    }
+
+
 def _cel_value(value: Any) -> Any:
     """``value`` as the CEL package takes it, converted like confluent-kafka's executor
     (a UUID is its string, a date its day number since the epoch). A datetime is its
@@ -518,6 +540,9 @@ class RuleCheck:
             if self.guard is not None and not self.guard.execute(context):
                 return True, None
             return bool(self.program.execute(context)), None
+        except KeyError as exc:  # the CEL package's words for it: only "'note'"
+            field = exc.args[0] if exc.args else "?"
+            return False, f"the record has no field {field!r}"
         except Exception as exc:
             return False, " ".join(str(exc).split()) or type(exc).__name__
 
@@ -590,8 +615,12 @@ class RuleEngine:
         *,
         all_at_once: bool = True,
         instants: Mapping[str, dt.timedelta] | None = None,
+        defaults: Mapping[str, Any] | None = None,
     ) -> None:
         self.checks = tuple(checks)
+        #: Top-level fields with a default (name -> the value written for it): a record that
+        #: leaves one out reaches the rules with it, as it is written (:func:`written_defaults`).
+        self._defaults = dict(defaults or {})
         #: Top-level timestamp fields (name -> the unit of a number given for one): a number
         #: reaches the rules as the instant it stands for, as a datetime does.
         self._instants = dict(instants or {})
@@ -706,10 +735,12 @@ class RuleEngine:
         if not checks:
             return None
         instants = timestamp_fields(schema)
+        defaults = written_defaults(schema)
         if all(check.fields is not None for check in checks):  # only those a rule reads
             read = {name for check in checks for name in check.fields or ()}
             instants = {name: unit for name, unit in instants.items() if name in read}
-        return cls(checks, all_at_once=all_at_once, instants=instants)
+            defaults = {name: value for name, value in defaults.items() if name in read}
+        return cls(checks, all_at_once=all_at_once, instants=instants, defaults=defaults)
 
     def first_breach(
         self, record: Mapping[str, Any], *, skip: str | None = None
@@ -718,6 +749,8 @@ class RuleEngine:
         fails, or None: the record may be published. NONE rules that fail are passed by,
         and so is the rule named ``skip`` (a dead letter published again carries the rule
         it failed in its ``__rule.name`` header; confluent-kafka skips that rule too)."""
+        if self._defaults:
+            record = self._with_defaults(record)
         if self._instants:
             record = self._as_instants(record)
         if skip is None and self._lanes is not None and self.all_pass(record):
@@ -736,6 +769,17 @@ class RuleEngine:
                 continue
             return RuleBreach(check, error)
         return None
+
+    def _with_defaults(self, record: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``record`` with each field it leaves out that has a default given that default
+        (a copy, only when one is left out)."""
+        changed: dict[str, Any] | None = None
+        for name, value in self._defaults.items():
+            if name not in record:
+                if changed is None:
+                    changed = dict(record)
+                changed[name] = value
+        return record if changed is None else changed
 
     def _as_instants(self, record: Mapping[str, Any]) -> Mapping[str, Any]:
         """``record`` with each timestamp field given as a number made a datetime (a copy,
