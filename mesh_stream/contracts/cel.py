@@ -203,18 +203,15 @@ def check_expression(expr: str) -> str | None:
             f"most {MAX_COMPREHENSION_NESTING}: each level multiplies the work by a list's "
             f"length, for every record"
         )
-    cel = _cel()
+    programs = []
     for part in _parts(expr):
         if part is None:
             continue
-        try:
-            program = cel.compile(part)
-        except ValueError as exc:
-            return _parser_complaint(str(exc))
-        except BaseException as exc:
-            if not _is_panic(exc):
-                raise
-            return f"the CEL parser failed on it ({' '.join(str(exc).split())})"
+        program, problem = _compiled(part)
+        if problem is not None:
+            return problem
+        programs.append(program)
+    for program in programs:
         foreign = sorted(CONFLUENT_ONLY_FUNCTIONS & set(program.references()["functions"]))
         if foreign:
             return (
@@ -222,6 +219,30 @@ def check_expression(expr: str) -> str | None:
                 "does not run (use matches() with a regular expression instead)"
             )
     return None
+
+
+def syntax_problem(expr: str) -> str | None:
+    """None when every part of ``expr`` (its guard too) parses as CEL, else the parser's
+    complaint: what any CEL executor would refuse, Confluent's extensions allowed (the
+    registry keeps rules other clients run)."""
+    for part in _parts(expr):
+        if part is not None:
+            problem = _compiled(part)[1]
+            if problem is not None:
+                return problem
+    return None
+
+
+def _compiled(part: str) -> tuple[Any, str | None]:
+    """(``part`` compiled, None), or (None, why it does not compile)."""
+    try:
+        return _cel().compile(part), None
+    except ValueError as exc:
+        return None, _parser_complaint(str(exc))
+    except BaseException as exc:
+        if not _is_panic(exc):
+            raise
+        return None, f"the CEL parser failed on it ({' '.join(str(exc).split())})"
 
 
 #: The longest parser complaint repeated: the parser echoes the expression, several times

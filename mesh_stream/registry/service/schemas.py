@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
+from mesh_stream.contracts.cel import field_paths_named
 from mesh_stream.descriptor import Compatibility
 from mesh_stream.errors import (
     IncompatibleSchemaError,
@@ -40,6 +41,7 @@ from mesh_stream.errors import (
     VersionNotSoftDeletedError,
     VersionSoftDeletedError,
 )
+from mesh_stream.governance.avro_walk import selection_problem
 from mesh_stream.registry.service.auth import domain_of
 from mesh_stream.registry.service.contexts import (
     ANY_CONTEXT,
@@ -206,6 +208,28 @@ class _Prepared(NamedTuple):
 
 #: A product's value subject: ``<product name>.v<major>-value``.
 _PRODUCT_SUBJECT = re.compile(r"(.+)\.v([1-9][0-9]*)-value")
+
+
+def _refuse_rules_on_absent_fields(rule_set: Mapping[str, Any] | None, schema: AvroSchema) -> None:
+    """A 422 when a CEL condition the version would carry reads ``message.<field>`` that no
+    record of ``schema`` has: it fails every record, refused or dead-lettered at publish time
+    however good (h44: a ruleSet inherited from the previous version kept a rule on a field
+    the new schema dropped). ``mesh lint`` refuses the same in a descriptor's ``rules``."""
+    document = schema.to_json()
+    if not rule_set or not isinstance(document, Mapping):
+        return
+    for index, rule in enumerate(rule_set.get("domainRules") or ()):
+        if rule.get("type") != "CEL" or rule.get("kind") != "CONDITION" or rule.get("disabled"):
+            continue
+        for path in field_paths_named(str(rule.get("expr") or "")):
+            problem = selection_problem(document, path)
+            if problem is not None:
+                raise InvalidSchemaError(
+                    f"Invalid ruleSet: ruleSet.domainRules[{index}].expr: rule "
+                    f"{rule.get('name')!r} reads message.{'.'.join(path)}, but {problem}, so "
+                    f"it fails on every record; correct the path, add the field to the schema, "
+                    f"test it with has(message.{path[0]}), or send a ruleSet without the rule"
+                )
 
 
 def _major(entry: Any) -> int:
@@ -792,9 +816,14 @@ class SchemaRegistry:
         refuse with a 409 is a problem here too, so a CI check on this answer and the
         registration after it agree.
         """
-        subject, _sent, (candidate, _text, _resolved, _refused) = self._checked_request(
-            subject, schema, schema_type, references, metadata, rule_set
+        subject, (sent_metadata, sent_rules), (candidate, _text, resolved, _refused) = (
+            self._checked_request(subject, schema, schema_type, references, metadata, rule_set)
         )
+        live = self._live(subject)
+        previous = self.state.contract(live[-1].schema_id) if live else NO_CONTRACT
+        contract = inherit(sent_metadata, sent_rules, previous, resolved)
+        contract = with_config(contract, self.config_parts_for(subject))
+        _refuse_rules_on_absent_fields(contract.rule_set, candidate)  # as registering would
         level = self.effective_level(subject)
         if version is None:
             against = [(v.version, self.parsed(v.schema_id)) for v in self._live(subject)]
@@ -875,7 +904,9 @@ class SchemaRegistry:
                 )
             new_id = existing_id if existing_id is not None else self.state.max_id + 1
             new_version = max(self._all_versions(subject), default=0) + 1
-            return self._store_version(subject, parsed, text, contract, new_id, new_version)
+            return self._store_version(
+                subject, parsed, text, contract, new_id, new_version, check_rules=True
+            )
 
     def _store_version(
         self,
@@ -885,8 +916,12 @@ class SchemaRegistry:
         contract: Contract,
         schema_id: int,
         version: int,
+        *,
+        check_rules: bool = False,
     ) -> SchemaVersion:
-        """Run the gate, then append the schema (if its id is new) and the version."""
+        """Run the gate (and with ``check_rules`` the contract's rules against the schema:
+        an import keeps what its source registry held), then append the schema (if its id is
+        new) and the version."""
         if schema_id > MAX_SIGNED_SCHEMA_ID or version > MAX_VERSION:  # an import at the top
             what, top, highest = (
                 ("schema id", MAX_SIGNED_SCHEMA_ID, "the highest id in use")
@@ -905,6 +940,8 @@ class SchemaRegistry:
             )
         if self.gate is not None:
             self.gate(subject, parsed)
+        if check_rules:
+            _refuse_rules_on_absent_fields(contract.rule_set, parsed)
         records: list[Record] = []
         if schema_id not in self.state.schemas:
             records.append(Record(("schema", schema_id), {"schema": text, **contract.to_record()}))

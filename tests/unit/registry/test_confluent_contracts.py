@@ -331,3 +331,53 @@ def test_confluent_client_sets_and_reads_config_defaults(served: str) -> None:
     latest = sr.get_latest_version(SUBJECT).schema
     assert latest.metadata is not None
     assert latest.metadata.properties == defaults.properties
+
+
+def rule(expr: str, name: str = "short_note") -> dict[str, Any]:
+    return {"name": name, "kind": "CONDITION", "mode": "WRITE", "type": "CEL", "expr": expr}
+
+
+def test_a_rule_on_a_field_the_schema_lacks_is_refused_as_every_record_would_be(
+    client: TestClient,
+) -> None:
+    """The registry stored such a contract through the Confluent API, sent or inherited, and
+    every record was refused at publish time (h44); `mesh lint` refused it in a descriptor."""
+    assert register(client, {"schema": schema("note"), "ruleSet": RULE_SET}).status_code == 200
+    noted = {"domainRules": [RULE, rule("message.note == null || size(message.note) <= 500")]}
+    assert register(client, {"schema": schema("note"), "ruleSet": noted}).status_code == 200
+    # the next version drops `note` and sends no ruleSet: it would inherit the rule on it
+    dropped = register(client, {"schema": schema()})
+    assert dropped.status_code == 422, dropped.text
+    assert dropped.json()["error_code"] == 42201
+    assert dropped.json()["message"] == (
+        "Invalid ruleSet: ruleSet.domainRules[1].expr: rule 'short_note' reads message.note, "
+        "but Placed has no field 'note', so it fails on every record; correct the path, add "
+        "the field to the schema, test it with has(message.note), or send a ruleSet without "
+        "the rule"
+    )
+    checked = client.post(
+        f"/compatibility/subjects/{SUBJECT}/versions/latest",
+        json={"schema": schema()},
+        auth=ORDERS,
+    )
+    assert (checked.status_code, checked.json()["message"]) == (422, dropped.json()["message"])
+    typo = register(
+        client, {"schema": schema("note"), "ruleSet": {"domainRules": [rule("message.nte != ''")]}}
+    )
+    assert typo.status_code == 422
+    assert "reads message.nte, but Placed has no field 'nte'" in typo.json()["message"]
+    # tested with has(), or with the rule left out, it goes through
+    guarded = {"domainRules": [rule("!has(message.note) || message.order_id != ''")]}
+    assert register(client, {"schema": schema(), "ruleSet": guarded}).status_code == 200
+    assert register(client, {"schema": schema(), "ruleSet": RULE_SET}).status_code == 200
+
+
+def test_a_rule_that_is_not_cel_is_refused_naming_where(client: TestClient) -> None:
+    broken = register(
+        client, {"schema": schema(), "ruleSet": {"domainRules": [rule("message.order_id >")]}}
+    )
+    assert broken.status_code == 422, broken.text
+    message = broken.json()["message"]
+    assert message.startswith("Invalid ruleSet: ruleSet.domainRules[0].expr is not CEL: "), message
+    assert message.endswith("; send an expression that parses")
+    assert client.get(f"/subjects/{SUBJECT}/versions").status_code == 404  # nothing stored
