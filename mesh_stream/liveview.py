@@ -35,7 +35,7 @@ from rich.text import Text
 from mesh_stream.descriptor import DataProduct, ProductKind
 from mesh_stream.health import ProductHealth, Status
 from mesh_stream.kafka.connection import KafkaConnection
-from mesh_stream.processing.names import processor_app_id, sources_group
+from mesh_stream.processing.names import CRASH_LINE_PATTERN, processor_app_id, sources_group
 from mesh_stream.schema.codec import RecordDecoder, SchemaSource
 from mesh_stream.settings import shown_url
 from mesh_stream.supervisor import ChildState, ChildStatus, SupervisorEvent
@@ -76,7 +76,7 @@ def is_error_line(line: bytes) -> bool:
 
 #: The one line a processor worker logs before it stops on a record
 #: (:func:`mesh_stream.processing.engine.crash_line`): "processor <name> crashed on <where>: ...".
-_CRASH_LINE = re.compile(rb"processor \S+ crashed on \S+: .*")
+_CRASH_LINE = re.compile(CRASH_LINE_PATTERN.encode())
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from mesh_stream.errors import ConfigurationError
+from mesh_stream.processing.names import CRASH_LINE_PATTERN
 from mesh_stream.settings import shown_url
 from mesh_stream.terminal import visible
 
@@ -212,25 +213,38 @@ _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
 QUOTED_CHARS = 200
 
 
+#: A processor's crash line, quoted in place of the lines a stopping worker logs after it
+#: (faust's "We experienced a crash!", which says nothing of the record).
+_CRASH_LINE = re.compile(CRASH_LINE_PATTERN)
+
+
 def last_log_line(log_file: Path) -> str | None:
-    """The last line a child wrote to its log in its last run, shortened and with control
-    characters shown escaped, or None: what an exit event quotes, since a child that fails
-    on every start (a module that does not exist) said why only in its log."""
+    """The last line a child wrote to its log in its last run (a processor's crash line if
+    the run logged one), shortened and with control characters shown escaped, or None: what
+    an exit event quotes, since a child that fails on every start (a module that does not
+    exist) said why only in its log."""
     try:
         with log_file.open("rb") as handle:
             handle.seek(max(0, log_file.stat().st_size - 8192))
             tail = handle.read()
     except OSError:
         return None
+    last: str | None = None
     for raw in reversed(tail.splitlines()):
         line = raw.decode("utf-8", "replace").strip()
         if line.startswith("=== ") and " mesh up: start #" in line:
-            return None  # the run wrote nothing after its start marker
-        if line:
-            # a library may echo a URL with its user:password or a token: as messages show it
-            shown = visible(_URL.sub(lambda url: shown_url(url.group()), line))
-            return shown if len(shown) <= QUOTED_CHARS else shown[: QUOTED_CHARS - 1] + "…"
-    return None
+            break  # the run's start marker: nothing of an earlier run
+        crash = _CRASH_LINE.search(line)
+        if crash is not None:
+            last = crash.group()
+            break
+        if line and last is None:
+            last = line
+    if last is None:
+        return None
+    # a library may echo a URL with its user:password or a token: as messages show it
+    shown = visible(_URL.sub(lambda url: shown_url(url.group()), last))
+    return shown if len(shown) <= QUOTED_CHARS else shown[: QUOTED_CHARS - 1] + "…"
 
 
 def _die_with_parent() -> Callable[[], None] | None:

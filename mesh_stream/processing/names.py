@@ -1,5 +1,6 @@
-"""The Kafka names a processor uses, in one place and free of faust, so that tools watching
-processors (the live view) name the same groups the workers use."""
+"""The Kafka names a processor uses, and the shape of its crash line, in one place and free
+of faust, so that tools watching processors (the live view, `mesh up`'s events, `mesh verify`)
+name the same groups the workers use and find the line they log."""
 
 from __future__ import annotations
 
@@ -22,3 +23,8 @@ def sources_group(app_id: str) -> str:
     state it does not have; it reads the inputs again from the start instead.
     """
     return f"{app_id}-rekey"
+
+
+#: The line a worker logs before it stops on a record (``engine.crash_line``): ``processor
+#: <output> crashed on <topic[partition]@offset>: <what>``.
+CRASH_LINE_PATTERN = r"\bprocessor \S+ crashed on \S+: .*"

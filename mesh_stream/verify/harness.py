@@ -68,7 +68,7 @@ from mesh_stream.verify.records import (
     uncommitted,
 )
 from mesh_stream.verify.sandbox import Sandbox, open_sandbox
-from mesh_stream.verify.workers import Worker, WorkerFailedError
+from mesh_stream.verify.workers import JOINING_LINE, Worker, WorkerFailedError
 
 __all__ = [
     "Recomputation",
@@ -485,10 +485,19 @@ class _Run:
         if len(self.workers) == 2 and not others[0].starts:
             second = others[0]
             second.start()  # joins the group while the first is busy: a rebalance
-            time.sleep(self.rng.uniform(0.5, 2.0))
+            # the kill falls in the rebalance: after the newcomer asked to join, before the
+            # first worker (told at its next heartbeat) has joined again
+            asked = second.wait_for(JOINING_LINE, self.options.ready_timeout)
+            time.sleep(self.rng.uniform(0.0, 0.5))
             victim = first
+            when = (
+                "rebalance"
+                if asked is not None
+                else f"no rebalance seen: it did not ask to join within "
+                f"{self.options.ready_timeout:.0f} s"
+            )
             self.progress(
-                f"kill {number}: {second.name} joined during the batch (rebalance); "
+                f"kill {number}: {second.name} joined during the batch ({when}); "
                 f"SIGKILL {victim.name}"
             )
             self._kill(victim)

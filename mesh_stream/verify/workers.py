@@ -18,13 +18,17 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from mesh_stream.errors import MeshError
+from mesh_stream.processing.names import CRASH_LINE_PATTERN
 
-__all__ = ["READY_LINE", "Worker", "WorkerFailedError"]
+__all__ = ["JOINING_LINE", "READY_LINE", "Worker", "WorkerFailedError"]
 
 #: What faust's worker logs once it runs its agents.
 READY_LINE = b"[^Worker]: Ready"
+#: What a worker's consumer logs as it asks to join its group (aiokafka's words): from then
+#: on the group rebalances, until every member has joined again.
+JOINING_LINE = b"(Re-)joining group"
 #: The one line the engine logs first when a processor's record crashes the worker.
-CRASH_REPORT = re.compile(r"\bprocessor \S+ crashed on \S+")
+CRASH_REPORT = re.compile(CRASH_LINE_PATTERN)
 #: A log line's level, as faust formats it (``[2026-01-01 12:00:00,000] [42] [ERROR] ...``).
 _ERROR_LEVEL = re.compile(r"\[(ERROR|CRITICAL)\]")
 #: The timestamp and process id a faust log line starts with.
@@ -79,14 +83,22 @@ class Worker:
                 start_new_session=True,
             )
 
-    def wait_ready(self, timeout: float) -> float:
-        """Seconds until the worker logged that it is ready; an error if it stopped first."""
+    def wait_for(self, line: bytes, timeout: float) -> float | None:
+        """Seconds until this start's log holds ``line`` (None after ``timeout``); an error
+        if the worker stopped first."""
         began = time.monotonic()
         while time.monotonic() - began < timeout:
             self.check_alive()
-            if READY_LINE in self._log_since_start():
+            if line in self._log_since_start():
                 return time.monotonic() - began
-            time.sleep(0.2)
+            time.sleep(0.05)
+        return None
+
+    def wait_ready(self, timeout: float) -> float:
+        """Seconds until the worker logged that it is ready; an error if it stopped first."""
+        took = self.wait_for(READY_LINE, timeout)
+        if took is not None:
+            return took
         raise WorkerFailedError(
             f"{self.name} ({self.module}) not ready after {timeout:.0f} s; its log: "
             f"{self.log_path}\n{self.log_tail()}"

@@ -90,6 +90,30 @@ def test_a_correct_processor_passes_through_kills_and_a_rebalance(
     assert "PASSED (seed 11)" in report
 
 
+@pytest.mark.parametrize(
+    "module",
+    ["domains.analytics.processors.customer_360", "domains.analytics.processors.fulfilment_sla"],
+)
+def test_the_sample_joins_pass_through_kills_and_a_rebalance(
+    capsys: pytest.CaptureFixture[str], work_dir: Path, module: str
+) -> None:
+    """The sample mesh's other processors (joins of two inputs each, no window) pass the test
+    every team is offered: two workers, kills during a batch and a rebalance (h45: only the
+    revenue processor was verified)."""
+    status, report = verify(
+        capsys, work_dir, module, "--records", "300", "--kills", "2", "--workers", "2"
+    )
+    assert status == 0, report
+    assert "kill 1: worker-2 joined during the batch (rebalance); SIGKILL worker-1" in report
+    assert re.search(
+        r"^\d+ keys expected, \d+ in the output: every key's final record equals the "
+        r"recomputation$",
+        report,
+        re.MULTILINE,
+    ), report
+    assert "PASSED (seed 11)" in report
+
+
 def test_a_processor_without_dedup_passes_through_kills(
     capsys: pytest.CaptureFixture[str], work_dir: Path
 ) -> None:

@@ -1639,8 +1639,28 @@ def test_faust_lines_about_a_reported_crash_lose_their_tracebacks_only() -> None
     try:
         assert logged(closed).exc_info is None
         assert logged(other).exc_info == (ValueError, other, None)
+        # one crash is one error in the log: the lines about it are INFO (h45: four a crash)
+        assert (logged(closed).levelno, logged(closed).levelname) == (logging.INFO, "INFO")
+        assert logged(reported).levelname == "INFO"
+        assert logged(other).levelname == "ERROR"  # another failure stays an error
+        reraising = logging.LogRecord(
+            "mode",
+            logging.CRITICAL,
+            __file__,
+            1,
+            "[^Worker]: We experienced a crash! Reraising original exception...",
+            None,
+            None,
+        )
+        engine_module._without_reported_tracebacks(reraising)
+        assert reraising.levelname == "INFO"
     finally:
         engine_module._STOPPING_AFTER_CRASH.clear()
+    before_any_crash = logging.LogRecord(
+        "mode", logging.CRITICAL, __file__, 1, "We experienced a crash! Reraising", None, None
+    )
+    engine_module._without_reported_tracebacks(before_any_crash)
+    assert before_any_crash.levelname == "CRITICAL"  # not ours: it stays as mode said it
 
 
 def test_an_event_arriving_after_its_windows_closed_is_counted_and_said(

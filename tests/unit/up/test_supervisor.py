@@ -373,3 +373,32 @@ def test_a_quoted_last_line_never_shows_a_url_s_password(tmp_path: Path) -> None
     assert last_log_line(log) == "error: cannot reach http://<hidden>@reg:8081/x (ConnectError)"
     log.write_text("\n=== 2026 mesh up: start #1: x\n")
     assert last_log_line(log) is None  # this run wrote nothing
+
+
+def test_a_crashed_processor_s_exit_quotes_its_crash_line_not_faust_s_last_words(
+    tmp_path: Path,
+) -> None:
+    """Every exit event of a crashing worker read "We experienced a crash! Reraising original
+    exception...", faust's last line, and never the line naming the record (h45)."""
+    from mesh_stream.supervisor import last_log_line
+
+    crash = (
+        "processor analytics.revenue-by-region crashed on orders.order-placed.v1[2]@2: apply "
+        "raised ValueError amount too large: 332.11"
+    )
+    log = tmp_path / "child.log"
+    log.write_text(
+        "\n=== 2026 mesh up: start #1: x\n"
+        "[2026-12-07 05:50:01,000] [42] [ERROR] processor analytics.revenue-by-region crashed "
+        "on orders.order-placed.v1[1]@7: apply raised ValueError earlier run\n"
+        "\n=== 2026 mesh up: start #2: x\n"
+        "[2026-12-07 05:51:01,000] [43] [INFO] started\n"
+        f"[2026-12-07 05:51:02,000] [43] [ERROR] {crash}\n"
+        "[2026-12-07 05:51:02,100] [43] [ERROR] [^--RekeyStage]: Crashed reason=...\n"
+        "[2026-12-07 05:51:02,200] [43] [CRITICAL] [^Worker]: We experienced a crash! "
+        "Reraising original exception...\n"
+    )
+    assert last_log_line(log) == crash
+    with log.open("a") as more:  # the next run crashes nowhere: its own last line
+        more.write("\n=== 2026 mesh up: start #3: x\nerror: no broker answers\n")
+    assert last_log_line(log) == "error: no broker answers"
