@@ -827,6 +827,10 @@ class SchemaRegistry:
         level = self.effective_level(subject)
         if version is None:
             against = [(v.version, self.parsed(v.schema_id)) for v in self._live(subject)]
+        elif parse_version(version) is None and not live:
+            # `latest` of a subject with no version yet: compatible, as Confluent answers (so
+            # a CI check of a new product passes, as its registration would; h44)
+            against = []
         else:
             target = self.get_version(subject, version)
             against = [(target.version, self.parsed(target.schema_id))]

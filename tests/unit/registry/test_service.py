@@ -390,3 +390,23 @@ def test_head_answers_as_get_without_a_body(client: TestClient) -> None:
     assert missing.status_code == client.get("/subjects/nope/versions", auth=ADMIN).status_code
     assert missing.content == b""
     assert client.head("/subjects").status_code == client.get("/subjects").status_code
+
+
+def test_a_new_subject_is_compatible_with_its_latest_version_as_confluent_says(
+    client: TestClient,
+) -> None:
+    """Confluent answers `versions/latest` of a subject with no version yet with
+    is_compatible true (so CI checks of a brand-new product pass); the registry said 40401
+    (h44). A version number of such a subject is still 40401, and a bad body still 422."""
+    new = "orders.brand-new.v1-value"
+    for version in ("latest", "-1"):
+        answer = client.post(
+            f"/compatibility/subjects/{new}/versions/{version}", json={"schema": schema()}
+        )
+        assert (answer.status_code, answer.json()) == (200, {"is_compatible": True})
+    numbered = client.post(f"/compatibility/subjects/{new}/versions/1", json={"schema": schema()})
+    assert (numbered.status_code, numbered.json()["error_code"]) == (404, 40401)
+    broken = client.post(
+        f"/compatibility/subjects/{new}/versions/latest", json={"schema": '{"type": "nope"}'}
+    )
+    assert broken.status_code == 422
