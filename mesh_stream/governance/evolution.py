@@ -156,6 +156,14 @@ def judge_evolution(
         return None
     level = consumer_level(product)
     problems = incompatibilities(candidate, registered, level, subject=product.value_subject)
+    if problems and len(registered) > 1:
+        # A break the latest version already has against earlier ones (readers of version 1
+        # cannot read version 5's records) is history, not this change: blaming it on every
+        # new version froze a product whose history was only BACKWARD as soon as a group
+        # registered, a doc change included (h44).
+        had = incompatibilities(registered[-1][1], registered[:-1], level)
+        inherited = {(problem.field, problem.change) for problem in had}
+        problems = [p for p in problems if (p.field, p.change) not in inherited]
     latest = registered[-1][1] if registered else None
     breaks: list[LineageBreak] = []
     for consumer in sorted(consumers, key=lambda c: c.name):

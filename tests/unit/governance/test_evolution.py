@@ -146,6 +146,30 @@ def test_the_verdict_names_reader_field_level_and_fix() -> None:
     )
 
 
+def test_a_break_the_history_already_has_is_not_blamed_on_the_next_version() -> None:
+    """Under BACKWARD (nobody reading) versions went int -> long; then a group registered and
+    the product was checked at FULL_TRANSITIVE: every next version, a doc change included,
+    was refused for int -> long, which it did not change (h44)."""
+    totals = reader(id=[f"{UPSTREAM}:order_id"])
+    older = schema(f("order_id"), f("quantity", "int"))
+    newer = schema(f("order_id"), f("quantity", "long"))
+    history = [(1, older), (2, newer)]
+    documented = schema(f("order_id", doc="The order."), f("quantity", "long"))
+    verdict = judge_evolution(product(), [totals], documented, history)
+    assert verdict is not None
+    assert not verdict.refused, verdict.message()
+    optional = schema(
+        f("order_id"), f("quantity", "long"), f("gift", ["null", "string"], default=None)
+    )
+    assert not judge_evolution(product(), [totals], optional, history).refused  # type: ignore[union-attr]
+    # a break of its own is still refused, and so is one the history does not have
+    narrowed = schema(f("order_id"), f("quantity", "int"), f("extra", "string"))
+    refused = judge_evolution(product(), [totals], narrowed, history)
+    assert refused is not None
+    assert refused.refused
+    assert "field extra: added without a default" in refused.message()
+
+
 def test_a_retyped_nested_field_that_a_reader_reads_is_a_lineage_break() -> None:
     address = {"type": "record", "name": "Address", "fields": [f("zip")]}
     old = schema(f("order_id"), f("ship_to", address))
