@@ -154,6 +154,8 @@ def _plan_registry(plan: ProductPlan, local: _Local, registry: RegistryClient) -
             ]
             if registered is not None:
                 plan.warnings += _dropped_by_new_major(registry, product, registered, local)
+            if local.schema_text is not None:
+                _ask_registry_to_read(plan, registry, local.schema_text)
         return
     plan.registered_version = latest.version
     level = registry.get_compatibility(plan.subject)
@@ -235,6 +237,32 @@ def _plan_registry(plan: ProductPlan, local: _Local, registry: RegistryClient) -
             plan.compatible = False
             plan.compatibility_messages += verdict.lines()
             plan.refusals.append(consumer_refusal(plan, verdict, local.schema_text))
+
+
+def _ask_registry_to_read(plan: ProductPlan, registry: RegistryClient, text: str) -> None:
+    """A refusal when the registry would refuse ``text`` as a new subject's first version
+    for what it is (its size over the registry's limit, what it cannot parse): ``mesh lint``
+    judges it against the SDK's limits, and the registry may be configured tighter (h44:
+    plan said applicable, apply created the topics, then the registry refused)."""
+    try:
+        registry.check_compatibility(plan.subject, text, version="latest")
+    except (SubjectNotFoundError, RegistryUnavailableError):
+        return  # an older registry (40401 for a new subject), or none: apply will say
+    except MeshError as exc:
+        if getattr(exc, "status", None) != 422:
+            return  # not about the schema: registering it says what it is, if it matters
+        plan.refusals.append(
+            Refusal(
+                policy="schema-valid",
+                message=f"{plan.subject}: the registry at {registry.url} refuses the schema: "
+                f"{getattr(exc, 'message', exc)}",
+                fix="make the schema fit the registry's limits (or have them raised), then "
+                "plan again",
+                file=plan.schema_file,
+                line=1,
+                product=plan.name,
+            )
+        )
 
 
 def _dropped_by_new_major(

@@ -14,6 +14,7 @@ import pytest
 from mesh_stream.cli.products import _product_lines
 from mesh_stream.contracts import Contract, compile_contract
 from mesh_stream.errors import (
+    InvalidSchemaError,
     PlanRefusedError,
     ProductNotFoundError,
     SchemaNotFoundError,
@@ -848,3 +849,35 @@ def test_a_contract_an_older_version_holds_is_a_warning_not_a_change_apply_repea
         f"{SUBJECT}, older than the latest version 2 (quality rules: ['positive-quantity'] -> "
         "none): registering returns version 1"
     )
+
+
+def test_a_schema_the_registry_would_refuse_for_its_size_is_refused_by_plan(
+    project_root: Path,
+) -> None:
+    """lint judges a schema against the SDK's 1 MiB; a registry configured tighter refused it
+    only at apply, after the topics were created (h44). Plan asks the registry to read it."""
+
+    class Tight(FakeRegistry):
+        def check_compatibility(
+            self, subject: str, schema: str, *, version: str | int | None = "latest"
+        ) -> list[str]:
+            self.asked.append((subject, version))
+            raise InvalidSchemaError(
+                f"Invalid schema: the schema is {len(schema)} bytes, more than the limit of 100 "
+                "(MESH_REGISTRY_MAX_SCHEMA_BYTES)",
+                status=422,
+                error_code=42201,
+            )
+
+    registry = Tight()
+    plan = plan_project(load_project(project_root), registry, None, principal="inventory")  # type: ignore[arg-type]
+    assert not plan.applicable
+    [refusal] = plan.all_refusals
+    assert refusal.policy == "schema-valid"
+    assert refusal.location == "schemas/inventory/example-event.avsc:1"
+    assert refusal.message.startswith(
+        "inventory.example-event.v1-value: the registry at http://registry.test refuses the "
+        "schema: Invalid schema: the schema is "
+    )
+    assert "more than the limit of 100 (MESH_REGISTRY_MAX_SCHEMA_BYTES)" in refusal.message
+    assert registry.writes == []
