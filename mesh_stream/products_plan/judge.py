@@ -82,6 +82,36 @@ def rescaled(before: str | None, after: str | None) -> bool:
     return old is not None and new is not None and old.group(1) != new.group(1)
 
 
+_PRECISION = re.compile(r"decimal\((\d+),\d+\)")
+
+
+def narrowed(before: str | None, after: str | None) -> bool:
+    """Whether a type change lowers a decimal's precision: values the old one took (and
+    readers expect) no longer fit, so producers sending them are refused."""
+    old, new = _PRECISION.search(before or ""), _PRECISION.search(after or "")
+    return old is not None and new is not None and int(new.group(1)) < int(old.group(1))
+
+
+def renamed_by_alias(schema: Mapping[str, Any], changes: Sequence[SchemaChange]) -> list[str]:
+    """``new (was old)`` for each added field whose ``aliases`` name a removed one: Avro
+    resolves the two by the alias, so the check accepts it, but an old reader of new records
+    finds no field of its name and takes its default, silently."""
+    removed = {c.field for c in changes if c.change == "removed"}
+    found = []
+    for spot in avro_walk.walk(schema):
+        if not isinstance(spot, avro_walk.FieldSpot):
+            continue
+        field = spot.field
+        if not isinstance(field.get("aliases"), list):
+            continue
+        prefix = spot.path.rpartition(".")[0]
+        for alias in field["aliases"]:
+            old = f"{prefix}.{alias}" if prefix else str(alias)
+            if old in removed:
+                found.append(f"{spot.path} (was {old})")
+    return found
+
+
 def schema_fields(schema: Mapping[str, Any]) -> list[SchemaField]:
     """Every field of a record schema (nested ones as dotted paths), in document order."""
     return [

@@ -41,7 +41,9 @@ from mesh_stream.products_plan.judge import (
     compatibility_refusal,
     consumer_refusal,
     descriptor_changes,
+    narrowed,
     ownership_refusal,
+    renamed_by_alias,
     rescaled,
     schema_changes,
     schema_fields,
@@ -208,6 +210,20 @@ def _plan_registry(plan: ProductPlan, local: _Local, registry: RegistryClient) -
         f"new major version"
         for change in plan.schema_changes
         if change.change == "type changed" and rescaled(change.before, change.after)
+    ]
+    plan.warnings += [
+        f"{plan.subject}: field {change.field}'s precision is lowered ({change.before} -> "
+        f"{change.after}): the registry's check accepts it, but values the old precision took "
+        f"are refused from now on, and readers that copy them into their own decimals may "
+        f"expect the old range. Keep the precision, or make it a new field or major version"
+        for change in plan.schema_changes
+        if change.change == "type changed" and narrowed(change.before, change.after)
+    ]
+    plan.warnings += [
+        f"{plan.subject}: field {renamed} is renamed through its aliases: the registry's check "
+        f"accepts it, but a reader still on the old schema finds no field of the old name in "
+        f"new records and reads its default, silently. Prefer a new field beside the old one"
+        for renamed in renamed_by_alias(local.schema_json, plan.schema_changes)
     ]
     against = None if level.endswith("_TRANSITIVE") else "latest"
     messages = registry.check_compatibility(plan.subject, local.schema_text, version=against)

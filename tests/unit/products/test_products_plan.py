@@ -466,6 +466,39 @@ def test_a_rescaled_decimal_is_planned_with_a_warning_for_readers_with_reader_sc
     assert "(99.90 as 0.9990)" in warning
 
 
+def test_a_narrowed_precision_and_a_rename_by_alias_are_planned_with_warnings(
+    project_root: Path,
+) -> None:
+    """Both pass the registry's check and plan said nothing (h44): a lower precision refuses
+    values producers sent until now; a rename through `aliases` gives old readers the
+    default of the old name, silently."""
+    registry = FakeRegistry()
+    document = json.loads(_schema_file(project_root).read_text())
+    money = {"type": "bytes", "logicalType": "decimal", "precision": 14, "scale": 4}
+    document["fields"].append({"name": "price", "type": money, "doc": "Unit price."})
+    optional = {"type": ["null", "string"], "default": None, "doc": "A coupon."}
+    document["fields"].append({"name": "coupon", **optional})
+    _schema_file(project_root).write_text(json.dumps(document, indent=2))
+    _registered(project_root, registry)
+    document["fields"][-2]["type"] = {**money, "precision": 6}
+    document["fields"][-1] = {"name": "promo_code", "aliases": ["coupon"], **optional}
+    _schema_file(project_root).write_text(json.dumps(document, indent=2))
+
+    plan = plan_project(load_project(project_root), registry, None, principal="inventory")  # type: ignore[arg-type]
+
+    [item] = plan.products
+    [lowered] = [w for w in item.warnings if "precision is lowered" in w]
+    assert lowered.startswith(
+        f"{SUBJECT}: field price's precision is lowered (bytes (decimal(14,4)) -> bytes "
+        f"(decimal(6,4)))"
+    )
+    [renamed] = [w for w in item.warnings if "renamed through its aliases" in w]
+    assert renamed.startswith(
+        f"{SUBJECT}: field promo_code (was coupon) is renamed through its aliases"
+    )
+    assert not [w for w in item.warnings if "rescaled" in w]  # the scale stayed
+
+
 def test_show_fields_carry_doc_and_pii() -> None:
     schema = {
         "type": "record",
