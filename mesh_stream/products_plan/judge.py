@@ -26,11 +26,18 @@ ADMIN_PRINCIPAL = "admin"
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted paths to values; a list of objects (the descriptor's ``rules``) by index,
+    ``rules[1].expr``, so a change shows where it is, not two long lists cut alike (h44)."""
     if isinstance(value, Mapping) and value:
         flat: dict[str, Any] = {}
         for key, item in value.items():
             flat.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
         return flat
+    if isinstance(value, (list, tuple)) and any(isinstance(item, Mapping) for item in value):
+        indexed: dict[str, Any] = {}
+        for index, item in enumerate(value):
+            indexed.update(_flatten(item, f"{prefix}[{index}]"))
+        return indexed
     return {prefix: list(value) if isinstance(value, tuple) else value}
 
 

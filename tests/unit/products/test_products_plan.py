@@ -393,6 +393,23 @@ def test_descriptor_changes_flatten_nested_fields() -> None:
     ]
 
 
+def test_a_changed_rule_is_named_by_its_index_and_field() -> None:
+    """Two long rule lists cut to the same prefix looked identical (h44)."""
+    long_doc = "At least one unit of something, whatever the channel of the order. " * 2
+    before = {"rules": [{"name": "has-customer", "expr": "size(message.customer_id) > 0",
+                         "doc": long_doc}]}  # fmt: skip
+    after = {"rules": [{"name": "has-customer", "expr": "size(message.client_id) > 0",
+                        "doc": long_doc}]}  # fmt: skip
+    assert [c.describe() for c in descriptor_changes(before, after)] == [
+        "rules[0].expr: size(message.customer_id) > 0 -> size(message.client_id) > 0"
+    ]
+    added = {"rules": [*after["rules"], {"name": "has-lines", "expr": "size(message.l) > 0"}]}
+    assert [c.describe() for c in descriptor_changes(after, added)] == [
+        "rules[1].expr: null -> size(message.l) > 0",
+        "rules[1].name: null -> has-lines",
+    ]
+
+
 def test_schema_changes_see_nested_fields_and_type_labels() -> None:
     line = {"type": "record", "name": "Line", "fields": [{"name": "sku", "type": "string"}]}
     old = {
