@@ -531,20 +531,28 @@ def _print_plan(plan: ProjectPlan) -> None:
     click.echo(acls + (f" ({plan.acl_note})" if plan.acl_note else ""))
     for acl in plan.acls_missing:
         click.echo(f"    + {acl}")
-    for warning in plan.to_dict()["warnings"]:
+    warnings = plan.to_dict()["warnings"]
+    for warning in warnings:
         click.secho(f"warning: {warning}", fg="yellow", err=True)
     for refusal in plan.all_refusals:
         click.secho(f"refused: {refusal}", fg="red", err=True)
+    click.echo(plan_summary(plan, len(warnings)))
+
+
+def plan_summary(plan: ProjectPlan, warnings: int) -> str:
+    """The plan's last line; its own ``warnings`` are counted too ("lint 0 warning(s)" under
+    a printed warning read as if that one did not count, h44)."""
     counts = plan.counts()
     verdict = (
         "applicable"
         if plan.applicable
         else f"REFUSED ({len(plan.all_refusals)} refusal(s)): apply would write nothing"
     )
-    click.echo(
+    said = f"; {warnings} plan warning(s)" if warnings else ""
+    return (
         f"plan: {counts['new']} new, {counts['changed']} changed, {counts['unchanged']} "
         f"unchanged product(s); lint {plan.lint_errors} error(s), {plan.lint_warnings} "
-        f"warning(s); {verdict}"
+        f"warning(s){said}; {verdict}"
     )
 
 

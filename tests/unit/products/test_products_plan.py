@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from mesh_stream.cli.products import _product_lines
+from mesh_stream.cli.products import _product_lines, plan_summary
 from mesh_stream.contracts import Contract, compile_contract
 from mesh_stream.errors import (
     InvalidSchemaError,
@@ -514,6 +514,11 @@ def test_a_narrowed_precision_and_a_rename_by_alias_are_planned_with_warnings(
         f"{SUBJECT}: field promo_code (was coupon) is renamed through its aliases"
     )
     assert not [w for w in item.warnings if "rescaled" in w]  # the scale stayed
+    # the last line counts them beside lint's
+    assert plan_summary(plan, len(plan.to_dict()["warnings"])) == (
+        "plan: 0 new, 1 changed, 0 unchanged product(s); lint 0 error(s), 0 warning(s); 2 "
+        "plan warning(s); applicable"
+    )
 
 
 def test_show_fields_carry_doc_and_pii() -> None:
