@@ -4,6 +4,7 @@ and the ownership and compatibility refusals (each names its policy, file:line a
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -149,7 +150,30 @@ def schema_changes(registered: Mapping[str, Any], local: Mapping[str, Any]) -> l
             inside = _inside_change(inside_before.get(name, {}), inside_after.get(name, {}))
             if inside:  # the same label, another enum's symbols or fixed's size
                 changes.append(SchemaChange(name, "type changed", kind, f"{kind} ({inside})"))
+    defaults_before, defaults_after = _defaults(registered), _defaults(local)
+    for name in before.keys() & after.keys():
+        old, new = defaults_before.get(name, _NO_DEFAULT), defaults_after.get(name, _NO_DEFAULT)
+        if old != new:  # what a reader fills in for records without the field (h44: unshown)
+            changes.append(
+                SchemaChange(name, "default changed", _default_text(old), _default_text(new))
+            )
     return sorted(changes, key=lambda c: c.field)
+
+
+_NO_DEFAULT = "(none)"
+
+
+def _defaults(schema: Mapping[str, Any]) -> dict[str, str]:
+    """Per field path, its default as canonical JSON (fields without one left out)."""
+    return {
+        spot.path: json.dumps(spot.field["default"], sort_keys=True)
+        for spot in avro_walk.walk(schema)
+        if isinstance(spot, avro_walk.FieldSpot) and "default" in spot.field
+    }
+
+
+def _default_text(value: str) -> str:
+    return value if value == _NO_DEFAULT else f"default {value}"
 
 
 def _enums_and_fixed(schema: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -88,7 +88,7 @@ class SchemaChange:
     """A field added, removed or retyped between the registered schema and the local one."""
 
     field: str
-    change: str  # "added" | "removed" | "type changed"
+    change: str  # "added" | "removed" | "type changed" | "default changed"
     before: str | None = None
     after: str | None = None
 

@@ -410,6 +410,25 @@ def test_a_changed_rule_is_named_by_its_index_and_field() -> None:
     ]
 
 
+def test_a_changed_default_is_a_schema_change() -> None:
+    """What a reader fills in for records without the field changed, and plan showed
+    nothing (h44)."""
+    before = {"type": "record", "name": "R", "fields": [
+        {"name": "priority", "type": "int", "default": 0},
+        {"name": "note", "type": "string"},
+        {"name": "same", "type": "int", "default": 1},
+    ]}  # fmt: skip
+    after = {"type": "record", "name": "R", "fields": [
+        {"name": "priority", "type": "int", "default": 5},
+        {"name": "note", "type": "string", "default": "none"},
+        {"name": "same", "type": "int", "default": 1},
+    ]}  # fmt: skip
+    assert [c.describe() for c in schema_changes(before, after)] == [
+        '~ note: (none) -> default "none"',
+        "~ priority: default 0 -> default 5",
+    ]
+
+
 def test_schema_changes_see_nested_fields_and_type_labels() -> None:
     line = {"type": "record", "name": "Line", "fields": [{"name": "sku", "type": "string"}]}
     old = {
