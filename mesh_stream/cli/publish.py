@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -23,11 +25,15 @@ from mesh_stream.cli.options import (
 from mesh_stream.errors import (
     ConfigurationError,
     DeliveryError,
+    IncompatibleSchemaError,
     MeshError,
+    RegistryError,
     SchemaError,
+    SchemaRejectedError,
     SerializationError,
 )
 from mesh_stream.files import UTF8_BOM, read_regular_text
+from mesh_stream.governance.registered import field_line
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.producer import (
     ProductPublisher,
@@ -147,6 +153,30 @@ def _checked(
             yield number, _too_deep(name, number)
             continue
         yield number, record
+
+
+#: ``<.avsc path>: ...field <path>...`` in a registry refusal of a project's schema.
+_REFUSED_AT = re.compile(r"^(?P<file>[^\n]+?\.avsc): .*?\bfield (?P<field>[A-Za-z_][\w.]*)")
+
+
+def _at_field_line(exc: RegistryError) -> RegistryError:
+    """``exc`` naming the line of the first field it names in the ``.avsc`` it names, as
+    lint and plan do (h44: publish named the file only); as it is when there is no such
+    field (a removed one) or file."""
+    found = _REFUSED_AT.match(exc.message)
+    if found is None:
+        return exc
+    try:
+        text = read_regular_text(Path(found["file"]))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return exc
+    line = field_line(text, found["field"])
+    if line is None:
+        return exc
+    located = copy.copy(exc)
+    located.message = f"{found['file']}:{line}{exc.message[len(found['file']) :]}"
+    located.args = (located.message,)
+    return located
 
 
 def _too_deep(name: str, number: int) -> str:
@@ -381,17 +411,22 @@ def publish(
         # --register-only asks for registration; publishing honours the setting; an earlier
         # major registers nothing
         auto_register = (settings.producer_auto_register or register_only) and not earlier
-        publisher = ProductPublisher(
-            descriptor,
-            connection=KafkaConnection.from_settings(settings, default_client_id="mesh-publish"),
-            registry=registry,
-            config={"partitioner": settings.producer_partitioner},
-            schema=schema,
-            schema_source=schema_source,
-            root=found.root if found is not None else None,
-            auto_register=auto_register,
-            registered=registered,
-        )
+        try:
+            publisher = ProductPublisher(
+                descriptor,
+                connection=KafkaConnection.from_settings(
+                    settings, default_client_id="mesh-publish"
+                ),
+                registry=registry,
+                config={"partitioner": settings.producer_partitioner},
+                schema=schema,
+                schema_source=schema_source,
+                root=found.root if found is not None else None,
+                auto_register=auto_register,
+                registered=registered,
+            )
+        except (IncompatibleSchemaError, SchemaRejectedError) as exc:
+            raise _at_field_line(exc) from exc
         with publisher:
             if missing and local is not None and not auto_register:
                 click.echo(
