@@ -450,14 +450,19 @@ def writes_refused_for_replicas(
     answers NOT_ENOUGH_REPLICAS, which the producer retries and reports only as a timeout.
     None when every partition has enough in sync, or the cluster cannot tell within
     ``timeout`` (a diagnosis for an error already raised: it never raises itself)."""
+    deadline = time.monotonic() + timeout
+
+    def left() -> float:  # the calls below share ``timeout``
+        return max(0.1, deadline - time.monotonic())
+
     try:
         admin = make_admin(conn, {"log_level": 0, "socket.timeout.ms": int(timeout * 1000)})
-        described = admin.list_topics(topic, timeout=timeout).topics.get(topic)
+        described = admin.list_topics(topic, timeout=left()).topics.get(topic)
         if described is None or described.error is not None:
             return None
         resource = ConfigResource(ResourceType.TOPIC, topic)
-        entries = admin.describe_configs([resource], request_timeout=timeout)[resource]
-        required = entries.result(timeout).get("min.insync.replicas")
+        entries = admin.describe_configs([resource], request_timeout=left())[resource]
+        required = entries.result(left()).get("min.insync.replicas")
     except (KafkaException, ConfigurationError, TimeoutError, RuntimeError):
         return None
     if required is None or not str(required.value).isdigit():
