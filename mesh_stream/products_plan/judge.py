@@ -120,6 +120,41 @@ def renamed_by_alias(schema: Mapping[str, Any], changes: Sequence[SchemaChange])
     return found
 
 
+def accepted_but_silent(
+    subject: str, changes: Sequence[SchemaChange], local: Mapping[str, Any]
+) -> list[str]:
+    """Warnings for changes the registry's compatibility check accepts that still change what
+    some reader gets without a word: a decimal rescaled or its precision lowered, a field
+    renamed through its aliases."""
+    retyped = [c for c in changes if c.change == "type changed"]
+    return [
+        *(
+            f"{subject}: field {c.field} is rescaled ({c.before} -> {c.after}): the registry's "
+            f"check accepts it, but a reader resolving old records with the new schema (Java's, "
+            f"or a deserializer given a reader schema) reads their digits at the new scale "
+            f"(99.90 as 0.9990); mesh-stream's readers use the writer's. Prefer a new field, or "
+            f"a new major version"
+            for c in retyped
+            if rescaled(c.before, c.after)
+        ),
+        *(
+            f"{subject}: field {c.field}'s precision is lowered ({c.before} -> {c.after}): the "
+            f"registry's check accepts it, but values the old precision took are refused from "
+            f"now on, and readers that copy them into their own decimals may expect the old "
+            f"range. Keep the precision, or make it a new field or major version"
+            for c in retyped
+            if narrowed(c.before, c.after)
+        ),
+        *(
+            f"{subject}: field {renamed} is renamed through its aliases: the registry's check "
+            f"accepts it, but a reader still on the old schema finds no field of the old name "
+            f"in new records and reads its default, silently. Prefer a new field beside the "
+            f"old one"
+            for renamed in renamed_by_alias(local, changes)
+        ),
+    ]
+
+
 def schema_fields(schema: Mapping[str, Any]) -> list[SchemaField]:
     """Every field of a record schema (nested ones as dotted paths), in document order."""
     return [

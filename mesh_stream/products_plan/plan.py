@@ -38,13 +38,11 @@ from mesh_stream.kafka.acls import Acl, describe_acls, diff, has_authorizer
 from mesh_stream.kafka.clients import make_admin
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.products_plan.judge import (
+    accepted_but_silent,
     compatibility_refusal,
     consumer_refusal,
     descriptor_changes,
-    narrowed,
     ownership_refusal,
-    renamed_by_alias,
-    rescaled,
     schema_changes,
     schema_fields,
 )
@@ -202,29 +200,7 @@ def _plan_registry(plan: ProductPlan, local: _Local, registry: RegistryClient) -
         return
     plan.schema = Status.CHANGED
     plan.schema_changes = schema_changes(json.loads(latest.schema), local.schema_json)
-    plan.warnings += [
-        f"{plan.subject}: field {change.field} is rescaled ({change.before} -> {change.after}): "
-        f"the registry's check accepts it, but a reader resolving old records with the new schema "
-        f"(Java's, or a deserializer given a reader schema) reads their digits at the new scale "
-        f"(99.90 as 0.9990); mesh-stream's readers use the writer's. Prefer a new field, or a "
-        f"new major version"
-        for change in plan.schema_changes
-        if change.change == "type changed" and rescaled(change.before, change.after)
-    ]
-    plan.warnings += [
-        f"{plan.subject}: field {change.field}'s precision is lowered ({change.before} -> "
-        f"{change.after}): the registry's check accepts it, but values the old precision took "
-        f"are refused from now on, and readers that copy them into their own decimals may "
-        f"expect the old range. Keep the precision, or make it a new field or major version"
-        for change in plan.schema_changes
-        if change.change == "type changed" and narrowed(change.before, change.after)
-    ]
-    plan.warnings += [
-        f"{plan.subject}: field {renamed} is renamed through its aliases: the registry's check "
-        f"accepts it, but a reader still on the old schema finds no field of the old name in "
-        f"new records and reads its default, silently. Prefer a new field beside the old one"
-        for renamed in renamed_by_alias(local.schema_json, plan.schema_changes)
-    ]
+    plan.warnings += accepted_but_silent(plan.subject, plan.schema_changes, local.schema_json)
     against = None if level.endswith("_TRANSITIVE") else "latest"
     messages = registry.check_compatibility(plan.subject, local.schema_text, version=against)
     verdict = consumer_verdict(registry, product, local.schema_text)

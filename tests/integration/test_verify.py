@@ -69,6 +69,16 @@ def counts(report: str) -> list[tuple[int, int]]:
     return [(int(expected), int(got)) for expected, got in found]
 
 
+def assert_every_key_equal(report: str) -> None:
+    assert re.search(
+        r"^\d+ keys expected, \d+ in the output: every key's final record equals the "
+        r"recomputation$",
+        report,
+        re.MULTILINE,
+    ), report
+    assert "PASSED (seed 11)" in report
+
+
 def test_a_correct_processor_passes_through_kills_and_a_rebalance(
     capsys: pytest.CaptureFixture[str], work_dir: Path
 ) -> None:
@@ -81,13 +91,7 @@ def test_a_correct_processor_passes_through_kills_and_a_rebalance(
     # each kill says how much the restart reads again
     replays = re.findall(r"^  (\d+) internal records not committed at the kill", report, re.M)
     assert len(replays) == 2, report
-    assert re.search(
-        r"^\d+ keys expected, \d+ in the output: every key's final record equals the "
-        r"recomputation$",
-        report,
-        re.MULTILINE,
-    ), report
-    assert "PASSED (seed 11)" in report
+    assert_every_key_equal(report)
 
 
 @pytest.mark.parametrize(
@@ -105,13 +109,7 @@ def test_the_sample_joins_pass_through_kills_and_a_rebalance(
     )
     assert status == 0, report
     assert "kill 1: worker-2 joined during the batch (rebalance); SIGKILL worker-1" in report
-    assert re.search(
-        r"^\d+ keys expected, \d+ in the output: every key's final record equals the "
-        r"recomputation$",
-        report,
-        re.MULTILINE,
-    ), report
-    assert "PASSED (seed 11)" in report
+    assert_every_key_equal(report)
 
 
 def test_a_processor_without_dedup_passes_through_kills(
