@@ -89,20 +89,32 @@ class LintReport:
 
 
 def _file_violation(
-    name: str, message: str, file: str, line: int | None, **extra: Any
+    name: str, message: str, file: str, line: int | None, *, fix: str | None = None, **extra: Any
 ) -> Violation:
-    """A problem found while loading a file: always an error, since nothing can be checked."""
+    """A problem found while loading a file: always an error, since nothing can be checked.
+    ``fix`` says what to do about this problem, where the policy's says it in general."""
     policy = BUILTIN_POLICIES[name]
     return Violation(
         policy=name,
         severity=Severity.ERROR,
         message=message,
         why=policy.why,
-        fix=policy.fix,
+        fix=fix or policy.fix,
         file=file,
         line=line,
         **extra,
     )
+
+
+#: What to do about each way a schema file cannot be read (h44: every one got the policy's
+#: "point the descriptor at an existing .avsc", also for a file that exists).
+_FIX_SIZE = "Make the schema smaller (fewer fields, shorter docs), or split the record."
+_FIX_DEPTH = "Nest records less deeply (at most 128 levels)."
+_FIX_JSON = "Correct the JSON at the line shown (a comma, a quote or a bracket, usually)."
+_FIX_FINITE = "Write a finite number: JSON has no NaN or Infinity."
+_FIX_RECORD = 'Make the top-level schema an Avro record: {"type": "record", "name": ..., ...}.'
+_FIX_AVRO = "Correct the schema at the line shown, as the message says."
+_FIX_UTF8 = "Save the .avsc as UTF-8."
 
 
 @dataclass
@@ -188,6 +200,7 @@ def _load_schema(root: Path, loaded: _Loaded) -> None:
                 f"cannot read schema {product.schema_file!r}: {reason}",
                 where.display,
                 where.line(("schema",)),
+                fix=_FIX_UTF8 if isinstance(exc, UnicodeDecodeError) else None,
                 field="schema",
                 product=product.name,
             )
@@ -198,7 +211,9 @@ def _load_schema(root: Path, loaded: _Loaded) -> None:
     if too_big is not None:  # before reading it as JSON: 50 MB took a minute and a GB
         problem = f"not a valid Avro schema: {too_big}"
         loaded.problems.append(
-            _file_violation("schema-valid", problem, display, 1, product=product.name)
+            _file_violation(
+                "schema-valid", problem, display, 1, fix=_FIX_SIZE, product=product.name
+            )
         )
         return
     try:
@@ -206,7 +221,12 @@ def _load_schema(root: Path, loaded: _Loaded) -> None:
     except RecursionError:
         loaded.problems.append(
             _file_violation(
-                "schema-valid", "nested too deeply to read", display, None, product=product.name
+                "schema-valid",
+                "nested too deeply to read",
+                display,
+                None,
+                fix=_FIX_DEPTH,
+                product=product.name,
             )
         )
         return
@@ -217,6 +237,7 @@ def _load_schema(root: Path, loaded: _Loaded) -> None:
                 f"not valid JSON: {exc.msg}",
                 display,
                 exc.lineno,
+                fix=_FIX_JSON,
                 product=product.name,
             )
         )
@@ -228,6 +249,7 @@ def _load_schema(root: Path, loaded: _Loaded) -> None:
                 f"not a valid Avro schema: {exc.located}",
                 display,
                 _Document(display, locate.compose(text)).line(exc.loc) or 1,
+                fix=_FIX_FINITE,
                 product=product.name,
             )
         )
@@ -239,6 +261,7 @@ def _load_schema(root: Path, loaded: _Loaded) -> None:
                 "the schema of a product must be an Avro record",
                 display,
                 1,
+                fix=_FIX_RECORD,
                 product=product.name,
             )
         )
@@ -258,6 +281,7 @@ def _load_schema(root: Path, loaded: _Loaded) -> None:
                 f"not a valid Avro schema: {reason}",
                 display,
                 line,
+                fix=_FIX_SIZE if "more than" in reason and "fields" in reason else _FIX_AVRO,
                 product=product.name,
             )
         )
@@ -265,7 +289,12 @@ def _load_schema(root: Path, loaded: _Loaded) -> None:
     except Exception as exc:  # fastavro raises several unrelated types for bad schemas
         loaded.problems.append(
             _file_violation(
-                "schema-valid", f"not a valid Avro schema: {exc}", display, 1, product=product.name
+                "schema-valid",
+                f"not a valid Avro schema: {exc}",
+                display,
+                1,
+                fix=_FIX_AVRO,
+                product=product.name,
             )
         )
         return

@@ -151,6 +151,41 @@ def test_a_schema_over_the_size_limit_is_refused_before_it_is_read_as_json(
     ]
 
 
+@pytest.mark.parametrize(
+    ("damage", "fix"),
+    [
+        (lambda text: text.replace('",', '"', 1), "Correct the JSON at the line shown"),
+        (lambda text: text + " " * 1_100_000, "Make the schema smaller"),
+        (lambda _text: '{"type": "string"}', "Make the top-level schema an Avro record"),
+        (
+            lambda _text: (
+                '{"type": "record", "name": "R", "fields": [{"name": "a", "type": "nope"}]}'
+            ),
+            "Correct the schema at the line shown",
+        ),
+    ],
+)
+def test_each_unreadable_schema_gets_a_fix_of_its_own(
+    mesh_tree: Callable[[str], Path], damage: Callable[[str], str], fix: str
+) -> None:
+    """Every problem of a schema file ended "fix: Point the descriptor's schema at an existing
+    .avsc", also a file that exists and is too big or has a syntax error (h44)."""
+    root = mesh_tree("good")
+    schema = root / SHOP_SCHEMA
+    schema.write_text(damage(schema.read_text()))
+    [found] = [v for v in lint_repository(root).violations if v.policy == "schema-valid"]
+    assert found.fix.startswith(fix), found.fix
+
+
+def test_a_schema_that_is_not_utf8_is_told_to_be_saved_as_utf8(
+    mesh_tree: Callable[[str], Path],
+) -> None:
+    root = mesh_tree("good")
+    (root / SHOP_SCHEMA).write_bytes((root / SHOP_SCHEMA).read_bytes() + b"\xff\xfe")
+    [found] = [v for v in lint_repository(root).violations if v.policy == "schema-valid"]
+    assert found.fix == "Save the .avsc as UTF-8."
+
+
 # -- a product described twice; readers naming the platform's users ---------------------------
 
 

@@ -459,6 +459,12 @@ def test_the_good_tree_is_clean(mesh_tree: Callable[[str], Path]) -> None:
     assert report.products == 3
 
 
+FILE_FIXES = {
+    "schema-broken-json": "Correct the JSON at the line shown (a comma, a quote or a bracket, "
+    "usually)."
+}
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_fixture_yields_exactly_its_violation(
     case: str, mesh_tree: Callable[[str], Path]
@@ -470,7 +476,9 @@ def test_bad_fixture_yields_exactly_its_violation(
     violation = report.violations[0]
     policy = BUILTIN_POLICIES[violation.policy]
     assert violation.severity is policy.severity
-    assert (violation.why, violation.fix) == (policy.why, policy.fix)
+    assert violation.why == policy.why
+    # a file that cannot be read gets a fix for what is wrong with it (h44), others the policy's
+    assert violation.fix == (FILE_FIXES.get(case) or policy.fix)
     assert (report.errors, report.warnings) == (
         (1, 0) if policy.severity is Severity.ERROR else (0, 1)
     )
