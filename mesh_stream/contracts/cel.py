@@ -263,18 +263,38 @@ _HAS_FIELD = re.compile(r"\bhas\s*\(\s*message(?:\s*\.\s*\w+)+\s*\)")
 _FIELD_PATH = re.compile(r"\bmessage((?:\s*\.\s*[A-Za-z_][A-Za-z0-9_]*\b(?!\s*\())+)")
 
 
+# a comprehension or binding that names its variable `message`: past it, `message.x` is no
+# longer the record's field, so what the expression reads cannot be told by its text
+_REBINDS_MESSAGE = re.compile(
+    r"\b(?:all|exists|exists_one|map|filter)\s*\(\s*message\s*,|\bbind\s*\(\s*message\s*,"
+)
+
+
 def field_paths_named(expr: str) -> list[tuple[str, ...]]:
-    """The field paths ``expr`` reads as ``message.<field>[.<field>...]``, in order, leaving
-    out those it only tests with ``has()`` (strings and comments aside): ``message.lines[0]``
-    reads ``("lines",)``, ``message.name.size()`` reads ``("name",)``."""
-    code = _HAS_FIELD.sub(" ", _LITERALS.sub(" ", expr))
+    """The field paths ``expr`` reads as ``message.<field>[.<field>...]``, in order (strings
+    and comments aside): ``message.lines[0]`` reads ``("lines",)``, ``message.name.size()``
+    reads ``("name",)``. A path the expression tests with ``has()`` is left out, and so is
+    what it reads below one (``!has(message.note) || size(message.note) < 9`` reads nothing
+    that must exist); an expression that rebinds ``message`` names none (h46)."""
+    text = _LITERALS.sub(" ", expr)
+    if _REBINDS_MESSAGE.search(text):
+        return []
+    tested = {
+        tuple(part.strip() for part in match.group(0).split("(", 1)[1].rstrip(") ").split(".")[1:])
+        for match in _HAS_FIELD.finditer(text)
+    }
+    code = _HAS_FIELD.sub(" ", text)
     paths = (
         tuple(part.strip() for part in match.group(1).split(".")[1:])
         for match in _FIELD_PATH.finditer(code)
         # `l.message.code` selects from another value (a comprehension's variable)
         if not code[: match.start()].rstrip().endswith(".")
     )
-    return list(dict.fromkeys(paths))
+    return [
+        path
+        for path in dict.fromkeys(paths)
+        if not any(path[: len(guard)] == guard for guard in tested)
+    ]
 
 
 def _fields_read(expressions: Sequence[str]) -> frozenset[str] | None:

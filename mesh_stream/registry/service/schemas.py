@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
-from mesh_stream.contracts.cel import field_paths_named
+from mesh_stream.contracts.cel import field_paths_named, syntax_problem
 from mesh_stream.descriptor import Compatibility
 from mesh_stream.errors import (
     IncompatibleSchemaError,
@@ -211,17 +211,29 @@ _PRODUCT_SUBJECT = re.compile(r"(.+)\.v([1-9][0-9]*)-value")
 
 
 def _refuse_rules_on_absent_fields(rule_set: Mapping[str, Any] | None, schema: AvroSchema) -> None:
-    """A 422 when a CEL condition the version would carry reads ``message.<field>`` that no
-    record of ``schema`` has: it fails every record, refused or dead-lettered at publish time
-    however good (h44: a ruleSet inherited from the previous version kept a rule on a field
-    the new schema dropped). ``mesh lint`` refuses the same in a descriptor's ``rules``."""
+    """A 422 when a CEL rule a new version would carry (sent or inherited) does not parse,
+    or a CEL condition reads ``message.<field>`` that no record of ``schema`` has: either
+    fails every record, refused or dead-lettered at publish time however good (h44: a ruleSet
+    inherited from the previous version kept a rule on a field the new schema dropped).
+    ``mesh lint`` refuses the same in a descriptor's ``rules``. Only new versions are judged:
+    a lookup, a re-registration of a stored version and an import take what is stored (h46);
+    syntax this parser lacks (CEL's optional ``.?``) is not held against a rule."""
     document = schema.to_json()
     if not rule_set or not isinstance(document, Mapping):
         return
     for index, rule in enumerate(rule_set.get("domainRules") or ()):
-        if rule.get("type") != "CEL" or rule.get("kind") != "CONDITION" or rule.get("disabled"):
+        if rule.get("type") != "CEL" or rule.get("disabled"):
             continue
-        for path in field_paths_named(str(rule.get("expr") or "")):
+        expr = str(rule.get("expr") or "")
+        problem = syntax_problem(expr) if expr.strip() else None
+        if problem is not None and "unsupported syntax" not in problem:
+            raise InvalidSchemaError(
+                f"Invalid ruleSet: ruleSet.domainRules[{index}].expr is not CEL: {problem}; "
+                f"send an expression that parses"
+            )
+        if rule.get("kind") != "CONDITION":
+            continue
+        for path in field_paths_named(expr):
             problem = selection_problem(document, path)
             if problem is not None:
                 raise InvalidSchemaError(
