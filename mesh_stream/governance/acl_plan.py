@@ -201,6 +201,11 @@ class _Builder:
             self.acls.add(Acl(who, resource, pattern, name, operation))
 
 
+def _at_major(product: DataProduct, major: int) -> DataProduct:
+    """``product`` as of an earlier ``major`` (its topic names)."""
+    return product.model_copy(update={"version": major})
+
+
 def plan_acls(
     products: Sequence[DataProduct],
     *,
@@ -267,8 +272,13 @@ def plan_acls(
             principals.add(who)
             if reader not in all_domains:
                 outside.add(who)
-            build.grant(who, Resource.TOPIC, Pattern.LITERAL, product.topic, _READ_OPS)
-            build.grant(who, Resource.TOPIC, Pattern.LITERAL, product.dlq_topic, _DLQ_OPS)
+            # every major up to the current one: readers drain an earlier major as they move,
+            # and a processor may be held at one (`Input(..., major=1)`; h46: apply took the
+            # grant on the earlier major away from it)
+            for major in range(1, product.version + 1):
+                held = product if major == product.version else _at_major(product, major)
+                build.grant(who, Resource.TOPIC, Pattern.LITERAL, held.topic, _READ_OPS)
+                build.grant(who, Resource.TOPIC, Pattern.LITERAL, held.dlq_topic, _DLQ_OPS)
         warnings += _unknown_readers(product, all_domains)
         for name in product.inputs:
             source = by_name.get(name)

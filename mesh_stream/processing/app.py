@@ -46,7 +46,7 @@ from mesh_stream.errors import (
 )
 from mesh_stream.health import NEWEST_INPUT_HEADER
 from mesh_stream.kafka import topics
-from mesh_stream.kafka.clients import probe
+from mesh_stream.kafka.clients import make_admin, probe
 from mesh_stream.kafka.connection import KafkaConnection, unseen_hint
 from mesh_stream.processing import faust_seams
 from mesh_stream.processing.codec import FramedAvroDecoder, FramedAvroEncoder
@@ -185,6 +185,11 @@ def prepare(
         absent = absent_topics(conn, inputs)
         if absent:
             raise ConfigurationError(_absent_inputs_message(absent, output, conn))
+        if majors:  # an earlier major's topic may have other partitions than the current's
+            inputs = tuple(
+                _as_on_cluster(conn, product) if product.name in majors else product
+                for product in inputs
+            )
         ensure_topics(conn, (output,))
         try:  # where undecodable input records go: their owners' to create
             ensure_dlq_topics(conn, inputs, every=True)
@@ -198,6 +203,18 @@ def prepare(
         if processor is not None:  # the registry then protects what the processor reads
             group = sources_group(processor_app_id(output.name))
             for declared in processor.inputs:
+                if declared.major is not None:
+                    # the registry checks a group's `reads` against the product's current
+                    # major; one held at an earlier major may read fields the current one
+                    # dropped (h46: refused, with advice that did not apply)
+                    log.info(
+                        "%s: input %s is held at major %d; its re-key group is not registered "
+                        "as a reader (the registry protects the current major's fields)",
+                        output.name,
+                        declared.product,
+                        declared.major,
+                    )
+                    continue
                 register_reader(
                     registry,
                     declared.product,
@@ -208,6 +225,16 @@ def prepare(
     spec = ProcessorSpec(output, inputs, schema_id, settings, output_schema, input_schemas)
     spec.__dict__["connection"] = conn  # the cached_property's value: built once
     return spec
+
+
+def _as_on_cluster(conn: KafkaConnection, product: DataProduct) -> DataProduct:
+    """An input held at an earlier major with that major's topic's partition count: its
+    descriptor is the current major's, whose count may differ, and the window clock waits
+    for every input partition (h46: windows never forgotten, or forgotten early)."""
+    state = topics.describe_topic(make_admin(conn, {"log_level": 0}), conn, product.topic)
+    if state is None or state.partitions == product.partitions:
+        return product
+    return product.model_copy(update={"partitions": state.partitions})
 
 
 def _absent_inputs_message(

@@ -94,6 +94,18 @@ def test_a_reader_only_domain_reads_every_non_pii_product_and_no_pii_one() -> No
     assert of(plan.acls, "User:audit") == expected
 
 
+def test_a_reader_keeps_every_earlier_major_of_a_product() -> None:
+    """A reader drains major 1 as it moves, and a processor may be held at it
+    (`Input(..., major=1)`); the grants were on the current major only, so apply took them
+    away (h46)."""
+    moved = product("shop.order", version=3)
+    plan = plan_acls([moved], domains=["audit"])
+    expected = domain_basics("audit") | {
+        acl for major in (1, 2, 3) for acl in reads("User:audit", f"shop.order.v{major}")
+    }
+    assert of(plan.acls, "User:audit") == expected
+
+
 def test_a_pii_product_is_read_by_its_owner_and_the_named_readers_only() -> None:
     plan = plan_acls(MESH, domains=["audit"])
     readers = {

@@ -28,6 +28,7 @@ from mesh_stream.errors import (
     ProductNotFoundError,
     SubjectNotFoundError,
 )
+from mesh_stream.kafka.topics import TopicState
 from mesh_stream.processing import app as processing_app
 from mesh_stream.project import MeshProject, load_project
 from mesh_stream.registration import registered_inputs
@@ -330,10 +331,20 @@ def pinned(major: object) -> Any:
 
 
 def prepare_without_kafka(
-    monkeypatch: pytest.MonkeyPatch, project: MeshProject, registry: RegistryClient, processor: Any
+    monkeypatch: pytest.MonkeyPatch,
+    project: MeshProject,
+    registry: RegistryClient,
+    processor: Any,
+    partitions_on_cluster: int = 3,
 ) -> Any:
     for name in ("probe", "ensure_topics"):
         monkeypatch.setattr(processing_app, name, lambda *_args, **_kwargs: None)
+    monkeypatch.setattr(processing_app, "make_admin", lambda *_args, **_kwargs: None)
+    monkeypatch.setattr(
+        processing_app.topics,
+        "describe_topic",
+        lambda _admin, _conn, name: TopicState(name, partitions_on_cluster, frozenset({1})),
+    )
     monkeypatch.setattr(processing_app, "absent_topics", lambda _conn, _products: [])
     monkeypatch.setattr(processing_app, "ensure_dlq_topics", lambda *_args, **_kwargs: None)
     return processing_app.prepare(
@@ -346,6 +357,7 @@ def test_an_input_read_at_an_earlier_major_keeps_its_topic_and_schema(
     analytics: RegistryClient,
     project: MeshProject,
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A new major that drops a field the processor reads stops it at its current major; held
     at major 1, it reads the v1 topic with the v1 subject's latest schema."""
@@ -354,11 +366,27 @@ def test_an_input_read_at_an_earlier_major_keeps_its_topic_and_schema(
     with pytest.raises(ConfigurationError, match="reads field 'region'"):
         prepare_without_kafka(monkeypatch, project, analytics, revenue.PROCESSOR)
 
+    caplog.set_level(logging.INFO)
     spec = prepare_without_kafka(monkeypatch, project, analytics, pinned(1))
 
     assert [product.topic for product in spec.inputs] == ["orders.order-placed.v1"]
     assert spec.inputs[0] == first
+    # the v1 topic's partitions, not the current major's (h46: the window clock waited for
+    # partitions v1 does not have)
+    assert first.partitions != 6
+    spec = prepare_without_kafka(
+        monkeypatch, project, analytics, pinned(1), partitions_on_cluster=6
+    )
+    assert spec.inputs[0].partitions == 6
     assert spec.input_schemas == {INPUT: analytics.get_latest(first.value_subject).schema}
+    # not registered as a reader: the registry would check `reads` (region) against v2 and
+    # refuse, with a warning whose advice does not apply
+    said = [r.getMessage() for r in caplog.records if r.name == processing_app.__name__]
+    assert (
+        f"{OUTPUT}: input {INPUT} is held at major 1; its re-key group is not registered as a "
+        f"reader (the registry protects the current major's fields)"
+    ) in said
+    assert not [r for r in caplog.records if "is not registered on product" in r.getMessage()]
 
 
 def test_an_input_major_that_is_not_there_is_named(
