@@ -22,6 +22,7 @@ import contextlib
 import logging
 import operator
 import threading
+import time
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -213,6 +214,8 @@ class DeliveredRecord:
     timestamp_ms: int
 
 
+#: How long what the cluster said of a topic's in-sync replicas is reused by a publisher.
+_DIAGNOSIS_KEPT_S = 10.0
 #: librdkafka's words for NOT_ENOUGH_REPLICAS, should a record fail with it rather than
 #: time out retrying it.
 _TOO_FEW_IN_SYNC = KafkaError(KafkaError.NOT_ENOUGH_REPLICAS).str()
@@ -446,6 +449,8 @@ class ProductPublisher:
         registered: RegisteredSchema | None = None,
     ) -> None:
         self.connection = resolve_connection(connection, bootstrap_servers)
+        #: (when, what) the cluster last said of the topic's in-sync replicas.
+        self._diagnosis: tuple[float, str | None] | None = None
         self.product = product
         self.topic = product.topic
         self.registry = registry
@@ -985,9 +990,19 @@ class ProductPublisher:
 
     def _refused_for_replicas(self, timeout: float) -> str | None:
         """What the cluster says of the topic's in-sync replicas, asked for at most as long
-        as the caller was ready to wait (1-5 s): an unreachable cluster says nothing."""
-        wait = min(5.0, max(1.0, timeout))
-        return topics.writes_refused_for_replicas(self.connection, self.topic, timeout=wait)
+        as the caller was ready to wait (up to 5 s): an unreachable cluster says nothing. A
+        caller that waits under a second (``flush(0)`` in a loop) is not kept waiting for it,
+        and an answer is reused for ``_DIAGNOSIS_KEPT_S`` (h46: an admin client per call)."""
+        if timeout < 1.0:
+            return None
+        now = time.monotonic()
+        kept = self._diagnosis
+        if kept is not None and now - kept[0] < _DIAGNOSIS_KEPT_S:
+            return kept[1]
+        wait = min(5.0, timeout)
+        said = topics.writes_refused_for_replicas(self.connection, self.topic, timeout=wait)
+        self._diagnosis = (time.monotonic(), said)
+        return said
 
     def _flush(self, timeout: float) -> None:
         self._producer.flush(timeout)

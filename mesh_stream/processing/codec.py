@@ -139,10 +139,10 @@ class FramedAvroDecoder:
             except ValueError:
                 document = text  # not JSON: parse_schema below names the problem
             stripped = without_plain_logical_types(document)
-            try:
-                parsed = parse_schema(stripped, source=f"writer schema id {schema_id}")
-            except SchemaError as exc:  # the registry's answer will not change: undecodable
-                raise DeserializationError(str(exc)) from exc
+            # a SchemaError stops the worker rather than dead-lettering every record of the
+            # id: a reader that cannot parse it (a schema with references, say) may be the
+            # one to change (h46), and nothing is committed past the record meanwhile
+            parsed = parse_schema(stripped, source=f"writer schema id {schema_id}")
             reader = (parsed, _has_logical_type(stripped, NEEDS_PLAIN))
             self._schemas[schema_id] = reader
         return reader

@@ -37,7 +37,6 @@ from mesh_stream.kafka.clients import (
     LIBRDKAFKA_MESSAGE_MAX_BYTES,
     NO_LOSS_PRODUCER_CONFIG,
     RECORD_OVERHEAD_BYTES,
-    UNANSWERED_CODES,
     batches_within,
     make_admin,
     make_producer,
@@ -172,13 +171,15 @@ class OutputProducer:
 
     def _delivered(self, error: KafkaError | None, message: Message) -> None:
         if error is not None and self.refused is None:
+            # no question to the cluster here: this runs on the worker's event loop (h46);
+            # a flush that times out asks (:meth:`_why_unacknowledged`)
             where = f"{message.topic()}[{message.partition()}]"
-            why = self._why_unacknowledged() if error.code() in UNANSWERED_CODES else ""
-            self._refuse(f"output record to {where} refused: {error.name()} ({error.str()}){why}")
+            self._refuse(f"output record to {where} refused: {error.name()} ({error.str()})")
 
     def _why_unacknowledged(self) -> str:
         """What the cluster says of the output topic's in-sync replicas, when that is why
-        records go unacknowledged (librdkafka retries NOT_ENOUGH_REPLICAS to a timeout)."""
+        records go unacknowledged (librdkafka retries NOT_ENOUGH_REPLICAS to a timeout); asked
+        only by a flush that ran out of time, which stops the worker anyway."""
         if self._topic is None:
             return ""
         cause = writes_refused_for_replicas(self.connection, self._topic)

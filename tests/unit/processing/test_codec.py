@@ -220,19 +220,19 @@ def test_an_unknown_schema_id_is_undecodable_but_an_unavailable_registry_is_not(
 
 
 def test_a_schema_that_does_not_parse_is_named_once_with_where_it_was_met() -> None:
-    """The message said "cannot parse Avro schema: schema: invalid Avro schema: ..."; and a
-    writer schema the registry served that does not parse made a bare SchemaError, where a
-    record that can never be decoded is a dead letter naming where it was read."""
+    """The message said "cannot parse Avro schema: schema: invalid Avro schema: ...". A
+    writer schema the registry served that does not parse stops the worker (a SchemaError
+    naming the id), rather than dead-lettering every record of it (h46)."""
     broken = json.dumps({"type": "record", "name": "R", "fields": [{"name": "a", "type": "nope"}]})
     with pytest.raises(SchemaError) as raised:
         FramedAvroEncoder(broken, 1, where="analytics.revenue-by-region")
     assert str(raised.value).startswith(
         "analytics.revenue-by-region: schema: invalid Avro schema: unknown type 'nope'"
     )
-    with pytest.raises(DeserializationError) as undecodable:
+    with pytest.raises(SchemaError) as unreadable:
         FramedAvroDecoder(lambda _id: broken).decode(
             b"\x00" + struct.pack(">I", 7) + b"\x02", where="orders[1]@5"
         )
-    assert str(undecodable.value).startswith(
-        "orders[1]@5: writer schema id 7: invalid Avro schema: unknown type 'nope'"
+    assert str(unreadable.value).startswith(
+        "writer schema id 7: invalid Avro schema: unknown type 'nope'"
     )
