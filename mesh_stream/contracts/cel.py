@@ -406,10 +406,26 @@ def written_defaults(schema: Mapping[str, Any] | None) -> dict[str, Any]:
     except Exception:  # not a schema the encoder takes either: it says what is wrong
         return {}
     return {
-        str(field["name"]): field["default"]
+        str(field["name"]): _as_written(field["type"], field["default"])
         for field in parsed.get("fields", ())
         if "default" in field
     }
+
+
+def _as_written(kind: Any, default: Any) -> Any:
+    """A default as the encoder writes it: Avro gives a ``bytes`` or ``fixed`` default as a
+    string of code points 0-255, which is those bytes (h46: the rules saw the str)."""
+    if isinstance(kind, list):  # a union's default is of its first branch
+        kind = kind[0] if kind else None
+    name = kind.get("type") if isinstance(kind, Mapping) else kind
+    if name in ("bytes", "fixed") and isinstance(default, str):
+        if isinstance(kind, Mapping) and kind.get("logicalType") == "decimal":
+            return default  # with_logical_defaults made it a Decimal already, or left it
+        try:
+            return default.encode("latin-1")
+        except UnicodeEncodeError:
+            return default
+    return default
 
 
 def _cel_value(value: Any) -> Any:
@@ -582,8 +598,10 @@ class RuleCheck:
                 return True, None
             return bool(self.program.execute(context)), None
         except KeyError as exc:  # the CEL package's words for it: only "'note'"
-            field = exc.args[0] if exc.args else "?"
-            return False, f"the record has no field {field!r}"
+            name = exc.args[0] if exc.args else "?"
+            if self.fields is not None and name in self.fields:
+                return False, f"the record has no field {name!r}"
+            return False, f"no key {name!r} in a map or nested record"
         except Exception as exc:
             return False, " ".join(str(exc).split()) or type(exc).__name__
 

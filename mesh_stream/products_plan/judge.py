@@ -35,9 +35,15 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
             flat.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
         return flat
     if isinstance(value, (list, tuple)) and any(isinstance(item, Mapping) for item in value):
+        named = [item.get("name") for item in value if isinstance(item, Mapping)]
+        by_name = len(named) == len(value) and all(isinstance(n, str) for n in named)
+        by_name = by_name and len(set(named)) == len(named)
         indexed: dict[str, Any] = {}
         for index, item in enumerate(value):
-            indexed.update(_flatten(item, f"{prefix}[{index}]"))
+            # by name when every item has its own (rules): one inserted first is not shown
+            # as every later one changed (h46)
+            label = repr(item["name"]) if by_name else str(index)
+            indexed.update(_flatten(item, f"{prefix}[{label}]"))
         return indexed
     return {prefix: list(value) if isinstance(value, tuple) else value}
 
@@ -199,12 +205,19 @@ _NO_DEFAULT = "(none)"
 
 
 def _defaults(schema: Mapping[str, Any]) -> dict[str, str]:
-    """Per field path, its default as canonical JSON (fields without one left out)."""
+    """Per field path, its default as canonical JSON (fields without one left out); a whole
+    float as the int (``0.0`` and ``0`` are the same default of a double, h46)."""
     return {
-        spot.path: json.dumps(spot.field["default"], sort_keys=True)
+        spot.path: json.dumps(_whole(spot.field["default"]), sort_keys=True)
         for spot in avro_walk.walk(schema)
         if isinstance(spot, avro_walk.FieldSpot) and "default" in spot.field
     }
+
+
+def _whole(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _default_text(value: str) -> str:

@@ -241,8 +241,11 @@ def _ask_registry_to_read(plan: ProductPlan, registry: RegistryClient, text: str
     except (SubjectNotFoundError, RegistryUnavailableError):
         return  # an older registry (40401 for a new subject), or none: apply will say
     except MeshError as exc:
-        if getattr(exc, "status", None) != 422:
-            return  # not about the schema: registering it says what it is, if it matters
+        said = str(getattr(exc, "message", exc))
+        if getattr(exc, "status", None) != 422 or not said.startswith("Invalid schema"):
+            # not about the schema itself (a config's default ruleSet, say, which the
+            # descriptor's rules replace at apply): registering says so, if it matters
+            return
         plan.refusals.append(
             Refusal(
                 policy="schema-valid",

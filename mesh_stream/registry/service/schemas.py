@@ -399,11 +399,17 @@ class SchemaRegistry:
             if major < current
             else ""
         )
+        then = (
+            "The registry cannot tell which major a reader reads, so this waits until the "
+            "product has no readers; retire the major by deleting its topic instead"
+            if earlier
+            else "Change or unregister those readers first"
+        )
         raise ProductInUseError(
             f"{what} of subject '{subject}' cannot be deleted permanently: product {name} is "
             f"read by {', '.join(readers)}, and records on its topic{earlier} written with "
             f"schema id(s) {', '.join(map(str, lost))} would become unreadable to them; a soft "
-            f"delete keeps them readable. Change or unregister those readers first"
+            f"delete keeps them readable. {then}"
         )
 
     def _all_versions(self, subject: str) -> dict[int, SubjectVersion]:

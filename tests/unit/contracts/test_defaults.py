@@ -76,3 +76,26 @@ def test_a_field_without_a_default_left_out_is_named() -> None:
         breach.reason
         == "Rule expr failed: message.order_id != '' (the record has no field 'order_id')"
     )
+
+
+def test_a_bytes_default_is_the_bytes_written_and_a_missing_map_key_is_no_field() -> None:
+    """A bytes default reached the rules as the str of its code points, and a map without
+    the key a rule reads was called a record without that field (h46)."""
+    schema: dict[str, Any] = {
+        "type": "record",
+        "name": "R",
+        "fields": [
+            {"name": "order_id", "type": "string"},
+            {"name": "flag", "type": "bytes", "default": "\u00ff"},
+            {"name": "tags", "type": {"type": "map", "values": "string"}, "default": {}},
+        ],
+    }
+    flagged = engine("message.flag == b'\\xff'", schema=schema)
+    assert flagged.first_breach({"order_id": "o-1"}) is None
+    assert flagged.first_breach({"order_id": "o-1", "flag": b"\xff"}) is None
+    tagged = engine("message.tags['owner'] != ''", schema=schema)
+    breach = tagged.first_breach({"order_id": "o-1"})
+    assert breach is not None
+    assert breach.reason == (
+        "Rule expr failed: message.tags['owner'] != '' (no key 'owner' in a map or nested record)"
+    )

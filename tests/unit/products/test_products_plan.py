@@ -401,12 +401,13 @@ def test_a_changed_rule_is_named_by_its_index_and_field() -> None:
     after = {"rules": [{"name": "has-customer", "expr": "size(message.client_id) > 0",
                         "doc": long_doc}]}  # fmt: skip
     assert [c.describe() for c in descriptor_changes(before, after)] == [
-        "rules[0].expr: size(message.customer_id) > 0 -> size(message.client_id) > 0"
+        "rules['has-customer'].expr: size(message.customer_id) > 0 -> size(message.client_id) > 0"
     ]
-    added = {"rules": [*after["rules"], {"name": "has-lines", "expr": "size(message.l) > 0"}]}
+    # a rule inserted first is the one change shown, not every later rule (h46)
+    added = {"rules": [{"name": "has-lines", "expr": "size(message.l) > 0"}, *after["rules"]]}
     assert [c.describe() for c in descriptor_changes(after, added)] == [
-        "rules[1].expr: null -> size(message.l) > 0",
-        "rules[1].name: null -> has-lines",
+        "rules['has-lines'].expr: null -> size(message.l) > 0",
+        "rules['has-lines'].name: null -> has-lines",
     ]
 
 
@@ -427,6 +428,17 @@ def test_a_changed_default_is_a_schema_change() -> None:
         '~ note: (none) -> default "none"',
         "~ priority: default 0 -> default 5",
     ]
+    same = {
+        "type": "record",
+        "name": "R",
+        "fields": [{"name": "d", "type": "double", "default": 0}],
+    }
+    written_again = {
+        "type": "record",
+        "name": "R",
+        "fields": [{"name": "d", "type": "double", "default": 0.0}],
+    }
+    assert schema_changes(same, written_again) == []  # 0 and 0.0: the same default
 
 
 def test_schema_changes_see_nested_fields_and_type_labels() -> None:
