@@ -210,7 +210,7 @@ class _Prepared(NamedTuple):
 _PRODUCT_SUBJECT = re.compile(r"(.+)\.v([1-9][0-9]*)-value")
 
 
-def _refuse_rules_on_absent_fields(rule_set: Mapping[str, Any] | None, schema: AvroSchema) -> None:
+def _refuse_rules_no_record_passes(rule_set: Mapping[str, Any] | None, schema: AvroSchema) -> None:
     """A 422 when a CEL rule a new version would carry (sent or inherited) does not parse,
     or a CEL condition reads ``message.<field>`` that no record of ``schema`` has: either
     fails every record, refused or dead-lettered at publish time however good (h44: a ruleSet
@@ -841,7 +841,7 @@ class SchemaRegistry:
         previous = self.state.contract(live[-1].schema_id) if live else NO_CONTRACT
         contract = inherit(sent_metadata, sent_rules, previous, resolved)
         contract = with_config(contract, self.config_parts_for(subject))
-        _refuse_rules_on_absent_fields(contract.rule_set, candidate)  # as registering would
+        _refuse_rules_no_record_passes(contract.rule_set, candidate)  # as registering would
         level = self.effective_level(subject)
         if version is None:
             against = [(v.version, self.parsed(v.schema_id)) for v in self._live(subject)]
@@ -963,7 +963,7 @@ class SchemaRegistry:
         if self.gate is not None:
             self.gate(subject, parsed)
         if check_rules:
-            _refuse_rules_on_absent_fields(contract.rule_set, parsed)
+            _refuse_rules_no_record_passes(contract.rule_set, parsed)
         records: list[Record] = []
         if schema_id not in self.state.schemas:
             records.append(Record(("schema", schema_id), {"schema": text, **contract.to_record()}))
