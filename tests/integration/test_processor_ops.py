@@ -99,6 +99,7 @@ def test_a_worker_serves_its_counts_health_and_json_logs(
         worker.terminate()
         worker.wait(60)
     lines = _json_lines(log)
-    dead_lettered = [r for r in lines if "sent to" in r["message"] and r["level"] == "ERROR"]
+    # a record set aside is a warning: the worker goes on as designed (h45)
+    dead_lettered = [r for r in lines if "sent to" in r["message"] and r["level"] == "WARNING"]
     assert len(dead_lettered) == POISON, log.read_text(errors="replace")[-3000:]
     assert all({"ts", "level", "logger", "message"} <= set(r) for r in lines)
