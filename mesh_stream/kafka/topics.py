@@ -27,7 +27,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -468,24 +468,42 @@ def writes_refused_for_replicas(
     if required is None or not str(required.value).isdigit():
         return None
     needed = int(str(required.value))
-    short = {  # Kafka holds a partition to at most as many replicas as it has
-        number: partition
-        for number, partition in sorted(described.partitions.items())
-        if len(partition.isrs) < min(needed, len(partition.replicas))
+    found = {number: (list(p.replicas), list(p.isrs)) for number, p in described.partitions.items()}
+    return too_few_in_sync(topic, needed, found)
+
+
+def too_few_in_sync(
+    topic: str, needed: int, partitions: Mapping[int, tuple[Sequence[int], Sequence[int]]]
+) -> str | None:
+    """What :func:`writes_refused_for_replicas` says of ``topic`` whose partitions have
+    these (replicas, in-sync replicas), its ``min.insync.replicas`` being ``needed``. Kafka 4
+    holds a partition to at most as many replicas as it has; earlier brokers refuse every
+    write when the setting is above the replica count, which is said as such (h46)."""
+    short = {
+        number: (replicas, isrs)
+        for number, (replicas, isrs) in sorted(partitions.items())
+        if len(isrs) < min(needed, len(replicas))
     }
-    if not short:
-        return None
-    numbers = ", ".join(str(number) for number in short)
-    lagging = sorted(
-        {broker for p in short.values() for broker in p.replicas if broker not in p.isrs}
-    )
-    in_sync = "/".join(str(count) for count in sorted({len(p.isrs) for p in short.values()}))
-    return (
-        f"partition(s) {numbers} of topic {topic} have {in_sync} replica(s) in sync, fewer "
-        f"than its min.insync.replicas {needed}, so Kafka refuses every acks=all write to "
-        f"them (NOT_ENOUGH_REPLICAS) until broker(s) {', '.join(map(str, lagging))} are "
-        f"back in sync"
-    )
+    if short:
+        numbers = ", ".join(str(number) for number in short)
+        lagging = sorted(
+            {b for replicas, isrs in short.values() for b in replicas if b not in isrs}
+        )
+        in_sync = "/".join(str(n) for n in sorted({len(isrs) for _, isrs in short.values()}))
+        return (
+            f"partition(s) {numbers} of topic {topic} have {in_sync} replica(s) in sync, fewer "
+            f"than its min.insync.replicas {needed}, so Kafka refuses every acks=all write to "
+            f"them (NOT_ENOUGH_REPLICAS) until broker(s) {', '.join(map(str, lagging))} are "
+            f"back in sync"
+        )
+    fewest = min((len(replicas) for replicas, _ in partitions.values()), default=needed)
+    if needed > fewest:
+        return (
+            f"topic {topic} has min.insync.replicas {needed}, more than its {fewest} "
+            f"replica(s): brokers before Kafka 4.0 refuse every acks=all write to it "
+            f"(NOT_ENOUGH_REPLICAS); lower it to at most {fewest}"
+        )
+    return None
 
 
 def differences(spec: TopicSpec, state: TopicState) -> list[TopicDifference]:

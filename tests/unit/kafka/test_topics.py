@@ -220,3 +220,32 @@ def test_a_topic_whose_min_insync_equals_its_replicas_is_said_to_stop_on_one_los
     assert one_broker_stops_writes(state(3, "2")) is None
     assert one_broker_stops_writes(state(1, "1")) is None  # one broker: nothing to lose
     assert one_broker_stops_writes(TopicState("t", 3, frozenset({3}), {})) is None
+
+
+def test_too_few_in_sync_names_partitions_brokers_and_the_older_brokers_refusal() -> None:
+    """What the publisher says of a write timed out for its replicas (h46: no unit test,
+    and brokers before Kafka 4 refuse every write when min.insync.replicas is above the
+    replica count, which Kafka 4 caps)."""
+    from mesh_stream.kafka.topics import too_few_in_sync
+
+    healthy = {0: ([1, 2, 3], [1, 2, 3]), 1: ([2, 3, 1], [2, 3, 1])}
+    assert too_few_in_sync("t.v1", 2, healthy) is None
+    one_down = {0: ([1, 2, 3], [1, 2]), 1: ([2, 3, 1], [2, 1]), 2: ([3, 1, 2], [1, 2])}
+    assert too_few_in_sync("t.v1", 2, one_down) is None  # 2 in sync are enough
+    assert too_few_in_sync("t.v1", 3, one_down) == (
+        "partition(s) 0, 1, 2 of topic t.v1 have 2 replica(s) in sync, fewer than its "
+        "min.insync.replicas 3, so Kafka refuses every acks=all write to them "
+        "(NOT_ENOUGH_REPLICAS) until broker(s) 3 are back in sync"
+    )
+    mixed = {0: ([1, 2, 3], [1]), 1: ([2, 3, 1], [2, 3, 1])}
+    assert too_few_in_sync("t.v1", 2, mixed) == (
+        "partition(s) 0 of topic t.v1 have 1 replica(s) in sync, fewer than its "
+        "min.insync.replicas 2, so Kafka refuses every acks=all write to them "
+        "(NOT_ENOUGH_REPLICAS) until broker(s) 2, 3 are back in sync"
+    )
+    single = {0: ([1], [1])}
+    assert too_few_in_sync("t.v1", 2, single) == (
+        "topic t.v1 has min.insync.replicas 2, more than its 1 replica(s): brokers before "
+        "Kafka 4.0 refuse every acks=all write to it (NOT_ENOUGH_REPLICAS); lower it to at "
+        "most 1"
+    )
