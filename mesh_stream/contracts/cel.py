@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from mesh_stream.errors import ConfigurationError
+from mesh_stream.schema.codec import parse_schema, with_logical_defaults
 
 __all__ = [
     "CONFLUENT_ONLY_FUNCTIONS",
@@ -258,7 +259,7 @@ def _parser_complaint(text: str) -> str:
 
 
 # `has(message.a.b)` may name a field that is missing; what it tests is not read.
-_HAS_FIELD = re.compile(r"\bhas\s*\(\s*message(?:\s*\.\s*\w+)+\s*\)")
+_HAS_FIELD = re.compile(r"\bhas\s*\(\s*message((?:\s*\.\s*\w+)+)\s*\)")
 # `message.a.b` as far as it selects fields: a name followed by `(` is a method call.
 _FIELD_PATH = re.compile(r"\bmessage((?:\s*\.\s*[A-Za-z_][A-Za-z0-9_]*\b(?!\s*\())+)")
 
@@ -279,13 +280,10 @@ def field_paths_named(expr: str) -> list[tuple[str, ...]]:
     text = _LITERALS.sub(" ", expr)
     if _REBINDS_MESSAGE.search(text):
         return []
-    tested = {
-        tuple(part.strip() for part in match.group(0).split("(", 1)[1].rstrip(") ").split(".")[1:])
-        for match in _HAS_FIELD.finditer(text)
-    }
+    tested = {_path(match.group(1)) for match in _HAS_FIELD.finditer(text)}
     code = _HAS_FIELD.sub(" ", text)
     paths = (
-        tuple(part.strip() for part in match.group(1).split(".")[1:])
+        _path(match.group(1))
         for match in _FIELD_PATH.finditer(code)
         # `l.message.code` selects from another value (a comprehension's variable)
         if not code[: match.start()].rstrip().endswith(".")
@@ -295,6 +293,11 @@ def field_paths_named(expr: str) -> list[tuple[str, ...]]:
         for path in dict.fromkeys(paths)
         if not any(path[: len(guard)] == guard for guard in tested)
     ]
+
+
+def _path(selections: str) -> tuple[str, ...]:
+    """``("a", "b")`` of ``". a . b"``: the fields a chain of selections names."""
+    return tuple(part.strip() for part in selections.split(".")[1:])
 
 
 def _fields_read(expressions: Sequence[str]) -> frozenset[str] | None:
@@ -399,8 +402,6 @@ def written_defaults(schema: Mapping[str, Any] | None) -> dict[str, Any]:
         isinstance(field, Mapping) and "default" in field for field in fields
     ):
         return {}
-    from mesh_stream.schema.codec import parse_schema, with_logical_defaults
-
     try:
         parsed = with_logical_defaults(parse_schema(dict(schema or {})))
     except Exception:  # not a schema the encoder takes either: it says what is wrong

@@ -27,8 +27,9 @@ ADMIN_PRINCIPAL = "admin"
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Dotted paths to values; a list of objects (the descriptor's ``rules``) by index,
-    ``rules[1].expr``, so a change shows where it is, not two long lists cut alike (h44)."""
+    """Dotted paths to values; a list of objects (the descriptor's ``rules``) item by item,
+    by name when each has its own (``rules['has-lines'].expr``), else by index, so a change
+    shows where it is, not two long lists cut alike (h44)."""
     if isinstance(value, Mapping) and value:
         flat: dict[str, Any] = {}
         for key, item in value.items():
