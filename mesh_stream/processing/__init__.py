@@ -2,7 +2,8 @@
 
 A processor is a module that declares ``PROCESSOR = Processor(...)`` (its output, its
 :class:`Input` products with the fields it reads and how records are keyed, ``apply`` and
-``emit``, an optional :class:`Tumbling` or :class:`Hopping` window and :class:`Dedup`) and
+``emit``, an optional :class:`Tumbling`, :class:`Hopping` or :class:`Session` window (a
+session window with ``merge``) and :class:`Dedup`) and
 calls :func:`run` under ``if __name__ == "__main__":``. The engine
 (:mod:`~mesh_stream.processing.engine`) turns it into a faust worker; faust is imported only
 when :func:`run` is called, so importing this package stays cheap.
@@ -11,7 +12,8 @@ Modules: :mod:`~mesh_stream.processing.spec` (the declaration),
 :mod:`~mesh_stream.processing.reference` (the one-pass recomputation a worker must agree
 with), :mod:`~mesh_stream.processing.engine` (the worker), and the engine's parts:
 :mod:`~mesh_stream.processing.app`, :mod:`~mesh_stream.processing.rekey`,
-:mod:`~mesh_stream.processing.dedup`, :mod:`~mesh_stream.processing.reads`,
+:mod:`~mesh_stream.processing.dedup`, :mod:`~mesh_stream.processing.sessions`,
+:mod:`~mesh_stream.processing.reads`,
 :mod:`~mesh_stream.processing.codec`, :mod:`~mesh_stream.processing.faust_seams`.
 """
 
@@ -26,6 +28,7 @@ from mesh_stream.processing.spec import (
     Hopping,
     Input,
     Processor,
+    Session,
     Tumbling,
     WindowKey,
 )
@@ -33,7 +36,17 @@ from mesh_stream.processing.spec import (
 if TYPE_CHECKING:
     from mesh_stream.processing.app import ProcessorSpec
 
-__all__ = ["Dedup", "Event", "Hopping", "Input", "Processor", "Tumbling", "WindowKey", "run"]
+__all__ = [
+    "Dedup",
+    "Event",
+    "Hopping",
+    "Input",
+    "Processor",
+    "Session",
+    "Tumbling",
+    "WindowKey",
+    "run",
+]
 
 
 def run(

@@ -573,8 +573,9 @@ class KeyedOutput:
         self.key_field = spec.output.key_field
         self.key_text = keys.field_key_text(json.loads(spec.output_schema), self.key_field)
 
-    def publish(self, key: str, record: Mapping[str, Any], newest_input_ms: int) -> None:
-        """Queue the record in the output producer, flushed before offsets are committed.
+    def publish(self, key: str, record: Mapping[str, Any] | None, newest_input_ms: int) -> None:
+        """Queue the record in the output producer, flushed before offsets are committed;
+        None queues a tombstone of ``key`` (a session merged into another).
 
         Its ``mesh.input.newest-ms`` header carries the timestamp of the newest input record
         it reflects, so anyone (the product monitor) can tell the pipeline's end-to-end
@@ -583,7 +584,9 @@ class KeyedOutput:
         product (and its compaction) go by the key.
         """
         key_field = self.key_field
-        if key_field is not None and key_field_differs(key_field, key, record, self.key_text):
+        if record is None:
+            value: bytes | None = None
+        elif key_field is not None and key_field_differs(key_field, key, record, self.key_text):
             value = record[key_field]
             as_key = self.key_text(value) if value is not None else None
             raise ProcessorError(
@@ -591,7 +594,8 @@ class KeyedOutput:
                 f"{shown_key(as_key)}), but the record is published under the processor's key "
                 f"{shown_key(key)}; the two must be equal"
             )
-        value = self.encoder.encode(record)
+        else:
+            value = self.encoder.encode(record)
         stamp = str(newest_input_ms).encode()
         if self.trace is None or not tracing.in_span():
             self.sender.send(self.topic, key.encode(), value, {NEWEST_INPUT_HEADER: stamp})

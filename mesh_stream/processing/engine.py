@@ -109,10 +109,17 @@ from mesh_stream.processing.rekey import (
     Wire,
     records_of,
 )
+from mesh_stream.processing.sessions import (
+    SESSION_SUFFIX,
+    SESSIONS,
+    place,
+    session_state_key,
+)
 from mesh_stream.processing.spec import (
     Event,
     Input,
     Processor,
+    Session,
     WindowKey,
     apply_checked,
     check_key,
@@ -366,7 +373,7 @@ class Aggregation:
         topics: Mapping[str, str],
         states: MutableMapping[str, Any],
         seen_table: MutableMapping[str, Any] | None,
-        publish: Callable[[str, Mapping[str, Any], int], None],
+        publish: Callable[[str, Mapping[str, Any] | None, int], None],
         partition_of: Callable[[str], int] | None = None,
         input_partitions: Mapping[str, int] | None = None,
         app_id: str | None = None,
@@ -433,6 +440,8 @@ class Aggregation:
         if window is not None and partition_of is not None and input_partitions is not None:
             sources = [(t, p) for t, count in input_partitions.items() for p in range(count)]
             self.expiry = WindowExpiry(window, partition_of, sources)
+        #: The Session window, when the processor's window is one.
+        self.sessions = window if isinstance(window, Session) else None
 
     def _fail(
         self,
@@ -487,7 +496,11 @@ class Aggregation:
             function = "event_time"
             event_ms = declared.event_ms(fields, arrival_ms)
             function = "window"
-            windows = list(window.windows(key, event_ms, arrival_ms)) if window else []
+            windows = (
+                list(window.windows(key, event_ms, arrival_ms))
+                if window is not None and not isinstance(window, Session)
+                else []
+            )
         except Exception as exc:
             where = f"{topic}[{partition}]@{offset}"
             not_read = not_read_error(declared, exc) if function == "key" else None
@@ -497,6 +510,12 @@ class Aggregation:
             values = [_finite(value) for value in values]
         if window is None:
             return ((key, [index, partition, offset, arrival_ms, event_ms, values, None, None]),)
+        if isinstance(window, Session):  # the session is found among the key's, by update
+            if not window.on_time(event_ms, arrival_ms):
+                self._left_out_late(f"{topic}[{partition}]@{offset}", event_ms, arrival_ms)
+                return ()
+            wire = [index, partition, offset, arrival_ms, event_ms, values, None, None]
+            return ((session_state_key(key), wire),)
         if not windows:
             self._left_out_late(f"{topic}[{partition}]@{offset}", event_ms, arrival_ms)
             return ()
@@ -512,14 +531,20 @@ class Aggregation:
         if now < self._next_late_warning:
             return
         self._next_late_warning = now + DROP_WARNING_EVERY_S
+        window = self.processor.window
+        closed = (
+            f"gap_ms + grace_ms ({window.gap_ms} + {window.grace_ms}) after it, when a "
+            f"session holding it would have closed"
+            if isinstance(window, Session)
+            else f"after every window holding it closed (grace_ms {getattr(window, 'grace_ms', 0)})"
+        )
         log.warning(
-            "processor %s left out %s: it arrived %d ms after its event time, after every "
-            "window holding it closed (grace_ms %d); %d late event(s) left out since the "
-            "worker started (said at most every %.0f s)",
+            "processor %s left out %s: it arrived %d ms after its event time, %s; %d late "
+            "event(s) left out since the worker started (said at most every %.0f s)",
             self.processor.output,
             where,
             arrival_ms - event_ms,
-            getattr(self.processor.window, "grace_ms", 0),
+            closed,
             self.late,
             DROP_WARNING_EVERY_S,
         )
@@ -692,6 +717,9 @@ class Aggregation:
         whose event is the current one in a worker. Once every key of the batch in that
         partition is updated, :meth:`settle` moves its window clock.
         """
+        if self.sessions is not None:
+            self._update_sessions(self.sessions, kafka_key, envelopes)
+            return
         if self.expiry is not None and not self._within_retention(
             self.expiry, kafka_key, envelopes
         ):
@@ -757,14 +785,164 @@ class Aggregation:
                 unfit = ProcessorError(f"emit returned a record for key {shown}: {exc}")
                 raise self._fail(last.where, unfit) from exc
 
+    def _update_sessions(self, window: Session, state_key: str, envelopes: list[Envelope]) -> None:
+        """:meth:`update` for a Session window: each event (once) joins, starts or merges the
+        key's sessions (:func:`~.sessions.place`) and is applied to its session; every session
+        an event reached is emitted under ``<key>@<start>``, and a tombstone is published for
+        each start no longer a session's (merged, or grown earlier)."""
+        processor, dedup = self.processor, self.processor.dedup
+        key = state_key[: -len(SESSION_SUFFIX)]
+        partition = envelopes[0].partition
+        clock = self._clock_before_batch(partition)
+        stored: dict[str, Any] = dict(self.states.get(state_key) or {})
+        sessions: list[list[Any]] = [list(item) for item in stored.get(SESSIONS) or ()]
+        stored[SESSIONS] = sessions
+        published = {session[0] for session in sessions}
+        key_seen = self.seen.for_key(state_key, stored) if self.seen is not None else None
+        merge = processor.merge
+        assert merge is not None  # the Processor declaration requires it with a Session
+        reached: list[list[Any]] = []
+        changed = False
+        newest_input_ms = 0
+        reflected: list[dict[str, str]] | None = [] if self.trace is not None else None
+        too_old: list[Envelope] = []
+        for envelope in envelopes:
+            if clock is not None and window.too_old(envelope.event_ms, clock):
+                too_old.append(envelope)
+                continue
+            position = (envelope.partition, envelope.offset, envelope.index)
+            if key_seen is not None and dedup is not None:
+                event_id = envelope.fields.get(dedup.field)
+                if event_id is not None and not key_seen.first_delivery(
+                    str(event_id), *position, arrival_ms=envelope.arrival_ms
+                ):
+                    continue
+            newest_input_ms = max(newest_input_ms, envelope.arrival_ms)
+            if reflected is not None:
+                reflected.append(envelope.trace or {})
+            source = (envelope.topic, envelope.source_partition, envelope.source_offset)
+            event_ms = envelope.event_ms
+            if not apply_once(stored, *position, source=source):
+                # applied before a crash: its session is emitted again, as it stands
+                holding = [s for s in sessions if s[0] <= event_ms <= s[1]]
+                reached.extend(holding)
+                continue
+            event = Event(envelope.input, envelope.fields, envelope.arrival_ms, event_ms)
+            function = "merge"
+            try:
+                session = place(window, sessions, event_ms, merge, key)
+                function = "apply"
+                apply_checked(processor.apply, session[2], event)
+            except Exception as exc:
+                declared = processor.input(envelope.input)
+                not_read = not_read_error(declared, exc, "apply") if function == "apply" else None
+                raise self._fail(envelope.where, not_read or exc, None, function) from exc
+            reached.append(session)
+            changed = True
+        if too_old:
+            self._dropped_too_old(state_key, too_old)
+        if key_seen is not None and len(too_old) < len(envelopes):
+            newest = max(envelope.arrival_ms for envelope in envelopes)
+            try:
+                changed = key_seen.store(now_ms=newest) or changed  # seen entries first ...
+            except StateTooLargeError as exc:
+                raise self._fail(envelopes[-1].where, exc) from exc
+        if changed:
+            try:
+                self.states[state_key] = stored  # ... then the state listing them
+            except (TypeError, StateTooLargeError) as exc:
+                raise self._fail(envelopes[-1].where, exc) from exc
+            if self.expiry is not None and sessions:
+                self.expiry.note(partition, state_key, window.forget_at_ms(sessions[0][1]))
+        live = {id(session) for session in sessions}
+        emitted: set[int] = set()
+        for session in reached:
+            if id(session) not in live or id(session) in emitted:
+                continue  # merged into another later in the batch, or emitted already
+            emitted.add(id(session))
+            window_key = WindowKey(key, session[0], session[1])
+            try:
+                record = emit_checked(processor.emit, window_key, session[2])
+            except Exception as exc:
+                raise self._fail(envelopes[-1].where, exc, None, "emit") from exc
+            self._publish(str(window_key), record, newest_input_ms, reflected, envelopes[-1])
+        for start in sorted(published - {session[0] for session in sessions}):
+            self._publish(f"{key}@{start}", None, newest_input_ms, reflected, envelopes[-1])
+
+    def _publish(
+        self,
+        kafka_key: str,
+        record: Mapping[str, Any] | None,
+        newest_input_ms: int,
+        reflected: list[dict[str, str]] | None,
+        last: Envelope,
+    ) -> None:
+        """Publish ``record`` (None: a tombstone) under ``kafka_key``, under the aggregate's
+        span when tracing; what Kafka cannot take of ``emit``'s record stops the worker."""
+        try:
+            if reflected is None or self.trace is None:
+                self.publish(kafka_key, record, newest_input_ms)
+            else:  # under a span, child of the newest input event's, the output's headers
+                with self.trace.processing(reflected):
+                    self.publish(kafka_key, record, newest_input_ms)
+        except (SerializationError, ProcessorError) as exc:  # what emit returned
+            shown = shown_key(kafka_key)
+            unfit = ProcessorError(f"emit returned a record for key {shown}: {exc}")
+            raise self._fail(last.where, unfit) from exc
+
+    def _clock_before_batch(self, partition: int) -> int | None:
+        """``partition``'s window clock as it was before this batch (its saved clock read and
+        the tables' keys scanned first, after an assignment); None without one."""
+        expiry = self.expiry
+        if expiry is None:
+            return None
+        if expiry.needs_restore(partition):
+            expiry.restore(partition, self.states.get(clock_key(partition)))
+        if expiry.needs_scan():
+            self._scan_states(expiry)
+        return expiry.clock(partition)
+
+    def _scan_states(self, expiry: WindowExpiry) -> None:
+        """Note every state key the tables hold (a session key by its oldest session)."""
+        window = self.sessions
+        if window is None:
+            expiry.scan(list(self.states))
+            return
+        timed = []
+        for state_key, stored in list(self.states.items()):
+            if state_key.endswith(SESSION_SUFFIX) and isinstance(stored, dict):
+                sessions = stored.get(SESSIONS)
+                if sessions:
+                    timed.append((window.forget_at_ms(sessions[0][1]), state_key))
+        expiry.scan_timed(timed)
+
+    def _dropped_too_old(self, state_key: str, envelopes: list[Envelope]) -> None:
+        """Events that could only join sessions the clock deleted already are dropped (and
+        counted), said at most every :data:`DROP_WARNING_EVERY_S`."""
+        self.dropped += len(envelopes)
+        now = time.monotonic()
+        if now < self._next_drop_warning:
+            return
+        self._next_drop_warning = now + DROP_WARNING_EVERY_S
+        log.warning(
+            "processor %s dropped %d event(s) of %s, the first at %s: its sessions that "
+            "they could join were deleted retain_ms (%d ms) after they closed, by every input "
+            "partition's newest arrival (%d dropped since the worker started; this is said "
+            "at most every %.0f s)",
+            self.processor.output,
+            len(envelopes),
+            state_key,
+            envelopes[0].where,
+            self.sessions.retain_ms if self.sessions is not None else 0,
+            self.dropped,
+            DROP_WARNING_EVERY_S,
+        )
+
     def _within_retention(self, expiry: WindowExpiry, key: str, envelopes: list[Envelope]) -> bool:
         """False (the envelopes are dropped, with a warning) if ``key``'s window is past its
         retention by the partition's clock as it was before this batch."""
         partition = envelopes[0].partition
-        if expiry.needs_restore(partition):
-            expiry.restore(partition, self.states.get(clock_key(partition)))
-        if expiry.needs_scan():
-            expiry.scan(list(self.states))
+        self._clock_before_batch(partition)
         if expiry.accepts(partition, key):
             return True
         # Its state, if still there, goes with the partition's other due windows (forget_due).
@@ -821,11 +999,35 @@ class Aggregation:
     def forget_due(self, partition: int) -> None:
         """Delete ``partition``'s windows past their retention (in a worker, under one of its
         events), once :meth:`save_clock` wrote the clock that judged them."""
-        if self.expiry is None:
+        expiry = self.expiry
+        if expiry is None:
             return
-        for forgotten in self.expiry.due(partition):
-            self.forget(forgotten)
-            self.forgotten += 1
+        for forgotten in expiry.due(partition):
+            if self.sessions is None:
+                self.forget(forgotten)
+                self.forgotten += 1
+            else:
+                self.forgotten += self._forget_sessions(self.sessions, expiry, partition, forgotten)
+
+    def _forget_sessions(
+        self, window: Session, expiry: WindowExpiry, partition: int, state_key: str
+    ) -> int:
+        """Delete ``state_key``'s sessions past their retention by ``partition``'s clock (the
+        whole key when none is left; else the key is noted again for its oldest one); how
+        many were deleted."""
+        stored = self.states.get(state_key)
+        clock = expiry.clock(partition)
+        if not isinstance(stored, dict) or clock is None:
+            return 0
+        sessions = stored.get(SESSIONS) or []
+        kept = [s for s in sessions if window.forget_at_ms(s[1]) > clock]
+        if not kept:
+            self.forget(state_key)
+            return len(sessions)
+        if len(kept) < len(sessions):
+            self.states[state_key] = {**stored, SESSIONS: kept}
+        expiry.note(partition, state_key, window.forget_at_ms(kept[0][1]))
+        return len(sessions) - len(kept)
 
     def forget(self, key: str) -> None:
         """Delete ``key``'s state and seen entries (the seen entries first: a crash in

@@ -20,6 +20,12 @@ the input partition it comes from already brought, in an earlier re-key batch, a
 stamped ``retain_ms`` past its window's close (record timestamps that far out of order,
 e.g. a backfill mixed into live data), like Kafka Streams' expired-window records.
 
+A session processor's state key holds all of an aggregate key's sessions (``<key>@session``,
+see :mod:`~mesh_stream.processing.sessions`), so its time is in its value: the key is noted
+by its oldest session's :meth:`~mesh_stream.processing.spec.Session.forget_at_ms`, and when
+that comes, the sessions past it are deleted and the key noted again for the oldest left (or
+deleted whole when none is).
+
 A worker knows the keys it updated; the keys its tables hold from before (a restart, a
 partition handed over) are read in one pass over the table at the first batch after each
 assignment.
@@ -115,6 +121,24 @@ class WindowExpiry:
                     known.add(key)
         heapq.heapify(self._unplaced)
         self._scanned = True
+
+    def scan_timed(self, timed: Iterable[tuple[int, str]]) -> None:
+        """Like :meth:`scan`, for state keys whose time is in their value, not their name
+        (a session processor's): ``(forget at, state key)`` pairs."""
+        known = self._known
+        for forget_at, key in timed:
+            if key not in known:
+                self._unplaced.append((forget_at, key))
+                known.add(key)
+        heapq.heapify(self._unplaced)
+        self._scanned = True
+
+    def note(self, partition: int, key: str, forget_at: int) -> None:
+        """Forget ``key`` of ``partition`` once its clock reaches ``forget_at`` (unless it is
+        noted already: a session key, looked at again when due, is noted again then)."""
+        if key not in self._known:
+            heapq.heappush(self._due.setdefault(partition, []), (forget_at, key))
+            self._known.add(key)
 
     def needs_restore(self, partition: int) -> bool:
         """True until :meth:`restore` has started ``partition``'s clock since it was assigned."""
@@ -248,5 +272,4 @@ class WindowExpiry:
             start = window_start(key)
             if start is None:
                 return
-        heapq.heappush(self._due.setdefault(partition, []), (self.window.forget_at_ms(start), key))
-        self._known.add(key)
+        self.note(partition, key, self.window.forget_at_ms(start))

@@ -131,11 +131,11 @@ class ProcessorMetrics:
         return counted
 
     def counted_publish(
-        self, publish: Callable[[str, Mapping[str, Any], int], None]
-    ) -> Callable[[str, Mapping[str, Any], int], None]:
-        """``publish`` that counts each output record."""
+        self, publish: Callable[[str, Mapping[str, Any] | None, int], None]
+    ) -> Callable[[str, Mapping[str, Any] | None, int], None]:
+        """``publish`` that counts each output record (a tombstone too)."""
 
-        def counted(key: str, record: Mapping[str, Any], newest_input_ms: int) -> None:
+        def counted(key: str, record: Mapping[str, Any] | None, newest_input_ms: int) -> None:
             publish(key, record, newest_input_ms)
             self.records_out += 1
 

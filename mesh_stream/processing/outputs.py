@@ -129,11 +129,17 @@ class OutputProducer:
         limit = state.config.get("max.message.bytes", "") if state is not None else ""
         return int(limit) if limit.isdigit() else None
 
-    def send(self, topic: str, key: bytes, value: bytes, headers: Mapping[str, bytes]) -> None:
-        """Hand one record to librdkafka (it is sent at once, from its own thread); a record
-        Kafka could not take is a :class:`ProcessorError` (what ``emit`` returned), before
-        anything is sent."""
-        size = len(key) + len(value) + sum(len(name) + len(data) for name, data in headers.items())
+    def send(
+        self, topic: str, key: bytes, value: bytes | None, headers: Mapping[str, bytes]
+    ) -> None:
+        """Hand one record (``value`` None: a tombstone) to librdkafka (it is sent at once,
+        from its own thread); a record Kafka could not take is a :class:`ProcessorError`
+        (what ``emit`` returned), before anything is sent."""
+        size = (
+            len(key)
+            + len(value or b"")
+            + sum(len(name) + len(data) for name, data in headers.items())
+        )
         if size > self.max_record_bytes:
             raise ProcessorError(
                 f"it takes {size:,} bytes, over the {self.max_record_bytes:,} one record of "

@@ -25,9 +25,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from mesh_stream.errors import ConfigurationError, ProcessorError
+from mesh_stream.processing.sessions import sessionize
 from mesh_stream.processing.spec import (
+    Event,
     Input,
     Processor,
+    Session,
+    WindowKey,
     apply_checked,
     check_key,
     emit_checked,
@@ -94,6 +98,9 @@ def recompute(
     first_arrivals: dict[Any, dict[Any, int]] = {}
     last_of: dict[Any, InputRecord] = {}  # the newest record each state saw, for emit's errors
     dedup = processor.dedup
+    window = processor.window
+    #: For a Session window: each key's accepted events, sessionized once all are read.
+    session_events: dict[str, list[tuple[int, tuple[Event, InputRecord]]]] = {}
     for item in records:
         fields = project_fields(processor, item, defaults)
         declared = processor.input(item.product)
@@ -128,16 +135,42 @@ def recompute(
                             f"still remember it and drop it",
                         )
                     seen[value] = item.arrival_ms
+            if isinstance(window, Session):
+                session_events.setdefault(state_key, []).append((event.event_ms, (event, item)))
+                continue
             with _blamed(processor, "apply", item, processor.input(item.product)):
                 state = states.setdefault(state_key, {})
                 apply_checked(processor.apply, state, event)
                 state_json(str(state_key), state)  # what the engine could not store
             last_of[state_key] = item
+    if isinstance(window, Session):
+        _fold_sessions(processor, window, session_events, states, last_of)
     outputs: dict[str, dict[str, Any]] = {}
     for state_key, state in states.items():
         with _blamed(processor, "emit", last_of[state_key]):
             outputs[str(state_key)] = emit_checked(processor.emit, state_key, state)
     return outputs
+
+
+def _fold_sessions(
+    processor: Processor,
+    window: Session,
+    session_events: Mapping[str, list[tuple[int, tuple[Event, InputRecord]]]],
+    states: dict[Any, dict[str, Any]],
+    last_of: dict[Any, InputRecord],
+) -> None:
+    """Each key's sessions, each folded from nothing with ``apply`` over its events (never
+    ``merge``: a worker's merged states must equal these), into ``states`` by
+    :class:`WindowKey`."""
+    for key, events in session_events.items():
+        for start, end, members in sessionize(window, events):
+            state_key = WindowKey(key, start, end)
+            state = states[state_key] = {}
+            for event, item in members:
+                with _blamed(processor, "apply", item, processor.input(item.product)):
+                    apply_checked(processor.apply, state, event)
+                    state_json(str(state_key), state)
+                last_of[state_key] = item
 
 
 @contextmanager

@@ -33,6 +33,10 @@ What the functions may rely on, and what they must keep:
   keeps each partition's order, nothing more. Keys starting with ``_`` are the engine's.
 * ``emit(key, state)`` returns the output record for ``key``; for a windowed processor
   ``key`` is a :class:`WindowKey` (its ``str`` is the Kafka key, ``<key>@<window start>``).
+* ``merge(into, other)``, for :class:`Session` windows only, folds the state of a session
+  into the state of another (``into``, changed in place) when an event bridges the two. It
+  must leave ``into`` as if it had been given every event of both: ``mesh verify`` compares
+  the merged result with one fold of all the session's events.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ __all__ = [
     "Hopping",
     "Input",
     "Processor",
+    "Session",
     "Tumbling",
     "Window",
     "WindowKey",
@@ -133,7 +138,8 @@ class Input:
 
 @dataclass(frozen=True, slots=True)
 class WindowKey:
-    """The key of one window of one aggregate key."""
+    """The key of one window of one aggregate key. For a :class:`Session`, ``start_ms`` and
+    ``end_ms`` are the event times of its first and last events (both included)."""
 
     key: str
     start_ms: int
@@ -211,7 +217,52 @@ class Hopping:
         return start_ms + self.size_ms + self.grace_ms + self.retain_ms
 
 
-Window = Tumbling | Hopping
+@dataclass(frozen=True)
+class Session:
+    """Event-time sessions: a key's events at most ``gap_ms`` apart in event time share a
+    session, which an event bridging two of them merges into one (``Processor.merge``).
+
+    An event is on time if it reaches Kafka less than ``gap_ms + grace_ms`` after its event
+    time (a session stays open ``gap_ms`` after its last event, plus the grace), else it is
+    left out. As for :class:`Tumbling`, deciding by each record's own times makes the
+    decision the same on a replay as on the first run, so the sessions a worker ends with are
+    those of the accepted events, however they interleaved.
+
+    Each session has its own output record, keyed ``<key>@<session start>``; when a session
+    grows earlier or is merged into an earlier one, the record of its old start is deleted
+    (a tombstone: a record with that key and no value). A session is deleted from the state
+    ``retain_ms`` after no on-time event can reach it any more (``forget_at_ms``); an event
+    arriving that far behind the clock is dropped (see :class:`Tumbling`).
+    """
+
+    gap_ms: int
+    grace_ms: int = 0
+    retain_ms: int = DEFAULT_RETAIN_MS
+
+    def __post_init__(self) -> None:
+        _check_window(self)
+
+    def on_time(self, event_ms: int, arrival_ms: int) -> bool:
+        """Whether an event of time ``event_ms`` arriving at ``arrival_ms`` is taken."""
+        return arrival_ms < event_ms + self.gap_ms + self.grace_ms
+
+    def touches(self, start_ms: int, end_ms: int, event_ms: int) -> bool:
+        """Whether an event at ``event_ms`` joins the session ``[start_ms, end_ms]``."""
+        return start_ms - self.gap_ms <= event_ms <= end_ms + self.gap_ms
+
+    def forget_at_ms(self, end_ms: int) -> int:
+        """The arrival time from which a session ending at ``end_ms`` is deleted: an on-time
+        event joining it is at most ``end_ms + gap_ms``, so it arrives before ``end_ms + 2 *
+        gap_ms + grace_ms``; the session is kept ``retain_ms`` after that."""
+        return end_ms + 2 * self.gap_ms + self.grace_ms + self.retain_ms
+
+    def too_old(self, event_ms: int, clock_ms: int) -> bool:
+        """Whether an event at ``event_ms`` could join a session already deleted by the clock
+        ``clock_ms`` (every session it could join ends at or after ``event_ms - gap_ms``)."""
+        return self.forget_at_ms(event_ms - self.gap_ms) <= clock_ms
+
+
+Window = Tumbling | Hopping | Session
 
 
 #: The most windows one event may fall in (``size_ms / advance_ms``, rounded up, for a
@@ -220,13 +271,14 @@ Window = Tumbling | Hopping
 MAX_WINDOWS_PER_EVENT = 1_000
 
 
-def _check_window(window: Tumbling | Hopping) -> None:
+def _check_window(window: Tumbling | Hopping | Session) -> None:
     """A window's parameters are ints (not bools, floats or strs) in their ranges, and an
     event falls in at most :data:`MAX_WINDOWS_PER_EVENT` of its windows."""
     name = type(window).__name__
-    size_ms = _whole_ms(name, "size_ms", window.size_ms, "> 0")
+    first = "gap_ms" if isinstance(window, Session) else "size_ms"
+    size_ms = _whole_ms(name, first, getattr(window, first), "> 0")
     if size_ms <= 0:
-        raise ConfigurationError(f"{name} size_ms must be > 0, got {size_ms}")
+        raise ConfigurationError(f"{name} {first} must be > 0, got {size_ms}")
     if isinstance(window, Hopping):
         bounds = f"in 1..size_ms ({size_ms})"
         advance_ms = _whole_ms(name, "advance_ms", window.advance_ms, bounds)
@@ -244,7 +296,7 @@ def _check_window(window: Tumbling | Hopping) -> None:
         value = _whole_ms(name, parameter, getattr(window, parameter), ">= 0")
         if value < 0:
             raise ConfigurationError(f"{name} {parameter} must be >= 0, got {value}")
-    for parameter in ("size_ms", "grace_ms", "retain_ms"):
+    for parameter in (first, "grace_ms", "retain_ms"):
         value = getattr(window, parameter)
         if value > MAX_WINDOW_MS:
             raise ConfigurationError(
@@ -412,6 +464,8 @@ class Processor:
     dedup: Dedup | None = None
     #: Free text for `mesh verify` and logs.
     description: str = field(default="")
+    #: ``merge(into, other)``: folds one session's state into another's (Session windows).
+    merge: Callable[[dict[str, Any], Mapping[str, Any]], None] | None = None
 
     def __post_init__(self) -> None:
         _check_output(self.output)
@@ -425,9 +479,22 @@ class Processor:
             raise ConfigurationError(f"{where} input {repeated[0]} is declared twice")
         _check_callable(where, "apply", self.apply, "state", "event")
         _check_callable(where, "emit", self.emit, "key", "state")
-        if self.window is not None and not isinstance(self.window, (Tumbling, Hopping)):
+        if self.window is not None and not isinstance(self.window, (Tumbling, Hopping, Session)):
             raise ConfigurationError(
-                f"{where} window must be Tumbling(...) or Hopping(...), got {_shown(self.window)}"
+                f"{where} window must be Tumbling(...), Hopping(...) or Session(...), got "
+                f"{_shown(self.window)}"
+            )
+        if isinstance(self.window, Session):
+            if self.merge is None:
+                raise ConfigurationError(
+                    f"{where} a Session window needs merge=<function(into, other)>, which "
+                    f"folds one session's state into another's when an event bridges them"
+                )
+            _check_callable(where, "merge", self.merge, "into", "other")
+        elif self.merge is not None:
+            raise ConfigurationError(
+                f"{where} merge is for Session windows only (sessions merge; other windows "
+                f"and keys do not); remove it, or declare window=Session(gap_ms=...)"
             )
         if self.dedup is not None and not isinstance(self.dedup, Dedup):
             raise ConfigurationError(
@@ -462,9 +529,12 @@ class Processor:
 
     def keys(self, event: Event, key: str) -> list[Any]:
         """The state keys ``event`` (keyed ``key`` by its input) is applied to: ``key``
-        itself, or each window of it that accepts the event."""
+        itself, or each window of it that accepts the event (for a :class:`Session`, ``key``
+        if the event is on time: its session depends on the key's other events)."""
         if self.window is None:
             return [key]
+        if isinstance(self.window, Session):  # the session is found among the key's own
+            return [key] if self.window.on_time(event.event_ms, event.arrival_ms) else []
         return list(self.window.windows(key, event.event_ms, event.arrival_ms))
 
 

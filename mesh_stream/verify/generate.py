@@ -19,7 +19,7 @@ from typing import Any
 
 from mesh_stream.errors import ConfigurationError, ProcessorError
 from mesh_stream.processing.reference import InputRecord, project_fields
-from mesh_stream.processing.spec import Processor, check_key, not_read_error
+from mesh_stream.processing.spec import Processor, Session, Window, check_key, not_read_error
 
 __all__ = ["GeneratedInput", "InputStats", "generate_inputs", "keyed_share"]
 
@@ -174,12 +174,24 @@ def _fields(schema: Mapping[str, Any]) -> dict[str, Any]:
     return {item["name"]: item["type"] for item in schema.get("fields", [])}
 
 
-def _windows_span(processor: Processor) -> tuple[int, int, int]:
-    """(span of event times, window size, grace) in ms."""
+def _windows_span(processor: Processor) -> int:
+    """The span of event times, in ms: many windows, or for sessions forty gaps, so a key
+    holding a few dozen events has several sessions that late events bridge."""
     window = processor.window
     if window is None:
-        return 10 * 60_000, 0, 0
-    return max(20 * window.advance_ms, window.size_ms * 4), window.size_ms, window.grace_ms
+        return 10 * 60_000
+    if isinstance(window, Session):
+        return 40 * window.gap_ms
+    return max(20 * window.advance_ms, window.size_ms * 4)
+
+
+def _closes(window: Window, event_ms: int) -> tuple[int, int]:
+    """When an event at ``event_ms`` stops being on time (arrival ms), and how far past that
+    a too-late copy of it may arrive."""
+    if isinstance(window, Session):
+        return event_ms + window.gap_ms + window.grace_ms, window.gap_ms
+    size_ms = window.size_ms
+    return event_ms - event_ms % size_ms + size_ms + window.grace_ms, size_ms
 
 
 def generate_inputs(
@@ -196,7 +208,8 @@ def generate_inputs(
         raise ConfigurationError(f"--records must be at least 1, got {records}")
     rng = random.Random(seed)
     values = _Values(rng, records)
-    span_ms, size_ms, grace_ms = _windows_span(processor)
+    span_ms = _windows_span(processor)
+    window = processor.window
     dedup = processor.dedup
     generated = GeneratedInput()
     for spec in processor.inputs:
@@ -218,14 +231,14 @@ def generate_inputs(
             arrival = event_ms + rng.randint(0, PROMPT_DELAY_MS)
             if spec.event_time is not None:
                 record[spec.event_time] = _event_time_value(fields[spec.event_time], event_ms)
-                if size_ms:
-                    closes = event_ms - event_ms % size_ms + size_ms + grace_ms
+                if window is not None:
+                    closes, beyond = _closes(window, event_ms)
                     draw = rng.random()
-                    if draw < LATE_SHARE and grace_ms > 0:
-                        arrival = closes - rng.randint(1, grace_ms)
+                    if draw < LATE_SHARE and window.grace_ms > 0:
+                        arrival = closes - rng.randint(1, window.grace_ms)
                         stats.late += 1
                     elif draw < LATE_SHARE + TOO_LATE_SHARE:
-                        arrival = closes + rng.randint(0, size_ms)
+                        arrival = closes + rng.randint(0, beyond)
                         stats.too_late += 1
             stats.records += 1
             where = f"generated record #{stats.records} of {spec.product}"

@@ -146,7 +146,8 @@ def read_live(
 
 
 class OutputWatcher:
-    """Follows the output topic from its start, keeping the latest record per Kafka key."""
+    """Follows the output topic from its start, keeping the latest record per Kafka key (a
+    tombstone deletes its key's)."""
 
     def __init__(self, conn: KafkaConnection, decoder: FramedAvroDecoder, output: DataProduct):
         self.decoder = decoder
@@ -174,8 +175,13 @@ class OutputWatcher:
                 where = f"{message.topic()}[{message.partition()}]@{message.offset()}"
                 key = message.key()
                 text = key.decode("utf-8", "replace") if key is not None else "<no key>"
+                value = message.value()
+                if value is None:  # a tombstone: the key's record is deleted (a merged session)
+                    self.latest.pop(text, None)
+                    count += 1
+                    continue
                 try:
-                    self.latest[text] = self.decoder.decode(message.value(), where=where)
+                    self.latest[text] = self.decoder.decode(value, where=where)
                 except DeserializationError as exc:
                     self.undecodable.append(str(exc))
                 count += 1

@@ -118,8 +118,8 @@ class Worker:
         self.restart()
         self.internal_offsets: dict[int, int] = {}
         self.offsets: dict[str, int] = {}
-        #: Every output published, in order, and how many of them a flush has seen.
-        self.published: list[tuple[str, dict[str, Any]]] = []
+        #: Every output published (None: a tombstone), in order, and how many a flush has seen.
+        self.published: list[tuple[str, dict[str, Any] | None]] = []
         self.flushed = 0
 
     def restart(self) -> None:
@@ -136,9 +136,13 @@ class Worker:
         )
 
     def publish(self, key: str, record: Any, newest_input_ms: int) -> None:
-        self.outputs[key] = dict(record)
+        """Keep the latest record per key, as a compacted topic would (None: a tombstone)."""
+        if record is None:
+            self.outputs.pop(key, None)
+        else:
+            self.outputs[key] = dict(record)
         self.newest_input_ms[key] = newest_input_ms
-        self.published.append((key, dict(record)))
+        self.published.append((key, None if record is None else dict(record)))
 
     async def flush(self) -> None:
         """What faust's producer flush does: every output published so far is in Kafka."""
@@ -149,7 +153,10 @@ class Worker:
         del self.published[self.flushed :]
         self.outputs = {}
         for key, record in self.published:
-            self.outputs[key] = record
+            if record is None:
+                self.outputs.pop(key, None)
+            else:
+                self.outputs[key] = record
 
     def forward(self, batch: list[InputRecord]) -> list[Internal]:
         """Route one batch: the internal records it makes, as the re-key stage sends them."""

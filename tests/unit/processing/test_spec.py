@@ -134,7 +134,7 @@ def test_bad_declarations_are_refused_with_the_fix() -> None:
         Hopping(60_000, 0)
     with pytest.raises(ConfigurationError, match="declared twice"):
         Processor("analytics.t", (ORDERS, ORDERS), count, emit)
-    with pytest.raises(ConfigurationError, match=r"window must be Tumbling\(\.\.\.\) or Hopping"):
+    with pytest.raises(ConfigurationError, match=r"window must be Tumbling\(\.\.\.\), Hopping"):
         Processor("analytics.t", (ORDERS,), count, emit, window=object())  # type: ignore[arg-type]
 
 
