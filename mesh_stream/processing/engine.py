@@ -909,11 +909,14 @@ class Aggregation:
             expiry.scan(list(self.states))
             return
         timed = []
-        for state_key, stored in list(self.states.items()):
-            if state_key.endswith(SESSION_SUFFIX) and isinstance(stored, dict):
-                sessions = stored.get(SESSIONS)
-                if sessions:
-                    timed.append((window.forget_at_ms(sessions[0][1]), state_key))
+        for state_key in list(self.states):
+            if not state_key.endswith(SESSION_SUFFIX):
+                continue
+            # by get: a faust table lists keys of partitions it cannot read now (not assigned)
+            stored = self.states.get(state_key)
+            sessions = stored.get(SESSIONS) if isinstance(stored, dict) else None
+            if sessions:
+                timed.append((window.forget_at_ms(sessions[0][1]), state_key))
         expiry.scan_timed(timed)
 
     def _dropped_too_old(self, state_key: str, envelopes: list[Envelope]) -> None:

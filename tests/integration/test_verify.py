@@ -112,6 +112,66 @@ def test_the_sample_joins_pass_through_kills_and_a_rebalance(
     assert_every_key_equal(report)
 
 
+def test_a_session_processor_passes_through_kills_and_a_rebalance(
+    capsys: pytest.CaptureFixture[str], work_dir: Path
+) -> None:
+    """Sessions merge as late orders bridge them: each merged session's old key is deleted
+    with a tombstone (a key left behind is reported as unexpected), and the merged states
+    equal one fold of each session's orders, through kills during a batch and a rebalance."""
+    status, report = verify(
+        capsys,
+        work_dir,
+        "verify_revenue_sessions",
+        "--records",
+        "300",
+        "--kills",
+        "2",
+        "--workers",
+        "2",
+    )
+    assert status == 0, report
+    assert "kill 1: worker-2 joined during the batch (rebalance); SIGKILL worker-1" in report
+    assert_every_key_equal(report)
+
+
+def test_a_session_merge_that_loses_the_other_session_fails_naming_the_keys(
+    capsys: pytest.CaptureFixture[str],
+    work_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A ``merge`` that keeps only its own session's counts: the keys of merged sessions
+    count fewer orders than the recomputation, which folds each session with apply alone."""
+    monkeypatch.chdir(tmp_path)  # where verify imports the module and starts the workers
+    (tmp_path / "session_merge_mutant.py").write_text(
+        textwrap.dedent(
+            """
+            import dataclasses
+
+            from mesh_stream.processing import run
+            from tests.integration.workers.verify_revenue_sessions import PROCESSOR
+
+
+            def merge_windows(into, other):
+                into["updated_at"] = max(into["updated_at"], other["updated_at"])
+
+
+            if __name__ == "__main__":
+                run(dataclasses.replace(PROCESSOR, merge=merge_windows))
+            """
+        ),
+        encoding="utf-8",
+    )
+    status, report = verify(
+        capsys, work_dir, "session_merge_mutant", "--records", "300", "--kills", "0"
+    )
+    assert status == 1, report
+    wrong = counts(report)
+    assert wrong, report
+    assert all(got < expected for expected, got in wrong), report
+    assert "FAILED: outputs differ from the recomputation (seed 11)" in report
+
+
 def test_a_processor_without_dedup_passes_through_kills(
     capsys: pytest.CaptureFixture[str], work_dir: Path
 ) -> None:
