@@ -185,7 +185,9 @@ class ConsumedRecord:
     consumer fills ``key`` (text when it is UTF-8, else bytes), ``timestamp_ms`` and
     ``headers`` from the Kafka message the first time they are read: most consumers never
     look at them, and building them for every record cost about a sixth of decoding it.
-    Compares equal to a record built with the same field values.
+    Compares equal to a record built with the same field values. A deletion (a tombstone: a
+    key and no value, e.g. a session merged into another) has ``value`` and ``schema_id``
+    None; a consumer returns those only when made with ``deletions=True``.
     """
 
     __slots__ = (
@@ -205,8 +207,8 @@ class ConsumedRecord:
     topic: str
     partition: int
     offset: int
-    value: Any  # a dict, or the product's pydantic model when one was given
-    schema_id: int
+    value: Any  # a dict, or the product's pydantic model when one was given; None: a deletion
+    schema_id: int | None
     _message: Any  # the Kafka message the lazy fields come from (None when built by hand)
     _key: Any
     _timestamp_ms: Any
@@ -222,7 +224,7 @@ class ConsumedRecord:
         value: Any,
         timestamp_ms: int,
         headers: dict[str, bytes],
-        schema_id: int,
+        schema_id: int | None,
     ) -> None:
         fill = object.__setattr__
         for name, item in (
@@ -350,7 +352,7 @@ class _RecordBuilder:
         offset: int,
         message: Message,
         value: Any,
-        schema_id: int,
+        schema_id: int | None,
     ) -> None:
         self.product = product
         self.topic = topic
@@ -452,6 +454,10 @@ class ProductConsumer:
     ``reader_schemas`` names another, so fields later versions add do not stop it). With
     ``dead_letters=False`` a poison pill raises :class:`DeserializationError` instead
     (the consumer has moved past it; catching the error and continuing skips it).
+    A tombstone (a key with no value: the deletion of that key's record, which a session
+    processor's product publishes when a session merges into another) is no poison pill: it
+    is passed over (counted in :attr:`deletions_skipped`, said once in the log), or with
+    ``deletions=True`` returned as a record whose ``value`` is None.
     Product names resolve like :func:`~mesh_stream.producer.open_publisher` resolves them:
     in the project (``root``, else ``settings.project_root`` i.e. ``MESH_PROJECT_ROOT``,
     else the nearest ``mesh.yaml`` upwards from the working directory) when it holds the
@@ -518,6 +524,7 @@ class ProductConsumer:
         models: Mapping[str, type[BaseModel]] | None = None,
         from_beginning: bool = False,
         dead_letters: bool = True,
+        deletions: bool = False,
         registry_wait_seconds: float = 300.0,
         config: Mapping[str, Any] | None = None,
         root: Path | None = None,
@@ -591,6 +598,10 @@ class ProductConsumer:
             self.group_id = group_id
             self.bootstrap_servers = self.connection.bootstrap_servers
             self.dead_letters = dead_letters
+            #: Whether tombstones are returned (value None) rather than passed over.
+            self.deletions = deletions
+            #: Tombstones passed over since the consumer started (``deletions=False``).
+            self.deletions_skipped = 0
             self.registry_wait_seconds = registry_wait_seconds
             self._sources: dict[str, _Source] = {}
             named = any(not isinstance(item, DataProduct) for item in products)
@@ -805,6 +816,9 @@ class ProductConsumer:
             value: Any
             try:
                 if data is None or len(data) < HEADER_SIZE or data[0] != MAGIC_BYTE:
+                    if data is None:  # a tombstone: a deletion, not a poison pill
+                        self._deletion(message, source, records)
+                        continue
                     raise framing_error(data)
                 schema_id = unpack(data, 1)[0]
                 plan = source.plans.get(schema_id)
@@ -1023,6 +1037,26 @@ class ProductConsumer:
                 self._consumer.seek(TopicPartition(topic, partition, offset))
 
     # -- poison pills and errors ----------------------------------------------------------
+    def _deletion(self, message: Any, source: _Source, records: list[ConsumedRecord]) -> None:
+        """A tombstone: returned as a record with value None (``deletions=True``), else
+        passed over; either way its position counts as handled."""
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        self._positions[(topic, partition)] = offset + 1
+        if self.deletions:
+            record: Any = _RecordBuilder(source.name, topic, partition, offset, message, None, None)
+            record.__class__ = ConsumedRecord
+            records.append(record)
+            return
+        self.deletions_skipped += 1
+        if self.deletions_skipped == 1:
+            log.info(
+                "%s: passing over tombstones (records with a key and no value, deletions of "
+                "that key's record, e.g. a merged session); the first at %s. Consume with "
+                "deletions=True to receive them (value None)",
+                self.group_id,
+                _where(message),
+            )
+
     def _poison(
         self,
         message: Any,

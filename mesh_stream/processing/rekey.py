@@ -352,6 +352,8 @@ class RekeyStage(Service):
         self.clocked = clocked
         #: Each input's dead-letter topic (``prepare`` made them).
         self.dead_letter_topics = {product.topic: product.dlq_topic for product in spec.inputs}
+        #: Tombstones on the inputs passed over since the worker started.
+        self.deletions_skipped = 0
         self.group_id = sources_group(spec.app_id)
         #: Writes the records no input schema decodes, as the SDK consumer does.
         self._dead_letters = dlq.DeadLetterWriter(spec.connection, self.group_id)
@@ -476,6 +478,9 @@ class RekeyStage(Service):
             topic, partition, offset = message.topic(), message.partition(), message.offset()
             next_offsets[(topic, partition)] = offset + 1
             value = message.value()
+            if value is None:  # a tombstone: a deletion, nothing to fold (as the SDK passes)
+                self._pass_over_deletion(topic, partition, offset)
+                continue
             try:
                 try:
                     record = decode(value, where=f"{topic}[{partition}]@{offset}")
@@ -517,6 +522,20 @@ class RekeyStage(Service):
         )
         offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
         return asyncio.ensure_future(asyncio.gather(*sends)), offsets
+
+    def _pass_over_deletion(self, topic: str, partition: int, offset: int) -> None:
+        """A tombstone on an input (a record deleted, e.g. a merged session of a session
+        processor's product) has no fields to fold: passed over, counted, said once."""
+        self.deletions_skipped += 1
+        if self.deletions_skipped == 1:
+            log.info(
+                "processor %s passes over tombstones on its inputs (records with a key and no "
+                "value: deletions), the first at %s[%d]@%d",
+                self.spec.output.name,
+                topic,
+                partition,
+                offset,
+            )
 
     async def _dead_letter(self, message: Message, exc: Exception) -> None:
         """Write ``message`` to its dead-letter topic and wait for Kafka to keep it (on the

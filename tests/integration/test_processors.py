@@ -304,8 +304,9 @@ NOT_AVRO = b"\x07not avro"
 UNKNOWN_SCHEMA = b"\x00" + (987_654).to_bytes(4, "big") + b"\x02"
 
 
-def poison_pill(bootstrap: str, topic: str, value: bytes = NOT_AVRO) -> tuple[int, int]:
-    """Write ``value``, which no processor can decode; returns its (partition, offset)."""
+def poison_pill(bootstrap: str, topic: str, value: bytes | None = NOT_AVRO) -> tuple[int, int]:
+    """Write ``value``, which no processor can decode (None: a tombstone, which it passes
+    over); returns its (partition, offset)."""
     producer = Producer({"bootstrap.servers": bootstrap})
     delivered: list[tuple[int, int]] = []
     producer.produce(
@@ -347,6 +348,35 @@ def assert_dead_lettered(
     assert letter == value
     assert headers[dlq.MESH_SOURCE_TOPIC] == product.topic.encode()
     assert headers[dlq.MESH_ERROR].decode().startswith(f"{source}: {error}")
+
+
+def assert_not_dead_lettered(bootstrap: str, product: DataProduct, where: tuple[int, int]) -> None:
+    """No record of ``product``'s DLQ (read to its end) came from ``where``."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"it-dlq-{uuid.uuid4().hex[:6]}"}
+    )
+    try:
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(product.dlq_topic, p), 10)[1]
+            for p in range(product.partitions)
+        }
+        consumer.assign([TopicPartition(product.dlq_topic, p, 0) for p in ends])
+        sources, remaining = [], sum(ends.values())
+        deadline = time.monotonic() + 30
+        while remaining > 0 and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=100, timeout=1.0):
+                if message.error() is None and message.offset() < ends[message.partition()]:
+                    remaining -= 1
+                    headers = dict(message.headers() or [])
+                    at = (
+                        headers.get(dlq.MESH_SOURCE_PARTITION),
+                        headers.get(dlq.MESH_SOURCE_OFFSET),
+                    )
+                    sources.append(at)
+    finally:
+        consumer.close()
+    assert remaining == 0, f"{product.dlq_topic}: {remaining} dead letters not read"
+    assert (str(where[0]).encode(), str(where[1]).encode()) not in sources
 
 
 def clock_headers(bootstrap: str, processor: str) -> list[bool]:
@@ -579,6 +609,8 @@ def test_outputs_are_exact_through_duplicates_lateness_kill_and_clean_restart(
         poison = poison_pill(bootstrap, by_name["orders.order-placed"].topic)
         # a framed record of a schema id the registry does not know: a dead letter, no crash
         foreign = poison_pill(bootstrap, by_name["orders.order-placed"].topic, UNKNOWN_SCHEMA)
+        # a tombstone (a deletion): passed over, never dead-lettered
+        tombstone = poison_pill(bootstrap, by_name["orders.order-placed"].topic, None)
         reader.wait_for(expected(), timeout=90)
         assert_dead_lettered(bootstrap, by_name["orders.order-placed"], poison)
         assert_dead_lettered(
@@ -594,7 +626,14 @@ def test_outputs_are_exact_through_duplicates_lateness_kill_and_clean_restart(
             "processor analytics.revenue-by-region could not decode an input record: "
             f"{topic}[{poison[0]}]@{poison[1]}: unknown magic byte 7 (expected 0)"
         )
-        assert said in workers["analytics.revenue-by-region"].log_path.read_text(errors="replace")
+        revenue_log = workers["analytics.revenue-by-region"].log_path.read_text(errors="replace")
+        assert said in revenue_log
+        assert (
+            "processor analytics.revenue-by-region passes over tombstones on its inputs "
+            f"(records with a key and no value: deletions), the first at "
+            f"{topic}[{tombstone[0]}]@{tombstone[1]}"
+        ) in revenue_log
+        assert_not_dead_lettered(bootstrap, by_name["orders.order-placed"], tombstone)
         registered = registry.get_product("analytics.customer-360")
         assert registered["inputs"] == list(by_name["analytics.customer-360"].inputs)
         # only the windowed aggregate needs the window clock's bounds on its internal records

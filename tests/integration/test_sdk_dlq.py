@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from confluent_kafka import Message, Producer
+from confluent_kafka.admin import AdminClient
 
 from mesh_stream.consumer import ConsumedRecord, ProductConsumer
 from mesh_stream.descriptor import DataProduct
@@ -17,7 +18,14 @@ from mesh_stream.producer import ProductPublisher
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.schema.wire import frame
 from tests.conftest import KafkaAddress, RegistryAddress
-from tests.fixtures.sdk.helpers import REPO_ROOT, decoded, make_order, new_product, read_raw
+from tests.fixtures.sdk.helpers import (
+    REPO_ROOT,
+    decoded,
+    end_offsets,
+    make_order,
+    new_product,
+    read_raw,
+)
 
 
 @pytest.fixture
@@ -144,6 +152,61 @@ def test_without_dead_letters_the_error_names_the_record_and_the_rest_still_come
         assert error.startswith(f"{product.topic}[0]@{offset}: ")
         assert text in error
         assert f"dead_letters=True to route such records to {product.dlq_topic}" in error
+
+
+def test_a_tombstone_is_a_deletion_passed_over_or_returned_never_a_poison_pill(
+    kafka: KafkaAddress, client: RegistryClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A key with no value deletes that key's record (a session processor's merged
+    session): a consumer passes over it, said once, and commits past it; with
+    ``deletions=True`` it is returned in its place, value and schema id None."""
+    product = new_product("deletions", partitions=1)
+    with ProductPublisher(
+        product, bootstrap_servers=kafka.bootstrap_servers, registry=client, root=REPO_ROOT
+    ) as publisher:
+        publisher.publish_many([make_order(i) for i in range(2)])
+        raw = Producer({"bootstrap.servers": kafka.bootstrap_servers, "acks": "all"})
+        raw.produce(product.topic, None, key=b"region-1@1700000000000")
+        raw.flush(30)
+        publisher.publish_many([make_order(i) for i in range(2, 4)])
+
+    def read(deletions: bool) -> tuple[list[ConsumedRecord], int]:
+        with ProductConsumer(
+            [product],
+            group_id=f"deletions-{uuid.uuid4().hex[:8]}",
+            bootstrap_servers=kafka.bootstrap_servers,
+            registry=client,
+            from_beginning=True,
+            deletions=deletions,
+        ) as consumer:
+            records: list[ConsumedRecord] = []
+            for _ in range(30):
+                records += consumer.consume(100, 0.5)
+                if len(records) == (5 if deletions else 4):
+                    break
+            consumer.commit()
+            return records, consumer.deletions_skipped
+
+    with caplog.at_level("INFO", logger="mesh_stream.consumer"):
+        passed_over, skipped = read(deletions=False)
+    assert [r.offset for r in passed_over] == [0, 1, 3, 4]
+    assert skipped == 1
+    assert f"the first at {product.topic}[0]@2" in caplog.text
+    assert "deletions=True to receive them" in caplog.text
+    returned, skipped = read(deletions=True)
+    assert [r.offset for r in returned] == [0, 1, 2, 3, 4]
+    tombstone = returned[2]
+    assert (tombstone.key, tombstone.value, tombstone.schema_id) == (
+        "region-1@1700000000000",
+        None,
+        None,
+    )
+    assert skipped == 0
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
+    dlq = admin.list_topics(timeout=10).topics.get(product.dlq_topic)
+    if dlq is not None:  # made with the product, perhaps: it holds nothing
+        ends = end_offsets(kafka.bootstrap_servers, product.dlq_topic, len(dlq.partitions))
+        assert ends == [0] * len(dlq.partitions)
 
 
 def test_a_compacted_product_s_dead_letter_topic_is_never_compacted(
