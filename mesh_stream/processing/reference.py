@@ -7,6 +7,11 @@ latest record per key; ``mesh verify`` and the processors' integration tests che
 that, so a processor whose ``apply`` counts a replay twice, or whose dedup does not hold, is
 found by comparison rather than by reading its code.
 
+For a :class:`~mesh_stream.processing.spec.Session` window, each key's accepted events are
+cut into sessions once all are read, and each session is folded with ``apply`` alone: the
+processor's ``merge``, which a worker uses as late events bridge sessions, is judged against
+that fold, never used to make it.
+
 Dedup here keeps each id's first arrival and drops a copy arriving less than the horizon
 after it. The engine keeps ids at least that long and forgets them later (by minutes of
 arrival, once no write touched them for the horizon in its own time), so a copy arriving at
