@@ -40,6 +40,7 @@ from mesh_stream.health import NEWEST_INPUT_HEADER
 from mesh_stream.kafka.clients import make_admin, make_consumer
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 from mesh_stream.kafka.topics import NO_LEADER_YET
+from mesh_stream.processing.names import crash_of
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,9 @@ class GroupLag:
     seconds: float | None
     #: Partitions the group has no committed offset on (left out of both figures).
     uncommitted: int = 0
+    #: The crash line a processor's re-key group left in its committed offsets (its worker
+    #: stopped on a record and has not gone past it); None otherwise.
+    crash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -194,7 +198,8 @@ class KafkaMeter:
         newest = self.newest_timestamps(
             {tp: (earliest[tp], latest[tp]) for tp in tps if tp[0] in product_topics}, reflects
         )
-        committed = self._committed(targets, partitions)
+        notes: dict[tuple[str, str], str] = {}
+        committed = self._committed(targets, partitions, notes)
         unconsumed = self._unconsumed(committed, latest)
 
         def topic_reading(name: str) -> TopicReading:
@@ -224,6 +229,7 @@ class KafkaMeter:
                     product.topic,
                     partitions.get(product.topic, []),
                     now_ms,
+                    crash=notes.get((group, product.topic)),
                 )
                 for group in target.groups
             )
@@ -267,9 +273,14 @@ class KafkaMeter:
             time.sleep(OFFSET_RETRY_SECONDS)
 
     def _committed(
-        self, targets: Sequence[Target], partitions: Mapping[str, list[int]]
+        self,
+        targets: Sequence[Target],
+        partitions: Mapping[str, list[int]],
+        notes: dict[tuple[str, str], str] | None = None,
     ) -> dict[tuple[str, str], dict[int, int]]:
-        """(group, topic) -> partition -> committed offset (-1: none) of each registered group."""
+        """(group, topic) -> partition -> committed offset (-1: none) of each registered group;
+        into ``notes``, (group, topic) -> the crash line a processor's re-key group left in
+        its offsets' metadata (:data:`~mesh_stream.processing.names.CRASH_NOTE`)."""
         asked: dict[tuple[str, str], Future[Any]] = {}
         for target in targets:
             topic = target.product.topic
@@ -302,6 +313,10 @@ class KafkaMeter:
                 tp.partition: (tp.offset if tp.error is None and tp.offset >= 0 else -1)
                 for tp in answer.topic_partitions
             }
+            crashed = [crash_of(tp.metadata) for tp in answer.topic_partitions]
+            line = next((item for item in crashed if item is not None), None)
+            if notes is not None and line is not None:
+                notes[key] = line
         if unanswered:
             log.info("the next round asks with a new admin client (see KafkaMeter.reconnect)")
             self._admin = self._new_admin()
@@ -447,9 +462,10 @@ def _group_lag(
     topic: str,
     partitions: Iterable[int],
     now_ms: int,
+    crash: str | None = None,
 ) -> GroupLag:
     """The lag of ``group`` on ``topic`` from its committed offsets and the first
-    unconsumed record of each partition."""
+    unconsumed record of each partition (``crash``: the crash line it noted)."""
     records = 0
     oldest: int | None = None
     unread = False
@@ -471,7 +487,7 @@ def _group_lag(
             if stamp is not None and (oldest is None or stamp < oldest):
                 oldest = stamp
     if counted == 0:
-        return GroupLag(group, None, None, uncommitted)
+        return GroupLag(group, None, None, uncommitted, crash)
     seconds: float | None
     if unread:
         seconds = None
@@ -479,7 +495,7 @@ def _group_lag(
         seconds = max(0.0, (now_ms - oldest) / 1000)
     else:
         seconds = 0.0  # caught up, or only offsets without records left (markers)
-    return GroupLag(group, records, seconds, uncommitted)
+    return GroupLag(group, records, seconds, uncommitted, crash)
 
 
 def _reflected(headers: Any) -> int | None:

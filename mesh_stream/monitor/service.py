@@ -37,6 +37,7 @@ from mesh_stream.monitor import status as judging
 from mesh_stream.monitor.measure import KafkaMeter, Reading, Target
 from mesh_stream.monitor.metrics import MonitorMetrics
 from mesh_stream.monitor.publish import HealthLog, Publisher, ensure_monitor_topics
+from mesh_stream.processing.names import processor_of_group
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,13 @@ def judge_round(
     inputs = {t.product.name: t.product.inputs for t in targets}
     own: dict[str, tuple[Any, ...]] = {}
     statuses: dict[str, Status] = {}
+    # a processor's crash is noted on its re-key group's offsets of its inputs: its output's
+    crashed: dict[str, str] = {}
+    for reading in readings.values():
+        for lag in reading.lags:
+            output = processor_of_group(lag.group) if lag.crash is not None else None
+            if output is not None and lag.crash is not None:
+                crashed.setdefault(output, lag.crash)
     for target in targets:
         product = target.product
         reading = readings[product.name]
@@ -117,7 +125,10 @@ def judge_round(
         )
         own[product.name] = figures
         statuses[product.name] = judging.health(
-            product.name, figures, measured_at_ms=reading.measured_at_ms
+            product.name,
+            figures,
+            measured_at_ms=reading.measured_at_ms,
+            crashed=crashed.get(product.name),
         ).status
     return [
         judging.health(
@@ -128,6 +139,7 @@ def judge_round(
             upstream_breached=judging.breached_upstream(t.product.name, inputs, statuses),
             monitor=monitor,
             interval_ms=interval_ms,
+            crashed=crashed.get(t.product.name),
         )
         for t in targets
     ]

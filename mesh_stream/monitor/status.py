@@ -227,9 +227,12 @@ def health(
     upstream_breached: Sequence[str] = (),
     monitor: str = "",
     interval_ms: int | None = None,
+    crashed: str | None = None,
 ) -> ProductHealth:
     """The product's health: the worst figure (a product without any judged record is ``no
-    data``), at least ``degraded`` while an input is breached, since when."""
+    data``), at least ``degraded`` while an input is breached, since when. ``crashed``, the
+    line its processor crashed with and has not gone past (noted in Kafka by the worker),
+    makes it ``breached`` with that line first in the reason."""
     status = worst([f.status for f in figures])
     culprit = next((f for f in figures if f.status == status), None)
     if status == Status.OK:
@@ -240,6 +243,10 @@ def health(
             reason = f"{culprit.name.value} of {culprit.subject}: {reason}"
         elif culprit is not None:
             reason = f"{culprit.name.value}: {reason}"
+    if crashed is not None:
+        stopped = f"{crashed} (its worker has not gone past that record)"
+        reason = stopped if status in (Status.OK, Status.NO_DATA) else f"{stopped}; {reason}"
+        status = Status.BREACHED
     if upstream_breached:
         upstream = f"upstream breached: {', '.join(upstream_breached)}"
         if status in (Status.OK, Status.NO_DATA):

@@ -158,6 +158,10 @@ class DeferredTable(MutableMapping[str, Any]):
         self._kept.pop(key, None)
         self.table[key] = value
 
+    def flush_all(self) -> int:
+        """Flush every deferred table of the worker (:meth:`DeferredWrites.flush`)."""
+        return self._writes.flush()
+
     @property
     def pending(self) -> int:
         """Writes kept since the last flush."""

@@ -313,7 +313,10 @@ def _cut(text: str, limit: int = CRASH_TEXT_LIMIT) -> str:
 
 
 class _ReportedError(Exception):
-    """A failure whose line is logged already; carries the original as ``__cause__``."""
+    """A failure whose line (``crash_line``) is logged already; carries the original as
+    ``__cause__``."""
+
+    crash_line: str = ""
 
 
 # -- the engine ------------------------------------------------------------------------------
@@ -450,8 +453,11 @@ class Aggregation:
         field: str | None = None,
         function: str | None = None,
     ) -> _ReportedError:
-        log.error("%s", crash_line(self.processor.output, where, exc, field, function))
-        return _ReportedError(_cut(str(exc)))  # in mode's "Crashed reason=..." line too
+        line = crash_line(self.processor.output, where, exc, field, function)
+        log.error("%s", line)
+        reported = _ReportedError(_cut(str(exc)))  # in mode's "Crashed reason=..." line too
+        reported.crash_line = line  # noted in Kafka for the product monitor (rekey.crash_text)
+        return reported
 
     def _with_defaults(
         self, declared: Input, record: Mapping[str, Any], where: str
@@ -789,19 +795,26 @@ class Aggregation:
         """:meth:`update` for a Session window: each event (once) joins, starts or merges the
         key's sessions (:func:`~.sessions.place`) and is applied to its session; every session
         an event reached is emitted under ``<key>@<start>``, and a tombstone is published for
-        each start no longer a session's (merged, or grown earlier)."""
+        each start no longer a session's (merged, or grown earlier). A session reached again
+        by a replayed event sends its retired starts' tombstones again: its state may have
+        reached the changelog while the batch's outputs were lost."""
         processor, dedup = self.processor, self.processor.dedup
         key = state_key[: -len(SESSION_SUFFIX)]
         partition = envelopes[0].partition
         clock = self._clock_before_batch(partition)
         stored: dict[str, Any] = dict(self.states.get(state_key) or {})
-        sessions: list[list[Any]] = [list(item) for item in stored.get(SESSIONS) or ()]
+        sessions: list[list[Any]] = [
+            [*item, []] if len(item) == 3 else list(item) for item in stored.get(SESSIONS) or ()
+        ]
         stored[SESSIONS] = sessions
         published = {session[0] for session in sessions}
         key_seen = self.seen.for_key(state_key, stored) if self.seen is not None else None
         merge = processor.merge
         assert merge is not None  # the Processor declaration requires it with a Session
-        reached: list[list[Any]] = []
+        #: Each session an event reached, with that event (for emit's errors), in order.
+        reached: list[tuple[list[Any], Envelope]] = []
+        #: Sessions reached by a replayed event: their retired starts are deleted again.
+        replayed: list[list[Any]] = []
         changed = False
         newest_input_ms = 0
         reflected: list[dict[str, str]] | None = [] if self.trace is not None else None
@@ -825,7 +838,8 @@ class Aggregation:
             if not apply_once(stored, *position, source=source):
                 # applied before a crash: its session is emitted again, as it stands
                 holding = [s for s in sessions if s[0] <= event_ms <= s[1]]
-                reached.extend(holding)
+                reached += [(session, envelope) for session in holding]
+                replayed += holding
                 continue
             event = Event(envelope.input, envelope.fields, envelope.arrival_ms, event_ms)
             function = "merge"
@@ -837,10 +851,10 @@ class Aggregation:
                 declared = processor.input(envelope.input)
                 not_read = not_read_error(declared, exc, "apply") if function == "apply" else None
                 raise self._fail(envelope.where, not_read or exc, None, function) from exc
-            reached.append(session)
+            reached.append((session, envelope))
             changed = True
-        if too_old:
-            self._dropped_too_old(state_key, too_old)
+        if too_old and clock is not None:
+            self._dropped_too_old(state_key, too_old, clock)
         if key_seen is not None and len(too_old) < len(envelopes):
             newest = max(envelope.arrival_ms for envelope in envelopes)
             try:
@@ -855,18 +869,27 @@ class Aggregation:
             if self.expiry is not None and sessions:
                 self.expiry.note(partition, state_key, window.forget_at_ms(sessions[0][1]))
         live = {id(session) for session in sessions}
-        emitted: set[int] = set()
-        for session in reached:
-            if id(session) not in live or id(session) in emitted:
-                continue  # merged into another later in the batch, or emitted already
-            emitted.add(id(session))
+        emitted: dict[int, Envelope] = {}
+        for session, envelope in reversed(reached):  # each session blames its last event
+            if id(session) in live and id(session) not in emitted:
+                emitted[id(session)] = envelope
+        for session in sessions:
+            blamed = emitted.get(id(session))
+            if blamed is None:
+                continue
             window_key = WindowKey(key, session[0], session[1])
             try:
                 record = emit_checked(processor.emit, window_key, session[2])
             except Exception as exc:
-                raise self._fail(envelopes[-1].where, exc, None, "emit") from exc
-            self._publish(str(window_key), record, newest_input_ms, reflected, envelopes[-1])
-        for start in sorted(published - {session[0] for session in sessions}):
+                where = f"{blamed.where} (session {shown_key(str(window_key))})"
+                raise self._fail(where, exc, None, "emit") from exc
+            self._publish(str(window_key), record, newest_input_ms, reflected, blamed)
+        starts = {session[0] for session in sessions}
+        gone = published - starts
+        for session in replayed:
+            if id(session) in live:
+                gone.update(start for start in session[3] if start not in starts)
+        for start in sorted(gone):
             self._publish(f"{key}@{start}", None, newest_input_ms, reflected, envelopes[-1])
 
     def _publish(
@@ -919,24 +942,32 @@ class Aggregation:
                 timed.append((window.forget_at_ms(sessions[0][1]), state_key))
         expiry.scan_timed(timed)
 
-    def _dropped_too_old(self, state_key: str, envelopes: list[Envelope]) -> None:
-        """Events that could only join sessions the clock deleted already are dropped (and
+    def _dropped_too_old(self, state_key: str, envelopes: list[Envelope], clock: int) -> None:
+        """Events that could join a session the clock may have deleted are dropped (and
         counted), said at most every :data:`DROP_WARNING_EVERY_S`."""
         self.dropped += len(envelopes)
         now = time.monotonic()
         if now < self._next_drop_warning:
             return
         self._next_drop_warning = now + DROP_WARNING_EVERY_S
+        window = self.sessions
+        assert window is not None
+        first = envelopes[0]
         log.warning(
-            "processor %s dropped %d event(s) of %s, the first at %s: its sessions that "
-            "they could join were deleted retain_ms (%d ms) after they closed, by every input "
-            "partition's newest arrival (%d dropped since the worker started; this is said "
-            "at most every %.0f s)",
+            "processor %s dropped %d event(s) of key %s, the first at %s (event time %d): "
+            "more than gap_ms + grace_ms + retain_ms (%d + %d + %d ms) behind the clock "
+            "(%d, every input partition's newest arrival), so a session they could join may "
+            "be deleted already (%d dropped since the worker started; this is said at most "
+            "every %.0f s)",
             self.processor.output,
             len(envelopes),
-            state_key,
-            envelopes[0].where,
-            self.sessions.retain_ms if self.sessions is not None else 0,
+            shown_key(state_key[: -len(SESSION_SUFFIX)]),
+            first.where,
+            first.event_ms,
+            window.gap_ms,
+            window.grace_ms,
+            window.retain_ms,
+            clock,
             self.dropped,
             DROP_WARNING_EVERY_S,
         )
@@ -995,8 +1026,12 @@ class Aggregation:
 
     def save_clock(self, partition: int) -> None:
         """Write ``partition``'s clock to its state table at once (in a worker, under one of
-        its events), before :meth:`forget_due` deletes what it judged past retention."""
+        its events), before :meth:`forget_due` deletes what it judged past retention; the
+        writes kept until then go first, so a restored clock never runs ahead of the states
+        it judged (a session's replayed events would be judged by it one by one, h47)."""
         if self.expiry is not None:
+            if isinstance(self.states, DeferredTable):
+                self.states.flush_all()
             self._write_now(clock_key(partition), self.expiry.saved(partition))
 
     def forget_due(self, partition: int) -> None:
@@ -1121,7 +1156,9 @@ def build(
     forgetting = aggregation if windowed else None
     flush = confirmed_flush(app, refusals, outputs)
     unpack = aggregation.unpack
-    add_aggregate_agent(app, spec, by_key, update, unpack, stage.crash, forgetting, flush)
+    add_aggregate_agent(
+        app, spec, by_key, update, unpack, stage.crash, forgetting, flush, stage.aggregate_went_on
+    )
     expiry = aggregation.expiry
     if expiry is not None:
 

@@ -28,3 +28,35 @@ def sources_group(app_id: str) -> str:
 #: The line a worker logs before it stops on a record (``engine.crash_line``): ``processor
 #: <output> crashed on <topic[partition]@offset>: <what>``.
 CRASH_LINE_PATTERN = r"\bprocessor \S+ crashed on \S+: .*"
+
+
+#: What starts the metadata of a crashed worker's re-key group's committed offsets, before the
+#: crash line: the worker leaves it there (and carries it in its commits) until its aggregate
+#: goes past the crash, so the product monitor, which fetches the group's offsets, can show it.
+CRASH_NOTE = "mesh.crashed "
+#: The most characters of a crash line kept in offset metadata (Kafka's
+#: ``offset.metadata.max.bytes`` is 4,096 bytes by default).
+CRASH_NOTE_LIMIT = 1_000
+
+
+def crash_note(line: str) -> str:
+    """The offset metadata carrying ``line`` (cut short when long)."""
+    if len(line) > CRASH_NOTE_LIMIT:
+        line = f"{line[: CRASH_NOTE_LIMIT - 3]}..."
+    return CRASH_NOTE + line
+
+
+def crash_of(metadata: str | None) -> str | None:
+    """The crash line an offset's ``metadata`` carries; None when it carries none."""
+    if not metadata or not metadata.startswith(CRASH_NOTE):
+        return None
+    return metadata[len(CRASH_NOTE) :]
+
+
+def processor_of_group(group: str) -> str | None:
+    """The output product whose processor's re-key stage commits as ``group`` (the inverse of
+    ``sources_group(processor_app_id(output))``); None for any other group."""
+    head, tail = processor_app_id(""), sources_group("")
+    if len(group) <= len(head) + len(tail) or not group.startswith(head):
+        return None
+    return group[len(head) : -len(tail)] if group.endswith(tail) else None

@@ -56,7 +56,7 @@ from mesh_stream.kafka import dlq
 from mesh_stream.kafka.clients import earlier_reads, is_fatal, make_consumer
 from mesh_stream.kafka.partitions import key_partition
 from mesh_stream.processing import faust_seams
-from mesh_stream.processing.names import sources_group
+from mesh_stream.processing.names import crash_note, crash_of, sources_group
 
 if TYPE_CHECKING:
     from mesh_stream.processing.app import ProcessorSpec
@@ -99,6 +99,24 @@ window ``[key, start ms, end ms]`` (or None) and its trace context (see TRACE)."
 
 class FatalKafkaStop(KafkaException):
     """The re-key stage stops on a fatal Kafka error it has already logged in one line."""
+
+
+#: Longest the crash note takes to reach Kafka (its commit, and reading the offsets before).
+NOTE_TIMEOUT_S = 3.0
+
+
+def crash_text(output: str, reason: BaseException) -> str:
+    """The line a crash is noted with: the one the worker logged (an exception carrying it as
+    ``crash_line``, or one raised while handling such), else the exception itself."""
+    seen: set[int] = set()
+    exc: BaseException | None = reason
+    while exc is not None and id(exc) not in seen:
+        line = getattr(exc, "crash_line", None)
+        if isinstance(line, str):
+            return line
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return f"processor {output} stopped: {type(reason).__name__} {reason}"
 
 
 #: Header of every internal record: per input partition, how far a windowed processor's clock
@@ -373,6 +391,13 @@ class RekeyStage(Service):
         self._finished = asyncio.Event()
         #: A fatal error librdkafka reported: the consumer can do nothing more (see _on_error).
         self._fatal: KafkaError | None = None
+        #: The crash note (offset metadata, see names.CRASH_NOTE) this stage's commits carry
+        #: until the aggregate goes past the crash; read from the group's offsets at the
+        #: first commit.
+        self._crash_note: str | None = None
+        self._note_read = False
+        #: Whether the aggregate agent has handled a batch since the worker started.
+        self._aggregate_went_on = False
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
@@ -405,10 +430,46 @@ class RekeyStage(Service):
     async def crash(self, reason: BaseException) -> None:
         """Stop the worker because of ``reason`` (first telling ``on_crash``, with which the
         entry point arms a hard exit in case faust cannot stop). Nothing uncommitted is lost:
-        like a kill -9, the next start reads it again."""
-        if not self.crashed and self.on_crash is not None:
-            self.on_crash(reason)
+        like a kill -9, the next start reads it again. The crash line is left in the group's
+        committed offsets (their metadata) for the product monitor (:meth:`_leave_note`)."""
+        if not self.crashed:
+            if self.on_crash is not None:
+                self.on_crash(reason)
+            try:
+                await asyncio.wait_for(self._leave_note(reason), NOTE_TIMEOUT_S)
+            except Exception as exc:  # best effort: the crash line is in the log already
+                log.info("re-key stage of %s: crash not noted in Kafka: %r", self.spec.app_id, exc)
         await super().crash(reason)
+
+    def aggregate_went_on(self) -> None:
+        """The aggregate agent handled a batch: a crash noted before is over (the next commit
+        carries no note)."""
+        self._aggregate_went_on = True
+        self._crash_note = None
+
+    async def _leave_note(self, reason: BaseException) -> None:
+        """Commit the group's committed offsets again, unchanged, with the crash line as their
+        metadata: how the product monitor learns that the processor stopped, and why."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        note = crash_note(crash_text(self.spec.output.name, reason))
+        self._crash_note = note
+
+        def commit_note() -> None:
+            owned = consumer.assignment()
+            if not owned:
+                return
+            committed = consumer.committed(owned, timeout=NOTE_TIMEOUT_S / 2)
+            offsets = [
+                TopicPartition(tp.topic, tp.partition, tp.offset, metadata=note)
+                for tp in committed
+                if tp.offset >= 0
+            ]
+            if offsets:
+                consumer.commit(offsets=offsets, asynchronous=False)
+
+        await self._call(commit_note)
 
     async def on_stop(self) -> None:
         """Let the batches in hand finish and commit them, then leave the consumer group.
@@ -578,6 +639,17 @@ class RekeyStage(Service):
             offsets = offsets_to_commit(ready, owned)
             if not offsets:
                 return
+            if not self._note_read:
+                self._note_read = True
+                found = await self._call(self._noted_crash, owned)
+                if not self._aggregate_went_on:
+                    self._crash_note = found
+            note = self._crash_note
+            if note is not None:  # carried until the aggregate goes past the crash
+                offsets = [
+                    TopicPartition(tp.topic, tp.partition, tp.offset, metadata=note)
+                    for tp in offsets
+                ]
             commit = partial(self._consumer.commit, offsets=offsets)
             if not final:
                 await self._call(partial(commit, asynchronous=True))
@@ -586,6 +658,16 @@ class RekeyStage(Service):
                 await self._call(partial(commit, asynchronous=False))
             except KafkaException as exc:  # e.g. partitions revoked meanwhile: replayed later
                 log.warning("re-key stage of %s: last commit failed: %s", self.spec.app_id, exc)
+
+    def _noted_crash(self, owned: list[TopicPartition]) -> str | None:
+        """The crash note a crashed predecessor left in the group's committed offsets."""
+        assert self._consumer is not None
+        try:
+            committed = self._consumer.committed(owned, timeout=NOTE_TIMEOUT_S)
+        except KafkaException:
+            return None
+        notes = [tp.metadata for tp in committed if crash_of(tp.metadata) is not None]
+        return notes[0] if notes else None
 
     def _on_message_error(self, message: Message) -> None:
         error = message.error()

@@ -36,6 +36,10 @@ from confluent_kafka.admin import (
 )
 from pydantic import SecretStr
 
+from mesh_stream.health import ProductHealth, Status
+from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.monitor.measure import KafkaMeter, Target
+from mesh_stream.monitor.service import judge_round
 from mesh_stream.processing.app import ProcessorSpec
 from mesh_stream.processing.codec import FramedAvroDecoder
 from mesh_stream.processing.expiry import clock_key
@@ -113,6 +117,20 @@ def committed_offset(bootstrap: str, group: str, topic: str) -> int:
         return position.offset  # negative when nothing was committed
     finally:
         probe.close()
+
+
+def health_of_output(run: BenchRun) -> ProductHealth:
+    """The output's health as the product monitor judges it now, its processor's re-key group
+    read as a consumer registered on the input."""
+    source, output = run.spec.inputs[0], run.spec.output
+    targets = [Target(source, (sources_group(run.spec.app_id),)), Target(output)]
+    meter = KafkaMeter(KafkaConnection.from_settings(run.settings))
+    try:
+        readings = meter.read(targets, int(time.time() * 1000))
+    finally:
+        meter.close()
+    healths = judge_round(targets, readings, {}, lambda _name: [])
+    return next(health for health in healths if health.product == output.name)
 
 
 def read_windows(
@@ -446,6 +464,10 @@ def test_a_failing_apply_stops_the_worker_with_one_line_first_and_loses_no_order
     )
     assert line in text, text[-3000:]
     assert text.index(line) < text.index("Crashed reason"), text[-3000:]
+    # the product monitor shows the line: the worker left it in its re-key group's offsets
+    crashed = health_of_output(run)
+    assert crashed.status == Status.BREACHED, crashed
+    assert crashed.reason.startswith(f"{line} (its worker has not gone past that record)")
     # faust's lines about it come without the tracebacks that repeated it
     assert "_ReportedError:" not in text, text[-3000:]
     # what the crash left in faust's producer buffer is one line, not a stop's traceback
@@ -463,6 +485,8 @@ def test_a_failing_apply_stops_the_worker_with_one_line_first_and_loses_no_order
         finally:
             if fixed.poll() is None:
                 fixed.kill()
+    # fixed and past the record: the crash is over for the monitor too
+    assert "crashed on" not in health_of_output(run).reason
 
 
 def test_a_worker_fenced_out_of_its_group_stops_and_says_why(

@@ -21,6 +21,13 @@ from mesh_stream.monitor.status import (
     health,
     transitions,
 )
+from mesh_stream.processing.names import (
+    crash_note,
+    crash_of,
+    processor_app_id,
+    processor_of_group,
+    sources_group,
+)
 
 NOW = 1_800_000_000_000
 
@@ -314,6 +321,40 @@ def test_a_round_is_judged_sources_first_and_breaches_reach_downstream() -> None
     assert healths[last.name].status == Status.DEGRADED
     # The middle product is ahead of its breached input: end-to-end 0.
     assert by(list(healths[middle.name].figures), FigureName.END_TO_END_SECONDS).value == 0.0
+
+
+def test_a_processor_s_noted_crash_breaches_its_output_with_the_crash_line() -> None:
+    """The re-key group of a crashed processor carries its crash line in its committed
+    offsets on the inputs: the *output* is breached, its reason the line; the input is not."""
+    source = product("orders.order-placed")
+    output = product("analytics.daily", kind="aggregate", inputs=[source.name])
+    group = sources_group(processor_app_id(output.name))
+    line = (
+        "processor analytics.daily crashed on orders.order-placed.v1[0]@7: apply raised "
+        "KeyError 'region' (field 'region')"
+    )
+    lag = GroupLag(group, 0, 0.0, crash=line)
+    targets = [Target(output), Target(source, (group,))]
+    readings = {
+        source.name: reading(source, ages={0: 1.0}, lags=(lag,)),
+        output.name: reading(output, ages={0: 1.0}),
+    }
+    healths = {h.product: h for h in judge_round(targets, readings, {}, lambda _name: [])}
+    assert healths[output.name].status == Status.BREACHED
+    assert healths[output.name].reason == f"{line} (its worker has not gone past that record)"
+    assert healths[source.name].status == Status.OK
+    # another group's metadata, or a group of no processor, says nothing of any product
+    other = GroupLag("billing", 0, 0.0, crash=line)
+    readings[source.name] = reading(source, ages={0: 1.0}, lags=(other,))
+    healths = {h.product: h for h in judge_round(targets, readings, {}, lambda _name: [])}
+    assert healths[output.name].status == Status.OK
+    assert processor_of_group(group) == output.name
+    assert processor_of_group("mesh--rekey") is None
+    assert processor_of_group("billing") is None
+    assert crash_of(crash_note(line)) == line
+    assert crash_of("") is None
+    assert crash_of("some other metadata") is None
+    assert len(crash_note("x" * 5_000)) < 1_100  # well under Kafka's 4,096-byte limit
 
 
 def test_targets_come_from_the_registry_listing_with_their_groups() -> None:
