@@ -396,6 +396,9 @@ class RekeyStage(Service):
         #: first commit.
         self._crash_note: str | None = None
         self._note_read = False
+        #: The offsets last committed with the note: committed again without it once the
+        #: aggregate went on, even when nothing new is to be committed.
+        self._noted: list[TopicPartition] = []
         #: Whether the aggregate agent has handled a batch since the worker started.
         self._aggregate_went_on = False
         super().__init__(**kwargs)
@@ -461,11 +464,14 @@ class RekeyStage(Service):
             if not owned:
                 return
             committed = consumer.committed(owned, timeout=NOTE_TIMEOUT_S / 2)
-            offsets = [
-                TopicPartition(tp.topic, tp.partition, tp.offset, metadata=note)
-                for tp in committed
-                if tp.offset >= 0
-            ]
+            offsets = []
+            for tp in committed:
+                offset = tp.offset
+                if offset < 0:  # nothing committed: the first record, where the group starts
+                    watermarks = consumer.get_watermark_offsets(tp, timeout=NOTE_TIMEOUT_S / 4)
+                    offset = watermarks[0] if watermarks is not None else -1
+                if offset >= 0:
+                    offsets.append(TopicPartition(tp.topic, tp.partition, offset, metadata=note))
             if offsets:
                 consumer.commit(offsets=offsets, asynchronous=False)
 
@@ -632,24 +638,28 @@ class RekeyStage(Service):
             ready.extend(offsets)
             self._in_flight.pop(0)
         now = time.monotonic()
-        if ready and (final or now - self._last_commit >= COMMIT_INTERVAL_S):
+        due = final or now - self._last_commit >= COMMIT_INTERVAL_S
+        if not self._note_read and (ready or self._aggregate_went_on) and due:
+            await self._read_note()
+        clearing = bool(self._noted) and self._crash_note is None
+        if (ready or clearing) and due:
             self._acknowledged, self._last_commit = [], now
             assert self._consumer is not None
             owned = await self._call(self._consumer.assignment)
+            if clearing:  # the noted offsets again, without the note, unless newer ones come
+                plain = [TopicPartition(tp.topic, tp.partition, tp.offset) for tp in self._noted]
+                ready = plain + ready  # oldest first: each partition's newest is committed
+                self._noted = []
             offsets = offsets_to_commit(ready, owned)
             if not offsets:
                 return
-            if not self._note_read:
-                self._note_read = True
-                found = await self._call(self._noted_crash, owned)
-                if not self._aggregate_went_on:
-                    self._crash_note = found
             note = self._crash_note
             if note is not None:  # carried until the aggregate goes past the crash
                 offsets = [
                     TopicPartition(tp.topic, tp.partition, tp.offset, metadata=note)
                     for tp in offsets
                 ]
+                self._noted = offsets
             commit = partial(self._consumer.commit, offsets=offsets)
             if not final:
                 await self._call(partial(commit, asynchronous=True))
@@ -659,15 +669,25 @@ class RekeyStage(Service):
             except KafkaException as exc:  # e.g. partitions revoked meanwhile: replayed later
                 log.warning("re-key stage of %s: last commit failed: %s", self.spec.app_id, exc)
 
-    def _noted_crash(self, owned: list[TopicPartition]) -> str | None:
-        """The crash note a crashed predecessor left in the group's committed offsets."""
+    async def _read_note(self) -> None:
+        """Read the crash note a crashed predecessor left in the group's committed offsets
+        (once partitions are assigned): carried by this stage's commits until the aggregate
+        goes on, or, if it went on already, committed away at the next commit."""
         assert self._consumer is not None
+        owned = await self._call(self._consumer.assignment)
+        if not owned:
+            return
+        self._note_read = True
         try:
-            committed = self._consumer.committed(owned, timeout=NOTE_TIMEOUT_S)
-        except KafkaException:
-            return None
-        notes = [tp.metadata for tp in committed if crash_of(tp.metadata) is not None]
-        return notes[0] if notes else None
+            committed = await self._call(
+                partial(self._consumer.committed, owned, timeout=NOTE_TIMEOUT_S)
+            )
+        except KafkaException as exc:
+            log.info("re-key stage of %s: crash note not read: %s", self.spec.app_id, exc)
+            return
+        self._noted = [tp for tp in committed if crash_of(tp.metadata) is not None]
+        if self._noted and not self._aggregate_went_on:
+            self._crash_note = self._noted[0].metadata
 
     def _on_message_error(self, message: Message) -> None:
         error = message.error()

@@ -223,6 +223,10 @@ def test_a_failing_route_stops_the_worker_and_loses_no_order(
         assert status != 0, text[-3000:]
         assert f"route cannot handle order {orders[FAILING]['order_id']}" in text
         assert committed_offset(kafka.bootstrap_servers, group, source.topic) <= FAILING
+        crashed = health_of_output(run)  # the product monitor shows the crash line
+        assert crashed.status == Status.BREACHED, crashed
+        assert crashed.reason.startswith(f"processor {output.name} crashed on {source.topic}[0]@")
+        assert f"route cannot handle order {orders[FAILING]['order_id']}" in crashed.reason
 
         # 2. fixed: every order counted exactly once, none lost, none twice
         fixed = start_worker(env, log)
@@ -244,8 +248,9 @@ def test_a_failing_route_stops_the_worker_and_loses_no_order(
         finally:
             if fixed.poll() is None:
                 fixed.kill()
-        # 3. the clean stop committed every input record it read
+        # 3. the clean stop committed every input record it read, and the crash is over
         assert committed_offset(kafka.bootstrap_servers, group, source.topic) == ORDERS
+        assert "crashed on" not in health_of_output(run).reason
     finally:
         client.close()
 
@@ -441,7 +446,7 @@ def test_a_worker_whose_internal_records_kafka_refuses_stops_and_commits_nothing
     assert "MessageSizeTooLarge" in text, text[-3000:]
     assert (
         committed_offset(kafka.bootstrap_servers, sources_group(spec.app_id), spec.inputs[0].topic)
-        < 0
+        == 0  # the first record, where the group starts, committed to carry the crash note
     )
 
 
