@@ -28,6 +28,9 @@ COPY_SHARE = 0.1
 #: Shares of records of a windowed processor arriving late but within grace, and too late.
 LATE_SHARE = 0.08
 TOO_LATE_SHARE = 0.05
+#: For a Session window, the share arriving late but on time: about one in six of those
+#: falls between two sessions of its key and merges them.
+SESSION_LATE_SHARE = 0.25
 #: Longest delay between an event and its arrival, for records on time.
 PROMPT_DELAY_MS = 2_000
 
@@ -233,11 +236,18 @@ def generate_inputs(
                 record[spec.event_time] = _event_time_value(fields[spec.event_time], event_ms)
                 if window is not None:
                     closes, beyond = _closes(window, event_ms)
+                    # late but on time: within the grace; for a session, in the last quarter
+                    # before it closes, after most of its neighbours (so that it bridges
+                    # sessions, grace or not)
+                    lateness = (
+                        (closes - arrival) // 4 if isinstance(window, Session) else window.grace_ms
+                    )
+                    late_share = SESSION_LATE_SHARE if isinstance(window, Session) else LATE_SHARE
                     draw = rng.random()
-                    if draw < LATE_SHARE and window.grace_ms > 0:
-                        arrival = closes - rng.randint(1, window.grace_ms)
+                    if draw < late_share and lateness > 0:
+                        arrival = closes - rng.randint(1, lateness)
                         stats.late += 1
-                    elif draw < LATE_SHARE + TOO_LATE_SHARE:
+                    elif draw < late_share + TOO_LATE_SHARE:
                         arrival = closes + rng.randint(0, beyond)
                         stats.too_late += 1
             stats.records += 1
