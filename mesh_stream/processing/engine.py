@@ -761,17 +761,7 @@ class Aggregation:
                     not_read = not_read_error(declared, exc, "apply")
                     raise self._fail(envelope.where, not_read or exc, None, "apply") from exc
                 changed = True
-        if key_seen is not None:
-            newest = max(envelope.arrival_ms for envelope in envelopes)
-            try:
-                changed = key_seen.store(now_ms=newest) or changed  # seen entries first ...
-            except StateTooLargeError as exc:  # ids too long for a slot of them
-                raise self._fail(envelopes[-1].where, exc) from exc
-        if changed:
-            try:
-                self.states[kafka_key] = stored  # ... then the state listing them
-            except (TypeError, StateTooLargeError) as exc:  # not JSON, or too much of it
-                raise self._fail(envelopes[-1].where, exc) from exc
+        self._store(kafka_key, stored, key_seen, envelopes, changed)
         if fresh:
             last = envelopes[-1]
             window_of = last.window
@@ -780,16 +770,31 @@ class Aggregation:
                 record = emit_checked(processor.emit, state_key, value)
             except Exception as exc:
                 raise self._fail(last.where, exc, None, "emit") from exc
+            self._publish(kafka_key, record, newest_input_ms, reflected, last)
+
+    def _store(
+        self,
+        state_key: str,
+        stored: dict[str, Any],
+        key_seen: Any,
+        envelopes: list[Envelope],
+        changed: bool,
+    ) -> bool:
+        """Store a key's seen entries, then (if either changed) the state listing them; a
+        state that is not JSON or too large for a changelog record stops the worker, naming
+        the batch's last input record. Whether the state was written."""
+        if key_seen is not None:
+            newest = max(envelope.arrival_ms for envelope in envelopes)
             try:
-                if reflected is None or self.trace is None:
-                    self.publish(kafka_key, record, newest_input_ms)
-                else:  # under a span, child of the newest input event's, the output's headers
-                    with self.trace.processing(reflected):
-                        self.publish(kafka_key, record, newest_input_ms)
-            except (SerializationError, ProcessorError) as exc:  # what emit returned
-                shown = shown_key(kafka_key)
-                unfit = ProcessorError(f"emit returned a record for key {shown}: {exc}")
-                raise self._fail(last.where, unfit) from exc
+                changed = key_seen.store(now_ms=newest) or changed  # seen entries first ...
+            except StateTooLargeError as exc:  # ids too long for a slot of them
+                raise self._fail(envelopes[-1].where, exc) from exc
+        if changed:
+            try:
+                self.states[state_key] = stored  # ... then the state listing them
+            except (TypeError, StateTooLargeError) as exc:  # not JSON, or too much of it
+                raise self._fail(envelopes[-1].where, exc) from exc
+        return changed
 
     def _update_sessions(self, window: Session, state_key: str, envelopes: list[Envelope]) -> None:
         """:meth:`update` for a Session window: each event (once) joins, starts or merges the
@@ -855,19 +860,10 @@ class Aggregation:
             changed = True
         if too_old and clock is not None:
             self._dropped_too_old(state_key, too_old, clock)
-        if key_seen is not None and len(too_old) < len(envelopes):
-            newest = max(envelope.arrival_ms for envelope in envelopes)
-            try:
-                changed = key_seen.store(now_ms=newest) or changed  # seen entries first ...
-            except StateTooLargeError as exc:
-                raise self._fail(envelopes[-1].where, exc) from exc
-        if changed:
-            try:
-                self.states[state_key] = stored  # ... then the state listing them
-            except (TypeError, StateTooLargeError) as exc:
-                raise self._fail(envelopes[-1].where, exc) from exc
-            if self.expiry is not None and sessions:
-                self.expiry.note(partition, state_key, window.forget_at_ms(sessions[0][1]))
+        seen = key_seen if len(too_old) < len(envelopes) else None
+        written = self._store(state_key, stored, seen, envelopes, changed)
+        if written and self.expiry is not None and sessions:
+            self.expiry.note(partition, state_key, window.forget_at_ms(sessions[0][1]))
         live = {id(session) for session in sessions}
         emitted: dict[int, Envelope] = {}
         for session, envelope in reversed(reached):  # each session blames its last event
