@@ -110,9 +110,9 @@ class GroupLag:
     seconds: float | None
     #: Partitions the group has no committed offset on (left out of both figures).
     uncommitted: int = 0
-    #: The crash line a processor's re-key group left in its committed offsets (its worker
-    #: stopped on a record and has not gone past it); None otherwise.
-    crash: str | None = None
+    #: (when, line) of the newest crash a processor's re-key group noted in its committed
+    #: offsets; None when it noted none.
+    crash: tuple[int, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,7 @@ class KafkaMeter:
         newest = self.newest_timestamps(
             {tp: (earliest[tp], latest[tp]) for tp in tps if tp[0] in product_topics}, reflects
         )
-        notes: dict[tuple[str, str], str] = {}
+        notes: dict[tuple[str, str], tuple[int, str]] = {}
         committed = self._committed(targets, partitions, notes)
         unconsumed = self._unconsumed(committed, latest)
 
@@ -276,11 +276,12 @@ class KafkaMeter:
         self,
         targets: Sequence[Target],
         partitions: Mapping[str, list[int]],
-        notes: dict[tuple[str, str], str] | None = None,
+        notes: dict[tuple[str, str], tuple[int, str]] | None = None,
     ) -> dict[tuple[str, str], dict[int, int]]:
         """(group, topic) -> partition -> committed offset (-1: none) of each registered group;
-        into ``notes``, (group, topic) -> the crash line a processor's re-key group left in
-        its offsets' metadata (:data:`~mesh_stream.processing.names.CRASH_NOTE`)."""
+        into ``notes``, (group, topic) -> (when, line) of the newest crash a processor's
+        re-key group noted in its offsets' metadata
+        (:data:`~mesh_stream.processing.names.CRASH_NOTE`)."""
         asked: dict[tuple[str, str], Future[Any]] = {}
         for target in targets:
             topic = target.product.topic
@@ -313,10 +314,10 @@ class KafkaMeter:
                 tp.partition: (tp.offset if tp.error is None and tp.offset >= 0 else -1)
                 for tp in answer.topic_partitions
             }
-            crashed = [crash_of(tp.metadata) for tp in answer.topic_partitions]
-            line = next((item for item in crashed if item is not None), None)
-            if notes is not None and line is not None:
-                notes[key] = line
+            crashes = [crash_of(tp.metadata) for tp in answer.topic_partitions]
+            newest = max((item for item in crashes if item is not None), default=None)
+            if notes is not None and newest is not None:
+                notes[key] = newest
         if unanswered:
             log.info("the next round asks with a new admin client (see KafkaMeter.reconnect)")
             self._admin = self._new_admin()
@@ -462,7 +463,7 @@ def _group_lag(
     topic: str,
     partitions: Iterable[int],
     now_ms: int,
-    crash: str | None = None,
+    crash: tuple[int, str] | None = None,
 ) -> GroupLag:
     """The lag of ``group`` on ``topic`` from its committed offsets and the first
     unconsumed record of each partition (``crash``: the crash line it noted)."""

@@ -102,13 +102,7 @@ def judge_round(
     inputs = {t.product.name: t.product.inputs for t in targets}
     own: dict[str, tuple[Any, ...]] = {}
     statuses: dict[str, Status] = {}
-    # a processor's crash is noted on its re-key group's offsets of its inputs: its output's
-    crashed: dict[str, str] = {}
-    for reading in readings.values():
-        for lag in reading.lags:
-            output = processor_of_group(lag.group) if lag.crash is not None else None
-            if output is not None and lag.crash is not None:
-                crashed.setdefault(output, lag.crash)
+    crashed = _crashes(readings)
     for target in targets:
         product = target.product
         reading = readings[product.name]
@@ -143,6 +137,25 @@ def judge_round(
         )
         for t in targets
     ]
+
+
+def _crashes(readings: Mapping[str, Reading]) -> dict[str, str]:
+    """Output product -> the line its processor crashed with, for each whose re-key group
+    noted a crash (on its inputs' offsets) newer than the output's newest record: a worker
+    that went on since has published after it (a replay re-publishes what it reflects)."""
+    newest: dict[str, tuple[int, str]] = {}
+    for reading in readings.values():
+        for lag in reading.lags:
+            output = processor_of_group(lag.group)
+            if output is not None and lag.crash is not None:
+                newest[output] = max(newest.get(output, lag.crash), lag.crash)
+    crashed = {}
+    for output, (at_ms, line) in newest.items():
+        built = readings.get(output)
+        published = built.topic.newest if built is not None else None
+        if published is None or published < at_ms:
+            crashed[output] = line
+    return crashed
 
 
 #: How soon a failed round (registry or Kafka unavailable) is tried again.

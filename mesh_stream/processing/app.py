@@ -499,12 +499,10 @@ def add_aggregate_agent(
     crash: Callable[[BaseException], Awaitable[None]],
     forgetting: Forgetting | None = None,
     flush: Callable[[], Awaitable[None]] | None = None,
-    went_on: Callable[[], None] | None = None,
 ) -> None:
     """Feed the forwarded envelopes of each batch, grouped by key, to ``update``; with
     ``forgetting`` (a windowed processor), then forget the windows past their retention
-    (:func:`handle_batch`, after ``flush``, by default faust's producer flush). ``went_on``
-    is told after each batch handled (a crash noted before is over).
+    (:func:`handle_batch`, after ``flush``, by default faust's producer flush).
 
     Faust tables write a changelog record to the partition of the *current event*, which
     the batching does not set in the agent's task; so each partition's keys are updated
@@ -545,8 +543,6 @@ def add_aggregate_agent(
                         keys.setdefault(key, []).extend(envelopes)
                 within = _under_events(current)
                 await handle_batch(groups, update, forgetting, flush_all, within)
-                if went_on is not None:
-                    went_on()
             except Exception as exc:
                 faust_seams.withhold_acks(events)
                 await crash(exc)

@@ -1152,9 +1152,7 @@ def build(
     forgetting = aggregation if windowed else None
     flush = confirmed_flush(app, refusals, outputs)
     unpack = aggregation.unpack
-    add_aggregate_agent(
-        app, spec, by_key, update, unpack, stage.crash, forgetting, flush, stage.aggregate_went_on
-    )
+    add_aggregate_agent(app, spec, by_key, update, unpack, stage.crash, forgetting, flush)
     expiry = aggregation.expiry
     if expiry is not None:
 

@@ -30,27 +30,31 @@ def sources_group(app_id: str) -> str:
 CRASH_LINE_PATTERN = r"\bprocessor \S+ crashed on \S+: .*"
 
 
-#: What starts the metadata of a crashed worker's re-key group's committed offsets, before the
-#: crash line: the worker leaves it there (and carries it in its commits) until its aggregate
-#: goes past the crash, so the product monitor, which fetches the group's offsets, can show it.
+#: What starts the metadata of a crashed worker's re-key group's committed offsets (offsets
+#: unchanged), before the crash's time and line: the product monitor, which fetches the group's
+#: offsets, shows the line while the processor's output has no record newer than the crash.
 CRASH_NOTE = "mesh.crashed "
 #: The most characters of a crash line kept in offset metadata (Kafka's
 #: ``offset.metadata.max.bytes`` is 4,096 bytes by default).
 CRASH_NOTE_LIMIT = 1_000
 
 
-def crash_note(line: str) -> str:
-    """The offset metadata carrying ``line`` (cut short when long)."""
+def crash_note(line: str, at_ms: int) -> str:
+    """The offset metadata of a crash at ``at_ms`` (epoch ms) logged as ``line``, cut short
+    when long."""
     if len(line) > CRASH_NOTE_LIMIT:
         line = f"{line[: CRASH_NOTE_LIMIT - 3]}..."
-    return CRASH_NOTE + line
+    return f"{CRASH_NOTE}{at_ms} {line}"
 
 
-def crash_of(metadata: str | None) -> str | None:
-    """The crash line an offset's ``metadata`` carries; None when it carries none."""
+def crash_of(metadata: str | None) -> tuple[int, str] | None:
+    """(when, line) of the crash an offset's ``metadata`` notes; None when it notes none."""
     if not metadata or not metadata.startswith(CRASH_NOTE):
         return None
-    return metadata[len(CRASH_NOTE) :]
+    stamp, _, line = metadata[len(CRASH_NOTE) :].partition(" ")
+    if not stamp.isdigit() or not line:
+        return None
+    return int(stamp), line
 
 
 def processor_of_group(group: str) -> str | None:

@@ -26,7 +26,11 @@ dead-letter topic through the SDK consumer's writer
 (:class:`mesh_stream.kafka.dlq.DeadLetterWriter`, the same ``mesh.dlq.*`` headers), and the
 stage goes on once Kafka has kept it. Any other failure (a bug in the
 processor's ``key``, a send Kafka refuses, a fatal consumer error such as a static member
-fenced out of its group) crashes the stage, which stops the worker without committing.
+fenced out of its group) crashes the stage, which stops the worker without committing what
+it read. A crash (the aggregate's too) is noted in the group's committed offsets: committed
+again, unchanged, with the crash's time and line as metadata (a partition with nothing
+committed gets its first record), which the product monitor shows (:meth:`RekeyStage.crash`).
+Tombstones on the inputs (records with no value: deletions) are passed over.
 
 When OpenTelemetry tracing is active (:mod:`mesh_stream.tracing`, asked once as the stage is
 built), each envelope also carries its input record's ``traceparent`` (and ``tracestate``)
@@ -56,7 +60,7 @@ from mesh_stream.kafka import dlq
 from mesh_stream.kafka.clients import earlier_reads, is_fatal, make_consumer
 from mesh_stream.kafka.partitions import key_partition
 from mesh_stream.processing import faust_seams
-from mesh_stream.processing.names import crash_note, crash_of, sources_group
+from mesh_stream.processing.names import crash_note, sources_group
 
 if TYPE_CHECKING:
     from mesh_stream.processing.app import ProcessorSpec
@@ -101,8 +105,9 @@ class FatalKafkaStop(KafkaException):
     """The re-key stage stops on a fatal Kafka error it has already logged in one line."""
 
 
-#: Longest the crash note takes to reach Kafka (its commit, and reading the offsets before).
-NOTE_TIMEOUT_S = 3.0
+#: Longest the crash note may take to reach Kafka (reading the offsets, then committing them
+#: again): the worker's hard exit (``engine.CRASH_EXIT_S``) leaves the rest to faust's stop.
+NOTE_TIMEOUT_S = 1.5
 
 
 def crash_text(output: str, reason: BaseException) -> str:
@@ -391,16 +396,8 @@ class RekeyStage(Service):
         self._finished = asyncio.Event()
         #: A fatal error librdkafka reported: the consumer can do nothing more (see _on_error).
         self._fatal: KafkaError | None = None
-        #: The crash note (offset metadata, see names.CRASH_NOTE) this stage's commits carry
-        #: until the aggregate goes past the crash; read from the group's offsets at the
-        #: first commit.
-        self._crash_note: str | None = None
-        self._note_read = False
-        #: The offsets last committed with the note: committed again without it once the
-        #: aggregate went on, even when nothing new is to be committed.
-        self._noted: list[TopicPartition] = []
-        #: Whether the aggregate agent has handled a batch since the worker started.
-        self._aggregate_went_on = False
+        #: Set once the worker crashes: a second failure while the first is noted is not news.
+        self._crashing = False
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
@@ -435,7 +432,8 @@ class RekeyStage(Service):
         entry point arms a hard exit in case faust cannot stop). Nothing uncommitted is lost:
         like a kill -9, the next start reads it again. The crash line is left in the group's
         committed offsets (their metadata) for the product monitor (:meth:`_leave_note`)."""
-        if not self.crashed:
+        if not self.crashed and not self._crashing:
+            self._crashing = True
             if self.on_crash is not None:
                 self.on_crash(reason)
             try:
@@ -444,20 +442,17 @@ class RekeyStage(Service):
                 log.info("re-key stage of %s: crash not noted in Kafka: %r", self.spec.app_id, exc)
         await super().crash(reason)
 
-    def aggregate_went_on(self) -> None:
-        """The aggregate agent handled a batch: a crash noted before is over (the next commit
-        carries no note)."""
-        self._aggregate_went_on = True
-        self._crash_note = None
-
     async def _leave_note(self, reason: BaseException) -> None:
-        """Commit the group's committed offsets again, unchanged, with the crash line as their
-        metadata: how the product monitor learns that the processor stopped, and why."""
+        """Commit the group's committed offsets again, unchanged, with the crash's time and
+        line as their metadata: how the product monitor learns that the processor stopped,
+        and why (it shows the line while the output has no record newer than the crash).
+        A partition the group committed nothing on gets its first record, where the group
+        starts anyway; one whose committed offset could not be read is left alone."""
         consumer = self._consumer
         if consumer is None:
             return
-        note = crash_note(crash_text(self.spec.output.name, reason))
-        self._crash_note = note
+        note = crash_note(crash_text(self.spec.output.name, reason), int(time.time() * 1000))
+        deadline = time.monotonic() + NOTE_TIMEOUT_S
 
         def commit_note() -> None:
             owned = consumer.assignment()
@@ -467,12 +462,17 @@ class RekeyStage(Service):
             offsets = []
             for tp in committed:
                 offset = tp.offset
+                if tp.error is not None:
+                    continue
                 if offset < 0:  # nothing committed: the first record, where the group starts
-                    watermarks = consumer.get_watermark_offsets(tp, timeout=NOTE_TIMEOUT_S / 4)
-                    offset = watermarks[0] if watermarks is not None else -1
+                    left = deadline - time.monotonic()
+                    if left <= 0.1:
+                        continue
+                    low, _high = consumer.get_watermark_offsets(tp, timeout=left / 2)
+                    offset = low
                 if offset >= 0:
                     offsets.append(TopicPartition(tp.topic, tp.partition, offset, metadata=note))
-            if offsets:
+            if offsets and time.monotonic() < deadline:
                 consumer.commit(offsets=offsets, asynchronous=False)
 
         await self._call(commit_note)
@@ -638,28 +638,13 @@ class RekeyStage(Service):
             ready.extend(offsets)
             self._in_flight.pop(0)
         now = time.monotonic()
-        due = final or now - self._last_commit >= COMMIT_INTERVAL_S
-        if not self._note_read and (ready or self._aggregate_went_on) and due:
-            await self._read_note()
-        clearing = bool(self._noted) and self._crash_note is None
-        if (ready or clearing) and due:
+        if ready and (final or now - self._last_commit >= COMMIT_INTERVAL_S):
             self._acknowledged, self._last_commit = [], now
             assert self._consumer is not None
             owned = await self._call(self._consumer.assignment)
-            if clearing:  # the noted offsets again, without the note, unless newer ones come
-                plain = [TopicPartition(tp.topic, tp.partition, tp.offset) for tp in self._noted]
-                ready = plain + ready  # oldest first: each partition's newest is committed
-                self._noted = []
             offsets = offsets_to_commit(ready, owned)
             if not offsets:
                 return
-            note = self._crash_note
-            if note is not None:  # carried until the aggregate goes past the crash
-                offsets = [
-                    TopicPartition(tp.topic, tp.partition, tp.offset, metadata=note)
-                    for tp in offsets
-                ]
-                self._noted = offsets
             commit = partial(self._consumer.commit, offsets=offsets)
             if not final:
                 await self._call(partial(commit, asynchronous=True))
@@ -668,26 +653,6 @@ class RekeyStage(Service):
                 await self._call(partial(commit, asynchronous=False))
             except KafkaException as exc:  # e.g. partitions revoked meanwhile: replayed later
                 log.warning("re-key stage of %s: last commit failed: %s", self.spec.app_id, exc)
-
-    async def _read_note(self) -> None:
-        """Read the crash note a crashed predecessor left in the group's committed offsets
-        (once partitions are assigned): carried by this stage's commits until the aggregate
-        goes on, or, if it went on already, committed away at the next commit."""
-        assert self._consumer is not None
-        owned = await self._call(self._consumer.assignment)
-        if not owned:
-            return
-        self._note_read = True
-        try:
-            committed = await self._call(
-                partial(self._consumer.committed, owned, timeout=NOTE_TIMEOUT_S)
-            )
-        except KafkaException as exc:
-            log.info("re-key stage of %s: crash note not read: %s", self.spec.app_id, exc)
-            return
-        self._noted = [tp for tp in committed if crash_of(tp.metadata) is not None]
-        if self._noted and not self._aggregate_went_on:
-            self._crash_note = self._noted[0].metadata
 
     def _on_message_error(self, message: Message) -> None:
         error = message.error()

@@ -429,7 +429,7 @@ def test_an_output_larger_than_its_topic_takes_stops_the_worker_naming_the_input
     assert "MSG_SIZE_TOO_LARGE" not in text, text[-3000:]
 
 
-def test_a_worker_whose_internal_records_kafka_refuses_stops_and_commits_nothing(
+def test_a_worker_whose_internal_records_kafka_refuses_stops_and_commits_none_of_its_input(
     kafka: KafkaAddress, run: BenchRun, tmp_path: Path
 ) -> None:
     """The re-key stage's records to the internal topic are refused (too large): the worker

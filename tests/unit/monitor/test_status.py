@@ -324,8 +324,9 @@ def test_a_round_is_judged_sources_first_and_breaches_reach_downstream() -> None
 
 
 def test_a_processor_s_noted_crash_breaches_its_output_with_the_crash_line() -> None:
-    """The re-key group of a crashed processor carries its crash line in its committed
-    offsets on the inputs: the *output* is breached, its reason the line; the input is not."""
+    """The re-key group of a crashed processor notes its crash (time, line) in its committed
+    offsets on the inputs: the *output* is breached, its reason the line, while the output
+    has no record newer than the crash; the input is not."""
     source = product("orders.order-placed")
     output = product("analytics.daily", kind="aggregate", inputs=[source.name])
     group = sources_group(processor_app_id(output.name))
@@ -333,28 +334,39 @@ def test_a_processor_s_noted_crash_breaches_its_output_with_the_crash_line() -> 
         "processor analytics.daily crashed on orders.order-placed.v1[0]@7: apply raised "
         "KeyError 'region' (field 'region')"
     )
-    lag = GroupLag(group, 0, 0.0, crash=line)
+    crashed_at = NOW - 30_000  # the output's newest record is 60 s old: before the crash
+    older = (crashed_at - 600_000, "processor analytics.daily crashed on an older record")
     targets = [Target(output), Target(source, (group,))]
-    readings = {
-        source.name: reading(source, ages={0: 1.0}, lags=(lag,)),
-        output.name: reading(output, ages={0: 1.0}),
-    }
-    healths = {h.product: h for h in judge_round(targets, readings, {}, lambda _name: [])}
+
+    def judged(*lags: GroupLag, output_age: float = 60.0) -> dict[str, ProductHealth]:
+        readings = {
+            source.name: reading(source, ages={0: 1.0}, lags=lags),
+            output.name: reading(output, ages={0: output_age}),
+        }
+        return {h.product: h for h in judge_round(targets, readings, {}, lambda _name: [])}
+
+    healths = judged(
+        GroupLag(group, 0, 0.0, crash=older), GroupLag(group, 0, 0.0, crash=(crashed_at, line))
+    )
     assert healths[output.name].status == Status.BREACHED
-    assert healths[output.name].reason == f"{line} (its worker has not gone past that record)"
+    assert healths[output.name].reason.startswith(
+        f"{line} (its worker has not gone past that record)"
+    )
     assert healths[source.name].status == Status.OK
-    # another group's metadata, or a group of no processor, says nothing of any product
-    other = GroupLag("billing", 0, 0.0, crash=line)
-    readings[source.name] = reading(source, ages={0: 1.0}, lags=(other,))
-    healths = {h.product: h for h in judge_round(targets, readings, {}, lambda _name: [])}
-    assert healths[output.name].status == Status.OK
+    # a worker that went on has published since: the crash is over
+    healths = judged(GroupLag(group, 0, 0.0, crash=(crashed_at, line)), output_age=1.0)
+    assert "crashed" not in healths[output.name].reason
+    # another group's metadata says nothing of any product
+    healths = judged(GroupLag("billing", 0, 0.0, crash=(crashed_at, line)))
+    assert "crashed" not in healths[output.name].reason
     assert processor_of_group(group) == output.name
     assert processor_of_group("mesh--rekey") is None
     assert processor_of_group("billing") is None
-    assert crash_of(crash_note(line)) == line
+    assert crash_of(crash_note(line, crashed_at)) == (crashed_at, line)
     assert crash_of("") is None
     assert crash_of("some other metadata") is None
-    assert len(crash_note("x" * 5_000)) < 1_100  # well under Kafka's 4,096-byte limit
+    assert crash_of("mesh.crashed soon a line") is None
+    assert len(crash_note("x" * 5_000, crashed_at)) < 1_100  # well under Kafka's 4,096 bytes
 
 
 def test_targets_come_from_the_registry_listing_with_their_groups() -> None:
