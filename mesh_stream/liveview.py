@@ -384,6 +384,8 @@ class MeshMonitor:
                     if error.code() == KafkaError._PARTITION_EOF:
                         pending.discard(message.partition())
                     continue
+                if message.value() is None:  # a tombstone (a merged session): no value
+                    continue
                 if newest is None or message.timestamp()[1] >= newest.timestamp()[1]:
                     newest = message
         finally:
