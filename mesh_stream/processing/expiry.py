@@ -97,7 +97,8 @@ class WindowExpiry:
         self._due: dict[int, list[tuple[int, str]]] = {}
         #: heap of (forget at, state key) read by a scan, partition not worked out yet
         self._unplaced: list[tuple[int, str]] = []
-        self._known: set[str] = set()
+        #: state key -> the earliest time it is noted to be forgotten at
+        self._known: dict[str, int] = {}
         self._scanned = False
         self._restored: set[int] = set()
         #: Counts revokes: work begun before one is not to be finished after it.
@@ -118,7 +119,7 @@ class WindowExpiry:
                 start = window_start(key)
                 if start is not None:
                     self._unplaced.append((forget_at(start), key))
-                    known.add(key)
+                    known[key] = forget_at(start)
         heapq.heapify(self._unplaced)
         self._scanned = True
 
@@ -129,16 +130,18 @@ class WindowExpiry:
         for forget_at, key in timed:
             if key not in known:
                 self._unplaced.append((forget_at, key))
-                known.add(key)
+                known[key] = forget_at
         heapq.heapify(self._unplaced)
         self._scanned = True
 
     def note(self, partition: int, key: str, forget_at: int) -> None:
         """Forget ``key`` of ``partition`` once its clock reaches ``forget_at`` (unless it is
-        noted already: a session key, looked at again when due, is noted again then)."""
-        if key not in self._known:
+        noted for that time or earlier already: a session key, looked at again when due, is
+        noted again then; one given an earlier session is noted for it too)."""
+        known = self._known.get(key)
+        if known is None or forget_at < known:
             heapq.heappush(self._due.setdefault(partition, []), (forget_at, key))
-            self._known.add(key)
+            self._known[key] = forget_at
 
     def needs_restore(self, partition: int) -> bool:
         """True until :meth:`restore` has started ``partition``'s clock since it was assigned."""
@@ -255,7 +258,7 @@ class WindowExpiry:
         found: list[str] = []
         while heap and heap[0][0] <= clock and len(found) < most:
             _, key = heapq.heappop(heap)
-            self._known.discard(key)
+            self._known.pop(key, None)
             found.append(key)
         return found
 

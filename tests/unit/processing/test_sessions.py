@@ -416,3 +416,26 @@ def test_sessions_stay_exact_through_kills_between_commits(flush_at: int, retain
                 worker.kill()
         worker.commit()
         assert worker.outputs == recompute(processor, records), (seed, flush_at, retain_ms)
+
+
+def test_an_earlier_session_added_to_a_key_is_forgotten_at_its_own_time() -> None:
+    """A late event can give a key a session older than the one it was noted for: the key is
+    noted again for the earlier one, so that session goes once its retention is past."""
+    window = Session(gap_ms=MINUTE, grace_ms=30_000, retain_ms=0)
+    worker = Worker(visits(window))
+    later, earlier = BASE + 10 * MINUTE, BASE + 8 * MINUTE + 50_000  # 70 s apart: two sessions
+    feed(worker, [InputRecord(ORDERS, order("c", later), later + 1_000)])
+    feed(worker, [InputRecord(ORDERS, order("c", earlier), later + 2_000)])  # 72 s late: on time
+    sessions = json.loads(worker.states.data[f"c{SESSION_SUFFIX}"])["sessions"]
+    assert [session[0] for session in sessions] == [earlier, later]
+    other = next(
+        f"d{n}"
+        for n in range(100)
+        if partition_of(f"d{n}{SESSION_SUFFIX}") == partition_of(f"c{SESSION_SUFFIX}")
+    )
+    # the clock passes the earlier session's time (8:50 + 2 gaps + grace = 11:20), not 12:30
+    clock = BASE + 11 * MINUTE + 30_000
+    feed(worker, [InputRecord(ORDERS, order(other, clock - 1_000), clock)])
+    feed(worker, [InputRecord(ORDERS, order(other, clock), clock + 1)])
+    sessions = json.loads(worker.states.data[f"c{SESSION_SUFFIX}"])["sessions"]
+    assert [session[0] for session in sessions] == [later]
