@@ -181,7 +181,7 @@ class LineageRun(Service):
     async def _running(self) -> None:
         while not self.should_stop:
             await self.sleep(self.interval_s)
-            if not self.should_stop:
+            if not self.should_stop and not self._failed:  # FAIL is the run's last event
                 self._emit(self._ol.RunState.RUNNING)
 
     def fail(self, reason: BaseException) -> None:
