@@ -46,13 +46,14 @@ from __future__ import annotations
 import dataclasses
 import gc
 import importlib.util
+import itertools
 import json
 import logging
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -149,6 +150,8 @@ SEEN_TABLE = "seen"
 DROP_WARNING_EVERY_S = 10.0
 #: Input records ``key`` may drop, none kept, before the worker warns that nothing is kept.
 NOTHING_KEPT_WARNING_AFTER = 1_000
+#: Session keys whose values a batch reads after an assignment (to note their times).
+SCAN_AT_ONCE = 10_000
 #: With a dedup horizon, seen ids are kept per key and this slice of arrival time.
 DEDUP_BUCKET_MS = 60_000
 #: The stored value's entry holding the state ``apply`` and ``emit`` see.
@@ -445,6 +448,10 @@ class Aggregation:
             self.expiry = WindowExpiry(window, partition_of, sources)
         #: The Session window, when the processor's window is one.
         self.sessions = window if isinstance(window, Session) else None
+        #: The session keys still to read after an assignment, and the expiry's generation
+        #: they were listed in (see _scan_states).
+        self._session_scan: Iterator[str] | None = None
+        self._scan_generation = -1
 
     def _fail(
         self,
@@ -922,21 +929,29 @@ class Aggregation:
         return expiry.clock(partition)
 
     def _scan_states(self, expiry: WindowExpiry) -> None:
-        """Note every state key the tables hold (a session key by its oldest session)."""
+        """Note every state key the tables hold (a session key by its oldest session). A
+        session key's time is in its value, so those are read :data:`SCAN_AT_ONCE` a batch
+        (the rest at the next batches), never all at once on the event loop."""
         window = self.sessions
         if window is None:
             expiry.scan(list(self.states))
             return
+        if self._session_scan is None or self._scan_generation != expiry.generation:
+            self._session_scan = iter([k for k in self.states if k.endswith(SESSION_SUFFIX)])
+            self._scan_generation = expiry.generation
         timed = []
-        for state_key in list(self.states):
-            if not state_key.endswith(SESSION_SUFFIX):
-                continue
+        read = 0
+        for state_key in itertools.islice(self._session_scan, SCAN_AT_ONCE):
+            read += 1
             # by get: a faust table lists keys of partitions it cannot read now (not assigned)
             stored = self.states.get(state_key)
             sessions = stored.get(SESSIONS) if isinstance(stored, dict) else None
             if sessions:
                 timed.append((window.forget_at_ms(sessions[0][1]), state_key))
-        expiry.scan_timed(timed)
+        done = read < SCAN_AT_ONCE
+        if done:
+            self._session_scan = None
+        expiry.scan_timed(timed, done=done)
 
     def _dropped_too_old(self, state_key: str, envelopes: list[Envelope], clock: int) -> None:
         """Events that could join a session the clock may have deleted are dropped (and

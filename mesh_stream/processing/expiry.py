@@ -123,16 +123,16 @@ class WindowExpiry:
         heapq.heapify(self._unplaced)
         self._scanned = True
 
-    def scan_timed(self, timed: Iterable[tuple[int, str]]) -> None:
+    def scan_timed(self, timed: Iterable[tuple[int, str]], *, done: bool = True) -> None:
         """Like :meth:`scan`, for state keys whose time is in their value, not their name
-        (a session processor's): ``(forget at, state key)`` pairs."""
-        known = self._known
+        (a session processor's): ``(forget at, state key)`` pairs, perhaps a part of them
+        (``done`` False: more come, and :meth:`needs_scan` stays True)."""
+        known, unplaced = self._known, self._unplaced
         for forget_at, key in timed:
             if key not in known:
-                self._unplaced.append((forget_at, key))
+                heapq.heappush(unplaced, (forget_at, key))  # a heap between the parts too
                 known[key] = forget_at
-        heapq.heapify(self._unplaced)
-        self._scanned = True
+        self._scanned = done
 
     def note(self, partition: int, key: str, forget_at: int) -> None:
         """Forget ``key`` of ``partition`` once its clock reaches ``forget_at`` (unless it is

@@ -439,3 +439,39 @@ def test_an_earlier_session_added_to_a_key_is_forgotten_at_its_own_time() -> Non
     feed(worker, [InputRecord(ORDERS, order(other, clock), clock + 1)])
     sessions = json.loads(worker.states.data[f"c{SESSION_SUFFIX}"])["sessions"]
     assert [session[0] for session in sessions] == [later]
+
+
+def test_a_restarted_worker_reads_its_session_keys_a_slice_a_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A session key's time is in its value: after an assignment those values are read a
+    slice a batch, not all at once on the event loop, and the sessions are forgotten all
+    the same."""
+    monkeypatch.setattr(engine_module, "SCAN_AT_ONCE", 2)
+    rng = random.Random(6)
+    window = Session(gap_ms=MINUTE, grace_ms=30_000, retain_ms=MINUTE)
+    records = bursts(rng, 400, minutes=40)
+    worker = Worker(visits(window))
+    feed(worker, records[: len(records) // 2])
+    held = {
+        (key, session[0])
+        for key, value in worker.states.data.items()
+        if key.endswith(SESSION_SUFFIX)
+        for session in json.loads(value)["sessions"]
+    }
+    worker.restart()
+    expiry = worker.aggregation.expiry
+    assert expiry is not None
+    feed(worker, records[len(records) // 2 : len(records) // 2 + 1], batch=1)
+    assert expiry.needs_scan()  # 4 keys, 2 a batch: not all read yet
+    feed(worker, records[len(records) // 2 + 1 :])
+    assert not expiry.needs_scan()
+    left = {
+        (key, session[0])
+        for key, value in worker.states.data.items()
+        if key.endswith(SESSION_SUFFIX)
+        for session in json.loads(value)["sessions"]
+    }
+    assert held
+    assert not held & left
+    assert worker.outputs == recompute(visits(window), records)
