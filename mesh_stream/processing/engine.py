@@ -815,9 +815,7 @@ class Aggregation:
         partition = envelopes[0].partition
         clock = self._clock_before_batch(partition)
         stored: dict[str, Any] = dict(self.states.get(state_key) or {})
-        sessions: list[list[Any]] = [
-            [*item, []] if len(item) == 3 else list(item) for item in stored.get(SESSIONS) or ()
-        ]
+        sessions: list[list[Any]] = [list(item) for item in stored.get(SESSIONS) or ()]
         stored[SESSIONS] = sessions
         published = {session[0] for session in sessions}
         key_seen = self.seen.for_key(state_key, stored) if self.seen is not None else None
