@@ -117,6 +117,7 @@ from mesh_stream.processing.sessions import (
     session_state_key,
 )
 from mesh_stream.processing.spec import (
+    Dedup,
     Event,
     Input,
     Processor,
@@ -323,6 +324,19 @@ class _ReportedError(Exception):
 
 
 # -- the engine ------------------------------------------------------------------------------
+
+
+def _first_delivery(
+    key_seen: Any, dedup: Dedup | None, envelope: Envelope, position: tuple[int, int, int]
+) -> bool:
+    """False if ``envelope`` is a copy of an event its key has seen (by ``dedup``'s field);
+    an event without the field, or a processor without dedup, is always a first delivery."""
+    if key_seen is None or dedup is None:
+        return True
+    event_id = envelope.fields.get(dedup.field)
+    return event_id is None or key_seen.first_delivery(
+        str(event_id), *position, arrival_ms=envelope.arrival_ms
+    )
 
 
 def retarget(processor: Processor, spec: ProcessorSpec) -> Processor:
@@ -746,12 +760,8 @@ class Aggregation:
         reflected: list[dict[str, str]] | None = [] if self.trace is not None else None
         for envelope in envelopes:
             position = (envelope.partition, envelope.offset, envelope.index)
-            if key_seen is not None and dedup is not None:
-                event_id = envelope.fields.get(dedup.field)
-                if event_id is not None and not key_seen.first_delivery(
-                    str(event_id), *position, arrival_ms=envelope.arrival_ms
-                ):
-                    continue
+            if not _first_delivery(key_seen, dedup, envelope, position):
+                continue
             fresh = True
             newest_input_ms = max(newest_input_ms, envelope.arrival_ms)
             if reflected is not None:  # every event counts in the span, traced or not
@@ -834,12 +844,8 @@ class Aggregation:
                 too_old.append(envelope)
                 continue
             position = (envelope.partition, envelope.offset, envelope.index)
-            if key_seen is not None and dedup is not None:
-                event_id = envelope.fields.get(dedup.field)
-                if event_id is not None and not key_seen.first_delivery(
-                    str(event_id), *position, arrival_ms=envelope.arrival_ms
-                ):
-                    continue
+            if not _first_delivery(key_seen, dedup, envelope, position):
+                continue
             newest_input_ms = max(newest_input_ms, envelope.arrival_ms)
             if reflected is not None:
                 reflected.append(envelope.trace or {})

@@ -126,6 +126,23 @@ def order(customer: str, placed: int, amount: str = "1.00") -> dict[str, Any]:
     }
 
 
+def stored_sessions(worker: Worker) -> set[tuple[str, int]]:
+    """(state key, session start) of every session the worker's state table holds."""
+    return {
+        (key, session[0])
+        for key, value in worker.states.data.items()
+        if key.endswith(SESSION_SUFFIX)
+        for session in json.loads(value)["sessions"]
+    }
+
+
+def sharing_partition_with(customer: str) -> str:
+    """Another customer whose sessions live in ``customer``'s internal partition (and so
+    move its window clock)."""
+    wanted = partition_of(f"{customer}{SESSION_SUFFIX}")
+    return next(f"d{n}" for n in range(100) if partition_of(f"d{n}{SESSION_SUFFIX}") == wanted)
+
+
 # -- the sessions of a key ----------------------------------------------------------------------
 
 
@@ -269,11 +286,7 @@ def test_an_event_that_could_join_a_forgotten_session_is_dropped(
     worker = Worker(visits(window))
     feed(worker, [InputRecord(ORDERS, order("c", BASE), BASE + 1_000)])
     # later events of another customer whose sessions share c's partition (and its clock)
-    other = next(
-        f"d{n}"
-        for n in range(100)
-        if partition_of(f"d{n}{SESSION_SUFFIX}") == partition_of(f"c{SESSION_SUFFIX}")
-    )
+    other = sharing_partition_with("c")
     later = [
         InputRecord(ORDERS, order(other, BASE + m * MINUTE), BASE + m * MINUTE + 1)
         for m in range(1, 8)
@@ -300,20 +313,10 @@ def test_a_restarted_worker_forgets_the_sessions_its_tables_held() -> None:
     records = bursts(rng, 400, minutes=40)
     worker = Worker(visits(window))
     feed(worker, records[: len(records) // 2])
-    held = {
-        (key, session[0])
-        for key, value in worker.states.data.items()
-        if key.endswith(SESSION_SUFFIX)
-        for session in json.loads(value)["sessions"]
-    }
+    held = stored_sessions(worker)
     worker.restart()  # it never updated those keys itself: it finds them in its tables
     feed(worker, records[len(records) // 2 :])
-    left = {
-        (key, session[0])
-        for key, value in worker.states.data.items()
-        if key.endswith(SESSION_SUFFIX)
-        for session in json.loads(value)["sessions"]
-    }
+    left = stored_sessions(worker)
     assert held
     assert not held & left
 
@@ -428,11 +431,7 @@ def test_an_earlier_session_added_to_a_key_is_forgotten_at_its_own_time() -> Non
     feed(worker, [InputRecord(ORDERS, order("c", earlier), later + 2_000)])  # 72 s late: on time
     sessions = json.loads(worker.states.data[f"c{SESSION_SUFFIX}"])["sessions"]
     assert [session[0] for session in sessions] == [earlier, later]
-    other = next(
-        f"d{n}"
-        for n in range(100)
-        if partition_of(f"d{n}{SESSION_SUFFIX}") == partition_of(f"c{SESSION_SUFFIX}")
-    )
+    other = sharing_partition_with("c")
     # the clock passes the earlier session's time (8:50 + 2 gaps + grace = 11:20), not 12:30
     clock = BASE + 11 * MINUTE + 30_000
     feed(worker, [InputRecord(ORDERS, order(other, clock - 1_000), clock)])
@@ -453,12 +452,7 @@ def test_a_restarted_worker_reads_its_session_keys_a_slice_a_batch(
     records = bursts(rng, 400, minutes=40)
     worker = Worker(visits(window))
     feed(worker, records[: len(records) // 2])
-    held = {
-        (key, session[0])
-        for key, value in worker.states.data.items()
-        if key.endswith(SESSION_SUFFIX)
-        for session in json.loads(value)["sessions"]
-    }
+    held = stored_sessions(worker)
     worker.restart()
     expiry = worker.aggregation.expiry
     assert expiry is not None
@@ -466,12 +460,7 @@ def test_a_restarted_worker_reads_its_session_keys_a_slice_a_batch(
     assert expiry.needs_scan()  # 4 keys, 2 a batch: not all read yet
     feed(worker, records[len(records) // 2 + 1 :])
     assert not expiry.needs_scan()
-    left = {
-        (key, session[0])
-        for key, value in worker.states.data.items()
-        if key.endswith(SESSION_SUFFIX)
-        for session in json.loads(value)["sessions"]
-    }
+    left = stored_sessions(worker)
     assert held
     assert not held & left
     assert worker.outputs == recompute(visits(window), records)
