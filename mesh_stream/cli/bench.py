@@ -483,8 +483,10 @@ def _terminated_like_interrupted() -> Iterator[None]:
     previous = signal.signal(signal.SIGTERM, handle)
     try:
         yield
-    except (KeyboardInterrupt, SystemError):
-        # SystemError: the signal landed while librdkafka's C code returned (see cli.main)
+    except BaseException:
+        # After the signal, whatever ends the block is the stop: the interrupt may land
+        # inside C code that reports it as an error of its own (a SystemError as librdkafka's
+        # consume returns, a TypeError while confluent-kafka converts a client's settings)
         if not received:
             raise
     finally:

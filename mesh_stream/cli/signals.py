@@ -30,16 +30,25 @@ def on_stop_signals(handle: Callable[[int, FrameType | None], None]) -> Iterator
             signal.signal(sig, handler)
 
 
-def _interrupt(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
 @contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
     """SIGTERM inside the block ends the command as Ctrl-C does (a ``KeyboardInterrupt``,
-    which also breaks a blocking call), so what it printed is flushed as it exits."""
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    which also breaks a blocking call), so what it printed is flushed as it exits. Whatever
+    ends the block after the signal is the stop: an interrupt landing inside C code can come
+    out as that code's own error (a TypeError from confluent-kafka converting a client's
+    settings), which is raised as the ``KeyboardInterrupt`` it replaced."""
+    received: list[int] = []
+
+    def interrupt(signum: int, _frame: FrameType | None) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         yield
+    except Exception as exc:
+        if received:
+            raise KeyboardInterrupt(signal.Signals(received[0]).name) from exc
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)

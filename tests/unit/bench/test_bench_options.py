@@ -228,3 +228,28 @@ def test_sigterm_unwinds_like_ctrl_c_then_exits_143(capsys: pytest.CaptureFixtur
     assert unwound == ["finally ran"]
     assert capsys.readouterr().err == "Terminated.\n"
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def _interrupt_reported_as(error: Exception) -> None:
+    """SIGTERM landing inside C code that reports the interrupt as an error of its own, as
+    confluent-kafka does while converting a client's settings (a TypeError)."""
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+    except KeyboardInterrupt:
+        raise error from None
+
+
+def test_an_interrupt_that_c_code_reports_as_its_own_error_still_exits_143(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    refused = TypeError("expected configuration property value as type unicode string")
+    with pytest.raises(click.exceptions.Exit) as ended, bench_cli._terminated_like_interrupted():
+        _interrupt_reported_as(refused)
+    assert ended.value.exit_code == 143
+    assert capsys.readouterr().err == "Terminated.\n"
+
+
+def test_an_error_without_a_signal_is_left_as_it_is() -> None:
+    with pytest.raises(TypeError, match="unicode string"), bench_cli._terminated_like_interrupted():
+        raise TypeError("expected configuration property value as type unicode string")
