@@ -17,6 +17,7 @@ from typing import Any
 import aiokafka
 import faust
 import faust.streams
+import faust.transport.conductor
 import faust.transport.consumer
 import mode.threads
 import pytest
@@ -172,6 +173,31 @@ def test_each_internal_used_still_exists() -> None:
         AIOKafkaConsumerThread._fetch_records
     )
     assert "thread_loop" in inspect.getsource(mode.threads.ServiceThread.__init__)
+    # DeliverAtOnce: the one call it takes over, and everything the hand-over can wait on
+    drain = inspect.getsource(faust.transport.consumer.Consumer._drain_messages)
+    assert re.search(
+        r"await self\.wait_first\(\s*callback\(message\), self\.suspend_flow\.wait\(\)\s*\)", drain
+    ), drain
+    assert "self.suspend_flow = Event()" in inspect.getsource(
+        faust.transport.consumer.Consumer.__init__
+    )
+    handler = inspect.getsource(faust.transport.conductor.ConductorCompiler.build)
+    assert re.findall(r"await ([\w.]+)\(", handler) == [
+        "acquire_flow_control",
+        "wait_until_producer_ebb",
+        "chan.decode",  # a raw or serializer decode: nothing it awaits can wait
+        "chan.decode",
+        "asyncio.wait",  # only for a full queue
+        "channel.on_key_decode_error",  # only for a record that cannot be decoded
+        "channel.on_value_decode_error",
+    ], handler
+    assert "async with self._tp_to_callback_lock:" in inspect.getsource(
+        faust.transport.conductor.Conductor._compile_message_handler
+    )
+    assert "self._topics = set()" in inspect.getsource(faust.transport.conductor.Conductor.__init__)
+    assert "if self.size > self.max_messages:" in inspect.getsource(ProducerBuffer.wait_until_ebb)
+    assert "self._suspend.is_set()" in inspect.getsource(FlowControlEvent.acquire)
+    assert "if self._queue is None:" in inspect.getsource(faust.Channel)
 
 
 class _SlowChannel:
@@ -411,19 +437,22 @@ def test_with_no_idle_spell_needed_a_steady_flow_is_handed_over_as_it_comes() ->
 
 def test_an_idle_stream_leaves_the_batch_loop_asleep(monkeypatch: pytest.MonkeyPatch) -> None:
     """With no batch open there is nothing to time: waking every within_s for nothing cost an
-    idle worker half its CPU (mode's wait makes and cancels tasks each time)."""
+    idle worker half its CPU."""
     waits: list[float] = []
-    original = faust.Stream.wait_for_stopped
+    original = asyncio.Event.wait
 
-    async def counted(self: Any, *coros: Any, **kwargs: Any) -> Any:
-        waits.append(time.monotonic())
-        return await original(self, *coros, **kwargs)
+    def counted(self: asyncio.Event) -> Any:
+        caller = inspect.currentframe()
+        by = caller.f_back if caller is not None else None
+        if by is not None and by.f_code is faust_seams._take_ready_events.__code__:
+            waits.append(time.monotonic())  # a wait of the batch loop itself
+        return original(self)
 
-    monkeypatch.setattr(faust.Stream, "wait_for_stopped", counted)
+    monkeypatch.setattr(asyncio.Event, "wait", counted)
     taken = _batches_of("ours", [(0.5, 1), (0.0, 2)], within_s=0.02, idle_s=0.0)
     assert [value for _, batch in taken for value in batch] == [1, 2]
     # about 0.6 s in all, idle most of it: a wake every 20 ms would be some 30 waits
-    assert len(waits) <= 2 + 3 * len(taken)
+    assert 1 <= len(waits) <= 2 + 3 * len(taken)
 
 
 def test_an_event_that_waited_for_the_broker_joins_the_next_batch_not_the_one_handled(
@@ -1043,6 +1072,91 @@ def test_a_batch_sent_together_has_no_suspension_between_two_records() -> None:
     # the seam: both records handed over back to back, the loop runs only after
     assert together[together.index(b"a") :] == [b"a", b"b", "loop"]
     assert results == [None, None]
+
+
+def _delivery_scenario(block: str) -> tuple[faust_seams.DeliverAtOnce, list[str], int]:
+    """One hand-over through the consumer's wrapped ``wait_first``, as faust's
+    ``_drain_messages`` makes it, with ``block`` (one of :data:`_BLOCKS`, or "nothing") set
+    up first: the seam's counters, what the hand-over did, and how many tasks were made."""
+
+    async def scenario() -> tuple[faust_seams.DeliverAtOnce, list[str], int]:
+        app = faust.App(f"seams-deliver-{block}", broker="kafka://127.0.0.1:1", store="memory://")
+        consumer = app.consumer
+        seam = faust_seams.DeliverAtOnce.install(consumer, app)
+        assert faust_seams.DeliverAtOnce.install(consumer, app) is seam  # once
+        app.flow_control.resume()  # as recovery leaves it (a worker starts suspended)
+        topic = app.topic("internal", value_serializer="raw")
+        app.topics.add(topic)
+        topic.queue.put_nowait(object())  # a queue in use, not full
+        if block == "queue full":
+            while not topic.queue.full():
+                topic.queue.put_nowait(object())
+        elif block == "flow suspended":
+            consumer.suspend_flow.set()
+        elif block == "flow control":
+            app.flow_control.suspend()
+        elif block == "producer buffer":
+            app.producer.buffer.max_messages = -1
+        elif block == "subscription change":
+            await app.topics._tp_to_callback_lock.acquire()
+        done: list[str] = []
+
+        async def hand_over() -> str:
+            done.append("handed over")
+            return "handed over"
+
+        loop = asyncio.get_running_loop()
+        made = [0]
+
+        def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+            made[0] += 1
+            return asyncio.Task(coro, loop=loop, **kwargs)
+
+        loop.set_task_factory(counting)
+        await consumer.wait_first(hand_over(), consumer.suspend_flow.wait())
+        loop.set_task_factory(None)
+        return seam, done, made[0]
+
+    return asyncio.run(scenario())
+
+
+#: What can make the conductor's hand-over of a record wait.
+_BLOCKS = ("queue full", "flow suspended", "flow control", "producer buffer", "subscription change")
+
+
+def test_a_record_that_cannot_wait_is_handed_over_without_a_task() -> None:
+    seam, done, made = _delivery_scenario("nothing")
+    assert done == ["handed over"]
+    assert (seam.at_once, seam.waited, made) == (1, 0, 0)
+
+
+@pytest.mark.parametrize("block", _BLOCKS)
+def test_a_hand_over_that_could_wait_goes_through_fausts_own_wait_first(block: str) -> None:
+    """Then a rebalance can abandon it, as faust intends: faust's wait_first makes its tasks
+    (the hand-over, suspend_flow's wait, the consumer's stopped and crashed)."""
+    seam, _, made = _delivery_scenario(block)
+    assert (seam.at_once, seam.waited) == (0, 1)
+    assert made >= 4
+
+
+def test_other_waits_of_the_consumer_are_left_to_faust() -> None:
+    async def scenario() -> tuple[faust_seams.DeliverAtOnce, list[Any]]:
+        app = faust.App("seams-deliver-other", broker="kafka://127.0.0.1:1", store="memory://")
+        consumer = app.consumer
+        seam = faust_seams.DeliverAtOnce.install(consumer, app)
+        other = asyncio.Event()
+        other.set()
+
+        async def work() -> str:
+            return "done"
+
+        one = await consumer.wait_first(work())
+        two = await consumer.wait_first(work(), other.wait())
+        return seam, [one.results, sorted(map(str, two.results))]
+
+    seam, results = asyncio.run(scenario())
+    assert (seam.at_once, seam.waited) == (0, 0)
+    assert results == [["done"], ["True", "done"]]  # Event.wait returns True
 
 
 class _Refusals(faust.Sensor):
