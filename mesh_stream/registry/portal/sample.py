@@ -59,6 +59,8 @@ class Row:
     key: Cell
     cells: list[Cell]
     error: str | None
+    #: a tombstone: its key was deleted
+    deleted: bool = False
 
 
 def parse_limit(raw: str | None) -> int:
@@ -108,6 +110,7 @@ def _row(record: SampledRecord, fields: list[str]) -> Row:
         key=cell(record.key),
         cells=[cell(value.get(name)) for name in fields] if record.value is not None else [],
         error=record.error,
+        deleted=record.deleted,
     )
 
 

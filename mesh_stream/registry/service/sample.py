@@ -79,6 +79,9 @@ class SampledRecord:
     schema_id: int | None = None
     #: why the value is missing: a short line with ``topic[partition]@offset``
     error: str | None = None
+    #: a tombstone: the record has no value because its key was deleted (a processor's
+    #: merged session, a compacted product's deletion), which is not an error
+    deleted: bool = False
 
     def to_document(self) -> dict[str, Any]:
         return {
@@ -89,6 +92,7 @@ class SampledRecord:
             "value": self.value,
             "schema_id": self.schema_id,
             "error": self.error,
+            "deleted": self.deleted,
         }
 
 
@@ -425,8 +429,8 @@ class ProductSampler:
             "key": key,
         }
         data = message.value()
-        if data is None:
-            return SampledRecord(**base, error=f"{where}: a tombstone (no value)")
+        if data is None:  # a deletion of its key, not a record that failed to decode
+            return SampledRecord(**base, deleted=True)
         try:
             schema_id, value = decoder.decode_with_id(data)
         except (DeserializationError, MeshError) as exc:

@@ -239,14 +239,17 @@ def test_an_undecodable_record_is_an_error_line_with_its_coordinates(
         Message(topic=product.topic, partition=0, offset=9, value=None, timestamp=(1, 3)),
     ]
     sample = sampler.assemble(product, [good, *broken], "customers", limit=10)
-    assert [r.error is None for r in sample.records] == [True, False, False, False]
-    errors = [r.error or "" for r in sample.records[1:]]
+    assert [r.error is None for r in sample.records] == [True, False, False, True]
+    errors = [r.error or "" for r in sample.records[1:3]]
     assert errors[0].startswith("customers.customer-profile.v1[1]@7: ")
     assert "magic byte" in errors[0]
     assert errors[1].startswith("customers.customer-profile.v1[2]@8: ")
     assert "schema id 9999" in errors[1]
-    assert errors[2] == "customers.customer-profile.v1[0]@9: a tombstone (no value)"
     assert all(len(e) <= 300 for e in errors)
+    # a tombstone is a deletion of its key, not a record that failed to decode
+    assert [r.deleted for r in sample.records] == [False, False, False, True]
+    tombstone = sample.records[3].to_document()
+    assert (tombstone["value"], tombstone["error"], tombstone["deleted"]) == (None, None, True)
 
 
 def test_a_pii_product_marking_no_field_is_masked_whole(services: Services) -> None:
@@ -522,3 +525,17 @@ def test_a_pii_product_marking_no_field_masks_fields_only_older_versions_have() 
     assert shown.key == MASK
     owner = sampler.assemble(product, [message], "customers", limit=5).records[0]
     assert owner.value == {"who": "Ann", "phone": "+44 1"}
+
+
+def test_the_portal_shows_a_tombstone_as_deleted_not_as_an_error() -> None:
+    client, held = _portal(with_sampler=True)
+    assert held is not None
+    held.messages = [
+        *held.messages,
+        Message(topic="t", partition=0, offset=200, value=None, timestamp=(1, 9_000_000_000_000)),
+    ]
+    text = client.get(f"/ui/products/{PROFILE}/sample", headers={"HX-Request": "true"}).text
+    row = text[text.index('data-partition="0" data-offset="200"') :]
+    row = row[: row.index("</tr>")]
+    assert "deleted (a tombstone: this key has no value any more)" in row
+    assert "sample-error" not in row
