@@ -81,7 +81,10 @@ integration tests.
   ``size``, the conductor's ``_tp_to_callback_lock`` and its channels' queues, and the
   consumer's own ``suspend_flow``), the record is handed over directly, which is what
   ``wait_first`` ends up doing then; otherwise faust's own call runs. Wraps the consumer's
-  ``wait_first``, matched to that one call by its ``suspend_flow.wait()`` argument.
+  ``wait_first``, matched to that one call by its ``suspend_flow.wait()`` argument, and its
+  ``sleep``, which the same loop calls with 0 after every fetch to let the event loop run
+  (mode's ``sleep(0)`` makes a task and cancels it to do that; ``asyncio.sleep(0)`` does it
+  alone).
 * :func:`adapt_fetch_wait` -- the longest the broker holds a fetch of faust's consumer
   (faust passes aiokafka a fixed 1,500 ms). aiokafka sends no new fetch to a broker while one
   is in flight, so records arriving on a partition left out of the pending fetch (it still had
@@ -680,7 +683,16 @@ class DeliverAtOnce:
                 seam.waited += 1
             return await wait_first(*coros, timeout=timeout)
 
+        sleep = consumer.sleep
+
+        async def sleep_or_yield(seconds: Any) -> None:
+            if seconds == 0:  # mode's sleep(0) makes a task and cancels it to yield once
+                await asyncio.sleep(0)
+                return
+            await sleep(seconds)
+
         consumer.wait_first = deliver_or_wait_first
+        consumer.sleep = sleep_or_yield
         setattr(consumer, cls.ATTRIBUTE, seam)
         return seam
 

@@ -1139,6 +1139,31 @@ def test_a_hand_over_that_could_wait_goes_through_fausts_own_wait_first(block: s
     assert made >= 4
 
 
+def test_the_consumers_yield_after_a_fetch_makes_no_task_and_its_longer_sleeps_are_modes() -> None:
+    async def scenario() -> tuple[int, int]:
+        app = faust.App("seams-deliver-sleep", broker="kafka://127.0.0.1:1", store="memory://")
+        consumer = app.consumer
+        faust_seams.DeliverAtOnce.install(consumer, app)
+        loop = asyncio.get_running_loop()
+        made = [0]
+
+        def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+            made[0] += 1
+            return asyncio.Task(coro, loop=loop, **kwargs)
+
+        loop.set_task_factory(counting)
+        await consumer.sleep(0)
+        yielded = made[0]
+        await consumer.sleep(0.01)  # mode's: ends early if the consumer stops
+        loop.set_task_factory(None)
+        return yielded, made[0] - yielded
+
+    assert asyncio.run(scenario()) == (0, 1)  # mode's wait_for makes one task per sleep
+    assert "await self.sleep(0)" in inspect.getsource(
+        faust.transport.consumer.Consumer._drain_messages
+    )
+
+
 def test_other_waits_of_the_consumer_are_left_to_faust() -> None:
     async def scenario() -> tuple[faust_seams.DeliverAtOnce, list[Any]]:
         app = faust.App("seams-deliver-other", broker="kafka://127.0.0.1:1", store="memory://")
