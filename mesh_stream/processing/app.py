@@ -309,6 +309,7 @@ def processor_app(spec: ProcessorSpec) -> faust.App:
 
     app.task(size_producer_buffer)
     app.task(adapt_fetch_wait)
+    faust_seams.take_consumer_calls_as_they_come(app)
     return app
 
 

@@ -85,6 +85,14 @@ integration tests.
   ``sleep``, which the same loop calls with 0 after every fetch to let the event loop run
   (mode's ``sleep(0)`` makes a task and cancels it to do that; ``asyncio.sleep(0)`` does it
   alone).
+* :func:`take_consumer_calls_as_they_come` -- faust's consumer runs aiokafka in a thread of
+  its own and calls into it through mode's method queue (a fetch, a commit, a seek). mode's
+  queue worker waits on the queue's ready event before each call it takes, through
+  ``Service.wait`` (three tasks made, two cancelled), though that event is set at the first
+  call and never cleared, so the wait always returns at once. The seam gives the consumer
+  thread's queue a worker (``MethodQueue.Worker``) that takes each call straight off the
+  queue, made when faust's worker initialises (``App.on_worker_init``), before the consumer
+  thread starts.
 * :func:`adapt_fetch_wait` -- the longest the broker holds a fetch of faust's consumer
   (faust passes aiokafka a fixed 1,500 ms). aiokafka sends no new fetch to a broker while one
   is in flight, so records arriving on a partition left out of the pending fetch (it still had
@@ -118,6 +126,8 @@ from collections.abc import (
 from typing import Any, cast
 
 import faust
+import mode
+import mode.threads
 from faust.streams import _current_event
 from mode.services import WaitResults
 
@@ -137,6 +147,7 @@ __all__ = [
     "flush_producer_buffer_fully",
     "size_producer_buffer",
     "start_tables_at_once",
+    "take_consumer_calls_as_they_come",
     "take_ready_events",
     "withhold_acks",
 ]
@@ -1175,6 +1186,31 @@ class _Handoff:
             self._abandoned = True
             taken, self._taken = self._taken, None
             return taken
+
+
+class CallsAsTheyCome(mode.threads.MethodQueueWorker):
+    """A method-queue worker that takes each call straight off the queue (see the module)."""
+
+    @mode.Service.task
+    async def _method_queue_do_work(self) -> None:
+        method_queue = self.method_queue
+        take = method_queue._queue.get
+        run = method_queue._process_enqueued
+        while not self.should_stop and not method_queue.should_stop:
+            await run(await take())  # a call taken is always run: its caller waits for it
+
+
+def take_consumer_calls_as_they_come(app: faust.App) -> None:
+    """Give faust's consumer thread a method queue whose workers are :class:`CallsAsTheyCome`,
+    once faust's worker initialises (before the consumer thread starts)."""
+
+    def install(sender: Any, *args: Any, **kwargs: Any) -> None:
+        del sender, args, kwargs
+        thread = getattr(app.consumer, "_thread", None)
+        if isinstance(thread, mode.threads.QueueServiceThread):
+            thread.method_queue.Worker = CallsAsTheyCome
+
+    app.on_worker_init.connect(install, weak=False)  # type: ignore[arg-type]  # mode's type is narrow
 
 
 async def adapt_fetch_wait(

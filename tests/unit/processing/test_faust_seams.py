@@ -173,6 +173,20 @@ def test_each_internal_used_still_exists() -> None:
         AIOKafkaConsumerThread._fetch_records
     )
     assert "thread_loop" in inspect.getsource(mode.threads.ServiceThread.__init__)
+    # take_consumer_calls_as_they_come: mode's worker waits on an event never cleared, the
+    # queue makes its workers from its Worker attribute, and faust's consumer holds its thread
+    worker = inspect.getsource(mode.threads.MethodQueueWorker._method_queue_do_work.fun)
+    assert "await wait(queue_ready)" in worker
+    assert "item = await get()" in worker
+    assert "_queue_ready.clear" not in inspect.getsource(mode.threads)
+    assert "self.Worker(self, index=i" in inspect.getsource(mode.threads.MethodQueue.on_start)
+    assert "if self._method_queue is None:" in inspect.getsource(mode.threads.QueueServiceThread)
+    assert "self._thread = self._new_consumer_thread()" in inspect.getsource(
+        faust.transport.consumer.ThreadDelegateConsumer.__init__
+    )
+    assert "self.on_worker_init.send()" in inspect.getsource(
+        faust.App.worker_init_post_autodiscover
+    )
     # DeliverAtOnce: the one call it takes over, and everything the hand-over can wait on
     drain = inspect.getsource(faust.transport.consumer.Consumer._drain_messages)
     assert re.search(
@@ -1162,6 +1176,54 @@ def test_the_consumers_yield_after_a_fetch_makes_no_task_and_its_longer_sleeps_a
     assert "await self.sleep(0)" in inspect.getsource(
         faust.transport.consumer.Consumer._drain_messages
     )
+
+
+def _method_queue_calls(worker: type[mode.threads.MethodQueueWorker]) -> tuple[list[int], int]:
+    """Results of 20 calls through a method queue with ``worker`` workers on a loop of its
+    own (as faust's consumer thread has), and the tasks made while they ran; the queue is
+    stopped at the end (a worker waiting for a call must not hold the stop up)."""
+
+    async def scenario() -> tuple[list[int], int]:
+        queue = mode.threads.MethodQueue(num_workers=2)
+        queue.Worker = worker
+        await queue.start()
+        loop = asyncio.get_running_loop()
+        made = [0]
+
+        def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+            made[0] += 1
+            return asyncio.Task(coro, loop=loop, **kwargs)
+
+        async def square(number: int) -> int:
+            return number * number
+
+        results = []
+        await asyncio.sleep(0.05)  # both workers waiting for a call
+        loop.set_task_factory(counting)
+        for number in range(20):
+            promise = loop.create_future()
+            await queue.call(promise, square, number)
+            results.append(await promise)
+        loop.set_task_factory(None)
+        await asyncio.wait_for(queue.stop(), 5)
+        return results, made[0]
+
+    return asyncio.run(scenario())
+
+
+def test_the_consumer_threads_calls_are_taken_as_they_come() -> None:
+    ours, ours_made = _method_queue_calls(faust_seams.CallsAsTheyCome)
+    modes, modes_made = _method_queue_calls(mode.threads.MethodQueueWorker)
+    assert ours == modes == [number * number for number in range(20)]
+    assert ours_made == 0
+    assert modes_made >= 3 * 20  # why the seam exists: tasks for a wait that never waits
+
+
+def test_a_worker_initialising_gives_the_consumer_thread_the_lean_queue_worker() -> None:
+    app = faust.App("seams-calls", broker="kafka://127.0.0.1:1", store="memory://")
+    faust_seams.take_consumer_calls_as_they_come(app)
+    app.on_worker_init.send()  # as App.main does before the worker starts
+    assert app.consumer._thread.method_queue.Worker is faust_seams.CallsAsTheyCome
 
 
 def test_other_waits_of_the_consumer_are_left_to_faust() -> None:
