@@ -50,6 +50,7 @@ from typing import Any
 
 from mesh_stream.descriptor import product_name_problem
 from mesh_stream.errors import ConfigurationError, ProcessorError
+from mesh_stream.processing.names import processor_app_id, sources_group
 
 __all__ = [
     "Dedup",
@@ -329,8 +330,18 @@ def _shown(value: object) -> str:
 
 
 def _check_output(output: object) -> None:
-    """``output`` is a product name (``<domain>.<product>``, the descriptors' own check)."""
+    """``output`` is a product name (``<domain>.<product>``, the descriptors' own check) that
+    does not end as a re-key stage's consumer group does: the worker of ``<d>.<p>-rekey``
+    would share its group with the re-key stage of ``<d>.<p>``'s."""
     _check_product_name("Processor output", output)
+    suffix = sources_group("")
+    if isinstance(output, str) and output.endswith(suffix):
+        other = output.removesuffix(suffix)
+        raise ConfigurationError(
+            f"Processor output {output!r} may not end in {suffix!r}: its worker's consumer "
+            f"group, {processor_app_id(output)}, is the one the re-key stage of a processor "
+            f"of {other} commits as; name the product otherwise (e.g. {other}-rekeyed)"
+        )
 
 
 def _check_product_name(what: str, value: object) -> None:

@@ -251,6 +251,15 @@ BAD = [
     ),
     case(
         processor,
+        {"output": "analytics.totals-rekey"},
+        "Processor output 'analytics.totals-rekey' may not end in '-rekey': its worker's "
+        "consumer group, mesh-analytics.totals-rekey, is the one the re-key stage of a "
+        "processor of analytics.totals commits as; name the product otherwise (e.g. "
+        "analytics.totals-rekeyed)",
+        "output-named-like-a-rekey-group",
+    ),
+    case(
+        processor,
         {"inputs": ORDERS},
         "Processor of analytics.totals: inputs must be a tuple of Input(...), got one Input "
         "(orders.order-placed); write inputs=(Input(...),) with the trailing comma",
