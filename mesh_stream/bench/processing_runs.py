@@ -51,6 +51,10 @@ OutputDecoder = Callable[[bytes], tuple[str, int, int]]
 
 #: A drain or live phase whose outputs stop changing for this long is over (not exact).
 STALL_S = 20.0
+#: The drain is timed from the first output: one that already counts more than this share of
+#: the story's orders left too little to time (a worker whose first output came late), and
+#: the drain's rate and CPU per event are then not given.
+MIN_TIMED_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -296,6 +300,14 @@ def measure_run(
     counted_first = drain.pop("counted_at_first_output")
     timed = round(records * (1 - counted_first / expected_orders))
     seconds = drain.pop("seconds")
+    worker_cpu, broker_cpu = drain.pop("worker_cpu"), drain.pop("broker_cpu")
+    untimed = None
+    if timed < records * MIN_TIMED_SHARE:
+        untimed = (
+            f"the first output already counted {counted_first / expected_orders:.0%} of the "
+            f"backlog's orders: too little was left to time the drain"
+        )
+        worker_cpu = broker_cpu = None
     return {
         "engine": worker.engine,
         "records": records,
@@ -304,9 +316,10 @@ def measure_run(
         "exact": drain.pop("exact"),
         "events_timed": timed,
         "drain_seconds": round(seconds, 3),
-        "events_per_s": round(timed / seconds) if seconds > 0 else None,
-        "worker_cpu_us_per_event": _per_event_us(drain.pop("worker_cpu"), timed),
-        "broker_cpu_us_per_event": _per_event_us(drain.pop("broker_cpu"), timed),
+        "events_per_s": round(timed / seconds) if seconds > 0 and untimed is None else None,
+        "drain_untimed": untimed,
+        "worker_cpu_us_per_event": _per_event_us(worker_cpu, timed),
+        "broker_cpu_us_per_event": _per_event_us(broker_cpu, timed),
         **drain,
         **live,
     }

@@ -39,11 +39,17 @@ def test_processing_bench_on_a_story_is_exact_and_times_every_order(
     assert report["wrong_windows"] == 0
     assert report["exact_after_live"] is True
     assert 0 < report["events_timed"] <= RECORDS
-    # drain_seconds is rounded to the millisecond, which a drain of a tenth of a second
-    # feels: the rate must lie between the rates of the two ends of that rounding
     timed, seconds = report["events_timed"], report["drain_seconds"]
-    assert timed / (seconds + 0.0005) - 1 <= report["events_per_s"]
-    assert report["events_per_s"] <= timed / max(seconds - 0.0005, 1e-9) + 1
+    if timed < RECORDS / 2:  # the first output came once most of the backlog was counted
+        assert report["drain_untimed"].startswith("the first output already counted ")
+        assert report["events_per_s"] is None
+        assert report["worker_cpu_us_per_event"] is None
+    else:
+        assert report["drain_untimed"] is None
+        # drain_seconds is rounded to the millisecond, which a drain of a tenth of a second
+        # feels: the rate must lie between the rates of the two ends of that rounding
+        assert timed / (seconds + 0.0005) - 1 <= report["events_per_s"]
+        assert report["events_per_s"] <= timed / max(seconds - 0.0005, 1e-9) + 1
     assert report["latency_events"] == int(RATE * SECONDS)
     assert report["latency_never_seen"] == 0
     assert 0 < report["latency_p50_ms"] <= report["latency_p99_ms"] <= report["latency_max_ms"]
@@ -54,10 +60,12 @@ def test_processing_bench_on_a_story_is_exact_and_times_every_order(
     # the first output, which may come once most of the backlog is handled) can be over before
     # the worker or the broker has used one, so the drain's figures are only known to be
     # measured; the live phase (2 s) always costs both some.
-    assert report["worker_cpu_us_per_event"] is not None
-    assert report["worker_cpu_us_per_event"] >= 0
+    if report["drain_untimed"] is None:
+        assert report["worker_cpu_us_per_event"] is not None
+        assert report["worker_cpu_us_per_event"] >= 0
     assert report["live_worker_cpu_us_per_event"] > 0
     if kafka.origin == "local":  # a broker process of this machine: /proc has its CPU
-        assert report["broker_cpu_us_per_event"] is not None
-        assert report["broker_cpu_us_per_event"] >= 0
+        if report["drain_untimed"] is None:
+            assert report["broker_cpu_us_per_event"] is not None
+            assert report["broker_cpu_us_per_event"] >= 0
         assert report["live_broker_cpu_us_per_event"] > 0

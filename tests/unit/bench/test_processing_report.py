@@ -12,6 +12,7 @@ import struct
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, cast
 
 import fastavro
 
@@ -79,6 +80,35 @@ def test_the_table_shows_each_figure_as_median_and_range_per_engine() -> None:
     assert exact.split()[-2:] == ["True", "False"]
     assert "target events_per_s >= 40000.0: mesh median 20.0  MISSED" in table
     assert "target live_worker_cpu_us_per_event <= 6.0: mesh median 20.0  MISSED" in table
+
+
+def test_a_drain_too_late_to_time_is_left_out_of_the_medians_and_said() -> None:
+    """A run whose first output came once most of the backlog was counted has no drain rate
+    (a rate over the few orders left read as hundreds of thousands a second)."""
+    untimed = (
+        "the first output already counted 97% of the backlog's orders: too little was left "
+        "to time the drain"
+    )
+    runs = [
+        {**dict.fromkeys(FIGURES, 10.0), "drain_untimed": None},
+        {
+            **dict.fromkeys(FIGURES, 30.0),
+            "events_per_s": None,
+            "worker_cpu_us_per_event": None,
+            "drain_untimed": untimed,
+        },
+    ]
+    report = _report()
+    engines = cast(dict[str, dict[str, Any]], report["engines"])
+    engines["mesh"] = {
+        "exact": True,
+        **{name: summarize([run[name] for run in runs]) for name in FIGURES},
+        "runs": runs,
+    }
+    table = render_side_by_side(report)
+    row = next(line for line in table.splitlines() if line.startswith("events_per_s "))
+    assert "10.0 (10.0-10.0)" in row
+    assert f"mesh: the drain of 1 run(s) is left out of its figures, {untimed}" in table
 
 
 def test_issue_targets_judge_mesh_medians_and_compare_cpu_with_the_peer() -> None:
