@@ -1088,6 +1088,19 @@ def test_a_batch_sent_together_has_no_suspension_between_two_records() -> None:
     assert results == [None, None]
 
 
+def _count_tasks() -> list[int]:
+    """Count, in the list returned, the tasks the running loop makes from now on (until its
+    task factory is set back to None)."""
+    made = [0]
+
+    def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+        made[0] += 1
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    asyncio.get_running_loop().set_task_factory(counting)
+    return made
+
+
 def _delivery_scenario(block: str) -> tuple[faust_seams.DeliverAtOnce, list[str], int]:
     """One hand-over through the consumer's wrapped ``wait_first``, as faust's
     ``_drain_messages`` makes it, with ``block`` (one of :data:`_BLOCKS`, or "nothing") set
@@ -1119,16 +1132,9 @@ def _delivery_scenario(block: str) -> tuple[faust_seams.DeliverAtOnce, list[str]
             done.append("handed over")
             return "handed over"
 
-        loop = asyncio.get_running_loop()
-        made = [0]
-
-        def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
-            made[0] += 1
-            return asyncio.Task(coro, loop=loop, **kwargs)
-
-        loop.set_task_factory(counting)
+        made = _count_tasks()
         await consumer.wait_first(hand_over(), consumer.suspend_flow.wait())
-        loop.set_task_factory(None)
+        asyncio.get_running_loop().set_task_factory(None)
         return seam, done, made[0]
 
     return asyncio.run(scenario())
@@ -1158,18 +1164,11 @@ def test_the_consumers_yield_after_a_fetch_makes_no_task_and_its_longer_sleeps_a
         app = faust.App("seams-deliver-sleep", broker="kafka://127.0.0.1:1", store="memory://")
         consumer = app.consumer
         faust_seams.DeliverAtOnce.install(consumer, app)
-        loop = asyncio.get_running_loop()
-        made = [0]
-
-        def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
-            made[0] += 1
-            return asyncio.Task(coro, loop=loop, **kwargs)
-
-        loop.set_task_factory(counting)
+        made = _count_tasks()
         await consumer.sleep(0)
         yielded = made[0]
         await consumer.sleep(0.01)  # mode's: ends early if the consumer stops
-        loop.set_task_factory(None)
+        asyncio.get_running_loop().set_task_factory(None)
         return yielded, made[0] - yielded
 
     assert asyncio.run(scenario()) == (0, 1)  # mode's wait_for makes one task per sleep
@@ -1188,18 +1187,13 @@ def _method_queue_calls(worker: type[mode.threads.MethodQueueWorker]) -> tuple[l
         queue.Worker = worker
         await queue.start()
         loop = asyncio.get_running_loop()
-        made = [0]
-
-        def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
-            made[0] += 1
-            return asyncio.Task(coro, loop=loop, **kwargs)
 
         async def square(number: int) -> int:
             return number * number
 
         results = []
         await asyncio.sleep(0.05)  # both workers waiting for a call
-        loop.set_task_factory(counting)
+        made = _count_tasks()
         for number in range(20):
             promise = loop.create_future()
             await queue.call(promise, square, number)
