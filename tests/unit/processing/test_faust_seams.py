@@ -19,6 +19,7 @@ import faust
 import faust.streams
 import faust.transport.conductor
 import faust.transport.consumer
+import mode
 import mode.threads
 import pytest
 from aiokafka.consumer.fetcher import Fetcher, OffsetResetStrategy
@@ -75,6 +76,8 @@ def test_each_internal_used_still_exists() -> None:
     for attribute in ("self._processors", "self._active_agens"):
         assert attribute in inspect.getsource(faust.Stream.__init__)
     assert "def queue" in inspect.getsource(faust.Channel)
+    # ... and the stream's stopped event, which wakes the batch loop's waits
+    assert "self._stopped = self._new_stopped_event()" in inspect.getsource(mode.Service.__init__)
     # FetchedInHand: how getmany reads a fetch and turns each record into a message
     getmany = inspect.getsource(faust.transport.consumer.Consumer.getmany)
     assert "await self._wait_next_records(timeout)" in getmany
