@@ -580,7 +580,7 @@ class MeshSettings(BaseSettings):
         "to this long into one batch (a batch after an idle spell never waits). Each batch "
         "costs a state write, a changelog record and an output per key it touches, so a "
         "shorter wait trades CPU for latency: at a steady 1,000 events/s, 10 ms gave a p50 "
-        "of 10 ms instead of 16 ms (p99 20 instead of 34 ms) for about half as much again "
+        "of 9 ms instead of 16 ms (p99 20 instead of 39 ms) for about two fifths more "
         "worker CPU per event (docs/benchmarks.md).",
     )
     processor_stall_seconds: float = Field(
