@@ -14,7 +14,6 @@ import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import click
@@ -22,6 +21,7 @@ from click.core import ParameterSource
 
 from mesh_stream.bench.cases import cases_problem
 from mesh_stream.cli.extras import require_extras
+from mesh_stream.cli.signals import terminate_as_interrupt
 from mesh_stream.settings import MeshSettings
 
 #: The codec benchmark's defaults (mesh_stream.bench.codec_bench, which needs fastavro only).
@@ -474,23 +474,12 @@ def _terminated_like_interrupted() -> Iterator[None]:
     second SIGTERM while stopping is ignored (SIGKILL still ends it). Installed here, at
     the entry point, never in the benchmark code."""
     received: list[int] = []
-
-    def handle(signum: int, _frame: FrameType | None) -> None:
-        if not received:
-            received.append(signum)
-            raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    previous = signal.signal(signal.SIGTERM, handle)
     try:
-        yield
-    except BaseException:
-        # After the signal, whatever ends the block is the stop: the interrupt may land
-        # inside C code that reports it as an error of its own (a SystemError as librdkafka's
-        # consume returns, a TypeError while confluent-kafka converts a client's settings)
-        if not received:
+        with terminate_as_interrupt(once=True) as received:
+            yield
+    except KeyboardInterrupt:
+        if not received:  # Ctrl-C: the command line's own handling
             raise
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     if received:
         click.echo("Terminated.", err=True)
         raise click.exceptions.Exit(TERMINATED)

@@ -31,21 +31,25 @@ def on_stop_signals(handle: Callable[[int, FrameType | None], None]) -> Iterator
 
 
 @contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
+def terminate_as_interrupt(*, once: bool = False) -> Iterator[list[int]]:
     """SIGTERM inside the block ends the command as Ctrl-C does (a ``KeyboardInterrupt``,
     which also breaks a blocking call), so what it printed is flushed as it exits. Whatever
     ends the block after the signal is the stop: an interrupt landing inside C code can come
     out as that code's own error (a TypeError from confluent-kafka converting a client's
-    settings), which is raised as the ``KeyboardInterrupt`` it replaced."""
+    settings, a SystemError as librdkafka's consume returns), which is raised as the
+    ``KeyboardInterrupt`` it replaced. Yields the signals received; with ``once``, a second
+    SIGTERM while the first unwinds is ignored (SIGKILL still ends the process)."""
     received: list[int] = []
 
     def interrupt(signum: int, _frame: FrameType | None) -> None:
+        if once and received:
+            return
         received.append(signum)
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        yield
+        yield received
     except Exception as exc:
         if received:
             raise KeyboardInterrupt(signal.Signals(received[0]).name) from exc

@@ -44,3 +44,20 @@ def test_an_interrupt_reported_by_c_code_as_its_own_error_is_the_interrupt() -> 
 def test_an_error_without_a_signal_is_left_as_it_is() -> None:
     with pytest.raises(TypeError, match="unicode string"), terminate_as_interrupt():
         raise TypeError("expected configuration property value as type unicode string")
+
+
+def _sigterm_twice(unwound: list[str]) -> None:
+    """SIGTERM, and SIGTERM again while the first one's interrupt unwinds."""
+    try:
+        _sigterm()
+    finally:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+        unwound.append("finally ran to its end")
+
+
+def test_with_once_a_second_sigterm_while_unwinding_is_ignored() -> None:
+    unwound: list[str] = []
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"), terminate_as_interrupt(once=True):
+        _sigterm_twice(unwound)
+    assert unwound == ["finally ran to its end"]

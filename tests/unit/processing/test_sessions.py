@@ -307,14 +307,22 @@ def test_an_event_that_could_join_a_forgotten_session_is_dropped(
     ) in caplog.text
 
 
-def test_a_restarted_worker_forgets_the_sessions_its_tables_held() -> None:
+def restarted_halfway() -> tuple[Worker, Session, list[InputRecord], set[tuple[str, int]]]:
+    """A worker that took the first half of forty minutes of visits (one-minute retention)
+    and restarted: it, its window, the records and the sessions its tables held then. It
+    never updated those keys itself after the restart: it finds them in its tables."""
     rng = random.Random(6)
     window = Session(gap_ms=MINUTE, grace_ms=30_000, retain_ms=MINUTE)
     records = bursts(rng, 400, minutes=40)
     worker = Worker(visits(window))
     feed(worker, records[: len(records) // 2])
     held = stored_sessions(worker)
-    worker.restart()  # it never updated those keys itself: it finds them in its tables
+    worker.restart()
+    return worker, window, records, held
+
+
+def test_a_restarted_worker_forgets_the_sessions_its_tables_held() -> None:
+    worker, _, records, held = restarted_halfway()
     feed(worker, records[len(records) // 2 :])
     left = stored_sessions(worker)
     assert held
@@ -447,13 +455,7 @@ def test_a_restarted_worker_reads_its_session_keys_a_slice_a_batch(
     slice a batch, not all at once on the event loop, and the sessions are forgotten all
     the same."""
     monkeypatch.setattr(engine_module, "SCAN_AT_ONCE", 2)
-    rng = random.Random(6)
-    window = Session(gap_ms=MINUTE, grace_ms=30_000, retain_ms=MINUTE)
-    records = bursts(rng, 400, minutes=40)
-    worker = Worker(visits(window))
-    feed(worker, records[: len(records) // 2])
-    held = stored_sessions(worker)
-    worker.restart()
+    worker, window, records, held = restarted_halfway()
     expiry = worker.aggregation.expiry
     assert expiry is not None
     feed(worker, records[len(records) // 2 : len(records) // 2 + 1], batch=1)
