@@ -78,6 +78,7 @@ class FigureName(StrEnum):
     LAG_RECORDS = "lag_records"  # per group; not judged alone
     LAG_SECONDS = "lag_seconds"  # per group; slos.max_lag_seconds
     END_TO_END_SECONDS = "end_to_end_seconds"  # derived products; slos.freshness_seconds
+    PROCESSOR_STOPPED = "processor_stopped"  # 1: its processor crashed on a record; no SLO
 
 
 class Figure(BaseModel):

@@ -117,12 +117,12 @@ def judge_round(
             inputs_newest_ms=max(newest_inputs) if newest_inputs else None,
             history=history(product.name),
         )
+        stopped = judging.processor_stopped(crashed.get(product.name), latest.get(product.name))
+        if stopped is not None:  # first: a crash line is the reason the output is breached
+            figures = (stopped, *figures)
         own[product.name] = figures
         statuses[product.name] = judging.health(
-            product.name,
-            figures,
-            measured_at_ms=reading.measured_at_ms,
-            crashed=crashed.get(product.name),
+            product.name, figures, measured_at_ms=reading.measured_at_ms
         ).status
     return [
         judging.health(
@@ -133,7 +133,6 @@ def judge_round(
             upstream_breached=judging.breached_upstream(t.product.name, inputs, statuses),
             monitor=monitor,
             interval_ms=interval_ms,
-            crashed=crashed.get(t.product.name),
         )
         for t in targets
     ]

@@ -16,7 +16,11 @@ from mesh_stream.monitor.measure import GroupLag, Reading
 
 #: Figures judged against an upper bound of the descriptor's SLOs (the rest: a lower bound).
 _LOWER_BOUND = frozenset({FigureName.RECORDS_PER_MINUTE})
+#: Figures whose reason is a whole sentence naming what it is about: not prefixed by the name.
+_SAID_IN_FULL = frozenset({FigureName.PROCESSOR_STOPPED})
 OK_REASON = "every figure within its SLO"
+#: What a crashed processor's output says after the crash line.
+NOT_GONE_PAST = "(its worker has not gone past that record)"
 
 
 def figure(
@@ -218,6 +222,30 @@ def end_to_end(
     )
 
 
+def processor_stopped(crash_line: str | None, previous: ProductHealth | None) -> Figure | None:
+    """The ``processor_stopped`` figure of a processor's output: ``breached`` (value 1), its
+    reason the line the processor crashed with, while the worker has not gone past that
+    record; ``ok`` (value 0) in the first round after one that was breached, which raises
+    the recovery alert; otherwise None. (Always present, an ``ok`` figure would make an
+    output with nothing else measured ``ok`` rather than ``no data``.)"""
+    if crash_line is not None:
+        return Figure(
+            name=FigureName.PROCESSOR_STOPPED,
+            value=1.0,
+            status=Status.BREACHED,
+            reason=f"{crash_line} {NOT_GONE_PAST}",
+        )
+    was = previous.figures if previous is not None else ()
+    if any(f.name == FigureName.PROCESSOR_STOPPED and f.status == Status.BREACHED for f in was):
+        return Figure(
+            name=FigureName.PROCESSOR_STOPPED,
+            value=0.0,
+            status=Status.OK,
+            reason="its processor has published past the record it crashed on",
+        )
+    return None
+
+
 def health(
     product: str,
     figures: Sequence[Figure],
@@ -227,26 +255,22 @@ def health(
     upstream_breached: Sequence[str] = (),
     monitor: str = "",
     interval_ms: int | None = None,
-    crashed: str | None = None,
 ) -> ProductHealth:
     """The product's health: the worst figure (a product without any judged record is ``no
-    data``), at least ``degraded`` while an input is breached, since when. ``crashed``, the
-    line its processor crashed with and has not gone past (noted in Kafka by the worker),
-    makes it ``breached`` with that line first in the reason."""
+    data``), at least ``degraded`` while an input is breached, since when. The reason is the
+    first worst figure's (a processor's crash line first: :func:`processor_stopped`)."""
     status = worst([f.status for f in figures])
     culprit = next((f for f in figures if f.status == status), None)
     if status == Status.OK:
         reason = OK_REASON
     else:
         reason = culprit.reason if culprit is not None else "nothing measured"
-        if culprit is not None and culprit.subject:
+        if culprit is not None and culprit.name in _SAID_IN_FULL:
+            pass
+        elif culprit is not None and culprit.subject:
             reason = f"{culprit.name.value} of {culprit.subject}: {reason}"
         elif culprit is not None:
             reason = f"{culprit.name.value}: {reason}"
-    if crashed is not None:
-        stopped = f"{crashed} (its worker has not gone past that record)"
-        reason = stopped if status in (Status.OK, Status.NO_DATA) else f"{stopped}; {reason}"
-        status = Status.BREACHED
     if upstream_breached:
         upstream = f"upstream breached: {', '.join(upstream_breached)}"
         if status in (Status.OK, Status.NO_DATA):

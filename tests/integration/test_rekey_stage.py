@@ -36,10 +36,11 @@ from confluent_kafka.admin import (
 )
 from pydantic import SecretStr
 
-from mesh_stream.health import ProductHealth, Status
+from mesh_stream.health import FigureName, ProductHealth, Status
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.monitor.measure import KafkaMeter, Target
 from mesh_stream.monitor.service import judge_round
+from mesh_stream.monitor.status import transitions
 from mesh_stream.processing.app import ProcessorSpec
 from mesh_stream.processing.codec import FramedAvroDecoder
 from mesh_stream.processing.expiry import clock_key
@@ -119,9 +120,9 @@ def committed_offset(bootstrap: str, group: str, topic: str) -> int:
         probe.close()
 
 
-def health_of_output(run: BenchRun) -> ProductHealth:
-    """The output's health as the product monitor judges it now, its processor's re-key group
-    read as a consumer registered on the input."""
+def health_of_output(run: BenchRun, previous: ProductHealth | None = None) -> ProductHealth:
+    """The output's health as the product monitor judges it now (after ``previous``), its
+    processor's re-key group read as a consumer registered on the input."""
     source, output = run.spec.inputs[0], run.spec.output
     targets = [Target(source, (sources_group(run.spec.app_id),)), Target(output)]
     meter = KafkaMeter(KafkaConnection.from_settings(run.settings))
@@ -129,7 +130,8 @@ def health_of_output(run: BenchRun) -> ProductHealth:
         readings = meter.read(targets, int(time.time() * 1000))
     finally:
         meter.close()
-    healths = judge_round(targets, readings, {}, lambda _name: [])
+    latest = {output.name: previous} if previous is not None else {}
+    healths = judge_round(targets, readings, latest, lambda _name: [])
     return next(health for health in healths if health.product == output.name)
 
 
@@ -227,6 +229,8 @@ def test_a_failing_route_stops_the_worker_and_loses_no_order(
         assert crashed.status == Status.BREACHED, crashed
         assert crashed.reason.startswith(f"processor {output.name} crashed on {source.topic}[0]@")
         assert f"route cannot handle order {orders[FAILING]['order_id']}" in crashed.reason
+        [breach] = transitions(None, crashed)  # an alert on the crash itself
+        assert (breach.kind, breach.figure) == ("breach", FigureName.PROCESSOR_STOPPED)
 
         # 2. fixed: every order counted exactly once, none lost, none twice
         fixed = start_worker(env, log)
@@ -250,7 +254,10 @@ def test_a_failing_route_stops_the_worker_and_loses_no_order(
                 fixed.kill()
         # 3. the clean stop committed every input record it read, and the crash is over
         assert committed_offset(kafka.bootstrap_servers, group, source.topic) == ORDERS
-        assert "crashed on" not in health_of_output(run).reason
+        over = health_of_output(run, previous=crashed)
+        assert "crashed on" not in over.reason
+        [recovery] = transitions(crashed, over)
+        assert (recovery.kind, recovery.figure) == ("recovery", FigureName.PROCESSOR_STOPPED)
     finally:
         client.close()
 

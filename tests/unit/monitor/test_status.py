@@ -325,8 +325,10 @@ def test_a_round_is_judged_sources_first_and_breaches_reach_downstream() -> None
 
 def test_a_processor_s_noted_crash_breaches_its_output_with_the_crash_line() -> None:
     """The re-key group of a crashed processor notes its crash (time, line) in its committed
-    offsets on the inputs: the *output* is breached, its reason the line, while the output
-    has no record newer than the crash; the input is not."""
+    offsets on the inputs: the *output*'s ``processor_stopped`` figure is breached, its reason
+    the line (the product's too), while the output has no record newer than the crash, which
+    raises a breach alert; the round after the worker went past it, an ok figure raises the
+    recovery, and the round after that the figure is gone. The input is not concerned."""
     source = product("orders.order-placed")
     output = product("analytics.daily", kind="aggregate", inputs=[source.name])
     group = sources_group(processor_app_id(output.name))
@@ -338,24 +340,44 @@ def test_a_processor_s_noted_crash_breaches_its_output_with_the_crash_line() -> 
     older = (crashed_at - 600_000, "processor analytics.daily crashed on an older record")
     targets = [Target(output), Target(source, (group,))]
 
-    def judged(*lags: GroupLag, output_age: float = 60.0) -> dict[str, ProductHealth]:
+    def judged(
+        *lags: GroupLag, output_age: float = 60.0, latest: dict[str, ProductHealth] | None = None
+    ) -> dict[str, ProductHealth]:
         readings = {
             source.name: reading(source, ages={0: 1.0}, lags=lags),
             output.name: reading(output, ages={0: output_age}),
         }
-        return {h.product: h for h in judge_round(targets, readings, {}, lambda _name: [])}
+        return {
+            h.product: h for h in judge_round(targets, readings, latest or {}, lambda _name: [])
+        }
 
     healths = judged(
         GroupLag(group, 0, 0.0, crash=older), GroupLag(group, 0, 0.0, crash=(crashed_at, line))
     )
-    assert healths[output.name].status == Status.BREACHED
-    assert healths[output.name].reason.startswith(
-        f"{line} (its worker has not gone past that record)"
-    )
+    crashed = healths[output.name]
+    assert crashed.status == Status.BREACHED
+    assert crashed.reason == f"{line} (its worker has not gone past that record)"
+    stopped = by(list(crashed.figures), FigureName.PROCESSOR_STOPPED)
+    assert (stopped.value, stopped.status, stopped.reason) == (1.0, Status.BREACHED, crashed.reason)
+    [alert] = transitions(None, crashed)
+    assert (alert.kind, alert.figure, alert.reason) == ("breach", stopped.name, crashed.reason)
     assert healths[source.name].status == Status.OK
-    # a worker that went on has published since: the crash is over
-    healths = judged(GroupLag(group, 0, 0.0, crash=(crashed_at, line)), output_age=1.0)
+    assert FigureName.PROCESSOR_STOPPED not in {f.name for f in healths[source.name].figures}
+    # still crashed the next round: no second alert
+    again = judged(GroupLag(group, 0, 0.0, crash=(crashed_at, line)), latest=healths)
+    assert transitions(crashed, again[output.name]) == []
+    # a worker that went on has published since: the crash is over, and said so once
+    healths = judged(
+        GroupLag(group, 0, 0.0, crash=(crashed_at, line)), output_age=1.0, latest=healths
+    )
     assert "crashed" not in healths[output.name].reason
+    assert healths[output.name].status == Status.OK
+    recovered = by(list(healths[output.name].figures), FigureName.PROCESSOR_STOPPED)
+    assert (recovered.value, recovered.status) == (0.0, Status.OK)
+    [alert] = transitions(crashed, healths[output.name])
+    assert (alert.kind, alert.figure) == ("recovery", FigureName.PROCESSOR_STOPPED)
+    later = judged(GroupLag(group, 0, 0.0), output_age=1.0, latest=healths)
+    assert FigureName.PROCESSOR_STOPPED not in {f.name for f in later[output.name].figures}
     # another group's metadata says nothing of any product
     healths = judged(GroupLag("billing", 0, 0.0, crash=(crashed_at, line)))
     assert "crashed" not in healths[output.name].reason
