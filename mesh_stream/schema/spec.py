@@ -14,6 +14,9 @@ surrogates such as ``"\\ud800"``), which would fail later when the schema is sto
 and arrays whose items take no bytes (``null``, a zero-size ``fixed``, a record of only such):
 six bytes of a record could claim a billion items, which fastavro's reader (and Java's)
 would build until memory runs out, so one hostile record could stop every consumer.
+It refuses what no record could ever be written to, which a producer would only find out at
+its first send: an enum without symbols, and a record that needs itself again through
+fields that must have a value (:meth:`_Checker.check_finite`).
 
 Paths: a record's full name, then ``.field`` per field, ``[]`` into array items and ``{}``
 into map values (union branches add nothing: a field's record branch is still ``.field``).
@@ -46,6 +49,8 @@ MAX_SCHEMA_NAMED_TYPES = 1_000
 #: Types nested in types (record -> field -> array -> record ...); the parsers recurse per level.
 MAX_SCHEMA_DEPTH = 64
 
+#: The types whose values are records (Avro's ``error`` is a record too).
+_RECORD_KINDS = frozenset(("record", "error"))
 PRIMITIVES = frozenset(("null", "boolean", "int", "long", "float", "double", "bytes", "string"))
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 ORDERS = frozenset(("ascending", "descending", "ignore"))
@@ -152,6 +157,8 @@ class _Checker:
         self.loc: list[str | int] = []  # JSON path of the node being checked
         #: Whether the walk is in the schema judged (not in one it references).
         self.own_types = True
+        #: Each record of the schema judged: (full name, path, JSON path), in definition order.
+        self.own_records: list[tuple[str, str, tuple[str | int, ...]]] = []
 
     @contextmanager
     def at(self, *parts: str | int) -> Iterator[None]:
@@ -403,12 +410,16 @@ class _Checker:
                     f"{MAX_FIXED} (Java's Avro, Kafka Connect's, reads it as an int)"
                 )
         else:
+            if self.own_types:
+                self.own_records.append((full, where, tuple(self.loc)))
             self._record(node, where, space, depth)
 
     def _enum(self, node: Mapping[str, Any], where: str) -> None:
         symbols = node.get("symbols")
         if not isinstance(symbols, list):
             raise self.error(f"{where}: enum symbols {_show(symbols)} must be a list of names")
+        if not symbols and self.own_types:
+            raise self.error(f"{where}: an enum needs a symbol (one without any holds no value)")
         seen: set[str] = set()
         for symbol in symbols:
             self._check_name(symbol, where, "enum symbol")
@@ -467,6 +478,82 @@ class _Checker:
             problem = self.default_problem(field["type"], field["default"], namespace, "")
             if problem is not None:
                 raise self.error(f"{path}: {problem}", "default")
+
+    # -- values -----------------------------------------------------------------------
+
+    def check_finite(self) -> None:
+        """Refuse a record of the schema that cannot hold a value: each one needs a value of
+        itself, directly or through other records (``Node.next: Node``, not nullable, not an
+        array). No producer could ever write one; readers are fine, so schemas stored before
+        this rule still read. A record holds a value once each of its fields does, and a
+        field once any record it may hold does (or it may hold something else): found from
+        the records whose fields need none, outwards, each field looked at once."""
+        records = [n for n in self.named.values() if n.get("type") in _RECORD_KINDS]
+        pending: dict[str, int] = {}  # record -> its fields not known to hold a value yet
+        waiting: dict[str, list[tuple[str, int]]] = {}  # record -> fields it would settle
+        needs: dict[tuple[str, int], frozenset[str]] = {}
+        finite: list[str] = []
+        for record in records:
+            full, space = str(record["__fullname"]), str(record["__namespace"])
+            pending[full] = 0
+            for index, field in enumerate(record.get("fields") or ()):
+                wanted = self._needs(field.get("type"), space)
+                if wanted is None:
+                    continue
+                needs[(full, index)] = wanted
+                pending[full] += 1
+                for name in wanted:
+                    waiting.setdefault(name, []).append((full, index))
+            if pending[full] == 0:
+                finite.append(full)
+        settled: set[tuple[str, int]] = set()
+        for name in finite:  # grows while walked
+            for holder in waiting.get(name, ()):
+                if holder in settled:
+                    continue
+                settled.add(holder)
+                pending[holder[0]] -= 1
+                if pending[holder[0]] == 0:
+                    finite.append(holder[0])
+        for full, where, loc in self.own_records:
+            if pending[full] == 0:
+                continue
+            index = min(i for (r, i) in needs if r == full and (r, i) not in settled)
+            field = self.named[full]["fields"][index]
+            kind = self._type_label(field["type"], str(self.named[full]["__namespace"]))
+            raise SchemaError(
+                f"{where}.{field['name']}: record {full} cannot hold a value: its field "
+                f"{field['name']!r} ({kind}) needs a record that, through fields that must "
+                f"have a value, needs itself again: no finite {full} exists, so none could "
+                f'ever be published; make a field of that cycle nullable (["null", ...] with '
+                f"default null) or an array",
+                loc=(*loc, "fields", index, "type"),
+            )
+
+    def _needs(self, node: Any, namespace: str) -> frozenset[str] | None:
+        """The records one of which ``node`` (walked already) must hold, or None when it may
+        hold something else (a primitive, an enum or fixed, an array or map, which may be
+        empty, or a union with such a branch)."""
+        if isinstance(node, list):
+            found: set[str] = set()
+            for branch in node:
+                wanted = self._needs(branch, namespace)
+                if wanted is None:
+                    return None
+                found |= wanted
+            return frozenset(found)
+        named: Mapping[str, Any] | None = None
+        if isinstance(node, str) and node not in PRIMITIVES:
+            named = self.resolve(node, namespace)
+        elif isinstance(node, Mapping):
+            kind = node.get("type")
+            if kind in _RECORD_KINDS:
+                named = self.resolve(self.named_fullname(node, namespace), "")
+            elif isinstance(kind, str) and kind not in PRIMITIVES and kind not in NAMED_KINDS:
+                named = None if kind in ("array", "map") else self.resolve(kind, namespace)
+        if named is None or named.get("type") not in _RECORD_KINDS:
+            return None
+        return frozenset({str(named["__fullname"])})
 
     # -- defaults ---------------------------------------------------------------------
 
@@ -608,3 +695,4 @@ def check_schema(
         checker.schema(referenced, f"(reference {index})", "", 1)
     checker.own_types = True
     checker.schema(document, "(schema)", "", 1)
+    checker.check_finite()

@@ -92,6 +92,13 @@ VALID: list[tuple[str, Any]] = [
     ("aliases", rec({"name": "a", "type": "int", "aliases": ["old_a"]}, aliases=["x.OldR"])),
     ("fixed size 0", field({"type": "fixed", "name": "Z", "size": 0})),
     ("recursive record", rec({"name": "next", "type": ["null", "R"], "default": None})),
+    ("recursive through an array", rec({"name": "kids", "type": {"type": "array", "items": "R"}})),
+    ("recursive through a map", rec({"name": "kids", "type": {"type": "map", "values": "R"}})),
+    ("recursive through a union", rec({"name": "next", "type": ["R", "string"]})),
+    (
+        "records needing each other through a null",
+        rec({"name": "b", "type": rec({"name": "r", "type": ["null", "R"]}, name="B")}),
+    ),
     ("logical type", field({"type": "int", "logicalType": "date"}, default=0)),
     ("custom property", field("string", **{"x-pii": True})),
     ("decimal", field({"type": "bytes", "logicalType": "decimal", "precision": 12, "scale": 2})),
@@ -153,6 +160,9 @@ INVALID: list[tuple[str, Any, str]] = [
     ("field without type", rec({"name": "a"}), "R.a: the field has no `type`"),
     ("decimal precision", field({"type": "bytes", "logicalType": "decimal", "precision": 0}), "R.f: decimal precision 0 must be a positive integer"),
     ("decimal scale", field({"type": "bytes", "logicalType": "decimal", "precision": 4, "scale": 5}), "R.f: decimal scale 5 must be an integer from 0 to the precision (4)"),
+    ("record needing itself", rec({"name": "a", "type": "int"}, {"name": "next", "type": "R"}, namespace="x"), 'x.R.next: record x.R cannot hold a value: its field \'next\' (R) needs a record that, through fields that must have a value, needs itself again: no finite x.R exists, so none could ever be published; make a field of that cycle nullable (["null", ...] with default null) or an array'),
+    ("records needing each other", rec({"name": "b", "type": rec({"name": "r", "type": ["R"]}, name="B")}), "R.b: record R cannot hold a value: its field 'b' (record B) needs a record that, through fields that must have a value, needs itself again: no finite R exists, so none could ever be published; make a field of that cycle nullable ([\"null\", ...] with default null) or an array"),
+    ("enum without symbols", field({"type": "enum", "name": "K", "symbols": []}), "R.f: an enum needs a symbol (one without any holds no value)"),
     ("lone surrogate in doc", field("int", doc="\ud800"), '(schema).fields[0].doc: the string "\\ud800" holds U+D800 at character 1, which UTF-8 cannot encode (a lone surrogate); use the character itself or a valid surrogate pair'),
     ("lone surrogate in key", field("int", **{"x\udfff": 1}), '(schema).fields[0]: key: the string "x\\udfff" holds U+DFFF at character 2, which UTF-8 cannot encode (a lone surrogate); use the character itself or a valid surrogate pair'),
 ]  # fmt: skip
@@ -318,6 +328,11 @@ def test_a_refusal_carries_the_json_path_of_the_problem() -> None:
     with pytest.raises(SchemaError) as raised:
         parse_schema(field(["null", "int", "int"]))
     assert raised.value.loc == ("fields", 0, "type")
+    # a nested record needing itself is blamed at its own field, however deep
+    inner = rec({"name": "a", "type": "int"}, {"name": "next", "type": "N"}, name="N")
+    with pytest.raises(SchemaError, match=r"^invalid Avro schema: R\.i\.next: record N ") as raised:
+        parse_schema(rec({"name": "i", "type": ["null", inner]}))
+    assert raised.value.loc == ("fields", 0, "type", 1, "fields", 1, "type")
 
 
 def test_the_null_namespace_outside_every_namespace_is_taken() -> None:
@@ -367,3 +382,5 @@ def test_a_referenced_schema_is_not_judged_again() -> None:
         "fields": [{"name": "a", "type": {"type": "array", "items": "null"}}],
     }
     parse_schema(rec({"name": "o", "type": "r.Old"}), named_types=[stored])
+    endless = {"type": "record", "name": "r.Loop", "fields": [{"name": "n", "type": "r.Loop"}]}
+    parse_schema(rec({"name": "o", "type": ["null", "r.Loop"]}), named_types=[endless])
