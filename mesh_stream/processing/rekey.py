@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 import faust
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from mode import Service
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from mesh_stream import tracing
 from mesh_stream.descriptor import DataProduct, topic_for
@@ -185,8 +186,9 @@ async def decode_when_registry_answers(
     """The record at ``where`` decoded once the registry answers for its writer schema.
 
     ``attempt`` decodes it again (off the event loop); ``error`` is why the first try failed.
-    Tries again with back-off (0.1 s doubling up to 2 s) while the registry is unavailable;
-    nothing after the record is read meanwhile, so nothing is skipped or committed past it.
+    Tries again with back-off (tenacity: 0.1 s doubling up to 2 s) while the registry is
+    unavailable; nothing after the record is read meanwhile, so nothing is skipped or
+    committed past it.
     After ``wait_s`` it logs one line and raises :class:`RegistryUnavailableError`, which stops
     the worker; a restarted worker reads the record again. An answer that will not change
     (no such schema) is a :class:`DeserializationError`: a dead letter, as any other.
@@ -200,33 +202,37 @@ async def decode_when_registry_answers(
         wait_s,
     )
     started = time.monotonic()
-    delay = REGISTRY_RETRY_FIRST_S
-    while True:
-        waited = time.monotonic() - started
-        if waited >= wait_s:
-            line = (
-                f"re-key stage of {app_id} stops: {where} needs a writer schema and the "
-                f"registry has not answered for {waited:.0f} s ({error}); nothing from this "
-                f"record on is committed, and a restarted worker reads it again (set "
-                f"MESH_CONSUMER_REGISTRY_WAIT_SECONDS to wait longer)"
-            )
-            log.error("%s", line)
-            raise RegistryUnavailableError(line) from error
-        await asyncio.sleep(min(delay, max(0.0, wait_s - waited)))
-        delay = min(REGISTRY_RETRY_MAX_S, delay * 2)
-        try:
-            record = await attempt()
-        except RegistryError as exc:
-            if not exc.retryable:
-                raise DeserializationError(f"{where}: {exc}") from exc
-            error = exc
-            continue
-        log.warning(
-            "re-key stage of %s: the registry answered after %.1f s; reading on",
-            app_id,
-            time.monotonic() - started,
+    retrying = AsyncRetrying(
+        retry=retry_if_exception(_registry_away),
+        wait=wait_exponential(multiplier=REGISTRY_RETRY_FIRST_S, max=REGISTRY_RETRY_MAX_S),
+        stop=stop_after_delay(wait_s),
+        reraise=True,
+    )
+    try:
+        await asyncio.sleep(REGISTRY_RETRY_FIRST_S)  # the read that failed was the first try
+        record: dict[str, Any] = await retrying(attempt)
+    except RegistryError as exc:
+        if not exc.retryable:  # an answer that will not change: a dead letter
+            raise DeserializationError(f"{where}: {exc}") from exc
+        line = (
+            f"re-key stage of {app_id} stops: {where} needs a writer schema and the "
+            f"registry has not answered for {time.monotonic() - started:.0f} s ({exc}); "
+            f"nothing from this record on is committed, and a restarted worker reads it "
+            f"again (set MESH_CONSUMER_REGISTRY_WAIT_SECONDS to wait longer)"
         )
-        return record
+        log.error("%s", line)
+        raise RegistryUnavailableError(line) from exc
+    log.warning(
+        "re-key stage of %s: the registry answered after %.1f s; reading on",
+        app_id,
+        time.monotonic() - started,
+    )
+    return record
+
+
+def _registry_away(exc: BaseException) -> bool:
+    """Whether a decode may succeed later: the registry did not answer (not: it answered no)."""
+    return isinstance(exc, RegistryError) and exc.retryable
 
 
 def records_of(
