@@ -265,12 +265,9 @@ def health(
         reason = OK_REASON
     else:
         reason = culprit.reason if culprit is not None else "nothing measured"
-        if culprit is not None and culprit.name in _SAID_IN_FULL:
-            pass
-        elif culprit is not None and culprit.subject:
-            reason = f"{culprit.name.value} of {culprit.subject}: {reason}"
-        elif culprit is not None:
-            reason = f"{culprit.name.value}: {reason}"
+        if culprit is not None and culprit.name not in _SAID_IN_FULL:
+            about = f" of {culprit.subject}" if culprit.subject else ""
+            reason = f"{culprit.name.value}{about}: {reason}"
     if upstream_breached:
         upstream = f"upstream breached: {', '.join(upstream_breached)}"
         if status in (Status.OK, Status.NO_DATA):
