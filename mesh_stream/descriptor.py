@@ -21,6 +21,7 @@ import math
 import os
 import re
 import stat
+import sys
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -537,6 +538,28 @@ class _StrictLoader(yaml.SafeLoader):
             problem = f"{key.value}: given twice (first on line {first}); keep one"
             raise RepeatedKeyError(None, None, problem, key.start_mark)
         return super().construct_mapping(node, deep)
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """A value, or an error at its line when its constructor refuses it (a date out of
+        range: PyYAML's constructors raise plain ValueErrors, which carry no line)."""
+        try:
+            return super().construct_object(node, deep)
+        except ValueError as exc:
+            problem = (str(exc).splitlines() or [repr(exc)])[0]
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from exc
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> Any:
+        """An int, or an error at its line when it has more digits than Python reads."""
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError as exc:
+            digits = sum(c.isdigit() for c in str(node.value))
+            most = sys.get_int_max_str_digits()
+            problem = f"a number of {digits} digits, more than the {most} Python reads"
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from exc
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
 
 
 def load_yaml(text: str) -> Any:

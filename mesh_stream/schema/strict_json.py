@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -113,6 +114,14 @@ def _first_duplicate_key(text: str) -> DuplicateKeyError | None:
     return None
 
 
+class _TooLongError(Exception):
+    """An integer of more digits than Python converts (its ``int_max_str_digits``)."""
+
+    def __init__(self, digits: int) -> None:
+        super().__init__(digits)
+        self.digits = digits
+
+
 class _Refused:
     """What the decoder's hooks put in place of a number JSON cannot carry."""
 
@@ -135,8 +144,8 @@ def loads(text: str | bytes, *, max_int_digits: int | None = None) -> Any:
     (:class:`DuplicateKeyError`) and non-finite numbers (:class:`NonFiniteNumberError`).
 
     Otherwise as :func:`json.loads`: :class:`json.JSONDecodeError` for text that is not
-    JSON, :class:`ValueError` for an integer of more than ``max_int_digits`` digits (or
-    Python's own 4300), :class:`RecursionError` for absurd nesting.
+    JSON and for an integer of more digits than Python reads (4300), :class:`ValueError`
+    for one of more than ``max_int_digits``, :class:`RecursionError` for absurd nesting.
     """
     refused: list[_Refused] = []
     repeated = False
@@ -162,15 +171,27 @@ def loads(text: str | bytes, *, max_int_digits: int | None = None) -> Any:
                 f"a number of {digits} digits, more than the {max_int_digits} a registry "
                 f"request may have"
             )
+        if 0 < python_digits < digits:
+            raise _TooLongError(digits)
         return int(literal)
 
-    document = json.loads(
-        text,
-        object_pairs_hook=pairs,
-        parse_constant=constant,
-        parse_float=number,
-        parse_int=integer,
-    )
+    python_digits = sys.get_int_max_str_digits()
+    try:
+        document = json.loads(
+            text,
+            object_pairs_hook=pairs,
+            parse_constant=constant,
+            parse_float=number,
+            parse_int=integer,
+        )
+    except _TooLongError as long:  # said where, as a text that is not JSON is
+        decoded = text if isinstance(text, str) else text.decode(json.detect_encoding(text))
+        at = re.search(rf"(?:^|(?<=[\[:,\s]))-?\d{{{python_digits + 1},}}", decoded)
+        raise json.JSONDecodeError(
+            f"a number of {long.digits} digits, more than the {python_digits} Python reads",
+            decoded,
+            at.start() if at is not None else 0,
+        ) from None
     if repeated:  # rare: only then is the text scanned again for where
         decoded = text if isinstance(text, str) else text.decode(json.detect_encoding(text))
         duplicate = _first_duplicate_key(decoded)

@@ -24,7 +24,9 @@ from mesh_stream.errors import DescriptorError
         ("a: 1\n---\nb: 2\n", "f.yaml:2: not valid YAML: but found another document"),
         ("a: !!python/object:os.system x\n", "f.yaml:1: not valid YAML: could not determine a "
          "constructor for the tag 'tag:yaml.org,2002:python/object:os.system'"),
-        ("name: x\nwhen: 2026-02-30\n", "f.yaml: not valid YAML: day is out of range for month"),
+        ("name: x\nwhen: 2026-02-30\n", "f.yaml:2: not valid YAML: day is out of range for month"),
+        ("name: x\npartitions: " + "9" * 5000 + "\n", "f.yaml:2: not valid YAML: a number of 5000 "
+         "digits, more than the 4300 Python reads"),
         ("a: " + "[" * 5000 + "]" * 5000 + "\n", "f.yaml: not valid YAML: nested too deeply"),
         # an unclosed `[` is found at the next key: where it opened is said too (h34)
         ("name: x\ntags: [a, b\nkind: y\n", "f.yaml:3: not valid YAML: expected ',' or ']', "

@@ -201,3 +201,24 @@ def test_a_compact_descriptor_sent_to_the_registry_gets_no_retention_warning() -
     assert "ms" in sent.retention.model_fields_set  # as the registry sees it
     review = Review(product=sent, schema=None, catalog=None)  # type: ignore[arg-type]
     assert list(check_retention(review, RetentionBounds())) == []
+
+
+def test_a_number_longer_than_python_reads_is_an_error_at_its_line() -> None:
+    """A 5,000-digit integer in a schema or a descriptor ended `mesh lint` with Python's
+    ValueError (a campaign, h49): it is an error at the number's line instead."""
+    long = "9" * 5000
+    too_long = "a number of 5000 digits, more than the 4300 Python reads"
+    schema = (FIXTURES / "good" / SHOP_SCHEMA).read_text().rstrip()
+    assert schema.endswith("}")
+    longer_schema = f'{schema[:-1]},\n"x-meta": {long}\n}}\n'
+    descriptor = yaml.safe_dump(GOOD_SHOP).replace("partitions: ", f"partitions: {long}\nx: ", 1)
+    partitions = descriptor.splitlines().index(f"partitions: {long}") + 1
+
+    def said(files: dict[str, str]) -> set[tuple[str | None, int | None, str]]:
+        return {(v.file, v.line, v.message.splitlines()[0]) for v in _lint_with(files)}
+
+    assert (SHOP, partitions, f"not valid YAML: {too_long}") in said({SHOP: descriptor})
+    x_meta = len(schema.splitlines()) + 1
+    assert (SHOP_SCHEMA, x_meta, f"not valid JSON: {too_long}") in said(
+        {SHOP_SCHEMA: longer_schema}
+    )

@@ -3,6 +3,7 @@ are refused at their JSON path, in document order; `.avsc` files read by the SDK
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -29,6 +30,15 @@ def test_the_first_non_finite_number_is_named_by_path_and_literal() -> None:
     assert strict_json.loads('{"a": [1.5, -2, 1e308]}') == {"a": [1.5, -2, 1e308]}
     with pytest.raises(ValueError, match=r"^a number of 5 digits, more than the 4 a registry"):
         strict_json.loads("[12345]", max_int_digits=4)
+    # more digits than Python reads: an error at the number's line and column, not a crash
+    long = "9" * 5000
+    with pytest.raises(json.JSONDecodeError) as too_long:
+        strict_json.loads('{"s": "' + long + '",\n "n": -' + long + "}")
+    assert (too_long.value.msg, too_long.value.lineno, too_long.value.colno) == (
+        "a number of 5000 digits, more than the 4300 Python reads",
+        2,
+        7,
+    )
 
 
 def test_decoded_documents_are_checked_the_same_way() -> None:
