@@ -515,7 +515,9 @@ class _Checker:
                 pending[holder[0]] -= 1
                 if pending[holder[0]] == 0:
                     finite.append(holder[0])
-        for full, where, loc in self.own_records:
+        # innermost first: a nested record that needs itself is where the fix goes, not the
+        # records around it (which cannot hold a value either, because of it)
+        for full, where, loc in reversed(self.own_records):
             if pending[full] == 0:
                 continue
             index = min(i for (r, i) in needs if r == full and (r, i) not in settled)
