@@ -613,7 +613,7 @@ def verify(
     )
     as_written(schema_text(output, project.root), recomputed, output)
     work_dir = options.work_dir or Path(tempfile.mkdtemp(prefix="mesh-verify-"))
-    work_dir.mkdir(parents=True, exist_ok=True)
+    _prepare_work_dir(work_dir, progress)
     result = VerifyResult(None)
     try:
         _run(
@@ -639,6 +639,34 @@ def verify(
         else:
             result.work_dir = work_dir
     return result
+
+
+#: What a run keeps in its ``--work-dir``: the sandbox's Kafka, registry and worker state,
+#: and the worker logs.
+RUN_FOLDERS = ("sandbox", "logs")
+
+
+def _prepare_work_dir(work_dir: Path, progress: Callable[[str], None]) -> None:
+    """Erase what an earlier run left in ``work_dir`` (its Kafka's topics, the workers'
+    state), which this run's sandbox would otherwise start from: its outputs would mix both
+    runs' inputs and could not be told again from the seed printed. Then make the run's
+    folders, so a folder that cannot be written is named as ``--work-dir`` at once."""
+    found = [work_dir / name for name in RUN_FOLDERS if (work_dir / name).exists()]
+    try:
+        for folder in found:
+            shutil.rmtree(folder)
+        for name in RUN_FOLDERS:
+            (work_dir / name).mkdir(parents=True)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"--work-dir {work_dir} cannot be used: {exc.strerror} ({exc.filename}); pick a "
+            f"writable folder, or leave the option out for a temporary one"
+        ) from exc
+    if found:
+        named = ", ".join(f"{folder.name}/" for folder in found)
+        progress(
+            f"--work-dir {work_dir} held an earlier run ({named}): erased, this run starts anew"
+        )
 
 
 def _run(

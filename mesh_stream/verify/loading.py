@@ -76,6 +76,11 @@ def load_processor(module: str) -> Processor:
         ) from exc
     except KeyboardInterrupt:
         raise
+    except SyntaxError as exc:  # its text, not its code: the file and line are the error's
+        at = (
+            f"{exc.filename}:{exc.lineno}: " if exc.filename and exc.lineno else _where(module, exc)
+        )
+        raise ConfigurationError(f"{at}{module}: not valid Python: {exc.msg}") from exc
     except BaseException as exc:  # any other BaseException its code raises is its failure
         raise ConfigurationError(
             f"{_where(module, exc)}{module}: importing it raised {type(exc).__name__}: {exc}"

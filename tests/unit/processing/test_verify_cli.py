@@ -192,6 +192,10 @@ def test_a_broken_runnables_module_is_named_not_taken_for_a_module_name(
             "class Stop(BaseException):\n    pass\nraise Stop('no')\n",
             "{path}:3: {name}: importing it raised Stop: no",
         ),
+        (  # a syntax error: its file and line (it said only the file's base name, h49)
+            "PROCESSOR = 1\nif True\n",
+            "{path}:2: {name}: not valid Python: expected ':'",
+        ),
         (  # a declaration refused at import: where it is (it named neither file nor line)
             "from mesh_stream.processing import Tumbling\n\nWINDOW = Tumbling(size_ms=0)\n",
             "{path}:3: Tumbling size_ms must be > 0, got 0",

@@ -24,6 +24,7 @@ from mesh_stream.verify.compare import as_written, compare, render
 from mesh_stream.verify.harness import (
     VerifyOptions,
     _input_sources,
+    _prepare_work_dir,
     _slices,
     expected_records,
     fresh_processor,
@@ -522,3 +523,38 @@ def test_expected_records_allow_the_result_with_late_copies_dropped(tmp_path: Pa
     assert why.endswith("(and 1 more such copies: not judged)")
     mixed = {**twice.expected, "d1": record("d1", 2)}  # one copy counted, one dropped
     assert compare(twice.expected, mixed, twice.allowed).equal
+
+
+def test_a_work_dir_holding_an_earlier_run_is_erased_first_and_one_that_cannot_be_is_named(
+    tmp_path: Path,
+) -> None:
+    """A second run into the same --work-dir started its sandbox from the first run's Kafka
+    and worker state, so its outputs mixed both runs' inputs (a campaign, h49): what a run
+    keeps there is erased first, with a line saying so; anything else is left alone."""
+    work = tmp_path / "verify"
+    (work / "sandbox" / "broker").mkdir(parents=True)
+    (work / "sandbox" / "broker" / "meta.properties").write_text("cluster.id=old\n")
+    (work / "logs").mkdir()
+    (work / "logs" / "worker-1.log").write_text("old\n")
+    (work / "notes.txt").write_text("mine\n")
+    said: list[str] = []
+    _prepare_work_dir(work, said.append)
+    assert said == [
+        f"--work-dir {work} held an earlier run (sandbox/, logs/): erased, this run starts anew"
+    ]
+    assert sorted(p.relative_to(work).as_posix() for p in work.rglob("*")) == [
+        "logs",
+        "notes.txt",
+        "sandbox",
+    ]
+    said.clear()
+    _prepare_work_dir(tmp_path / "new", said.append)  # nothing earlier: nothing said
+    assert said == []
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "logs").write_text("a file where the run's folder goes\n")
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^--work-dir .*blocked cannot be used: .*; pick a writable folder",
+    ):
+        _prepare_work_dir(blocked, said.append)
