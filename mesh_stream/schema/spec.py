@@ -376,9 +376,14 @@ class _Checker:
         """A decimal's precision and scale: fastavro (the SDK's codec) refuses bad ones, where
         the specification would ignore the logical type and change what values mean."""
         precision, scale = node.get("precision"), node.get("scale", 0)
-        if isinstance(precision, bool) or not isinstance(precision, int) or precision < 1:
+        if (
+            isinstance(precision, bool)
+            or not isinstance(precision, int)
+            or not 1 <= precision <= MAX_FIXED
+        ):
             raise self.error(
-                f"{where}: decimal precision {_show(precision)} must be a positive integer"
+                f"{where}: decimal precision {_show(precision)} must be an integer from 1 to "
+                f"{MAX_FIXED} (Java's Avro, Kafka Connect's, reads it as an int)"
             )
         if isinstance(scale, bool) or not isinstance(scale, int) or not 0 <= scale <= precision:
             raise self.error(
