@@ -150,7 +150,10 @@ def write_replacing(path: Path, text: str) -> None:
         except FileNotFoundError:
             before = 0
         os.chmod(temporary, stat.S_IMODE(before) if stat.S_ISREG(before) else 0o644)
-        os.replace(temporary, path)
+        try:
+            os.replace(temporary, path)
+        except OSError as exc:  # named by the file it was to replace, not the one beside it
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)

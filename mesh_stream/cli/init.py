@@ -17,9 +17,15 @@ def _domain(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     return value
 
 
+def _directory(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Path | None:
+    if value is not None and not value.strip():  # Path("") is the current folder
+        raise click.BadParameter("DIR is empty; name a folder, or leave DIR out for ./DOMAIN")
+    return Path(value) if value is not None else None
+
+
 @click.command()
 @click.argument("domain", callback=_domain)
-@click.argument("directory", metavar="[DIR]", required=False, type=click.Path(path_type=Path))
+@click.argument("directory", metavar="[DIR]", required=False, callback=_directory)
 @click.option("--force", is_flag=True, help="Write into DIR even when it is not empty.")
 def init(domain: str, directory: Path | None, force: bool) -> None:
     """Create a repository for DOMAIN's data products in DIR (default: ./DOMAIN).
@@ -27,7 +33,8 @@ def init(domain: str, directory: Path | None, force: bool) -> None:
     It holds mesh.yaml, one source-aligned product DOMAIN.example-event (descriptor and
     documented .avsc, passing `mesh lint`), a publisher service, a processor template, a test
     that runs `mesh lint` and a CI workflow running lint and `mesh products plan`. DIR must
-    be new or empty unless --force.
+    be new or empty unless --force, and never the project of other domains (its mesh.yaml
+    would be replaced).
     """
     target = directory if directory is not None else Path(domain)
     before = _files_in(target)  # what --force writes over

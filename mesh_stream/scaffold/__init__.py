@@ -19,9 +19,9 @@ from importlib.resources import files
 from pathlib import Path
 
 from mesh_stream.descriptor import NAME_PART
-from mesh_stream.errors import ConfigurationError
+from mesh_stream.errors import ConfigurationError, MeshError
 from mesh_stream.files import write_replacing
-from mesh_stream.project import domain_name_problem
+from mesh_stream.project import domain_name_problem, load_project
 
 DOMAIN_NAME = re.compile(rf"^{NAME_PART}\Z")
 
@@ -92,7 +92,7 @@ def _cannot_write(target: Path, exc: OSError, written: Sequence[str] = ()) -> Co
     return ConfigurationError(
         f"cannot write the new project into {target}: {failed}: "
         f"{(exc.strerror or str(exc)).lower()}; pick a folder that can be created and "
-        f"written" + (f" ({len(written)} files were written first)" if written else "")
+        f"written" + (f" (written before it: {', '.join(written)})" if written else "")
     )
 
 
@@ -123,6 +123,22 @@ def _unexpected_entries(target: Path) -> list[str]:
         raise _cannot_write(target, exc) from exc
 
 
+def _refuse_another_project(mesh_yaml: Path, domain: str) -> None:
+    """Refuse to write a new project's ``mesh.yaml`` over one naming other domains: their
+    products would no longer be part of the project (``--force`` or not)."""
+    try:
+        domains = load_project(mesh_yaml.parent).domains
+    except MeshError:  # not a project mesh-stream can read: --force decides, as for any file
+        return
+    others = [name for name in domains if name != domain]
+    if others:
+        raise ConfigurationError(
+            f"{mesh_yaml} is the project of domain(s) {', '.join(others)}; `mesh init` would "
+            f"write a new mesh.yaml naming only {domain} over it. Pick another DIR for "
+            f"{domain}'s repository, or add {domain} to that mesh.yaml's domains by hand"
+        )
+
+
 def scaffold(domain: str, target: Path, *, force: bool = False) -> Scaffold:
     """Write a new domain repository for ``domain`` into ``target``.
 
@@ -133,6 +149,8 @@ def scaffold(domain: str, target: Path, *, force: bool = False) -> Scaffold:
     if problem is not None:
         raise ConfigurationError(problem)
     present = _unexpected_entries(target)
+    if "mesh.yaml" in present:
+        _refuse_another_project(target / "mesh.yaml", domain)
     if present and not force:
         shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
         raise ConfigurationError(

@@ -288,3 +288,50 @@ def test_init_inside_a_project_warns_that_the_new_one_is_nested(tmp_path: Path) 
     )
     alone = CliRunner().invoke(cli, ["init", "payments", str(tmp_path / "payments")])
     assert "warning" not in alone.stderr
+
+
+def test_init_forced_keeps_another_domains_project_and_names_the_real_file_it_cannot_replace(
+    tmp_path: Path,
+) -> None:
+    """A campaign (h49): `--force` over another domain's project replaced its mesh.yaml,
+    dropping that domain; a folder where a template file goes was named by the temporary file
+    beside it, and the files written before it only counted."""
+    scaffold("shop", tmp_path / "shop")
+    with pytest.raises(ConfigurationError) as other:
+        scaffold("inventory", tmp_path / "shop", force=True)
+    assert str(other.value).startswith(
+        f"{tmp_path / 'shop' / 'mesh.yaml'} is the project of domain(s) shop; `mesh init` "
+        f"would write a new mesh.yaml naming only inventory over it"
+    )
+    assert load_project(tmp_path / "shop").domains == ("shop",)
+    scaffold("shop", tmp_path / "shop", force=True)  # its own domain again: written over
+    blocked = tmp_path / "blocked"
+    (blocked / "mesh.yaml").mkdir(parents=True)
+    with pytest.raises(ConfigurationError) as caught:
+        scaffold("shop", blocked, force=True)
+    first = next(iter(LAYOUT.values())).format(domain="shop")
+    assert first == "mesh.yaml"  # the first file written is the one in the way
+    assert str(caught.value) == (
+        f"cannot write the new project into {blocked}: {blocked / 'mesh.yaml'}: is a "
+        f"directory; pick a folder that can be created and written"
+    )
+    later = tmp_path / "later"
+    layout = [name.format(domain="shop") for name in LAYOUT.values()]
+    (later / layout[2]).mkdir(parents=True)
+    with pytest.raises(ConfigurationError) as caught:
+        scaffold("shop", later, force=True)
+    assert str(caught.value).endswith(
+        f"{later / layout[2]}: is a directory; pick a folder that can be created and written "
+        f"(written before it: {layout[0]}, {layout[1]})"
+    )
+
+
+def test_init_refuses_an_empty_dir_argument(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mesh init shop ""` took the current folder (a campaign, h49)."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["init", "shop", ""])
+    assert result.exit_code == 2
+    assert "DIR is empty; name a folder, or leave DIR out for ./DOMAIN" in result.output
+    assert list(tmp_path.iterdir()) == []
