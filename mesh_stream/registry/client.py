@@ -240,6 +240,14 @@ class RegisteredSchema:
     rule_set: dict[str, Any] | None = None
 
 
+#: How many read timeouts a whole answer may take to arrive (each read is bounded by one).
+WHOLE_ANSWER_READS = 3
+
+
+class AnswerTooSlowError(httpx.ReadTimeout):
+    """An answer still arriving when the exchange's time was up (see ``_exchange``)."""
+
+
 def _content_type(response: httpx.Response) -> str:
     return str(response.headers.get("content-type", "no content type")).split(";")[0]
 
@@ -511,14 +519,16 @@ class RegistryClient:
         left = self._left()
         read_s = self._http.timeout.read or 10.0
         waits = read_s if left is None else round(max(0.1, min(read_s, left)), 1)
+        whole_s = waits * WHOLE_ANSWER_READS
         try:
-            response = self._http.request(
+            response = self._exchange(
                 method,
                 path,
                 content=content,
                 headers={"Content-Type": CONFLUENT_JSON} if body is not None else None,
                 params={k: v for k, v in (params or {}).items() if v is not None},
                 timeout=self._http.timeout if left is None else httpx.Timeout(waits),
+                within_s=whole_s,
             )
         except httpx.LocalProtocolError:
             # h11 refused a header before sending; its message quotes the header, which may
@@ -533,6 +543,8 @@ class RegistryClient:
             # PUTs); a delete or a credential issue might have happened, so it is not.
             repeatable = _repeatable(method, path)
             waited = f"within {waits:g} s"
+            if isinstance(exc, AnswerTooSlowError):
+                waited = f"in full within {whole_s:g} s (it was still sending)"
             if attempt > 1 and started is not None:
                 waited += f" each, {attempt} attempts over {time.monotonic() - started:.0f} s"
             may = "" if _reads_only(method, path) else _maybe_applied(method, repeatable)
@@ -667,6 +679,35 @@ class RegistryClient:
         return ConfigurationError(
             f"{method} {self.url}{shown}: the registry refused the request ({what}): its "
             f"Authorization header is {size:,} bytes: {_why_too_long(setting, length)}"
+        )
+
+    def _exchange(
+        self, method: str, path: str, *, within_s: float, **request: Any
+    ) -> httpx.Response:
+        """``self._http.request(method, path, **request)``, except that the whole answer must
+        arrive within ``within_s``: httpx's timeouts bound each read, so a server sending its
+        answer a byte at a time kept a command waiting for ever."""
+        deadline = time.monotonic() + within_s
+        with self._http.stream(method, path, **request) as streamed:
+            chunks = []
+            for chunk in streamed.iter_bytes():
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise AnswerTooSlowError(
+                        "the answer was still arriving", request=streamed.request
+                    )
+        # the body decoded already (as Content-Encoding said): the headers no longer say so
+        headers = [
+            (name, value)
+            for name, value in streamed.headers.multi_items()
+            if name.lower() not in ("content-encoding", "content-length")
+        ]
+        return httpx.Response(
+            streamed.status_code,
+            headers=headers,
+            content=b"".join(chunks),
+            request=streamed.request,
+            extensions=streamed.extensions,
         )
 
     def _not_a_registry(self, method: str, path: str, response: httpx.Response) -> RegistryError:

@@ -61,3 +61,59 @@ def test_an_inner_deadline_never_outlasts_the_outer_one(silent_registry: str) ->
         left = client._left()
         assert left is not None
         assert left <= 0.5
+
+
+@pytest.fixture
+def trickling_registry() -> Iterator[str]:
+    """A port that answers every request with headers, then one body byte every 0.1 s for
+    a minute (a campaign, h49: httpx's timeouts bound each read, so it hung a command)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    stop = threading.Event()
+
+    def serve(connection: socket.socket) -> None:
+        with connection:
+            connection.recv(65536)
+            connection.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 600\r\n\r\n["
+            )
+            for _ in range(600):
+                if stop.wait(0.1):
+                    return
+                try:
+                    connection.sendall(b" ")
+                except OSError:
+                    return
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                connection = listener.accept()[0]
+            except OSError:
+                continue
+            threading.Thread(target=serve, args=(connection,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+def test_an_answer_sent_a_byte_at_a_time_is_given_up_after_three_reads_time(
+    trickling_registry: str,
+) -> None:
+    client = RegistryClient(trickling_registry, timeout=1.0, retry_seconds=0.0)
+    started = time.monotonic()
+    with pytest.raises(RegistryUnavailableError) as unanswered:
+        client.get_schema(1)
+    took = time.monotonic() - started
+    assert took < 20, took  # each read came within 1 s, the whole not within 3 (it sends for 60)
+    assert "did not answer GET /schemas/ids/1 in full within 3 s (it was still sending)" in str(
+        unanswered.value
+    )
