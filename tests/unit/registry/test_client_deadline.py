@@ -3,10 +3,11 @@ keep them (10 s a read, retried for 30 s), so a consumer's `consume(timeout=1)` 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -14,9 +15,10 @@ from mesh_stream.errors import RegistryUnavailableError
 from mesh_stream.registry.client import RegistryClient
 
 
-@pytest.fixture
-def silent_registry() -> Iterator[str]:
-    """A port that takes connections and requests and never answers (a hung registry)."""
+@contextlib.contextmanager
+def serving(handle: Callable[[socket.socket, threading.Event], None]) -> Iterator[str]:
+    """A local port whose every connection ``handle`` gets (with the stop event), in a thread
+    of its own; its URL, until the block ends."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
@@ -30,6 +32,7 @@ def silent_registry() -> Iterator[str]:
                 held.append(listener.accept()[0])
             except OSError:
                 continue
+            threading.Thread(target=handle, args=(held[-1], stop), daemon=True).start()
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
@@ -41,6 +44,13 @@ def silent_registry() -> Iterator[str]:
         for connection in held:
             connection.close()
         listener.close()
+
+
+@pytest.fixture
+def silent_registry() -> Iterator[str]:
+    """A port that takes connections and requests and never answers (a hung registry)."""
+    with serving(lambda _connection, _stop: None) as url:
+        yield url
 
 
 def test_a_call_within_a_deadline_gives_up_there(silent_registry: str) -> None:
@@ -67,42 +77,22 @@ def test_an_inner_deadline_never_outlasts_the_outer_one(silent_registry: str) ->
 def trickling_registry() -> Iterator[str]:
     """A port that answers every request with headers, then one body byte every 0.1 s for
     a minute (a campaign, h49: httpx's timeouts bound each read, so it hung a command)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    stop = threading.Event()
 
-    def serve(connection: socket.socket) -> None:
-        with connection:
-            connection.recv(65536)
-            connection.sendall(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 600\r\n\r\n["
-            )
-            for _ in range(600):
-                if stop.wait(0.1):
-                    return
-                try:
-                    connection.sendall(b" ")
-                except OSError:
-                    return
-
-    def accept() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
+    def trickle(connection: socket.socket, stop: threading.Event) -> None:
+        connection.recv(65536)
+        connection.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 600\r\n\r\n["
+        )
+        for _ in range(600):
+            if stop.wait(0.1):
+                return
             try:
-                connection = listener.accept()[0]
+                connection.sendall(b" ")
             except OSError:
-                continue
-            threading.Thread(target=serve, args=(connection,), daemon=True).start()
+                return
 
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join(5)
-        listener.close()
+    with serving(trickle) as url:
+        yield url
 
 
 def test_an_answer_sent_a_byte_at_a_time_is_given_up_after_three_reads_time(
