@@ -307,25 +307,37 @@ def _link_target(path: Path) -> str:
 def _refuse_wrong_kinds(root: Path, spec: ProjectFile, config_file: Path) -> None:
     """A folder field naming a file, or the policy file named but absent or a folder: each
     would otherwise read as "nothing there" (no descriptors, the built-in policies), so a
-    typo would quietly turn the project's governance off."""
+    typo would quietly turn the project's governance off. Each is said at its line."""
     for field in ("products", "schemas"):
         value = getattr(spec, field)
         if _exists(root / value) and not _is_dir(root / value):
             raise ConfigurationError(
-                f"{config_file}: {field}: {value!r} is a file; name the folder holding the "
-                f"{'descriptors' if field == 'products' else '.avsc schemas'}"
+                f"{_at_key(config_file, field)}: {field}: {value!r} is a file; name the folder "
+                f"holding the {'descriptors' if field == 'products' else '.avsc schemas'}"
             )
     policies = root / spec.policies
     if _is_dir(policies):
         raise ConfigurationError(
-            f"{config_file}: policies: {spec.policies!r} is a folder; name the policy file "
-            f"(e.g. mesh-policies.yaml)"
+            f"{_at_key(config_file, 'policies')}: policies: {spec.policies!r} is a folder; "
+            f"name the policy file (e.g. mesh-policies.yaml)"
         )
     if "policies" in spec.model_fields_set and not _exists(policies):
         raise ConfigurationError(
-            f"{config_file}: policies: {spec.policies!r} does not exist; create it, fix the "
-            f"name, or remove the line to use the built-in policies"
+            f"{_at_key(config_file, 'policies')}: policies: {spec.policies!r} does not exist; "
+            f"create it, fix the name, or remove the line to use the built-in policies"
         )
+
+
+def _at_key(config_file: Path, key: str) -> str:
+    """``mesh.yaml:N``, N the line of the top-level ``key`` (just the file when not found:
+    a key written in a flow mapping, say)."""
+    try:
+        lines = _read_project_file(config_file).splitlines()
+    except ConfigurationError:
+        return str(config_file)
+    found = re.compile(rf"^['\"]?{re.escape(key)}['\"]?\s*:")
+    number = next((n for n, line in enumerate(lines, 1) if found.match(line)), None)
+    return f"{config_file}:{number}" if number is not None else str(config_file)
 
 
 def _read_project_file(config_file: Path) -> str:

@@ -469,7 +469,7 @@ def test_a_field_naming_the_wrong_kind_of_path_is_refused(
 ) -> None:
     make_project(tmp_path, config=f"domains: [shop]\n{config}")
     message = _one_line_refusal(ConfigurationError, lambda: load_project(tmp_path))
-    assert message.startswith(f"{tmp_path.resolve()}/mesh.yaml: {expected}")
+    assert message.startswith(f"{tmp_path.resolve()}/mesh.yaml:2: {expected}")  # its line
 
 
 def test_an_unnamed_policy_file_may_be_absent(tmp_path: Path) -> None:
