@@ -390,6 +390,16 @@ class _Checker:
                 f"{where}: decimal scale {_show(scale)} must be an integer from 0 to the "
                 f"precision ({precision})"
             )
+        size = node.get("size")
+        if node.get("type") == "fixed" and isinstance(size, int) and not isinstance(size, bool):
+            # the most digits a signed two's-complement number of that many bytes always holds
+            most = len(str(2 ** (8 * size - 1) - 1)) - 1 if 0 < size <= 1024 else None
+            if size == 0 or (most is not None and precision > most):
+                raise self.error(
+                    f"{where}: decimal precision {precision} does not fit a fixed of {size} "
+                    f"bytes (at most {most or 0} digits); make the fixed larger or the "
+                    f"precision smaller"
+                )
 
     def _named(
         self, node: Mapping[str, Any], kind: str, where: str, namespace: str, depth: int

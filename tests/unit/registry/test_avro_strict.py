@@ -102,6 +102,12 @@ VALID: list[tuple[str, Any]] = [
     ("logical type", field({"type": "int", "logicalType": "date"}, default=0)),
     ("custom property", field("string", **{"x-pii": True})),
     ("decimal", field({"type": "bytes", "logicalType": "decimal", "precision": 12, "scale": 2})),
+    (
+        "fixed decimal at its most",
+        field(
+            {"type": "fixed", "name": "D", "size": 16, "logicalType": "decimal", "precision": 38}
+        ),
+    ),
 ]
 
 # (case, schema, exact message after "invalid Avro schema: ")
@@ -159,6 +165,7 @@ INVALID: list[tuple[str, Any, str]] = [
     ("order unknown", field("int", order="up"), 'R.f: order "up" is not ascending, descending or ignore'),
     ("field without type", rec({"name": "a"}), "R.a: the field has no `type`"),
     ("decimal precision", field({"type": "bytes", "logicalType": "decimal", "precision": 0}), "R.f: decimal precision 0 must be an integer from 1 to 2147483647 (Java's Avro, Kafka Connect's, reads it as an int)"),
+    ("decimal precision over its fixed", field({"type": "fixed", "name": "D", "size": 2, "logicalType": "decimal", "precision": 5}), "R.f: decimal precision 5 does not fit a fixed of 2 bytes (at most 4 digits); make the fixed larger or the precision smaller"),
     ("decimal precision over an int", field({"type": "bytes", "logicalType": "decimal", "precision": 2**31}), "R.f: decimal precision 2147483648 must be an integer from 1 to 2147483647 (Java's Avro, Kafka Connect's, reads it as an int)"),
     ("decimal scale", field({"type": "bytes", "logicalType": "decimal", "precision": 4, "scale": 5}), "R.f: decimal scale 5 must be an integer from 0 to the precision (4)"),
     ("record needing itself", rec({"name": "a", "type": "int"}, {"name": "next", "type": "R"}, namespace="x"), 'x.R.next: record x.R cannot hold a value: its field \'next\' (R) needs a record that, through fields that must have a value, needs itself again: no finite x.R exists, so none could ever be published; make a field of that cycle nullable (["null", ...] with default null) or an array'),
