@@ -114,6 +114,10 @@ _FIX_JSON = "Correct the JSON at the line shown (a comma, a quote or a bracket, 
 _FIX_FINITE = "Write a finite number: JSON has no NaN or Infinity."
 _FIX_RECORD = 'Make the top-level schema an Avro record: {"type": "record", "name": ..., ...}.'
 _FIX_AVRO = "Correct the schema at the line shown, as the message says."
+_FIX_UNREADABLE_DESCRIPTOR = (
+    "Make the descriptor a readable UTF-8 YAML file (not a link to nothing, a folder or a "
+    "device), as the message says, or remove it."
+)
 _FIX_UTF8 = "Save the .avsc as UTF-8."
 
 
@@ -140,8 +144,9 @@ class _Loaded:
 def _load_descriptor(path: Path, display: str) -> tuple[_Loaded | None, list[Violation]]:
     try:
         text = read_descriptor_text(path)
-    except DescriptorError as exc:
-        return None, [_file_violation("descriptor-valid", str(exc), display, None)]
+    except DescriptorError as exc:  # not a file that can be read: no line to correct
+        fix = _FIX_UNREADABLE_DESCRIPTOR
+        return None, [_file_violation("descriptor-valid", str(exc), display, None, fix=fix)]
     try:
         data = load_yaml(text)
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
