@@ -109,7 +109,7 @@ def _file_violation(
 #: What to do about each way a schema file cannot be read (h44: every one got the policy's
 #: "point the descriptor at an existing .avsc", also for a file that exists).
 _FIX_SIZE = "Make the schema smaller (fewer fields, shorter docs), or split the record."
-_FIX_DEPTH = "Nest records less deeply (at most 128 levels)."
+_FIX_DEPTH = "Nest types less deeply: a schema may nest at most 64 types inside one another."
 _FIX_JSON = "Correct the JSON at the line shown (a comma, a quote or a bracket, usually)."
 _FIX_FINITE = "Write a finite number: JSON has no NaN or Infinity."
 _FIX_RECORD = 'Make the top-level schema an Avro record: {"type": "record", "name": ..., ...}.'
