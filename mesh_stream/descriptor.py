@@ -15,6 +15,7 @@ else the registry's catalog (what `mesh publish`, `mesh tail` and the SDK use).
 from __future__ import annotations
 
 import contextlib
+import difflib
 import errno
 import json
 import math
@@ -634,8 +635,21 @@ def validate_yaml(
             path = ".".join(str(part) for part in loc) or f"({what})"
             line = _line_of(node, loc)
             where = f"{source}:{line}" if line else source
-            problems.append(f"{where}: {path}: {field_problem(item)}")
+            problem = field_problem(item)
+            if item.get("type") == "extra_forbidden" and len(loc) == 1:
+                problem = _unknown_field(str(loc[0]), model, what)
+            problems.append(f"{where}: {path}: {problem}")
         raise error("\n".join(problems)) from exc
+
+
+def _unknown_field(name: str, model: type[BaseModel], what: str) -> str:
+    """A top-level key ``model`` has no field for, with the nearest field name when one is
+    close (``prodcuts``: did you mean ``products``?)."""
+    known = [info.alias or field for field, info in model.model_fields.items()]
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+    if close:
+        return f"not a field of {what}; did you mean {close[0]}?"
+    return f"not a field of {what} (its fields: {', '.join(sorted(known))})"
 
 
 _TAG_WORDS = {

@@ -73,7 +73,10 @@ def test_errors_name_file_line_and_field_path() -> None:
         (("tags: [orders, sales]", "inputs: [nodot]"), "input 'nodot' is not a product name"),
         (("kind: source-aligned", "kind: derived"), "kind: Input should be 'source-aligned'"),
         (("partitions: 6", "partitions: 0"), ":11: partitions: Input should be greater than"),
-        (("key_field: order_id", "colour: blue"), "colour: Extra inputs are not permitted"),
+        (
+            ("key_field: order_id", "colour: blue"),
+            "colour: not a field of a descriptor (its fields: ",
+        ),
     ],
 )
 def test_bad_fields_are_refused(change: tuple[str, str], expected: str) -> None:
