@@ -131,6 +131,11 @@ class BrokerUnreachableError(BrokerError):
     """No Kafka broker answers at the bootstrap servers a command was given."""
 
 
+#: The ``error_code`` the registry client gives an answer it cannot use (the wrong shape, an
+#: unknown level): made by the client (its ``status`` 502), never sent by a registry.
+UNUSABLE_ANSWER = 50201
+
+
 class RegistryError(MeshError):
     """An error from the registry, with the HTTP status and Confluent ``error_code``."""
 
@@ -147,9 +152,9 @@ class RegistryError(MeshError):
         self.error_code = error_code if error_code is not None else status
 
     def __str__(self) -> str:
-        if self.answered_status is not None:
-            # the message names the status that answered; a second, synthetic one (502)
-            # beside it only confused (a campaign)
+        if self.answered_status is not None or self.error_code == UNUSABLE_ANSWER:
+            # the message names the status that answered, or the answer the client could not
+            # use; a second, synthetic one (502) beside it only confused (campaigns, h49)
             return self.message
         return f"{self.message} (HTTP {self.status}, error_code {self.error_code})"
 

@@ -40,6 +40,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_de
 
 from mesh_stream.descriptor import Compatibility, DataProduct, product_name_problem
 from mesh_stream.errors import (
+    UNUSABLE_ANSWER,
     ConfigurationError,
     InvalidPrincipalError,
     ProductNotFoundError,
@@ -644,7 +645,7 @@ class RegistryClient:
                     f"registry at {self.url} answered {method} {shown} with {problem}; is "
                     f"MESH_REGISTRY_URL (or --registry-url) a mesh registry?",
                     status=502,
-                    error_code=50201,
+                    error_code=UNUSABLE_ANSWER,
                 )
         return answer
 
@@ -719,7 +720,7 @@ class RegistryClient:
                 f"{_content_type(response)}, not a registry response; is MESH_REGISTRY_URL (or "
                 f"--registry-url) the URL of `mesh registry serve`?",
                 status=502,
-                error_code=50201,
+                error_code=UNUSABLE_ANSWER,
             ),
         )
 
@@ -958,7 +959,7 @@ class RegistryClient:
                 f"{level[:40]!r}, not one of {', '.join(Compatibility)}; is MESH_REGISTRY_URL "
                 f"(or --registry-url) a mesh registry?",
                 status=502,
-                error_code=50201,
+                error_code=UNUSABLE_ANSWER,
             )
         return level
 
@@ -1030,7 +1031,7 @@ class RegistryClient:
                 f"{str(answer['name'])[:80]!r}; is MESH_REGISTRY_URL (or --registry-url) a "
                 f"mesh registry?",
                 status=502,
-                error_code=50201,
+                error_code=UNUSABLE_ANSWER,
             )
         return answer
 
@@ -1087,7 +1088,7 @@ class RegistryClient:
                 f"parse ({first}); are the registry and this client the same mesh-stream "
                 f"version?",
                 status=502,
-                error_code=50201,
+                error_code=UNUSABLE_ANSWER,
             ) from None
 
     def product_health(self, name: str) -> ProductHealth:
