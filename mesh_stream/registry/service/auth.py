@@ -140,6 +140,19 @@ class Credentials:
                     f"not shown)"
                 )
 
+        holders: dict[str, list[str]] = {}
+        for principal, token in self._tokens.items():
+            holders.setdefault(token.strip(), []).append(principal)
+        shared = sorted(sorted(names) for names in holders.values() if len(names) > 1)
+        if shared:
+            # a bearer token names its principal: a shared one is the first holder's rights
+            # for every holder (a campaign, h50: a domain's token was admin's too)
+            raise ConfigurationError(
+                f"{source}: principals {', '.join(repr(n) for n in shared[0])} are given the "
+                f"same token (its value is not shown); give each principal a token of its own "
+                f"(`mesh registry credentials add` makes one)"
+            )
+
         domains = set(self._tokens) - {ADMIN, MONITOR_USER}
         for principal in sorted(domains):
             # the longer name of a pair is refused, as `mesh registry credentials add` does

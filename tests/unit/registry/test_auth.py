@@ -58,6 +58,25 @@ def test_bad_credential_strings_and_files_are_named(tmp_path: Path) -> None:
     assert Credentials.load(good).principal_for("Bearer 1234") == "payments"
 
 
+def test_a_token_given_to_two_principals_is_refused_without_showing_it(tmp_path: Path) -> None:
+    """A bearer token names its principal, so a domain holding admin's token was admin (a
+    campaign, h50): from a file and from the variable, the pair is named, the token not."""
+    token = "CfSecretTok_1234567890abcdef"
+    shared = tmp_path / "creds.yaml"
+    shared.write_text(f"admin: {token}\nshop: other-token-0123456789\norders: ' {token}'\n")
+    with pytest.raises(ConfigurationError) as from_file:
+        Credentials.load(shared)
+    assert "principals 'admin', 'orders' are given the same token" in str(from_file.value)
+    with pytest.raises(ConfigurationError) as from_variable:
+        Credentials.parse(f"admin:{token},shop:{token}")
+    assert str(from_variable.value) == (
+        "MESH_REGISTRY_CREDENTIALS: principals 'admin', 'shop' are given the same token (its "
+        "value is not shown); give each principal a token of its own (`mesh registry "
+        "credentials add` makes one)"
+    )
+    assert token not in str(from_file.value) + str(from_variable.value)
+
+
 def test_ownership_rules() -> None:
     assert authorize_subject("admin", "anything-value", "write") == "admin"
     assert authorize_subject("admin", None, "change the global level") == "admin"
