@@ -119,10 +119,10 @@ def render(record: ConsumedRecord, as_json: bool) -> str:
         key = repr(key)
     elif isinstance(key, str) and _ambiguous(key):  # a newline would forge a record line
         key = json.dumps(key)  # escaped and quoted, as the value is
-    return (
-        f"{record.topic}[{record.partition}]@{record.offset} key={key} "
-        f"schema={record.schema_id} {_as_json(record)}"
-    )
+    place = f"{record.topic}[{record.partition}]@{record.offset} key={key}"
+    if record.value is None:  # a tombstone: the key's record deleted (a merged session, say)
+        return f"{place} deleted (a tombstone: a key with no value)"
+    return f"{place} schema={record.schema_id} {_as_json(record)}"
 
 
 @click.command("tail", short_help="Print a product's records, decoded, as they arrive.")
@@ -258,6 +258,7 @@ def tail(
         dead_letters=False,
         registry_wait_seconds=settings.consumer_registry_wait_seconds,
         root=None,  # the descriptor is resolved above
+        deletions=True,  # shown as deletions (they were passed over without a word, h50)
     )
     if descriptor.topic in consumer.new_topics:  # said once the consumer has subscribed
         click.echo(

@@ -81,3 +81,12 @@ def test_an_ended_timeout_waits_for_records_kafka_says_are_unread_and_then_names
         "orders.x: stopped 10 s after --timeout ended with records not read from orders.x[2]@3..7"
     )
     assert budgets[2:] == [0.5]
+
+
+def test_a_tombstone_is_shown_as_a_deletion() -> None:
+    """`mesh tail` passed over records with no value without a word (a campaign, h50)."""
+    deleted = ConsumedRecord("orders.x", "orders.x.v1", 0, 3, "s-1@100", None, 0, {}, None)
+    assert render(deleted, as_json=False) == (
+        "orders.x.v1[0]@3 key=s-1@100 deleted (a tombstone: a key with no value)"
+    )
+    assert render(deleted, as_json=True) == "null"
