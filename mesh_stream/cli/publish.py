@@ -50,6 +50,8 @@ from mesh_stream.schema.codec import coerce_json
 from mesh_stream.settings import MeshSettings
 
 SHOWN_ERRORS = 50
+#: The longest line read as a record: JSON several times a record's largest Avro encoding.
+MAX_LINE_BYTES = 16 * 1024 * 1024
 _JSON_KINDS = {dict: "an object", list: "an array", str: "a string", int: "a number",
                float: "a number", bool: "true or false", type(None): "null"}  # fmt: skip
 
@@ -85,7 +87,7 @@ def _line_ranges(numbers: list[int]) -> str:
 
 
 def _checked(
-    lines: Iterable[tuple[int, bytes]],
+    lines: Iterable[tuple[int, bytes | None]],
     name: str,
     publisher: ProductPublisher,
     *,
@@ -103,6 +105,14 @@ def _checked(
     """
     parsed = publisher.encoder.parsed
     for number, raw in lines:
+        if raw is None:
+            yield (
+                number,
+                f"{name}:{number}: a line of more than {MAX_LINE_BYTES:,} bytes, more than any "
+                f"record's JSON (a record is at most the producer's message.max.bytes); is "
+                f"{name} a JSON Lines file?",
+            )
+            continue
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -211,15 +221,24 @@ class _RecordsFile:
             given = spool
         self._handle = given
 
-    def lines(self) -> Iterator[tuple[int, bytes]]:
-        """(line number, bytes) of each line, from the first, without a leading BOM."""
+    def lines(self) -> Iterator[tuple[int, bytes | None]]:
+        """(line number, bytes) of each line, from the first, without a leading BOM; None
+        for a line longer than MAX_LINE_BYTES, whose rest is then read past in constant
+        memory (a file with no newline, /dev/zero, grew the process without bound, h50)."""
         self._handle.seek(0)
-        for number, raw in enumerate(self._handle, start=1):
+        number = 0
+        while raw := self._handle.readline(MAX_LINE_BYTES + 1):
+            number += 1
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                yield number, None  # said before its rest is read past (which may not end)
+                while (rest := self._handle.readline(1 << 20)) and not rest.endswith(b"\n"):
+                    pass
+                continue
             yield number, raw[len(UTF8_BOM) :] if number == 1 and raw.startswith(UTF8_BOM) else raw
 
     def has_records(self) -> bool:
         """Whether any line is not blank (read up to the first such line only)."""
-        return any(raw.strip() for _number, raw in self.lines())
+        return any(raw is None or raw.strip() for _number, raw in self.lines())
 
 
 def _seekable(handle: IO[bytes]) -> bool:

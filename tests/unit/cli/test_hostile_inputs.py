@@ -517,3 +517,34 @@ def test_arguments_that_are_not_utf8_from_a_real_shell(argv: list[bytes], tmp_pa
     assert b"Traceback" not in done.stdout + done.stderr, err
     assert done.returncode in (1, 2), err
     assert "is not a product name `<domain>.<product>`" in err
+
+
+def test_publish_a_line_longer_than_any_record_is_a_bad_line_read_in_constant_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mesh publish -f /dev/zero` grew the process without bound (a campaign, h50): a line
+    over MAX_LINE_BYTES is one bad line, said before its rest is read past, and the lines
+    after it are read as usual."""
+    from contextlib import ExitStack
+
+    from mesh_stream.cli import publish as publish_cli
+
+    monkeypatch.setattr(publish_cli, "MAX_LINE_BYTES", 10)
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(b'{"a": 1}\n' + b"x" * 50 + b'\n{"b": 2}\n' + b"y" * 25)
+    with ExitStack() as stack, path.open("rb") as given:
+        lines = list(publish_cli._RecordsFile(given, stack).lines())
+    assert lines == [(1, b'{"a": 1}\n'), (2, None), (3, b'{"b": 2}\n'), (4, None)]
+
+    class Publisher:
+        def __init__(self) -> None:
+            self.encoder = type("Encoder", (), {"parsed": {}})()
+
+    checked = publish_cli._checked([(2, None)], "f.jsonl", Publisher(), prepare=False)  # type: ignore[arg-type]
+    assert list(checked) == [
+        (
+            2,
+            "f.jsonl:2: a line of more than 10 bytes, more than any record's JSON (a record is "
+            "at most the producer's message.max.bytes); is f.jsonl a JSON Lines file?",
+        )
+    ]
