@@ -57,15 +57,19 @@ def test_product_page_draws_its_inputs_and_a_click_on_one_opens_it(
         f"Lineage graph of {C360}: 3 upstream"
     )
 
-    # a real mouse click at the node's rendered position
+    # a real mouse click at the node's rendered position. Cytoscape maps a click through the
+    # container's place it noted at the last scroll event, which fires at the next frame: a
+    # click right after scrolling the graph into view missed the node (a CI failure)
     graph = page.locator("#lineage-graph")
     graph.scroll_into_view_if_needed()
-    box = graph.bounding_box()
+    page.evaluate(
+        "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
+    )
     at = page.evaluate(
         "() => window.meshLineage.getElementById('orders.order-placed').renderedPosition()"
     )
     with page.expect_navigation():
-        page.mouse.click(box["x"] + at["x"], box["y"] + at["y"])
+        graph.click(position={"x": at["x"], "y": at["y"]})
     assert page.url == f"{portal_mesh.url}/ui/products/orders.order-placed"
     _drawn(page)
     downstream = page.evaluate(
