@@ -477,7 +477,7 @@ def topic_for(product_name: str, version: int = 1) -> str:
 # -- loading -------------------------------------------------------------------------------
 
 
-def _line_of(node: yaml.Node | None, loc: Iterable[int | str]) -> int | None:
+def line_of(node: yaml.Node | None, loc: Iterable[int | str]) -> int | None:
     """1-based line of the YAML node at pydantic location ``loc`` (nearest parent found)."""
     line = node.start_mark.line + 1 if node is not None else None
     for part in loc:
@@ -633,7 +633,7 @@ def validate_yaml(
         for item in exc.errors():
             loc = [part for part in item["loc"] if isinstance(part, (int, str))]
             path = ".".join(str(part) for part in loc) or f"({what})"
-            line = _line_of(node, loc)
+            line = line_of(node, loc)
             where = f"{source}:{line}" if line else source
             problem = field_problem(item)
             if item.get("type") == "extra_forbidden" and len(loc) == 1:

@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from mesh_stream.descriptor import (
@@ -39,6 +40,7 @@ from mesh_stream.descriptor import (
     DataProduct,
     ProductSource,
     is_hidden,
+    line_of,
     load_descriptors,
     validate_yaml,
 )
@@ -329,15 +331,16 @@ def _refuse_wrong_kinds(root: Path, spec: ProjectFile, config_file: Path) -> Non
 
 
 def _at_key(config_file: Path, key: str) -> str:
-    """``mesh.yaml:N``, N the line of the top-level ``key`` (just the file when not found:
-    a key written in a flow mapping, say)."""
+    """``mesh.yaml:N``, N the line of the top-level ``key`` (just the file when it is not
+    written there: a default)."""
     try:
-        lines = _read_project_file(config_file).splitlines()
-    except ConfigurationError:
+        node = yaml.compose(_read_project_file(config_file))
+    except (ConfigurationError, yaml.YAMLError, RecursionError):
         return str(config_file)
-    found = re.compile(rf"^['\"]?{re.escape(key)}['\"]?\s*:")
-    number = next((n for n, line in enumerate(lines, 1) if found.match(line)), None)
-    return f"{config_file}:{number}" if number is not None else str(config_file)
+    written = isinstance(node, yaml.MappingNode) and any(
+        isinstance(name, yaml.ScalarNode) and name.value == key for name, _value in node.value
+    )
+    return f"{config_file}:{line_of(node, [key])}" if written else str(config_file)
 
 
 def _read_project_file(config_file: Path) -> str:

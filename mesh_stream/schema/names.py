@@ -17,6 +17,8 @@ MAX_UNFOLDED = 2_000
 
 PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 NAMED_KINDS = frozenset({"record", "error", "enum", "fixed"})
+#: The types whose values are records (Avro's ``error`` is a record too).
+RECORD_KINDS = frozenset({"record", "error"})
 
 
 def full_name(schema: Mapping[str, Any], namespace: str | None) -> str:

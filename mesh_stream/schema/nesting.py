@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from mesh_stream.schema.names import RECORD_KINDS
+
 __all__ = [
     "MAX_EMPTY_ITEMS",
     "MAX_NESTING",
@@ -40,9 +42,6 @@ MAX_NESTING = 200
 #: The most array items that take no bytes one record may hold, all arrays together: each
 #: is still a list slot (or an empty dict) in every reader's memory.
 MAX_EMPTY_ITEMS = 100_000
-
-#: The types whose values are records (Avro's ``error`` is a record too).
-_RECORDS = ("record", "error")
 
 #: Bytes each fixed-size primitive takes.
 _FIXED_SIZES = {"null": 0, "boolean": 1, "float": 4, "double": 8}
@@ -95,7 +94,7 @@ def _types_within(schema: Any) -> Iterator[Any]:
             stack.extend(item)
         elif isinstance(item, Mapping):
             kind = item.get("type")
-            if kind in _RECORDS:
+            if kind in RECORD_KINDS:
                 stack.extend(field.get("type") for field in item.get("fields", ()))
             elif kind == "array":
                 stack.append(item.get("items"))
@@ -273,7 +272,7 @@ class _Walk:
                 continue
             if isinstance(kind, Mapping):
                 name = kind.get("type")
-                if name in _RECORDS:
+                if name in RECORD_KINDS:
                     if depth + 1 > self.limit:
                         return True
                     fields = kind["fields"]
@@ -312,7 +311,7 @@ def _zero_size(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) -> b
     kind = schema.get("type")
     if kind == "fixed":
         return bool(schema.get("size") == 0)
-    if kind in _RECORDS:
+    if kind in RECORD_KINDS:
         name = schema.get("name")
         inner = seen | {name} if isinstance(name, str) else seen
         return all(_zero_size(f.get("type"), named, inner) for f in schema.get("fields", ()))
@@ -327,7 +326,7 @@ def _most_fields(named: Mapping[str, Any]) -> int:
         (
             len(schema.get("fields", ()))
             for schema in named.values()
-            if isinstance(schema, Mapping) and schema.get("type") in _RECORDS
+            if isinstance(schema, Mapping) and schema.get("type") in RECORD_KINDS
         ),
         default=0,
     )

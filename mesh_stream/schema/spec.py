@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mesh_stream.errors import SchemaError
-from mesh_stream.schema.names import NAMED_KINDS
+from mesh_stream.schema.names import NAMED_KINDS, RECORD_KINDS
 
 __all__ = ["MAX_SCHEMA_BYTES", "MAX_SCHEMA_DEPTH", "MAX_SCHEMA_FIELDS", "MAX_SCHEMA_NAMED_TYPES"]
 __all__ += ["DEFAULT_LIMITS", "UNLIMITED", "SchemaLimits", "check_schema", "check_utf8"]
@@ -49,8 +49,6 @@ MAX_SCHEMA_NAMED_TYPES = 1_000
 #: Types nested in types (record -> field -> array -> record ...); the parsers recurse per level.
 MAX_SCHEMA_DEPTH = 64
 
-#: The types whose values are records (Avro's ``error`` is a record too).
-_RECORD_KINDS = frozenset(("record", "error"))
 PRIMITIVES = frozenset(("null", "boolean", "int", "long", "float", "double", "bytes", "string"))
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 ORDERS = frozenset(("ascending", "descending", "ignore"))
@@ -503,7 +501,7 @@ class _Checker:
         this rule still read. A record holds a value once each of its fields does, and a
         field once any record it may hold does (or it may hold something else): found from
         the records whose fields need none, outwards, each field looked at once."""
-        records = [n for n in self.named.values() if n.get("type") in _RECORD_KINDS]
+        records = [n for n in self.named.values() if n.get("type") in RECORD_KINDS]
         pending: dict[str, int] = {}  # record -> its fields not known to hold a value yet
         waiting: dict[str, list[tuple[str, int]]] = {}  # record -> fields it would settle
         needs: dict[tuple[str, int], frozenset[str]] = {}
@@ -564,11 +562,11 @@ class _Checker:
             named = self.resolve(node, namespace)
         elif isinstance(node, Mapping):
             kind = node.get("type")
-            if kind in _RECORD_KINDS:
+            if kind in RECORD_KINDS:
                 named = self.resolve(self.named_fullname(node, namespace), "")
             elif isinstance(kind, str) and kind not in PRIMITIVES and kind not in NAMED_KINDS:
                 named = None if kind in ("array", "map") else self.resolve(kind, namespace)
-        if named is None or named.get("type") not in _RECORD_KINDS:
+        if named is None or named.get("type") not in RECORD_KINDS:
             return None
         return frozenset({str(named["__fullname"])})
 

@@ -114,6 +114,11 @@ def _first_duplicate_key(text: str) -> DuplicateKeyError | None:
     return None
 
 
+def _decoded(text: str | bytes) -> str:
+    """``text`` as a str, decoded as :func:`json.loads` would (to say where a problem is)."""
+    return text if isinstance(text, str) else text.decode(json.detect_encoding(text))
+
+
 class _TooLongError(Exception):
     """An integer of more digits than Python converts (its ``int_max_str_digits``)."""
 
@@ -185,7 +190,7 @@ def loads(text: str | bytes, *, max_int_digits: int | None = None) -> Any:
             parse_int=integer,
         )
     except _TooLongError as long:  # said where, as a text that is not JSON is
-        decoded = text if isinstance(text, str) else text.decode(json.detect_encoding(text))
+        decoded = _decoded(text)
         at = re.search(rf"(?:^|(?<=[\[:,\s]))-?\d{{{python_digits + 1},}}", decoded)
         raise json.JSONDecodeError(
             f"a number of {long.digits} digits, more than the {python_digits} Python reads",
@@ -193,7 +198,7 @@ def loads(text: str | bytes, *, max_int_digits: int | None = None) -> Any:
             at.start() if at is not None else 0,
         ) from None
     if repeated:  # rare: only then is the text scanned again for where
-        decoded = text if isinstance(text, str) else text.decode(json.detect_encoding(text))
+        decoded = _decoded(text)
         duplicate = _first_duplicate_key(decoded)
         if duplicate is not None:
             raise duplicate

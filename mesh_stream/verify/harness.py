@@ -643,7 +643,8 @@ def verify(
 
 #: What a run keeps in its ``--work-dir``: the sandbox's Kafka, registry and worker state,
 #: and the worker logs.
-RUN_FOLDERS = ("sandbox", "logs")
+SANDBOX_FOLDER, LOGS_FOLDER = "sandbox", "logs"
+RUN_FOLDERS = (SANDBOX_FOLDER, LOGS_FOLDER)
 
 
 def _prepare_work_dir(work_dir: Path, progress: Callable[[str], None]) -> None:
@@ -684,7 +685,7 @@ def _run(
     result: VerifyResult,
 ) -> None:
     with ExitStack() as stack:
-        sandbox = stack.enter_context(open_sandbox(settings, work_dir / "sandbox", progress))
+        sandbox = stack.enter_context(open_sandbox(settings, work_dir / SANDBOX_FOLDER, progress))
         env = {key: value for key, value in worker_env.items() if not key.startswith("MESH_")}
         paths = [str(worker_cwd), str(project.root), env.get("PYTHONPATH", "")]
         env |= sandbox.worker_environment()
@@ -693,8 +694,7 @@ def _run(
             "PYTHONPATH": ":".join(dict.fromkeys(p for p in paths if p)),
             "PYTHONUNBUFFERED": "1",
         }
-        log_dir = work_dir / "logs"
-        log_dir.mkdir(parents=True, exist_ok=True)
+        log_dir = work_dir / LOGS_FOLDER  # made by _prepare_work_dir
         # Each worker restarts with its own static membership id, as `mesh up` restarts one,
         # and writes its state at once rather than at its commits, so that a kill finds state
         # ahead of the committed offsets (what the replay guard and `apply` must survive) as
