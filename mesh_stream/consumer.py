@@ -839,7 +839,8 @@ class ProductConsumer:
                     except Exception as exc:
                         raise DeserializationError(
                             f"cannot decode the Avro body with writer schema id {schema_id} "
-                            f"({schema_name(plan[0])}): {read_failure(exc)}"
+                            f"({schema_name(plan[0])}): "
+                            f"{read_failure(exc, data, HEADER_SIZE, plan[0], plan[1])}"
                         ) from exc
                     if body.tell() != len(data):
                         raise trailing_bytes_error(len(data) - body.tell(), schema_id, plan[0])

@@ -62,6 +62,7 @@ from mesh_stream.errors import (
 )
 from mesh_stream.files import not_utf8, read_regular_text
 from mesh_stream.schema import strict_json
+from mesh_stream.schema.body_misfit import body_misfit
 from mesh_stream.schema.nesting import (
     MAX_NESTING,
     bytes_refusal,
@@ -252,6 +253,12 @@ def _preview(value: Any) -> str:
     return text if len(text) <= _PREVIEW else text[: _PREVIEW - 3] + "..."
 
 
+def _given(value: Any) -> str:
+    """A refused value as an error says it: its type and a preview; None as ``null``, the
+    word both a JSON line (`mesh publish`) and an Avro schema use (not ``NoneType None``)."""
+    return "null" if value is None else f"{type(value).__name__} {_preview(value)}"
+
+
 def _type_label(schema: Any) -> str:
     if isinstance(schema, str):
         return schema
@@ -289,10 +296,7 @@ def _kind_of(schema: Any, named: Mapping[str, Any]) -> Any:
 
 
 def _mismatch(path: str, schema: Any, value: Any) -> list[str]:
-    return [
-        f"{path or '(record)'}: expected {_type_label(schema)}, got "
-        f"{type(value).__name__} {_preview(value)}"
-    ]
+    return [f"{path or '(record)'}: expected {_type_label(schema)}, got {_given(value)}"]
 
 
 def _is_int(value: Any, bounds: tuple[int, int]) -> bool:
@@ -369,7 +373,7 @@ def decimal_problem(schema: Mapping[str, Any], value: Any) -> str | None:
     ``0E-10``), never rounded; NaN and infinities are refused; a negative zero is zero.
     """
     if not isinstance(value, decimal.Decimal):
-        return f"expected {_type_label(schema)}, got {type(value).__name__}"
+        return f"expected {_type_label(schema)}, got {_given(value)}"
     scale = int(schema.get("scale", 0))
     precision = int(schema["precision"])
     _sign, digits, exponent = value.as_tuple()
@@ -428,16 +432,13 @@ def schema_problems(
             return []
         return [
             f"{path}: expected enum {schema.get('name')} (one of {', '.join(symbols)}), got "
-            f"{type(value).__name__} {_preview(value)}"
+            f"{_given(value)}"
         ]
     if kind == "fixed":
         size = schema.get("size")
         if isinstance(value, (bytes, bytearray)) and len(value) == size:
             return []
-        return [
-            f"{path}: expected fixed {schema.get('name')} of {size} bytes, got "
-            f"{type(value).__name__} {_preview(value)}"
-        ]
+        return [f"{path}: expected fixed {schema.get('name')} of {size} bytes, got {_given(value)}"]
     if kind == "array":
         if not isinstance(value, (list, tuple)):
             return _mismatch(path, schema, value)
@@ -2121,7 +2122,7 @@ def read_body(
     except Exception as exc:
         raise DeserializationError(
             f"cannot decode {len(body)}-byte Avro body with writer schema id {schema_id} "
-            f"({schema_name(writer)}): {read_failure(exc)}"
+            f"({schema_name(writer)}): {read_failure(exc, body, 0, writer, named)}"
         ) from exc
     if buffer.tell() != len(body):
         raise trailing_bytes_error(len(body) - buffer.tell(), schema_id, writer)
@@ -2165,9 +2166,22 @@ def read_data(
     return fastavro_read_data(body, writer, named, reader, options)
 
 
-def read_failure(exc: BaseException) -> str:
-    """Why a body could not be read, for a dead letter's error: the exception's type and
-    words; a body cut short (fastavro's bare ``EOFError``) is said as such."""
+def read_failure(
+    exc: BaseException,
+    data: bytes | memoryview,
+    position: int,
+    writer: Any,
+    named: Mapping[str, Any],
+) -> str:
+    """Why the body at ``position`` of ``data`` could not be read, for an error and a dead
+    letter's error header: the field and byte where it stops fitting the writer schema
+    (:func:`~mesh_stream.schema.body_misfit.body_misfit`) when the bytes are the cause,
+    else the reader's exception; a body cut short (fastavro's bare ``EOFError``) is said
+    as such."""
+    if isinstance(exc, (EOFError, IndexError, OverflowError, UnicodeDecodeError, ValueError)):
+        misfit = body_misfit(data, position, writer, named.get("writer", {}))
+        if misfit is not None:
+            return f"{misfit}; the body is damaged, or was written with another schema"
     if isinstance(exc, EOFError) and not str(exc):
         return "the body ends before the record does (EOFError: truncated or not this schema)"
     if isinstance(exc, (IndexError, OverflowError, UnicodeDecodeError)):

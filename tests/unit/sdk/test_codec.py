@@ -129,7 +129,7 @@ def test_every_problem_is_listed_and_kept_on_the_error(order_v1: dict[str, Any])
         RecordEncoder(order_v1, 1).encode(record)
     assert caught.value.problems == [  # type: ignore[attr-defined]
         "quantity: expected int, got str '3'",
-        "express: expected boolean, got NoneType None",
+        "express: expected boolean, got null",
     ]
 
 

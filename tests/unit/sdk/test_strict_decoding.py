@@ -63,13 +63,14 @@ def test_the_fastavro_path_refuses_bytes_after_the_body(
 
 
 def test_a_body_cut_short_says_so(order_v1: dict[str, Any]) -> None:
-    """fastavro's EOFError has no words; the error says the body ends before the record."""
+    """fastavro's EOFError has no words; the error says where the body ends."""
     decoder = RecordDecoder(MemorySchemas({1: order_v1}))
     framed = RecordEncoder(order_v1, 1).encode(make_order(3))
     with pytest.raises(DeserializationError) as caught:
         decoder.decode(framed[:5])  # the header alone
     assert str(caught.value).endswith(
-        "the body ends before the record does (EOFError: truncated or not this schema)"
+        "order_id: the body ends before this value (at byte 0 of the body); the body is "
+        "damaged, or was written with another schema"
     )
 
 
