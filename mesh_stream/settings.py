@@ -159,12 +159,17 @@ def bootstrap_servers_problem(servers: str) -> str | None:
             )
         host, colon, port = server.partition("://")[2 if "://" in server else 0].rpartition(":")
         number = port.isascii() and port.isdigit()
-        if colon and not host:
+        if not colon:
+            return f"has no port in {shown} (host:port)"
+        if not host:
             return f"has no host name in {shown} (host:port)"
-        if colon and not host.endswith(":") and not number:
+        if ":" in host and not (host.startswith("[") and host.endswith("]")):
+            return (
+                f"has host {host!r} in {shown}: a host name has no ':' (an IPv6 address goes "
+                f"in brackets, [::1]:9092)"
+            )
+        if not number or int(port) > 65535:
             return f"has port {port!r} in {shown}, not a port number (0-65535)"
-        if colon and number and int(port) > 65535:
-            return f"has port {port} in {shown}, not a port number (0-65535)"
     return None
 
 

@@ -48,9 +48,11 @@ from mesh_stream.settings import (
     SaslMechanism,
     SecurityProtocol,
     bootstrap_addresses,
+    bootstrap_servers_problem,
     choices,
     sasl_mechanism,
     security_protocol,
+    shown_url,
 )
 
 if TYPE_CHECKING:
@@ -342,11 +344,14 @@ def _validate(conn: KafkaConnection) -> None:
         value = getattr(conn, name)
         if value is not None and not isinstance(value, Path):
             coerce(conn, name, _path(value))
-    addresses = bootstrap_addresses(conn.bootstrap_servers)
-    if not addresses or any(not host or not port for host, port in addresses):
+    # librdkafka takes blanks around the commas (`a:9092, b:9092`), as code may write them
+    problem = bootstrap_servers_problem(
+        ",".join(entry.strip() for entry in conn.bootstrap_servers.split(","))
+    )
+    if problem is not None:
         raise SettingsError(
-            f"{SETTING['bootstrap_servers']}={conn.bootstrap_servers!r} is not a list of "
-            f"host:port; set it to your cluster's bootstrap servers, e.g. broker1:9092,broker2:9092"
+            f"{SETTING['bootstrap_servers']}={shown_url(conn.bootstrap_servers)!r} {problem}; "
+            f"set it to your cluster's bootstrap servers, e.g. broker1:9092,broker2:9092"
         )
     protocol = conn.security_protocol
     _validate_sasl(conn, protocol)

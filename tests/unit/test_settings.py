@@ -154,7 +154,9 @@ def test_a_bootstrap_url_or_bad_port_is_refused_before_anything_connects(
     assert found.startswith(problem)
 
 
-@pytest.mark.parametrize("servers", ["127.0.0.1:9092", "PLAINTEXT://k1:9092,SASL_SSL://k2:9093"])
+@pytest.mark.parametrize(
+    "servers", ["127.0.0.1:9092", "PLAINTEXT://k1:9092,SASL_SSL://k2:9093", "[::1]:9092"]
+)
 def test_listeners_with_or_without_their_protocol_are_bootstrap_servers(servers: str) -> None:
     assert bootstrap_servers_problem(servers) is None
 
@@ -214,6 +216,12 @@ def test_a_refused_value_never_shows_its_secret(
         (":9092", "has no host name in ':9092'"),
         (":abc", "has no host name in ':abc'"),
         ("admin:pw@host:9092", "has credentials (user@) in '<hidden>@host:9092'"),
+        # h50: these passed --bootstrap-servers' check, then MESH_BOOTSTRAP_SERVERS was blamed
+        # for the flag's value ('garbage:::'), or failed after 10 s of connecting ('a:1:2')
+        ("garbage:::", "has host 'garbage::' in 'garbage:::': a host name has no ':'"),
+        ("a:1:2", "has host 'a:1' in 'a:1:2': a host name has no ':' (an IPv6 address goes"),
+        ("a:9092,localhost", "has no port in 'localhost' (host:port)"),
+        ("host:", "has port '' in 'host:', not a port number"),
     ],
 )
 def test_bootstrap_servers_need_a_host_ascii_digits_and_no_credentials(

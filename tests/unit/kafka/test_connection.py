@@ -66,7 +66,7 @@ def test_a_listener_protocol_before_a_server_is_librdkafkas_alone() -> None:
     )
     assert conn.addresses == [("b1", "9092"), ("[::1]", "9093")]
     assert conn.faust_broker_url() == "kafka://b1:9092;kafka://[::1]:9093"
-    with pytest.raises(ConfigurationError, match="is not a list of host:port"):
+    with pytest.raises(ConfigurationError, match=r"has no port in 'PLAINTEXT://b1' \(host:port\)"):
         KafkaConnection.create("PLAINTEXT://b1")
 
 
@@ -239,8 +239,8 @@ def test_bootstrap_servers_must_be_host_port() -> None:
     with pytest.raises(ConfigurationError) as caught:
         KafkaConnection.create("localhost")
     assert str(caught.value) == (
-        "MESH_BOOTSTRAP_SERVERS='localhost' is not a list of host:port; set it to your "
-        "cluster's bootstrap servers, e.g. broker1:9092,broker2:9092"
+        "MESH_BOOTSTRAP_SERVERS='localhost' has no port in 'localhost' (host:port); set it to "
+        "your cluster's bootstrap servers, e.g. broker1:9092,broker2:9092"
     )
 
 
