@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import stat
 import tempfile
@@ -78,6 +79,20 @@ def not_utf8(error: UnicodeDecodeError) -> str:
         if data.startswith(mark):
             return f"{encoding} text (it begins with a {encoding} byte-order mark), not UTF-8"
     return f"not UTF-8 text (byte {data[error.start]:#04x} at offset {error.start})"
+
+
+def damage_said(exc: Exception) -> str:
+    """What is wrong with a JSON state file a command wrote (``cluster.json``,
+    ``credentials.json``) that no longer reads, in words: a missing key by its name, bad
+    JSON by its line, a wrong shape by what it tripped over (never a value: such files hold
+    secrets)."""
+    if isinstance(exc, KeyError):
+        return f"it has no {exc.args[0]!r} key" if exc.args else "a key is missing"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+    if isinstance(exc, (TypeError, AttributeError)):
+        return f"an entry is not what mesh wrote there: {exc}"
+    return str(exc)
 
 
 def file_kind(mode: int) -> str:

@@ -64,6 +64,7 @@ from mesh_stream.errors import (
     ConfigurationError,
     PortInUseError,
 )
+from mesh_stream.files import damage_said
 from mesh_stream.kafka.clients import make_admin
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
 from mesh_stream.kafka.topics import min_insync_replicas
@@ -354,9 +355,9 @@ class LocalCluster:
                 nodes=[NodeState(**node) for node in raw["nodes"]],
                 security=check_mode(raw.get("security", PLAINTEXT)),
             )
-        except (ValueError, KeyError, TypeError, ConfigurationError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, ConfigurationError) as exc:
             raise ConfigurationError(
-                f"{self.state_file} is damaged ({exc}); stop what runs from it with "
+                f"{self.state_file} is damaged ({damage_said(exc)}); stop what runs from it with "
                 f"`{self.stop_command}`, then start with --fresh to begin a new cluster"
             ) from exc
 

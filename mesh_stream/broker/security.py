@@ -24,6 +24,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from mesh_stream.errors import ConfigurationError
+from mesh_stream.files import damage_said
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.project import load_project, nearest_project_root
 from mesh_stream.settings import SaslMechanism, SecurityProtocol
@@ -141,7 +142,7 @@ def load_credentials(data_dir: Path) -> BrokerCredentials | None:
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigurationError(
-            f"{path} is damaged ({type(exc).__name__}); start with --fresh to make new "
+            f"{path} is damaged ({damage_said(exc)}); start with --fresh to make new "
             f"credentials (this erases the cluster's data)"
         ) from None
 

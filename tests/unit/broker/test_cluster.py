@@ -138,11 +138,25 @@ def test_node_count_must_match_existing_data(cluster: LocalCluster) -> None:
         cluster.start(brokers=3)
 
 
-def test_damaged_state_file_is_reported_with_its_path(cluster: LocalCluster) -> None:
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("{not json", "not JSON: Expecting property name enclosed in double quotes at line 1"),
+        (
+            '{"kafka_version": "4.1.0", "nodes": []}',
+            "it has no 'cluster_id' key",
+        ),  # h50: ('cluster_id')
+        ('{"cluster_id": "c", "kafka_version": "4", "nodes": 5}', "an entry is not what mesh"),
+    ],
+)
+def test_damaged_state_file_is_reported_with_its_path_and_what_is_wrong(
+    cluster: LocalCluster, text: str, said: str
+) -> None:
     cluster.data_dir.mkdir(parents=True)
-    cluster.state_file.write_text("{not json")
-    with pytest.raises(ConfigurationError, match=r"cluster\.json is damaged"):
+    cluster.state_file.write_text(text)
+    with pytest.raises(ConfigurationError) as caught:
         cluster.status()
+    assert str(caught.value).startswith(f"{cluster.state_file} is damaged ({said}")
 
 
 def test_a_damaged_state_file_still_lets_stop_stop_what_runs_from_it(

@@ -109,7 +109,8 @@ def test_a_damaged_credentials_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError) as caught:
         load_credentials(tmp_path)
     assert str(caught.value) == (
-        f"{tmp_path / 'credentials.json'} is damaged (KeyError); start with --fresh to make new "
+        f"{tmp_path / 'credentials.json'} is damaged (it has no 'security' key); start with "
+        "--fresh to make new "
         "credentials (this erases the cluster's data)"
     )
 
