@@ -50,6 +50,9 @@ from mesh_stream.schema.codec import coerce_json
 from mesh_stream.settings import MeshSettings
 
 SHOWN_ERRORS = 50
+#: With records from a pipe, how many lines are sent between waits for Kafka's
+#: acknowledgement of all of them (the lines kept for the failure path's report).
+SETTLE_EVERY = 10_000
 #: The longest line read as a record: JSON several times a record's largest Avro encoding.
 MAX_LINE_BYTES = 16 * 1024 * 1024
 _JSON_KINDS = {dict: "an object", list: "an array", str: "a string", int: "a number",
@@ -206,15 +209,34 @@ def _once_each(items: list[tuple[str, Any]]) -> dict[str, Any]:
     return document
 
 
+def _read_lines(handle: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes) of each line of ``handle`` from where it is, without a leading
+    BOM; None for a line longer than MAX_LINE_BYTES, whose rest is then read past in
+    constant memory (a file with no newline, /dev/zero, grew the process without bound,
+    h50)."""
+    number = 0
+    while raw := handle.readline(MAX_LINE_BYTES + 1):
+        number += 1
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            yield number, None  # said before its rest is read past (which may not end)
+            while (rest := handle.readline(1 << 20)) and not rest.endswith(b"\n"):
+                pass
+            continue
+        yield number, raw[len(UTF8_BOM) :] if number == 1 and raw.startswith(UTF8_BOM) else raw
+
+
 class _RecordsFile:
     """The records file, read line by line as often as the command needs (checking first
     with --all-or-nothing, finding undelivered lines), never whole into memory: a file of
-    millions of lines publishes in constant memory. Standard input or a pipe, which cannot be
-    read twice, is first copied to a temporary file."""
+    millions of lines publishes in constant memory. Standard input or a pipe with
+    --all-or-nothing, which must be read twice, is first copied to a temporary file."""
+
+    #: A file can be read again: the lines in flight need not be kept.
+    streamed = False
 
     def __init__(self, given: IO[bytes], stack: ExitStack) -> None:
         self.name = str(getattr(given, "name", "<stdin>"))
-        if self.name == "<stdin>" or not _seekable(given):
+        if _read_once(given):
             # closed by the stack, when the command ends
             spool = stack.enter_context(tempfile.TemporaryFile(prefix="mesh-publish-"))  # noqa: SIM115
             shutil.copyfileobj(given, spool, 1 << 20)
@@ -222,30 +244,69 @@ class _RecordsFile:
         self._handle = given
 
     def lines(self) -> Iterator[tuple[int, bytes | None]]:
-        """(line number, bytes) of each line, from the first, without a leading BOM; None
-        for a line longer than MAX_LINE_BYTES, whose rest is then read past in constant
-        memory (a file with no newline, /dev/zero, grew the process without bound, h50)."""
+        """Every line, from the first (see :func:`_read_lines`)."""
         self._handle.seek(0)
-        number = 0
-        while raw := self._handle.readline(MAX_LINE_BYTES + 1):
-            number += 1
-            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-                yield number, None  # said before its rest is read past (which may not end)
-                while (rest := self._handle.readline(1 << 20)) and not rest.endswith(b"\n"):
-                    pass
-                continue
-            yield number, raw[len(UTF8_BOM) :] if number == 1 and raw.startswith(UTF8_BOM) else raw
+        yield from _read_lines(self._handle)
 
     def has_records(self) -> bool:
         """Whether any line is not blank (read up to the first such line only)."""
         return any(raw is None or raw.strip() for _number, raw in self.lines())
 
+    def settled(self) -> None:
+        """Kafka acknowledged every line read so far (nothing to forget: the file stays)."""
 
-def _seekable(handle: IO[bytes]) -> bool:
-    try:
-        return handle.seekable()
-    except (OSError, ValueError):
+
+class _PipedRecords:
+    """Standard input or a pipe, published as its lines come: an endless pipe publishes for
+    as long as it runs (copied whole to a temporary file first, it published nothing and
+    filled the disk, h50). Only the lines sent since Kafka last acknowledged everything are
+    kept, for the failure path to name the lines Kafka did not take; the command waits for
+    that acknowledgement every :data:`SETTLE_EVERY` lines."""
+
+    streamed = True
+
+    def __init__(self, given: IO[bytes]) -> None:
+        self.name = str(getattr(given, "name", "<stdin>"))
+        self._lines = _read_lines(given)
+        self._peeked: list[tuple[int, bytes | None]] = []
+        self._read_once = False
+        self._unsettled: list[tuple[int, bytes | None]] = []
+
+    def has_records(self) -> bool:
+        """Whether any line is not blank, reading up to the first such line (kept)."""
+        for number, raw in self._lines:
+            self._peeked.append((number, raw))
+            if raw is None or raw.strip():
+                return True
         return False
+
+    def lines(self) -> Iterator[tuple[int, bytes | None]]:
+        """The first time, every line as it comes; after that, the unsettled lines."""
+        if self._read_once:
+            yield from list(self._unsettled)
+            return
+        self._read_once = True
+        for line in self._peeked:
+            self._unsettled.append(line)
+            yield line
+        self._peeked = []
+        for line in self._lines:
+            self._unsettled.append(line)
+            yield line
+
+    def settled(self) -> None:
+        """Kafka acknowledged every line read so far: they need not be kept."""
+        self._unsettled.clear()
+
+
+def _read_once(handle: IO[bytes]) -> bool:
+    """Whether ``handle`` is standard input or a pipe: lines read from it are gone."""
+    if str(getattr(handle, "name", "<stdin>")) == "<stdin>":
+        return True
+    try:
+        return not handle.seekable()
+    except (OSError, ValueError):
+        return True
 
 
 @dataclass
@@ -256,6 +317,7 @@ class _Tally:
     unsent: list[int] = field(default_factory=list)  # refused by Kafka at once
     sent: int = 0
     dead: list[int] = field(default_factory=list)  # sent to the dead-letter topic
+    _said_all: bool = False
 
     def reject(self, number: int, text: str) -> None:
         self.rejected.append(number)
@@ -263,7 +325,9 @@ class _Tally:
             click.echo(text, err=True)
 
     def said_all(self) -> None:
-        if len(self.rejected) > SHOWN_ERRORS:
+        """The count of bad lines not shown, once."""
+        if len(self.rejected) > SHOWN_ERRORS and not self._said_all:
+            self._said_all = True
             click.echo(f"... and {len(self.rejected) - SHOWN_ERRORS} more bad line(s)", err=True)
 
 
@@ -307,8 +371,9 @@ def _read_json(path: Path) -> Any:
     "-f",
     "records_file",
     type=click.File("rb"),
-    help="JSON Lines file, one record (a JSON object) per line; `-` reads standard input. "
-    "Timestamps may be ISO-8601 strings, decimals strings or numbers.",
+    help="JSON Lines file, one record (a JSON object) per line; `-` reads standard input, "
+    "published as its lines come. Timestamps may be ISO-8601 strings, decimals strings or "
+    "numbers.",
 )
 @click.option(
     "--register-only",
@@ -386,11 +451,12 @@ def publish(
             "drop --register-only and --schema"
         )
     with ExitStack() as stack:
-        source: _RecordsFile | None = None
+        source: _RecordsFile | _PipedRecords | None = None
         if records_file is not None:
             # Read first: an empty file is refused before the schema is registered or the
             # topic made.
-            source = _RecordsFile(records_file, stack)
+            piped = _read_once(records_file) and not all_or_nothing
+            source = _PipedRecords(records_file) if piped else _RecordsFile(records_file, stack)
             if not source.has_records():
                 raise ConfigurationError(
                     f"{source.name}: no records in the file (JSON Lines: one JSON object per line)"
@@ -485,18 +551,10 @@ def publish(
                     tally.reject(number, checked)
                 else:
                     _send(publisher, tally, number, checked, source.name)
+                    if source.streamed and tally.sent % SETTLE_EVERY == 0:
+                        _settle(ctx, publisher, source, tally, descriptor)
             tally.said_all()
-            try:
-                publisher.flush()
-            except DeliveryError as exc:
-                click.echo(f"error: {exc}", err=True)
-                undelivered = list(getattr(exc, "failed", None) or [])
-                lost = _undelivered_lines(publisher, source, tally, undelivered)
-                for number, reason in lost[:SHOWN_ERRORS]:
-                    click.echo(f"{source.name}:{number}: not delivered: {reason}", err=True)
-                failed = len(undelivered) or publisher.in_flight
-                _summary(descriptor, tally, failed, [n for n, _ in lost])
-                ctx.exit(1)
+            _settle(ctx, publisher, source, tally, descriptor)
         _summary(descriptor, tally, 0)
         if tally.rejected or tally.unsent:
             ctx.exit(1)
@@ -532,9 +590,33 @@ def _send(
     tally.sent += 1
 
 
+def _settle(
+    ctx: click.Context,
+    publisher: ProductPublisher,
+    source: _RecordsFile | _PipedRecords,
+    tally: _Tally,
+    descriptor: Any,
+) -> None:
+    """Wait until Kafka acknowledged every record sent; if it refused any, name their
+    lines, sum up and end the command with status 1."""
+    try:
+        publisher.flush()
+    except DeliveryError as exc:
+        click.echo(f"error: {exc}", err=True)
+        undelivered = list(getattr(exc, "failed", None) or [])
+        lost = _undelivered_lines(publisher, source, tally, undelivered)
+        for number, reason in lost[:SHOWN_ERRORS]:
+            click.echo(f"{source.name}:{number}: not delivered: {reason}", err=True)
+        failed = len(undelivered) or publisher.in_flight
+        tally.said_all()
+        _summary(descriptor, tally, failed, [n for n, _ in lost])
+        ctx.exit(1)
+    source.settled()
+
+
 def _undelivered_lines(
     publisher: ProductPublisher,
-    source: _RecordsFile,
+    source: _RecordsFile | _PipedRecords,
     tally: _Tally,
     undelivered: list[UndeliveredRecord],
 ) -> list[tuple[int, str]]:

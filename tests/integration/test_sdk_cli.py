@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,7 @@ def test_records_piped_on_standard_input_are_checked_then_published_all_or_nothi
 ) -> None:
     """`-f -` from a real pipe, which cannot be read twice: --all-or-nothing checks every line
     before sending any (the file is read line by line, never whole into memory; a pipe is
-    copied to a temporary file first)."""
+    then copied to a temporary file first)."""
     product = new_product("cli-pipe", schema=PROJECT_SCHEMA_V1)
     root = repo_with(product, tmp_path / "repo")
     good = [json.dumps(as_json_line(make_order(i))) for i in range(2_000)]
@@ -163,6 +164,42 @@ def test_records_piped_on_standard_input_are_checked_then_published_all_or_nothi
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines() == [f"published 2000 record(s) to {product.topic}"]
     assert sum(end_offsets(kafka.bootstrap_servers, product.topic, 3)) == 2_000
+
+
+def test_records_piped_from_a_writer_that_goes_on_are_published_as_they_come(
+    env: dict[str, str], kafka: KafkaAddress, tmp_path: Path
+) -> None:
+    """Without --all-or-nothing a pipe is published line by line while its writer still
+    writes (h50: it was copied whole to a temporary file first, so an endless pipe published
+    nothing and filled the disk)."""
+    product = new_product("cli-stream", schema=PROJECT_SCHEMA_V1)
+    root = repo_with(product, tmp_path / "repo")
+    lines = [json.dumps(as_json_line(make_order(i))) for i in range(150)]
+    command = [*MESH, "publish", product.name, "-f", "-", "--root", str(root)]
+    process = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, **env}, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdin is not None
+        process.stdin.write("\n".join([*lines[:100], '{"order_id": 1}']) + "\n")
+        process.stdin.flush()
+        deadline = time.monotonic() + 90
+        while sum(end_offsets(kafka.bootstrap_servers, product.topic, 3)) < 100:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the first lines were not published in 90 s"
+            time.sleep(0.5)
+        assert process.poll() is None  # still reading: the writer has not finished
+        _out, err = process.communicate("\n".join(lines[100:]) + "\n", timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 1, err
+    assert "<stdin>:101: record does not fit schema" in err
+    assert err.splitlines()[-1] == (
+        f"published 150 record(s) to {product.topic}; rejected 1 line(s); not published: "
+        f"line(s) 101"
+    )
+    assert sum(end_offsets(kafka.bootstrap_servers, product.topic, 3)) == 150
 
 
 def test_the_partitioner_setting_keeps_a_topic_written_the_old_way_in_place(
