@@ -23,6 +23,7 @@ import os
 import re
 import stat
 import sys
+import weakref
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -725,7 +726,31 @@ def _yaml_kind(value: Any) -> str:
 
 def parse_descriptor(text: str, source: str = "<string>") -> DataProduct:
     """Validate descriptor YAML; errors name ``source:line: field.path: problem``."""
-    return validate_yaml(text, source, DataProduct, DescriptorError, "a descriptor")
+    product = validate_yaml(text, source, DataProduct, DescriptorError, "a descriptor")
+    _SOURCES[id(product)] = (source, text)
+    weakref.finalize(product, _SOURCES.pop, id(product), None)
+    return product
+
+
+#: The file name and text each parsed descriptor came from, by the object's id (forgotten
+#: with the object; not a field, which would make equal descriptors unequal), so that a
+#: check made later, the publisher's of ``key_field`` against the schema, says file:line.
+_SOURCES: dict[int, tuple[str, str]] = {}
+
+
+def where_in_descriptor(product: DataProduct, *loc: str | int) -> str | None:
+    """``file:line`` of field ``loc`` in the descriptor ``product`` was parsed from (just
+    the file when the line is not found); None for a product built in code or read from
+    the registry."""
+    found = _SOURCES.get(id(product))
+    if found is None:
+        return None
+    source, text = found
+    try:
+        line = line_of(yaml.compose(text), loc)
+    except (yaml.YAMLError, RecursionError):
+        line = None
+    return f"{source}:{line}" if line else source
 
 
 def load_descriptor(path: Path | str) -> DataProduct:

@@ -35,7 +35,7 @@ from pydantic import BaseModel
 
 from mesh_stream import registration, tracing
 from mesh_stream.contracts import RuleBreach, RuleEngine
-from mesh_stream.descriptor import DataProduct
+from mesh_stream.descriptor import DataProduct, where_in_descriptor
 from mesh_stream.errors import (
     ConfigurationError,
     DeliveryError,
@@ -489,9 +489,11 @@ class ProductPublisher:
         if self._key_field is not None and not any(
             item.get("name") == self._key_field for item in document.get("fields", [])
         ):
+            where = where_in_descriptor(product, "key_field") or product.name
             raise ConfigurationError(
-                f"{product.name}: key_field {self._key_field!r} is not a field of its schema "
-                f"{self.encoder.name}; fix `key_field` in the product descriptor"
+                f"{where}: key_field {self._key_field!r} is not a field of the schema "
+                f"{self.encoder.name} of {product.name}; fix `key_field` in the product "
+                f"descriptor"
             )
         #: The key of a key_field value: the text of what Avro writes (mesh_stream.schema.keys),
         #: so one value gives one key whether given as a datetime or an int, say.

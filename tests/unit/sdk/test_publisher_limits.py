@@ -4,11 +4,14 @@ refused schema given by a caller is named."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from mesh_stream.errors import SchemaRejectedError, SerializationError
+from mesh_stream.descriptor import load_descriptor
+from mesh_stream.errors import ConfigurationError, SchemaRejectedError, SerializationError
 from mesh_stream.kafka.clients import RECORD_OVERHEAD_BYTES
 from mesh_stream.producer import ProductPublisher
 from mesh_stream.registry.client import RegistryClient
@@ -90,3 +93,35 @@ def test_a_refused_schema_is_named_as_the_caller_says(client: RegistryClient) ->
     assert str(refused.value).startswith(
         "--schema refunded.avsc: the registry refused the value schema of orders.order-refunded"
     )
+
+
+def test_a_key_field_not_in_the_schema_is_named_at_its_descriptor_line(
+    client: RegistryClient, tmp_path: Path
+) -> None:
+    """h50: `mesh publish` said `orders.x: key_field 'nosuch' is not a field...` with no
+    file:line, where `mesh lint` points at the descriptor's line."""
+    document = product(rules=[]).to_document()
+    document["key_field"] = "nosuch"
+    path = tmp_path / "order-placed.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    line = path.read_text().splitlines().index("key_field: nosuch") + 1
+    with pytest.raises(ConfigurationError) as refused:
+        ProductPublisher(
+            load_descriptor(path),
+            bootstrap_servers="127.0.0.1:1",
+            registry=client,
+            schema=SCHEMA,
+            create_topic=False,
+        )
+    assert str(refused.value).startswith(
+        f"{path}:{line}: key_field 'nosuch' is not a field of the schema "
+    )
+    made_in_code = product(rules=[], key_field="nosuch")
+    with pytest.raises(ConfigurationError, match=r"^orders\.\S+: key_field 'nosuch' is not"):
+        ProductPublisher(
+            made_in_code,
+            bootstrap_servers="127.0.0.1:1",
+            registry=client,
+            schema=SCHEMA,
+            create_topic=False,
+        )
