@@ -11,7 +11,12 @@ from typing import Any, TypeVar
 
 import click
 
-from mesh_stream.descriptor import PRODUCT_NAME, topic_name_hint
+from mesh_stream.descriptor import (
+    MAX_PRODUCT_NAME,
+    PRODUCT_NAME,
+    product_name_problem,
+    topic_name_hint,
+)
 from mesh_stream.project import MeshProject, find_project, load_project, locate_project
 from mesh_stream.settings import (
     KAFKA_MAX_NAME_LENGTH,
@@ -69,6 +74,8 @@ def _checked(
 
 def checked_product_name(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     """Refuse what cannot be a product name before asking the registry about it."""
+    if len(value) > MAX_PRODUCT_NAME:
+        raise click.BadParameter(f"product name {product_name_problem(value)}")
     if not PRODUCT_NAME.match(value):
         raise click.BadParameter(
             f"{value!r} is not a product name `<domain>.<product>` (lowercase, e.g. "

@@ -73,6 +73,17 @@ def test_a_name_that_cannot_be_a_product_is_refused_before_asking(
     )
 
 
+@pytest.mark.parametrize("command", ["show", "lineage"])
+def test_a_name_too_long_for_a_topic_is_refused_before_asking(url: str, command: str) -> None:
+    """h50: a 302-character name went to the registry (exit 1, its 404) where a short bad
+    name is a usage error."""
+    name = "orders." + "a" * 295
+    result = CliRunner().invoke(cli, ["products", command, name], env={"MESH_REGISTRY_URL": url})
+    assert result.exit_code == 2
+    assert "Invalid value for 'NAME': product name 'orders.aaaa" in result.stderr
+    assert "has 302 characters; a product name has at most 240" in result.stderr
+
+
 def test_an_unknown_kind_or_classification_is_a_usage_error(url: str) -> None:
     result = CliRunner().invoke(
         cli, ["products", "list", "--classification", "secret"], env={"MESH_REGISTRY_URL": url}
