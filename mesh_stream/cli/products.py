@@ -4,9 +4,11 @@ a project's products out to it (plan shows what apply would do; apply does it)."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -73,6 +75,22 @@ name_argument = click.argument("name", callback=checked_product_name)
 
 def _print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+@contextlib.contextmanager
+def _error_as_json(as_json: bool) -> Iterator[None]:
+    """With --json, an error that stops the command (registry or Kafka unreachable, a
+    project that does not load) is also one JSON object on stdout, ``{"error": ...}``, so a
+    script reading the output tells it from a plan apply would refuse (h49: it printed text);
+    the error line on stderr and the exit status stay as without --json."""
+    try:
+        yield
+    except PlanRefusedError:
+        raise  # its plan is already printed as JSON
+    except MeshError as exc:
+        if as_json:
+            _print_json({"error": str(exc)})
+        raise
 
 
 LIST_HEADERS = ("name", "status", "kind", "classification", "topic", "schema", "description")
@@ -577,9 +595,11 @@ def plan(
     compatibility verdict against the registered versions; the topic missing or drifted from
     the descriptor; the domain's ACLs where the cluster has an authorizer; local lint and
     ownership (MESH_REGISTRY_PRINCIPAL must be the product's domain). Exit status 0 when
-    apply would go through, 1 when something would be refused.
+    apply would go through, 1 when something would be refused or the plan could not be made
+    (with --json, such an error is printed as {"error": ...} instead of a plan).
     """
-    result, _project, client, _conn = _plan(ctx.obj, path, registry_url, bootstrap_servers)
+    with _error_as_json(as_json):
+        result, _project, client, _conn = _plan(ctx.obj, path, registry_url, bootstrap_servers)
     client.close()
     if as_json:
         _print_json(result.to_dict())
@@ -619,6 +639,17 @@ def apply(
             "before writing anything: set MESH_REGISTRY_PRINCIPAL to the domain and "
             "MESH_REGISTRY_TOKEN to its token (`mesh products plan` needs neither)"
         )
+    with _error_as_json(as_json):
+        _apply(settings, path, as_json, registry_url, bootstrap_servers)
+
+
+def _apply(
+    settings: MeshSettings,
+    path: Path | None,
+    as_json: bool,
+    registry_url: str | None,
+    bootstrap_servers: str | None,
+) -> None:
     result, project, client, conn = _plan(settings, path, registry_url, bootstrap_servers)
     with client:
         if not as_json:

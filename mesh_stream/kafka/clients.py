@@ -483,7 +483,8 @@ def probed_admin(conn: KafkaConnection, timeout: float = 10.0) -> tuple[ClusterM
     if cause is None:
         raise BrokerUnreachableError(
             f"no Kafka broker answered at {conn.bootstrap_servers} within {timeout:g} s; "
-            f"check MESH_BOOTSTRAP_SERVERS and MESH_KAFKA_SECURITY_PROTOCOL"
+            f"check MESH_BOOTSTRAP_SERVERS (or --bootstrap-servers) and "
+            f"MESH_KAFKA_SECURITY_PROTOCOL"
         )
     raise explain_kafka_error(cause, conn) from (
         cause if isinstance(cause, KafkaException) else KafkaException(cause)

@@ -615,7 +615,8 @@ def explain_kafka_error(
     if code in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE):
         return BrokerUnreachableError(
             f"no Kafka broker answers at {where} ({text}); check "
-            f"{SETTING['bootstrap_servers']} and {SETTING['security_protocol']}"
+            f"{SETTING['bootstrap_servers']} (or --bootstrap-servers) and "
+            f"{SETTING['security_protocol']}"
         )
     return MeshError(f"Kafka error at {where} ({conn.describe()}): {text}")
 

@@ -4,6 +4,7 @@ pinned: exit statuses and messages that name the option, the port, the folder.""
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import socket
@@ -454,3 +455,38 @@ def test_a_gms_url_with_a_query_is_refused_and_a_malformed_one_is_not_echoed(
     assert status == 2
     assert "the value (not shown) is not an http(s) URL with a host" in said
     assert "s3cret-t0ken" not in said
+
+
+# -- h49: products plan/apply --json when the command cannot plan ---------------------------
+
+
+@pytest.mark.parametrize("command", ["plan", "apply"])
+def test_products_plan_and_apply_with_json_print_an_error_they_hit_as_json(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """With Kafka unreachable, --json printed the error as text only: a script reading
+    stdout could not tell it from a plan apply would refuse."""
+    monkeypatch.setenv("MESH_REGISTRY_PRINCIPAL", "orders")
+    status = run(
+        [
+            "products",
+            command,
+            str(REPO),
+            "--json",
+            "--bootstrap-servers",
+            f"127.0.0.1:{_free_port()}",
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert status == 1
+    said = json.loads(out)
+    assert list(said) == ["error"]
+    assert said["error"].startswith("no Kafka broker answer")
+    assert "(or --bootstrap-servers)" in said["error"]
+    assert f"error: {said['error']}" in err
+
+
+def _free_port() -> int:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        return int(listener.getsockname()[1])

@@ -483,7 +483,7 @@ def test_other_errors_keep_librdkafkas_text() -> None:
     assert isinstance(down, BrokerUnreachableError)
     assert str(down) == (
         "no Kafka broker answers at b1:9092,b2:9092 (2/2 brokers are down); check "
-        "MESH_BOOTSTRAP_SERVERS and MESH_KAFKA_SECURITY_PROTOCOL"
+        "MESH_BOOTSTRAP_SERVERS (or --bootstrap-servers) and MESH_KAFKA_SECURITY_PROTOCOL"
     )
     other = explain_kafka_error(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "too large"), sasl())
     assert str(other) == (
@@ -518,7 +518,9 @@ def test_probe_of_an_address_nobody_serves_names_the_bootstrap_setting() -> None
         probe(conn, timeout=3)
     message = str(caught.value)
     assert message.startswith(f"no Kafka broker answers at {conn.bootstrap_servers} (")
-    assert message.endswith("check MESH_BOOTSTRAP_SERVERS and MESH_KAFKA_SECURITY_PROTOCOL")
+    assert message.endswith(
+        "check MESH_BOOTSTRAP_SERVERS (or --bootstrap-servers) and MESH_KAFKA_SECURITY_PROTOCOL"
+    )
 
 
 def test_a_kafka_exception_without_an_error_object_keeps_its_text() -> None:
