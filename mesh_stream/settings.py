@@ -510,7 +510,7 @@ class MeshSettings(BaseSettings):
         "test clusters; long-running ones are faster without it).",
     )
     broker_start_timeout: float = Field(
-        default=90.0, gt=0, description="Seconds to wait for the local broker to answer."
+        default=90.0, description="Seconds to wait for the local broker to answer (at least 1)."
     )
     consumer_registry_wait_seconds: float = Field(
         default=300.0,

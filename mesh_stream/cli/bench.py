@@ -21,6 +21,7 @@ from click.core import ParameterSource
 
 from mesh_stream.bench.cases import cases_problem
 from mesh_stream.cli.extras import require_extras
+from mesh_stream.cli.options import WholeNumberRange
 from mesh_stream.cli.signals import terminate_as_interrupt
 from mesh_stream.settings import MeshSettings
 
@@ -150,21 +151,21 @@ class BenchOptions:
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON on stdout.")
 @click.option(
     "--records",
-    type=click.IntRange(min=1000, max=10_000_000),
+    type=WholeNumberRange(min=1000, max=10_000_000),
     default=100_000,
     show_default=True,
     help="Records per case in the timed part (after the warm-up).",
 )
 @click.option(
     "--warmup",
-    type=click.IntRange(min=100, max=1_000_000),
+    type=WholeNumberRange(min=100, max=1_000_000),
     default=5_000,
     show_default=True,
     help="Records per case before the clock starts (connections, schema, group join).",
 )
 @click.option(
     "--repeats",
-    type=click.IntRange(min=1, max=10),
+    type=WholeNumberRange(min=1, max=10),
     default=3,
     show_default=True,
     help="Interleaved runs of every case; each figure is their median (min-max shown).",
@@ -180,7 +181,7 @@ class BenchOptions:
 )
 @click.option(
     "--codec-records",
-    type=click.IntRange(min=0, max=1_000_000),
+    type=WholeNumberRange(min=0, max=1_000_000),
     default=CODEC_RECORDS,
     show_default=True,
     help="Records per schema in the codec benchmark (encode/decode vs fastavro, no Kafka); "
@@ -188,7 +189,7 @@ class BenchOptions:
 )
 @click.option(
     "--codec-repeats",
-    type=click.IntRange(min=1, max=100),
+    type=WholeNumberRange(min=1, max=100),
     default=CODEC_REPEATS,
     show_default=True,
     help="Interleaved runs of each codec loop; each figure is their median (min-max shown).",
@@ -270,7 +271,7 @@ class BenchOptions:
 )
 @click.option(
     "--instruction-records",
-    type=click.IntRange(min=1000, max=1_000_000),
+    type=WholeNumberRange(min=1000, max=1_000_000),
     default=10_000,
     show_default=True,
     help="Timed records of the shorter --instructions run (valgrind runs ~50x slower).",

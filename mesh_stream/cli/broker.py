@@ -17,7 +17,12 @@ from mesh_stream.broker.security import (
     find_domains,
     protocol_of,
 )
-from mesh_stream.cli.options import DATA_DIR_DEFAULT, FiniteFloatRange, NonEmptyPath
+from mesh_stream.cli.options import (
+    DATA_DIR_DEFAULT,
+    FiniteFloatRange,
+    NonEmptyPath,
+    WholeNumberRange,
+)
 from mesh_stream.project import domain_name_problem
 from mesh_stream.settings import MeshSettings
 
@@ -53,14 +58,14 @@ def broker() -> None:
 @broker.command()
 @click.option(
     "--brokers",
-    type=click.IntRange(1, MAX_BROKERS),
+    type=WholeNumberRange(1, MAX_BROKERS),
     default=1,
     show_default=True,
     help="Number of nodes.",
 )
 @click.option(
     "--port",
-    type=click.IntRange(0, 65535),
+    type=WholeNumberRange(0, 65535),
     help="Client port of node 1 (node N takes PORT+N-1); 0 picks free ports. Each node's "
     "KRaft controller listener takes a free port of its own, kept with the cluster's state. "
     "[env: MESH_BROKER_PORT; default 9092]",

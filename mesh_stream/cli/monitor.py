@@ -11,6 +11,7 @@ import click
 from mesh_stream.broker.reachability import existing_topics
 from mesh_stream.cli.options import (
     FiniteFloatRange,
+    WholeNumberRange,
     checked_bootstrap_servers,
     checked_registry_url,
 )
@@ -97,7 +98,7 @@ def checked_host(param: click.Parameter, value: str) -> str:
 )
 @click.option(
     "--metrics-port",
-    type=click.IntRange(min=0, max=65535),
+    type=WholeNumberRange(min=0, max=65535),
     help="Serve Prometheus metrics on this port at /metrics (0: a free port). [default: none]",
 )
 @click.option(

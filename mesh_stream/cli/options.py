@@ -46,6 +46,13 @@ class FiniteFloatRange(click.FloatRange):
         return number
 
 
+class WholeNumberRange(click.IntRange):
+    """``click.IntRange`` whose refusal of text that is no number says "is not a valid
+    integer", where click says "is not a valid integer range" (h50)."""
+
+    name = "integer"
+
+
 #: What leaving out ``--data-dir`` means, for :class:`NonEmptyPath`'s message.
 DATA_DIR_DEFAULT = "use MESH_DATA_DIR (default ~/.local/share/mesh-stream)"
 

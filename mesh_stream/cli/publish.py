@@ -18,6 +18,7 @@ import click
 from mesh_stream import registration
 from mesh_stream.cli.options import (
     ProjectChoice,
+    WholeNumberRange,
     checked_bootstrap_servers,
     checked_registry_url,
     project_option,
@@ -391,7 +392,7 @@ def _read_json(path: Path) -> Any:
 )
 @click.option(
     "--major",
-    type=click.IntRange(min=1),
+    type=WholeNumberRange(min=1),
     help="Publish to an earlier major version's topic (<product>.v<N>) with the latest schema "
     "registered for it, registering nothing: keep the old topic going while its consumers "
     "move to the new major. [default: the descriptor's version]",

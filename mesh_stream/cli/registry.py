@@ -17,6 +17,7 @@ import click
 
 from mesh_stream.broker.reachability import existing_topics
 from mesh_stream.cli.options import (
+    WholeNumberRange,
     checked_bootstrap_servers,
     checked_kafka_id,
     checked_registry_url,
@@ -48,7 +49,7 @@ def registry() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option(
     "--port",
-    type=click.IntRange(0, 65535),
+    type=WholeNumberRange(0, 65535),
     default=8081,
     show_default=True,
     help="HTTP port; 0 picks a free one (the URL is printed).",
@@ -98,42 +99,42 @@ def registry() -> None:
 )
 @click.option(
     "--max-body-bytes",
-    type=click.IntRange(1024),
+    type=WholeNumberRange(1024),
     help="Largest request body; larger ones answer 413. [env: MESH_REGISTRY_MAX_BODY_BYTES; "
     "default 1048576]",
 )
 @click.option(
     "--max-schema-bytes",
-    type=click.IntRange(64),
+    type=WholeNumberRange(64),
     help="Largest schema text; larger ones answer 422. [env: MESH_REGISTRY_MAX_SCHEMA_BYTES; "
     "default 524288]",
 )
 @click.option(
     "--max-schema-fields",
-    type=click.IntRange(1),
+    type=WholeNumberRange(1),
     help="Most record fields in a schema (nested ones too). "
     "[env: MESH_REGISTRY_MAX_SCHEMA_FIELDS; default 5000]",
 )
 @click.option(
     "--max-schema-depth",
-    type=click.IntRange(2),
+    type=WholeNumberRange(2),
     help="Deepest JSON nesting of a schema. [env: MESH_REGISTRY_MAX_SCHEMA_DEPTH; default 128]",
 )
 @click.option(
     "--heavy-workers",
-    type=click.IntRange(1),
+    type=WholeNumberRange(1),
     help="Threads for schema parsing and compatibility checks. "
     "[env: MESH_REGISTRY_HEAVY_WORKERS; default 2]",
 )
 @click.option(
     "--heavy-per-client",
-    type=click.IntRange(1),
+    type=WholeNumberRange(1),
     help="Schema requests one principal (or client address) may have in flight; more answer "
     "429. [env: MESH_REGISTRY_HEAVY_PER_CLIENT; default 2]",
 )
 @click.option(
     "--auth-failures-per-minute",
-    type=click.IntRange(1),
+    type=WholeNumberRange(1),
     help="Failed authentications per client address and minute; more answer 429. "
     "[env: MESH_REGISTRY_AUTH_FAILURES_PER_MINUTE; default 20]",
 )

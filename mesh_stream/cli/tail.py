@@ -16,6 +16,7 @@ from mesh_stream.broker.reachability import existing_topics
 from mesh_stream.cli.options import (
     FiniteFloatRange,
     ProjectChoice,
+    WholeNumberRange,
     checked_bootstrap_servers,
     checked_kafka_id,
     checked_registry_url,
@@ -133,7 +134,7 @@ def render(record: ConsumedRecord, as_json: bool) -> str:
     help="Start at the oldest record (default: only new ones). With --group, a partition "
     "the group has committed offsets on starts there instead, with or without this flag.",
 )
-@click.option("--max", "max_records", type=click.IntRange(min=1), help="Stop after N records.")
+@click.option("--max", "max_records", type=WholeNumberRange(min=1), help="Stop after N records.")
 @click.option(
     "--timeout",
     type=FiniteFloatRange(min=0, min_open=True),
@@ -155,7 +156,7 @@ def render(record: ConsumedRecord, as_json: bool) -> str:
 )
 @click.option(
     "--major",
-    type=click.IntRange(min=1),
+    type=WholeNumberRange(min=1),
     help="Read an earlier major version's topic (<product>.v<N>), which keeps its records "
     "and readers after the product moved on. [default: the product's current version]",
 )

@@ -14,6 +14,7 @@ from mesh_stream.cli.options import (
     FiniteFloatRange,
     NonEmptyPath,
     ProjectChoice,
+    WholeNumberRange,
     project_option,
 )
 from mesh_stream.cli.signals import on_stop_signals
@@ -72,7 +73,7 @@ from mesh_stream.up import MeshUp, UpOptions
 )
 @click.option(
     "--brokers",
-    type=click.IntRange(1, MAX_BROKERS),
+    type=WholeNumberRange(1, MAX_BROKERS),
     help="Nodes of the local cluster `mesh up` starts. [default: 3 with --secure, else 1]",
 )
 @project_option

@@ -17,6 +17,7 @@ from mesh_stream.cli.options import (
     FiniteFloatRange,
     NonEmptyPath,
     ProjectChoice,
+    WholeNumberRange,
     checked_bootstrap_servers,
     checked_registry_url,
     project_option,
@@ -123,7 +124,7 @@ def _checked_work_dir(
 @click.argument("processor")
 @click.option(
     "--records",
-    type=click.IntRange(1, MAX_RECORDS),
+    type=WholeNumberRange(1, MAX_RECORDS),
     default=2_000,
     show_default=True,
     help="Records generated per input (plus copies of some). Keys and other values come "
@@ -133,20 +134,20 @@ def _checked_work_dir(
 @click.option(
     "--from-live",
     "from_live",
-    type=click.IntRange(1, MAX_RECORDS),
+    type=WholeNumberRange(1, MAX_RECORDS),
     help="Instead of generating, take the last N records of each live input topic "
     "(MESH_BOOTSTRAP_SERVERS, MESH_REGISTRY_URL); they are only read.",
 )
 @click.option(
     "--kills",
-    type=click.IntRange(0, MAX_KILLS),
+    type=WholeNumberRange(0, MAX_KILLS),
     default=3,
     show_default=True,
     help="SIGKILLs (each costs a worker restart, a few seconds).",
 )
 @click.option(
     "--workers",
-    type=click.IntRange(1, 2),
+    type=WholeNumberRange(1, 2),
     default=1,
     show_default=True,
     help="2: a second worker joins during a batch (a rebalance) and kills pick a worker.",
@@ -163,7 +164,7 @@ def _checked_work_dir(
 )
 @click.option(
     "--show",
-    type=click.IntRange(min=1),
+    type=WholeNumberRange(min=1),
     default=20,
     show_default=True,
     help="Differing keys printed at most.",

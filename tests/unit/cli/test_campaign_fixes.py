@@ -490,3 +490,12 @@ def _free_port() -> int:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         return int(listener.getsockname()[1])
+
+
+def test_a_number_option_given_text_says_it_is_not_an_integer(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """h50: click said "'abc' is not a valid integer range"."""
+    status, said = mesh(["broker", "start", "--port", "abc"], capsys)
+    assert status == 2
+    assert "Invalid value for '--port': 'abc' is not a valid integer." in said

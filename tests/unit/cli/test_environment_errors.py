@@ -23,7 +23,9 @@ def test_each_bad_variable_gets_one_line_naming_it() -> None:
         "error: invalid MESH_* environment setting:",
         "  MESH_BROKER_PORT='abc': Input should be a valid integer, unable to parse string as "
         "an integer",
-        "  MESH_BROKER_START_TIMEOUT='-1': Input should be greater than 0",
+        # h50: it said "greater than 0" where --timeout and 0.5 say "at least 1"
+        "  MESH_BROKER_START_TIMEOUT='-1': is less than 1 second, which no broker start fits "
+        "in; give at least 1 (as `mesh broker start --timeout`), or unset it for the default 90",
     ]
     assert "errors.pydantic.dev" not in result.stderr
     assert "Usage:" not in result.stderr  # the command line was fine: no usage lines (h36)

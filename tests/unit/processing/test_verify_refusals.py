@@ -136,9 +136,9 @@ def test_help_shows_the_caps_of_records_from_live_and_kills(
     status, said = mesh(capsys, "--help")
     assert status == 0
     flat = " ".join(said.split())
-    assert re.search(rf"--records INTEGER RANGE .*?\[default: 2000; 1<=x<={MAX_RECORDS}\]", flat)
-    assert re.search(rf"--from-live INTEGER RANGE .*?\[1<=x<={MAX_RECORDS}\]", flat)
-    assert re.search(rf"--kills INTEGER RANGE .*?\[default: 3; 0<=x<={MAX_KILLS}\]", flat)
+    assert re.search(rf"--records INTEGER .*?\[default: 2000; 1<=x<={MAX_RECORDS}\]", flat)
+    assert re.search(rf"--from-live INTEGER .*?\[1<=x<={MAX_RECORDS}\]", flat)
+    assert re.search(rf"--kills INTEGER .*?\[default: 3; 0<=x<={MAX_KILLS}\]", flat)
 
 
 @pytest.mark.parametrize(
