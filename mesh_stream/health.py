@@ -86,7 +86,9 @@ class Figure(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: FigureName
+    #: A name this release does not know (a newer monitor's figure) is kept as text, so a
+    #: registry reads the records of a monitor upgraded before it.
+    name: FigureName | str = Field(union_mode="left_to_right")
     value: float | None = Field(description="The measurement; None when it could not be made.")
     slo: float | None = Field(default=None, description="The bound it is judged against.")
     status: Status = Status.NO_DATA
@@ -129,7 +131,7 @@ class Alert(BaseModel):
 
     kind: Literal["breach", "recovery"]
     product: str
-    figure: FigureName
+    figure: FigureName | str = Field(union_mode="left_to_right")  # see Figure.name
     subject: str | None = None
     slo: float | None
     value: float | None

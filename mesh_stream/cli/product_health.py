@@ -42,7 +42,7 @@ def figure_text(figure: Figure) -> str:
     """``freshness_seconds 9 (SLO 5) breached``, with the figure's subject when it has one."""
     about = f" [{figure.subject}]" if figure.subject else ""
     slo = f" (SLO {_number(figure.slo)})" if figure.slo is not None else ""
-    return f"{figure.name.value}{about} {_number(figure.value)}{slo} {figure.status.value}"
+    return f"{figure.name}{about} {_number(figure.value)}{slo} {figure.status.value}"
 
 
 def worst_figure(health: ProductHealth) -> Figure | None:
@@ -104,7 +104,7 @@ def health_block(health: ProductHealth) -> RenderableType:
         whole_names(figures, 1, [f.subject or "" for f in health.figures])
         for figure in health.figures:
             figures.add_row(
-                figure.name.value,
+                str(figure.name),
                 cell(figure.subject or ""),
                 _number(figure.value),
                 _number(figure.slo),
@@ -123,7 +123,7 @@ def alert_line(alert: Alert) -> str:
     else:
         verdict = f"{_number(alert.value)} within SLO {_number(alert.slo)}"
     line = (
-        f"{alert.kind.upper()} {alert.product} {alert.figure.value}{about} {verdict} "
+        f"{alert.kind.upper()} {alert.product} {alert.figure}{about} {verdict} "
         f"since {when(alert.since_ms)}"
     )
     return f"{line}: {alert.reason}" if alert.reason else line

@@ -100,7 +100,7 @@ class MonitorMetrics(Collector):
             status.add_metric([health.product], STATUS_VALUE[health.status])
             upstream.add_metric([health.product], float(len(health.upstream_breached)))
             for item in health.figures:
-                labels = [health.product, item.name.value, item.subject or ""]
+                labels = [health.product, str(item.name), item.subject or ""]
                 if item.value is not None:
                     value.add_metric(labels, item.value)
                 if item.slo is not None:

@@ -280,7 +280,7 @@ class ProductMonitor:
                         "%s: %s %s%s: %s",
                         alert.kind,
                         alert.product,
-                        alert.figure.value,
+                        str(alert.figure),
                         f" ({alert.subject})" if alert.subject else "",
                         alert.reason,
                     )

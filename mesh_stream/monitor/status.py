@@ -267,7 +267,7 @@ def health(
         reason = culprit.reason if culprit is not None else "nothing measured"
         if culprit is not None and culprit.name not in _SAID_IN_FULL:
             about = f" of {culprit.subject}" if culprit.subject else ""
-            reason = f"{culprit.name.value}{about}: {reason}"
+            reason = f"{culprit.name}{about}: {reason}"
     if upstream_breached:
         upstream = f"upstream breached: {', '.join(upstream_breached)}"
         if status in (Status.OK, Status.NO_DATA):
