@@ -25,8 +25,10 @@ from tests.unit.registry.conftest import ADMIN, ORDERS, TOKENS, schema
 
 SUBJECT = "orders.order-placed.v1-value"
 
-#: Generous timeouts: on a loaded machine the in-process servers may stall for seconds.
+#: Generous timeouts: on a loaded machine the in-process servers may stall for seconds (a
+#: forward waiting 5 s for a live writer failed a clean-clone run, verify71).
 HTTP = httpx.Client(timeout=30.0)
+FORWARD_S = 20.0
 
 
 class FollowerStore(InMemoryStore):
@@ -85,7 +87,7 @@ def test_writes_are_forwarded_and_answered_as_the_writer_answers(
     writer: RegistryServer, follower: tuple[RegistryServer, FollowerStore]
 ) -> None:
     server, store = follower
-    store.route = WriteRoute.forward(writer.url, "the test writer", 5.0)
+    store.route = WriteRoute.forward(writer.url, "the test writer", FORWARD_S)
     registered = HTTP.post(
         f"{server.url}/subjects/{SUBJECT}/versions", json={"schema": schema()}, auth=ORDERS
     )
@@ -114,7 +116,7 @@ def test_a_wrong_credential_is_refused_by_the_follower_itself(
     writer: RegistryServer, follower: tuple[RegistryServer, FollowerStore]
 ) -> None:
     server, store = follower
-    store.route = WriteRoute.forward(writer.url, "the test writer", 5.0)
+    store.route = WriteRoute.forward(writer.url, "the test writer", FORWARD_S)
     for _ in range(25):  # more than the 20 failures a minute one address may have
         wrong = HTTP.post(
             f"{server.url}/subjects/{SUBJECT}/versions",
@@ -141,7 +143,7 @@ def test_a_credential_the_writer_refuses_and_the_follower_accepts_names_the_diff
     running = RegistryServer(create_app(store, credentials=Credentials(other)))
     running.start()
     try:
-        store.route = WriteRoute.forward(writer.url, "the test writer", 5.0)
+        store.route = WriteRoute.forward(writer.url, "the test writer", FORWARD_S)
         refused = HTTP.post(
             f"{running.url}/subjects/{SUBJECT}/versions",
             json={"schema": schema()},
@@ -205,7 +207,7 @@ def test_the_client_rides_out_a_moving_writer_and_gives_up_after_its_retry_time(
     store.route = WriteRoute.nowhere("no writer yet: retry", 1)
     # The writer appears while the client waits: the same call then registers, once.
     takeover = threading.Timer(
-        1.5, lambda: setattr(store, "route", WriteRoute.forward(writer.url, "writer w", 5.0))
+        1.5, lambda: setattr(store, "route", WriteRoute.forward(writer.url, "writer w", FORWARD_S))
     )
     takeover.start()
     with RegistryClient(server.url, principal="orders", token=TOKENS["orders"]) as client:
