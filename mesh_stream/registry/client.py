@@ -423,6 +423,9 @@ class RegistryClient:
                 f"--registry-url"
             ) from exc
         self.http_calls = 0
+        #: Whether the registry answered this client once: only then can an answer be
+        #: cached, and an unreachable registry's error say that none was for the request.
+        self._answered = False
         self._lock = threading.Lock()
         #: Per thread: the monotonic time by which a call must return (:meth:`within`).
         self._deadline = threading.local()
@@ -632,6 +635,7 @@ class RegistryClient:
             ):
                 error.retry_in = int(retry_after)  # type: ignore[attr-defined]
             raise error
+        self._answered = True
         answer = None
         if response.status_code != 204 and response.content:
             try:
@@ -651,9 +655,10 @@ class RegistryClient:
 
     def _unreachable(self, method: str, shown: str, exc: Exception) -> RegistryUnavailableError:
         unreachable = RegistryUnavailableError(
-            f"registry at {self.url} is unreachable ({type(exc).__name__}: {exc}) and no "
-            f"earlier answer to {method} {shown} is cached; start it (`mesh registry serve`) "
-            f"or fix MESH_REGISTRY_URL (or --registry-url)"
+            f"registry at {self.url} is unreachable ({type(exc).__name__}: {exc}) for "
+            f"{method} {shown}"
+            + (", and no earlier answer to it is cached" if self._answered else "")
+            + "; start it (`mesh registry serve`) or fix MESH_REGISTRY_URL (or --registry-url)"
             + (  # a connection was made, then closed without an HTTP answer
                 ": it took the connection and closed it without an HTTP answer (a registry "
                 "going down, or another service's port, Kafka's say)"

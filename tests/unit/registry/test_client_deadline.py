@@ -107,3 +107,31 @@ def test_an_answer_sent_a_byte_at_a_time_is_given_up_after_three_reads_time(
     assert "did not answer GET /schemas/ids/1 in full within 3 s (it was still sending)" in str(
         unanswered.value
     )
+
+
+def test_an_unreachable_registry_mentions_the_cache_only_to_a_client_it_answered() -> None:
+    """A one-shot command's first call said "no earlier answer ... is cached" (h49), about a
+    cache it never had; a client the registry answered before can have one."""
+
+    def schema_once(connection: socket.socket, _stop: threading.Event) -> None:
+        connection.recv(65536)
+        body = b'{"schema": "\\"string\\""}'
+        connection.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
+        connection.close()
+
+    with serving(schema_once) as url:
+        client = RegistryClient(url, timeout=5.0, retry_seconds=0.0)
+        assert client.get_schema(1) == '"string"'
+    with pytest.raises(RegistryUnavailableError) as after_an_answer:
+        client.get_schema(2)
+    assert "for GET /schemas/ids/2, and no earlier answer to it is cached; start it" in str(
+        after_an_answer.value
+    )
+    never = RegistryClient(url, timeout=5.0, retry_seconds=0.0)
+    with pytest.raises(RegistryUnavailableError) as first_call:
+        never.get_schema(2)
+    assert "for GET /schemas/ids/2; start it (`mesh registry serve`)" in str(first_call.value)
+    assert "cached" not in str(first_call.value)
