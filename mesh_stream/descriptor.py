@@ -703,10 +703,30 @@ def key_problem(key: yaml.Node) -> str:
 def field_problem(item: Mapping[str, Any]) -> str:
     """pydantic's words for one problem of a YAML field, said in YAML's terms where pydantic
     speaks Python's ("Input should be a valid tuple" for `domains: orders`)."""
-    if item.get("type") in ("tuple_type", "list_type", "set_type"):
+    kind = item.get("type")
+    if kind in ("tuple_type", "list_type", "set_type"):
         given = _yaml_kind(item.get("input"))
         return f"must be a list (`[a, b]`, or one `- item` per line), not {given}"
+    wanted = _YAML_WANTED.get(str(kind))
+    if wanted is not None:
+        return f"must be {wanted}, not {_yaml_kind(item.get('input'))}"
     return validation_problem(item)
+
+
+#: What a field of a YAML document must be, by pydantic's error type, where pydantic says
+#: "Input should be a valid string/dictionary/integer" (Python's words, h49).
+_YAML_WANTED = {
+    "string_type": "text",
+    "dict_type": "a mapping (`key: value` lines)",
+    "model_type": "a mapping (`key: value` lines)",
+    "model_attributes_type": "a mapping (`key: value` lines)",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+}
 
 
 def _yaml_kind(value: Any) -> str:

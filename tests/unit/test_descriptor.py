@@ -148,28 +148,43 @@ def test_unreadable_file_is_named(tmp_path: Path) -> None:
         load_descriptor(tmp_path / "missing.yaml")
 
 
-INT, NUMBER, STRING = "a valid integer", "a valid number", "a valid string"
+INT, NUMBER, STRING = "a whole number", "a number", "text"
 
 
 @pytest.mark.parametrize(
-    ("change", "where", "kind"),
+    ("change", "where", "kind", "given"),
     [
-        (("partitions: 6", "partitions: true"), "11: partitions", INT),
-        (("partitions: 6", "partitions: '6'"), "11: partitions", INT),
-        (("partitions: 6", "partitions: 6.0"), "11: partitions", INT),
-        (("version: 2", "version: yes"), "8: version", INT),
-        (("availability: 99.9", "availability: '99.9'"), "14: slos.availability", NUMBER),
-        (("availability: 99.9", "availability: true"), "14: slos.availability", NUMBER),
-        (("description: Every order", "description: 42 #"), "4: description", STRING),
-        (("team: orders-core", "team: 7"), "6: owner.team", STRING),
-        (("tags: [orders, sales]", "tags: [orders, 1]"), "16: tags.1", STRING),
-        (("key_field: order_id", "key_field: false"), "10: key_field", STRING),
+        (("partitions: 6", "partitions: true"), "11: partitions", INT, "the boolean true"),
+        (("partitions: 6", "partitions: '6'"), "11: partitions", INT, "the text '6'"),
+        (("partitions: 6", "partitions: 6.0"), "11: partitions", INT, "the number 6.0"),
+        (("version: 2", "version: yes"), "8: version", INT, "the boolean true"),
+        (("availability: 99.9", "availability: '99.9'"), "14: slos.availability", NUMBER,
+         "the text '99.9'"),
+        (("availability: 99.9", "availability: true"), "14: slos.availability", NUMBER,
+         "the boolean true"),
+        (("description: Every order", "description: 42 #"), "4: description", STRING,
+         "the number 42"),
+        (("team: orders-core", "team: 7"), "6: owner.team", STRING, "the number 7"),
+        (("tags: [orders, sales]", "tags: [orders, 1]"), "16: tags.1", STRING, "the number 1"),
+        (("key_field: order_id", "key_field: false"), "10: key_field", STRING,
+         "the boolean false"),
     ],
 )  # fmt: skip
-def test_scalar_fields_are_strict_types(change: tuple[str, str], where: str, kind: str) -> None:
+def test_scalar_fields_are_strict_types(
+    change: tuple[str, str], where: str, kind: str, given: str
+) -> None:
+    """Said in YAML's words (h49: pydantic's "Input should be a valid string")."""
     with pytest.raises(DescriptorError) as caught:
         parse_descriptor(VALID.replace(*change), "d.yaml")
-    assert str(caught.value) == f"d.yaml:{where}: Input should be {kind}"
+    assert str(caught.value) == f"d.yaml:{where}: must be {kind}, not {given}"
+
+
+def test_a_mapping_field_given_text_says_it_must_be_a_mapping() -> None:
+    with pytest.raises(DescriptorError) as caught:
+        parse_descriptor(VALID.replace("owner:\n", "owner: core\nx_owner:\n", 1), "d.yaml")
+    assert "d.yaml:5: owner: must be a mapping (`key: value` lines), not the text 'core'" in str(
+        caught.value
+    )
 
 
 def test_yaml_numbers_stay_ergonomic() -> None:

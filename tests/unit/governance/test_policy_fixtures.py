@@ -59,7 +59,7 @@ def descriptor_field_type(root: Path) -> Expected:
         SHOP,
         line_containing(root / SHOP, f"partitions: {value}"),
         "partitions",
-        "partitions: Input should be a valid integer",
+        f"partitions: must be a whole number, not the text {value!r}",
     )
 
 
