@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import re
 import shutil
@@ -51,9 +52,11 @@ from mesh_stream.schema.codec import coerce_json
 from mesh_stream.settings import MeshSettings
 
 SHOWN_ERRORS = 50
-#: With records from a pipe, how many lines are sent between waits for Kafka's
-#: acknowledgement of all of them (the lines kept for the failure path's report).
+#: With records from a pipe, how many lines (or bytes of them) are read between waits for
+#: Kafka's acknowledgement of every record sent (the lines kept for the failure path's
+#: report): a bound on the memory they take, whatever the lines' size.
 SETTLE_EVERY = 10_000
+SETTLE_BYTES = 64 * 1024 * 1024
 #: The longest line read as a record: JSON several times a record's largest Avro encoding.
 MAX_LINE_BYTES = 16 * 1024 * 1024
 _JSON_KINDS = {dict: "an object", list: "an array", str: "a string", int: "a number",
@@ -232,9 +235,6 @@ class _RecordsFile:
     millions of lines publishes in constant memory. Standard input or a pipe with
     --all-or-nothing, which must be read twice, is first copied to a temporary file."""
 
-    #: A file can be read again: the lines in flight need not be kept.
-    streamed = False
-
     def __init__(self, given: IO[bytes], stack: ExitStack) -> None:
         self.name = str(getattr(given, "name", "<stdin>"))
         if _read_once(given):
@@ -253,6 +253,10 @@ class _RecordsFile:
         """Whether any line is not blank (read up to the first such line only)."""
         return any(raw is None or raw.strip() for _number, raw in self.lines())
 
+    def needs_settling(self) -> bool:
+        """Never: a file can be read again, so no line need be kept until Kafka has it."""
+        return False
+
     def settled(self) -> None:
         """Kafka acknowledged every line read so far (nothing to forget: the file stays)."""
 
@@ -262,9 +266,7 @@ class _PipedRecords:
     as long as it runs (copied whole to a temporary file first, it published nothing and
     filled the disk, h50). Only the lines sent since Kafka last acknowledged everything are
     kept, for the failure path to name the lines Kafka did not take; the command waits for
-    that acknowledgement every :data:`SETTLE_EVERY` lines."""
-
-    streamed = True
+    that acknowledgement every :data:`SETTLE_EVERY` lines or :data:`SETTLE_BYTES`."""
 
     def __init__(self, given: IO[bytes]) -> None:
         self.name = str(getattr(given, "name", "<stdin>"))
@@ -272,6 +274,7 @@ class _PipedRecords:
         self._peeked: list[tuple[int, bytes | None]] = []
         self._read_once = False
         self._unsettled: list[tuple[int, bytes | None]] = []
+        self._unsettled_bytes = 0
 
     def has_records(self) -> bool:
         """Whether any line is not blank, reading up to the first such line (kept)."""
@@ -287,17 +290,19 @@ class _PipedRecords:
             yield from list(self._unsettled)
             return
         self._read_once = True
-        for line in self._peeked:
+        for line in itertools.chain(self._peeked, self._lines):
             self._unsettled.append(line)
+            self._unsettled_bytes += len(line[1] or b"")
             yield line
-        self._peeked = []
-        for line in self._lines:
-            self._unsettled.append(line)
-            yield line
+
+    def needs_settling(self) -> bool:
+        """Whether the lines kept until Kafka acknowledges them reached their bound."""
+        return len(self._unsettled) >= SETTLE_EVERY or self._unsettled_bytes >= SETTLE_BYTES
 
     def settled(self) -> None:
         """Kafka acknowledged every line read so far: they need not be kept."""
         self._unsettled.clear()
+        self._unsettled_bytes = 0
 
 
 def _read_once(handle: IO[bytes]) -> bool:
@@ -552,8 +557,8 @@ def publish(
                     tally.reject(number, checked)
                 else:
                     _send(publisher, tally, number, checked, source.name)
-                    if source.streamed and tally.sent % SETTLE_EVERY == 0:
-                        _settle(ctx, publisher, source, tally, descriptor)
+                if source.needs_settling():
+                    _settle(ctx, publisher, source, tally, descriptor)
             tally.said_all()
             _settle(ctx, publisher, source, tally, descriptor)
         _summary(descriptor, tally, 0)
