@@ -404,8 +404,16 @@ def register_contract(
 
     A refusal by the registry (governance 42218, incompatible 409) names the product, the
     subject and ``source``, the ``.avsc`` file (the descriptor's ``schema`` when not given).
+
+    A version already registered is looked up first (a read): a publisher whose credential
+    may only read the registry starts on what its owner registered (registering the same
+    schema again is a write, refused to it), and any registry instance answers, not only
+    the writer.
     """
-    return _register(registry.register_version, product, schema, source)
+    try:
+        return _register(registry.lookup, product, schema, source)
+    except (SchemaNotFoundError, SubjectNotFoundError):
+        return _register(registry.register_version, product, schema, source)
 
 
 def registered_contract(

@@ -11,10 +11,16 @@ import pytest
 import yaml
 
 from mesh_stream.descriptor import load_descriptor
-from mesh_stream.errors import ConfigurationError, SchemaRejectedError, SerializationError
+from mesh_stream.errors import (
+    ConfigurationError,
+    RegistryError,
+    SchemaRejectedError,
+    SerializationError,
+)
 from mesh_stream.kafka.clients import RECORD_OVERHEAD_BYTES
 from mesh_stream.producer import ProductPublisher
 from mesh_stream.registry.client import RegistryClient
+from mesh_stream.registry.service.server import RegistryServer
 from tests.unit.sdk.test_rules_contract import SCHEMA, client, product, server
 
 __all__ = ["client", "server"]  # the fixtures, imported for their use here
@@ -125,3 +131,34 @@ def test_a_key_field_not_in_the_schema_is_named_at_its_descriptor_line(
             schema=SCHEMA,
             create_topic=False,
         )
+
+
+def test_a_publisher_without_a_write_credential_starts_on_the_registered_version(
+    server: RegistryServer, client: RegistryClient
+) -> None:
+    """h50: it registered the same schema again (a write) to learn its id, so a credential
+    that may only read the registry could not publish even what its owner had registered."""
+    placed = product(rules=[])
+    owners = ProductPublisher(
+        placed, bootstrap_servers="127.0.0.1:1", registry=client, schema=SCHEMA, create_topic=False
+    )
+    owners.close()
+    with RegistryClient(server.url) as anonymous:  # reads only: writes are refused to it
+        reader = ProductPublisher(
+            placed,
+            bootstrap_servers="127.0.0.1:1",
+            registry=anonymous,
+            schema=SCHEMA,
+            create_topic=False,
+        )
+        reader.close()
+        assert reader.schema_id == owners.schema_id
+        with pytest.raises(RegistryError) as refused:  # a new schema is still a write
+            ProductPublisher(
+                placed,
+                bootstrap_servers="127.0.0.1:1",
+                registry=anonymous,
+                schema={**SCHEMA, "doc": "changed"},
+                create_topic=False,
+            )
+        assert refused.value.status == 401
