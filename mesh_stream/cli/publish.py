@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import json
+import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack
@@ -370,13 +373,25 @@ def _read_json(path: Path) -> Any:
         ) from exc
 
 
+class _RecordsFileType(click.File):
+    """``click.File`` that says it waits when the file is a FIFO no one writes to yet
+    (opening one blocks until a writer comes: the command hung without a word, h50)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, (str, Path)) and str(value) != "-":
+            with contextlib.suppress(OSError):
+                if stat.S_ISFIFO(os.stat(value).st_mode):
+                    click.echo(f"{value} is a FIFO: waiting for a writer to open it", err=True)
+        return super().convert(value, param, ctx)
+
+
 @click.command("publish", short_help="Publish a JSON Lines file of records to a product.")
 @click.argument("product")
 @click.option(
     "--file",
     "-f",
     "records_file",
-    type=click.File("rb"),
+    type=_RecordsFileType("rb"),
     help="JSON Lines file, one record (a JSON object) per line; `-` reads standard input, "
     "published as its lines come. Timestamps may be ISO-8601 strings, decimals strings or "
     "numbers.",

@@ -4,12 +4,17 @@ acknowledged (bounded by count and bytes), which the failure path reads again.""
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import IO
 
 import pytest
 
 from mesh_stream.cli import publish
+from mesh_stream.cli.main import run
 
 
 @pytest.fixture
@@ -51,3 +56,33 @@ def test_the_lines_kept_are_bounded_by_their_bytes_too(
     lines = source.lines()
     next(lines)
     assert source.needs_settling()  # one line over the bytes bound, far under the count
+
+
+def test_a_fifo_no_one_writes_to_yet_is_said_to_be_waited_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening a FIFO blocks until a writer comes: the command hung without a word (h50)."""
+    fifo = tmp_path / "records.fifo"
+    os.mkfifo(fifo)
+
+    def write_later() -> None:
+        time.sleep(0.5)
+        with fifo.open("w") as writer:
+            writer.write('{"order_id": "o-1"}\n')
+
+    writer = threading.Thread(target=write_later)
+    writer.start()
+    monkeypatch.setenv("MESH_REGISTRY_URL", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.chdir(tmp_path)
+    status = run(["publish", "orders.order-placed", "-f", str(fifo)])
+    writer.join()
+    err = capsys.readouterr().err
+    assert status == 1
+    assert err.startswith(f"{fifo} is a FIFO: waiting for a writer to open it\n")
+    assert "is unreachable" in err  # it went on once the writer came
+
+
+def _free_port() -> int:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        return int(listener.getsockname()[1])
