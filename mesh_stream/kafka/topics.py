@@ -33,7 +33,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, ConfigResource
+from confluent_kafka.admin._config import (
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ConfigSource,
+)
 from confluent_kafka.admin._metadata import ClusterMetadata
 from confluent_kafka.admin._resource import ResourceType
 
@@ -182,7 +187,7 @@ def dlq_topic_spec(
     would keep one dead letter per key, and a compacted topic refuses a record without a key.
     The product's retention (-1: for ever) when it deletes, else :data:`DLQ_RETENTION_MS`."""
     product_spec = product_topic_spec(product, cluster, topic=topic or product.dlq_topic)
-    deletes = "delete" in _policies(product_spec.config.get("cleanup.policy", "delete"))
+    deletes = "delete" in cleanup_policies(product_spec.config.get("cleanup.policy", "delete"))
     # -1 (kept for ever) is the product's too; a compacted product's keeps DLQ_RETENTION_MS
     retention = product.retention.ms if deletes and product.retention.ms != 0 else DLQ_RETENTION_MS
     return topic_spec(
@@ -423,6 +428,8 @@ class TopicState:
     partitions: int
     replica_counts: frozenset[int]
     config: Mapping[str, str] = field(default_factory=dict)
+    #: The configs set on the topic itself (not the broker's defaults): someone chose them.
+    explicit: frozenset[str] = frozenset()
 
 
 def one_broker_stops_writes(state: TopicState) -> str | None:
@@ -522,7 +529,7 @@ def differences(spec: TopicSpec, state: TopicState) -> list[TopicDifference]:
         expected, actual_value = spec.config.get(key), state.config.get(key)
         if expected is None or actual_value is None or actual_value == expected:
             continue
-        if key == "cleanup.policy" and _policies(actual_value) == _policies(expected):
+        if key == "cleanup.policy" and cleanup_policies(actual_value) == cleanup_policies(expected):
             continue  # "compact,delete" is "delete,compact"
         if key == "min.insync.replicas" and int(actual_value) >= int(expected):
             continue
@@ -568,7 +575,8 @@ def _correct_configs(
     return [item for item in found if item not in fixable]
 
 
-def _policies(value: str) -> frozenset[str]:
+def cleanup_policies(value: str) -> frozenset[str]:
+    """A ``cleanup.policy`` as a set (``compact,delete`` is ``delete,compact``)."""
     return frozenset(part.strip() for part in value.split(",") if part.strip())
 
 
@@ -585,18 +593,34 @@ def describe_topic(
     partitions = described.partitions
     replicas = frozenset(len(p.replicas) for p in partitions.values())
     config: dict[str, str] = {}
+    explicit: set[str] = set()
     resource = ConfigResource(ResourceType.TOPIC, name)
     with contextlib.suppress(KafkaException):  # no DescribeConfigs right: configs unknown
         entries = admin.describe_configs([resource], request_timeout=timeout)[resource]
         for key, entry in entries.result(timeout).items():
             if entry.value is not None:
                 config[key] = str(entry.value)
-    return TopicState(name, len(partitions), replicas, config)
+            # the C client gives the source as a number, not as its ConfigSource
+            if getattr(entry.source, "value", entry.source) == _SET_ON_THE_TOPIC:
+                explicit.add(key)
+    return TopicState(name, len(partitions), replicas, config, frozenset(explicit))
 
+
+_SET_ON_THE_TOPIC = ConfigSource.DYNAMIC_TOPIC_CONFIG.value
 
 #: A product's own topic, ``<domain>.<name>.v<major>``: not its ``.dlq`` topic, which
 #: readers may be granted to create, nor an internal or ``_mesh_…`` platform topic.
 _PRODUCT_TOPIC = re.compile(r"[a-z][a-z0-9-]*\.[^.]+\.v[1-9][0-9]*")
+
+
+def product_topic_kind(name: str) -> str | None:
+    """``a data product's topic`` or ``a product's dead-letter topic`` when ``name`` has the
+    form of one, else None: for settings that name a platform topic of their own."""
+    if _PRODUCT_TOPIC.fullmatch(name):
+        return "a data product's topic"
+    if name.endswith(".dlq") and _PRODUCT_TOPIC.fullmatch(name[: -len(".dlq")]):
+        return "a product's dead-letter topic"
+    return None
 
 
 def _create_error(conn: KafkaConnection, spec: TopicSpec, exc: KafkaException) -> Exception:

@@ -21,7 +21,7 @@ import httpx
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from pydantic import ValidationError
 
-from mesh_stream.errors import DeliveryError
+from mesh_stream.errors import ConfigurationError, DeliveryError
 from mesh_stream.health import (
     ALERT_RETENTION_MS,
     HEALTH_RETENTION_MS,
@@ -54,26 +54,62 @@ def ensure_monitor_topics(
 ) -> None:
     """Create the health and alerts topics when missing; an existing one whose configs
     differ (a broker that auto-created it with its defaults: not compacted, kept 7 days)
-    is corrected, since the platform owns them."""
+    is corrected, since the platform owns them. A topic that holds something else is
+    refused before anything is changed or written (h51: MESH_ALERTS_TOPIC=_mesh_registry
+    turned the registry's compacted topic into one Kafka deletes from, and wrote alerts
+    into it): a product's topic, Kafka's own, the other setting's, or a topic whose
+    ``cleanup.policy`` was set on it to something else (the registry's, say)."""
+    settings = {"MESH_HEALTH_TOPIC": health_topic, "MESH_ALERTS_TOPIC": alerts_topic}
+    if health_topic == alerts_topic:
+        raise ConfigurationError(
+            f"MESH_HEALTH_TOPIC and MESH_ALERTS_TOPIC are both {health_topic!r}: health "
+            f"records (compacted, one per product and interval) and alerts (kept 30 days) "
+            f"need a topic each"
+        )
+    for setting, name in settings.items():
+        kind = topics.product_topic_kind(name) or ("Kafka's own" if name.startswith("__") else None)
+        if kind is not None:
+            raise ConfigurationError(
+                f"{setting}={name!r} is {kind}; the monitor sets its topic's configs and "
+                f"writes its records there: name a topic of its own (or unset {setting})"
+            )
     admin = make_admin(conn, {"log_level": 0})
     cluster = topics.cluster_info(conn, admin=admin, timeout=timeout)
-    specs = [
-        topics.topic_spec(
+    specs = {
+        "MESH_HEALTH_TOPIC": topics.topic_spec(
             health_topic,
             cluster,
             partitions=1,
             cleanup_policy="compact,delete",
             retention_ms=HEALTH_RETENTION_MS,
         ),
-        topics.topic_spec(
+        "MESH_ALERTS_TOPIC": topics.topic_spec(
             alerts_topic,
             cluster,
             partitions=1,
             cleanup_policy="delete",
             retention_ms=ALERT_RETENTION_MS,
         ),
-    ]
-    topics.ensure_topics(conn, specs, admin=admin, timeout=timeout, correct=True)
+    }
+    existing = topics.list_topic_names(admin, conn, timeout=timeout)
+    for setting, spec in specs.items():
+        # asking a broker that auto-creates topics about a missing one would create it
+        state = (
+            topics.describe_topic(admin, conn, spec.name, timeout=timeout)
+            if spec.name in existing
+            else None
+        )
+        policy = None if state is None else state.config.get("cleanup.policy")
+        explicit = state is not None and "cleanup.policy" in state.explicit
+        wanted = spec.config["cleanup.policy"]
+        if explicit and topics.cleanup_policies(policy or "") != topics.cleanup_policies(wanted):
+            raise ConfigurationError(
+                f"{setting}={spec.name!r}: that topic exists with cleanup.policy={policy} set "
+                f"on it, so it holds something else (the monitor's is "
+                f"{spec.config['cleanup.policy']}); the monitor would change it and write its "
+                f"records into it: name a topic of its own (or unset {setting})"
+            )
+    topics.ensure_topics(conn, list(specs.values()), admin=admin, timeout=timeout, correct=True)
 
 
 class HealthLog:

@@ -372,12 +372,9 @@ def test_monitor_topics_a_broker_auto_created_are_corrected(
     health_topic, alerts_topic = f"_health-auto-{suffix}", f"_alerts-auto-{suffix}"
     conn = KafkaConnection.create(kafka.bootstrap_servers)
     admin = make_admin(conn)
-    as_the_broker_would = {"cleanup.policy": "delete", "retention.ms": "604800000"}
+    # as the broker would: no config set on them, its defaults (delete, kept 7 days)
     for future in admin.create_topics(
-        [
-            new_topic(t, partitions=1, config=as_the_broker_would)
-            for t in (health_topic, alerts_topic)
-        ]
+        [new_topic(t, partitions=1) for t in (health_topic, alerts_topic)]
     ).values():
         future.result(30)
 
@@ -403,3 +400,50 @@ def test_monitor_topics_a_broker_auto_created_are_corrected(
     with caplog.at_level("WARNING"):
         ensure_monitor_topics(conn, health_topic, alerts_topic)
     assert not [r for r in caplog.records if "topic _" in r.getMessage()]
+
+
+def test_the_monitor_refuses_a_topic_that_holds_something_else_and_changes_nothing(
+    kafka: KafkaAddress,
+) -> None:
+    """h51: MESH_ALERTS_TOPIC=_mesh_registry set the registry's compacted topic to delete
+    records after 30 days and wrote alerts into it (the registry then refused to start);
+    MESH_HEALTH_TOPIC=<a product's topic> wrote health JSON among its Avro records."""
+    from confluent_kafka.admin import ConfigResource
+
+    from mesh_stream.errors import ConfigurationError
+    from mesh_stream.kafka.clients import make_admin, new_topic
+    from mesh_stream.monitor.publish import ensure_monitor_topics
+
+    suffix = uuid.uuid4().hex[:8]
+    registry_like, alerts_topic = f"_registry-like-{suffix}", f"_alerts-{suffix}"
+    conn = KafkaConnection.create(kafka.bootstrap_servers)
+    admin = make_admin(conn)
+    compacted = {"cleanup.policy": "compact"}
+    admin.create_topics([new_topic(registry_like, partitions=1, config=compacted)])[
+        registry_like
+    ].result(30)
+
+    def policy(topic: str) -> str:
+        resource = ConfigResource("topic", topic)
+        return str(admin.describe_configs([resource])[resource].result(30)["cleanup.policy"].value)
+
+    with pytest.raises(ConfigurationError) as refused:
+        ensure_monitor_topics(conn, f"_health-{suffix}", registry_like)
+    assert str(refused.value) == (
+        f"MESH_ALERTS_TOPIC={registry_like!r}: that topic exists with cleanup.policy=compact "
+        f"set on it, so it holds something else (the monitor's is delete); the monitor would "
+        f"change it and write its records into it: name a topic of its own (or unset "
+        f"MESH_ALERTS_TOPIC)"
+    )
+    assert policy(registry_like) == "compact"
+    metadata = admin.list_topics(timeout=30).topics
+    assert f"_health-{suffix}" not in metadata  # refused before anything was made
+    for health, alerts, said in [
+        ("orders.order-placed.v1", alerts_topic, "is a data product's topic"),
+        ("orders.order-placed.v1.dlq", alerts_topic, "is a product's dead-letter topic"),
+        ("__consumer_offsets", alerts_topic, "is Kafka's own"),
+        (alerts_topic, alerts_topic, "are both"),
+    ]:
+        with pytest.raises(ConfigurationError, match=said):
+            ensure_monitor_topics(conn, health, alerts)
+    assert alerts_topic not in admin.list_topics(timeout=30).topics
