@@ -350,7 +350,18 @@ def gms_url_problem(gms_url: str) -> str | None:
         return "is not an http(s) URL with a host (e.g. http://localhost:8080)"
     if parts.query or parts.fragment:
         # the API path is appended to the URL: a query would swallow it (h42)
-        return "has a query or fragment; give the GMS base URL, and its token with --token"
+        return (
+            "has a query or fragment; give the GMS base URL (its token goes in MESH_DATAHUB_TOKEN)"
+        )
+    return None
+
+
+def _token_problem(token: str) -> str | None:
+    """What in ``token`` an HTTP header cannot carry, in words that do not repeat it."""
+    if not token.isascii():
+        return "a character that is not ASCII"
+    if any(not char.isprintable() or char.isspace() for char in token):
+        return "a blank or a control character"
     return None
 
 
@@ -369,6 +380,12 @@ def post_proposals(
         raise ConfigurationError(f"--gms-url {shown_url(gms_url)!r} {problem}")
     headers = {"X-RestLi-Protocol-Version": "2.0.0", "Content-Type": "application/json"}
     if token:
+        unusable = _token_problem(token)
+        if unusable is not None:  # h51: httpx's refusal quoted the header, token and all
+            raise ConfigurationError(
+                f"MESH_DATAHUB_TOKEN holds {unusable} (not shown), which an HTTP header "
+                f"cannot carry; a DataHub access token is printable ASCII text"
+            )
         headers["Authorization"] = f"Bearer {token}"
     endpoint = gms_url.rstrip("/") + "/aspects?action=ingestProposal"
     shown = shown_url(gms_url)  # a password in the URL is never repeated

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from mesh_stream.errors import MeshError
+from mesh_stream.errors import ConfigurationError, MeshError
 from mesh_stream.exports import datahub
 from mesh_stream.exports.source import ExportedProduct, local_product
 from mesh_stream.project import load_project
@@ -337,3 +337,31 @@ def test_a_password_or_token_in_the_gms_url_is_never_repeated(gms: Gms) -> None:
     assert "has a query or fragment" in str(err.value)
     assert "hunter2" not in str(err.value)
     assert "tok9" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("token", "said"),
+    [
+        ("MyS3cretDHtoken\r\nX-Evil: 1", "a blank or a control character"),
+        ("MyS3cretDHtokén", "a character that is not ASCII"),
+    ],
+)
+def test_a_token_no_http_header_can_carry_is_refused_without_showing_it(
+    token: str, said: str
+) -> None:
+    """h51: httpx's refusal quoted the header (`Illegal header value b'Bearer MyS3cret...'`,
+    said as "unreachable"), and a non-ASCII token came out as a UnicodeEncodeError."""
+    one = {
+        "entityType": "domain",
+        "entityUrn": "urn:li:domain:x",
+        "changeType": "UPSERT",
+        "aspectName": "domainProperties",
+        "aspect": {"json": {"name": "x"}},
+    }
+    with pytest.raises(ConfigurationError) as refused:
+        datahub.post_proposals([one], "http://127.0.0.1:9", token=token)
+    assert str(refused.value) == (
+        f"MESH_DATAHUB_TOKEN holds {said} (not shown), which an HTTP header cannot carry; a "
+        "DataHub access token is printable ASCII text"
+    )
+    assert "S3cret" not in str(refused.value)
