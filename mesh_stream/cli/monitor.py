@@ -189,8 +189,20 @@ def monitor(
                 settings.alerts_topic,
             )
             stop = threading.Event()
-            # Ctrl-C and SIGTERM end the loop after the round in progress
-            with on_stop_signals(lambda _signum, _frame: stop.set()):
+
+            def stop_after_the_round(_signum: int, _frame: object) -> None:
+                """Ctrl-C and SIGTERM end the loop after the round in progress, which may
+                wait on the registry, Kafka or the webhook: said at once (h51: a minute
+                passed without a word), and a second signal stops at once."""
+                if stop.is_set():
+                    raise KeyboardInterrupt
+                stop.set()
+                click.echo(
+                    "stopping after the measurement in progress (Ctrl-C again to stop now)",
+                    err=True,
+                )
+
+            with on_stop_signals(stop_after_the_round):
                 products.run(
                     stop, on_round=(lambda done: show(done, as_json=True)) if as_json else None
                 )

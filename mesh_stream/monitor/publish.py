@@ -285,6 +285,8 @@ class Publisher:
             conn, {**NO_LOSS_PRODUCER_CONFIG, "linger.ms": 20, "log_level": 0}
         )
         self._http: httpx.Client | None = None
+        #: Whether the last POST got no HTTP answer at all (the rest of a round is skipped).
+        self._unreachable = False
         if webhook_url is not None:
             self._http = httpx.Client(timeout=WEBHOOK_TIMEOUT)
 
@@ -325,15 +327,31 @@ class Publisher:
                 f"{self._conn.bootstrap_servers}: {failures[0]}; check that the broker runs "
                 f"and that this principal may write {self.health_topic} and {self.alerts_topic}"
             )
-        for alert in alerts:
-            self.post(alert)
+        self.post_all(alerts)
+
+    def post_all(self, alerts: Sequence[Alert]) -> None:
+        """POST a round's alerts to the webhook, in order, until one gets no answer."""
+        for posted, alert in enumerate(alerts):
+            if not self.post(alert) and self._unreachable:
+                # the next ones would each wait as long (h51: 11 alerts held a round, and a
+                # Ctrl-C, for 55 s); they are in the alerts topic all the same
+                left = len(alerts) - posted - 1
+                if left:
+                    log.warning(
+                        "alert webhook: %d more alert(s) of this round not posted (they are in %s)",
+                        left,
+                        self.alerts_topic,
+                    )
+                break
 
     def post(self, alert: Alert) -> bool:
-        """POST ``alert`` to the webhook; a failure is logged with the URL's host only (the
-        URL may carry a token) and the monitor goes on."""
+        """POST ``alert`` to the webhook; a failure is logged with the URL's host and port
+        only (the URL may carry a token) and the monitor goes on."""
+        self._unreachable = False
         if self._http is None or self._webhook_url is None:
             return False
-        host = urlsplit(self._webhook_url).hostname or "?"
+        parts = urlsplit(self._webhook_url)
+        where = f"{parts.hostname or '?'}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
         try:
             answer = self._http.post(
                 self._webhook_url,
@@ -341,9 +359,27 @@ class Publisher:
                 headers={"Content-Type": "application/json"},
             )
         except httpx.HTTPError as exc:
-            log.warning("alert webhook at host %s failed: %s", host, type(exc).__name__)
+            self._unreachable = True
+            log.warning(
+                "alert webhook at %s (MESH_ALERT_WEBHOOK_URL) failed: %s",
+                where,
+                _webhook_failure(exc),
+            )
             return False
         if answer.status_code >= 300:
-            log.warning("alert webhook at host %s answered HTTP %d", host, answer.status_code)
+            log.warning(
+                "alert webhook at %s (MESH_ALERT_WEBHOOK_URL) answered HTTP %d",
+                where,
+                answer.status_code,
+            )
             return False
         return True
+
+
+def _webhook_failure(exc: httpx.HTTPError) -> str:
+    """Why a webhook POST failed, in words (never the URL, which may hold a token)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return f"no answer within {WEBHOOK_TIMEOUT:g} s ({type(exc).__name__})"
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect ({exc.args[0] if exc.args else type(exc).__name__})"
+    return type(exc).__name__

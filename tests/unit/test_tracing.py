@@ -110,6 +110,7 @@ class Registry:
         return Version()
 
     get_latest = register_version  # the same one version: it is the latest
+    lookup = register_version  # already registered: a publisher looks it up first
 
 
 def publisher(fail: bool = False) -> tuple[ProductPublisher, list[dict[str, Any]]]:
