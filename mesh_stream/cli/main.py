@@ -213,7 +213,7 @@ def run(args: Sequence[str] | None = None, *, debug: bool = False) -> int:
         status = cli.main(args=args, standalone_mode=False, prog_name="mesh")
         return status if isinstance(status, int) else 0
     except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
+        click.echo("interrupted", err=True)  # click's own word is "Aborted!"
         return 130
     except click.exceptions.NoSuchOption as exc:
         exc.possibilities = visible_options_like(exc)

@@ -368,6 +368,7 @@ def test_ctrl_c_while_waiting_for_an_unreachable_broker_stops_at_once(tmp_path: 
     assert process.returncode == 130, err
     assert time.monotonic() - interrupted < 3, err  # before: up to the 10 s wait's end
     assert "Traceback" not in err
+    assert err.splitlines()[-1] == "interrupted", err  # not click's "Aborted." (h51)
 
 
 def test_export_refuses_an_empty_output_and_says_when_all_finds_nothing(
