@@ -68,6 +68,8 @@ def _type_name(annotation: Any) -> str:
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     if origin is typing.Annotated:
         return _type_name(args[0])
+    if origin is typing.Literal:
+        return "one of " + ", ".join(_code(value) for value in args)
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(arg) for arg in args)
     if origin is tuple or origin is list:

@@ -248,7 +248,7 @@ def _status_word(every: dict[str, ProductHealth] | None, name: str) -> str:
 )
 @click.option(
     "--interval",
-    type=FiniteFloatRange(min=0.5),
+    type=FiniteFloatRange(min=0.5, max=86_400),
     default=health_view.WATCH_SECONDS,
     show_default=True,
     help="With --watch: seconds between redraws.",
@@ -269,6 +269,8 @@ def status(
     source = click.get_current_context().get_parameter_source("interval")
     if not watch and source is click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("--interval sets how often --watch redraws; add --watch")
+    if watch and as_json:  # before asking the registry anything (h51: its error came first)
+        raise click.UsageError("--watch draws a table; drop --json (or --watch)")
     with _client(settings, registry_url) as client:
         every = client.all_product_health()
         if not watch:
@@ -281,8 +283,6 @@ def status(
                     click.echo(line)
             click.echo(f"{len(every)} product(s)", err=True)
             return
-        if as_json:
-            raise click.UsageError("--watch draws a table; drop --json (or --watch)")
         conn = KafkaConnection.from_settings(settings, default_client_id="mesh-products-status")
         alerts = health_view.KafkaAlerts(conn, settings.alerts_topic)
         try:

@@ -500,3 +500,17 @@ def test_a_number_option_given_text_says_it_is_not_an_integer(
     status, said = mesh(["broker", "start", "--port", "abc"], capsys)
     assert status == 2
     assert "Invalid value for '--port': 'abc' is not a valid integer." in said
+
+
+def test_products_status_watch_refuses_json_and_an_endless_interval_before_asking(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """h51: with the registry down, --watch --json said the registry's error (exit 1), not
+    the usage error; --interval 1e308 was taken, so the table never redrew."""
+    monkeypatch.setenv("MESH_REGISTRY_URL", f"http://127.0.0.1:{_free_port()}")
+    status, said = mesh(["products", "status", "--watch", "--json"], capsys)
+    assert status == 2
+    assert "--watch draws a table; drop --json (or --watch)" in said
+    status, said = mesh(["products", "status", "--watch", "--interval", "1e308"], capsys)
+    assert status == 2
+    assert "is not in the range 0.5<=x<=86400" in said
