@@ -128,7 +128,8 @@ def test_an_empty_token_stops_serve_at_start_naming_principal_and_source(tmp_pat
         (
             [mesh, "registry", "serve", "--port", "0", "--credentials", str(creds)],
             {},
-            f"{creds} (MESH_REGISTRY_CREDENTIALS_FILE): principal 'orders' has an empty token",
+            f"{creds} (--credentials / MESH_REGISTRY_CREDENTIALS_FILE): principal 'orders' has "
+            f"an empty token",
         ),
         (
             [mesh, "registry", "serve", "--port", "0"],

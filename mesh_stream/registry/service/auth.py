@@ -31,6 +31,7 @@ from mesh_stream.errors import (
     ConfigurationError,
     InvalidSubjectNameError,
     PermissionDeniedError,
+    SettingsError,
 )
 from mesh_stream.files import not_utf8, open_regular
 from mesh_stream.project import (
@@ -176,7 +177,9 @@ class Credentials:
 
     @classmethod
     def parse(cls, text: str, source: str = "MESH_REGISTRY_CREDENTIALS") -> Credentials:
-        """``principal:token,principal:token`` (whitespace around items ignored)."""
+        """``principal:token,principal:token`` (whitespace around items ignored). A value
+        that is not is a :class:`SettingsError` (exit status 2, as for every bad ``MESH_*``
+        value; h51: it was 1)."""
         tokens: dict[str, str] = {}
         for position, item in enumerate(text.split(","), start=1):
             if not item.strip():
@@ -184,20 +187,20 @@ class Credentials:
             principal, sep, token = item.strip().partition(":")
             principal, token = principal.strip(), token.strip()
             if sep and principal and not token.strip():
-                raise _empty_token(principal, f"{source}: item {position}")
+                raise SettingsError(str(_empty_token(principal, f"{source}: item {position}")))
             if not sep or not principal:
-                raise ConfigurationError(
+                raise SettingsError(
                     f"{source}: item {position} is not `principal:token` (e.g. "
                     f"`admin:s3cret,orders:t0ken`)"
                 )
             if principal in tokens:
-                raise ConfigurationError(
+                raise SettingsError(
                     f"{source}: item {position} names principal '{principal}' again; give "
                     f"each principal one token"
                 )
             tokens[principal] = token
         if not tokens:  # an empty variable: a registry nobody could write to, said nowhere
-            raise ConfigurationError(
+            raise SettingsError(
                 f"{source} names no principal: give `principal:token,...` (e.g. "
                 f"`admin:s3cret,orders:t0ken`), or unset it"
             )
@@ -256,7 +259,7 @@ class Credentials:
                 f"{path}: registry credentials must map each principal to its token, e.g. "
                 f"`admin: s3cret`"
             )
-        source = f"{path} (MESH_REGISTRY_CREDENTIALS_FILE)"
+        source = f"{path} (--credentials / MESH_REGISTRY_CREDENTIALS_FILE)"
         for principal, token in data.items():
             if isinstance(principal, str) and (token is None or token == ""):
                 raise _empty_token(principal, source)

@@ -265,3 +265,13 @@ def test_settings_that_do_not_fit_together_are_a_usage_error(
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("error: ")
     assert says in line
+
+
+def test_a_bad_registry_credentials_variable_is_a_settings_error_exit_2(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """h51: it exited 1 where every other bad MESH_* value exits 2."""
+    from mesh_stream.cli.main import run
+
+    monkeypatch.setenv("MESH_REGISTRY_CREDENTIALS", "admin:tok,orders")
+    assert run(["registry", "serve", "--port", "0"]) == 2

@@ -153,13 +153,15 @@ def test_an_empty_token_is_refused_when_credentials_load(tmp_path: Path) -> None
         with pytest.raises(ConfigurationError) as from_file:
             Credentials.load(creds)
         assert str(from_file.value) == (
-            f"{creds} (MESH_REGISTRY_CREDENTIALS_FILE): principal 'orders' has an empty "
-            f"token, which would let anyone act as 'orders'; give it a token or remove it"
+            f"{creds} (--credentials / MESH_REGISTRY_CREDENTIALS_FILE): principal 'orders' has an "
+            f"empty token, which would let anyone act as 'orders'; give it a token or remove it"
         )
         assert "s3cret" not in str(from_file.value)
     blank = tmp_path / "blank.json"
     blank.write_text('{"admin": "s3cret", "orders": "  "}')
-    with pytest.raises(ConfigurationError, match=r"blank.json \(MESH_REGISTRY_CREDENTIALS_FILE\)"):
+    with pytest.raises(
+        ConfigurationError, match=r"blank.json \(--credentials / MESH_REGISTRY_CREDENTIALS_FILE\)"
+    ):
         Credentials.load(blank)
     flag = tmp_path / "flag.yaml"
     flag.write_text("orders: yes\n")
