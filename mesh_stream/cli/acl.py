@@ -13,7 +13,6 @@ from mesh_stream.governance.acl_plan import (
     MONITOR_PRINCIPAL,
     REGISTRY_PRINCIPAL,
     AclPlan,
-    is_domain_name,
     plan_acls,
     plan_retirement,
     principal_problem,
@@ -23,6 +22,7 @@ from mesh_stream.governance.acl_plan import (
 )
 from mesh_stream.kafka.acls import Acl, apply_acls, describe_acls
 from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.project import domain_name_problem
 from mesh_stream.settings import MeshSettings
 
 
@@ -37,8 +37,9 @@ def _domains(
     _ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]
 ) -> tuple[str, ...]:
     for domain in value:
-        if not is_domain_name(domain):
-            raise click.BadParameter(f"{domain!r} is not a domain name (like shipping)")
+        problem = domain_name_problem(domain)
+        if problem is not None:  # h51: a 300-character name passed the pattern
+            raise click.BadParameter(problem)
     return value
 
 
@@ -222,14 +223,18 @@ def apply(
             fg="yellow",
             err=True,
         )
+    result = result.retiring(retirement.retire, retire_principal)
+    held = {binding.principal for binding in existing if result.manages(binding)}
     for service in sorted(set(retire_principal)):
+        if service not in held:  # h51: "is retired: would delete ...", then "no changes"
+            click.echo(f"{service}: the cluster holds no ACL the mesh granted it", err=True)
+            continue
         click.secho(
             f"{service} is retired: {'would delete' if dry_run else 'deleting'} the ACLs the "
             f"mesh granted it",
             fg="yellow",
             err=True,
         )
-    result = result.retiring(retirement.retire, retire_principal)
     changes = apply_acls(
         conn,
         result.acls,

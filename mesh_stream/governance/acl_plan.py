@@ -65,7 +65,7 @@ from mesh_stream.project import (
     load_project,
     overlapping_domain,
 )
-from mesh_stream.settings import MeshSettings
+from mesh_stream.settings import KAFKA_MAX_NAME_LENGTH, MeshSettings
 
 REGISTRY_PRINCIPAL = f"User:{REGISTRY_USER}"
 MONITOR_PRINCIPAL = f"User:{MONITOR_USER}"
@@ -122,8 +122,12 @@ def principal_problem(value: str) -> str | None:
     only kind the mesh's SCRAM users have, and never the wildcard ``User:*``, which would give
     every user the service's grants."""
     name = value.removeprefix("User:")
-    if name == value or not re.fullmatch(r"[^\s,*]+", name):
-        return f"{value!r} is not a Kafka principal like User:registry (User:<name>, no '*')"
+    printable = name.isprintable() and len(name) <= KAFKA_MAX_NAME_LENGTH
+    if name == value or not printable or not re.fullmatch(r"[^\s,*]+", name):
+        return (
+            f"{value[:60]!r} is not a Kafka principal like User:registry (User:<name>, printable, "
+            f"no blank, ',' or '*', at most {KAFKA_MAX_NAME_LENGTH} characters)"
+        )
     if name == KAFKA_ANONYMOUS:
         return (
             f"{value!r} is the principal Kafka gives every unauthenticated client: each "

@@ -481,3 +481,18 @@ def test_a_registry_principal_that_is_no_principal_is_a_usage_error(
     assert "'mon' is not a Kafka principal like User:registry" in capsys.readouterr().err
     assert run(["acl", "plan", "--root", str(tmp_path), "--monitor-principal", "User:*"]) == 2
     assert "'User:*' is not a Kafka principal like User:registry" in capsys.readouterr().err
+    # h51: a control character was printed raw in the plan, exit 0
+    assert run(["acl", "plan", "--root", str(tmp_path), "--monitor-principal", "User:a\x01b"]) == 2
+    assert "'User:a\\x01b' is not a Kafka principal like User:registry" in (capsys.readouterr().err)
+
+
+def test_a_domain_to_retire_longer_than_any_domain_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """h51: a 300-character name passed and was echoed whole."""
+    from mesh_stream.cli.main import run
+
+    write_project(tmp_path, [SHOP])
+    status = run(["acl", "apply", "--dry-run", "--root", str(tmp_path), "--retire", "d" * 300])
+    assert status == 2
+    assert "is longer than 64 characters" in capsys.readouterr().err
