@@ -12,7 +12,7 @@ import click
 import yaml
 
 from mesh_stream.cli.options import NonEmptyPath, checked_product_names, checked_registry_url
-from mesh_stream.errors import ConfigurationError, MeshError, ProjectNotFoundError
+from mesh_stream.errors import ConfigurationError, MeshError
 from mesh_stream.exports.source import ExportedProduct, RegistrySource
 from mesh_stream.files import write_replacing
 from mesh_stream.project import MeshProject, locate_project
@@ -50,11 +50,9 @@ def open_source(settings: MeshSettings, registry_url: str | None) -> RegistrySou
     """The registry (read with the settings' credential) plus the local project if any."""
     if registry_url:
         settings = settings.model_copy(update={"registry_url": registry_url})
-    project: MeshProject | None
-    try:
-        project = locate_project(None, settings)
-    except ProjectNotFoundError:
-        project = None
+    # a MESH_PROJECT_ROOT that names no project is an error, as for every command (h51:
+    # the export went on without it, silently)
+    project: MeshProject | None = locate_project(None, settings)
     return RegistrySource(RegistryClient.from_settings(settings), project)
 
 

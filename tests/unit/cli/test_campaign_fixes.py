@@ -514,3 +514,14 @@ def test_products_status_watch_refuses_json_and_an_endless_interval_before_askin
     status, said = mesh(["products", "status", "--watch", "--interval", "1e308"], capsys)
     assert status == 2
     assert "is not in the range 0.5<=x<=86400" in said
+
+
+def test_an_export_with_a_project_setting_that_names_no_project_is_refused(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """h51: `mesh export` went on without the project, silently (exit 0)."""
+    monkeypatch.setenv("MESH_PROJECT_ROOT", str(tmp_path / "nonexistent"))
+    monkeypatch.setenv("MESH_REGISTRY_URL", f"http://127.0.0.1:{_free_port()}")
+    status, said = mesh(["export", "odcs", "orders.order-placed"], capsys)
+    assert status == 1
+    assert f"MESH_PROJECT_ROOT={tmp_path / 'nonexistent'}: no mesh.yaml there" in said
