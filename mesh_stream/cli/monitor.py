@@ -13,6 +13,7 @@ from mesh_stream.cli.options import (
     FiniteFloatRange,
     WholeNumberRange,
     checked_bootstrap_servers,
+    checked_host,
     checked_registry_url,
 )
 from mesh_stream.cli.signals import on_stop_signals
@@ -22,7 +23,7 @@ from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.logformat import configure_logging
 from mesh_stream.monitor import MonitorMetrics, ProductMonitor, Round
 from mesh_stream.registry.client import RegistryClient
-from mesh_stream.settings import MeshSettings, quoted_name
+from mesh_stream.settings import MeshSettings
 
 #: Exit status of `mesh monitor --once` when a product is breached (errors stay 1).
 BREACHED_EXIT = 4
@@ -69,17 +70,6 @@ def table(healths: tuple[ProductHealth, ...]) -> str:
     )
 
 
-def checked_host(param: click.Parameter, value: str) -> str:
-    """A listen address: a host name or IP address, refused before anything starts."""
-    printable = all(c.isascii() and c.isprintable() and not c.isspace() for c in value)
-    if not value or len(value) > 253 or not printable or any(c in "/@?#" for c in value):
-        raise click.BadParameter(
-            f"{quoted_name(value)} is not a host name or IP address (e.g. 0.0.0.0 or 127.0.0.1)",
-            param=param,
-        )
-    return value
-
-
 @click.command("monitor", short_help="Measure every product against its SLOs, every interval.")
 @click.option(
     "--interval",
@@ -105,7 +95,7 @@ def checked_host(param: click.Parameter, value: str) -> str:
     "--metrics-host",
     default="0.0.0.0",
     show_default=True,
-    callback=lambda _ctx, param, value: checked_host(param, value),
+    callback=checked_host,
     help="Address /metrics listens on.",
 )
 @click.option(

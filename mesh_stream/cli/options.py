@@ -206,3 +206,15 @@ def project_option(command: Callable[..., _R]) -> Callable[..., _R]:
         help="Project folder, the one holding mesh.yaml. [env: MESH_PROJECT_ROOT; default: the "
         "nearest folder upwards holding mesh.yaml]",
     )(with_root)
+
+
+def checked_host(_ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A callback for a listen address (``--host``, ``--metrics-host``): a host name or IP
+    address, refused before anything starts (an empty one said "unknown host", h51)."""
+    printable = all(c.isascii() and c.isprintable() and not c.isspace() for c in value)
+    if not value or len(value) > 253 or not printable or any(c in "/@?#" for c in value):
+        raise click.BadParameter(
+            f"{quoted_name(value)} is not a host name or IP address (e.g. 0.0.0.0 or 127.0.0.1)",
+            param=param,
+        )
+    return value

@@ -19,6 +19,7 @@ from mesh_stream.broker.reachability import existing_topics
 from mesh_stream.cli.options import (
     WholeNumberRange,
     checked_bootstrap_servers,
+    checked_host,
     checked_kafka_id,
     checked_registry_url,
     checked_topic,
@@ -46,7 +47,13 @@ def registry() -> None:
 
 
 @registry.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    callback=checked_host,
+    help="Interface to listen on.",
+)
 @click.option(
     "--port",
     type=WholeNumberRange(0, 65535),

@@ -420,6 +420,8 @@ def _gms_said(response: httpx.Response, *, token: bool) -> str:
     elif body is not None:
         said = json.dumps(body)
     said = " ".join(said.split())[:300]
+    # a message that repeats the status the caller already says ("HTTP 404 HTTP 404 ...", h51)
+    said = said.removeprefix(f"HTTP {response.status_code}").lstrip(" :")
     if response.status_code in (401, 403):
         fix = (
             "check that MESH_DATAHUB_TOKEN is a valid DataHub access token allowed to ingest"

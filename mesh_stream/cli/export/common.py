@@ -14,7 +14,7 @@ import yaml
 from mesh_stream.cli.options import NonEmptyPath, checked_product_names, checked_registry_url
 from mesh_stream.errors import ConfigurationError, MeshError
 from mesh_stream.exports.source import ExportedProduct, RegistrySource
-from mesh_stream.files import write_replacing
+from mesh_stream.files import file_kind, write_replacing
 from mesh_stream.project import MeshProject, locate_project
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
@@ -112,6 +112,12 @@ def write_documents(
     if output is not None:
         try:
             output.mkdir(parents=True, exist_ok=True)
+        except FileExistsError as exc:  # something else is there (a file, /dev/full, h51)
+            kind = file_kind(output.stat().st_mode) if output.exists() else "something else"
+            raise ConfigurationError(
+                f"--output {output} is {kind}, not a folder: name a folder for the documents, "
+                f"or leave --output out to print them"
+            ) from exc
         except OSError as exc:
             raise ConfigurationError(
                 f"--output {output}: cannot create the folder: {exc.strerror or exc}"

@@ -525,3 +525,22 @@ def test_an_export_with_a_project_setting_that_names_no_project_is_refused(
     status, said = mesh(["export", "odcs", "orders.order-placed"], capsys)
     assert status == 1
     assert f"MESH_PROJECT_ROOT={tmp_path / 'nonexistent'}: no mesh.yaml there" in said
+
+
+def test_an_export_output_that_is_a_device_is_said_to_be_no_folder() -> None:
+    """h51: `--output /dev/full` said "cannot create the folder: File exists"."""
+    from mesh_stream.cli.export.common import write_documents
+
+    with pytest.raises(ConfigurationError) as refused:
+        write_documents([("a.yaml", {"a": 1})], Path("/dev/full"))
+    assert str(refused.value) == (
+        "--output /dev/full is a character device, not a folder: name a folder for the "
+        "documents, or leave --output out to print them"
+    )
+
+
+def test_an_empty_listen_host_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """h51: `mesh registry serve --host ""` said "cannot listen on :8081: unknown host"."""
+    status, said = mesh(["registry", "serve", "--host", ""], capsys)
+    assert status == 2
+    assert "'--host': '' is not a host name or IP address" in said
