@@ -776,6 +776,8 @@ class MeshUp:
     # -- stop ------------------------------------------------------------------------------
     def _stop_all(self) -> None:
         run = self._run
+        # refused before anything started: nothing to say stopped (h51)
+        started_any = not (run.supervisor is None and run.monitor is None and run.cluster is None)
         if run.supervisor is not None:
             started = _kinds_started(run.supervisor)
             if started:  # name only what runs: `--register-only` on a running registry has none
@@ -790,7 +792,8 @@ class MeshUp:
             self.say("stopping: Kafka ...")
             pids = run.cluster.stop()
             self.say(f"stopped Kafka (pid {', '.join(map(str, pids))}); data kept for next time")
-        self.say("mesh up: everything stopped")
+        if started_any:
+            self.say("mesh up: everything stopped")
 
 
 #: How long a child that exited twice in a row soon after starting must have run since, as
