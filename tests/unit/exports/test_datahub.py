@@ -317,17 +317,21 @@ def test_an_unreachable_or_odd_gms_url_is_one_clear_error(gms: Gms) -> None:
         )
 
 
+#: One proposal to send where what is sent does not matter.
+ONE_PROPOSAL = {
+    "entityType": "domain",
+    "entityUrn": "urn:li:domain:x",
+    "changeType": "UPSERT",
+    "aspectName": "domainProperties",
+    "aspect": {"json": {"name": "x"}},
+}
+
+
 def test_a_password_or_token_in_the_gms_url_is_never_repeated(gms: Gms) -> None:
     port = gms.server_address[1]
     gms.shutdown()
     gms.server_close()
-    one = {
-        "entityType": "domain",
-        "entityUrn": "urn:li:domain:x",
-        "changeType": "UPSERT",
-        "aspectName": "domainProperties",
-        "aspect": {"json": {"name": "x"}},
-    }
+    one = ONE_PROPOSAL
     with pytest.raises(MeshError) as err:
         datahub.post_proposals([one], f"http://ingest:hunter2@127.0.0.1:{port}/", timeout=2)
     assert f"GMS at http://<hidden>@127.0.0.1:{port}/ unreachable" in str(err.value)
@@ -351,13 +355,7 @@ def test_a_token_no_http_header_can_carry_is_refused_without_showing_it(
 ) -> None:
     """h51: httpx's refusal quoted the header (`Illegal header value b'Bearer MyS3cret...'`,
     said as "unreachable"), and a non-ASCII token came out as a UnicodeEncodeError."""
-    one = {
-        "entityType": "domain",
-        "entityUrn": "urn:li:domain:x",
-        "changeType": "UPSERT",
-        "aspectName": "domainProperties",
-        "aspect": {"json": {"name": "x"}},
-    }
+    one = ONE_PROPOSAL
     with pytest.raises(ConfigurationError) as refused:
         datahub.post_proposals([one], "http://127.0.0.1:9", token=token)
     assert str(refused.value) == (
