@@ -19,7 +19,7 @@ from mesh_stream.supervisor import Backoff, ChildState, ChildStatus, EventKind, 
 def probe_kafka(kafka: KafkaConnection | str, timeout: float = 10.0) -> None:
     """Raise :class:`BrokerError` naming MESH_BOOTSTRAP_SERVERS when that cluster is silent
     (:class:`KafkaSecurityError` naming the MESH_KAFKA_* setting when it refuses us)."""
-    from confluent_kafka import KafkaException
+    from confluent_kafka import KafkaError, KafkaException
 
     conn = kafka if isinstance(kafka, KafkaConnection) else KafkaConnection.create(kafka)
     bootstrap_servers = conn.bootstrap_servers
@@ -31,8 +31,10 @@ def probe_kafka(kafka: KafkaConnection | str, timeout: float = 10.0) -> None:
             explained = explain_kafka_error(exc, conn, operation="DESCRIBE")
             if isinstance(explained, KafkaSecurityError):
                 raise explained from exc
-        raise BrokerError(
-            f"Kafka does not answer at MESH_BOOTSTRAP_SERVERS={bootstrap_servers} ({exc}); "
+        error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+        said = error.str() if isinstance(error, KafkaError) else str(exc) or type(exc).__name__
+        raise BrokerError(  # librdkafka's words, not KafkaError{code=...} (h51)
+            f"Kafka does not answer at MESH_BOOTSTRAP_SERVERS={bootstrap_servers} ({said}); "
             f"start that cluster, or unset MESH_BOOTSTRAP_SERVERS to let `mesh up` run a "
             f"local broker"
         ) from exc
