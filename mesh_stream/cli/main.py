@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
 import faulthandler
 import json
 import os
@@ -161,9 +162,16 @@ def _validation_error(exc: ValidationError) -> str:
     return f"invalid {exc.title}: " + "; ".join(problems)
 
 
+#: What an OS error without a file name means when a command writes: its output is full.
+_OUTPUT_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
 def _os_error(exc: OSError) -> str:
     where = f"{exc.filename}: " if exc.filename is not None else ""
     reason = exc.strerror or _first_line(exc) or type(exc).__name__
+    if exc.filename is None and exc.errno in _OUTPUT_FULL:
+        # h51: `mesh export ... > /dev/full` said only "No space left on device (OSError)"
+        return f"cannot write the output: {reason} (standard output, or a file being written)"
     return f"{where}{reason} ({type(exc).__name__})"
 
 

@@ -544,3 +544,23 @@ def test_an_empty_listen_host_is_a_usage_error(capsys: pytest.CaptureFixture[str
     status, said = mesh(["registry", "serve", "--host", ""], capsys)
     assert status == 2
     assert "'--host': '' is not a host name or IP address" in said
+
+
+def test_a_full_standard_output_is_said_to_be_the_output(tmp_path: Path) -> None:
+    """h51: `mesh ... > /dev/full` said only "No space left on device (OSError)"."""
+    import subprocess
+
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "mesh_stream.cli.main", "acl", "plan", "--root", str(REPO)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        "error: cannot write the output: No space left on device (standard output, or a file "
+        "being written)"
+    )
