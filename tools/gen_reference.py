@@ -328,7 +328,8 @@ def cli_page() -> str:
         "errors exit 2, bad `MESH_*` variables too (`error: invalid MESH_* environment "
         "setting:`, then one line per variable: its value and what is expected), and so do "
         "settings that do not fit together (a SASL password without a username, a CA file "
-        "that is no PEM file); Ctrl-C 130; "
+        "that is no PEM file); Ctrl-C 130 (SIGTERM too), except for the services that stop "
+        "cleanly on it once started (`mesh up`, `mesh monitor`, `mesh registry serve`: 0); "
         "a reader of stdout gone away (`mesh tail ... | head -1`) 141, silently.",
     ]
     for path, text in _commands(cli, ("mesh",), None):
