@@ -130,14 +130,16 @@ def test_an_empty_token_stops_serve_at_start_naming_principal_and_source(tmp_pat
             {},
             f"{creds} (--credentials / MESH_REGISTRY_CREDENTIALS_FILE): principal 'orders' has "
             f"an empty token",
+            1,
         ),
-        (
+        (  # a bad MESH_* value: exit 2, as for every setting
             [mesh, "registry", "serve", "--port", "0"],
             {"MESH_REGISTRY_CREDENTIALS": "admin:s3cret-admin,orders:"},
             "MESH_REGISTRY_CREDENTIALS: item 2: principal 'orders' has an empty token",
+            2,
         ),
     ]
-    for argv, extra, expected in cases:
+    for argv, extra, expected, status in cases:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
         done = subprocess.run(
             argv,
@@ -147,7 +149,7 @@ def test_an_empty_token_stops_serve_at_start_naming_principal_and_source(tmp_pat
             text=True,
             timeout=60,
         )
-        assert done.returncode == 1, done.stderr
+        assert done.returncode == status, done.stderr
         assert expected in done.stderr
         assert "s3cret-admin" not in done.stderr + done.stdout
         assert "Traceback" not in done.stderr
