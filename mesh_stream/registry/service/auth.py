@@ -326,7 +326,7 @@ def presented_credential(authorization: str | None) -> tuple[str | None, str] | 
     if scheme.lower() == "basic":
         try:
             decoded = base64.b64decode(value, validate=True)
-        except binascii.Error:
+        except (binascii.Error, ValueError):  # ValueError: not ASCII (h52: it was a 500)
             raise AuthenticationError("Basic credentials are not base64 `user:token`") from None
         try:
             user, sep, token = decoded.decode().partition(":")
@@ -335,9 +335,14 @@ def presented_credential(authorization: str | None) -> tuple[str | None, str] | 
                 "Basic credentials are base64 but not UTF-8 text; send base64 of the UTF-8 "
                 "`user:token`"
             ) from None
+        if not sep:
+            raise AuthenticationError(
+                "Basic credentials are base64 of `principal:token`; these have no ':', so no "
+                "principal"
+            )
         if not token:
             raise AuthenticationError("Basic credentials with an empty password never match")
-        if not sep or not user:
+        if not user:
             raise AuthenticationError("unknown principal or wrong token")
         return user, token
     if scheme.lower() == "bearer":

@@ -103,6 +103,10 @@ def test_basic_credentials_that_are_not_utf8_are_called_so(client: TestClient) -
     not_base64 = client.get("/subjects", headers={"Authorization": "Basic ***"})
     assert not_base64.status_code == 401
     assert "Basic credentials are not base64" in not_base64.json()["message"]
+    # h52: bytes that are not ASCII made base64 raise ValueError, a 500 for anyone
+    not_ascii = client.get("/subjects", headers=[(b"Authorization", b"Basic \xc3\xa9")])
+    assert (not_ascii.status_code, not_ascii.json()["error_code"]) == (401, 40101)
+    assert "Basic credentials are not base64" in not_ascii.json()["message"]
 
 
 # -- 5c. one Authorization header per request -------------------------------------------------
@@ -169,3 +173,11 @@ def test_a_product_check_says_what_a_put_would_refuse_and_stores_nothing() -> No
     bad = client.post(f"/products/{name}/check", json={"descriptor": "x"})
     assert bad.status_code == 422
     assert bad.json()["message"].startswith('the body must be {"descriptor": {...}')
+    # h52: a schema nested 1,000 arrays deep was a RecursionError, a 500; it meets the limits
+    # a registration meets
+    deep = client.post(
+        f"/products/{name}/check",
+        json={"descriptor": descriptor(), "schema": "[" * 1000 + "]" * 1000},
+    )
+    assert (deep.status_code, deep.json()["error_code"]) == (422, 42201)
+    assert "nested too deeply" in deep.json()["message"]
