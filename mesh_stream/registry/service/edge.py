@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -304,6 +305,11 @@ class HeadAsGet:
         await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
+#: Seconds a request body may pause between its parts before the request is answered 408:
+#: a client that declared more than it sends must not hold a connection for ever.
+BODY_IDLE_S = 30.0
+
+
 class BodyGuard:
     """Reads the whole body (at most ``max_body_bytes``) and vets it before any route runs."""
 
@@ -372,7 +378,16 @@ class BodyGuard:
         size = 0
         more = not too_large
         while more:
-            message = await receive()
+            try:  # h52: a body that stopped arriving held the request for ever
+                message = await asyncio.wait_for(receive(), BODY_IDLE_S)
+            except TimeoutError:
+                raise InvalidRequestError(
+                    f"the request body stopped arriving: nothing for {BODY_IDLE_S:g} s after "
+                    f"{size} byte(s)"
+                    + (f" of the {int(declared)} its Content-Length says" if declared else ""),
+                    status=408,
+                    error_code=408,
+                ) from None
             if message["type"] == "http.disconnect":
                 return None
             chunk = message.get("body", b"")

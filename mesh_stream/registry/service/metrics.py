@@ -45,6 +45,9 @@ __all__ = ["ACCESS_LOGGER", "RegistryMetrics", "RequestObserver", "install", "ro
 
 #: The access log's logger: one info line per request.
 ACCESS_LOGGER = "mesh_stream.registry.access"
+#: The status logged and counted for a request whose client hung up before any answer
+#: (nginx's "client closed request"); never sent, nobody is there to read it.
+CLIENT_LEFT = 499
 access_log = logging.getLogger(ACCESS_LOGGER)
 
 #: The ``route`` label of a request no route matches (a scanner's probes, typos).
@@ -170,16 +173,27 @@ class RequestObserver:
             return
         started = time.perf_counter()
         status = 500  # unless an answer starts: an exception reaches the server's handler
+        answered = False
+        left = False
 
         async def observed_send(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                answered = True
             await send(message)
 
+        async def observed_receive() -> Message:
+            nonlocal left
+            message = await receive()
+            left = left or message["type"] == "http.disconnect"
+            return message
+
         try:
-            await self.app(scope, receive, observed_send)
+            await self.app(scope, observed_receive, observed_send)
         finally:
+            if left and not answered:  # h52: a client that hung up was counted as a 500
+                status = CLIENT_LEFT
             self._record(scope, status, time.perf_counter() - started)
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
