@@ -267,15 +267,33 @@ def check_url(scope: Scope) -> None:
 
 
 def check_headers(scope: Scope) -> None:
-    """One ``Authorization`` header at most: with two, which credential counts would depend
-    on which one each part of the registry read (the first, silently)."""
-    count = sum(1 for name, _value in scope.get("headers", []) if name.lower() == b"authorization")
-    if count > 1:
+    """One ``Authorization`` and one ``Content-Type`` header at most: with two, which one
+    counts would depend on which part of the registry read it (h52: the body guard read the
+    last Content-Type, FastAPI the first). A compressed body is refused by name: the registry
+    reads JSON as sent (h52: gzip was "not valid UTF-8 at byte 1", br ignored)."""
+    headers = scope.get("headers", [])
+    for header, what in ((b"authorization", "send one credential (Basic or Bearer)"),
+                         (b"content-type", "send one media type (application/json)")):  # fmt: skip
+        count = sum(1 for name, _value in headers if name.lower() == header)
+        if count > 1:
+            shown = header.decode().title()
+            raise InvalidRequestError(
+                f"the request has {count} {shown} headers; only one is allowed: {what}",
+                status=400,
+                error_code=40001,
+            )
+    encodings = [
+        value.decode("latin-1").strip()
+        for name, value in headers
+        if name.lower() == b"content-encoding"
+    ]
+    coded = [e for e in encodings if e.lower() not in ("", "identity")]
+    if coded:
         raise InvalidRequestError(
-            f"the request has {count} Authorization headers; only one is allowed: send one "
-            f"credential (Basic or Bearer)",
-            status=400,
-            error_code=40001,
+            f"the body is sent with Content-Encoding {', '.join(coded)[:40]!r}, which the "
+            f"registry does not decode; send the JSON uncompressed",
+            status=415,
+            error_code=415,
         )
 
 

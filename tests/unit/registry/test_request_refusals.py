@@ -6,6 +6,7 @@ headers of which the first silently won."""
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import pytest
@@ -137,6 +138,39 @@ def test_two_authorization_headers_are_refused_whichever_they_are(
     assert client.get("/subjects").json() == []  # nothing was registered
     one = client.get("/subjects", headers=[("Authorization", _basic(*PAYMENTS))])
     assert one.status_code == 200
+
+
+def test_two_content_types_or_a_compressed_body_are_refused_by_name(client: TestClient) -> None:
+    """h52: with text/plain then application/json the guard read one, FastAPI the other (a
+    misleading 422); a gzip body was "not valid UTF-8 at byte 1", a br one read as plain."""
+    import gzip
+
+    body = json.dumps({"schema": schema()}).encode()
+    path = f"/subjects/{SUBJECT}/versions"
+    two = client.post(
+        path,
+        content=body,
+        headers=[("Content-Type", "text/plain"), ("Content-Type", "application/json"),
+                 ("Authorization", _basic(*ORDERS))],
+    )  # fmt: skip
+    assert (two.status_code, two.json()["error_code"]) == (400, 40001)
+    assert two.json()["message"] == (
+        "the request has 2 Content-Type headers; only one is allowed: send one media type "
+        "(application/json)"
+    )
+    for encoding, sent in (("gzip", gzip.compress(body)), ("br", body)):
+        coded = client.post(
+            path,
+            content=sent,
+            headers={"Content-Type": "application/json", "Content-Encoding": encoding,
+                     "Authorization": _basic(*ORDERS)},
+        )  # fmt: skip
+        assert (coded.status_code, coded.json()["error_code"]) == (415, 415)
+        assert coded.json()["message"] == (
+            f"the body is sent with Content-Encoding '{encoding}', which the registry does "
+            f"not decode; send the JSON uncompressed"
+        )
+    assert client.get("/subjects").json() == []  # nothing was registered
 
 
 def test_a_product_check_says_what_a_put_would_refuse_and_stores_nothing() -> None:
