@@ -15,6 +15,8 @@ from typing import Any
 
 from fastavro._read import LOGICAL_READERS  # type: ignore[attr-defined]
 
+from mesh_stream.schema.nesting import read_long
+
 #: How deep the walk follows records, arrays and maps, and how many values it reads (per
 #: byte of the body, plus a few), before it gives up and the reader's own words are said:
 #: it runs on bodies nobody vouches for, once per bad record.
@@ -153,23 +155,15 @@ class _BodyWalk:
 
     def long(self, path: str) -> int:
         at = self.at
-        shift = result = 0
-        while True:
-            if self.at >= len(self.data):
-                said = (
-                    "the body ends before this value"
-                    if self.at == at
-                    else "the body ends inside a number"
-                )
-                raise self.misfit(path, said, at)
-            byte = self.data[self.at]
-            self.at += 1
-            result |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return (result >> 1) ^ -(result & 1)
-            shift += 7
-            if shift >= 70:
-                raise self.misfit(path, "a number longer than a long's 10 bytes", at)
+        if at >= len(self.data):
+            raise self.misfit(path, "the body ends before this value", at)
+        try:
+            value, self.at = read_long(self.data, at)
+        except IndexError:
+            raise self.misfit(path, "the body ends inside a number", at) from None
+        except ValueError:
+            raise self.misfit(path, "a number longer than a long's 10 bytes", at) from None
+        return value
 
     def length(self, path: str) -> int:
         at = self.at

@@ -178,6 +178,22 @@ class _TooManyEmptyItemsError(Exception):
     """The record claims more array items that take no bytes than its walk allows."""
 
 
+def read_long(data: bytes | memoryview, position: int) -> tuple[int, int]:
+    """The zig-zag varint (Avro's int and long) at ``position`` of ``data`` and the position
+    after it: an ``IndexError`` when the bytes end inside it, a ``ValueError`` when it runs
+    past a long's 10 bytes."""
+    shift = raw = 0
+    while True:
+        byte = data[position]
+        position += 1
+        raw |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return (raw >> 1) ^ -(raw & 1), position
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint longer than 10 bytes")
+
+
 class _Walk:
     """One walk over Avro bytes with an explicit stack (see :func:`bytes_nest_deeper`)."""
 
@@ -205,18 +221,8 @@ class _Walk:
 
     def long(self) -> int:
         """A zig-zag varint (Avro's int and long)."""
-        data, position, shift, raw = self.data, self.position, 0, 0
-        while True:
-            byte = data[position]
-            position += 1
-            raw |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                break
-            shift += 7
-            if shift > 63:
-                raise ValueError("varint longer than 10 bytes")
-        self.position = position
-        return (raw >> 1) ^ -(raw & 1)
+        value, self.position = read_long(self.data, self.position)
+        return value
 
     def skip(self, size: int) -> None:
         if size < 0 or self.position + size > len(self.data):
