@@ -215,3 +215,55 @@ def test_a_product_check_says_what_a_put_would_refuse_and_stores_nothing() -> No
     )
     assert (deep.status_code, deep.json()["error_code"]) == (422, 42201)
     assert "nested too deeply" in deep.json()["message"]
+
+
+# -- h52's leftovers: ids read as Confluent reads them, one level, no ignored token ----------
+
+
+def test_a_schema_id_is_read_as_confluent_reads_one_whole_numbers_only(
+    client: TestClient,
+) -> None:
+    """``1.0`` and `` 1`` named schema 1 (pydantic's lax integers); Confluent answers 404 to
+    both, and takes a sign or leading zeros, as here."""
+    registered = client.post(
+        f"/subjects/{SUBJECT}/versions", json={"schema": schema()}, auth=ORDERS
+    ).json()
+    schema_id = registered["id"]
+    for path in (f"{schema_id}", f"+{schema_id}", f"0{schema_id}"):
+        assert client.get(f"/schemas/ids/{path}", auth=ADMIN).status_code == 200, path
+    for path in (f"{schema_id}.0", f"%20{schema_id}", f"{schema_id}e0", "abc"):
+        for tail in ("", "/schema", "/subjects", "/versions"):
+            answer = client.get(f"/schemas/ids/{path}{tail}", auth=ADMIN)
+            assert answer.status_code == 404, (path, tail)
+            assert "an id is a whole number" in answer.json()["message"]
+
+
+def test_two_different_levels_under_both_names_are_refused_one_level_under_both_is_taken(
+    client: TestClient,
+) -> None:
+    both = {"compatibility": "NONE", "compatibilityLevel": "FULL"}
+    answer = client.put("/config", json=both, auth=ADMIN)
+    assert answer.status_code == 422
+    assert answer.json() == {
+        "error_code": 42203,
+        "message": "compatibility 'NONE' and compatibilityLevel 'FULL' name two levels; give "
+        "one of them (both are the same setting)",
+    }
+    assert client.get("/config", auth=ADMIN).json()["compatibilityLevel"] == "BACKWARD"
+    same = {"compatibility": "full", "compatibilityLevel": "FULL"}
+    assert client.put(f"/config/{SUBJECT}", json=same, auth=ORDERS).status_code == 200
+    assert client.get(f"/config/{SUBJECT}", auth=ADMIN).json()["compatibilityLevel"] == "FULL"
+
+
+def test_a_token_given_to_add_or_rotate_is_refused_not_ignored(client: TestClient) -> None:
+    """The registry makes every token; one sent in the body was dropped without a word, and
+    its sender believed it set."""
+    given = {"token": "my-own-token-of-forty-characters-or-more!"}
+    for path in ("/admin/credentials/shipping", "/admin/credentials/shipping/rotate"):
+        answer = client.post(path, json=given, auth=ADMIN)
+        assert answer.status_code == 400, path
+        assert "takes no body" in answer.json()["message"]
+    issued = client.post("/admin/credentials/shipping", auth=ADMIN)
+    assert issued.status_code == 201
+    assert issued.json()["token"] != given["token"]
+    assert client.post("/admin/credentials/shipping/rotate", auth=ADMIN).status_code == 200

@@ -83,8 +83,7 @@ def test_a_schema_id_that_is_no_number_names_no_schema_404_as_confluents(
     assert answer.status_code == 404
     assert answer.json() == {
         "error_code": 404,
-        "message": "HTTP 404 Not Found: path.schema_id: Input should be a valid integer, "
-        "unable to parse string as an integer",
+        "message": "HTTP 404 Not Found: path.schema_id: an id is a whole number",
     }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from mesh_stream.errors import InvalidCompatibilityLevelError
 from mesh_stream.registry.service.auth import authorize_subject
 from mesh_stream.registry.service.context import CallerDep, ConfigBody, ServicesDep
 from mesh_stream.registry.service.contexts import owned_name
@@ -21,10 +22,20 @@ router = APIRouter(
 )
 
 
+def _level(body: ConfigBody) -> str | None:
+    """The level asked for, under either of Confluent's two names; two different levels are
+    refused (the first was kept without a word)."""
+    first, second = body.compatibility, body.compatibilityLevel
+    if first is not None and second is not None and first.upper() != second.upper():
+        raise InvalidCompatibilityLevelError(
+            f"compatibility {first[:40]!r} and compatibilityLevel {second[:40]!r} name two "
+            f"levels; give one of them (both are the same setting)"
+        )
+    return first if first is not None else second
+
+
 def _update(services: ServicesDep, subject: str | None, body: ConfigBody) -> dict[str, Any]:
-    stored = services.schemas.update_config(
-        subject, body.compatibility or body.compatibilityLevel, body.model_dump()
-    )
+    stored = services.schemas.update_config(subject, _level(body), body.model_dump())
     answer = {key: value for key, value in stored.items() if key != "compatibility"}
     if "compatibility" in stored:
         answer = {"compatibility": stored["compatibility"], **answer}

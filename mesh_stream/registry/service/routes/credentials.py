@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from mesh_stream.errors import InvalidPrincipalError, PermissionDeniedError
+from mesh_stream.errors import InvalidPrincipalError, InvalidRequestError, PermissionDeniedError
 from mesh_stream.registry.service.auth import ADMIN, require_principal
 from mesh_stream.registry.service.context import CallerDep, ServicesDep
 from mesh_stream.registry.service.credentials import check_principal
@@ -26,6 +26,18 @@ def _no_encoded_separator(request: Request) -> None:
             "names (lowercase letters and digits, words joined by '-')",
             status=422,
             error_code=42217,
+        )
+
+
+async def _no_body(request: Request) -> None:
+    """Refuse a body on add and rotate: the registry makes every token (a token given in the
+    body was ignored, and its sender believed it set)."""
+    if await request.body():
+        raise InvalidRequestError(
+            "this request takes no body: the registry makes the token itself and shows it "
+            "once, in the answer",
+            status=400,
+            error_code=40001,
         )
 
 
@@ -61,6 +73,7 @@ def list_credentials(services: ServicesDep, principal: CallerDep) -> list[dict[s
     "/{principal}",
     summary="Issue a first token to a principal (shown once; 409 if it has one)",
     status_code=201,
+    dependencies=[Depends(_no_body)],
 )
 def add_credential(
     principal: str, response: Response, services: ServicesDep, caller: CallerDep
@@ -70,7 +83,11 @@ def add_credential(
     return services.credentials.add(principal, by=who).to_dict()
 
 
-@router.post("/{principal}/rotate", summary="Replace a principal's token (shown once)")
+@router.post(
+    "/{principal}/rotate",
+    summary="Replace a principal's token (shown once)",
+    dependencies=[Depends(_no_body)],
+)
 def rotate_credential(
     principal: str, response: Response, services: ServicesDep, caller: CallerDep
 ) -> dict[str, str]:

@@ -9,11 +9,13 @@ moment ago, and a consumer dead-letters a record whose schema id is not found.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import anyio.to_thread
 from fastapi import APIRouter
+from pydantic import BeforeValidator
 
 from mesh_stream.errors import SchemaNotFoundError
 from mesh_stream.registry.service.context import PageDep, Services, ServicesDep
@@ -22,6 +24,19 @@ from mesh_stream.registry.service.schemas import page
 T = TypeVar("T")
 
 router = APIRouter(prefix="/schemas", tags=["schemas"])
+
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+
+
+def _whole_number(value: object) -> object:
+    """An id as Confluent reads one (Java's ``Integer.valueOf``: digits, a sign at most);
+    pydantic alone would also take ``' 1'`` and ``'1.0'`` for 1."""
+    if isinstance(value, str) and not _WHOLE_NUMBER.fullmatch(value):
+        raise ValueError("an id is a whole number")
+    return value
+
+
+SchemaId = Annotated[int, BeforeValidator(_whole_number)]
 
 
 async def _found(services: Services, read: Callable[[], T]) -> T:
@@ -58,7 +73,7 @@ async def schema_types() -> list[str]:
 
 @router.get("/ids/{schema_id}", summary="The schema with this id")
 async def get_schema(
-    schema_id: int,
+    schema_id: SchemaId,
     services: ServicesDep,
     subject: str | None = None,  # noqa: ARG001 - Confluent clients send it; ids are global
 ) -> dict[str, Any]:
@@ -71,7 +86,7 @@ async def get_schema_by_guid(guid: str, services: ServicesDep) -> dict[str, Any]
 
 
 @router.get("/ids/{schema_id}/schema", summary="The raw schema with this id")
-async def get_raw_schema(schema_id: int, services: ServicesDep) -> Any:
+async def get_raw_schema(schema_id: SchemaId, services: ServicesDep) -> Any:
     return json.loads(await _found(services, lambda: services.schemas.get_schema(schema_id)))
 
 
@@ -81,7 +96,7 @@ async def get_raw_schema(schema_id: int, services: ServicesDep) -> Any:
     "limit)",
 )
 async def subjects_of(
-    schema_id: int,
+    schema_id: SchemaId,
     services: ServicesDep,
     paging: PageDep,
     subject: str | None = None,
@@ -103,7 +118,7 @@ async def subjects_of(
     summary="Subject versions using this schema id (subject, offset, limit)",
 )
 async def versions_of(
-    schema_id: int,
+    schema_id: SchemaId,
     services: ServicesDep,
     paging: PageDep,
     subject: str | None = None,
