@@ -108,6 +108,19 @@ def check_subject_name(subject: str) -> str:
     return canonical_subject(subject)
 
 
+def check_new_subject_name(subject: str) -> None:
+    """A 42215 for a new subject whose name is not in Unicode's composed form (NFC): ``café``
+    written with a combining accent would be a second subject that reads like the first. A
+    subject already stored keeps its name (reads, new versions, deletes), and an import
+    keeps the source registry's names."""
+    composed = unicodedata.normalize("NFC", subject)
+    if composed != subject:
+        raise InvalidSubjectNameError(
+            f"subject name {subject!r} is not in Unicode's composed form (NFC); register it as "
+            f"{composed!r}, which reads the same"
+        )
+
+
 def matches_prefix(subject: str, prefix: str) -> bool:
     """Confluent's ``subjectPrefix``: empty or ``:*:`` is every context, ``:.:x`` the default
     context's subjects starting with ``x``, anything else a plain prefix."""
@@ -886,6 +899,8 @@ class SchemaRegistry:
         )
         with self.write_lock:
             mode = self.mode_of(subject)
+            if mode is not Mode.IMPORT and not self._all_versions(subject):
+                check_new_subject_name(subject)
             live = self._live(subject)
             previous = self.state.contract(live[-1].schema_id) if live else NO_CONTRACT
             contract = inherit(sent_metadata, sent_rules, previous, resolved)

@@ -267,3 +267,28 @@ def test_a_token_given_to_add_or_rotate_is_refused_not_ignored(client: TestClien
     assert issued.status_code == 201
     assert issued.json()["token"] != given["token"]
     assert client.post("/admin/credentials/shipping/rotate", auth=ADMIN).status_code == 200
+
+
+def test_a_new_subject_must_be_composed_unicode_a_stored_one_keeps_its_name(
+    store: InMemoryStore,
+) -> None:
+    """``café`` with a combining accent was a second subject reading like the composed one;
+    a new one is refused naming the composed form, while a subject stored before the rule
+    (here through IMPORT mode, which keeps the source's names) still takes versions."""
+    client = TestClient(create_app(store, credentials=None), raise_server_exceptions=False)
+    decomposed, composed = "orders.cafe\u0301-value", "orders.caf\u00e9-value"
+    answer = client.post(f"/subjects/{decomposed}/versions", json={"schema": schema()})
+    assert answer.status_code == 422
+    assert answer.json()["error_code"] == 42215
+    assert "not in Unicode's composed form (NFC)" in answer.json()["message"]
+    assert repr(composed) in answer.json()["message"]
+    first = {"schema": schema()}
+    assert client.post(f"/subjects/{composed}/versions", json=first).status_code == 200
+
+    assert client.put(f"/mode/{decomposed}", json={"mode": "IMPORT"}).status_code == 200
+    imported = {"schema": schema(), "id": 50, "version": 1}
+    assert client.post(f"/subjects/{decomposed}/versions", json=imported).status_code == 200
+    assert client.put(f"/mode/{decomposed}", json={"mode": "READWRITE"}).status_code == 200
+    second = {"schema": schema("note")}
+    assert client.post(f"/subjects/{decomposed}/versions", json=second).status_code == 200
+    assert client.get(f"/subjects/{decomposed}/versions").json() == [1, 2]
