@@ -27,9 +27,9 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
@@ -41,6 +41,7 @@ from confluent_kafka.admin._config import (
 )
 from confluent_kafka.admin._metadata import ClusterMetadata
 from confluent_kafka.admin._resource import ResourceType
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixed
 
 from mesh_stream.errors import (
     BrokerError,
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     from mesh_stream.descriptor import DataProduct
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # The topic configs a spec sets and ensure_topic compares with an existing topic.
 COMPARED_CONFIGS = ("cleanup.policy", "retention.ms", "min.insync.replicas")
@@ -209,6 +211,24 @@ NO_LEADER_YET = frozenset(
         KafkaError.UNKNOWN_TOPIC_OR_PART,
     }
 )
+
+
+def no_leader_yet(exc: BaseException) -> bool:
+    """Whether ``exc`` is Kafka saying a partition has no leader yet (:data:`NO_LEADER_YET`)."""
+    error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+    return isinstance(error, KafkaError) and error.code() in NO_LEADER_YET
+
+
+def while_no_leader(call: Callable[[], T], *, attempts: int, pause_s: float) -> T:
+    """``call()``, asked again (up to ``attempts`` times in all, ``pause_s`` apart) while it
+    raises :func:`no_leader_yet`; its last exception, or any other, is raised as it is."""
+    retrying = Retrying(
+        stop=stop_after_attempt(max(1, attempts)),
+        wait=wait_fixed(pause_s),
+        retry=retry_if_exception(no_leader_yet),
+        reraise=True,
+    )
+    return retrying(call)
 
 
 # -- the cluster ------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from mesh_stream.descriptor import DataProduct
 from mesh_stream.health import NEWEST_INPUT_HEADER
 from mesh_stream.kafka.clients import make_admin, make_consumer
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error
-from mesh_stream.kafka.topics import NO_LEADER_YET
+from mesh_stream.kafka.topics import while_no_leader
 from mesh_stream.processing.names import crash_of
 
 log = logging.getLogger(__name__)
@@ -251,8 +251,8 @@ class KafkaMeter:
         otherwise fail the whole round."""
         if not tps:
             return {}
-        attempt = 1
-        while True:
+
+        def ask() -> dict[tuple[str, int], int]:
             futures = self._call(
                 lambda: self._admin.list_offsets(
                     {TopicPartition(t, p): spec for t, p in tps},
@@ -261,16 +261,15 @@ class KafkaMeter:
                 ),
                 "DESCRIBE",
             )
-            try:
-                return {
-                    (tp.topic, tp.partition): int(future.result(self.timeout).offset)
-                    for tp, future in futures.items()
-                }
-            except KafkaException as exc:
-                if attempt >= OFFSET_ATTEMPTS or exc.args[0].code() not in NO_LEADER_YET:
-                    raise explain_kafka_error(exc, self.conn, operation="DESCRIBE") from exc
-            attempt += 1
-            time.sleep(OFFSET_RETRY_SECONDS)
+            return {
+                (tp.topic, tp.partition): int(future.result(self.timeout).offset)
+                for tp, future in futures.items()
+            }
+
+        try:
+            return while_no_leader(ask, attempts=OFFSET_ATTEMPTS, pause_s=OFFSET_RETRY_SECONDS)
+        except KafkaException as exc:
+            raise explain_kafka_error(exc, self.conn, operation="DESCRIBE") from exc
 
     def _committed(
         self,

@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 READ_BACK_MS = 60 * 60_000
 #: Records-per-minute figures kept per product to compare the newest with.
 HISTORY_SIZE = 60
+#: Pause between asks while the health topic's partitions have no leader yet.
+LEADER_PAUSE_S = 0.2
 #: Seconds a webhook POST may take before it counts as failed.
 WEBHOOK_TIMEOUT = 5.0
 
@@ -221,21 +223,18 @@ class HealthLog:
         if found is None or found.error is not None:
             return  # created by ensure_monitor_topics; looked for again next time
         wanted = [TopicPartition(self.topic, p, self._start_ms) for p in sorted(found.partitions)]
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                positions = self._consumer.offsets_for_times(wanted, timeout=timeout)
-                break
-            except KafkaException as exc:
-                error = exc.args[0] if exc.args else None
-                # A topic created a moment ago may not have its leaders known yet.
-                if not isinstance(error, KafkaError) or error.code() not in topics.NO_LEADER_YET:
-                    raise explain_kafka_error(
-                        exc, self._conn, topic=self.topic, operation="DESCRIBE"
-                    ) from exc
-                if time.monotonic() > deadline:
-                    return  # looked for again next time
-                time.sleep(0.2)
+        try:  # a topic created a moment ago may not have its leaders known yet
+            positions = topics.while_no_leader(
+                lambda: self._consumer.offsets_for_times(wanted, timeout=timeout),
+                attempts=int(timeout / LEADER_PAUSE_S) + 1,
+                pause_s=LEADER_PAUSE_S,
+            )
+        except KafkaException as exc:
+            if topics.no_leader_yet(exc):
+                return  # looked for again next time
+            raise explain_kafka_error(
+                exc, self._conn, topic=self.topic, operation="DESCRIBE"
+            ) from exc
         for tp in positions:
             if tp.offset < 0:  # nothing that recent: start at the end
                 tp.offset = self._consumer.get_watermark_offsets(tp, timeout=timeout)[1]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
 from mesh_stream.descriptor import load_descriptors, parse_descriptor
 from mesh_stream.errors import ConfigurationError, DescriptorError
+from mesh_stream.kafka import topics
 from mesh_stream.kafka.topics import (
     DLQ_RETENTION_MS,
     ClusterInfo,
@@ -249,3 +252,33 @@ def test_too_few_in_sync_names_partitions_brokers_and_the_older_brokers_refusal(
         "Kafka 4.0 refuse every acks=all write to it (NOT_ENOUGH_REPLICAS); lower it to at "
         "most 1"
     )
+
+
+def test_a_call_is_asked_again_only_while_a_partition_has_no_leader_yet() -> None:
+    """One retry for "no leader yet" (a topic created a moment ago), used by the monitor's
+    offsets and health read-back: asked again up to the attempts given, anything else raised
+    at once, the last refusal raised when the leader never comes."""
+    calls: list[int] = []
+
+    def failing(times: int, code: int) -> Callable[[], str]:
+        def call() -> str:
+            calls.append(code)
+            if len(calls) <= times:
+                raise KafkaException(KafkaError(code))
+            return "answered"
+
+        return call
+
+    leaderless = KafkaError.LEADER_NOT_AVAILABLE
+    assert topics.while_no_leader(failing(2, leaderless), attempts=5, pause_s=0) == "answered"
+    assert len(calls) == 3
+    calls.clear()
+    with pytest.raises(KafkaException) as refused:
+        topics.while_no_leader(failing(9, leaderless), attempts=4, pause_s=0)
+    assert (len(calls), refused.value.args[0].code()) == (4, leaderless)
+    calls.clear()
+    denied = KafkaError.TOPIC_AUTHORIZATION_FAILED
+    with pytest.raises(KafkaException):
+        topics.while_no_leader(failing(1, denied), attempts=5, pause_s=0)
+    assert len(calls) == 1
+    assert not topics.no_leader_yet(ValueError("not Kafka's"))
