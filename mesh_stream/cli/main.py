@@ -40,6 +40,7 @@ from mesh_stream.cli.tail import tail
 from mesh_stream.cli.up import up
 from mesh_stream.cli.verify import verify
 from mesh_stream.errors import MeshError, SettingsError, validation_problem
+from mesh_stream.http_failures import failure_words
 from mesh_stream.settings import MeshSettings, misspelled_settings
 
 HELP_OPTIONS = ("-h", "--help")
@@ -148,7 +149,7 @@ def _http_error(exc: httpx.HTTPError) -> str:
     except RuntimeError:  # no request attached
         where = ""
     return (
-        f"registry request{where} failed ({type(exc).__name__}: {_first_line(exc)}); check "
+        f"registry request{where} failed ({failure_words(exc)}); check "
         f"MESH_REGISTRY_URL (or --registry-url) and that the registry runs"
     )
 

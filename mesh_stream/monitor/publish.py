@@ -30,6 +30,7 @@ from mesh_stream.health import (
     ProductHealth,
     health_key,
 )
+from mesh_stream.http_failures import failure_words
 from mesh_stream.kafka import topics
 from mesh_stream.kafka.clients import (
     NO_LOSS_PRODUCER_CONFIG,
@@ -378,7 +379,7 @@ class Publisher:
 def _webhook_failure(exc: httpx.HTTPError) -> str:
     """Why a webhook POST failed, in words (never the URL, which may hold a token)."""
     if isinstance(exc, httpx.TimeoutException):
-        return f"no answer within {WEBHOOK_TIMEOUT:g} s ({type(exc).__name__})"
+        return f"no answer within {WEBHOOK_TIMEOUT:g} s"
     if isinstance(exc, httpx.ConnectError):
-        return f"cannot connect ({exc.args[0] if exc.args else type(exc).__name__})"
-    return type(exc).__name__
+        return f"cannot connect ({failure_words(exc, own_text=False)})"
+    return failure_words(exc, own_text=False)

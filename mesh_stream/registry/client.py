@@ -48,6 +48,7 @@ from mesh_stream.errors import (
     RegistryUnavailableError,
 )
 from mesh_stream.health import ProductHealth
+from mesh_stream.http_failures import failure_words
 from mesh_stream.registry.error_codes import error_for
 from mesh_stream.schema.avro import normalize
 from mesh_stream.schema.wire import MAX_SCHEMA_ID
@@ -655,7 +656,7 @@ class RegistryClient:
 
     def _unreachable(self, method: str, shown: str, exc: Exception) -> RegistryUnavailableError:
         unreachable = RegistryUnavailableError(
-            f"registry at {self.url} is unreachable ({type(exc).__name__}: {exc}) for "
+            f"registry at {self.url} is unreachable ({failure_words(exc)}) for "
             f"{method} {shown}"
             + (", and no earlier answer to it is cached" if self._answered else "")
             + "; start it (`mesh registry serve`) or fix MESH_REGISTRY_URL (or --registry-url)"

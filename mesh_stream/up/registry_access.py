@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from mesh_stream.errors import ConfigurationError
+from mesh_stream.http_failures import failure_words
 from mesh_stream.project import MONITOR_USER
 
 
@@ -116,8 +117,7 @@ def _nothing_there(exc: httpx.ConnectError) -> bool:
 
 
 def _reason(exc: Exception) -> str:
-    said = (str(exc).strip().splitlines() or [""])[0][:160]
-    return f"{type(exc).__name__}: {said}" if said else type(exc).__name__
+    return failure_words(exc)
 
 
 def _not_a_registry(url: str, what: str, verb: str = "listens at") -> ConfigurationError:

@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "settings": 0,
     "files": 0,  # reading user-named files: regular files only
+    "http_failures": 0,  # a failed HTTP call said in words (httpx, a core dependency)
     "health": 1,  # the product-health shapes the monitor, registry and CLI share
     "logformat": 0,  # the log line formats entry points install (text or JSON)
     "terminal": 0,  # other people's text made safe for a terminal (rich markup, controls)

@@ -29,6 +29,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mesh_stream.errors import RegistryError, RegistryUnavailableError
+from mesh_stream.http_failures import failure_words
 from mesh_stream.registry.service.context import authenticate
 from mesh_stream.registry.service.store import SharedStore, WriteRoute
 
@@ -187,7 +188,7 @@ class WriteForwarder:
             log.warning("registry write not forwarded to %s: %s", route.url, exc)
             raise _unavailable(
                 f"registry write not forwarded: the writer, {route.writer}, does not answer "
-                f"({type(exc).__name__}: {exc}); if it is down, another instance takes over "
+                f"({failure_words(exc)}); if it is down, another instance takes over "
                 f"once its claim lapses: retry"
             ) from exc
         relayed = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP}

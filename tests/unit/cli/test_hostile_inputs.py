@@ -423,7 +423,7 @@ def test_every_library_error_the_commands_meet_is_translated() -> None:
             "--registry-url"
         ),
         httpx.ConnectError("refused"): (
-            "registry request failed (ConnectError: refused); check MESH_REGISTRY_URL (or "
+            "registry request failed (refused); check MESH_REGISTRY_URL (or "
             "--registry-url) and that the registry runs"
         ),
         KafkaException(KafkaError(KafkaError._TRANSPORT, "Broker transport failure")): (
