@@ -286,6 +286,13 @@ def _described(value: Any) -> str:
     return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
+def _most_key_bytes(key: str | bytes | None) -> int:
+    """The most bytes ``key`` can take on the wire (a character is at most 4 in UTF-8)."""
+    if key is None:
+        return 0
+    return len(key) if isinstance(key, bytes) else 4 * len(key)
+
+
 def _check_key(key: Any) -> Any:
     """An explicit ``key=`` as confluent-kafka sends it (str or bytes; a bytearray or
     memoryview as its bytes); refused otherwise (a descriptor's ``key_field`` value is turned
@@ -548,7 +555,8 @@ class ProductPublisher:
         self._refusal: KafkaError | None = None
         self._model_converters: dict[type[BaseModel], Callable[[BaseModel], Mapping[str, Any]]] = {}
         self._encode = self.encoder.encode
-        #: Below this value size no key could push a record over the limit: no size check.
+        #: Below this size of value and key (at most 4 bytes a character) no record can be
+        #: over the limit: no exact size check.
         self._unchecked_bytes = self.max_record_bytes - 4096
         self._fast_encode = self.encoder.fast or self.encoder.encode_checked
         #: Spans and ``traceparent`` headers, when tracing was active as the publisher was built.
@@ -681,7 +689,7 @@ class ProductPublisher:
                 raise self._violation(breach, None)
         if key is None and self._key_field is not None:
             key = self._key_of(record)
-        if len(value) > self._unchecked_bytes:
+        if len(value) + _most_key_bytes(key) > self._unchecked_bytes:
             self._check_size(value, key)
         return value, key
 
@@ -733,7 +741,7 @@ class ProductPublisher:
             key = record.get(self._key_field)
             if key is not None and (type(key) is not str or not self._key_str_as_is):
                 key = self._key_text(key)
-        if len(value) > self._unchecked_bytes or headers is not None:
+        if headers is not None or len(value) + _most_key_bytes(key) > self._unchecked_bytes:
             self._check_size(value, key, headers)
         if self._trace is not None:
             self._send_traced(

@@ -85,6 +85,34 @@ def test_publish_many_reports_an_oversize_record_and_sends_the_others_or_none(
         made._closed = True
 
 
+def test_a_key_too_long_for_the_limit_is_refused_before_anything_is_sent(
+    client: RegistryClient,
+) -> None:
+    """h53: a small value skipped the size check whatever its key, so an over-long key was
+    refused by Kafka afterwards, and ``all_or_nothing`` had sent the records before it."""
+    made = ProductPublisher(
+        product(rules=[]),
+        bootstrap_servers="127.0.0.1:1",
+        registry=client,
+        schema=SCHEMA,
+        config={"message.max.bytes": 100_000},
+        create_topic=False,
+    )
+    long_key = "k" * 100_000
+    try:
+        with pytest.raises(SerializationError, match="over the producer's limit"):
+            made.publish(record(0), key=long_key)
+        keyed = [record(0), {**record(1), "order_id": long_key}, record(2)]  # key_field
+        with pytest.raises(SerializationError, match=r"record 1: record of .* over the producer"):
+            made.publish_many(keyed, all_or_nothing=True)
+        assert made.in_flight == 0  # nothing was handed to Kafka
+        made.publish(record(3), key="k" * 1000)  # a long key that fits is taken
+        assert made.in_flight == 1
+    finally:
+        made._producer.purge()
+        made._closed = True
+
+
 def test_a_refused_schema_is_named_as_the_caller_says(client: RegistryClient) -> None:
     undocumented = {**SCHEMA, "fields": [{"name": "order_id", "type": "string"}]}
     with pytest.raises(SchemaRejectedError) as refused:
