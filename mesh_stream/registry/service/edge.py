@@ -42,6 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mesh_stream.errors import (
     InvalidRequestError,
     InvalidSchemaError,
+    PermissionDeniedError,
     RegistryError,
     RequestTooLargeError,
     TooManyAuthFailuresError,
@@ -266,6 +267,29 @@ def check_url(scope: Scope) -> None:
             )
 
 
+#: Methods that change something: a browser may send them from another site's page.
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def check_not_cross_site(scope: Scope) -> None:
+    """Refuse an API write a browser sent from another site's page (``Sec-Fetch-Site``
+    ``cross-site`` or ``same-site``). A browser that once took Basic credentials at the
+    registry's prompt sends them along with any site's form post, so such a page could
+    rotate a token (h54). Clients that are not browsers send no such header; the portal's
+    own forms are same-origin and check their CSRF token besides."""
+    if scope.get("method", "GET") not in _WRITES or _is_portal(scope):
+        return
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"sec-fetch-site":
+            site = value.decode("latin-1").strip().lower()
+            if site in ("cross-site", "same-site"):
+                raise PermissionDeniedError(
+                    f"the browser sent this {scope.get('method')} from another site's page "
+                    f"(Sec-Fetch-Site: {site}); the registry's API takes writes from its "
+                    f"clients and the portal only"
+                )
+
+
 def check_headers(scope: Scope) -> None:
     """One ``Authorization`` and one ``Content-Type`` header at most: with two, which one
     counts would depend on which part of the registry read it (h52: the body guard read the
@@ -351,6 +375,7 @@ class BodyGuard:
         try:
             check_url(scope)
             check_headers(scope)
+            check_not_cross_site(scope)
             body = await self._body(scope, receive)
             if body is None:
                 return

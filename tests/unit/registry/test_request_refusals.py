@@ -292,3 +292,29 @@ def test_a_new_subject_must_be_composed_unicode_a_stored_one_keeps_its_name(
     second = {"schema": schema("note")}
     assert client.post(f"/subjects/{decomposed}/versions", json=second).status_code == 200
     assert client.get(f"/subjects/{decomposed}/versions").json() == [1, 2]
+
+
+def test_an_api_write_a_browser_sent_from_another_site_is_refused(client: TestClient) -> None:
+    """h54: a browser that took Basic credentials at the registry's prompt sends them with
+    any site's form post, so another site's page rotated a token. Writes marked cross-site
+    or same-site by the browser are refused; clients that send no Sec-Fetch-Site (every
+    non-browser client) and reads are not."""
+    assert client.post("/admin/credentials/shipping", auth=ADMIN).status_code == 201
+    before = client.get("/admin/credentials", auth=ADMIN).json()
+    for site in ("cross-site", "same-site", "Cross-Site"):
+        answer = client.post(
+            "/admin/credentials/shipping/rotate", auth=ADMIN, headers={"Sec-Fetch-Site": site}
+        )
+        assert answer.status_code == 403, site
+        assert answer.json()["error_code"] == 40301
+        assert "from another site's page" in answer.json()["message"]
+        deleted = client.delete(
+            f"/subjects/{SUBJECT}", auth=ADMIN, headers={"Sec-Fetch-Site": site}
+        )
+        assert deleted.status_code == 403
+    assert client.get("/admin/credentials", auth=ADMIN).json() == before  # nothing rotated
+    read = client.get("/subjects", headers={"Sec-Fetch-Site": "cross-site"})
+    assert read.status_code == 200
+    for site in ({"Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"}, {}):
+        rotated = client.post("/admin/credentials/shipping/rotate", auth=ADMIN, headers=site)
+        assert rotated.status_code == 200, site
