@@ -602,7 +602,7 @@ def _swaps_fragment(request: Request) -> bool:
 
 
 @router.get("/products/{name}", response_class=HTMLResponse)
-async def product_page(request: Request, name: SentProductName, viewer: ViewerDep) -> HTMLResponse:
+def product_page(request: Request, name: SentProductName, viewer: ViewerDep) -> HTMLResponse:
     services = _services(request)
     product = find_product(services, name)
     if product is None:
@@ -615,7 +615,7 @@ async def product_page(request: Request, name: SentProductName, viewer: ViewerDe
 
 
 @router.get("/products/{name}/diff", response_class=HTMLResponse)
-async def product_diff(
+def product_diff(
     request: Request,
     name: SentProductName,
     viewer: ViewerDep,
@@ -623,7 +623,9 @@ async def product_diff(
     raw_to: Annotated[str | None, Query(alias="to")] = None,
 ) -> HTMLResponse:
     """The diff fragment to htmx (always 200: htmx swaps only successes, and a bad choice is
-    a message to show); without htmx the whole page, 400 for a bad choice."""
+    a message to show); without htmx the whole page, 400 for a bad choice. A plain ``def``,
+    as is the product page: a wide schema's diff and page are CPU work, kept off the event
+    loop (h54: one anonymous diff held every request, liveness included, for 8 s)."""
     services = _services(request)
     product = find_product(services, name)
     if product is None:

@@ -207,3 +207,20 @@ def test_json_line_diff_marks_lines() -> None:
         json_line_diff(CUSTOMER, json.loads(json.dumps(CUSTOMER)), old_label="a", new_label="b")
         == []
     )
+
+
+def test_versions_too_long_to_compare_line_by_line_get_one_line_saying_so() -> None:
+    """h54: two 5,000-field versions took difflib 8 s of CPU per request; past
+    MAX_DIFF_INPUT_LINES the line diff is one line, the field changes stay complete."""
+
+    def wide(doc: str, count: int) -> dict[str, Any]:
+        fields = [{"name": f"f{i}", "type": "string", "doc": f"{doc} {i}"} for i in range(count)]
+        return {"type": "record", "name": "Wide", "fields": fields}
+
+    old, new = wide("before", 5000), wide("after", 5000)
+    lines = json_line_diff(old, new, old_label="version 1", new_label="version 2")
+    assert [line.kind for line in lines] == ["hunk"]
+    assert "too long to compare line by line here" in lines[0].text
+    assert "50,012 lines" in lines[0].text
+    fitting = json_line_diff(wide("a", 300), wide("b", 300), old_label="1", new_label="2")
+    assert sum(1 for line in fitting if line.kind == "add") == 300
