@@ -145,3 +145,47 @@ def test_the_copied_snippets_read_the_product(
     for snippet in running:
         line = snippet.first_line_with(str(first["email"]), deadline)
         assert str(first["customer_id"]) in line
+
+
+def test_a_long_word_wraps_rather_than_widening_the_page(
+    portal_mesh: PortalMesh, secured_portal: PortalMesh, page: Any
+) -> None:
+    """h54: a description, tag or contact holding one long word (a URL, base64) made the
+    product page 296,687 px wide and the search page 38,911 px, for every visitor. The two
+    portals share one registry topic; either may hold the writer's role, and neither
+    advertises a URL to forward to, so the write goes to whichever is the writer."""
+    import yaml
+
+    from mesh_stream import registration
+    from mesh_stream.descriptor import parse_descriptor
+    from mesh_stream.errors import RegistryUnavailableError
+    from mesh_stream.project import load_project
+    from mesh_stream.registry.client import RegistryClient
+
+    source = next(
+        p for p in load_project(REPO_ROOT).descriptors() if p.name == "orders.order-placed"
+    )
+    document = source.to_document()
+    word = "w" * 4000
+    document.update(name="orders.long-words", description=f"See {word} for more.")
+    document["tags"] = [f"t{'x' * 2000}"]
+    long = parse_descriptor(yaml.safe_dump(document, sort_keys=False))
+    for url in (portal_mesh.url, secured_portal.url):
+        with RegistryClient(url, principal="admin", token=portal_mesh.token("admin")) as c:
+            try:
+                registration.register_product(c, long, REPO_ROOT, wait_for_inputs=0)
+                break
+            except RegistryUnavailableError:  # a follower: the other one is the writer
+                continue
+    else:
+        raise AssertionError("neither portal took the write")
+    portal_mesh.products.append(long.name)  # the search page's tests count it
+    shown_by = time.monotonic() + 15  # the open portal may be the follower: it catches up
+    while page.goto(f"{portal_mesh.url}/ui/products/orders.long-words").status == 404:
+        assert time.monotonic() < shown_by, "the open portal never showed the product"
+        time.sleep(0.2)
+    widest = "() => document.documentElement.scrollWidth"
+    for path in ("/ui/products/orders.long-words", "/ui/products?q=long-words"):
+        page.goto(f"{portal_mesh.url}{path}")
+        assert "orders.long-words" in page.locator("main").inner_text()
+        assert page.evaluate(widest) <= page.evaluate("() => window.innerWidth"), path

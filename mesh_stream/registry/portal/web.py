@@ -223,14 +223,14 @@ def _unknown_pages() -> APIRouter:
                 return RedirectResponse(target, status_code=308)
         if path.startswith(f"{PREFIX}/api/"):
             return JSONResponse(
-                {"error": f"The portal has no API at {request.url.path}."}, status_code=404
+                {"error": f"The portal has no API at {echo(path)}."}, status_code=404
             )
         return render(
             request,
             "error.html",
             {
                 "title": "Page not found",
-                "message": f"The portal has no page at {request.url.path}.",
+                "message": f"The portal has no page at {echo(path)}.",
             },
             status_code=404,
         )
