@@ -139,8 +139,9 @@ def is_guarded(path: str) -> bool:
 
 class SecurityHeaders(BaseHTTPMiddleware):
     """Adds :data:`SECURITY_HEADERS` to every portal and API-docs answer, errors included
-    (and ``Cache-Control: no-store`` to all but static files), and drops a session cookie
-    the viewer found no longer valid (``session_ended``)."""
+    (and ``Cache-Control: no-store`` to all but static files), ``nosniff`` and ``no-store``
+    to the API's, and drops a session cookie the viewer found no longer valid
+    (``session_ended``)."""
 
     async def dispatch(
         self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -163,6 +164,10 @@ class SecurityHeaders(BaseHTTPMiddleware):
                 response.headers.setdefault("Cache-Control", PAGE_CACHE_CONTROL)
             if getattr(request.state, "session_ended", False):
                 drop_session(response, request)
+        else:  # the API: JSON no browser should sniff, and answers (a sample's records, a
+            # credential listing) no cache should keep (h54)
+            response.headers.setdefault("X-Content-Type-Options", "nosniff")
+            response.headers.setdefault("Cache-Control", PAGE_CACHE_CONTROL)
         return response
 
 

@@ -90,10 +90,16 @@ def test_errors_and_posts_carry_them_too() -> None:
 
 
 def test_the_api_keeps_its_own_answers() -> None:
-    """The JSON API is not a page: no CSP there (its clients are programs)."""
-    answer = _client(read_auth=False).get("/subjects")
-    assert answer.status_code == 200
-    assert "content-security-policy" not in answer.headers
+    """The JSON API is not a page: no CSP there (its clients are programs). Its answers are
+    not sniffed by a browser nor kept by a cache (h54: a product's sample, its records
+    unmasked for the owner, went out with no Cache-Control), errors included."""
+    client = _client(read_auth=False)
+    for path, status in (("/subjects", 200), ("/schemas/ids/99", 404), ("/products/x.y", 404)):
+        answer = client.get(path)
+        assert answer.status_code == status, path
+        assert "content-security-policy" not in answer.headers
+        assert answer.headers["x-content-type-options"] == "nosniff", path
+        assert answer.headers["cache-control"] == "no-store", path
 
 
 def test_docs_is_swagger_ui_from_the_portals_own_static_files() -> None:
