@@ -69,6 +69,7 @@ from mesh_stream.kafka.clients import (
     is_fatal,
     is_wait_seconds,
     make_consumer,
+    refuse_connection_keys,
     unread_partitions,
 )
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error, resolve_connection
@@ -630,8 +631,16 @@ class ProductConsumer:
             # Checked before any Kafka client exists, so a wrong argument leaves nothing open.
             fields = _reads_by_product(reads, [s.product.name for s in self._sources.values()])
             wanted = bool(fields) if register is None else register
+            config = refuse_connection_keys(
+                config,
+                "consumer",
+                also={
+                    "group.id": f"the group is group_id={group_id!r} (its registration, dead "
+                    f"letters and errors name it)"
+                },
+            )
             for name in _OWN_COMMITS:  # refused as a publisher refuses acks=1, not ignored
-                given = (config or {}).get(name)
+                given = config.get(name)
                 if given is not None and str(given).lower() not in ("false", "0"):
                     raise ConfigurationError(
                         f"consumer config {name}={given!r} is not allowed: the consumer "
@@ -645,7 +654,7 @@ class ProductConsumer:
                 "log_level": 3,
                 # How soon a subscribed topic created later is noticed (librdkafka: 5 minutes).
                 "topic.metadata.refresh.interval.ms": 5000,
-                **dict(config or {}),
+                **config,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
             }

@@ -59,6 +59,7 @@ from mesh_stream.kafka.clients import (
     batches_within,
     is_wait_seconds,
     make_producer,
+    refuse_connection_keys,
 )
 from mesh_stream.kafka.connection import KafkaConnection, explain_kafka_error, resolve_connection
 from mesh_stream.kafka.dlq import RULE_NAME, rule_dead_letter
@@ -598,7 +599,7 @@ class ProductPublisher:
 
     @staticmethod
     def _producer_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
-        given = dict(config or {})
+        given = refuse_connection_keys(config, "producer")
         partitioner = given.get("partitioner", KEY_PARTITIONER)
         if partitioner not in typing.get_args(KeyPartitioner):
             raise ConfigurationError(

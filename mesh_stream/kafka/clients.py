@@ -107,6 +107,40 @@ def batches_within(settings: Mapping[str, Any], limits: list[int]) -> dict[str, 
 #: in-sync replica, and retried without duplicates or reordering. It is what makes "nothing
 #: lost" true for the SDK's publishers, the processors' outputs, the monitor and the registry.
 NO_LOSS_PRODUCER_CONFIG: dict[str, Any] = {"acks": "all", "enable.idempotence": True}
+#: librdkafka keys that say which cluster and who: they come from the connection (settings
+#: or ``KafkaConnection``), never from a caller's extra ``config``, where they replaced the
+#: connection after its checks had run against another cluster (h53).
+CONNECTION_KEYS = ("bootstrap.servers", "metadata.broker.list", "security.protocol", "client.id")
+CONNECTION_KEY_PREFIXES = ("sasl.", "ssl.", "ssl_")
+
+
+def refuse_connection_keys(
+    config: Mapping[str, Any] | None, who: str, *, also: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """``config`` (a caller's extra librdkafka settings) as a dict, refusing with a
+    :class:`ConfigurationError` a key the connection owns (:data:`CONNECTION_KEYS`, SASL and
+    TLS keys) or one of ``also`` (key -> where it is set instead), and anything not a mapping
+    of text keys. ``who`` names the client in the message (``producer``, ``consumer``)."""
+    if config is None:
+        return {}
+    if not isinstance(config, Mapping) or not all(isinstance(k, str) for k in config):
+        raise ConfigurationError(
+            f"{who} config must be a mapping of librdkafka setting names to values, not "
+            f"{type(config).__name__}"
+        )
+    for key in config:
+        lowered = key.lower()
+        if lowered in CONNECTION_KEYS or lowered.startswith(CONNECTION_KEY_PREFIXES):
+            raise ConfigurationError(
+                f"{who} config {key!r} is not allowed: the cluster and the credentials come "
+                f"from the connection (MESH_BOOTSTRAP_SERVERS, MESH_KAFKA_* settings, or a "
+                f"KafkaConnection), which the product checks ran against"
+            )
+        if also is not None and lowered in also:
+            raise ConfigurationError(f"{who} config {key!r} is not allowed: {also[lowered]}")
+    return dict(config)
+
+
 #: librdkafka's codes for a record that got no answer within ``message.timeout.ms``: it may
 #: have been stored all the same, and a NOT_ENOUGH_REPLICAS retried to the end ends so too.
 UNANSWERED_CODES = frozenset({KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT})

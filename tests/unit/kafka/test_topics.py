@@ -282,3 +282,18 @@ def test_a_call_is_asked_again_only_while_a_partition_has_no_leader_yet() -> Non
         topics.while_no_leader(failing(1, denied), attempts=5, pause_s=0)
     assert len(calls) == 1
     assert not topics.no_leader_yet(ValueError("not Kafka's"))
+
+
+def test_a_consumers_group_and_connection_come_from_its_arguments_not_its_config() -> None:
+    from mesh_stream.kafka.clients import refuse_connection_keys
+
+    also = {"group.id": "the group is group_id='billing.x'"}
+    assert refuse_connection_keys({"fetch.min.bytes": 1}, "consumer", also=also) == {
+        "fetch.min.bytes": 1
+    }
+    assert refuse_connection_keys(None, "consumer") == {}
+    for bad in ({"group.id": "other"}, {"Bootstrap.Servers": "x:1"}, {"sasl.username": "u"}):
+        with pytest.raises(ConfigurationError, match=r"^consumer config .* is not allowed"):
+            refuse_connection_keys(bad, "consumer", also=also)
+    with pytest.raises(ConfigurationError, match="must be a mapping"):
+        refuse_connection_keys(["group.id"], "consumer")  # type: ignore[arg-type]

@@ -190,3 +190,30 @@ def test_a_publisher_without_a_write_credential_starts_on_the_registered_version
                 create_topic=False,
             )
         assert refused.value.status == 401
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"bootstrap.servers": "127.0.0.1:2"},
+        {"sasl.password": "hunter2"},
+        {"security.protocol": "plaintext"},
+        {"ssl.ca.location": "/tmp/ca.pem"},
+        [("acks", "all")],
+    ],
+)
+def test_config_may_not_replace_the_connection(client: RegistryClient, config: Any) -> None:
+    """h53: ``config={"bootstrap.servers": ...}`` sent the records to another cluster than
+    the one the topic and registry checks ran against, and they timed out there."""
+    with pytest.raises(ConfigurationError) as refused:
+        ProductPublisher(
+            product(rules=[]),
+            bootstrap_servers="127.0.0.1:1",
+            registry=client,
+            schema=SCHEMA,
+            config=config,
+            create_topic=False,
+        )
+    said = str(refused.value)
+    assert said.startswith("producer config ")
+    assert "hunter2" not in said
