@@ -24,6 +24,7 @@ import operator
 import threading
 import time
 import typing
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,7 @@ from mesh_stream.errors import (
     DeserializationError,
     KafkaAuthorizationError,
     KafkaSecurityError,
+    MeshError,
     ProductNotFoundError,
     RegistryUnavailableError,
     RuleViolationError,
@@ -98,6 +100,12 @@ DEFAULT_PRODUCER_CONFIG: dict[str, Any] = {
     "log_level": 3,
 }
 POLL_EVERY = 256
+#: Seconds ``publish`` waits while librdkafka's queue is full and Kafka acknowledges none of
+#: it; then the record is refused (it waited up to ``message.timeout.ms``, 5 minutes).
+QUEUE_FULL_WAIT_S = 30.0
+#: Seconds a publisher nobody closed (collected, or the interpreter ending) waits for the
+#: records still in flight, which were lost without a word before.
+UNCLOSED_FLUSH_S = 10.0
 SHOWN_RECORDS = 10
 # Delivery errors that mean "this principal may not write here": raised as our
 # KafkaSecurityError (topic, principal, missing ACL), not as a plain DeliveryError.
@@ -545,6 +553,8 @@ class ProductPublisher:
                     )
             settings = batches_within(settings, [limit for limit in limits if limit])
         self._producer = make_producer(self.connection, settings)
+        self._lifetime = _Lifetime(self._producer, self.product.name)
+        weakref.finalize(self, _flush_unclosed, self._lifetime)
         self._produce = self._producer.produce
         self._poll = self._producer.poll
         self._sent = 0
@@ -843,12 +853,23 @@ class ProductPublisher:
         self, value: bytes, key: Any, callback: Any, *, topic: str | None = None, **extra: Any
     ) -> None:
         target = topic or self.topic
+        stalled_since, settled = time.monotonic(), self._settled
         while True:
             try:
                 self._produce(target, value, key, on_delivery=callback, **extra)
                 return
-            except BufferError:
-                self._poll(0.05)  # queue full: let deliveries drain, then retry
+            except BufferError:  # queue full: let deliveries drain, then retry
+                if self._settled != settled:  # Kafka is taking records: keep waiting
+                    stalled_since, settled = time.monotonic(), self._settled
+                elif time.monotonic() - stalled_since > QUEUE_FULL_WAIT_S:
+                    raise DeliveryError(
+                        f"a record of {self.product.name} was not published: the producer's "
+                        f"queue is full ({self.in_flight:,} records in flight; config "
+                        f"queue.buffering.max.messages / .kbytes) and Kafka acknowledged none "
+                        f"of them for {QUEUE_FULL_WAIT_S:g} s; flush() says what became of "
+                        f"them"
+                    ) from None
+                self._poll(0.05)
             except KafkaException as exc:
                 refused = self._security_error(exc)
                 if refused is not None:
@@ -884,6 +905,7 @@ class ProductPublisher:
         self._count_settled()
         if error is not None:
             self._failed.append(self._undelivered(error, message))
+            self._lifetime.failed += 1
             if self._refusal is None and error.code() in _SECURITY_CODES:
                 self._refusal = error
 
@@ -1054,10 +1076,14 @@ class ProductPublisher:
         return self._sent - self._settled
 
     def close(self, timeout: float = 30.0) -> None:
-        """Flush (raising :class:`DeliveryError` for anything undelivered), then release."""
-        if self._closed:
+        """Flush (raising :class:`DeliveryError` for anything undelivered), then release.
+        Closing again does nothing, unless records are still queued (a ``close`` that raised
+        for them): it waits for those again, as ``flush`` does."""
+        _check_flush_timeout(timeout, "timeout")
+        if self._closed and not self.in_flight:
             return
         self._closed = True
+        self._lifetime.closed = True
         try:
             self._flush(timeout)
         finally:
@@ -1076,7 +1102,54 @@ class ProductPublisher:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.close()
+        if exc is None:
+            self.close()
+            return
+        try:  # the block failed: its records are still delivered, its error stays the error
+            self.close()
+        except MeshError as undelivered:
+            _note_undelivered(exc, undelivered)
+
+
+def _note_undelivered(exc: BaseException, undelivered: MeshError) -> None:
+    """Tell of records a failed ``with`` block left undelivered, on the block's own error
+    (which a :class:`DeliveryError` raised instead would have hidden) and in the log."""
+    log.warning("%s (while leaving a with block on %s)", undelivered, type(exc).__name__)
+    exc.add_note(f"while closing the publisher: {undelivered}")
+
+
+@dataclass
+class _Lifetime:
+    """What a publisher's finalizer may hold (never the publisher itself): its client, its
+    product's name, and whether it was closed."""
+
+    producer: Any
+    name: str
+    closed: bool = False
+    #: Records Kafka refused or that timed out, since the publisher was made.
+    failed: int = 0
+
+
+def _flush_unclosed(lifetime: _Lifetime) -> None:
+    """A publisher nobody closed: wait a while for its records in flight and say so, rather
+    than let them die with the process (librdkafka drops its queue at exit)."""
+    if lifetime.closed:
+        return
+    with contextlib.suppress(Exception):
+        if not len(lifetime.producer):  # nothing queued, no delivery report unread
+            return
+        failed_before = lifetime.failed
+        unsent = lifetime.producer.flush(UNCLOSED_FLUSH_S)  # serves the delivery reports
+        lost = unsent + lifetime.failed - failed_before
+        log.warning(
+            "the publisher of %s was not closed while records were in flight: %s; close it "
+            "(or use `with`) so that delivery is checked and failures raised",
+            lifetime.name,
+            f"{lost} record(s) not delivered (refused, timed out or still queued after "
+            f"{UNCLOSED_FLUSH_S:g} s), lost"
+            if lost
+            else "every one was acknowledged as it was collected",
+        )
 
 
 class AsyncProductPublisher:
@@ -1263,10 +1336,12 @@ class AsyncProductPublisher:
         """Wait for every record sent (raising :class:`DeliveryError` for any refused, timed
         out, or still queued after ``timeout``), then release. Records still queued keep
         being served, so their awaits settle; closing again waits for them again."""
+        _check_flush_timeout(timeout, "timeout")
         publisher = self._publisher
         if publisher._closed and not self._poller.is_alive():  # closing twice is fine
             return
         publisher._closed = True
+        publisher._lifetime.closed = True
         try:
             await self._serving_alone(lambda: publisher._flush(timeout))
         finally:
@@ -1285,7 +1360,13 @@ class AsyncProductPublisher:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await self.close()
+        if exc is None:
+            await self.close()
+            return
+        try:  # as ProductPublisher's: the block's error stays the error
+            await self.close()
+        except MeshError as undelivered:
+            _note_undelivered(exc, undelivered)
 
 
 def open_publisher(

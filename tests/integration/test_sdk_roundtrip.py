@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import random
 import string
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -519,3 +522,54 @@ def test_no_registry_calls_per_record_after_warm_up(
         rest = consume_all(consumer, 1999)
         assert len(rest) == 1999
         assert client.http_calls == before
+
+
+def test_a_publisher_nobody_closed_still_delivers_what_it_accepted(
+    kafka: KafkaAddress, registry: RegistryAddress
+) -> None:
+    """h53: a script that published 50 records and ended with sys.exit, the publisher never
+    closed, delivered none of them, silently. Its finalizer waits for them at the exit."""
+    product = new_product("unclosed")
+    script = f"""
+import json
+import sys
+from mesh_stream.descriptor import DataProduct
+from mesh_stream.producer import ProductPublisher
+from mesh_stream.registry.client import RegistryClient
+from tests.fixtures.sdk.helpers import REPO_ROOT, make_order
+product = DataProduct.model_validate(json.loads({json.dumps(product.to_document())!r}))
+client = RegistryClient({registry.url!r}, principal="orders", token={registry.tokens["orders"]!r})
+made = ProductPublisher(product, bootstrap_servers={kafka.bootstrap_servers!r}, registry=client,
+    root=REPO_ROOT, config={{"linger.ms": 2000}})
+for index in range(50):
+    made.publish(make_order(index))
+sys.exit(0)
+"""
+    ended = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ended.returncode == 0, ended.stderr
+    assert sum(end_offsets(kafka.bootstrap_servers, product.topic, 3)) == 50
+    assert f"the publisher of {product.name} was not closed while records were in flight" in (
+        ended.stderr
+    )
+    assert "every one was acknowledged" in ended.stderr
+
+
+def test_a_with_block_that_fails_keeps_its_error_and_delivers_its_records(
+    kafka: KafkaAddress, client: RegistryClient
+) -> None:
+    """h53: leaving a failed block waited for the records and, were one undelivered, raised
+    a DeliveryError in place of the block's own error. The block's error is the error."""
+    product = new_product("failed-block")
+    publisher = publisher_for(product, kafka, client)
+    with pytest.raises(ValueError, match="the application's own") as raised, publisher:  # noqa: PT012
+        publisher.publish(make_order(1))
+        raise ValueError("the application's own error")
+    assert not getattr(raised.value, "__notes__", None)  # delivered: nothing to add
+    assert sum(end_offsets(kafka.bootstrap_servers, product.topic, 3)) == 1
