@@ -891,7 +891,14 @@ class ProductConsumer:
         return records
 
     def __iter__(self) -> Iterator[ConsumedRecord]:
-        """Records forever (until :meth:`close`); commit as you go with :meth:`commit`."""
+        """Records forever (until :meth:`close`); commit as you go with :meth:`commit`.
+        Iterating a consumer already closed is a :class:`ConfigurationError`, as reading it is
+        (it yielded nothing, like a consumer with nothing to read)."""
+        if self._closed:
+            raise self._closed_error()
+        return self._records()
+
+    def _records(self) -> Iterator[ConsumedRecord]:
         while not self._closed:
             yield from self.consume(500, 1.0)
 

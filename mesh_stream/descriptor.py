@@ -927,9 +927,16 @@ def described_twice(name: str, first: Path | str) -> str:
     )
 
 
-def load_descriptors(domains_dir: Path | str) -> list[DataProduct]:
-    """Load every descriptor below ``domains_dir``; all errors are reported together."""
+def load_descriptors(domains_dir: Path | str, *, missing_ok: bool = False) -> list[DataProduct]:
+    """Load every descriptor below ``domains_dir``; all errors are reported together. A
+    folder that does not exist is a :class:`DescriptorError` (a mistyped path read as "no
+    products", h53), unless ``missing_ok`` (a project with no product yet)."""
     domains_dir = _as_path("load_descriptors", domains_dir)
+    if not missing_ok and not os.path.lexists(domains_dir):
+        raise DescriptorError(
+            f"{domains_dir}: no such folder; load_descriptors reads the folder holding "
+            f"<domain>/products/*.yaml (a project's `products` folder, `domains` by default)"
+        )
     products: list[DataProduct] = []
     errors: list[str] = []
     first: dict[str, Path] = {}

@@ -223,7 +223,7 @@ class MeshProject:
 
     def descriptors(self) -> list[DataProduct]:
         """Every local descriptor; one of a domain the project does not own is an error."""
-        products = load_descriptors(self.descriptors_dir)
+        products = load_descriptors(self.descriptors_dir, missing_ok=True)
         strangers = [(p, problem) for p in products if (problem := self.foreign_domain(p.domain))]
         if strangers:
             raise DescriptorError(

@@ -542,7 +542,7 @@ def plan_project(
     of them, with file:line)."""
     folder = load_project(root, defaults_without_file=True).descriptors_dir
     return plan_acls(
-        load_descriptors(folder),
+        load_descriptors(folder, missing_ok=True),
         domains=project_domains(folder),
         registry_principal=registry_principal,
         registry_topic=registry_topic,

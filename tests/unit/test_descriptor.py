@@ -265,3 +265,13 @@ def test_a_descriptor_the_registry_would_refuse_as_too_large_is_refused_at_its_f
     ):
         parse_descriptor(BIG.format(description="ok", tags=tags), "f.yaml")
     assert parse_descriptor(BIG.format(description="x" * 20_000, tags="a"), "f.yaml").name
+
+
+def test_a_folder_that_does_not_exist_is_said_so_not_read_as_no_products(tmp_path: Path) -> None:
+    """h53: ``load_descriptors("/nonexistent")`` returned [], like a project with none."""
+    missing = tmp_path / "domians"
+    with pytest.raises(DescriptorError, match=r"domians: no such folder; load_descriptors"):
+        load_descriptors(missing)
+    assert load_descriptors(missing, missing_ok=True) == []
+    (tmp_path / "empty").mkdir()
+    assert load_descriptors(tmp_path / "empty") == []
