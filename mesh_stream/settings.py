@@ -12,7 +12,7 @@ import enum
 import os
 import re
 import shlex
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -335,11 +335,18 @@ class MeshSettings(BaseSettings):
 
     def __init__(self, **values: Any) -> None:
         """Read the ``MESH_*`` variables (``values`` win); a bad one raises
-        :class:`~mesh_stream.errors.SettingsError`, a ``MeshError`` like every other."""
+        :class:`~mesh_stream.errors.SettingsError`, a ``MeshError`` like every other, and so
+        does a keyword that is no setting (it was ignored: ``bootstrap_server=`` left the
+        default in force, h53)."""
+        unknown = sorted(  # pydantic-settings' own options start with "_" (_env_file)
+            name for name in values if name not in type(self).model_fields and name[:1] != "_"
+        )
+        if unknown:
+            raise SettingsError(unknown_arguments(unknown, list(type(self).model_fields)))
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            raise SettingsError(environment_problems(exc)) from exc
+            raise SettingsError(environment_problems(exc, given=set(values))) from exc
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         """What ``repr`` and ``str`` show: a ``principal:token@`` in the registry URL (the
@@ -829,17 +836,32 @@ def _shortened(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
-def environment_problems(exc: ValidationError) -> str:
-    """One line per bad ``MESH_*`` variable: its name, the value given and what is expected."""
-    lines = ["invalid MESH_* environment setting:"]
+def unknown_arguments(unknown: list[str], known: list[str]) -> str:
+    """Keywords given to a settings class that are none of its settings, with the nearest."""
+    said = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        said.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return f"not a mesh-stream setting: {', '.join(said)}"
+
+
+def environment_problems(exc: ValidationError, given: Collection[str] = ()) -> str:
+    """One line per bad setting: its name, the value given and what is expected. A setting
+    in ``given`` (keyword arguments) is named as the argument, the others as the
+    ``MESH_*`` variable they were read from."""
+    named = {str(problem["loc"][0]) for problem in exc.errors() if problem["loc"]}
+    from_env = not named <= set(given)
+    lines = ["invalid MESH_* environment setting:" if from_env else "invalid setting:"]
     for problem in exc.errors(include_url=False):
         field = ".".join(str(part) for part in problem["loc"])
         secret = any(word in field for word in _SECRET_WORDS)
         shown = problem.get("input")
         if isinstance(shown, str) and ("://" in shown or "@" in shown):  # user:token@, ?token=
             shown = shown_url(shown)
-        given = "<hidden>" if secret else _shortened(repr(shown))
-        lines.append(f"  MESH_{field.upper()}={given}: {validation_problem(problem)}")
+        value = "<hidden>" if secret else _shortened(repr(shown))
+        argument = bool(problem["loc"]) and str(problem["loc"][0]) in given
+        name = field if argument else f"MESH_{field.upper()}"
+        lines.append(f"  {name}={value}: {validation_problem(problem)}")
     return "\n".join(lines)
 
 

@@ -299,7 +299,7 @@ def test_a_short_portal_session_secret_is_refused_without_repeating_it() -> None
     with pytest.raises(SettingsError) as caught:
         MeshSettings(registry_session_secret="hunter2-hunter2")
     shown = str(caught.value)
-    assert "MESH_REGISTRY_SESSION_SECRET=<hidden>: is shorter than 16" in shown
+    assert "registry_session_secret=<hidden>: is shorter than 16" in shown
     assert "hunter2" not in shown
     assert "hunter2" not in str(caught.value)  # printed as it is, outside the CLI
     secret = MeshSettings(registry_session_secret="x" * 16).registry_session_secret
@@ -318,3 +318,28 @@ def test_repr_and_str_of_the_settings_hide_a_token_in_the_registry_url(
     for shown in (repr(settings), str(settings)):
         assert "s3cret-1" not in shown
         assert "registry_url='http://<hidden>@registry:8081'" in shown
+
+
+def test_a_keyword_that_is_no_setting_is_refused_with_the_nearest_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """h53: ``MeshSettings(bootstrap_server="x:1")`` was ignored, the default left in force;
+    and a bad keyword was named as the MESH_* variable it was not read from."""
+    monkeypatch.setenv("MESH_BROKER_PORT", "9093")
+    with pytest.raises(SettingsError) as refused:
+        MeshSettings(bootstrap_server="kafka:9092", colour="blue")
+    assert str(refused.value) == (
+        "not a mesh-stream setting: 'bootstrap_server' (did you mean 'bootstrap_servers'?), "
+        "'colour'"
+    )
+    with pytest.raises(SettingsError) as refused:
+        MeshSettings(broker_port="abc")
+    assert str(refused.value).splitlines()[:2] == [
+        "invalid setting:",
+        "  broker_port='abc': Input should be a valid integer, unable to parse string as an "
+        "integer",
+    ]
+    monkeypatch.setenv("MESH_BROKER_PORT", "abc")
+    with pytest.raises(SettingsError, match=r"^invalid MESH_\* environment setting:\n  MESH_"):
+        MeshSettings(bootstrap_servers="kafka:9092")
+    assert MeshSettings(broker_port=9094, _env_file=None).broker_port == 9094
