@@ -41,6 +41,8 @@ class _Builder:
     def __init__(self, named: Mapping[str, Any]) -> None:
         self.named = named
         self.models: dict[str, type[BaseModel]] = {}
+        #: Records being built, outermost first: one met again holds itself.
+        self.building: list[str] = []
 
     def annotation(self, schema: Any) -> Any:
         if isinstance(schema, str):
@@ -105,8 +107,24 @@ class _Builder:
         name = str(schema["name"])
         if name in self.models:
             return self.models[name]
+        if name in self.building:  # h53: a RecursionError
+            cycle = " -> ".join(
+                _short(n) for n in [*self.building[self.building.index(name) :], name]
+            )
+            raise SchemaError(
+                f"{name}: a record that holds itself ({cycle}) cannot become a pydantic model "
+                f"here; publish and read this product as dicts"
+            )
+        self.building.append(name)
+        try:
+            return self._record_model(name, schema)
+        finally:
+            self.building.pop()
+
+    def _record_model(self, name: str, schema: Mapping[str, Any]) -> type[BaseModel]:
         fields: dict[str, Any] = {}
         for item in schema["fields"]:
+            _check_field_name(name, str(item["name"]))
             extra = {"pii": True} if item.get("pii") else None
             options: dict[str, Any] = {"description": item.get("doc")}
             if extra:
@@ -127,6 +145,17 @@ class _Builder:
         model.__avro_name__ = name  # type: ignore[attr-defined]
         self.models[name] = model
         return model
+
+
+def _check_field_name(record: str, field: str) -> None:
+    """A :class:`SchemaError` for a field name pydantic cannot take as a model field (h53: a
+    leading ``_`` raised PydanticUserError, ``model_dump`` a ValueError)."""
+    if field.startswith("_") or (field.startswith("model_") and hasattr(BaseModel, field)):
+        raise SchemaError(
+            f"{record}.{field}: the field name {field!r} is pydantic's own (a private name or "
+            f"an attribute every model has), so it cannot become a model field; publish and "
+            f"read this product as dicts"
+        )
 
 
 #: Where a generated model keeps the schema it was made from (see :func:`source_schema`).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import uuid
+import warnings
 from typing import Any, Literal
 
 import pytest
@@ -150,3 +151,28 @@ def test_a_generated_model_remembers_its_schema_as_given_then() -> None:
         a: int
 
     assert source_schema(HandWritten) is None
+
+
+def test_schemas_pydantic_cannot_model_are_named_not_a_traceback_of_its_own() -> None:
+    """h53: a record holding itself was a RecursionError, a field ``_private`` pydantic's
+    PydanticUserError, ``model_dump`` a ValueError; each is a SchemaError naming it. A name
+    pydantic only warns about (``schema``) still makes a model."""
+    node = {
+        "type": "record",
+        "name": "Node",
+        "namespace": "io.x",
+        "fields": [
+            {"name": "value", "type": "int"},
+            {"name": "next", "type": ["null", "Node"], "default": None},
+        ],
+    }
+    with pytest.raises(SchemaError, match=r"^io\.x\.Node: a record that holds itself \(Node "):
+        model_from_schema(node)
+    for field in ("_private", "model_dump", "model_fields"):
+        bad = {"type": "record", "name": "P", "fields": [{"name": field, "type": "int"}]}
+        with pytest.raises(SchemaError, match=rf"^P\.{field}: the field name '{field}' is "):
+            model_from_schema(bad)
+    fine = {"type": "record", "name": "P", "fields": [{"name": "model_name", "type": "int"}]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert model_from_schema(fine)(model_name=1).model_name == 1  # type: ignore[attr-defined]
