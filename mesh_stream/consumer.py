@@ -1219,7 +1219,16 @@ class ProductConsumer:
         subscribed topic then counts as existing, and none as moved)."""
         try:
             return dict(self._consumer.list_topics(timeout=10).topics)
-        except KafkaException:
+        except KafkaException as exc:
+            # said, not raised: a consumer outlasts an outage, one started early included;
+            # but "reads nothing" must not look like "nothing to read" (h53)
+            log.warning(
+                "the consumer of group %s could not list Kafka's topics at %s (%s); it waits "
+                "for the cluster and reads nothing until it answers",
+                self.group_id,
+                self.connection.bootstrap_servers,
+                exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else exc,
+            )
             return None
 
     def _moved_majors(self, known: Mapping[str, Any]) -> dict[str, list[str]]:

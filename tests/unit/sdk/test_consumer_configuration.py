@@ -10,6 +10,7 @@ and committing past them would lose the group's whole input without a word.
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -74,12 +75,12 @@ class Harness:
         self.opened: list[ProductConsumer] = []
 
     def open(self, **options: Any) -> ProductConsumer:
+        options.setdefault("from_beginning", True)  # no metadata request for new topics
         consumer = ProductConsumer(
             [self.product],
             group_id="unit",
             bootstrap_servers="127.0.0.1:9",  # never contacted: messages are handed in
             registry=self.registry,  # type: ignore[arg-type]
-            from_beginning=True,  # no metadata request for new topics
             config={"log_level": 0},
             root=None,
             **options,
@@ -550,3 +551,16 @@ def test_an_invalid_reader_schema_names_its_product(reader: Any, said: str) -> N
     message = str(caught.value)
     assert message.startswith(f"reader_schemas[{product.name!r}] is not a valid Avro schema: ")
     assert said in message
+
+
+def test_a_consumer_that_cannot_reach_kafka_says_so_rather_than_read_nothing_silently(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """h53: built against an address where no broker answers, the consumer returned [] for
+    ever, which reads as "nothing to read". It still waits for the cluster (an outage, or a
+    service started before Kafka), and says so once, naming the address."""
+    with caplog.at_level(logging.WARNING, logger="mesh_stream.consumer"):
+        consumer = harness.open(from_beginning=False)
+    assert "the consumer of group unit could not list Kafka's topics at 127.0.0.1:9" in caplog.text
+    assert "it waits for the cluster and reads nothing until it answers" in caplog.text
+    assert consumer.consume(10, 0.1) == []
