@@ -539,7 +539,7 @@ _API_VERSIONS = b"\x00\x00\x00\x0e\x00\x12\x00\x00\x00\x00\x00\x01\x00\x04mesh"
 #: answers it; a SASL listener closes the connection (it wants the handshake first).
 _METADATA = b"\x00\x00\x00\x12\x00\x03\x00\x00\x00\x00\x00\x02\x00\x04mesh\x00\x00\x00\x00"
 
-ListenerReply = Literal["plain", "answered", "closed", "silent"]
+ListenerReply = Literal["plain", "answered", "closed", "silent", "http"]
 
 
 def _answered(sock: socket.socket) -> bool:
@@ -562,8 +562,8 @@ def _answered(sock: socket.socket) -> bool:
 def _listener_reply(conn: KafkaConnection, wait: float = REPLY_WAIT) -> ListenerReply | None:
     """What a bootstrap server that accepts TCP does with plain Kafka requests: answers them
     all (``plain``: a PLAINTEXT listener), answers ApiVersions only and closes on the next
-    (``answered``: a SASL listener), closes the connection, or stays silent for ``wait`` s;
-    None when none accepts TCP."""
+    (``answered``: a SASL listener), closes the connection, answers in HTTP (``http``: a web
+    server, the registry say), or stays silent for ``wait`` s; None when none accepts TCP."""
     for host, port in conn.addresses:
         try:
             sock = socket.create_connection((host.strip("[]"), int(port)), timeout=1.0)
@@ -573,6 +573,8 @@ def _listener_reply(conn: KafkaConnection, wait: float = REPLY_WAIT) -> Listener
             try:
                 sock.settimeout(wait)
                 sock.sendall(_API_VERSIONS)
+                if sock.recv(5, socket.MSG_PEEK).startswith(b"HTTP/"):  # a web server's 400
+                    return "http"
                 if not _answered(sock):
                     return "closed"
             except TimeoutError:
@@ -620,6 +622,12 @@ def _handshake_error(
             f"MESH_KAFKA_SECURITY_PROTOCOL=PLAINTEXT (and drop the MESH_KAFKA_SASL_* and "
             f"MESH_KAFKA_SSL_* settings), or point MESH_BOOTSTRAP_SERVERS at the cluster's "
             f"{protocol} listener"
+        )
+    if reply == "http":  # h53: it was said to need credentials or TLS
+        return BrokerUnreachableError(
+            f"{conn.bootstrap_servers} is an HTTP server, not a Kafka listener (it answered a "
+            f"Kafka request with HTTP: the registry's port, say); check MESH_BOOTSTRAP_SERVERS "
+            f"(or --bootstrap-servers)"
         )
     if reply == "silent":
         return BrokerUnreachableError(

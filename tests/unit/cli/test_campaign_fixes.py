@@ -198,7 +198,8 @@ def test_init_errors_never_show_python_class_names(capsys: pytest.CaptureFixture
 
 
 def serve(handler: str) -> tuple[socket.socket, int]:
-    """A TCP listener that never answers (``silent``) or closes after reading (``closes``)."""
+    """A TCP listener that never answers (``silent``), closes after reading (``closes``) or
+    answers in HTTP (``http``)."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(8)
@@ -212,6 +213,10 @@ def serve(handler: str) -> tuple[socket.socket, int]:
                 return
             if handler == "closes":
                 peer.recv(100)
+                peer.close()
+            elif handler == "http":  # a web server's answer to bytes it cannot read
+                peer.recv(100)
+                peer.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
                 peer.close()
             else:
                 held.append(peer)
@@ -245,6 +250,24 @@ def test_a_listener_that_never_answers_is_not_said_to_close_connections() -> Non
         unused.bind(("127.0.0.1", 0))
         nobody = int(unused.getsockname()[1])
     assert _listener_reply(KafkaConnection.create(f"127.0.0.1:{nobody}")) is None
+
+
+def test_an_http_server_given_as_kafka_is_said_to_be_one_not_to_want_credentials() -> None:
+    """h53: the registry's port as MESH_BOOTSTRAP_SERVERS was a KafkaAuthenticationError
+    saying the listener needs credentials or TLS."""
+    web, port = serve("http")
+    try:
+        conn = KafkaConnection.create(f"127.0.0.1:{port}")
+        assert _listener_reply(conn, wait=2) == "http"
+        error = _handshake_error(conn, "http", 2)
+        assert isinstance(error, BrokerUnreachableError)
+        assert str(error) == (
+            f"127.0.0.1:{port} is an HTTP server, not a Kafka listener (it answered a Kafka "
+            f"request with HTTP: the registry's port, say); check MESH_BOOTSTRAP_SERVERS (or "
+            f"--bootstrap-servers)"
+        )
+    finally:
+        web.close()
 
 
 # -- products plan: local mistakes before remote ones ----------------------------------------
