@@ -874,9 +874,12 @@ class ProductPublisher:
                 refused = self._security_error(exc)
                 if refused is not None:
                     raise refused from exc
+                error = exc.args[0] if exc.args else None
+                said = (  # librdkafka's words and code name, not KafkaError{code=...} (h53)
+                    f"{error.str()} ({error.name()})" if isinstance(error, KafkaError) else exc
+                )
                 raise DeliveryError(
-                    f"Kafka refused a record of {self.product.name} for topic {target}: "
-                    f"{exc.args[0] if exc.args else exc}"
+                    f"Kafka refused a record of {self.product.name} for topic {target}: {said}"
                 ) from exc
 
     def _count_sent(self) -> None:

@@ -695,6 +695,11 @@ class RegistryClient:
         arrive within ``within_s``: httpx's timeouts bound each read, so a server sending its
         answer a byte at a time kept a command waiting for ever."""
         deadline = time.monotonic() + within_s
+        if self._http.is_closed:  # httpx's own words are a RuntimeError (h53)
+            raise ConfigurationError(
+                f"the registry client of {self.url} is closed; {method} {path} was not sent "
+                f"(open a new RegistryClient)"
+            )
         with self._http.stream(method, path, **request) as streamed:
             chunks = []
             for chunk in streamed.iter_bytes():

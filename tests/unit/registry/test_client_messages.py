@@ -308,3 +308,16 @@ def test_a_url_credential_and_a_token_that_differ_are_refused_not_one_ignored() 
         same.close()  # the same credential, whole or in part, is no conflict (h43)
     with pytest.raises(ConfigurationError):
         RegistryClient("http://admin:t0k@127.0.0.1:1", principal="orders", token=None)
+
+
+def test_a_closed_client_says_so_in_our_words() -> None:
+    """h53: any call after close() raised httpx's RuntimeError ("Cannot send a request, as
+    the client has been closed")."""
+    client = RegistryClient("http://127.0.0.1:9", timeout=1)
+    client.close()
+    with pytest.raises(ConfigurationError) as refused:
+        client.list_products()
+    assert str(refused.value) == (
+        "the registry client of http://127.0.0.1:9 is closed; GET /products was not sent "
+        "(open a new RegistryClient)"
+    )
