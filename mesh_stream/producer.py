@@ -1410,10 +1410,28 @@ def open_publisher(
             f"settings must be a MeshSettings (e.g. MeshSettings(), which reads MESH_*), got "
             f"{_described(settings)}"
         )
-    if registry is None:
-        from mesh_stream.registry.client import RegistryClient
+    config = refuse_connection_keys(config, "producer")  # a list: said, not a TypeError
+    if registry is not None:
+        return _open_publisher(product, settings, registry, root, config, connection, major)
+    from mesh_stream.registry.client import RegistryClient
 
-        registry = RegistryClient.from_settings(settings)
+    made = RegistryClient.from_settings(settings)
+    try:
+        return _open_publisher(product, settings, made, root, config, connection, major)
+    except BaseException:  # the client it made is closed, not left to a ResourceWarning
+        made.close()
+        raise
+
+
+def _open_publisher(
+    product: str | DataProduct,
+    settings: MeshSettings,
+    registry: RegistryClient,
+    root: Path | None,
+    config: Mapping[str, Any],
+    connection: KafkaConnection | None,
+    major: int | None,
+) -> ProductPublisher:
     project = locate_project(root, settings)
     local = local_product(product, project)
     descriptor = local or resolve_product(product, project=None, registry=registry)
@@ -1423,7 +1441,7 @@ def open_publisher(
             old,
             connection=connection or KafkaConnection.from_settings(settings),
             registry=registry,
-            config={"partitioner": settings.producer_partitioner, **(config or {})},
+            config={"partitioner": settings.producer_partitioner, **config},
             schema_source=f"the latest version of subject {old.value_subject}",
             registered=latest,
         )
@@ -1439,7 +1457,7 @@ def open_publisher(
         descriptor,
         connection=connection or KafkaConnection.from_settings(settings),
         registry=registry,
-        config={"partitioner": settings.producer_partitioner, **(config or {})},
+        config={"partitioner": settings.producer_partitioner, **config},
         root=project.root if project is not None else None,
         auto_register=auto_register,
     )

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from mesh_stream import producer as producer_module
-from mesh_stream.errors import ConfigurationError, DeliveryError
-from mesh_stream.producer import ProductPublisher
+from mesh_stream.errors import ConfigurationError, DeliveryError, RegistryError
+from mesh_stream.producer import ProductPublisher, open_publisher
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.registry.service.server import RegistryServer
 from tests.unit.registry.conftest import TOKENS
@@ -130,3 +130,29 @@ sys.exit(0)
         f"record(s) not delivered (refused, timed out or still queued after 10 s), lost"
         in ended.stderr
     )
+
+
+def test_open_publisher_checks_config_first_and_closes_the_client_it_made_on_failure(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """h53: ``config=[1]`` was a TypeError, and a failed open left its registry client open
+    (a ResourceWarning)."""
+    from mesh_stream.registry import client as client_module
+    from mesh_stream.settings import MeshSettings
+
+    settings = MeshSettings(registry_url="http://127.0.0.1:9", bootstrap_servers="127.0.0.1:1")
+    with pytest.raises(ConfigurationError, match=r"^producer config must be a mapping"):
+        open_publisher("orders.order-placed", settings=settings, config=[1])  # type: ignore[arg-type]
+    made: list[RegistryClient] = []
+    real = client_module.RegistryClient.from_settings
+
+    def spied(given: MeshSettings) -> RegistryClient:
+        made.append(real(given))
+        return made[-1]
+
+    monkeypatch.setattr(client_module.RegistryClient, "from_settings", staticmethod(spied))
+    monkeypatch.chdir(tmp_path)  # no project here: the product is looked up in the registry
+    with pytest.raises(RegistryError):
+        open_publisher("orders.order-placed", settings=settings)
+    assert len(made) == 1
+    assert made[0]._http.is_closed
