@@ -86,6 +86,26 @@ def test_typing_in_the_box_updates_results_without_a_reload(
     assert page.evaluate("() => window.meshMarker") == "same page"
 
 
+def test_the_keyboard_reaches_the_first_result_past_the_filters_in_three_tabs(
+    portal_mesh: PortalMesh, page: Any
+) -> None:
+    """h54: with many products a keyboard user pressed Tab 56 times through the facet links
+    before the first result; a skip link after the search box goes straight there."""
+    page.goto(f"{portal_mesh.url}/ui/products")
+    page.locator("#q").focus()
+    page.keyboard.press("Tab")  # the Search button
+    page.keyboard.press("Tab")  # the skip link, shown when focused
+    skip = page.locator("a.skip-link[href='#results-heading']")
+    assert skip.evaluate("link => link === document.activeElement")
+    assert skip.is_visible()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    focused = page.evaluate(
+        "() => document.activeElement.closest('li.product-card')?.dataset.product"
+    )
+    assert focused == cards(page)[0]
+
+
 def test_the_domains_page_lists_every_sample_domain_with_its_products(
     portal_mesh: PortalMesh, page: Any
 ) -> None:

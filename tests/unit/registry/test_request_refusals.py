@@ -263,6 +263,8 @@ def test_a_token_given_to_add_or_rotate_is_refused_not_ignored(client: TestClien
         answer = client.post(path, json=given, auth=ADMIN)
         assert answer.status_code == 400, path
         assert "takes no body" in answer.json()["message"]
+    not_admin = client.post("/admin/credentials/shipping", json=given, auth=ORDERS)
+    assert not_admin.status_code == 403  # refused as not admin first, whatever the body
     issued = client.post("/admin/credentials/shipping", auth=ADMIN)
     assert issued.status_code == 201
     assert issued.json()["token"] != given["token"]

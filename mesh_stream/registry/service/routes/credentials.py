@@ -29,10 +29,11 @@ def _no_encoded_separator(request: Request) -> None:
         )
 
 
-async def _no_body(request: Request) -> None:
+async def _no_body(request: Request, caller: CallerDep) -> None:
     """Refuse a body on add and rotate: the registry makes every token (a token given in the
-    body was ignored, and its sender believed it set)."""
-    if await request.body():
+    body was ignored, and its sender believed it set). Only an admin's: anyone else is
+    refused by the route as not admin, whatever the body."""
+    if caller == ADMIN and await request.body():
         raise InvalidRequestError(
             "this request takes no body: the registry makes the token itself and shows it "
             "once, in the answer",
