@@ -116,6 +116,9 @@ __all__ = ["DLQ_HEADERS", "ConsumedRecord", "ProductConsumer"]
 
 log = logging.getLogger(__name__)
 
+#: Seconds an opening consumer waits for Kafka's list of topics (new and moved topics).
+TOPICS_LIST_TIMEOUT_S = 10.0
+
 #: Headers a dead letter carries in addition to the original record's own headers.
 DLQ_HEADERS = (
     dlq.MESH_ERROR,
@@ -1218,7 +1221,7 @@ class ProductConsumer:
         """The cluster's topics and their partitions (None when the broker cannot say: every
         subscribed topic then counts as existing, and none as moved)."""
         try:
-            return dict(self._consumer.list_topics(timeout=10).topics)
+            return dict(self._consumer.list_topics(timeout=TOPICS_LIST_TIMEOUT_S).topics)
         except KafkaException as exc:
             # said, not raised: a consumer outlasts an outage, one started early included;
             # but "reads nothing" must not look like "nothing to read" (h53)

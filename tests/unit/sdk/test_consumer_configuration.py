@@ -21,6 +21,7 @@ import pytest
 from confluent_kafka import Message, TopicPartition
 from pydantic import BaseModel, Field, model_validator
 
+from mesh_stream import consumer as consumer_module
 from mesh_stream.consumer import ProductConsumer
 from mesh_stream.errors import ConfigurationError
 from mesh_stream.schema.codec import RecordEncoder
@@ -554,11 +555,12 @@ def test_an_invalid_reader_schema_names_its_product(reader: Any, said: str) -> N
 
 
 def test_a_consumer_that_cannot_reach_kafka_says_so_rather_than_read_nothing_silently(
-    harness: Harness, caplog: pytest.LogCaptureFixture
+    harness: Harness, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """h53: built against an address where no broker answers, the consumer returned [] for
     ever, which reads as "nothing to read". It still waits for the cluster (an outage, or a
     service started before Kafka), and says so once, naming the address."""
+    monkeypatch.setattr(consumer_module, "TOPICS_LIST_TIMEOUT_S", 1.0)
     with caplog.at_level(logging.WARNING, logger="mesh_stream.consumer"):
         consumer = harness.open(from_beginning=False)
     assert "the consumer of group unit could not list Kafka's topics at 127.0.0.1:9" in caplog.text
