@@ -26,6 +26,7 @@ import base64
 import contextlib
 import itertools
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -339,6 +340,28 @@ def _why_too_long(setting: str, length: int) -> str:
     )
 
 
+#: The longest wait a RegistryClient takes (a day): more is a mistake, not a choice.
+MOST_SECONDS = 86_400.0
+
+
+def _check_seconds(name: str, value: object, *, above_zero: bool) -> None:
+    """A :class:`ConfigurationError` naming ``name`` unless ``value`` is a finite number of
+    seconds, above 0 (a timeout: 0 fails every request at once) or from 0 (a pause)."""
+    fine = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value > 0 if above_zero else value >= 0)
+        and value <= MOST_SECONDS
+    )
+    if not fine:
+        least = "more than 0" if above_zero else "0 or more"
+        raise ConfigurationError(
+            f"RegistryClient {name}={value!r:.40} is not a number of seconds ({least}, at "
+            f"most {MOST_SECONDS:,.0f})"
+        )
+
+
 class RegistryClient:
     """Talks to the mesh registry (or any Confluent-compatible one for the schema calls)."""
 
@@ -359,6 +382,8 @@ class RegistryClient:
                 f"the registry URL must be a str such as 'http://127.0.0.1:8081', got "
                 f"{type(url).__name__}"
             )
+        _check_seconds("timeout", timeout, above_zero=True)  # h53: -1, "x", nan went through
+        _check_seconds("retry_seconds", retry_seconds, above_zero=False)
         url, in_url = without_userinfo(url)
         principal_setting = "MESH_REGISTRY_PRINCIPAL"
         token_setting = credential_from or "MESH_REGISTRY_TOKEN (or --token)"

@@ -321,3 +321,18 @@ def test_a_closed_client_says_so_in_our_words() -> None:
         "the registry client of http://127.0.0.1:9 is closed; GET /products was not sent "
         "(open a new RegistryClient)"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("timeout", -1), ("timeout", 0), ("timeout", "x"), ("timeout", float("nan")),
+     ("timeout", float("inf")), ("timeout", True), ("retry_seconds", -5),
+     ("retry_seconds", 10**9)],
+)  # fmt: skip
+def test_a_timeout_that_is_no_number_of_seconds_is_refused_when_the_client_is_made(
+    name: str, value: object
+) -> None:
+    """h53: ``timeout=-1``, ``"x"``, NaN were taken, and the first call raised ValueError,
+    TypeError or OverflowError; ``timeout=0`` was "unreachable (Operation now in progress)"."""
+    with pytest.raises(ConfigurationError, match=rf"^RegistryClient {name}=.* is not a number"):
+        RegistryClient("http://127.0.0.1:9", **{name: value})  # type: ignore[arg-type]
