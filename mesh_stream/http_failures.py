@@ -28,7 +28,8 @@ _ERRNO_TEXT = re.compile(r"\[Errno (-?\d+)\]")
 _UNKNOWN_HOST = "the host name is not known (DNS)"
 
 
-def _causes(exc: BaseException) -> Iterator[BaseException]:
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what caused it, in turn (``__cause__``, else ``__context__``), each once."""
     seen: set[int] = set()
     cause: BaseException | None = exc
     while cause is not None and id(cause) not in seen:
@@ -55,7 +56,7 @@ def failure_words(exc: BaseException, *, own_text: bool = True) -> str:
         if "without sending a response" in said or not said:
             return "the server closed the connection without an HTTP answer"
         return f"the answer is not HTTP ({said[:120]})"
-    for cause in _causes(exc):
+    for cause in causes(exc):
         if isinstance(cause, socket.gaierror):
             return _UNKNOWN_HOST
         if isinstance(cause, ssl.SSLError):

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 
 from mesh_stream.errors import ConfigurationError
-from mesh_stream.http_failures import failure_words
+from mesh_stream.http_failures import causes, failure_words
 from mesh_stream.project import MONITOR_USER
 
 
@@ -68,7 +68,7 @@ def probe_registry(url: str, timeout: float = 2.0, *, starting: bool = False) ->
     except (httpx.ConnectTimeout, httpx.ConnectError) as exc:
         if starting or isinstance(exc, httpx.ConnectTimeout) or _nothing_there(exc):
             return False
-        raise _not_a_registry(url, f"the connection failed: {_reason(exc)}") from exc
+        raise _not_a_registry(url, f"the connection failed: {failure_words(exc)}") from exc
     except httpx.TransportError as exc:
         if starting:
             return False
@@ -77,7 +77,9 @@ def probe_registry(url: str, timeout: float = 2.0, *, starting: bool = False) ->
                 url,
                 f"it took the connection, then gave no answer to GET /subjects within {timeout:g}s",
             ) from exc
-        raise _not_a_registry(url, f"no HTTP answer to GET /subjects: {_reason(exc)}") from exc
+        raise _not_a_registry(
+            url, f"no HTTP answer to GET /subjects: {failure_words(exc)}"
+        ) from exc
     if response.status_code in (401, 403):
         return True  # a registry whose reads need a credential
     try:
@@ -104,20 +106,11 @@ def registry_kafka_cluster(url: str, timeout: float = 2.0) -> str | None:
 
 def _nothing_there(exc: httpx.ConnectError) -> bool:
     """The connection failed because no one is there: refused, unknown host, unreachable."""
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, socket.gaierror):
-            return True
-        if isinstance(cause, OSError) and cause.errno in _NOTHING_THERE:
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
-
-
-def _reason(exc: Exception) -> str:
-    return failure_words(exc)
+    return any(
+        isinstance(cause, socket.gaierror)
+        or (isinstance(cause, OSError) and cause.errno in _NOTHING_THERE)
+        for cause in causes(exc)
+    )
 
 
 def _not_a_registry(url: str, what: str, verb: str = "listens at") -> ConfigurationError:

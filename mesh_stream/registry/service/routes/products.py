@@ -174,7 +174,8 @@ async def check_product(
         )
     if schema is None:
         problems = await work.run(services.products.check, document, path_name=name)
-    else:  # the schema limits a registration meets (h52: 1,000 nested arrays were a 500)
+    else:  # the schema limits a registration meets (h52: 1,000 nested arrays were a 500);
+        # a partial, since run_on_schema's own first argument is called schema too
         checked = partial(services.products.check, document, path_name=name, schema=schema)
         problems = await work.run_on_schema(schema, checked)
     return {"problems": [problem.to_dict() for problem in problems]}
