@@ -313,6 +313,18 @@ def _logical_problems(schema: Mapping[str, Any], value: Any, path: str) -> list[
             f"datetime.now(timezone.utc); in JSON an offset, e.g. 2026-01-02T03:04:05Z), got "
             f"naive {value}"
         ]
+    if (
+        logical in STAMP_RANGES
+        and logical not in INSTANTS
+        and isinstance(value, dt.datetime)
+        and value.utcoffset() is not None
+    ):
+        return [
+            f"{path or '(record)'}: a local timestamp holds a wall-clock time without a zone, "
+            f"got aware {value}, whose offset would be dropped; give the wall time it means "
+            f"(.replace(tzinfo=None), or .astimezone(zone).replace(tzinfo=None) for another "
+            f"zone's), or make the field a timestamp-* for an instant"
+        ]
     if logical in INSTANTS and isinstance(value, dt.datetime) and not _utc_fits(value):
         return [
             f"{path or '(record)'}: expected {_type_label(schema)}, got {value}, beyond the "
@@ -601,8 +613,8 @@ def _stamp_guard(logical: str) -> Guard:
     """A ``timestamp-*``: a number within :data:`STAMP_RANGES`, or an aware datetime
     (fastavro takes a naive one as the host's local time, so the instant stored would depend
     on the machine's time zone; a tzinfo whose offset is None passes: fastavro refuses it, and
-    the explainer names it). A ``local-timestamp-*`` takes any datetime (naive ones are what
-    it holds)."""
+    the explainer names it). A ``local-timestamp-*`` takes a naive datetime only: it holds a
+    wall-clock time without a zone, and fastavro would drop an aware one's offset."""
     low, high = STAMP_RANGES[logical]
     if logical in INSTANTS:
 
@@ -620,10 +632,14 @@ def _stamp_guard(logical: str) -> Guard:
         )
 
     def local(value: Any) -> bool:
-        return (type(value) is int and low <= value <= high) or isinstance(value, dt.datetime)
+        return (type(value) is int and low <= value <= high) or (
+            isinstance(value, dt.datetime) and value.utcoffset() is None
+        )
 
     return _inline(
-        local, f"((type(v) is int and {low} <= v <= {high}) or isinstance(v, _datetime))"
+        local,
+        f"((type(v) is int and {low} <= v <= {high}) or "
+        "(isinstance(v, _datetime) and v.utcoffset() is None))",
     )
 
 
@@ -1156,8 +1172,8 @@ class _EncoderSource:
                     "elif isinstance(v, _datetime) and v.tzinfo is not None and "
                     "(1 < v.year < 9999 or _utc_fits(v)):",
                 )
-            else:
-                self.emit(indent, "elif isinstance(v, _datetime):")
+            else:  # an aware datetime: the checked path refuses
+                self.emit(indent, "elif isinstance(v, _datetime) and v.utcoffset() is None:")
             self.delegate(schema, indent + 4, guarded=True)
             self.emit(indent, "else:", "    raise _F")
         elif logical == "uuid":

@@ -215,6 +215,25 @@ def test_aware_datetimes_numbers_and_naive_local_timestamps_are_written_as_befor
         assert decoded["local"] == NAIVE  # local-timestamp-*: naive by definition
 
 
+def test_an_aware_datetime_in_a_local_timestamp_is_refused_not_stored_without_its_offset(
+    encoder: RecordEncoder,
+) -> None:
+    message = refused(encoder, {**valid(), "local": AWARE})
+    assert message == (
+        "record does not fit schema hostile.Reading: local: a local timestamp holds a "
+        "wall-clock time without a zone, got aware 2024-01-01 12:00:00+02:00, whose offset "
+        "would be dropped; give the wall time it means (.replace(tzinfo=None), or "
+        ".astimezone(zone).replace(tzinfo=None) for another zone's), or make the field a "
+        "timestamp-* for an instant"
+    )
+    utc = dt.datetime(2024, 1, 1, 12, 0, tzinfo=dt.UTC)
+    assert refused(encoder, {**valid(), "local": utc}).startswith(
+        "record does not fit schema hostile.Reading: local: a local timestamp holds"
+    )
+    wall = AWARE.replace(tzinfo=None)
+    assert read(encoder, encoder.encode({**valid(), "local": wall}))["local"] == wall
+
+
 def test_a_datetime_in_a_date_is_refused_not_cut_to_its_day(encoder: RecordEncoder) -> None:
     message = refused(encoder, {**valid(), "day": dt.datetime(2024, 1, 1, 12, 0)})
     assert message == (
