@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import logging
 import os
 import re
 import shlex
@@ -21,6 +22,8 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mesh_stream.errors import ConfigurationError, SettingsError, validation_problem
+
+log = logging.getLogger(__name__)
 
 DEFAULT_KAFKA_VERSION = "4.1.1"
 #: Compacted topic of the registry's state unless MESH_REGISTRY_TOPIC says otherwise.
@@ -347,6 +350,8 @@ class MeshSettings(BaseSettings):
             super().__init__(**values)
         except ValidationError as exc:
             raise SettingsError(environment_problems(exc, given=set(values))) from exc
+        for warning in unsaid_misspelled_settings():  # an SDK user's, the CLI said its own
+            log.warning("%s", warning)
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         """What ``repr`` and ``str`` show: a ``principal:token@`` in the registry URL (the
@@ -863,6 +868,21 @@ def environment_problems(exc: ValidationError, given: Collection[str] = ()) -> s
         name = field if argument else f"MESH_{field.upper()}"
         lines.append(f"  {name}={value}: {validation_problem(problem)}")
     return "\n".join(lines)
+
+
+#: The warnings of :func:`unsaid_misspelled_settings` given so far in this process.
+_MISSPELLINGS_SAID: set[str] = set()
+
+
+def unsaid_misspelled_settings(*, again: bool = False) -> list[str]:
+    """:func:`misspelled_settings` of this process's environment not given yet (``again``:
+    every one, for an entry point's start), each then counted as given: the CLI and a worker
+    print them before they read their settings, :class:`MeshSettings` logs the others (an SDK
+    user's), so none is said twice."""
+    found = misspelled_settings()
+    new = found if again else [warning for warning in found if warning not in _MISSPELLINGS_SAID]
+    _MISSPELLINGS_SAID.update(new)
+    return new
 
 
 def misspelled_settings(environ: Mapping[str, str] | None = None) -> list[str]:

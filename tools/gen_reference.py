@@ -156,7 +156,9 @@ def settings_page() -> str:
         "Secrets (passwords, tokens, credentials) are `SecretStr`: they are never printed, "
         "logged or shown in `--help`. Other `MESH_*` names are ignored; the CLI and a worker "
         "warn of one close to a setting that is not set (`warning: MESH_BOOTSTRAP_SERVER is "
-        "not a mesh-stream setting and is ignored; did you mean MESH_BOOTSTRAP_SERVERS?`).",
+        "not a mesh-stream setting and is ignored; did you mean MESH_BOOTSTRAP_SERVERS?`), "
+        "and `MeshSettings()` logs the same warning once a process (logger "
+        "`mesh_stream.settings`) for a program of your own.",
         "",
         "| variable | type | default | meaning |",
         "| --- | --- | --- | --- |",

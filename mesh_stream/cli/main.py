@@ -41,7 +41,7 @@ from mesh_stream.cli.up import up
 from mesh_stream.cli.verify import verify
 from mesh_stream.errors import MeshError, SettingsError, validation_problem
 from mesh_stream.http_failures import failure_words
-from mesh_stream.settings import MeshSettings, misspelled_settings
+from mesh_stream.settings import MeshSettings, unsaid_misspelled_settings
 
 HELP_OPTIONS = ("-h", "--help")
 
@@ -97,7 +97,7 @@ def cli(ctx: click.Context) -> None:
     MESH_BOOTSTRAP_SERVERS, MESH_REGISTRY_URL, MESH_DATA_DIR); flags win over the
     environment, and the defaults run everything locally.
     """
-    for warning in misspelled_settings():
+    for warning in unsaid_misspelled_settings(again=True):
         click.echo(f"warning: {warning}", err=True)
     try:
         ctx.obj = MeshSettings()

@@ -132,7 +132,7 @@ from mesh_stream.processing.spec import (
     shown_key,
 )
 from mesh_stream.registry.client import RegistryClient
-from mesh_stream.settings import MeshSettings, misspelled_settings
+from mesh_stream.settings import MeshSettings, unsaid_misspelled_settings
 
 __all__ = [
     "Aggregation",
@@ -1245,7 +1245,7 @@ def run(
     ``spec`` to run over other products than the processor's own (see :func:`retarget`).
     """
     args = list(sys.argv[1:] if argv is None else argv)
-    for warning in misspelled_settings():
+    for warning in unsaid_misspelled_settings(again=True):
         print(f"warning: {warning}", file=sys.stderr)
     try:
         settings = MeshSettings()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from mesh_stream import settings as settings_module
 from mesh_stream.cli.main import cli, run
 from mesh_stream.errors import ConfigurationError
-from mesh_stream.settings import MeshSettings, misspelled_settings
+from mesh_stream.settings import MeshSettings, misspelled_settings, unsaid_misspelled_settings
 
 
 def test_each_bad_variable_gets_one_line_naming_it() -> None:
@@ -226,6 +228,39 @@ def test_a_misspelled_variable_is_warned_of_and_a_teams_own_is_not(tmp_path: Pat
         "mean MESH_KAFKA_SASL_PASSWORD?",
     ]
     assert "MESH_ADMIN_TOKEN" not in result.stderr
+
+
+def test_an_sdk_user_building_settings_is_warned_of_a_misspelled_variable_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The CLI and a worker warned, the SDK did not (h53): MeshSettings logs each one once a
+    process, and not what an entry point has printed already."""
+    monkeypatch.setattr(settings_module, "_MISSPELLINGS_SAID", set())
+    monkeypatch.setenv("MESH_REGISTRY_URLS", "http://registry:8081")
+    monkeypatch.setenv("MESH_BOOTSTRAP_SERVER", "kafka:9092")
+    assert unsaid_misspelled_settings(again=True) == [
+        "MESH_BOOTSTRAP_SERVER is not a mesh-stream setting and is ignored; did you mean "
+        "MESH_BOOTSTRAP_SERVERS?",
+        "MESH_REGISTRY_URLS is not a mesh-stream setting and is ignored; did you mean "
+        "MESH_REGISTRY_URL?",
+    ]
+    monkeypatch.setattr(settings_module, "_MISSPELLINGS_SAID", set())
+    with caplog.at_level(logging.WARNING, logger="mesh_stream.settings"):
+        settings = MeshSettings()
+        MeshSettings()
+    assert settings.registry_url == "http://127.0.0.1:8081"  # the default, as warned
+    assert [record.getMessage() for record in caplog.records] == [
+        "MESH_BOOTSTRAP_SERVER is not a mesh-stream setting and is ignored; did you mean "
+        "MESH_BOOTSTRAP_SERVERS?",
+        "MESH_REGISTRY_URLS is not a mesh-stream setting and is ignored; did you mean "
+        "MESH_REGISTRY_URL?",
+    ]
+    caplog.clear()
+    monkeypatch.setattr(settings_module, "_MISSPELLINGS_SAID", set())
+    unsaid_misspelled_settings(again=True)  # printed by an entry point first
+    with caplog.at_level(logging.WARNING, logger="mesh_stream.settings"):
+        MeshSettings()
+    assert caplog.records == []
 
 
 def test_a_near_name_beside_the_setting_it_resembles_is_not_warned_of() -> None:
