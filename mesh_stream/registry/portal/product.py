@@ -501,7 +501,13 @@ def _bootstrap_servers(services: Services) -> str:
     return found if isinstance(found, str) and found else "127.0.0.1:9092"
 
 
-def _registry_url(request: Request) -> str:
+def _registry_url(request: Request, services: Services) -> str:
+    """The registry's advertised URL (``MESH_REGISTRY_ADVERTISED_URL``) when it has one: the
+    address its clients are meant to use, whatever Host header a page was asked with (behind
+    a proxy, or forged); else the address the page was asked at."""
+    advertised = getattr(services.schemas.store, "advertised_url", None)
+    if isinstance(advertised, str) and advertised:
+        return advertised
     return str(request.base_url).rstrip("/")
 
 
@@ -567,7 +573,7 @@ def page_context(
         "retention": retention_text(product.retention.ms),
         "snippets": consume_snippets(
             product,
-            registry_url=_registry_url(request),
+            registry_url=_registry_url(request, services),
             bootstrap_servers=_bootstrap_servers(services),
             group_prefix=_group_prefix(viewer),
             read_requires_auth=services.read_requires_auth,

@@ -645,6 +645,24 @@ def test_the_tail_snippet_names_the_product_and_the_registry(client: TestClient)
     )
 
 
+def test_snippets_name_the_advertised_url_whatever_host_the_page_was_asked_with() -> None:
+    """The snippets took the registry's address from the Host header (h54): behind a proxy,
+    or with a forged Host, readers copied another address than the registry's own."""
+    store = InMemoryStore()
+    store.advertised_url = "https://registry.example:8443"  # type: ignore[attr-defined]
+    app = create_app(store, credentials=Credentials(TOKENS))
+    with TestClient(app, raise_server_exceptions=False) as found:
+        _register(found, _account(), ACCOUNT)
+        answer = found.get(f"/ui/products/{PRODUCT}", headers={"host": "evil.example"})
+        assert answer.status_code == 200, answer.text
+        code = _snippets(answer.text)["snippet-tail"]
+    assert code == (
+        f"MESH_REGISTRY_URL=https://registry.example:8443 mesh tail {PRODUCT} --from-beginning "
+        "--max 10"
+    )
+    assert "evil.example" not in answer.text
+
+
 def test_a_signed_in_domain_gets_its_group_prefix_and_read_auth_a_credential_hint(
     feed: InMemoryHealthFeed,
 ) -> None:
