@@ -5,6 +5,7 @@ acknowledged registration is lost or shares its id with another schema."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
@@ -264,3 +265,61 @@ def test_registries_on_different_topics_never_fence_each_other(kafka: KafkaAddre
                 time.sleep(0.3)
         assert {status for status, _ in answers} == {200}, answers
         assert [_ready(registry.url)["role"] for registry in registries] == ["writer", "writer"]
+
+
+def _signed_in_as(url: str, session: str) -> str | None:
+    """Who a portal page at ``url`` says is signed in with the session cookie ``session``."""
+    page = httpx.get(f"{url}/ui/products", cookies={"mesh_session": session}, timeout=10)
+    assert page.status_code == 200, page.text
+    found = re.search(
+        r'Signed in as <strong>([^<]+)</strong></span>\s*<form method="post" action="/ui/logout"',
+        page.text,
+    )
+    return found.group(1) if found else None
+
+
+def test_a_sign_out_through_a_follower_ends_the_session_on_every_instance(
+    kafka: KafkaAddress, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signing out only made the browser forget its cookie (h54): a copy stayed valid on
+    every instance for hours. The follower forwards the sign-out to the writer, which writes
+    it to the log; both instances refuse the copy from then on."""
+    monkeypatch.setenv("MESH_REGISTRY_SESSION_SECRET", "cluster-test-session-secret")
+    with ExitStack() as stack:
+        writer, follower = _cluster(stack, kafka, 2)
+        assert _ready(follower.url)["role"] == "follower"
+        browser = httpx.Client(base_url=follower.url, follow_redirects=False, timeout=10)
+        stack.callback(browser.close)
+        form = browser.get("/ui/login")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert csrf, form.text
+        signed = browser.post(
+            "/ui/login",
+            data={"token": TOKENS["orders"], "csrf_token": csrf.group(1), "next": "/ui/products"},
+        )
+        assert signed.status_code == 303, signed.text
+        copied = browser.cookies.get("mesh_session")
+        assert copied
+        for url in (writer.url, follower.url):  # one secret: the session holds on both
+            assert _signed_in_as(url, copied) == "orders"
+        out = browser.post("/ui/logout", data={"csrf_token": browser.cookies.get("mesh_csrf")})
+        assert out.status_code == 303, out.text
+        assert out.headers["location"] == "/ui/login"
+        assert (
+            'mesh_session=""' in out.headers["set-cookie"]
+            or "Max-Age=0" in out.headers["set-cookie"]
+        ), out.headers
+        for url in (writer.url, follower.url):
+            assert _signed_in_as(url, copied) is None, url
+        # the same token signs in again through the writer: a new session, on both
+        again = httpx.Client(base_url=writer.url, follow_redirects=False, timeout=10)
+        stack.callback(again.close)
+        form = again.get("/ui/login")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert csrf, form.text
+        token = {"token": TOKENS["orders"], "csrf_token": csrf.group(1), "next": "/ui/products"}
+        assert again.post("/ui/login", data=token).status_code == 303
+        fresh = again.cookies.get("mesh_session")
+        assert fresh
+        for url in (writer.url, follower.url):
+            assert _signed_in_as(url, fresh) == "orders"

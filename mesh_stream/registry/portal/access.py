@@ -1,11 +1,14 @@
 """Who is looking: the portal's sign-in, its session cookie, and the same rules as the API.
 
 A viewer proves who they are as an API client does (``Authorization`` header) or by signing
-in once with a token: the portal then keeps the token in a cookie sealed with Fernet
-(``cryptography``: AES-CBC plus HMAC-SHA256, so it is both signed and unreadable), marked
-``HttpOnly``, ``SameSite=Strict``, ``Path=/ui`` (and ``Secure`` under https), valid for
-:data:`SESSION_SECONDS`. The token is checked again on every request exactly as the API
-checks it, so a revoked token signs its sessions out at once (the stale cookie is dropped).
+in once with a token: the portal then keeps the token, with a random session id, in a cookie
+sealed with Fernet (``cryptography``: AES-CBC plus HMAC-SHA256, so it is both signed and
+unreadable), marked ``HttpOnly``, ``SameSite=Strict``, ``Path=/ui`` (and ``Secure`` under
+https), valid for :data:`SESSION_SECONDS`. The token is checked again on every request exactly
+as the API checks it, so a revoked token signs its sessions out at once (the stale cookie is
+dropped). Signing out writes the session id to the registry's log (:func:`end_session`; a
+follower forwards the form to the writer), so a copy of the cookie is refused by every
+instance from then on, not only forgotten by the browser.
 Failed sign-ins count against the client address like failed API calls (429 past the limit);
 a session cookie's token is not a guess (only this registry can seal one, after a sign-in
 that succeeded), so it neither counts as a failure when it no longer works nor waits out
@@ -26,7 +29,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote, unquote, urlsplit
@@ -38,11 +43,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from mesh_stream.errors import (
     AuthenticationError,
+    MeshError,
     RegistryUnavailableError,
     TooManyAuthFailuresError,
 )
 from mesh_stream.registry.service.auth import ADMIN
 from mesh_stream.registry.service.context import Services, authenticate, client_address
+from mesh_stream.registry.service.state import Record
 
 SESSION_COOKIE = "mesh_session"
 CSRF_COOKIE = "mesh_csrf"
@@ -67,8 +74,16 @@ class SignInRequiredError(AuthenticationError):
         self.path = path
 
 
+@dataclass(frozen=True)
+class Session:
+    """A signed-in browser: the token it proves itself with, and the id a sign-out ends."""
+
+    token: str
+    id: str
+
+
 class SessionSealer:
-    """Seals a token into a cookie value and opens it again (Fernet, with an expiry)."""
+    """Seals a session into a cookie value and opens it again (Fernet, with an expiry)."""
 
     def __init__(self, secret: str | None) -> None:
         if secret:
@@ -78,14 +93,23 @@ class SessionSealer:
         self._fernet = Fernet(key)
 
     def seal(self, token: str) -> str:
-        return self._fernet.encrypt(token.encode()).decode("ascii")
+        """A new session of ``token`` (its own random id), sealed."""
+        content = json.dumps({"token": token, "session": secrets.token_urlsafe(16)})
+        return self._fernet.encrypt(content.encode()).decode("ascii")
 
-    def open(self, value: str) -> str | None:
-        """The token sealed in ``value``; None when forged, damaged or expired."""
+    def open(self, value: str) -> Session | None:
+        """The session sealed in ``value``; None when forged, damaged or expired (or sealed
+        before sessions had ids: the token alone, so signed in again)."""
         try:
-            return self._fernet.decrypt(value.encode("ascii"), ttl=SESSION_SECONDS).decode()
+            text = self._fernet.decrypt(value.encode("ascii"), ttl=SESSION_SECONDS).decode()
+            content = json.loads(text)
         except (InvalidToken, UnicodeError, ValueError):
             return None
+        token = content.get("token") if isinstance(content, dict) else None
+        session = content.get("session") if isinstance(content, dict) else None
+        if not (isinstance(token, str) and token and isinstance(session, str) and session):
+            return None
+        return Session(token, session)
 
 
 @dataclass(frozen=True)
@@ -134,14 +158,14 @@ async def viewer(request: Request) -> Viewer:
             principal = await authenticate(found, header, client_address(request))
         else:
             sealed = request.cookies.get(SESSION_COOKIE)
-            token = _sealer(request).open(sealed) if sealed else None
-            if sealed and token is None:
+            session = _sealer(request).open(sealed) if sealed else None
+            if sealed and session is None:
                 request.state.session_ended = True  # forged, damaged or expired
-            if token is not None:
-                principal = await _session_principal(found, token)
+            if session is not None:
+                principal = await _session_principal(found, session)
                 signed_in = principal is not None
                 if not signed_in:
-                    request.state.session_ended = True  # revoked or rotated since
+                    request.state.session_ended = True  # signed out, revoked or rotated since
     except RegistryUnavailableError:
         if found.read_requires_auth:
             raise
@@ -152,21 +176,46 @@ async def viewer(request: Request) -> Viewer:
     return seen
 
 
-async def _session_principal(found: Services, token: str) -> str | None:
-    """Who a session's token proves now; None when it was revoked or rotated since.
+async def _session_principal(found: Services, session: Session) -> str | None:
+    """Who a session's token proves now; None when the session was signed out, or its token
+    revoked or rotated, since (through any instance: the view is caught up first).
 
     Checked as the API checks a Bearer token, minus the failure count (see the module
     docstring: a sealed token is not a guess).
     """
     auth = found.auth
     assert auth is not None
-    header = f"Bearer {token}"
+    header = f"Bearer {session.token}"
     try:
-        if auth.bootstrap_admin(header):
-            return ADMIN
-        return await anyio.to_thread.run_sync(auth.principal_for, header)
+        if auth.bootstrap_admin(header):  # no log behind the token: caught up for the session
+            await anyio.to_thread.run_sync(found.catch_up)
+            principal: str | None = ADMIN
+        else:
+            principal = await anyio.to_thread.run_sync(auth.principal_for, header)
     except AuthenticationError:
         return None
+    if session.id in found.schemas.state.ended_sessions:
+        return None
+    return principal
+
+
+def end_session(found: Services, session_id: str, now_ms: int | None = None) -> None:
+    """Write to the registry's log that ``session_id`` signed out, so that every instance
+    refuses a copy of its cookie until the cookie would have expired anyway; sign-outs past
+    that time are tombstoned in the same write (the log keeps only those that matter).
+    Blocks until the log has it (call it off the event loop); raises as any write does."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    registry = found.schemas
+    with registry.write_lock:
+        passed = [
+            Record(("session", ended), None)
+            for ended, until in list(registry.state.ended_sessions.items())
+            if until <= now
+        ]
+        until_ms = now + SESSION_SECONDS * 1000
+        registry.store.append(
+            [*passed, Record(("session", session_id), {"ended_until_ms": until_ms})]
+        )
 
 
 ViewerDep = Annotated[Viewer, Depends(viewer)]
@@ -349,6 +398,22 @@ async def sign_out(request: Request, csrf_token: Annotated[str, Form()] = "") ->
             error="The sign-out form expired or came from another site; you are still signed in.",
             status_code=403,
         )
+    sealed = request.cookies.get(SESSION_COOKIE)
+    session = _sealer(request).open(sealed) if sealed else None
+    if session is not None and _services(request).auth is not None:
+        try:
+            await anyio.to_thread.run_sync(end_session, _services(request), session.id)
+        except MeshError as exc:  # the registry's log is out of reach: say so, stay signed in
+            reason = getattr(exc, "message", None) or str(exc)
+            failed = _sign_in_page(
+                request,
+                next_path=HOME,
+                error=f"The sign-out could not be recorded ({reason}); you are still signed in. "
+                "Try again in a moment.",
+                status_code=503,
+            )
+            failed.headers["Retry-After"] = "5"
+            return failed
     response = RedirectResponse("/ui/login", status_code=303)
     drop_session(response, request)
     return response

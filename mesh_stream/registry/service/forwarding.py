@@ -60,8 +60,10 @@ ErrorRenderer = Callable[[Exception], Response]
 
 def is_write(method: str, path: str) -> bool:
     """Whether a request changes the registry (lookups and compatibility checks do not)."""
+    if method == "POST" and path == "/ui/logout":
+        return True  # a sign-out is written to the log (the portal's access module)
     if method in READ_METHODS or path.startswith(("/health", "/ui/")):
-        return False  # the portal's forms (sign-in, sign-out) only touch this instance
+        return False  # the portal's other forms (sign-in) only touch this instance
     if method == "POST":
         if path.startswith("/compatibility/"):
             return False

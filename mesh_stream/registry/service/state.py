@@ -19,6 +19,9 @@ its latest value), the value is JSON, and ``None`` is a tombstone (hard delete).
 * ``["credential", principal]`` -> ``{"state": "active" | "revoked", ...}``: a token issued
   at run time, kept only as a salted hash (see :mod:`.credentials`); never tombstoned, so a
   revocation outlives compaction.
+* ``["session", id]`` -> ``{"ended_until_ms": ms}``: a portal session signed out, refused
+  until its cookie would have expired anyway (see :mod:`mesh_stream.registry.portal.access`);
+  tombstoned by a later sign-out once that time has passed.
 
 Applying a record costs O(1) (replaying N records is linear): big maps are updated in
 place, only a subject's own small version map is copied.
@@ -146,6 +149,9 @@ class RegistryState:
         self.writer: dict[str, Any] | None = None
         #: principal -> its issued credential (values replaced whole, never mutated)
         self.credentials: dict[str, dict[str, Any]] = {}
+        #: portal session id -> until when (epoch ms) its sign-out must hold: its cookie's
+        #: end (:mod:`mesh_stream.registry.portal.access`)
+        self.ended_sessions: dict[str, int] = {}
         self.max_id = 0
         self.applied = 0
 
@@ -207,6 +213,11 @@ class RegistryState:
                 self.credentials.pop(str(rest[0]), None)
             else:
                 self.credentials[str(rest[0])] = value
+        elif kind == "session":
+            if value is None:
+                self.ended_sessions.pop(str(rest[0]), None)
+            else:
+                self.ended_sessions[str(rest[0])] = int(value["ended_until_ms"])
 
     def _apply_consumer(self, product: str, group: str, value: Value) -> None:
         groups = dict(self.consumers.get(product, {}))

@@ -313,6 +313,88 @@ def test_signing_out_needs_the_csrf_token() -> None:
     assert client.get("/ui/probe").status_code == 303
 
 
+def _cookie_copy(client: TestClient) -> str:
+    value = client.cookies.get(SESSION_COOKIE, path="/ui")
+    assert value
+    return value
+
+
+@pytest.mark.parametrize("principal", ["orders", "admin"])
+def test_signing_out_ends_the_session_so_a_copy_of_its_cookie_is_refused(principal: str) -> None:
+    """Signing out only told the browser to forget its cookie (h54): a copy stayed valid for
+    up to 8 hours. Now the sign-out is in the registry's log and the copy is refused."""
+    app = _app()
+    client = _client(app)
+    assert _sign_in(client, TOKENS[principal]).status_code == 303
+    copied = _cookie_copy(client)
+    other = _client(app)  # the same token signed in elsewhere: another session, unaffected
+    assert _sign_in(other, TOKENS[principal]).status_code == 303
+    out = client.post("/ui/logout", data={"csrf_token": client.cookies.get(CSRF_COOKIE)})
+    assert out.status_code == 303, out.text
+    thief = _client(app)
+    thief.cookies.set(SESSION_COOKIE, copied)
+    refused = thief.get("/ui/probe")
+    assert refused.status_code == 303  # to the sign-in form, the copy dropped
+    assert "max-age=0" in _set_cookies(refused)[SESSION_COOKIE]
+    assert other.get("/ui/probe").text == f"principal={principal} signed_in=True"
+    records = [r for r in app.state.services.schemas.store.records if r.key[0] == "session"]
+    assert len(records) == 1
+    assert records[0].value["ended_until_ms"] > (time.time() + SESSION_SECONDS - 60) * 1000
+    again = _client(app)  # the same token signs in again: a new session
+    assert _sign_in(again, TOKENS[principal]).status_code == 303
+    assert again.get("/ui/probe").text == f"principal={principal} signed_in=True"
+
+
+def test_a_sign_out_tombstones_the_sign_outs_whose_cookies_have_expired() -> None:
+    from mesh_stream.registry.portal.access import end_session
+
+    app = _app()
+    services = app.state.services
+    _client(app)  # the app started
+    now = int(time.time() * 1000)
+    end_session(services, "old-session", now_ms=now - SESSION_SECONDS * 1000 - 1)
+    end_session(services, "recent-session", now_ms=now - 1000)
+    assert set(services.schemas.state.ended_sessions) == {"old-session", "recent-session"}
+    end_session(services, "this-session", now_ms=now)
+    assert set(services.schemas.state.ended_sessions) == {"recent-session", "this-session"}
+    last = services.schemas.store.records[-2:]
+    assert (last[0].key, last[0].value) == (("session", "old-session"), None)
+
+
+def test_a_sign_out_the_registry_cannot_record_keeps_the_session_and_says_so() -> None:
+    from mesh_stream.errors import RegistryUnavailableError
+
+    app = _app()
+    client = _client(app)
+    assert _sign_in(client, TOKENS["orders"]).status_code == 303
+    store = app.state.services.schemas.store
+
+    def unavailable(records: Any) -> None:
+        raise RegistryUnavailableError("Kafka is unreachable", status=503, error_code=50302)
+
+    store.append = unavailable
+    out = client.post("/ui/logout", data={"csrf_token": client.cookies.get(CSRF_COOKIE)})
+    assert out.status_code == 503
+    assert out.headers["retry-after"] == "5"
+    assert "could not be recorded (Kafka is unreachable); you are still signed in" in (
+        html.unescape(out.text)
+    ), out.text
+    assert SESSION_COOKIE not in _set_cookies(out)
+    assert client.get("/ui/probe").text == "principal=orders signed_in=True"
+
+
+def test_a_cookie_sealed_with_the_token_alone_signs_in_again_never_500() -> None:
+    """Cookies sealed before sessions had ids hold the bare token: signed out, not an error."""
+    app = _app()
+    client = _client(app)
+    bare = app.state.portal.sessions._fernet.encrypt(TOKENS["orders"].encode()).decode()
+    for value in (bare, app.state.portal.sessions._fernet.encrypt(b'{"token": 5}').decode()):
+        client.cookies.set(SESSION_COOKIE, value)
+        answer = client.get("/ui/probe")
+        assert answer.status_code == 303
+        assert "max-age=0" in _set_cookies(answer)[SESSION_COOKIE]
+
+
 def test_signing_in_needs_the_csrf_cookie_and_a_matching_token() -> None:
     client = _client(_app())
     csrf, _ = _form_token(client)
@@ -372,10 +454,12 @@ def test_without_credentials_everyone_is_admin_and_sign_in_just_lands() -> None:
     assert landed.headers["location"] == "/ui/domains"
 
 
-def test_portal_forms_are_never_forwarded_to_the_writer() -> None:
-    """Sign-in and sign-out only touch the instance that got them (its cookie, its count)."""
+def test_a_sign_out_is_forwarded_to_the_writer_and_a_sign_in_is_not() -> None:
+    """A sign-in only touches the instance that got it (its cookie, its count); a sign-out
+    is written to the log, so a follower forwards it."""
     assert not is_write("POST", "/ui/login")
-    assert not is_write("POST", "/ui/logout")
+    assert is_write("POST", "/ui/logout")
+    assert not is_write("GET", "/ui/logout")
     assert is_write("POST", "/subjects/orders.x-value/versions")
 
 
