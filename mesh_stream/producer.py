@@ -225,6 +225,16 @@ class DeliveredRecord:
 
 #: How long what the cluster said of a topic's in-sync replicas is reused by a publisher.
 _DIAGNOSIS_KEPT_S = 10.0
+#: The most of a flush's wait that asking the cluster why records are unacknowledged takes.
+_DIAGNOSIS_MOST_S = 5.0
+
+
+def _diagnosis_share(timeout: float) -> float:
+    """The part of a flush's ``timeout`` kept for asking the cluster why records are still
+    unacknowledged: a quarter, at most 5 s; none under 2 s (``flush(0)`` in a loop)."""
+    return min(_DIAGNOSIS_MOST_S, timeout / 4) if timeout >= 2 else 0.0
+
+
 #: librdkafka's words for NOT_ENOUGH_REPLICAS, should a record fail with it rather than
 #: time out retrying it.
 _TOO_FEW_IN_SYNC = KafkaError(KafkaError.NOT_ENOUGH_REPLICAS).str()
@@ -1027,21 +1037,30 @@ class ProductPublisher:
     def _refused_for_replicas(self, timeout: float) -> str | None:
         """What the cluster says of the topic's in-sync replicas, asked for at most as long
         as the caller was ready to wait (up to 5 s): an unreachable cluster says nothing. A
-        caller that waits under a second (``flush(0)`` in a loop) is not kept waiting for it,
+        caller that waits under half a second (``flush(0)`` in a loop) is not kept waiting,
         and an answer is reused for ``_DIAGNOSIS_KEPT_S`` (h46: an admin client per call)."""
-        if timeout < 1.0:
+        if timeout < 0.5:
             return None
         now = time.monotonic()
         kept = self._diagnosis
         if kept is not None and now - kept[0] < _DIAGNOSIS_KEPT_S:
             return kept[1]
-        wait = min(5.0, timeout)
+        wait = min(_DIAGNOSIS_MOST_S, timeout)
         said = topics.writes_refused_for_replicas(self.connection, self.topic, timeout=wait)
         self._diagnosis = (time.monotonic(), said)
         return said
 
     def _flush(self, timeout: float) -> None:
-        self._producer.flush(timeout)
+        """Wait up to ``timeout`` s in all: when records are still queued once all but the
+        diagnosis's share of it has passed, the cluster is asked why (``flush(30)`` took up to
+        35 s, h53: a service that sized ``close`` to its shutdown grace got killed in it)."""
+        deadline = time.monotonic() + timeout
+        share = _diagnosis_share(timeout)
+        self._producer.flush(timeout - share)
+        early: str | None = None
+        if self.in_flight and share:
+            early = self._refused_for_replicas(share)
+            self._producer.flush(max(0.0, deadline - time.monotonic()))
         queued = self.in_flight
         failed, self._failed = self._failed, []
         refusal, self._refusal = self._refusal, None
@@ -1058,14 +1077,14 @@ class ProductPublisher:
         if failed:
             cause = None
             if any(item.maybe_stored or item.error == _TOO_FEW_IN_SYNC for item in failed):
-                cause = self._refused_for_replicas(timeout)
+                left = max(0.0, deadline - time.monotonic())
+                cause = early or self._refused_for_replicas(left)
             raise DeliveryError(
                 _describe_failures(self.product.name, self.topic, failed, queued, cause=cause),
                 failed=failed,
             )
         if queued:
-            cause = self._refused_for_replicas(timeout)
-            why = "the broker is slow or unreachable" if cause is None else cause
+            why = "the broker is slow or unreachable" if early is None else early
             raise DeliveryError(
                 f"{queued} record(s) of {self.product.name} are not yet acknowledged by Kafka "
                 f"after {timeout:g}s (still queued for topic {self.topic}): {why}. librdkafka "

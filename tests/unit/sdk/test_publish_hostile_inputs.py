@@ -474,3 +474,30 @@ def test_no_kafka_when_a_publisher_opens_is_unreachable_not_a_failed_delivery(
     assert message.startswith(f"cannot check or create topic {product.topic} for {product.name}: ")
     assert f"no Kafka broker answers at 127.0.0.1:{closed}" in message
     assert message.endswith("start Kafka with `mesh broker start` or set MESH_BOOTSTRAP_SERVERS")
+
+
+@pytest.mark.parametrize("close", [False, True])
+def test_flush_and_close_wait_no_longer_than_their_timeout_diagnosis_included(
+    client: RegistryClient, close: bool
+) -> None:
+    """flush(t) and close(t) took up to t + 5 s: the cluster was asked why records were
+    unacknowledged after the whole wait (h53), so a service that sized close() to its
+    shutdown grace was killed in it. The question now takes a share of ``t``."""
+    import time
+
+    from mesh_stream.errors import DeliveryError
+
+    made = broker_less_publisher(client)
+    try:
+        made.publish(order(0))
+        started = time.monotonic()
+        with pytest.raises(DeliveryError) as caught:
+            made.close(4.0) if close else made.flush(4.0)
+        waited = time.monotonic() - started
+        assert 3.0 <= waited < 4.0 + 0.75, waited  # the contract, with room for a slow machine
+        assert "1 record(s) of orders.order-placed are not yet acknowledged by Kafka after 4s" in (
+            str(caught.value)
+        )
+    finally:
+        made._producer.purge()
+        made._closed = True
