@@ -500,4 +500,5 @@ def test_flush_and_close_wait_no_longer_than_their_timeout_diagnosis_included(
         )
     finally:
         made._producer.purge()
-        made._closed = True
+        made._producer.flush(0)  # the purged record's report: nothing in flight
+        made._closed = made._lifetime.closed = True
