@@ -323,7 +323,8 @@ def _logical_problems(schema: Mapping[str, Any], value: Any, path: str) -> list[
             f"{path or '(record)'}: a local timestamp holds a wall-clock time without a zone, "
             f"got aware {value}, whose offset would be dropped; give the wall time it means "
             f"(.replace(tzinfo=None), or .astimezone(zone).replace(tzinfo=None) for another "
-            f"zone's), or make the field a timestamp-* for an instant"
+            f"zone's; in JSON no offset, e.g. 2026-01-02T03:04:05), or make the field a "
+            f"timestamp-* for an instant"
         ]
     if logical in INSTANTS and isinstance(value, dt.datetime) and not _utc_fits(value):
         return [
@@ -749,13 +750,14 @@ def _decimal_guard(schema: Mapping[str, Any]) -> Guard:
 
 
 #: Logical types whose values fastavro may write wrongly inside a union (see _mentions_guarded).
-_GUARDED_LOGICAL = frozenset({"decimal", "date", "time-millis", "time-micros", *INSTANTS})
+_GUARDED_LOGICAL = frozenset({"decimal", "date", "time-millis", "time-micros", *STAMP_RANGES})
 
 
 def _mentions_guarded(schema: Any, named: Mapping[str, Any], seen: frozenset[str]) -> bool:
     """Whether ``schema`` holds a type whose values fastavro writes wrongly even when a union
     branch takes them: a decimal (of any size), a float (beyond 32 bits), a timestamp (a naive
-    datetime), a date (a datetime) or an array (any sequence: bytes as their ints). Through
+    datetime; a local one, an aware datetime), a date (a datetime) or an array (any sequence:
+    bytes as their ints). Through
     named types, not recursing twice."""
     if isinstance(schema, str):
         if schema in named and schema not in seen:

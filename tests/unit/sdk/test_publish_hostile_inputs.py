@@ -223,8 +223,8 @@ def test_an_aware_datetime_in_a_local_timestamp_is_refused_not_stored_without_it
         "record does not fit schema hostile.Reading: local: a local timestamp holds a "
         "wall-clock time without a zone, got aware 2024-01-01 12:00:00+02:00, whose offset "
         "would be dropped; give the wall time it means (.replace(tzinfo=None), or "
-        ".astimezone(zone).replace(tzinfo=None) for another zone's), or make the field a "
-        "timestamp-* for an instant"
+        ".astimezone(zone).replace(tzinfo=None) for another zone's; in JSON no offset, e.g. "
+        "2026-01-02T03:04:05), or make the field a timestamp-* for an instant"
     )
     utc = dt.datetime(2024, 1, 1, 12, 0, tzinfo=dt.UTC)
     assert refused(encoder, {**valid(), "local": utc}).startswith(
@@ -232,6 +232,46 @@ def test_an_aware_datetime_in_a_local_timestamp_is_refused_not_stored_without_it
     )
     wall = AWARE.replace(tzinfo=None)
     assert read(encoder, encoder.encode({**valid(), "local": wall}))["local"] == wall
+
+
+LOCAL = {"type": "long", "logicalType": "local-timestamp-micros"}
+
+
+ZONELESS = "a local timestamp holds a wall-clock time without a zone"
+#: A union of several types other than null names them all (no one branch is meant).
+ONE_OF = "expected one of [null, string, local-timestamp-micros (long)], got datetime"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        (["null", LOCAL], AWARE, f"maybe: {ZONELESS}"),  # the usual optional field
+        (["null", "string", LOCAL], AWARE, f"maybe: {ONE_OF}"),
+        ({"type": "map", "values": ["null", LOCAL]}, {"k": AWARE}, f"maybe['k']: {ZONELESS}"),
+        (
+            {"type": "array", "items": ["null", "string", LOCAL]},
+            [None, AWARE],
+            f"maybe[1]: {ONE_OF}",
+        ),
+    ],
+)
+def test_an_aware_datetime_in_a_local_timestamp_inside_a_union_is_refused_too(
+    field: Any, value: Any, says: str
+) -> None:
+    """A union's branch was not guarded (the review of h53's fix): an optional local
+    timestamp still dropped the offset."""
+    schema = {"type": "record", "name": "R", "namespace": "hostile", "fields": [
+        {"name": "maybe", "type": field}
+    ]}  # fmt: skip
+    encoder = RecordEncoder(schema, 7)
+    message = refused(encoder, {"maybe": value})
+    assert says in message, message
+    naive = value if not isinstance(value, dt.datetime) else NAIVE
+    if isinstance(value, dict):
+        naive = {"k": NAIVE}
+    elif isinstance(value, list):
+        naive = [None, NAIVE]
+    assert read(encoder, encoder.encode({"maybe": naive}))["maybe"] == naive
 
 
 def test_a_datetime_in_a_date_is_refused_not_cut_to_its_day(encoder: RecordEncoder) -> None:
