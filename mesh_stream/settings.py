@@ -115,6 +115,14 @@ def advertised_url_problem(url: str) -> str | None:
     return problem
 
 
+def public_url_problem(url: str) -> str | None:
+    """:func:`registry_url_problem`, and no ``user:token@``: the portal shows it to readers."""
+    problem = registry_url_problem(url)
+    if problem is None and "@" in url:
+        return "carries credentials (user:token@), which every reader of the portal would see"
+    return problem
+
+
 #: The prefixes librdkafka takes before a bootstrap server's host (a listener's protocol).
 KAFKA_LISTENER_PROTOCOLS = ("plaintext", "ssl", "sasl_plaintext", "sasl_ssl")
 
@@ -233,6 +241,7 @@ HEAP_SIZE = re.compile(r"([1-9][0-9]*)([kKmMgG]?)\Z")
 _NAME_RULES: dict[str, tuple[Callable[[str], str | None], str]] = {
     "registry_url": (registry_url_problem, "http://127.0.0.1:8081"),
     "registry_advertised_url": (advertised_url_problem, "http://registry-1.internal:8081"),
+    "registry_public_url": (public_url_problem, "https://registry.example.com"),
     "bootstrap_servers": (bootstrap_servers_problem, "127.0.0.1:9092,kafka-2:9092"),
     "registry_topic": (kafka_topic_problem, _DEFAULT_REGISTRY_TOPIC),
     "health_topic": (kafka_topic_problem, "_mesh_product_health"),
@@ -428,6 +437,11 @@ class MeshSettings(BaseSettings):
         default=None,
         description="URL the other registry instances forward writes to while this one is the "
         "writer; unset: http://<host>:<port> it listens on.",
+    )
+    registry_public_url: str | None = Field(
+        default=None,
+        description="The registry's address the portal gives readers in its how-to-consume "
+        "snippets (e.g. a load balancer's); unset: the address a page was asked at.",
     )
     registry_read_requires_auth: bool = Field(
         default=False, description="Require a credential for registry reads too."
@@ -673,6 +687,7 @@ class MeshSettings(BaseSettings):
     @field_validator(
         "registry_url",
         "registry_advertised_url",
+        "registry_public_url",
         "bootstrap_servers",
         "registry_topic",
         "registry_writer_id",

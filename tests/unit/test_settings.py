@@ -343,3 +343,11 @@ def test_a_keyword_that_is_no_setting_is_refused_with_the_nearest_one(
     with pytest.raises(SettingsError, match=r"^invalid MESH_\* environment setting:\n  MESH_"):
         MeshSettings(bootstrap_servers="kafka:9092")
     assert MeshSettings(broker_port=9094, _env_file=None).broker_port == 9094
+
+
+def test_the_public_url_the_portal_shows_readers_carries_no_credentials() -> None:
+    assert MeshSettings(registry_public_url="https://registry.example.com").registry_public_url
+    with pytest.raises(SettingsError) as refused:
+        MeshSettings(registry_public_url="https://reader:secret@registry.example.com")
+    assert "which every reader of the portal would see" in str(refused.value)
+    assert "secret" not in str(refused.value)

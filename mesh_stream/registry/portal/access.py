@@ -27,9 +27,11 @@ never outside ``/ui``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -49,6 +51,7 @@ from mesh_stream.errors import (
 )
 from mesh_stream.registry.service.auth import ADMIN
 from mesh_stream.registry.service.context import Services, authenticate, client_address
+from mesh_stream.registry.service.forwarding import FORWARDED_BY
 from mesh_stream.registry.service.state import Record
 
 SESSION_COOKIE = "mesh_session"
@@ -63,6 +66,7 @@ HOME = "/ui/products"
 MAX_NEXT = 2048
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
+log = logging.getLogger(__name__)
 
 
 class SignInRequiredError(AuthenticationError):
@@ -187,8 +191,9 @@ async def _session_principal(found: Services, session: Session) -> str | None:
     assert auth is not None
     header = f"Bearer {session.token}"
     try:
-        if auth.bootstrap_admin(header):  # no log behind the token: caught up for the session
-            await anyio.to_thread.run_sync(found.catch_up)
+        if auth.bootstrap_admin(header):  # no log behind the token: it works in an outage
+            with contextlib.suppress(RegistryUnavailableError):  # sign-outs as far as known
+                await anyio.to_thread.run_sync(found.catch_up)
             principal: str | None = ADMIN
         else:
             principal = await anyio.to_thread.run_sync(auth.principal_for, header)
@@ -398,11 +403,33 @@ async def sign_out(request: Request, csrf_token: Annotated[str, Form()] = "") ->
             error="The sign-out form expired or came from another site; you are still signed in.",
             status_code=403,
         )
+    found = _services(request)
     sealed = request.cookies.get(SESSION_COOKIE)
     session = _sealer(request).open(sealed) if sealed else None
-    if session is not None and _services(request).auth is not None:
+    if sealed and session is None and FORWARDED_BY in request.headers:
+        # A follower's session this writer cannot open: sealed with another key, so it
+        # cannot be ended here (forgetting the cookie alone would leave copies valid).
+        log.warning(
+            "a sign-out forwarded by %s carries a session this instance cannot open: the "
+            "registry instances seal sessions with different keys; give every instance the "
+            "same MESH_REGISTRY_SESSION_SECRET",
+            request.headers[FORWARDED_BY],
+        )
+        return _sign_in_page(
+            request,
+            next_path=HOME,
+            error="The sign-out could not be recorded: the registry's instances seal sessions "
+            "with different keys (MESH_REGISTRY_SESSION_SECRET), so your session cannot be "
+            "ended from here; you are still signed in. Tell the registry's operators.",
+            status_code=503,
+        )
+    if (
+        session is not None
+        and found.auth is not None
+        and session.id not in (found.schemas.state.ended_sessions)
+    ):  # a session ended already (a replayed form) writes nothing again
         try:
-            await anyio.to_thread.run_sync(end_session, _services(request), session.id)
+            await anyio.to_thread.run_sync(end_session, found, session.id)
         except MeshError as exc:  # the registry's log is out of reach: say so, stay signed in
             reason = getattr(exc, "message", None) or str(exc)
             failed = _sign_in_page(

@@ -501,14 +501,12 @@ def _bootstrap_servers(services: Services) -> str:
     return found if isinstance(found, str) and found else "127.0.0.1:9092"
 
 
-def _registry_url(request: Request, services: Services) -> str:
-    """The registry's advertised URL (``MESH_REGISTRY_ADVERTISED_URL``) when it has one: the
-    address its clients are meant to use, whatever Host header a page was asked with (behind
-    a proxy, or forged); else the address the page was asked at."""
-    advertised = getattr(services.schemas.store, "advertised_url", None)
-    if isinstance(advertised, str) and advertised:
-        return advertised
-    return str(request.base_url).rstrip("/")
+def _registry_url(request: Request) -> str:
+    """``MESH_REGISTRY_PUBLIC_URL`` when set: the address readers are meant to use, whatever
+    Host header the page was asked with (behind a proxy, or forged); else the address the
+    page was asked at. (The advertised URL is an instance's own, for its peers: not this.)"""
+    public: str | None = request.app.state.portal.public_url
+    return public or str(request.base_url).rstrip("/")
 
 
 def _rule_sets(version: SchemaVersion | None) -> list[tuple[str, list[Mapping[str, Any]]]]:
@@ -573,7 +571,7 @@ def page_context(
         "retention": retention_text(product.retention.ms),
         "snippets": consume_snippets(
             product,
-            registry_url=_registry_url(request, services),
+            registry_url=_registry_url(request),
             bootstrap_servers=_bootstrap_servers(services),
             group_prefix=_group_prefix(viewer),
             read_requires_auth=services.read_requires_auth,

@@ -68,9 +68,12 @@ TEMPLATES.env.filters["count"] = count_text
 
 @dataclass
 class PortalState:
-    """What the portal keeps per app: the cookie sealer (see :mod:`.access`)."""
+    """What the portal keeps per app: the cookie sealer (see :mod:`.access`), and the
+    registry's address readers are told to use, when configured."""
 
     sessions: SessionSealer
+    #: ``MESH_REGISTRY_PUBLIC_URL``: unset, the address a page was asked at is given.
+    public_url: str | None = None
 
 
 def portal_state(request: Request) -> PortalState:
@@ -268,15 +271,22 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
     return response
 
 
-def install_portal(app: FastAPI, *, session_secret: str | None = None) -> None:
+def install_portal(
+    app: FastAPI, *, session_secret: str | None = None, public_url: str | None = None
+) -> None:
     """Mount the portal on ``app`` (the registry app from ``create_app``).
 
     ``session_secret`` seals the sign-in cookie; instances behind one address need the
     same one (unset: a random key per process, so a restart signs everybody out).
+    ``public_url`` is the registry's address the pages give readers (unset: the one a page
+    was asked at).
     """
     from mesh_stream.registry.portal import access, pages
 
-    app.state.portal = PortalState(sessions=SessionSealer(session_secret))
+    app.state.portal = PortalState(
+        sessions=SessionSealer(session_secret),
+        public_url=public_url.rstrip("/") if public_url else None,
+    )
     app.mount(STATIC, StaticFiles(directory=_package_dir("static")), name="portal-static")
     app.include_router(access.router)
     for router in pages.routers():

@@ -109,6 +109,7 @@ def create_app(
     wait_for_replay: bool = True,
     health_feed: HealthFeed | None = None,
     session_secret: str | None = None,
+    public_url: str | None = None,
 ) -> FastAPI:
     """Build the registry app over ``store`` (opened here: its log is replayed now).
 
@@ -118,8 +119,8 @@ def create_app(
     ``wait_for_replay=False`` returns at once; every route but ``/health`` answers 503
     until the log is replayed. ``health_feed`` is where product health comes from (default:
     an :class:`InMemoryHealthFeed`); it starts here and stops with ``services.health.close()``.
-    ``session_secret`` seals the portal's sign-in cookie (see
-    :func:`~mesh_stream.registry.portal.install_portal`).
+    ``session_secret`` seals the portal's sign-in cookie and ``public_url`` is the address
+    its pages give readers (see :func:`~mesh_stream.registry.portal.install_portal`).
     """
     schema_registry = SchemaRegistry(store)
     store.open(schema_registry.state.apply, wait=wait_for_replay)
@@ -171,7 +172,7 @@ def create_app(
     for module in routers:
         app.include_router(module.router, responses=ERROR_RESPONSES, dependencies=[Depends(caller)])
     app.include_router(health.router)
-    install_portal(app, session_secret=session_secret)
+    install_portal(app, session_secret=session_secret, public_url=public_url)
 
     @app.get("/", tags=["meta"], summary="Liveness: an empty object")
     def root() -> dict[str, str]:

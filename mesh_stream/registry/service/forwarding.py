@@ -3,9 +3,10 @@
 Every registry instance on one topic serves reads from its own replayed view; only the
 writer (see :mod:`.kafka_store`) writes. :class:`WriteForwarder`, ASGI middleware behind the
 body guard, sends each write request (POST/PUT/DELETE of subjects, versions, config and
-products; lookups and compatibility checks are reads) that reaches a follower to the
-writer's advertised URL — same method, path, query, body, ``Authorization`` and
-``Content-Type`` — and relays the answer as it is. The follower checks a credential first,
+products, and the portal's sign-out form; lookups and compatibility checks are reads) that
+reaches a follower to the writer's advertised URL — same method, path, query, body and
+headers (``Authorization``, ``Content-Type``, cookies; not the hop-by-hop ones) — and relays
+the answer as it is, every ``Set-Cookie`` of it kept apart. The follower checks a credential first,
 so wrong ones count against the client's own address, not against the follower's on the
 writer. A forwarded request carries :data:`FORWARDED_BY`; an instance that gets one while
 it is not the writer answers 503 rather than forwarding again (no loops).
@@ -193,8 +194,11 @@ class WriteForwarder:
                 f"({failure_words(exc)}); if it is down, another instance takes over "
                 f"once its claim lapses: retry"
             ) from exc
-        relayed = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP}
-        return Response(answer.content, status_code=answer.status_code, headers=relayed)
+        relayed = Response(answer.content, status_code=answer.status_code)  # its length
+        for name, value in answer.headers.multi_items():  # two Set-Cookie stay two
+            if name.lower() not in HOP_BY_HOP:
+                relayed.headers.append(name, value)
+        return relayed
 
 
 async def _read_body(receive: Receive) -> bytes | None:

@@ -104,6 +104,7 @@ def build_registry(
             if settings.registry_session_secret is not None
             else None
         ),
+        public_url=settings.registry_public_url,
     )
     app.state.services.health.stale_after_ms = stale_after_ms(settings.monitor_interval_seconds)
     app.state.services.samples = ProductSampler(store.connection, app.state.services.products)

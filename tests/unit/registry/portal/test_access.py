@@ -383,6 +383,57 @@ def test_a_sign_out_the_registry_cannot_record_keeps_the_session_and_says_so() -
     assert client.get("/ui/probe").text == "principal=orders signed_in=True"
 
 
+def test_a_replayed_sign_out_writes_nothing_again() -> None:
+    app = _app()
+    client = _client(app)
+    assert _sign_in(client, TOKENS["orders"]).status_code == 303
+    copied, csrf = _cookie_copy(client), client.cookies.get(CSRF_COOKIE)
+    store = app.state.services.schemas.store
+    for _ in range(3):  # the same form, cookie and token, again and again
+        replay = _client(app)
+        replay.cookies.set(SESSION_COOKIE, copied)
+        replay.cookies.set(CSRF_COOKIE, csrf)
+        assert replay.post("/ui/logout", data={"csrf_token": csrf}).status_code == 303
+    assert len([r for r in store.records if r.key[0] == "session"]) == 1
+
+
+def test_a_forwarded_sign_out_this_instance_cannot_open_says_the_keys_differ() -> None:
+    """A follower's cookie sealed with another key (MESH_REGISTRY_SESSION_SECRET unset or
+    different) cannot be ended by the writer: it says so rather than only dropping the
+    cookie, which would leave copies valid on the follower (review h56)."""
+    app = _app()
+    client = _client(app)
+    _form_token(client)  # the CSRF cookie
+    csrf = client.cookies.get(CSRF_COOKIE)
+    _sealed_session(client, SessionSealer("the-followers-own-secret").seal(TOKENS["orders"]))
+    headers = {"x-mesh-registry-forwarded-by": "http://registry-2:8081"}
+    answer = client.post("/ui/logout", data={"csrf_token": csrf}, headers=headers)
+    assert answer.status_code == 503
+    assert "seal sessions with different keys (MESH_REGISTRY_SESSION_SECRET)" in (
+        html.unescape(answer.text)
+    )
+    assert SESSION_COOKIE not in _set_cookies(answer)
+    # not forwarded: a cookie this instance cannot open is simply forgotten, as before
+    plain = client.post("/ui/logout", data={"csrf_token": csrf})
+    assert plain.status_code == 303
+
+
+def test_the_bootstrap_admin_stays_signed_in_while_the_log_is_out_of_reach() -> None:
+    """The admin token needs no log (break-glass); its session's sign-out check catches up
+    with the log when it can, and goes by the view it has when it cannot (review h56)."""
+    from mesh_stream.errors import RegistryUnavailableError
+
+    app = _app()
+    client = _client(app)
+    assert _sign_in(client, TOKENS["admin"]).status_code == 303
+
+    def unreachable() -> None:
+        raise RegistryUnavailableError("Kafka is unreachable", status=503, error_code=50302)
+
+    app.state.services.catch_up = unreachable
+    assert client.get("/ui/probe").text == "principal=admin signed_in=True"
+
+
 def test_a_cookie_sealed_with_the_token_alone_signs_in_again_never_500() -> None:
     """Cookies sealed before sessions had ids hold the bare token: signed out, not an error."""
     app = _app()

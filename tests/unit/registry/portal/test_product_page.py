@@ -645,12 +645,16 @@ def test_the_tail_snippet_names_the_product_and_the_registry(client: TestClient)
     )
 
 
-def test_snippets_name_the_advertised_url_whatever_host_the_page_was_asked_with() -> None:
+def test_snippets_name_the_public_url_whatever_host_the_page_was_asked_with() -> None:
     """The snippets took the registry's address from the Host header (h54): behind a proxy,
-    or with a forged Host, readers copied another address than the registry's own."""
+    or with a forged Host, readers copied another address than the registry's own. With
+    MESH_REGISTRY_PUBLIC_URL they name that; an instance's advertised URL (its own address,
+    for its peers) is never given to readers."""
     store = InMemoryStore()
-    store.advertised_url = "https://registry.example:8443"  # type: ignore[attr-defined]
-    app = create_app(store, credentials=Credentials(TOKENS))
+    store.advertised_url = "http://registry-1.internal:8081"  # type: ignore[attr-defined]
+    app = create_app(
+        store, credentials=Credentials(TOKENS), public_url="https://registry.example:8443/"
+    )
     with TestClient(app, raise_server_exceptions=False) as found:
         _register(found, _account(), ACCOUNT)
         answer = found.get(f"/ui/products/{PRODUCT}", headers={"host": "evil.example"})
@@ -661,6 +665,11 @@ def test_snippets_name_the_advertised_url_whatever_host_the_page_was_asked_with(
         "--max 10"
     )
     assert "evil.example" not in answer.text
+    assert "registry-1.internal" not in answer.text
+    without = create_app(store, credentials=Credentials(TOKENS))
+    with TestClient(without, raise_server_exceptions=False) as found:
+        code = _snippets(_page(found))["snippet-tail"]
+    assert code.startswith("MESH_REGISTRY_URL=http://testserver mesh tail")
 
 
 def test_a_signed_in_domain_gets_its_group_prefix_and_read_auth_a_credential_hint(
