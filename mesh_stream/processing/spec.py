@@ -362,6 +362,14 @@ def _check_callable(where: str, parameter: str, value: object, *arguments: str) 
         raise ConfigurationError(
             f"{where} {parameter} must be a function (callable), got {_shown(value)}"
         )
+    if inspect.iscoroutinefunction(value) or inspect.isasyncgenfunction(value):
+        # faust's agents are async: a team used to them writes `async def` here too
+        name = getattr(value, "__name__", parameter)
+        raise ConfigurationError(
+            f"{where} {parameter} must be a plain function, not async: {name} is declared "
+            f"with `async def`, and the engine calls it for each record without awaiting; "
+            f"write `def {name}(...)` (it runs between the engine's own awaits)"
+        )
     try:
         signature = inspect.signature(value)
     except (TypeError, ValueError):  # a builtin or C function: no signature to read

@@ -68,6 +68,10 @@ def orders_input(**changes: Any) -> Input:
 WHOLE_MS = "must be a whole number of milliseconds"
 
 
+async def apply_awaiting(state: dict[str, Any], event: Any) -> None:  # as faust agents are
+    del state, event
+
+
 def apply_with_a_clock(state: dict[str, Any], event: Event, now: int) -> None:
     """A mistake a team makes: an extra parameter the engine never passes."""
 
@@ -303,6 +307,15 @@ BAD = [
         "apply must be callable as apply(state, event); apply_with_a_clock(state, event, now) "
         "cannot be: missing a required argument: 'now'",
         "apply-three-parameters",
+    ),
+    case(
+        processor,
+        {"apply": apply_awaiting},
+        "Processor of analytics.totals: apply must be a plain function, not async: "
+        "apply_awaiting is declared with `async def`, and the engine calls it for each record "
+        "without awaiting; write `def apply_awaiting(...)` (it runs between the engine's own "
+        "awaits)",
+        "apply-async",
     ),
     case(
         processor,
