@@ -108,7 +108,9 @@ class FatalKafkaStop(KafkaException):
 
 #: Longest the crash note may take to reach Kafka (reading the offsets, then committing them
 #: again): the worker's hard exit (``engine.CRASH_EXIT_S``) leaves the rest to faust's stop.
-NOTE_TIMEOUT_S = 1.5
+#: A crash on the first records of a fresh group needs most of it (h55: 1.5 s was too little
+#: for the group's committed offsets and a partition's first offset, so no note was left).
+NOTE_TIMEOUT_S = 3.5
 
 
 def crash_text(output: str, reason: BaseException) -> str:
@@ -471,10 +473,10 @@ class RekeyStage(Service):
                 if tp.error is not None:
                     continue
                 if offset < 0:  # nothing committed: the first record, where the group starts
+                    low, _high = consumer.get_watermark_offsets(tp, cached=True)  # if fetched
                     left = deadline - time.monotonic()
-                    if left <= 0.1:
-                        continue
-                    low, _high = consumer.get_watermark_offsets(tp, timeout=left / 2)
+                    if low < 0 and left > 0.1:
+                        low, _high = consumer.get_watermark_offsets(tp, timeout=left / 2)
                     offset = low
                 if offset >= 0:
                     offsets.append(TopicPartition(tp.topic, tp.partition, offset, metadata=note))
