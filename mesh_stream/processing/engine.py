@@ -128,6 +128,7 @@ from mesh_stream.processing.spec import (
     emit_checked,
     inputs_problem,
     not_read_error,
+    raised_at,
     read_fields,
     shown_key,
 )
@@ -296,14 +297,17 @@ def crash_line(
     analytics.revenue-by-region crashed on orders.order-placed.v1[2]@1041: key raised
     KeyError 'region' (field 'region')``: the processor's ``function`` that failed, if one
     did; a :class:`~mesh_stream.errors.ProcessorError` says what broke in its own words."""
+    at = raised_at(exc)  # the line of the team's own code, when it went through some
     if isinstance(exc, ProcessorError):
-        return f"processor {output} crashed on {where}: {_cut(str(exc))}"
+        return f"processor {output} crashed on {where}: {_cut(str(exc))}{at}"
     if field is None and isinstance(exc, KeyError) and exc.args:
         field = str(exc.args[0])
     involved = f" (field {shown_key(field)})" if field is not None else ""
     raised = f"{function} raised " if function is not None else ""
     said = _cut(str(exc))
-    return f"processor {output} crashed on {where}: {raised}{type(exc).__name__} {said}{involved}"
+    return (
+        f"processor {output} crashed on {where}: {raised}{type(exc).__name__} {said}{involved}{at}"
+    )
 
 
 #: The most characters of an exception's text a crash line quotes (a KeyError of a huge key).

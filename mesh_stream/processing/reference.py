@@ -41,6 +41,7 @@ from mesh_stream.processing.spec import (
     check_key,
     emit_checked,
     not_read_error,
+    raised_at,
     read_fields,
     state_json,
 )
@@ -190,7 +191,7 @@ def _blamed(
     except Exception as exc:
         not_read = not_read_error(declared, exc, function) if declared is not None else None
         what = str(not_read) if not_read else f"{function} raised {type(exc).__name__} {exc}"
-        raise ProcessorError(f"{_on(processor, item)}: {what}") from exc
+        raise ProcessorError(f"{_on(processor, item)}: {what}{raised_at(exc)}") from exc
 
 
 def _on(processor: Processor, item: InputRecord) -> str:

@@ -44,6 +44,9 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import os
+import sys
+import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +71,7 @@ __all__ = [
     "inputs_problem",
     "key_field_differs",
     "not_read_error",
+    "raised_at",
     "read_fields",
     "shown_key",
 ]
@@ -568,15 +572,57 @@ def not_read_error(declared: Input, exc: Exception, function: str = "key") -> Pr
         return None
     name = exc.args[0]
     if function == "key":
-        return ProcessorError(
+        error = ProcessorError(
             f"key raised KeyError {name!r}: field {name!r} of {declared.product} is not in "
             f"the input's `reads` (only those are given to the processor); add it there"
         )
-    return ProcessorError(
-        f"{function} raised KeyError {name!r}: {name!r} is not one of the fields {function} "
-        f"is given of {declared.product}, its `reads` ({', '.join(declared.reads)}); if it is "
-        f"a field of {declared.product}, add it there"
-    )
+    else:
+        error = ProcessorError(
+            f"{function} raised KeyError {name!r}: {name!r} is not one of the fields "
+            f"{function} is given of {declared.product}, its `reads` "
+            f"({', '.join(declared.reads)}); if it is a field of {declared.product}, add it there"
+        )
+    error.__cause__ = exc  # where it was raised (:func:`raised_at`)
+    return error
+
+
+#: Where library code lives: mesh-stream's own package, the standard library, site-packages.
+_LIBRARY_DIRS = tuple(
+    os.path.normcase(os.path.abspath(folder)) + os.sep
+    for folder in {
+        os.path.dirname(os.path.dirname(__file__)),  # mesh_stream/
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+    }
+)
+
+
+def raised_at(exc: BaseException) -> str:
+    """`` at FILE:LINE`` of the last line of the team's own code ``exc`` (or the exception it
+    was raised from) went through, relative to the current folder when inside it; "" when
+    none did. A crash line names the processor's function that failed, this the line in it
+    (h55: a long ``apply`` left the team guessing), without a traceback."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        own = [
+            frame
+            for frame in traceback.extract_tb(current.__traceback__)
+            if frame.filename
+            and not frame.filename.startswith("<")
+            and not os.path.normcase(os.path.abspath(frame.filename)).startswith(_LIBRARY_DIRS)
+        ]
+        if own:
+            path = own[-1].filename
+            try:
+                shown = os.path.relpath(path)
+            except ValueError:  # another drive (Windows)
+                shown = path
+            return f" at {path if shown.startswith('..') else shown}:{own[-1].lineno}"
+        current = current.__cause__ or current.__context__
+    return ""
 
 
 def shown_key(key: object, limit: int = 80) -> str:

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import random
 import subprocess
 import sys
@@ -729,6 +730,7 @@ def test_apply_and_emit_failures_name_the_input_record(caplog: pytest.LogCapture
         "processor analytics.t crashed on orders.order-placed.v1[0]@0: apply raised KeyError "
         "'total': 'total' is not one of the fields apply is given of orders.order-placed, its "
         "`reads` (region); if it is a field of orders.order-placed, add it there"
+        + _at('state["total"] = event.fields["total"]  # not in reads')
     )
     assert worker.outputs == {}
     assert worker.states.data == {}
@@ -829,6 +831,14 @@ def _contract_breaker(**changes: Any) -> Processor:
     return dataclasses.replace(processor, **changes)
 
 
+def _at(code: str, path: Path = Path(__file__)) -> str:
+    """`` at FILE:LINE`` of the line of this test file holding ``code``, as crash lines end
+    (the line of the team's own code that raised)."""
+    lines = path.read_text().splitlines()
+    number = next(n for n, line in enumerate(lines, 1) if code in line and "_at(" not in line)
+    return f" at {os.path.relpath(path)}:{number}"
+
+
 BROKEN_CONTRACTS = {
     "key returns an int": (
         {"key": lambda f: len(f["region"])},
@@ -837,7 +847,8 @@ BROKEN_CONTRACTS = {
     "key reads a field reads lacks": (
         {"key": lambda f: f["country"]},
         "key raised KeyError 'country': field 'country' of orders.order-placed is not in the "
-        "input's `reads` (only those are given to the processor); add it there",
+        "input's `reads` (only those are given to the processor); add it there"
+        + _at('lambda f: f["country"]'),
     ),
     "apply returns a new state": (
         {"apply": lambda state, _event: {**state, "n": 1}},
@@ -968,9 +979,10 @@ def test_the_recomputation_names_the_function_that_raised_and_the_record() -> No
     record = InputRecord("orders.order-placed", {"region": "eu"}, BASE, where="o.v1[1]@4")
     with pytest.raises(ProcessorError) as refused:
         recompute(processor, [record])
-    assert (
-        str(refused.value)
-        == "processor analytics.t on o.v1[1]@4: emit raised ValueError no currency"
+    assert str(
+        refused.value
+    ) == "processor analytics.t on o.v1[1]@4: emit raised ValueError no currency" + _at(
+        'raise ValueError("no currency")'
     )
     assert isinstance(refused.value.__cause__, ValueError)
 

@@ -4,6 +4,7 @@ would refuse, and a recomputation that is not deterministic or depends on the or
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import textwrap
@@ -50,6 +51,14 @@ SCHEMA = json.dumps(
         ],
     }
 )
+
+
+def _at(code: str, path: Path = Path(__file__)) -> str:
+    """`` at FILE:LINE`` of the line of this test file holding ``code``, as crash lines end
+    (the line of the team's own code that raised)."""
+    lines = path.read_text().splitlines()
+    number = next(n for n, line in enumerate(lines, 1) if code in line and "_at(" not in line)
+    return f" at {os.path.relpath(path)}:{number}"
 
 
 def record(key: str, count: int = 1, **changes: Any) -> dict[str, Any]:
@@ -314,6 +323,7 @@ def test_the_processors_own_error_in_the_recomputation_names_the_record() -> Non
         expected_records(lambda: processor(refuse), INPUTS, SCHEMA, pause_s=0)
     assert str(failed.value) == (
         "processor analytics.totals on shop.things.v1[0]@0: apply raised ValueError no b"
+        + _at("raise ValueError(f\"no {event.fields['name']}\")")
     )
 
 
@@ -330,6 +340,7 @@ def test_apply_looking_up_a_name_not_in_reads_is_told_which_fields_it_is_given()
         "processor analytics.totals on shop.things.v1[0]@0: apply raised KeyError 'warehouse': "
         "'warehouse' is not one of the fields apply is given of shop.things, its `reads` "
         "(name); if it is a field of shop.things, add it there"
+        + _at('state["where"] = event.fields["warehouse"]')
     )
 
 
