@@ -152,6 +152,9 @@ SEEN_TABLE = "seen"
 DROP_WARNING_EVERY_S = 10.0
 #: Input records ``key`` may drop, none kept, before the worker warns that nothing is kept.
 NOTHING_KEPT_WARNING_AFTER = 1_000
+#: Events looked up by the dedup field after which a worker that found most of them copies
+#: warns that the field may not be unique (h55: dedup on a shared value lost 17 of 20 events).
+DEDUP_WARNING_AFTER = 1_000
 #: Session keys whose values a batch reads after an assignment (to note their times).
 SCAN_AT_ONCE = 10_000
 #: With a dedup horizon, seen ids are kept per key and this slice of arrival time.
@@ -456,6 +459,10 @@ class Aggregation:
         #: Records ``key`` dropped (returned None) while it has kept none, up to the warning.
         self._dropped_by_key = 0
         self._kept_any = False
+        #: Events dedup dropped as copies of ones their key had seen, and events it looked
+        #: up, since the worker started (the first till the warning's check).
+        self.duplicates = 0
+        self._deduped = 0
         self._empty_key_told = False
         #: Writes the expiry clock ahead of any kept (deferred) write (see expiry.py).
         self._write_now: Callable[[str, Any], None] = (
@@ -578,6 +585,43 @@ class Aggregation:
             closed,
             self.late,
             DROP_WARNING_EVERY_S,
+        )
+
+    def _count_duplicate(self, envelope: Envelope) -> None:
+        """Count a copy dedup dropped; once :data:`DEDUP_WARNING_AFTER` events were looked up,
+        warn if most were copies: a dedup field shared by different events (a status, a
+        type) drops them all but the first, silently, and ``mesh verify``'s generated input,
+        unique in that field, cannot show it."""
+        self.duplicates += 1
+        dedup = self.processor.dedup
+        if dedup is None or self._deduped >= DEDUP_WARNING_AFTER:
+            return
+        self._deduped += 1
+        if self._deduped == DEDUP_WARNING_AFTER:
+            self._warn_if_mostly_copies(dedup, envelope)
+
+    def _note_first_delivery(self, dedup: Dedup | None, envelope: Envelope) -> None:
+        if dedup is None or self._deduped >= DEDUP_WARNING_AFTER:
+            return
+        self._deduped += 1
+        if self._deduped == DEDUP_WARNING_AFTER:
+            self._warn_if_mostly_copies(dedup, envelope)
+
+    def _warn_if_mostly_copies(self, dedup: Dedup, envelope: Envelope) -> None:
+        if self.duplicates * 2 <= DEDUP_WARNING_AFTER:
+            return
+        value = envelope.fields.get(dedup.field)
+        log.warning(
+            "processor %s: dedup dropped %d of the first %d events as copies of events their "
+            "key had seen (by field %r, e.g. %s at %s): if %r is not unique to each event (an "
+            "event id), those events are lost; dedup on a field no two events share",
+            self.processor.output,
+            self.duplicates,
+            DEDUP_WARNING_AFTER,
+            dedup.field,
+            shown_key(value),
+            envelope.where,
+            dedup.field,
         )
 
     def _warn_if_nothing_kept(self, where: str) -> None:
@@ -765,7 +809,10 @@ class Aggregation:
         for envelope in envelopes:
             position = (envelope.partition, envelope.offset, envelope.index)
             if not _first_delivery(key_seen, dedup, envelope, position):
+                self._count_duplicate(envelope)
                 continue
+            if self._deduped < DEDUP_WARNING_AFTER:
+                self._note_first_delivery(dedup, envelope)
             fresh = True
             newest_input_ms = max(newest_input_ms, envelope.arrival_ms)
             if reflected is not None:  # every event counts in the span, traced or not
@@ -849,7 +896,10 @@ class Aggregation:
                 continue
             position = (envelope.partition, envelope.offset, envelope.index)
             if not _first_delivery(key_seen, dedup, envelope, position):
+                self._count_duplicate(envelope)
                 continue
+            if self._deduped < DEDUP_WARNING_AFTER:
+                self._note_first_delivery(dedup, envelope)
             newest_input_ms = max(newest_input_ms, envelope.arrival_ms)
             if reflected is not None:
                 reflected.append(envelope.trace or {})
@@ -1190,6 +1240,8 @@ def build(
             metrics.forgetting = lambda: (aggregation.forgotten, aggregation.dropped)
         if processor.window is not None:
             metrics.late_events = lambda: aggregation.late
+        if processor.dedup is not None:
+            metrics.duplicates = lambda: aggregation.duplicates
     return app
 
 

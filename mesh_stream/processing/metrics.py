@@ -15,6 +15,8 @@ Metrics (prefix ``mesh_processor_``, each labelled ``processor`` with the output
 * ``windows_forgotten_total`` and ``expired_events_dropped_total`` (windowed processors): the
   closed windows whose state was deleted after their ``retain_ms``, and the events that still
   reached such a window and were dropped;
+* ``duplicates_dropped_total`` (processors with dedup): events dropped as copies of events
+  their key had seen (by the dedup field);
 * ``input_lag_records{topic,partition}`` and ``input_lag_seconds{topic,partition}``: how many
   records of each partition this worker has read from wait after the last one it routed, and
   how old that last record is while any wait (0 once caught up); partitions appear once it
@@ -97,6 +99,8 @@ class ProcessorMetrics:
         self.forgetting: Callable[[], tuple[int, int]] | None = None
         #: Events a windowed processor left out for arriving after their windows closed.
         self.late_events: Callable[[], int] | None = None
+        #: Events dedup dropped as copies of events their key had seen, when it dedups.
+        self.duplicates: Callable[[], int] | None = None
         self.registry.register(_CountCollector(self))
 
     # -- the hot path's wrappers -----------------------------------------------------------
@@ -230,6 +234,14 @@ class _CountCollector(Collector):
             )
             late.add_metric([name], metrics.late_events())
             yield late
+        if metrics.duplicates is not None:
+            copies = CounterMetricFamily(
+                "mesh_processor_duplicates_dropped",
+                "Events dedup dropped as copies of events their key had seen.",
+                labels=["processor"],
+            )
+            copies.add_metric([name], metrics.duplicates())
+            yield copies
         yield from self._lag()
 
     def _lag(self) -> Iterator[GaugeMetricFamily]:

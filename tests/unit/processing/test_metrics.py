@@ -140,3 +140,12 @@ def test_forgotten_windows_and_the_events_dropped_for_them_are_counted() -> None
     worker.aggregation.route("orders.order-placed.v1", 0, 99, dict(first.record), late)
     samples = parse(metrics.exposition().decode())
     assert samples[("mesh_processor_late_events_dropped_total", labels())] == 1
+
+
+def test_duplicates_dedup_dropped_are_counted_when_it_dedups() -> None:
+    metrics = ProcessorMetrics(NAME)
+    assert "duplicates_dropped" not in metrics.exposition().decode()  # no dedup: absent
+    copies = [3]
+    metrics.duplicates = lambda: copies[0]
+    samples = parse(metrics.exposition().decode())
+    assert samples[("mesh_processor_duplicates_dropped_total", labels())] == 3
