@@ -726,7 +726,8 @@ class Aggregation:
                         f"{what}; its events cannot be read again from the input (the re-key "
                         f"stage committed them). Run the earlier version until consumer group "
                         f"{self.app_id} has no lag on {self.app_id}-{INTERNAL_TOPIC}, then this "
-                        f"one"
+                        f"one; if the earlier version stops on one of them, run it fixed without "
+                        f"the new fields first (docs: write a processor, Changing a processor)"
                     ),
                 )
 
@@ -826,7 +827,7 @@ class Aggregation:
                     apply_checked(processor.apply, value, event)
                 except Exception as exc:
                     declared = processor.input(envelope.input)
-                    not_read = not_read_error(declared, exc, "apply")
+                    not_read = not_read_error(declared, exc, "apply", forwarded=True)
                     raise self._fail(envelope.where, not_read or exc, None, "apply") from exc
                 changed = True
         self._store(kafka_key, stored, key_seen, envelopes, changed)
@@ -919,7 +920,11 @@ class Aggregation:
                 apply_checked(processor.apply, session[2], event)
             except Exception as exc:
                 declared = processor.input(envelope.input)
-                not_read = not_read_error(declared, exc, "apply") if function == "apply" else None
+                not_read = (
+                    not_read_error(declared, exc, "apply", forwarded=True)
+                    if function == "apply"
+                    else None
+                )
                 raise self._fail(envelope.where, not_read or exc, None, function) from exc
             reached.append((session, envelope))
             changed = True

@@ -564,10 +564,13 @@ class Processor:
 # -- what the engine and the reference check of a processor's own functions ----------------
 
 
-def not_read_error(declared: Input, exc: Exception, function: str = "key") -> ProcessorError | None:
+def not_read_error(
+    declared: Input, exc: Exception, function: str = "key", *, forwarded: bool = False
+) -> ProcessorError | None:
     """For a KeyError of a name that ``reads`` does not declare (only declared fields are
     given to the processor): an error saying so, else None. ``key`` looks up only fields;
-    ``apply`` may also have missed a key of its state, so its message says both."""
+    ``apply`` may also have missed a key of its state, so its message says both; with
+    ``forwarded`` (a worker's aggregate stage), that the records forwarded already lack it."""
     if not isinstance(exc, KeyError) or not exc.args or exc.args[0] in declared.reads:
         return None
     name = exc.args[0]
@@ -577,10 +580,12 @@ def not_read_error(declared: Input, exc: Exception, function: str = "key") -> Pr
             f"the input's `reads` (only those are given to the processor); add it there"
         )
     else:
+        hint = " (records forwarded already lack it: see Changing a processor in the docs)"
         error = ProcessorError(
             f"{function} raised KeyError {name!r}: {name!r} is not one of the fields "
             f"{function} is given of {declared.product}, its `reads` "
             f"({', '.join(declared.reads)}); if it is a field of {declared.product}, add it there"
+            f"{hint if forwarded else ''}"
         )
     error.__cause__ = exc  # where it was raised (:func:`raised_at`)
     return error

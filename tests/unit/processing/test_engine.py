@@ -565,7 +565,9 @@ def test_records_an_earlier_version_left_without_a_field_this_one_reads_say_so(
         "fields ['region'], without ['amount'], which this version reads; its events cannot "
         "be read again from the input (the re-key stage committed them). Run the earlier "
         "version until consumer group mesh-analytics.t has no lag on "
-        "mesh-analytics.t-by-key, then this one"
+        "mesh-analytics.t-by-key, then this one; if the earlier version stops on one of "
+        "them, run it fixed without the new fields first (docs: write a processor, Changing "
+        "a processor)"
     ]
     # a version reading fewer fields reads them
     fewer = Worker(_contract_breaker())
@@ -729,7 +731,8 @@ def test_apply_and_emit_failures_name_the_input_record(caplog: pytest.LogCapture
     assert caplog.records[0].getMessage() == (
         "processor analytics.t crashed on orders.order-placed.v1[0]@0: apply raised KeyError "
         "'total': 'total' is not one of the fields apply is given of orders.order-placed, its "
-        "`reads` (region); if it is a field of orders.order-placed, add it there"
+        "`reads` (region); if it is a field of orders.order-placed, add it there (records "
+        "forwarded already lack it: see Changing a processor in the docs)"
         + _at('state["total"] = event.fields["total"]  # not in reads')
     )
     assert worker.outputs == {}
