@@ -118,7 +118,8 @@ def advertised_url_problem(url: str) -> str | None:
 def public_url_problem(url: str) -> str | None:
     """:func:`registry_url_problem`, and no ``user:token@``: the portal shows it to readers."""
     problem = registry_url_problem(url)
-    if problem is None and "@" in url:
+    parts = urlsplit(url)
+    if problem is None and (parts.username is not None or parts.password is not None):
         return "carries credentials (user:token@), which every reader of the portal would see"
     return problem
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 APPLIED = "_applied"
@@ -80,6 +80,14 @@ def apply_once(
         return False
     inputs[mark] = source_offset
     return True
+
+
+def input_applied(state: Mapping[str, Any], source: tuple[str, int, int]) -> bool:
+    """Whether the input record ``source`` (topic, partition, offset) was applied to the key
+    of ``state`` already: an event the re-key stage sent again (see :func:`apply_once`)."""
+    topic, source_partition, source_offset = source
+    inputs = state.get(APPLIED_INPUTS) or {}
+    return bool(inputs.get(f"{source_partition}:{topic}", -1) >= source_offset)
 
 
 def without_bookkeeping(state: dict[str, Any]) -> dict[str, Any]:

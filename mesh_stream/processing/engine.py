@@ -86,7 +86,7 @@ from mesh_stream.processing.app import (
     processor_app,
     schema_decoder,
 )
-from mesh_stream.processing.dedup import SeenEvents, apply_once
+from mesh_stream.processing.dedup import SeenEvents, apply_once, input_applied
 from mesh_stream.processing.deferred import DeferredTable, StateTooLargeError, defer_writes
 from mesh_stream.processing.expiry import WindowExpiry, clock_key
 from mesh_stream.processing.lineage import LineageRun
@@ -96,7 +96,7 @@ from mesh_stream.processing.metrics import (
     MetricsServer,
     ProcessorMetrics,
 )
-from mesh_stream.processing.names import INTERNAL_TOPIC, processor_app_id
+from mesh_stream.processing.names import CRASH_NOTE_LIMIT, INTERNAL_TOPIC, processor_app_id
 from mesh_stream.processing.outputs import OutputProducer, flush_with_commits
 from mesh_stream.processing.reads import check_reads, read_defaults
 from mesh_stream.processing.rekey import (
@@ -155,6 +155,8 @@ NOTHING_KEPT_WARNING_AFTER = 1_000
 #: Events looked up by the dedup field after which a worker that found most of them copies
 #: warns that the field may not be unique (h55: dedup on a shared value lost 17 of 20 events).
 DEDUP_WARNING_AFTER = 1_000
+#: ... and after this few, when four in five were copies (h55's case: 17 of 20).
+DEDUP_EARLY_CHECK = 20
 #: Session keys whose values a batch reads after an assignment (to note their times).
 SCAN_AT_ONCE = 10_000
 #: With a dedup horizon, seen ids are kept per key and this slice of arrival time.
@@ -302,15 +304,17 @@ def crash_line(
     did; a :class:`~mesh_stream.errors.ProcessorError` says what broke in its own words."""
     at = raised_at(exc)  # the line of the team's own code, when it went through some
     if isinstance(exc, ProcessorError):
-        return f"processor {output} crashed on {where}: {_cut(str(exc))}{at}"
-    if field is None and isinstance(exc, KeyError) and exc.args:
-        field = str(exc.args[0])
-    involved = f" (field {shown_key(field)})" if field is not None else ""
-    raised = f"{function} raised " if function is not None else ""
-    said = _cut(str(exc))
-    return (
-        f"processor {output} crashed on {where}: {raised}{type(exc).__name__} {said}{involved}{at}"
-    )
+        head, said, tail = f"processor {output} crashed on {where}: ", str(exc), at
+    else:
+        if field is None and isinstance(exc, KeyError) and exc.args:
+            field = str(exc.args[0])
+        involved = f" (field {shown_key(field)})" if field is not None else ""
+        raised = f"{function} raised " if function is not None else ""
+        head = f"processor {output} crashed on {where}: {raised}{type(exc).__name__} "
+        said, tail = str(exc), f"{involved}{at}"
+    # the exception's words are cut so that the whole line fits in a crash note, its end
+    # (the field, the file and line) included
+    return f"{head}{_cut(said, max(200, CRASH_NOTE_LIMIT - len(head) - len(tail)))}{tail}"
 
 
 #: The most characters of an exception's text a crash line quotes (a KeyError of a huge key).
@@ -462,7 +466,8 @@ class Aggregation:
         #: Events dedup dropped as copies of ones their key had seen, and events it looked
         #: up, since the worker started (the first till the warning's check).
         self.duplicates = 0
-        self._deduped = 0
+        self._deduped = 0 if processor.dedup is not None else DEDUP_WARNING_AFTER
+        self._copy_seen: Envelope | None = None  # the latest copy, for the warning
         self._empty_key_told = False
         #: Writes the expiry clock ahead of any kept (deferred) write (see expiry.py).
         self._write_now: Callable[[str, Any], None] = (
@@ -587,40 +592,42 @@ class Aggregation:
             DROP_WARNING_EVERY_S,
         )
 
-    def _count_duplicate(self, envelope: Envelope) -> None:
-        """Count a copy dedup dropped; once :data:`DEDUP_WARNING_AFTER` events were looked up,
-        warn if most were copies: a dedup field shared by different events (a status, a
-        type) drops them all but the first, silently, and ``mesh verify``'s generated input,
-        unique in that field, cannot show it."""
+    def _count_duplicate(self, envelope: Envelope, stored: Mapping[str, Any]) -> None:
+        """Count a copy dedup dropped (not an event the re-key stage sent again after a
+        restart: its input record was applied already), and check the first lookups."""
+        source = (envelope.topic, envelope.source_partition, envelope.source_offset)
+        if input_applied(stored, source):
+            return
         self.duplicates += 1
+        self._copy_seen = envelope
+        if self._deduped < DEDUP_WARNING_AFTER:
+            self._note_lookup()
+
+    def _note_lookup(self) -> None:
+        """One more of the first events looked up by the dedup field: when most of the first
+        20 (four in five) or of the first 1,000 (over half) were copies, warn once. A dedup
+        field events share (a status, a type) drops all but the first of each value and key,
+        silently, and ``mesh verify``'s generated input, unique in that field, cannot show
+        it."""
+        self._deduped += 1
+        looked = self._deduped
+        copies, copy = self.duplicates, self._copy_seen
         dedup = self.processor.dedup
-        if dedup is None or self._deduped >= DEDUP_WARNING_AFTER:
+        if copy is None or dedup is None or looked not in (DEDUP_EARLY_CHECK, DEDUP_WARNING_AFTER):
             return
-        self._deduped += 1
-        if self._deduped == DEDUP_WARNING_AFTER:
-            self._warn_if_mostly_copies(dedup, envelope)
-
-    def _note_first_delivery(self, dedup: Dedup | None, envelope: Envelope) -> None:
-        if dedup is None or self._deduped >= DEDUP_WARNING_AFTER:
+        if copies * 5 < looked * 4 and (looked < DEDUP_WARNING_AFTER or copies * 2 <= looked):
             return
-        self._deduped += 1
-        if self._deduped == DEDUP_WARNING_AFTER:
-            self._warn_if_mostly_copies(dedup, envelope)
-
-    def _warn_if_mostly_copies(self, dedup: Dedup, envelope: Envelope) -> None:
-        if self.duplicates * 2 <= DEDUP_WARNING_AFTER:
-            return
-        value = envelope.fields.get(dedup.field)
+        self._deduped = DEDUP_WARNING_AFTER  # said once
         log.warning(
             "processor %s: dedup dropped %d of the first %d events as copies of events their "
             "key had seen (by field %r, e.g. %s at %s): if %r is not unique to each event (an "
             "event id), those events are lost; dedup on a field no two events share",
             self.processor.output,
-            self.duplicates,
-            DEDUP_WARNING_AFTER,
+            copies,
+            looked,
             dedup.field,
-            shown_key(value),
-            envelope.where,
+            shown_key(copy.fields.get(dedup.field)),
+            copy.where,
             dedup.field,
         )
 
@@ -810,10 +817,10 @@ class Aggregation:
         for envelope in envelopes:
             position = (envelope.partition, envelope.offset, envelope.index)
             if not _first_delivery(key_seen, dedup, envelope, position):
-                self._count_duplicate(envelope)
+                self._count_duplicate(envelope, stored)
                 continue
             if self._deduped < DEDUP_WARNING_AFTER:
-                self._note_first_delivery(dedup, envelope)
+                self._note_lookup()
             fresh = True
             newest_input_ms = max(newest_input_ms, envelope.arrival_ms)
             if reflected is not None:  # every event counts in the span, traced or not
@@ -827,7 +834,7 @@ class Aggregation:
                     apply_checked(processor.apply, value, event)
                 except Exception as exc:
                     declared = processor.input(envelope.input)
-                    not_read = not_read_error(declared, exc, "apply", forwarded=True)
+                    not_read = not_read_error(declared, exc, "apply")
                     raise self._fail(envelope.where, not_read or exc, None, "apply") from exc
                 changed = True
         self._store(kafka_key, stored, key_seen, envelopes, changed)
@@ -897,10 +904,10 @@ class Aggregation:
                 continue
             position = (envelope.partition, envelope.offset, envelope.index)
             if not _first_delivery(key_seen, dedup, envelope, position):
-                self._count_duplicate(envelope)
+                self._count_duplicate(envelope, stored)
                 continue
             if self._deduped < DEDUP_WARNING_AFTER:
-                self._note_first_delivery(dedup, envelope)
+                self._note_lookup()
             newest_input_ms = max(newest_input_ms, envelope.arrival_ms)
             if reflected is not None:
                 reflected.append(envelope.trace or {})
@@ -920,11 +927,7 @@ class Aggregation:
                 apply_checked(processor.apply, session[2], event)
             except Exception as exc:
                 declared = processor.input(envelope.input)
-                not_read = (
-                    not_read_error(declared, exc, "apply", forwarded=True)
-                    if function == "apply"
-                    else None
-                )
+                not_read = not_read_error(declared, exc, "apply") if function == "apply" else None
                 raise self._fail(envelope.where, not_read or exc, None, function) from exc
             reached.append((session, envelope))
             changed = True

@@ -16,7 +16,7 @@ Metrics (prefix ``mesh_processor_``, each labelled ``processor`` with the output
   closed windows whose state was deleted after their ``retain_ms``, and the events that still
   reached such a window and were dropped;
 * ``duplicates_dropped_total`` (processors with dedup): events dropped as copies of events
-  their key had seen (by the dedup field);
+  their key had seen (by the dedup field; once per window a copy reached);
 * ``input_lag_records{topic,partition}`` and ``input_lag_seconds{topic,partition}``: how many
   records of each partition this worker has read from wait after the last one it routed, and
   how old that last record is while any wait (0 once caught up); partitions appear once it

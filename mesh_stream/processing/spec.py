@@ -45,7 +45,7 @@ import inspect
 import json
 import math
 import os
-import sys
+import sysconfig
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -366,7 +366,8 @@ def _check_callable(where: str, parameter: str, value: object, *arguments: str) 
         raise ConfigurationError(
             f"{where} {parameter} must be a function (callable), got {_shown(value)}"
         )
-    if inspect.iscoroutinefunction(value) or inspect.isasyncgenfunction(value):
+    call = getattr(value, "__call__", None)  # noqa: B004 - an object's async __call__ too
+    if any(inspect.iscoroutinefunction(f) or inspect.isasyncgenfunction(f) for f in (value, call)):
         # faust's agents are async: a team used to them writes `async def` here too
         name = getattr(value, "__name__", parameter)
         raise ConfigurationError(
@@ -564,13 +565,10 @@ class Processor:
 # -- what the engine and the reference check of a processor's own functions ----------------
 
 
-def not_read_error(
-    declared: Input, exc: Exception, function: str = "key", *, forwarded: bool = False
-) -> ProcessorError | None:
+def not_read_error(declared: Input, exc: Exception, function: str = "key") -> ProcessorError | None:
     """For a KeyError of a name that ``reads`` does not declare (only declared fields are
     given to the processor): an error saying so, else None. ``key`` looks up only fields;
-    ``apply`` may also have missed a key of its state, so its message says both; with
-    ``forwarded`` (a worker's aggregate stage), that the records forwarded already lack it."""
+    ``apply`` may also have missed a key of its state, so its message says both."""
     if not isinstance(exc, KeyError) or not exc.args or exc.args[0] in declared.reads:
         return None
     name = exc.args[0]
@@ -580,34 +578,41 @@ def not_read_error(
             f"the input's `reads` (only those are given to the processor); add it there"
         )
     else:
-        hint = " (records forwarded already lack it: see Changing a processor in the docs)"
         error = ProcessorError(
             f"{function} raised KeyError {name!r}: {name!r} is not one of the fields "
             f"{function} is given of {declared.product}, its `reads` "
             f"({', '.join(declared.reads)}); if it is a field of {declared.product}, add it there"
-            f"{hint if forwarded else ''}"
         )
     error.__cause__ = exc  # where it was raised (:func:`raised_at`)
     return error
 
 
-#: Where library code lives: mesh-stream's own package, the standard library, site-packages.
+#: Where library code lives: mesh-stream's own package, the standard library, the
+#: interpreter's site-packages (any other ``site-packages``/``dist-packages`` folder too).
 _LIBRARY_DIRS = tuple(
     os.path.normcase(os.path.abspath(folder)) + os.sep
     for folder in {
         os.path.dirname(os.path.dirname(__file__)),  # mesh_stream/
-        sys.prefix,
-        sys.base_prefix,
-        sys.exec_prefix,
+        *(sysconfig.get_paths().get(name) for name in ("stdlib", "platstdlib", "purelib")),
+        sysconfig.get_paths().get("platlib"),
     }
+    if folder
 )
+_PACKAGE_FOLDERS = frozenset({"site-packages", "dist-packages"})
+
+
+def _library_code(filename: str) -> bool:
+    if not filename or filename.startswith("<"):  # <string>, <frozen ...>: no file to show
+        return True
+    path = os.path.normcase(os.path.abspath(filename))
+    return path.startswith(_LIBRARY_DIRS) or not _PACKAGE_FOLDERS.isdisjoint(path.split(os.sep))
 
 
 def raised_at(exc: BaseException) -> str:
-    """`` at FILE:LINE`` of the last line of the team's own code ``exc`` (or the exception it
-    was raised from) went through, relative to the current folder when inside it; "" when
-    none did. A crash line names the processor's function that failed, this the line in it
-    (h55: a long ``apply`` left the team guessing), without a traceback."""
+    """`` (raised at FILE:LINE)``: the last line of the team's own code ``exc`` (or the
+    exception it was raised from) went through, relative to the current folder when inside
+    it; "" when none did. A crash line names the processor's function that failed, this the
+    line in it (h55: a long ``apply`` left the team guessing), without a traceback."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -615,17 +620,16 @@ def raised_at(exc: BaseException) -> str:
         own = [
             frame
             for frame in traceback.extract_tb(current.__traceback__)
-            if frame.filename
-            and not frame.filename.startswith("<")
-            and not os.path.normcase(os.path.abspath(frame.filename)).startswith(_LIBRARY_DIRS)
+            if not _library_code(frame.filename)
         ]
         if own:
-            path = own[-1].filename
+            path = os.path.abspath(own[-1].filename)
             try:
-                shown = os.path.relpath(path)
+                inside = os.path.relpath(path)
             except ValueError:  # another drive (Windows)
-                shown = path
-            return f" at {path if shown.startswith('..') else shown}:{own[-1].lineno}"
+                inside = path
+            shown = path if inside.startswith(os.pardir) else inside
+            return f" (raised at {shown}:{own[-1].lineno})"
         current = current.__cause__ or current.__context__
     return ""
 

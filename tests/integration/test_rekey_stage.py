@@ -481,7 +481,8 @@ def test_a_failing_apply_stops_the_worker_with_one_line_first_and_loses_no_order
     assert crashed.status == Status.BREACHED, crashed
     # the line of the processor's own code that raised ends it
     assert re.match(
-        rf"{re.escape(line)} at \S*workers/failing_revenue\.py:\d+ \(its worker has not gone "
+        rf"{re.escape(line)} \(raised at \S*workers/failing_revenue\.py:\d+\) \(its worker has "
+        rf"not gone "
         rf"past that record\)",
         crashed.reason,
     ), crashed.reason

@@ -316,7 +316,7 @@ def test_a_worker_crashing_on_the_last_slice_fails_the_run_with_its_crash_line(
     assert re.search(
         r"^FAILED: worker-1 \(verify_crashing_revenue\) crashed: processor "
         r"analytics\.revenue-by-region crashed on orders\.order-placed\.v1\[\d\]@\d+: "
-        r".*ValueError.* the mutant refuses region-\S+ at \S+\.py:\d+; its log: ",
+        r".*ValueError.* the mutant refuses region-\S+ \(raised at \S+\.py:\d+\); its log: ",
         report,
         re.MULTILINE,
     ), report

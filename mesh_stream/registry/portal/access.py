@@ -101,6 +101,15 @@ class SessionSealer:
         content = json.dumps({"token": token, "session": secrets.token_urlsafe(16)})
         return self._fernet.encrypt(content.encode()).decode("ascii")
 
+    def sealed_here(self, value: str) -> bool:
+        """Whether ``value`` was sealed with this sealer's key, expired or not (a forwarded
+        sign-out tells an old session from one another instance sealed)."""
+        try:
+            self._fernet.decrypt(value.encode("ascii"))
+        except (InvalidToken, UnicodeError, ValueError):
+            return False
+        return True
+
     def open(self, value: str) -> Session | None:
         """The session sealed in ``value``; None when forged, damaged or expired (or sealed
         before sessions had ids: the token alone, so signed in again)."""
@@ -406,7 +415,13 @@ async def sign_out(request: Request, csrf_token: Annotated[str, Form()] = "") ->
     found = _services(request)
     sealed = request.cookies.get(SESSION_COOKIE)
     session = _sealer(request).open(sealed) if sealed else None
-    if sealed and session is None and FORWARDED_BY in request.headers:
+    if (
+        sealed
+        and session is None
+        and FORWARDED_BY in request.headers
+        and not _sealer(request).sealed_here(sealed)
+        and sealed.startswith("gAAAAA")  # a Fernet token at all (version byte 0x80)
+    ):
         # A follower's session this writer cannot open: sealed with another key, so it
         # cannot be ended here (forgetting the cookie alone would leave copies valid).
         log.warning(

@@ -72,6 +72,13 @@ async def apply_awaiting(state: dict[str, Any], event: Any) -> None:  # as faust
     del state, event
 
 
+class AwaitingEmit:
+    """A callable object whose __call__ is async: refused as an async function is."""
+
+    async def __call__(self, key: Any, state: dict[str, Any]) -> dict[str, Any]:
+        return {"key": key, **state}
+
+
 def apply_with_a_clock(state: dict[str, Any], event: Event, now: int) -> None:
     """A mistake a team makes: an extra parameter the engine never passes."""
 
@@ -316,6 +323,13 @@ BAD = [
         "without awaiting; write `def apply_awaiting(...)` (it runs between the engine's own "
         "awaits)",
         "apply-async",
+    ),
+    case(
+        processor,
+        {"emit": AwaitingEmit()},
+        "Processor of analytics.totals: emit must be a plain function, not async: emit is "
+        "declared with `async def`",
+        "emit-async-callable-object",
     ),
     case(
         processor,

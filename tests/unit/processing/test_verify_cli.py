@@ -233,8 +233,8 @@ def revenue_variant(tmp_path: Path, name: str, change: str) -> str:
             "    raise ValueError(f'no revenue in {event.fields[\"region\"]}')\n"
             "PROCESSOR = dataclasses.replace(CORRECT, apply=apply)",
             r"FAILED: processor analytics\.revenue-by-region on generated record #\d+ of "
-            r"orders\.order-placed: apply raised ValueError no revenue in \S+ at "
-            r"\S+failing_\d+\.py:\d+ \(seed 3\)",  # the line of the team's own code
+            r"orders\.order-placed: apply raised ValueError no revenue in \S+ \(raised at "
+            r"\S+failing_\d+\.py:\d+\) \(seed 3\)",  # the line of the team's own code
         ),
         (
             "inputs = (dataclasses.replace(CORRECT.inputs[0], key=lambda f: f['channel']),)\n"

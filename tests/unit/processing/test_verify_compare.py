@@ -4,7 +4,6 @@ would refuse, and a recomputation that is not deterministic or depends on the or
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import textwrap
@@ -33,6 +32,7 @@ from mesh_stream.verify.harness import (
     nondeterminism,
     order_dependence,
 )
+from tests.fixtures.processing import raised_at_line
 
 REPO = Path(__file__).resolve().parents[3]
 SCHEMA = json.dumps(
@@ -53,12 +53,8 @@ SCHEMA = json.dumps(
 )
 
 
-def _at(code: str, path: Path = Path(__file__)) -> str:
-    """`` at FILE:LINE`` of the line of this test file holding ``code``, as crash lines end
-    (the line of the team's own code that raised)."""
-    lines = path.read_text().splitlines()
-    number = next(n for n, line in enumerate(lines, 1) if code in line and "_at(" not in line)
-    return f" at {os.path.relpath(path)}:{number}"
+def _at(code: str) -> str:
+    return raised_at_line(code, __file__)
 
 
 def record(key: str, count: int = 1, **changes: Any) -> dict[str, Any]:

@@ -416,6 +416,13 @@ def test_a_forwarded_sign_out_this_instance_cannot_open_says_the_keys_differ() -
     # not forwarded: a cookie this instance cannot open is simply forgotten, as before
     plain = client.post("/ui/logout", data={"csrf_token": csrf})
     assert plain.status_code == 303
+    # forwarded, but sealed here and expired (or no sealed value at all): forgotten too
+    sealer = app.state.portal.sessions
+    old = sealer._fernet.encrypt_at_time(b"{}", int(time.time()) - SESSION_SECONDS - 5).decode()
+    for value in (old, "not-a-sealed-value"):
+        _sealed_session(client, value)
+        forgotten = client.post("/ui/logout", data={"csrf_token": csrf}, headers=headers)
+        assert forgotten.status_code == 303, value
 
 
 def test_the_bootstrap_admin_stays_signed_in_while_the_log_is_out_of_reach() -> None:
