@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from mesh_stream.broker import reachability
 from mesh_stream.cli.main import open_standard_streams, run
 from mesh_stream.cli.monitor import _serve_metrics
 from mesh_stream.errors import BrokerUnreachableError, ConfigurationError, KafkaAuthenticationError
@@ -285,6 +286,7 @@ def test_products_plan_names_a_broken_descriptor_before_asking_kafka(
     broken.write_text("name: shop.broken\n  owner: [\n")
     monkeypatch.setenv("MESH_BOOTSTRAP_SERVERS", "127.0.0.1:1")
     monkeypatch.setenv("MESH_REGISTRY_URL", "http://127.0.0.1:2")
+    monkeypatch.setattr(reachability, "DEFAULT_PROBE_TIMEOUT", 1.0)  # 10 s say the same
     status, said = mesh(["products", "plan", str(project)], capsys)
     assert status == 1
     assert f"{broken}:2: not valid YAML" in said
@@ -491,6 +493,7 @@ def test_products_plan_and_apply_with_json_print_an_error_they_hit_as_json(
     """With Kafka unreachable, --json printed the error as text only: a script reading
     stdout could not tell it from a plan apply would refuse."""
     monkeypatch.setenv("MESH_REGISTRY_PRINCIPAL", "orders")
+    monkeypatch.setattr(reachability, "DEFAULT_PROBE_TIMEOUT", 1.0)  # 10 s say the same
     status = run(
         [
             "products",
