@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -42,6 +43,7 @@ from mesh_stream.errors import (
     ConfigurationError,
     DeliveryError,
     KafkaAuthorizationError,
+    MeshError,
     ProcessorError,
 )
 from mesh_stream.health import NEWEST_INPUT_HEADER
@@ -202,6 +204,7 @@ def prepare(
         schema_id = register_product(registry, output, project.root, wait_for_inputs=0)
         if processor is not None:  # the registry then protects what the processor reads
             group = sources_group(processor_app_id(output.name))
+            module = getattr(processor.apply, "__module__", None) or "?"
             for declared in processor.inputs:
                 if declared.major is not None:
                     # the registry checks a group's `reads` against the product's current
@@ -215,16 +218,54 @@ def prepare(
                         declared.major,
                     )
                     continue
+                _warn_if_declared_elsewhere(registry, declared.product, group, module)
                 register_reader(
                     registry,
                     declared.product,
                     group,
                     declared.reads,
-                    description=f"the re-key stage of the processor of {output.name}",
+                    description=f"{REKEY_READER} {output.name} ({module})",
                 )
     spec = ProcessorSpec(output, inputs, schema_id, settings, output_schema, input_schemas)
     spec.__dict__["connection"] = conn  # the cached_property's value: built once
     return spec
+
+
+#: How a processor's re-key group is described where it is registered as a reader, before
+#: the output's name and, in parentheses, the module its ``apply`` comes from.
+REKEY_READER = "the re-key stage of the processor of"
+
+
+def _warn_if_declared_elsewhere(
+    registry: RegistryClient, product: str, group: str, module: str
+) -> None:
+    """Warn when ``group`` was registered on ``product`` by a worker whose processor's
+    ``apply`` came from another module than ``module``: two different processors declared for
+    one output share its consumer groups, split its partitions between them and mix their
+    outputs, without an error (h55). Best effort: a registry that cannot say says nothing."""
+    try:
+        registered = registry.consumers(product)
+    except MeshError:
+        return
+    for entry in registered:
+        said = str(entry.get("description") or "")
+        if entry.get("group") != group or not said.startswith(REKEY_READER):
+            continue
+        found = re.fullmatch(r".* \(([^()]+)\)", said)
+        if found is None or found.group(1) == module:
+            return
+        log.warning(
+            "consumer group %s on %s was registered by a worker whose processor comes from "
+            "module %s; this one runs %s. Two different processors for one output share its "
+            "consumer groups, split its partitions between them and mix their outputs: run "
+            "one of them (if %s no longer runs anywhere, this is a renamed module: ignore this)",
+            group,
+            product,
+            found.group(1),
+            module,
+            found.group(1),
+        )
+        return
 
 
 def _as_on_cluster(conn: KafkaConnection, product: DataProduct) -> DataProduct:

@@ -419,3 +419,50 @@ def test_a_major_that_is_no_version_number_is_refused_naming_the_input(major: ob
         f"Input {INPUT}: major must be a whole number from 1 (the major version to read, "
         f"e.g. major=1 for {INPUT}.v1) or None for the current one, got "
     )
+
+
+class _Readers:
+    """The registry's consumer registrations of one product, as `RegistryClient.consumers`."""
+
+    def __init__(self, *entries: dict[str, Any], fails: bool = False) -> None:
+        self.entries, self.fails = list(entries), fails
+
+    def consumers(self, product: str) -> list[dict[str, Any]]:
+        if self.fails:
+            from mesh_stream.errors import RegistryUnavailableError
+
+            raise RegistryUnavailableError(f"{product}: registry away", status=503)
+        return self.entries
+
+
+def test_a_second_processor_declared_for_one_output_is_warned_of(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Two different processors for one output shared its groups and mixed their outputs
+    without a word (h55): the re-key group's registration names the module its processor's
+    apply came from, and a worker of another module warns."""
+    from mesh_stream.processing.app import REKEY_READER, _warn_if_declared_elsewhere
+
+    group = "mesh-inventory.totals-rekey"
+    theirs = {"group": group, "description": f"{REKEY_READER} inventory.totals (team.two_a)"}
+    with caplog.at_level(logging.WARNING):
+        _warn_if_declared_elsewhere(_Readers(theirs), "inventory.event", group, "team.two_b")
+    [warned] = [r.getMessage() for r in caplog.records]
+    assert warned.startswith(
+        f"consumer group {group} on inventory.event was registered by a worker whose processor "
+        "comes from module team.two_a; this one runs team.two_b. Two different processors for "
+        "one output share its consumer groups"
+    )
+    caplog.clear()
+    other_group = {**theirs, "group": "mesh-inventory.other-rekey"}
+    older = {"group": group, "description": f"{REKEY_READER} inventory.totals"}  # no module
+    for readers in (
+        _Readers(theirs),  # the same module: its other workers (scaled out)
+        _Readers(other_group),
+        _Readers(older),
+        _Readers(fails=True),
+    ):
+        module = "team.two_a"
+        with caplog.at_level(logging.WARNING):
+            _warn_if_declared_elsewhere(readers, "inventory.event", group, module)
+    assert caplog.records == []
