@@ -109,18 +109,19 @@ def registry_url_problem(url: str) -> str | None:
 def advertised_url_problem(url: str) -> str | None:
     """:func:`registry_url_problem`, and no ``user:token@``: the URL is logged and stored in
     the registry's log, and a forwarded write carries its caller's own credential."""
-    problem = registry_url_problem(url)
-    if problem is None and "@" in url:
-        return "carries credentials (user:token@); forwarded writes carry their caller's own"
-    return problem
+    return _without_credentials(url, "forwarded writes carry their caller's own")
 
 
 def public_url_problem(url: str) -> str | None:
     """:func:`registry_url_problem`, and no ``user:token@``: the portal shows it to readers."""
+    return _without_credentials(url, "which every reader of the portal would see")
+
+
+def _without_credentials(url: str, why: str) -> str | None:
+    """:func:`registry_url_problem`, and a refusal of ``user:token@`` saying ``why``."""
     problem = registry_url_problem(url)
-    parts = urlsplit(url)
-    if problem is None and (parts.username is not None or parts.password is not None):
-        return "carries credentials (user:token@), which every reader of the portal would see"
+    if problem is None and urlsplit(url).netloc.rpartition("@")[1]:
+        return f"carries credentials (user:token@); {why}"
     return problem
 
 

@@ -73,12 +73,10 @@ def apply_once(
     applied[key] = offset if index == 0 else [offset, index]
     if source is None:
         return True
-    topic, source_partition, source_offset = source
-    inputs: dict[str, int] = state.setdefault(APPLIED_INPUTS, {})
-    mark = f"{source_partition}:{topic}"
-    if inputs.get(mark, -1) >= source_offset:
+    if input_applied(state, source):
         return False
-    inputs[mark] = source_offset
+    topic, source_partition, source_offset = source
+    state.setdefault(APPLIED_INPUTS, {})[_input_mark(topic, source_partition)] = source_offset
     return True
 
 
@@ -87,7 +85,12 @@ def input_applied(state: Mapping[str, Any], source: tuple[str, int, int]) -> boo
     of ``state`` already: an event the re-key stage sent again (see :func:`apply_once`)."""
     topic, source_partition, source_offset = source
     inputs = state.get(APPLIED_INPUTS) or {}
-    return bool(inputs.get(f"{source_partition}:{topic}", -1) >= source_offset)
+    return bool(inputs.get(_input_mark(topic, source_partition), -1) >= source_offset)
+
+
+def _input_mark(topic: str, partition: int) -> str:
+    """The key of an input partition's newest applied offset in a state's APPLIED_INPUTS."""
+    return f"{partition}:{topic}"
 
 
 def without_bookkeeping(state: dict[str, Any]) -> dict[str, Any]:

@@ -209,9 +209,10 @@ class _CountCollector(Collector):
         )
         out.add_metric([name], metrics.records_out)
         yield out
+        counts: list[tuple[str, str, int]] = []  # the counters only some processors have
         if metrics.forgetting is not None:
             forgotten, dropped = metrics.forgetting()
-            for metric, what, count in (
+            counts += [
                 (
                     "mesh_processor_windows_forgotten",
                     "Closed windows whose state was deleted after their retain_ms.",
@@ -222,26 +223,27 @@ class _CountCollector(Collector):
                     "Events dropped because their window was forgotten already.",
                     dropped,
                 ),
-            ):
-                family = CounterMetricFamily(metric, what, labels=["processor"])
-                family.add_metric([name], count)
-                yield family
+            ]
         if metrics.late_events is not None:
-            late = CounterMetricFamily(
-                "mesh_processor_late_events_dropped",
-                "Events left out for arriving after every window holding them closed (grace).",
-                labels=["processor"],
+            counts.append(
+                (
+                    "mesh_processor_late_events_dropped",
+                    "Events left out for arriving after every window holding them closed (grace).",
+                    metrics.late_events(),
+                )
             )
-            late.add_metric([name], metrics.late_events())
-            yield late
         if metrics.duplicates is not None:
-            copies = CounterMetricFamily(
-                "mesh_processor_duplicates_dropped",
-                "Events dedup dropped as copies of events their key had seen.",
-                labels=["processor"],
+            counts.append(
+                (
+                    "mesh_processor_duplicates_dropped",
+                    "Events dedup dropped as copies of events their key had seen.",
+                    metrics.duplicates(),
+                )
             )
-            copies.add_metric([name], metrics.duplicates())
-            yield copies
+        for metric, what, count in counts:
+            family = CounterMetricFamily(metric, what, labels=["processor"])
+            family.add_metric([name], count)
+            yield family
         yield from self._lag()
 
     def _lag(self) -> Iterator[GaugeMetricFamily]:

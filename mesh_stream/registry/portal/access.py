@@ -101,14 +101,17 @@ class SessionSealer:
         content = json.dumps({"token": token, "session": secrets.token_urlsafe(16)})
         return self._fernet.encrypt(content.encode()).decode("ascii")
 
-    def sealed_here(self, value: str) -> bool:
-        """Whether ``value`` was sealed with this sealer's key, expired or not (a forwarded
-        sign-out tells an old session from one another instance sealed)."""
+    def sealed_elsewhere(self, value: str) -> bool:
+        """Whether ``value`` looks sealed (a Fernet token: version byte 0x80) but not with this
+        sealer's key, expired or not: a forwarded sign-out tells a session another instance
+        sealed from an expired or damaged one."""
+        if not value.startswith("gAAAAA"):
+            return False
         try:
             self._fernet.decrypt(value.encode("ascii"))
         except (InvalidToken, UnicodeError, ValueError):
-            return False
-        return True
+            return True
+        return False
 
     def open(self, value: str) -> Session | None:
         """The session sealed in ``value``; None when forged, damaged or expired (or sealed
@@ -415,13 +418,8 @@ async def sign_out(request: Request, csrf_token: Annotated[str, Form()] = "") ->
     found = _services(request)
     sealed = request.cookies.get(SESSION_COOKIE)
     session = _sealer(request).open(sealed) if sealed else None
-    if (
-        sealed
-        and session is None
-        and FORWARDED_BY in request.headers
-        and not _sealer(request).sealed_here(sealed)
-        and sealed.startswith("gAAAAA")  # a Fernet token at all (version byte 0x80)
-    ):
+    forwarded = FORWARDED_BY in request.headers
+    if sealed and session is None and forwarded and _sealer(request).sealed_elsewhere(sealed):
         # A follower's session this writer cannot open: sealed with another key, so it
         # cannot be ended here (forgetting the cookie alone would leave copies valid).
         log.warning(
@@ -438,11 +436,8 @@ async def sign_out(request: Request, csrf_token: Annotated[str, Form()] = "") ->
             "ended from here; you are still signed in. Tell the registry's operators.",
             status_code=503,
         )
-    if (
-        session is not None
-        and found.auth is not None
-        and session.id not in (found.schemas.state.ended_sessions)
-    ):  # a session ended already (a replayed form) writes nothing again
+    ended = found.schemas.state.ended_sessions  # a replayed form writes nothing again
+    if session is not None and found.auth is not None and session.id not in ended:
         try:
             await anyio.to_thread.run_sync(end_session, found, session.id)
         except MeshError as exc:  # the registry's log is out of reach: say so, stay signed in
