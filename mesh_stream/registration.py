@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import difflib
 import json
 import logging
 import time
@@ -118,6 +119,8 @@ class ProductRegistry(ProductSource, Protocol):
     def set_compatibility(self, level: str, subject: str | None = None) -> None: ...
 
     def put_product(self, product: DataProduct) -> dict[str, Any]: ...
+
+    def list_products(self) -> list[dict[str, Any]]: ...
 
 
 class ReaderRegistry(Protocol):
@@ -733,18 +736,20 @@ def registered_inputs(
         if not told and time.monotonic() < deadline:  # a wait of minutes is said at once
             told = True
             log.warning(
-                "%s: input %s is not registered in the registry at %s yet; waiting up to "
+                "%s: input %s is not registered in the registry at %s yet%s; waiting up to "
                 "%g s for its publisher",
                 product.name,
                 ", ".join(missing),
                 registry.url,
+                _registered_look_alikes(registry, missing),
                 wait,
             )
         if time.monotonic() >= deadline:
             waited = f" after {wait:.0f} s" if wait > 0 else ""
             raise ProductNotFoundError(
                 f"{product.name}: input {', '.join(missing)} is not registered (descriptor and "
-                f"value schema) in the registry at {registry.url}{waited}; publish it first "
+                f"value schema) in the registry at {registry.url}{waited}"
+                f"{_registered_look_alikes(registry, missing)}; publish it first "
                 f"(`mesh products apply` in its domain's project, or start its publisher), "
                 f"then start this processor",
                 status=404,
@@ -753,6 +758,23 @@ def registered_inputs(
         time.sleep(poll_interval)
     inputs = tuple(found[name][0] for name in product.inputs)
     return inputs, {name: found[name][1] for name in product.inputs}
+
+
+def _registered_look_alikes(registry: ProductRegistry, missing: Sequence[str]) -> str:
+    """`` (did you mean orders.order-placed?)`` for a missing input whose name is close to a
+    registered product's: a typo in ``inputs`` otherwise looked like a publisher not started
+    yet, and the worker waited its two minutes to say so (h55). Best effort: nothing when the
+    registry cannot list its products."""
+    try:
+        known = [str(entry.get("name")) for entry in registry.list_products()]
+    except MeshError:
+        return ""
+    guesses = [
+        close[0]
+        for name in missing
+        if (close := difflib.get_close_matches(name, known, n=1, cutoff=0.75))
+    ]
+    return f" (did you mean {', '.join(guesses)}?)" if guesses else ""
 
 
 def input_at_major(descriptor: DataProduct, major: int, reader: str) -> DataProduct:

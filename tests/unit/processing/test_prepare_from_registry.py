@@ -181,6 +181,42 @@ def test_a_wait_for_an_input_is_said_when_it_starts_not_only_when_it_ends(
     ]
 
 
+def test_a_misspelt_input_is_said_with_the_registered_product_it_resembles_at_once(
+    server: RegistryServer,
+    analytics: RegistryClient,
+    project: MeshProject,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A typo in ``inputs`` looked like a publisher not started yet: nothing said which
+    registered product was meant until the two-minute wait ended (h55)."""
+    publish_input(server)
+    output = project.descriptor(OUTPUT)
+    assert output is not None
+    typo = output.model_copy(update={"inputs": ["orders.order-placd"]})
+    with (
+        caplog.at_level(logging.WARNING, logger="mesh_stream.registration"),
+        pytest.raises(ProductNotFoundError) as caught,
+    ):
+        registered_inputs(analytics, typo, wait=0.3, poll_interval=0.1)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{OUTPUT}: input orders.order-placd is not registered in the registry at "
+        f"{analytics.url} yet (did you mean {INPUT}?); waiting up to 0.3 s for its publisher"
+    ]
+    assert f"after 0 s (did you mean {INPUT}?); publish it first" in str(caught.value)
+
+
+def test_an_input_nothing_registered_resembles_gets_no_guess(
+    server: RegistryServer, analytics: RegistryClient, project: MeshProject
+) -> None:
+    publish_input(server)
+    output = project.descriptor(OUTPUT)
+    assert output is not None
+    other = output.model_copy(update={"inputs": ["payments.refund-issued"]})
+    with pytest.raises(ProductNotFoundError) as caught:
+        registered_inputs(analytics, other, wait=0)
+    assert "did you mean" not in str(caught.value)
+
+
 def test_an_input_registered_while_the_processor_waits_is_taken(
     server: RegistryServer, analytics: RegistryClient, project: MeshProject
 ) -> None:
