@@ -237,6 +237,7 @@ def create_app(
             store=store,
             render=render_error,
             advertised_url=getattr(store, "advertised_url", None),
+            render_page=error_page,
         )
     app.add_middleware(
         BodyGuard,

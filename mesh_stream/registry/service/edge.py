@@ -324,6 +324,21 @@ def check_headers(scope: Scope) -> None:
 ErrorRenderer = Callable[[Exception], Any]
 
 
+def refusal(
+    scope: Scope,
+    exc: Exception,
+    render: ErrorRenderer,
+    render_page: Callable[[Scope, Exception], Any] | None,
+) -> Any:
+    """The answer to a request refused before any route ran: the portal's error page for a
+    portal page (a browser posting a form gets a page, not the API's JSON), else the API's
+    JSON error."""
+    path = str(scope.get("path", ""))
+    if render_page is not None and _is_portal(scope) and not path.startswith("/ui/api/"):
+        return render_page(scope, exc)
+    return render(exc)
+
+
 class HeadAsGet:
     """ASGI middleware: a HEAD request is answered as the GET of the same URL without its
     body (RFC 9110), so uptime checks, link checkers and ``curl -I`` get the GET's status and
@@ -394,12 +409,7 @@ class BodyGuard:
                     error_code=415,
                 )
         except RegistryError as exc:
-            page = self.render_page is not None and _is_portal(scope)
-            if page and not str(scope.get("path", "")).startswith("/ui/api/"):
-                assert self.render_page is not None
-                await self.render_page(scope, exc)(scope, receive, send)
-            else:
-                await self.render(exc)(scope, receive, send)
+            await refusal(scope, exc, self.render, self.render_page)(scope, receive, send)
             return
         sent = False
 

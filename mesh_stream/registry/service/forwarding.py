@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mesh_stream.errors import RegistryError, RegistryUnavailableError
 from mesh_stream.http_failures import failure_words
 from mesh_stream.registry.service.context import authenticate
+from mesh_stream.registry.service.edge import refusal
 from mesh_stream.registry.service.store import SharedStore, WriteRoute
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ HOP_BY_HOP = frozenset(
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 ErrorRenderer = Callable[[Exception], Response]
+PageRenderer = Callable[[Scope, Exception], Response]
 
 
 def is_write(method: str, path: str) -> bool:
@@ -88,10 +90,13 @@ class WriteForwarder:
         store: SharedStore,
         render: ErrorRenderer,
         advertised_url: str | None = None,
+        render_page: PageRenderer | None = None,
     ) -> None:
         self.app = app
         self.store = store
         self.render = render
+        #: The portal's error page, for its forms (the sign-out form got the API's JSON 503).
+        self.render_page = render_page
         self.advertised_url = advertised_url or "a registry follower"
         self._client: httpx.AsyncClient | None = None
 
@@ -121,7 +126,7 @@ class WriteForwarder:
             if vouched and response.status_code == 401:
                 response = self._credentials_differ(response, route)
         except RegistryError as exc:
-            answer = self.render(exc)
+            answer = refusal(scope, exc, self.render, self.render_page)
             if answer.status_code == 503:
                 answer.headers["Retry-After"] = str(route.retry_after)
             await answer(scope, receive, send)
@@ -195,10 +200,20 @@ class WriteForwarder:
                 f"once its claim lapses: retry"
             ) from exc
         relayed = Response(answer.content, status_code=answer.status_code)  # its length
+        secure = scope.get("scheme") == "https"
         for name, value in answer.headers.multi_items():  # two Set-Cookie stay two
             if name.lower() not in HOP_BY_HOP:
-                relayed.headers.append(name, value)
+                cookie = secure and name.lower() == "set-cookie"
+                relayed.headers.append(name, secure_cookie(value) if cookie else value)
         return relayed
+
+
+def secure_cookie(set_cookie: str) -> str:
+    """``set_cookie`` marked ``Secure``: the writer sets a forwarded form's cookies for the
+    scheme it was reached by (the instances' own, often plain HTTP), but the browser came over
+    HTTPS, where the cookies the follower sets itself are ``Secure``."""
+    attributes = [part.strip().lower() for part in set_cookie.split(";")[1:]]
+    return set_cookie if "secure" in attributes else f"{set_cookie}; Secure"
 
 
 async def _read_body(receive: Receive) -> bytes | None:

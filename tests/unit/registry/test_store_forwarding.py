@@ -12,13 +12,14 @@ from unittest.mock import ANY
 
 import httpx
 import pytest
+from starlette.testclient import TestClient
 
 from mesh_stream.broker.cluster import free_port
 from mesh_stream.errors import RegistryError, RegistryUnavailableError
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.registry.service import InMemoryStore, create_app
 from mesh_stream.registry.service.auth import Credentials
-from mesh_stream.registry.service.forwarding import FORWARDED_BY, is_write
+from mesh_stream.registry.service.forwarding import FORWARDED_BY, is_write, secure_cookie
 from mesh_stream.registry.service.server import RegistryServer
 from mesh_stream.registry.service.store import SharedStore, WriteRoute
 from tests.unit.registry.conftest import ADMIN, ORDERS, TOKENS, schema
@@ -243,3 +244,47 @@ def test_the_client_does_not_retry_a_wrong_credential(writer: RegistryServer) ->
                 break
         assert codes[0] == 40101
         assert codes[-1] == 42901, codes
+
+
+SESSION_SECRET = "forwarding-test-session-secret-of-some-length"
+
+
+def _portal_follower(scheme: str) -> tuple[TestClient, FollowerStore]:
+    store = FollowerStore()
+    app = create_app(store, credentials=Credentials(TOKENS), session_secret=SESSION_SECRET)
+    return TestClient(app, base_url=f"{scheme}://testserver"), store
+
+
+def test_a_sign_out_form_with_no_writer_gets_the_portals_page_not_the_apis_json() -> None:
+    """A browser posting the sign-out form to a follower that could not forward it got the
+    API's JSON 503 (h56)."""
+    browser, _store = _portal_follower("http")
+    answer = browser.post("/ui/logout", data={"csrf": "x"}, follow_redirects=False)
+    assert answer.status_code == 503
+    assert answer.headers["content-type"].startswith("text/html")
+    assert answer.headers["retry-after"] == "3"
+    assert "no writer yet: retry" in answer.text
+    api = browser.post(f"/subjects/{SUBJECT}/versions", json={"schema": schema()}, auth=ORDERS)
+    assert (api.status_code, api.json()["error_code"]) == (503, 50302)  # the API: JSON
+
+
+@pytest.mark.parametrize(("scheme", "secure"), [("https", True), ("http", False)])
+def test_cookies_the_writer_sets_on_a_forwarded_form_are_secure_when_the_browser_is(
+    writer: RegistryServer, scheme: str, secure: bool
+) -> None:
+    """The writer is reached over the instances' own scheme (plain HTTP here) and set the
+    forwarded form's cookies without ``Secure``, though the browser came over HTTPS (h57)."""
+    browser, store = _portal_follower(scheme)
+    store.route = WriteRoute.forward(
+        writer.url, f"writer (at {writer.url})", FORWARD_S, retry_after=2
+    )
+    answer = browser.post("/ui/logout", data={"csrf": "x"}, follow_redirects=False)
+    cookies = answer.headers.get_list("set-cookie")
+    assert cookies, answer.text  # the writer's answer sets the CSRF cookie of its sign-in form
+    assert all(("; Secure" in cookie) is secure for cookie in cookies), cookies
+
+
+def test_secure_is_added_once() -> None:
+    assert secure_cookie("a=b; Path=/ui") == "a=b; Path=/ui; Secure"
+    assert secure_cookie("a=b; Path=/ui; secure") == "a=b; Path=/ui; secure"
+    assert secure_cookie("secure=1; Path=/") == "secure=1; Path=/; Secure"  # a name, not a flag
