@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mesh_stream.errors import ConfigurationError, SettingsError, validation_problem
@@ -370,6 +377,12 @@ class MeshSettings(BaseSettings):
         for name, value in super().__repr_args__():
             shown = shown_url(value) if name in _URL_SETTINGS and isinstance(value, str) else value
             yield name, shown
+
+    @field_serializer(*_URL_SETTINGS)
+    def _dumped_url(self, value: str) -> str:
+        """What ``model_dump`` gives for a URL setting: its ``principal:token@`` hidden too, as
+        ``SecretStr`` fields dump as stars (h53: a dump of the settings showed the token)."""
+        return shown_url(value)
 
     bootstrap_servers: str | None = Field(
         default=None,

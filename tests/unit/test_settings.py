@@ -318,6 +318,9 @@ def test_repr_and_str_of_the_settings_hide_a_token_in_the_registry_url(
     for shown in (repr(settings), str(settings)):
         assert "s3cret-1" not in shown
         assert "registry_url='http://<hidden>@registry:8081'" in shown
+    # and a dump (a settings page, a debug endpoint), as SecretStr fields dump as stars (h53)
+    assert settings.model_dump()["registry_url"] == "http://<hidden>@registry:8081"
+    assert "s3cret-1" not in settings.model_dump_json()
 
 
 def test_a_keyword_that_is_no_setting_is_refused_with_the_nearest_one(
