@@ -379,6 +379,7 @@ def ensure_topics(
     result: dict[str, list[TopicDifference]] = {name: [] for name in wanted}
     raced: list[str] = []
     if missing:
+        _wait_for_controller(admin, conn, metadata, timeout)
         futures = admin.create_topics(
             [
                 new_topic(
@@ -670,6 +671,21 @@ def _create_error(conn: KafkaConnection, spec: TopicSpec, exc: KafkaException) -
     if type(explained).__name__ == "MeshError":
         return BrokerError(f"cannot create topic {spec.name}: {explained}")
     return explained
+
+
+def _wait_for_controller(
+    admin: AdminClient, conn: KafkaConnection, metadata: ClusterMetadata, timeout: float
+) -> None:
+    """Return once ``admin`` knows a controller, asking the cluster again meanwhile.
+
+    librdkafka sends CreateTopics to the controller its metadata names and does not ask again
+    while waiting for one: an admin client whose first answer came from a cluster still
+    electing one (just started) failed after its whole timeout with "Failed while waiting for
+    controller", though the controller was there a moment later."""
+    deadline = time.monotonic() + timeout
+    while metadata.controller_id < 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        metadata = _list_topics(admin, conn, max(0.1, min(2.0, deadline - time.monotonic())))
 
 
 def _wait_for_leaders(admin: AdminClient, topic: str, partitions: int, timeout: float) -> None:

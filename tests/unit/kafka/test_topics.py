@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin._metadata import ClusterMetadata
 
 from mesh_stream.descriptor import load_descriptors, parse_descriptor
 from mesh_stream.errors import ConfigurationError, DescriptorError
 from mesh_stream.kafka import topics
+from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.kafka.topics import (
     DLQ_RETENTION_MS,
     ClusterInfo,
@@ -297,3 +299,31 @@ def test_a_consumers_group_and_connection_come_from_its_arguments_not_its_config
             refuse_connection_keys(bad, "consumer", also=also)
     with pytest.raises(ConfigurationError, match="must be a mapping"):
         refuse_connection_keys(["group.id"], "consumer")  # type: ignore[arg-type]
+
+
+def test_creating_a_topic_asks_again_until_the_cluster_names_a_controller() -> None:
+    """librdkafka waits for the controller its metadata named and never asks again: an admin
+    client whose first answer came from a cluster still electing one failed after its whole
+    timeout ("Failed while waiting for controller"). The cluster is asked until it names one."""
+    answers = [-1, -1, 2]
+
+    class Electing:
+        calls = 0
+
+        def list_topics(self, timeout: float) -> ClusterMetadata:
+            assert 0 < timeout <= 2.0
+            self.calls += 1
+            metadata = ClusterMetadata()
+            metadata.controller_id = answers.pop(0)
+            return metadata
+
+    admin = Electing()
+    first = ClusterMetadata()
+    first.controller_id = -1
+    topics._wait_for_controller(admin, KafkaConnection.create("127.0.0.1:1"), first, 10.0)  # type: ignore[arg-type]
+    assert (admin.calls, answers) == (3, [])
+    admin.calls = 0
+    named = ClusterMetadata()
+    named.controller_id = 1
+    topics._wait_for_controller(admin, KafkaConnection.create("127.0.0.1:1"), named, 10.0)  # type: ignore[arg-type]
+    assert admin.calls == 0  # known at once: nothing asked
