@@ -73,11 +73,14 @@ class SloRow:
 
 
 def seconds_text(value: float) -> str:
+    """``value`` seconds in the unit a reader takes in at a glance; an absurd figure (a lag
+    of 1e308 s written to the health topic) in three significant digits, not 300 (h54)."""
     if value < 120:
         return f"{value:.1f} s"
     if value < 7200:
         return f"{value / 60:.1f} min"
-    return f"{value / 3600:.1f} h"
+    hours = value / 3600
+    return f"{hours:.1f} h" if hours < 100_000 else f"{hours:.3g} h"
 
 
 def _ratio_text(value: float) -> str:

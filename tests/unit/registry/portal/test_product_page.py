@@ -24,7 +24,7 @@ from mesh_stream.consumer import ProductConsumer
 from mesh_stream.contracts import compile_contract
 from mesh_stream.descriptor import DataProduct
 from mesh_stream.health import Figure, FigureName, ProductHealth, Status
-from mesh_stream.registry.portal.product import NOT_OBSERVED
+from mesh_stream.registry.portal.product import NOT_OBSERVED, seconds_text
 from mesh_stream.registry.service import InMemoryStore, create_app
 from mesh_stream.registry.service.auth import Credentials
 from mesh_stream.registry.service.product_health import InMemoryHealthFeed
@@ -778,3 +778,16 @@ def test_what_never_reaches_the_page_is_still_no_500(client: TestClient) -> None
     answer = client.get("/ui/products/%ED%A0%80.x")
     assert answer.status_code == 422
     assert "not valid UTF-8" in answer.text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (7.25, "7.2 s"),
+        (600, "10.0 min"),
+        (3 * 86_400, "72.0 h"),
+        (1e308, "2.78e+304 h"),  # an absurd figure, not 305 digits (h54)
+    ],
+)
+def test_seconds_are_shown_in_a_unit_read_at_a_glance(seconds: float, shown: str) -> None:
+    assert seconds_text(seconds) == shown
