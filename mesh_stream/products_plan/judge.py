@@ -199,7 +199,71 @@ def schema_changes(registered: Mapping[str, Any], local: Mapping[str, Any]) -> l
             changes.append(
                 SchemaChange(name, "default changed", _default_text(old), _default_text(new))
             )
+    docs_before = {f.name: f.doc for f in schema_fields(registered)}
+    docs_after = {f.name: f.doc for f in schema_fields(local)}
+    changes += [
+        SchemaChange(name, "doc changed", _doc_text(docs_before[name]), _doc_text(doc))
+        for name, doc in docs_after.items()
+        if name in docs_before and docs_before[name] != doc
+    ]
+    changes += _record_changes(registered, local, list(before), list(after))
+    if not changes and registered != local:  # aliases, a custom attribute, ...: not nothing
+        changes.append(SchemaChange(WHOLE_SCHEMA, "changed elsewhere"))
     return sorted(changes, key=lambda c: c.field)
+
+
+#: What a change of the schema itself (not of one of its fields) is listed under.
+WHOLE_SCHEMA = "(schema)"
+
+
+def _record_changes(
+    registered: Mapping[str, Any],
+    local: Mapping[str, Any],
+    fields_before: Sequence[str],
+    fields_after: Sequence[str],
+) -> list[SchemaChange]:
+    """The changes of the record itself a plan lists (a changed schema listed nothing when
+    only its name, namespace, doc or field order had changed)."""
+    found: list[SchemaChange] = []
+    old_name, new_name = _full_name(registered), _full_name(local)
+    if old_name != new_name:  # readers resolving by name (Java's specific records) notice
+        found.append(SchemaChange(WHOLE_SCHEMA, "renamed", old_name, new_name))
+    if registered.get("doc") != local.get("doc"):
+        found.append(
+            SchemaChange(
+                WHOLE_SCHEMA,
+                "doc changed",
+                _doc_text(registered.get("doc")),
+                _doc_text(local.get("doc")),
+            )
+        )
+    kept = set(fields_before) & set(fields_after)
+    order_before = [name for name in fields_before if name in kept]
+    order_after = [name for name in fields_after if name in kept]
+    if order_before != order_after:  # the binary layout changes; resolution is by name
+        moved = next(a for a, b in zip(order_before, order_after, strict=True) if a != b)
+        found.append(
+            SchemaChange(
+                WHOLE_SCHEMA,
+                "fields reordered",
+                f"{moved} was field {order_before.index(moved) + 1}",
+                f"field {order_after.index(moved) + 1}",
+            )
+        )
+    return found
+
+
+def _full_name(schema: Mapping[str, Any]) -> str:
+    name = str(schema.get("name", ""))
+    namespace = schema.get("namespace")
+    return name if "." in name or not namespace else f"{namespace}.{name}"
+
+
+def _doc_text(doc: Any) -> str:
+    """A doc as a plan line shows it: quoted, cut to 40 characters."""
+    if not isinstance(doc, str):
+        return "(no doc)"
+    return json.dumps(doc if len(doc) <= 40 else doc[:39] + "…", ensure_ascii=False)
 
 
 _NO_DEFAULT = "(none)"

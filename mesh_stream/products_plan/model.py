@@ -88,7 +88,10 @@ class SchemaChange:
     """A field added, removed or retyped between the registered schema and the local one."""
 
     field: str
-    change: str  # "added" | "removed" | "type changed" | "default changed"
+    #: "added" | "removed" | "type changed" | "default changed" | "doc changed", and of the
+    #: schema itself (field "(schema)"): "renamed" | "doc changed" | "fields reordered" |
+    #: "changed elsewhere" (aliases, custom attributes)
+    change: str
     before: str | None = None
     after: str | None = None
 
@@ -97,7 +100,11 @@ class SchemaChange:
             return f"+ {self.field}: {self.after}"
         if self.change == "removed":
             return f"- {self.field}: {self.before}"
-        return f"~ {self.field}: {self.before} -> {self.after}"
+        if self.change == "changed elsewhere":
+            return f"~ {self.field}: changed outside its fields' names, types, defaults and docs"
+        if self.change in ("type changed", "default changed"):  # the values say which
+            return f"~ {self.field}: {self.before} -> {self.after}"
+        return f"~ {self.field}: {self.change}, {self.before} -> {self.after}"
 
 
 @dataclass

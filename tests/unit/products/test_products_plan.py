@@ -441,6 +441,38 @@ def test_a_changed_default_is_a_schema_change() -> None:
     assert schema_changes(same, written_again) == []  # 0 and 0.0: the same default
 
 
+def test_a_schema_changed_only_outside_its_fields_types_says_how() -> None:
+    """A new doc, namespace or field order is a new schema version that plan showed as
+    "changed" with nothing listed under it."""
+    before = {"type": "record", "name": "Order", "namespace": "io.shop", "doc": "An order.",
+              "fields": [
+        {"name": "id", "type": "string", "doc": "Its id."},
+        {"name": "total", "type": "long"},
+        {"name": "lines", "type": {"type": "record", "name": "Line", "fields": [
+            {"name": "sku", "type": "string", "doc": "Stock unit."},
+        ]}},
+    ]}  # fmt: skip
+    after = {"type": "record", "name": "Order", "namespace": "io.store", "doc": "An order.",
+             "fields": [
+        {"name": "total", "type": "long", "doc": "In cents; " + "x" * 60},
+        {"name": "id", "type": "string", "doc": "Its id."},
+        {"name": "lines", "type": {"type": "record", "name": "Line", "fields": [
+            {"name": "sku", "type": "string"},
+        ]}},
+    ]}  # fmt: skip
+    assert [c.describe() for c in schema_changes(before, after)] == [
+        "~ (schema): renamed, io.shop.Order -> io.store.Order",
+        "~ (schema): fields reordered, id was field 1 -> field 2",
+        '~ lines.sku: doc changed, "Stock unit." -> (no doc)',
+        '~ total: doc changed, (no doc) -> "In cents; ' + "x" * 29 + '…"',
+    ]
+    assert schema_changes(after, after) == []
+    aliased = {**after, "aliases": ["io.store.Purchase"]}
+    assert [c.describe() for c in schema_changes(after, aliased)] == [
+        "~ (schema): changed outside its fields' names, types, defaults and docs"
+    ]
+
+
 def test_schema_changes_see_nested_fields_and_type_labels() -> None:
     line = {"type": "record", "name": "Line", "fields": [{"name": "sku", "type": "string"}]}
     old = {
