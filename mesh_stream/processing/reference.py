@@ -88,11 +88,14 @@ def recompute(
     *,
     defaults: Mapping[str, Mapping[str, Any]] | None = None,
     past_horizon: dict[str, list[str]] | None = None,
+    newest_inputs: dict[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The final output record per Kafka key (``str`` of the state key) after ``records``
     (``defaults`` as for :func:`project_fields`). ``past_horizon``, when given, gets each
     key whose result depends on a copy that arrived at or past the dedup horizon after its
-    first, with each such copy described (see the module).
+    first, with each such copy described (see the module). ``newest_inputs``, when given,
+    gets per key where the newest record its state took was (``topic[partition]@offset``):
+    the record to look at when the output record is wrong.
 
     Records are taken in the order given; give each input partition's records in offset
     order (``apply`` may not depend on anything more). The processor's own functions are
@@ -155,6 +158,8 @@ def recompute(
     for state_key, state in states.items():
         with _blamed(processor, "emit", last_of[state_key]):
             outputs[str(state_key)] = emit_checked(processor.emit, state_key, state)
+        if newest_inputs is not None and last_of[state_key].where:
+            newest_inputs[str(state_key)] = last_of[state_key].where
     return outputs
 
 

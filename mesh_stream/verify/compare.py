@@ -65,15 +65,20 @@ class Comparison:
 
 
 def as_written(
-    schema: str, records: Mapping[str, Mapping[str, Any]], output: DataProduct | None = None
+    schema: str,
+    records: Mapping[str, Mapping[str, Any]],
+    output: DataProduct | None = None,
+    newest_inputs: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """``records`` (``emit``'s, per Kafka key) encoded with ``schema`` and decoded again
     (what a consumer would read).
 
-    A record the engine would refuse to publish is a :class:`ProcessorError` naming the key:
-    one that does not fit ``schema``, and (given ``output``) one whose value of the output's
-    ``key_field`` is not its Kafka key.
+    A record the engine would refuse to publish is a :class:`ProcessorError` naming the key
+    (and, from ``newest_inputs``, the newest input record its state took): one that does not
+    fit ``schema``, and (given ``output``) one whose value of the output's ``key_field`` is
+    not its Kafka key.
     """
+    newest_inputs = newest_inputs or {}
     name = f"processor {output.name}" if output is not None else "the processor"
     key_field = output.key_field if output is not None else None
     key_text = keys.field_key_text(json.loads(schema), key_field)
@@ -81,9 +86,11 @@ def as_written(
     decoder = FramedAvroDecoder(lambda _schema_id: schema)
     written: dict[str, Any] = {}
     for key, record in records.items():
+        newest = newest_inputs.get(key)
+        after = f" (after its state took {newest})" if newest else ""
         if key_field is not None and key_field_differs(key_field, key, record, key_text):
             raise ProcessorError(
-                f"{name}: emit's record of key {key!r} has {key_field} = "
+                f"{name}: emit's record of key {key!r}{after} has {key_field} = "
                 f"{record[key_field]!r}; the record is published under its key and its "
                 f"{key_field!r} (the output's key_field) must equal it, so the engine refuses it"
             )
@@ -92,7 +99,7 @@ def as_written(
         except SerializationError as exc:
             problems = getattr(exc.__cause__, "problems", None) or [str(exc)]
             raise ProcessorError(
-                f"{name}: emit's record of key {key!r} does not fit the output's schema "
+                f"{name}: emit's record of key {key!r}{after} does not fit the output's schema "
                 f"({encoder.schema.get('name', 'its record')}): {'; '.join(problems)}; the "
                 f"engine cannot publish it (record: {_shown(dict(record))})"
             ) from exc

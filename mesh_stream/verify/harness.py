@@ -314,8 +314,11 @@ def expected_records(
     processor = load()
     began = time.monotonic()
     past_horizon: dict[str, list[str]] = {}
-    recomputed = recompute(processor, inputs, defaults=defaults, past_horizon=past_horizon)
-    expected = as_written(schema, recomputed, output)
+    newest: dict[str, str] = {}
+    recomputed = recompute(
+        processor, inputs, defaults=defaults, past_horizon=past_horizon, newest_inputs=newest
+    )
+    expected = as_written(schema, recomputed, output, newest)
     time.sleep(max(0.0, began + pause_s - time.monotonic()))
     again = as_written(schema, recompute(processor, inputs, defaults=defaults), output)
     reordered = compare(expected, expected)
@@ -606,12 +609,14 @@ def verify(
             records = _generated_records(processor, sources, options, progress)
     # The processor's own functions over this input, before any Kafka: one that raises or
     # breaks its contract is named with its record at once (a ProcessorError).
+    newest: dict[str, str] = {}
     recomputed = recompute(
         processor,
         records,
         defaults=read_defaults(processor, {s.product.name: s.schema for s in sources}),
+        newest_inputs=newest,
     )
-    as_written(schema_text(output, project.root), recomputed, output)
+    as_written(schema_text(output, project.root), recomputed, output, newest)
     work_dir = options.work_dir or Path(tempfile.mkdtemp(prefix="mesh-verify-"))
     _prepare_work_dir(work_dir, progress)
     result = VerifyResult(None)

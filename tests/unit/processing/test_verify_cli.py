@@ -247,7 +247,8 @@ def revenue_variant(tmp_path: Path, name: str, change: str) -> str:
             "def emit(key, state):\n"
             "    return {**CORRECT.emit(key, state), 'order_count': str(state['order_count'])}\n"
             "PROCESSOR = dataclasses.replace(CORRECT, emit=emit)",
-            r"FAILED: processor analytics\.revenue-by-region: emit's record of key '\S+' does "
+            r"FAILED: processor analytics\.revenue-by-region: emit's record of key '\S+' \(after "
+            r"its state took generated record #\d+ of orders\.order-placed\) does "
             r"not fit the output's schema \(\S+\): order_count: expected \w+, got str '\d+'; "
             r"the engine cannot publish it",
         ),
