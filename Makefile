@@ -133,7 +133,7 @@ docs: install  ## build the docs site into site/ (mkdocs --strict, offline)
 # The suite runs on TEST_WORKERS pytest-xdist workers, whole files to one worker (tests in a
 # file share fixtures), the longest files first (tests/conftest.py LONGEST_FIRST, so the workers
 # finish together); each worker starts its own broker. TEST_WORKERS=0 runs it in-process.
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 
 test: kafka tools lint docs  ## everything CI runs: lint, type check, governance policies, all tests
 	$(BIN)/mesh lint
