@@ -358,10 +358,12 @@ def ownership_refusal(
 def compatibility_refusal(
     plan: ProductPlan, messages: Sequence[str], schema_text: str, next_version: int
 ) -> Refusal:
-    """The refusal of an incompatible schema change, at the first changed field's line."""
-    first = plan.schema_changes[0] if plan.schema_changes else None
+    """The refusal of an incompatible schema change, at the line of the first change that
+    can break the level (a retype, say; not an optional field added beside it, h58)."""
+    suspects = breaking_suspects(plan.schema_changes, schema_text, plan.compatibility_level)
+    first = suspects[0] if suspects else None
     line = field_line(schema_text, first.field) if first is not None else None
-    changed = "; ".join(c.describe() for c in plan.schema_changes) or "the schema"
+    changed = "; ".join(c.describe() for c in suspects) or "the schema"
     return Refusal(
         policy="schema-compatibility",
         message=f"{plan.subject}: {changed} breaks {plan.compatibility_level} against the "
@@ -373,6 +375,30 @@ def compatibility_refusal(
         line=line or 1,
         product=plan.name,
     )
+
+
+def breaking_suspects(
+    changes: Sequence[SchemaChange], schema_text: str, level: str | None
+) -> list[SchemaChange]:
+    """The ``changes`` that can break compatibility ``level``: retypes and renamings always,
+    a field added without a default where readers must fill it in (BACKWARD, FULL), a removed
+    one where old readers need it (FORWARD, FULL); all of them when none of these is there
+    (the registry's verdict stands either way: this only chooses what a refusal points at)."""
+    level = (level or "BACKWARD").upper()
+    backward = level.startswith(("BACKWARD", "FULL"))
+    forward = level.startswith(("FORWARD", "FULL"))
+    try:
+        defaults = _defaults(json.loads(schema_text))
+    except ValueError:
+        defaults = {}
+    suspects = [
+        change
+        for change in changes
+        if change.change in ("type changed", "renamed")
+        or (change.change == "added" and backward and change.field not in defaults)
+        or (change.change == "removed" and forward)
+    ]
+    return suspects or list(changes)
 
 
 def consumer_refusal(plan: ProductPlan, verdict: EvolutionVerdict, schema_text: str) -> Refusal:

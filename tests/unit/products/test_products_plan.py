@@ -255,6 +255,32 @@ def test_an_incompatible_schema_is_refused_at_the_changed_fields_line(project_ro
     assert not plan.applicable
 
 
+def test_a_refusal_points_at_the_breaking_change_not_an_optional_field_beside_it(
+    project_root: Path,
+) -> None:
+    """h58: an optional field added (sorted first) and a retype: the refusal pointed at the
+    optional field's line and called both changes breaking."""
+    registry = FakeRegistry(verdict=["TYPE_MISMATCH at /fields/3/type"])
+    _registered(project_root, registry)
+    text = _schema_file(project_root).read_text()
+    text = text.replace('"quantity", "type": "int"', '"quantity", "type": "string"')
+    text = text.replace(
+        '"Event time: when it happened."}',
+        '"Event time: when it happened."},\n'
+        '    {"name": "note", "type": ["null", "string"], "default": null}',
+    )
+    _schema_file(project_root).write_text(text)
+
+    plan = plan_project(load_project(project_root), registry, None, principal="inventory")  # type: ignore[arg-type]
+
+    [item] = plan.products
+    assert [c.field for c in item.schema_changes] == ["note", "quantity"]  # both listed
+    [refusal] = [r for r in plan.all_refusals if r.policy == "schema-compatibility"]
+    assert refusal.location == "schemas/inventory/example-event.avsc:10"  # quantity's line
+    assert f"{SUBJECT}: ~ quantity: int -> string breaks BACKWARD" in str(refusal)
+    assert "note" not in str(refusal)
+
+
 def test_a_transitive_level_is_checked_against_every_version(project_root: Path) -> None:
     registry = FakeRegistry(levels={SUBJECT: "FULL_TRANSITIVE"})
     _registered(project_root, registry)
