@@ -47,6 +47,7 @@ from mesh_stream.errors import (
     ProductNotFoundError,
     RegistryError,
     RegistryUnavailableError,
+    SettingsError,
 )
 from mesh_stream.health import ProductHealth
 from mesh_stream.http_failures import failure_words
@@ -299,17 +300,17 @@ def _credential_part(value: str | None, setting: str, *, basic: bool) -> str | N
         return None
     stripped = value.strip()
     if not stripped:
-        raise ConfigurationError(
+        raise SettingsError(
             f"{setting} is set but empty (a missing secret?); set it, or unset it to send "
             f"no credential"
         )
     if any(c.isspace() or not c.isprintable() for c in stripped):
-        raise ConfigurationError(
+        raise SettingsError(
             f"{setting} holds whitespace or control characters inside it, which no registry "
             f"credential has; copy it again (its value is not shown)"
         )
     if not basic and not stripped.isascii():
-        raise ConfigurationError(
+        raise SettingsError(
             f"{setting} holds non-ASCII characters, which a Bearer header cannot carry; copy "
             f"it again, or send it as Basic with MESH_REGISTRY_PRINCIPAL (its value is not "
             f"shown)"
@@ -401,7 +402,7 @@ class RegistryClient:
             or (principal is not None and principal != in_url[0])
         ):
             # two credentials, one silently ignored (h42): which one was meant is unknowable
-            raise ConfigurationError(
+            raise SettingsError(
                 f"the registry URL carries a credential (user:token@) and "
                 f"{credential_from or 'MESH_REGISTRY_TOKEN (or --token)'} gives another; give "
                 f"one of them (the tokens are not shown)"
@@ -410,7 +411,7 @@ class RegistryClient:
         self.retry_seconds = retry_seconds
         problem = registry_url_problem(self.url)
         if problem is not None:
-            raise ConfigurationError(
+            raise SettingsError(
                 f"registry URL {shown_url(url)!r} {problem} (e.g. http://127.0.0.1:8081); fix "
                 f"MESH_REGISTRY_URL or --registry-url"
             )
@@ -421,7 +422,7 @@ class RegistryClient:
             basic=principal is not None,
         )
         if principal is not None and token is None:
-            raise ConfigurationError(
+            raise SettingsError(
                 f"registry principal {principal!r} is set but no token: set MESH_REGISTRY_TOKEN "
                 f"to its token too (or unset MESH_REGISTRY_PRINCIPAL to send no credential)"
             )
@@ -444,7 +445,7 @@ class RegistryClient:
                 base_url=self.url, auth=auth, timeout=timeout, headers=headers
             )
         except httpx.InvalidURL as exc:  # what urlsplit lets through, e.g. a bad IDNA host
-            raise ConfigurationError(
+            raise SettingsError(
                 f"registry URL {shown_url(url)!r} is not usable ({exc}); fix MESH_REGISTRY_URL or "
                 f"--registry-url"
             ) from exc

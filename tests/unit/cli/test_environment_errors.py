@@ -310,3 +310,33 @@ def test_a_bad_registry_credentials_variable_is_a_settings_error_exit_2(
 
     monkeypatch.setenv("MESH_REGISTRY_CREDENTIALS", "admin:tok,orders")
     assert run(["registry", "serve", "--port", "0"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        (
+            {"MESH_REGISTRY_PRINCIPAL": "inventory", "MESH_REGISTRY_TOKEN": "abc def"},
+            "error: MESH_REGISTRY_TOKEN (or --token) holds whitespace or control characters",
+        ),
+        (
+            {"MESH_REGISTRY_PRINCIPAL": "inventory"},
+            "error: registry principal 'inventory' is set but no token",
+        ),
+    ],
+    ids=["token-with-a-space", "principal-without-token"],
+)
+def test_a_registry_credential_that_cannot_work_is_a_bad_setting_too(
+    env: dict[str, str],
+    said: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """h58: a token with a space inside was exit 1, where the other bad settings are usage
+    errors (exit 2), as documented; the value is never shown."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert run(["products", "list"]) == 2
+    shown = capsys.readouterr()
+    assert said in shown.err
+    assert "abc def" not in shown.err + shown.out
