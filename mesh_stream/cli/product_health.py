@@ -14,7 +14,6 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaError, TopicPartition
 from pydantic import ValidationError
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
-from rich.table import Table
 from rich.text import Text
 
 from mesh_stream.errors import RegistryError
@@ -23,7 +22,7 @@ from mesh_stream.health import NOT_MEASURED, Alert, Figure, ProductHealth, worst
 from mesh_stream.kafka.clients import make_consumer
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.liveview import health_text, status_text
-from mesh_stream.terminal import cell, visible, whole_names
+from mesh_stream.terminal import NamesTable, cell, visible
 
 #: How often `--watch` asks the registry again.
 WATCH_SECONDS = 5.0
@@ -53,9 +52,8 @@ def worst_figure(health: ProductHealth) -> Figure | None:
     return next(f for f in health.figures if f.status is status)
 
 
-def status_table(every: Mapping[str, ProductHealth], title: str = "product health") -> Table:
-    table = Table("product", "status", "since", "worst figure", "reason", title=title)
-    whole_names(table, 0, every)
+def status_table(every: Mapping[str, ProductHealth], title: str = "product health") -> NamesTable:
+    table = NamesTable("product", "status", "since", "worst figure", "reason", title=title)
     for name, health in sorted(every.items()):
         figure = worst_figure(health)
         table.add_row(
@@ -100,8 +98,7 @@ def health_block(health: ProductHealth) -> RenderableType:
     if health.upstream_breached:
         parts.append(Text(f"upstream breached: {', '.join(health.upstream_breached)}", style="red"))
     if health.figures:
-        figures = Table("figure", "subject", "value", "SLO", "status", "reason")
-        whole_names(figures, 1, [f.subject or "" for f in health.figures])
+        figures = NamesTable("figure", "subject", "value", "SLO", "status", "reason", names=1)
         for figure in health.figures:
             figures.add_row(
                 str(figure.name),

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
@@ -54,7 +53,7 @@ from mesh_stream.products_plan import (
 from mesh_stream.project import MeshProject, find_project
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings, shown_url
-from mesh_stream.terminal import cell, visible, whole_names
+from mesh_stream.terminal import NamesTable, cell, fold_cells, output_console, visible
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 url_option = click.option(
@@ -97,10 +96,11 @@ LIST_HEADERS = ("name", "status", "kind", "classification", "topic", "schema", "
 
 
 def _print_aligned(rows: list[tuple[str, ...]]) -> None:
-    """Columns padded to their widest value; only the description is cut to the terminal."""
+    """Columns padded to their widest value; only the description is cut to the terminal
+    (never when piped: a script or a file gets it whole)."""
     table = [LIST_HEADERS, *rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(LIST_HEADERS) - 1)]
-    room = shutil.get_terminal_size().columns
+    room = shutil.get_terminal_size().columns if sys.stdout.isatty() else sys.maxsize
     for number, row in enumerate(table):
         line = "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=False))
         line = f"{line}  {row[-1]}"
@@ -194,14 +194,14 @@ def show(settings: MeshSettings, name: str, as_json: bool, registry_url: str | N
         _print_json({**product, "fields": [asdict(f) for f in fields], "health": known})
         return
     facts = product.pop("registry", {})
-    table = Table("field", "value", show_header=False)
+    table = fold_cells(Table("field", "value", show_header=False))
     for key, value in {**product, **facts}.items():
         shown = value if isinstance(value, str) else json.dumps(value)
         table.add_row(cell(key), cell(shown))
-    console = Console()
+    console = output_console()
     console.print(table)
     version = facts.get("schema_version")
-    listing = Table("name", "type", "pii", "doc", title=f"schema fields (version {version})")
+    listing = NamesTable("name", "type", "pii", "doc", title=f"schema fields (version {version})")
     for item in fields:
         listing.add_row(
             cell(item.name), cell(item.type), "pii" if item.pii else "", cell(item.doc or "")
@@ -277,7 +277,7 @@ def status(
             if as_json:
                 _print_json(health_view.health_json(every))
             elif sys.stdout.isatty():
-                Console().print(health_view.status_table(every))
+                output_console().print(health_view.status_table(every))
             else:
                 for line in health_view.status_lines(every):
                     click.echo(line)
@@ -289,7 +289,9 @@ def status(
             # SIGTERM ends the watch as Ctrl-C does, so the last table and every alert line
             # reach a redirected stdout (it killed the process with them still buffered)
             with terminate_as_interrupt():
-                health_view.watch(client.all_product_health, alerts, Console(), interval=interval)
+                health_view.watch(
+                    client.all_product_health, alerts, output_console(), interval=interval
+                )
         except KeyboardInterrupt:
             click.echo("stopped watching", err=True)
             interrupted = True
@@ -332,7 +334,7 @@ def lineage(
         branch = root.add("downstream (feeds)")
         if not _grow(branch, name, edges, upstream=False, seen=set()):
             branch.add("(none yet)")
-    Console().print(root)
+    output_console().print(root)
 
 
 def _field_list(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[str]:
@@ -404,8 +406,9 @@ def consumers(
     if as_json:
         _print_json(found)
         return
-    table = Table("group", "owner", "reads", "contact", "registered", title=f"consumers of {name}")
-    whole_names(table, 0, [str(item["group"]) for item in found])
+    table = NamesTable(
+        "group", "owner", "reads", "contact", "registered", title=f"consumers of {name}"
+    )
     for item in found:
         table.add_row(
             cell(item["group"]),
@@ -414,7 +417,7 @@ def consumers(
             cell(item.get("contact") or ""),
             cell(f"{item.get('registered_at') or ''} by {item.get('registered_by') or '?'}"),
         )
-    Console().print(table)
+    output_console().print(table)
     click.echo(f"{len(found)} consumer group(s)", err=True)
 
 

@@ -22,6 +22,7 @@ from mesh_stream.registry.client import RegistryClient
 from mesh_stream.registry.service import InMemoryStore, create_app
 from mesh_stream.registry.service.product_health import InMemoryHealthFeed
 from mesh_stream.registry.service.server import RegistryServer
+from mesh_stream.terminal import PIPED_WIDTH, NamesTable, cell, output_console
 from tests.unit.registry.conftest import descriptor, schema
 
 PLACED = "orders.order-placed"
@@ -288,13 +289,42 @@ def test_names_are_never_cut_to_look_alike_at_80_columns() -> None:
     figures = tuple(LAG.model_copy(update={"subject": group}) for group in groups)
     names = ("orders.order-placed", "orders.order-status-changed")
     every = {name: _health(name, Status.DEGRADED, 1, figures=figures) for name in names}
-    out = io.StringIO()
-    console = Console(file=out, width=80)
-    console.print(health_view.status_table(every))
-    console.print(health_view.health_block(every[names[0]]))
-    shown = out.getvalue()
-    for name in (*names, *groups):
-        assert name in shown, shown
+    table, block = io.StringIO(), io.StringIO()
+    Console(file=table, width=80).print(health_view.status_table(every))
+    Console(file=block, width=80).print(health_view.health_block(every[names[0]]))
+    assert _column(table.getvalue(), 0) == "".join(sorted(names))  # whole, one per row
+    assert _column(block.getvalue(), 1) == "".join(groups)  # whole, a fold at most
+
+
+def _column(shown: str, index: int) -> str:
+    """The text of a drawn table's column ``index``, its folded lines joined again."""
+    return "".join(
+        line.split("│")[index + 1].strip()
+        for line in shown.splitlines()
+        if line.count("│") > index + 1
+    )
+
+
+def test_a_consumers_table_keeps_every_column_at_80_columns_and_whole_rows_piped() -> None:
+    """h58: a long group name given the width it asked for made rich crop `contact` and
+    `registered` off the table at 80 columns, the width a pipe gets, without a mark."""
+    table = NamesTable("group", "owner", "reads", "contact", "registered")
+    row = (
+        "inventory.example-event-consumer-group-with-a-long-name",
+        "inventory",
+        "event_id, item_id, action, quantity, occurred_at",
+        "team-inventory@example.com",
+        "2026-12-08T03:10:00+00:00 by inventory",
+    )
+    table.add_row(*(cell(value) for value in row))
+    for width in (40, 80, 120):
+        out = io.StringIO()
+        Console(file=out, width=width).print(table)
+        drawn = out.getvalue()
+        assert max(len(line) for line in drawn.splitlines()) <= width
+        for index, value in enumerate(row):  # every cell whole, folded at most
+            assert _column(drawn, index).replace(" ", "") == value.replace(" ", ""), drawn
+    assert output_console().width == PIPED_WIDTH  # pytest's stdout is no terminal
 
 
 def test_a_very_long_name_folds_whole_and_leaves_the_other_columns_room() -> None:
