@@ -393,6 +393,15 @@ class LocalCluster:
             credentials_file=credentials.path if credentials else None,
         )
 
+    def _new_users(self, users: Sequence[str], security: str) -> list[str]:
+        """The ``users`` a secured cluster from this data folder has no password for. The
+        project's domains (the default ``--domains``) are its users already: the restart of
+        a stopped node from the project's folder was refused as if they were new (h59)."""
+        if security == PLAINTEXT:
+            return []
+        known = load_credentials(self.data_dir)
+        return [user for user in users if user and (known is None or user not in known.users)]
+
     def credentials(self) -> BrokerCredentials | None:
         """The SCRAM users and CA of a secured cluster; None for a plaintext one."""
         state = self._load_state()
@@ -462,7 +471,7 @@ class LocalCluster:
                 and len(previous.nodes) == brokers
                 and previous.security == security
                 and not (port_chosen and port and previous.nodes[0].port != port)
-                and not (users and security != PLAINTEXT)  # new users need a whole start
+                and not self._new_users(users, security)  # new users need a whole start
             ):  # a node killed: started again beside the others, as a broker restart
                 return self._restart_nodes(previous, down, timeout)
             if down:

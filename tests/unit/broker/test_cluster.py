@@ -25,6 +25,7 @@ from mesh_stream.broker.cluster import (
     properties_text,
 )
 from mesh_stream.broker.distribution import KafkaDistribution, require_tool
+from mesh_stream.broker.security import ensure_credentials
 from mesh_stream.errors import (
     BrokerAlreadyRunningError,
     BrokerError,
@@ -417,6 +418,37 @@ def test_a_cluster_with_a_killed_node_is_partly_running_and_start_says_how_to_me
             f"19991, no --fresh, no new --domains) to bring node 2 back, or stop it with "
             f"`{cluster.stop_command}`"
         )
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+def test_a_stopped_node_of_a_secured_cluster_is_restarted_with_the_projects_own_domains(
+    cluster: LocalCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """h59: the documented restart of a stopped node (the same `mesh broker start`) was
+    refused from the project's folder, where --domains defaults to the project's domains:
+    any user counted as new, though the cluster has them all. A domain it lacks still needs
+    a whole start."""
+    cluster = LocalCluster(cluster.distribution, tmp_path / "mesh" / "broker")
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "kafka.Kafka"])
+    try:
+        wait_until_exec(alive.pid, "kafka.Kafka")
+        nodes = [NodeState(1, 19991, 19981, pid=alive.pid), NodeState(2, 19992, 19982)]
+        cluster._save_state(ClusterState("abc", "9.9.9", nodes, security="sasl"))
+        ensure_credentials(cluster.data_dir, "sasl", ["admin", "orders", "payments"])
+        restarted: list[list[int]] = []
+
+        def restart(previous: ClusterState, down: list[int], timeout: float) -> ClusterState:
+            restarted.append(down)
+            return previous
+
+        monkeypatch.setattr(cluster, "_restart_nodes", restart)
+        cluster.start(brokers=2, security="sasl", users=["orders", "payments"])
+        assert restarted == [[2]]
+        with pytest.raises(BrokerAlreadyRunningError, match="no new --domains"):
+            cluster.start(brokers=2, security="sasl", users=["orders", "shipping"])
+        assert restarted == [[2]]
     finally:
         alive.kill()
         alive.wait()
