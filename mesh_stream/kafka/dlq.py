@@ -162,10 +162,12 @@ class DeadLetterWriter:
             schema_id=schema_id_of(data),
         )
         failures: list[str] = []
+        codes: set[int] = set()
 
         def delivered(err: KafkaError | None, _msg: Message) -> None:
             if err is not None:
                 failures.append(err.str())
+                codes.add(err.code())
 
         if self._producer is None:
             # dead letters keep their record's key where the publisher's (DLQ rules) put it
@@ -182,8 +184,8 @@ class DeadLetterWriter:
         if failures:
             self._producer = None  # a fresh producer for the next attempt
             raise DeliveryError(
-                f"Kafka refused the dead letter to {dlq_topic}: {'; '.join(failures)} (check "
-                f"that topic: its max.message.bytes, its ACLs for this reader)"
+                f"Kafka refused the dead letter to {dlq_topic}: {'; '.join(failures)} "
+                f"({_refusal_advice(dlq_topic, codes, self.connection)})"
             )
         if remaining:
             self._producer = None
@@ -242,3 +244,27 @@ def dead_letter_view(message: Message) -> dict[str, Any]:
     else:
         view["value"] = value
     return view
+
+
+#: Kafka's answers to a write a reader may not make or to a topic that is not there (a
+#: reader that may not DESCRIBE a topic cannot tell the two apart).
+_ABSENT_OR_FORBIDDEN = frozenset(
+    {
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_TOPIC,
+    }
+)
+
+
+def _refusal_advice(dlq_topic: str, codes: set[int], connection: KafkaConnection) -> str:
+    """What to check after a refused dead letter. A missing dead-letter topic answers a
+    reader "Topic authorization failed" (h59: the advice named max.message.bytes)."""
+    if not codes & _ABSENT_OR_FORBIDDEN:
+        return "check that topic: its max.message.bytes, its ACLs for this reader"
+    owner = dlq_topic.split(".", 1)[0]
+    return (
+        f"the topic is missing, or {connection.principal} may not write it: a product's "
+        f"dead-letter topic is created by its domain, {owner} (`mesh products apply` in its "
+        f"project), and its readers get WRITE on it from `mesh acl apply`"
+    )

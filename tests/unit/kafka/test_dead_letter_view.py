@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 
-from confluent_kafka import Message
+from confluent_kafka import KafkaError, Message
 
 from mesh_stream.cli.tail import _dead_letter_line
+from mesh_stream.kafka import dlq
+from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.kafka.dlq import dead_letter_view
 
 
@@ -63,3 +65,28 @@ def test_a_tombstone_is_shown_as_null_not_as_an_empty_value() -> None:
     empty = Message(topic="t.dlq", partition=0, offset=2, key=b"k", value=b"")
     assert _dead_letter_line(dead_letter_view(tombstone)).endswith(" value=null")
     assert _dead_letter_line(dead_letter_view(empty)).endswith(' value=""')
+
+
+def test_a_refused_dead_letter_says_who_creates_the_topic_when_it_may_be_missing() -> None:
+    """h59: a reader whose input's dead-letter topic was missing got "Topic authorization
+    failed (check that topic: its max.message.bytes, ...)"; Kafka answers a reader that way
+    for a topic that is not there, which its domain creates."""
+    reader = KafkaConnection.create(
+        "127.0.0.1:1",
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="analytics",
+        sasl_password="x",
+    )
+    said = dlq._refusal_advice(
+        "orders.order-placed.v1.dlq", {KafkaError.TOPIC_AUTHORIZATION_FAILED}, reader
+    )
+    assert said == (
+        "the topic is missing, or User:analytics may not write it: a product's dead-letter "
+        "topic is created by its domain, orders (`mesh products apply` in its project), and "
+        "its readers get WRITE on it from `mesh acl apply`"
+    )
+    too_large = dlq._refusal_advice(
+        "orders.order-placed.v1.dlq", {KafkaError.MSG_SIZE_TOO_LARGE}, reader
+    )
+    assert too_large == "check that topic: its max.message.bytes, its ACLs for this reader"
