@@ -479,6 +479,26 @@ def _owner_domain(name: str) -> str | None:
     return head if _DOMAIN_HEAD.fullmatch(head) else None
 
 
+def _create_hint(name: str, owner: str | None, me: str | None) -> str | None:
+    """What to do when a CREATE of a topic the caller may create by name is refused: the
+    grant its ACL plan makes, never one to add by hand (h59: "grant ALLOW CREATE on topic
+    _mesh_product_health to User:orders", a topic that existed, unseen by that principal)."""
+    if owner is not None and owner == me:
+        return (
+            f"topics named `{me}.<name>` are domain {me}'s, and `mesh acl apply` grants its "
+            f"user CREATE on them: the platform team applies the ACL plan (a domain retired "
+            f"with --retire has none)"
+        )
+    if name.startswith("_"):
+        return (
+            f"topic {name} is the platform's: if it exists, this principal may not DESCRIBE "
+            f"it; if not, the platform's principal for it creates it (`mesh acl apply` lets "
+            f"the registry's create its log, the monitor's its health and alerts topics): run "
+            f"with that principal"
+        )
+    return None
+
+
 def _others_resource(
     kind: str, name: str | None, owner: str, op: str, me: str | None
 ) -> str | None:
@@ -606,6 +626,8 @@ def explain_kafka_error(
         if kind == "group" and me is not None and name and not name.startswith(_PLATFORM_PREFIXES):
             owner = owner or "another"  # any group not named as the caller's own
         hint = None if owner is None or owner == me else _others_resource(kind, name, owner, op, me)
+        if hint is None and kind == "topic" and name and op == "CREATE":
+            hint = _create_hint(name, owner, me)
         if hint is not None:
             return KafkaAuthorizationError(f"{said}; {hint}")
         return KafkaAuthorizationError(
