@@ -158,6 +158,9 @@ class KafkaStore:
         self._joined = False  # start-up decided: claims read from now on are judged
         self._conflict: str | None = None
         self._writer_problem: str | None = None
+        #: (when, why) this instance last failed to renew or take the writer role; said in the
+        #: 503 of a write that finds no writer (the cause was only in this log, h59)
+        self._takeover_problem: tuple[float, str] | None = None
         self._recovering = threading.Event()
         self._latest_claim: dict[str, Any] | None = None
         self._probe: tuple[float, str | None] = (0.0, None)
@@ -604,6 +607,9 @@ class KafkaStore:
                     self._take_over(min(self.timeout, 10.0))
             except Exception as exc:
                 log.warning("registry writer claim not renewed or taken: %s", exc)
+                self._takeover_problem = (time.monotonic(), str(exc) or type(exc).__name__)
+            else:
+                self._takeover_problem = None
 
     def write_route(self) -> WriteRoute:
         """Where a write request goes now: here, to the writer's URL, or nowhere yet."""
@@ -612,9 +618,15 @@ class KafkaStore:
         claim = self._latest_claim
         retry = max(1, round(self.writer_lease / 3))
         if claim is None or not self._alive(claim):
+            failed = self._takeover_problem
+            why = (
+                f"; this instance's last try to take it over failed: {failed[1]}"
+                if failed is not None and time.monotonic() - failed[0] < self.writer_lease
+                else ""
+            )  # h59: Kafka refusing the takeover (too few brokers) was said only in a log
             return WriteRoute.nowhere(
                 f"no registry instance holds the writer role of {self.topic!r} now (the last "
-                f"writer's claim lapsed); one takes over within seconds: retry",
+                f"writer's claim lapsed); one takes over within seconds: retry{why}",
                 retry,
             )
         if claim.get("instance") == self.instance:  # our claim, but fenced: another inits

@@ -5,6 +5,7 @@ callers that arrive together (a failure too), and never answers from a stale vie
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -77,3 +78,25 @@ def test_callers_that_arrive_together_share_one_request_and_its_failure() -> Non
     assert len(failures) == 16
     assert down.asked <= 3  # not one timeout per queued request
     assert "to check a credential against the latest revocations" in failures[0].message
+
+
+def test_a_write_that_finds_no_writer_says_why_this_instance_could_not_take_over() -> None:
+    """h59: with two brokers of three down, writes answered "one takes over within seconds:
+    retry" for as long as the outage lasted; why no instance could take over (Kafka refusing
+    the transactional producer) was only in a log line."""
+    store = KafkaStore("127.0.0.1:1", topic="_mesh_registry-unit")  # never connects here
+    store._starting = None
+    route = store.write_route()
+    assert route.url is None
+    assert route.reason is not None
+    assert route.reason.endswith("one takes over within seconds: retry")
+    store._takeover_problem = (
+        time.monotonic(),
+        "Failed to initialize Producer ID: Broker: Coordinator not available",
+    )
+    assert str(store.write_route().reason).endswith(
+        "retry; this instance's last try to take it over failed: Failed to initialize "
+        "Producer ID: Broker: Coordinator not available"
+    )
+    store._takeover_problem = (time.monotonic() - store.writer_lease - 1, "long ago")
+    assert "long ago" not in str(store.write_route().reason)
