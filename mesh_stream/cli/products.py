@@ -524,7 +524,12 @@ def _product_lines(item: ProductPlan) -> list[str]:
     if item.level_change is not None:
         lines.append(f"    compatibility level {item.level_change[0]} -> {item.level_change[1]}")
     topic = f"    topic {item.topic}: {item.topic_status.value}"
-    if item.topic_status is TopicStatus.MISSING:
+    if item.topic_status is TopicStatus.MISSING and item.topic_unseen_by is not None:
+        topic += (
+            f" or not visible to {item.topic_unseen_by} (a principal sees only the topics it "
+            f"may DESCRIBE); apply creates it if missing ({item.topic_spec})"
+        )
+    elif item.topic_status is TopicStatus.MISSING:
         topic += f", apply creates it ({item.topic_spec})"
     lines.append(topic)
     lines += [f"      {drift}" for drift in item.topic_drift]

@@ -141,6 +141,10 @@ class ProductPlan:
     protects_consumers: bool | None = None
     """Whether the changed schema keeps the products reading this one working."""
     topic_status: TopicStatus = TopicStatus.UNCHECKED
+    topic_unseen_by: str | None = None
+    """With a MISSING topic of another domain's product: the principal that did not see it in
+    the cluster's listing, which leaves out the topics it may not DESCRIBE (h59: an existing
+    topic was said to be missing)."""
     topic_spec: str | None = None
     topic_drift: list[str] = field(default_factory=list)
     dlq_topic_missing: str | None = None

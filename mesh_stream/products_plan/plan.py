@@ -466,6 +466,9 @@ def _plan_topic(
     state = topics.describe_topic(admin, conn, spec.name) if spec.name in existing else None
     if state is None:
         plan.topic_status = TopicStatus.MISSING
+        user = conn.sasl_username
+        if user is not None and user != local.product.domain:
+            plan.topic_unseen_by = conn.principal  # may exist, hidden from this principal
         return
     drift = topics.differences(spec, state)
     fragile = topics.one_broker_stops_writes(state)

@@ -1025,3 +1025,29 @@ def test_a_schema_the_registry_would_refuse_for_its_size_is_refused_by_plan(
     )
     assert "more than the limit of 100 (MESH_REGISTRY_MAX_SCHEMA_BYTES)" in refusal.message
     assert registry.writes == []
+
+
+def test_a_topic_another_principal_does_not_see_is_not_called_missing_outright() -> None:
+    """h59: as payments, customers' existing PII topic was planned as "missing, apply creates
+    it": the cluster's listing leaves out the topics a principal may not DESCRIBE."""
+    from mesh_stream.cli.products import _product_lines
+    from mesh_stream.products_plan.model import ProductPlan, TopicStatus
+
+    item = ProductPlan(
+        "customers.customer-profile",
+        "customers.customer-profile.v1",
+        "customers.customer-profile.v1-value",
+        "domains/customers/products/customer-profile.yaml",
+        topic_status=TopicStatus.MISSING,
+        topic_spec="3 partition(s), RF 3",
+        topic_unseen_by="User:payments",
+    )
+    [line] = [line for line in _product_lines(item) if line.startswith("    topic ")]
+    assert line == (
+        "    topic customers.customer-profile.v1: missing or not visible to User:payments (a "
+        "principal sees only the topics it may DESCRIBE); apply creates it if missing (3 "
+        "partition(s), RF 3)"
+    )
+    item.topic_unseen_by = None
+    [line] = [line for line in _product_lines(item) if line.startswith("    topic ")]
+    assert line.endswith(": missing, apply creates it (3 partition(s), RF 3)")
