@@ -22,6 +22,7 @@ from mesh_stream.health import Figure, FigureName, ProductHealth
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.logformat import configure_logging
 from mesh_stream.monitor import MonitorMetrics, ProductMonitor, Round
+from mesh_stream.monitor.service import NotPublishedError
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.settings import MeshSettings
 
@@ -168,7 +169,11 @@ def monitor(
                 port = _serve_metrics(metrics, metrics_host, metrics_port)
                 log.info("metrics at http://%s:%d/metrics", metrics_host, port)
             if once:
-                done = products.measure()
+                try:
+                    done = products.measure()
+                except NotPublishedError as exc:  # what was measured is shown all the same
+                    show(exc.measured, as_json=as_json)
+                    raise
                 show(done, as_json=as_json)
                 log.info(done.summary())
                 return BREACHED_EXIT if done.breached else 0

@@ -319,13 +319,21 @@ class Publisher:
                 on_delivery=delivered,
             )
         left = self._producer.flush(30)
-        if left:
-            failures.append(f"{left} records not delivered within 30 s")
-        if failures:
+        if failures or left:
+            total = len(healths) + len(alerts)
+            first = failures[0] if failures else "not acknowledged within 30 s"
+            cause = (
+                topics.writes_refused_for_replicas(self._conn, self.health_topic) if left else None
+            )
             raise DeliveryError(
-                f"product monitor: {len(failures)} records not written at "
-                f"{self._conn.bootstrap_servers}: {failures[0]}; check that the broker runs "
-                f"and that this principal may write {self.health_topic} and {self.alerts_topic}"
+                f"product monitor: {len(failures) + left} of {total} records not written at "
+                f"{self._conn.bootstrap_servers} (the first: {first})"
+                + (
+                    f": {cause}"
+                    if cause
+                    else f"; check that the broker runs and that this principal may write "
+                    f"{self.health_topic} and {self.alerts_topic}"
+                )
             )
         self.post_all(alerts)
 

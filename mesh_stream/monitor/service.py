@@ -30,7 +30,13 @@ from confluent_kafka import KafkaException
 from pydantic import ValidationError
 
 from mesh_stream.descriptor import DataProduct
-from mesh_stream.errors import ConfigurationError, MeshError, RegistryError, validation_problem
+from mesh_stream.errors import (
+    ConfigurationError,
+    DeliveryError,
+    MeshError,
+    RegistryError,
+    validation_problem,
+)
 from mesh_stream.health import Alert, ProductHealth, Status
 from mesh_stream.kafka.connection import KafkaConnection
 from mesh_stream.monitor import status as judging
@@ -67,6 +73,15 @@ class Round:
             f"measured {len(self.healths)} products in {self.seconds:.1f} s"
             f"{': ' + parts if parts else ''}; {len(self.alerts)} alerts"
         )
+
+
+class NotPublishedError(DeliveryError):
+    """A round measured whose health records or alerts Kafka did not take: ``measured`` holds
+    it all the same (`mesh monitor --once` printed nothing of it, h59)."""
+
+    def __init__(self, message: str, measured: Round) -> None:
+        super().__init__(message)
+        self.measured = measured
 
 
 def targets_of(documents: Sequence[Mapping[str, Any]]) -> list[Target]:
@@ -238,10 +253,13 @@ class ProductMonitor:
             for health in healths
             for alert in judging.transitions(self._log.latest.get(health.product), health)
         ]
-        self._publisher.publish(healths, alerts)
+        done = Round(tuple(healths), tuple(alerts), time.monotonic() - started)
+        try:
+            self._publisher.publish(healths, alerts)
+        except DeliveryError as exc:
+            raise NotPublishedError(str(exc), done) from exc
         for health in healths:
             self._log.remember(health)
-        done = Round(tuple(healths), tuple(alerts), time.monotonic() - started)
         if self.metrics is not None:
             self.metrics.update(done.healths, duration=done.seconds)
         return done

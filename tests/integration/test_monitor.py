@@ -447,3 +447,50 @@ def test_the_monitor_refuses_a_topic_that_holds_something_else_and_changes_nothi
         with pytest.raises(ConfigurationError, match=said):
             ensure_monitor_topics(conn, health, alerts)
     assert alerts_topic not in admin.list_topics(timeout=30).topics
+
+
+def test_a_round_kafka_does_not_take_is_still_shown_and_the_refusal_counted(
+    kafka: KafkaAddress,
+) -> None:
+    """h59: `mesh monitor --once` in an outage printed no table, only "1 records not written
+    ...: 12 records not delivered": the round measured is kept on the error, and the count
+    is of records. (Kafka refuses here because the health topic takes 64-byte records.)"""
+    from mesh_stream.kafka.clients import make_admin, new_topic
+    from mesh_stream.monitor.service import NotPublishedError
+
+    product = _product("refused")
+    listing = [product.model_dump(mode="json", by_alias=True)]
+
+    class Catalog:
+        def list_products(self) -> list[dict[str, Any]]:
+            return listing
+
+    suffix = uuid.uuid4().hex[:8]
+    health_topic = f"_health-refused-{suffix}"
+    admin = make_admin(KafkaConnection.create(kafka.bootstrap_servers))
+    created = admin.create_topics(
+        [
+            new_topic(
+                health_topic,
+                partitions=1,
+                replication_factor=1,
+                config={"cleanup.policy": "compact,delete", "max.message.bytes": "64"},
+            )
+        ]
+    )
+    created[health_topic].result(30)
+    monitor = ProductMonitor(
+        KafkaConnection.create(kafka.bootstrap_servers),
+        Catalog(),
+        health_topic=health_topic,
+        alerts_topic=f"_alerts-refused-{suffix}",
+        interval=60.0,
+    )
+    with monitor, pytest.raises(NotPublishedError) as refused:
+        monitor.measure()
+    assert [h.product for h in refused.value.measured.healths] == [product.name]
+    message = str(refused.value)
+    assert message.startswith(
+        f"product monitor: 1 of 1 records not written at {kafka.bootstrap_servers} (the first: "
+        f"{health_topic}: "
+    ), message
