@@ -89,8 +89,13 @@ __all__ = [
     "open_publisher",
 ]
 
-#: Settings no caller may weaken: they are what makes "nothing lost" true.
-FIXED_PRODUCER_CONFIG: dict[str, Any] = NO_LOSS_PRODUCER_CONFIG
+#: Settings no caller may weaken: they are what makes "nothing lost" true (and, with
+#: ``delivery.report.only.error``, what lets a publisher know each record was delivered: with
+#: it, ``close`` said records Kafka had stored were not acknowledged, h59).
+FIXED_PRODUCER_CONFIG: dict[str, Any] = {
+    **NO_LOSS_PRODUCER_CONFIG,
+    "delivery.report.only.error": False,
+}
 #: Defaults a caller's producer config may change. The partitioner is Java's (the mesh's, see
 #: kafka/partitions.py), so a key lands where the processors and Java services put it.
 DEFAULT_PRODUCER_CONFIG: dict[str, Any] = {
@@ -631,7 +636,8 @@ class ProductPublisher:
             if key in given and str(given[key]).lower() not in (str(value).lower(), "-1"):
                 raise ConfigurationError(
                     f"producer config {key}={given[key]!r} is not allowed: publishers always "
-                    f"use {key}={value} so that no acknowledged record can be lost"
+                    f"use {key}={str(value).lower()} so that no record is lost unsaid (each "
+                    f"one acknowledged by every in-sync replica, and its delivery reported)"
                 )
         return {**DEFAULT_PRODUCER_CONFIG, **given, **FIXED_PRODUCER_CONFIG}
 

@@ -231,6 +231,12 @@ def test_producer_settings_that_could_lose_or_reorder_records_are_refused(
     for label, config, refused in (
         ("acks", {"acks": "1"}, "acks='1' is not allowed"),
         ("random", {"partitioner": "random"}, "partitioner='random' is not allowed: a key"),
+        # h59: only failures reported, so close() took stored records for unacknowledged
+        (
+            "reports",
+            {"delivery.report.only.error": True},
+            "delivery.report.only.error=True is not allowed",
+        ),
     ):
         with pytest.raises(ConfigurationError, match=refused):
             ProductPublisher(
