@@ -24,6 +24,16 @@ LOOKUP_TIMEOUT = 5.0
 """Seconds to wait for the registry when looking up inputs from other repositories."""
 
 
+#: What `mesh lint` says it could not check when the registry cannot be asked: inputs from
+#: other repositories, and who reads the project's products (downstream products, consumer
+#: groups), which a project wholly its own also asks about (h58: "inputs from other
+#: repositories" for a project that had none).
+NOT_VERIFIED = (
+    "not verified against the registry (inputs from other repositories, who reads this "
+    "project's products)"
+)
+
+
 def _registry(settings: MeshSettings) -> RegistryClient:
     """A client asking the registry once per product (no retries): lint must not hang in a
     CI job that has no registry, it reports such inputs as unverifiable instead."""
@@ -222,7 +232,9 @@ def lint(
     unverified = catalog.unverified()
     if unverified is not None:
         click.secho(
-            f"inputs from other repositories not verified: {unverified}", fg="yellow", err=True
+            f"{NOT_VERIFIED}: {unverified}",
+            fg="yellow",
+            err=True,
         )
     if report.errors:
         ctx.exit(1)

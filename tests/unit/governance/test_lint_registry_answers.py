@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from mesh_stream.cli import lint as lint_cli
+from mesh_stream.cli.lint import NOT_VERIFIED
 from mesh_stream.cli.main import cli, run
 from mesh_stream.errors import RegistryUnavailableError
 from mesh_stream.governance.registered import unavailable
@@ -85,7 +86,7 @@ def test_a_url_that_is_no_registry_leaves_inputs_unverified_and_lints_locally(
         f"input 'orders.stock-event' is not in this repository and could not be verified: {said}"
     )
     notes = [line for line in result.stderr.splitlines() if "not verified" in line]
-    assert notes == [f"inputs from other repositories not verified: {said}"]
+    assert notes == [f"{NOT_VERIFIED}: {said}"]
     assert "error" not in result.stderr.replace("0 error(s)", "")
 
 
@@ -133,7 +134,7 @@ def test_an_input_the_registry_never_answered_for_is_not_called_unreachable(
     assert violation["message"] == (
         f"input 'orders.stock-event' is not in this repository and could not be verified: {said}"
     )
-    assert f"inputs from other repositories not verified: {said}" in result.stderr
+    assert f"{NOT_VERIFIED}: {said}" in result.stderr
     assert "unreachable" not in result.stdout + result.stderr
 
 

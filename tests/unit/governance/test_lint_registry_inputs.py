@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from mesh_stream.cli.lint import NOT_VERIFIED
 from mesh_stream.cli.main import cli
 from mesh_stream.registry.client import RegistryClient
 from mesh_stream.registry.service import InMemoryStore, create_app
@@ -125,7 +126,7 @@ def test_with_the_registry_unreachable_the_input_is_an_unverified_warning(
         f"MESH_REGISTRY_URL to the mesh's registry"
     )
     assert (
-        f"inputs from other repositories not verified: the registry at {url} is unreachable; "
+        f"{NOT_VERIFIED}: the registry at {url} is unreachable; "
         "start it (`mesh registry serve`) or set MESH_REGISTRY_URL to the mesh's registry"
     ) in stderr
 
@@ -141,7 +142,7 @@ def test_a_registry_that_never_answers_is_not_called_unreachable(
         status, report, stderr = _lint(project, url)
     assert status == 0, report
     assert (
-        f"inputs from other repositories not verified: the registry at {url} accepted the "
+        f"{NOT_VERIFIED}: the registry at {url} accepted the "
         f"connection but did not answer GET /products/orders.stock-event within 0.3 s; it is "
         f"up but busy or stuck"
     ) in stderr
