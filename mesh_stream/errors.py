@@ -64,8 +64,9 @@ A few errors live beside the one module that raises them, in this tree all the s
 ``StateTooLargeError``, ``OutputRefusedError`` and ``SendRefusedError`` (processors, under
 ``ProcessorError``), ``DeferredWritesFailedError`` (a processor's state writes) and
 ``WorkerFailedError`` (`mesh verify`'s workers) under ``MeshError``,
-``SchemaNotRegisteredError`` (the registry's sample reader, under ``SchemaNotFoundError``) and
-``SignInRequiredError`` (the portal, under ``AuthenticationError``).
+``SchemaNotRegisteredError`` (the registry's sample reader, under ``SchemaNotFoundError``),
+``SignInRequiredError`` (the portal, under ``AuthenticationError``) and ``NotPublishedError``
+(the product monitor's round Kafka did not take, the round on it, under ``DeliveryError``).
 
 Governance refusals by the registry are ``ProductRejectedError`` for a descriptor (422,
 ``error_code`` 42211) and ``SchemaRejectedError`` for a schema version (422, 42218), the
