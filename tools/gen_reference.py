@@ -331,8 +331,9 @@ def cli_page() -> str:
         "setting:`, then one line per variable: its value and what is expected), and so do "
         "settings that do not fit together (a SASL password without a username, a CA file "
         "that is no PEM file, a registry principal without a token) or a registry credential "
-        "that cannot be sent (a token with a space inside); Ctrl-C 130 (SIGTERM too), except for the services that stop "
-        "cleanly on it once started (`mesh up`, `mesh monitor`, `mesh registry serve`: 0); "
+        "that cannot be sent (a token with a space inside); Ctrl-C 130 (SIGTERM too), "
+        "except for the services that stop cleanly on it once started (`mesh up`, "
+        "`mesh monitor`, `mesh registry serve`: 0); "
         "a reader of stdout gone away (`mesh tail ... | head -1`) 141, silently.",
     ]
     for path, text in _commands(cli, ("mesh",), None):
