@@ -47,6 +47,7 @@ from mesh_stream.errors import (
     BrokerError,
     ConfigurationError,
     KafkaAuthorizationError,
+    MeshError,
     TopicMismatchError,
 )
 from mesh_stream.kafka.clients import make_admin, new_topic, probed_admin
@@ -673,6 +674,11 @@ def _create_error(conn: KafkaConnection, spec: TopicSpec, exc: KafkaException) -
     return explained
 
 
+#: Longest a topic's creation waits for the cluster to name a controller (then it is tried:
+#: librdkafka's own wait and error follow).
+CONTROLLER_WAIT_S = 10.0
+
+
 def _wait_for_controller(
     admin: AdminClient, conn: KafkaConnection, metadata: ClusterMetadata, timeout: float
 ) -> None:
@@ -682,10 +688,11 @@ def _wait_for_controller(
     while waiting for one: an admin client whose first answer came from a cluster still
     electing one (just started) failed after its whole timeout with "Failed while waiting for
     controller", though the controller was there a moment later."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + min(timeout, CONTROLLER_WAIT_S)
     while metadata.controller_id < 0 and time.monotonic() < deadline:
         time.sleep(0.2)
-        metadata = _list_topics(admin, conn, max(0.1, min(2.0, deadline - time.monotonic())))
+        with contextlib.suppress(MeshError):  # an election under way may fail an ask or two
+            metadata = _list_topics(admin, conn, max(0.1, min(2.0, deadline - time.monotonic())))
 
 
 def _wait_for_leaders(admin: AdminClient, topic: str, partitions: int, timeout: float) -> None:

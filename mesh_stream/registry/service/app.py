@@ -62,16 +62,18 @@ from mesh_stream.registry.service.routes import (
     credentials as credential_routes,
 )
 from mesh_stream.registry.service.schemas import SchemaRegistry
-from mesh_stream.registry.service.store import CatchingUpStore, RegistryStore, SharedStore
+from mesh_stream.registry.service.store import (
+    CATCH_UP_SECONDS,
+    CatchingUpStore,
+    RegistryStore,
+    SharedStore,
+)
 from mesh_stream.settings import quoted_name
 
 log = logging.getLogger(__name__)
 
 #: Routes with these tags answer without a credential even with read auth (liveness only).
 PUBLIC_TAGS = frozenset({"meta", "health"})
-#: How long a request waits for this instance's view to reach its log's end before a
-#: credential the log can change is trusted (then 503: never a stale answer).
-CATCH_UP_SECONDS = 5.0
 #: FastAPI's API description: the same for every registry, no registry data in it.
 DOC_PATHS = frozenset({"/openapi.json", "/docs"})
 

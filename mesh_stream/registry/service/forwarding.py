@@ -34,7 +34,12 @@ from mesh_stream.errors import RegistryError, RegistryUnavailableError
 from mesh_stream.http_failures import failure_words
 from mesh_stream.registry.service.context import authenticate
 from mesh_stream.registry.service.edge import refusal
-from mesh_stream.registry.service.store import CatchingUpStore, SharedStore, WriteRoute
+from mesh_stream.registry.service.store import (
+    CATCH_UP_SECONDS,
+    CatchingUpStore,
+    SharedStore,
+    WriteRoute,
+)
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +161,8 @@ class WriteForwarder:
         if not isinstance(self.store, CatchingUpStore):
             return
         try:
-            await anyio.to_thread.run_sync(self.store.catch_up_view, route.timeout)
+            wait = min(route.timeout, CATCH_UP_SECONDS)  # the write is stored already
+            await anyio.to_thread.run_sync(self.store.catch_up_view, wait)
         except RegistryError as exc:
             log.warning(
                 "a write forwarded to %s is stored, but this instance could not read it back "

@@ -88,6 +88,12 @@ class SharedStore(Protocol):
         ...
 
 
+#: How long a request waits for this instance's view to reach its log's end: before a
+#: credential the log can change is trusted (then 503: never a stale answer), and before a
+#: follower answers a write it forwarded (best effort).
+CATCH_UP_SECONDS = 5.0
+
+
 @runtime_checkable
 class CatchingUpStore(Protocol):
     """A store whose view may trail its log (another instance wrote): it can catch up on demand.
