@@ -206,7 +206,7 @@ def schema_changes(registered: Mapping[str, Any], local: Mapping[str, Any]) -> l
         for name, doc in docs_after.items()
         if name in docs_before and docs_before[name] != doc
     ]
-    changes += _record_changes(registered, local, list(before), list(after))
+    changes += _record_changes(registered, local)
     if not changes and registered != local:  # aliases, a custom attribute, ...: not nothing
         changes.append(SchemaChange(WHOLE_SCHEMA, "changed elsewhere"))
     return sorted(changes, key=lambda c: c.field)
@@ -216,12 +216,7 @@ def schema_changes(registered: Mapping[str, Any], local: Mapping[str, Any]) -> l
 WHOLE_SCHEMA = "(schema)"
 
 
-def _record_changes(
-    registered: Mapping[str, Any],
-    local: Mapping[str, Any],
-    fields_before: Sequence[str],
-    fields_after: Sequence[str],
-) -> list[SchemaChange]:
+def _record_changes(registered: Mapping[str, Any], local: Mapping[str, Any]) -> list[SchemaChange]:
     """The changes of the record itself a plan lists (a changed schema listed nothing when
     only its name, namespace, doc or field order had changed)."""
     found: list[SchemaChange] = []
@@ -237,6 +232,7 @@ def _record_changes(
                 _doc_text(local.get("doc")),
             )
         )
+    fields_before, fields_after = _top_level_names(registered), _top_level_names(local)
     kept = set(fields_before) & set(fields_after)
     order_before = [name for name in fields_before if name in kept]
     order_after = [name for name in fields_after if name in kept]
@@ -251,6 +247,14 @@ def _record_changes(
             )
         )
     return found
+
+
+def _top_level_names(schema: Mapping[str, Any]) -> list[str]:
+    """The record's own fields, in order (a nested record's order is "changed elsewhere")."""
+    fields = schema.get("fields")
+    if not isinstance(fields, list):
+        return []
+    return [str(f.get("name")) for f in fields if isinstance(f, Mapping)]
 
 
 def _full_name(schema: Mapping[str, Any]) -> str:
@@ -356,11 +360,17 @@ def ownership_refusal(
 
 
 def compatibility_refusal(
-    plan: ProductPlan, messages: Sequence[str], schema_text: str, next_version: int
+    plan: ProductPlan,
+    messages: Sequence[str],
+    schema_text: str,
+    next_version: int,
+    registered_text: str | None = None,
 ) -> Refusal:
     """The refusal of an incompatible schema change, at the line of the first change that
     can break the level (a retype, say; not an optional field added beside it, h58)."""
-    suspects = breaking_suspects(plan.schema_changes, schema_text, plan.compatibility_level)
+    suspects = breaking_suspects(
+        plan.schema_changes, schema_text, plan.compatibility_level, registered_text
+    )
     first = suspects[0] if suspects else None
     line = field_line(schema_text, first.field) if first is not None else None
     changed = "; ".join(c.describe() for c in suspects) or "the schema"
@@ -377,28 +387,77 @@ def compatibility_refusal(
     )
 
 
+#: Avro's promotions: a reader of the key's type reads data written as any of its values.
+_READS_PROMOTED = {
+    "long": {"int"},
+    "float": {"int", "long"},
+    "double": {"int", "long", "float"},
+    "string": {"bytes"},
+    "bytes": {"string"},
+}
+
+
+def _promoted(before: str | None, after: str | None) -> bool:
+    """Whether a reader of ``after`` reads data written as ``before`` by promotion alone
+    (``int -> long``, ``null|int -> null|long``), branch by branch."""
+    if before is None or after is None:
+        return False
+    old, new = before.split("|"), after.split("|")
+    return len(old) == len(new) and all(
+        a == b or a in _READS_PROMOTED.get(b, ()) for a, b in zip(old, new, strict=True)
+    )
+
+
 def breaking_suspects(
-    changes: Sequence[SchemaChange], schema_text: str, level: str | None
+    changes: Sequence[SchemaChange],
+    schema_text: str,
+    level: str | None,
+    registered_text: str | None = None,
 ) -> list[SchemaChange]:
-    """The ``changes`` that can break compatibility ``level``: retypes and renamings always,
-    a field added without a default where readers must fill it in (BACKWARD, FULL), a removed
-    one where old readers need it (FORWARD, FULL); all of them when none of these is there
-    (the registry's verdict stands either way: this only chooses what a refusal points at)."""
+    """The ``changes`` that can break compatibility ``level``, fields first: a retype (not a
+    promotion, at a BACKWARD level) or a renaming; a field added without a default where new
+    readers must fill it in (BACKWARD, FULL), unless its record was added with it; a field
+    removed that had no default where old readers need it (FORWARD, FULL). All of them when
+    none of these is there: the registry's verdict stands either way, this only chooses what
+    a refusal points at and calls breaking."""
     level = (level or "BACKWARD").upper()
     backward = level.startswith(("BACKWARD", "FULL"))
     forward = level.startswith(("FORWARD", "FULL"))
+    local_defaults = _parsed_defaults(schema_text)
+    registered_defaults = _parsed_defaults(registered_text)
+    added = [c.field for c in changes if c.change == "added"]
+    removed = [c.field for c in changes if c.change == "removed"]
+
+    def inside(path: str, fields: Sequence[str]) -> bool:
+        return any(path.startswith(f"{other}.") for other in fields)
+
+    def suspect(change: SchemaChange) -> bool:
+        if change.change == "type changed":
+            return forward or not _promoted(change.before, change.after)
+        if change.change == "added":
+            return (
+                backward and change.field not in local_defaults and not inside(change.field, added)
+            )
+        if change.change == "removed":
+            return (
+                forward
+                and change.field not in registered_defaults
+                and not inside(change.field, removed)
+            )
+        return change.change == "renamed"
+
+    suspects = [change for change in changes if suspect(change)]
+    ordered = sorted(suspects or changes, key=lambda c: c.field == WHOLE_SCHEMA)
+    return list(ordered)
+
+
+def _parsed_defaults(schema_text: str | None) -> dict[str, str]:
+    if schema_text is None:
+        return {}
     try:
-        defaults = _defaults(json.loads(schema_text))
-    except ValueError:
-        defaults = {}
-    suspects = [
-        change
-        for change in changes
-        if change.change in ("type changed", "renamed")
-        or (change.change == "added" and backward and change.field not in defaults)
-        or (change.change == "removed" and forward)
-    ]
-    return suspects or list(changes)
+        return _defaults(json.loads(schema_text))
+    except (ValueError, TypeError, AttributeError):
+        return {}
 
 
 def consumer_refusal(plan: ProductPlan, verdict: EvolutionVerdict, schema_text: str) -> Refusal:

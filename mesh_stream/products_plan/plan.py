@@ -219,7 +219,7 @@ def _plan_registry(plan: ProductPlan, local: _Local, registry: RegistryClient) -
     plan.compatibility_messages = own
     if own:
         plan.refusals.append(
-            compatibility_refusal(plan, own, local.schema_text, product.version + 1)
+            compatibility_refusal(plan, own, local.schema_text, product.version + 1, latest.schema)
         )
     if verdict is not None:
         plan.consumers = list(verdict.consumers)
