@@ -9,6 +9,8 @@ goes through :func:`cell`.
 
 from __future__ import annotations
 
+import os
+
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.measure import Measurement
 from rich.table import Table
@@ -45,7 +47,9 @@ def output_console() -> Console:
     """The console a command prints its tables to. Piped, rich lays them out in 80 columns,
     where a `mesh products consumers` row lost its last columns without a mark (h58)."""
     console = Console()
-    return console if console.is_terminal else Console(width=PIPED_WIDTH)
+    if console.is_terminal or os.environ.get("COLUMNS"):  # a width the user chose is kept
+        return console
+    return Console(width=PIPED_WIDTH)
 
 
 def fold_cells(table: Table) -> Table:

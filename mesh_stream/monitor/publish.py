@@ -299,10 +299,14 @@ class Publisher:
         """Write every health record (key ``health_key``) and alert (key the product), wait
         for each delivery, then POST the alerts to the webhook."""
         failures: list[str] = []
+        acknowledged = 0
 
         def delivered(error: KafkaError | None, message: Message) -> None:
+            nonlocal acknowledged
             if error is not None:
                 failures.append(f"{message.topic()}: {error.str()}")
+            else:
+                acknowledged += 1
 
         for health in healths:
             self._producer.produce(
@@ -318,9 +322,11 @@ class Publisher:
                 value=alert.model_dump_json(),
                 on_delivery=delivered,
             )
-        left = self._producer.flush(30)
+        self._producer.flush(30)
+        total = len(healths) + len(alerts)
+        # this round's own: the producer may still hold an earlier failed round's records
+        left = max(0, total - acknowledged - len(failures))
         if failures or left:
-            total = len(healths) + len(alerts)
             first = failures[0] if failures else "not acknowledged within 30 s"
             cause = (
                 topics.writes_refused_for_replicas(self._conn, self.health_topic) if left else None

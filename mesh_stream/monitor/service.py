@@ -253,11 +253,12 @@ class ProductMonitor:
             for health in healths
             for alert in judging.transitions(self._log.latest.get(health.product), health)
         ]
-        done = Round(tuple(healths), tuple(alerts), time.monotonic() - started)
         try:
             self._publisher.publish(healths, alerts)
         except DeliveryError as exc:
-            raise NotPublishedError(str(exc), done) from exc
+            measured = Round(tuple(healths), tuple(alerts), time.monotonic() - started)
+            raise NotPublishedError(str(exc), measured) from exc
+        done = Round(tuple(healths), tuple(alerts), time.monotonic() - started)
         for health in healths:
             self._log.remember(health)
         if self.metrics is not None:
