@@ -326,7 +326,6 @@ def test_a_consumers_table_keeps_every_column_at_80_columns_and_whole_rows_piped
             assert _column(drawn, index).replace(" ", "") == value.replace(" ", ""), drawn
 
 
-
 def test_a_very_long_name_folds_whole_and_leaves_the_other_columns_room() -> None:
     """Asking for the longest name's width emptied every other column at 80 columns."""
     long_name = "orders." + "very-long-product-name-" * 3 + "x"
