@@ -499,7 +499,9 @@ class KafkaStore:
                     f"another instance took over the writer role ({self._describe(claim)} at "
                     f"{self.topic}[0]@{offset})"
                 )
-                log.error("registry: %s; this one serves reads and forwards writes", self._lost)
+                # a warning: the role moving is what several instances are for, and this one
+                # goes on serving (h59: two started a second apart logged an ERROR)
+                log.warning("registry: %s; this one serves reads and forwards writes", self._lost)
             else:
                 log.warning(
                     "registry: the writer is now %s (%s[0]@%s)",
