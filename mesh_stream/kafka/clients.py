@@ -482,13 +482,14 @@ def probed_admin(conn: KafkaConnection, timeout: float = 10.0) -> tuple[ClusterM
     admin = make_admin(conn, {"error_cb": seen.append, "log_level": 0})
     deadline = time.monotonic() + timeout
     last: KafkaError | KafkaException | None = None
+    asked_down: KafkaError | None = None
     started = time.monotonic()
     while True:
         admin.poll(0)  # serves error_cb
         refused = connect_refusal(conn, seen)
         if refused is not None:
             raise refused
-        down = next((e for e in seen if e.code() in _DOWN_CODES), None)
+        down = next((e for e in seen if e.code() in _DOWN_CODES), asked_down)
         if down is not None and time.monotonic() - started >= 2.0:
             problem = listener_problem(conn, time.monotonic() - started)
             if problem is not None:
@@ -505,13 +506,21 @@ def probed_admin(conn: KafkaConnection, timeout: float = 10.0) -> tuple[ClusterM
             return interruptibly(partial(admin.list_topics, timeout=wait)), admin
         except KafkaException as exc:
             last = exc
+            if _code_of(exc) in _DOWN_CODES:
+                # with several bootstrap servers no "all brokers down" is reported (they
+                # are not down together), only the asks' own errors (h59: 10 s, then "Failed
+                # to get metadata: Local: Timed out" from a SASL listener)
+                asked_down = exc.args[0]
     cause = seen[-1] if seen else last
     # A port that takes the connection and never answers may not have been reported down
     # before the deadline: named as what it is (as reachability.existing_topics names it),
     # not as "no Kafka broker answers" (hostile-input campaign).
     waited = time.monotonic() - started
-    if _listener_reply(conn) == "silent":
-        raise _handshake_error(conn, "silent", waited) from (
+    reply = _listener_reply(conn)
+    if reply is not None and (
+        reply != "plain" or conn.security_protocol is not SecurityProtocol.PLAINTEXT
+    ):
+        raise _handshake_error(conn, reply, waited) from (
             cause if isinstance(cause, KafkaException | None) else KafkaException(cause)
         )
     if cause is None:
@@ -523,6 +532,14 @@ def probed_admin(conn: KafkaConnection, timeout: float = 10.0) -> tuple[ClusterM
     raise explain_kafka_error(cause, conn) from (
         cause if isinstance(cause, KafkaException) else KafkaException(cause)
     )
+
+
+def _code_of(error: KafkaError | KafkaException) -> int | None:
+    """The code of a Kafka error, or of the one a KafkaException carries."""
+    if isinstance(error, KafkaError):
+        return int(error.code())
+    inner = error.args[0] if error.args else None
+    return int(inner.code()) if isinstance(inner, KafkaError) else None
 
 
 #: Seconds :func:`probe` asks in short steps, so an authentication or TLS error reported

@@ -301,18 +301,22 @@ def test_a_wrong_password_is_a_clear_authentication_error(sasl_cluster: SecuredC
     assert time.monotonic() - started < 10
 
 
+@pytest.mark.parametrize("addresses", [1, 2], ids=["one-address", "two-addresses"])
 def test_no_credentials_against_the_sasl_listener_fails_clearly(
-    sasl_cluster: SecuredCluster,
+    sasl_cluster: SecuredCluster, addresses: int
 ) -> None:
-    conn = KafkaConnection.from_settings(
-        MeshSettings(bootstrap_servers=sasl_cluster.bootstrap_servers)
-    )
+    """With several bootstrap servers librdkafka reports no "all brokers down", only each
+    metadata ask's own error (h59: a 3-node cluster got "Failed to get metadata: Local: Timed
+    out" after the whole timeout); the same listener under two names stands in for them."""
+    port = sasl_cluster.bootstrap_servers.rpartition(":")[2]
+    servers = ",".join([f"127.0.0.1:{port}", f"localhost:{port}"][:addresses])
+    conn = KafkaConnection.from_settings(MeshSettings(bootstrap_servers=servers))
     started = time.monotonic()
     with pytest.raises(KafkaAuthenticationError) as caught:
         probe(conn, timeout=20)
     assert time.monotonic() - started < 10
     assert str(caught.value) == (
-        f"{sasl_cluster.bootstrap_servers} accepts connections but closes them on Kafka "
+        f"{servers} accepts connections but closes them on Kafka "
         "requests sent over PLAINTEXT: the listener needs credentials or TLS; check "
         "MESH_KAFKA_SECURITY_PROTOCOL, MESH_KAFKA_SASL_MECHANISM, MESH_KAFKA_SASL_USERNAME / "
         "MESH_KAFKA_SASL_PASSWORD and MESH_KAFKA_SSL_CA_LOCATION"
