@@ -61,8 +61,15 @@ def wait_for(predicate: Any, timeout: float, what: str | Callable[[], str]) -> N
 
 
 #: What a broker's death leaves for a moment: librdkafka destroys the dead broker's handle
-#: under a pending call, and a partition's new leader has not caught up its high watermark.
-_PASSING = (KafkaError._DESTROY_BROKER, KafkaError.OFFSET_NOT_AVAILABLE)
+#: under a pending call, a partition's new leader has not caught up its high watermark, and
+#: metadata still names the dead broker (or no one) as a partition's leader (verify87:
+#: NOT_LEADER_FOR_PARTITION 12 s after the kill).
+_PASSING = (
+    KafkaError._DESTROY_BROKER,
+    KafkaError.OFFSET_NOT_AVAILABLE,
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+)
 
 
 def records(conn: KafkaConnection, topic: str) -> list[Any]:
