@@ -534,11 +534,9 @@ def probed_admin(conn: KafkaConnection, timeout: float = 10.0) -> tuple[ClusterM
     )
 
 
-def _code_of(error: KafkaError | KafkaException) -> int | None:
-    """The code of a Kafka error, or of the one a KafkaException carries."""
-    if isinstance(error, KafkaError):
-        return int(error.code())
-    inner = error.args[0] if error.args else None
+def _code_of(exc: KafkaException) -> int | None:
+    """The code of the Kafka error ``exc`` carries."""
+    inner = exc.args[0] if exc.args else None
     return int(inner.code()) if isinstance(inner, KafkaError) else None
 
 

@@ -469,7 +469,7 @@ _PLATFORM_PREFIXES = ("_", "mesh-tail-", "mesh-products-status-", "mesh-registry
 _DOMAIN_HEAD = re.compile(r"[a-z][a-z0-9-]*")
 
 
-def _owner_domain(name: str) -> str | None:
+def owner_domain(name: str) -> str | None:
     """The domain a topic or group name says it belongs to: ``<domain>.…``, or a processor's
     ``mesh-<domain>.…`` (its app id); None for the platform's own names and for names whose
     head is no domain name."""
@@ -622,7 +622,7 @@ def explain_kafka_error(
             f"({KafkaError(code).name()})"
         )
         me = conn.sasl_username
-        owner = _owner_domain(name) if kind in ("topic", "group") and name else None
+        owner = owner_domain(name) if kind in ("topic", "group") and name else None
         if kind == "group" and me is not None and name and not name.startswith(_PLATFORM_PREFIXES):
             owner = owner or "another"  # any group not named as the caller's own
         hint = None if owner is None or owner == me else _others_resource(kind, name, owner, op, me)

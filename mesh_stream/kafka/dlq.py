@@ -23,7 +23,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from mesh_stream.errors import DeliveryError
 from mesh_stream.kafka.clients import NO_LOSS_PRODUCER_CONFIG, make_producer
-from mesh_stream.kafka.connection import KafkaConnection
+from mesh_stream.kafka.connection import KafkaConnection, owner_domain
 from mesh_stream.kafka.partitions import KEY_PARTITIONER
 from mesh_stream.schema.wire import schema_id_of
 
@@ -262,7 +262,7 @@ def _refusal_advice(dlq_topic: str, codes: set[int], connection: KafkaConnection
     reader "Topic authorization failed" (h59: the advice named max.message.bytes)."""
     if not codes & _ABSENT_OR_FORBIDDEN:
         return "check that topic: its max.message.bytes, its ACLs for this reader"
-    owner = dlq_topic.split(".", 1)[0]
+    owner = owner_domain(dlq_topic) or "its owner"
     return (
         f"the topic is missing, or {connection.principal} may not write it: a product's "
         f"dead-letter topic is created by its domain, {owner} (`mesh products apply` in its "

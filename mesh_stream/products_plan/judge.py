@@ -176,9 +176,11 @@ def schema_fields(schema: Mapping[str, Any]) -> list[SchemaField]:
 
 
 def schema_changes(registered: Mapping[str, Any], local: Mapping[str, Any]) -> list[SchemaChange]:
-    """Fields added, removed or retyped from the registered schema to the local one."""
-    before = {f.name: f.type for f in schema_fields(registered)}
-    after = {f.name: f.type for f in schema_fields(local)}
+    """What changed from the registered schema to the local one: fields added, removed,
+    retyped, given another default or doc, and the record's own name, doc and field order."""
+    fields_before, fields_after = schema_fields(registered), schema_fields(local)
+    before = {f.name: f.type for f in fields_before}
+    after = {f.name: f.type for f in fields_after}
     changes = [
         SchemaChange(name, "removed", before=before[name]) for name in before if name not in after
     ]
@@ -199,8 +201,8 @@ def schema_changes(registered: Mapping[str, Any], local: Mapping[str, Any]) -> l
             changes.append(
                 SchemaChange(name, "default changed", _default_text(old), _default_text(new))
             )
-    docs_before = {f.name: f.doc for f in schema_fields(registered)}
-    docs_after = {f.name: f.doc for f in schema_fields(local)}
+    docs_before = {f.name: f.doc for f in fields_before}
+    docs_after = {f.name: f.doc for f in fields_after}
     changes += [
         SchemaChange(name, "doc changed", _doc_text(docs_before[name]), _doc_text(doc))
         for name, doc in docs_after.items()
@@ -447,8 +449,7 @@ def breaking_suspects(
         return change.change == "renamed"
 
     suspects = [change for change in changes if suspect(change)]
-    ordered = sorted(suspects or changes, key=lambda c: c.field == WHOLE_SCHEMA)
-    return list(ordered)
+    return sorted(suspects or changes, key=lambda c: c.field == WHOLE_SCHEMA)
 
 
 def _parsed_defaults(schema_text: str | None) -> dict[str, str]:

@@ -322,13 +322,15 @@ def check_headers(scope: Scope) -> None:
 
 
 ErrorRenderer = Callable[[Exception], Any]
+#: The portal's error page for a request refused before any route ran.
+PageRenderer = Callable[[Scope, Exception], Any]
 
 
 def refusal(
     scope: Scope,
     exc: Exception,
     render: ErrorRenderer,
-    render_page: Callable[[Scope, Exception], Any] | None,
+    render_page: PageRenderer | None,
 ) -> Any:
     """The answer to a request refused before any route ran: the portal's error page for a
     portal page (a browser posting a form gets a page, not the API's JSON), else the API's
@@ -375,7 +377,7 @@ class BodyGuard:
         app: ASGIApp,
         limits: Callable[[], EdgeLimits],
         render: ErrorRenderer,
-        render_page: Callable[[Scope, Exception], Any] | None = None,
+        render_page: PageRenderer | None = None,
     ) -> None:
         self.app = app
         self.limits = limits

@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mesh_stream.errors import RegistryError, RegistryUnavailableError
 from mesh_stream.http_failures import failure_words
 from mesh_stream.registry.service.context import authenticate
-from mesh_stream.registry.service.edge import refusal
+from mesh_stream.registry.service.edge import PageRenderer, refusal
 from mesh_stream.registry.service.store import (
     CATCH_UP_SECONDS,
     CatchingUpStore,
@@ -64,7 +64,6 @@ HOP_BY_HOP = frozenset(
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 ErrorRenderer = Callable[[Exception], Response]
-PageRenderer = Callable[[Scope, Exception], Response]
 
 
 def is_write(method: str, path: str) -> bool:
